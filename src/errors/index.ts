@@ -1,0 +1,118 @@
+/**
+ * Herald's one error hierarchy. Every error carries a machine-readable `code`,
+ * a `retriable` flag that retry loops read (never the message text), optional
+ * structured `context`, and the underlying vendor error as `cause`.
+ *
+ * @example
+ * throw new ExpectedRevisionConflictError({ stream: 'selector-1', expected: 3, actual: 4 })
+ */
+export type ErrorContext = Readonly<Record<string, unknown>>
+
+export interface HeraldErrorOptions {
+  readonly context?: ErrorContext
+  readonly cause?: unknown
+  readonly retriable?: boolean
+}
+
+export class HeraldError extends Error {
+  readonly code: string
+  readonly retriable: boolean
+  readonly context: ErrorContext
+
+  constructor(code: string, message: string, options: HeraldErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = new.target.name
+    this.code = code
+    this.retriable = options.retriable ?? false
+    this.context = options.context ?? {}
+  }
+}
+
+/** One problem with one field of some input, named by its path (`data.severity`, `port`). */
+export interface FieldIssue {
+  readonly path: string
+  readonly message: string
+}
+
+/** Input that does not satisfy its contract. Never retriable: the same input fails again. */
+export class ValidationError extends HeraldError {
+  readonly issues: readonly FieldIssue[]
+
+  constructor(message: string, issues: readonly FieldIssue[], options: HeraldErrorOptions = {}) {
+    super('validation_failed', message, { ...options, retriable: false })
+    this.issues = issues
+  }
+}
+
+/** The configuration file or environment holds bad keys; the process must not start. */
+export class ConfigError extends HeraldError {
+  readonly issues: readonly FieldIssue[]
+
+  constructor(issues: readonly FieldIssue[]) {
+    super(
+      'config_invalid',
+      `invalid configuration:\n${issues.map((i) => `  - ${i.path}: ${i.message}`).join('\n')}`,
+    )
+    this.issues = issues
+  }
+}
+
+/** An append whose expected revision did not match the stream's actual revision. */
+export class ExpectedRevisionConflictError extends HeraldError {
+  constructor(context: { stream: string; expected: string | number; actual: string | number }) {
+    super(
+      'expected_revision_conflict',
+      `stream ${context.stream}: expected revision ${context.expected}, actual ${context.actual}`,
+      { context },
+    )
+  }
+}
+
+/** A store, log or warehouse could not be reached or failed transiently. */
+export class UnavailableError extends HeraldError {
+  constructor(message: string, options: HeraldErrorOptions = {}) {
+    super('unavailable', message, { retriable: true, ...options })
+  }
+}
+
+/** A port was used after it was closed: a programming error, never retried. */
+export class ClosedError extends HeraldError {
+  constructor(what: string) {
+    super('closed', `${what} is closed`)
+  }
+}
+
+/** A query or command the warehouse rejected (bad SQL, unknown table). */
+export class WarehouseError extends HeraldError {
+  constructor(message: string, options: HeraldErrorOptions = {}) {
+    super('warehouse_error', message, options)
+  }
+}
+
+export class NotFoundError extends HeraldError {
+  constructor(message: string, context: ErrorContext = {}) {
+    super('not_found', message, { context })
+  }
+}
+
+export class UnauthorizedError extends HeraldError {
+  constructor(message = 'a valid bearer token is required') {
+    super('unauthorized', message)
+  }
+}
+
+export class ForbiddenError extends HeraldError {
+  constructor(message = 'this token may not perform this action') {
+    super('forbidden', message)
+  }
+}
+
+export const isHeraldError = (error: unknown): error is HeraldError => error instanceof HeraldError
+
+export const isRetriable = (error: unknown): boolean => isHeraldError(error) && error.retriable
+
+export const isValidationError = (error: unknown): error is ValidationError =>
+  error instanceof ValidationError
+
+export const isExpectedRevisionConflict = (error: unknown): error is ExpectedRevisionConflictError =>
+  error instanceof ExpectedRevisionConflictError

@@ -1,0 +1,85 @@
+/**
+ * EventLog: Herald's port to a partitioned, replayable log (Kafka, or SQLite when embedded).
+ *
+ * Topics have a fixed number of partitions; a message's partition is chosen by the murmur2
+ * hash of its key, as Kafka's Java client does, so the same key always lands in the same
+ * partition and keeps its order. Consumers join a group; each partition is read by one member
+ * of a group at a time; a batch's offsets are committed only after its handler resolved
+ * (at-least-once). A new group starts at the earliest offset, so nothing is ever missed.
+ *
+ * @example
+ * await log.createTopics([{ topic: 'engine.events', partitions: 3 }])
+ * await log.publish('engine.events', [{ key: 'acme', value: Buffer.from('{}') }])
+ * const consumer = await log.consume({ groupId: 'router', topics: ['engine.events'] }, async (batch) => {
+ *   for (const m of batch.messages) handle(m)
+ * })
+ * await consumer.stop() // finishes the in-flight batch and commits it
+ */
+export interface TopicSpec {
+  readonly topic: string
+  readonly partitions: number
+}
+
+export type Headers = Readonly<Record<string, string>>
+
+export interface OutgoingMessage {
+  /** Partitioning key; messages without a key are spread round-robin. */
+  readonly key: string | null
+  readonly value: Uint8Array
+  readonly headers?: Headers
+}
+
+export interface LogMessage {
+  readonly topic: string
+  readonly partition: number
+  /** Position in its partition, from 0. Numbers are exact up to 2^53. */
+  readonly offset: number
+  readonly key: string | null
+  readonly value: Uint8Array
+  readonly headers: Headers
+  /** Append time, milliseconds since the epoch. */
+  readonly timestamp: number
+}
+
+export interface PublishedPosition {
+  readonly topic: string
+  readonly partition: number
+  readonly offset: number
+}
+
+/** A run of messages from one partition, in offset order. */
+export interface Batch {
+  readonly topic: string
+  readonly partition: number
+  readonly messages: readonly LogMessage[]
+}
+
+/**
+ * Handles one batch. Resolving commits the batch's offsets; rejecting leaves them
+ * uncommitted and the same messages are delivered again after a back-off.
+ */
+export type BatchHandler = (batch: Batch) => Promise<void>
+
+export interface ConsumeOptions {
+  readonly groupId: string
+  readonly topics: readonly string[]
+  /** Upper bound on messages per batch (default 500). */
+  readonly maxBatchSize?: number
+}
+
+export interface Consumer {
+  /** Stops fetching, lets the in-flight batch finish and commit, then leaves the group. */
+  stop(): Promise<void>
+}
+
+export interface EventLog {
+  /** Creates the topics that do not exist yet; existing topics are left as they are. */
+  createTopics(topics: readonly TopicSpec[]): Promise<void>
+  /** Appends durably: when the promise resolves, the messages survive a crash. */
+  publish(topic: string, messages: readonly OutgoingMessage[]): Promise<readonly PublishedPosition[]>
+  consume(options: ConsumeOptions, handler: BatchHandler): Promise<Consumer>
+  /** Reports whether the log is reachable, for `/ready`. */
+  ping(): Promise<void>
+  /** Stops every consumer of this instance, then releases the connection. */
+  close(): Promise<void>
+}

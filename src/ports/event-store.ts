@@ -1,0 +1,86 @@
+import type { Observable } from 'rxjs'
+
+/**
+ * EventStore: Herald's port to an event-sourcing store (KurrentDB, or SQLite when embedded).
+ *
+ * Streams are named sequences of events with revisions from 0; every event also has a global
+ * position, increasing across all streams. Appends are atomic per call and guarded by an
+ * expected revision; an append whose event ids were already appended to that stream (with the
+ * same expected revision, or `any`) succeeds without writing them twice.
+ *
+ * @example
+ * const r = await store.append('config-42', [{ id, type: 'ConfigurationCreated', data }], {
+ *   expectedRevision: 'no_stream',
+ * })
+ * const events = await store.readStream('config-42')
+ * store.subscribeToAll({ after: checkpoint }).subscribe((e) => index.apply(e))
+ */
+export type JsonValue =
+  | null
+  | boolean
+  | number
+  | string
+  | readonly JsonValue[]
+  | { readonly [key: string]: JsonValue }
+
+export type JsonObject = { readonly [key: string]: JsonValue }
+
+/** `no_stream`: the stream must not exist; `stream_exists`: it must; `any`: no check; n: exact. */
+export type ExpectedRevision = 'no_stream' | 'stream_exists' | 'any' | number
+
+export interface EventData {
+  /** Unique per stream; the idempotency key of the append. */
+  readonly id: string
+  readonly type: string
+  readonly data: JsonObject
+  readonly metadata?: JsonObject
+}
+
+export interface RecordedEvent {
+  readonly stream: string
+  readonly id: string
+  readonly type: string
+  readonly data: JsonObject
+  readonly metadata: JsonObject
+  /** Position in its stream, from 0. */
+  readonly revision: number
+  /** Position across all streams; strictly increasing in append order. */
+  readonly position: number
+  /** Append time, milliseconds since the epoch. */
+  readonly recordedAt: number
+}
+
+export interface AppendOptions {
+  readonly expectedRevision?: ExpectedRevision
+}
+
+export interface AppendResult {
+  /** The stream's revision after the append: pass it as the next `expectedRevision`. */
+  readonly nextExpectedRevision: number
+  /** Global position of the last event of the stream after the append. */
+  readonly position: number
+}
+
+export interface ReadStreamOptions {
+  readonly fromRevision?: number
+  readonly maxCount?: number
+}
+
+export interface SubscribeOptions {
+  /** Checkpoint: deliver events whose position is greater than this; from the start if absent. */
+  readonly after?: number
+}
+
+export interface EventStore {
+  /** Throws ExpectedRevisionConflictError when the expected revision does not hold. */
+  append(stream: string, events: readonly EventData[], options?: AppendOptions): Promise<AppendResult>
+  /** The stream's events in revision order; an empty array when the stream does not exist. */
+  readStream(stream: string, options?: ReadStreamOptions): Promise<readonly RecordedEvent[]>
+  /**
+   * Catch-up subscription to every stream: past events after the checkpoint, then live ones,
+   * in position order, each once. Unsubscribing stops it.
+   */
+  subscribeToAll(options?: SubscribeOptions): Observable<RecordedEvent>
+  ping(): Promise<void>
+  close(): Promise<void>
+}
