@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { decodeCloudEvent, decodeCloudEventBatch } from './cloudevent.ts'
+
+const valid = {
+  specversion: '1.0',
+  id: 'evt-1',
+  source: '/engine/analyzer',
+  type: 'user.image.analysis.completed',
+  account: 'acme',
+  time: '2026-11-22T10:00:00.123Z',
+  level: 'info',
+  data: { digest: 'sha256:abc' },
+}
+
+describe('decodeCloudEvent', () => {
+  it('accepts a valid structured event with Herald extensions', () => {
+    const decoded = decodeCloudEvent(valid)
+    assert.ok(decoded.ok)
+    assert.equal(decoded.value.account, 'acme')
+  })
+
+  it('names every bad field at once', () => {
+    const decoded = decodeCloudEvent({ ...valid, specversion: '0.3', id: '', level: 'fatal', time: 'yesterday', account: undefined })
+    assert.ok(!decoded.ok)
+    assert.deepEqual(
+      decoded.issues.map((i) => i.path).sort(),
+      ['account', 'id', 'level', 'specversion', 'time'],
+    )
+    const level = decoded.issues.find((i) => i.path === 'level')
+    assert.match(level?.message ?? '', /info, warning, error/)
+  })
+
+  it('rejects non-objects', () => {
+    for (const input of [null, 42, 'x', [valid]]) {
+      const decoded = decodeCloudEvent(input)
+      assert.ok(!decoded.ok)
+      assert.equal(decoded.issues[0]?.path, '(root)')
+    }
+  })
+})
+
+describe('decodeCloudEventBatch', () => {
+  it('prefixes issues with the index of the bad event', () => {
+    const decoded = decodeCloudEventBatch([valid, { ...valid, id: 'evt-2', type: 7 }])
+    assert.ok(!decoded.ok)
+    assert.deepEqual(decoded.issues, [{ path: '[1].type', message: 'must be a non-empty string' }])
+  })
+
+  it('rejects a repeated id within one batch', () => {
+    const decoded = decodeCloudEventBatch([valid, valid])
+    assert.ok(!decoded.ok)
+    assert.equal(decoded.issues[0]?.path, '[1].id')
+  })
+
+  it('accepts a valid batch', () => {
+    const decoded = decodeCloudEventBatch([valid, { ...valid, id: 'evt-2' }])
+    assert.ok(decoded.ok)
+    assert.equal(decoded.value.length, 2)
+  })
+})

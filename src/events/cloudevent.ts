@@ -1,0 +1,102 @@
+import { isLeft } from 'fp-ts/lib/Either.js'
+import * as t from 'io-ts'
+import type { FieldIssue } from '../errors/index.ts'
+import { toFieldIssues } from './io-ts-issues.ts'
+
+const withMessage = <C extends t.Any>(codec: C, message: (u: unknown) => string, name = codec.name) =>
+  new t.Type<t.TypeOf<C>, t.OutputOf<C>, unknown>(
+    name,
+    codec.is,
+    (u, c) => {
+      const result = codec.validate(u, c)
+      return isLeft(result) ? t.failure(u, c, message(u)) : result
+    },
+    codec.encode,
+  )
+
+const NonEmptyString = withMessage(
+  t.refinement(t.string, (s) => s.trim().length > 0, 'NonEmptyString'),
+  (u) => (typeof u === 'string' ? 'must not be empty' : 'must be a non-empty string'),
+)
+
+// RFC 3339 as CloudEvents requires: date, time, optional fraction, and a zone.
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i
+const Timestamp = withMessage(
+  t.refinement(t.string, (s) => RFC3339.test(s) && !Number.isNaN(Date.parse(s)), 'Timestamp'),
+  () => 'must be an RFC 3339 timestamp such as 2026-11-22T10:00:00Z',
+)
+
+export const Level = withMessage(
+  t.keyof({ info: null, warning: null, error: null }),
+  () => 'must be one of info, warning, error',
+  'Level',
+)
+export type Level = t.TypeOf<typeof Level>
+
+const SpecVersion = withMessage(t.literal('1.0'), () => 'must be "1.0"', 'SpecVersion')
+
+/**
+ * The CloudEvents 1.0 envelope with Herald's extensions. `account` (the tenant) is required:
+ * without it an event cannot be routed or reported. `id` is the idempotency key downstream.
+ */
+export const CloudEvent = t.intersection([
+  t.type({
+    specversion: SpecVersion,
+    id: NonEmptyString,
+    source: NonEmptyString,
+    type: NonEmptyString,
+    account: NonEmptyString,
+  }),
+  t.partial({
+    subject: t.string,
+    time: Timestamp,
+    datacontenttype: t.string,
+    dataschema: t.string,
+    data: t.unknown,
+    level: Level,
+    resourcetype: t.string,
+    subtype: t.string,
+  }),
+])
+export type CloudEvent = t.TypeOf<typeof CloudEvent>
+
+const MAX_ID_LENGTH = 256
+
+export type Decoded<A> = { readonly ok: true; readonly value: A } | { readonly ok: false; readonly issues: FieldIssue[] }
+
+/** Validates one structured-mode CloudEvent; `prefix` names its place in a batch. */
+export const decodeCloudEvent = (input: unknown, prefix = ''): Decoded<CloudEvent> => {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    return { ok: false, issues: [{ path: prefix || '(root)', message: 'must be a JSON object' }] }
+  }
+  const result = CloudEvent.decode(input)
+  if (isLeft(result)) return { ok: false, issues: toFieldIssues(result.left, prefix) }
+  const event = result.right
+  const issues: FieldIssue[] = []
+  const at = (key: string) => (prefix === '' ? key : `${prefix}.${key}`)
+  if (event.id.length > MAX_ID_LENGTH)
+    issues.push({ path: at('id'), message: `must be at most ${MAX_ID_LENGTH} characters` })
+  if ('data_base64' in input)
+    issues.push({ path: at('data_base64'), message: 'binary data is not accepted; send JSON in data' })
+  return issues.length > 0 ? { ok: false, issues } : { ok: true, value: event }
+}
+
+/** Validates a batch: every event, every bad field reported, all or nothing. */
+export const decodeCloudEventBatch = (input: unknown): Decoded<CloudEvent[]> => {
+  if (!Array.isArray(input)) return { ok: false, issues: [{ path: '(root)', message: 'must be a JSON array' }] }
+  const events: CloudEvent[] = []
+  const issues: FieldIssue[] = []
+  const seen = new Set<string>()
+  input.forEach((item, i) => {
+    const decoded = decodeCloudEvent(item, `[${i}]`)
+    if (!decoded.ok) {
+      issues.push(...decoded.issues)
+      return
+    }
+    const key = `${decoded.value.source}\u0000${decoded.value.id}`
+    if (seen.has(key)) issues.push({ path: `[${i}].id`, message: 'repeats the id of an earlier event in the batch' })
+    seen.add(key)
+    events.push(decoded.value)
+  })
+  return issues.length > 0 ? { ok: false, issues } : { ok: true, value: events }
+}

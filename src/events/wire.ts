@@ -1,0 +1,28 @@
+import type { FieldIssue } from '../errors/index.ts'
+import type { LogMessage, OutgoingMessage } from '../ports/event-log.ts'
+import { type CloudEvent, type Decoded, decodeCloudEvent } from './cloudevent.ts'
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder('utf-8', { fatal: true })
+
+/**
+ * Puts an event on the log in CloudEvents' Kafka structured mode, keyed by account so one
+ * account's events keep their order.
+ */
+export const encodeLogEvent = (event: CloudEvent): OutgoingMessage => ({
+  key: event.account,
+  value: encoder.encode(JSON.stringify(event)),
+  headers: { 'content-type': 'application/cloudevents+json; charset=utf-8' },
+})
+
+/** Reads a structured-mode event back; undecodable bytes become issues, never exceptions. */
+export const decodeLogEvent = (message: LogMessage): Decoded<CloudEvent> => {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(decoder.decode(message.value))
+  } catch (error) {
+    const issue: FieldIssue = { path: '(value)', message: `not UTF-8 JSON: ${(error as Error).message}` }
+    return { ok: false, issues: [issue] }
+  }
+  return decodeCloudEvent(parsed)
+}
