@@ -1,0 +1,46 @@
+import { HeraldError, UnavailableError } from '../../errors/index.ts'
+
+// Primary result codes (https://sqlite.org/rescode.html) that another attempt can clear:
+// a lock held by another connection or process, or an I/O hiccup.
+const TRANSIENT = new Map<number, string>([
+  [5, 'SQLITE_BUSY'],
+  [6, 'SQLITE_LOCKED'],
+  [10, 'SQLITE_IOERR'],
+  [13, 'SQLITE_FULL'],
+  [14, 'SQLITE_CANTOPEN'],
+  [15, 'SQLITE_PROTOCOL'],
+])
+
+interface SqliteError extends Error {
+  readonly code: 'ERR_SQLITE_ERROR'
+  readonly errcode: number
+  readonly errstr: string
+}
+
+const isSqliteError = (error: unknown): error is SqliteError =>
+  error instanceof Error && (error as { code?: unknown }).code === 'ERR_SQLITE_ERROR'
+
+/**
+ * Maps node:sqlite's errors to Herald's at the adapter's edge, deciding retriability from the
+ * result code (never the message). Herald's own errors pass through untouched.
+ *
+ * @example
+ * try { db.exec('BEGIN IMMEDIATE') } catch (e) { throw translateSqliteError(e, 'append') }
+ */
+export const translateSqliteError = (error: unknown, operation: string): Error => {
+  // Anything else (Herald's own errors, a TypeError from a bug) is not the vendor's to translate.
+  if (!isSqliteError(error)) return error instanceof Error ? error : new Error(String(error))
+  const primary = error.errcode & 0xff
+  const context = { operation, sqliteCode: error.errcode }
+  const name = TRANSIENT.get(primary)
+  if (name !== undefined) {
+    return new UnavailableError(`event store ${operation}: ${name} (${error.message})`, {
+      cause: error,
+      context,
+    })
+  }
+  return new HeraldError('event_store_failed', `event store ${operation}: ${error.message}`, {
+    cause: error,
+    context,
+  })
+}

@@ -1,0 +1,327 @@
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { DatabaseSync, type StatementSync } from 'node:sqlite'
+import { Observable } from 'rxjs'
+import {
+  ClosedError,
+  ExpectedRevisionConflictError,
+  isRetriable,
+  ValidationError,
+} from '../../errors/index.ts'
+import type {
+  AppendOptions,
+  AppendResult,
+  EventData,
+  EventStore,
+  ExpectedRevision,
+  JsonObject,
+  ReadStreamOptions,
+  RecordedEvent,
+  SubscribeOptions,
+} from '../../ports/index.ts'
+import { type CatchUp, startCatchUp } from './catch-up.ts'
+import { type EventRow, PRAGMAS, SCHEMA, SQL } from './schema.ts'
+import { translateSqliteError } from './sqlite-errors.ts'
+import { validateAppend, validateReadAll, validateReadStream, validateSubscribe } from './validate.ts'
+
+export interface SqliteEventStoreOptions {
+  /** Database file, created with its folder when missing; `:memory:` for a throwaway store. */
+  readonly path: string
+  /** How often live subscriptions look for appends made by other processes. Default 250. */
+  readonly pollIntervalMs?: number
+  /** How long an append waits for another process's write lock before failing retriably. Default 5000. */
+  readonly busyTimeoutMs?: number
+  /** Events per catch-up read; the event loop gets a turn between pages. Default 500. */
+  readonly pageSize?: number
+  /** Milliseconds since the epoch, stamped on events as `recordedAt`. Default `Date.now`. */
+  readonly clock?: () => number
+}
+
+export interface ReadAllOptions {
+  /** Position checkpoint: events after it. From the start if absent. */
+  readonly after?: number
+  readonly maxCount?: number
+}
+
+/** The EventStore port plus what only this adapter offers. */
+export interface SqliteEventStore extends EventStore {
+  /** Events of every stream in position order: what a subscription's catch-up reads. */
+  readAll(options?: ReadAllOptions): Promise<readonly RecordedEvent[]>
+}
+
+const defaults = {
+  pollIntervalMs: 250,
+  busyTimeoutMs: 5000,
+  pageSize: 500,
+  clock: Date.now,
+} satisfies Omit<SqliteEventStoreOptions, 'path'>
+
+interface Placement {
+  readonly revision: number
+  readonly position: number
+}
+
+const toRecorded = (row: EventRow): RecordedEvent => ({
+  stream: row.stream,
+  id: row.id,
+  type: row.type,
+  data: JSON.parse(row.data) as JsonObject,
+  metadata: JSON.parse(row.metadata) as JsonObject,
+  revision: row.revision,
+  position: row.position,
+  recordedAt: row.recorded_at,
+})
+
+const holds = (expected: ExpectedRevision, actual: number | undefined): boolean => {
+  switch (expected) {
+    case 'any':
+      return true
+    case 'no_stream':
+      return actual === undefined
+    case 'stream_exists':
+      return actual !== undefined
+    default:
+      return actual === expected
+  }
+}
+
+/**
+ * The events were all written before, contiguously and in this order, by an append that had
+ * this same expectation (it would have succeeded right where they are): that is a retry, and
+ * its original result is the answer. Anything else is not a retry.
+ */
+const originalAppend = (
+  found: readonly (Placement | undefined)[],
+  expected: ExpectedRevision,
+): AppendResult | undefined => {
+  const first = found[0]
+  const last = found[found.length - 1]
+  if (first === undefined || last === undefined) return undefined
+  if (!found.every((f, i) => f !== undefined && f.revision === first.revision + i)) return undefined
+  const sameExpectation =
+    expected === 'any' ||
+    (expected === 'no_stream' && first.revision === 0) ||
+    (expected === 'stream_exists' && first.revision > 0) ||
+    expected === first.revision - 1
+  return sameExpectation ? { nextExpectedRevision: last.revision, position: last.position } : undefined
+}
+
+type Statements = Record<keyof typeof SQL, StatementSync>
+
+const openDatabase = (path: string, busyTimeoutMs: number): { db: DatabaseSync; statements: Statements } => {
+  if (path !== ':memory:' && !path.startsWith('file:')) mkdirSync(dirname(path), { recursive: true })
+  let db: DatabaseSync | undefined
+  try {
+    db = new DatabaseSync(path, { timeout: busyTimeoutMs })
+    db.exec(PRAGMAS)
+    db.exec(SCHEMA)
+    const open = db
+    const statements = Object.fromEntries(
+      Object.entries(SQL).map(([name, sql]) => [name, open.prepare(sql)]),
+    ) as Statements
+    return { db, statements }
+  } catch (error) {
+    if (db?.isOpen) db.close()
+    throw translateSqliteError(error, 'open')
+  }
+}
+
+/**
+ * An EventStore in one SQLite file through `node:sqlite`: the embedded default. Several
+ * processes may share the file; each sees the others' appends in its subscriptions within
+ * `pollIntervalMs`, and its own at once.
+ *
+ * Calls run synchronously on the event loop (node:sqlite has no async API); an append that
+ * waits for another process's write lock blocks this process for up to `busyTimeoutMs`.
+ *
+ * @example
+ * const store = createSqliteEventStore({ path: 'data/events.sqlite' })
+ * await store.append('selector-1', [{ id: randomUUID(), type: 'SelectorCreated', data: {} }], {
+ *   expectedRevision: 'no_stream',
+ * })
+ * store.subscribeToAll({ after: checkpoint }).subscribe((event) => index.apply(event))
+ * await store.close()
+ */
+export const createSqliteEventStore = (options: SqliteEventStoreOptions): SqliteEventStore => {
+  const { path, pollIntervalMs, busyTimeoutMs, pageSize, clock } = { ...defaults, ...options }
+  const { db, statements } = openDatabase(path, busyTimeoutMs)
+
+  let closed = false
+  const live = new Set<CatchUp>()
+  let poller: NodeJS.Timeout | undefined
+  let dataVersion: unknown
+
+  const assertOpen = (): void => {
+    if (closed) throw new ClosedError('sqlite event store')
+  }
+
+  const readAllSync = (after: number, limit: number): RecordedEvent[] => {
+    try {
+      return (statements.readAll.all(after, limit) as unknown as EventRow[]).map(toRecorded)
+    } catch (error) {
+      throw translateSqliteError(error, 'readAll')
+    }
+  }
+
+  const poll = (): void => {
+    let version: unknown
+    try {
+      version = statements.dataVersion.get()?.data_version
+    } catch (error) {
+      const translated = translateSqliteError(error, 'poll')
+      if (isRetriable(translated)) return
+      for (const catchUp of [...live]) catchUp.fail(translated)
+      return
+    }
+    if (version === dataVersion) return
+    dataVersion = version
+    for (const catchUp of live) catchUp.wake()
+  }
+
+  // One timer for all subscriptions, running only while there are some, so an idle store
+  // keeps no handle open and lets the process exit.
+  const updatePoller = (): void => {
+    if (live.size > 0 && poller === undefined && !closed) {
+      // Unknown until the first tick, which therefore wakes everyone: harmless, and it covers
+      // writes by others between a subscription's first read and the first tick.
+      dataVersion = undefined
+      poller = setInterval(poll, pollIntervalMs)
+    } else if (live.size === 0 && poller !== undefined) {
+      clearInterval(poller)
+      poller = undefined
+    }
+  }
+
+  const appendInTransaction = (
+    stream: string,
+    events: readonly EventData[],
+    expected: ExpectedRevision,
+    recordedAt: number,
+  ): { readonly result: AppendResult; readonly written: boolean } => {
+    const found = events.map((e) => statements.byId.get(stream, e.id) as Placement | undefined)
+    const original = originalAppend(found, expected)
+    if (original !== undefined) return { result: original, written: false }
+
+    const head = statements.head.get(stream) as Placement | undefined
+    if (!holds(expected, head?.revision)) {
+      throw new ExpectedRevisionConflictError({ stream, expected, actual: head?.revision ?? 'no_stream' })
+    }
+    const reused = found.flatMap((f, i) =>
+      f === undefined
+        ? []
+        : [{ path: `events[${i}].id`, message: `already appended to ${stream} at revision ${f.revision}` }],
+    )
+    if (reused.length > 0) {
+      throw new ValidationError(
+        `append to ${stream}: ${reused.length} of ${events.length} event ids are already in the stream ` +
+          `(${reused.map((r) => r.path).join(', ')}); a retry must resend the same events with the same expected revision`,
+        reused,
+      )
+    }
+
+    let revision = head?.revision ?? -1
+    let position = 0
+    for (const event of events) {
+      revision += 1
+      const { lastInsertRowid } = statements.insert.run(
+        stream,
+        revision,
+        event.id,
+        event.type,
+        JSON.stringify(event.data),
+        JSON.stringify(event.metadata ?? {}),
+        recordedAt,
+      )
+      position = Number(lastInsertRowid)
+    }
+    return { result: { nextExpectedRevision: revision, position }, written: true }
+  }
+
+  const append = async (
+    stream: string,
+    events: readonly EventData[],
+    options: AppendOptions = {},
+  ): Promise<AppendResult> => {
+    assertOpen()
+    validateAppend(stream, events, options)
+    const expected = options.expectedRevision ?? 'any'
+    const recordedAt = clock()
+    let outcome: ReturnType<typeof appendInTransaction>
+    try {
+      // IMMEDIATE takes the write lock before reading the head, so no other process can
+      // append between our check and our write.
+      db.exec('BEGIN IMMEDIATE')
+      outcome = appendInTransaction(stream, events, expected, recordedAt)
+      db.exec(outcome.written ? 'COMMIT' : 'ROLLBACK')
+    } catch (error) {
+      if (db.isTransaction) db.exec('ROLLBACK')
+      throw translateSqliteError(error, 'append')
+    }
+    // Only after COMMIT: a subscriber must never see an event that could still roll back.
+    if (outcome.written) for (const catchUp of live) catchUp.wake()
+    return outcome.result
+  }
+
+  const readStream = async (
+    stream: string,
+    options: ReadStreamOptions = {},
+  ): Promise<readonly RecordedEvent[]> => {
+    assertOpen()
+    validateReadStream(stream, options)
+    try {
+      const rows = statements.readStream.all(stream, options.fromRevision ?? 0, options.maxCount ?? -1)
+      return (rows as unknown as EventRow[]).map(toRecorded)
+    } catch (error) {
+      throw translateSqliteError(error, 'readStream')
+    }
+  }
+
+  const readAll = async (options: ReadAllOptions = {}): Promise<readonly RecordedEvent[]> => {
+    assertOpen()
+    validateReadAll(options)
+    return readAllSync(options.after ?? 0, options.maxCount ?? -1)
+  }
+
+  const subscribeToAll = (options: SubscribeOptions = {}): Observable<RecordedEvent> =>
+    new Observable<RecordedEvent>((subscriber) => {
+      if (closed) {
+        subscriber.error(new ClosedError('sqlite event store'))
+        return undefined
+      }
+      validateSubscribe(options)
+      const catchUp = startCatchUp({
+        subscriber,
+        after: options.after ?? 0,
+        pageSize,
+        readPage: readAllSync,
+        onStop: () => {
+          live.delete(catchUp)
+          updatePoller()
+        },
+      })
+      live.add(catchUp)
+      updatePoller()
+      catchUp.wake()
+      return catchUp.stop
+    })
+
+  const ping = async (): Promise<void> => {
+    assertOpen()
+    try {
+      statements.ping.get()
+    } catch (error) {
+      throw translateSqliteError(error, 'ping')
+    }
+  }
+
+  const close = async (): Promise<void> => {
+    if (closed) return
+    closed = true
+    for (const catchUp of [...live]) catchUp.complete()
+    if (poller !== undefined) clearInterval(poller)
+    poller = undefined
+    db.close()
+  }
+
+  return { append, readStream, readAll, subscribeToAll, ping, close }
+}

@@ -1,0 +1,47 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { isValidationError } from '../../errors/index.ts'
+import type { EventData } from '../../ports/index.ts'
+import { validateAppend } from './validate.ts'
+
+const issuesOf = (events: unknown): readonly { path: string; message: string }[] => {
+  try {
+    validateAppend('stream', events, {})
+  } catch (error) {
+    assert.ok(isValidationError(error))
+    return error.issues
+  }
+  return []
+}
+
+describe('validateAppend', () => {
+  it('accepts JSON objects, including ones without a prototype', () => {
+    const data = Object.assign(Object.create(null) as object, { a: [1, { b: null }], c: 'x', d: true })
+    assert.deepEqual(issuesOf([{ id: 'e1', type: 't', data, metadata: { m: 1 } } satisfies EventData]), [])
+  })
+
+  it('names the path of every value JSON would lose', () => {
+    const paths = issuesOf([
+      {
+        id: 'e1',
+        type: 't',
+        data: { nested: { list: [1, Number.POSITIVE_INFINITY, new Map()] }, gone: undefined },
+      },
+    ]).map((i) => i.path)
+    assert.deepEqual(paths, [
+      'events[0].data.nested.list[1]',
+      'events[0].data.nested.list[2]',
+      'events[0].data.gone',
+    ])
+  })
+
+  it('does not mistake an object shared by two keys for a cycle', () => {
+    const shared = { x: 1 }
+    assert.deepEqual(issuesOf([{ id: 'e1', type: 't', data: { a: shared, b: shared } }]), [])
+  })
+
+  it('caps the number of issues it reports', () => {
+    const events = Array.from({ length: 50 }, () => ({ id: '', type: '', data: null }))
+    assert.equal(issuesOf(events).length, 20)
+  })
+})

@@ -1,0 +1,160 @@
+import { type FieldIssue, ValidationError } from '../../errors/index.ts'
+import type {
+  AppendOptions,
+  EventData,
+  ExpectedRevision,
+  ReadStreamOptions,
+  SubscribeOptions,
+} from '../../ports/index.ts'
+
+// Enough to show a caller what is wrong without flooding a log with a huge bad payload.
+const MAX_ISSUES = 20
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> => {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
+
+const isNonNegativeInteger = (value: unknown): value is number =>
+  Number.isSafeInteger(value) && Number(value) >= 0
+
+/**
+ * Collects why a value would not survive a JSON round trip unchanged. JSON.stringify does not
+ * throw on most of these, it silently drops or rewrites them (undefined, NaN, Date, Map), so a
+ * stored event would differ from the appended one.
+ */
+const collectJsonIssues = (value: unknown, path: string, issues: FieldIssue[], ancestors: object[]): void => {
+  if (issues.length >= MAX_ISSUES) return
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) issues.push({ path, message: `${value} is not a JSON number` })
+    return
+  }
+  if (typeof value !== 'object') {
+    issues.push({ path, message: `a ${typeof value} is not a JSON value` })
+    return
+  }
+  if (ancestors.includes(value)) {
+    issues.push({ path, message: 'circular reference' })
+    return
+  }
+  if (Array.isArray(value)) {
+    ancestors.push(value)
+    for (let i = 0; i < value.length; i++) {
+      if (!(i in value)) issues.push({ path: `${path}[${i}]`, message: 'sparse array hole' })
+      else collectJsonIssues(value[i], `${path}[${i}]`, issues, ancestors)
+    }
+    ancestors.pop()
+    return
+  }
+  if (!isPlainObject(value)) {
+    issues.push({ path, message: `a ${value.constructor?.name ?? 'non-plain'} object is not a JSON object` })
+    return
+  }
+  ancestors.push(value)
+  for (const [key, child] of Object.entries(value))
+    collectJsonIssues(child, `${path}.${key}`, issues, ancestors)
+  ancestors.pop()
+}
+
+const collectObjectIssues = (value: unknown, path: string, issues: FieldIssue[]): void => {
+  if (!isPlainObject(value)) {
+    issues.push({ path, message: 'must be a JSON object' })
+    return
+  }
+  collectJsonIssues(value, path, issues, [])
+}
+
+const streamIssues = (stream: unknown): FieldIssue[] =>
+  typeof stream === 'string' && stream.length > 0
+    ? []
+    : [{ path: 'stream', message: 'must be a non-empty string' }]
+
+const isExpectedRevision = (value: unknown): value is ExpectedRevision =>
+  value === 'no_stream' || value === 'stream_exists' || value === 'any' || isNonNegativeInteger(value)
+
+const fail = (what: string, issues: readonly FieldIssue[]): never => {
+  throw new ValidationError(
+    `invalid ${what}: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`,
+    issues,
+  )
+}
+
+const collectEventIssues = (
+  event: unknown,
+  path: string,
+  seenIds: Map<string, string>,
+  issues: FieldIssue[],
+): void => {
+  if (!isPlainObject(event)) {
+    issues.push({ path, message: 'must be an object' })
+    return
+  }
+  const { id, type, data, metadata } = event as Partial<Record<keyof EventData, unknown>>
+  if (typeof id !== 'string' || id.length === 0) {
+    issues.push({ path: `${path}.id`, message: 'must be a non-empty string' })
+  } else if (seenIds.has(id)) {
+    issues.push({ path: `${path}.id`, message: `repeats ${seenIds.get(id)}.id` })
+  } else {
+    seenIds.set(id, path)
+  }
+  if (typeof type !== 'string' || type.length === 0) {
+    issues.push({ path: `${path}.type`, message: 'must be a non-empty string' })
+  }
+  collectObjectIssues(data, `${path}.data`, issues)
+  if (metadata !== undefined) collectObjectIssues(metadata, `${path}.metadata`, issues)
+}
+
+/** Checks an append's arguments as they arrive at runtime, where the static types may have been bypassed. */
+export const validateAppend = (
+  stream: unknown,
+  events: unknown,
+  options: AppendOptions | undefined,
+): void => {
+  const issues = streamIssues(stream)
+  const expected = options?.expectedRevision
+  if (expected !== undefined && !isExpectedRevision(expected)) {
+    issues.push({
+      path: 'expectedRevision',
+      message: "must be 'no_stream', 'stream_exists', 'any' or a non-negative integer",
+    })
+  }
+  if (!Array.isArray(events) || events.length === 0) {
+    issues.push({ path: 'events', message: 'must be a non-empty array' })
+  } else {
+    const seen = new Map<string, string>()
+    events.forEach((event: unknown, i) => {
+      collectEventIssues(event, `events[${i}]`, seen, issues)
+    })
+  }
+  if (issues.length > 0) fail('append', issues.slice(0, MAX_ISSUES))
+}
+
+export const validateReadStream = (stream: unknown, options: ReadStreamOptions | undefined): void => {
+  const issues = streamIssues(stream)
+  if (options?.fromRevision !== undefined && !isNonNegativeInteger(options.fromRevision)) {
+    issues.push({ path: 'fromRevision', message: 'must be a non-negative integer' })
+  }
+  if (options?.maxCount !== undefined && !isNonNegativeInteger(options.maxCount)) {
+    issues.push({ path: 'maxCount', message: 'must be a non-negative integer' })
+  }
+  if (issues.length > 0) fail('readStream', issues)
+}
+
+export const validateSubscribe = (options: SubscribeOptions | undefined): void => {
+  if (options?.after !== undefined && !isNonNegativeInteger(options.after)) {
+    fail('subscribeToAll', [{ path: 'after', message: 'must be a non-negative integer' }])
+  }
+}
+
+export const validateReadAll = (options: { after?: number; maxCount?: number } | undefined): void => {
+  const issues: FieldIssue[] = []
+  if (options?.after !== undefined && !isNonNegativeInteger(options.after)) {
+    issues.push({ path: 'after', message: 'must be a non-negative integer' })
+  }
+  if (options?.maxCount !== undefined && !isNonNegativeInteger(options.maxCount)) {
+    issues.push({ path: 'maxCount', message: 'must be a non-negative integer' })
+  }
+  if (issues.length > 0) fail('readAll', issues)
+}

@@ -1,0 +1,407 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { after, before, describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { filter, firstValueFrom, type Observable, take, timeout, toArray } from 'rxjs'
+import { isExpectedRevisionConflict } from '../../src/errors/index.ts'
+import type {
+  AppendResult,
+  EventData,
+  EventStore,
+  ExpectedRevision,
+  JsonObject,
+  RecordedEvent,
+} from '../../src/ports/index.ts'
+
+export interface EventStoreContractOptions {
+  readonly name: string
+  /** Called once; the store serves every test (they use their own streams) and is closed at the end. */
+  readonly open: () => Promise<EventStore>
+  /** How long to wait for an event a subscription should deliver. Default 5000 ms. */
+  readonly deliveryTimeoutMs?: number
+}
+
+/**
+ * The behaviour every EventStore adapter must show, registered as node:test suites. Only what
+ * KurrentDB also guarantees is asserted: positions increase but need not be consecutive, a
+ * subscription from the start may deliver other streams' (and system) events, event ids are UUIDs.
+ *
+ * @example
+ * runEventStoreContract({ name: 'sqlite', open: async () => createSqliteEventStore({ path }) })
+ */
+export const runEventStoreContract = (options: EventStoreContractOptions): void => {
+  const deliveryTimeoutMs = options.deliveryTimeoutMs ?? 5000
+
+  describe(`EventStore contract: ${options.name}`, () => {
+    let store: EventStore
+
+    before(async () => {
+      store = await options.open()
+    })
+    after(async () => {
+      await store.close()
+    })
+
+    const newStream = (prefix: string): string => `${prefix}-${randomUUID()}`
+    const newEvent = (data: JsonObject = {}, type = 'ContractTested'): EventData => ({
+      id: randomUUID(),
+      type,
+      data,
+    })
+    const newEvents = (count: number): EventData[] => Array.from({ length: count }, (_, i) => newEvent({ i }))
+
+    const assertConflict = async (
+      attempt: Promise<unknown>,
+      context: { stream: string; expected: ExpectedRevision; actual: number | 'no_stream' },
+    ): Promise<void> => {
+      await assert.rejects(attempt, (error: unknown) => {
+        assert.ok(isExpectedRevisionConflict(error), `expected a conflict, got ${String(error)}`)
+        assert.deepEqual(error.context, context)
+        assert.equal(error.code, 'expected_revision_conflict')
+        assert.equal(error.retriable, false)
+        return true
+      })
+    }
+
+    /** The first `count` events of the given streams that the source delivers. */
+    const collect = (
+      source: Observable<RecordedEvent>,
+      streams: readonly string[],
+      count: number,
+    ): Promise<RecordedEvent[]> =>
+      firstValueFrom(
+        source.pipe(
+          filter((e) => streams.includes(e.stream)),
+          take(count),
+          toArray(),
+          timeout({ first: deliveryTimeoutMs }),
+        ),
+      )
+
+    const assertIncreasing = (events: readonly RecordedEvent[]): void => {
+      for (let i = 1; i < events.length; i++) {
+        const [previous, current] = [events[i - 1], events[i]]
+        assert.ok(previous && current && previous.position < current.position, `positions increase at ${i}`)
+      }
+    }
+
+    describe('append', () => {
+      it('appends to a new stream with no_stream', async () => {
+        const stream = newStream('new')
+        const events = [newEvent({ n: 1 }, 'First'), newEvent({ n: 2 }, 'Second')]
+        const result = await store.append(stream, events, { expectedRevision: 'no_stream' })
+        assert.equal(result.nextExpectedRevision, 1)
+        assert.equal(typeof result.position, 'number')
+
+        const read = await store.readStream(stream)
+        assert.deepEqual(
+          read.map((e) => [e.stream, e.revision, e.id, e.type, e.data]),
+          [
+            [stream, 0, events[0]?.id, 'First', { n: 1 }],
+            [stream, 1, events[1]?.id, 'Second', { n: 2 }],
+          ],
+        )
+        assertIncreasing(read)
+        for (const e of read) assert.ok(Number.isFinite(e.recordedAt) && e.recordedAt > 0)
+      })
+
+      it('rejects no_stream on an existing stream', async () => {
+        const stream = newStream('exists')
+        await store.append(stream, [newEvent()], { expectedRevision: 'no_stream' })
+        await assertConflict(store.append(stream, [newEvent()], { expectedRevision: 'no_stream' }), {
+          stream,
+          expected: 'no_stream',
+          actual: 0,
+        })
+        assert.equal((await store.readStream(stream)).length, 1)
+      })
+
+      it('appends at the exact revision and rejects a stale one', async () => {
+        const stream = newStream('exact')
+        const first = await store.append(stream, [newEvent()], { expectedRevision: 'no_stream' })
+        const second = await store.append(stream, newEvents(2), {
+          expectedRevision: first.nextExpectedRevision,
+        })
+        assert.equal(second.nextExpectedRevision, 2)
+        await assertConflict(store.append(stream, [newEvent()], { expectedRevision: 0 }), {
+          stream,
+          expected: 0,
+          actual: 2,
+        })
+        await assertConflict(store.append(stream, [newEvent()], { expectedRevision: 5 }), {
+          stream,
+          expected: 5,
+          actual: 2,
+        })
+        assert.deepEqual(
+          (await store.readStream(stream)).map((e) => e.revision),
+          [0, 1, 2],
+        )
+      })
+
+      it('appends with any whether or not the stream exists', async () => {
+        const stream = newStream('any')
+        const created = await store.append(stream, [newEvent()], { expectedRevision: 'any' })
+        assert.equal(created.nextExpectedRevision, 0)
+        const extended = await store.append(stream, newEvents(2), { expectedRevision: 'any' })
+        assert.equal(extended.nextExpectedRevision, 2)
+        assert.equal((await store.readStream(stream)).length, 3)
+      })
+
+      it('rejects stream_exists on a missing stream and accepts it on an existing one', async () => {
+        const stream = newStream('stream-exists')
+        await assertConflict(store.append(stream, [newEvent()], { expectedRevision: 'stream_exists' }), {
+          stream,
+          expected: 'stream_exists',
+          actual: 'no_stream',
+        })
+        assert.deepEqual(await store.readStream(stream), [])
+        await store.append(stream, [newEvent()], { expectedRevision: 'no_stream' })
+        const result = await store.append(stream, [newEvent()], { expectedRevision: 'stream_exists' })
+        assert.equal(result.nextExpectedRevision, 1)
+      })
+
+      it('writes nothing twice when an append is retried with the same ids and expected revision', async () => {
+        const stream = newStream('idempotent')
+        const batch = newEvents(2)
+        const first = await store.append(stream, batch, { expectedRevision: 'no_stream' })
+        const retried = await store.append(stream, batch, { expectedRevision: 'no_stream' })
+        assert.equal(retried.nextExpectedRevision, first.nextExpectedRevision)
+
+        const next = [newEvent()]
+        const second = await store.append(stream, next, { expectedRevision: 1 })
+        assert.equal(second.nextExpectedRevision, 2)
+        // Still a retry after the stream moved on: the original append's answer, not the head.
+        assert.equal(
+          (await store.append(stream, batch, { expectedRevision: 'no_stream' })).nextExpectedRevision,
+          1,
+        )
+        assert.equal((await store.append(stream, next, { expectedRevision: 1 })).nextExpectedRevision, 2)
+
+        assert.deepEqual(
+          (await store.readStream(stream)).map((e) => e.id),
+          [...batch, ...next].map((e) => e.id),
+        )
+      })
+
+      it('writes nothing twice when an append with any is retried', async () => {
+        const stream = newStream('idempotent-any')
+        const one = [newEvent()]
+        const two = newEvents(2)
+        assert.equal((await store.append(stream, one, { expectedRevision: 'any' })).nextExpectedRevision, 0)
+        assert.equal((await store.append(stream, one, { expectedRevision: 'any' })).nextExpectedRevision, 0)
+        assert.equal((await store.append(stream, two, { expectedRevision: 'any' })).nextExpectedRevision, 2)
+        assert.equal((await store.append(stream, two, { expectedRevision: 'any' })).nextExpectedRevision, 2)
+        assert.equal((await store.append(stream, one)).nextExpectedRevision, 0)
+        assert.deepEqual(
+          (await store.readStream(stream)).map((e) => e.id),
+          [...one, ...two].map((e) => e.id),
+        )
+      })
+
+      it('treats a retry with a different expected revision as a conflict', async () => {
+        const stream = newStream('retry-conflict')
+        const batch = newEvents(2)
+        await store.append(stream, batch, { expectedRevision: 'no_stream' })
+        await assertConflict(store.append(stream, batch, { expectedRevision: 0 }), {
+          stream,
+          expected: 0,
+          actual: 1,
+        })
+        assert.equal((await store.readStream(stream)).length, 2)
+      })
+
+      it('lets exactly one of several concurrent appends with the same expected revision win', async () => {
+        const stream = newStream('race')
+        await store.append(stream, [newEvent()], { expectedRevision: 'no_stream' })
+        const contenders = Array.from({ length: 10 }, () => [newEvent()])
+        const outcomes = await Promise.allSettled(
+          contenders.map((events) => store.append(stream, events, { expectedRevision: 0 })),
+        )
+        const won = outcomes.flatMap((o, i) => (o.status === 'fulfilled' ? [i] : []))
+        assert.equal(won.length, 1, 'exactly one winner')
+        for (const o of outcomes) {
+          if (o.status === 'rejected') assert.ok(isExpectedRevisionConflict(o.reason), String(o.reason))
+        }
+        const read = await store.readStream(stream)
+        assert.equal(read.length, 2)
+        assert.equal(read[1]?.id, contenders[won[0] ?? -1]?.[0]?.id)
+      })
+    })
+
+    describe('readStream', () => {
+      it('reads in revision order, from a revision, at most maxCount', async () => {
+        const stream = newStream('read')
+        const events = newEvents(5)
+        await store.append(stream, events.slice(0, 2), { expectedRevision: 'no_stream' })
+        await store.append(stream, events.slice(2), { expectedRevision: 1 })
+        const ids = events.map((e) => e.id)
+
+        const all = await store.readStream(stream)
+        assert.deepEqual(
+          all.map((e) => e.id),
+          ids,
+        )
+        assert.deepEqual(
+          all.map((e) => e.revision),
+          [0, 1, 2, 3, 4],
+        )
+        assertIncreasing(all)
+        assert.deepEqual(
+          (await store.readStream(stream, { fromRevision: 3 })).map((e) => e.id),
+          ids.slice(3),
+        )
+        assert.deepEqual(
+          (await store.readStream(stream, { maxCount: 2 })).map((e) => e.id),
+          ids.slice(0, 2),
+        )
+        assert.deepEqual(
+          (await store.readStream(stream, { fromRevision: 1, maxCount: 3 })).map((e) => e.id),
+          ids.slice(1, 4),
+        )
+        assert.deepEqual(await store.readStream(stream, { fromRevision: 5 }), [])
+      })
+
+      it('returns an empty array for a stream that does not exist', async () => {
+        assert.deepEqual(await store.readStream(newStream('missing')), [])
+      })
+
+      it('round-trips data and metadata', async () => {
+        const stream = newStream('metadata')
+        const data = {
+          text: 'héllo ✓ 日本',
+          n: -1.5,
+          big: 2 ** 52,
+          flag: false,
+          none: null,
+          list: [1, 'two', { three: [] }],
+        }
+        const metadata = { correlationId: randomUUID(), causation: { id: 'x', chain: ['a', 'b'] } }
+        await store.append(stream, [{ id: randomUUID(), type: 'WithMetadata', data, metadata }, newEvent()])
+        const [withMetadata, without] = await store.readStream(stream)
+        assert.deepEqual(withMetadata?.data, data)
+        assert.deepEqual(withMetadata?.metadata, metadata)
+        assert.deepEqual(without?.metadata, {})
+      })
+    })
+
+    describe('subscribeToAll', () => {
+      it('catches up from the start, then delivers live events', async () => {
+        const stream = newStream('catch-up')
+        const past = newEvents(3)
+        await store.append(stream, past, { expectedRevision: 'no_stream' })
+        const received = collect(store.subscribeToAll(), [stream], 5)
+        // Appended while the subscription may still be catching up: it must not matter.
+        await store.append(stream, newEvents(1), { expectedRevision: 2 })
+        await sleep(20)
+        await store.append(stream, newEvents(1), { expectedRevision: 3 })
+
+        const events = await received
+        assert.deepEqual(
+          events.map((e) => e.revision),
+          [0, 1, 2, 3, 4],
+        )
+        assert.deepEqual(
+          events.slice(0, 3).map((e) => e.id),
+          past.map((e) => e.id),
+        )
+        assertIncreasing(events)
+      })
+
+      it('from a checkpoint delivers only events after it', async () => {
+        const stream = newStream('checkpoint')
+        await store.append(stream, newEvents(2), { expectedRevision: 'no_stream' })
+        const [, second] = await store.readStream(stream)
+        assert.ok(second)
+        const later = newEvents(2)
+        const received = firstValueFrom(
+          store.subscribeToAll({ after: second.position }).pipe(
+            filter((e) => e.stream === stream),
+            take(2),
+            toArray(),
+            timeout({ first: deliveryTimeoutMs }),
+          ),
+        )
+        await store.append(stream, later, { expectedRevision: 1 })
+        const events = await received
+        assert.deepEqual(
+          events.map((e) => e.id),
+          later.map((e) => e.id),
+        )
+        for (const e of events) assert.ok(e.position > second.position)
+      })
+
+      it('delivers events of many parallel appenders once each, in increasing position', async () => {
+        const streams = Array.from({ length: 8 }, () => newStream('parallel'))
+        const perStream = 25
+        const marker = newStream('marker')
+        await store.append(marker, [newEvent()])
+        const [checkpoint] = await store.readStream(marker)
+        assert.ok(checkpoint)
+
+        const appendAll = async (stream: string): Promise<void> => {
+          let expectedRevision: ExpectedRevision = 'no_stream'
+          for (let i = 0; i < perStream; i++) {
+            const result: AppendResult = await store.append(stream, [newEvent({ i })], { expectedRevision })
+            expectedRevision = result.nextExpectedRevision
+          }
+        }
+        const delivered: RecordedEvent[] = []
+        const appenders = streams.map(appendAll)
+        // Subscribe while the appenders run, so catch-up and live delivery race.
+        await sleep(5)
+        const subscription = store
+          .subscribeToAll({ after: checkpoint.position })
+          .subscribe((e) => delivered.push(e))
+        try {
+          await Promise.all(appenders)
+          const total = streams.length * perStream
+          const deadline = Date.now() + deliveryTimeoutMs
+          const ours = () => delivered.filter((e) => streams.includes(e.stream))
+          while (ours().length < total && Date.now() < deadline) await sleep(10)
+          await sleep(100) // time for a duplicate to show up, if one were coming
+          const mine = ours()
+          assert.equal(mine.length, total)
+          assertIncreasing(delivered)
+          for (const stream of streams) {
+            assert.deepEqual(
+              mine.filter((e) => e.stream === stream).map((e) => e.revision),
+              Array.from({ length: perStream }, (_, i) => i),
+            )
+          }
+        } finally {
+          subscription.unsubscribe()
+        }
+      })
+
+      it('stops delivering after unsubscribe', async () => {
+        const stream = newStream('unsubscribe')
+        await store.append(stream, [newEvent()], { expectedRevision: 'no_stream' })
+        const [first] = await store.readStream(stream)
+        assert.ok(first)
+        const delivered: RecordedEvent[] = []
+        const subscription = store
+          .subscribeToAll({ after: first.position - 1 })
+          .subscribe((e) => e.stream === stream && delivered.push(e))
+        const deadline = Date.now() + deliveryTimeoutMs
+        while (delivered.length === 0 && Date.now() < deadline) await sleep(5)
+        assert.equal(delivered.length, 1)
+
+        subscription.unsubscribe()
+        await store.append(stream, newEvents(3), { expectedRevision: 0 })
+        await sleep(300)
+        assert.equal(delivered.length, 1)
+        assert.ok(subscription.closed)
+      })
+
+      it('serves several subscriptions independently', async () => {
+        const stream = newStream('fan-out')
+        const a = collect(store.subscribeToAll(), [stream], 3)
+        const b = collect(store.subscribeToAll(), [stream], 3)
+        await store.append(stream, newEvents(3), { expectedRevision: 'no_stream' })
+        const [fromA, fromB] = await Promise.all([a, b])
+        assert.deepEqual(fromA, fromB)
+      })
+    })
+  })
+}
