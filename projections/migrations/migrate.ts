@@ -1,0 +1,118 @@
+import { WarehouseError } from '../../src/errors/index.ts'
+import type { Migration, Warehouse } from '../../src/ports/index.ts'
+
+export interface MigrateOptions {
+  /** Receives `migrations.applying`, `migrations.applied` and `migrations.done` with structured fields. */
+  readonly log?: (event: string, fields: Readonly<Record<string, unknown>>) => void
+  /** Where applied versions are recorded (default `schema_migrations`). */
+  readonly table?: string
+  /** Stamps `applied_at` (default: the system clock). */
+  readonly clock?: () => Date
+}
+
+export interface MigrationResult {
+  /** Versions applied by this call, in order; empty when the schema was already current. */
+  readonly applied: readonly number[]
+  /** The schema version after this call. */
+  readonly version: number
+}
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+/**
+ * Brings the warehouse schema up to date at start-up: applies, in increasing version order,
+ * each migration not yet recorded in `schema_migrations`, recording it once its statements
+ * have all run. A crash between the two re-runs the migration's statements next time, which
+ * is why every statement must be idempotent (`IF NOT EXISTS`). Refuses to touch a warehouse
+ * whose schema is newer than this code knows, or when a migration was slipped in below the
+ * applied version.
+ *
+ * @example
+ * const { applied, version } = await migrate(warehouse, warehouseMigrations, {
+ *   log: (event, fields) => logger.info(event, fields),
+ * })
+ */
+export const migrate = async (
+  warehouse: Warehouse,
+  migrations: readonly Migration[],
+  options: MigrateOptions = {},
+): Promise<MigrationResult> => {
+  const table = options.table ?? 'schema_migrations'
+  const log = options.log ?? (() => {})
+  const clock = options.clock ?? (() => new Date())
+  if (!IDENTIFIER.test(table)) {
+    throw new WarehouseError(`migrations table ${JSON.stringify(table)} is not a plain identifier`)
+  }
+  const ordered = checked(migrations)
+  const known = ordered.at(-1)?.version ?? 0
+
+  // ReplacingMergeTree: two instances starting together may both record a version; the
+  // duplicates collapse and every read below groups by version anyway.
+  await warehouse.command(
+    `CREATE TABLE IF NOT EXISTS ${table} (
+      version UInt32,
+      name String,
+      applied_at DateTime64(3, 'UTC')
+    ) ENGINE = ReplacingMergeTree ORDER BY version`,
+  )
+  const recorded = await warehouse.query<{ version: number; name: string }>(
+    `SELECT version, any(name) AS name FROM ${table} GROUP BY version ORDER BY version`,
+  )
+  const newest = recorded.at(-1)
+  if (newest !== undefined && newest.version > known) {
+    throw new WarehouseError(
+      `the warehouse schema is at version ${newest.version} (${newest.name}), newer than the ${known} this Herald knows: run a Herald release that includes migration ${newest.version}, or restore an older warehouse`,
+      { context: { table, databaseVersion: newest.version, knownVersion: known } },
+    )
+  }
+
+  const done = new Set(recorded.map((r) => r.version))
+  const pending = ordered.filter((m) => !done.has(m.version))
+  const misplaced = pending.find((m) => newest !== undefined && m.version < newest.version)
+  if (misplaced !== undefined && newest !== undefined) {
+    throw new WarehouseError(
+      `migration ${misplaced.version} (${misplaced.name}) is not applied but ${newest.version} is: migrations must be added with versions above every applied one`,
+      { context: { table, version: misplaced.version, databaseVersion: newest.version } },
+    )
+  }
+
+  const applied: number[] = []
+  for (const migration of pending) {
+    const started = performance.now()
+    log('migrations.applying', { table, version: migration.version, name: migration.name })
+    for (const statement of migration.statements) await warehouse.command(statement)
+    await warehouse.command(
+      `INSERT INTO ${table} (version, name, applied_at)
+       SELECT {version:UInt32}, {name:String}, {applied_at:DateTime64(3, 'UTC')}`,
+      { version: migration.version, name: migration.name, applied_at: clock() },
+    )
+    applied.push(migration.version)
+    log('migrations.applied', {
+      table,
+      version: migration.version,
+      name: migration.name,
+      ms: Math.round(performance.now() - started),
+    })
+  }
+
+  const version = Math.max(newest?.version ?? 0, applied.at(-1) ?? 0)
+  log('migrations.done', { table, version, applied })
+  return { applied, version }
+}
+
+const checked = (migrations: readonly Migration[]): readonly Migration[] => {
+  const ordered = [...migrations].sort((a, b) => a.version - b.version)
+  ordered.forEach((m, i) => {
+    if (!Number.isSafeInteger(m.version) || m.version < 1 || m.version > 0xffff_ffff) {
+      throw new WarehouseError(
+        `migration ${JSON.stringify(m.name)}: version ${m.version} is not a positive integer`,
+      )
+    }
+    if (ordered[i - 1]?.version === m.version) {
+      throw new WarehouseError(
+        `migration version ${m.version} is used twice (${ordered[i - 1]?.name}, ${m.name})`,
+      )
+    }
+  })
+  return ordered
+}

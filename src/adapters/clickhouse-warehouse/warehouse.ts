@@ -1,0 +1,130 @@
+import type { ClickHouseClient } from '@clickhouse/client'
+import { ClosedError, WarehouseError } from '../../errors/index.ts'
+import type { InsertOptions, QueryParams, Warehouse } from '../../ports/warehouse.ts'
+import { type Operation, toHeraldError } from './errors.ts'
+import { normaliseParams } from './params.ts'
+import { singleStatement } from './statements.ts'
+
+export interface ClickHouseWarehouseOptions {
+  /** How the warehouse is named in error messages, e.g. `ClickHouse http://ch:8123`. */
+  readonly target?: string
+  /** Removes credentials from error messages; the HTTP factory passes one built from its URL. */
+  readonly redact?: (text: string) => string
+}
+
+/**
+ * Sent with every request, not once at client creation, so that a client built elsewhere
+ * behaves the same, and because chDB applies request settings as a session-wide `SET`: a
+ * setting sent once would stick to every later statement on that engine.
+ *
+ * - 64-bit integers as JSON numbers: the port promises numbers; the HTTP server quotes them
+ *   by default while chDB does not.
+ * - best-effort DateTime parsing: rows may carry RFC 3339 times (`2024-01-02T03:04:05.678Z`)
+ *   straight from CloudEvents.
+ * - unknown fields in inserted rows are an error: by default ClickHouse skips them, so a
+ *   misspelt column would silently store its default instead.
+ */
+const SETTINGS = {
+  output_format_json_quote_64bit_integers: 0,
+  date_time_input_format: 'best_effort',
+  input_format_skip_unknown_fields: 0,
+} as const
+
+// Table names are spliced into `INSERT INTO <table>` by the client, so only plain
+// (optionally database-qualified) identifiers are let through.
+const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$/
+
+/**
+ * Wraps an `@clickhouse/client` instance (over HTTP or over chDB) into the Warehouse port.
+ * The warehouse owns the client from then on: `close()` closes it.
+ *
+ * @example
+ * const warehouse = createClickHouseWarehouse(createClient({ url: 'http://localhost:8123' }))
+ * const [row] = await warehouse.query<{ n: number }>('SELECT {n:UInt64} AS n', { n: 42 })
+ */
+export const createClickHouseWarehouse = (
+  client: ClickHouseClient,
+  options: ClickHouseWarehouseOptions = {},
+): Warehouse => {
+  const target = options.target ?? 'ClickHouse'
+  const redact = options.redact ?? ((text: string) => text)
+  let closed = false
+
+  const run = async <T>(
+    operation: Operation,
+    sql: string | undefined,
+    work: () => Promise<T>,
+  ): Promise<T> => {
+    if (closed) throw new ClosedError(`warehouse ${target}`)
+    try {
+      return await work()
+    } catch (error) {
+      throw closed
+        ? new ClosedError(`warehouse ${target}`)
+        : toHeraldError(error, { operation, target, redact, sql })
+    }
+  }
+
+  const paramsOf = (params: QueryParams | undefined) =>
+    params === undefined ? undefined : normaliseParams(params)
+
+  return {
+    command: (sql, params) =>
+      run('command', sql, async () => {
+        await client.command({
+          query: singleStatement(sql),
+          query_params: paramsOf(params),
+          clickhouse_settings: SETTINGS,
+        })
+      }),
+
+    query: <Row>(sql: string, params?: QueryParams) =>
+      run('query', sql, async () => {
+        const result = await client.query({
+          query: singleStatement(sql),
+          query_params: paramsOf(params),
+          format: 'JSONEachRow',
+          clickhouse_settings: SETTINGS,
+        })
+        return result.json<Row>()
+      }),
+
+    insert: (table: string, rows: readonly object[], insertOptions: InsertOptions = {}) =>
+      run('insert', `INSERT INTO ${table}`, async () => {
+        if (!TABLE_NAME.test(table)) {
+          throw new WarehouseError(`insert: ${JSON.stringify(table)} is not a table name`, {
+            context: { table },
+          })
+        }
+        if (rows.length === 0) return
+        await client.insert({
+          table,
+          values: rows as object[],
+          format: 'JSONEachRow',
+          // Always sent, empty meaning "none": on chDB a token from an earlier insert would
+          // otherwise stay set and silently drop every later insert into the same table.
+          clickhouse_settings: {
+            ...SETTINGS,
+            insert_deduplication_token: insertOptions.deduplicationToken ?? '',
+          },
+        })
+      }),
+
+    ping: () =>
+      run('ping', undefined, async () => {
+        // `select: true` runs `SELECT 1`, so bad credentials fail the ping; HTTP `/ping` would not.
+        const result = await client.ping({ select: true })
+        if (!result.success) throw result.error
+      }),
+
+    close: async () => {
+      if (closed) return
+      closed = true
+      try {
+        await client.close()
+      } catch (error) {
+        throw toHeraldError(error, { operation: 'close', target, redact })
+      }
+    },
+  }
+}

@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, describe, it } from 'node:test'
+import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/index.ts'
+import { WarehouseError } from '../../src/errors/index.ts'
+import { runWarehouseContract } from '../contracts/warehouse.contract.ts'
+
+// chDB runs one engine per process, so every test reopens this one directory.
+const dir = mkdtempSync(join(tmpdir(), 'herald-warehouse-'))
+const path = join(dir, 'warehouse')
+after(() => rmSync(dir, { recursive: true, force: true }))
+
+runWarehouseContract({
+  name: 'embedded chDB',
+  open: () => createChdbWarehouse({ path }),
+})
+
+describe('chDB warehouse', () => {
+  it('keeps data across close and reopen', async () => {
+    const first = await createChdbWarehouse({ path })
+    await first.command('CREATE TABLE IF NOT EXISTS kept (id String) ENGINE = MergeTree ORDER BY id')
+    await first.insert('kept', [{ id: 'x' }])
+    await first.close()
+    const second = await createChdbWarehouse({ path })
+    assert.deepEqual(await second.query('SELECT id FROM kept'), [{ id: 'x' }])
+    await second.command('DROP TABLE kept')
+    await second.close()
+  })
+
+  it('refuses a second data directory while one is open, and allows it once closed', async () => {
+    const other = join(dir, 'other')
+    const open = await createChdbWarehouse({ path })
+    try {
+      await assert.rejects(createChdbWarehouse({ path: other }), (error: unknown) => {
+        assert.ok(error instanceof WarehouseError)
+        assert.match(error.message, /one active data directory per process/)
+        assert.ok(error.message.includes(other))
+        return true
+      })
+    } finally {
+      await open.close()
+    }
+    const released = await createChdbWarehouse({ path: other })
+    await released.ping()
+    await released.close()
+  })
+})
