@@ -1,0 +1,12 @@
+/**
+ * Herald's configuration: read and validated once at start-up, then passed down in slices.
+ *
+ * @example
+ * const config = loadConfig({ env: process.env })   // throws ConfigError naming every bad key
+ * logger.info('config.loaded', { config: redactConfig(config) })
+ */
+export { CONFIG_FILE_VARIABLE, ENV_ALIASES, type Env, envNameOf } from './env.ts'
+export type { ReadFile } from './file.ts'
+export { type LoadConfigOptions, loadConfig, loadConfigFromProcess } from './load.ts'
+export { REDACTED, redactConfig } from './redact.ts'
+export type * from './types.ts'

@@ -1,0 +1,285 @@
+/**
+ * Every configuration key: type, default, secrecy and meaning. The loader, the env scheme,
+ * `redactConfig` and REFERENCE.md are all derived from this tree.
+ */
+import {
+  allowlistEntry,
+  base64Key,
+  boolean,
+  databaseName,
+  group,
+  hostAddress,
+  hostPort,
+  httpUrl,
+  integer,
+  key,
+  kurrentConnectionString,
+  listOf,
+  nonEmptyString,
+  nullable,
+  oneOf,
+  optionalGroup,
+  type ShapeValue,
+  secretString,
+  topicName,
+} from './spec.ts'
+import type { Config } from './types.ts'
+
+const positive = integer(1)
+
+// Names of the later work each key waits for; REFERENCE.md prints them, so keep them short.
+const AUTH = 'external authorization'
+const ROUTER = 'the router'
+const DELIVERER = 'the deliverer'
+const SSRF = 'the deliverer’s SSRF guard'
+const KURRENT = 'the KurrentDB event store adapter'
+const REGISTRY = 'the schema registry port'
+const CONFLUENT = 'the Confluent schema registry adapter'
+const ENCRYPTION = 'secret encryption in the notification aggregates'
+
+export const schema = group({
+  listen: key(hostAddress, { default: '0.0.0.0', doc: 'Address the HTTP API binds.' }),
+  port: key(integer(1, 65535), { default: 8228, doc: 'Port the HTTP API listens on.' }),
+  data_dir: key(nonEmptyString, {
+    default: './data',
+    doc: 'Folder of the embedded adapters’ files (`eventlog.sqlite`, `eventstore.sqlite`, `warehouse/`). A relative path is resolved against the working directory.',
+  }),
+  log_level: key(oneOf(['debug', 'info', 'warn', 'error'] as const), {
+    default: 'info',
+    doc: 'Lowest level written to the log.',
+  }),
+  require_auth: key(boolean, {
+    default: true,
+    doc: 'Seed key. Requests need `Authorization: Bearer <token>`; `false` lets anonymous requests through (development only).',
+  }),
+  admin_token: key(nullable(secretString(16)), {
+    default: null,
+    secret: 'value',
+    doc: 'Seeds an admin API token (usually from `HERALD_ADMIN_TOKEN`) so a fresh install can create the first tokens. At least 16 characters; never printed. When unset and `require_auth` is on, `herald start` generates one into `data_dir/admin-token`.',
+  }),
+  authorization_handler: key(oneOf(['native', 'external'] as const), {
+    default: 'native',
+    doc: 'Seed key. `native`: the built-in role table decides; `external`: each action is sent to `authorization_handler_config.endpoint`.',
+    pending: AUTH,
+  }),
+  authorization_handler_config: group({
+    endpoint: key(nullable(httpUrl), {
+      default: null,
+      doc: 'URL of the external authorizer. Required when `authorization_handler` is `external`.',
+      pending: AUTH,
+    }),
+    timeout_ms: key(positive, {
+      default: 2000,
+      doc: 'Milliseconds to wait for the external authorizer.',
+      pending: AUTH,
+    }),
+  }),
+  ui_url: key(nullable(httpUrl), {
+    default: null,
+    doc: 'Seed key. When set, messages link to the UI at this URL; when unset, messages carry no links.',
+    pending: DELIVERER,
+  }),
+  shutdown_timeout_ms: key(positive, {
+    default: 30000,
+    doc: 'Milliseconds a graceful shutdown waits for in-flight batches and requests before exiting.',
+  }),
+  outbound: group({
+    allowlist: key(listOf(allowlistEntry, 'a list of host names, IP addresses or CIDR ranges'), {
+      default: [],
+      doc: 'Hosts (`*.example.com` allowed), IP addresses and CIDR ranges the SSRF guard lets outbound requests reach even when they are private or loopback. `HERALD_OUTBOUND_ALLOWLIST` is an alias of the variable.',
+      pending: SSRF,
+    }),
+  }),
+  notifications: group({
+    enabled: key(boolean, {
+      default: true,
+      doc: 'Seed key. `false`: no events are routed and nothing is delivered; the configuration API keeps working.',
+      pending: ROUTER,
+    }),
+    cycle_timers: group({
+      notifications: key(positive, {
+        default: 30,
+        doc: 'Seed key. Seconds: the default digest window of a configuration that asks for digests.',
+        pending: DELIVERER,
+      }),
+    }),
+    webhook_timeout_ms: key(positive, {
+      default: 15000,
+      doc: 'Milliseconds one outbound delivery request may take.',
+      pending: DELIVERER,
+    }),
+  }),
+  reports: group({
+    enabled: key(boolean, {
+      default: true,
+      doc: '`false`: the projector does not run, so nothing new reaches the reports.',
+    }),
+    enable_data_ingress: key(boolean, {
+      default: true,
+      doc: '`false`: nothing new is projected; the report API keeps answering from what is there.',
+    }),
+    cycle_timers: group({
+      load: key(positive, {
+        default: 5,
+        doc: 'Seconds the projector waits at most to fill a batch before inserting it.',
+        pending: 'the projector’s batch timer',
+      }),
+      refresh: key(positive, {
+        default: 60,
+        doc: 'Seconds between refreshes of the current tables.',
+        pending: 'the current-table refresh job',
+      }),
+      metrics: key(positive, {
+        default: 3600,
+        doc: 'Seconds between metric data points (also published to the metrics topic).',
+        pending: 'the metric data point job',
+      }),
+    }),
+    batch_size: key(positive, {
+      default: 1000,
+      doc: 'Most events the projector inserts in one batch.',
+    }),
+    graphiql: key(boolean, {
+      default: true,
+      doc: 'Serve GraphiQL on a browser’s GET of `/v1/reports/graphql`.',
+    }),
+  }),
+  event_log: group({
+    kind: key(oneOf(['embedded', 'kafka'] as const), {
+      default: 'embedded',
+      doc: '`embedded`: SQLite file in `data_dir`; `kafka`: the brokers below.',
+    }),
+    partitions: key(positive, {
+      default: 3,
+      doc: 'Partitions per topic when Herald creates a topic (the embedded log’s topics, or Kafka topics that do not exist yet).',
+    }),
+    topics: group({
+      events: key(topicName, {
+        default: 'engine.events',
+        doc: 'Engine CloudEvents in.',
+      }),
+      dlq: key(topicName, {
+        default: 'engine.events.dlq',
+        doc: 'Undecodable or invalid input, set aside.',
+      }),
+      deliveries: key(topicName, {
+        default: 'notifications.deliveries',
+        doc: 'Router → deliverer commands.',
+      }),
+      outcomes: key(topicName, {
+        default: 'notifications.outcomes',
+        doc: 'Delivery outcomes for downstream consumers.',
+      }),
+      metrics: key(topicName, {
+        default: 'reports.metrics',
+        doc: 'Metric data points for downstream consumers.',
+      }),
+    }),
+    kafka: group({
+      brokers: key(listOf(hostPort, 'a list of host:port'), {
+        default: [],
+        doc: 'Bootstrap brokers. Required (non-empty) when `event_log.kind` is `kafka`.',
+      }),
+      client_id: key(nonEmptyString, {
+        default: 'herald',
+        doc: 'Kafka client id.',
+      }),
+      ssl: key(boolean, { default: false, doc: 'Connect with TLS.' }),
+      sasl: optionalGroup(
+        {
+          mechanism: key(oneOf(['plain', 'scram-sha-256', 'scram-sha-512'] as const), {
+            doc: 'SASL mechanism. Required when `sasl` is set.',
+          }),
+          username: key(nonEmptyString, {
+            doc: 'SASL user. Required when `sasl` is set.',
+          }),
+          password: key(secretString(1), {
+            secret: 'value',
+            doc: 'SASL password. Required when `sasl` is set.',
+          }),
+        },
+        'SASL authentication; null (the default) connects without. Setting any `HERALD_EVENT_LOG__KAFKA__SASL__*` variable sets it; `HERALD_EVENT_LOG__KAFKA__SASL=` (empty) clears one from the file.',
+      ),
+    }),
+  }),
+  event_store: group({
+    kind: key(oneOf(['embedded', 'kurrentdb'] as const), {
+      default: 'embedded',
+      doc: '`embedded`: SQLite file in `data_dir`; `kurrentdb`: the server below (accepted; takes effect once the KurrentDB event store adapter lands, and start-up refuses it until then).',
+    }),
+    kurrentdb: group({
+      connection_string: key(nullable(kurrentConnectionString), {
+        default: null,
+        secret: 'credentials',
+        doc: 'e.g. `kurrentdb://admin:changeit@localhost:2113?tls=false`. Required when `event_store.kind` is `kurrentdb`. Its credentials are secret.',
+        pending: KURRENT,
+      }),
+    }),
+  }),
+  warehouse: group({
+    kind: key(oneOf(['embedded', 'clickhouse'] as const), {
+      default: 'embedded',
+      doc: '`embedded`: chDB in process, files under `data_dir/warehouse`; `clickhouse`: the server below.',
+    }),
+    clickhouse: group({
+      url: key(nullable(httpUrl), {
+        default: null,
+        doc: 'HTTP(S) URL of the ClickHouse server. Required when `warehouse.kind` is `clickhouse`.',
+      }),
+      username: key(nonEmptyString, { default: 'default', doc: 'ClickHouse user.' }),
+      password: key(nullable(secretString(1)), {
+        default: null,
+        secret: 'value',
+        doc: 'ClickHouse password; null: none.',
+      }),
+      database: key(databaseName, {
+        default: 'default',
+        doc: 'Database holding Herald’s tables.',
+      }),
+    }),
+  }),
+  schema_registry: group({
+    kind: key(oneOf(['embedded', 'confluent'] as const), {
+      default: 'embedded',
+      doc: '`embedded`: schemas from `schemas/`, in process; `confluent`: the registry below.',
+      pending: REGISTRY,
+    }),
+    confluent: group({
+      url: key(nullable(httpUrl), {
+        default: null,
+        doc: 'URL of the Confluent Schema Registry. Required when `schema_registry.kind` is `confluent`.',
+        pending: CONFLUENT,
+      }),
+      username: key(nullable(nonEmptyString), {
+        default: null,
+        doc: 'Basic-auth user; set together with `password`.',
+        pending: CONFLUENT,
+      }),
+      password: key(nullable(secretString(1)), {
+        default: null,
+        secret: 'value',
+        doc: 'Basic-auth password; set together with `username`.',
+        pending: CONFLUENT,
+      }),
+      register_schemas: key(boolean, {
+        default: false,
+        doc: '`true`: register the schemas in `schemas/` at start-up; `false`: expect them registered.',
+        pending: CONFLUENT,
+      }),
+    }),
+  }),
+  secrets: group({
+    encryption_key: key(nullable(base64Key(32)), {
+      default: null,
+      secret: 'value',
+      doc: 'Base64 of 32 random bytes (`openssl rand -base64 32`) that encrypts endpoint secrets before they are appended to the event store.',
+      pending: ENCRYPTION,
+    }),
+  }),
+})
+
+// Compile-time proof that the hand-written `Config` (readable, documented) and the type the
+// schema actually decodes to agree; a key added to only one of them fails here. Mutual
+// assignability rather than the stricter identity trick, which misfires on nested mapped types.
+type Same<X, Y> = [X] extends [Y] ? ([Y] extends [X] ? true : false) : false
+export const schemaMatchesConfig: Same<ShapeValue<typeof schema.shape>, Config> = true

@@ -1,0 +1,314 @@
+/**
+ * The vocabulary the configuration schema is written in. One tree of `Leaf`s and `Group`s is
+ * the single source for the io-ts codec, the defaults, the environment variable names, env
+ * coercion, secret handling and REFERENCE.md, so adding a key is one edit that cannot leave
+ * any of them behind.
+ */
+import { isIP } from 'node:net'
+import * as t from 'io-ts'
+
+/** How an environment string becomes a value of the key's type. */
+export type EnvKind = 'string' | 'int' | 'bool' | 'list'
+
+/**
+ * `value`: the whole value is a secret (tokens, passwords, keys).
+ * `credentials`: a connection string whose user-info is secret; the rest (host, options) is
+ * worth keeping in logs. Neither kind is ever echoed in an error.
+ */
+export type Secrecy = false | 'value' | 'credentials'
+
+type Check<A> = { readonly ok: true; readonly value: A } | { readonly ok: false; readonly reason?: string }
+
+const ok = <A>(value: A): Check<A> => ({ ok: true, value })
+const fail = (reason?: string): Check<never> => (reason === undefined ? { ok: false } : { ok: false, reason })
+
+/** A validated value type plus what the loader needs to coerce env strings into it and to describe it. */
+export interface LeafType<A> {
+  /** A `t.Type` at run time; typed as a decoder so that `LeafType` is covariant in `A`. */
+  readonly codec: t.Decoder<unknown, A>
+  readonly env: EnvKind
+  readonly nullable: boolean
+  /** Completes "expected …" in messages and fills the type column of REFERENCE.md. */
+  readonly expected: string
+}
+
+/**
+ * Failure reasons never include the value itself: echoing is decided in one place
+ * (the loader), which knows whether the key is a secret.
+ */
+const leafType = <A>(
+  name: string,
+  expected: string,
+  env: EnvKind,
+  check: (u: unknown) => Check<A>,
+): LeafType<A> => ({
+  codec: new t.Type<A, A, unknown>(
+    name,
+    (u): u is A => check(u).ok,
+    (u, c) => {
+      const result = check(u)
+      return result.ok ? t.success(result.value) : t.failure(u, c, result.reason ?? `expected ${expected}`)
+    },
+    t.identity,
+  ),
+  env,
+  nullable: false,
+  expected,
+})
+
+const asType = <A>(decoder: t.Decoder<unknown, A>): t.Type<A, A, unknown> => decoder as t.Type<A, A, unknown>
+
+export const nullable = <A>(type: LeafType<A>): LeafType<A | null> => ({
+  codec: new t.Type<A | null, A | null, unknown>(
+    `${type.codec.name} | null`,
+    (u): u is A | null => u === null || asType(type.codec).is(u),
+    (u, c) => (u === null ? t.success(null) : type.codec.validate(u, c)),
+    t.identity,
+  ),
+  env: type.env,
+  nullable: true,
+  expected: `${type.expected}, or null`,
+})
+
+export const listOf = <A>(element: LeafType<A>, expected: string): LeafType<readonly A[]> => ({
+  codec: t.readonlyArray(asType(element.codec)),
+  env: 'list',
+  nullable: false,
+  expected,
+})
+
+export const integer = (min: number, max = Number.MAX_SAFE_INTEGER): LeafType<number> => {
+  const expected =
+    max === Number.MAX_SAFE_INTEGER
+      ? min === 1
+        ? 'a positive integer'
+        : `an integer >= ${min}`
+      : `an integer ${min}-${max}`
+  return leafType(`Integer(${min}, ${max})`, expected, 'int', (u) =>
+    typeof u === 'number' && Number.isInteger(u) && u >= min && u <= max ? ok(u) : fail(),
+  )
+}
+
+export const boolean: LeafType<boolean> = leafType(
+  'Boolean',
+  'a boolean (true/false; in the environment also 1/0/yes/no)',
+  'bool',
+  (u) => (typeof u === 'boolean' ? ok(u) : fail()),
+)
+
+export const oneOf = <const V extends string>(values: readonly V[]): LeafType<V> =>
+  leafType(`OneOf(${values.join('|')})`, `one of ${values.join('|')}`, 'string', (u) =>
+    typeof u === 'string' && (values as readonly string[]).includes(u) ? ok(u as V) : fail(),
+  )
+
+const stringType = (name: string, expected: string, accept: (s: string) => boolean): LeafType<string> =>
+  leafType(name, expected, 'string', (u) => (typeof u === 'string' && accept(u) ? ok(u) : fail()))
+
+export const nonEmptyString = stringType('NonEmptyString', 'a non-empty string', (s) => s.length > 0)
+
+export const databaseName = stringType(
+  'DatabaseName',
+  'a database name (letters, digits and _; not starting with a digit)',
+  (s) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(s),
+)
+
+/** Kafka's own rule for topic names. */
+export const topicName = stringType(
+  'TopicName',
+  'a Kafka topic name (letters, digits, . _ -; at most 249 characters)',
+  (s) => /^[A-Za-z0-9._-]{1,249}$/.test(s) && s !== '.' && s !== '..',
+)
+
+const isIPv4 = (s: string): boolean => isIP(s) === 4
+const isIPv6 = (s: string): boolean => isIP(s) === 6
+
+const isHostName = (s: string): boolean =>
+  s.length <= 253 &&
+  s
+    .replace(/\.$/, '')
+    .split('.')
+    .every((label) => /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(label)) &&
+  !/^[\d.]+$/.test(s)
+
+const isAddress = (s: string): boolean => isIPv4(s) || isIPv6(s) || isHostName(s)
+
+export const hostAddress = stringType('HostAddress', 'an IP address or host name', isAddress)
+
+/** `host:port`, with IPv6 addresses in brackets, as kafkajs expects brokers. */
+export const hostPort = stringType('HostPort', 'host:port (IPv6 in brackets)', (s) => {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(s)
+  if (match === null) return false
+  const [, ipv6, host, port] = match
+  const hostOk = ipv6 === undefined ? isIPv4(host ?? '') || isHostName(host ?? '') : isIPv6(ipv6)
+  return hostOk && Number(port) >= 1 && Number(port) <= 65535
+})
+
+/** The SSRF guard's exemptions: exact hosts, `*.` domain wildcards, addresses and CIDR ranges. */
+export const allowlistEntry = stringType(
+  'AllowlistEntry',
+  'a host name (optionally *.domain), IP address or CIDR range',
+  (s) => {
+    const cidr = /^([^/]+)\/(\d{1,3})$/.exec(s)
+    if (cidr !== null) {
+      const [, address = '', bits] = cidr
+      const prefix = Number(bits)
+      return (isIPv4(address) && prefix <= 32) || (isIPv6(address) && prefix <= 128)
+    }
+    return isAddress(s.startsWith('*.') ? s.slice(2) : s)
+  },
+)
+
+export const httpUrl = stringType('HttpUrl', 'an http(s) URL', (s) => {
+  try {
+    const url = new URL(s)
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== ''
+  } catch {
+    return false
+  }
+})
+
+export const secretString = (minLength: number): LeafType<string> =>
+  leafType(`Secret(${minLength})`, `a string of at least ${minLength} characters`, 'string', (u) => {
+    if (typeof u !== 'string') return fail()
+    return u.length >= minLength
+      ? ok(u)
+      : fail(minLength === 1 ? 'must not be empty' : `too short: must be at least ${minLength} characters`)
+  })
+
+/** The schemes the KurrentDB / EventStoreDB clients accept. */
+export const kurrentConnectionString = leafType(
+  'KurrentConnectionString',
+  'a KurrentDB connection string (kurrentdb://…, kurrent://…, kdb://… or esdb://…, optionally +discover)',
+  'string',
+  (u) =>
+    typeof u === 'string' && /^(kurrentdb|kurrent|kdb|esdb)(\+discover)?:\/\/\S+$/.test(u) ? ok(u) : fail(),
+)
+
+export const base64Key = (bytes: number): LeafType<string> =>
+  leafType(`Base64Key(${bytes})`, `base64 of exactly ${bytes} bytes`, 'string', (u) => {
+    if (typeof u !== 'string') return fail()
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(u) || u.length % 4 !== 0) {
+      return fail(`expected base64 of exactly ${bytes} bytes; this is not valid base64`)
+    }
+    const decoded = Buffer.from(u, 'base64').length
+    return decoded === bytes
+      ? ok(u)
+      : fail(`expected base64 of exactly ${bytes} bytes, but it decodes to ${decoded}`)
+  })
+
+export interface Leaf<A> {
+  readonly node: 'leaf'
+  readonly type: LeafType<A>
+  /** Absent when the key must be given (only inside optional groups such as `sasl`). */
+  readonly fallback: { readonly value: A } | undefined
+  readonly secret: Secrecy
+  readonly doc: string
+  /** The later work this key waits for, rendered as "accepted; takes effect once … lands". */
+  readonly pending: string | undefined
+}
+
+export interface KeyOptions<A> {
+  readonly default?: NoInfer<A>
+  readonly secret?: Secrecy
+  readonly doc: string
+  readonly pending?: string
+}
+
+export const key = <A>(type: LeafType<A>, options: KeyOptions<A>): Leaf<A> => ({
+  node: 'leaf',
+  type,
+  fallback: 'default' in options ? { value: options.default as A } : undefined,
+  secret: options.secret ?? false,
+  doc: options.doc,
+  pending: options.pending,
+})
+
+export type Node = Leaf<unknown> | Group<Shape, boolean>
+
+export interface Shape {
+  readonly [name: string]: Node
+}
+
+export interface Group<S extends Shape, N extends boolean> {
+  readonly node: 'group'
+  readonly shape: S
+  /** A nullable group is absent (null) by default; once given, its keys without defaults are required. */
+  readonly nullable: N
+  readonly doc: string | undefined
+}
+
+export const group = <S extends Shape>(shape: S, doc?: string): Group<S, false> => ({
+  node: 'group',
+  shape,
+  nullable: false,
+  doc,
+})
+
+export const optionalGroup = <S extends Shape>(shape: S, doc: string): Group<S, true> => ({
+  node: 'group',
+  shape,
+  nullable: true,
+  doc,
+})
+
+export type ValueOf<N> =
+  N extends Leaf<infer A>
+    ? A
+    : N extends Group<infer S, infer Nullable>
+      ? Nullable extends true
+        ? ShapeValue<S> | null
+        : ShapeValue<S>
+      : never
+
+export type ShapeValue<S extends Shape> = { readonly [K in keyof S]: ValueOf<S[K]> }
+
+export const codecOf = (node: Node): t.Mixed => {
+  if (node.node === 'leaf') return asType(node.type.codec)
+  const props: Record<string, t.Mixed> = {}
+  for (const [name, child] of Object.entries(node.shape)) props[name] = codecOf(child)
+  const object = t.exact(t.type(props))
+  return node.nullable
+    ? new t.Type<unknown, unknown, unknown>(
+        `${object.name} | null`,
+        (u): u is unknown => u === null || object.is(u),
+        (u, c) => (u === null ? t.success(null) : object.validate(u, c)),
+        t.identity,
+      )
+    : object
+}
+
+export interface LeafAt {
+  readonly path: readonly string[]
+  readonly leaf: Leaf<unknown>
+}
+
+export interface NodeAt {
+  readonly path: readonly string[]
+  readonly node: Node
+}
+
+/** Every node under `node`, depth first in declaration order, the root excluded. */
+export const nodesOf = (node: Node, path: readonly string[] = []): NodeAt[] =>
+  node.node === 'leaf'
+    ? []
+    : Object.entries(node.shape).flatMap(([name, child]) => [
+        { path: [...path, name], node: child },
+        ...nodesOf(child, [...path, name]),
+      ])
+
+export const leavesOf = (node: Node): LeafAt[] =>
+  nodesOf(node).flatMap(({ path, node: n }) => (n.node === 'leaf' ? [{ path, leaf: n }] : []))
+
+/** The deepest node named by a prefix of `path`, with how much of the path it consumed. */
+export const nodeAt = (root: Node, path: readonly string[]): { node: Node; depth: number } => {
+  let node = root
+  let depth = 0
+  for (const segment of path) {
+    if (node.node !== 'group') break
+    const child = node.shape[segment]
+    if (child === undefined) break
+    node = child
+    depth++
+  }
+  return { node, depth }
+}

@@ -1,0 +1,144 @@
+/**
+ * Herald's validated configuration, deeply readonly. Keys keep the YAML's snake_case so a key
+ * reads the same in the file, in the code, in error messages and (upper-cased) in its
+ * environment variable. Components take the slice they need (`WarehouseConfig`, …), never
+ * the whole. REFERENCE.md describes every key.
+ */
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
+
+export type AuthorizationHandler = 'native' | 'external'
+
+export interface AuthorizationHandlerConfig {
+  /** The external authorizer's http(s) URL; never null when `authorization_handler` is `external`. */
+  readonly endpoint: string | null
+  readonly timeout_ms: number
+}
+
+export interface OutboundConfig {
+  /** Host names (`*.domain` allowed), IP addresses and CIDR ranges exempt from the SSRF guard. */
+  readonly allowlist: readonly string[]
+}
+
+export interface NotificationsConfig {
+  readonly enabled: boolean
+  readonly cycle_timers: {
+    /** Seconds: the default digest window. */
+    readonly notifications: number
+  }
+  readonly webhook_timeout_ms: number
+}
+
+export interface ReportsConfig {
+  readonly enabled: boolean
+  readonly enable_data_ingress: boolean
+  /** All in seconds. */
+  readonly cycle_timers: {
+    readonly load: number
+    readonly refresh: number
+    readonly metrics: number
+  }
+  readonly batch_size: number
+  readonly graphiql: boolean
+}
+
+export type EventLogKind = 'embedded' | 'kafka'
+
+export interface EventLogTopics {
+  readonly events: string
+  readonly dlq: string
+  readonly deliveries: string
+  readonly outcomes: string
+  readonly metrics: string
+}
+
+export type SaslMechanism = 'plain' | 'scram-sha-256' | 'scram-sha-512'
+
+export interface KafkaSaslConfig {
+  readonly mechanism: SaslMechanism
+  readonly username: string
+  readonly password: string
+}
+
+export interface KafkaConfig {
+  /** `host:port` each; never empty when `event_log.kind` is `kafka`. */
+  readonly brokers: readonly string[]
+  readonly client_id: string
+  readonly ssl: boolean
+  readonly sasl: KafkaSaslConfig | null
+}
+
+export interface EventLogConfig {
+  readonly kind: EventLogKind
+  readonly partitions: number
+  readonly topics: EventLogTopics
+  readonly kafka: KafkaConfig
+}
+
+export type EventStoreKind = 'embedded' | 'kurrentdb'
+
+export interface EventStoreConfig {
+  readonly kind: EventStoreKind
+  readonly kurrentdb: {
+    /** Never null when `kind` is `kurrentdb`. */
+    readonly connection_string: string | null
+  }
+}
+
+export type WarehouseKind = 'embedded' | 'clickhouse'
+
+export interface ClickHouseConfig {
+  /** Never null when `warehouse.kind` is `clickhouse`. */
+  readonly url: string | null
+  readonly username: string
+  readonly password: string | null
+  readonly database: string
+}
+
+export interface WarehouseConfig {
+  readonly kind: WarehouseKind
+  readonly clickhouse: ClickHouseConfig
+}
+
+export type SchemaRegistryKind = 'embedded' | 'confluent'
+
+export interface ConfluentSchemaRegistryConfig {
+  /** Never null when `schema_registry.kind` is `confluent`. */
+  readonly url: string | null
+  /** Set together with `password`, or neither. */
+  readonly username: string | null
+  readonly password: string | null
+  readonly register_schemas: boolean
+}
+
+export interface SchemaRegistryConfig {
+  readonly kind: SchemaRegistryKind
+  readonly confluent: ConfluentSchemaRegistryConfig
+}
+
+export interface SecretsConfig {
+  /** Base64 of 32 bytes. */
+  readonly encryption_key: string | null
+}
+
+export interface Config {
+  readonly listen: string
+  readonly port: number
+  /** Absolute: a relative value is resolved against the working directory at load time. */
+  readonly data_dir: string
+  readonly log_level: LogLevel
+  readonly require_auth: boolean
+  readonly admin_token: string | null
+  readonly authorization_handler: AuthorizationHandler
+  readonly authorization_handler_config: AuthorizationHandlerConfig
+  readonly ui_url: string | null
+  readonly shutdown_timeout_ms: number
+  readonly outbound: OutboundConfig
+  readonly notifications: NotificationsConfig
+  readonly reports: ReportsConfig
+  readonly event_log: EventLogConfig
+  readonly event_store: EventStoreConfig
+  readonly warehouse: WarehouseConfig
+  readonly schema_registry: SchemaRegistryConfig
+  readonly secrets: SecretsConfig
+}
