@@ -21,12 +21,22 @@ describe('decodeCloudEvent', () => {
   })
 
   it('names every bad field at once', () => {
-    const decoded = decodeCloudEvent({ ...valid, specversion: '0.3', id: '', level: 'fatal', time: 'yesterday', account: undefined })
+    const decoded = decodeCloudEvent({
+      ...valid,
+      specversion: '0.3',
+      id: '',
+      level: 'fatal',
+      time: 'yesterday',
+      account: undefined,
+    })
     assert.ok(!decoded.ok)
-    assert.deepEqual(
-      decoded.issues.map((i) => i.path).sort(),
-      ['account', 'id', 'level', 'specversion', 'time'],
-    )
+    assert.deepEqual(decoded.issues.map((i) => i.path).sort(), [
+      'account',
+      'id',
+      'level',
+      'specversion',
+      'time',
+    ])
     const level = decoded.issues.find((i) => i.path === 'level')
     assert.match(level?.message ?? '', /info, warning, error/)
   })

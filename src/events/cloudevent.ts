@@ -62,7 +62,9 @@ export type CloudEvent = t.TypeOf<typeof CloudEvent>
 
 const MAX_ID_LENGTH = 256
 
-export type Decoded<A> = { readonly ok: true; readonly value: A } | { readonly ok: false; readonly issues: FieldIssue[] }
+export type Decoded<A> =
+  | { readonly ok: true; readonly value: A }
+  | { readonly ok: false; readonly issues: FieldIssue[] }
 
 /** Validates one structured-mode CloudEvent; `prefix` names its place in a batch. */
 export const decodeCloudEvent = (input: unknown, prefix = ''): Decoded<CloudEvent> => {
@@ -83,7 +85,8 @@ export const decodeCloudEvent = (input: unknown, prefix = ''): Decoded<CloudEven
 
 /** Validates a batch: every event, every bad field reported, all or nothing. */
 export const decodeCloudEventBatch = (input: unknown): Decoded<CloudEvent[]> => {
-  if (!Array.isArray(input)) return { ok: false, issues: [{ path: '(root)', message: 'must be a JSON array' }] }
+  if (!Array.isArray(input))
+    return { ok: false, issues: [{ path: '(root)', message: 'must be a JSON array' }] }
   const events: CloudEvent[] = []
   const issues: FieldIssue[] = []
   const seen = new Set<string>()
@@ -94,7 +97,8 @@ export const decodeCloudEventBatch = (input: unknown): Decoded<CloudEvent[]> => 
       return
     }
     const key = `${decoded.value.source}\u0000${decoded.value.id}`
-    if (seen.has(key)) issues.push({ path: `[${i}].id`, message: 'repeats the id of an earlier event in the batch' })
+    if (seen.has(key))
+      issues.push({ path: `[${i}].id`, message: 'repeats the id of an earlier event in the batch' })
     seen.add(key)
     events.push(decoded.value)
   })

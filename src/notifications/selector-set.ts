@@ -1,0 +1,154 @@
+import {
+  asapScheduler,
+  distinctUntilChanged,
+  Observable,
+  type OperatorFunction,
+  type SchedulerLike,
+  type Subscription,
+  scan,
+} from 'rxjs'
+import type { FieldIssue } from '../errors/index.ts'
+import type { RecordedEvent } from '../ports/index.ts'
+import {
+  decodeConfigurationEvent,
+  isConfigurationStream,
+  toConfiguration,
+  toSelector,
+} from './configuration.ts'
+import { emptySelectorSet, type Selector, type SelectorSet, type WebhookConfiguration } from './model.ts'
+
+/**
+ * Folds recorded events into a new snapshot; returns `set` itself when none of them is a
+ * configuration event, so unchanged snapshots can be recognised by identity.
+ */
+export const applyToSelectorSet = (
+  set: SelectorSet,
+  events: readonly RecordedEvent[],
+  onInvalid: (event: RecordedEvent, issues: readonly FieldIssue[]) => void = () => {},
+): SelectorSet => {
+  // Copied on first write only: a burst without selector changes shares the old selector map.
+  let configurations: Map<string, WebhookConfiguration> | undefined
+  let selectors: Map<string, Selector> | undefined
+  let position = set.position
+  for (const recorded of events) {
+    if (!isConfigurationStream(recorded.stream)) continue
+    const decoded = decodeConfigurationEvent(recorded)
+    if (!decoded.ok) {
+      onInvalid(recorded, decoded.issues)
+      continue
+    }
+    position = recorded.position
+    const event = decoded.value
+    switch (event.type) {
+      case 'WebhookConfigurationCreated':
+        configurations ??= new Map(set.configurations)
+        configurations.set(event.data.configurationId, Object.freeze(toConfiguration(event.data)))
+        break
+      case 'SelectorAdded':
+        selectors ??= new Map(set.selectors)
+        selectors.set(event.data.selectorId, Object.freeze(toSelector(event.data)))
+        break
+    }
+  }
+  if (position === set.position) return set
+  return Object.freeze({
+    position,
+    configurations: configurations ?? set.configurations,
+    selectors: selectors ?? set.selectors,
+  })
+}
+
+/**
+ * Gathers the values that arrive before `scheduler` gets a turn into one array. A catch-up
+ * delivers a whole page of events synchronously: folding it as one step copies the snapshot
+ * once per page instead of once per event. Emits once right after subscription even when
+ * nothing arrives, so an empty store still yields a (empty) snapshot.
+ */
+export const coalesce =
+  <T>(scheduler: SchedulerLike = asapScheduler): OperatorFunction<T, readonly T[]> =>
+  (source) =>
+    new Observable<readonly T[]>((subscriber) => {
+      let pending: T[] = []
+      let flushing: Subscription | undefined
+      const flush = () => {
+        flushing = undefined
+        const values = pending
+        pending = []
+        subscriber.next(values)
+      }
+      const schedule = () => {
+        flushing ??= scheduler.schedule(flush)
+      }
+      const subscription = source.subscribe({
+        next: (value) => {
+          pending.push(value)
+          schedule()
+        },
+        error: (error) => subscriber.error(error),
+        complete: () => {
+          if (flushing !== undefined) {
+            flushing.unsubscribe()
+            flush()
+          }
+          subscriber.complete()
+        },
+      })
+      schedule()
+      return () => {
+        subscription.unsubscribe()
+        flushing?.unsubscribe()
+      }
+    })
+
+export interface SelectorSetsOptions {
+  readonly scheduler?: SchedulerLike
+  /** A configuration event that fails its codec: skipped, so one bad event cannot stop routing. */
+  readonly onInvalid?: (event: RecordedEvent, issues: readonly FieldIssue[]) => void
+  /** The snapshot to build on, when the events start after a checkpoint. */
+  readonly seed?: SelectorSet
+}
+
+/**
+ * The live read model of configurations and selectors: fed with `store.subscribeToAll()`, it
+ * emits a new immutable SelectorSet after each burst of configuration changes (and one at
+ * the start), never the same snapshot twice in a row.
+ *
+ * @example
+ * store.subscribeToAll().pipe(selectorSets(), map(buildSelectorIndex))
+ */
+export const selectorSets =
+  (options: SelectorSetsOptions = {}): OperatorFunction<RecordedEvent, SelectorSet> =>
+  (events) =>
+    events.pipe(
+      coalesce(options.scheduler),
+      scan(
+        (set: SelectorSet, burst: readonly RecordedEvent[]) =>
+          applyToSelectorSet(set, burst, options.onInvalid),
+        options.seed ?? emptySelectorSet,
+      ),
+      distinctUntilChanged(),
+    )
+
+/** Events of every stream after a checkpoint, in position order: what a catch-up reads. */
+export type ReadAll = (options: {
+  readonly after?: number
+  readonly maxCount?: number
+}) => Promise<readonly RecordedEvent[]>
+
+/**
+ * Reads the whole history page by page into one snapshot, and returns it with the position of
+ * the last event read (of any stream), from which a live subscription continues.
+ */
+export const loadSelectorSet = async (
+  readAll: ReadAll,
+  { pageSize = 1_000, onInvalid }: { pageSize?: number; onInvalid?: SelectorSetsOptions['onInvalid'] } = {},
+): Promise<{ readonly set: SelectorSet; readonly checkpoint: number }> => {
+  let set = emptySelectorSet
+  let checkpoint = 0
+  for (;;) {
+    const page = await readAll({ after: checkpoint, maxCount: pageSize })
+    set = applyToSelectorSet(set, page, onInvalid)
+    checkpoint = page.at(-1)?.position ?? checkpoint
+    if (page.length < pageSize) return { set, checkpoint }
+  }
+}

@@ -1,0 +1,9 @@
+export {
+  createLogger,
+  type LogFields,
+  type Logger,
+  type LoggerOptions,
+  type LogLevel,
+  silentLogger,
+} from './logger.ts'
+export { createMetrics, type Metrics } from './metrics.ts'

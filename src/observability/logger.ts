@@ -1,0 +1,54 @@
+import { pino } from 'pino'
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
+export type LogFields = Readonly<Record<string, unknown>>
+
+/**
+ * Herald's logger: one structured line per event, named `<component>.<event>`
+ * (`router.batch_routed`, `delivery.webhook.sent`) with fields. Components receive it as a
+ * plain function so tests can capture lines without a logging library.
+ *
+ * @example
+ * logger('info', 'http.listening', { port: 8228 })
+ */
+export type Logger = (level: LogLevel, event: string, fields?: LogFields) => void
+
+export const silentLogger: Logger = () => {}
+
+/** Field names whose values are never written, wherever they appear in a line. */
+const REDACTED_KEYS = [
+  'password',
+  'token',
+  'secret',
+  'signing_secret',
+  'signingSecret',
+  'authorization',
+  'admin_token',
+  'api_token',
+  'encryption_key',
+]
+
+export interface LoggerOptions {
+  readonly level: LogLevel
+  /** Where lines go; standard output by default. */
+  readonly destination?: NodeJS.WritableStream
+}
+
+/** JSON lines through pino, with secret-looking fields redacted at any depth up to three. */
+export const createLogger = ({ level, destination }: LoggerOptions): Logger => {
+  const paths = REDACTED_KEYS.flatMap((key) => [key, `*.${key}`, `*.*.${key}`])
+  const base = pino(
+    {
+      level,
+      base: { service: 'herald' },
+      messageKey: 'event',
+      timestamp: pino.stdTimeFunctions.isoTime,
+      redact: { paths, censor: '[redacted]' },
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    destination ?? pino.destination({ sync: true }),
+  )
+  return (lineLevel, event, fields = {}) => {
+    base[lineLevel]({ ...fields }, event)
+  }
+}

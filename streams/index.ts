@@ -1,0 +1,9 @@
+export {
+  createDelivererHandler,
+  type DelivererHandlerOptions,
+  type DeliveryOutcome,
+  DeliveryRetryError,
+} from './deliverer.ts'
+export * from './delivery/index.ts'
+export { createRouterHandler, decodeLogEvents, type RouterHandlerOptions } from './router.ts'
+export * from './routing/index.ts'

@@ -1,0 +1,170 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import type { CloudEvent } from '../../src/events/index.ts'
+import type {
+  LevelPattern,
+  Selector,
+  SelectorSet,
+  WebhookConfiguration,
+} from '../../src/notifications/index.ts'
+import { matchesSelector } from './match.ts'
+import { buildSelectorIndex, emptySelectorIndex } from './selector-index.ts'
+import { aConfiguration, anEvent, aSelector } from './test-fixtures.ts'
+
+// A seeded generator: a failure reproduces with the same seed.
+const mulberry32 = (seed: number) => () => {
+  seed = (seed + 0x6d2b79f5) | 0
+  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+}
+
+const TYPES = [
+  'user.image.analysis.completed',
+  'user.image.analysis.failed',
+  'user.checks.tag.vulnerabilities.update',
+  'user.checks.tag.policy_evaluation.update',
+  'user.checks.image.policy_evaluation.update',
+  'system.feeds.sync.failed',
+  'system.feeds.sync.completed',
+  'com.ibm.cloud.compliance.posture',
+]
+const TYPE_PATTERNS = [
+  ...TYPES,
+  '*',
+  'user.*',
+  'user.checks.*',
+  'system.*',
+  '*.failed',
+  '*.update',
+  'user.*.update',
+  '*policy*',
+  'com.ibm.*',
+]
+const ACCOUNTS = ['acme', 'globex', 'initech', 'admin', 'umbrella']
+const LEVELS: LevelPattern[] = ['*', 'info', 'warning', 'error']
+const RESOURCE_TYPES = ['image', 'tag', 'feed', 'repository']
+
+const setOf = (configurations: WebhookConfiguration[], selectors: Selector[]): SelectorSet => ({
+  position: 1,
+  configurations: new Map(configurations.map((c) => [c.id, c])),
+  selectors: new Map(selectors.map((s) => [s.id, s])),
+})
+
+/** The specification: every selector of every enabled configuration, tested one by one. */
+const bruteForce = (set: SelectorSet, event: CloudEvent) => {
+  const byConfiguration = new Map<string, string[]>()
+  for (const selector of set.selectors.values()) {
+    const configuration = set.configurations.get(selector.configurationId)
+    if (configuration === undefined || !configuration.enabled || !matchesSelector(selector, event)) continue
+    byConfiguration.set(
+      configuration.id,
+      [...(byConfiguration.get(configuration.id) ?? []), selector.id].sort(),
+    )
+  }
+  return [...byConfiguration.entries()].sort(([a], [b]) => (a < b ? -1 : 1))
+}
+
+describe('buildSelectorIndex', () => {
+  it('finds exactly what brute-force matching finds, over random selectors and events', () => {
+    const random = mulberry32(20261122)
+    const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T
+    const configurations = Array.from({ length: 60 }, (_, i) =>
+      aConfiguration({
+        id: `cfg-${String(i).padStart(3, '0')}`,
+        account: pick(ACCOUNTS),
+        enabled: random() > 0.15,
+      }),
+    )
+    const selectors = Array.from({ length: 400 }, (_, i) => {
+      const configuration = pick(configurations)
+      return aSelector(
+        {
+          level: pick(LEVELS),
+          type: pick(TYPE_PATTERNS),
+          resource_type: random() < 0.6 ? '*' : pick(RESOURCE_TYPES),
+        },
+        {
+          id: `sel-${String(i).padStart(3, '0')}`,
+          configurationId: random() < 0.03 ? 'cfg-deleted' : configuration.id,
+          account: configuration.account,
+          scope: configuration.account === 'admin' && random() < 0.5 ? 'global' : 'account',
+        },
+      )
+    })
+    const set = setOf(configurations, selectors)
+    const index = buildSelectorIndex(set)
+    let pairs = 0
+    for (let i = 0; i < 300; i++) {
+      const event = anEvent({
+        id: `evt-${i}`,
+        account: pick(ACCOUNTS),
+        type: random() < 0.9 ? pick(TYPES) : 'user.unknown.thing',
+        level: random() < 0.1 ? undefined : pick(['info', 'warning', 'error'] as const),
+        resourcetype: random() < 0.1 ? undefined : pick(RESOURCE_TYPES),
+      })
+      const expected = bruteForce(set, event)
+      const actual = index.match(event).map((m) => [m.configuration.id, [...m.selectorIds]])
+      assert.deepEqual(actual, expected, `event ${JSON.stringify(event)}`)
+      pairs += expected.length
+    }
+    // The comparison means little unless events match some configurations but far from all.
+    const share = pairs / (300 * configurations.length)
+    assert.ok(share > 0.02 && share < 0.5, `share of (event, configuration) pairs matched: ${share}`)
+  })
+
+  it('groups several matching selectors of one configuration into one match', () => {
+    const index = buildSelectorIndex(
+      setOf(
+        [aConfiguration()],
+        [aSelector({ type: 'user.checks.*' }, { id: 'sel-b' }), aSelector({ type: '*' }, { id: 'sel-a' })],
+      ),
+    )
+    const matches = index.match(anEvent())
+    assert.equal(matches.length, 1)
+    assert.deepEqual(matches[0]?.selectorIds, ['sel-a', 'sel-b'])
+  })
+
+  it('leaves out disabled and unknown configurations', () => {
+    const index = buildSelectorIndex(
+      setOf(
+        [aConfiguration({ id: 'on' }), aConfiguration({ id: 'off', enabled: false })],
+        [
+          aSelector({}, { id: 's1', configurationId: 'on' }),
+          aSelector({}, { id: 's2', configurationId: 'off' }),
+          aSelector({}, { id: 's3', configurationId: 'gone' }),
+        ],
+      ),
+    )
+    assert.equal(index.size, 1)
+    assert.deepEqual(
+      index.match(anEvent()).map((m) => m.configuration.id),
+      ['on'],
+    )
+  })
+
+  it('routes other accounts\u2019 events only to global selectors', () => {
+    const index = buildSelectorIndex(
+      setOf(
+        [aConfiguration({ id: 'mine' }), aConfiguration({ id: 'admin-cfg', account: 'admin' })],
+        [
+          aSelector({}, { id: 's1', configurationId: 'mine' }),
+          aSelector({}, { id: 's2', configurationId: 'admin-cfg', account: 'admin', scope: 'global' }),
+        ],
+      ),
+    )
+    assert.deepEqual(
+      index.match(anEvent({ account: 'globex' })).map((m) => m.configuration.id),
+      ['admin-cfg'],
+    )
+    assert.deepEqual(
+      index.match(anEvent({ account: 'acme' })).map((m) => m.configuration.id),
+      ['admin-cfg', 'mine'],
+    )
+  })
+
+  it('has an empty index that matches nothing', () => {
+    assert.deepEqual(emptySelectorIndex.match(anEvent()), [])
+    assert.equal(buildSelectorIndex(setOf([], [])).size, 0)
+  })
+})

@@ -1,0 +1,218 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import type { Subscription } from 'rxjs'
+import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
+import { createSqliteEventStore, type SqliteEventStore } from '../../src/adapters/sqlite-event-store/index.ts'
+import { type CloudEvent, encodeLogEvent } from '../../src/events/index.ts'
+import {
+  createNotificationConfigService,
+  emptySelectorSet,
+  type SelectorSet,
+  type WebhookConfiguration,
+} from '../../src/notifications/index.ts'
+import type { LogFields, Logger } from '../../src/observability/index.ts'
+import type { Consumer, EventLog } from '../../src/ports/index.ts'
+import { createDelivererHandler } from '../../streams/deliverer.ts'
+import { verifyWebhook } from '../../streams/delivery/index.ts'
+import { createRouterHandler } from '../../streams/router.ts'
+import {
+  buildSelectorIndex,
+  deliveryIdFor,
+  emptySelectorIndex,
+  type SelectorIndex,
+} from '../../streams/routing/index.ts'
+import { eventually } from '../support/eventually.ts'
+import { type ReceivedRequest, startWebhookReceiver } from '../support/webhook-receiver.ts'
+
+const TOPICS = { events: 'engine.events', deliveries: 'notifications.deliveries' }
+
+const anEvent = (overrides: Partial<CloudEvent> = {}): CloudEvent => ({
+  specversion: '1.0',
+  id: `evt-${randomUUID()}`,
+  source: '/engine/policy',
+  type: 'user.checks.tag.policy_evaluation.update',
+  account: 'acme',
+  level: 'warning',
+  resourcetype: 'tag',
+  time: new Date().toISOString(),
+  data: { tag: 'docker.io/library/nginx:latest', result: 'fail' },
+  ...overrides,
+})
+
+describe('routing: engine event → router → deliveries topic → deliverer → signed webhook', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-routing-'))
+  let log: EventLog
+  let store: SqliteEventStore
+  let receiver: Awaited<ReturnType<typeof startWebhookReceiver>>
+  let respond: () => number = () => 204
+  let configuration: WebhookConfiguration
+  let latestSet: SelectorSet = emptySelectorSet
+  let index: SelectorIndex = emptySelectorIndex
+  let readModel: Subscription
+  const consumers: Consumer[] = []
+  const lines: { event: string; fields: LogFields }[] = []
+  const logger: Logger = (_level, event, fields = {}) => lines.push({ event, fields })
+
+  const requestsFor = (event: CloudEvent): ReceivedRequest[] =>
+    receiver.received.filter((r) => r.headers['webhook-id'] === deliveryIdFor(event.id, configuration.id))
+
+  /**
+   * Waits for a later event to arrive: both topics are keyed so it shares the partitions of
+   * what came before, so by then every earlier batch was handled and committed, and any
+   * duplicate would already have arrived.
+   */
+  const drain = async () => {
+    const sentinel = anEvent()
+    await log.publish(TOPICS.events, [encodeLogEvent(sentinel)])
+    await eventually(() => assert.equal(requestsFor(sentinel).length, 1))
+  }
+
+  before(async () => {
+    receiver = await startWebhookReceiver(() => respond())
+    log = createSqliteEventLog({
+      path: join(dir, 'eventlog.sqlite'),
+      idlePollMs: 50,
+      retryBackoffMs: { min: 20, max: 200 },
+    })
+    store = createSqliteEventStore({ path: join(dir, 'eventstore.sqlite') })
+    await log.createTopics([
+      { topic: TOPICS.events, partitions: 3 },
+      { topic: TOPICS.deliveries, partitions: 3 },
+    ])
+
+    const service = createNotificationConfigService({
+      store,
+      clock: Date.now,
+      newId: randomUUID,
+      // The first snapshot then holds the whole history, so no event is routed on a partial index.
+      readAll: (options) => store.readAll(options),
+    })
+    configuration = await service.createWebhookConfiguration('acme', {
+      url: receiver.url,
+      description: 'int test',
+    })
+    // Two selectors of one configuration match the policy events: still one delivery each.
+    await service.addSelector('acme', configuration.id, {
+      scope: 'account',
+      event: { level: '*', type: 'user.checks.*', resource_type: '*' },
+    })
+    await service.addSelector('acme', configuration.id, {
+      scope: 'account',
+      event: { level: 'warning', type: 'user.checks.tag.policy_evaluation.update', resource_type: 'tag' },
+    })
+
+    // What the composition root does: keep the latest snapshot and its index.
+    readModel = service.selectors$().subscribe((set) => {
+      latestSet = set
+      index = buildSelectorIndex(set)
+    })
+    await eventually(() => assert.equal(index.size, 2))
+
+    consumers.push(
+      await log.consume(
+        { groupId: 'herald-router', topics: [TOPICS.events] },
+        createRouterHandler({
+          log,
+          topics: { deliveries: TOPICS.deliveries },
+          getIndex: () => index,
+          clock: Date.now,
+          logger,
+        }),
+      ),
+      await log.consume(
+        { groupId: 'herald-deliverer', topics: [TOPICS.deliveries] },
+        createDelivererHandler({
+          getConfiguration: (id) => latestSet.configurations.get(id),
+          fetch,
+          clock: Date.now,
+          logger,
+          timeoutMs: 2_000,
+        }),
+      ),
+    )
+  })
+
+  after(async () => {
+    await Promise.all(consumers.map((c) => c.stop()))
+    readModel?.unsubscribe()
+    await log?.close()
+    await store?.close()
+    await receiver?.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('delivers a matching event exactly once, as a correctly signed Standard Webhooks POST', async () => {
+    const event = anEvent()
+    await log.publish(TOPICS.events, [encodeLogEvent(event)])
+
+    const [request] = await eventually(() => {
+      const requests = requestsFor(event)
+      assert.equal(requests.length, 1)
+      return requests
+    })
+    assert.ok(request)
+    const { headers, body } = request
+    assert.equal(headers['content-type'], 'application/json')
+    assert.equal(headers['webhook-id'], deliveryIdFor(event.id, configuration.id))
+    assert.ok(
+      verifyWebhook({
+        secret: configuration.signingSecret,
+        id: String(headers['webhook-id']),
+        timestamp: String(headers['webhook-timestamp']),
+        body,
+        signature: String(headers['webhook-signature']),
+        nowSeconds: Math.floor(Date.now() / 1000),
+      }),
+      'signature verifies with the secret returned at creation',
+    )
+    assert.deepEqual(JSON.parse(body), { type: event.type, timestamp: event.time, data: event })
+
+    await drain()
+    assert.equal(requestsFor(event).length, 1)
+  })
+
+  it('skips events no selector matches and messages that are not events, without blocking', async () => {
+    const unmatched = anEvent({ type: 'system.feeds.sync.failed', level: 'error' })
+    const otherAccount = anEvent({ account: 'globex' })
+    await log.publish(TOPICS.events, [
+      encodeLogEvent(unmatched),
+      { key: 'acme', value: new TextEncoder().encode('{"specversion":"0.3"}') },
+      encodeLogEvent(otherAccount),
+    ])
+    await drain()
+    assert.equal(requestsFor(unmatched).length, 0)
+    assert.equal(requestsFor(otherAccount).length, 0)
+    assert.ok(lines.some((l) => l.event === 'router.event_invalid'))
+  })
+
+  it('retries a delivery the endpoint refused with 503 until it succeeds, then never again', async () => {
+    let failures = 2
+    respond = () => (failures-- > 0 ? 503 : 204)
+    try {
+      const event = anEvent()
+      await log.publish(TOPICS.events, [encodeLogEvent(event)])
+      await eventually(() => assert.equal(requestsFor(event).length, 3))
+      await drain()
+      const requests = requestsFor(event)
+      assert.equal(requests.length, 3, 'two refused attempts and one success')
+      for (const r of requests) {
+        assert.ok(
+          verifyWebhook({
+            secret: configuration.signingSecret,
+            id: String(r.headers['webhook-id']),
+            timestamp: String(r.headers['webhook-timestamp']),
+            body: r.body,
+            signature: String(r.headers['webhook-signature']),
+          }),
+        )
+      }
+      assert.ok(lines.some((l) => l.event === 'delivery.webhook.failed' && l.fields.status === 503))
+    } finally {
+      respond = () => 204
+    }
+  })
+})
