@@ -224,7 +224,7 @@ warehouse:
 
     it('takes values as typed: a quoted number is not an integer', () => {
       const error = failure(() => load({}, 'port: "8228"\n'))
-      assert.equal(issue(error, 'port'), `port (${FILE}:1): expected an integer 1-65535, got "8228"`)
+      assert.equal(issue(error, 'port'), `port (${FILE}:1): expected an integer 0-65535, got "8228"`)
     })
   })
 
@@ -291,21 +291,21 @@ warehouse:
           failure(() => load({ HERALD_PORT: 'abc' })),
           'port',
         ),
-        'port (HERALD_PORT): expected an integer 1-65535, got "abc"',
+        'port (HERALD_PORT): expected an integer 0-65535, got "abc"',
       )
       assert.equal(
         issue(
           failure(() => load({ HERALD_PORT: '80.5' })),
           'port',
         ),
-        'port (HERALD_PORT): expected an integer 1-65535, got "80.5"',
+        'port (HERALD_PORT): expected an integer 0-65535, got "80.5"',
       )
       assert.equal(
         issue(
-          failure(() => load({ HERALD_PORT: '0' })),
+          failure(() => load({ HERALD_PORT: '65536' })),
           'port',
         ),
-        'port (HERALD_PORT): expected an integer 1-65535, got 0',
+        'port (HERALD_PORT): expected an integer 0-65535, got 65536',
       )
     })
 
@@ -418,7 +418,7 @@ bogus: true
         `  - bogus (${FILE}:15): unknown key`,
         '  - HERALD_TYPO: unknown configuration variable',
         `  - listen (${FILE}:2): expected an IP address or host name, got "not an address!"`,
-        '  - port (HERALD_PORT): expected an integer 1-65535, got "abc"',
+        '  - port (HERALD_PORT): expected an integer 0-65535, got "abc"',
         `  - log_level (${FILE}:3): expected one of debug|info|warn|error, got "verbose"`,
         `  - authorization_handler_config.timeout_ms (${FILE}:5): expected a positive integer, got 0`,
         `  - ui_url (${FILE}:4): expected an http(s) URL, got "ftp://ui.example.com"`,
@@ -441,7 +441,7 @@ bogus: true
 
     it('rejects null on a key that is not nullable', () => {
       const error = failure(() => load({}, 'port: null\n'))
-      assert.equal(issue(error, 'port'), `port (${FILE}:1): expected an integer 1-65535, got null`)
+      assert.equal(issue(error, 'port'), `port (${FILE}:1): expected an integer 0-65535, got null`)
     })
   })
 
