@@ -1,0 +1,52 @@
+import type { CloudEvent } from '../../src/events/index.ts'
+import type { LogMessage } from '../../src/ports/event-log.ts'
+
+/** A row of the raw `events` table: the replay and as-of source of every report. */
+export interface EventRow {
+  readonly id: string
+  readonly source: string
+  readonly type: string
+  readonly subject: string
+  readonly account: string
+  readonly level: string
+  readonly resource_type: string
+  readonly subtype: string
+  readonly time: string
+  readonly data: string
+  readonly ingested_at: string
+  readonly log_topic: string
+  readonly log_partition: number
+  readonly log_offset: number
+}
+
+/** ClickHouse reads `YYYY-MM-DD hh:mm:ss.sss` as UTC in DateTime64(3, 'UTC') columns. */
+export const toClickHouseTime = (ms: number): string =>
+  new Date(ms).toISOString().replace('T', ' ').replace('Z', '')
+
+/**
+ * Builds the row for one event. An event without `time` is placed at its log append time, so
+ * time-bounded queries still see it.
+ */
+export const toEventRow = (event: CloudEvent, message: LogMessage, ingestedAt: number): EventRow => ({
+  id: event.id,
+  source: event.source,
+  type: event.type,
+  subject: event.subject ?? '',
+  account: event.account,
+  level: event.level ?? 'info',
+  resource_type: event.resourcetype ?? '',
+  subtype: event.subtype ?? '',
+  time: toClickHouseTime(event.time === undefined ? message.timestamp : Date.parse(event.time)),
+  data: JSON.stringify(event.data ?? null),
+  ingested_at: toClickHouseTime(ingestedAt),
+  log_topic: message.topic,
+  log_partition: message.partition,
+  log_offset: message.offset,
+})
+
+/**
+ * Same batch, same token: ClickHouse drops a replayed insert of a batch that was inserted but
+ * whose offsets were not committed before a crash.
+ */
+export const deduplicationToken = (topic: string, partition: number, first: number, last: number): string =>
+  `${topic}/${partition}/${first}-${last}`

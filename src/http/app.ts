@@ -1,0 +1,131 @@
+import { Hono } from 'hono'
+import { UnauthorizedError } from '../errors/index.ts'
+import type { Logger, Metrics } from '../observability/index.ts'
+import type { EventLog } from '../ports/event-log.ts'
+import type { Warehouse } from '../ports/warehouse.ts'
+import { ADMIN_ACCOUNT, type Authenticator, bearerToken } from './auth.ts'
+import type { AppEnv } from './env.ts'
+import { createGraphqlRoutes } from './graphql.ts'
+import { createIngestRoutes } from './ingest.ts'
+import { problem, toProblem } from './problem.ts'
+
+export interface HttpAppOptions {
+  readonly log: EventLog
+  readonly eventsTopic: string
+  readonly warehouse: Warehouse
+  /** One probe per port for `/ready`; each resolves when its port answers. */
+  readonly readiness: Readonly<Record<string, () => Promise<void>>>
+  readonly authenticate: Authenticator
+  /** The seed's `require_auth`: when false every request acts as the admin account. */
+  readonly requireAuth: boolean
+  readonly metrics: Metrics
+  readonly logger: Logger
+  readonly graphiql: boolean
+  readonly maxIngestBytes?: number
+  /** Sub-apps mounted behind authentication, e.g. the notifications API. */
+  readonly mounts?: readonly { readonly path: string; readonly app: Hono<AppEnv> }[]
+}
+
+const PUBLIC_PATHS = new Set(['/health', '/ready', '/metrics'])
+const READY_TIMEOUT_MS = 2_000
+
+const withTimeout = (probe: Promise<void>, ms: number): Promise<void> =>
+  Promise.race([
+    probe,
+    new Promise<void>((_, reject) =>
+      setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref(),
+    ),
+  ])
+
+/**
+ * Herald's HTTP API as a Hono app over Web-standard requests: the Node server is only an
+ * adapter, and tests drive this app in process with `app.request(...)`.
+ *
+ * @example
+ * const app = createHttpApp({ log, eventsTopic: 'engine.events', warehouse, ... })
+ * const res = await app.request('/health')
+ */
+export const createHttpApp = (options: HttpAppOptions): Hono<AppEnv> => {
+  const { metrics, logger } = options
+  const app = new Hono<AppEnv>()
+
+  app.onError((error, c) => {
+    const body = toProblem(error, c.req.path)
+    if (body.status >= 500) logger('error', 'http.request_failed', { path: c.req.path, error: String(error) })
+    return c.json(body, body.status as 400, { 'content-type': 'application/problem+json' })
+  })
+  app.notFound((c) =>
+    c.json(problem(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`), 404, {
+      'content-type': 'application/problem+json',
+    }),
+  )
+
+  app.use(async (c, next) => {
+    await next()
+    metrics.httpRequests.inc({ method: c.req.method, route: c.req.routePath, status: String(c.res.status) })
+  })
+
+  app.get('/health', (c) => c.json({ status: 'ok' }))
+
+  app.get('/ready', async (c) => {
+    const entries = await Promise.all(
+      Object.entries(options.readiness).map(async ([name, probe]) => {
+        try {
+          await withTimeout(probe(), READY_TIMEOUT_MS)
+          return [name, { status: 'ok' }] as const
+        } catch (error) {
+          return [
+            name,
+            { status: 'unavailable', error: error instanceof Error ? error.message : String(error) },
+          ] as const
+        }
+      }),
+    )
+    const ready = entries.every(([, check]) => check.status === 'ok')
+    return c.json(
+      { status: ready ? 'ready' : 'unavailable', checks: Object.fromEntries(entries) },
+      ready ? 200 : 503,
+    )
+  })
+
+  app.get('/metrics', async (c) =>
+    c.text(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }),
+  )
+
+  app.use('/v1/*', async (c, next) => {
+    if (PUBLIC_PATHS.has(c.req.path)) return next()
+    if (!options.requireAuth) {
+      c.set('principal', { account: ADMIN_ACCOUNT, role: 'admin' })
+      return next()
+    }
+    const token = bearerToken(c.req.header('authorization'))
+    const principal = token === undefined ? undefined : await options.authenticate(token)
+    if (principal === undefined) {
+      c.header('www-authenticate', 'Bearer realm="herald"')
+      throw new UnauthorizedError()
+    }
+    c.set('principal', principal)
+    return next()
+  })
+
+  app.route(
+    '/v1/events',
+    createIngestRoutes({
+      log: options.log,
+      topic: options.eventsTopic,
+      metrics,
+      maxBodyBytes: options.maxIngestBytes ?? 5 * 1024 * 1024,
+    }),
+  )
+  app.route(
+    '/v1/reports/graphql',
+    createGraphqlRoutes({
+      warehouse: options.warehouse,
+      graphiql: options.graphiql,
+      logger,
+      endpoint: '/v1/reports/graphql',
+    }),
+  )
+  for (const mount of options.mounts ?? []) app.route(mount.path, mount.app)
+  return app
+}

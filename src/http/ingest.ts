@@ -1,0 +1,100 @@
+import { Hono } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import { HeraldError, ValidationError } from '../errors/index.ts'
+import { type CloudEvent, decodeCloudEvent, decodeCloudEventBatch, encodeLogEvent } from '../events/index.ts'
+import type { Metrics } from '../observability/index.ts'
+import type { EventLog } from '../ports/event-log.ts'
+import type { AppEnv } from './env.ts'
+
+export interface IngestOptions {
+  readonly log: EventLog
+  readonly topic: string
+  readonly metrics: Metrics
+  /** Largest request body accepted, in bytes. */
+  readonly maxBodyBytes: number
+}
+
+const STRUCTURED = 'application/cloudevents+json'
+const BATCH = 'application/cloudevents-batch+json'
+
+const mediaType = (header: string | undefined): string =>
+  (header ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
+
+const parseJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch (error) {
+    throw new ValidationError('the body is not valid JSON', [
+      { path: '(body)', message: (error as Error).message },
+    ])
+  }
+}
+
+/** CloudEvents' HTTP binary mode: attributes in `ce-*` headers, the body is `data`. */
+const fromBinaryMode = (headers: Headers, contentType: string, body: string): unknown => {
+  const event: Record<string, unknown> = {}
+  headers.forEach((value, name) => {
+    if (name.startsWith('ce-')) event[name.slice(3)] = value
+  })
+  if (contentType !== '') event.datacontenttype = contentType
+  if (body !== '') event.data = contentType.endsWith('json') ? parseJson(body) : body
+  return event
+}
+
+/**
+ * `POST /v1/events`: the CloudEvents HTTP binding. A request is validated whole and appended
+ * in one publish, so a batch with one bad event writes nothing. A principal may publish only
+ * its own account's events; an admin may publish any account's.
+ */
+export const createIngestRoutes = ({ log, topic, metrics, maxBodyBytes }: IngestOptions) => {
+  const app = new Hono<AppEnv>()
+  app.post(
+    '/',
+    bodyLimit({
+      maxSize: maxBodyBytes,
+      onError: () => {
+        throw new HeraldError('payload_too_large', `the body exceeds ${maxBodyBytes} bytes`)
+      },
+    }),
+    async (c) => {
+      const contentType = mediaType(c.req.header('content-type'))
+      const body = await c.req.text()
+      let decoded: ReturnType<typeof decodeCloudEventBatch>
+      if (contentType === STRUCTURED) {
+        const one = decodeCloudEvent(parseJson(body))
+        decoded = one.ok ? { ok: true, value: [one.value] } : one
+      } else if (contentType === BATCH) {
+        decoded = decodeCloudEventBatch(parseJson(body))
+      } else if (c.req.header('ce-specversion') !== undefined) {
+        const one = decodeCloudEvent(fromBinaryMode(c.req.raw.headers, contentType, body))
+        decoded = one.ok ? { ok: true, value: [one.value] } : one
+      } else {
+        throw new HeraldError(
+          'unsupported_media_type',
+          `send ${STRUCTURED}, ${BATCH}, or binary mode with ce-* headers; got "${contentType || 'no content type'}"`,
+        )
+      }
+      if (!decoded.ok) {
+        metrics.eventsRejected.inc()
+        throw new ValidationError('the request holds invalid events', decoded.issues)
+      }
+      const events: CloudEvent[] = decoded.value
+      const principal = c.get('principal')
+      if (principal.role !== 'admin') {
+        const foreign = events.findIndex((e) => e.account !== principal.account)
+        if (foreign >= 0) {
+          throw new ValidationError('events may only be published for the token’s own account', [
+            {
+              path: contentType === BATCH ? `[${foreign}].account` : 'account',
+              message: `must be ${principal.account}`,
+            },
+          ])
+        }
+      }
+      if (events.length > 0) await log.publish(topic, events.map(encodeLogEvent))
+      for (const event of events) metrics.eventsIngested.inc({ account: event.account })
+      return c.json({ accepted: events.length, ids: events.map((e) => e.id) }, 202)
+    },
+  )
+  return app
+}

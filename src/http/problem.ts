@@ -1,0 +1,69 @@
+import { isHeraldError } from '../errors/index.ts'
+
+const STATUS_BY_CODE: Readonly<Record<string, number>> = {
+  validation_failed: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  expected_revision_conflict: 412,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  unavailable: 503,
+}
+
+const TITLES: Readonly<Record<number, string>> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  412: 'Precondition Failed',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+}
+
+/** An RFC 9457 problem details body. `errors` lists each bad field of the request. */
+export interface Problem {
+  readonly type: string
+  readonly title: string
+  readonly status: number
+  readonly detail: string
+  readonly instance?: string
+  readonly code: string
+  readonly errors?: readonly { readonly path: string; readonly message: string }[]
+}
+
+export const problemType = (code: string): string => `urn:herald:problem:${code}`
+
+export const problem = (
+  status: number,
+  code: string,
+  detail: string,
+  extra: Partial<Problem> = {},
+): Problem => ({
+  type: problemType(code),
+  title: TITLES[status] ?? 'Error',
+  status,
+  detail,
+  code,
+  ...extra,
+})
+
+/**
+ * Maps any thrown value to a problem. Herald errors keep their message (they are written to be
+ * shown); anything else is an internal error whose details stay in the log, never the body.
+ */
+export const toProblem = (error: unknown, instance?: string): Problem => {
+  const at = instance === undefined ? {} : { instance }
+  if (!isHeraldError(error))
+    return problem(500, 'internal', 'an internal error occurred; see the server log', at)
+  const status = STATUS_BY_CODE[error.code] ?? 500
+  const issues = (error as { issues?: Problem['errors'] }).issues
+  const detail = status === 500 ? 'an internal error occurred; see the server log' : error.message
+  return problem(status, error.code, detail, {
+    ...at,
+    ...(issues && issues.length > 0 ? { errors: issues } : {}),
+  })
+}

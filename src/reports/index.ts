@@ -1,0 +1,2 @@
+export { events, type ReportContext, type ReportPrincipal, rootValue } from './resolvers.ts'
+export { reportSchema } from './schema.ts'

@@ -1,0 +1,186 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { migrate, warehouseMigrations } from '../../projections/migrations/index.ts'
+import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/index.ts'
+import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
+import { createAdminTokenAuthenticator, createHttpApp } from '../../src/http/index.ts'
+import { createMetrics, silentLogger } from '../../src/observability/index.ts'
+import type { EventLog, LogMessage } from '../../src/ports/event-log.ts'
+import type { Warehouse } from '../../src/ports/warehouse.ts'
+
+const TOKEN = 'test-admin-token-0123456789'
+const auth = { authorization: `Bearer ${TOKEN}` }
+const event = (id: string, extra: Record<string, unknown> = {}) => ({
+  specversion: '1.0',
+  id,
+  source: '/engine',
+  type: 'user.image.analysis.completed',
+  account: 'acme',
+  ...extra,
+})
+
+describe('HTTP API on the embedded log and chDB', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-http-'))
+  let log: EventLog
+  let warehouse: Warehouse
+  let app: ReturnType<typeof createHttpApp>
+  let down = false
+
+  const logged = async (): Promise<LogMessage[]> => {
+    const messages: LogMessage[] = []
+    const consumer = await log.consume(
+      { groupId: `read-${Math.random()}`, topics: ['engine.events'] },
+      async (b) => {
+        messages.push(...b.messages)
+      },
+    )
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    await consumer.stop()
+    return messages
+  }
+
+  before(async () => {
+    log = createSqliteEventLog({ path: join(dir, 'log.sqlite'), idlePollMs: 50 })
+    await log.createTopics([{ topic: 'engine.events', partitions: 1 }])
+    warehouse = await createChdbWarehouse({ path: join(dir, 'warehouse') })
+    await migrate(warehouse, warehouseMigrations)
+    app = createHttpApp({
+      log,
+      eventsTopic: 'engine.events',
+      warehouse,
+      readiness: {
+        event_log: () => log.ping(),
+        warehouse: async () => {
+          if (down) throw new Error('connection refused')
+        },
+      },
+      authenticate: createAdminTokenAuthenticator(TOKEN),
+      requireAuth: true,
+      metrics: createMetrics(),
+      logger: silentLogger,
+      graphiql: true,
+      maxIngestBytes: 4096,
+    })
+  })
+  after(async () => {
+    await log.close()
+    await warehouse.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('reports an unavailable port on /ready with 503', async () => {
+    down = true
+    const response = await app.request('/ready')
+    down = false
+    assert.equal(response.status, 503)
+    const body = (await response.json()) as { checks: Record<string, { status: string; error?: string }> }
+    assert.deepEqual(body.checks.warehouse, { status: 'unavailable', error: 'connection refused' })
+    assert.equal(body.checks.event_log?.status, 'ok')
+  })
+
+  it('answers 401 with a problem for a missing or wrong token', async () => {
+    for (const headers of [{}, { authorization: 'Bearer nope' }, { authorization: `Basic ${TOKEN}` }]) {
+      const response = await app.request('/v1/events', { method: 'POST', headers })
+      assert.equal(response.status, 401)
+      assert.equal(response.headers.get('www-authenticate'), 'Bearer realm="herald"')
+      const problem = (await response.json()) as { type: string; status: number; code: string }
+      assert.deepEqual(
+        [problem.type, problem.status, problem.code],
+        ['urn:herald:problem:unauthorized', 401, 'unauthorized'],
+      )
+    }
+  })
+
+  it('accepts binary-mode CloudEvents from ce- headers', async () => {
+    const response = await app.request('/v1/events', {
+      method: 'POST',
+      headers: {
+        ...auth,
+        'content-type': 'application/json',
+        'ce-specversion': '1.0',
+        'ce-id': 'binary-1',
+        'ce-source': '/engine',
+        'ce-type': 'user.image.analysis.completed',
+        'ce-account': 'acme',
+        'ce-level': 'warning',
+      },
+      body: JSON.stringify({ digest: 'sha256:1' }),
+    })
+    assert.equal(response.status, 202)
+    const stored = (await logged()).map((m) => JSON.parse(new TextDecoder().decode(m.value)))
+    const binary = stored.find((e) => e.id === 'binary-1')
+    assert.deepEqual(binary, {
+      specversion: '1.0',
+      id: 'binary-1',
+      source: '/engine',
+      type: 'user.image.analysis.completed',
+      account: 'acme',
+      level: 'warning',
+      datacontenttype: 'application/json',
+      data: { digest: 'sha256:1' },
+    })
+  })
+
+  it('refuses unknown media types, bad JSON and oversized bodies with problems', async () => {
+    const text = await app.request('/v1/events', {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'text/plain' },
+      body: 'x',
+    })
+    assert.equal(text.status, 415)
+    const badJson = await app.request('/v1/events', {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/cloudevents+json' },
+      body: '{"id":',
+    })
+    assert.equal(badJson.status, 400)
+    assert.equal(((await badJson.json()) as { errors: { path: string }[] }).errors[0]?.path, '(body)')
+    const big = await app.request('/v1/events', {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/cloudevents+json' },
+      body: JSON.stringify(event('big', { data: 'x'.repeat(5000) })),
+    })
+    assert.equal(big.status, 413)
+  })
+
+  it('writes nothing of a batch with one invalid event', async () => {
+    const before = (await logged()).length
+    const response = await app.request('/v1/events', {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/cloudevents-batch+json' },
+      body: JSON.stringify([event('ok-1'), event('ok-2', { time: 'noon' })]),
+    })
+    assert.equal(response.status, 400)
+    const problem = (await response.json()) as { errors: { path: string; message: string }[] }
+    assert.deepEqual(
+      problem.errors.map((e) => e.path),
+      ['[1].time'],
+    )
+    assert.equal((await logged()).length, before)
+  })
+
+  it('serves GraphQL errors with codes and GraphiQL to browsers', async () => {
+    const response = await app.request('/v1/reports/graphql', {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ events(limit: 0) { pageInfo { count } } }' }),
+    })
+    const body = (await response.json()) as { errors: { message: string; extensions: { code: string } }[] }
+    assert.equal(body.errors[0]?.extensions.code, 'validation_failed')
+    const page = await app.request('/v1/reports/graphql', { headers: { ...auth, accept: 'text/html' } })
+    assert.equal(page.status, 200)
+    assert.match(await page.text(), /graphiql/i)
+  })
+
+  it('counts requests in /metrics', async () => {
+    const text = await (await app.request('/metrics')).text()
+    assert.match(
+      text,
+      /herald_http_requests_total\{method="POST",route="\/v1\/events\/\*?",status="202"\} \d+|herald_http_requests_total\{[^}]*status="202"[^}]*\} \d+/,
+    )
+    assert.match(text, /herald_events_rejected_total \d+/)
+  })
+})
