@@ -39,7 +39,10 @@ const ENCRYPTION = 'secret encryption in the notification aggregates'
 
 export const schema = group({
   listen: key(hostAddress, { default: '0.0.0.0', doc: 'Address the HTTP API binds.' }),
-  port: key(integer(0, 65535), { default: 8228, doc: 'Port the HTTP API listens on; 0 picks a free port (logged in `herald.started`).' }),
+  port: key(integer(0, 65535), {
+    default: 8228,
+    doc: 'Port the HTTP API listens on; 0 picks a free port (logged in `herald.started`).',
+  }),
   data_dir: key(nonEmptyString, {
     default: './data',
     doc: 'Folder of the embedded adapters’ files (`eventlog.sqlite`, `eventstore.sqlite`, `warehouse/`). A relative path is resolved against the working directory.',

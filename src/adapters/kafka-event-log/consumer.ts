@@ -1,0 +1,206 @@
+import type { EachBatchPayload, IHeaders, Consumer as KafkaConsumer, KafkaMessage } from 'kafkajs'
+import type { Batch, BatchHandler, Consumer, Headers, LogMessage } from '../../ports/event-log.ts'
+import { fromKafkaError } from './errors.ts'
+import type { KafkaEventLogLogger } from './logging.ts'
+
+export interface ConsumerLoopOptions {
+  readonly groupId: string
+  readonly maxBatchSize: number
+  readonly heartbeatIntervalMs: number
+  readonly retryBackoffMs: { readonly min: number; readonly max: number }
+  readonly logger: KafkaEventLogLogger
+  readonly onHandlerError?: (error: unknown, batch: Batch, groupId: string) => void
+}
+
+const EMPTY = new Uint8Array(0)
+const decoder = new TextDecoder()
+
+const headerText = (value: Buffer | string): string =>
+  typeof value === 'string' ? value : decoder.decode(value)
+
+const toHeaders = (headers: IHeaders | undefined): Headers => {
+  const result: Record<string, string> = {}
+  if (headers === undefined) return result
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue
+    // Kafka allows a header name twice; the port has one value per name, so the last wins.
+    const last = Array.isArray(value) ? value.at(-1) : value
+    if (last !== undefined) result[name] = headerText(last)
+  }
+  return result
+}
+
+export const toLogMessage = (topic: string, partition: number, message: KafkaMessage): LogMessage => ({
+  topic,
+  partition,
+  offset: Number(message.offset),
+  key: message.key === null || message.key === undefined ? null : decoder.decode(message.key),
+  value: message.value ?? EMPTY,
+  headers: toHeaders(message.headers),
+  timestamp: Number(message.timestamp),
+})
+
+const nextOffset = (offset: string): string => (BigInt(offset) + 1n).toString()
+
+/**
+ * Runs `handler` over a connected, subscribed kafkajs consumer with at-least-once semantics:
+ * the position after a chunk is resolved and committed only once the handler resolved. A
+ * failed chunk is not resolved; the partition is sought back to its first offset and paused
+ * for a back-off, so the next fetch delivers the same messages again while other partitions
+ * keep flowing. Returns at once; the group is joined in the background.
+ */
+export const runConsumerLoop = (
+  consumer: KafkaConsumer,
+  handler: BatchHandler,
+  options: ConsumerLoopOptions,
+): Consumer => {
+  const { groupId, maxBatchSize, retryBackoffMs, logger } = options
+  const failures = new Map<string, number>()
+  // Back-off timers (paused partitions, restarts), cleared by stop().
+  const resumeTimers = new Set<NodeJS.Timeout>()
+  let stopped = false
+
+  // A handler that runs longer than the session timeout would otherwise get this member
+  // evicted mid-batch; heartbeat() is rate-limited by kafkajs, so ticking often is cheap.
+  const withHeartbeats = async (heartbeat: () => Promise<void>, work: () => Promise<void>) => {
+    const ticker = setInterval(() => {
+      heartbeat().catch(() => {
+        // A rebalance shows up again at commit time, where it is handled.
+      })
+    }, options.heartbeatIntervalMs)
+    try {
+      await work()
+    } finally {
+      clearInterval(ticker)
+    }
+  }
+
+  const backOff = (payload: EachBatchPayload, firstOffset: string, error: unknown, batch: Batch) => {
+    const { topic, partition } = payload.batch
+    const key = `${topic}\u0000${partition}`
+    const attempt = (failures.get(key) ?? 0) + 1
+    failures.set(key, attempt)
+    const delayMs = Math.min(retryBackoffMs.max, retryBackoffMs.min * 2 ** (attempt - 1))
+    logger({
+      level: 'warn',
+      event: 'kafka_event_log.handler_failed',
+      message: `handler failed; redelivering from offset ${firstOffset} in ${delayMs} ms`,
+      fields: { groupId, topic, partition, offset: Number(firstOffset), attempt, delayMs, error },
+    })
+    try {
+      options.onHandlerError?.(error, batch, groupId)
+    } catch {
+      // An observer's failure must not change delivery.
+    }
+    consumer.seek({ topic, partition, offset: firstOffset })
+    const resume = payload.pause()
+    // A batch that failed while stop() waited for it needs no retry timer holding the process.
+    if (stopped) return
+    const timer = setTimeout(() => {
+      resumeTimers.delete(timer)
+      resume()
+    }, delayMs)
+    resumeTimers.add(timer)
+  }
+
+  const eachBatch = async (payload: EachBatchPayload): Promise<void> => {
+    const { batch: fetched, resolveOffset, heartbeat, isRunning, isStale, commitOffsetsIfNecessary } = payload
+    const { topic, partition } = fetched
+    const raw = fetched.messages
+    for (let start = 0; start < raw.length; start += maxBatchSize) {
+      // After stop() only the chunk already running may finish; the rest stays uncommitted.
+      if (!isRunning() || isStale()) return
+      const chunk = raw.slice(start, start + maxBatchSize)
+      const first = chunk[0]
+      const last = chunk.at(-1)
+      if (first === undefined || last === undefined) return
+      const batch: Batch = { topic, partition, messages: chunk.map((m) => toLogMessage(topic, partition, m)) }
+      try {
+        await withHeartbeats(heartbeat, () => handler(batch))
+      } catch (error) {
+        backOff(payload, first.offset, error, batch)
+        return
+      }
+      failures.delete(`${topic}\u0000${partition}`)
+      resolveOffset(last.offset)
+      await commitOffsetsIfNecessary({
+        topics: [{ topic, partitions: [{ partition, offset: nextOffset(last.offset) }] }],
+      })
+    }
+  }
+
+  const runConfig = {
+    autoCommit: false,
+    eachBatchAutoResolve: false,
+    partitionsConsumedConcurrently: 1,
+    eachBatch,
+  }
+
+  // Joining a group can take a whole rebalance, so it runs in the background; stop() waits
+  // for it, because a kafkajs consumer disconnected mid-join may schedule its own restart.
+  let running: Promise<void> = Promise.resolve()
+  let restarts = 0
+  const run = (connectFirst: boolean): void => {
+    running = (async () => {
+      if (connectFirst) await consumer.connect()
+      await consumer.run(runConfig)
+    })().catch((error: unknown) => {
+      logger({
+        level: 'error',
+        event: 'kafka_event_log.consumer_start_failed',
+        message: `consumer start failed: ${String(error)}`,
+        fields: { groupId, error },
+      })
+      restartLater()
+    })
+  }
+
+  // kafkajs restarts a crashed consumer only after retriable errors; after any other it
+  // stays disconnected for good, a silent outage for a long-running service. Like Kafka's
+  // Java client, this keeps trying, with a back-off, until stop().
+  const restartLater = (): void => {
+    if (stopped) return
+    restarts++
+    const delayMs = Math.min(retryBackoffMs.max, retryBackoffMs.min * 2 ** (restarts - 1))
+    const timer = setTimeout(() => {
+      resumeTimers.delete(timer)
+      if (!stopped) run(true)
+    }, delayMs)
+    resumeTimers.add(timer)
+  }
+
+  consumer.on(consumer.events.GROUP_JOIN, () => {
+    restarts = 0
+  })
+  consumer.on(consumer.events.CRASH, ({ payload }) => {
+    const restartHere = !payload.restart && !stopped
+    logger({
+      level: 'error',
+      event: 'kafka_event_log.consumer_crashed',
+      message: `consumer crashed: ${payload.error.message}${payload.restart || restartHere ? '; restarting' : ''}`,
+      fields: { groupId, restart: payload.restart || restartHere, error: payload.error },
+    })
+    if (restartHere) restartLater()
+  })
+
+  const stopConsumer = async (): Promise<void> => {
+    stopped = true
+    for (const timer of resumeTimers) clearTimeout(timer)
+    resumeTimers.clear()
+    await running
+    // disconnect() stops fetching, waits for the batch in flight (and its commit), leaves the group.
+    await consumer.disconnect()
+  }
+
+  run(false)
+
+  let stopping: Promise<void> | undefined
+  return {
+    stop: () => {
+      stopping ??= stopConsumer().catch((error: unknown) => {
+        throw fromKafkaError(error, 'consumer stop', { groupId })
+      })
+      return stopping
+    },
+  }
+}

@@ -1,0 +1,355 @@
+import type { ConnectionOptions } from 'node:tls'
+import kafkajs, {
+  type Admin,
+  type Message,
+  type PartitionerArgs,
+  type Producer,
+  type RetryOptions,
+  type SASLOptions,
+} from 'kafkajs'
+import { ClosedError, type FieldIssue, ValidationError } from '../../errors/index.ts'
+import type {
+  Batch,
+  ConsumeOptions,
+  Consumer,
+  EventLog,
+  OutgoingMessage,
+  PublishedPosition,
+  TopicSpec,
+} from '../../ports/event-log.ts'
+import { runConsumerLoop } from './consumer.ts'
+import { fromKafkaError } from './errors.ts'
+import {
+  type KafkaEventLogLogger,
+  type KafkaLogLevel,
+  kafkajsLogCreator,
+  stderrErrors,
+  toKafkaLevel,
+} from './logging.ts'
+
+export type { KafkaEventLogLogger, KafkaLogEntry, KafkaLogLevel } from './logging.ts'
+
+const { Kafka, Partitioners } = kafkajs
+
+export interface KafkaSaslOptions {
+  readonly mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'
+  readonly username: string
+  readonly password: string
+}
+
+/** Exponential retry of failed requests, as plain data (kafkajs's defaults when omitted). */
+export interface KafkaRetryOptions {
+  readonly retries?: number
+  readonly initialRetryTimeMs?: number
+  readonly maxRetryTimeMs?: number
+  readonly factor?: number
+  readonly multiplier?: number
+}
+
+/** Consumer-group timings; the defaults are kafkajs's, suited to a real cluster. */
+export interface KafkaConsumerTimings {
+  /** Default 30 000. */
+  readonly sessionTimeoutMs?: number
+  /** Default 3 000; must be below the session timeout. */
+  readonly heartbeatIntervalMs?: number
+  /** Default 60 000. */
+  readonly rebalanceTimeoutMs?: number
+  /** Longest a fetch waits for new messages on the broker, default 5 000. */
+  readonly maxWaitTimeMs?: number
+}
+
+export interface KafkaEventLogOptions {
+  readonly brokers: readonly string[]
+  readonly clientId?: string
+  readonly ssl?: boolean | ConnectionOptions
+  readonly sasl?: KafkaSaslOptions
+  /** Default 1 000. */
+  readonly connectionTimeoutMs?: number
+  /** Default 30 000. */
+  readonly requestTimeoutMs?: number
+  readonly retry?: KafkaRetryOptions
+  /**
+   * Idempotent producer (default true): a retried send cannot duplicate or reorder messages.
+   * kafkajs asks the cluster's controller for a producer id, so a cluster that reports no
+   * live controller (librdkafka's mock cluster) needs `false`.
+   */
+  readonly idempotent?: boolean
+  /** Replication factor of topics `createTopics` makes (default: the broker's default). */
+  readonly replicationFactor?: number
+  readonly consumer?: KafkaConsumerTimings
+  /** Back-off after a failed handler: doubles from `min` up to `max` ms (default 100 → 5 000). */
+  readonly retryBackoffMs?: { readonly min: number; readonly max: number }
+  /** Receives handler failures; the batch is redelivered after the back-off either way. */
+  readonly onHandlerError?: (error: unknown, batch: Batch, groupId: string) => void
+  /**
+   * Receives the adapter's own events (`kafka_event_log.handler_failed` as a warning,
+   * `kafka_event_log.consumer_crashed`, ...) and kafkajs's lines from `logLevel` up.
+   * Default: errors only, as JSON lines on stderr.
+   */
+  readonly logger?: KafkaEventLogLogger
+  /** Lowest level of kafkajs's own lines passed to `logger` (default `error`). */
+  readonly logLevel?: KafkaLogLevel
+}
+
+const DEFAULT_MAX_BATCH = 500
+
+// kafkajs merges retry objects with Object.assign, so an explicit `undefined` would
+// override its defaults and turn the back-off arithmetic into NaN.
+const toKafkaRetry = (retry: KafkaRetryOptions | undefined): RetryOptions | undefined => {
+  if (retry === undefined) return undefined
+  const result: RetryOptions = {}
+  if (retry.retries !== undefined) result.retries = retry.retries
+  if (retry.initialRetryTimeMs !== undefined) result.initialRetryTime = retry.initialRetryTimeMs
+  if (retry.maxRetryTimeMs !== undefined) result.maxRetryTime = retry.maxRetryTimeMs
+  if (retry.factor !== undefined) result.factor = retry.factor
+  if (retry.multiplier !== undefined) result.multiplier = retry.multiplier
+  return result
+}
+
+const toKafkaSasl = (sasl: KafkaSaslOptions | undefined): SASLOptions | undefined => {
+  if (sasl === undefined) return undefined
+  const { username, password } = sasl
+  switch (sasl.mechanism) {
+    case 'plain':
+      return { mechanism: 'plain', username, password }
+    case 'scram-sha-256':
+      return { mechanism: 'scram-sha-256', username, password }
+    case 'scram-sha-512':
+      return { mechanism: 'scram-sha-512', username, password }
+  }
+}
+
+const toBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+
+const validateTopics = (topics: readonly TopicSpec[]): void => {
+  const issues: FieldIssue[] = []
+  topics.forEach((spec, i) => {
+    if (!/^[A-Za-z0-9._-]{1,249}$/.test(spec.topic)) {
+      issues.push({ path: `[${i}].topic`, message: 'must be 1-249 characters of A-Z a-z 0-9 . _ -' })
+    }
+    if (!Number.isInteger(spec.partitions) || spec.partitions < 1) {
+      issues.push({ path: `[${i}].partitions`, message: 'must be a positive integer' })
+    }
+  })
+  if (issues.length > 0) throw new ValidationError('invalid topic specs', issues)
+}
+
+const validateConsume = (options: ConsumeOptions): number => {
+  const issues: FieldIssue[] = []
+  if (options.groupId === '') issues.push({ path: 'groupId', message: 'must not be empty' })
+  if (options.topics.length === 0) issues.push({ path: 'topics', message: 'must name at least one topic' })
+  const maxBatchSize = options.maxBatchSize ?? DEFAULT_MAX_BATCH
+  if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1) {
+    issues.push({ path: 'maxBatchSize', message: 'must be a positive integer' })
+  }
+  if (issues.length > 0) throw new ValidationError('invalid consume options', issues)
+  return maxBatchSize
+}
+
+/**
+ * The EventLog on Apache Kafka through kafkajs. Publishing waits for all in-sync replicas
+ * (acks=-1), from an idempotent producer unless turned off, and places keys with Kafka's
+ * murmur2 partitioner. Consumers commit a batch's offsets only after its handler resolved;
+ * a failed batch is delivered again after a back-off. `consume` resolves once connected and
+ * subscribed; the group is joined in the background and rejoined after any crash until
+ * `stop()`. Connections open on first use.
+ *
+ * @example
+ * const log = createKafkaEventLog({ brokers: ['kafka-1:9092'], clientId: 'herald' })
+ * await log.createTopics([{ topic: 'engine.events', partitions: 6 }])
+ * await log.publish('engine.events', [{ key: 'acme', value: new TextEncoder().encode('{}') }])
+ * await log.close()
+ */
+export const createKafkaEventLog = (options: KafkaEventLogOptions): EventLog => {
+  const logger = options.logger ?? stderrErrors
+  const retry = toKafkaRetry(options.retry)
+  const kafka = new Kafka({
+    brokers: [...options.brokers],
+    clientId: options.clientId ?? 'herald',
+    ssl: options.ssl,
+    sasl: toKafkaSasl(options.sasl),
+    connectionTimeout: options.connectionTimeoutMs,
+    requestTimeout: options.requestTimeoutMs,
+    retry,
+    // kafkajs formats nothing below this level, so quiet costs nothing.
+    logLevel: toKafkaLevel(options.logLevel ?? 'error'),
+    logCreator: kafkajsLogCreator(logger),
+  })
+
+  // Remembers the partition chosen for each message, so publish() can derive per-message
+  // positions from the one base offset per partition that Kafka returns. Reusing the choice
+  // also keeps a retried keyless message in the partition it was first sent to.
+  const chosenPartition = new WeakMap<Message, number>()
+  const createPartitioner = () => {
+    const murmur2 = Partitioners.DefaultPartitioner()
+    return (args: PartitionerArgs): number => {
+      const known = chosenPartition.get(args.message)
+      if (known !== undefined) return known
+      const partition = murmur2(args)
+      chosenPartition.set(args.message, partition)
+      return partition
+    }
+  }
+
+  const producer: Producer = kafka.producer({
+    createPartitioner,
+    idempotent: options.idempotent ?? true,
+    allowAutoTopicCreation: false,
+    retry,
+  })
+  const admin: Admin = kafka.admin({ retry })
+  const consumers = new Set<Consumer>()
+  let closing: Promise<void> | undefined
+
+  const assertOpen = (): void => {
+    if (closing !== undefined) throw new ClosedError('kafka event log')
+  }
+
+  // Connections are opened on first use and again after a failed attempt.
+  const lazily = (connect: () => Promise<void>, what: string) => {
+    let ready: Promise<void> | undefined
+    return {
+      get: (): Promise<void> => {
+        ready ??= connect().catch((error: unknown) => {
+          ready = undefined
+          throw fromKafkaError(error, `${what} connect`)
+        })
+        return ready
+      },
+      started: (): boolean => ready !== undefined,
+    }
+  }
+  const producerConnection = lazily(() => producer.connect(), 'producer')
+  const adminConnection = lazily(() => admin.connect(), 'admin')
+
+  const consumerTimings = {
+    sessionTimeout: options.consumer?.sessionTimeoutMs,
+    heartbeatInterval: options.consumer?.heartbeatIntervalMs,
+    rebalanceTimeout: options.consumer?.rebalanceTimeoutMs,
+    maxWaitTimeInMs: options.consumer?.maxWaitTimeMs,
+  }
+
+  return {
+    async createTopics(topics) {
+      assertOpen()
+      validateTopics(topics)
+      if (topics.length === 0) return
+      await adminConnection.get()
+      try {
+        const existing = new Set(await admin.listTopics())
+        const missing = new Map<string, TopicSpec>()
+        for (const spec of topics) if (!existing.has(spec.topic)) missing.set(spec.topic, spec)
+        if (missing.size === 0) return
+        await admin.createTopics({
+          waitForLeaders: true,
+          topics: [...missing.values()].map((spec) => ({
+            topic: spec.topic,
+            numPartitions: spec.partitions,
+            replicationFactor: options.replicationFactor ?? -1,
+          })),
+        })
+      } catch (error) {
+        throw fromKafkaError(error, 'createTopics', { topics: topics.map((t) => t.topic) })
+      }
+    },
+
+    async publish(topic, messages: readonly OutgoingMessage[]): Promise<readonly PublishedPosition[]> {
+      assertOpen()
+      if (messages.length === 0) return []
+      await producerConnection.get()
+      const outgoing: Message[] = messages.map((m) => ({
+        key: m.key,
+        value: toBuffer(m.value),
+        headers: m.headers === undefined ? undefined : { ...m.headers },
+      }))
+      let results: Awaited<ReturnType<Producer['send']>>
+      try {
+        results = await producer.send({ topic, messages: outgoing, acks: -1 })
+      } catch (error) {
+        throw fromKafkaError(error, 'publish', { topic })
+      }
+      // Kafka answers with one base offset per partition; messages of one partition were
+      // appended in the order given, so each one's offset follows from its rank there.
+      const next = new Map<number, number>()
+      for (const r of results) {
+        if (r.topicName === topic && r.baseOffset !== undefined) next.set(r.partition, Number(r.baseOffset))
+      }
+      return outgoing.map((m) => {
+        const partition = chosenPartition.get(m)
+        const offset = partition === undefined ? undefined : next.get(partition)
+        if (partition === undefined || offset === undefined) {
+          throw new Error(`kafka publish: no position reported for a message to ${topic}`)
+        }
+        next.set(partition, offset + 1)
+        return { topic, partition, offset }
+      })
+    },
+
+    async consume(consumeOptions, handler) {
+      assertOpen()
+      const maxBatchSize = validateConsume(consumeOptions)
+      const { groupId } = consumeOptions
+      const kafkaConsumer = kafka.consumer({
+        groupId,
+        allowAutoTopicCreation: false,
+        retry,
+        ...consumerTimings,
+      })
+      try {
+        await kafkaConsumer.connect()
+        // A group without committed offsets starts at the beginning: nothing is ever missed.
+        await kafkaConsumer.subscribe({ topics: [...consumeOptions.topics], fromBeginning: true })
+      } catch (error) {
+        await kafkaConsumer.disconnect().catch(() => {})
+        throw fromKafkaError(error, 'consume', { groupId, topics: consumeOptions.topics })
+      }
+      const consumer = runConsumerLoop(kafkaConsumer, handler, {
+        groupId,
+        maxBatchSize,
+        heartbeatIntervalMs: options.consumer?.heartbeatIntervalMs ?? 3_000,
+        retryBackoffMs: options.retryBackoffMs ?? { min: 100, max: 5_000 },
+        logger,
+        onHandlerError: options.onHandlerError,
+      })
+      const tracked: Consumer = {
+        stop: async () => {
+          try {
+            await consumer.stop()
+          } finally {
+            consumers.delete(tracked)
+          }
+        },
+      }
+      consumers.add(tracked)
+      // close() may have begun while this consumer was connecting.
+      if (closing !== undefined) {
+        await tracked.stop()
+        throw new ClosedError('kafka event log')
+      }
+      return tracked
+    },
+
+    async ping() {
+      assertOpen()
+      await adminConnection.get()
+      try {
+        await admin.describeCluster()
+      } catch (error) {
+        throw fromKafkaError(error, 'ping')
+      }
+    },
+
+    close() {
+      closing ??= (async () => {
+        const stops = await Promise.allSettled([...consumers].map((c) => c.stop()))
+        const disconnects = await Promise.allSettled([
+          producerConnection.started() ? producer.disconnect() : undefined,
+          adminConnection.started() ? admin.disconnect() : undefined,
+        ])
+        const failed = [...stops, ...disconnects].find((r) => r.status === 'rejected')
+        if (failed !== undefined) throw fromKafkaError(failed.reason, 'close')
+      })()
+      return closing
+    },
+  }
+}

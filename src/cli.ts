@@ -1,0 +1,76 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util'
+import { loadConfigFromProcess, redactConfig } from './config/index.ts'
+import { isHeraldError } from './errors/index.ts'
+import { startHerald } from './herald.ts'
+import { createLogger } from './observability/index.ts'
+
+const USAGE = `usage: herald <command>
+
+commands:
+  start     run Herald (API, router, deliverer, projector) until SIGTERM or SIGINT
+  config    print the effective configuration, secrets redacted, and exit
+
+Configuration: a YAML file named by HERALD_CONFIG, every key overridable by an
+environment variable (HERALD_PORT, HERALD_DATA_DIR, HERALD_ADMIN_TOKEN, ...).
+See src/config/REFERENCE.md.`
+
+const fail = (message: string, code = 2): never => {
+  process.stderr.write(`herald: ${message}\n`)
+  process.exit(code)
+}
+
+const main = async () => {
+  const { positionals, values } = parseArgs({
+    allowPositionals: true,
+    options: { help: { type: 'boolean', short: 'h' } },
+  })
+  const command = positionals[0] ?? 'start'
+  if (values.help || command === 'help') {
+    process.stdout.write(`${USAGE}\n`)
+    return
+  }
+  let config: ReturnType<typeof loadConfigFromProcess>
+  try {
+    config = loadConfigFromProcess()
+  } catch (error) {
+    return fail(isHeraldError(error) ? error.message : String(error))
+  }
+  if (command === 'config') {
+    process.stdout.write(`${JSON.stringify(redactConfig(config), null, 2)}\n`)
+    return
+  }
+  if (command !== 'start') return fail(`unknown command "${command}"\n\n${USAGE}`)
+
+  const logger = createLogger({ level: config.log_level })
+  const herald = await startHerald(config, { logger }).catch((error: unknown) => {
+    logger('error', 'herald.start_failed', { error: error instanceof Error ? error.message : String(error) })
+    return fail(isHeraldError(error) ? error.message : 'start-up failed; see the log above', 1)
+  })
+
+  let signalled = false
+  const shutdown = (signal: string) => {
+    if (signalled) {
+      logger('warn', 'herald.forced_exit', { signal })
+      process.exit(1)
+    }
+    signalled = true
+    logger('info', 'herald.signal', { signal })
+    const timer = setTimeout(() => {
+      logger('error', 'herald.shutdown_timeout', { timeout_ms: config.shutdown_timeout_ms })
+      process.exit(1)
+    }, config.shutdown_timeout_ms)
+    timer.unref()
+    herald.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger('error', 'herald.stop_failed', { error: String(error) })
+        process.exit(1)
+      },
+    )
+  }
+  process.on('SIGTERM', () => shutdown('SIGTERM'))
+  process.on('SIGINT', () => shutdown('SIGINT'))
+}
+
+await main()

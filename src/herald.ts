@@ -1,0 +1,236 @@
+import { randomBytes } from 'node:crypto'
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import { type ServerType, serve } from '@hono/node-server'
+import { migrate, warehouseMigrations } from '../projections/migrations/index.ts'
+import { createProjectorHandler } from '../projections/projector/index.ts'
+import { createChdbWarehouse, createHttpWarehouse } from './adapters/clickhouse-warehouse/index.ts'
+import { createKafkaEventLog } from './adapters/kafka-event-log/index.ts'
+import { createSqliteEventLog } from './adapters/sqlite-event-log/index.ts'
+import { createSqliteEventStore } from './adapters/sqlite-event-store/index.ts'
+import type { Config } from './config/index.ts'
+import { ConfigError } from './errors/index.ts'
+import { createAdminTokenAuthenticator, createHttpApp } from './http/index.ts'
+import type { ReadAll } from './notifications/index.ts'
+import { createMetrics, type Logger, type Metrics } from './observability/index.ts'
+import type { Consumer, EventLog } from './ports/event-log.ts'
+import type { EventStore } from './ports/event-store.ts'
+import type { Warehouse } from './ports/warehouse.ts'
+import { lockDataDir } from './wiring/data-dir-lock.ts'
+import { wireNotifications } from './wiring/notifications.ts'
+
+export interface HeraldDependencies {
+  readonly logger: Logger
+  readonly clock?: () => number
+  readonly fetch?: typeof fetch
+}
+
+export interface Herald {
+  /** The address the API listens on, once started. */
+  readonly url: string
+  readonly metrics: Metrics
+  /** Stops taking requests and consuming, finishes in-flight batches, commits, closes every port. */
+  stop(): Promise<void>
+}
+
+const openEventLog = async (config: Config, logger: Logger): Promise<EventLog> => {
+  if (config.event_log.kind === 'embedded') {
+    return createSqliteEventLog({
+      path: join(config.data_dir, 'eventlog.sqlite'),
+      onHandlerError: (error, batch, groupId) =>
+        logger('error', 'eventlog.handler_failed', {
+          group: groupId,
+          topic: batch.topic,
+          partition: batch.partition,
+          error: error instanceof Error ? error.message : String(error),
+        }),
+    })
+  }
+  const { kafka } = config.event_log
+  return createKafkaEventLog({
+    brokers: kafka.brokers,
+    clientId: kafka.client_id,
+    ssl: kafka.ssl,
+    ...(kafka.sasl === null ? {} : { sasl: kafka.sasl }),
+    logger: (entry) => logger(entry.level, entry.event, { ...entry.fields, message: entry.message }),
+  })
+}
+
+const openEventStore = async (config: Config): Promise<{ store: EventStore; readAll?: ReadAll }> => {
+  if (config.event_store.kind === 'embedded') {
+    const store = createSqliteEventStore({ path: join(config.data_dir, 'eventstore.sqlite') })
+    return { store, readAll: (options) => store.readAll(options) }
+  }
+  throw new ConfigError([
+    { path: 'event_store.kind', message: 'kurrentdb is not available in this version yet; use embedded' },
+  ])
+}
+
+const openWarehouse = async (config: Config): Promise<Warehouse> => {
+  if (config.warehouse.kind === 'embedded')
+    return createChdbWarehouse({ path: join(config.data_dir, 'warehouse') })
+  const { clickhouse } = config.warehouse
+  return createHttpWarehouse({
+    url: clickhouse.url ?? '',
+    username: clickhouse.username,
+    ...(clickhouse.password === null ? {} : { password: clickhouse.password }),
+    database: clickhouse.database,
+  })
+}
+
+/**
+ * Without a configured admin token, the first start generates one into the data directory
+ * (mode 0600) rather than printing it, so a newcomer can authenticate and no secret reaches a
+ * log.
+ */
+const resolveAdminToken = (config: Config, logger: Logger): string | null => {
+  if (config.admin_token !== null || !config.require_auth) return config.admin_token
+  const file = join(config.data_dir, 'admin-token')
+  if (!existsSync(file)) {
+    writeFileSync(file, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 })
+    chmodSync(file, 0o600)
+    logger('warn', 'auth.admin_token_generated', { file, hint: 'set HERALD_ADMIN_TOKEN to choose your own' })
+  }
+  return readFileSync(file, 'utf8').trim()
+}
+
+/**
+ * The composition root: opens every port from the configuration, applies migrations, creates
+ * topics, starts the router, deliverer and projector consumers and the HTTP server. Nothing
+ * else in Herald subscribes to a pipeline or starts a consumer.
+ *
+ * @example
+ * const herald = await startHerald(loadConfigFromProcess(), { logger })
+ * process.on('SIGTERM', () => herald.stop())
+ */
+export const startHerald = async (config: Config, dependencies: HeraldDependencies): Promise<Herald> => {
+  const { logger } = dependencies
+  const clock = dependencies.clock ?? Date.now
+  const metrics = createMetrics()
+  const started = clock()
+  mkdirSync(config.data_dir, { recursive: true })
+
+  const closers: (() => Promise<void>)[] = []
+  const closeAll = async () => {
+    for (const close of closers.splice(0).reverse()) {
+      try {
+        await close()
+      } catch (error) {
+        logger('error', 'herald.close_failed', { error: String(error) })
+      }
+    }
+  }
+
+  try {
+    const lock = lockDataDir(config.data_dir)
+    closers.push(async () => lock.release())
+    const log = await openEventLog(config, logger)
+    closers.push(() => log.close())
+    const { store, readAll } = await openEventStore(config)
+    closers.push(() => store.close())
+    const warehouse = await openWarehouse(config)
+    closers.push(() => warehouse.close())
+
+    const migration = await migrate(warehouse, warehouseMigrations, {
+      log: (event, fields) => logger('info', `warehouse.${event}`, fields),
+    })
+    const { topics, partitions } = config.event_log
+    await log.createTopics(Object.values(topics).map((topic) => ({ topic, partitions })))
+
+    const consumers: Consumer[] = []
+    closers.push(async () => {
+      await Promise.all(consumers.splice(0).map((consumer) => consumer.stop()))
+    })
+
+    const notifications = await wireNotifications({
+      config,
+      log,
+      store,
+      logger,
+      metrics,
+      clock,
+      fetch: dependencies.fetch ?? fetch,
+      ...(readAll === undefined ? {} : { readAll }),
+    })
+    closers.push(notifications.close)
+    consumers.push(...notifications.consumers)
+
+    if (config.reports.enabled && config.reports.enable_data_ingress) {
+      consumers.push(
+        await log.consume(
+          { groupId: 'herald-projector', topics: [topics.events], maxBatchSize: config.reports.batch_size },
+          createProjectorHandler({
+            warehouse,
+            clock,
+            logger,
+            onProjected: (n) => metrics.eventsProjected.inc(n),
+            onInvalid: (n) => metrics.invalidLogEvents.inc({ consumer: 'projector' }, n),
+          }),
+        ),
+      )
+    } else {
+      logger('info', 'projector.ingress_disabled', { reason: 'reports.enable_data_ingress is false' })
+    }
+
+    const app = createHttpApp({
+      log,
+      eventsTopic: topics.events,
+      warehouse,
+      readiness: {
+        event_log: () => log.ping(),
+        event_store: () => store.ping(),
+        warehouse: () => warehouse.ping(),
+      },
+      authenticate: createAdminTokenAuthenticator(resolveAdminToken(config, logger)),
+      requireAuth: config.require_auth,
+      metrics,
+      logger,
+      graphiql: config.reports.graphiql,
+      mounts: notifications.mounts,
+    })
+
+    const server = await new Promise<ServerType>((resolve, reject) => {
+      const s = serve({ fetch: app.fetch, port: config.port, hostname: config.listen }, () => resolve(s))
+      s.once('error', reject)
+    })
+    // Registered last so it runs first: stop taking requests before the consumers stop.
+    closers.push(
+      () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve())
+          if ('closeIdleConnections' in server) server.closeIdleConnections()
+        }),
+    )
+    metrics.up.set(1)
+    const address = server.address() as AddressInfo
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+    const url = `http://${host}:${address.port}`
+    logger('info', 'herald.started', {
+      url,
+      event_log: config.event_log.kind,
+      event_store: config.event_store.kind,
+      warehouse: config.warehouse.kind,
+      migrations_applied: migration.applied,
+      startup_ms: clock() - started,
+    })
+
+    let stopping: Promise<void> | undefined
+    return {
+      url,
+      metrics,
+      stop: () => {
+        stopping ??= (async () => {
+          logger('info', 'herald.stopping', {})
+          metrics.up.set(0)
+          await closeAll()
+          logger('info', 'herald.stopped', {})
+        })()
+        return stopping
+      },
+    }
+  } catch (error) {
+    await closeAll()
+    throw error
+  }
+}

@@ -1,0 +1,105 @@
+import { randomUUID } from 'node:crypto'
+import type { Hono } from 'hono'
+import { createDelivererHandler } from '../../streams/deliverer.ts'
+import { createRouterHandler } from '../../streams/router.ts'
+import { buildSelectorIndex, emptySelectorIndex, type SelectorIndex } from '../../streams/routing/index.ts'
+import type { Config } from '../config/index.ts'
+import type { AppEnv } from '../http/index.ts'
+import {
+  createNotificationConfigService,
+  createNotificationRoutes,
+  emptySelectorSet,
+  type ReadAll,
+  type SelectorSet,
+} from '../notifications/index.ts'
+import type { Logger, Metrics } from '../observability/index.ts'
+import type { Consumer, EventLog } from '../ports/event-log.ts'
+import type { EventStore } from '../ports/event-store.ts'
+
+export interface NotificationsWiring {
+  readonly consumers: readonly Consumer[]
+  readonly mounts: readonly { readonly path: string; readonly app: Hono<AppEnv> }[]
+  close(): Promise<void>
+}
+
+export interface WireNotificationsOptions {
+  readonly config: Config
+  readonly log: EventLog
+  readonly store: EventStore
+  readonly logger: Logger
+  readonly metrics: Metrics
+  readonly clock: () => number
+  readonly fetch: typeof fetch
+  /** The embedded store's full read, so the first selector snapshot holds the whole history. */
+  readonly readAll?: ReadAll
+}
+
+/**
+ * Notifications' part of the composition root: the configuration service on the event store,
+ * the live selector index the router reads (swapped whole on every change), and the router
+ * and deliverer consumer groups.
+ */
+export const wireNotifications = async (options: WireNotificationsOptions): Promise<NotificationsWiring> => {
+  const { config, log, store, logger, clock } = options
+  const service = createNotificationConfigService({
+    store,
+    clock,
+    newId: randomUUID,
+    ...(options.readAll === undefined ? {} : { readAll: options.readAll }),
+  })
+  const mounts = [
+    { path: '/v1/notifications', app: createNotificationRoutes({ service }) as unknown as Hono<AppEnv> },
+  ]
+  if (!config.notifications.enabled) {
+    logger('info', 'notifications.disabled', { reason: 'notifications.enabled is false' })
+    return { consumers: [], mounts, close: async () => {} }
+  }
+
+  // One reference, replaced whole: a batch in flight sees the old index or the new, never a mix.
+  let index: SelectorIndex = emptySelectorIndex
+  let selectors: SelectorSet = emptySelectorSet
+  const subscription = service.selectors$().subscribe({
+    next: (set) => {
+      selectors = set
+      index = buildSelectorIndex(set)
+      logger('debug', 'router.index_swapped', { configurations: set.configurations.size })
+    },
+    error: (error: unknown) =>
+      logger('error', 'notifications.selector_feed_failed', { error: String(error) }),
+  })
+
+  const { topics } = config.event_log
+  const router = await log.consume(
+    { groupId: 'herald-router', topics: [topics.events] },
+    createRouterHandler({
+      log,
+      topics,
+      getIndex: () => index,
+      clock,
+      logger,
+      onRouted: ({ events, invalid, deliveries }) => {
+        options.metrics.eventsRouted.inc(events)
+        options.metrics.deliveryCommands.inc(deliveries)
+        if (invalid > 0) options.metrics.invalidLogEvents.inc({ consumer: 'router' }, invalid)
+      },
+    }),
+  )
+  const deliverer = await log.consume(
+    { groupId: 'herald-deliverer', topics: [topics.deliveries] },
+    createDelivererHandler({
+      getConfiguration: (id) => selectors.configurations.get(id),
+      fetch: options.fetch,
+      clock,
+      logger,
+      timeoutMs: config.notifications.webhook_timeout_ms,
+      onOutcome: (outcome) => options.metrics.deliveries.inc({ endpoint: 'webhook', outcome }),
+    }),
+  )
+  return {
+    consumers: [router, deliverer],
+    mounts,
+    close: async () => {
+      subscription.unsubscribe()
+    },
+  }
+}

@@ -1,0 +1,237 @@
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { after, before, describe, it } from 'node:test'
+import {
+  createKafkaEventLog,
+  type KafkaEventLogOptions,
+  type KafkaLogEntry,
+} from '../../src/adapters/kafka-event-log/index.ts'
+import { isRetriable, UnavailableError, ValidationError } from '../../src/errors/index.ts'
+import { runEventLogContract } from '../contracts/event-log.contract.ts'
+import { eventually } from '../support/eventually.ts'
+import { type KafkaMock, startKafkaMock } from '../support/kafka-mock.ts'
+
+let kafka: KafkaMock
+
+before(async () => {
+  kafka = await startKafkaMock({ brokers: 3 })
+})
+after(async () => {
+  await kafka?.stop()
+})
+
+// Group timings sized to the mock: it answers the first JoinGroup of an empty group after 3 s
+// and, once a group is up, holds every rebalance for the session timeout minus 1 s. A session
+// shorter than ~3.5 s would evict a member while it waits for that first answer. Its fetches
+// sleep the full max wait when empty, even if messages arrive meanwhile, hence 100 ms.
+const testOptions = (overrides: Partial<KafkaEventLogOptions> = {}): KafkaEventLogOptions => ({
+  brokers: [...kafka.bootstrapServers],
+  clientId: 'herald-int',
+  // kafkajs sends InitProducerId to the controller, which the mock reports as broker 0 (absent).
+  idempotent: false,
+  connectionTimeoutMs: 500,
+  requestTimeoutMs: 5_000,
+  retry: { retries: 3, initialRetryTimeMs: 50, maxRetryTimeMs: 500 },
+  consumer: {
+    sessionTimeoutMs: 4_000,
+    heartbeatIntervalMs: 200,
+    rebalanceTimeoutMs: 4_000,
+    maxWaitTimeMs: 100,
+  },
+  retryBackoffMs: { min: 50, max: 1_000 },
+  // Rebalances and the outage tests make kafkajs log errors by design; tests that care pass their own.
+  logger: () => {},
+  ...overrides,
+})
+
+runEventLogContract({
+  name: 'Kafka (kafkajs against the librdkafka mock cluster)',
+  open: async () => createKafkaEventLog(testOptions()),
+  prepareTopics: async (topics) => {
+    for (const { topic, partitions } of topics) await kafka.createTopic(topic, partitions)
+  },
+})
+
+describe('Kafka event log adapter', () => {
+  it('answers ping while the cluster is up', async () => {
+    const log = createKafkaEventLog(testOptions())
+    try {
+      await log.ping()
+    } finally {
+      await log.close()
+    }
+  })
+
+  it('reports an unreachable cluster as a retriable UnavailableError with the kafkajs cause', async () => {
+    const log = createKafkaEventLog(
+      testOptions({
+        brokers: ['127.0.0.1:1'],
+        retry: { retries: 1, initialRetryTimeMs: 20, maxRetryTimeMs: 50 },
+      }),
+    )
+    try {
+      await assert.rejects(log.ping(), (error: unknown) => {
+        assert.ok(error instanceof UnavailableError, `got ${String(error)}`)
+        assert.ok(isRetriable(error))
+        assert.ok(error.cause instanceof Error)
+        assert.match(error.cause.name, /^KafkaJS/)
+        return true
+      })
+      await assert.rejects(
+        log.publish('anything', [{ key: 'k', value: new Uint8Array(1) }]),
+        UnavailableError,
+      )
+    } finally {
+      await log.close()
+    }
+  })
+
+  it('rejects bad topic specs and consume options before touching the cluster', async () => {
+    const log = createKafkaEventLog(testOptions())
+    try {
+      await assert.rejects(log.createTopics([{ topic: 'has space', partitions: 1 }]), ValidationError)
+      await assert.rejects(log.createTopics([{ topic: 'ok', partitions: 0 }]), ValidationError)
+      await assert.rejects(
+        log.consume({ groupId: 'g', topics: ['x'], maxBatchSize: 0 }, async () => {}),
+        ValidationError,
+      )
+    } finally {
+      await log.close()
+    }
+  })
+
+  it('spreads keyless messages over partitions and reports every position', async () => {
+    const topic = `keyless-${Date.now()}`
+    await kafka.createTopic(topic, 3)
+    const log = createKafkaEventLog(testOptions())
+    try {
+      const positions = await log.publish(
+        topic,
+        Array.from({ length: 9 }, (_, i) => ({ key: null, value: new TextEncoder().encode(String(i)) })),
+      )
+      assert.equal(positions.length, 9)
+      assert.equal(new Set(positions.map((p) => p.partition)).size, 3)
+      const perPartition = new Map<number, number[]>()
+      for (const p of positions)
+        perPartition.set(p.partition, [...(perPartition.get(p.partition) ?? []), p.offset])
+      for (const offsets of perPartition.values()) {
+        assert.deepEqual(
+          offsets,
+          offsets.map((_, i) => i),
+        )
+      }
+    } finally {
+      await log.close()
+    }
+  })
+
+  it('maps brokers going down to UnavailableError and recovers when they return', async () => {
+    const topic = `outage-${Date.now()}`
+    await kafka.createTopic(topic, 3)
+    const log = createKafkaEventLog(testOptions())
+    const message = { key: 'k', value: new Uint8Array([1]) }
+    try {
+      await log.publish(topic, [message])
+      for (const id of [1, 2, 3]) await kafka.brokerDown(id)
+      await assert.rejects(log.publish(topic, [message]), (error: unknown) => {
+        assert.ok(error instanceof UnavailableError, `got ${String(error)}`)
+        assert.ok(isRetriable(error))
+        assert.deepEqual(error.context.topic, topic)
+        return true
+      })
+      await assert.rejects(log.ping(), UnavailableError)
+    } finally {
+      for (const id of [1, 2, 3]) await kafka.brokerUp(id)
+    }
+    try {
+      const [position] = await log.publish(topic, [message])
+      assert.equal(position?.offset, 1)
+      await log.ping()
+    } finally {
+      await log.close()
+    }
+  })
+
+  it('reports the positions an independent client (kcat) reads the messages at', async () => {
+    const topic = `interop-${Date.now()}`
+    await kafka.createTopic(topic, 3)
+    const log = createKafkaEventLog(testOptions())
+    let positions: Awaited<ReturnType<typeof log.publish>>
+    try {
+      positions = await log.publish(
+        topic,
+        ['a', 'b', 'c', 'acme', 'a'].map((key, i) => ({
+          key,
+          value: new TextEncoder().encode(`v${i}`),
+          headers: { n: String(i) },
+        })),
+      )
+    } finally {
+      await log.close()
+    }
+    const output = await new Promise<string>((resolve, reject) => {
+      execFile(
+        'kcat',
+        ['-b', kafka.bootstrapServers.join(','), '-C', '-t', topic, '-e', '-q', '-f', '%p %o %k %s %h\\n'],
+        { timeout: 10_000 },
+        (error, stdout, stderr) =>
+          error ? reject(new Error(`kcat failed: ${stderr}`, { cause: error })) : resolve(stdout),
+      )
+    })
+    const seen = output
+      .trim()
+      .split('\n')
+      .map((line) => {
+        const [partition, offset, key, value, headers] = line.split(' ')
+        return { partition: Number(partition), offset: Number(offset), key, value, headers }
+      })
+      .sort((x, y) => Number(x.value?.slice(1)) - Number(y.value?.slice(1)))
+    assert.deepEqual(
+      seen,
+      positions.map((p, i) => ({
+        partition: p.partition,
+        offset: p.offset,
+        key: ['a', 'b', 'c', 'acme', 'a'][i],
+        value: `v${i}`,
+        headers: `n=${i}`,
+      })),
+    )
+  })
+
+  it('restarts a consumer that kafkajs abandoned after a non-retriable error', async () => {
+    const topic = `restart-${Date.now()}`
+    await kafka.createTopic(topic, 1)
+    const lines: KafkaLogEntry[] = []
+    const log = createKafkaEventLog(testOptions({ logLevel: 'warn', logger: (entry) => lines.push(entry) }))
+    const received: string[] = []
+    try {
+      await log.publish(topic, [{ key: 'k', value: new TextEncoder().encode('before') }])
+      const consumer = await log.consume(
+        { groupId: `restart-${Date.now()}`, topics: [topic] },
+        async (batch) => {
+          received.push(...batch.messages.map((m) => new TextDecoder().decode(m.value)))
+        },
+      )
+      await eventually(() => assert.deepEqual(received, ['before']))
+      // INVALID_REQUEST (42) on a Heartbeat (API key 12): kafkajs gives the consumer up for good.
+      await kafka.injectErrors(12, [42])
+      await eventually(() =>
+        assert.ok(
+          lines.some((e) => e.event === 'kafka_event_log.consumer_crashed' && e.fields.restart === true),
+        ),
+      )
+      await log.publish(topic, [{ key: 'k', value: new TextEncoder().encode('after') }])
+      await eventually(() => assert.deepEqual(received, ['before', 'after']))
+      await consumer.stop()
+    } finally {
+      await log.close()
+    }
+  })
+
+  it('refuses use after close', async () => {
+    const log = createKafkaEventLog(testOptions())
+    await log.close()
+    await log.close()
+    await assert.rejects(log.publish('t', [{ key: 'k', value: new Uint8Array(1) }]), { code: 'closed' })
+  })
+})

@@ -1,0 +1,74 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+
+const root = join(import.meta.dirname, '..', '..')
+
+export interface HeraldProcess {
+  readonly url: string
+  readonly child: ChildProcess
+  /** Every JSON log line the process wrote so far. */
+  readonly lines: Record<string, unknown>[]
+  /** Sends `signal` and resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>
+}
+
+/**
+ * Runs `herald start` as a real child process (Node 24 from node_modules, as `npm start`
+ * does), on port 0, and resolves once it logged `herald.started` with its URL.
+ */
+export const startHeraldProcess = async (
+  env: Record<string, string>,
+  timeoutMs = 60_000,
+): Promise<HeraldProcess> => {
+  const child = spawn(process.execPath, [join(root, 'src', 'cli.ts'), 'start'], {
+    cwd: root,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      HERALD_LISTEN: '127.0.0.1',
+      HERALD_PORT: '0',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const lines: Record<string, unknown>[] = []
+  let stderr = ''
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString()
+  })
+  const exited = once(child, 'exit').then(([code]) => code as number | null)
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`herald did not start within ${timeoutMs} ms\n${stderr}`)),
+      timeoutMs,
+    )
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      try {
+        const parsed = JSON.parse(line) as Record<string, unknown>
+        lines.push(parsed)
+        if (parsed.event === 'herald.started') {
+          clearTimeout(timer)
+          resolve(String(parsed.url))
+        }
+      } catch {
+        lines.push({ raw: line })
+      }
+    })
+    exited.then((code) => {
+      clearTimeout(timer)
+      reject(new Error(`herald exited with ${code} before it started\n${stderr}\n${JSON.stringify(lines)}`))
+    })
+  })
+  return {
+    url,
+    child,
+    lines,
+    stop: async (signal = 'SIGTERM') => {
+      if (child.exitCode !== null) return child.exitCode
+      child.kill(signal)
+      return exited
+    },
+  }
+}
