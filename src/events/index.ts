@@ -1,3 +1,3 @@
 export { CloudEvent, type Decoded, decodeCloudEvent, decodeCloudEventBatch, Level } from './cloudevent.ts'
-export { toFieldIssues } from './io-ts-issues.ts'
+export { toFieldIssues, withMessage } from './io-ts-issues.ts'
 export { decodeLogEvent, encodeLogEvent } from './wire.ts'

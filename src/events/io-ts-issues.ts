@@ -1,4 +1,5 @@
-import type * as t from 'io-ts'
+import { isLeft } from 'fp-ts/lib/Either.js'
+import * as t from 'io-ts'
 import type { FieldIssue } from '../errors/index.ts'
 
 const describe = (value: unknown): string => {
@@ -36,3 +37,15 @@ export const toFieldIssues = (errors: t.Errors, prefix = ''): FieldIssue[] => {
   }
   return [...byPath.values()]
 }
+
+/** The same codec, failing with `message` instead of io-ts's generic "expected type" text. */
+export const withMessage = <C extends t.Any>(codec: C, message: (u: unknown) => string, name = codec.name) =>
+  new t.Type<t.TypeOf<C>, t.OutputOf<C>, unknown>(
+    name,
+    codec.is,
+    (u, c) => {
+      const result = codec.validate(u, c)
+      return isLeft(result) ? t.failure(u, c, message(u)) : result
+    },
+    codec.encode,
+  )

@@ -1,18 +1,11 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
+import { ADMIN_ACCOUNT, type Principal } from '../access/index.ts'
 
-export type Role = 'read-only' | 'read-write' | 'admin'
-
-/** Who is calling: the account whose data a request may see, and what it may do there. */
-export interface Principal {
-  readonly account: string
-  readonly role: Role
-}
+export type { Principal, Role } from '../access/index.ts'
+export { ADMIN_ACCOUNT } from '../access/index.ts'
 
 /** Resolves a bearer token to its principal; `undefined` for an unknown token. */
 export type Authenticator = (token: string) => Promise<Principal | undefined>
-
-/** The account that owns system-wide settings and global selectors. */
-export const ADMIN_ACCOUNT = 'admin'
 
 const digest = (value: string): Buffer => createHash('sha256').update(value).digest()
 

@@ -1,18 +1,7 @@
 import { isLeft } from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
 import { ValidationError } from '../errors/index.ts'
-import { toFieldIssues } from '../events/index.ts'
-
-const withMessage = <C extends t.Any>(codec: C, message: (u: unknown) => string, name = codec.name) =>
-  new t.Type<t.TypeOf<C>, t.OutputOf<C>, unknown>(
-    name,
-    codec.is,
-    (u, c) => {
-      const result = codec.validate(u, c)
-      return isLeft(result) ? t.failure(u, c, message(u)) : result
-    },
-    codec.encode,
-  )
+import { toFieldIssues, withMessage } from '../events/index.ts'
 
 const refinedString = (name: string, test: (s: string) => boolean, message: string) =>
   withMessage(t.refinement(t.string, test, name), (u) =>

@@ -3,16 +3,12 @@
  * matches events against and what the deliverer sends with. Field names follow Anchore's
  * selector shape (`resource_type`) so a selector reads the same in the API and in code.
  */
-export type Role = 'read-only' | 'read-write' | 'admin'
+import type { AppEnv, Principal, Role } from '../access/index.ts'
 
-/** Who is calling, set on the Hono context by the authentication middleware. */
-export interface Principal {
-  readonly account: string
-  readonly role: Role
-}
+export type { Principal, Role }
 
-/** Hono environment of the notification routes; the lead's auth middleware sets `principal`. */
-export type NotificationsEnv = { Variables: { principal: Principal } }
+/** Hono environment of the notification routes; the auth middleware sets `principal`. */
+export type NotificationsEnv = AppEnv
 
 export type LevelPattern = '*' | 'info' | 'warning' | 'error'
 

@@ -47,9 +47,7 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     newId: randomUUID,
     ...(options.readAll === undefined ? {} : { readAll: options.readAll }),
   })
-  const mounts = [
-    { path: '/v1/notifications', app: createNotificationRoutes({ service }) as unknown as Hono<AppEnv> },
-  ]
+  const mounts = [{ path: '/v1/notifications', app: createNotificationRoutes({ service }) }]
   if (!config.notifications.enabled) {
     logger('info', 'notifications.disabled', { reason: 'notifications.enabled is false' })
     return { consumers: [], mounts, close: async () => {} }

@@ -1,0 +1,16 @@
+/**
+ * Who is calling: the account whose data a request may see, and what it may do there. Set by
+ * the HTTP authentication middleware, read by every module that decides access.
+ */
+export type Role = 'read-only' | 'read-write' | 'admin'
+
+export interface Principal {
+  readonly account: string
+  readonly role: Role
+}
+
+/** The account that owns system-wide settings and global selectors. */
+export const ADMIN_ACCOUNT = 'admin'
+
+/** Hono environment of every authenticated route. */
+export type AppEnv = { Variables: { principal: Principal } }
