@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
@@ -9,10 +9,10 @@ import { createChdbWarehouse, createHttpWarehouse } from './adapters/clickhouse-
 import { createKafkaEventLog } from './adapters/kafka-event-log/index.ts'
 import { createSqliteEventLog } from './adapters/sqlite-event-log/index.ts'
 import { createSqliteEventStore } from './adapters/sqlite-event-store/index.ts'
+import { createTokenRoutes, createTokenService } from './auth/index.ts'
 import type { Config } from './config/index.ts'
 import { ConfigError } from './errors/index.ts'
-import { createAdminTokenAuthenticator, createHttpApp } from './http/index.ts'
-import type { ReadAll } from './notifications/index.ts'
+import { chainAuthenticators, createAdminTokenAuthenticator, createHttpApp } from './http/index.ts'
 import { createMetrics, type Logger, type Metrics } from './observability/index.ts'
 import type { Consumer, EventLog } from './ports/event-log.ts'
 import type { EventStore } from './ports/event-store.ts'
@@ -57,10 +57,9 @@ const openEventLog = async (config: Config, logger: Logger): Promise<EventLog> =
   })
 }
 
-const openEventStore = async (config: Config): Promise<{ store: EventStore; readAll?: ReadAll }> => {
+const openEventStore = async (config: Config): Promise<EventStore> => {
   if (config.event_store.kind === 'embedded') {
-    const store = createSqliteEventStore({ path: join(config.data_dir, 'eventstore.sqlite') })
-    return { store, readAll: (options) => store.readAll(options) }
+    return createSqliteEventStore({ path: join(config.data_dir, 'eventstore.sqlite') })
   }
   throw new ConfigError([
     { path: 'event_store.kind', message: 'kurrentdb is not available in this version yet; use embedded' },
@@ -127,7 +126,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     closers.push(async () => lock.release())
     const log = await openEventLog(config, logger)
     closers.push(() => log.close())
-    const { store, readAll } = await openEventStore(config)
+    const store = await openEventStore(config)
     closers.push(() => store.close())
     const warehouse = await openWarehouse(config)
     closers.push(() => warehouse.close())
@@ -151,7 +150,6 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
       metrics,
       clock,
       fetch: dependencies.fetch ?? fetch,
-      ...(readAll === undefined ? {} : { readAll }),
     })
     closers.push(notifications.close)
     consumers.push(...notifications.consumers)
@@ -173,6 +171,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
       logger('info', 'projector.ingress_disabled', { reason: 'reports.enable_data_ingress is false' })
     }
 
+    const tokens = createTokenService({ store, clock, newId: randomUUID })
     const app = createHttpApp({
       log,
       eventsTopic: topics.events,
@@ -182,12 +181,15 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
         event_store: () => store.ping(),
         warehouse: () => warehouse.ping(),
       },
-      authenticate: createAdminTokenAuthenticator(resolveAdminToken(config, logger)),
+      authenticate: chainAuthenticators(
+        createAdminTokenAuthenticator(resolveAdminToken(config, logger)),
+        tokens.authenticate,
+      ),
       requireAuth: config.require_auth,
       metrics,
       logger,
       graphiql: config.reports.graphiql,
-      mounts: notifications.mounts,
+      mounts: [...notifications.mounts, { path: '/v1/auth', app: createTokenRoutes({ tokens }) }],
     })
 
     const server = await new Promise<ServerType>((resolve, reject) => {

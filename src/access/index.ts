@@ -14,3 +14,5 @@ export const ADMIN_ACCOUNT = 'admin'
 
 /** Hono environment of every authenticated route. */
 export type AppEnv = { Variables: { principal: Principal } }
+
+export { ACTIONS, type Action, isAllowed } from './actions.ts'

@@ -25,3 +25,14 @@ export const createAdminTokenAuthenticator = (adminToken: string | null): Authen
 const BEARER = /^Bearer\s+(\S+)\s*$/i
 
 export const bearerToken = (header: string | undefined): string | undefined => header?.match(BEARER)?.[1]
+
+/** Asks each authenticator in turn; the first that knows the token decides. */
+export const chainAuthenticators =
+  (...authenticators: readonly Authenticator[]): Authenticator =>
+  async (token) => {
+    for (const authenticate of authenticators) {
+      const principal = await authenticate(token)
+      if (principal !== undefined) return principal
+    }
+    return undefined
+  }

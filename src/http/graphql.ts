@@ -5,6 +5,7 @@ import { isHeraldError, ValidationError } from '../errors/index.ts'
 import type { Logger } from '../observability/index.ts'
 import type { Warehouse } from '../ports/warehouse.ts'
 import { type ReportContext, reportSchema, rootValue } from '../reports/index.ts'
+import { authorize } from './authorize.ts'
 import type { AppEnv } from './env.ts'
 
 export interface GraphqlOptions {
@@ -29,7 +30,7 @@ const formatError = (error: GraphQLError, logger: Logger) => {
 /** `/v1/reports/graphql` through graphql-helix; GraphiQL for browsers where enabled. */
 export const createGraphqlRoutes = ({ warehouse, graphiql, logger, endpoint }: GraphqlOptions) => {
   const app = new Hono<AppEnv>()
-  app.on(['GET', 'POST'], '/', async (c) => {
+  app.on(['GET', 'POST'], '/', authorize('listImages'), async (c) => {
     const request = {
       body:
         c.req.method === 'POST'

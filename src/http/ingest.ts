@@ -4,6 +4,7 @@ import { HeraldError, ValidationError } from '../errors/index.ts'
 import { type CloudEvent, decodeCloudEvent, decodeCloudEventBatch, encodeLogEvent } from '../events/index.ts'
 import type { Metrics } from '../observability/index.ts'
 import type { EventLog } from '../ports/event-log.ts'
+import { authorize } from './authorize.ts'
 import type { AppEnv } from './env.ts'
 
 export interface IngestOptions {
@@ -50,6 +51,7 @@ export const createIngestRoutes = ({ log, topic, metrics, maxBodyBytes }: Ingest
   const app = new Hono<AppEnv>()
   app.post(
     '/',
+    authorize('publishEvents'),
     bodyLimit({
       maxSize: maxBodyBytes,
       onError: () => {

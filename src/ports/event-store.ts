@@ -66,6 +66,12 @@ export interface ReadStreamOptions {
   readonly maxCount?: number
 }
 
+export interface ReadAllOptions {
+  /** Checkpoint: events whose position is greater than this; from the start if absent. */
+  readonly after?: number
+  readonly maxCount?: number
+}
+
 export interface SubscribeOptions {
   /** Checkpoint: deliver events whose position is greater than this; from the start if absent. */
   readonly after?: number
@@ -76,6 +82,11 @@ export interface EventStore {
   append(stream: string, events: readonly EventData[], options?: AppendOptions): Promise<AppendResult>
   /** The stream's events in revision order; an empty array when the stream does not exist. */
   readStream(stream: string, options?: ReadStreamOptions): Promise<readonly RecordedEvent[]>
+  /**
+   * Events of every stream in position order, one page at a time: what a read model needs to
+   * know it has caught up (an empty page means it has).
+   */
+  readAll(options?: ReadAllOptions): Promise<readonly RecordedEvent[]>
   /**
    * Catch-up subscription to every stream: past events after the checkpoint, then live ones,
    * in position order, each once. Unsubscribing stops it.

@@ -9,7 +9,6 @@ import {
   createNotificationConfigService,
   createNotificationRoutes,
   emptySelectorSet,
-  type ReadAll,
   type SelectorSet,
 } from '../notifications/index.ts'
 import type { Logger, Metrics } from '../observability/index.ts'
@@ -30,8 +29,6 @@ export interface WireNotificationsOptions {
   readonly metrics: Metrics
   readonly clock: () => number
   readonly fetch: typeof fetch
-  /** The embedded store's full read, so the first selector snapshot holds the whole history. */
-  readonly readAll?: ReadAll
 }
 
 /**
@@ -45,7 +42,8 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     store,
     clock,
     newId: randomUUID,
-    ...(options.readAll === undefined ? {} : { readAll: options.readAll }),
+    // A full read first, so the router's first index holds every selector ever added.
+    readAll: (o) => store.readAll(o),
   })
   const mounts = [{ path: '/v1/notifications', app: createNotificationRoutes({ service }) }]
   if (!config.notifications.enabled) {
@@ -56,15 +54,32 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
   // One reference, replaced whole: a batch in flight sees the old index or the new, never a mix.
   let index: SelectorIndex = emptySelectorIndex
   let selectors: SelectorSet = emptySelectorSet
+  // The router must not see an event before the index holds every stored selector: an event
+  // routed against a partial index would be committed with deliveries missing.
+  let markLoaded: () => void = () => {}
+  let failLoad: (error: unknown) => void = () => {}
+  const loaded = new Promise<void>((resolve, reject) => {
+    markLoaded = resolve
+    failLoad = reject
+  })
   const subscription = service.selectors$().subscribe({
     next: (set) => {
       selectors = set
       index = buildSelectorIndex(set)
+      markLoaded()
       logger('debug', 'router.index_swapped', { configurations: set.configurations.size })
     },
-    error: (error: unknown) =>
-      logger('error', 'notifications.selector_feed_failed', { error: String(error) }),
+    error: (error: unknown) => {
+      failLoad(error)
+      logger('error', 'notifications.selector_feed_failed', { error: String(error) })
+    },
   })
+  try {
+    await loaded
+  } catch (error) {
+    subscription.unsubscribe()
+    throw error
+  }
 
   const { topics } = config.event_log
   const router = await log.consume(

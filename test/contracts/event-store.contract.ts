@@ -229,6 +229,39 @@ export const runEventStoreContract = (options: EventStoreContractOptions): void 
       })
     })
 
+    describe('readAll', () => {
+      it('reads every stream after a checkpoint in position order, in pages', async () => {
+        const first = newStream('all-a')
+        const second = newStream('all-b')
+        const anchor = await store.append(newStream('all-anchor'), [newEvent()])
+        const a = newEvents(2)
+        const b = newEvents(2)
+        await store.append(first, a.slice(0, 1))
+        await store.append(second, b)
+        await store.append(first, a.slice(1))
+
+        const mine = (events: readonly RecordedEvent[]) =>
+          events.filter((e) => e.stream === first || e.stream === second)
+        const all = mine(await store.readAll({ after: anchor.position }))
+        assert.deepEqual(
+          all.map((e) => e.id),
+          [a[0]?.id, b[0]?.id, b[1]?.id, a[1]?.id],
+        )
+        const positions = all.map((e) => e.position)
+        assert.deepEqual(
+          positions,
+          [...positions].sort((x, y) => x - y),
+        )
+
+        const page = await store.readAll({ after: anchor.position, maxCount: 2 })
+        assert.equal(page.length, 2)
+        const rest = await store.readAll({ after: page.at(-1)?.position ?? 0 })
+        assert.ok(rest.every((e) => e.position > (page.at(-1)?.position ?? 0)))
+        const last = all.at(-1)?.position ?? 0
+        assert.ok(mine(await store.readAll({ after: last })).length === 0)
+      })
+    })
+
     describe('readStream', () => {
       it('reads in revision order, from a revision, at most maxCount', async () => {
         const stream = newStream('read')

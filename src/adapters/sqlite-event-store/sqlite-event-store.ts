@@ -15,6 +15,7 @@ import type {
   EventStore,
   ExpectedRevision,
   JsonObject,
+  ReadAllOptions,
   ReadStreamOptions,
   RecordedEvent,
   SubscribeOptions,
@@ -37,17 +38,10 @@ export interface SqliteEventStoreOptions {
   readonly clock?: () => number
 }
 
-export interface ReadAllOptions {
-  /** Position checkpoint: events after it. From the start if absent. */
-  readonly after?: number
-  readonly maxCount?: number
-}
+export type { ReadAllOptions } from '../../ports/event-store.ts'
 
-/** The EventStore port plus what only this adapter offers. */
-export interface SqliteEventStore extends EventStore {
-  /** Events of every stream in position order: what a subscription's catch-up reads. */
-  readAll(options?: ReadAllOptions): Promise<readonly RecordedEvent[]>
-}
+/** The embedded store offers exactly the port. */
+export type SqliteEventStore = EventStore
 
 const defaults = {
   pollIntervalMs: 250,

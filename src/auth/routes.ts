@@ -1,0 +1,45 @@
+import { isLeft } from 'fp-ts/lib/Either.js'
+import { Hono } from 'hono'
+import type { AppEnv } from '../access/index.ts'
+import { ValidationError } from '../errors/index.ts'
+import { toFieldIssues } from '../events/index.ts'
+import { authorize } from '../http/authorize.ts'
+import type { TokenService, TokenView } from './service.ts'
+import { IssueTokenBody } from './tokens.ts'
+
+const present = (token: TokenView) => ({
+  id: token.tokenId,
+  account: token.account,
+  role: token.role,
+  description: token.description,
+  issued_by: token.issuedBy,
+  issued_at: token.issuedAt,
+  revoked_at: token.revokedAt,
+})
+
+/**
+ * `/v1/auth/tokens`: admins issue, list and revoke API tokens. The secret is in the creation
+ * response only; Herald keeps its SHA-256.
+ */
+export const createTokenRoutes = ({ tokens }: { tokens: TokenService }) => {
+  const app = new Hono<AppEnv>()
+  app.use('*', authorize('manageTokens'))
+
+  app.post('/tokens', async (c) => {
+    const json: unknown = await c.req.json().catch(() => {
+      throw new ValidationError('the body is not valid JSON', [{ path: '(body)', message: 'not JSON' }])
+    })
+    const body = IssueTokenBody.decode(json)
+    if (isLeft(body)) throw new ValidationError('invalid token request', toFieldIssues(body.left))
+    const { token, record } = await tokens.issue(c.get('principal'), body.right)
+    return c.json({ ...present(record), token }, 201)
+  })
+
+  app.get('/tokens', async (c) => c.json({ items: (await tokens.list()).map(present) }))
+
+  app.delete('/tokens/:id', async (c) => {
+    await tokens.revoke(c.get('principal'), c.req.param('id'))
+    return c.body(null, 204)
+  })
+  return app
+}

@@ -1,0 +1,135 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { migrate, warehouseMigrations } from '../../projections/migrations/index.ts'
+import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/index.ts'
+import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
+import { createSqliteEventStore } from '../../src/adapters/sqlite-event-store/index.ts'
+import { createTokenRoutes, createTokenService } from '../../src/auth/index.ts'
+import { chainAuthenticators, createAdminTokenAuthenticator, createHttpApp } from '../../src/http/index.ts'
+import { createMetrics, silentLogger } from '../../src/observability/index.ts'
+import type { EventLog } from '../../src/ports/event-log.ts'
+import type { EventStore } from '../../src/ports/event-store.ts'
+import type { Warehouse } from '../../src/ports/warehouse.ts'
+
+const ADMIN = 'admin-token-for-tests-0123456789'
+
+describe('API tokens: issued, used and revoked through the HTTP API', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-tokens-'))
+  let log: EventLog
+  let store: EventStore
+  let warehouse: Warehouse
+  let app: ReturnType<typeof createHttpApp>
+
+  const call = async (
+    token: string,
+    method: string,
+    path: string,
+    body?: unknown,
+    type = 'application/json',
+  ) => {
+    const response = await app.request(path, {
+      method,
+      headers: { authorization: `Bearer ${token}`, 'content-type': type },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    })
+    const text = await response.text()
+    return {
+      status: response.status,
+      body: text === '' ? undefined : (JSON.parse(text) as Record<string, unknown>),
+    }
+  }
+  const event = (account: string) => ({
+    specversion: '1.0',
+    id: randomUUID(),
+    source: '/engine',
+    type: 'user.image.analysis.completed',
+    account,
+  })
+
+  before(async () => {
+    log = createSqliteEventLog({ path: join(dir, 'log.sqlite') })
+    await log.createTopics([{ topic: 'engine.events', partitions: 1 }])
+    store = createSqliteEventStore({ path: join(dir, 'store.sqlite') })
+    warehouse = await createChdbWarehouse({ path: join(dir, 'warehouse') })
+    await migrate(warehouse, warehouseMigrations)
+    const tokens = createTokenService({ store, clock: Date.now, newId: randomUUID })
+    app = createHttpApp({
+      log,
+      eventsTopic: 'engine.events',
+      warehouse,
+      readiness: {},
+      authenticate: chainAuthenticators(createAdminTokenAuthenticator(ADMIN), tokens.authenticate),
+      requireAuth: true,
+      metrics: createMetrics(),
+      logger: silentLogger,
+      graphiql: false,
+      mounts: [{ path: '/v1/auth', app: createTokenRoutes({ tokens }) }],
+    })
+  })
+  after(async () => {
+    await log.close()
+    await store.close()
+    await warehouse.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('issues a token once, lists it without the secret, and revokes it', async () => {
+    const issued = await call(ADMIN, 'POST', '/v1/auth/tokens', {
+      account: 'acme',
+      role: 'read-write',
+      description: 'ci',
+    })
+    assert.equal(issued.status, 201, JSON.stringify(issued.body))
+    const token = String(issued.body?.token)
+    assert.match(token, /^hrld_/)
+
+    const listed = await call(ADMIN, 'GET', '/v1/auth/tokens')
+    assert.equal(listed.status, 200)
+    assert.ok(!JSON.stringify(listed.body).includes(token), 'the listing leaked the secret')
+    assert.ok(!JSON.stringify(listed.body).includes('tokenHash'))
+    const items = listed.body?.items as { id: string; account: string; role: string }[]
+    assert.ok(items.some((i) => i.id === issued.body?.id && i.account === 'acme' && i.role === 'read-write'))
+
+    // A read-write token publishes for its own account only and cannot manage tokens.
+    const events = '/v1/events'
+    assert.equal(
+      (await call(token, 'POST', events, event('acme'), 'application/cloudevents+json')).status,
+      202,
+    )
+    assert.equal(
+      (await call(token, 'POST', events, event('globex'), 'application/cloudevents+json')).status,
+      400,
+    )
+    assert.equal((await call(token, 'GET', '/v1/auth/tokens')).status, 403)
+
+    assert.equal((await call(ADMIN, 'DELETE', `/v1/auth/tokens/${String(issued.body?.id)}`)).status, 204)
+    assert.equal(
+      (await call(token, 'POST', events, event('acme'), 'application/cloudevents+json')).status,
+      401,
+    )
+    assert.equal((await call(ADMIN, 'DELETE', '/v1/auth/tokens/000000000000000000000000')).status, 404)
+  })
+
+  it('lets a read-only token read reports but not publish', async () => {
+    const issued = await call(ADMIN, 'POST', '/v1/auth/tokens', { account: 'acme', role: 'read-only' })
+    const token = String(issued.body?.token)
+    const query = await call(token, 'POST', '/v1/reports/graphql', {
+      query: '{ events { pageInfo { count } } }',
+    })
+    assert.equal(query.status, 200)
+    const publish = await call(token, 'POST', '/v1/events', event('acme'), 'application/cloudevents+json')
+    assert.equal(publish.status, 403)
+    assert.equal(publish.body?.code, 'forbidden')
+  })
+
+  it('names every bad field of a token request', async () => {
+    const response = await call(ADMIN, 'POST', '/v1/auth/tokens', { account: '', role: 'owner' })
+    assert.equal(response.status, 400)
+    const paths = ((response.body?.errors ?? []) as { path: string }[]).map((e) => e.path).sort()
+    assert.deepEqual(paths, ['account', 'role'])
+  })
+})
