@@ -17,6 +17,14 @@ export {
   type WebhookConfigurationCreated,
 } from './configuration.ts'
 export {
+  createEndpointRoutes,
+  createEndpointStatusService,
+  ENDPOINT_TYPES,
+  type EndpointStatusService,
+  type EndpointType,
+  isEndpointType,
+} from './endpoints.ts'
+export {
   type EventPattern,
   emptySelectorSet,
   type LevelPattern,

@@ -6,6 +6,8 @@ import { buildSelectorIndex, emptySelectorIndex, type SelectorIndex } from '../.
 import type { Config } from '../config/index.ts'
 import type { AppEnv } from '../http/index.ts'
 import {
+  createEndpointRoutes,
+  createEndpointStatusService,
   createNotificationConfigService,
   createNotificationRoutes,
   emptySelectorSet,
@@ -45,7 +47,11 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     // A full read first, so the router's first index holds every selector ever added.
     readAll: (o) => store.readAll(o),
   })
-  const mounts = [{ path: '/v1/notifications', app: createNotificationRoutes({ service }) }]
+  const endpoints = createEndpointStatusService({ store, clock, newId: randomUUID })
+  const mounts = [
+    { path: '/v1/notifications', app: createEndpointRoutes({ endpoints }) },
+    { path: '/v1/notifications', app: createNotificationRoutes({ service }) },
+  ]
   if (!config.notifications.enabled) {
     logger('info', 'notifications.disabled', { reason: 'notifications.enabled is false' })
     return { consumers: [], mounts, close: async () => {} }
