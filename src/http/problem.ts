@@ -8,6 +8,13 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   expected_revision_conflict: 412,
   payload_too_large: 413,
   unsupported_media_type: 415,
+  // A notification target the SSRF guard refused, or one that could not be reached: the
+  // request was understood, the URL it names cannot be used.
+  outbound_blocked: 422,
+  outbound_unresolvable: 422,
+  outbound_tls_failed: 422,
+  outbound_timeout: 502,
+  outbound_request_failed: 502,
   unavailable: 503,
 }
 
@@ -20,7 +27,9 @@ const TITLES: Readonly<Record<number, string>> = {
   412: 'Precondition Failed',
   413: 'Content Too Large',
   415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
   500: 'Internal Server Error',
+  502: 'Bad Gateway',
   503: 'Service Unavailable',
 }
 

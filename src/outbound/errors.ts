@@ -1,0 +1,71 @@
+import { type ErrorContext, HeraldError } from '../errors/index.ts'
+import type { BlockReason } from './address.ts'
+
+/**
+ * Why a URL was refused, for logs. Deliberately holds no resolved address and no URL: the host
+ * name is what the caller typed, the reason is a category.
+ */
+export interface OutboundBlockedContext extends ErrorContext {
+  readonly reason: BlockReason | 'invalid_url' | 'scheme' | 'local_name'
+  readonly host?: string
+}
+
+export const BLOCKED_HOST_MESSAGE = "the URL's host is not allowed as a notification target"
+
+/**
+ * A URL the SSRF guard refuses. The message is one of three fixed sentences, so an API client
+ * learns nothing about what the host resolves to on Herald's network. Not retriable.
+ */
+export class OutboundBlockedError extends HeraldError {
+  declare readonly context: OutboundBlockedContext
+
+  constructor(context: OutboundBlockedContext, message = BLOCKED_HOST_MESSAGE) {
+    super('outbound_blocked', message, { context, retriable: false })
+  }
+}
+
+/** The host did not resolve (or not in time). Retriable: DNS outages pass. */
+export class OutboundUnresolvableError extends HeraldError {
+  constructor(host: string, cause: unknown) {
+    const dnsCode = (cause as { code?: unknown } | undefined)?.code
+    super('outbound_unresolvable', "the URL's host could not be resolved", {
+      context: { host, ...(typeof dnsCode === 'string' ? { dnsCode } : {}) },
+      cause,
+      retriable: true,
+    })
+  }
+}
+
+/** The target did not answer within the request's time limit. */
+export class OutboundTimeoutError extends HeraldError {
+  constructor(host: string, timeoutMs: number) {
+    super('outbound_timeout', `the notification target did not answer within ${timeoutMs} ms`, {
+      context: { host, timeoutMs },
+      retriable: true,
+    })
+  }
+}
+
+const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|CERT_|DEPTH_ZERO|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|HOSTNAME_MISMATCH)/
+
+/**
+ * The connection failed or broke. A certificate that does not verify fails the same way next
+ * time, so it is not retriable; refused or reset connections are.
+ */
+export class OutboundRequestError extends HeraldError {
+  constructor(host: string, cause: unknown) {
+    const errorCode = (cause as { code?: unknown } | undefined)?.code
+    const code = typeof errorCode === 'string' ? errorCode : 'unknown'
+    const tls = TLS_CODE.test(code)
+    super(
+      tls ? 'outbound_tls_failed' : 'outbound_request_failed',
+      tls
+        ? "the notification target's TLS certificate could not be verified"
+        : 'the request to the notification target failed',
+      { context: { host, errorCode: code }, cause, retriable: !tls },
+    )
+  }
+}
+
+export const isOutboundBlocked = (error: unknown): error is OutboundBlockedError =>
+  error instanceof OutboundBlockedError

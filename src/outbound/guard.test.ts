@@ -1,0 +1,246 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import fc from 'fast-check'
+import { isHeraldError } from '../errors/index.ts'
+import { classifyAddress } from './address.ts'
+import { OutboundBlockedError, OutboundUnresolvableError } from './errors.ts'
+import { type CheckedTarget, createOutboundGuard, type Lookup, type ResolvedAddress } from './guard.ts'
+
+const records = (...addresses: string[]): ResolvedAddress[] =>
+  addresses.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }))
+
+/** A resolver from a table; records every name it was asked for. */
+const zone = (table: Record<string, readonly string[]>) => {
+  const asked: string[] = []
+  const lookup: Lookup = async (hostname) => {
+    asked.push(hostname)
+    const found = table[hostname]
+    if (found === undefined)
+      throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' })
+    return records(...found)
+  }
+  return { lookup, asked }
+}
+
+const DNS = {
+  'hooks.example.com': ['93.184.215.14'],
+  'dual.example.com': ['2606:4700::6810:84e5', '104.16.132.229'],
+  'v6only.example.com': ['2606:4700::6810:84e5'],
+  'internal.example.com': ['10.0.0.5'],
+  'metadata.example.com': ['169.254.169.254'],
+  'v6-internal.example.com': ['fd00::5'],
+  'mixed.example.com': ['93.184.215.14', '192.168.1.10'],
+  'mapped.example.com': ['::ffff:127.0.0.1'],
+  'jira.corp.example': ['10.1.2.3', '10.9.9.9'],
+  'ci.svc.corp.example': ['10.1.2.4'],
+  'onprem.example.com': ['10.1.2.5'],
+  'half-onprem.example.com': ['10.1.2.5', '172.16.0.1'],
+  'garbage.example.com': ['not-an-address'],
+  'nothing.example.com': [],
+}
+
+const blockedWith = (reason: string) => (error: unknown) => {
+  assert.ok(error instanceof OutboundBlockedError, String(error))
+  assert.equal(error.code, 'outbound_blocked')
+  assert.equal(error.retriable, false)
+  assert.equal(error.context.reason, reason)
+  return true
+}
+
+describe('createOutboundGuard().checkUrl', () => {
+  it('resolves a public host once and pins one of its addresses', async () => {
+    const dns = zone(DNS)
+    const guard = createOutboundGuard({ lookup: dns.lookup })
+    const target = await guard.checkUrl('https://hooks.example.com/services/T000/B000')
+    assert.equal(target.address, '93.184.215.14')
+    assert.equal(target.family, 4)
+    assert.equal(target.hostname, 'hooks.example.com')
+    assert.equal(target.allowlisted, false)
+    assert.deepEqual(dns.asked, ['hooks.example.com'])
+  })
+
+  it('prefers an IPv4 address when the host has both, and takes IPv6 when that is all there is', async () => {
+    const guard = createOutboundGuard({ lookup: zone(DNS).lookup })
+    assert.equal((await guard.checkUrl('http://dual.example.com/')).address, '104.16.132.229')
+    const v6 = await guard.checkUrl('http://v6only.example.com/')
+    assert.deepEqual([v6.address, v6.family], ['2606:4700::6810:84e5', 6])
+  })
+
+  it('refuses a host that resolves to a forbidden address, in either family', async () => {
+    const guard = createOutboundGuard({ lookup: zone(DNS).lookup })
+    await assert.rejects(guard.checkUrl('http://internal.example.com/'), blockedWith('private'))
+    await assert.rejects(guard.checkUrl('http://metadata.example.com/'), blockedWith('cloud_metadata'))
+    await assert.rejects(guard.checkUrl('http://v6-internal.example.com/'), blockedWith('unique_local'))
+    await assert.rejects(guard.checkUrl('http://mapped.example.com/'), blockedWith('loopback'))
+  })
+
+  it('refuses a host when any one of its addresses is forbidden', async () => {
+    const guard = createOutboundGuard({ lookup: zone(DNS).lookup })
+    await assert.rejects(guard.checkUrl('http://mixed.example.com/'), blockedWith('private'))
+  })
+
+  it('refuses a resolver answer that is not an address', async () => {
+    const guard = createOutboundGuard({ lookup: zone(DNS).lookup })
+    await assert.rejects(guard.checkUrl('http://garbage.example.com/'), blockedWith('invalid_address'))
+  })
+
+  it('judges literal addresses without asking the resolver', async () => {
+    const dns = zone(DNS)
+    const guard = createOutboundGuard({ lookup: dns.lookup })
+    const target = await guard.checkUrl('http://[2606:4700:4700::1111]:8080/x')
+    assert.deepEqual(
+      [target.address, target.family, target.hostname],
+      ['2606:4700:4700::1111', 6, '2606:4700:4700::1111'],
+    )
+    await assert.rejects(guard.checkUrl('http://[::1]/'), blockedWith('loopback'))
+    await assert.rejects(guard.checkUrl('http://10.0.0.1/'), blockedWith('private'))
+    assert.deepEqual(dns.asked, [])
+  })
+
+  it('refuses localhost names before resolving them', async () => {
+    const dns = zone(DNS)
+    const guard = createOutboundGuard({ lookup: dns.lookup })
+    for (const url of [
+      'http://localhost/',
+      'http://LOCALHOST./',
+      'http://api.localhost:8080/',
+      'http://ｌｏｃａｌｈｏｓｔ/',
+    ])
+      await assert.rejects(guard.checkUrl(url), blockedWith('local_name'), url)
+    assert.deepEqual(dns.asked, [])
+  })
+
+  it('refuses other schemes and unparseable URLs with a message saying so', async () => {
+    const guard = createOutboundGuard({ lookup: zone(DNS).lookup })
+    for (const url of ['ftp://hooks.example.com/', 'ws://hooks.example.com/', 'file:///etc/passwd'])
+      await assert.rejects(guard.checkUrl(url), (error: unknown) => {
+        assert.ok(blockedWith('scheme')(error))
+        assert.match((error as Error).message, /only http and https/)
+        return true
+      })
+    for (const url of ['', 'hooks.example.com/x', 'http://', 'http://[::1/'])
+      await assert.rejects(guard.checkUrl(url), blockedWith('invalid_url'), url)
+  })
+
+  it('says the same thing, and nothing about addresses, whatever the forbidden range', async () => {
+    const guard = createOutboundGuard({ lookup: zone(DNS).lookup })
+    const messages = new Set<string>()
+    for (const url of ['http://internal.example.com/', 'http://metadata.example.com/', 'http://[::1]/']) {
+      const error = await guard.checkUrl(url).then(
+        () => assert.fail(url),
+        (e: unknown) => e as OutboundBlockedError,
+      )
+      messages.add(error.message)
+      assert.doesNotMatch(JSON.stringify(error.context), /10\.0\.0\.5|169\.254/)
+    }
+    assert.deepEqual([...messages], ["the URL's host is not allowed as a notification target"])
+  })
+
+  it('reports resolver failures, empty answers and slow resolvers as retriable unresolvable', async () => {
+    const hang: Lookup = () => new Promise(() => {})
+    const cases: [ReturnType<typeof createOutboundGuard>, string, string][] = [
+      [createOutboundGuard({ lookup: zone(DNS).lookup }), 'http://nope.example.com/', 'ENOTFOUND'],
+      [createOutboundGuard({ lookup: zone(DNS).lookup }), 'http://nothing.example.com/', 'ENODATA'],
+      [createOutboundGuard({ lookup: hang, lookupTimeoutMs: 20 }), 'http://slow.example.com/', 'ETIMEOUT'],
+    ]
+    for (const [guard, url, dnsCode] of cases)
+      await assert.rejects(guard.checkUrl(url), (error: unknown) => {
+        assert.ok(error instanceof OutboundUnresolvableError)
+        assert.equal(error.code, 'outbound_unresolvable')
+        assert.equal(error.retriable, true)
+        assert.equal(error.context.dnsCode, dnsCode)
+        return true
+      })
+  })
+
+  it('lets allowlisted hosts, wildcard hosts and addresses in allowlisted ranges through', async () => {
+    const guard = createOutboundGuard({
+      lookup: zone(DNS).lookup,
+      allowlist: ['jira.corp.example', '*.svc.corp.example', '10.1.2.5', '127.0.0.0/8', 'fd00::/8'],
+    })
+    const jira = await guard.checkUrl('https://jira.corp.example/rest/api/2/issue')
+    assert.deepEqual([jira.address, jira.allowlisted], ['10.1.2.3', true])
+    assert.equal((await guard.checkUrl('http://ci.svc.corp.example/')).address, '10.1.2.4')
+    assert.equal((await guard.checkUrl('http://onprem.example.com/')).allowlisted, true)
+    assert.equal((await guard.checkUrl('http://127.0.0.1:9000/')).allowlisted, true)
+    assert.equal((await guard.checkUrl('http://v6-internal.example.com/')).address, 'fd00::5')
+    assert.equal((await guard.checkUrl('http://hooks.example.com/')).allowlisted, false)
+  })
+
+  it('does not let an address allowlist entry vouch for the other addresses of the same host', async () => {
+    const guard = createOutboundGuard({ lookup: zone(DNS).lookup, allowlist: ['10.1.2.5'] })
+    await assert.rejects(guard.checkUrl('http://half-onprem.example.com/'), blockedWith('private'))
+    await assert.rejects(guard.checkUrl('http://10.1.2.6/'), blockedWith('private'))
+    await assert.rejects(guard.checkUrl('http://[::ffff:10.1.2.5]/'), blockedWith('private'))
+  })
+
+  it('accepts credentials in the URL but never serialises them or the path', async () => {
+    const guard = createOutboundGuard({ lookup: zone(DNS).lookup })
+    const target = await guard.checkUrl('https://user:s3cr3t-canary@hooks.example.com/T0/B0/token-canary?x=1')
+    assert.equal(target.url.password, 's3cr3t-canary')
+    const logged = JSON.stringify({ target })
+    assert.doesNotMatch(logged, /canary|user/)
+    assert.match(logged, /https:\/\/hooks\.example\.com/)
+  })
+
+  it('fetches only targets it issued itself', async () => {
+    const guard = createOutboundGuard({ lookup: zone(DNS).lookup })
+    const forged: CheckedTarget = {
+      url: new URL('http://hooks.example.com/'),
+      hostname: 'hooks.example.com',
+      address: '127.0.0.1',
+      family: 4,
+      allowlisted: false,
+    }
+    await assert.rejects(guard.guardedFetch(forged), TypeError)
+    await assert.rejects(
+      guard.guardedFetch({ ...(await guard.checkUrl('http://hooks.example.com/')) }),
+      TypeError,
+    )
+    guard.close()
+  })
+})
+
+describe('numeric host spellings', () => {
+  // The WHATWG host parser, not the resolver, must turn these into an address: getaddrinfo
+  // would accept them too, but only after the guard had treated them as names.
+  const spellings = (n: number): string[] => {
+    const [a, b, c, d] = [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]
+    return [
+      String(n),
+      `0x${n.toString(16)}`,
+      `0${n.toString(8)}`,
+      `${a}.${(b << 16) | (c << 8) | d}`,
+      `${a}.${b}.${(c << 8) | d}`,
+      `0x${a.toString(16)}.0${b.toString(8)}.${c}.0x${d.toString(16)}`,
+      `${a}.${b}.${c}.${d}.`,
+      `0${a.toString(8)}.0${b.toString(8)}.0${c.toString(8)}.0${d.toString(8)}`,
+    ]
+  }
+
+  it('normalises decimal, hex, octal, short and mixed IPv4 spellings before judging them', async () => {
+    const guard = createOutboundGuard({
+      lookup: async () => assert.fail('a numeric host must never reach the resolver'),
+    })
+    await fc.assert(
+      fc.asyncProperty(fc.nat(0xffffffff), async (n) => {
+        const dotted = [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.')
+        const verdict = classifyAddress(dotted)
+        for (const spelling of spellings(n)) {
+          const outcome = await guard.checkUrl(`http://${spelling}/`).then(
+            (target) => ({ allowed: true, address: target.address }),
+            (error: unknown) => ({ allowed: false, code: isHeraldError(error) ? error.code : String(error) }),
+          )
+          assert.deepEqual(
+            outcome,
+            verdict.allowed
+              ? { allowed: true, address: dotted }
+              : { allowed: false, code: 'outbound_blocked' },
+            spelling,
+          )
+        }
+      }),
+      { numRuns: 500, examples: [[0x7f000001], [0xa9fea9fe], [0x0a000001], [0], [0xffffffff], [0x646464c8]] },
+    )
+  })
+})

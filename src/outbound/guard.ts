@@ -1,0 +1,357 @@
+import { lookup as dnsLookup } from 'node:dns/promises'
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http'
+import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https'
+import { isIP } from 'node:net'
+import { getCACertificates } from 'node:tls'
+import { classifyAddress, parseAddress } from './address.ts'
+import { createAllowlist } from './allowlist.ts'
+import {
+  OutboundBlockedError,
+  OutboundRequestError,
+  OutboundTimeoutError,
+  OutboundUnresolvableError,
+} from './errors.ts'
+
+export interface ResolvedAddress {
+  readonly address: string
+  readonly family: number
+}
+
+/** Every address a host name resolves to, as `dns.promises.lookup(host, { all: true })` returns them. */
+export type Lookup = (hostname: string) => Promise<readonly ResolvedAddress[]>
+
+export interface OutboundGuardOptions {
+  /** `outbound.allowlist`: hosts, `*.domain`, addresses and CIDR ranges exempt from the range check. */
+  readonly allowlist?: readonly string[]
+  readonly lookup?: Lookup
+  readonly lookupTimeoutMs?: number
+  /** Default time limit of one request, connection to last body byte. */
+  readonly timeoutMs?: number
+  /** Default cap on the response body kept in memory; the rest is not read. */
+  readonly maxBodyBytes?: number
+  /** Extra trusted CA certificates (PEM), for on-premises targets behind an internal CA. */
+  readonly ca?: string | readonly string[]
+  /** Monotonic milliseconds, for `durationMs`. */
+  readonly now?: () => number
+}
+
+/**
+ * A URL that passed the guard, and the one address that was checked. Connect to `address` and
+ * nothing else: resolving the host again could answer differently (DNS rebinding).
+ */
+export interface CheckedTarget {
+  /** As given, credentials included; never log or return it. */
+  readonly url: URL
+  /** The URL's host name without IPv6 brackets. */
+  readonly hostname: string
+  readonly address: string
+  readonly family: 4 | 6
+  /** True when an allowlist entry, not the range check, let the target through. */
+  readonly allowlisted: boolean
+}
+
+export interface GuardedRequestInit {
+  readonly method?: string
+  readonly headers?: ConstructorParameters<typeof Headers>[0]
+  readonly body?: string | Uint8Array
+  readonly timeoutMs?: number
+  readonly maxBodyBytes?: number
+  /** `false` accepts any certificate: the configuration's `verify_tls: false`. */
+  readonly verifyTls?: boolean
+  readonly signal?: AbortSignal
+}
+
+export interface GuardedResponse {
+  /** Status, headers and the (possibly truncated) body, buffered. */
+  readonly response: Response
+  /** Set for a 3xx answer, which the guard never follows; `location` resolved against the URL. */
+  readonly redirect: { readonly status: number; readonly location: string | undefined } | undefined
+  /** The body exceeded `maxBodyBytes`; `response` holds the first `maxBodyBytes` bytes. */
+  readonly truncated: boolean
+  readonly durationMs: number
+}
+
+export interface OutboundGuard {
+  /** Refuses with `OutboundBlockedError` or `OutboundUnresolvableError`; resolves with the target to connect to. */
+  readonly checkUrl: (url: string) => Promise<CheckedTarget>
+  /** One HTTP exchange with a target `checkUrl` returned, connecting to its checked address only. */
+  readonly guardedFetch: (target: CheckedTarget, init?: GuardedRequestInit) => Promise<GuardedResponse>
+  /** `checkUrl` then `guardedFetch`: what delivery-time code should call. */
+  readonly fetch: (url: string, init?: GuardedRequestInit) => Promise<GuardedResponse>
+  /** Closes pooled connections. */
+  readonly close: () => void
+}
+
+const defaults = {
+  allowlist: [],
+  lookup: (hostname) => dnsLookup(hostname, { all: true, order: 'verbatim' }),
+  lookupTimeoutMs: 5_000,
+  timeoutMs: 10_000,
+  maxBodyBytes: 1024 * 1024,
+  ca: [],
+  now: () => performance.now(),
+} satisfies Required<OutboundGuardOptions>
+
+// Null-body statuses: a Web Response refuses a body with them.
+const NULL_BODY = new Set([101, 103, 204, 205, 304])
+
+const isLocalName = (hostname: string): boolean => {
+  const name = hostname.replace(/\.+$/, '').toLowerCase()
+  return name === 'localhost' || name.endsWith('.localhost')
+}
+
+const blocked = (reason: ConstructorParameters<typeof OutboundBlockedError>[0]['reason'], host?: string) =>
+  new OutboundBlockedError(host === undefined ? { reason } : { reason, host })
+
+const withTimeout = async <T>(work: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> => {
+  let timer: NodeJS.Timeout | undefined
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), ms)
+  })
+  try {
+    return await Promise.race([work, expired])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+const toHeaders = (raw: readonly string[]): Headers => {
+  const headers = new Headers()
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    try {
+      headers.append(raw[i] ?? '', raw[i + 1] ?? '')
+    } catch {
+      // A header Node's parser accepted but Fetch forbids is dropped rather than failing the delivery.
+    }
+  }
+  return headers
+}
+
+const resolveLocation = (location: string | undefined, url: URL): string | undefined => {
+  if (location === undefined) return undefined
+  // A relative Location would inherit the request URL's credentials, and then travel into logs.
+  const base = new URL(url.href)
+  base.username = ''
+  base.password = ''
+  try {
+    return new URL(location, base).href
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The SSRF guard: every URL a notification configuration holds goes through `checkUrl` at
+ * create, update, test and delivery time, and every request through `guardedFetch`.
+ *
+ * @example
+ * const guard = createOutboundGuard({ allowlist: config.outbound.allowlist })
+ * const target = await guard.checkUrl(configuration.url)
+ * const { response, redirect } = await guard.guardedFetch(target, { method: 'POST', body })
+ */
+export const createOutboundGuard = (options: OutboundGuardOptions = {}): OutboundGuard => {
+  const settings = { ...defaults, ...options } satisfies Required<OutboundGuardOptions>
+  const allowlist = createAllowlist(settings.allowlist)
+  const extraCa = typeof settings.ca === 'string' ? [settings.ca] : [...settings.ca]
+  // A `ca` option replaces Node's trust store; extra CAs must add to it, or Slack stops verifying.
+  const ca = extraCa.length > 0 ? [...getCACertificates('default'), ...extraCa] : []
+  const httpAgent = new HttpAgent({ keepAlive: true })
+  const httpsAgent = new HttpsAgent({ keepAlive: true })
+  // Only targets this guard produced may be fetched: a hand-built object would skip the check.
+  const issued = new WeakSet<CheckedTarget>()
+
+  const issue = (url: URL, hostname: string, address: string, allowlisted: boolean): CheckedTarget => {
+    const family: 4 | 6 = isIP(address.split('%', 1)[0] ?? '') === 6 ? 6 : 4
+    const target = Object.freeze({
+      url,
+      hostname,
+      address,
+      family,
+      allowlisted,
+      // Loggers serialise with toJSON; the URL may carry credentials, and a Slack or Teams path is one.
+      toJSON: () => ({ origin: url.origin, allowlisted }),
+    })
+    issued.add(target)
+    return target
+  }
+
+  const resolve = async (hostname: string): Promise<readonly ResolvedAddress[]> => {
+    let addresses: readonly ResolvedAddress[]
+    try {
+      addresses = await withTimeout(settings.lookup(hostname), settings.lookupTimeoutMs, () =>
+        Object.assign(new Error('DNS lookup timed out'), { code: 'ETIMEOUT' }),
+      )
+    } catch (error) {
+      throw new OutboundUnresolvableError(hostname, error)
+    }
+    if (addresses.length === 0)
+      throw new OutboundUnresolvableError(
+        hostname,
+        Object.assign(new Error('no addresses'), { code: 'ENODATA' }),
+      )
+    return addresses
+  }
+
+  const checkUrl = async (input: string): Promise<CheckedTarget> => {
+    let url: URL
+    try {
+      // WHATWG parsing is the normalisation: 2130706433, 0177.0.0.1, 0x7f.1 and 127.1 all come
+      // out as 127.0.0.1, and IPv6 in its compressed form.
+      url = new URL(input)
+    } catch {
+      throw new OutboundBlockedError({ reason: 'invalid_url' }, 'the notification target is not a valid URL')
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new OutboundBlockedError(
+        { reason: 'scheme' },
+        'only http and https URLs are allowed as notification targets',
+      )
+    const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
+    if (hostname === '') throw blocked('invalid_url')
+
+    if (parseAddress(hostname) !== undefined) {
+      const verdict = classifyAddress(hostname)
+      const allowlisted = allowlist.allowsAddress(hostname)
+      if (!verdict.allowed && !allowlisted) throw blocked(verdict.reason, hostname)
+      return issue(url, hostname, hostname, allowlisted && !verdict.allowed)
+    }
+
+    const hostAllowlisted = allowlist.allowsHost(hostname)
+    if (!hostAllowlisted && isLocalName(hostname)) throw blocked('local_name', hostname)
+    const addresses = await resolve(hostname)
+    let exempted = hostAllowlisted
+    // One forbidden address refuses the host, whichever address a connection would have used.
+    for (const { address } of hostAllowlisted ? [] : addresses) {
+      const verdict = classifyAddress(address)
+      if (verdict.allowed) continue
+      if (!allowlist.allowsAddress(address)) throw blocked(verdict.reason, hostname)
+      exempted = true
+    }
+    // Every address passed, so any would do; IPv4 first because hosts without an IPv6 route are
+    // common, and with one pinned address there is no happy-eyeballs fallback.
+    const chosen = addresses.find((a) => isIP(a.address) === 4) ?? addresses[0]
+    if (chosen === undefined || parseAddress(chosen.address) === undefined)
+      throw blocked('invalid_address', hostname)
+    return issue(url, hostname, chosen.address, exempted)
+  }
+
+  const guardedFetch = (target: CheckedTarget, init: GuardedRequestInit = {}): Promise<GuardedResponse> => {
+    if (!issued.has(target)) return Promise.reject(new TypeError('guardedFetch needs a target from checkUrl'))
+    const started = settings.now()
+    const timeoutMs = init.timeoutMs ?? settings.timeoutMs
+    const maxBodyBytes = init.maxBodyBytes ?? settings.maxBodyBytes
+    const timeout = AbortSignal.timeout(timeoutMs)
+    const signal = init.signal === undefined ? timeout : AbortSignal.any([timeout, init.signal])
+    const { url, hostname } = target
+    const secure = url.protocol === 'https:'
+
+    const headers: Record<string, string> = {}
+    for (const [name, value] of new Headers(init.headers)) headers[name] = value
+    // The Host header and the TLS server name carry the name; the socket goes to the checked address.
+    headers.host = url.host
+    if (init.body !== undefined) headers['content-length'] = String(Buffer.byteLength(init.body))
+    const credentials =
+      (url.username !== '' || url.password !== '') && headers.authorization === undefined
+        ? { auth: `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}` }
+        : {}
+
+    const options: RequestOptions = {
+      host: target.address,
+      family: target.family,
+      port: url.port === '' ? (secure ? 443 : 80) : Number(url.port),
+      path: `${url.pathname}${url.search}`,
+      method: init.method ?? 'GET',
+      headers,
+      signal,
+      ...credentials,
+      ...(secure
+        ? {
+            agent: httpsAgent,
+            // An IP-literal host is verified against the certificate's IP SANs (SNI may not be an IP).
+            ...(isIP(hostname) === 0 ? { servername: hostname } : {}),
+            rejectUnauthorized: init.verifyTls ?? true,
+            ...(ca.length > 0 ? { ca } : {}),
+          }
+        : { agent: httpAgent }),
+    }
+
+    return new Promise<GuardedResponse>((resolvePromise, reject) => {
+      let settled = false
+      const fail = (error: unknown) => {
+        if (settled) return
+        settled = true
+        reject(
+          timeout.aborted
+            ? new OutboundTimeoutError(hostname, timeoutMs)
+            : init.signal?.aborted
+              ? init.signal.reason
+              : new OutboundRequestError(hostname, error),
+        )
+      }
+
+      const onResponse = (res: IncomingMessage) => {
+        const chunks: Buffer[] = []
+        let size = 0
+        let truncated = false
+        const finish = () => {
+          if (settled) return
+          const status = res.statusCode ?? 0
+          if (status < 200 || status > 599) {
+            fail(Object.assign(new Error(`status ${status}`), { code: 'ERR_INVALID_STATUS' }))
+            return
+          }
+          const headers = toHeaders(res.rawHeaders)
+          const body = NULL_BODY.has(status) ? null : Buffer.concat(chunks)
+          let response: Response
+          try {
+            response = new Response(body, { status, statusText: res.statusMessage ?? '', headers })
+          } catch {
+            // Fetch is stricter about reason phrases than HTTP/1.1; the phrase carries no meaning.
+            response = new Response(body, { status, headers })
+          }
+          const isRedirect = status >= 300 && status < 400 && status !== 304
+          settled = true
+          resolvePromise({
+            response,
+            redirect: isRedirect
+              ? { status, location: resolveLocation(headers.get('location') ?? undefined, url) }
+              : undefined,
+            truncated,
+            durationMs: settings.now() - started,
+          })
+        }
+        res.on('data', (chunk: Buffer) => {
+          if (truncated) return
+          const room = maxBodyBytes - size
+          if (chunk.length > room) {
+            chunks.push(chunk.subarray(0, room))
+            size = maxBodyBytes
+            truncated = true
+            finish()
+            // Stop reading what we will not keep; the socket is not reused.
+            req.destroy()
+            return
+          }
+          chunks.push(chunk)
+          size += chunk.length
+        })
+        res.on('end', finish)
+        res.on('error', fail)
+      }
+
+      const req = secure ? httpsRequest(options, onResponse) : httpRequest(options, onResponse)
+      req.on('error', fail)
+      req.end(init.body)
+    })
+  }
+
+  return {
+    checkUrl,
+    guardedFetch,
+    fetch: async (url, init) => guardedFetch(await checkUrl(url), init),
+    close: () => {
+      httpAgent.destroy()
+      httpsAgent.destroy()
+    },
+  }
+}
