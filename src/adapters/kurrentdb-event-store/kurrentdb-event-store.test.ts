@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { describe, it } from 'node:test'
+import { firstValueFrom } from 'rxjs'
+import { ClosedError, ConfigError, isValidationError } from '../../errors/index.ts'
+import { createKurrentDbEventStore } from './index.ts'
+
+// Creating the client opens no connection, so none of these needs a server.
+const store = () => createKurrentDbEventStore({ connectionString: 'kurrentdb://127.0.0.1:1?tls=false' })
+
+describe('createKurrentDbEventStore', () => {
+  it('refuses a malformed connection string without quoting it', () => {
+    for (const connectionString of [
+      'nonsense',
+      'http://admin:hunter2@db:2113',
+      'kurrentdb://admin:hunter2@db:2113?tls=perhaps',
+    ]) {
+      assert.throws(
+        () => createKurrentDbEventStore({ connectionString }),
+        (error: unknown) => {
+          assert.ok(error instanceof ConfigError)
+          assert.deepEqual(
+            error.issues.map((i) => i.path),
+            ['event_store.kurrentdb.connection_string'],
+          )
+          assert.ok(!error.message.includes('hunter2') && !error.message.includes('perhaps'))
+          return true
+        },
+      )
+    }
+  })
+
+  it('checks input before it reaches the server', async () => {
+    const s = store()
+    try {
+      await assert.rejects(s.append('s', []), isValidationError)
+      await assert.rejects(
+        s.append('s', [{ id: randomUUID(), type: 't', data: {}, metadata: { '$herald.id': 'x' } }]),
+        (error: unknown) => {
+          assert.ok(isValidationError(error))
+          assert.deepEqual(
+            error.issues.map((i) => i.path),
+            ['events[0].metadata.$herald.id'],
+          )
+          return true
+        },
+      )
+      await assert.rejects(s.readStream(''), isValidationError)
+      await assert.rejects(s.readAll({ after: -1 }), isValidationError)
+      await assert.rejects(firstValueFrom(s.subscribeToAll({ after: 1.5 })), isValidationError)
+      assert.deepEqual(await s.readStream('s', { maxCount: 0 }), [])
+      assert.deepEqual(await s.readAll({ maxCount: 0 }), [])
+    } finally {
+      await s.close()
+    }
+  })
+
+  it('refuses every call once closed, and closes once', async () => {
+    const s = store()
+    await s.close()
+    await s.close()
+    await assert.rejects(s.append('s', [{ id: randomUUID(), type: 't', data: {} }]), ClosedError)
+    await assert.rejects(s.readStream('s'), ClosedError)
+    await assert.rejects(s.readAll(), ClosedError)
+    await assert.rejects(s.ping(), ClosedError)
+    await assert.rejects(firstValueFrom(s.subscribeToAll()), ClosedError)
+  })
+})

@@ -1,0 +1,382 @@
+import {
+  type AllStreamResolvedEvent,
+  type AllStreamSubscription,
+  BACKWARDS,
+  END,
+  excludeSystemEvents,
+  FORWARDS,
+  jsonEvent,
+  KurrentDBClient,
+  type ReadPosition,
+  START,
+  StreamDeletedError,
+  StreamNotFoundError,
+} from '@kurrent/kurrentdb-client'
+import { Observable } from 'rxjs'
+import {
+  ClosedError,
+  ConfigError,
+  HeraldError,
+  UnavailableError,
+  ValidationError,
+} from '../../errors/index.ts'
+import type {
+  AppendOptions,
+  AppendResult,
+  EventData,
+  EventStore,
+  ReadAllOptions,
+  ReadStreamOptions,
+  RecordedEvent,
+  SubscribeOptions,
+} from '../../ports/index.ts'
+// The port's input rules are the same for every adapter; they live with the embedded one for now.
+import {
+  validateAppend,
+  validateReadAll,
+  validateReadStream,
+  validateSubscribe,
+} from '../sqlite-event-store/validate.ts'
+import { refusesPosition, translateKurrentError } from './kurrentdb-errors.ts'
+import {
+  decodeEvent,
+  HERALD_ID_KEY,
+  isSystemEvent,
+  toSafeNumber,
+  toStreamState,
+  vendorEventId,
+  vendorMetadata,
+} from './mapping.ts'
+import { boundedSet, type ProbeResult, resolveStart, type Start } from './positions.ts'
+
+export interface KurrentDbEventStoreOptions {
+  /** `kurrentdb://host:2113?tls=false`, or any form the KurrentDB client accepts; may hold credentials. */
+  readonly connectionString: string
+  /** Events per server read when `readAll` pages through $all. Default 500. */
+  readonly pageSize?: number
+  /** How long `ping` waits for the server. Default 5000. */
+  readonly pingTimeoutMs?: number
+}
+
+export type KurrentDbEventStore = EventStore
+
+const defaults = { pageSize: 500, pingTimeoutMs: 5000 } satisfies Omit<
+  KurrentDbEventStoreOptions,
+  'connectionString'
+>
+
+const STORE = 'kurrentdb event store'
+
+const at = (position: number): ReadPosition => ({ commit: BigInt(position), prepare: BigInt(position) })
+const fromStart = (start: Start): ReadPosition => (start === 'start' ? START : at(start))
+
+const openClient = (connectionString: string): KurrentDBClient => {
+  try {
+    return KurrentDBClient.connectionString(connectionString)
+  } catch {
+    // The parser's message quotes the offending part, which may be a password: say only what is expected.
+    throw new ConfigError([
+      {
+        path: 'event_store.kurrentdb.connection_string',
+        message: 'is not a KurrentDB connection string (expected e.g. kurrentdb://host:2113?tls=false)',
+      },
+    ])
+  }
+}
+
+/**
+ * An EventStore on KurrentDB (or EventStoreDB 22.6+) through its Node gRPC client: the distributed
+ * adapter. Behaves as the embedded one does, as the shared contract suite checks, with these
+ * differences that the store imposes:
+ *
+ * - Positions are log byte offsets: increasing, never consecutive (see positions.ts).
+ * - Event ids that are not lower-case UUIDs are stored as a name-based UUID of (stream, id), the
+ *   original id kept in metadata under `$herald.id` and given back on reads.
+ * - Idempotency of retried appends is the server's: exact for an expected revision or `no_stream`,
+ *   best effort (a bounded in-memory cache) for `any` and `stream_exists`.
+ * - System events (`$`-prefixed types or streams) never appear in `readAll` or `subscribeToAll`,
+ *   nor do events other applications wrote that are not JSON objects.
+ *
+ * @example
+ * const store = createKurrentDbEventStore({ connectionString: 'kurrentdb://localhost:2113?tls=false' })
+ * await store.append('selector-1', [{ id: randomUUID(), type: 'SelectorCreated', data: {} }], {
+ *   expectedRevision: 'no_stream',
+ * })
+ * store.subscribeToAll({ after: checkpoint }).subscribe((event) => index.apply(event))
+ * await store.close()
+ */
+export const createKurrentDbEventStore = (options: KurrentDbEventStoreOptions): KurrentDbEventStore => {
+  const { connectionString, pingTimeoutMs } = { ...defaults, ...options }
+  const pageSize = Math.max(1, Math.floor(options.pageSize ?? defaults.pageSize))
+  const client = openClient(connectionString)
+  // Every position handed out starts a log record, so a checkpoint made of one needs no probe.
+  const boundaries = boundedSet(4096)
+  const live = new Set<{ complete(): void }>()
+  let closed = false
+
+  const assertOpen = (): void => {
+    if (closed) throw new ClosedError(STORE)
+  }
+
+  const handOut = (event: RecordedEvent): RecordedEvent => {
+    boundaries.add(event.position)
+    return event
+  }
+
+  /** One full server read of $all (never abandoned half-way: the client cannot cancel those). */
+  const readAllPage = async (from: ReadPosition, maxCount: number): Promise<AllStreamResolvedEvent[]> => {
+    const page: AllStreamResolvedEvent[] = []
+    try {
+      for await (const resolved of client.readAll({
+        fromPosition: from,
+        maxCount,
+        direction: FORWARDS,
+        filter: excludeSystemEvents(),
+      })) {
+        page.push(resolved)
+      }
+    } catch (error) {
+      throw translateKurrentError(error, { operation: 'readAll' })
+    }
+    return page
+  }
+
+  // Both read one event and drain the call, so no server read is ever left half-consumed.
+  const probe = async (position: number): Promise<ProbeResult> => {
+    let found = false
+    try {
+      for await (const _ of client.readAll({
+        fromPosition: at(position),
+        maxCount: 1,
+        direction: FORWARDS,
+      })) {
+        found = true
+      }
+    } catch (error) {
+      if (refusesPosition(error)) return 'invalid'
+      throw translateKurrentError(error, { operation: 'readAll' })
+    }
+    return found ? 'event' : 'end'
+  }
+
+  const lastPosition = async (): Promise<number | undefined> => {
+    let commit: bigint | undefined
+    try {
+      for await (const resolved of client.readAll({ fromPosition: END, maxCount: 1, direction: BACKWARDS })) {
+        commit = resolved.event?.position.commit ?? resolved.commitPosition
+      }
+    } catch (error) {
+      throw translateKurrentError(error, { operation: 'readAll' })
+    }
+    return commit === undefined ? undefined : toSafeNumber(commit, 'position')
+  }
+
+  const startFor = (after: number | undefined): Promise<Start> =>
+    resolveStart(after, { known: boundaries.has, probe, lastPosition })
+
+  /** Herald's events only: system events and foreign shapes are not the port's to carry. */
+  const decodeFromAll = (resolved: AllStreamResolvedEvent): RecordedEvent | undefined => {
+    const { event } = resolved
+    if (event === undefined || isSystemEvent(event)) return undefined
+    const decoded = decodeEvent(event, resolved.commitPosition)
+    return decoded.ok ? decoded.event : undefined
+  }
+
+  const append = async (
+    stream: string,
+    events: readonly EventData[],
+    options: AppendOptions = {},
+  ): Promise<AppendResult> => {
+    assertOpen()
+    validateAppend(stream, events, options)
+    const reserved = events.flatMap((event, i) =>
+      event.metadata !== undefined && HERALD_ID_KEY in event.metadata
+        ? [{ path: `events[${i}].metadata.${HERALD_ID_KEY}`, message: 'is reserved for the event store' }]
+        : [],
+    )
+    if (reserved.length > 0)
+      throw new ValidationError(`invalid append: ${HERALD_ID_KEY} is reserved`, reserved)
+
+    const expected = options.expectedRevision ?? 'any'
+    const proposed = events.map((event) => {
+      const metadata = vendorMetadata(event.id, event.metadata)
+      return jsonEvent({
+        id: vendorEventId(stream, event.id),
+        type: event.type,
+        data: event.data as Record<string, unknown>,
+        ...(metadata === undefined ? {} : { metadata: metadata as Record<string, unknown> }),
+      })
+    })
+    let result: Awaited<ReturnType<typeof client.appendToStream>>
+    try {
+      result = await client.appendToStream(stream, proposed, { streamState: toStreamState(expected) })
+    } catch (error) {
+      throw translateKurrentError(error, { operation: 'append', stream, expected })
+    }
+    const nextExpectedRevision = toSafeNumber(result.nextExpectedRevision, 'revision')
+    const commit = result.position?.commit
+    // A retry the server recognised may come back without a position: look the event up.
+    const position =
+      commit !== undefined && commit >= 0n
+        ? toSafeNumber(commit, 'position')
+        : (await readStream(stream, { fromRevision: nextExpectedRevision, maxCount: 1 }))[0]?.position
+    if (position === undefined) {
+      throw new UnavailableError(
+        `event store append: ${stream}@${nextExpectedRevision} is not readable yet`,
+        {
+          context: { operation: 'append', stream },
+        },
+      )
+    }
+    boundaries.add(position)
+    return { nextExpectedRevision, position }
+  }
+
+  const readStream = async (
+    stream: string,
+    options: ReadStreamOptions = {},
+  ): Promise<readonly RecordedEvent[]> => {
+    assertOpen()
+    validateReadStream(stream, options)
+    if (options.maxCount === 0) return []
+    const events: RecordedEvent[] = []
+    try {
+      for await (const resolved of client.readStream(stream, {
+        fromRevision: BigInt(options.fromRevision ?? 0),
+        direction: FORWARDS,
+        ...(options.maxCount === undefined ? {} : { maxCount: options.maxCount }),
+      })) {
+        if (resolved.event === undefined) continue
+        const decoded = decodeEvent(resolved.event, resolved.commitPosition)
+        if (!decoded.ok) {
+          throw new HeraldError('event_undecodable', `event store readStream: ${decoded.reason}`, {
+            context: { operation: 'readStream', stream },
+          })
+        }
+        events.push(handOut(decoded.event))
+      }
+    } catch (error) {
+      if (error instanceof StreamNotFoundError || error instanceof StreamDeletedError) return []
+      throw translateKurrentError(error, { operation: 'readStream', stream })
+    }
+    return events
+  }
+
+  const readAll = async (options: ReadAllOptions = {}): Promise<readonly RecordedEvent[]> => {
+    assertOpen()
+    validateReadAll(options)
+    const { after, maxCount } = options
+    if (maxCount === 0) return []
+    const events: RecordedEvent[] = []
+    let checkpoint = after ?? -1
+    let from = fromStart(await startFor(after))
+    for (;;) {
+      // One more than needed: every page after the first starts AT the last event already seen.
+      const want = Math.min(pageSize, (maxCount ?? Number.POSITIVE_INFINITY) - events.length) + 1
+      const page = await readAllPage(from, want)
+      for (const resolved of page) {
+        const commit = resolved.event?.position.commit ?? resolved.commitPosition
+        if (commit !== undefined) from = at(toSafeNumber(commit, 'position'))
+        const event = decodeFromAll(resolved)
+        if (event === undefined || event.position <= checkpoint) continue
+        checkpoint = event.position
+        events.push(handOut(event))
+      }
+      // The server reads on until it has `want` matching events or reaches the end of $all.
+      if (page.length < want || (maxCount !== undefined && events.length >= maxCount)) {
+        return maxCount === undefined ? events : events.slice(0, maxCount)
+      }
+    }
+  }
+
+  const subscribeToAll = (options: SubscribeOptions = {}): Observable<RecordedEvent> =>
+    new Observable<RecordedEvent>((subscriber) => {
+      if (closed) {
+        subscriber.error(new ClosedError(STORE))
+        return undefined
+      }
+      validateSubscribe(options)
+      let checkpoint = options.after ?? -1
+      let vendor: AllStreamSubscription | undefined
+      let stopped = false
+
+      const stop = (): void => {
+        if (stopped) return
+        stopped = true
+        live.delete(entry)
+        // Cancels the gRPC call; the client then reports nothing more.
+        vendor?.unsubscribe().catch(() => undefined)
+      }
+      const fail = (error: unknown): void => {
+        if (stopped) return
+        stop()
+        subscriber.error(error)
+      }
+      const entry = {
+        complete: () => {
+          if (stopped) return
+          stop()
+          subscriber.complete()
+        },
+      }
+      live.add(entry)
+
+      startFor(options.after).then((start) => {
+        if (stopped) return
+        try {
+          vendor = client.subscribeToAll({ fromPosition: fromStart(start), filter: excludeSystemEvents() })
+        } catch (error) {
+          fail(translateKurrentError(error, { operation: 'subscribeToAll' }))
+          return
+        }
+        vendor.on('data', (resolved: AllStreamResolvedEvent) => {
+          if (stopped) return
+          let event: RecordedEvent | undefined
+          try {
+            event = decodeFromAll(resolved)
+          } catch (error) {
+            fail(error)
+            return
+          }
+          // Also drops what precedes the checkpoint when the start had to be earlier than it.
+          if (event === undefined || event.position <= checkpoint) return
+          checkpoint = event.position
+          subscriber.next(handOut(event))
+        })
+        vendor.on('error', (error: unknown) =>
+          fail(translateKurrentError(error, { operation: 'subscribeToAll' })),
+        )
+        // A catch-up subscription to $all never ends by itself; the consumer resubscribes from its checkpoint.
+        vendor.on('end', () =>
+          fail(new UnavailableError('event store subscribeToAll: the server ended the subscription')),
+        )
+      }, fail)
+
+      return stop
+    })
+
+  const ping = async (): Promise<void> => {
+    assertOpen()
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new UnavailableError(`event store ping: no answer within ${pingTimeoutMs} ms`)),
+        pingTimeoutMs,
+      )
+    })
+    try {
+      await Promise.race([lastPosition(), timedOut])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  const close = async (): Promise<void> => {
+    if (closed) return
+    closed = true
+    for (const subscription of [...live]) subscription.complete()
+    await client.dispose()
+  }
+
+  return { append, readStream, readAll, subscribeToAll, ping, close }
+}

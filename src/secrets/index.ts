@@ -1,0 +1,3 @@
+export { loadOrCreateKeyFile } from './key-file.ts'
+export type { SecretBox, SecretBoxOptions, UndecryptableReason } from './secret-box.ts'
+export { createSecretBox, isSecretUndecryptable, SecretUndecryptableError } from './secret-box.ts'
