@@ -208,7 +208,7 @@ export const schema = group({
   event_store: group({
     kind: key(oneOf(['embedded', 'kurrentdb'] as const), {
       default: 'embedded',
-      doc: '`embedded`: SQLite file in `data_dir`; `kurrentdb`: the server below (accepted; takes effect once the KurrentDB event store adapter lands, and start-up refuses it until then).',
+      doc: '`embedded`: SQLite file in `data_dir`; `kurrentdb`: the server below.',
     }),
     kurrentdb: group({
       connection_string: key(nullable(kurrentConnectionString), {
