@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util'
+import { runGenerate, runPublish } from './cli/index.ts'
 import { loadConfigFromProcess, redactConfig } from './config/index.ts'
 import { isHeraldError } from './errors/index.ts'
 import { startHerald } from './herald.ts'
@@ -10,6 +11,10 @@ const USAGE = `usage: herald <command>
 commands:
   start     run Herald (API, router, deliverer, projector) until SIGTERM or SIGINT
   config    print the effective configuration, secrets redacted, and exit
+  publish   send CloudEvents from a file or stdin to Herald's HTTP API or to Kafka
+  generate  print (or publish) realistic engine activity, seeded and rate-limited
+
+'herald <command> --help' describes a command's options.
 
 Configuration: a YAML file named by HERALD_CONFIG, every key overridable by an
 environment variable (HERALD_PORT, HERALD_DATA_DIR, HERALD_ADMIN_TOKEN, ...).
@@ -21,6 +26,19 @@ const fail = (message: string, code = 2): never => {
 }
 
 const main = async () => {
+  // Producer tools take their own options and need no Herald configuration.
+  const [sub] = process.argv.slice(2)
+  if (sub === 'publish' || sub === 'generate') {
+    const run = sub === 'publish' ? runPublish : runGenerate
+    process.exitCode = await run(process.argv.slice(3), {
+      stdin: process.stdin,
+      stdout: process.stdout,
+      stderr: process.stderr,
+      env: process.env,
+      fetch,
+    })
+    return
+  }
   const { positionals, values } = parseArgs({
     allowPositionals: true,
     options: { help: { type: 'boolean', short: 'h' } },

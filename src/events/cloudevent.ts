@@ -1,6 +1,7 @@
 import { isLeft } from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
 import type { FieldIssue } from '../errors/index.ts'
+import { isTimestamp } from './catalog/formats.ts'
 import { toFieldIssues, withMessage } from './io-ts-issues.ts'
 
 const NonEmptyString = withMessage(
@@ -8,10 +9,10 @@ const NonEmptyString = withMessage(
   (u) => (typeof u === 'string' ? 'must not be empty' : 'must be a non-empty string'),
 )
 
-// RFC 3339 as CloudEvents requires: date, time, optional fraction, and a zone.
-const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i
+// RFC 3339 as CloudEvents requires, with its calendar rules: the same check as the schema's
+// `date-time` format, so the codec and the wire contract accept the same instants.
 const Timestamp = withMessage(
-  t.refinement(t.string, (s) => RFC3339.test(s) && !Number.isNaN(Date.parse(s)), 'Timestamp'),
+  t.refinement(t.string, isTimestamp, 'Timestamp'),
   () => 'must be an RFC 3339 timestamp such as 2026-11-22T10:00:00Z',
 )
 
@@ -60,12 +61,18 @@ export const decodeCloudEvent = (input: unknown, prefix = ''): Decoded<CloudEven
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     return { ok: false, issues: [{ path: prefix || '(root)', message: 'must be a JSON object' }] }
   }
-  const result = CloudEvent.decode(input)
-  if (isLeft(result)) return { ok: false, issues: toFieldIssues(result.left, prefix) }
-  const event = result.right
+  // The common case is a valid event: `is` checks it without building io-ts's error context.
+  let event: CloudEvent
+  if (CloudEvent.is(input)) event = input
+  else {
+    const result = CloudEvent.decode(input)
+    if (isLeft(result)) return { ok: false, issues: toFieldIssues(result.left, prefix) }
+    event = result.right
+  }
   const issues: FieldIssue[] = []
   const at = (key: string) => (prefix === '' ? key : `${prefix}.${key}`)
-  if (event.id.length > MAX_ID_LENGTH)
+  // Counted in code points, as JSON Schema's maxLength counts them.
+  if (event.id.length > MAX_ID_LENGTH && [...event.id].length > MAX_ID_LENGTH)
     issues.push({ path: at('id'), message: `must be at most ${MAX_ID_LENGTH} characters` })
   if ('data_base64' in input)
     issues.push({ path: at('data_base64'), message: 'binary data is not accepted; send JSON in data' })

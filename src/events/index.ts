@@ -1,3 +1,23 @@
+export {
+  dataSchemaFile,
+  decodeEngineEvent,
+  type EngineEvent,
+  type EventData,
+  type EventSubtype,
+  type EventType,
+  type EventTypeEntry,
+  envelopeSchema,
+  eventCatalog,
+  eventTypes,
+  type Finding,
+  isEventType,
+  isTimestamp,
+  isUnknownTypeIssue,
+  type JsonSchema,
+  lookupEventType,
+  SEVERITIES,
+  type Severity,
+} from './catalog/index.ts'
 export { CloudEvent, type Decoded, decodeCloudEvent, decodeCloudEventBatch, Level } from './cloudevent.ts'
 export { toFieldIssues, withMessage } from './io-ts-issues.ts'
 export { decodeLogEvent, encodeLogEvent } from './wire.ts'

@@ -1,0 +1,192 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { decodeEngineEvent } from '../events/index.ts'
+import { parseDuration, runGenerate } from './generate.ts'
+import type { CliDeps, Output } from './io.ts'
+
+const sink = (): Output & { text: () => string; writes: number } => {
+  const chunks: string[] = []
+  return {
+    writes: 0,
+    text: () => chunks.join(''),
+    write(chunk, callback) {
+      chunks.push(chunk)
+      this.writes++
+      callback?.()
+      return true
+    },
+  }
+}
+
+const START = '2026-11-22T10:00:00Z'
+
+const setup = (options: { fetch?: typeof fetch; stdout?: Output } = {}) => {
+  const stdout = sink()
+  const stderr = sink()
+  let now = Date.parse('2030-01-01T00:00:00Z')
+  const sleeps: number[] = []
+  const deps: CliDeps = {
+    stdin: (async function* () {})(),
+    stdout: options.stdout ?? stdout,
+    stderr,
+    env: {},
+    fetch:
+      options.fetch ??
+      (async () => {
+        throw new Error('no network in this test')
+      }),
+    clock: () => now,
+    // Time passes only when the command sleeps.
+    sleep: async (ms) => {
+      sleeps.push(ms)
+      now += ms
+    },
+  }
+  return { deps, stdout, stderr, sleeps }
+}
+
+const lines = (text: string) =>
+  text
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { id: string; time: string; account: string; type: string })
+
+describe('runGenerate', () => {
+  it('prints the same NDJSON for the same seed and start, all of it valid', async () => {
+    const first = setup()
+    assert.equal(await runGenerate(['--seed', 'x', '--count', '300', '--start', START], first.deps), 0)
+    const second = setup()
+    await runGenerate(['--seed', 'x', '--count', '300', '--start', START], second.deps)
+    assert.equal(first.stdout.text(), second.stdout.text())
+    const events = lines(first.stdout.text())
+    assert.equal(events.length, 300)
+    assert.equal(events[0]?.time.slice(0, 13), '2026-11-22T10')
+    for (const event of events) assert.ok(decodeEngineEvent(event).ok)
+  })
+
+  it('takes account names, a duration and a rate', async () => {
+    const run = setup()
+    const argv = [
+      '--accounts',
+      'red,blue',
+      '--no-system',
+      '--rate',
+      '100',
+      '--duration',
+      '30s',
+      '--start',
+      START,
+    ]
+    assert.equal(await runGenerate(argv, run.deps), 0)
+    const events = lines(run.stdout.text())
+    assert.ok(events.length > 2_700 && events.length < 3_300, `${events.length}`)
+    assert.deepEqual([...new Set(events.map((e) => e.account))].sort(), ['blue', 'red'])
+    assert.ok(events.every((e) => Date.parse(e.time) <= Date.parse(START) + 30_000))
+  })
+
+  it('in real time, emits each event when its time comes', async () => {
+    const run = setup()
+    assert.equal(
+      await runGenerate(['--count', '20', '--rate', '10', '--realtime', '--start', START], run.deps),
+      0,
+    )
+    const events = lines(run.stdout.text())
+    const simulated = Date.parse(events.at(-1)?.time as string) - Date.parse(START)
+    const slept = run.sleeps.reduce((a, b) => a + b, 0)
+    assert.ok(Math.abs(slept - simulated) < 5, `slept ${slept} ms for ${simulated} ms of events`)
+    assert.equal(run.stdout.writes, 20, 'one write per event')
+  })
+
+  it('posts batches to Herald with --publish-url', async () => {
+    const batches: number[] = []
+    const fetch = (async (_url: string | URL | Request, init?: RequestInit) => {
+      const events = JSON.parse(String(init?.body)) as unknown[]
+      batches.push(events.length)
+      return new Response(JSON.stringify({ accepted: events.length }), { status: 202 })
+    }) as typeof globalThis.fetch
+    const run = setup({ fetch })
+    const argv = ['--count', '1100', '--publish-url', 'http://h:1', '--token', 't', '--start', START]
+    assert.equal(await runGenerate(argv, run.deps), 0, run.stderr.text())
+    assert.deepEqual(batches, [500, 500, 100])
+    assert.equal(run.stdout.text(), '')
+    assert.match(run.stderr.text(), /1100 events published in 3 batches/)
+  })
+
+  it('in real time, does not hold a batch while it waits for the next event', async () => {
+    const sentAt: number[] = []
+    let run: ReturnType<typeof setup> | undefined
+    const fetch = (async () => {
+      sentAt.push((run as ReturnType<typeof setup>).deps.clock?.() ?? 0)
+      return new Response('{"accepted":1}', { status: 202 })
+    }) as typeof globalThis.fetch
+    run = setup({ fetch })
+    // One event every 5 s on average: each must leave long before the next one is due.
+    const argv = [
+      '--count',
+      '5',
+      '--rate',
+      '0.2',
+      '--realtime',
+      '--publish-url',
+      'http://h:1',
+      '--start',
+      START,
+    ]
+    assert.equal(await runGenerate(argv, run.deps), 0, run.stderr.text())
+    assert.ok(sentAt.length >= 4, `${sentAt.length} requests`)
+  })
+
+  it('stops quietly when stdout is closed', async () => {
+    let writes = 0
+    const closed: Output = {
+      write(_chunk, callback) {
+        writes++
+        callback?.(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }))
+        return false
+      },
+    }
+    const run = setup({ stdout: closed })
+    assert.equal(await runGenerate(['--count', '100000'], run.deps), 0)
+    assert.equal(writes, 1)
+  })
+
+  it('prints help and refuses a bad command line', async () => {
+    const help = setup()
+    assert.equal(await runGenerate(['-h'], help.deps), 0)
+    assert.match(help.stdout.text(), /usage: herald generate/)
+    for (const argv of [
+      ['--rate', '0'],
+      ['--duration', 'forever'],
+      ['--count', '-1'],
+      ['--start', 'yesterday'],
+      ['--accounts', ','],
+      ['--publish-url', 'nope'],
+    ]) {
+      const run = setup()
+      assert.equal(await runGenerate(argv, run.deps), 2, argv.join(' '))
+      assert.match(run.stderr.text(), /usage: herald generate/)
+    }
+  })
+})
+
+describe('parseDuration', () => {
+  it('reads units, a bare number as seconds', () => {
+    assert.equal(parseDuration('250ms'), 250)
+    assert.equal(parseDuration('90'), 90_000)
+    assert.equal(parseDuration('1.5m'), 90_000)
+    assert.equal(parseDuration('1h'), 3_600_000)
+  })
+})
+
+describe('CliDeps', () => {
+  it("is what src/cli.ts has at hand: the process's streams, environment and fetch", () => {
+    const deps: CliDeps = {
+      stdin: process.stdin,
+      stdout: process.stdout,
+      stderr: process.stderr,
+      env: process.env,
+      fetch: globalThis.fetch,
+    }
+    assert.equal(typeof deps.stdout.write, 'function')
+  })
+})

@@ -1,0 +1,273 @@
+import { parseArgs } from 'node:util'
+import type { EngineEvent } from '../events/index.ts'
+import { isTimestamp } from '../events/index.ts'
+import { generateActivity } from '../generator/index.ts'
+import { createHttpSender, SendError } from './http-sender.ts'
+import {
+  type CliDeps,
+  defaultSleep,
+  EXIT_FAILED,
+  EXIT_OK,
+  EXIT_USAGE,
+  positiveInt,
+  UsageError,
+  writeText,
+} from './io.ts'
+
+export const GENERATE_USAGE = `usage: herald generate [options]
+
+Generates realistic container-security engine activity as CloudEvents from Herald's catalog:
+accounts with registries and repositories, tags moving between digests, images analyzed with
+vulnerability reports (few critical, many medium and low; KEV and fix-available flags),
+policy evaluations flipping between pass and fail, deletions and archiving, registry and
+analysis failures, feed syncs (some failing), service faults and compliance scans. The same
+seed and options give the same events, ids included. Prints NDJSON, or posts to Herald.
+
+options:
+  --seed <seed>          any string or number; default 1
+  --accounts <n|names>   how many accounts, or their names comma-separated; default 3
+  --rate <n>             events per second of simulated time; default 50
+  --duration <d>         simulated time to cover: 90s, 5m, 1h, 250ms (a bare number is seconds)
+  --count <n>            number of events; default 1000 unless --duration is given
+  --start <time>         RFC 3339 start of simulated time; default now
+  --no-system            leave out engine-wide events (feed syncs, service faults), which
+                         belong to the admin account
+  --realtime             emit each event when its time comes, so --rate is a real rate
+  --publish-url <url>    post the events to Herald (base or ingest URL) instead of printing
+  --token <token>        bearer token for --publish-url; default: HERALD_TOKEN
+  --batch-size <n>       events per request with --publish-url; default 500
+  -h, --help             show this help
+
+examples:
+  herald generate --seed demo --count 5000 > events.ndjson
+  herald generate --accounts acme,globex --rate 200 --duration 10m --realtime \\
+      --publish-url http://localhost:8228`
+
+interface GenerateOptions {
+  readonly seed: string
+  readonly accounts: number | readonly string[]
+  readonly rate: number
+  readonly durationMs: number | undefined
+  readonly count: number | undefined
+  readonly start: number | undefined
+  readonly system: boolean
+  readonly realtime: boolean
+  readonly publishUrl: string | undefined
+  readonly token: string | undefined
+  readonly batchSize: number
+}
+
+const UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }
+
+export const parseDuration = (text: string): number => {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim())
+  if (match === null) throw new UsageError(`--duration must look like 90s, 5m, 1h or 250ms, got "${text}"`)
+  return Number(match[1]) * (UNITS[match[2] ?? 's'] as number)
+}
+
+const parse = (argv: readonly string[], env: CliDeps['env']): GenerateOptions | 'help' => {
+  const { values, positionals } = parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    allowNegative: true,
+    options: {
+      seed: { type: 'string', default: '1' },
+      accounts: { type: 'string', default: '3' },
+      rate: { type: 'string' },
+      duration: { type: 'string' },
+      count: { type: 'string' },
+      start: { type: 'string' },
+      system: { type: 'boolean', default: true },
+      realtime: { type: 'boolean', default: false },
+      'publish-url': { type: 'string' },
+      token: { type: 'string' },
+      'batch-size': { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  })
+  if (values.help) return 'help'
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`)
+  const accounts = /^\d+$/.test(values.accounts)
+    ? positiveInt(values.accounts, 'accounts', 3)
+    : values.accounts
+        .split(',')
+        .map((a) => a.trim())
+        .filter((a) => a !== '')
+  if (Array.isArray(accounts) && accounts.length === 0) throw new UsageError('--accounts names no account')
+  const rate = values.rate === undefined ? 50 : Number(values.rate)
+  if (!(rate > 0) || !Number.isFinite(rate))
+    throw new UsageError(`--rate must be a positive number, got "${values.rate}"`)
+  const durationMs = values.duration === undefined ? undefined : parseDuration(values.duration)
+  const count =
+    values.count === undefined
+      ? durationMs === undefined
+        ? 1_000
+        : undefined
+      : positiveInt(values.count, 'count', 1)
+  if (values.start !== undefined && !isTimestamp(values.start)) {
+    throw new UsageError(
+      `--start must be an RFC 3339 timestamp such as 2026-11-22T10:00:00Z, got "${values.start}"`,
+    )
+  }
+  const publishUrl = values['publish-url']
+  if (publishUrl !== undefined) {
+    try {
+      new URL(publishUrl)
+    } catch {
+      throw new UsageError(`--publish-url is not a URL: "${publishUrl}"`)
+    }
+  }
+  return {
+    seed: values.seed,
+    accounts,
+    rate,
+    durationMs,
+    count,
+    start: values.start === undefined ? undefined : Date.parse(values.start),
+    system: values.system,
+    realtime: values.realtime,
+    publishUrl,
+    token: values.token ?? env.HERALD_TOKEN,
+    batchSize: positiveInt(values['batch-size'], 'batch-size', 500),
+  }
+}
+
+// Chunks of NDJSON handed to stdout at once: few writes, bounded memory.
+const CHUNK_CHARS = 64 * 1024
+// With --realtime and --publish-url, a partial batch waits at most this long.
+const FLUSH_INTERVAL_MS = 1_000
+
+const isClosedPipe = (error: unknown): boolean =>
+  (error as { code?: unknown } | undefined)?.code === 'EPIPE' ||
+  (error as { code?: unknown })?.code === 'ERR_STREAM_DESTROYED'
+
+/**
+ * `herald generate`: a deterministic stream of engine activity (see `generateActivity`) as
+ * NDJSON on stdout, or posted to Herald in batches. Resolves with the process exit status.
+ *
+ * @example
+ * await runGenerate(['--seed', 'demo', '--count', '100'], deps) // 100 NDJSON lines on stdout
+ */
+export const runGenerate = async (argv: readonly string[], deps: CliDeps): Promise<number> => {
+  const say = (line: string) => writeText(deps.stderr, `${line}\n`)
+  let options: GenerateOptions | 'help'
+  try {
+    options = parse(argv, deps.env)
+  } catch (error) {
+    await say(`herald generate: ${(error as Error).message}\n\n${GENERATE_USAGE}`)
+    return EXIT_USAGE
+  }
+  if (options === 'help') {
+    await writeText(deps.stdout, `${GENERATE_USAGE}\n`)
+    return EXIT_OK
+  }
+  const clock = deps.clock ?? Date.now
+  const sleep = deps.sleep ?? defaultSleep
+  const start = options.start ?? clock()
+  const events = generateActivity({
+    seed: options.seed,
+    accounts: options.accounts,
+    rate: options.rate,
+    ...(options.durationMs === undefined ? {} : { durationMs: options.durationMs }),
+    ...(options.count === undefined ? {} : { count: options.count }),
+    clock: () => start,
+    systemEvents: options.system,
+  })
+  const wallStart = clock()
+  // In real time, an event leaves once as much wall time has passed as simulated time.
+  const dueIn = (event: EngineEvent): number =>
+    options.realtime ? wallStart + (Date.parse(event.time as string) - start) - clock() : 0
+  const pacing: Pacing = { dueIn, sleep, clock }
+  return options.publishUrl === undefined
+    ? print(events, options, deps, pacing)
+    : publish(events, options, deps, pacing)
+}
+
+interface Pacing {
+  /** Milliseconds until `event` is due; 0 or less when it is (always, unless --realtime). */
+  readonly dueIn: (event: EngineEvent) => number
+  readonly sleep: (ms: number) => Promise<void>
+  readonly clock: () => number
+}
+
+const print = async (
+  events: Iterable<EngineEvent>,
+  options: GenerateOptions,
+  deps: CliDeps,
+  { dueIn, sleep }: Pacing,
+): Promise<number> => {
+  // A reader that goes away (`| head`) ends the run quietly.
+  let closed = false
+  const onError = (error: Error) => {
+    if (isClosedPipe(error)) closed = true
+  }
+  deps.stdout.on?.('error', onError)
+  try {
+    let chunk = ''
+    for (const event of events) {
+      const wait = dueIn(event)
+      if (wait > 0) await sleep(wait)
+      chunk += `${JSON.stringify(event)}\n`
+      if (options.realtime || chunk.length >= CHUNK_CHARS) {
+        await writeText(deps.stdout, chunk)
+        chunk = ''
+      }
+      if (closed) return EXIT_OK
+    }
+    if (chunk !== '') await writeText(deps.stdout, chunk)
+    return EXIT_OK
+  } catch (error) {
+    if (isClosedPipe(error) || closed) return EXIT_OK
+    throw error
+  } finally {
+    deps.stdout.off?.('error', onError)
+  }
+}
+
+const publish = async (
+  events: Iterable<EngineEvent>,
+  options: GenerateOptions,
+  deps: CliDeps,
+  { dueIn, sleep, clock }: Pacing,
+): Promise<number> => {
+  const say = (line: string) => writeText(deps.stderr, `${line}\n`)
+  const url = options.publishUrl as string
+  const send = createHttpSender({
+    url,
+    ...(options.token === undefined ? {} : { token: options.token }),
+    fetch: deps.fetch,
+    sleep,
+    onRetry: (reason, delayMs) =>
+      void say(`herald generate: ${reason}; retrying in ${Math.round(delayMs)} ms`),
+  })
+  let accepted = 0
+  let batches = 0
+  let batch: EngineEvent[] = []
+  let batchStarted = clock()
+  const flush = async () => {
+    if (batch.length === 0) return
+    const sending = batch
+    batch = []
+    batches++
+    accepted += await send(sending)
+  }
+  try {
+    for (const event of events) {
+      const wait = dueIn(event)
+      // Waiting for this event must not hold the ones already batched past the interval.
+      if (batch.length > 0 && clock() + wait - batchStarted >= FLUSH_INTERVAL_MS) await flush()
+      if (wait > 0) await sleep(wait)
+      if (batch.length === 0) batchStarted = clock()
+      batch.push(event)
+      if (batch.length >= options.batchSize) await flush()
+    }
+    await flush()
+  } catch (error) {
+    if (!(error instanceof SendError)) throw error
+    await say(`herald generate: batch ${batches} failed: ${error.message}`)
+    await say(`${accepted} events were published before it`)
+    return EXIT_FAILED
+  }
+  await say(`herald generate: ${accepted} events published in ${batches} batches to ${url}`)
+  return EXIT_OK
+}

@@ -1,0 +1,68 @@
+import type { KafkaEventLogOptions } from '../adapters/kafka-event-log/index.ts'
+import type { EventLog } from '../ports/index.ts'
+
+/** A text sink such as `process.stdout`: the callback runs once the chunk is flushed. */
+export interface Output {
+  write(chunk: string, callback?: (error?: Error | null) => void): boolean
+  /** Streams report a closed pipe (EPIPE) here; see `writeText`. */
+  on?(event: 'error', listener: (error: Error) => void): unknown
+  off?(event: 'error', listener: (error: Error) => void): unknown
+}
+
+/**
+ * What a CLI subcommand may touch, passed in by `src/cli.ts` so the commands run in tests
+ * against in-process peers.
+ */
+export interface CliDeps {
+  readonly stdin: AsyncIterable<Uint8Array | string>
+  readonly stdout: Output
+  readonly stderr: Output
+  /** The environment, read for HERALD_URL and HERALD_TOKEN only. */
+  readonly env: Readonly<Record<string, string | undefined>>
+  readonly fetch: typeof fetch
+  /** Milliseconds since the epoch; default `Date.now`. */
+  readonly clock?: () => number
+  /** Default: a timer. */
+  readonly sleep?: (ms: number) => Promise<void>
+  /** Default: `createKafkaEventLog`. */
+  readonly createKafkaLog?: (options: KafkaEventLogOptions) => EventLog
+  /** Default: `fs.promises.readFile(path, 'utf8')`. */
+  readonly readFile?: (path: string) => Promise<string>
+}
+
+export const EXIT_OK = 0
+/** Invalid input, or Herald or Kafka refused or could not be reached. */
+export const EXIT_FAILED = 1
+/** Bad command line. */
+export const EXIT_USAGE = 2
+
+export const defaultSleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => {
+    setTimeout(resolve, ms)
+  })
+
+/** Writes `text` and resolves once it is flushed; rejects on a closed pipe. */
+export const writeText = (out: Output, text: string): Promise<void> =>
+  new Promise((resolve, reject) => {
+    out.write(text, (error) => (error ? reject(error) : resolve()))
+  })
+
+export const readAll = async (input: AsyncIterable<Uint8Array | string>): Promise<string> => {
+  const decoder = new TextDecoder()
+  let text = ''
+  for await (const chunk of input)
+    text += typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true })
+  return text + decoder.decode()
+}
+
+/** A usage error: the command line itself is wrong. */
+export class UsageError extends Error {}
+
+/** A positive whole number from an option, or a usage error naming the option. */
+export const positiveInt = (value: string | undefined, option: string, fallback: number): number => {
+  if (value === undefined) return fallback
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 1)
+    throw new UsageError(`--${option} must be a whole number of at least 1, got "${value}"`)
+  return n
+}

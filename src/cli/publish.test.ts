@@ -1,0 +1,257 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import type { EngineEvent } from '../events/index.ts'
+import { generateActivity } from '../generator/index.ts'
+import { parseEventInput } from './input.ts'
+import type { CliDeps, Output } from './io.ts'
+import { runPublish, toBatches } from './publish.ts'
+
+const sink = (): Output & { text: () => string } => {
+  const chunks: string[] = []
+  return {
+    text: () => chunks.join(''),
+    write(chunk, callback) {
+      chunks.push(chunk)
+      callback?.()
+      return true
+    },
+  }
+}
+
+interface Recorded {
+  readonly url: string
+  readonly headers: Headers
+  readonly events: { id: string }[]
+}
+
+/**
+ * Herald's ingest endpoint as the CLI sees it: answers with the statuses given, in order,
+ * then 202 with the batch's count.
+ */
+const herald = (statuses: { status: number; body?: unknown; headers?: Record<string, string> }[] = []) => {
+  const requests: Recorded[] = []
+  const fetch = (async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    const events = JSON.parse(String(init?.body)) as { id: string }[]
+    requests.push({ url: String(input), headers: new Headers(init?.headers), events })
+    const scripted = statuses.shift()
+    if (scripted !== undefined) {
+      return new Response(JSON.stringify(scripted.body ?? {}), {
+        status: scripted.status,
+        headers: scripted.headers ?? {},
+      })
+    }
+    return new Response(JSON.stringify({ accepted: events.length, ids: events.map((e) => e.id) }), {
+      status: 202,
+    })
+  }) as typeof globalThis.fetch
+  return { fetch, requests }
+}
+
+const events = (count: number, seed = 1): EngineEvent[] => [
+  ...generateActivity({ seed, accounts: 2, count, clock: () => Date.UTC(2026, 10, 22) }),
+]
+const ndjson = (list: readonly unknown[]) => list.map((e) => `${JSON.stringify(e)}\n`).join('')
+
+const deps = (input: string, fetch: typeof globalThis.fetch, env: Record<string, string> = {}) => {
+  const stdout = sink()
+  const stderr = sink()
+  const sleeps: number[] = []
+  const value: CliDeps = {
+    stdin: (async function* () {
+      yield new TextEncoder().encode(input)
+    })(),
+    stdout,
+    stderr,
+    env,
+    fetch,
+    sleep: async (ms) => {
+      sleeps.push(ms)
+    },
+    readFile: async (path) => {
+      if (path === 'events.json') return input
+      throw new Error(`ENOENT: no such file, open '${path}'`)
+    },
+  }
+  return { deps: value, stdout, stderr, sleeps }
+}
+
+describe('parseEventInput', () => {
+  const [a, b] = events(2)
+  it('reads NDJSON, a JSON array, and one (pretty-printed) object', () => {
+    assert.deepEqual(
+      parseEventInput(`${JSON.stringify(a)}\n\n${JSON.stringify(b)}\n`).records.map((r) => r.where),
+      ['line 1', 'line 3'],
+    )
+    assert.deepEqual(
+      parseEventInput(JSON.stringify([a, b], null, 2)).records.map((r) => r.where),
+      ['[0]', '[1]'],
+    )
+    assert.deepEqual(parseEventInput(JSON.stringify(a, null, 2)).records, [{ where: 'event', value: a }])
+    assert.deepEqual(parseEventInput('  \n').records, [])
+  })
+
+  it('names the lines that are not JSON', () => {
+    const parsed = parseEventInput(`${JSON.stringify(a)}\n{oops\n${JSON.stringify(b)}\n`)
+    assert.equal(parsed.records.length, 2)
+    assert.equal(parsed.problems[0]?.where, 'line 2')
+  })
+})
+
+describe('toBatches', () => {
+  it('cuts by count', () => {
+    assert.deepEqual(
+      toBatches(events(7), 3).map((b) => b.length),
+      [3, 3, 1],
+    )
+  })
+})
+
+describe('runPublish over HTTP', () => {
+  it('sends every event in batches, with the token, and reports the count', async () => {
+    const list = events(1_200)
+    const server = herald()
+    const run = deps(ndjson(list), server.fetch, { HERALD_TOKEN: 'secret' })
+    const status = await runPublish(['--url', 'http://herald.test:8228'], run.deps)
+    assert.equal(status, 0, run.stderr.text())
+    assert.deepEqual(
+      server.requests.map((r) => r.events.length),
+      [500, 500, 200],
+    )
+    assert.equal(server.requests[0]?.url, 'http://herald.test:8228/v1/events')
+    assert.equal(server.requests[0]?.headers.get('authorization'), 'Bearer secret')
+    assert.equal(server.requests[0]?.headers.get('content-type'), 'application/cloudevents-batch+json')
+    assert.deepEqual(
+      server.requests.flatMap((r) => r.events.map((e) => e.id)),
+      list.map((e) => e.id),
+    )
+    assert.match(run.stderr.text(), /1200 events published in 3 batches/)
+  })
+
+  it('reads a file, takes HERALD_URL, and --token over HERALD_TOKEN', async () => {
+    const server = herald()
+    const run = deps(JSON.stringify(events(3)), server.fetch, {
+      HERALD_URL: 'http://h:1/v1/events',
+      HERALD_TOKEN: 'env',
+    })
+    assert.equal(
+      await runPublish(['--file', 'events.json', '--token', 'flag', '--batch-size', '2'], run.deps),
+      0,
+    )
+    assert.equal(server.requests.length, 2)
+    assert.equal(server.requests[0]?.url, 'http://h:1/v1/events')
+    assert.equal(server.requests[0]?.headers.get('authorization'), 'Bearer flag')
+  })
+
+  it('sends nothing when any event is invalid, naming each problem by line', async () => {
+    const [a, b, c] = events(3)
+    const input = ndjson([
+      a,
+      { ...b, level: 'loud', data: { ...(b?.data as object), digest: 42 } },
+      { ...c, type: 'x.y' },
+    ])
+    const server = herald()
+    const run = deps(`${input}not json\n`, server.fetch)
+    assert.equal(await runPublish(['--url', 'http://h:1'], run.deps), 1)
+    assert.equal(server.requests.length, 0)
+    const report = run.stderr.text()
+    assert.match(report, /3 of 4 events are invalid/)
+    assert.match(report, /line 2: level: must be one of info, warning, error/)
+    assert.match(report, /line 3: type: unknown event type "x\.y"/)
+    assert.match(report, /line 4: \(line\): not JSON/)
+    assert.match(report, /nothing was sent; --skip-invalid sends the 1 valid events/)
+  })
+
+  it('with --skip-invalid sends the valid ones and still fails', async () => {
+    const [a, b] = events(2)
+    const server = herald()
+    const run = deps(JSON.stringify([a, { ...b, account: '' }]), server.fetch)
+    assert.equal(await runPublish(['--url', 'http://h:1', '--skip-invalid'], run.deps), 1)
+    assert.deepEqual(
+      server.requests.flatMap((r) => r.events.map((e) => e.id)),
+      [a?.id],
+    )
+    assert.match(run.stderr.text(), /\[1\]: account: must not be empty/)
+  })
+
+  it('flags a repeated id, which Herald would refuse in one batch', async () => {
+    const [a] = events(1)
+    const run = deps(ndjson([a, a]), herald().fetch)
+    assert.equal(await runPublish(['--url', 'http://h:1'], run.deps), 1)
+    assert.match(run.stderr.text(), /line 2: id: repeats the source and id of line 1/)
+  })
+
+  it('retries overload with back-off, honouring Retry-After', async () => {
+    const server = herald([{ status: 503 }, { status: 429, headers: { 'retry-after': '2' } }])
+    const run = deps(ndjson(events(5)), server.fetch)
+    assert.equal(await runPublish(['--url', 'http://h:1'], run.deps), 0, run.stderr.text())
+    assert.equal(server.requests.length, 3)
+    assert.deepEqual(run.sleeps, [250, 2_000])
+  })
+
+  it("stops at a refused batch and shows Herald's problem details", async () => {
+    const problem = {
+      detail: 'the request holds invalid events',
+      errors: [{ path: '[0].account', message: 'must be acme' }],
+    }
+    const server = herald([
+      { status: 202, body: { accepted: 2 } },
+      { status: 400, body: problem },
+    ])
+    const run = deps(ndjson(events(6)), server.fetch)
+    assert.equal(await runPublish(['--url', 'http://h:1', '--batch-size', '2'], run.deps), 1)
+    assert.equal(server.requests.length, 2)
+    const report = run.stderr.text()
+    assert.match(report, /batch 2 of 3 failed: Herald answered 400: the request holds invalid events/)
+    assert.match(report, /\[0\]\.account: must be acme/)
+    assert.match(report, /2 events were published before it/)
+  })
+
+  it('gives up on an unreachable Herald after its attempts', async () => {
+    const fetch = (async () => {
+      throw new TypeError('fetch failed')
+    }) as typeof globalThis.fetch
+    const run = deps(ndjson(events(1)), fetch)
+    assert.equal(await runPublish(['--url', 'http://h:1'], run.deps), 1)
+    assert.match(
+      run.stderr.text(),
+      /cannot reach http:\/\/h:1\/v1\/events: fetch failed; gave up after 5 attempts/,
+    )
+  })
+
+  it('checks only, with --dry-run', async () => {
+    const server = herald()
+    const run = deps(ndjson(events(4)), server.fetch)
+    assert.equal(await runPublish(['--dry-run'], run.deps), 0)
+    assert.equal(server.requests.length, 0)
+    assert.match(run.stderr.text(), /4 valid events; --dry-run, nothing sent/)
+  })
+})
+
+describe('runPublish command line', () => {
+  it('prints help', async () => {
+    const run = deps('', herald().fetch)
+    assert.equal(await runPublish(['--help'], run.deps), 0)
+    assert.match(run.stdout.text(), /usage: herald publish/)
+  })
+
+  it('refuses a command line it cannot act on', async () => {
+    for (const argv of [
+      [],
+      ['--url', 'http://h:1', '--kafka', 'k:9092'],
+      ['--url', 'not a url'],
+      ['--url', 'http://h:1', '--batch-size', '0'],
+      ['--url', 'http://h:1', 'extra'],
+      ['--bogus'],
+    ]) {
+      const run = deps('', herald().fetch)
+      assert.equal(await runPublish(argv, run.deps), 2, argv.join(' '))
+      assert.match(run.stderr.text(), /usage: herald publish/)
+    }
+  })
+
+  it('reports a file it cannot read', async () => {
+    const run = deps('', herald().fetch)
+    assert.equal(await runPublish(['--url', 'http://h:1', '--file', 'missing.json'], run.deps), 1)
+    assert.match(run.stderr.text(), /cannot read missing\.json: ENOENT/)
+  })
+})

@@ -1,0 +1,277 @@
+import { readFile } from 'node:fs/promises'
+import { parseArgs } from 'node:util'
+import { createKafkaEventLog } from '../adapters/kafka-event-log/index.ts'
+import { type EngineEvent, encodeLogEvent } from '../events/index.ts'
+import { createHttpSender, SendError } from './http-sender.ts'
+import { checkEvents, describeProblems, parseEventInput } from './input.ts'
+import {
+  type CliDeps,
+  defaultSleep,
+  EXIT_FAILED,
+  EXIT_OK,
+  EXIT_USAGE,
+  positiveInt,
+  readAll,
+  UsageError,
+  writeText,
+} from './io.ts'
+
+export const PUBLISH_USAGE = `usage: herald publish [--file <path>] (--url <url> | --kafka <brokers>) [options]
+
+Sends CloudEvents to Herald: over HTTP to POST /v1/events, or straight onto Kafka. Every
+event is checked against Herald's event catalog first; if any is invalid, each problem is
+listed with its line (NDJSON) or index (JSON array) and nothing is sent.
+
+input:
+  -f, --file <path>      read events from a file; without it, or with "-", from stdin.
+                         A JSON array, one JSON object, or NDJSON (one event per line).
+
+HTTP:
+  --url <url>            Herald's base URL (http://localhost:8228) or its ingest URL;
+                         default: HERALD_URL
+  --token <token>        bearer token; default: HERALD_TOKEN. A non-admin token may publish
+                         only its own account's events.
+
+Kafka:
+  --kafka <brokers>      comma-separated bootstrap servers, e.g. kafka-1:9092,kafka-2:9092.
+                         Events go out in CloudEvents' structured mode (JSON), keyed by
+                         account.
+  --topic <name>         default engine.events (it must exist)
+  --client-id <id>       default herald-publish
+  --no-idempotent        use a plain producer (for brokers without a controller)
+
+options:
+  --batch-size <n>       events per request or produce call; default 500
+  --skip-invalid         send the valid events anyway; still list the invalid ones
+  --dry-run              check the events and send nothing
+  -h, --help             show this help
+
+exit status: 0 all sent; 1 invalid events, or Herald or Kafka refused; 2 bad command line.
+
+examples:
+  herald publish --url http://localhost:8228 --file events.ndjson
+  herald generate --count 1000 | herald publish --url http://localhost:8228
+  herald publish --kafka localhost:9092 --topic engine.events --file events.json`
+
+// Herald's default request limit is 5 MiB; stay under it with room for the array brackets.
+const MAX_BATCH_BYTES = 4 * 1024 * 1024
+
+/** Splits events into batches of at most `size` events and about MAX_BATCH_BYTES. */
+export const toBatches = (events: readonly EngineEvent[], size: number): EngineEvent[][] => {
+  const batches: EngineEvent[][] = []
+  let batch: EngineEvent[] = []
+  let bytes = 0
+  for (const event of events) {
+    const eventBytes = Buffer.byteLength(JSON.stringify(event))
+    if (batch.length > 0 && (batch.length >= size || bytes + eventBytes > MAX_BATCH_BYTES)) {
+      batches.push(batch)
+      batch = []
+      bytes = 0
+    }
+    batch.push(event)
+    bytes += eventBytes + 1
+  }
+  if (batch.length > 0) batches.push(batch)
+  return batches
+}
+
+interface PublishOptions {
+  readonly file: string | undefined
+  readonly url: string | undefined
+  readonly token: string | undefined
+  readonly kafka: readonly string[] | undefined
+  readonly topic: string
+  readonly clientId: string
+  readonly idempotent: boolean
+  readonly batchSize: number
+  readonly skipInvalid: boolean
+  readonly dryRun: boolean
+}
+
+const parse = (argv: readonly string[], env: CliDeps['env']): PublishOptions | 'help' => {
+  const { values, positionals } = parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    allowNegative: true,
+    options: {
+      file: { type: 'string', short: 'f' },
+      url: { type: 'string' },
+      token: { type: 'string' },
+      kafka: { type: 'string' },
+      topic: { type: 'string', default: 'engine.events' },
+      'client-id': { type: 'string', default: 'herald-publish' },
+      idempotent: { type: 'boolean', default: true },
+      'batch-size': { type: 'string' },
+      'skip-invalid': { type: 'boolean', default: false },
+      'dry-run': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  })
+  if (values.help) return 'help'
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`)
+  const kafka = values.kafka
+    ?.split(',')
+    .map((b) => b.trim())
+    .filter((b) => b !== '')
+  const url = values.url ?? (kafka === undefined ? env.HERALD_URL : undefined)
+  if (values.url !== undefined && kafka !== undefined) throw new UsageError('give --url or --kafka, not both')
+  if (kafka !== undefined && kafka.length === 0) throw new UsageError('--kafka needs at least one broker')
+  if (url === undefined && kafka === undefined && !values['dry-run']) {
+    throw new UsageError('say where to publish: --url <url> (or HERALD_URL) or --kafka <brokers>')
+  }
+  if (url !== undefined) {
+    try {
+      new URL(url)
+    } catch {
+      throw new UsageError(`--url is not a URL: "${url}"`)
+    }
+  }
+  return {
+    file: values.file === '-' ? undefined : values.file,
+    url,
+    token: values.token ?? env.HERALD_TOKEN,
+    kafka,
+    topic: values.topic,
+    clientId: values['client-id'],
+    idempotent: values.idempotent,
+    batchSize: positiveInt(values['batch-size'], 'batch-size', 500),
+    skipInvalid: values['skip-invalid'],
+    dryRun: values['dry-run'],
+  }
+}
+
+/**
+ * `herald publish`: reads CloudEvents from a file or stdin, checks each against the event
+ * catalog, and sends them in batches to Herald's HTTP endpoint or to Kafka. Resolves with
+ * the process exit status.
+ *
+ * @example
+ * const status = await runPublish(['--url', 'http://localhost:8228', '--file', 'events.ndjson'], {
+ *   stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env, fetch,
+ * })
+ */
+export const runPublish = async (argv: readonly string[], deps: CliDeps): Promise<number> => {
+  const say = (line: string) => writeText(deps.stderr, `${line}\n`)
+  let options: PublishOptions | 'help'
+  try {
+    options = parse(argv, deps.env)
+  } catch (error) {
+    await say(`herald publish: ${(error as Error).message}\n\n${PUBLISH_USAGE}`)
+    return EXIT_USAGE
+  }
+  if (options === 'help') {
+    await writeText(deps.stdout, `${PUBLISH_USAGE}\n`)
+    return EXIT_OK
+  }
+
+  let text: string
+  try {
+    text =
+      options.file === undefined
+        ? await readAll(deps.stdin)
+        : await (deps.readFile ?? ((path: string) => readFile(path, 'utf8')))(options.file)
+  } catch (error) {
+    await say(`herald publish: cannot read ${options.file ?? 'stdin'}: ${(error as Error).message}`)
+    return EXIT_FAILED
+  }
+
+  const parsed = parseEventInput(text)
+  const checked = checkEvents(parsed.records)
+  const problems = [...parsed.problems, ...checked.problems]
+  const total = parsed.records.length + parsed.problems.length
+  if (problems.length > 0) {
+    await say(
+      `herald publish: ${problems.length} of ${total} events are invalid:\n${describeProblems(problems)}`,
+    )
+    if (!options.skipInvalid) {
+      await say(
+        checked.events.length > 0
+          ? `nothing was sent; --skip-invalid sends the ${checked.events.length} valid events`
+          : 'nothing was sent',
+      )
+      return EXIT_FAILED
+    }
+  }
+  const events = checked.events
+  if (options.dryRun) {
+    await say(`herald publish: ${events.length} valid events; --dry-run, nothing sent`)
+    return problems.length > 0 ? EXIT_FAILED : EXIT_OK
+  }
+  const batches = toBatches(events, options.batchSize)
+  const sent =
+    options.kafka === undefined
+      ? await sendHttp(batches, options, deps)
+      : await sendKafka(batches, options, deps)
+  if (sent === undefined) return EXIT_FAILED
+  await say(`herald publish: ${sent.count} events published in ${sent.batches} batches to ${sent.to}`)
+  return problems.length > 0 ? EXIT_FAILED : EXIT_OK
+}
+
+interface Sent {
+  readonly count: number
+  readonly batches: number
+  readonly to: string
+}
+
+const sendHttp = async (
+  batches: EngineEvent[][],
+  options: PublishOptions,
+  deps: CliDeps,
+): Promise<Sent | undefined> => {
+  const say = (line: string) => writeText(deps.stderr, `${line}\n`)
+  const url = options.url as string
+  const send = createHttpSender({
+    url,
+    ...(options.token === undefined ? {} : { token: options.token }),
+    fetch: deps.fetch,
+    sleep: deps.sleep ?? defaultSleep,
+    onRetry: (reason, delayMs) =>
+      void say(`herald publish: ${reason}; retrying in ${Math.round(delayMs)} ms`),
+  })
+  let count = 0
+  for (const [i, batch] of batches.entries()) {
+    try {
+      count += await send(batch)
+    } catch (error) {
+      if (!(error instanceof SendError)) throw error
+      await say(`herald publish: batch ${i + 1} of ${batches.length} failed: ${error.message}`)
+      await say(`${count} events were published before it; the rest were not sent`)
+      return undefined
+    }
+  }
+  return { count, batches: batches.length, to: url }
+}
+
+const sendKafka = async (
+  batches: EngineEvent[][],
+  options: PublishOptions,
+  deps: CliDeps,
+): Promise<Sent | undefined> => {
+  const say = (line: string) => writeText(deps.stderr, `${line}\n`)
+  const brokers = options.kafka as readonly string[]
+  const log = (deps.createKafkaLog ?? createKafkaEventLog)({
+    brokers,
+    clientId: options.clientId,
+    idempotent: options.idempotent,
+    retry: { retries: 3, maxRetryTimeMs: 5_000 },
+    logger: (entry) => {
+      if (entry.level === 'error') void say(`herald publish: kafka: ${entry.message}`)
+    },
+  })
+  let count = 0
+  try {
+    for (const [i, batch] of batches.entries()) {
+      try {
+        await log.publish(options.topic, batch.map(encodeLogEvent))
+      } catch (error) {
+        await say(`herald publish: batch ${i + 1} of ${batches.length} failed: ${(error as Error).message}`)
+        await say(`${count} events were published before it; the rest were not sent`)
+        return undefined
+      }
+      count += batch.length
+    }
+  } finally {
+    await log.close().catch(() => {})
+  }
+  return { count, batches: batches.length, to: `${brokers.join(',')} topic ${options.topic}` }
+}

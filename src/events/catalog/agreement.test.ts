@@ -1,0 +1,170 @@
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { describe, it } from 'node:test'
+import type { ValidateFunction } from 'ajv'
+import { Ajv2020 } from 'ajv/dist/2020.js'
+import type { FormatsPlugin } from 'ajv-formats'
+import fc from 'fast-check'
+import { isRight } from 'fp-ts/lib/Either.js'
+import type * as t from 'io-ts'
+import { decodeCloudEvent } from '../cloudevent.ts'
+import { applyMutation, arbitraryFromSchema, type Json, mutationsOf } from './arbitraries.ts'
+import { type EventTypeEntry, envelopeSchema, eventTypes } from './catalog.ts'
+
+// The wire side is ajv as producers and the schema registry run it: draft 2020-12, formats
+// checked. Strict mode too, so a schema using a keyword ajv would ignore fails here.
+const addFormats = createRequire(import.meta.url)('ajv-formats') as FormatsPlugin
+const ajv = new Ajv2020({ strict: true, allErrors: true })
+addFormats(ajv)
+
+const validators = new Map<string, ValidateFunction>(eventTypes.map((e) => [e.type, ajv.compile(e.schema)]))
+const envelopeValidator = ajv.compile(envelopeSchema)
+
+interface DataFixtures {
+  readonly valid: readonly Json[]
+  readonly invalid: readonly { readonly because: string; readonly data: Json }[]
+}
+
+const fixturesOf = (type: string): DataFixtures =>
+  JSON.parse(
+    readFileSync(new URL(`../../../schemas/fixtures/${type}.json`, import.meta.url), 'utf8'),
+  ) as DataFixtures
+
+/** Both verdicts on one document: the codec's (checking its fast `is` against `decode`) and the schema's. */
+const verdicts = (entry: EventTypeEntry, data: unknown) => {
+  const codec: t.Mixed = entry.dataCodec
+  const decoded = isRight(codec.decode(data))
+  assert.equal(codec.is(data), decoded, `${entry.type}: the codec's is and decode disagree`)
+  return { codec: decoded, schema: (validators.get(entry.type) as ValidateFunction)(data) }
+}
+
+const show = (value: unknown) => JSON.stringify(value)?.slice(0, 400)
+
+describe('every data codec and its wire schema accept and reject the same fixtures', () => {
+  for (const entry of eventTypes) {
+    it(entry.type, () => {
+      const fixtures = fixturesOf(entry.type)
+      assert.ok(fixtures.valid.length > 0 && fixtures.invalid.length > 0, 'needs valid and invalid fixtures')
+      for (const data of fixtures.valid) {
+        assert.deepEqual(verdicts(entry, data), { codec: true, schema: true }, `valid: ${show(data)}`)
+      }
+      for (const { because, data } of fixtures.invalid) {
+        assert.deepEqual(
+          verdicts(entry, data),
+          { codec: false, schema: false },
+          `invalid (${because}): ${show(data)}`,
+        )
+      }
+      // Each valid fixture without each of its type's required fields, and non-objects.
+      const required = (entry.schema.required ?? []) as string[]
+      assert.ok(required.length > 0, 'every type requires at least one field')
+      for (const data of fixtures.valid) {
+        for (const key of required) {
+          const { [key]: _, ...without } = data as Record<string, Json>
+          assert.deepEqual(
+            verdicts(entry, without),
+            { codec: false, schema: false },
+            `without ${key}: ${show(without)}`,
+          )
+        }
+      }
+      for (const data of [undefined, null, 'x', 42, true, [], [fixtures.valid[0]]]) {
+        assert.deepEqual(
+          verdicts(entry, data),
+          { codec: false, schema: false },
+          `not an object: ${show(data)}`,
+        )
+      }
+    })
+  }
+})
+
+describe('generated documents (fast-check)', () => {
+  for (const entry of eventTypes) {
+    const arbitrary = arbitraryFromSchema(entry.schema)
+    it(`${entry.type}: valid data is accepted by both`, () => {
+      fc.assert(
+        fc.property(arbitrary, (data) => {
+          assert.deepEqual(verdicts(entry, data), { codec: true, schema: true }, show(data))
+        }),
+        { numRuns: 150 },
+      )
+    })
+    it(`${entry.type}: every single mutation is rejected by both`, () => {
+      const mutated = arbitrary.chain((data) => {
+        const mutations = mutationsOf(data, entry.schema)
+        return fc
+          .constantFrom(...mutations)
+          .map((mutation) => ({ mutation, data: applyMutation(data, mutation) }))
+      })
+      fc.assert(
+        fc.property(mutated, ({ mutation, data }) => {
+          assert.deepEqual(
+            verdicts(entry, data),
+            { codec: false, schema: false },
+            `${mutation.description} at ${mutation.path.join('.') || '(root)'}: ${show(data)}`,
+          )
+        }),
+        { numRuns: 300 },
+      )
+    })
+  }
+})
+
+interface EnvelopeFixtures {
+  readonly valid: readonly Json[]
+  readonly invalid: readonly { readonly because: string; readonly event: Json }[]
+  readonly divergent: readonly { readonly because: string; readonly event: Json }[]
+}
+
+describe('the envelope codec and cloudevent.schema.json', () => {
+  const fixtures = fixturesOf('cloudevent') as unknown as EnvelopeFixtures
+  const both = (event: unknown) => ({ codec: decodeCloudEvent(event).ok, schema: envelopeValidator(event) })
+
+  it('accept and reject the same fixtures', () => {
+    for (const event of fixtures.valid)
+      assert.deepEqual(both(event), { codec: true, schema: true }, show(event))
+    for (const { because, event } of fixtures.invalid) {
+      assert.deepEqual(both(event), { codec: false, schema: false }, `${because}: ${show(event)}`)
+    }
+  })
+
+  it('agree on generated envelopes and their mutations', () => {
+    // Leap seconds and long non-ASCII ids are the known divergences below.
+    const options = { leapSeconds: false, stringUnit: 'binary-ascii' } as const
+    const arbitrary = arbitraryFromSchema(envelopeSchema, envelopeSchema, options).filter(
+      (e) => typeof e === 'object' && e !== null && !('data_base64' in e),
+    )
+    fc.assert(
+      fc.property(arbitrary, (event) => {
+        assert.deepEqual(both(event), { codec: true, schema: true }, show(event))
+      }),
+      { numRuns: 300 },
+    )
+    const mutated = arbitrary.chain((event) =>
+      fc
+        .constantFrom(...mutationsOf(event, envelopeSchema).filter((m) => m.description !== '30 February'))
+        .map((mutation) => ({ mutation, event: applyMutation(event, mutation) })),
+    )
+    fc.assert(
+      fc.property(mutated, ({ mutation, event }) => {
+        assert.deepEqual(
+          both(event),
+          { codec: false, schema: false },
+          `${mutation.description}: ${show(event)}`,
+        )
+      }),
+      { numRuns: 300 },
+    )
+  })
+
+  // Cases where a naive codec and the schema would part: calendar-invalid times, leap
+  // seconds, and ids whose length differs in UTF-16 units and code points.
+  for (const { because, event } of fixtures.divergent) {
+    it(`agree on ${because}`, () => {
+      const verdict = both(event)
+      assert.equal(verdict.codec, verdict.schema)
+    })
+  }
+})

@@ -1,0 +1,87 @@
+import assert from 'node:assert/strict'
+import { createRequire } from 'node:module'
+import { describe, it } from 'node:test'
+import fc from 'fast-check'
+import { timestampArbitrary } from './arbitraries.ts'
+import { isTimestamp, TIMESTAMP_PATTERN } from './formats.ts'
+
+// ajv-formats' own date-time check, which the wire schemas use beside TIMESTAMP_PATTERN.
+const { fullFormats } = createRequire(import.meta.url)('ajv-formats/dist/formats.js') as {
+  fullFormats: Record<string, { validate: (s: string) => boolean }>
+}
+const pattern = new RegExp(TIMESTAMP_PATTERN, 'u')
+const wire = (s: string) =>
+  pattern.test(s) && (fullFormats['date-time'] as { validate: (s: string) => boolean }).validate(s)
+
+describe('isTimestamp', () => {
+  it('accepts RFC 3339 timestamps with an offset, fractions and leap seconds', () => {
+    for (const s of [
+      '2026-11-22T10:00:00Z',
+      '2026-11-22t10:00:00.123456789z',
+      '2024-02-29T23:59:59+05:30',
+      '2016-12-31T23:59:60Z',
+      '2017-01-01T00:59:60+01:00',
+    ]) {
+      assert.ok(isTimestamp(s), s)
+    }
+  })
+
+  it('rejects days, hours and offsets that do not exist', () => {
+    for (const s of [
+      '2026-02-29T10:00:00Z',
+      '2026-04-31T10:00:00Z',
+      '2026-11-22T24:00:00Z',
+      '2026-11-22T10:60:00Z',
+      '2026-11-22T10:00:60Z',
+      '2026-11-22T10:00:00+24:00',
+      '2026-11-22T10:00:00',
+      '2026-11-22 10:00:00Z',
+      '2026-11-22T10:00:00+0530',
+      '2026-11-22',
+      '',
+    ]) {
+      assert.ok(!isTimestamp(s), s)
+    }
+  })
+
+  it('agrees with the wire schema on generated timestamps', () => {
+    fc.assert(
+      fc.property(timestampArbitrary(), (s) => {
+        assert.ok(isTimestamp(s) && wire(s), s)
+      }),
+      { numRuns: 2_000 },
+    )
+  })
+
+  it('agrees with the wire schema on timestamp-shaped noise', () => {
+    const digits = (n: number) => fc.stringMatching(new RegExp(`^\\d{${n}}$`))
+    const noise = fc
+      .tuple(
+        digits(4),
+        digits(2),
+        digits(2),
+        fc.constantFrom('T', 't', ' '),
+        digits(2),
+        digits(2),
+        digits(2),
+        fc.constantFrom('', '.5', '.000001', '.', '.5a'),
+        fc.oneof(
+          fc.constantFrom('Z', 'z', '', 'Zz', '+0530', '+05', ' Z'),
+          fc.tuple(fc.constantFrom('+', '-'), digits(2), digits(2)).map(([a, b, c]) => `${a}${b}:${c}`),
+        ),
+      )
+      .map(([y, mo, d, t, h, mi, s, f, z]) => `${y}-${mo}-${d}${t}${h}:${mi}:${s}${f}${z}`)
+    fc.assert(
+      fc.property(noise, (s) => {
+        assert.equal(isTimestamp(s), wire(s), s)
+      }),
+      { numRuns: 5_000 },
+    )
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 40 }), (s) => {
+        assert.equal(isTimestamp(s), wire(s), s)
+      }),
+      { numRuns: 2_000 },
+    )
+  })
+})

@@ -1,0 +1,192 @@
+import * as t from 'io-ts'
+import { withMessage } from '../io-ts-issues.ts'
+
+/**
+ * The building blocks of every event type's `data` codec. Each one mirrors a definition used
+ * by the JSON Schemas in `schemas/events/` (same pattern, same bounds), because the codecs
+ * and the wire schemas must accept exactly the same documents.
+ */
+
+// OCI image-spec digest grammar: algorithm ":" encoded. Deliberately not tied to sha256 and
+// 64 hex characters, so test digests and future algorithms pass.
+export const DIGEST_PATTERN = '^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$'
+
+// RFC 3339 `date-time` with an explicit offset. The JSON Schemas pair this pattern with
+// `"format": "date-time"`, whose calendar rules `isTimestamp` reproduces.
+export const TIMESTAMP_PATTERN =
+  '^\\d{4}-\\d{2}-\\d{2}[Tt]\\d{2}:\\d{2}:\\d{2}(?:\\.\\d+)?(?:[Zz]|[+-]\\d{2}:\\d{2})$'
+
+// JSON Schema applies `pattern` with Unicode semantics; so do these.
+const DIGEST = new RegExp(DIGEST_PATTERN, 'u')
+const DAYS_IN_MONTH = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
+const isLeapYear = (year: number): boolean => year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
+
+const digitAt = (s: string, i: number): number => {
+  const d = s.charCodeAt(i) - 48
+  return d >= 0 && d <= 9 ? d : -1
+}
+
+// Two digits at `i` as a number, or -1.
+const twoDigits = (s: string, i: number): number => {
+  const a = digitAt(s, i)
+  const b = digitAt(s, i + 1)
+  return a < 0 || b < 0 ? -1 : a * 10 + b
+}
+
+/**
+ * An RFC 3339 timestamp that names a real instant: a day that exists in its month, hours to
+ * 23, and a leap second only at 23:59:60 UTC — the rules of ajv-formats' `date-time` plus
+ * TIMESTAMP_PATTERN, which `Date.parse` does not apply (it accepts 2026-02-30 and rejects
+ * leap seconds). Read character by character: it runs for every timestamp of every event.
+ */
+export const isTimestamp = (s: string): boolean => {
+  // yyyy-mm-ddThh:mm:ss is 19 characters; then an optional fraction, then Z or ±hh:mm.
+  if (s.length < 20) return false
+  const y1 = twoDigits(s, 0)
+  const y2 = twoDigits(s, 2)
+  const month = twoDigits(s, 5)
+  const day = twoDigits(s, 8)
+  const hour = twoDigits(s, 11)
+  const minute = twoDigits(s, 14)
+  const whole = twoDigits(s, 17)
+  if ((y1 | y2 | month | day | hour | minute | whole) < 0) return false
+  const t = s.charCodeAt(10)
+  if (s[4] !== '-' || s[7] !== '-' || (t !== 84 && t !== 116) || s[13] !== ':' || s[16] !== ':') return false
+  let i = 19
+  if (s[i] === '.') {
+    i++
+    const first = i
+    while (i < s.length && digitAt(s, i) >= 0) i++
+    if (i === first) return false
+  }
+  let sign = 1
+  let offsetHours = 0
+  let offsetMinutes = 0
+  const z = s.charCodeAt(i)
+  if (z === 90 || z === 122) {
+    if (i + 1 !== s.length) return false
+  } else if (z === 43 || z === 45) {
+    if (i + 6 !== s.length || s[i + 3] !== ':') return false
+    sign = z === 45 ? -1 : 1
+    offsetHours = twoDigits(s, i + 1)
+    offsetMinutes = twoDigits(s, i + 4)
+    if (offsetHours < 0 || offsetMinutes < 0) return false
+  } else {
+    return false
+  }
+  const year = y1 * 100 + y2
+  if (month < 1 || month > 12 || day < 1) return false
+  if (day > (month === 2 && isLeapYear(year) ? 29 : (DAYS_IN_MONTH[month] as number))) return false
+  if (offsetHours > 23 || offsetMinutes > 59) return false
+  // A fraction never carries a second past the next whole one, so only the whole part matters.
+  if (hour <= 23 && minute <= 59 && whole < 60) return true
+  const utcMinute = minute - offsetMinutes * sign
+  const utcHour = hour - offsetHours * sign - (utcMinute < 0 ? 1 : 0)
+  return (utcHour === 23 || utcHour === -1) && (utcMinute === 59 || utcMinute === -1) && whole < 61
+}
+
+const isPlainObject = (u: unknown): u is Record<string, unknown> =>
+  typeof u === 'object' && u !== null && !Array.isArray(u)
+
+const leaf = <C extends t.Any>(codec: C, what: string) =>
+  withMessage(codec, (u) => (u === undefined ? 'is required' : `must be ${what}`), codec.name)
+
+export const Text = leaf(
+  t.refinement(t.string, (s) => s.length > 0, 'Text'),
+  'a non-empty string',
+)
+export const Digest = leaf(
+  t.refinement(t.string, (s) => DIGEST.test(s), 'Digest'),
+  'an image digest such as sha256:<hex>',
+)
+export const Timestamp = leaf(
+  t.refinement(t.string, isTimestamp, 'Timestamp'),
+  'an RFC 3339 timestamp such as 2026-11-22T10:00:00Z',
+)
+export const Count = leaf(
+  t.refinement(t.number, (n) => Number.isInteger(n) && n >= 0, 'Count'),
+  'a whole number of at least 0',
+)
+export const Seconds = leaf(
+  t.refinement(t.number, (n) => n >= 0, 'Seconds'),
+  'a number of seconds, at least 0',
+)
+export const Cvss = leaf(
+  t.refinement(t.number, (n) => n >= 0 && n <= 10, 'Cvss'),
+  'a CVSS score from 0 to 10',
+)
+export const Flag = leaf(t.boolean, 'true or false')
+
+/** One of a fixed set of strings, named in the failure message. */
+export const oneOf = <K extends string>(values: readonly K[], name: string) =>
+  leaf(
+    t.keyof(Object.fromEntries(values.map((v) => [v, null])) as { [P in K]: null }, name),
+    `one of ${values.join(', ')}`,
+  )
+
+/** A leaf that may also be `null` (JSON Schema: `anyOf` with `{"type": "null"}`). */
+export const nullable = <C extends t.Any>(codec: C, what: string) =>
+  leaf(t.union([codec, t.null], `${codec.name} | null`), `${what}, or null`)
+
+export const Annotations = leaf(
+  t.record(t.string, t.string, 'Annotations'),
+  'an object of string annotations',
+)
+
+/**
+ * An object with `required` and `optional` fields; unknown fields are allowed and kept, so
+ * a producer may add fields before the schema names them. Missing or non-object input fails
+ * with one issue at the object's own path; a bad field fails at the field's path.
+ *
+ * An `IntersectionType` on purpose: `toFieldIssues` leaves a composite's member index out of
+ * the path, and the two members (required, optional) are exactly such members. Its `is`
+ * checks both in one pass without allocating: it is the hot path of every decode, and agrees
+ * with `decode` on every value JSON can express.
+ */
+export const struct = <R extends t.Props, O extends t.Props>(name: string, required: R, optional: O) => {
+  const base = t.intersection([t.type(required), t.partial(optional)])
+  type A = t.TypeOf<typeof base>
+  const requiredKeys = Object.keys(required)
+  const requiredCodecs = requiredKeys.map((k) => required[k] as t.Mixed)
+  const optionalKeys = Object.keys(optional)
+  const optionalCodecs = optionalKeys.map((k) => optional[k] as t.Mixed)
+  const is = (u: unknown): u is A => {
+    if (!isPlainObject(u)) return false
+    for (let i = 0; i < requiredKeys.length; i++) {
+      if (!(requiredCodecs[i] as t.Mixed).is(u[requiredKeys[i] as string])) return false
+    }
+    for (let i = 0; i < optionalKeys.length; i++) {
+      const value = u[optionalKeys[i] as string]
+      if (value !== undefined && !(optionalCodecs[i] as t.Mixed).is(value)) return false
+    }
+    return true
+  }
+  return new t.IntersectionType<[t.TypeC<R>, t.PartialC<O>], A, t.OutputOf<typeof base>, unknown>(
+    name,
+    is,
+    (u, c) => {
+      if (u === undefined) return t.failure(u, c, 'is required')
+      if (!isPlainObject(u)) return t.failure(u, c, 'must be a JSON object')
+      return base.validate(u, c)
+    },
+    base.encode,
+    base.types,
+  )
+}
+
+/** A JSON array of `item`; each bad element is reported at its index. */
+export const list = <C extends t.Mixed>(item: C, what: string) => {
+  const base = t.array(item)
+  return new t.ArrayType<C, t.TypeOf<C>[], t.OutputOf<C>[], unknown>(
+    `Array<${item.name}>`,
+    base.is,
+    (u, c) => {
+      if (u === undefined) return t.failure(u, c, 'is required')
+      if (!Array.isArray(u)) return t.failure(u, c, `must be a list of ${what}`)
+      return base.validate(u, c)
+    },
+    base.encode,
+    item,
+  )
+}
