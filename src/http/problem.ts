@@ -2,6 +2,7 @@ import { isHeraldError } from '../errors/index.ts'
 
 const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   validation_failed: 400,
+  invalid_pattern: 400,
   unauthorized: 401,
   forbidden: 403,
   not_found: 404,

@@ -1,0 +1,21 @@
+/** Herald's package entry: what other programs may import. */
+export {
+  type AnchoreSelectorInput,
+  buildPatternIndex,
+  type CompiledPattern,
+  type CompileOptions,
+  compileAnchoreSelector,
+  compilePattern,
+  type Field,
+  InvalidPatternError,
+  isInvalidPatternError,
+  type LeafField,
+  type Matcher,
+  type NegatableMatcher,
+  type NumericBound,
+  type ObjectField,
+  type PatternIndex,
+  type PatternIndexEntry,
+  type PatternNode,
+  type Scalar,
+} from './matching/index.ts'

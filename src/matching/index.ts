@@ -1,0 +1,19 @@
+export {
+  type AnchoreSelectorInput,
+  type CompileOptions,
+  compileAnchoreSelector,
+  compilePattern,
+} from './compile.ts'
+export { InvalidPatternError, isInvalidPatternError } from './errors.ts'
+export { buildPatternIndex, type PatternIndex, type PatternIndexEntry } from './pattern-index.ts'
+export type {
+  CompiledPattern,
+  Field,
+  LeafField,
+  Matcher,
+  NegatableMatcher,
+  NumericBound,
+  ObjectField,
+  PatternNode,
+  Scalar,
+} from './types.ts'
