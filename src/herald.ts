@@ -7,6 +7,7 @@ import { migrate, warehouseMigrations } from '../projections/migrations/index.ts
 import { createProjectorHandler } from '../projections/projector/index.ts'
 import { createChdbWarehouse, createHttpWarehouse } from './adapters/clickhouse-warehouse/index.ts'
 import { createKafkaEventLog } from './adapters/kafka-event-log/index.ts'
+import { createKurrentDbEventStore } from './adapters/kurrentdb-event-store/index.ts'
 import { createSqliteEventLog } from './adapters/sqlite-event-log/index.ts'
 import { createSqliteEventStore } from './adapters/sqlite-event-store/index.ts'
 import { createTokenRoutes, createTokenService } from './auth/index.ts'
@@ -14,6 +15,7 @@ import type { Config } from './config/index.ts'
 import { ConfigError } from './errors/index.ts'
 import { chainAuthenticators, createAdminTokenAuthenticator, createHttpApp } from './http/index.ts'
 import { createMetrics, type Logger, type Metrics } from './observability/index.ts'
+import { createOutboundGuard, type OutboundGuardOptions } from './outbound/index.ts'
 import type { Consumer, EventLog } from './ports/event-log.ts'
 import type { EventStore } from './ports/event-store.ts'
 import type { Warehouse } from './ports/warehouse.ts'
@@ -23,7 +25,8 @@ import { wireNotifications } from './wiring/notifications.ts'
 export interface HeraldDependencies {
   readonly logger: Logger
   readonly clock?: () => number
-  readonly fetch?: typeof fetch
+  /** Replaces DNS resolution for outbound targets (tests). */
+  readonly lookup?: OutboundGuardOptions['lookup']
 }
 
 export interface Herald {
@@ -61,9 +64,16 @@ const openEventStore = async (config: Config): Promise<EventStore> => {
   if (config.event_store.kind === 'embedded') {
     return createSqliteEventStore({ path: join(config.data_dir, 'eventstore.sqlite') })
   }
-  throw new ConfigError([
-    { path: 'event_store.kind', message: 'kurrentdb is not available in this version yet; use embedded' },
-  ])
+  const connectionString = config.event_store.kurrentdb.connection_string
+  if (connectionString === null) {
+    throw new ConfigError([
+      {
+        path: 'event_store.kurrentdb.connection_string',
+        message: 'is required when event_store.kind is kurrentdb',
+      },
+    ])
+  }
+  return createKurrentDbEventStore({ connectionString })
 }
 
 const openWarehouse = async (config: Config): Promise<Warehouse> => {
@@ -137,6 +147,12 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     const { topics, partitions } = config.event_log
     await log.createTopics(Object.values(topics).map((topic) => ({ topic, partitions })))
 
+    // Closed after the consumers (closers run in reverse): in-flight deliveries keep their sockets.
+    const outbound = createOutboundGuard({
+      allowlist: config.outbound.allowlist,
+      ...(dependencies.lookup === undefined ? {} : { lookup: dependencies.lookup }),
+    })
+    closers.push(async () => outbound.close())
     const consumers: Consumer[] = []
     closers.push(async () => {
       await Promise.all(consumers.splice(0).map((consumer) => consumer.stop()))
@@ -149,7 +165,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
       logger,
       metrics,
       clock,
-      fetch: dependencies.fetch ?? fetch,
+      outbound,
     })
     closers.push(notifications.close)
     consumers.push(...notifications.consumers)

@@ -67,6 +67,8 @@ const configurationIdParam = (c: Context<NotificationsEnv>): string => {
 
 export interface NotificationRoutesOptions {
   readonly service: NotificationConfigService
+  /** Refuses a target URL the outbound guard would not deliver to (SSRF), before it is stored. */
+  readonly checkTarget?: (url: string) => Promise<void>
 }
 
 /**
@@ -77,7 +79,10 @@ export interface NotificationRoutesOptions {
  * @example
  * app.route('/v1/notifications', createNotificationRoutes({ service }))
  */
-export const createNotificationRoutes = ({ service }: NotificationRoutesOptions): Hono<NotificationsEnv> => {
+export const createNotificationRoutes = ({
+  service,
+  checkTarget,
+}: NotificationRoutesOptions): Hono<NotificationsEnv> => {
   const app = new Hono<NotificationsEnv>()
 
   app.get('/endpoints/webhook/configurations', async (c) => {
@@ -89,6 +94,7 @@ export const createNotificationRoutes = ({ service }: NotificationRoutesOptions)
   app.post('/endpoints/webhook/configurations', async (c) => {
     const { account } = writer(c)
     const body = validate(CreateWebhookConfigurationBody, await jsonBody(c), 'webhook configuration')
+    await checkTarget?.(body.url)
     const created = await service.createWebhookConfiguration(account, {
       url: body.url,
       ...(body.signing_secret === undefined ? {} : { signingSecret: body.signing_secret }),

@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto'
 import type { Hono } from 'hono'
 import { createDelivererHandler } from '../../streams/deliverer.ts'
+import type { Fetch } from '../../streams/delivery/index.ts'
 import { createRouterHandler } from '../../streams/router.ts'
 import { buildSelectorIndex, emptySelectorIndex, type SelectorIndex } from '../../streams/routing/index.ts'
 import type { Config } from '../config/index.ts'
+import { createEventTypeRoutes } from '../http/event-types.ts'
 import type { AppEnv } from '../http/index.ts'
 import {
   createEndpointRoutes,
@@ -14,6 +16,7 @@ import {
   type SelectorSet,
 } from '../notifications/index.ts'
 import type { Logger, Metrics } from '../observability/index.ts'
+import type { OutboundGuard } from '../outbound/index.ts'
 import type { Consumer, EventLog } from '../ports/event-log.ts'
 import type { EventStore } from '../ports/event-store.ts'
 
@@ -30,7 +33,8 @@ export interface WireNotificationsOptions {
   readonly logger: Logger
   readonly metrics: Metrics
   readonly clock: () => number
-  readonly fetch: typeof fetch
+  /** Every delivery and target check goes through the SSRF guard. */
+  readonly outbound: OutboundGuard
 }
 
 /**
@@ -50,7 +54,16 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
   const endpoints = createEndpointStatusService({ store, clock, newId: randomUUID })
   const mounts = [
     { path: '/v1/notifications', app: createEndpointRoutes({ endpoints }) },
-    { path: '/v1/notifications', app: createNotificationRoutes({ service }) },
+    { path: '/v1/notifications', app: createEventTypeRoutes() },
+    {
+      path: '/v1/notifications',
+      app: createNotificationRoutes({
+        service,
+        checkTarget: async (url) => {
+          await options.outbound.checkUrl(url)
+        },
+      }),
+    },
   ]
   if (!config.notifications.enabled) {
     logger('info', 'notifications.disabled', { reason: 'notifications.enabled is false' })
@@ -107,7 +120,7 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     { groupId: 'herald-deliverer', topics: [topics.deliveries] },
     createDelivererHandler({
       getConfiguration: (id) => selectors.configurations.get(id),
-      fetch: options.fetch,
+      fetch: guardedFetchOf(options.outbound),
       clock,
       logger,
       timeoutMs: config.notifications.webhook_timeout_ms,
@@ -122,3 +135,18 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     },
   }
 }
+
+/** The deliverer speaks WHATWG fetch; the guard pins each request to the address it checked. */
+const guardedFetchOf =
+  (guard: OutboundGuard): Fetch =>
+  async (input, init) => {
+    const { response } = await guard.fetch(String(input), {
+      ...(init?.method === undefined ? {} : { method: init.method }),
+      ...(init?.headers === undefined
+        ? {}
+        : { headers: init.headers as ConstructorParameters<typeof Headers>[0] }),
+      ...(typeof init?.body === 'string' ? { body: init.body } : {}),
+      ...(init?.signal ? { signal: init.signal } : {}),
+    })
+    return response
+  }

@@ -1,3 +1,4 @@
+import { isHeraldError } from '../../src/errors/index.ts'
 import type { WebhookConfiguration } from '../../src/notifications/index.ts'
 import type { DeliveryCommand } from '../routing/index.ts'
 import { signWebhook } from './signing.ts'
@@ -102,7 +103,9 @@ export const sendWebhook = async (
       ok: false,
       status: null,
       latencyMs: clock() - started,
-      retriable: true,
+      // Herald's own errors say whether a retry can help (a URL the SSRF guard refuses never
+      // will); anything else thrown by fetch is a network failure, which may pass.
+      retriable: isHeraldError(error) ? error.retriable : true,
       error: describeFailure(error, timeoutMs),
     }
   }

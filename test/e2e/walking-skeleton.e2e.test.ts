@@ -41,7 +41,13 @@ const verifySignature = (request: ReceivedRequest, secret: string): boolean => {
 
 describe('one engine event end to end, on the embedded default', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'herald-e2e-'))
-  const env = { HERALD_DATA_DIR: dataDir, HERALD_ADMIN_TOKEN: ADMIN_TOKEN, HERALD_LOG_LEVEL: 'info' }
+  // The receiver listens on loopback, which the SSRF guard refuses unless allowlisted.
+  const env = {
+    HERALD_DATA_DIR: dataDir,
+    HERALD_ADMIN_TOKEN: ADMIN_TOKEN,
+    HERALD_LOG_LEVEL: 'info',
+    HERALD_OUTBOUND_ALLOWLIST: '127.0.0.1',
+  }
   let receiver: Awaited<ReturnType<typeof startWebhookReceiver>>
   let herald: HeraldProcess
   let signingSecret = ''
@@ -127,6 +133,27 @@ describe('one engine event end to end, on the embedded default', () => {
     // Nothing of the batch was written: the good event never reaches the warehouse.
     await new Promise((resolve) => setTimeout(resolve, 500))
     assert.ok(!(await graphqlEvents()).results.some((e) => e.id === good.id))
+  })
+
+  it('serves the event catalog', async () => {
+    const { status, body } = await api('/v1/notifications/event-types')
+    assert.equal(status, 200)
+    const items = body?.items as { type: string; level: string; schema: unknown }[]
+    const analysed = items.find((i) => i.type === 'user.image.analysis.completed')
+    assert.equal(analysed?.level, 'info')
+    assert.equal(typeof analysed?.schema, 'object')
+    assert.ok(items.some((i) => i.type === 'com.ibm.cloud.compliance.posture'))
+  })
+
+  it('refuses a webhook target in a forbidden range, revealing nothing internal', async () => {
+    for (const url of ['http://169.254.169.254/latest/meta-data', 'http://[::1]:8080/', 'http://10.0.0.1/']) {
+      const refused = await api('/v1/notifications/endpoints/webhook/configurations', {
+        method: 'POST',
+        json: { url },
+      })
+      assert.equal(refused.status, 422, url)
+      assert.equal(refused.body?.code, 'outbound_blocked')
+    }
   })
 
   it('routes a posted event to a signed webhook and answers it through GraphQL', async () => {
