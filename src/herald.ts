@@ -20,6 +20,7 @@ import type { Consumer, EventLog } from './ports/event-log.ts'
 import type { EventStore } from './ports/event-store.ts'
 import type { Warehouse } from './ports/warehouse.ts'
 import { lockDataDir } from './wiring/data-dir-lock.ts'
+import { wireIngress } from './wiring/ingress.ts'
 import { wireNotifications } from './wiring/notifications.ts'
 
 export interface HeraldDependencies {
@@ -147,6 +148,10 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     const { topics, partitions } = config.event_log
     await log.createTopics(Object.values(topics).map((topic) => ({ topic, partitions })))
 
+    // Before the consumers' closer, so it closes after they stopped: an in-flight batch still uses it.
+    const ingress = await wireIngress({ config, warehouse, logger })
+    closers.push(() => ingress.close())
+
     // Closed after the consumers (closers run in reverse): in-flight deliveries keep their sockets.
     const outbound = createOutboundGuard({
       allowlist: config.outbound.allowlist,
@@ -159,6 +164,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     })
 
     const notifications = await wireNotifications({
+      ingress,
       config,
       log,
       store,
@@ -175,6 +181,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
         await log.consume(
           { groupId: 'herald-projector', topics: [topics.events], maxBatchSize: config.reports.batch_size },
           createProjectorHandler({
+            decoder: ingress.decoder,
             warehouse,
             clock,
             logger,

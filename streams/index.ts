@@ -5,5 +5,5 @@ export {
   DeliveryRetryError,
 } from './deliverer.ts'
 export * from './delivery/index.ts'
-export { createRouterHandler, decodeLogEvents, type RouterHandlerOptions } from './router.ts'
+export { createRouterHandler, dropProcessed, type RouterCounts, type RouterHandlerOptions } from './router.ts'
 export * from './routing/index.ts'

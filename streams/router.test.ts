@@ -1,9 +1,18 @@
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
 import { describe, it } from 'node:test'
-import { encodeLogEvent } from '../src/events/index.ts'
+import { TestScheduler } from 'rxjs/testing'
+import { type CloudEvent, encodeLogEvent } from '../src/events/index.ts'
+import {
+  createMemoryProcessedIds,
+  type IngressEvent,
+  processedKey,
+  readDeadLetter,
+  toKafkaMessage,
+} from '../src/ingress/index.ts'
 import type { LogFields, Logger, LogLevel } from '../src/observability/index.ts'
 import type { Batch, LogMessage, OutgoingMessage, PublishedPosition } from '../src/ports/index.ts'
-import { createRouterHandler } from './router.ts'
+import { createRouterHandler, dropProcessed, type RouterCounts } from './router.ts'
 import { buildSelectorIndex, decodeDeliveryCommand } from './routing/index.ts'
 import { aConfiguration, anEvent, aSelector } from './routing/test-fixtures.ts'
 
@@ -13,21 +22,55 @@ const capturingLogger = () => {
   return { lines, logger }
 }
 
-const batchOf = (values: Uint8Array[]): Batch => ({
+/** The catalog's first valid `data` of `type`, so events pass the contract. */
+const validData = (type: string): unknown =>
+  (
+    JSON.parse(readFileSync(new URL(`../schemas/fixtures/${type}.json`, import.meta.url), 'utf8')) as {
+      valid: unknown[]
+    }
+  ).valid[0]
+
+const aValidEvent = (overrides: Partial<CloudEvent> = {}): CloudEvent => {
+  const type = overrides.type ?? 'user.checks.tag.vulnerabilities.update'
+  return anEvent({ data: validData(type), ...overrides, type })
+}
+
+const asLogMessage = (m: OutgoingMessage, offset: number): LogMessage => ({
   topic: 'engine.events',
   partition: 0,
-  messages: values.map(
-    (value, offset): LogMessage => ({
-      topic: 'engine.events',
-      partition: 0,
-      offset,
-      key: 'acme',
-      value,
-      headers: {},
-      timestamp: 0,
-    }),
+  offset,
+  key: m.key,
+  value: m.value,
+  headers: m.headers ?? {},
+  timestamp: 0,
+})
+
+const batchOf = (messages: (Uint8Array | OutgoingMessage)[]): Batch => ({
+  topic: 'engine.events',
+  partition: 0,
+  messages: messages.map((m, offset) =>
+    asLogMessage(m instanceof Uint8Array ? { key: 'acme', value: m } : m, offset),
   ),
 })
+
+const capturingLog = () => {
+  const published: { topic: string; messages: readonly OutgoingMessage[] }[] = []
+  const log = {
+    publish: async (topic: string, messages: readonly OutgoingMessage[]): Promise<PublishedPosition[]> => {
+      published.push({ topic, messages })
+      return []
+    },
+  }
+  const on = (topic: string) => published.filter((p) => p.topic === topic).flatMap((p) => p.messages)
+  return { log, published, on }
+}
+
+const deliveredEventIds = (messages: readonly OutgoingMessage[]): string[] =>
+  messages.map((m) => {
+    const decoded = decodeDeliveryCommand(asLogMessage(m, 0))
+    assert.ok(decoded.ok)
+    return decoded.value.event.id
+  })
 
 const index = buildSelectorIndex({
   position: 1,
@@ -35,74 +78,185 @@ const index = buildSelectorIndex({
   selectors: new Map([['sel-1', aSelector({ type: 'user.checks.*' })]]),
 })
 
+const topics = { deliveries: 'notifications.deliveries', dlq: 'engine.events.dlq' }
+
 describe('createRouterHandler', () => {
-  it('publishes one command per matched event to the deliveries topic, and skips undecodable messages', async () => {
-    const published: { topic: string; messages: readonly OutgoingMessage[] }[] = []
-    const log = {
-      publish: async (topic: string, messages: readonly OutgoingMessage[]): Promise<PublishedPosition[]> => {
-        published.push({ topic, messages })
-        return []
-      },
-    }
-    const { lines, logger } = capturingLogger()
-    const routed: unknown[] = []
+  it('publishes one command per matched event to the deliveries topic', async () => {
+    const { log, on } = capturingLog()
+    const counts: RouterCounts[] = []
     const handler = createRouterHandler({
       log,
-      topics: { deliveries: 'notifications.deliveries' },
+      topics,
       getIndex: () => index,
       clock: () => 0,
-      logger,
-      onRouted: (counts) => routed.push(counts),
+      logger: () => {},
+      onRouted: (c) => counts.push(c),
     })
 
     await handler(
       batchOf([
-        encodeLogEvent(anEvent({ id: 'e1' })).value,
-        new TextEncoder().encode('{"not":"an event"}'),
-        encodeLogEvent(anEvent({ id: 'e2', type: 'user.image.analysis.completed' })).value,
-        encodeLogEvent(anEvent({ id: 'e3' })).value,
+        encodeLogEvent(aValidEvent({ id: 'e1' })).value,
+        encodeLogEvent(aValidEvent({ id: 'e2', type: 'user.image.analysis.completed' })).value,
+        toKafkaMessage(aValidEvent({ id: 'e3' }), { mode: 'binary' }),
       ]),
     )
 
-    assert.equal(published.length, 1)
-    assert.equal(published[0]?.topic, 'notifications.deliveries')
-    const commands = published[0]?.messages.map((m) => {
-      const decoded = decodeDeliveryCommand({
-        topic: '',
-        partition: 0,
-        offset: 0,
-        key: m.key,
-        value: m.value,
-        headers: {},
-        timestamp: 0,
-      })
-      assert.ok(decoded.ok)
-      assert.equal(m.key, 'cfg-1')
-      return decoded.value.event.id
-    })
-    assert.deepEqual(commands, ['e1', 'e3'])
-    const invalid = lines.filter((l) => l.event === 'router.event_invalid')
-    assert.equal(invalid.length, 1)
-    assert.equal(invalid[0]?.fields.offset, 1)
-    assert.deepEqual(routed, [{ events: 3, invalid: 1, deliveries: 2 }])
+    assert.deepEqual(deliveredEventIds(on(topics.deliveries)), ['e1', 'e3'])
+    assert.equal(on(topics.deliveries)[0]?.key, 'cfg-1')
+    assert.deepEqual(counts, [{ events: 3, invalid: 0, duplicates: 0, deliveries: 2, deadLettered: {} }])
   })
 
-  it('publishes nothing when nothing matched', async () => {
-    let publishes = 0
+  it('dead-letters each invalid message with its original bytes, key and headers, and routes the rest', async () => {
+    const { log, on } = capturingLog()
+    const { lines, logger } = capturingLogger()
+    const counts: RouterCounts[] = []
+    const handler = createRouterHandler({
+      log,
+      topics,
+      getIndex: () => index,
+      clock: () => Date.UTC(2026, 10, 22),
+      logger,
+      onRouted: (c) => counts.push(c),
+    })
+    const garbage = new Uint8Array([0xff, 0xfe, 0x00])
+    const unknownType = toKafkaMessage(anEvent({ id: 'u1', type: 'com.example.unknown' }), {
+      mode: 'binary',
+    })
+
+    await handler(
+      batchOf([
+        encodeLogEvent(aValidEvent({ id: 'e1' })).value,
+        garbage,
+        new TextEncoder().encode('{"not":"an event"}'),
+        unknownType,
+        new Uint8Array([0, 0, 0]),
+        encodeLogEvent(aValidEvent({ id: 'e2' })).value,
+      ]),
+    )
+
+    assert.deepEqual(deliveredEventIds(on(topics.deliveries)), ['e1', 'e2'])
+    const letters = on(topics.dlq)
+    assert.deepEqual(
+      letters.map((l) => readDeadLetter({ headers: l.headers ?? {} })?.code),
+      ['payload_undecodable', 'event_invalid', 'event_type_unknown', 'wire_format_invalid'],
+    )
+    assert.deepEqual(letters[0]?.value, garbage)
+    assert.equal(letters[0]?.key, 'acme')
+    const info = readDeadLetter({ headers: letters[2]?.headers ?? {} })
+    assert.deepEqual(
+      { topic: info?.topic, partition: info?.partition, offset: info?.offset },
+      { topic: 'engine.events', partition: 0, offset: 3 },
+    )
+    assert.equal(letters[2]?.headers?.ce_id, 'u1', 'binary-mode attributes stay on the letter')
+    assert.match(info?.message ?? '', /unknown event type "com.example.unknown"/)
+    assert.equal(lines.filter((l) => l.event === 'router.event_invalid').length, 4)
+    assert.deepEqual(counts[0]?.deadLettered, {
+      payload_undecodable: 1,
+      event_invalid: 1,
+      event_type_unknown: 1,
+      wire_format_invalid: 1,
+    })
+    assert.equal(counts[0]?.invalid, 4)
+  })
+
+  it('routes an event once per (account, source, id), within a batch and across batches', async () => {
+    const { log, on } = capturingLog()
+    const processed = createMemoryProcessedIds()
+    const counts: RouterCounts[] = []
+    const handler = createRouterHandler({
+      log,
+      topics,
+      getIndex: () => index,
+      clock: () => 0,
+      logger: () => {},
+      processed,
+      onRouted: (c) => counts.push(c),
+    })
+    const e1 = encodeLogEvent(aValidEvent({ id: 'e1' })).value
+    const otherSource = encodeLogEvent(aValidEvent({ id: 'e1', source: '/engine/other' })).value
+    const otherAccount = encodeLogEvent(aValidEvent({ id: 'e1', account: 'globex' })).value
+
+    await handler(batchOf([e1, e1, otherSource]))
+    await handler(batchOf([e1, otherAccount]))
+
+    // globex has no configuration: it is routed (and remembered) but matches nothing.
+    assert.deepEqual(deliveredEventIds(on(topics.deliveries)), ['e1', 'e1'])
+    assert.deepEqual(
+      counts.map((c) => [c.events, c.duplicates]),
+      [
+        [2, 1],
+        [1, 1],
+      ],
+    )
+    const seen = await processed.seen([
+      processedKey({ account: 'globex', source: '/engine/policy', id: 'e1' }),
+    ])
+    assert.equal(seen.size, 1)
+  })
+
+  it('records nothing when publishing fails, so the retried batch is routed in full', async () => {
+    let fail = true
+    const processed = createMemoryProcessedIds()
+    const { log, on } = capturingLog()
     const handler = createRouterHandler({
       log: {
-        publish: async () => {
-          publishes++
-          return []
+        publish: async (topic, messages) => {
+          if (fail) throw new Error('log unavailable')
+          return log.publish(topic, messages)
         },
       },
+      topics,
+      getIndex: () => index,
+      clock: () => 0,
+      logger: () => {},
+      processed,
+    })
+    const batch = batchOf([encodeLogEvent(aValidEvent({ id: 'e1' })).value])
+    await assert.rejects(handler(batch), /log unavailable/)
+    fail = false
+    await handler(batch)
+    assert.deepEqual(deliveredEventIds(on(topics.deliveries)), ['e1'])
+  })
+
+  it('validates and dead-letters, but routes nothing, when routing is off', async () => {
+    const { log, on } = capturingLog()
+    const handler = createRouterHandler({
+      log,
+      topics,
+      getIndex: () => index,
+      clock: () => 0,
+      logger: () => {},
+      route: false,
+    })
+    await handler(batchOf([encodeLogEvent(aValidEvent()).value, new Uint8Array([1, 2, 3])]))
+    assert.equal(on(topics.deliveries).length, 0)
+    assert.equal(on(topics.dlq).length, 1)
+  })
+
+  it('logs and skips invalid messages when no dead-letter topic is given', async () => {
+    const { log, published } = capturingLog()
+    const handler = createRouterHandler({
+      log,
       topics: { deliveries: 'd' },
       getIndex: () => index,
       clock: () => 0,
       logger: () => {},
     })
-    await handler(batchOf([encodeLogEvent(anEvent({ type: 'system.feeds.sync.failed' })).value]))
-    assert.equal(publishes, 0)
+    await handler(batchOf([new Uint8Array([1, 2, 3])]))
+    assert.equal(published.length, 0)
+  })
+
+  it('publishes nothing when nothing matched', async () => {
+    const { log, published } = capturingLog()
+    const handler = createRouterHandler({
+      log,
+      topics,
+      getIndex: () => index,
+      clock: () => 0,
+      logger: () => {},
+    })
+    await handler(batchOf([encodeLogEvent(aValidEvent({ type: 'system.feeds.sync.failed' })).value]))
+    assert.equal(published.length, 0)
   })
 
   it('rejects when publishing fails, so the batch is not committed', async () => {
@@ -112,11 +266,34 @@ describe('createRouterHandler', () => {
           throw new Error('log unavailable')
         },
       },
-      topics: { deliveries: 'd' },
+      topics,
       getIndex: () => index,
       clock: () => 0,
       logger: () => {},
     })
-    await assert.rejects(handler(batchOf([encodeLogEvent(anEvent()).value])), /log unavailable/)
+    await assert.rejects(handler(batchOf([encodeLogEvent(aValidEvent()).value])), /log unavailable/)
+    await assert.rejects(
+      handler(batchOf([new Uint8Array([1])])),
+      /log unavailable/,
+      'a DLQ write failure too',
+    )
+  })
+})
+
+describe('dropProcessed', () => {
+  const event = (id: string, account = 'acme') => aValidEvent({ id, account }) as IngressEvent
+
+  it('drops events already seen and repeats within the stream, in order', () => {
+    const values = { a: event('a'), b: event('b'), c: event('c'), d: event('a', 'globex') }
+    const dropped: string[] = []
+    const seen = new Set([processedKey(values.b)])
+    new TestScheduler((actual, expected) => assert.deepEqual(actual, expected)).run(
+      ({ cold, expectObservable }) => {
+        expectObservable(
+          cold('a-b-a-c-d|', values).pipe(dropProcessed(seen, (e) => dropped.push(`${e.account}/${e.id}`))),
+        ).toBe('a-----c-d|', values)
+      },
+    )
+    assert.deepEqual(dropped, ['acme/b', 'acme/a'])
   })
 })

@@ -1,4 +1,4 @@
-import { decodeLogEvent } from '../../src/events/index.ts'
+import { createIngressDecoder, type IngressDecoder } from '../../src/ingress/index.ts'
 import type { Logger } from '../../src/observability/index.ts'
 import type { BatchHandler } from '../../src/ports/event-log.ts'
 import type { Warehouse } from '../../src/ports/warehouse.ts'
@@ -12,6 +12,11 @@ export interface ProjectorOptions {
   readonly logger: Logger
   readonly onProjected?: (count: number) => void
   readonly onInvalid?: (count: number) => void
+  /**
+   * The router's decoder (the same wire formats and contract). The projector only skips and
+   * counts what it refuses: the router is the one consumer group that dead-letters it.
+   */
+  readonly decoder?: IngressDecoder
 }
 
 /**
@@ -24,6 +29,7 @@ export interface ProjectorOptions {
  */
 export const createProjectorHandler = (options: ProjectorOptions): BatchHandler => {
   const { warehouse, clock, logger } = options
+  const decoder = options.decoder ?? createIngressDecoder()
   return async (batch) => {
     const first = batch.messages[0]
     const last = batch.messages.at(-1)
@@ -31,19 +37,20 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
     const ingestedAt = clock()
     const rows: EventRow[] = []
     let invalid = 0
-    for (const message of batch.messages) {
-      const decoded = decodeLogEvent(message)
-      if (decoded.ok) rows.push(toEventRow(decoded.value, message, ingestedAt))
+    const results = await decoder.decodeBatch(batch.messages)
+    batch.messages.forEach((message, i) => {
+      const decoded = results[i]
+      if (decoded?.ok) rows.push(toEventRow(decoded.event, message, ingestedAt))
       else {
         invalid++
-        logger('warn', 'projector.event_invalid', {
+        logger('debug', 'projector.event_invalid', {
           topic: message.topic,
           partition: message.partition,
           offset: message.offset,
-          issues: decoded.issues,
+          code: decoded?.failure.code,
         })
       }
-    }
+    })
     if (rows.length > 0) {
       await warehouse.insert('events', rows, {
         deduplicationToken: deduplicationToken(batch.topic, batch.partition, first.offset, last.offset),

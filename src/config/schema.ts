@@ -33,8 +33,6 @@ const ROUTER = 'the router'
 const DELIVERER = 'the deliverer'
 const SSRF = 'the deliverer’s SSRF guard'
 const KURRENT = 'the KurrentDB event store adapter'
-const REGISTRY = 'the schema registry port'
-const CONFLUENT = 'the Confluent schema registry adapter'
 const ENCRYPTION = 'secret encryption in the notification aggregates'
 
 export const schema = group({
@@ -245,29 +243,24 @@ export const schema = group({
     kind: key(oneOf(['embedded', 'confluent'] as const), {
       default: 'embedded',
       doc: '`embedded`: schemas from `schemas/`, in process; `confluent`: the registry below.',
-      pending: REGISTRY,
     }),
     confluent: group({
       url: key(nullable(httpUrl), {
         default: null,
         doc: 'URL of the Confluent Schema Registry. Required when `schema_registry.kind` is `confluent`.',
-        pending: CONFLUENT,
       }),
       username: key(nullable(nonEmptyString), {
         default: null,
         doc: 'Basic-auth user; set together with `password`.',
-        pending: CONFLUENT,
       }),
       password: key(nullable(secretString(1)), {
         default: null,
         secret: 'value',
         doc: 'Basic-auth password; set together with `username`.',
-        pending: CONFLUENT,
       }),
       register_schemas: key(boolean, {
         default: false,
-        doc: '`true`: register the schemas in `schemas/` at start-up; `false`: expect them registered.',
-        pending: CONFLUENT,
+        doc: '`true`: register Herald’s schemas (the event catalog in `schemas/`, the downstream topics in `schemas/topics/`) at start-up; `false`: expect them registered.',
       }),
     }),
   }),

@@ -1,7 +1,19 @@
 import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { HeraldError, ValidationError } from '../errors/index.ts'
-import { type CloudEvent, decodeCloudEvent, decodeCloudEventBatch, encodeLogEvent } from '../events/index.ts'
+import { encodeLogEvent } from '../events/index.ts'
+import {
+  BATCH_MEDIA_TYPE as BATCH,
+  dataFromBody,
+  decodeEvent,
+  decodeEventBatch,
+  eventFromBinary,
+  HTTP_HEADER_PREFIX,
+  type IngressEvent,
+  mediaType,
+  prefixedAttributes,
+  STRUCTURED_MEDIA_TYPE as STRUCTURED,
+} from '../ingress/index.ts'
 import type { Metrics } from '../observability/index.ts'
 import type { EventLog } from '../ports/event-log.ts'
 import { authorize } from './authorize.ts'
@@ -15,12 +27,6 @@ export interface IngestOptions {
   readonly maxBodyBytes: number
 }
 
-const STRUCTURED = 'application/cloudevents+json'
-const BATCH = 'application/cloudevents-batch+json'
-
-const mediaType = (header: string | undefined): string =>
-  (header ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
-
 const parseJson = (text: string): unknown => {
   try {
     return JSON.parse(text)
@@ -31,20 +37,20 @@ const parseJson = (text: string): unknown => {
   }
 }
 
-/** CloudEvents' HTTP binary mode: attributes in `ce-*` headers, the body is `data`. */
+/**
+ * CloudEvents' HTTP binary mode: attributes in `ce-*` headers, the body is `data` — read by the
+ * same rules as Kafka's binary mode, so both ways in accept the same events.
+ */
 const fromBinaryMode = (headers: Headers, contentType: string, body: string): unknown => {
-  const event: Record<string, unknown> = {}
-  headers.forEach((value, name) => {
-    if (name.startsWith('ce-')) event[name.slice(3)] = value
-  })
-  if (contentType !== '') event.datacontenttype = contentType
-  if (body !== '') event.data = contentType.endsWith('json') ? parseJson(body) : body
-  return event
+  const data = dataFromBody(contentType, body)
+  if (!data.ok) throw new ValidationError('the body cannot be the event’s data', data.issues)
+  return eventFromBinary(prefixedAttributes(headers, HTTP_HEADER_PREFIX), contentType, data.data)
 }
 
 /**
- * `POST /v1/events`: the CloudEvents HTTP binding. A request is validated whole and appended
- * in one publish, so a batch with one bad event writes nothing. A principal may publish only
+ * `POST /v1/events`: the CloudEvents HTTP binding. Events are judged by the same contract as
+ * on Kafka (the event catalog: envelope, then `data` by `type`). A request is validated whole
+ * and appended in one publish, so a batch with one bad event writes nothing. A principal may publish only
  * its own account's events; an admin may publish any account's.
  */
 export const createIngestRoutes = ({ log, topic, metrics, maxBodyBytes }: IngestOptions) => {
@@ -61,14 +67,14 @@ export const createIngestRoutes = ({ log, topic, metrics, maxBodyBytes }: Ingest
     async (c) => {
       const contentType = mediaType(c.req.header('content-type'))
       const body = await c.req.text()
-      let decoded: ReturnType<typeof decodeCloudEventBatch>
+      let decoded: ReturnType<typeof decodeEventBatch>
       if (contentType === STRUCTURED) {
-        const one = decodeCloudEvent(parseJson(body))
+        const one = decodeEvent(parseJson(body))
         decoded = one.ok ? { ok: true, value: [one.value] } : one
       } else if (contentType === BATCH) {
-        decoded = decodeCloudEventBatch(parseJson(body))
+        decoded = decodeEventBatch(parseJson(body))
       } else if (c.req.header('ce-specversion') !== undefined) {
-        const one = decodeCloudEvent(fromBinaryMode(c.req.raw.headers, contentType, body))
+        const one = decodeEvent(fromBinaryMode(c.req.raw.headers, contentType, body))
         decoded = one.ok ? { ok: true, value: [one.value] } : one
       } else {
         throw new HeraldError(
@@ -80,7 +86,7 @@ export const createIngestRoutes = ({ log, topic, metrics, maxBodyBytes }: Ingest
         metrics.eventsRejected.inc()
         throw new ValidationError('the request holds invalid events', decoded.issues)
       }
-      const events: CloudEvent[] = decoded.value
+      const events: IngressEvent[] = decoded.value
       const principal = c.get('principal')
       if (principal.role !== 'admin') {
         const foreign = events.findIndex((e) => e.account !== principal.account)

@@ -22,6 +22,15 @@ export const createMetrics = () => {
     invalidLogEvents: counter('herald_log_events_invalid_total', 'Log messages that failed to decode', [
       'consumer',
     ]),
+    deadLettered: counter(
+      'herald_ingress_dead_lettered_total',
+      'Engine event messages set aside on the dead-letter topic, by reason',
+      ['reason'],
+    ),
+    duplicateEvents: counter(
+      'herald_router_duplicate_events_total',
+      'Engine events skipped because their (account, source, id) was already routed',
+    ),
     batchSeconds: new Histogram({
       name: 'herald_batch_duration_seconds',
       help: 'Time to handle one log batch',

@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto'
 import type { Hono } from 'hono'
 import { createDelivererHandler } from '../../streams/deliverer.ts'
 import type { Fetch } from '../../streams/delivery/index.ts'
-import { createRouterHandler } from '../../streams/router.ts'
 import { buildSelectorIndex, emptySelectorIndex, type SelectorIndex } from '../../streams/routing/index.ts'
 import type { Config } from '../config/index.ts'
 import { createEventTypeRoutes } from '../http/event-types.ts'
@@ -19,6 +18,7 @@ import type { Logger, Metrics } from '../observability/index.ts'
 import type { OutboundGuard } from '../outbound/index.ts'
 import type { Consumer, EventLog } from '../ports/event-log.ts'
 import type { EventStore } from '../ports/event-store.ts'
+import { type IngressWiring, startRouter } from './ingress.ts'
 
 export interface NotificationsWiring {
   readonly consumers: readonly Consumer[]
@@ -35,6 +35,8 @@ export interface WireNotificationsOptions {
   readonly clock: () => number
   /** Every delivery and target check goes through the SSRF guard. */
   readonly outbound: OutboundGuard
+  /** The engine-event decoder and processed-id window the router uses. */
+  readonly ingress: IngressWiring
 }
 
 /**
@@ -65,9 +67,12 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
       }),
     },
   ]
+  const routerOptions = { config, log, ingress: options.ingress, metrics: options.metrics, logger, clock }
   if (!config.notifications.enabled) {
     logger('info', 'notifications.disabled', { reason: 'notifications.enabled is false' })
-    return { consumers: [], mounts, close: async () => {} }
+    // The router is the one group that dead-letters bad input, so it keeps validating.
+    const router = await startRouter({ ...routerOptions, getIndex: () => emptySelectorIndex, route: false })
+    return { consumers: [router], mounts, close: async () => {} }
   }
 
   // One reference, replaced whole: a batch in flight sees the old index or the new, never a mix.
@@ -101,21 +106,7 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
   }
 
   const { topics } = config.event_log
-  const router = await log.consume(
-    { groupId: 'herald-router', topics: [topics.events] },
-    createRouterHandler({
-      log,
-      topics,
-      getIndex: () => index,
-      clock,
-      logger,
-      onRouted: ({ events, invalid, deliveries }) => {
-        options.metrics.eventsRouted.inc(events)
-        options.metrics.deliveryCommands.inc(deliveries)
-        if (invalid > 0) options.metrics.invalidLogEvents.inc({ consumer: 'router' }, invalid)
-      },
-    }),
-  )
+  const router = await startRouter({ ...routerOptions, getIndex: () => index, route: true })
   const deliverer = await log.consume(
     { groupId: 'herald-deliverer', topics: [topics.deliveries] },
     createDelivererHandler({

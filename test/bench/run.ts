@@ -13,6 +13,7 @@ import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.
 import { decodeCloudEvent, encodeLogEvent } from '../../src/events/index.ts'
 import { silentLogger } from '../../src/observability/index.ts'
 import type { LogMessage } from '../../src/ports/event-log.ts'
+import { runIngressBenchmarks } from './ingress.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'herald-bench-'))
 const results: { case: string; value: string }[] = []
@@ -123,6 +124,10 @@ const timed = async (work: () => Promise<number> | number): Promise<[number, num
   report('projector into chDB (batches of 1000)', projected, projectMs)
   await warehouse.close()
 }
+
+// 4. Kafka ingress: wire-format decode + validate per core, the processed-id window, and
+// consuming from the Kafka protocol peer (test/bench/ingress.ts).
+await runIngressBenchmarks(report)
 
 rmSync(dir, { recursive: true, force: true })
 process.stdout.write(`\n${results.map((r) => `| ${r.case} | ${r.value} |`).join('\n')}\n`)

@@ -48,6 +48,7 @@ describe('API tokens: issued, used and revoked through the HTTP API', () => {
     source: '/engine',
     type: 'user.image.analysis.completed',
     account,
+    data: { digest: 'sha256:ab' },
   })
 
   before(async () => {

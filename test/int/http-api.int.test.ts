@@ -19,6 +19,7 @@ const event = (id: string, extra: Record<string, unknown> = {}) => ({
   source: '/engine',
   type: 'user.image.analysis.completed',
   account: 'acme',
+  data: { digest: 'sha256:1' },
   ...extra,
 })
 
@@ -119,6 +120,8 @@ describe('HTTP API on the embedded log and chDB', () => {
       type: 'user.image.analysis.completed',
       account: 'acme',
       level: 'warning',
+      // Filled from the event catalog, as for every accepted event.
+      resourcetype: 'image_tag',
       datacontenttype: 'application/json',
       data: { digest: 'sha256:1' },
     })

@@ -21,7 +21,7 @@ const event = (i: number) => ({
   type: 'user.image.analysis.completed',
   account: i % 2 === 0 ? 'acme' : 'globex',
   time: `2026-11-22T10:00:${String(i % 60).padStart(2, '0')}.250Z`,
-  data: { n: i },
+  data: { digest: `sha256:${i}`, n: i },
 })
 
 describe('projector on chDB and the embedded log', () => {
@@ -63,7 +63,11 @@ describe('projector on chDB and the embedded log', () => {
     const [row] = await warehouse.query<{ account: string; time: string; data: string }>(
       "SELECT account, toString(time) AS time, data FROM events WHERE id = 'evt-7'",
     )
-    assert.deepEqual(row, { account: 'globex', time: '2026-11-22 10:00:07.250', data: '{"n":7}' })
+    assert.deepEqual(row, {
+      account: 'globex',
+      time: '2026-11-22 10:00:07.250',
+      data: '{"digest":"sha256:7","n":7}',
+    })
 
     // A crash between insert and commit redelivers the same batches: nothing counts twice.
     for (const batch of batches) await handler(batch)

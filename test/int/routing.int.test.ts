@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -30,6 +30,14 @@ import { type ReceivedRequest, startWebhookReceiver } from '../support/webhook-r
 
 const TOPICS = { events: 'engine.events', deliveries: 'notifications.deliveries' }
 
+/** The event catalog's first valid `data` of `type`, so events pass the router's contract. */
+const validData = (type: string): unknown =>
+  (
+    JSON.parse(readFileSync(new URL(`../../schemas/fixtures/${type}.json`, import.meta.url), 'utf8')) as {
+      valid: unknown[]
+    }
+  ).valid[0]
+
 const anEvent = (overrides: Partial<CloudEvent> = {}): CloudEvent => ({
   specversion: '1.0',
   id: `evt-${randomUUID()}`,
@@ -39,8 +47,8 @@ const anEvent = (overrides: Partial<CloudEvent> = {}): CloudEvent => ({
   level: 'warning',
   resourcetype: 'tag',
   time: new Date().toISOString(),
-  data: { tag: 'docker.io/library/nginx:latest', result: 'fail' },
   ...overrides,
+  data: overrides.data ?? validData(overrides.type ?? 'user.checks.tag.policy_evaluation.update'),
 })
 
 describe('routing: engine event → router → deliveries topic → deliverer → signed webhook', () => {

@@ -1,0 +1,208 @@
+import assert from 'node:assert/strict'
+import { before, describe, it } from 'node:test'
+import fc from 'fast-check'
+import { isRetriable, NotFoundError, UnavailableError } from '../errors/index.ts'
+import { decodeEngineEvent, type EngineEvent } from '../events/index.ts'
+import { generateActivity } from '../generator/index.ts'
+import type { LogMessage, OutgoingMessage } from '../ports/event-log.ts'
+import { toKafkaMessage } from './cloudevents-binding.ts'
+import { createIngressDecoder, type IngressResult } from './decode.ts'
+import { createEmbeddedSchemaRegistry } from './embedded-registry.ts'
+import type { SchemaRegistry } from './schema-registry.ts'
+import { heraldSubjects } from './subjects.ts'
+import { encodeFrame } from './wire-format.ts'
+
+const TOPICS = {
+  events: 'engine.events',
+  deliveries: 'notifications.deliveries',
+  outcomes: 'notifications.outcomes',
+  metrics: 'reports.metrics',
+}
+const events: readonly EngineEvent[] = [
+  ...generateActivity({ seed: 7, accounts: 3, count: 300, clock: () => Date.UTC(2026, 10, 22) }),
+]
+const encoder = new TextEncoder()
+
+const asLogMessage = (m: OutgoingMessage, offset = 0): LogMessage => ({
+  topic: TOPICS.events,
+  partition: 0,
+  offset,
+  key: m.key,
+  value: m.value,
+  headers: m.headers ?? {},
+  timestamp: 0,
+})
+
+const message = (value: Uint8Array, headers: Record<string, string> = {}): LogMessage =>
+  asLogMessage({ key: 'acme', value, headers })
+
+const countingRegistry = (registry: SchemaRegistry) => {
+  const calls: number[] = []
+  return {
+    calls,
+    registry: {
+      decoderFor: (id: number) => {
+        calls.push(id)
+        return registry.decoderFor(id)
+      },
+    },
+  }
+}
+
+const only = async (decode: (m: LogMessage[]) => Promise<IngressResult[]>, m: LogMessage) => {
+  const [result] = await decode([m])
+  assert.ok(result)
+  return result
+}
+
+describe('createIngressDecoder', () => {
+  const registry = createEmbeddedSchemaRegistry({ subjects: heraldSubjects(TOPICS) })
+  const decoder = createIngressDecoder({ registry })
+  const decode = (m: LogMessage[]) => decoder.decodeBatch(m)
+  let envelopeId: number
+  const typeId = (type: string) => registry.latestId(`${TOPICS.events}-${type}`)
+  const dataId = (type: string) => registry.latestId(`${TOPICS.events}-${type}-data`)
+
+  before(async () => {
+    envelopeId = await registry.latestId(`${TOPICS.events}-value`)
+  })
+
+  it('reads every mode and framing into the event the contract makes of it', async () => {
+    const modes = fc.constantFrom('structured', 'binary') as fc.Arbitrary<'structured' | 'binary'>
+    const framings = fc.constantFrom('plain', 'envelope', 'type')
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...events), modes, framings, async (event, mode, framing) => {
+        const schemaId =
+          framing === 'plain'
+            ? undefined
+            : mode === 'binary'
+              ? await dataId(event.type)
+              : framing === 'envelope'
+                ? envelopeId
+                : await typeId(event.type)
+        const outgoing = toKafkaMessage(event, schemaId === undefined ? { mode } : { mode, schemaId })
+        const result = await only(decode, asLogMessage(outgoing))
+        const expected = decodeEngineEvent(JSON.parse(JSON.stringify(event)))
+        assert.ok(expected.ok)
+        assert.deepEqual(result, { ok: true, event: expected.value })
+      }),
+      { numRuns: 300 },
+    )
+  })
+
+  it('names why each kind of bad message is refused', async () => {
+    const event = events.find((e) => e.type === 'user.image.analysis.completed') as EngineEvent
+    const json = (value: unknown) => encoder.encode(JSON.stringify(value))
+    const framed = async (type: string, value: unknown) => encodeFrame(await typeId(type), json(value))
+    const cases: [string, LogMessage][] = [
+      ['wire_format_invalid', message(new Uint8Array([0, 0, 1]))],
+      ['schema_not_found', message(encodeFrame(424_242, json(event)))],
+      ['schema_not_found', message(encodeFrame(-3, json(event)))],
+      ['payload_undecodable', message(new Uint8Array([0xc3, 0x28]))],
+      ['payload_undecodable', message(encoder.encode('{"id": '))],
+      ['payload_undecodable', message(encodeFrame(envelopeId, encoder.encode('not json')))],
+      ['schema_invalid', message(await framed(event.type, { ...event, data: { digest: 42 } }))],
+      ['schema_invalid', message(await framed(event.type, { ...event, type: 'user.image.analysis.failed' }))],
+      [
+        'content_type_unsupported',
+        message(json(event), { 'content-type': 'application/cloudevents-batch+json' }),
+      ],
+      ['content_type_unsupported', message(json(event), { 'content-type': 'application/cloudevents+xml' })],
+      [
+        'content_type_unsupported',
+        message(new Uint8Array([1, 2]), {
+          ce_specversion: '1.0',
+          ce_id: 'x',
+          'content-type': 'application/octet-stream',
+        }),
+      ],
+      ['event_type_unknown', message(json({ ...event, type: 'com.example.unknown' }))],
+      ['event_invalid', message(json({ ...event, account: undefined }))],
+      ['event_invalid', message(json({ ...event, data: { digest: 42 } }))],
+      ['event_invalid', message(new Uint8Array(), { ce_specversion: '1.0' })],
+    ]
+    const results = await decode(cases.map(([, m]) => m))
+    assert.deepEqual(
+      results.map((r) => (r.ok ? 'ok' : r.failure.code)),
+      cases.map(([code]) => code),
+    )
+    for (const result of results) {
+      assert.ok(!result.ok)
+      assert.ok(result.failure.issues.length > 0)
+      assert.ok(result.failure.message.length > 0)
+    }
+  })
+
+  it('judges any bytes under any headers without throwing, one result per message', async () => {
+    const headers = fc.dictionary(
+      fc.constantFrom('content-type', 'ce_specversion', 'ce_id', 'ce_type', 'ce_source', 'ce_account', 'x'),
+      fc.oneof(
+        fc.string(),
+        fc.constantFrom('1.0', 'application/json', 'application/cloudevents+json', 'text/plain'),
+      ),
+    )
+    const value = fc.oneof(
+      fc.uint8Array({ maxLength: 200 }),
+      fc.uint8Array({ maxLength: 40 }).map((b) => encodeFrame(envelopeId, b)),
+      fc.uint8Array({ maxLength: 8 }).map((b) => Uint8Array.of(0, ...b)),
+      fc.json().map((j) => encoder.encode(j)),
+    )
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.tuple(value, headers), { maxLength: 20 }), async (pairs) => {
+        const results = await decode(pairs.map(([v, h]) => message(v, h)))
+        assert.equal(results.length, pairs.length)
+        for (const r of results) assert.ok(r.ok ? r.event.id !== undefined : r.failure.code.length > 0)
+      }),
+      { numRuns: 1_000 },
+    )
+  })
+
+  it('asks the registry once per schema id, known or not', async () => {
+    const counting = countingRegistry(registry)
+    const cached = createIngressDecoder({ registry: counting.registry })
+    const event = events[0] as EngineEvent
+    const good = message(encodeFrame(envelopeId, encoder.encode(JSON.stringify(event))))
+    const bad = message(encodeFrame(9_999, encoder.encode('{}')))
+    for (let i = 0; i < 3; i++) await cached.decodeBatch([good, bad, good, bad])
+    assert.deepEqual(counting.calls.sort(), [envelopeId, 9_999].sort())
+  })
+
+  it('rejects the batch, retriably, when the registry cannot answer — no message is blamed', async () => {
+    let down = true
+    const flaky = {
+      decoderFor: async (id: number) => {
+        if (down) throw new UnavailableError('registry down')
+        return registry.decoderFor(id)
+      },
+    }
+    const decoding = createIngressDecoder({ registry: flaky })
+    const good = message(encodeFrame(envelopeId, encoder.encode(JSON.stringify(events[0]))))
+    await assert.rejects(decoding.decodeBatch([good]), (error: unknown) => isRetriable(error))
+    down = false
+    const [result] = await decoding.decodeBatch([good])
+    assert.equal(result?.ok, true)
+  })
+
+  it('treats an unexpected registry failure as unavailable, and a NotFoundError as the message’s fault', async () => {
+    const broken = createIngressDecoder({
+      registry: {
+        decoderFor: async (id) => {
+          if (id === 1) throw new NotFoundError('no')
+          throw new TypeError('boom')
+        },
+      },
+    })
+    const [result] = await broken.decodeBatch([message(encodeFrame(1, encoder.encode('{}')))])
+    assert.equal(result?.ok === false && result.failure.code, 'schema_not_found')
+    await assert.rejects(
+      broken.decodeBatch([message(encodeFrame(2, encoder.encode('{}')))]),
+      UnavailableError,
+    )
+  })
+
+  it('refuses every framed value when there is no registry', async () => {
+    const plain = createIngressDecoder()
+    const [result] = await plain.decodeBatch([message(encodeFrame(1, encoder.encode('{}')))])
+    assert.equal(result?.ok === false && result.failure.code, 'schema_not_found')
+  })
+})

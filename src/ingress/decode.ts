@@ -1,0 +1,160 @@
+import { type FieldIssue, NotFoundError } from '../errors/index.ts'
+import type { Decoded } from '../events/index.ts'
+import type { LogMessage } from '../ports/event-log.ts'
+import { dataFromBody, eventFromBinary, kafkaMode } from './cloudevents-binding.ts'
+import { decodeEvent, type IngressEvent, isUnknownType } from './contract.ts'
+import { parseJsonBytes } from './payload-decoders.ts'
+import { createSchemaDecoders, isLookupFailure, type SchemaDecoders } from './schema-decoders.ts'
+import type { SchemaRegistry } from './schema-registry.ts'
+import { type Frame, parseFrame } from './wire-format.ts'
+
+/**
+ * Why a message was refused, as the dead-letter headers name it:
+ * - `wire_format_invalid`: a zero magic byte, then fewer than the 4 bytes of a schema id;
+ * - `schema_not_found`: a schema id the registry never issued;
+ * - `schema_unsupported`: a schema of a type Herald cannot read (Protobuf);
+ * - `payload_undecodable`: not UTF-8 JSON, or not Avro of its schema;
+ * - `schema_invalid`: a payload its own writer schema rejects;
+ * - `content_type_unsupported`: a batch, or binary data that is neither JSON nor text;
+ * - `event_type_unknown`: a `type` outside the event catalog;
+ * - `event_invalid`: anything else the event contract rejects.
+ */
+export type IngressFailureCode =
+  | 'wire_format_invalid'
+  | 'schema_not_found'
+  | 'schema_unsupported'
+  | 'payload_undecodable'
+  | 'schema_invalid'
+  | 'content_type_unsupported'
+  | 'event_type_unknown'
+  | 'event_invalid'
+
+export interface IngressFailure {
+  readonly code: IngressFailureCode
+  /** One line for people: the first issues, joined. */
+  readonly message: string
+  readonly issues: readonly FieldIssue[]
+}
+
+export type IngressResult =
+  | { readonly ok: true; readonly event: IngressEvent }
+  | { readonly ok: false; readonly failure: IngressFailure }
+
+/**
+ * Turns `engine.events` messages into events or reasons: CloudEvents structured or binary
+ * mode, plain JSON or the Confluent wire format, then the one event contract.
+ *
+ * @example
+ * const results = await decoder.decodeBatch(batch.messages) // one result per message, in order
+ */
+export interface IngressDecoder {
+  /**
+   * Rejects only when the schema registry cannot answer (retriable): then no message of the
+   * batch can be judged, and none may be dead-lettered for the registry's fault.
+   */
+  decodeBatch(messages: readonly LogMessage[]): Promise<IngressResult[]>
+}
+
+export interface IngressDecoderOptions {
+  /** Without one, any framed value is refused as `schema_not_found`. */
+  readonly registry?: Pick<SchemaRegistry, 'decoderFor'>
+  /** A cache to share; by default one is made around `registry`. */
+  readonly decoders?: SchemaDecoders
+  /** The event contract; `decodeEvent` by default. */
+  readonly decodeEvent?: (input: unknown) => Decoded<IngressEvent>
+}
+
+const MAX_MESSAGE_ISSUES = 3
+
+export const failure = (code: IngressFailureCode, issues: readonly FieldIssue[]): IngressFailure => {
+  const shown = issues.slice(0, MAX_MESSAGE_ISSUES).map((i) => {
+    const line = `${i.path}: ${i.message}`
+    return line.length > 200 ? `${line.slice(0, 199)}…` : line
+  })
+  const more = issues.length > MAX_MESSAGE_ISSUES ? `; and ${issues.length - MAX_MESSAGE_ISSUES} more` : ''
+  return { code, message: `${shown.join('; ')}${more}`, issues }
+}
+
+const fail = (code: IngressFailureCode, issues: readonly FieldIssue[]): IngressResult => ({
+  ok: false,
+  failure: failure(code, issues),
+})
+
+const contractFailure = (issues: readonly FieldIssue[]): IngressResult =>
+  fail(isUnknownType(issues) ? 'event_type_unknown' : 'event_invalid', issues)
+
+const noRegistry: Pick<SchemaRegistry, 'decoderFor'> = {
+  decoderFor: async (id) => {
+    throw new NotFoundError(`no schema registry is configured to resolve schema id ${id}`)
+  },
+}
+
+type Step =
+  | { readonly ok: true; readonly value: unknown }
+  | { readonly ok: false; readonly code: IngressFailureCode; readonly issues: readonly FieldIssue[] }
+
+export const createIngressDecoder = (options: IngressDecoderOptions = {}): IngressDecoder => {
+  const decoders = options.decoders ?? createSchemaDecoders(options.registry ?? noRegistry)
+  const contract = options.decodeEvent ?? decodeEvent
+
+  const framedPayload = (frame: Frame): Step => {
+    if (frame.kind === 'truncated') {
+      return {
+        ok: false,
+        code: 'wire_format_invalid',
+        issues: [{ path: '(value)', message: `a Confluent frame needs 5 header bytes, got ${frame.length}` }],
+      }
+    }
+    if (frame.kind === 'plain') throw new TypeError('framedPayload needs a frame')
+    const decoder = decoders.lookup(frame.schemaId)
+    if (decoder === undefined || isLookupFailure(decoder)) {
+      const message = decoder?.message ?? `schema id ${frame.schemaId} is not registered`
+      return {
+        ok: false,
+        code: decoder?.code ?? 'schema_not_found',
+        issues: [{ path: '(schema id)', message }],
+      }
+    }
+    return decoder.decode(frame.payload)
+  }
+
+  const structuredBody = (frame: Frame, value: Uint8Array): Step => {
+    if (frame.kind !== 'plain') return framedPayload(frame)
+    const parsed = parseJsonBytes(value)
+    return parsed.ok ? parsed : { ok: false, code: 'payload_undecodable', issues: parsed.issues }
+  }
+
+  const binaryData = (frame: Frame, value: Uint8Array, contentType: string): Step => {
+    if (frame.kind !== 'plain') return framedPayload(frame)
+    const body = dataFromBody(contentType, value)
+    return body.ok ? { ok: true, value: body.data } : body
+  }
+
+  const decodeOne = (message: LogMessage, frame: Frame): IngressResult => {
+    const mode = kafkaMode(message.headers)
+    if (mode.mode === 'unsupported')
+      return fail('content_type_unsupported', [{ path: 'content-type', message: mode.reason }])
+    const body =
+      mode.mode === 'structured'
+        ? structuredBody(frame, message.value)
+        : binaryData(frame, message.value, mode.contentType)
+    if (!body.ok) return fail(body.code, body.issues)
+    const candidate =
+      mode.mode === 'structured' ? body.value : eventFromBinary(mode.attributes, mode.contentType, body.value)
+    const decoded = contract(candidate)
+    return decoded.ok ? { ok: true, event: decoded.value } : contractFailure(decoded.issues)
+  }
+
+  return {
+    async decodeBatch(messages) {
+      const frames = messages.map((m) => parseFrame(m.value))
+      const unknown = new Set<number>()
+      for (const frame of frames) {
+        if (frame.kind === 'framed' && decoders.lookup(frame.schemaId) === undefined)
+          unknown.add(frame.schemaId)
+      }
+      if (unknown.size > 0) await decoders.prepare(unknown)
+      return messages.map((message, i) => decodeOne(message, frames[i] as Frame))
+    },
+  }
+}

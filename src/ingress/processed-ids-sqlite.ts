@@ -1,0 +1,136 @@
+import { DatabaseSync } from 'node:sqlite'
+import { ClosedError } from '../errors/index.ts'
+import { createFingerprintWindow } from './fingerprint-window.ts'
+import {
+  DEFAULT_MAX_ENTRIES,
+  DEFAULT_RETENTION_MS,
+  fingerprintOf,
+  keyDigest,
+  type ProcessedIds,
+  type ProcessedIdWindow,
+} from './processed-ids.ts'
+
+export interface SqliteProcessedIdsOptions extends ProcessedIdWindow {
+  /** Database file; `:memory:` for a throw-away window. */
+  readonly path: string
+  readonly clock?: () => number
+  /** Trim the file at most this often, in ms (default 10 000). */
+  readonly trimEveryMs?: number
+}
+
+/**
+ * ProcessedIds in a SQLite file: the embedded deployment's durable window, bounded by count
+ * and by age. The file is an append-only journal of key digests in order; lookups are
+ * answered from an exact in-memory window of 64-bit fingerprints (36 bytes a key), rebuilt
+ * from the journal at open. A unique index on the file would answer them too, but every new
+ * key would then land on a random B-tree page, and rewriting those pages cost five times what
+ * appending does; the journal is trimmed by deleting a prefix.
+ *
+ * Writes survive a crash of the process; in WAL mode with synchronous=NORMAL a power cut may
+ * lose the last ones — no more than the window that exists anyway between publishing a
+ * batch's deliveries and recording it, which redelivery and delivery ids already cover.
+ *
+ * @example
+ * const processed = createSqliteProcessedIds({ path: 'data/processed-ids.sqlite' })
+ */
+export const createSqliteProcessedIds = (options: SqliteProcessedIdsOptions): ProcessedIds => {
+  const clock = options.clock ?? Date.now
+  const retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS
+  const maxEntries = options.maxEntries ?? DEFAULT_MAX_ENTRIES
+  const trimEveryMs = options.trimEveryMs ?? 10_000
+  const db = new DatabaseSync(options.path)
+  db.exec(`
+    PRAGMA journal_mode = WAL;
+    PRAGMA synchronous = NORMAL;
+    PRAGMA busy_timeout = 5000;
+    CREATE TABLE IF NOT EXISTS processed_ids (
+      seq INTEGER PRIMARY KEY,
+      key BLOB NOT NULL,
+      at INTEGER NOT NULL
+    );
+  `)
+  const append = db.prepare('INSERT INTO processed_ids (key, at) VALUES (?, ?)')
+  // `at` grows with `seq`, so the expired rows are a prefix: the scan stops at the first live one.
+  const trimOld = db.prepare(`
+    DELETE FROM processed_ids WHERE seq < coalesce(
+      (SELECT seq FROM processed_ids WHERE at >= ? ORDER BY seq LIMIT 1),
+      (SELECT max(seq) + 1 FROM processed_ids))`)
+  const trimMany = db.prepare(
+    'DELETE FROM processed_ids WHERE seq <= (SELECT max(seq) FROM processed_ids) - ?',
+  )
+
+  const window = createFingerprintWindow(maxEntries)
+  const load = db.prepare(`
+    SELECT key, at FROM (SELECT seq, key, at FROM processed_ids WHERE at >= ? ORDER BY seq DESC LIMIT ?)
+    ORDER BY seq`)
+  for (const row of load.iterate(clock() - retentionMs, maxEntries)) {
+    const [hi, lo] = fingerprintOf(row.key as Uint8Array)
+    window.add(hi, lo, Number(row.at))
+  }
+
+  // The router asks `seen` and then records the same keys; digest each once.
+  let digests = new Map<string, Buffer>()
+  let lastTrim = 0
+  let closed = false
+  const assertOpen = () => {
+    if (closed) throw new ClosedError('processed-id window')
+  }
+  const trim = (now: number) => {
+    if (now - lastTrim < trimEveryMs) return
+    lastTrim = now
+    trimOld.run(now - retentionMs)
+    trimMany.run(maxEntries)
+  }
+
+  return {
+    async seen(keys) {
+      assertOpen()
+      const oldest = clock() - retentionMs
+      const hits = new Set<string>()
+      const next = new Map<string, Buffer>()
+      for (const key of keys) {
+        const digest = keyDigest(key)
+        next.set(key, digest)
+        const [hi, lo] = fingerprintOf(digest)
+        if ((window.timeOf(hi, lo) ?? -Infinity) >= oldest) hits.add(key)
+      }
+      digests = next
+      return hits
+    },
+    async record(keys) {
+      assertOpen()
+      if (keys.length === 0) return
+      const now = clock()
+      const recorded: Buffer[] = []
+      const once = new Set<string>()
+      for (const key of keys) {
+        if (once.has(key)) continue
+        once.add(key)
+        const digest = digests.get(key) ?? keyDigest(key)
+        const [hi, lo] = fingerprintOf(digest)
+        // A key already held keeps its first time, in the window as in the journal.
+        if (window.timeOf(hi, lo) === undefined) recorded.push(digest)
+      }
+      digests = new Map()
+      db.exec('BEGIN')
+      try {
+        for (const digest of recorded) append.run(digest, now)
+        trim(now)
+        db.exec('COMMIT')
+      } catch (error) {
+        db.exec('ROLLBACK')
+        throw error
+      }
+      for (const digest of recorded) {
+        const [hi, lo] = fingerprintOf(digest)
+        window.add(hi, lo, now)
+      }
+      window.evictBefore(now - retentionMs)
+    },
+    async close() {
+      if (closed) return
+      closed = true
+      db.close()
+    },
+  }
+}

@@ -1,0 +1,87 @@
+import { hash } from 'node:crypto'
+import { createFingerprintWindow } from './fingerprint-window.ts'
+
+/**
+ * ProcessedIds: the router's memory of the events it has already routed, so an event
+ * published twice (a producer's retry, a replayed file) is routed once. An event is known by
+ * (account, source, id) — CloudEvents makes `id` unique per `source`, and Herald's tenancy
+ * adds the account. The memory is a window, bounded in time (and, where the store can, in
+ * count): a duplicate arriving after the window is routed again, and the delivery ids (a hash
+ * of event id and configuration) still let the deliverer and downstream consumers drop it.
+ *
+ * Record after the batch's effects are durable and before its offsets are committed: a crash
+ * in between redelivers a batch whose events are then skipped, which is what they should be.
+ *
+ * @example
+ * const keys = events.map(processedKey)
+ * const seen = await processed.seen(keys)
+ * const fresh = events.filter((_, i) => !seen.has(keys[i]))
+ * await publish(route(fresh))
+ * await processed.record(fresh.map(processedKey))
+ */
+export interface ProcessedIds {
+  /** Which of `keys` were recorded and are still in the window. */
+  seen(keys: readonly string[]): Promise<ReadonlySet<string>>
+  /** Remembers `keys`; durable when the promise resolves. Recording a key again is harmless. */
+  record(keys: readonly string[]): Promise<void>
+  close(): Promise<void>
+}
+
+export interface ProcessedIdWindow {
+  /** How long a key is remembered, in ms (default 7 days). */
+  readonly retentionMs?: number
+  /** Most keys remembered; the oldest go first (default 1 000 000). Stores bounded by time only ignore it. */
+  readonly maxEntries?: number
+}
+
+export const DEFAULT_RETENTION_MS = 7 * 24 * 60 * 60 * 1000
+export const DEFAULT_MAX_ENTRIES = 1_000_000
+
+export const processedKey = (event: {
+  readonly account: string
+  readonly source: string
+  readonly id: string
+}): string => `${event.account}\u0000${event.source}\u0000${event.id}`
+
+/**
+ * What stores keep of a key: 16 bytes of its SHA-256, so every row has the same small size
+ * however long sources and ids are. A collision (2^-64 at a billion keys) would skip one event.
+ */
+export const keyDigest = (key: string): Buffer => hash('sha256', key, 'buffer').subarray(0, 16)
+
+/** The first 8 bytes of the key's digest as two words, for the in-memory window. */
+export const fingerprintOf = (digest: Uint8Array): readonly [number, number] => {
+  const view = new DataView(digest.buffer, digest.byteOffset, digest.byteLength)
+  return [view.getUint32(0), view.getUint32(4)]
+}
+
+/**
+ * ProcessedIds in memory, for tests and for a router that must not touch disk. Not durable:
+ * the window starts empty on every start.
+ */
+export const createMemoryProcessedIds = (
+  window: ProcessedIdWindow & { readonly clock?: () => number } = {},
+): ProcessedIds => {
+  const clock = window.clock ?? Date.now
+  const retentionMs = window.retentionMs ?? DEFAULT_RETENTION_MS
+  const held = createFingerprintWindow(window.maxEntries ?? DEFAULT_MAX_ENTRIES)
+  const timeOf = (key: string) => {
+    const [hi, lo] = fingerprintOf(keyDigest(key))
+    return held.timeOf(hi, lo)
+  }
+  return {
+    async seen(candidates) {
+      const oldest = clock() - retentionMs
+      return new Set(candidates.filter((key) => (timeOf(key) ?? -Infinity) >= oldest))
+    },
+    async record(recorded) {
+      const now = clock()
+      for (const key of recorded) {
+        const [hi, lo] = fingerprintOf(keyDigest(key))
+        held.add(hi, lo, now)
+      }
+      held.evictBefore(now - retentionMs)
+    },
+    async close() {},
+  }
+}

@@ -1,0 +1,48 @@
+import type { FieldIssue } from '../errors/index.ts'
+
+/**
+ * SchemaRegistry: Herald's port to the schemas behind the Confluent wire format. The
+ * embedded adapter serves the schemas in `schemas/` from memory; the distributed one is a
+ * Confluent Schema Registry. Either way a schema id resolves to a decoder once; the ingress
+ * caches it, so no message pays for a lookup or a schema compilation.
+ *
+ * `decoderFor` rejects with a `NotFoundError` when the registry never issued the id (the
+ * message is a poison pill) and with an `UnavailableError` when the registry cannot answer
+ * (the batch is retried; the message is not to blame).
+ *
+ * @example
+ * const id = await registry.register('engine.events-value', { type: 'JSON', schema: JSON.stringify(envelope) })
+ * const decoder = await registry.decoderFor(id)
+ * decoder.decode(payload) // { ok: true, value: {...} } or { ok: false, code: 'schema_invalid', issues }
+ */
+export type SchemaType = 'JSON' | 'AVRO'
+
+export interface SchemaDefinition {
+  readonly type: SchemaType
+  /** The schema's text, as the registry stores it. */
+  readonly schema: string
+}
+
+export type PayloadFailureCode = 'payload_undecodable' | 'schema_invalid'
+
+export type PayloadResult =
+  | { readonly ok: true; readonly value: unknown }
+  | { readonly ok: false; readonly code: PayloadFailureCode; readonly issues: FieldIssue[] }
+
+/** Decodes payloads written with one schema; never throws. */
+export interface PayloadDecoder {
+  readonly schemaId: number
+  readonly type: SchemaType
+  decode(payload: Uint8Array): PayloadResult
+}
+
+export interface SchemaRegistry {
+  decoderFor(id: number): Promise<PayloadDecoder>
+  /** Registers `schema` under `subject`; the same schema again returns the same id. */
+  register(subject: string, schema: SchemaDefinition): Promise<number>
+  /** The id of the subject's latest version, for producers that serialize by subject. */
+  latestId(subject: string): Promise<number>
+  /** Serializes `value` with schema `id` into the wire format, validating it first. */
+  encode(id: number, value: unknown): Promise<Uint8Array>
+  close(): Promise<void>
+}

@@ -1,0 +1,134 @@
+import { join } from 'node:path'
+import { createRouterHandler } from '../../streams/router.ts'
+import type { SelectorIndex } from '../../streams/routing/index.ts'
+import type { Config } from '../config/index.ts'
+import {
+  createConfluentSchemaRegistry,
+  createEmbeddedSchemaRegistry,
+  createIngressDecoder,
+  createSqliteProcessedIds,
+  createWarehouseProcessedIds,
+  heraldSubjects,
+  type IngressDecoder,
+  type ProcessedIds,
+  registerSubjects,
+  type SchemaRegistry,
+} from '../ingress/index.ts'
+import type { Logger, Metrics } from '../observability/index.ts'
+import type { Consumer, EventLog } from '../ports/event-log.ts'
+import type { Warehouse } from '../ports/warehouse.ts'
+
+export interface IngressWiring {
+  readonly registry: SchemaRegistry
+  /** Shared by the router and the projector, so a schema is fetched and compiled once per process. */
+  readonly decoder: IngressDecoder
+  readonly processed: ProcessedIds
+  close(): Promise<void>
+}
+
+export interface WireIngressOptions {
+  readonly config: Config
+  /** Holds the shared processed-id window in the distributed deployment; untouched otherwise. */
+  readonly warehouse: Pick<Warehouse, 'command' | 'query' | 'insert'>
+  readonly logger: Logger
+}
+
+/**
+ * The ingress part of the composition root: the schema registry (Herald's schemas registered
+ * at start-up when configured to), the decoder both engine-event consumers share, and the
+ * router's processed-id window — a SQLite file in the data directory for one process, a
+ * ClickHouse table shared by every router instance when the log is Kafka and the warehouse a
+ * ClickHouse server.
+ */
+export const wireIngress = async ({
+  config,
+  warehouse,
+  logger,
+}: WireIngressOptions): Promise<IngressWiring> => {
+  const { topics } = config.event_log
+  const subjects = heraldSubjects(topics)
+  let registry: SchemaRegistry
+  if (config.schema_registry.kind === 'confluent') {
+    const { url, username, password, register_schemas } = config.schema_registry.confluent
+    registry = createConfluentSchemaRegistry({
+      url: url ?? '',
+      clientId: config.event_log.kafka.client_id,
+      ...(username === null || password === null ? {} : { username, password }),
+    })
+    if (register_schemas) {
+      const ids = await registerSubjects(registry, subjects)
+      logger('info', 'schema_registry.registered', { subjects: ids.size, url })
+    }
+  } else {
+    registry = createEmbeddedSchemaRegistry({ subjects })
+  }
+
+  const shared = config.event_log.kind === 'kafka' && config.warehouse.kind === 'clickhouse'
+  const processed = shared
+    ? await createWarehouseProcessedIds(warehouse)
+    : createSqliteProcessedIds({ path: join(config.data_dir, 'processed-ids.sqlite') })
+  logger('info', 'router.processed_ids_opened', { store: shared ? 'clickhouse' : 'sqlite' })
+
+  return {
+    registry,
+    decoder: createIngressDecoder({ registry }),
+    processed,
+    close: async () => {
+      await processed.close()
+      await registry.close()
+    },
+  }
+}
+
+export interface StartRouterOptions {
+  readonly config: Config
+  readonly log: EventLog
+  readonly ingress: IngressWiring
+  readonly metrics: Metrics
+  readonly logger: Logger
+  readonly clock: () => number
+  readonly getIndex: () => SelectorIndex
+  /** `false` when notifications are off: validate and dead-letter only. */
+  readonly route: boolean
+}
+
+/**
+ * Starts the `herald-router` consumer group. It is the one group that dead-letters invalid
+ * engine events, so it runs whether or not notifications are on; with them off it routes
+ * nothing and only keeps the dead-letter topic and its counters working.
+ */
+export const startRouter = ({
+  config,
+  log,
+  ingress,
+  metrics,
+  logger,
+  clock,
+  getIndex,
+  route,
+}: StartRouterOptions): Promise<Consumer> => {
+  const { topics } = config.event_log
+  if (!route)
+    logger('info', 'router.validate_only', { reason: 'notifications.enabled is false', dlq: topics.dlq })
+  return log.consume(
+    { groupId: 'herald-router', topics: [topics.events] },
+    createRouterHandler({
+      log,
+      topics: { deliveries: topics.deliveries, dlq: topics.dlq },
+      getIndex,
+      clock,
+      logger,
+      decoder: ingress.decoder,
+      processed: ingress.processed,
+      route,
+      onRouted: ({ events, invalid, duplicates, deliveries, deadLettered }) => {
+        metrics.eventsRouted.inc(events)
+        metrics.deliveryCommands.inc(deliveries)
+        if (invalid > 0) metrics.invalidLogEvents.inc({ consumer: 'router' }, invalid)
+        if (duplicates > 0) metrics.duplicateEvents.inc(duplicates)
+        for (const [reason, count] of Object.entries(deadLettered))
+          metrics.deadLettered.inc({ reason }, count)
+      },
+    }),
+  )
+}

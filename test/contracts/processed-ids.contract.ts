@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { describe, it } from 'node:test'
+import { type ProcessedIds, processedKey } from '../../src/ingress/index.ts'
+
+/**
+ * The ProcessedIds contract: the router's processed-event window behaves the same on every
+ * store (memory, SQLite, ClickHouse). Each test opens its own window.
+ */
+export interface ProcessedIdsContractOptions {
+  readonly name: string
+  /** A fresh, empty window with this clock and retention. */
+  readonly open: (options: {
+    clock: () => number
+    retentionMs: number
+    maxEntries?: number
+  }) => Promise<ProcessedIds>
+  /** Opens the same window again after close(), for stores that persist. */
+  readonly reopen?: (options: { clock: () => number; retentionMs: number }) => Promise<ProcessedIds>
+  /** Whether the store bounds the window by count as well as by time. */
+  readonly boundedByCount: boolean
+}
+
+const key = (id: string, account = 'acme', source = '/engine') => processedKey({ account, source, id })
+
+export const runProcessedIdsContract = ({
+  name,
+  open,
+  reopen,
+  boundedByCount,
+}: ProcessedIdsContractOptions) => {
+  describe(`ProcessedIds contract: ${name}`, () => {
+    const HOUR = 3_600_000
+    let now = Date.UTC(2026, 10, 22)
+    const clock = () => now
+
+    it('knows only what was recorded', async () => {
+      const window = await open({ clock, retentionMs: HOUR })
+      try {
+        assert.equal((await window.seen([])).size, 0)
+        const [a, b, c] = [key(randomUUID()), key(randomUUID()), key(randomUUID())]
+        assert.equal((await window.seen([a, b])).size, 0)
+        await window.record([a, b])
+        await window.record([a])
+        assert.deepEqual([...(await window.seen([a, c, b]))].sort(), [a, b].sort())
+      } finally {
+        await window.close()
+      }
+    })
+
+    it('tells apart the same id under another account or source', async () => {
+      const window = await open({ clock, retentionMs: HOUR })
+      try {
+        const id = randomUUID()
+        await window.record([key(id)])
+        const seen = await window.seen([key(id), key(id, 'globex'), key(id, 'acme', '/other')])
+        assert.deepEqual([...seen], [key(id)])
+      } finally {
+        await window.close()
+      }
+    })
+
+    it('forgets keys older than the retention', async () => {
+      const window = await open({ clock, retentionMs: HOUR })
+      try {
+        const old = key(randomUUID())
+        await window.record([old])
+        now += HOUR / 2
+        const recent = key(randomUUID())
+        await window.record([recent])
+        now += HOUR / 2 + 1_000
+        assert.deepEqual([...(await window.seen([old, recent]))], [recent])
+      } finally {
+        await window.close()
+      }
+    })
+
+    it('handles a batch of thousands of keys', async () => {
+      const window = await open({ clock, retentionMs: HOUR })
+      try {
+        const keys = Array.from({ length: 5_000 }, () => key(randomUUID()))
+        await window.record(keys.slice(0, 2_500))
+        const seen = await window.seen(keys)
+        assert.equal(seen.size, 2_500)
+        assert.ok(keys.slice(0, 2_500).every((k) => seen.has(k)))
+      } finally {
+        await window.close()
+      }
+    })
+
+    if (boundedByCount) {
+      it('forgets the oldest keys beyond its capacity', async () => {
+        const window = await open({ clock, retentionMs: HOUR, maxEntries: 100 })
+        try {
+          const keys = Array.from({ length: 150 }, () => key(randomUUID()))
+          for (const k of keys) {
+            now += 1
+            await window.record([k])
+          }
+          now += 60_000
+          await window.record([key(randomUUID())])
+          const seen = await window.seen(keys)
+          assert.ok(!seen.has(keys[0] as string), 'the oldest is forgotten')
+          assert.ok(seen.has(keys.at(-1) as string), 'the newest is kept')
+          assert.ok(seen.size <= 100)
+        } finally {
+          await window.close()
+        }
+      })
+    }
+
+    if (reopen !== undefined) {
+      it('remembers across a restart', async () => {
+        const first = await open({ clock, retentionMs: HOUR })
+        const k = key(randomUUID())
+        await first.record([k])
+        await first.close()
+        const second = await reopen({ clock, retentionMs: HOUR })
+        try {
+          assert.ok((await second.seen([k])).has(k))
+        } finally {
+          await second.close()
+        }
+      })
+    }
+  })
+}

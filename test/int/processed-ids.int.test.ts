@@ -1,0 +1,43 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before } from 'node:test'
+import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/index.ts'
+import { createSqliteProcessedIds, createWarehouseProcessedIds } from '../../src/ingress/index.ts'
+import type { Warehouse } from '../../src/ports/warehouse.ts'
+import { runProcessedIdsContract } from '../contracts/processed-ids.contract.ts'
+
+const dir = mkdtempSync(join(tmpdir(), 'herald-processed-'))
+let warehouse: Warehouse
+before(async () => {
+  warehouse = await createChdbWarehouse({ path: join(dir, 'warehouse') })
+})
+after(async () => {
+  await warehouse?.close()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+let files = 0
+let lastFile = ''
+runProcessedIdsContract({
+  name: 'SQLite file',
+  open: async (options) => {
+    lastFile = join(dir, `window-${files++}.sqlite`)
+    return createSqliteProcessedIds({ path: lastFile, ...options })
+  },
+  reopen: async (options) => createSqliteProcessedIds({ path: lastFile, ...options }),
+  boundedByCount: true,
+})
+
+let tables = 0
+let lastTable = ''
+runProcessedIdsContract({
+  name: 'ClickHouse table (chDB)',
+  open: async ({ clock, retentionMs }) => {
+    lastTable = `processed_${tables++}`
+    return createWarehouseProcessedIds(warehouse, { table: lastTable, clock, retentionMs })
+  },
+  reopen: async ({ clock, retentionMs }) =>
+    createWarehouseProcessedIds(warehouse, { table: lastTable, clock, retentionMs }),
+  boundedByCount: false,
+})

@@ -1,0 +1,142 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { after, before, describe, it } from 'node:test'
+import { isRetriable, NotFoundError, UnavailableError } from '../../src/errors/index.ts'
+import {
+  createConfluentSchemaRegistry,
+  createEmbeddedSchemaRegistry,
+  createIngressDecoder,
+  encodeFrame,
+  type SchemaRegistry,
+} from '../../src/ingress/index.ts'
+import { runSchemaRegistryContract } from '../contracts/schema-registry.contract.ts'
+import { type SchemaRegistryStandIn, startSchemaRegistry } from '../support/schema-registry.ts'
+
+let standIn: SchemaRegistryStandIn
+before(async () => {
+  standIn = await startSchemaRegistry({ auth: { username: 'herald', password: 's3cret' } })
+})
+after(async () => {
+  await standIn?.close()
+})
+
+const confluent = (overrides: { password?: string } = {}): SchemaRegistry =>
+  createConfluentSchemaRegistry({
+    url: standIn.url,
+    username: 'herald',
+    password: overrides.password ?? 's3cret',
+    retry: { retries: 0 },
+  })
+
+runSchemaRegistryContract({ name: 'embedded', open: async () => createEmbeddedSchemaRegistry() })
+runSchemaRegistryContract({ name: 'Confluent (against the REST stand-in)', open: async () => confluent() })
+
+const encoder = new TextEncoder()
+
+describe('Confluent schema registry adapter', () => {
+  it('fetches and compiles each schema once, however many messages name it', async () => {
+    const registry = confluent()
+    const id = standIn.register(
+      `c-${randomUUID()}-value`,
+      JSON.stringify({ type: 'object', required: ['a'] }),
+    )
+    const decoder = createIngressDecoder({ registry })
+    const event = { specversion: '1.0', id: 'e1', source: '/engine', type: 'x', account: 'acme', a: 1 }
+    const message = {
+      topic: 'engine.events',
+      partition: 0,
+      offset: 0,
+      key: 'acme',
+      value: encodeFrame(id, encoder.encode(JSON.stringify(event))),
+      headers: {},
+      timestamp: 0,
+    }
+    const fetches = () => standIn.requests.filter((r) => r.path === `/schemas/ids/${id}`).length
+    for (let i = 0; i < 5; i++) await decoder.decodeBatch(Array.from({ length: 100 }, () => message))
+    assert.equal(fetches(), 1)
+  })
+
+  it('reads Avro values through the same port', async () => {
+    const registry = confluent()
+    const avro = {
+      type: 'record',
+      name: 'CloudEvent',
+      namespace: 'test.herald',
+      fields: [
+        { name: 'specversion', type: 'string' },
+        { name: 'id', type: 'string' },
+        { name: 'source', type: 'string' },
+        { name: 'type', type: 'string' },
+        { name: 'account', type: 'string' },
+        { name: 'subject', type: ['null', 'string'], default: null },
+        {
+          name: 'data',
+          type: { type: 'record', name: 'Data', fields: [{ name: 'digest', type: 'string' }] },
+        },
+      ],
+    }
+    const id = await registry.register(`avro-${randomUUID()}-value`, {
+      type: 'AVRO',
+      schema: JSON.stringify(avro),
+    })
+    const value = {
+      specversion: '1.0',
+      id: 'a1',
+      source: '/engine',
+      type: 'user.image.analysis.completed',
+      account: 'acme',
+      subject: null,
+      data: { digest: 'sha256:ab' },
+    }
+    const bytes = await registry.encode(id, value)
+    const decoder = await registry.decoderFor(id)
+    assert.equal(decoder.type, 'AVRO')
+    const { subject: _, ...expected } = value
+    assert.deepEqual(decoder.decode(bytes.subarray(5)), { ok: true, value: expected })
+    const truncated = decoder.decode(bytes.subarray(5, 12))
+    assert.equal(truncated.ok === false && truncated.code, 'payload_undecodable')
+  })
+
+  it('refuses Protobuf schemas as unsupported, which the ingress dead-letters', async () => {
+    const registry = confluent()
+    const id = standIn.register(
+      `p-${randomUUID()}-value`,
+      'syntax = "proto3"; message M { string a = 1; }',
+      'PROTOBUF',
+    )
+    const [result] = await createIngressDecoder({ registry }).decodeBatch([
+      {
+        topic: 't',
+        partition: 0,
+        offset: 0,
+        key: null,
+        value: encodeFrame(id, new Uint8Array([0, 10, 1, 97])),
+        headers: {},
+        timestamp: 0,
+      },
+    ])
+    assert.equal(result?.ok === false && result.failure.code, 'schema_unsupported')
+  })
+
+  it('maps a failing registry to a retriable UnavailableError, and a missing id to NotFoundError', async () => {
+    const registry = confluent()
+    standIn.failNext(1, 503)
+    await assert.rejects(registry.decoderFor(1), (error: unknown) => {
+      assert.ok(error instanceof UnavailableError, String(error))
+      assert.ok(isRetriable(error))
+      assert.ok(error.cause !== undefined)
+      return true
+    })
+    await assert.rejects(registry.decoderFor(99_999), NotFoundError)
+  })
+
+  it('does not blame messages when the credentials are wrong', async () => {
+    const registry = confluent({ password: 'wrong' })
+    await assert.rejects(registry.decoderFor(1), UnavailableError)
+  })
+
+  it('reports an unreachable registry as unavailable', async () => {
+    const registry = createConfluentSchemaRegistry({ url: 'http://127.0.0.1:1', retry: { retries: 0 } })
+    await assert.rejects(registry.decoderFor(1), UnavailableError)
+  })
+})
