@@ -79,15 +79,21 @@ export const decodeCloudEvent = (input: unknown, prefix = ''): Decoded<CloudEven
   return issues.length > 0 ? { ok: false, issues } : { ok: true, value: event }
 }
 
-/** Validates a batch: every event, every bad field reported, all or nothing. */
-export const decodeCloudEventBatch = (input: unknown): Decoded<CloudEvent[]> => {
+/**
+ * Validates a batch with `decodeOne`: every event, every bad field reported, all or nothing;
+ * ids unique per source within the batch.
+ */
+export const decodeBatch = <A extends { readonly source: string; readonly id: string }>(
+  input: unknown,
+  decodeOne: (item: unknown, prefix: string) => Decoded<A>,
+): Decoded<A[]> => {
   if (!Array.isArray(input))
     return { ok: false, issues: [{ path: '(root)', message: 'must be a JSON array' }] }
-  const events: CloudEvent[] = []
+  const events: A[] = []
   const issues: FieldIssue[] = []
   const seen = new Set<string>()
   input.forEach((item, i) => {
-    const decoded = decodeCloudEvent(item, `[${i}]`)
+    const decoded = decodeOne(item, `[${i}]`)
     if (!decoded.ok) {
       issues.push(...decoded.issues)
       return
@@ -100,3 +106,7 @@ export const decodeCloudEventBatch = (input: unknown): Decoded<CloudEvent[]> => 
   })
   return issues.length > 0 ? { ok: false, issues } : { ok: true, value: events }
 }
+
+/** Validates a batch of envelopes. */
+export const decodeCloudEventBatch = (input: unknown): Decoded<CloudEvent[]> =>
+  decodeBatch(input, decodeCloudEvent)

@@ -18,6 +18,13 @@ export {
   SEVERITIES,
   type Severity,
 } from './catalog/index.ts'
-export { CloudEvent, type Decoded, decodeCloudEvent, decodeCloudEventBatch, Level } from './cloudevent.ts'
+export {
+  CloudEvent,
+  type Decoded,
+  decodeBatch,
+  decodeCloudEvent,
+  decodeCloudEventBatch,
+  Level,
+} from './cloudevent.ts'
 export { toFieldIssues, withMessage } from './io-ts-issues.ts'
 export { decodeLogEvent, encodeLogEvent } from './wire.ts'
