@@ -9,7 +9,7 @@ import {
 import { isRetriable, UnavailableError, ValidationError } from '../../src/errors/index.ts'
 import { runEventLogContract } from '../contracts/event-log.contract.ts'
 import { eventually } from '../support/eventually.ts'
-import { type KafkaMock, startKafkaMock } from '../support/kafka-mock.ts'
+import { type KafkaMock, mockLogOptions, startKafkaMock } from '../support/kafka-mock.ts'
 
 let kafka: KafkaMock
 
@@ -20,27 +20,10 @@ after(async () => {
   await kafka?.stop()
 })
 
-// Group timings sized to the mock: it answers the first JoinGroup of an empty group after 3 s
-// and, once a group is up, holds every rebalance for the session timeout minus 1 s. A session
-// shorter than ~3.5 s would evict a member while it waits for that first answer. Its fetches
-// sleep the full max wait when empty, even if messages arrive meanwhile, hence 100 ms.
 const testOptions = (overrides: Partial<KafkaEventLogOptions> = {}): KafkaEventLogOptions => ({
-  brokers: [...kafka.bootstrapServers],
+  ...mockLogOptions(kafka.bootstrapServers),
   clientId: 'herald-int',
-  // kafkajs sends InitProducerId to the controller, which the mock reports as broker 0 (absent).
-  idempotent: false,
-  connectionTimeoutMs: 500,
   requestTimeoutMs: 5_000,
-  retry: { retries: 3, initialRetryTimeMs: 50, maxRetryTimeMs: 500 },
-  consumer: {
-    sessionTimeoutMs: 4_000,
-    heartbeatIntervalMs: 200,
-    rebalanceTimeoutMs: 4_000,
-    maxWaitTimeMs: 100,
-  },
-  retryBackoffMs: { min: 50, max: 1_000 },
-  // Rebalances and the outage tests make kafkajs log errors by design; tests that care pass their own.
-  logger: () => {},
   ...overrides,
 })
 

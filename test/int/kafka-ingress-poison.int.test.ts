@@ -21,7 +21,7 @@ import { createRouterHandler } from '../../streams/router.ts'
 import { buildSelectorIndex, decodeDeliveryCommand } from '../../streams/routing/index.ts'
 import { aConfiguration, aSelector } from '../../streams/routing/test-fixtures.ts'
 import { eventually } from '../support/eventually.ts'
-import { type KafkaMock, startKafkaMock } from '../support/kafka-mock.ts'
+import { type KafkaMock, mockLogOptions, startKafkaMock } from '../support/kafka-mock.ts'
 import { type SchemaRegistryStandIn, startSchemaRegistry } from '../support/schema-registry.ts'
 
 const TOPICS = {
@@ -57,20 +57,7 @@ describe('Kafka ingress under poison pills', () => {
       await kafka.createTopic(topic, PARTITIONS)
     registry = createConfluentSchemaRegistry({ url: standIn.url })
     await registerSubjects(registry, heraldSubjects(TOPICS))
-    log = createKafkaEventLog({
-      brokers: [...kafka.bootstrapServers],
-      idempotent: false,
-      connectionTimeoutMs: 500,
-      retry: { retries: 3, initialRetryTimeMs: 50, maxRetryTimeMs: 500 },
-      consumer: {
-        sessionTimeoutMs: 4_000,
-        heartbeatIntervalMs: 200,
-        rebalanceTimeoutMs: 4_000,
-        maxWaitTimeMs: 100,
-      },
-      retryBackoffMs: { min: 50, max: 1_000 },
-      logger: () => {},
-    })
+    log = createKafkaEventLog(mockLogOptions(kafka.bootstrapServers))
   })
 
   after(async () => {

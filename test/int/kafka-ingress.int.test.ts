@@ -14,7 +14,7 @@ import { type IngressWiring, startRouter, wireIngress } from '../../src/wiring/i
 import { buildSelectorIndex, decodeDeliveryCommand } from '../../streams/routing/index.ts'
 import { aConfiguration, aSelector } from '../../streams/routing/test-fixtures.ts'
 import { eventually } from '../support/eventually.ts'
-import { type KafkaMock, startKafkaMock } from '../support/kafka-mock.ts'
+import { type KafkaMock, mockLogOptions, startKafkaMock } from '../support/kafka-mock.ts'
 import { createKcat } from '../support/kcat.ts'
 import { type SchemaRegistryStandIn, startSchemaRegistry } from '../support/schema-registry.ts'
 
@@ -61,21 +61,7 @@ describe('Kafka ingress: kcat → engine.events → router → deliveries and DL
     })
     const { topics } = config.event_log
     for (const topic of [topics.events, topics.dlq, topics.deliveries]) await kafka.createTopic(topic, 4)
-    log = createKafkaEventLog({
-      brokers: [...kafka.bootstrapServers],
-      // The mock has no controller to hand out producer ids.
-      idempotent: false,
-      connectionTimeoutMs: 500,
-      retry: { retries: 3, initialRetryTimeMs: 50, maxRetryTimeMs: 500 },
-      consumer: {
-        sessionTimeoutMs: 4_000,
-        heartbeatIntervalMs: 200,
-        rebalanceTimeoutMs: 4_000,
-        maxWaitTimeMs: 100,
-      },
-      retryBackoffMs: { min: 50, max: 1_000 },
-      logger: () => {},
-    })
+    log = createKafkaEventLog(mockLogOptions(kafka.bootstrapServers))
     const noWarehouse = {
       command: () => Promise.reject(new Error('not used')),
       query: () => Promise.reject(new Error('not used')),

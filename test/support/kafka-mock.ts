@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs'
 import type { Socket } from 'node:net'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
+import type { KafkaEventLogOptions } from '../../src/adapters/kafka-event-log/index.ts'
 
 /** A running librdkafka mock cluster (see infra/kafka-mock/mock-cluster.c). */
 export interface KafkaMock {
@@ -185,3 +186,27 @@ export const startKafkaMock = async (options: KafkaMockOptions = {}): Promise<Ka
     },
   }
 }
+
+/**
+ * Kafka event-log options sized to the mock. It answers the first JoinGroup of an empty group
+ * after 3 s and, once a group is up, holds every rebalance for the session timeout minus 1 s:
+ * a session shorter than ~3.5 s would evict a member while it waits for that first answer.
+ * Its fetches sleep the full max wait when empty, even if messages arrive meanwhile, hence
+ * 100 ms. kafkajs sends InitProducerId to the controller, which the mock reports as broker 0
+ * (absent), so the producer is not idempotent. Rebalances make kafkajs log errors by design;
+ * tests that care pass their own logger.
+ */
+export const mockLogOptions = (bootstrapServers: readonly string[]): KafkaEventLogOptions => ({
+  brokers: [...bootstrapServers],
+  idempotent: false,
+  connectionTimeoutMs: 500,
+  retry: { retries: 3, initialRetryTimeMs: 50, maxRetryTimeMs: 500 },
+  consumer: {
+    sessionTimeoutMs: 4_000,
+    heartbeatIntervalMs: 200,
+    rebalanceTimeoutMs: 4_000,
+    maxWaitTimeMs: 100,
+  },
+  retryBackoffMs: { min: 50, max: 1_000 },
+  logger: () => {},
+})
