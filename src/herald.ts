@@ -10,10 +10,17 @@ import { createKafkaEventLog } from './adapters/kafka-event-log/index.ts'
 import { createKurrentDbEventStore } from './adapters/kurrentdb-event-store/index.ts'
 import { createSqliteEventLog } from './adapters/sqlite-event-log/index.ts'
 import { createSqliteEventStore } from './adapters/sqlite-event-store/index.ts'
+import { createAuditRoutes } from './audit/index.ts'
 import { createTokenRoutes, createTokenService } from './auth/index.ts'
 import type { Config } from './config/index.ts'
 import { ConfigError } from './errors/index.ts'
-import { chainAuthenticators, createAdminTokenAuthenticator, createHttpApp } from './http/index.ts'
+import {
+  type Authorizer,
+  chainAuthenticators,
+  createAdminTokenAuthenticator,
+  createExternalAuthorizer,
+  createHttpApp,
+} from './http/index.ts'
 import { createMetrics, type Logger, type Metrics } from './observability/index.ts'
 import { createOutboundGuard, type OutboundGuardOptions } from './outbound/index.ts'
 import type { Consumer, EventLog } from './ports/event-log.ts'
@@ -87,6 +94,21 @@ const openWarehouse = async (config: Config): Promise<Warehouse> => {
     ...(clickhouse.password === null ? {} : { password: clickhouse.password }),
     database: clickhouse.database,
   })
+}
+
+/** `authorization_handler: external` names an HTTP authorizer; `native` keeps the role table. */
+const openAuthorizer = (config: Config): Authorizer | undefined => {
+  if (config.authorization_handler === 'native') return undefined
+  const { endpoint, timeout_ms } = config.authorization_handler_config
+  if (endpoint === null) {
+    throw new ConfigError([
+      {
+        path: 'authorization_handler_config.endpoint',
+        message: 'is required when authorization_handler is external',
+      },
+    ])
+  }
+  return createExternalAuthorizer({ endpoint, timeoutMs: timeout_ms })
 }
 
 /**
@@ -195,6 +217,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     }
 
     const tokens = createTokenService({ store, clock, newId: randomUUID })
+    const authorizer = openAuthorizer(config)
     const app = createHttpApp({
       log,
       eventsTopic: topics.events,
@@ -209,10 +232,15 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
         tokens.authenticate,
       ),
       requireAuth: config.require_auth,
+      ...(authorizer === undefined ? {} : { authorizer }),
       metrics,
       logger,
       graphiql: config.reports.graphiql,
-      mounts: [...notifications.mounts, { path: '/v1/auth', app: createTokenRoutes({ tokens }) }],
+      mounts: [
+        ...notifications.mounts,
+        { path: '/v1/auth', app: createTokenRoutes({ tokens }) },
+        { path: '/v1/audit', app: createAuditRoutes({ store }) },
+      ],
     })
 
     const server = await new Promise<ServerType>((resolve, reject) => {

@@ -6,7 +6,7 @@ import type { Batch, LogMessage } from '../src/ports/index.ts'
 import { createDelivererHandler, type DeliveryOutcome, DeliveryRetryError } from './deliverer.ts'
 import type { Fetch } from './delivery/index.ts'
 import { type DeliveryCommand, deliveryIdFor, encodeDeliveryCommand } from './routing/index.ts'
-import { aConfiguration, anEvent } from './routing/test-fixtures.ts'
+import { anEvent, aWebhookConfiguration } from './routing/test-fixtures.ts'
 
 const capturingLogger = () => {
   const lines: { level: LogLevel; event: string; fields: LogFields }[] = []
@@ -43,10 +43,10 @@ const batchOf = (values: Uint8Array[]): Batch => ({
 const commands = (...list: DeliveryCommand[]) => batchOf(list.map((c) => encodeDeliveryCommand(c).value))
 
 const configurations = new Map<string, WebhookConfiguration>([
-  ['ok', aConfiguration({ id: 'ok', url: 'https://ok.example/hook' })],
-  ['down', aConfiguration({ id: 'down', url: 'https://down.example/hook' })],
-  ['gone', aConfiguration({ id: 'gone', url: 'https://gone.example/hook' })],
-  ['off', aConfiguration({ id: 'off', url: 'https://off.example/hook', enabled: false })],
+  ['ok', aWebhookConfiguration({ id: 'ok', url: 'https://ok.example/hook' })],
+  ['down', aWebhookConfiguration({ id: 'down', url: 'https://down.example/hook' })],
+  ['gone', aWebhookConfiguration({ id: 'gone', url: 'https://gone.example/hook' })],
+  ['off', aWebhookConfiguration({ id: 'off', url: 'https://off.example/hook', enabled: false })],
 ])
 
 /** Answers by host; counts calls per webhook-id. */
@@ -164,7 +164,9 @@ describe('createDelivererHandler', () => {
       inFlight--
       return new Response(null, { status: 200 })
     }
-    const many = new Map(Array.from({ length: 6 }, (_, i) => [`c${i}`, aConfiguration({ id: `c${i}` })]))
+    const many = new Map(
+      Array.from({ length: 6 }, (_, i) => [`c${i}`, aWebhookConfiguration({ id: `c${i}` })]),
+    )
     const handler = createDelivererHandler({
       getConfiguration: (id) => many.get(id),
       fetch,

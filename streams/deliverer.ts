@@ -31,7 +31,7 @@ export interface DelivererHandlerOptions {
   /** How many recent delivery ids are remembered to skip in a retried batch (default 10 000). */
   readonly rememberDeliveries?: number
   /** Each delivery's outcome, for metrics (`herald_deliveries_total{endpoint,outcome}`). */
-  readonly onOutcome?: (outcome: DeliveryOutcome) => void
+  readonly onOutcome?: (outcome: DeliveryOutcome, command: DeliveryCommand) => void
 }
 
 /** `sent`: 2xx; `failed`: retriable, retried with the batch; `rejected`: final refusal; `skipped`: nothing to send to. */
@@ -119,7 +119,7 @@ export const createDelivererHandler = (options: DelivererHandlerOptions): BatchH
     // Already settled in an earlier attempt of this batch: the batch came back only for others.
     if (delivered.has(command.deliveryId)) return 'done'
     const outcome = await attempt(command)
-    options.onOutcome?.(outcome)
+    options.onOutcome?.(outcome, command)
     if (outcome === 'failed') return 'retry'
     delivered.add(command.deliveryId)
     return 'done'

@@ -74,6 +74,7 @@ const deliveredEventIds = (messages: readonly OutgoingMessage[]): string[] =>
 
 const index = buildSelectorIndex({
   position: 1,
+  disabledEndpoints: new Set(),
   configurations: new Map([['cfg-1', aConfiguration()]]),
   selectors: new Map([['sel-1', aSelector({ type: 'user.checks.*' })]]),
 })

@@ -1,3 +1,5 @@
+import type { Action } from './actions.ts'
+
 /**
  * Who is calling: the account whose data a request may see, and what it may do there. Set by
  * the HTTP authentication middleware, read by every module that decides access.
@@ -12,7 +14,14 @@ export interface Principal {
 /** The account that owns system-wide settings and global selectors. */
 export const ADMIN_ACCOUNT = 'admin'
 
+/** Decides one action for one principal; `authorize(action)` asks the one the app set. */
+export type AuthorizerFn = (
+  principal: Principal,
+  action: Action,
+  request: { readonly method: string; readonly path: string },
+) => Promise<boolean>
+
 /** Hono environment of every authenticated route. */
-export type AppEnv = { Variables: { principal: Principal } }
+export type AppEnv = { Variables: { principal: Principal; authorizer?: AuthorizerFn } }
 
 export { ACTIONS, type Action, isAllowed } from './actions.ts'

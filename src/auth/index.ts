@@ -6,6 +6,7 @@ export {
   evolveToken,
   IssueTokenBody,
   initialTokenState,
+  TOKEN_STREAM_PREFIX,
   type TokenCommand,
   type TokenEvent,
   type TokenRecord,

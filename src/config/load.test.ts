@@ -77,7 +77,7 @@ const DEFAULTS: Config = {
     kind: 'embedded',
     confluent: { url: null, username: null, password: null, register_schemas: false },
   },
-  secrets: { encryption_key: null },
+  secrets: { encryption_key: null, previous_keys: [] },
 }
 
 describe('loadConfig', () => {

@@ -21,6 +21,8 @@ const redactNode = (node: Node, value: unknown): unknown => {
     }
     return Object.freeze(out)
   }
+  // An empty list of secrets holds none, and saying so helps more than hiding it.
+  if (Array.isArray(value) && value.length === 0) return value
   if (node.secret === 'value' && value !== null && value !== undefined) return REDACTED
   if (typeof value === 'string') return scrubCredentials(value)
   if (Array.isArray(value)) {

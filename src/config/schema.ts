@@ -28,12 +28,7 @@ import type { Config } from './types.ts'
 const positive = integer(1)
 
 // Names of the later work each key waits for; REFERENCE.md prints them, so keep them short.
-const AUTH = 'external authorization'
-const ROUTER = 'the router'
 const DELIVERER = 'the deliverer'
-const SSRF = 'the deliverer’s SSRF guard'
-const KURRENT = 'the KurrentDB event store adapter'
-const ENCRYPTION = 'secret encryption in the notification aggregates'
 
 export const schema = group({
   listen: key(hostAddress, { default: '0.0.0.0', doc: 'Address the HTTP API binds.' }),
@@ -60,19 +55,16 @@ export const schema = group({
   }),
   authorization_handler: key(oneOf(['native', 'external'] as const), {
     default: 'native',
-    doc: 'Seed key. `native`: the built-in role table decides; `external`: each action is sent to `authorization_handler_config.endpoint`.',
-    pending: AUTH,
+    doc: 'Seed key. `native`: the built-in role table decides; `external`: each action is POSTed to `authorization_handler_config.endpoint` as `{principal: {account, role}, action, request: {method, path}}`, and allowed only on a 200 answer `{"allowed": true}` (no usable answer: 503, never allowed).',
   }),
   authorization_handler_config: group({
     endpoint: key(nullable(httpUrl), {
       default: null,
       doc: 'URL of the external authorizer. Required when `authorization_handler` is `external`.',
-      pending: AUTH,
     }),
     timeout_ms: key(positive, {
       default: 2000,
-      doc: 'Milliseconds to wait for the external authorizer.',
-      pending: AUTH,
+      doc: 'Milliseconds to wait for the external authorizer before answering 503.',
     }),
   }),
   ui_url: key(nullable(httpUrl), {
@@ -88,14 +80,12 @@ export const schema = group({
     allowlist: key(listOf(allowlistEntry, 'a list of host names, IP addresses or CIDR ranges'), {
       default: [],
       doc: 'Hosts (`*.example.com` allowed), IP addresses and CIDR ranges the SSRF guard lets outbound requests reach even when they are private or loopback. `HERALD_OUTBOUND_ALLOWLIST` is an alias of the variable.',
-      pending: SSRF,
     }),
   }),
   notifications: group({
     enabled: key(boolean, {
       default: true,
       doc: 'Seed key. `false`: no events are routed and nothing is delivered; the configuration API keeps working.',
-      pending: ROUTER,
     }),
     cycle_timers: group({
       notifications: key(positive, {
@@ -107,7 +97,6 @@ export const schema = group({
     webhook_timeout_ms: key(positive, {
       default: 15000,
       doc: 'Milliseconds one outbound delivery request may take.',
-      pending: DELIVERER,
     }),
   }),
   reports: group({
@@ -213,7 +202,6 @@ export const schema = group({
         default: null,
         secret: 'credentials',
         doc: 'e.g. `kurrentdb://admin:changeit@localhost:2113?tls=false`. Required when `event_store.kind` is `kurrentdb`. Its credentials are secret.',
-        pending: KURRENT,
       }),
     }),
   }),
@@ -268,8 +256,12 @@ export const schema = group({
     encryption_key: key(nullable(base64Key(32)), {
       default: null,
       secret: 'value',
-      doc: 'Base64 of 32 random bytes (`openssl rand -base64 32`) that encrypts endpoint secrets before they are appended to the event store.',
-      pending: ENCRYPTION,
+      doc: 'Base64 of 32 random bytes (`openssl rand -base64 32`) that encrypts endpoint secrets (AES-256-GCM) before they are appended to the event store. When unset, `herald start` generates one into `data_dir/secret.key` (mode 0600); keep that file with the event store, since without it the stored secrets cannot be opened.',
+    }),
+    previous_keys: key(listOf(base64Key(32), 'a list of base64 keys of 32 bytes'), {
+      default: [],
+      secret: 'value',
+      doc: 'Keys rotated out: they still open the secrets they sealed, never seal new ones. To rotate, move the old `encryption_key` here and set a new one. A secret is sealed with the current key whenever it is next set, so keep an old key listed while secrets sealed with it remain.',
     }),
   }),
 })

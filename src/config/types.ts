@@ -119,6 +119,8 @@ export interface SchemaRegistryConfig {
 export interface SecretsConfig {
   /** Base64 of 32 bytes. */
   readonly encryption_key: string | null
+  /** Keys rotated out, base64 of 32 bytes each: they open, never seal. */
+  readonly previous_keys: readonly string[]
 }
 
 export interface Config {

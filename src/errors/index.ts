@@ -68,6 +68,23 @@ export class ExpectedRevisionConflictError extends HeraldError {
   }
 }
 
+/**
+ * A client's `If-Match` named a revision that is no longer current: someone else changed the
+ * resource since the client read it.
+ */
+export class PreconditionFailedError extends HeraldError {
+  constructor(what: string, context: { expected: number; actual: number | 'none' }) {
+    super(
+      'precondition_failed',
+      `${what} changed since revision ${context.expected} (it is now at ${context.actual}); read it again and retry`,
+      { context },
+    )
+  }
+}
+
+export const isPreconditionFailed = (error: unknown): error is PreconditionFailedError =>
+  error instanceof PreconditionFailedError
+
 /** A store, log or warehouse could not be reached or failed transiently. */
 export class UnavailableError extends HeraldError {
   constructor(message: string, options: HeraldErrorOptions = {}) {

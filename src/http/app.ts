@@ -4,6 +4,7 @@ import type { Logger, Metrics } from '../observability/index.ts'
 import type { EventLog } from '../ports/event-log.ts'
 import type { Warehouse } from '../ports/warehouse.ts'
 import { ADMIN_ACCOUNT, type Authenticator, bearerToken } from './auth.ts'
+import type { Authorizer } from './authorize.ts'
 import type { AppEnv } from './env.ts'
 import { createGraphqlRoutes } from './graphql.ts'
 import { createIngestRoutes } from './ingest.ts'
@@ -16,6 +17,8 @@ export interface HttpAppOptions {
   /** One probe per port for `/ready`; each resolves when its port answers. */
   readonly readiness: Readonly<Record<string, () => Promise<void>>>
   readonly authenticate: Authenticator
+  /** Decides each route's action (default: the seed's role table). */
+  readonly authorizer?: Authorizer
   /** The seed's `require_auth`: when false every request acts as the admin account. */
   readonly requireAuth: boolean
   readonly metrics: Metrics
@@ -94,6 +97,7 @@ export const createHttpApp = (options: HttpAppOptions): Hono<AppEnv> => {
 
   app.use('/v1/*', async (c, next) => {
     if (PUBLIC_PATHS.has(c.req.path)) return next()
+    if (options.authorizer !== undefined) c.set('authorizer', options.authorizer)
     if (!options.requireAuth) {
       c.set('principal', { account: ADMIN_ACCOUNT, role: 'admin' })
       return next()

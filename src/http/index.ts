@@ -7,6 +7,12 @@ export {
   type Principal,
   type Role,
 } from './auth.ts'
-export { authorize } from './authorize.ts'
+export {
+  type Authorizer,
+  authorize,
+  createExternalAuthorizer,
+  type ExternalAuthorizerOptions,
+  nativeAuthorizer,
+} from './authorize.ts'
 export type { AppEnv } from './env.ts'
 export { type Problem, toProblem } from './problem.ts'

@@ -7,6 +7,7 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   forbidden: 403,
   not_found: 404,
   expected_revision_conflict: 412,
+  precondition_failed: 412,
   payload_too_large: 413,
   unsupported_media_type: 415,
   // A notification target the SSRF guard refused, or one that could not be reached: the

@@ -23,7 +23,8 @@ export const Account = refinedString(
 const MAX_URL_LENGTH = 2048
 
 const isWebhookUrl = (s: string): boolean => {
-  if (s.length > MAX_URL_LENGTH) return false
+  // URL parsing trims and percent-encodes whitespace; a URL typed with spaces is a mistake.
+  if (s.length > MAX_URL_LENGTH || /\s/.test(s)) return false
   const url = URL.parse(s)
   // Credentials in the URL would be shown wherever the URL is listed; they belong in
   // secret fields that are redacted.
@@ -38,7 +39,7 @@ const isWebhookUrl = (s: string): boolean => {
 export const WebhookUrl = refinedString(
   'WebhookUrl',
   isWebhookUrl,
-  `must be an http or https URL without credentials, at most ${MAX_URL_LENGTH} characters`,
+  `must be an http or https URL without spaces or credentials, at most ${MAX_URL_LENGTH} characters`,
 )
 
 // Standard Webhooks: secrets of 24 to 64 bytes, base64 after the `whsec_` prefix.
@@ -59,6 +60,104 @@ export const Description = refinedString(
   'Description',
   (s) => s.length <= 1024,
   'must be at most 1024 characters',
+)
+
+/** A plain string field: non-empty after trimming, at most `max` characters. */
+export const text = (name: string, max: number) =>
+  refinedString(name, (s) => s.trim().length > 0 && s.length <= max, `must be 1 to ${max} characters`)
+
+/**
+ * A credential: a non-empty string. Its message never echoes the value, which may be a real
+ * secret with a typo.
+ */
+export const Secret = refinedString(
+  'Secret',
+  (s) => s.length > 0 && s.length <= 4096 && s.trim() === s,
+  'must be 1 to 4096 characters without surrounding spaces',
+)
+
+export const Port = withMessage(
+  t.refinement(t.number, (n) => Number.isInteger(n) && n >= 1 && n <= 65_535, 'Port'),
+  () => 'must be an integer port from 1 to 65535',
+)
+
+// Host names and literal addresses; the SSRF guard decides later whether one may be used.
+export const HostName = refinedString(
+  'HostName',
+  (s) =>
+    /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$|^\[?[0-9A-Fa-f:.]+\]?$/.test(
+      s,
+    ) && s.length <= 253,
+  'must be a host name or an IP address',
+)
+
+// Deliberately loose: the mail server is the judge of deliverability; this refuses what is
+// clearly not one address (spaces, angle brackets, several @ or none).
+export const EmailAddress = refinedString(
+  'EmailAddress',
+  (s) => s.length <= 254 && /^[^\s@<>,;"]+@[^\s@<>,;"]+$/.test(s),
+  'must be one email address such as alerts@example.com',
+)
+
+export const EmailList = withMessage(
+  t.refinement(t.array(EmailAddress), (a) => a.length >= 1 && a.length <= 50, 'EmailList'),
+  (u) =>
+    Array.isArray(u) && u.length > 0 && u.length <= 50
+      ? 'must hold email addresses only'
+      : 'must be a list of 1 to 50 email addresses',
+)
+
+export const TlsMode = withMessage(
+  t.keyof({ none: null, starttls: null, tls: null }),
+  () => 'must be one of none, starttls, tls',
+  'TlsMode',
+)
+
+const listOf = (item: t.Type<string, string, unknown>, max: number, what: string) =>
+  withMessage(
+    t.refinement(t.array(item), (a) => a.length <= max && new Set(a).size === a.length, 'List'),
+    () => `must be a list of at most ${max} distinct ${what}`,
+  )
+
+export const Labels = listOf(text('Label', 100), 20, 'labels of 1 to 100 characters')
+export const Assignees = listOf(text('Assignee', 100), 10, 'user names')
+
+// GitHub owner and repository names: letters, digits, `-`, `_` and `.`.
+export const GitHubName = refinedString(
+  'GitHubName',
+  (s) => /^[A-Za-z0-9_.-]{1,100}$/.test(s) && s !== '.' && s !== '..',
+  'must be 1 to 100 letters, digits, "-", "_" or "."',
+)
+
+export const Milestone = withMessage(
+  t.refinement(t.number, (n) => Number.isInteger(n) && n >= 1, 'Milestone'),
+  () => 'must be a milestone number (a positive integer)',
+)
+
+export const JiraProjectKey = refinedString(
+  'JiraProjectKey',
+  (s) => /^[A-Z][A-Z0-9_]{1,99}$/.test(s),
+  'must be a Jira project key: an uppercase letter, then uppercase letters, digits or "_"',
+)
+
+// Template names are the slots a channel fills (`title`, `body`, `subject`, …); the channel
+// layer checks the names and parses the templates when the configuration is saved.
+export const Templates = withMessage(
+  t.refinement(
+    t.record(t.string, t.string),
+    (r) =>
+      Object.keys(r).length <= 16 &&
+      Object.entries(r).every(([k, v]) => /^[a-z][a-z0-9_]{0,63}$/.test(k) && v.length <= 16_384),
+    'Templates',
+  ),
+  () =>
+    'must map at most 16 template names (lowercase letters, digits, "_") to templates of at most 16384 characters',
+)
+
+export const DigestWindowSeconds = withMessage(
+  t.union([t.null, t.refinement(t.number, (n) => Number.isInteger(n) && n >= 1 && n <= 86_400, 'Window')]),
+  () => 'must be null or a whole number of seconds from 1 to 86400',
+  'DigestWindowSeconds',
 )
 
 export const LevelPattern = withMessage(

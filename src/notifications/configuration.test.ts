@@ -1,16 +1,20 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { NotFoundError, ValidationError } from '../errors/index.ts'
+import { createSecretBox } from '../secrets/index.ts'
 import {
   type AddSelector,
   type ConfigurationCommand,
   type ConfigurationEvent,
-  type CreateWebhookConfiguration,
+  type ConfigurationEventOf,
+  type CreateConfiguration,
   decide,
   decodeConfigurationEvent,
   evolve,
   initialState,
+  type UpdateConfiguration,
 } from './configuration.ts'
+import { DEFAULT_OPTIONS } from './service.ts'
 
 /** Emmett-style: the past as events, a command, and the events (or the refusal) it must produce. */
 const given = (...past: ConfigurationEvent[]) => ({
@@ -26,32 +30,82 @@ const given = (...past: ConfigurationEvent[]) => ({
 
 const CONFIG = '6f1e3b5a-2c4d-4e8f-9a1b-0c2d3e4f5a6b'
 const SELECTOR = 'a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d'
-const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
 const NOW = Date.UTC(2026, 10, 22, 10)
 const NOW_ISO = '2026-11-22T10:00:00.000Z'
+const LATER = NOW + 60_000
+const LATER_ISO = '2026-11-22T10:01:00.000Z'
+const BY = 'acme/read-write'
 
-const create = (data: Partial<CreateWebhookConfiguration['data']> = {}): CreateWebhookConfiguration => ({
-  type: 'CreateWebhookConfiguration',
+const box = createSecretBox({ current: Buffer.alloc(32, 7).toString('base64') })
+const SEALED_TOKEN = box.seal('ghp_first', `${CONFIG}/token`)
+const SEALED_TOKEN_2 = box.seal('ghp_second', `${CONFIG}/token`)
+
+const GITHUB_VALUES = { owner: 'acme', repository: 'platform' }
+const GITHUB_SETTINGS = {
+  api_url: 'https://api.github.com',
+  owner: 'acme',
+  repository: 'platform',
+  labels: [],
+  assignees: [],
+}
+const STORED_OPTIONS = {
+  description: null,
+  enabled: true,
+  verifyTls: true,
+  templates: {},
+  digest: { enabled: false, windowSeconds: null },
+}
+
+const create = (data: Partial<CreateConfiguration['data']> = {}): CreateConfiguration => ({
+  type: 'CreateConfiguration',
   data: {
     configurationId: CONFIG,
     account: 'acme',
-    url: 'https://hooks.example.com/herald',
-    signingSecret: SECRET,
+    endpoint: 'github',
+    values: GITHUB_VALUES,
+    secrets: { token: SEALED_TOKEN },
+    hints: {},
+    options: DEFAULT_OPTIONS,
     ...data,
   },
-  metadata: { now: NOW },
+  metadata: { now: NOW, by: BY },
 })
 
-const created: ConfigurationEvent = {
-  type: 'WebhookConfigurationCreated',
+const created: ConfigurationEventOf<'ConfigurationCreated'> = {
+  type: 'ConfigurationCreated',
   data: {
     configurationId: CONFIG,
     account: 'acme',
-    url: 'https://hooks.example.com/herald',
-    signingSecret: SECRET,
-    enabled: true,
-    createdAt: NOW_ISO,
+    endpoint: 'github',
+    settings: GITHUB_SETTINGS,
+    secrets: { token: SEALED_TOKEN },
+    hints: {},
+    ...STORED_OPTIONS,
+    by: BY,
+    at: NOW_ISO,
   },
+}
+
+const update = (data: Partial<UpdateConfiguration['data']> = {}): UpdateConfiguration => ({
+  type: 'UpdateConfiguration',
+  data: {
+    configurationId: CONFIG,
+    account: 'acme',
+    endpoint: 'github',
+    values: GITHUB_SETTINGS,
+    secrets: {},
+    clearSecrets: [],
+    hints: {},
+    options: DEFAULT_OPTIONS,
+    ...data,
+  },
+  metadata: { now: LATER, by: BY },
+})
+
+const SELECTOR_BODY = {
+  scope: 'account' as const,
+  event: { level: 'error', type: 'user.checks.*', resource_type: '*' },
+  pattern: null,
 }
 
 const add = (data: Partial<AddSelector['data']> = {}): AddSelector => ({
@@ -60,14 +114,14 @@ const add = (data: Partial<AddSelector['data']> = {}): AddSelector => ({
     selectorId: SELECTOR,
     configurationId: CONFIG,
     account: 'acme',
-    scope: 'account',
-    event: { level: 'error', type: 'user.checks.*', resource_type: '*' },
+    endpoint: 'github',
+    ...SELECTOR_BODY,
     ...data,
   },
-  metadata: { now: NOW },
+  metadata: { now: NOW, by: BY },
 })
 
-const added: ConfigurationEvent = {
+const added: ConfigurationEventOf<'SelectorAdded'> = {
   type: 'SelectorAdded',
   data: {
     selectorId: SELECTOR,
@@ -75,8 +129,15 @@ const added: ConfigurationEvent = {
     account: 'acme',
     scope: 'account',
     event: { level: 'error', type: 'user.checks.*', resource_type: '*' },
-    addedAt: NOW_ISO,
+    pattern: null,
+    by: BY,
+    at: NOW_ISO,
   },
+}
+
+const deleted: ConfigurationEvent = {
+  type: 'ConfigurationDeleted',
+  data: { configurationId: CONFIG, account: 'acme', by: BY, at: LATER_ISO },
 }
 
 const validationOf =
@@ -87,36 +148,236 @@ const validationOf =
     return true
   }
 
-describe('webhook configuration decider', () => {
-  describe('CreateWebhookConfiguration', () => {
-    it('creates an enabled configuration', () => {
+const notFound = (error: unknown) => error instanceof NotFoundError
+
+describe('endpoint configuration decider', () => {
+  describe('CreateConfiguration', () => {
+    it('creates an enabled configuration with defaults filled in and the secret as sealed', () => {
       given().when(create()).yields([created])
     })
 
-    it('keeps a description', () => {
+    it('keeps the options it is given', () => {
       given()
-        .when(create({ description: 'security team' }))
+        .when(
+          create({
+            options: {
+              ...DEFAULT_OPTIONS,
+              description: 'security team',
+              verify_tls: false,
+              digest: true,
+              digest_window_seconds: 300,
+              templates: { title: '{{ event.type }}' },
+            },
+          }),
+        )
         .yields([
-          { ...created, data: { ...created.data, description: 'security team' } } as ConfigurationEvent,
+          {
+            ...created,
+            data: {
+              ...created.data,
+              description: 'security team',
+              verifyTls: false,
+              digest: { enabled: true, windowSeconds: 300 },
+              templates: { title: '{{ event.type }}' },
+            },
+          },
         ])
     })
 
-    it('names every invalid field', () => {
-      given()
-        .when(
-          create({ url: 'ftp://x', signingSecret: 'whsec_c2hvcnQ=', configurationId: 'nope', account: '' }),
+    it('creates every endpoint type from its own fields', () => {
+      const cases = [
+        { endpoint: 'slack', values: {}, secrets: { url: box.seal('https://hooks.slack.com/x') } },
+        { endpoint: 'teams', values: {}, secrets: { url: box.seal('https://acme.webhook.office.com/x') } },
+        {
+          endpoint: 'email',
+          values: { smtp_host: 'smtp.example.com', from: 'herald@example.com', to: ['sec@example.com'] },
+          secrets: {},
+        },
+        {
+          endpoint: 'webhook',
+          values: { url: 'https://hooks.example.com/h' },
+          secrets: { signing_secret: box.seal('whsec_x') },
+        },
+        {
+          endpoint: 'jira',
+          values: { url: 'https://acme.atlassian.net', username: 'bot@acme.io', project_key: 'SEC' },
+          secrets: { api_token: box.seal('t') },
+        },
+      ] as const
+      for (const c of cases) {
+        const [event] = decide(
+          create({ endpoint: c.endpoint, values: c.values, secrets: c.secrets }),
+          initialState,
         )
-        .refuses(validationOf('url', 'signingSecret', 'configurationId', 'account'))
+        assert.equal(event?.type, 'ConfigurationCreated', c.endpoint)
+        if (c.endpoint === 'email') {
+          assert.deepEqual((event as typeof created).data.settings, {
+            smtp_host: 'smtp.example.com',
+            smtp_port: 587,
+            from: 'herald@example.com',
+            to: ['sec@example.com'],
+            tls_mode: 'starttls',
+            include_payload: false,
+          })
+        }
+      }
     })
 
-    it('refuses URLs with credentials in them', () => {
+    it('names every missing and invalid field', () => {
       given()
-        .when(create({ url: 'https://user:pass@hooks.example.com/' }))
-        .refuses(validationOf('url'))
+        .when(
+          create({
+            configurationId: CONFIG,
+            values: { owner: 'has space', labels: 'security', milestone: 0 },
+            secrets: {},
+          }),
+        )
+        .refuses(validationOf('owner', 'repository', 'labels', 'milestone', 'token'))
+    })
+
+    it('refuses a field the endpoint type does not have, and a secret passed as plain value', () => {
+      given()
+        .when(create({ values: { ...GITHUB_VALUES, channel: '#sec', token: 'ghp_plain' } }))
+        .refuses(validationOf('channel', 'token'))
+    })
+
+    it('refuses a secret that was not sealed, without echoing it', () => {
+      assert.throws(
+        () => decide(create({ secrets: { token: 'ghp_plaintext_canary' } }), initialState),
+        (error: unknown) =>
+          validationOf('token')(error) &&
+          !JSON.stringify([(error as Error).message, (error as ValidationError).issues]).includes('canary'),
+      )
+    })
+
+    it('names bad ids, accounts and options', () => {
+      given()
+        .when(create({ configurationId: 'nope', account: '' }))
+        .refuses(validationOf('configurationId', 'account'))
+      given()
+        .when(
+          create({
+            options: { ...DEFAULT_OPTIONS, digest_window_seconds: 0, templates: { 'Bad Name': 'x' } },
+          }),
+        )
+        .refuses(validationOf('digest_window_seconds', 'templates'))
     })
 
     it('refuses to create a configuration twice', () => {
       given(created).when(create()).refuses(validationOf('configurationId'))
+    })
+  })
+
+  describe('UpdateConfiguration', () => {
+    it('records the new values and the names of the fields that changed', () => {
+      given(created)
+        .when(
+          update({
+            values: { ...GITHUB_SETTINGS, labels: ['security'] },
+            secrets: { token: SEALED_TOKEN_2 },
+            options: { ...DEFAULT_OPTIONS, enabled: false },
+          }),
+        )
+        .yields([
+          {
+            type: 'ConfigurationUpdated',
+            data: {
+              configurationId: CONFIG,
+              account: 'acme',
+              settings: { ...GITHUB_SETTINGS, labels: ['security'] },
+              secrets: { token: SEALED_TOKEN_2 },
+              clearedSecrets: [],
+              hints: {},
+              changed: ['enabled', 'labels', 'token'],
+              ...STORED_OPTIONS,
+              enabled: false,
+              by: BY,
+              at: LATER_ISO,
+            },
+          },
+        ])
+    })
+
+    it('decides nothing when nothing changes', () => {
+      given(created).when(update()).yields([])
+    })
+
+    it('removes an optional secret, and refuses to remove a required one', () => {
+      const email = create({
+        endpoint: 'email',
+        values: {
+          smtp_host: 'smtp.example.com',
+          from: 'a@example.com',
+          to: ['b@example.com'],
+          username: 'u',
+        },
+        secrets: { password: box.seal('pw', `${CONFIG}/password`) },
+      })
+      const [emailCreated] = decide(email, initialState) as ConfigurationEvent[]
+      const [event] = decide(
+        update({
+          endpoint: 'email',
+          values: (emailCreated as typeof created).data.settings,
+          clearSecrets: ['password'],
+        }),
+        evolve(initialState, emailCreated as ConfigurationEvent),
+      ) as ConfigurationEvent[]
+      assert.equal(event?.type, 'ConfigurationUpdated')
+      assert.deepEqual((event as ConfigurationEventOf<'ConfigurationUpdated'>).data.clearedSecrets, [
+        'password',
+      ])
+      given(created)
+        .when(update({ clearSecrets: ['token'] }))
+        .refuses(validationOf('token'))
+      given(created)
+        .when(update({ clearSecrets: ['owner'] }))
+        .refuses(validationOf('owner'))
+    })
+
+    it('names every invalid value', () => {
+      given(created)
+        .when(update({ values: { ...GITHUB_SETTINGS, repository: null, api_url: 'gopher://x' } }))
+        .refuses(validationOf('repository', 'api_url'))
+    })
+
+    it('reports a missing, deleted, foreign or other-endpoint configuration as not found', () => {
+      given().when(update()).refuses(notFound)
+      given(created, deleted).when(update()).refuses(notFound)
+      given(created)
+        .when(update({ account: 'globex' }))
+        .refuses(notFound)
+      given(created)
+        .when(update({ endpoint: 'jira' }))
+        .refuses(notFound)
+    })
+  })
+
+  describe('DeleteConfiguration', () => {
+    it('deletes a live configuration once', () => {
+      given(created)
+        .when({
+          type: 'DeleteConfiguration',
+          data: { configurationId: CONFIG, account: 'acme', endpoint: 'github' },
+          metadata: { now: LATER, by: BY },
+        })
+        .yields([deleted])
+      given(created, deleted)
+        .when({
+          type: 'DeleteConfiguration',
+          data: { configurationId: CONFIG, account: 'acme', endpoint: 'github' },
+          metadata: { now: LATER, by: BY },
+        })
+        .refuses(notFound)
+    })
+
+    it('reports another account\u2019s configuration as not found', () => {
+      given(created)
+        .when({
+          type: 'DeleteConfiguration',
+          data: { configurationId: CONFIG, account: 'globex', endpoint: 'github' },
+          metadata: { now: LATER, by: BY },
+        })
+        .refuses(notFound)
     })
   })
 
@@ -125,16 +386,29 @@ describe('webhook configuration decider', () => {
       given(created).when(add()).yields([added])
     })
 
-    it('reports a configuration that does not exist as not found', () => {
-      given()
-        .when(add())
-        .refuses((error) => error instanceof NotFoundError)
+    it('stores a content pattern that compiles', () => {
+      const pattern = { data: { severity: ['critical', 'high'] } }
+      given(created)
+        .when(add({ pattern }))
+        .yields([{ ...added, data: { ...added.data, pattern } }])
     })
 
-    it('reports another account\u2019s configuration as not found', () => {
+    it('refuses a content pattern that does not compile, naming the offending part', () => {
+      given(created)
+        .when(add({ pattern: { data: { severity: [{ numeric: ['>', 'high'] }] } } }))
+        .refuses((error) => {
+          assert.ok(error instanceof ValidationError)
+          assert.match(error.issues[0]?.path ?? '', /^pattern\.data\.severity/)
+          return true
+        })
+    })
+
+    it('reports a missing, deleted or foreign configuration as not found', () => {
+      given().when(add()).refuses(notFound)
+      given(created, deleted).when(add()).refuses(notFound)
       given(created)
         .when(add({ account: 'globex' }))
-        .refuses((error) => error instanceof NotFoundError)
+        .refuses(notFound)
     })
 
     it('refuses a selector id used before', () => {
@@ -146,27 +420,121 @@ describe('webhook configuration decider', () => {
         .when(
           add({
             scope: 'planet' as 'global',
-            event: { level: 'fatal' as 'error', type: 'has space', resource_type: '' },
+            event: { level: 'fatal', type: 'has space', resource_type: '' },
           }),
         )
         .refuses(validationOf('scope', 'event.level', 'event.type', 'event.resource_type'))
     })
   })
 
+  describe('UpdateSelector and RemoveSelector', () => {
+    const target = {
+      selectorId: SELECTOR,
+      configurationId: CONFIG,
+      account: 'acme',
+      endpoint: 'github' as const,
+    }
+
+    it('updates a selector, and decides nothing when it is unchanged', () => {
+      const event = { level: '*' as const, type: 'system.*', resource_type: '*' }
+      given(created, added)
+        .when({
+          type: 'UpdateSelector',
+          data: { ...target, ...SELECTOR_BODY, event },
+          metadata: { now: LATER, by: BY },
+        })
+        .yields([
+          {
+            type: 'SelectorUpdated',
+            data: {
+              selectorId: SELECTOR,
+              configurationId: CONFIG,
+              account: 'acme',
+              scope: 'account',
+              event,
+              pattern: null,
+              by: BY,
+              at: LATER_ISO,
+            },
+          },
+        ])
+      given(created, added)
+        .when({
+          type: 'UpdateSelector',
+          data: { ...target, ...SELECTOR_BODY },
+          metadata: { now: LATER, by: BY },
+        })
+        .yields([])
+    })
+
+    it('removes a selector', () => {
+      given(created, added)
+        .when({ type: 'RemoveSelector', data: target, metadata: { now: LATER, by: BY } })
+        .yields([
+          {
+            type: 'SelectorRemoved',
+            data: { selectorId: SELECTOR, configurationId: CONFIG, account: 'acme', by: BY, at: LATER_ISO },
+          },
+        ])
+    })
+
+    it('reports an unknown selector, or another account\u2019s, as not found', () => {
+      given(created)
+        .when({ type: 'RemoveSelector', data: target, metadata: { now: LATER, by: BY } })
+        .refuses(notFound)
+      given(created, added)
+        .when({
+          type: 'UpdateSelector',
+          data: { ...target, ...SELECTOR_BODY, selectorId: CONFIG },
+          metadata: { now: LATER, by: BY },
+        })
+        .refuses(notFound)
+      given(created, added)
+        .when({
+          type: 'RemoveSelector',
+          data: { ...target, account: 'globex' },
+          metadata: { now: LATER, by: BY },
+        })
+        .refuses(notFound)
+    })
+  })
+
   describe('evolve', () => {
-    it('builds the configuration and its selectors', () => {
-      const state = [created, added].reduce(evolve, initialState)
-      assert.equal(state.status, 'created')
-      if (state.status !== 'created') return
-      assert.equal(state.configuration.id, CONFIG)
-      assert.equal(state.configuration.enabled, true)
+    it('builds the configuration, keeps a rotated secret as previous, and forgets selectors on delete', () => {
+      const rotation: ConfigurationEvent = {
+        type: 'ConfigurationUpdated',
+        data: {
+          configurationId: CONFIG,
+          account: 'acme',
+          settings: GITHUB_SETTINGS,
+          secrets: { token: SEALED_TOKEN_2 },
+          clearedSecrets: [],
+          hints: {},
+          changed: ['token'],
+          ...STORED_OPTIONS,
+          by: BY,
+          at: LATER_ISO,
+        },
+      }
+      const state = [created, added, rotation].reduce(evolve, initialState)
+      assert.equal(state.status, 'active')
+      if (state.status !== 'active') return
+      assert.deepEqual(state.configuration.secrets.token, {
+        sealed: SEALED_TOKEN_2,
+        previous: { sealed: SEALED_TOKEN, rotatedAt: LATER_ISO },
+      })
+      assert.equal(state.configuration.updatedAt, LATER_ISO)
       assert.deepEqual([...state.selectors.keys()], [SELECTOR])
+      const gone = evolve(state, deleted)
+      assert.equal(gone.status, 'deleted')
+      if (gone.status === 'deleted') assert.equal(gone.selectors.size, 0)
     })
   })
 
   describe('decodeConfigurationEvent', () => {
     it('reads stored events back and refuses unknown or malformed ones', () => {
       assert.deepEqual(decodeConfigurationEvent(added), { ok: true, value: added })
+      assert.deepEqual(decodeConfigurationEvent(created), { ok: true, value: created })
       assert.equal(decodeConfigurationEvent({ type: 'SomethingElse', data: {} }).ok, false)
       assert.equal(decodeConfigurationEvent({ type: 'SelectorAdded', data: { selectorId: 1 } }).ok, false)
     })

@@ -1,23 +1,35 @@
+import { isDeepStrictEqual } from 'node:util'
 import { isLeft } from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
-import { NotFoundError, ValidationError } from '../errors/index.ts'
+import { type FieldIssue, NotFoundError, ValidationError } from '../errors/index.ts'
 import { type Decoded, toFieldIssues } from '../events/index.ts'
+import { compilePattern, isInvalidPatternError } from '../matching/index.ts'
+import { isSealedSecret } from '../secrets/index.ts'
 import {
   Account,
   Description,
+  DigestWindowSeconds,
   EventPattern,
   SelectorScope,
-  SigningSecret,
+  Templates,
   Uuid,
   validate,
-  WebhookUrl,
 } from './codecs.ts'
-import type { Selector, WebhookConfiguration } from './model.ts'
+import { ENDPOINT_FIELDS } from './endpoint-fields.ts'
+import {
+  ENDPOINT_TYPES,
+  type EndpointConfiguration,
+  type EndpointType,
+  type JsonValue,
+  type SealedSecret,
+  type Selector,
+} from './model.ts'
 
 /**
- * The webhook configuration aggregate: one event stream per configuration, holding the
- * configuration and its selectors, so adding a selector is checked against the configuration
- * it belongs to under one expected revision. Its history is the audit log.
+ * The endpoint configuration aggregate: one event stream per configuration, holding the
+ * configuration and its selectors, so a selector change is checked against the configuration
+ * it belongs to under one expected revision. Its history is the audit log. Secrets arrive
+ * sealed: deciding never sees a plaintext credential, and nothing unsealed is ever appended.
  */
 export const STREAM_PREFIX = 'notification-configuration-'
 
@@ -25,76 +37,187 @@ export const streamName = (configurationId: string): string => `${STREAM_PREFIX}
 
 export const isConfigurationStream = (stream: string): boolean => stream.startsWith(STREAM_PREFIX)
 
+const EndpointTypeCodec = t.keyof(
+  Object.fromEntries(ENDPOINT_TYPES.map((e) => [e, null])) as Record<EndpointType, null>,
+  'EndpointType',
+)
+
+const Json = t.unknown as t.Type<JsonValue, JsonValue, unknown>
+const Settings = t.record(t.string, Json)
+const Sealed = t.record(t.string, t.string)
+const Hints = t.record(t.string, t.string)
+const Digest = t.type({ enabled: t.boolean, windowSeconds: t.union([t.null, t.number]) })
+
+/** The options every endpoint type shares, as stored. */
+const Options = t.type({
+  description: t.union([t.null, t.string]),
+  enabled: t.boolean,
+  verifyTls: t.boolean,
+  templates: t.record(t.string, t.string),
+  digest: Digest,
+})
+
+const Change = t.type({ by: t.string, at: t.string })
+
 // Events: what the stream stores. Codecs too, because the store hands them back as JSON.
 
-const WebhookConfigurationCreatedData = t.intersection([
+const ConfigurationCreatedData = t.intersection([
   t.type({
-    configurationId: Uuid,
-    account: Account,
-    url: WebhookUrl,
-    signingSecret: SigningSecret,
-    enabled: t.boolean,
-    createdAt: t.string,
+    configurationId: t.string,
+    account: t.string,
+    endpoint: EndpointTypeCodec,
+    settings: Settings,
+    secrets: Sealed,
+    hints: Hints,
   }),
-  t.partial({ description: Description }),
+  Options,
+  Change,
 ])
 
-const SelectorAddedData = t.type({
-  selectorId: Uuid,
-  configurationId: Uuid,
-  account: Account,
+const ConfigurationUpdatedData = t.intersection([
+  t.type({
+    configurationId: t.string,
+    account: t.string,
+    settings: Settings,
+    /** Only the secrets that changed. */
+    secrets: Sealed,
+    clearedSecrets: t.array(t.string),
+    hints: Hints,
+    /** The API names of every field that changed, secrets included: what the audit shows. */
+    changed: t.array(t.string),
+  }),
+  Options,
+  Change,
+])
+
+// Every event names its account, so each audit entry can be scoped on its own.
+const ConfigurationDeletedData = t.intersection([
+  t.type({ configurationId: t.string, account: t.string }),
+  Change,
+])
+
+const SelectorFields = t.type({
+  selectorId: t.string,
+  configurationId: t.string,
   scope: SelectorScope,
   event: EventPattern,
-  addedAt: t.string,
+  pattern: t.union([t.null, Json]),
 })
+
+const SelectorAddedData = t.intersection([SelectorFields, t.type({ account: t.string }), Change])
+const SelectorUpdatedData = t.intersection([SelectorFields, t.type({ account: t.string }), Change])
+const SelectorRemovedData = t.intersection([
+  t.type({ selectorId: t.string, configurationId: t.string, account: t.string }),
+  Change,
+])
 
 export const ConfigurationEvent = t.union([
-  t.type({ type: t.literal('WebhookConfigurationCreated'), data: WebhookConfigurationCreatedData }),
+  t.type({ type: t.literal('ConfigurationCreated'), data: ConfigurationCreatedData }),
+  t.type({ type: t.literal('ConfigurationUpdated'), data: ConfigurationUpdatedData }),
+  t.type({ type: t.literal('ConfigurationDeleted'), data: ConfigurationDeletedData }),
   t.type({ type: t.literal('SelectorAdded'), data: SelectorAddedData }),
+  t.type({ type: t.literal('SelectorUpdated'), data: SelectorUpdatedData }),
+  t.type({ type: t.literal('SelectorRemoved'), data: SelectorRemovedData }),
 ])
 export type ConfigurationEvent = t.TypeOf<typeof ConfigurationEvent>
-export type WebhookConfigurationCreated = Extract<ConfigurationEvent, { type: 'WebhookConfigurationCreated' }>
-export type SelectorAdded = Extract<ConfigurationEvent, { type: 'SelectorAdded' }>
+export type ConfigurationEventOf<T extends ConfigurationEvent['type']> = Extract<
+  ConfigurationEvent,
+  { type: T }
+>
 
-// Commands: what callers ask for. `now` is passed in so that deciding stays pure.
+// Commands: what callers ask for. `now` and `by` are passed in so that deciding stays pure.
 
-export const CreateWebhookConfigurationData = t.intersection([
-  t.type({ configurationId: Uuid, account: Account, url: WebhookUrl, signingSecret: SigningSecret }),
-  t.partial({ description: Description }),
-])
-
-export const AddSelectorData = t.type({
-  selectorId: Uuid,
-  configurationId: Uuid,
-  account: Account,
-  scope: SelectorScope,
-  event: EventPattern,
+/** The options of a create or update, in the API's names. */
+export const ConfigurationOptions = t.type({
+  description: t.union([t.null, Description]),
+  enabled: t.boolean,
+  verify_tls: t.boolean,
+  templates: Templates,
+  digest: t.boolean,
+  digest_window_seconds: DigestWindowSeconds,
 })
+export type ConfigurationOptions = t.TypeOf<typeof ConfigurationOptions>
 
 export interface CommandMetadata {
   /** Milliseconds since the epoch. */
   readonly now: number
+  /** Who asked, as `<account>/<role>`: recorded for the audit trail. */
+  readonly by: string
 }
 
-export type CreateWebhookConfiguration = {
-  readonly type: 'CreateWebhookConfiguration'
-  readonly data: t.TypeOf<typeof CreateWebhookConfigurationData>
+interface Command<Type extends string, Data> {
+  readonly type: Type
+  readonly data: Data
   readonly metadata: CommandMetadata
 }
 
-export type AddSelector = {
-  readonly type: 'AddSelector'
-  readonly data: t.TypeOf<typeof AddSelectorData>
-  readonly metadata: CommandMetadata
+export type CreateConfiguration = Command<
+  'CreateConfiguration',
+  {
+    readonly configurationId: string
+    readonly account: string
+    readonly endpoint: EndpointType
+    /** Non-secret fields by API name; absent optional fields take their defaults. */
+    readonly values: Readonly<Record<string, unknown>>
+    /** Secret fields, sealed. */
+    readonly secrets: Readonly<Record<string, string>>
+    readonly hints: Readonly<Record<string, string>>
+    readonly options: ConfigurationOptions
+  }
+>
+
+export type UpdateConfiguration = Command<
+  'UpdateConfiguration',
+  {
+    readonly configurationId: string
+    readonly account: string
+    readonly endpoint: EndpointType
+    /** Every non-secret field: an update replaces them all. */
+    readonly values: Readonly<Record<string, unknown>>
+    /** The secrets to replace, sealed; a secret left out keeps its value. */
+    readonly secrets: Readonly<Record<string, string>>
+    /** Optional secrets to remove. */
+    readonly clearSecrets: readonly string[]
+    readonly hints: Readonly<Record<string, string>>
+    readonly options: ConfigurationOptions
+  }
+>
+
+export type DeleteConfiguration = Command<
+  'DeleteConfiguration',
+  { readonly configurationId: string; readonly account: string; readonly endpoint: EndpointType }
+>
+
+export interface SelectorInput {
+  readonly scope: 'account' | 'global'
+  readonly event: { readonly level: string; readonly type: string; readonly resource_type: string }
+  readonly pattern: JsonValue | null
 }
 
-export type ConfigurationCommand = CreateWebhookConfiguration | AddSelector
+interface SelectorTarget {
+  readonly selectorId: string
+  readonly configurationId: string
+  readonly account: string
+  readonly endpoint: EndpointType
+}
+
+export type AddSelector = Command<'AddSelector', SelectorTarget & SelectorInput>
+export type UpdateSelector = Command<'UpdateSelector', SelectorTarget & SelectorInput>
+export type RemoveSelector = Command<'RemoveSelector', SelectorTarget>
+
+export type ConfigurationCommand =
+  | CreateConfiguration
+  | UpdateConfiguration
+  | DeleteConfiguration
+  | AddSelector
+  | UpdateSelector
+  | RemoveSelector
 
 export type ConfigurationState =
   | { readonly status: 'empty' }
   | {
-      readonly status: 'created'
-      readonly configuration: WebhookConfiguration
+      readonly status: 'active' | 'deleted'
+      readonly configuration: EndpointConfiguration
       readonly selectors: ReadonlyMap<string, Selector>
     }
 
@@ -108,46 +231,221 @@ const isoTime = (now: number): string => {
   return new Date(now).toISOString()
 }
 
+const fail = (what: string, issues: readonly FieldIssue[]): never => {
+  throw new ValidationError(
+    `invalid ${what}: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`,
+    issues,
+  )
+}
+
+/** The non-secret settings as stored: each field checked by its codec, defaults filled in. */
+const checkValues = (
+  endpoint: EndpointType,
+  values: Readonly<Record<string, unknown>>,
+  issues: FieldIssue[],
+): Record<string, JsonValue> => {
+  const settings: Record<string, JsonValue> = {}
+  for (const [name, spec] of Object.entries(ENDPOINT_FIELDS[endpoint])) {
+    if (spec.secret === true) continue
+    const value = values[name]
+    if (value === undefined || value === null) {
+      if (spec.required) issues.push({ path: name, message: 'is required' })
+      else if (spec.default !== undefined) settings[name] = spec.default
+      continue
+    }
+    const result = spec.codec.decode(value)
+    if (isLeft(result)) issues.push(...toFieldIssues(result.left, name))
+    else settings[name] = result.right as JsonValue
+  }
+  for (const name of Object.keys(values)) {
+    const spec = ENDPOINT_FIELDS[endpoint][name]
+    if (spec === undefined) issues.push({ path: name, message: `is not a ${endpoint} field` })
+    else if (spec.secret === true)
+      issues.push({ path: name, message: 'is a secret and must be passed sealed' })
+  }
+  return settings
+}
+
+const checkSecrets = (
+  endpoint: EndpointType,
+  secrets: Readonly<Record<string, string>>,
+  issues: FieldIssue[],
+): void => {
+  for (const [name, value] of Object.entries(secrets)) {
+    if (ENDPOINT_FIELDS[endpoint][name]?.secret !== true)
+      issues.push({ path: name, message: `is not a secret field of ${endpoint}` })
+    // Never the value: it may be a plaintext secret that was meant to be sealed.
+    else if (!isSealedSecret(value))
+      issues.push({ path: name, message: 'must be sealed before it is stored' })
+  }
+}
+
+const checkOptions = (options: ConfigurationOptions) => {
+  const o = validate(ConfigurationOptions, options, 'configuration options')
+  return {
+    description: o.description,
+    enabled: o.enabled,
+    verifyTls: o.verify_tls,
+    templates: o.templates,
+    digest: { enabled: o.digest, windowSeconds: o.digest_window_seconds },
+  }
+}
+
+const checkedPattern = (pattern: JsonValue | null): JsonValue | null => {
+  if (pattern === null) return null
+  try {
+    compilePattern(pattern, { path: 'pattern' })
+  } catch (error) {
+    if (isInvalidPatternError(error)) fail('selector', error.issues)
+    throw error
+  }
+  return pattern
+}
+
+const SelectorBody = t.type({ scope: SelectorScope, event: EventPattern })
+
+const checkSelector = (data: SelectorInput) => {
+  const body = validate(SelectorBody, { scope: data.scope, event: data.event }, 'selector')
+  return {
+    scope: body.scope,
+    event: { level: body.event.level, type: body.event.type, resource_type: body.event.resource_type },
+    pattern: checkedPattern(data.pattern),
+  }
+}
+
+const notFound = (configurationId: string): NotFoundError =>
+  new NotFoundError(`notification configuration ${configurationId} not found`, { configurationId })
+
+/**
+ * The live configuration a command addresses: another account's, another endpoint type's or
+ * a deleted one is reported as missing, so ids do not leak existence.
+ */
+const active = (
+  state: ConfigurationState,
+  target: { configurationId: string; account: string; endpoint: EndpointType },
+) => {
+  validate(t.type({ configurationId: Uuid, account: Account }), target, 'command')
+  if (
+    state.status !== 'active' ||
+    state.configuration.account !== target.account ||
+    state.configuration.endpoint !== target.endpoint
+  )
+    throw notFound(target.configurationId)
+  return state
+}
+
+const change = (metadata: CommandMetadata) => ({ by: metadata.by, at: isoTime(metadata.now) })
+
 const createConfiguration = (
-  command: CreateWebhookConfiguration,
+  { data, metadata }: CreateConfiguration,
   state: ConfigurationState,
 ): ConfigurationEvent[] => {
-  const data = validate(CreateWebhookConfigurationData, command.data, 'webhook configuration')
+  validate(
+    t.type({ configurationId: Uuid, account: Account, endpoint: EndpointTypeCodec }),
+    data,
+    'configuration',
+  )
   if (state.status !== 'empty') {
-    throw new ValidationError(`webhook configuration ${data.configurationId} already exists`, [
+    throw new ValidationError(`configuration ${data.configurationId} already exists`, [
       { path: 'configurationId', message: 'already exists' },
     ])
   }
+  const issues: FieldIssue[] = []
+  const settings = checkValues(data.endpoint, data.values, issues)
+  checkSecrets(data.endpoint, data.secrets, issues)
+  for (const [name, spec] of Object.entries(ENDPOINT_FIELDS[data.endpoint]))
+    if (spec.secret === true && spec.required && data.secrets[name] === undefined)
+      issues.push({ path: name, message: 'is required' })
+  if (issues.length > 0) fail(`${data.endpoint} configuration`, issues)
   return [
     {
-      type: 'WebhookConfigurationCreated',
+      type: 'ConfigurationCreated',
       data: {
         configurationId: data.configurationId,
         account: data.account,
-        url: data.url,
-        signingSecret: data.signingSecret,
-        ...(data.description === undefined ? {} : { description: data.description }),
-        enabled: true,
-        createdAt: isoTime(command.metadata.now),
+        endpoint: data.endpoint,
+        settings,
+        secrets: { ...data.secrets },
+        hints: { ...data.hints },
+        ...checkOptions(data.options),
+        ...change(metadata),
       },
     },
   ]
 }
 
-const addSelector = (command: AddSelector, state: ConfigurationState): ConfigurationEvent[] => {
-  const data = validate(AddSelectorData, command.data, 'selector')
-  // Another account's configuration is reported as missing, so ids do not leak existence.
-  if (state.status === 'empty' || state.configuration.account !== data.account) {
-    throw new NotFoundError(`webhook configuration ${data.configurationId} not found`, {
-      configurationId: data.configurationId,
-    })
+const updateConfiguration = (
+  { data, metadata }: UpdateConfiguration,
+  state: ConfigurationState,
+): ConfigurationEvent[] => {
+  const { configuration } = active(state, data)
+  const issues: FieldIssue[] = []
+  const settings = checkValues(configuration.endpoint, data.values, issues)
+  checkSecrets(configuration.endpoint, data.secrets, issues)
+  for (const name of data.clearSecrets) {
+    const spec = ENDPOINT_FIELDS[configuration.endpoint][name]
+    if (spec?.secret !== true)
+      issues.push({ path: name, message: `is not a secret field of ${configuration.endpoint}` })
+    else if (spec.required) issues.push({ path: name, message: 'is required and cannot be removed' })
   }
-  if (state.configuration.id !== data.configurationId) {
-    throw new ValidationError('selector names another configuration than its stream', [
-      { path: 'configurationId', message: `must be ${state.configuration.id}` },
-    ])
-  }
-  if (state.selectors.has(data.selectorId)) {
+  if (issues.length > 0) fail(`${configuration.endpoint} configuration`, issues)
+  const cleared = data.clearSecrets.filter((name) => configuration.secrets[name] !== undefined)
+  const options = checkOptions(data.options)
+
+  const changed = new Set<string>()
+  for (const name of new Set([...Object.keys(settings), ...Object.keys(configuration.settings)]))
+    if (!isDeepStrictEqual(settings[name], configuration.settings[name])) changed.add(name)
+  for (const name of [...Object.keys(data.secrets), ...cleared]) changed.add(name)
+  if (options.description !== configuration.description) changed.add('description')
+  if (options.enabled !== configuration.enabled) changed.add('enabled')
+  if (options.verifyTls !== configuration.verifyTls) changed.add('verify_tls')
+  if (!isDeepStrictEqual(options.templates, configuration.templates)) changed.add('templates')
+  if (options.digest.enabled !== configuration.digest.enabled) changed.add('digest')
+  if (options.digest.windowSeconds !== configuration.digest.windowSeconds)
+    changed.add('digest_window_seconds')
+  // Saving what is already there is not a change: the history stays free of no-op entries.
+  if (changed.size === 0) return []
+
+  const hints = { ...configuration.hints, ...data.hints }
+  for (const name of cleared) delete hints[name]
+  return [
+    {
+      type: 'ConfigurationUpdated',
+      data: {
+        configurationId: configuration.id,
+        account: configuration.account,
+        settings,
+        secrets: { ...data.secrets },
+        clearedSecrets: cleared,
+        hints,
+        changed: [...changed].sort(),
+        ...options,
+        ...change(metadata),
+      },
+    },
+  ]
+}
+
+const deleteConfiguration = (
+  { data, metadata }: DeleteConfiguration,
+  state: ConfigurationState,
+): ConfigurationEvent[] => {
+  const { configuration } = active(state, data)
+  return [
+    {
+      type: 'ConfigurationDeleted',
+      data: { configurationId: configuration.id, account: configuration.account, ...change(metadata) },
+    },
+  ]
+}
+
+const selectorNotFound = (selectorId: string): NotFoundError =>
+  new NotFoundError(`selector ${selectorId} not found`, { selectorId })
+
+const addSelector = ({ data, metadata }: AddSelector, state: ConfigurationState): ConfigurationEvent[] => {
+  const { configuration, selectors } = active(state, data)
+  validate(t.type({ selectorId: Uuid }), data, 'selector')
+  if (selectors.has(data.selectorId)) {
     throw new ValidationError(`selector ${data.selectorId} already exists`, [
       { path: 'selectorId', message: 'already exists' },
     ])
@@ -157,11 +455,57 @@ const addSelector = (command: AddSelector, state: ConfigurationState): Configura
       type: 'SelectorAdded',
       data: {
         selectorId: data.selectorId,
-        configurationId: data.configurationId,
-        account: data.account,
-        scope: data.scope,
-        event: { level: data.event.level, type: data.event.type, resource_type: data.event.resource_type },
-        addedAt: isoTime(command.metadata.now),
+        configurationId: configuration.id,
+        account: configuration.account,
+        ...checkSelector(data),
+        ...change(metadata),
+      },
+    },
+  ]
+}
+
+const updateSelector = (
+  { data, metadata }: UpdateSelector,
+  state: ConfigurationState,
+): ConfigurationEvent[] => {
+  const { configuration, selectors } = active(state, data)
+  const current = selectors.get(data.selectorId)
+  if (current === undefined) throw selectorNotFound(data.selectorId)
+  const next = checkSelector(data)
+  if (
+    next.scope === current.scope &&
+    isDeepStrictEqual(next.event, current.event) &&
+    isDeepStrictEqual(next.pattern, current.pattern)
+  )
+    return []
+  return [
+    {
+      type: 'SelectorUpdated',
+      data: {
+        selectorId: current.id,
+        configurationId: configuration.id,
+        account: configuration.account,
+        ...next,
+        ...change(metadata),
+      },
+    },
+  ]
+}
+
+const removeSelector = (
+  { data, metadata }: RemoveSelector,
+  state: ConfigurationState,
+): ConfigurationEvent[] => {
+  const { configuration, selectors } = active(state, data)
+  if (!selectors.has(data.selectorId)) throw selectorNotFound(data.selectorId)
+  return [
+    {
+      type: 'SelectorRemoved',
+      data: {
+        selectorId: data.selectorId,
+        configurationId: configuration.id,
+        account: configuration.account,
+        ...change(metadata),
       },
     },
   ]
@@ -169,16 +513,25 @@ const addSelector = (command: AddSelector, state: ConfigurationState): Configura
 
 /**
  * Decides what a command changes; throws ValidationError or NotFoundError when it must not.
+ * An update that changes nothing decides no events.
  *
  * @example
- * const events = decide({ type: 'AddSelector', data, metadata: { now: clock() } }, state)
+ * const events = decide({ type: 'AddSelector', data, metadata: { now: clock(), by: 'acme/read-write' } }, state)
  */
 export const decide = (command: ConfigurationCommand, state: ConfigurationState): ConfigurationEvent[] => {
   switch (command.type) {
-    case 'CreateWebhookConfiguration':
+    case 'CreateConfiguration':
       return createConfiguration(command, state)
+    case 'UpdateConfiguration':
+      return updateConfiguration(command, state)
+    case 'DeleteConfiguration':
+      return deleteConfiguration(command, state)
     case 'AddSelector':
       return addSelector(command, state)
+    case 'UpdateSelector':
+      return updateSelector(command, state)
+    case 'RemoveSelector':
+      return removeSelector(command, state)
     default: {
       const unknown: never = command
       throw new ValidationError('unknown command', [
@@ -188,31 +541,89 @@ export const decide = (command: ConfigurationCommand, state: ConfigurationState)
   }
 }
 
-export const toConfiguration = (data: WebhookConfigurationCreated['data']): WebhookConfiguration => ({
+const rotated = (
+  before: Readonly<Record<string, SealedSecret>>,
+  changes: Readonly<Record<string, string>>,
+  cleared: readonly string[],
+  at: string,
+): Record<string, SealedSecret> => {
+  const secrets: Record<string, SealedSecret> = { ...before }
+  for (const [name, sealed] of Object.entries(changes)) {
+    const old = before[name]
+    secrets[name] =
+      old === undefined ? { sealed } : { sealed, previous: { sealed: old.sealed, rotatedAt: at } }
+  }
+  for (const name of cleared) delete secrets[name]
+  return secrets
+}
+
+export const toConfiguration = (
+  data: ConfigurationEventOf<'ConfigurationCreated'>['data'],
+): EndpointConfiguration => ({
   id: data.configurationId,
   account: data.account,
-  url: data.url,
-  signingSecret: data.signingSecret,
-  ...(data.description === undefined ? {} : { description: data.description }),
+  endpoint: data.endpoint,
+  settings: data.settings,
+  secrets: Object.fromEntries(Object.entries(data.secrets).map(([name, sealed]) => [name, { sealed }])),
+  hints: data.hints,
+  description: data.description,
   enabled: data.enabled,
+  verifyTls: data.verifyTls,
+  templates: data.templates,
+  digest: data.digest,
+  createdAt: data.at,
+  updatedAt: data.at,
 })
 
-export const toSelector = (data: SelectorAdded['data']): Selector => ({
+/** The configuration after an update, its replaced secrets kept as `previous` for rotation. */
+export const updatedConfiguration = (
+  configuration: EndpointConfiguration,
+  data: ConfigurationEventOf<'ConfigurationUpdated'>['data'],
+): EndpointConfiguration => ({
+  ...configuration,
+  settings: data.settings,
+  secrets: rotated(configuration.secrets, data.secrets, data.clearedSecrets, data.at),
+  hints: data.hints,
+  description: data.description,
+  enabled: data.enabled,
+  verifyTls: data.verifyTls,
+  templates: data.templates,
+  digest: data.digest,
+  updatedAt: data.at,
+})
+
+export const toSelector = (
+  data: ConfigurationEventOf<'SelectorAdded'>['data'] | ConfigurationEventOf<'SelectorUpdated'>['data'],
+): Selector => ({
   id: data.selectorId,
   configurationId: data.configurationId,
   account: data.account,
   scope: data.scope,
   event: data.event,
+  pattern: data.pattern,
 })
 
 export const evolve = (state: ConfigurationState, event: ConfigurationEvent): ConfigurationState => {
   switch (event.type) {
-    case 'WebhookConfigurationCreated':
-      return { status: 'created', configuration: toConfiguration(event.data), selectors: new Map() }
-    case 'SelectorAdded': {
+    case 'ConfigurationCreated':
+      return { status: 'active', configuration: toConfiguration(event.data), selectors: new Map() }
+    case 'ConfigurationUpdated':
+      if (state.status === 'empty') return state
+      return { ...state, configuration: updatedConfiguration(state.configuration, event.data) }
+    case 'ConfigurationDeleted':
+      if (state.status === 'empty') return state
+      return { ...state, status: 'deleted', selectors: new Map() }
+    case 'SelectorAdded':
+    case 'SelectorUpdated': {
       if (state.status === 'empty') return state
       const selectors = new Map(state.selectors)
       selectors.set(event.data.selectorId, toSelector(event.data))
+      return { ...state, selectors }
+    }
+    case 'SelectorRemoved': {
+      if (state.status === 'empty') return state
+      const selectors = new Map(state.selectors)
+      selectors.delete(event.data.selectorId)
       return { ...state, selectors }
     }
     default:

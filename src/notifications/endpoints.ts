@@ -5,14 +5,10 @@ import type { AppEnv, Principal } from '../access/index.ts'
 import { isExpectedRevisionConflict, NotFoundError, ValidationError } from '../errors/index.ts'
 import { toFieldIssues } from '../events/index.ts'
 import { authorize } from '../http/authorize.ts'
-import type { EventStore } from '../ports/event-store.ts'
+import type { EventStore, RecordedEvent } from '../ports/event-store.ts'
+import { ENDPOINT_TYPES, type EndpointType, isEndpointType } from './model.ts'
 
-/** The endpoint types Herald delivers to; each can be switched off system-wide by an admin. */
-export const ENDPOINT_TYPES = ['slack', 'teams', 'email', 'webhook', 'github', 'jira'] as const
-export type EndpointType = (typeof ENDPOINT_TYPES)[number]
-
-export const isEndpointType = (value: string): value is EndpointType =>
-  (ENDPOINT_TYPES as readonly string[]).includes(value)
+export { ENDPOINT_TYPES, type EndpointType, isEndpointType } from './model.ts'
 
 export const ENDPOINT_STREAM_PREFIX = 'notification-endpoint-'
 
@@ -26,6 +22,18 @@ export interface EndpointState {
 
 /** Every endpoint type starts enabled: a fresh installation delivers everywhere. */
 export const initialEndpointState: EndpointState = { enabled: true }
+
+/** The status an endpoint event sets, for read models that fold every stream; undefined for other events. */
+export const endpointStatusChange = (
+  recorded: Pick<RecordedEvent, 'stream' | 'type'>,
+): { readonly endpoint: EndpointType; readonly enabled: boolean } | undefined => {
+  if (!recorded.stream.startsWith(ENDPOINT_STREAM_PREFIX)) return undefined
+  const endpoint = recorded.stream.slice(ENDPOINT_STREAM_PREFIX.length)
+  if (!isEndpointType(endpoint)) return undefined
+  if (recorded.type === 'EndpointEnabled') return { endpoint, enabled: true }
+  if (recorded.type === 'EndpointDisabled') return { endpoint, enabled: false }
+  return undefined
+}
 
 export const decideEndpoint = (
   command: { endpoint: EndpointType; enabled: boolean; by: string; now: number },

@@ -3,47 +3,63 @@ export {
   type AddSelector,
   type ConfigurationCommand,
   type ConfigurationEvent,
+  type ConfigurationEventOf,
+  ConfigurationOptions,
   type ConfigurationState,
-  type CreateWebhookConfiguration,
+  type CreateConfiguration,
   configurationDecider,
+  type DeleteConfiguration,
   decide,
   decodeConfigurationEvent,
   evolve,
   initialState,
   isConfigurationStream,
-  type SelectorAdded,
+  type RemoveSelector,
   STREAM_PREFIX,
   streamName,
-  type WebhookConfigurationCreated,
+  type UpdateConfiguration,
+  type UpdateSelector,
 } from './configuration.ts'
+export {
+  ENDPOINT_FIELDS,
+  type FieldSpec,
+  isSecretField,
+  secretFieldsOf,
+  targetsOf,
+} from './endpoint-fields.ts'
 export {
   createEndpointRoutes,
   createEndpointStatusService,
-  ENDPOINT_TYPES,
+  ENDPOINT_STREAM_PREFIX,
   type EndpointStatusService,
-  type EndpointType,
-  isEndpointType,
+  endpointStatusChange,
 } from './endpoints.ts'
 export {
+  type ConfigurationHealth,
+  createDeliveryHealth,
+  type DeliveryHealth,
+  type HealthReport,
+} from './health.ts'
+export {
+  type DigestSettings,
+  ENDPOINT_TYPES,
+  type EndpointConfiguration,
+  type EndpointType,
   type EventPattern,
   emptySelectorSet,
+  isEndpointType,
+  type JsonValue,
   type LevelPattern,
   type NotificationsEnv,
   type Principal,
   type Role,
+  type SealedSecret,
   type Selector,
   type SelectorScope,
   type SelectorSet,
   type WebhookConfiguration,
-  type WebhookConfigurationView,
-  withoutSecret,
 } from './model.ts'
-export {
-  CreateSelectorBody,
-  CreateWebhookConfigurationBody,
-  createNotificationRoutes,
-  type NotificationRoutesOptions,
-} from './routes.ts'
+export { createNotificationRoutes, type NotificationRoutesOptions } from './routes.ts'
 export {
   applyToSelectorSet,
   coalesce,
@@ -53,10 +69,15 @@ export {
   selectorSets,
 } from './selector-set.ts'
 export {
+  type ConfigurationInput,
+  type ConfigurationWithSelectors,
   createNotificationConfigService,
+  DEFAULT_OPTIONS,
   type NotificationConfigService,
   type NotificationConfigServiceOptions,
   newSigningSecret,
   type SelectorInput,
-  type WebhookConfigurationInput,
+  type Versioned,
+  type WriteOptions,
 } from './service.ts'
+export { configurationView, REDACTED, selectorView } from './views.ts'

@@ -10,6 +10,13 @@ export type { Principal, Role }
 /** Hono environment of the notification routes; the auth middleware sets `principal`. */
 export type NotificationsEnv = AppEnv
 
+/** The endpoint types Herald delivers to; each can be switched off system-wide by an admin. */
+export const ENDPOINT_TYPES = ['slack', 'teams', 'email', 'webhook', 'github', 'jira'] as const
+export type EndpointType = (typeof ENDPOINT_TYPES)[number]
+
+export const isEndpointType = (value: string): value is EndpointType =>
+  (ENDPOINT_TYPES as readonly string[]).includes(value)
+
 export type LevelPattern = '*' | 'info' | 'warning' | 'error'
 
 /** `account`: events of the selector's own account; `global`: events of every account (admin only). */
@@ -22,18 +29,59 @@ export interface EventPattern {
   readonly resource_type: string
 }
 
+export type JsonValue = string | number | boolean | null | readonly JsonValue[] | { [key: string]: JsonValue }
+
+/** A configuration's storm control: matching events within the window become one digest. */
+export interface DigestSettings {
+  readonly enabled: boolean
+  /** Null: `cycle_timers.notifications` applies. */
+  readonly windowSeconds: number | null
+}
+
+/** A secret field's sealed value, and the one before it while a rotation is in its grace period. */
+export interface SealedSecret {
+  /** `enc:v1:…`, sealed with associated data `<configuration id>/<field>`. */
+  readonly sealed: string
+  /** The value it replaced, still valid for signatures until `rotatedAt` plus the grace period. */
+  readonly previous?: { readonly sealed: string; readonly rotatedAt: string }
+}
+
+/**
+ * One endpoint configuration of one account. Secrets stay sealed here: they are opened only
+ * where a delivery uses them.
+ */
+export interface EndpointConfiguration {
+  readonly id: string
+  readonly account: string
+  readonly endpoint: EndpointType
+  /** The endpoint's non-secret fields, by their API names (`smtp_host`, `owner`, …). */
+  readonly settings: Readonly<Record<string, JsonValue>>
+  /** The endpoint's secret fields that are set, by their API names. */
+  readonly secrets: Readonly<Record<string, SealedSecret>>
+  /** What may be shown of a secret URL (its origin), by field name. */
+  readonly hints: Readonly<Record<string, string>>
+  readonly description: string | null
+  readonly enabled: boolean
+  readonly verifyTls: boolean
+  /** Template overrides by template name; empty for the channel's defaults. */
+  readonly templates: Readonly<Record<string, string>>
+  readonly digest: DigestSettings
+  readonly createdAt: string
+  readonly updatedAt: string
+}
+
+/** The legacy webhook shape the webhook deliverer sends with: its signing secret opened. */
 export interface WebhookConfiguration {
   readonly id: string
   readonly account: string
   readonly url: string
   /** `whsec_` + base64 of 24–64 random bytes (Standard Webhooks). Never leaves through the API after creation. */
   readonly signingSecret: string
+  /** Secrets still accepted during a rotation: their signatures are sent alongside. */
+  readonly previousSigningSecrets?: readonly string[]
   readonly description?: string
   readonly enabled: boolean
 }
-
-/** A configuration as it may be shown: everything but the secret. */
-export type WebhookConfigurationView = Omit<WebhookConfiguration, 'signingSecret'>
 
 export interface Selector {
   readonly id: string
@@ -41,6 +89,8 @@ export interface Selector {
   readonly account: string
   readonly scope: SelectorScope
   readonly event: EventPattern
+  /** An EventBridge content pattern over the whole CloudEvent, or null for none. */
+  readonly pattern: JsonValue | null
 }
 
 /**
@@ -50,17 +100,15 @@ export interface Selector {
 export interface SelectorSet {
   /** Position of the last configuration event folded in; 0 before any. */
   readonly position: number
-  readonly configurations: ReadonlyMap<string, WebhookConfiguration>
+  readonly configurations: ReadonlyMap<string, EndpointConfiguration>
   readonly selectors: ReadonlyMap<string, Selector>
+  /** Endpoint types an admin switched off system-wide: nothing is routed to them. */
+  readonly disabledEndpoints: ReadonlySet<EndpointType>
 }
 
 export const emptySelectorSet: SelectorSet = Object.freeze({
   position: 0,
-  configurations: new Map<string, WebhookConfiguration>(),
+  configurations: new Map<string, EndpointConfiguration>(),
   selectors: new Map<string, Selector>(),
+  disabledEndpoints: new Set<EndpointType>(),
 })
-
-export const withoutSecret = ({
-  signingSecret: _,
-  ...view
-}: WebhookConfiguration): WebhookConfigurationView => view

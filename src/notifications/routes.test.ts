@@ -1,178 +1,269 @@
 import assert from 'node:assert/strict'
-import { randomUUID } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { afterEach, beforeEach, describe, it } from 'node:test'
 import { Hono } from 'hono'
 import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
-import { isHeraldError, isValidationError } from '../errors/index.ts'
+import { toProblem } from '../http/problem.ts'
+import { OutboundBlockedError } from '../outbound/index.ts'
 import type { EventStore } from '../ports/index.ts'
+import { createSecretBox } from '../secrets/index.ts'
 import { SigningSecret } from './codecs.ts'
+import { createDeliveryHealth } from './health.ts'
 import type { NotificationsEnv, Principal } from './model.ts'
 import { createNotificationRoutes } from './routes.ts'
 import { createNotificationConfigService } from './service.ts'
 
-const BASE = '/v1/notifications/endpoints/webhook/configurations'
+const BASE = '/v1/notifications/endpoints'
+type Json = Record<string, unknown>
 
-/** Stands in for the lead's app: a principal per request, and errors rendered as code + issues. */
-const appFor = (store: EventStore) => {
-  const service = createNotificationConfigService({ store, clock: Date.now, newId: randomUUID })
-  const app = new Hono<NotificationsEnv>()
-  app.onError((error, c) =>
-    c.json(
-      {
-        code: isHeraldError(error) ? error.code : 'internal',
-        errors: isValidationError(error) ? error.issues : undefined,
-      },
-      isHeraldError(error) ? 400 : 500,
-    ),
-  )
-  app.use(async (c, next) => {
-    const header = c.req.header('x-principal')
-    if (header !== undefined) c.set('principal', JSON.parse(header) as Principal)
-    await next()
-  })
-  app.route('/v1/notifications', createNotificationRoutes({ service }))
-  return app
-}
-
-describe('notification routes', () => {
+describe('notification configuration routes', () => {
   let store: EventStore
-  let app: ReturnType<typeof appFor>
+  let app: Hono<NotificationsEnv>
+  const health = createDeliveryHealth()
+  const checked: string[] = []
 
-  const as = (principal: Principal | undefined, method: string, path: string, body?: unknown) =>
-    app.request(path, {
+  const as = async (
+    principal: Principal,
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ) => {
+    const response = await app.request(path, {
       method,
-      headers: {
-        'content-type': 'application/json',
-        ...(principal === undefined ? {} : { 'x-principal': JSON.stringify(principal) }),
-      },
+      headers: { 'content-type': 'application/json', 'x-principal': JSON.stringify(principal), ...headers },
       ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
     })
+    const text = await response.text()
+    return {
+      status: response.status,
+      headers: response.headers,
+      text,
+      json: (text === '' ? {} : JSON.parse(text)) as Json,
+    }
+  }
   const writer: Principal = { account: 'acme', role: 'read-write' }
   const reader: Principal = { account: 'acme', role: 'read-only' }
+  const stranger: Principal = { account: 'globex', role: 'read-write' }
   const admin: Principal = { account: 'admin', role: 'admin' }
   const selectorBody = {
     scope: 'account',
     event: { level: 'error', type: 'user.checks.*', resource_type: '*' },
   }
+  const createWebhook = () =>
+    as(writer, 'POST', `${BASE}/webhook/configurations`, { url: 'https://hooks.example.com/a' })
 
   beforeEach(() => {
+    checked.length = 0
     store = createSqliteEventStore({ path: ':memory:' })
-    app = appFor(store)
+    const service = createNotificationConfigService({
+      store,
+      box: createSecretBox({ current: randomBytes(32).toString('base64') }),
+      clock: Date.now,
+      newId: randomUUID,
+    })
+    app = new Hono<NotificationsEnv>()
+    app.onError((error, c) => {
+      const problem = toProblem(error)
+      return c.json(problem, problem.status as 400)
+    })
+    // Stands in for the authentication middleware.
+    app.use(async (c, next) => {
+      c.set('principal', JSON.parse(c.req.header('x-principal') ?? '{}') as Principal)
+      await next()
+    })
+    app.route(
+      '/v1/notifications',
+      createNotificationRoutes({
+        service,
+        health,
+        checkTarget: async (url) => {
+          checked.push(url)
+          if (url.includes('169.254.169.254')) throw new OutboundBlockedError({ reason: 'cloud_metadata' })
+        },
+      }),
+    )
   })
   afterEach(async () => {
     await store.close()
   })
 
-  it('creates a configuration, showing its secret once, and lists it without', async () => {
-    const res = await as(writer, 'POST', BASE, {
-      url: 'https://hooks.example.com/a',
-      description: 'sec team',
+  it('creates a webhook configuration: 201, the generated secret once, an ETag and a Location', async () => {
+    const created = await createWebhook()
+    assert.equal(created.status, 201)
+    assert.ok(SigningSecret.is(created.json.signing_secret))
+    assert.equal(created.headers.get('etag'), '"0"')
+    assert.equal(created.headers.get('location'), `${BASE}/webhook/configurations/${created.json.uuid}`)
+    assert.deepEqual(checked, ['https://hooks.example.com/a'])
+    const read = await as(writer, 'GET', `${BASE}/webhook/configurations/${created.json.uuid}`)
+    assert.equal(read.status, 200)
+    assert.equal(read.json.signing_secret, '<redacted>')
+    assert.equal(read.headers.get('etag'), '"0"')
+    assert.deepEqual(read.json.selectors, [])
+  })
+
+  it('shows a Slack webhook URL only by its origin, everywhere', async () => {
+    const secretUrl = 'https://hooks.slack.com/services/T000/B000/canary-slack-path'
+    const created = await as(writer, 'POST', `${BASE}/slack/configurations`, {
+      url: secretUrl,
+      description: 'chat',
     })
-    assert.equal(res.status, 201)
-    const created = (await res.json()) as Record<string, unknown>
-    assert.match(String(created.uuid), /^[0-9a-f-]{36}$/)
-    assert.ok(SigningSecret.is(created.signing_secret))
+    assert.equal(created.status, 201)
+    const list = await as(writer, 'GET', `${BASE}/slack/configurations`)
+    for (const response of [created, list]) {
+      assert.ok(!response.text.includes('canary-slack-path'), response.text)
+      assert.match(response.text, /https:\/\/hooks\.slack\.com\/<redacted>/)
+    }
+  })
+
+  it('refuses unknown fields and names every bad one, echoing no value', async () => {
+    const response = await as(writer, 'POST', `${BASE}/email/configurations`, {
+      smtp_host: 'smtp.example.com',
+      smtp_port: 70000,
+      from: 'not-an-address',
+      to: [],
+      password: '',
+      chanel: '#typo',
+    })
+    assert.equal(response.status, 400)
+    const paths = (response.json.errors as { path: string }[]).map((e) => e.path).sort()
+    assert.deepEqual(paths, ['chanel'])
+    const second = await as(writer, 'POST', `${BASE}/email/configurations`, {
+      smtp_host: 'smtp.example.com',
+      smtp_port: 70000,
+      from: 'not-an-address',
+      to: [],
+      password: '',
+    })
+    assert.equal(second.status, 400)
+    assert.deepEqual((second.json.errors as { path: string }[]).map((e) => e.path).sort(), ['password'])
+  })
+
+  it('refuses a target the SSRF guard refuses, before storing anything', async () => {
+    const response = await as(writer, 'POST', `${BASE}/webhook/configurations`, {
+      url: 'http://169.254.169.254/latest',
+    })
+    assert.equal(response.status, 422)
+    assert.equal(response.json.code, 'outbound_blocked')
+    assert.deepEqual(await store.readAll({}), [])
+  })
+
+  it('updates with If-Match: the current ETag succeeds, a stale one gets 412 and changes nothing', async () => {
+    const created = await createWebhook()
+    const path = `${BASE}/webhook/configurations/${created.json.uuid}`
+    const first = await as(writer, 'PUT', path, { description: 'one' }, { 'if-match': '"0"' })
+    assert.equal(first.status, 200)
+    assert.equal(first.headers.get('etag'), '"1"')
+    const stale = await as(writer, 'PUT', path, { description: 'two' }, { 'if-match': '"0"' })
+    assert.equal(stale.status, 412)
+    assert.equal(stale.json.code, 'precondition_failed')
+    const garbage = await as(writer, 'PUT', path, { description: 'two' }, { 'if-match': 'nonsense' })
+    assert.equal(garbage.status, 412)
+    const read = await as(writer, 'GET', path)
+    assert.equal(read.json.description, 'one')
+    // Without If-Match the last writer wins.
+    assert.equal((await as(writer, 'PUT', path, { description: 'three' })).status, 200)
+  })
+
+  it('deletes with 204, then answers 404', async () => {
+    const created = await createWebhook()
+    const path = `${BASE}/webhook/configurations/${created.json.uuid}`
+    assert.equal((await as(writer, 'DELETE', path, undefined, { 'if-match': '"5"' })).status, 412)
+    assert.equal((await as(writer, 'DELETE', path)).status, 204)
+    assert.equal((await as(writer, 'GET', path)).status, 404)
+    assert.equal((await as(writer, 'DELETE', path)).status, 404)
+  })
+
+  it('answers 404 for another account\u2019s id, another endpoint type and malformed ids', async () => {
+    const created = await createWebhook()
+    const id = created.json.uuid as string
+    assert.equal((await as(stranger, 'GET', `${BASE}/webhook/configurations/${id}`)).status, 404)
+    assert.equal((await as(stranger, 'PUT', `${BASE}/webhook/configurations/${id}`, {})).status, 404)
+    assert.equal(
+      (await as(stranger, 'POST', `${BASE}/webhook/configurations/${id}/selectors`, selectorBody)).status,
+      404,
+    )
+    assert.equal((await as(writer, 'GET', `${BASE}/slack/configurations/${id}`)).status, 404)
+    assert.equal((await as(writer, 'GET', `${BASE}/webhook/configurations/not-a-uuid`)).status, 404)
+    assert.equal((await as(writer, 'GET', `${BASE}/pager/configurations`)).status, 404)
+  })
+
+  it('manages selectors under a configuration, and lists the account\u2019s selectors', async () => {
+    const created = await createWebhook()
+    const base = `${BASE}/webhook/configurations/${created.json.uuid}/selectors`
+    const added = await as(writer, 'POST', base, {
+      ...selectorBody,
+      pattern: { data: { severity: ['critical'] } },
+    })
+    assert.equal(added.status, 201)
+    assert.deepEqual(added.json.pattern, { data: { severity: ['critical'] } })
+    const selectorPath = `${base}/${added.json.uuid}`
+    assert.equal((await as(reader, 'GET', selectorPath)).status, 200)
+    const updated = await as(writer, 'PUT', selectorPath, {
+      ...selectorBody,
+      event: { ...selectorBody.event, level: '*' },
+    })
+    assert.equal(updated.status, 200)
+    assert.equal((updated.json.event as Json).level, '*')
+    assert.equal(updated.json.pattern, null)
+    const all = await as(reader, 'GET', '/v1/notifications/selectors')
     assert.deepEqual(
-      { ...created, uuid: undefined, signing_secret: undefined },
+      (all.json.items as Json[]).map((s) => s.uuid),
+      [added.json.uuid],
+    )
+    assert.deepEqual((await as(stranger, 'GET', '/v1/notifications/selectors')).json.items, [])
+    assert.equal((await as(writer, 'DELETE', selectorPath)).status, 204)
+    assert.equal((await as(writer, 'GET', selectorPath)).status, 404)
+  })
+
+  it('refuses a pattern that does not compile with 400 naming its path', async () => {
+    const created = await createWebhook()
+    const response = await as(
+      writer,
+      'POST',
+      `${BASE}/webhook/configurations/${created.json.uuid}/selectors`,
       {
-        uuid: undefined,
-        signing_secret: undefined,
-        url: 'https://hooks.example.com/a',
-        description: 'sec team',
-        enabled: true,
+        ...selectorBody,
+        pattern: { data: { cvss: [{ numeric: ['>', 'seven'] }] } },
       },
     )
-
-    const list = await as(reader, 'GET', BASE)
-    assert.equal(list.status, 200)
-    const text = await list.text()
-    assert.ok(!text.includes('whsec_') && !text.includes('signing_secret'))
-    assert.deepEqual(JSON.parse(text), {
-      items: [
-        { uuid: created.uuid, url: 'https://hooks.example.com/a', description: 'sec team', enabled: true },
-      ],
-    })
+    assert.equal(response.status, 400)
+    assert.match((response.json.errors as { path: string }[])[0]?.path ?? '', /^pattern\.data\.cvss/)
   })
 
-  it('adds a selector to a configuration', async () => {
-    const created = (await (
-      await as(writer, 'POST', BASE, { url: 'https://hooks.example.com/a' })
-    ).json()) as { uuid: string }
-    const res = await as(writer, 'POST', `${BASE}/${created.uuid}/selectors`, selectorBody)
-    assert.equal(res.status, 201)
-    const selector = (await res.json()) as Record<string, unknown>
-    assert.match(String(selector.uuid), /^[0-9a-f-]{36}$/)
-    assert.equal(selector.configuration_uuid, created.uuid)
-    assert.deepEqual(selector.event, selectorBody.event)
-  })
-
-  it('names every bad field of a body', async () => {
-    const res = await as(writer, 'POST', BASE, { url: 'gopher://x', signing_secret: 'abc', description: 7 })
-    assert.deepEqual(await res.json(), {
-      code: 'validation_failed',
-      errors: [
-        { path: 'url', message: 'must be an http or https URL without credentials, at most 2048 characters' },
-        { path: 'signing_secret', message: 'must be "whsec_" followed by the base64 of 24 to 64 bytes' },
-        { path: 'description', message: 'must be a string' },
-      ],
-    })
-    const created = (await (
-      await as(writer, 'POST', BASE, { url: 'https://hooks.example.com/a' })
-    ).json()) as { uuid: string }
-    const bad = await as(writer, 'POST', `${BASE}/${created.uuid}/selectors`, {
-      scope: 'account',
-      event: { level: 'fatal' },
-    })
-    assert.deepEqual(
-      ((await bad.json()) as { errors: { path: string }[] }).errors.map((e) => e.path),
-      ['event.level', 'event.type', 'event.resource_type'],
-    )
-    const notJson = await as(writer, 'POST', BASE, '{url:')
-    assert.deepEqual(
-      ((await notJson.json()) as { errors: { path: string }[] }).errors.map((e) => e.path),
-      ['(body)'],
-    )
-  })
-
-  it('lets only read-write and admin tokens write, and only admins use global scope', async () => {
-    assert.equal(
-      (
-        (await (await as(reader, 'POST', BASE, { url: 'https://hooks.example.com/a' })).json()) as {
-          code: string
-        }
-      ).code,
-      'forbidden',
-    )
-    assert.equal(((await (await as(undefined, 'GET', BASE)).json()) as { code: string }).code, 'unauthorized')
-
-    const mine = (await (await as(writer, 'POST', BASE, { url: 'https://hooks.example.com/a' })).json()) as {
-      uuid: string
-    }
+  it('lets only the admin account add global selectors', async () => {
+    const mine = await createWebhook()
     const global = { ...selectorBody, scope: 'global' }
     assert.equal(
-      (
-        (await (await as(writer, 'POST', `${BASE}/${mine.uuid}/selectors`, global)).json()) as {
-          code: string
-        }
-      ).code,
-      'forbidden',
+      (await as(writer, 'POST', `${BASE}/webhook/configurations/${mine.json.uuid}/selectors`, global)).status,
+      403,
     )
-
-    const admins = (await (await as(admin, 'POST', BASE, { url: 'https://hooks.example.com/b' })).json()) as {
-      uuid: string
-    }
-    assert.equal((await as(admin, 'POST', `${BASE}/${admins.uuid}/selectors`, global)).status, 201)
+    const theirs = await as(admin, 'POST', `${BASE}/webhook/configurations`, {
+      url: 'https://hooks.example.com/admin',
+    })
+    assert.equal(
+      (await as(admin, 'POST', `${BASE}/webhook/configurations/${theirs.json.uuid}/selectors`, global))
+        .status,
+      201,
+    )
   })
 
-  it('does not let one account see or touch another\u2019s configurations', async () => {
-    const mine = (await (await as(writer, 'POST', BASE, { url: 'https://hooks.example.com/a' })).json()) as {
-      uuid: string
-    }
-    const other: Principal = { account: 'globex', role: 'read-write' }
-    assert.deepEqual(await (await as(other, 'GET', BASE)).json(), { items: [] })
-    const res = await as(other, 'POST', `${BASE}/${mine.uuid}/selectors`, selectorBody)
-    assert.equal(((await res.json()) as { code: string }).code, 'not_found')
-    const malformed = await as(writer, 'POST', `${BASE}/not-a-uuid/selectors`, selectorBody)
-    assert.equal(((await malformed.json()) as { code: string }).code, 'not_found')
+  it('reports a configuration\u2019s status from its recent delivery outcomes', async () => {
+    const created = await createWebhook()
+    const id = created.json.uuid as string
+    const status = () => as(reader, 'GET', `${BASE}/webhook/configurations/${id}/status`)
+    assert.equal((await status()).json.status, 'unknown')
+    health.record(id, true, Date.UTC(2026, 10, 22))
+    assert.equal((await status()).json.status, 'healthy')
+    health.record(id, false, Date.UTC(2026, 10, 22, 0, 1))
+    const unhealthy = await status()
+    assert.equal(unhealthy.json.status, 'unhealthy')
+    assert.deepEqual(unhealthy.json.recent, { succeeded: 1, failed: 1 })
+    assert.equal((await as(stranger, 'GET', `${BASE}/webhook/configurations/${id}/status`)).status, 404)
+  })
+
+  it('refuses a body that is not a JSON object', async () => {
+    assert.equal((await as(writer, 'POST', `${BASE}/webhook/configurations`, '{nope')).status, 400)
+    assert.equal((await as(writer, 'POST', `${BASE}/webhook/configurations`, '[1]')).status, 400)
   })
 })

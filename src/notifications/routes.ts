@@ -1,121 +1,276 @@
 import { type Context, Hono } from 'hono'
 import * as t from 'io-ts'
-import { ForbiddenError, NotFoundError, UnauthorizedError, ValidationError } from '../errors/index.ts'
+import { ADMIN_ACCOUNT } from '../access/index.ts'
 import {
-  Description,
-  EventPattern,
-  SelectorScope,
-  SigningSecret,
-  Uuid,
-  validate,
-  WebhookUrl,
-} from './codecs.ts'
-import type { NotificationsEnv, Principal, Selector, WebhookConfigurationView } from './model.ts'
-import type { NotificationConfigService } from './service.ts'
+  type FieldIssue,
+  ForbiddenError,
+  NotFoundError,
+  PreconditionFailedError,
+  ValidationError,
+} from '../errors/index.ts'
+import { authorize } from '../http/authorize.ts'
+import { Uuid, validate } from './codecs.ts'
+import { ConfigurationOptions, type SelectorInput } from './configuration.ts'
+import { ENDPOINT_FIELDS, targetsOf } from './endpoint-fields.ts'
+import type { DeliveryHealth } from './health.ts'
+import {
+  ENDPOINT_TYPES,
+  type EndpointType,
+  isEndpointType,
+  type JsonValue,
+  type NotificationsEnv,
+  type Principal,
+} from './model.ts'
+import type { ConfigurationInput, NotificationConfigService, WriteOptions } from './service.ts'
+import { configurationView, selectorView } from './views.ts'
 
-// Request bodies in Anchore's snake_case; unknown fields are ignored, never stored.
-export const CreateWebhookConfigurationBody = t.intersection([
-  t.type({ url: WebhookUrl }),
-  t.partial({ signing_secret: SigningSecret, description: Description }),
+const OPTION_NAMES = new Set(Object.keys(ConfigurationOptions.props))
+
+const SelectorBody = t.intersection([
+  t.type({ scope: t.unknown, event: t.unknown }),
+  t.partial({ pattern: t.unknown }),
 ])
 
-export const CreateSelectorBody = t.type({ scope: SelectorScope, event: EventPattern })
+const principalOf = (c: Context<NotificationsEnv>): Principal => c.get('principal')
 
-const configurationResponse = (c: WebhookConfigurationView) => ({
-  uuid: c.id,
-  url: c.url,
-  description: c.description ?? null,
-  enabled: c.enabled,
-})
-
-const selectorResponse = (s: Selector) => ({
-  uuid: s.id,
-  configuration_uuid: s.configurationId,
-  scope: s.scope,
-  event: s.event,
-})
-
-const principalOf = (c: Context<NotificationsEnv>): Principal => {
-  const principal = c.get('principal') as Principal | undefined
-  if (principal === undefined) throw new UnauthorizedError()
-  return principal
-}
-
-const writer = (c: Context<NotificationsEnv>): Principal => {
-  const principal = principalOf(c)
-  if (principal.role === 'read-only')
-    throw new ForbiddenError('a read-only token may not change notification configurations')
-  return principal
-}
-
-const jsonBody = async (c: Context<NotificationsEnv>): Promise<unknown> => {
+const jsonBody = async (c: Context<NotificationsEnv>): Promise<Record<string, unknown>> => {
+  let body: unknown
   try {
-    return await c.req.json()
+    body = await c.req.json()
   } catch {
     throw new ValidationError('the request body must be JSON', [
       { path: '(body)', message: 'must be a JSON document' },
     ])
   }
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new ValidationError('the request body must be a JSON object', [
+      { path: '(body)', message: 'must be an object' },
+    ])
+  return body as Record<string, unknown>
 }
 
-const configurationIdParam = (c: Context<NotificationsEnv>): string => {
-  const id = c.req.param('uuid') ?? ''
-  // A malformed id names no configuration, exactly like an unknown one.
-  if (!Uuid.is(id)) throw new NotFoundError(`webhook configuration ${id} not found`, { configurationId: id })
+const endpointParam = (c: Context<NotificationsEnv>): EndpointType => {
+  const value = c.req.param('endpoint') ?? ''
+  if (!isEndpointType(value))
+    throw new NotFoundError(`no endpoint type "${value}"; known: ${ENDPOINT_TYPES.join(', ')}`)
+  return value
+}
+
+// A malformed id names nothing, exactly like an unknown one.
+const idParam = (c: Context<NotificationsEnv>, name: 'uuid' | 'selector', what: string): string => {
+  const id = c.req.param(name) ?? ''
+  if (!Uuid.is(id)) throw new NotFoundError(`${what} ${id} not found`)
   return id
+}
+
+const etag = (revision: number): string => `"${revision}"`
+
+/**
+ * `If-Match` as an expected revision. `*` asks only that the resource exists, which every
+ * write checks anyway; a tag Herald never issued can never match, so the write fails with 412.
+ */
+const writeOptions = (c: Context<NotificationsEnv>, what: string): WriteOptions => {
+  const header = c.req.header('if-match')?.trim()
+  if (header === undefined || header === '*') return {}
+  const match = /^(?:W\/)?"(\d{1,15})"$/.exec(header)
+  if (match?.[1] === undefined) throw new PreconditionFailedError(what, { expected: -1, actual: 'none' })
+  return { expectedRevision: Number(match[1]) }
+}
+
+/** Splits a configuration body into endpoint fields and shared options; unknown names are refused. */
+const configurationInput = (endpoint: EndpointType, body: Record<string, unknown>): ConfigurationInput => {
+  const fields: Record<string, unknown> = {}
+  const options: Record<string, unknown> = {}
+  const issues: FieldIssue[] = []
+  for (const [name, value] of Object.entries(body)) {
+    if (ENDPOINT_FIELDS[endpoint][name] !== undefined) fields[name] = value
+    else if (OPTION_NAMES.has(name)) options[name] = value
+    // Ids and timestamps of a configuration read earlier may be sent back; they are not settable.
+    else if (!['uuid', 'endpoint', 'created_at', 'updated_at', 'selectors'].includes(name))
+      issues.push({ path: name, message: `is not a ${endpoint} configuration field` })
+  }
+  if (issues.length > 0)
+    throw new ValidationError(
+      `invalid ${endpoint} configuration: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`,
+      issues,
+    )
+  return { fields, options }
+}
+
+const selectorInput = (body: Record<string, unknown>, principal: Principal): SelectorInput => {
+  const checked = validate(SelectorBody, body, 'selector')
+  if (checked.scope === 'global' && (principal.role !== 'admin' || principal.account !== ADMIN_ACCOUNT))
+    throw new ForbiddenError('only the admin account may add a selector with global scope')
+  return {
+    scope: checked.scope as SelectorInput['scope'],
+    event: checked.event as SelectorInput['event'],
+    pattern: (checked.pattern ?? null) as JsonValue | null,
+  }
 }
 
 export interface NotificationRoutesOptions {
   readonly service: NotificationConfigService
   /** Refuses a target URL the outbound guard would not deliver to (SSRF), before it is stored. */
   readonly checkTarget?: (url: string) => Promise<void>
+  /** Recent delivery outcomes, for `…/{uuid}/status`. */
+  readonly health?: DeliveryHealth
 }
 
 /**
  * The notification configuration API as a Hono sub-app; mount it at `/v1/notifications`
- * behind middleware that sets `principal`. Errors are thrown as Herald errors for the app's
- * `onError` to render as problem details.
+ * behind middleware that sets `principal`. Each route names its action of the seed's table.
+ * Errors are thrown as Herald errors for the app's `onError` to render as problem details.
  *
  * @example
- * app.route('/v1/notifications', createNotificationRoutes({ service }))
+ * app.route('/v1/notifications', createNotificationRoutes({ service, checkTarget }))
  */
 export const createNotificationRoutes = ({
   service,
   checkTarget,
+  health,
 }: NotificationRoutesOptions): Hono<NotificationsEnv> => {
   const app = new Hono<NotificationsEnv>()
+  const CONFIGURATIONS = '/endpoints/:endpoint/configurations'
+  const CONFIGURATION = `${CONFIGURATIONS}/:uuid`
+  const SELECTORS = `${CONFIGURATION}/selectors`
+  const SELECTOR = `${SELECTORS}/:selector`
 
-  app.get('/endpoints/webhook/configurations', async (c) => {
-    const { account } = principalOf(c)
-    const configurations = await service.listWebhookConfigurations(account)
-    return c.json({ items: configurations.map(configurationResponse) })
+  /** Creation checks every target, defaults included; an update the targets it changes. */
+  const checkTargets = async (
+    endpoint: EndpointType,
+    fields: Readonly<Record<string, unknown>>,
+    withDefaults: boolean,
+  ) => {
+    if (checkTarget === undefined) return
+    const scalars = Object.fromEntries(
+      Object.entries(fields).filter(([, v]) => typeof v === 'string' || typeof v === 'number'),
+    ) as Record<string, JsonValue>
+    // A malformed URL is left to the field's codec, which names it.
+    for (const url of targetsOf(endpoint, scalars, { withDefaults }))
+      if (URL.canParse(url)) await checkTarget(url)
+  }
+
+  app.get(CONFIGURATIONS, authorize('listNotificationEndpointConfigurations'), async (c) => {
+    const endpoint = endpointParam(c)
+    const configurations = await service.listConfigurations(principalOf(c).account, endpoint)
+    return c.json({ items: configurations.map(configurationView) })
   })
 
-  app.post('/endpoints/webhook/configurations', async (c) => {
-    const { account } = writer(c)
-    const body = validate(CreateWebhookConfigurationBody, await jsonBody(c), 'webhook configuration')
-    await checkTarget?.(body.url)
-    const created = await service.createWebhookConfiguration(account, {
-      url: body.url,
-      ...(body.signing_secret === undefined ? {} : { signingSecret: body.signing_secret }),
-      ...(body.description === undefined ? {} : { description: body.description }),
-    })
-    // The one response that carries the secret: the receiver needs it to verify signatures.
-    return c.json({ ...configurationResponse(created), signing_secret: created.signingSecret }, 201)
+  app.post(CONFIGURATIONS, authorize('createNotificationEndpointConfiguration'), async (c) => {
+    const endpoint = endpointParam(c)
+    const input = configurationInput(endpoint, await jsonBody(c))
+    await checkTargets(endpoint, input.fields, true)
+    const created = await service.createConfiguration(principalOf(c), endpoint, input)
+    c.header('etag', etag(created.revision))
+    c.header('location', `${c.req.path}/${created.value.id}`)
+    // The one response that carries a generated secret: the receiver needs it to verify signatures.
+    return c.json({ ...configurationView(created.value), ...created.generated }, 201)
   })
 
-  app.post('/endpoints/webhook/configurations/:uuid/selectors', async (c) => {
-    const principal = writer(c)
-    const configurationId = configurationIdParam(c)
-    const body = validate(CreateSelectorBody, await jsonBody(c), 'selector')
-    if (body.scope === 'global' && principal.role !== 'admin') {
-      throw new ForbiddenError('only an admin may add a selector with global scope')
+  app.get(CONFIGURATION, authorize('getNotificationEndpointConfiguration'), async (c) => {
+    const endpoint = endpointParam(c)
+    const id = idParam(c, 'uuid', 'notification configuration')
+    const { value, revision } = await service.getConfiguration(principalOf(c).account, endpoint, id)
+    c.header('etag', etag(revision))
+    return c.json({ ...configurationView(value.configuration), selectors: value.selectors.map(selectorView) })
+  })
+
+  app.put(CONFIGURATION, authorize('updateNotificationEndpointConfiguration'), async (c) => {
+    const endpoint = endpointParam(c)
+    const id = idParam(c, 'uuid', 'notification configuration')
+    const write = writeOptions(c, `configuration ${id}`)
+    const input = configurationInput(endpoint, await jsonBody(c))
+    await checkTargets(endpoint, input.fields, false)
+    const updated = await service.updateConfiguration(principalOf(c), endpoint, id, input, write)
+    c.header('etag', etag(updated.revision))
+    return c.json(configurationView(updated.value))
+  })
+
+  app.delete(CONFIGURATION, authorize('deleteNotificationEndpointConfiguration'), async (c) => {
+    const endpoint = endpointParam(c)
+    const id = idParam(c, 'uuid', 'notification configuration')
+    await service.deleteConfiguration(principalOf(c), endpoint, id, writeOptions(c, `configuration ${id}`))
+    return c.body(null, 204)
+  })
+
+  app.get(`${CONFIGURATION}/status`, authorize('getNotificationEndpointConfiguration'), async (c) => {
+    const endpoint = endpointParam(c)
+    const id = idParam(c, 'uuid', 'notification configuration')
+    // Read first: another account's id is a 404 here too.
+    const { value } = await service.getConfiguration(principalOf(c).account, endpoint, id)
+    const report = health?.statusOf(id) ?? {
+      status: 'unknown',
+      recent: { succeeded: 0, failed: 0 },
+      last_outcome_at: null,
     }
-    const selector = await service.addSelector(principal.account, configurationId, {
-      scope: body.scope,
-      event: { level: body.event.level, type: body.event.type, resource_type: body.event.resource_type },
-    })
-    return c.json(selectorResponse(selector), 201)
+    return c.json({ uuid: value.configuration.id, enabled: value.configuration.enabled, ...report })
+  })
+
+  app.get(SELECTORS, authorize('getNotificationEndpointConfiguration'), async (c) => {
+    const endpoint = endpointParam(c)
+    const id = idParam(c, 'uuid', 'notification configuration')
+    const { value, revision } = await service.getConfiguration(principalOf(c).account, endpoint, id)
+    c.header('etag', etag(revision))
+    return c.json({ items: value.selectors.map(selectorView) })
+  })
+
+  app.post(SELECTORS, authorize('updateNotificationEndpointConfiguration'), async (c) => {
+    const endpoint = endpointParam(c)
+    const id = idParam(c, 'uuid', 'notification configuration')
+    const write = writeOptions(c, `configuration ${id}`)
+    const input = selectorInput(await jsonBody(c), principalOf(c))
+    const { value, revision } = await service.addSelector(principalOf(c), endpoint, id, input, write)
+    c.header('etag', etag(revision))
+    c.header('location', `${c.req.path}/${value.id}`)
+    return c.json(selectorView(value), 201)
+  })
+
+  app.get(SELECTOR, authorize('getNotificationEndpointConfiguration'), async (c) => {
+    const endpoint = endpointParam(c)
+    const id = idParam(c, 'uuid', 'notification configuration')
+    const selectorId = idParam(c, 'selector', 'selector')
+    const { value, revision } = await service.getConfiguration(principalOf(c).account, endpoint, id)
+    const selector = value.selectors.find((s) => s.id === selectorId)
+    if (selector === undefined) throw new NotFoundError(`selector ${selectorId} not found`)
+    c.header('etag', etag(revision))
+    return c.json(selectorView(selector))
+  })
+
+  app.put(SELECTOR, authorize('updateNotificationEndpointConfiguration'), async (c) => {
+    const endpoint = endpointParam(c)
+    const id = idParam(c, 'uuid', 'notification configuration')
+    const selectorId = idParam(c, 'selector', 'selector')
+    const write = writeOptions(c, `configuration ${id}`)
+    const input = selectorInput(await jsonBody(c), principalOf(c))
+    const { value, revision } = await service.updateSelector(
+      principalOf(c),
+      endpoint,
+      id,
+      selectorId,
+      input,
+      write,
+    )
+    c.header('etag', etag(revision))
+    return c.json(selectorView(value))
+  })
+
+  app.delete(SELECTOR, authorize('updateNotificationEndpointConfiguration'), async (c) => {
+    const endpoint = endpointParam(c)
+    const id = idParam(c, 'uuid', 'notification configuration')
+    const selectorId = idParam(c, 'selector', 'selector')
+    await service.removeSelector(
+      principalOf(c),
+      endpoint,
+      id,
+      selectorId,
+      writeOptions(c, `configuration ${id}`),
+    )
+    return c.body(null, 204)
+  })
+
+  app.get('/selectors', authorize('listNotificationEndpointConfigurations'), async (c) => {
+    const selectors = await service.listSelectors(principalOf(c).account)
+    return c.json({ items: selectors.map(selectorView) })
   })
 
   return app

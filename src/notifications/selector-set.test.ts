@@ -8,7 +8,7 @@ import { applyToSelectorSet, selectorSets } from './selector-set.ts'
 
 const CONFIG = '6f1e3b5a-2c4d-4e8f-9a1b-0c2d3e4f5a6b'
 const SELECTOR = 'a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d'
-const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
+const SEALED = 'enc:v1:0123abcd:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'
 
 const recorded = (
   position: number,
@@ -27,13 +27,23 @@ const recorded = (
     recordedAt: 0,
   }) as RecordedEvent
 
-const created = recorded(1, 'WebhookConfigurationCreated', {
+const options = {
+  description: null,
+  enabled: true,
+  verifyTls: true,
+  templates: {},
+  digest: { enabled: false, windowSeconds: null },
+}
+const change = { by: 'acme/read-write', at: '2026-11-22T10:00:00.000Z' }
+const created = recorded(1, 'ConfigurationCreated', {
   configurationId: CONFIG,
   account: 'acme',
-  url: 'https://hooks.example.com/herald',
-  signingSecret: SECRET,
-  enabled: true,
-  createdAt: '2026-11-22T10:00:00.000Z',
+  endpoint: 'webhook',
+  settings: { url: 'https://hooks.example.com/herald' },
+  secrets: { signing_secret: SEALED },
+  hints: {},
+  ...options,
+  ...change,
 })
 const added = recorded(2, 'SelectorAdded', {
   selectorId: SELECTOR,
@@ -41,7 +51,8 @@ const added = recorded(2, 'SelectorAdded', {
   account: 'acme',
   scope: 'account',
   event: { level: '*', type: '*', resource_type: '*' },
-  addedAt: '2026-11-22T10:00:00.000Z',
+  pattern: null,
+  ...change,
 })
 const unrelated = recorded(3, 'DeliverySucceeded', { anything: true }, 'delivery-1')
 const broken = recorded(4, 'SelectorAdded', { selectorId: 'x' })
@@ -64,6 +75,56 @@ describe('applyToSelectorSet', () => {
   it('returns the same snapshot when no configuration event is in the burst', () => {
     const set = applyToSelectorSet(emptySelectorSet, [created])
     assert.equal(applyToSelectorSet(set, [unrelated]), set)
+  })
+
+  it('applies updates, removals and deletions, and endpoint types switched off and on', () => {
+    const updated = recorded(3, 'ConfigurationUpdated', {
+      configurationId: CONFIG,
+      account: 'acme',
+      settings: { url: 'https://hooks.example.com/v2' },
+      secrets: {},
+      clearedSecrets: [],
+      hints: {},
+      changed: ['enabled', 'url'],
+      ...options,
+      enabled: false,
+      ...change,
+    })
+    const removed = recorded(4, 'SelectorRemoved', {
+      selectorId: SELECTOR,
+      configurationId: CONFIG,
+      account: 'acme',
+      ...change,
+    })
+    const slackOff = recorded(
+      5,
+      'EndpointDisabled',
+      { endpoint: 'slack', by: 'admin/admin', at: change.at },
+      'notification-endpoint-slack',
+    )
+    const set = applyToSelectorSet(emptySelectorSet, [created, added, updated, removed, slackOff])
+    assert.equal(set.position, 5)
+    assert.equal(set.configurations.get(CONFIG)?.enabled, false)
+    assert.equal(set.configurations.get(CONFIG)?.settings.url, 'https://hooks.example.com/v2')
+    assert.equal(set.selectors.size, 0)
+    assert.deepEqual([...set.disabledEndpoints], ['slack'])
+    const slackOn = recorded(
+      6,
+      'EndpointEnabled',
+      { endpoint: 'slack', by: 'admin/admin', at: change.at },
+      'notification-endpoint-slack',
+    )
+    const deleted = recorded(7, 'ConfigurationDeleted', {
+      configurationId: CONFIG,
+      account: 'acme',
+      ...change,
+    })
+    const later = applyToSelectorSet(applyToSelectorSet(emptySelectorSet, [created, added]), [
+      slackOn,
+      deleted,
+    ])
+    assert.deepEqual(summary(later), { position: 7, configurations: [], selectors: [] })
+    assert.equal(later.disabledEndpoints.size, 0)
   })
 
   it('skips and reports events that fail their codec', () => {

@@ -14,12 +14,20 @@ import {
   isConfigurationStream,
   toConfiguration,
   toSelector,
+  updatedConfiguration,
 } from './configuration.ts'
-import { emptySelectorSet, type Selector, type SelectorSet, type WebhookConfiguration } from './model.ts'
+import { endpointStatusChange } from './endpoints.ts'
+import {
+  type EndpointConfiguration,
+  type EndpointType,
+  emptySelectorSet,
+  type Selector,
+  type SelectorSet,
+} from './model.ts'
 
 /**
  * Folds recorded events into a new snapshot; returns `set` itself when none of them is a
- * configuration event, so unchanged snapshots can be recognised by identity.
+ * configuration or endpoint status event, so unchanged snapshots can be recognised by identity.
  */
 export const applyToSelectorSet = (
   set: SelectorSet,
@@ -27,10 +35,27 @@ export const applyToSelectorSet = (
   onInvalid: (event: RecordedEvent, issues: readonly FieldIssue[]) => void = () => {},
 ): SelectorSet => {
   // Copied on first write only: a burst without selector changes shares the old selector map.
-  let configurations: Map<string, WebhookConfiguration> | undefined
+  let configurations: Map<string, EndpointConfiguration> | undefined
   let selectors: Map<string, Selector> | undefined
+  let disabled: Set<EndpointType> | undefined
   let position = set.position
+  const configurationsNow = () => {
+    configurations ??= new Map(set.configurations)
+    return configurations
+  }
+  const selectorsNow = () => {
+    selectors ??= new Map(set.selectors)
+    return selectors
+  }
   for (const recorded of events) {
+    const endpointChange = endpointStatusChange(recorded)
+    if (endpointChange !== undefined) {
+      disabled ??= new Set(set.disabledEndpoints)
+      if (endpointChange.enabled) disabled.delete(endpointChange.endpoint)
+      else disabled.add(endpointChange.endpoint)
+      position = recorded.position
+      continue
+    }
     if (!isConfigurationStream(recorded.stream)) continue
     const decoded = decodeConfigurationEvent(recorded)
     if (!decoded.ok) {
@@ -40,13 +65,31 @@ export const applyToSelectorSet = (
     position = recorded.position
     const event = decoded.value
     switch (event.type) {
-      case 'WebhookConfigurationCreated':
-        configurations ??= new Map(set.configurations)
-        configurations.set(event.data.configurationId, Object.freeze(toConfiguration(event.data)))
+      case 'ConfigurationCreated':
+        configurationsNow().set(event.data.configurationId, Object.freeze(toConfiguration(event.data)))
         break
+      case 'ConfigurationUpdated': {
+        const current = (configurations ?? set.configurations).get(event.data.configurationId)
+        if (current !== undefined)
+          configurationsNow().set(current.id, Object.freeze(updatedConfiguration(current, event.data)))
+        break
+      }
+      case 'ConfigurationDeleted': {
+        configurationsNow().delete(event.data.configurationId)
+        const all = selectorsNow()
+        for (const [id, selector] of all)
+          if (selector.configurationId === event.data.configurationId) all.delete(id)
+        break
+      }
       case 'SelectorAdded':
-        selectors ??= new Map(set.selectors)
-        selectors.set(event.data.selectorId, Object.freeze(toSelector(event.data)))
+        selectorsNow().set(event.data.selectorId, Object.freeze(toSelector(event.data)))
+        break
+      case 'SelectorUpdated':
+        if ((selectors ?? set.selectors).has(event.data.selectorId))
+          selectorsNow().set(event.data.selectorId, Object.freeze(toSelector(event.data)))
+        break
+      case 'SelectorRemoved':
+        selectorsNow().delete(event.data.selectorId)
         break
     }
   }
@@ -55,6 +98,7 @@ export const applyToSelectorSet = (
     position,
     configurations: configurations ?? set.configurations,
     selectors: selectors ?? set.selectors,
+    disabledEndpoints: disabled ?? set.disabledEndpoints,
   })
 }
 

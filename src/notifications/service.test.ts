@@ -1,130 +1,227 @@
 import assert from 'node:assert/strict'
-import { randomUUID } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { afterEach, beforeEach, describe, it } from 'node:test'
 import { filter, firstValueFrom } from 'rxjs'
 import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
-import { NotFoundError, ValidationError } from '../errors/index.ts'
+import { NotFoundError, PreconditionFailedError, ValidationError } from '../errors/index.ts'
 import type { EventStore } from '../ports/index.ts'
+import { createSecretBox } from '../secrets/index.ts'
 import { SigningSecret } from './codecs.ts'
 import { streamName } from './configuration.ts'
+import type { Principal } from './model.ts'
 import { createNotificationConfigService, type NotificationConfigService } from './service.ts'
 
-const pattern = { level: '*', type: 'user.checks.*', resource_type: '*' } as const
+const event = { level: '*', type: 'user.checks.*', resource_type: '*' } as const
+const selector = { scope: 'account', event, pattern: null } as const
+const acme: Principal = { account: 'acme', role: 'read-write' }
+const globex: Principal = { account: 'globex', role: 'read-write' }
+const NOW = Date.UTC(2026, 10, 22)
 
 describe('createNotificationConfigService', () => {
   let store: EventStore
   let service: NotificationConfigService
+  let now = NOW
+  const box = createSecretBox({ current: randomBytes(32).toString('base64') })
+
+  const serviceOn = (s: EventStore, readAll = false) =>
+    createNotificationConfigService({
+      store: s,
+      box,
+      clock: () => now,
+      newId: randomUUID,
+      ...(readAll ? { readAll: (options) => s.readAll(options) } : {}),
+    })
+
+  const webhook = (fields: Record<string, unknown> = {}) =>
+    service.createConfiguration(acme, 'webhook', {
+      fields: { url: 'https://hooks.example.com/a', ...fields },
+      options: {},
+    })
 
   beforeEach(() => {
+    now = NOW
     store = createSqliteEventStore({ path: ':memory:' })
-    service = createNotificationConfigService({
-      store,
-      clock: () => Date.UTC(2026, 10, 22),
-      newId: randomUUID,
-    })
+    service = serviceOn(store)
   })
   afterEach(async () => {
     await store.close()
   })
 
-  it('creates a configuration with a generated Standard Webhooks secret and records it as an event', async () => {
-    const created = await service.createWebhookConfiguration('acme', {
-      url: 'https://hooks.example.com/a',
-      description: 'sec',
+  it('creates a webhook configuration with a generated secret, returned once and stored sealed', async () => {
+    const created = await webhook({ password: 'basic-pw' })
+    const secret = created.generated.signing_secret
+    assert.ok(SigningSecret.is(secret), 'a Standard Webhooks secret')
+    assert.equal(created.value.enabled, true)
+    assert.equal(created.revision, 0)
+    const [stored] = await store.readStream(streamName(created.value.id))
+    const raw = JSON.stringify(stored?.data)
+    assert.ok(!raw.includes(secret ?? '') && !raw.includes('basic-pw'), 'no secret in plaintext in the store')
+    assert.match(raw, /enc:v1:/)
+    assert.equal(service.openSecret(created.value, 'signing_secret'), secret)
+    assert.equal(service.openSecret(created.value, 'password'), 'basic-pw')
+    assert.equal(service.webhookDelivery(created.value, now)?.signingSecret, secret)
+  })
+
+  it('keeps the origin of a secret URL as a hint, never its path', async () => {
+    const created = await service.createConfiguration(acme, 'slack', {
+      fields: { url: 'https://hooks.slack.com/services/T0/B0/sekrit' },
+      options: {},
     })
-    assert.ok(SigningSecret.is(created.signingSecret), created.signingSecret)
-    assert.equal(created.enabled, true)
-    assert.equal(created.description, 'sec')
-    const events = await store.readStream(streamName(created.id))
-    assert.deepEqual(
-      events.map((e) => e.type),
-      ['WebhookConfigurationCreated'],
-    )
-    assert.equal(events[0]?.data.createdAt, '2026-11-22T00:00:00.000Z')
+    assert.deepEqual(created.value.hints, { url: 'https://hooks.slack.com' })
+    assert.deepEqual(created.value.settings, {})
   })
 
-  it('keeps a signing secret that was given, and generates a different one each time otherwise', async () => {
-    const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
-    const given = await service.createWebhookConfiguration('acme', {
-      url: 'https://hooks.example.com/a',
-      signingSecret: secret,
+  it('refuses an invalid secret before sealing it, naming the field without echoing the value', async () => {
+    await assert.rejects(
+      service.createConfiguration(acme, 'slack', { fields: { url: 'not a url canary-1' }, options: {} }),
+      (error: unknown) =>
+        error instanceof ValidationError &&
+        error.issues.some((i) => i.path === 'url') &&
+        !JSON.stringify([error.message, error.issues]).includes('canary-1'),
+    )
+  })
+
+  it('updates fields it is given, keeps the rest and the secrets not sent again', async () => {
+    const created = await webhook({ password: 'pw-1' })
+    now += 1_000
+    const updated = await service.updateConfiguration(acme, 'webhook', created.value.id, {
+      fields: { username: 'bot' },
+      options: { description: 'security team' },
     })
-    assert.equal(given.signingSecret, secret)
-    const a = await service.createWebhookConfiguration('acme', { url: 'https://hooks.example.com/a' })
-    const b = await service.createWebhookConfiguration('acme', { url: 'https://hooks.example.com/a' })
-    assert.notEqual(a.signingSecret, b.signingSecret)
+    assert.equal(updated.revision, 1)
+    assert.equal(updated.value.settings.url, 'https://hooks.example.com/a')
+    assert.equal(updated.value.settings.username, 'bot')
+    assert.equal(updated.value.description, 'security team')
+    assert.equal(service.openSecret(updated.value, 'password'), 'pw-1')
+    // Sending the same secret again is not a change.
+    const same = await service.updateConfiguration(acme, 'webhook', created.value.id, {
+      fields: { password: 'pw-1' },
+      options: {},
+    })
+    assert.equal(same.revision, 1)
+    // null removes an optional field or secret.
+    const cleared = await service.updateConfiguration(acme, 'webhook', created.value.id, {
+      fields: { username: null, password: null },
+      options: { description: null },
+    })
+    assert.equal(cleared.value.settings.username, undefined)
+    assert.equal(cleared.value.secrets.password, undefined)
+    assert.equal(cleared.value.description, null)
   })
 
-  it('refuses invalid input with every bad field named', async () => {
-    await assert.rejects(
-      service.createWebhookConfiguration('acme', { url: 'not a url', signingSecret: 'secret' }),
-      (error: unknown) => error instanceof ValidationError && error.issues.length === 2,
-    )
+  it('signs with the previous secret too during the rotation grace period', async () => {
+    const created = await webhook()
+    const first = created.generated.signing_secret
+    const second = `whsec_${randomBytes(32).toString('base64')}`
+    now += 60_000
+    const rotated = await service.updateConfiguration(acme, 'webhook', created.value.id, {
+      fields: { signing_secret: second },
+      options: {},
+    })
+    assert.deepEqual(service.webhookDelivery(rotated.value, now)?.previousSigningSecrets, [first])
+    assert.equal(service.webhookDelivery(rotated.value, now)?.signingSecret, second)
+    const dayLater = now + 24 * 60 * 60 * 1000 + 1
+    assert.equal(service.webhookDelivery(rotated.value, dayLater)?.previousSigningSecrets, undefined)
   })
 
-  it('adds selectors to the account\u2019s own configurations only', async () => {
-    const created = await service.createWebhookConfiguration('acme', { url: 'https://hooks.example.com/a' })
-    const selector = await service.addSelector('acme', created.id, { scope: 'account', event: pattern })
-    assert.equal(selector.configurationId, created.id)
-    assert.deepEqual(selector.event, pattern)
-    await assert.rejects(
-      service.addSelector('globex', created.id, { scope: 'account', event: pattern }),
-      NotFoundError,
+  it('honours an expected revision: a stale one fails with PreconditionFailedError and writes nothing', async () => {
+    const created = await webhook()
+    const id = created.value.id
+    await service.updateConfiguration(
+      acme,
+      'webhook',
+      id,
+      { fields: { username: 'a' }, options: {} },
+      { expectedRevision: 0 },
     )
     await assert.rejects(
-      service.addSelector('acme', randomUUID(), { scope: 'account', event: pattern }),
-      NotFoundError,
-    )
-  })
-
-  it('lets concurrent writers to one configuration all succeed', async () => {
-    const created = await service.createWebhookConfiguration('acme', { url: 'https://hooks.example.com/a' })
-    const added = await Promise.all(
-      ['a', 'b', 'c'].map((type) =>
-        service.addSelector('acme', created.id, { scope: 'account', event: { ...pattern, type } }),
+      service.updateConfiguration(
+        acme,
+        'webhook',
+        id,
+        { fields: { username: 'b' }, options: {} },
+        { expectedRevision: 0 },
       ),
+      PreconditionFailedError,
     )
-    assert.equal(new Set(added.map((s) => s.id)).size, 3)
-    assert.equal((await store.readStream(streamName(created.id))).length, 4)
+    const { value, revision } = await service.getConfiguration('acme', 'webhook', id)
+    assert.equal(revision, 1)
+    assert.equal(value.configuration.settings.username, 'a')
   })
 
-  it('lists the account\u2019s configurations without their secrets, including what it just wrote', async () => {
-    const mine = await service.createWebhookConfiguration('acme', { url: 'https://hooks.example.com/a' })
-    await service.createWebhookConfiguration('globex', { url: 'https://hooks.example.com/b' })
-    const listed = await service.listWebhookConfigurations('acme')
-    assert.deepEqual(listed, [
-      { id: mine.id, account: 'acme', url: 'https://hooks.example.com/a', enabled: true },
-    ])
-    assert.ok(!JSON.stringify(listed).includes('whsec_'))
+  it('hides another account\u2019s configuration, and one of another endpoint type, as not found', async () => {
+    const created = await webhook()
+    const id = created.value.id
+    await assert.rejects(service.getConfiguration('globex', 'webhook', id), NotFoundError)
+    await assert.rejects(service.getConfiguration('acme', 'slack', id), NotFoundError)
+    await assert.rejects(
+      service.updateConfiguration(globex, 'webhook', id, { fields: {}, options: {} }),
+      NotFoundError,
+    )
+    await assert.rejects(service.deleteConfiguration(globex, 'webhook', id), NotFoundError)
+    await assert.rejects(service.addSelector(globex, 'webhook', id, selector), NotFoundError)
   })
 
-  it('keeps the read model live: a new selector appears in the next snapshot', async () => {
-    const created = await service.createWebhookConfiguration('acme', { url: 'https://hooks.example.com/a' })
+  it('manages selectors and lists them per account', async () => {
+    const created = await webhook()
+    const id = created.value.id
+    const added = await service.addSelector(acme, 'webhook', id, {
+      ...selector,
+      pattern: { source: [{ prefix: '/engine' }] },
+    })
+    assert.equal(added.revision, 1)
+    assert.deepEqual(added.value.pattern, { source: [{ prefix: '/engine' }] })
+    const updated = await service.updateSelector(acme, 'webhook', id, added.value.id, {
+      ...selector,
+      scope: 'account',
+    })
+    assert.equal(updated.value.pattern, null)
+    assert.deepEqual(
+      (await service.listSelectors('acme')).map((s) => s.id),
+      [added.value.id],
+    )
+    assert.deepEqual(await service.listSelectors('globex'), [])
+    await service.removeSelector(acme, 'webhook', id, added.value.id)
+    assert.deepEqual(await service.listSelectors('acme'), [])
+  })
+
+  it('lists only the account\u2019s live configurations, of the endpoint type asked for', async () => {
+    const a = await webhook()
+    const b = await webhook()
+    await service.createConfiguration(globex, 'webhook', {
+      fields: { url: 'https://hooks.example.com/g' },
+      options: {},
+    })
+    await service.deleteConfiguration(acme, 'webhook', b.value.id)
+    assert.deepEqual(
+      (await service.listConfigurations('acme', 'webhook')).map((c) => c.id),
+      [a.value.id],
+    )
+    assert.deepEqual(await service.listConfigurations('acme', 'slack'), [])
+  })
+
+  it('keeps the read model live: changes and deletions appear in the next snapshots', async () => {
+    const created = await webhook()
     const snapshots = service.selectors$()
     const withSelector = firstValueFrom(snapshots.pipe(filter((set) => set.selectors.size === 1)))
-    const selector = await service.addSelector('acme', created.id, { scope: 'account', event: pattern })
-    const set = await withSelector
-    assert.deepEqual(set.selectors.get(selector.id), selector)
-    assert.equal(set.configurations.get(created.id)?.signingSecret, created.signingSecret)
+    const added = await service.addSelector(acme, 'webhook', created.value.id, selector)
+    assert.deepEqual((await withSelector).selectors.get(added.value.id), added.value)
+    const empty = firstValueFrom(snapshots.pipe(filter((set) => set.configurations.size === 0)))
+    await service.deleteConfiguration(acme, 'webhook', created.value.id)
+    assert.equal((await empty).selectors.size, 0, 'a deleted configuration takes its selectors along')
   })
 
   it('with readAll, starts from the whole history, then follows live changes', async () => {
     const sqlite = createSqliteEventStore({ path: ':memory:' })
     try {
-      const writer = createNotificationConfigService({ store: sqlite, clock: Date.now, newId: randomUUID })
+      service = serviceOn(sqlite)
       // More than one page of the store's catch-up (500), so a partial first snapshot would show.
-      for (let i = 0; i < 1_200; i++)
-        await writer.createWebhookConfiguration('acme', { url: 'https://hooks.example.com/a' })
-      const reader = createNotificationConfigService({
-        store: sqlite,
-        clock: Date.now,
-        newId: randomUUID,
-        readAll: (options) => sqlite.readAll(options),
-      })
+      for (let i = 0; i < 1_200; i++) await webhook()
+      const reader = serviceOn(sqlite, true)
       const snapshots = reader.selectors$()
       assert.equal((await firstValueFrom(snapshots)).configurations.size, 1_200)
       const more = firstValueFrom(snapshots.pipe(filter((set) => set.configurations.size === 1_201)))
-      await writer.createWebhookConfiguration('acme', { url: 'https://hooks.example.com/b' })
+      await webhook()
       assert.equal((await more).configurations.size, 1_201)
     } finally {
       await sqlite.close()

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { isLeft } from 'fp-ts/lib/Either.js'
 import {
   defer,
   filter,
@@ -10,50 +11,160 @@ import {
   throwError,
   timeout,
 } from 'rxjs'
-import { isExpectedRevisionConflict, UnavailableError } from '../errors/index.ts'
+import {
+  type FieldIssue,
+  isExpectedRevisionConflict,
+  NotFoundError,
+  PreconditionFailedError,
+  UnavailableError,
+  ValidationError,
+} from '../errors/index.ts'
+import { toFieldIssues } from '../events/index.ts'
 import type { EventData, EventStore, JsonObject, RecordedEvent } from '../ports/index.ts'
+import type { SecretBox } from '../secrets/index.ts'
 import {
   type ConfigurationCommand,
   type ConfigurationEvent,
+  type ConfigurationOptions,
   type ConfigurationState,
   decide,
   decodeConfigurationEvent,
   evolve,
   initialState,
+  type SelectorInput,
   streamName,
-  toConfiguration,
-  toSelector,
 } from './configuration.ts'
-import {
-  type EventPattern,
-  type Selector,
-  type SelectorScope,
-  type SelectorSet,
-  type WebhookConfiguration,
-  type WebhookConfigurationView,
-  withoutSecret,
+import { ENDPOINT_FIELDS, isSecretUrlField } from './endpoint-fields.ts'
+import type {
+  EndpointConfiguration,
+  EndpointType,
+  Principal,
+  Selector,
+  SelectorSet,
+  WebhookConfiguration,
 } from './model.ts'
 import { loadSelectorSet, type ReadAll, selectorSets } from './selector-set.ts'
 
-export interface WebhookConfigurationInput {
-  readonly url: string
-  /** Generated when absent. */
-  readonly signingSecret?: string
-  readonly description?: string
+export type { SelectorInput }
+
+/**
+ * What a create or update request asks for, in the API's names. On update, a field or option
+ * left out keeps its value and a `null` one is removed (back to its default, when it has one).
+ */
+export interface ConfigurationInput {
+  /** The endpoint's fields, secrets in plaintext. */
+  readonly fields: Readonly<Record<string, unknown>>
+  readonly options: Readonly<Partial<Record<keyof ConfigurationOptions, unknown>>>
 }
 
-export interface SelectorInput {
-  readonly scope: SelectorScope
-  readonly event: EventPattern
+/** The options of a configuration created without them. */
+export const DEFAULT_OPTIONS: ConfigurationOptions = {
+  description: null,
+  enabled: true,
+  verify_tls: true,
+  templates: {},
+  digest: false,
+  digest_window_seconds: null,
+}
+
+const optionsOf = (configuration: EndpointConfiguration): ConfigurationOptions => ({
+  description: configuration.description,
+  enabled: configuration.enabled,
+  verify_tls: configuration.verifyTls,
+  templates: configuration.templates,
+  digest: configuration.digest.enabled,
+  digest_window_seconds: configuration.digest.windowSeconds,
+})
+
+/** `base` with `changes` applied: left out keeps, `null` resets to `reset` (the default). */
+const merged = <T extends Record<string, unknown>>(
+  base: T,
+  changes: Readonly<Record<string, unknown>>,
+  reset: Readonly<Record<string, unknown>>,
+): T => {
+  const out: Record<string, unknown> = { ...base }
+  for (const [key, value] of Object.entries(changes)) {
+    if (value === undefined) continue
+    out[key] = value === null && key in reset ? reset[key] : value
+  }
+  return out as T
+}
+
+/** A value and the stream revision it was read at: the ETag a client sends back in `If-Match`. */
+export interface Versioned<T> {
+  readonly value: T
+  readonly revision: number
+}
+
+export interface ConfigurationWithSelectors {
+  readonly configuration: EndpointConfiguration
+  readonly selectors: readonly Selector[]
+}
+
+/** Optimistic concurrency for a write: the revision the client read, from `If-Match`. */
+export interface WriteOptions {
+  readonly expectedRevision?: number
 }
 
 export interface NotificationConfigService {
-  /** Creates an enabled configuration; the result is the only place its signing secret is returned. */
-  createWebhookConfiguration(account: string, input: WebhookConfigurationInput): Promise<WebhookConfiguration>
-  /** Throws NotFoundError when the configuration does not exist in `account`. */
-  addSelector(account: string, configurationId: string, input: SelectorInput): Promise<Selector>
-  /** The account's configurations, secrets removed; reflects every write this service made. */
-  listWebhookConfigurations(account: string): Promise<readonly WebhookConfigurationView[]>
+  /**
+   * Creates a configuration. `generated` holds the secrets Herald generated (a webhook's
+   * signing secret): the only time they are ever returned.
+   */
+  createConfiguration(
+    principal: Principal,
+    endpoint: EndpointType,
+    input: ConfigurationInput,
+  ): Promise<Versioned<EndpointConfiguration> & { readonly generated: Readonly<Record<string, string>> }>
+  updateConfiguration(
+    principal: Principal,
+    endpoint: EndpointType,
+    configurationId: string,
+    input: ConfigurationInput,
+    options?: WriteOptions,
+  ): Promise<Versioned<EndpointConfiguration>>
+  deleteConfiguration(
+    principal: Principal,
+    endpoint: EndpointType,
+    configurationId: string,
+    options?: WriteOptions,
+  ): Promise<void>
+  /** Read from the configuration's own stream: always current. NotFoundError for another account's. */
+  getConfiguration(
+    account: string,
+    endpoint: EndpointType,
+    configurationId: string,
+  ): Promise<Versioned<ConfigurationWithSelectors>>
+  /** The account's configurations (of one endpoint type when given); reflects every write this service made. */
+  listConfigurations(account: string, endpoint?: EndpointType): Promise<readonly EndpointConfiguration[]>
+  addSelector(
+    principal: Principal,
+    endpoint: EndpointType,
+    configurationId: string,
+    input: SelectorInput,
+    options?: WriteOptions,
+  ): Promise<Versioned<Selector>>
+  updateSelector(
+    principal: Principal,
+    endpoint: EndpointType,
+    configurationId: string,
+    selectorId: string,
+    input: SelectorInput,
+    options?: WriteOptions,
+  ): Promise<Versioned<Selector>>
+  removeSelector(
+    principal: Principal,
+    endpoint: EndpointType,
+    configurationId: string,
+    selectorId: string,
+    options?: WriteOptions,
+  ): Promise<void>
+  /** Every selector of the account, across its configurations. */
+  listSelectors(account: string): Promise<readonly Selector[]>
+  /** Opens one of a configuration's secrets, for the code that delivers with it. */
+  openSecret(configuration: EndpointConfiguration, field: string): string | undefined
+  /** A webhook configuration with its signing secrets opened, as the webhook deliverer takes it. */
+  webhookDelivery(configuration: EndpointConfiguration, now: number): WebhookConfiguration | undefined
   /**
    * Every configuration and selector of every account as a live, shared read model: a new
    * immutable snapshot after each change. Subscribers share one store subscription.
@@ -63,6 +174,8 @@ export interface NotificationConfigService {
 
 export interface NotificationConfigServiceOptions {
   readonly store: EventStore
+  /** Seals every secret before it is appended, opens them for delivery. */
+  readonly box: SecretBox
   /** Milliseconds since the epoch. */
   readonly clock: () => number
   /** A new UUID, for configurations, selectors and stored events. */
@@ -70,17 +183,15 @@ export interface NotificationConfigServiceOptions {
   readonly newSecret?: () => string
   /** How long a listing waits for the read model to reach this service's own writes (default 5000 ms). */
   readonly readTimeoutMs?: number
+  /** How long a replaced signing secret still signs deliveries, so receivers can switch over (default 24 h). */
+  readonly rotationGraceMs?: number
   /** Where the read model coalesces bursts; tests pass a TestScheduler. */
   readonly scheduler?: SchedulerLike
-  readonly onInvalidEvent?: (
-    event: RecordedEvent,
-    issues: readonly { path: string; message: string }[],
-  ) => void
+  readonly onInvalidEvent?: (event: RecordedEvent, issues: readonly FieldIssue[]) => void
   /**
-   * Reads all streams after a checkpoint (the SQLite store's `readAll`). With it, the first
-   * snapshot of `selectors$()` holds the whole history; without it, the port gives no signal
-   * that a subscription has caught up, and the first snapshot holds what its first read
-   * returned (a page of the store), the rest following in later snapshots.
+   * Reads all streams after a checkpoint (the store's `readAll`). With it, the first snapshot
+   * of `selectors$()` holds the whole history; without it, the first snapshot holds what the
+   * subscription's first read returned, the rest following in later snapshots.
    */
   readonly readAll?: ReadAll
 }
@@ -88,24 +199,31 @@ export interface NotificationConfigServiceOptions {
 /** Standard Webhooks secret: `whsec_` + base64 of 32 random bytes. */
 export const newSigningSecret = (): string => `whsec_${randomBytes(32).toString('base64')}`
 
-// Optimistic concurrency: a concurrent writer to the same configuration makes the append
-// fail; the command is decided again on the fresh state a few times before giving up.
+// Without If-Match, a concurrent writer to the same configuration makes the append fail; the
+// command is decided again on the fresh state a few times before giving up.
 const MAX_ATTEMPTS = 3
+
+const aadOf = (configurationId: string, field: string): string => `${configurationId}/${field}`
+
+const byPrincipal = (principal: Principal): string => `${principal.account}/${principal.role}`
 
 /**
  * Event-sourced notification configuration on the EventStore port.
  *
  * @example
- * const service = createNotificationConfigService({ store, clock: Date.now, newId: randomUUID })
- * const config = await service.createWebhookConfiguration('acme', { url: 'https://hooks.example/x' })
- * await service.addSelector('acme', config.id, { scope: 'account', event: { level: '*', type: 'user.checks.*', resource_type: '*' } })
+ * const service = createNotificationConfigService({ store, box, clock: Date.now, newId: randomUUID })
+ * const { value } = await service.createConfiguration(principal, 'slack', {
+ *   fields: { url: 'https://hooks.slack.com/services/T0/B0/x' }, options })
+ * await service.addSelector(principal, 'slack', value.id, {
+ *   scope: 'account', event: { level: '*', type: 'user.checks.*', resource_type: '*' }, pattern: null })
  */
 export const createNotificationConfigService = (
   options: NotificationConfigServiceOptions,
 ): NotificationConfigService => {
-  const { store, clock, newId } = options
+  const { store, box, clock, newId } = options
   const newSecret = options.newSecret ?? newSigningSecret
   const readTimeoutMs = options.readTimeoutMs ?? 5_000
+  const rotationGraceMs = options.rotationGraceMs ?? 24 * 60 * 60 * 1000
   let lastWrittenPosition = 0
 
   const setsOptions = {
@@ -145,73 +263,289 @@ export const createNotificationConfigService = (
     return { state, revision: last === undefined ? 'no_stream' : last.revision }
   }
 
+  /**
+   * Decides and appends. With an expected revision the client's view must still be current,
+   * and a concurrent write fails with 412 instead of being decided again.
+   */
   const handle = async (
     configurationId: string,
-    command: ConfigurationCommand,
-  ): Promise<ConfigurationEvent[]> => {
+    command: (state: ConfigurationState) => ConfigurationCommand,
+    write: WriteOptions = {},
+  ): Promise<{ events: ConfigurationEvent[]; state: ConfigurationState; revision: number }> => {
+    const { expectedRevision } = write
     for (let attempt = 1; ; attempt++) {
       const { state, revision } = await load(configurationId)
-      const events = decide(command, state)
+      if (expectedRevision !== undefined && revision !== expectedRevision) {
+        throw new PreconditionFailedError(`configuration ${configurationId}`, {
+          expected: expectedRevision,
+          actual: revision === 'no_stream' ? 'none' : revision,
+        })
+      }
+      const events = decide(command(state), state)
+      const next = events.reduce(evolve, state)
+      if (events.length === 0)
+        return { events, state: next, revision: revision === 'no_stream' ? -1 : revision }
       try {
         const result = await store.append(streamName(configurationId), events.map(toEventData), {
           expectedRevision: revision,
         })
         lastWrittenPosition = Math.max(lastWrittenPosition, result.position)
-        return events
+        return { events, state: next, revision: result.nextExpectedRevision }
       } catch (error) {
-        if (!isExpectedRevisionConflict(error) || attempt >= MAX_ATTEMPTS) throw error
+        if (!isExpectedRevisionConflict(error)) throw error
+        if (expectedRevision !== undefined) {
+          throw new PreconditionFailedError(`configuration ${configurationId}`, {
+            expected: expectedRevision,
+            actual: 'none',
+          })
+        }
+        if (attempt >= MAX_ATTEMPTS) throw error
       }
     }
   }
 
+  const openSecret = (configuration: EndpointConfiguration, field: string): string | undefined => {
+    const secret = configuration.secrets[field]
+    return secret === undefined ? undefined : box.open(secret.sealed, aadOf(configuration.id, field))
+  }
+
+  /**
+   * Splits a request's fields into plaintext settings and sealed secrets. Secrets are checked
+   * by their codecs here, before sealing, because deciding only ever sees them sealed; a secret
+   * sent again unchanged is not re-sealed, so the history records only real changes.
+   */
+  const prepare = (
+    endpoint: EndpointType,
+    configurationId: string,
+    fields: Readonly<Record<string, unknown>>,
+    current: EndpointConfiguration | undefined,
+  ) => {
+    const values: Record<string, unknown> = {}
+    const secrets: Record<string, string> = {}
+    const hints: Record<string, string> = {}
+    const clearSecrets: string[] = []
+    const issues: FieldIssue[] = []
+    for (const [name, value] of Object.entries(fields)) {
+      if (value === undefined) continue
+      const spec = ENDPOINT_FIELDS[endpoint][name]
+      if (spec?.secret !== true) {
+        values[name] = value
+        continue
+      }
+      if (value === null) {
+        clearSecrets.push(name)
+        continue
+      }
+      const checked = spec.codec.decode(value)
+      if (isLeft(checked)) {
+        issues.push(...toFieldIssues(checked.left, name))
+        continue
+      }
+      const plaintext = checked.right as string
+      if (current !== undefined && openSecret(current, name) === plaintext) continue
+      secrets[name] = box.seal(plaintext, aadOf(configurationId, name))
+      if (isSecretUrlField(endpoint, name)) hints[name] = new URL(plaintext).origin
+    }
+    if (issues.length > 0) {
+      throw new ValidationError(
+        `invalid ${endpoint} configuration: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`,
+        issues,
+      )
+    }
+    return { values, secrets, hints, clearSecrets }
+  }
+
+  const readModel = async (): Promise<SelectorSet> => {
+    const target = lastWrittenPosition
+    return firstValueFrom(
+      selectorSet$.pipe(
+        filter((s) => s.position >= target),
+        timeout({
+          first: readTimeoutMs,
+          with: () =>
+            throwError(
+              () =>
+                new UnavailableError('notification configurations are not readable yet', {
+                  context: { position: target },
+                }),
+            ),
+        }),
+      ),
+    )
+  }
+
+  const liveState = (state: ConfigurationState) => {
+    if (state.status !== 'active') throw new Error('decided events left no active configuration')
+    return state
+  }
+
+  const selectorOf = (state: ConfigurationState, selectorId: string): Selector => {
+    const selector = liveState(state).selectors.get(selectorId)
+    if (selector === undefined) throw new Error('decided events left no selector')
+    return selector
+  }
+
   return {
-    createWebhookConfiguration: async (account, input) => {
+    createConfiguration: async (principal, endpoint, input) => {
       const configurationId = newId()
-      const [created] = await handle(configurationId, {
-        type: 'CreateWebhookConfiguration',
+      const generated: Record<string, string> = {}
+      const fields: Record<string, unknown> = { ...input.fields }
+      for (const [name, spec] of Object.entries(ENDPOINT_FIELDS[endpoint])) {
+        if (spec.generated === true && (fields[name] === undefined || fields[name] === null)) {
+          generated[name] = newSecret()
+          fields[name] = generated[name]
+        }
+      }
+      const prepared = prepare(endpoint, configurationId, fields, undefined)
+      const { state, revision } = await handle(configurationId, () => ({
+        type: 'CreateConfiguration',
         data: {
           configurationId,
-          account,
-          url: input.url,
-          signingSecret: input.signingSecret ?? newSecret(),
-          ...(input.description === undefined ? {} : { description: input.description }),
+          account: principal.account,
+          endpoint,
+          values: prepared.values,
+          secrets: prepared.secrets,
+          hints: prepared.hints,
+          options: merged(DEFAULT_OPTIONS, input.options, DEFAULT_OPTIONS),
         },
-        metadata: { now: clock() },
-      })
-      if (created?.type !== 'WebhookConfigurationCreated')
-        throw new Error('decide returned no WebhookConfigurationCreated')
-      return toConfiguration(created.data)
+        metadata: { now: clock(), by: byPrincipal(principal) },
+      }))
+      return { value: liveState(state).configuration, revision, generated }
     },
 
-    addSelector: async (account, configurationId, input) => {
-      const selectorId = newId()
-      const [added] = await handle(configurationId, {
-        type: 'AddSelector',
-        data: { selectorId, configurationId, account, scope: input.scope, event: input.event },
-        metadata: { now: clock() },
-      })
-      if (added?.type !== 'SelectorAdded') throw new Error('decide returned no SelectorAdded')
-      return toSelector(added.data)
-    },
-
-    listWebhookConfigurations: async (account) => {
-      const target = lastWrittenPosition
-      const set = await firstValueFrom(
-        selectorSet$.pipe(
-          filter((s) => s.position >= target),
-          timeout({
-            first: readTimeoutMs,
-            with: () =>
-              throwError(
-                () =>
-                  new UnavailableError('notification configurations are not readable yet', {
-                    context: { position: target },
-                  }),
+    updateConfiguration: async (principal, endpoint, configurationId, input, write) => {
+      const { state, revision } = await handle(
+        configurationId,
+        (current) => {
+          const configuration = current.status === 'active' ? current.configuration : undefined
+          const prepared = prepare(endpoint, configurationId, input.fields, configuration)
+          return {
+            type: 'UpdateConfiguration',
+            data: {
+              configurationId,
+              account: principal.account,
+              endpoint,
+              // Fields left out keep their values; null ones fall back to their defaults.
+              values: { ...configuration?.settings, ...prepared.values },
+              secrets: prepared.secrets,
+              clearSecrets: prepared.clearSecrets,
+              hints: prepared.hints,
+              options: merged(
+                configuration === undefined ? DEFAULT_OPTIONS : optionsOf(configuration),
+                input.options,
+                DEFAULT_OPTIONS,
               ),
-          }),
-        ),
+            },
+            metadata: { now: clock(), by: byPrincipal(principal) },
+          }
+        },
+        write,
       )
-      return [...set.configurations.values()].filter((c) => c.account === account).map(withoutSecret)
+      return { value: liveState(state).configuration, revision }
+    },
+
+    deleteConfiguration: async (principal, endpoint, configurationId, write) => {
+      await handle(
+        configurationId,
+        () => ({
+          type: 'DeleteConfiguration',
+          data: { configurationId, account: principal.account, endpoint },
+          metadata: { now: clock(), by: byPrincipal(principal) },
+        }),
+        write,
+      )
+    },
+
+    getConfiguration: async (account, endpoint, configurationId) => {
+      const { state, revision } = await load(configurationId)
+      if (
+        state.status !== 'active' ||
+        state.configuration.account !== account ||
+        state.configuration.endpoint !== endpoint ||
+        revision === 'no_stream'
+      ) {
+        throw new NotFoundError(`notification configuration ${configurationId} not found`, {
+          configurationId,
+        })
+      }
+      return {
+        value: { configuration: state.configuration, selectors: [...state.selectors.values()] },
+        revision,
+      }
+    },
+
+    listConfigurations: async (account, endpoint) => {
+      const set = await readModel()
+      return [...set.configurations.values()].filter(
+        (c) => c.account === account && (endpoint === undefined || c.endpoint === endpoint),
+      )
+    },
+
+    addSelector: async (principal, endpoint, configurationId, input, write) => {
+      const selectorId = newId()
+      const { state, revision } = await handle(
+        configurationId,
+        () => ({
+          type: 'AddSelector',
+          data: { selectorId, configurationId, account: principal.account, endpoint, ...input },
+          metadata: { now: clock(), by: byPrincipal(principal) },
+        }),
+        write,
+      )
+      return { value: selectorOf(state, selectorId), revision }
+    },
+
+    updateSelector: async (principal, endpoint, configurationId, selectorId, input, write) => {
+      const { state, revision } = await handle(
+        configurationId,
+        () => ({
+          type: 'UpdateSelector',
+          data: { selectorId, configurationId, account: principal.account, endpoint, ...input },
+          metadata: { now: clock(), by: byPrincipal(principal) },
+        }),
+        write,
+      )
+      return { value: selectorOf(state, selectorId), revision }
+    },
+
+    removeSelector: async (principal, endpoint, configurationId, selectorId, write) => {
+      await handle(
+        configurationId,
+        () => ({
+          type: 'RemoveSelector',
+          data: { selectorId, configurationId, account: principal.account, endpoint },
+          metadata: { now: clock(), by: byPrincipal(principal) },
+        }),
+        write,
+      )
+    },
+
+    listSelectors: async (account) => {
+      const set = await readModel()
+      return [...set.selectors.values()].filter((s) => s.account === account)
+    },
+
+    openSecret,
+
+    webhookDelivery: (configuration, now) => {
+      if (configuration.endpoint !== 'webhook') return undefined
+      const signingSecret = openSecret(configuration, 'signing_secret')
+      const url = configuration.settings.url
+      if (signingSecret === undefined || typeof url !== 'string') return undefined
+      const previous = configuration.secrets.signing_secret?.previous
+      const stillValid =
+        previous !== undefined && Date.parse(previous.rotatedAt) + rotationGraceMs > now
+          ? [box.open(previous.sealed, aadOf(configuration.id, 'signing_secret'))]
+          : []
+      return {
+        id: configuration.id,
+        account: configuration.account,
+        url,
+        signingSecret,
+        ...(stillValid.length > 0 ? { previousSigningSecrets: stillValid } : {}),
+        ...(configuration.description === null ? {} : { description: configuration.description }),
+        enabled: configuration.enabled,
+      }
     },
 
     selectors$: () => selectorSet$,

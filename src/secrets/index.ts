@@ -1,3 +1,8 @@
 export { loadOrCreateKeyFile } from './key-file.ts'
 export type { SecretBox, SecretBoxOptions, UndecryptableReason } from './secret-box.ts'
-export { createSecretBox, isSecretUndecryptable, SecretUndecryptableError } from './secret-box.ts'
+export {
+  createSecretBox,
+  isSealedSecret,
+  isSecretUndecryptable,
+  SecretUndecryptableError,
+} from './secret-box.ts'

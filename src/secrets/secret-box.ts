@@ -96,6 +96,9 @@ const parse = (value: unknown): { readonly keyId: string; readonly payload: Buff
   return { keyId, payload }
 }
 
+/** Whether a value has the sealed format; what the configuration aggregate requires of every secret it stores. */
+export const isSealedSecret = (value: unknown): value is string => parse(value) !== undefined
+
 const associatedData = (keyId: string, aad: string | undefined): Buffer =>
   Buffer.from(`${header(keyId)}${aad ?? ''}`, 'utf8')
 
@@ -140,7 +143,5 @@ export const createSecretBox = (options: SecretBoxOptions): SecretBox => {
     throw new SecretUndecryptableError('rejected', keyId)
   }
 
-  const isSealed = (value: unknown): value is string => parse(value) !== undefined
-
-  return { seal, open, isSealed, currentKeyId: current.id }
+  return { seal, open, isSealed: isSealedSecret, currentKeyId: current.id }
 }

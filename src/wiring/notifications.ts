@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { join } from 'node:path'
 import type { Hono } from 'hono'
 import { createDelivererHandler } from '../../streams/deliverer.ts'
 import type { Fetch } from '../../streams/delivery/index.ts'
@@ -7,6 +8,7 @@ import type { Config } from '../config/index.ts'
 import { createEventTypeRoutes } from '../http/event-types.ts'
 import type { AppEnv } from '../http/index.ts'
 import {
+  createDeliveryHealth,
   createEndpointRoutes,
   createEndpointStatusService,
   createNotificationConfigService,
@@ -18,6 +20,7 @@ import type { Logger, Metrics } from '../observability/index.ts'
 import type { OutboundGuard } from '../outbound/index.ts'
 import type { Consumer, EventLog } from '../ports/event-log.ts'
 import type { EventStore } from '../ports/event-store.ts'
+import { createSecretBox, loadOrCreateKeyFile } from '../secrets/index.ts'
 import { type IngressWiring, startRouter } from './ingress.ts'
 
 export interface NotificationsWiring {
@@ -46,10 +49,23 @@ export interface WireNotificationsOptions {
  */
 export const wireNotifications = async (options: WireNotificationsOptions): Promise<NotificationsWiring> => {
   const { config, log, store, logger, clock } = options
+  const box = createSecretBox({
+    current: config.secrets.encryption_key ?? loadOrCreateKeyFile(join(config.data_dir, 'secret.key')),
+    previous: config.secrets.previous_keys,
+  })
+  const health = createDeliveryHealth()
   const service = createNotificationConfigService({
     store,
+    box,
     clock,
     newId: randomUUID,
+    onInvalidEvent: (event, issues) =>
+      logger('error', 'notifications.stored_event_invalid', {
+        stream: event.stream,
+        revision: event.revision,
+        type: event.type,
+        issues: issues.slice(0, 10),
+      }),
     // A full read first, so the router's first index holds every selector ever added.
     readAll: (o) => store.readAll(o),
   })
@@ -61,6 +77,7 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
       path: '/v1/notifications',
       app: createNotificationRoutes({
         service,
+        health,
         checkTarget: async (url) => {
           await options.outbound.checkUrl(url)
         },
@@ -89,7 +106,13 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
   const subscription = service.selectors$().subscribe({
     next: (set) => {
       selectors = set
-      index = buildSelectorIndex(set)
+      index = buildSelectorIndex(set, {
+        // Only webhooks have a deliverer so far; a command for another endpoint type would
+        // be acknowledged and never sent.
+        routable: (configuration) => configuration.endpoint === 'webhook',
+        onUncompilable: (selector, error) =>
+          logger('error', 'router.selector_uncompilable', { selector_id: selector.id, error: String(error) }),
+      })
       markLoaded()
       logger('debug', 'router.index_swapped', { configurations: set.configurations.size })
     },
@@ -110,12 +133,18 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
   const deliverer = await log.consume(
     { groupId: 'herald-deliverer', topics: [topics.deliveries] },
     createDelivererHandler({
-      getConfiguration: (id) => selectors.configurations.get(id),
+      getConfiguration: (id) => {
+        const configuration = selectors.configurations.get(id)
+        return configuration === undefined ? undefined : service.webhookDelivery(configuration, clock())
+      },
       fetch: guardedFetchOf(options.outbound),
       clock,
       logger,
       timeoutMs: config.notifications.webhook_timeout_ms,
-      onOutcome: (outcome) => options.metrics.deliveries.inc({ endpoint: 'webhook', outcome }),
+      onOutcome: (outcome, command) => {
+        options.metrics.deliveries.inc({ endpoint: command.endpoint, outcome })
+        if (outcome !== 'skipped') health.record(command.configurationId, outcome === 'sent', clock())
+      },
     }),
   )
   return {

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { type DeliveryCommand, deliveryIdFor } from '../routing/index.ts'
-import { aConfiguration, anEvent } from '../routing/test-fixtures.ts'
+import { anEvent, aWebhookConfiguration } from '../routing/test-fixtures.ts'
 import { type Fetch, sendWebhook } from './send-webhook.ts'
 import { verifyWebhook } from './signing.ts'
 
 const event = anEvent()
-const configuration = aConfiguration()
+const configuration = aWebhookConfiguration()
 const command: DeliveryCommand = {
   deliveryId: deliveryIdFor(event.id, configuration.id),
   account: 'acme',

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import { isLeft } from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
 import { CloudEvent, type Decoded, toFieldIssues } from '../../src/events/index.ts'
+import type { EndpointType } from '../../src/notifications/index.ts'
 import type { LogMessage, OutgoingMessage } from '../../src/ports/index.ts'
 
 /**
@@ -14,7 +15,7 @@ export interface DeliveryCommand {
   readonly deliveryId: string
   /** The account that owns the configuration (for global selectors, not the event's). */
   readonly account: string
-  readonly endpoint: 'webhook'
+  readonly endpoint: EndpointType
   readonly configurationId: string
   readonly event: CloudEvent
   readonly matchedSelectorIds: readonly string[]
@@ -25,7 +26,7 @@ export interface DeliveryCommand {
 export const DeliveryCommandCodec = t.type({
   deliveryId: t.string,
   account: t.string,
-  endpoint: t.literal('webhook'),
+  endpoint: t.keyof({ slack: null, teams: null, email: null, webhook: null, github: null, jira: null }),
   configurationId: t.string,
   event: CloudEvent,
   matchedSelectorIds: t.readonlyArray(t.string),

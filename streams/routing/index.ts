@@ -5,12 +5,14 @@ export {
   deliveryIdFor,
   encodeDeliveryCommand,
 } from './delivery-command.ts'
-export { hasWildcard, matchesSelector, wildcardMatches } from './match.ts'
+export { hasWildcard, wildcardMatches } from './match.ts'
 export { routeEvent, routeEvents } from './route-events.ts'
 export {
   buildSelectorIndex,
+  compileSelector,
   emptySelectorIndex,
   type RouteMatch,
   type SelectorIndex,
+  type SelectorIndexOptions,
   selectorIndexes,
 } from './selector-index.ts'

@@ -13,6 +13,7 @@ const newScheduler = () => new TestScheduler((actual, expected) => assert.deepEq
 
 const set = (enabled = true): SelectorSet => ({
   position: 1,
+  disabledEndpoints: new Set(),
   configurations: new Map([
     ['cfg-1', aConfiguration({ id: 'cfg-1' })],
     ['cfg-2', aConfiguration({ id: 'cfg-2', enabled })],

@@ -11,7 +11,7 @@ export const routeEvent = (index: SelectorIndex, event: CloudEvent, createdAt: s
   index.match(event).map(({ configuration, selectorIds }) => ({
     deliveryId: deliveryIdFor(event.id, configuration.id),
     account: configuration.account,
-    endpoint: 'webhook',
+    endpoint: configuration.endpoint,
     configurationId: configuration.id,
     event,
     matchedSelectorIds: selectorIds,

@@ -1,15 +1,10 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import type { CloudEvent } from '../../src/events/index.ts'
-import type {
-  LevelPattern,
-  Selector,
-  SelectorSet,
-  WebhookConfiguration,
-} from '../../src/notifications/index.ts'
-import { matchesSelector } from './match.ts'
-import { buildSelectorIndex, emptySelectorIndex } from './selector-index.ts'
-import { aConfiguration, anEvent, aSelector } from './test-fixtures.ts'
+import type { CompiledPattern } from '../../src/matching/index.ts'
+import type { JsonValue, LevelPattern, Selector, SelectorSet } from '../../src/notifications/index.ts'
+import { buildSelectorIndex, compileSelector, emptySelectorIndex } from './selector-index.ts'
+import { aConfiguration, anEvent, aSelector, aSelectorSet as setOf } from './test-fixtures.ts'
 
 // A seeded generator: a failure reproduces with the same seed.
 const mulberry32 = (seed: number) => () => {
@@ -44,19 +39,41 @@ const TYPE_PATTERNS = [
 const ACCOUNTS = ['acme', 'globex', 'initech', 'admin', 'umbrella']
 const LEVELS: LevelPattern[] = ['*', 'info', 'warning', 'error']
 const RESOURCE_TYPES = ['image', 'tag', 'feed', 'repository']
+const SOURCES = ['/engine/policy', '/engine/analyzer', '/scc/posture']
+const TAGS = ['docker.io/library/nginx:latest', 'registry.example.com/payments:1.4.2', 'quay.io/app:latest']
+const CONTENT_PATTERNS: readonly JsonValue[] = [
+  { source: [{ prefix: '/engine/' }] },
+  { source: ['/engine/analyzer'] },
+  { data: { tag: [{ suffix: ':latest' }] } },
+  { data: { tag: [{ 'anything-but': { prefix: 'docker.io/' } }] } },
+  { $or: [{ source: ['/scc/posture'] }, { data: { tag: [{ wildcard: '*payments*' }] } }] },
+]
 
-const setOf = (configurations: WebhookConfiguration[], selectors: Selector[]): SelectorSet => ({
-  position: 1,
-  configurations: new Map(configurations.map((c) => [c.id, c])),
-  selectors: new Map(selectors.map((s) => [s.id, s])),
-})
+/**
+ * The specification: every selector of every enabled configuration, each compiled pattern
+ * evaluated on its own, without the index's decision tree.
+ */
+const compiled = new Map<Selector, CompiledPattern>()
+const compiledOf = (selector: Selector): CompiledPattern => {
+  let pattern = compiled.get(selector)
+  if (pattern === undefined) {
+    pattern = compileSelector(selector)
+    compiled.set(selector, pattern)
+  }
+  return pattern
+}
 
-/** The specification: every selector of every enabled configuration, tested one by one. */
 const bruteForce = (set: SelectorSet, event: CloudEvent) => {
   const byConfiguration = new Map<string, string[]>()
   for (const selector of set.selectors.values()) {
     const configuration = set.configurations.get(selector.configurationId)
-    if (configuration === undefined || !configuration.enabled || !matchesSelector(selector, event)) continue
+    if (
+      configuration === undefined ||
+      !configuration.enabled ||
+      set.disabledEndpoints.has(configuration.endpoint)
+    )
+      continue
+    if (!compiledOf(selector).matches(event)) continue
     byConfiguration.set(
       configuration.id,
       [...(byConfiguration.get(configuration.id) ?? []), selector.id].sort(),
@@ -89,6 +106,7 @@ describe('buildSelectorIndex', () => {
           configurationId: random() < 0.03 ? 'cfg-deleted' : configuration.id,
           account: configuration.account,
           scope: configuration.account === 'admin' && random() < 0.5 ? 'global' : 'account',
+          pattern: random() < 0.3 ? pick(CONTENT_PATTERNS) : null,
         },
       )
     })
@@ -102,6 +120,8 @@ describe('buildSelectorIndex', () => {
         type: random() < 0.9 ? pick(TYPES) : 'user.unknown.thing',
         level: random() < 0.1 ? undefined : pick(['info', 'warning', 'error'] as const),
         resourcetype: random() < 0.1 ? undefined : pick(RESOURCE_TYPES),
+        source: pick(SOURCES),
+        data: { tag: pick(TAGS) },
       })
       const expected = bruteForce(set, event)
       const actual = index.match(event).map((m) => [m.configuration.id, [...m.selectorIds]])
@@ -161,6 +181,53 @@ describe('buildSelectorIndex', () => {
       index.match(anEvent({ account: 'acme' })).map((m) => m.configuration.id),
       ['admin-cfg', 'mine'],
     )
+  })
+
+  it('applies a selector\u2019s content pattern on top of its event block', () => {
+    const index = buildSelectorIndex(
+      setOf([aConfiguration()], [aSelector({}, { pattern: { data: { tag: [{ suffix: ':latest' }] } } })]),
+    )
+    assert.equal(index.match(anEvent({ data: { tag: 'nginx:latest' } })).length, 1)
+    assert.equal(index.match(anEvent({ data: { tag: 'nginx:1.27' } })).length, 0)
+  })
+
+  it('routes nothing to an endpoint type switched off system-wide, or one the caller cannot deliver to', () => {
+    const set = setOf(
+      [aConfiguration({ id: 'hook' }), aConfiguration({ id: 'chat', endpoint: 'slack' })],
+      [
+        aSelector({}, { id: 's1', configurationId: 'hook' }),
+        aSelector({}, { id: 's2', configurationId: 'chat' }),
+      ],
+    )
+    assert.deepEqual(
+      buildSelectorIndex(set)
+        .match(anEvent())
+        .map((m) => m.configuration.id),
+      ['chat', 'hook'],
+    )
+    const slackOff: SelectorSet = { ...set, disabledEndpoints: new Set(['slack']) }
+    assert.deepEqual(
+      buildSelectorIndex(slackOff)
+        .match(anEvent())
+        .map((m) => m.configuration.id),
+      ['hook'],
+    )
+    const webhooksOnly = buildSelectorIndex(set, { routable: (c) => c.endpoint === 'webhook' })
+    assert.deepEqual(
+      webhooksOnly.match(anEvent()).map((m) => m.configuration.id),
+      ['hook'],
+    )
+  })
+
+  it('leaves out a stored selector that no longer compiles, and reports it', () => {
+    const reported: string[] = []
+    const index = buildSelectorIndex(
+      setOf([aConfiguration()], [aSelector({}, { id: 'bad', pattern: { source: [{ prefix: 42 }] } })]),
+      { onUncompilable: (selector) => reported.push(selector.id) },
+    )
+    assert.equal(index.size, 0)
+    assert.deepEqual(index.match(anEvent()), [])
+    assert.deepEqual(reported, ['bad'])
   })
 
   it('has an empty index that matches nothing', () => {

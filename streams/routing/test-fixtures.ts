@@ -1,8 +1,11 @@
 import type { CloudEvent } from '../../src/events/index.ts'
 import type {
+  EndpointConfiguration,
   EventPattern,
+  JsonValue,
   Selector,
   SelectorScope,
+  SelectorSet,
   WebhookConfiguration,
 } from '../../src/notifications/index.ts'
 
@@ -27,11 +30,13 @@ export const aSelector = (
     configurationId = 'cfg-1',
     account = 'acme',
     scope = 'account',
+    pattern = null,
   }: Partial<{
     id: string
     configurationId: string
     account: string
     scope: SelectorScope
+    pattern: JsonValue | null
   }> = {},
 ): Selector => ({
   id,
@@ -39,9 +44,42 @@ export const aSelector = (
   account,
   scope,
   event: { level: '*', type: '*', resource_type: '*', ...event },
+  pattern,
 })
 
-export const aConfiguration = (overrides: Partial<WebhookConfiguration> = {}): WebhookConfiguration => ({
+/** A webhook configuration as the read model holds it; its secret sealed-looking, never opened here. */
+export const aConfiguration = (overrides: Partial<EndpointConfiguration> = {}): EndpointConfiguration => ({
+  id: 'cfg-1',
+  account: 'acme',
+  endpoint: 'webhook',
+  settings: { url: 'https://hooks.example.com/herald' },
+  secrets: {},
+  hints: {},
+  description: null,
+  enabled: true,
+  verifyTls: true,
+  templates: {},
+  digest: { enabled: false, windowSeconds: null },
+  createdAt: '2026-11-22T10:00:00.000Z',
+  updatedAt: '2026-11-22T10:00:00.000Z',
+  ...overrides,
+})
+
+export const aSelectorSet = (
+  configurations: readonly EndpointConfiguration[],
+  selectors: readonly Selector[],
+  disabledEndpoints: SelectorSet['disabledEndpoints'] = new Set(),
+): SelectorSet => ({
+  position: 1,
+  configurations: new Map(configurations.map((c) => [c.id, c])),
+  selectors: new Map(selectors.map((s) => [s.id, s])),
+  disabledEndpoints,
+})
+
+/** A webhook configuration as the webhook deliverer takes it: its signing secret opened. */
+export const aWebhookConfiguration = (
+  overrides: Partial<WebhookConfiguration> = {},
+): WebhookConfiguration => ({
   id: 'cfg-1',
   account: 'acme',
   url: 'https://hooks.example.com/herald',

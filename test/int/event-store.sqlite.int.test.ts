@@ -388,6 +388,13 @@ describe('sqlite event store', () => {
         for (let i = 0; i < ${childCount}; i++) {
           const r = await store.append(${JSON.stringify(theirs)}, [{ id: randomUUID(), type: 'Child', data: { i } }], { expectedRevision })
           expectedRevision = r.nextExpectedRevision
+          // After its first append, the child waits until the parent appended after it, so the
+          // two interleave however the machine schedules them.
+          for (let waited = 0; i === 0 && waited < 10000; waited += 5) {
+            const later = await store.readAll({ after: r.position })
+            if (later.some((e) => e.stream === ${JSON.stringify(mine)})) break
+            await sleep(5)
+          }
           await sleep(1)
         }
         await store.close()

@@ -151,6 +151,7 @@ describe('Kafka ingress under poison pills', () => {
 
     const index = buildSelectorIndex({
       position: 1,
+      disabledEndpoints: new Set(),
       configurations: new Map(
         ACCOUNTS.map((a) => [`cfg-${a}`, aConfiguration({ id: `cfg-${a}`, account: a })]),
       ),

@@ -70,6 +70,7 @@ describe('Kafka ingress: kcat → engine.events → router → deliveries and DL
     ingress = await wireIngress({ config, warehouse: noWarehouse, logger: () => {} })
     const index = buildSelectorIndex({
       position: 1,
+      disabledEndpoints: new Set(),
       configurations: new Map(
         ['acme', 'globex'].map((account) => [
           `cfg-${account}`,

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { randomUUID } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -16,6 +16,7 @@ import {
 } from '../../src/notifications/index.ts'
 import type { LogFields, Logger } from '../../src/observability/index.ts'
 import type { Consumer, EventLog } from '../../src/ports/index.ts'
+import { createSecretBox } from '../../src/secrets/index.ts'
 import { createDelivererHandler } from '../../streams/deliverer.ts'
 import { verifyWebhook } from '../../streams/delivery/index.ts'
 import { createRouterHandler } from '../../streams/router.ts'
@@ -94,23 +95,30 @@ describe('routing: engine event → router → deliveries topic → deliverer �
 
     const service = createNotificationConfigService({
       store,
+      box: createSecretBox({ current: randomBytes(32).toString('base64') }),
       clock: Date.now,
       newId: randomUUID,
       // The first snapshot then holds the whole history, so no event is routed on a partial index.
       readAll: (options) => store.readAll(options),
     })
-    configuration = await service.createWebhookConfiguration('acme', {
-      url: receiver.url,
-      description: 'int test',
+    const acme = { account: 'acme', role: 'read-write' } as const
+    const created = await service.createConfiguration(acme, 'webhook', {
+      fields: { url: receiver.url },
+      options: { description: 'int test' },
     })
+    const delivery = service.webhookDelivery(created.value, Date.now())
+    assert.ok(delivery !== undefined)
+    configuration = delivery
     // Two selectors of one configuration match the policy events: still one delivery each.
-    await service.addSelector('acme', configuration.id, {
+    await service.addSelector(acme, 'webhook', configuration.id, {
       scope: 'account',
       event: { level: '*', type: 'user.checks.*', resource_type: '*' },
+      pattern: null,
     })
-    await service.addSelector('acme', configuration.id, {
+    await service.addSelector(acme, 'webhook', configuration.id, {
       scope: 'account',
       event: { level: 'warning', type: 'user.checks.tag.policy_evaluation.update', resource_type: 'tag' },
+      pattern: null,
     })
 
     // What the composition root does: keep the latest snapshot and its index.
@@ -134,7 +142,10 @@ describe('routing: engine event → router → deliveries topic → deliverer �
       await log.consume(
         { groupId: 'herald-deliverer', topics: [TOPICS.deliveries] },
         createDelivererHandler({
-          getConfiguration: (id) => latestSet.configurations.get(id),
+          getConfiguration: (id) => {
+            const stored = latestSet.configurations.get(id)
+            return stored === undefined ? undefined : service.webhookDelivery(stored, Date.now())
+          },
           fetch,
           clock: Date.now,
           logger,

@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict'
+import { randomBytes, randomUUID } from 'node:crypto'
+import { afterEach, beforeEach, describe, it } from 'node:test'
+import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
+import { createEndpointStatusService, createNotificationConfigService } from '../notifications/index.ts'
+import type { EventStore } from '../ports/index.ts'
+import { createSecretBox } from '../secrets/index.ts'
+import { readAudit } from './audit.ts'
+
+describe('readAudit', () => {
+  let store: EventStore
+  let now = Date.UTC(2026, 10, 22, 10)
+  const acme = { account: 'acme', role: 'read-write' } as const
+  const globex = { account: 'globex', role: 'read-write' } as const
+  const admin = { account: 'admin', role: 'admin' } as const
+
+  beforeEach(() => {
+    now = Date.UTC(2026, 10, 22, 10)
+    store = createSqliteEventStore({ path: ':memory:' })
+  })
+  afterEach(async () => {
+    await store.close()
+  })
+
+  const seed = async () => {
+    const service = createNotificationConfigService({
+      store,
+      box: createSecretBox({ current: randomBytes(32).toString('base64') }),
+      clock: () => now,
+      newId: randomUUID,
+    })
+    const created = await service.createConfiguration(acme, 'jira', {
+      fields: {
+        url: 'https://acme.atlassian.net',
+        username: 'bot',
+        api_token: 'audit-canary-token',
+        project_key: 'SEC',
+      },
+      options: {},
+    })
+    now += 60_000
+    await service.updateConfiguration(acme, 'jira', created.value.id, {
+      fields: { api_token: 'audit-canary-token-2', priority: 'High' },
+      options: {},
+    })
+    now += 60_000
+    await service.createConfiguration(globex, 'webhook', {
+      fields: { url: 'https://hooks.example.com/g' },
+      options: {},
+    })
+    await createEndpointStatusService({ store, clock: () => now, newId: randomUUID }).set(
+      admin,
+      'slack',
+      false,
+    )
+    return created.value.id
+  }
+
+  it('shows who changed what and when, with secrets redacted', async () => {
+    const id = await seed()
+    const page = await readAudit(store, acme, { limit: 100 })
+    assert.deepEqual(
+      page.items.map((e) => [e.event, e.aggregate.id, e.by, e.at]),
+      [
+        ['ConfigurationCreated', id, 'acme/read-write', '2026-11-22T10:00:00.000Z'],
+        ['ConfigurationUpdated', id, 'acme/read-write', '2026-11-22T10:01:00.000Z'],
+      ],
+    )
+    assert.equal(page.items[0]?.changes.api_token, '<redacted>')
+    assert.equal(page.items[0]?.changes.project_key, 'SEC')
+    assert.deepEqual(page.items[1]?.changes, { api_token: '<redacted>', priority: 'High' })
+    assert.ok(!JSON.stringify(page).includes('audit-canary'))
+  })
+
+  it('shows an account only its own changes, and an admin everything', async () => {
+    await seed()
+    assert.equal((await readAudit(store, globex, { limit: 100 })).items.length, 1)
+    const all = await readAudit(store, admin, { limit: 100 })
+    assert.deepEqual(
+      all.items.map((e) => e.aggregate.type),
+      [
+        'notification_configuration',
+        'notification_configuration',
+        'notification_configuration',
+        'notification_endpoint',
+      ],
+    )
+    assert.deepEqual(all.items.at(-1)?.changes, { enabled: false })
+  })
+
+  it('filters by time and aggregate, and pages with a token', async () => {
+    const id = await seed()
+    const later = await readAudit(store, admin, { since: '2026-11-22T10:01:00Z', limit: 100 })
+    assert.equal(later.items[0]?.event, 'ConfigurationUpdated')
+    const earlier = await readAudit(store, admin, { until: '2026-11-22T10:01:00Z', limit: 100 })
+    assert.deepEqual(
+      earlier.items.map((e) => e.event),
+      ['ConfigurationCreated'],
+    )
+    const one = await readAudit(store, admin, { aggregateId: id, limit: 1 })
+    assert.equal(one.items.length, 1)
+    assert.notEqual(one.next, null)
+    const two = await readAudit(store, admin, { aggregateId: id, limit: 1, after: one.next ?? 0 })
+    assert.equal(two.items[0]?.event, 'ConfigurationUpdated')
+    const endpoints = await readAudit(store, admin, { aggregateType: 'notification_endpoint', limit: 100 })
+    assert.deepEqual(
+      endpoints.items.map((e) => e.aggregate.id),
+      ['slack'],
+    )
+  })
+})

@@ -1,0 +1,10 @@
+export {
+  type AggregateType,
+  type AuditEntry,
+  type AuditPage,
+  type AuditQuery,
+  readAudit,
+  toAuditEntry,
+  visibleTo,
+} from './audit.ts'
+export { createAuditRoutes } from './routes.ts'

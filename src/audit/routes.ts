@@ -1,0 +1,68 @@
+import { Hono } from 'hono'
+import type { AppEnv } from '../access/index.ts'
+import { type FieldIssue, ValidationError } from '../errors/index.ts'
+import { authorize } from '../http/authorize.ts'
+import type { EventStore } from '../ports/event-store.ts'
+import { type AggregateType, type AuditQuery, readAudit } from './audit.ts'
+
+const AGGREGATE_TYPES: readonly AggregateType[] = [
+  'notification_configuration',
+  'notification_endpoint',
+  'api_token',
+]
+const MAX_LIMIT = 1_000
+
+const query = (params: Record<string, string>): AuditQuery => {
+  const issues: FieldIssue[] = []
+  const instant = (name: 'since' | 'until') => {
+    const value = params[name]
+    if (value === undefined) return {}
+    if (!/^\d{4}-\d{2}-\d{2}T/.test(value) || Number.isNaN(Date.parse(value))) {
+      issues.push({ path: name, message: 'must be an RFC 3339 timestamp such as 2026-11-22T10:00:00Z' })
+      return {}
+    }
+    return { [name]: value }
+  }
+  const limitText = params.limit ?? '100'
+  const limit = Number(limitText)
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT)
+    issues.push({ path: 'limit', message: `must be a whole number from 1 to ${MAX_LIMIT}` })
+  const type = params.aggregate_type
+  if (type !== undefined && !(AGGREGATE_TYPES as readonly string[]).includes(type))
+    issues.push({ path: 'aggregate_type', message: `must be one of ${AGGREGATE_TYPES.join(', ')}` })
+  const token = params.next_token
+  const after = token === undefined ? undefined : Number(token)
+  if (after !== undefined && (!Number.isSafeInteger(after) || after < 0))
+    issues.push({ path: 'next_token', message: 'must be a next_token from a previous page' })
+  const result: AuditQuery = {
+    ...instant('since'),
+    ...instant('until'),
+    ...(type === undefined ? {} : { aggregateType: type as AggregateType }),
+    ...(params.aggregate_id === undefined ? {} : { aggregateId: params.aggregate_id }),
+    ...(after === undefined ? {} : { after }),
+    limit,
+  }
+  if (issues.length > 0)
+    throw new ValidationError(
+      `invalid audit query: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`,
+      issues,
+    )
+  return result
+}
+
+/**
+ * `GET /v1/audit`: configuration changes (who, when, which aggregate, what changed), newest
+ * last, secrets redacted; filter with `since`, `until`, `aggregate_type`, `aggregate_id`;
+ * page with `limit` and `next_token`.
+ *
+ * @example
+ * app.route('/v1/audit', createAuditRoutes({ store }))
+ */
+export const createAuditRoutes = ({ store }: { store: Pick<EventStore, 'readAll'> }) => {
+  const app = new Hono<AppEnv>()
+  app.get('/', authorize('readAudit'), async (c) => {
+    const page = await readAudit(store, c.get('principal'), query(c.req.query()))
+    return c.json({ items: page.items, next_token: page.next === null ? null : String(page.next) })
+  })
+  return app
+}

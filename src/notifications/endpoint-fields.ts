@@ -1,0 +1,160 @@
+import * as t from 'io-ts'
+import {
+  Assignees,
+  EmailAddress,
+  EmailList,
+  GitHubName,
+  HostName,
+  JiraProjectKey,
+  Labels,
+  Milestone,
+  Port,
+  Secret,
+  SigningSecret,
+  TlsMode,
+  text,
+  WebhookUrl,
+} from './codecs.ts'
+import type { EndpointType, JsonValue } from './model.ts'
+
+/**
+ * One field of an endpoint's configuration, by its API name. `secret` fields are sealed
+ * before they are stored and never shown again; `target` fields are URLs the SSRF guard
+ * checks on every write and delivery.
+ */
+export interface FieldSpec {
+  readonly codec: t.Type<unknown, unknown, unknown>
+  readonly required: boolean
+  readonly secret?: boolean
+  /** A URL Herald connects to. */
+  readonly target?: boolean
+  /** What an absent optional field means. */
+  readonly default?: JsonValue
+  /** Required, but Herald generates it when a create request leaves it out. */
+  readonly generated?: boolean
+  readonly doc: string
+}
+
+const field = <A>(
+  codec: t.Type<A, unknown, unknown>,
+  spec: Omit<FieldSpec, 'codec' | 'required'> & { required?: boolean },
+): FieldSpec => ({
+  ...spec,
+  required: spec.required ?? false,
+  codec: codec as t.Type<unknown, unknown, unknown>,
+})
+
+const incomingWebhook = (service: string): Readonly<Record<string, FieldSpec>> => ({
+  url: field(WebhookUrl, {
+    required: true,
+    secret: true,
+    target: true,
+    doc: `The ${service} incoming webhook URL. Whoever holds it can post, so it is kept as a secret.`,
+  }),
+})
+
+/**
+ * The fields of each endpoint type, as the API takes them (Anchore's snake_case). The
+ * configuration aggregate, the API and the audit trail all read this one table.
+ */
+export const ENDPOINT_FIELDS: Readonly<Record<EndpointType, Readonly<Record<string, FieldSpec>>>> = {
+  slack: incomingWebhook('Slack'),
+  teams: incomingWebhook('Microsoft Teams (incoming webhook or workflow)'),
+  email: {
+    smtp_host: field(HostName, { required: true, doc: 'SMTP server host name or address.' }),
+    smtp_port: field(Port, { default: 587, doc: 'SMTP server port.' }),
+    from: field(EmailAddress, { required: true, doc: 'Sender address.' }),
+    to: field(EmailList, { required: true, doc: 'One or more recipient addresses.' }),
+    username: field(text('Username', 256), { doc: 'SMTP user, when the server requires authentication.' }),
+    password: field(Secret, { secret: true, doc: 'SMTP password.' }),
+    tls_mode: field(TlsMode, {
+      default: 'starttls',
+      doc: '`tls`: TLS from the first byte (port 465); `starttls`: upgrade required; `none`: plain text.',
+    }),
+    include_payload: field(t.boolean, {
+      default: false,
+      doc: 'Attach the full event payload to the message body.',
+    }),
+  },
+  webhook: {
+    url: field(WebhookUrl, { required: true, target: true, doc: 'Where events are POSTed.' }),
+    username: field(text('Username', 256), { doc: 'Basic auth user.' }),
+    password: field(Secret, { secret: true, doc: 'Basic auth password.' }),
+    signing_secret: field(SigningSecret, {
+      required: true,
+      generated: true,
+      secret: true,
+      doc: 'Standard Webhooks secret (`whsec_…`); generated when absent, returned once in the creation response.',
+    }),
+  },
+  github: {
+    api_url: field(WebhookUrl, {
+      target: true,
+      default: 'https://api.github.com',
+      doc: 'GitHub REST API base URL (GitHub Enterprise Server: `https://host/api/v3`).',
+    }),
+    owner: field(GitHubName, { required: true, doc: 'Repository owner (user or organisation).' }),
+    repository: field(GitHubName, { required: true, doc: 'Repository name.' }),
+    token: field(Secret, { required: true, secret: true, doc: 'A token allowed to create issues.' }),
+    labels: field(Labels, { default: [], doc: 'Labels set on each issue.' }),
+    assignees: field(Assignees, { default: [], doc: 'User names assigned to each issue.' }),
+    milestone: field(Milestone, { doc: 'Milestone number set on each issue.' }),
+  },
+  jira: {
+    url: field(WebhookUrl, {
+      required: true,
+      target: true,
+      doc: 'Jira site URL, e.g. https://acme.atlassian.net.',
+    }),
+    username: field(text('Username', 256), {
+      required: true,
+      doc: 'Jira user (an email address on Jira Cloud).',
+    }),
+    api_token: field(Secret, { required: true, secret: true, doc: 'API token of that user.' }),
+    project_key: field(JiraProjectKey, { required: true, doc: 'Project the issues are created in.' }),
+    issue_type: field(text('IssueType', 100), { default: 'Bug', doc: 'Issue type name.' }),
+    priority: field(text('Priority', 100), { doc: 'Priority name.' }),
+    labels: field(Labels, { default: [], doc: 'Labels set on each issue.' }),
+    assignee: field(text('Assignee', 256), { doc: 'Account id of the assignee.' }),
+  },
+}
+
+export const secretFieldsOf = (endpoint: EndpointType): readonly string[] =>
+  Object.entries(ENDPOINT_FIELDS[endpoint])
+    .filter(([, spec]) => spec.secret === true)
+    .map(([name]) => name)
+
+export const isSecretField = (endpoint: EndpointType, name: string): boolean =>
+  ENDPOINT_FIELDS[endpoint][name]?.secret === true
+
+/** Secret fields whose values are URLs: their origin may be shown, never their path. */
+export const isSecretUrlField = (endpoint: EndpointType, name: string): boolean => {
+  const spec = ENDPOINT_FIELDS[endpoint][name]
+  return spec?.secret === true && spec.target === true
+}
+
+/**
+ * The URLs in a configuration that Herald will connect to, for the SSRF guard. Email's SMTP
+ * host is given as an http URL of the same host and port so that one guard checks it too.
+ * Without defaults, only the URLs `values` names: what an update changes.
+ */
+export const targetsOf = (
+  endpoint: EndpointType,
+  values: Readonly<Record<string, JsonValue | undefined>>,
+  { withDefaults = true } = {},
+): readonly string[] => {
+  const urls: string[] = []
+  for (const [name, spec] of Object.entries(ENDPOINT_FIELDS[endpoint])) {
+    const value = values[name] ?? (withDefaults ? spec.default : undefined)
+    if (spec.target === true && typeof value === 'string') urls.push(value)
+  }
+  if (endpoint === 'email' && typeof values.smtp_host === 'string') {
+    const host =
+      values.smtp_host.includes(':') && !values.smtp_host.startsWith('[')
+        ? `[${values.smtp_host}]`
+        : values.smtp_host
+    const port = typeof values.smtp_port === 'number' ? values.smtp_port : 587
+    urls.push(`http://${host}:${port}/`)
+  }
+  return urls
+}

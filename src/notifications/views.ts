@@ -1,0 +1,48 @@
+import { ENDPOINT_FIELDS } from './endpoint-fields.ts'
+import type { EndpointConfiguration, JsonValue, Selector } from './model.ts'
+
+/** What a set secret shows as, everywhere it could leave Herald. */
+export const REDACTED = '<redacted>'
+
+/**
+ * A secret field as it may be shown: `null` when unset, the marker otherwise, with the origin of
+ * a secret URL in front so a user can still tell which service it points at.
+ */
+const redacted = (configuration: EndpointConfiguration, field: string): string | null => {
+  if (configuration.secrets[field] === undefined) return null
+  const hint = configuration.hints[field]
+  return hint === undefined ? REDACTED : `${hint}/${REDACTED}`
+}
+
+/**
+ * A configuration in the API's shape (Anchore's snake_case, `uuid`), secrets redacted. The
+ * one place a configuration becomes a response body.
+ */
+export const configurationView = (configuration: EndpointConfiguration): Record<string, JsonValue> => {
+  const fields: Record<string, JsonValue> = {}
+  for (const [name, spec] of Object.entries(ENDPOINT_FIELDS[configuration.endpoint])) {
+    fields[name] =
+      spec.secret === true ? redacted(configuration, name) : (configuration.settings[name] ?? null)
+  }
+  return {
+    uuid: configuration.id,
+    endpoint: configuration.endpoint,
+    description: configuration.description,
+    enabled: configuration.enabled,
+    verify_tls: configuration.verifyTls,
+    ...fields,
+    templates: configuration.templates,
+    digest: configuration.digest.enabled,
+    digest_window_seconds: configuration.digest.windowSeconds,
+    created_at: configuration.createdAt,
+    updated_at: configuration.updatedAt,
+  }
+}
+
+export const selectorView = (selector: Selector): Record<string, JsonValue> => ({
+  uuid: selector.id,
+  configuration_uuid: selector.configurationId,
+  scope: selector.scope,
+  event: { ...selector.event },
+  pattern: selector.pattern,
+})
