@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares a machine for the integration tests; safe to run any number of times.
-# 1. Installs the Debian packages the Kafka tests need (librdkafka's mock cluster, kcat, a
-#    C toolchain) when missing: as root it installs them, otherwise it names them and fails.
+# 1. Installs the Debian packages the integration tests need (librdkafka's mock cluster, kcat, a
+#    C toolchain, openssl for test certificates) when missing: as root it installs them,
+#    otherwise it names them and fails.
 # 2. Builds infra/kafka-mock/build/mock-cluster when it is missing or older than its source.
 set -euo pipefail
 
@@ -11,7 +12,7 @@ fail() { printf 'test-setup: error: %s\n' "$*" >&2; exit 1; }
 
 # Packages are checked with dpkg rather than by command name because librdkafka-dev and
 # libc6-dev provide headers, not commands; libc6-dev is listed because gcc only recommends it.
-required=(librdkafka-dev kcat gcc libc6-dev make)
+required=(librdkafka-dev kcat gcc libc6-dev make openssl)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   for pkg in "${required[@]}"; do
@@ -20,7 +21,7 @@ if command -v dpkg-query >/dev/null 2>&1; then
   done
 else
   # Not Debian: trust whatever provides the tools and the header.
-  for cmd in kcat cc make; do command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd"); done
+  for cmd in kcat cc make openssl; do command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd"); done
   [[ -f /usr/include/librdkafka/rdkafka_mock.h || -f /usr/local/include/librdkafka/rdkafka_mock.h ]] ||
     missing+=("librdkafka-dev(>=1.4)")
 fi

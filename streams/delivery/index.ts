@@ -1,8 +1,18 @@
+export * from './channels/index.ts'
 export {
   type Fetch,
   type SendWebhookOptions,
   sendWebhook,
+  type WebhookRequestInput,
   type WebhookResult,
+  webhookHeaders,
   webhookPayload,
 } from './send-webhook.ts'
-export { type SignWebhookInput, signWebhook, type VerifyWebhookInput, verifyWebhook } from './signing.ts'
+export {
+  type SignatureHeaderInput,
+  type SignWebhookInput,
+  signatureHeader,
+  signWebhook,
+  type VerifyWebhookInput,
+  verifyWebhook,
+} from './signing.ts'

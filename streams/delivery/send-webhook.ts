@@ -1,7 +1,7 @@
 import { isHeraldError } from '../../src/errors/index.ts'
 import type { WebhookConfiguration } from '../../src/notifications/index.ts'
 import type { DeliveryCommand } from '../routing/index.ts'
-import { signWebhook } from './signing.ts'
+import { signatureHeader } from './signing.ts'
 
 export type Fetch = (input: string | URL | Request, init?: RequestInit) => Promise<Response>
 
@@ -23,10 +23,35 @@ export interface SendWebhookOptions {
 }
 
 /** The Standard Webhooks payload shape: the CloudEvent is the data. */
-export const webhookPayload = (command: DeliveryCommand) => ({
+export const webhookPayload = (command: Pick<DeliveryCommand, 'event' | 'createdAt'>) => ({
   type: command.event.type,
   timestamp: command.event.time ?? command.createdAt,
   data: command.event,
+})
+
+export interface WebhookRequestInput {
+  /** The `webhook-id` header: the delivery id, the same on every retry, so receivers can drop repeats. */
+  readonly id: string
+  /** The exact JSON sent. */
+  readonly body: string
+  /** Whole seconds since the epoch. */
+  readonly timestamp: number
+  /** Every current signing secret, newest first. */
+  readonly secrets: readonly string[]
+}
+
+/** The headers of a Standard Webhooks request: content type, id, timestamp and the signature(s). */
+export const webhookHeaders = ({
+  id,
+  body,
+  timestamp,
+  secrets,
+}: WebhookRequestInput): Record<string, string> => ({
+  'content-type': 'application/json',
+  'user-agent': 'Herald-Webhooks/1',
+  'webhook-id': id,
+  'webhook-timestamp': String(timestamp),
+  'webhook-signature': signatureHeader({ secrets, id, timestamp, body }),
 })
 
 const isRetriableStatus = (status: number): boolean => status === 408 || status === 429 || status >= 500
@@ -65,22 +90,16 @@ export const sendWebhook = async (
   const body = JSON.stringify(webhookPayload(command))
   const started = clock()
   const timestamp = Math.floor(started / 1000)
-  const signature = signWebhook({
-    secret: configuration.signingSecret,
+  const headers = webhookHeaders({
     id: command.deliveryId,
-    timestamp,
     body,
+    timestamp,
+    secrets: [configuration.signingSecret],
   })
   try {
     const response = await fetch(configuration.url, {
       method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'user-agent': 'Herald-Webhooks/1',
-        'webhook-id': command.deliveryId,
-        'webhook-timestamp': String(timestamp),
-        'webhook-signature': signature,
-      },
+      headers,
       body,
       redirect: 'manual',
       signal: AbortSignal.timeout(timeoutMs),

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { signWebhook, verifyWebhook } from './signing.ts'
+import { signatureHeader, signWebhook, verifyWebhook } from './signing.ts'
 
 // The example from the Standard Webhooks specification and its reference libraries.
 const vector = {
@@ -49,5 +49,27 @@ describe('verifyWebhook', () => {
     assert.ok(verifyWebhook({ ...vector, nowSeconds: vector.timestamp + 299 }))
     assert.ok(!verifyWebhook({ ...vector, nowSeconds: vector.timestamp + 301 }))
     assert.ok(!verifyWebhook({ ...vector, nowSeconds: vector.timestamp - 301 }))
+  })
+})
+
+describe('signatureHeader', () => {
+  const other = 'whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'
+
+  it('signs with every secret during a rotation, so a receiver holding either verifies', () => {
+    const header = signatureHeader({
+      secrets: [other, vector.secret],
+      id: vector.id,
+      timestamp: vector.timestamp,
+      body: vector.body,
+    })
+    assert.equal(header.split(' ').length, 2)
+    assert.ok(header.endsWith(` ${vector.signature}`))
+    assert.ok(verifyWebhook({ ...vector, signature: header }))
+    assert.ok(verifyWebhook({ ...vector, secret: other, signature: header }))
+  })
+
+  it('signs once per distinct secret, and refuses none', () => {
+    assert.equal(signatureHeader({ secrets: [vector.secret, vector.secret], ...vector }), vector.signature)
+    assert.throws(() => signatureHeader({ secrets: [], ...vector }), { code: 'validation_failed' })
   })
 })

@@ -41,6 +41,29 @@ const digest = (key: Buffer, id: string, timestamp: number | string, body: strin
 export const signWebhook = ({ secret, id, timestamp, body }: SignWebhookInput): string =>
   `v1,${digest(secretKey(secret), id, timestamp, body).toString('base64')}`
 
+export interface SignatureHeaderInput {
+  /** Every current secret, newest first: during a rotation each signs, and receivers holding either verify. */
+  readonly secrets: readonly string[]
+  readonly id: string
+  readonly timestamp: number
+  readonly body: string
+}
+
+/**
+ * The `webhook-signature` header: one `v1,<base64>` per secret, space-separated, as the
+ * Standard Webhooks specification allows during key rotation.
+ *
+ * @example
+ * signatureHeader({ secrets: [newSecret, oldSecret], id, timestamp, body }) // 'v1,… v1,…'
+ */
+export const signatureHeader = ({ secrets, id, timestamp, body }: SignatureHeaderInput): string => {
+  if (secrets.length === 0)
+    throw new ValidationError('a signed webhook needs a signing secret', [
+      { path: 'signing_secret', message: 'must hold at least one secret' },
+    ])
+  return [...new Set(secrets)].map((secret) => signWebhook({ secret, id, timestamp, body })).join(' ')
+}
+
 export interface VerifyWebhookInput {
   readonly secret: string
   readonly id: string

@@ -1,0 +1,187 @@
+import { HeraldError, isHeraldError, isValidationError } from '../../../src/errors/index.ts'
+import {
+  OutboundBlockedError,
+  OutboundRequestError,
+  OutboundTimeoutError,
+  OutboundUnresolvableError,
+} from '../../../src/outbound/index.ts'
+import type { ChannelFailure, FailureCode, FailureKind } from './channel.ts'
+
+/** A failure before its latency is known. */
+export type Failure = Omit<ChannelFailure, 'ok' | 'latencyMs' | 'tickets'>
+
+/**
+ * The endpoint answered with a redirect. Herald never follows one (the target was checked, its
+ * redirect target was not), and the same request gets the same redirect next time.
+ */
+export class RedirectNotFollowedError extends HeraldError {
+  constructor(status: number) {
+    super(
+      'outbound_redirect',
+      `the endpoint answered HTTP ${status} (a redirect), which Herald does not follow`,
+      {
+        context: { status },
+        retriable: false,
+      },
+    )
+  }
+}
+
+/** The endpoint answered 2xx with something its API never returns; retrying will not fix it. */
+export class UnexpectedResponseError extends HeraldError {
+  constructor(what: string, status: number) {
+    super('unexpected_response', `the endpoint answered HTTP ${status} without ${what}`, {
+      context: { status },
+      retriable: false,
+    })
+  }
+}
+
+/**
+ * `Retry-After` as milliseconds from `nowMs`: delay-seconds (`120`) or an HTTP date
+ * (`Wed, 21 Oct 2026 07:28:00 GMT`). Undefined when absent or unreadable; a date in the past is 0.
+ *
+ * @example
+ * parseRetryAfter('30', Date.now()) // 30000
+ */
+export const parseRetryAfter = (value: string | null | undefined, nowMs: number): number | undefined => {
+  if (value === null || value === undefined) return undefined
+  const trimmed = value.trim()
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000
+  // An HTTP date names its zone (GMT); Date.parse would read a bare "2026-11-22" as well.
+  if (!/\b(GMT|UTC)\b/.test(trimmed) && !/^\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}$/.test(trimmed))
+    return undefined
+  const at = Date.parse(/GMT|UTC/.test(trimmed) ? trimmed : `${trimmed} GMT`)
+  if (Number.isNaN(at)) return undefined
+  return Math.max(0, at - nowMs)
+}
+
+/**
+ * How an HTTP status fails: 410 is `gone`; 408, 425, 429 and every 5xx may pass; any other
+ * status (4xx, and a 3xx Herald does not follow) fails the same way next time.
+ */
+export const kindOfStatus = (status: number): FailureKind =>
+  status === 410
+    ? 'gone'
+    : status === 408 || status === 425 || status === 429 || status >= 500
+      ? 'retriable'
+      : 'permanent'
+
+const codeOfStatus = (status: number): FailureCode =>
+  status === 410
+    ? 'gone'
+    : status === 429
+      ? 'rate_limited'
+      : status >= 300 && status < 400
+        ? 'redirect'
+        : 'http_status'
+
+/**
+ * A non-2xx answer as a failure. `detail` is what the service said (Slack's `invalid_payload`,
+ * Jira's `errorMessages`), already scrubbed by the caller.
+ */
+export const failureFromStatus = (
+  status: number,
+  headers: Headers,
+  nowMs: number,
+  detail?: string,
+): Failure => {
+  const retryAfterMs = parseRetryAfter(headers.get('retry-after'), nowMs)
+  const kind = kindOfStatus(status)
+  return {
+    kind,
+    code: codeOfStatus(status),
+    status,
+    error: detail === undefined || detail === '' ? `HTTP ${status}` : `HTTP ${status}: ${detail}`,
+    ...(kind === 'retriable' && retryAfterMs !== undefined ? { retryAfterMs } : {}),
+  }
+}
+
+/**
+ * The caller stopped the send (its signal aborted): an `AbortError` whatever reason it gave,
+ * so the failure is classified as aborted, which a later retry may pass.
+ */
+export const abortError = (reason: unknown): Error => {
+  const error = new Error('the send was aborted', { cause: reason })
+  error.name = 'AbortError'
+  return error
+}
+
+const causes = function* (error: unknown): Generator<unknown> {
+  let current = error
+  for (let depth = 0; depth < 8 && current !== undefined && current !== null; depth++) {
+    yield current
+    current = (current as { cause?: unknown }).cause
+  }
+}
+
+/** The first Herald error in `error`'s cause chain: what vendor clients wrap is ours. */
+export const heraldCause = (error: unknown): HeraldError | undefined => {
+  for (const candidate of causes(error)) if (isHeraldError(candidate)) return candidate
+  return undefined
+}
+
+const isAbort = (error: unknown): boolean =>
+  error instanceof Error && (error.name === 'AbortError' || error.name === 'TimeoutError')
+
+/**
+ * A thrown error as a failure, by type and code, never by message text. Herald's errors (the
+ * SSRF guard's, wrapped by Slack's or Octokit's client) say whether a retry can help; an
+ * abort is the caller stopping (a retry later may pass); anything else is a bug here, and a
+ * bug fails the same way next time.
+ */
+export const failureFromError = (error: unknown): Failure => {
+  const ours = heraldCause(error)
+  if (ours instanceof OutboundTimeoutError)
+    return { kind: 'retriable', code: 'timeout', status: null, error: ours.message }
+  if (ours instanceof OutboundBlockedError)
+    return { kind: 'permanent', code: 'blocked', status: null, error: ours.message }
+  if (ours instanceof OutboundUnresolvableError)
+    return { kind: 'retriable', code: 'network', status: null, error: ours.message }
+  if (ours instanceof OutboundRequestError) {
+    const tls = ours.code === 'outbound_tls_failed'
+    const errorCode = typeof ours.context.errorCode === 'string' ? ours.context.errorCode : 'unknown'
+    return {
+      kind: tls ? 'permanent' : 'retriable',
+      code: tls ? 'tls' : 'network',
+      status: null,
+      error: tls ? ours.message : `${ours.message} (${errorCode})`,
+    }
+  }
+  if (ours instanceof RedirectNotFollowedError)
+    return {
+      kind: 'permanent',
+      code: 'redirect',
+      status: typeof ours.context.status === 'number' ? ours.context.status : null,
+      error: ours.message,
+    }
+  if (ours instanceof UnexpectedResponseError)
+    return {
+      kind: 'permanent',
+      code: 'unexpected_response',
+      status: typeof ours.context.status === 'number' ? ours.context.status : null,
+      error: ours.message,
+    }
+  if (ours !== undefined && isValidationError(ours))
+    return {
+      kind: 'permanent',
+      code: 'configuration',
+      status: null,
+      error: `${ours.message}${ours.issues.length > 0 ? `: ${ours.issues.map((i) => `${i.path} ${i.message}`).join('; ')}` : ''}`,
+    }
+  if (ours !== undefined)
+    return {
+      kind: ours.retriable ? 'retriable' : 'permanent',
+      code: ours.retriable ? 'network' : 'internal',
+      status: null,
+      error: ours.message,
+    }
+  if ([...causes(error)].some(isAbort))
+    return { kind: 'retriable', code: 'aborted', status: null, error: 'the send was aborted' }
+  return {
+    kind: 'permanent',
+    code: 'internal',
+    status: null,
+    error: `internal error: ${error instanceof Error ? error.name : typeof error}`,
+  }
+}

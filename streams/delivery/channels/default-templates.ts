@@ -1,0 +1,100 @@
+import type { ChannelEndpoint, TemplateField } from './configuration.ts'
+
+/**
+ * Herald's own templates, in the same Liquid a configuration overrides them with. Titles are
+ * per event type (the seed's "Validation completed: my-test-validation-scan" is the posture
+ * scan's); bodies are per channel and read the scope's `details`, which are per event type.
+ */
+
+const POSTURE_TITLE =
+  '{% assign what = subtype | default: data.action %}{% case what %}' +
+  '{% when "posture-scan-failure-threshold-limit-exceeds" %}Validation failure threshold exceeded' +
+  '{% when "posture-scan-new-resource-in-inventory", "new-resource-found" %}New resource found' +
+  '{% when "posture-scan-completed", "scan-completed" %}Validation completed' +
+  '{% else %}{{ headline }}{% endcase %}: {{ resource }}'
+
+/** The title of a message about one event, by event type; `DEFAULT_TITLE` for the others. */
+export const TITLES: Readonly<Record<string, string>> = {
+  'user.image.analysis.completed': 'Image analysis completed: {{ resource }}',
+  'user.image.analysis.failed': 'Image analysis failed: {{ resource }}',
+  'user.checks.tag.vulnerabilities.update': 'Vulnerability update: {{ resource }}',
+  'user.checks.tag.policy_evaluation.update': 'Policy evaluation {{ data.curr_eval.status }}: {{ resource }}',
+  'user.policy.active.updated': 'Active policy bundle changed: {{ resource }}',
+  'user.policy.active.content_change': 'Active policy content changed: {{ resource }}',
+  'com.ibm.cloud.compliance.posture': POSTURE_TITLE,
+  'com.ibm.cloud.compliance.test': 'Test notification: {{ summary }}',
+}
+
+export const DEFAULT_TITLE = '{{ headline }}: {{ resource }}'
+
+export const DIGEST_TITLE =
+  'Herald digest: {{ digest.total }} event{% if digest.total != 1 %}s{% endif %} for {{ account }}'
+
+/** A vulnerability ticket is about one finding; its title names it. */
+export const FINDING_TICKET_TITLE =
+  '{% assign f = findings | first %}{% if findings.size == 1 %}{{ f.id }} ({{ f.severity }}) in {{ f.package }} {{ f.version }}: {{ resource }}{% else %}Vulnerabilities: {{ resource }}{% endif %}'
+
+const DIGEST_LINES =
+  '{% for c in digest.counts %}\n- {{ c.count }} × {{ c.type }} ({{ c.level }}){% endfor %}'
+
+const PLAIN_TEXT =
+  '{% if digest %}{{ digest.total }} events between {{ digest.window_start }} and {{ digest.window_end }}:' +
+  DIGEST_LINES +
+  '{% else %}{{ summary }}\n\nLevel:    {{ level }}\nResource: {{ resource }}\nAccount:  {{ account }}\nTime:     {{ time }}\nEvent:    {{ type }} ({{ event_id }})' +
+  '{% if details.size > 0 %}\n{% for line in details %}\n- {{ line }}{% endfor %}{% endif %}{% endif %}' +
+  '{% if link %}\n\nView in Herald: {{ link }}{% endif %}' +
+  '{% if payload %}\n\nEvent payload:\n{{ payload }}{% endif %}\n'
+
+const HTML =
+  '<!doctype html><html><body style="font-family:sans-serif">' +
+  '<h2>{{ title }}</h2>' +
+  '{% if digest %}<p>{{ digest.total }} events between {{ digest.window_start }} and {{ digest.window_end }}:</p><ul>' +
+  '{% for c in digest.counts %}<li>{{ c.count }} × {{ c.type }} ({{ c.level }})</li>{% endfor %}</ul>' +
+  '{% else %}<p>{{ summary }}</p><table cellpadding="4">' +
+  '<tr><th align="left">Level</th><td>{{ level }}</td></tr>' +
+  '<tr><th align="left">Resource</th><td>{{ resource }}</td></tr>' +
+  '<tr><th align="left">Account</th><td>{{ account }}</td></tr>' +
+  '<tr><th align="left">Time</th><td>{{ time }}</td></tr>' +
+  '<tr><th align="left">Event</th><td>{{ type }} ({{ event_id }})</td></tr></table>' +
+  '{% if details.size > 0 %}<ul>{% for line in details %}<li>{{ line }}</li>{% endfor %}</ul>{% endif %}{% endif %}' +
+  '{% if link %}<p><a href="{{ link }}">View in Herald</a></p>{% endif %}' +
+  '{% if payload %}<h3>Event payload</h3><pre>{{ payload }}</pre>{% endif %}' +
+  '</body></html>'
+
+/** Slack's mrkdwn: the section under the header; the fields (level, resource, …) are blocks of their own. */
+const SLACK_TEXT =
+  '{% if digest %}*{{ digest.total }}* events between {{ digest.window_start }} and {{ digest.window_end }}' +
+  DIGEST_LINES.replace('- ', '• ') +
+  '{% else %}{{ summary }}{% for line in details %}\n• {{ line }}{% endfor %}{% endif %}'
+
+const TEAMS_TEXT =
+  '{% if digest %}**{{ digest.total }}** events between {{ digest.window_start }} and {{ digest.window_end }}' +
+  DIGEST_LINES +
+  '{% else %}{{ summary }}{% for line in details %}\n- {{ line }}{% endfor %}{% endif %}'
+
+const GITHUB_BODY =
+  '{{ summary }}\n\n| | |\n|---|---|\n| Level | {{ level }} |\n| Resource | `{{ resource }}` |\n| Account | {{ account }} |\n| Time | {{ time }} |\n| Event | `{{ type }}` ({{ event_id }}) |\n' +
+  '{% if details.size > 0 %}\n{% for line in details %}- {{ line }}\n{% endfor %}{% endif %}' +
+  '{% if link %}\n[View in Herald]({{ link }})\n{% endif %}' +
+  '\n_Filed by Herald. Herald comments here when this happens again and reopens the issue if it comes back after being closed._\n'
+
+const TICKET_COMMENT =
+  '{% if regression %}Regression: this happened again after the ticket was closed.{% else %}This happened again.{% endif %}\n\n' +
+  '{{ summary }}\nTime: {{ time }}\nEvent: {{ type }} ({{ event_id }})' +
+  '{% for line in details %}\n- {{ line }}{% endfor %}' +
+  '{% if link %}\n\nView in Herald: {{ link }}{% endif %}\n'
+
+const JIRA_DESCRIPTION =
+  '{{ summary }}\n\nLevel: {{ level }}\nResource: {{ resource }}\nAccount: {{ account }}\nTime: {{ time }}\nEvent: {{ type }} ({{ event_id }})' +
+  '{% if details.size > 0 %}\n{% for line in details %}\n- {{ line }}{% endfor %}{% endif %}' +
+  '{% if link %}\n\nView in Herald: {{ link }}{% endif %}\n\nFiled by Herald.'
+
+/** Bodies by channel and field; the title-like fields (title, subject, summary) come from `TITLES`. */
+export const BODIES: { readonly [E in ChannelEndpoint]: Readonly<Partial<Record<TemplateField, string>>> } = {
+  slack: { text: SLACK_TEXT },
+  teams: { text: TEAMS_TEXT },
+  email: { text: PLAIN_TEXT, html: HTML },
+  webhook: {},
+  github: { body: GITHUB_BODY, comment: TICKET_COMMENT },
+  jira: { description: JIRA_DESCRIPTION, comment: TICKET_COMMENT },
+}

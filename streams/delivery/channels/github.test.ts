@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { githubFailure } from './github.ts'
+
+const now = Date.parse('2026-11-22T10:00:00Z')
+const exchange = (status: number, headers: Record<string, string>, body: object) => ({
+  status,
+  headers: new Headers(headers),
+  body: JSON.stringify(body),
+})
+
+describe('githubFailure', () => {
+  it('waits for the rate-limit reset when the primary limit is exhausted', () => {
+    const reset = String(now / 1000 + 90)
+    assert.deepEqual(
+      githubFailure(
+        exchange(
+          403,
+          { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': reset },
+          { message: 'API rate limit exceeded' },
+        ),
+        now,
+      ),
+      {
+        kind: 'retriable',
+        code: 'rate_limited',
+        status: 403,
+        error: 'HTTP 403: GitHub rate limit exceeded',
+        retryAfterMs: 90_000,
+      },
+    )
+  })
+
+  it('honours retry-after on a secondary rate limit', () => {
+    const failure = githubFailure(
+      exchange(403, { 'retry-after': '60' }, { message: 'You have exceeded a secondary rate limit' }),
+      now,
+    )
+    assert.deepEqual(
+      [failure.kind, failure.code, failure.status, failure.retryAfterMs],
+      ['retriable', 'rate_limited', 403, 60_000],
+    )
+  })
+
+  it('treats any other 403 as permanent, and reads validation errors', () => {
+    assert.equal(
+      githubFailure(
+        exchange(
+          403,
+          { 'x-ratelimit-remaining': '4999' },
+          { message: 'Resource not accessible by integration' },
+        ),
+        now,
+      ).kind,
+      'permanent',
+    )
+    const invalid = githubFailure(
+      exchange(
+        422,
+        {},
+        {
+          message: 'Validation Failed',
+          errors: [{ resource: 'Issue', field: 'assignees', code: 'invalid' }],
+        },
+      ),
+      now,
+    )
+    assert.deepEqual(
+      [invalid.kind, invalid.error],
+      ['permanent', 'HTTP 422: Validation Failed; assignees invalid'],
+    )
+  })
+})

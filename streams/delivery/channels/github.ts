@@ -1,0 +1,240 @@
+import { Octokit } from '@octokit/rest'
+import type { DeliveryChannel, TicketOutcome } from './channel.ts'
+import { type Failure, failureFromStatus, UnexpectedResponseError } from './classify.ts'
+import { type ChannelOptions, failureOfCall, jsonDetail, oneLine, resultBuilder, truncate } from './common.ts'
+import { DEFAULT_GITHUB_API_URL, type GitHubConfiguration, secretValues } from './configuration.ts'
+import type { Exchange } from './guarded-fetch.ts'
+import { guardedFetch } from './guarded-fetch.ts'
+import { messageScope } from './message.ts'
+import { renderField } from './templates.ts'
+import { deliveryFor, type TicketSubject, ticketSubjects } from './tickets.ts'
+
+export interface TicketChannelOptions extends ChannelOptions {
+  /** A vulnerability update with more new findings than this files one ticket for the tag instead of one per finding (default 20). */
+  readonly maxFindingTickets?: number
+}
+
+/** The label that finds a key's issues again. GitHub creates it with the first issue that carries it. */
+export const githubKeyLabel = (subject: Pick<TicketSubject, 'hash'>): string => `herald:${subject.hash}`
+
+/** Hidden in an issue's body: which key and which delivery filed it. */
+export const githubIssueMarker = (subject: Pick<TicketSubject, 'hash'>, deliveryId: string): string =>
+  `<!-- herald:ticket key=${subject.hash} delivery=${deliveryId} -->`
+
+/** Hidden in a comment: which delivery wrote it, so a retried delivery does not comment twice. */
+export const githubCommentMarker = (deliveryId: string): string =>
+  `<!-- herald:comment delivery=${deliveryId} -->`
+
+// GitHub's limits: an issue title is at most 256 characters, a body or comment 65536.
+const MAX_TITLE = 256
+const MAX_BODY = 60_000
+
+// A retried delivery looks for its own comment among those written since the router decided
+// it; the margin covers a clock difference between Herald and GitHub.
+const COMMENT_LOOKBACK_MS = 60 * 60 * 1000
+
+const quiet = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} }
+
+/**
+ * GitHub's rate limits: a 403 or 429 with `x-ratelimit-remaining: 0` waits for
+ * `x-ratelimit-reset` (epoch seconds), one with `retry-after` (the secondary limit) for that.
+ * Both are retriable; any other 403 is a permission problem.
+ */
+export const githubFailure = (exchange: Exchange, nowMs: number): Failure => {
+  const detail = jsonDetail(exchange.body, (json) => [
+    json.message,
+    ...(Array.isArray(json.errors)
+      ? json.errors.map((e: { message?: unknown; field?: unknown; code?: unknown }) =>
+          typeof e.message === 'string' ? e.message : `${String(e.field)} ${String(e.code)}`,
+        )
+      : []),
+  ])
+  const { status, headers } = exchange
+  if (status === 403 || status === 429) {
+    const reset = Number(headers.get('x-ratelimit-reset'))
+    if (headers.get('x-ratelimit-remaining') === '0' && Number.isFinite(reset) && reset > 0)
+      return {
+        kind: 'retriable',
+        code: 'rate_limited',
+        status,
+        error: `HTTP ${status}: GitHub rate limit exceeded`,
+        retryAfterMs: Math.max(0, reset * 1000 - nowMs),
+      }
+    if (headers.get('retry-after') !== null)
+      return { ...failureFromStatus(429, headers, nowMs, detail), status }
+  }
+  return failureFromStatus(status, headers, nowMs, detail)
+}
+
+/**
+ * GitHub issues through Octokit (`@octokit/rest`), its `request.fetch` the SSRF guard's. One
+ * open issue per ticket key: a repeat comments on it, a regression after it was closed
+ * reopens it (not one closed as "not planned": someone decided).
+ *
+ * Why GitHub itself holds the dedup state, not Herald: the issue is what users act on, they
+ * close, reopen, relabel and delete it there, and a local (key → issue) table would drift from
+ * that. Issues are found by a per-key label through the issues list endpoint, which reads the
+ * database and is consistent at once, unlike the search API, whose index lags by up to a
+ * minute, so two events a second apart would both miss and file two issues. The key and the
+ * delivery are also marked in hidden HTML comments in the body, and each comment carries its
+ * delivery id, so a retried delivery recognises what it already did and never files or
+ * comments twice.
+ *
+ * @example
+ * await createGitHubChannel({ guard }).send(command, { endpoint: 'github', owner, repository, token, … }, context)
+ */
+export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChannel<GitHubConfiguration> => {
+  const clock = options.clock ?? Date.now
+  const maxFindings = options.maxFindingTickets ?? 20
+  return {
+    endpoint: 'github',
+    send: async (delivery, configuration, context) => {
+      const result = resultBuilder(secretValues(configuration), clock)
+      const http = guardedFetch(options.guard, {
+        timeoutMs: context.timeoutMs,
+        verifyTls: configuration.verifyTls ?? true,
+        ...(context.signal === undefined ? {} : { signal: context.signal }),
+      })
+      const octokit = new Octokit({
+        auth: configuration.token,
+        baseUrl: (configuration.apiUrl ?? DEFAULT_GITHUB_API_URL).replace(/\/+$/, ''),
+        userAgent: 'Herald-Notifications/1',
+        log: quiet,
+        request: { fetch: http.fetch },
+      })
+      const owner = configuration.owner
+      const repo = configuration.repository
+      const notes: string[] = []
+      const log = (event: string, fields: Record<string, unknown>) =>
+        options.logger?.('info', `delivery.github.${event}`, {
+          configuration_id: configuration.id,
+          delivery_id: delivery.deliveryId,
+          ...fields,
+        })
+
+      const file = async (subject: TicketSubject): Promise<TicketOutcome> => {
+        const label = githubKeyLabel(subject)
+        const ticketOf = (issue: { number: number; html_url: string }) => ({
+          key: subject.hash,
+          ticket: `${owner}/${repo}#${issue.number}`,
+          url: issue.html_url,
+        })
+        const scope = messageScope(deliveryFor(delivery, subject), {
+          uiUrl: context.uiUrl,
+          ...(subject.findings === undefined ? {} : { findings: subject.findings }),
+        })
+        const render = async (field: 'title' | 'body' | 'comment', extra: object = {}) => {
+          const rendered = await renderField(
+            'github',
+            field,
+            configuration.templates,
+            { ...scope, ...extra },
+            { ticket: true },
+          )
+          if (rendered.fallback !== undefined) notes.push(rendered.fallback)
+          return rendered.text
+        }
+
+        const { data: found } = await octokit.rest.issues.listForRepo({
+          owner,
+          repo,
+          labels: label,
+          state: 'all',
+          sort: 'created',
+          direction: 'desc',
+          per_page: 20,
+        })
+        const issues = found.filter((issue) => issue.pull_request === undefined)
+        const target = issues.find((issue) => issue.state === 'open') ?? issues[0]
+
+        if (target === undefined) {
+          const title = oneLine(await render('title'), MAX_TITLE)
+          const body = truncate(await render('body', { title }), MAX_BODY)
+          const { data: issue } = await octokit.rest.issues.create({
+            owner,
+            repo,
+            title,
+            body: `${body}\n\n${githubIssueMarker(subject, delivery.deliveryId)}\n`,
+            labels: [...new Set([...(configuration.labels ?? []), label])],
+            ...(configuration.assignees === undefined ? {} : { assignees: [...configuration.assignees] }),
+            ...(configuration.milestone === undefined ? {} : { milestone: configuration.milestone }),
+          })
+          if (typeof issue?.number !== 'number') throw new UnexpectedResponseError('an issue number', 201)
+          // GitHub drops labels silently when the token cannot push; without its label the
+          // issue cannot be found again and the next event would file another.
+          if (!issue.labels.some((l) => (typeof l === 'string' ? l : l.name) === label))
+            notes.push(
+              `GitHub dropped the label ${label}: the token needs push access, or repeats file new issues`,
+            )
+          log('ticket_created', { key: subject.hash, issue: issue.number })
+          return { ...ticketOf(issue), action: 'created' }
+        }
+
+        if (target.body?.includes(githubIssueMarker(subject, delivery.deliveryId)) === true)
+          return { ...ticketOf(target), action: 'unchanged' }
+        const closed = target.state === 'closed'
+        if (closed && target.state_reason === 'not_planned') {
+          notes.push(`${owner}/${repo}#${target.number} was closed as not planned; left closed`)
+          return { ...ticketOf(target), action: 'unchanged' }
+        }
+
+        const since = new Date(Date.parse(delivery.createdAt) - COMMENT_LOOKBACK_MS)
+        const { data: comments } = await octokit.rest.issues.listComments({
+          owner,
+          repo,
+          issue_number: target.number,
+          ...(Number.isNaN(since.getTime()) ? {} : { since: since.toISOString() }),
+          per_page: 100,
+        })
+        const marker = githubCommentMarker(delivery.deliveryId)
+        const commented = comments.some((c) => c.body?.includes(marker) === true)
+        // Comment first, then reopen: a retry after the comment still reopens, and never comments twice.
+        if (!commented) {
+          const comment = truncate(
+            await render('comment', { title: target.title, regression: closed }),
+            MAX_BODY,
+          )
+          await octokit.rest.issues.createComment({
+            owner,
+            repo,
+            issue_number: target.number,
+            body: `${comment}\n\n${marker}\n`,
+          })
+        }
+        if (closed) {
+          await octokit.rest.issues.update({
+            owner,
+            repo,
+            issue_number: target.number,
+            state: 'open',
+            state_reason: 'reopened',
+          })
+          log('ticket_reopened', { key: subject.hash, issue: target.number })
+          return { ...ticketOf(target), action: 'reopened' }
+        }
+        if (commented) return { ...ticketOf(target), action: 'unchanged' }
+        log('ticket_commented', { key: subject.hash, issue: target.number })
+        return { ...ticketOf(target), action: 'commented' }
+      }
+
+      const outcomes: TicketOutcome[] = []
+      for (const subject of ticketSubjects(delivery, maxFindings)) {
+        try {
+          outcomes.push(await file(subject))
+        } catch (error) {
+          return result.fail(failureOfCall(error, http.last(), clock(), githubFailure), outcomes)
+        }
+      }
+      if (outcomes.length === 0)
+        return result.ok(null, 'nothing to file: the event has no open finding', { tickets: [], notes })
+      return result.ok(
+        http.last()?.status ?? null,
+        outcomes.map((o) => `${o.action} ${o.ticket}`).join(', '),
+        {
+          tickets: outcomes,
+          notes,
+        },
+      )
+    },
+  }
+}

@@ -1,0 +1,332 @@
+import { ValidationError } from '../../../src/errors/index.ts'
+import type { DeliveryChannel, TicketOutcome } from './channel.ts'
+import { failureFromError, failureFromStatus, UnexpectedResponseError } from './classify.ts'
+import { failureOfCall, jsonDetail, oneLine, resultBuilder, truncate } from './common.ts'
+import { type JiraConfiguration, secretValues } from './configuration.ts'
+import type { TicketChannelOptions } from './github.ts'
+import type { Exchange } from './guarded-fetch.ts'
+import { guardedFetch } from './guarded-fetch.ts'
+import { messageScope } from './message.ts'
+import { renderField } from './templates.ts'
+import { deliveryFor, type TicketSubject, ticketSubjects } from './tickets.ts'
+
+/** The label that finds a key's issues again (Jira labels cannot hold spaces). */
+export const jiraKeyLabel = (subject: Pick<TicketSubject, 'hash'>): string => `herald-${subject.hash}`
+
+/** The issue and comment property that records which delivery wrote them: hidden, unlike a label. */
+export const JIRA_PROPERTY = 'herald'
+
+// Jira's limits: a summary is at most 255 characters; a description 32767.
+const MAX_SUMMARY = 255
+const MAX_TEXT = 30_000
+const PROJECT_KEY = /^[A-Z][A-Z0-9_]{0,254}$/
+
+/** Atlassian Document Format: v3 takes rich text as a document, not a string. */
+interface AdfNode {
+  readonly type: string
+  readonly text?: string
+  readonly content?: readonly AdfNode[]
+  readonly marks?: readonly { readonly type: string; readonly attrs?: Readonly<Record<string, string>> }[]
+  readonly attrs?: Readonly<Record<string, unknown>>
+  readonly version?: number
+}
+
+/** One line as text nodes; the UI link, where it appears, becomes a link. */
+const lineNodes = (line: string, link: string | null): AdfNode[] => {
+  if (link === null || !line.includes(link)) return line === '' ? [] : [{ type: 'text', text: line }]
+  const nodes: AdfNode[] = []
+  const parts = line.split(link)
+  parts.forEach((part, i) => {
+    if (part !== '') nodes.push({ type: 'text', text: part })
+    if (i < parts.length - 1)
+      nodes.push({ type: 'text', text: link, marks: [{ type: 'link', attrs: { href: link } }] })
+  })
+  return nodes
+}
+
+/**
+ * Plain text (what the templates render) as an ADF document: blank lines separate
+ * paragraphs, line breaks become hard breaks, the UI link a link.
+ *
+ * @example
+ * adfDocument('Hello\n\nWorld', null) // { type: 'doc', version: 1, content: [paragraph Hello, paragraph World] }
+ */
+export const adfDocument = (text: string, link: string | null): AdfNode => ({
+  type: 'doc',
+  version: 1,
+  content: text
+    .replace(/\r\n?/g, '\n')
+    .split(/\n{2,}/)
+    .map((paragraph) => paragraph.replace(/^\n+|\n+$/g, ''))
+    .filter((paragraph) => paragraph.trim() !== '')
+    .map((paragraph) => ({
+      type: 'paragraph',
+      content: paragraph
+        .split('\n')
+        .flatMap((line, i) => [...(i === 0 ? [] : [{ type: 'hardBreak' }]), ...lineNodes(line, link)]),
+    })),
+})
+
+interface JiraIssue {
+  readonly id: string
+  readonly key: string
+  readonly fields?: {
+    readonly status?: { readonly name?: string; readonly statusCategory?: { readonly key?: string } }
+    readonly summary?: string
+  }
+  readonly properties?: Readonly<Record<string, { readonly delivery?: unknown } | undefined>>
+}
+
+interface JiraComment {
+  readonly properties?: readonly { readonly key?: string; readonly value?: { readonly delivery?: unknown } }[]
+}
+
+interface JiraTransition {
+  readonly id: string
+  readonly name?: string
+  readonly to?: { readonly statusCategory?: { readonly key?: string } }
+}
+
+/** Jira's errors: `errorMessages` and `errors` by field. */
+export const jiraDetail = (exchange: Exchange): string | undefined =>
+  jsonDetail(exchange.body, (json) => [
+    ...(Array.isArray(json.errorMessages) ? json.errorMessages : []),
+    ...(typeof json.errors === 'object' && json.errors !== null
+      ? Object.entries(json.errors).map(([field, message]) => `${field}: ${String(message)}`)
+      : []),
+  ])
+
+const isDone = (issue: JiraIssue): boolean => issue.fields?.status?.statusCategory?.key === 'done'
+
+/** A transition out of "done": one named Reopen first, then to a to-do status, then to any in-progress one. */
+const reopening = (transitions: readonly JiraTransition[]): JiraTransition | undefined => {
+  const open = transitions.filter((t) => t.to?.statusCategory?.key !== 'done')
+  return (
+    open.find((t) => /reopen/i.test(t.name ?? '')) ??
+    open.find((t) => t.to?.statusCategory?.key === 'new') ??
+    open.find((t) => t.to?.statusCategory?.key === 'indeterminate')
+  )
+}
+
+class JiraAnswerError extends Error {
+  override readonly name = 'JiraAnswerError'
+}
+
+// Issues this process created lately, by configuration, for `reconcileIssues` (below).
+const RECENT_PER_CONFIGURATION = 50
+
+/**
+ * Jira Cloud issues through its REST API v3, called directly: jira.js, the maintained
+ * client, makes its requests with its own HTTP stack and takes no fetch function, so its
+ * connections could not be pinned to the address the SSRF guard checked. One open issue per
+ * ticket key: a repeat comments on it, a regression after it was done transitions it back
+ * (or files a new issue when the workflow has no way back).
+ *
+ * Jira itself holds the dedup state (see the GitHub channel for why): each key's issues carry
+ * a label, found with JQL, and the issue and its comments carry a hidden `herald` entity
+ * property with the delivery id, so a retried delivery neither files nor comments twice.
+ * Jira's enhanced search is eventually consistent; the issues this process created lately are
+ * passed as `reconcileIssues`, which makes the search see them at once. That list is a hint to
+ * Jira, never a second source of truth: an issue deleted in Jira is simply not found.
+ *
+ * @example
+ * await createJiraChannel({ guard }).send(command, { endpoint: 'jira', url, username, apiToken, projectKey: 'SEC', issueType: 'Bug' }, context)
+ */
+export const createJiraChannel = (options: TicketChannelOptions): DeliveryChannel<JiraConfiguration> => {
+  const clock = options.clock ?? Date.now
+  const maxFindings = options.maxFindingTickets ?? 20
+  const recent = new Map<string, number[]>()
+  const remember = (configurationId: string, id: string) => {
+    const ids = recent.get(configurationId) ?? []
+    ids.push(Number(id))
+    recent.set(configurationId, ids.filter(Number.isSafeInteger).slice(-RECENT_PER_CONFIGURATION))
+  }
+
+  return {
+    endpoint: 'jira',
+    send: async (delivery, configuration, context) => {
+      const result = resultBuilder(secretValues(configuration), clock)
+      const http = guardedFetch(options.guard, {
+        timeoutMs: context.timeoutMs,
+        verifyTls: configuration.verifyTls ?? true,
+        ...(context.signal === undefined ? {} : { signal: context.signal }),
+      })
+      const base = configuration.url.endsWith('/') ? configuration.url : `${configuration.url}/`
+      const authorization = `Basic ${Buffer.from(`${configuration.username}:${configuration.apiToken}`).toString('base64')}`
+      const notes: string[] = []
+
+      const api = async <T>(method: string, path: string, body?: unknown): Promise<T | undefined> => {
+        const response = await http.fetch(new URL(path, base).href, {
+          method,
+          headers: {
+            authorization,
+            accept: 'application/json',
+            'user-agent': 'Herald-Notifications/1',
+            ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          },
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        })
+        const text = await response.text()
+        if (response.status < 200 || response.status > 299)
+          throw new JiraAnswerError(`HTTP ${response.status}`)
+        if (text === '') return undefined
+        try {
+          return JSON.parse(text) as T
+        } catch {
+          throw new UnexpectedResponseError('JSON', response.status)
+        }
+      }
+
+      const file = async (subject: TicketSubject): Promise<TicketOutcome> => {
+        const label = jiraKeyLabel(subject)
+        const scope = messageScope(deliveryFor(delivery, subject), {
+          uiUrl: context.uiUrl,
+          ...(subject.findings === undefined ? {} : { findings: subject.findings }),
+        })
+        const render = async (field: 'summary' | 'description' | 'comment', extra: object = {}) => {
+          const rendered = await renderField(
+            'jira',
+            field,
+            configuration.templates,
+            { ...scope, ...extra },
+            { ticket: true },
+          )
+          if (rendered.fallback !== undefined) notes.push(rendered.fallback)
+          return rendered.text
+        }
+        const outcome = (issue: { key: string }, action: TicketOutcome['action']): TicketOutcome => ({
+          key: subject.hash,
+          action,
+          ticket: issue.key,
+          url: new URL(`browse/${issue.key}`, base).href,
+        })
+
+        const create = async (previous?: string): Promise<TicketOutcome> => {
+          const summary = oneLine(await render('summary'), MAX_SUMMARY)
+          const description = truncate(
+            `${await render('description', { title: summary })}${previous === undefined ? '' : `\n\nReopens ${previous}, which could not be transitioned back.`}`,
+            MAX_TEXT,
+          )
+          const created = await api<{ id?: string; key?: string }>('POST', 'rest/api/3/issue', {
+            fields: {
+              project: { key: configuration.projectKey },
+              issuetype: /^\d+$/.test(configuration.issueType)
+                ? { id: configuration.issueType }
+                : { name: configuration.issueType },
+              summary,
+              description: adfDocument(description, scope.link),
+              labels: [...new Set([...(configuration.labels ?? []), label])],
+              ...(configuration.priority === undefined ? {} : { priority: { name: configuration.priority } }),
+              ...(configuration.assignee === undefined
+                ? {}
+                : { assignee: { accountId: configuration.assignee } }),
+            },
+            properties: [{ key: JIRA_PROPERTY, value: { key: subject.hash, delivery: delivery.deliveryId } }],
+          })
+          if (typeof created?.key !== 'string' || typeof created.id !== 'string')
+            throw new UnexpectedResponseError('an issue key', 201)
+          remember(configuration.id, created.id)
+          options.logger?.('info', 'delivery.jira.ticket_created', {
+            configuration_id: configuration.id,
+            delivery_id: delivery.deliveryId,
+            key: subject.hash,
+            issue: created.key,
+          })
+          return outcome({ key: created.key }, 'created')
+        }
+
+        const reconcile = recent.get(configuration.id) ?? []
+        const found = await api<{ issues?: JiraIssue[] }>('POST', 'rest/api/3/search/jql', {
+          jql: `project = "${configuration.projectKey}" AND labels = "${label}" ORDER BY created DESC`,
+          fields: ['status', 'summary'],
+          properties: [JIRA_PROPERTY],
+          maxResults: 20,
+          ...(reconcile.length === 0 ? {} : { reconcileIssues: reconcile }),
+        })
+        const issues = found?.issues ?? []
+        const target = issues.find((issue) => !isDone(issue)) ?? issues[0]
+        if (target === undefined) return create()
+        if (target.properties?.[JIRA_PROPERTY]?.delivery === delivery.deliveryId)
+          return outcome(target, 'unchanged')
+
+        const regression = isDone(target)
+        const key = encodeURIComponent(target.key)
+        const comments = await api<{ comments?: JiraComment[] }>(
+          'GET',
+          `rest/api/3/issue/${key}/comment?orderBy=-created&maxResults=50&expand=properties`,
+        )
+        const commented = (comments?.comments ?? []).some((c) =>
+          (c.properties ?? []).some(
+            (p) => p.key === JIRA_PROPERTY && p.value?.delivery === delivery.deliveryId,
+          ),
+        )
+        const comment = async (): Promise<void> => {
+          const text = truncate(
+            await render('comment', { title: target.fields?.summary ?? '', regression }),
+            MAX_TEXT,
+          )
+          await api('POST', `rest/api/3/issue/${key}/comment`, {
+            body: adfDocument(text, scope.link),
+            properties: [{ key: JIRA_PROPERTY, value: { delivery: delivery.deliveryId } }],
+          })
+        }
+        if (!regression) {
+          if (commented) return outcome(target, 'unchanged')
+          await comment()
+          return outcome(target, 'commented')
+        }
+        const { transitions = [] } =
+          (await api<{ transitions?: JiraTransition[] }>('GET', `rest/api/3/issue/${key}/transitions`)) ?? {}
+        const back = reopening(transitions)
+        if (back === undefined) return create(target.key)
+        // Comment first, then transition: a retry after the comment still transitions, and never comments twice.
+        if (!commented) await comment()
+        await api('POST', `rest/api/3/issue/${key}/transitions`, { transition: { id: back.id } })
+        options.logger?.('info', 'delivery.jira.ticket_reopened', {
+          configuration_id: configuration.id,
+          delivery_id: delivery.deliveryId,
+          key: subject.hash,
+          issue: target.key,
+        })
+        return outcome(target, 'reopened')
+      }
+
+      // The key goes into JQL; anything but a project key's characters could change the query.
+      if (!PROJECT_KEY.test(configuration.projectKey))
+        return result.fail(
+          failureFromError(
+            new ValidationError('invalid Jira project key', [
+              {
+                path: 'project_key',
+                message: 'must be upper-case letters, digits and _, starting with a letter',
+              },
+            ]),
+          ),
+        )
+
+      const outcomes: TicketOutcome[] = []
+      for (const subject of ticketSubjects(delivery, maxFindings)) {
+        try {
+          outcomes.push(await file(subject))
+        } catch (error) {
+          return result.fail(
+            failureOfCall(error, http.last(), clock(), (exchange, now) =>
+              failureFromStatus(exchange.status, exchange.headers, now, jiraDetail(exchange)),
+            ),
+            outcomes,
+          )
+        }
+      }
+      if (outcomes.length === 0)
+        return result.ok(null, 'nothing to file: the event has no open finding', { tickets: [], notes })
+      return result.ok(
+        http.last()?.status ?? null,
+        outcomes.map((o) => `${o.action} ${o.ticket}`).join(', '),
+        {
+          tickets: outcomes,
+          notes,
+        },
+      )
+    },
+  }
+}

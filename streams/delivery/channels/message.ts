@@ -1,0 +1,291 @@
+import { type CloudEvent, lookupEventType } from '../../../src/events/index.ts'
+import type { ChannelDelivery, DigestSummary } from './channel.ts'
+
+/** One vulnerability finding as templates see it. */
+export interface FindingView {
+  readonly id: string
+  readonly severity: string
+  readonly package: string
+  readonly version: string
+  readonly fix_version: string | null
+  readonly kev: boolean
+  readonly cvss: number | null
+  readonly url: string | null
+  /** `added` or `updated`. */
+  readonly change: string
+}
+
+/** A digest as templates see it. */
+export interface DigestView {
+  readonly window_start: string
+  readonly window_end: string
+  readonly total: number
+  readonly counts: readonly { readonly type: string; readonly level: string; readonly count: number }[]
+  readonly events: readonly {
+    readonly id: string
+    readonly type: string
+    readonly level: string
+    readonly resource: string
+    readonly time: string
+  }[]
+}
+
+/**
+ * Everything a template can read. It is built from the delivery alone, never from the
+ * configuration, so no template can reach a credential; events carry metadata only.
+ * Names are snake_case, as template authors read them in the API's documents.
+ */
+export interface MessageScope {
+  readonly type: string
+  readonly subtype: string | null
+  readonly level: string
+  readonly account: string
+  readonly resource: string
+  readonly resource_type: string
+  /** RFC 3339: the event's time, else when the router decided the delivery. */
+  readonly time: string
+  readonly source: string
+  readonly subject: string | null
+  readonly event_id: string
+  /** The event type's meaning, from the catalog: "Image analysis available". */
+  readonly headline: string
+  /** One sentence: the event's own `data.summary`, else the catalog's description. */
+  readonly summary: string
+  /** Lines describing the event's content: findings, policy reasons, control counts, errors. */
+  readonly details: readonly string[]
+  /** Vulnerability findings added or updated (vulnerability updates only). */
+  readonly findings: readonly FindingView[]
+  /** Into Herald's UI; null when `ui_url` is not set. */
+  readonly link: string | null
+  readonly ui_url: string | null
+  /** The envelope without `data`. */
+  readonly event: Readonly<Record<string, unknown>>
+  readonly data: unknown
+  readonly delivery: { readonly id: string; readonly configuration_id: string; readonly created_at: string }
+  readonly digest: DigestView | null
+  /** The whole event as indented JSON when the configuration asks for it (`include_payload`), else null. */
+  readonly payload: string | null
+  /** Ticket channels: true when the ticket is being reopened. */
+  readonly regression: boolean
+}
+
+/** Every root name a template may use; `validateTemplates` refuses others (a typo renders nothing). */
+export const SCOPE_ROOTS: readonly (keyof MessageScope)[] = [
+  'type',
+  'subtype',
+  'level',
+  'account',
+  'resource',
+  'resource_type',
+  'time',
+  'source',
+  'subject',
+  'event_id',
+  'headline',
+  'summary',
+  'details',
+  'findings',
+  'link',
+  'ui_url',
+  'event',
+  'data',
+  'delivery',
+  'digest',
+  'payload',
+  'regression',
+]
+
+const record = (value: unknown): Readonly<Record<string, unknown>> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : {}
+
+const text = (value: unknown): string | undefined =>
+  typeof value === 'string' && value.trim() !== '' ? value : undefined
+
+const list = (value: unknown): readonly unknown[] => (Array.isArray(value) ? value : [])
+
+/** What the event is about, in the words its users know: a tag, a digest, a scope, a service. */
+export const resourceOf = (event: CloudEvent): string => {
+  const data = record(event.data)
+  const repository =
+    text(data.registry) !== undefined && text(data.repository) !== undefined
+      ? `${data.registry}/${data.repository}`
+      : undefined
+  const service =
+    text(data.service_name) !== undefined
+      ? `${data.service_name}${text(data.host_id) === undefined ? '' : `@${data.host_id}`}`
+      : undefined
+  const feed =
+    text(data.feed) !== undefined
+      ? `${data.feed}${text(data.group) === undefined ? '' : `/${data.group}`}`
+      : undefined
+  const feeds = list(data.feeds).filter((f): f is string => typeof f === 'string')
+  return (
+    text(data.full_tag) ??
+    text(data.image_reference) ??
+    text(data.digest) ??
+    text(data.scope) ??
+    repository ??
+    text(data.policy_id) ??
+    text(data.current_policy_bundle_id) ??
+    service ??
+    feed ??
+    (feeds.length > 0 ? feeds.join(', ') : undefined) ??
+    text(event.subject) ??
+    event.source
+  )
+}
+
+/** The catalog description's lead: "Image analysis available: an image was…" → "Image analysis available". */
+const headlineOf = (event: CloudEvent): string => {
+  const entry = lookupEventType(event.type)
+  const description =
+    entry?.subtypes?.find((s) => s.subtype === event.subtype)?.description ?? entry?.description ?? event.type
+  const lead = description.split(/[:.;]\s/, 1)[0] ?? description
+  return lead.replace(/\.$/, '')
+}
+
+const findingsOf = (event: CloudEvent): FindingView[] => {
+  if (event.type !== 'user.checks.tag.vulnerabilities.update') return []
+  const data = record(event.data)
+  const view = (change: string) => (raw: unknown) => {
+    const f = record(raw)
+    return {
+      id: String(f.id ?? ''),
+      severity: String(f.severity ?? 'unknown'),
+      package: String(f.package ?? ''),
+      version: String(f.version ?? ''),
+      fix_version: text(f.fix_version) ?? null,
+      kev: f.kev === true,
+      cvss: typeof f.cvss === 'number' ? f.cvss : null,
+      url: text(f.url) ?? null,
+      change,
+    }
+  }
+  return [...list(data.added).map(view('added')), ...list(data.updated).map(view('updated'))]
+}
+
+const findingLine = (f: FindingView): string =>
+  `${f.change === 'updated' ? 'Updated' : 'New'}: ${f.id} (${f.severity}${f.cvss === null ? '' : `, CVSS ${f.cvss}`}${f.kev ? ', known exploited' : ''}) in ${f.package} ${f.version}${f.fix_version === null ? ', no fix yet' : `, fixed in ${f.fix_version}`}`
+
+const MAX_DETAILS = 50
+
+const detailsOf = (event: CloudEvent, findings: readonly FindingView[]): string[] => {
+  const data = record(event.data)
+  const lines: string[] = []
+  if (findings.length > 0) lines.push(...findings.map(findingLine))
+  const removed = list(data.removed).length
+  if (removed > 0) lines.push(`Resolved: ${removed} finding${removed === 1 ? '' : 's'} no longer present`)
+  const evaluation = record(data.curr_eval)
+  if (text(evaluation.status) !== undefined) {
+    const previous = text(record(data.last_eval).status)
+    lines.push(
+      `Policy evaluation: ${evaluation.status}${text(evaluation.final_action) === undefined ? '' : ` (final action ${evaluation.final_action})`}${previous === undefined ? '' : `, was ${previous}`}`,
+    )
+    for (const raw of list(evaluation.reasons)) {
+      const reason = record(raw)
+      lines.push(
+        `${reason.action ?? ''} ${reason.gate ?? ''}/${reason.trigger ?? ''}: ${reason.message ?? ''}`.trim(),
+      )
+    }
+  }
+  const controls = record(data.controls)
+  if (typeof controls.total === 'number')
+    lines.push(
+      `Controls: ${controls.passed} passed, ${controls.failed} failed of ${controls.total}${typeof controls.unable_to_perform === 'number' ? `, ${controls.unable_to_perform} unable to perform` : ''}`,
+    )
+  if (text(data.profile) !== undefined) lines.push(`Profile: ${data.profile}`)
+  for (const raw of list(data.resources)) {
+    const resource = record(raw)
+    lines.push(
+      `Resource: ${resource.name ?? resource.id}${text(resource.type) === undefined ? '' : ` (${resource.type})`}`,
+    )
+  }
+  if (text(data.error) !== undefined) lines.push(`Error: ${data.error}`)
+  if (text(data.digest) !== undefined && text(data.full_tag) !== undefined)
+    lines.push(`Digest: ${data.digest}`)
+  if (lines.length <= MAX_DETAILS) return lines
+  return [...lines.slice(0, MAX_DETAILS), `… and ${lines.length - MAX_DETAILS} more`]
+}
+
+/**
+ * The UI link of a delivery: the event in Herald's UI (for a digest, the window's events), or
+ * null without `ui_url`. The one place the UI's routes are spelled.
+ */
+export const uiLink = (uiUrl: string | null, delivery: ChannelDelivery): string | null => {
+  if (uiUrl === null || uiUrl.trim() === '') return null
+  const base = uiUrl.endsWith('/') ? uiUrl : `${uiUrl}/`
+  if (delivery.digest !== undefined) {
+    const url = new URL('notifications/deliveries', base)
+    url.searchParams.set('configuration', delivery.configurationId)
+    url.searchParams.set('from', delivery.digest.windowStart)
+    url.searchParams.set('to', delivery.digest.windowEnd)
+    return url.href
+  }
+  return new URL(`events/${encodeURIComponent(delivery.event.id)}`, base).href
+}
+
+const digestView = (digest: DigestSummary): DigestView => ({
+  window_start: digest.windowStart,
+  window_end: digest.windowEnd,
+  total: digest.total,
+  counts: digest.counts.map((c) => ({ type: c.type, level: c.level ?? 'info', count: c.count })),
+  events: digest.events.map((e) => ({
+    id: e.id,
+    type: e.type,
+    level: e.level ?? 'info',
+    resource: resourceOf(e),
+    time: e.time ?? '',
+  })),
+})
+
+export interface ScopeOptions {
+  readonly uiUrl: string | null
+  readonly includePayload?: boolean
+  readonly regression?: boolean
+  /** Narrows a vulnerability ticket to its one finding. */
+  readonly findings?: readonly FindingView[]
+}
+
+/**
+ * The template scope of a delivery. Pure: the same delivery and options give the same scope.
+ *
+ * @example
+ * messageScope(command, { uiUrl: 'https://herald.example.com' }).link
+ * // 'https://herald.example.com/events/evt-1'
+ */
+export const messageScope = (delivery: ChannelDelivery, options: ScopeOptions): MessageScope => {
+  const { event } = delivery
+  const { data, ...envelope } = event
+  const findings = options.findings ?? findingsOf(event)
+  const summary = text(record(data).summary) ?? lookupEventType(event.type)?.description ?? event.type
+  return {
+    type: event.type,
+    subtype: event.subtype ?? null,
+    level: event.level ?? lookupEventType(event.type)?.level ?? 'info',
+    account: event.account,
+    resource: resourceOf(event),
+    resource_type: event.resourcetype ?? lookupEventType(event.type)?.resourceType ?? 'unknown',
+    time: event.time ?? delivery.createdAt,
+    source: event.source,
+    subject: event.subject ?? null,
+    event_id: event.id,
+    headline: headlineOf(event),
+    summary,
+    details: detailsOf(event, findings),
+    findings,
+    link: uiLink(options.uiUrl, delivery),
+    ui_url: options.uiUrl,
+    event: envelope,
+    data: data ?? null,
+    delivery: {
+      id: delivery.deliveryId,
+      configuration_id: delivery.configurationId,
+      created_at: delivery.createdAt,
+    },
+    digest: delivery.digest === undefined ? null : digestView(delivery.digest),
+    payload: options.includePayload === true ? JSON.stringify(event, null, 2) : null,
+    regression: options.regression ?? false,
+  }
+}

@@ -1,0 +1,144 @@
+import { IncomingWebhook, type IncomingWebhookSendArguments } from '@slack/webhook'
+import type { DeliveryChannel } from './channel.ts'
+import {
+  type ChannelOptions,
+  failureOfCall,
+  fallbackNotes,
+  oneLine,
+  resultBuilder,
+  truncate,
+} from './common.ts'
+import { type SlackConfiguration, secretValues } from './configuration.ts'
+import { guardedFetch } from './guarded-fetch.ts'
+import { type MessageScope, messageScope } from './message.ts'
+import { renderField } from './templates.ts'
+
+const LEVEL_EMOJI: Readonly<Record<string, string>> = {
+  error: ':red_circle:',
+  warning: ':warning:',
+  info: ':information_source:',
+}
+
+// Slack's own limits (Block Kit reference): a header's text 150 characters, a section's
+// text 3000, a field 2000, a button's text 75 and its URL 3000.
+const LIMITS = { header: 150, section: 3000, field: 2000, url: 3000, fallback: 3000 } as const
+
+const escapeMrkdwn = (value: string): string =>
+  value.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;')
+
+/** Slack shows the time in each reader's zone, with the RFC 3339 text as fallback. */
+const slackTime = (time: string): string => {
+  const epoch = Math.floor(Date.parse(time) / 1000)
+  return Number.isFinite(epoch)
+    ? `<!date^${epoch}^{date_short_pretty} {time_secs}|${escapeMrkdwn(time)}>`
+    : escapeMrkdwn(time)
+}
+
+/**
+ * The Block Kit message: a header (the title), a section (the rendered text), the fields
+ * Slack users scan (level, resource, account, time), a button into the UI when there is a
+ * link, and the event's identity as context. `text` is the notification fallback.
+ */
+export const slackMessage = (
+  scope: MessageScope,
+  title: string,
+  text: string,
+): IncomingWebhookSendArguments => {
+  const field = (label: string, value: string) => ({
+    type: 'mrkdwn' as const,
+    text: truncate(`*${label}*\n${value}`, LIMITS.field),
+  })
+  const level = `${LEVEL_EMOJI[scope.level] ?? ''} ${escapeMrkdwn(scope.level)}`.trim()
+  return {
+    text: oneLine(`${title}`, LIMITS.fallback),
+    blocks: [
+      { type: 'header', text: { type: 'plain_text', text: oneLine(title, LIMITS.header), emoji: true } },
+      ...(text.trim() === ''
+        ? []
+        : [
+            {
+              type: 'section' as const,
+              text: { type: 'mrkdwn' as const, text: truncate(text, LIMITS.section) },
+            },
+          ]),
+      {
+        type: 'section',
+        fields: [
+          field('Level', level),
+          field('Resource', `\`${escapeMrkdwn(scope.resource)}\``),
+          field('Account', escapeMrkdwn(scope.account)),
+          field('Time', slackTime(scope.time)),
+        ],
+      },
+      ...(scope.link === null || scope.link.length > LIMITS.url
+        ? []
+        : [
+            {
+              type: 'actions' as const,
+              elements: [
+                {
+                  type: 'button' as const,
+                  text: { type: 'plain_text' as const, text: 'View in Herald' },
+                  url: scope.link,
+                  action_id: 'herald_view',
+                },
+              ],
+            },
+          ]),
+      {
+        type: 'context',
+        elements: [
+          { type: 'mrkdwn', text: truncate(escapeMrkdwn(`${scope.type} · ${scope.event_id}`), 300) },
+        ],
+      },
+    ],
+  }
+}
+
+/**
+ * Slack through an incoming webhook, with Slack's own client (`@slack/webhook`): its `fetch`
+ * is the SSRF guard's, its retries are off (Herald's deliverer retries, honouring
+ * `Retry-After`, which the client's errors do not carry and the guarded fetch records).
+ *
+ * @example
+ * const slack = createSlackChannel({ guard })
+ * await slack.send(command, { endpoint: 'slack', id, account, webhookUrl }, { uiUrl: null, timeoutMs: 15_000 })
+ */
+export const createSlackChannel = (options: ChannelOptions): DeliveryChannel<SlackConfiguration> => {
+  const clock = options.clock ?? Date.now
+  return {
+    endpoint: 'slack',
+    send: async (delivery, configuration, context) => {
+      const result = resultBuilder(secretValues(configuration), clock)
+      const http = guardedFetch(options.guard, {
+        timeoutMs: context.timeoutMs,
+        verifyTls: configuration.verifyTls ?? true,
+        ...(context.signal === undefined ? {} : { signal: context.signal }),
+      })
+      try {
+        const scope = messageScope(delivery, { uiUrl: context.uiUrl })
+        const title = await renderField('slack', 'title', configuration.templates, scope)
+        const text = await renderField('slack', 'text', configuration.templates, {
+          ...scope,
+          title: title.text,
+        })
+        const notes = fallbackNotes(
+          options.logger,
+          'slack',
+          { configurationId: configuration.id, delivery },
+          [title, text],
+        )
+        // Timeouts are the guard's (per exchange); the client's own timer stays off.
+        const webhook = new IncomingWebhook(configuration.webhookUrl, {
+          fetch: http.fetch,
+          timeout: 0,
+          retryConfig: { retries: 0 },
+        })
+        const answer = await webhook.send(slackMessage(scope, title.text, text.text))
+        return result.ok(http.last()?.status ?? 200, answer.text || 'ok', { notes })
+      } catch (error) {
+        return result.fail(failureOfCall(error, http.last(), clock()))
+      }
+    },
+  }
+}

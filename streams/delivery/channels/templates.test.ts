@@ -1,0 +1,280 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { isValidationError } from '../../../src/errors/index.ts'
+import { messageScope } from './message.ts'
+import { renderField, templateIssues, validateTemplates } from './templates.ts'
+import { aDelivery, anEvent, aPostureEvent, catalogData } from './test-fixtures.ts'
+
+const posture = messageScope(aDelivery(aPostureEvent()), { uiUrl: 'https://herald.example.com' })
+const vulnerabilities = messageScope(aDelivery(anEvent()), { uiUrl: null })
+
+describe('default templates', () => {
+  it("title a posture scan as the seed's example does", async () => {
+    assert.equal(
+      (await renderField('email', 'subject', undefined, posture)).text,
+      'Validation completed: my-test-validation-scan',
+    )
+    const threshold = messageScope(
+      aDelivery(aPostureEvent({ subtype: 'posture-scan-failure-threshold-limit-exceeds' })),
+      { uiUrl: null },
+    )
+    assert.equal(
+      (await renderField('slack', 'title', undefined, threshold)).text,
+      'Validation failure threshold exceeded: my-test-validation-scan',
+    )
+  })
+
+  it('title each event type, and the others by their catalog headline', async () => {
+    const title = async (type: string, data: unknown) =>
+      (
+        await renderField(
+          'teams',
+          'title',
+          undefined,
+          messageScope(aDelivery(anEvent({ type, data })), { uiUrl: null }),
+        )
+      ).text
+    assert.equal(
+      await title(
+        'user.checks.tag.vulnerabilities.update',
+        catalogData('user.checks.tag.vulnerabilities.update'),
+      ),
+      'Vulnerability update: docker.io/library/nginx:1.27',
+    )
+    assert.equal(
+      await title(
+        'user.checks.tag.policy_evaluation.update',
+        catalogData('user.checks.tag.policy_evaluation.update'),
+      ),
+      'Policy evaluation fail: docker.io/library/nginx:1.27',
+    )
+    assert.equal(
+      await title('system.feeds.sync.failed', catalogData('system.feeds.sync.failed')),
+      'Feeds sync task failed: vulnerabilities',
+    )
+  })
+
+  it('title a vulnerability ticket by its one finding', async () => {
+    const scope = messageScope(aDelivery(), { uiUrl: null })
+    assert.equal(
+      (await renderField('github', 'title', undefined, scope, { ticket: true })).text,
+      'CVE-2024-6119 (high) in openssl 3.0.13-1~deb12u1: docker.io/library/nginx:1.27',
+    )
+  })
+
+  it('write the text part with the metadata, the link when there is one, and the payload only when asked', async () => {
+    const text = (await renderField('email', 'text', undefined, { ...posture, title: 't' })).text
+    assert.match(text, /^Scan completed: 180 passed, 12 failed\.\n/)
+    assert.match(text, /Resource: my-test-validation-scan\n/)
+    assert.match(text, /View in Herald: https:\/\/herald\.example\.com\/events\/evt-posture-1/)
+    assert.doesNotMatch(text, /Event payload/)
+    const withoutLink = (await renderField('email', 'text', undefined, { ...vulnerabilities, title: 't' }))
+      .text
+    assert.doesNotMatch(withoutLink, /View in Herald|https?:/)
+    const withPayload = messageScope(aDelivery(aPostureEvent()), { uiUrl: null, includePayload: true })
+    assert.match(
+      (await renderField('email', 'text', undefined, { ...withPayload, title: 't' })).text,
+      /Event payload:\n\{\n {2}"specversion"/,
+    )
+  })
+
+  it('escape values in HTML and in Slack mrkdwn, and nowhere else', async () => {
+    const hostile = messageScope(
+      aDelivery(
+        anEvent({ data: { full_tag: '<img src=x onerror=alert(1)>&', added: [], removed: [], updated: [] } }),
+      ),
+      { uiUrl: null },
+    )
+    const html = (await renderField('email', 'html', undefined, { ...hostile, title: '<b>' })).text
+    assert.match(html, /&lt;img src=x onerror=alert\(1\)&gt;&amp;/)
+    assert.doesNotMatch(html, /<img|<b>/)
+    const slack = (await renderField('slack', 'text', { text: '{{ resource }}' }, hostile)).text
+    assert.equal(slack, '&lt;img src=x onerror=alert(1)&gt;&amp;')
+    assert.equal(
+      (await renderField('teams', 'text', { text: '{{ resource }}' }, hostile)).text,
+      '<img src=x onerror=alert(1)>&',
+    )
+  })
+})
+
+describe('digest templates', () => {
+  it('title and summarise a digest by its counts', async () => {
+    const digest = {
+      windowStart: '2026-11-22T09:00:00Z',
+      windowEnd: '2026-11-22T10:00:00Z',
+      total: 3,
+      counts: [
+        { type: 'user.checks.tag.vulnerabilities.update', level: 'info', count: 2 },
+        { type: 'system.feeds.sync.failed', level: 'error', count: 1 },
+      ],
+      events: [anEvent()],
+    }
+    const scope = messageScope(aDelivery(anEvent(), { digest }), { uiUrl: 'https://herald.example.com' })
+    assert.equal(
+      (await renderField('email', 'subject', undefined, scope)).text,
+      'Herald digest: 3 events for acme',
+    )
+    const text = (await renderField('email', 'text', undefined, { ...scope, title: 't' })).text
+    assert.equal(
+      text,
+      '3 events between 2026-11-22T09:00:00Z and 2026-11-22T10:00:00Z:\n- 2 × user.checks.tag.vulnerabilities.update (info)\n- 1 × system.feeds.sync.failed (error)\n\nView in Herald: https://herald.example.com/notifications/deliveries?configuration=cfg-1&from=2026-11-22T09%3A00%3A00Z&to=2026-11-22T10%3A00%3A00Z\n',
+    )
+    assert.match(
+      (await renderField('slack', 'text', undefined, { ...scope, title: 't' })).text,
+      /^\*3\* events between .*\n• 2 × user\.checks/,
+    )
+  })
+})
+
+describe('overrides', () => {
+  const overrides = {
+    subject: 'top: {{ type }}',
+    event_types: {
+      'com.ibm.*': { subject: 'ibm: {{ resource }}' },
+      'com.ibm.cloud.compliance.*': { subject: 'compliance: {{ resource | upcase }}' },
+      'com.ibm.cloud.compliance.posture': { text: 'exact: {{ summary }}' },
+    },
+  }
+
+  it('take the exact type, then the longest matching pattern, then the top level, then the default', async () => {
+    assert.equal(
+      (await renderField('email', 'subject', overrides, posture)).text,
+      'compliance: MY-TEST-VALIDATION-SCAN',
+    )
+    assert.equal(
+      (await renderField('email', 'text', overrides, posture)).text,
+      'exact: Scan completed: 180 passed, 12 failed.',
+    )
+    assert.equal(
+      (await renderField('email', 'subject', overrides, vulnerabilities)).text,
+      'top: user.checks.tag.vulnerabilities.update',
+    )
+    assert.match(
+      (await renderField('email', 'html', overrides, { ...vulnerabilities, title: 'x' })).text,
+      /^<!doctype html>/,
+    )
+  })
+
+  it('that break a limit on this event fall back to the default, and say so', async () => {
+    const big = messageScope(
+      aDelivery(anEvent({ data: { full_tag: 'x'.repeat(300_000), added: [], removed: [], updated: [] } })),
+      {
+        uiUrl: null,
+      },
+    )
+    const template = { subject: '{{ resource | split: "" | join: "," }}' }
+    await validateTemplates(template, 'email')
+    const rendered = await renderField('email', 'subject', template, big)
+    assert.equal(rendered.text, `Vulnerability update: ${'x'.repeat(300_000)}`.slice(0, 40_000))
+    assert.match(
+      rendered.fallback ?? '',
+      /^templates\.subject: memory alloc limit exceeded.*; Herald's default was used$/,
+    )
+  })
+})
+
+describe('validateTemplates', () => {
+  it('accepts good templates, and nothing at all', async () => {
+    await validateTemplates(undefined, 'slack')
+    await validateTemplates(
+      {
+        title: '[{{ level | upcase }}] {{ headline }}: {{ resource }}',
+        text: '{% for f in findings %}{{ f.id }}{% unless forloop.last %}, {% endunless %}{% endfor %}',
+        event_types: { 'user.checks.*': { text: '{{ summary }} {% if link %}<{{ link }}>{% endif %}' } },
+      },
+      'slack',
+    )
+  })
+
+  const refusals: [name: string, overrides: unknown, path: string, message: RegExp][] = [
+    [
+      'a syntax error',
+      { subject: '{{ title ' },
+      'templates.subject',
+      /^invalid template: output "\{\{ title " not closed/,
+    ],
+    [
+      'an unknown filter',
+      { text: '{{ title | shout }}' },
+      'templates.text',
+      /^invalid template: undefined filter: shout/,
+    ],
+    [
+      'an unknown variable',
+      { text: '{{ evnt.type }}' },
+      'templates.text',
+      /^unknown variable evnt; templates can use type, /,
+    ],
+    ['a title that reads itself', { subject: '{{ title }}' }, 'templates.subject', /^unknown variable title/],
+    [
+      'include',
+      { html: '{% include "/etc/passwd" %}' },
+      'templates.html',
+      /the include tag is not available/,
+    ],
+    ['render', { html: '{% render "secrets" %}' }, 'templates.html', /the render tag is not available/],
+    ['layout', { html: '{% layout "x" %}' }, 'templates.html', /the layout tag is not available/],
+    [
+      'a runaway loop',
+      { text: '{% for i in (1..100000000) %}{{ i }}{% endfor %}' },
+      'templates.text',
+      /^fails when rendered: memory alloc limit exceeded/,
+    ],
+    [
+      'a field the channel does not render',
+      { body: '{{ summary }}' },
+      'templates.body',
+      /^not a template field of email; one of subject, text, html$/,
+    ],
+    [
+      'a template too long',
+      { text: 'x'.repeat(8_001) },
+      'templates.text',
+      /^must be at most 8000 characters$/,
+    ],
+    ['a template that is not a string', { text: 42 }, 'templates.text', /^must be a string$/],
+    [
+      'a bad event type pattern',
+      { event_types: { 'user checks': { text: 'x' } } },
+      'templates.event_types["user checks"]',
+      /^must be an event type/,
+    ],
+    [
+      'a bad template under a pattern',
+      { event_types: { 'user.*': { subject: '{% if %}' } } },
+      'templates.event_types["user.*"].subject',
+      /^invalid template/,
+    ],
+    ['overrides that are not an object', 'Hello {{ title }}', 'templates', /^must be an object/],
+  ]
+  for (const [name, overrides, path, message] of refusals) {
+    it(`refuses ${name}, naming the field`, async () => {
+      await assert.rejects(validateTemplates(overrides, 'email'), (error: unknown) => {
+        assert.ok(isValidationError(error))
+        assert.equal(error.code, 'validation_failed')
+        assert.equal(error.issues.length, 1, JSON.stringify(error.issues))
+        assert.equal(error.issues[0]?.path, path)
+        assert.match(error.issues[0]?.message ?? '', message)
+        return true
+      })
+    })
+  }
+
+  it('names every bad field at once', async () => {
+    const issues = await templateIssues({ subject: '{{ x }}', text: '{{ y | nope }}', html: 'fine' }, 'email')
+    assert.deepEqual(
+      issues.map((i) => i.path),
+      ['templates.subject', 'templates.text'],
+    )
+  })
+
+  it('refuses any template for webhooks, whose payload is the event itself', async () => {
+    assert.deepEqual(await templateIssues({ text: 'x' }, 'webhook'), [
+      { path: 'templates.text', message: 'webhook messages are not templated' },
+    ])
+  })
+
+  it('without an endpoint, accepts every template field', async () => {
+    await validateTemplates({ subject: '{{ resource }}', body: '{{ summary }}', description: 'x' })
+  })
+})

@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { aDelivery, anEvent, aPostureEvent, catalogData } from './test-fixtures.ts'
+import { deliveryFor, ticketSubjects, ticketSubjectsOf } from './tickets.ts'
+
+const finding = (id: string, pkg = 'openssl') => ({
+  id,
+  severity: 'high',
+  package: pkg,
+  version: '1',
+  type: 'deb',
+  fix_version: null,
+  kev: false,
+})
+
+describe('ticketSubjectsOf', () => {
+  it('files one ticket per new or changed finding, keyed by account, resource and finding', () => {
+    const event = anEvent({ data: catalogData('user.checks.tag.vulnerabilities.update', 1) })
+    const subjects = ticketSubjectsOf(event, 20)
+    assert.deepEqual(
+      subjects.map((s) => s.key),
+      ['acme | image_tag:docker.io/library/nginx:1.27 | vulnerability:CVE-2024-6119:openssl'],
+    )
+    assert.match(subjects[0]?.hash ?? '', /^[0-9a-f]{16}$/)
+    assert.deepEqual(
+      subjects[0]?.findings?.map((f) => f.id),
+      ['CVE-2024-6119'],
+    )
+  })
+
+  it('gives the same finding on the same resource the same key, whatever else the event says', () => {
+    const one = ticketSubjectsOf(
+      anEvent({ id: 'a', data: catalogData('user.checks.tag.vulnerabilities.update', 0) }),
+      20,
+    )
+    const other = ticketSubjectsOf(
+      anEvent({
+        id: 'b',
+        time: '2027-01-01T00:00:00Z',
+        data: catalogData('user.checks.tag.vulnerabilities.update', 1),
+      }),
+      20,
+    )
+    assert.equal(one[0]?.hash, other[0]?.hash)
+    const elsewhere = ticketSubjectsOf(anEvent({ account: 'globex' }), 20)
+    assert.notEqual(one[0]?.hash, elsewhere[0]?.hash)
+  })
+
+  it('files one ticket for the tag when there are more findings than tickets allowed', () => {
+    const data = {
+      full_tag: 't:1',
+      digest: 'sha256:1',
+      added: ['A', 'B', 'C'].map((id) => finding(id)),
+      removed: [],
+      updated: [],
+    }
+    assert.equal(ticketSubjectsOf(anEvent({ data }), 3).length, 3)
+    const grouped = ticketSubjectsOf(anEvent({ data }), 2)
+    assert.deepEqual(
+      grouped.map((s) => [s.key, s.findings?.length]),
+      [['acme | image_tag:t:1 | vulnerabilities', 3]],
+    )
+  })
+
+  it('files nothing for an update that only removed findings, or a passing evaluation', () => {
+    assert.deepEqual(
+      ticketSubjectsOf(
+        anEvent({ data: { full_tag: 't', digest: 'd', added: [], removed: [finding('X')], updated: [] } }),
+        20,
+      ),
+      [],
+    )
+    const pass = { full_tag: 't', digest: 'd', curr_eval: { status: 'pass' } }
+    assert.deepEqual(
+      ticketSubjectsOf(anEvent({ type: 'user.checks.tag.policy_evaluation.update', data: pass }), 20),
+      [],
+    )
+  })
+
+  it('files a failing evaluation per tag and policy bundle, other events per resource and type', () => {
+    const policy = anEvent({
+      type: 'user.checks.tag.policy_evaluation.update',
+      data: catalogData('user.checks.tag.policy_evaluation.update', 1),
+    })
+    assert.deepEqual(
+      ticketSubjectsOf(policy, 20).map((s) => s.key),
+      ['acme | image_tag:docker.io/library/nginx:1.27 | policy:2c53a13c-1765-11e8-82ef-23527761d060'],
+    )
+    assert.deepEqual(
+      ticketSubjectsOf(aPostureEvent(), 20).map((s) => s.key),
+      [
+        'acme | posture_scan:my-test-validation-scan | com.ibm.cloud.compliance.posture/posture-scan-completed',
+      ],
+    )
+  })
+})
+
+describe('ticketSubjects', () => {
+  it('files each key of a digest once, for its own event', () => {
+    const first = anEvent({ id: 'e1', data: catalogData('user.checks.tag.vulnerabilities.update', 0) })
+    const repeat = anEvent({ id: 'e2', data: catalogData('user.checks.tag.vulnerabilities.update', 1) })
+    const posture = aPostureEvent()
+    const delivery = aDelivery(posture, {
+      digest: { windowStart: 's', windowEnd: 'e', total: 3, counts: [], events: [posture, repeat, first] },
+    })
+    const subjects = ticketSubjects(delivery, 20)
+    assert.deepEqual(
+      subjects.map((s) => s.event.id),
+      ['evt-posture-1', 'e2'],
+    )
+    const single = deliveryFor(delivery, subjects[1] ?? assert.fail())
+    assert.equal(single.event.id, 'e2')
+    assert.equal(single.digest, undefined)
+    assert.equal(single.deliveryId, delivery.deliveryId)
+  })
+})

@@ -1,0 +1,80 @@
+import { createHash } from 'node:crypto'
+import type { CloudEvent } from '../../../src/events/index.ts'
+import type { ChannelDelivery } from './channel.ts'
+import { type FindingView, messageScope, resourceOf } from './message.ts'
+
+/**
+ * One ticket's identity: (account, resource, finding or rule). Ticket channels keep one open
+ * ticket per key in the external system, found again by the key's hash (a label) and marked in
+ * the ticket itself.
+ */
+export interface TicketSubject {
+  /** Readable: `acme | image_tag:docker.io/library/nginx:1.27 | vulnerability:CVE-2024-6119:openssl`. */
+  readonly key: string
+  /** 16 hex characters of sha256(key): short enough for a label, long enough never to collide in one repository. */
+  readonly hash: string
+  /** The event the ticket is about (for a digest, one of its events). */
+  readonly event: CloudEvent
+  /** For a vulnerability ticket: its finding(s), which its scope narrows to. */
+  readonly findings?: readonly FindingView[]
+}
+
+const hashOf = (key: string): string => createHash('sha256').update(key).digest('hex').slice(0, 16)
+
+const subject = (event: CloudEvent, rule: string, findings?: readonly FindingView[]): TicketSubject => {
+  const key = `${event.account} | ${event.resourcetype ?? 'resource'}:${resourceOf(event)} | ${rule}`
+  return { key, hash: hashOf(key), event, ...(findings === undefined ? {} : { findings }) }
+}
+
+const record = (value: unknown): Readonly<Record<string, unknown>> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : {}
+
+/**
+ * The ticket keys of one event. A vulnerability update files one ticket per new or changed
+ * finding (up to `maxFindings`; beyond, one ticket for the tag lists them all); a failing
+ * policy evaluation one per tag and policy bundle; a passing one, and an update that only
+ * removed findings, none; any other event one per resource and event type (and subtype).
+ */
+export const ticketSubjectsOf = (event: CloudEvent, maxFindings: number): TicketSubject[] => {
+  if (event.type === 'user.checks.tag.vulnerabilities.update') {
+    const findings = messageScope(
+      { deliveryId: '', account: event.account, configurationId: '', event, createdAt: '' },
+      { uiUrl: null },
+    ).findings
+    if (findings.length === 0) return []
+    if (findings.length > maxFindings) return [subject(event, 'vulnerabilities', findings)]
+    return findings.map((f) => subject(event, `vulnerability:${f.id}:${f.package}`, [f]))
+  }
+  if (event.type === 'user.checks.tag.policy_evaluation.update') {
+    const evaluation = record(record(event.data).curr_eval)
+    if (evaluation.status !== 'fail') return []
+    const bundle = typeof evaluation.bundle_id === 'string' ? evaluation.bundle_id : 'active'
+    return [subject(event, `policy:${bundle}`)]
+  }
+  const data = record(event.data)
+  const variant = event.subtype ?? (typeof data.action === 'string' ? data.action : undefined)
+  return [subject(event, variant === undefined ? event.type : `${event.type}/${variant}`)]
+}
+
+/** Every ticket key of a delivery: of its event, or of each event of its digest; each key once. */
+export const ticketSubjects = (delivery: ChannelDelivery, maxFindings: number): TicketSubject[] => {
+  const events = delivery.digest?.events.length ? delivery.digest.events : [delivery.event]
+  const seen = new Set<string>()
+  const subjects: TicketSubject[] = []
+  for (const event of events) {
+    for (const s of ticketSubjectsOf(event, maxFindings)) {
+      if (seen.has(s.hash)) continue
+      seen.add(s.hash)
+      subjects.push(s)
+    }
+  }
+  return subjects
+}
+
+/** The delivery a ticket channel works on for one key: the key's own event, not the digest. */
+export const deliveryFor = (delivery: ChannelDelivery, ticket: TicketSubject): ChannelDelivery => {
+  const { digest: _, ...single } = delivery
+  return { ...single, event: ticket.event }
+}

@@ -1,0 +1,315 @@
+import assert from 'node:assert/strict'
+import { after, before, beforeEach, describe, it } from 'node:test'
+import type { LogFields } from '../../src/observability/index.ts'
+import { createOutboundGuard } from '../../src/outbound/index.ts'
+import {
+  aDelivery,
+  anEvent,
+  aPostureEvent,
+  catalogData,
+} from '../../streams/delivery/channels/test-fixtures.ts'
+import { createGitHubChannel, type GitHubConfiguration } from '../../streams/delivery/index.ts'
+import { type GitHubStandIn, startGitHubStandIn } from '../support/github-stand-in.ts'
+
+const TOKEN = 'ghp_IntegrationToken0123456789abcdef'
+
+describe('GitHub channel against a GitHub stand-in', () => {
+  let github: GitHubStandIn
+  const guard = createOutboundGuard({ allowlist: ['127.0.0.1'] })
+  const lines: { event: string; fields: LogFields | undefined }[] = []
+  const channel = createGitHubChannel({
+    guard,
+    logger: (_level, event, fields) => lines.push({ event, fields }),
+  })
+  let configuration: GitHubConfiguration
+  const context = { uiUrl: 'https://herald.example.com', timeoutMs: 2_000 }
+
+  before(async () => {
+    github = await startGitHubStandIn({
+      owner: 'acme',
+      repo: 'security',
+      token: TOKEN,
+      collaborators: ['octocat'],
+      milestones: [3],
+    })
+    configuration = {
+      endpoint: 'github',
+      id: 'cfg-gh',
+      account: 'acme',
+      apiUrl: github.apiUrl,
+      owner: 'acme',
+      repository: 'security',
+      token: TOKEN,
+      labels: ['security', 'herald'],
+      assignees: ['octocat'],
+      milestone: 3,
+    }
+  })
+  beforeEach(() => {
+    github.issues.length = 0
+    github.comments.length = 0
+    github.pushAccess = true
+  })
+  after(async () => {
+    guard.close()
+    await github.close()
+  })
+
+  const posture = (id: string) => aDelivery(aPostureEvent({ id }))
+
+  it('files an issue with the labels, assignees and milestone, and marks it', async () => {
+    const delivery = posture('e-1')
+    const result = await channel.send(delivery, configuration, context)
+    assert.equal(result.ok, true, JSON.stringify(result))
+    assert.deepEqual(github.problems, [])
+    assert.equal(github.issues.length, 1)
+    const [issue] = github.issues
+    assert.equal(issue?.title, 'Validation completed: my-test-validation-scan')
+    assert.deepEqual(issue?.assignees, ['octocat'])
+    assert.equal(issue?.milestone, 3)
+    const keyLabel = issue?.labels.find((l) => l.startsWith('herald:'))
+    assert.deepEqual(issue?.labels, ['security', 'herald', keyLabel])
+    assert.match(issue?.body ?? '', /\[View in Herald\]\(https:\/\/herald\.example\.com\/events\/e-1\)/)
+    assert.match(
+      issue?.body ?? '',
+      new RegExp(`<!-- herald:ticket key=[0-9a-f]{16} delivery=${delivery.deliveryId} -->`),
+    )
+    assert.deepEqual(result.ok && result.tickets, [
+      {
+        key: keyLabel?.slice('herald:'.length),
+        action: 'created',
+        ticket: 'acme/security#1',
+        url: 'https://github.example/acme/security/issues/1',
+      },
+    ])
+    assert.equal(result.ok && result.response, 'created acme/security#1')
+    const request = github.requests.find((r) => r.method === 'POST')
+    assert.equal(request?.headers.authorization, `token ${TOKEN}`)
+    assert.equal(lines.at(-1)?.event, 'delivery.github.ticket_created')
+  })
+
+  it('comments on the open issue when the same key comes again, instead of filing another', async () => {
+    await channel.send(posture('e-1'), configuration, context)
+    const again = await channel.send(posture('e-2'), configuration, context)
+    assert.equal(again.ok && again.tickets?.[0]?.action, 'commented')
+    assert.equal(github.issues.length, 1)
+    assert.equal(github.comments.length, 1)
+    assert.match(github.comments[0]?.body ?? '', /^This happened again\./)
+    assert.match(github.comments[0]?.body ?? '', /<!-- herald:comment delivery=[0-9a-f]{64} -->/)
+  })
+
+  it('does nothing twice when a delivery is retried or replayed', async () => {
+    const first = posture('e-1')
+    const second = posture('e-2')
+    await channel.send(first, configuration, context)
+    await channel.send(second, configuration, context)
+    const replayFirst = await channel.send(first, configuration, context)
+    const replaySecond = await channel.send(second, configuration, context)
+    assert.equal(replayFirst.ok && replayFirst.tickets?.[0]?.action, 'unchanged')
+    assert.equal(replaySecond.ok && replaySecond.tickets?.[0]?.action, 'unchanged')
+    assert.equal(github.issues.length, 1)
+    assert.equal(github.comments.length, 1)
+  })
+
+  it('reopens the issue, with a comment, when it comes back after being closed', async () => {
+    await channel.send(posture('e-1'), configuration, context)
+    github.closeIssue(1)
+    const regression = await channel.send(posture('e-3'), configuration, context)
+    assert.equal(regression.ok && regression.tickets?.[0]?.action, 'reopened')
+    assert.equal(github.issues.length, 1)
+    assert.equal(github.issues[0]?.state, 'open')
+    assert.equal(github.issues[0]?.state_reason, 'reopened')
+    assert.match(
+      github.comments.at(-1)?.body ?? '',
+      /^Regression: this happened again after the ticket was closed\./,
+    )
+    // And a repeat of the regression comments on the reopened issue.
+    const repeat = await channel.send(posture('e-4'), configuration, context)
+    assert.equal(repeat.ok && repeat.tickets?.[0]?.action, 'commented')
+    assert.equal(github.issues.length, 1)
+  })
+
+  it('leaves an issue closed as not planned alone, and says so', async () => {
+    await channel.send(posture('e-1'), configuration, context)
+    github.closeIssue(1, 'not_planned')
+    const result = await channel.send(posture('e-5'), configuration, context)
+    assert.equal(result.ok && result.tickets?.[0]?.action, 'unchanged')
+    assert.match((result.ok && result.notes?.[0]) || '', /closed as not planned/)
+    assert.equal(github.issues[0]?.state, 'closed')
+    assert.equal(github.comments.length, 0)
+  })
+
+  it('files one issue per new finding of a vulnerability update, titled by the finding', async () => {
+    const data = {
+      full_tag: 'docker.io/library/nginx:1.27',
+      digest: 'sha256:1',
+      added: [
+        {
+          id: 'CVE-1',
+          severity: 'high',
+          package: 'openssl',
+          version: '3',
+          type: 'deb',
+          fix_version: null,
+          kev: false,
+        },
+        {
+          id: 'CVE-2',
+          severity: 'low',
+          package: 'zlib',
+          version: '1',
+          type: 'deb',
+          fix_version: '1.1',
+          kev: false,
+        },
+      ],
+      removed: [],
+      updated: [],
+    }
+    const result = await channel.send(aDelivery(anEvent({ id: 'v-1', data })), configuration, context)
+    assert.deepEqual(
+      github.issues.map((i) => i.title),
+      [
+        'CVE-1 (high) in openssl 3: docker.io/library/nginx:1.27',
+        'CVE-2 (low) in zlib 1: docker.io/library/nginx:1.27',
+      ],
+    )
+    assert.deepEqual(result.ok && result.tickets?.map((t) => t.action), ['created', 'created'])
+    // A later update with one of them changed comments on its issue only.
+    const later = await channel.send(
+      aDelivery(
+        anEvent({
+          id: 'v-2',
+          data: { ...data, added: [], updated: [{ ...data.added[1], severity: 'medium' }] },
+        }),
+      ),
+      configuration,
+      context,
+    )
+    assert.deepEqual(later.ok && later.tickets?.map((t) => [t.ticket, t.action]), [
+      ['acme/security#2', 'commented'],
+    ])
+    assert.equal(github.issues.length, 2)
+  })
+
+  it('files nothing for an update that only resolved findings', async () => {
+    const sent = github.requests.length
+    const result = await channel.send(
+      aDelivery(
+        anEvent({
+          data: { ...catalogData('user.checks.tag.vulnerabilities.update', 1), added: [], updated: [] },
+        }),
+      ),
+      configuration,
+      context,
+    )
+    assert.deepEqual(result.ok && [result.response, result.tickets], [
+      'nothing to file: the event has no open finding',
+      [],
+    ])
+    assert.equal(github.issues.length, 0)
+    assert.equal(github.requests.length, sent)
+  })
+
+  it('ignores pull requests that carry the same label', async () => {
+    await channel.send(posture('e-1'), configuration, context)
+    const label = github.issues[0]?.labels.find((l) => l.startsWith('herald:')) ?? ''
+    github.issues.length = 0
+    github.addPullRequest([label])
+    const result = await channel.send(posture('e-2'), configuration, context)
+    assert.equal(result.ok && result.tickets?.[0]?.action, 'created')
+    assert.equal(github.issues.filter((i) => i.pull_request === undefined).length, 1)
+  })
+
+  it('notes when GitHub dropped the key label (no push access)', async () => {
+    github.pushAccess = false
+    const result = await channel.send(posture('e-1'), configuration, context)
+    assert.equal(result.ok, true)
+    assert.match((result.ok && result.notes?.join(' ')) || '', /GitHub dropped the label herald:[0-9a-f]{16}/)
+  })
+
+  it('renders the configuration title and body templates', async () => {
+    const templated = {
+      ...configuration,
+      templates: { title: 'Herald: {{ resource }}', body: 'Level {{ level }} at {{ time }}' },
+    }
+    await channel.send(posture('e-1'), templated, context)
+    assert.equal(github.issues[0]?.title, 'Herald: my-test-validation-scan')
+    assert.match(github.issues[0]?.body ?? '', /^Level info at 2026-11-22T10:00:00Z\n\n<!-- herald:ticket/)
+  })
+
+  it('reports what GitHub refused: an invalid assignee (permanent), bad credentials, issues turned off (gone)', async () => {
+    const invalid = await channel.send(posture('e-1'), { ...configuration, assignees: ['nobody'] }, context)
+    assert.deepEqual(invalid.ok ? invalid : [invalid.kind, invalid.status, invalid.error], [
+      'permanent',
+      422,
+      'HTTP 422: Validation Failed; assignees invalid',
+    ])
+    const unauthorized = await channel.send(posture('e-1'), { ...configuration, token: 'ghp_wrong' }, context)
+    assert.deepEqual(
+      unauthorized.ok ? unauthorized : [unauthorized.kind, unauthorized.status, unauthorized.error],
+      ['permanent', 401, 'HTTP 401: Bad credentials'],
+    )
+    github.issuesDisabled = true
+    const gone = await channel.send(posture('e-1'), configuration, context)
+    github.issuesDisabled = false
+    assert.deepEqual(gone.ok ? gone : [gone.kind, gone.status], ['gone', 410])
+  })
+
+  it("waits for GitHub's rate-limit reset", async () => {
+    const reset = Math.floor(Date.now() / 1000) + 120
+    github.failNext({
+      status: 403,
+      headers: { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(reset) },
+      body: { message: 'API rate limit exceeded for installation.' },
+    })
+    const result = await channel.send(posture('e-1'), configuration, context)
+    assert.ok(!result.ok)
+    assert.deepEqual([result.kind, result.code], ['retriable', 'rate_limited'])
+    assert.ok(
+      result.retryAfterMs !== undefined && result.retryAfterMs > 100_000 && result.retryAfterMs <= 121_000,
+    )
+  })
+
+  it('keeps the tickets of a partly failed delivery, and its retry files only the rest', async () => {
+    const finding = (id: string) => ({
+      id,
+      severity: 'high',
+      package: id.toLowerCase(),
+      version: '1',
+      type: 'deb',
+      fix_version: null,
+      kev: false,
+    })
+    const delivery = aDelivery(
+      anEvent({
+        id: 'v-3',
+        data: {
+          full_tag: 't:1',
+          digest: 'sha256:2',
+          added: [finding('CVE-C'), finding('CVE-D')],
+          removed: [],
+          updated: [],
+        },
+      }),
+    )
+    github.failWhen((r) => r.method === 'POST' && r.body.includes('"title":"CVE-D'), {
+      status: 502,
+      body: 'bad gateway',
+    })
+    const partial = await channel.send(delivery, configuration, context)
+    assert.ok(!partial.ok)
+    assert.deepEqual([partial.kind, partial.status], ['retriable', 502])
+    assert.deepEqual(
+      partial.tickets?.map((t) => [t.ticket, t.action]),
+      [['acme/security#1', 'created']],
+    )
+    const retried = await channel.send(delivery, configuration, context)
+    assert.deepEqual(retried.ok && retried.tickets?.map((t) => [t.ticket, t.action]), [
+      ['acme/security#1', 'unchanged'],
+      ['acme/security#2', 'created'],
+    ])
+    assert.equal(github.issues.length, 2)
+    assert.equal(github.comments.length, 0)
+  })
+})

@@ -1,0 +1,215 @@
+import assert from 'node:assert/strict'
+import { after, before, beforeEach, describe, it } from 'node:test'
+import { createOutboundGuard } from '../../src/outbound/index.ts'
+import { aDelivery, aPostureEvent } from '../../streams/delivery/channels/test-fixtures.ts'
+import { createJiraChannel, type JiraConfiguration } from '../../streams/delivery/index.ts'
+import { type JiraStandIn, startJiraStandIn } from '../support/jira-stand-in.ts'
+
+const EMAIL = 'herald-bot@acme.example'
+const API_TOKEN = 'ATATT3xFfGF0JiraIntegrationToken'
+
+describe('Jira channel against a Jira Cloud stand-in', () => {
+  let jira: JiraStandIn
+  const guard = createOutboundGuard({ allowlist: ['127.0.0.1'] })
+  let configuration: JiraConfiguration
+  const context = { uiUrl: 'https://herald.example.com', timeoutMs: 2_000 }
+
+  before(async () => {
+    // Search lags behind writes, as Jira's enhanced search does.
+    jira = await startJiraStandIn({
+      projectKey: 'SEC',
+      email: EMAIL,
+      apiToken: API_TOKEN,
+      searchLagMs: 60_000,
+    })
+    configuration = {
+      endpoint: 'jira',
+      id: 'cfg-jira',
+      account: 'acme',
+      url: jira.siteUrl,
+      username: EMAIL,
+      apiToken: API_TOKEN,
+      projectKey: 'SEC',
+      issueType: 'Bug',
+      priority: 'High',
+      labels: ['security'],
+      assignee: '5b10ac8d82e05b22cc7d4ef5',
+    }
+  })
+  beforeEach(() => {
+    jira.issues.length = 0
+    jira.comments.length = 0
+    jira.reopenable = true
+  })
+  after(async () => {
+    guard.close()
+    await jira.close()
+  })
+
+  const posture = (id: string) => aDelivery(aPostureEvent({ id }))
+
+  it('files an issue with the project, type, priority, labels and assignee, its description in ADF', async () => {
+    const channel = createJiraChannel({ guard })
+    const delivery = posture('e-1')
+    const result = await channel.send(delivery, configuration, context)
+    assert.equal(result.ok, true, JSON.stringify(result))
+    assert.deepEqual(jira.problems, [])
+    const [issue] = jira.issues
+    assert.equal(issue?.key, 'SEC-1')
+    assert.equal(issue?.summary, 'Validation completed: my-test-validation-scan')
+    assert.deepEqual(
+      [issue?.issuetype, issue?.priority, issue?.assignee],
+      ['Bug', 'High', '5b10ac8d82e05b22cc7d4ef5'],
+    )
+    assert.equal(issue?.labels[0], 'security')
+    assert.match(issue?.labels[1] ?? '', /^herald-[0-9a-f]{16}$/)
+    assert.deepEqual(issue?.properties.herald, {
+      key: issue?.labels[1]?.slice('herald-'.length),
+      delivery: delivery.deliveryId,
+    })
+    const text = JSON.stringify(issue?.description)
+    assert.match(text, /"text":"Scan completed: 180 passed, 12 failed\."/)
+    assert.match(
+      text,
+      /"marks":\[\{"type":"link","attrs":\{"href":"https:\/\/herald\.example\.com\/events\/e-1"\}\}\]/,
+    )
+    assert.deepEqual(result.ok && result.tickets, [
+      {
+        key: issue?.labels[1]?.slice('herald-'.length),
+        action: 'created',
+        ticket: 'SEC-1',
+        url: `${jira.siteUrl}/browse/SEC-1`,
+      },
+    ])
+    const create = jira.requests.find((r) => r.path === '/rest/api/3/issue')
+    assert.equal(
+      create?.headers.authorization,
+      `Basic ${Buffer.from(`${EMAIL}:${API_TOKEN}`).toString('base64')}`,
+    )
+  })
+
+  it('finds the issue it just filed although search lags, and comments instead of filing another', async () => {
+    const channel = createJiraChannel({ guard })
+    await channel.send(posture('e-1'), configuration, context)
+    const again = await channel.send(posture('e-2'), configuration, context)
+    assert.equal(again.ok && again.tickets?.[0]?.action, 'commented')
+    assert.equal(jira.issues.length, 1)
+    assert.equal(jira.comments.length, 1)
+    const search = jira.requests.filter((r) => r.path === '/rest/api/3/search/jql').at(-1)
+    assert.deepEqual(JSON.parse(search?.body ?? '{}').reconcileIssues, [Number(jira.issues[0]?.id)])
+    assert.match(JSON.stringify(jira.comments[0]?.body), /This happened again\./)
+  })
+
+  it('does nothing twice when a delivery is retried', async () => {
+    const channel = createJiraChannel({ guard })
+    const first = posture('e-1')
+    const second = posture('e-2')
+    await channel.send(first, configuration, context)
+    await channel.send(second, configuration, context)
+    for (const delivery of [first, second]) {
+      const replay = await channel.send(delivery, configuration, context)
+      assert.equal(replay.ok && replay.tickets?.[0]?.action, 'unchanged')
+    }
+    assert.equal(jira.issues.length, 1)
+    assert.equal(jira.comments.length, 1)
+  })
+
+  it('transitions a done issue back, with a comment, when it comes back', async () => {
+    const channel = createJiraChannel({ guard })
+    await channel.send(posture('e-1'), configuration, context)
+    jira.resolve('SEC-1')
+    const result = await channel.send(posture('e-3'), configuration, context)
+    assert.equal(result.ok && result.tickets?.[0]?.action, 'reopened')
+    assert.equal(jira.issues.length, 1)
+    assert.equal(jira.issues[0]?.status, '10000')
+    assert.match(
+      JSON.stringify(jira.comments.at(-1)?.body),
+      /Regression: this happened again after the ticket was closed/,
+    )
+    const transition = jira.requests.find((r) => r.path.endsWith('/transitions') && r.method === 'POST')
+    assert.deepEqual(JSON.parse(transition?.body ?? '{}'), { transition: { id: '31' } })
+  })
+
+  it('files a new issue when the workflow has no way back from done, naming the old one', async () => {
+    const channel = createJiraChannel({ guard })
+    await channel.send(posture('e-1'), configuration, context)
+    jira.resolve('SEC-1')
+    jira.reopenable = false
+    const result = await channel.send(posture('e-3'), configuration, context)
+    assert.deepEqual(result.ok && result.tickets?.map((t) => [t.ticket, t.action]), [['SEC-2', 'created']])
+    assert.match(JSON.stringify(jira.issues[1]?.description), /Reopens SEC-1/)
+    // The next repeat comments on the new, open one.
+    const next = await channel.send(posture('e-4'), configuration, context)
+    assert.deepEqual(next.ok && next.tickets?.map((t) => [t.ticket, t.action]), [['SEC-2', 'commented']])
+  })
+
+  it('relies on Jira, not on memory: a fresh process finds the issue once search has caught up', async () => {
+    await createJiraChannel({ guard }).send(posture('e-1'), configuration, context)
+    const issue = jira.issues[0]
+    if (issue === undefined) assert.fail('no issue')
+    issue.createdAt -= 61_000
+    const restarted = createJiraChannel({ guard })
+    const result = await restarted.send(posture('e-2'), configuration, context)
+    assert.equal(result.ok && result.tickets?.[0]?.action, 'commented')
+    assert.equal(jira.issues.length, 1)
+  })
+
+  it("reports Jira's refusals with its field errors, and its rate limit as retriable", async () => {
+    const channel = createJiraChannel({ guard })
+    const bad = await channel.send(posture('e-1'), { ...configuration, priority: 'Urgent!!' }, context)
+    assert.deepEqual(bad.ok ? bad : [bad.kind, bad.status, bad.error], [
+      'permanent',
+      400,
+      'HTTP 400: priority: Specify the Priority (name) in the string format',
+    ])
+    const unauthorized = await channel.send(posture('e-1'), { ...configuration, apiToken: 'wrong' }, context)
+    assert.deepEqual(unauthorized.ok ? unauthorized : [unauthorized.kind, unauthorized.status], [
+      'permanent',
+      401,
+    ])
+    jira.failNext({
+      status: 429,
+      headers: { 'retry-after': '30' },
+      body: { errorMessages: ['Rate limit exceeded.'] },
+    })
+    const limited = await channel.send(posture('e-1'), configuration, context)
+    assert.deepEqual(limited.ok ? limited : [limited.kind, limited.retryAfterMs, limited.error], [
+      'retriable',
+      30_000,
+      'HTTP 429: Rate limit exceeded.',
+    ])
+    const invalidKey = await channel.send(
+      posture('e-1'),
+      { ...configuration, projectKey: 'SEC" OR project != "X' },
+      context,
+    )
+    assert.deepEqual(invalidKey.ok ? invalidKey : [invalidKey.kind, invalidKey.code], [
+      'permanent',
+      'configuration',
+    ])
+    assert.equal(jira.issues.length, 0)
+  })
+
+  it('renders the configuration summary and description templates', async () => {
+    const channel = createJiraChannel({ guard })
+    const templated = {
+      ...configuration,
+      templates: {
+        summary: '[Herald] {{ resource }}\nsecond line',
+        description: 'Profile: {{ data.profile }}',
+      },
+    }
+    await channel.send(posture('e-1'), templated, context)
+    assert.equal(jira.issues[0]?.summary, '[Herald] my-test-validation-scan second line')
+    assert.deepEqual(jira.issues[0]?.description, {
+      type: 'doc',
+      version: 1,
+      content: [
+        {
+          type: 'paragraph',
+          content: [{ type: 'text', text: 'Profile: CIS IBM Cloud Foundations Benchmark v1.1.0' }],
+        },
+      ],
+    })
+  })
+})

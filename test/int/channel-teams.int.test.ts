@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { createOutboundGuard } from '../../src/outbound/index.ts'
+import { aDelivery, aPostureEvent } from '../../streams/delivery/channels/test-fixtures.ts'
+import { createTeamsChannel, type TeamsConfiguration } from '../../streams/delivery/index.ts'
+import { startTeamsStandIn, type TeamsStandIn } from '../support/teams-stand-in.ts'
+
+describe('Teams channel against a Teams stand-in', () => {
+  let teams: TeamsStandIn
+  const guard = createOutboundGuard({ allowlist: ['127.0.0.1'] })
+  const channel = createTeamsChannel({ guard })
+  const context = { uiUrl: 'https://herald.example.com', timeoutMs: 2_000 }
+  const configuration = (webhookUrl: string): TeamsConfiguration => ({
+    endpoint: 'teams',
+    id: 'cfg-teams',
+    account: 'acme',
+    webhookUrl,
+  })
+
+  before(async () => {
+    teams = await startTeamsStandIn()
+  })
+  after(async () => {
+    guard.close()
+    await teams.close()
+  })
+
+  it('posts an Adaptive Card to a Workflows webhook, which answers 202', async () => {
+    const result = await channel.send(aDelivery(aPostureEvent()), configuration(teams.workflowUrl), context)
+    assert.deepEqual(result, { ok: true, status: 202, response: 'accepted', latencyMs: result.latencyMs })
+    assert.deepEqual(teams.problems, [])
+    const card = (
+      teams.cards.at(-1) as {
+        attachments: { content: { body: { text?: string }[]; actions: { url: string }[] } }[]
+      }
+    ).attachments[0]?.content
+    assert.equal(card?.body[0]?.text, 'Validation completed: my-test-validation-scan')
+    assert.equal(card?.actions[0]?.url, 'https://herald.example.com/events/evt-posture-1')
+  })
+
+  it('posts to a legacy connector, which answers 200 "1", without a link when ui_url is not set', async () => {
+    const result = await channel.send(aDelivery(aPostureEvent()), configuration(teams.connectorUrl), {
+      ...context,
+      uiUrl: null,
+    })
+    assert.deepEqual(result.ok && [result.status, result.response], [200, 'accepted'])
+    assert.doesNotMatch(JSON.stringify(teams.cards.at(-1)), /Action\.OpenUrl|herald\.example\.com/)
+  })
+
+  it("reads the connector's throttling, reported as a 200, as retriable", async () => {
+    teams.failNext({
+      status: 200,
+      body: 'Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error 429 with ContextId tcid=0',
+    })
+    const result = await channel.send(aDelivery(aPostureEvent()), configuration(teams.connectorUrl), context)
+    assert.deepEqual(result.ok ? result : [result.kind, result.code, result.status], [
+      'retriable',
+      'rate_limited',
+      200,
+    ])
+  })
+
+  it('a workflow URL without its signature is refused: permanent', async () => {
+    const unsigned = teams.workflowUrl.replace(/&sig=[^&]+/, '')
+    const result = await channel.send(aDelivery(aPostureEvent()), configuration(unsigned), context)
+    assert.deepEqual(result.ok ? result : [result.kind, result.status], ['permanent', 401])
+  })
+})
