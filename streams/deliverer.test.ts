@@ -1,12 +1,16 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import type { WebhookConfiguration } from '../src/notifications/index.ts'
 import type { LogFields, Logger, LogLevel } from '../src/observability/index.ts'
 import type { Batch, LogMessage } from '../src/ports/index.ts'
-import { createDelivererHandler, type DeliveryOutcome, DeliveryRetryError } from './deliverer.ts'
-import type { Fetch } from './delivery/index.ts'
+import {
+  createDelivererHandler,
+  type DeliverableConfiguration,
+  type DeliveryOutcome,
+  DeliveryRetryError,
+} from './deliverer.ts'
+import type { DeliveryChannels } from './delivery/index.ts'
 import { type DeliveryCommand, deliveryIdFor, encodeDeliveryCommand } from './routing/index.ts'
-import { anEvent, aWebhookConfiguration } from './routing/test-fixtures.ts'
+import { anEvent } from './routing/test-fixtures.ts'
 
 const capturingLogger = () => {
   const lines: { level: LogLevel; event: string; fields: LogFields }[] = []
@@ -42,43 +46,60 @@ const batchOf = (values: Uint8Array[]): Batch => ({
 
 const commands = (...list: DeliveryCommand[]) => batchOf(list.map((c) => encodeDeliveryCommand(c).value))
 
-const configurations = new Map<string, WebhookConfiguration>([
-  ['ok', aWebhookConfiguration({ id: 'ok', url: 'https://ok.example/hook' })],
-  ['down', aWebhookConfiguration({ id: 'down', url: 'https://down.example/hook' })],
-  ['gone', aWebhookConfiguration({ id: 'gone', url: 'https://gone.example/hook' })],
-  ['off', aWebhookConfiguration({ id: 'off', url: 'https://off.example/hook', enabled: false })],
+const webhook = (id: string, url: string, enabled = true): DeliverableConfiguration => ({
+  enabled,
+  channel: {
+    endpoint: 'webhook',
+    id,
+    account: 'acme',
+    url,
+    signingSecrets: ['whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'],
+  },
+})
+
+const configurations = new Map<string, DeliverableConfiguration>([
+  ['ok', webhook('ok', 'https://ok.example/hook')],
+  ['down', webhook('down', 'https://down.example/hook')],
+  ['gone', webhook('gone', 'https://gone.example/hook')],
+  ['off', webhook('off', 'https://off.example/hook', false)],
 ])
 
-/** Answers by host; counts calls per webhook-id. */
+/** A channel port that answers by host, classifying as the channels do; records each call. */
 const endpoints = (statusByHost: Record<string, () => number>) => {
   const calls: { host: string; deliveryId: string }[] = []
-  const fetch: Fetch = async (input, init) => {
-    const host = new URL(String(input)).host
-    calls.push({ host, deliveryId: new Headers(init?.headers).get('webhook-id') ?? '' })
-    return new Response(null, { status: statusByHost[host]?.() ?? 200 })
+  const send: DeliveryChannels['send'] = async (delivery, configuration) => {
+    const host = new URL(configuration.endpoint === 'webhook' ? configuration.url : 'https://other.example')
+      .host
+    calls.push({ host, deliveryId: delivery.deliveryId })
+    const status = statusByHost[host]?.() ?? 200
+    if (status < 300) return { ok: true, status, response: '', latencyMs: 1 }
+    const kind = status === 410 ? 'gone' : status === 503 ? 'retriable' : 'permanent'
+    return { ok: false, kind, code: 'http_status', status, error: `HTTP ${status}`, latencyMs: 1 }
   }
-  return { calls, fetch }
+  return { calls, send }
 }
 
 const handlerWith = (
-  fetch: Fetch,
+  send: DeliveryChannels['send'],
   logger: Logger = () => {},
   onOutcome?: (outcome: DeliveryOutcome) => void,
+  onGone?: (command: DeliveryCommand) => void,
 ) =>
   createDelivererHandler({
     getConfiguration: (id) => configurations.get(id),
-    fetch,
-    clock: () => 0,
+    send,
+    uiUrl: null,
     logger,
     timeoutMs: 1000,
     ...(onOutcome === undefined ? {} : { onOutcome }),
+    ...(onGone === undefined ? {} : { onGone }),
   })
 
 describe('createDelivererHandler', () => {
   it('delivers every command of a batch', async () => {
-    const { calls, fetch } = endpoints({})
+    const { calls, send } = endpoints({})
     const { lines, logger } = capturingLogger()
-    await handlerWith(fetch, logger)(commands(commandFor('e1', 'ok'), commandFor('e2', 'ok')))
+    await handlerWith(send, logger)(commands(commandFor('e1', 'ok'), commandFor('e2', 'ok')))
     assert.deepEqual(
       calls.map((c) => c.deliveryId),
       [deliveryIdFor('e1', 'ok'), deliveryIdFor('e2', 'ok')],
@@ -87,10 +108,16 @@ describe('createDelivererHandler', () => {
   })
 
   it('logs and skips final failures, missing and disabled configurations', async () => {
-    const { calls, fetch } = endpoints({ 'gone.example': () => 410 })
+    const { calls, send } = endpoints({ 'gone.example': () => 410 })
     const { lines, logger } = capturingLogger()
     const outcomes: DeliveryOutcome[] = []
-    await handlerWith(fetch, logger, (o) => outcomes.push(o))(
+    const gone: string[] = []
+    await handlerWith(
+      send,
+      logger,
+      (o) => outcomes.push(o),
+      (c) => gone.push(c.configurationId),
+    )(
       commands(
         commandFor('e1', 'gone'),
         commandFor('e2', 'off'),
@@ -107,19 +134,20 @@ describe('createDelivererHandler', () => {
       lines.map((l) => `${l.event} ${l.fields.reason ?? l.fields.status}`).sort(),
       [
         'delivery.webhook.rejected 410',
-        'delivery.webhook.skipped account_mismatch',
         'delivery.webhook.skipped configuration_disabled',
+        'delivery.webhook.skipped configuration_mismatch',
         'delivery.webhook.skipped configuration_missing',
       ],
     )
     assert.deepEqual(outcomes.sort(), ['rejected', 'skipped', 'skipped', 'skipped'])
+    assert.deepEqual(gone, ['gone'], '410 asks for the configuration to be disabled')
   })
 
   it('logs and skips undecodable commands', async () => {
-    const { calls, fetch } = endpoints({})
+    const { calls, send } = endpoints({})
     const { lines, logger } = capturingLogger()
     await handlerWith(
-      fetch,
+      send,
       logger,
     )(batchOf([new TextEncoder().encode('{}'), encodeDeliveryCommand(commandFor('e1', 'ok')).value]))
     assert.equal(calls.length, 1)
@@ -129,8 +157,8 @@ describe('createDelivererHandler', () => {
 
   it('rejects a batch with a retriable failure, and on retry sends only what did not succeed', async () => {
     let downStatus = 503
-    const { calls, fetch } = endpoints({ 'down.example': () => downStatus })
-    const handler = handlerWith(fetch)
+    const { calls, send } = endpoints({ 'down.example': () => downStatus })
+    const handler = handlerWith(send)
     const batch = commands(commandFor('e1', 'down'), commandFor('e2', 'ok'), commandFor('e3', 'down'))
 
     await assert.rejects(handler(batch), (error: unknown) => {
@@ -157,20 +185,20 @@ describe('createDelivererHandler', () => {
   it('delivers to different configurations concurrently, within the bound', async () => {
     let inFlight = 0
     let peak = 0
-    const fetch: Fetch = async () => {
+    const send: DeliveryChannels['send'] = async () => {
       inFlight++
       peak = Math.max(peak, inFlight)
       await new Promise((resolve) => setTimeout(resolve, 10))
       inFlight--
-      return new Response(null, { status: 200 })
+      return { ok: true, status: 200, response: '', latencyMs: 10 }
     }
     const many = new Map(
-      Array.from({ length: 6 }, (_, i) => [`c${i}`, aWebhookConfiguration({ id: `c${i}` })]),
+      Array.from({ length: 6 }, (_, i) => [`c${i}`, webhook(`c${i}`, `https://c${i}.example/hook`)]),
     )
     const handler = createDelivererHandler({
       getConfiguration: (id) => many.get(id),
-      fetch,
-      clock: () => 0,
+      send,
+      uiUrl: null,
       logger: () => {},
       timeoutMs: 1000,
       concurrency: 3,

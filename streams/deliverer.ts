@@ -1,9 +1,8 @@
 import { concatMap, from, lastValueFrom, mergeMap, type Observable, of, toArray } from 'rxjs'
 import { HeraldError, isRetriable } from '../src/errors/index.ts'
-import type { WebhookConfiguration } from '../src/notifications/index.ts'
 import type { Logger } from '../src/observability/index.ts'
 import type { Batch, BatchHandler, LogMessage } from '../src/ports/index.ts'
-import { type Fetch, sendWebhook } from './delivery/index.ts'
+import type { ChannelConfiguration, ChannelResult, DeliveryChannels } from './delivery/index.ts'
 import { type DeliveryCommand, decodeDeliveryCommand } from './routing/index.ts'
 
 /** A batch had deliveries that may succeed later; the log delivers the batch again. */
@@ -16,22 +15,31 @@ export class DeliveryRetryError extends HeraldError {
   }
 }
 
+/** A configuration as the deliverer needs it: the channel's view with secrets opened, and its switch. */
+export interface DeliverableConfiguration {
+  readonly enabled: boolean
+  readonly channel: ChannelConfiguration
+}
+
 export interface DelivererHandlerOptions {
-  /** The configuration as of now, with its secret; undefined when it does not exist (any more). */
+  /** The configuration as of now; undefined when it does not exist (any more). */
   readonly getConfiguration: (
     configurationId: string,
-  ) => WebhookConfiguration | undefined | Promise<WebhookConfiguration | undefined>
-  readonly fetch: Fetch
-  /** Milliseconds since the epoch. */
-  readonly clock: () => number
+  ) => DeliverableConfiguration | undefined | Promise<DeliverableConfiguration | undefined>
+  /** The channel port (`createDeliveryChannels(...).send`). */
+  readonly send: DeliveryChannels['send']
+  /** `ui_url`: messages link into the UI when set. */
+  readonly uiUrl: string | null
   readonly logger: Logger
   readonly timeoutMs: number
   /** Configurations delivered to at the same time (default 8); one configuration's deliveries go one at a time. */
   readonly concurrency?: number
   /** How many recent delivery ids are remembered to skip in a retried batch (default 10 000). */
   readonly rememberDeliveries?: number
-  /** Each delivery's outcome, for metrics (`herald_deliveries_total{endpoint,outcome}`). */
+  /** Each delivery's outcome, for metrics (`herald_deliveries_total{endpoint,outcome}`) and health. */
   readonly onOutcome?: (outcome: DeliveryOutcome, command: DeliveryCommand) => void
+  /** The endpoint answered that it no longer exists (HTTP 410): its configuration should be disabled. */
+  readonly onGone?: (command: DeliveryCommand) => void
 }
 
 /** `sent`: 2xx; `failed`: retriable, retried with the batch; `rejected`: final refusal; `skipped`: nothing to send to. */
@@ -54,18 +62,18 @@ const recentIds = (capacity: number) => {
 }
 
 /**
- * The deliverer's EventLog batch handler: sends each DeliveryCommand's webhook. A
- * non-retriable failure (a 4xx, a missing or disabled configuration) is logged and skipped;
+ * The deliverer's EventLog batch handler: sends each DeliveryCommand through its endpoint's
+ * channel. A permanent failure (a 4xx, a missing or disabled configuration) is logged and skipped;
  * a retriable one makes the handler reject after the rest of the batch was tried, so the log
  * delivers the batch again. Deliveries that already succeeded are remembered and not sent
  * twice when that happens.
  *
  * @example
  * await log.consume({ groupId: 'herald-deliverer', topics: ['notifications.deliveries'] },
- *   createDelivererHandler({ getConfiguration, fetch, clock: Date.now, logger, timeoutMs: 10_000 }))
+ *   createDelivererHandler({ getConfiguration, send: channels.send, uiUrl: null, logger, timeoutMs: 15_000 }))
  */
 export const createDelivererHandler = (options: DelivererHandlerOptions): BatchHandler => {
-  const { getConfiguration, fetch, clock, logger, timeoutMs } = options
+  const { getConfiguration, send, uiUrl, logger, timeoutMs } = options
   const concurrency = options.concurrency ?? 8
   const delivered = recentIds(options.rememberDeliveries ?? 10_000)
 
@@ -79,23 +87,29 @@ export const createDelivererHandler = (options: DelivererHandlerOptions): BatchH
 
   const attempt = async (command: DeliveryCommand): Promise<DeliveryOutcome> => {
     const configuration = await getConfiguration(command.configurationId)
-    if (configuration === undefined || !configuration.enabled || configuration.account !== command.account) {
+    const endpoint = command.endpoint
+    if (
+      configuration === undefined ||
+      !configuration.enabled ||
+      configuration.channel.account !== command.account ||
+      configuration.channel.endpoint !== endpoint
+    ) {
       const reason =
         configuration === undefined
           ? 'configuration_missing'
           : !configuration.enabled
             ? 'configuration_disabled'
-            : 'account_mismatch'
-      logger('warn', 'delivery.webhook.skipped', { ...fields(command), reason })
+            : 'configuration_mismatch'
+      logger('warn', `delivery.${endpoint}.skipped`, { ...fields(command), reason })
       return 'skipped'
     }
-    let result: Awaited<ReturnType<typeof sendWebhook>>
+    let result: ChannelResult
     try {
-      result = await sendWebhook(command, configuration, { fetch, clock, timeoutMs })
+      result = await send(command, configuration.channel, { uiUrl, timeoutMs })
     } catch (error) {
-      // sendWebhook reports network and HTTP failures as results; what it throws is our own
-      // fault (a malformed stored secret), and only a retriable Herald error deserves a retry.
-      logger('error', 'delivery.webhook.error', {
+      // Channels report endpoint, network and configuration failures as results; what they
+      // throw is our own fault, and only a retriable Herald error deserves a retry.
+      logger('error', `delivery.${endpoint}.error`, {
         ...fields(command),
         error: String(error),
         retriable: isRetriable(error),
@@ -104,14 +118,19 @@ export const createDelivererHandler = (options: DelivererHandlerOptions): BatchH
     }
     const outcome = { ...fields(command), status: result.status, latency_ms: result.latencyMs }
     if (result.ok) {
-      logger('info', 'delivery.webhook.sent', outcome)
+      logger('info', `delivery.${endpoint}.sent`, outcome)
       return 'sent'
     }
-    if (result.retriable) {
-      logger('warn', 'delivery.webhook.failed', { ...outcome, error: result.error, retriable: true })
+    const failure = { ...outcome, code: result.code, error: result.error, kind: result.kind }
+    if (result.kind === 'retriable') {
+      logger('warn', `delivery.${endpoint}.failed`, {
+        ...failure,
+        retry_after_ms: result.retryAfterMs ?? null,
+      })
       return 'failed'
     }
-    logger('warn', 'delivery.webhook.rejected', { ...outcome, error: result.error, retriable: false })
+    logger('warn', `delivery.${endpoint}.rejected`, failure)
+    if (result.kind === 'gone') options.onGone?.(command)
     return 'rejected'
   }
 

@@ -35,7 +35,7 @@ const options = (d: {
   description: string | null
   enabled: boolean
   verifyTls: boolean
-  templates: Readonly<Record<string, string>>
+  templates: Readonly<Record<string, JsonValue>>
   digest: { enabled: boolean; windowSeconds: number | null }
 }): Record<string, JsonValue> => ({
   description: d.description,

@@ -140,18 +140,12 @@ export const JiraProjectKey = refinedString(
   'must be a Jira project key: an uppercase letter, then uppercase letters, digits or "_"',
 )
 
-// Template names are the slots a channel fills (`title`, `body`, `subject`, …); the channel
-// layer checks the names and parses the templates when the configuration is saved.
+// Templates by field (`title`, `subject`, …) and per event type under `event_types`; the
+// channel layer checks the fields and parses every template when the configuration is saved.
+const MAX_TEMPLATES_BYTES = 64 * 1024
 export const Templates = withMessage(
-  t.refinement(
-    t.record(t.string, t.string),
-    (r) =>
-      Object.keys(r).length <= 16 &&
-      Object.entries(r).every(([k, v]) => /^[a-z][a-z0-9_]{0,63}$/.test(k) && v.length <= 16_384),
-    'Templates',
-  ),
-  () =>
-    'must map at most 16 template names (lowercase letters, digits, "_") to templates of at most 16384 characters',
+  t.refinement(t.UnknownRecord, (r) => JSON.stringify(r).length <= MAX_TEMPLATES_BYTES, 'Templates'),
+  () => `must be an object of templates by field, at most ${MAX_TEMPLATES_BYTES} bytes as JSON`,
 )
 
 export const DigestWindowSeconds = withMessage(

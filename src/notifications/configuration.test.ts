@@ -257,7 +257,11 @@ describe('endpoint configuration decider', () => {
       given()
         .when(
           create({
-            options: { ...DEFAULT_OPTIONS, digest_window_seconds: 0, templates: { 'Bad Name': 'x' } },
+            options: {
+              ...DEFAULT_OPTIONS,
+              digest_window_seconds: 0,
+              templates: 'not an object' as unknown as Record<string, string>,
+            },
           }),
         )
         .refuses(validationOf('digest_window_seconds', 'templates'))

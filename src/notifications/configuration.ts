@@ -53,7 +53,7 @@ const Options = t.type({
   description: t.union([t.null, t.string]),
   enabled: t.boolean,
   verifyTls: t.boolean,
-  templates: t.record(t.string, t.string),
+  templates: t.record(t.string, Json),
   digest: Digest,
 })
 
@@ -286,7 +286,7 @@ const checkOptions = (options: ConfigurationOptions) => {
     description: o.description,
     enabled: o.enabled,
     verifyTls: o.verify_tls,
-    templates: o.templates,
+    templates: o.templates as Record<string, JsonValue>,
     digest: { enabled: o.digest, windowSeconds: o.digest_window_seconds },
   }
 }

@@ -63,8 +63,8 @@ export interface EndpointConfiguration {
   readonly description: string | null
   readonly enabled: boolean
   readonly verifyTls: boolean
-  /** Template overrides by template name; empty for the channel's defaults. */
-  readonly templates: Readonly<Record<string, string>>
+  /** Template overrides by field, and per event type under `event_types`; empty for the channel's defaults. */
+  readonly templates: Readonly<Record<string, JsonValue>>
   readonly digest: DigestSettings
   readonly createdAt: string
   readonly updatedAt: string

@@ -114,6 +114,8 @@ export interface NotificationRoutesOptions {
   readonly checkTarget?: (url: string) => Promise<void>
   /** Recent delivery outcomes, for `…/{uuid}/status`. */
   readonly health?: DeliveryHealth
+  /** Parses template overrides, refusing a bad one with issues naming it (the channel layer's `validateTemplates`). */
+  readonly checkTemplates?: (templates: unknown, endpoint: EndpointType) => Promise<void>
 }
 
 /**
@@ -128,6 +130,7 @@ export const createNotificationRoutes = ({
   service,
   checkTarget,
   health,
+  checkTemplates,
 }: NotificationRoutesOptions): Hono<NotificationsEnv> => {
   const app = new Hono<NotificationsEnv>()
   const CONFIGURATIONS = '/endpoints/:endpoint/configurations'
@@ -160,6 +163,7 @@ export const createNotificationRoutes = ({
     const endpoint = endpointParam(c)
     const input = configurationInput(endpoint, await jsonBody(c))
     await checkTargets(endpoint, input.fields, true)
+    if (input.options.templates != null) await checkTemplates?.(input.options.templates, endpoint)
     const created = await service.createConfiguration(principalOf(c), endpoint, input)
     c.header('etag', etag(created.revision))
     c.header('location', `${c.req.path}/${created.value.id}`)
@@ -181,6 +185,7 @@ export const createNotificationRoutes = ({
     const write = writeOptions(c, `configuration ${id}`)
     const input = configurationInput(endpoint, await jsonBody(c))
     await checkTargets(endpoint, input.fields, false)
+    if (input.options.templates != null) await checkTemplates?.(input.options.templates, endpoint)
     const updated = await service.updateConfiguration(principalOf(c), endpoint, id, input, write)
     c.header('etag', etag(updated.revision))
     return c.json(configurationView(updated.value))

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import type { Hono } from 'hono'
 import { createDelivererHandler } from '../../streams/deliverer.ts'
-import type { Fetch } from '../../streams/delivery/index.ts'
+import { createDeliveryChannels, validateTemplates } from '../../streams/delivery/index.ts'
 import { buildSelectorIndex, emptySelectorIndex, type SelectorIndex } from '../../streams/routing/index.ts'
 import type { Config } from '../config/index.ts'
 import { createEventTypeRoutes } from '../http/event-types.ts'
@@ -21,6 +21,7 @@ import type { OutboundGuard } from '../outbound/index.ts'
 import type { Consumer, EventLog } from '../ports/event-log.ts'
 import type { EventStore } from '../ports/event-store.ts'
 import { createSecretBox, loadOrCreateKeyFile } from '../secrets/index.ts'
+import { toChannelConfiguration } from './channel-configuration.ts'
 import { type IngressWiring, startRouter } from './ingress.ts'
 
 export interface NotificationsWiring {
@@ -54,6 +55,7 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     previous: config.secrets.previous_keys,
   })
   const health = createDeliveryHealth()
+  const channels = createDeliveryChannels({ guard: options.outbound, clock, logger })
   const service = createNotificationConfigService({
     store,
     box,
@@ -78,6 +80,7 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
       app: createNotificationRoutes({
         service,
         health,
+        checkTemplates: (templates, endpoint) => validateTemplates(templates, endpoint),
         checkTarget: async (url) => {
           await options.outbound.checkUrl(url)
         },
@@ -107,9 +110,6 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     next: (set) => {
       selectors = set
       index = buildSelectorIndex(set, {
-        // Only webhooks have a deliverer so far; a command for another endpoint type would
-        // be acknowledged and never sent.
-        routable: (configuration) => configuration.endpoint === 'webhook',
         onUncompilable: (selector, error) =>
           logger('error', 'router.selector_uncompilable', { selector_id: selector.id, error: String(error) }),
       })
@@ -135,16 +135,37 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     createDelivererHandler({
       getConfiguration: (id) => {
         const configuration = selectors.configurations.get(id)
-        return configuration === undefined ? undefined : service.webhookDelivery(configuration, clock())
+        if (configuration === undefined) return undefined
+        const webhook = () => service.webhookDelivery(configuration, clock())
+        const signingSecrets = () => {
+          const delivery = webhook()
+          return delivery === undefined
+            ? []
+            : [delivery.signingSecret, ...(delivery.previousSigningSecrets ?? [])]
+        }
+        return {
+          enabled: configuration.enabled,
+          channel: toChannelConfiguration(
+            configuration,
+            (field) => service.openSecret(configuration, field),
+            signingSecrets,
+          ),
+        }
       },
-      fetch: guardedFetchOf(options.outbound),
-      clock,
+      send: channels.send,
+      uiUrl: config.ui_url,
       logger,
       timeoutMs: config.notifications.webhook_timeout_ms,
       onOutcome: (outcome, command) => {
         options.metrics.deliveries.inc({ endpoint: command.endpoint, outcome })
         if (outcome !== 'skipped') health.record(command.configurationId, outcome === 'sent', clock())
       },
+      onGone: (command) =>
+        logger('warn', 'delivery.configuration_gone', {
+          configuration_id: command.configurationId,
+          endpoint: command.endpoint,
+          hint: 'the endpoint answered 410 Gone; disable or fix this configuration',
+        }),
     }),
   )
   return {
@@ -155,18 +176,3 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     },
   }
 }
-
-/** The deliverer speaks WHATWG fetch; the guard pins each request to the address it checked. */
-const guardedFetchOf =
-  (guard: OutboundGuard): Fetch =>
-  async (input, init) => {
-    const { response } = await guard.fetch(String(input), {
-      ...(init?.method === undefined ? {} : { method: init.method }),
-      ...(init?.headers === undefined
-        ? {}
-        : { headers: init.headers as ConstructorParameters<typeof Headers>[0] }),
-      ...(typeof init?.body === 'string' ? { body: init.body } : {}),
-      ...(init?.signal ? { signal: init.signal } : {}),
-    })
-    return response
-  }

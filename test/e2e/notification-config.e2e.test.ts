@@ -271,6 +271,22 @@ describe('notification configuration through a running Herald', () => {
     )
   })
 
+  it('refuses a template override that does not parse, naming it, and keeps one that does', async () => {
+    const writer = tokens['read-write'] as string
+    const bad = await call(writer, 'POST', `${BASE}/slack/configurations`, {
+      url: `${HOOK}/services/T/B/x`,
+      templates: { title: '{% if %}' },
+    })
+    assert.equal(bad.status, 400, bad.text)
+    assert.match(JSON.stringify(bad.json.errors), /templates\.title/)
+    const good = await call(writer, 'POST', `${BASE}/slack/configurations`, {
+      url: `${HOOK}/services/T/B/y`,
+      templates: { title: 'Herald: {{ headline }}' },
+    })
+    assert.equal(good.status, 201, good.text)
+    assert.deepEqual(good.json.templates, { title: 'Herald: {{ headline }}' })
+  })
+
   it('takes 50 concurrent updates to one configuration: each accepted write is in the history, each refused one got 412', async () => {
     const writer = tokens['read-write'] as string
     const { id } = await resource(writer)

@@ -15,10 +15,12 @@ import {
   type WebhookConfiguration,
 } from '../../src/notifications/index.ts'
 import type { LogFields, Logger } from '../../src/observability/index.ts'
+import { createOutboundGuard } from '../../src/outbound/index.ts'
 import type { Consumer, EventLog } from '../../src/ports/index.ts'
 import { createSecretBox } from '../../src/secrets/index.ts'
+import { toChannelConfiguration } from '../../src/wiring/channel-configuration.ts'
 import { createDelivererHandler } from '../../streams/deliverer.ts'
-import { verifyWebhook } from '../../streams/delivery/index.ts'
+import { createDeliveryChannels, verifyWebhook } from '../../streams/delivery/index.ts'
 import { createRouterHandler } from '../../streams/router.ts'
 import {
   buildSelectorIndex,
@@ -63,6 +65,8 @@ describe('routing: engine event → router → deliveries topic → deliverer �
   let index: SelectorIndex = emptySelectorIndex
   let readModel: Subscription
   const consumers: Consumer[] = []
+  // Deliveries go through the real channel layer and SSRF guard; the receiver is on loopback.
+  const guard = createOutboundGuard({ allowlist: ['127.0.0.1'] })
   const lines: { event: string; fields: LogFields }[] = []
   const logger: Logger = (_level, event, fields = {}) => lines.push({ event, fields })
 
@@ -144,10 +148,18 @@ describe('routing: engine event → router → deliveries topic → deliverer �
         createDelivererHandler({
           getConfiguration: (id) => {
             const stored = latestSet.configurations.get(id)
-            return stored === undefined ? undefined : service.webhookDelivery(stored, Date.now())
+            if (stored === undefined) return undefined
+            const secrets = () => {
+              const delivery = service.webhookDelivery(stored, Date.now())
+              return delivery === undefined ? [] : [delivery.signingSecret]
+            }
+            return {
+              enabled: stored.enabled,
+              channel: toChannelConfiguration(stored, (field) => service.openSecret(stored, field), secrets),
+            }
           },
-          fetch,
-          clock: Date.now,
+          send: createDeliveryChannels({ guard, logger }).send,
+          uiUrl: null,
           logger,
           timeoutMs: 2_000,
         }),
@@ -157,6 +169,7 @@ describe('routing: engine event → router → deliveries topic → deliverer �
 
   after(async () => {
     await Promise.all(consumers.map((c) => c.stop()))
+    guard.close()
     readModel?.unsubscribe()
     await log?.close()
     await store?.close()
