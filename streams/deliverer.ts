@@ -39,7 +39,7 @@ export interface DelivererHandlerOptions {
   /** Each delivery's outcome, for metrics (`herald_deliveries_total{endpoint,outcome}`) and health. */
   readonly onOutcome?: (outcome: DeliveryOutcome, command: DeliveryCommand) => void
   /** The endpoint answered that it no longer exists (HTTP 410): its configuration should be disabled. */
-  readonly onGone?: (command: DeliveryCommand) => void
+  readonly onGone?: (command: DeliveryCommand) => void | Promise<void>
 }
 
 /** `sent`: 2xx; `failed`: retriable, retried with the batch; `rejected`: final refusal; `skipped`: nothing to send to. */
@@ -130,7 +130,7 @@ export const createDelivererHandler = (options: DelivererHandlerOptions): BatchH
       return 'failed'
     }
     logger('warn', `delivery.${endpoint}.rejected`, failure)
-    if (result.kind === 'gone') options.onGone?.(command)
+    if (result.kind === 'gone') await options.onGone?.(command)
     return 'rejected'
   }
 

@@ -149,6 +149,21 @@ describe('createNotificationConfigService', () => {
     assert.equal(value.configuration.settings.username, 'a')
   })
 
+  it('disables a configuration on Herald\u2019s own account, once, visibly in its history', async () => {
+    const created = await webhook()
+    const id = created.value.id
+    await service.disableConfiguration(id, 'endpoint_gone')
+    await service.disableConfiguration(id, 'endpoint_gone')
+    const { value, revision } = await service.getConfiguration('acme', 'webhook', id)
+    assert.equal(value.configuration.enabled, false)
+    assert.equal(revision, 1, 'the second call changed nothing')
+    const events = await store.readStream(streamName(id))
+    assert.equal(events[1]?.data.by, 'system/endpoint_gone')
+    assert.deepEqual(events[1]?.data.changed, ['enabled'])
+    await service.deleteConfiguration(acme, 'webhook', id)
+    await assert.rejects(service.disableConfiguration(id, 'endpoint_gone'), NotFoundError)
+  })
+
   it('hides another account\u2019s configuration, and one of another endpoint type, as not found', async () => {
     const created = await webhook()
     const id = created.value.id

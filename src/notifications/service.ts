@@ -159,6 +159,11 @@ export interface NotificationConfigService {
     selectorId: string,
     options?: WriteOptions,
   ): Promise<void>
+  /**
+   * Switches a configuration off on Herald's own account (`by` is `system/<reason>`), e.g. when
+   * its endpoint answered 410 Gone; a no-op when it is off already. NotFoundError when it is gone.
+   */
+  disableConfiguration(configurationId: string, reason: string): Promise<void>
   /** Every selector of the account, across its configurations. */
   listSelectors(account: string): Promise<readonly Selector[]>
   /** Opens one of a configuration's secrets, for the code that delivers with it. */
@@ -206,6 +211,9 @@ const MAX_ATTEMPTS = 3
 const aadOf = (configurationId: string, field: string): string => `${configurationId}/${field}`
 
 const byPrincipal = (principal: Principal): string => `${principal.account}/${principal.role}`
+
+const notFound = (configurationId: string): NotFoundError =>
+  new NotFoundError(`notification configuration ${configurationId} not found`, { configurationId })
 
 /**
  * Event-sourced notification configuration on the EventStore port.
@@ -444,6 +452,27 @@ export const createNotificationConfigService = (
       return { value: liveState(state).configuration, revision }
     },
 
+    disableConfiguration: async (configurationId, reason) => {
+      await handle(configurationId, (current) => {
+        if (current.status !== 'active') throw notFound(configurationId)
+        const configuration = current.configuration
+        return {
+          type: 'UpdateConfiguration',
+          data: {
+            configurationId,
+            account: configuration.account,
+            endpoint: configuration.endpoint,
+            values: configuration.settings,
+            secrets: {},
+            clearSecrets: [],
+            hints: {},
+            options: { ...optionsOf(configuration), enabled: false },
+          },
+          metadata: { now: clock(), by: `system/${reason}` },
+        }
+      })
+    },
+
     deleteConfiguration: async (principal, endpoint, configurationId, write) => {
       await handle(
         configurationId,
@@ -464,9 +493,7 @@ export const createNotificationConfigService = (
         state.configuration.endpoint !== endpoint ||
         revision === 'no_stream'
       ) {
-        throw new NotFoundError(`notification configuration ${configurationId} not found`, {
-          configurationId,
-        })
+        throw notFound(configurationId)
       }
       return {
         value: { configuration: state.configuration, selectors: [...state.selectors.values()] },

@@ -160,12 +160,16 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
         options.metrics.deliveries.inc({ endpoint: command.endpoint, outcome })
         if (outcome !== 'skipped') health.record(command.configurationId, outcome === 'sent', clock())
       },
-      onGone: (command) =>
-        logger('warn', 'delivery.configuration_gone', {
-          configuration_id: command.configurationId,
-          endpoint: command.endpoint,
-          hint: 'the endpoint answered 410 Gone; disable or fix this configuration',
-        }),
+      // The endpoint says it no longer exists: stop sending to it, visibly in the audit trail.
+      onGone: async (command) => {
+        const fields = { configuration_id: command.configurationId, endpoint: command.endpoint }
+        try {
+          await service.disableConfiguration(command.configurationId, 'endpoint_gone')
+          logger('warn', 'delivery.configuration_disabled', { ...fields, reason: 'endpoint_gone' })
+        } catch (error) {
+          logger('error', 'delivery.configuration_disable_failed', { ...fields, error: String(error) })
+        }
+      },
     }),
   )
   return {

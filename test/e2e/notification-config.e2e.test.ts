@@ -6,7 +6,9 @@ import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { after, before, describe, it } from 'node:test'
 import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/index.ts'
+import { eventually } from '../support/eventually.ts'
 import { type HeraldProcess, startHeraldProcess } from '../support/herald-process.ts'
+import { startWebhookReceiver } from '../support/webhook-receiver.ts'
 
 const ADMIN_TOKEN = `admin-${randomBytes(12).toString('hex')}`
 const HOOK = 'http://127.0.0.1:9'
@@ -285,6 +287,51 @@ describe('notification configuration through a running Herald', () => {
     })
     assert.equal(good.status, 201, good.text)
     assert.deepEqual(good.json.templates, { title: 'Herald: {{ headline }}' })
+  })
+
+  it('switches a configuration off when its endpoint answers 410 Gone, and says so in the audit', async () => {
+    const receiver = await startWebhookReceiver(() => 410)
+    try {
+      const writer = tokens['read-write'] as string
+      const created = await call(writer, 'POST', `${BASE}/webhook/configurations`, { url: receiver.url })
+      assert.equal(created.status, 201, created.text)
+      const id = String(created.json.uuid)
+      const selector = await call(writer, 'POST', `${BASE}/webhook/configurations/${id}/selectors`, {
+        scope: 'account',
+        event: { level: '*', type: 'user.image.analysis.completed', resource_type: '*' },
+      })
+      assert.equal(selector.status, 201, selector.text)
+      const event = {
+        specversion: '1.0',
+        id: `gone-${randomBytes(4).toString('hex')}`,
+        source: '/engine/analyzer',
+        type: 'user.image.analysis.completed',
+        account: 'acme',
+        level: 'info',
+        resourcetype: 'image',
+        data: { digest: `sha256:${'a'.repeat(64)}`, tag: 'docker.io/library/nginx:latest' },
+      }
+      const published = await fetch(`${herald.url}/v1/events`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/cloudevents+json', authorization: `Bearer ${writer}` },
+        body: JSON.stringify(event),
+      })
+      assert.equal(published.status, 202, await published.text())
+      await eventually(
+        async () => {
+          const read = await call(writer, 'GET', `${BASE}/webhook/configurations/${id}`)
+          assert.equal(read.json.enabled, false)
+        },
+        { timeoutMs: 30_000 },
+      )
+      assert.equal(receiver.received.length, 1)
+      const audit = await call(writer, 'GET', `/v1/audit?aggregate_id=${id}`)
+      const last = (audit.json.items as { by: string; changes: Record<string, unknown> }[]).at(-1)
+      assert.equal(last?.by, 'system/endpoint_gone')
+      assert.deepEqual(last?.changes, { enabled: false })
+    } finally {
+      await receiver.close()
+    }
   })
 
   it('takes 50 concurrent updates to one configuration: each accepted write is in the history, each refused one got 412', async () => {
