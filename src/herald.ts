@@ -26,6 +26,7 @@ import { createOutboundGuard, type OutboundGuardOptions } from './outbound/index
 import type { Consumer, EventLog } from './ports/event-log.ts'
 import type { EventStore } from './ports/event-store.ts'
 import type { Warehouse } from './ports/warehouse.ts'
+import { createMetricsRecorder, createMetricsRoutes, metricPointMessage } from './reports/index.ts'
 import { lockDataDir } from './wiring/data-dir-lock.ts'
 import { wireIngress } from './wiring/ingress.ts'
 import { wireNotifications } from './wiring/notifications.ts'
@@ -94,6 +95,62 @@ const openWarehouse = async (config: Config): Promise<Warehouse> => {
     ...(clickhouse.password === null ? {} : { password: clickhouse.password }),
     database: clickhouse.database,
   })
+}
+
+/**
+ * Records a metric data point for every account at start-up and just after each multiple of
+ * `reports.cycle_timers.metrics`, and publishes it to the metrics topic. Recording is
+ * idempotent per instant, so a restart or a second instance writes the same points.
+ */
+const startMetricsRecorder = (
+  config: Config,
+  {
+    warehouse,
+    log,
+    logger,
+    clock,
+  }: { warehouse: Warehouse; log: EventLog; logger: Logger; clock: () => number },
+): { stop: () => Promise<void> } => {
+  const intervalSeconds = config.reports.cycle_timers.metrics
+  const recorder = createMetricsRecorder({
+    warehouse,
+    intervalSeconds,
+    clock,
+    logger,
+    publish: async (points) => {
+      await log.publish(config.event_log.topics.metrics, points.map(metricPointMessage))
+    },
+  })
+  let timer: NodeJS.Timeout | undefined
+  let running: Promise<void> = Promise.resolve()
+  let stopped = false
+  const record = () => {
+    running = recorder
+      .record()
+      .then((points) => logger('debug', 'reports.metrics_recorded', { points: points.length }))
+      .catch((error: unknown) => logger('error', 'reports.metrics_failed', { error: String(error) }))
+  }
+  const schedule = () => {
+    if (stopped) return
+    const intervalMs = intervalSeconds * 1000
+    // A little after the boundary, so the point is recorded as of that boundary.
+    const wait = intervalMs - (clock() % intervalMs) + 1_000
+    timer = setTimeout(() => {
+      record()
+      schedule()
+    }, wait)
+    timer.unref()
+  }
+  record()
+  schedule()
+  return {
+    // Waits for a recording in progress: the warehouse closes after this.
+    stop: async () => {
+      stopped = true
+      clearTimeout(timer)
+      await running
+    },
+  }
 }
 
 /** `authorization_handler: external` names an HTTP authorizer; `native` keeps the role table. */
@@ -216,6 +273,11 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
       logger('info', 'projector.ingress_disabled', { reason: 'reports.enable_data_ingress is false' })
     }
 
+    if (config.reports.enabled && config.reports.enable_data_ingress) {
+      const recorder = startMetricsRecorder(config, { warehouse, log, logger, clock })
+      closers.push(() => recorder.stop())
+    }
+
     const tokens = createTokenService({ store, clock, newId: randomUUID })
     const authorizer = openAuthorizer(config)
     const app = createHttpApp({
@@ -240,6 +302,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
         ...notifications.mounts,
         { path: '/v1/auth', app: createTokenRoutes({ tokens }) },
         { path: '/v1/audit', app: createAuditRoutes({ store }) },
+        { path: '/v1/reports/metrics', app: createMetricsRoutes({ warehouse }) },
       ],
     })
 

@@ -1,7 +1,22 @@
-import type { Migration } from '../../src/ports/index.ts'
 import { m0001Events } from './0001-events.ts'
+import { m0002EventsReplacing } from './0002-events-replacing.ts'
+import { m0003ReportTables } from './0003-report-tables.ts'
+import { m0004MetricPoints } from './0004-metric-points.ts'
+import type { WarehouseMigration } from './migrate.ts'
 
-export { type MigrateOptions, type MigrationResult, migrate } from './migrate.ts'
+export { eventsTable } from './0002-events-replacing.ts'
+export { REPORT_TABLES, type ReportTable, reportTableDdl } from './0003-report-tables.ts'
+export {
+  type MigrateOptions,
+  type MigrationResult,
+  migrate,
+  type WarehouseMigration,
+} from './migrate.ts'
 
 /** Every warehouse migration Herald knows, in version order; append, never edit or reorder. */
-export const warehouseMigrations: readonly Migration[] = [m0001Events]
+export const warehouseMigrations: readonly WarehouseMigration[] = [
+  m0001Events,
+  m0002EventsReplacing,
+  m0003ReportTables,
+  m0004MetricPoints,
+]

@@ -1,6 +1,15 @@
 import { WarehouseError } from '../../src/errors/index.ts'
 import type { Migration, Warehouse } from '../../src/ports/index.ts'
 
+/**
+ * A migration whose work depends on what the warehouse holds (an engine change, say): `apply`
+ * runs after `statements`, and like them must reach the same end from any point a crash left
+ * it at, checking before each step whether it is still needed.
+ */
+export interface WarehouseMigration extends Migration {
+  readonly apply?: (warehouse: Warehouse) => Promise<void>
+}
+
 export interface MigrateOptions {
   /** Receives `migrations.applying`, `migrations.applied` and `migrations.done` with structured fields. */
   readonly log?: (event: string, fields: Readonly<Record<string, unknown>>) => void
@@ -34,7 +43,7 @@ const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/
  */
 export const migrate = async (
   warehouse: Warehouse,
-  migrations: readonly Migration[],
+  migrations: readonly WarehouseMigration[],
   options: MigrateOptions = {},
 ): Promise<MigrationResult> => {
   const table = options.table ?? 'schema_migrations'
@@ -81,6 +90,7 @@ export const migrate = async (
     const started = performance.now()
     log('migrations.applying', { table, version: migration.version, name: migration.name })
     for (const statement of migration.statements) await warehouse.command(statement)
+    await migration.apply?.(warehouse)
     await warehouse.command(
       `INSERT INTO ${table} (version, name, applied_at)
        SELECT {version:UInt32}, {name:String}, {applied_at:DateTime64(3, 'UTC')}`,
@@ -100,7 +110,7 @@ export const migrate = async (
   return { applied, version }
 }
 
-const checked = (migrations: readonly Migration[]): readonly Migration[] => {
+const checked = (migrations: readonly WarehouseMigration[]): readonly WarehouseMigration[] => {
   const ordered = [...migrations].sort((a, b) => a.version - b.version)
   ordered.forEach((m, i) => {
     if (!Number.isSafeInteger(m.version) || m.version < 1 || m.version > 0xffff_ffff) {

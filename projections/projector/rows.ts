@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { CloudEvent } from '../../src/events/index.ts'
 import type { LogMessage } from '../../src/ports/event-log.ts'
 
@@ -23,6 +24,9 @@ export interface EventRow {
 export const toClickHouseTime = (ms: number): string =>
   new Date(ms).toISOString().replace('T', ' ').replace('Z', '')
 
+/** The inverse of `toClickHouseTime`, for `DateTime64(3, 'UTC')` values read back as text. */
+export const fromClickHouseTime = (text: string): number => Date.parse(`${text.replace(' ', 'T')}Z`)
+
 /**
  * Builds the row for one event. An event without `time` is placed at its log append time, so
  * time-bounded queries still see it.
@@ -46,7 +50,19 @@ export const toEventRow = (event: CloudEvent, message: LogMessage, ingestedAt: n
 
 /**
  * Same batch, same token: ClickHouse drops a replayed insert of a batch that was inserted but
- * whose offsets were not committed before a crash.
+ * whose offsets were not committed before a crash. The ids' digest keeps a log that was reset
+ * (offsets counting from 0 again, other events) from having its new batches taken for old ones.
  */
-export const deduplicationToken = (topic: string, partition: number, first: number, last: number): string =>
-  `${topic}/${partition}/${first}-${last}`
+export const deduplicationToken = (
+  topic: string,
+  partition: number,
+  first: number,
+  last: number,
+  ids: readonly string[] = [],
+): string => {
+  const positions = `${topic}/${partition}/${first}-${last}`
+  if (ids.length === 0) return positions
+  const digest = createHash('sha256')
+  for (const id of ids) digest.update(id).update('\u0000')
+  return `${positions}/${digest.digest('base64url').slice(0, 16)}`
+}

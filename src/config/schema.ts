@@ -116,13 +116,11 @@ export const schema = group({
       }),
       refresh: key(positive, {
         default: 60,
-        doc: 'Seconds between refreshes of the current tables.',
-        pending: 'the current-table refresh job',
+        doc: 'Seed key, accepted for compatibility: the current tables are maintained as each event is projected, so there is nothing to refresh.',
       }),
       metrics: key(positive, {
         default: 3600,
-        doc: 'Seconds between metric data points (also published to the metrics topic).',
-        pending: 'the metric data point job',
+        doc: 'Seconds between metric data points: one is recorded for every account and metric at each multiple of this interval (and at start-up), stored in `metric_points` and published to the metrics topic.',
       }),
     }),
     batch_size: key(positive, {

@@ -1,2 +1,30 @@
-export { events, type ReportContext, type ReportPrincipal, rootValue } from './resolvers.ts'
+export { DEFAULT_SLA_DAYS, findingAging, type Sla, slaBreaches } from './aging.ts'
+export { lagOf, type ReportContext } from './context.ts'
+export { type DiffFilter, vulnerabilityDiff } from './diff.ts'
+export { createReportGraphqlRoutes, type ReportGraphqlOptions } from './graphql.ts'
+export { projectionLagSeconds } from './lag.ts'
+export { DEFAULT_QUERY_LIMITS, NESTED_LIST_SIZE, type QueryLimits, queryLimitRules } from './limits.ts'
+export {
+  computeMetricValues,
+  createMetricsRecorder,
+  createMetricsRoutes,
+  METRICS,
+  type MetricDataPoint,
+  type MetricDefinition,
+  type MetricsRecorder,
+  type MetricsRecorderOptions,
+  type MetricsRoutesOptions,
+  metricDefinition,
+  metricPointMessage,
+} from './metrics/index.ts'
+export { DEFAULT_LIMIT, MAX_LIMIT } from './paging.ts'
+export { type PolicyEvaluationFilter, policyEvaluationsByTag } from './policy.ts'
+export { events, type ReportPrincipal, rootValue } from './resolvers.ts'
 export { reportSchema } from './schema.ts'
+export {
+  artifactsByVulnerability,
+  imagesByVulnerability,
+  tagsByVulnerability,
+  type VulnerabilityFilter,
+  vulnerabilityBreakdown,
+} from './vulnerabilities.ts'

@@ -1,15 +1,18 @@
+import type { Principal } from '../access/index.ts'
 import { ForbiddenError, ValidationError } from '../errors/index.ts'
-import type { Warehouse } from '../ports/warehouse.ts'
+import { findingAging, slaBreaches } from './aging.ts'
+import type { ReportContext } from './context.ts'
+import { vulnerabilityDiff } from './diff.ts'
+import { metricData, metrics } from './metrics/index.ts'
+import { policyEvaluationsByTag } from './policy.ts'
+import {
+  artifactsByVulnerability,
+  imagesByVulnerability,
+  tagsByVulnerability,
+  vulnerabilityBreakdown,
+} from './vulnerabilities.ts'
 
-export interface ReportPrincipal {
-  readonly account: string
-  readonly role: 'read-only' | 'read-write' | 'admin'
-}
-
-export interface ReportContext {
-  readonly principal: ReportPrincipal
-  readonly warehouse: Warehouse
-}
+export type ReportPrincipal = Principal
 
 interface EventFilter {
   readonly account?: string | null
@@ -49,7 +52,7 @@ const toMs = (value: string, path: string): number => {
 }
 
 /** Scopes every query to the caller's account; only an admin may name another. */
-const scopeAccount = (principal: ReportPrincipal, requested: string | null | undefined): string => {
+const scopeAccount = (principal: Principal, requested: string | null | undefined): string => {
   if (requested === undefined || requested === null || requested === principal.account)
     return principal.account
   if (principal.role !== 'admin') throw new ForbiddenError('only an admin may query another account')
@@ -107,7 +110,8 @@ export const events = async (
     params.cursorTime = cursor.time
     params.cursorId = cursor.id
   }
-  // An event re-sent under the same id is shown once (`LIMIT 1 BY id`).
+  // An event stored twice (a replay not yet collapsed by ReplacingMergeTree, or re-sent at
+  // another time under the same id) is shown once (`LIMIT 1 BY id`).
   const rows = await context.warehouse.query<EventRecord>(
     `SELECT id, source, type, subject, account, level, resource_type, subtype,
             toString(time) AS time_text, data
@@ -143,4 +147,17 @@ export const events = async (
   }
 }
 
-export const rootValue = { events }
+/** Every root of `reportSchema`: `(args, context)` functions, as graphql-js calls them. */
+export const rootValue = {
+  events,
+  tagsByVulnerability,
+  imagesByVulnerability,
+  artifactsByVulnerability,
+  policyEvaluationsByTag,
+  metrics,
+  metricData,
+  vulnerabilityDiff,
+  findingAging,
+  slaBreaches,
+  vulnerabilityBreakdown,
+}

@@ -1,10 +1,54 @@
 import { buildSchema, type GraphQLSchema } from 'graphql'
 
 /**
- * The report API's schema. Anchore's paging shape is kept (`pageInfo { nextToken count }`,
- * `results`), so queries written for the reference port over as more roots arrive.
+ * The report API's schema. Anchore's roots, arguments and paging are kept (`limit`,
+ * `nextToken`, `filter`, `pageInfo { nextToken count }`, `results`, `metrics { id name
+ * description metricType }`, `metricData(filter: {metricId, start, end}) { metricId value
+ * collectedAt }`), so queries written for the reference port over. Beyond it: `asOf` on every
+ * report, `vulnerabilityDiff`, `findingAging`, `slaBreaches`, `vulnerabilityBreakdown`, and
+ * `projectionLagSeconds` on every answer.
+ *
+ * Times are RFC 3339 strings. Every root is scoped to the caller's account; an admin may name
+ * another (`account`) or ask for all (`allAccounts: true`).
  */
 export const reportSchema: GraphQLSchema = buildSchema(/* GraphQL */ `
+  enum Severity {
+    critical
+    high
+    medium
+    low
+    negligible
+    unknown
+  }
+
+  enum PolicyResult {
+    pass
+    fail
+  }
+
+  enum FindingChange {
+    "Present at \`to\` only."
+    new
+    "Present at \`from\` only: fixed, or the tag now points at an image without it."
+    fixed
+    "Present at both, with another severity, fix or KEV status."
+    changed
+  }
+
+  type PageInfo {
+    "Pass back to get the next page; null on the last page."
+    nextToken: String
+    "Number of results on this page."
+    count: Int!
+  }
+
+  input TimeWindow {
+    "Inclusive, RFC 3339."
+    start: String
+    "Exclusive, RFC 3339."
+    end: String
+  }
+
   """
   One engine event as projected into the warehouse.
   """
@@ -23,13 +67,6 @@ export const reportSchema: GraphQLSchema = buildSchema(/* GraphQL */ `
     data: String!
   }
 
-  type PageInfo {
-    "Pass back to get the next page; null on the last page."
-    nextToken: String
-    "Number of results on this page."
-    count: Int!
-  }
-
   type EventPage {
     pageInfo: PageInfo!
     results: [Event!]!
@@ -46,8 +83,341 @@ export const reportSchema: GraphQLSchema = buildSchema(/* GraphQL */ `
     end: String
   }
 
+  input VulnerabilityFilter {
+    "Admins only: another account."
+    account: String
+    "Admins only: every account."
+    allAccounts: Boolean = false
+    vulnerabilityId: String
+    "Any of these severities."
+    severity: [Severity!]
+    registry: String
+    repository: String
+    tag: String
+    "Default true: the image each tag points at (now, or at asOf); false: every image it ever pointed at."
+    currentOnly: Boolean = true
+    fixAvailable: Boolean
+    "On CISA's Known Exploited Vulnerabilities list."
+    kev: Boolean
+    "When the finding was first detected."
+    detected: TimeWindow
+  }
+
+  type Vulnerability {
+    vulnerabilityId: String!
+    "The highest severity it was reported with."
+    severity: Severity!
+    link: String
+    cvss: Float
+    kev: Boolean!
+    fixAvailable: Boolean!
+  }
+
+  type TaggedImage {
+    registry: String!
+    repository: String!
+    tag: String!
+    digest: String!
+    "Whether the tag points at this digest now (or at asOf)."
+    current: Boolean!
+  }
+
+  type VulnerabilityTags {
+    account: String!
+    vulnerability: Vulnerability!
+    "At most 1,000; tagCount says how many there are."
+    tags: [TaggedImage!]!
+    tagCount: Int!
+  }
+
+  type TagsByVulnerabilityPage {
+    pageInfo: PageInfo!
+    results: [VulnerabilityTags!]!
+    projectionLagSeconds: Float!
+  }
+
+  type Artifact {
+    name: String!
+    version: String!
+    type: String!
+    fixVersion: String
+  }
+
+  type AffectedImage {
+    digest: String!
+    registry: String!
+    repository: String!
+    packages: [Artifact!]!
+  }
+
+  type VulnerabilityImages {
+    account: String!
+    vulnerability: Vulnerability!
+    "At most 1,000; imageCount says how many there are."
+    images: [AffectedImage!]!
+    imageCount: Int!
+  }
+
+  type ImagesByVulnerabilityPage {
+    pageInfo: PageInfo!
+    results: [VulnerabilityImages!]!
+    projectionLagSeconds: Float!
+  }
+
+  type AffectedArtifact {
+    name: String!
+    version: String!
+    type: String!
+    fixVersion: String
+    imageCount: Int!
+  }
+
+  type VulnerabilityArtifacts {
+    account: String!
+    vulnerability: Vulnerability!
+    "At most 1,000; artifactCount says how many there are."
+    artifacts: [AffectedArtifact!]!
+    artifactCount: Int!
+  }
+
+  type ArtifactsByVulnerabilityPage {
+    pageInfo: PageInfo!
+    results: [VulnerabilityArtifacts!]!
+    projectionLagSeconds: Float!
+  }
+
+  input PolicyEvaluationFilter {
+    account: String
+    allAccounts: Boolean = false
+    registry: String
+    repository: String
+    tag: String
+    "Default true: the latest evaluation of each active tag; false: every evaluation, newest first per tag."
+    currentOnly: Boolean = true
+    result: PolicyResult
+    bundleId: String
+    evaluated: TimeWindow
+  }
+
+  type PolicyReason {
+    gate: String!
+    trigger: String!
+    action: String!
+    message: String!
+  }
+
+  type TagPolicyEvaluation {
+    account: String!
+    registry: String!
+    repository: String!
+    tag: String!
+    digest: String!
+    evaluationId: String!
+    evaluatedAt: String!
+    status: PolicyResult!
+    finalAction: String!
+    bundleId: String!
+    bundleDigest: String!
+    reasons: [PolicyReason!]!
+  }
+
+  type PolicyEvaluationsByTagPage {
+    pageInfo: PageInfo!
+    results: [TagPolicyEvaluation!]!
+    projectionLagSeconds: Float!
+  }
+
+  input MetricFilter {
+    account: String
+    allAccounts: Boolean = false
+    metricId: String
+    metricType: String
+  }
+
+  type Metric {
+    id: String!
+    name: String!
+    description: String!
+    metricType: String!
+    "The value now, for the filter's account (summed over accounts for allAccounts)."
+    value: Float!
+  }
+
+  type MetricPage {
+    pageInfo: PageInfo!
+    results: [Metric!]!
+    projectionLagSeconds: Float!
+  }
+
+  input MetricDataFilter {
+    metricId: String!
+    "Inclusive, RFC 3339."
+    start: String
+    "Exclusive, RFC 3339."
+    end: String
+    account: String
+    allAccounts: Boolean = false
+  }
+
+  type MetricDataPoint {
+    metricId: String!
+    account: String!
+    value: Float!
+    "The instant the value describes."
+    collectedAt: String!
+  }
+
+  type MetricDataPage {
+    pageInfo: PageInfo!
+    "Newest first."
+    results: [MetricDataPoint!]!
+    projectionLagSeconds: Float!
+  }
+
+  input DiffFilter {
+    account: String
+    allAccounts: Boolean = false
+    registry: String
+    repository: String
+    tag: String
+    vulnerabilityId: String
+    severity: [Severity!]
+  }
+
+  type FindingState {
+    digest: String!
+    severity: Severity!
+    fixVersion: String
+    kev: Boolean!
+  }
+
+  type FindingDiff {
+    change: FindingChange!
+    account: String!
+    registry: String!
+    repository: String!
+    tag: String!
+    vulnerabilityId: String!
+    package: String!
+    packageVersion: String!
+    before: FindingState
+    after: FindingState
+  }
+
+  type VulnerabilityDiffPage {
+    pageInfo: PageInfo!
+    from: String!
+    to: String!
+    results: [FindingDiff!]!
+    projectionLagSeconds: Float!
+  }
+
+  "Remediation deadlines in days; 0 for none. Defaults: critical 15, high 30, medium 90, low 180."
+  input SlaInput {
+    critical: Int
+    high: Int
+    medium: Int
+    low: Int
+    negligible: Int
+    unknown: Int
+  }
+
+  type SeverityAging {
+    severity: Severity!
+    openCount: Int!
+    meanOpenAgeSeconds: Float
+    maxOpenAgeSeconds: Float
+    "Resolved in the resolved window (default: ever, up to asOf)."
+    resolvedCount: Int!
+    "Mean time to remediate those."
+    mttrSeconds: Float
+    slaDays: Int
+    "Open findings older than the SLA."
+    openBreaches: Int!
+    "Resolved findings that took longer than the SLA."
+    resolvedLate: Int!
+  }
+
+  type FindingAgingReport {
+    asOf: String!
+    results: [SeverityAging!]!
+    projectionLagSeconds: Float!
+  }
+
+  type SlaBreach {
+    account: String!
+    digest: String!
+    registry: String!
+    repository: String!
+    vulnerabilityId: String!
+    package: String!
+    packageVersion: String!
+    severity: Severity!
+    detectedAt: String!
+    ageSeconds: Float!
+    slaDays: Float!
+    fixAvailable: Boolean!
+    kev: Boolean!
+  }
+
+  type SlaBreachPage {
+    pageInfo: PageInfo!
+    asOf: String!
+    "Oldest first."
+    results: [SlaBreach!]!
+    projectionLagSeconds: Float!
+  }
+
+  type SeverityBreakdown {
+    severity: Severity!
+    "Vulnerability matches (a vulnerability in a package version of an image)."
+    findings: Int!
+    "Distinct vulnerability ids."
+    vulnerabilities: Int!
+    fixAvailable: Int!
+    noFix: Int!
+    kev: Int!
+    kevFixAvailable: Int!
+  }
+
+  type VulnerabilityBreakdownReport {
+    asOf: String
+    results: [SeverityBreakdown!]!
+    projectionLagSeconds: Float!
+  }
+
   type Query {
     "Engine events, newest first."
     events(filter: EventFilter, limit: Int = 100, nextToken: String): EventPage!
+
+    "For each vulnerability, the tags whose image has it."
+    tagsByVulnerability(filter: VulnerabilityFilter, limit: Int = 100, nextToken: String, asOf: String): TagsByVulnerabilityPage!
+
+    "For each vulnerability, the active images that have it and the packages it is in."
+    imagesByVulnerability(filter: VulnerabilityFilter, limit: Int = 100, nextToken: String, asOf: String): ImagesByVulnerabilityPage!
+
+    "For each vulnerability, the packages it is in and how many images carry each."
+    artifactsByVulnerability(filter: VulnerabilityFilter, limit: Int = 100, nextToken: String, asOf: String): ArtifactsByVulnerabilityPage!
+
+    "Latest policy evaluation of each active tag, or every evaluation with currentOnly: false."
+    policyEvaluationsByTag(filter: PolicyEvaluationFilter, limit: Int = 100, nextToken: String, asOf: String): PolicyEvaluationsByTagPage!
+
+    "The canned metric definitions, with current values."
+    metrics(filter: MetricFilter, limit: Int = 100, nextToken: String): MetricPage!
+
+    "Recorded points of one metric, newest first."
+    metricData(filter: MetricDataFilter!, limit: Int = 100, nextToken: String): MetricDataPage!
+
+    "New, fixed and changed findings of each tag between two instants."
+    vulnerabilityDiff(filter: DiffFilter, from: String!, to: String!, limit: Int = 100, nextToken: String): VulnerabilityDiffPage!
+
+    "Finding age, MTTR and SLA breaches by severity."
+    findingAging(filter: VulnerabilityFilter, asOf: String, sla: SlaInput, resolved: TimeWindow): FindingAgingReport!
+
+    "Open findings past their SLA, oldest first."
+    slaBreaches(filter: VulnerabilityFilter, asOf: String, sla: SlaInput, limit: Int = 100, nextToken: String): SlaBreachPage!
+
+    "Findings by severity with fix-available and KEV counts."
+    vulnerabilityBreakdown(filter: VulnerabilityFilter, asOf: String): VulnerabilityBreakdownReport!
   }
 `)

@@ -1,0 +1,328 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import fc from 'fast-check'
+import type { EngineEvent, Finding } from '../../src/events/index.ts'
+import { generateActivity } from '../../src/generator/index.ts'
+import {
+  type EntityState,
+  type FindingState,
+  findingKey,
+  foldEntities,
+  foldFindings,
+  imageKey,
+  type Positioned,
+  stateNeeds,
+  tagKey,
+} from './fold.ts'
+import type { FindingRow, ImageRow, LifecycleRow, TagHistoryRow } from './tables.ts'
+
+const T0 = Date.UTC(2026, 10, 22, 10)
+const A = 'acme'
+const D1 = `sha256:${'1'.repeat(64)}`
+const D2 = `sha256:${'2'.repeat(64)}`
+
+const finding = (id: string, overrides: Partial<Finding> = {}): Finding => ({
+  id,
+  severity: 'high',
+  package: 'openssl',
+  version: '3.0.1',
+  type: 'deb',
+  fix_version: null,
+  kev: false,
+  ...overrides,
+})
+
+let seq = 0
+const at = (
+  offset: number,
+  event: Omit<EngineEvent, 'specversion' | 'id' | 'source' | 'level' | 'resourcetype'>,
+) =>
+  ({
+    event: {
+      specversion: '1.0',
+      id: `e-${++seq}`,
+      source: '/engine',
+      level: 'info',
+      resourcetype: 'image',
+      ...event,
+    } as EngineEvent,
+    offset,
+    at: T0 + offset * 1000,
+  }) satisfies Positioned
+
+const analyzed = (offset: number, digest: string, findings: Finding[], account = A) =>
+  at(offset, {
+    type: 'herald.report.image.analyzed',
+    account,
+    data: {
+      digest,
+      registry: 'docker.io',
+      repository: 'acme/api',
+      distro: { name: 'debian', version: '12' },
+      package_count: 100,
+      findings,
+    },
+  } as Omit<EngineEvent, 'specversion' | 'id' | 'source' | 'level' | 'resourcetype'>)
+
+const tagged = (offset: number, tag: string, digest: string) =>
+  at(offset, {
+    type: 'herald.report.tag.digest_changed',
+    account: A,
+    data: { registry: 'docker.io', repository: 'acme/api', tag, digest },
+  } as Omit<EngineEvent, 'specversion' | 'id' | 'source' | 'level' | 'resourcetype'>)
+
+const empty: EntityState = { images: new Map(), tags: new Map() }
+
+/** Folds a batch on a given prior state, both phases. */
+const fold = (events: Positioned[], entities: EntityState = empty, findings: FindingState = new Map()) => {
+  const rows = foldEntities(events, entities)
+  return { ...rows, ...foldFindings(rows.findingOps, findings) }
+}
+
+describe('foldEntities and foldFindings', () => {
+  it('opens an image, its findings and their episodes; a re-analysis resolves, re-scores and adds', () => {
+    const first = fold([analyzed(1, D1, [finding('CVE-1'), finding('CVE-2'), finding('CVE-3')])])
+    assert.equal(first.images.length, 1)
+    assert.equal(first.images[0]?.closed_offset, 0)
+    assert.deepEqual(first.findings.map((f) => f.vulnerability_id).sort(), ['CVE-1', 'CVE-2', 'CVE-3'])
+    assert.ok(first.lifecycle.every((l) => l.resolved_offset === 0 && l.detected_offset === 1))
+
+    const state: FindingState = new Map([
+      [imageKey(A, D1), new Map(first.findings.map((f) => [findingKey(f), f]))],
+    ])
+    const images = new Map([[imageKey(A, D1), first.images[0] as ImageRow]])
+    const second = fold(
+      [
+        analyzed(5, D1, [
+          finding('CVE-1'),
+          finding('CVE-2', { severity: 'critical', fix_version: '3.0.2' }),
+          finding('CVE-4'),
+        ]),
+      ],
+      { images, tags: new Map() },
+      state,
+    )
+    const byId = (id: string, rows: readonly FindingRow[]) => rows.filter((f) => f.vulnerability_id === id)
+    // CVE-1 unchanged: nothing written.
+    assert.deepEqual(byId('CVE-1', second.findings), [])
+    // CVE-2 re-scored: its period closes as "changed", the next one carries the episode.
+    const cve2 = byId('CVE-2', second.findings).sort((a, b) => a.from_offset - b.from_offset)
+    assert.deepEqual(
+      cve2.map((f) => [f.from_offset, f.closed_offset, f.closed_by, f.severity, f.detected_offset]),
+      [
+        [1, 5, 'changed', 'high', 1],
+        [5, 0, '', 'critical', 1],
+      ],
+    )
+    assert.equal(cve2[1]?.fix_first_at, '2026-11-22 10:00:05.000')
+    // CVE-3 gone from the report: resolved as removed.
+    assert.deepEqual(
+      byId('CVE-3', second.findings).map((f) => [f.closed_offset, f.closed_by]),
+      [[5, 'removed']],
+    )
+    const life = (id: string) => second.lifecycle.find((l) => l.vulnerability_id === id) as LifecycleRow
+    assert.equal(life('CVE-3').resolution, 'removed')
+    assert.equal(life('CVE-3').resolved_at, '2026-11-22 10:00:05.000')
+    assert.equal(life('CVE-2').severity, 'critical')
+    assert.equal(life('CVE-2').resolved_offset, 0)
+    assert.equal(life('CVE-4').detected_offset, 5)
+    // The image stays one period, re-analysed.
+    assert.deepEqual(
+      second.images.map((i) => [i.from_offset, i.last_analyzed_at, i.version]),
+      [[1, '2026-11-22 10:00:05.000', 5]],
+    )
+  })
+
+  it('deletes an image and a tag into history, and resolves the image’s findings', () => {
+    const rows = fold([
+      analyzed(1, D1, [finding('CVE-1')]),
+      tagged(2, 'latest', D1),
+      at(3, {
+        type: 'herald.report.tag.deleted',
+        account: A,
+        data: { registry: 'docker.io', repository: 'acme/api', tag: 'latest' },
+      } as Omit<EngineEvent, 'specversion' | 'id' | 'source' | 'level' | 'resourcetype'>),
+      at(4, {
+        type: 'herald.report.image.deleted',
+        account: A,
+        data: { digest: D1 },
+      } as Omit<EngineEvent, 'specversion' | 'id' | 'source' | 'level' | 'resourcetype'>),
+    ])
+    assert.deepEqual(
+      rows.images.map((i) => [i.from_offset, i.closed_offset, i.closed_by]),
+      [[1, 4, 'deleted']],
+    )
+    assert.deepEqual(
+      rows.tagHistory.map((t) => [t.from_offset, t.closed_offset, t.closed_by]),
+      [[2, 3, 'deleted']],
+    )
+    assert.deepEqual(
+      rows.tagsCurrent.map((t) => [t.digest, t.active, t.version]),
+      [[D1, 0, 3]],
+    )
+    assert.deepEqual(
+      rows.lifecycle.map((l) => [l.resolved_offset, l.resolution]),
+      [[4, 'image_deleted']],
+    )
+  })
+
+  it('reconciles with an inventory snapshot: unlisted becomes inactive, a listed tag follows its digest', () => {
+    const rows = fold([
+      analyzed(1, D1, [finding('CVE-1')]),
+      analyzed(2, D2, [finding('CVE-2')]),
+      tagged(3, 'latest', D1),
+      tagged(4, 'stable', D1),
+      at(5, {
+        type: 'herald.report.inventory.snapshot',
+        account: A,
+        data: {
+          taken_at: '2026-11-22T10:00:05.000Z',
+          images: [{ digest: D2, registry: 'docker.io', repository: 'acme/api' }],
+          tags: [{ registry: 'docker.io', repository: 'acme/api', tag: 'latest', digest: D2 }],
+        },
+      } as Omit<EngineEvent, 'specversion' | 'id' | 'source' | 'level' | 'resourcetype'>),
+    ])
+    const image = (digest: string) => rows.images.find((i) => i.digest === digest)
+    assert.equal(image(D1)?.closed_by, 'inventory')
+    assert.equal(image(D2)?.closed_offset, 0)
+    const current = new Map(rows.tagsCurrent.map((t) => [t.tag, [t.digest, t.active]]))
+    assert.deepEqual(current.get('latest'), [D2, 1])
+    assert.deepEqual(current.get('stable'), [D1, 0])
+    assert.deepEqual(
+      rows.tagHistory
+        .filter((t) => t.tag === 'latest')
+        .map((t) => [t.digest, t.from_offset, t.closed_offset, t.closed_by])
+        .sort(),
+      [
+        [D1, 3, 5, 'inventory'],
+        [D2, 5, 0, ''],
+      ],
+    )
+    assert.deepEqual(rows.lifecycle.map((l) => [l.vulnerability_id, l.resolution]).sort(), [
+      ['CVE-1', 'image_inventory'],
+      ['CVE-2', ''],
+    ])
+  })
+
+  it('asks for the images and tags its events name, and everything of a snapshot’s account', () => {
+    const needs = stateNeeds([
+      analyzed(1, D1, []),
+      tagged(2, 'latest', D2),
+      analyzed(3, D2, [], 'globex'),
+      at(4, {
+        type: 'herald.report.inventory.snapshot',
+        account: 'globex',
+        data: { taken_at: '2026-11-22T10:00:05.000Z', images: [], tags: [] },
+      } as Omit<EngineEvent, 'specversion' | 'id' | 'source' | 'level' | 'resourcetype'>),
+    ])
+    assert.deepEqual([...needs.accounts].sort(), ['acme', 'globex'])
+    assert.deepEqual([...needs.digests].sort(), [D1, D2])
+    assert.deepEqual(
+      [...needs.tags],
+      [tagKey({ account: A, registry: 'docker.io', repository: 'acme/api', tag: 'latest' })],
+    )
+    assert.deepEqual([...needs.snapshotAccounts], ['globex'])
+  })
+})
+
+/**
+ * The warehouse as the projector sees it, in memory: rows collapse by key to their highest
+ * version (ReplacingMergeTree FINAL), and state is read "as of" an offset the same way the
+ * SQL in state.ts does.
+ */
+const createMemoryTables = () => {
+  const images = new Map<string, ImageRow>()
+  const tags = new Map<string, TagHistoryRow>()
+  const findings = new Map<string, FindingRow>()
+  const lifecycle = new Map<string, LifecycleRow>()
+  const keep = <R extends { version: number }>(table: Map<string, R>, key: string, row: R) => {
+    const old = table.get(key)
+    if (old === undefined || old.version <= row.version) table.set(key, row)
+  }
+  const openAsOf = (row: { from_offset: number; closed_offset: number }, offset: number) =>
+    row.from_offset < offset && (row.closed_offset === 0 || row.closed_offset >= offset)
+  const reopened = <R extends { closed_offset: number }>(row: R): R =>
+    row.closed_offset === 0 ? row : { ...row, closed_offset: 0, valid_to: null, closed_by: '' }
+  return {
+    write(events: Positioned[]) {
+      const first = events[0]?.offset ?? 0
+      const entityState: EntityState = {
+        images: new Map(
+          [...images.values()]
+            .filter((r) => openAsOf(r, first))
+            .map((r) => [imageKey(r.account, r.digest), reopened(r)]),
+        ),
+        tags: new Map(
+          [...tags.values()].filter((r) => openAsOf(r, first)).map((r) => [tagKey(r), reopened(r)]),
+        ),
+      }
+      const rows = foldEntities(events, entityState)
+      const findingState = new Map<string, Map<string, FindingRow>>()
+      for (const r of findings.values()) {
+        if (!openAsOf(r, first)) continue
+        const key = imageKey(r.account, r.digest)
+        const map = findingState.get(key) ?? new Map<string, FindingRow>()
+        map.set(findingKey(r), reopened(r))
+        findingState.set(key, map)
+      }
+      const found = foldFindings(rows.findingOps, findingState)
+      for (const r of rows.images) keep(images, `${imageKey(r.account, r.digest)}|${r.from_offset}`, r)
+      for (const r of rows.tagHistory) keep(tags, `${tagKey(r)}|${r.from_offset}`, r)
+      for (const r of found.findings)
+        keep(findings, `${r.account}|${r.digest}|${findingKey(r)}|${r.from_offset}`, r)
+      for (const r of found.lifecycle)
+        keep(lifecycle, `${r.account}|${r.digest}|${findingKey(r)}|${r.detected_offset}`, r)
+    },
+    snapshot: () => ({
+      images: [...images.entries()].sort(),
+      tags: [...tags.entries()].sort(),
+      findings: [...findings.entries()].sort(),
+      lifecycle: [...lifecycle.entries()].sort(),
+    }),
+  }
+}
+
+const activity = (seed: number, count: number): Positioned[] =>
+  [...generateActivity({ seed, accounts: 2, count, clock: () => T0, systemEvents: false })].map(
+    (event, offset) => ({
+      event,
+      offset,
+      at: Date.parse(event.time as string),
+    }),
+  )
+
+describe('the fold under replays', () => {
+  it('writes the same rows whatever the batch boundaries, and however often a batch is replayed', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 1_000 }),
+        fc.array(fc.integer({ min: 1, max: 120 }), { minLength: 1, maxLength: 30 }),
+        fc.array(fc.nat(), { maxLength: 6 }),
+        (seed, sizes, replays) => {
+          const events = activity(seed, 600)
+          const once = createMemoryTables()
+          once.write(events)
+
+          const batches: Positioned[][] = []
+          for (let start = 0, i = 0; start < events.length; i++) {
+            const size = sizes[i % sizes.length] ?? 50
+            batches.push(events.slice(start, start + size))
+            start += size
+          }
+          const chopped = createMemoryTables()
+          batches.forEach((batch, i) => {
+            chopped.write(batch)
+            // A crash before the commit: the log redelivers from this batch's start, maybe
+            // with more messages, maybe fewer.
+            for (const r of replays.filter((n) => n % batches.length === i)) {
+              const start = batch[0]?.offset ?? 0
+              chopped.write(events.slice(start, start + 1 + (r % (2 * batch.length))))
+            }
+          })
+          assert.deepEqual(chopped.snapshot(), once.snapshot())
+        },
+      ),
+      { numRuns: 40 },
+    )
+  })
+})

@@ -1,0 +1,459 @@
+import type { EngineEvent, Finding } from '../../src/events/index.ts'
+import { toClickHouseTime } from './rows.ts'
+import type {
+  ClosedBy,
+  FindingRow,
+  ImageRow,
+  LifecycleRow,
+  PolicyEvaluationRow,
+  PolicyLatestRow,
+  Resolution,
+  TagCurrentRow,
+  TagHistoryRow,
+} from './tables.ts'
+
+/**
+ * The projection as pure functions: given the events of one log batch and the state the
+ * report tables held just before the batch's first offset, the rows to write. No I/O, no
+ * clock: the same events and the same prior state give the same rows, which is why a replayed
+ * batch (whatever its boundaries) writes rows identical to the ones already there and
+ * ReplacingMergeTree collapses them.
+ *
+ * Only the report-feeding types change these tables; every other catalog type is kept in the
+ * raw `events` table only.
+ */
+
+/** One decoded event with its position in its partition and the instant it takes effect. */
+export interface Positioned {
+  readonly event: EngineEvent
+  readonly offset: number
+  /** Milliseconds: the event's `time`, or its log append time when it has none. */
+  readonly at: number
+}
+
+export const imageKey = (account: string, digest: string): string => `${account}\u0000${digest}`
+
+export const tagKey = (t: { account: string; registry: string; repository: string; tag: string }): string =>
+  `${t.account}\u0000${t.registry}\u0000${t.repository}\u0000${t.tag}`
+
+export const findingKey = (f: {
+  vulnerability_id: string
+  package: string
+  package_version: string
+}): string => `${f.vulnerability_id}\u0000${f.package}\u0000${f.package_version}`
+
+/** What a batch needs to know of the prior state: which open images and tags. */
+export interface StateNeeds {
+  readonly accounts: ReadonlySet<string>
+  readonly digests: ReadonlySet<string>
+  readonly tags: ReadonlySet<string>
+  /** Accounts with an inventory snapshot in the batch: all their open images and tags are needed. */
+  readonly snapshotAccounts: ReadonlySet<string>
+}
+
+/** Open periods as of the batch's first offset, by `imageKey` and `tagKey`. */
+export interface EntityState {
+  readonly images: ReadonlyMap<string, ImageRow>
+  readonly tags: ReadonlyMap<string, TagHistoryRow>
+}
+
+/** Open finding periods as of the batch's first offset: by `imageKey`, then `findingKey`. */
+export type FindingState = ReadonlyMap<string, ReadonlyMap<string, FindingRow>>
+
+/** What happens to an image's findings, in log order. */
+export type FindingOp =
+  | {
+      readonly kind: 'report'
+      readonly offset: number
+      readonly at: number
+      readonly registry: string
+      readonly repository: string
+      readonly findings: readonly Finding[]
+    }
+  | {
+      readonly kind: 'close'
+      readonly offset: number
+      readonly at: number
+      readonly reason: 'image_deleted' | 'image_inventory'
+    }
+
+/** One image's finding operations, in log order. */
+export interface ImageFindingOps {
+  readonly account: string
+  readonly digest: string
+  readonly ops: readonly FindingOp[]
+}
+
+export interface EntityRows {
+  readonly images: readonly ImageRow[]
+  readonly tagHistory: readonly TagHistoryRow[]
+  readonly tagsCurrent: readonly TagCurrentRow[]
+  readonly policyEvaluations: readonly PolicyEvaluationRow[]
+  readonly policyLatest: readonly PolicyLatestRow[]
+  /** By `imageKey`: the finding changes phase two applies. */
+  readonly findingOps: ReadonlyMap<string, ImageFindingOps>
+}
+
+export interface FindingRows {
+  readonly findings: readonly FindingRow[]
+  readonly lifecycle: readonly LifecycleRow[]
+}
+
+/** The prior state a batch reads: the images and tags its events name, everything for snapshots. */
+export const stateNeeds = (events: readonly Positioned[]): StateNeeds => {
+  const accounts = new Set<string>()
+  const digests = new Set<string>()
+  const tags = new Set<string>()
+  const snapshotAccounts = new Set<string>()
+  for (const { event } of events) {
+    switch (event.type) {
+      case 'herald.report.image.analyzed':
+      case 'herald.report.image.deleted':
+        accounts.add(event.account)
+        digests.add(event.data.digest)
+        break
+      case 'herald.report.tag.digest_changed':
+      case 'herald.report.tag.deleted':
+        accounts.add(event.account)
+        tags.add(tagKey({ account: event.account, ...event.data }))
+        break
+      case 'herald.report.inventory.snapshot':
+        accounts.add(event.account)
+        snapshotAccounts.add(event.account)
+        break
+      default:
+    }
+  }
+  return { accounts, digests, tags, snapshotAccounts }
+}
+
+const time = toClickHouseTime
+
+const closeImage = (row: ImageRow, offset: number, at: number, by: ClosedBy): ImageRow => ({
+  ...row,
+  closed_offset: offset,
+  valid_to: time(at),
+  closed_by: by,
+  version: offset,
+})
+
+const closeTag = (row: TagHistoryRow, offset: number, at: number, by: ClosedBy): TagHistoryRow => ({
+  ...row,
+  closed_offset: offset,
+  valid_to: time(at),
+  closed_by: by,
+  version: offset,
+})
+
+/**
+ * Phase one: images, tags and policy evaluations, in log order. Emits only the last version
+ * of each row (the table keeps the highest version anyway) and the finding operations per
+ * image for phase two.
+ */
+export const foldEntities = (events: readonly Positioned[], state: EntityState): EntityRows => {
+  const openImages = new Map(state.images)
+  const openTags = new Map(state.tags)
+  const images = new Map<string, ImageRow>()
+  const tagHistory = new Map<string, TagHistoryRow>()
+  const tagsCurrent = new Map<string, TagCurrentRow>()
+  const policyEvaluations: PolicyEvaluationRow[] = []
+  const policyLatest = new Map<string, PolicyLatestRow>()
+  const findingOps = new Map<string, { account: string; digest: string; ops: FindingOp[] }>()
+
+  const putImage = (row: ImageRow) =>
+    images.set(`${imageKey(row.account, row.digest)}\u0000${row.from_offset}`, row)
+  const putTag = (row: TagHistoryRow) => tagHistory.set(`${tagKey(row)}\u0000${row.from_offset}`, row)
+  const op = (image: { account: string; digest: string }, value: FindingOp) => {
+    const key = imageKey(image.account, image.digest)
+    const entry = findingOps.get(key)
+    if (entry === undefined)
+      findingOps.set(key, { account: image.account, digest: image.digest, ops: [value] })
+    else entry.ops.push(value)
+  }
+
+  const endImage = (key: string, offset: number, at: number, by: 'deleted' | 'inventory') => {
+    const open = openImages.get(key)
+    if (open === undefined) return
+    putImage(closeImage(open, offset, at, by))
+    openImages.delete(key)
+    op(open, { kind: 'close', offset, at, reason: by === 'deleted' ? 'image_deleted' : 'image_inventory' })
+  }
+
+  const endTag = (key: string, offset: number, at: number, by: ClosedBy, active: boolean) => {
+    const open = openTags.get(key)
+    if (open === undefined) return
+    putTag(closeTag(open, offset, at, by))
+    openTags.delete(key)
+    if (!active) {
+      tagsCurrent.set(key, {
+        account: open.account,
+        registry: open.registry,
+        repository: open.repository,
+        tag: open.tag,
+        digest: open.digest,
+        active: 0,
+        since: time(at),
+        version: offset,
+      })
+    }
+  }
+
+  const pointTag = (
+    ref: { account: string; registry: string; repository: string; tag: string },
+    digest: string,
+    offset: number,
+    at: number,
+    by: ClosedBy,
+  ) => {
+    const key = tagKey(ref)
+    const open = openTags.get(key)
+    if (open !== undefined && open.digest === digest) return
+    endTag(key, offset, at, by, true)
+    const row: TagHistoryRow = {
+      account: ref.account,
+      registry: ref.registry,
+      repository: ref.repository,
+      tag: ref.tag,
+      from_offset: offset,
+      digest,
+      valid_from: time(at),
+      closed_offset: 0,
+      valid_to: null,
+      closed_by: '',
+      version: offset,
+    }
+    openTags.set(key, row)
+    putTag(row)
+    tagsCurrent.set(key, { ...ref, digest, active: 1, since: time(at), version: offset })
+  }
+
+  for (const { event, offset, at } of events) {
+    const account = event.account
+    switch (event.type) {
+      case 'herald.report.image.analyzed': {
+        const data = event.data
+        const key = imageKey(account, data.digest)
+        const open = openImages.get(key)
+        const row: ImageRow = {
+          account,
+          digest: data.digest,
+          from_offset: open?.from_offset ?? offset,
+          registry: data.registry,
+          repository: data.repository,
+          image_id: data.image_id ?? '',
+          distro_name: data.distro.name,
+          distro_version: data.distro.version,
+          package_count: data.package_count,
+          valid_from: open?.valid_from ?? time(at),
+          last_analyzed_at: time(at),
+          closed_offset: 0,
+          valid_to: null,
+          closed_by: '',
+          version: offset,
+        }
+        openImages.set(key, row)
+        putImage(row)
+        op(row, {
+          kind: 'report',
+          offset,
+          at,
+          registry: data.registry,
+          repository: data.repository,
+          findings: data.findings,
+        })
+        break
+      }
+      case 'herald.report.image.deleted':
+        endImage(imageKey(account, event.data.digest), offset, at, 'deleted')
+        break
+      case 'herald.report.tag.digest_changed':
+        pointTag({ account, ...pick(event.data) }, event.data.digest, offset, at, 'moved')
+        break
+      case 'herald.report.tag.deleted':
+        endTag(tagKey({ account, ...pick(event.data) }), offset, at, 'deleted', false)
+        break
+      case 'herald.report.inventory.snapshot': {
+        const data = event.data
+        const listedImages = new Set(data.images.map((i) => imageKey(account, i.digest)))
+        const listedTags = new Map(data.tags.map((t) => [tagKey({ account, ...pick(t) }), t]))
+        for (const [key, open] of [...openImages]) {
+          if (open.account === account && !listedImages.has(key)) endImage(key, offset, at, 'inventory')
+        }
+        for (const [key, open] of [...openTags]) {
+          if (open.account === account && !listedTags.has(key)) endTag(key, offset, at, 'inventory', false)
+        }
+        for (const listed of listedTags.values()) {
+          pointTag({ account, ...pick(listed) }, listed.digest, offset, at, 'inventory')
+        }
+        break
+      }
+      case 'herald.report.policy.evaluated': {
+        const data = event.data
+        const evaluatedAt = data.evaluated_at === undefined ? at : Date.parse(data.evaluated_at)
+        const row = {
+          account,
+          registry: data.registry,
+          repository: data.repository,
+          tag: data.tag,
+          evaluated_at: time(evaluatedAt),
+          event_id: event.id,
+          digest: data.digest,
+          evaluation_id: data.evaluation_id ?? '',
+          bundle_id: data.bundle_id,
+          bundle_digest: data.bundle_digest,
+          status: data.status,
+          final_action: data.final_action ?? '',
+          reasons: data.reasons.map((r) => ({
+            gate: r.gate,
+            trigger: r.trigger,
+            action: r.action,
+            message: r.message,
+          })),
+        }
+        policyEvaluations.push({ ...row, log_offset: offset })
+        policyLatest.set(tagKey(row), { ...row, version: offset })
+        break
+      }
+      default:
+    }
+  }
+
+  return {
+    images: [...images.values()],
+    tagHistory: [...tagHistory.values()],
+    tagsCurrent: [...tagsCurrent.values()],
+    policyEvaluations,
+    policyLatest: [...policyLatest.values()],
+    findingOps,
+  }
+}
+
+const pick = (t: { registry: string; repository: string; tag: string }) => ({
+  registry: t.registry,
+  repository: t.repository,
+  tag: t.tag,
+})
+
+const sameAttributes = (row: FindingRow, next: Omit<FindingRow, 'from_offset' | 'valid_from'>): boolean =>
+  row.severity === next.severity &&
+  row.fix_version === next.fix_version &&
+  row.kev === next.kev &&
+  row.cvss === next.cvss &&
+  row.package_type === next.package_type &&
+  row.url === next.url &&
+  row.feed_group === next.feed_group &&
+  row.package_path === next.package_path &&
+  row.registry === next.registry &&
+  row.repository === next.repository
+
+const lifecycleOf = (
+  row: FindingRow,
+  resolved?: { offset: number; at: string; resolution: Resolution },
+): LifecycleRow => ({
+  account: row.account,
+  digest: row.digest,
+  vulnerability_id: row.vulnerability_id,
+  package: row.package,
+  package_version: row.package_version,
+  detected_offset: row.detected_offset,
+  registry: row.registry,
+  repository: row.repository,
+  severity: row.severity,
+  kev: row.kev,
+  fix_version: row.fix_version,
+  detected_at: row.detected_at,
+  fix_first_at: row.fix_first_at,
+  resolved_offset: resolved?.offset ?? 0,
+  resolved_at: resolved?.at ?? null,
+  resolution: resolved?.resolution ?? '',
+  version: resolved?.offset ?? row.from_offset,
+})
+
+/**
+ * Phase two: each image's findings. A report replaces the image's finding set: findings it
+ * no longer lists are resolved (`removed`), new ones open an episode, and a finding whose
+ * attributes changed (severity re-scored, fix published, KEV listed) closes its period and
+ * opens the next one of the same episode. Deleting an image, or an inventory that no longer
+ * lists it, resolves all its open findings.
+ */
+export const foldFindings = (
+  findingOps: ReadonlyMap<string, ImageFindingOps>,
+  state: FindingState,
+): FindingRows => {
+  const findings = new Map<string, FindingRow>()
+  const lifecycle = new Map<string, LifecycleRow>()
+  const put = (row: FindingRow, resolved?: { offset: number; at: string; resolution: Resolution }) => {
+    const key = `${row.digest}\u0000${findingKey(row)}`
+    findings.set(`${key}\u0000${row.from_offset}`, row)
+    lifecycle.set(`${key}\u0000${row.detected_offset}`, lifecycleOf(row, resolved))
+  }
+
+  for (const [key, { account, digest, ops }] of findingOps) {
+    const open = new Map(state.get(key))
+    const close = (row: FindingRow, offset: number, at: number, by: ClosedBy, resolution?: Resolution) => {
+      const closed: FindingRow = {
+        ...row,
+        closed_offset: offset,
+        valid_to: time(at),
+        closed_by: by,
+        version: offset,
+      }
+      findings.set(`${row.digest}\u0000${findingKey(row)}\u0000${row.from_offset}`, closed)
+      if (resolution !== undefined) put(closed, { offset, at: time(at), resolution })
+    }
+    for (const op of ops) {
+      if (op.kind === 'close') {
+        for (const row of open.values()) close(row, op.offset, op.at, op.reason, op.reason)
+        open.clear()
+        continue
+      }
+      const reported = new Map<string, Finding>()
+      for (const f of op.findings) {
+        reported.set(
+          findingKey({ vulnerability_id: f.id, package: f.package, package_version: f.version }),
+          f,
+        )
+      }
+      for (const [fk, row] of [...open]) {
+        if (!reported.has(fk)) {
+          close(row, op.offset, op.at, 'removed', 'removed')
+          open.delete(fk)
+        }
+      }
+      for (const [fk, f] of reported) {
+        const previous = open.get(fk)
+        const hasFix = f.fix_version !== null
+        const attributes = {
+          account,
+          digest,
+          vulnerability_id: f.id,
+          package: f.package,
+          package_version: f.version,
+          registry: op.registry,
+          repository: op.repository,
+          package_type: f.type,
+          severity: f.severity,
+          fix_version: f.fix_version,
+          kev: f.kev ? 1 : 0,
+          cvss: f.cvss ?? null,
+          url: f.url ?? '',
+          feed_group: f.feed_group ?? '',
+          package_path: f.package_path ?? '',
+          detected_offset: previous?.detected_offset ?? op.offset,
+          detected_at: previous?.detected_at ?? time(op.at),
+          fix_first_at: previous?.fix_first_at ?? (hasFix ? time(op.at) : null),
+          closed_offset: 0,
+          valid_to: null,
+          closed_by: '',
+          version: op.offset,
+        } as const
+        if (previous !== undefined && sameAttributes(previous, attributes)) continue
+        if (previous !== undefined) close(previous, op.offset, op.at, 'changed')
+        const row: FindingRow = { ...attributes, from_offset: op.offset, valid_from: time(op.at) }
+        open.set(fk, row)
+        put(row)
+      }
+    }
+  }
+  return { findings: [...findings.values()], lifecycle: [...lifecycle.values()] }
+}

@@ -1,0 +1,185 @@
+import type { Logger } from '../../src/observability/index.ts'
+import type { LogMessage } from '../../src/ports/event-log.ts'
+import type { Warehouse } from '../../src/ports/warehouse.ts'
+import { type ReportTable, reportTableDdl } from '../migrations/index.ts'
+import { createProjectorHandler } from './handler.ts'
+import { fromClickHouseTime } from './rows.ts'
+import { DEFAULT_TABLES, type ProjectionTables } from './state.ts'
+
+/** The report tables a rebuild replaces; `projection_progress` stays: it describes the live projector. */
+const REBUILT = [
+  'images',
+  'tag_history',
+  'tags_current',
+  'image_vulnerabilities',
+  'finding_lifecycle',
+  'policy_evaluations',
+  'policy_evaluation_latest',
+] as const satisfies readonly ReportTable[]
+
+const SUFFIX = '_rebuild'
+
+export interface RebuildOptions {
+  readonly warehouse: Warehouse
+  readonly logger: Logger
+  readonly clock?: () => number
+  /** Events replayed per batch (default 5,000). */
+  readonly batchSize?: number
+}
+
+export interface Rebuild {
+  /**
+   * Replays every report event of the raw `events` table not replayed yet into the fresh
+   * tables, in log order; returns how many it replayed. Safe to call again and again while
+   * the projector runs: each call continues where the previous one stopped.
+   */
+  catchUp(): Promise<number>
+  /**
+   * A last `catchUp`, then each live table is exchanged atomically with its fresh copy and the
+   * old copies are dropped. Readers never wait: until its exchange a table answers from the old
+   * data, after it from the new. Call it with the projector stopped (or ingress off): a batch
+   * the live projector computed from the old tables must not land in the new ones.
+   */
+  swap(): Promise<void>
+}
+
+interface RawEvent {
+  id: string
+  source: string
+  type: string
+  subject: string
+  account: string
+  level: string
+  resource_type: string
+  subtype: string
+  time_text: string
+  data: string
+  log_topic: string
+  log_partition: number
+  log_offset: number
+}
+
+const encoder = new TextEncoder()
+
+/**
+ * Rebuilds the report tables from the raw `events` table, e.g. after a projection bug was fixed
+ * or a report table was added: the projection is a pure function of the events in log order,
+ * so replaying them into empty tables gives exactly the tables a projector that had always run
+ * the current code would have written. The API keeps answering from the live tables meanwhile.
+ *
+ * @example
+ * const rebuild = await startRebuild({ warehouse, logger })
+ * await rebuild.catchUp()         // minutes, while everything runs
+ * await projector.stop()          // a moment of no new projections…
+ * await rebuild.swap()            // …the last events, then the exchange
+ * projector = await log.consume(…) // and on again, from its committed offsets
+ */
+export const startRebuild = async (options: RebuildOptions): Promise<Rebuild> => {
+  const { warehouse, logger } = options
+  const clock = options.clock ?? Date.now
+  const batchSize = options.batchSize ?? 5_000
+  for (const table of [...REBUILT, 'projection_progress' as const]) {
+    await warehouse.command(`DROP TABLE IF EXISTS ${table}${SUFFIX}`)
+    await warehouse.command(reportTableDdl[table](`${table}${SUFFIX}`))
+  }
+  const tables: ProjectionTables = {
+    ...Object.fromEntries(Object.keys(DEFAULT_TABLES).map((t) => [t, `${t}${SUFFIX}`])),
+    events: DEFAULT_TABLES.events,
+  } as ProjectionTables
+  const project = createProjectorHandler({ warehouse, clock, logger, tables, writeEvents: false })
+  // How far each partition is replayed. One position per partition, not one cursor over all
+  // of them: events keep arriving in every partition, also in those a single cursor has passed.
+  const replayedUpTo = new Map<string, { topic: string; partition: number; offset: number }>()
+
+  const catchUp = async (): Promise<number> => {
+    let replayed = 0
+    for (;;) {
+      const positions = [...replayedUpTo.values()]
+      const rows = await warehouse.query<RawEvent>(
+        `SELECT id, source, type, subject, account, level, resource_type, subtype, toString(time) AS time_text,
+                data, log_topic, log_partition, log_offset
+           FROM events FINAL
+          WHERE startsWith(type, 'herald.report.')
+            AND toInt64(log_offset) > if(
+                  indexOf({partitions:Array(String)}, concat(log_topic, '/', toString(log_partition))) AS known = 0,
+                  toInt64(-1), arrayElement({offsets:Array(Int64)}, known))
+          ORDER BY log_topic, log_partition, log_offset
+          LIMIT {limit:UInt32}`,
+        {
+          // Kafka topic names cannot hold a slash: `topic/partition` names a partition unambiguously.
+          partitions: positions.map((p) => `${p.topic}/${p.partition}`),
+          offsets: positions.map((p) => p.offset),
+          limit: batchSize,
+        },
+      )
+      if (rows.length === 0) return replayed
+      // One batch per partition run, as the log would have delivered them.
+      let start = 0
+      for (let i = 1; i <= rows.length; i++) {
+        const first = rows[start] as RawEvent
+        const row = rows[i]
+        if (
+          row !== undefined &&
+          row.log_topic === first.log_topic &&
+          row.log_partition === first.log_partition
+        ) {
+          continue
+        }
+        const run = rows.slice(start, i)
+        await project({
+          topic: first.log_topic,
+          partition: first.log_partition,
+          messages: run.map(toMessage),
+        })
+        const last = run.at(-1) as RawEvent
+        replayedUpTo.set(`${last.log_topic}\u0000${last.log_partition}`, {
+          topic: last.log_topic,
+          partition: last.log_partition,
+          offset: last.log_offset,
+        })
+        start = i
+      }
+      replayed += rows.length
+      logger('info', 'projector.rebuild_progress', { replayed, partitions: replayedUpTo.size })
+    }
+  }
+
+  return {
+    catchUp,
+    swap: async () => {
+      await catchUp()
+      for (const table of REBUILT) await warehouse.command(`EXCHANGE TABLES ${table} AND ${table}${SUFFIX}`)
+      for (const table of [...REBUILT, 'projection_progress' as const]) {
+        await warehouse.command(`DROP TABLE IF EXISTS ${table}${SUFFIX}`)
+      }
+      logger('info', 'projector.rebuild_swapped', { tables: REBUILT })
+    },
+  }
+}
+
+// The stored envelope, back as the structured-mode message the projector decodes and checks.
+const toMessage = (row: RawEvent): LogMessage => {
+  const time = fromClickHouseTime(row.time_text)
+  const event = {
+    specversion: '1.0',
+    id: row.id,
+    source: row.source,
+    type: row.type,
+    account: row.account,
+    time: new Date(time).toISOString(),
+    data: JSON.parse(row.data) as unknown,
+    ...(row.subject === '' ? {} : { subject: row.subject }),
+    ...(row.level === '' ? {} : { level: row.level }),
+    ...(row.resource_type === '' ? {} : { resourcetype: row.resource_type }),
+    ...(row.subtype === '' ? {} : { subtype: row.subtype }),
+  }
+  return {
+    topic: row.log_topic,
+    partition: row.log_partition,
+    offset: row.log_offset,
+    key: row.account,
+    value: encoder.encode(JSON.stringify(event)),
+    headers: { 'content-type': 'application/cloudevents+json' },
+    timestamp: time,
+  }
+}

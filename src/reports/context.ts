@@ -1,0 +1,59 @@
+import type { Principal } from '../access/index.ts'
+import { ValidationError } from '../errors/index.ts'
+import type { Warehouse } from '../ports/warehouse.ts'
+import { projectionLagSeconds } from './lag.ts'
+
+/** What every report resolver gets. Only `principal` and `warehouse` are required. */
+export interface ReportContext {
+  readonly principal: Principal
+  readonly warehouse: Warehouse
+  /** Milliseconds since the epoch; "now" for ages and aligned metric instants. Default `Date.now`. */
+  readonly clock?: () => number
+  /**
+   * The projection lag in seconds. Default: read from `projection_progress`; a composition
+   * root that knows the log's head can give a sharper one.
+   */
+  readonly lag?: () => Promise<number>
+}
+
+const lags = new WeakMap<ReportContext, Promise<number>>()
+
+/** The lag, read once per request however many roots ask for it. */
+export const lagOf = (context: ReportContext): Promise<number> => {
+  let lag = lags.get(context)
+  if (lag === undefined) {
+    lag = context.lag?.() ?? projectionLagSeconds(context.warehouse)
+    lags.set(context, lag)
+  }
+  return lag
+}
+
+export const nowOf = (context: ReportContext): number => (context.clock ?? Date.now)()
+
+/** An RFC 3339 instant as milliseconds, or a validation error naming the argument. */
+export const parseInstant = (value: string, path: string): number => {
+  const ms = /^\d{4}-\d{2}-\d{2}T/.test(value) ? Date.parse(value) : Number.NaN
+  if (Number.isNaN(ms)) {
+    throw new ValidationError(`${path} is not an RFC 3339 timestamp`, [{ path, message: 'must be RFC 3339' }])
+  }
+  return ms
+}
+
+export const optionalInstant = (value: string | null | undefined, path: string): number | undefined =>
+  value === null || value === undefined ? undefined : parseInstant(value, path)
+
+export interface TimeWindow {
+  readonly start?: string | null
+  readonly end?: string | null
+}
+
+export const windowOf = (window: TimeWindow | null | undefined, path: string) => {
+  const from = optionalInstant(window?.start, `${path}.start`)
+  const to = optionalInstant(window?.end, `${path}.end`)
+  if (from !== undefined && to !== undefined && from > to) {
+    throw new ValidationError(`${path}.start is after ${path}.end`, [
+      { path: `${path}.start`, message: 'must not be after end' },
+    ])
+  }
+  return { from, to }
+}

@@ -1,0 +1,110 @@
+import { type GraphQLError, parse, specifiedRules } from 'graphql'
+import { getGraphQLParameters, processRequest, renderGraphiQL, shouldRenderGraphiQL } from 'graphql-helix'
+import { Hono } from 'hono'
+import type { AppEnv } from '../access/index.ts'
+import { isHeraldError, ValidationError } from '../errors/index.ts'
+import type { Logger } from '../observability/index.ts'
+import type { Warehouse } from '../ports/warehouse.ts'
+import { requireListImages } from './authorize.ts'
+import { lagOf, type ReportContext } from './context.ts'
+import { DEFAULT_QUERY_LIMITS, type QueryLimits, queryLimitRules } from './limits.ts'
+import { rootValue } from './resolvers.ts'
+import { reportSchema } from './schema.ts'
+
+export interface ReportGraphqlOptions {
+  readonly warehouse: Warehouse
+  readonly graphiql: boolean
+  readonly logger: Logger
+  /** Path the GraphiQL page posts to. */
+  readonly endpoint: string
+  readonly clock?: () => number
+  /** The projection lag in seconds; default from the warehouse's `projection_progress`. */
+  readonly lag?: () => Promise<number>
+  readonly limits?: Partial<QueryLimits>
+}
+
+/** Herald errors keep their code for clients; anything else is masked and logged. */
+const formatError = (error: GraphQLError, logger: Logger) => {
+  const original = error.originalError
+  if (original === undefined || original === null) return error.toJSON()
+  if (isHeraldError(original)) {
+    return { ...error.toJSON(), message: original.message, extensions: { code: original.code } }
+  }
+  logger('error', 'graphql.resolver_failed', { error: String(original), path: error.path })
+  return { message: 'internal error', path: error.path, extensions: { code: 'internal' } }
+}
+
+const variablesOf = (variables: unknown): Record<string, unknown> => {
+  if (typeof variables === 'string') {
+    try {
+      const parsed: unknown = JSON.parse(variables)
+      return parsed !== null && typeof parsed === 'object' ? (parsed as Record<string, unknown>) : {}
+    } catch {
+      return {}
+    }
+  }
+  return variables !== null && typeof variables === 'object' ? (variables as Record<string, unknown>) : {}
+}
+
+/**
+ * `/v1/reports/graphql` through graphql-helix, GraphiQL for browsers where enabled. Before
+ * anything runs, the document is refused if it has too many tokens, is too deep, has too many
+ * aliases or could return too much (see `queryLimitRules`). Every answer with data carries
+ * `extensions.projectionLagSeconds` as well as the field on each page.
+ *
+ * @example
+ * app.route('/v1/reports/graphql', createReportGraphqlRoutes({ warehouse, graphiql: true, logger, endpoint: '/v1/reports/graphql' }))
+ */
+export const createReportGraphqlRoutes = (options: ReportGraphqlOptions) => {
+  const { warehouse, graphiql, logger, endpoint } = options
+  const limits: QueryLimits = { ...DEFAULT_QUERY_LIMITS, ...options.limits }
+  const app = new Hono<AppEnv>()
+  app.on(['GET', 'POST'], '/', requireListImages, async (c) => {
+    const request = {
+      body:
+        c.req.method === 'POST'
+          ? await c.req.json().catch(() => {
+              throw new ValidationError('the body is not valid JSON', [
+                { path: '(body)', message: 'not JSON' },
+              ])
+            })
+          : undefined,
+      headers: c.req.raw.headers,
+      method: c.req.method,
+      query: c.req.query(),
+    }
+    if (graphiql && shouldRenderGraphiQL(request)) return c.html(renderGraphiQL({ endpoint }))
+    const { operationName, query, variables } = getGraphQLParameters(request)
+    const context: ReportContext = {
+      principal: c.get('principal'),
+      warehouse,
+      ...(options.clock === undefined ? {} : { clock: options.clock }),
+      ...(options.lag === undefined ? {} : { lag: options.lag }),
+    }
+    const result = await processRequest({
+      operationName,
+      query,
+      variables,
+      request,
+      schema: reportSchema,
+      parse: (source: string) => parse(source, { maxTokens: limits.maxTokens }),
+      validationRules: [...specifiedRules, ...queryLimitRules(limits, variablesOf(variables))],
+      rootValueFactory: () => rootValue,
+      contextFactory: () => context,
+    })
+    if (result.type !== 'RESPONSE') {
+      return c.json({ errors: [{ message: 'streaming responses are not supported' }] }, 400)
+    }
+    const payload = result.payload as { data?: unknown; errors?: readonly GraphQLError[] }
+    const body = {
+      ...(payload.data === undefined || payload.data === null ? {} : { data: payload.data }),
+      ...(payload.errors ? { errors: payload.errors.map((e) => formatError(e, logger)) } : {}),
+      ...(payload.data === undefined || payload.data === null
+        ? {}
+        : { extensions: { projectionLagSeconds: await lagOf(context) } }),
+    }
+    for (const { name, value } of result.headers) c.header(name, value)
+    return c.json(body, result.status as 200)
+  })
+  return app
+}

@@ -1,0 +1,11 @@
+export { computeMetricValues, type MetricValues } from './compute.ts'
+export { METRICS, type MetricDefinition, metricDefinition } from './definitions.ts'
+export { type MetricDataFilter, type MetricFilter, metricData, metrics } from './queries.ts'
+export {
+  createMetricsRecorder,
+  type MetricDataPoint,
+  type MetricsRecorder,
+  type MetricsRecorderOptions,
+  metricPointMessage,
+} from './recorder.ts'
+export { createMetricsRoutes, type MetricsRoutesOptions } from './routes.ts'

@@ -1,0 +1,122 @@
+import { NotFoundError } from '../../errors/index.ts'
+import { lagOf, optionalInstant, type ReportContext } from '../context.ts'
+import { checkLimit, createPaging } from '../paging.ts'
+import { resolveScope, type ScopeFilter } from '../scope.ts'
+import { type AccountScope, createQuery, instant, rfc3339, scopeCondition } from '../sql.ts'
+import { computeMetricValues, type MetricValues } from './compute.ts'
+import { METRICS, metricDefinition } from './definitions.ts'
+
+export interface MetricFilter extends ScopeFilter {
+  readonly metricId?: string | null
+  readonly metricType?: string | null
+}
+
+const liveValues = new WeakMap<ReportContext, Promise<MetricValues>>()
+
+/** The current value of every metric for the request's scope (open periods), computed once per request. */
+const live = (context: ReportContext, scope: AccountScope): Promise<MetricValues> => {
+  let values = liveValues.get(context)
+  if (values === undefined) {
+    values = computeMetricValues(context.warehouse, scope)
+    liveValues.set(context, values)
+  }
+  return values
+}
+
+/**
+ * Anchore's `metrics`: the canned definitions (`id name description metricType`), plus each
+ * one's current `value` for the caller's account (or the named one; summed over every account
+ * for an admin's `allAccounts`). Values are computed only when asked for.
+ */
+export const metrics = async (
+  args: { filter?: MetricFilter | null; limit?: number | null; nextToken?: string | null },
+  context: ReportContext,
+) => {
+  const filter = args.filter ?? {}
+  const scope = resolveScope(context.principal, filter)
+  const limit = checkLimit(args.limit)
+  const paging = createPaging('metrics', { filter, scope })
+  const after = paging.after(args.nextToken, 1)
+  const start = after === undefined ? 0 : METRICS.findIndex((m) => m.id === after[0]) + 1
+  const matching = METRICS.slice(start).filter(
+    (m) =>
+      (!filter.metricId || m.id === filter.metricId) &&
+      (!filter.metricType || m.metricType === filter.metricType),
+  )
+  const { pageInfo, results } = paging.page(matching, limit, (m) => [m.id])
+  return {
+    pageInfo,
+    results: results.map((definition) => ({
+      ...definition,
+      value: async () => {
+        let total = 0
+        for (const values of (await live(context, scope)).values()) total += values.get(definition.id) ?? 0
+        return total
+      },
+    })),
+    projectionLagSeconds: await lagOf(context),
+  }
+}
+
+export interface MetricDataFilter extends ScopeFilter {
+  readonly metricId: string
+  readonly start?: string | null
+  readonly end?: string | null
+}
+
+/**
+ * Anchore's `metricData`: the recorded points of one metric, newest first, between `start`
+ * (inclusive) and `end` (exclusive).
+ */
+export const metricData = async (
+  args: { filter: MetricDataFilter; limit?: number | null; nextToken?: string | null },
+  context: ReportContext,
+) => {
+  const filter = args.filter
+  const definition = metricDefinition(filter.metricId)
+  if (definition === undefined) {
+    throw new NotFoundError(
+      `no metric ${JSON.stringify(filter.metricId)}; GET /v1/reports/metrics lists them`,
+      {
+        metricId: filter.metricId,
+      },
+    )
+  }
+  const scope = resolveScope(context.principal, filter)
+  const limit = checkLimit(args.limit)
+  const start = optionalInstant(filter.start, 'filter.start')
+  const end = optionalInstant(filter.end, 'filter.end')
+  const paging = createPaging('metricData', { filter, scope })
+  const after = paging.after(args.nextToken, 2)
+  const q = createQuery()
+  const where = [scopeCondition(q, scope), `metric_id = ${q.bind('String', definition.id)}`]
+  if (start !== undefined) where.push(`collected_at >= ${instant(q, start)}`)
+  if (end !== undefined) where.push(`collected_at < ${instant(q, end)}`)
+  if (after !== undefined) {
+    where.push(
+      `(toUnixTimestamp64Milli(collected_at), account) < (${q.bind('Int64', after[0])}, ${q.bind('String', after[1])})`,
+    )
+  }
+  type Row = { account: string; collected_text: string; collected_ms: number; value: number }
+  const [rows, lag] = await Promise.all([
+    context.warehouse.query<Row>(
+      `SELECT account, toString(collected_at) AS collected_text, toUnixTimestamp64Milli(collected_at) AS collected_ms, value
+         FROM metric_points FINAL WHERE ${where.join(' AND ')}
+        ORDER BY collected_ms DESC, account DESC
+        LIMIT {limit_plus_one:UInt32}`,
+      { ...q.params, limit_plus_one: limit + 1 },
+    ),
+    lagOf(context),
+  ])
+  const { pageInfo, results } = paging.page(rows, limit, (r) => [r.collected_ms, r.account])
+  return {
+    pageInfo,
+    results: results.map((r) => ({
+      metricId: definition.id,
+      account: r.account,
+      value: r.value,
+      collectedAt: rfc3339(r.collected_text),
+    })),
+    projectionLagSeconds: lag,
+  }
+}

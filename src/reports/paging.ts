@@ -1,0 +1,85 @@
+import { createHash } from 'node:crypto'
+import { ValidationError } from '../errors/index.ts'
+
+export const DEFAULT_LIMIT = 100
+export const MAX_LIMIT = 1000
+
+export interface PageInfo {
+  readonly nextToken: string | null
+  readonly count: number
+}
+
+export type Key = readonly (string | number)[]
+
+/** A limit between 1 and `MAX_LIMIT`, or a validation error naming it. */
+export const checkLimit = (limit: number | null | undefined): number => {
+  const value = limit ?? DEFAULT_LIMIT
+  if (!Number.isInteger(value) || value < 1 || value > MAX_LIMIT) {
+    throw new ValidationError(`limit must be between 1 and ${MAX_LIMIT}`, [
+      { path: 'limit', message: `must be between 1 and ${MAX_LIMIT}` },
+    ])
+  }
+  return value
+}
+
+const fingerprintOf = (query: string, shape: unknown): string =>
+  createHash('sha256')
+    .update(query)
+    .update('\u0000')
+    .update(JSON.stringify(shape) ?? '')
+    .digest('base64url')
+    .slice(0, 12)
+
+/**
+ * Keyset paging tokens. A token is the sort key of the last row served plus a fingerprint of
+ * the query and its arguments: the next page starts strictly after that key, so rows added or
+ * removed elsewhere while a client pages never shift what it sees (no row twice, none skipped
+ * that existed throughout), and a token replayed against another query or filter is refused.
+ * The key reaches SQL only as bound parameters.
+ *
+ * @example
+ * const paging = createPaging('tagsByVulnerability', { filter, scope, asOf })
+ * const after = paging.after(args.nextToken) // undefined on the first page
+ * const { pageInfo, rows } = paging.page(fetched, limit, (row) => [row.account, row.vulnerability_id])
+ */
+export const createPaging = (query: string, shape: unknown) => {
+  const fingerprint = fingerprintOf(query, shape)
+  return {
+    /** The key to continue after, or undefined for the first page. */
+    after: (token: string | null | undefined, arity: number): Key | undefined => {
+      if (token === null || token === undefined || token === '') return undefined
+      let parsed: unknown
+      try {
+        parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'))
+      } catch {
+        parsed = undefined
+      }
+      const { f, k } = (parsed ?? {}) as { f?: unknown; k?: unknown }
+      const valid =
+        Array.isArray(k) &&
+        k.length === arity &&
+        k.every((v) => typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v)))
+      if (!valid) {
+        throw new ValidationError('nextToken is not a token this API issued', [
+          { path: 'nextToken', message: 'not a token this API issued' },
+        ])
+      }
+      if (f !== fingerprint) {
+        throw new ValidationError('nextToken belongs to another query or filter', [
+          { path: 'nextToken', message: 'issued for another query or filter' },
+        ])
+      }
+      return k as Key
+    },
+    /** Cuts the `limit + 1` rows fetched into a page and the token for the next one. */
+    page: <Row>(rows: readonly Row[], limit: number, keyOf: (row: Row) => Key) => {
+      const results = rows.slice(0, limit)
+      const last = results.at(-1)
+      const nextToken =
+        rows.length > limit && last !== undefined
+          ? Buffer.from(JSON.stringify({ f: fingerprint, k: keyOf(last) })).toString('base64url')
+          : null
+      return { pageInfo: { nextToken, count: results.length } satisfies PageInfo, results }
+    },
+  }
+}

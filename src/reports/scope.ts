@@ -1,0 +1,26 @@
+import type { Principal } from '../access/index.ts'
+import { ForbiddenError } from '../errors/index.ts'
+import type { AccountScope } from './sql.ts'
+
+export interface ScopeFilter {
+  readonly account?: string | null
+  readonly allAccounts?: boolean | null
+}
+
+/**
+ * The accounts a report may read: the caller's own unless an admin names another account or
+ * asks for all of them. Anything else is refused rather than quietly narrowed, so a client
+ * never mistakes its own data for another account's.
+ */
+export const resolveScope = (principal: Principal, filter: ScopeFilter | null | undefined): AccountScope => {
+  if (filter?.allAccounts === true) {
+    if (principal.role !== 'admin') throw new ForbiddenError('only an admin may query across accounts')
+    return { all: true }
+  }
+  const requested = filter?.account
+  if (requested === undefined || requested === null || requested === principal.account) {
+    return { accounts: [principal.account] }
+  }
+  if (principal.role !== 'admin') throw new ForbiddenError('only an admin may query another account')
+  return { accounts: [requested] }
+}

@@ -1,0 +1,119 @@
+/**
+ * Building blocks of the report SQL. Every value a caller supplies becomes a typed ClickHouse
+ * query parameter (`{p3:String}`) through `bind`; the SQL text itself is assembled only from
+ * constants in this module and its callers. Types passed to `bind` are literals in the code,
+ * never input.
+ */
+import type { Severity } from '../events/index.ts'
+
+export interface Query {
+  /** Binds a value and returns its placeholder. */
+  bind(type: string, value: unknown): string
+  readonly params: Record<string, unknown>
+}
+
+export const createQuery = (): Query => {
+  const params: Record<string, unknown> = {}
+  let n = 0
+  return {
+    params,
+    bind: (type, value) => {
+      const name = `p${n++}`
+      params[name] = value
+      return `{${name}:${type}}`
+    },
+  }
+}
+
+/** Which accounts a query may read: named ones, or every account (admins only). */
+export type AccountScope = { readonly accounts: readonly string[] } | { readonly all: true }
+
+export const scopeCondition = (q: Query, scope: AccountScope, column = 'account'): string =>
+  'all' in scope ? '1' : `${column} IN ${q.bind('Array(String)', scope.accounts)}`
+
+/** An instant as a DateTime64 expression. */
+export const instant = (q: Query, ms: number): string =>
+  `fromUnixTimestamp64Milli(${q.bind('Int64', ms)}, 'UTC')`
+
+/** A period row `[valid_from, valid_to)` that contains `at`. */
+export const validAt = (at: string): string =>
+  `valid_from <= ${at} AND (valid_to IS NULL OR valid_to > ${at})`
+
+export interface TagSetOptions {
+  /** Milliseconds; absent: now (from the current tables). */
+  readonly asOf?: number
+  /** Only the digest each tag points at (at the instant); otherwise every digest it ever pointed at. */
+  readonly currentOnly: boolean
+  readonly registry?: string | null
+  readonly repository?: string | null
+  readonly tag?: string | null
+}
+
+const tagConditions = (q: Query, o: TagSetOptions): string[] => [
+  ...(o.registry ? [`registry = ${q.bind('String', o.registry)}`] : []),
+  ...(o.repository ? [`repository = ${q.bind('String', o.repository)}`] : []),
+  ...(o.tag ? [`tag = ${q.bind('String', o.tag)}`] : []),
+]
+
+/**
+ * `(account, registry, repository, tag, digest, is_current)`: tags and the digests they point
+ * at, now or as of an instant; with `currentOnly: false`, every digest a tag pointed at up to
+ * then, `is_current` telling which one it points at at the instant.
+ */
+export const tagSet = (q: Query, scope: AccountScope, o: TagSetOptions): string => {
+  const where = [scopeCondition(q, scope), ...tagConditions(q, o)]
+  if (o.asOf === undefined) {
+    if (o.currentOnly) {
+      return `SELECT account, registry, repository, tag, digest, 1 AS is_current
+                FROM tags_current FINAL WHERE ${[...where, 'active = 1'].join(' AND ')}`
+    }
+    return `SELECT account, registry, repository, tag, digest, max(closed_offset = 0) AS is_current
+              FROM tag_history FINAL WHERE ${where.join(' AND ')}
+             GROUP BY account, registry, repository, tag, digest`
+  }
+  const at = instant(q, o.asOf)
+  if (o.currentOnly) {
+    return `SELECT account, registry, repository, tag, digest, 1 AS is_current
+              FROM tag_history FINAL WHERE ${[...where, validAt(at)].join(' AND ')}`
+  }
+  return `SELECT account, registry, repository, tag, digest, max(${validAt(at)}) AS is_current
+            FROM tag_history FINAL WHERE ${[...where, `valid_from <= ${at}`].join(' AND ')}
+           GROUP BY account, registry, repository, tag, digest`
+}
+
+export interface FindingSetOptions {
+  readonly asOf?: number
+  readonly vulnerabilityId?: string | null
+  readonly severity?: readonly Severity[] | null
+  readonly registry?: string | null
+  readonly repository?: string | null
+  readonly fixAvailable?: boolean | null
+  readonly kev?: boolean | null
+  /** Detection window, milliseconds. */
+  readonly detectedFrom?: number
+  readonly detectedTo?: number
+}
+
+export const FINDING_COLUMNS =
+  'account, digest, vulnerability_id, package, package_version, package_type, severity, fix_version, kev, cvss, url, registry, repository, detected_at'
+
+/** The findings of active images, now or as of an instant, narrowed by the filter. */
+export const findingSet = (q: Query, scope: AccountScope, o: FindingSetOptions): string => {
+  const where = [scopeCondition(q, scope)]
+  where.push(o.asOf === undefined ? 'closed_offset = 0' : validAt(instant(q, o.asOf)))
+  if (o.vulnerabilityId) where.push(`vulnerability_id = ${q.bind('String', o.vulnerabilityId)}`)
+  if (o.severity && o.severity.length > 0)
+    where.push(`toString(severity) IN ${q.bind('Array(String)', o.severity)}`)
+  if (o.registry) where.push(`registry = ${q.bind('String', o.registry)}`)
+  if (o.repository) where.push(`repository = ${q.bind('String', o.repository)}`)
+  if (o.fixAvailable === true) where.push('fix_version IS NOT NULL')
+  if (o.fixAvailable === false) where.push('fix_version IS NULL')
+  if (o.kev === true) where.push('kev = 1')
+  if (o.kev === false) where.push('kev = 0')
+  if (o.detectedFrom !== undefined) where.push(`detected_at >= ${instant(q, o.detectedFrom)}`)
+  if (o.detectedTo !== undefined) where.push(`detected_at < ${instant(q, o.detectedTo)}`)
+  return `SELECT ${FINDING_COLUMNS} FROM image_vulnerabilities FINAL WHERE ${where.join(' AND ')}`
+}
+
+/** ClickHouse's `DateTime64(3, 'UTC')` text as RFC 3339. */
+export const rfc3339 = (text: string): string => `${text.replace(' ', 'T')}Z`

@@ -1,0 +1,262 @@
+import type { Severity } from '../events/index.ts'
+import { lagOf, optionalInstant, type ReportContext, type TimeWindow, windowOf } from './context.ts'
+import { checkLimit, createPaging } from './paging.ts'
+import { resolveScope, type ScopeFilter } from './scope.ts'
+import { createQuery, findingSet, type Query, tagSet } from './sql.ts'
+
+export interface VulnerabilityFilter extends ScopeFilter {
+  readonly vulnerabilityId?: string | null
+  readonly severity?: readonly Severity[] | null
+  readonly registry?: string | null
+  readonly repository?: string | null
+  readonly tag?: string | null
+  readonly currentOnly?: boolean | null
+  readonly fixAvailable?: boolean | null
+  readonly kev?: boolean | null
+  readonly detected?: TimeWindow | null
+}
+
+export interface PagedArgs<Filter> {
+  readonly filter?: Filter | null
+  readonly limit?: number | null
+  readonly nextToken?: string | null
+  readonly asOf?: string | null
+}
+
+/** How many tags, images or artifacts one result lists at most; the counts say how many there are. */
+export const NESTED_CAP = 1000
+
+interface VulnerabilityColumns {
+  account: string
+  vulnerability_id: string
+  severity: Severity
+  url: string
+  cvss: number | null
+  kev: number
+  fix_available: number
+}
+
+const vulnerabilityOf = (row: VulnerabilityColumns) => ({
+  vulnerabilityId: row.vulnerability_id,
+  severity: row.severity,
+  link: row.url === '' ? null : row.url,
+  cvss: row.cvss,
+  kev: row.kev === 1,
+  fixAvailable: row.fix_available === 1,
+})
+
+const VULNERABILITY_AGGREGATES = `toString(max(severity)) AS severity, max(url) AS url, max(cvss) AS cvss,
+  max(kev) AS kev, max(fix_version IS NOT NULL) AS fix_available`
+
+/** The parts every vulnerability report shares: scope, instant, the finding and tag sets. */
+const prepare = (name: string, args: PagedArgs<VulnerabilityFilter>, context: ReportContext) => {
+  const filter = args.filter ?? {}
+  const scope = resolveScope(context.principal, filter)
+  const limit = checkLimit(args.limit)
+  const asOf = optionalInstant(args.asOf, 'asOf')
+  const detected = windowOf(filter.detected, 'filter.detected')
+  const currentOnly = filter.currentOnly ?? true
+  const paging = createPaging(name, { filter, scope, asOf, currentOnly })
+  const after = paging.after(args.nextToken, 2)
+  const q = createQuery()
+  const findings = (withImageFilters: boolean) =>
+    findingSet(q, scope, {
+      ...(asOf === undefined ? {} : { asOf }),
+      vulnerabilityId: filter.vulnerabilityId,
+      severity: filter.severity,
+      fixAvailable: filter.fixAvailable,
+      kev: filter.kev,
+      ...(withImageFilters ? { registry: filter.registry, repository: filter.repository } : {}),
+      ...(detected.from === undefined ? {} : { detectedFrom: detected.from }),
+      ...(detected.to === undefined ? {} : { detectedTo: detected.to }),
+    })
+  const tags = () =>
+    tagSet(q, scope, {
+      ...(asOf === undefined ? {} : { asOf }),
+      currentOnly,
+      registry: filter.registry,
+      repository: filter.repository,
+      tag: filter.tag,
+    })
+  const keyset = (account: string, vulnerability: string) =>
+    after === undefined
+      ? '1'
+      : `(${account}, ${vulnerability}) > (${q.bind('String', after[0])}, ${q.bind('String', after[1])})`
+  return { filter, scope, limit, q, paging, findings, tags, keyset }
+}
+
+const finish = async <Row extends VulnerabilityColumns, Result>(
+  context: ReportContext,
+  q: Query,
+  sql: string,
+  limit: number,
+  paging: ReturnType<typeof createPaging>,
+  toResult: (row: Row) => Result,
+) => {
+  const [rows, lag] = await Promise.all([
+    context.warehouse.query<Row>(sql, { ...q.params, limit_plus_one: limit + 1 }),
+    lagOf(context),
+  ])
+  const { pageInfo, results } = paging.page(rows, limit, (r) => [r.account, r.vulnerability_id])
+  return { pageInfo, results: results.map(toResult), projectionLagSeconds: lag }
+}
+
+/**
+ * Anchore's `tagsByVulnerability`: for each vulnerability, the tags whose image has it — the
+ * digest each tag points at now (or at `asOf`), or with `currentOnly: false` every digest a tag
+ * ever pointed at that (still, or then) has it. Paged by (account, vulnerability id).
+ */
+export const tagsByVulnerability = async (args: PagedArgs<VulnerabilityFilter>, context: ReportContext) => {
+  const p = prepare('tagsByVulnerability', args, context)
+  const sql = `WITH t AS (${p.tags()}), f AS (${p.findings(false)})
+    SELECT f.account AS account, f.vulnerability_id AS vulnerability_id, ${VULNERABILITY_AGGREGATES},
+           arraySort(groupUniqArray(${NESTED_CAP})((t.registry, t.repository, t.tag, t.digest, t.is_current))) AS tags,
+           uniqExact(t.registry, t.repository, t.tag, t.digest) AS tag_count
+      FROM f INNER JOIN t ON t.account = f.account AND t.digest = f.digest
+     WHERE ${p.keyset('f.account', 'f.vulnerability_id')}
+     GROUP BY account, vulnerability_id
+     ORDER BY account, vulnerability_id
+     LIMIT {limit_plus_one:UInt32}`
+  type Row = VulnerabilityColumns & { tags: [string, string, string, string, number][]; tag_count: number }
+  return finish<Row, unknown>(context, p.q, sql, p.limit, p.paging, (row) => ({
+    account: row.account,
+    vulnerability: vulnerabilityOf(row),
+    tags: row.tags.map(([registry, repository, tag, digest, current]) => ({
+      registry,
+      repository,
+      tag,
+      digest,
+      current: current === 1,
+    })),
+    tagCount: row.tag_count,
+  }))
+}
+
+// With a tag filter, images are those the tag points (or pointed) at; otherwise every active image.
+const imageRestriction = (p: ReturnType<typeof prepare>): string =>
+  p.filter.tag ? `(account, digest) IN (SELECT account, digest FROM (${p.tags()}))` : '1'
+
+/**
+ * Anchore's `imagesByVulnerability`: for each vulnerability, the active images that have it,
+ * with the packages it was found in.
+ */
+export const imagesByVulnerability = async (args: PagedArgs<VulnerabilityFilter>, context: ReportContext) => {
+  const p = prepare('imagesByVulnerability', args, context)
+  const sql = `WITH f AS (${p.findings(true)})
+    SELECT account, vulnerability_id, toString(max(sev)) AS severity, max(url) AS url, max(cvss) AS cvss,
+           max(kev) AS kev, max(fix) AS fix_available,
+           arraySort(groupArray(${NESTED_CAP})((digest, registry, repository, packages))) AS images,
+           count() AS image_count
+      FROM (
+        SELECT account, vulnerability_id, digest, any(registry) AS registry, any(repository) AS repository,
+               max(severity) AS sev, max(url) AS url, max(cvss) AS cvss, max(kev) AS kev,
+               max(fix_version IS NOT NULL) AS fix,
+               arraySort(groupArray((package, package_version, package_type, fix_version))) AS packages
+          FROM f
+         WHERE ${imageRestriction(p)} AND ${p.keyset('account', 'vulnerability_id')}
+         GROUP BY account, vulnerability_id, digest)
+     GROUP BY account, vulnerability_id
+     ORDER BY account, vulnerability_id
+     LIMIT {limit_plus_one:UInt32}`
+  type Package = [string, string, string, string | null]
+  type Row = VulnerabilityColumns & { images: [string, string, string, Package[]][]; image_count: number }
+  return finish<Row, unknown>(context, p.q, sql, p.limit, p.paging, (row) => ({
+    account: row.account,
+    vulnerability: vulnerabilityOf(row),
+    images: row.images.map(([digest, registry, repository, packages]) => ({
+      digest,
+      registry,
+      repository,
+      packages: packages.map(([name, version, type, fixVersion]) => ({ name, version, type, fixVersion })),
+    })),
+    imageCount: row.image_count,
+  }))
+}
+
+/**
+ * Anchore's `artifactsByVulnerability`: for each vulnerability, the packages (name, version,
+ * type) it was found in across active images, with how many images carry each.
+ */
+export const artifactsByVulnerability = async (
+  args: PagedArgs<VulnerabilityFilter>,
+  context: ReportContext,
+) => {
+  const p = prepare('artifactsByVulnerability', args, context)
+  const sql = `WITH f AS (${p.findings(true)})
+    SELECT account, vulnerability_id, toString(max(sev)) AS severity, max(url) AS url, max(cvss) AS cvss,
+           max(kev) AS kev, max(fix) AS fix_available,
+           arraySort(groupArray(${NESTED_CAP})((package, package_version, package_type, any_fix_version, images))) AS artifacts,
+           count() AS artifact_count
+      FROM (
+        SELECT account, vulnerability_id, package, package_version, package_type,
+               any(fix_version) AS any_fix_version, uniqExact(digest) AS images,
+               max(severity) AS sev, max(url) AS url, max(cvss) AS cvss, max(kev) AS kev,
+               max(fix_version IS NOT NULL) AS fix
+          FROM f
+         WHERE ${imageRestriction(p)} AND ${p.keyset('account', 'vulnerability_id')}
+         GROUP BY account, vulnerability_id, package, package_version, package_type)
+     GROUP BY account, vulnerability_id
+     ORDER BY account, vulnerability_id
+     LIMIT {limit_plus_one:UInt32}`
+  type Row = VulnerabilityColumns & {
+    artifacts: [string, string, string, string | null, number][]
+    artifact_count: number
+  }
+  return finish<Row, unknown>(context, p.q, sql, p.limit, p.paging, (row) => ({
+    account: row.account,
+    vulnerability: vulnerabilityOf(row),
+    artifacts: row.artifacts.map(([name, version, type, fixVersion, imageCount]) => ({
+      name,
+      version,
+      type,
+      fixVersion,
+      imageCount,
+    })),
+    artifactCount: row.artifact_count,
+  }))
+}
+
+const SEVERITY_ORDER: readonly Severity[] = ['critical', 'high', 'medium', 'low', 'negligible', 'unknown']
+
+/**
+ * Beyond the reference: findings of active images by severity, with how many have a fix and
+ * how many are on CISA's Known Exploited Vulnerabilities list, now or as of an instant.
+ */
+export const vulnerabilityBreakdown = async (
+  args: { filter?: VulnerabilityFilter | null; asOf?: string | null },
+  context: ReportContext,
+) => {
+  const p = prepare('vulnerabilityBreakdown', { ...args, limit: 1 }, context)
+  const sql = `WITH f AS (${p.findings(true)})
+    SELECT toString(severity) AS severity_name, count() AS total, uniqExact(vulnerability_id) AS vulnerabilities,
+           countIf(fix_version IS NOT NULL) AS fix_available, countIf(kev = 1) AS kev_count,
+           countIf(kev = 1 AND fix_version IS NOT NULL) AS kev_fix_available
+      FROM f WHERE ${imageRestriction(p)}
+     GROUP BY severity_name`
+  type Row = {
+    severity_name: Severity
+    total: number
+    vulnerabilities: number
+    fix_available: number
+    kev_count: number
+    kev_fix_available: number
+  }
+  const [rows, lag] = await Promise.all([context.warehouse.query<Row>(sql, p.q.params), lagOf(context)])
+  const bySeverity = new Map(rows.map((r) => [r.severity_name, r]))
+  return {
+    asOf: args.asOf ?? null,
+    results: SEVERITY_ORDER.map((severity) => {
+      const r = bySeverity.get(severity)
+      return {
+        severity,
+        findings: r?.total ?? 0,
+        vulnerabilities: r?.vulnerabilities ?? 0,
+        fixAvailable: r?.fix_available ?? 0,
+        noFix: (r?.total ?? 0) - (r?.fix_available ?? 0),
+        kev: r?.kev_count ?? 0,
+        kevFixAvailable: r?.kev_fix_available ?? 0,
+      }
+    }),
+    projectionLagSeconds: lag,
+  }
+}

@@ -1,0 +1,736 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import fc from 'fast-check'
+import { migrate, warehouseMigrations } from '../../projections/migrations/index.ts'
+import { createProjectorHandler } from '../../projections/projector/index.ts'
+import type { Principal } from '../../src/access/index.ts'
+import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/index.ts'
+import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
+import { type EngineEvent, encodeLogEvent, type Severity } from '../../src/events/index.ts'
+import { generateActivity } from '../../src/generator/index.ts'
+import { createHttpApp } from '../../src/http/index.ts'
+import { createMetrics, silentLogger } from '../../src/observability/index.ts'
+import type { EventLog, LogMessage } from '../../src/ports/event-log.ts'
+import type { Warehouse } from '../../src/ports/warehouse.ts'
+import { createMetricsRecorder, createMetricsRoutes } from '../../src/reports/index.ts'
+
+const T0 = Date.UTC(2026, 10, 22, 10)
+const HOUR = 3_600_000
+const tokens: Record<string, Principal> = {
+  'acme-reader': { account: 'acme', role: 'read-only' },
+  'globex-reader': { account: 'globex', role: 'read-only' },
+  admin: { account: 'admin', role: 'admin' },
+}
+
+// --- the oracle -------------------------------------------------------------------------
+
+interface OracleFinding {
+  readonly id: string
+  readonly severity: Severity
+  readonly package: string
+  readonly version: string
+  readonly fix: string | null
+  readonly kev: boolean
+}
+
+interface OracleAccount {
+  /** Active tags: `registry/repository:tag` → digest. */
+  readonly tags: Map<string, string>
+  /** Every digest each tag pointed at so far. */
+  readonly ever: Map<string, Set<string>>
+  /** Active images and their findings by `id package version`. */
+  readonly images: Map<string, Map<string, OracleFinding>>
+  /** Latest policy status of each tag. */
+  readonly evaluations: Map<string, 'pass' | 'fail'>
+}
+
+const tagName = (t: { registry: string; repository: string; tag: string }) =>
+  `${t.registry}/${t.repository}:${t.tag}`
+const timeOf = (e: EngineEvent) => Date.parse(e.time as string)
+
+/**
+ * The brute-force answer: the world as of instant `at`, by replaying every event up to it in
+ * plain TypeScript — no offsets, periods, SQL or shared code with the projector.
+ */
+const worldAt = (events: readonly EngineEvent[], at: number): Map<string, OracleAccount> => {
+  const world = new Map<string, OracleAccount>()
+  const of = (name: string) => {
+    let a = world.get(name)
+    if (a === undefined) {
+      a = { tags: new Map(), ever: new Map(), images: new Map(), evaluations: new Map() }
+      world.set(name, a)
+    }
+    return a
+  }
+  const point = (a: OracleAccount, name: string, digest: string) => {
+    a.tags.set(name, digest)
+    const ever = a.ever.get(name) ?? new Set<string>()
+    ever.add(digest)
+    a.ever.set(name, ever)
+  }
+  for (const e of events) {
+    if (timeOf(e) > at) break
+    const a = of(e.account)
+    switch (e.type) {
+      case 'herald.report.image.analyzed':
+        a.images.set(
+          e.data.digest,
+          new Map(
+            e.data.findings.map((f) => [
+              `${f.id} ${f.package} ${f.version}`,
+              {
+                id: f.id,
+                severity: f.severity,
+                package: f.package,
+                version: f.version,
+                fix: f.fix_version,
+                kev: f.kev,
+              },
+            ]),
+          ),
+        )
+        break
+      case 'herald.report.image.deleted':
+        a.images.delete(e.data.digest)
+        break
+      case 'herald.report.tag.digest_changed':
+        point(a, tagName(e.data), e.data.digest)
+        break
+      case 'herald.report.tag.deleted':
+        a.tags.delete(tagName(e.data))
+        break
+      case 'herald.report.inventory.snapshot': {
+        const listed = new Set(e.data.images.map((i) => i.digest))
+        for (const digest of [...a.images.keys()]) if (!listed.has(digest)) a.images.delete(digest)
+        const tags = new Set(e.data.tags.map(tagName))
+        for (const name of [...a.tags.keys()]) if (!tags.has(name)) a.tags.delete(name)
+        for (const t of e.data.tags) point(a, tagName(t), t.digest)
+        break
+      }
+      case 'herald.report.policy.evaluated':
+        a.evaluations.set(tagName(e.data), e.data.status)
+        break
+      default:
+    }
+  }
+  return world
+}
+
+const empty: OracleAccount = { tags: new Map(), ever: new Map(), images: new Map(), evaluations: new Map() }
+
+/** vulnerability id → sorted `tag@digest` (with ` old` when the tag no longer points there). */
+const expectedTagsByVulnerability = (a: OracleAccount, currentOnly: boolean) => {
+  const out = new Map<string, Set<string>>()
+  for (const [name, digests] of currentOnly
+    ? [...a.tags].map(([n, d]) => [n, new Set([d])] as const)
+    : [...a.ever]) {
+    for (const digest of digests) {
+      for (const f of a.images.get(digest)?.values() ?? []) {
+        const set = out.get(f.id) ?? new Set<string>()
+        set.add(`${name}@${digest}${a.tags.get(name) === digest ? '' : ' old'}`)
+        out.set(f.id, set)
+      }
+    }
+  }
+  return new Map([...out].sort(([x], [y]) => (x < y ? -1 : 1)).map(([id, set]) => [id, [...set].sort()]))
+}
+
+/** vulnerability id → sorted digests of active images with it. */
+const expectedImagesByVulnerability = (a: OracleAccount) => {
+  const out = new Map<string, string[]>()
+  for (const [digest, findings] of a.images) {
+    for (const id of new Set([...findings.values()].map((f) => f.id)))
+      out.set(id, [...(out.get(id) ?? []), digest])
+  }
+  return new Map([...out].sort(([x], [y]) => (x < y ? -1 : 1)).map(([id, list]) => [id, list.sort()]))
+}
+
+// --- the system under test ------------------------------------------------------------------
+
+describe('report GraphQL API against a brute-force oracle', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-reports-graphql-'))
+  let warehouse: Warehouse
+  let log: EventLog
+  let app: ReturnType<typeof createHttpApp>
+  let events: EngineEvent[] = []
+  let offset = 0
+  let queries = 0
+  const last = () => timeOf(events.at(-1) as EngineEvent)
+
+  /** Projects events as the log would deliver them, continuing the partition's offsets. */
+  const project = async (batch: readonly EngineEvent[], size = 300) => {
+    // Stored the instant they were appended: these batches add no lag, so the lag test's is
+    // the only one.
+    let appended = 0
+    const handler = createProjectorHandler({ warehouse, clock: () => appended, logger: silentLogger })
+    const messages: LogMessage[] = batch.map((event) => ({
+      ...encodeLogEvent(event),
+      headers: {},
+      topic: 'engine.events',
+      partition: 0,
+      offset: offset++,
+      timestamp: timeOf(event),
+    }))
+    for (let i = 0; i < messages.length; i += size) {
+      const slice = messages.slice(i, i + size)
+      appended = slice[0]?.timestamp ?? 0
+      await handler({ topic: 'engine.events', partition: 0, messages: slice })
+    }
+    events = [...events, ...batch]
+  }
+
+  const graphql = async (token: string, query: string, variables: Record<string, unknown> = {}) => {
+    const response = await app.request('/v1/reports/graphql', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ query, variables }),
+    })
+    const body = (await response.json()) as {
+      data?: Record<
+        string,
+        { pageInfo?: { nextToken: string | null; count: number } } & Record<string, unknown>
+      >
+      errors?: { message: string; extensions?: { code?: string } }[]
+      extensions?: { projectionLagSeconds?: number }
+    }
+    return { status: response.status, body }
+  }
+
+  /** Every page of one root, following nextToken. */
+  const allPages = async <R>(
+    token: string,
+    root: string,
+    selection: string,
+    args: Record<string, unknown>,
+    limit = 7,
+  ) => {
+    const results: R[] = []
+    let nextToken: string | null = null
+    let pages = 0
+    do {
+      const { body } = await graphql(
+        token,
+        `query ($filter: ${filterType(root)}, $asOf: String, $limit: Int, $nextToken: String) {
+          ${root}(filter: $filter, asOf: $asOf, limit: $limit, nextToken: $nextToken) {
+            pageInfo { nextToken count } results { ${selection} } projectionLagSeconds } }`,
+        { ...args, limit, nextToken },
+      )
+      assert.equal(body.errors, undefined, JSON.stringify(body.errors))
+      const page = body.data?.[root] as {
+        pageInfo: { nextToken: string | null; count: number }
+        results: R[]
+      }
+      assert.equal(page.pageInfo.count, page.results.length)
+      results.push(...page.results)
+      nextToken = page.pageInfo.nextToken
+      pages++
+    } while (nextToken !== null && pages < 1_000)
+    return results
+  }
+  const filterType = (root: string) =>
+    root === 'policyEvaluationsByTag' ? 'PolicyEvaluationFilter' : 'VulnerabilityFilter'
+
+  type TagsResult = {
+    account: string
+    vulnerability: { vulnerabilityId: string }
+    tags: { registry: string; repository: string; tag: string; digest: string; current: boolean }[]
+    tagCount: number
+  }
+  const tagsByVulnerability = async (token: string, args: Record<string, unknown>) => {
+    const results = await allPages<TagsResult>(
+      token,
+      'tagsByVulnerability',
+      'account vulnerability { vulnerabilityId } tags { registry repository tag digest current } tagCount',
+      args,
+    )
+    for (const r of results) assert.equal(r.tagCount, r.tags.length)
+    return new Map(
+      results.map((r) => [
+        r.vulnerability.vulnerabilityId,
+        r.tags.map((t) => `${tagName(t)}@${t.digest}${t.current ? '' : ' old'}`).sort(),
+      ]),
+    )
+  }
+
+  before(async () => {
+    warehouse = await createChdbWarehouse({ path: join(dir, 'warehouse') })
+    await migrate(warehouse, warehouseMigrations)
+    const counting: Warehouse = {
+      ...warehouse,
+      query: (sql, params) => {
+        queries++
+        return warehouse.query(sql, params)
+      },
+    }
+    log = createSqliteEventLog({ path: join(dir, 'log.sqlite') })
+    await log.createTopics([{ topic: 'engine.events', partitions: 1 }])
+    app = createHttpApp({
+      log,
+      eventsTopic: 'engine.events',
+      warehouse: counting,
+      readiness: {},
+      authenticate: async (token) => tokens[token],
+      requireAuth: true,
+      metrics: createMetrics(),
+      logger: silentLogger,
+      graphiql: false,
+      mounts: [{ path: '/v1/reports/metrics', app: createMetricsRoutes({ warehouse: counting }) }],
+    })
+    await project([
+      ...generateActivity({
+        seed: 42,
+        accounts: ['acme', 'globex'],
+        count: 2_500,
+        clock: () => T0,
+        systemEvents: false,
+      }),
+    ])
+  })
+  after(async () => {
+    await log.close()
+    await warehouse.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('answers tagsByVulnerability now and as of any instant, current tags or all, page by page', async () => {
+    const now = worldAt(events, Number.POSITIVE_INFINITY).get('acme') ?? empty
+    assert.deepEqual(await tagsByVulnerability('acme-reader', {}), expectedTagsByVulnerability(now, true))
+    assert.deepEqual(
+      await tagsByVulnerability('acme-reader', { filter: { currentOnly: false } }),
+      expectedTagsByVulnerability(now, false),
+    )
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: events.length - 1 }),
+        fc.integer({ min: -1, max: 1 }),
+        fc.boolean(),
+        async (i, nudge, currentOnly) => {
+          const at = timeOf(events[i] as EngineEvent) + nudge
+          const world = worldAt(events, at).get('acme') ?? empty
+          const asOf = new Date(at).toISOString()
+          assert.deepEqual(
+            await tagsByVulnerability('acme-reader', { asOf, filter: { currentOnly } }),
+            expectedTagsByVulnerability(world, currentOnly),
+            `as of ${asOf}, currentOnly ${currentOnly}`,
+          )
+        },
+      ),
+      { numRuns: 12 },
+    )
+  })
+
+  it('answers imagesByVulnerability and its filters as of random instants', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 0, max: events.length - 1 }), async (i) => {
+        const at = timeOf(events[i] as EngineEvent)
+        const world = worldAt(events, at).get('globex') ?? empty
+        const results = await allPages<{
+          vulnerability: { vulnerabilityId: string; severity: Severity }
+          images: { digest: string; packages: { name: string; version: string }[] }[]
+          imageCount: number
+        }>(
+          'globex-reader',
+          'imagesByVulnerability',
+          'vulnerability { vulnerabilityId severity } images { digest packages { name version } } imageCount',
+          { asOf: new Date(at).toISOString() },
+          25,
+        )
+        assert.deepEqual(
+          new Map(
+            results.map((r) => [r.vulnerability.vulnerabilityId, r.images.map((m) => m.digest).sort()]),
+          ),
+          expectedImagesByVulnerability(world),
+        )
+        for (const r of results) {
+          for (const image of r.images) {
+            const expected = [...(world.images.get(image.digest)?.values() ?? [])]
+              .filter((f) => f.id === r.vulnerability.vulnerabilityId)
+              .map((f) => `${f.package} ${f.version}`)
+              .sort()
+            assert.deepEqual(image.packages.map((p) => `${p.name} ${p.version}`).sort(), expected)
+          }
+        }
+      }),
+      { numRuns: 6 },
+    )
+    // Filters narrow: only criticals on CISA's KEV list, only what has a fix.
+    const world = worldAt(events, Number.POSITIVE_INFINITY).get('globex') ?? empty
+    const results = await allPages<{ vulnerability: { vulnerabilityId: string } }>(
+      'globex-reader',
+      'imagesByVulnerability',
+      'vulnerability { vulnerabilityId }',
+      { filter: { severity: ['critical'], kev: true, fixAvailable: true } },
+    )
+    const expected = new Set(
+      [...world.images.values()].flatMap((m) =>
+        [...m.values()].filter((f) => f.severity === 'critical' && f.kev && f.fix !== null).map((f) => f.id),
+      ),
+    )
+    assert.deepEqual(new Set(results.map((r) => r.vulnerability.vulnerabilityId)), expected)
+  })
+
+  it('answers policyEvaluationsByTag: latest of active tags now and as of, and the full history', async () => {
+    for (const at of [T0 + 30_000, last()]) {
+      const world = worldAt(events, at).get('acme') ?? empty
+      const results = await allPages<{ registry: string; repository: string; tag: string; status: string }>(
+        'acme-reader',
+        'policyEvaluationsByTag',
+        'registry repository tag status',
+        { asOf: new Date(at).toISOString() },
+      )
+      const expected = [...world.evaluations].filter(([name]) => world.tags.has(name)).sort()
+      assert.deepEqual(results.map((r) => [tagName(r), r.status]).sort(), expected)
+    }
+    const failing = await allPages<{ status: string }>('acme-reader', 'policyEvaluationsByTag', 'status', {
+      filter: { result: 'fail' },
+    })
+    assert.ok(failing.length > 0 && failing.every((r) => r.status === 'fail'))
+
+    const history = await allPages<{ tag: string; evaluatedAt: string }>(
+      'acme-reader',
+      'policyEvaluationsByTag',
+      'registry repository tag evaluatedAt',
+      { filter: { currentOnly: false } },
+      50,
+    )
+    const evaluated = events.filter(
+      (e) => e.account === 'acme' && e.type === 'herald.report.policy.evaluated',
+    )
+    assert.equal(history.length, evaluated.length)
+  })
+
+  it('lists the new, fixed and changed findings of each tag between two instants', async () => {
+    const from = T0 + 20_000
+    const to = last()
+    const a = worldAt(events, from).get('acme') ?? empty
+    const b = worldAt(events, to).get('acme') ?? empty
+    const findingsOf = (w: OracleAccount) => {
+      const out = new Map<string, OracleFinding>()
+      for (const [name, digest] of w.tags) {
+        for (const f of w.images.get(digest)?.values() ?? [])
+          out.set(`${name} ${f.id} ${f.package} ${f.version}`, f)
+      }
+      return out
+    }
+    const before = findingsOf(a)
+    const afterwards = findingsOf(b)
+    const expected = new Set<string>()
+    for (const [key, f] of afterwards) {
+      const old = before.get(key)
+      if (old === undefined) expected.add(`new ${key}`)
+      else if (old.severity !== f.severity || old.fix !== f.fix || old.kev !== f.kev)
+        expected.add(`changed ${key}`)
+    }
+    for (const key of before.keys()) if (!afterwards.has(key)) expected.add(`fixed ${key}`)
+
+    const seen = new Set<string>()
+    let nextToken: string | null = null
+    do {
+      const { body } = await graphql(
+        'acme-reader',
+        `query ($from: String!, $to: String!, $nextToken: String) {
+          vulnerabilityDiff(from: $from, to: $to, limit: 40, nextToken: $nextToken) {
+            pageInfo { nextToken } results { change registry repository tag vulnerabilityId package packageVersion } } }`,
+        { from: new Date(from).toISOString(), to: new Date(to).toISOString(), nextToken },
+      )
+      assert.equal(body.errors, undefined, JSON.stringify(body.errors))
+      const page = body.data?.vulnerabilityDiff as unknown as {
+        pageInfo: { nextToken: string | null }
+        results: {
+          change: string
+          vulnerabilityId: string
+          package: string
+          packageVersion: string
+          registry: string
+          repository: string
+          tag: string
+        }[]
+      }
+      for (const r of page.results)
+        seen.add(`${r.change} ${tagName(r)} ${r.vulnerabilityId} ${r.package} ${r.packageVersion}`)
+      nextToken = page.pageInfo.nextToken
+    } while (nextToken !== null)
+    assert.ok(expected.size > 0)
+    assert.deepEqual([...seen].sort(), [...expected].sort())
+  })
+
+  it('gives finding age, MTTR, SLA breaches and fix/KEV breakdowns consistent with the findings', async () => {
+    const world = worldAt(events, Number.POSITIVE_INFINITY).get('acme') ?? empty
+    const open = new Map<string, number>()
+    const breakdown = new Map<string, { findings: number; fix: number; kev: number }>()
+    for (const findings of world.images.values()) {
+      for (const f of findings.values()) {
+        open.set(f.severity, (open.get(f.severity) ?? 0) + 1)
+        const b = breakdown.get(f.severity) ?? { findings: 0, fix: 0, kev: 0 }
+        breakdown.set(f.severity, {
+          findings: b.findings + 1,
+          fix: b.fix + (f.fix ? 1 : 0),
+          kev: b.kev + (f.kev ? 1 : 0),
+        })
+      }
+    }
+    const asOf = new Date(last() + 40 * 86_400_000).toISOString()
+    const { body } = await graphql(
+      'acme-reader',
+      `query ($asOf: String) {
+        findingAging(asOf: $asOf) { results { severity openCount meanOpenAgeSeconds resolvedCount mttrSeconds slaDays openBreaches } }
+        vulnerabilityBreakdown { results { severity findings fixAvailable noFix kev } }
+        slaBreaches(asOf: $asOf, limit: 1000) { pageInfo { count } results { severity ageSeconds slaDays } } }`,
+      { asOf },
+    )
+    assert.equal(body.errors, undefined, JSON.stringify(body.errors))
+    const data = body.data as unknown as {
+      findingAging: {
+        results: {
+          severity: string
+          openCount: number
+          meanOpenAgeSeconds: number | null
+          slaDays: number | null
+          openBreaches: number
+          resolvedCount: number
+          mttrSeconds: number | null
+        }[]
+      }
+      vulnerabilityBreakdown: {
+        results: { severity: string; findings: number; fixAvailable: number; noFix: number; kev: number }[]
+      }
+      slaBreaches: { results: { severity: string; ageSeconds: number; slaDays: number }[] }
+    }
+    for (const r of data.findingAging.results) {
+      assert.equal(r.openCount, open.get(r.severity) ?? 0, `${r.severity} open`)
+      // 40 days on, every open critical and high finding is past its 15- and 30-day SLA, no medium one.
+      if (r.severity === 'critical' || r.severity === 'high') assert.equal(r.openBreaches, r.openCount)
+      if (r.severity === 'medium') assert.equal(r.openBreaches, 0)
+      if (r.openCount > 0) assert.ok((r.meanOpenAgeSeconds ?? 0) > 40 * 86_400)
+      if (r.resolvedCount > 0) assert.ok((r.mttrSeconds ?? -1) >= 0 && (r.mttrSeconds ?? 0) < 3_600)
+    }
+    assert.equal(
+      data.slaBreaches.results.length,
+      data.findingAging.results.reduce((n, r) => n + r.openBreaches, 0),
+    )
+    assert.ok(data.slaBreaches.results.every((r) => r.ageSeconds > r.slaDays * 86_400))
+    for (const r of data.vulnerabilityBreakdown.results) {
+      const b = breakdown.get(r.severity) ?? { findings: 0, fix: 0, kev: 0 }
+      assert.deepEqual(
+        [r.findings, r.fixAvailable, r.noFix, r.kev],
+        [b.findings, b.fix, b.findings - b.fix, b.kev],
+      )
+    }
+  })
+
+  it('computes metric values, live and recorded as of an instant, as the oracle counts them', async () => {
+    const expectedMetrics = (a: OracleAccount) => {
+      const m = new Map<string, number>()
+      const add = (id: string, n = 1) => m.set(id, (m.get(id) ?? 0) + n)
+      for (const [name, digests] of a.ever) {
+        for (const digest of digests) {
+          const current = a.tags.get(name) === digest
+          for (const f of a.images.get(digest)?.values() ?? []) {
+            for (const scope of current ? ['current', 'all'] : ['all']) {
+              add(`vulnerabilities.tags.${scope}.${f.severity}`)
+              if (f.fix !== null) add(`vulnerabilities.tags.${scope}.fix_available`)
+              if (f.kev) add(`vulnerabilities.tags.${scope}.kev`)
+            }
+          }
+        }
+      }
+      for (const [name, status] of a.evaluations) {
+        add(`policy_evaluations.all.${status}`)
+        if (a.tags.has(name)) add(`policy_evaluations.current.${status}`)
+      }
+      m.set('images.current', a.images.size)
+      m.set('tags.current', a.tags.size)
+      m.set('tags.all', a.ever.size)
+      return m
+    }
+    const compare = (actual: Map<string, number>, expected: Map<string, number>, what: string) => {
+      for (const [id, value] of actual) {
+        if (id === 'images.all') continue
+        assert.equal(value, expected.get(id) ?? 0, `${what}: ${id}`)
+      }
+    }
+    const { body } = await graphql('acme-reader', '{ metrics(limit: 1000) { results { id value } } }')
+    const live = new Map(
+      ((body.data?.metrics?.results ?? []) as { id: string; value: number }[]).map((r) => [r.id, r.value]),
+    )
+    compare(live, expectedMetrics(worldAt(events, Number.POSITIVE_INFINITY).get('acme') ?? empty), 'live')
+
+    const at = timeOf(events[Math.floor(events.length / 2)] as EngineEvent)
+    const points = await createMetricsRecorder({ warehouse, intervalSeconds: 1 }).record(at)
+    const recorded = new Map(points.filter((p) => p.account === 'acme').map((p) => [p.metric, p.value]))
+    compare(
+      recorded,
+      expectedMetrics(worldAt(events, Math.floor(at / 1000) * 1000).get('acme') ?? empty),
+      'recorded',
+    )
+  })
+
+  it('never shows one account another’s data; only an admin may ask across accounts', async () => {
+    const roots = [
+      'tagsByVulnerability { results { account } }',
+      'imagesByVulnerability { results { account } }',
+      'artifactsByVulnerability { results { account } }',
+      'policyEvaluationsByTag { results { account } }',
+      'slaBreaches(asOf: "2030-01-01T00:00:00Z") { results { account } }',
+      'metricData(filter: { metricId: "images.current" }) { results { account } }',
+    ]
+    await createMetricsRecorder({ warehouse, intervalSeconds: 3600 }).record(last())
+    for (const root of roots) {
+      const { body } = await graphql('globex-reader', `{ ${root} }`)
+      assert.equal(body.errors, undefined, `${root}: ${JSON.stringify(body.errors)}`)
+      const [page] = Object.values(body.data ?? {}) as unknown as { results: { account: string }[] }[]
+      assert.ok((page?.results.length ?? 0) > 0, `${root} returned something`)
+      assert.ok(
+        page?.results.every((r) => r.account === 'globex'),
+        root,
+      )
+    }
+    const name = roots[0]?.split(' ')[0] as string
+    for (const filter of ['{ account: "acme" }', '{ allAccounts: true }']) {
+      const { body } = await graphql(
+        'globex-reader',
+        `{ ${name}(filter: ${filter}) { results { account } } }`,
+      )
+      assert.equal(body.errors?.[0]?.extensions?.code, 'forbidden', filter)
+      assert.equal(body.data, undefined)
+    }
+    const { body } = await graphql(
+      'admin',
+      `{ tagsByVulnerability(filter: { allAccounts: true }, limit: 1000) { results { account } } }`,
+    )
+    const accounts = new Set(
+      ((body.data?.tagsByVulnerability?.results ?? []) as { account: string }[]).map((r) => r.account),
+    )
+    assert.deepEqual([...accounts].sort(), ['acme', 'globex'])
+  })
+
+  it('rejects abusive queries before they touch the warehouse', async () => {
+    const deep = `{ ${'tagsByVulnerability { results { vulnerability { '.repeat(1)}${'a { '.repeat(46)}b${' }'.repeat(46)} } } } }`
+    const aliases = (n: number) =>
+      `{ ${Array.from({ length: n }, (_, i) => `a${i}: tagsByVulnerability(limit: 1) { pageInfo { count } }`).join(' ')} }`
+    const cases: [string, string, string][] = [
+      ['depth 50', deep, 'query_too_deep'],
+      ['40 aliases', aliases(40), 'too_many_aliases'],
+      ['1,000 aliases', aliases(1_000), ''],
+      [
+        'a huge limit',
+        '{ tagsByVulnerability(limit: 1000000) { results { vulnerability { vulnerabilityId } tags { tag } } } }',
+        'query_too_costly',
+      ],
+      [
+        'many big lists',
+        `{ ${['a', 'b', 'c', 'd', 'e'].map((a) => `${a}: imagesByVulnerability(limit: 1000) { results { images { packages { name } } } }`).join(' ')} }`,
+        'query_too_costly',
+      ],
+    ]
+    for (const [name, query, code] of cases) {
+      const before = queries
+      const { status, body } = await graphql('admin', query)
+      assert.equal(status, 400, name)
+      assert.equal(body.data, undefined, name)
+      if (code !== '')
+        assert.ok(
+          body.errors?.some((e) => e.extensions?.code === code),
+          `${name}: ${JSON.stringify(body.errors)}`,
+        )
+      else assert.ok((body.errors?.length ?? 0) > 0, name)
+      assert.equal(queries, before, `${name} ran no query`)
+    }
+    // The same limit through a variable is seen too.
+    const { body } = await graphql(
+      'admin',
+      'query ($n: Int) { tagsByVulnerability(limit: $n) { results { tags { tag } } } }',
+      { n: 900_000 },
+    )
+    assert.equal(body.errors?.[0]?.extensions?.code, 'query_too_costly')
+    // An ordinary query passes.
+    const ok = await graphql('admin', aliases(3))
+    assert.equal(ok.status, 200, JSON.stringify(ok.body.errors))
+  })
+
+  it('pages stably while new data arrives: no row twice, none that existed throughout missed', async () => {
+    const world = () =>
+      expectedTagsByVulnerability(worldAt(events, Number.POSITIVE_INFINITY).get('acme') ?? empty, true)
+    const beforeIds = new Set(world().keys())
+    const more = [
+      ...generateActivity({
+        seed: 43,
+        accounts: ['acme'],
+        count: 600,
+        clock: () => last() + 1_000,
+        systemEvents: false,
+      }),
+    ]
+    const seen: string[] = []
+    let nextToken: string | null = null
+    let round = 0
+    do {
+      const { body } = await graphql(
+        'acme-reader',
+        'query ($t: String) { tagsByVulnerability(limit: 20, nextToken: $t) { pageInfo { nextToken } results { vulnerability { vulnerabilityId } } } }',
+        { t: nextToken },
+      )
+      const page = body.data?.tagsByVulnerability as unknown as {
+        pageInfo: { nextToken: string | null }
+        results: { vulnerability: { vulnerabilityId: string } }[]
+      }
+      seen.push(...page.results.map((r) => r.vulnerability.vulnerabilityId))
+      nextToken = page.pageInfo.nextToken
+      // Between pages, another 100 events change the data being paged through.
+      const chunk = more.slice(round * 100, ++round * 100)
+      if (chunk.length > 0) await project(chunk, 50)
+    } while (nextToken !== null)
+    assert.ok(round > 2, 'data changed while paging')
+    assert.equal(new Set(seen).size, seen.length, 'no vulnerability twice')
+    const afterIds = new Set(world().keys())
+    for (const id of beforeIds)
+      if (afterIds.has(id)) assert.ok(seen.includes(id), `${id} was there throughout`)
+    assert.deepEqual(seen, [...seen].sort(), 'in key order')
+
+    const { body } = await graphql(
+      'acme-reader',
+      '{ policyEvaluationsByTag(nextToken: "not-a-token") { pageInfo { count } } }',
+    )
+    assert.equal(body.errors?.[0]?.extensions?.code, 'validation_failed')
+  })
+
+  it('carries the projection lag in every answer', async () => {
+    // A batch whose events were appended 2.5 s before the projector stored them.
+    const handler = createProjectorHandler({
+      warehouse,
+      clock: () => T0 + 500 * HOUR + 2_500,
+      logger: silentLogger,
+    })
+    const event = { ...(events.at(-1) as EngineEvent), id: 'lag-probe' }
+    await handler({
+      topic: 'engine.events',
+      partition: 7,
+      messages: [
+        {
+          ...encodeLogEvent(event),
+          headers: {},
+          topic: 'engine.events',
+          partition: 7,
+          offset: 0,
+          timestamp: T0 + 500 * HOUR,
+        },
+      ],
+    })
+    const { body } = await graphql(
+      'acme-reader',
+      `{ a: tagsByVulnerability(limit: 1) { projectionLagSeconds }
+         b: vulnerabilityBreakdown { projectionLagSeconds }
+         c: metrics(limit: 1) { projectionLagSeconds } }`,
+    )
+    assert.equal(body.extensions?.projectionLagSeconds, 2.5)
+    for (const root of ['a', 'b', 'c']) {
+      assert.equal(
+        (body.data?.[root] as unknown as { projectionLagSeconds: number } | undefined)?.projectionLagSeconds,
+        2.5,
+      )
+    }
+  })
+})

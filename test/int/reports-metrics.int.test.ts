@@ -1,0 +1,349 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { migrate, warehouseMigrations } from '../../projections/migrations/index.ts'
+import { createProjectorHandler } from '../../projections/projector/index.ts'
+import type { Principal } from '../../src/access/index.ts'
+import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/index.ts'
+import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
+import { type EngineEvent, encodeLogEvent, type Finding } from '../../src/events/index.ts'
+import { createHttpApp } from '../../src/http/index.ts'
+import { compileJsonSchema } from '../../src/ingress/index.ts'
+import { createMetrics, silentLogger } from '../../src/observability/index.ts'
+import type { EventLog } from '../../src/ports/event-log.ts'
+import type { Warehouse } from '../../src/ports/warehouse.ts'
+import {
+  createMetricsRecorder,
+  createMetricsRoutes,
+  METRICS,
+  type MetricDataPoint,
+  metricPointMessage,
+} from '../../src/reports/index.ts'
+
+const T0 = Date.UTC(2026, 10, 22, 10)
+const MIN = 60_000
+const digest = (n: number) => `sha256:${String(n).repeat(64).slice(0, 64)}`
+const finding = (id: string, severity: Finding['severity'], extra: Partial<Finding> = {}): Finding => ({
+  id,
+  severity,
+  package: 'openssl',
+  version: '3.0.1',
+  type: 'deb',
+  fix_version: null,
+  kev: false,
+  ...extra,
+})
+
+let seq = 0
+const event = (minute: number, type: string, data: Record<string, unknown>, account = 'acme'): EngineEvent =>
+  ({
+    specversion: '1.0',
+    id: `scenario-${++seq}`,
+    source: '/engine',
+    type,
+    account,
+    time: new Date(T0 + minute * MIN).toISOString(),
+    data,
+  }) as unknown as EngineEvent
+const repo = { registry: 'docker.io', repository: 'acme/api' }
+const analyzed = (minute: number, n: number, findings: Finding[]) =>
+  event(minute, 'herald.report.image.analyzed', {
+    digest: digest(n),
+    ...repo,
+    distro: { name: 'debian', version: '12' },
+    package_count: 10,
+    findings,
+  })
+const tagged = (minute: number, tag: string, n: number) =>
+  event(minute, 'herald.report.tag.digest_changed', { ...repo, tag, digest: digest(n) })
+const evaluated = (minute: number, tag: string, n: number, status: 'pass' | 'fail') =>
+  event(minute, 'herald.report.policy.evaluated', {
+    ...repo,
+    tag,
+    digest: digest(n),
+    bundle_id: 'bundle-1',
+    bundle_digest: 'sha256:bundle',
+    status,
+    reasons: [],
+  })
+
+/**
+ * A small history with known answers:
+ * - m1: image 1 analysed (CVE-1 critical, CVE-2 high with a fix); m2: image 2 analysed (CVE-3
+ *   medium, KEV), not tagged yet; m3: `latest` → 1, evaluated fail; m4: `stable` → 1;
+ * - m10: metric point A;
+ * - m12: image 9 analysed (CVE-9 critical), tagged `canary`, evaluated fail; m14: `canary` deleted, image 9
+ *   deleted — added and gone between two points;
+ * - m20: metric point B; m21: `latest` → 2, evaluated pass.
+ */
+const history: EngineEvent[] = [
+  analyzed(1, 1, [finding('CVE-1', 'critical'), finding('CVE-2', 'high', { fix_version: '3.0.2' })]),
+  analyzed(2, 2, [finding('CVE-3', 'medium', { kev: true })]),
+  tagged(3, 'latest', 1),
+  evaluated(3, 'latest', 1, 'fail'),
+  tagged(4, 'stable', 1),
+  analyzed(12, 9, [finding('CVE-9', 'critical')]),
+  tagged(12, 'canary', 9),
+  evaluated(12, 'canary', 9, 'fail'),
+  event(14, 'herald.report.tag.deleted', { ...repo, tag: 'canary' }),
+  event(14, 'herald.report.image.deleted', { digest: digest(9) }),
+  tagged(21, 'latest', 2),
+  evaluated(21, 'latest', 2, 'pass'),
+]
+
+describe('metrics and history on chDB', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-reports-metrics-'))
+  let warehouse: Warehouse
+  let log: EventLog
+  let app: ReturnType<typeof createHttpApp>
+  const published: MetricDataPoint[] = []
+  const tokens: Record<string, Principal> = {
+    acme: { account: 'acme', role: 'read-only' },
+    globex: { account: 'globex', role: 'read-only' },
+  }
+  const get = async (path: string, token = 'acme') => {
+    const response = await app.request(path, { headers: { authorization: `Bearer ${token}` } })
+    return { status: response.status, body: (await response.json()) as Record<string, unknown> }
+  }
+  const graphql = async (query: string) => {
+    const response = await app.request('/v1/reports/graphql', {
+      method: 'POST',
+      headers: { authorization: 'Bearer acme', 'content-type': 'application/json' },
+      body: JSON.stringify({ query }),
+    })
+    const body = (await response.json()) as { data?: Record<string, unknown>; errors?: unknown[] }
+    assert.equal(body.errors, undefined, JSON.stringify(body.errors))
+    return body.data as Record<string, { results: unknown[] }>
+  }
+  const recorder = () =>
+    createMetricsRecorder({
+      warehouse,
+      intervalSeconds: 600,
+      publish: async (points) => {
+        published.push(...points)
+      },
+    })
+
+  before(async () => {
+    warehouse = await createChdbWarehouse({ path: join(dir, 'warehouse') })
+    await migrate(warehouse, warehouseMigrations)
+    log = createSqliteEventLog({ path: join(dir, 'log.sqlite') })
+    app = createHttpApp({
+      log,
+      eventsTopic: 'engine.events',
+      warehouse,
+      readiness: {},
+      authenticate: async (token) => tokens[token],
+      requireAuth: true,
+      metrics: createMetrics(),
+      logger: silentLogger,
+      graphiql: false,
+      mounts: [{ path: '/v1/reports/metrics', app: createMetricsRoutes({ warehouse }) }],
+    })
+    const project = createProjectorHandler({ warehouse, clock: Date.now, logger: silentLogger })
+    // Points are recorded as the projection goes, as the scheduled job would see it.
+    const upTo = (minute: number) => history.filter((e) => Date.parse(e.time as string) <= T0 + minute * MIN)
+    let offset = 0
+    const feed = async (events: EngineEvent[]) => {
+      await project({
+        topic: 'engine.events',
+        partition: 0,
+        messages: events.map((e) => ({
+          ...encodeLogEvent(e),
+          headers: {},
+          topic: 'engine.events',
+          partition: 0,
+          offset: offset++,
+          timestamp: Date.parse(e.time as string),
+        })),
+      })
+    }
+    await feed(upTo(10))
+    await recorder().record(T0 + 10 * MIN)
+    await feed(upTo(20).slice(upTo(10).length))
+    await recorder().record(T0 + 20 * MIN)
+    await feed(history.slice(upTo(20).length))
+  })
+  after(async () => {
+    await log.close()
+    await warehouse.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('lists the canned metrics with Anchore’s ids and their current values', async () => {
+    const { status, body } = await get('/v1/reports/metrics')
+    assert.equal(status, 200)
+    const metrics = body.metrics as {
+      id: string
+      name: string
+      description: string
+      metricType: string
+      value: number
+    }[]
+    assert.deepEqual(
+      metrics.map((m) => m.id),
+      METRICS.map((m) => m.id),
+    )
+    for (const severity of ['critical', 'high', 'medium', 'low', 'negligible', 'unknown']) {
+      for (const scope of ['current', 'all'])
+        assert.ok(metrics.some((m) => m.id === `vulnerabilities.tags.${scope}.${severity}`))
+    }
+    assert.ok(metrics.every((m) => m.name !== '' && m.description !== '' && m.metricType === 'counter'))
+    const value = Object.fromEntries(metrics.map((m) => [m.id, m.value]))
+    // Now: latest → 2 (CVE-3 medium KEV), stable → 1 (CVE-1 critical, CVE-2 high with a fix).
+    assert.deepEqual(
+      [
+        value['vulnerabilities.tags.current.critical'],
+        value['vulnerabilities.tags.current.high'],
+        value['vulnerabilities.tags.current.medium'],
+        value['vulnerabilities.tags.current.fix_available'],
+        value['vulnerabilities.tags.current.kev'],
+      ],
+      [1, 1, 1, 1, 1],
+    )
+    // All tags: latest also pointed at 1 (2 more), canary at 9, which is gone (no findings).
+    assert.deepEqual(
+      [
+        value['vulnerabilities.tags.all.critical'],
+        value['vulnerabilities.tags.all.high'],
+        value['vulnerabilities.tags.all.medium'],
+      ],
+      [2, 2, 1],
+    )
+    assert.deepEqual(
+      [value['images.current'], value['images.all'], value['tags.current'], value['tags.all']],
+      [2, 3, 2, 3],
+    )
+    // The deleted canary's failing evaluation counts among all tags', not the current ones'.
+    assert.deepEqual(
+      [
+        value['policy_evaluations.current.pass'],
+        value['policy_evaluations.current.fail'],
+        value['policy_evaluations.all.pass'],
+        value['policy_evaluations.all.fail'],
+      ],
+      [1, 0, 1, 1],
+    )
+  })
+
+  it('keeps in history an image added and deleted between two data points', async () => {
+    const series = async (id: string) => {
+      const { status, body } = await get(
+        `/v1/reports/metrics/${id}?start=${new Date(T0).toISOString()}&end=${new Date(T0 + 30 * MIN).toISOString()}`,
+      )
+      assert.equal(status, 200)
+      return (body.points as { value: number; collectedAt: string }[]).map((p) => [p.collectedAt, p.value])
+    }
+    const a = new Date(T0 + 10 * MIN).toISOString()
+    const b = new Date(T0 + 20 * MIN).toISOString()
+    // Newest first. The two points cannot tell image 9 ever existed…
+    assert.deepEqual(await series('images.current'), [
+      [b, 2],
+      [a, 2],
+    ])
+    // …but the history can: "all" counts it, and an as-of query between them finds it.
+    assert.deepEqual(await series('images.all'), [
+      [b, 3],
+      [a, 2],
+    ])
+    const between = new Date(T0 + 13 * MIN).toISOString()
+    const data = await graphql(`{
+      imagesByVulnerability(asOf: "${between}", filter: { vulnerabilityId: "CVE-9" }) { results { images { digest } } }
+      tagsByVulnerability(asOf: "${between}", filter: { vulnerabilityId: "CVE-9" }) { results { tags { tag } } }
+    }`)
+    assert.deepEqual(data.imagesByVulnerability?.results, [{ images: [{ digest: digest(9) }] }])
+    assert.deepEqual(data.tagsByVulnerability?.results, [{ tags: [{ tag: 'canary' }] }])
+  })
+
+  it('answers as of an instant from when it was true, not from what was tagged later', async () => {
+    // At m3.5, latest points at 1; image 2 exists but no tag has pointed at it yet.
+    const at = new Date(T0 + 3.5 * MIN).toISOString()
+    const data = await graphql(`{
+      tagsByVulnerability(asOf: "${at}", filter: { currentOnly: false }) { results { vulnerability { vulnerabilityId } tags { tag current } } }
+      policyEvaluationsByTag(asOf: "${at}") { results { tag status } }
+    }`)
+    assert.deepEqual(data.tagsByVulnerability?.results, [
+      { vulnerability: { vulnerabilityId: 'CVE-1' }, tags: [{ tag: 'latest', current: true }] },
+      { vulnerability: { vulnerabilityId: 'CVE-2' }, tags: [{ tag: 'latest', current: true }] },
+    ])
+    assert.deepEqual(data.policyEvaluationsByTag?.results, [{ tag: 'latest', status: 'fail' }])
+    // Now, latest has moved on: its old image shows under "all" as no longer current.
+    const now = await graphql(`{
+      tagsByVulnerability(filter: { currentOnly: false, vulnerabilityId: "CVE-1" }) { results { tags { tag current } } }
+    }`)
+    assert.deepEqual(now.tagsByVulnerability?.results, [
+      {
+        tags: [
+          { tag: 'latest', current: false },
+          { tag: 'stable', current: true },
+        ],
+      },
+    ])
+  })
+
+  it('records each interval once, publishes the points, and backfills from history', async () => {
+    const points = (instant: number) =>
+      published.filter((p) => p.collectedAt === new Date(instant).toISOString())
+    assert.equal(points(T0 + 10 * MIN).length, METRICS.length)
+    assert.ok(published.every((p) => p.account === 'acme' && p.interval === 600))
+
+    // The wire contract of `reports.metrics`.
+    const schema = JSON.parse(
+      readFileSync(new URL('../../schemas/topics/reports.metrics.schema.json', import.meta.url), 'utf8'),
+    )
+    const validate = compileJsonSchema(schema)
+    for (const point of published) {
+      const message = metricPointMessage(point)
+      assert.equal(message.key, 'acme')
+      assert.ok(
+        validate(JSON.parse(new TextDecoder().decode(message.value))),
+        JSON.stringify(validate.errors),
+      )
+    }
+
+    // Recording the same interval again (a retry, a second instance) keeps one point each.
+    await recorder().record(T0 + 20 * MIN + 5_000)
+    const [dupes] = await warehouse.query<{ n: number }>(
+      `SELECT count() AS n FROM metric_points FINAL WHERE collected_at = fromUnixTimestamp64Milli({at:Int64}, 'UTC')`,
+      { at: T0 + 20 * MIN },
+    )
+    assert.equal(dupes?.n, METRICS.length)
+
+    // Backfill: every 10-minute boundary, computed from history as of that instant.
+    const count = await createMetricsRecorder({ warehouse, intervalSeconds: 600 }).backfill(T0, T0 + 30 * MIN)
+    assert.equal(count, 3 * METRICS.length, 'm10, m20 and m30 (m0 had no data yet)')
+    const series = async (id: string) => {
+      const { body } = await get(`/v1/reports/metrics/${id}?start=${new Date(T0).toISOString()}`)
+      return (body.points as { value: number }[]).map((p) => p.value)
+    }
+    // At m10, m20 and m30, newest first: latest failed until m21; canary failed from m12 until
+    // it was deleted at m14.
+    assert.deepEqual(await series('policy_evaluations.current.fail'), [0, 1, 1])
+    assert.deepEqual(await series('policy_evaluations.all.fail'), [1, 2, 1])
+    assert.deepEqual(await series('tags.current'), [2, 2, 2])
+    assert.deepEqual(await series('tags.all'), [3, 3, 2])
+  })
+
+  it('serves points page by page, and refuses unknown metrics and other accounts', async () => {
+    const first = await get('/v1/reports/metrics/images.all?limit=2')
+    const page = first.body.pageInfo as { nextToken: string | null; count: number }
+    assert.equal(page.count, 2)
+    assert.ok(page.nextToken !== null)
+    const second = await get(`/v1/reports/metrics/images.all?limit=2&nextToken=${page.nextToken}`)
+    const times = [
+      ...(first.body.points as { collectedAt: string }[]),
+      ...(second.body.points as { collectedAt: string }[]),
+    ].map((p) => p.collectedAt)
+    assert.deepEqual(times, [...new Set(times)].sort().reverse())
+
+    const unknown = await get('/v1/reports/metrics/vulnerabilities.tags.someday.critical')
+    assert.equal(unknown.status, 404)
+    assert.equal(unknown.body.code, 'not_found')
+    assert.equal((await get('/v1/reports/metrics/images.all?account=acme', 'globex')).status, 403)
+    const theirs = await get('/v1/reports/metrics/images.all', 'globex')
+    assert.deepEqual(theirs.body.points, [])
+    assert.equal((await get('/v1/reports/metrics/images.all?limit=5000')).status, 400)
+  })
+})

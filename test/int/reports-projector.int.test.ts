@@ -1,0 +1,480 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import fc from 'fast-check'
+import { migrate, warehouseMigrations } from '../../projections/migrations/index.ts'
+import { createProjectorHandler, startRebuild } from '../../projections/projector/index.ts'
+import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/index.ts'
+import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
+import { type EngineEvent, encodeLogEvent } from '../../src/events/index.ts'
+import { generateActivity } from '../../src/generator/index.ts'
+import { silentLogger } from '../../src/observability/index.ts'
+import type { Batch, LogMessage } from '../../src/ports/event-log.ts'
+import type { Warehouse } from '../../src/ports/warehouse.ts'
+import { eventually } from '../support/eventually.ts'
+
+const T0 = Date.UTC(2026, 10, 22, 10)
+const TABLES = [
+  'events',
+  'images',
+  'tag_history',
+  'tags_current',
+  'image_vulnerabilities',
+  'finding_lifecycle',
+  'policy_evaluations',
+  'policy_evaluation_latest',
+] as const
+
+/** Log messages for events, as the embedded log would deliver them: offsets from 0. */
+const toMessages = (events: readonly EngineEvent[], topic: string, partition = 0): LogMessage[] =>
+  events.map((event, offset) => ({
+    ...encodeLogEvent(event),
+    headers: { 'content-type': 'application/cloudevents+json' },
+    topic,
+    partition,
+    offset,
+    timestamp: Date.parse(event.time as string),
+  }))
+
+const chop = (messages: readonly LogMessage[], sizes: readonly number[]): Batch[] => {
+  const batches: Batch[] = []
+  for (let start = 0, i = 0; start < messages.length; i++) {
+    const size = Math.max(1, sizes[i % sizes.length] ?? 100)
+    const slice = messages.slice(start, start + size)
+    batches.push({ topic: slice[0]?.topic ?? '', partition: slice[0]?.partition ?? 0, messages: slice })
+    start += size
+  }
+  return batches
+}
+
+const activity = (seed: number, accounts: string[], count: number): EngineEvent[] => [
+  ...generateActivity({ seed, accounts, count, clock: () => T0, systemEvents: false }),
+]
+
+/**
+ * The oracle: what the report tables must say, computed by the plainest fold over the same
+ * events, in memory, with none of the projector's rows, offsets or state reads.
+ */
+const expected = (events: readonly EngineEvent[]) => {
+  type Account = {
+    images: Map<string, Map<string, string>>
+    tags: Map<string, string>
+    tagPeriods: number
+    episodes: number
+    resolved: number
+    evaluations: number
+    latest: Map<string, string>
+    /** How periods ended, as `tag:<reason>` and `image:<reason>`. */
+    endings: Map<string, number>
+  }
+  const accounts = new Map<string, Account>()
+  const of = (name: string): Account => {
+    let a = accounts.get(name)
+    if (a === undefined) {
+      a = {
+        images: new Map(),
+        tags: new Map(),
+        tagPeriods: 0,
+        episodes: 0,
+        resolved: 0,
+        evaluations: 0,
+        latest: new Map(),
+        endings: new Map(),
+      }
+      accounts.set(name, a)
+    }
+    return a
+  }
+  const tagName = (t: { registry: string; repository: string; tag: string }) =>
+    `${t.registry}/${t.repository}:${t.tag}`
+  const ended = (a: Account, what: string) => a.endings.set(what, (a.endings.get(what) ?? 0) + 1)
+  const point = (a: Account, key: string, digest: string, reason: string) => {
+    const current = a.tags.get(key)
+    if (current === digest) return
+    if (current !== undefined) ended(a, `tag:${reason}`)
+    a.tags.set(key, digest)
+    a.tagPeriods++
+  }
+  const untag = (a: Account, key: string, reason: string) => {
+    if (a.tags.delete(key)) ended(a, `tag:${reason}`)
+  }
+  const drop = (a: Account, digest: string, reason: string) => {
+    const findings = a.images.get(digest)
+    if (findings === undefined) return
+    a.resolved += findings.size
+    a.images.delete(digest)
+    ended(a, `image:${reason}`)
+  }
+  for (const event of events) {
+    const a = of(event.account)
+    switch (event.type) {
+      case 'herald.report.image.analyzed': {
+        const before = a.images.get(event.data.digest) ?? new Map<string, string>()
+        const after = new Map(
+          event.data.findings.map((f) => [`${f.id} ${f.package} ${f.version}`, f.severity]),
+        )
+        for (const k of before.keys()) if (!after.has(k)) a.resolved++
+        for (const k of after.keys()) if (!before.has(k)) a.episodes++
+        a.images.set(event.data.digest, after)
+        break
+      }
+      case 'herald.report.image.deleted':
+        drop(a, event.data.digest, 'deleted')
+        break
+      case 'herald.report.tag.digest_changed':
+        point(a, tagName(event.data), event.data.digest, 'moved')
+        break
+      case 'herald.report.tag.deleted':
+        untag(a, tagName(event.data), 'deleted')
+        break
+      case 'herald.report.inventory.snapshot': {
+        const images = new Set(event.data.images.map((i) => i.digest))
+        for (const digest of [...a.images.keys()]) if (!images.has(digest)) drop(a, digest, 'inventory')
+        const tags = new Set(event.data.tags.map(tagName))
+        for (const key of [...a.tags.keys()]) if (!tags.has(key)) untag(a, key, 'inventory')
+        for (const t of event.data.tags) point(a, tagName(t), t.digest, 'inventory')
+        break
+      }
+      case 'herald.report.policy.evaluated':
+        a.evaluations++
+        a.latest.set(tagName(event.data), event.data.status)
+        break
+      default:
+    }
+  }
+  return accounts
+}
+
+// chDB opens one data directory per process at a time: each suite opens its own and closes it.
+const dir = mkdtempSync(join(tmpdir(), 'herald-reports-projector-'))
+after(() => rmSync(dir, { recursive: true, force: true }))
+
+describe('warehouse migrations on chDB', () => {
+  let warehouse: Warehouse
+  before(async () => {
+    warehouse = await createChdbWarehouse({ path: join(dir, 'legacy') })
+  })
+  after(async () => {
+    await warehouse.close()
+  })
+
+  it('moves an existing MergeTree events table to ReplacingMergeTree, keeping its rows, safely re-run', async () => {
+    const [first] = warehouseMigrations
+    assert.ok(first !== undefined)
+    await migrate(warehouse, [first])
+    await warehouse.command(`INSERT INTO events (id, account, time, data) VALUES
+      ('old-1', 'legacy', '2026-01-01 00:00:00.000', '{}'),
+      ('old-1', 'legacy', '2026-01-01 00:00:00.000', '{}'),
+      ('old-2', 'legacy', '2026-01-01 00:00:01.000', '{}')`)
+    const { applied } = await migrate(warehouse, warehouseMigrations)
+    assert.deepEqual(applied, [2, 3, 4])
+    const engines = await warehouse.query<{ name: string; engine: string }>(
+      `SELECT name, engine FROM system.tables WHERE database = currentDatabase() AND name LIKE 'events%' ORDER BY name`,
+    )
+    assert.deepEqual(engines, [{ name: 'events', engine: 'ReplacingMergeTree' }])
+    const ids = await warehouse.query<{ id: string }>(
+      `SELECT id FROM events FINAL WHERE account = 'legacy' ORDER BY id`,
+    )
+    assert.deepEqual(ids, [{ id: 'old-1' }, { id: 'old-2' }])
+
+    // A crash after the swap but before the drop leaves the old table beside the new one;
+    // running the step again drops it and touches nothing else.
+    await warehouse.command('CREATE TABLE events_replacing (id String) ENGINE = MergeTree ORDER BY id')
+    await warehouseMigrations[1]?.apply?.(warehouse)
+    const after = await warehouse.query<{ name: string }>(
+      `SELECT name FROM system.tables WHERE database = currentDatabase() AND name LIKE 'events%'`,
+    )
+    assert.deepEqual(after, [{ name: 'events' }])
+    assert.equal((await warehouse.query(`SELECT id FROM events FINAL WHERE account = 'legacy'`)).length, 2)
+  })
+})
+
+describe('report projection on chDB', () => {
+  let warehouse: Warehouse
+  const handler = () => createProjectorHandler({ warehouse, clock: Date.now, logger: silentLogger })
+
+  /** Every table's rows as the reports read them (FINAL), for the given accounts. */
+  const dump = async (accounts: readonly string[]) => {
+    const out: Record<string, unknown[]> = {}
+    for (const table of TABLES) {
+      // When the projector ran and which test topic carried the events are not answers.
+      const columns = table === 'events' ? '* EXCEPT (ingested_at, log_topic)' : '*'
+      const rows = await warehouse.query<Record<string, unknown>>(
+        `SELECT ${columns} FROM ${table} FINAL WHERE account IN {accounts:Array(String)}`,
+        { accounts },
+      )
+      out[table] = rows.map((r) => JSON.stringify(r)).sort()
+    }
+    return out
+  }
+  const rawCounts = async (accounts: readonly string[]) => {
+    const counts: Record<string, number> = {}
+    for (const table of TABLES) {
+      const [row] = await warehouse.query<{ n: number }>(
+        `SELECT count() AS n FROM ${table} WHERE account IN {accounts:Array(String)}`,
+        { accounts },
+      )
+      counts[table] = row?.n ?? -1
+    }
+    return counts
+  }
+
+  before(async () => {
+    warehouse = await createChdbWarehouse({ path: join(dir, 'warehouse') })
+    await migrate(warehouse, warehouseMigrations)
+  })
+  after(async () => {
+    await warehouse.close()
+  })
+
+  it('writes nothing twice when the same batches are delivered again', async () => {
+    const accounts = ['replay-a', 'replay-b']
+    const batches = chop(toMessages(activity(7, accounts, 900), `topic-${randomUUID()}`), [150])
+    const project = handler()
+    for (const batch of batches) await project(batch)
+    const answers = await dump(accounts)
+    // Background merges would collapse rows between the two counts and hide a stored copy.
+    for (const table of TABLES) await warehouse.command(`SYSTEM STOP MERGES ${table}`)
+    try {
+      const counts = await rawCounts(accounts)
+      assert.ok((counts.image_vulnerabilities ?? 0) > 100, JSON.stringify(counts))
+      for (const batch of batches) await project(batch)
+      // The tokens drop exact replays before they are stored: not even an unmerged copy exists.
+      assert.deepEqual(await rawCounts(accounts), counts)
+    } finally {
+      for (const table of TABLES) await warehouse.command(`SYSTEM START MERGES ${table}`)
+    }
+    assert.deepEqual(await dump(accounts), answers)
+  })
+
+  it('gives the same answers when a crash changes the batch boundaries', async () => {
+    const events = activity(8, ['bound-a', 'bound-b'], 900)
+    const rename = (suffix: string) =>
+      events.map((e) => ({ ...e, account: `${e.account}-${suffix}` }) as EngineEvent)
+    const messages = (suffix: string) => toMessages(rename(suffix), `topic-${randomUUID()}`)
+
+    const straight = handler()
+    for (const batch of chop(messages('once'), [900])) await straight(batch)
+
+    // Batches of 100, but each is first delivered partly (a crash after its inserts, before
+    // its commit), then again from its start with a different size.
+    const replayed = handler()
+    const all = messages('again')
+    for (let start = 0; start < all.length; start += 100) {
+      const take = (n: number): Batch => ({
+        topic: all[0]?.topic ?? '',
+        partition: 0,
+        messages: all.slice(start, start + n),
+      })
+      await replayed(take(37 + (start % 61)))
+      await replayed(take(100))
+      await replayed(take(163))
+    }
+
+    const strip = (tables: Record<string, unknown[]>, suffix: string) =>
+      Object.fromEntries(
+        Object.entries(tables).map(([table, rows]) => [
+          table,
+          rows.map((r) => String(r).replaceAll(`-${suffix}`, '')).sort(),
+        ]),
+      )
+    assert.deepEqual(
+      strip(await dump(['bound-a-again', 'bound-b-again']), 'again'),
+      strip(await dump(['bound-a-once', 'bound-b-once']), 'once'),
+    )
+  })
+
+  it('rebuilds the report tables from the raw events and swaps them in while answering throughout', async () => {
+    const events = activity(31, ['rebuild-a', 'rebuild-b'], 900)
+    const suffixed = (suffix: string) =>
+      events.map((e) => ({ ...e, account: `${e.account}${suffix}` }) as EngineEvent)
+    const reference = handler()
+    for (const batch of chop(toMessages(suffixed('-ref'), `topic-${randomUUID()}`), [300]))
+      await reference(batch)
+
+    const accounts = ['rebuild-a', 'rebuild-b']
+    const live = handler()
+    const batches = chop(toMessages(events, `topic-${randomUUID()}`), [150])
+    for (const batch of batches.slice(0, 4)) await live(batch)
+    // A projection bug, say: current tags and findings went missing.
+    await warehouse.command('DELETE FROM tags_current WHERE account IN {accounts:Array(String)}', {
+      accounts,
+    })
+    await warehouse.command('DELETE FROM image_vulnerabilities WHERE account IN {accounts:Array(String)}', {
+      accounts,
+    })
+    const currentTags = async () =>
+      (
+        await warehouse.query<{ n: number }>(
+          'SELECT count() AS n FROM tags_current FINAL WHERE account IN {accounts:Array(String)}',
+          { accounts },
+        )
+      )[0]?.n
+
+    const rebuild = await startRebuild({ warehouse, logger: silentLogger })
+    assert.ok((await rebuild.catchUp()) > 0)
+    // The live tables still answer, as they are, while the rebuild runs and events keep coming.
+    assert.equal(await currentTags(), 0)
+    for (const batch of batches.slice(4)) await live(batch)
+    await rebuild.swap()
+    assert.ok(((await currentTags()) ?? 0) > 0)
+
+    const strip = (tables: Record<string, unknown[]>, suffix: string) =>
+      Object.fromEntries(
+        Object.entries(tables)
+          .filter(([table]) => table !== 'events')
+          .map(([table, rows]) => [table, rows.map((r) => String(r).replaceAll(suffix, '')).sort()]),
+      )
+    assert.deepEqual(
+      strip(await dump(accounts), '\u0000'),
+      strip(await dump(['rebuild-a-ref', 'rebuild-b-ref']), '-ref'),
+    )
+    const leftovers = await warehouse.query(
+      "SELECT name FROM system.tables WHERE database = currentDatabase() AND name LIKE '%_rebuild'",
+    )
+    assert.deepEqual(leftovers, [])
+  })
+
+  it('agrees with a plain in-memory fold of the generator’s activity, however it is batched', async () => {
+    let run = 0
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 10_000 }),
+        // Batches of 20 or more keep the run short; fold.test.ts covers batches of one.
+        fc.array(fc.integer({ min: 20, max: 400 }), { minLength: 1, maxLength: 8 }),
+        fc.integer({ min: 1, max: 3 }),
+        async (seed, sizes, missEvery) => {
+          run++
+          const accounts = [`prop${run}-a`, `prop${run}-b`, `prop${run}-c`]
+          // Some deletions never reach Herald, as when a producer was down: only the inventory
+          // snapshots that follow can tell the projection those images and tags are gone.
+          let deletions = 0
+          const events = activity(seed, accounts, 1_200).filter(
+            (e) => !e.type.endsWith('.deleted') || deletions++ % missEvery !== 0,
+          )
+          const project = handler()
+          for (const batch of chop(toMessages(events, `topic-${randomUUID()}`), sizes)) await project(batch)
+          const oracle = expected(events)
+
+          for (const [account, a] of oracle) {
+            const [images] = await warehouse.query<{ n: number; findings: number }>(
+              `SELECT count() AS n FROM images FINAL WHERE account = {account:String} AND closed_offset = 0`,
+              { account },
+            )
+            assert.equal(images?.n, a.images.size, `${account} active images`)
+            const bySeverity = await warehouse.query<{ severity: string; n: number }>(
+              `SELECT severity, count() AS n FROM image_vulnerabilities FINAL
+                WHERE account = {account:String} AND closed_offset = 0 GROUP BY severity ORDER BY severity`,
+              { account },
+            )
+            const expectedBySeverity = new Map<string, number>()
+            for (const findings of a.images.values())
+              for (const s of findings.values())
+                expectedBySeverity.set(s, (expectedBySeverity.get(s) ?? 0) + 1)
+            assert.deepEqual(
+              Object.fromEntries(bySeverity.map((r) => [r.severity, r.n])),
+              Object.fromEntries([...expectedBySeverity].sort()),
+              `${account} open findings by severity`,
+            )
+            const [life] = await warehouse.query<{ episodes: number; resolved: number }>(
+              `SELECT count() AS episodes, countIf(resolved_offset > 0) AS resolved
+                 FROM finding_lifecycle FINAL WHERE account = {account:String}`,
+              { account },
+            )
+            assert.deepEqual(life, { episodes: a.episodes, resolved: a.resolved }, `${account} lifecycle`)
+            const tags = await warehouse.query<{ name: string; digest: string }>(
+              `SELECT concat(registry, '/', repository, ':', tag) AS name, digest FROM tags_current FINAL
+                WHERE account = {account:String} AND active = 1 ORDER BY name`,
+              { account },
+            )
+            assert.deepEqual(
+              tags,
+              [...a.tags].sort(([x], [y]) => (x < y ? -1 : 1)).map(([name, digest]) => ({ name, digest })),
+              `${account} current tags`,
+            )
+            const [periods] = await warehouse.query<{ n: number }>(
+              'SELECT count() AS n FROM tag_history FINAL WHERE account = {account:String}',
+              { account },
+            )
+            assert.equal(periods?.n, a.tagPeriods, `${account} tag periods`)
+            const endings = await warehouse.query<{ what: string; n: number }>(
+              `SELECT what, count() AS n FROM (
+                 SELECT concat('tag:', closed_by) AS what FROM tag_history FINAL
+                  WHERE account = {account:String} AND closed_offset > 0
+                 UNION ALL
+                 SELECT concat('image:', closed_by) AS what FROM images FINAL
+                  WHERE account = {account:String} AND closed_offset > 0)
+               GROUP BY what ORDER BY what`,
+              { account },
+            )
+            assert.deepEqual(
+              endings,
+              [...a.endings].sort(([x], [y]) => (x < y ? -1 : 1)).map(([what, n]) => ({ what, n })),
+              `${account} how periods ended`,
+            )
+            const [evaluations] = await warehouse.query<{ n: number; failing: number }>(
+              `SELECT (SELECT count() FROM policy_evaluations FINAL WHERE account = {account:String}) AS n,
+                      (SELECT countIf(status = 'fail') FROM policy_evaluation_latest FINAL WHERE account = {account:String}) AS failing`,
+              { account },
+            )
+            assert.deepEqual(
+              evaluations,
+              { n: a.evaluations, failing: [...a.latest.values()].filter((s) => s === 'fail').length },
+              `${account} policy evaluations`,
+            )
+          }
+        },
+      ),
+      { numRuns: 6 },
+    )
+  })
+
+  it('commits a batch only once every table has it: a failed insert redelivers, and nothing counts twice', async () => {
+    const log = createSqliteEventLog({ path: join(dir, 'log.sqlite'), idlePollMs: 20 })
+    await log.createTopics([{ topic: 'engine.events', partitions: 1 }])
+    const accounts = ['crash-a']
+    const events = activity(21, accounts, 400)
+    await log.publish('engine.events', events.map(encodeLogEvent))
+
+    // The warehouse fails the first insert into image_vulnerabilities of every third batch:
+    // the events table (inserted before it) already has that batch when the handler rejects.
+    let inserts = 0
+    const flaky: Warehouse = {
+      ...warehouse,
+      insert: async (table, rows, options) => {
+        if (table === 'image_vulnerabilities' && rows.length > 0 && inserts++ % 3 === 0) {
+          throw new Error('connection reset while inserting')
+        }
+        return warehouse.insert(table, rows, options)
+      },
+    }
+    const project = createProjectorHandler({ warehouse: flaky, clock: Date.now, logger: silentLogger })
+    const consumer = await log.consume(
+      { groupId: 'herald-projector', topics: ['engine.events'], maxBatchSize: 64 },
+      project,
+    )
+    const oracle = expected(events).get('crash-a')
+    assert.ok(oracle !== undefined)
+    const openFindings = [...oracle.images.values()].reduce((n, f) => n + f.size, 0)
+    await eventually(async () => {
+      const [row] = await warehouse.query<{ n: number }>(
+        `SELECT count() AS n FROM image_vulnerabilities FINAL WHERE account = 'crash-a' AND closed_offset = 0`,
+      )
+      assert.equal(row?.n, openFindings)
+      const [progress] = await warehouse.query<{ last: number }>(
+        `SELECT max(last_offset) AS last FROM projection_progress FINAL WHERE topic = 'engine.events'`,
+      )
+      assert.equal(progress?.last, events.length - 1)
+    })
+    await consumer.stop()
+    assert.ok(inserts > 2, 'the failure was injected')
+    const [events_] = await warehouse.query<{ n: number; distinct: number }>(
+      `SELECT count() AS n, uniqExact(id) AS distinct FROM events FINAL WHERE account = 'crash-a'`,
+    )
+    assert.deepEqual(events_, { n: events.length, distinct: events.length })
+    await log.close()
+  })
+})
