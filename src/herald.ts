@@ -65,6 +65,12 @@ const openEventLog = async (config: Config, logger: Logger): Promise<EventLog> =
     clientId: kafka.client_id,
     ssl: kafka.ssl,
     ...(kafka.sasl === null ? {} : { sasl: kafka.sasl }),
+    consumer: {
+      commitIntervalMs: kafka.consumer.commit_interval_ms,
+      partitionsConsumedConcurrently: kafka.consumer.partitions_consumed_concurrently,
+      maxBytesPerPartition: kafka.consumer.max_bytes_per_partition,
+      maxBytes: kafka.consumer.max_bytes,
+    },
     logger: (entry) => logger(entry.level, entry.event, { ...entry.fields, message: entry.message }),
   })
 }

@@ -66,7 +66,18 @@ const DEFAULTS: Config = {
       outcomes: 'notifications.outcomes',
       metrics: 'reports.metrics',
     },
-    kafka: { brokers: [], client_id: 'herald', ssl: false, sasl: null },
+    kafka: {
+      brokers: [],
+      client_id: 'herald',
+      ssl: false,
+      sasl: null,
+      consumer: {
+        commit_interval_ms: 1000,
+        partitions_consumed_concurrently: 1,
+        max_bytes_per_partition: 1_048_576,
+        max_bytes: 10_485_760,
+      },
+    },
   },
   event_store: { kind: 'embedded', kurrentdb: { connection_string: null } },
   warehouse: {
@@ -136,6 +147,7 @@ event_log:
     brokers: [kafka-1:9092, "[::1]:9093"]
     ssl: true
     sasl: { mechanism: scram-sha-512, username: herald, password: kafka-secret }
+    consumer: { commit_interval_ms: 0, partitions_consumed_concurrently: 3 }
 warehouse:
   kind: clickhouse
   clickhouse: { url: http://clickhouse:8123, database: herald }
@@ -158,6 +170,12 @@ warehouse:
         client_id: 'herald',
         ssl: true,
         sasl: { mechanism: 'scram-sha-512', username: 'herald', password: 'kafka-secret' },
+        consumer: {
+          commit_interval_ms: 0,
+          partitions_consumed_concurrently: 3,
+          max_bytes_per_partition: 1_048_576,
+          max_bytes: 10_485_760,
+        },
       })
       assert.deepEqual(config.warehouse.clickhouse, {
         url: 'http://clickhouse:8123',

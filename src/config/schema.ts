@@ -188,6 +188,24 @@ export const schema = group({
         },
         'SASL authentication; null (the default) connects without. Setting any `HERALD_EVENT_LOG__KAFKA__SASL__*` variable sets it; `HERALD_EVENT_LOG__KAFKA__SASL=` (empty) clears one from the file.',
       ),
+      consumer: group({
+        commit_interval_ms: key(integer(0, 3_600_000), {
+          default: 1000,
+          doc: 'Handled offsets are committed together at most this often, and always before a consumer leaves its group. 0: each batch is committed before the next batch of its partition starts (one request per batch). Either way delivery is at-least-once; a crash or rebalance redelivers at most this much, which the router’s processed-id window and the projector’s versioned tables absorb.',
+        }),
+        partitions_consumed_concurrently: key(positive, {
+          default: 1,
+          doc: 'Partitions whose batches one consumer handles at the same time; each partition’s batches still run one at a time, in order.',
+        }),
+        max_bytes_per_partition: key(integer(1024, 1_073_741_824), {
+          default: 1_048_576,
+          doc: 'Most bytes one fetch returns per partition: the largest batch a fetch can bring.',
+        }),
+        max_bytes: key(integer(1024, 1_073_741_824), {
+          default: 10_485_760,
+          doc: 'Most bytes one fetch returns over all partitions.',
+        }),
+      }),
     }),
   }),
   event_store: group({

@@ -66,6 +66,14 @@ export interface KafkaConfig {
   readonly client_id: string
   readonly ssl: boolean
   readonly sasl: KafkaSaslConfig | null
+  readonly consumer: KafkaConsumerConfig
+}
+
+export interface KafkaConsumerConfig {
+  readonly commit_interval_ms: number
+  readonly partitions_consumed_concurrently: number
+  readonly max_bytes_per_partition: number
+  readonly max_bytes: number
 }
 
 export interface EventLogConfig {

@@ -38,14 +38,27 @@ export const toFieldIssues = (errors: t.Errors, prefix = ''): FieldIssue[] => {
   return [...byPath.values()]
 }
 
+/**
+ * A codec that fails with its own message instead of io-ts's generic "expected type" text.
+ * It keeps the codec it wraps (`inner`), so `compileGuard` can see through it.
+ */
+export class MessageType<C extends t.Any> extends t.Type<t.TypeOf<C>, t.OutputOf<C>, unknown> {
+  readonly _tag = 'MessageType' as const
+  readonly inner: C
+  constructor(name: string, inner: C, message: (u: unknown) => string) {
+    super(
+      name,
+      inner.is,
+      (u, c) => {
+        const result = inner.validate(u, c)
+        return isLeft(result) ? t.failure(u, c, message(u)) : result
+      },
+      inner.encode,
+    )
+    this.inner = inner
+  }
+}
+
 /** The same codec, failing with `message` instead of io-ts's generic "expected type" text. */
 export const withMessage = <C extends t.Any>(codec: C, message: (u: unknown) => string, name = codec.name) =>
-  new t.Type<t.TypeOf<C>, t.OutputOf<C>, unknown>(
-    name,
-    codec.is,
-    (u, c) => {
-      const result = codec.validate(u, c)
-      return isLeft(result) ? t.failure(u, c, message(u)) : result
-    },
-    codec.encode,
-  )
+  new MessageType(name, codec, message)

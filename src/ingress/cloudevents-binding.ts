@@ -19,8 +19,11 @@ export const KAFKA_HEADER_PREFIX = 'ce_'
 export const HTTP_HEADER_PREFIX = 'ce-'
 
 /** `Application/JSON; charset=utf-8` → `application/json`. */
-export const mediaType = (header: string | undefined): string =>
-  (header ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
+export const mediaType = (header: string | undefined): string => {
+  if (header === undefined) return ''
+  const semicolon = header.indexOf(';')
+  return (semicolon === -1 ? header : header.slice(0, semicolon)).trim().toLowerCase()
+}
 
 export const isJsonMediaType = (type: string): boolean =>
   type === 'application/json' || type === 'text/json' || type.endsWith('+json')

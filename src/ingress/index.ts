@@ -1,3 +1,10 @@
+export { type AvroRead, type AvroTypeLike, compileAvroReader } from './avro-reader.ts'
+export {
+  type AvroRecord,
+  avroDataSchemaOf,
+  avroEventSchemaOf,
+  heraldAvroSubjects,
+} from './avro-schemas.ts'
 export {
   BATCH_MEDIA_TYPE,
   dataFromBody,

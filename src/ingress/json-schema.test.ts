@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict'
+import { createRequire } from 'node:module'
 import { describe, it } from 'node:test'
+import fc from 'fast-check'
 import { ajvIssues, compileJsonSchema, pointerToPath } from './json-schema.ts'
+
+// ajv-formats' own date-time check, which producers' validators run.
+const { fullFormats } = createRequire(import.meta.url)('ajv-formats/dist/formats.js') as {
+  fullFormats: Record<string, { validate: (s: string) => boolean }>
+}
+const ajvDateTime = (fullFormats['date-time'] as { validate: (s: string) => boolean }).validate
 
 describe('JSON Schema helpers', () => {
   it('turn JSON pointers into dotted paths', () => {
@@ -37,5 +45,36 @@ describe('JSON Schema helpers', () => {
     assert.equal(v7('2026-11-22T10:00:00Z'), true)
     assert.equal(v7('noon'), false)
     assert.throws(() => compileJsonSchema({ type: 'nothing' }, { checkSchema: true }))
+  })
+
+  it('check date-time exactly as ajv-formats does, with or without a T and an offset', () => {
+    const validate = compileJsonSchema({ type: 'string', format: 'date-time' })
+    const digits = (n: number) => fc.stringMatching(new RegExp(`^\\d{${n}}$`))
+    const shaped = fc
+      .tuple(
+        fc.constantFrom('2026', '2024', '1900', '2000', '0000'),
+        fc.oneof(digits(2), fc.constantFrom('02', '12', '13', '00')),
+        fc.oneof(digits(2), fc.constantFrom('28', '29', '30', '31')),
+        fc.constantFrom('T', 't', ' ', '_', ''),
+        fc.oneof(digits(2), fc.constantFrom('23', '24', '00')),
+        fc.oneof(digits(2), fc.constantFrom('59', '60')),
+        fc.oneof(digits(2), fc.constantFrom('59', '60', '61')),
+        fc.constantFrom('', '.5', '.000001', '.', '.5a'),
+        fc.constantFrom('Z', 'z', '', '+05:30', '-01:00', '+0530', '+05', '+24:00', '-00:59', ' Z'),
+      )
+      .map(([y, mo, d, t, h, mi, s, f, z]) => `${y}-${mo}-${d}${t}${h}:${mi}:${s}${f}${z}`)
+    fc.assert(
+      fc.property(fc.oneof(shaped, fc.string({ maxLength: 30 })), (s) => {
+        assert.equal(validate(s), ajvDateTime(s), s)
+      }),
+      { numRuns: 5_000 },
+    )
+    for (const s of [
+      '2016-12-31T23:59:60Z',
+      '2016-12-31 23:59:60Z',
+      '2026-11-22T10:00:00',
+      '2026-02-29T10:00:00Z',
+    ])
+      assert.equal(validate(s), ajvDateTime(s), s)
   })
 })

@@ -50,6 +50,12 @@ export const createSqliteProcessedIds = (options: SqliteProcessedIdsOptions): Pr
     );
   `)
   const append = db.prepare('INSERT INTO processed_ids (key, at) VALUES (?, ?)')
+  // Each statement run is a native call that costs more than the row it writes: rows go in
+  // fixed-size groups, the remainder one by one.
+  const GROUP = 64
+  const appendGroup = db.prepare(
+    `INSERT INTO processed_ids (key, at) VALUES ${Array.from({ length: GROUP }, () => '(?, ?)').join(', ')}`,
+  )
   // `at` grows with `seq`, so the expired rows are a prefix: the scan stops at the first live one.
   const trimOld = db.prepare(`
     DELETE FROM processed_ids WHERE seq < coalesce(
@@ -114,7 +120,13 @@ export const createSqliteProcessedIds = (options: SqliteProcessedIdsOptions): Pr
       digests = new Map()
       db.exec('BEGIN')
       try {
-        for (const digest of recorded) append.run(digest, now)
+        let i = 0
+        for (; i + GROUP <= recorded.length; i += GROUP) {
+          const values: (Buffer | number)[] = []
+          for (let j = i; j < i + GROUP; j++) values.push(recorded[j] as Buffer, now)
+          appendGroup.run(...values)
+        }
+        for (; i < recorded.length; i++) append.run(recorded[i] as Buffer, now)
         trim(now)
         db.exec('COMMIT')
       } catch (error) {

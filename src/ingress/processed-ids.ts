@@ -49,11 +49,18 @@ export const processedKey = (event: {
  */
 export const keyDigest = (key: string): Buffer => hash('sha256', key, 'buffer').subarray(0, 16)
 
-/** The first 8 bytes of the key's digest as two words, for the in-memory window. */
-export const fingerprintOf = (digest: Uint8Array): readonly [number, number] => {
-  const view = new DataView(digest.buffer, digest.byteOffset, digest.byteLength)
-  return [view.getUint32(0), view.getUint32(4)]
-}
+const word = (d: Uint8Array, i: number): number =>
+  (((d[i] as number) << 24) |
+    ((d[i + 1] as number) << 16) |
+    ((d[i + 2] as number) << 8) |
+    (d[i + 3] as number)) >>>
+  0
+
+/** The first 8 bytes of the key's digest as two big-endian words, for the in-memory window. */
+export const fingerprintOf = (digest: Uint8Array): readonly [number, number] => [
+  word(digest, 0),
+  word(digest, 4),
+]
 
 /**
  * ProcessedIds in memory, for tests and for a router that must not touch disk. Not durable:

@@ -8,6 +8,7 @@ import {
   createIngressDecoder,
   createSqliteProcessedIds,
   createWarehouseProcessedIds,
+  heraldAvroSubjects,
   heraldSubjects,
   type IngressDecoder,
   type ProcessedIds,
@@ -56,7 +57,8 @@ export const wireIngress = async ({
       ...(username === null || password === null ? {} : { username, password }),
     })
     if (register_schemas) {
-      const ids = await registerSubjects(registry, subjects)
+      // A Confluent registry also gets the Avro subjects, for producers that write Avro.
+      const ids = await registerSubjects(registry, [...subjects, ...heraldAvroSubjects(topics)])
       logger('info', 'schema_registry.registered', { subjects: ids.size, url })
     }
   } else {

@@ -35,6 +35,25 @@ runEventLogContract({
   },
 })
 
+// The throughput settings keep the contract too: commits gathered over an interval (and
+// flushed by stop()), several partitions handled at once.
+runEventLogContract({
+  name: 'Kafka with a commit interval and concurrent partitions',
+  open: async () =>
+    createKafkaEventLog(
+      testOptions({
+        consumer: {
+          ...mockLogOptions(kafka.bootstrapServers).consumer,
+          commitIntervalMs: 1_000,
+          partitionsConsumedConcurrently: 4,
+        },
+      }),
+    ),
+  prepareTopics: async (topics) => {
+    for (const { topic, partitions } of topics) await kafka.createTopic(topic, partitions)
+  },
+})
+
 describe('Kafka event log adapter', () => {
   it('answers ping while the cluster is up', async () => {
     const log = createKafkaEventLog(testOptions())

@@ -7,7 +7,13 @@ import { createKafkaEventLog } from '../../src/adapters/kafka-event-log/index.ts
 import { type Config, loadConfig } from '../../src/config/index.ts'
 import type { EngineEvent } from '../../src/events/index.ts'
 import { generateActivity } from '../../src/generator/index.ts'
-import { DeadLetterHeaders, encodeFrame, toKafkaMessage } from '../../src/ingress/index.ts'
+import {
+  DeadLetterHeaders,
+  encodeFrame,
+  heraldAvroSubjects,
+  registerSubjects,
+  toKafkaMessage,
+} from '../../src/ingress/index.ts'
 import { createMetrics } from '../../src/observability/index.ts'
 import type { Consumer, EventLog } from '../../src/ports/event-log.ts'
 import { type IngressWiring, startRouter, wireIngress } from '../../src/wiring/ingress.ts'
@@ -213,5 +219,34 @@ describe('Kafka ingress: kcat → engine.events → router → deliveries and DL
     const text = await metrics.registry.metrics()
     assert.match(text, /herald_ingress_dead_lettered_total\{reason="schema_not_found"\} 1/)
     assert.match(text, /herald_router_duplicate_events_total 1/)
+  })
+
+  it('routes Avro events in both modes, as a Confluent Avro serializer writes them', async () => {
+    const { topics } = config.event_log
+    await registerSubjects(ingress.registry, heraldAvroSubjects(topics))
+    const [g, h] = [pick(6), pick(7)]
+    const avro = async (subject: string, value: unknown) =>
+      ingress.registry.encode(await ingress.registry.latestId(subject), value)
+    // Structured: the whole event as the value, no headers at all.
+    await kcat.produce(topics.events, {
+      key: g.account,
+      value: await avro(`${topics.events}-${g.type}.Event`, g),
+    })
+    // Binary: the attributes in ce_ headers, the data in Avro.
+    const binary = toKafkaMessage(h, { mode: 'binary' })
+    await kcat.produce(topics.events, {
+      key: h.account,
+      value: await avro(`${topics.events}-${h.type}.Data`, h.data),
+      headers: binary.headers ?? {},
+    })
+    await eventually(
+      async () => {
+        const ids = (await kcat.consumeAll(topics.deliveries)).map(
+          (m) => (JSON.parse(m.payload ?? '{}') as { event: { id: string } }).event.id,
+        )
+        assert.ok(ids.includes(g.id) && ids.includes(h.id), 'both Avro events routed')
+      },
+      { timeoutMs: 40_000, intervalMs: 500 },
+    )
   })
 })

@@ -2,13 +2,19 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { isRetriable, NotFoundError, UnavailableError } from '../../src/errors/index.ts'
+import type { EngineEvent } from '../../src/events/index.ts'
+import { generateActivity } from '../../src/generator/index.ts'
 import {
   createConfluentSchemaRegistry,
   createEmbeddedSchemaRegistry,
   createIngressDecoder,
   encodeFrame,
+  heraldAvroSubjects,
+  registerSubjects,
   type SchemaRegistry,
+  toKafkaMessage,
 } from '../../src/ingress/index.ts'
+import type { LogMessage } from '../../src/ports/event-log.ts'
 import { runSchemaRegistryContract } from '../contracts/schema-registry.contract.ts'
 import { type SchemaRegistryStandIn, startSchemaRegistry } from '../support/schema-registry.ts'
 
@@ -95,6 +101,50 @@ describe('Confluent schema registry adapter', () => {
     assert.deepEqual(decoder.decode(bytes.subarray(5)), { ok: true, value: expected })
     const truncated = decoder.decode(bytes.subarray(5, 12))
     assert.equal(truncated.ok === false && truncated.code, 'payload_undecodable')
+  })
+
+  it("reads Herald's Avro subjects in both CloudEvents modes, then judges the events by the one contract", async () => {
+    const registry = confluent()
+    const topic = `avro-${randomUUID()}`
+    const ids = await registerSubjects(registry, heraldAvroSubjects({ events: topic }))
+    const events = [
+      ...generateActivity({ seed: 5, accounts: 2, count: 40, clock: () => Date.UTC(2026, 10, 22) }),
+    ] as EngineEvent[]
+    const message = (value: Uint8Array, headers: Readonly<Record<string, string>> = {}): LogMessage => ({
+      topic,
+      partition: 0,
+      offset: 0,
+      key: null,
+      value,
+      headers,
+      timestamp: 0,
+    })
+    const idOf = (subject: string) => ids.get(subject) as number
+    const messages: LogMessage[] = []
+    for (const event of events) {
+      messages.push(message(await registry.encode(idOf(`${topic}-${event.type}.Event`), event)))
+      const { headers = {} } = toKafkaMessage(event, { mode: 'binary' })
+      messages.push(message(await registry.encode(idOf(`${topic}-${event.type}.Data`), event.data), headers))
+    }
+    const results = await createIngressDecoder({ registry }).decodeBatch(messages)
+    results.forEach((result, i) => {
+      assert.ok(result.ok, JSON.stringify(!result.ok && result.failure))
+      const event = events[Math.floor(i / 2)] as EngineEvent
+      assert.equal(result.event.id, event.id)
+      assert.equal(result.event.type, event.type)
+    })
+
+    // Avro carries what the contract refuses (a blank account): refused as it would be in JSON.
+    const [first] = events as [EngineEvent]
+    const bad = await registry.encode(idOf(`${topic}-${first.type}.Event`), { ...first, account: ' ' })
+    const truncated = (await registry.encode(idOf(`${topic}-${first.type}.Event`), first)).subarray(0, 40)
+    const [refused, undecodable] = await createIngressDecoder({ registry }).decodeBatch([
+      message(bad),
+      message(truncated),
+    ])
+    assert.equal(refused?.ok === false && refused.failure.code, 'event_invalid')
+    assert.deepEqual(refused?.ok === false && refused.failure.issues.map((i) => i.path), ['account'])
+    assert.equal(undecodable?.ok === false && undecodable.failure.code, 'payload_undecodable')
   })
 
   it('refuses Protobuf schemas as unsupported, which the ingress dead-letters', async () => {

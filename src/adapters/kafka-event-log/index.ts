@@ -46,7 +46,7 @@ export interface KafkaRetryOptions {
   readonly multiplier?: number
 }
 
-/** Consumer-group timings; the defaults are kafkajs's, suited to a real cluster. */
+/** Consumer-group timings and fetch sizes; the defaults are kafkajs's, suited to a real cluster. */
 export interface KafkaConsumerTimings {
   /** Default 30 000. */
   readonly sessionTimeoutMs?: number
@@ -56,6 +56,26 @@ export interface KafkaConsumerTimings {
   readonly rebalanceTimeoutMs?: number
   /** Longest a fetch waits for new messages on the broker, default 5 000. */
   readonly maxWaitTimeMs?: number
+  /** Bytes a fetch waits for (up to `maxWaitTimeMs`) before the broker answers, default 1. */
+  readonly minBytes?: number
+  /** Most bytes one fetch returns, default 10 MiB. */
+  readonly maxBytes?: number
+  /** Most bytes one fetch returns per partition, default 1 MiB: the largest batch a fetch can bring. */
+  readonly maxBytesPerPartition?: number
+  /**
+   * 0 (default): a batch's offsets are committed before the next batch of its partition is
+   * handled. Above 0: handled offsets are committed together at most this often (and always
+   * before stop() leaves the group), which saves a request per batch; a crash or a rebalance
+   * then delivers again what was handled in the last interval — at-least-once either way.
+   */
+  readonly commitIntervalMs?: number
+  /**
+   * Partitions whose batches are handled at the same time (default 1): their handlers'
+   * waits overlap, and batches that end together commit in one request. Each partition's
+   * batches still run one at a time, in order; the handler must allow concurrent calls for
+   * different partitions.
+   */
+  readonly partitionsConsumedConcurrently?: number
 }
 
 export interface KafkaEventLogOptions {
@@ -134,6 +154,19 @@ const validateTopics = (topics: readonly TopicSpec[]): void => {
   if (issues.length > 0) throw new ValidationError('invalid topic specs', issues)
 }
 
+const validateConsumer = (consumer: KafkaConsumerTimings): void => {
+  const issues: FieldIssue[] = []
+  const { commitIntervalMs, partitionsConsumedConcurrently } = consumer
+  if (commitIntervalMs !== undefined && !(Number.isFinite(commitIntervalMs) && commitIntervalMs >= 0))
+    issues.push({ path: 'consumer.commitIntervalMs', message: 'must be a number of ms, at least 0' })
+  if (
+    partitionsConsumedConcurrently !== undefined &&
+    !(Number.isInteger(partitionsConsumedConcurrently) && partitionsConsumedConcurrently >= 1)
+  )
+    issues.push({ path: 'consumer.partitionsConsumedConcurrently', message: 'must be a positive integer' })
+  if (issues.length > 0) throw new ValidationError('invalid consumer options', issues)
+}
+
 const validateConsume = (options: ConsumeOptions): number => {
   const issues: FieldIssue[] = []
   if (options.groupId === '') issues.push({ path: 'groupId', message: 'must not be empty' })
@@ -161,6 +194,7 @@ const validateConsume = (options: ConsumeOptions): number => {
  * await log.close()
  */
 export const createKafkaEventLog = (options: KafkaEventLogOptions): EventLog => {
+  validateConsumer(options.consumer ?? {})
   const logger = options.logger ?? stderrErrors
   const retry = toKafkaRetry(options.retry)
   const kafka = new Kafka({
@@ -227,6 +261,9 @@ export const createKafkaEventLog = (options: KafkaEventLogOptions): EventLog => 
     heartbeatInterval: options.consumer?.heartbeatIntervalMs,
     rebalanceTimeout: options.consumer?.rebalanceTimeoutMs,
     maxWaitTimeInMs: options.consumer?.maxWaitTimeMs,
+    minBytes: options.consumer?.minBytes,
+    maxBytes: options.consumer?.maxBytes,
+    maxBytesPerPartition: options.consumer?.maxBytesPerPartition,
   }
 
   return {
@@ -308,6 +345,8 @@ export const createKafkaEventLog = (options: KafkaEventLogOptions): EventLog => 
         maxBatchSize,
         heartbeatIntervalMs: options.consumer?.heartbeatIntervalMs ?? 3_000,
         retryBackoffMs: options.retryBackoffMs ?? { min: 100, max: 5_000 },
+        commitIntervalMs: options.consumer?.commitIntervalMs ?? 0,
+        partitionsConsumedConcurrently: options.consumer?.partitionsConsumedConcurrently ?? 1,
         logger,
         onHandlerError: options.onHandlerError,
       })

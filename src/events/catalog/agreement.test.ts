@@ -9,6 +9,7 @@ import fc from 'fast-check'
 import { isRight } from 'fp-ts/lib/Either.js'
 import type * as t from 'io-ts'
 import { decodeCloudEvent } from '../cloudevent.ts'
+import { compileGuard, type Guard } from '../io-ts-guard.ts'
 import { applyMutation, arbitraryFromSchema, type Json, mutationsOf } from './arbitraries.ts'
 import { type EventTypeEntry, envelopeSchema, eventTypes } from './catalog.ts'
 
@@ -19,6 +20,7 @@ const ajv = new Ajv2020({ strict: true, allErrors: true })
 addFormats(ajv)
 
 const validators = new Map<string, ValidateFunction>(eventTypes.map((e) => [e.type, ajv.compile(e.schema)]))
+const guards = new Map<string, Guard>(eventTypes.map((e) => [e.type, compileGuard(e.dataCodec)]))
 const envelopeValidator = ajv.compile(envelopeSchema)
 
 interface DataFixtures {
@@ -31,11 +33,19 @@ const fixturesOf = (type: string): DataFixtures =>
     readFileSync(new URL(`../../../schemas/fixtures/${type}.json`, import.meta.url), 'utf8'),
   ) as DataFixtures
 
-/** Both verdicts on one document: the codec's (checking its fast `is` against `decode`) and the schema's. */
+/**
+ * Both verdicts on one document: the codec's (checking its `is` and the compiled guard the
+ * decoder uses against `decode`) and the schema's.
+ */
 const verdicts = (entry: EventTypeEntry, data: unknown) => {
   const codec: t.Mixed = entry.dataCodec
   const decoded = isRight(codec.decode(data))
   assert.equal(codec.is(data), decoded, `${entry.type}: the codec's is and decode disagree`)
+  assert.equal(
+    (guards.get(entry.type) as Guard)(data),
+    decoded,
+    `${entry.type}: the compiled guard and decode disagree`,
+  )
   return { codec: decoded, schema: (validators.get(entry.type) as ValidateFunction)(data) }
 }
 

@@ -27,7 +27,7 @@ const cpuSeconds = () => {
   return (user + system) / 1e6
 }
 
-const run = (name: string, decodeOne: (i: number) => boolean) => {
+const run = (name: string, decodeOne: (i: number) => boolean, baseline?: number): number => {
   const deadline = performance.now() + seconds * 1_000
   let n = 0
   let failed = 0
@@ -37,13 +37,22 @@ const run = (name: string, decodeOne: (i: number) => boolean) => {
     n += sample.length
   }
   const rate = n / (cpuSeconds() - started)
-  console.log(`${name}: ${Math.round(rate).toLocaleString('en')} events per CPU-second (${failed} rejected)`)
+  const ratio = baseline === undefined ? '' : `, ${(rate / baseline).toFixed(2)}× JSON.parse`
+  console.log(
+    `${name}: ${Math.round(rate).toLocaleString('en')} events per CPU-second (${failed} rejected${ratio})`,
+  )
+  return rate
 }
 
 console.log(`${sample.length} distinct events, mean ${Math.round(meanBytes)} bytes`)
 run('warm-up', (i) => decodeEngineEvent(parsed[i]).ok)
-run('decode+validate, parsed objects', (i) => decodeEngineEvent(parsed[i]).ok)
+const parse = run('baseline: UTF-8 decode + JSON.parse alone', (i) => {
+  JSON.parse(decoder.decode(sample[i] as Uint8Array))
+  return true
+})
+run('decode+validate, parsed objects', (i) => decodeEngineEvent(parsed[i]).ok, parse)
 run(
   'decode+validate, from bytes',
   (i) => decodeEngineEvent(JSON.parse(decoder.decode(sample[i] as Uint8Array))).ok,
+  parse,
 )

@@ -1,8 +1,15 @@
 import { isLeft } from 'fp-ts/lib/Either.js'
 import type { FieldIssue } from '../../errors/index.ts'
-import { type CloudEvent, type Decoded, decodeCloudEvent, type Level } from '../cloudevent.ts'
+import { type CloudEvent, type Decoded, decodeCloudEvent, isCloudEvent, type Level } from '../cloudevent.ts'
+import { compileGuard, type Guard } from '../io-ts-guard.ts'
 import { toFieldIssues } from '../io-ts-issues.ts'
-import { type EventData, type EventType, type EventTypeEntry, lookupEventType } from './catalog.ts'
+import {
+  type EventData,
+  type EventType,
+  type EventTypeEntry,
+  eventTypes,
+  lookupEventType,
+} from './catalog.ts'
 
 type Envelope = Omit<CloudEvent, 'type' | 'data' | 'level' | 'resourcetype'>
 
@@ -28,9 +35,17 @@ export const isUnknownTypeIssue = (issue: FieldIssue): boolean =>
 
 const join = (prefix: string, key: string): string => (prefix === '' ? key : `${prefix}.${key}`)
 
+// Each type's data codec compiled once, at module load.
+const dataGuards: ReadonlyMap<string, Guard> = new Map(
+  eventTypes.map((e) => [e.type, compileGuard(e.dataCodec)]),
+)
+const dataGuardOf = (entry: EventTypeEntry): Guard => dataGuards.get(entry.type) as Guard
+
+const hasSubtype = (entry: EventTypeEntry, subtype: string | undefined): boolean =>
+  entry.subtypes === undefined || (subtype !== undefined && entry.subtypes.some((s) => s.subtype === subtype))
+
 const checkSubtype = (entry: EventTypeEntry, subtype: string | undefined, prefix: string): FieldIssue[] => {
-  if (entry.subtypes === undefined) return []
-  if (subtype !== undefined && entry.subtypes.some((s) => s.subtype === subtype)) return []
+  if (entry.subtypes === undefined || hasSubtype(entry, subtype)) return []
   const names = entry.subtypes.map((s) => s.subtype).join(', ')
   return [
     {
@@ -44,8 +59,8 @@ const checkSubtype = (entry: EventTypeEntry, subtype: string | undefined, prefix
 }
 
 const checkData = (entry: EventTypeEntry, data: unknown, prefix: string): FieldIssue[] => {
-  // `is` walks the value without allocating; the full decode runs only to explain a failure.
-  if (entry.dataCodec.is(data)) return []
+  // The guard walks the value without allocating; the full decode runs only to explain a failure.
+  if (dataGuardOf(entry)(data)) return []
   const result = entry.dataCodec.decode(data)
   return isLeft(result) ? toFieldIssues(result.left, join(prefix, 'data')) : []
 }
@@ -68,6 +83,12 @@ const withDefaults = (event: CloudEvent, entry: EventTypeEntry): EngineEvent => 
  * if (decoded.value.type === 'herald.report.image.analyzed') project(decoded.value.data.findings)
  */
 export const decodeEngineEvent = (input: unknown, prefix = ''): Decoded<EngineEvent> => {
+  // A valid event of a known type, the common case, passes compiled checks alone.
+  if (isCloudEvent(input)) {
+    const entry = lookupEventType(input.type)
+    if (entry !== undefined && hasSubtype(entry, input.subtype) && dataGuardOf(entry)(input.data))
+      return { ok: true, value: withDefaults(input, entry) }
+  }
   const envelope = decodeCloudEvent(input, prefix)
   if (envelope.ok) {
     const event = envelope.value

@@ -52,9 +52,17 @@ export const isTimestamp = (s: string): boolean => {
   const whole = twoDigits(s, 17)
   if ((y1 | y2 | month | day | hour | minute | whole) < 0) return false
   const t = s.charCodeAt(10)
-  if (s[4] !== '-' || s[7] !== '-' || (t !== 84 && t !== 116) || s[13] !== ':' || s[16] !== ':') return false
+  // Character codes, not one-character strings: - T t : .
+  if (
+    s.charCodeAt(4) !== 45 ||
+    s.charCodeAt(7) !== 45 ||
+    (t !== 84 && t !== 116) ||
+    s.charCodeAt(13) !== 58 ||
+    s.charCodeAt(16) !== 58
+  )
+    return false
   let i = 19
-  if (s[i] === '.') {
+  if (s.charCodeAt(i) === 46) {
     i++
     const first = i
     while (i < s.length && digitAt(s, i) >= 0) i++
@@ -67,7 +75,7 @@ export const isTimestamp = (s: string): boolean => {
   if (z === 90 || z === 122) {
     if (i + 1 !== s.length) return false
   } else if (z === 43 || z === 45) {
-    if (i + 6 !== s.length || s[i + 3] !== ':') return false
+    if (i + 6 !== s.length || s.charCodeAt(i + 3) !== 58) return false
     sign = z === 45 ? -1 : 1
     offsetHours = twoDigits(s, i + 1)
     offsetMinutes = twoDigits(s, i + 4)

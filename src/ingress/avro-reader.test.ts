@@ -1,0 +1,194 @@
+import assert from 'node:assert/strict'
+import { createRequire } from 'node:module'
+import { describe, it } from 'node:test'
+import fc from 'fast-check'
+import { compileAvroReader } from './avro-reader.ts'
+import { type AvroReader, avroPayloadDecoder, avroToPlain } from './payload-decoders.ts'
+
+// avsc is the Confluent client's Avro library: the tests write Avro with the client's own copy.
+interface AvscType extends AvroReader {
+  toBuffer(value: unknown): Buffer
+}
+const avsc = createRequire(import.meta.resolve('@kafkajs/confluent-schema-registry'))('avsc') as {
+  Type: { forSchema(schema: unknown, options?: Record<string, unknown>): AvscType }
+}
+
+/** What the compiled reader must reproduce: avsc's own reader, then the plain conversion. */
+const viaAvsc = (type: AvscType, bytes: Buffer): unknown => avroToPlain(type)(type.fromBuffer(bytes))
+
+const outcome = (read: () => unknown): { ok: true; value: unknown } | { ok: false } => {
+  try {
+    return { ok: true, value: read() }
+  } catch {
+    return { ok: false }
+  }
+}
+
+const everything = avsc.Type.forSchema({
+  type: 'record',
+  name: 'Everything',
+  namespace: 'test.herald',
+  fields: [
+    { name: 'n', type: 'null' },
+    { name: 'b', type: 'boolean' },
+    { name: 'i', type: 'int' },
+    { name: 'l', type: 'long' },
+    { name: 'f', type: 'float' },
+    { name: 'd', type: 'double' },
+    { name: 'by', type: 'bytes' },
+    { name: 's', type: 'string' },
+    { name: 'fx', type: { type: 'fixed', name: 'Four', size: 4 } },
+    { name: 'e', type: { type: 'enum', name: 'Level', symbols: ['info', 'warning', 'error'] } },
+    { name: 'a', type: { type: 'array', items: 'string' } },
+    { name: 'm', type: { type: 'map', values: 'long' } },
+    { name: 'optional', type: ['null', 'string'], default: null },
+    { name: 'nullable', type: ['null', 'string'] },
+    { name: 'either', type: ['string', 'long'] },
+    {
+      name: 'inner',
+      type: {
+        type: 'record',
+        name: 'Inner',
+        fields: [
+          { name: 'x', type: 'string' },
+          { name: 'y', type: ['null', 'double'], default: null },
+        ],
+      },
+    },
+    { name: 'inners', type: { type: 'array', items: 'Inner' } },
+    { name: 'maybeInner', type: ['null', 'Inner'], default: null },
+    { name: 'lists', type: { type: 'map', values: { type: 'array', items: 'Level' } } },
+  ],
+})
+
+const text = fc.string({ unit: 'binary', maxLength: 80 })
+const inner = fc.record({ x: text, y: fc.option(fc.double({ noNaN: true }), { nil: null }) })
+const everythingValue = fc.record({
+  n: fc.constant(null),
+  b: fc.boolean(),
+  i: fc.integer(),
+  // avsc writes longs up to 2^52, whose zigzag form is exact in a double.
+  l: fc.integer({ min: -(2 ** 52), max: 2 ** 52 }),
+  f: fc.float({ noNaN: true }),
+  d: fc.double({ noNaN: true }),
+  by: fc.uint8Array({ maxLength: 40 }).map((bytes) => Buffer.from(bytes)),
+  s: text,
+  fx: fc.uint8Array({ minLength: 4, maxLength: 4 }).map((bytes) => Buffer.from(bytes)),
+  e: fc.constantFrom('info', 'warning', 'error'),
+  a: fc.array(text, { maxLength: 70 }),
+  m: fc.dictionary(fc.string({ maxLength: 8 }), fc.integer({ min: -(2 ** 52), max: 2 ** 52 })),
+  optional: fc.option(text, { nil: null }),
+  nullable: fc.option(text, { nil: null }),
+  either: fc.oneof(text, fc.integer()),
+  inner,
+  inners: fc.array(inner, { maxLength: 5 }),
+  maybeInner: fc.option(inner, { nil: null }),
+  lists: fc.dictionary(
+    fc.string({ maxLength: 8 }),
+    fc.array(fc.constantFrom('info', 'error'), { maxLength: 3 }),
+  ),
+})
+
+describe('compileAvroReader', () => {
+  const read = compileAvroReader(everything)
+  assert.ok(read, 'every type of the test schema is read')
+
+  it('reads every Avro type as avsc and the plain conversion do', () => {
+    fc.assert(
+      fc.property(everythingValue, (value) => {
+        const bytes = everything.toBuffer(value)
+        assert.deepEqual(read(bytes), viaAvsc(everything, bytes))
+      }),
+      { numRuns: 400 },
+    )
+  })
+
+  it('leaves out a null whose default is null, keeps one without a default, and writes bytes as base64', () => {
+    const value = fc.sample(everythingValue, { seed: 7, numRuns: 1 })[0] as Record<string, unknown>
+    const bytes = everything.toBuffer({
+      ...value,
+      optional: null,
+      nullable: null,
+      by: Buffer.from([1, 2, 255]),
+    })
+    const plain = read(bytes) as Record<string, unknown>
+    assert.equal('optional' in plain, false)
+    assert.equal(plain.nullable, null)
+    assert.equal(plain.n, null, 'a field of type null has no default: its null stays')
+    assert.equal(plain.by, Buffer.from([1, 2, 255]).toString('base64'))
+    assert.equal(Object.getPrototypeOf(plain), Object.prototype)
+  })
+
+  it('keeps a map key named __proto__ as a plain key', () => {
+    const type = avsc.Type.forSchema({ type: 'map', values: 'string' })
+    const plain = (compileAvroReader(type) as (b: Buffer) => unknown)(
+      type.toBuffer(JSON.parse('{"__proto__": "x", "a": "b"}')),
+    ) as Record<string, unknown>
+    assert.deepEqual(Object.keys(plain), ['__proto__', 'a'])
+    assert.equal(Object.getPrototypeOf(plain), Object.prototype)
+  })
+
+  it('refuses every truncation of a value, and trailing bytes', () => {
+    fc.assert(
+      fc.property(everythingValue, (value) => {
+        const bytes = everything.toBuffer(value)
+        for (let cut = 0; cut < bytes.length; cut++) assert.throws(() => read(bytes.subarray(0, cut)))
+        assert.throws(() => read(Buffer.concat([bytes, Buffer.from([0])])), /trailing data/)
+      }),
+      { numRuns: 50 },
+    )
+  })
+
+  it('agrees with avsc on random bytes: fails where it fails, reads what it reads', () => {
+    const small = avsc.Type.forSchema({
+      type: 'record',
+      name: 'Small',
+      fields: [
+        { name: 's', type: 'string' },
+        { name: 'u', type: ['null', 'long'], default: null },
+        { name: 'a', type: { type: 'array', items: 'boolean' } },
+      ],
+    })
+    const readSmall = compileAvroReader(small) as (b: Buffer) => unknown
+    const bytes = fc.oneof(
+      fc.uint8Array({ maxLength: 24 }),
+      // Mostly well-formed: a short string, then noise.
+      fc
+        .tuple(fc.integer({ min: 0, max: 6 }), fc.uint8Array({ maxLength: 12 }))
+        .map(([n, rest]) => Uint8Array.from([n * 2, ...Array.from({ length: n }, () => 97), ...rest])),
+    )
+    fc.assert(
+      fc.property(bytes, (raw) => {
+        const buffer = Buffer.from(raw)
+        const mine = outcome(() => readSmall(buffer))
+        const theirs = outcome(() => viaAvsc(small, buffer))
+        assert.deepEqual(mine, theirs, buffer.toString('hex'))
+      }),
+      { numRuns: 3_000 },
+    )
+  })
+
+  it('refuses block counts the bytes left cannot hold, where avsc would spin', () => {
+    const type = avsc.Type.forSchema({ type: 'array', items: 'string' })
+    const read = compileAvroReader(type) as (b: Buffer) => unknown
+    // A block of 2^40 strings, then nothing.
+    assert.throws(() => read(Buffer.from([0x80, 0x80, 0x80, 0x80, 0x80, 0x40])), /block count/)
+  })
+
+  it('leaves schemas it does not read to avsc', () => {
+    const wrapped = avsc.Type.forSchema(
+      {
+        type: 'record',
+        name: 'Wrapped',
+        fields: [
+          { name: 'u', type: ['null', 'string', 'long'], default: null },
+          { name: 'v', type: ['null', 'string'] },
+        ],
+      },
+      { wrapUnions: true },
+    )
+    assert.equal(compileAvroReader(wrapped), undefined)
+    const decoded = avroPayloadDecoder(9, wrapped).decode(wrapped.toBuffer({ u: { long: 3 }, v: null }))
+    assert.deepEqual(decoded, { ok: true, value: { u: { long: 3 }, v: null } })
+  })
+})
