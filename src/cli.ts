@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util'
-import { runGenerate, runPublish } from './cli/index.ts'
+import { runGenerate, runPublish, runRebuild } from './cli/index.ts'
 import { loadConfigFromProcess, redactConfig } from './config/index.ts'
 import { isHeraldError } from './errors/index.ts'
 import { startHerald } from './herald.ts'
@@ -13,6 +13,8 @@ commands:
   config    print the effective configuration, secrets redacted, and exit
   publish   send CloudEvents from a file or stdin to Herald's HTTP API or to Kafka
   generate  print (or publish) realistic engine activity, seeded and rate-limited
+  rebuild-reports
+            rebuild the report tables from the raw events in a running Herald
 
 'herald <command> --help' describes a command's options.
 
@@ -28,8 +30,8 @@ const fail = (message: string, code = 2): never => {
 const main = async () => {
   // Producer tools take their own options and need no Herald configuration.
   const [sub] = process.argv.slice(2)
-  if (sub === 'publish' || sub === 'generate') {
-    const run = sub === 'publish' ? runPublish : runGenerate
+  if (sub === 'publish' || sub === 'generate' || sub === 'rebuild-reports') {
+    const run = sub === 'publish' ? runPublish : sub === 'generate' ? runGenerate : runRebuild
     process.exitCode = await run(process.argv.slice(3), {
       stdin: process.stdin,
       stdout: process.stdout,

@@ -26,7 +26,14 @@ import { createOutboundGuard, type OutboundGuardOptions } from './outbound/index
 import type { Consumer, EventLog } from './ports/event-log.ts'
 import type { EventStore } from './ports/event-store.ts'
 import type { Warehouse } from './ports/warehouse.ts'
-import { createMetricsRecorder, createMetricsRoutes, metricPointMessage } from './reports/index.ts'
+import {
+  createMetricsRecorder,
+  createMetricsRoutes,
+  createRebuildRoutes,
+  createRebuildRunner,
+  metricPointMessage,
+  type PausableProjector,
+} from './reports/index.ts'
 import { lockDataDir } from './wiring/data-dir-lock.ts'
 import { wireIngress } from './wiring/ingress.ts'
 import { wireNotifications } from './wiring/notifications.ts'
@@ -261,9 +268,10 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     closers.push(notifications.close)
     consumers.push(...notifications.consumers)
 
+    let projector: PausableProjector | undefined
     if (config.reports.enabled && config.reports.enable_data_ingress) {
-      consumers.push(
-        await log.consume(
+      const startProjector = () =>
+        log.consume(
           { groupId: 'herald-projector', topics: [topics.events], maxBatchSize: config.reports.batch_size },
           createProjectorHandler({
             decoder: ingress.decoder,
@@ -273,11 +281,30 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
             onProjected: (n) => metrics.eventsProjected.inc(n),
             onInvalid: (n) => metrics.invalidLogEvents.inc({ consumer: 'projector' }, n),
           }),
-        ),
-      )
+        )
+      // A rebuild holds the projector still for its swap; it rejoins from its committed offsets.
+      let running: Consumer | undefined = await startProjector()
+      projector = {
+        pause: async () => {
+          const stopping = running
+          running = undefined
+          await stopping?.stop()
+        },
+        resume: async () => {
+          running ??= await startProjector()
+        },
+      }
+      consumers.push({ stop: async () => running?.stop() })
     } else {
       logger('info', 'projector.ingress_disabled', { reason: 'reports.enable_data_ingress is false' })
     }
+    const rebuilds = createRebuildRunner({
+      warehouse,
+      logger,
+      clock,
+      ...(projector === undefined ? {} : { projector }),
+    })
+    closers.push(() => rebuilds.stop())
 
     if (config.reports.enabled && config.reports.enable_data_ingress) {
       const recorder = startMetricsRecorder(config, { warehouse, log, logger, clock })
@@ -309,6 +336,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
         { path: '/v1/auth', app: createTokenRoutes({ tokens }) },
         { path: '/v1/audit', app: createAuditRoutes({ store }) },
         { path: '/v1/reports/metrics', app: createMetricsRoutes({ warehouse }) },
+        { path: '/v1/reports/rebuild', app: createRebuildRoutes(rebuilds) },
       ],
     })
 

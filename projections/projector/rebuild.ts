@@ -31,16 +31,17 @@ export interface Rebuild {
   /**
    * Replays every report event of the raw `events` table not replayed yet into the fresh
    * tables, in log order; returns how many it replayed. Safe to call again and again while
-   * the projector runs: each call continues where the previous one stopped.
+   * the projector runs: each call continues where the previous one stopped. `onProgress`
+   * hears the running count after every step; an aborted `signal` stops it between steps.
    */
-  catchUp(): Promise<number>
+  catchUp(onProgress?: (replayed: number) => void, signal?: AbortSignal): Promise<number>
   /**
    * A last `catchUp`, then each live table is exchanged atomically with its fresh copy and the
-   * old copies are dropped. Readers never wait: until its exchange a table answers from the old
+   * old copies are dropped; returns how many events that last `catchUp` replayed. Readers never wait: until its exchange a table answers from the old
    * data, after it from the new. Call it with the projector stopped (or ingress off): a batch
    * the live projector computed from the old tables must not land in the new ones.
    */
-  swap(): Promise<void>
+  swap(): Promise<number>
 }
 
 interface RawEvent {
@@ -91,9 +92,10 @@ export const startRebuild = async (options: RebuildOptions): Promise<Rebuild> =>
   // of them: events keep arriving in every partition, also in those a single cursor has passed.
   const replayedUpTo = new Map<string, { topic: string; partition: number; offset: number }>()
 
-  const catchUp = async (): Promise<number> => {
+  const catchUp = async (onProgress?: (replayed: number) => void, signal?: AbortSignal): Promise<number> => {
     let replayed = 0
     for (;;) {
+      signal?.throwIfAborted()
       const positions = [...replayedUpTo.values()]
       const rows = await warehouse.query<RawEvent>(
         `SELECT id, source, type, subject, account, level, resource_type, subtype, toString(time) AS time_text,
@@ -140,6 +142,7 @@ export const startRebuild = async (options: RebuildOptions): Promise<Rebuild> =>
         start = i
       }
       replayed += rows.length
+      onProgress?.(replayed)
       logger('info', 'projector.rebuild_progress', { replayed, partitions: replayedUpTo.size })
     }
   }
@@ -147,12 +150,13 @@ export const startRebuild = async (options: RebuildOptions): Promise<Rebuild> =>
   return {
     catchUp,
     swap: async () => {
-      await catchUp()
+      const replayed = await catchUp()
       for (const table of REBUILT) await warehouse.command(`EXCHANGE TABLES ${table} AND ${table}${SUFFIX}`)
       for (const table of [...REBUILT, 'projection_progress' as const]) {
         await warehouse.command(`DROP TABLE IF EXISTS ${table}${SUFFIX}`)
       }
       logger('info', 'projector.rebuild_swapped', { tables: REBUILT })
+      return replayed
     },
   }
 }

@@ -16,6 +16,7 @@ export const ACTIONS = {
   publishEvents: ['read-write', 'admin'],
   manageTokens: ['admin'],
   readAudit: ['read-write', 'admin'],
+  manageReports: ['admin'],
 } as const satisfies Record<string, readonly Role[]>
 
 export type Action = keyof typeof ACTIONS

@@ -19,6 +19,15 @@ export {
 } from './metrics/index.ts'
 export { DEFAULT_LIMIT, MAX_LIMIT } from './paging.ts'
 export { type PolicyEvaluationFilter, policyEvaluationsByTag } from './policy.ts'
+export {
+  createRebuildRoutes,
+  createRebuildRunner,
+  type PausableProjector,
+  type RebuildRunner,
+  RebuildRunningError,
+  type RebuildState,
+  type RebuildStatus,
+} from './rebuild.ts'
 export { events, type ReportPrincipal, rootValue } from './resolvers.ts'
 export { reportSchema } from './schema.ts'
 export {

@@ -1,0 +1,111 @@
+import { parseArgs } from 'node:util'
+import {
+  type CliDeps,
+  defaultSleep,
+  EXIT_FAILED,
+  EXIT_OK,
+  EXIT_USAGE,
+  positiveInt,
+  UsageError,
+  writeText,
+} from './io.ts'
+
+export const REBUILD_USAGE = `usage: herald rebuild-reports [--url <url>] [--token <token>] [options]
+
+Rebuilds the report tables from the raw events table inside the running Herald (the process
+that owns the warehouse), e.g. after an upgrade changed how events are projected. Reports keep
+answering from the old tables until the new ones are swapped in; the projector pauses only for
+the swap. Prints progress until the rebuild ends.
+
+  --url <url>            Herald's base URL, default HERALD_URL or http://localhost:8228
+  --token <token>        an admin bearer token; default HERALD_TOKEN
+  --status               print the last rebuild's status and exit
+  --no-wait              start the rebuild and exit
+  --poll-ms <n>          how often progress is printed, default 2000
+  -h, --help             show this help
+
+exit status: 0 done; 1 refused, failed or unreachable; 2 bad command line.`
+
+interface Status {
+  readonly state: string
+  readonly replayed: number
+  readonly error: string | null
+}
+
+/** `herald rebuild-reports`: starts a rebuild through the admin API and follows it. */
+export const runRebuild = async (args: readonly string[], deps: CliDeps): Promise<number> => {
+  const sleep = deps.sleep ?? defaultSleep
+  let values: ReturnType<typeof parse>
+  try {
+    values = parse(args)
+  } catch (error) {
+    await writeText(deps.stderr, `herald rebuild-reports: ${(error as Error).message}\n\n${REBUILD_USAGE}\n`)
+    return EXIT_USAGE
+  }
+  if (values.help) {
+    await writeText(deps.stdout, `${REBUILD_USAGE}\n`)
+    return EXIT_OK
+  }
+  let pollMs: number
+  try {
+    pollMs = positiveInt(values['poll-ms'], 'poll-ms', 2000)
+  } catch (error) {
+    await writeText(deps.stderr, `herald rebuild-reports: ${(error as Error).message}\n`)
+    return EXIT_USAGE
+  }
+  const base = (values.url ?? deps.env.HERALD_URL ?? 'http://localhost:8228').replace(/\/+$/, '')
+  const endpoint = `${base}/v1/reports/rebuild`
+  const token = values.token ?? deps.env.HERALD_TOKEN
+  const headers: Record<string, string> = { accept: 'application/json' }
+  if (token !== undefined && token !== '') headers.authorization = `Bearer ${token}`
+
+  const call = async (method: 'GET' | 'POST'): Promise<Status> => {
+    let response: Response
+    try {
+      response = await deps.fetch(endpoint, { method, headers })
+    } catch (error) {
+      throw new Error(`cannot reach ${endpoint}: ${(error as Error).message}`)
+    }
+    const body = (await response.json().catch(() => ({}))) as Partial<Status> & { detail?: string }
+    if (!response.ok) throw new Error(`${method} ${endpoint}: ${response.status} ${body.detail ?? ''}`.trim())
+    return { state: String(body.state), replayed: Number(body.replayed ?? 0), error: body.error ?? null }
+  }
+  const line = (status: Status) =>
+    `${status.state}: ${status.replayed} events replayed${status.error === null ? '' : ` (${status.error})`}\n`
+
+  try {
+    if (values.status) {
+      await writeText(deps.stdout, line(await call('GET')))
+      return EXIT_OK
+    }
+    let status = await call('POST')
+    await writeText(deps.stdout, line(status))
+    if (values['no-wait']) return EXIT_OK
+    while (status.state === 'catching_up' || status.state === 'swapping') {
+      await sleep(pollMs)
+      status = await call('GET')
+      await writeText(deps.stdout, line(status))
+    }
+    return status.state === 'done' ? EXIT_OK : EXIT_FAILED
+  } catch (error) {
+    await writeText(deps.stderr, `herald rebuild-reports: ${(error as Error).message}\n`)
+    return EXIT_FAILED
+  }
+}
+
+const parse = (args: readonly string[]) => {
+  const { values, positionals } = parseArgs({
+    args: [...args],
+    allowPositionals: true,
+    options: {
+      url: { type: 'string' },
+      token: { type: 'string' },
+      status: { type: 'boolean' },
+      'no-wait': { type: 'boolean' },
+      'poll-ms': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  })
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`)
+  return values
+}
