@@ -272,7 +272,12 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     if (config.reports.enabled && config.reports.enable_data_ingress) {
       const startProjector = () =>
         log.consume(
-          { groupId: 'herald-projector', topics: [topics.events], maxBatchSize: config.reports.batch_size },
+          {
+            groupId: 'herald-projector',
+            topics: [topics.events],
+            maxBatchSize: config.reports.batch_size,
+            maxWaitMs: config.reports.batch_wait_ms,
+          },
           createProjectorHandler({
             decoder: ingress.decoder,
             warehouse,

@@ -54,6 +54,7 @@ const DEFAULTS: Config = {
     enable_data_ingress: true,
     cycle_timers: { load: 5, refresh: 60, metrics: 3600 },
     batch_size: 1000,
+    batch_wait_ms: 500,
     graphiql: true,
   },
   event_log: {

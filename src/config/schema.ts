@@ -127,6 +127,10 @@ export const schema = group({
       default: 1000,
       doc: 'Most events the projector inserts in one batch.',
     }),
+    batch_wait_ms: key(integer(0, 60_000), {
+      default: 500,
+      doc: 'Longest a partial projector batch waits for more events: a batch is inserted when it holds `batch_size` events or its oldest event has waited this long. Larger batches cost ClickHouse fewer parts; 0 inserts whatever has arrived.',
+    }),
     graphiql: key(boolean, {
       default: true,
       doc: 'Serve GraphiQL on a browser’s GET of `/v1/reports/graphql`.',

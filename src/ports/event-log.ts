@@ -65,6 +65,14 @@ export interface ConsumeOptions {
   readonly topics: readonly string[]
   /** Upper bound on messages per batch (default 500). */
   readonly maxBatchSize?: number
+  /**
+   * How long a partial batch may wait for more messages (default 0: hand over whatever is
+   * there). A batch goes to the handler when it is full or its oldest message has waited this
+   * long, whichever comes first, so a consumer that pays per batch (the projector's inserts)
+   * gets large batches under load and bounded latency when quiet. On Kafka it is the fetch's
+   * wait on the broker, with a minimum fetch size of about a full batch.
+   */
+  readonly maxWaitMs?: number
 }
 
 export interface Consumer {

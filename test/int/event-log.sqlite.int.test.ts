@@ -1,9 +1,13 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { after } from 'node:test'
+import { after, describe, it } from 'node:test'
 import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
+import type { Batch } from '../../src/ports/event-log.ts'
 import { runEventLogContract } from '../contracts/event-log.contract.ts'
+import { eventually } from '../support/eventually.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'herald-eventlog-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
@@ -11,4 +15,76 @@ after(() => rmSync(dir, { recursive: true, force: true }))
 runEventLogContract({
   name: 'embedded SQLite',
   open: async () => createSqliteEventLog({ path: join(dir, 'eventlog.sqlite'), idlePollMs: 100 }),
+})
+
+describe('embedded SQLite: batching by size or time', () => {
+  const encoder = new TextEncoder()
+  const open = () =>
+    createSqliteEventLog({ path: join(dir, `batching-${randomUUID()}.sqlite`), idlePollMs: 100 })
+  const collect = () => {
+    const batches: number[][] = []
+    return {
+      batches,
+      handler: async (batch: Batch) => {
+        batches.push(batch.messages.map((m) => m.offset))
+      },
+    }
+  }
+  const publish = (log: ReturnType<typeof open>, n: number) =>
+    log.publish(
+      'batched',
+      Array.from({ length: n }, () => ({ key: 'k', value: encoder.encode('x') })),
+    )
+
+  it('holds a partial batch until it fills up or its oldest message has waited maxWaitMs', async () => {
+    const log = open()
+    await log.createTopics([{ topic: 'batched', partitions: 1 }])
+    const c = collect()
+    await publish(log, 3)
+    const consumer = await log.consume(
+      { groupId: 'g', topics: ['batched'], maxBatchSize: 10, maxWaitMs: 5_000 },
+      c.handler,
+    )
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    await publish(log, 9)
+    // Filled to 10 well before the wait ran out; the other 2 wait for more, then go as they are.
+    await eventually(() => assert.deepEqual(c.batches[0], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]), {
+      timeoutMs: 4_000,
+    })
+    const waited = Date.now()
+    await eventually(() => assert.deepEqual(c.batches[1], [10, 11]), { timeoutMs: 10_000 })
+    assert.ok(Date.now() - waited > 1_000, 'the partial batch waited for more messages')
+    await consumer.stop()
+    await log.close()
+  })
+
+  it('hands over whatever is there without maxWaitMs, and stops promptly while waiting', async () => {
+    const log = open()
+    await log.createTopics([{ topic: 'batched', partitions: 1 }])
+    const c = collect()
+    await publish(log, 3)
+    const consumer = await log.consume({ groupId: 'g', topics: ['batched'], maxBatchSize: 10 }, c.handler)
+    await eventually(() => assert.deepEqual(c.batches[0], [0, 1, 2]))
+    await consumer.stop()
+
+    const waiting = collect()
+    const second = await log.consume(
+      { groupId: 'g2', topics: ['batched'], maxBatchSize: 10, maxWaitMs: 60_000 },
+      waiting.handler,
+    )
+    const stopping = Date.now()
+    await second.stop()
+    assert.ok(Date.now() - stopping < 5_000)
+    await log.close()
+  })
+
+  it('refuses a negative wait, naming the option', async () => {
+    const log = open()
+    await log.createTopics([{ topic: 'batched', partitions: 1 }])
+    await assert.rejects(
+      log.consume({ groupId: 'g', topics: ['batched'], maxWaitMs: -1 }, async () => {}),
+      (error: Error & { issues?: { path: string }[] }) => error.issues?.[0]?.path === 'maxWaitMs',
+    )
+    await log.close()
+  })
 })

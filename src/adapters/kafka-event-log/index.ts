@@ -175,6 +175,10 @@ const validateConsume = (options: ConsumeOptions): number => {
   if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1) {
     issues.push({ path: 'maxBatchSize', message: 'must be a positive integer' })
   }
+  const { maxWaitMs } = options
+  if (maxWaitMs !== undefined && !(Number.isFinite(maxWaitMs) && maxWaitMs >= 0)) {
+    issues.push({ path: 'maxWaitMs', message: 'must be a number of ms, at least 0' })
+  }
   if (issues.length > 0) throw new ValidationError('invalid consume options', issues)
   return maxBatchSize
 }
@@ -331,6 +335,11 @@ export const createKafkaEventLog = (options: KafkaEventLogOptions): EventLog => 
         allowAutoTopicCreation: false,
         retry,
         ...consumerTimings,
+        // A batch wait: the broker holds the fetch until about a full batch (at a modest
+        // 256 bytes a message) is there, or until the wait is over.
+        ...(consumeOptions.maxWaitMs === undefined || consumeOptions.maxWaitMs === 0
+          ? {}
+          : { maxWaitTimeInMs: consumeOptions.maxWaitMs, minBytes: maxBatchSize * 256 }),
       })
       try {
         await kafkaConsumer.connect()

@@ -203,6 +203,11 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): EventLog =
     assertOpen()
     const { groupId, topics } = consumeOptions
     const maxBatchSize = consumeOptions.maxBatchSize ?? DEFAULT_MAX_BATCH
+    const maxWaitMs = consumeOptions.maxWaitMs ?? 0
+    if (!(Number.isFinite(maxWaitMs) && maxWaitMs >= 0))
+      throw new ValidationError('invalid consume options', [
+        { path: 'maxWaitMs', message: 'must be a number of ms, at least 0' },
+      ])
     if (topics.length === 0) throw new ValidationError('consume needs at least one topic', [])
     for (const topic of topics) partitionsOf(topic)
 
@@ -218,9 +223,9 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): EventLog =
     }
     appended.on('appended', onAppend)
 
-    const idle = () =>
+    const idle = (ms = idlePollMs) =>
       new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, idlePollMs)
+        const timer = setTimeout(resolve, ms)
         wake = () => {
           clearTimeout(timer)
           resolve()
@@ -238,7 +243,13 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): EventLog =
             if (stopping) break
             const lockKey = `${topic}\u0000${partition}`
             await withPartitionLock(group, lockKey, async () => {
-              const messages = fetch(groupId, topic, partition, maxBatchSize)
+              let messages = fetch(groupId, topic, partition, maxBatchSize)
+              // A partial batch waits for more until its oldest message is maxWaitMs old.
+              const due = (messages[0]?.timestamp ?? 0) + maxWaitMs
+              while (messages.length > 0 && messages.length < maxBatchSize && !stopping && clock() < due) {
+                await idle(Math.max(1, due - clock()))
+                messages = fetch(groupId, topic, partition, maxBatchSize)
+              }
               const last = messages.at(-1)
               if (last === undefined) return
               const batch: Batch = { topic, partition, messages }
