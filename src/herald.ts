@@ -29,6 +29,7 @@ import type { Warehouse } from './ports/warehouse.ts'
 import {
   createMetricsRecorder,
   createMetricsRoutes,
+  createProjectionLag,
   createRebuildRoutes,
   createRebuildRunner,
   metricPointMessage,
@@ -303,6 +304,15 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     } else {
       logger('info', 'projector.ingress_disabled', { reason: 'reports.enable_data_ingress is false' })
     }
+    // The lag every report answer carries; with ingress on, a projector that stalls shows in it.
+    const reportLag =
+      projector === undefined
+        ? undefined
+        : createProjectionLag({
+            warehouse,
+            clock,
+            positions: () => log.lag('herald-projector', [topics.events]),
+          })
     const rebuilds = createRebuildRunner({
       warehouse,
       logger,
@@ -336,11 +346,15 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
       metrics,
       logger,
       graphiql: config.reports.graphiql,
+      ...(reportLag === undefined ? {} : { reportLag }),
       mounts: [
         ...notifications.mounts,
         { path: '/v1/auth', app: createTokenRoutes({ tokens }) },
         { path: '/v1/audit', app: createAuditRoutes({ store }) },
-        { path: '/v1/reports/metrics', app: createMetricsRoutes({ warehouse }) },
+        {
+          path: '/v1/reports/metrics',
+          app: createMetricsRoutes({ warehouse, ...(reportLag === undefined ? {} : { lag: reportLag }) }),
+        },
         { path: '/v1/reports/rebuild', app: createRebuildRoutes(rebuilds) },
       ],
     })

@@ -24,6 +24,8 @@ export interface HttpAppOptions {
   readonly metrics: Metrics
   readonly logger: Logger
   readonly graphiql: boolean
+  /** The projection lag every report answer carries; default from the warehouse alone. */
+  readonly reportLag?: () => Promise<number>
   readonly maxIngestBytes?: number
   /** Sub-apps mounted behind authentication, e.g. the notifications API. */
   readonly mounts?: readonly { readonly path: string; readonly app: Hono<AppEnv> }[]
@@ -128,6 +130,7 @@ export const createHttpApp = (options: HttpAppOptions): Hono<AppEnv> => {
       graphiql: options.graphiql,
       logger,
       endpoint: '/v1/reports/graphql',
+      ...(options.reportLag === undefined ? {} : { lag: options.reportLag }),
     }),
   )
   for (const mount of options.mounts ?? []) app.route(mount.path, mount.app)

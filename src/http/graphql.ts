@@ -8,6 +8,8 @@ export interface GraphqlOptions {
   readonly logger: Logger
   /** Path the GraphiQL page posts to. */
   readonly endpoint: string
+  /** The projection lag in seconds; default from the warehouse alone. */
+  readonly lag?: () => Promise<number>
 }
 
 /**

@@ -75,6 +75,21 @@ export interface ConsumeOptions {
   readonly maxWaitMs?: number
 }
 
+/** Where a consumer group stands in one partition. */
+export interface PartitionLag {
+  readonly topic: string
+  readonly partition: number
+  /** The next offset the group will read: its committed offset, or the first one it can read. */
+  readonly committed: number
+  /** The next offset a publish will be given (Kafka's high watermark). */
+  readonly end: number
+  /**
+   * When the oldest message not consumed yet was appended (ms since the epoch), where the log
+   * can tell cheaply (the embedded one); absent when there is none, or on Kafka.
+   */
+  readonly oldestAt?: number
+}
+
 export interface Consumer {
   /** Stops fetching, lets the in-flight batch finish and commit, then leaves the group. */
   stop(): Promise<void>
@@ -86,6 +101,12 @@ export interface EventLog {
   /** Appends durably: when the promise resolves, the messages survive a crash. */
   publish(topic: string, messages: readonly OutgoingMessage[]): Promise<readonly PublishedPosition[]>
   consume(options: ConsumeOptions, handler: BatchHandler): Promise<Consumer>
+  /**
+   * Where `groupId` stands in every partition of `topics`, in topic then partition order:
+   * messages `committed` to `end - 1` are not consumed yet. For lag metrics, and for telling a
+   * stopped consumer from a quiet log.
+   */
+  lag(groupId: string, topics: readonly string[]): Promise<readonly PartitionLag[]>
   /** Reports whether the log is reachable, for `/ready`. */
   ping(): Promise<void>
   /** Stops every consumer of this instance, then releases the connection. */

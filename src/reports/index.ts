@@ -2,7 +2,7 @@ export { DEFAULT_SLA_DAYS, findingAging, type Sla, slaBreaches } from './aging.t
 export { lagOf, type ReportContext } from './context.ts'
 export { type DiffFilter, vulnerabilityDiff } from './diff.ts'
 export { createReportGraphqlRoutes, type ReportGraphqlOptions } from './graphql.ts'
-export { projectionLagSeconds } from './lag.ts'
+export { createProjectionLag, type ProjectionLagOptions, projectionLagSeconds } from './lag.ts'
 export { DEFAULT_QUERY_LIMITS, NESTED_LIST_SIZE, type QueryLimits, queryLimitRules } from './limits.ts'
 export {
   computeMetricValues,

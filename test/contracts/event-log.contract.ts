@@ -210,6 +210,38 @@ export const runEventLogContract = ({ name, open, prepareTopics }: EventLogContr
       )
     })
 
+    it('tells where a group stands in every partition', async () => {
+      const topic = await newTopic(2)
+      const groupId = group()
+      const before = Date.now()
+      const positions = await publishNumbered(topic, 0, 10)
+      for (const { oldestAt } of await log.lag(groupId, [topic])) {
+        // Where the log tells it: the append time of the first message the group has not read.
+        if (oldestAt !== undefined) assert.ok(oldestAt >= before - 1000 && oldestAt <= Date.now() + 1000)
+      }
+      const ends = [0, 1].map((p) => positions.filter((x) => x.partition === p).length)
+      const byPartition = async () =>
+        (await log.lag(groupId, [topic])).map(({ topic: t, partition, committed, end }) => ({
+          t,
+          partition,
+          committed,
+          end,
+        }))
+      assert.deepEqual(await byPartition(), [
+        { t: topic, partition: 0, committed: 0, end: ends[0] },
+        { t: topic, partition: 1, committed: 0, end: ends[1] },
+      ])
+      const c = collector()
+      const consumer = await log.consume({ groupId, topics: [topic] }, c.handler)
+      await eventually(() => assert.equal(c.received.length, 10))
+      await consumer.stop()
+      assert.ok((await log.lag(groupId, [topic])).every((p) => p.oldestAt === undefined))
+      assert.deepEqual(await byPartition(), [
+        { t: topic, partition: 0, committed: ends[0], end: ends[0] },
+        { t: topic, partition: 1, committed: ends[1], end: ends[1] },
+      ])
+    })
+
     it('redelivers a batch whose handler failed, skipping nothing', async () => {
       const topic = await newTopic(1)
       await publishNumbered(topic, 0, 10)

@@ -88,3 +88,18 @@ describe('embedded SQLite: batching by size or time', () => {
     await log.close()
   })
 })
+
+describe('embedded SQLite: lag', () => {
+  it('tells when the oldest message a group has not read was appended', async () => {
+    let now = 1_700_000_000_000
+    const log = createSqliteEventLog({ path: join(dir, `lag-${randomUUID()}.sqlite`), clock: () => now })
+    await log.createTopics([{ topic: 'lagging', partitions: 1 }])
+    await log.publish('lagging', [{ key: 'k', value: new Uint8Array([1]) }])
+    now += 5_000
+    await log.publish('lagging', [{ key: 'k', value: new Uint8Array([2]) }])
+    assert.deepEqual(await log.lag('g', ['lagging']), [
+      { topic: 'lagging', partition: 0, committed: 0, end: 2, oldestAt: 1_700_000_000_000 },
+    ])
+    await log.close()
+  })
+})

@@ -377,6 +377,34 @@ export const createKafkaEventLog = (options: KafkaEventLogOptions): EventLog => 
       return tracked
     },
 
+    async lag(groupId, topics) {
+      assertOpen()
+      await adminConnection.get()
+      try {
+        const [ends, commits] = await Promise.all([
+          Promise.all(
+            topics.map(async (topic) => ({ topic, offsets: await admin.fetchTopicOffsets(topic) })),
+          ),
+          admin.fetchOffsets({ groupId, topics: [...topics] }),
+        ])
+        const committed = new Map<string, number>()
+        for (const { topic, partitions } of commits)
+          for (const { partition, offset } of partitions)
+            committed.set(`${topic}/${partition}`, Number(offset))
+        return ends.flatMap(({ topic, offsets }) =>
+          [...offsets]
+            .sort((a, b) => a.partition - b.partition)
+            .map(({ partition, high, low }) => {
+              // -1: the group has committed nothing here yet, so it starts at the first readable offset.
+              const mine = committed.get(`${topic}/${partition}`) ?? -1
+              return { topic, partition, committed: mine < 0 ? Number(low) : mine, end: Number(high) }
+            }),
+        )
+      } catch (error) {
+        throw fromKafkaError(error, 'lag', { groupId, topics })
+      }
+    },
+
     async ping() {
       assertOpen()
       await adminConnection.get()

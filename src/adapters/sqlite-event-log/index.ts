@@ -105,6 +105,14 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): EventLog =
     committed: db.prepare(
       'SELECT next_offset FROM group_offsets WHERE group_id = ? AND topic = ? AND partition = ?',
     ),
+    lag: db.prepare(
+      `SELECT h.partition AS partition, h.next_offset AS end, COALESCE(o.next_offset, 0) AS committed,
+              (SELECT m.timestamp FROM messages m
+                WHERE m.topic = h.topic AND m.partition = h.partition AND m.offset = COALESCE(o.next_offset, 0)) AS oldest_at
+         FROM partition_heads h
+         LEFT JOIN group_offsets o ON o.group_id = ? AND o.topic = h.topic AND o.partition = h.partition
+        WHERE h.topic = ? ORDER BY h.partition`,
+    ),
     commit: db.prepare(
       `INSERT INTO group_offsets (group_id, topic, partition, next_offset) VALUES (?, ?, ?, ?)
        ON CONFLICT (group_id, topic, partition) DO UPDATE SET next_offset = excluded.next_offset`,
@@ -291,6 +299,25 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): EventLog =
   }
 
   return {
+    lag: async (groupId: string, topics: readonly string[]) => {
+      assertOpen()
+      return topics.flatMap((topic) => {
+        partitionsOf(topic)
+        const rows = statements.lag.all(groupId, topic) as {
+          partition: number
+          end: number
+          committed: number
+          oldest_at: number | null
+        }[]
+        return rows.map((row) => ({
+          topic,
+          partition: row.partition,
+          committed: row.committed,
+          end: row.end,
+          ...(row.oldest_at === null ? {} : { oldestAt: row.oldest_at }),
+        }))
+      })
+    },
     createTopics: async (specs: readonly TopicSpec[]) => {
       assertOpen()
       for (const spec of specs) {

@@ -1,0 +1,87 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { migrate, warehouseMigrations } from '../../projections/migrations/index.ts'
+import { createProjectorHandler } from '../../projections/projector/index.ts'
+import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/index.ts'
+import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
+import { encodeLogEvent } from '../../src/events/index.ts'
+import { silentLogger } from '../../src/observability/index.ts'
+import type { EventLog } from '../../src/ports/event-log.ts'
+import type { Warehouse } from '../../src/ports/warehouse.ts'
+import { createProjectionLag, projectionLagSeconds } from '../../src/reports/index.ts'
+import { eventually } from '../support/eventually.ts'
+
+const GROUP = 'herald-projector'
+const event = (i: number) => ({
+  specversion: '1.0' as const,
+  id: `lag-${i}`,
+  source: '/engine',
+  type: 'user.image.analysis.completed',
+  account: 'acme',
+  time: '2026-11-22T10:00:00.000Z',
+  data: { digest: `sha256:${i}` },
+})
+
+describe('projection lag against the log head', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-lag-'))
+  let now = Date.UTC(2026, 10, 22, 10, 0, 0)
+  const clock = () => now
+  let warehouse: Warehouse
+  let log: EventLog
+
+  before(async () => {
+    warehouse = await createChdbWarehouse({ path: join(dir, 'warehouse') })
+    await migrate(warehouse, warehouseMigrations)
+    log = createSqliteEventLog({ path: join(dir, 'log.sqlite'), idlePollMs: 50, clock })
+    await log.createTopics([{ topic: 'engine.events', partitions: 1 }])
+  })
+  after(async () => {
+    await log.close()
+    await warehouse.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('shows a projector that has not consumed what is waiting, and drops back once it has', async () => {
+    const lag = createProjectionLag({ warehouse, clock, positions: () => log.lag(GROUP, ['engine.events']) })
+    assert.equal(await lag(), 0)
+    await log.publish('engine.events', [encodeLogEvent(event(1)), encodeLogEvent(event(2))])
+    now += 90_000
+    // Nothing projected: the warehouse alone sees no lag; the log's head shows 90 s.
+    assert.equal(await projectionLagSeconds(warehouse), 0)
+    assert.equal(await lag(), 90)
+
+    const consumer = await log.consume(
+      { groupId: GROUP, topics: ['engine.events'] },
+      createProjectorHandler({ warehouse, clock, logger: silentLogger }),
+    )
+    await eventually(async () => assert.deepEqual((await log.lag(GROUP, ['engine.events']))[0]?.committed, 2))
+    await consumer.stop()
+    // Caught up: what is left is the warehouse's view, how long the batch waited to be stored.
+    assert.equal(await lag(), await projectionLagSeconds(warehouse))
+    assert.equal(await lag(), 90)
+  })
+
+  it('on a log that cannot date its messages, counts from when the backlog was first seen stuck', async () => {
+    const positions = async () => (await log.lag(GROUP, ['engine.events'])).map(({ oldestAt: _, ...p }) => p)
+    const lag = createProjectionLag({ warehouse, clock, positions })
+    const baseline = await projectionLagSeconds(warehouse)
+    await log.publish('engine.events', [encodeLogEvent(event(3))])
+    assert.equal(await lag(), baseline)
+    now += 30_000
+    assert.equal(await lag(), Math.max(baseline, 30))
+    now += 200_000
+    assert.equal(await lag(), 230)
+  })
+
+  it('answers the warehouse view when the log cannot be asked', async () => {
+    const lag = createProjectionLag({
+      warehouse,
+      clock,
+      positions: () => Promise.reject(new Error('log down')),
+    })
+    assert.equal(await lag(), await projectionLagSeconds(warehouse))
+  })
+})
