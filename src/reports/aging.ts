@@ -46,7 +46,7 @@ const lifecycleAt = (q: Query, context: ReportContext, args: AgingArgs) => {
   const where = [scopeCondition(q, scope), `detected_at <= ${at}`]
   if (filter.vulnerabilityId) where.push(`vulnerability_id = ${q.bind('String', filter.vulnerabilityId)}`)
   if (filter.severity && filter.severity.length > 0)
-    where.push(`toString(severity) IN ${q.bind('Array(String)', filter.severity)}`)
+    where.push(`severity IN ${q.bind('Array(String)', filter.severity)}`)
   if (filter.registry) where.push(`registry = ${q.bind('String', filter.registry)}`)
   if (filter.repository) where.push(`repository = ${q.bind('String', filter.repository)}`)
   if (filter.kev === true) where.push('kev = 1')

@@ -102,8 +102,7 @@ export const findingSet = (q: Query, scope: AccountScope, o: FindingSetOptions):
   const where = [scopeCondition(q, scope)]
   where.push(o.asOf === undefined ? 'closed_offset = 0' : validAt(instant(q, o.asOf)))
   if (o.vulnerabilityId) where.push(`vulnerability_id = ${q.bind('String', o.vulnerabilityId)}`)
-  if (o.severity && o.severity.length > 0)
-    where.push(`toString(severity) IN ${q.bind('Array(String)', o.severity)}`)
+  if (o.severity && o.severity.length > 0) where.push(`severity IN ${q.bind('Array(String)', o.severity)}`)
   if (o.registry) where.push(`registry = ${q.bind('String', o.registry)}`)
   if (o.repository) where.push(`repository = ${q.bind('String', o.repository)}`)
   if (o.fixAvailable === true) where.push('fix_version IS NOT NULL')

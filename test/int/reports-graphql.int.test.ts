@@ -295,6 +295,56 @@ describe('report GraphQL API against a brute-force oracle', () => {
     rmSync(dir, { recursive: true, force: true })
   })
 
+  it('answers an admin across every account, page by page, as each account answers on its own', async () => {
+    const worlds = worldAt(events, Number.POSITIVE_INFINITY)
+    const expected = new Map<string, string[]>()
+    const expectedImages = new Map<string, string[]>()
+    for (const name of ['acme', 'globex']) {
+      for (const [id, tags] of expectedTagsByVulnerability(worlds.get(name) ?? empty, true))
+        expected.set(`${name}/${id}`, tags)
+      for (const [id, digests] of expectedImagesByVulnerability(worlds.get(name) ?? empty))
+        expectedImages.set(`${name}/${id}`, digests)
+    }
+    const tags = await allPages<TagsResult>(
+      'admin',
+      'tagsByVulnerability',
+      'account vulnerability { vulnerabilityId } tags { registry repository tag digest current } tagCount',
+      { filter: { allAccounts: true } },
+      13,
+    )
+    const keys = tags.map((r) => `${r.account}/${r.vulnerability.vulnerabilityId}`)
+    assert.deepEqual(keys, [...keys].sort(), 'in (account, vulnerability) order across pages')
+    assert.deepEqual(
+      new Map(
+        tags.map((r) => [
+          `${r.account}/${r.vulnerability.vulnerabilityId}`,
+          r.tags.map((t) => `${tagName(t)}@${t.digest}`).sort(),
+        ]),
+      ),
+      new Map([...expected].sort(([x], [y]) => (x < y ? -1 : 1))),
+    )
+    const images = await allPages<{
+      account: string
+      vulnerability: { vulnerabilityId: string }
+      images: { digest: string }[]
+    }>(
+      'admin',
+      'imagesByVulnerability',
+      'account vulnerability { vulnerabilityId } images { digest }',
+      { filter: { allAccounts: true } },
+      17,
+    )
+    assert.deepEqual(
+      new Map(
+        images.map((r) => [
+          `${r.account}/${r.vulnerability.vulnerabilityId}`,
+          r.images.map((m) => m.digest).sort(),
+        ]),
+      ),
+      new Map([...expectedImages].sort(([x], [y]) => (x < y ? -1 : 1))),
+    )
+  })
+
   it('answers tagsByVulnerability now and as of any instant, current tags or all, page by page', async () => {
     const now = worldAt(events, Number.POSITIVE_INFINITY).get('acme') ?? empty
     assert.deepEqual(await tagsByVulnerability('acme-reader', {}), expectedTagsByVulnerability(now, true))

@@ -1,0 +1,190 @@
+/**
+ * Report query speed at scale: `npm run bench:reports [-- --rows 10000000]`. Fills the report
+ * tables of an embedded chDB warehouse with synthetic projected rows (100 accounts, one
+ * finding row per image and vulnerability, a realistic severity mix, a quarter of the tags
+ * deleted) and a year of hourly metric points, then times Anchore's GraphQL
+ * roots through the real HTTP route, for one account and for an admin across all accounts.
+ * Prints p50 and p95 of twenty runs of each query against issue 7's targets. Figures are
+ * reported in notes, never asserted.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { Hono } from 'hono'
+import { migrate, warehouseMigrations } from '../../projections/migrations/index.ts'
+import type { AppEnv, Principal } from '../../src/access/index.ts'
+import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/index.ts'
+import { silentLogger } from '../../src/observability/index.ts'
+import { createReportGraphqlRoutes } from '../../src/reports/index.ts'
+
+const { values } = parseArgs({ options: { rows: { type: 'string', default: '10000000' } } })
+const rows = Number(values.rows)
+if (!Number.isInteger(rows) || rows < 100_000)
+  throw new Error('--rows must be a whole number of at least 100000')
+
+const ACCOUNTS = 100
+const FINDINGS_PER_IMAGE = 100
+const images = Math.ceil(rows / FINDINGS_PER_IMAGE)
+const VULNERABILITIES = 50_000
+
+const dir = mkdtempSync(join(tmpdir(), 'herald-bench-reports-'))
+const warehouse = await createChdbWarehouse({ path: join(dir, 'warehouse') })
+const out = (line: string) => process.stdout.write(`${line}\n`)
+
+try {
+  await migrate(warehouse, warehouseMigrations)
+  const started = performance.now()
+  // Image i belongs to account i % 100; its digest, repository and tag derive from i.
+  const base = `toDateTime64('2026-06-01 00:00:00', 3, 'UTC')`
+  await warehouse.command(
+    `INSERT INTO images SELECT
+       concat('account-', toString(number % ${ACCOUNTS})) AS account,
+       concat('sha256:', hex(SHA256(toString(number)))) AS digest,
+       number AS from_offset,
+       'registry.example.com' AS registry,
+       concat('team-', toString(number % 500), '/service-', toString(number % 37)) AS repository,
+       hex(MD5(toString(number))) AS image_id,
+       'debian' AS distro_name, '12' AS distro_version,
+       toUInt32(200 + number % 300) AS package_count,
+       ${base} + toIntervalSecond(number) AS valid_from,
+       ${base} + toIntervalSecond(number) AS last_analyzed_at,
+       0 AS closed_offset, NULL AS valid_to, '' AS closed_by, 1 AS version
+     FROM numbers(${images})`,
+  )
+  await warehouse.command(
+    `INSERT INTO tags_current SELECT
+       concat('account-', toString(number % ${ACCOUNTS})), 'registry.example.com',
+       concat('team-', toString(number % 500), '/service-', toString(number % 37)),
+       concat('v', toString(intDiv(number, 5000))),
+       concat('sha256:', hex(SHA256(toString(number)))),
+       toUInt8(number % 4 != 0), ${base} + toIntervalSecond(number), 1
+     FROM numbers(${images})`,
+  )
+  await warehouse.command(
+    `INSERT INTO tag_history SELECT
+       concat('account-', toString(number % ${ACCOUNTS})), 'registry.example.com',
+       concat('team-', toString(number % 500), '/service-', toString(number % 37)),
+       concat('v', toString(intDiv(number, 5000))), number,
+       concat('sha256:', hex(SHA256(toString(number)))),
+       ${base} + toIntervalSecond(number), 0, NULL, '', 1
+     FROM numbers(${images})`,
+  )
+  // Severity mix of a typical scan: few critical, many medium and low.
+  await warehouse.command(
+    `INSERT INTO image_vulnerabilities SELECT
+       concat('account-', toString(image % ${ACCOUNTS})) AS account,
+       concat('sha256:', hex(SHA256(toString(image)))) AS digest,
+       concat('CVE-', toString(2015 + vuln % 11), '-', toString(10000 + vuln)) AS vulnerability_id,
+       concat('pkg-', toString(vuln % 3000)) AS package,
+       concat('1.', toString(vuln % 17)) AS package_version,
+       image AS from_offset,
+       'registry.example.com' AS registry,
+       concat('team-', toString(image % 500), '/service-', toString(image % 37)) AS repository,
+       'dpkg' AS package_type,
+       multiIf(vuln % 100 < 3, 'critical', vuln % 100 < 15, 'high', vuln % 100 < 50, 'medium', vuln % 100 < 85, 'low', vuln % 100 < 95, 'negligible', 'unknown') AS severity,
+       if(vuln % 3 = 0, NULL, concat('1.', toString(vuln % 17 + 1))) AS fix_version,
+       toUInt8(vuln % 97 = 0) AS kev,
+       round((vuln % 100) / 10, 1) AS cvss,
+       '' AS url, 'debian:12' AS feed_group, '' AS package_path,
+       ${base} + toIntervalSecond(image) AS valid_from,
+       image AS detected_offset,
+       ${base} + toIntervalSecond(image) AS detected_at,
+       NULL AS fix_first_at, 0 AS closed_offset, NULL AS valid_to, '' AS closed_by, 1 AS version
+     FROM (SELECT intDiv(number, ${FINDINGS_PER_IMAGE}) AS image,
+                  (number * 7919 + intDiv(number, ${FINDINGS_PER_IMAGE}) * 104729) % ${VULNERABILITIES} AS vuln
+             FROM numbers(${rows}))`,
+  )
+  await warehouse.command('OPTIMIZE TABLE image_vulnerabilities FINAL')
+  // A year of hourly points for every account and ten metrics.
+  await warehouse.command(
+    `INSERT INTO metric_points SELECT
+       concat('account-', toString(number % ${ACCOUNTS})),
+       arrayElement(['vulnerabilities.tags.current.critical', 'vulnerabilities.tags.current.high',
+         'vulnerabilities.tags.current.medium', 'vulnerabilities.tags.current.low',
+         'vulnerabilities.tags.all.critical', 'vulnerabilities.tags.all.high', 'images.count',
+         'tags.count', 'vulnerabilities.fix_available', 'vulnerabilities.kev'], intDiv(number, ${ACCOUNTS}) % 10 + 1),
+       toDateTime64('2025-11-22 00:00:00', 3, 'UTC') + toIntervalHour(intDiv(number, ${ACCOUNTS * 10})),
+       number % 1000, 3600, now64(3)
+     FROM numbers(${ACCOUNTS * 10 * 24 * 365})`,
+  )
+  out(
+    `filled ${rows.toLocaleString('en-US')} finding rows over ${images.toLocaleString('en-US')} images in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+  )
+
+  const as = (principal: Principal) => {
+    const app = new Hono<AppEnv>()
+    app.use(async (c, next) => {
+      c.set('principal', principal)
+      await next()
+    })
+    app.route(
+      '/',
+      createReportGraphqlRoutes({ warehouse, graphiql: false, logger: silentLogger, endpoint: '/' }),
+    )
+    return async (query: string) => {
+      const response = await app.request('/', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query }),
+      })
+      const body = (await response.json()) as { errors?: unknown[] }
+      if (response.status !== 200 || body.errors !== undefined)
+        throw new Error(JSON.stringify(body).slice(0, 500))
+    }
+  }
+  const analyst = as({ account: 'account-7', role: 'read-only' })
+  const admin = as({ account: 'admin', role: 'admin' })
+  const cases: [string, (query: string) => Promise<void>, string][] = [
+    [
+      'tagsByVulnerability, one account, critical, first page',
+      analyst,
+      '{ tagsByVulnerability(filter: { severity: critical }, limit: 100) { pageInfo { count nextToken } results { vulnerability { vulnerabilityId } tagCount } } }',
+    ],
+    [
+      'imagesByVulnerability, one account, one CVE',
+      analyst,
+      '{ imagesByVulnerability(filter: { vulnerabilityId: "CVE-2020-10005" }, limit: 100) { pageInfo { count } results { vulnerability { vulnerabilityId } } } }',
+    ],
+    [
+      'vulnerabilityBreakdown, one account',
+      analyst,
+      '{ vulnerabilityBreakdown { results { severity findings vulnerabilities fixAvailable kev } } }',
+    ],
+    [
+      'metricData, one account, one metric, a year of hourly points (first page)',
+      analyst,
+      '{ metricData(filter: { metricId: "vulnerabilities.tags.current.critical", start: "2025-11-22T00:00:00Z", end: "2026-11-22T00:00:00Z" }, limit: 100) { results { metricId value collectedAt } pageInfo { nextToken } } }',
+    ],
+    [
+      'tagsByVulnerability, all accounts, critical, first page',
+      admin,
+      '{ tagsByVulnerability(filter: { severity: critical, allAccounts: true }, limit: 100) { pageInfo { count nextToken } results { vulnerability { vulnerabilityId } tagCount } } }',
+    ],
+    [
+      'imagesByVulnerability, all accounts, one CVE',
+      admin,
+      '{ imagesByVulnerability(filter: { vulnerabilityId: "CVE-2020-10005", allAccounts: true }, limit: 100) { pageInfo { count } results { vulnerability { vulnerabilityId } } } }',
+    ],
+  ]
+  out(
+    `\n| query (${rows.toLocaleString('en-US')} finding rows) | p50 ms | p95 ms | target p95 |\n|---|---|---|---|`,
+  )
+  const RUNS = 20
+  for (const [name, run, query] of cases) {
+    await run(query) // warm-up, also checks the query is valid
+    const times: number[] = []
+    for (let i = 0; i < RUNS; i++) {
+      const t0 = performance.now()
+      await run(query)
+      times.push(performance.now() - t0)
+    }
+    times.sort((a, b) => a - b)
+    const at = (q: number) => (times[Math.min(RUNS - 1, Math.ceil(q * RUNS) - 1)] ?? 0).toFixed(0)
+    const target = name.startsWith('metricData') ? '50' : name.includes('all accounts') ? '500' : '100'
+    out(`| ${name} | ${at(0.5)} | ${at(0.95)} | ${target} |`)
+  }
+} finally {
+  await warehouse.close()
+  rmSync(dir, { recursive: true, force: true })
+}
