@@ -27,6 +27,8 @@ import type { Consumer, EventLog } from './ports/event-log.ts'
 import type { EventStore } from './ports/event-store.ts'
 import type { Warehouse } from './ports/warehouse.ts'
 import {
+  createBackfillRoutes,
+  createBackfillRunner,
   createMetricsRecorder,
   createMetricsRoutes,
   createProjectionLag,
@@ -320,6 +322,18 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
       ...(projector === undefined ? {} : { projector }),
     })
     closers.push(() => rebuilds.stop())
+    // Past metric points from history, e.g. for a metric definition an upgrade added.
+    const backfills = createBackfillRunner({
+      recorder: createMetricsRecorder({
+        warehouse,
+        intervalSeconds: config.reports.cycle_timers.metrics,
+        clock,
+        logger,
+      }),
+      intervalSeconds: config.reports.cycle_timers.metrics,
+      logger,
+    })
+    closers.push(() => backfills.stop())
 
     if (config.reports.enabled && config.reports.enable_data_ingress) {
       const recorder = startMetricsRecorder(config, { warehouse, log, logger, clock })
@@ -351,6 +365,8 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
         ...notifications.mounts,
         { path: '/v1/auth', app: createTokenRoutes({ tokens }) },
         { path: '/v1/audit', app: createAuditRoutes({ store }) },
+        // Before the metrics routes, whose `/:id` would otherwise take `GET …/backfill`.
+        { path: '/v1/reports/metrics/backfill', app: createBackfillRoutes(backfills) },
         {
           path: '/v1/reports/metrics',
           app: createMetricsRoutes({ warehouse, ...(reportLag === undefined ? {} : { lag: reportLag }) }),

@@ -7,6 +7,7 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   forbidden: 403,
   not_found: 404,
   rebuild_running: 409,
+  backfill_running: 409,
   expected_revision_conflict: 412,
   precondition_failed: 412,
   payload_too_large: 413,

@@ -5,7 +5,12 @@ export { createReportGraphqlRoutes, type ReportGraphqlOptions } from './graphql.
 export { createProjectionLag, type ProjectionLagOptions, projectionLagSeconds } from './lag.ts'
 export { DEFAULT_QUERY_LIMITS, NESTED_LIST_SIZE, type QueryLimits, queryLimitRules } from './limits.ts'
 export {
+  type BackfillRunner,
+  BackfillRunningError,
+  type BackfillStatus,
   computeMetricValues,
+  createBackfillRoutes,
+  createBackfillRunner,
   createMetricsRecorder,
   createMetricsRoutes,
   METRICS,

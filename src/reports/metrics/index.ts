@@ -1,3 +1,11 @@
+export {
+  type BackfillRunner,
+  BackfillRunningError,
+  type BackfillState,
+  type BackfillStatus,
+  createBackfillRoutes,
+  createBackfillRunner,
+} from './backfill.ts'
 export { computeMetricValues, type MetricValues } from './compute.ts'
 export { METRICS, type MetricDefinition, metricDefinition } from './definitions.ts'
 export { type MetricDataFilter, type MetricFilter, metricData, metrics } from './queries.ts'

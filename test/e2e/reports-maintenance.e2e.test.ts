@@ -25,7 +25,7 @@ const captured = () => {
   }
 }
 
-describe('rebuilding the report tables in a running Herald', () => {
+describe('report maintenance in a running Herald: table rebuild and metric backfill', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'herald-rebuild-e2e-'))
   let herald: HeraldProcess
 
@@ -82,6 +82,8 @@ describe('rebuilding the report tables in a running Herald', () => {
       HERALD_DATA_DIR: dataDir,
       HERALD_ADMIN_TOKEN: ADMIN_TOKEN,
       HERALD_LOG_LEVEL: 'info',
+      // Points every 10 minutes, so a backfill over a few hours has a handful of instants.
+      HERALD_REPORTS__CYCLE_TIMERS__METRICS: '600',
     })
     const events = [
       ...generateActivity({
@@ -174,5 +176,56 @@ describe('rebuilding the report tables in a running Herald', () => {
     await eventually(async () => assert.equal((await api('/v1/reports/rebuild')).body?.state, 'done'), {
       timeoutMs: 60_000,
     })
+  })
+
+  it('backfills metric points from history for a past range, and refuses bad ranges', async () => {
+    const created = await api('/v1/auth/tokens', {
+      method: 'POST',
+      json: { account: 'acme', role: 'read-write' },
+    })
+    const token = String(created.body?.token)
+    const range = { start: '2026-11-01T00:00:00Z', end: '2026-11-01T02:00:00Z' }
+    assert.equal(
+      (await api('/v1/reports/metrics/backfill', { method: 'POST', json: range, token })).status,
+      403,
+    )
+    const backwards = await api('/v1/reports/metrics/backfill', {
+      method: 'POST',
+      json: { start: range.end, end: range.start },
+    })
+    assert.equal(backwards.status, 400)
+    assert.equal((backwards.body?.errors as { path: string }[] | undefined)?.[0]?.path, 'end')
+    const huge = await api('/v1/reports/metrics/backfill', {
+      method: 'POST',
+      json: { start: '1990-01-01T00:00:00Z', end: range.end },
+    })
+    assert.equal(huge.status, 400)
+    assert.equal(
+      (await api('/v1/reports/metrics/backfill', { method: 'POST', json: { start: 'yesterday' } })).status,
+      400,
+    )
+
+    const started = await api('/v1/reports/metrics/backfill', { method: 'POST', json: range })
+    assert.equal(started.status, 202, JSON.stringify(started.body))
+    assert.equal(started.body?.instants, 13)
+    await eventually(
+      async () => assert.equal((await api('/v1/reports/metrics/backfill')).body?.state, 'done'),
+      {
+        timeoutMs: 120_000,
+      },
+    )
+    const points = await api(
+      `/v1/reports/metrics/images.current?account=acme&start=${range.start}&end=2026-11-01T02:00:01Z&limit=100`,
+    )
+    assert.equal(points.status, 200, JSON.stringify(points.body))
+    const list = points.body?.points as { collectedAt: string; value: number }[]
+    // One point per 10-minute boundary, newest first, each the image count as of that instant.
+    assert.equal(list.length, 13)
+    assert.equal(list[0]?.collectedAt, '2026-11-01T02:00:00.000Z')
+    assert.equal(list.at(-1)?.collectedAt, '2026-11-01T00:00:00.000Z')
+    assert.ok(
+      list.some((p) => p.value > 0),
+      'the generated history has images by then',
+    )
   })
 })

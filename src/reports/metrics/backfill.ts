@@ -1,0 +1,169 @@
+import { isLeft } from 'fp-ts/lib/Either.js'
+import { Hono } from 'hono'
+import * as t from 'io-ts'
+import type { AppEnv } from '../../access/index.ts'
+import { HeraldError, ValidationError } from '../../errors/index.ts'
+import { toFieldIssues } from '../../events/index.ts'
+import { authorize } from '../../http/authorize.ts'
+import type { Logger } from '../../observability/index.ts'
+import { parseInstant } from '../context.ts'
+import type { MetricsRecorder } from './recorder.ts'
+
+/** A backfill was asked for while one runs. */
+export class BackfillRunningError extends HeraldError {
+  constructor() {
+    super('backfill_running', 'a metric backfill is still running')
+  }
+}
+
+export type BackfillState = 'idle' | 'running' | 'done' | 'failed'
+
+export interface BackfillStatus {
+  readonly state: BackfillState
+  /** RFC 3339, the range asked for. */
+  readonly start: string | null
+  readonly end: string | null
+  /** Interval boundaries in the range, and how many are recorded so far. */
+  readonly instants: number
+  readonly recorded: number
+  readonly points: number
+  readonly error: string | null
+}
+
+export interface BackfillRunnerOptions {
+  readonly recorder: Pick<MetricsRecorder, 'backfill'>
+  /** `reports.cycle_timers.metrics`. */
+  readonly intervalSeconds: number
+  readonly logger: Logger
+  /** Most boundaries one backfill may cover (default 20,000: over two years of hourly points). */
+  readonly maxInstants?: number
+}
+
+export interface BackfillRunner {
+  /** Starts recording every boundary in `[start, end]` in the background; throws while one runs. */
+  start(start: number, end: number): BackfillStatus
+  status(): BackfillStatus
+  /** Stops between two boundaries and waits; what was recorded stays. */
+  stop(): Promise<void>
+}
+
+const IDLE: BackfillStatus = {
+  state: 'idle',
+  start: null,
+  end: null,
+  instants: 0,
+  recorded: 0,
+  points: 0,
+  error: null,
+}
+
+/**
+ * Fills `metric_points` from the history tables for a past range, one boundary at a time, e.g.
+ * after an upgrade added a metric definition: each point is computed as of its instant, exactly
+ * as the live recorder would have. Points are not published to `reports.metrics` (downstream
+ * consumers get live points only); recording a boundary again replaces its points.
+ *
+ * @example
+ * const backfills = createBackfillRunner({ recorder, intervalSeconds: 3600, logger })
+ * backfills.start(Date.parse('2026-01-01T00:00:00Z'), Date.now())
+ */
+export const createBackfillRunner = (options: BackfillRunnerOptions): BackfillRunner => {
+  const intervalMs = options.intervalSeconds * 1000
+  const maxInstants = options.maxInstants ?? 20_000
+  let current: BackfillStatus = IDLE
+  let running: Promise<void> | undefined
+  let stopping = false
+
+  const run = async (first: number, end: number) => {
+    for (let instant = first; instant <= end; instant += intervalMs) {
+      if (stopping) throw new Error('Herald is shutting down')
+      const points = await options.recorder.backfill(instant, instant)
+      current = { ...current, recorded: current.recorded + 1, points: current.points + points }
+      if (current.recorded % 100 === 0) {
+        options.logger('info', 'reports.metrics_backfill_progress', {
+          recorded: current.recorded,
+          instants: current.instants,
+        })
+      }
+    }
+  }
+
+  return {
+    start: (start, end) => {
+      if (running !== undefined) throw new BackfillRunningError()
+      if (end < start) {
+        throw new ValidationError('end is before start', [
+          { path: 'end', message: 'must not be before start' },
+        ])
+      }
+      const first = Math.ceil(start / intervalMs) * intervalMs
+      const instants = first > end ? 0 : Math.floor((end - first) / intervalMs) + 1
+      if (instants > maxInstants) {
+        throw new ValidationError(`the range holds ${instants} metric instants, more than ${maxInstants}`, [
+          { path: 'start', message: `at most ${maxInstants} intervals of ${options.intervalSeconds} s` },
+        ])
+      }
+      stopping = false
+      current = {
+        ...IDLE,
+        state: 'running',
+        start: new Date(start).toISOString(),
+        end: new Date(end).toISOString(),
+        instants,
+      }
+      options.logger('info', 'reports.metrics_backfill_started', {
+        start: current.start,
+        end: current.end,
+        instants,
+      })
+      running = run(first, end)
+        .then(() => {
+          current = { ...current, state: 'done' }
+          options.logger('info', 'reports.metrics_backfill_done', { instants, points: current.points })
+        })
+        .catch((error: unknown) => {
+          const message = error instanceof Error ? error.message : String(error)
+          current = { ...current, state: 'failed', error: message }
+          options.logger('error', 'reports.metrics_backfill_failed', {
+            error: message,
+            recorded: current.recorded,
+          })
+        })
+        .finally(() => {
+          running = undefined
+        })
+      return current
+    },
+    status: () => current,
+    stop: async () => {
+      stopping = true
+      await running
+    },
+  }
+}
+
+const BackfillBody = t.type({ start: t.string, end: t.string })
+
+/**
+ * `POST /v1/reports/metrics/backfill` `{start, end}` (RFC 3339; 202 with the status, 409 while
+ * one runs) and `GET` (the status), for administrators.
+ *
+ * @example
+ * app.route('/v1/reports/metrics/backfill', createBackfillRoutes(backfills))
+ */
+export const createBackfillRoutes = (backfills: BackfillRunner) => {
+  const app = new Hono<AppEnv>()
+  app.use(authorize('manageReports'))
+  app.get('/', (c) => c.json(backfills.status()))
+  app.post('/', async (c) => {
+    const json: unknown = await c.req.json().catch(() => {
+      throw new ValidationError('the body is not valid JSON', [{ path: '(body)', message: 'not JSON' }])
+    })
+    const body = BackfillBody.decode(json)
+    if (isLeft(body)) throw new ValidationError('invalid backfill request', toFieldIssues(body.left))
+    const start = parseInstant(body.right.start, 'start')
+    const end = parseInstant(body.right.end, 'end')
+    return c.json(backfills.start(start, end), 202)
+  })
+  return app
+}
