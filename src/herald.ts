@@ -75,7 +75,9 @@ const openEventLog = async (config: Config, logger: Logger): Promise<EventLog> =
     clientId: kafka.client_id,
     ssl: kafka.ssl,
     ...(kafka.sasl === null ? {} : { sasl: kafka.sasl }),
+    idempotent: kafka.idempotent,
     consumer: {
+      maxWaitTimeMs: kafka.consumer.max_wait_ms,
       commitIntervalMs: kafka.consumer.commit_interval_ms,
       partitionsConsumedConcurrently: kafka.consumer.partitions_consumed_concurrently,
       maxBytesPerPartition: kafka.consumer.max_bytes_per_partition,

@@ -72,7 +72,9 @@ const DEFAULTS: Config = {
       client_id: 'herald',
       ssl: false,
       sasl: null,
+      idempotent: true,
       consumer: {
+        max_wait_ms: 5000,
         commit_interval_ms: 1000,
         partitions_consumed_concurrently: 1,
         max_bytes_per_partition: 1_048_576,
@@ -171,7 +173,9 @@ warehouse:
         client_id: 'herald',
         ssl: true,
         sasl: { mechanism: 'scram-sha-512', username: 'herald', password: 'kafka-secret' },
+        idempotent: true,
         consumer: {
+          max_wait_ms: 5000,
           commit_interval_ms: 0,
           partitions_consumed_concurrently: 3,
           max_bytes_per_partition: 1_048_576,

@@ -177,6 +177,10 @@ export const schema = group({
         doc: 'Kafka client id.',
       }),
       ssl: key(boolean, { default: false, doc: 'Connect with TLS.' }),
+      idempotent: key(boolean, {
+        default: true,
+        doc: 'Publish from an idempotent producer, so a retried send cannot duplicate or reorder messages. Needs a cluster with a live controller; turn off only for one without (librdkafka’s mock cluster in tests).',
+      }),
       sasl: optionalGroup(
         {
           mechanism: key(oneOf(['plain', 'scram-sha-256', 'scram-sha-512'] as const), {
@@ -193,6 +197,10 @@ export const schema = group({
         'SASL authentication; null (the default) connects without. Setting any `HERALD_EVENT_LOG__KAFKA__SASL__*` variable sets it; `HERALD_EVENT_LOG__KAFKA__SASL=` (empty) clears one from the file.',
       ),
       consumer: group({
+        max_wait_ms: key(integer(0, 60_000), {
+          default: 5000,
+          doc: 'Longest a fetch waits on the broker for new messages (kafkajs’s `maxWaitTimeInMs`). A broker answers as soon as there is data; lower it only for one that holds empty fetches for the whole wait.',
+        }),
         commit_interval_ms: key(integer(0, 3_600_000), {
           default: 1000,
           doc: 'Handled offsets are committed together at most this often, and always before a consumer leaves its group. 0: each batch is committed before the next batch of its partition starts (one request per batch). Either way delivery is at-least-once; a crash or rebalance redelivers at most this much, which the router’s processed-id window and the projector’s versioned tables absorb.',

@@ -67,10 +67,12 @@ export interface KafkaConfig {
   readonly client_id: string
   readonly ssl: boolean
   readonly sasl: KafkaSaslConfig | null
+  readonly idempotent: boolean
   readonly consumer: KafkaConsumerConfig
 }
 
 export interface KafkaConsumerConfig {
+  readonly max_wait_ms: number
   readonly commit_interval_ms: number
   readonly partitions_consumed_concurrently: number
   readonly max_bytes_per_partition: number

@@ -55,6 +55,39 @@ runEventLogContract({
 })
 
 describe('Kafka event log adapter', () => {
+  it('commits what the last batches before a quiet spell handled, without waiting for another batch', async () => {
+    const log = createKafkaEventLog(
+      testOptions({
+        consumer: { ...mockLogOptions(kafka.bootstrapServers).consumer, commitIntervalMs: 3_000 },
+      }),
+    )
+    const topic = `quiet-${Date.now()}`
+    await kafka.createTopic(topic, 1)
+    const publish = (from: number) =>
+      log.publish(
+        topic,
+        Array.from({ length: 5 }, (_, i) => ({
+          key: 'k',
+          value: new TextEncoder().encode(String(from + i)),
+        })),
+      )
+    let handled = 0
+    const groupId = `quiet-${Date.now()}`
+    await publish(0)
+    const consumer = await log.consume({ groupId, topics: [topic] }, async (batch) => {
+      handled += batch.messages.length
+    })
+    await eventually(() => assert.equal(handled, 5), { timeoutMs: 30_000 })
+    // The second batch comes well within the interval of the last commit, and nothing after it.
+    await publish(5)
+    await eventually(() => assert.equal(handled, 10), { timeoutMs: 30_000 })
+    await eventually(async () => assert.deepEqual((await log.lag(groupId, [topic]))[0]?.committed, 10), {
+      timeoutMs: 10_000,
+    })
+    await consumer.stop()
+    await log.close()
+  })
+
   it('answers ping while the cluster is up', async () => {
     const log = createKafkaEventLog(testOptions())
     try {

@@ -76,6 +76,24 @@ export const runConsumerLoop = (
   // Back-off timers (paused partitions, restarts), cleared by stop().
   const resumeTimers = new Set<NodeJS.Timeout>()
   let stopped = false
+  // With a commit interval, what the last batches before a quiet spell marked is committed by
+  // this timer, not left for the next batch (which may not come for a long time).
+  let trailing: NodeJS.Timeout | undefined
+  const commitLater = (): void => {
+    if (commitIntervalMs === 0 || trailing !== undefined || stopped) return
+    trailing = setTimeout(() => {
+      trailing = undefined
+      committer.flush().catch((error: unknown) => {
+        logger({
+          level: 'warn',
+          event: 'kafka_event_log.commit_failed',
+          message: 'could not commit handled offsets; retrying with the next batch or on stop',
+          fields: { groupId, error },
+        })
+      })
+    }, commitIntervalMs)
+    trailing.unref()
+  }
 
   // A handler that runs longer than the session timeout would otherwise get this member
   // evicted mid-batch; heartbeat() is rate-limited by kafkajs, so ticking often is cheap.
@@ -136,6 +154,7 @@ export const runConsumerLoop = (
     committer.mark(topic, partition, nextOffset(last.offset))
     // Once stopping, nothing handled may stay uncommitted.
     if (commitIntervalMs === 0 || stopped || !payload.isRunning() || committer.due()) await committer.flush()
+    else commitLater()
     return true
   }
 
@@ -219,6 +238,7 @@ export const runConsumerLoop = (
 
   const stopConsumer = async (): Promise<void> => {
     stopped = true
+    clearTimeout(trailing)
     for (const timer of resumeTimers) clearTimeout(timer)
     resumeTimers.clear()
     await running
