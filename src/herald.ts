@@ -262,6 +262,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
 
     const notifications = await wireNotifications({
       ingress,
+      warehouse,
       config,
       log,
       store,

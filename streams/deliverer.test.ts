@@ -1,14 +1,11 @@
 import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
 import { describe, it } from 'node:test'
+import { createSqliteEventStore } from '../src/adapters/sqlite-event-store/index.ts'
+import { createDeliveryLog, decodeDeliveryEvent, deliveryStream } from '../src/deliveries/index.ts'
 import type { LogFields, Logger, LogLevel } from '../src/observability/index.ts'
 import type { Batch, LogMessage } from '../src/ports/index.ts'
-import {
-  createDelivererHandler,
-  type DeliverableConfiguration,
-  type DeliveryOutcome,
-  DeliveryRetryError,
-} from './deliverer.ts'
-import type { DeliveryChannels } from './delivery/index.ts'
+import { createDeliveryRequestHandler } from './deliverer.ts'
 import { type DeliveryCommand, deliveryIdFor, encodeDeliveryCommand } from './routing/index.ts'
 import { anEvent } from './routing/test-fixtures.ts'
 
@@ -18,9 +15,9 @@ const capturingLogger = () => {
   return { lines, logger }
 }
 
-const commandFor = (eventId: string, configurationId: string, account = 'acme'): DeliveryCommand => ({
+const commandFor = (eventId: string, configurationId: string): DeliveryCommand => ({
   deliveryId: deliveryIdFor(eventId, configurationId),
-  account,
+  account: 'acme',
   endpoint: 'webhook',
   configurationId,
   event: anEvent({ id: eventId }),
@@ -44,166 +41,93 @@ const batchOf = (values: Uint8Array[]): Batch => ({
   ),
 })
 
-const commands = (...list: DeliveryCommand[]) => batchOf(list.map((c) => encodeDeliveryCommand(c).value))
+describe('createDeliveryRequestHandler', () => {
+  it('records each command in the delivery log once, in order, and skips undecodable ones', async () => {
+    const store = createSqliteEventStore({ path: ':memory:' })
+    try {
+      const deliveries = createDeliveryLog({ store, clock: Date.now, newId: randomUUID, origin: 'test' })
+      const { lines, logger } = capturingLogger()
+      const positions: number[] = []
+      const handler = createDeliveryRequestHandler({
+        deliveries,
+        logger,
+        onRecorded: (p) => positions.push(p),
+      })
+      const batch = batchOf([
+        encodeDeliveryCommand(commandFor('e1', 'ok')).value,
+        new TextEncoder().encode('{"deliveryId":1}'),
+        encodeDeliveryCommand(commandFor('e2', 'ok')).value,
+        encodeDeliveryCommand(commandFor('e1', 'down')).value,
+      ])
+      await handler(batch)
+      // Redelivered after a crash before the commit: nothing is recorded twice.
+      await handler(batch)
 
-const webhook = (id: string, url: string, enabled = true): DeliverableConfiguration => ({
-  enabled,
-  channel: {
-    endpoint: 'webhook',
-    id,
-    account: 'acme',
-    url,
-    signingSecrets: ['whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'],
-  },
-})
-
-const configurations = new Map<string, DeliverableConfiguration>([
-  ['ok', webhook('ok', 'https://ok.example/hook')],
-  ['down', webhook('down', 'https://down.example/hook')],
-  ['gone', webhook('gone', 'https://gone.example/hook')],
-  ['off', webhook('off', 'https://off.example/hook', false)],
-])
-
-/** A channel port that answers by host, classifying as the channels do; records each call. */
-const endpoints = (statusByHost: Record<string, () => number>) => {
-  const calls: { host: string; deliveryId: string }[] = []
-  const send: DeliveryChannels['send'] = async (delivery, configuration) => {
-    const host = new URL(configuration.endpoint === 'webhook' ? configuration.url : 'https://other.example')
-      .host
-    calls.push({ host, deliveryId: delivery.deliveryId })
-    const status = statusByHost[host]?.() ?? 200
-    if (status < 300) return { ok: true, status, response: '', latencyMs: 1 }
-    const kind = status === 410 ? 'gone' : status === 503 ? 'retriable' : 'permanent'
-    return { ok: false, kind, code: 'http_status', status, error: `HTTP ${status}`, latencyMs: 1 }
-  }
-  return { calls, send }
-}
-
-const handlerWith = (
-  send: DeliveryChannels['send'],
-  logger: Logger = () => {},
-  onOutcome?: (outcome: DeliveryOutcome) => void,
-  onGone?: (command: DeliveryCommand) => void,
-) =>
-  createDelivererHandler({
-    getConfiguration: (id) => configurations.get(id),
-    send,
-    uiUrl: null,
-    logger,
-    timeoutMs: 1000,
-    ...(onOutcome === undefined ? {} : { onOutcome }),
-    ...(onGone === undefined ? {} : { onGone }),
-  })
-
-describe('createDelivererHandler', () => {
-  it('delivers every command of a batch', async () => {
-    const { calls, send } = endpoints({})
-    const { lines, logger } = capturingLogger()
-    await handlerWith(send, logger)(commands(commandFor('e1', 'ok'), commandFor('e2', 'ok')))
-    assert.deepEqual(
-      calls.map((c) => c.deliveryId),
-      [deliveryIdFor('e1', 'ok'), deliveryIdFor('e2', 'ok')],
-    )
-    assert.equal(lines.filter((l) => l.event === 'delivery.webhook.sent').length, 2)
-  })
-
-  it('logs and skips final failures, missing and disabled configurations', async () => {
-    const { calls, send } = endpoints({ 'gone.example': () => 410 })
-    const { lines, logger } = capturingLogger()
-    const outcomes: DeliveryOutcome[] = []
-    const gone: string[] = []
-    await handlerWith(
-      send,
-      logger,
-      (o) => outcomes.push(o),
-      (c) => gone.push(c.configurationId),
-    )(
-      commands(
-        commandFor('e1', 'gone'),
-        commandFor('e2', 'off'),
-        commandFor('e3', 'unknown'),
-        commandFor('e4', 'ok', 'globex'),
-      ),
-    )
-    assert.deepEqual(
-      calls.map((c) => c.host),
-      ['gone.example'],
-    )
-    assert.deepEqual(
-      // Configurations are served concurrently, so their lines come in any order.
-      lines.map((l) => `${l.event} ${l.fields.reason ?? l.fields.status}`).sort(),
-      [
-        'delivery.webhook.rejected 410',
-        'delivery.webhook.skipped configuration_disabled',
-        'delivery.webhook.skipped configuration_mismatch',
-        'delivery.webhook.skipped configuration_missing',
-      ],
-    )
-    assert.deepEqual(outcomes.sort(), ['rejected', 'skipped', 'skipped', 'skipped'])
-    assert.deepEqual(gone, ['gone'], '410 asks for the configuration to be disabled')
-  })
-
-  it('logs and skips undecodable commands', async () => {
-    const { calls, send } = endpoints({})
-    const { lines, logger } = capturingLogger()
-    await handlerWith(
-      send,
-      logger,
-    )(batchOf([new TextEncoder().encode('{}'), encodeDeliveryCommand(commandFor('e1', 'ok')).value]))
-    assert.equal(calls.length, 1)
-    assert.equal(lines[0]?.event, 'delivery.command_invalid')
-    assert.equal(lines[0]?.fields.offset, 0)
-  })
-
-  it('rejects a batch with a retriable failure, and on retry sends only what did not succeed', async () => {
-    let downStatus = 503
-    const { calls, send } = endpoints({ 'down.example': () => downStatus })
-    const handler = handlerWith(send)
-    const batch = commands(commandFor('e1', 'down'), commandFor('e2', 'ok'), commandFor('e3', 'down'))
-
-    await assert.rejects(handler(batch), (error: unknown) => {
-      assert.ok(error instanceof DeliveryRetryError)
-      assert.equal(error.retriable, true)
-      // e3 waits behind e1 for its configuration, keeping that endpoint's order.
-      assert.deepEqual(error.context.deliveryIds, [deliveryIdFor('e1', 'down'), deliveryIdFor('e3', 'down')])
-      return true
-    })
-    assert.deepEqual(
-      calls.map((c) => c.deliveryId).sort(),
-      [deliveryIdFor('e1', 'down'), deliveryIdFor('e2', 'ok')].sort(),
-    )
-
-    downStatus = 200
-    calls.length = 0
-    await handler(batch)
-    assert.deepEqual(
-      calls.map((c) => c.deliveryId),
-      [deliveryIdFor('e1', 'down'), deliveryIdFor('e3', 'down')],
-    )
-  })
-
-  it('delivers to different configurations concurrently, within the bound', async () => {
-    let inFlight = 0
-    let peak = 0
-    const send: DeliveryChannels['send'] = async () => {
-      inFlight++
-      peak = Math.max(peak, inFlight)
-      await new Promise((resolve) => setTimeout(resolve, 10))
-      inFlight--
-      return { ok: true, status: 200, response: '', latencyMs: 10 }
+      const all = await store.readAll()
+      assert.ok(all.every((e) => e.type === 'DeliveryRequested'))
+      const streams = all.map((e) => e.stream)
+      assert.deepEqual(
+        [...streams].sort(),
+        [deliveryIdFor('e1', 'ok'), deliveryIdFor('e2', 'ok'), deliveryIdFor('e1', 'down')]
+          .map(deliveryStream)
+          .sort(),
+      )
+      // Configurations are recorded side by side; one configuration's in order (its queue order).
+      assert.ok(
+        streams.indexOf(deliveryStream(deliveryIdFor('e1', 'ok'))) <
+          streams.indexOf(deliveryStream(deliveryIdFor('e2', 'ok'))),
+      )
+      const decoded = decodeDeliveryEvent(
+        all.find((e) => e.stream.endsWith(deliveryIdFor('e1', 'ok'))) ?? { type: '', data: {} },
+      )
+      assert.ok(decoded.ok && decoded.value.type === 'DeliveryRequested')
+      assert.equal(decoded.value.data.event.id, 'e1')
+      assert.deepEqual(decoded.value.data.matchedSelectorIds, ['sel-1'])
+      assert.deepEqual(
+        lines.map((l) => [l.event, l.fields.offset]),
+        [
+          ['delivery.command_invalid', 1],
+          ['delivery.command_invalid', 1],
+        ],
+      )
+      assert.equal(positions[0], Math.max(...all.map((e) => e.position)))
+    } finally {
+      await store.close()
     }
-    const many = new Map(
-      Array.from({ length: 6 }, (_, i) => [`c${i}`, webhook(`c${i}`, `https://c${i}.example/hook`)]),
-    )
-    const handler = createDelivererHandler({
-      getConfiguration: (id) => many.get(id),
-      send,
-      uiUrl: null,
-      logger: () => {},
-      timeoutMs: 1000,
-      concurrency: 3,
-    })
-    await handler(commands(...[...many.keys()].flatMap((id) => [commandFor('a', id), commandFor('b', id)])))
-    assert.equal(peak, 3)
+  })
+
+  it('records a whole batch in one store write, a command repeated in it once', async () => {
+    const store = createSqliteEventStore({ path: ':memory:' })
+    try {
+      let writes = 0
+      const deliveries = createDeliveryLog({
+        store: {
+          append: (...args) => {
+            writes += 1
+            return store.append(...args)
+          },
+          appendMany: (...args) => {
+            writes += 1
+            return store.appendMany(...args)
+          },
+          readStream: (...args) => store.readStream(...args),
+        },
+        clock: Date.now,
+        newId: randomUUID,
+        origin: 'test',
+      })
+      const handler = createDeliveryRequestHandler({ deliveries, logger: () => {} })
+      const commands = Array.from({ length: 50 }, (_, i) => commandFor(`e${i}`, `cfg-${i % 3}`))
+      const repeated = [...commands, ...commands.slice(0, 5)]
+      await handler(batchOf(repeated.map((c) => encodeDeliveryCommand(c).value)))
+
+      assert.equal(writes, 1)
+      assert.deepEqual(
+        (await store.readAll()).map((e) => e.stream),
+        commands.map((c) => deliveryStream(c.deliveryId)),
+      )
+    } finally {
+      await store.close()
+    }
   })
 })

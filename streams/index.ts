@@ -1,9 +1,4 @@
-export {
-  createDelivererHandler,
-  type DelivererHandlerOptions,
-  type DeliveryOutcome,
-  DeliveryRetryError,
-} from './deliverer.ts'
+export { createDeliveryRequestHandler, type DeliveryRequestHandlerOptions } from './deliverer.ts'
 export * from './delivery/index.ts'
 export { createRouterHandler, dropProcessed, type RouterCounts, type RouterHandlerOptions } from './router.ts'
 export * from './routing/index.ts'

@@ -12,9 +12,11 @@ import {
 } from '../src/ingress/index.ts'
 import type { LogFields, Logger, LogLevel } from '../src/observability/index.ts'
 import type { Batch, LogMessage, OutgoingMessage, PublishedPosition } from '../src/ports/index.ts'
+import type { DigestStore } from './digest-store.ts'
+import { createDigestStore } from './digest-store-sqlite.ts'
 import { createRouterHandler, dropProcessed, type RouterCounts } from './router.ts'
-import { buildSelectorIndex, decodeDeliveryCommand } from './routing/index.ts'
-import { aConfiguration, anEvent, aSelector } from './routing/test-fixtures.ts'
+import { buildSelectorIndex, decodeDeliveryCommand, type SelectorIndex } from './routing/index.ts'
+import { aConfiguration, anEvent, aSelector, aSelectorSet } from './routing/test-fixtures.ts'
 
 const capturingLogger = () => {
   const lines: { level: LogLevel; event: string; fields: LogFields }[] = []
@@ -104,7 +106,9 @@ describe('createRouterHandler', () => {
 
     assert.deepEqual(deliveredEventIds(on(topics.deliveries)), ['e1', 'e3'])
     assert.equal(on(topics.deliveries)[0]?.key, 'cfg-1')
-    assert.deepEqual(counts, [{ events: 3, invalid: 0, duplicates: 0, deliveries: 2, deadLettered: {} }])
+    assert.deepEqual(counts, [
+      { events: 3, invalid: 0, duplicates: 0, deliveries: 2, digested: 0, deadLettered: {} },
+    ])
   })
 
   it('dead-letters each invalid message with its original bytes, key and headers, and routes the rest', async () => {
@@ -281,6 +285,185 @@ describe('createRouterHandler', () => {
   })
 })
 
+describe('createRouterHandler with digests', () => {
+  // cfg-each delivers every event; cfg-digest (two selectors matching the same events) wants digests.
+  const digestIndex = buildSelectorIndex(
+    aSelectorSet(
+      [
+        aConfiguration({ id: 'cfg-each' }),
+        aConfiguration({
+          id: 'cfg-digest',
+          endpoint: 'slack',
+          digest: { enabled: true, windowSeconds: null },
+        }),
+      ],
+      [
+        aSelector({ type: 'user.checks.*' }, { id: 's1', configurationId: 'cfg-each' }),
+        aSelector({ type: 'user.checks.*' }, { id: 's2', configurationId: 'cfg-digest' }),
+        aSelector({ level: 'info' }, { id: 's3', configurationId: 'cfg-digest' }),
+      ],
+    ),
+  )
+  const T0 = Date.UTC(2026, 10, 22, 10, 0, 5)
+
+  it('holds the matches of a digest configuration in the store, once per event, and publishes the rest', async () => {
+    const { log, on } = capturingLog()
+    const store = createDigestStore({ path: ':memory:' })
+    const counts: RouterCounts[] = []
+    const handler = createRouterHandler({
+      log,
+      topics,
+      getIndex: () => digestIndex,
+      clock: () => T0,
+      logger: () => {},
+      processed: createMemoryProcessedIds(),
+      digests: { store, defaultWindowSeconds: 30 },
+      onRouted: (c) => counts.push(c),
+    })
+    await handler(
+      batchOf([
+        encodeLogEvent(aValidEvent({ id: 'e1' })).value,
+        encodeLogEvent(aValidEvent({ id: 'e2' })).value,
+        encodeLogEvent(aValidEvent({ id: 'e1' })).value,
+      ]),
+    )
+    assert.deepEqual(deliveredEventIds(on(topics.deliveries)), ['e1', 'e2'])
+    assert.ok(on(topics.deliveries).every((m) => m.key === 'cfg-each'))
+    assert.deepEqual(counts, [
+      { events: 2, invalid: 0, duplicates: 1, deliveries: 2, digested: 2, deadLettered: {} },
+    ])
+    // The default window (30 s) holding the event: aligned, so [10:00:00, 10:00:30).
+    const [window] = await store.due(Date.UTC(2026, 10, 22, 10, 0, 30))
+    assert.deepEqual(
+      [window?.configurationId, window?.total, window?.matchedSelectorIds, window?.events.map((e) => e.id)],
+      ['cfg-digest', 2, ['s2', 's3'], ['e1', 'e2']],
+    )
+    await store.close()
+  })
+
+  it('never adds to a window the flusher has taken while the batch was in flight', async () => {
+    const store = createDigestStore({ path: ':memory:' })
+    await store.record(
+      [
+        {
+          configurationId: 'cfg-digest',
+          account: 'acme',
+          endpoint: 'slack',
+          eventKey: 'earlier',
+          event: aValidEvent({ id: 'earlier' }),
+          matchedSelectorIds: ['s2'],
+          windowMs: 30_000,
+        },
+      ],
+      T0,
+    )
+    let now = T0
+    const flushed: number[] = []
+    const handler = createRouterHandler({
+      // While the batch's commands are published, the window ends and is flushed.
+      log: {
+        publish: async () => {
+          now = Date.UTC(2026, 10, 22, 10, 0, 30)
+          const due = await store.due(now)
+          flushed.push(...due.map((d) => d.total))
+          await store.markFlushed(due, now)
+          return []
+        },
+      },
+      topics,
+      getIndex: () => digestIndex,
+      clock: () => now,
+      logger: () => {},
+      digests: { store, defaultWindowSeconds: 30 },
+    })
+    await handler(batchOf([encodeLogEvent(aValidEvent({ id: 'late' })).value]))
+    assert.deepEqual(flushed, [1])
+    const [next] = await store.due(Date.UTC(2026, 10, 22, 11))
+    assert.deepEqual(
+      [next?.windowStart, next?.events.map((e) => e.id)],
+      [Date.UTC(2026, 10, 22, 10, 0, 30), ['late']],
+    )
+    await store.close()
+  })
+
+  it('delivers each event on its own when no digest store is given', async () => {
+    const { log, on } = capturingLog()
+    const handler = createRouterHandler({
+      log,
+      topics,
+      getIndex: () => digestIndex,
+      clock: () => T0,
+      logger: () => {},
+    })
+    await handler(batchOf([encodeLogEvent(aValidEvent({ id: 'e1' })).value]))
+    assert.deepEqual(
+      on(topics.deliveries).map((m) => m.key),
+      ['cfg-digest', 'cfg-each'],
+    )
+  })
+
+  it('rejects when the digest store fails, remembering nothing, so the retried batch is routed in full', async () => {
+    const { log, on } = capturingLog()
+    const processed = createMemoryProcessedIds()
+    const real = createDigestStore({ path: ':memory:' })
+    let fail = true
+    const store: DigestStore = {
+      ...real,
+      record: async (entries, now) => {
+        if (fail) throw new Error('disk full')
+        return real.record(entries, now)
+      },
+    }
+    const handler = createRouterHandler({
+      log,
+      topics,
+      getIndex: () => digestIndex,
+      clock: () => T0,
+      logger: () => {},
+      processed,
+      digests: { store, defaultWindowSeconds: 30 },
+    })
+    const batch = batchOf([encodeLogEvent(aValidEvent({ id: 'e1' })).value])
+    await assert.rejects(handler(batch), /disk full/)
+    assert.equal((await processed.seen([processedKey(aValidEvent({ id: 'e1' }))])).size, 0)
+    fail = false
+    await handler(batch)
+    // The command was published twice, with one delivery id: the deliverer sends it once.
+    assert.deepEqual(deliveredEventIds(on(topics.deliveries)), ['e1', 'e1'])
+    assert.equal((await real.due(T0 + 60_000))[0]?.total, 1)
+    await real.close()
+  })
+
+  it('rejects when the index cannot be read or throws, publishing and remembering nothing', async () => {
+    const { log, published } = capturingLog()
+    const processed = createMemoryProcessedIds()
+    const throwing: SelectorIndex = {
+      size: 1,
+      match: () => {
+        throw new TypeError('corrupt index')
+      },
+    }
+    for (const getIndex of [
+      () => throwing,
+      () => {
+        throw new Error('index not loaded')
+      },
+    ]) {
+      const handler = createRouterHandler({
+        log,
+        topics,
+        getIndex,
+        clock: () => T0,
+        logger: () => {},
+        processed,
+      })
+      await assert.rejects(handler(batchOf([encodeLogEvent(aValidEvent({ id: 'e1' })).value])))
+    }
+    assert.equal(published.length, 0)
+    assert.equal((await processed.seen([processedKey(aValidEvent({ id: 'e1' }))])).size, 0)
+  })
+})
+
 describe('dropProcessed', () => {
   const event = (id: string, account = 'acme') => aValidEvent({ id, account }) as IngressEvent
 
@@ -296,5 +479,19 @@ describe('dropProcessed', () => {
       },
     )
     assert.deepEqual(dropped, ['acme/b', 'acme/a'])
+  })
+
+  it('passes an upstream error through after what came before it', () => {
+    const a = event('a')
+    const failure = new Error('log closed')
+    new TestScheduler((actual, expected) => assert.deepEqual(actual, expected)).run(
+      ({ cold, expectObservable }) => {
+        expectObservable(cold('a-a-#', { a }, failure).pipe(dropProcessed(new Set()))).toBe(
+          'a---#',
+          { a },
+          failure,
+        )
+      },
+    )
   })
 })

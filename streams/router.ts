@@ -1,4 +1,4 @@
-import { filter, from, lastValueFrom, type OperatorFunction, toArray } from 'rxjs'
+import { filter, type OperatorFunction } from 'rxjs'
 import {
   createIngressDecoder,
   type IngressDecoder,
@@ -10,11 +10,29 @@ import {
 } from '../src/ingress/index.ts'
 import type { Logger } from '../src/observability/index.ts'
 import type { BatchHandler, EventLog, LogMessage, OutgoingMessage } from '../src/ports/index.ts'
-import { encodeDeliveryCommand, routeEvents, type SelectorIndex } from './routing/index.ts'
+import { type DigestWindowOf, decideRoutes, digestWindowMs, noDigests } from './digest.ts'
+import type { DigestEntry, DigestStore } from './digest-store.ts'
+import { encodeDeliveryCommand, type SelectorIndex } from './routing/index.ts'
+
+/**
+ * A predicate that is true for a key not in `seen` and not passed before: the first
+ * occurrence of each new key. One per stream or batch.
+ */
+const firstSightings = (seen: ReadonlySet<string>): ((key: string) => boolean) => {
+  const passed = new Set<string>()
+  return (key) => {
+    if (seen.has(key) || passed.has(key)) return false
+    passed.add(key)
+    return true
+  }
+}
 
 /**
  * Lets through each event whose key is not in `seen` and not repeated earlier in the stream,
  * reporting the others to `onDuplicate`.
+ *
+ * @example
+ * events$.pipe(dropProcessed(await processed.seen(keys), () => duplicates++))
  */
 export const dropProcessed =
   (
@@ -22,16 +40,12 @@ export const dropProcessed =
     onDuplicate: (event: IngressEvent) => void = () => {},
   ): OperatorFunction<IngressEvent, IngressEvent> =>
   (events) => {
-    const passed = new Set<string>()
+    const fresh = firstSightings(seen)
     return events.pipe(
       filter((event) => {
-        const key = processedKey(event)
-        if (seen.has(key) || passed.has(key)) {
-          onDuplicate(event)
-          return false
-        }
-        passed.add(key)
-        return true
+        if (fresh(processedKey(event))) return true
+        onDuplicate(event)
+        return false
       }),
     )
   }
@@ -41,9 +55,19 @@ export interface RouterCounts {
   readonly events: number
   readonly invalid: number
   readonly duplicates: number
+  /** Commands published for single events (digests are published by the flusher). */
   readonly deliveries: number
+  /** Matches held for digests. */
+  readonly digested: number
   /** Invalid messages written to the dead-letter topic, by reason. */
   readonly deadLettered: Readonly<Partial<Record<IngressFailure['code'], number>>>
+}
+
+/** Storm control: where the matches of configurations that asked for digests are held. */
+export interface RouterDigestOptions {
+  readonly store: DigestStore
+  /** `notifications.cycle_timers.notifications`: the window of a configuration that names none. */
+  readonly defaultWindowSeconds: number
 }
 
 export interface RouterHandlerOptions {
@@ -59,6 +83,8 @@ export interface RouterHandlerOptions {
   readonly decoder?: IngressDecoder
   /** The window of events already routed; without it, nothing is deduplicated. */
   readonly processed?: ProcessedIds
+  /** Without it, configurations that asked for digests get each event on its own. */
+  readonly digests?: RouterDigestOptions
   /**
    * `false`: validate and dead-letter only, route nothing — the router's job when
    * notifications are off, so the dead-letter topic keeps working (default true).
@@ -75,15 +101,20 @@ export interface RouterHandlerOptions {
  * messages in, each decoded (CloudEvents structured or binary mode, plain JSON or the
  * Confluent wire format) and judged by the event contract; invalid ones to the dead-letter
  * topic, events already routed dropped, the rest matched against the selectors and turned
- * into DeliveryCommands. It resolves only after the dead letters and commands are durably
- * published and the routed events recorded, so the log commits the offsets only then
- * (at-least-once; delivery ids make repeats harmless). A poison pill never fails the batch;
- * only an unreachable log or registry does, and then the batch is retried.
+ * into DeliveryCommands — or, for a configuration that asked for digests, recorded in the
+ * digest store, whose flusher publishes one digest per window. It resolves only after the
+ * dead letters and commands are durably published, the digest entries durably recorded and
+ * the routed events remembered, so the log commits the offsets only then (at-least-once;
+ * delivery ids make repeats harmless). A poison pill never fails the batch; only an
+ * unreachable log, store or registry does, and then the batch is retried.
+ *
+ * The batch is one loop, not an RxJS pipeline: `dropProcessed` and `routeEvents` /
+ * `routeDecisions` are the same decisions as operators, for composing elsewhere.
  *
  * @example
  * await log.consume({ groupId: 'herald-router', topics: ['engine.events'] },
  *   createRouterHandler({ log, topics: { deliveries: 'notifications.deliveries', dlq: 'engine.events.dlq' },
- *     getIndex, clock, logger, decoder, processed }))
+ *     getIndex, clock, logger, decoder, processed, digests: { store, defaultWindowSeconds: 30 } }))
  */
 export const createRouterHandler = ({
   log,
@@ -93,22 +124,30 @@ export const createRouterHandler = ({
   logger,
   decoder = createIngressDecoder(),
   processed,
+  digests,
   route = true,
   groupId = 'herald-router',
   onRouted,
 }: RouterHandlerOptions): BatchHandler => {
+  const windowOf: DigestWindowOf =
+    digests === undefined
+      ? noDigests
+      : (configuration) => digestWindowMs(configuration.digest, digests.defaultWindowSeconds)
+
   return async (batch) => {
     const results = await decoder.decodeBatch(batch.messages)
     const valid: IngressEvent[] = []
     const letters: OutgoingMessage[] = []
     const deadLettered: Partial<Record<IngressFailure['code'], number>> = {}
     const now = clock()
-    results.forEach((result, i) => {
-      const message = batch.messages[i] as LogMessage
+    for (let i = 0; i < results.length; i++) {
+      const result = results[i]
+      if (result === undefined) continue
       if (result.ok) {
         valid.push(result.event)
-        return
+        continue
       }
+      const message = batch.messages[i] as LogMessage
       const { failure } = result
       logger('warn', 'router.event_invalid', {
         topic: message.topic,
@@ -117,30 +156,54 @@ export const createRouterHandler = ({
         code: failure.code,
         issues: failure.issues.slice(0, 10),
       })
-      if (topics.dlq === undefined) return
+      if (topics.dlq === undefined) continue
       letters.push(toDeadLetter(message, failure, { group: groupId, now }))
       deadLettered[failure.code] = (deadLettered[failure.code] ?? 0) + 1
-    })
+    }
     if (letters.length > 0 && topics.dlq !== undefined) await log.publish(topics.dlq, letters)
 
     let duplicates = 0
-    let routed: IngressEvent[] = []
-    let commands: ReturnType<typeof encodeDeliveryCommand>[] = []
+    const routed: string[] = []
+    const commands: OutgoingMessage[] = []
+    const entries: DigestEntry[] = []
     if (route && valid.length > 0) {
-      const seen = processed === undefined ? new Set<string>() : await processed.seen(valid.map(processedKey))
-      routed = await lastValueFrom(
-        from(valid).pipe(
-          dropProcessed(seen, () => duplicates++),
-          toArray(),
-        ),
-      )
-      const decided = await lastValueFrom(from(routed).pipe(routeEvents(getIndex, clock), toArray()))
-      commands = decided.map(encodeDeliveryCommand)
+      const keys = valid.map(processedKey)
+      const fresh = firstSightings(processed === undefined ? new Set() : await processed.seen(keys))
+      const createdAt = new Date(now).toISOString()
+      for (let i = 0; i < valid.length; i++) {
+        const key = keys[i] as string
+        if (!fresh(key)) {
+          duplicates++
+          continue
+        }
+        routed.push(key)
+        const event = valid[i] as IngressEvent
+        const decisions = decideRoutes(getIndex(), event, createdAt, windowOf, key)
+        // An event delivered to several configurations is serialised once.
+        let delivered = 0
+        for (const decision of decisions) if (decision.kind === 'deliver') delivered++
+        const eventJson = delivered > 1 ? JSON.stringify(event) : undefined
+        for (const decision of decisions) {
+          if (decision.kind === 'digest') entries.push(decision.entry)
+          else commands.push(encodeDeliveryCommand(decision.command, eventJson))
+        }
+      }
       if (commands.length > 0) await log.publish(topics.deliveries, commands)
-      if (processed !== undefined && routed.length > 0) await processed.record(routed.map(processedKey))
+      // The time of recording, not of the batch's start: the flusher takes a window once the
+      // clock has passed its end, and an entry recorded after that must open the next window
+      // rather than join one that is already being published.
+      if (entries.length > 0 && digests !== undefined) await digests.store.record(entries, clock())
+      if (processed !== undefined && routed.length > 0) await processed.record(routed)
     }
     const invalid = results.length - valid.length
-    onRouted?.({ events: routed.length, invalid, duplicates, deliveries: commands.length, deadLettered })
+    onRouted?.({
+      events: routed.length,
+      invalid,
+      duplicates,
+      deliveries: commands.length,
+      digested: entries.length,
+      deadLettered,
+    })
     logger('debug', 'router.batch_routed', {
       topic: batch.topic,
       partition: batch.partition,
@@ -150,6 +213,7 @@ export const createRouterHandler = ({
       duplicates,
       dead_lettered: letters.length,
       deliveries: commands.length,
+      digested: entries.length,
     })
   }
 }

@@ -42,6 +42,20 @@ describe('downstream topic schemas', () => {
     assert.equal(validate({ ...value, deliveryId: 'short' }), false)
     assert.equal(validate({ ...value, event: { ...(value.event as object), account: '' } }), false)
     assert.equal(validate({ ...value, matchedSelectorIds: [] }), false)
+
+    // A digest is the same command with `digest`; an older reader still finds every field it knows.
+    const digest = {
+      windowStart: '2026-11-22T10:00:00.000Z',
+      windowEnd: '2026-11-22T10:00:30.000Z',
+      total: 7,
+      counts: [{ type: 'user.image.analysis.completed', level: 'info', count: 7 }],
+      levels: [{ level: 'info', count: 7 }],
+      events: [value.event],
+    }
+    assert.ok(validate({ ...value, digest }), JSON.stringify(validate.errors))
+    assert.equal(validate({ ...value, digest: { ...digest, total: 0 } }), false)
+    assert.equal(validate({ ...value, digest: { ...digest, events: [] } }), false)
+    assert.equal(validate({ ...value, digest: { ...digest, levels: [{ level: 'fatal', count: 7 }] } }), false)
   })
 
   it('describe a delivery outcome and a metric data point', () => {

@@ -8,6 +8,7 @@ describe('action table', () => {
     assert.deepEqual(allowed, [
       'getNotificationEndpointConfiguration',
       'listImages',
+      'listNotificationDeliveries',
       'listNotificationEndpointConfigurations',
       'listNotificationEndpoints',
     ])
@@ -19,6 +20,15 @@ describe('action table', () => {
       assert.ok(!isAllowed('read-write', action))
       assert.ok(!isAllowed('read-only', action))
     }
+  })
+
+  it('lets read-write tokens replay deliveries, and every role read them', () => {
+    for (const role of ['read-only', 'read-write', 'admin'] as const) {
+      assert.ok(isAllowed(role, 'listNotificationDeliveries'), role)
+    }
+    assert.ok(isAllowed('read-write', 'replayNotificationDeliveries'))
+    assert.ok(isAllowed('admin', 'replayNotificationDeliveries'))
+    assert.ok(!isAllowed('read-only', 'replayNotificationDeliveries'))
   })
 
   it('gives admins every action', () => {

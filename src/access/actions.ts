@@ -12,6 +12,8 @@ export const ACTIONS = {
   createNotificationEndpointConfiguration: ['read-write', 'admin'],
   updateNotificationEndpointConfiguration: ['read-write', 'admin'],
   deleteNotificationEndpointConfiguration: ['read-write', 'admin'],
+  listNotificationDeliveries: ['read-only', 'read-write', 'admin'],
+  replayNotificationDeliveries: ['read-write', 'admin'],
   listImages: ['read-only', 'read-write', 'admin'],
   publishEvents: ['read-write', 'admin'],
   manageTokens: ['admin'],

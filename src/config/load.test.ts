@@ -48,7 +48,19 @@ const DEFAULTS: Config = {
   ui_url: null,
   shutdown_timeout_ms: 30000,
   outbound: { allowlist: [] },
-  notifications: { enabled: true, cycle_timers: { notifications: 30 }, webhook_timeout_ms: 15000 },
+  notifications: {
+    enabled: true,
+    cycle_timers: { notifications: 30 },
+    webhook_timeout_ms: 15000,
+    delivery: {
+      concurrency: 8,
+      retry_schedule_ms: [0, 5000, 300000, 1800000, 7200000, 18000000, 36000000, 36000000],
+      retry_jitter_percent: 20,
+      disable_after_failing_ms: 86_400_000,
+      replay_limit: 1000,
+      rate_limits: { slack: 60, teams: 60, email: 120, webhook: 0, github: 60, jira: 60 },
+    },
+  },
   reports: {
     enabled: true,
     enable_data_ingress: true,

@@ -2,6 +2,7 @@
  * Every configuration key: type, default, secrecy and meaning. The loader, the env scheme,
  * `redactConfig` and REFERENCE.md are all derived from this tree.
  */
+import * as t from 'io-ts'
 import {
   allowlistEntry,
   base64Key,
@@ -14,6 +15,7 @@ import {
   integer,
   key,
   kurrentConnectionString,
+  type LeafType,
   listOf,
   nonEmptyString,
   nullable,
@@ -27,6 +29,24 @@ import type { Config } from './types.ts'
 
 const positive = integer(1)
 
+/** Milliseconds in a list: a number in the file, digits in a comma-separated environment variable. */
+const milliseconds: LeafType<number> = {
+  codec: new t.Type<number, number, unknown>(
+    'Milliseconds',
+    (u): u is number => typeof u === 'number' && Number.isSafeInteger(u) && u >= 0,
+    (u, c) => {
+      const n = typeof u === 'string' && /^\d{1,15}$/.test(u.trim()) ? Number(u.trim()) : u
+      return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0
+        ? t.success(n)
+        : t.failure(u, c, 'expected a whole number of milliseconds >= 0')
+    },
+    t.identity,
+  ),
+  env: 'list',
+  nullable: false,
+  expected: 'an integer >= 0',
+}
+
 // Names of the later work each key waits for; REFERENCE.md prints them, so keep them short.
 const DELIVERER = 'the deliverer'
 
@@ -38,7 +58,7 @@ export const schema = group({
   }),
   data_dir: key(nonEmptyString, {
     default: './data',
-    doc: 'Folder of the embedded adapters’ files (`eventlog.sqlite`, `eventstore.sqlite`, `warehouse/`). A relative path is resolved against the working directory.',
+    doc: 'Folder of Herald’s local files: the embedded adapters’ (`eventlog.sqlite`, `eventstore.sqlite`, `warehouse/`), the delivery log and its view (`deliveries.sqlite`, `deliveries-view.sqlite`), the router’s processed-id window and digest buffer (`processed-ids.sqlite`, `digests.sqlite`) and the generated `secret.key`. A relative path is resolved against the working directory. Keep it on persistent storage, also with Kafka and KurrentDB.',
   }),
   log_level: key(oneOf(['debug', 'info', 'warn', 'error'] as const), {
     default: 'info',
@@ -90,13 +110,60 @@ export const schema = group({
     cycle_timers: group({
       notifications: key(positive, {
         default: 30,
-        doc: 'Seed key. Seconds: the default digest window of a configuration that asks for digests.',
-        pending: DELIVERER,
+        doc: 'Seed key. Seconds: the digest window of a configuration that asks for digests (`digest: true`) without naming its own `digest_window_seconds`. The events it matches within a window go out as one digest when the window closes; windows are aligned to multiples of their length, and buffered durably in `data_dir/digests.sqlite`.',
       }),
     }),
     webhook_timeout_ms: key(positive, {
       default: 15000,
-      doc: 'Milliseconds one outbound delivery request may take.',
+      doc: 'Milliseconds one outbound delivery request may take (every endpoint type: an HTTP exchange, or a whole SMTP session); a timeout is retried.',
+    }),
+    delivery: group({
+      concurrency: key(positive, {
+        default: 8,
+        doc: 'Configurations delivered to at the same time. Each configuration has its own queue, sent one delivery at a time and in order, so a slow or failing endpoint holds one of these and delays only itself.',
+      }),
+      retry_schedule_ms: key(
+        listOf(milliseconds, 'a list of milliseconds (comma-separated in the environment)'),
+        {
+          default: [0, 5000, 300000, 1800000, 7200000, 18000000, 36000000, 36000000],
+          doc: 'Wait before each retry of a delivery that failed retriably (408, 425, 429, 5xx, a timeout, a network error), in order: the default retries immediately, then after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h. When the list is used up the delivery is dead-lettered (listed and replayable). A longer `Retry-After` from the endpoint wins. Other 4xx are not retried.',
+        },
+      ),
+      retry_jitter_percent: key(integer(0, 100), {
+        default: 20,
+        doc: 'Each retry wait varies at random by up to this percentage either way, so endpoints that failed together are not retried in lockstep.',
+      }),
+      disable_after_failing_ms: key(integer(0), {
+        default: 86_400_000,
+        doc: 'A configuration whose every attempt failed for this long (no success since, and not changed since) is disabled, recorded in its history as `system/sustained_failure`, and announced to the admin account as a system event. 0: never.',
+      }),
+      replay_limit: key(integer(1, 100_000), {
+        default: 1000,
+        doc: 'Most deliveries one `POST /v1/notifications/deliveries/replay` sends again; replay again for more.',
+      }),
+      rate_limits: group({
+        slack: key(integer(0), {
+          default: 60,
+          doc: 'Requests per minute to one Slack incoming webhook (Slack allows about one a second). 0: no limit.',
+        }),
+        teams: key(integer(0), {
+          default: 60,
+          doc: 'Requests per minute to one Teams webhook. 0: no limit.',
+        }),
+        email: key(integer(0), {
+          default: 120,
+          doc: 'Messages per minute through one SMTP account (host, port and user). 0: no limit.',
+        }),
+        webhook: key(integer(0), {
+          default: 0,
+          doc: 'Requests per minute to one webhook URL. 0 (the default): no limit beyond one request at a time per configuration.',
+        }),
+        github: key(integer(0), {
+          default: 60,
+          doc: 'Requests per minute with one GitHub token (GitHub asks for a second between content-creating requests). 0: no limit.',
+        }),
+        jira: key(integer(0), { default: 60, doc: 'Requests per minute as one Jira user. 0: no limit.' }),
+      }),
     }),
   }),
   reports: group({

@@ -23,10 +23,31 @@ export interface OutboundConfig {
 export interface NotificationsConfig {
   readonly enabled: boolean
   readonly cycle_timers: {
-    /** Seconds: the default digest window. */
+    /** Seconds: the digest window of a configuration that asks for digests without naming its own. */
     readonly notifications: number
   }
   readonly webhook_timeout_ms: number
+  readonly delivery: DeliveryConfig
+}
+
+/** The deliverer's queues, retries and rate limits. */
+export interface DeliveryConfig {
+  readonly concurrency: number
+  /** The wait before each retry, in order; used up: dead-lettered. */
+  readonly retry_schedule_ms: readonly number[]
+  readonly retry_jitter_percent: number
+  /** 0: never disabled for failing. */
+  readonly disable_after_failing_ms: number
+  readonly replay_limit: number
+  /** Requests per minute per target, by endpoint type; 0: no limit. */
+  readonly rate_limits: {
+    readonly slack: number
+    readonly teams: number
+    readonly email: number
+    readonly webhook: number
+    readonly github: number
+    readonly jira: number
+  }
 }
 
 export interface ReportsConfig {

@@ -5,6 +5,14 @@ export {
   compilePattern,
 } from './compile.ts'
 export { InvalidPatternError, isInvalidPatternError } from './errors.ts'
+export {
+  type ExplainOptions,
+  type ExplainSelectorOptions,
+  type Explanation,
+  explainPattern,
+  explainSelector,
+  type MatchFailure,
+} from './explain.ts'
 export { buildPatternIndex, type PatternIndex, type PatternIndexEntry } from './pattern-index.ts'
 export type {
   CompiledPattern,

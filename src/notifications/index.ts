@@ -59,6 +59,21 @@ export {
   type SelectorSet,
   type WebhookConfiguration,
 } from './model.ts'
+export {
+  type CompiledSelector,
+  compileSelectorBody,
+  createWarehouseEvents,
+  explainStoredSelector,
+  type PreviewLimits,
+  type PreviewRequest,
+  previewRequest,
+  previewSelector,
+  type ScanFilter,
+  scanFilterOf,
+  type TimeRange,
+  type WarehouseEvents,
+} from './preview.ts'
+export { createSelectorToolsRoutes, type SelectorToolsRoutesOptions } from './preview-routes.ts'
 export { createNotificationRoutes, type NotificationRoutesOptions } from './routes.ts'
 export {
   applyToSelectorSet,
@@ -80,4 +95,17 @@ export {
   type Versioned,
   type WriteOptions,
 } from './service.ts'
+export {
+  createEndpointTestRoutes,
+  createTestEventRoutes,
+  type EndpointTestRoutesOptions,
+  type SendTest,
+  TEST_EVENT_TYPE,
+  type TestEventInput,
+  type TestEventRoutesOptions,
+  type TestSend,
+  type TestSendResult,
+  type TestStatus,
+  testEvent,
+} from './test-routes.ts'
 export { configurationView, REDACTED, selectorView } from './views.ts'

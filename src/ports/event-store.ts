@@ -8,10 +8,17 @@ import type { Observable } from 'rxjs'
  * expected revision; an append whose event ids were already appended to that stream (with the
  * same expected revision, or `any`) succeeds without writing them twice.
  *
+ * `appendMany` records appends to several streams in one call: one durable write where the
+ * store can do that (SQLite), and retry-safe everywhere.
+ *
  * @example
  * const r = await store.append('config-42', [{ id, type: 'ConfigurationCreated', data }], {
  *   expectedRevision: 'no_stream',
  * })
+ * await store.appendMany([
+ *   { stream: 'delivery-a', events: [requestedA], expectedRevision: 'no_stream' },
+ *   { stream: 'delivery-b', events: [requestedB], expectedRevision: 'no_stream' },
+ * ])
  * const events = await store.readStream('config-42')
  * store.subscribeToAll({ after: checkpoint }).subscribe((e) => index.apply(e))
  */
@@ -54,6 +61,14 @@ export interface AppendOptions {
   readonly expectedRevision?: ExpectedRevision
 }
 
+/** One entry of `appendMany`: what `append(stream, events, { expectedRevision })` would take. */
+export interface StreamAppend {
+  readonly stream: string
+  readonly events: readonly EventData[]
+  /** Default `any`. */
+  readonly expectedRevision?: ExpectedRevision
+}
+
 export interface AppendResult {
   /** The stream's revision after the append: pass it as the next `expectedRevision`. */
   readonly nextExpectedRevision: number
@@ -80,6 +95,22 @@ export interface SubscribeOptions {
 export interface EventStore {
   /** Throws ExpectedRevisionConflictError when the expected revision does not hold. */
   append(stream: string, events: readonly EventData[], options?: AppendOptions): Promise<AppendResult>
+  /**
+   * Appends to several streams in one call, in array order: each entry behaves as `append` would
+   * (expected revision, idempotent retry, its own result at the same index), and every event of
+   * an entry gets a position below those of the entries after it.
+   *
+   * - A stream may appear once per call (a ValidationError otherwise); `[]` writes nothing.
+   * - The first entry that fails fails the call with its error: an expected revision that does
+   *   not hold is that entry's ExpectedRevisionConflictError, naming its stream.
+   * - Atomicity is the adapter's: all-or-nothing in SQLite (one transaction, one sync to disk);
+   *   entry by entry on KurrentDB, where entries before the failing one stay written.
+   * - Either way a retry is safe: calling again with the same entries records what is missing
+   *   and answers the original results of what was already written, writing nothing twice. An
+   *   entry that repeats an earlier append (same ids, same expectation) is a retry, not a
+   *   conflict, so a caller may mix new entries with ones it may have recorded before.
+   */
+  appendMany(appends: readonly StreamAppend[]): Promise<readonly AppendResult[]>
   /** The stream's events in revision order; an empty array when the stream does not exist. */
   readStream(stream: string, options?: ReadStreamOptions): Promise<readonly RecordedEvent[]>
   /**

@@ -1,4 +1,7 @@
 import { join } from 'node:path'
+import { createDigestFlusher } from '../../streams/digest-flusher.ts'
+import type { DigestStore } from '../../streams/digest-store.ts'
+import { createDigestStore } from '../../streams/digest-store-sqlite.ts'
 import { createRouterHandler } from '../../streams/router.ts'
 import type { SelectorIndex } from '../../streams/routing/index.ts'
 import type { Config } from '../config/index.ts'
@@ -24,6 +27,8 @@ export interface IngressWiring {
   /** Shared by the router and the projector, so a schema is fetched and compiled once per process. */
   readonly decoder: IngressDecoder
   readonly processed: ProcessedIds
+  /** The router's durable buffer of events held for digests (storm control). */
+  readonly digests: DigestStore
   close(): Promise<void>
 }
 
@@ -36,10 +41,10 @@ export interface WireIngressOptions {
 
 /**
  * The ingress part of the composition root: the schema registry (Herald's schemas registered
- * at start-up when configured to), the decoder both engine-event consumers share, and the
+ * at start-up when configured to), the decoder both engine-event consumers share, the
  * router's processed-id window — a SQLite file in the data directory for one process, a
  * ClickHouse table shared by every router instance when the log is Kafka and the warehouse a
- * ClickHouse server.
+ * ClickHouse server — and its digest buffer, a SQLite file in the data directory.
  */
 export const wireIngress = async ({
   config,
@@ -70,12 +75,16 @@ export const wireIngress = async ({
     ? await createWarehouseProcessedIds(warehouse)
     : createSqliteProcessedIds({ path: join(config.data_dir, 'processed-ids.sqlite') })
   logger('info', 'router.processed_ids_opened', { store: shared ? 'clickhouse' : 'sqlite' })
+  // Beside the processed ids, in every deployment: see streams/digest-store.ts for why.
+  const digests = createDigestStore({ path: join(config.data_dir, 'digests.sqlite') })
 
   return {
     registry,
     decoder: createIngressDecoder({ registry }),
     processed,
+    digests,
     close: async () => {
+      await digests.close()
       await processed.close()
       await registry.close()
     },
@@ -97,9 +106,12 @@ export interface StartRouterOptions {
 /**
  * Starts the `herald-router` consumer group. It is the one group that dead-letters invalid
  * engine events, so it runs whether or not notifications are on; with them off it routes
- * nothing and only keeps the dead-letter topic and its counters working.
+ * nothing and only keeps the dead-letter topic and its counters working. When it routes, the
+ * digest flusher runs beside it (at once, for windows that closed while Herald was down, then
+ * every second); stopping the returned consumer stops both, the consumer first, so a batch in
+ * flight still records its digest entries.
  */
-export const startRouter = ({
+export const startRouter = async ({
   config,
   log,
   ingress,
@@ -112,7 +124,7 @@ export const startRouter = ({
   const { topics } = config.event_log
   if (!route)
     logger('info', 'router.validate_only', { reason: 'notifications.enabled is false', dlq: topics.dlq })
-  return log.consume(
+  const consumer = await log.consume(
     { groupId: 'herald-router', topics: [topics.events] },
     createRouterHandler({
       log,
@@ -122,6 +134,10 @@ export const startRouter = ({
       logger,
       decoder: ingress.decoder,
       processed: ingress.processed,
+      digests: {
+        store: ingress.digests,
+        defaultWindowSeconds: config.notifications.cycle_timers.notifications,
+      },
       route,
       onRouted: ({ events, invalid, duplicates, deliveries, deadLettered }) => {
         metrics.eventsRouted.inc(events)
@@ -133,4 +149,22 @@ export const startRouter = ({
       },
     }),
   )
+  if (!route) return consumer
+  const flusher = createDigestFlusher({
+    store: ingress.digests,
+    log,
+    topic: topics.deliveries,
+    clock,
+    logger,
+    // Each Kafka router instance keeps its own buffer: their digests of one window must not share an id.
+    ...(config.event_log.kind === 'kafka' ? { instance: ingress.digests.instanceId } : {}),
+    onFlushed: ({ digests }) => metrics.deliveryCommands.inc(digests),
+  })
+  flusher.start()
+  return {
+    stop: async () => {
+      await consumer.stop()
+      await flusher.stop()
+    },
+  }
 }

@@ -1,25 +1,40 @@
 import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import type { Hono } from 'hono'
-import { createDelivererHandler } from '../../streams/deliverer.ts'
-import { createDeliveryChannels, validateTemplates } from '../../streams/delivery/index.ts'
+import {
+  announceConfigurationDisabled,
+  createDeliveryChannels,
+  DEFAULT_RETRY_POLICY,
+  type DeliverableConfiguration,
+  type DeliveryEngine,
+  type RetryPolicy,
+  startDeliveryEngine,
+  validateTemplates,
+} from '../../streams/delivery/index.ts'
 import { buildSelectorIndex, emptySelectorIndex, type SelectorIndex } from '../../streams/routing/index.ts'
-import type { Config } from '../config/index.ts'
+import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
+import type { Config, DeliveryConfig } from '../config/index.ts'
+import { createDeliveryLog, createDeliveryReadModel, createDeliveryRoutes } from '../deliveries/index.ts'
 import { createEventTypeRoutes } from '../http/event-types.ts'
 import type { AppEnv } from '../http/index.ts'
 import {
   createDeliveryHealth,
   createEndpointRoutes,
   createEndpointStatusService,
+  createEndpointTestRoutes,
   createNotificationConfigService,
   createNotificationRoutes,
+  createSelectorToolsRoutes,
+  createTestEventRoutes,
   emptySelectorSet,
   type SelectorSet,
+  type SendTest,
 } from '../notifications/index.ts'
 import type { Logger, Metrics } from '../observability/index.ts'
 import type { OutboundGuard } from '../outbound/index.ts'
 import type { Consumer, EventLog } from '../ports/event-log.ts'
 import type { EventStore } from '../ports/event-store.ts'
+import type { Warehouse } from '../ports/warehouse.ts'
 import { createSecretBox, loadOrCreateKeyFile } from '../secrets/index.ts'
 import { toChannelConfiguration } from './channel-configuration.ts'
 import { type IngressWiring, startRouter } from './ingress.ts'
@@ -41,12 +56,34 @@ export interface WireNotificationsOptions {
   readonly outbound: OutboundGuard
   /** The engine-event decoder and processed-id window the router uses. */
   readonly ingress: IngressWiring
+  /** The reports warehouse, whose `events` table selector previews and explanations read. */
+  readonly warehouse?: Warehouse
 }
+
+/** The retry policy the configuration describes; a `Retry-After` is honoured up to the longest step, 10 h at least. */
+const retryPolicyOf = (delivery: DeliveryConfig): RetryPolicy => ({
+  scheduleMs: delivery.retry_schedule_ms,
+  jitter: delivery.retry_jitter_percent / 100,
+  maxRetryAfterMs: Math.max(DEFAULT_RETRY_POLICY.maxRetryAfterMs, ...delivery.retry_schedule_ms),
+})
+
+/**
+ * Where the delivery log is kept. Embedded: a file of its own beside the configuration store,
+ * so reading every configuration at start-up and the audit trail never wade through delivery
+ * history. KurrentDB: the one store (its streams are named `delivery-<id>`).
+ */
+const openDeliveryStore = (config: Config, store: EventStore): { store: EventStore; owned: boolean } =>
+  config.event_store.kind === 'embedded'
+    ? { store: createSqliteEventStore({ path: join(config.data_dir, 'deliveries.sqlite') }), owned: true }
+    : { store, owned: false }
+
+const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error))
 
 /**
  * Notifications' part of the composition root: the configuration service on the event store,
- * the live selector index the router reads (swapped whole on every change), and the router
- * and deliverer consumer groups.
+ * the live selector index the router reads (swapped whole on every change), the router, the
+ * deliverer (its consumer group records deliveries; its queues send, retry and dead-letter
+ * them from the delivery log) and the delivery log's API.
  */
 export const wireNotifications = async (options: WireNotificationsOptions): Promise<NotificationsWiring> => {
   const { config, log, store, logger, clock } = options
@@ -54,7 +91,26 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     current: config.secrets.encryption_key ?? loadOrCreateKeyFile(join(config.data_dir, 'secret.key')),
     previous: config.secrets.previous_keys,
   })
-  const health = createDeliveryHealth()
+  const deliveryStore = openDeliveryStore(config, store)
+  const view = createDeliveryReadModel({
+    path: join(config.data_dir, 'deliveries-view.sqlite'),
+    newId: randomUUID,
+    onInvalidEvent: (event, issues) =>
+      logger('error', 'delivery.stored_event_invalid', {
+        stream: event.stream,
+        revision: event.revision,
+        type: event.type,
+        issues: issues.slice(0, 10),
+      }),
+    onFollowError: (error) => logger('error', 'delivery.read_model_failed', { error: errorText(error) }),
+  })
+  view.follow(deliveryStore.store)
+  const closeDeliveryLog = async () => {
+    view.close()
+    if (deliveryStore.owned) await deliveryStore.store.close()
+  }
+  // The configuration status comes from the delivery log: it survives restarts and covers every deliverer.
+  const health = createDeliveryHealth({ source: view })
   const channels = createDeliveryChannels({ guard: options.outbound, clock, logger })
   const service = createNotificationConfigService({
     store,
@@ -72,18 +128,65 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     readAll: (o) => store.readAll(o),
   })
   const endpoints = createEndpointStatusService({ store, clock, newId: randomUUID })
+  const checkTarget = async (url: string) => {
+    await options.outbound.checkUrl(url)
+  }
+  const checkTemplates = (templates: unknown, endpoint: Parameters<typeof validateTemplates>[1]) =>
+    validateTemplates(templates, endpoint)
+  // A test delivery goes through the same channel, guard and timeout as a real one, and is not logged as one.
+  const sendTest: SendTest = ({ configuration, open, signingSecrets, event, deliveryId, createdAt }) =>
+    channels.send(
+      { deliveryId, account: configuration.account, configurationId: configuration.id, event, createdAt },
+      toChannelConfiguration(configuration, open, () => signingSecrets),
+      { uiUrl: config.ui_url, timeoutMs: config.notifications.webhook_timeout_ms },
+    )
   const mounts = [
     { path: '/v1/notifications', app: createEndpointRoutes({ endpoints }) },
     { path: '/v1/notifications', app: createEventTypeRoutes() },
     {
       path: '/v1/notifications',
-      app: createNotificationRoutes({
+      app: createNotificationRoutes({ service, health, checkTemplates, checkTarget }),
+    },
+    {
+      path: '/v1/notifications',
+      app: createSelectorToolsRoutes({
         service,
-        health,
-        checkTemplates: (templates, endpoint) => validateTemplates(templates, endpoint),
-        checkTarget: async (url) => {
-          await options.outbound.checkUrl(url)
-        },
+        endpoints,
+        ...(options.warehouse === undefined ? {} : { warehouse: options.warehouse }),
+      }),
+    },
+    {
+      path: '/v1/notifications',
+      app: createEndpointTestRoutes({
+        service,
+        send: sendTest,
+        clock,
+        newId: randomUUID,
+        checkTarget,
+        checkTemplates,
+      }),
+    },
+    {
+      path: '/v1',
+      app: createTestEventRoutes({
+        log,
+        topic: config.event_log.topics.events,
+        clock,
+        newId: randomUUID,
+        onPublished: (event) => options.metrics.eventsIngested.inc({ account: event.account }),
+      }),
+    },
+    {
+      path: '/v1/notifications',
+      app: createDeliveryRoutes({
+        view,
+        log: createDeliveryLog({
+          store: deliveryStore.store,
+          clock,
+          newId: randomUUID,
+          origin: view.instanceId,
+        }),
+        replayLimit: config.notifications.delivery.replay_limit,
       }),
     },
   ]
@@ -92,7 +195,7 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     logger('info', 'notifications.disabled', { reason: 'notifications.enabled is false' })
     // The router is the one group that dead-letters bad input, so it keeps validating.
     const router = await startRouter({ ...routerOptions, getIndex: () => emptySelectorIndex, route: false })
-    return { consumers: [router], mounts, close: async () => {} }
+    return { consumers: [router], mounts, close: closeDeliveryLog }
   }
 
   // One reference, replaced whole: a batch in flight sees the old index or the new, never a mix.
@@ -125,58 +228,108 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     await loaded
   } catch (error) {
     subscription.unsubscribe()
+    await closeDeliveryLog()
     throw error
   }
 
   const { topics } = config.event_log
-  const router = await startRouter({ ...routerOptions, getIndex: () => index, route: true })
-  const deliverer = await log.consume(
-    { groupId: 'herald-deliverer', topics: [topics.deliveries] },
-    createDelivererHandler({
-      getConfiguration: (id) => {
-        const configuration = selectors.configurations.get(id)
-        if (configuration === undefined) return undefined
-        const webhook = () => service.webhookDelivery(configuration, clock())
-        const signingSecrets = () => {
-          const delivery = webhook()
-          return delivery === undefined
-            ? []
-            : [delivery.signingSecret, ...(delivery.previousSigningSecrets ?? [])]
-        }
-        return {
-          enabled: configuration.enabled,
-          channel: toChannelConfiguration(
-            configuration,
-            (field) => service.openSecret(configuration, field),
-            signingSecrets,
-          ),
-        }
-      },
-      send: channels.send,
-      uiUrl: config.ui_url,
-      logger,
-      timeoutMs: config.notifications.webhook_timeout_ms,
-      onOutcome: (outcome, command) => {
-        options.metrics.deliveries.inc({ endpoint: command.endpoint, outcome })
-        if (outcome !== 'skipped') health.record(command.configurationId, outcome === 'sent', clock())
-      },
-      // The endpoint says it no longer exists: stop sending to it, visibly in the audit trail.
-      onGone: async (command) => {
-        const fields = { configuration_id: command.configurationId, endpoint: command.endpoint }
-        try {
-          await service.disableConfiguration(command.configurationId, 'endpoint_gone')
-          logger('warn', 'delivery.configuration_disabled', { ...fields, reason: 'endpoint_gone' })
-        } catch (error) {
-          logger('error', 'delivery.configuration_disable_failed', { ...fields, error: String(error) })
-        }
-      },
-    }),
-  )
+  const delivery = config.notifications.delivery
+  const disable = async (configurationId: string, endpoint: string, reason: string): Promise<boolean> => {
+    const fields = { configuration_id: configurationId, endpoint, reason }
+    try {
+      await service.disableConfiguration(configurationId, reason)
+      logger('warn', 'delivery.configuration_disabled', fields)
+      return true
+    } catch (error) {
+      logger('error', 'delivery.configuration_disable_failed', { ...fields, error: errorText(error) })
+      return false
+    }
+  }
+  const announce = announceConfigurationDisabled({
+    log,
+    topic: topics.events,
+    logger,
+    clock,
+    newId: randomUUID,
+  })
+  const engine: DeliveryEngine = startDeliveryEngine({
+    store: deliveryStore.store,
+    view,
+    log,
+    outcomesTopic: topics.outcomes,
+    getConfiguration: (id): DeliverableConfiguration | undefined => {
+      const configuration = selectors.configurations.get(id)
+      if (configuration === undefined) return undefined
+      const webhook = () => service.webhookDelivery(configuration, clock())
+      const signingSecrets = () => {
+        const current = webhook()
+        return current === undefined ? [] : [current.signingSecret, ...(current.previousSigningSecrets ?? [])]
+      }
+      return {
+        enabled: configuration.enabled,
+        changedAt: Date.parse(configuration.updatedAt),
+        channel: toChannelConfiguration(
+          configuration,
+          (field) => service.openSecret(configuration, field),
+          signingSecrets,
+        ),
+      }
+    },
+    send: channels.send,
+    uiUrl: config.ui_url,
+    timeoutMs: config.notifications.webhook_timeout_ms,
+    logger,
+    clock,
+    newId: randomUUID,
+    policy: retryPolicyOf(delivery),
+    rateLimits: delivery.rate_limits,
+    concurrency: delivery.concurrency,
+    sustainedFailureMs: delivery.disable_after_failing_ms,
+    onOutcome: (outcome, d) => options.metrics.deliveries.inc({ endpoint: d.endpoint, outcome }),
+    // The endpoint says it no longer exists: stop sending to it, visibly in the audit trail.
+    onGone: async (d) => {
+      await disable(d.configurationId, d.endpoint, 'endpoint_gone')
+    },
+    // Failing all along: switch it off and tell the admin, rather than retry into the void.
+    onSustainedFailure: async (failure) => {
+      if (!(await disable(failure.configurationId, failure.endpoint, 'sustained_failure'))) return
+      try {
+        await announce(failure, 'sustained_failure')
+      } catch (error) {
+        logger('error', 'delivery.system_event_failed', {
+          configuration_id: failure.configurationId,
+          error: errorText(error),
+        })
+      }
+    },
+  })
+
+  // Whatever started is stopped again if the rest cannot start: the caller only closes what it got.
+  let router: Consumer | undefined
+  let consumer: Consumer
+  try {
+    router = await startRouter({ ...routerOptions, getIndex: () => index, route: true })
+    consumer = await log.consume({ groupId: 'herald-deliverer', topics: [topics.deliveries] }, engine.handler)
+  } catch (error) {
+    await router?.stop()
+    await engine.stop(0)
+    subscription.unsubscribe()
+    await closeDeliveryLog()
+    throw error
+  }
+  // Stopped here first, then again (a no-op) with the other consumers.
+  let stopped: Promise<void> | undefined
+  const deliverer: Consumer = { stop: () => (stopped ??= consumer.stop()) }
+  // An attempt in progress may finish within this before shutdown aborts it (it is then sent again after the next start).
+  const graceMs = Math.min(config.notifications.webhook_timeout_ms, config.shutdown_timeout_ms / 3)
   return {
     consumers: [router, deliverer],
     mounts,
     close: async () => {
+      await deliverer.stop()
+      await engine.stop(graceMs)
       subscription.unsubscribe()
+      await closeDeliveryLog()
     },
   }
 }

@@ -1,4 +1,32 @@
+export {
+  type AttemptRunner,
+  type AttemptRunnerOptions,
+  createAttemptRunner,
+  type DeliverableConfiguration,
+  type SustainedFailure,
+} from './attempt.ts'
 export * from './channels/index.ts'
+export { type DeliveryEngine, type DeliveryEngineOptions, startDeliveryEngine } from './engine.ts'
+export {
+  createRateLimiter,
+  DEFAULT_RATE_LIMITS,
+  type RateLimiter,
+  type RateLimits,
+  rateLimitTarget,
+} from './rate-limit.ts'
+export {
+  DEFAULT_RETRY_POLICY,
+  DEFAULT_RETRY_SCHEDULE_MS,
+  type RetryPolicy,
+  retryDelay,
+} from './retry-policy.ts'
+export {
+  type AttemptAnswer,
+  type QueueScheduler,
+  type QueueSchedulerOptions,
+  type QueueSource,
+  startQueueScheduler,
+} from './scheduler.ts'
 export {
   type Fetch,
   type SendWebhookOptions,
@@ -16,3 +44,9 @@ export {
   type VerifyWebhookInput,
   verifyWebhook,
 } from './signing.ts'
+export {
+  type AnnounceOptions,
+  announceConfigurationDisabled,
+  CONFIGURATION_DISABLED_TYPE,
+  configurationDisabledEvent,
+} from './system-event.ts'

@@ -5,6 +5,7 @@ import {
   type DeliveryCommand,
   decodeDeliveryCommand,
   deliveryIdFor,
+  digestDeliveryIdFor,
   encodeDeliveryCommand,
 } from './delivery-command.ts'
 import { anEvent } from './test-fixtures.ts'
@@ -44,7 +45,91 @@ describe('deliveryIdFor', () => {
   })
 })
 
+describe('digestDeliveryIdFor', () => {
+  it('is the hex sha256 of "digest", configuration id and window start, apart from every event delivery id', () => {
+    // printf 'digest\0cfg-1\0002026-11-22T10:00:00.000Z' | sha256sum
+    assert.equal(
+      digestDeliveryIdFor('cfg-1', '2026-11-22T10:00:00.000Z'),
+      'a5971f7eddebd6a320de3309504147326025a00a1e66970536ddebba569760db',
+    )
+    assert.notEqual(
+      digestDeliveryIdFor('cfg-1', '2026-11-22T10:00:00.000Z'),
+      digestDeliveryIdFor('cfg-1', '2026-11-22T10:00:30.000Z'),
+    )
+    assert.notEqual(
+      digestDeliveryIdFor('cfg-1', '2026-11-22T10:00:00.000Z'),
+      digestDeliveryIdFor('cfg-2', '2026-11-22T10:00:00.000Z'),
+    )
+  })
+
+  it("tells two routers' digests of one window apart by their buffers' ids", () => {
+    const start = '2026-11-22T10:00:00.000Z'
+    const a = digestDeliveryIdFor('cfg-1', start, 'buffer-a')
+    assert.match(a, /^[0-9a-f]{64}$/)
+    assert.equal(a, digestDeliveryIdFor('cfg-1', start, 'buffer-a'))
+    assert.notEqual(a, digestDeliveryIdFor('cfg-1', start, 'buffer-b'))
+    assert.notEqual(a, digestDeliveryIdFor('cfg-1', start))
+  })
+})
+
+const digestCommand: DeliveryCommand = {
+  ...command,
+  deliveryId: digestDeliveryIdFor('cfg-1', '2026-11-22T10:00:00.000Z'),
+  matchedSelectorIds: ['s1', 's2'],
+  digest: {
+    windowStart: '2026-11-22T10:00:00.000Z',
+    windowEnd: '2026-11-22T10:00:30.000Z',
+    total: 12,
+    counts: [
+      { type: 'user.checks.tag.vulnerabilities.update', level: 'info', count: 11 },
+      { type: 'system.feeds.sync.failed', level: 'error', count: 1 },
+    ],
+    levels: [
+      { level: 'error', count: 1 },
+      { level: 'info', count: 11 },
+    ],
+    events: [anEvent(), anEvent({ id: 'evt-2' })],
+  },
+}
+
 describe('encodeDeliveryCommand / decodeDeliveryCommand', () => {
+  it('gives the same bytes with the event serialised once, whatever the characters', () => {
+    for (const event of [
+      anEvent(),
+      anEvent({ id: 'ünïcødé-✓', data: { tag: 'registry.example.com/ça:va', note: '\u0000"\\\n😀' } }),
+    ]) {
+      const single = { ...command, event, account: 'acmé', configurationId: 'cfg-"1"' }
+      const once = encodeDeliveryCommand(single, JSON.stringify(event))
+      assert.deepEqual(once.value, new TextEncoder().encode(JSON.stringify(single)))
+      assert.deepEqual(once.value, encodeDeliveryCommand(single).value)
+      assert.equal(once.key, 'cfg-"1"')
+    }
+  })
+
+  it('round-trips a digest, which keeps every field of a single delivery', () => {
+    const message = encodeDeliveryCommand(digestCommand, JSON.stringify(digestCommand.event))
+    assert.equal(message.key, 'cfg-1')
+    const decoded = decodeDeliveryCommand(asLogMessage(message.value, message.key))
+    assert.ok(decoded.ok)
+    assert.deepEqual(decoded.value, digestCommand)
+    // What a consumer that knows no digests reads: a valid command about the window's first event.
+    const { digest: _, ...single } = JSON.parse(new TextDecoder().decode(message.value))
+    assert.equal(single.event.id, 'evt-1')
+  })
+
+  it('refuses a digest that is not one', () => {
+    const bad = (digest: unknown) =>
+      decodeDeliveryCommand(asLogMessage(new TextEncoder().encode(JSON.stringify({ ...command, digest }))))
+    const noCounts = bad({ ...digestCommand.digest, counts: undefined })
+    assert.ok(!noCounts.ok)
+    assert.ok(noCounts.issues.some((i) => i.path.startsWith('digest.counts')))
+    const negative = bad({ ...digestCommand.digest, total: -1 })
+    assert.ok(!negative.ok)
+    assert.ok(negative.issues.some((i) => i.path.startsWith('digest.total')))
+    const level = bad({ ...digestCommand.digest, levels: [{ level: 'fatal', count: 1 }] })
+    assert.ok(!level.ok)
+  })
+
   it('keys by configuration and round-trips as JSON', () => {
     const message = encodeDeliveryCommand(command)
     assert.equal(message.key, 'cfg-1')

@@ -1,53 +1,139 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { isLeft } from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
-import { CloudEvent, type Decoded, toFieldIssues } from '../../src/events/index.ts'
+import { CloudEvent, type Decoded, Level, toFieldIssues } from '../../src/events/index.ts'
 import type { EndpointType } from '../../src/notifications/index.ts'
 import type { LogMessage, OutgoingMessage } from '../../src/ports/index.ts'
 
+/** How many events of one type and level a digest window held. */
+export interface DigestTypeCount {
+  readonly type: string
+  readonly level: string
+  readonly count: number
+}
+
+/** How many events of one level a digest window held. */
+export interface DigestLevelCount {
+  readonly level: string
+  readonly count: number
+}
+
 /**
- * What the router asks the deliverer to do: deliver one event to one configuration. This is
- * the value of the `notifications.deliveries` topic, so its JSON shape is a contract with
- * downstream consumers.
+ * Storm control's summary of one configuration's window: every event its selectors matched
+ * between `windowStart` (inclusive) and `windowEnd` (exclusive), counted, with the first few.
+ */
+export interface DeliveryDigest {
+  /** RFC 3339. */
+  readonly windowStart: string
+  /** RFC 3339. */
+  readonly windowEnd: string
+  /** Events in the window (each counted once however many selectors matched it). */
+  readonly total: number
+  /** By event type and level, most frequent first (a type's level is the catalog's, save for IBM subtypes). */
+  readonly counts: readonly DigestTypeCount[]
+  /** By level: error, warning, info. */
+  readonly levels: readonly DigestLevelCount[]
+  /** The window's first events, in the order the router saw them; `total` may be larger. */
+  readonly events: readonly CloudEvent[]
+}
+
+/**
+ * What the router asks the deliverer to do: deliver one event to one configuration, or — for a
+ * configuration that asked for digests — the summary of a window of events. This is the value
+ * of the `notifications.deliveries` topic, so its JSON shape is a contract with downstream
+ * consumers: a digest adds the optional `digest` field and keeps every other field, so a
+ * consumer that does not know digests still reads a valid command about the window's first event.
  */
 export interface DeliveryCommand {
-  /** sha256(event id, configuration id): redeliveries and replays carry the same id. */
+  /**
+   * sha256(event id, configuration id), or for a digest sha256("digest", configuration id,
+   * window start): redeliveries, replays and re-flushed windows carry the same id.
+   */
   readonly deliveryId: string
   /** The account that owns the configuration (for global selectors, not the event's). */
   readonly account: string
   readonly endpoint: EndpointType
   readonly configurationId: string
+  /** The event; for a digest, the window's first. */
   readonly event: CloudEvent
+  /** For a digest, every selector that matched an event of the window. */
   readonly matchedSelectorIds: readonly string[]
-  /** RFC 3339, when the router decided the delivery. */
+  /** RFC 3339, when the router decided the delivery (for a digest, when it flushed the window). */
   readonly createdAt: string
+  /** Present on a digest only. */
+  readonly digest?: DeliveryDigest
 }
 
-export const DeliveryCommandCodec = t.type({
-  deliveryId: t.string,
-  account: t.string,
-  endpoint: t.keyof({ slack: null, teams: null, email: null, webhook: null, github: null, jira: null }),
-  configurationId: t.string,
-  event: CloudEvent,
-  matchedSelectorIds: t.readonlyArray(t.string),
-  createdAt: t.string,
+const Count = t.refinement(t.number, (n) => Number.isInteger(n) && n >= 0, 'Count')
+
+export const DeliveryDigestCodec = t.type({
+  windowStart: t.string,
+  windowEnd: t.string,
+  total: Count,
+  counts: t.readonlyArray(t.type({ type: t.string, level: t.string, count: Count })),
+  levels: t.readonlyArray(t.type({ level: Level, count: Count })),
+  events: t.readonlyArray(CloudEvent),
 })
+
+export const DeliveryCommandCodec = t.intersection([
+  t.type({
+    deliveryId: t.string,
+    account: t.string,
+    endpoint: t.keyof({ slack: null, teams: null, email: null, webhook: null, github: null, jira: null }),
+    configurationId: t.string,
+    event: CloudEvent,
+    matchedSelectorIds: t.readonlyArray(t.string),
+    createdAt: t.string,
+  }),
+  t.partial({ digest: DeliveryDigestCodec }),
+])
 
 /**
  * @example
  * deliveryIdFor('evt-1', '0b0c…') // 64 hex characters, the same on every call
  */
 export const deliveryIdFor = (eventId: string, configurationId: string): string =>
-  createHash('sha256').update(`${eventId}\u0000${configurationId}`).digest('hex')
+  hash('sha256', `${eventId}\u0000${configurationId}`)
+
+/**
+ * The delivery id of a configuration's digest of the window starting at `windowStart` (RFC
+ * 3339): publishing a window again after a crash gives the same id. `instance` names the
+ * digest buffer when several routers keep one each (a Kafka deployment), so their digests of
+ * one window are told apart instead of deduplicated into one.
+ *
+ * @example
+ * digestDeliveryIdFor('0b0c…', '2026-11-22T10:00:00.000Z') // 64 hex characters
+ */
+export const digestDeliveryIdFor = (
+  configurationId: string,
+  windowStart: string,
+  instance?: string,
+): string =>
+  hash(
+    'sha256',
+    `digest\u0000${configurationId}\u0000${windowStart}${instance === undefined ? '' : `\u0000${instance}`}`,
+  )
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder('utf-8', { fatal: true })
+const HEADERS = { 'content-type': 'application/json', 'herald-type': 'DeliveryCommand' } as const
 
-/** Keyed by configuration, so one endpoint's deliveries stay in order in one partition. */
-export const encodeDeliveryCommand = (command: DeliveryCommand): OutgoingMessage => ({
+/**
+ * Keyed by configuration, so one endpoint's deliveries stay in order in one partition. The
+ * value is `JSON.stringify(command)`. `eventJson`, when given, must be
+ * `JSON.stringify(command.event)`: a router delivering one event to several configurations
+ * serialises it once and splices it into each command (for a single command, serialising the
+ * whole command in one call is faster).
+ */
+export const encodeDeliveryCommand = (command: DeliveryCommand, eventJson?: string): OutgoingMessage => ({
   key: command.configurationId,
-  value: encoder.encode(JSON.stringify(command)),
-  headers: { 'content-type': 'application/json', 'herald-type': 'DeliveryCommand' },
+  value: encoder.encode(
+    eventJson === undefined || command.digest !== undefined
+      ? JSON.stringify(command)
+      : // JSON.stringify's own output for these fields, in the interface's order.
+        `{"deliveryId":${JSON.stringify(command.deliveryId)},"account":${JSON.stringify(command.account)},"endpoint":${JSON.stringify(command.endpoint)},"configurationId":${JSON.stringify(command.configurationId)},"event":${eventJson},"matchedSelectorIds":${JSON.stringify(command.matchedSelectorIds)},"createdAt":${JSON.stringify(command.createdAt)}}`,
+  ),
+  headers: HEADERS,
 })
 
 export const decodeDeliveryCommand = (message: LogMessage): Decoded<DeliveryCommand> => {

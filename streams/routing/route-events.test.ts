@@ -129,6 +129,79 @@ describe('routeEvents', () => {
     })
   })
 
+  it('matches each event against one whole index: the old one before a swap, the new one after', () => {
+    // Old index: only cfg-1's selectors. New index: only cfg-2's. An event routed across the
+    // swap sees one or the other, never cfg-1 and cfg-2 together.
+    const onlyCfg1 = buildSelectorIndex({
+      ...set(),
+      selectors: new Map([...set().selectors].filter(([, s]) => s.configurationId === 'cfg-1')),
+    })
+    const onlyCfg2 = buildSelectorIndex({
+      ...set(),
+      selectors: new Map([...set().selectors].filter(([, s]) => s.configurationId === 'cfg-2')),
+    })
+    const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((id) => anEvent({ id })) as [
+      CloudEvent,
+      CloudEvent,
+      CloudEvent,
+      CloudEvent,
+    ]
+    let current = onlyCfg1
+    newScheduler().run(({ cold, expectObservable }) => {
+      cold('----s|').subscribe(() => {
+        current = onlyCfg2
+      })
+      expectObservable(
+        cold('-a-b--c-d|', { a, b, c, d }).pipe(
+          routeEvents(
+            () => current,
+            () => 0,
+          ),
+        ),
+      ).toBe('-a-b--c-d|', {
+        a: command(a, 'cfg-1', ['s1', 's2']),
+        b: command(b, 'cfg-1', ['s1', 's2']),
+        c: command(c, 'cfg-2', ['s3']),
+        d: command(d, 'cfg-2', ['s3']),
+      })
+    })
+  })
+
+  it('errors when the index cannot be read, and when it throws matching', () => {
+    const a = anEvent({ id: 'a' })
+    const b = anEvent({ id: 'b', type: 'user.image.analysis.completed', level: 'warning' })
+    const failure = new Error('index unavailable')
+    const index = buildSelectorIndex(set())
+    newScheduler().run(({ cold, expectObservable }) => {
+      let reads = 0
+      expectObservable(
+        cold('-a---b-a|', { a, b }).pipe(
+          routeEvents(
+            () => {
+              if (++reads === 2) throw failure
+              return index
+            },
+            () => 0,
+          ),
+        ),
+      ).toBe('-(xy)#', { x: command(a, 'cfg-1', ['s1', 's2']), y: command(a, 'cfg-2', ['s3']) }, failure)
+      const throwing: SelectorIndex = {
+        size: 1,
+        match: () => {
+          throw failure
+        },
+      }
+      expectObservable(
+        cold('--a|', { a }).pipe(
+          routeEvents(
+            () => throwing,
+            () => 0,
+          ),
+        ),
+      ).toBe('--#', {}, failure)
+    })
+  })
+
   it('passes an upstream error through', () => {
     newScheduler().run(({ cold, expectObservable }) => {
       expectObservable(

@@ -36,7 +36,11 @@ export interface SelectorIndexOptions {
 interface Entry {
   readonly selector: Selector
   readonly configuration: EndpointConfiguration
+  /** The answer when this selector is the only one that matched, built once with the index. */
+  readonly alone: readonly RouteMatch[]
 }
+
+const NONE: readonly RouteMatch[] = Object.freeze([])
 
 const byId = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
 
@@ -68,7 +72,10 @@ export const buildSelectorIndex = (set: SelectorSet, options: SelectorIndexOptio
     )
       continue
     try {
-      entries.push({ id: { selector, configuration }, pattern: compileSelector(selector) })
+      const alone = Object.freeze([
+        Object.freeze({ configuration, selectorIds: Object.freeze([selector.id]) }),
+      ])
+      entries.push({ id: { selector, configuration, alone }, pattern: compileSelector(selector) })
     } catch (error) {
       options.onUncompilable?.(selector, error)
     }
@@ -77,20 +84,29 @@ export const buildSelectorIndex = (set: SelectorSet, options: SelectorIndexOptio
   return {
     size: index.size,
     match: (event) => {
+      const hits = index.match(event)
+      // Most events match nothing or one selector: answered without building anything.
+      if (hits.length === 0) return NONE
+      if (hits.length === 1) return (hits[0] as Entry).alone
       const found = new Map<string, { configuration: EndpointConfiguration; selectorIds: string[] }>()
-      for (const { selector, configuration } of index.match(event)) {
+      for (const { selector, configuration } of hits) {
         const match = found.get(configuration.id)
         if (match === undefined) found.set(configuration.id, { configuration, selectorIds: [selector.id] })
         else match.selectorIds.push(selector.id)
       }
-      return [...found.values()]
-        .map((m) => ({ configuration: m.configuration, selectorIds: m.selectorIds.sort(byId) }))
-        .sort((a, b) => byId(a.configuration.id, b.configuration.id))
+      const matches: RouteMatch[] = []
+      for (const m of found.values()) {
+        if (m.selectorIds.length > 1) m.selectorIds.sort(byId)
+        matches.push(m)
+      }
+      return matches.length === 1
+        ? matches
+        : matches.sort((a, b) => byId(a.configuration.id, b.configuration.id))
     },
   }
 }
 
-export const emptySelectorIndex: SelectorIndex = { size: 0, match: () => [] }
+export const emptySelectorIndex: SelectorIndex = { size: 0, match: () => NONE }
 
 export const selectorIndexes = (
   options?: SelectorIndexOptions,

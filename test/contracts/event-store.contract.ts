@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { filter, firstValueFrom, type Observable, take, timeout, toArray } from 'rxjs'
-import { isExpectedRevisionConflict } from '../../src/errors/index.ts'
+import { isExpectedRevisionConflict, isValidationError } from '../../src/errors/index.ts'
 import type {
   AppendResult,
   EventData,
@@ -11,6 +11,7 @@ import type {
   ExpectedRevision,
   JsonObject,
   RecordedEvent,
+  StreamAppend,
 } from '../../src/ports/index.ts'
 
 export interface EventStoreContractOptions {
@@ -226,6 +227,137 @@ export const runEventStoreContract = (options: EventStoreContractOptions): void 
         const read = await store.readStream(stream)
         assert.equal(read.length, 2)
         assert.equal(read[1]?.id, contenders[won[0] ?? -1]?.[0]?.id)
+      })
+    })
+
+    describe('appendMany', () => {
+      const ids = (events: readonly { readonly id: string }[]): string[] => events.map((e) => e.id)
+
+      it('appends to several streams in array order, answering per entry', async () => {
+        const [fresh, existing, anyStream, exists] = ['many-a', 'many-b', 'many-c', 'many-d'].map(newStream)
+        assert.ok(fresh && existing && anyStream && exists)
+        const [existingFirst, existsFirst] = [newEvent(), newEvent()]
+        const anchor = await store.append(existing, [existingFirst], { expectedRevision: 'no_stream' })
+        await store.append(exists, [existsFirst], { expectedRevision: 'no_stream' })
+        const batches = [newEvents(2), newEvents(1), newEvents(3), newEvents(1)]
+        const [a, b, c, d] = batches
+        assert.ok(a && b && c && d)
+
+        const results = await store.appendMany([
+          { stream: fresh, events: a, expectedRevision: 'no_stream' },
+          { stream: existing, events: b, expectedRevision: anchor.nextExpectedRevision },
+          { stream: anyStream, events: c },
+          { stream: exists, events: d, expectedRevision: 'stream_exists' },
+        ])
+        assert.deepEqual(
+          results.map((r) => r.nextExpectedRevision),
+          [1, 1, 2, 1],
+        )
+
+        const read = await Promise.all([fresh, existing, anyStream, exists].map((s) => store.readStream(s)))
+        assert.deepEqual(read.map(ids), [
+          ids(a),
+          ids([existingFirst, ...b]),
+          ids(c),
+          ids([existsFirst, ...d]),
+        ])
+        // Each entry's result is its own stream's last event.
+        results.forEach((r, i) => {
+          assert.equal(r.position, read[i]?.at(-1)?.position, `position of entry ${i}`)
+        })
+        // Entries are positioned in array order, each entry's events together.
+        const written = (await store.readAll({ after: anchor.position })).filter((e) =>
+          batches.some((batch) => batch.some((x) => x.id === e.id)),
+        )
+        assert.deepEqual(
+          ids(written),
+          batches.flat().map((e) => e.id),
+        )
+        assertIncreasing(written)
+      })
+
+      it('writes nothing for no entries', async () => {
+        const marker = await store.append(newStream('many-empty'), [newEvent()])
+        assert.deepEqual(await store.appendMany([]), [])
+        assert.deepEqual(
+          (await store.readAll({ after: marker.position })).filter((e) => e.stream.startsWith('many-empty')),
+          [],
+        )
+      })
+
+      it('writes nothing twice when retried, alone or among new entries', async () => {
+        const [first, second, third] = ['many-retry-a', 'many-retry-b', 'many-retry-c'].map(newStream)
+        assert.ok(first && second && third)
+        const one: StreamAppend = { stream: first, events: newEvents(2), expectedRevision: 'no_stream' }
+        const two: StreamAppend = { stream: second, events: newEvents(1) }
+        const results = await store.appendMany([one, two])
+        assert.deepEqual(await store.appendMany([one, two]), results)
+
+        // Already written entries are not conflicts: they answer as before, and the new one is written.
+        const later: StreamAppend = { stream: third, events: newEvents(1), expectedRevision: 'no_stream' }
+        const mixed = await store.appendMany([two, later, one])
+        assert.deepEqual(mixed[0], results[1])
+        assert.deepEqual(mixed[2], results[0])
+        assert.equal(mixed[1]?.nextExpectedRevision, 0)
+        assert.deepEqual(ids(await store.readStream(first)), ids(one.events))
+        assert.deepEqual(ids(await store.readStream(second)), ids(two.events))
+        assert.deepEqual(ids(await store.readStream(third)), ids(later.events))
+      })
+
+      it('rejects the call with the conflict of the entry whose expected revision fails', async () => {
+        const taken = newStream('many-taken')
+        const fresh = newStream('many-after-conflict')
+        await store.append(taken, newEvents(2), { expectedRevision: 'no_stream' })
+        const stale: StreamAppend = { stream: taken, events: [newEvent()], expectedRevision: 'no_stream' }
+        const following: StreamAppend = { stream: fresh, events: newEvents(1), expectedRevision: 'no_stream' }
+        await assertConflict(store.appendMany([stale, following]), {
+          stream: taken,
+          expected: 'no_stream',
+          actual: 1,
+        })
+        // No entry after the failing one is written.
+        assert.deepEqual(await store.readStream(fresh), [])
+        assert.equal((await store.readStream(taken)).length, 2)
+
+        const fixed = await store.appendMany([{ ...stale, expectedRevision: 1 }, following])
+        assert.deepEqual(
+          fixed.map((r) => r.nextExpectedRevision),
+          [2, 0],
+        )
+        assert.deepEqual(ids(await store.readStream(fresh)), ids(following.events))
+      })
+
+      it('checks every entry before writing any, and takes a stream once per call', async () => {
+        const first = newStream('many-invalid')
+        const second = newStream('many-invalid')
+        const expectIssue = (path: string) => (error: unknown) => {
+          assert.ok(isValidationError(error), String(error))
+          assert.ok(
+            error.issues.some((i) => i.path === path),
+            `issue at ${path}: ${JSON.stringify(error.issues)}`,
+          )
+          return true
+        }
+        await assert.rejects(
+          store.appendMany([
+            { stream: first, events: [newEvent()] },
+            { stream: first, events: [newEvent()] },
+          ]),
+          expectIssue('appends[1].stream'),
+        )
+        await assert.rejects(
+          store.appendMany([
+            { stream: first, events: [newEvent()] },
+            { stream: second, events: [{ id: '', type: 't', data: {} }] },
+          ]),
+          expectIssue('appends[1].events[0].id'),
+        )
+        await assert.rejects(
+          store.appendMany([{ stream: second, events: [] }]),
+          expectIssue('appends[0].events'),
+        )
+        assert.deepEqual(await store.readStream(first), [])
+        assert.deepEqual(await store.readStream(second), [])
       })
     })
 

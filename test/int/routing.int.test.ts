@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test'
 import type { Subscription } from 'rxjs'
 import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
 import { createSqliteEventStore, type SqliteEventStore } from '../../src/adapters/sqlite-event-store/index.ts'
+import { createDeliveryReadModel, type DeliveryReadModel } from '../../src/deliveries/index.ts'
 import { type CloudEvent, encodeLogEvent } from '../../src/events/index.ts'
 import {
   createNotificationConfigService,
@@ -19,19 +20,28 @@ import { createOutboundGuard } from '../../src/outbound/index.ts'
 import type { Consumer, EventLog } from '../../src/ports/index.ts'
 import { createSecretBox } from '../../src/secrets/index.ts'
 import { toChannelConfiguration } from '../../src/wiring/channel-configuration.ts'
-import { createDelivererHandler } from '../../streams/deliverer.ts'
-import { createDeliveryChannels, verifyWebhook } from '../../streams/delivery/index.ts'
-import { createRouterHandler } from '../../streams/router.ts'
 import {
   buildSelectorIndex,
+  createDeliveryChannels,
+  createRouterHandler,
+  type DeliveryEngine,
   deliveryIdFor,
   emptySelectorIndex,
   type SelectorIndex,
-} from '../../streams/routing/index.ts'
+  startDeliveryEngine,
+  verifyWebhook,
+} from '../../streams/index.ts'
 import { eventually } from '../support/eventually.ts'
 import { type ReceivedRequest, startWebhookReceiver } from '../support/webhook-receiver.ts'
 
-const TOPICS = { events: 'engine.events', deliveries: 'notifications.deliveries' }
+const TOPICS = {
+  events: 'engine.events',
+  deliveries: 'notifications.deliveries',
+  outcomes: 'notifications.outcomes',
+}
+
+// Retries within milliseconds, so the test waits for no real schedule.
+const FAST_RETRIES = { scheduleMs: [0, 20, 20], jitter: 0, maxRetryAfterMs: 1_000 }
 
 /** The event catalog's first valid `data` of `type`, so events pass the router's contract. */
 const validData = (type: string): unknown =>
@@ -54,10 +64,13 @@ const anEvent = (overrides: Partial<CloudEvent> = {}): CloudEvent => ({
   data: overrides.data ?? validData(overrides.type ?? 'user.checks.tag.policy_evaluation.update'),
 })
 
-describe('routing: engine event → router → deliveries topic → deliverer → signed webhook', () => {
+describe('routing: engine event → router → deliveries topic → delivery log → delivery queue → signed webhook', () => {
   const dir = mkdtempSync(join(tmpdir(), 'herald-routing-'))
   let log: EventLog
   let store: SqliteEventStore
+  let deliveryStore: SqliteEventStore
+  let view: DeliveryReadModel
+  let engine: DeliveryEngine | undefined
   let receiver: Awaited<ReturnType<typeof startWebhookReceiver>>
   let respond: () => number = () => 204
   let configuration: WebhookConfiguration
@@ -75,8 +88,8 @@ describe('routing: engine event → router → deliveries topic → deliverer �
 
   /**
    * Waits for a later event to arrive: both topics are keyed so it shares the partitions of
-   * what came before, so by then every earlier batch was handled and committed, and any
-   * duplicate would already have arrived.
+   * what came before, and the configuration's queue sends in order, so by then every earlier
+   * delivery was settled, and any duplicate would already have arrived.
    */
   const drain = async () => {
     const sentinel = anEvent()
@@ -92,9 +105,14 @@ describe('routing: engine event → router → deliveries topic → deliverer �
       retryBackoffMs: { min: 20, max: 200 },
     })
     store = createSqliteEventStore({ path: join(dir, 'eventstore.sqlite') })
+    // The delivery log in its own file beside the configuration store, as the embedded wiring keeps it.
+    deliveryStore = createSqliteEventStore({ path: join(dir, 'deliveries.sqlite') })
+    view = createDeliveryReadModel({ path: join(dir, 'deliveries-view.sqlite'), newId: randomUUID })
+    view.follow(deliveryStore)
     await log.createTopics([
       { topic: TOPICS.events, partitions: 3 },
       { topic: TOPICS.deliveries, partitions: 3 },
+      { topic: TOPICS.outcomes, partitions: 3 },
     ])
 
     const service = createNotificationConfigService({
@@ -132,6 +150,35 @@ describe('routing: engine event → router → deliveries topic → deliverer �
     })
     await eventually(() => assert.equal(index.size, 2))
 
+    // The deliverer as the composition root wires it: its consumer records each command in the
+    // delivery log (`createDeliveryRequestHandler`), its queues send from there.
+    engine = startDeliveryEngine({
+      store: deliveryStore,
+      view,
+      log,
+      outcomesTopic: TOPICS.outcomes,
+      getConfiguration: (id) => {
+        const stored = latestSet.configurations.get(id)
+        if (stored === undefined) return undefined
+        const secrets = () => {
+          const delivery = service.webhookDelivery(stored, Date.now())
+          return delivery === undefined ? [] : [delivery.signingSecret]
+        }
+        return {
+          enabled: stored.enabled,
+          changedAt: Date.parse(stored.updatedAt),
+          channel: toChannelConfiguration(stored, (field) => service.openSecret(stored, field), secrets),
+        }
+      },
+      send: createDeliveryChannels({ guard, logger }).send,
+      uiUrl: null,
+      timeoutMs: 2_000,
+      logger,
+      clock: Date.now,
+      newId: randomUUID,
+      random: () => 0.5,
+      policy: FAST_RETRIES,
+    })
     consumers.push(
       await log.consume(
         { groupId: 'herald-router', topics: [TOPICS.events] },
@@ -143,34 +190,17 @@ describe('routing: engine event → router → deliveries topic → deliverer �
           logger,
         }),
       ),
-      await log.consume(
-        { groupId: 'herald-deliverer', topics: [TOPICS.deliveries] },
-        createDelivererHandler({
-          getConfiguration: (id) => {
-            const stored = latestSet.configurations.get(id)
-            if (stored === undefined) return undefined
-            const secrets = () => {
-              const delivery = service.webhookDelivery(stored, Date.now())
-              return delivery === undefined ? [] : [delivery.signingSecret]
-            }
-            return {
-              enabled: stored.enabled,
-              channel: toChannelConfiguration(stored, (field) => service.openSecret(stored, field), secrets),
-            }
-          },
-          send: createDeliveryChannels({ guard, logger }).send,
-          uiUrl: null,
-          logger,
-          timeoutMs: 2_000,
-        }),
-      ),
+      await log.consume({ groupId: 'herald-deliverer', topics: [TOPICS.deliveries] }, engine.handler),
     )
   })
 
   after(async () => {
     await Promise.all(consumers.map((c) => c.stop()))
+    await engine?.stop(0)
     guard.close()
     readModel?.unsubscribe()
+    view?.close()
+    await deliveryStore?.close()
     await log?.close()
     await store?.close()
     await receiver?.close()
@@ -205,6 +235,11 @@ describe('routing: engine event → router → deliveries topic → deliverer �
 
     await drain()
     assert.equal(requestsFor(event).length, 1)
+    // Recorded once in the delivery log, with the selectors that matched it.
+    const recorded = view.get(deliveryIdFor(event.id, configuration.id))
+    assert.equal(recorded?.status, 'sent')
+    assert.equal(recorded?.attempts, 1)
+    assert.equal(recorded?.matchedSelectorIds.length, 2)
   })
 
   it('skips events no selector matches and messages that are not events, without blocking', async () => {
@@ -243,6 +278,16 @@ describe('routing: engine event → router → deliveries topic → deliverer �
         )
       }
       assert.ok(lines.some((l) => l.event === 'delivery.webhook.failed' && l.fields.status === 503))
+      const id = deliveryIdFor(event.id, configuration.id)
+      assert.deepEqual(
+        view.attemptsOf(id).map((a) => [a.attempt, a.outcome, a.status]),
+        [
+          [1, 'failed', 503],
+          [2, 'failed', 503],
+          [3, 'sent', 204],
+        ],
+      )
+      assert.equal(view.get(id)?.status, 'sent')
     } finally {
       respond = () => 204
     }

@@ -45,6 +45,31 @@ describe('createKurrentDbEventStore', () => {
           return true
         },
       )
+      await assert.rejects(
+        s.appendMany([
+          { stream: 'a', events: [{ id: randomUUID(), type: 't', data: {} }] },
+          {
+            stream: 'b',
+            events: [{ id: randomUUID(), type: 't', data: {}, metadata: { '$herald.id': 'x' } }],
+          },
+        ]),
+        (error: unknown) => {
+          assert.ok(isValidationError(error))
+          assert.deepEqual(
+            error.issues.map((i) => i.path),
+            ['appends[1].events[0].metadata.$herald.id'],
+          )
+          return true
+        },
+      )
+      await assert.rejects(
+        s.appendMany([
+          { stream: 'a', events: [{ id: randomUUID(), type: 't', data: {} }] },
+          { stream: 'a', events: [{ id: randomUUID(), type: 't', data: {} }] },
+        ]),
+        isValidationError,
+      )
+      assert.deepEqual(await s.appendMany([]), [])
       await assert.rejects(s.readStream(''), isValidationError)
       await assert.rejects(s.readAll({ after: -1 }), isValidationError)
       await assert.rejects(firstValueFrom(s.subscribeToAll({ after: 1.5 })), isValidationError)
@@ -60,6 +85,7 @@ describe('createKurrentDbEventStore', () => {
     await s.close()
     await s.close()
     await assert.rejects(s.append('s', [{ id: randomUUID(), type: 't', data: {} }]), ClosedError)
+    await assert.rejects(s.appendMany([]), ClosedError)
     await assert.rejects(s.readStream('s'), ClosedError)
     await assert.rejects(s.readAll(), ClosedError)
     await assert.rejects(s.ping(), ClosedError)

@@ -16,6 +16,7 @@ import { Observable } from 'rxjs'
 import {
   ClosedError,
   ConfigError,
+  type FieldIssue,
   HeraldError,
   UnavailableError,
   ValidationError,
@@ -25,14 +26,17 @@ import type {
   AppendResult,
   EventData,
   EventStore,
+  ExpectedRevision,
   ReadAllOptions,
   ReadStreamOptions,
   RecordedEvent,
+  StreamAppend,
   SubscribeOptions,
 } from '../../ports/index.ts'
 // The port's input rules are the same for every adapter; they live with the embedded one for now.
 import {
   validateAppend,
+  validateAppendMany,
   validateReadAll,
   validateReadStream,
   validateSubscribe,
@@ -96,6 +100,8 @@ const openClient = (connectionString: string): KurrentDBClient => {
  *   best effort (a bounded in-memory cache) for `any` and `stream_exists`.
  * - System events (`$`-prefixed types or streams) never appear in `readAll` or `subscribeToAll`,
  *   nor do events other applications wrote that are not JSON objects.
+ * - `appendMany` is not atomic: it appends entry by entry, a round trip each, and a failure
+ *   leaves the entries before it written (retrying the call completes it).
  *
  * @example
  * const store = createKurrentDbEventStore({ connectionString: 'kurrentdb://localhost:2113?tls=false' })
@@ -182,22 +188,24 @@ export const createKurrentDbEventStore = (options: KurrentDbEventStoreOptions): 
     return decoded.ok ? decoded.event : undefined
   }
 
-  const append = async (
-    stream: string,
-    events: readonly EventData[],
-    options: AppendOptions = {},
-  ): Promise<AppendResult> => {
-    assertOpen()
-    validateAppend(stream, events, options)
-    const reserved = events.flatMap((event, i) =>
+  const reservedIssues = (events: readonly EventData[], prefix: string): FieldIssue[] =>
+    events.flatMap((event, i) =>
       event.metadata !== undefined && HERALD_ID_KEY in event.metadata
-        ? [{ path: `events[${i}].metadata.${HERALD_ID_KEY}`, message: 'is reserved for the event store' }]
+        ? [
+            {
+              path: `${prefix}events[${i}].metadata.${HERALD_ID_KEY}`,
+              message: 'is reserved for the event store',
+            },
+          ]
         : [],
     )
-    if (reserved.length > 0)
-      throw new ValidationError(`invalid append: ${HERALD_ID_KEY} is reserved`, reserved)
 
-    const expected = options.expectedRevision ?? 'any'
+  /** One append, its arguments already checked. */
+  const appendChecked = async (
+    stream: string,
+    events: readonly EventData[],
+    expected: ExpectedRevision,
+  ): Promise<AppendResult> => {
     const proposed = events.map((event) => {
       const metadata = vendorMetadata(event.id, event.metadata)
       return jsonEvent({
@@ -230,6 +238,39 @@ export const createKurrentDbEventStore = (options: KurrentDbEventStoreOptions): 
     }
     boundaries.add(position)
     return { nextExpectedRevision, position }
+  }
+
+  const append = async (
+    stream: string,
+    events: readonly EventData[],
+    options: AppendOptions = {},
+  ): Promise<AppendResult> => {
+    assertOpen()
+    validateAppend(stream, events, options)
+    const reserved = reservedIssues(events, '')
+    if (reserved.length > 0)
+      throw new ValidationError(`invalid append: ${HERALD_ID_KEY} is reserved`, reserved)
+    return appendChecked(stream, events, options.expectedRevision ?? 'any')
+  }
+
+  /*
+   * Entry by entry, in order, each its own server append. The client's multiStreamAppend would be
+   * atomic but cannot carry the port: it needs KurrentDB 25.1+, takes only string-valued metadata
+   * with no `$` keys (Herald keeps `$herald.id` there), answers one position for the whole call and
+   * does not promise the order of streams in $all. Retrying the call finishes what a failure left.
+   */
+  const appendMany = async (appends: readonly StreamAppend[]): Promise<readonly AppendResult[]> => {
+    assertOpen()
+    validateAppendMany(appends)
+    const reserved = appends.flatMap((entry, i) => reservedIssues(entry.events, `appends[${i}].`))
+    if (reserved.length > 0)
+      throw new ValidationError(`invalid appendMany: ${HERALD_ID_KEY} is reserved`, reserved)
+    const results: AppendResult[] = []
+    for (const { stream, events, expectedRevision } of appends) {
+      assertOpen()
+      results.push(await appendChecked(stream, events, expectedRevision ?? 'any'))
+    }
+    return results
   }
 
   const readStream = async (
@@ -378,5 +419,5 @@ export const createKurrentDbEventStore = (options: KurrentDbEventStoreOptions): 
     await client.dispose()
   }
 
-  return { append, readStream, readAll, subscribeToAll, ping, close }
+  return { append, appendMany, readStream, readAll, subscribeToAll, ping, close }
 }

@@ -18,12 +18,19 @@ import type {
   ReadAllOptions,
   ReadStreamOptions,
   RecordedEvent,
+  StreamAppend,
   SubscribeOptions,
 } from '../../ports/index.ts'
 import { type CatchUp, startCatchUp } from './catch-up.ts'
 import { type EventRow, PRAGMAS, SCHEMA, SQL } from './schema.ts'
 import { translateSqliteError } from './sqlite-errors.ts'
-import { validateAppend, validateReadAll, validateReadStream, validateSubscribe } from './validate.ts'
+import {
+  validateAppend,
+  validateAppendMany,
+  validateReadAll,
+  validateReadStream,
+  validateSubscribe,
+} from './validate.ts'
 
 export interface SqliteEventStoreOptions {
   /** Database file, created with its folder when missing; `:memory:` for a throwaway store. */
@@ -127,6 +134,8 @@ const openDatabase = (path: string, busyTimeoutMs: number): { db: DatabaseSync; 
  *
  * Calls run synchronously on the event loop (node:sqlite has no async API); an append that
  * waits for another process's write lock blocks this process for up to `busyTimeoutMs`.
+ * Every append is one transaction and one sync to disk, so `appendMany` (all its entries in one
+ * transaction, all or nothing) is how to record many streams' events cheaply.
  *
  * @example
  * const store = createSqliteEventStore({ path: 'data/events.sqlite' })
@@ -231,6 +240,29 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
     return { result: { nextExpectedRevision: revision, position }, written: true }
   }
 
+  /**
+   * Runs `write` in one transaction. IMMEDIATE takes the write lock before anything is read, so
+   * no other process can append between a head check and the write; COMMIT is the one sync to
+   * disk. Subscribers are woken only after COMMIT: they must never see an event that could still
+   * roll back.
+   */
+  const transact = <T>(
+    operation: string,
+    write: () => { readonly value: T; readonly written: boolean },
+  ): T => {
+    let outcome: { readonly value: T; readonly written: boolean }
+    try {
+      db.exec('BEGIN IMMEDIATE')
+      outcome = write()
+      db.exec(outcome.written ? 'COMMIT' : 'ROLLBACK')
+    } catch (error) {
+      if (db.isTransaction) db.exec('ROLLBACK')
+      throw translateSqliteError(error, operation)
+    }
+    if (outcome.written) for (const catchUp of live) catchUp.wake()
+    return outcome.value
+  }
+
   const append = async (
     stream: string,
     events: readonly EventData[],
@@ -240,20 +272,27 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
     validateAppend(stream, events, options)
     const expected = options.expectedRevision ?? 'any'
     const recordedAt = clock()
-    let outcome: ReturnType<typeof appendInTransaction>
-    try {
-      // IMMEDIATE takes the write lock before reading the head, so no other process can
-      // append between our check and our write.
-      db.exec('BEGIN IMMEDIATE')
-      outcome = appendInTransaction(stream, events, expected, recordedAt)
-      db.exec(outcome.written ? 'COMMIT' : 'ROLLBACK')
-    } catch (error) {
-      if (db.isTransaction) db.exec('ROLLBACK')
-      throw translateSqliteError(error, 'append')
-    }
-    // Only after COMMIT: a subscriber must never see an event that could still roll back.
-    if (outcome.written) for (const catchUp of live) catchUp.wake()
-    return outcome.result
+    return transact('append', () => {
+      const { result, written } = appendInTransaction(stream, events, expected, recordedAt)
+      return { value: result, written }
+    })
+  }
+
+  // All or nothing: any entry's conflict or error rolls back the entries before it too.
+  const appendMany = async (appends: readonly StreamAppend[]): Promise<readonly AppendResult[]> => {
+    assertOpen()
+    validateAppendMany(appends)
+    if (appends.length === 0) return []
+    const recordedAt = clock()
+    return transact('appendMany', () => {
+      let written = false
+      const results = appends.map(({ stream, events, expectedRevision }) => {
+        const outcome = appendInTransaction(stream, events, expectedRevision ?? 'any', recordedAt)
+        written ||= outcome.written
+        return outcome.result
+      })
+      return { value: results, written }
+    })
   }
 
   const readStream = async (
@@ -317,5 +356,5 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
     db.close()
   }
 
-  return { append, readStream, readAll, subscribeToAll, ping, close }
+  return { append, appendMany, readStream, readAll, subscribeToAll, ping, close }
 }

@@ -4,6 +4,7 @@ import type {
   EventData,
   ExpectedRevision,
   ReadStreamOptions,
+  StreamAppend,
   SubscribeOptions,
 } from '../../ports/index.ts'
 
@@ -106,29 +107,56 @@ const collectEventIssues = (
   if (metadata !== undefined) collectObjectIssues(metadata, `${path}.metadata`, issues)
 }
 
+const appendIssues = (stream: unknown, events: unknown, expected: unknown, prefix: string): FieldIssue[] => {
+  const issues = streamIssues(stream).map((i) => ({ ...i, path: `${prefix}${i.path}` }))
+  if (expected !== undefined && !isExpectedRevision(expected)) {
+    issues.push({
+      path: `${prefix}expectedRevision`,
+      message: "must be 'no_stream', 'stream_exists', 'any' or a non-negative integer",
+    })
+  }
+  if (!Array.isArray(events) || events.length === 0) {
+    issues.push({ path: `${prefix}events`, message: 'must be a non-empty array' })
+  } else {
+    const seen = new Map<string, string>()
+    events.forEach((event: unknown, i) => {
+      collectEventIssues(event, `${prefix}events[${i}]`, seen, issues)
+    })
+  }
+  return issues
+}
+
 /** Checks an append's arguments as they arrive at runtime, where the static types may have been bypassed. */
 export const validateAppend = (
   stream: unknown,
   events: unknown,
   options: AppendOptions | undefined,
 ): void => {
-  const issues = streamIssues(stream)
-  const expected = options?.expectedRevision
-  if (expected !== undefined && !isExpectedRevision(expected)) {
-    issues.push({
-      path: 'expectedRevision',
-      message: "must be 'no_stream', 'stream_exists', 'any' or a non-negative integer",
-    })
-  }
-  if (!Array.isArray(events) || events.length === 0) {
-    issues.push({ path: 'events', message: 'must be a non-empty array' })
-  } else {
-    const seen = new Map<string, string>()
-    events.forEach((event: unknown, i) => {
-      collectEventIssues(event, `events[${i}]`, seen, issues)
-    })
-  }
+  const issues = appendIssues(stream, events, options?.expectedRevision, '')
   if (issues.length > 0) fail('append', issues.slice(0, MAX_ISSUES))
+}
+
+/** `validateAppend` for every entry of an `appendMany`, plus: each stream at most once. */
+export const validateAppendMany = (appends: unknown): void => {
+  if (!Array.isArray(appends)) fail('appendMany', [{ path: 'appends', message: 'must be an array' }])
+  const issues: FieldIssue[] = []
+  const streams = new Map<string, number>()
+  ;(appends as unknown[]).forEach((entry: unknown, i) => {
+    if (issues.length >= MAX_ISSUES) return
+    if (!isPlainObject(entry)) {
+      issues.push({ path: `appends[${i}]`, message: 'must be an object' })
+      return
+    }
+    const { stream, events, expectedRevision } = entry as Partial<Record<keyof StreamAppend, unknown>>
+    issues.push(...appendIssues(stream, events, expectedRevision, `appends[${i}].`))
+    if (typeof stream !== 'string') return
+    const first = streams.get(stream)
+    // One entry per stream keeps each entry's expected revision and retry check meaningful.
+    if (first !== undefined)
+      issues.push({ path: `appends[${i}].stream`, message: `repeats appends[${first}].stream` })
+    else streams.set(stream, i)
+  })
+  if (issues.length > 0) fail('appendMany', issues.slice(0, MAX_ISSUES))
 }
 
 export const validateReadStream = (stream: unknown, options: ReadStreamOptions | undefined): void => {

@@ -2,13 +2,13 @@
  * fast-check arbitraries derived from the JSON Schemas in `schemas/` (the subset they use:
  * `$ref` to `$defs`, `anyOf`, `enum`, `const`, `type`, `required`, `properties`,
  * `additionalProperties`, `items`, `minLength`, `maxLength`, `pattern`, `format: date-time`,
- * `minimum`, `maximum`), and mutations that make a valid document invalid.
+ * `format: uuid`, `minimum`, `maximum`), and mutations that make a valid document invalid.
  *
  * Test support only: it depends on fast-check, a development dependency, so production code
  * never imports it.
  */
 import fc from 'fast-check'
-import { DIGEST_PATTERN } from './formats.ts'
+import { DIGEST_PATTERN, UUID_PATTERN } from './formats.ts'
 
 type Schema = Readonly<Record<string, unknown>>
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json }
@@ -87,6 +87,9 @@ const digestArbitrary: fc.Arbitrary<string> = fc
 const stringArbitrary = (schema: Schema, options: ArbitraryOptions): fc.Arbitrary<string> => {
   if (schema.format === 'date-time') return timestampArbitrary(options)
   if (schema.pattern === DIGEST_PATTERN) return digestArbitrary
+  // Either case: the pattern allows both, and random strings would almost never match it.
+  if (schema.pattern === UUID_PATTERN)
+    return fc.tuple(fc.uuid(), fc.boolean()).map(([id, upper]) => (upper ? id.toUpperCase() : id))
   const minLength = typeof schema.minLength === 'number' ? schema.minLength : 0
   const maxLength = typeof schema.maxLength === 'number' ? schema.maxLength : 40
   const base = fc.string({ unit: options.stringUnit ?? 'binary', minLength, maxLength })
@@ -212,9 +215,15 @@ const valueMutations = (s: Schema, value: Json): { description: string; replacem
     } else if (s.pattern === DIGEST_PATTERN) {
       out.push({ description: 'a digest without algorithm', replacement: 'abcdef0123' })
       out.push({ description: 'an upper-case algorithm', replacement: 'SHA256:abc' })
+    } else if (s.pattern === UUID_PATTERN) {
+      out.push({ description: 'not a uuid', replacement: 'cfg-1' })
+      // ajv's `uuid` format takes it; the pattern does not.
+      out.push({ description: 'a uuid in a urn', replacement: `urn:uuid:${String(value)}` })
     }
     if (typeof s.minLength === 'number' && s.minLength > 0)
       out.push({ description: 'an empty string', replacement: '' })
+    if (typeof s.maxLength === 'number')
+      out.push({ description: 'one character too long', replacement: 'x'.repeat(s.maxLength + 1) })
   }
   if (s.type === 'integer') out.push({ description: 'a fraction', replacement: Number(value) + 0.5 })
   if ((s.type === 'integer' || s.type === 'number') && typeof s.minimum === 'number') {

@@ -48,6 +48,11 @@ const ANCHORE_ENGINE_TYPES: readonly (readonly [string, 'info' | 'error', string
   ['system.test.random_wisdom', 'info', 'wisdom'],
 ]
 
+// The system events Herald itself publishes, to the admin account.
+const HERALD_SYSTEM_TYPES: readonly (readonly [string, 'info' | 'error', string])[] = [
+  ['system.notifications.configuration_disabled', 'error', 'notification_configuration'],
+]
+
 const listJson = (dir: string) =>
   readdirSync(new URL(`../../../schemas/${dir}/`, import.meta.url))
     .filter((f) => f.endsWith('.json'))
@@ -61,6 +66,33 @@ describe('the event catalog', () => {
       assert.equal(entry.level, level, type)
       assert.equal(entry.resourceType, resourceType, type)
     }
+  })
+
+  it("holds Herald's own system event types, with their level and resource type", () => {
+    for (const [type, level, resourceType] of HERALD_SYSTEM_TYPES) {
+      const entry = lookupEventType(type)
+      assert.ok(entry, `${type} is missing`)
+      assert.equal(entry.level, level, type)
+      assert.equal(entry.resourceType, resourceType, type)
+    }
+    const disabled = eventCatalog['system.notifications.configuration_disabled']
+    assert.deepEqual(disabled.schema.required, [
+      'configuration_id',
+      'account',
+      'endpoint',
+      'reason',
+      'failing_since',
+    ])
+    assert.ok(
+      disabled.dataCodec.is({
+        configuration_id: '0b0c7f3e-1b2a-4c5d-9e8f-123456789abc',
+        account: 'acme',
+        endpoint: 'jira',
+        reason: 'sustained_failure',
+        failing_since: '2026-11-21T10:00:00Z',
+        last_error: 'HTTP 503',
+      }),
+    )
   })
 
   it('holds the IBM Security and Compliance Center types and subtypes', () => {

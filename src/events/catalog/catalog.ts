@@ -227,6 +227,14 @@ const definitions = {
     description: 'Test event with a random quotation, for trying notification endpoints.',
     dataCodec: data.RandomWisdom,
   },
+  // Herald's own: what the deliverer tells the admin account.
+  'system.notifications.configuration_disabled': {
+    level: error,
+    resourceType: 'notification_configuration',
+    description:
+      'Herald disabled a notification configuration because every delivery failed for the sustained-failure period.',
+    dataCodec: data.NotificationsConfigurationDisabled,
+  },
   'com.ibm.cloud.compliance.posture': {
     level: info,
     resourceType: 'posture_scan',
@@ -341,7 +349,7 @@ export const eventCatalog: { readonly [K in EventType]: EventTypeEntry<K> } = Ob
   }),
 ) as { readonly [K in EventType]: EventTypeEntry<K> }
 
-/** Every entry, in catalog order (Anchore user.*, system.*, IBM, Herald reports). */
+/** Every entry, in catalog order (Anchore user.*, system.*, Herald's system.*, IBM, Herald reports). */
 export const eventTypes: readonly EventTypeEntry[] = Object.values(eventCatalog)
 
 const byType: ReadonlyMap<string, EventTypeEntry> = new Map(eventTypes.map((entry) => [entry.type, entry]))

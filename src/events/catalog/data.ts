@@ -1,6 +1,7 @@
 import type * as t from 'io-ts'
 import {
   Annotations,
+  boundedText,
   Count,
   Cvss,
   Digest,
@@ -12,6 +13,7 @@ import {
   struct,
   Text,
   Timestamp,
+  Uuid,
 } from './formats.ts'
 
 /**
@@ -178,6 +180,20 @@ export const AuthzPluginHealthcheckFailed = struct(
 )
 
 export const RandomWisdom = struct('RandomWisdom', { message: Text }, {})
+
+// --- Herald's own system events ---------------------------------------------------------
+
+/** The endpoint types of notification configurations. */
+const Endpoint = oneOf(['slack', 'teams', 'email', 'webhook', 'github', 'jira'], 'Endpoint')
+
+/** The most characters of `last_error`: channels summarise errors to far less; this keeps events small. */
+const MAX_LAST_ERROR_LENGTH = 1000
+
+export const NotificationsConfigurationDisabled = struct(
+  'NotificationsConfigurationDisabled',
+  { configuration_id: Uuid, account: Text, endpoint: Endpoint, reason: Text, failing_since: Timestamp },
+  { last_error: boundedText(MAX_LAST_ERROR_LENGTH) },
+)
 
 // --- IBM Security and Compliance Center -------------------------------------------------
 

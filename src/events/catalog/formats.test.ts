@@ -3,7 +3,7 @@ import { createRequire } from 'node:module'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
 import { timestampArbitrary } from './arbitraries.ts'
-import { isTimestamp, TIMESTAMP_PATTERN } from './formats.ts'
+import { boundedText, isTimestamp, TIMESTAMP_PATTERN, UUID_PATTERN, Uuid } from './formats.ts'
 
 // ajv-formats' own date-time check, which the wire schemas use beside TIMESTAMP_PATTERN.
 const { fullFormats } = createRequire(import.meta.url)('ajv-formats/dist/formats.js') as {
@@ -83,5 +83,46 @@ describe('isTimestamp', () => {
       }),
       { numRuns: 2_000 },
     )
+  })
+})
+
+describe('Uuid', () => {
+  const uuid = new RegExp(UUID_PATTERN, 'u')
+  // ajv-formats' `uuid`, which the wire schema uses beside UUID_PATTERN, is a regular expression.
+  const format = fullFormats.uuid as unknown as RegExp
+
+  it('takes either case, and nothing the wire format would refuse', () => {
+    fc.assert(
+      fc.property(fc.uuid(), fc.boolean(), (id, upper) => {
+        const s = upper ? id.toUpperCase() : id
+        assert.ok(Uuid.is(s) && uuid.test(s) && format.test(s), s)
+      }),
+    )
+    for (const s of [
+      '0b0c7f3e1b2a4c5d9e8f123456789abc',
+      '0b0c7f3e-1b2a-4c5d-9e8f-123456789ab',
+      'cfg-1',
+      '',
+    ]) {
+      assert.ok(!Uuid.is(s), s)
+    }
+  })
+
+  it("refuses the urn:uuid: prefix ajv's format alone would take", () => {
+    const s = 'urn:uuid:0b0c7f3e-1b2a-4c5d-9e8f-123456789abc'
+    assert.ok(format.test(s))
+    assert.ok(!Uuid.is(s))
+  })
+})
+
+describe('boundedText', () => {
+  it("counts code points, as JSON Schema's maxLength does", () => {
+    const upTo3 = boundedText(3)
+    assert.ok(upTo3.is('abc'))
+    assert.ok(!upTo3.is('abcd'))
+    assert.ok(!upTo3.is(''))
+    // Three code points, six UTF-16 units.
+    assert.ok(upTo3.is('\u{1F6A8}\u{1F6A8}\u{1F6A8}'))
+    assert.ok(!upTo3.is('\u{1F6A8}\u{1F6A8}\u{1F6A8}\u{1F6A8}'))
   })
 })

@@ -16,8 +16,13 @@ export const DIGEST_PATTERN = '^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$'
 export const TIMESTAMP_PATTERN =
   '^\\d{4}-\\d{2}-\\d{2}[Tt]\\d{2}:\\d{2}:\\d{2}(?:\\.\\d+)?(?:[Zz]|[+-]\\d{2}:\\d{2})$'
 
+// RFC 9562's textual form, either case, without the `urn:uuid:` prefix ajv's `uuid` format
+// also takes. The JSON Schemas pair it with `"format": "uuid"`, which it implies.
+export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+
 // JSON Schema applies `pattern` with Unicode semantics; so do these.
 const DIGEST = new RegExp(DIGEST_PATTERN, 'u')
+const UUID = new RegExp(UUID_PATTERN, 'u')
 const DAYS_IN_MONTH = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
 
 const isLeapYear = (year: number): boolean => year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
@@ -108,6 +113,10 @@ export const Digest = leaf(
   t.refinement(t.string, (s) => DIGEST.test(s), 'Digest'),
   'an image digest such as sha256:<hex>',
 )
+export const Uuid = leaf(
+  t.refinement(t.string, (s) => UUID.test(s), 'Uuid'),
+  'a UUID such as 0b0c7f3e-1b2a-4c5d-9e8f-123456789abc',
+)
 export const Timestamp = leaf(
   t.refinement(t.string, isTimestamp, 'Timestamp'),
   'an RFC 3339 timestamp such as 2026-11-22T10:00:00Z',
@@ -125,6 +134,21 @@ export const Cvss = leaf(
   'a CVSS score from 0 to 10',
 )
 export const Flag = leaf(t.boolean, 'true or false')
+
+/**
+ * Non-empty text of at most `max` characters, counted in code points as JSON Schema's
+ * `maxLength` counts them (a JavaScript `length` counts UTF-16 units).
+ */
+export const boundedText = (max: number) =>
+  leaf(
+    t.refinement(
+      t.string,
+      // Code points never outnumber UTF-16 units: only a long string needs counting.
+      (s) => s.length > 0 && (s.length <= max || [...s].length <= max),
+      `Text(${max})`,
+    ),
+    `a non-empty string of at most ${max} characters`,
+  )
 
 /** One of a fixed set of strings, named in the failure message. */
 export const oneOf = <K extends string>(values: readonly K[], name: string) =>

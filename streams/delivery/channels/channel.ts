@@ -1,7 +1,7 @@
 import type { CloudEvent } from '../../../src/events/index.ts'
 import type { ChannelConfiguration, ChannelEndpoint } from './configuration.ts'
 
-/** Counts of one event type in a digest window. */
+/** Counts of one event type (and level) in a digest window. */
 export interface DigestCount {
   readonly type: string
   readonly level?: string
@@ -10,7 +10,8 @@ export interface DigestCount {
 
 /**
  * What a digest delivery summarises: every event the configuration's selectors matched in a
- * window, counted, with the most recent ones (metadata only, as every event).
+ * window, counted, with the first ones (metadata only, as every event). A `DeliveryDigest`
+ * (streams/routing) is one.
  */
 export interface DigestSummary {
   /** RFC 3339. */
@@ -19,14 +20,16 @@ export interface DigestSummary {
   readonly windowEnd: string
   readonly total: number
   readonly counts: readonly DigestCount[]
-  /** The most recent events of the window, newest first; ticket channels file one ticket key per event. */
+  /** Totals by level, most severe first. */
+  readonly levels?: readonly { readonly level: string; readonly count: number }[]
+  /** The window's first events, in the order the router saw them; `total` may be larger. */
   readonly events: readonly CloudEvent[]
 }
 
 /**
  * One delivery, as the router decided it. A `DeliveryCommand` (streams/routing) is one: the
- * deliverer passes the command it consumed, plus `digest` for a digest delivery, whose `event`
- * is then the newest event of the window.
+ * deliverer passes the command it consumed, with `digest` for a digest delivery, whose `event`
+ * is then the first event of the window.
  */
 export interface ChannelDelivery {
   /** sha256(event id, configuration id): the same on every retry and replay; the idempotency key. */

@@ -30,6 +30,13 @@ export const DEFAULT_TITLE = '{{ headline }}: {{ resource }}'
 export const DIGEST_TITLE =
   'Herald digest: {{ digest.total }} event{% if digest.total != 1 %}s{% endif %} for {{ account }}'
 
+/**
+ * A ticket channel files a configuration's digests in one ticket (each later digest comments
+ * on it), so its title names the configuration, not one window's count.
+ */
+export const DIGEST_TICKET_TITLE =
+  'Herald digests for {{ account }}: configuration {{ delivery.configuration_id }}'
+
 /** A vulnerability ticket is about one finding; its title names it. */
 export const FINDING_TICKET_TITLE =
   '{% assign f = findings | first %}{% if findings.size == 1 %}{{ f.id }} ({{ f.severity }}) in {{ f.package }} {{ f.version }}: {{ resource }}{% else %}Vulnerabilities: {{ resource }}{% endif %}'
@@ -37,9 +44,20 @@ export const FINDING_TICKET_TITLE =
 const DIGEST_LINES =
   '{% for c in digest.counts %}\n- {{ c.count }} × {{ c.type }} ({{ c.level }}){% endfor %}'
 
-const PLAIN_TEXT =
-  '{% if digest %}{{ digest.total }} events between {{ digest.window_start }} and {{ digest.window_end }}:' +
+/** The window's first events, one line each, and how many more were counted. */
+const digestEvents = (bullet: string) =>
+  `\n\nFirst events:{% for e in digest.events %}\n${bullet} {{ e.time }} {{ e.type }} ({{ e.level }}): {{ e.resource }}{% endfor %}` +
+  '{% if digest.omitted > 0 %}\n… and {{ digest.omitted }} more{% endif %}'
+
+/** A digest in plain text or Markdown: the window, the counts, the first events. */
+const DIGEST_TEXT =
+  '{{ digest.total }} event{% if digest.total != 1 %}s{% endif %} between {{ digest.window_start }} and {{ digest.window_end }}:' +
   DIGEST_LINES +
+  digestEvents('-')
+
+const PLAIN_TEXT =
+  '{% if digest %}' +
+  DIGEST_TEXT +
   '{% else %}{{ summary }}\n\nLevel:    {{ level }}\nResource: {{ resource }}\nAccount:  {{ account }}\nTime:     {{ time }}\nEvent:    {{ type }} ({{ event_id }})' +
   '{% if details.size > 0 %}\n{% for line in details %}\n- {{ line }}{% endfor %}{% endif %}{% endif %}' +
   '{% if link %}\n\nView in Herald: {{ link }}{% endif %}' +
@@ -48,8 +66,10 @@ const PLAIN_TEXT =
 const HTML =
   '<!doctype html><html><body style="font-family:sans-serif">' +
   '<h2>{{ title }}</h2>' +
-  '{% if digest %}<p>{{ digest.total }} events between {{ digest.window_start }} and {{ digest.window_end }}:</p><ul>' +
+  '{% if digest %}<p>{{ digest.total }} event{% if digest.total != 1 %}s{% endif %} between {{ digest.window_start }} and {{ digest.window_end }}:</p><ul>' +
   '{% for c in digest.counts %}<li>{{ c.count }} × {{ c.type }} ({{ c.level }})</li>{% endfor %}</ul>' +
+  '<p>First events:</p><ul>{% for e in digest.events %}<li>{{ e.time }} {{ e.type }} ({{ e.level }}): {{ e.resource }}</li>{% endfor %}</ul>' +
+  '{% if digest.omitted > 0 %}<p>… and {{ digest.omitted }} more</p>{% endif %}' +
   '{% else %}<p>{{ summary }}</p><table cellpadding="4">' +
   '<tr><th align="left">Level</th><td>{{ level }}</td></tr>' +
   '<tr><th align="left">Resource</th><td>{{ resource }}</td></tr>' +
@@ -63,31 +83,43 @@ const HTML =
 
 /** Slack's mrkdwn: the section under the header; the fields (level, resource, …) are blocks of their own. */
 const SLACK_TEXT =
-  '{% if digest %}*{{ digest.total }}* events between {{ digest.window_start }} and {{ digest.window_end }}' +
+  '{% if digest %}*{{ digest.total }}* event{% if digest.total != 1 %}s{% endif %} between {{ digest.window_start }} and {{ digest.window_end }}' +
   DIGEST_LINES.replace('- ', '• ') +
+  digestEvents('•') +
   '{% else %}{{ summary }}{% for line in details %}\n• {{ line }}{% endfor %}{% endif %}'
 
 const TEAMS_TEXT =
-  '{% if digest %}**{{ digest.total }}** events between {{ digest.window_start }} and {{ digest.window_end }}' +
+  '{% if digest %}**{{ digest.total }}** event{% if digest.total != 1 %}s{% endif %} between {{ digest.window_start }} and {{ digest.window_end }}' +
   DIGEST_LINES +
+  digestEvents('-') +
   '{% else %}{{ summary }}{% for line in details %}\n- {{ line }}{% endfor %}{% endif %}'
 
 const GITHUB_BODY =
-  '{{ summary }}\n\n| | |\n|---|---|\n| Level | {{ level }} |\n| Resource | `{{ resource }}` |\n| Account | {{ account }} |\n| Time | {{ time }} |\n| Event | `{{ type }}` ({{ event_id }}) |\n' +
+  '{% if digest %}' +
+  DIGEST_TEXT +
+  '{% if link %}\n\n[View in Herald]({{ link }}){% endif %}' +
+  '\n\n_Filed by Herald. This configuration gets its events as digests: each later digest comments here, and reopens the issue if it was closed._\n' +
+  '{% else %}{{ summary }}\n\n| | |\n|---|---|\n| Level | {{ level }} |\n| Resource | `{{ resource }}` |\n| Account | {{ account }} |\n| Time | {{ time }} |\n| Event | `{{ type }}` ({{ event_id }}) |\n' +
   '{% if details.size > 0 %}\n{% for line in details %}- {{ line }}\n{% endfor %}{% endif %}' +
   '{% if link %}\n[View in Herald]({{ link }})\n{% endif %}' +
-  '\n_Filed by Herald. Herald comments here when this happens again and reopens the issue if it comes back after being closed._\n'
+  '\n_Filed by Herald. Herald comments here when this happens again and reopens the issue if it comes back after being closed._\n{% endif %}'
 
 const TICKET_COMMENT =
-  '{% if regression %}Regression: this happened again after the ticket was closed.{% else %}This happened again.{% endif %}\n\n' +
+  '{% if digest %}{% if regression %}A new digest after the ticket was closed.{% else %}A new digest.{% endif %}\n\n' +
+  DIGEST_TEXT +
+  '{% else %}{% if regression %}Regression: this happened again after the ticket was closed.{% else %}This happened again.{% endif %}\n\n' +
   '{{ summary }}\nTime: {{ time }}\nEvent: {{ type }} ({{ event_id }})' +
-  '{% for line in details %}\n- {{ line }}{% endfor %}' +
+  '{% for line in details %}\n- {{ line }}{% endfor %}{% endif %}' +
   '{% if link %}\n\nView in Herald: {{ link }}{% endif %}\n'
 
 const JIRA_DESCRIPTION =
-  '{{ summary }}\n\nLevel: {{ level }}\nResource: {{ resource }}\nAccount: {{ account }}\nTime: {{ time }}\nEvent: {{ type }} ({{ event_id }})' +
+  '{% if digest %}' +
+  DIGEST_TEXT +
+  '{% if link %}\n\nView in Herald: {{ link }}{% endif %}' +
+  '\n\nFiled by Herald. This configuration gets its events as digests: each later digest comments here, and reopens the ticket if it was closed.' +
+  '{% else %}{{ summary }}\n\nLevel: {{ level }}\nResource: {{ resource }}\nAccount: {{ account }}\nTime: {{ time }}\nEvent: {{ type }} ({{ event_id }})' +
   '{% if details.size > 0 %}\n{% for line in details %}\n- {{ line }}{% endfor %}{% endif %}' +
-  '{% if link %}\n\nView in Herald: {{ link }}{% endif %}\n\nFiled by Herald.'
+  '{% if link %}\n\nView in Herald: {{ link }}{% endif %}\n\nFiled by Herald.{% endif %}'
 
 /** Bodies by channel and field; the title-like fields (title, subject, summary) come from `TITLES`. */
 export const BODIES: { readonly [E in ChannelEndpoint]: Readonly<Partial<Record<TemplateField, string>>> } = {

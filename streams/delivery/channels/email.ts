@@ -198,6 +198,9 @@ export const createEmailChannel = (options: EmailChannelOptions): DeliveryChanne
             'X-Herald-Delivery-Id': delivery.deliveryId,
             'X-Herald-Event-Id': delivery.event.id,
             'X-Herald-Event-Type': delivery.event.type,
+            ...(delivery.digest === undefined
+              ? {}
+              : { 'X-Herald-Digest-Window': `${delivery.digest.windowStart}/${delivery.digest.windowEnd}` }),
           },
         })
         const info = await withinDeadline(sending, target.hostname, context.timeoutMs, context.signal, () =>

@@ -20,7 +20,13 @@ export interface DigestView {
   readonly window_start: string
   readonly window_end: string
   readonly total: number
+  /** By type and level, most frequent first. */
   readonly counts: readonly { readonly type: string; readonly level: string; readonly count: number }[]
+  /** By level, most severe first. */
+  readonly levels: readonly { readonly level: string; readonly count: number }[]
+  /** Events counted but not listed in `events`. */
+  readonly omitted: number
+  /** The window's first events. */
   readonly events: readonly {
     readonly id: string
     readonly type: string
@@ -226,11 +232,27 @@ export const uiLink = (uiUrl: string | null, delivery: ChannelDelivery): string 
   return new URL(`events/${encodeURIComponent(delivery.event.id)}`, base).href
 }
 
+const LEVELS = ['error', 'warning', 'info']
+
+/** The window's totals by level, most severe first: the digest's own, else summed from its counts. */
+const levelsOf = (digest: DigestSummary): DigestView['levels'] => {
+  if (digest.levels !== undefined) return digest.levels
+  const byLevel = new Map<string, number>()
+  for (const c of digest.counts)
+    byLevel.set(c.level ?? 'info', (byLevel.get(c.level ?? 'info') ?? 0) + c.count)
+  const rank = (level: string) => (LEVELS.includes(level) ? LEVELS.indexOf(level) : LEVELS.length)
+  return [...byLevel]
+    .map(([level, count]) => ({ level, count }))
+    .sort((a, b) => rank(a.level) - rank(b.level))
+}
+
 const digestView = (digest: DigestSummary): DigestView => ({
   window_start: digest.windowStart,
   window_end: digest.windowEnd,
   total: digest.total,
   counts: digest.counts.map((c) => ({ type: c.type, level: c.level ?? 'info', count: c.count })),
+  levels: levelsOf(digest),
+  omitted: Math.max(0, digest.total - digest.events.length),
   events: digest.events.map((e) => ({
     id: e.id,
     type: e.type,
@@ -260,10 +282,12 @@ export const messageScope = (delivery: ChannelDelivery, options: ScopeOptions): 
   const { data, ...envelope } = event
   const findings = options.findings ?? findingsOf(event)
   const summary = text(record(data).summary) ?? lookupEventType(event.type)?.description ?? event.type
+  const digest = delivery.digest === undefined ? null : digestView(delivery.digest)
   return {
     type: event.type,
     subtype: event.subtype ?? null,
-    level: event.level ?? lookupEventType(event.type)?.level ?? 'info',
+    // A digest is as severe as the most severe event of its window.
+    level: digest?.levels[0]?.level ?? event.level ?? lookupEventType(event.type)?.level ?? 'info',
     account: event.account,
     resource: resourceOf(event),
     resource_type: event.resourcetype ?? lookupEventType(event.type)?.resourceType ?? 'unknown',
@@ -284,7 +308,7 @@ export const messageScope = (delivery: ChannelDelivery, options: ScopeOptions): 
       configuration_id: delivery.configurationId,
       created_at: delivery.createdAt,
     },
-    digest: delivery.digest === undefined ? null : digestView(delivery.digest),
+    digest,
     payload: options.includePayload === true ? JSON.stringify(event, null, 2) : null,
     regression: options.regression ?? false,
   }

@@ -36,8 +36,9 @@ const slackTime = (time: string): string => {
 
 /**
  * The Block Kit message: a header (the title), a section (the rendered text), the fields
- * Slack users scan (level, resource, account, time), a button into the UI when there is a
- * link, and the event's identity as context. `text` is the notification fallback.
+ * Slack users scan (level, resource, account, time; for a digest, its highest level, event
+ * count, account and window), a button into the UI when there is a link, and the event's
+ * identity (a digest's configuration) as context. `text` is the notification fallback.
  */
 export const slackMessage = (
   scope: MessageScope,
@@ -63,12 +64,23 @@ export const slackMessage = (
           ]),
       {
         type: 'section',
-        fields: [
-          field('Level', level),
-          field('Resource', `\`${escapeMrkdwn(scope.resource)}\``),
-          field('Account', escapeMrkdwn(scope.account)),
-          field('Time', slackTime(scope.time)),
-        ],
+        fields:
+          scope.digest === null
+            ? [
+                field('Level', level),
+                field('Resource', `\`${escapeMrkdwn(scope.resource)}\``),
+                field('Account', escapeMrkdwn(scope.account)),
+                field('Time', slackTime(scope.time)),
+              ]
+            : [
+                field('Highest level', level),
+                field('Events', String(scope.digest.total)),
+                field('Account', escapeMrkdwn(scope.account)),
+                field(
+                  'Window',
+                  `${slackTime(scope.digest.window_start)} – ${slackTime(scope.digest.window_end)}`,
+                ),
+              ],
       },
       ...(scope.link === null || scope.link.length > LIMITS.url
         ? []
@@ -88,7 +100,17 @@ export const slackMessage = (
       {
         type: 'context',
         elements: [
-          { type: 'mrkdwn', text: truncate(escapeMrkdwn(`${scope.type} · ${scope.event_id}`), 300) },
+          {
+            type: 'mrkdwn',
+            text: truncate(
+              escapeMrkdwn(
+                scope.digest === null
+                  ? `${scope.type} · ${scope.event_id}`
+                  : `digest · configuration ${scope.delivery.configuration_id}`,
+              ),
+              300,
+            ),
+          },
         ],
       },
     ],

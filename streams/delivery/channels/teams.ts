@@ -21,7 +21,8 @@ const MAX_TEXT = 10_000
 /**
  * The message a Teams incoming webhook or workflow takes: a `message` with one Adaptive Card
  * attachment — the title, the rendered text, a fact set (level, resource, account, time,
- * event) and an "open URL" action into the UI when there is a link.
+ * event; for a digest, its highest level, event count, account, window and configuration) and
+ * an "open URL" action into the UI when there is a link.
  */
 export const teamsMessage = (scope: MessageScope, title: string, text: string) => ({
   type: 'message',
@@ -47,13 +48,22 @@ export const teamsMessage = (scope: MessageScope, title: string, text: string) =
           ...(text.trim() === '' ? [] : [{ type: 'TextBlock', text: truncate(text, MAX_TEXT), wrap: true }]),
           {
             type: 'FactSet',
-            facts: [
-              { title: 'Level', value: scope.level },
-              { title: 'Resource', value: scope.resource },
-              { title: 'Account', value: scope.account },
-              { title: 'Time', value: scope.time },
-              { title: 'Event', value: `${scope.type} (${scope.event_id})` },
-            ],
+            facts:
+              scope.digest === null
+                ? [
+                    { title: 'Level', value: scope.level },
+                    { title: 'Resource', value: scope.resource },
+                    { title: 'Account', value: scope.account },
+                    { title: 'Time', value: scope.time },
+                    { title: 'Event', value: `${scope.type} (${scope.event_id})` },
+                  ]
+                : [
+                    { title: 'Highest level', value: scope.level },
+                    { title: 'Events', value: String(scope.digest.total) },
+                    { title: 'Account', value: scope.account },
+                    { title: 'Window', value: `${scope.digest.window_start} – ${scope.digest.window_end}` },
+                    { title: 'Configuration', value: scope.delivery.configuration_id },
+                  ],
           },
         ],
         ...(scope.link === null

@@ -98,18 +98,19 @@ describe('default templates', () => {
 })
 
 describe('digest templates', () => {
-  it('title and summarise a digest by its counts', async () => {
-    const digest = {
-      windowStart: '2026-11-22T09:00:00Z',
-      windowEnd: '2026-11-22T10:00:00Z',
-      total: 3,
-      counts: [
-        { type: 'user.checks.tag.vulnerabilities.update', level: 'info', count: 2 },
-        { type: 'system.feeds.sync.failed', level: 'error', count: 1 },
-      ],
-      events: [anEvent()],
-    }
-    const scope = messageScope(aDelivery(anEvent(), { digest }), { uiUrl: 'https://herald.example.com' })
+  const digest = {
+    windowStart: '2026-11-22T09:00:00Z',
+    windowEnd: '2026-11-22T10:00:00Z',
+    total: 3,
+    counts: [
+      { type: 'user.checks.tag.vulnerabilities.update', level: 'info', count: 2 },
+      { type: 'system.feeds.sync.failed', level: 'error', count: 1 },
+    ],
+    events: [anEvent()],
+  }
+  const scope = messageScope(aDelivery(anEvent(), { digest }), { uiUrl: 'https://herald.example.com' })
+
+  it('title and summarise a digest by its counts and first events', async () => {
     assert.equal(
       (await renderField('email', 'subject', undefined, scope)).text,
       'Herald digest: 3 events for acme',
@@ -117,12 +118,46 @@ describe('digest templates', () => {
     const text = (await renderField('email', 'text', undefined, { ...scope, title: 't' })).text
     assert.equal(
       text,
-      '3 events between 2026-11-22T09:00:00Z and 2026-11-22T10:00:00Z:\n- 2 × user.checks.tag.vulnerabilities.update (info)\n- 1 × system.feeds.sync.failed (error)\n\nView in Herald: https://herald.example.com/notifications/deliveries?configuration=cfg-1&from=2026-11-22T09%3A00%3A00Z&to=2026-11-22T10%3A00%3A00Z\n',
+      '3 events between 2026-11-22T09:00:00Z and 2026-11-22T10:00:00Z:\n- 2 × user.checks.tag.vulnerabilities.update (info)\n- 1 × system.feeds.sync.failed (error)' +
+        '\n\nFirst events:\n- 2026-11-22T10:00:00Z user.checks.tag.vulnerabilities.update (info): docker.io/library/nginx:1.27\n… and 2 more' +
+        '\n\nView in Herald: https://herald.example.com/notifications/deliveries?configuration=cfg-1&from=2026-11-22T09%3A00%3A00Z&to=2026-11-22T10%3A00%3A00Z\n',
     )
     assert.match(
       (await renderField('slack', 'text', undefined, { ...scope, title: 't' })).text,
-      /^\*3\* events between .*\n• 2 × user\.checks/,
+      /^\*3\* events between .*\n• 2 × user\.checks.*\n• 1 × system.*\n\nFirst events:\n• 2026-11-22T10:00:00Z /,
     )
+    const html = (await renderField('email', 'html', undefined, { ...scope, title: 't' })).text
+    assert.match(html, /<li>1 × system\.feeds\.sync\.failed \(error\)<\/li>/)
+    assert.match(html, /<p>… and 2 more<\/p>/)
+  })
+
+  it('is as severe as the worst event of its window', () => {
+    assert.equal(scope.level, 'error')
+    assert.deepEqual(scope.digest?.levels, [
+      { level: 'error', count: 1 },
+      { level: 'info', count: 2 },
+    ])
+  })
+
+  it('titles a ticket after the configuration, and writes each later digest as a comment', async () => {
+    assert.equal(
+      (await renderField('github', 'title', undefined, scope, { ticket: true })).text,
+      'Herald digests for acme: configuration cfg-1',
+    )
+    const body = (await renderField('github', 'body', undefined, { ...scope, title: 't' }, { ticket: true }))
+      .text
+    assert.match(body, /^3 events between .*\n- 2 × user\.checks/)
+    assert.match(body, /each later digest comments here/)
+    const comment = (
+      await renderField(
+        'jira',
+        'comment',
+        undefined,
+        { ...scope, title: 't', regression: true },
+        { ticket: true },
+      )
+    ).text
+    assert.match(comment, /^A new digest after the ticket was closed\.\n\n3 events between/)
   })
 })
 

@@ -2,7 +2,14 @@ import { Liquid, Tag, type TagToken, type Template, type TopLevelToken } from 'l
 import { type FieldIssue, ValidationError } from '../../../src/errors/index.ts'
 import { wildcardMatches } from '../../routing/index.ts'
 import type { ChannelEndpoint, TemplateField, TemplateOverrides } from './configuration.ts'
-import { BODIES, DEFAULT_TITLE, DIGEST_TITLE, FINDING_TICKET_TITLE, TITLES } from './default-templates.ts'
+import {
+  BODIES,
+  DEFAULT_TITLE,
+  DIGEST_TICKET_TITLE,
+  DIGEST_TITLE,
+  FINDING_TICKET_TITLE,
+  TITLES,
+} from './default-templates.ts'
 import { type MessageScope, SCOPE_ROOTS } from './message.ts'
 
 /** Which fields each channel renders; a configuration may override only these. */
@@ -158,7 +165,7 @@ export const defaultTemplate = (
   options: DefaultTemplateOptions = {},
 ): string => {
   if (TITLE_FIELDS.has(field)) {
-    if (scope.digest !== null) return DIGEST_TITLE
+    if (scope.digest !== null) return options.ticket === true ? DIGEST_TICKET_TITLE : DIGEST_TITLE
     if (options.ticket === true && scope.type === 'user.checks.tag.vulnerabilities.update')
       return FINDING_TICKET_TITLE
     return TITLES[scope.type] ?? DEFAULT_TITLE

@@ -96,21 +96,36 @@ describe('ticketSubjectsOf', () => {
 })
 
 describe('ticketSubjects', () => {
-  it('files each key of a digest once, for its own event', () => {
+  it('files a digest as the one ticket of its configuration, whatever events its window held', () => {
     const first = anEvent({ id: 'e1', data: catalogData('user.checks.tag.vulnerabilities.update', 0) })
     const repeat = anEvent({ id: 'e2', data: catalogData('user.checks.tag.vulnerabilities.update', 1) })
     const posture = aPostureEvent()
-    const delivery = aDelivery(posture, {
-      digest: { windowStart: 's', windowEnd: 'e', total: 3, counts: [], events: [posture, repeat, first] },
-    })
+    const digest = {
+      windowStart: 's',
+      windowEnd: 'e',
+      total: 30,
+      counts: [],
+      events: [posture, repeat, first],
+    }
+    const delivery = aDelivery(posture, { digest })
     const subjects = ticketSubjects(delivery, 20)
-    assert.deepEqual(
-      subjects.map((s) => s.event.id),
-      ['evt-posture-1', 'e2'],
+    assert.equal(subjects.length, 1)
+    assert.equal(subjects[0]?.key, 'acme | configuration:cfg-1 | digest')
+    // The next window's digest files under the same key; another configuration's does not.
+    const next = aDelivery(first, { digest: { ...digest, windowStart: 'e', events: [first] } })
+    assert.equal(ticketSubjects(next, 20)[0]?.hash, subjects[0]?.hash)
+    assert.notEqual(
+      ticketSubjects(aDelivery(first, { configurationId: 'cfg-2', digest }), 20)[0]?.hash,
+      subjects[0]?.hash,
     )
-    const single = deliveryFor(delivery, subjects[1] ?? assert.fail())
-    assert.equal(single.event.id, 'e2')
-    assert.equal(single.digest, undefined)
-    assert.equal(single.deliveryId, delivery.deliveryId)
+    // It is rendered from the whole digest.
+    assert.deepEqual(deliveryFor(delivery, subjects[0] ?? assert.fail()).digest, digest)
+  })
+
+  it('files a single delivery by its own event', () => {
+    const posture = aPostureEvent()
+    const [subject] = ticketSubjects(aDelivery(posture), 20)
+    assert.equal(subject?.event.id, 'evt-posture-1')
+    assert.equal(deliveryFor(aDelivery(posture), subject ?? assert.fail()).digest, undefined)
   })
 })

@@ -13,10 +13,12 @@ export interface TicketSubject {
   readonly key: string
   /** 16 hex characters of sha256(key): short enough for a label, long enough never to collide in one repository. */
   readonly hash: string
-  /** The event the ticket is about (for a digest, one of its events). */
+  /** The event the ticket is about (for a digest, the window's first). */
   readonly event: CloudEvent
   /** For a vulnerability ticket: its finding(s), which its scope narrows to. */
   readonly findings?: readonly FindingView[]
+  /** The configuration's digest ticket: it is rendered from the whole digest. */
+  readonly digest?: true
 }
 
 const hashOf = (key: string): string => createHash('sha256').update(key).digest('hex').slice(0, 16)
@@ -58,23 +60,35 @@ export const ticketSubjectsOf = (event: CloudEvent, maxFindings: number): Ticket
   return [subject(event, variant === undefined ? event.type : `${event.type}/${variant}`)]
 }
 
-/** Every ticket key of a delivery: of its event, or of each event of its digest; each key once. */
+/**
+ * The one ticket key of a configuration's digests. A digest lists only its window's first
+ * events, so filing a ticket per event key would quietly skip the rest, and a storm would
+ * open as many tickets as it has distinct keys — what storm control is there to prevent. A
+ * configuration that asked for digests gets one ticket instead: the first digest opens it,
+ * each later one comments on it (reopening it if it was closed), every comment carrying the
+ * window's counts.
+ */
+export const digestTicketSubject = (delivery: ChannelDelivery): TicketSubject => {
+  const key = `${delivery.account} | configuration:${delivery.configurationId} | digest`
+  return { key, hash: hashOf(key), event: delivery.event, digest: true }
+}
+
+/** Every ticket key of a delivery: of its event, each once; for a digest, the configuration's digest ticket. */
 export const ticketSubjects = (delivery: ChannelDelivery, maxFindings: number): TicketSubject[] => {
-  const events = delivery.digest?.events.length ? delivery.digest.events : [delivery.event]
+  if (delivery.digest !== undefined) return [digestTicketSubject(delivery)]
   const seen = new Set<string>()
   const subjects: TicketSubject[] = []
-  for (const event of events) {
-    for (const s of ticketSubjectsOf(event, maxFindings)) {
-      if (seen.has(s.hash)) continue
-      seen.add(s.hash)
-      subjects.push(s)
-    }
+  for (const s of ticketSubjectsOf(delivery.event, maxFindings)) {
+    if (seen.has(s.hash)) continue
+    seen.add(s.hash)
+    subjects.push(s)
   }
   return subjects
 }
 
-/** The delivery a ticket channel works on for one key: the key's own event, not the digest. */
+/** The delivery a ticket channel works on for one key: the key's own event, or the whole digest for the digest ticket. */
 export const deliveryFor = (delivery: ChannelDelivery, ticket: TicketSubject): ChannelDelivery => {
+  if (ticket.digest === true) return delivery
   const { digest: _, ...single } = delivery
   return { ...single, event: ticket.event }
 }

@@ -10,7 +10,9 @@ export const DIGEST_PAYLOAD_TYPE = 'herald.notification.digest'
 
 /**
  * The JSON a webhook receives: for one event the Standard Webhooks envelope with the
- * CloudEvent as `data` (the same as the deliverer's `sendWebhook`); for a digest, the summary.
+ * CloudEvent as `data` (the same as the deliverer's `sendWebhook`); for a digest, type
+ * `herald.notification.digest` with the digest as `data`: the window, the counts by type and
+ * level and by level, and the window's first events, whole.
  */
 export const webhookChannelPayload = (delivery: ChannelDelivery) =>
   delivery.digest === undefined
@@ -25,6 +27,7 @@ export const webhookChannelPayload = (delivery: ChannelDelivery) =>
           window_end: delivery.digest.windowEnd,
           total: delivery.digest.total,
           counts: delivery.digest.counts,
+          levels: delivery.digest.levels ?? [],
           events: delivery.digest.events,
         },
       }

@@ -1,0 +1,186 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { NotFoundError } from '../errors/index.ts'
+import {
+  type DeliveryCommand,
+  type DeliveryState,
+  DeliveryStateError,
+  decide,
+  evolve,
+  initialState,
+  type NewDeliveryEvent,
+} from './delivery.ts'
+import { type DeliveryEvent, decodeDeliveryEvent } from './events.ts'
+
+const ID = 'a'.repeat(64)
+const T0 = Date.parse('2026-11-22T10:00:00.000Z')
+
+const request: Extract<DeliveryCommand, { type: 'RequestDelivery' }>['request'] = {
+  deliveryId: ID,
+  account: 'acme',
+  endpoint: 'webhook',
+  configurationId: 'cfg-1',
+  event: {
+    specversion: '1.0',
+    id: 'e1',
+    source: '/engine',
+    type: 'user.image.analysis.completed',
+    account: 'acme',
+    data: { digest: 'sha256:ab' },
+  },
+  matchedSelectorIds: ['sel-1'],
+  createdAt: '2026-11-22T09:59:59.000Z',
+}
+
+/** Decodes what `decide` produced, as the store would hand it back, and folds it in. */
+const fold = (state: DeliveryState, events: readonly NewDeliveryEvent[]): DeliveryState =>
+  events.reduce((s, e) => {
+    const decoded = decodeDeliveryEvent(e)
+    assert.ok(decoded.ok, JSON.stringify(decoded))
+    return evolve(s, decoded.value as DeliveryEvent)
+  }, state)
+
+/** given(commands).when(command).yields(events): each given command is decided and folded in. */
+const given = (...commands: DeliveryCommand[]) => {
+  const state = commands.reduce((s, c) => fold(s, decide(c, s)), initialState)
+  return {
+    state,
+    when: (command: DeliveryCommand) => ({
+      yields: (expected: readonly { type: string; data: Record<string, unknown> }[]) =>
+        assert.deepEqual(decide(command, state), expected),
+      throws: (error: new (...args: never[]) => Error) => assert.throws(() => decide(command, state), error),
+    }),
+  }
+}
+
+const requested: DeliveryCommand = { type: 'RequestDelivery', request, now: T0 }
+const attempt = (
+  n: number,
+  resolution: Extract<DeliveryCommand, { type: 'RecordAttempt' }>['resolution'],
+  status: number | null = 503,
+): DeliveryCommand => ({
+  type: 'RecordAttempt',
+  deliveryId: ID,
+  attempt: n,
+  details:
+    resolution.outcome === 'skipped'
+      ? null
+      : {
+          ok: resolution.outcome === 'sent',
+          status,
+          latencyMs: 12,
+          code: resolution.outcome === 'sent' ? null : 'http_status',
+          error: resolution.outcome === 'sent' ? null : `HTTP ${status}`,
+          response: resolution.outcome === 'sent' ? 'ok' : null,
+        },
+  resolution,
+  now: T0 + n * 1000,
+})
+const failed = (n: number) =>
+  attempt(n, {
+    outcome: 'failed',
+    reason: 'http_status',
+    nextAttemptAt: T0 + n * 1000 + 5000,
+    retryAfterMs: null,
+  })
+
+describe('delivery aggregate', () => {
+  it('records a request once, however often the command comes', () => {
+    given()
+      .when(requested)
+      .yields([{ type: 'DeliveryRequested', data: { ...request, at: '2026-11-22T10:00:00.000Z' } }])
+    given(requested).when(requested).yields([])
+    const { state } = given(requested)
+    assert.equal(state.status, 'pending')
+    assert.equal(state.nextAttemptAt, '2026-11-22T10:00:00.000Z')
+  })
+
+  it('records an attempt with its answer, then how it ended', () => {
+    given(requested)
+      .when(attempt(1, { outcome: 'sent' }, 200))
+      .yields([
+        {
+          type: 'DeliveryAttempted',
+          data: {
+            deliveryId: ID,
+            attempt: 1,
+            at: '2026-11-22T10:00:01.000Z',
+            ok: true,
+            status: 200,
+            latencyMs: 12,
+            code: null,
+            error: null,
+            response: 'ok',
+          },
+        },
+        { type: 'DeliverySucceeded', data: { deliveryId: ID, attempt: 1, at: '2026-11-22T10:00:01.000Z' } },
+      ])
+  })
+
+  it('counts retriable failures of the round and schedules the next attempt', () => {
+    const { state } = given(requested, failed(1), failed(2))
+    assert.equal(state.status, 'retrying')
+    assert.equal(state.attempts, 2)
+    assert.equal(state.roundFailures, 2)
+    assert.equal(state.nextAttemptAt, '2026-11-22T10:00:07.000Z')
+  })
+
+  it('settles on a refusal, a skip or exhausted retries, and refuses to record more', () => {
+    for (const resolution of [
+      { outcome: 'rejected', reason: 'http_status' },
+      { outcome: 'skipped', reason: 'configuration_disabled' },
+      { outcome: 'dead_lettered', reason: 'http_status' },
+    ] as const) {
+      const { state } = given(requested, attempt(1, resolution))
+      assert.equal(state.status, resolution.outcome)
+      assert.equal(state.nextAttemptAt, null)
+      given(requested, attempt(1, resolution)).when(failed(2)).throws(DeliveryStateError)
+    }
+    given(requested, attempt(1, { outcome: 'skipped', reason: 'configuration_missing' }))
+      .when(attempt(2, { outcome: 'sent' }))
+      .throws(DeliveryStateError)
+  })
+
+  it('refuses an attempt recorded already (another deliverer got there first)', () => {
+    given(requested, failed(1)).when(failed(1)).throws(DeliveryStateError)
+    given().when(failed(1)).throws(NotFoundError)
+  })
+
+  it('replays a settled delivery from the start of the schedule, keeping the attempt count', () => {
+    const replay: DeliveryCommand = {
+      type: 'ReplayDelivery',
+      deliveryId: ID,
+      by: 'acme/read-write',
+      now: T0 + 60_000,
+    }
+    const dead = given(requested, failed(1), attempt(2, { outcome: 'dead_lettered', reason: 'http_status' }))
+    dead.when(replay).yields([
+      {
+        type: 'DeliveryReplayed',
+        data: { deliveryId: ID, at: '2026-11-22T10:01:00.000Z', by: 'acme/read-write' },
+      },
+    ])
+    const { state } = given(
+      requested,
+      failed(1),
+      attempt(2, { outcome: 'dead_lettered', reason: 'x' }),
+      replay,
+    )
+    assert.deepEqual(
+      {
+        status: state.status,
+        attempts: state.attempts,
+        roundFailures: state.roundFailures,
+        replays: state.replays,
+      },
+      { status: 'pending', attempts: 2, roundFailures: 0, replays: 1 },
+    )
+    // The next attempt after a replay is attempt 3.
+    given(requested, failed(1), attempt(2, { outcome: 'dead_lettered', reason: 'x' }), replay)
+      .when(attempt(3, { outcome: 'sent' }))
+      .yields(decide(attempt(3, { outcome: 'sent' }), { ...initialState, status: 'pending', attempts: 2 }))
+    // Waiting for its first attempt already: nothing to replay. Unknown: not found.
+    given(requested).when(replay).yields([])
+    given().when(replay).throws(NotFoundError)
+  })
+})

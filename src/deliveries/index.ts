@@ -1,0 +1,46 @@
+export {
+  type AttemptDetails,
+  type DeliveryCommand,
+  type DeliveryState,
+  DeliveryStateError,
+  decide,
+  evolve,
+  initialState,
+  type NewDeliveryEvent,
+  type Resolution,
+} from './delivery.ts'
+export {
+  ATTEMPT_OUTCOMES,
+  type AttemptOutcome,
+  DELIVERY_STATUSES,
+  DELIVERY_STREAM_PREFIX,
+  DeliveryEvent,
+  type DeliveryEventOf,
+  type DeliveryRequestedData,
+  type DeliveryStatus,
+  decodeDeliveryEvent,
+  deliveryStream,
+  isDeliveryStatus,
+  isDeliveryStream,
+  isSettled,
+} from './events.ts'
+export { createDeliveryLog, type DeliveryLog, type DeliveryLogOptions } from './log.ts'
+export {
+  type DeliveryOutcomeRecord,
+  encodeOutcome,
+  type OutcomePublisher,
+  type OutcomePublisherOptions,
+  outcomeRecord,
+  startOutcomePublisher,
+} from './outcomes.ts'
+export {
+  type AttemptRow,
+  createDeliveryReadModel,
+  type DeliveryPage,
+  type DeliveryQuery,
+  type DeliveryReadModel,
+  type DeliveryReadModelOptions,
+  type DeliveryRow,
+  type StoredDelivery,
+} from './read-model.ts'
+export { attemptView, createDeliveryRoutes, type DeliveryRoutesOptions, deliveryView } from './routes.ts'

@@ -1,0 +1,228 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, it } from 'node:test'
+import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
+import type { EventStore } from '../ports/index.ts'
+import { createDeliveryLog, type DeliveryLog } from './log.ts'
+import { createDeliveryReadModel, type DeliveryReadModel } from './read-model.ts'
+
+const hex = (n: number) => n.toString(16).padStart(64, '0')
+
+const requestOf = (n: number, configurationId: string, account = 'acme') => ({
+  deliveryId: hex(n),
+  account,
+  endpoint: 'webhook' as const,
+  configurationId,
+  event: {
+    specversion: '1.0' as const,
+    id: `evt-${n}`,
+    source: '/engine',
+    type: n % 2 === 0 ? 'user.image.analysis.completed' : 'user.checks.tag.policy_evaluation.update',
+    account,
+  },
+  matchedSelectorIds: ['sel-1'],
+  createdAt: '2026-11-22T10:00:00.000Z',
+})
+
+const answer = (status: number) => ({
+  ok: status < 300,
+  status,
+  latencyMs: 7,
+  code: status < 300 ? null : 'http_status',
+  error: status < 300 ? null : `HTTP ${status}`,
+  response: status < 300 ? 'ok' : null,
+})
+
+describe('delivery read model', () => {
+  let dir: string
+  let store: EventStore
+  let view: DeliveryReadModel
+  let deliveries: DeliveryLog
+  let now = Date.parse('2026-11-22T10:00:00.000Z')
+  const clock = () => now
+
+  const open = () => {
+    const opened = createDeliveryReadModel({ path: join(dir, 'view.sqlite'), newId: randomUUID })
+    opened.follow(store)
+    return opened
+  }
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'herald-delivery-view-'))
+    store = createSqliteEventStore({ path: join(dir, 'deliveries.sqlite'), clock })
+    view = open()
+    deliveries = createDeliveryLog({ store, clock, newId: randomUUID, origin: view.instanceId })
+  })
+  afterEach(async () => {
+    view.close()
+    await store.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  const request = async (n: number, configurationId: string, account?: string) =>
+    view.waitFor(await deliveries.request(requestOf(n, configurationId, account)))
+
+  /** Records the head's next attempt with `status`, as the deliverer does. */
+  const attempt = async (n: number, status: number, retryInMs?: number) => {
+    const row = view.get(hex(n))
+    assert.ok(row)
+    const resolution =
+      status < 300
+        ? ({ outcome: 'sent' } as const)
+        : retryInMs === undefined
+          ? ({ outcome: 'rejected', reason: 'http_status' } as const)
+          : ({
+              outcome: 'failed',
+              reason: 'http_status',
+              nextAttemptAt: now + retryInMs,
+              retryAfterMs: null,
+            } as const)
+    await view.waitFor(await deliveries.record(row, answer(status), resolution))
+  }
+
+  it('lists deliveries newest first, filtered and paged, scoped by account', async () => {
+    for (let n = 1; n <= 5; n++) await request(n, n <= 3 ? 'cfg-a' : 'cfg-b', n === 5 ? 'globex' : 'acme')
+    await attempt(1, 200)
+    await attempt(4, 400)
+
+    const ids = (query: Parameters<DeliveryReadModel['list']>[0]) =>
+      view.list(query).items.map((d) => d.eventId)
+    assert.deepEqual(ids({ limit: 10 }), ['evt-5', 'evt-4', 'evt-3', 'evt-2', 'evt-1'])
+    assert.deepEqual(ids({ account: 'acme', limit: 10 }), ['evt-4', 'evt-3', 'evt-2', 'evt-1'])
+    assert.deepEqual(ids({ configurationId: 'cfg-a', limit: 10 }), ['evt-3', 'evt-2', 'evt-1'])
+    assert.deepEqual(ids({ status: 'sent', limit: 10 }), ['evt-1'])
+    assert.deepEqual(ids({ status: 'rejected', limit: 10 }), ['evt-4'])
+    assert.deepEqual(ids({ status: 'pending', account: 'acme', limit: 10 }), ['evt-3', 'evt-2'])
+    assert.deepEqual(ids({ eventId: 'evt-2', limit: 10 }), ['evt-2'])
+
+    const first = view.list({ account: 'acme', limit: 3 })
+    assert.equal(first.items.length, 3)
+    assert.ok(first.next !== null)
+    const second = view.list({ account: 'acme', limit: 3, before: first.next })
+    assert.deepEqual(
+      second.items.map((d) => d.eventId),
+      ['evt-1'],
+    )
+    assert.equal(second.next, null)
+
+    const sent = view.get(hex(1))
+    assert.equal(sent?.status, 'sent')
+    assert.equal(sent?.attempts, 1)
+    assert.deepEqual(sent?.lastAttempt, { status: 200, code: null, error: null, latencyMs: 7 })
+    assert.equal(sent?.event.id, 'evt-1')
+  })
+
+  it('hands out each configuration’s oldest unsettled delivery, held back while it waits for a retry', async () => {
+    await request(1, 'cfg-a')
+    await request(2, 'cfg-a')
+    await request(3, 'cfg-b')
+    const heads = () => view.dueHeads(now, new Set(), 10).map((d) => d.eventId)
+    assert.deepEqual(heads(), ['evt-1', 'evt-3'])
+    assert.deepEqual(
+      view.dueHeads(now, new Set(['cfg-a']), 10).map((d) => d.eventId),
+      ['evt-3'],
+    )
+
+    await attempt(1, 503, 5_000)
+    // evt-1 waits for its retry and evt-2 waits behind it: cfg-a's order is kept.
+    assert.deepEqual(heads(), ['evt-3'])
+    assert.equal(view.nextDueAt(new Set(['cfg-b'])), now + 5_000)
+    now += 5_000
+    // Earliest due first: evt-3 has waited since it was requested.
+    assert.deepEqual(heads(), ['evt-3', 'evt-1'])
+    assert.equal(view.get(hex(1))?.roundFailures, 1)
+
+    await attempt(1, 200)
+    assert.deepEqual(heads(), ['evt-2', 'evt-3'])
+    await attempt(2, 200)
+    await attempt(3, 200)
+    assert.deepEqual(heads(), [])
+    assert.equal(view.nextDueAt(new Set()), undefined)
+  })
+
+  it('derives health and failure streaks from recent outcomes, skips left out', async () => {
+    await request(1, 'cfg-a')
+    await request(2, 'cfg-a')
+    assert.deepEqual(view.recentOutcomes('cfg-a', 20), [])
+    assert.equal(view.failingSince('cfg-a'), null)
+
+    const start = now
+    await attempt(1, 503, 0)
+    now += 1000
+    await attempt(1, 503, 0)
+    assert.equal(view.failingSince('cfg-a'), start)
+    await attempt(1, 200)
+    assert.equal(view.failingSince('cfg-a'), null)
+    const row = view.get(hex(2))
+    assert.ok(row)
+    await view.waitFor(
+      await deliveries.record(row, null, { outcome: 'skipped', reason: 'configuration_disabled' }),
+    )
+    assert.deepEqual(
+      view.recentOutcomes('cfg-a', 20).map((o) => o.ok),
+      [false, false, true],
+    )
+    assert.deepEqual(
+      view.recentOutcomes('cfg-a', 2).map((o) => o.ok),
+      [false, true],
+    )
+    assert.deepEqual(
+      view.attemptsOf(hex(2)).map((a) => [a.outcome, a.error]),
+      [['skipped', 'configuration_disabled']],
+    )
+  })
+
+  it('is the outbox of this instance’s outcomes only', async () => {
+    await request(1, 'cfg-a')
+    await attempt(1, 503, 0)
+    await attempt(1, 200)
+    // Another deliverer's attempt on the same log: its instance publishes it, not this one.
+    const other = createDeliveryLog({ store, clock, newId: randomUUID, origin: 'another-instance' })
+    await request(2, 'cfg-b')
+    const row = view.get(hex(2))
+    assert.ok(row)
+    await view.waitFor(await other.record(row, answer(200), { outcome: 'sent' }))
+
+    const waiting = view.unpublished(10)
+    assert.deepEqual(
+      waiting.map((a) => [a.eventId, a.attempt, a.outcome]),
+      [
+        ['evt-1', 1, 'failed'],
+        ['evt-1', 2, 'sent'],
+      ],
+    )
+    view.markPublished(waiting.map((a) => a.position))
+    assert.deepEqual(view.unpublished(10), [])
+    assert.equal(view.attemptsOf(hex(2)).length, 1)
+  })
+
+  it('resumes from its checkpoint when reopened, keeping its instance id', async () => {
+    await request(1, 'cfg-a')
+    const id = view.instanceId
+    view.close()
+    // Appended while no read model was running.
+    await deliveries.request(requestOf(2, 'cfg-a'))
+    const row = { ...requestOf(1, 'cfg-a'), revision: 0, status: 'pending' as const, attempts: 0 }
+    const position = await deliveries.record(row, answer(200), { outcome: 'sent' })
+
+    view = open()
+    assert.equal(view.instanceId, id)
+    await view.waitFor(position)
+    assert.deepEqual(
+      view.list({ limit: 10 }).items.map((d) => [d.eventId, d.status]),
+      [
+        ['evt-2', 'pending'],
+        ['evt-1', 'sent'],
+      ],
+    )
+    assert.equal(view.attemptsOf(hex(1)).length, 1)
+    assert.equal(
+      view.unpublished(10).length,
+      1,
+      'its own outcome, recorded while it was closed, is still published',
+    )
+  })
+})

@@ -1,0 +1,671 @@
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { DatabaseSync, type SQLInputValue } from 'node:sqlite'
+import type { Subscription } from 'rxjs'
+import type { FieldIssue } from '../errors/index.ts'
+import type { CloudEvent } from '../events/index.ts'
+import type { EndpointType } from '../notifications/index.ts'
+import type { EventStore, RecordedEvent } from '../ports/index.ts'
+import {
+  type AttemptOutcome,
+  type DeliveryEvent,
+  type DeliveryStatus,
+  decodeDeliveryEvent,
+  isDeliveryStream,
+} from './events.ts'
+
+/** One delivery as the log's list shows it. Times are milliseconds since the epoch. */
+export interface DeliveryRow {
+  readonly deliveryId: string
+  /** Global store position of its request: the order of a configuration's queue and of listings. */
+  readonly seq: number
+  /** Stream revision of the last event folded in: the expected revision of the next append. */
+  readonly revision: number
+  readonly account: string
+  readonly endpoint: EndpointType
+  readonly configurationId: string
+  readonly eventId: string
+  readonly eventType: string
+  readonly status: DeliveryStatus
+  readonly attempts: number
+  readonly roundFailures: number
+  readonly nextAttemptAt: number | null
+  readonly requestedAt: number
+  readonly updatedAt: number
+  readonly replays: number
+  readonly lastAttempt: {
+    readonly status: number | null
+    readonly code: string | null
+    readonly error: string | null
+    readonly latencyMs: number | null
+  } | null
+}
+
+/** A delivery with what it takes to send it again: the event and the router's decision. */
+export interface StoredDelivery extends DeliveryRow {
+  readonly event: CloudEvent
+  readonly matchedSelectorIds: readonly string[]
+  /** RFC 3339, when the router decided it. */
+  readonly createdAt: string
+  /** A digest delivery's window summary, as the router sent it. */
+  readonly digest?: Readonly<Record<string, unknown>>
+}
+
+/** How one attempt ended: one record of `notifications.outcomes`. */
+export interface AttemptRow {
+  /** Store position of the event that settled the attempt. */
+  readonly position: number
+  readonly deliveryId: string
+  readonly account: string
+  readonly endpoint: EndpointType
+  readonly configurationId: string
+  readonly eventId: string
+  readonly eventType: string
+  readonly attempt: number
+  readonly outcome: AttemptOutcome
+  readonly status: number | null
+  readonly code: string | null
+  readonly error: string | null
+  readonly latencyMs: number | null
+  readonly at: number
+  readonly nextAttemptAt: number | null
+}
+
+export interface DeliveryQuery {
+  /** Absent: every account's (admins). */
+  readonly account?: string
+  readonly configurationId?: string
+  readonly status?: DeliveryStatus
+  readonly eventId?: string
+  readonly endpoint?: EndpointType
+  /** Requested at or after. */
+  readonly since?: number
+  /** Requested before. */
+  readonly until?: number
+  /** Continue with deliveries older than this `seq` (a previous page's `next`). */
+  readonly before?: number
+  readonly limit: number
+}
+
+export interface DeliveryPage {
+  /** Newest first. */
+  readonly items: readonly DeliveryRow[]
+  readonly next: number | null
+}
+
+export interface DeliveryReadModel {
+  /** Stable per read-model file: marks the events this instance appended, whose outcomes it publishes. */
+  readonly instanceId: string
+  /** The last store position folded in and committed. */
+  position(): number
+  get(deliveryId: string): StoredDelivery | undefined
+  attemptsOf(deliveryId: string): readonly AttemptRow[]
+  list(query: DeliveryQuery): DeliveryPage
+  /**
+   * The head of each configuration's queue (its oldest unsettled delivery) when it is due by
+   * `now`, earliest due first, skipping the configurations in `exclude`. A configuration whose
+   * head waits for a retry is not due: its later deliveries wait behind it, in order.
+   */
+  dueHeads(now: number, exclude: ReadonlySet<string>, limit: number): readonly StoredDelivery[]
+  /** When the next head falls due (outside `exclude`); undefined when no queue holds anything. */
+  nextDueAt(exclude: ReadonlySet<string>): number | undefined
+  /** The configuration's latest attempt outcomes, oldest first, `skipped` left out: its health. */
+  recentOutcomes(configurationId: string, keep: number): readonly { ok: boolean; at: number }[]
+  /** Since when every attempt of the configuration failed; null when its latest one succeeded (or none was made). */
+  failingSince(configurationId: string): number | null
+  /** Outcomes of this instance's attempts not yet published, in position order. */
+  unpublished(limit: number): readonly AttemptRow[]
+  markPublished(positions: readonly number[]): void
+  /** Resolves once every store event up to `position` is folded in and committed. */
+  waitFor(position: number): Promise<void>
+  /** Called after each commit; returns the unsubscribe. */
+  onChange(listener: () => void): () => void
+  /**
+   * Follows the store from the read model's checkpoint (catching up first, then live), folding
+   * delivery events in; the subscription is started again after a failure.
+   */
+  follow(store: Pick<EventStore, 'subscribeToAll'>): void
+  close(): void
+}
+
+export interface DeliveryReadModelOptions {
+  /** The SQLite file; `:memory:` for a throw-away one. */
+  readonly path: string
+  /** A new UUID: this instance's id, the first time the file is opened. */
+  readonly newId: () => string
+  readonly onInvalidEvent?: (event: RecordedEvent, issues: readonly FieldIssue[]) => void
+  readonly onFollowError?: (error: unknown) => void
+  /** Wait before following again after the subscription failed (default 1000 ms). */
+  readonly resubscribeMs?: number
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS deliveries (
+  delivery_id          TEXT PRIMARY KEY,
+  seq                  INTEGER NOT NULL,
+  revision             INTEGER NOT NULL,
+  account              TEXT NOT NULL,
+  endpoint             TEXT NOT NULL,
+  configuration_id     TEXT NOT NULL,
+  event_id             TEXT NOT NULL,
+  event_type           TEXT NOT NULL,
+  event                TEXT NOT NULL,
+  matched_selector_ids TEXT NOT NULL,
+  created_at           TEXT NOT NULL,
+  digest               TEXT,
+  status               TEXT NOT NULL,
+  attempts             INTEGER NOT NULL,
+  round_failures       INTEGER NOT NULL,
+  next_attempt_at      INTEGER,
+  requested_at         INTEGER NOT NULL,
+  updated_at           INTEGER NOT NULL,
+  replays              INTEGER NOT NULL,
+  last_status          INTEGER,
+  last_code            TEXT,
+  last_error           TEXT,
+  last_latency_ms      REAL,
+  attempted            INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS deliveries_by_seq ON deliveries (seq);
+CREATE INDEX IF NOT EXISTS deliveries_by_account ON deliveries (account, seq);
+CREATE INDEX IF NOT EXISTS deliveries_by_configuration ON deliveries (configuration_id, seq);
+CREATE INDEX IF NOT EXISTS deliveries_by_event ON deliveries (event_id);
+CREATE INDEX IF NOT EXISTS deliveries_unsettled ON deliveries (configuration_id, seq)
+  WHERE next_attempt_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS heads (
+  configuration_id TEXT PRIMARY KEY,
+  delivery_id      TEXT NOT NULL,
+  next_attempt_at  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS heads_by_due ON heads (next_attempt_at);
+CREATE TABLE IF NOT EXISTS attempts (
+  position         INTEGER PRIMARY KEY,
+  delivery_id      TEXT NOT NULL,
+  account          TEXT NOT NULL,
+  endpoint         TEXT NOT NULL,
+  configuration_id TEXT NOT NULL,
+  event_id         TEXT NOT NULL,
+  event_type       TEXT NOT NULL,
+  attempt          INTEGER NOT NULL,
+  outcome          TEXT NOT NULL,
+  status           INTEGER,
+  code             TEXT,
+  error            TEXT,
+  latency_ms       REAL,
+  at               INTEGER NOT NULL,
+  next_attempt_at  INTEGER,
+  publish          INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS attempts_by_delivery ON attempts (delivery_id, position);
+CREATE INDEX IF NOT EXISTS attempts_by_configuration ON attempts (configuration_id, position)
+  WHERE outcome != 'skipped';
+CREATE INDEX IF NOT EXISTS attempts_unpublished ON attempts (position) WHERE publish = 1;
+CREATE TABLE IF NOT EXISTS failing (
+  configuration_id TEXT PRIMARY KEY,
+  since            INTEGER NOT NULL
+) STRICT;
+`
+
+interface DeliveryRecord {
+  delivery_id: string
+  seq: number
+  revision: number
+  account: string
+  endpoint: string
+  configuration_id: string
+  event_id: string
+  event_type: string
+  event: string
+  matched_selector_ids: string
+  created_at: string
+  digest: string | null
+  status: string
+  attempts: number
+  round_failures: number
+  next_attempt_at: number | null
+  requested_at: number
+  updated_at: number
+  replays: number
+  last_status: number | null
+  last_code: string | null
+  last_error: string | null
+  last_latency_ms: number | null
+  attempted: number
+}
+
+interface AttemptRecord {
+  position: number
+  delivery_id: string
+  account: string
+  endpoint: string
+  configuration_id: string
+  event_id: string
+  event_type: string
+  attempt: number
+  outcome: string
+  status: number | null
+  code: string | null
+  error: string | null
+  latency_ms: number | null
+  at: number
+  next_attempt_at: number | null
+}
+
+const toRow = (r: DeliveryRecord): DeliveryRow => ({
+  deliveryId: r.delivery_id,
+  seq: r.seq,
+  revision: r.revision,
+  account: r.account,
+  endpoint: r.endpoint as EndpointType,
+  configurationId: r.configuration_id,
+  eventId: r.event_id,
+  eventType: r.event_type,
+  status: r.status as DeliveryStatus,
+  attempts: r.attempts,
+  roundFailures: r.round_failures,
+  nextAttemptAt: r.next_attempt_at,
+  requestedAt: r.requested_at,
+  updatedAt: r.updated_at,
+  replays: r.replays,
+  lastAttempt:
+    r.attempted === 0
+      ? null
+      : { status: r.last_status, code: r.last_code, error: r.last_error, latencyMs: r.last_latency_ms },
+})
+
+const toStored = (r: DeliveryRecord): StoredDelivery => ({
+  ...toRow(r),
+  event: JSON.parse(r.event) as CloudEvent,
+  matchedSelectorIds: JSON.parse(r.matched_selector_ids) as string[],
+  createdAt: r.created_at,
+  ...(r.digest === null ? {} : { digest: JSON.parse(r.digest) as Record<string, unknown> }),
+})
+
+const toAttempt = (r: AttemptRecord): AttemptRow => ({
+  position: r.position,
+  deliveryId: r.delivery_id,
+  account: r.account,
+  endpoint: r.endpoint as EndpointType,
+  configurationId: r.configuration_id,
+  eventId: r.event_id,
+  eventType: r.event_type,
+  attempt: r.attempt,
+  outcome: r.outcome as AttemptOutcome,
+  status: r.status,
+  code: r.code,
+  error: r.error,
+  latencyMs: r.latency_ms,
+  at: r.at,
+  nextAttemptAt: r.next_attempt_at,
+})
+
+const ms = (iso: string): number => Date.parse(iso)
+
+/**
+ * The delivery log's read model: a projection of the delivery streams into a SQLite file,
+ * with its checkpoint in the same transaction as the rows, so it resumes where it stopped
+ * instead of replaying the whole log at every start, and its memory does not grow with the
+ * log. It answers the API's filtered, paged listings with indexes, gives the retry scheduler
+ * each configuration's queue head, derives configuration health from recent outcomes, and is
+ * the outbox of `notifications.outcomes` for the attempts this instance made.
+ *
+ * Each process keeps its own file (it is rebuilt from the store when missing), so it works the
+ * same over the embedded store and KurrentDB.
+ *
+ * @example
+ * const view = createDeliveryReadModel({ path: 'data/deliveries-view.sqlite', newId: randomUUID })
+ * view.follow(store)
+ * await view.waitFor(appended.position)
+ * view.list({ account: 'acme', status: 'dead_lettered', limit: 50 })
+ */
+export const createDeliveryReadModel = (options: DeliveryReadModelOptions): DeliveryReadModel => {
+  if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true })
+  const db = new DatabaseSync(options.path)
+  db.exec(`
+    PRAGMA journal_mode = WAL;
+    PRAGMA synchronous = NORMAL;
+    PRAGMA busy_timeout = 5000;
+  `)
+  db.exec(SCHEMA)
+
+  const getMeta = db.prepare('SELECT value FROM meta WHERE key = ?')
+  const setMeta = db.prepare(
+    'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+  )
+  const metaValue = (key: string): string | undefined =>
+    (getMeta.get(key) as { value: string } | undefined)?.value
+  let instanceId = metaValue('instance_id')
+  if (instanceId === undefined) {
+    instanceId = options.newId()
+    setMeta.run('instance_id', instanceId)
+  }
+  const origin = instanceId
+
+  const sql = {
+    byId: db.prepare('SELECT * FROM deliveries WHERE delivery_id = ?'),
+    insert: db.prepare(`
+      INSERT INTO deliveries (delivery_id, seq, revision, account, endpoint, configuration_id, event_id,
+        event_type, event, matched_selector_ids, created_at, digest, status, attempts, round_failures,
+        next_attempt_at, requested_at, updated_at, replays, attempted)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, 0, ?, ?, ?, 0, 0)
+      ON CONFLICT (delivery_id) DO NOTHING`),
+    attempted: db.prepare(`
+      UPDATE deliveries SET revision = ?, attempts = MAX(attempts, ?), updated_at = ?, attempted = 1,
+        last_status = ?, last_code = ?, last_error = ?, last_latency_ms = ?
+      WHERE delivery_id = ?`),
+    settle: db.prepare(`
+      UPDATE deliveries SET revision = ?, status = ?, attempts = MAX(attempts, ?), next_attempt_at = ?,
+        round_failures = round_failures + ?, updated_at = ?
+      WHERE delivery_id = ?`),
+    skipped: db.prepare(`
+      UPDATE deliveries SET attempted = 1, last_status = NULL, last_code = 'skipped', last_error = ?,
+        last_latency_ms = NULL
+      WHERE delivery_id = ?`),
+    replayed: db.prepare(`
+      UPDATE deliveries SET revision = ?, status = 'pending', round_failures = 0, next_attempt_at = ?,
+        replays = replays + 1, updated_at = ?
+      WHERE delivery_id = ?`),
+    revisionOnly: db.prepare('UPDATE deliveries SET revision = ? WHERE delivery_id = ?'),
+    headOf: db.prepare(`
+      SELECT delivery_id, next_attempt_at FROM deliveries
+      WHERE configuration_id = ? AND next_attempt_at IS NOT NULL ORDER BY seq LIMIT 1`),
+    setHead: db.prepare(`
+      INSERT INTO heads (configuration_id, delivery_id, next_attempt_at) VALUES (?, ?, ?)
+      ON CONFLICT (configuration_id) DO UPDATE SET delivery_id = excluded.delivery_id,
+        next_attempt_at = excluded.next_attempt_at`),
+    dropHead: db.prepare('DELETE FROM heads WHERE configuration_id = ?'),
+    insertAttempt: db.prepare(`
+      INSERT OR IGNORE INTO attempts (position, delivery_id, account, endpoint, configuration_id, event_id,
+        event_type, attempt, outcome, status, code, error, latency_ms, at, next_attempt_at, publish)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    failingOf: db.prepare('SELECT since FROM failing WHERE configuration_id = ?'),
+    startFailing: db.prepare('INSERT OR IGNORE INTO failing (configuration_id, since) VALUES (?, ?)'),
+    stopFailing: db.prepare('DELETE FROM failing WHERE configuration_id = ?'),
+    attemptsOf: db.prepare('SELECT * FROM attempts WHERE delivery_id = ? ORDER BY position'),
+    dueHeads: db.prepare(`
+      SELECT d.* FROM heads h JOIN deliveries d ON d.delivery_id = h.delivery_id
+      WHERE h.next_attempt_at <= ? AND h.configuration_id NOT IN (SELECT value FROM json_each(?))
+      ORDER BY h.next_attempt_at, d.seq LIMIT ?`),
+    nextDue: db.prepare(`
+      SELECT MIN(next_attempt_at) AS at FROM heads
+      WHERE configuration_id NOT IN (SELECT value FROM json_each(?))`),
+    recent: db.prepare(`
+      SELECT outcome, at FROM attempts WHERE configuration_id = ? AND outcome != 'skipped'
+      ORDER BY position DESC LIMIT ?`),
+    unpublished: db.prepare('SELECT * FROM attempts WHERE publish = 1 ORDER BY position LIMIT ?'),
+    markPublished: db.prepare('UPDATE attempts SET publish = 0 WHERE position = ?'),
+  }
+
+  let committed = Number(metaValue('checkpoint') ?? 0)
+  let position = committed
+  let inTransaction = false
+  const listeners = new Set<() => void>()
+  const waiters: { position: number; resolve: () => void }[] = []
+  let closed = false
+
+  const refreshHead = (configurationId: string): void => {
+    const head = sql.headOf.get(configurationId) as
+      | { delivery_id: string; next_attempt_at: number }
+      | undefined
+    if (head === undefined) sql.dropHead.run(configurationId)
+    else sql.setHead.run(configurationId, head.delivery_id, head.next_attempt_at)
+  }
+
+  const recordOutcome = (
+    row: DeliveryRecord,
+    recorded: RecordedEvent,
+    attempt: number,
+    outcome: AttemptOutcome,
+    at: number,
+    nextAttemptAt: number | null,
+    skippedReason?: string,
+  ): void => {
+    const skipped = skippedReason !== undefined
+    sql.insertAttempt.run(
+      recorded.position,
+      row.delivery_id,
+      row.account,
+      row.endpoint,
+      row.configuration_id,
+      row.event_id,
+      row.event_type,
+      attempt,
+      outcome,
+      skipped ? null : row.last_status,
+      skipped ? 'skipped' : row.last_code,
+      skipped ? skippedReason : row.last_error,
+      skipped ? null : row.last_latency_ms,
+      at,
+      nextAttemptAt,
+      recorded.metadata.origin === origin ? 1 : 0,
+    )
+    if (outcome === 'skipped') return
+    if (outcome === 'sent') sql.stopFailing.run(row.configuration_id)
+    else sql.startFailing.run(row.configuration_id, at)
+  }
+
+  const fold = (recorded: RecordedEvent, event: DeliveryEvent): void => {
+    const deliveryId = event.data.deliveryId
+    if (event.type === 'DeliveryRequested') {
+      const d = event.data
+      sql.insert.run(
+        deliveryId,
+        recorded.position,
+        recorded.revision,
+        d.account,
+        d.endpoint,
+        d.configurationId,
+        d.event.id,
+        d.event.type,
+        JSON.stringify(d.event),
+        JSON.stringify(d.matchedSelectorIds),
+        d.createdAt,
+        d.digest === undefined ? null : JSON.stringify(d.digest),
+        ms(d.at),
+        ms(d.at),
+        ms(d.at),
+      )
+      refreshHead(d.configurationId)
+      return
+    }
+    const row = sql.byId.get(deliveryId) as DeliveryRecord | undefined
+    // Applied already (a checkpoint written before a crash lags the rows it covers never).
+    if (row === undefined || recorded.revision <= row.revision) return
+    const at = ms(event.data.at)
+    switch (event.type) {
+      case 'DeliveryAttempted': {
+        const d = event.data
+        sql.attempted.run(
+          recorded.revision,
+          d.attempt,
+          at,
+          d.status,
+          d.code,
+          d.error,
+          d.latencyMs,
+          deliveryId,
+        )
+        return
+      }
+      case 'DeliverySucceeded':
+        sql.settle.run(recorded.revision, 'sent', event.data.attempt, null, 0, at, deliveryId)
+        recordOutcome(row, recorded, event.data.attempt, 'sent', at, null)
+        break
+      case 'DeliveryFailed': {
+        const d = event.data
+        const next = d.nextAttemptAt === null ? null : ms(d.nextAttemptAt)
+        const status = d.outcome === 'failed' ? 'retrying' : d.outcome
+        sql.settle.run(
+          recorded.revision,
+          status,
+          d.attempt,
+          next,
+          d.outcome === 'failed' ? 1 : 0,
+          at,
+          deliveryId,
+        )
+        if (d.outcome === 'skipped') sql.skipped.run(d.reason, deliveryId)
+        recordOutcome(
+          row,
+          recorded,
+          d.attempt,
+          d.outcome,
+          at,
+          next,
+          d.outcome === 'skipped' ? d.reason : undefined,
+        )
+        break
+      }
+      case 'DeliveryDeadLettered':
+        sql.settle.run(recorded.revision, 'dead_lettered', event.data.attempt, null, 0, at, deliveryId)
+        recordOutcome(row, recorded, event.data.attempt, 'dead_lettered', at, null)
+        break
+      case 'DeliveryReplayed':
+        sql.replayed.run(recorded.revision, at, at, deliveryId)
+        break
+    }
+    refreshHead(row.configuration_id)
+  }
+
+  const commit = (): void => {
+    if (!inTransaction || closed) return
+    setMeta.run('checkpoint', String(position))
+    db.exec('COMMIT')
+    inTransaction = false
+    committed = position
+    for (let i = waiters.length - 1; i >= 0; i--) {
+      const waiter = waiters[i]
+      if (waiter !== undefined && waiter.position <= committed) {
+        waiters.splice(i, 1)
+        waiter.resolve()
+      }
+    }
+    for (const listener of listeners) listener()
+  }
+
+  /** Folds one store event in. Events of a burst share one transaction, committed on the next turn. */
+  const apply = (recorded: RecordedEvent): void => {
+    if (closed || recorded.position <= position) return
+    if (!inTransaction) {
+      db.exec('BEGIN')
+      inTransaction = true
+      setImmediate(commit)
+    }
+    position = recorded.position
+    if (!isDeliveryStream(recorded.stream)) return
+    const decoded = decodeDeliveryEvent(recorded)
+    if (!decoded.ok) {
+      options.onInvalidEvent?.(recorded, decoded.issues)
+      return
+    }
+    fold(recorded, decoded.value)
+  }
+
+  let subscription: Subscription | undefined
+  let resubscribe: NodeJS.Timeout | undefined
+  const follow = (store: Pick<EventStore, 'subscribeToAll'>): void => {
+    if (closed) return
+    subscription = store.subscribeToAll({ after: position }).subscribe({
+      next: (recorded) => {
+        try {
+          apply(recorded)
+        } catch (error) {
+          // A write that failed leaves the transaction to roll back; the events are read again.
+          if (inTransaction) {
+            db.exec('ROLLBACK')
+            inTransaction = false
+          }
+          position = committed
+          subscription?.unsubscribe()
+          options.onFollowError?.(error)
+          resubscribe = setTimeout(() => follow(store), options.resubscribeMs ?? 1000)
+        }
+      },
+      error: (error: unknown) => {
+        options.onFollowError?.(error)
+        if (closed) return
+        commit()
+        resubscribe = setTimeout(() => follow(store), options.resubscribeMs ?? 1000)
+      },
+    })
+  }
+
+  const filters = (query: DeliveryQuery): { where: string; params: SQLInputValue[] } => {
+    const clauses: string[] = []
+    const params: SQLInputValue[] = []
+    const add = (clause: string, value: SQLInputValue | undefined) => {
+      if (value === undefined) return
+      clauses.push(clause)
+      params.push(value)
+    }
+    add('account = ?', query.account)
+    add('configuration_id = ?', query.configurationId)
+    add('status = ?', query.status)
+    add('event_id = ?', query.eventId)
+    add('endpoint = ?', query.endpoint)
+    add('requested_at >= ?', query.since)
+    add('requested_at < ?', query.until)
+    add('seq < ?', query.before)
+    return { where: clauses.length === 0 ? '' : `WHERE ${clauses.join(' AND ')}`, params }
+  }
+
+  return {
+    instanceId,
+    position: () => committed,
+    get: (deliveryId) => {
+      const row = sql.byId.get(deliveryId) as DeliveryRecord | undefined
+      return row === undefined ? undefined : toStored(row)
+    },
+    attemptsOf: (deliveryId) => (sql.attemptsOf.all(deliveryId) as unknown as AttemptRecord[]).map(toAttempt),
+    list: (query) => {
+      const { where, params } = filters(query)
+      const rows = db
+        .prepare(`SELECT * FROM deliveries ${where} ORDER BY seq DESC LIMIT ?`)
+        .all(...params, query.limit + 1) as unknown as DeliveryRecord[]
+      const items = rows.slice(0, query.limit).map(toRow)
+      return { items, next: rows.length > query.limit ? (items.at(-1)?.seq ?? null) : null }
+    },
+    dueHeads: (now, exclude, limit) =>
+      (sql.dueHeads.all(now, JSON.stringify([...exclude]), limit) as unknown as DeliveryRecord[]).map(
+        toStored,
+      ),
+    nextDueAt: (exclude) => {
+      const row = sql.nextDue.get(JSON.stringify([...exclude])) as { at: number | null } | undefined
+      return row?.at ?? undefined
+    },
+    recentOutcomes: (configurationId, keep) =>
+      (sql.recent.all(configurationId, keep) as unknown as { outcome: string; at: number }[])
+        .map((r) => ({ ok: r.outcome === 'sent', at: r.at }))
+        .reverse(),
+    failingSince: (configurationId) =>
+      (sql.failingOf.get(configurationId) as { since: number } | undefined)?.since ?? null,
+    unpublished: (limit) => (sql.unpublished.all(limit) as unknown as AttemptRecord[]).map(toAttempt),
+    markPublished: (positions) => {
+      db.exec('SAVEPOINT publish')
+      for (const p of positions) sql.markPublished.run(p)
+      db.exec('RELEASE publish')
+    },
+    waitFor: (target) =>
+      target <= committed || closed
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => waiters.push({ position: target, resolve })),
+    onChange: (listener) => {
+      listeners.add(listener)
+      return () => listeners.delete(listener)
+    },
+    follow,
+    close: () => {
+      if (closed) return
+      subscription?.unsubscribe()
+      clearTimeout(resubscribe)
+      commit()
+      closed = true
+      for (const waiter of waiters.splice(0)) waiter.resolve()
+      db.close()
+    },
+  }
+}

@@ -1,0 +1,238 @@
+import { type Context, Hono } from 'hono'
+import type { AppEnv, Principal } from '../access/index.ts'
+import { type FieldIssue, NotFoundError, ValidationError } from '../errors/index.ts'
+import { authorize } from '../http/authorize.ts'
+import { ENDPOINT_TYPES, type EndpointType, isEndpointType } from '../notifications/index.ts'
+import { DELIVERY_STATUSES, type DeliveryStatus, isDeliveryStatus } from './events.ts'
+import type { DeliveryLog } from './log.ts'
+import type {
+  AttemptRow,
+  DeliveryQuery,
+  DeliveryReadModel,
+  DeliveryRow,
+  StoredDelivery,
+} from './read-model.ts'
+
+const MAX_LIMIT = 1_000
+const DELIVERY_ID = /^[0-9a-f]{64}$/
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString())
+
+/** A delivery as the API shows it: no secret is in the log, so nothing needs redacting. */
+export const deliveryView = (row: DeliveryRow) => ({
+  id: row.deliveryId,
+  account: row.account,
+  endpoint: row.endpoint,
+  configuration_id: row.configurationId,
+  event_id: row.eventId,
+  event_type: row.eventType,
+  status: row.status,
+  attempts: row.attempts,
+  replays: row.replays,
+  next_attempt_at: iso(row.nextAttemptAt),
+  created_at: iso(row.requestedAt),
+  updated_at: iso(row.updatedAt),
+  last_attempt:
+    row.lastAttempt === null
+      ? null
+      : {
+          status: row.lastAttempt.status,
+          code: row.lastAttempt.code,
+          error: row.lastAttempt.error,
+          latency_ms: row.lastAttempt.latencyMs,
+        },
+})
+
+export const attemptView = (row: AttemptRow) => ({
+  attempt: row.attempt,
+  outcome: row.outcome,
+  status: row.status,
+  code: row.code,
+  error: row.error,
+  latency_ms: row.latencyMs,
+  at: iso(row.at),
+  next_attempt_at: iso(row.nextAttemptAt),
+})
+
+const detailView = (delivery: StoredDelivery, attempts: readonly AttemptRow[]) => ({
+  ...deliveryView(delivery),
+  matched_selector_ids: delivery.matchedSelectorIds,
+  event: delivery.event,
+  attempt_history: attempts.map(attemptView),
+})
+
+/** Admins see every account's deliveries; anyone else their own account's only. */
+const isAdmin = (principal: Principal): boolean => principal.role === 'admin'
+
+type Params = Readonly<Record<string, unknown>>
+
+/** The filters shared by the listing and the bulk replay, from query parameters or a JSON body. */
+const parseFilters = (
+  params: Params,
+  principal: Principal,
+  defaults: { limit: number; maxLimit: number; status?: DeliveryStatus },
+): DeliveryQuery => {
+  const issues: FieldIssue[] = []
+  const text = (name: string): string | undefined => {
+    const value = params[name]
+    if (value === undefined || value === null) return undefined
+    if (typeof value === 'string' && value !== '') return value
+    issues.push({ path: name, message: 'must be a non-empty string' })
+    return undefined
+  }
+  const instant = (name: 'since' | 'until'): number | undefined => {
+    const value = text(name)
+    if (value === undefined) return undefined
+    if (!/^\d{4}-\d{2}-\d{2}T/.test(value) || Number.isNaN(Date.parse(value))) {
+      issues.push({ path: name, message: 'must be an RFC 3339 timestamp such as 2026-11-22T10:00:00Z' })
+      return undefined
+    }
+    return Date.parse(value)
+  }
+  const whole = (name: string, fallback: number, min: number, max: number): number => {
+    const value = params[name]
+    if (value === undefined || value === null) return fallback
+    const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+      issues.push({ path: name, message: `must be a whole number from ${min} to ${max}` })
+      return fallback
+    }
+    return n
+  }
+
+  const status = text('status') ?? defaults.status
+  if (status !== undefined && !isDeliveryStatus(status))
+    issues.push({ path: 'status', message: `must be one of ${DELIVERY_STATUSES.join(', ')}` })
+  const endpoint = text('endpoint')
+  if (endpoint !== undefined && !isEndpointType(endpoint))
+    issues.push({ path: 'endpoint', message: `must be one of ${ENDPOINT_TYPES.join(', ')}` })
+  const account = text('account')
+  if (account !== undefined && !isAdmin(principal) && account !== principal.account)
+    issues.push({ path: 'account', message: 'only an admin may name another account' })
+  const token = text('next_token')
+  const before = token === undefined ? undefined : /^\d{1,15}$/.test(token) ? Number(token) : Number.NaN
+  if (before !== undefined && Number.isNaN(before))
+    issues.push({ path: 'next_token', message: 'must be a next_token from a previous page' })
+  const configurationId = text('configuration_id')
+  const eventId = text('event_id')
+  const since = instant('since')
+  const until = instant('until')
+  const limit = whole('limit', defaults.limit, 1, defaults.maxLimit)
+
+  if (issues.length > 0)
+    throw new ValidationError(
+      `invalid delivery filter: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`,
+      issues,
+    )
+  const scope = isAdmin(principal) ? account : principal.account
+  return {
+    ...(scope === undefined ? {} : { account: scope }),
+    ...(configurationId === undefined ? {} : { configurationId }),
+    ...(status === undefined ? {} : { status: status as DeliveryStatus }),
+    ...(eventId === undefined ? {} : { eventId }),
+    ...(endpoint === undefined ? {} : { endpoint: endpoint as EndpointType }),
+    ...(since === undefined ? {} : { since }),
+    ...(until === undefined ? {} : { until }),
+    ...(before === undefined ? {} : { before }),
+    limit,
+  }
+}
+
+export interface DeliveryRoutesOptions {
+  readonly view: Pick<DeliveryReadModel, 'get' | 'list' | 'attemptsOf' | 'waitFor'>
+  readonly log: Pick<DeliveryLog, 'replay'>
+  /** Most deliveries one bulk replay sends again (`notifications.delivery.replay_limit`). */
+  readonly replayLimit: number
+}
+
+/**
+ * The delivery log API as a Hono sub-app; mount it at `/v1/notifications` behind the
+ * authentication middleware. Listing and reading take `listNotificationDeliveries`, replaying
+ * `replayNotificationDeliveries` (the seed's table): delivery history can be granted or withheld
+ * apart from the configurations.
+ *
+ * - `GET /deliveries?configuration_id=&status=&event_id=&endpoint=&since=&until=&limit=&next_token=`
+ * - `GET /deliveries/{id}`: with its attempts
+ * - `POST /deliveries/{id}/replay`
+ * - `POST /deliveries/replay` `{configuration_id?, status? (dead_lettered), event_id?, endpoint?, since?, until?, limit?}`
+ *
+ * @example
+ * app.route('/v1/notifications', createDeliveryRoutes({ view, log, replayLimit: 1000 }))
+ */
+export const createDeliveryRoutes = ({ view, log, replayLimit }: DeliveryRoutesOptions): Hono<AppEnv> => {
+  const app = new Hono<AppEnv>()
+
+  // Another account's delivery is not found, exactly like one that does not exist.
+  const visible = (c: Context<AppEnv>): StoredDelivery => {
+    const id = c.req.param('id') ?? ''
+    const delivery = DELIVERY_ID.test(id) ? view.get(id) : undefined
+    const principal = c.get('principal')
+    if (delivery === undefined || (!isAdmin(principal) && delivery.account !== principal.account))
+      throw new NotFoundError(`delivery ${id} not found`)
+    return delivery
+  }
+
+  const by = (principal: Principal): string => `${principal.account}/${principal.role}`
+
+  app.get('/deliveries', authorize('listNotificationDeliveries'), (c) => {
+    const query = parseFilters(c.req.query(), c.get('principal'), { limit: 100, maxLimit: MAX_LIMIT })
+    const page = view.list(query)
+    return c.json({
+      items: page.items.map(deliveryView),
+      next_token: page.next === null ? null : String(page.next),
+    })
+  })
+
+  app.get('/deliveries/:id', authorize('listNotificationDeliveries'), (c) => {
+    const delivery = visible(c)
+    return c.json(detailView(delivery, view.attemptsOf(delivery.deliveryId)))
+  })
+
+  app.post('/deliveries/:id/replay', authorize('replayNotificationDeliveries'), async (c) => {
+    const delivery = visible(c)
+    await view.waitFor(await log.replay(delivery.deliveryId, by(c.get('principal'))))
+    const replayed = view.get(delivery.deliveryId) ?? delivery
+    return c.json(deliveryView(replayed), 202)
+  })
+
+  app.post('/deliveries/replay', authorize('replayNotificationDeliveries'), async (c) => {
+    let body: unknown = {}
+    const raw = await c.req.text()
+    if (raw.trim() !== '') {
+      try {
+        body = JSON.parse(raw)
+      } catch {
+        throw new ValidationError('the request body must be JSON', [
+          { path: '(body)', message: 'must be a JSON document' },
+        ])
+      }
+    }
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      throw new ValidationError('the request body must be a JSON object', [
+        { path: '(body)', message: 'must be an object' },
+      ])
+    if ('next_token' in body)
+      throw new ValidationError('a bulk replay does not page', [
+        { path: 'next_token', message: 'is not accepted: replay again to continue' },
+      ])
+    const principal = c.get('principal')
+    // Dead-lettered deliveries by default: what a bulk replay is for after an endpoint is fixed.
+    const query = parseFilters(body as Params, principal, {
+      limit: replayLimit,
+      maxLimit: replayLimit,
+      status: 'dead_lettered',
+    })
+    const page = view.list(query)
+    let last = 0
+    let replayed = 0
+    for (const row of page.items) {
+      if (row.status === 'pending') continue
+      last = Math.max(last, await log.replay(row.deliveryId, by(principal)))
+      replayed++
+    }
+    await view.waitFor(last)
+    return c.json({ replayed, truncated: page.next !== null }, 202)
+  })
+
+  return app
+}

@@ -1,0 +1,393 @@
+import assert from 'node:assert/strict'
+import { randomBytes, randomUUID } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { migrate, warehouseMigrations } from '../../projections/migrations/index.ts'
+import { createProjectorHandler } from '../../projections/projector/index.ts'
+import { eventually } from '../../test/support/eventually.ts'
+import { createChdbWarehouse } from '../adapters/clickhouse-warehouse/index.ts'
+import { createSqliteEventLog } from '../adapters/sqlite-event-log/index.ts'
+import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
+import { createTokenService } from '../auth/index.ts'
+import { chainAuthenticators, createAdminTokenAuthenticator, createHttpApp } from '../http/index.ts'
+import { createMetrics, silentLogger } from '../observability/index.ts'
+import type { Consumer, EventLog } from '../ports/event-log.ts'
+import type { EventStore } from '../ports/index.ts'
+import type { Warehouse } from '../ports/warehouse.ts'
+import { createSecretBox } from '../secrets/index.ts'
+import { createEndpointStatusService } from './endpoints.ts'
+import type { Principal } from './model.ts'
+import { createSelectorToolsRoutes } from './preview-routes.ts'
+import { createNotificationConfigService, type NotificationConfigService } from './service.ts'
+
+const ADMIN_TOKEN = `admin-${randomBytes(12).toString('hex')}`
+const TOPIC = 'engine.events'
+type Json = Record<string, unknown>
+
+const finding = (severity: string) => ({
+  id: `CVE-2024-${severity.length}`,
+  severity,
+  package: 'openssl',
+  version: '3.0.13',
+  type: 'deb',
+  fix_version: '3.0.14',
+  kev: false,
+  cvss: 7.5,
+})
+
+const cloudEvent = (id: string, account: string, type: string, time: string, data: Json) => ({
+  specversion: '1.0',
+  id,
+  source: '/engine/catalog',
+  type,
+  account,
+  subject: `subject-${id}`,
+  time,
+  data,
+})
+
+const vulnerabilities = (severity: string) => ({
+  full_tag: 'docker.io/library/nginx:1.27',
+  digest: `sha256:${'b'.repeat(64)}`,
+  added: [finding(severity)],
+  removed: [],
+  updated: [],
+})
+
+/** Six events, a minute apart: five of acme's, the newest of globex's. */
+const EVENTS = [
+  cloudEvent('e1', 'acme', 'user.image.analysis.completed', '2026-03-01T10:00:00Z', { digest: 'sha256:a1' }),
+  cloudEvent(
+    'e2',
+    'acme',
+    'user.checks.tag.vulnerabilities.update',
+    '2026-03-01T10:01:00Z',
+    vulnerabilities('critical'),
+  ),
+  cloudEvent(
+    'e3',
+    'acme',
+    'user.checks.tag.vulnerabilities.update',
+    '2026-03-01T10:02:00Z',
+    vulnerabilities('low'),
+  ),
+  cloudEvent('e4', 'acme', 'system.feeds.sync.failed', '2026-03-01T10:03:00Z', {
+    feeds: ['vulnerabilities'],
+    error: 'upstream returned 503',
+  }),
+  cloudEvent('e5', 'acme', 'user.image.analysis.completed', '2026-03-01T10:04:00Z', { digest: 'sha256:a5' }),
+  cloudEvent('g1', 'globex', 'user.image.analysis.completed', '2026-03-01T10:05:00Z', {
+    digest: 'sha256:g1',
+  }),
+]
+
+describe('selector preview and event explanations over chDB', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-preview-'))
+  let log: EventLog
+  let store: EventStore
+  let warehouse: Warehouse
+  let projector: Consumer
+  let service: NotificationConfigService
+  let app: ReturnType<typeof createHttpApp>
+  const tokens: Record<'reader' | 'writer' | 'stranger', string> = { reader: '', writer: '', stranger: '' }
+  const writer: Principal = { account: 'acme', role: 'read-write' }
+
+  const call = async (token: string | undefined, method: string, path: string, body?: unknown) => {
+    const response = await app.request(path, {
+      method,
+      headers: {
+        'content-type': 'application/json',
+        ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    })
+    const text = await response.text()
+    return { status: response.status, text, json: (text === '' ? {} : JSON.parse(text)) as Json }
+  }
+  const ids = (answer: { json: Json }) => (answer.json.items as Json[]).map((e) => e.id)
+  const selector = (event: Json, extra: Json = {}) => ({
+    scope: 'account',
+    event: { level: '*', type: '*', resource_type: '*', ...event },
+    ...extra,
+  })
+
+  before(async () => {
+    log = createSqliteEventLog({ path: join(dir, 'log.sqlite'), idlePollMs: 25 })
+    await log.createTopics([{ topic: TOPIC, partitions: 1 }])
+    store = createSqliteEventStore({ path: join(dir, 'store.sqlite') })
+    warehouse = await createChdbWarehouse({ path: join(dir, 'warehouse') })
+    await migrate(warehouse, warehouseMigrations)
+    service = createNotificationConfigService({
+      store,
+      box: createSecretBox({ current: randomBytes(32).toString('base64') }),
+      clock: Date.now,
+      newId: randomUUID,
+      readAll: (o) => store.readAll(o),
+    })
+    const endpoints = createEndpointStatusService({ store, clock: Date.now, newId: randomUUID })
+    const tokenService = createTokenService({ store, clock: Date.now, newId: randomUUID })
+    const admin = { account: 'admin', role: 'admin' } as const
+    tokens.reader = (await tokenService.issue(admin, { account: 'acme', role: 'read-only' })).token
+    tokens.writer = (await tokenService.issue(admin, { account: 'acme', role: 'read-write' })).token
+    tokens.stranger = (await tokenService.issue(admin, { account: 'globex', role: 'read-only' })).token
+    app = createHttpApp({
+      log,
+      eventsTopic: TOPIC,
+      warehouse,
+      readiness: {},
+      authenticate: chainAuthenticators(
+        createAdminTokenAuthenticator(ADMIN_TOKEN),
+        tokenService.authenticate,
+      ),
+      requireAuth: true,
+      metrics: createMetrics(),
+      logger: silentLogger,
+      graphiql: false,
+      mounts: [
+        { path: '/v1/notifications', app: createSelectorToolsRoutes({ service, warehouse, endpoints }) },
+        // The same routes with a scan bound of one row, and without a warehouse.
+        { path: '/v1/bounded', app: createSelectorToolsRoutes({ service, warehouse, maxScan: 1 }) },
+        { path: '/v1/no-reports', app: createSelectorToolsRoutes({ service }) },
+      ],
+    })
+    // The events arrive the way every event does: the ingest API, the log, the projector.
+    projector = await log.consume(
+      { groupId: 'herald-projector', topics: [TOPIC] },
+      createProjectorHandler({ warehouse, clock: Date.now, logger: silentLogger }),
+    )
+    const published = await app.request('/v1/events', {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${ADMIN_TOKEN}`,
+        'content-type': 'application/cloudevents-batch+json',
+      },
+      body: JSON.stringify(EVENTS),
+    })
+    assert.equal(published.status, 202, await published.text())
+    await eventually(async () => {
+      const [row] = await warehouse.query<{ n: number }>('SELECT count() AS n FROM events')
+      assert.equal(Number(row?.n), EVENTS.length)
+    })
+  })
+
+  after(async () => {
+    await projector.stop()
+    await log.close()
+    await store.close()
+    await warehouse.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  describe('POST /v1/notifications/selectors/preview', () => {
+    const PREVIEW = '/v1/notifications/selectors/preview'
+
+    it('answers the recent events of the caller’s account that a selector matches, newest first', async () => {
+      const answer = await call(tokens.reader, 'POST', PREVIEW, selector({ type: 'user.image.*' }))
+      assert.equal(answer.status, 200, answer.text)
+      assert.deepEqual(ids(answer), ['e5', 'e1'])
+      assert.equal(answer.json.source, 'warehouse')
+      assert.equal(answer.json.complete, true)
+      const [newest] = answer.json.items as Json[]
+      assert.deepEqual(newest, {
+        specversion: '1.0',
+        id: 'e5',
+        source: '/engine/catalog',
+        type: 'user.image.analysis.completed',
+        account: 'acme',
+        time: '2026-03-01T10:04:00.000Z',
+        data: { digest: 'sha256:a5' },
+        subject: 'subject-e5',
+        level: 'info',
+        resourcetype: 'image_tag',
+      })
+    })
+
+    it('applies the content pattern, the time range and the limit', async () => {
+      const critical = selector(
+        { type: 'user.checks.*' },
+        { pattern: { data: { added: { severity: ['critical'] } } } },
+      )
+      assert.deepEqual(ids(await call(tokens.reader, 'POST', PREVIEW, critical)), ['e2'])
+      assert.deepEqual(ids(await call(tokens.reader, 'POST', PREVIEW, { ...selector({}), limit: 2 })), [
+        'e5',
+        'e4',
+      ])
+      const range = { since: '2026-03-01T10:01:00Z', until: '2026-03-01T10:03:00Z' }
+      assert.deepEqual(ids(await call(tokens.reader, 'POST', PREVIEW, { ...selector({}), ...range })), [
+        'e3',
+        'e2',
+      ])
+      assert.deepEqual(ids(await call(tokens.reader, 'POST', PREVIEW, selector({ level: 'error' }))), ['e4'])
+    })
+
+    it('shows another account nothing of acme’s, and the admin every account through a global selector', async () => {
+      assert.deepEqual(
+        ids(await call(tokens.stranger, 'POST', PREVIEW, selector({ type: 'user.image.*' }))),
+        ['g1'],
+      )
+      const global = { ...selector({ type: 'user.image.*' }), scope: 'global' }
+      assert.deepEqual(ids(await call(ADMIN_TOKEN, 'POST', PREVIEW, global)), ['g1', 'e5', 'e1'])
+      assert.equal((await call(tokens.writer, 'POST', PREVIEW, global)).status, 403)
+    })
+
+    it('refuses an invalid selector with 400 naming the path', async () => {
+      const pattern = await call(
+        tokens.reader,
+        'POST',
+        PREVIEW,
+        selector({}, { pattern: { data: { severity: [{ numeric: ['>'] }] } } }),
+      )
+      assert.equal(pattern.status, 400)
+      assert.equal(pattern.json.code, 'invalid_pattern')
+      assert.deepEqual(
+        (pattern.json.errors as Json[]).map((e) => e.path),
+        ['pattern.data.severity[0].numeric'],
+      )
+      const event = await call(tokens.reader, 'POST', PREVIEW, selector({ type: 'bad type!' }))
+      assert.equal(event.status, 400)
+      assert.deepEqual(
+        (event.json.errors as Json[]).map((e) => e.path),
+        ['event.type'],
+      )
+      assert.equal((await call(tokens.reader, 'POST', PREVIEW, '[1]')).status, 400)
+    })
+
+    it('says when the scan bound was reached before the range was exhausted', async () => {
+      const answer = await call(tokens.reader, 'POST', '/v1/bounded/selectors/preview', selector({}))
+      assert.deepEqual([answer.json.scanned, answer.json.complete, ids(answer)], [1, false, ['e5']])
+    })
+
+    it('previews a posted sample instead, and requires one without a warehouse', async () => {
+      const sample = [
+        cloudEvent('s1', 'acme', 'user.image.analysis.completed', '2026-03-01T09:00:00Z', {}),
+        cloudEvent('s2', 'acme', 'system.feeds.sync.failed', '2026-03-01T09:01:00Z', {}),
+        cloudEvent('s3', 'globex', 'user.image.analysis.completed', '2026-03-01T09:02:00Z', {}),
+      ]
+      for (const base of ['/v1/notifications', '/v1/no-reports']) {
+        const answer = await call(tokens.reader, 'POST', `${base}/selectors/preview`, {
+          ...selector({ type: 'user.image.*' }),
+          sample,
+        })
+        assert.equal(answer.status, 200, answer.text)
+        assert.deepEqual([answer.json.source, ids(answer)], ['sample', ['s1']])
+      }
+      const without = await call(tokens.reader, 'POST', '/v1/no-reports/selectors/preview', selector({}))
+      assert.equal(without.status, 400)
+      assert.deepEqual(
+        (without.json.errors as Json[]).map((e) => e.path),
+        ['sample'],
+      )
+      const bad = await call(tokens.reader, 'POST', PREVIEW, {
+        ...selector({}),
+        sample: [sample[0], { id: 7 }],
+      })
+      assert.equal(bad.status, 400)
+      assert.ok(
+        (bad.json.errors as Json[]).some((e) => e.path === 'sample[1].id'),
+        bad.text,
+      )
+    })
+
+    it('needs a token', async () => {
+      assert.equal((await call(undefined, 'POST', PREVIEW, selector({}))).status, 401)
+    })
+  })
+
+  describe('GET /v1/notifications/events/{id}/explain', () => {
+    let slackId = ''
+    const selectorIds: Record<string, string> = {}
+
+    before(async () => {
+      const slack = await service.createConfiguration(writer, 'slack', {
+        fields: { url: 'https://hooks.slack.com/services/T0/B0/explain-canary' },
+        options: {},
+      })
+      slackId = slack.value.id
+      const add = async (
+        name: string,
+        configurationId: string,
+        endpoint: 'slack' | 'webhook',
+        body: Json,
+      ) => {
+        const { value } = await service.addSelector(writer, endpoint, configurationId, {
+          scope: 'account',
+          event: { level: '*', type: '*', resource_type: '*', ...(body.event as Json) },
+          pattern: (body.pattern ?? null) as null,
+        })
+        selectorIds[name] = value.id
+      }
+      await add('critical', slackId, 'slack', {
+        event: { type: 'user.checks.*' },
+        pattern: { data: { added: { severity: ['critical'] } } },
+      })
+      await add('images', slackId, 'slack', { event: { type: 'user.image.*' } })
+      const off = await service.createConfiguration(writer, 'webhook', {
+        fields: { url: 'https://hooks.example.com/explain' },
+        options: { enabled: false },
+      })
+      await add('everything', off.value.id, 'webhook', {})
+    })
+
+    const explain = (token: string, id: string) =>
+      call(token, 'GET', `/v1/notifications/events/${id}/explain`)
+
+    it('tells which selectors matched and, for the others, the first condition that failed', async () => {
+      const answer = await explain(tokens.reader, 'e3')
+      assert.equal(answer.status, 200, answer.text)
+      assert.deepEqual(answer.json.event, {
+        id: 'e3',
+        type: 'user.checks.tag.vulnerabilities.update',
+        source: '/engine/catalog',
+        account: 'acme',
+        time: '2026-03-01T10:02:00.000Z',
+        level: 'info',
+        resourcetype: 'image_tag',
+        subject: 'subject-e3',
+      })
+      const matched = answer.json.matched as Json[]
+      assert.deepEqual(
+        matched.map((m) => [m.selector_id, m.endpoint, m.routed, m.reason]),
+        [[selectorIds.everything, 'webhook', false, 'the configuration is disabled']],
+      )
+      const unmatched = Object.fromEntries(
+        (answer.json.unmatched as Json[]).map((u) => [u.selector_id, (u.failure as Json).message]),
+      )
+      assert.deepEqual(unmatched, {
+        [selectorIds.critical as string]: 'pattern.data.added.severity: none of ["critical"] matched "low"',
+        [selectorIds.images as string]:
+          'event.type: expected "user.image.*", got "user.checks.tag.vulnerabilities.update"',
+      })
+      assert.ok(!answer.text.includes('explain-canary'))
+    })
+
+    it('says a match is not routed while its endpoint type is switched off', async () => {
+      const critical = await explain(tokens.reader, 'e2')
+      const routed = (critical.json.matched as Json[]).find((m) => m.selector_id === selectorIds.critical)
+      assert.deepEqual([routed?.configuration_id, routed?.routed], [slackId, true])
+      const endpoints = createEndpointStatusService({ store, clock: Date.now, newId: randomUUID })
+      await endpoints.set({ account: 'admin', role: 'admin' }, 'slack', false)
+      try {
+        const off = await explain(tokens.reader, 'e2')
+        const match = (off.json.matched as Json[]).find((m) => m.selector_id === selectorIds.critical)
+        assert.deepEqual([match?.routed, match?.reason], [false, 'the slack endpoint type is disabled'])
+      } finally {
+        await endpoints.set({ account: 'admin', role: 'admin' }, 'slack', true)
+      }
+    })
+
+    it('finds only the caller’s own events; the admin finds any', async () => {
+      assert.equal((await explain(tokens.reader, 'g1')).status, 404)
+      assert.equal((await explain(tokens.reader, 'no-such-event')).status, 404)
+      const stranger = await explain(tokens.stranger, 'g1')
+      assert.equal(stranger.status, 200)
+      assert.deepEqual([stranger.json.matched, stranger.json.unmatched], [[], []])
+      assert.equal((await explain(ADMIN_TOKEN, 'g1')).status, 200)
+    })
+
+    it('answers 503 without a warehouse', async () => {
+      assert.equal((await call(tokens.reader, 'GET', '/v1/no-reports/events/e1/explain')).status, 503)
+    })
+  })
+})

@@ -1,0 +1,206 @@
+import { type Context, Hono } from 'hono'
+import { ADMIN_ACCOUNT } from '../access/index.ts'
+import { NotFoundError, UnavailableError, ValidationError } from '../errors/index.ts'
+import type { CloudEvent } from '../events/index.ts'
+import { authorize } from '../http/authorize.ts'
+import { isInvalidPatternError, type MatchFailure } from '../matching/index.ts'
+import type { Warehouse } from '../ports/warehouse.ts'
+import type { EndpointStatusService } from './endpoints.ts'
+import type { EndpointType, NotificationsEnv, Principal } from './model.ts'
+import {
+  createWarehouseEvents,
+  explainStoredSelector,
+  type PreviewLimits,
+  previewRequest,
+  previewSelector,
+  scanFilterOf,
+} from './preview.ts'
+import type { NotificationConfigService } from './service.ts'
+
+/** A request body that must be one JSON object; anything else is a 400 naming `(body)`. */
+export const readJsonObject = async (c: Context<NotificationsEnv>): Promise<Record<string, unknown>> => {
+  let body: unknown
+  try {
+    body = await c.req.json()
+  } catch {
+    throw new ValidationError('the request body must be JSON', [
+      { path: '(body)', message: 'must be a JSON document' },
+    ])
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new ValidationError('the request body must be a JSON object', [
+      { path: '(body)', message: 'must be an object' },
+    ])
+  return body as Record<string, unknown>
+}
+
+/** The admin account's admin sees every account's events; everyone else only their own. */
+const isAdmin = (principal: Principal): boolean =>
+  principal.role === 'admin' && principal.account === ADMIN_ACCOUNT
+
+const MAX_ID_LENGTH = 256
+
+export interface SelectorToolsRoutesOptions {
+  readonly service: Pick<NotificationConfigService, 'listSelectors' | 'listConfigurations'>
+  /**
+   * The reports warehouse, whose `events` table previews scan and explain reads. Without it
+   * (or before the projector created the table) a preview needs a posted `sample` and explain
+   * answers 503.
+   */
+  readonly warehouse?: Warehouse
+  /** Most `events` rows one preview examines, newest first (default 5000): the scan's bound. */
+  readonly maxScan?: number
+  readonly limits?: PreviewLimits
+  /** Endpoint statuses, so explain can say a match would not be delivered to a switched-off type. */
+  readonly endpoints?: Pick<EndpointStatusService, 'list'>
+}
+
+const eventSummary = (event: CloudEvent) => ({
+  id: event.id,
+  type: event.type,
+  source: event.source,
+  account: event.account,
+  time: event.time ?? null,
+  level: event.level ?? null,
+  resourcetype: event.resourcetype ?? null,
+  subject: event.subject ?? null,
+})
+
+const failureView = (failure: MatchFailure) => ({
+  path: failure.path,
+  expected: failure.expected,
+  actual: failure.actual,
+  message: failure.message,
+})
+
+const byIds = (a: { configuration_id: string; selector_id: string }, b: typeof a): number =>
+  a.configuration_id.localeCompare(b.configuration_id) || a.selector_id.localeCompare(b.selector_id)
+
+/**
+ * `POST /selectors/preview` and `GET /events/{id}/explain` as a Hono sub-app; mount it at
+ * `/v1/notifications` behind the middleware that sets `principal`, like the configuration
+ * routes. Both are reads (`listNotificationEndpointConfigurations`,
+ * `getNotificationEndpointConfiguration`).
+ *
+ * A preview answers which recent events a selector (the selector CRUD's body, plus optional
+ * `since`, `until`, `limit`) would have matched, newest first: from a posted `sample` of
+ * CloudEvents when there is one, otherwise from the warehouse's `events` table, of the
+ * caller's account unless the caller is the admin, examining at most `maxScan` rows
+ * (`complete: false` says the bound was reached before the range was exhausted).
+ *
+ * Explain judges an event by the caller's selectors as they are now (not as they were when the
+ * event arrived): each one that matches, with `routed: false` and a reason when its
+ * configuration or endpoint type is switched off, and for each other the first condition that
+ * failed (`event.type: expected "user.image.*", got "system.feeds.sync.failed"`).
+ *
+ * @example
+ * app.route('/v1/notifications', createSelectorToolsRoutes({ service, warehouse, endpoints }))
+ */
+export const createSelectorToolsRoutes = (options: SelectorToolsRoutesOptions): Hono<NotificationsEnv> => {
+  const { service } = options
+  const maxScan = options.maxScan ?? 5_000
+  const events = options.warehouse === undefined ? undefined : createWarehouseEvents(options.warehouse)
+  const app = new Hono<NotificationsEnv>()
+
+  const warehouseEvents = async () => (events !== undefined && (await events.exists()) ? events : undefined)
+
+  app.post('/selectors/preview', authorize('listNotificationEndpointConfigurations'), async (c) => {
+    const principal = c.get('principal')
+    const request = previewRequest(await readJsonObject(c), principal, options.limits)
+    const { compiled, range, limit } = request
+    if (request.sample !== undefined) {
+      const items = previewSelector(compiled.pattern, request.sample, range, limit)
+      return c.json({
+        source: 'sample',
+        scanned: request.sample.length,
+        complete: true,
+        count: items.length,
+        items,
+      })
+    }
+    const source = await warehouseEvents()
+    if (source === undefined)
+      throw new ValidationError('there is no event warehouse to preview against; post a sample of events', [
+        { path: 'sample', message: 'is required when reports are not available' },
+      ])
+    const filter = scanFilterOf(compiled)
+    const scoped = isAdmin(principal) ? filter : { ...filter, account: principal.account }
+    const rows = await source.recent(scoped, range, maxScan)
+    const items = previewSelector(compiled.pattern, rows, range, limit)
+    return c.json({
+      source: 'warehouse',
+      scanned: rows.length,
+      complete: rows.length < maxScan,
+      count: items.length,
+      items,
+    })
+  })
+
+  app.get('/events/:id/explain', authorize('getNotificationEndpointConfiguration'), async (c) => {
+    const principal = c.get('principal')
+    const id = c.req.param('id') ?? ''
+    if (id === '' || id.length > MAX_ID_LENGTH) throw new NotFoundError(`event ${id} not found`)
+    const source = await warehouseEvents()
+    if (source === undefined)
+      throw new UnavailableError('events cannot be explained: the reports warehouse holds no events table')
+    const event = await source.byId(id, isAdmin(principal) ? undefined : principal.account)
+    if (event === undefined) throw new NotFoundError(`event ${id} not found`)
+
+    const [selectors, configurations, statuses] = await Promise.all([
+      service.listSelectors(principal.account),
+      service.listConfigurations(principal.account),
+      options.endpoints?.list() ?? Promise.resolve([]),
+    ])
+    const configurationsById = new Map(configurations.map((cfg) => [cfg.id, cfg]))
+    const switchedOff = new Set<EndpointType>(statuses.filter((s) => !s.enabled).map((s) => s.name))
+    const matched = []
+    const unmatched = []
+    for (const selector of selectors) {
+      const configuration = configurationsById.get(selector.configurationId)
+      if (configuration === undefined) continue
+      const ids = {
+        configuration_id: configuration.id,
+        endpoint: configuration.endpoint,
+        selector_id: selector.id,
+      }
+      let explanation: ReturnType<typeof explainStoredSelector>
+      try {
+        explanation = explainStoredSelector(selector, event)
+      } catch (error) {
+        // A stored pattern that a stricter compiler now refuses: the router leaves it out too.
+        if (!isInvalidPatternError(error)) throw error
+        unmatched.push({
+          ...ids,
+          failure: {
+            path: 'pattern',
+            expected: 'a valid pattern',
+            actual: 'an invalid one',
+            message: error.message,
+          },
+        })
+        continue
+      }
+      if (!explanation.matched) {
+        unmatched.push({ ...ids, failure: failureView(explanation.failure) })
+        continue
+      }
+      const notDelivered = !configuration.enabled
+        ? 'the configuration is disabled'
+        : switchedOff.has(configuration.endpoint)
+          ? `the ${configuration.endpoint} endpoint type is disabled`
+          : null
+      matched.push({
+        ...ids,
+        routed: notDelivered === null,
+        ...(notDelivered === null ? {} : { reason: notDelivered }),
+      })
+    }
+    return c.json({
+      event: eventSummary(event),
+      matched: matched.sort(byIds),
+      unmatched: unmatched.sort(byIds),
+    })
+  })
+
+  return app
+}

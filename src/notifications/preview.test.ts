@@ -1,0 +1,151 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { isHeraldError } from '../errors/index.ts'
+import type { CloudEvent } from '../events/index.ts'
+import type { Principal } from './model.ts'
+import { compileSelectorBody, previewRequest, previewSelector, scanFilterOf } from './preview.ts'
+
+const acme: Principal = { account: 'acme', role: 'read-only' }
+const admin: Principal = { account: 'admin', role: 'admin' }
+const anyEvent = { level: '*', type: '*', resource_type: '*' }
+
+const event = (id: string, time: string | undefined, extra: Partial<CloudEvent> = {}): CloudEvent => ({
+  specversion: '1.0',
+  id,
+  source: '/engine',
+  type: 'user.image.analysis.completed',
+  account: 'acme',
+  ...(time === undefined ? {} : { time }),
+  ...extra,
+})
+
+const issuesOf = (run: () => unknown) => {
+  try {
+    run()
+  } catch (error) {
+    if (isHeraldError(error))
+      return {
+        code: error.code,
+        paths: ((error as { issues?: { path: string }[] }).issues ?? []).map((i) => i.path),
+      }
+    throw error
+  }
+  assert.fail('expected an error')
+}
+
+describe('previewRequest', () => {
+  it('validates the selector as the selector CRUD does, naming paths', () => {
+    assert.deepEqual(
+      issuesOf(() =>
+        previewRequest(
+          { scope: 'account', event: anyEvent, pattern: { data: { n: [{ numeric: ['>'] }] } } },
+          acme,
+        ),
+      ),
+      { code: 'invalid_pattern', paths: ['pattern.data.n[0].numeric'] },
+    )
+    assert.deepEqual(
+      issuesOf(() => previewRequest({ scope: 'account', event: { ...anyEvent, level: 'loud' } }, acme)),
+      { code: 'validation_failed', paths: ['event.level'] },
+    )
+    assert.deepEqual(
+      issuesOf(() => previewRequest({ scope: 'global', event: anyEvent }, acme)),
+      {
+        code: 'forbidden',
+        paths: [],
+      },
+    )
+    assert.equal(
+      previewRequest({ scope: 'global', event: anyEvent }, admin).compiled.selector.scope,
+      'global',
+    )
+  })
+
+  it('names every bad range, limit and sample field at once', () => {
+    assert.deepEqual(
+      issuesOf(() =>
+        previewRequest(
+          {
+            scope: 'account',
+            event: anyEvent,
+            since: 'yesterday',
+            limit: 0,
+            sample: [event('a', undefined), { id: 'b' }],
+          },
+          acme,
+        ),
+      ).paths.sort(),
+      ['limit', 'sample[1].account', 'sample[1].source', 'sample[1].specversion', 'sample[1].type', 'since'],
+    )
+    assert.deepEqual(
+      issuesOf(() =>
+        previewRequest(
+          { scope: 'account', event: anyEvent, since: '2026-01-02T00:00:00Z', until: '2026-01-01T00:00:00Z' },
+          acme,
+        ),
+      ).paths,
+      ['until'],
+    )
+  })
+})
+
+describe('previewSelector', () => {
+  const events = [
+    event('old', '2026-01-01T10:00:00Z'),
+    event('untimed', undefined),
+    event('new', '2026-01-01T12:00:00Z'),
+    event('other-account', '2026-01-01T13:00:00Z', { account: 'globex' }),
+    event('feed', '2026-01-01T11:00:00Z', { type: 'system.feeds.sync.failed' }),
+  ]
+
+  it('returns matches newest first, untimed last, within the range and the limit', () => {
+    const { pattern } = compileSelectorBody(
+      { scope: 'account', event: { ...anyEvent, type: 'user.image.*' } },
+      acme,
+    )
+    const ids = (found: CloudEvent[]) => found.map((e) => e.id)
+    assert.deepEqual(ids(previewSelector(pattern, events, {}, 10)), ['new', 'old', 'untimed'])
+    assert.deepEqual(ids(previewSelector(pattern, events, {}, 1)), ['new'])
+    assert.deepEqual(
+      ids(
+        previewSelector(
+          pattern,
+          events,
+          { since: Date.parse('2026-01-01T10:00:00Z'), until: Date.parse('2026-01-01T12:00:00Z') },
+          10,
+        ),
+      ),
+      ['old'],
+    )
+  })
+
+  it('lets the admin’s global selector see every account', () => {
+    const { pattern } = compileSelectorBody({ scope: 'global', event: anyEvent }, admin)
+    assert.deepEqual(
+      previewSelector(pattern, events, {}, 10).map((e) => e.id),
+      ['other-account', 'new', 'feed', 'old', 'untimed'],
+    )
+  })
+})
+
+describe('scanFilterOf', () => {
+  it('pushes down only what every match must meet', () => {
+    const filter = (event: Record<string, string>, principal = acme, scope = 'account') =>
+      scanFilterOf(compileSelectorBody({ scope, event: { ...anyEvent, ...event } }, principal))
+    assert.deepEqual(filter({ type: 'user.image.*', level: 'error' }), {
+      account: 'acme',
+      level: 'error',
+      type: { kind: 'prefix', value: 'user.image.' },
+    })
+    assert.deepEqual(filter({ type: '*.failed' }), {
+      account: 'acme',
+      type: { kind: 'suffix', value: '.failed' },
+    })
+    assert.deepEqual(filter({ type: 'system.feeds.sync.failed' }), {
+      account: 'acme',
+      type: { kind: 'exact', value: 'system.feeds.sync.failed' },
+    })
+    assert.deepEqual(filter({ type: 'user.*.completed' }), { account: 'acme' })
+    assert.deepEqual(filter({}, admin, 'global'), {})
+  })
+})

@@ -1,0 +1,266 @@
+import { isLeft } from 'fp-ts/lib/Either.js'
+import {
+  type AttemptDetails,
+  type AttemptOutcome,
+  type DeliveryLog,
+  type DeliveryReadModel,
+  DeliveryStateError,
+  type Resolution,
+  type StoredDelivery,
+} from '../../src/deliveries/index.ts'
+import { isHeraldError, isRetriable } from '../../src/errors/index.ts'
+import type { Logger } from '../../src/observability/index.ts'
+import { DeliveryDigestCodec } from '../routing/index.ts'
+import type {
+  ChannelConfiguration,
+  ChannelDelivery,
+  ChannelResult,
+  DeliveryChannels,
+} from './channels/index.ts'
+import { type RateLimiter, type RateLimits, rateLimitTarget } from './rate-limit.ts'
+import { type RetryPolicy, retryDelay } from './retry-policy.ts'
+import type { AttemptAnswer } from './scheduler.ts'
+
+/** A configuration as the deliverer needs it: the channel's view with secrets opened, and its switch. */
+export interface DeliverableConfiguration {
+  readonly enabled: boolean
+  readonly channel: ChannelConfiguration
+  /** When it was last changed (ms): a failure streak counts from here at the earliest, so a fixed or re-enabled configuration gets a fresh start. */
+  readonly changedAt?: number
+}
+
+/** A configuration failed for the whole sustained-failure period. */
+export interface SustainedFailure {
+  readonly configurationId: string
+  readonly account: string
+  readonly endpoint: string
+  /** Ms: the first failure after its last success (or its last change). */
+  readonly failingSince: number
+  /** The last attempt's scrubbed error. */
+  readonly lastError: string | null
+}
+
+export interface AttemptRunnerOptions {
+  readonly view: Pick<DeliveryReadModel, 'waitFor' | 'failingSince'>
+  readonly log: Pick<DeliveryLog, 'record'>
+  /** The configuration as of now; undefined when it does not exist (any more). */
+  readonly getConfiguration: (
+    configurationId: string,
+  ) => DeliverableConfiguration | undefined | Promise<DeliverableConfiguration | undefined>
+  /** The channel port (`createDeliveryChannels(...).send`). */
+  readonly send: DeliveryChannels['send']
+  /** `ui_url`: messages link into the UI when set. */
+  readonly uiUrl: string | null
+  /** The time limit of one request (`notifications.webhook_timeout_ms`). */
+  readonly timeoutMs: number
+  readonly policy: RetryPolicy
+  readonly rateLimits: RateLimits
+  readonly limiter: RateLimiter
+  readonly clock: () => number
+  /** [0, 1): the retry jitter. */
+  readonly random: () => number
+  readonly logger: Logger
+  /** After each recorded outcome: metrics (`herald_deliveries_total{endpoint,outcome}`). */
+  readonly onOutcome?: (outcome: AttemptOutcome, delivery: StoredDelivery) => void
+  /** The endpoint answered that it no longer exists (HTTP 410): its configuration should be disabled. */
+  readonly onGone?: (delivery: StoredDelivery) => void | Promise<void>
+  /** Failing for this long, with no success in between, disables a configuration; 0 never does. */
+  readonly sustainedFailureMs: number
+  readonly onSustainedFailure?: (failure: SustainedFailure) => void | Promise<void>
+}
+
+const skipReason = (configuration: DeliverableConfiguration | undefined, delivery: StoredDelivery) =>
+  configuration === undefined
+    ? 'configuration_missing'
+    : !configuration.enabled
+      ? 'configuration_disabled'
+      : configuration.channel.account !== delivery.account ||
+          configuration.channel.endpoint !== delivery.endpoint
+        ? 'configuration_mismatch'
+        : undefined
+
+const channelDelivery = (delivery: StoredDelivery): ChannelDelivery => {
+  const digest = delivery.digest === undefined ? undefined : DeliveryDigestCodec.decode(delivery.digest)
+  return {
+    deliveryId: delivery.deliveryId,
+    account: delivery.account,
+    configurationId: delivery.configurationId,
+    event: delivery.event,
+    createdAt: delivery.createdAt,
+    // The router wrote it with this codec; one that no longer reads is sent as its first event.
+    ...(digest === undefined || isLeft(digest) ? {} : { digest: digest.right }),
+  }
+}
+
+/** What a channel threw (it should not: channels classify) as a failure naming no detail that could hold a secret. */
+const thrown = (error: unknown): ChannelResult => ({
+  ok: false,
+  kind: isRetriable(error) ? 'retriable' : 'permanent',
+  code: 'internal',
+  status: null,
+  error: `internal error: ${isHeraldError(error) ? error.code : error instanceof Error ? error.name : typeof error}`,
+  latencyMs: 0,
+})
+
+const detailsOf = (result: ChannelResult): AttemptDetails =>
+  result.ok
+    ? {
+        ok: true,
+        status: result.status,
+        latencyMs: result.latencyMs,
+        code: null,
+        error: null,
+        response: result.response,
+      }
+    : {
+        ok: false,
+        status: result.status,
+        latencyMs: result.latencyMs,
+        code: result.code,
+        error: result.error,
+        response: null,
+      }
+
+/**
+ * One attempt of one delivery, as the queue scheduler hands it out: checks the configuration,
+ * waits its turn under the target's rate limit, sends through the channel, decides what comes
+ * next by the retry policy (honouring `Retry-After`), records it in the delivery log and waits
+ * until the read model shows it. Nothing recorded, logged or published holds a secret: the
+ * channels scrub what they return.
+ *
+ * @example
+ * const attempt = createAttemptRunner({ view, log, getConfiguration, send: channels.send, uiUrl: null,
+ *   timeoutMs: 15_000, policy: DEFAULT_RETRY_POLICY, rateLimits: DEFAULT_RATE_LIMITS,
+ *   limiter: createRateLimiter(), clock: Date.now, random: Math.random, logger, sustainedFailureMs: 0 })
+ */
+export const createAttemptRunner = (options: AttemptRunnerOptions) => {
+  const { view, log, send, clock, logger, policy } = options
+  // Configurations already reported for a streak, by the change they were at: reported once.
+  const reported = new Map<string, number>()
+
+  const fields = (delivery: StoredDelivery) => ({
+    delivery_id: delivery.deliveryId,
+    configuration_id: delivery.configurationId,
+    account: delivery.account,
+    event_id: delivery.eventId,
+    event_type: delivery.eventType,
+    attempt: delivery.attempts + 1,
+  })
+
+  const checkSustained = async (
+    delivery: StoredDelivery,
+    configuration: DeliverableConfiguration,
+    lastError: string | null,
+  ) => {
+    if (options.sustainedFailureMs <= 0 || options.onSustainedFailure === undefined) return
+    const since = view.failingSince(delivery.configurationId)
+    if (since === null) return
+    const changedAt = configuration.changedAt ?? 0
+    const streakStart = Math.max(since, changedAt)
+    if (clock() - streakStart < options.sustainedFailureMs) return
+    if (reported.get(delivery.configurationId) === changedAt) return
+    reported.set(delivery.configurationId, changedAt)
+    await options.onSustainedFailure({
+      configurationId: delivery.configurationId,
+      account: delivery.account,
+      endpoint: delivery.endpoint,
+      failingSince: streakStart,
+      lastError,
+    })
+  }
+
+  return async (delivery: StoredDelivery, signal: AbortSignal): Promise<AttemptAnswer> => {
+    const endpoint = delivery.endpoint
+    const configuration = await options.getConfiguration(delivery.configurationId)
+    const skipped = skipReason(configuration, delivery)
+    let details: AttemptDetails | null = null
+    let resolution: Resolution
+    let target: string | undefined
+    if (skipped !== undefined || configuration === undefined) {
+      resolution = { outcome: 'skipped', reason: skipped ?? 'configuration_missing' }
+    } else {
+      target = rateLimitTarget(configuration.channel)
+      const now = clock()
+      const wait = options.limiter.take(target, options.rateLimits[configuration.channel.endpoint], now)
+      if (wait > 0) {
+        logger('debug', `delivery.${endpoint}.rate_limited`, { ...fields(delivery), wait_ms: wait })
+        return { deferUntil: now + wait }
+      }
+      let result: ChannelResult
+      try {
+        result = await send(channelDelivery(delivery), configuration.channel, {
+          uiUrl: options.uiUrl,
+          timeoutMs: options.timeoutMs,
+          signal,
+        })
+      } catch (error) {
+        result = thrown(error)
+      }
+      // Stopping: nothing is recorded, so the next start attempts it again.
+      if (signal.aborted) {
+        logger('info', `delivery.${endpoint}.interrupted`, fields(delivery))
+        return undefined
+      }
+      details = detailsOf(result)
+      if (result.ok) resolution = { outcome: 'sent' }
+      else if (result.kind === 'retriable') {
+        const retryAfter = result.retryAfterMs
+        if (retryAfter !== undefined)
+          options.limiter.holdUntil(target, clock() + Math.min(retryAfter, policy.maxRetryAfterMs))
+        const delay = retryDelay(policy, delivery.roundFailures, retryAfter, options.random)
+        resolution =
+          delay === undefined
+            ? { outcome: 'dead_lettered', reason: result.code }
+            : {
+                outcome: 'failed',
+                reason: result.code,
+                nextAttemptAt: clock() + delay,
+                retryAfterMs: retryAfter ?? null,
+              }
+      } else resolution = { outcome: 'rejected', reason: result.kind === 'gone' ? 'gone' : result.code }
+    }
+
+    let position: number
+    try {
+      position = await log.record(delivery, details, resolution)
+    } catch (error) {
+      if (!(error instanceof DeliveryStateError)) throw error
+      // Replayed or recorded elsewhere meanwhile: the read model is about to show it.
+      logger('warn', `delivery.${endpoint}.superseded`, { ...fields(delivery), reason: error.message })
+      return { deferUntil: clock() + 250 }
+    }
+    await view.waitFor(position)
+
+    const line = {
+      ...fields(delivery),
+      ...(details === null
+        ? { reason: resolution.outcome === 'skipped' ? resolution.reason : null }
+        : {
+            status: details.status,
+            latency_ms: details.latencyMs,
+            code: details.code,
+            error: details.error,
+          }),
+      ...(resolution.outcome === 'failed'
+        ? {
+            next_attempt_at: new Date(resolution.nextAttemptAt).toISOString(),
+            retry_after_ms: resolution.retryAfterMs,
+          }
+        : {}),
+    }
+    logger(
+      resolution.outcome === 'sent' ? 'info' : 'warn',
+      `delivery.${endpoint}.${resolution.outcome}`,
+      line,
+    )
+    options.onOutcome?.(resolution.outcome, delivery)
+
+    if (configuration === undefined || resolution.outcome === 'sent' || resolution.outcome === 'skipped')
+      return undefined
+    if (resolution.outcome === 'rejected' && resolution.reason === 'gone') await options.onGone?.(delivery)
+    await checkSustained(delivery, configuration, details?.error ?? null)
+    return undefined
+  }
+}
+
+export type AttemptRunner = ReturnType<typeof createAttemptRunner>

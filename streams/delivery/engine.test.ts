@@ -1,0 +1,424 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { afterEach, describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
+import { createSqliteEventStore } from '../../src/adapters/sqlite-event-store/index.ts'
+import { createDeliveryReadModel, type DeliveryReadModel } from '../../src/deliveries/index.ts'
+import type { Batch, EventLog, EventStore, LogMessage } from '../../src/ports/index.ts'
+import { type DeliveryCommand, deliveryIdFor, encodeDeliveryCommand } from '../routing/index.ts'
+import { anEvent } from '../routing/test-fixtures.ts'
+import type { DeliverableConfiguration, SustainedFailure } from './attempt.ts'
+import type { ChannelResult, DeliveryChannels } from './channels/index.ts'
+import { type DeliveryEngine, type DeliveryEngineOptions, startDeliveryEngine } from './engine.ts'
+import { DEFAULT_RATE_LIMITS } from './rate-limit.ts'
+
+const OUTCOMES = 'notifications.outcomes'
+
+const webhook = (id: string, host = `${id}.example`, enabled = true): DeliverableConfiguration => ({
+  enabled,
+  channel: {
+    endpoint: 'webhook',
+    id,
+    account: 'acme',
+    url: `https://${host}/hook`,
+    signingSecrets: ['whsec_x'],
+  },
+})
+
+const commandFor = (eventId: string, configurationId: string): DeliveryCommand => ({
+  deliveryId: deliveryIdFor(eventId, configurationId),
+  account: 'acme',
+  endpoint: 'webhook',
+  configurationId,
+  event: anEvent({ id: eventId }),
+  matchedSelectorIds: ['sel-1'],
+  createdAt: '2026-11-22T10:00:00.000Z',
+})
+
+const batchOf = (...commands: DeliveryCommand[]): Batch => ({
+  topic: 'notifications.deliveries',
+  partition: 0,
+  messages: commands.map(
+    (command, offset): LogMessage => ({
+      topic: 'notifications.deliveries',
+      partition: 0,
+      offset,
+      key: command.configurationId,
+      value: encodeDeliveryCommand(command).value,
+      headers: {},
+      timestamp: 0,
+    }),
+  ),
+})
+
+interface Call {
+  readonly configurationId: string
+  readonly eventId: string
+  readonly at: number
+}
+
+/**
+ * The channel port, answering by configuration the way the channels classify (`retriable` for
+ * 429 and 5xx, `gone` for 410, else `permanent`), after `latency` ms. Records every call.
+ */
+const endpoints = (
+  behaviour: Record<string, { status?: () => number; latencyMs?: number; retryAfterMs?: number }>,
+) => {
+  const calls: Call[] = []
+  let inFlight = 0
+  let peak = 0
+  const send: DeliveryChannels['send'] = async (delivery) => {
+    const b = behaviour[delivery.configurationId] ?? {}
+    calls.push({ configurationId: delivery.configurationId, eventId: delivery.event.id, at: Date.now() })
+    inFlight++
+    peak = Math.max(peak, inFlight)
+    await sleep(b.latencyMs ?? 1)
+    inFlight--
+    const status = b.status?.() ?? 200
+    if (status < 300) return { ok: true, status, response: 'ok', latencyMs: b.latencyMs ?? 1 }
+    const kind = status === 410 ? 'gone' : status === 429 || status >= 500 ? 'retriable' : 'permanent'
+    const result: ChannelResult = {
+      ok: false,
+      kind,
+      code: status === 429 ? 'rate_limited' : 'http_status',
+      status,
+      error: `HTTP ${status}`,
+      latencyMs: 1,
+      ...(b.retryAfterMs === undefined ? {} : { retryAfterMs: b.retryAfterMs }),
+    }
+    return result
+  }
+  return { calls, send, peak: () => peak }
+}
+
+describe('delivery engine', () => {
+  let store: EventStore
+  let log: EventLog
+  let view: DeliveryReadModel
+  let engine: DeliveryEngine | undefined
+
+  const start = async (
+    configurations: Record<string, DeliverableConfiguration>,
+    send: DeliveryChannels['send'],
+    overrides: Partial<DeliveryEngineOptions> = {},
+  ) => {
+    store = createSqliteEventStore({ path: ':memory:' })
+    log = createSqliteEventLog({ path: ':memory:' })
+    await log.createTopics([{ topic: OUTCOMES, partitions: 1 }])
+    view = createDeliveryReadModel({ path: ':memory:', newId: randomUUID })
+    view.follow(store)
+    engine = startDeliveryEngine({
+      store,
+      view,
+      log,
+      outcomesTopic: OUTCOMES,
+      getConfiguration: (id) => configurations[id],
+      send,
+      uiUrl: null,
+      timeoutMs: 1_000,
+      logger: () => {},
+      clock: Date.now,
+      newId: randomUUID,
+      random: () => 0.5,
+      policy: { scheduleMs: [0, 30, 30], jitter: 0, maxRetryAfterMs: 60_000 },
+      concurrency: 4,
+      ...overrides,
+    })
+    return engine
+  }
+
+  afterEach(async () => {
+    await engine?.stop(1_000)
+    engine = undefined
+    view.close()
+    await log.close()
+    await store.close()
+  })
+
+  const statusOf = (eventId: string, configurationId: string) =>
+    view.get(deliveryIdFor(eventId, configurationId))?.status
+
+  const settled = async (pairs: readonly [string, string][], timeoutMs = 5_000) => {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const statuses = pairs.map(([e, c]) => statusOf(e, c))
+      if (statuses.every((s) => s !== undefined && s !== 'pending' && s !== 'retrying')) return statuses
+      if (Date.now() > deadline) assert.fail(`not settled: ${JSON.stringify(statuses)}`)
+      await sleep(10)
+    }
+  }
+
+  it('records a batch and lets it go while an endpoint keeps failing; retries come from the log', async () => {
+    let failures = 2
+    const { calls, send } = endpoints({ down: { status: () => (failures-- > 0 ? 503 : 200) } })
+    const { handler } = await start({ down: webhook('down') }, send)
+    const started = Date.now()
+    await handler(batchOf(commandFor('e1', 'down')))
+    // The handler only records: the batch commits long before the endpoint recovers.
+    assert.ok(Date.now() - started < 500)
+    assert.deepEqual(await settled([['e1', 'down']]), ['sent'])
+    assert.equal(calls.length, 3, 'two failures, then success')
+    const delivery = view.get(deliveryIdFor('e1', 'down'))
+    assert.equal(delivery?.attempts, 3)
+    assert.deepEqual(
+      view.attemptsOf(deliveryIdFor('e1', 'down')).map((a) => a.outcome),
+      ['failed', 'failed', 'sent'],
+    )
+    // The second retry waited its 30 ms; the first was immediate.
+    const [first, second, third] = calls
+    assert.ok(first && second && third)
+    assert.ok(third.at - second.at >= 28, `${third.at - second.at} ms`)
+  })
+
+  it('records a delivery once, however often its command comes', async () => {
+    const { calls, send } = endpoints({})
+    const { handler } = await start({ ok: webhook('ok') }, send)
+    const batch = batchOf(commandFor('e1', 'ok'), commandFor('e2', 'ok'))
+    await handler(batch)
+    await settled([
+      ['e1', 'ok'],
+      ['e2', 'ok'],
+    ])
+    await handler(batch)
+    await sleep(50)
+    assert.equal(calls.length, 2)
+    assert.equal(view.list({ limit: 10 }).items.length, 2)
+  })
+
+  it('keeps each configuration in order, and a slow configuration delays only itself', async () => {
+    const { calls, send, peak } = endpoints({ slow: { latencyMs: 800 } })
+    const { handler } = await start({ slow: webhook('slow'), fast: webhook('fast') }, send, {
+      concurrency: 2,
+    })
+    await handler(
+      batchOf(
+        commandFor('s1', 'slow'),
+        commandFor('s2', 'slow'),
+        commandFor('f1', 'fast'),
+        commandFor('f2', 'fast'),
+        commandFor('f3', 'fast'),
+      ),
+    )
+    const fastDone = Date.now()
+    await settled([
+      ['f1', 'fast'],
+      ['f2', 'fast'],
+      ['f3', 'fast'],
+    ])
+    assert.ok(
+      Date.now() - fastDone < 250,
+      'every fast delivery went out while the first slow one was in flight',
+    )
+    assert.equal(statusOf('s1', 'slow'), 'pending')
+    await settled([
+      ['s1', 'slow'],
+      ['s2', 'slow'],
+    ])
+    const order = (c: string) =>
+      calls.filter((call) => call.configurationId === c).map((call) => call.eventId)
+    assert.deepEqual(order('slow'), ['s1', 's2'])
+    assert.deepEqual(order('fast'), ['f1', 'f2', 'f3'])
+    assert.equal(peak(), 2, 'one at a time per configuration, two configurations at once')
+  })
+
+  it('bounds how many configurations are served at once', async () => {
+    const behaviour = Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`c${i}`, { latencyMs: 30 }]))
+    const configurations = Object.fromEntries(Object.keys(behaviour).map((id) => [id, webhook(id)]))
+    const { send, peak } = endpoints(behaviour)
+    const { handler } = await start(configurations, send, { concurrency: 3 })
+    const commands = Object.keys(configurations).flatMap((id) => [commandFor('a', id), commandFor('b', id)])
+    await handler(batchOf(...commands))
+    await settled(commands.map((c) => [c.event.id, c.configurationId]))
+    assert.equal(peak(), 3)
+  })
+
+  it('keeps later deliveries behind one waiting for its retry', async () => {
+    let failures = 1
+    const { calls, send } = endpoints({ flaky: { status: () => (failures-- > 0 ? 503 : 200) } })
+    const { handler } = await start({ flaky: webhook('flaky') }, send, {
+      policy: { scheduleMs: [150], jitter: 0, maxRetryAfterMs: 60_000 },
+    })
+    await handler(batchOf(commandFor('e1', 'flaky'), commandFor('e2', 'flaky')))
+    await settled([
+      ['e1', 'flaky'],
+      ['e2', 'flaky'],
+    ])
+    assert.deepEqual(
+      calls.map((c) => c.eventId),
+      ['e1', 'e1', 'e2'],
+    )
+  })
+
+  it('spaces requests to one target by its rate limit, and other targets are not held', async () => {
+    const { calls, send } = endpoints({})
+    // Two configurations on one webhook URL share its limit; a third has its own.
+    const configurations = {
+      a: webhook('a', 'shared.example'),
+      b: webhook('b', 'shared.example'),
+      c: webhook('c'),
+    }
+    const { handler } = await start(configurations, send, {
+      rateLimits: { ...DEFAULT_RATE_LIMITS, webhook: 120 },
+    })
+    await handler(
+      batchOf(commandFor('a1', 'a'), commandFor('a2', 'a'), commandFor('b1', 'b'), commandFor('c1', 'c')),
+    )
+    await settled([
+      ['a1', 'a'],
+      ['a2', 'a'],
+      ['b1', 'b'],
+      ['c1', 'c'],
+    ])
+    const shared = calls.filter((c) => c.configurationId !== 'c').map((c) => c.at)
+    assert.equal(shared.length, 3)
+    const sorted = [...shared].sort((x, y) => x - y)
+    for (let i = 1; i < sorted.length; i++) {
+      const gap = (sorted[i] ?? 0) - (sorted[i - 1] ?? 0)
+      assert.ok(gap >= 495, `requests to one target ${gap} ms apart`)
+    }
+    const c = calls.find((call) => call.configurationId === 'c')
+    assert.ok(c && c.at - (sorted[0] ?? 0) < 400, 'another target went out without waiting its turn')
+  })
+
+  it('honours Retry-After over a shorter schedule step', async () => {
+    let failures = 1
+    const { calls, send } = endpoints({
+      busy: { status: () => (failures-- > 0 ? 429 : 200), retryAfterMs: 200 },
+    })
+    const { handler } = await start({ busy: webhook('busy') }, send)
+    await handler(batchOf(commandFor('e1', 'busy')))
+    await settled([['e1', 'busy']], 3_000)
+    const [first, second] = calls
+    assert.ok(first && second)
+    assert.ok(second.at - first.at >= 195, `${second.at - first.at} ms after the 429`)
+    assert.equal(view.attemptsOf(deliveryIdFor('e1', 'busy'))[0]?.code, 'rate_limited')
+  })
+
+  it('does not retry a refusal, disables on 410, skips what cannot be sent, dead-letters when retries run out', async () => {
+    const gone: string[] = []
+    const { calls, send } = endpoints({
+      bad: { status: () => 400 },
+      gone: { status: () => 410 },
+      down: { status: () => 502 },
+    })
+    const { handler } = await start(
+      {
+        bad: webhook('bad'),
+        gone: webhook('gone'),
+        down: webhook('down'),
+        off: webhook('off', 'off.example', false),
+      },
+      send,
+      { onGone: (d) => void gone.push(d.configurationId) },
+    )
+    await handler(
+      batchOf(
+        commandFor('e1', 'bad'),
+        commandFor('e2', 'gone'),
+        commandFor('e3', 'down'),
+        commandFor('e4', 'off'),
+      ),
+    )
+    assert.deepEqual(
+      await settled([
+        ['e1', 'bad'],
+        ['e2', 'gone'],
+        ['e3', 'down'],
+        ['e4', 'off'],
+      ]),
+      ['rejected', 'rejected', 'dead_lettered', 'skipped'],
+    )
+    const count = (c: string) => calls.filter((call) => call.configurationId === c).length
+    assert.deepEqual([count('bad'), count('gone'), count('down'), count('off')], [1, 1, 4, 0])
+    assert.deepEqual(gone, ['gone'])
+  })
+
+  it('reports a configuration that failed for the whole sustained-failure period, once', async () => {
+    const failures: SustainedFailure[] = []
+    const { send } = endpoints({ down: { status: () => 503 } })
+    const { handler } = await start({ down: webhook('down') }, send, {
+      policy: { scheduleMs: [40, 40, 40, 40], jitter: 0, maxRetryAfterMs: 60_000 },
+      sustainedFailureMs: 100,
+      onSustainedFailure: (f) => void failures.push(f),
+    })
+    await handler(batchOf(commandFor('e1', 'down'), commandFor('e2', 'down')))
+    await settled(
+      [
+        ['e1', 'down'],
+        ['e2', 'down'],
+      ],
+      5_000,
+    )
+    assert.equal(failures.length, 1)
+    assert.equal(failures[0]?.configurationId, 'down')
+    assert.equal(failures[0]?.lastError, 'HTTP 503')
+  })
+
+  it('lets an attempt in progress finish when stopping; one outlasting the grace is aborted and sent after the next start', async () => {
+    const calls: string[] = []
+    let latencyMs = 100
+    const send: DeliveryChannels['send'] = async (delivery, _configuration, context) => {
+      calls.push(delivery.event.id)
+      try {
+        await sleep(latencyMs, undefined, context.signal === undefined ? {} : { signal: context.signal })
+      } catch {
+        return {
+          ok: false,
+          kind: 'retriable',
+          code: 'aborted',
+          status: null,
+          error: 'the send was aborted',
+          latencyMs: 0,
+        }
+      }
+      return { ok: true, status: 200, response: 'ok', latencyMs }
+    }
+    const configurations = { a: webhook('a'), b: webhook('b') }
+    const first = await start(configurations, send)
+    await first.handler(batchOf(commandFor('e1', 'a')))
+    while (calls.length === 0) await sleep(5)
+    await first.stop(1_000)
+    assert.equal(statusOf('e1', 'a'), 'sent', 'finished within the grace, and recorded')
+
+    latencyMs = 5_000
+    const second = startDeliveryEngine({
+      store,
+      view,
+      log,
+      outcomesTopic: OUTCOMES,
+      getConfiguration: (id) => configurations[id as 'a' | 'b'],
+      send,
+      uiUrl: null,
+      timeoutMs: 10_000,
+      logger: () => {},
+      clock: Date.now,
+      newId: randomUUID,
+    })
+    engine = second
+    await second.handler(batchOf(commandFor('e2', 'b')))
+    while (calls.length < 2) await sleep(5)
+    const stopping = Date.now()
+    await second.stop(100)
+    assert.ok(Date.now() - stopping < 1_000, 'aborted after the grace')
+    const row = view.get(deliveryIdFor('e2', 'b'))
+    assert.deepEqual([row?.status, row?.attempts], ['pending', 0], 'nothing recorded for an aborted attempt')
+
+    latencyMs = 1
+    engine = startDeliveryEngine({
+      store,
+      view,
+      log,
+      outcomesTopic: OUTCOMES,
+      getConfiguration: (id) => configurations[id as 'a' | 'b'],
+      send,
+      uiUrl: null,
+      timeoutMs: 10_000,
+      logger: () => {},
+      clock: Date.now,
+      newId: randomUUID,
+    })
+    assert.deepEqual(await settled([['e2', 'b']]), ['sent'])
+    assert.deepEqual(calls, ['e1', 'e2', 'e2'])
+  })
+})

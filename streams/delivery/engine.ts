@@ -1,0 +1,125 @@
+import {
+  createDeliveryLog,
+  type DeliveryLog,
+  type DeliveryReadModel,
+  type OutcomePublisher,
+  type StoredDelivery,
+  startOutcomePublisher,
+} from '../../src/deliveries/index.ts'
+import type { Logger } from '../../src/observability/index.ts'
+import type { BatchHandler, EventLog, EventStore } from '../../src/ports/index.ts'
+import { createDeliveryRequestHandler } from '../deliverer.ts'
+import { type AttemptRunnerOptions, createAttemptRunner } from './attempt.ts'
+import { createRateLimiter, DEFAULT_RATE_LIMITS, type RateLimits } from './rate-limit.ts'
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry-policy.ts'
+import { type QueueScheduler, startQueueScheduler } from './scheduler.ts'
+
+export interface DeliveryEngineOptions
+  extends Pick<
+    AttemptRunnerOptions,
+    'getConfiguration' | 'send' | 'uiUrl' | 'timeoutMs' | 'onOutcome' | 'onGone' | 'onSustainedFailure'
+  > {
+  /** Where the delivery log is appended. */
+  readonly store: Pick<EventStore, 'append' | 'appendMany' | 'readStream'>
+  /** The delivery log's read model, following `store`. */
+  readonly view: DeliveryReadModel
+  /** Where outcomes are published, and the topic (`event_log.topics.outcomes`). */
+  readonly log: Pick<EventLog, 'publish'>
+  readonly outcomesTopic: string
+  readonly logger: Logger
+  readonly clock: () => number
+  readonly newId: () => string
+  readonly random?: () => number
+  readonly policy?: RetryPolicy
+  readonly rateLimits?: RateLimits
+  /** Configurations delivered to at the same time (default 8). */
+  readonly concurrency?: number
+  /** 0 (the default): a failing configuration is never disabled for it. */
+  readonly sustainedFailureMs?: number
+}
+
+export interface DeliveryEngine {
+  /** The `notifications.deliveries` consumer's handler: records, then commits. */
+  readonly handler: BatchHandler
+  readonly deliveries: DeliveryLog
+  readonly scheduler: QueueScheduler
+  readonly publisher: OutcomePublisher
+  /**
+   * Takes no more work, lets attempts in progress finish for up to `graceMs` (aborting the
+   * rest, which are attempted again after the next start), then publishes what they recorded.
+   */
+  stop(graceMs: number): Promise<void>
+}
+
+/**
+ * The deliverer: the batch handler that records deliveries, the per-configuration queues
+ * that attempt them from the delivery log, and the outcome publisher. The read model must
+ * follow the store (`view.follow(store)`); every change it commits wakes the queues, so due
+ * retries left by a previous run start as soon as it has caught up.
+ *
+ * @example
+ * view.follow(deliveryStore)
+ * const engine = startDeliveryEngine({ store: deliveryStore, view, log, outcomesTopic: 'notifications.outcomes',
+ *   getConfiguration, send: channels.send, uiUrl: null, timeoutMs: 15_000, logger, clock: Date.now, newId: randomUUID })
+ * await log.consume({ groupId: 'herald-deliverer', topics: ['notifications.deliveries'] }, engine.handler)
+ */
+export const startDeliveryEngine = (options: DeliveryEngineOptions): DeliveryEngine => {
+  const { view, logger, clock } = options
+  const deliveries = createDeliveryLog({
+    store: options.store,
+    clock,
+    newId: options.newId,
+    origin: view.instanceId,
+  })
+  const attempt = createAttemptRunner({
+    ...options,
+    view,
+    log: deliveries,
+    policy: options.policy ?? DEFAULT_RETRY_POLICY,
+    rateLimits: options.rateLimits ?? DEFAULT_RATE_LIMITS,
+    limiter: createRateLimiter(),
+    random: options.random ?? Math.random,
+    sustainedFailureMs: options.sustainedFailureMs ?? 0,
+  })
+  const scheduler = startQueueScheduler<StoredDelivery>({
+    source: view,
+    queueOf: (delivery) => delivery.configurationId,
+    attempt,
+    concurrency: options.concurrency ?? 8,
+    clock,
+    onError: (error, delivery) =>
+      logger('error', 'delivery.attempt_failed', {
+        delivery_id: delivery.deliveryId,
+        configuration_id: delivery.configurationId,
+        error: error instanceof Error ? error.message : String(error),
+      }),
+  })
+  const stopWaking = view.onChange(() => scheduler.wake())
+  const publisher = startOutcomePublisher({
+    view,
+    log: options.log,
+    topic: options.outcomesTopic,
+    onError: (error) =>
+      logger('error', 'delivery.outcomes_publish_failed', {
+        topic: options.outcomesTopic,
+        error: error instanceof Error ? error.message : String(error),
+      }),
+  })
+  const handler = createDeliveryRequestHandler({ deliveries, logger })
+  let stopping: Promise<void> | undefined
+  return {
+    handler,
+    deliveries,
+    scheduler,
+    publisher,
+    stop: (graceMs) => {
+      stopping ??= (async () => {
+        stopWaking()
+        // Each attempt returns once the read model shows its outcome, so all are there to publish.
+        await scheduler.stop(graceMs)
+        await publisher.stop()
+      })()
+      return stopping
+    },
+  }
+}

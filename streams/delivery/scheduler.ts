@@ -1,0 +1,155 @@
+/**
+ * Where the queues are kept: the delivery log's read model. A queue is one configuration's
+ * unsettled deliveries in order; only its head is ever handed out.
+ */
+export interface QueueSource<T> {
+  /** Heads due by `now` of queues not in `exclude`, earliest due first, at most `limit`. */
+  dueHeads(now: number, exclude: ReadonlySet<string>, limit: number): readonly T[]
+  /** When the next head of a queue not in `exclude` falls due; undefined when none waits. */
+  nextDueAt(exclude: ReadonlySet<string>): number | undefined
+}
+
+/** What an attempt asks of its queue: nothing (its result is recorded), or to wait (a rate limit). */
+export type AttemptAnswer = { readonly deferUntil: number } | undefined
+
+export interface QueueSchedulerOptions<T> {
+  readonly source: QueueSource<T>
+  /** The queue an item belongs to: its configuration id. */
+  readonly queueOf: (item: T) => string
+  /**
+   * Makes one attempt and records its result where `source` reads it, before resolving: the
+   * queue's next head is read right after. The signal aborts at shutdown.
+   */
+  readonly attempt: (item: T, signal: AbortSignal) => Promise<AttemptAnswer>
+  /** Queues served at the same time; each queue serves one item at a time. */
+  readonly concurrency: number
+  readonly clock: () => number
+  /** An attempt threw: its queue pauses for `errorBackoffMs` rather than spin on the same head. */
+  readonly onError?: (error: unknown, item: T) => void
+  readonly errorBackoffMs?: number
+}
+
+export interface QueueScheduler {
+  /** Looks for due heads now: after new deliveries, a replay, or another process's append. */
+  wake(): void
+  /** Attempts in progress. */
+  readonly active: () => number
+  /**
+   * Hands out nothing more, lets attempts in progress finish for up to `graceMs`, then aborts
+   * the rest (they record nothing and are attempted again after the next start).
+   */
+  stop(graceMs: number): Promise<void>
+}
+
+// setTimeout's limit is 2^31 - 1 ms; a far-off head is looked at again before that.
+const MAX_SLEEP_MS = 2_000_000_000
+
+/**
+ * One queue per configuration over a shared, bounded pool: a slow or failing endpoint holds
+ * one slot and delays only its own queue, and a queue's items go one at a time, in order. A
+ * head waiting for its retry holds its queue back, so order is kept through retries; the
+ * schedule lives in the source, so it survives a restart.
+ *
+ * @example
+ * const scheduler = startQueueScheduler({ source: view, queueOf: (d) => d.configurationId,
+ *   attempt, concurrency: 8, clock: Date.now })
+ * view.onChange(() => scheduler.wake())
+ */
+export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): QueueScheduler => {
+  const { source, queueOf, clock, concurrency } = options
+  const errorBackoffMs = options.errorBackoffMs ?? 5_000
+  const busy = new Set<string>()
+  const deferred = new Map<string, number>()
+  const inFlight = new Set<Promise<void>>()
+  const controller = new AbortController()
+  let stopped = false
+  let timer: NodeJS.Timeout | undefined
+  let timerAt = Number.POSITIVE_INFINITY
+
+  const excluded = (now: number): Set<string> => {
+    const out = new Set(busy)
+    for (const [queue, until] of deferred) {
+      if (until > now) out.add(queue)
+      else deferred.delete(queue)
+    }
+    return out
+  }
+
+  const sleepUntil = (at: number, now: number) => {
+    if (at >= timerAt && timer !== undefined) return
+    clearTimeout(timer)
+    timerAt = at
+    timer = setTimeout(
+      () => {
+        timer = undefined
+        timerAt = Number.POSITIVE_INFINITY
+        pump()
+      },
+      Math.min(Math.max(0, at - now), MAX_SLEEP_MS),
+    )
+    timer.unref()
+  }
+
+  const start = (item: T) => {
+    const queue = queueOf(item)
+    busy.add(queue)
+    const run = (async () => {
+      try {
+        const answer = await options.attempt(item, controller.signal)
+        if (answer !== undefined) deferred.set(queue, answer.deferUntil)
+      } catch (error) {
+        options.onError?.(error, item)
+        deferred.set(queue, clock() + errorBackoffMs)
+      } finally {
+        busy.delete(queue)
+      }
+    })()
+    inFlight.add(run)
+    void run.finally(() => {
+      inFlight.delete(run)
+      pump()
+    })
+  }
+
+  const pump = () => {
+    if (stopped) return
+    const now = clock()
+    let exclude = excluded(now)
+    const free = concurrency - busy.size
+    if (free > 0) {
+      for (const item of source.dueHeads(now, exclude, free)) start(item)
+      exclude = excluded(now)
+    }
+    // Busy queues wake the pump when they finish; the rest need a timer.
+    let next = source.nextDueAt(exclude)
+    for (const [queue, until] of deferred)
+      if (!busy.has(queue) && (next === undefined || until < next)) next = until
+    if (next !== undefined && busy.size < concurrency) sleepUntil(next, now)
+  }
+
+  // Due work left from before a restart (a retry that was waiting) starts at once.
+  queueMicrotask(pump)
+
+  return {
+    wake: () => {
+      if (!stopped) pump()
+    },
+    active: () => inFlight.size,
+    stop: async (graceMs) => {
+      stopped = true
+      clearTimeout(timer)
+      if (inFlight.size > 0) {
+        let grace: NodeJS.Timeout | undefined
+        await Promise.race([
+          Promise.allSettled([...inFlight]),
+          new Promise<void>((resolve) => {
+            grace = setTimeout(resolve, graceMs)
+          }),
+        ])
+        clearTimeout(grace)
+      }
+      controller.abort(new Error('the deliverer is stopping'))
+      await Promise.allSettled([...inFlight])
+    },
+  }
+}

@@ -1,0 +1,371 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { TestScheduler } from 'rxjs/testing'
+import { createSqliteEventLog } from '../src/adapters/sqlite-event-log/index.ts'
+import { encodeLogEvent } from '../src/events/index.ts'
+import { compileJsonSchema, heraldSubjects, processedKey } from '../src/ingress/index.ts'
+import type { LogFields } from '../src/observability/index.ts'
+import type { LogMessage, OutgoingMessage, PublishedPosition } from '../src/ports/index.ts'
+import { eventually } from '../test/support/eventually.ts'
+import { createDigestFlusher, type FlushReport, flushDigests } from './digest-flusher.ts'
+import type { DigestEntry, DigestStore } from './digest-store.ts'
+import { createDigestStore } from './digest-store-sqlite.ts'
+import { createRouterHandler } from './router.ts'
+import {
+  buildSelectorIndex,
+  type DeliveryCommand,
+  decodeDeliveryCommand,
+  digestDeliveryIdFor,
+} from './routing/index.ts'
+import { aConfiguration, anEvent, aSelector, aSelectorSet } from './routing/test-fixtures.ts'
+
+const newScheduler = () => new TestScheduler((actual, expected) => assert.deepEqual(actual, expected))
+
+const T0 = Date.UTC(2026, 10, 22, 10, 0, 0)
+const TOPIC = 'notifications.deliveries'
+
+const asLogMessage = (m: OutgoingMessage): LogMessage => ({
+  topic: TOPIC,
+  partition: 0,
+  offset: 0,
+  key: m.key,
+  value: m.value,
+  headers: m.headers ?? {},
+  timestamp: 0,
+})
+
+const decoded = (messages: readonly OutgoingMessage[]): DeliveryCommand[] =>
+  messages.map((m) => {
+    const result = decodeDeliveryCommand(asLogMessage(m))
+    assert.ok(result.ok, JSON.stringify(!result.ok && result.issues))
+    return result.value
+  })
+
+const capturingLog = () => {
+  const published: OutgoingMessage[] = []
+  let failures = 0
+  return {
+    published,
+    /** The next `n` publishes fail. */
+    failNext: (n: number) => {
+      failures = n
+    },
+    log: {
+      publish: async (_topic: string, messages: readonly OutgoingMessage[]): Promise<PublishedPosition[]> => {
+        if (failures > 0) {
+          failures--
+          throw new Error('log unavailable')
+        }
+        published.push(...messages)
+        return []
+      },
+    },
+  }
+}
+
+const entry = (id: string, overrides: Partial<DigestEntry> = {}): DigestEntry => {
+  const event = anEvent({ id })
+  return {
+    configurationId: 'cfg-1',
+    account: 'acme',
+    endpoint: 'slack',
+    eventKey: processedKey(event),
+    event,
+    matchedSelectorIds: ['s1'],
+    windowMs: 30_000,
+    ...overrides,
+  }
+}
+
+describe('flushDigests', () => {
+  it('flushes at each tick, drops ticks while a flush runs, and goes on after a failed one', () => {
+    const failures: number[] = []
+    newScheduler().run(({ cold, expectObservable }) => {
+      const flush = (now: number) =>
+        now === 5
+          ? cold<number>('-#', undefined, new Error('log unavailable'))
+          : cold('---(r|)', { r: now * 10 })
+      expectObservable(
+        cold('-a-b----c-d-----e|', { a: 1, b: 2, c: 3, d: 4, e: 5 }).pipe(
+          flushDigests(flush, (_error, now) => failures.push(now)),
+        ),
+      ).toBe('----x------y-----|', { x: 10, y: 30 })
+    })
+    // b and d came while a flush ran; e's flush failed and was reported, and the stream went on.
+    assert.deepEqual(failures, [5])
+  })
+})
+
+describe('createDigestFlusher', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-flusher-'))
+  after(() => rmSync(dir, { recursive: true, force: true }))
+  let files = 0
+  const aStore = () => createDigestStore({ path: join(dir, `digests-${files++}.sqlite`) })
+  const logLines: { event: string; fields: LogFields }[] = []
+  const logger = (_level: string, event: string, fields: LogFields = {}) => logLines.push({ event, fields })
+
+  it('publishes one digest per closed window, valid by the topic schema, and marks it flushed', async () => {
+    const store = aStore()
+    const { log, published } = capturingLog()
+    let now = T0 + 1_000
+    const reports: FlushReport[] = []
+    const flusher = createDigestFlusher({
+      store,
+      log,
+      topic: TOPIC,
+      clock: () => now,
+      logger,
+      onFlushed: (r) => reports.push(r),
+    })
+    await store.record([entry('a'), entry('b'), entry('c', { configurationId: 'cfg-2' })], now)
+    assert.deepEqual(await flusher.flushDue(), { digests: 0, events: 0 })
+
+    now = T0 + 30_000
+    assert.deepEqual(await flusher.flushDue(), { digests: 2, events: 3 })
+    const commands = decoded(published)
+    assert.deepEqual(
+      commands.map((c) => [c.configurationId, c.deliveryId, c.event.id, c.digest?.total]),
+      [
+        ['cfg-1', digestDeliveryIdFor('cfg-1', '2026-11-22T10:00:00.000Z'), 'a', 2],
+        ['cfg-2', digestDeliveryIdFor('cfg-2', '2026-11-22T10:00:00.000Z'), 'c', 1],
+      ],
+    )
+    assert.deepEqual(
+      published.map((m) => m.key),
+      ['cfg-1', 'cfg-2'],
+    )
+    const subject = heraldSubjects({
+      events: 'engine.events',
+      deliveries: TOPIC,
+      outcomes: 'notifications.outcomes',
+      metrics: 'reports.metrics',
+    }).find((s) => s.subject === `${TOPIC}-value`)
+    const validate = compileJsonSchema(subject?.schema.schema ?? assert.fail())
+    for (const m of published) {
+      const value = JSON.parse(new TextDecoder().decode(m.value))
+      assert.ok(validate(value), JSON.stringify(validate.errors))
+    }
+    assert.deepEqual(reports, [{ digests: 2, events: 3 }])
+    assert.ok(logLines.some((l) => l.event === 'router.digest_flushed' && l.fields.events === 2))
+
+    assert.deepEqual(await flusher.flushDue(), { digests: 0, events: 0 }, 'flushed once')
+    assert.equal(published.length, 2)
+    await store.close()
+  })
+
+  it('leaves a window due when publishing fails, and publishes it with the same id next time', async () => {
+    const store = aStore()
+    const { log, published, failNext } = capturingLog()
+    const flusher = createDigestFlusher({ store, log, topic: TOPIC, clock: () => T0 + 60_000, logger })
+    await store.record([entry('a')], T0)
+    failNext(1)
+    await assert.rejects(flusher.flushDue(), /log unavailable/)
+    await flusher.flushDue()
+    assert.deepEqual(
+      decoded(published).map((c) => c.deliveryId),
+      [digestDeliveryIdFor('cfg-1', '2026-11-22T10:00:00.000Z')],
+    )
+    await store.close()
+  })
+
+  it('publishes a window again, with the same id, after a crash between publishing and marking it', async () => {
+    const path = join(dir, 'crash.sqlite')
+    const { log, published } = capturingLog()
+    const first = createDigestStore({ path })
+    await first.record([entry('a'), entry('b')], T0)
+    // The process dies after the publish: the mark never happens.
+    const dying: DigestStore = {
+      ...first,
+      markFlushed: async () => {
+        throw new Error('process killed')
+      },
+    }
+    const clock = () => T0 + 30_000
+    await assert.rejects(createDigestFlusher({ store: dying, log, topic: TOPIC, clock, logger }).flushDue())
+    await first.close()
+
+    const restarted = createDigestStore({ path })
+    await createDigestFlusher({ store: restarted, log, topic: TOPIC, clock, logger }).flushDue()
+    const [before, again] = decoded(published)
+    assert.equal(published.length, 2)
+    assert.equal(before?.deliveryId, again?.deliveryId)
+    assert.deepEqual(before?.digest, again?.digest)
+    assert.deepEqual(await restarted.due(T0 + 1_000_000), [])
+    await restarted.close()
+  })
+
+  it("names its buffer in the delivery id when told to, as each Kafka router's flusher is", async () => {
+    const store = aStore()
+    const { log, published } = capturingLog()
+    await store.record([entry('a')], T0)
+    await createDigestFlusher({
+      store,
+      log,
+      topic: TOPIC,
+      clock: () => T0 + 30_000,
+      logger,
+      instance: store.instanceId,
+    }).flushDue()
+    assert.deepEqual(
+      decoded(published).map((c) => c.deliveryId),
+      [digestDeliveryIdFor('cfg-1', '2026-11-22T10:00:00.000Z', store.instanceId)],
+    )
+    await store.close()
+  })
+
+  it('takes every closed window in one flush, a batch at a time', async () => {
+    const store = aStore()
+    const { log, published } = capturingLog()
+    const flusher = createDigestFlusher({
+      store,
+      log,
+      topic: TOPIC,
+      clock: () => T0 + 60_000,
+      logger,
+      batchSize: 2,
+    })
+    await store.record(
+      ['a', 'b', 'c', 'd', 'e'].map((id) => entry(id, { configurationId: `cfg-${id}` })),
+      T0,
+    )
+    assert.deepEqual(await flusher.flushDue(), { digests: 5, events: 5 })
+    assert.equal(published.length, 5)
+    await store.close()
+  })
+
+  it('flushes at start what closed while Herald was down, then on its timer; stop waits for a flush in progress', async () => {
+    const path = join(dir, 'down.sqlite')
+    const before = createDigestStore({ path })
+    await before.record([entry('a')], T0)
+    await before.close()
+
+    const store = createDigestStore({ path })
+    const published: OutgoingMessage[] = []
+    let slow = false
+    let publishing = false
+    const log = {
+      publish: async (_topic: string, messages: readonly OutgoingMessage[]) => {
+        publishing = true
+        if (slow) await sleep(150)
+        published.push(...messages)
+        return []
+      },
+    }
+    let now = T0 + 10 * 60_000
+    const flusher = createDigestFlusher({
+      store,
+      log,
+      topic: TOPIC,
+      clock: () => now,
+      logger,
+      intervalMs: 20,
+    })
+    flusher.start()
+    await eventually(() => assert.equal(published.length, 1))
+    assert.equal(decoded(published)[0]?.event.id, 'a')
+
+    // A window that closes while it runs goes out on a tick; stop() comes in the middle of its publish.
+    await store.record([entry('b')], now)
+    slow = true
+    publishing = false
+    now += 30_000
+    await eventually(() => assert.ok(publishing))
+    await flusher.stop()
+    assert.equal(published.length, 2)
+    assert.deepEqual(await store.due(now), [], 'marked before stop() returned')
+    await store.close()
+  })
+})
+
+describe('storm control through the embedded log', () => {
+  it('turns a storm of matching events into one digest command on notifications.deliveries', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-storm-'))
+    const log = createSqliteEventLog({ path: join(dir, 'eventlog.sqlite'), idlePollMs: 20 })
+    const store = createDigestStore({ path: join(dir, 'digests.sqlite') })
+    try {
+      await log.createTopics([
+        { topic: 'engine.events', partitions: 3 },
+        { topic: TOPIC, partitions: 3 },
+      ])
+      const index = buildSelectorIndex(
+        aSelectorSet(
+          [
+            aConfiguration({
+              id: 'cfg-storm',
+              endpoint: 'slack',
+              digest: { enabled: true, windowSeconds: 60 },
+            }),
+            aConfiguration({ id: 'cfg-each' }),
+          ],
+          [
+            // Two selectors of the digest configuration match every event: still one entry each.
+            aSelector({ type: 'user.image.*' }, { id: 's1', configurationId: 'cfg-storm' }),
+            aSelector({ level: 'error' }, { id: 's2', configurationId: 'cfg-storm' }),
+            aSelector({ type: 'user.image.analysis.failed' }, { id: 's3', configurationId: 'cfg-each' }),
+          ],
+        ),
+      )
+      let now = T0 + 5_000
+      const clock = () => now
+      const consumer = await log.consume(
+        { groupId: 'herald-router', topics: ['engine.events'] },
+        createRouterHandler({
+          log,
+          topics: { deliveries: TOPIC },
+          getIndex: () => index,
+          clock,
+          logger: () => {},
+          digests: { store, defaultWindowSeconds: 30 },
+        }),
+      )
+      const storm = Array.from({ length: 250 }, (_, i) =>
+        anEvent({
+          id: `fail-${i}`,
+          type: 'user.image.analysis.failed',
+          level: 'error',
+          resourcetype: 'image',
+          data: { full_tag: `registry.example.com/app:${i}`, error: 'analyzer timed out after 3600s' },
+        }),
+      )
+      await log.publish('engine.events', storm.map(encodeLogEvent))
+
+      const delivered: DeliveryCommand[] = []
+      const reader = await log.consume({ groupId: 'test-reader', topics: [TOPIC] }, async (batch) => {
+        for (const m of batch.messages) {
+          const command = decodeDeliveryCommand(m)
+          assert.ok(command.ok)
+          delivered.push(command.value)
+        }
+      })
+      await eventually(() => assert.equal(delivered.length, 250), { timeoutMs: 10_000 })
+      assert.ok(delivered.every((c) => c.configurationId === 'cfg-each' && c.digest === undefined))
+      await consumer.stop()
+
+      now = T0 + 60_000
+      const flusher = createDigestFlusher({ store, log, topic: TOPIC, clock, logger: () => {} })
+      await flusher.flushDue()
+      await eventually(() => assert.equal(delivered.length, 251), { timeoutMs: 10_000 })
+      await reader.stop()
+      const digest = delivered.find((c) => c.configurationId === 'cfg-storm')
+      assert.equal(digest?.deliveryId, digestDeliveryIdFor('cfg-storm', '2026-11-22T10:00:00.000Z'))
+      assert.deepEqual(digest?.matchedSelectorIds, ['s1', 's2'])
+      assert.deepEqual(digest?.digest?.counts, [
+        { type: 'user.image.analysis.failed', level: 'error', count: 250 },
+      ])
+      assert.equal(digest?.digest?.total, 250)
+      assert.deepEqual(
+        digest?.digest?.events.map((e) => e.id),
+        storm.slice(0, 10).map((e) => e.id),
+      )
+      assert.equal(digest?.digest?.windowEnd, '2026-11-22T10:01:00.000Z')
+    } finally {
+      await store.close()
+      await log.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})

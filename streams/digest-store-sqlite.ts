@@ -1,0 +1,243 @@
+import { hash, randomUUID } from 'node:crypto'
+import { DatabaseSync } from 'node:sqlite'
+import { ClosedError } from '../src/errors/index.ts'
+import type { CloudEvent } from '../src/events/index.ts'
+import type { EndpointType } from '../src/notifications/index.ts'
+import { DIGEST_EVENTS } from './digest.ts'
+import type { DigestEntry, DigestStore, PendingDigest } from './digest-store.ts'
+import type { DigestTypeCount } from './routing/index.ts'
+
+export interface SqliteDigestStoreOptions {
+  /** Database file; `:memory:` for a throw-away store. */
+  readonly path: string
+  /** Events kept whole per window, for the digest's list (default `DIGEST_EVENTS`, 10; at least 1); the rest are counted. */
+  readonly keepEvents?: number
+  /** How long a flushed window is remembered, so an entry recorded again is still ignored (default 1 day). */
+  readonly retainFlushedMs?: number
+}
+
+const DEFAULT_RETAIN_FLUSHED_MS = 24 * 60 * 60 * 1000
+const PRUNE_EVERY_MS = 60_000
+
+interface WindowRow {
+  readonly id: number
+  readonly configuration_id: string
+  readonly account: string
+  readonly endpoint: string
+  readonly window_start: number
+  readonly window_end: number
+  readonly total: number
+  readonly flushed_at: number | null
+}
+
+/** What `record` knows of a window while it writes to it. */
+interface OpenWindow {
+  readonly id: number
+  total: number
+  readonly created: boolean
+  changed: boolean
+}
+
+/** 16 bytes of sha256(configuration id, event key): one entry per event and configuration. */
+const entryKey = (entry: DigestEntry): Buffer =>
+  hash('sha256', `${entry.configurationId}\u0000${entry.eventKey}`, 'buffer').subarray(0, 16)
+
+/**
+ * The DigestStore in a SQLite file: the embedded deployment's digest buffer, beside the
+ * processed-id window in `data_dir`. A window is a row with its running total; an entry is a
+ * row keyed by a digest of (configuration, event), holding the type, level and selectors it
+ * is counted by, and the whole event only while it is among the window's first `keepEvents`,
+ * so a storm costs a small row per event, not a copy of each. Counts are taken when the
+ * window is flushed. Commits are synchronous (`synchronous = FULL`): once `record` resolves,
+ * the entries survive a crash of the machine, not only of the process, because the router
+ * then lets the log commit offsets past the events they stand for.
+ *
+ * @example
+ * const digests = createDigestStore({ path: 'data/digests.sqlite' })
+ */
+export const createDigestStore = (options: SqliteDigestStoreOptions): DigestStore => {
+  const keepEvents = options.keepEvents ?? DIGEST_EVENTS
+  // A digest command carries its window's first event: a window must keep one.
+  if (!Number.isInteger(keepEvents) || keepEvents < 1)
+    throw new TypeError(`keepEvents must be a positive integer, not ${keepEvents}`)
+  const retainFlushedMs = options.retainFlushedMs ?? DEFAULT_RETAIN_FLUSHED_MS
+  const db = new DatabaseSync(options.path)
+  db.exec(`
+    PRAGMA journal_mode = WAL;
+    PRAGMA synchronous = FULL;
+    PRAGMA busy_timeout = 5000;
+    CREATE TABLE IF NOT EXISTS digest_windows (
+      id INTEGER PRIMARY KEY,
+      configuration_id TEXT NOT NULL,
+      account TEXT NOT NULL,
+      endpoint TEXT NOT NULL,
+      window_start INTEGER NOT NULL,
+      window_end INTEGER NOT NULL,
+      total INTEGER NOT NULL,
+      flushed_at INTEGER,
+      UNIQUE (configuration_id, window_start)
+    );
+    CREATE INDEX IF NOT EXISTS digest_windows_due ON digest_windows (window_end) WHERE flushed_at IS NULL;
+    CREATE INDEX IF NOT EXISTS digest_windows_flushed ON digest_windows (flushed_at) WHERE flushed_at IS NOT NULL;
+    CREATE TABLE IF NOT EXISTS digest_entries (
+      key BLOB PRIMARY KEY,
+      window_id INTEGER NOT NULL,
+      position INTEGER NOT NULL,
+      type TEXT NOT NULL,
+      level TEXT NOT NULL,
+      selectors TEXT NOT NULL,
+      event TEXT
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS digest_entries_window ON digest_entries (window_id, position);
+    CREATE TABLE IF NOT EXISTS digest_store (id INTEGER PRIMARY KEY CHECK (id = 1), instance_id TEXT NOT NULL);
+  `)
+  db.prepare('INSERT OR IGNORE INTO digest_store (id, instance_id) VALUES (1, ?)').run(randomUUID())
+  const { instance_id: instanceId } = db.prepare('SELECT instance_id FROM digest_store').get() as {
+    instance_id: string
+  }
+  const statements = {
+    latest: db.prepare(
+      'SELECT * FROM digest_windows WHERE configuration_id = ? ORDER BY window_start DESC LIMIT 1',
+    ),
+    openWindow: db.prepare(
+      'INSERT INTO digest_windows (configuration_id, account, endpoint, window_start, window_end, total) VALUES (?, ?, ?, ?, ?, 0)',
+    ),
+    setTotal: db.prepare('UPDATE digest_windows SET total = ? WHERE id = ?'),
+    dropWindow: db.prepare('DELETE FROM digest_windows WHERE id = ?'),
+    addEntry: db.prepare(
+      'INSERT OR IGNORE INTO digest_entries (key, window_id, position, type, level, selectors, event) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    ),
+    due: db.prepare(
+      'SELECT * FROM digest_windows WHERE flushed_at IS NULL AND window_end <= ? ORDER BY window_end, id LIMIT ?',
+    ),
+    counts: db.prepare(
+      'SELECT type, level, count(*) AS count FROM digest_entries WHERE window_id = ? GROUP BY type, level ORDER BY count DESC, type, level',
+    ),
+    events: db.prepare(
+      'SELECT event FROM digest_entries WHERE window_id = ? AND event IS NOT NULL ORDER BY position LIMIT ?',
+    ),
+    selectors: db.prepare('SELECT DISTINCT selectors FROM digest_entries WHERE window_id = ?'),
+    markFlushed: db.prepare(
+      'UPDATE digest_windows SET flushed_at = ? WHERE configuration_id = ? AND window_start = ? AND flushed_at IS NULL',
+    ),
+    pruneEntries: db.prepare(
+      'DELETE FROM digest_entries WHERE window_id IN (SELECT id FROM digest_windows WHERE flushed_at < ?)',
+    ),
+    pruneWindows: db.prepare('DELETE FROM digest_windows WHERE flushed_at < ?'),
+  }
+
+  let closed = false
+  let lastPrune = 0
+  const assertOpen = () => {
+    if (closed) throw new ClosedError('digest store')
+  }
+  const transaction = (work: () => void) => {
+    db.exec('BEGIN IMMEDIATE')
+    try {
+      work()
+      db.exec('COMMIT')
+    } catch (error) {
+      db.exec('ROLLBACK')
+      throw error
+    }
+  }
+
+  /** The window an entry of `entry`'s configuration joins at `now`, opened if need be. */
+  const windowFor = (entry: DigestEntry, now: number): OpenWindow => {
+    const latest = statements.latest.get(entry.configurationId) as WindowRow | undefined
+    if (latest !== undefined && latest.flushed_at === null && latest.window_end > now)
+      return { id: latest.id, total: latest.total, created: false, changed: false }
+    const aligned = Math.floor(now / entry.windowMs) * entry.windowMs
+    const start = latest === undefined ? aligned : Math.max(aligned, latest.window_end)
+    const { lastInsertRowid } = statements.openWindow.run(
+      entry.configurationId,
+      entry.account,
+      entry.endpoint,
+      start,
+      start + entry.windowMs,
+    )
+    return { id: Number(lastInsertRowid), total: 0, created: true, changed: false }
+  }
+
+  const pending = (row: WindowRow): PendingDigest => {
+    const selectors = new Set<string>()
+    for (const { selectors: list } of statements.selectors.all(row.id) as { selectors: string }[])
+      for (const id of JSON.parse(list) as string[]) selectors.add(id)
+    return {
+      configurationId: row.configuration_id,
+      account: row.account,
+      endpoint: row.endpoint as EndpointType,
+      windowStart: row.window_start,
+      windowEnd: row.window_end,
+      total: row.total,
+      counts: (statements.counts.all(row.id) as unknown as DigestTypeCount[]).map((c) => ({
+        type: c.type,
+        level: c.level,
+        count: Number(c.count),
+      })),
+      events: (statements.events.all(row.id, keepEvents) as { event: string }[]).map(
+        (r) => JSON.parse(r.event) as CloudEvent,
+      ),
+      matchedSelectorIds: [...selectors].sort(),
+    }
+  }
+
+  return {
+    instanceId,
+    async record(entries, now) {
+      assertOpen()
+      if (entries.length === 0) return
+      transaction(() => {
+        const windows = new Map<string, OpenWindow>()
+        for (const entry of entries) {
+          let window = windows.get(entry.configurationId)
+          if (window === undefined) {
+            window = windowFor(entry, now)
+            windows.set(entry.configurationId, window)
+          }
+          const { changes } = statements.addEntry.run(
+            entryKey(entry),
+            window.id,
+            window.total,
+            entry.event.type,
+            entry.event.level ?? 'info',
+            JSON.stringify(entry.matchedSelectorIds),
+            window.total < keepEvents ? JSON.stringify(entry.event) : null,
+          )
+          if (Number(changes) === 0) continue
+          window.total++
+          window.changed = true
+        }
+        for (const window of windows.values()) {
+          // Every entry was a repeat of one already held: the window it opened stays unopened.
+          if (window.created && window.total === 0) statements.dropWindow.run(window.id)
+          else if (window.changed) statements.setTotal.run(window.total, window.id)
+        }
+      })
+    },
+
+    async due(now, limit = 100) {
+      assertOpen()
+      return (statements.due.all(now, limit) as unknown as WindowRow[]).map(pending)
+    },
+
+    async markFlushed(windows, now) {
+      assertOpen()
+      transaction(() => {
+        for (const { configurationId, windowStart } of windows)
+          statements.markFlushed.run(now, configurationId, windowStart)
+        if (now - lastPrune >= PRUNE_EVERY_MS) {
+          lastPrune = now
+          statements.pruneEntries.run(now - retainFlushedMs)
+          statements.pruneWindows.run(now - retainFlushedMs)
+        }
+      })
+    },
+
+    async close() {
+      if (closed) return
+      closed = true
+      db.close()
+    },
+  }
+}

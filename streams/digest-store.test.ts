@@ -1,0 +1,219 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, describe, it } from 'node:test'
+import type { CloudEvent } from '../src/events/index.ts'
+import { processedKey } from '../src/ingress/index.ts'
+import type { DigestEntry } from './digest-store.ts'
+import { createDigestStore } from './digest-store-sqlite.ts'
+import { anEvent } from './routing/test-fixtures.ts'
+
+const T0 = Date.UTC(2026, 10, 22, 10, 0, 0)
+const WINDOW = 30_000
+
+const entry = (event: CloudEvent, overrides: Partial<DigestEntry> = {}): DigestEntry => ({
+  configurationId: 'cfg-1',
+  account: 'acme',
+  endpoint: 'slack',
+  eventKey: processedKey(event),
+  event,
+  matchedSelectorIds: ['s1'],
+  windowMs: WINDOW,
+  ...overrides,
+})
+
+const events = (count: number, overrides: Partial<CloudEvent> = {}) =>
+  Array.from({ length: count }, (_, i) => anEvent({ id: `e${i}`, ...overrides }))
+
+describe('SQLite digest store', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-digests-'))
+  after(() => rmSync(dir, { recursive: true, force: true }))
+  let files = 0
+  const aStore = (options: { keepEvents?: number; retainFlushedMs?: number } = {}) =>
+    createDigestStore({ path: join(dir, `digests-${files++}.sqlite`), ...options })
+
+  it('holds a window aligned to its length until it has ended, then gives its counts and first events', async () => {
+    const store = aStore({ keepEvents: 3 })
+    const info = events(4)
+    const failed = anEvent({ id: 'f1', type: 'system.feeds.sync.failed', level: 'error' })
+    await store.record(
+      info.slice(0, 2).map((e) => entry(e)),
+      T0 + 5_000,
+    )
+    await store.record(
+      [entry(failed, { matchedSelectorIds: ['s2'] }), ...info.slice(2).map((e) => entry(e))],
+      T0 + 29_999,
+    )
+
+    assert.deepEqual(await store.due(T0 + 29_999), [], 'not before the window ends')
+    const [digest, ...rest] = await store.due(T0 + 30_000)
+    assert.deepEqual(rest, [])
+    assert.deepEqual(digest, {
+      configurationId: 'cfg-1',
+      account: 'acme',
+      endpoint: 'slack',
+      windowStart: T0,
+      windowEnd: T0 + WINDOW,
+      total: 5,
+      counts: [
+        { type: 'user.checks.tag.vulnerabilities.update', level: 'info', count: 4 },
+        { type: 'system.feeds.sync.failed', level: 'error', count: 1 },
+      ],
+      events: [info[0], info[1], failed],
+      matchedSelectorIds: ['s1', 's2'],
+    })
+    await store.close()
+  })
+
+  it('counts an event once per configuration, also when a redelivered batch records it again', async () => {
+    const store = aStore()
+    const [a, b] = events(2)
+    if (a === undefined || b === undefined) assert.fail()
+    await store.record([entry(a), entry(a), entry(b)], T0)
+    // The batch comes back after a crash, in a later window: nothing is counted twice, and no empty window is opened.
+    await store.record([entry(a), entry(b)], T0 + 40_000)
+    // The same event for another configuration is another entry.
+    await store.record([entry(a, { configurationId: 'cfg-2' })], T0 + 1_000)
+    const due = await store.due(T0 + 120_000)
+    assert.deepEqual(
+      due.map((d) => [d.configurationId, d.windowStart, d.total]),
+      [
+        ['cfg-1', T0, 2],
+        ['cfg-2', T0, 1],
+      ],
+    )
+    await store.close()
+  })
+
+  it('keeps entries through a restart, and forgets a window only once it is marked flushed', async () => {
+    const path = join(dir, 'restart.sqlite')
+    const before = createDigestStore({ path })
+    await before.record(
+      events(3).map((e) => entry(e)),
+      T0,
+    )
+    await before.close()
+
+    const after = createDigestStore({ path })
+    const due = await after.due(T0 + WINDOW)
+    assert.equal(due[0]?.total, 3)
+    // Published but not marked (a crash in between): still due, the same window.
+    assert.deepEqual(
+      (await after.due(T0 + WINDOW)).map((d) => d.windowStart),
+      [T0],
+    )
+    await after.markFlushed(due, T0 + WINDOW)
+    await after.markFlushed(due, T0 + WINDOW + 1)
+    assert.deepEqual(await after.due(T0 + 10 * WINDOW), [])
+    await after.close()
+  })
+
+  it('opens the next window once one has ended, also while it waits to be flushed', async () => {
+    const store = aStore()
+    const [a, b, c] = events(3)
+    if (a === undefined || b === undefined || c === undefined) assert.fail()
+    await store.record([entry(a)], T0 + 10_000)
+    await store.record([entry(b)], T0 + 45_000)
+    await store.record([entry(c)], T0 + 50_000)
+    assert.deepEqual(
+      (await store.due(T0 + 60_000)).map((d) => [d.windowStart, d.windowEnd, d.events.map((e) => e.id)]),
+      [
+        [T0, T0 + 30_000, ['e0']],
+        [T0 + 30_000, T0 + 60_000, ['e1', 'e2']],
+      ],
+    )
+    await store.close()
+  })
+
+  it('never opens a window over an earlier one, when the length changed or the clock went back', async () => {
+    const store = aStore()
+    const [a, b, c] = events(3)
+    if (a === undefined || b === undefined || c === undefined) assert.fail()
+    await store.record([entry(a, { windowMs: 60_000 })], T0 + 1_000) // [T0, T0+60s)
+    await store.markFlushed(await store.due(T0 + 60_000), T0 + 60_000)
+    // Now 45 s windows: the aligned one containing T0+61s starts at T0+45s, inside the flushed window.
+    await store.record([entry(b, { windowMs: 45_000 })], T0 + 61_000)
+    // And a clock 50 s behind.
+    await store.record([entry(c, { windowMs: 45_000 })], T0 + 11_000)
+    const due = await store.due(T0 + 200_000)
+    assert.deepEqual(
+      due.map((d) => [d.windowStart - T0, d.windowEnd - T0, d.total]),
+      [[60_000, 105_000, 2]],
+    )
+    await store.close()
+  })
+
+  it('gives due windows earliest end first, at most `limit` at a time', async () => {
+    const store = aStore()
+    for (let i = 0; i < 5; i++)
+      await store.record(
+        [entry(anEvent({ id: `x${i}` }), { configurationId: `cfg-${i}`, windowMs: (5 - i) * 1_000 })],
+        T0,
+      )
+    const due = await store.due(T0 + 10_000, 3)
+    assert.deepEqual(
+      due.map((d) => d.configurationId),
+      ['cfg-4', 'cfg-3', 'cfg-2'],
+    )
+    await store.close()
+  })
+
+  it('keeps whole only the first events of a storm, and counts the rest', async () => {
+    const store = aStore({ keepEvents: 10 })
+    const storm = events(2_000, { type: 'user.image.analysis.failed', level: 'error' })
+    for (let i = 0; i < storm.length; i += 500)
+      await store.record(
+        storm.slice(i, i + 500).map((e) => entry(e)),
+        T0 + i,
+      )
+    const [digest] = await store.due(T0 + WINDOW)
+    assert.equal(digest?.total, 2_000)
+    assert.deepEqual(digest?.counts, [{ type: 'user.image.analysis.failed', level: 'error', count: 2_000 }])
+    assert.deepEqual(
+      digest?.events.map((e) => e.id),
+      storm.slice(0, 10).map((e) => e.id),
+    )
+    await store.close()
+  })
+
+  it('forgets flushed windows after the retention, so their events could be counted again', async () => {
+    const store = aStore({ retainFlushedMs: 60_000 })
+    const [a] = events(1)
+    if (a === undefined) assert.fail()
+    await store.record([entry(a)], T0)
+    await store.markFlushed(await store.due(T0 + WINDOW), T0 + WINDOW)
+    await store.record([entry(a)], T0 + 40_000)
+    assert.deepEqual(await store.due(T0 + 1_000_000), [], 'still remembered')
+    // A later flush prunes what was flushed more than a minute before.
+    await store.markFlushed([], T0 + WINDOW + 120_000)
+    await store.record([entry(a)], T0 + 200_000)
+    assert.equal((await store.due(T0 + 1_000_000))[0]?.total, 1)
+    await store.close()
+  })
+
+  it('keeps one instance id per file, across restarts', async () => {
+    const path = join(dir, 'instance.sqlite')
+    const first = createDigestStore({ path })
+    const id = first.instanceId
+    await first.close()
+    const again = createDigestStore({ path })
+    assert.equal(again.instanceId, id)
+    assert.match(id, /^[0-9a-f-]{36}$/)
+    const other = aStore()
+    assert.notEqual(other.instanceId, id)
+    await again.close()
+    await other.close()
+  })
+
+  it('refuses to keep no event, since a digest carries its first', () => {
+    assert.throws(() => createDigestStore({ path: ':memory:', keepEvents: 0 }), TypeError)
+  })
+
+  it('refuses calls once closed', async () => {
+    const store = aStore()
+    await store.close()
+    await assert.rejects(store.record([entry(anEvent())], T0), { code: 'closed' })
+    await assert.rejects(store.due(T0), { code: 'closed' })
+  })
+})

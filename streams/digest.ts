@@ -1,0 +1,143 @@
+import { concatMap, type OperatorFunction } from 'rxjs'
+import type { CloudEvent } from '../src/events/index.ts'
+import { processedKey } from '../src/ingress/index.ts'
+import type { DigestSettings, EndpointConfiguration } from '../src/notifications/index.ts'
+import type { DigestEntry, PendingDigest } from './digest-store.ts'
+import {
+  commandFor,
+  type DeliveryCommand,
+  type DigestLevelCount,
+  digestDeliveryIdFor,
+  type RouteMatch,
+  type SelectorIndex,
+} from './routing/index.ts'
+
+/** How many events a digest lists whole (its counts cover them all). */
+export const DIGEST_EVENTS = 10
+
+/**
+ * A configuration's digest window in ms, or null when it wants each event on its own.
+ * `windowSeconds` null takes `notifications.cycle_timers.notifications`.
+ *
+ * @example
+ * digestWindowMs({ enabled: true, windowSeconds: null }, 30) // 30_000
+ */
+export const digestWindowMs = (digest: DigestSettings, defaultWindowSeconds: number): number | null =>
+  digest.enabled ? (digest.windowSeconds ?? defaultWindowSeconds) * 1000 : null
+
+/** What routing decided for one event and one configuration: deliver it now, or hold it for a digest. */
+export type RouteDecision =
+  | { readonly kind: 'deliver'; readonly command: DeliveryCommand }
+  | { readonly kind: 'digest'; readonly entry: DigestEntry }
+
+/** The window length to hold a configuration's events for, or null to deliver them at once. */
+export type DigestWindowOf = (configuration: EndpointConfiguration) => number | null
+
+/** Never holds anything: every match is delivered at once. */
+export const noDigests: DigestWindowOf = () => null
+
+/** The entry holding `event` for the digest of the configuration of `match`. */
+export const entryFor = (
+  event: CloudEvent,
+  match: RouteMatch,
+  windowMs: number,
+  eventKey = processedKey(event),
+): DigestEntry => ({
+  configurationId: match.configuration.id,
+  account: match.configuration.account,
+  endpoint: match.configuration.endpoint,
+  eventKey,
+  event,
+  matchedSelectorIds: match.selectorIds,
+  windowMs,
+})
+
+/**
+ * One decision per configuration that `event` matches, however many of its selectors matched:
+ * a command for a configuration that delivers each event, an entry for one that asked for
+ * digests. Pure: the time is passed in.
+ */
+export const decideRoutes = (
+  index: SelectorIndex,
+  event: CloudEvent,
+  createdAt: string,
+  windowOf: DigestWindowOf,
+  eventKey?: string,
+): RouteDecision[] =>
+  index.match(event).map((match) => {
+    const windowMs = windowOf(match.configuration)
+    return windowMs === null
+      ? { kind: 'deliver', command: commandFor(event, match, createdAt) }
+      : { kind: 'digest', entry: entryFor(event, match, windowMs, eventKey) }
+  })
+
+/**
+ * Routes each event with the index current at that moment, holding the matches of
+ * configurations that asked for digests as entries (for a `DigestStore`) instead of commands.
+ *
+ * @example
+ * events$.pipe(routeDecisions(() => latestIndex, Date.now, (c) => digestWindowMs(c.digest, 30)))
+ */
+export const routeDecisions =
+  (
+    getIndex: () => SelectorIndex,
+    clock: () => number,
+    windowOf: DigestWindowOf,
+  ): OperatorFunction<CloudEvent, RouteDecision> =>
+  (events) =>
+    events.pipe(
+      concatMap((event) => decideRoutes(getIndex(), event, new Date(clock()).toISOString(), windowOf)),
+    )
+
+const LEVEL_ORDER = ['error', 'warning', 'info']
+const levelRank = (level: string): number => {
+  const rank = LEVEL_ORDER.indexOf(level)
+  return rank === -1 ? LEVEL_ORDER.length : rank
+}
+
+/** Totals by level from the counts by type and level: error, warning, info, then any other. */
+export const levelCounts = (counts: PendingDigest['counts']): DigestLevelCount[] => {
+  const byLevel = new Map<string, number>()
+  for (const { level, count } of counts) byLevel.set(level, (byLevel.get(level) ?? 0) + count)
+  return [...byLevel]
+    .map(([level, count]) => ({ level, count }))
+    .sort((a, b) => levelRank(a.level) - levelRank(b.level) || (a.level < b.level ? -1 : 1))
+}
+
+/**
+ * The digest command of a closed window: its delivery id comes from the configuration and the
+ * window's start (and `instance`, the buffer's, where several routers keep one each), so
+ * flushing the window again gives the same id; its `event` is the window's first. Pure: the
+ * time is passed in.
+ *
+ * @example
+ * const command = digestCommand(pending, new Date(clock()).toISOString())
+ * command.digest?.total // every event of the window
+ */
+export const digestCommand = (
+  pending: PendingDigest,
+  createdAt: string,
+  instance?: string,
+): DeliveryCommand => {
+  const first = pending.events[0]
+  if (first === undefined)
+    throw new TypeError(`digest window ${pending.configurationId}@${pending.windowStart} holds no event`)
+  const windowStart = new Date(pending.windowStart).toISOString()
+  return {
+    deliveryId: digestDeliveryIdFor(pending.configurationId, windowStart, instance),
+    account: pending.account,
+    endpoint: pending.endpoint,
+    configurationId: pending.configurationId,
+    event: first,
+    matchedSelectorIds: pending.matchedSelectorIds,
+    createdAt,
+    digest: {
+      windowStart,
+      windowEnd: new Date(pending.windowEnd).toISOString(),
+      total: pending.total,
+      counts: pending.counts,
+      levels: levelCounts(pending.counts),
+      events: pending.events,
+    },
+  }
+}

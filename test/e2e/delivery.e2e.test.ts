@@ -1,0 +1,149 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { eventually } from '../support/eventually.ts'
+import { type HeraldProcess, startHeraldProcess } from '../support/herald-process.ts'
+import { type HttpStandIn, startHttpStandIn } from '../support/http-stand-in.ts'
+
+const ADMIN_TOKEN = `e2e-admin-${randomUUID()}`
+
+const engineEvent = () => ({
+  specversion: '1.0',
+  id: `evt-${randomUUID()}`,
+  source: '/engine/analyzer',
+  type: 'user.image.analysis.completed',
+  account: 'admin',
+  time: new Date().toISOString(),
+  level: 'info',
+  resourcetype: 'image',
+  data: { digest: `sha256:${'ab'.repeat(32)}`, registry: 'docker.io', repository: 'library/nginx' },
+})
+
+type Json = Record<string, unknown>
+
+describe('delivery through the running process: retries, the delivery log, replay, restart', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'herald-e2e-delivery-'))
+  const env = {
+    HERALD_DATA_DIR: dataDir,
+    HERALD_ADMIN_TOKEN: ADMIN_TOKEN,
+    HERALD_LOG_LEVEL: 'info',
+    HERALD_OUTBOUND_ALLOWLIST: '127.0.0.1',
+    HERALD_NOTIFICATIONS__DELIVERY__RETRY_SCHEDULE_MS: '0,200',
+    HERALD_NOTIFICATIONS__DELIVERY__RETRY_JITTER_PERCENT: '0',
+  }
+  let endpoint: HttpStandIn
+  let herald: HeraldProcess
+  let configurationId = ''
+
+  const api = async (path: string, init: { method?: string; json?: unknown; type?: string } = {}) => {
+    const response = await fetch(`${herald.url}${path}`, {
+      method: init.method ?? 'GET',
+      headers: {
+        authorization: `Bearer ${ADMIN_TOKEN}`,
+        ...(init.json === undefined ? {} : { 'content-type': init.type ?? 'application/json' }),
+      },
+      ...(init.json === undefined ? {} : { body: JSON.stringify(init.json) }),
+    })
+    const text = await response.text()
+    return { status: response.status, text, json: (text === '' ? {} : JSON.parse(text)) as Json }
+  }
+
+  const deliveryOf = async (eventId: string) => {
+    const page = await api(`/v1/notifications/deliveries?event_id=${eventId}`)
+    assert.equal(page.status, 200, page.text)
+    const [item] = page.json.items as Json[]
+    assert.ok(item, `no delivery for ${eventId}`)
+    return item
+  }
+
+  const post = async () => {
+    const event = engineEvent()
+    const accepted = await api('/v1/events', {
+      method: 'POST',
+      json: event,
+      type: 'application/cloudevents+json',
+    })
+    assert.equal(accepted.status, 202, accepted.text)
+    return event
+  }
+
+  before(async () => {
+    endpoint = await startHttpStandIn(() => ({ status: 204 }))
+    herald = await startHeraldProcess(env)
+    const created = await api('/v1/notifications/endpoints/webhook/configurations', {
+      method: 'POST',
+      json: { url: endpoint.url('/hook'), description: 'e2e delivery' },
+    })
+    assert.equal(created.status, 201, created.text)
+    configurationId = String(created.json.uuid)
+    const selector = await api(
+      `/v1/notifications/endpoints/webhook/configurations/${configurationId}/selectors`,
+      {
+        method: 'POST',
+        json: { scope: 'account', event: { level: '*', type: 'user.image.*', resource_type: '*' } },
+      },
+    )
+    assert.equal(selector.status, 201, selector.text)
+    await new Promise((resolve) => setTimeout(resolve, 1_000))
+  })
+  after(async () => {
+    await herald?.stop('SIGKILL')
+    await endpoint?.close()
+    rmSync(dataDir, { recursive: true, force: true })
+  })
+
+  it('retries a failing endpoint and records every attempt in the delivery log', async () => {
+    endpoint.failNext({ status: 503 }, 2)
+    const event = await post()
+    const delivery = await eventually(async () => {
+      const item = await deliveryOf(event.id)
+      assert.equal(item.status, 'sent')
+      return item
+    })
+    assert.equal(delivery.attempts, 3)
+    assert.equal(delivery.configuration_id, configurationId)
+    const detail = await api(`/v1/notifications/deliveries/${String(delivery.id)}`)
+    assert.deepEqual(
+      (detail.json.attempt_history as Json[]).map((a) => [a.outcome, a.status]),
+      [
+        ['failed', 503],
+        ['failed', 503],
+        ['sent', 204],
+      ],
+    )
+    assert.equal(endpoint.requests.filter((r) => r.headers['webhook-id'] === delivery.id).length, 3)
+    const status = await api(`/v1/notifications/endpoints/webhook/configurations/${configurationId}/status`)
+    assert.equal(status.json.status, 'healthy')
+    assert.deepEqual(status.json.recent, { succeeded: 1, failed: 2 })
+  })
+
+  it('dead-letters when the schedule is used up, and replays on request', async () => {
+    endpoint.failNext({ status: 502 }, 3)
+    const event = await post()
+    const dead = await eventually(async () => {
+      const item = await deliveryOf(event.id)
+      assert.equal(item.status, 'dead_lettered')
+      return item
+    })
+    const replayed = await api(`/v1/notifications/deliveries/${String(dead.id)}/replay`, { method: 'POST' })
+    assert.equal(replayed.status, 202, replayed.text)
+    await eventually(async () => assert.equal((await deliveryOf(event.id)).status, 'sent'))
+  })
+
+  it('keeps the log and the status across a restart', async () => {
+    const before = await api('/v1/notifications/deliveries')
+    assert.equal(
+      herald.lines.some((l) => l.event === 'delivery.webhook.dead_lettered'),
+      true,
+    )
+    assert.equal(await herald.stop('SIGTERM'), 0)
+    herald = await startHeraldProcess(env)
+    const afterRestart = await api('/v1/notifications/deliveries')
+    assert.deepEqual(afterRestart.json.items, before.json.items)
+    const status = await api(`/v1/notifications/endpoints/webhook/configurations/${configurationId}/status`)
+    assert.equal(status.json.status, 'healthy')
+  })
+})

@@ -1,0 +1,703 @@
+import assert from 'node:assert/strict'
+import { randomBytes, randomUUID } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { Hono } from 'hono'
+import type { Subscription } from 'rxjs'
+import type { AppEnv, Principal } from '../../src/access/index.ts'
+import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
+import { createSqliteEventStore } from '../../src/adapters/sqlite-event-store/index.ts'
+import {
+  createDeliveryLog,
+  createDeliveryReadModel,
+  createDeliveryRoutes,
+  type DeliveryReadModel,
+} from '../../src/deliveries/index.ts'
+import { toProblem } from '../../src/http/index.ts'
+import { compileJsonSchema, heraldSubjects } from '../../src/ingress/index.ts'
+import {
+  createDeliveryHealth,
+  createNotificationConfigService,
+  createNotificationRoutes,
+  type EndpointConfiguration,
+  emptySelectorSet,
+  type NotificationConfigService,
+  type SelectorSet,
+} from '../../src/notifications/index.ts'
+import type { LogFields, Logger } from '../../src/observability/index.ts'
+import { createOutboundGuard } from '../../src/outbound/index.ts'
+import type { Consumer, EventLog, EventStore, LogMessage } from '../../src/ports/index.ts'
+import { createSecretBox } from '../../src/secrets/index.ts'
+import { toChannelConfiguration } from '../../src/wiring/channel-configuration.ts'
+import {
+  createDeliveryChannels,
+  DEFAULT_RATE_LIMITS,
+  type DeliveryEngine,
+  type DeliveryEngineOptions,
+  type RetryPolicy,
+  startDeliveryEngine,
+} from '../../streams/delivery/index.ts'
+import { type DeliveryCommand, deliveryIdFor, encodeDeliveryCommand } from '../../streams/routing/index.ts'
+import { eventually } from '../support/eventually.ts'
+import { type StandInRequest, startHttpStandIn } from '../support/http-stand-in.ts'
+
+const TOPICS = {
+  events: 'engine.events',
+  dlq: 'engine.events.dlq',
+  deliveries: 'notifications.deliveries',
+  outcomes: 'notifications.outcomes',
+  metrics: 'reports.metrics',
+}
+const outcomeSchema = heraldSubjects(TOPICS).find((s) => s.subject === 'notifications.outcomes-value')
+assert.ok(outcomeSchema)
+const validOutcome = compileJsonSchema(outcomeSchema.schema.schema)
+
+const acme: Principal = { account: 'acme', role: 'read-write' }
+const acmeReader: Principal = { account: 'acme', role: 'read-only' }
+const globex: Principal = { account: 'globex', role: 'read-write' }
+const admin: Principal = { account: 'admin', role: 'admin' }
+
+/**
+ * The pieces of Herald a deliverer runs on, all real: the configuration service on a SQLite
+ * event store, the embedded log, the delivery log in its own SQLite store and read model, the
+ * channel layer and SSRF guard, and an HTTP stand-in as the endpoint.
+ */
+const world = async (name: string) => {
+  const dir = mkdtempSync(join(tmpdir(), `herald-${name}-`))
+  const endpoint = await startHttpStandIn(() => ({ status: 204 }))
+  const guard = createOutboundGuard({ allowlist: ['127.0.0.1'] })
+  const configStore = createSqliteEventStore({ path: join(dir, 'eventstore.sqlite') })
+  const service = createNotificationConfigService({
+    store: configStore,
+    box: createSecretBox({ current: randomBytes(32).toString('base64') }),
+    clock: Date.now,
+    newId: randomUUID,
+    readAll: (o) => configStore.readAll(o),
+  })
+  let selectors: SelectorSet = emptySelectorSet
+  const feed: Subscription = service.selectors$().subscribe((set) => {
+    selectors = set
+  })
+  const lines: { event: string; fields: LogFields }[] = []
+  const logger: Logger = (_level, event, fields = {}) => lines.push({ event, fields })
+
+  /** A webhook configuration whose endpoint is the stand-in at `/hook/<path>`. */
+  const configure = async (principal: Principal, path: string): Promise<EndpointConfiguration> => {
+    const created = await service.createConfiguration(principal, 'webhook', {
+      fields: { url: endpoint.url(`/hook/${path}`) },
+      options: { description: path },
+    })
+    await eventually(() => assert.ok(selectors.configurations.has(created.value.id)))
+    return created.value
+  }
+
+  const getConfiguration: DeliveryEngineOptions['getConfiguration'] = (id) => {
+    const stored = selectors.configurations.get(id)
+    if (stored === undefined) return undefined
+    const secrets = () => {
+      const delivery = service.webhookDelivery(stored, Date.now())
+      return delivery === undefined ? [] : [delivery.signingSecret]
+    }
+    return {
+      enabled: stored.enabled,
+      changedAt: Date.parse(stored.updatedAt),
+      channel: toChannelConfiguration(stored, (field) => service.openSecret(stored, field), secrets),
+    }
+  }
+
+  /** A deliverer on the files in `dir`; stop it and start another to see what survives. */
+  const startDeliverer = async (
+    policy: RetryPolicy,
+    extra: Partial<DeliveryEngineOptions> = {},
+  ): Promise<Deliverer> => {
+    const log = createSqliteEventLog({
+      path: join(dir, 'eventlog.sqlite'),
+      idlePollMs: 20,
+      retryBackoffMs: { min: 20, max: 200 },
+    })
+    await log.createTopics([
+      { topic: TOPICS.deliveries, partitions: 3 },
+      { topic: TOPICS.outcomes, partitions: 3 },
+    ])
+    const store = createSqliteEventStore({ path: join(dir, 'deliveries.sqlite'), pollIntervalMs: 50 })
+    const view = createDeliveryReadModel({ path: join(dir, 'deliveries-view.sqlite'), newId: randomUUID })
+    view.follow(store)
+    const engine = startDeliveryEngine({
+      store,
+      view,
+      log,
+      outcomesTopic: TOPICS.outcomes,
+      getConfiguration,
+      send: createDeliveryChannels({ guard, logger }).send,
+      uiUrl: null,
+      timeoutMs: 2_000,
+      logger,
+      clock: Date.now,
+      newId: randomUUID,
+      policy,
+      rateLimits: DEFAULT_RATE_LIMITS,
+      concurrency: 4,
+      ...extra,
+    })
+    const consumer = await log.consume(
+      { groupId: 'herald-deliverer', topics: [TOPICS.deliveries] },
+      engine.handler,
+    )
+    return {
+      log,
+      store,
+      view,
+      engine,
+      consumer,
+      stop: async () => {
+        await consumer.stop()
+        await engine.stop(1_000)
+        view.close()
+        await store.close()
+        await log.close()
+      },
+    }
+  }
+
+  return {
+    dir,
+    endpoint,
+    service,
+    lines,
+    configure,
+    startDeliverer,
+    close: async () => {
+      feed.unsubscribe()
+      guard.close()
+      await configStore.close()
+      await endpoint.close()
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+interface Deliverer {
+  readonly log: EventLog
+  readonly store: EventStore
+  readonly view: DeliveryReadModel
+  readonly engine: DeliveryEngine
+  readonly consumer: Consumer
+  stop(): Promise<void>
+}
+
+let sequence = 0
+const commandFor = (
+  configuration: EndpointConfiguration,
+  eventId = `evt-${++sequence}`,
+): DeliveryCommand => ({
+  deliveryId: deliveryIdFor(eventId, configuration.id),
+  account: configuration.account,
+  endpoint: 'webhook',
+  configurationId: configuration.id,
+  event: {
+    specversion: '1.0',
+    id: eventId,
+    source: '/engine/analyzer',
+    type: 'user.image.analysis.completed',
+    account: configuration.account,
+    level: 'info',
+    resourcetype: 'image',
+    time: new Date().toISOString(),
+    data: { digest: 'sha256:ab' },
+  },
+  matchedSelectorIds: ['sel-1'],
+  createdAt: new Date().toISOString(),
+})
+
+const publish = (deliverer: Deliverer, ...commands: DeliveryCommand[]) =>
+  deliverer.log.publish(
+    TOPICS.deliveries,
+    commands.map((c) => encodeDeliveryCommand(c)),
+  )
+
+const to = (path: string) => (request: StandInRequest) => request.path === `/hook/${path}`
+
+const settledStatus = async (deliverer: Deliverer, command: DeliveryCommand, timeoutMs = 10_000) =>
+  eventually(
+    () => {
+      const status = deliverer.view.get(command.deliveryId)?.status
+      assert.ok(status !== undefined && status !== 'pending' && status !== 'retrying', String(status))
+      return status
+    },
+    { timeoutMs },
+  )
+
+describe('delivery: retries, dead letters and outcomes against a real endpoint', () => {
+  let w: Awaited<ReturnType<typeof world>>
+  let deliverer: Deliverer
+
+  before(async () => {
+    w = await world('delivery')
+    deliverer = await w.startDeliverer({ scheduleMs: [0, 50, 50, 50], jitter: 0, maxRetryAfterMs: 60_000 })
+  })
+  after(async () => {
+    await deliverer?.stop()
+    await w?.close()
+  })
+
+  const requestsTo = (path: string) => w.endpoint.requests.filter(to(path))
+
+  it('retries an endpoint answering 500 for a while, then delivers everything', async () => {
+    const configuration = await w.configure(acme, 'flaky')
+    w.endpoint.failWhen(to('flaky'), { status: 500, body: 'oops' }, 3)
+    const commands = [commandFor(configuration), commandFor(configuration), commandFor(configuration)]
+    await publish(deliverer, ...commands)
+    for (const command of commands) assert.equal(await settledStatus(deliverer, command), 'sent')
+
+    // Three refusals, then each delivery once, in order, each under its own delivery id.
+    const requests = requestsTo('flaky')
+    assert.equal(requests.length, 6)
+    assert.deepEqual(
+      requests.map((r) => r.headers['webhook-id']),
+      [...Array(4).fill(commands[0]?.deliveryId), commands[1]?.deliveryId, commands[2]?.deliveryId],
+    )
+    assert.deepEqual(
+      deliverer.view.attemptsOf(commands[0]?.deliveryId ?? '').map((a) => [a.attempt, a.outcome, a.status]),
+      [
+        [1, 'failed', 500],
+        [2, 'failed', 500],
+        [3, 'failed', 500],
+        [4, 'sent', 204],
+      ],
+    )
+  })
+
+  it('waits as long as a 429’s Retry-After asks before trying again', async () => {
+    const configuration = await w.configure(acme, 'throttled')
+    w.endpoint.failWhen(to('throttled'), { status: 429, headers: { 'retry-after': '1' } })
+    const command = commandFor(configuration)
+    const started = Date.now()
+    await publish(deliverer, command)
+    assert.equal(await settledStatus(deliverer, command), 'sent')
+    const [first, second] = deliverer.view.attemptsOf(command.deliveryId)
+    assert.equal(first?.outcome, 'failed')
+    assert.equal(first?.code, 'rate_limited')
+    assert.ok(first && second)
+    // The schedule said "immediately"; the endpoint said a second.
+    assert.ok(second.at - first.at >= 990, `${second.at - first.at} ms`)
+    assert.ok(Date.now() - started >= 1_000)
+    assert.equal(requestsTo('throttled').length, 2)
+  })
+
+  it('does not retry a 400: the same request would fail again', async () => {
+    const configuration = await w.configure(acme, 'picky')
+    w.endpoint.failWhen(to('picky'), { status: 400, body: 'invalid_payload' }, 5)
+    const command = commandFor(configuration)
+    await publish(deliverer, command)
+    assert.equal(await settledStatus(deliverer, command), 'rejected')
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    assert.equal(requestsTo('picky').length, 1)
+    const [attempt] = deliverer.view.attemptsOf(command.deliveryId)
+    assert.equal(attempt?.status, 400)
+    assert.equal(attempt?.error, 'HTTP 400')
+  })
+
+  it('dead-letters a delivery once the schedule is used up, and replays it once the endpoint is back', async () => {
+    const configuration = await w.configure(acme, 'down')
+    w.endpoint.failWhen(to('down'), { status: 503 }, 5)
+    const command = commandFor(configuration)
+    await publish(deliverer, command)
+    assert.equal(await settledStatus(deliverer, command), 'dead_lettered')
+    assert.equal(requestsTo('down').length, 5, 'the first attempt and four retries')
+    assert.deepEqual(
+      deliverer.view
+        .list({ status: 'dead_lettered', configurationId: configuration.id, limit: 10 })
+        .items.map((d) => d.deliveryId),
+      [command.deliveryId],
+    )
+
+    const app = api(
+      deliverer.view,
+      createDeliveryLog({
+        store: deliverer.store,
+        clock: Date.now,
+        newId: randomUUID,
+        origin: deliverer.view.instanceId,
+      }),
+    )
+    const replayed = await call(
+      app,
+      acme,
+      'POST',
+      `/v1/notifications/deliveries/${command.deliveryId}/replay`,
+    )
+    assert.equal(replayed.status, 202, replayed.text)
+    assert.equal(replayed.json.status, 'pending')
+    assert.equal(await settledStatus(deliverer, command), 'sent')
+    const delivery = deliverer.view.get(command.deliveryId)
+    assert.equal(delivery?.attempts, 6)
+    assert.equal(delivery?.replays, 1)
+    assert.equal(requestsTo('down').length, 6)
+  })
+
+  it('publishes every attempt’s outcome to notifications.outcomes, matching its schema', async () => {
+    const configuration = await w.configure(acme, 'observed')
+    w.endpoint.failWhen(to('observed'), { status: 502 }, 1)
+    const command = commandFor(configuration)
+    await publish(deliverer, command)
+    assert.equal(await settledStatus(deliverer, command), 'sent')
+
+    const received: LogMessage[] = []
+    const consumer = await deliverer.log.consume(
+      { groupId: 'downstream', topics: [TOPICS.outcomes] },
+      async (b) => {
+        received.push(...b.messages)
+      },
+    )
+    try {
+      const records = await eventually(() => {
+        const mine = received
+          .map((m) => ({
+            key: m.key,
+            value: JSON.parse(new TextDecoder().decode(m.value)) as Record<string, unknown>,
+          }))
+          .filter((m) => m.value.deliveryId === command.deliveryId)
+        assert.equal(mine.length, 2)
+        return mine
+      })
+      for (const record of records) {
+        assert.equal(record.key, configuration.id)
+        assert.ok(validOutcome(record.value), JSON.stringify(validOutcome.errors))
+      }
+      assert.deepEqual(
+        records.map((r) => [r.value.attempt, r.value.outcome, r.value.status]),
+        [
+          [1, 'failed', 502],
+          [2, 'sent', 204],
+        ],
+      )
+      // Everything before was published too (the outbox publishes in its own time), dead
+      // letters included, and nothing holds a secret.
+      const all = () => received.map((m) => new TextDecoder().decode(m.value))
+      await eventually(() => assert.ok(all().some((v) => v.includes('"dead_lettered"'))))
+      assert.ok(all().every((v) => !v.includes('whsec_')))
+    } finally {
+      await consumer.stop()
+    }
+  })
+})
+
+describe('delivery: a crash during a backoff', () => {
+  let w: Awaited<ReturnType<typeof world>>
+
+  before(async () => {
+    w = await world('delivery-crash')
+  })
+  after(async () => {
+    await w?.close()
+  })
+
+  it('resumes the waiting retry in the next deliverer on the same files', async () => {
+    const policy: RetryPolicy = { scheduleMs: [0, 800], jitter: 0, maxRetryAfterMs: 60_000 }
+    const configuration = await w.configure(acme, 'recovering')
+    w.endpoint.failWhen(to('recovering'), { status: 503 }, 2)
+    const command = commandFor(configuration)
+
+    const first = await w.startDeliverer(policy)
+    await publish(first, command)
+    const waiting = await eventually(() => {
+      const delivery = first.view.get(command.deliveryId)
+      assert.equal(delivery?.status, 'retrying')
+      assert.equal(delivery?.attempts, 2)
+      return delivery
+    })
+    // Stopped in the middle of the 800 ms wait: the batch was committed long ago.
+    await first.stop()
+    const requestsBefore = w.endpoint.requests.filter(to('recovering')).length
+    assert.equal(requestsBefore, 2)
+
+    const second = await w.startDeliverer(policy)
+    try {
+      assert.equal(await settledStatus(second, command), 'sent')
+      const requests = w.endpoint.requests.filter(to('recovering'))
+      assert.equal(requests.length, 3, 'the retry, and no redelivery of the committed command')
+      const attempts = second.view.attemptsOf(command.deliveryId)
+      const last = attempts.at(-1)
+      assert.ok(last && waiting?.nextAttemptAt !== null && waiting?.nextAttemptAt !== undefined)
+      assert.ok(last.at >= waiting.nextAttemptAt, 'not before it was due')
+      assert.deepEqual(
+        attempts.map((a) => a.outcome),
+        ['failed', 'failed', 'sent'],
+      )
+    } finally {
+      await second.stop()
+    }
+  })
+})
+
+describe('delivery: a configuration that keeps failing', () => {
+  let w: Awaited<ReturnType<typeof world>>
+
+  before(async () => {
+    w = await world('delivery-sustained')
+  })
+  after(async () => {
+    await w?.close()
+  })
+
+  it('is disabled as a system change after the sustained-failure period, and later deliveries are skipped', async () => {
+    const configuration = await w.configure(acme, 'broken')
+    w.endpoint.failWhen(to('broken'), { status: 503 }, 100)
+    const deliverer = await w.startDeliverer(
+      { scheduleMs: [60, 60, 60, 60, 60, 60], jitter: 0, maxRetryAfterMs: 60_000 },
+      {
+        sustainedFailureMs: 200,
+        onSustainedFailure: (failure) =>
+          w.service.disableConfiguration(failure.configurationId, 'sustained_failure'),
+      },
+    )
+    try {
+      const first = commandFor(configuration)
+      await publish(deliverer, first)
+      await eventually(async () => {
+        const { value } = await w.service.getConfiguration('acme', 'webhook', configuration.id)
+        assert.equal(value.configuration.enabled, false)
+      })
+      assert.equal(await settledStatus(deliverer, first), 'skipped', 'its next retry found it disabled')
+      const later = commandFor(configuration)
+      await publish(deliverer, later)
+      assert.equal(await settledStatus(deliverer, later), 'skipped')
+      const history = await w.service.getConfiguration('acme', 'webhook', configuration.id)
+      assert.equal(history.value.configuration.enabled, false)
+    } finally {
+      await deliverer.stop()
+    }
+  })
+})
+
+/** The delivery and configuration APIs as the app mounts them, behind a stand-in for authentication. */
+const api = (
+  view: DeliveryReadModel,
+  log: ReturnType<typeof createDeliveryLog>,
+  service?: NotificationConfigService,
+) => {
+  const app = new Hono<AppEnv>()
+  app.onError((error, c) => {
+    const problem = toProblem(error)
+    return c.json(problem, problem.status as 400)
+  })
+  app.use(async (c, next) => {
+    c.set('principal', JSON.parse(c.req.header('x-principal') ?? '{}') as Principal)
+    await next()
+  })
+  app.route('/v1/notifications', createDeliveryRoutes({ view, log, replayLimit: 3 }))
+  if (service !== undefined)
+    app.route(
+      '/v1/notifications',
+      createNotificationRoutes({ service, health: createDeliveryHealth({ source: view }) }),
+    )
+  return app
+}
+
+const call = async (
+  app: Hono<AppEnv>,
+  principal: Principal,
+  method: string,
+  path: string,
+  body?: unknown,
+) => {
+  const response = await app.request(path, {
+    method,
+    headers: { 'content-type': 'application/json', 'x-principal': JSON.stringify(principal) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  })
+  const text = await response.text()
+  return {
+    status: response.status,
+    text,
+    json: (text === '' ? {} : JSON.parse(text)) as Record<string, unknown>,
+  }
+}
+
+describe('delivery log API', () => {
+  let w: Awaited<ReturnType<typeof world>>
+  let deliverer: Deliverer
+  let app: Hono<AppEnv>
+  let good: EndpointConfiguration
+  let bad: EndpointConfiguration
+  let theirs: EndpointConfiguration
+  const mine: DeliveryCommand[] = []
+  let other: DeliveryCommand
+  let failing: DeliveryCommand
+  let middle = ''
+
+  const ids = (json: Record<string, unknown>) => (json.items as { event_id: string }[]).map((i) => i.event_id)
+
+  before(async () => {
+    w = await world('delivery-api')
+    deliverer = await w.startDeliverer({ scheduleMs: [0], jitter: 0, maxRetryAfterMs: 60_000 })
+    app = api(
+      deliverer.view,
+      createDeliveryLog({
+        store: deliverer.store,
+        clock: Date.now,
+        newId: randomUUID,
+        origin: deliverer.view.instanceId,
+      }),
+      w.service,
+    )
+    good = await w.configure(acme, 'acme-good')
+    bad = await w.configure(acme, 'acme-bad')
+    theirs = await w.configure(globex, 'globex')
+    w.endpoint.failWhen(to('acme-bad'), { status: 500 }, 2)
+    for (let i = 0; i < 4; i++) {
+      const command = commandFor(good, `api-${i}`)
+      mine.push(command)
+      await publish(deliverer, command)
+      await settledStatus(deliverer, command)
+      if (i === 1) {
+        middle = new Date().toISOString()
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+    }
+    failing = commandFor(bad, 'api-bad')
+    other = commandFor(theirs, 'api-globex')
+    await publish(deliverer, failing, other)
+    await settledStatus(deliverer, failing)
+    await settledStatus(deliverer, other)
+  })
+  after(async () => {
+    await deliverer?.stop()
+    await w?.close()
+  })
+
+  it('lists the caller’s account’s deliveries only, newest first; admins see every account', async () => {
+    const asAcme = await call(app, acmeReader, 'GET', '/v1/notifications/deliveries')
+    assert.equal(asAcme.status, 200, asAcme.text)
+    assert.deepEqual(ids(asAcme.json), ['api-bad', 'api-3', 'api-2', 'api-1', 'api-0'])
+    const asGlobex = await call(app, globex, 'GET', '/v1/notifications/deliveries')
+    assert.deepEqual(ids(asGlobex.json), ['api-globex'])
+    // Naming another account does not widen a non-admin's view.
+    assert.equal((await call(app, globex, 'GET', '/v1/notifications/deliveries?account=acme')).status, 400)
+    const asAdmin = await call(app, admin, 'GET', '/v1/notifications/deliveries?account=globex')
+    assert.deepEqual(ids(asAdmin.json), ['api-globex'])
+    const everything = await call(app, admin, 'GET', '/v1/notifications/deliveries')
+    assert.equal((everything.json.items as unknown[]).length, 6)
+  })
+
+  it('filters by configuration, status, event id and time, and pages with next_token', async () => {
+    const get = async (query: string) => {
+      const answer = await call(app, acme, 'GET', `/v1/notifications/deliveries?${query}`)
+      assert.equal(answer.status, 200, answer.text)
+      return answer.json
+    }
+    assert.deepEqual(ids(await get(`configuration_id=${bad.id}`)), ['api-bad'])
+    assert.deepEqual(ids(await get('status=dead_lettered')), ['api-bad'])
+    assert.deepEqual(ids(await get('status=sent&event_id=api-2')), ['api-2'])
+    assert.deepEqual(ids(await get(`until=${middle}&configuration_id=${good.id}`)), ['api-1', 'api-0'])
+    assert.deepEqual(ids(await get(`since=${middle}&configuration_id=${good.id}`)), ['api-3', 'api-2'])
+
+    const page1 = await get('limit=2')
+    assert.deepEqual(ids(page1), ['api-bad', 'api-3'])
+    const page2 = await get(`limit=2&next_token=${String(page1.next_token)}`)
+    assert.deepEqual(ids(page2), ['api-2', 'api-1'])
+    const page3 = await get(`limit=2&next_token=${String(page2.next_token)}`)
+    assert.deepEqual(ids(page3), ['api-0'])
+    assert.equal(page3.next_token, null)
+
+    const refused = await call(
+      app,
+      acme,
+      'GET',
+      '/v1/notifications/deliveries?status=lost&limit=0&since=today',
+    )
+    assert.equal(refused.status, 400)
+    assert.deepEqual((refused.json.errors as { path: string }[]).map((e) => e.path).sort(), [
+      'limit',
+      'since',
+      'status',
+    ])
+  })
+
+  it('shows one delivery with its attempts; another account’s is not found', async () => {
+    const answer = await call(app, acmeReader, 'GET', `/v1/notifications/deliveries/${failing.deliveryId}`)
+    assert.equal(answer.status, 200, answer.text)
+    assert.equal(answer.json.status, 'dead_lettered')
+    assert.equal((answer.json.event as { id: string }).id, 'api-bad')
+    assert.deepEqual(
+      (answer.json.attempt_history as { attempt: number; outcome: string; status: number }[]).map((a) => [
+        a.attempt,
+        a.outcome,
+        a.status,
+      ]),
+      [
+        [1, 'failed', 500],
+        [2, 'dead_lettered', 500],
+      ],
+    )
+    assert.equal(
+      (await call(app, globex, 'GET', `/v1/notifications/deliveries/${failing.deliveryId}`)).status,
+      404,
+    )
+    assert.equal(
+      (await call(app, admin, 'GET', `/v1/notifications/deliveries/${failing.deliveryId}`)).status,
+      200,
+    )
+    assert.equal((await call(app, acme, 'GET', '/v1/notifications/deliveries/nope')).status, 404)
+  })
+
+  it('derives a configuration’s status from the delivery log, surviving a restart', async () => {
+    const status = async (configuration: EndpointConfiguration) =>
+      (
+        await call(
+          app,
+          acme,
+          'GET',
+          `/v1/notifications/endpoints/webhook/configurations/${configuration.id}/status`,
+        )
+      ).json
+    assert.equal((await status(good)).status, 'healthy')
+    const unhealthy = await status(bad)
+    assert.equal(unhealthy.status, 'unhealthy')
+    assert.deepEqual(unhealthy.recent, { succeeded: 0, failed: 2 })
+
+    // A new read model on the same file answers the same.
+    const reopened = createDeliveryReadModel({
+      path: join(w.dir, 'deliveries-view.sqlite'),
+      newId: randomUUID,
+    })
+    try {
+      assert.equal(createDeliveryHealth({ source: reopened }).statusOf(bad.id).status, 'unhealthy')
+      assert.equal(createDeliveryHealth({ source: reopened }).statusOf(good.id).status, 'healthy')
+    } finally {
+      reopened.close()
+    }
+  })
+
+  it('replays only for writers of the owning account, one or in bulk, bounded', async () => {
+    assert.equal(
+      (await call(app, acmeReader, 'POST', `/v1/notifications/deliveries/${failing.deliveryId}/replay`))
+        .status,
+      403,
+    )
+    assert.equal(
+      (await call(app, globex, 'POST', `/v1/notifications/deliveries/${failing.deliveryId}/replay`)).status,
+      404,
+    )
+    // Bulk: dead-lettered by default, of the caller's account only.
+    const bulk = await call(app, acme, 'POST', '/v1/notifications/deliveries/replay', {})
+    assert.equal(bulk.status, 202, bulk.text)
+    assert.deepEqual(bulk.json, { replayed: 1, truncated: false })
+    assert.equal(await settledStatus(deliverer, failing), 'sent')
+
+    // Bounded by replay_limit (3 here): four sent deliveries, three replayed, the rest says so.
+    const bounded = await call(app, acme, 'POST', '/v1/notifications/deliveries/replay', {
+      status: 'sent',
+      configuration_id: good.id,
+    })
+    assert.deepEqual(bounded.json, { replayed: 3, truncated: true })
+    const tooMany = await call(app, acme, 'POST', '/v1/notifications/deliveries/replay', { limit: 4 })
+    assert.equal(tooMany.status, 400)
+    for (const command of mine.slice(1)) assert.equal(await settledStatus(deliverer, command), 'sent')
+    assert.equal(deliverer.view.get(mine[3]?.deliveryId ?? '')?.replays, 1)
+    assert.equal(deliverer.view.get(mine[0]?.deliveryId ?? '')?.replays, 0)
+    assert.equal(deliverer.view.get(other.deliveryId)?.replays, 0)
+  })
+})
