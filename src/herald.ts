@@ -282,7 +282,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
             groupId: 'herald-projector',
             topics: [topics.events],
             maxBatchSize: config.reports.batch_size,
-            maxWaitMs: config.reports.batch_wait_ms,
+            maxWaitMs: config.reports.cycle_timers.load * 1000,
           },
           createProjectorHandler({
             decoder: ingress.decoder,

@@ -64,9 +64,8 @@ const DEFAULTS: Config = {
   reports: {
     enabled: true,
     enable_data_ingress: true,
-    cycle_timers: { load: 5, refresh: 60, metrics: 3600 },
+    cycle_timers: { load: 1, refresh: 60, metrics: 3600 },
     batch_size: 1000,
-    batch_wait_ms: 500,
     graphiql: true,
   },
   event_log: {

@@ -48,7 +48,6 @@ const milliseconds: LeafType<number> = {
 }
 
 // Names of the later work each key waits for; REFERENCE.md prints them, so keep them short.
-const DELIVERER = 'the deliverer'
 
 export const schema = group({
   listen: key(hostAddress, { default: '0.0.0.0', doc: 'Address the HTTP API binds.' }),
@@ -90,7 +89,6 @@ export const schema = group({
   ui_url: key(nullable(httpUrl), {
     default: null,
     doc: 'Seed key. When set, messages link to the UI at this URL; when unset, messages carry no links.',
-    pending: DELIVERER,
   }),
   shutdown_timeout_ms: key(positive, {
     default: 30000,
@@ -177,9 +175,8 @@ export const schema = group({
     }),
     cycle_timers: group({
       load: key(positive, {
-        default: 5,
-        doc: 'Seconds the projector waits at most to fill a batch before inserting it.',
-        pending: 'the projector’s batch timer',
+        default: 1,
+        doc: 'Seed key. Seconds a partial projector batch waits at most for more events: a batch is inserted when it holds `batch_size` events or its oldest event has waited this long, so reports lag by about this much when the log is quiet and batches stay large under load.',
       }),
       refresh: key(positive, {
         default: 60,
@@ -193,10 +190,6 @@ export const schema = group({
     batch_size: key(positive, {
       default: 1000,
       doc: 'Most events the projector inserts in one batch.',
-    }),
-    batch_wait_ms: key(integer(0, 60_000), {
-      default: 500,
-      doc: 'Longest a partial projector batch waits for more events: a batch is inserted when it holds `batch_size` events or its oldest event has waited this long. Larger batches cost ClickHouse fewer parts; 0 inserts whatever has arrived.',
     }),
     graphiql: key(boolean, {
       default: true,

@@ -60,7 +60,6 @@ export interface ReportsConfig {
     readonly metrics: number
   }
   readonly batch_size: number
-  readonly batch_wait_ms: number
   readonly graphiql: boolean
 }
 

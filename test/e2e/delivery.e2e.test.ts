@@ -24,22 +24,10 @@ const engineEvent = () => ({
 
 type Json = Record<string, unknown>
 
-describe('delivery through the running process: retries, the delivery log, replay, restart', () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'herald-e2e-delivery-'))
-  const env = {
-    HERALD_DATA_DIR: dataDir,
-    HERALD_ADMIN_TOKEN: ADMIN_TOKEN,
-    HERALD_LOG_LEVEL: 'info',
-    HERALD_OUTBOUND_ALLOWLIST: '127.0.0.1',
-    HERALD_NOTIFICATIONS__DELIVERY__RETRY_SCHEDULE_MS: '0,200',
-    HERALD_NOTIFICATIONS__DELIVERY__RETRY_JITTER_PERCENT: '0',
-  }
-  let endpoint: HttpStandIn
-  let herald: HeraldProcess
-  let configurationId = ''
-
+/** The admin's calls to a running Herald (whichever process `current` returns). */
+const heraldClient = (current: () => HeraldProcess) => {
   const api = async (path: string, init: { method?: string; json?: unknown; type?: string } = {}) => {
-    const response = await fetch(`${herald.url}${path}`, {
+    const response = await fetch(`${current().url}${path}`, {
       method: init.method ?? 'GET',
       headers: {
         authorization: `Bearer ${ADMIN_TOKEN}`,
@@ -70,24 +58,47 @@ describe('delivery through the running process: retries, the delivery log, repla
     return event
   }
 
+  /** A webhook configuration for `url` with a selector matching the test's events; resolves with its id. */
+  const configureWebhook = async (url: string) => {
+    const created = await api('/v1/notifications/endpoints/webhook/configurations', {
+      method: 'POST',
+      json: { url, description: 'e2e delivery' },
+    })
+    assert.equal(created.status, 201, created.text)
+    const id = String(created.json.uuid)
+    const selector = await api(`/v1/notifications/endpoints/webhook/configurations/${id}/selectors`, {
+      method: 'POST',
+      json: { scope: 'account', event: { level: '*', type: 'user.image.*', resource_type: '*' } },
+    })
+    assert.equal(selector.status, 201, selector.text)
+    // The router picks the new selector up from the configuration feed.
+    await new Promise((resolve) => setTimeout(resolve, 1_000))
+    return id
+  }
+
+  return { api, deliveryOf, post, configureWebhook }
+}
+
+describe('delivery through the running process: retries, the delivery log, replay, restart', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'herald-e2e-delivery-'))
+  const env = {
+    HERALD_DATA_DIR: dataDir,
+    HERALD_ADMIN_TOKEN: ADMIN_TOKEN,
+    HERALD_LOG_LEVEL: 'info',
+    HERALD_OUTBOUND_ALLOWLIST: '127.0.0.1',
+    HERALD_NOTIFICATIONS__DELIVERY__RETRY_SCHEDULE_MS: '0,200',
+    HERALD_NOTIFICATIONS__DELIVERY__RETRY_JITTER_PERCENT: '0',
+  }
+  let endpoint: HttpStandIn
+  let herald: HeraldProcess
+  let configurationId = ''
+
+  const { api, deliveryOf, post, configureWebhook } = heraldClient(() => herald)
+
   before(async () => {
     endpoint = await startHttpStandIn(() => ({ status: 204 }))
     herald = await startHeraldProcess(env)
-    const created = await api('/v1/notifications/endpoints/webhook/configurations', {
-      method: 'POST',
-      json: { url: endpoint.url('/hook'), description: 'e2e delivery' },
-    })
-    assert.equal(created.status, 201, created.text)
-    configurationId = String(created.json.uuid)
-    const selector = await api(
-      `/v1/notifications/endpoints/webhook/configurations/${configurationId}/selectors`,
-      {
-        method: 'POST',
-        json: { scope: 'account', event: { level: '*', type: 'user.image.*', resource_type: '*' } },
-      },
-    )
-    assert.equal(selector.status, 201, selector.text)
-    await new Promise((resolve) => setTimeout(resolve, 1_000))
+    configurationId = await configureWebhook(endpoint.url('/hook'))
   })
   after(async () => {
     await herald?.stop('SIGKILL')
@@ -145,5 +156,85 @@ describe('delivery through the running process: retries, the delivery log, repla
     assert.deepEqual(afterRestart.json.items, before.json.items)
     const status = await api(`/v1/notifications/endpoints/webhook/configurations/${configurationId}/status`)
     assert.equal(status.json.status, 'healthy')
+  })
+})
+
+describe('delivery through the running process: killed with SIGKILL during a backoff', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'herald-e2e-delivery-kill-'))
+  // One retry, three seconds after the first attempt: long enough to kill the process inside it.
+  const RETRY_MS = 3_000
+  const env = {
+    HERALD_DATA_DIR: dataDir,
+    HERALD_ADMIN_TOKEN: ADMIN_TOKEN,
+    HERALD_LOG_LEVEL: 'info',
+    HERALD_OUTBOUND_ALLOWLIST: '127.0.0.1',
+    HERALD_NOTIFICATIONS__DELIVERY__RETRY_SCHEDULE_MS: String(RETRY_MS),
+    HERALD_NOTIFICATIONS__DELIVERY__RETRY_JITTER_PERCENT: '0',
+  }
+  let endpoint: HttpStandIn
+  let herald: HeraldProcess
+  const { api, deliveryOf, post, configureWebhook } = heraldClient(() => herald)
+
+  before(async () => {
+    endpoint = await startHttpStandIn(() => ({ status: 204 }))
+    herald = await startHeraldProcess(env)
+    await configureWebhook(endpoint.url('/hook'))
+  })
+  after(async () => {
+    await herald?.stop('SIGKILL')
+    await endpoint?.close()
+    rmSync(dataDir, { recursive: true, force: true })
+  })
+
+  it('sends the waiting retry exactly once from the next process on the same data, and ends sent', async () => {
+    endpoint.failNext({ status: 503 }, 1)
+    const event = await post()
+    const requestsFor = (id: string) => endpoint.requests.filter((r) => r.headers['webhook-id'] === id)
+
+    // The first attempt reached the endpoint and failed, and the delivery log holds the wait.
+    const waiting = await eventually(async () => {
+      const item = await deliveryOf(event.id)
+      assert.equal(item.status, 'retrying')
+      assert.equal(item.attempts, 1)
+      return item
+    })
+    const id = String(waiting.id)
+    assert.equal(requestsFor(id).length, 1)
+    const due = Date.parse(String(waiting.next_attempt_at))
+    assert.ok(Number.isFinite(due), String(waiting.next_attempt_at))
+
+    assert.equal(await herald.stop('SIGKILL'), null)
+    assert.equal(herald.child.signalCode, 'SIGKILL')
+    assert.ok(Date.now() < due, 'killed before the retry was due')
+    assert.equal(requestsFor(id).length, 1, 'the killed process did not send the retry')
+
+    herald = await startHeraldProcess(env)
+    const sent = await eventually(
+      async () => {
+        const item = await deliveryOf(event.id)
+        assert.equal(item.status, 'sent')
+        return item
+      },
+      { timeoutMs: 30_000 },
+    )
+    assert.equal(sent.id, id)
+    assert.equal(sent.attempts, 2)
+    const detail = await api(`/v1/notifications/deliveries/${id}`)
+    assert.equal(detail.status, 200, detail.text)
+    assert.deepEqual(
+      (detail.json.attempt_history as Json[]).map((a) => [a.attempt, a.outcome, a.status]),
+      [
+        [1, 'failed', 503],
+        [2, 'sent', 204],
+      ],
+    )
+    const retriedAt = Date.parse(String((detail.json.attempt_history as Json[])[1]?.at))
+    assert.ok(retriedAt >= due, 'not before it was due')
+
+    // Nothing more arrives: the failed first request and the one retry, under the same webhook-id.
+    await new Promise((resolve) => setTimeout(resolve, 1_500))
+    assert.equal(requestsFor(id).length, 2)
+    assert.equal(endpoint.requests.length, 2, 'no other request reached the endpoint')
+    assert.equal((await deliveryOf(event.id)).status, 'sent')
   })
 })

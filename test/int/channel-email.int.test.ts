@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import type { AddressObject, ParsedMail } from 'mailparser'
 import { createOutboundGuard, type Lookup } from '../../src/outbound/index.ts'
 import { aDelivery, aPostureEvent } from '../../streams/delivery/channels/test-fixtures.ts'
 import { createEmailChannel, type EmailConfiguration } from '../../streams/delivery/index.ts'
@@ -14,6 +15,16 @@ const lookup: Lookup = async (hostname) => {
     return [{ address: '127.0.0.1', family: 4 }]
   throw Object.assign(new Error(`ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' })
 }
+
+/** The addresses of a parsed From/To header, in order. */
+const addresses = (field: AddressObject | AddressObject[] | undefined): string[] =>
+  (Array.isArray(field) ? field : field === undefined ? [] : [field]).flatMap((object) =>
+    object.value.map((entry) => entry.address ?? ''),
+  )
+
+/** Text parts end with the line break nodemailer writes; readers see the lines. */
+const textOf = (mail: ParsedMail) => (mail.text ?? '').replace(/\n$/, '')
+const htmlOf = (mail: ParsedMail) => (mail.html === false ? '' : mail.html.replace(/\n$/, ''))
 
 const mailOf = (server: SmtpReceiver) => {
   const mail = server.received.at(-1)
@@ -59,19 +70,24 @@ describe('email channel against a real SMTP server, plain SMTP', () => {
     assert.deepEqual(received.to, ['secops@acme.example', 'oncall@acme.example'])
     const { mail } = received
     assert.equal(mail.subject, 'Validation completed: my-test-validation-scan')
+    assert.deepEqual(
+      mail.from?.value.map(({ name, address }) => ({ name, address })),
+      [{ name: 'Herald', address: 'herald@acme.example' }],
+    )
+    assert.deepEqual(addresses(mail.to), ['secops@acme.example', 'oncall@acme.example'])
     assert.match(
-      mail.text ?? '',
+      textOf(mail),
       /^Scan completed: 180 passed, 12 failed\.\n\nLevel: {4}info\nResource: my-test-validation-scan\n/,
     )
-    assert.match(mail.text ?? '', /View in Herald: https:\/\/herald\.example\.com\/events\/evt-posture-1/)
-    assert.match(mail.html ?? '', /<h2>Validation completed: my-test-validation-scan<\/h2>/)
+    assert.match(textOf(mail), /View in Herald: https:\/\/herald\.example\.com\/events\/evt-posture-1/)
+    assert.match(htmlOf(mail), /<h2>Validation completed: my-test-validation-scan<\/h2>/)
     assert.match(
-      mail.html ?? '',
+      htmlOf(mail),
       /<a href="https:\/\/herald\.example\.com\/events\/evt-posture-1">View in Herald<\/a>/,
     )
-    assert.doesNotMatch(mail.text ?? '', /Event payload/)
+    assert.doesNotMatch(textOf(mail), /Event payload/)
     assert.equal(mail.headers.get('x-herald-delivery-id'), delivery.deliveryId)
-    assert.equal(mail.headers.get('message-id'), `<${delivery.deliveryId}@acme.example>`)
+    assert.equal(mail.messageId, `<${delivery.deliveryId}@acme.example>`)
     assert.equal(mail.headers.get('auto-submitted'), 'auto-generated')
   })
 
@@ -82,9 +98,9 @@ describe('email channel against a real SMTP server, plain SMTP', () => {
       { ...context, uiUrl: null },
     )
     const { mail } = mailOf(server)
-    assert.match(mail.text ?? '', /Event payload:\n\{\n {2}"specversion": "1\.0",/)
-    assert.match(mail.html ?? '', /<pre>\{\n {2}&quot;specversion&quot;/)
-    assert.doesNotMatch(`${mail.text}${mail.html}`, /View in Herald|https?:\/\/herald/)
+    assert.match(textOf(mail), /Event payload:\n\{\n {2}"specversion": "1\.0",/)
+    assert.match(htmlOf(mail), /<pre>\{\n {2}&quot;specversion&quot;/)
+    assert.doesNotMatch(`${textOf(mail)}${htmlOf(mail)}`, /View in Herald|https?:\/\/herald/)
   })
 
   it('renders the configuration templates', async () => {
@@ -96,8 +112,8 @@ describe('email channel against a real SMTP server, plain SMTP', () => {
     await channel.send(aDelivery(aPostureEvent()), { ...configuration, templates }, context)
     const { mail } = mailOf(server)
     assert.equal(mail.subject, '[INFO] my-test-validation-scan')
-    assert.equal(mail.text, 'Seen: Scan completed: 180 passed, 12 failed.')
-    assert.equal(mail.html, '<p>Scan completed: 180 passed, 12 failed.</p>')
+    assert.equal(textOf(mail), 'Seen: Scan completed: 180 passed, 12 failed.')
+    assert.equal(htmlOf(mail), '<p>Scan completed: 180 passed, 12 failed.</p>')
   })
 
   it('a refused login is permanent; a 4xx reply retriable; a 5xx permanent', async () => {
@@ -208,6 +224,8 @@ describe('email channel against a real SMTP server, with TLS', { skip: opensslMi
     assert.equal(received.secure, true)
     assert.equal(received.user, 'herald')
     assert.equal(received.mail.subject, 'Validation completed: my-test-validation-scan')
+    assert.deepEqual(addresses(received.mail.to), ['secops@acme.example'])
+    assert.match(textOf(received.mail), /^Scan completed: 180 passed, 12 failed\./)
   })
 
   it('speaks TLS from the first byte in tls mode', async () => {

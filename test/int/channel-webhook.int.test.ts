@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
-import { createHmac, timingSafeEqual } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
+import { Webhook, WebhookVerificationError } from 'standardwebhooks'
 import { createOutboundGuard } from '../../src/outbound/index.ts'
 import { aDelivery, anEvent, aPostureEvent, ticking } from '../../streams/delivery/channels/test-fixtures.ts'
 import { createWebhookChannel, type WebhookChannelConfiguration } from '../../streams/delivery/index.ts'
@@ -9,29 +9,27 @@ import { type HttpStandIn, type StandInRequest, startHttpStandIn } from '../supp
 const NEW_SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
 const OLD_SECRET = 'whsec_b2xkU2VjcmV0T2xkU2VjcmV0T2xkU2VjcmV0'
 
+/** The three Standard Webhooks headers a receiver hands to its verifier. */
+const signedHeaders = (request: StandInRequest): Record<string, string> => ({
+  'webhook-id': String(request.headers['webhook-id']),
+  'webhook-timestamp': String(request.headers['webhook-timestamp']),
+  'webhook-signature': String(request.headers['webhook-signature']),
+})
+
 /**
- * A receiver's check, written from the Standard Webhooks specification and independent of
- * Herald's signing code: HMAC-SHA256 keyed with the base64 part of the secret over
- * `id.timestamp.body`, any `v1,` entry of the space-separated header matching.
+ * A receiver's check with the `standardwebhooks` reference library, independent of Herald's
+ * signing code: it throws unless a `v1` signature matches and the timestamp is recent.
  */
-const receiverVerifies = (secret: string, request: StandInRequest): boolean => {
-  const id = String(request.headers['webhook-id'])
-  const timestamp = String(request.headers['webhook-timestamp'])
-  const key = Buffer.from(secret.slice('whsec_'.length), 'base64')
-  const expected = createHmac('sha256', key).update(`${id}.${timestamp}.${request.body}`).digest()
-  return String(request.headers['webhook-signature'])
-    .split(' ')
-    .map((entry) => entry.split(','))
-    .some(([version, signature]) => {
-      const candidate = Buffer.from(signature ?? '', 'base64')
-      return version === 'v1' && candidate.length === expected.length && timingSafeEqual(candidate, expected)
-    })
-}
+const verifiedBy = (secret: string, request: StandInRequest): unknown =>
+  new Webhook(secret).verify(request.body, signedHeaders(request))
+
+/** The library checks the timestamp against its own clock, so the channel signs near now. */
+const START = Math.floor(Date.now() / 1_000) * 1_000
 
 describe('webhook channel against a receiver', () => {
   let receiver: HttpStandIn
   const guard = createOutboundGuard({ allowlist: ['127.0.0.1'] })
-  const channel = createWebhookChannel({ guard, clock: ticking(1_795_341_601_000, 5) })
+  const channel = createWebhookChannel({ guard, clock: ticking(START, 5) })
   let configuration: WebhookChannelConfiguration
   const context = { uiUrl: null, timeoutMs: 2_000 }
 
@@ -59,14 +57,18 @@ describe('webhook channel against a receiver', () => {
     assert.equal(request.method, 'POST')
     assert.equal(request.headers['content-type'], 'application/json')
     assert.equal(request.headers['webhook-id'], delivery.deliveryId)
-    assert.equal(request.headers['webhook-timestamp'], '1795341601')
+    assert.equal(request.headers['webhook-timestamp'], String(START / 1_000))
     assert.deepEqual(JSON.parse(request.body), {
       type: delivery.event.type,
       timestamp: delivery.event.time,
       data: delivery.event,
     })
-    assert.ok(receiverVerifies(NEW_SECRET, request))
-    assert.ok(!receiverVerifies(NEW_SECRET, { ...request, body: request.body.replace('acme', 'acmf') }))
+    assert.deepEqual(verifiedBy(NEW_SECRET, request), JSON.parse(request.body))
+    const tampered = { ...request, body: request.body.replace('acme', 'acmf') }
+    assert.notEqual(tampered.body, request.body)
+    assert.throws(() => verifiedBy(NEW_SECRET, tampered), WebhookVerificationError)
+    const otherDelivery = { ...request, headers: { ...request.headers, 'webhook-id': 'msg_other' } }
+    assert.throws(() => verifiedBy(NEW_SECRET, otherDelivery), WebhookVerificationError)
     assert.equal(request.headers.authorization, undefined)
   })
 
@@ -79,9 +81,17 @@ describe('webhook channel against a receiver', () => {
     const request = receiver.requests.at(-1)
     if (request === undefined) assert.fail('nothing received')
     assert.equal(String(request.headers['webhook-signature']).split(' ').length, 2)
-    assert.ok(receiverVerifies(NEW_SECRET, request))
-    assert.ok(receiverVerifies(OLD_SECRET, request))
-    assert.ok(!receiverVerifies('whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', request))
+    assert.deepEqual(verifiedBy(NEW_SECRET, request), JSON.parse(request.body))
+    assert.deepEqual(verifiedBy(OLD_SECRET, request), JSON.parse(request.body))
+    assert.throws(
+      () => verifiedBy('whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', request),
+      WebhookVerificationError,
+    )
+    // Each receiver, whichever secret it holds, still refuses a tampered body.
+    const tampered = { ...request, body: request.body.replace('"specversion"', '"specVersion"') }
+    assert.notEqual(tampered.body, request.body)
+    assert.throws(() => verifiedBy(NEW_SECRET, tampered), WebhookVerificationError)
+    assert.throws(() => verifiedBy(OLD_SECRET, tampered), WebhookVerificationError)
   })
 
   it('sends basic auth when the configuration has credentials', async () => {

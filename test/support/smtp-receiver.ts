@@ -1,16 +1,19 @@
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
+import { type ParsedMail, simpleParser } from 'mailparser'
 import { SMTPServer } from 'smtp-server'
 
 /** One message the server accepted, with its session's facts. */
 export interface ReceivedMail {
   readonly from: string
   readonly to: readonly string[]
-  readonly raw: string
+  /** The DATA exactly as the server received it. */
+  readonly raw: Buffer
   /** Who authenticated, or undefined. */
   readonly user: string | undefined
   /** Whether the session was encrypted (TLS from the start, or after STARTTLS). */
   readonly secure: boolean
+  /** `raw` read back by `mailparser`, a MIME parser independent of the nodemailer that wrote it. */
   readonly mail: ParsedMail
 }
 
@@ -77,20 +80,29 @@ export const startSmtpReceiver = async (options: SmtpReceiverOptions = {}): Prom
     onData: (stream, session, callback) => {
       const chunks: Buffer[] = []
       stream.on('data', (chunk: Buffer) => chunks.push(chunk))
-      stream.on('end', () => {
+      stream.on('end', async () => {
         const rejection = rejections.shift()
         if (rejection !== undefined) {
           callback(Object.assign(new Error(rejection.message), { responseCode: rejection.code }))
           return
         }
-        const raw = Buffer.concat(chunks).toString('utf8')
+        const raw = Buffer.concat(chunks)
+        // Parsed before the reply, so a message is readable as soon as the client's send resolves;
+        // one the parser cannot read is refused, and the send that wrote it fails.
+        let mail: ParsedMail
+        try {
+          mail = await simpleParser(raw)
+        } catch (error) {
+          callback(Object.assign(new Error(`unparseable message: ${String(error)}`), { responseCode: 554 }))
+          return
+        }
         received.push({
           from: session.envelope.mailFrom === false ? '' : session.envelope.mailFrom.address,
           to: session.envelope.rcptTo.map((r) => r.address),
           raw,
           user: typeof session.user === 'string' ? session.user : undefined,
           secure: session.secure,
-          mail: parseMail(raw),
+          mail,
         })
         callback(null, 'Queued as herald-test')
       })
@@ -113,87 +125,4 @@ export const startSmtpReceiver = async (options: SmtpReceiverOptions = {}): Prom
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   }
-}
-
-// --- A small MIME reader, independent of nodemailer, for what nodemailer writes ---------
-
-export interface ParsedMail {
-  /** Header values by lower-case name, unfolded and decoded. */
-  readonly headers: ReadonlyMap<string, string>
-  readonly subject: string
-  readonly text: string | undefined
-  readonly html: string | undefined
-}
-
-const decodeQuotedPrintable = (input: string): string => {
-  const bytes: number[] = []
-  const soft = input.replace(/=\r?\n/g, '')
-  for (let i = 0; i < soft.length; i++) {
-    const char = soft[i]
-    const hex = soft.slice(i + 1, i + 3)
-    if (char === '=' && /^[0-9A-Fa-f]{2}$/.test(hex)) {
-      bytes.push(Number.parseInt(hex, 16))
-      i += 2
-    } else bytes.push(...Buffer.from(char ?? '', 'utf8'))
-  }
-  return Buffer.from(bytes).toString('utf8')
-}
-
-/** RFC 2047 encoded words (`=?UTF-8?Q?…?=`, `=?UTF-8?B?…?=`). */
-const decodeWords = (value: string): string =>
-  value
-    .replace(/\?=\s+=\?/g, '?==?')
-    .replace(/=\?([^?]+)\?([QqBb])\?([^?]*)\?=/g, (_, _charset: string, encoding: string, text: string) =>
-      encoding.toUpperCase() === 'B'
-        ? Buffer.from(text, 'base64').toString('utf8')
-        : decodeQuotedPrintable(text.replace(/_/g, ' ')),
-    )
-
-const splitHead = (raw: string): { head: Map<string, string>; body: string } => {
-  const at = raw.indexOf('\r\n\r\n')
-  const headText = at === -1 ? raw : raw.slice(0, at)
-  const body = at === -1 ? '' : raw.slice(at + 4)
-  const head = new Map<string, string>()
-  for (const line of headText.replace(/\r\n[ \t]+/g, ' ').split('\r\n')) {
-    const colon = line.indexOf(':')
-    if (colon > 0)
-      head.set(line.slice(0, colon).trim().toLowerCase(), decodeWords(line.slice(colon + 1).trim()))
-  }
-  return { head, body }
-}
-
-const decodeBody = (head: ReadonlyMap<string, string>, body: string): string => {
-  const encoding = (head.get('content-transfer-encoding') ?? '7bit').toLowerCase()
-  if (encoding === 'quoted-printable') return decodeQuotedPrintable(body)
-  if (encoding === 'base64') return Buffer.from(body.replace(/\s+/g, ''), 'base64').toString('utf8')
-  return body
-}
-
-const collectParts = (
-  head: ReadonlyMap<string, string>,
-  body: string,
-  into: { text?: string; html?: string },
-) => {
-  const type = head.get('content-type') ?? 'text/plain'
-  const boundary = /boundary="?([^";]+)"?/i.exec(type)?.[1]
-  if (type.toLowerCase().startsWith('multipart/') && boundary !== undefined) {
-    const sections = body.split(`--${boundary}`).slice(1)
-    for (const section of sections) {
-      if (section.startsWith('--')) break
-      const part = splitHead(section.replace(/^\r\n/, ''))
-      collectParts(part.head, part.body, into)
-    }
-    return
-  }
-  // Mail travels with CRLF line ends; readers see lines.
-  const decoded = decodeBody(head, body).replace(/\r\n/g, '\n').replace(/\n$/, '')
-  if (type.toLowerCase().startsWith('text/html')) into.html ??= decoded
-  else if (type.toLowerCase().startsWith('text/plain')) into.text ??= decoded
-}
-
-export const parseMail = (raw: string): ParsedMail => {
-  const { head, body } = splitHead(raw)
-  const parts: { text?: string; html?: string } = {}
-  collectParts(head, body, parts)
-  return { headers: head, subject: head.get('subject') ?? '', text: parts.text, html: parts.html }
 }

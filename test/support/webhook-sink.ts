@@ -10,6 +10,11 @@ export interface WebhookSink {
   readonly url: string
   /** Requests answered so far. */
   received(): Promise<number>
+  /**
+   * When each answered request arrived (ms since the epoch), by its `webhook-id` header, for
+   * latency figures. Requests to a path ending in `/hang` are never answered and not listed.
+   */
+  arrivals(): Promise<Record<string, number>>
   stop(): Promise<void>
 }
 
@@ -36,6 +41,7 @@ export const spawnWebhookSink = async (): Promise<WebhookSink> => {
   return {
     url: `${base}/hook`,
     received: async () => Number(await (await fetch(`${base}/count`)).text()),
+    arrivals: async () => (await (await fetch(`${base}/arrivals`)).json()) as Record<string, number>,
     stop: () => {
       stopping ??= (async () => {
         child.stdin?.end()
@@ -50,14 +56,23 @@ export const spawnWebhookSink = async (): Promise<WebhookSink> => {
 
 if (import.meta.main) {
   let count = 0
+  const arrivals: Record<string, number> = {}
   const server = createServer((req, res) => {
     if (req.method === 'GET' && req.url === '/count') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end(String(count))
       return
     }
+    if (req.method === 'GET' && req.url === '/arrivals') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(arrivals))
+      return
+    }
+    const at = Date.now()
     req.resume()
+    if (req.url?.endsWith('/hang') === true) return
     req.on('end', () => {
       count++
+      const id = req.headers['webhook-id']
+      if (typeof id === 'string') arrivals[id] = at
       res.writeHead(204).end()
     })
   })

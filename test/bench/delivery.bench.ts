@@ -1,0 +1,226 @@
+/**
+ * Delivery throughput and isolation (issue 6): `npm run bench:delivery [-- --deliveries N]`.
+ * The real deliverer — the delivery log on SQLite, its read model, one queue per
+ * configuration, the webhook channel signing every request (Standard Webhooks) through the
+ * SSRF guard — delivering to a webhook sink in its own process (204, arrival times by
+ * `webhook-id`), for 100 configurations.
+ *
+ * 1. Throughput: N commands published at once; deliveries/s until the sink has them all.
+ * 2. Isolation: deliveries to 99 healthy configurations at a steady rate, once alone and once
+ *    while a 100th configuration's endpoint hangs (each attempt held until the 15 s timeout);
+ *    the p50/p99 of publish → arrival for the healthy ones, and the p99 added.
+ * Figures are printed beside the targets, never asserted.
+ */
+import { randomBytes, randomUUID } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
+import { createSqliteEventStore } from '../../src/adapters/sqlite-event-store/index.ts'
+import { createDeliveryReadModel } from '../../src/deliveries/index.ts'
+import {
+  createNotificationConfigService,
+  type EndpointConfiguration,
+  emptySelectorSet,
+  type SelectorSet,
+} from '../../src/notifications/index.ts'
+import { silentLogger } from '../../src/observability/index.ts'
+import { createOutboundGuard } from '../../src/outbound/index.ts'
+import { createSecretBox } from '../../src/secrets/index.ts'
+import { toChannelConfiguration } from '../../src/wiring/channel-configuration.ts'
+import {
+  createDeliveryChannels,
+  DEFAULT_RATE_LIMITS,
+  DEFAULT_RETRY_POLICY,
+  type DeliveryEngineOptions,
+  startDeliveryEngine,
+} from '../../streams/delivery/index.ts'
+import { type DeliveryCommand, deliveryIdFor, encodeDeliveryCommand } from '../../streams/routing/index.ts'
+import { spawnWebhookSink } from '../support/webhook-sink.ts'
+
+const { values } = parseArgs({
+  options: {
+    deliveries: { type: 'string', default: '10000' },
+    rate: { type: 'string', default: '200' },
+    seconds: { type: 'string', default: '15' },
+  },
+})
+const total = Number(values.deliveries)
+const rate = Number(values.rate)
+const seconds = Number(values.seconds)
+const CONFIGURATIONS = 100
+const out = (line: string) => process.stdout.write(`${line}\n`)
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+const dir = mkdtempSync(join(tmpdir(), 'herald-bench-delivery-'))
+const sink = await spawnWebhookSink()
+const guard = createOutboundGuard({ allowlist: ['127.0.0.1'] })
+const configStore = createSqliteEventStore({ path: join(dir, 'eventstore.sqlite') })
+const service = createNotificationConfigService({
+  store: configStore,
+  box: createSecretBox({ current: randomBytes(32).toString('base64') }),
+  clock: Date.now,
+  newId: randomUUID,
+  readAll: (o) => configStore.readAll(o),
+})
+let selectors: SelectorSet = emptySelectorSet
+const feed = service.selectors$().subscribe((set) => {
+  selectors = set
+})
+const log = createSqliteEventLog({ path: join(dir, 'eventlog.sqlite'), idlePollMs: 20 })
+await log.createTopics([
+  { topic: 'notifications.deliveries', partitions: 3 },
+  { topic: 'notifications.outcomes', partitions: 3 },
+])
+const store = createSqliteEventStore({ path: join(dir, 'deliveries.sqlite'), pollIntervalMs: 50 })
+const view = createDeliveryReadModel({ path: join(dir, 'deliveries-view.sqlite'), newId: randomUUID })
+view.follow(store)
+
+try {
+  const configurations: EndpointConfiguration[] = []
+  for (let i = 0; i < CONFIGURATIONS; i++) {
+    const path = i === CONFIGURATIONS - 1 ? 'hang' : `c${i}`
+    const created = await service.createConfiguration(
+      { account: `account-${i % 10}`, role: 'read-write' },
+      'webhook',
+      {
+        fields: { url: `${sink.url}/${path}` },
+        options: {},
+      },
+    )
+    configurations.push(created.value)
+  }
+  while (selectors.configurations.size < CONFIGURATIONS) await sleep(20)
+  const healthy = configurations.slice(0, -1)
+  const hanging = configurations.at(-1) as EndpointConfiguration
+
+  const getConfiguration: DeliveryEngineOptions['getConfiguration'] = (id) => {
+    const stored = selectors.configurations.get(id)
+    if (stored === undefined) return undefined
+    const secrets = () => {
+      const delivery = service.webhookDelivery(stored, Date.now())
+      return delivery === undefined ? [] : [delivery.signingSecret]
+    }
+    return {
+      enabled: stored.enabled,
+      changedAt: Date.parse(stored.updatedAt),
+      channel: toChannelConfiguration(stored, (field) => service.openSecret(stored, field), secrets),
+    }
+  }
+  const engine = startDeliveryEngine({
+    store,
+    view,
+    log,
+    outcomesTopic: 'notifications.outcomes',
+    getConfiguration,
+    send: createDeliveryChannels({ guard, logger: silentLogger }).send,
+    uiUrl: null,
+    timeoutMs: 15_000,
+    logger: silentLogger,
+    clock: Date.now,
+    newId: randomUUID,
+    policy: DEFAULT_RETRY_POLICY,
+    rateLimits: DEFAULT_RATE_LIMITS,
+    concurrency: 8,
+  })
+  const consumer = await log.consume(
+    { groupId: 'herald-deliverer', topics: ['notifications.deliveries'] },
+    engine.handler,
+  )
+
+  let sequence = 0
+  const commandFor = (configuration: EndpointConfiguration): DeliveryCommand => {
+    const eventId = `bench-${++sequence}`
+    return {
+      deliveryId: deliveryIdFor(eventId, configuration.id),
+      account: configuration.account,
+      endpoint: 'webhook',
+      configurationId: configuration.id,
+      event: {
+        specversion: '1.0',
+        id: eventId,
+        source: '/engine/analyzer',
+        type: 'user.image.analysis.completed',
+        account: configuration.account,
+        level: 'info',
+        resourcetype: 'image',
+        time: new Date().toISOString(),
+        data: { digest: `sha256:${sequence.toString(16).padStart(64, '0')}` },
+      },
+      matchedSelectorIds: ['bench'],
+      createdAt: new Date().toISOString(),
+    }
+  }
+  const publish = (commands: readonly DeliveryCommand[]) =>
+    log.publish(
+      'notifications.deliveries',
+      commands.map((c) => encodeDeliveryCommand(c)),
+    )
+  const until = async (count: number, timeoutMs: number) => {
+    const deadline = Date.now() + timeoutMs
+    while ((await sink.received()) < count && Date.now() < deadline) await sleep(50)
+    return sink.received()
+  }
+
+  // 1. Throughput.
+  const commands = Array.from({ length: total }, (_, i) =>
+    commandFor(healthy[i % healthy.length] as EndpointConfiguration),
+  )
+  const started = performance.now()
+  for (let i = 0; i < commands.length; i += 500) await publish(commands.slice(i, i + 500))
+  const received = await until(total, 600_000)
+  const throughput = (received / (performance.now() - started)) * 1000
+
+  // 2. Isolation: publish → arrival for healthy configurations, without and with a hanging one.
+  const steady = async (withHang: boolean) => {
+    const sent = new Map<string, number>()
+    const before = await sink.received()
+    const ticks = seconds * 10
+    for (let tick = 0; tick < ticks; tick++) {
+      const batch = Array.from({ length: Math.max(1, Math.round(rate / 10)) }, () =>
+        commandFor(healthy[sequence % healthy.length] as EndpointConfiguration),
+      )
+      if (withHang && tick % 10 === 0) batch.push(commandFor(hanging))
+      const at = Date.now()
+      await publish(batch)
+      for (const c of batch) if (c.configurationId !== hanging.id) sent.set(c.deliveryId, at)
+      await sleep(100)
+    }
+    await until(before + sent.size, 60_000)
+    const arrivals = await sink.arrivals()
+    const delays = [...sent].flatMap(([id, at]) => (arrivals[id] === undefined ? [] : [arrivals[id] - at]))
+    delays.sort((a, b) => a - b)
+    const q = (p: number) =>
+      delays[Math.min(delays.length - 1, Math.ceil(p * delays.length) - 1)] ?? Number.NaN
+    return { p50: q(0.5), p99: q(0.99), delivered: delays.length, expected: sent.size }
+  }
+  const alone = await steady(false)
+  const beside = await steady(true)
+
+  out(`\n| figure (100 webhook configurations, signed, 2 cores) | measured | target |\n|---|---|---|`)
+  out(
+    `| deliveries/s, ${total.toLocaleString('en-US')} at once | ${Math.round(throughput).toLocaleString('en-US')} | ≥ 5,000 |`,
+  )
+  out(
+    `| publish → arrival at ${rate}/s, alone: p50 / p99 | ${alone.p50} / ${alone.p99} ms (${alone.delivered}/${alone.expected}) | |`,
+  )
+  out(
+    `| same, one endpoint hanging (15 s timeouts): p50 / p99 | ${beside.p50} / ${beside.p99} ms (${beside.delivered}/${beside.expected}) | p99 within 10% of alone |`,
+  )
+  out(
+    `| p99 added by the hanging endpoint | ${beside.p99 - alone.p99} ms (${(((beside.p99 - alone.p99) / alone.p99) * 100).toFixed(0)}%) | ≤ 10% |`,
+  )
+
+  await consumer.stop()
+  await engine.stop(0)
+} finally {
+  feed.unsubscribe()
+  view.close()
+  await store.close()
+  await log.close()
+  await configStore.close()
+  guard.close()
+  await sink.stop()
+  rmSync(dir, { recursive: true, force: true })
+}
