@@ -1,11 +1,8 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createTlsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import type { TLSSocket } from 'node:tls'
 import {
@@ -15,6 +12,7 @@ import {
   OutboundRequestError,
   OutboundTimeoutError,
 } from '../../src/outbound/index.ts'
+import { selfSignedCertificate } from '../support/self-signed-cert.ts'
 
 interface Seen {
   readonly method: string
@@ -387,44 +385,20 @@ const opensslMissing = (() => {
 })()
 
 describe('guardedFetch over HTTPS', { skip: opensslMissing }, () => {
-  const dir = mkdtempSync(join(tmpdir(), 'herald-outbound-tls-'))
   let server: Awaited<ReturnType<typeof serve>>
   let cert: string
   const dns = lookupFrom({ 'herald.test': ['127.0.0.1'], 'other.test': ['127.0.0.1'] })
 
   before(async () => {
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-        '-days',
-        '1',
-        '-subj',
-        '/CN=herald.test',
-        '-addext',
-        'subjectAltName=DNS:herald.test,IP:127.0.0.1',
-      ],
-      { stdio: 'ignore' },
-    )
-    cert = readFileSync(join(dir, 'cert.pem'), 'utf8')
+    const pair = selfSignedCertificate(['herald.test', '127.0.0.1'])
+    cert = pair.cert
     server = await serve(
       { '*': (req, res) => res.writeHead(200).end(`hello ${req.headers.host}`) },
-      { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert },
+      { key: pair.key, cert },
     )
   })
   after(async () => {
     await server?.close()
-    rmSync(dir, { recursive: true, force: true })
   })
 
   const tlsFailure = (error: unknown) => {
