@@ -10,6 +10,8 @@ export interface AvroTypeLike {
   readonly types?: readonly AvroTypeLike[]
   readonly symbols?: readonly string[]
   readonly size?: number
+  /** The key a wrapped union puts its value under: a named type's name, else its type name. */
+  readonly branchName?: string
 }
 
 export interface AvroFieldLike {
@@ -29,8 +31,9 @@ const MAX_EMPTY_ITEMS = 1_000_000
  * Compiles a reader of Avro binary for one schema, straight into the plain objects Herald
  * judges: records as plain objects (a null left out where the field's default is null — an
  * absent optional field — and kept where it has no default), bytes and fixed as base64, enums
- * as their symbols, unions as their branch's value. Returns `undefined` for a schema using
- * what it does not read (wrapped unions, logical types); avsc reads those.
+ * as their symbols, unions as their branch's value (wrapped unions as `{ [branch]: value }`).
+ * Returns `undefined` for a schema using what it does not read (logical types, which Herald's
+ * registry client does not register); avsc reads those.
  *
  * Why not avsc's own reader: it makes a native call per string, which costs as much as
  * JSON.parse on string-heavy events. This one decodes the payload to one Latin-1 string once
@@ -39,7 +42,9 @@ const MAX_EMPTY_ITEMS = 1_000_000
  *
  * Differences from avsc, all on malformed input: array and map blocks may not announce more
  * elements than the bytes left could hold, and a value is refused as soon as a read would pass
- * the end (avsc notices at the end).
+ * the end. avsc notices only at the end, after it has built every announced element: one
+ * crafted block count of 2^28 exhausts the heap, which is why every schema Herald's registry
+ * client can produce is read here.
  *
  * @example
  * const read = compileAvroReader(avscType)
@@ -69,6 +74,7 @@ export const compileAvroReader = (root: AvroTypeLike): AvroRead | undefined => {
       case 'fixed':
         return type.size ?? 0
       case 'record':
+      case 'error':
         return (type.fields ?? []).reduce((sum, f) => sum + minSize(f.type, seen), 0)
       default:
         return 1
@@ -99,9 +105,11 @@ export const compileAvroReader = (root: AvroTypeLike): AvroRead | undefined => {
       case 'enum':
         return `sym(${ref(type.symbols ?? [])})`
       case 'record':
+      case 'error':
       case 'array':
       case 'map':
       case 'union:unwrapped':
+      case 'union:wrapped':
         return `${functionOf(type)}()`
       default:
         supported = false
@@ -117,13 +125,17 @@ export const compileAvroReader = (root: AvroTypeLike): AvroRead | undefined => {
     const body: string[] = []
     switch (type.typeName) {
       case 'record':
+      case 'error':
         body.push('const o = {}')
         ;(type.fields ?? []).forEach((field, i) => {
           const key = JSON.stringify(field.name)
           body.push(`const v${i} = ${read(field.type)}`)
-          body.push(
-            field.defaultValue() === null ? `if (v${i} !== null) o[${key}] = v${i}` : `o[${key}] = v${i}`,
-          )
+          // A field may be named __proto__: define it, never assign it (which would set the prototype).
+          const set =
+            field.name === '__proto__'
+              ? `Object.defineProperty(o, ${key}, { value: v${i}, enumerable: true, writable: true, configurable: true })`
+              : `o[${key}] = v${i}`
+          body.push(field.defaultValue() === null ? `if (v${i} !== null) ${set}` : set)
         })
         body.push('return o')
         break
@@ -164,6 +176,20 @@ export const compileAvroReader = (root: AvroTypeLike): AvroRead | undefined => {
         body.push('const i = long()')
         branches.forEach((branch, i) => {
           body.push(`if (i === ${i}) return ${read(branch)}`)
+        })
+        body.push('throw new Error("invalid union index: " + i)')
+        break
+      }
+      case 'union:wrapped': {
+        // avsc's shape: null for the null branch, else { [branch name]: value }.
+        const branches = type.types ?? []
+        body.push('const i = long()')
+        branches.forEach((branch, i) => {
+          if (branch.typeName === 'null') body.push(`if (i === ${i}) return null`)
+          else
+            body.push(
+              `if (i === ${i}) return { [${JSON.stringify(branch.branchName ?? branch.typeName)}]: ${read(branch)} }`,
+            )
         })
         body.push('throw new Error("invalid union index: " + i)')
         break

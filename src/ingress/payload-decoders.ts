@@ -46,7 +46,17 @@ const toPlain = (value: unknown): unknown => {
   if (Array.isArray(value)) return value.map(toPlain)
   if (value instanceof Uint8Array) return Buffer.from(value).toString('base64')
   const plain: Record<string, unknown> = {}
-  for (const [key, field] of Object.entries(value)) if (field !== null) plain[key] = toPlain(field)
+  for (const [key, field] of Object.entries(value)) {
+    if (field === null) continue
+    if (key === '__proto__') {
+      Object.defineProperty(plain, key, {
+        value: toPlain(field),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      })
+    } else plain[key] = toPlain(field)
+  }
   return plain
 }
 
@@ -101,6 +111,20 @@ const buildConvert = (type: AvroTypeLike, seen: Map<AvroTypeLike, Convert | null
       const only = converts.length === 1 ? converts[0] : toPlain
       return (value) => (value === null ? null : (only as (value: unknown) => unknown)(value))
     }
+    case 'union:wrapped': {
+      // avsc gives null or an instance of the branch's class with one key, the branch's name.
+      const converts = new Map(
+        (type.types ?? []).map((t) => [
+          t.branchName ?? t.typeName,
+          convertOf(t, seen) ?? ((v: unknown) => v),
+        ]),
+      )
+      return (value) => {
+        if (value === null) return null
+        const [name, branchValue] = Object.entries(value as Record<string, unknown>)[0] as [string, unknown]
+        return { [name]: (converts.get(name) ?? toPlain)(branchValue) }
+      }
+    }
     case 'record':
     case 'error':
       return recordConvert(type.fields ?? [], seen)
@@ -128,9 +152,14 @@ const recordConvert = (
       value = `c${converts.length - 1}(v${i})`
     }
     const read = `const v${i} = r[${key}]`
+    // A field may be named __proto__: define it, never assign it (which would set the prototype).
+    const set = (v: string) =>
+      field.name === '__proto__'
+        ? `Object.defineProperty(o, ${key}, { value: ${v}, enumerable: true, writable: true, configurable: true })`
+        : `o[${key}] = ${v}`
     return field.defaultValue() === null
-      ? `${read}; if (v${i} !== null) o[${key}] = ${value}`
-      : `${read}; o[${key}] = v${i} === null ? null : ${value}`
+      ? `${read}; if (v${i} !== null) ${set(value)}`
+      : `${read}; ${set(`v${i} === null ? null : ${value}`)}`
   })
   const source = [
     ...converts.map((_, i) => `const c${i} = converts[${i}]`),
