@@ -56,18 +56,37 @@ export const kafkaMode = (headers: Headers): KafkaMode => {
   return { mode: 'binary', attributes: prefixedAttributes(headers, KAFKA_HEADER_PREFIX), contentType }
 }
 
+// Header name → attribute name (null: not an attribute), per prefix. Producers send the same
+// dozen names on every message; remembering them spares a lower-casing, a slice and the
+// interning of a fresh property key per header (the most of binary mode's decode cost).
+// Bounded, so a producer inventing names costs only the uncached path.
+const attributeNames = new Map<string, Map<string, string | null>>()
+const NAMES_REMEMBERED = 1_024
+
 /** `ce_id: e1` → `{ id: 'e1' }`; attribute names are lower case in every binding. */
 export const prefixedAttributes = (
   headers: Iterable<[string, string]> | Headers,
   prefix: string,
 ): Record<string, string> => {
-  const attributes: Record<string, string> = {}
-  const entries = Symbol.iterator in headers ? headers : Object.entries(headers)
-  for (const [name, value] of entries as Iterable<[string, string]>) {
-    const lower = name.toLowerCase()
-    if (lower.startsWith(prefix) && lower.length > prefix.length)
-      attributes[lower.slice(prefix.length)] = value
+  let names = attributeNames.get(prefix)
+  if (names === undefined) {
+    names = new Map()
+    attributeNames.set(prefix, names)
   }
+  const known = names
+  const attributes: Record<string, string> = {}
+  const add = (name: string, value: string) => {
+    let attribute = known.get(name)
+    if (attribute === undefined) {
+      const lower = name.toLowerCase()
+      attribute = lower.startsWith(prefix) && lower.length > prefix.length ? lower.slice(prefix.length) : null
+      if (known.size < NAMES_REMEMBERED) known.set(name, attribute)
+    }
+    if (attribute !== null) attributes[attribute] = value
+  }
+  if (Symbol.iterator in headers)
+    for (const [name, value] of headers as Iterable<[string, string]>) add(name, value)
+  else for (const name in headers) add(name, (headers as Headers)[name] as string)
   return attributes
 }
 
