@@ -1,8 +1,10 @@
 import type { Principal } from '../access/index.ts'
 import { decodeTokenEvent, TOKEN_STREAM_PREFIX } from '../auth/index.ts'
 import {
+  STREAM_PREFIX as CONFIGURATION_STREAM_PREFIX,
   type ConfigurationEvent,
   decodeConfigurationEvent,
+  ENDPOINT_STREAM_PREFIX,
   endpointStatusChange,
   isConfigurationStream,
   type JsonValue,
@@ -172,6 +174,9 @@ export interface AuditPage {
 export const visibleTo = (principal: Principal, entry: AuditEntry): boolean =>
   principal.role === 'admin' || entry.account === principal.account
 
+// The streams audit entries come from (toAuditEntry); the delivery log is not read.
+const AUDITED_STREAMS = [CONFIGURATION_STREAM_PREFIX, ENDPOINT_STREAM_PREFIX, TOKEN_STREAM_PREFIX]
+
 /**
  * Reads the audit trail from the event streams themselves: the history is the audit log, so it
  * can neither lag behind nor disagree with what the configuration API answers.
@@ -190,7 +195,7 @@ export const readAudit = async (
   const items: AuditEntry[] = []
   let after = query.after ?? 0
   for (;;) {
-    const page = await store.readAll({ after, maxCount: pageSize })
+    const page = await store.readAll({ after, maxCount: pageSize, streamPrefixes: AUDITED_STREAMS })
     for (const recorded of page) {
       after = recorded.position
       const entry = toAuditEntry(recorded)

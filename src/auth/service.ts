@@ -123,7 +123,11 @@ export const createTokenService = (options: TokenServiceOptions): TokenService =
       // A full scan is fine for an admin listing; a projection replaces it when it matters.
       let after: number | undefined
       for (;;) {
-        const page = await store.readAll({ ...(after === undefined ? {} : { after }), maxCount: 1_000 })
+        const page = await store.readAll({
+          ...(after === undefined ? {} : { after }),
+          maxCount: 1_000,
+          streamPrefixes: [TOKEN_STREAM_PREFIX],
+        })
         for (const event of page) {
           if (!event.stream.startsWith(TOKEN_STREAM_PREFIX)) continue
           const decoded = decodeTokenEvent(event)

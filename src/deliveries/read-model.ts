@@ -8,6 +8,7 @@ import type { EndpointType } from '../notifications/index.ts'
 import type { EventStore, RecordedEvent } from '../ports/index.ts'
 import {
   type AttemptOutcome,
+  DELIVERY_STREAM_PREFIX,
   type DeliveryEvent,
   type DeliveryStatus,
   decodeDeliveryEvent,
@@ -569,29 +570,31 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
   let resubscribe: NodeJS.Timeout | undefined
   const follow = (store: Pick<EventStore, 'subscribeToAll'>): void => {
     if (closed) return
-    subscription = store.subscribeToAll({ after: position }).subscribe({
-      next: (recorded) => {
-        try {
-          apply(recorded)
-        } catch (error) {
-          // A write that failed leaves the transaction to roll back; the events are read again.
-          if (inTransaction) {
-            db.exec('ROLLBACK')
-            inTransaction = false
+    subscription = store
+      .subscribeToAll({ after: position, streamPrefixes: [DELIVERY_STREAM_PREFIX] })
+      .subscribe({
+        next: (recorded) => {
+          try {
+            apply(recorded)
+          } catch (error) {
+            // A write that failed leaves the transaction to roll back; the events are read again.
+            if (inTransaction) {
+              db.exec('ROLLBACK')
+              inTransaction = false
+            }
+            position = committed
+            subscription?.unsubscribe()
+            options.onFollowError?.(error)
+            resubscribe = setTimeout(() => follow(store), options.resubscribeMs ?? 1000)
           }
-          position = committed
-          subscription?.unsubscribe()
+        },
+        error: (error: unknown) => {
           options.onFollowError?.(error)
+          if (closed) return
+          commit()
           resubscribe = setTimeout(() => follow(store), options.resubscribeMs ?? 1000)
-        }
-      },
-      error: (error: unknown) => {
-        options.onFollowError?.(error)
-        if (closed) return
-        commit()
-        resubscribe = setTimeout(() => follow(store), options.resubscribeMs ?? 1000)
-      },
-    })
+        },
+      })
   }
 
   const filters = (query: DeliveryQuery): { where: string; params: SQLInputValue[] } => {

@@ -8,15 +8,16 @@ import {
   scan,
 } from 'rxjs'
 import type { FieldIssue } from '../errors/index.ts'
-import type { RecordedEvent } from '../ports/index.ts'
+import type { ReadAllOptions, RecordedEvent } from '../ports/index.ts'
 import {
   decodeConfigurationEvent,
   isConfigurationStream,
+  STREAM_PREFIX,
   toConfiguration,
   toSelector,
   updatedConfiguration,
 } from './configuration.ts'
-import { endpointStatusChange } from './endpoints.ts'
+import { ENDPOINT_STREAM_PREFIX, endpointStatusChange } from './endpoints.ts'
 import {
   type EndpointConfiguration,
   type EndpointType,
@@ -173,11 +174,14 @@ export const selectorSets =
       distinctUntilChanged(),
     )
 
+/**
+ * The streams the selector set is made of: configurations and endpoint statuses. Reads and
+ * subscriptions pass them, so the delivery log (on KurrentDB, in the same store) is never read.
+ */
+export const SELECTOR_SET_STREAMS = [STREAM_PREFIX, ENDPOINT_STREAM_PREFIX] as const
+
 /** Events of every stream after a checkpoint, in position order: what a catch-up reads. */
-export type ReadAll = (options: {
-  readonly after?: number
-  readonly maxCount?: number
-}) => Promise<readonly RecordedEvent[]>
+export type ReadAll = (options: ReadAllOptions) => Promise<readonly RecordedEvent[]>
 
 /**
  * Reads the whole history page by page into one snapshot, and returns it with the position of
@@ -190,7 +194,11 @@ export const loadSelectorSet = async (
   let set = emptySelectorSet
   let checkpoint = 0
   for (;;) {
-    const page = await readAll({ after: checkpoint, maxCount: pageSize })
+    const page = await readAll({
+      after: checkpoint,
+      maxCount: pageSize,
+      streamPrefixes: SELECTOR_SET_STREAMS,
+    })
     set = applyToSelectorSet(set, page, onInvalid)
     checkpoint = page.at(-1)?.position ?? checkpoint
     if (page.length < pageSize) return { set, checkpoint }

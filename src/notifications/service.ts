@@ -43,7 +43,7 @@ import type {
   SelectorSet,
   WebhookConfiguration,
 } from './model.ts'
-import { loadSelectorSet, type ReadAll, selectorSets } from './selector-set.ts'
+import { loadSelectorSet, type ReadAll, SELECTOR_SET_STREAMS, selectorSets } from './selector-set.ts'
 
 export type { SelectorInput }
 
@@ -241,10 +241,14 @@ export const createNotificationConfigService = (
   const { readAll } = options
   const live$: Observable<SelectorSet> =
     readAll === undefined
-      ? defer(() => store.subscribeToAll()).pipe(selectorSets(setsOptions))
+      ? defer(() => store.subscribeToAll({ streamPrefixes: SELECTOR_SET_STREAMS })).pipe(
+          selectorSets(setsOptions),
+        )
       : defer(() => loadSelectorSet(readAll, setsOptions)).pipe(
           switchMap(({ set, checkpoint }) =>
-            store.subscribeToAll({ after: checkpoint }).pipe(selectorSets({ ...setsOptions, seed: set })),
+            store
+              .subscribeToAll({ after: checkpoint, streamPrefixes: SELECTOR_SET_STREAMS })
+              .pipe(selectorSets({ ...setsOptions, seed: set })),
           ),
         )
   // refCount: the store subscription ends with its last subscriber instead of leaking.

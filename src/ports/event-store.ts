@@ -81,15 +81,25 @@ export interface ReadStreamOptions {
   readonly maxCount?: number
 }
 
+/**
+ * Only the events of streams whose names start with one of these (every stream when absent):
+ * the configuration read models skip the delivery log, which shares the store on KurrentDB and
+ * outgrows everything else. Positions stay those of all streams, so a checkpoint from a
+ * filtered read continues a filtered or an unfiltered one. Non-empty strings, at most 16.
+ */
+export type StreamPrefixes = readonly string[]
+
 export interface ReadAllOptions {
   /** Checkpoint: events whose position is greater than this; from the start if absent. */
   readonly after?: number
   readonly maxCount?: number
+  readonly streamPrefixes?: StreamPrefixes
 }
 
 export interface SubscribeOptions {
   /** Checkpoint: deliver events whose position is greater than this; from the start if absent. */
   readonly after?: number
+  readonly streamPrefixes?: StreamPrefixes
 }
 
 export interface EventStore {

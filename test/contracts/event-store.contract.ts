@@ -394,6 +394,89 @@ export const runEventStoreContract = (options: EventStoreContractOptions): void 
       })
     })
 
+    describe('readAll and subscribeToAll by stream prefix', () => {
+      // A run's own prefixes, so other tests' streams never match them.
+      const run = randomUUID().slice(0, 8)
+      const wanted = `kept-${run}-`
+      const alsoWanted = `also-${run}-`
+      const appendMixed = async () => {
+        const kept = [`${wanted}1`, `${alsoWanted}1`, `${wanted}2`]
+        const anchor = await store.append(newStream(`skipped-${run}`), [newEvent()])
+        const written: RecordedEvent[] = []
+        for (const stream of [
+          kept[0],
+          `skipped-${run}-1`,
+          kept[1],
+          `kept${run}-no-dash`,
+          kept[2],
+        ] as string[]) {
+          await store.append(stream, [newEvent({ stream })])
+          written.push(...(await store.readStream(stream)).slice(-1))
+        }
+        return { anchor, kept, written }
+      }
+
+      it('reads only the streams whose names start with one of the prefixes, paging by position', async () => {
+        const { anchor, kept, written } = await appendMixed()
+        const prefixes = [wanted, alsoWanted]
+        const all = await store.readAll({ after: anchor.position, streamPrefixes: prefixes })
+        assert.deepEqual(
+          all.map((e) => e.stream),
+          kept,
+        )
+        assertIncreasing(all)
+        // Pages of one: each continues after the last event of the one before.
+        const paged: RecordedEvent[] = []
+        let after = anchor.position
+        for (;;) {
+          const page = await store.readAll({ after, maxCount: 1, streamPrefixes: prefixes })
+          paged.push(...page)
+          if (page.length < 1) break
+          after = page[0]?.position ?? after
+        }
+        assert.deepEqual(
+          paged.map((e) => e.id),
+          all.map((e) => e.id),
+        )
+        // A checkpoint from an unfiltered read continues a filtered one.
+        const skipped = written[1]
+        assert.ok(skipped)
+        const fromSkipped = await store.readAll({ after: skipped.position, streamPrefixes: prefixes })
+        assert.deepEqual(
+          fromSkipped.map((e) => e.stream),
+          kept.slice(1),
+        )
+      })
+
+      it('subscribes to only the streams whose names start with one of the prefixes', async () => {
+        const anchor = await store.append(newStream(`anchor-${run}`), [newEvent()])
+        const received = firstValueFrom(
+          store
+            .subscribeToAll({ after: anchor.position, streamPrefixes: [wanted, alsoWanted] })
+            .pipe(take(3), toArray(), timeout({ first: deliveryTimeoutMs })),
+        )
+        const { kept } = await appendMixed()
+        const events = await received
+        assert.deepEqual(
+          events.map((e) => e.stream),
+          kept,
+        )
+        assertIncreasing(events)
+      })
+
+      it('refuses prefixes that are empty, too many, or select system streams', async () => {
+        for (const streamPrefixes of [[], [''], ['$et-'], Array.from({ length: 17 }, (_, i) => `p${i}`)]) {
+          await assert.rejects(store.readAll({ streamPrefixes }), isValidationError)
+          await assert.rejects(
+            firstValueFrom(
+              store.subscribeToAll({ streamPrefixes }).pipe(timeout({ first: deliveryTimeoutMs })),
+            ),
+            isValidationError,
+          )
+        }
+      })
+    })
+
     describe('readStream', () => {
       it('reads in revision order, from a revision, at most maxCount', async () => {
         const stream = newStream('read')

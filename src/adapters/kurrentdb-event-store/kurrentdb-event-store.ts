@@ -11,6 +11,7 @@ import {
   START,
   StreamDeletedError,
   StreamNotFoundError,
+  streamNameFilter,
 } from '@kurrent/kurrentdb-client'
 import { Observable } from 'rxjs'
 import {
@@ -129,15 +130,26 @@ export const createKurrentDbEventStore = (options: KurrentDbEventStoreOptions): 
     return event
   }
 
+  /**
+   * Filtered on the server: by stream name prefix when the caller names streams (none of
+   * Herald's prefixes selects a `$` system stream), else everything but system events.
+   */
+  const filterFor = (prefixes: readonly string[] | undefined) =>
+    prefixes === undefined ? excludeSystemEvents() : streamNameFilter({ prefixes: [...prefixes] })
+
   /** One full server read of $all (never abandoned half-way: the client cannot cancel those). */
-  const readAllPage = async (from: ReadPosition, maxCount: number): Promise<AllStreamResolvedEvent[]> => {
+  const readAllPage = async (
+    from: ReadPosition,
+    maxCount: number,
+    prefixes: readonly string[] | undefined,
+  ): Promise<AllStreamResolvedEvent[]> => {
     const page: AllStreamResolvedEvent[] = []
     try {
       for await (const resolved of client.readAll({
         fromPosition: from,
         maxCount,
         direction: FORWARDS,
-        filter: excludeSystemEvents(),
+        filter: filterFor(prefixes),
       })) {
         page.push(resolved)
       }
@@ -314,7 +326,7 @@ export const createKurrentDbEventStore = (options: KurrentDbEventStoreOptions): 
     for (;;) {
       // One more than needed: every page after the first starts AT the last event already seen.
       const want = Math.min(pageSize, (maxCount ?? Number.POSITIVE_INFINITY) - events.length) + 1
-      const page = await readAllPage(from, want)
+      const page = await readAllPage(from, want, options.streamPrefixes)
       for (const resolved of page) {
         const commit = resolved.event?.position.commit ?? resolved.commitPosition
         if (commit !== undefined) from = at(toSafeNumber(commit, 'position'))
@@ -365,7 +377,10 @@ export const createKurrentDbEventStore = (options: KurrentDbEventStoreOptions): 
       startFor(options.after).then((start) => {
         if (stopped) return
         try {
-          vendor = client.subscribeToAll({ fromPosition: fromStart(start), filter: excludeSystemEvents() })
+          vendor = client.subscribeToAll({
+            fromPosition: fromStart(start),
+            filter: filterFor(options.streamPrefixes),
+          })
         } catch (error) {
           fail(translateKurrentError(error, { operation: 'subscribeToAll' }))
           return

@@ -39,6 +39,17 @@ export interface EventRow {
 
 const COLUMNS = 'position, stream, revision, id, type, data, metadata, recorded_at'
 
+/**
+ * `readAll` of the streams named by `count` prefixes, each bound twice (its length is taken by
+ * SQLite, in SQLite's characters). A scan by position, as the unfiltered read: the filter
+ * only spares decoding and handing over the rows it leaves out.
+ */
+export const readAllByPrefixes = (count: number): string =>
+  `SELECT ${COLUMNS} FROM events WHERE position > ? AND (${Array.from(
+    { length: count },
+    () => 'substr(stream, 1, length(?)) = ?',
+  ).join(' OR ')}) ORDER BY position LIMIT ?`
+
 export const SQL = {
   head: 'SELECT revision, position FROM events WHERE stream = ? ORDER BY revision DESC LIMIT 1',
   byId: 'SELECT revision, position FROM events WHERE stream = ? AND id = ?',

@@ -22,7 +22,7 @@ import type {
   SubscribeOptions,
 } from '../../ports/index.ts'
 import { type CatchUp, startCatchUp } from './catch-up.ts'
-import { type EventRow, PRAGMAS, SCHEMA, SQL } from './schema.ts'
+import { type EventRow, PRAGMAS, readAllByPrefixes, SCHEMA, SQL } from './schema.ts'
 import { translateSqliteError } from './sqlite-errors.ts'
 import {
   validateAppend,
@@ -158,9 +158,19 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
     if (closed) throw new ClosedError('sqlite event store')
   }
 
-  const readAllSync = (after: number, limit: number): RecordedEvent[] => {
+  // Prepared once per number of prefixes (a handful: each read model passes a fixed list).
+  const byPrefixes = new Map<number, StatementSync>()
+  const readAllSync = (after: number, limit: number, prefixes?: readonly string[]): RecordedEvent[] => {
     try {
-      return (statements.readAll.all(after, limit) as unknown as EventRow[]).map(toRecorded)
+      if (prefixes === undefined)
+        return (statements.readAll.all(after, limit) as unknown as EventRow[]).map(toRecorded)
+      let statement = byPrefixes.get(prefixes.length)
+      if (statement === undefined) {
+        statement = db.prepare(readAllByPrefixes(prefixes.length))
+        byPrefixes.set(prefixes.length, statement)
+      }
+      const rows = statement.all(after, ...prefixes.flatMap((prefix) => [prefix, prefix]), limit)
+      return (rows as unknown as EventRow[]).map(toRecorded)
     } catch (error) {
       throw translateSqliteError(error, 'readAll')
     }
@@ -312,7 +322,7 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
   const readAll = async (options: ReadAllOptions = {}): Promise<readonly RecordedEvent[]> => {
     assertOpen()
     validateReadAll(options)
-    return readAllSync(options.after ?? 0, options.maxCount ?? -1)
+    return readAllSync(options.after ?? 0, options.maxCount ?? -1, options.streamPrefixes)
   }
 
   const subscribeToAll = (options: SubscribeOptions = {}): Observable<RecordedEvent> =>
@@ -326,7 +336,7 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
         subscriber,
         after: options.after ?? 0,
         pageSize,
-        readPage: readAllSync,
+        readPage: (after, limit) => readAllSync(after, limit, options.streamPrefixes),
         onStop: () => {
           live.delete(catchUp)
           updatePoller()

@@ -3,6 +3,7 @@ import type {
   AppendOptions,
   EventData,
   ExpectedRevision,
+  ReadAllOptions,
   ReadStreamOptions,
   StreamAppend,
   SubscribeOptions,
@@ -170,14 +171,36 @@ export const validateReadStream = (stream: unknown, options: ReadStreamOptions |
   if (issues.length > 0) fail('readStream', issues)
 }
 
-export const validateSubscribe = (options: SubscribeOptions | undefined): void => {
-  if (options?.after !== undefined && !isNonNegativeInteger(options.after)) {
-    fail('subscribeToAll', [{ path: 'after', message: 'must be a non-negative integer' }])
-  }
+const MAX_STREAM_PREFIXES = 16
+
+const prefixIssues = (prefixes: unknown): FieldIssue[] => {
+  if (prefixes === undefined) return []
+  if (!Array.isArray(prefixes) || prefixes.length === 0 || prefixes.length > MAX_STREAM_PREFIXES)
+    return [
+      {
+        path: 'streamPrefixes',
+        message: `must be a list of 1 to ${MAX_STREAM_PREFIXES} stream name prefixes`,
+      },
+    ]
+  return prefixes.flatMap((prefix, i) =>
+    typeof prefix !== 'string' || prefix.length === 0
+      ? [{ path: `streamPrefixes[${i}]`, message: 'must be a non-empty string' }]
+      : prefix.startsWith('$')
+        ? [{ path: `streamPrefixes[${i}]`, message: 'must not select system streams ($…)' }]
+        : [],
+  )
 }
 
-export const validateReadAll = (options: { after?: number; maxCount?: number } | undefined): void => {
-  const issues: FieldIssue[] = []
+export const validateSubscribe = (options: SubscribeOptions | undefined): void => {
+  const issues = prefixIssues(options?.streamPrefixes)
+  if (options?.after !== undefined && !isNonNegativeInteger(options.after)) {
+    issues.push({ path: 'after', message: 'must be a non-negative integer' })
+  }
+  if (issues.length > 0) fail('subscribeToAll', issues)
+}
+
+export const validateReadAll = (options: ReadAllOptions | undefined): void => {
+  const issues = prefixIssues(options?.streamPrefixes)
   if (options?.after !== undefined && !isNonNegativeInteger(options.after)) {
     issues.push({ path: 'after', message: 'must be a non-negative integer' })
   }
