@@ -2,10 +2,12 @@ import { m0001Events } from './0001-events.ts'
 import { m0002EventsReplacing } from './0002-events-replacing.ts'
 import { m0003ReportTables } from './0003-report-tables.ts'
 import { m0004MetricPoints } from './0004-metric-points.ts'
+import { m0005VulnerabilityProjection } from './0005-vulnerability-projection.ts'
 import type { WarehouseMigration } from './migrate.ts'
 
 export { eventsTable } from './0002-events-replacing.ts'
 export { REPORT_TABLES, type ReportTable, reportTableDdl } from './0003-report-tables.ts'
+export { vulnerabilityProjection } from './0005-vulnerability-projection.ts'
 export {
   type MigrateOptions,
   type MigrationResult,
@@ -19,4 +21,5 @@ export const warehouseMigrations: readonly WarehouseMigration[] = [
   m0002EventsReplacing,
   m0003ReportTables,
   m0004MetricPoints,
+  m0005VulnerabilityProjection,
 ]

@@ -97,11 +97,43 @@ export interface FindingSetOptions {
 export const FINDING_COLUMNS =
   'account, digest, vulnerability_id, package, package_version, package_type, severity, fix_version, kev, cvss, url, registry, repository, detected_at'
 
+// A finding row's identity (its sorting key: the same in every version of the row) and the
+// columns a later version may change, which `latestFindings` takes from the newest version.
+const FINDING_KEY = 'account, digest, vulnerability_id, package, package_version, from_offset'
+const FINDING_VERSIONED = [
+  'package_type',
+  'severity',
+  'fix_version',
+  'kev',
+  'cvss',
+  'url',
+  'registry',
+  'repository',
+  'detected_at',
+  'closed_offset',
+  'valid_from',
+  'valid_to',
+] as const
+
+/**
+ * The newest version of each finding row that `keyConditions` (on key columns only) select:
+ * what `FINAL` gives, but filtered before deduplication rather than after. Filtering first is
+ * sound only on key columns, which no later version of a row changes. `FINAL` reads and merges
+ * every granule of the key range it is given before it applies any other condition; for one
+ * vulnerability across accounts that range is most of the table, while this reads the few rows
+ * the `by_vulnerability` projection points at. The newest values are taken as one tuple, since
+ * `argMax` on a single Nullable column would skip a newer NULL (a fix version withdrawn).
+ */
+const latestFindings = (keyConditions: readonly string[]): string =>
+  `SELECT ${FINDING_KEY}, ${FINDING_VERSIONED.map((c, i) => `latest.${i + 1} AS ${c}`).join(', ')}
+     FROM (SELECT ${FINDING_KEY}, argMax((${FINDING_VERSIONED.join(', ')}), version) AS latest
+             FROM image_vulnerabilities WHERE ${keyConditions.join(' AND ')}
+            GROUP BY ${FINDING_KEY})`
+
 /** The findings of active images, now or as of an instant, narrowed by the filter. */
 export const findingSet = (q: Query, scope: AccountScope, o: FindingSetOptions): string => {
-  const where = [scopeCondition(q, scope)]
-  where.push(o.asOf === undefined ? 'closed_offset = 0' : validAt(instant(q, o.asOf)))
-  if (o.vulnerabilityId) where.push(`vulnerability_id = ${q.bind('String', o.vulnerabilityId)}`)
+  const scoped = scopeCondition(q, scope)
+  const where = [o.asOf === undefined ? 'closed_offset = 0' : validAt(instant(q, o.asOf))]
   if (o.severity && o.severity.length > 0) where.push(`severity IN ${q.bind('Array(String)', o.severity)}`)
   if (o.registry) where.push(`registry = ${q.bind('String', o.registry)}`)
   if (o.repository) where.push(`repository = ${q.bind('String', o.repository)}`)
@@ -111,7 +143,16 @@ export const findingSet = (q: Query, scope: AccountScope, o: FindingSetOptions):
   if (o.kev === false) where.push('kev = 0')
   if (o.detectedFrom !== undefined) where.push(`detected_at >= ${instant(q, o.detectedFrom)}`)
   if (o.detectedTo !== undefined) where.push(`detected_at < ${instant(q, o.detectedTo)}`)
-  return `SELECT ${FINDING_COLUMNS} FROM image_vulnerabilities FINAL WHERE ${where.join(' AND ')}`
+  if (o.vulnerabilityId) {
+    // The images that have (or had) the vulnerability, from the projection ordered by it; then
+    // their rows by the primary key (account, digest, vulnerability_id).
+    const id = q.bind('String', o.vulnerabilityId)
+    const images = `(account, digest) IN (SELECT account, digest FROM image_vulnerabilities
+                      WHERE vulnerability_id = ${id} AND ${scoped})`
+    return `SELECT ${FINDING_COLUMNS} FROM (${latestFindings([`vulnerability_id = ${id}`, scoped, images])})
+             WHERE ${where.join(' AND ')}`
+  }
+  return `SELECT ${FINDING_COLUMNS} FROM image_vulnerabilities FINAL WHERE ${[scoped, ...where].join(' AND ')}`
 }
 
 /** ClickHouse's `DateTime64(3, 'UTC')` text as RFC 3339. */

@@ -89,13 +89,15 @@ const prepare = (name: string, args: PagedArgs<VulnerabilityFilter>, context: Re
  * Across every account, the page's (account, vulnerability id) keys are found first from the
  * finding rows alone, so the costly nesting (tags, images, packages as arrays) is built for one
  * page of vulnerabilities rather than for all of them before the limit: at 10 million finding
- * rows this takes a cross-account page from seconds to about a tenth. Within named accounts the
- * finding set is small and the second pass would cost more than it saves, so the keyset applies
- * in one pass. Returns the extra CTE (with its leading comma) and the condition on `f`.
+ * rows this takes a cross-account page from seconds to about a tenth. Within named accounts, or
+ * for one vulnerability (at most one key per account), the finding set is small and the second
+ * pass would cost more than it saves, so the keyset applies in one pass. Returns the extra CTE
+ * (with its leading comma) and the condition on `f`.
  * `restriction` keeps only findings of images in the report (the tag join, a tag filter).
  */
 const paging = (p: ReturnType<typeof prepare>, restriction: string, alias = '') => {
-  if (!('all' in p.scope)) return { cte: '', where: p.keyset(`${alias}account`, `${alias}vulnerability_id`) }
+  if (!('all' in p.scope) || p.filter.vulnerabilityId)
+    return { cte: '', where: p.keyset(`${alias}account`, `${alias}vulnerability_id`) }
   const cte = `, page AS (SELECT DISTINCT account, vulnerability_id FROM f
       WHERE ${restriction} AND ${p.keyset('account', 'vulnerability_id')}
       ORDER BY account, vulnerability_id
