@@ -46,6 +46,9 @@ export const findingKey = (f: {
 export interface StateNeeds {
   readonly accounts: ReadonlySet<string>
   readonly digests: ReadonlySet<string>
+  /** The images themselves, by `imageKey`: `digests` names them across all `accounts`. */
+  readonly images: ReadonlySet<string>
+  /** By `tagKey`. */
   readonly tags: ReadonlySet<string>
   /** Accounts with an inventory snapshot in the batch: all their open images and tags are needed. */
   readonly snapshotAccounts: ReadonlySet<string>
@@ -92,17 +95,23 @@ export interface EntityRows {
   readonly policyLatest: readonly PolicyLatestRow[]
   /** By `imageKey`: the finding changes phase two applies. */
   readonly findingOps: ReadonlyMap<string, ImageFindingOps>
+  /** What is open once the batch is folded, by `imageKey` and `tagKey`: the next batch's state. */
+  readonly openImages: ReadonlyMap<string, ImageRow>
+  readonly openTags: ReadonlyMap<string, TagHistoryRow>
 }
 
 export interface FindingRows {
   readonly findings: readonly FindingRow[]
   readonly lifecycle: readonly LifecycleRow[]
+  /** The open findings of every image the batch touched once it is folded, by `imageKey`. */
+  readonly openFindings: ReadonlyMap<string, ReadonlyMap<string, FindingRow>>
 }
 
 /** The prior state a batch reads: the images and tags its events name, everything for snapshots. */
 export const stateNeeds = (events: readonly Positioned[]): StateNeeds => {
   const accounts = new Set<string>()
   const digests = new Set<string>()
+  const images = new Set<string>()
   const tags = new Set<string>()
   const snapshotAccounts = new Set<string>()
   for (const { event } of events) {
@@ -111,6 +120,7 @@ export const stateNeeds = (events: readonly Positioned[]): StateNeeds => {
       case 'herald.report.image.deleted':
         accounts.add(event.account)
         digests.add(event.data.digest)
+        images.add(imageKey(event.account, event.data.digest))
         break
       case 'herald.report.tag.digest_changed':
       case 'herald.report.tag.deleted':
@@ -124,7 +134,7 @@ export const stateNeeds = (events: readonly Positioned[]): StateNeeds => {
       default:
     }
   }
-  return { accounts, digests, tags, snapshotAccounts }
+  return { accounts, digests, images, tags, snapshotAccounts }
 }
 
 const time = toClickHouseTime
@@ -325,6 +335,8 @@ export const foldEntities = (events: readonly Positioned[], state: EntityState):
     policyEvaluations,
     policyLatest: [...policyLatest.values()],
     findingOps,
+    openImages,
+    openTags,
   }
 }
 
@@ -334,17 +346,18 @@ const pick = (t: { registry: string; repository: string; tag: string }) => ({
   tag: t.tag,
 })
 
-const sameAttributes = (row: FindingRow, next: Omit<FindingRow, 'from_offset' | 'valid_from'>): boolean =>
-  row.severity === next.severity &&
-  row.fix_version === next.fix_version &&
-  row.kev === next.kev &&
-  row.cvss === next.cvss &&
-  row.package_type === next.package_type &&
-  row.url === next.url &&
-  row.feed_group === next.feed_group &&
-  row.package_path === next.package_path &&
-  row.registry === next.registry &&
-  row.repository === next.repository
+/** Whether a report's finding leaves an open period's attributes as they are. */
+const sameAttributes = (row: FindingRow, f: Finding, registry: string, repository: string): boolean =>
+  row.severity === f.severity &&
+  row.fix_version === f.fix_version &&
+  row.kev === (f.kev ? 1 : 0) &&
+  row.cvss === (f.cvss ?? null) &&
+  row.package_type === f.type &&
+  row.url === (f.url ?? '') &&
+  row.feed_group === (f.feed_group ?? '') &&
+  row.package_path === (f.package_path ?? '') &&
+  row.registry === registry &&
+  row.repository === repository
 
 const lifecycleOf = (
   row: FindingRow,
@@ -382,6 +395,7 @@ export const foldFindings = (
 ): FindingRows => {
   const findings = new Map<string, FindingRow>()
   const lifecycle = new Map<string, LifecycleRow>()
+  const openFindings = new Map<string, ReadonlyMap<string, FindingRow>>()
   const put = (row: FindingRow, resolved?: { offset: number; at: string; resolution: Resolution }) => {
     const key = `${row.digest}\u0000${findingKey(row)}`
     findings.set(`${key}\u0000${row.from_offset}`, row)
@@ -390,6 +404,7 @@ export const foldFindings = (
 
   for (const [key, { account, digest, ops }] of findingOps) {
     const open = new Map(state.get(key))
+    openFindings.set(key, open)
     const close = (row: FindingRow, offset: number, at: number, by: ClosedBy, resolution?: Resolution) => {
       const closed: FindingRow = {
         ...row,
@@ -422,8 +437,10 @@ export const foldFindings = (
       }
       for (const [fk, f] of reported) {
         const previous = open.get(fk)
-        const hasFix = f.fix_version !== null
-        const attributes = {
+        // Most findings of a re-analysis are unchanged: decided before any row is built.
+        if (previous !== undefined && sameAttributes(previous, f, op.registry, op.repository)) continue
+        const at = time(op.at)
+        const row: FindingRow = {
           account,
           digest,
           vulnerability_id: f.id,
@@ -440,20 +457,20 @@ export const foldFindings = (
           feed_group: f.feed_group ?? '',
           package_path: f.package_path ?? '',
           detected_offset: previous?.detected_offset ?? op.offset,
-          detected_at: previous?.detected_at ?? time(op.at),
-          fix_first_at: previous?.fix_first_at ?? (hasFix ? time(op.at) : null),
+          detected_at: previous?.detected_at ?? at,
+          fix_first_at: previous?.fix_first_at ?? (f.fix_version !== null ? at : null),
           closed_offset: 0,
           valid_to: null,
           closed_by: '',
           version: op.offset,
-        } as const
-        if (previous !== undefined && sameAttributes(previous, attributes)) continue
+          from_offset: op.offset,
+          valid_from: at,
+        }
         if (previous !== undefined) close(previous, op.offset, op.at, 'changed')
-        const row: FindingRow = { ...attributes, from_offset: op.offset, valid_from: time(op.at) }
         open.set(fk, row)
         put(row)
       }
     }
   }
-  return { findings: [...findings.values()], lifecycle: [...lifecycle.values()] }
+  return { findings: [...findings.values()], lifecycle: [...lifecycle.values()], openFindings }
 }

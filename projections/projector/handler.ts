@@ -5,6 +5,7 @@ import type { Warehouse } from '../../src/ports/warehouse.ts'
 import { foldEntities, foldFindings, type Positioned, stateNeeds } from './fold.ts'
 import { deduplicationToken, type EventRow, toClickHouseTime, toEventRow } from './rows.ts'
 import { DEFAULT_TABLES, loadEntityState, loadFindingState, type ProjectionTables } from './state.ts'
+import { createStateCache, type StateCacheLimits } from './state-cache.ts'
 
 export interface ProjectorOptions {
   readonly warehouse: Warehouse
@@ -21,13 +22,19 @@ export interface ProjectorOptions {
   readonly tables?: ProjectionTables
   /** Default true; a rebuild, which reads the raw table, does not write it again. */
   readonly writeEvents?: boolean
+  /**
+   * How much prior state to keep in memory between batches (`createStateCache`); `false`
+   * reads it from the warehouse for every batch.
+   */
+  readonly stateCache?: StateCacheLimits | false
 }
 
 /**
- * The projector's batch handler. For each log batch, in this order: decode; read the state
- * the report tables held just before the batch's first offset; fold the batch into rows
- * (pure); insert the raw events, then every report table, then the partition's progress row.
- * Resolving lets the log commit the batch, so nothing is committed before it is stored.
+ * The projector's batch handler. For each log batch: decode; store the raw events while the
+ * state the report tables held just before the batch's first offset is read (from memory
+ * where the state cache has it) and the batch is folded into rows (pure); insert every report
+ * table, then the partition's progress row. Resolving lets the log commit the batch, so
+ * nothing is committed before it is stored.
  *
  * Replays never count twice, at two levels. Each insert carries a deduplication token named
  * after the batch's log positions and event ids, so ClickHouse drops an exact replay outright.
@@ -43,6 +50,7 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
   const { warehouse, clock, logger } = options
   const decoder = options.decoder ?? createIngressDecoder()
   const tables = options.tables ?? DEFAULT_TABLES
+  const cache = options.stateCache === false ? undefined : createStateCache(options.stateCache)
   return async (batch) => {
     const first = batch.messages[0]
     const last = batch.messages.at(-1)
@@ -72,13 +80,6 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
       }
     })
 
-    const entities = foldEntities(
-      positioned,
-      await loadEntityState(warehouse, stateNeeds(positioned), first.offset, tables),
-    )
-    const findingState = await loadFindingState(warehouse, entities.findingOps.values(), first.offset, tables)
-    const findings = foldFindings(entities.findingOps, findingState)
-
     const token = deduplicationToken(
       batch.topic,
       batch.partition,
@@ -88,18 +89,57 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
     )
     const insert = (table: string, values: readonly object[]) =>
       warehouse.insert(table, values, { deduplicationToken: `${token}/${table}` })
-    // One after another: chDB applies an insert's token as a session setting, so concurrent
-    // inserts on the embedded engine must not interleave.
-    if (options.writeEvents ?? true) await insert(tables.events, rows)
-    await insert(tables.images, entities.images)
-    await insert(tables.tag_history, entities.tagHistory)
-    await insert(tables.tags_current, entities.tagsCurrent)
-    await insert(tables.policy_evaluations, entities.policyEvaluations)
-    await insert(tables.policy_evaluation_latest, entities.policyLatest)
-    await insert(tables.image_vulnerabilities, findings.findings)
-    await insert(tables.finding_lifecycle, findings.lifecycle)
+    // Each insert carries its token as its own setting on both transports, so they may run at
+    // once: the engine works on one while the projector prepares the next. The raw events do
+    // not depend on the prior state, so they are stored while it is read and folded.
+    const storingEvents = (options.writeEvents ?? true) ? insert(tables.events, rows) : Promise.resolve()
+    const cached = cache?.at(batch.topic, batch.partition, first.offset)
+    const derive = async () => {
+      const needs = stateNeeds(positioned)
+      const entityState =
+        cached === undefined
+          ? await loadEntityState(warehouse, needs, first.offset, tables)
+          : await cached.entities(needs, (missing) =>
+              loadEntityState(warehouse, missing, first.offset, tables),
+            )
+      const entities = foldEntities(positioned, entityState)
+      const findingState =
+        cached === undefined
+          ? await loadFindingState(warehouse, entities.findingOps.values(), first.offset, tables)
+          : await cached.findings(entities.findingOps.values(), (missing) =>
+              loadFindingState(warehouse, missing, first.offset, tables),
+            )
+      return {
+        entityState,
+        entities,
+        findingState,
+        findings: foldFindings(entities.findingOps, findingState),
+      }
+    }
+    const [, derived] = await settled(storingEvents, derive())
+    const { entityState, entities, findingState, findings } = derived
+    await settled(
+      insert(tables.images, entities.images),
+      insert(tables.tag_history, entities.tagHistory),
+      insert(tables.tags_current, entities.tagsCurrent),
+      insert(tables.policy_evaluations, entities.policyEvaluations),
+      insert(tables.policy_evaluation_latest, entities.policyLatest),
+      insert(tables.image_vulnerabilities, findings.findings),
+      insert(tables.finding_lifecycle, findings.lifecycle),
+    )
     // Last: the lag reads it, and it must not claim a batch whose rows are not all stored.
     await insert(tables.projection_progress, [progressRow(batch, clock())])
+    cached?.advance(
+      { entities: entityState, findings: findingState },
+      {
+        images: entities.openImages,
+        tags: entities.openTags,
+        imageRows: entities.images,
+        tagRows: entities.tagHistory,
+        findings: findings.openFindings,
+      },
+      last.offset + 1,
+    )
 
     if (invalid > 0) options.onInvalid?.(invalid)
     options.onProjected?.(rows.length)
@@ -114,6 +154,18 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
       ms: clock() - started,
     })
   }
+}
+
+/**
+ * Like `Promise.all`, but rejects only once every insert has settled: none of a failed batch's
+ * inserts may still be running when the log delivers the batch again.
+ */
+const settled = async <T extends readonly unknown[]>(
+  ...work: { [K in keyof T]: Promise<T[K]> }
+): Promise<T> => {
+  const results = await Promise.allSettled(work)
+  for (const result of results) if (result.status === 'rejected') throw result.reason
+  return results.map((result) => (result as PromiseFulfilledResult<unknown>).value) as unknown as T
 }
 
 const progressRow = (batch: Batch, projectedAt: number) => {

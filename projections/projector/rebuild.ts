@@ -1,7 +1,7 @@
 import type { Logger } from '../../src/observability/index.ts'
 import type { LogMessage } from '../../src/ports/event-log.ts'
 import type { Warehouse } from '../../src/ports/warehouse.ts'
-import { type ReportTable, reportTableDdl } from '../migrations/index.ts'
+import { type ReportTable, reportTableDdl, vulnerabilityProjection } from '../migrations/index.ts'
 import { createProjectorHandler } from './handler.ts'
 import { fromClickHouseTime } from './rows.ts'
 import { DEFAULT_TABLES, type ProjectionTables } from './state.ts'
@@ -82,12 +82,23 @@ export const startRebuild = async (options: RebuildOptions): Promise<Rebuild> =>
   for (const table of [...REBUILT, 'projection_progress' as const]) {
     await warehouse.command(`DROP TABLE IF EXISTS ${table}${SUFFIX}`)
     await warehouse.command(reportTableDdl[table](`${table}${SUFFIX}`))
+    // Later migrations' changes to a table, so the swapped-in one is what migrations make.
+    if (table === 'image_vulnerabilities')
+      for (const statement of vulnerabilityProjection(`${table}${SUFFIX}`)) await warehouse.command(statement)
   }
   const tables: ProjectionTables = {
     ...Object.fromEntries(Object.keys(DEFAULT_TABLES).map((t) => [t, `${t}${SUFFIX}`])),
     events: DEFAULT_TABLES.events,
   } as ProjectionTables
-  const project = createProjectorHandler({ warehouse, clock, logger, tables, writeEvents: false })
+  // Its batches skip the offsets of other event types, so a state cache would restart every batch.
+  const project = createProjectorHandler({
+    warehouse,
+    clock,
+    logger,
+    tables,
+    writeEvents: false,
+    stateCache: false,
+  })
   // How far each partition is replayed. One position per partition, not one cursor over all
   // of them: events keep arriving in every partition, also in those a single cursor has passed.
   const replayedUpTo = new Map<string, { topic: string; partition: number; offset: number }>()

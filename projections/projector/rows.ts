@@ -20,9 +20,29 @@ export interface EventRow {
   readonly log_offset: number
 }
 
+// Rows repeat a few instants (each finding of a report carries its event's; each event row its
+// own and the batch's ingestion time), so the last two answers are kept.
+let lastMs = Number.NaN
+let lastText = ''
+let previousMs = Number.NaN
+let previousText = ''
+
 /** ClickHouse reads `YYYY-MM-DD hh:mm:ss.sss` as UTC in DateTime64(3, 'UTC') columns. */
-export const toClickHouseTime = (ms: number): string =>
-  new Date(ms).toISOString().replace('T', ' ').replace('Z', '')
+export const toClickHouseTime = (ms: number): string => {
+  if (ms === lastMs) return lastText
+  if (ms !== previousMs) {
+    previousText = new Date(ms).toISOString().replace('T', ' ').replace('Z', '')
+    previousMs = ms
+  }
+  // Swap, so the answer just given is the one checked first next time.
+  const swappedMs = lastMs
+  const swappedText = lastText
+  lastMs = previousMs
+  lastText = previousText
+  previousMs = swappedMs
+  previousText = swappedText
+  return lastText
+}
 
 /** The inverse of `toClickHouseTime`, for `DateTime64(3, 'UTC')` values read back as text. */
 export const fromClickHouseTime = (text: string): number => Date.parse(`${text.replace(' ', 'T')}Z`)

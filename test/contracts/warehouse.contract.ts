@@ -203,6 +203,113 @@ export const runWarehouseContract = ({ name, open }: WarehouseContractOptions): 
         assert.deepEqual(await warehouse.query('SELECT 1 AS one'), [{ one: 1 }])
       }))
 
+    it('stores every value exactly as given, whatever the rows hold', () =>
+      withWarehouse(async (warehouse) => {
+        const flat = unique('values')
+        await warehouse.command(
+          `CREATE TABLE ${flat} (id String, s String, m Nullable(String), at DateTime64(3, 'UTC'),
+             big UInt64, f Nullable(Float64), b Bool, u UInt8, e Enum8('low' = 1, 'high' = 2))
+           ENGINE = MergeTree ORDER BY id SETTINGS non_replicated_deduplication_window = 100`,
+        )
+        const awkward = 'tab\there\nnew line\\back\rslash \' " ✓ \\N'
+        const rows = [
+          {
+            id: 'a',
+            s: awkward,
+            m: null,
+            at: '2024-01-02T03:04:05.678Z',
+            big: 9007199254740991,
+            f: 0.1,
+            b: true,
+            u: 1,
+            e: 'high',
+          },
+          {
+            id: 'b',
+            s: '\\N',
+            m: '',
+            at: '2024-01-02 03:04:05.001',
+            big: 0,
+            f: null,
+            b: false,
+            u: 0,
+            e: 'low',
+          },
+          {
+            id: 'c',
+            s: '',
+            m: 'x',
+            at: new Date('2024-01-02T03:04:05.002Z'),
+            big: 2n ** 63n,
+            f: -1e-7,
+            b: true,
+            u: 255,
+            e: 'low',
+          },
+        ]
+        await warehouse.insert(flat, rows, { deduplicationToken: "it's/a\\token" })
+        await warehouse.insert(flat, rows, { deduplicationToken: "it's/a\\token" })
+        assert.deepEqual(
+          await warehouse.query(
+            `SELECT id, s, m, toString(at) AS at, toString(big) AS big, f, b, u, e FROM ${flat} ORDER BY id`,
+          ),
+          [
+            {
+              id: 'a',
+              s: awkward,
+              m: null,
+              at: '2024-01-02 03:04:05.678',
+              big: '9007199254740991',
+              f: 0.1,
+              b: true,
+              u: 1,
+              e: 'high',
+            },
+            {
+              id: 'b',
+              s: '\\N',
+              m: '',
+              at: '2024-01-02 03:04:05.001',
+              big: '0',
+              f: null,
+              b: false,
+              u: 0,
+              e: 'low',
+            },
+            {
+              id: 'c',
+              s: '',
+              m: 'x',
+              at: '2024-01-02 03:04:05.002',
+              big: '9223372036854775808',
+              f: -1e-7,
+              b: true,
+              u: 255,
+              e: 'low',
+            },
+          ],
+          'the replayed insert is dropped and every value survives',
+        )
+
+        // Nested values and rows naming different columns take the port's JSON meaning.
+        const nested = unique('nested')
+        await warehouse.command(
+          `CREATE TABLE ${nested} (id String, n UInt32 DEFAULT 7,
+             reasons Array(Tuple(gate String, message String)))
+           ENGINE = MergeTree ORDER BY id`,
+        )
+        await warehouse.insert(nested, [
+          { id: 'a', n: 1, reasons: [{ gate: 'vulns', message: "it's\tbad" }] },
+          { id: 'b', reasons: [] },
+        ])
+        assert.deepEqual(await warehouse.query(`SELECT id, n, reasons FROM ${nested} ORDER BY id`), [
+          { id: 'a', n: 1, reasons: [{ gate: 'vulns', message: "it's\tbad" }] },
+          { id: 'b', n: 7, reasons: [] },
+        ])
+        await warehouse.command(`DROP TABLE ${flat}`)
+        await warehouse.command(`DROP TABLE ${nested}`)
+      }))
+
     it('returns 64-bit integers as numbers', () =>
       withWarehouse(async (warehouse) => {
         const [row] = await warehouse.query<Record<string, unknown>>(
