@@ -47,7 +47,10 @@ export const processedKey = (event: {
  * What stores keep of a key: 16 bytes of its SHA-256, so every row has the same small size
  * however long sources and ids are. A collision (2^-64 at a billion keys) would skip one event.
  */
-export const keyDigest = (key: string): Buffer => hash('sha256', key, 'buffer').subarray(0, 16)
+export const keyDigest = (key: string): Buffer =>
+  // The same 16 bytes as the hash's Buffer output: crypto.hash answers in hex in about half
+  // the time it takes to answer with a Buffer, and turning 32 hex digits back is cheap.
+  Buffer.from(hash('sha256', key).slice(0, 32), 'hex')
 
 const word = (d: Uint8Array, i: number): number =>
   (((d[i] as number) << 24) |

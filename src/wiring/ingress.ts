@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import { createDigestFlusher } from '../../streams/digest-flusher.ts'
 import type { DigestStore } from '../../streams/digest-store.ts'
 import { createDigestStore } from '../../streams/digest-store-sqlite.ts'
-import { createRouterHandler } from '../../streams/router.ts'
+import { createRouterHandler, ROUTER_MAX_BATCH } from '../../streams/router.ts'
 import type { SelectorIndex } from '../../streams/routing/index.ts'
 import type { Config } from '../config/index.ts'
 import {
@@ -125,7 +125,7 @@ export const startRouter = async ({
   if (!route)
     logger('info', 'router.validate_only', { reason: 'notifications.enabled is false', dlq: topics.dlq })
   const consumer = await log.consume(
-    { groupId: 'herald-router', topics: [topics.events] },
+    { groupId: 'herald-router', topics: [topics.events], maxBatchSize: ROUTER_MAX_BATCH },
     createRouterHandler({
       log,
       topics: { deliveries: topics.deliveries, dlq: topics.dlq },

@@ -116,7 +116,11 @@ export const digestDeliveryIdFor = (
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder('utf-8', { fatal: true })
-const HEADERS = { 'content-type': 'application/json', 'herald-type': 'DeliveryCommand' } as const
+// Frozen: one object for every command, which lets a log adapter encode it once.
+const HEADERS = Object.freeze({
+  'content-type': 'application/json',
+  'herald-type': 'DeliveryCommand',
+} as const)
 
 /**
  * Keyed by configuration, so one endpoint's deliveries stay in order in one partition. The

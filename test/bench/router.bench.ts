@@ -3,7 +3,7 @@
  * `npx node test/bench/router.bench.ts [events] [rounds]`, and with `--cpu-prof` for a
  * profile. Engine events (~0.5–1.5 KB, the generator's mix over 100 accounts) are encoded
  * once as CloudEvents structured-mode JSON; each round feeds all of them, in batches of 500
- * as a consumer fetches them, through `createRouterHandler`: decode and validate, deduplicate
+ * as a consumer fetches them (`HERALD_BENCH_BATCH` for another size), through `createRouterHandler`: decode and validate, deduplicate
  * against a SQLite processed-id window, match 1,000 selectors (10 per account over 300
  * configurations, 1% global), encode the delivery commands and publish them durably to the
  * embedded (SQLite) log. Each round starts with a fresh window, so every event is routed.
@@ -36,7 +36,8 @@ const ROUNDS = Number(process.argv[3] ?? 5)
  * see the routing alone (dedup loop, matching, command encoding).
  */
 const LOG = process.argv[4] ?? 'sqlite'
-const BATCH = 500
+/** Messages per handler call: the router's `maxBatchSize` (HERALD_BENCH_BATCH to try another). */
+const BATCH = Number(process.env.HERALD_BENCH_BATCH ?? 500)
 const ACCOUNTS = Array.from({ length: 100 }, (_, i) => `account-${i}`)
 /** Every tenth configuration asks for digests: a storm of its events becomes one command per window. */
 const DIGEST_EVERY = Number(process.env.HERALD_BENCH_DIGEST_EVERY ?? 10)

@@ -103,3 +103,64 @@ describe('embedded SQLite: lag', () => {
     await log.close()
   })
 })
+
+describe('embedded SQLite: a publish of many messages', () => {
+  it('places them as one append per message, in order per partition, across reopening the file', async () => {
+    const path = join(dir, `many-${randomUUID()}.sqlite`)
+    const encoder = new TextEncoder()
+    // More messages than one multi-row insert takes, with a remainder, a shared frozen headers
+    // object, per-message headers and keyless messages among them.
+    const shared = Object.freeze({ 'content-type': 'application/json' })
+    const outgoing = (round: number) =>
+      Array.from({ length: 77 }, (_, i) => ({
+        key: i % 11 === 0 ? null : `key-${i % 7}`,
+        value: encoder.encode(`${round}:${i}`),
+        headers: i % 5 === 0 ? { n: String(i) } : shared,
+      }))
+    const first = createSqliteEventLog({ path })
+    await first.createTopics([{ topic: 'many', partitions: 3 }])
+    const positions = [...(await first.publish('many', outgoing(1)))]
+    await first.close()
+    const log = createSqliteEventLog({ path, idlePollMs: 20 })
+    positions.push(...(await log.publish('many', outgoing(2))))
+
+    // Offsets of each partition run 0, 1, 2, … in publish order, the second publish going on
+    // from where the first (in the earlier connection) ended.
+    const byPartition = new Map<number, number[]>()
+    for (const p of positions)
+      byPartition.set(p.partition, [...(byPartition.get(p.partition) ?? []), p.offset])
+    assert.equal(byPartition.size, 3)
+    for (const offsets of byPartition.values())
+      assert.deepEqual(
+        offsets,
+        offsets.map((_, i) => i),
+      )
+
+    const read = new Map<string, { value: string; headers: Record<string, string> }>()
+    const consumer = await log.consume(
+      { groupId: 'reader', topics: ['many'], maxBatchSize: 1000 },
+      async (batch) => {
+        for (const m of batch.messages)
+          read.set(`${m.partition}/${m.offset}`, {
+            value: new TextDecoder().decode(m.value),
+            headers: { ...m.headers },
+          })
+      },
+    )
+    await eventually(() => assert.equal(read.size, positions.length))
+    await consumer.stop()
+    const sent = [...outgoing(1), ...outgoing(2)]
+    positions.forEach((p, i) => {
+      const message = sent[i] as (typeof sent)[number]
+      assert.deepEqual(read.get(`${p.partition}/${p.offset}`), {
+        value: new TextDecoder().decode(message.value),
+        headers: { ...message.headers },
+      })
+    })
+    assert.deepEqual(
+      (await log.lag('reader', ['many'])).map((l) => l.end - l.committed),
+      [0, 0, 0],
+    )
+    await log.close()
+  })
+})

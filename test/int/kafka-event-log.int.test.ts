@@ -6,6 +6,7 @@ import {
   type KafkaEventLogOptions,
   type KafkaLogEntry,
 } from '../../src/adapters/kafka-event-log/index.ts'
+import { partitionForKey } from '../../src/adapters/sqlite-event-log/murmur2.ts'
 import { isRetriable, UnavailableError, ValidationError } from '../../src/errors/index.ts'
 import { runEventLogContract } from '../contracts/event-log.contract.ts'
 import { eventually } from '../support/eventually.ts'
@@ -155,6 +156,34 @@ describe('Kafka event log adapter', () => {
           offsets.map((_, i) => i),
         )
       }
+    } finally {
+      await log.close()
+    }
+  })
+
+  it('places a repeated key where murmur2 puts it for each topic’s partition count, publish after publish', async () => {
+    // The producer remembers keys' partitions; topics of 2 and 3 partitions share one producer,
+    // and the second round is answered from what the first remembered.
+    const topics = [`keyed2-${Date.now()}`, `keyed3-${Date.now()}`] as const
+    await kafka.createTopic(topics[0], 2)
+    await kafka.createTopic(topics[1], 3)
+    const log = createKafkaEventLog(testOptions())
+    const keys = Array.from({ length: 40 }, (_, i) => `configuration-${i}`)
+    try {
+      for (let round = 0; round < 2; round++)
+        for (const [topic, partitions] of [
+          [topics[0], 2],
+          [topics[1], 3],
+        ] as const) {
+          const positions = await log.publish(
+            topic,
+            keys.map((key) => ({ key, value: new TextEncoder().encode(key) })),
+          )
+          assert.deepEqual(
+            positions.map((p) => p.partition),
+            keys.map((key) => partitionForKey(key, partitions)),
+          )
+        }
     } finally {
       await log.close()
     }

@@ -112,6 +112,8 @@ export interface KafkaEventLogOptions {
 }
 
 const DEFAULT_MAX_BATCH = 500
+/** Keys whose partition the producer remembers (per partition count). */
+const REMEMBERED_KEYS = 10_000
 
 // kafkajs merges retry objects with Object.assign, so an explicit `undefined` would
 // override its defaults and turn the back-off arithmetic into NaN.
@@ -220,10 +222,31 @@ export const createKafkaEventLog = (options: KafkaEventLogOptions): EventLog => 
   const chosenPartition = new WeakMap<Message, number>()
   const createPartitioner = () => {
     const murmur2 = Partitioners.DefaultPartitioner()
+    // A keyed message's partition depends only on its key and the topic's partition count, and
+    // keys repeat (configuration ids, accounts): remembering them spares hashing every key and
+    // the partitioner's per-message scan of the metadata. Bounded for producers of unique keys.
+    const byCount = new Map<number, Map<string, number>>()
+    const keyed = (args: PartitionerArgs, key: string): number => {
+      const count = args.partitionMetadata.length
+      let byKey = byCount.get(count)
+      if (byKey === undefined) {
+        byKey = new Map()
+        byCount.set(count, byKey)
+      }
+      let partition = byKey.get(key)
+      if (partition === undefined) {
+        partition = murmur2(args)
+        if (byKey.size >= REMEMBERED_KEYS) byKey.clear()
+        byKey.set(key, partition)
+      }
+      return partition
+    }
     return (args: PartitionerArgs): number => {
       const known = chosenPartition.get(args.message)
       if (known !== undefined) return known
-      const partition = murmur2(args)
+      const { key, partition: asked } = args.message
+      const partition =
+        typeof key === 'string' && (asked === undefined || asked === null) ? keyed(args, key) : murmur2(args)
       chosenPartition.set(args.message, partition)
       return partition
     }
@@ -301,7 +324,8 @@ export const createKafkaEventLog = (options: KafkaEventLogOptions): EventLog => 
       const outgoing: Message[] = messages.map((m) => ({
         key: m.key,
         value: toBuffer(m.value),
-        headers: m.headers === undefined ? undefined : { ...m.headers },
+        // kafkajs only reads headers, so the caller's (often one shared, frozen) object goes as is.
+        headers: m.headers as Message['headers'],
       }))
       let results: Awaited<ReturnType<Producer['send']>>
       try {

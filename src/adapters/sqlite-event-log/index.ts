@@ -28,6 +28,11 @@ export interface SqliteEventLogOptions {
 }
 
 const DEFAULT_MAX_BATCH = 500
+/**
+ * Rows per multi-row INSERT: each statement run is a native call that costs more than the row
+ * it writes, so a publish writes its messages in groups of this many and the rest one by one.
+ */
+const INSERT_GROUP = 32
 
 interface Member {
   readonly id: number
@@ -99,6 +104,12 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): EventLog =
     insertMessage: db.prepare(
       'INSERT INTO messages (topic, partition, offset, key, value, headers, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?)',
     ),
+    insertMessages: db.prepare(
+      `INSERT INTO messages (topic, partition, offset, key, value, headers, timestamp) VALUES ${Array.from(
+        { length: INSERT_GROUP },
+        () => '(?, ?, ?, ?, ?, ?, ?)',
+      ).join(', ')}`,
+    ),
     fetch: db.prepare(
       'SELECT offset, key, value, headers, timestamp FROM messages WHERE topic = ? AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?',
     ),
@@ -143,10 +154,29 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): EventLog =
     }
   }
 
+  // A topic's partition count never changes once it exists (createTopics keeps an existing
+  // topic as it is), and only this process writes the file, so a count read once holds.
+  const partitionCounts = new Map<string, number>()
   const partitionsOf = (topic: string): number => {
+    const known = partitionCounts.get(topic)
+    if (known !== undefined) return known
     const row = statements.topic.get(topic) as { partitions: number } | undefined
     if (row === undefined) throw new NotFoundError(`topic ${topic} does not exist`, { topic })
+    partitionCounts.set(topic, row.partitions)
     return row.partitions
+  }
+
+  // Producers pass the same headers object with every message of a kind (a frozen constant),
+  // so its JSON is worked out once per object rather than once per message.
+  const headerTexts = new WeakMap<object, string>()
+  const headersJson = (headers: OutgoingMessage['headers']): string => {
+    if (headers === undefined) return '{}'
+    let text = headerTexts.get(headers)
+    if (text === undefined) {
+      text = JSON.stringify(headers)
+      if (Object.isFrozen(headers)) headerTexts.set(headers, text)
+    }
+    return text
   }
 
   const choosePartition = (topic: string, key: string | null, partitions: number): number => {
@@ -176,15 +206,25 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): EventLog =
       headers: string
       timestamp: number
     }[]
-    return rows.map((row) => ({
-      topic,
-      partition,
-      offset: row.offset,
-      key: row.key,
-      value: row.value,
-      headers: JSON.parse(row.headers) as Record<string, string>,
-      timestamp: row.timestamp,
-    }))
+    // Messages of one kind carry the same headers (every delivery command's are alike): each
+    // distinct text is parsed once per fetch, and the messages share the frozen result.
+    const parsed = new Map<string, Readonly<Record<string, string>>>()
+    return rows.map((row) => {
+      let headers = parsed.get(row.headers)
+      if (headers === undefined) {
+        headers = Object.freeze(JSON.parse(row.headers) as Record<string, string>)
+        parsed.set(row.headers, headers)
+      }
+      return {
+        topic,
+        partition,
+        offset: row.offset,
+        key: row.key,
+        value: row.value,
+        headers,
+        timestamp: row.timestamp,
+      }
+    })
   }
 
   /** Runs `work` once no other member holds this partition of the group. */
@@ -340,24 +380,38 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): EventLog =
       assertOpen()
       const partitions = partitionsOf(topic)
       const timestamp = clock()
-      const positions = transaction(() =>
-        messages.map((message): PublishedPosition => {
+      const positions: PublishedPosition[] = new Array(messages.length)
+      const rows: (string | number | Uint8Array | null)[] = []
+      transaction(() => {
+        // Each partition's head is read once and advanced once per publish, not per message.
+        const heads = new Map<number, number>()
+        let grouped = 0
+        for (let i = 0; i < messages.length; i++) {
+          const message = messages[i] as OutgoingMessage
           const partition = choosePartition(topic, message.key, partitions)
-          const head = statements.head.get(topic, partition) as { next_offset: number }
-          const offset = head.next_offset
-          statements.insertMessage.run(
+          let offset = heads.get(partition)
+          if (offset === undefined)
+            offset = (statements.head.get(topic, partition) as { next_offset: number }).next_offset
+          heads.set(partition, offset + 1)
+          positions[i] = { topic, partition, offset }
+          rows.push(
             topic,
             partition,
             offset,
             message.key,
             message.value,
-            JSON.stringify(message.headers ?? {}),
+            headersJson(message.headers),
             timestamp,
           )
-          statements.advanceHead.run(offset + 1, topic, partition)
-          return { topic, partition, offset }
-        }),
-      )
+          if (++grouped === INSERT_GROUP) {
+            statements.insertMessages.run(...rows)
+            rows.length = 0
+            grouped = 0
+          }
+        }
+        for (let r = 0; r < rows.length; r += 7) statements.insertMessage.run(...rows.slice(r, r + 7))
+        for (const [partition, next] of heads) statements.advanceHead.run(next, topic, partition)
+      })
       appended.emit('appended', topic)
       return positions
     },
