@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { createSqliteEventLog } from '../adapters/sqlite-event-log/index.ts'
 import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
 import { compileJsonSchema, heraldSubjects } from '../ingress/index.ts'
-import type { LogMessage } from '../ports/index.ts'
+import type { EventLog, LogMessage } from '../ports/index.ts'
 import { createDeliveryLog } from './log.ts'
 import { encodeOutcome, outcomeRecord, startOutcomePublisher } from './outcomes.ts'
 import { type AttemptRow, createDeliveryReadModel } from './read-model.ts'
@@ -124,6 +124,63 @@ describe('delivery outcomes', () => {
       assert.equal(value.outcome, 'sent')
       assert.equal(value.status, 204)
       assert.ok(validate(value))
+      assert.equal(view.unpublished(10).length, 0)
+    } finally {
+      await publisher.stop()
+      view.close()
+      await log.close()
+      await store.close()
+    }
+  })
+
+  it('go out at once alone, and together when more follow within the linger', async () => {
+    const store = createSqliteEventStore({ path: ':memory:' })
+    const log = createSqliteEventLog({ path: ':memory:', idlePollMs: 20 })
+    await log.createTopics([{ topic: TOPICS.outcomes, partitions: 1 }])
+    const view = createDeliveryReadModel({ path: ':memory:', newId: randomUUID })
+    view.follow(store)
+    const deliveries = createDeliveryLog({
+      store,
+      clock: Date.now,
+      newId: randomUUID,
+      origin: view.instanceId,
+    })
+    const publishes: number[] = []
+    const counted: Pick<EventLog, 'publish'> = {
+      publish: (topic, messages) => {
+        publishes.push(messages.length)
+        return log.publish(topic, messages)
+      },
+    }
+    const publisher = startOutcomePublisher({ view, log: counted, topic: TOPICS.outcomes, lingerMs: 300 })
+    const deliver = async (n: number) => {
+      const deliveryId = n.toString(16).padStart(64, '0')
+      await view.waitFor(
+        await deliveries.request({
+          deliveryId,
+          account: 'acme',
+          endpoint: 'webhook',
+          configurationId: `cfg-${n}`,
+          event: { specversion: '1.0', id: `e${n}`, source: '/engine', type: 't', account: 'acme' },
+          matchedSelectorIds: ['s'],
+          createdAt: new Date().toISOString(),
+        }),
+      )
+      const stored = view.get(deliveryId)
+      assert.ok(stored)
+      const answer = { ok: true, status: 204, latencyMs: 3, code: null, error: null, response: 'ok' }
+      await view.waitFor(await deliveries.record(stored, answer, { outcome: 'sent' }))
+    }
+    try {
+      await deliver(1)
+      for (let i = 0; i < 50 && publishes.length === 0; i++) await sleep(5)
+      assert.deepEqual(publishes, [1], 'a lone outcome is not held back')
+      await deliver(2)
+      await deliver(3)
+      assert.deepEqual(publishes, [1], 'outcomes within the linger wait for it')
+      assert.equal(view.unpublished(10).length, 2)
+      for (let i = 0; i < 100 && publishes.length < 2; i++) await sleep(10)
+      assert.deepEqual(publishes, [1, 2])
       assert.equal(view.unpublished(10).length, 0)
     } finally {
       await publisher.stop()

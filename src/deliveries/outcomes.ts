@@ -63,6 +63,13 @@ export interface OutcomePublisherOptions {
   /** Wait before publishing again after a failure (default 1000 ms, doubling to 30 s). */
   readonly retryMs?: number
   readonly batchSize?: number
+  /**
+   * After a publish, outcomes recorded within this many ms wait for its end and go out together
+   * (default 100): a busy deliverer's read model commits every turn of the event loop, and one
+   * durable write to the log per commit would cost more than the deliveries. A lone outcome
+   * goes out at once.
+   */
+  readonly lingerMs?: number
 }
 
 export interface OutcomePublisher {
@@ -85,19 +92,37 @@ export const startOutcomePublisher = (options: OutcomePublisherOptions): Outcome
   const { view, log, topic } = options
   const batchSize = options.batchSize ?? 500
   const baseRetryMs = options.retryMs ?? 1000
+  const lingerMs = options.lingerMs ?? 100
   let running: Promise<void> | undefined
   let again = false
   let stopped = false
   let retryMs = baseRetryMs
   let timer: NodeJS.Timeout | undefined
+  let resting: NodeJS.Timeout | undefined
+  let changedWhileResting = false
 
-  const drain = async (): Promise<void> => {
+  /** Resolves with whether anything was published. */
+  const drain = async (): Promise<boolean> => {
+    let published = false
     for (;;) {
       const rows = view.unpublished(batchSize)
-      if (rows.length === 0) return
+      if (rows.length === 0) return published
       await log.publish(topic, rows.map(encodeOutcome))
       view.markPublished(rows.map((r) => r.position))
+      published = true
     }
+  }
+
+  const rest = () => {
+    if (lingerMs <= 0 || stopped) return
+    clearTimeout(resting)
+    resting = setTimeout(() => {
+      resting = undefined
+      if (changedWhileResting && !stopped) {
+        changedWhileResting = false
+        void flush()
+      }
+    }, lingerMs)
   }
 
   const flush = (): Promise<void> => {
@@ -107,11 +132,13 @@ export const startOutcomePublisher = (options: OutcomePublisherOptions): Outcome
     }
     running = (async () => {
       try {
+        let published = false
         do {
           again = false
-          await drain()
+          published = (await drain()) || published
         } while (again && !stopped)
         retryMs = baseRetryMs
+        if (published) rest()
       } catch (error) {
         options.onError?.(error)
         if (!stopped) {
@@ -127,7 +154,9 @@ export const startOutcomePublisher = (options: OutcomePublisherOptions): Outcome
   }
 
   const unsubscribe = view.onChange(() => {
-    if (!stopped) void flush()
+    if (stopped) return
+    if (resting === undefined) void flush()
+    else changedWhileResting = true
   })
   void flush()
 
@@ -137,6 +166,7 @@ export const startOutcomePublisher = (options: OutcomePublisherOptions): Outcome
       stopped = true
       unsubscribe()
       clearTimeout(timer)
+      clearTimeout(resting)
       await running
       // What the last attempts recorded; anything left is published at the next start.
       await drain().catch((error: unknown) => options.onError?.(error))

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
 import { afterEach, beforeEach, describe, it } from 'node:test'
 import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
 import type { EventStore } from '../ports/index.ts'
@@ -224,5 +225,26 @@ describe('delivery read model', () => {
       1,
       'its own outcome, recorded while it was closed, is still published',
     )
+  })
+
+  it('answers a waiter once what it waits for is committed, in the same turn it was folded in', async () => {
+    const position = await deliveries.request(requestOf(1, 'cfg-a'))
+    let answered = false
+    void view.waitFor(position).then(() => {
+      answered = true
+    })
+    // Microtasks only: no later turn of the event loop (where a burst's commit would happen) runs.
+    for (let i = 0; i < 20 && !answered; i++) await Promise.resolve()
+    assert.equal(answered, true, 'answered without waiting for the next turn of the event loop')
+    const reader = new DatabaseSync(join(dir, 'view.sqlite'), { readOnly: true })
+    try {
+      const rows = reader.prepare('SELECT delivery_id FROM deliveries').all()
+      assert.deepEqual(
+        rows.map((r) => r.delivery_id),
+        [hex(1)],
+      )
+    } finally {
+      reader.close()
+    }
   })
 })

@@ -238,6 +238,21 @@ interface DeliveryRecord {
   attempted: number
 }
 
+type FoldingRecord = Pick<
+  DeliveryRecord,
+  | 'delivery_id'
+  | 'revision'
+  | 'account'
+  | 'endpoint'
+  | 'configuration_id'
+  | 'event_id'
+  | 'event_type'
+  | 'last_status'
+  | 'last_code'
+  | 'last_error'
+  | 'last_latency_ms'
+>
+
 interface AttemptRecord {
   position: number
   delivery_id: string
@@ -348,6 +363,11 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
 
   const sql = {
     byId: db.prepare('SELECT * FROM deliveries WHERE delivery_id = ?'),
+    // What folding an attempt reads: not the event and the router's decision, the bulk of a row.
+    foldingById: db.prepare(`
+      SELECT delivery_id, revision, account, endpoint, configuration_id, event_id, event_type,
+        last_status, last_code, last_error, last_latency_ms
+      FROM deliveries WHERE delivery_id = ?`),
     insert: db.prepare(`
       INSERT INTO deliveries (delivery_id, seq, revision, account, endpoint, configuration_id, event_id,
         event_type, event, matched_selector_ids, created_at, digest, status, attempts, round_failures,
@@ -378,6 +398,9 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
       INSERT INTO heads (configuration_id, delivery_id, next_attempt_at) VALUES (?, ?, ?)
       ON CONFLICT (configuration_id) DO UPDATE SET delivery_id = excluded.delivery_id,
         next_attempt_at = excluded.next_attempt_at`),
+    addHead: db.prepare(`
+      INSERT INTO heads (configuration_id, delivery_id, next_attempt_at) VALUES (?, ?, ?)
+      ON CONFLICT (configuration_id) DO NOTHING`),
     dropHead: db.prepare('DELETE FROM heads WHERE configuration_id = ?'),
     insertAttempt: db.prepare(`
       INSERT OR IGNORE INTO attempts (position, delivery_id, account, endpoint, configuration_id, event_id,
@@ -387,13 +410,15 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
     startFailing: db.prepare('INSERT OR IGNORE INTO failing (configuration_id, since) VALUES (?, ?)'),
     stopFailing: db.prepare('DELETE FROM failing WHERE configuration_id = ?'),
     attemptsOf: db.prepare('SELECT * FROM attempts WHERE delivery_id = ? ORDER BY position'),
+    // The exclusions (the queues being served, up to the whole pool) are skipped here rather
+    // than bound into the SQL: at thousands of calls a second, sending a JSON list to SQLite each
+    // time cost more than reading a few more (narrow) rows and dropping them.
     dueHeads: db.prepare(`
-      SELECT d.* FROM heads h JOIN deliveries d ON d.delivery_id = h.delivery_id
-      WHERE h.next_attempt_at <= ? AND h.configuration_id NOT IN (SELECT value FROM json_each(?))
-      ORDER BY h.next_attempt_at, d.seq LIMIT ?`),
-    nextDue: db.prepare(`
-      SELECT MIN(next_attempt_at) AS at FROM heads
-      WHERE configuration_id NOT IN (SELECT value FROM json_each(?))`),
+      SELECT h.configuration_id, h.delivery_id FROM heads h JOIN deliveries d ON d.delivery_id = h.delivery_id
+      WHERE h.next_attempt_at <= ? ORDER BY h.next_attempt_at, d.seq LIMIT ?`),
+    nextDue: db.prepare(
+      'SELECT configuration_id, next_attempt_at FROM heads ORDER BY next_attempt_at LIMIT ?',
+    ),
     recent: db.prepare(`
       SELECT outcome, at FROM attempts WHERE configuration_id = ? AND outcome != 'skipped'
       ORDER BY position DESC LIMIT ?`),
@@ -417,7 +442,7 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
   }
 
   const recordOutcome = (
-    row: DeliveryRecord,
+    row: FoldingRecord,
     recorded: RecordedEvent,
     attempt: number,
     outcome: AttemptOutcome,
@@ -453,7 +478,7 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
     const deliveryId = event.data.deliveryId
     if (event.type === 'DeliveryRequested') {
       const d = event.data
-      sql.insert.run(
+      const { changes } = sql.insert.run(
         deliveryId,
         recorded.position,
         recorded.revision,
@@ -470,10 +495,12 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
         ms(d.at),
         ms(d.at),
       )
-      refreshHead(d.configurationId)
+      // Positions only grow, so a new request queues behind every unsettled delivery of its
+      // configuration: it is the head only of an empty queue, and nothing needs looking up.
+      if (changes > 0) sql.addHead.run(d.configurationId, deliveryId, ms(d.at))
       return
     }
-    const row = sql.byId.get(deliveryId) as DeliveryRecord | undefined
+    const row = sql.foldingById.get(deliveryId) as FoldingRecord | undefined
     // Applied already (a checkpoint written before a crash lags the rows it covers never).
     if (row === undefined || recorded.revision <= row.revision) return
     const at = ms(event.data.at)
@@ -532,19 +559,39 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
     refreshHead(row.configuration_id)
   }
 
+  // Someone waits for a position already folded in (an attempt for its outcome, before its
+  // queue moves on): committing at the end of this run of microtasks, rather than on the next
+  // turn of the event loop, answers every waiter of the burst at once and a turn sooner. Without
+  // waiters (a catch-up), the transaction keeps collecting events until the next turn.
+  let commitQueued = false
+  const commitSoon = (): void => {
+    if (commitQueued) return
+    commitQueued = true
+    queueMicrotask(() => {
+      commitQueued = false
+      commit()
+    })
+  }
+  let lowestWaited = Number.POSITIVE_INFINITY
+
   const commit = (): void => {
     if (!inTransaction || closed) return
     setMeta.run('checkpoint', String(position))
     db.exec('COMMIT')
     inTransaction = false
     committed = position
-    for (let i = waiters.length - 1; i >= 0; i--) {
-      const waiter = waiters[i]
-      if (waiter !== undefined && waiter.position <= committed) {
-        waiters.splice(i, 1)
-        waiter.resolve()
+    lowestWaited = Number.POSITIVE_INFINITY
+    const answered: (() => void)[] = []
+    let kept = 0
+    for (const waiter of waiters) {
+      if (waiter.position <= committed) answered.push(waiter.resolve)
+      else {
+        waiters[kept++] = waiter
+        lowestWaited = Math.min(lowestWaited, waiter.position)
       }
     }
+    waiters.length = kept
+    for (const resolve of answered) resolve()
     for (const listener of listeners) listener()
   }
 
@@ -557,6 +604,7 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
       setImmediate(commit)
     }
     position = recorded.position
+    if (position >= lowestWaited) commitSoon()
     if (!isDeliveryStream(recorded.stream)) return
     const decoded = decodeDeliveryEvent(recorded)
     if (!decoded.ok) {
@@ -632,13 +680,27 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
       const items = rows.slice(0, query.limit).map(toRow)
       return { items, next: rows.length > query.limit ? (items.at(-1)?.seq ?? null) : null }
     },
-    dueHeads: (now, exclude, limit) =>
-      (sql.dueHeads.all(now, JSON.stringify([...exclude]), limit) as unknown as DeliveryRecord[]).map(
-        toStored,
-      ),
+    dueHeads: (now, exclude, limit) => {
+      if (limit <= 0) return []
+      const heads = sql.dueHeads.all(now, limit + exclude.size) as unknown as {
+        configuration_id: string
+        delivery_id: string
+      }[]
+      const out: StoredDelivery[] = []
+      for (const head of heads) {
+        if (out.length >= limit) break
+        if (exclude.has(head.configuration_id)) continue
+        const row = sql.byId.get(head.delivery_id) as DeliveryRecord | undefined
+        if (row !== undefined) out.push(toStored(row))
+      }
+      return out
+    },
     nextDueAt: (exclude) => {
-      const row = sql.nextDue.get(JSON.stringify([...exclude])) as { at: number | null } | undefined
-      return row?.at ?? undefined
+      const heads = sql.nextDue.all(exclude.size + 1) as unknown as {
+        configuration_id: string
+        next_attempt_at: number
+      }[]
+      return heads.find((head) => !exclude.has(head.configuration_id))?.next_attempt_at
     },
     recentOutcomes: (configurationId, keep) =>
       (sql.recent.all(configurationId, keep) as unknown as { outcome: string; at: number }[])
@@ -652,10 +714,12 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
       for (const p of positions) sql.markPublished.run(p)
       db.exec('RELEASE publish')
     },
-    waitFor: (target) =>
-      target <= committed || closed
-        ? Promise.resolve()
-        : new Promise<void>((resolve) => waiters.push({ position: target, resolve })),
+    waitFor: (target) => {
+      if (target <= committed || closed) return Promise.resolve()
+      if (target <= position) commitSoon()
+      else lowestWaited = Math.min(lowestWaited, target)
+      return new Promise<void>((resolve) => waiters.push({ position: target, resolve }))
+    },
     onChange: (listener) => {
       listeners.add(listener)
       return () => listeners.delete(listener)

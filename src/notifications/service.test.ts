@@ -177,6 +177,18 @@ describe('createNotificationConfigService', () => {
     await assert.rejects(service.addSelector(globex, 'webhook', id, selector), NotFoundError)
   })
 
+  it('adds many selectors to one configuration at once, every one of them: commands to one configuration take turns', async () => {
+    const created = await webhook()
+    const results = await Promise.allSettled(
+      Array.from({ length: 20 }, () => service.addSelector(acme, 'webhook', created.value.id, selector)),
+    )
+    assert.deepEqual(
+      results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason)),
+      [],
+    )
+    assert.equal((await store.readStream(streamName(created.value.id))).length, 21)
+  })
+
   it('manages selectors and lists them per account', async () => {
     const created = await webhook()
     const id = created.value.id

@@ -275,14 +275,38 @@ export const createNotificationConfigService = (
     return { state, revision: last === undefined ? 'no_stream' : last.revision }
   }
 
+  // Commands to one configuration run one after another in this process, so concurrent
+  // requests (a script adding selectors in parallel) never conflict with each other; the
+  // retries below are left for writers in other instances.
+  const queues = new Map<string, Promise<unknown>>()
+  const serially = <T>(key: string, work: () => Promise<T>): Promise<T> => {
+    const run = (queues.get(key) ?? Promise.resolve()).then(work, work)
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    )
+    queues.set(key, tail)
+    void tail.then(() => {
+      if (queues.get(key) === tail) queues.delete(key)
+    })
+    return run
+  }
+
   /**
    * Decides and appends. With an expected revision the client's view must still be current,
    * and a concurrent write fails with 412 instead of being decided again.
    */
-  const handle = async (
+  const handle = (
     configurationId: string,
     command: (state: ConfigurationState) => ConfigurationCommand,
     write: WriteOptions = {},
+  ): Promise<{ events: ConfigurationEvent[]; state: ConfigurationState; revision: number }> =>
+    serially(configurationId, () => decideAndAppend(configurationId, command, write))
+
+  const decideAndAppend = async (
+    configurationId: string,
+    command: (state: ConfigurationState) => ConfigurationCommand,
+    write: WriteOptions,
   ): Promise<{ events: ConfigurationEvent[]; state: ConfigurationState; revision: number }> => {
     const { expectedRevision } = write
     for (let attempt = 1; ; attempt++) {

@@ -74,7 +74,15 @@ const retryPolicyOf = (delivery: DeliveryConfig): RetryPolicy => ({
  */
 const openDeliveryStore = (config: Config, store: EventStore): { store: EventStore; owned: boolean } =>
   config.event_store.kind === 'embedded'
-    ? { store: createSqliteEventStore({ path: join(config.data_dir, 'deliveries.sqlite') }), owned: true }
+    ? {
+        // Many deliveries record their attempts at once, each to its own stream: they share a
+        // sync to disk (group commit). The configuration store keeps a transaction per append.
+        store: createSqliteEventStore({
+          path: join(config.data_dir, 'deliveries.sqlite'),
+          groupCommit: true,
+        }),
+        owned: true,
+      }
     : { store, owned: false }
 
 const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error))

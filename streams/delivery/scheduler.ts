@@ -107,6 +107,18 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
     inFlight.add(run)
     void run.finally(() => {
       inFlight.delete(run)
+      pumpSoon()
+    })
+  }
+
+  // Attempts whose outcomes one read-model commit showed all finish in the same run of
+  // microtasks; one look for due heads after all of them serves every freed queue at once.
+  let pumpQueued = false
+  const pumpSoon = () => {
+    if (pumpQueued) return
+    pumpQueued = true
+    queueMicrotask(() => {
+      pumpQueued = false
       pump()
     })
   }
@@ -120,11 +132,13 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
       for (const item of source.dueHeads(now, exclude, free)) start(item)
       exclude = excluded(now)
     }
-    // Busy queues wake the pump when they finish; the rest need a timer.
+    // Busy queues wake the pump when they finish; the rest need a timer, which a full pool
+    // does not: the next attempt to finish looks again.
+    if (busy.size >= concurrency) return
     let next = source.nextDueAt(exclude)
     for (const [queue, until] of deferred)
       if (!busy.has(queue) && (next === undefined || until < next)) next = until
-    if (next !== undefined && busy.size < concurrency) sleepUntil(next, now)
+    if (next !== undefined) sleepUntil(next, now)
   }
 
   // Due work left from before a restart (a retry that was waiting) starts at once.

@@ -126,7 +126,11 @@ const world = async (name: string) => {
       { topic: TOPICS.deliveries, partitions: 3 },
       { topic: TOPICS.outcomes, partitions: 3 },
     ])
-    const store = createSqliteEventStore({ path: join(dir, 'deliveries.sqlite'), pollIntervalMs: 50 })
+    const store = createSqliteEventStore({
+      path: join(dir, 'deliveries.sqlite'),
+      pollIntervalMs: 50,
+      groupCommit: true,
+    })
     const view = createDeliveryReadModel({ path: join(dir, 'deliveries-view.sqlite'), newId: randomUUID })
     view.follow(store)
     const engine = startDeliveryEngine({

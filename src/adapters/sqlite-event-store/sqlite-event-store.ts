@@ -43,6 +43,16 @@ export interface SqliteEventStoreOptions {
   readonly pageSize?: number
   /** Milliseconds since the epoch, stamped on events as `recordedAt`. Default `Date.now`. */
   readonly clock?: () => number
+  /**
+   * Group commit (default off): appends made in the same turn of the event loop are written in
+   * one transaction, one sync to disk, at the end of the turn. For a store with many concurrent
+   * writers of distinct streams (the delivery log). Off, each append is written within its call,
+   * so a reader that decides and appends straight after (a configuration change) never sees a
+   * write of the same turn still pending.
+   */
+  readonly groupCommit?: boolean
+  /** With `groupCommit`, appends waiting for a group that make it start at once rather than at the end of the turn. Default 1000. */
+  readonly maxGroupAppends?: number
 }
 
 export type { ReadAllOptions } from '../../ports/event-store.ts'
@@ -55,6 +65,8 @@ const defaults = {
   busyTimeoutMs: 5000,
   pageSize: 500,
   clock: Date.now,
+  groupCommit: false,
+  maxGroupAppends: 1000,
 } satisfies Omit<SqliteEventStoreOptions, 'path'>
 
 interface Placement {
@@ -134,8 +146,17 @@ const openDatabase = (path: string, busyTimeoutMs: number): { db: DatabaseSync; 
  *
  * Calls run synchronously on the event loop (node:sqlite has no async API); an append that
  * waits for another process's write lock blocks this process for up to `busyTimeoutMs`.
- * Every append is one transaction and one sync to disk, so `appendMany` (all its entries in one
- * transaction, all or nothing) is how to record many streams' events cheaply.
+ * With `groupCommit`, appends are group-committed: those made in the same turn of the event
+ * loop are written in one transaction and one sync to disk at the end of the turn, each in its
+ * own savepoint (so each still succeeds or fails on its own, and resolves only once that
+ * transaction committed). Many concurrent callers therefore share the cost of a sync. Without
+ * it, each append is its own transaction, written within the call. `appendMany` (all its
+ * entries all or nothing) is one transaction for one caller's many streams either way.
+ *
+ * Why opt-in: a configuration change reads its stream, decides and appends with an expected
+ * revision. Written within the call, concurrent changes to one configuration never interleave;
+ * deferred to the end of the turn, every request of the turn would read the same revision and
+ * all but one would conflict (and, past its retries, fail with 412).
  *
  * @example
  * const store = createSqliteEventStore({ path: 'data/events.sqlite' })
@@ -146,7 +167,10 @@ const openDatabase = (path: string, busyTimeoutMs: number): { db: DatabaseSync; 
  * await store.close()
  */
 export const createSqliteEventStore = (options: SqliteEventStoreOptions): SqliteEventStore => {
-  const { path, pollIntervalMs, busyTimeoutMs, pageSize, clock } = { ...defaults, ...options }
+  const { path, pollIntervalMs, busyTimeoutMs, pageSize, clock, groupCommit, maxGroupAppends } = {
+    ...defaults,
+    ...options,
+  }
   const { db, statements } = openDatabase(path, busyTimeoutMs)
 
   let closed = false
@@ -250,28 +274,85 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
     return { result: { nextExpectedRevision: revision, position }, written: true }
   }
 
+  /** One append or appendMany waiting for the next group commit. */
+  interface Queued {
+    readonly operation: string
+    readonly write: () => { readonly value: unknown; readonly written: boolean }
+    readonly resolve: (value: never) => void
+    readonly reject: (error: unknown) => void
+  }
+  let queue: Queued[] = []
+  let flushTimer: NodeJS.Immediate | undefined
+
+  const savepoint = {
+    begin: db.prepare('SAVEPOINT herald_append'),
+    release: db.prepare('RELEASE herald_append'),
+    undo: db.prepare('ROLLBACK TO herald_append'),
+  }
+
   /**
-   * Runs `write` in one transaction. IMMEDIATE takes the write lock before anything is read, so
-   * no other process can append between a head check and the write; COMMIT is the one sync to
-   * disk. Subscribers are woken only after COMMIT: they must never see an event that could still
-   * roll back.
+   * Writes every queued append in one transaction and one sync to disk (the group commit), then
+   * answers them. Each runs in its own savepoint, so one whose expected revision does not hold
+   * (or that fails any other way) is rolled back alone and the others still commit, exactly as
+   * if each had been its own transaction. IMMEDIATE takes the write lock before anything is
+   * read, so no other process can append between a head check and the write. Nobody is answered
+   * and no subscriber is woken before COMMIT: an acknowledged append is on disk, and a crash
+   * before COMMIT loses only appends that were never acknowledged.
    */
-  const transact = <T>(
-    operation: string,
-    write: () => { readonly value: T; readonly written: boolean },
-  ): T => {
-    let outcome: { readonly value: T; readonly written: boolean }
+  const flush = (): void => {
+    if (flushTimer !== undefined) clearImmediate(flushTimer)
+    flushTimer = undefined
+    const group = queue
+    queue = []
+    if (group.length === 0) return
+    const answers: { readonly queued: Queued; readonly ok: boolean; readonly value: unknown }[] = []
+    let written = false
     try {
       db.exec('BEGIN IMMEDIATE')
-      outcome = write()
-      db.exec(outcome.written ? 'COMMIT' : 'ROLLBACK')
+      for (const queued of group) {
+        savepoint.begin.run()
+        try {
+          const outcome = queued.write()
+          savepoint.release.run()
+          written ||= outcome.written
+          answers.push({ queued, ok: true, value: outcome.value })
+        } catch (error) {
+          // Some SQLite errors (a full disk, an I/O error) end the whole transaction: then none
+          // of the group is written, and the catch below answers all of them with it.
+          if (!db.isTransaction) throw error
+          savepoint.undo.run()
+          savepoint.release.run()
+          answers.push({ queued, ok: false, value: translateSqliteError(error, queued.operation) })
+        }
+      }
+      db.exec(written ? 'COMMIT' : 'ROLLBACK')
     } catch (error) {
       if (db.isTransaction) db.exec('ROLLBACK')
-      throw translateSqliteError(error, operation)
+      for (const queued of group) queued.reject(translateSqliteError(error, queued.operation))
+      return
     }
-    if (outcome.written) for (const catchUp of live) catchUp.wake()
-    return outcome.value
+    if (written) for (const catchUp of live) catchUp.wake()
+    for (const { queued, ok, value } of answers) {
+      if (ok) queued.resolve(value as never)
+      else queued.reject(value)
+    }
   }
+
+  /**
+   * Queues `write` for the next group commit: at once without `groupCommit`; else at the end of
+   * this turn of the event loop, or at once when `maxGroupAppends` are waiting. Appends made while others' I/O is handled (many
+   * deliveries finishing in the same turn) share one sync to disk; a lone append waits for
+   * no timer, only for the turn to end.
+   */
+  const enqueue = <T>(
+    operation: string,
+    write: () => { readonly value: T; readonly written: boolean },
+  ): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      queue.push({ operation, write, resolve: resolve as (value: never) => void, reject })
+      if (!groupCommit || queue.length >= maxGroupAppends) flush()
+      else flushTimer ??= setImmediate(flush)
+    })
 
   const append = async (
     stream: string,
@@ -282,7 +363,7 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
     validateAppend(stream, events, options)
     const expected = options.expectedRevision ?? 'any'
     const recordedAt = clock()
-    return transact('append', () => {
+    return enqueue('append', () => {
       const { result, written } = appendInTransaction(stream, events, expected, recordedAt)
       return { value: result, written }
     })
@@ -294,7 +375,7 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
     validateAppendMany(appends)
     if (appends.length === 0) return []
     const recordedAt = clock()
-    return transact('appendMany', () => {
+    return enqueue('appendMany', () => {
       let written = false
       const results = appends.map(({ stream, events, expectedRevision }) => {
         const outcome = appendInTransaction(stream, events, expectedRevision ?? 'any', recordedAt)
@@ -359,6 +440,8 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
 
   const close = async (): Promise<void> => {
     if (closed) return
+    // Appends made before close are written, as they would have been without the group commit.
+    flush()
     closed = true
     for (const catchUp of [...live]) catchUp.complete()
     if (poller !== undefined) clearInterval(poller)
