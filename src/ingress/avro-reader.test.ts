@@ -64,6 +64,18 @@ const everything = avsc.Type.forSchema({
   ],
 })
 
+// A string, an optional long and an array: enough to reach every kind of malformed input.
+const small = avsc.Type.forSchema({
+  type: 'record',
+  name: 'Small',
+  fields: [
+    { name: 's', type: 'string' },
+    { name: 'u', type: ['null', 'long'], default: null },
+    { name: 'a', type: { type: 'array', items: 'boolean' } },
+  ],
+})
+const readSmall = compileAvroReader(small) as (b: Buffer) => unknown
+
 const text = fc.string({ unit: 'binary', maxLength: 80 })
 const inner = fc.record({ x: text, y: fc.option(fc.double({ noNaN: true }), { nil: null }) })
 const everythingValue = fc.record({
@@ -143,16 +155,6 @@ describe('compileAvroReader', () => {
   })
 
   it('agrees with avsc on random bytes: fails where it fails, reads what it reads', () => {
-    const small = avsc.Type.forSchema({
-      type: 'record',
-      name: 'Small',
-      fields: [
-        { name: 's', type: 'string' },
-        { name: 'u', type: ['null', 'long'], default: null },
-        { name: 'a', type: { type: 'array', items: 'boolean' } },
-      ],
-    })
-    const readSmall = compileAvroReader(small) as (b: Buffer) => unknown
     const bytes = fc.oneof(
       fc.uint8Array({ maxLength: 24 }),
       // Mostly well-formed: a short string, then noise.
@@ -181,16 +183,6 @@ describe('compileAvroReader', () => {
     assert.throws(() => readStrings(Buffer.from([0x80, 0x80, 0x80, 0x80, 0x80, 0x40])), /block count/)
     // The input that once exhausted the heap of a property run (through avsc): an empty
     // string, a null, then a block of 2^29 booleans in 7 bytes.
-    const small = avsc.Type.forSchema({
-      type: 'record',
-      name: 'Small',
-      fields: [
-        { name: 's', type: 'string' },
-        { name: 'u', type: ['null', 'long'], default: null },
-        { name: 'a', type: { type: 'array', items: 'boolean' } },
-      ],
-    })
-    const readSmall = compileAvroReader(small) as (b: Buffer) => unknown
     const crafted = Buffer.from([0x00, 0x00, 0x80, 0x80, 0x80, 0x80, 0x04])
     assert.throws(() => readSmall(crafted), /invalid block count: 536870912/)
     const decoded = avroPayloadDecoder(3, small as AvscType).decode(crafted)
