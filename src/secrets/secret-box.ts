@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject, randomBytes } from 'node:crypto'
 import { type FieldIssue, HeraldError, ValidationError } from '../errors/index.ts'
 import { decodeKey, keyIdOf } from './key.ts'
 
@@ -60,6 +60,8 @@ const header = (keyId: string): string => `enc:${VERSION}:${keyId}:`
 interface Key {
   readonly id: string
   readonly bytes: Buffer
+  /** Imported once: from raw bytes, every cipher would import the key again (most of an open's cost). */
+  readonly object: KeyObject
 }
 
 const readKeys = (options: SecretBoxOptions): { current: Key; all: readonly Key[] } => {
@@ -72,7 +74,7 @@ const readKeys = (options: SecretBoxOptions): { current: Key; all: readonly Key[
       // The path only: the text may be a real key with a typo, and it must not reach a log.
       issues.push({ path: i === 0 ? 'current' : `previous[${i - 1}]`, message: 'must be base64 of 32 bytes' })
     } else if (!keys.some((k) => k.bytes.equals(bytes))) {
-      keys.push({ id: keyIdOf(bytes), bytes })
+      keys.push({ id: keyIdOf(bytes), bytes, object: createSecretKey(bytes) })
     }
   })
   const [current] = keys
@@ -107,7 +109,7 @@ export const createSecretBox = (options: SecretBoxOptions): SecretBox => {
 
   const seal = (plaintext: string, aad?: string): string => {
     const nonce = randomBytes(NONCE_BYTES)
-    const cipher = createCipheriv(ALGORITHM, current.bytes, nonce, { authTagLength: TAG_BYTES })
+    const cipher = createCipheriv(ALGORITHM, current.object, nonce, { authTagLength: TAG_BYTES })
     cipher.setAAD(associatedData(current.id, aad))
     const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()])
     const payload = Buffer.concat([nonce, ciphertext, cipher.getAuthTag()])
@@ -119,7 +121,7 @@ export const createSecretBox = (options: SecretBoxOptions): SecretBox => {
     const ciphertext = payload.subarray(NONCE_BYTES, payload.length - TAG_BYTES)
     const tag = payload.subarray(payload.length - TAG_BYTES)
     try {
-      const decipher = createDecipheriv(ALGORITHM, key.bytes, nonce, { authTagLength: TAG_BYTES })
+      const decipher = createDecipheriv(ALGORITHM, key.object, nonce, { authTagLength: TAG_BYTES })
       decipher.setAAD(associatedData(key.id, aad))
       decipher.setAuthTag(tag)
       return Buffer.concat([decipher.update(ciphertext), decipher.final()]).toString('utf8')
