@@ -1,5 +1,9 @@
-import type { ChannelConfiguration, TemplateOverrides } from '../../streams/delivery/index.ts'
-import type { EndpointConfiguration, JsonValue } from '../notifications/index.ts'
+import type {
+  ChannelConfiguration,
+  DeliverableConfiguration,
+  TemplateOverrides,
+} from '../../streams/delivery/index.ts'
+import type { EndpointConfiguration, JsonValue, NotificationConfigService } from '../notifications/index.ts'
 
 const text = (value: JsonValue | undefined): string | undefined =>
   typeof value === 'string' ? value : undefined
@@ -76,5 +80,30 @@ export const toChannelConfiguration = (
         ...optional('labels', texts(s.labels)),
         ...optional('assignee', text(s.assignee)),
       }
+  }
+}
+
+/**
+ * What the deliverer needs of a stored configuration, secrets opened through `service`: its
+ * state and its channel, the webhook signing with its current secret and those still in their
+ * rotation grace period at `now`.
+ */
+export const deliverableConfiguration = (
+  service: Pick<NotificationConfigService, 'openSecret' | 'webhookDelivery'>,
+  configuration: EndpointConfiguration,
+  now: () => number,
+): DeliverableConfiguration => {
+  const signingSecrets = () => {
+    const current = service.webhookDelivery(configuration, now())
+    return current === undefined ? [] : [current.signingSecret, ...(current.previousSigningSecrets ?? [])]
+  }
+  return {
+    enabled: configuration.enabled,
+    changedAt: Date.parse(configuration.updatedAt),
+    channel: toChannelConfiguration(
+      configuration,
+      (field) => service.openSecret(configuration, field),
+      signingSecrets,
+    ),
   }
 }

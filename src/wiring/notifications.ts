@@ -36,7 +36,7 @@ import type { Consumer, EventLog } from '../ports/event-log.ts'
 import type { EventStore } from '../ports/event-store.ts'
 import type { Warehouse } from '../ports/warehouse.ts'
 import { createSecretBox, loadOrCreateKeyFile } from '../secrets/index.ts'
-import { toChannelConfiguration } from './channel-configuration.ts'
+import { deliverableConfiguration, toChannelConfiguration } from './channel-configuration.ts'
 import { type IngressWiring, startRouter } from './ingress.ts'
 
 export interface NotificationsWiring {
@@ -267,21 +267,7 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     outcomesTopic: topics.outcomes,
     getConfiguration: (id): DeliverableConfiguration | undefined => {
       const configuration = selectors.configurations.get(id)
-      if (configuration === undefined) return undefined
-      const webhook = () => service.webhookDelivery(configuration, clock())
-      const signingSecrets = () => {
-        const current = webhook()
-        return current === undefined ? [] : [current.signingSecret, ...(current.previousSigningSecrets ?? [])]
-      }
-      return {
-        enabled: configuration.enabled,
-        changedAt: Date.parse(configuration.updatedAt),
-        channel: toChannelConfiguration(
-          configuration,
-          (field) => service.openSecret(configuration, field),
-          signingSecrets,
-        ),
-      }
+      return configuration === undefined ? undefined : deliverableConfiguration(service, configuration, clock)
     },
     send: channels.send,
     uiUrl: config.ui_url,

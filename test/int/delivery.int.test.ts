@@ -30,7 +30,7 @@ import type { LogFields, Logger } from '../../src/observability/index.ts'
 import { createOutboundGuard } from '../../src/outbound/index.ts'
 import type { Consumer, EventLog, EventStore, LogMessage } from '../../src/ports/index.ts'
 import { createSecretBox } from '../../src/secrets/index.ts'
-import { toChannelConfiguration } from '../../src/wiring/channel-configuration.ts'
+import { deliverableConfiguration } from '../../src/wiring/channel-configuration.ts'
 import {
   createDeliveryChannels,
   DEFAULT_RATE_LIMITS,
@@ -100,16 +100,7 @@ const world = async (name: string) => {
 
   const getConfiguration: DeliveryEngineOptions['getConfiguration'] = (id) => {
     const stored = selectors.configurations.get(id)
-    if (stored === undefined) return undefined
-    const secrets = () => {
-      const delivery = service.webhookDelivery(stored, Date.now())
-      return delivery === undefined ? [] : [delivery.signingSecret]
-    }
-    return {
-      enabled: stored.enabled,
-      changedAt: Date.parse(stored.updatedAt),
-      channel: toChannelConfiguration(stored, (field) => service.openSecret(stored, field), secrets),
-    }
+    return stored === undefined ? undefined : deliverableConfiguration(service, stored, Date.now)
   }
 
   /** A deliverer on the files in `dir`; stop it and start another to see what survives. */
