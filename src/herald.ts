@@ -305,7 +305,10 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
           running ??= await startProjector()
         },
       }
-      consumers.push({ stop: async () => running?.stop() })
+      consumers.push({
+        stop: async () => running?.stop(),
+        holdsSince: (topic, key) => running?.holdsSince(topic, key),
+      })
     } else {
       logger('info', 'projector.ingress_disabled', { reason: 'reports.enable_data_ingress is false' })
     }

@@ -93,6 +93,14 @@ export interface PartitionLag {
 export interface Consumer {
   /** Stops fetching, lets the in-flight batch finish and commit, then leaves the group. */
   stop(): Promise<void>
+  /**
+   * Since when (ms since the epoch) this member has been reading the partition of `topic`
+   * that messages keyed `key` go to; `undefined` while it does not read it: another member
+   * does, the group is rebalancing, the consumer stopped, or it has not joined yet. For work
+   * done outside the handler that only one member of the group may do per key (the
+   * deliverer's queues): the member that reads a key's partition owns the key.
+   */
+  holdsSince(topic: string, key: string): number | undefined
 }
 
 export interface EventLog {

@@ -166,5 +166,6 @@ export const startRouter = async ({
       await consumer.stop()
       await flusher.stop()
     },
+    holdsSince: consumer.holdsSince,
   }
 }

@@ -313,7 +313,7 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
   }
   // Stopped here first, then again (a no-op) with the other consumers.
   let stopped: Promise<void> | undefined
-  const deliverer: Consumer = { stop: () => (stopped ??= consumer.stop()) }
+  const deliverer: Consumer = { stop: () => (stopped ??= consumer.stop()), holdsSince: consumer.holdsSince }
   // An attempt in progress may finish within this before shutdown aborts it (it is then sent again after the next start).
   const graceMs = Math.min(config.notifications.webhook_timeout_ms, config.shutdown_timeout_ms / 3)
   return {

@@ -189,6 +189,61 @@ export const runEventLogContract = ({ name, open, prepareTopics }: EventLogContr
       await Promise.all([c1.stop(), c2.stop()])
     })
 
+    it('tells which member reads the partition of a key, and since when', async () => {
+      const topic = await newTopic(4)
+      const groupId = group()
+      const keys = Array.from({ length: 32 }, (_, i) => `configuration-${i}`)
+      const partitionOf = new Map(
+        (
+          await log.publish(
+            topic,
+            keys.map((key) => ({ key, value: encoder.encode(key) })),
+          )
+        ).map((p, i) => [keys[i] as string, p.partition]),
+      )
+      const one = collector()
+      const joined = Date.now()
+      const c1 = await log.consume({ groupId, topics: [topic] }, one.handler)
+      // Alone in its group, the member reads every partition, from when it joined.
+      await eventually(() => {
+        for (const key of keys) {
+          const since = c1.holdsSince(topic, key)
+          assert.ok(since !== undefined && since >= joined - 1_000 && since <= Date.now(), key)
+        }
+      })
+      const before = new Map(keys.map((key) => [key, c1.holdsSince(topic, key)]))
+      const c2 = await log.consume({ groupId, topics: [topic] }, collector().handler)
+      // Two members: each key is held by exactly one of them, the one its partition went to,
+      // and what the first member kept keeps its time.
+      await eventually(
+        () => {
+          const holders = new Map<number, string>()
+          for (const key of keys) {
+            const held = [c1.holdsSince(topic, key), c2.holdsSince(topic, key)]
+            assert.equal(held.filter((since) => since !== undefined).length, 1, key)
+            const holder = held[0] === undefined ? 'two' : 'one'
+            const partition = partitionOf.get(key) as number
+            assert.equal(holders.get(partition) ?? holder, holder, `partition ${partition} has one reader`)
+            holders.set(partition, holder)
+            if (holder === 'one') assert.equal(held[0], before.get(key), key)
+          }
+          assert.equal(new Set(holders.values()).size, 2)
+        },
+        { intervalMs: 100, timeoutMs: 30_000 },
+      )
+      await c2.stop()
+      assert.equal(c2.holdsSince(topic, 'configuration-0'), undefined)
+      // The partitions of the member that left come back to the first one.
+      await eventually(
+        () => {
+          for (const key of keys) assert.notEqual(c1.holdsSince(topic, key), undefined, key)
+        },
+        { intervalMs: 100, timeoutMs: 30_000 },
+      )
+      await c1.stop()
+      for (const key of keys) assert.equal(c1.holdsSince(topic, key), undefined)
+    })
+
     it('resumes a group from its committed offsets', async () => {
       const topic = await newTopic(3)
       const groupId = group()

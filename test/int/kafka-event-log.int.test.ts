@@ -6,7 +6,7 @@ import {
   type KafkaEventLogOptions,
   type KafkaLogEntry,
 } from '../../src/adapters/kafka-event-log/index.ts'
-import { partitionForKey } from '../../src/adapters/sqlite-event-log/murmur2.ts'
+import { partitionForKey } from '../../src/adapters/murmur2.ts'
 import { isRetriable, UnavailableError, ValidationError } from '../../src/errors/index.ts'
 import { runEventLogContract } from '../contracts/event-log.contract.ts'
 import { eventually } from '../support/eventually.ts'

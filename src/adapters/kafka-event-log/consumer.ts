@@ -1,5 +1,6 @@
 import type { EachBatchPayload, IHeaders, Consumer as KafkaConsumer, KafkaMessage } from 'kafkajs'
 import type { Batch, BatchHandler, Consumer, Headers, LogMessage } from '../../ports/event-log.ts'
+import { rememberingPartitioner } from '../murmur2.ts'
 import { createCommitter, type SendCommit } from './committer.ts'
 import { fromKafkaError } from './errors.ts'
 import type { KafkaEventLogLogger } from './logging.ts'
@@ -15,6 +16,8 @@ export interface ConsumerLoopOptions {
   readonly logger: KafkaEventLogLogger
   readonly onHandlerError?: (error: unknown, batch: Batch, groupId: string) => void
   readonly clock?: () => number
+  /** The partition count of each topic, asked again at every join (for `holdsSince`). */
+  readonly partitionCounts?: (topics: readonly string[]) => Promise<ReadonlyMap<string, number>>
 }
 
 const EMPTY = new Uint8Array(0)
@@ -220,12 +223,54 @@ export const runConsumerLoop = (
     resumeTimers.add(timer)
   }
 
+  // What this member reads (`holdsSince`): per topic, each partition and since when. A
+  // partition kept through a rebalance keeps its time, unless the member rejoined under a new
+  // id (it was dropped from the group, and another member may have read the partition since).
+  let held = new Map<string, Map<number, number>>()
+  let holding = false
+  let memberId: string | undefined
+  let partitionCounts = new Map<string, number>()
+  const partitionOfKey = rememberingPartitioner()
+  const clock = options.clock ?? Date.now
+  const release = (): void => {
+    holding = false
+    held = new Map()
+  }
+
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
     restarts = 0
     // Positions of partitions that moved to another member are theirs to commit now.
     committer.retain(new Map(Object.entries(payload.memberAssignment)))
+    const now = clock()
+    const kept = payload.memberId === memberId ? held : new Map<string, Map<number, number>>()
+    memberId = payload.memberId
+    held = new Map(
+      Object.entries(payload.memberAssignment).map(([topic, partitions]) => [
+        topic,
+        new Map(partitions.map((p) => [p, kept.get(topic)?.get(p) ?? now])),
+      ]),
+    )
+    holding = true
+    options
+      .partitionCounts?.([...held.keys()])
+      .then((counts) => {
+        partitionCounts = new Map(counts)
+      })
+      .catch((error: unknown) => {
+        logger({
+          level: 'warn',
+          event: 'kafka_event_log.metadata_failed',
+          message:
+            'could not read the partition counts of the assigned topics; asking again at the next join',
+          fields: { groupId, error },
+        })
+      })
+  })
+  consumer.on(consumer.events.REBALANCING, () => {
+    holding = false
   })
   consumer.on(consumer.events.CRASH, ({ payload }) => {
+    release()
     const restartHere = !payload.restart && !stopped
     logger({
       level: 'error',
@@ -238,6 +283,7 @@ export const runConsumerLoop = (
 
   const stopConsumer = async (): Promise<void> => {
     stopped = true
+    release()
     clearTimeout(trailing)
     for (const timer of resumeTimers) clearTimeout(timer)
     resumeTimers.clear()
@@ -265,6 +311,11 @@ export const runConsumerLoop = (
         throw fromKafkaError(error, 'consumer stop', { groupId })
       })
       return stopping
+    },
+    holdsSince: (topic, key) => {
+      const partitions = partitionCounts.get(topic)
+      if (!holding || partitions === undefined) return undefined
+      return held.get(topic)?.get(partitionOfKey(key, partitions))
     },
   }
 }

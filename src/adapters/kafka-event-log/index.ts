@@ -382,8 +382,14 @@ export const createKafkaEventLog = (options: KafkaEventLogOptions): EventLog => 
         partitionsConsumedConcurrently: options.consumer?.partitionsConsumedConcurrently ?? 1,
         logger,
         onHandlerError: options.onHandlerError,
+        partitionCounts: async (topics) => {
+          await adminConnection.get()
+          const { topics: metadata } = await admin.fetchTopicMetadata({ topics: [...topics] })
+          return new Map(metadata.map((t) => [t.name, t.partitions.length]))
+        },
       })
       const tracked: Consumer = {
+        holdsSince: (topic, key) => consumer.holdsSince(topic, key),
         stop: async () => {
           try {
             await consumer.stop()

@@ -13,7 +13,7 @@ import type {
   PublishedPosition,
   TopicSpec,
 } from '../../ports/event-log.ts'
-import { partitionForKey } from './murmur2.ts'
+import { partitionForKey, rememberingPartitioner } from '../murmur2.ts'
 
 export interface SqliteEventLogOptions {
   /** Database file; `:memory:` for a throw-away log. */
@@ -37,6 +37,8 @@ const INSERT_GROUP = 32
 interface Member {
   readonly id: number
   readonly topics: readonly string[]
+  /** Per topic, the partitions this member reads and since when; see `holdsSince`. */
+  readonly held: Map<string, Map<number, number>>
 }
 
 interface Group {
@@ -195,6 +197,19 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): EventLog =
     return owned
   }
 
+  // After a member joins or leaves: who reads what, keeping the time of partitions that stay.
+  const rebalance = (group: Group): void => {
+    const now = clock()
+    for (const member of group.members) {
+      for (const topic of member.topics) {
+        const before = member.held.get(topic)
+        const after = new Map<number, number>()
+        for (const p of assignment(group, member, topic)) after.set(p, before?.get(p) ?? now)
+        member.held.set(topic, after)
+      }
+    }
+  }
+
   const fetch = (groupId: string, topic: string, partition: number, max: number): LogMessage[] => {
     const committed = statements.committed.get(groupId, topic, partition) as
       | { next_offset: number }
@@ -261,8 +276,10 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): EventLog =
 
     const group: Group = groups.get(groupId) ?? { members: [], partitionLocks: new Map() }
     groups.set(groupId, group)
-    const member: Member = { id: nextMemberId++, topics }
+    const member: Member = { id: nextMemberId++, topics, held: new Map() }
+    const partitionOfKey = rememberingPartitioner()
     group.members.push(member)
+    rebalance(group)
 
     let stopping = false
     let wake: (() => void) | undefined
@@ -324,14 +341,20 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): EventLog =
       stop: async () => {
         if (stopping) return running
         stopping = true
+        member.held.clear()
         wake?.()
         try {
           await running
         } finally {
           appended.off('appended', onAppend)
           group.members.splice(group.members.indexOf(member), 1)
+          rebalance(group)
           consumers.delete(consumer)
         }
+      },
+      holdsSince: (topic, key) => {
+        const held = member.held.get(topic)
+        return held === undefined ? undefined : held.get(partitionOfKey(key, partitionsOf(topic)))
       },
     }
     consumers.add(consumer)

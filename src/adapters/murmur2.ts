@@ -37,3 +37,25 @@ const utf8 = new TextEncoder()
 /** The partition Kafka's default partitioner chooses for a key. */
 export const partitionForKey = (key: string, partitions: number): number =>
   (murmur2(utf8.encode(key)) & 0x7fffffff) % partitions
+
+/**
+ * `partitionForKey` that remembers up to `limit` keys per partition count: for callers that ask
+ * about the same keys again and again (configuration ids, accounts), without hashing each time.
+ */
+export const rememberingPartitioner = (limit = 10_000): ((key: string, partitions: number) => number) => {
+  const byCount = new Map<number, Map<string, number>>()
+  return (key, partitions) => {
+    let byKey = byCount.get(partitions)
+    if (byKey === undefined) {
+      byKey = new Map()
+      byCount.set(partitions, byKey)
+    }
+    let partition = byKey.get(key)
+    if (partition === undefined) {
+      partition = partitionForKey(key, partitions)
+      if (byKey.size >= limit) byKey.clear()
+      byKey.set(key, partition)
+    }
+    return partition
+  }
+}
