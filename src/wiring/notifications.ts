@@ -260,7 +260,24 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     clock,
     newId: randomUUID,
   })
+  // On Kafka, instances of one group share the queues: each configuration's belongs to the
+  // instance that reads its partition of the deliveries topic (commands are keyed by
+  // configuration), and a queue taken over waits out the request timeout first, so the previous
+  // owner's attempts in flight are over before it is served again. The embedded log has one
+  // process, which serves every queue.
+  let deliverer: Consumer | undefined
+  const handoverMs = config.notifications.webhook_timeout_ms
+  const sharing =
+    config.event_log.kind === 'kafka'
+      ? {
+          queueOwnedFrom: (configurationId: string) => {
+            const since = deliverer?.holdsSince(topics.deliveries, configurationId)
+            return since === undefined ? undefined : since + handoverMs
+          },
+        }
+      : {}
   const engine: DeliveryEngine = startDeliveryEngine({
+    ...sharing,
     store: deliveryStore.store,
     view,
     log,
@@ -304,6 +321,7 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
   try {
     router = await startRouter({ ...routerOptions, getIndex: () => index, route: true })
     consumer = await log.consume({ groupId: 'herald-deliverer', topics: [topics.deliveries] }, engine.handler)
+    deliverer = consumer
   } catch (error) {
     await router?.stop()
     await engine.stop(0)
@@ -313,14 +331,14 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
   }
   // Stopped here first, then again (a no-op) with the other consumers.
   let stopped: Promise<void> | undefined
-  const deliverer: Consumer = { stop: () => (stopped ??= consumer.stop()), holdsSince: consumer.holdsSince }
+  const stopOnce: Consumer = { stop: () => (stopped ??= consumer.stop()), holdsSince: consumer.holdsSince }
   // An attempt in progress may finish within this before shutdown aborts it (it is then sent again after the next start).
   const graceMs = Math.min(config.notifications.webhook_timeout_ms, config.shutdown_timeout_ms / 3)
   return {
-    consumers: [router, deliverer],
+    consumers: [router, stopOnce],
     mounts,
     close: async () => {
-      await deliverer.stop()
+      await stopOnce.stop()
       await engine.stop(graceMs)
       subscription.unsubscribe()
       await closeDeliveryLog()

@@ -36,6 +36,12 @@ export interface DeliveryEngineOptions
   readonly concurrency?: number
   /** 0 (the default): a failing configuration is never disabled for it. */
   readonly sustainedFailureMs?: number
+  /**
+   * Where several deliverers share one delivery log (instances in one consumer group on
+   * `notifications.deliveries`): from when this one may attempt a configuration's queue, or
+   * `undefined` while another one owns it. Absent: every queue is this deliverer's.
+   */
+  readonly queueOwnedFrom?: (configurationId: string) => number | undefined
 }
 
 export interface DeliveryEngine {
@@ -87,6 +93,7 @@ export const startDeliveryEngine = (options: DeliveryEngineOptions): DeliveryEng
     attempt,
     concurrency: options.concurrency ?? 128,
     clock,
+    ...(options.queueOwnedFrom === undefined ? {} : { queueOwnedFrom: options.queueOwnedFrom }),
     onError: (error, delivery) =>
       logger('error', 'delivery.attempt_failed', {
         delivery_id: delivery.deliveryId,

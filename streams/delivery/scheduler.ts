@@ -27,6 +27,14 @@ export interface QueueSchedulerOptions<T> {
   /** An attempt threw: its queue pauses for `errorBackoffMs` rather than spin on the same head. */
   readonly onError?: (error: unknown, item: T) => void
   readonly errorBackoffMs?: number
+  /**
+   * Where several schedulers share the queues (deliverer instances on one delivery log): from
+   * when this one may serve a queue, or `undefined` while another one owns it. Absent: every
+   * queue is this scheduler's. Ownership moves without notice, so it is asked again every
+   * `ownershipRecheckMs` (default 1 s).
+   */
+  readonly queueOwnedFrom?: (queue: string) => number | undefined
+  readonly ownershipRecheckMs?: number
 }
 
 export interface QueueScheduler {
@@ -60,6 +68,11 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
   const errorBackoffMs = options.errorBackoffMs ?? 5_000
   const busy = new Set<string>()
   const deferred = new Map<string, number>()
+  const { queueOwnedFrom } = options
+  const recheckMs = options.ownershipRecheckMs ?? 1_000
+  // Queues found owned by another scheduler, skipped until the next recheck.
+  const foreign = new Set<string>()
+  let foreignSince = Number.NEGATIVE_INFINITY
   const inFlight = new Set<Promise<void>>()
   const controller = new AbortController()
   let stopped = false
@@ -67,7 +80,12 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
   let timerAt = Number.POSITIVE_INFINITY
 
   const excluded = (now: number): Set<string> => {
+    if (now - foreignSince >= recheckMs) {
+      foreign.clear()
+      foreignSince = now
+    }
     const out = new Set(busy)
+    for (const queue of foreign) out.add(queue)
     for (const [queue, until] of deferred) {
       if (until > now) out.add(queue)
       else deferred.delete(queue)
@@ -129,7 +147,24 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
     let exclude = excluded(now)
     const free = concurrency - busy.size
     if (free > 0) {
-      for (const item of source.dueHeads(now, exclude, free)) start(item)
+      let started = 0
+      // A queue of another scheduler, or one just taken over (served once its previous owner's
+      // attempts are over), is skipped; then the heads behind it are looked at.
+      for (let skipped = true; skipped && started < free; ) {
+        skipped = false
+        for (const item of source.dueHeads(now, exclude, free - started)) {
+          const queue = queueOf(item)
+          const from = queueOwnedFrom === undefined ? now : queueOwnedFrom(queue)
+          if (from === undefined) foreign.add(queue)
+          else if (from > now) deferred.set(queue, from)
+          else {
+            start(item)
+            started++
+          }
+          skipped ||= from === undefined || from > now
+          exclude.add(queue)
+        }
+      }
       exclude = excluded(now)
     }
     // Busy queues wake the pump when they finish; the rest need a timer, which a full pool
@@ -138,6 +173,8 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
     let next = source.nextDueAt(exclude)
     for (const [queue, until] of deferred)
       if (!busy.has(queue) && (next === undefined || until < next)) next = until
+    // Sharing, queues may become this scheduler's at any time: look again by the recheck.
+    if (queueOwnedFrom !== undefined) next = Math.min(next ?? Number.POSITIVE_INFINITY, now + recheckMs)
     if (next !== undefined) sleepUntil(next, now)
   }
 

@@ -1,0 +1,215 @@
+import assert from 'node:assert/strict'
+import { randomBytes, randomUUID } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { createKafkaEventLog } from '../../src/adapters/kafka-event-log/index.ts'
+import { createSqliteEventStore } from '../../src/adapters/sqlite-event-store/index.ts'
+import { createDeliveryReadModel } from '../../src/deliveries/index.ts'
+import {
+  createNotificationConfigService,
+  type EndpointConfiguration,
+  emptySelectorSet,
+  type SelectorSet,
+} from '../../src/notifications/index.ts'
+import { silentLogger } from '../../src/observability/index.ts'
+import { createOutboundGuard } from '../../src/outbound/index.ts'
+import type { Consumer } from '../../src/ports/index.ts'
+import { createSecretBox } from '../../src/secrets/index.ts'
+import { deliverableConfiguration } from '../../src/wiring/channel-configuration.ts'
+import {
+  createDeliveryChannels,
+  DEFAULT_RATE_LIMITS,
+  DEFAULT_RETRY_POLICY,
+  type DeliveryEngineOptions,
+  startDeliveryEngine,
+} from '../../streams/delivery/index.ts'
+import { type DeliveryCommand, deliveryIdFor, encodeDeliveryCommand } from '../../streams/routing/index.ts'
+import { eventually } from '../support/eventually.ts'
+import { startHttpStandIn } from '../support/http-stand-in.ts'
+import { type KafkaMock, mockLogOptions, startKafkaMock } from '../support/kafka-mock.ts'
+
+/**
+ * Two deliverers sharing the work, as two Herald instances on Kafka do: one consumer group on
+ * `notifications.deliveries`, one delivery log (here one SQLite store both open), each with its
+ * own read model, which shows every delivery to both. Each configuration's queue is attempted
+ * only by the instance that reads its partition, after the hand-over wait, so every delivery
+ * reaches its endpoint once, also across the rebalance when the second instance joins.
+ */
+describe('deliverers sharing one delivery log', () => {
+  const TOPIC = 'notifications.deliveries'
+  const HANDOVER_MS = 1_000
+  let dir: string
+  let kafka: KafkaMock
+  const arrivals = new Map<string, number>()
+  let endpoint: Awaited<ReturnType<typeof startHttpStandIn>>
+  // Whatever a test started, closed last-first even when it fails.
+  const cleanups: (() => Promise<void> | void)[] = []
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'herald-delivery-sharing-'))
+    kafka = await startKafkaMock()
+    await kafka.createTopic(TOPIC, 4)
+    await kafka.createTopic('notifications.outcomes', 4)
+    endpoint = await startHttpStandIn((request) => {
+      const id = String(request.headers['webhook-id'])
+      arrivals.set(id, (arrivals.get(id) ?? 0) + 1)
+      return { status: 204 }
+    })
+  })
+  after(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup()
+    await endpoint?.close()
+    await kafka?.stop()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('sends every delivery once, each queue from the instance that reads its partition', async () => {
+    const guard = createOutboundGuard({ allowlist: ['127.0.0.1'] })
+    const configStore = createSqliteEventStore({ path: join(dir, 'eventstore.sqlite') })
+    const service = createNotificationConfigService({
+      store: configStore,
+      box: createSecretBox({ current: randomBytes(32).toString('base64') }),
+      clock: Date.now,
+      newId: randomUUID,
+      readAll: (o) => configStore.readAll(o),
+    })
+    let selectors: SelectorSet = emptySelectorSet
+    const feed = service.selectors$().subscribe((set) => {
+      selectors = set
+    })
+    cleanups.push(
+      () => guard.close(),
+      () => configStore.close(),
+      () => feed.unsubscribe(),
+    )
+    const configurations: EndpointConfiguration[] = []
+    for (let i = 0; i < 12; i++) {
+      const created = await service.createConfiguration({ account: 'acme', role: 'read-write' }, 'webhook', {
+        fields: { url: endpoint.url(`/hook/${i}`) },
+        options: {},
+      })
+      configurations.push(created.value)
+    }
+    await eventually(() => assert.equal(selectors.configurations.size, configurations.length))
+    const getConfiguration: DeliveryEngineOptions['getConfiguration'] = (id) => {
+      const stored = selectors.configurations.get(id)
+      return stored === undefined ? undefined : deliverableConfiguration(service, stored, Date.now)
+    }
+
+    const channels = createDeliveryChannels({ guard, logger: silentLogger })
+    const startInstance = async (name: string) => {
+      const sent = new Set<string>()
+      const log = createKafkaEventLog(mockLogOptions(kafka.bootstrapServers))
+      const store = createSqliteEventStore({ path: join(dir, 'deliveries.sqlite'), pollIntervalMs: 20 })
+      const view = createDeliveryReadModel({ path: join(dir, `view-${name}.sqlite`), newId: randomUUID })
+      view.follow(store)
+      let consumer: Consumer | undefined
+      const engine = startDeliveryEngine({
+        store,
+        view,
+        log,
+        outcomesTopic: 'notifications.outcomes',
+        getConfiguration,
+        send: (delivery, configuration, context) => {
+          sent.add(delivery.deliveryId)
+          return channels.send(delivery, configuration, context)
+        },
+        uiUrl: null,
+        timeoutMs: HANDOVER_MS,
+        logger: silentLogger,
+        clock: Date.now,
+        newId: randomUUID,
+        policy: DEFAULT_RETRY_POLICY,
+        rateLimits: DEFAULT_RATE_LIMITS,
+        queueOwnedFrom: (configurationId) => {
+          const since = consumer?.holdsSince(TOPIC, configurationId)
+          return since === undefined ? undefined : since + HANDOVER_MS
+        },
+      })
+      consumer = await log.consume({ groupId: 'herald-deliverer', topics: [TOPIC] }, engine.handler)
+      cleanups.push(async () => {
+        await consumer?.stop()
+        await engine.stop(1_000)
+        view.close()
+        await store.close()
+        await log.close()
+      })
+      return { view, consumer, sent }
+    }
+
+    const publisher = createKafkaEventLog(mockLogOptions(kafka.bootstrapServers))
+    cleanups.push(() => publisher.close())
+    let sequence = 0
+    const publishRound = async () => {
+      const commands: DeliveryCommand[] = configurations.flatMap((configuration) =>
+        Array.from({ length: 3 }, () => {
+          const eventId = `evt-${++sequence}`
+          return {
+            deliveryId: deliveryIdFor(eventId, configuration.id),
+            account: configuration.account,
+            endpoint: 'webhook' as const,
+            configurationId: configuration.id,
+            event: {
+              specversion: '1.0',
+              id: eventId,
+              source: '/engine/analyzer',
+              type: 'user.image.analysis.completed',
+              account: configuration.account,
+              level: 'info' as const,
+              resourcetype: 'image',
+              time: new Date().toISOString(),
+              data: { digest: 'sha256:ab' },
+            },
+            matchedSelectorIds: ['sel-1'],
+            createdAt: new Date().toISOString(),
+          }
+        }),
+      )
+      await publisher.publish(
+        TOPIC,
+        commands.map((c) => encodeDeliveryCommand(c)),
+      )
+      return commands.map((c) => c.deliveryId)
+    }
+
+    const one = await startInstance('one')
+    const expected = await publishRound()
+    // The first instance alone reads every partition and delivers the first round.
+    await eventually(() => assert.equal(expected.filter((id) => arrivals.has(id)).length, expected.length), {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    })
+    // A second instance joins: the partitions are shared, then a second round goes out.
+    const two = await startInstance('two')
+    await eventually(
+      () => {
+        const holders = configurations.map((c) =>
+          [one, two].filter((i) => i.consumer.holdsSince(TOPIC, c.id) !== undefined),
+        )
+        assert.ok(holders.every((h) => h.length === 1))
+        assert.ok(holders.some((h) => h[0] === two))
+      },
+      { timeoutMs: 30_000, intervalMs: 100 },
+    )
+    expected.push(...(await publishRound()))
+    await eventually(() => assert.equal(expected.filter((id) => arrivals.has(id)).length, expected.length), {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    })
+    // Both read models show every delivery settled; none went out twice, also after a while.
+    await eventually(() => {
+      for (const instance of [one, two]) {
+        for (const id of expected) assert.equal(instance.view.get(id)?.status, 'sent', id)
+      }
+    })
+    await sleep(HANDOVER_MS * 2)
+    const twice = [...arrivals].filter(([, n]) => n > 1)
+    assert.deepEqual(twice, [], 'no delivery reached its endpoint twice')
+    // The work was shared: each instance sent some of the second round.
+    assert.ok(two.sent.size > 0, 'the second instance delivered its share')
+    assert.equal(one.sent.size + two.sent.size, expected.length)
+  })
+})
