@@ -113,7 +113,7 @@ export const schema = group({
     }),
     webhook_timeout_ms: key(positive, {
       default: 15000,
-      doc: 'Milliseconds one outbound delivery request may take (every endpoint type: an HTTP exchange, or a whole SMTP session); a timeout is retried.',
+      doc: 'Milliseconds one outbound delivery request may take (every endpoint type: an HTTP exchange, or a whole SMTP session); a timeout is retried. On Kafka it is also the hand-over wait before an instance serves a delivery queue it took over in a rebalance.',
     }),
     delivery: group({
       concurrency: key(positive, {
