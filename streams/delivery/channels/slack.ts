@@ -1,17 +1,10 @@
 import { IncomingWebhook, type IncomingWebhookSendArguments } from '@slack/webhook'
 import type { DeliveryChannel } from './channel.ts'
-import {
-  type ChannelOptions,
-  failureOfCall,
-  fallbackNotes,
-  oneLine,
-  resultBuilder,
-  truncate,
-} from './common.ts'
+import { renderChatMessage } from './chat-message.ts'
+import { type ChannelOptions, failureOfCall, oneLine, resultBuilder, truncate } from './common.ts'
 import { type SlackConfiguration, secretValues } from './configuration.ts'
 import { guardedFetch } from './guarded-fetch.ts'
-import { type MessageScope, messageScope } from './message.ts'
-import { renderField } from './templates.ts'
+import type { MessageScope } from './message.ts'
 
 const LEVEL_EMOJI: Readonly<Record<string, string>> = {
   error: ':red_circle:',
@@ -138,17 +131,12 @@ export const createSlackChannel = (options: ChannelOptions): DeliveryChannel<Sla
         ...(context.signal === undefined ? {} : { signal: context.signal }),
       })
       try {
-        const scope = messageScope(delivery, { uiUrl: context.uiUrl })
-        const title = await renderField('slack', 'title', configuration.templates, scope)
-        const text = await renderField('slack', 'text', configuration.templates, {
-          ...scope,
-          title: title.text,
-        })
-        const notes = fallbackNotes(
-          options.logger,
+        const { scope, title, text, notes } = await renderChatMessage(
           'slack',
-          { configurationId: configuration.id, delivery },
-          [title, text],
+          delivery,
+          configuration,
+          context,
+          options.logger,
         )
         // Timeouts are the guard's (per exchange); the client's own timer stays off.
         const webhook = new IncomingWebhook(configuration.webhookUrl, {
@@ -156,7 +144,7 @@ export const createSlackChannel = (options: ChannelOptions): DeliveryChannel<Sla
           timeout: 0,
           retryConfig: { retries: 0 },
         })
-        const answer = await webhook.send(slackMessage(scope, title.text, text.text))
+        const answer = await webhook.send(slackMessage(scope, title, text))
         return result.ok(http.last()?.status ?? 200, answer.text || 'ok', { notes })
       } catch (error) {
         return result.fail(failureOfCall(error, http.last(), clock()))

@@ -1,10 +1,10 @@
 import type { DeliveryChannel } from './channel.ts'
+import { renderChatMessage } from './chat-message.ts'
 import { failureFromError, failureFromStatus } from './classify.ts'
-import { type ChannelOptions, fallbackNotes, oneLine, resultBuilder, truncate } from './common.ts'
+import { type ChannelOptions, oneLine, resultBuilder, truncate } from './common.ts'
 import { secretValues, type TeamsConfiguration } from './configuration.ts'
 import { guardedFetch } from './guarded-fetch.ts'
-import { type MessageScope, messageScope } from './message.ts'
-import { renderField } from './templates.ts'
+import type { MessageScope } from './message.ts'
 
 const LEVEL_COLOR: Readonly<Record<string, string>> = {
   error: 'Attention',
@@ -93,22 +93,17 @@ export const createTeamsChannel = (options: ChannelOptions): DeliveryChannel<Tea
         ...(context.signal === undefined ? {} : { signal: context.signal }),
       })
       try {
-        const scope = messageScope(delivery, { uiUrl: context.uiUrl })
-        const title = await renderField('teams', 'title', configuration.templates, scope)
-        const text = await renderField('teams', 'text', configuration.templates, {
-          ...scope,
-          title: title.text,
-        })
-        const notes = fallbackNotes(
-          options.logger,
+        const { scope, title, text, notes } = await renderChatMessage(
           'teams',
-          { configurationId: configuration.id, delivery },
-          [title, text],
+          delivery,
+          configuration,
+          context,
+          options.logger,
         )
         const response = await http.fetch(configuration.webhookUrl, {
           method: 'POST',
           headers: { 'content-type': 'application/json', 'user-agent': 'Herald-Notifications/1' },
-          body: JSON.stringify(teamsMessage(scope, title.text, text.text)),
+          body: JSON.stringify(teamsMessage(scope, title, text)),
         })
         const body = await response.text()
         if (response.status < 200 || response.status > 299)
