@@ -227,6 +227,26 @@ describe('delivery read model', () => {
     )
   })
 
+  it('folds each event once: a checkpoint lagging its rows (a crash between them) changes nothing', async () => {
+    await request(1, 'cfg-a')
+    await attempt(1, 503, 60_000)
+    const replayed = await deliveries.replay(hex(1), 'acme/read-write')
+    await view.waitFor(replayed)
+    await attempt(1, 200)
+    const before = { delivery: view.get(hex(1)), attempts: view.attemptsOf(hex(1)) }
+    view.close()
+    const file = new DatabaseSync(join(dir, 'view.sqlite'))
+    file.exec(`UPDATE meta SET value = '0' WHERE key = 'checkpoint'`)
+    file.close()
+
+    view = open()
+    await view.waitFor((await store.readAll()).at(-1)?.position ?? 0)
+    assert.deepEqual({ delivery: view.get(hex(1)), attempts: view.attemptsOf(hex(1)) }, before)
+    assert.equal(before.delivery?.replays, 1)
+    assert.equal(before.delivery?.status, 'sent')
+    assert.deepEqual(view.dueHeads(now, new Set(), 10), [])
+  })
+
   it('answers a waiter once what it waits for is committed, in the same turn it was folded in', async () => {
     const position = await deliveries.request(requestOf(1, 'cfg-a'))
     let answered = false

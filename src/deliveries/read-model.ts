@@ -241,7 +241,6 @@ interface DeliveryRecord {
 type FoldingRecord = Pick<
   DeliveryRecord,
   | 'delivery_id'
-  | 'revision'
   | 'account'
   | 'endpoint'
   | 'configuration_id'
@@ -252,6 +251,9 @@ type FoldingRecord = Pick<
   | 'last_error'
   | 'last_latency_ms'
 >
+
+const FOLDING_COLUMNS = `delivery_id, account, endpoint, configuration_id, event_id, event_type,
+  last_status, last_code, last_error, last_latency_ms`
 
 interface AttemptRecord {
   position: number
@@ -341,10 +343,13 @@ const ms = (iso: string): number => Date.parse(iso)
 export const createDeliveryReadModel = (options: DeliveryReadModelOptions): DeliveryReadModel => {
   if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true })
   const db = new DatabaseSync(options.path)
+  // Checkpoints every 4000 pages rather than SQLite's 1000, as the event store does: they run
+  // inside a commit, on the event loop, and a rarer one copies each page it shares only once.
   db.exec(`
     PRAGMA journal_mode = WAL;
     PRAGMA synchronous = NORMAL;
     PRAGMA busy_timeout = 5000;
+    PRAGMA wal_autocheckpoint = 4000;
   `)
   db.exec(SCHEMA)
 
@@ -363,25 +368,26 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
 
   const sql = {
     byId: db.prepare('SELECT * FROM deliveries WHERE delivery_id = ?'),
-    // What folding an attempt reads: not the event and the router's decision, the bulk of a row.
-    foldingById: db.prepare(`
-      SELECT delivery_id, revision, account, endpoint, configuration_id, event_id, event_type,
-        last_status, last_code, last_error, last_latency_ms
-      FROM deliveries WHERE delivery_id = ?`),
     insert: db.prepare(`
       INSERT INTO deliveries (delivery_id, seq, revision, account, endpoint, configuration_id, event_id,
         event_type, event, matched_selector_ids, created_at, digest, status, attempts, round_failures,
         next_attempt_at, requested_at, updated_at, replays, attempted)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, 0, ?, ?, ?, 0, 0)
       ON CONFLICT (delivery_id) DO NOTHING`),
+    // An event after the request changes its delivery only when it is newer than what was folded
+    // in (`revision < ?`: a checkpoint written before a crash lags the rows it covers, never
+    // leads them), and returns what the rest of its fold needs: one statement, not a read and a
+    // write. No row back: unknown, or applied already. What is returned is the narrow part of
+    // the row, not the event and the router's decision.
     attempted: db.prepare(`
       UPDATE deliveries SET revision = ?, attempts = MAX(attempts, ?), updated_at = ?, attempted = 1,
         last_status = ?, last_code = ?, last_error = ?, last_latency_ms = ?
-      WHERE delivery_id = ?`),
+      WHERE delivery_id = ? AND revision < ?`),
     settle: db.prepare(`
       UPDATE deliveries SET revision = ?, status = ?, attempts = MAX(attempts, ?), next_attempt_at = ?,
         round_failures = round_failures + ?, updated_at = ?
-      WHERE delivery_id = ?`),
+      WHERE delivery_id = ? AND revision < ?
+      RETURNING ${FOLDING_COLUMNS}`),
     skipped: db.prepare(`
       UPDATE deliveries SET attempted = 1, last_status = NULL, last_code = 'skipped', last_error = ?,
         last_latency_ms = NULL
@@ -389,8 +395,8 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
     replayed: db.prepare(`
       UPDATE deliveries SET revision = ?, status = 'pending', round_failures = 0, next_attempt_at = ?,
         replays = replays + 1, updated_at = ?
-      WHERE delivery_id = ?`),
-    revisionOnly: db.prepare('UPDATE deliveries SET revision = ? WHERE delivery_id = ?'),
+      WHERE delivery_id = ? AND revision < ?
+      RETURNING ${FOLDING_COLUMNS}`),
     headOf: db.prepare(`
       SELECT delivery_id, next_attempt_at FROM deliveries
       WHERE configuration_id = ? AND next_attempt_at IS NOT NULL ORDER BY seq LIMIT 1`),
@@ -474,6 +480,26 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
     else sql.startFailing.run(row.configuration_id, at)
   }
 
+  const settle = (
+    recorded: RecordedEvent,
+    status: DeliveryStatus,
+    attempt: number,
+    nextAttemptAt: number | null,
+    failures: number,
+    at: number,
+    deliveryId: string,
+  ): FoldingRecord | undefined =>
+    sql.settle.get(
+      recorded.revision,
+      status,
+      attempt,
+      nextAttemptAt,
+      failures,
+      at,
+      deliveryId,
+      recorded.revision,
+    ) as FoldingRecord | undefined
+
   const fold = (recorded: RecordedEvent, event: DeliveryEvent): void => {
     const deliveryId = event.data.deliveryId
     if (event.type === 'DeliveryRequested') {
@@ -500,10 +526,8 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
       if (changes > 0) sql.addHead.run(d.configurationId, deliveryId, ms(d.at))
       return
     }
-    const row = sql.foldingById.get(deliveryId) as FoldingRecord | undefined
-    // Applied already (a checkpoint written before a crash lags the rows it covers never).
-    if (row === undefined || recorded.revision <= row.revision) return
     const at = ms(event.data.at)
+    let row: FoldingRecord | undefined
     switch (event.type) {
       case 'DeliveryAttempted': {
         const d = event.data
@@ -516,26 +540,21 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
           d.error,
           d.latencyMs,
           deliveryId,
+          recorded.revision,
         )
         return
       }
       case 'DeliverySucceeded':
-        sql.settle.run(recorded.revision, 'sent', event.data.attempt, null, 0, at, deliveryId)
+        row = settle(recorded, 'sent', event.data.attempt, null, 0, at, deliveryId)
+        if (row === undefined) return
         recordOutcome(row, recorded, event.data.attempt, 'sent', at, null)
         break
       case 'DeliveryFailed': {
         const d = event.data
         const next = d.nextAttemptAt === null ? null : ms(d.nextAttemptAt)
         const status = d.outcome === 'failed' ? 'retrying' : d.outcome
-        sql.settle.run(
-          recorded.revision,
-          status,
-          d.attempt,
-          next,
-          d.outcome === 'failed' ? 1 : 0,
-          at,
-          deliveryId,
-        )
+        row = settle(recorded, status, d.attempt, next, d.outcome === 'failed' ? 1 : 0, at, deliveryId)
+        if (row === undefined) return
         if (d.outcome === 'skipped') sql.skipped.run(d.reason, deliveryId)
         recordOutcome(
           row,
@@ -549,11 +568,15 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
         break
       }
       case 'DeliveryDeadLettered':
-        sql.settle.run(recorded.revision, 'dead_lettered', event.data.attempt, null, 0, at, deliveryId)
+        row = settle(recorded, 'dead_lettered', event.data.attempt, null, 0, at, deliveryId)
+        if (row === undefined) return
         recordOutcome(row, recorded, event.data.attempt, 'dead_lettered', at, null)
         break
       case 'DeliveryReplayed':
-        sql.replayed.run(recorded.revision, at, at, deliveryId)
+        row = sql.replayed.get(recorded.revision, at, at, deliveryId, recorded.revision) as
+          | FoldingRecord
+          | undefined
+        if (row === undefined) return
         break
     }
     refreshHead(row.configuration_id)

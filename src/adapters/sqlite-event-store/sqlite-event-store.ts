@@ -235,11 +235,16 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
     expected: ExpectedRevision,
     recordedAt: number,
   ): { readonly result: AppendResult; readonly written: boolean } => {
-    const found = events.map((e) => statements.byId.get(stream, e.id) as Placement | undefined)
+    const head = statements.head.get(stream) as Placement | undefined
+    // A stream that does not exist yet holds none of the ids (every new delivery's request):
+    // only an existing one is worth looking them up in.
+    const found =
+      head === undefined
+        ? events.map(() => undefined)
+        : events.map((e) => statements.byId.get(stream, e.id) as Placement | undefined)
     const original = originalAppend(found, expected)
     if (original !== undefined) return { result: original, written: false }
 
-    const head = statements.head.get(stream) as Placement | undefined
     if (!holds(expected, head?.revision)) {
       throw new ExpectedRevisionConflictError({ stream, expected, actual: head?.revision ?? 'no_stream' })
     }
