@@ -12,7 +12,7 @@
  *    the p50/p99 of publish → arrival for the healthy ones, and the p99 added.
  * Figures are printed beside the targets, never asserted.
  */
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -21,24 +21,17 @@ import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.
 import { createSqliteEventStore } from '../../src/adapters/sqlite-event-store/index.ts'
 import { loadConfig } from '../../src/config/index.ts'
 import { createDeliveryReadModel } from '../../src/deliveries/index.ts'
-import {
-  createNotificationConfigService,
-  type EndpointConfiguration,
-  emptySelectorSet,
-  type SelectorSet,
-} from '../../src/notifications/index.ts'
+import type { EndpointConfiguration } from '../../src/notifications/index.ts'
 import { silentLogger } from '../../src/observability/index.ts'
 import { createOutboundGuard } from '../../src/outbound/index.ts'
-import { createSecretBox } from '../../src/secrets/index.ts'
-import { deliverableConfiguration } from '../../src/wiring/channel-configuration.ts'
 import {
   createDeliveryChannels,
   DEFAULT_RATE_LIMITS,
   DEFAULT_RETRY_POLICY,
-  type DeliveryEngineOptions,
   startDeliveryEngine,
 } from '../../streams/delivery/index.ts'
-import { type DeliveryCommand, deliveryIdFor, encodeDeliveryCommand } from '../../streams/routing/index.ts'
+import { type DeliveryCommand, encodeDeliveryCommand } from '../../streams/routing/index.ts'
+import { startWebhookConfigurations, webhookCommand } from '../support/webhook-configurations.ts'
 import { spawnWebhookSink } from '../support/webhook-sink.ts'
 
 const { values } = parseArgs({
@@ -64,18 +57,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const dir = mkdtempSync(join(tmpdir(), 'herald-bench-delivery-'))
 const sink = await spawnWebhookSink()
 const guard = createOutboundGuard({ allowlist: ['127.0.0.1'] })
-const configStore = createSqliteEventStore({ path: join(dir, 'eventstore.sqlite') })
-const service = createNotificationConfigService({
-  store: configStore,
-  box: createSecretBox({ current: randomBytes(32).toString('base64') }),
-  clock: Date.now,
-  newId: randomUUID,
-  readAll: (o) => configStore.readAll(o),
-})
-let selectors: SelectorSet = emptySelectorSet
-const feed = service.selectors$().subscribe((set) => {
-  selectors = set
-})
+const hooks = startWebhookConfigurations(join(dir, 'eventstore.sqlite'))
 const log = createSqliteEventLog({ path: join(dir, 'eventlog.sqlite'), idlePollMs: 20 })
 await log.createTopics([
   { topic: 'notifications.deliveries', partitions: 3 },
@@ -93,31 +75,19 @@ try {
   const configurations: EndpointConfiguration[] = []
   for (let i = 0; i < CONFIGURATIONS; i++) {
     const path = i === CONFIGURATIONS - 1 ? 'hang' : `c${i}`
-    const created = await service.createConfiguration(
-      { account: `account-${i % 10}`, role: 'read-write' },
-      'webhook',
-      {
-        fields: { url: `${sink.url}/${path}` },
-        options: {},
-      },
+    configurations.push(
+      await hooks.create({ account: `account-${i % 10}`, role: 'read-write' }, `${sink.url}/${path}`),
     )
-    configurations.push(created.value)
   }
-  while (selectors.configurations.size < CONFIGURATIONS) await sleep(20)
   const healthy = configurations.slice(0, -1)
   const hanging = configurations.at(-1) as EndpointConfiguration
-
-  const getConfiguration: DeliveryEngineOptions['getConfiguration'] = (id) => {
-    const stored = selectors.configurations.get(id)
-    return stored === undefined ? undefined : deliverableConfiguration(service, stored, Date.now)
-  }
 
   const engine = startDeliveryEngine({
     store,
     view,
     log,
     outcomesTopic: 'notifications.outcomes',
-    getConfiguration,
+    getConfiguration: hooks.getConfiguration,
     send: createDeliveryChannels({ guard, logger: silentLogger }).send,
     uiUrl: null,
     timeoutMs: 15_000,
@@ -134,28 +104,8 @@ try {
   )
 
   let sequence = 0
-  const commandFor = (configuration: EndpointConfiguration): DeliveryCommand => {
-    const eventId = `bench-${++sequence}`
-    return {
-      deliveryId: deliveryIdFor(eventId, configuration.id),
-      account: configuration.account,
-      endpoint: 'webhook',
-      configurationId: configuration.id,
-      event: {
-        specversion: '1.0',
-        id: eventId,
-        source: '/engine/analyzer',
-        type: 'user.image.analysis.completed',
-        account: configuration.account,
-        level: 'info',
-        resourcetype: 'image',
-        time: new Date().toISOString(),
-        data: { digest: `sha256:${sequence.toString(16).padStart(64, '0')}` },
-      },
-      matchedSelectorIds: ['bench'],
-      createdAt: new Date().toISOString(),
-    }
-  }
+  const commandFor = (configuration: EndpointConfiguration): DeliveryCommand =>
+    webhookCommand(configuration, `bench-${++sequence}`)
   const publish = (commands: readonly DeliveryCommand[]) =>
     log.publish(
       'notifications.deliveries',
@@ -226,11 +176,10 @@ try {
   await consumer.stop()
   await engine.stop(0)
 } finally {
-  feed.unsubscribe()
   view.close()
   await store.close()
   await log.close()
-  await configStore.close()
+  await hooks.close()
   guard.close()
   await sink.stop()
   rmSync(dir, { recursive: true, force: true })

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -8,28 +8,21 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { createKafkaEventLog } from '../../src/adapters/kafka-event-log/index.ts'
 import { createSqliteEventStore } from '../../src/adapters/sqlite-event-store/index.ts'
 import { createDeliveryReadModel } from '../../src/deliveries/index.ts'
-import {
-  createNotificationConfigService,
-  type EndpointConfiguration,
-  emptySelectorSet,
-  type SelectorSet,
-} from '../../src/notifications/index.ts'
+import type { EndpointConfiguration } from '../../src/notifications/index.ts'
 import { silentLogger } from '../../src/observability/index.ts'
 import { createOutboundGuard } from '../../src/outbound/index.ts'
 import type { Consumer } from '../../src/ports/index.ts'
-import { createSecretBox } from '../../src/secrets/index.ts'
-import { deliverableConfiguration } from '../../src/wiring/channel-configuration.ts'
 import {
   createDeliveryChannels,
   DEFAULT_RATE_LIMITS,
   DEFAULT_RETRY_POLICY,
-  type DeliveryEngineOptions,
   startDeliveryEngine,
 } from '../../streams/delivery/index.ts'
-import { type DeliveryCommand, deliveryIdFor, encodeDeliveryCommand } from '../../streams/routing/index.ts'
+import { encodeDeliveryCommand } from '../../streams/routing/index.ts'
 import { eventually } from '../support/eventually.ts'
 import { startHttpStandIn } from '../support/http-stand-in.ts'
 import { type KafkaMock, mockLogOptions, startKafkaMock } from '../support/kafka-mock.ts'
+import { startWebhookConfigurations, webhookCommand } from '../support/webhook-configurations.ts'
 
 /**
  * Two deliverers sharing the work, as two Herald instances on Kafka do: one consumer group on
@@ -68,37 +61,16 @@ describe('deliverers sharing one delivery log', () => {
 
   it('sends every delivery once, each queue from the instance that reads its partition', async () => {
     const guard = createOutboundGuard({ allowlist: ['127.0.0.1'] })
-    const configStore = createSqliteEventStore({ path: join(dir, 'eventstore.sqlite') })
-    const service = createNotificationConfigService({
-      store: configStore,
-      box: createSecretBox({ current: randomBytes(32).toString('base64') }),
-      clock: Date.now,
-      newId: randomUUID,
-      readAll: (o) => configStore.readAll(o),
-    })
-    let selectors: SelectorSet = emptySelectorSet
-    const feed = service.selectors$().subscribe((set) => {
-      selectors = set
-    })
+    const hooks = startWebhookConfigurations(join(dir, 'eventstore.sqlite'))
     cleanups.push(
       () => guard.close(),
-      () => configStore.close(),
-      () => feed.unsubscribe(),
+      () => hooks.close(),
     )
     const configurations: EndpointConfiguration[] = []
-    for (let i = 0; i < 12; i++) {
-      const created = await service.createConfiguration({ account: 'acme', role: 'read-write' }, 'webhook', {
-        fields: { url: endpoint.url(`/hook/${i}`) },
-        options: {},
-      })
-      configurations.push(created.value)
-    }
-    await eventually(() => assert.equal(selectors.configurations.size, configurations.length))
-    const getConfiguration: DeliveryEngineOptions['getConfiguration'] = (id) => {
-      const stored = selectors.configurations.get(id)
-      return stored === undefined ? undefined : deliverableConfiguration(service, stored, Date.now)
-    }
-
+    for (let i = 0; i < 12; i++)
+      configurations.push(
+        await hooks.create({ account: 'acme', role: 'read-write' }, endpoint.url(`/hook/${i}`)),
+      )
     const channels = createDeliveryChannels({ guard, logger: silentLogger })
     const startInstance = async (name: string) => {
       const sent = new Set<string>()
@@ -112,7 +84,7 @@ describe('deliverers sharing one delivery log', () => {
         view,
         log,
         outcomesTopic: 'notifications.outcomes',
-        getConfiguration,
+        getConfiguration: hooks.getConfiguration,
         send: (delivery, configuration, context) => {
           sent.add(delivery.deliveryId)
           return channels.send(delivery, configuration, context)
@@ -142,31 +114,9 @@ describe('deliverers sharing one delivery log', () => {
 
     const publisher = createKafkaEventLog(mockLogOptions(kafka.bootstrapServers))
     cleanups.push(() => publisher.close())
-    let sequence = 0
     const publishRound = async () => {
-      const commands: DeliveryCommand[] = configurations.flatMap((configuration) =>
-        Array.from({ length: 3 }, () => {
-          const eventId = `evt-${++sequence}`
-          return {
-            deliveryId: deliveryIdFor(eventId, configuration.id),
-            account: configuration.account,
-            endpoint: 'webhook' as const,
-            configurationId: configuration.id,
-            event: {
-              specversion: '1.0',
-              id: eventId,
-              source: '/engine/analyzer',
-              type: 'user.image.analysis.completed',
-              account: configuration.account,
-              level: 'info' as const,
-              resourcetype: 'image',
-              time: new Date().toISOString(),
-              data: { digest: 'sha256:ab' },
-            },
-            matchedSelectorIds: ['sel-1'],
-            createdAt: new Date().toISOString(),
-          }
-        }),
+      const commands = configurations.flatMap((configuration) =>
+        Array.from({ length: 3 }, () => webhookCommand(configuration)),
       )
       await publisher.publish(
         TOPIC,

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict'
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Hono } from 'hono'
-import type { Subscription } from 'rxjs'
 import type { AppEnv, Principal } from '../../src/access/index.ts'
 import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
 import { createSqliteEventStore } from '../../src/adapters/sqlite-event-store/index.ts'
@@ -19,18 +18,13 @@ import { toProblem } from '../../src/http/index.ts'
 import { compileJsonSchema, heraldSubjects } from '../../src/ingress/index.ts'
 import {
   createDeliveryHealth,
-  createNotificationConfigService,
   createNotificationRoutes,
   type EndpointConfiguration,
-  emptySelectorSet,
   type NotificationConfigService,
-  type SelectorSet,
 } from '../../src/notifications/index.ts'
 import type { LogFields, Logger } from '../../src/observability/index.ts'
 import { createOutboundGuard } from '../../src/outbound/index.ts'
 import type { Consumer, EventLog, EventStore, LogMessage } from '../../src/ports/index.ts'
-import { createSecretBox } from '../../src/secrets/index.ts'
-import { deliverableConfiguration } from '../../src/wiring/channel-configuration.ts'
 import {
   createDeliveryChannels,
   DEFAULT_RATE_LIMITS,
@@ -39,9 +33,10 @@ import {
   type RetryPolicy,
   startDeliveryEngine,
 } from '../../streams/delivery/index.ts'
-import { type DeliveryCommand, deliveryIdFor, encodeDeliveryCommand } from '../../streams/routing/index.ts'
+import { type DeliveryCommand, encodeDeliveryCommand } from '../../streams/routing/index.ts'
 import { eventually } from '../support/eventually.ts'
 import { type StandInRequest, startHttpStandIn } from '../support/http-stand-in.ts'
+import { startWebhookConfigurations, webhookCommand } from '../support/webhook-configurations.ts'
 
 const TOPICS = {
   events: 'engine.events',
@@ -73,35 +68,14 @@ const world = async (name: string) => {
     return { status: 204 }
   })
   const guard = createOutboundGuard({ allowlist: ['127.0.0.1'] })
-  const configStore = createSqliteEventStore({ path: join(dir, 'eventstore.sqlite') })
-  const service = createNotificationConfigService({
-    store: configStore,
-    box: createSecretBox({ current: randomBytes(32).toString('base64') }),
-    clock: Date.now,
-    newId: randomUUID,
-    readAll: (o) => configStore.readAll(o),
-  })
-  let selectors: SelectorSet = emptySelectorSet
-  const feed: Subscription = service.selectors$().subscribe((set) => {
-    selectors = set
-  })
+  const configurations = startWebhookConfigurations(join(dir, 'eventstore.sqlite'))
+  const { service, getConfiguration } = configurations
   const lines: { event: string; fields: LogFields }[] = []
   const logger: Logger = (_level, event, fields = {}) => lines.push({ event, fields })
 
   /** A webhook configuration whose endpoint is the stand-in at `/hook/<path>`. */
-  const configure = async (principal: Principal, path: string): Promise<EndpointConfiguration> => {
-    const created = await service.createConfiguration(principal, 'webhook', {
-      fields: { url: endpoint.url(`/hook/${path}`) },
-      options: { description: path },
-    })
-    await eventually(() => assert.ok(selectors.configurations.has(created.value.id)))
-    return created.value
-  }
-
-  const getConfiguration: DeliveryEngineOptions['getConfiguration'] = (id) => {
-    const stored = selectors.configurations.get(id)
-    return stored === undefined ? undefined : deliverableConfiguration(service, stored, Date.now)
-  }
+  const configure = (principal: Principal, path: string): Promise<EndpointConfiguration> =>
+    configurations.create(principal, endpoint.url(`/hook/${path}`), path)
 
   /** A deliverer on the files in `dir`; stop it and start another to see what survives. */
   const startDeliverer = async (
@@ -170,9 +144,8 @@ const world = async (name: string) => {
     configure,
     startDeliverer,
     close: async () => {
-      feed.unsubscribe()
       guard.close()
-      await configStore.close()
+      await configurations.close()
       await endpoint.close()
       rmSync(dir, { recursive: true, force: true })
     },
@@ -187,30 +160,6 @@ interface Deliverer {
   readonly consumer: Consumer
   stop(): Promise<void>
 }
-
-let sequence = 0
-const commandFor = (
-  configuration: EndpointConfiguration,
-  eventId = `evt-${++sequence}`,
-): DeliveryCommand => ({
-  deliveryId: deliveryIdFor(eventId, configuration.id),
-  account: configuration.account,
-  endpoint: 'webhook',
-  configurationId: configuration.id,
-  event: {
-    specversion: '1.0',
-    id: eventId,
-    source: '/engine/analyzer',
-    type: 'user.image.analysis.completed',
-    account: configuration.account,
-    level: 'info',
-    resourcetype: 'image',
-    time: new Date().toISOString(),
-    data: { digest: 'sha256:ab' },
-  },
-  matchedSelectorIds: ['sel-1'],
-  createdAt: new Date().toISOString(),
-})
 
 const publish = (deliverer: Deliverer, ...commands: DeliveryCommand[]) =>
   deliverer.log.publish(
@@ -248,7 +197,11 @@ describe('delivery: retries, dead letters and outcomes against a real endpoint',
   it('retries an endpoint answering 500 for a while, then delivers everything', async () => {
     const configuration = await w.configure(acme, 'flaky')
     w.endpoint.failWhen(to('flaky'), { status: 500, body: 'oops' }, 3)
-    const commands = [commandFor(configuration), commandFor(configuration), commandFor(configuration)]
+    const commands = [
+      webhookCommand(configuration),
+      webhookCommand(configuration),
+      webhookCommand(configuration),
+    ]
     await publish(deliverer, ...commands)
     for (const command of commands) assert.equal(await settledStatus(deliverer, command), 'sent')
 
@@ -273,7 +226,7 @@ describe('delivery: retries, dead letters and outcomes against a real endpoint',
   it('waits as long as a 429’s Retry-After asks before trying again', async () => {
     const configuration = await w.configure(acme, 'throttled')
     w.endpoint.failWhen(to('throttled'), { status: 429, headers: { 'retry-after': '1' } })
-    const command = commandFor(configuration)
+    const command = webhookCommand(configuration)
     const started = Date.now()
     await publish(deliverer, command)
     assert.equal(await settledStatus(deliverer, command), 'sent')
@@ -290,7 +243,7 @@ describe('delivery: retries, dead letters and outcomes against a real endpoint',
   it('does not retry a 400: the same request would fail again', async () => {
     const configuration = await w.configure(acme, 'picky')
     w.endpoint.failWhen(to('picky'), { status: 400, body: 'invalid_payload' }, 5)
-    const command = commandFor(configuration)
+    const command = webhookCommand(configuration)
     await publish(deliverer, command)
     assert.equal(await settledStatus(deliverer, command), 'rejected')
     await new Promise((resolve) => setTimeout(resolve, 300))
@@ -303,7 +256,7 @@ describe('delivery: retries, dead letters and outcomes against a real endpoint',
   it('dead-letters a delivery once the schedule is used up, and replays it once the endpoint is back', async () => {
     const configuration = await w.configure(acme, 'down')
     w.endpoint.failWhen(to('down'), { status: 503 }, 5)
-    const command = commandFor(configuration)
+    const command = webhookCommand(configuration)
     await publish(deliverer, command)
     assert.equal(await settledStatus(deliverer, command), 'dead_lettered')
     assert.equal(requestsTo('down').length, 5, 'the first attempt and four retries')
@@ -341,7 +294,7 @@ describe('delivery: retries, dead letters and outcomes against a real endpoint',
   it('publishes every attempt’s outcome to notifications.outcomes, matching its schema', async () => {
     const configuration = await w.configure(acme, 'observed')
     w.endpoint.failWhen(to('observed'), { status: 502 }, 1)
-    const command = commandFor(configuration)
+    const command = webhookCommand(configuration)
     await publish(deliverer, command)
     assert.equal(await settledStatus(deliverer, command), 'sent')
 
@@ -399,7 +352,7 @@ describe('delivery: a crash during a backoff', () => {
     const policy: RetryPolicy = { scheduleMs: [0, 800], jitter: 0, maxRetryAfterMs: 60_000 }
     const configuration = await w.configure(acme, 'recovering')
     w.endpoint.failWhen(to('recovering'), { status: 503 }, 2)
-    const command = commandFor(configuration)
+    const command = webhookCommand(configuration)
 
     const first = await w.startDeliverer(policy)
     await publish(first, command)
@@ -455,14 +408,14 @@ describe('delivery: a configuration that keeps failing', () => {
       },
     )
     try {
-      const first = commandFor(configuration)
+      const first = webhookCommand(configuration)
       await publish(deliverer, first)
       await eventually(async () => {
         const { value } = await w.service.getConfiguration('acme', 'webhook', configuration.id)
         assert.equal(value.configuration.enabled, false)
       })
       assert.equal(await settledStatus(deliverer, first), 'skipped', 'its next retry found it disabled')
-      const later = commandFor(configuration)
+      const later = webhookCommand(configuration)
       await publish(deliverer, later)
       assert.equal(await settledStatus(deliverer, later), 'skipped')
       const history = await w.service.getConfiguration('acme', 'webhook', configuration.id)
@@ -503,7 +456,7 @@ describe('delivery: a slow endpoint does not delay the others', () => {
   const measure = async (label: string): Promise<number[]> => {
     const published = new Map<string, number>()
     for (let round = 0; round < ROUNDS; round++) {
-      const commands = others.map((c, i) => commandFor(c, `${label}-${round}-${i}`))
+      const commands = others.map((c, i) => webhookCommand(c, `${label}-${round}-${i}`))
       const at = performance.now()
       for (const command of commands) published.set(command.deliveryId, at)
       await publish(deliverer, ...commands)
@@ -530,7 +483,7 @@ describe('delivery: a slow endpoint does not delay the others', () => {
 
     const slow = await w.configure(acme, 'hanging')
     w.endpoint.hangNext(1)
-    const stuck = commandFor(slow, 'hanging-1')
+    const stuck = webhookCommand(slow, 'hanging-1')
     await publish(deliverer, stuck)
     // The endpoint holds the request open: the attempt waits for its timeout from here on.
     await eventually(() => assert.ok(w.endpoint.requests.some(to('hanging'))))
@@ -636,7 +589,7 @@ describe('delivery log API', () => {
     theirs = await w.configure(globex, 'globex')
     w.endpoint.failWhen(to('acme-bad'), { status: 500 }, 2)
     for (let i = 0; i < 4; i++) {
-      const command = commandFor(good, `api-${i}`)
+      const command = webhookCommand(good, `api-${i}`)
       mine.push(command)
       await publish(deliverer, command)
       await settledStatus(deliverer, command)
@@ -645,8 +598,8 @@ describe('delivery log API', () => {
         await new Promise((resolve) => setTimeout(resolve, 20))
       }
     }
-    failing = commandFor(bad, 'api-bad')
-    other = commandFor(theirs, 'api-globex')
+    failing = webhookCommand(bad, 'api-bad')
+    other = webhookCommand(theirs, 'api-globex')
     await publish(deliverer, failing, other)
     await settledStatus(deliverer, failing)
     await settledStatus(deliverer, other)
