@@ -17,6 +17,7 @@ import type {
   PublishedPosition,
   TopicSpec,
 } from '../../ports/event-log.ts'
+import { rememberingPartitioner } from '../murmur2.ts'
 import { runConsumerLoop } from './consumer.ts'
 import { fromKafkaError } from './errors.ts'
 import {
@@ -225,22 +226,9 @@ export const createKafkaEventLog = (options: KafkaEventLogOptions): EventLog => 
     // A keyed message's partition depends only on its key and the topic's partition count, and
     // keys repeat (configuration ids, accounts): remembering them spares hashing every key and
     // the partitioner's per-message scan of the metadata. Bounded for producers of unique keys.
-    const byCount = new Map<number, Map<string, number>>()
-    const keyed = (args: PartitionerArgs, key: string): number => {
-      const count = args.partitionMetadata.length
-      let byKey = byCount.get(count)
-      if (byKey === undefined) {
-        byKey = new Map()
-        byCount.set(count, byKey)
-      }
-      let partition = byKey.get(key)
-      if (partition === undefined) {
-        partition = murmur2(args)
-        if (byKey.size >= REMEMBERED_KEYS) byKey.clear()
-        byKey.set(key, partition)
-      }
-      return partition
-    }
+    const partitionOfKey = rememberingPartitioner(REMEMBERED_KEYS)
+    const keyed = (args: PartitionerArgs, key: string): number =>
+      partitionOfKey(key, args.partitionMetadata.length)
     return (args: PartitionerArgs): number => {
       const known = chosenPartition.get(args.message)
       if (known !== undefined) return known
