@@ -195,6 +195,18 @@ describe('compileAvroReader', () => {
     assert.throws(() => readNulls(Buffer.from([0x80, 0x80, 0x80, 0x80, 0x04, 0x00])), /block count/)
   })
 
+  it('reads a payload in place from a start offset, as it reads the payload alone', () => {
+    const strings = avsc.Type.forSchema({ type: 'array', items: 'string' })
+    const read = compileAvroReader(strings) as (b: Buffer, start?: number) => unknown
+    const payload = strings.toBuffer(['ascii', 'naïve', 'x'.repeat(70), ''])
+    // A header of bytes that would not read as Avro: nothing of it may be read.
+    const framed = Buffer.concat([Buffer.from([0x00, 0xff, 0x80, 0x81, 0x82]), payload])
+    assert.deepEqual(read(framed, 5), read(payload))
+    const decoder = avroPayloadDecoder(3, strings as unknown as AvscType)
+    assert.deepEqual(decoder.decode(framed, 5), decoder.decode(payload))
+    assert.equal(decoder.decode(framed.subarray(0, framed.length - 1), 5).ok, false)
+  })
+
   it('reads wrapped unions and error records as avsc and the plain conversion do', () => {
     const wrapped = avsc.Type.forSchema(
       {

@@ -38,6 +38,8 @@ export type KafkaMode =
   | { readonly mode: 'unsupported'; readonly reason: string }
 
 const STRUCTURED: KafkaMode = { mode: 'structured' }
+// A literal, not a template: a key built per call is a fresh string, hashed on every lookup.
+const SPECVERSION_HEADER = 'ce_specversion'
 
 /** Reads the mode off a Kafka message's headers; no allocation for structured messages. */
 export const kafkaMode = (headers: Headers): KafkaMode => {
@@ -52,7 +54,7 @@ export const kafkaMode = (headers: Headers): KafkaMode => {
       ? STRUCTURED
       : { mode: 'unsupported', reason: `structured mode needs ${STRUCTURED_MEDIA_TYPE}, got ${contentType}` }
   }
-  if (headers[`${KAFKA_HEADER_PREFIX}specversion`] === undefined) return STRUCTURED
+  if (headers[SPECVERSION_HEADER] === undefined) return STRUCTURED
   return { mode: 'binary', attributes: prefixedAttributes(headers, KAFKA_HEADER_PREFIX), contentType }
 }
 

@@ -6,7 +6,7 @@ import { decodeEvent, type IngressEvent, isUnknownType } from './contract.ts'
 import { parseJsonBytes } from './payload-decoders.ts'
 import { createSchemaDecoders, isLookupFailure, type SchemaDecoders } from './schema-decoders.ts'
 import type { SchemaRegistry } from './schema-registry.ts'
-import { type Frame, parseFrame } from './wire-format.ts'
+import { FRAME_HEADER_BYTES, frameSchemaId, isFramed } from './wire-format.ts'
 
 /**
  * Why a message was refused, as the dead-letter headers name it:
@@ -97,47 +97,46 @@ export const createIngressDecoder = (options: IngressDecoderOptions = {}): Ingre
   const decoders = options.decoders ?? createSchemaDecoders(options.registry ?? noRegistry)
   const contract = options.decodeEvent ?? decodeEvent
 
-  const framedPayload = (frame: Frame): Step => {
-    if (frame.kind === 'truncated') {
+  // The payload is read in place, past the frame's header: no view of it is made per message.
+  const framedPayload = (value: Uint8Array): Step => {
+    if (value.length < FRAME_HEADER_BYTES) {
       return {
         ok: false,
         code: 'wire_format_invalid',
-        issues: [{ path: '(value)', message: `a Confluent frame needs 5 header bytes, got ${frame.length}` }],
+        issues: [{ path: '(value)', message: `a Confluent frame needs 5 header bytes, got ${value.length}` }],
       }
     }
-    if (frame.kind === 'plain') throw new TypeError('framedPayload needs a frame')
-    const decoder = decoders.lookup(frame.schemaId)
+    const schemaId = frameSchemaId(value)
+    const decoder = decoders.lookup(schemaId)
     if (decoder === undefined || isLookupFailure(decoder)) {
-      const message = decoder?.message ?? `schema id ${frame.schemaId} is not registered`
+      const message = decoder?.message ?? `schema id ${schemaId} is not registered`
       return {
         ok: false,
         code: decoder?.code ?? 'schema_not_found',
         issues: [{ path: '(schema id)', message }],
       }
     }
-    return decoder.decode(frame.payload)
+    return decoder.decode(value, FRAME_HEADER_BYTES)
   }
 
-  const structuredBody = (frame: Frame, value: Uint8Array): Step => {
-    if (frame.kind !== 'plain') return framedPayload(frame)
+  const structuredBody = (value: Uint8Array): Step => {
+    if (isFramed(value)) return framedPayload(value)
     const parsed = parseJsonBytes(value)
     return parsed.ok ? parsed : { ok: false, code: 'payload_undecodable', issues: parsed.issues }
   }
 
-  const binaryData = (frame: Frame, value: Uint8Array, contentType: string): Step => {
-    if (frame.kind !== 'plain') return framedPayload(frame)
+  const binaryData = (value: Uint8Array, contentType: string): Step => {
+    if (isFramed(value)) return framedPayload(value)
     const body = dataFromBody(contentType, value)
     return body.ok ? { ok: true, value: body.data } : body
   }
 
-  const decodeOne = (message: LogMessage, frame: Frame): IngressResult => {
+  const decodeOne = (message: LogMessage): IngressResult => {
     const mode = kafkaMode(message.headers)
     if (mode.mode === 'unsupported')
       return fail('content_type_unsupported', [{ path: 'content-type', message: mode.reason }])
     const body =
-      mode.mode === 'structured'
-        ? structuredBody(frame, message.value)
-        : binaryData(frame, message.value, mode.contentType)
+      mode.mode === 'structured' ? structuredBody(message.value) : binaryData(message.value, mode.contentType)
     if (!body.ok) return fail(body.code, body.issues)
     const candidate =
       mode.mode === 'structured' ? body.value : eventFromBinary(mode.attributes, mode.contentType, body.value)
@@ -147,14 +146,16 @@ export const createIngressDecoder = (options: IngressDecoderOptions = {}): Ingre
 
   return {
     async decodeBatch(messages) {
-      const frames = messages.map((m) => parseFrame(m.value))
       const unknown = new Set<number>()
-      for (const frame of frames) {
-        if (frame.kind === 'framed' && decoders.lookup(frame.schemaId) === undefined)
-          unknown.add(frame.schemaId)
+      for (const { value } of messages) {
+        if (!isFramed(value) || value.length < FRAME_HEADER_BYTES) continue
+        const schemaId = frameSchemaId(value)
+        if (decoders.lookup(schemaId) === undefined) unknown.add(schemaId)
       }
       if (unknown.size > 0) await decoders.prepare(unknown)
-      return messages.map((message, i) => decodeOne(message, frames[i] as Frame))
+      const results = new Array<IngressResult>(messages.length)
+      for (let i = 0; i < messages.length; i++) results[i] = decodeOne(messages[i] as LogMessage)
+      return results
     },
   }
 }

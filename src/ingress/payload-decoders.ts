@@ -32,8 +32,8 @@ export const jsonPayloadDecoder = (
 ): PayloadDecoder => ({
   schemaId,
   type: 'JSON',
-  decode(payload): PayloadResult {
-    const parsed = parseJsonBytes(payload, '(payload)')
+  decode(value, start = 0): PayloadResult {
+    const parsed = parseJsonBytes(start === 0 ? value : value.subarray(start), '(payload)')
     if (!parsed.ok) return { ok: false, code: 'payload_undecodable', issues: parsed.issues }
     const issues = validate(parsed.value)
     return issues === undefined ? parsed : { ok: false, code: 'schema_invalid', issues }
@@ -192,16 +192,17 @@ export const avroToPlain = (type: AvroTypeLike): ((value: unknown) => unknown) =
 export const avroPayloadDecoder = (schemaId: number, type: AvroReader): PayloadDecoder => {
   const compiled = type.typeName === undefined ? undefined : compileAvroReader(type)
   const convert = avroToPlain(type)
-  const read: (buffer: Buffer) => unknown = compiled ?? ((buffer) => convert(type.fromBuffer(buffer)))
+  const read: (buffer: Buffer, start: number) => unknown =
+    compiled ?? ((buffer, start) => convert(type.fromBuffer(start === 0 ? buffer : buffer.subarray(start))))
   return {
     schemaId,
     type: 'AVRO',
-    decode(payload): PayloadResult {
-      const buffer = Buffer.isBuffer(payload)
-        ? payload
-        : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
+    decode(value, start = 0): PayloadResult {
+      const buffer = Buffer.isBuffer(value)
+        ? value
+        : Buffer.from(value.buffer, value.byteOffset, value.byteLength)
       try {
-        return { ok: true, value: read(buffer) }
+        return { ok: true, value: read(buffer, start) }
       } catch (error) {
         return {
           ok: false,

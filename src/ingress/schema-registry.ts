@@ -33,7 +33,11 @@ export type PayloadResult =
 export interface PayloadDecoder {
   readonly schemaId: number
   readonly type: SchemaType
-  decode(payload: Uint8Array): PayloadResult
+  /**
+   * Decodes the payload that runs from `start` (0 by default) to the end of `value`, so a
+   * framed message is read in place, without a view of its payload made per message.
+   */
+  decode(value: Uint8Array, start?: number): PayloadResult
 }
 
 export interface SchemaRegistry {

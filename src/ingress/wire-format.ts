@@ -18,18 +18,26 @@ export type Frame =
 
 const PLAIN: Frame = { kind: 'plain' }
 
-export const parseFrame = (value: Uint8Array): Frame => {
-  if (value.length === 0 || value[0] !== MAGIC_BYTE) return PLAIN
-  if (value.length < FRAME_HEADER_BYTES) return { kind: 'truncated', length: value.length }
+/** Whether `value` starts with the magic byte: framed, or too short to be (`truncated`). */
+export const isFramed = (value: Uint8Array): boolean => value.length > 0 && value[0] === MAGIC_BYTE
+
+/**
+ * The schema id of a framed value at least FRAME_HEADER_BYTES long, read without allocating:
+ * the ingress reads every message's payload in place, past the header.
+ */
+export const frameSchemaId = (value: Uint8Array): number =>
   // Java's serializers write the id as a signed int; ids are positive, so a negative one is
   // as unknown to the registry as any other id it never issued.
-  const schemaId =
-    ((value[1] as number) << 24) |
-    ((value[2] as number) << 16) |
-    ((value[3] as number) << 8) |
-    (value[4] as number) |
-    0
-  return { kind: 'framed', schemaId, payload: value.subarray(FRAME_HEADER_BYTES) }
+  ((value[1] as number) << 24) |
+  ((value[2] as number) << 16) |
+  ((value[3] as number) << 8) |
+  (value[4] as number) |
+  0
+
+export const parseFrame = (value: Uint8Array): Frame => {
+  if (!isFramed(value)) return PLAIN
+  if (value.length < FRAME_HEADER_BYTES) return { kind: 'truncated', length: value.length }
+  return { kind: 'framed', schemaId: frameSchemaId(value), payload: value.subarray(FRAME_HEADER_BYTES) }
 }
 
 export const encodeFrame = (schemaId: number, payload: Uint8Array): Uint8Array => {
