@@ -393,19 +393,33 @@ export const foldFindings = (
   findingOps: ReadonlyMap<string, ImageFindingOps>,
   state: FindingState,
 ): FindingRows => {
-  const findings = new Map<string, FindingRow>()
-  const lifecycle = new Map<string, LifecycleRow>()
+  const findings: FindingRow[] = []
+  const lifecycle: LifecycleRow[] = []
   const openFindings = new Map<string, ReadonlyMap<string, FindingRow>>()
-  const put = (row: FindingRow, resolved?: { offset: number; at: string; resolution: Resolution }) => {
-    const key = `${row.digest}\u0000${findingKey(row)}`
-    findings.set(`${key}\u0000${row.from_offset}`, row)
-    lifecycle.set(`${key}\u0000${row.detected_offset}`, lifecycleOf(row, resolved))
-  }
 
   for (const [key, { account, digest, ops }] of findingOps) {
     const open = new Map(state.get(key))
     openFindings.set(key, open)
-    const close = (row: FindingRow, offset: number, at: number, by: ClosedBy, resolution?: Resolution) => {
+    // This image's rows, by `findingKey` and offset: every row a fold writes belongs to the
+    // image whose operations it applies, so the keys need not name the image.
+    const periods = new Map<string, FindingRow>()
+    const episodes = new Map<string, LifecycleRow>()
+    const put = (
+      fk: string,
+      row: FindingRow,
+      resolved?: { offset: number; at: string; resolution: Resolution },
+    ) => {
+      periods.set(`${fk}\u0000${row.from_offset}`, row)
+      episodes.set(`${fk}\u0000${row.detected_offset}`, lifecycleOf(row, resolved))
+    }
+    const close = (
+      fk: string,
+      row: FindingRow,
+      offset: number,
+      at: number,
+      by: ClosedBy,
+      resolution?: Resolution,
+    ) => {
       const closed: FindingRow = {
         ...row,
         closed_offset: offset,
@@ -413,33 +427,29 @@ export const foldFindings = (
         closed_by: by,
         version: offset,
       }
-      findings.set(`${row.digest}\u0000${findingKey(row)}\u0000${row.from_offset}`, closed)
-      if (resolution !== undefined) put(closed, { offset, at: time(at), resolution })
+      periods.set(`${fk}\u0000${row.from_offset}`, closed)
+      if (resolution !== undefined) put(fk, closed, { offset, at: time(at), resolution })
     }
     for (const op of ops) {
       if (op.kind === 'close') {
-        for (const row of open.values()) close(row, op.offset, op.at, op.reason, op.reason)
+        for (const [fk, row] of open) close(fk, row, op.offset, op.at, op.reason, op.reason)
         open.clear()
         continue
       }
       const reported = new Map<string, Finding>()
-      for (const f of op.findings) {
-        reported.set(
-          findingKey({ vulnerability_id: f.id, package: f.package, package_version: f.version }),
-          f,
-        )
-      }
-      for (const [fk, row] of [...open]) {
+      for (const f of op.findings) reported.set(`${f.id}\u0000${f.package}\u0000${f.version}`, f)
+      // Deleting the entry being visited is safe in a Map's iteration.
+      for (const [fk, row] of open) {
         if (!reported.has(fk)) {
-          close(row, op.offset, op.at, 'removed', 'removed')
+          close(fk, row, op.offset, op.at, 'removed', 'removed')
           open.delete(fk)
         }
       }
+      const at = time(op.at)
       for (const [fk, f] of reported) {
         const previous = open.get(fk)
         // Most findings of a re-analysis are unchanged: decided before any row is built.
         if (previous !== undefined && sameAttributes(previous, f, op.registry, op.repository)) continue
-        const at = time(op.at)
         const row: FindingRow = {
           account,
           digest,
@@ -466,11 +476,13 @@ export const foldFindings = (
           from_offset: op.offset,
           valid_from: at,
         }
-        if (previous !== undefined) close(previous, op.offset, op.at, 'changed')
+        if (previous !== undefined) close(fk, previous, op.offset, op.at, 'changed')
         open.set(fk, row)
-        put(row)
+        put(fk, row)
       }
     }
+    for (const row of periods.values()) findings.push(row)
+    for (const row of episodes.values()) lifecycle.push(row)
   }
-  return { findings: [...findings.values()], lifecycle: [...lifecycle.values()], openFindings }
+  return { findings, lifecycle, openFindings }
 }

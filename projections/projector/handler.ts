@@ -87,8 +87,11 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
       last.offset,
       rows.map((r) => r.id),
     )
-    const insert = (table: string, values: readonly object[]) =>
-      warehouse.insert(table, values, { deduplicationToken: `${token}/${table}` })
+    // `distinct`: the fold emits one row per key of the table (its rows are keyed by a finer
+    // key in maps), so the engine need not collapse the block. Not so for the raw events and
+    // the evaluation history, where a message delivered twice in a batch repeats a row.
+    const insert = (table: string, values: readonly object[], distinct = false) =>
+      warehouse.insert(table, values, { deduplicationToken: `${token}/${table}`, distinctKeys: distinct })
     // Each insert carries its token as its own setting on both transports, so they may run at
     // once: the engine works on one while the projector prepares the next. The raw events do
     // not depend on the prior state, so they are stored while it is read and folded.
@@ -119,16 +122,16 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
     const [, derived] = await settled(storingEvents, derive())
     const { entityState, entities, findingState, findings } = derived
     await settled(
-      insert(tables.images, entities.images),
-      insert(tables.tag_history, entities.tagHistory),
-      insert(tables.tags_current, entities.tagsCurrent),
+      insert(tables.images, entities.images, true),
+      insert(tables.tag_history, entities.tagHistory, true),
+      insert(tables.tags_current, entities.tagsCurrent, true),
       insert(tables.policy_evaluations, entities.policyEvaluations),
-      insert(tables.policy_evaluation_latest, entities.policyLatest),
-      insert(tables.image_vulnerabilities, findings.findings),
-      insert(tables.finding_lifecycle, findings.lifecycle),
+      insert(tables.policy_evaluation_latest, entities.policyLatest, true),
+      insert(tables.image_vulnerabilities, findings.findings, true),
+      insert(tables.finding_lifecycle, findings.lifecycle, true),
     )
     // Last: the lag reads it, and it must not claim a batch whose rows are not all stored.
-    await insert(tables.projection_progress, [progressRow(batch, clock())])
+    await insert(tables.projection_progress, [progressRow(batch, clock())], true)
     cached?.advance(
       { entities: entityState, findings: findingState },
       {

@@ -65,7 +65,7 @@ const DEFAULTS: Config = {
     enabled: true,
     enable_data_ingress: true,
     cycle_timers: { load: 1, refresh: 60, metrics: 3600 },
-    batch_size: 5000,
+    batch_size: 20000,
     graphiql: true,
   },
   event_log: {

@@ -188,8 +188,8 @@ export const schema = group({
       }),
     }),
     batch_size: key(positive, {
-      default: 5000,
-      doc: 'Most events the projector inserts in one batch. Each batch writes a part into every report table, which costs the embedded warehouse several milliseconds whatever its size, so larger batches project more events per CPU-second under load; when the log is quiet, `cycle_timers.load` bounds how long a batch waits to fill.',
+      default: 20000,
+      doc: 'Most events the projector inserts in one batch. Each batch writes a part into every report table, which costs the embedded warehouse about 10 ms of CPU whatever its size, and each part is merged again later, so larger batches project more events per CPU-second under load (20,000 rather than 5,000: about a third less warehouse CPU per event); a batch is only as large as what is waiting, and when the log is quiet `cycle_timers.load` bounds how long a partial batch waits to fill.',
     }),
     graphiql: key(boolean, {
       default: true,

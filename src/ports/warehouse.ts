@@ -19,6 +19,13 @@ export interface InsertOptions {
    * of the batch so a replayed batch never counts twice.
    */
   readonly deduplicationToken?: string
+  /**
+   * The caller promises that no two of the rows share a sorting key, so a ReplacingMergeTree
+   * need not collapse the block while storing it (ClickHouse's `optimize_on_insert`): about a
+   * microsecond less per row. Rows that do share a key are kept side by side until a merge
+   * collapses them, as rows of two inserts are; readers that use `FINAL` see no difference.
+   */
+  readonly distinctKeys?: boolean
 }
 
 export interface Warehouse {

@@ -1,10 +1,10 @@
 /**
  * Reports benchmarks: `npm run bench:reports [-- --rows 10000000] [--part queries|ingest|all]
- * [--events 20000] [--batch 5000] [--rounds 3]`.
+ * [--events 20000] [--batch 20000] [--rounds 3]`.
  *
  * 1. Projector ingest (`--part ingest`): the activity generator's event mix (9 accounts, system
  *    events included) encoded as log messages and fed to `createProjectorHandler` in batches of
- *    `--batch` (default 5000, the default `reports.batch_size`), into a fresh embedded chDB warehouse, for
+ *    `--batch` (default 20000, the default `reports.batch_size`), into a fresh embedded chDB warehouse, for
  *    `--rounds` rounds of `--events` events each (every round continues the same log, so later
  *    rounds read real prior state). Prints events/s of wall time and per CPU-second of the
  *    whole process (chDB's threads included), and how the CPU time splits between the JS
@@ -38,14 +38,14 @@ const { values } = parseArgs({
     rows: { type: 'string', default: '10000000' },
     part: { type: 'string', default: 'all' },
     events: { type: 'string', default: '20000' },
-    batch: { type: 'string', default: '5000' },
+    batch: { type: 'string', default: '20000' },
     rounds: { type: 'string', default: '3' },
     help: { type: 'boolean', default: false },
   },
 })
 if (values.help) {
   process.stdout.write(
-    'npx node test/bench/reports.bench.ts [--part queries|ingest|all] [--rows 10000000] [--events 20000] [--batch 5000] [--rounds 3]\n',
+    'npx node test/bench/reports.bench.ts [--part queries|ingest|all] [--rows 10000000] [--events 20000] [--batch 20000] [--rounds 3]\n',
   )
   process.exit(0)
 }

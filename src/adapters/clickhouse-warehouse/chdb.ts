@@ -8,6 +8,7 @@ import {
 import type { Warehouse } from '../../ports/warehouse.ts'
 import { toHeraldError } from './errors.ts'
 import { createFileInserter } from './file-insert.ts'
+import type { ColumnTypes } from './native-format.ts'
 import { createClickHouseWarehouse } from './warehouse.ts'
 
 export interface ChdbWarehouseOptions {
@@ -40,9 +41,9 @@ export const createChdbWarehouse = async (options: ChdbWarehouseOptions): Promis
     const chdb = createChdbConnection({ path })
     const connection = chdb as unknown as ClickHouseClientConfigOptions['connection']
     const client = createClient({ connection, log: { level: ClickHouseLogLevel.OFF } })
-    const inserter = createFileInserter(async (sql) => {
+    const run = async (sql: string) => {
       try {
-        await chdb.chdb.queryAsync(sql)
+        return await chdb.chdb.queryAsync(sql)
       } catch (error) {
         // chDB's own error types; the ClickHouse code and type are in the message, as the
         // connection parses them for the client's statements.
@@ -50,10 +51,30 @@ export const createChdbWarehouse = async (options: ChdbWarehouseOptions): Promis
         if (parsed !== error) parsed.cause = error
         throw parsed
       }
+    }
+    const columnTypes = createColumnTypes(async (sql) => (await run(sql)).text())
+    const inserter = createFileInserter(run, { columnTypes: columnTypes.of })
+    const warehouse = createClickHouseWarehouse(client, {
+      target,
+      insertRows: async (table, rows, settings) => {
+        try {
+          await inserter.insert(table, rows, settings)
+        } catch (error) {
+          columnTypes.forget(table)
+          throw error
+        }
+      },
     })
-    const warehouse = createClickHouseWarehouse(client, { target, insertRows: inserter.insert })
     return {
       ...warehouse,
+      // Any statement may be DDL that changes a table's columns: their types are read again.
+      command: async (sql, params) => {
+        try {
+          await warehouse.command(sql, params)
+        } finally {
+          columnTypes.forgetAll()
+        }
+      },
       close: async () => {
         try {
           await warehouse.close()
@@ -64,5 +85,51 @@ export const createChdbWarehouse = async (options: ChdbWarehouseOptions): Promis
     }
   } catch (error) {
     throw toHeraldError(error, { operation: 'open', target, redact: (text) => text })
+  }
+}
+
+/**
+ * The column types of the tables inserted into, read once from `system.columns` and kept
+ * until a statement or a failed insert may have changed them. `table` is a checked name
+ * (`[db.]table`); columns the engine fills itself (ALIAS, MATERIALIZED) are left out, so rows
+ * naming them go the text way and fail as they always did.
+ */
+const createColumnTypes = (read: (sql: string) => Promise<string>) => {
+  const known = new Map<string, Promise<ColumnTypes | undefined>>()
+  const load = async (table: string): Promise<ColumnTypes | undefined> => {
+    const dot = table.indexOf('.')
+    const database = dot < 0 ? 'currentDatabase()' : `'${table.slice(0, dot)}'`
+    const text = await read(
+      `SELECT name, type FROM system.columns WHERE database = ${database} AND table = '${table.slice(dot + 1)}'
+         AND default_kind NOT IN ('ALIAS', 'MATERIALIZED') FORMAT JSONEachRow`,
+    )
+    const types = new Map<string, string>()
+    for (const line of text.split('\n')) {
+      if (line === '') continue
+      const { name, type } = JSON.parse(line) as { name: string; type: string }
+      types.set(name, type)
+    }
+    return types.size > 0 ? types : undefined
+  }
+  return {
+    of: (table: string): Promise<ColumnTypes | undefined> => {
+      let types = known.get(table)
+      if (types === undefined) {
+        types = load(table).then(
+          (loaded) => {
+            if (loaded === undefined) known.delete(table)
+            return loaded
+          },
+          () => {
+            known.delete(table)
+            return undefined
+          },
+        )
+        known.set(table, types)
+      }
+      return types
+    },
+    forget: (table: string) => known.delete(table),
+    forgetAll: () => known.clear(),
   }
 }

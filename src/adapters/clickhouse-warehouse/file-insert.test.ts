@@ -40,11 +40,11 @@ describe('infileInsertSql', () => {
       'events',
       "/tmp/it's\\here/1.tsv",
       { format: 'TabSeparated', columns: ['id', 'we`ird'], body: '' },
-      "topic/0/1-2/a'b\\c/events",
+      { deduplicationToken: "topic/0/1-2/a'b\\c/events", optimizeOnInsert: false },
     )
     assert.equal(
       sql,
-      "INSERT INTO events (`id`, `we\\`ird`) FROM INFILE '/tmp/it\\'s\\\\here/1.tsv' SETTINGS async_insert = 0, insert_deduplication_token = 'topic/0/1-2/a\\'b\\\\c/events', date_time_input_format = 'best_effort', input_format_skip_unknown_fields = 0 FORMAT TabSeparated",
+      "INSERT INTO events (`id`, `we\\`ird`) FROM INFILE '/tmp/it\\'s\\\\here/1.tsv' SETTINGS async_insert = 0, insert_deduplication_token = 'topic/0/1-2/a\\'b\\\\c/events', optimize_on_insert = 0, date_time_input_format = 'best_effort', input_format_skip_unknown_fields = 0 FORMAT TabSeparated",
     )
   })
 })

@@ -1,15 +1,18 @@
 import { mkdtempSync, rmSync } from 'node:fs'
-import { unlink, writeFile } from 'node:fs/promises'
+import { open, unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { WarehouseError } from '../../errors/index.ts'
+import { type ColumnTypes, serialiseNative } from './native-format.ts'
+import type { InsertSettings } from './warehouse.ts'
 
 /** Rows ready for `INSERT … FROM INFILE`: the format, the columns it names (if any) and the body. */
 export interface SerialisedRows {
-  readonly format: 'TabSeparated' | 'JSONEachRow'
-  /** The columns of a TabSeparated body, in order; JSONEachRow names them in every row. */
+  readonly format: 'Native' | 'TabSeparated' | 'JSONEachRow'
+  /** The columns of a Native or TabSeparated body, in order; JSONEachRow names them in every row. */
   readonly columns?: readonly string[]
-  readonly body: string
+  /** Text, or the chunks of a Native block in order. */
+  readonly body: string | readonly Uint8Array[]
 }
 
 const NEEDS_ESCAPE = /[\\\t\n\r]/
@@ -58,19 +61,25 @@ const tabSeparated = (rows: readonly object[]): SerialisedRows | undefined => {
 }
 
 /**
- * Writes rows in the most compact text format the engine parses exactly as the port's
- * JSONEachRow: TabSeparated when every row has the first row's keys and only flat values
- * (strings, finite numbers, bigints, booleans, null, Dates), JSONEachRow otherwise (arrays,
+ * Writes rows in the cheapest format the engine reads exactly as the port's JSONEachRow:
+ * Native when the table's column types are known and every value has a certain binary form
+ * (`serialiseNative`); else TabSeparated when every row has the first row's keys and only flat
+ * values (strings, finite numbers, bigints, booleans, null, Dates); else JSONEachRow (arrays,
  * tuples given as objects, rows with differing keys), whose meaning is the port's own.
  *
  * @example
  * serialiseRows([{ id: 'a', n: 1, at: null }]) // { format: 'TabSeparated', columns: ['id', 'n', 'at'], body: 'a\t1\t\\N\n' }
  */
-export const serialiseRows = (rows: readonly object[]): SerialisedRows =>
-  tabSeparated(rows) ?? {
-    format: 'JSONEachRow',
-    body: `${rows.map((row) => JSON.stringify(row)).join('\n')}\n`,
-  }
+export const serialiseRows = (rows: readonly object[], types?: ColumnTypes): SerialisedRows => {
+  const native = types === undefined ? undefined : serialiseNative(rows, types)
+  if (native !== undefined) return { format: 'Native', ...native }
+  return (
+    tabSeparated(rows) ?? {
+      format: 'JSONEachRow',
+      body: `${rows.map((row) => JSON.stringify(row)).join('\n')}\n`,
+    }
+  )
+}
 
 // ClickHouse string literals and quoted identifiers escape their quote and the backslash.
 const quote = (text: string, mark: "'" | '`'): string =>
@@ -81,17 +90,37 @@ export const infileInsertSql = (
   table: string,
   file: string,
   rows: SerialisedRows,
-  deduplicationToken: string,
+  settings: InsertSettings,
 ): string => {
   const columns = rows.columns === undefined ? '' : ` (${rows.columns.map((c) => quote(c, '`')).join(', ')})`
   // In-query settings hold for this statement only, so a token never outlives its insert on an
   // engine that would keep a session-wide SET. A synchronous insert is what lets the caller
   // commit its offsets once this resolves.
-  return `INSERT INTO ${table}${columns} FROM INFILE ${quote(file, "'")} SETTINGS async_insert = 0, insert_deduplication_token = ${quote(deduplicationToken, "'")}, date_time_input_format = 'best_effort', input_format_skip_unknown_fields = 0 FORMAT ${rows.format}`
+  return `INSERT INTO ${table}${columns} FROM INFILE ${quote(file, "'")} SETTINGS async_insert = 0, insert_deduplication_token = ${quote(settings.deduplicationToken, "'")}, optimize_on_insert = ${settings.optimizeOnInsert ? 1 : 0}, date_time_input_format = 'best_effort', input_format_skip_unknown_fields = 0 FORMAT ${rows.format}`
+}
+
+const writeBody = async (file: string, body: string | readonly Uint8Array[]): Promise<void> => {
+  if (typeof body === 'string') return writeFile(file, body)
+  const handle = await open(file, 'w')
+  try {
+    await handle.writev(body as Uint8Array[])
+  } finally {
+    await handle.close()
+  }
+}
+
+const EXTENSIONS = { Native: 'native', TabSeparated: 'tsv', JSONEachRow: 'ndjson' } as const
+
+export interface FileInserterOptions {
+  /**
+   * A table's column types (`system.columns`: name → type), for the Native format; undefined
+   * when unknown, and the rows are written as text.
+   */
+  readonly columnTypes?: (table: string) => Promise<ColumnTypes | undefined>
 }
 
 export interface FileInserter {
-  insert(table: string, rows: readonly object[], deduplicationToken: string): Promise<void>
+  insert(table: string, rows: readonly object[], settings: InsertSettings): Promise<void>
   /** Removes the scratch directory; inserts must have settled. */
   close(): void
 }
@@ -100,23 +129,29 @@ export interface FileInserter {
  * Inserts into an embedded engine through a scratch file: `INSERT … FROM INFILE`. chDB reads
  * data that follows `INSERT … FORMAT` in the query text several times slower than the same
  * bytes from a file (about 20 µs per finding row as JSONEachRow in the text, under 9 µs as
- * TabSeparated from a file), so the rows are written to a file the engine then reads. The file
- * lives only for its statement; concurrent inserts each get their own.
+ * TabSeparated from a file), so the rows are written to a file the engine then reads: Native
+ * when `columnTypes` knows the table (parsing a finding row as TabSeparated cost the engine
+ * about 4 µs of it, as Native under 1), text otherwise. The file lives only for its statement;
+ * concurrent inserts each get their own.
  *
  * @example
  * const inserter = createFileInserter((sql) => session.queryAsync(sql))
- * await inserter.insert('events', rows, 'engine.events/0/0-999/…/events')
+ * await inserter.insert('events', rows, { deduplicationToken: 'engine.events/0/0-999/…/events', optimizeOnInsert: true })
  */
-export const createFileInserter = (run: (sql: string) => Promise<unknown>): FileInserter => {
+export const createFileInserter = (
+  run: (sql: string) => Promise<unknown>,
+  options: FileInserterOptions = {},
+): FileInserter => {
   const dir = mkdtempSync(join(tmpdir(), 'herald-warehouse-insert-'))
   let sequence = 0
   return {
-    insert: async (table, rows, deduplicationToken) => {
+    insert: async (table, rows, settings) => {
       if (rows.length === 0) return
-      const serialised = serialiseRows(rows)
-      const file = join(dir, `${++sequence}.${serialised.format === 'TabSeparated' ? 'tsv' : 'ndjson'}`)
+      const types = await options.columnTypes?.(table)
+      const serialised = serialiseRows(rows, types)
+      const file = join(dir, `${++sequence}.${EXTENSIONS[serialised.format]}`)
       try {
-        await writeFile(file, serialised.body)
+        await writeBody(file, serialised.body)
       } catch (error) {
         throw new WarehouseError(`insert into ${table}: cannot write its scratch file`, {
           cause: error,
@@ -124,7 +159,7 @@ export const createFileInserter = (run: (sql: string) => Promise<unknown>): File
         })
       }
       try {
-        await run(infileInsertSql(table, file, serialised, deduplicationToken))
+        await run(infileInsertSql(table, file, serialised, settings))
       } finally {
         // Best effort: a file left behind is removed with the directory on close.
         await unlink(file).catch(() => {})

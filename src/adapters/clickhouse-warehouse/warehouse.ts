@@ -5,6 +5,14 @@ import { type Operation, toHeraldError } from './errors.ts'
 import { normaliseParams } from './params.ts'
 import { singleStatement } from './statements.ts'
 
+/** What an insert sets besides its rows. */
+export interface InsertSettings {
+  /** Empty when the caller gave none. */
+  readonly deduplicationToken: string
+  /** False when the rows' keys are distinct (`InsertOptions.distinctKeys`). */
+  readonly optimizeOnInsert: boolean
+}
+
 export interface ClickHouseWarehouseOptions {
   /** How the warehouse is named in error messages, e.g. `ClickHouse http://ch:8123`. */
   readonly target?: string
@@ -12,10 +20,9 @@ export interface ClickHouseWarehouseOptions {
   readonly redact?: (text: string) => string
   /**
    * Replaces the client's insert, for a transport with a faster way in than the client's
-   * (chDB: `createFileInserter`). It receives only valid table names and non-empty rows, and
-   * `deduplicationToken` is empty when the caller gave none.
+   * (chDB: `createFileInserter`). It receives only valid table names and non-empty rows.
    */
-  readonly insertRows?: (table: string, rows: readonly object[], deduplicationToken: string) => Promise<void>
+  readonly insertRows?: (table: string, rows: readonly object[], options: InsertSettings) => Promise<void>
 }
 
 /**
@@ -103,8 +110,12 @@ export const createClickHouseWarehouse = (
           })
         }
         if (rows.length === 0) return
+        const settings: InsertSettings = {
+          deduplicationToken: insertOptions.deduplicationToken ?? '',
+          optimizeOnInsert: insertOptions.distinctKeys !== true,
+        }
         if (options.insertRows !== undefined) {
-          await options.insertRows(table, rows, insertOptions.deduplicationToken ?? '')
+          await options.insertRows(table, rows, settings)
           return
         }
         await client.insert({
@@ -115,7 +126,8 @@ export const createClickHouseWarehouse = (
           // otherwise stay set and silently drop every later insert into the same table.
           clickhouse_settings: {
             ...SETTINGS,
-            insert_deduplication_token: insertOptions.deduplicationToken ?? '',
+            insert_deduplication_token: settings.deduplicationToken,
+            optimize_on_insert: settings.optimizeOnInsert ? 1 : 0,
           },
         })
       }),

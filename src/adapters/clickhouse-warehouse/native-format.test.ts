@@ -1,0 +1,205 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { codecOf, parseUtcTime, serialiseNative } from './native-format.ts'
+
+const bytes = (...parts: (number[] | Uint8Array)[]): Buffer => Buffer.concat(parts.map((p) => Buffer.from(p)))
+const str = (text: string): Buffer => {
+  const utf8 = Buffer.from(text, 'utf8')
+  return Buffer.concat([Buffer.from(varint(utf8.length)), utf8])
+}
+const varint = (n: number): number[] => {
+  const out: number[] = []
+  let v = n
+  while (v >= 0x80) {
+    out.push((v & 0x7f) | 0x80)
+    v = Math.floor(v / 128)
+  }
+  out.push(v)
+  return out
+}
+const u64 = (n: number | bigint): number[] => {
+  const b = Buffer.alloc(8)
+  b.writeBigInt64LE(BigInt.asIntN(64, BigInt(n)))
+  return [...b]
+}
+const block = (rows: readonly object[], types: Record<string, string>): Buffer | undefined => {
+  const out = serialiseNative(rows, new Map(Object.entries(types)))
+  return out === undefined ? undefined : Buffer.concat(out.body)
+}
+
+describe('serialiseNative', () => {
+  it('writes a block as the engine writes one (checked against chDB FORMAT Native output)', () => {
+    const at = Date.UTC(2023, 10, 14, 22, 13, 20, 123)
+    const out = block(
+      [
+        { s: 'ab', n: 0, m: 'x', at: '2023-11-14 22:13:20.123', r: [{ gate: 'g', message: 'm' }] },
+        { s: 'ab', n: 1, m: null, at: new Date(at), r: [] },
+      ],
+      {
+        s: 'LowCardinality(String)',
+        n: 'UInt64',
+        m: 'Nullable(String)',
+        at: "DateTime64(3, 'UTC')",
+        r: 'Array(Tuple(gate String, message String))',
+      },
+    )
+    assert.deepEqual(
+      out,
+      bytes(
+        [5, 2],
+        str('s'),
+        str('String'),
+        str('ab'),
+        str('ab'),
+        str('n'),
+        str('UInt64'),
+        u64(0),
+        u64(1),
+        str('m'),
+        str('Nullable(String)'),
+        [0, 1],
+        str('x'),
+        str(''),
+        str('at'),
+        str("DateTime64(3, 'UTC')"),
+        u64(at),
+        u64(at),
+        str('r'),
+        str('Array(Tuple(gate String, message String))'),
+        u64(1),
+        u64(1),
+        str('g'),
+        str('m'),
+      ),
+    )
+  })
+
+  it('writes strings as UTF-8 with their byte lengths, short and long, ASCII or not', () => {
+    const long = `${'é'.repeat(200)}✓`
+    const values = ['', 'plain', 'tab\there\nnew \\N', '✓ ünïcode', 'x'.repeat(300), long, 'a'.repeat(130)]
+    const out = block(
+      values.map((s) => ({ s })),
+      { s: 'String' },
+    )
+    assert.deepEqual(out, bytes([1, values.length], str('s'), str('String'), ...values.map(str)))
+  })
+
+  it('writes numbers, booleans, enums and times by their types', () => {
+    const out = block(
+      [{ i: -2, u: true, b: 1, f: 0.1, e: 'high', big: 2n ** 63n, t: '2024-02-29T23:59:59Z' }],
+      {
+        i: 'Int16',
+        u: 'UInt8',
+        b: 'Bool',
+        f: 'Nullable(Float64)',
+        e: "Enum8('low' = 1, 'it\\'s high' = 2, 'high' = -3)",
+        big: 'UInt64',
+        t: "DateTime64(3, 'UTC')",
+      },
+    )
+    const f = Buffer.alloc(8)
+    f.writeDoubleLE(0.1)
+    assert.deepEqual(
+      out,
+      bytes(
+        [7, 1],
+        str('i'),
+        str('Int16'),
+        [0xfe, 0xff],
+        str('u'),
+        str('UInt8'),
+        [1],
+        str('b'),
+        str('Bool'),
+        [1],
+        str('f'),
+        str('Nullable(Float64)'),
+        [0],
+        [...f],
+        str('e'),
+        str("Enum8('low' = 1, 'it\\'s high' = 2, 'high' = -3)"),
+        [0xfd],
+        str('big'),
+        str('UInt64'),
+        u64(2n ** 63n),
+        str('t'),
+        str("DateTime64(3, 'UTC')"),
+        u64(Date.UTC(2024, 1, 29, 23, 59, 59)),
+      ),
+    )
+  })
+
+  it('writes -0 as 0, as the text path does', () => {
+    const out = block([{ f: -0 }], { f: 'Float64' })
+    assert.deepEqual(out?.subarray(-8), Buffer.alloc(8))
+  })
+
+  it('declines rows whose meaning as text it cannot be sure to keep, so they go as text', () => {
+    const cases: [object[], Record<string, string>][] = [
+      [[{ a: 'x' }], { b: 'String' }],
+      [[{ a: 'x' }, { a: 'y', b: 1 }], { a: 'String', b: 'UInt8' }],
+      [[{ a: 'x', b: 1 }, { a: 'y' }], { a: 'String', b: 'UInt8' }],
+      [[{ a: undefined }], { a: 'Nullable(String)' }],
+      [[{ a: 1 }], { a: 'String' }],
+      [[{ a: 256 }], { a: 'UInt8' }],
+      [[{ a: -1 }], { a: 'UInt64' }],
+      [[{ a: 1.5 }], { a: 'UInt32' }],
+      [[{ a: 2 ** 53 }], { a: 'UInt64' }],
+      [[{ a: '1' }], { a: 'UInt32' }],
+      [[{ a: Number.NaN }], { a: 'Float64' }],
+      [[{ a: 0.5 }], { a: 'Float32' }],
+      [[{ a: 'medium' }], { a: "Enum8('low' = 1)" }],
+      [[{ a: 2 }], { a: 'Bool' }],
+      [[{ a: '2024-01-02T03:04:05+02:00' }], { a: "DateTime64(3, 'UTC')" }],
+      [[{ a: '2024-01-02 03:04:05' }], { a: 'DateTime64(3)' }],
+      [[{ a: new Date(Number.NaN) }], { a: "DateTime64(3, 'UTC')" }],
+      [[{ a: [{ gate: 'g' }] }], { a: 'Array(Tuple(gate String, message String))' }],
+      [[{ a: 'x' }], { a: 'UUID' }],
+      [[{ a: 'x' }], { a: 'Map(String, String)' }],
+    ]
+    for (const [rows, types] of cases) {
+      assert.equal(block(rows, types), undefined, `${JSON.stringify(rows)} as ${JSON.stringify(types)}`)
+    }
+  })
+})
+
+describe('codecOf', () => {
+  it('declares LowCardinality as its inner type and rebuilds nested types', () => {
+    assert.equal(codecOf('LowCardinality(Nullable(String))')?.type, 'Nullable(String)')
+    assert.equal(
+      codecOf('Array(Tuple(gate LowCardinality(String), n UInt32))')?.type,
+      'Array(Tuple(gate String, n UInt32))',
+    )
+    assert.equal(codecOf('Array(Tuple(String, UInt32))'), undefined)
+    assert.equal(codecOf('Decimal(10, 2)'), undefined)
+  })
+})
+
+describe('parseUtcTime', () => {
+  it('reads the shapes Herald writes, as UTC', () => {
+    assert.equal(parseUtcTime('2026-11-22 10:00:07.250'), Date.UTC(2026, 10, 22, 10, 0, 7, 250))
+    assert.equal(parseUtcTime('2026-11-22T10:00:07.250Z'), Date.UTC(2026, 10, 22, 10, 0, 7, 250))
+    assert.equal(parseUtcTime('2026-11-22T10:00:07'), Date.UTC(2026, 10, 22, 10, 0, 7))
+    assert.equal(parseUtcTime('1970-01-01 00:00:00.000'), 0)
+  })
+
+  it('leaves every other text to the engine', () => {
+    for (const text of [
+      '',
+      '2026-11-22',
+      '2026-11-22 10:00:07.25',
+      '2026-11-22 10:00:07.2500',
+      '2026-02-29 00:00:00',
+      '2026-13-01 00:00:00',
+      '2026-11-22 24:00:00',
+      '2026-11-22 10:60:00',
+      '2026-11-22x10:00:00',
+      '1969-12-31 23:59:59.999',
+      '2106-01-01 00:00:00',
+      '2026-11-22 10:00:07+00:00',
+      '１２３４-11-22 10:00:07',
+    ]) {
+      assert.equal(parseUtcTime(text), undefined, text)
+    }
+  })
+})
