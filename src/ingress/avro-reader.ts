@@ -269,10 +269,14 @@ function sym(symbols) {
   if (v === undefined) throw new Error('invalid enum index: ' + i)
   return v
 }
+// The count is judged before a negative one's byte size is read: an impossible count is refused
+// as such, whatever follows it.
 function block(min) {
   let c = long()
-  if (c < 0) { c = -c; long() }
+  const sized = c < 0
+  if (sized) c = -c
   if (min === 0 ? c > ${MAX_EMPTY_ITEMS} : c * min > n - p) throw new Error('invalid block count: ' + c)
+  if (sized) long()
   return c
 }
 ${functions.join('\n')}
