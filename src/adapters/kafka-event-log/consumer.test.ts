@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { toLogMessage } from './consumer.ts'
+import { createHeldPartitions, toLogMessage } from './consumer.ts'
 
 describe('toLogMessage', () => {
   it('decodes key and headers as UTF-8 and keeps the value bytes', () => {
@@ -43,5 +43,35 @@ describe('toLogMessage', () => {
     assert.equal(message.key, null)
     assert.equal(message.value.length, 0)
     assert.deepEqual(message.headers, {})
+  })
+})
+
+describe('createHeldPartitions', () => {
+  it('holds what the last join assigned, from the join, and keeps the time of what it keeps', () => {
+    let now = 1_000
+    const held = createHeldPartitions(() => now)
+    assert.equal(held.since('t', 0), undefined, 'nothing before the first join')
+    held.joined('m-1', { t: [0, 1] })
+    now = 2_000
+    held.rebalancing()
+    assert.equal(held.since('t', 0), undefined, 'nothing while the group rebalances')
+    held.joined('m-1', { t: [1, 2] })
+    assert.equal(held.since('t', 0), undefined, 'a partition given away')
+    assert.equal(held.since('t', 1), 1_000, 'a partition kept through the rebalance')
+    assert.equal(held.since('t', 2), 2_000, 'a partition taken over')
+  })
+
+  it('starts the time again when the member rejoins under a new id, and holds nothing once released', () => {
+    let now = 1_000
+    const held = createHeldPartitions(() => now)
+    held.joined('m-1', { t: [0] })
+    now = 5_000
+    held.joined('m-2', { t: [0] })
+    assert.equal(held.since('t', 0), 5_000)
+    held.release()
+    assert.equal(held.since('t', 0), undefined)
+    now = 9_000
+    held.joined('m-2', { t: [0] })
+    assert.equal(held.since('t', 0), 9_000, 'after a crash, nothing is kept')
   })
 })

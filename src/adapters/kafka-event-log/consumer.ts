@@ -49,6 +49,42 @@ export const toLogMessage = (topic: string, partition: number, message: KafkaMes
   timestamp: Number(message.timestamp),
 })
 
+/**
+ * The partitions a member of a group reads, and since when (for `Consumer.holdsSince`): set
+ * at each join, hidden while the group rebalances, dropped when the member stops or crashes.
+ * A partition kept through a rebalance keeps its time, unless the member rejoined under a new
+ * id: it was dropped from the group, and another member may have read the partition since.
+ */
+export const createHeldPartitions = (clock: () => number) => {
+  let held = new Map<string, Map<number, number>>()
+  let holding = false
+  let memberId: string | undefined
+  return {
+    joined(id: string, assignment: Readonly<Record<string, readonly number[]>>): void {
+      const now = clock()
+      const kept = id === memberId ? held : new Map<string, Map<number, number>>()
+      memberId = id
+      held = new Map(
+        Object.entries(assignment).map(([topic, partitions]) => [
+          topic,
+          new Map(partitions.map((p) => [p, kept.get(topic)?.get(p) ?? now])),
+        ]),
+      )
+      holding = true
+    },
+    rebalancing(): void {
+      holding = false
+    },
+    release(): void {
+      holding = false
+      held = new Map()
+    },
+    since(topic: string, partition: number): number | undefined {
+      return holding ? held.get(topic)?.get(partition) : undefined
+    },
+  }
+}
+
 const nextOffset = (offset: string): string => (BigInt(offset) + 1n).toString()
 
 /**
@@ -223,36 +259,17 @@ export const runConsumerLoop = (
     resumeTimers.add(timer)
   }
 
-  // What this member reads (`holdsSince`): per topic, each partition and since when. A
-  // partition kept through a rebalance keeps its time, unless the member rejoined under a new
-  // id (it was dropped from the group, and another member may have read the partition since).
-  let held = new Map<string, Map<number, number>>()
-  let holding = false
-  let memberId: string | undefined
+  const held = createHeldPartitions(options.clock ?? Date.now)
   let partitionCounts = new Map<string, number>()
   const partitionOfKey = rememberingPartitioner()
-  const clock = options.clock ?? Date.now
-  const release = (): void => {
-    holding = false
-    held = new Map()
-  }
 
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
     restarts = 0
     // Positions of partitions that moved to another member are theirs to commit now.
     committer.retain(new Map(Object.entries(payload.memberAssignment)))
-    const now = clock()
-    const kept = payload.memberId === memberId ? held : new Map<string, Map<number, number>>()
-    memberId = payload.memberId
-    held = new Map(
-      Object.entries(payload.memberAssignment).map(([topic, partitions]) => [
-        topic,
-        new Map(partitions.map((p) => [p, kept.get(topic)?.get(p) ?? now])),
-      ]),
-    )
-    holding = true
+    held.joined(payload.memberId, payload.memberAssignment)
     options
-      .partitionCounts?.([...held.keys()])
+      .partitionCounts?.(Object.keys(payload.memberAssignment))
       .then((counts) => {
         partitionCounts = new Map(counts)
       })
@@ -266,11 +283,9 @@ export const runConsumerLoop = (
         })
       })
   })
-  consumer.on(consumer.events.REBALANCING, () => {
-    holding = false
-  })
+  consumer.on(consumer.events.REBALANCING, () => held.rebalancing())
   consumer.on(consumer.events.CRASH, ({ payload }) => {
-    release()
+    held.release()
     const restartHere = !payload.restart && !stopped
     logger({
       level: 'error',
@@ -283,7 +298,7 @@ export const runConsumerLoop = (
 
   const stopConsumer = async (): Promise<void> => {
     stopped = true
-    release()
+    held.release()
     clearTimeout(trailing)
     for (const timer of resumeTimers) clearTimeout(timer)
     resumeTimers.clear()
@@ -314,8 +329,7 @@ export const runConsumerLoop = (
     },
     holdsSince: (topic, key) => {
       const partitions = partitionCounts.get(topic)
-      if (!holding || partitions === undefined) return undefined
-      return held.get(topic)?.get(partitionOfKey(key, partitions))
+      return partitions === undefined ? undefined : held.since(topic, partitionOfKey(key, partitions))
     },
   }
 }
