@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { type QueueSource, startQueueScheduler } from './scheduler.ts'
+import { type QueueSchedulerOptions, type QueueSource, startQueueScheduler } from './scheduler.ts'
 
 interface Item {
   readonly queue: string
@@ -34,6 +34,20 @@ const memoryQueues = (items: readonly Item[]) => {
   return { source, attempt, attempted }
 }
 
+/** A scheduler over `queues`, one slot unless `options` says otherwise. */
+const schedule = (
+  queues: Pick<ReturnType<typeof memoryQueues>, 'source' | 'attempt'>,
+  options: Partial<QueueSchedulerOptions<Item>> = {},
+) =>
+  startQueueScheduler({
+    source: queues.source,
+    queueOf: (item) => item.queue,
+    attempt: queues.attempt,
+    concurrency: 1,
+    clock: Date.now,
+    ...options,
+  })
+
 describe('queue scheduler shared with other schedulers', () => {
   it('serves only the queues it owns, also when others’ heads fall due first', async () => {
     const now = Date.now()
@@ -43,15 +57,9 @@ describe('queue scheduler shared with other schedulers', () => {
       { queue: 'mine', id: 'm1', dueAt: now - 10 },
       { queue: 'mine', id: 'm2', dueAt: now - 10 },
     ]
-    const { source, attempt, attempted } = memoryQueues(items)
-    const scheduler = startQueueScheduler({
-      source,
-      queueOf: (item) => item.queue,
-      attempt,
-      concurrency: 1,
-      clock: Date.now,
-      queueOwnedFrom: (queue) => (queue === 'mine' ? 0 : undefined),
-    })
+    const queues = memoryQueues(items)
+    const { attempted } = queues
+    const scheduler = schedule(queues, { queueOwnedFrom: (queue) => (queue === 'mine' ? 0 : undefined) })
     await sleep(100)
     await scheduler.stop(100)
     assert.deepEqual(attempted, ['m1', 'm2'])
@@ -59,17 +67,14 @@ describe('queue scheduler shared with other schedulers', () => {
 
   it('serves a queue taken over only from when it is handed over', async () => {
     const start = Date.now()
-    const { source, attempt, attempted } = memoryQueues([{ queue: 'q', id: 'a', dueAt: start - 1_000 }])
+    const queues = memoryQueues([{ queue: 'q', id: 'a', dueAt: start - 1_000 }])
+    const { attempted } = queues
     const at: number[] = []
-    const scheduler = startQueueScheduler({
-      source,
-      queueOf: (item) => item.queue,
+    const scheduler = schedule(queues, {
       attempt: async (item: Item) => {
         at.push(Date.now())
-        return attempt(item)
+        return queues.attempt(item)
       },
-      concurrency: 4,
-      clock: Date.now,
       queueOwnedFrom: () => start + 150,
     })
     await sleep(60)
@@ -81,14 +86,10 @@ describe('queue scheduler shared with other schedulers', () => {
   })
 
   it('takes up a queue that becomes its own, within the recheck interval', async () => {
-    const { source, attempt, attempted } = memoryQueues([{ queue: 'q', id: 'a', dueAt: Date.now() - 1 }])
+    const queues = memoryQueues([{ queue: 'q', id: 'a', dueAt: Date.now() - 1 }])
+    const { attempted } = queues
     let owned = false
-    const scheduler = startQueueScheduler({
-      source,
-      queueOf: (item) => item.queue,
-      attempt,
-      concurrency: 4,
-      clock: Date.now,
+    const scheduler = schedule(queues, {
       queueOwnedFrom: () => (owned ? 0 : undefined),
       ownershipRecheckMs: 50,
     })
@@ -102,17 +103,12 @@ describe('queue scheduler shared with other schedulers', () => {
 
   it('serves every queue when nothing is shared', async () => {
     const now = Date.now()
-    const { source, attempt, attempted } = memoryQueues([
+    const queues = memoryQueues([
       { queue: 'a', id: 'a1', dueAt: now - 2 },
       { queue: 'b', id: 'b1', dueAt: now - 1 },
     ])
-    const scheduler = startQueueScheduler({
-      source,
-      queueOf: (item) => item.queue,
-      attempt,
-      concurrency: 1,
-      clock: Date.now,
-    })
+    const { attempted } = queues
+    const scheduler = schedule(queues)
     await sleep(50)
     await scheduler.stop(100)
     assert.deepEqual(attempted, ['a1', 'b1'])
