@@ -304,7 +304,8 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): EventLog =
       while (!stopping) {
         let progressed = false
         for (const topic of topics) {
-          for (const partition of assignment(group, member, topic)) {
+          // What `rebalance` last gave this member (a stopping member holds nothing).
+          for (const partition of member.held.get(topic)?.keys() ?? []) {
             if (stopping) break
             const lockKey = `${topic}\u0000${partition}`
             await withPartitionLock(group, lockKey, async () => {
