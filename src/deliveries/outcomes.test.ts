@@ -39,6 +39,16 @@ const row = (overrides: Partial<AttemptRow>): AttemptRow => ({
   ...overrides,
 })
 
+/** A delivery log on an in-memory store, its read model following it, and an in-memory event log. */
+const inMemory = () => {
+  const store = createSqliteEventStore({ path: ':memory:' })
+  const log = createSqliteEventLog({ path: ':memory:', idlePollMs: 20 })
+  const view = createDeliveryReadModel({ path: ':memory:', newId: randomUUID })
+  view.follow(store)
+  const deliveries = createDeliveryLog({ store, clock: Date.now, newId: randomUUID, origin: view.instanceId })
+  return { store, log, view, deliveries }
+}
+
 describe('delivery outcomes', () => {
   it('match the registered notifications.outcomes schema, whatever the outcome', () => {
     for (const r of [
@@ -74,16 +84,7 @@ describe('delivery outcomes', () => {
   })
 
   it('are published from the read model, and kept until the log takes them', async () => {
-    const store = createSqliteEventStore({ path: ':memory:' })
-    const log = createSqliteEventLog({ path: ':memory:', idlePollMs: 20 })
-    const view = createDeliveryReadModel({ path: ':memory:', newId: randomUUID })
-    view.follow(store)
-    const deliveries = createDeliveryLog({
-      store,
-      clock: Date.now,
-      newId: randomUUID,
-      origin: view.instanceId,
-    })
+    const { store, log, view, deliveries } = inMemory()
     const errors: unknown[] = []
     // The topic does not exist yet: the first tries fail, and nothing is lost.
     const publisher = startOutcomePublisher({
@@ -134,17 +135,8 @@ describe('delivery outcomes', () => {
   })
 
   it('go out at once alone, and together when more follow within the linger', async () => {
-    const store = createSqliteEventStore({ path: ':memory:' })
-    const log = createSqliteEventLog({ path: ':memory:', idlePollMs: 20 })
+    const { store, log, view, deliveries } = inMemory()
     await log.createTopics([{ topic: TOPICS.outcomes, partitions: 1 }])
-    const view = createDeliveryReadModel({ path: ':memory:', newId: randomUUID })
-    view.follow(store)
-    const deliveries = createDeliveryLog({
-      store,
-      clock: Date.now,
-      newId: randomUUID,
-      origin: view.instanceId,
-    })
     const publishes: number[] = []
     const counted: Pick<EventLog, 'publish'> = {
       publish: (topic, messages) => {
