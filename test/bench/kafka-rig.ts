@@ -136,6 +136,8 @@ export interface RoutingRig {
   readonly deliveries: Collector
   /** Commands read since the last `resetCount`, and when the last one arrived. */
   commandsSince(): { count: number; lastAt: number }
+  /** Commands read since the rig was ready that the webhook stand-in has not received yet. */
+  undelivered(): Promise<number>
   resetCount(): void
   /** Subscribes to every command the collector reads. */
   onCommands(
@@ -347,6 +349,8 @@ export const startRoutingRig = async (options: RoutingRigOptions = {}): Promise<
   }
 
   let since = count
+  const commandsAtReady = count
+  const webhooksAtReady = await sink.received()
   return {
     herald: () => rig.herald,
     rig,
@@ -355,6 +359,7 @@ export const startRoutingRig = async (options: RoutingRigOptions = {}): Promise<
     admin,
     deliveries,
     commandsSince: () => ({ count: count - since, lastAt }),
+    undelivered: async () => count - commandsAtReady - ((await sink.received()) - webhooksAtReady),
     resetCount: () => {
       since = count
     },

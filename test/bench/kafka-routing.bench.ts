@@ -18,11 +18,12 @@
  *    fetch would bring at once. And it keeps only 5 MiB per partition, deleting older
  *    messages read or not; so the producer stays at most three sends ahead of the router.
  * 2. Latency at half that rate (or `--rate`) for `--latency`, once Herald has worked off what
- *    the first part left its deliverer and projector (waiting up to 3 min): events fall due
- *    evenly and every `--tick` the producer sends those due since its last send (a producer
- *    lingering that long; sending each alone would, on the mock, cap the router at one event
- *    per partition per fetch). Each command's latency is taken from its event's due time (the linger
- *    included: the figure against the target) and from its send, after 2 s of settling.
+ *    the first part left its deliverer (its sends included) and projector (waiting up to
+ *    3 min): events fall due evenly and every `--tick` the producer sends those due since its
+ *    last send (a producer lingering that long; sending each alone would, on the mock, cap the
+ *    router at one event per partition per fetch). Each command's latency is taken from its
+ *    event's due time (the linger included: the figure against the target) and from its
+ *    send, after 2 s of settling.
  *
  * Figures are printed with the targets beside them, never asserted. Everything — Herald, the
  * mock cluster, the relay, the producer and the consumer — shares this machine's cores.
@@ -217,24 +218,32 @@ export const lags = async (bench: RoutingRig): Promise<string> => {
 }
 
 /**
- * Waits until Herald's three groups stop moving (the same lag in two readings 2 s apart), so
- * a measurement does not start while the deliverer or projector still works off a backlog;
- * gives up after `maxMs`. Resolves with how long it waited and whether it got there.
+ * Waits until Herald has worked off what a measurement left: its three groups stop moving (the
+ * same lag in two readings 2 s apart) and the webhook stand-in has every command read since
+ * the rig was ready — the deliverer's lag counts commands recorded, not sent, so a backlog
+ * of sends would otherwise share the event loop with the next measurement. Sends that stop
+ * short (nothing moving for 20 s) end the wait too: the mock keeps 5 MiB a partition of
+ * `notifications.deliveries` as well, so commands the deliverer had not read by then are
+ * deleted and never sent. Gives up after `maxMs`; resolves with how long it waited, whether it
+ * got there, and how many commands read never reached the stand-in.
  */
 export const waitForQuiet = async (bench: RoutingRig, maxMs: number) => {
   const started = performance.now()
   const reading = async () => {
     const { router, projector, deliverer } = await heraldLags(bench.admin)
-    return `${router.lag}/${projector.lag}/${deliverer.lag}`
+    return { lags: `${router.lag}/${projector.lag}/${deliverer.lag}`, unsent: await bench.undelivered() }
   }
   let previous = await reading()
+  let sameFor = 0
   while (performance.now() - started < maxMs) {
     await sleep(2_000)
     const now = await reading()
-    if (now === previous) return { waitedMs: performance.now() - started, quiet: true }
+    sameFor = now.lags === previous.lags && now.unsent === previous.unsent ? sameFor + 1 : 0
     previous = now
+    if (sameFor >= 1 && (now.unsent <= 0 || sameFor >= 10))
+      return { waitedMs: performance.now() - started, quiet: true, unsent: now.unsent }
   }
-  return { waitedMs: performance.now() - started, quiet: false }
+  return { waitedMs: performance.now() - started, quiet: false, unsent: previous.unsent }
 }
 
 /** `A=1,B=2` → `{ A: '1', B: '2' }`, for `--herald-env`. */
@@ -278,7 +287,7 @@ export const runKafkaRoutingBenchmarks = async (argv: readonly string[]) => {
 
     const quiet = await waitForQuiet(bench, 180_000)
     out(
-      `    ${quiet.quiet ? `Herald was idle again after ${fmt(quiet.waitedMs / 1_000)} s` : `Herald was still working off the backlog after ${fmt(quiet.waitedMs / 1_000)} s; measuring anyway`}: ${await lags(bench)}`,
+      `    ${quiet.quiet ? `Herald was idle again after ${fmt(quiet.waitedMs / 1_000)} s` : `Herald was still working off the backlog after ${fmt(quiet.waitedMs / 1_000)} s; measuring anyway`}: ${await lags(bench)}${quiet.unsent > 0 ? `; ${fmt(quiet.unsent)} commands read never reached the webhook stand-in (deleted by the mock before the deliverer read them, or still unsent)` : ''}`,
     )
 
     const latencyRate = Number(options.get('rate') ?? Math.max(1, Math.round(rate / 2)))
