@@ -8,8 +8,8 @@ import {
   defaultSleep,
   EXIT_FAILED,
   EXIT_OK,
-  EXIT_USAGE,
   positiveInt,
+  readCommandLine,
   UsageError,
   writeText,
 } from './io.ts'
@@ -149,18 +149,10 @@ const isClosedPipe = (error: unknown): boolean =>
  * await runGenerate(['--seed', 'demo', '--count', '100'], deps) // 100 NDJSON lines on stdout
  */
 export const runGenerate = async (argv: readonly string[], deps: CliDeps): Promise<number> => {
-  const say = (line: string) => writeText(deps.stderr, `${line}\n`)
-  let options: GenerateOptions | 'help'
-  try {
-    options = parse(argv, deps.env)
-  } catch (error) {
-    await say(`herald generate: ${(error as Error).message}\n\n${GENERATE_USAGE}`)
-    return EXIT_USAGE
-  }
-  if (options === 'help') {
-    await writeText(deps.stdout, `${GENERATE_USAGE}\n`)
-    return EXIT_OK
-  }
+  const _say = (line: string) => writeText(deps.stderr, `${line}\n`)
+  const line = await readCommandLine('herald generate', GENERATE_USAGE, deps, () => parse(argv, deps.env))
+  if ('exit' in line) return line.exit
+  const { options } = line
   const clock = deps.clock ?? Date.now
   const sleep = deps.sleep ?? defaultSleep
   const start = options.start ?? clock()

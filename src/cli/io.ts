@@ -55,6 +55,35 @@ export const readAll = async (input: AsyncIterable<Uint8Array | string>): Promis
   return text + decoder.decode()
 }
 
+/**
+ * A subcommand's command line read by `parse`: its options; or, for `--help` (`parse` answers
+ * `'help'`), the usage on stdout and exit 0; or, when `parse` throws, the reason and the usage
+ * on stderr and exit 2.
+ *
+ * @example
+ * const line = await readCommandLine('herald publish', PUBLISH_USAGE, deps, () => parse(argv, deps.env))
+ * if ('exit' in line) return line.exit
+ */
+export const readCommandLine = async <T>(
+  command: string,
+  usage: string,
+  deps: Pick<CliDeps, 'stdout' | 'stderr'>,
+  parse: () => T | 'help',
+): Promise<{ readonly options: T } | { readonly exit: number }> => {
+  let options: T | 'help'
+  try {
+    options = parse()
+  } catch (error) {
+    await writeText(deps.stderr, `${command}: ${(error as Error).message}\n\n${usage}\n`)
+    return { exit: EXIT_USAGE }
+  }
+  if (options === 'help') {
+    await writeText(deps.stdout, `${usage}\n`)
+    return { exit: EXIT_OK }
+  }
+  return { options }
+}
+
 /** A usage error: the command line itself is wrong. */
 export class UsageError extends Error {}
 

@@ -9,9 +9,9 @@ import {
   defaultSleep,
   EXIT_FAILED,
   EXIT_OK,
-  EXIT_USAGE,
   positiveInt,
   readAll,
+  readCommandLine,
   UsageError,
   writeText,
 } from './io.ts'
@@ -152,17 +152,9 @@ const parse = (argv: readonly string[], env: CliDeps['env']): PublishOptions | '
  */
 export const runPublish = async (argv: readonly string[], deps: CliDeps): Promise<number> => {
   const say = (line: string) => writeText(deps.stderr, `${line}\n`)
-  let options: PublishOptions | 'help'
-  try {
-    options = parse(argv, deps.env)
-  } catch (error) {
-    await say(`herald publish: ${(error as Error).message}\n\n${PUBLISH_USAGE}`)
-    return EXIT_USAGE
-  }
-  if (options === 'help') {
-    await writeText(deps.stdout, `${PUBLISH_USAGE}\n`)
-    return EXIT_OK
-  }
+  const line = await readCommandLine('herald publish', PUBLISH_USAGE, deps, () => parse(argv, deps.env))
+  if ('exit' in line) return line.exit
+  const { options } = line
 
   let text: string
   try {

@@ -6,6 +6,7 @@ import {
   EXIT_OK,
   EXIT_USAGE,
   positiveInt,
+  readCommandLine,
   UsageError,
   writeText,
 } from './io.ts'
@@ -35,17 +36,12 @@ interface Status {
 /** `herald rebuild-reports`: starts a rebuild through the admin API and follows it. */
 export const runRebuild = async (args: readonly string[], deps: CliDeps): Promise<number> => {
   const sleep = deps.sleep ?? defaultSleep
-  let values: ReturnType<typeof parse>
-  try {
-    values = parse(args)
-  } catch (error) {
-    await writeText(deps.stderr, `herald rebuild-reports: ${(error as Error).message}\n\n${REBUILD_USAGE}\n`)
-    return EXIT_USAGE
-  }
-  if (values.help) {
-    await writeText(deps.stdout, `${REBUILD_USAGE}\n`)
-    return EXIT_OK
-  }
+  const commandLine = await readCommandLine('herald rebuild-reports', REBUILD_USAGE, deps, () => {
+    const parsed = parse(args)
+    return parsed.help === true ? 'help' : parsed
+  })
+  if ('exit' in commandLine) return commandLine.exit
+  const values = commandLine.options
   let pollMs: number
   try {
     pollMs = positiveInt(values['poll-ms'], 'poll-ms', 2000)
