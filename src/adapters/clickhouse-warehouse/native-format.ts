@@ -1,3 +1,5 @@
+import { daysInMonth } from '../../calendar.ts'
+
 /**
  * ClickHouse's `Native` format written from rows, for the embedded engine's inserts. Native is
  * columnar and binary: the engine copies values instead of parsing text, which costs it about
@@ -266,10 +268,6 @@ const number = (text: string, from: number, to: number): number => {
   return n
 }
 
-const DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
-const daysIn = (year: number, month: number): number =>
-  month === 2 && year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : (DAYS[month - 1] ?? 0)
-
 // 1970-01-01 to 2105-12-31: well inside DateTime64's range, where text and binary agree.
 const LATEST_MS = Date.UTC(2106, 0, 1)
 
@@ -304,7 +302,7 @@ export const parseUtcTime = (text: string): number | undefined => {
   // NaN (a non-digit) fails every comparison.
   if (!(month >= 1 && month <= 12 && day >= 1 && hour <= 23 && minute <= 59 && second <= 59 && milli >= 0))
     return undefined
-  if (!(day <= daysIn(year, month))) return undefined
+  if (!(day <= daysInMonth(year, month))) return undefined
   const ms = Date.UTC(year, month - 1, day, hour, minute, second, milli)
   return ms >= 0 && ms < LATEST_MS ? ms : undefined
 }

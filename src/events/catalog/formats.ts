@@ -1,4 +1,5 @@
 import * as t from 'io-ts'
+import { daysInMonth } from '../../calendar.ts'
 import { withMessage } from '../io-ts-issues.ts'
 
 /**
@@ -23,9 +24,6 @@ export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a
 // JSON Schema applies `pattern` with Unicode semantics; so do these.
 const DIGEST = new RegExp(DIGEST_PATTERN, 'u')
 const UUID = new RegExp(UUID_PATTERN, 'u')
-const DAYS_IN_MONTH = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
-
-const isLeapYear = (year: number): boolean => year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
 
 const digitAt = (s: string, i: number): number => {
   const d = s.charCodeAt(i) - 48
@@ -90,7 +88,7 @@ export const isTimestamp = (s: string): boolean => {
   }
   const year = y1 * 100 + y2
   if (month < 1 || month > 12 || day < 1) return false
-  if (day > (month === 2 && isLeapYear(year) ? 29 : (DAYS_IN_MONTH[month] as number))) return false
+  if (day > daysInMonth(year, month)) return false
   if (offsetHours > 23 || offsetMinutes > 59) return false
   // A fraction never carries a second past the next whole one, so only the whole part matters.
   if (hour <= 23 && minute <= 59 && whole < 60) return true
