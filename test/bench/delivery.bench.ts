@@ -24,14 +24,13 @@ import { createDeliveryReadModel } from '../../src/deliveries/index.ts'
 import type { EndpointConfiguration } from '../../src/notifications/index.ts'
 import { silentLogger } from '../../src/observability/index.ts'
 import { createOutboundGuard } from '../../src/outbound/index.ts'
-import {
-  createDeliveryChannels,
-  DEFAULT_RATE_LIMITS,
-  DEFAULT_RETRY_POLICY,
-  startDeliveryEngine,
-} from '../../streams/delivery/index.ts'
+import { createDeliveryChannels, startDeliveryEngine } from '../../streams/delivery/index.ts'
 import { type DeliveryCommand, encodeDeliveryCommand } from '../../streams/routing/index.ts'
-import { startWebhookConfigurations, webhookCommand } from '../support/webhook-configurations.ts'
+import {
+  deliveryEngineDefaults,
+  startWebhookConfigurations,
+  webhookCommand,
+} from '../support/webhook-configurations.ts'
 import { spawnWebhookSink } from '../support/webhook-sink.ts'
 
 const { values } = parseArgs({
@@ -86,16 +85,10 @@ try {
     store,
     view,
     log,
-    outcomesTopic: 'notifications.outcomes',
+    ...deliveryEngineDefaults,
     getConfiguration: hooks.getConfiguration,
     send: createDeliveryChannels({ guard, logger: silentLogger }).send,
-    uiUrl: null,
     timeoutMs: 15_000,
-    logger: silentLogger,
-    clock: Date.now,
-    newId: randomUUID,
-    policy: DEFAULT_RETRY_POLICY,
-    rateLimits: DEFAULT_RATE_LIMITS,
     concurrency,
   })
   const consumer = await log.consume(

@@ -12,17 +12,16 @@ import type { EndpointConfiguration } from '../../src/notifications/index.ts'
 import { silentLogger } from '../../src/observability/index.ts'
 import { createOutboundGuard } from '../../src/outbound/index.ts'
 import type { Consumer } from '../../src/ports/index.ts'
-import {
-  createDeliveryChannels,
-  DEFAULT_RATE_LIMITS,
-  DEFAULT_RETRY_POLICY,
-  startDeliveryEngine,
-} from '../../streams/delivery/index.ts'
+import { createDeliveryChannels, startDeliveryEngine } from '../../streams/delivery/index.ts'
 import { encodeDeliveryCommand } from '../../streams/routing/index.ts'
 import { eventually } from '../support/eventually.ts'
 import { startHttpStandIn } from '../support/http-stand-in.ts'
 import { type KafkaMock, mockLogOptions, startKafkaMock } from '../support/kafka-mock.ts'
-import { startWebhookConfigurations, webhookCommand } from '../support/webhook-configurations.ts'
+import {
+  deliveryEngineDefaults,
+  startWebhookConfigurations,
+  webhookCommand,
+} from '../support/webhook-configurations.ts'
 
 /**
  * Two deliverers sharing the work, as two Herald instances on Kafka do: one consumer group on
@@ -83,19 +82,13 @@ describe('deliverers sharing one delivery log', () => {
         store,
         view,
         log,
-        outcomesTopic: 'notifications.outcomes',
+        ...deliveryEngineDefaults,
         getConfiguration: hooks.getConfiguration,
         send: (delivery, configuration, context) => {
           sent.add(delivery.deliveryId)
           return channels.send(delivery, configuration, context)
         },
-        uiUrl: null,
         timeoutMs: HANDOVER_MS,
-        logger: silentLogger,
-        clock: Date.now,
-        newId: randomUUID,
-        policy: DEFAULT_RETRY_POLICY,
-        rateLimits: DEFAULT_RATE_LIMITS,
         queueOwnedFrom: (configurationId) => {
           const since = consumer?.holdsSince(TOPIC, configurationId)
           return since === undefined ? undefined : since + HANDOVER_MS

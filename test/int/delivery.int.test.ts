@@ -27,7 +27,6 @@ import { createOutboundGuard } from '../../src/outbound/index.ts'
 import type { Consumer, EventLog, EventStore, LogMessage } from '../../src/ports/index.ts'
 import {
   createDeliveryChannels,
-  DEFAULT_RATE_LIMITS,
   type DeliveryEngine,
   type DeliveryEngineOptions,
   type RetryPolicy,
@@ -36,7 +35,11 @@ import {
 import { type DeliveryCommand, encodeDeliveryCommand } from '../../streams/routing/index.ts'
 import { eventually } from '../support/eventually.ts'
 import { type StandInRequest, startHttpStandIn } from '../support/http-stand-in.ts'
-import { startWebhookConfigurations, webhookCommand } from '../support/webhook-configurations.ts'
+import {
+  deliveryEngineDefaults,
+  startWebhookConfigurations,
+  webhookCommand,
+} from '../support/webhook-configurations.ts'
 
 const TOPICS = {
   events: 'engine.events',
@@ -102,16 +105,13 @@ const world = async (name: string) => {
       store,
       view,
       log,
+      ...deliveryEngineDefaults,
       outcomesTopic: TOPICS.outcomes,
       getConfiguration,
       send: createDeliveryChannels({ guard, logger }).send,
-      uiUrl: null,
       timeoutMs: 2_000,
       logger,
-      clock: Date.now,
-      newId: randomUUID,
       policy,
-      rateLimits: DEFAULT_RATE_LIMITS,
       concurrency: 4,
       ...extra,
     })

@@ -8,9 +8,14 @@ import {
   type NotificationConfigService,
   type SelectorSet,
 } from '../../src/notifications/index.ts'
+import { silentLogger } from '../../src/observability/index.ts'
 import { createSecretBox } from '../../src/secrets/index.ts'
 import { deliverableConfiguration } from '../../src/wiring/channel-configuration.ts'
-import type { DeliveryEngineOptions } from '../../streams/delivery/index.ts'
+import {
+  DEFAULT_RATE_LIMITS,
+  DEFAULT_RETRY_POLICY,
+  type DeliveryEngineOptions,
+} from '../../streams/delivery/index.ts'
 import { type DeliveryCommand, deliveryIdFor } from '../../streams/routing/index.ts'
 
 export interface WebhookConfigurations {
@@ -73,6 +78,21 @@ export const startWebhookConfigurations = (path: string): WebhookConfigurations 
     },
   }
 }
+
+/**
+ * The deliverer's options as `npm start` has them, where a test has no reason to differ: the
+ * outcomes topic, no UI link, the default retry schedule and rate limits, the real clock and
+ * ids, a silent logger. Spread first, then what the test sets.
+ */
+export const deliveryEngineDefaults = {
+  outcomesTopic: 'notifications.outcomes',
+  uiUrl: null,
+  logger: silentLogger,
+  clock: Date.now,
+  newId: randomUUID,
+  policy: DEFAULT_RETRY_POLICY,
+  rateLimits: DEFAULT_RATE_LIMITS,
+} satisfies Partial<DeliveryEngineOptions>
 
 let sequence = 0
 
