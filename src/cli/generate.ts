@@ -149,7 +149,6 @@ const isClosedPipe = (error: unknown): boolean =>
  * await runGenerate(['--seed', 'demo', '--count', '100'], deps) // 100 NDJSON lines on stdout
  */
 export const runGenerate = async (argv: readonly string[], deps: CliDeps): Promise<number> => {
-  const _say = (line: string) => writeText(deps.stderr, `${line}\n`)
   const line = await readCommandLine('herald generate', GENERATE_USAGE, deps, () => parse(argv, deps.env))
   if ('exit' in line) return line.exit
   const { options } = line
