@@ -19,6 +19,8 @@ export {
   deduplicationToken,
   type EventRow,
   fromClickHouseTime,
+  type StoredEnvelope,
+  storedEvent,
   toClickHouseTime,
   toEventRow,
 } from './rows.ts'

@@ -3,7 +3,7 @@ import type { LogMessage } from '../../src/ports/event-log.ts'
 import type { Warehouse } from '../../src/ports/warehouse.ts'
 import { type ReportTable, reportTableDdl, vulnerabilityProjection } from '../migrations/index.ts'
 import { createProjectorHandler } from './handler.ts'
-import { fromClickHouseTime } from './rows.ts'
+import { fromClickHouseTime, type StoredEnvelope, storedEvent } from './rows.ts'
 import { DEFAULT_TABLES, type ProjectionTables } from './state.ts'
 
 /** The report tables a rebuild replaces; `projection_progress` stays: it describes the live projector. */
@@ -44,20 +44,11 @@ export interface Rebuild {
   swap(): Promise<number>
 }
 
-interface RawEvent {
-  id: string
-  source: string
-  type: string
-  subject: string
-  account: string
-  level: string
-  resource_type: string
-  subtype: string
-  time_text: string
-  data: string
-  log_topic: string
-  log_partition: number
-  log_offset: number
+interface RawEvent extends StoredEnvelope {
+  readonly time_text: string
+  readonly log_topic: string
+  readonly log_partition: number
+  readonly log_offset: number
 }
 
 const encoder = new TextEncoder()
@@ -175,19 +166,7 @@ export const startRebuild = async (options: RebuildOptions): Promise<Rebuild> =>
 // The stored envelope, back as the structured-mode message the projector decodes and checks.
 const toMessage = (row: RawEvent): LogMessage => {
   const time = fromClickHouseTime(row.time_text)
-  const event = {
-    specversion: '1.0',
-    id: row.id,
-    source: row.source,
-    type: row.type,
-    account: row.account,
-    time: new Date(time).toISOString(),
-    data: JSON.parse(row.data) as unknown,
-    ...(row.subject === '' ? {} : { subject: row.subject }),
-    ...(row.level === '' ? {} : { level: row.level }),
-    ...(row.resource_type === '' ? {} : { resourcetype: row.resource_type }),
-    ...(row.subtype === '' ? {} : { subtype: row.subtype }),
-  }
+  const event = storedEvent(row, time)
   return {
     topic: row.log_topic,
     partition: row.log_partition,

@@ -91,6 +91,46 @@ export const toEventRow = (event: CloudEvent, message: LogMessage, ingestedAt: n
   log_offset: message.offset,
 })
 
+/** The envelope columns of an `events` row, as a query reads them back. */
+export interface StoredEnvelope {
+  readonly id: string
+  readonly source: string
+  readonly type: string
+  readonly subject: string
+  readonly account: string
+  readonly level: string
+  readonly resource_type: string
+  readonly subtype: string
+  readonly data: string
+}
+
+/**
+ * The event a row of `events` was made from, `toEventRow` undone: an empty column is an
+ * attribute the event did not carry, `null` data no data. Data that is not JSON (never written
+ * by `toEventRow`) comes back as its text.
+ */
+export const storedEvent = (row: StoredEnvelope, timeMs: number): CloudEvent => {
+  let data: unknown
+  try {
+    data = JSON.parse(row.data)
+  } catch {
+    data = row.data
+  }
+  return {
+    specversion: '1.0',
+    id: row.id,
+    source: row.source,
+    type: row.type,
+    account: row.account,
+    time: new Date(timeMs).toISOString(),
+    ...(data === null ? {} : { data }),
+    ...(row.subject === '' ? {} : { subject: row.subject }),
+    ...(row.level === '' ? {} : { level: row.level as NonNullable<CloudEvent['level']> }),
+    ...(row.resource_type === '' ? {} : { resourcetype: row.resource_type }),
+    ...(row.subtype === '' ? {} : { subtype: row.subtype }),
+  }
+}
+
 /**
  * Same batch, same token: ClickHouse drops a replayed insert of a batch that was inserted but
  * whose offsets were not committed before a crash. The ids' digest keeps a log that was reset

@@ -1,4 +1,5 @@
 import * as t from 'io-ts'
+import { type StoredEnvelope, storedEvent } from '../../projections/projector/index.ts'
 import { ADMIN_ACCOUNT } from '../access/index.ts'
 import { type FieldIssue, ForbiddenError, ValidationError } from '../errors/index.ts'
 import { type CloudEvent, decodeCloudEvent, isTimestamp } from '../events/index.ts'
@@ -225,47 +226,14 @@ export interface WarehouseEvents {
   byId(id: string, account?: string): Promise<CloudEvent | undefined>
 }
 
-interface EventRow {
-  id: string
-  source: string
-  type: string
-  subject: string
-  account: string
-  level: string
-  resource_type: string
-  subtype: string
-  time_ms: number
-  data: string
+interface EventRow extends StoredEnvelope {
+  readonly time_ms: number
 }
 
 const COLUMNS = `id, source, type, subject, account, level, resource_type, subtype,
   toUnixTimestamp64Milli(time) AS time_ms, data`
 
-const parseData = (text: string): unknown => {
-  try {
-    return JSON.parse(text)
-  } catch {
-    return text
-  }
-}
-
-// The stored envelope as the event it was: empty columns are attributes the event did not carry.
-const toEvent = (row: EventRow): CloudEvent => {
-  const data = parseData(row.data)
-  return {
-    specversion: '1.0',
-    id: row.id,
-    source: row.source,
-    type: row.type,
-    account: row.account,
-    time: new Date(Number(row.time_ms)).toISOString(),
-    ...(data === null ? {} : { data }),
-    ...(row.subject === '' ? {} : { subject: row.subject }),
-    ...(row.level === '' ? {} : { level: row.level as NonNullable<CloudEvent['level']> }),
-    ...(row.resource_type === '' ? {} : { resourcetype: row.resource_type }),
-    ...(row.subtype === '' ? {} : { subtype: row.subtype }),
-  }
-}
+const toEvent = (row: EventRow): CloudEvent => storedEvent(row, Number(row.time_ms))
 
 /**
  * @example

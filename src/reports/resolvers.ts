@@ -1,3 +1,4 @@
+import type { StoredEnvelope } from '../../projections/projector/index.ts'
 import type { Principal } from '../access/index.ts'
 import { ForbiddenError, ValidationError } from '../errors/index.ts'
 import { findingAging, slaBreaches } from './aging.ts'
@@ -59,17 +60,8 @@ const scopeAccount = (principal: Principal, requested: string | null | undefined
   return requested
 }
 
-interface EventRecord {
-  id: string
-  source: string
-  type: string
-  subject: string
-  account: string
-  level: string
-  resource_type: string
-  subtype: string
-  time_text: string
-  data: string
+interface EventRecord extends StoredEnvelope {
+  readonly time_text: string
 }
 
 export const events = async (

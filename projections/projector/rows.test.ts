@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import type { CloudEvent } from '../../src/events/index.ts'
+import type { LogMessage } from '../../src/ports/event-log.ts'
+import { fromClickHouseTime, storedEvent, toEventRow } from './rows.ts'
+
+const message: LogMessage = {
+  topic: 'engine.events',
+  partition: 2,
+  offset: 41,
+  key: 'acme',
+  value: new Uint8Array(),
+  headers: {},
+  timestamp: Date.UTC(2026, 10, 22, 9),
+}
+
+const minimal: CloudEvent = {
+  specversion: '1.0',
+  id: 'e-3',
+  source: 's',
+  type: 't',
+  account: 'a',
+}
+
+const roundTrip = (event: CloudEvent): CloudEvent => {
+  const row = toEventRow(event, message, Date.UTC(2026, 10, 22, 10))
+  return storedEvent(row, fromClickHouseTime(row.time))
+}
+
+describe('storedEvent', () => {
+  it('gives back the event a row was made from, attributes and data included', () => {
+    const event: CloudEvent = {
+      specversion: '1.0',
+      id: 'e-1',
+      source: 'anchore-engine',
+      type: 'user.image.analysis.completed',
+      account: 'acme',
+      time: '2026-11-22T08:15:30.250Z',
+      subject: 'docker.io/acme/api:1.2',
+      level: 'warning',
+      resourcetype: 'image_digest',
+      subtype: 'analysis',
+      data: { digest: 'sha256:aa', findings: [{ id: 'CVE-1', cvss: 9.8 }] },
+    }
+    assert.deepEqual(roundTrip(event), event)
+  })
+
+  it('leaves out what the event did not carry, and places a timeless event at its log time', () => {
+    const event: CloudEvent = {
+      specversion: '1.0',
+      id: 'e-2',
+      source: 'anchore-engine',
+      type: 'system.feeds.sync.started',
+      account: 'acme',
+      level: 'info',
+    }
+    assert.deepEqual(roundTrip(event), { ...event, time: new Date(message.timestamp).toISOString() })
+  })
+
+  it('gives data that is not JSON back as its text', () => {
+    const row = { ...toEventRow({ ...minimal, data: 'x' }, message, 0), data: 'not json' }
+    assert.equal(storedEvent(row, 0).data, 'not json')
+  })
+})
