@@ -4,6 +4,7 @@ import type { AppEnv } from '../access/index.ts'
 import { ValidationError } from '../errors/index.ts'
 import { toFieldIssues } from '../events/index.ts'
 import { authorize } from '../http/authorize.ts'
+import { readJson } from '../http/body.ts'
 import type { TokenService, TokenView } from './service.ts'
 import { IssueTokenBody } from './tokens.ts'
 
@@ -26,9 +27,7 @@ export const createTokenRoutes = ({ tokens }: { tokens: TokenService }) => {
   app.use('*', authorize('manageTokens'))
 
   app.post('/tokens', async (c) => {
-    const json: unknown = await c.req.json().catch(() => {
-      throw new ValidationError('the body is not valid JSON', [{ path: '(body)', message: 'not JSON' }])
-    })
+    const json = await readJson(c)
     const body = IssueTokenBody.decode(json)
     if (isLeft(body)) throw new ValidationError('invalid token request', toFieldIssues(body.left))
     const { token, record } = await tokens.issue(c.get('principal'), body.right)

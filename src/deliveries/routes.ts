@@ -2,6 +2,7 @@ import { type Context, Hono } from 'hono'
 import type { AppEnv, Principal } from '../access/index.ts'
 import { type FieldIssue, NotFoundError, ValidationError } from '../errors/index.ts'
 import { authorize } from '../http/authorize.ts'
+import { readJsonObject } from '../http/body.ts'
 import { ENDPOINT_TYPES, type EndpointType, isEndpointType } from '../notifications/index.ts'
 import { DELIVERY_STATUSES, type DeliveryStatus, isDeliveryStatus } from './events.ts'
 import type { DeliveryLog } from './log.ts'
@@ -196,21 +197,8 @@ export const createDeliveryRoutes = ({ view, log, replayLimit }: DeliveryRoutesO
   })
 
   app.post('/deliveries/replay', authorize('replayNotificationDeliveries'), async (c) => {
-    let body: unknown = {}
-    const raw = await c.req.text()
-    if (raw.trim() !== '') {
-      try {
-        body = JSON.parse(raw)
-      } catch {
-        throw new ValidationError('the request body must be JSON', [
-          { path: '(body)', message: 'must be a JSON document' },
-        ])
-      }
-    }
-    if (typeof body !== 'object' || body === null || Array.isArray(body))
-      throw new ValidationError('the request body must be a JSON object', [
-        { path: '(body)', message: 'must be an object' },
-      ])
+    // An empty body replays with no filter.
+    const body = await readJsonObject(c, { empty: {} })
     if ('next_token' in body)
       throw new ValidationError('a bulk replay does not page', [
         { path: 'next_token', message: 'is not accepted: replay again to continue' },

@@ -5,6 +5,7 @@ import type { AppEnv, Principal } from '../access/index.ts'
 import { isExpectedRevisionConflict, NotFoundError, ValidationError } from '../errors/index.ts'
 import { toFieldIssues } from '../events/index.ts'
 import { authorize } from '../http/authorize.ts'
+import { readJson } from '../http/body.ts'
 import type { EventStore, RecordedEvent } from '../ports/event-store.ts'
 import { ENDPOINT_TYPES, type EndpointType, isEndpointType } from './model.ts'
 
@@ -125,9 +126,7 @@ export const createEndpointRoutes = ({ endpoints }: { endpoints: EndpointStatusS
   })
   app.put('/endpoints/:endpoint', authorize('updateNotificationEndpoint'), async (c) => {
     const name = endpointParam(c.req.param('endpoint'))
-    const json: unknown = await c.req.json().catch(() => {
-      throw new ValidationError('the body is not valid JSON', [{ path: '(body)', message: 'not JSON' }])
-    })
+    const json = await readJson(c)
     const body = SetEndpointBody.decode(json)
     if (isLeft(body)) throw new ValidationError('invalid endpoint status', toFieldIssues(body.left))
     const state = await endpoints.set(c.get('principal'), name, body.right.enabled)

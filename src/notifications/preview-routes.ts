@@ -1,8 +1,9 @@
-import { type Context, Hono } from 'hono'
+import { Hono } from 'hono'
 import { ADMIN_ACCOUNT } from '../access/index.ts'
 import { NotFoundError, UnavailableError, ValidationError } from '../errors/index.ts'
 import type { CloudEvent } from '../events/index.ts'
 import { authorize } from '../http/authorize.ts'
+import { readJsonObject } from '../http/body.ts'
 import { isInvalidPatternError, type MatchFailure } from '../matching/index.ts'
 import type { Warehouse } from '../ports/warehouse.ts'
 import type { EndpointStatusService } from './endpoints.ts'
@@ -16,23 +17,6 @@ import {
   scanFilterOf,
 } from './preview.ts'
 import type { NotificationConfigService } from './service.ts'
-
-/** A request body that must be one JSON object; anything else is a 400 naming `(body)`. */
-export const readJsonObject = async (c: Context<NotificationsEnv>): Promise<Record<string, unknown>> => {
-  let body: unknown
-  try {
-    body = await c.req.json()
-  } catch {
-    throw new ValidationError('the request body must be JSON', [
-      { path: '(body)', message: 'must be a JSON document' },
-    ])
-  }
-  if (typeof body !== 'object' || body === null || Array.isArray(body))
-    throw new ValidationError('the request body must be a JSON object', [
-      { path: '(body)', message: 'must be an object' },
-    ])
-  return body as Record<string, unknown>
-}
 
 /** The admin account's admin sees every account's events; everyone else only their own. */
 const isAdmin = (principal: Principal): boolean =>

@@ -9,6 +9,7 @@ import {
   ValidationError,
 } from '../errors/index.ts'
 import { authorize } from '../http/authorize.ts'
+import { readJsonObject } from '../http/body.ts'
 import { Uuid, validate } from './codecs.ts'
 import { ConfigurationOptions, type SelectorInput } from './configuration.ts'
 import { ENDPOINT_FIELDS, targetsOf } from './endpoint-fields.ts'
@@ -32,22 +33,6 @@ const SelectorBody = t.intersection([
 ])
 
 const principalOf = (c: Context<NotificationsEnv>): Principal => c.get('principal')
-
-const jsonBody = async (c: Context<NotificationsEnv>): Promise<Record<string, unknown>> => {
-  let body: unknown
-  try {
-    body = await c.req.json()
-  } catch {
-    throw new ValidationError('the request body must be JSON', [
-      { path: '(body)', message: 'must be a JSON document' },
-    ])
-  }
-  if (typeof body !== 'object' || body === null || Array.isArray(body))
-    throw new ValidationError('the request body must be a JSON object', [
-      { path: '(body)', message: 'must be an object' },
-    ])
-  return body as Record<string, unknown>
-}
 
 const endpointParam = (c: Context<NotificationsEnv>): EndpointType => {
   const value = c.req.param('endpoint') ?? ''
@@ -161,7 +146,7 @@ export const createNotificationRoutes = ({
 
   app.post(CONFIGURATIONS, authorize('createNotificationEndpointConfiguration'), async (c) => {
     const endpoint = endpointParam(c)
-    const input = configurationInput(endpoint, await jsonBody(c))
+    const input = configurationInput(endpoint, await readJsonObject(c))
     await checkTargets(endpoint, input.fields, true)
     if (input.options.templates != null) await checkTemplates?.(input.options.templates, endpoint)
     const created = await service.createConfiguration(principalOf(c), endpoint, input)
@@ -183,7 +168,7 @@ export const createNotificationRoutes = ({
     const endpoint = endpointParam(c)
     const id = idParam(c, 'uuid', 'notification configuration')
     const write = writeOptions(c, `configuration ${id}`)
-    const input = configurationInput(endpoint, await jsonBody(c))
+    const input = configurationInput(endpoint, await readJsonObject(c))
     await checkTargets(endpoint, input.fields, false)
     if (input.options.templates != null) await checkTemplates?.(input.options.templates, endpoint)
     const updated = await service.updateConfiguration(principalOf(c), endpoint, id, input, write)
@@ -223,7 +208,7 @@ export const createNotificationRoutes = ({
     const endpoint = endpointParam(c)
     const id = idParam(c, 'uuid', 'notification configuration')
     const write = writeOptions(c, `configuration ${id}`)
-    const input = selectorInput(await jsonBody(c), principalOf(c))
+    const input = selectorInput(await readJsonObject(c), principalOf(c))
     const { value, revision } = await service.addSelector(principalOf(c), endpoint, id, input, write)
     c.header('etag', etag(revision))
     c.header('location', `${c.req.path}/${value.id}`)
@@ -246,7 +231,7 @@ export const createNotificationRoutes = ({
     const id = idParam(c, 'uuid', 'notification configuration')
     const selectorId = idParam(c, 'selector', 'selector')
     const write = writeOptions(c, `configuration ${id}`)
-    const input = selectorInput(await jsonBody(c), principalOf(c))
+    const input = selectorInput(await readJsonObject(c), principalOf(c))
     const { value, revision } = await service.updateSelector(
       principalOf(c),
       endpoint,

@@ -5,6 +5,7 @@ import type { AppEnv } from '../access/index.ts'
 import { type FieldIssue, NotFoundError, ValidationError } from '../errors/index.ts'
 import { type CloudEvent, decodeEngineEvent, encodeLogEvent, toFieldIssues } from '../events/index.ts'
 import { authorize } from '../http/authorize.ts'
+import { readJsonObject } from '../http/body.ts'
 import type { EventLog } from '../ports/event-log.ts'
 import { createSecretBox, type SecretBox } from '../secrets/index.ts'
 import { Uuid } from './codecs.ts'
@@ -25,7 +26,6 @@ import {
   type NotificationsEnv,
   type Principal,
 } from './model.ts'
-import { readJsonObject } from './preview-routes.ts'
 import { DEFAULT_OPTIONS, type NotificationConfigService, newSigningSecret } from './service.ts'
 
 /**

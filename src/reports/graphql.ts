@@ -2,7 +2,8 @@ import { type GraphQLError, parse, specifiedRules } from 'graphql'
 import { getGraphQLParameters, processRequest, renderGraphiQL, shouldRenderGraphiQL } from 'graphql-helix'
 import { Hono } from 'hono'
 import type { AppEnv } from '../access/index.ts'
-import { isHeraldError, ValidationError } from '../errors/index.ts'
+import { isHeraldError } from '../errors/index.ts'
+import { readJson } from '../http/body.ts'
 import type { Logger } from '../observability/index.ts'
 import type { Warehouse } from '../ports/warehouse.ts'
 import { requireListImages } from './authorize.ts'
@@ -61,14 +62,7 @@ export const createReportGraphqlRoutes = (options: ReportGraphqlOptions) => {
   const app = new Hono<AppEnv>()
   app.on(['GET', 'POST'], '/', requireListImages, async (c) => {
     const request = {
-      body:
-        c.req.method === 'POST'
-          ? await c.req.json().catch(() => {
-              throw new ValidationError('the body is not valid JSON', [
-                { path: '(body)', message: 'not JSON' },
-              ])
-            })
-          : undefined,
+      body: c.req.method === 'POST' ? await readJson(c) : undefined,
       headers: c.req.raw.headers,
       method: c.req.method,
       query: c.req.query(),

@@ -5,6 +5,7 @@ import type { AppEnv } from '../../access/index.ts'
 import { HeraldError, ValidationError } from '../../errors/index.ts'
 import { toFieldIssues } from '../../events/index.ts'
 import { authorize } from '../../http/authorize.ts'
+import { readJson } from '../../http/body.ts'
 import type { Logger } from '../../observability/index.ts'
 import { parseInstant } from '../context.ts'
 import type { MetricsRecorder } from './recorder.ts'
@@ -156,9 +157,7 @@ export const createBackfillRoutes = (backfills: BackfillRunner) => {
   app.use(authorize('manageReports'))
   app.get('/', (c) => c.json(backfills.status()))
   app.post('/', async (c) => {
-    const json: unknown = await c.req.json().catch(() => {
-      throw new ValidationError('the body is not valid JSON', [{ path: '(body)', message: 'not JSON' }])
-    })
+    const json = await readJson(c)
     const body = BackfillBody.decode(json)
     if (isLeft(body)) throw new ValidationError('invalid backfill request', toFieldIssues(body.left))
     const start = parseInstant(body.right.start, 'start')

@@ -1,0 +1,53 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { Hono } from 'hono'
+import { readJson, readJsonObject } from './body.ts'
+import { toProblem } from './problem.ts'
+
+const app = new Hono()
+app.post('/json', async (c) => c.json({ body: await readJson(c) }))
+app.post('/object', async (c) => c.json({ body: await readJsonObject(c) }))
+app.post('/filter', async (c) => c.json({ body: await readJsonObject(c, { empty: {} }) }))
+app.onError((error, c) => {
+  const body = toProblem(error)
+  return c.json(body, body.status as 400)
+})
+
+const post = async (path: string, body: string) => {
+  const response = await app.request(path, { method: 'POST', body })
+  return { status: response.status, json: (await response.json()) as Record<string, unknown> }
+}
+
+describe('request bodies', () => {
+  it('reads any JSON document', async () => {
+    assert.deepEqual(await post('/json', '[1, "two"]'), { status: 200, json: { body: [1, 'two'] } })
+    assert.deepEqual(await post('/json', 'null'), { status: 200, json: { body: null } })
+  })
+
+  it('answers a body that is not JSON with a 400 naming (body)', async () => {
+    const { status, json } = await post('/json', '{"a":')
+    assert.equal(status, 400)
+    assert.equal(json.code, 'validation_failed')
+    assert.equal(json.detail, 'the request body must be JSON')
+    assert.deepEqual(json.errors, [{ path: '(body)', message: 'must be a JSON document' }])
+  })
+
+  it('refuses an empty body unless the route gives it a meaning', async () => {
+    const refused = await post('/object', ' \n')
+    assert.equal(refused.status, 400)
+    assert.deepEqual(refused.json.errors, [{ path: '(body)', message: 'is empty' }])
+    assert.deepEqual(await post('/filter', ''), { status: 200, json: { body: {} } })
+  })
+
+  it('wants an object where the route reads one', async () => {
+    for (const body of ['[]', '"text"', '3', 'null']) {
+      const { status, json } = await post('/object', body)
+      assert.equal(status, 400, body)
+      assert.equal(json.detail, 'the request body must be a JSON object')
+      assert.deepEqual(json.errors, [{ path: '(body)', message: 'must be an object' }])
+    }
+    // An empty body that stands for something is still checked once it is not empty.
+    assert.equal((await post('/filter', '[]')).status, 400)
+    assert.deepEqual(await post('/object', '{"a":1}'), { status: 200, json: { body: { a: 1 } } })
+  })
+})
