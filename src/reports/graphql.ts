@@ -3,10 +3,10 @@ import { getGraphQLParameters, processRequest, renderGraphiQL, shouldRenderGraph
 import { Hono } from 'hono'
 import type { AppEnv } from '../access/index.ts'
 import { isHeraldError } from '../errors/index.ts'
+import { authorize } from '../http/authorize.ts'
 import { readJson } from '../http/body.ts'
 import type { Logger } from '../observability/index.ts'
 import type { Warehouse } from '../ports/warehouse.ts'
-import { requireListImages } from './authorize.ts'
 import { lagOf, type ReportContext } from './context.ts'
 import { DEFAULT_QUERY_LIMITS, type QueryLimits, queryLimitRules } from './limits.ts'
 import { rootValue } from './resolvers.ts'
@@ -60,7 +60,7 @@ export const createReportGraphqlRoutes = (options: ReportGraphqlOptions) => {
   const { warehouse, graphiql, logger, endpoint } = options
   const limits: QueryLimits = { ...DEFAULT_QUERY_LIMITS, ...options.limits }
   const app = new Hono<AppEnv>()
-  app.on(['GET', 'POST'], '/', requireListImages, async (c) => {
+  app.on(['GET', 'POST'], '/', authorize('listImages'), async (c) => {
     const request = {
       body: c.req.method === 'POST' ? await readJson(c) : undefined,
       headers: c.req.raw.headers,

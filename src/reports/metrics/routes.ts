@@ -1,7 +1,7 @@
 import { Hono } from 'hono'
 import type { AppEnv } from '../../access/index.ts'
+import { authorize } from '../../http/authorize.ts'
 import type { Warehouse } from '../../ports/warehouse.ts'
-import { requireListImages } from '../authorize.ts'
 import type { ReportContext } from '../context.ts'
 import { metricData, metrics } from './queries.ts'
 
@@ -27,7 +27,7 @@ const text = (value: string | undefined): string | undefined =>
  */
 export const createMetricsRoutes = (options: MetricsRoutesOptions) => {
   const app = new Hono<AppEnv>()
-  app.use(requireListImages)
+  app.use(authorize('listImages'))
   const contextOf = (principal: ReportContext['principal']): ReportContext => ({
     principal,
     warehouse: options.warehouse,
