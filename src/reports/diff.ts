@@ -58,16 +58,18 @@ export const vulnerabilityDiff = async (
       repository: filter.repository,
       tag: filter.tag,
     })
-    const findings = findingSet(q, scope, {
-      asOf,
-      vulnerabilityId: filter.vulnerabilityId,
-      severity: filter.severity,
-    })
+    // Not by severity here: a finding re-scored into the filter's severities is `changed`, not
+    // `new` (nor `fixed`, re-scored out of them); the filter applies to the joined pair below.
+    const findings = findingSet(q, scope, { asOf, vulnerabilityId: filter.vulnerabilityId })
     return `SELECT t.account AS account, t.registry AS registry, t.repository AS repository, t.tag AS tag,
                    f.vulnerability_id AS vulnerability_id, f.package AS package, f.package_version AS package_version,
                    t.digest AS digest, toString(f.severity) AS severity, f.fix_version AS fix_version, f.kev AS kev
               FROM (${findings}) AS f INNER JOIN (${tags}) AS t ON t.account = f.account AND t.digest = f.digest`
   }
+  const severities =
+    filter.severity && filter.severity.length > 0 ? q.bind('Array(String)', filter.severity) : undefined
+  const severity =
+    severities === undefined ? '' : `AND (a.severity IN ${severities} OR b.severity IN ${severities})`
   const keyset =
     after === undefined
       ? ''
@@ -80,7 +82,7 @@ export const vulnerabilityDiff = async (
       FROM a FULL OUTER JOIN b USING (${KEY.join(', ')})
      WHERE (a.digest IS NULL OR b.digest IS NULL
             OR a.severity != b.severity OR a.kev != b.kev
-            OR coalesce(a.fix_version, '') != coalesce(b.fix_version, '')) ${keyset}
+            OR coalesce(a.fix_version, '') != coalesce(b.fix_version, '')) ${severity} ${keyset}
      ORDER BY ${KEY.join(', ')}
      LIMIT {limit_plus_one:UInt32}
     SETTINGS join_use_nulls = 1`

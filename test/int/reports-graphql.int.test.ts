@@ -550,44 +550,67 @@ describe('report GraphQL API against a brute-force oracle', () => {
     }
     const before = findingsOf(a)
     const afterwards = findingsOf(b)
-    const expected = new Set<string>()
-    for (const [key, f] of afterwards) {
-      const old = before.get(key)
-      if (old === undefined) expected.add(`new ${key}`)
-      else if (old.severity !== f.severity || old.fix !== f.fix || old.kev !== f.kev)
-        expected.add(`changed ${key}`)
-    }
-    for (const key of before.keys()) if (!afterwards.has(key)) expected.add(`fixed ${key}`)
-
-    const seen = new Set<string>()
-    let nextToken: string | null = null
-    do {
-      const { body } = await graphql(
-        'acme-reader',
-        `query ($from: String!, $to: String!, $nextToken: String) {
-          vulnerabilityDiff(from: $from, to: $to, limit: 40, nextToken: $nextToken) {
-            pageInfo { nextToken } results { change registry repository tag vulnerabilityId package packageVersion } } }`,
-        { from: new Date(from).toISOString(), to: new Date(to).toISOString(), nextToken },
-      )
-      assert.equal(body.errors, undefined, JSON.stringify(body.errors))
-      const page = body.data?.vulnerabilityDiff as unknown as {
-        pageInfo: { nextToken: string | null }
-        results: {
-          change: string
-          vulnerabilityId: string
-          package: string
-          packageVersion: string
-          registry: string
-          repository: string
-          tag: string
-        }[]
+    // A finding counts under a severity filter when it has one of them before or after.
+    const expectedOf = (severities?: readonly string[]) => {
+      const wanted = (...fs: (OracleFinding | undefined)[]) =>
+        severities === undefined || fs.some((f) => f !== undefined && severities.includes(f.severity))
+      const expected = new Set<string>()
+      for (const [key, f] of afterwards) {
+        const old = before.get(key)
+        if (!wanted(old, f)) continue
+        if (old === undefined) expected.add(`new ${key}`)
+        else if (old.severity !== f.severity || old.fix !== f.fix || old.kev !== f.kev)
+          expected.add(`changed ${key}`)
       }
-      for (const r of page.results)
-        seen.add(`${r.change} ${tagName(r)} ${r.vulnerabilityId} ${r.package} ${r.packageVersion}`)
-      nextToken = page.pageInfo.nextToken
-    } while (nextToken !== null)
-    assert.ok(expected.size > 0)
-    assert.deepEqual([...seen].sort(), [...expected].sort())
+      for (const [key, f] of before) if (!afterwards.has(key) && wanted(f)) expected.add(`fixed ${key}`)
+      return expected
+    }
+    const diff = async (severities?: readonly string[]) => {
+      const seen = new Set<string>()
+      let nextToken: string | null = null
+      do {
+        const { body } = await graphql(
+          'acme-reader',
+          `query ($from: String!, $to: String!, $nextToken: String, $filter: DiffFilter) {
+            vulnerabilityDiff(from: $from, to: $to, limit: 40, nextToken: $nextToken, filter: $filter) {
+              pageInfo { nextToken } results { change registry repository tag vulnerabilityId package packageVersion } } }`,
+          {
+            from: new Date(from).toISOString(),
+            to: new Date(to).toISOString(),
+            nextToken,
+            filter: severities === undefined ? null : { severity: severities },
+          },
+        )
+        assert.equal(body.errors, undefined, JSON.stringify(body.errors))
+        const page = body.data?.vulnerabilityDiff as unknown as {
+          pageInfo: { nextToken: string | null }
+          results: {
+            change: string
+            vulnerabilityId: string
+            package: string
+            packageVersion: string
+            registry: string
+            repository: string
+            tag: string
+          }[]
+        }
+        for (const r of page.results)
+          seen.add(`${r.change} ${tagName(r)} ${r.vulnerabilityId} ${r.package} ${r.packageVersion}`)
+        nextToken = page.pageInfo.nextToken
+      } while (nextToken !== null)
+      return seen
+    }
+    const all = expectedOf()
+    assert.ok(all.size > 0)
+    assert.deepEqual([...(await diff())].sort(), [...all].sort())
+    // Re-scored findings: those that left or entered the filtered severities are still `changed`.
+    const rescored = [...all].filter((k) => k.startsWith('changed ')).map((k) => k.slice('changed '.length))
+    assert.ok(rescored.some((k) => before.get(k)?.severity !== afterwards.get(k)?.severity))
+    for (const severities of [['critical'], ['high', 'medium']]) {
+      const expected = expectedOf(severities)
+      assert.ok(expected.size > 0, severities.join())
+      assert.deepEqual([...(await diff(severities))].sort(), [...expected].sort(), severities.join())
+    }
   })
 
   it('gives finding age, MTTR, SLA breaches and fix/KEV breakdowns consistent with the findings', async () => {
@@ -690,6 +713,29 @@ describe('report GraphQL API against a brute-force oracle', () => {
       ((body.data?.metrics?.results ?? []) as { id: string; value: number }[]).map((r) => [r.id, r.value]),
     )
     compare(live, expectedMetrics(worldAt(events, Number.POSITIVE_INFINITY).get('acme') ?? empty), 'live')
+    // One query, two accounts: each alias its own account's values.
+    const both = await graphql(
+      'admin',
+      `{ a: metrics(filter: { account: "acme" }, limit: 1000) { results { id value } }
+         g: metrics(filter: { account: "globex" }, limit: 1000) { results { id value } } }`,
+    )
+    for (const [alias, account] of [
+      ['a', 'acme'],
+      ['g', 'globex'],
+    ] as const) {
+      const values = new Map(
+        ((both.body.data?.[alias]?.results ?? []) as { id: string; value: number }[]).map((r) => [
+          r.id,
+          r.value,
+        ]),
+      )
+      assert.ok(values.size > 0, alias)
+      compare(
+        values,
+        expectedMetrics(worldAt(events, Number.POSITIVE_INFINITY).get(account) ?? empty),
+        account,
+      )
+    }
 
     const at = timeOf(events[Math.floor(events.length / 2)] as EngineEvent)
     const points = await createMetricsRecorder({ warehouse, intervalSeconds: 1 }).record(at)

@@ -11,14 +11,23 @@ export interface MetricFilter extends ScopeFilter {
   readonly metricType?: string | null
 }
 
-const liveValues = new WeakMap<ReportContext, Promise<MetricValues>>()
+const liveValues = new WeakMap<ReportContext, Map<string, Promise<MetricValues>>>()
 
-/** The current value of every metric for the request's scope (open periods), computed once per request. */
+/**
+ * The current value of every metric for `scope` (open periods), computed once per request and
+ * scope: aliases of `metrics` with other accounts in one query each get their own.
+ */
 const live = (context: ReportContext, scope: AccountScope): Promise<MetricValues> => {
-  let values = liveValues.get(context)
+  let byScope = liveValues.get(context)
+  if (byScope === undefined) {
+    byScope = new Map()
+    liveValues.set(context, byScope)
+  }
+  const key = 'all' in scope ? '*' : JSON.stringify([...scope.accounts].sort())
+  let values = byScope.get(key)
   if (values === undefined) {
     values = computeMetricValues(context.warehouse, scope)
-    liveValues.set(context, values)
+    byScope.set(key, values)
   }
   return values
 }
