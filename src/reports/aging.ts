@@ -36,23 +36,34 @@ interface AgingArgs {
   readonly sla?: Sla | null
 }
 
-/** Lifecycle rows in scope, with `at` (the instant), `sla` (seconds) and the row's open/age columns. */
+// What a finding's episode row keeps as of its last change; as of a past instant they are
+// taken from the finding's period then (a finding re-scored later was not yet what it became).
+const ATTRIBUTES = ['severity', 'kev', 'fix_version'] as const
+const EPISODE_KEY = ['account', 'digest', 'vulnerability_id', 'package', 'package_version'] as const
+
+/**
+ * Lifecycle rows in scope, with `at` (the instant), `sla` (seconds) and the row's open/age
+ * columns. Without `asOf` the rows' own (latest) attributes are current; with it, each
+ * episode takes its severity, KEV and fix from its `image_vulnerabilities` period valid at
+ * the instant, or, resolved by then, the last one before it was resolved (an ASOF join on the
+ * period starts).
+ */
 const lifecycleAt = (q: Query, context: ReportContext, args: AgingArgs) => {
   const filter = args.filter ?? {}
   const scope = resolveScope(context.principal, filter)
-  const asOf = optionalInstant(args.asOf, 'asOf') ?? nowOf(context)
+  const explicit = optionalInstant(args.asOf, 'asOf')
+  const asOf = explicit ?? nowOf(context)
   const days = slaDays(args.sla)
   const at = instant(q, asOf)
-  const where = [scopeCondition(q, scope), `detected_at <= ${at}`]
-  if (filter.vulnerabilityId) where.push(`vulnerability_id = ${q.bind('String', filter.vulnerabilityId)}`)
-  if (filter.severity && filter.severity.length > 0)
-    where.push(`severity IN ${q.bind('Array(String)', filter.severity)}`)
-  if (filter.registry) where.push(`registry = ${q.bind('String', filter.registry)}`)
-  if (filter.repository) where.push(`repository = ${q.bind('String', filter.repository)}`)
-  if (filter.kev === true) where.push('kev = 1')
-  if (filter.kev === false) where.push('kev = 0')
-  if (filter.fixAvailable === true) where.push('fix_version IS NOT NULL')
-  if (filter.fixAvailable === false) where.push('fix_version IS NULL')
+  const scoped = scopeCondition(q, scope)
+  // On columns no later change of an episode alters: filtered before the attributes are chosen.
+  const episodes = [scoped, `detected_at <= ${at}`]
+  if (filter.vulnerabilityId) episodes.push(`vulnerability_id = ${q.bind('String', filter.vulnerabilityId)}`)
+  if (filter.registry) episodes.push(`registry = ${q.bind('String', filter.registry)}`)
+  if (filter.repository) episodes.push(`repository = ${q.bind('String', filter.repository)}`)
+  const detected = windowOf(filter.detected, 'filter.detected')
+  if (detected.from !== undefined) episodes.push(`detected_at >= ${instant(q, detected.from)}`)
+  if (detected.to !== undefined) episodes.push(`detected_at < ${instant(q, detected.to)}`)
   if (filter.tag) {
     const tags = tagSet(q, scope, {
       asOf,
@@ -61,8 +72,29 @@ const lifecycleAt = (q: Query, context: ReportContext, args: AgingArgs) => {
       repository: filter.repository,
       tag: filter.tag,
     })
-    where.push(`(account, digest) IN (SELECT account, digest FROM (${tags}))`)
+    episodes.push(`(account, digest) IN (SELECT account, digest FROM (${tags}))`)
   }
+  const attributes: string[] = []
+  if (filter.severity && filter.severity.length > 0)
+    attributes.push(`severity IN ${q.bind('Array(String)', filter.severity)}`)
+  if (filter.kev === true) attributes.push('kev = 1')
+  if (filter.kev === false) attributes.push('kev = 0')
+  if (filter.fixAvailable === true) attributes.push('fix_version IS NOT NULL')
+  if (filter.fixAvailable === false) attributes.push('fix_version IS NULL')
+
+  const lifecycle = `SELECT * FROM finding_lifecycle FINAL WHERE ${episodes.join(' AND ')}`
+  // A matched period always has a digest: '' is the join's default for an episode without one.
+  const rows =
+    explicit === undefined
+      ? lifecycle
+      : `SELECT l.* REPLACE (${ATTRIBUTES.map((c) => `if(v.digest = '', l.${c}, v.${c}) AS ${c}`).join(', ')})
+           FROM (SELECT *, if(resolved_at IS NOT NULL AND resolved_at <= ${at},
+                              resolved_at - toIntervalMillisecond(1), ${at}) AS attributes_at
+                   FROM (${lifecycle})) AS l
+           ASOF LEFT JOIN (SELECT ${EPISODE_KEY.join(', ')}, valid_from, ${ATTRIBUTES.join(', ')}
+                             FROM image_vulnerabilities FINAL
+                            WHERE ${scoped} AND valid_from <= ${at}) AS v
+             ON ${EPISODE_KEY.map((c) => `l.${c} = v.${c}`).join(' AND ')} AND l.attributes_at >= v.valid_from`
   const sql = `SELECT *,
       detected_at <= ${at} AND (resolved_at IS NULL OR resolved_at > ${at}) AS open,
       dateDiff('second', detected_at, ${at}) AS age,
@@ -73,7 +105,7 @@ const lifecycleAt = (q: Query, context: ReportContext, args: AgingArgs) => {
                   'Array(UInt32)',
                   SEVERITIES.map((s) => days[s] * 86_400),
                 )}, toUInt32(0)) AS sla
-    FROM finding_lifecycle FINAL WHERE ${where.join(' AND ')}`
+    FROM (${rows})${attributes.length === 0 ? '' : ` WHERE ${attributes.join(' AND ')}`}`
   return { sql, asOf, days, scope, filter }
 }
 

@@ -34,6 +34,8 @@ interface OracleFinding {
   readonly version: string
   readonly fix: string | null
   readonly kev: boolean
+  /** When this episode of the finding was first reported: listed without a break since. */
+  readonly detected: number
 }
 
 interface OracleAccount {
@@ -75,24 +77,30 @@ const worldAt = (events: readonly EngineEvent[], at: number): Map<string, Oracle
     if (timeOf(e) > at) break
     const a = of(e.account)
     switch (e.type) {
-      case 'herald.report.image.analyzed':
+      case 'herald.report.image.analyzed': {
+        const before = a.images.get(e.data.digest)
         a.images.set(
           e.data.digest,
           new Map(
-            e.data.findings.map((f) => [
-              `${f.id} ${f.package} ${f.version}`,
-              {
-                id: f.id,
-                severity: f.severity,
-                package: f.package,
-                version: f.version,
-                fix: f.fix_version,
-                kev: f.kev,
-              },
-            ]),
+            e.data.findings.map((f) => {
+              const key = `${f.id} ${f.package} ${f.version}`
+              return [
+                key,
+                {
+                  id: f.id,
+                  severity: f.severity,
+                  package: f.package,
+                  version: f.version,
+                  fix: f.fix_version,
+                  kev: f.kev,
+                  detected: before?.get(key)?.detected ?? timeOf(e),
+                },
+              ]
+            }),
           ),
         )
         break
+      }
       case 'herald.report.image.deleted':
         a.images.delete(e.data.digest)
         break
@@ -675,6 +683,53 @@ describe('report GraphQL API against a brute-force oracle', () => {
         [b.findings, b.fix, b.findings - b.fix, b.kev],
       )
     }
+  })
+
+  it('counts open findings as of random instants by the severity they had then, within a detection window', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: events.length - 1 }),
+        fc.integer({ min: 0, max: events.length - 1 }),
+        async (i, j) => {
+          const at = timeOf(events[Math.max(i, j)] as EngineEvent)
+          const detectedFrom = timeOf(events[Math.min(i, j)] as EngineEvent)
+          const world = worldAt(events, at).get('acme') ?? empty
+          const expected = (from?: number) => {
+            const open = new Map<string, number>()
+            for (const findings of world.images.values())
+              for (const f of findings.values())
+                if (from === undefined || f.detected >= from)
+                  open.set(f.severity, (open.get(f.severity) ?? 0) + 1)
+            return open
+          }
+          const { body } = await graphql(
+            'acme-reader',
+            `query ($asOf: String!, $from: String!) {
+              all: findingAging(asOf: $asOf) { results { severity openCount } }
+              window: findingAging(asOf: $asOf, filter: { detected: { start: $from } }) { results { severity openCount } } }`,
+            { asOf: new Date(at).toISOString(), from: new Date(detectedFrom).toISOString() },
+          )
+          assert.equal(body.errors, undefined, JSON.stringify(body.errors))
+          const data = body.data as unknown as Record<
+            'all' | 'window',
+            { results: { severity: string; openCount: number }[] }
+          >
+          for (const [alias, from] of [
+            ['all', undefined],
+            ['window', detectedFrom],
+          ] as const) {
+            const open = expected(from)
+            for (const r of data[alias].results)
+              assert.equal(
+                r.openCount,
+                open.get(r.severity) ?? 0,
+                `${alias} ${r.severity} as of ${new Date(at).toISOString()}`,
+              )
+          }
+        },
+      ),
+      { numRuns: 12, seed: 7 },
+    )
   })
 
   it('computes metric values, live and recorded as of an instant, as the oracle counts them', async () => {
