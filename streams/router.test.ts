@@ -164,6 +164,49 @@ describe('createRouterHandler', () => {
     assert.equal(counts[0]?.invalid, 4)
   })
 
+  it('dead-letters a valid event nested too deep to serialise, and still routes the rest of the batch', async () => {
+    const { log, on } = capturingLog()
+    const processed = createMemoryProcessedIds()
+    const counts: RouterCounts[] = []
+    const handler = createRouterHandler({
+      log,
+      topics,
+      getIndex: () => index,
+      clock: () => 0,
+      logger: () => {},
+      processed,
+      onRouted: (c) => counts.push(c),
+    })
+    // JSON.parse reads 20,000 levels; JSON.stringify runs out of stack long before.
+    const event = aValidEvent({ id: 'deep' })
+    const deep = new TextEncoder().encode(
+      JSON.stringify({ ...event, data: { ...(event.data as object), nested: 'HERE' } }).replace(
+        '"HERE"',
+        `${'['.repeat(20_000)}${']'.repeat(20_000)}`,
+      ),
+    )
+
+    await handler(
+      batchOf([
+        encodeLogEvent(aValidEvent({ id: 'e1' })).value,
+        deep,
+        encodeLogEvent(aValidEvent({ id: 'e2' })).value,
+      ]),
+    )
+
+    assert.deepEqual(deliveredEventIds(on(topics.deliveries)), ['e1', 'e2'])
+    const letters = on(topics.dlq)
+    assert.equal(letters.length, 1)
+    const info = readDeadLetter({ headers: letters[0]?.headers ?? {} })
+    assert.equal(info?.code, 'event_unroutable')
+    assert.equal(info?.offset, 1)
+    assert.deepEqual(letters[0]?.value, deep)
+    assert.deepEqual(counts[0]?.deadLettered, { event_unroutable: 1 })
+    // Not remembered as routed: the same id sent again, fixed, is routed.
+    const key = processedKey({ ...event, id: 'deep' } as IngressEvent)
+    assert.equal((await processed.seen([key])).size, 0)
+  })
+
   it('routes an event once per (account, source, id), within a batch and across batches', async () => {
     const { log, on } = capturingLog()
     const processed = createMemoryProcessedIds()

@@ -1,6 +1,7 @@
 import { filter, type OperatorFunction } from 'rxjs'
 import {
   createIngressDecoder,
+  failure,
   type IngressDecoder,
   type IngressEvent,
   type IngressFailure,
@@ -146,30 +147,34 @@ export const createRouterHandler = ({
   return async (batch) => {
     const results = await decoder.decodeBatch(batch.messages)
     const valid: IngressEvent[] = []
+    const validMessages: LogMessage[] = []
     const letters: OutgoingMessage[] = []
     const deadLettered: Partial<Record<IngressFailure['code'], number>> = {}
     const now = clock()
-    for (let i = 0; i < results.length; i++) {
-      const result = results[i]
-      if (result === undefined) continue
-      if (result.ok) {
-        valid.push(result.event)
-        continue
-      }
-      const message = batch.messages[i] as LogMessage
-      const { failure } = result
+    const reject = (message: LogMessage, reason: IngressFailure) => {
       logger('warn', 'router.event_invalid', {
         topic: message.topic,
         partition: message.partition,
         offset: message.offset,
-        code: failure.code,
-        issues: failure.issues.slice(0, 10),
+        code: reason.code,
+        issues: reason.issues.slice(0, 10),
       })
-      if (topics.dlq === undefined) continue
-      letters.push(toDeadLetter(message, failure, { group: groupId, now }))
-      deadLettered[failure.code] = (deadLettered[failure.code] ?? 0) + 1
+      if (topics.dlq === undefined) return
+      letters.push(toDeadLetter(message, reason, { group: groupId, now }))
+      deadLettered[reason.code] = (deadLettered[reason.code] ?? 0) + 1
     }
-    if (letters.length > 0 && topics.dlq !== undefined) await log.publish(topics.dlq, letters)
+    for (let i = 0; i < results.length; i++) {
+      const result = results[i]
+      if (result === undefined) continue
+      const message = batch.messages[i] as LogMessage
+      if (result.ok) {
+        valid.push(result.event)
+        validMessages.push(message)
+        continue
+      }
+      reject(message, result.failure)
+    }
+    if (letters.length > 0 && topics.dlq !== undefined) await log.publish(topics.dlq, letters.splice(0))
 
     let duplicates = 0
     const routed: string[] = []
@@ -185,18 +190,34 @@ export const createRouterHandler = ({
           duplicates++
           continue
         }
-        routed.push(key)
         const event = valid[i] as IngressEvent
         const decisions = decideRoutes(getIndex(), event, createdAt, windowOf, key)
-        // An event delivered to several configurations is serialised once.
-        let delivered = 0
-        for (const decision of decisions) if (decision.kind === 'deliver') delivered++
-        const eventJson = delivered > 1 ? JSON.stringify(event) : undefined
+        if (decisions.length === 0) {
+          routed.push(key)
+          continue
+        }
+        // Serialised once for all its commands, and before any is kept: an event the contract
+        // accepted that cannot be written out (nested deeper than JSON.stringify's stack) is
+        // dead-lettered, never left to fail the batch and stall the partition.
+        let eventJson: string
+        try {
+          eventJson = JSON.stringify(event)
+        } catch (error) {
+          reject(
+            validMessages[i] as LogMessage,
+            failure('event_unroutable', [
+              { path: '(event)', message: `cannot be serialised: ${(error as Error).message}` },
+            ]),
+          )
+          continue
+        }
+        routed.push(key)
         for (const decision of decisions) {
           if (decision.kind === 'digest') entries.push(decision.entry)
           else commands.push(encodeDeliveryCommand(decision.command, eventJson))
         }
       }
+      if (letters.length > 0 && topics.dlq !== undefined) await log.publish(topics.dlq, letters)
       if (commands.length > 0) await log.publish(topics.deliveries, commands)
       // The time of recording, not of the batch's start: the flusher takes a window once the
       // clock has passed its end, and an entry recorded after that must open the next window

@@ -63,7 +63,21 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
     batch.messages.forEach((message, i) => {
       const decoded = results[i]
       if (decoded?.ok) {
-        const row = toEventRow(decoded.event, message, started)
+        let row: EventRow
+        try {
+          row = toEventRow(decoded.event, message, started)
+        } catch (error) {
+          // Nested deeper than JSON serialisation goes: the router dead-letters it
+          // (`event_unroutable`); skipped here, never left to fail the batch.
+          invalid++
+          logger('warn', 'projector.event_unprojectable', {
+            topic: message.topic,
+            partition: message.partition,
+            offset: message.offset,
+            error: (error as Error).message,
+          })
+          return
+        }
         rows.push(row)
         if (decoded.event.type.startsWith('herald.report.')) {
           const at = decoded.event.time === undefined ? message.timestamp : Date.parse(decoded.event.time)

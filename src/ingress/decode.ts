@@ -17,7 +17,9 @@ import { FRAME_HEADER_BYTES, frameSchemaId, isFramed } from './wire-format.ts'
  * - `schema_invalid`: a payload its own writer schema rejects;
  * - `content_type_unsupported`: a batch, or binary data that is neither JSON nor text;
  * - `event_type_unknown`: a `type` outside the event catalog;
- * - `event_invalid`: anything else the event contract rejects.
+ * - `event_invalid`: anything else the event contract rejects;
+ * - `event_unroutable`: an event the contract accepts that the router cannot write into a
+ *   command (nested deeper than JSON serialisation goes).
  */
 export type IngressFailureCode =
   | 'wire_format_invalid'
@@ -28,6 +30,7 @@ export type IngressFailureCode =
   | 'content_type_unsupported'
   | 'event_type_unknown'
   | 'event_invalid'
+  | 'event_unroutable'
 
 export interface IngressFailure {
   readonly code: IngressFailureCode

@@ -24,6 +24,7 @@ export { decodeEvent, decodeEventBatch, type IngressEvent, isUnknownType } from 
 export { DeadLetterHeaders, type DeadLetterInfo, readDeadLetter, toDeadLetter } from './dead-letter.ts'
 export {
   createIngressDecoder,
+  failure,
   type IngressDecoder,
   type IngressDecoderOptions,
   type IngressFailure,

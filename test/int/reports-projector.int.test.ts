@@ -250,6 +250,38 @@ describe('report projection on chDB', () => {
     assert.deepEqual(await dump(accounts), answers)
   })
 
+  it('skips an event nested too deep to store, and projects the rest of its batch', async () => {
+    const accounts = ['deep-a']
+    const events = activity(9, accounts, 40)
+    const messages = toMessages(events, `topic-${randomUUID()}`)
+    // A valid event whose data JSON.parse reads and JSON.stringify cannot write back.
+    const victim = messages[5] as LogMessage
+    const text = new TextDecoder().decode(victim.value)
+    const deep = text.replace(/"data":\{/, `"data":{"nested":${'['.repeat(20_000)}${']'.repeat(20_000)},`)
+    assert.notEqual(deep, text)
+    messages[5] = { ...victim, value: new TextEncoder().encode(deep) }
+    const invalid: number[] = []
+    const project = createProjectorHandler({
+      warehouse,
+      clock: Date.now,
+      logger: silentLogger,
+      onInvalid: (n) => invalid.push(n),
+    })
+    await project({ topic: victim.topic, partition: 0, messages })
+    const ids = await warehouse.query<{ id: string }>(
+      'SELECT id FROM events FINAL WHERE account IN {accounts:Array(String)}',
+      { accounts },
+    )
+    assert.deepEqual(
+      ids.map((r) => r.id).sort(),
+      events
+        .filter((_, i) => i !== 5)
+        .map((e) => e.id)
+        .sort(),
+    )
+    assert.deepEqual(invalid, [1])
+  })
+
   it('gives the same answers when a crash changes the batch boundaries', async () => {
     const events = activity(8, ['bound-a', 'bound-b'], 900)
     const rename = (suffix: string) =>
