@@ -6,6 +6,7 @@ export {
   type SustainedFailure,
 } from './attempt.ts'
 export * from './channels/index.ts'
+export { type WebhookRequestInput, webhookChannelPayload, webhookHeaders } from './channels/webhook.ts'
 export { type DeliveryEngine, type DeliveryEngineOptions, startDeliveryEngine } from './engine.ts'
 export {
   createRateLimiter,
@@ -27,15 +28,6 @@ export {
   type QueueSource,
   startQueueScheduler,
 } from './scheduler.ts'
-export {
-  type Fetch,
-  type SendWebhookOptions,
-  sendWebhook,
-  type WebhookRequestInput,
-  type WebhookResult,
-  webhookHeaders,
-  webhookPayload,
-} from './send-webhook.ts'
 export {
   type SignatureHeaderInput,
   type SignWebhookInput,

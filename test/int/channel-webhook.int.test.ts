@@ -72,6 +72,16 @@ describe('webhook channel against a receiver', () => {
     assert.equal(request.headers.authorization, undefined)
   })
 
+  it('links into the UI when ui_url is set, as the other channels do', async () => {
+    const delivery = aDelivery(aPostureEvent())
+    await channel.send(delivery, configuration, { ...context, uiUrl: 'https://herald.example.com/ui' })
+    const body = JSON.parse(receiver.requests.at(-1)?.body ?? '{}')
+    assert.deepEqual(body.links, {
+      ui: `https://herald.example.com/ui/events/${encodeURIComponent(delivery.event.id)}`,
+    })
+    assert.deepEqual(body.data, delivery.event)
+  })
+
   it('signs with both secrets during a rotation: receivers holding either verify', async () => {
     await channel.send(
       aDelivery(anEvent()),

@@ -1,22 +1,31 @@
-import { webhookHeaders, webhookPayload } from '../send-webhook.ts'
+import { signatureHeader } from '../signing.ts'
 import type { ChannelDelivery, DeliveryChannel } from './channel.ts'
 import { failureFromError, failureFromStatus } from './classify.ts'
 import { type ChannelOptions, resultBuilder } from './common.ts'
 import { secretValues, type WebhookChannelConfiguration } from './configuration.ts'
 import { guardedFetch } from './guarded-fetch.ts'
+import { uiLink } from './message.ts'
 
 /** The `type` of a digest's Standard Webhooks payload. */
 export const DIGEST_PAYLOAD_TYPE = 'herald.notification.digest'
 
 /**
- * The JSON a webhook receives: for one event the Standard Webhooks envelope with the
- * CloudEvent as `data` (the same as the deliverer's `sendWebhook`); for a digest, type
- * `herald.notification.digest` with the digest as `data`: the window, the counts by type and
- * level and by level, and the window's first events, whole.
+ * The JSON a webhook receives, as Standard Webhooks shapes it (`type`, `timestamp`, `data`):
+ * for one event the CloudEvent as `data`; for a digest, type `herald.notification.digest`
+ * with the digest as `data`: the window, the counts by type and level and by level, and the
+ * window's first events, whole. With `ui_url` set, `links.ui` points into Herald's UI, as the
+ * other channels' messages do.
  */
-export const webhookChannelPayload = (delivery: ChannelDelivery) =>
-  delivery.digest === undefined
-    ? webhookPayload(delivery)
+export const webhookChannelPayload = (delivery: ChannelDelivery, uiUrl: string | null = null) => {
+  const link = uiLink(uiUrl, delivery)
+  const links = link === null ? {} : { links: { ui: link } }
+  return delivery.digest === undefined
+    ? {
+        type: delivery.event.type,
+        timestamp: delivery.event.time ?? delivery.createdAt,
+        data: delivery.event,
+        ...links,
+      }
     : {
         type: DIGEST_PAYLOAD_TYPE,
         timestamp: delivery.digest.windowEnd,
@@ -30,7 +39,34 @@ export const webhookChannelPayload = (delivery: ChannelDelivery) =>
           levels: delivery.digest.levels ?? [],
           events: delivery.digest.events,
         },
+        ...links,
       }
+}
+
+export interface WebhookRequestInput {
+  /** The `webhook-id` header: the delivery id, the same on every retry, so receivers can drop repeats. */
+  readonly id: string
+  /** The exact JSON sent. */
+  readonly body: string
+  /** Whole seconds since the epoch. */
+  readonly timestamp: number
+  /** Every current signing secret, newest first. */
+  readonly secrets: readonly string[]
+}
+
+/** The headers of a Standard Webhooks request: content type, id, timestamp and the signature(s). */
+export const webhookHeaders = ({
+  id,
+  body,
+  timestamp,
+  secrets,
+}: WebhookRequestInput): Record<string, string> => ({
+  'content-type': 'application/json',
+  'user-agent': 'Herald-Webhooks/1',
+  'webhook-id': id,
+  'webhook-timestamp': String(timestamp),
+  'webhook-signature': signatureHeader({ secrets, id, timestamp, body }),
+})
 
 /**
  * Signed webhooks per Standard Webhooks: `webhook-id` is the delivery id, every current
@@ -56,7 +92,7 @@ export const createWebhookChannel = (
         ...(context.signal === undefined ? {} : { signal: context.signal }),
       })
       try {
-        const body = JSON.stringify(webhookChannelPayload(delivery))
+        const body = JSON.stringify(webhookChannelPayload(delivery, context.uiUrl))
         const headers = webhookHeaders({
           id: delivery.deliveryId,
           body,
