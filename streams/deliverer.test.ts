@@ -9,21 +9,28 @@ import { createDeliveryRequestHandler } from './deliverer.ts'
 import { type DeliveryCommand, deliveryIdFor, encodeDeliveryCommand } from './routing/index.ts'
 import { anEvent } from './routing/test-fixtures.ts'
 
+/** The delivery id of the fixture event `eventId` to `configurationId`. */
+const deliveryIdOf = (eventId: string, configurationId: string): string =>
+  deliveryIdFor(anEvent({ id: eventId }), configurationId)
+
 const capturingLogger = () => {
   const lines: { level: LogLevel; event: string; fields: LogFields }[] = []
   const logger: Logger = (level, event, fields = {}) => lines.push({ level, event, fields })
   return { lines, logger }
 }
 
-const commandFor = (eventId: string, configurationId: string): DeliveryCommand => ({
-  deliveryId: deliveryIdFor(eventId, configurationId),
-  account: 'acme',
-  endpoint: 'webhook',
-  configurationId,
-  event: anEvent({ id: eventId }),
-  matchedSelectorIds: ['sel-1'],
-  createdAt: '2026-11-22T10:00:00.000Z',
-})
+const commandFor = (eventId: string, configurationId: string): DeliveryCommand => {
+  const event = anEvent({ id: eventId })
+  return {
+    deliveryId: deliveryIdFor(event, configurationId),
+    account: 'acme',
+    endpoint: 'webhook',
+    configurationId,
+    event,
+    matchedSelectorIds: ['sel-1'],
+    createdAt: '2026-11-22T10:00:00.000Z',
+  }
+}
 
 const batchOf = (values: Uint8Array[]): Batch => ({
   topic: 'notifications.deliveries',
@@ -68,17 +75,17 @@ describe('createDeliveryRequestHandler', () => {
       const streams = all.map((e) => e.stream)
       assert.deepEqual(
         [...streams].sort(),
-        [deliveryIdFor('e1', 'ok'), deliveryIdFor('e2', 'ok'), deliveryIdFor('e1', 'down')]
+        [deliveryIdOf('e1', 'ok'), deliveryIdOf('e2', 'ok'), deliveryIdOf('e1', 'down')]
           .map(deliveryStream)
           .sort(),
       )
       // Configurations are recorded side by side; one configuration's in order (its queue order).
       assert.ok(
-        streams.indexOf(deliveryStream(deliveryIdFor('e1', 'ok'))) <
-          streams.indexOf(deliveryStream(deliveryIdFor('e2', 'ok'))),
+        streams.indexOf(deliveryStream(deliveryIdOf('e1', 'ok'))) <
+          streams.indexOf(deliveryStream(deliveryIdOf('e2', 'ok'))),
       )
       const decoded = decodeDeliveryEvent(
-        all.find((e) => e.stream.endsWith(deliveryIdFor('e1', 'ok'))) ?? { type: '', data: {} },
+        all.find((e) => e.stream.endsWith(deliveryIdOf('e1', 'ok'))) ?? { type: '', data: {} },
       )
       assert.ok(decoded.ok && decoded.value.type === 'DeliveryRequested')
       assert.equal(decoded.value.data.event.id, 'e1')

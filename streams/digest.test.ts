@@ -44,7 +44,7 @@ const windowOf = (c: EndpointConfiguration) => digestWindowMs(c.digest, 30)
 const deliver = (event: CloudEvent, configurationId: string, selectorIds: string[]): RouteDecision => ({
   kind: 'deliver',
   command: {
-    deliveryId: deliveryIdFor(event.id, configurationId),
+    deliveryId: deliveryIdFor(event, configurationId),
     account: 'acme',
     endpoint: 'webhook',
     configurationId,

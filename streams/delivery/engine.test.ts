@@ -13,6 +13,10 @@ import type { ChannelResult, DeliveryChannels } from './channels/index.ts'
 import { type DeliveryEngine, type DeliveryEngineOptions, startDeliveryEngine } from './engine.ts'
 import { DEFAULT_RATE_LIMITS } from './rate-limit.ts'
 
+/** The delivery id of the fixture event `eventId` to `configurationId`. */
+const deliveryIdOf = (eventId: string, configurationId: string): string =>
+  deliveryIdFor(anEvent({ id: eventId }), configurationId)
+
 const OUTCOMES = 'notifications.outcomes'
 
 const webhook = (id: string, host = `${id}.example`, enabled = true): DeliverableConfiguration => ({
@@ -27,7 +31,7 @@ const webhook = (id: string, host = `${id}.example`, enabled = true): Deliverabl
 })
 
 const commandFor = (eventId: string, configurationId: string): DeliveryCommand => ({
-  deliveryId: deliveryIdFor(eventId, configurationId),
+  deliveryId: deliveryIdOf(eventId, configurationId),
   account: 'acme',
   endpoint: 'webhook',
   configurationId,
@@ -137,7 +141,7 @@ describe('delivery engine', () => {
   })
 
   const statusOf = (eventId: string, configurationId: string) =>
-    view.get(deliveryIdFor(eventId, configurationId))?.status
+    view.get(deliveryIdOf(eventId, configurationId))?.status
 
   const settled = async (pairs: readonly [string, string][], timeoutMs = 5_000) => {
     const deadline = Date.now() + timeoutMs
@@ -159,10 +163,10 @@ describe('delivery engine', () => {
     assert.ok(Date.now() - started < 500)
     assert.deepEqual(await settled([['e1', 'down']]), ['sent'])
     assert.equal(calls.length, 3, 'two failures, then success')
-    const delivery = view.get(deliveryIdFor('e1', 'down'))
+    const delivery = view.get(deliveryIdOf('e1', 'down'))
     assert.equal(delivery?.attempts, 3)
     assert.deepEqual(
-      view.attemptsOf(deliveryIdFor('e1', 'down')).map((a) => a.outcome),
+      view.attemptsOf(deliveryIdOf('e1', 'down')).map((a) => a.outcome),
       ['failed', 'failed', 'sent'],
     )
     // The second retry waited its 30 ms; the first was immediate.
@@ -292,7 +296,7 @@ describe('delivery engine', () => {
     const [first, second] = calls
     assert.ok(first && second)
     assert.ok(second.at - first.at >= 195, `${second.at - first.at} ms after the 429`)
-    assert.equal(view.attemptsOf(deliveryIdFor('e1', 'busy'))[0]?.code, 'rate_limited')
+    assert.equal(view.attemptsOf(deliveryIdOf('e1', 'busy'))[0]?.code, 'rate_limited')
   })
 
   it('does not retry a refusal, disables on 410, skips what cannot be sent, dead-letters when retries run out', async () => {
@@ -401,7 +405,7 @@ describe('delivery engine', () => {
     const stopping = Date.now()
     await second.stop(100)
     assert.ok(Date.now() - stopping < 1_000, 'aborted after the grace')
-    const row = view.get(deliveryIdFor('e2', 'b'))
+    const row = view.get(deliveryIdOf('e2', 'b'))
     assert.deepEqual([row?.status, row?.attempts], ['pending', 0], 'nothing recorded for an aborted attempt')
 
     latencyMs = 1

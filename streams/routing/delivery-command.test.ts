@@ -21,7 +21,7 @@ const asLogMessage = (value: Uint8Array, key: string | null = null): LogMessage 
 })
 
 const command: DeliveryCommand = {
-  deliveryId: deliveryIdFor('evt-1', 'cfg-1'),
+  deliveryId: deliveryIdFor(anEvent(), 'cfg-1'),
   account: 'acme',
   endpoint: 'webhook',
   configurationId: 'cfg-1',
@@ -31,17 +31,25 @@ const command: DeliveryCommand = {
 }
 
 describe('deliveryIdFor', () => {
-  it('is the hex sha256 of event id, NUL, configuration id', () => {
-    // printf 'evt-1\0cfg-1' | sha256sum
+  const event = { account: 'acme', source: '/engine', id: 'evt-1' }
+
+  it('is the hex sha256 of account, source, event id and configuration id, NUL between them', () => {
+    // printf 'acme\0/engine\0evt-1\0cfg-1' | sha256sum
     assert.equal(
-      deliveryIdFor('evt-1', 'cfg-1'),
-      '6c9e8995fa3243ed9a41e1f2eb1186ff5b6e18daab5a41f4111be6e554f413c7',
+      deliveryIdFor(event, 'cfg-1'),
+      'c71e54e5f5d4d4d16981d862ef8c632daacfbe73082956b1c30bff39e5835ec6',
     )
   })
 
-  it('separates the two ids, so shifting characters between them changes the id', () => {
-    assert.notEqual(deliveryIdFor('evt-1', 'cfg-1'), deliveryIdFor('evt-1c', 'fg-1'))
-    assert.notEqual(deliveryIdFor('evt-1', 'cfg-1'), deliveryIdFor('evt-1', 'cfg-2'))
+  it('tells apart events that share an id but not a source or account, and separates the parts', () => {
+    const ids = new Set([
+      deliveryIdFor(event, 'cfg-1'),
+      deliveryIdFor({ ...event, source: '/other' }, 'cfg-1'),
+      deliveryIdFor({ ...event, account: 'globex' }, 'cfg-1'),
+      deliveryIdFor(event, 'cfg-2'),
+      deliveryIdFor({ ...event, id: 'evt-1c' }, 'fg-1'),
+    ])
+    assert.equal(ids.size, 5)
   })
 })
 

@@ -88,12 +88,23 @@ export const DeliveryCommandCodec = t.intersection([
   t.partial({ digest: DeliveryDigestCodec }),
 ])
 
+/** What tells events apart: CloudEvents ids are unique within a source, Herald's per account too. */
+export interface EventIdentity {
+  readonly account: string
+  readonly source: string
+  readonly id: string
+}
+
 /**
+ * The delivery of one event to one configuration: the same on every redelivery and replay,
+ * and different for two events that share an id but not a source or account (an admin's
+ * global selector sees every account's events).
+ *
  * @example
- * deliveryIdFor('evt-1', '0b0c…') // 64 hex characters, the same on every call
+ * deliveryIdFor({ account: 'acme', source: '/engine', id: 'evt-1' }, '0b0c…') // 64 hex characters
  */
-export const deliveryIdFor = (eventId: string, configurationId: string): string =>
-  hash('sha256', `${eventId}\u0000${configurationId}`)
+export const deliveryIdFor = (event: EventIdentity, configurationId: string): string =>
+  hash('sha256', `${event.account}\u0000${event.source}\u0000${event.id}\u0000${configurationId}`)
 
 /**
  * The delivery id of a configuration's digest of the window starting at `windowStart` (RFC

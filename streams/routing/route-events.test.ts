@@ -39,7 +39,7 @@ const command = (
   selectorIds: string[],
   account = 'acme',
 ): DeliveryCommand => ({
-  deliveryId: deliveryIdFor(event.id, configurationId),
+  deliveryId: deliveryIdFor(event, configurationId),
   account,
   endpoint: 'webhook',
   configurationId,

@@ -5,7 +5,7 @@ import type { RouteMatch, SelectorIndex } from './selector-index.ts'
 
 /** The command delivering `event` on its own to the configuration of `match`. */
 export const commandFor = (event: CloudEvent, match: RouteMatch, createdAt: string): DeliveryCommand => ({
-  deliveryId: deliveryIdFor(event.id, match.configuration.id),
+  deliveryId: deliveryIdFor(event, match.configuration.id),
   account: match.configuration.account,
   endpoint: match.configuration.endpoint,
   configurationId: match.configuration.id,

@@ -89,8 +89,13 @@ const selects = (spec: Spec, owner: string, event: EngineEvent): boolean =>
   (spec.event.resource_type === '*' ||
     (typeof event.resourcetype === 'string' && glob(spec.event.resource_type).test(event.resourcetype)))
 
-const deliveryIdOf = (eventId: string, configurationId: string) =>
-  createHash('sha256').update(`${eventId}\u0000${configurationId}`).digest('hex')
+// The README's formula, written out again: sha256 of account, source, event id, configuration id.
+const deliveryIdOf = (event: Record<string, unknown>, configurationId: string) =>
+  createHash('sha256')
+    .update(
+      `${String(event.account)}\u0000${String(event.source)}\u0000${String(event.id)}\u0000${configurationId}`,
+    )
+    .digest('hex')
 
 interface Command {
   readonly deliveryId: string
@@ -225,7 +230,7 @@ describe('routing engine events from Kafka to notifications.deliveries, through 
         const matched = spec.selectors.filter((s) => selects(s, spec.owner, event))
         if (matched.length === 0) continue
         const configurationId = ids.get(spec.name) as string
-        expected.set(deliveryIdOf(event.id, configurationId), {
+        expected.set(deliveryIdOf(event, configurationId), {
           event,
           configurationId,
           selectorIds: matched.map((s) => ids.get(s.name) as string).sort(),
@@ -292,7 +297,7 @@ describe('routing engine events from Kafka to notifications.deliveries, through 
       )
       assert.ok(!seen.has(command.deliveryId), `command ${command.deliveryId} twice`)
       seen.add(command.deliveryId)
-      assert.equal(command.deliveryId, deliveryIdOf(String(command.event.id), command.configurationId))
+      assert.equal(command.deliveryId, deliveryIdOf(command.event, command.configurationId))
       assert.equal(command.configurationId, want.configurationId)
       assert.equal(command.account, owners.get(command.configurationId), 'the configuration owner')
       assert.equal(command.endpoint, 'webhook')

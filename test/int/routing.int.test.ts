@@ -84,7 +84,7 @@ describe('routing: engine event → router → deliveries topic → delivery log
   const logger: Logger = (_level, event, fields = {}) => lines.push({ event, fields })
 
   const requestsFor = (event: CloudEvent): ReceivedRequest[] =>
-    receiver.received.filter((r) => r.headers['webhook-id'] === deliveryIdFor(event.id, configuration.id))
+    receiver.received.filter((r) => r.headers['webhook-id'] === deliveryIdFor(event, configuration.id))
 
   /**
    * Waits for a later event to arrive: both topics are keyed so it shares the partitions of
@@ -219,7 +219,7 @@ describe('routing: engine event → router → deliveries topic → delivery log
     assert.ok(request)
     const { headers, body } = request
     assert.equal(headers['content-type'], 'application/json')
-    assert.equal(headers['webhook-id'], deliveryIdFor(event.id, configuration.id))
+    assert.equal(headers['webhook-id'], deliveryIdFor(event, configuration.id))
     assert.ok(
       verifyWebhook({
         secret: configuration.signingSecret,
@@ -236,7 +236,7 @@ describe('routing: engine event → router → deliveries topic → delivery log
     await drain()
     assert.equal(requestsFor(event).length, 1)
     // Recorded once in the delivery log, with the selectors that matched it.
-    const recorded = view.get(deliveryIdFor(event.id, configuration.id))
+    const recorded = view.get(deliveryIdFor(event, configuration.id))
     assert.equal(recorded?.status, 'sent')
     assert.equal(recorded?.attempts, 1)
     assert.equal(recorded?.matchedSelectorIds.length, 2)
@@ -278,7 +278,7 @@ describe('routing: engine event → router → deliveries topic → delivery log
         )
       }
       assert.ok(lines.some((l) => l.event === 'delivery.webhook.failed' && l.fields.status === 503))
-      const id = deliveryIdFor(event.id, configuration.id)
+      const id = deliveryIdFor(event, configuration.id)
       assert.deepEqual(
         view.attemptsOf(id).map((a) => [a.attempt, a.outcome, a.status]),
         [

@@ -104,7 +104,10 @@ export const webhookCommand = (
   configuration: Pick<EndpointConfiguration, 'id' | 'account'>,
   eventId = `evt-${++sequence}`,
 ): DeliveryCommand => ({
-  deliveryId: deliveryIdFor(eventId, configuration.id),
+  deliveryId: deliveryIdFor(
+    { account: configuration.account, source: '/engine/analyzer', id: eventId },
+    configuration.id,
+  ),
   account: configuration.account,
   endpoint: 'webhook',
   configurationId: configuration.id,

@@ -44,7 +44,7 @@ export const aDelivery = (
   event: CloudEvent = anEvent(),
   overrides: Partial<ChannelDelivery> = {},
 ): ChannelDelivery => ({
-  deliveryId: deliveryIdFor(event.id, overrides.configurationId ?? 'cfg-1'),
+  deliveryId: deliveryIdFor(event, overrides.configurationId ?? 'cfg-1'),
   account: 'acme',
   configurationId: 'cfg-1',
   event,
