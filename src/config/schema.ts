@@ -124,7 +124,7 @@ export const schema = group({
         listOf(milliseconds, 'a list of milliseconds (comma-separated in the environment)'),
         {
           default: [0, 5000, 300000, 1800000, 7200000, 18000000, 36000000, 36000000],
-          doc: 'Wait before each retry of a delivery that failed retriably (408, 425, 429, 5xx, a timeout, a network error), in order: the default retries immediately, then after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h. When the list is used up the delivery is dead-lettered (listed and replayable). A longer `Retry-After` from the endpoint wins. Other 4xx are not retried.',
+          doc: 'Wait before each retry of a delivery that failed retriably (429, 5xx, a timeout, a network error), in order: the default retries immediately, then after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h. When the list is used up the delivery is dead-lettered (listed and replayable). A longer `Retry-After` from the endpoint wins. Other 4xx are not retried.',
         },
       ),
       retry_jitter_percent: key(integer(0, 100), {

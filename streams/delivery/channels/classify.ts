@@ -57,15 +57,11 @@ export const parseRetryAfter = (value: string | null | undefined, nowMs: number)
 }
 
 /**
- * How an HTTP status fails: 410 is `gone`; 408, 425, 429 and every 5xx may pass; any other
- * status (4xx, and a 3xx Herald does not follow) fails the same way next time.
+ * How an HTTP status fails: 410 is `gone`; 429 and every 5xx may pass; any other status (every
+ * other 4xx, 408 and 425 included, and a 3xx Herald does not follow) fails without a retry.
  */
 export const kindOfStatus = (status: number): FailureKind =>
-  status === 410
-    ? 'gone'
-    : status === 408 || status === 425 || status === 429 || status >= 500
-      ? 'retriable'
-      : 'permanent'
+  status === 410 ? 'gone' : status === 429 || status >= 500 ? 'retriable' : 'permanent'
 
 const codeOfStatus = (status: number): FailureCode =>
   status === 410

@@ -42,6 +42,17 @@ describe('githubFailure', () => {
     )
   })
 
+  it('waits a minute on a secondary rate limit that names no wait, as GitHub advises', () => {
+    const failure = githubFailure(
+      exchange(403, {}, { message: 'You have exceeded a secondary rate limit. Please wait a few minutes.' }),
+      now,
+    )
+    assert.deepEqual(
+      [failure.kind, failure.code, failure.status, failure.retryAfterMs],
+      ['retriable', 'rate_limited', 403, 60_000],
+    )
+  })
+
   it('treats any other 403 as permanent, and reads validation errors', () => {
     assert.equal(
       githubFailure(

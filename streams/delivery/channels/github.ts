@@ -35,10 +35,13 @@ const COMMENT_LOOKBACK_MS = 60 * 60 * 1000
 
 const quiet = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} }
 
+const SECONDARY_LIMIT_WAIT_MS = 60_000
+
 /**
  * GitHub's rate limits: a 403 or 429 with `x-ratelimit-remaining: 0` waits for
- * `x-ratelimit-reset` (epoch seconds), one with `retry-after` (the secondary limit) for that.
- * Both are retriable; any other 403 is a permission problem.
+ * `x-ratelimit-reset` (epoch seconds), one with `retry-after` (the secondary limit) for that,
+ * and a secondary limit naming neither a minute. All are retriable; any other 403 is a
+ * permission problem.
  */
 export const githubFailure = (exchange: Exchange, nowMs: number): Failure => {
   const detail = jsonDetail(exchange.body, (json) => [
@@ -62,6 +65,15 @@ export const githubFailure = (exchange: Exchange, nowMs: number): Failure => {
       }
     if (headers.get('retry-after') !== null)
       return { ...failureFromStatus(429, headers, nowMs, detail), status }
+    // GitHub's advice for a secondary limit that names no wait: at least a minute.
+    if (/secondary rate limit/i.test(detail ?? ''))
+      return {
+        kind: 'retriable',
+        code: 'rate_limited',
+        status,
+        error: `HTTP ${status}: GitHub secondary rate limit exceeded`,
+        retryAfterMs: SECONDARY_LIMIT_WAIT_MS,
+      }
   }
   return failureFromStatus(status, headers, nowMs, detail)
 }
