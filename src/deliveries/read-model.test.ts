@@ -176,6 +176,46 @@ describe('delivery read model', () => {
     )
   })
 
+  it('starts a failure streak again after a gap with no attempts: one failure a day is no sustained failure', async () => {
+    for (let n = 1; n <= 4; n++) await request(n, 'cfg-a')
+    const first = now
+    await attempt(1, 400)
+    now += 12 * 3_600_000 // within the default gap (13 h): the same streak
+    await attempt(2, 503, 0)
+    assert.equal(view.failingSince('cfg-a'), first)
+    now += 2 * 86_400_000 // days without an attempt
+    const later = now
+    await attempt(2, 503, 0)
+    assert.equal(view.failingSince('cfg-a'), later)
+    now += 60_000
+    await attempt(2, 200)
+    assert.equal(view.failingSince('cfg-a'), null)
+  })
+
+  it('keeps the start of a streak in a file made before streaks ended at a gap', async () => {
+    await request(1, 'cfg-a')
+    const start = now
+    await attempt(1, 503, 0)
+    view.close()
+    // As an older version left it: no column for the last failure.
+    const db = new DatabaseSync(join(dir, 'view.sqlite'))
+    db.exec(`
+      CREATE TABLE failing_old (configuration_id TEXT PRIMARY KEY, since INTEGER NOT NULL) STRICT;
+      INSERT INTO failing_old SELECT configuration_id, since FROM failing;
+      DROP TABLE failing;
+      ALTER TABLE failing_old RENAME TO failing;
+    `)
+    db.close()
+    view = open()
+    assert.equal(view.failingSince('cfg-a'), start)
+    now += 2 * 86_400_000
+    await attempt(1, 503, 0)
+    assert.equal(view.failingSince('cfg-a'), start)
+    now += 2 * 86_400_000
+    await attempt(1, 503, 0)
+    assert.equal(view.failingSince('cfg-a'), now, 'a gap after the last failure it knows of starts again')
+  })
+
   it('is the outbox of this instance’s outcomes only', async () => {
     await request(1, 'cfg-a')
     await attempt(1, 503, 0)

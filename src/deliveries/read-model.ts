@@ -112,7 +112,10 @@ export interface DeliveryReadModel {
   nextDueAt(exclude: ReadonlySet<string>): number | undefined
   /** The configuration's latest attempt outcomes, oldest first, `skipped` left out: its health. */
   recentOutcomes(configurationId: string, keep: number): readonly { ok: boolean; at: number }[]
-  /** Since when every attempt of the configuration failed; null when its latest one succeeded (or none was made). */
+  /**
+   * Since when every attempt of the configuration failed, with no gap longer than
+   * `failureGapMs` between two of them; null when its latest one succeeded (or none was made).
+   */
   failingSince(configurationId: string): number | null
   /** Outcomes of this instance's attempts not yet published, in position order. */
   unpublished(limit: number): readonly AttemptRow[]
@@ -138,7 +141,15 @@ export interface DeliveryReadModelOptions {
   readonly onFollowError?: (error: unknown) => void
   /** Wait before following again after the subscription failed (default 1000 ms). */
   readonly resubscribeMs?: number
+  /**
+   * Two failed attempts of a configuration further apart than this are not one failure streak:
+   * the later one starts a new one, since nothing was tried in between (default 13 h: the
+   * default retry schedule's longest wait, 10 h, with its ±20 % jitter, and an hour to spare).
+   */
+  readonly failureGapMs?: number
 }
+
+export const DEFAULT_FAILURE_GAP_MS = 13 * 3_600_000
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (
@@ -207,7 +218,8 @@ CREATE INDEX IF NOT EXISTS attempts_by_configuration ON attempts (configuration_
 CREATE INDEX IF NOT EXISTS attempts_unpublished ON attempts (position) WHERE publish = 1;
 CREATE TABLE IF NOT EXISTS failing (
   configuration_id TEXT PRIMARY KEY,
-  since            INTEGER NOT NULL
+  since            INTEGER NOT NULL,
+  last_at          INTEGER
 ) STRICT;
 `
 
@@ -352,6 +364,12 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
     PRAGMA wal_autocheckpoint = 4000;
   `)
   db.exec(SCHEMA)
+  // Files made before failure streaks ended at a gap: their rows keep their start until the
+  // next success, as before.
+  const failingColumns = db.prepare('PRAGMA table_info(failing)').all() as { name: string }[]
+  if (!failingColumns.some((c) => c.name === 'last_at'))
+    db.exec('ALTER TABLE failing ADD COLUMN last_at INTEGER')
+  const failureGapMs = options.failureGapMs ?? DEFAULT_FAILURE_GAP_MS
 
   const getMeta = db.prepare('SELECT value FROM meta WHERE key = ?')
   const setMeta = db.prepare(
@@ -413,7 +431,12 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
         event_type, attempt, outcome, status, code, error, latency_ms, at, next_attempt_at, publish)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
     failingOf: db.prepare('SELECT since FROM failing WHERE configuration_id = ?'),
-    startFailing: db.prepare('INSERT OR IGNORE INTO failing (configuration_id, since) VALUES (?, ?)'),
+    // A failure after a gap with no attempts starts the streak again.
+    startFailing: db.prepare(`
+      INSERT INTO failing (configuration_id, since, last_at) VALUES (?1, ?2, ?2)
+      ON CONFLICT (configuration_id) DO UPDATE SET
+        since = CASE WHEN failing.last_at IS NOT NULL AND ?2 - failing.last_at > ?3 THEN ?2 ELSE failing.since END,
+        last_at = MAX(coalesce(failing.last_at, ?2), ?2)`),
     stopFailing: db.prepare('DELETE FROM failing WHERE configuration_id = ?'),
     attemptsOf: db.prepare('SELECT * FROM attempts WHERE delivery_id = ? ORDER BY position'),
     // The exclusions (the queues being served, up to the whole pool) are skipped here rather
@@ -477,7 +500,7 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
     )
     if (outcome === 'skipped') return
     if (outcome === 'sent') sql.stopFailing.run(row.configuration_id)
-    else sql.startFailing.run(row.configuration_id, at)
+    else sql.startFailing.run(row.configuration_id, at, failureGapMs)
   }
 
   const settle = (

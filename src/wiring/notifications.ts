@@ -68,6 +68,13 @@ const retryPolicyOf = (delivery: DeliveryConfig): RetryPolicy => ({
 })
 
 /**
+ * The longest a retrying delivery can wait between two attempts (its longest step or
+ * Retry-After, with jitter), and an hour to spare: failures further apart are two streaks.
+ */
+const failureGapOf = (policy: RetryPolicy): number =>
+  Math.max(policy.maxRetryAfterMs, ...policy.scheduleMs) * (1 + policy.jitter) + 3_600_000
+
+/**
  * Where the delivery log is kept. Embedded: a file of its own beside the configuration store,
  * so reading every configuration at start-up and the audit trail never wade through delivery
  * history. KurrentDB: the one store (its streams are named `delivery-<id>`).
@@ -103,6 +110,7 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
   const view = createDeliveryReadModel({
     path: join(config.data_dir, 'deliveries-view.sqlite'),
     newId: randomUUID,
+    failureGapMs: failureGapOf(retryPolicyOf(config.notifications.delivery)),
     onInvalidEvent: (event, issues) =>
       logger('error', 'delivery.stored_event_invalid', {
         stream: event.stream,
