@@ -193,7 +193,7 @@ export const schema = group({
     }),
     graphiql: key(boolean, {
       default: true,
-      doc: 'Serve GraphiQL on a browser’s GET of `/v1/reports/graphql`.',
+      doc: 'Serve GraphiQL on a browser’s GET of `/v1/reports/graphql`. The page holds no data and is served without a token; its queries carry the token set in its header editor.',
     }),
   }),
   event_log: group({

@@ -3,6 +3,7 @@ import { UnauthorizedError } from '../errors/index.ts'
 import type { Logger, Metrics } from '../observability/index.ts'
 import type { EventLog } from '../ports/event-log.ts'
 import type { Warehouse } from '../ports/warehouse.ts'
+import { isGraphiqlPageRequest } from '../reports/index.ts'
 import { ADMIN_ACCOUNT, type Authenticator, bearerToken } from './auth.ts'
 import type { Authorizer } from './authorize.ts'
 import type { AppEnv } from './env.ts'
@@ -32,6 +33,7 @@ export interface HttpAppOptions {
 }
 
 const PUBLIC_PATHS = new Set(['/health', '/ready', '/metrics'])
+const GRAPHQL_PATH = '/v1/reports/graphql'
 const READY_TIMEOUT_MS = 2_000
 
 const withTimeout = (probe: Promise<void>, ms: number): Promise<void> =>
@@ -99,6 +101,8 @@ export const createHttpApp = (options: HttpAppOptions): Hono<AppEnv> => {
 
   app.use('/v1/*', async (c, next) => {
     if (PUBLIC_PATHS.has(c.req.path)) return next()
+    // The GraphiQL page (no data; its queries carry their own token).
+    if (options.graphiql && c.req.path === GRAPHQL_PATH && isGraphiqlPageRequest(c.req.raw)) return next()
     if (options.authorizer !== undefined) c.set('authorizer', options.authorizer)
     if (!options.requireAuth) {
       c.set('principal', { account: ADMIN_ACCOUNT, role: 'admin' })
@@ -124,12 +128,12 @@ export const createHttpApp = (options: HttpAppOptions): Hono<AppEnv> => {
     }),
   )
   app.route(
-    '/v1/reports/graphql',
+    GRAPHQL_PATH,
     createGraphqlRoutes({
       warehouse: options.warehouse,
       graphiql: options.graphiql,
       logger,
-      endpoint: '/v1/reports/graphql',
+      endpoint: GRAPHQL_PATH,
       ...(options.reportLag === undefined ? {} : { lag: options.reportLag }),
     }),
   )

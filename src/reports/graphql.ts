@@ -24,6 +24,16 @@ export interface ReportGraphqlOptions {
   readonly limits?: Partial<QueryLimits>
 }
 
+/**
+ * Whether a request is a browser asking for the GraphiQL page (a GET accepting HTML). The page
+ * holds no data, so it is served without a token: a browser cannot send one when it opens a
+ * URL. Its header editor starts with the Authorization header its queries need.
+ */
+export const isGraphiqlPageRequest = (request: Request): boolean =>
+  shouldRenderGraphiQL({ body: undefined, headers: request.headers, method: request.method, query: {} })
+
+const GRAPHIQL_HEADERS = JSON.stringify({ Authorization: 'Bearer <your API token>' }, null, 2)
+
 /** Herald errors keep their code for clients; anything else is masked and logged. */
 const formatError = (error: GraphQLError, logger: Logger) => {
   const original = error.originalError
@@ -60,6 +70,12 @@ export const createReportGraphqlRoutes = (options: ReportGraphqlOptions) => {
   const { warehouse, graphiql, logger, endpoint } = options
   const limits: QueryLimits = { ...DEFAULT_QUERY_LIMITS, ...options.limits }
   const app = new Hono<AppEnv>()
+  if (graphiql)
+    app.get('/', async (c, next) =>
+      isGraphiqlPageRequest(c.req.raw)
+        ? c.html(renderGraphiQL({ endpoint, headers: GRAPHIQL_HEADERS }))
+        : next(),
+    )
   app.on(['GET', 'POST'], '/', authorize('listImages'), async (c) => {
     const request = {
       body: c.req.method === 'POST' ? await readJson(c) : undefined,
@@ -67,7 +83,6 @@ export const createReportGraphqlRoutes = (options: ReportGraphqlOptions) => {
       method: c.req.method,
       query: c.req.query(),
     }
-    if (graphiql && shouldRenderGraphiQL(request)) return c.html(renderGraphiQL({ endpoint }))
     const { operationName, query, variables } = getGraphQLParameters(request)
     const context: ReportContext = {
       principal: c.get('principal'),

@@ -173,9 +173,21 @@ describe('HTTP API on the embedded log and chDB', () => {
     })
     const body = (await response.json()) as { errors: { message: string; extensions: { code: string } }[] }
     assert.equal(body.errors[0]?.extensions.code, 'validation_failed')
-    const page = await app.request('/v1/reports/graphql', { headers: { ...auth, accept: 'text/html' } })
+    // A browser opening the URL sends no token: the page (no data) is served all the same,
+    // with the header its queries need ready to fill in; the queries themselves need a token.
+    const page = await app.request('/v1/reports/graphql', { headers: { accept: 'text/html' } })
     assert.equal(page.status, 200)
-    assert.match(await page.text(), /graphiql/i)
+    const html = await page.text()
+    assert.match(html, /graphiql/i)
+    assert.match(html, /Bearer &lt;your API token&gt;|Bearer <your API token>/)
+    const tokenless = await app.request('/v1/reports/graphql?query=%7B%20metrics%20%7B%20id%20%7D%20%7D')
+    assert.equal(tokenless.status, 401)
+    const posted = await app.request('/v1/reports/graphql', {
+      method: 'POST',
+      headers: { accept: 'text/html', 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ metrics { results { id } } }' }),
+    })
+    assert.equal(posted.status, 401)
   })
 
   it('counts requests in /metrics', async () => {
