@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
 import { describe, it } from 'node:test'
 import { TestScheduler } from 'rxjs/testing'
+import { validDataOf } from '../schemas/fixtures.ts'
 import { type CloudEvent, encodeLogEvent } from '../src/events/index.ts'
 import {
   createMemoryProcessedIds,
@@ -24,17 +24,9 @@ const capturingLogger = () => {
   return { lines, logger }
 }
 
-/** The catalog's first valid `data` of `type`, so events pass the contract. */
-const validData = (type: string): unknown =>
-  (
-    JSON.parse(readFileSync(new URL(`../schemas/fixtures/${type}.json`, import.meta.url), 'utf8')) as {
-      valid: unknown[]
-    }
-  ).valid[0]
-
 const aValidEvent = (overrides: Partial<CloudEvent> = {}): CloudEvent => {
   const type = overrides.type ?? 'user.checks.tag.vulnerabilities.update'
-  return anEvent({ data: validData(type), ...overrides, type })
+  return anEvent({ data: validDataOf(type), ...overrides, type })
 }
 
 const asLogMessage = (m: OutgoingMessage, offset: number): LogMessage => ({

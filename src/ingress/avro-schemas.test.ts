@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { describe, it } from 'node:test'
 import { isDeepStrictEqual } from 'node:util'
 import fc from 'fast-check'
-import { applyMutation, arbitraryFromSchema, type Json, mutationsOf } from '../events/catalog/arbitraries.ts'
+import { fixturesOf } from '../../schemas/fixtures.ts'
+import { applyMutation, arbitraryFromSchema, mutationsOf } from '../events/catalog/arbitraries.ts'
 import { decodeEngineEvent, type EventTypeEntry, eventTypes } from '../events/index.ts'
 import type { AvroTypeLike } from './avro-reader.ts'
 import { avroDataSchemaOf, avroEventSchemaOf, heraldAvroSubjects } from './avro-schemas.ts'
@@ -17,15 +17,6 @@ interface AvscType extends AvroReader {
 const avsc = createRequire(import.meta.resolve('@kafkajs/confluent-schema-registry'))('avsc') as {
   Type: { forSchema(schema: unknown): AvscType }
 }
-
-interface Fixtures {
-  readonly valid: readonly Json[]
-  readonly invalid: readonly { readonly because: string; readonly data: Json }[]
-}
-const fixturesOf = (type: string): Fixtures =>
-  JSON.parse(
-    readFileSync(new URL(`../../schemas/fixtures/${type}.json`, import.meta.url), 'utf8'),
-  ) as Fixtures
 
 const envelope = (entry: EventTypeEntry, data: unknown) => ({
   specversion: '1.0',

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
 import { describe, it } from 'node:test'
+import { fixturesOf } from '../../schemas/fixtures.ts'
 import { decodeEngineEvent, eventTypes } from '../events/index.ts'
 import { compileJsonSchema } from './json-schema.ts'
 import { heraldSubjects } from './subjects.ts'
@@ -12,15 +12,6 @@ const validatorOf = (subject: string) => {
   assert.ok(schema, `subject ${subject}`)
   return compileJsonSchema(schema.schema)
 }
-
-interface Fixtures {
-  readonly valid: unknown[]
-  readonly invalid: { readonly because: string; readonly data: unknown }[]
-}
-const fixturesOf = (type: string): Fixtures =>
-  JSON.parse(
-    readFileSync(new URL(`../../schemas/fixtures/${type}.json`, import.meta.url), 'utf8'),
-  ) as Fixtures
 
 describe('registered subjects', () => {
   it('names every subject after the configured topics, and each is a valid JSON Schema', () => {

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict'
 import { randomBytes, randomUUID } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import type { Subscription } from 'rxjs'
+import { validDataOf } from '../../schemas/fixtures.ts'
 import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
 import { createSqliteEventStore, type SqliteEventStore } from '../../src/adapters/sqlite-event-store/index.ts'
 import { createDeliveryReadModel, type DeliveryReadModel } from '../../src/deliveries/index.ts'
@@ -43,14 +44,6 @@ const TOPICS = {
 // Retries within milliseconds, so the test waits for no real schedule.
 const FAST_RETRIES = { scheduleMs: [0, 20, 20], jitter: 0, maxRetryAfterMs: 1_000 }
 
-/** The event catalog's first valid `data` of `type`, so events pass the router's contract. */
-const validData = (type: string): unknown =>
-  (
-    JSON.parse(readFileSync(new URL(`../../schemas/fixtures/${type}.json`, import.meta.url), 'utf8')) as {
-      valid: unknown[]
-    }
-  ).valid[0]
-
 const anEvent = (overrides: Partial<CloudEvent> = {}): CloudEvent => ({
   specversion: '1.0',
   id: `evt-${randomUUID()}`,
@@ -61,7 +54,7 @@ const anEvent = (overrides: Partial<CloudEvent> = {}): CloudEvent => ({
   resourcetype: 'tag',
   time: new Date().toISOString(),
   ...overrides,
-  data: overrides.data ?? validData(overrides.type ?? 'user.checks.tag.policy_evaluation.update'),
+  data: overrides.data ?? validDataOf(overrides.type ?? 'user.checks.tag.policy_evaluation.update'),
 })
 
 describe('routing: engine event → router → deliveries topic → delivery log → delivery queue → signed webhook', () => {

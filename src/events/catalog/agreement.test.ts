@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { describe, it } from 'node:test'
 import type { ValidateFunction } from 'ajv'
@@ -8,6 +7,7 @@ import type { FormatsPlugin } from 'ajv-formats'
 import fc from 'fast-check'
 import { isRight } from 'fp-ts/lib/Either.js'
 import type * as t from 'io-ts'
+import { fixturesOf } from '../../../schemas/fixtures.ts'
 import { decodeCloudEvent } from '../cloudevent.ts'
 import { compileGuard, type Guard } from '../io-ts-guard.ts'
 import { applyMutation, arbitraryFromSchema, type Json, mutationsOf } from './arbitraries.ts'
@@ -22,16 +22,6 @@ addFormats(ajv)
 const validators = new Map<string, ValidateFunction>(eventTypes.map((e) => [e.type, ajv.compile(e.schema)]))
 const guards = new Map<string, Guard>(eventTypes.map((e) => [e.type, compileGuard(e.dataCodec)]))
 const envelopeValidator = ajv.compile(envelopeSchema)
-
-interface DataFixtures {
-  readonly valid: readonly Json[]
-  readonly invalid: readonly { readonly because: string; readonly data: Json }[]
-}
-
-const fixturesOf = (type: string): DataFixtures =>
-  JSON.parse(
-    readFileSync(new URL(`../../../schemas/fixtures/${type}.json`, import.meta.url), 'utf8'),
-  ) as DataFixtures
 
 /**
  * Both verdicts on one document: the codec's (checking its `is` and the compiled guard the

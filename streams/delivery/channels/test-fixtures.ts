@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { validDataOf } from '../../../schemas/fixtures.ts'
 import type { CloudEvent } from '../../../src/events/index.ts'
 import { deliveryIdFor } from '../../routing/index.ts'
 import type { ChannelDelivery } from './channel.ts'
@@ -6,14 +6,7 @@ import type { ChannelDelivery } from './channel.ts'
 /** Builders shared by the channel tests (unit and integration); not part of the module's surface. */
 
 /** The catalog's `index`th valid `data` of `type` (schemas/fixtures), so events are what the router passes on. */
-export const catalogData = (type: string, index = 0): Record<string, unknown> => {
-  const fixtures = JSON.parse(
-    readFileSync(new URL(`../../../schemas/fixtures/${type}.json`, import.meta.url), 'utf8'),
-  ) as { valid: Record<string, unknown>[] }
-  const data = fixtures.valid[index]
-  if (data === undefined) throw new Error(`no valid fixture ${index} of ${type}`)
-  return data
-}
+export const catalogData = (type: string, index = 0): Record<string, unknown> => validDataOf(type, index)
 
 export const anEvent = (overrides: Partial<CloudEvent> = {}): CloudEvent => ({
   specversion: '1.0',
