@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { migrate, warehouseMigrations } from '../../projections/migrations/index.ts'
 import { createProjectorHandler } from '../../projections/projector/index.ts'
+import { validDataOf } from '../../schemas/fixtures.ts'
 import { eventually } from '../../test/support/eventually.ts'
 import { createChdbWarehouse } from '../adapters/clickhouse-warehouse/index.ts'
 import { createSqliteEventLog } from '../adapters/sqlite-event-log/index.ts'
@@ -260,10 +261,12 @@ describe('selector preview and event explanations over chDB', () => {
     })
 
     it('previews a posted sample instead, and requires one without a warehouse', async () => {
+      const completed = validDataOf('user.image.analysis.completed')
+      const feedFailed = validDataOf('system.feeds.sync.failed')
       const sample = [
-        cloudEvent('s1', 'acme', 'user.image.analysis.completed', '2026-03-01T09:00:00Z', {}),
-        cloudEvent('s2', 'acme', 'system.feeds.sync.failed', '2026-03-01T09:01:00Z', {}),
-        cloudEvent('s3', 'globex', 'user.image.analysis.completed', '2026-03-01T09:02:00Z', {}),
+        cloudEvent('s1', 'acme', 'user.image.analysis.completed', '2026-03-01T09:00:00Z', completed),
+        cloudEvent('s2', 'acme', 'system.feeds.sync.failed', '2026-03-01T09:01:00Z', feedFailed),
+        cloudEvent('s3', 'globex', 'user.image.analysis.completed', '2026-03-01T09:02:00Z', completed),
       ]
       for (const base of ['/v1/notifications', '/v1/no-reports']) {
         const answer = await call(tokens.reader, 'POST', `${base}/selectors/preview`, {
@@ -273,6 +276,15 @@ describe('selector preview and event explanations over chDB', () => {
         assert.equal(answer.status, 200, answer.text)
         assert.deepEqual([answer.json.source, ids(answer)], ['sample', ['s1']])
       }
+      // Judged as the router judges it: the feed failure carries no level, the catalog's
+      // (error) is filled in, and a selector on it matches.
+      const byLevel = await call(tokens.reader, 'POST', '/v1/no-reports/selectors/preview', {
+        scope: 'account',
+        event: { level: 'error', type: 'system.feeds.*', resource_type: 'feeds' },
+        sample,
+      })
+      assert.equal(byLevel.status, 200, byLevel.text)
+      assert.deepEqual(ids(byLevel), ['s2'])
       const without = await call(tokens.reader, 'POST', '/v1/no-reports/selectors/preview', selector({}))
       assert.equal(without.status, 400)
       assert.deepEqual(

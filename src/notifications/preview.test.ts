@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { validDataOf } from '../../schemas/fixtures.ts'
 import { isHeraldError } from '../errors/index.ts'
 import type { CloudEvent } from '../events/index.ts'
 import type { Principal } from './model.ts'
@@ -9,15 +10,19 @@ const acme: Principal = { account: 'acme', role: 'read-only' }
 const admin: Principal = { account: 'admin', role: 'admin' }
 const anyEvent = { level: '*', type: '*', resource_type: '*' }
 
-const event = (id: string, time: string | undefined, extra: Partial<CloudEvent> = {}): CloudEvent => ({
-  specversion: '1.0',
-  id,
-  source: '/engine',
-  type: 'user.image.analysis.completed',
-  account: 'acme',
-  ...(time === undefined ? {} : { time }),
-  ...extra,
-})
+const event = (id: string, time: string | undefined, extra: Partial<CloudEvent> = {}): CloudEvent => {
+  const type = extra.type ?? 'user.image.analysis.completed'
+  return {
+    specversion: '1.0',
+    id,
+    source: '/engine',
+    type,
+    account: 'acme',
+    ...('data' in extra ? {} : { data: validDataOf(type) }),
+    ...(time === undefined ? {} : { time }),
+    ...extra,
+  }
+}
 
 const issuesOf = (run: () => unknown) => {
   try {
@@ -76,6 +81,24 @@ describe('previewRequest', () => {
         ),
       ).paths.sort(),
       ['limit', 'sample[1].account', 'sample[1].source', 'sample[1].specversion', 'sample[1].type', 'since'],
+    )
+    // Samples meet the contract events arrive under: a type outside the catalog, or data its
+    // schema refuses, is named.
+    assert.deepEqual(
+      issuesOf(() =>
+        previewRequest(
+          {
+            scope: 'account',
+            event: anyEvent,
+            sample: [
+              event('a', undefined, { type: 'com.example.unknown', data: {} }),
+              event('b', undefined, { data: 7 }),
+            ],
+          },
+          acme,
+        ),
+      ).paths.sort(),
+      ['sample[0].type', 'sample[1].data'],
     )
     assert.deepEqual(
       issuesOf(() =>

@@ -2,7 +2,7 @@ import * as t from 'io-ts'
 import { type StoredEnvelope, storedEvent } from '../../projections/projector/index.ts'
 import { ADMIN_ACCOUNT } from '../access/index.ts'
 import { type FieldIssue, ForbiddenError, ValidationError } from '../errors/index.ts'
-import { type CloudEvent, decodeCloudEvent, isTimestamp } from '../events/index.ts'
+import { type CloudEvent, decodeEngineEvent, isTimestamp } from '../events/index.ts'
 import {
   type AnchoreSelectorInput,
   type CompiledPattern,
@@ -129,7 +129,10 @@ export const previewRequest = (
     else {
       sample = []
       for (const [i, item] of body.sample.entries()) {
-        const decoded = decodeCloudEvent(item, `sample[${i}]`)
+        // The contract events arrive under: a sample the router would refuse is refused, and
+        // one it accepts is judged as the router judges it (the catalog's level and resource
+        // type filled in where the event leaves them out).
+        const decoded = decodeEngineEvent(item, `sample[${i}]`)
         if (decoded.ok) sample.push(decoded.value)
         else issues.push(...decoded.issues)
       }
