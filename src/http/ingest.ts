@@ -1,6 +1,6 @@
 import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
-import { HeraldError, ValidationError } from '../errors/index.ts'
+import { type FieldIssue, HeraldError, ValidationError } from '../errors/index.ts'
 import { encodeLogEvent } from '../events/index.ts'
 import {
   BATCH_MEDIA_TYPE as BATCH,
@@ -41,10 +41,37 @@ const parseJson = (text: string): unknown => {
  * CloudEvents' HTTP binary mode: attributes in `ce-*` headers, the body is `data` — read by the
  * same rules as Kafka's binary mode, so both ways in accept the same events.
  */
+/**
+ * The CloudEvents HTTP binding percent-encodes attribute values in `ce-` headers (a space, `"`,
+ * `%` and anything outside printable ASCII), so they are decoded back; a value whose
+ * percent-encoding is broken is refused, naming its header.
+ */
+const percentDecoded = (attributes: Record<string, string>): Record<string, string> => {
+  const decoded: Record<string, string> = {}
+  const issues: FieldIssue[] = []
+  for (const [name, value] of Object.entries(attributes)) {
+    if (!value.includes('%')) {
+      decoded[name] = value
+      continue
+    }
+    try {
+      decoded[name] = decodeURIComponent(value)
+    } catch {
+      issues.push({ path: `${HTTP_HEADER_PREFIX}${name}`, message: 'is not valid percent-encoded UTF-8' })
+    }
+  }
+  if (issues.length > 0) throw new ValidationError('the request holds invalid events', issues)
+  return decoded
+}
+
 const fromBinaryMode = (headers: Headers, contentType: string, body: string): unknown => {
   const data = dataFromBody(contentType, body)
   if (!data.ok) throw new ValidationError('the body cannot be the event’s data', data.issues)
-  return eventFromBinary(prefixedAttributes(headers, HTTP_HEADER_PREFIX), contentType, data.data)
+  return eventFromBinary(
+    percentDecoded(prefixedAttributes(headers, HTTP_HEADER_PREFIX)),
+    contentType,
+    data.data,
+  )
 }
 
 /**

@@ -127,6 +127,36 @@ describe('HTTP API on the embedded log and chDB', () => {
     })
   })
 
+  it('percent-decodes ce- header values, as the HTTP binding encodes them, and names a broken one', async () => {
+    const headers = {
+      ...auth,
+      'content-type': 'application/json',
+      'ce-specversion': '1.0',
+      'ce-id': 'binary-2',
+      'ce-source': '/engine',
+      'ce-type': 'user.image.analysis.completed',
+      'ce-account': 'acme',
+      'ce-subject': 'docker.io/acme/api%3A1.2%20%E2%80%94%20%22prod%22%2050%25',
+    }
+    const body = JSON.stringify({ digest: 'sha256:1' })
+    const response = await app.request('/v1/events', { method: 'POST', headers, body })
+    assert.equal(response.status, 202)
+    const stored = (await logged()).map((m) => JSON.parse(new TextDecoder().decode(m.value)))
+    assert.equal(stored.find((e) => e.id === 'binary-2')?.subject, 'docker.io/acme/api:1.2 — "prod" 50%')
+
+    const broken = await app.request('/v1/events', {
+      method: 'POST',
+      headers: { ...headers, 'ce-id': 'binary-3', 'ce-subject': 'api%E2%80' },
+      body,
+    })
+    assert.equal(broken.status, 400)
+    const problem = (await broken.json()) as { errors: { path: string }[] }
+    assert.deepEqual(
+      problem.errors.map((e) => e.path),
+      ['ce-subject'],
+    )
+  })
+
   it('refuses unknown media types, bad JSON and oversized bodies with problems', async () => {
     const text = await app.request('/v1/events', {
       method: 'POST',
