@@ -90,6 +90,20 @@ describe('createIngressDecoder', () => {
     )
   })
 
+  it('says the data of a framed binary-mode value is JSON once decoded, whatever type its header named', async () => {
+    const event = events.find((e) => e.type === 'user.image.analysis.completed') as EngineEvent
+    const outgoing = toKafkaMessage(event, { mode: 'binary', schemaId: await dataId(event.type) })
+    for (const contentType of ['application/avro', 'application/vnd.schemaregistry.v1+json']) {
+      const result = await only(
+        decode,
+        asLogMessage({ ...outgoing, headers: { ...outgoing.headers, 'content-type': contentType } }),
+      )
+      assert.ok(result.ok)
+      assert.equal(result.event.datacontenttype, 'application/json', contentType)
+      assert.deepEqual(result.event.data, JSON.parse(JSON.stringify(event.data)))
+    }
+  })
+
   it('names why each kind of bad message is refused', async () => {
     const event = events.find((e) => e.type === 'user.image.analysis.completed') as EngineEvent
     const json = (value: unknown) => encoder.encode(JSON.stringify(value))

@@ -141,8 +141,16 @@ export const createIngressDecoder = (options: IngressDecoderOptions = {}): Ingre
     const body =
       mode.mode === 'structured' ? structuredBody(message.value) : binaryData(message.value, mode.contentType)
     if (!body.ok) return fail(body.code, body.issues)
+    // A framed payload has been decoded to JSON data, whatever type its header named
+    // (`application/avro`, a registry's media type): the event says what it now holds.
     const candidate =
-      mode.mode === 'structured' ? body.value : eventFromBinary(mode.attributes, mode.contentType, body.value)
+      mode.mode === 'structured'
+        ? body.value
+        : eventFromBinary(
+            mode.attributes,
+            mode.contentType !== '' && isFramed(message.value) ? 'application/json' : mode.contentType,
+            body.value,
+          )
     const decoded = contract(candidate)
     return decoded.ok ? { ok: true, event: decoded.value } : contractFailure(decoded.issues)
   }
