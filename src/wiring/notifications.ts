@@ -4,6 +4,7 @@ import type { Hono } from 'hono'
 import {
   announceConfigurationDisabled,
   createDeliveryChannels,
+  createSqliteRecentTickets,
   DEFAULT_RETRY_POLICY,
   type DeliverableConfiguration,
   type DeliveryEngine,
@@ -121,13 +122,16 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     onFollowError: (error) => logger('error', 'delivery.read_model_failed', { error: errorText(error) }),
   })
   view.follow(deliveryStore.store)
+  // Jira's lately filed issues, for its lagging search: kept across restarts.
+  const recentTickets = createSqliteRecentTickets(join(config.data_dir, 'recent-tickets.sqlite'))
   const closeDeliveryLog = async () => {
     view.close()
+    recentTickets.close()
     if (deliveryStore.owned) await deliveryStore.store.close()
   }
   // The configuration status comes from the delivery log: it survives restarts and covers every deliverer.
   const health = createDeliveryHealth({ source: view })
-  const channels = createDeliveryChannels({ guard: options.outbound, clock, logger })
+  const channels = createDeliveryChannels({ guard: options.outbound, clock, logger, recentTickets })
   const service = createNotificationConfigService({
     store,
     box,

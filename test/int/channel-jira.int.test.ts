@@ -1,8 +1,15 @@
 import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { after, before, beforeEach, describe, it } from 'node:test'
 import { createOutboundGuard } from '../../src/outbound/index.ts'
 import { aDelivery, aPostureEvent } from '../../streams/delivery/channels/test-fixtures.ts'
-import { createJiraChannel, type JiraConfiguration } from '../../streams/delivery/index.ts'
+import {
+  createJiraChannel,
+  createSqliteRecentTickets,
+  type JiraConfiguration,
+} from '../../streams/delivery/index.ts'
 import { type JiraStandIn, startJiraStandIn } from '../support/jira-stand-in.ts'
 
 const EMAIL = 'herald-bot@acme.example'
@@ -152,6 +159,32 @@ describe('Jira channel against a Jira Cloud stand-in', () => {
     const result = await restarted.send(posture('e-2'), configuration, context)
     assert.equal(result.ok && result.tickets?.[0]?.action, 'commented')
     assert.equal(jira.issues.length, 1)
+  })
+
+  it('finds an issue it filed before a restart while search still lags, from the file of recent tickets', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-jira-recent-'))
+    try {
+      const path = join(dir, 'recent-tickets.sqlite')
+      const before = createSqliteRecentTickets(path)
+      await createJiraChannel({ guard, recentTickets: before }).send(posture('e-1'), configuration, context)
+      before.close() // killed and started again: only the file is left
+      const after = createSqliteRecentTickets(path)
+      const result = await createJiraChannel({ guard, recentTickets: after }).send(
+        posture('e-2'),
+        configuration,
+        context,
+      )
+      after.close()
+      assert.deepEqual(result.ok && result.tickets?.map((t) => [t.ticket, t.action]), [
+        ['SEC-1', 'commented'],
+      ])
+      assert.equal(jira.issues.length, 1)
+      // Without it, the lagging search shows nothing and a second issue is filed.
+      const forgetful = await createJiraChannel({ guard }).send(posture('e-3'), configuration, context)
+      assert.deepEqual(forgetful.ok && forgetful.tickets?.map((t) => t.action), ['created'])
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it("reports Jira's refusals with its field errors, and its rate limit as retriable", async () => {

@@ -6,12 +6,15 @@ import { DEFAULT_GITHUB_API_URL, type GitHubConfiguration, secretValues } from '
 import type { Exchange } from './guarded-fetch.ts'
 import { guardedFetch } from './guarded-fetch.ts'
 import { messageScope } from './message.ts'
+import type { RecentTickets } from './recent-tickets.ts'
 import { renderField } from './templates.ts'
 import { deliveryFor, type TicketSubject, ticketSubjects } from './tickets.ts'
 
 export interface TicketChannelOptions extends ChannelOptions {
   /** A vulnerability update with more new findings than this files one ticket for the tag instead of one per finding (default 20). */
   readonly maxFindingTickets?: number
+  /** Jira: the issues filed lately, for its lagging search (default: this process's memory only). */
+  readonly recentTickets?: RecentTickets
 }
 
 /** The label that finds a key's issues again. GitHub creates it with the first issue that carries it. */

@@ -39,6 +39,12 @@ export { createGitHubChannel, type TicketChannelOptions } from './github.ts'
 export { type FetchLike, type GuardedFetch, type GuardedFetchOptions, guardedFetch } from './guarded-fetch.ts'
 export { createJiraChannel } from './jira.ts'
 export { type MessageScope, messageScope, uiLink } from './message.ts'
+export {
+  createMemoryRecentTickets,
+  createSqliteRecentTickets,
+  RECENT_TICKETS_KEPT,
+  type RecentTickets,
+} from './recent-tickets.ts'
 export { createSlackChannel } from './slack.ts'
 export { createTeamsChannel } from './teams.ts'
 export {

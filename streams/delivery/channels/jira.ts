@@ -7,6 +7,7 @@ import type { TicketChannelOptions } from './github.ts'
 import type { Exchange } from './guarded-fetch.ts'
 import { guardedFetch } from './guarded-fetch.ts'
 import { messageScope } from './message.ts'
+import { createMemoryRecentTickets } from './recent-tickets.ts'
 import { renderField } from './templates.ts'
 import { deliveryFor, type TicketSubject, ticketSubjects } from './tickets.ts'
 
@@ -112,9 +113,6 @@ class JiraAnswerError extends Error {
   override readonly name = 'JiraAnswerError'
 }
 
-// Issues this process created lately, by configuration, for `reconcileIssues` (below).
-const RECENT_PER_CONFIGURATION = 50
-
 /**
  * Jira Cloud issues through its REST API v3, called directly: jira.js, the maintained
  * client, makes its requests with its own HTTP stack and takes no fetch function, so its
@@ -125,9 +123,10 @@ const RECENT_PER_CONFIGURATION = 50
  * Jira itself holds the dedup state (see the GitHub channel for why): each key's issues carry
  * a label, found with JQL, and the issue and its comments carry a hidden `herald` entity
  * property with the delivery id, so a retried delivery neither files nor comments twice.
- * Jira's enhanced search is eventually consistent; the issues this process created lately are
- * passed as `reconcileIssues`, which makes the search see them at once. That list is a hint to
- * Jira, never a second source of truth: an issue deleted in Jira is simply not found.
+ * Jira's enhanced search is eventually consistent; the issues filed lately (`recentTickets`,
+ * kept in a file by `herald start`, so a restart keeps them) are passed as `reconcileIssues`,
+ * which makes the search see them at once. That list is a hint to Jira, never a second source
+ * of truth: an issue deleted in Jira is simply not found.
  *
  * @example
  * await createJiraChannel({ guard }).send(command, { endpoint: 'jira', url, username, apiToken, projectKey: 'SEC', issueType: 'Bug' }, context)
@@ -135,11 +134,10 @@ const RECENT_PER_CONFIGURATION = 50
 export const createJiraChannel = (options: TicketChannelOptions): DeliveryChannel<JiraConfiguration> => {
   const clock = options.clock ?? Date.now
   const maxFindings = options.maxFindingTickets ?? 20
-  const recent = new Map<string, number[]>()
+  const recentTickets = options.recentTickets ?? createMemoryRecentTickets()
   const remember = (configurationId: string, id: string) => {
-    const ids = recent.get(configurationId) ?? []
-    ids.push(Number(id))
-    recent.set(configurationId, ids.filter(Number.isSafeInteger).slice(-RECENT_PER_CONFIGURATION))
+    const issueId = Number(id)
+    if (Number.isSafeInteger(issueId)) recentTickets.remember(configurationId, issueId)
   }
 
   return {
@@ -235,7 +233,7 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
           return outcome({ key: created.key }, 'created')
         }
 
-        const reconcile = recent.get(configuration.id) ?? []
+        const reconcile = recentTickets.recent(configuration.id)
         const found = await api<{ issues?: JiraIssue[] }>('POST', 'rest/api/3/search/jql', {
           jql: `project = "${configuration.projectKey}" AND labels = "${label}" ORDER BY created DESC`,
           fields: ['status', 'summary'],

@@ -1,0 +1,78 @@
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
+
+/**
+ * The ids of the issues a ticket channel filed lately, per configuration, newest first: what
+ * Jira's eventually consistent search is asked to reconcile (`reconcileIssues`, at most 50),
+ * so an issue filed a moment ago is found, not filed again. A hint to the search, never a
+ * source of truth: an issue deleted in Jira is simply not found.
+ */
+export interface RecentTickets {
+  recent(configurationId: string): readonly number[]
+  remember(configurationId: string, issueId: number): void
+}
+
+/** Jira's limit on `reconcileIssues`. */
+export const RECENT_TICKETS_KEPT = 50
+
+/** Kept in this process only: a restarted deliverer starts without them (tests, `:memory:` set-ups). */
+export const createMemoryRecentTickets = (keep = RECENT_TICKETS_KEPT): RecentTickets => {
+  const byConfiguration = new Map<string, number[]>()
+  return {
+    recent: (configurationId) => [...(byConfiguration.get(configurationId) ?? [])].reverse(),
+    remember: (configurationId, issueId) => {
+      const ids = (byConfiguration.get(configurationId) ?? []).filter((id) => id !== issueId)
+      ids.push(issueId)
+      byConfiguration.set(configurationId, ids.slice(-keep))
+    },
+  }
+}
+
+/**
+ * Kept in a SQLite file, written as soon as Jira answers the create: a deliverer killed after
+ * filing an issue and restarted within the search's lag (a retry comes 0 and 5 s after a
+ * failure) still finds the issue instead of filing a second one.
+ *
+ * @example
+ * const tickets = createSqliteRecentTickets('data/recent-tickets.sqlite')
+ * createDeliveryChannels({ guard, recentTickets: tickets })
+ */
+export const createSqliteRecentTickets = (
+  path: string,
+  keep = RECENT_TICKETS_KEPT,
+): RecentTickets & { close(): void } => {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
+  const db = new DatabaseSync(path)
+  db.exec(`
+    PRAGMA journal_mode = WAL;
+    PRAGMA synchronous = NORMAL;
+    PRAGMA busy_timeout = 5000;
+    CREATE TABLE IF NOT EXISTS recent_tickets (
+      configuration_id TEXT    NOT NULL,
+      issue_id         INTEGER NOT NULL,
+      seq              INTEGER NOT NULL,
+      PRIMARY KEY (configuration_id, issue_id)
+    ) STRICT;
+    CREATE INDEX IF NOT EXISTS recent_tickets_newest ON recent_tickets (configuration_id, seq);
+  `)
+  const recent = db.prepare(
+    'SELECT issue_id FROM recent_tickets WHERE configuration_id = ? ORDER BY seq DESC LIMIT ?',
+  )
+  const remember = db.prepare(`
+    INSERT INTO recent_tickets (configuration_id, issue_id, seq)
+    VALUES (?1, ?2, (SELECT coalesce(max(seq), 0) + 1 FROM recent_tickets WHERE configuration_id = ?1))
+    ON CONFLICT (configuration_id, issue_id) DO UPDATE SET seq = excluded.seq`)
+  const trim = db.prepare(`
+    DELETE FROM recent_tickets WHERE configuration_id = ?1 AND seq <=
+      (SELECT seq FROM recent_tickets WHERE configuration_id = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)`)
+  return {
+    recent: (configurationId) =>
+      (recent.all(configurationId, keep) as { issue_id: number }[]).map((r) => r.issue_id),
+    remember: (configurationId, issueId) => {
+      remember.run(configurationId, issueId)
+      trim.run(configurationId, keep)
+    },
+    close: () => db.close(),
+  }
+}
