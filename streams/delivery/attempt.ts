@@ -202,6 +202,10 @@ export const createAttemptRunner = (options: AttemptRunnerOptions) => {
         return undefined
       }
       details = detailsOf(result)
+      // What went wrong although the send succeeded (a template override replaced by the
+      // default, a label GitHub dropped, so repeats would file new issues): for the operator.
+      if (result.ok && result.notes !== undefined && result.notes.length > 0)
+        logger('warn', `delivery.${endpoint}.noted`, { ...fields(delivery), notes: result.notes })
       if (result.ok) resolution = { outcome: 'sent' }
       else if (result.kind === 'retriable') {
         const retryAfter = result.retryAfterMs

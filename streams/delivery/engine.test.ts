@@ -153,6 +153,22 @@ describe('delivery engine', () => {
     }
   }
 
+  it('logs what a channel noted about a send that succeeded', async () => {
+    const lines: { level: string; event: string; fields: Record<string, unknown> }[] = []
+    const note = 'the label herald:abc was dropped by GitHub; repeats will file new issues'
+    const { handler } = await start(
+      { ok: webhook('ok') },
+      async () => ({ ok: true, status: 201, response: 'created', latencyMs: 1, notes: [note] }),
+      { logger: (level, event, fields = {}) => lines.push({ level, event, fields }) },
+    )
+    await handler(batchOf(commandFor('e1', 'ok')))
+    assert.deepEqual(await settled([['e1', 'ok']]), ['sent'])
+    const noted = lines.find((l) => l.event === 'delivery.webhook.noted')
+    assert.equal(noted?.level, 'warn')
+    assert.deepEqual(noted?.fields.notes, [note])
+    assert.equal(noted?.fields.delivery_id, deliveryIdOf('e1', 'ok'))
+  })
+
   it('records a batch and lets it go while an endpoint keeps failing; retries come from the log', async () => {
     let failures = 2
     const { calls, send } = endpoints({ down: { status: () => (failures-- > 0 ? 503 : 200) } })
