@@ -34,8 +34,10 @@ import {
   createProjectionLag,
   createRebuildRoutes,
   createRebuildRunner,
+  type MetricsSchedule,
   metricPointMessage,
   type PausableProjector,
+  startMetricsSchedule,
 } from './reports/index.ts'
 import { lockDataDir } from './wiring/data-dir-lock.ts'
 import { wireIngress } from './wiring/ingress.ts'
@@ -117,8 +119,9 @@ const openWarehouse = async (config: Config): Promise<Warehouse> => {
 
 /**
  * Records a metric data point for every account at start-up and just after each multiple of
- * `reports.cycle_timers.metrics`, and publishes it to the metrics topic. Recording is
- * idempotent per instant, so a restart or a second instance writes the same points.
+ * `reports.cycle_timers.metrics`, once the projection has passed that instant, and publishes
+ * it to the metrics topic. Recording is idempotent per instant, so a restart or a second
+ * instance writes the same points.
  */
 const startMetricsRecorder = (
   config: Config,
@@ -127,8 +130,9 @@ const startMetricsRecorder = (
     log,
     logger,
     clock,
-  }: { warehouse: Warehouse; log: EventLog; logger: Logger; clock: () => number },
-): { stop: () => Promise<void> } => {
+    lag,
+  }: { warehouse: Warehouse; log: EventLog; logger: Logger; clock: () => number; lag: () => Promise<number> },
+): MetricsSchedule => {
   const intervalSeconds = config.reports.cycle_timers.metrics
   const recorder = createMetricsRecorder({
     warehouse,
@@ -139,36 +143,7 @@ const startMetricsRecorder = (
       await log.publish(config.event_log.topics.metrics, points.map(metricPointMessage))
     },
   })
-  let timer: NodeJS.Timeout | undefined
-  let running: Promise<void> = Promise.resolve()
-  let stopped = false
-  const record = () => {
-    running = recorder
-      .record()
-      .then((points) => logger('debug', 'reports.metrics_recorded', { points: points.length }))
-      .catch((error: unknown) => logger('error', 'reports.metrics_failed', { error: String(error) }))
-  }
-  const schedule = () => {
-    if (stopped) return
-    const intervalMs = intervalSeconds * 1000
-    // A little after the boundary, so the point is recorded as of that boundary.
-    const wait = intervalMs - (clock() % intervalMs) + 1_000
-    timer = setTimeout(() => {
-      record()
-      schedule()
-    }, wait)
-    timer.unref()
-  }
-  record()
-  schedule()
-  return {
-    // Waits for a recording in progress: the warehouse closes after this.
-    stop: async () => {
-      stopped = true
-      clearTimeout(timer)
-      await running
-    },
-  }
+  return startMetricsSchedule({ record: recorder.record, intervalSeconds, lag, clock, logger })
 }
 
 /** `authorization_handler: external` names an HTTP authorizer; `native` keeps the role table. */
@@ -342,7 +317,13 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     closers.push(() => backfills.stop())
 
     if (config.reports.enabled && config.reports.enable_data_ingress) {
-      const recorder = startMetricsRecorder(config, { warehouse, log, logger, clock })
+      const recorder = startMetricsRecorder(config, {
+        warehouse,
+        log,
+        logger,
+        clock,
+        lag: reportLag ?? (async () => 0),
+      })
       closers.push(() => recorder.stop())
     }
 

@@ -19,8 +19,11 @@ export {
   type MetricsRecorder,
   type MetricsRecorderOptions,
   type MetricsRoutesOptions,
+  type MetricsSchedule,
+  type MetricsScheduleOptions,
   metricDefinition,
   metricPointMessage,
+  startMetricsSchedule,
 } from './metrics/index.ts'
 export { DEFAULT_LIMIT, MAX_LIMIT } from './paging.ts'
 export { type PolicyEvaluationFilter, policyEvaluationsByTag } from './policy.ts'

@@ -17,3 +17,4 @@ export {
   metricPointMessage,
 } from './recorder.ts'
 export { createMetricsRoutes, type MetricsRoutesOptions } from './routes.ts'
+export { type MetricsSchedule, type MetricsScheduleOptions, startMetricsSchedule } from './schedule.ts'

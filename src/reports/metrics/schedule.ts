@@ -1,0 +1,118 @@
+import type { Logger } from '../../observability/index.ts'
+
+export interface MetricsScheduleOptions {
+  /** Records every metric as of `instant` (a boundary), e.g. `MetricsRecorder.record`. */
+  readonly record: (instant: number) => Promise<unknown>
+  /** Seconds between boundaries: `reports.cycle_timers.metrics`. */
+  readonly intervalSeconds: number
+  /**
+   * The projection lag in seconds (`createProjectionLag`): everything appended to the log
+   * before now minus the lag is in the report tables.
+   */
+  readonly lag: () => Promise<number>
+  readonly clock: () => number
+  readonly logger: Logger
+  /** How long past a boundary events may still be appended with a time before it (default 1 s). */
+  readonly settleMs?: number
+  /** How often a boundary waiting for the projection (or a failed recording) is tried again (default 5 s). */
+  readonly retryMs?: number
+}
+
+export interface MetricsSchedule {
+  /** Stops scheduling; waits for a recording in progress (the warehouse closes after this). */
+  stop(): Promise<void>
+}
+
+/**
+ * Records a data point of every metric at start-up (as of the latest boundary) and at each
+ * multiple of the interval after it, each once the projection has passed the boundary: a
+ * point recorded while the projector still had events of before the boundary to project
+ * would miss them for good. The values are computed as of the boundary from the history
+ * tables, so recording late is exact. Boundaries wait in order; a recording that fails is
+ * tried again, never skipped.
+ *
+ * @example
+ * const schedule = startMetricsSchedule({ record: recorder.record, intervalSeconds: 3600, lag, clock: Date.now, logger })
+ * await schedule.stop()
+ */
+export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSchedule => {
+  const { record, clock, logger, lag } = options
+  const intervalMs = options.intervalSeconds * 1000
+  const settleMs = options.settleMs ?? 1_000
+  const retryMs = options.retryMs ?? 5_000
+  const boundaryOf = (ms: number) => Math.floor(ms / intervalMs) * intervalMs
+
+  const due: number[] = []
+  let lastQueued = Number.NEGATIVE_INFINITY
+  let waitingFor: number | undefined
+  let timer: NodeJS.Timeout | undefined
+  let running: Promise<void> = Promise.resolve()
+  let stopped = false
+
+  const queueBoundary = () => {
+    const boundary = boundaryOf(clock())
+    if (boundary > lastQueued) {
+      due.push(boundary)
+      lastQueued = boundary
+    }
+  }
+
+  /** Records the due boundaries the projection has passed, oldest first. */
+  const recordDue = async (): Promise<void> => {
+    while (due.length > 0 && !stopped) {
+      const instant = due[0] as number
+      let projectedBefore: number
+      try {
+        projectedBefore = clock() - (await lag()) * 1000
+      } catch (error) {
+        logger('warn', 'reports.metrics_lag_unknown', { error: String(error) })
+        return
+      }
+      if (projectedBefore < instant + settleMs) {
+        if (waitingFor !== instant)
+          logger('info', 'reports.metrics_waiting', {
+            collected_at: new Date(instant).toISOString(),
+            projected_before: new Date(projectedBefore).toISOString(),
+          })
+        waitingFor = instant
+        return
+      }
+      try {
+        await record(instant)
+      } catch (error) {
+        logger('error', 'reports.metrics_failed', {
+          collected_at: new Date(instant).toISOString(),
+          error: String(error),
+        })
+        return
+      }
+      due.shift()
+    }
+  }
+
+  const schedule = () => {
+    if (stopped) return
+    const now = clock()
+    const nextBoundary = boundaryOf(now) + intervalMs
+    const untilNext = nextBoundary - now + settleMs
+    timer = setTimeout(
+      () => {
+        queueBoundary()
+        running = recordDue().finally(schedule)
+      },
+      due.length > 0 ? Math.min(retryMs, untilNext) : untilNext,
+    )
+    timer.unref()
+  }
+
+  queueBoundary()
+  running = recordDue().finally(schedule)
+  return {
+    stop: async () => {
+      stopped = true
+      clearTimeout(timer)
+      await running
+      clearTimeout(timer)
+    },
+  }
+}
