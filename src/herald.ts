@@ -21,6 +21,7 @@ import {
   createExternalAuthorizer,
   createHttpApp,
 } from './http/index.ts'
+import { createSqliteProcessedIds } from './ingress/index.ts'
 import { createMetrics, type Logger, type Metrics } from './observability/index.ts'
 import { createOutboundGuard, type OutboundGuardOptions } from './outbound/index.ts'
 import type { Consumer, EventLog } from './ports/event-log.ts'
@@ -223,6 +224,12 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     // Before the consumers' closer, so it closes after they stopped: an in-flight batch still uses it.
     const ingress = await wireIngress({ config, warehouse, logger })
     closers.push(() => ingress.close())
+    // The projector's window of projected events (an event sent again is projected once).
+    const projected =
+      config.reports.enabled && config.reports.enable_data_ingress
+        ? createSqliteProcessedIds({ path: join(config.data_dir, 'projected-ids.sqlite') })
+        : undefined
+    if (projected !== undefined) closers.push(() => projected.close())
 
     // Closed after the consumers (closers run in reverse): in-flight deliveries keep their sockets.
     const outbound = createOutboundGuard({
@@ -261,6 +268,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
           },
           createProjectorHandler({
             decoder: ingress.decoder,
+            ...(projected === undefined ? {} : { processed: projected }),
             warehouse,
             clock,
             logger,

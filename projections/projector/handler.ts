@@ -1,6 +1,12 @@
-import { createIngressDecoder, type IngressDecoder } from '../../src/ingress/index.ts'
+import {
+  createIngressDecoder,
+  type IngressDecoder,
+  type IngressResult,
+  type ProcessedIds,
+  processedKey,
+} from '../../src/ingress/index.ts'
 import type { Logger } from '../../src/observability/index.ts'
-import type { Batch, BatchHandler } from '../../src/ports/event-log.ts'
+import type { Batch, BatchHandler, LogMessage } from '../../src/ports/event-log.ts'
 import type { Warehouse } from '../../src/ports/warehouse.ts'
 import { foldEntities, foldFindings, type Positioned, stateNeeds } from './fold.ts'
 import { deduplicationToken, type EventRow, toClickHouseTime, toEventRow } from './rows.ts'
@@ -22,6 +28,12 @@ export interface ProjectorOptions {
   readonly tables?: ProjectionTables
   /** Default true; a rebuild, which reads the raw table, does not write it again. */
   readonly writeEvents?: boolean
+  /**
+   * The projector's own window of projected events (not the router's), so an event sent again
+   * at a later position is projected once; absent, every message is projected (a rebuild, whose
+   * raw table holds each event once).
+   */
+  readonly processed?: ProcessedIds
   /**
    * How much prior state to keep in memory between batches (`createStateCache`); `false`
    * reads it from the warehouse for every batch.
@@ -51,6 +63,48 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
   const decoder = options.decoder ?? createIngressDecoder()
   const tables = options.tables ?? DEFAULT_TABLES
   const cache = options.stateCache === false ? undefined : createStateCache(options.stateCache)
+  const processed = options.processed
+
+  /**
+   * The messages of a batch that repeat an event already projected from another position (a
+   * producer's retry, a replayed file): by (account, source, id), as the router tells events
+   * apart. A message projected before from this very position (a batch redelivered after a
+   * crash) is not a repeat: it is projected again, and the insert tokens make that harmless;
+   * skipping it would fold the rest of the batch on state that lacks its effects. Within the
+   * batch the first sighting wins.
+   */
+  const repeatsOf = async (
+    messages: readonly LogMessage[],
+    results: readonly (IngressResult | undefined)[],
+  ): Promise<ReadonlySet<number>> => {
+    const repeats = new Set<number>()
+    if (processed === undefined) return repeats
+    const keys = new Map<number, string>()
+    results.forEach((result, i) => {
+      if (result?.ok) keys.set(i, processedKey(result.event))
+    })
+    const seen = await processed.seen([...keys.values()])
+    const elsewhere = [...keys].filter(([, key]) => seen.has(key))
+    const here =
+      elsewhere.length === 0
+        ? new Set<string>()
+        : await processed.seen(elsewhere.map(([i, key]) => positionKey(key, messages[i] as LogMessage)))
+    const sighted = new Set<string>()
+    for (const [i, key] of keys) {
+      const projectedHere = here.has(positionKey(key, messages[i] as LogMessage))
+      if ((seen.has(key) && !projectedHere) || sighted.has(key)) repeats.add(i)
+      else sighted.add(key)
+    }
+    if (repeats.size > 0)
+      logger('info', 'projector.events_repeated', {
+        topic: messages[0]?.topic,
+        partition: messages[0]?.partition,
+        offsets: [...repeats].slice(0, 20).map((i) => messages[i]?.offset),
+        count: repeats.size,
+      })
+    return repeats
+  }
+
   return async (batch) => {
     const first = batch.messages[0]
     const last = batch.messages.at(-1)
@@ -60,8 +114,11 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
     const positioned: Positioned[] = []
     let invalid = 0
     const results = await decoder.decodeBatch(batch.messages)
+    const repeats = await repeatsOf(batch.messages, results)
+    const projectedKeys: string[] = []
     batch.messages.forEach((message, i) => {
       const decoded = results[i]
+      if (repeats.has(i)) return
       if (decoded?.ok) {
         let row: EventRow
         try {
@@ -79,6 +136,10 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
           return
         }
         rows.push(row)
+        if (processed !== undefined) {
+          const key = processedKey(decoded.event)
+          projectedKeys.push(key, positionKey(key, message))
+        }
         if (decoded.event.type.startsWith('herald.report.')) {
           const at = decoded.event.time === undefined ? message.timestamp : Date.parse(decoded.event.time)
           positioned.push({ event: decoded.event, offset: message.offset, at })
@@ -144,6 +205,8 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
       insert(tables.image_vulnerabilities, findings.findings, true),
       insert(tables.finding_lifecycle, findings.lifecycle, true),
     )
+    // Only once every row is stored: a repeat of these events is skipped from now on.
+    if (processed !== undefined && projectedKeys.length > 0) await processed.record(projectedKeys)
     // Last: the lag reads it, and it must not claim a batch whose rows are not all stored.
     await insert(tables.projection_progress, [progressRow(batch, clock())], true)
     cached?.advance(
@@ -184,6 +247,10 @@ const settled = async <T extends readonly unknown[]>(
   for (const result of results) if (result.status === 'rejected') throw result.reason
   return results.map((result) => (result as PromiseFulfilledResult<unknown>).value) as unknown as T
 }
+
+/** A window key naming where an event was projected from: its key and its log position. */
+const positionKey = (key: string, message: LogMessage): string =>
+  `${key}\u0000@${message.topic}/${message.partition}/${message.offset}`
 
 const progressRow = (batch: Batch, projectedAt: number) => {
   let oldest = Number.POSITIVE_INFINITY

@@ -7,7 +7,8 @@ import { createFingerprintWindow } from './fingerprint-window.ts'
  * (account, source, id) — CloudEvents makes `id` unique per `source`, and Herald's tenancy
  * adds the account. The memory is a window, bounded in time (and, where the store can, in
  * count): a duplicate arriving after the window is routed again, and the delivery ids (a hash
- * of event id and configuration) still let the deliverer and downstream consumers drop it.
+ * of the event's account, source and id and the configuration) still let the deliverer and
+ * downstream consumers drop it.
  *
  * Record after the batch's effects are durable and before its offsets are committed: a crash
  * in between redelivers a batch whose events are then skipped, which is what they should be.

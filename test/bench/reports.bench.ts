@@ -29,6 +29,7 @@ import type { AppEnv, Principal } from '../../src/access/index.ts'
 import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/index.ts'
 import { encodeLogEvent } from '../../src/events/index.ts'
 import { generateActivity } from '../../src/generator/index.ts'
+import { createSqliteProcessedIds } from '../../src/ingress/index.ts'
 import { silentLogger } from '../../src/observability/index.ts'
 import type { LogMessage } from '../../src/ports/event-log.ts'
 import { createReportGraphqlRoutes } from '../../src/reports/index.ts'
@@ -96,7 +97,9 @@ if (part !== 'queries') {
       }
       return messages
     }
-    const handler = createProjectorHandler({ warehouse, clock: Date.now, logger: silentLogger })
+    // With its window of projected events, as `herald start` runs it.
+    const processed = createSqliteProcessedIds({ path: join(dir, 'projected-ids.sqlite') })
+    const handler = createProjectorHandler({ warehouse, clock: Date.now, logger: silentLogger, processed })
     out(
       `\n## Projector ingest, the generator's mix, batches of ${fmt(batchSize)} (${fmt(ingestEvents)} events a round)\n\n| round | events/s wall | events per CPU-second | CPU µs per event: JS thread / other threads (chDB) | target |\n|---|---|---|---|---|`,
     )
@@ -117,6 +120,7 @@ if (part !== 'queries') {
         `| ${round} | ${fmt((messages.length / ms) * 1_000)} | ${fmt((messages.length / cpuMs) * 1_000)} | ${fmt((mainMs * 1_000) / messages.length)} / ${fmt(((cpuMs - mainMs) * 1_000) / messages.length)} | 50,000 on 2 cores |`,
       )
     }
+    await processed.close()
   } finally {
     await warehouse.close()
     rmSync(dir, { recursive: true, force: true })

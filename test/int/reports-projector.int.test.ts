@@ -11,6 +11,7 @@ import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/ind
 import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
 import { type EngineEvent, encodeLogEvent } from '../../src/events/index.ts'
 import { generateActivity } from '../../src/generator/index.ts'
+import { createSqliteProcessedIds } from '../../src/ingress/index.ts'
 import { silentLogger } from '../../src/observability/index.ts'
 import type { Batch, LogMessage } from '../../src/ports/event-log.ts'
 import type { Warehouse } from '../../src/ports/warehouse.ts'
@@ -280,6 +281,57 @@ describe('report projection on chDB', () => {
         .sort(),
     )
     assert.deepEqual(invalid, [1])
+  })
+
+  it('projects an event sent again at a later position once, and a redelivered batch as before', async () => {
+    const account = 'resend-a'
+    const digest = (n: number) => `sha256:${String(n).repeat(64)}`
+    const moved = (id: string, n: number, minute: number): EngineEvent =>
+      ({
+        specversion: '1.0',
+        id,
+        source: '/engine/catalog',
+        type: 'herald.report.tag.digest_changed',
+        account,
+        time: new Date(T0 + minute * 60_000).toISOString(),
+        data: { registry: 'docker.io', repository: 'acme/api', tag: 'prod', digest: digest(n) },
+      }) as EngineEvent
+    const first = moved('move-1', 1, 1)
+    // The producer's retry of move-1 arrives after move-2 (same id, source and account).
+    const events = [first, moved('move-2', 2, 2), first, moved('move-3', 3, 3), first]
+    const messages = toMessages(events, `topic-${randomUUID()}`)
+    const dir2 = mkdtempSync(join(tmpdir(), 'herald-projected-'))
+    const processed = createSqliteProcessedIds({ path: join(dir2, 'projected-ids.sqlite') })
+    const current = async () =>
+      (
+        await warehouse.query<{ digest: string }>(
+          'SELECT digest FROM tags_current FINAL WHERE account = {account:String}',
+          { account },
+        )
+      ).map((r) => r.digest)
+    try {
+      const project = createProjectorHandler({ warehouse, clock: Date.now, logger: silentLogger, processed })
+      // The first batch, then a crash before its commit: redelivered with other boundaries.
+      await project({ topic: messages[0]?.topic as string, partition: 0, messages: messages.slice(0, 3) })
+      assert.deepEqual(await current(), [digest(2)], 'move-1 sent again did not move prod back')
+      await project({ topic: messages[0]?.topic as string, partition: 0, messages: messages.slice(0, 5) })
+      assert.deepEqual(await current(), [digest(3)])
+      const ids = await warehouse.query<{ id: string; n: number }>(
+        'SELECT id, count() AS n FROM events FINAL WHERE account = {account:String} GROUP BY id ORDER BY id',
+        { account },
+      )
+      assert.deepEqual(
+        ids.map((r) => [r.id, Number(r.n)]),
+        [
+          ['move-1', 1],
+          ['move-2', 1],
+          ['move-3', 1],
+        ],
+      )
+    } finally {
+      await processed.close()
+      rmSync(dir2, { recursive: true, force: true })
+    }
   })
 
   it('gives the same answers when a crash changes the batch boundaries', async () => {
