@@ -1,5 +1,5 @@
 import { hash, randomUUID } from 'node:crypto'
-import { DatabaseSync } from 'node:sqlite'
+import { openSqliteFile } from '../src/adapters/sqlite-file.ts'
 import { ClosedError } from '../src/errors/index.ts'
 import type { CloudEvent } from '../src/events/index.ts'
 import type { EndpointType } from '../src/notifications/index.ts'
@@ -61,11 +61,8 @@ export const createDigestStore = (options: SqliteDigestStoreOptions): DigestStor
   if (!Number.isInteger(keepEvents) || keepEvents < 1)
     throw new TypeError(`keepEvents must be a positive integer, not ${keepEvents}`)
   const retainFlushedMs = options.retainFlushedMs ?? DEFAULT_RETAIN_FLUSHED_MS
-  const db = new DatabaseSync(options.path)
+  const db = openSqliteFile(options.path, { synchronous: 'FULL' })
   db.exec(`
-    PRAGMA journal_mode = WAL;
-    PRAGMA synchronous = FULL;
-    PRAGMA busy_timeout = 5000;
     CREATE TABLE IF NOT EXISTS digest_windows (
       id INTEGER PRIMARY KEY,
       configuration_id TEXT NOT NULL,

@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto'
 import type { CloudEvent } from '../../src/events/index.ts'
 import type { LogMessage } from '../../src/ports/event-log.ts'
 
-/** A row of the raw `events` table: the replay and as-of source of every report. */
-export interface EventRow {
+/** The envelope columns of an `events` row, as a query reads them back. */
+export interface StoredEnvelope {
   readonly id: string
   readonly source: string
   readonly type: string
@@ -12,8 +12,12 @@ export interface EventRow {
   readonly level: string
   readonly resource_type: string
   readonly subtype: string
-  readonly time: string
   readonly data: string
+}
+
+/** A row of the raw `events` table: the replay and as-of source of every report. */
+export interface EventRow extends StoredEnvelope {
+  readonly time: string
   readonly ingested_at: string
   readonly log_topic: string
   readonly log_partition: number
@@ -90,19 +94,6 @@ export const toEventRow = (event: CloudEvent, message: LogMessage, ingestedAt: n
   log_partition: message.partition,
   log_offset: message.offset,
 })
-
-/** The envelope columns of an `events` row, as a query reads them back. */
-export interface StoredEnvelope {
-  readonly id: string
-  readonly source: string
-  readonly type: string
-  readonly subject: string
-  readonly account: string
-  readonly level: string
-  readonly resource_type: string
-  readonly subtype: string
-  readonly data: string
-}
 
 /**
  * The event a row of `events` was made from, `toEventRow` undone: an empty column is an

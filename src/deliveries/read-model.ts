@@ -1,7 +1,6 @@
-import { mkdirSync } from 'node:fs'
-import { dirname } from 'node:path'
-import { DatabaseSync, type SQLInputValue } from 'node:sqlite'
+import type { SQLInputValue } from 'node:sqlite'
 import type { Subscription } from 'rxjs'
+import { openSqliteFile } from '../adapters/sqlite-file.ts'
 import type { FieldIssue } from '../errors/index.ts'
 import type { CloudEvent } from '../events/index.ts'
 import type { EndpointType } from '../notifications/index.ts'
@@ -353,16 +352,9 @@ const ms = (iso: string): number => Date.parse(iso)
  * view.list({ account: 'acme', status: 'dead_lettered', limit: 50 })
  */
 export const createDeliveryReadModel = (options: DeliveryReadModelOptions): DeliveryReadModel => {
-  if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true })
-  const db = new DatabaseSync(options.path)
   // Checkpoints every 4000 pages rather than SQLite's 1000, as the event store does: they run
   // inside a commit, on the event loop, and a rarer one copies each page it shares only once.
-  db.exec(`
-    PRAGMA journal_mode = WAL;
-    PRAGMA synchronous = NORMAL;
-    PRAGMA busy_timeout = 5000;
-    PRAGMA wal_autocheckpoint = 4000;
-  `)
+  const db = openSqliteFile(options.path, { synchronous: 'NORMAL', walAutocheckpoint: 4000 })
   db.exec(SCHEMA)
   // Files made before failure streaks ended at a gap: their rows keep their start until the
   // next success, as before.

@@ -1,4 +1,4 @@
-import { DatabaseSync } from 'node:sqlite'
+import { openSqliteFile } from '../adapters/sqlite-file.ts'
 import { ClosedError } from '../errors/index.ts'
 import { createFingerprintWindow } from './fingerprint-window.ts'
 import {
@@ -38,11 +38,8 @@ export const createSqliteProcessedIds = (options: SqliteProcessedIdsOptions): Pr
   const retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS
   const maxEntries = options.maxEntries ?? DEFAULT_MAX_ENTRIES
   const trimEveryMs = options.trimEveryMs ?? 10_000
-  const db = new DatabaseSync(options.path)
+  const db = openSqliteFile(options.path, { synchronous: 'NORMAL' })
   db.exec(`
-    PRAGMA journal_mode = WAL;
-    PRAGMA synchronous = NORMAL;
-    PRAGMA busy_timeout = 5000;
     CREATE TABLE IF NOT EXISTS processed_ids (
       seq INTEGER PRIMARY KEY,
       key BLOB NOT NULL,

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import { DatabaseSync, type StatementSync } from 'node:sqlite'
+import type { StatementSync } from 'node:sqlite'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ClosedError, NotFoundError, ValidationError } from '../../errors/index.ts'
 import type {
@@ -14,6 +14,7 @@ import type {
   TopicSpec,
 } from '../../ports/event-log.ts'
 import { partitionForKey, rememberingPartitioner } from '../murmur2.ts'
+import { openSqliteFile } from '../sqlite-file.ts'
 
 export interface SqliteEventLogOptions {
   /** Database file; `:memory:` for a throw-away log. */
@@ -61,11 +62,8 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): EventLog =
   const clock = options.clock ?? Date.now
   const idlePollMs = options.idlePollMs ?? 500
   const backoff = options.retryBackoffMs ?? { min: 100, max: 5_000 }
-  const db = new DatabaseSync(options.path)
+  const db = openSqliteFile(options.path, { synchronous: 'FULL' })
   db.exec(`
-    PRAGMA journal_mode = WAL;
-    PRAGMA synchronous = FULL;
-    PRAGMA busy_timeout = 5000;
     CREATE TABLE IF NOT EXISTS topics (
       name TEXT PRIMARY KEY,
       partitions INTEGER NOT NULL

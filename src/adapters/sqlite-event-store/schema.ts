@@ -25,11 +25,7 @@ CREATE TABLE IF NOT EXISTS events (
 // crosses the limit, on the appender's event loop: at 4000 pages (16 MiB) rather than
 // SQLite's 1000 they run a quarter as often, and each copies a page written by several
 // commits once (a busy delivery log spends about a fifth less time in COMMIT).
-export const PRAGMAS = `
-PRAGMA journal_mode = WAL;
-PRAGMA synchronous = FULL;
-PRAGMA wal_autocheckpoint = 4000;
-`
+export const WAL_AUTOCHECKPOINT_PAGES = 4000
 
 export interface EventRow {
   readonly position: number

@@ -1,6 +1,4 @@
-import { mkdirSync } from 'node:fs'
-import { dirname } from 'node:path'
-import { DatabaseSync, type StatementSync } from 'node:sqlite'
+import type { DatabaseSync, StatementSync } from 'node:sqlite'
 import { Observable } from 'rxjs'
 import {
   ClosedError,
@@ -21,8 +19,9 @@ import type {
   StreamAppend,
   SubscribeOptions,
 } from '../../ports/index.ts'
+import { openSqliteFile } from '../sqlite-file.ts'
 import { type CatchUp, startCatchUp } from './catch-up.ts'
-import { type EventRow, PRAGMAS, readAllByPrefixes, SCHEMA, SQL } from './schema.ts'
+import { type EventRow, readAllByPrefixes, SCHEMA, SQL, WAL_AUTOCHECKPOINT_PAGES } from './schema.ts'
 import { translateSqliteError } from './sqlite-errors.ts'
 import {
   validateAppend,
@@ -122,11 +121,13 @@ const originalAppend = (
 type Statements = Record<keyof typeof SQL, StatementSync>
 
 const openDatabase = (path: string, busyTimeoutMs: number): { db: DatabaseSync; statements: Statements } => {
-  if (path !== ':memory:' && !path.startsWith('file:')) mkdirSync(dirname(path), { recursive: true })
   let db: DatabaseSync | undefined
   try {
-    db = new DatabaseSync(path, { timeout: busyTimeoutMs })
-    db.exec(PRAGMAS)
+    db = openSqliteFile(path, {
+      synchronous: 'FULL',
+      busyTimeoutMs,
+      walAutocheckpoint: WAL_AUTOCHECKPOINT_PAGES,
+    })
     db.exec(SCHEMA)
     const open = db
     const statements = Object.fromEntries(

@@ -1,6 +1,4 @@
-import { mkdirSync } from 'node:fs'
-import { dirname } from 'node:path'
-import { DatabaseSync } from 'node:sqlite'
+import { openSqliteFile } from '../../../src/adapters/sqlite-file.ts'
 
 /**
  * The ids of the issues a ticket channel filed lately, per configuration, newest first: what
@@ -42,12 +40,8 @@ export const createSqliteRecentTickets = (
   path: string,
   keep = RECENT_TICKETS_KEPT,
 ): RecentTickets & { close(): void } => {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
-  const db = new DatabaseSync(path)
+  const db = openSqliteFile(path, { synchronous: 'NORMAL' })
   db.exec(`
-    PRAGMA journal_mode = WAL;
-    PRAGMA synchronous = NORMAL;
-    PRAGMA busy_timeout = 5000;
     CREATE TABLE IF NOT EXISTS recent_tickets (
       configuration_id TEXT    NOT NULL,
       issue_id         INTEGER NOT NULL,
