@@ -3,6 +3,7 @@ import { m0002EventsReplacing } from './0002-events-replacing.ts'
 import { m0003ReportTables } from './0003-report-tables.ts'
 import { m0004MetricPoints } from './0004-metric-points.ts'
 import { m0005VulnerabilityProjection } from './0005-vulnerability-projection.ts'
+import { m0006EventAttributes } from './0006-event-attributes.ts'
 import type { WarehouseMigration } from './migrate.ts'
 
 export { eventsTable } from './0002-events-replacing.ts'
@@ -22,4 +23,5 @@ export const warehouseMigrations: readonly WarehouseMigration[] = [
   m0003ReportTables,
   m0004MetricPoints,
   m0005VulnerabilityProjection,
+  m0006EventAttributes,
 ]

@@ -100,7 +100,7 @@ export const startRebuild = async (options: RebuildOptions): Promise<Rebuild> =>
       signal?.throwIfAborted()
       const positions = [...replayedUpTo.values()]
       const rows = await warehouse.query<RawEvent>(
-        `SELECT id, source, type, subject, account, level, resource_type, subtype, toString(time) AS time_text,
+        `SELECT id, source, type, subject, account, level, resource_type, subtype, attributes, toString(time) AS time_text,
                 data, log_topic, log_partition, log_offset
            FROM events FINAL
           WHERE startsWith(type, 'herald.report.')

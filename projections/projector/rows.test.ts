@@ -45,7 +45,7 @@ describe('storedEvent', () => {
     assert.deepEqual(roundTrip(event), event)
   })
 
-  it('leaves out what the event did not carry, and places a timeless event at its log time', () => {
+  it('leaves out what the event did not carry, its time included (the row holds its log time)', () => {
     const event: CloudEvent = {
       specversion: '1.0',
       id: 'e-2',
@@ -54,7 +54,35 @@ describe('storedEvent', () => {
       account: 'acme',
       level: 'info',
     }
-    assert.deepEqual(roundTrip(event), { ...event, time: new Date(message.timestamp).toISOString() })
+    const row = toEventRow(event, message, Date.UTC(2026, 10, 22, 10))
+    assert.equal(fromClickHouseTime(row.time), message.timestamp)
+    assert.deepEqual(roundTrip(event), event)
+  })
+
+  it('keeps the content type, data schema and extension attributes the columns do not hold', () => {
+    const event = {
+      ...minimal,
+      time: '2026-11-22T08:00:00.000Z',
+      datacontenttype: 'application/json',
+      dataschema: 'https://schemas.example.com/x',
+      region: 'eu-west-1',
+      priority: 3,
+      data: { a: 1 },
+    } as CloudEvent
+    const row = toEventRow(event, message, 0)
+    assert.deepEqual(JSON.parse(row.attributes), {
+      datacontenttype: 'application/json',
+      dataschema: 'https://schemas.example.com/x',
+      region: 'eu-west-1',
+      priority: 3,
+    })
+    assert.deepEqual(roundTrip(event), { ...event, level: 'info' })
+    assert.equal(toEventRow({ ...minimal, time: '2026-11-22T08:00:00.000Z' }, message, 0).attributes, '{}')
+  })
+
+  it('reads a row stored before the attributes column as before', () => {
+    const { attributes: _, ...old } = toEventRow({ ...minimal, time: '2026-11-22T08:00:00.000Z' }, message, 0)
+    assert.equal(storedEvent(old, Date.parse('2026-11-22T08:00:00.000Z')).time, '2026-11-22T08:00:00.000Z')
   })
 
   it('gives data that is not JSON back as its text', () => {

@@ -13,10 +13,13 @@ export interface StoredEnvelope {
   readonly resource_type: string
   readonly subtype: string
   readonly data: string
+  /** The other attributes as a JSON object (`attributesOf`); absent or `{}`: none. */
+  readonly attributes?: string
 }
 
 /** A row of the raw `events` table: the replay and as-of source of every report. */
 export interface EventRow extends StoredEnvelope {
+  readonly attributes: string
   readonly time: string
   readonly ingested_at: string
   readonly log_topic: string
@@ -74,6 +77,40 @@ export const toClickHouseTime = (ms: number): string => {
 /** The inverse of `toClickHouseTime`, for `DateTime64(3, 'UTC')` values read back as text. */
 export const fromClickHouseTime = (text: string): number => Date.parse(`${text.replace(' ', 'T')}Z`)
 
+// The attributes the `events` columns hold; `time` is stored even when the event had none.
+const COLUMN_ATTRIBUTES = new Set([
+  'specversion',
+  'id',
+  'source',
+  'type',
+  'account',
+  'subject',
+  'level',
+  'resourcetype',
+  'subtype',
+  'time',
+  'data',
+])
+
+/**
+ * The attributes of an event the columns do not hold, as a JSON object: `datacontenttype`,
+ * `dataschema`, extension attributes, and `time: null` when the event carried no time (the
+ * `time` column then holds its log append time). `{}` for none, the common case.
+ */
+export const attributesOf = (event: CloudEvent): string => {
+  let other: Record<string, unknown> | undefined
+  for (const key in event) {
+    if (COLUMN_ATTRIBUTES.has(key)) continue
+    other ??= {}
+    other[key] = (event as Record<string, unknown>)[key]
+  }
+  if (event.time === undefined) {
+    other ??= {}
+    other.time = null
+  }
+  return other === undefined ? '{}' : JSON.stringify(other)
+}
+
 /**
  * Builds the row for one event. An event without `time` is placed at its log append time, so
  * time-bounded queries still see it.
@@ -89,6 +126,7 @@ export const toEventRow = (event: CloudEvent, message: LogMessage, ingestedAt: n
   subtype: event.subtype ?? '',
   time: toClickHouseTime(event.time === undefined ? message.timestamp : Date.parse(event.time)),
   data: JSON.stringify(event.data ?? null),
+  attributes: attributesOf(event),
   ingested_at: toClickHouseTime(ingestedAt),
   log_topic: message.topic,
   log_partition: message.partition,
@@ -97,8 +135,9 @@ export const toEventRow = (event: CloudEvent, message: LogMessage, ingestedAt: n
 
 /**
  * The event a row of `events` was made from, `toEventRow` undone: an empty column is an
- * attribute the event did not carry, `null` data no data. Data that is not JSON (never written
- * by `toEventRow`) comes back as its text.
+ * attribute the event did not carry, `null` data no data, and the other attributes come from
+ * `attributes` (a row stored before that column holds none). Data that is not JSON (never
+ * written by `toEventRow`) comes back as its text.
  */
 export const storedEvent = (row: StoredEnvelope, timeMs: number): CloudEvent => {
   let data: unknown
@@ -107,18 +146,32 @@ export const storedEvent = (row: StoredEnvelope, timeMs: number): CloudEvent => 
   } catch {
     data = row.data
   }
+  const { time, ...other } = parseAttributes(row.attributes)
   return {
     specversion: '1.0',
     id: row.id,
     source: row.source,
     type: row.type,
     account: row.account,
-    time: new Date(timeMs).toISOString(),
+    ...(time === null ? {} : { time: new Date(timeMs).toISOString() }),
     ...(data === null ? {} : { data }),
     ...(row.subject === '' ? {} : { subject: row.subject }),
     ...(row.level === '' ? {} : { level: row.level as NonNullable<CloudEvent['level']> }),
     ...(row.resource_type === '' ? {} : { resourcetype: row.resource_type }),
     ...(row.subtype === '' ? {} : { subtype: row.subtype }),
+    ...other,
+  }
+}
+
+const parseAttributes = (text: string | undefined): Record<string, unknown> => {
+  if (text === undefined || text === '' || text === '{}') return {}
+  try {
+    const parsed = JSON.parse(text) as unknown
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
+      ? (parsed as Record<string, unknown>)
+      : {}
+  } catch {
+    return {}
   }
 }
 

@@ -78,7 +78,14 @@ const EVENTS = [
     feeds: ['vulnerabilities'],
     error: 'upstream returned 503',
   }),
-  cloudEvent('e5', 'acme', 'user.image.analysis.completed', '2026-03-01T10:04:00Z', { digest: 'sha256:a5' }),
+  // With attributes the warehouse's columns do not hold: kept all the same.
+  {
+    ...cloudEvent('e5', 'acme', 'user.image.analysis.completed', '2026-03-01T10:04:00Z', {
+      digest: 'sha256:a5',
+    }),
+    datacontenttype: 'application/json',
+    region: 'eu-west-1',
+  },
   cloudEvent('g1', 'globex', 'user.image.analysis.completed', '2026-03-01T10:05:00Z', {
     digest: 'sha256:g1',
   }),
@@ -202,7 +209,21 @@ describe('selector preview and event explanations over chDB', () => {
         subject: 'subject-e5',
         level: 'info',
         resourcetype: 'image_tag',
+        datacontenttype: 'application/json',
+        region: 'eu-west-1',
       })
+      // A pattern on an extension attribute previews as the router matches it.
+      const byRegion = await call(
+        tokens.reader,
+        'POST',
+        PREVIEW,
+        selector(
+          { type: '*' },
+          { pattern: { region: ['eu-west-1'], datacontenttype: ['application/json'] } },
+        ),
+      )
+      assert.equal(byRegion.status, 200, byRegion.text)
+      assert.deepEqual(ids(byRegion), ['e5'])
     })
 
     it('applies the content pattern, the time range and the limit', async () => {

@@ -233,7 +233,7 @@ interface EventRow extends StoredEnvelope {
   readonly time_ms: number
 }
 
-const COLUMNS = `id, source, type, subject, account, level, resource_type, subtype,
+const COLUMNS = `id, source, type, subject, account, level, resource_type, subtype, attributes,
   toUnixTimestamp64Milli(time) AS time_ms, data`
 
 const toEvent = (row: EventRow): CloudEvent => storedEvent(row, Number(row.time_ms))

@@ -171,7 +171,7 @@ describe('warehouse migrations on chDB', () => {
       ('old-1', 'legacy', '2026-01-01 00:00:00.000', '{}'),
       ('old-2', 'legacy', '2026-01-01 00:00:01.000', '{}')`)
     const { applied } = await migrate(warehouse, warehouseMigrations)
-    assert.deepEqual(applied, [2, 3, 4, 5])
+    assert.deepEqual(applied, [2, 3, 4, 5, 6])
     const engines = await warehouse.query<{ name: string; engine: string }>(
       `SELECT name, engine FROM system.tables WHERE database = currentDatabase() AND name LIKE 'events%' ORDER BY name`,
     )
@@ -180,6 +180,11 @@ describe('warehouse migrations on chDB', () => {
       `SELECT id FROM events FINAL WHERE account = 'legacy' ORDER BY id`,
     )
     assert.deepEqual(ids, [{ id: 'old-1' }, { id: 'old-2' }])
+    // Rows from before the attributes column read back with none.
+    const attributes = await warehouse.query<{ attributes: string }>(
+      `SELECT DISTINCT attributes FROM events FINAL WHERE account = 'legacy'`,
+    )
+    assert.deepEqual(attributes, [{ attributes: '{}' }])
 
     // A crash after the swap but before the drop leaves the old table beside the new one;
     // running the step again drops it and touches nothing else.
