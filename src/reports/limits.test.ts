@@ -32,14 +32,26 @@ describe('queryLimitRules', () => {
   })
 
   it('multiplies cost by limits (literal, variable or default) and nested lists, not by a page’s results', () => {
-    // 100 pages' worth by default: 100 (page) + 100 (results) + 100 (vulnerability) + 100×10 (tags).
+    // 100 pages' worth by default: 100 (page) + 100 (results) + 100 (vulnerability) + 100×100
+    // (tags: their own limit's default).
     const query = '{ tagsByVulnerability { results { vulnerability { vulnerabilityId } tags { tag } } } }'
-    assert.deepEqual(check(query, { maxCost: 1_300 }), [])
-    assert.equal(check(query, { maxCost: 1_299 })[0]?.[0], 'query_too_costly')
-    const withVariable = 'query ($n: Int) { tagsByVulnerability(limit: $n) { results { tags { tag } } } }'
-    // n × (1 + 1 + 10)
-    assert.deepEqual(check(withVariable, { maxCost: 12_000 }, { n: 1_000 }), [])
-    assert.equal(check(withVariable, { maxCost: 12_000 }, { n: 1_001 })[0]?.[0], 'query_too_costly')
+    assert.deepEqual(check(query, { maxCost: 10_300 }), [])
+    assert.equal(check(query, { maxCost: 10_299 })[0]?.[0], 'query_too_costly')
+    const withVariable =
+      'query ($n: Int, $t: Int) { tagsByVulnerability(limit: $n) { results { tags(limit: $t) { tag } } } }'
+    // n × (1 + 1 + t)
+    assert.deepEqual(check(withVariable, { maxCost: 12_000 }, { n: 1_000, t: 10 }), [])
+    assert.equal(check(withVariable, { maxCost: 12_000 }, { n: 1_001, t: 10 })[0]?.[0], 'query_too_costly')
+    // A nested list counts what its limit lets through: 1,000 tags each of 1,000 vulnerabilities.
+    assert.equal(
+      check('{ tagsByVulnerability(limit: 1000) { results { tags(limit: 1000) { tag } } } }')[0]?.[0],
+      'query_too_costly',
+    )
+    // Lists without a limit (an image's packages) are still counted at NESTED_LIST_SIZE.
+    const packages =
+      '{ imagesByVulnerability(limit: 10) { results { images(limit: 10) { packages { name } } } } }'
+    assert.deepEqual(check(packages, { maxCost: 10 + 10 + 100 + 1_000 }), [])
+    assert.equal(check(packages, { maxCost: 10 + 10 + 100 + 999 })[0]?.[0], 'query_too_costly')
     assert.equal(
       check('{ metricData(filter: { metricId: "x" }, limit: 100000000) { results { value } } }')[0]?.[0],
       'query_too_costly',

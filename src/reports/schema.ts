@@ -125,8 +125,8 @@ export const reportSchema: GraphQLSchema = buildSchema(/* GraphQL */ `
   type VulnerabilityTags {
     account: String!
     vulnerability: Vulnerability!
-    "At most 1,000; tagCount says how many there are."
-    tags: [TaggedImage!]!
+    "The first limit (1 to 1,000) in (registry, repository, tag, digest) order; tagCount says how many there are."
+    tags(limit: Int = 100): [TaggedImage!]!
     tagCount: Int!
   }
 
@@ -153,8 +153,8 @@ export const reportSchema: GraphQLSchema = buildSchema(/* GraphQL */ `
   type VulnerabilityImages {
     account: String!
     vulnerability: Vulnerability!
-    "At most 1,000; imageCount says how many there are."
-    images: [AffectedImage!]!
+    "The first limit (1 to 1,000) by digest; imageCount says how many there are."
+    images(limit: Int = 100): [AffectedImage!]!
     imageCount: Int!
   }
 
@@ -175,8 +175,8 @@ export const reportSchema: GraphQLSchema = buildSchema(/* GraphQL */ `
   type VulnerabilityArtifacts {
     account: String!
     vulnerability: Vulnerability!
-    "At most 1,000; artifactCount says how many there are."
-    artifacts: [AffectedArtifact!]!
+    "The first limit (1 to 1,000) in (name, version, type) order; artifactCount says how many there are."
+    artifacts(limit: Int = 100): [AffectedArtifact!]!
     artifactCount: Int!
   }
 

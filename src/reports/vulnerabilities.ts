@@ -26,6 +26,15 @@ export interface PagedArgs<Filter> {
 /** How many tags, images or artifacts one result lists at most; the counts say how many there are. */
 export const NESTED_CAP = 1000
 
+/**
+ * A nested list as a field resolver taking its `limit` (default 100, at most `NESTED_CAP`):
+ * the query cost limit reads that argument, so what it estimates is what can come back.
+ */
+const nested =
+  <T>(items: readonly T[]) =>
+  (args: { readonly limit?: number | null }): readonly T[] =>
+    items.slice(0, checkLimit(args.limit))
+
 interface VulnerabilityColumns {
   account: string
   vulnerability_id: string
@@ -142,13 +151,15 @@ export const tagsByVulnerability = async (args: PagedArgs<VulnerabilityFilter>, 
   return finish<Row, unknown>(context, p.q, sql, p.limit, p.paging, (row) => ({
     account: row.account,
     vulnerability: vulnerabilityOf(row),
-    tags: row.tags.map(([registry, repository, tag, digest, current]) => ({
-      registry,
-      repository,
-      tag,
-      digest,
-      current: current === 1,
-    })),
+    tags: nested(
+      row.tags.map(([registry, repository, tag, digest, current]) => ({
+        registry,
+        repository,
+        tag,
+        digest,
+        current: current === 1,
+      })),
+    ),
     tagCount: row.tag_count,
   }))
 }
@@ -185,12 +196,14 @@ export const imagesByVulnerability = async (args: PagedArgs<VulnerabilityFilter>
   return finish<Row, unknown>(context, p.q, sql, p.limit, p.paging, (row) => ({
     account: row.account,
     vulnerability: vulnerabilityOf(row),
-    images: row.images.map(([digest, registry, repository, packages]) => ({
-      digest,
-      registry,
-      repository,
-      packages: packages.map(([name, version, type, fixVersion]) => ({ name, version, type, fixVersion })),
-    })),
+    images: nested(
+      row.images.map(([digest, registry, repository, packages]) => ({
+        digest,
+        registry,
+        repository,
+        packages: packages.map(([name, version, type, fixVersion]) => ({ name, version, type, fixVersion })),
+      })),
+    ),
     imageCount: row.image_count,
   }))
 }
@@ -228,13 +241,15 @@ export const artifactsByVulnerability = async (
   return finish<Row, unknown>(context, p.q, sql, p.limit, p.paging, (row) => ({
     account: row.account,
     vulnerability: vulnerabilityOf(row),
-    artifacts: row.artifacts.map(([name, version, type, fixVersion, imageCount]) => ({
-      name,
-      version,
-      type,
-      fixVersion,
-      imageCount,
-    })),
+    artifacts: nested(
+      row.artifacts.map(([name, version, type, fixVersion, imageCount]) => ({
+        name,
+        version,
+        type,
+        fixVersion,
+        imageCount,
+      })),
+    ),
     artifactCount: row.artifact_count,
   }))
 }

@@ -855,6 +855,11 @@ describe('report GraphQL API against a brute-force oracle', () => {
         'query_too_costly',
       ],
       [
+        'big nested lists',
+        `{ ${['a', 'b', 'c', 'd'].map((a) => `${a}: tagsByVulnerability(limit: 1000) { results { tags(limit: 1000) { tag digest } } }`).join(' ')} }`,
+        'query_too_costly',
+      ],
+      [
         'many big lists',
         `{ ${['a', 'b', 'c', 'd', 'e'].map((a) => `${a}: imagesByVulnerability(limit: 1000) { results { images { packages { name } } } }`).join(' ')} }`,
         'query_too_costly',
@@ -883,6 +888,23 @@ describe('report GraphQL API against a brute-force oracle', () => {
     // An ordinary query passes.
     const ok = await graphql('admin', aliases(3))
     assert.equal(ok.status, 200, JSON.stringify(ok.body.errors))
+    // A nested list gives the first `limit`, its count says how many there are.
+    const nested = await graphql(
+      'admin',
+      '{ tagsByVulnerability(filter: { allAccounts: true }, limit: 50) { results { tags(limit: 1) { tag } tagCount } } }',
+    )
+    assert.equal(nested.body.errors, undefined, JSON.stringify(nested.body.errors))
+    const pages = (nested.body.data?.tagsByVulnerability?.results ?? []) as {
+      tags: unknown[]
+      tagCount: number
+    }[]
+    assert.ok(pages.some((r) => r.tagCount > 1))
+    assert.ok(pages.every((r) => r.tags.length === Math.min(1, r.tagCount)))
+    const zero = await graphql(
+      'admin',
+      '{ tagsByVulnerability(filter: { allAccounts: true }, limit: 1) { results { tags(limit: 0) { tag } } } }',
+    )
+    assert.match(JSON.stringify(zero.body.errors), /limit must be between 1 and 1000/)
   })
 
   it('pages stably while new data arrives: no row twice, none that existed throughout missed', async () => {
