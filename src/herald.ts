@@ -224,11 +224,12 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     // Before the consumers' closer, so it closes after they stopped: an in-flight batch still uses it.
     const ingress = await wireIngress({ config, warehouse, logger })
     closers.push(() => ingress.close())
+    // With reports on and data ingress on, the projector consumes and metric points are recorded.
+    const ingesting = config.reports.enabled && config.reports.enable_data_ingress
     // The projector's window of projected events (an event sent again is projected once).
-    const projected =
-      config.reports.enabled && config.reports.enable_data_ingress
-        ? createSqliteProcessedIds({ path: join(config.data_dir, 'projected-ids.sqlite') })
-        : undefined
+    const projected = ingesting
+      ? createSqliteProcessedIds({ path: join(config.data_dir, 'projected-ids.sqlite') })
+      : undefined
     if (projected !== undefined) closers.push(() => projected.close())
 
     // Closed after the consumers (closers run in reverse): in-flight deliveries keep their sockets.
@@ -257,7 +258,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     consumers.push(...notifications.consumers)
 
     let projector: PausableProjector | undefined
-    if (config.reports.enabled && config.reports.enable_data_ingress) {
+    if (ingesting) {
       const startProjector = () =>
         log.consume(
           {
@@ -324,7 +325,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     })
     closers.push(() => backfills.stop())
 
-    if (config.reports.enabled && config.reports.enable_data_ingress) {
+    if (ingesting) {
       const recorder = startMetricsRecorder(config, {
         warehouse,
         log,

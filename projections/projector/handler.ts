@@ -66,23 +66,24 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
   const processed = options.processed
 
   /**
-   * The messages of a batch that repeat a report event already projected from another
-   * position (a producer's retry, a replayed file): by (account, source, id), as the router
-   * tells events apart. Only report events (`herald.report.*`) are looked up: they alone fold
-   * into the report tables, and looking up every event cost the projector a sixth of its
-   * throughput; another event sent again is at most one more row of the raw table (none when
-   * it carries the same time: the table's key collapses it). A message projected before from this very position (a batch redelivered after a
-   * crash) is not a repeat: it is projected again, and the insert tokens make that harmless;
-   * skipping it would fold the rest of the batch on state that lacks its effects. Within the
-   * batch the first sighting wins.
+   * The window keys of a batch's report events, by message index, and the messages among them
+   * that repeat an event already projected from another position (a producer's retry, a
+   * replayed file): by (account, source, id), as the router tells events apart. Only report
+   * events (`herald.report.*`) are looked up: they alone fold into the report tables, and
+   * looking up every event cost the projector a sixth of its throughput; another event sent
+   * again is at most one more row of the raw table (none when it carries the same time: the
+   * table's key collapses it). A message projected before from this very position (a batch
+   * redelivered after a crash) is not a repeat: it is projected again, and the insert tokens
+   * make that harmless; skipping it would fold the rest of the batch on state that lacks its
+   * effects. Within the batch the first sighting wins.
    */
   const repeatsOf = async (
     messages: readonly LogMessage[],
     results: readonly (IngressResult | undefined)[],
-  ): Promise<ReadonlySet<number>> => {
-    const repeats = new Set<number>()
-    if (processed === undefined) return repeats
+  ): Promise<{ readonly keys: ReadonlyMap<number, string>; readonly repeats: ReadonlySet<number> }> => {
     const keys = new Map<number, string>()
+    const repeats = new Set<number>()
+    if (processed === undefined) return { keys, repeats }
     results.forEach((result, i) => {
       if (result?.ok && isReportEvent(result.event)) keys.set(i, processedKey(result.event))
     })
@@ -105,7 +106,7 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
         offsets: [...repeats].slice(0, 20).map((i) => messages[i]?.offset),
         count: repeats.size,
       })
-    return repeats
+    return { keys, repeats }
   }
 
   return async (batch) => {
@@ -117,7 +118,7 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
     const positioned: Positioned[] = []
     let invalid = 0
     const results = await decoder.decodeBatch(batch.messages)
-    const repeats = await repeatsOf(batch.messages, results)
+    const { keys, repeats } = await repeatsOf(batch.messages, results)
     const projectedKeys: string[] = []
     batch.messages.forEach((message, i) => {
       const decoded = results[i]
@@ -139,10 +140,8 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
           return
         }
         rows.push(row)
-        if (processed !== undefined && isReportEvent(decoded.event)) {
-          const key = processedKey(decoded.event)
-          projectedKeys.push(key, positionKey(key, message))
-        }
+        const key = keys.get(i)
+        if (key !== undefined) projectedKeys.push(key, positionKey(key, message))
         if (isReportEvent(decoded.event)) {
           const at = decoded.event.time === undefined ? message.timestamp : Date.parse(decoded.event.time)
           positioned.push({ event: decoded.event, offset: message.offset, at })

@@ -38,10 +38,6 @@ const parseJson = (text: string): unknown => {
 }
 
 /**
- * CloudEvents' HTTP binary mode: attributes in `ce-*` headers, the body is `data` — read by the
- * same rules as Kafka's binary mode, so both ways in accept the same events.
- */
-/**
  * The CloudEvents HTTP binding percent-encodes attribute values in `ce-` headers (a space, `"`,
  * `%` and anything outside printable ASCII), so they are decoded back; a value whose
  * percent-encoding is broken is refused, naming its header.
@@ -64,6 +60,10 @@ const percentDecoded = (attributes: Record<string, string>): Record<string, stri
   return decoded
 }
 
+/**
+ * CloudEvents' HTTP binary mode: attributes in `ce-*` headers, the body is `data` — read by the
+ * same rules as Kafka's binary mode, so both ways in accept the same events.
+ */
 const fromBinaryMode = (headers: Headers, contentType: string, body: string): unknown => {
   const data = dataFromBody(contentType, body)
   if (!data.ok) throw new ValidationError('the body cannot be the event’s data', data.issues)

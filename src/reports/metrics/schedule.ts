@@ -112,7 +112,6 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
       stopped = true
       clearTimeout(timer)
       await running
-      clearTimeout(timer)
     },
   }
 }
