@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { TestScheduler } from 'rxjs/testing'
 import type { CloudEvent } from '../src/events/index.ts'
 import { processedKey } from '../src/ingress/index.ts'
 import type { EndpointConfiguration } from '../src/notifications/index.ts'
@@ -11,19 +10,10 @@ import {
   levelCounts,
   noDigests,
   type RouteDecision,
-  routeDecisions,
 } from './digest.ts'
 import type { PendingDigest } from './digest-store.ts'
-import {
-  buildSelectorIndex,
-  deliveryIdFor,
-  digestDeliveryIdFor,
-  emptySelectorIndex,
-  type SelectorIndex,
-} from './routing/index.ts'
+import { buildSelectorIndex, deliveryIdFor, digestDeliveryIdFor } from './routing/index.ts'
 import { aConfiguration, anEvent, aSelector, aSelectorSet } from './routing/test-fixtures.ts'
-
-const newScheduler = () => new TestScheduler((actual, expected) => assert.deepEqual(actual, expected))
 
 const CREATED = '1970-01-01T00:00:00.000Z'
 // cfg-now delivers each event; cfg-digest wants a digest with the default window; cfg-5m one of five minutes.
@@ -83,7 +73,7 @@ describe('digestWindowMs', () => {
 describe('decideRoutes', () => {
   it('delivers for one configuration and holds for another; several selectors of one configuration make one decision', () => {
     const event = anEvent({ id: 'a' })
-    assert.deepEqual(decideRoutes(index, event, CREATED, windowOf), [
+    assert.deepEqual(decideRoutes(index.match(event), event, CREATED, windowOf), [
       hold(event, 'cfg-digest', ['s2', 's3'], 30_000),
       deliver(event, 'cfg-now', ['s1']),
     ])
@@ -92,53 +82,9 @@ describe('decideRoutes', () => {
   it('delivers everything at once without digests', () => {
     const event = anEvent({ id: 'a' })
     assert.deepEqual(
-      decideRoutes(index, event, CREATED, noDigests).map((d) => d.kind),
+      decideRoutes(index.match(event), event, CREATED, noDigests).map((d) => d.kind),
       ['deliver', 'deliver'],
     )
-  })
-})
-
-describe('routeDecisions', () => {
-  it('routes each event against the index of that moment: before a swap the old one, after it the new', () => {
-    const a = anEvent({ id: 'a' })
-    const b = anEvent({ id: 'b', type: 'system.feeds.sync.failed', level: 'error' })
-    const c = anEvent({ id: 'c', type: 'system.feeds.sync.failed', level: 'error' })
-    let current: SelectorIndex = emptySelectorIndex
-    newScheduler().run(({ cold, expectObservable }) => {
-      cold('---s|').subscribe(() => {
-        current = index
-      })
-      expectObservable(
-        cold('-b-a-----c|', { a, b, c }).pipe(
-          routeDecisions(
-            () => current,
-            () => 0,
-            windowOf,
-          ),
-        ),
-      ).toBe('---(xy)--z|', {
-        x: hold(a, 'cfg-digest', ['s2', 's3'], 30_000),
-        y: deliver(a, 'cfg-now', ['s1']),
-        z: hold(c, 'cfg-5m', ['s4'], 300_000, 'email'),
-      })
-    })
-  })
-
-  it('errors when the index cannot be read', () => {
-    const failure = new Error('index unavailable')
-    newScheduler().run(({ cold, expectObservable }) => {
-      expectObservable(
-        cold('-a|', { a: anEvent() }).pipe(
-          routeDecisions(
-            () => {
-              throw failure
-            },
-            () => 0,
-            windowOf,
-          ),
-        ),
-      ).toBe('-#', {}, failure)
-    })
   })
 })
 

@@ -1,4 +1,3 @@
-import { concatMap, type OperatorFunction } from 'rxjs'
 import type { CloudEvent } from '../src/events/index.ts'
 import { processedKey } from '../src/ingress/index.ts'
 import type { DigestSettings, EndpointConfiguration } from '../src/notifications/index.ts'
@@ -9,7 +8,6 @@ import {
   type DigestLevelCount,
   digestDeliveryIdFor,
   type RouteMatch,
-  type SelectorIndex,
 } from './routing/index.ts'
 
 /** How many events a digest lists whole (its counts cover them all). */
@@ -53,41 +51,26 @@ export const entryFor = (
 })
 
 /**
- * One decision per configuration that `event` matches, however many of its selectors matched:
- * a command for a configuration that delivers each event, an entry for one that asked for
- * digests. Pure: the time is passed in.
+ * One decision per configuration that `event` matched (each match is one configuration,
+ * however many of its selectors matched): a command for a configuration that delivers each
+ * event, an entry for one that asked for digests. Pure: the time is passed in.
+ *
+ * @example
+ * decideRoutes(index.match(event), event, new Date().toISOString(), noDigests)
  */
 export const decideRoutes = (
-  index: SelectorIndex,
+  matches: readonly RouteMatch[],
   event: CloudEvent,
   createdAt: string,
   windowOf: DigestWindowOf,
   eventKey?: string,
 ): RouteDecision[] =>
-  index.match(event).map((match) => {
+  matches.map((match) => {
     const windowMs = windowOf(match.configuration)
     return windowMs === null
       ? { kind: 'deliver', command: commandFor(event, match, createdAt) }
       : { kind: 'digest', entry: entryFor(event, match, windowMs, eventKey) }
   })
-
-/**
- * Routes each event with the index current at that moment, holding the matches of
- * configurations that asked for digests as entries (for a `DigestStore`) instead of commands.
- *
- * @example
- * events$.pipe(routeDecisions(() => latestIndex, Date.now, (c) => digestWindowMs(c.digest, 30)))
- */
-export const routeDecisions =
-  (
-    getIndex: () => SelectorIndex,
-    clock: () => number,
-    windowOf: DigestWindowOf,
-  ): OperatorFunction<CloudEvent, RouteDecision> =>
-  (events) =>
-    events.pipe(
-      concatMap((event) => decideRoutes(getIndex(), event, new Date(clock()).toISOString(), windowOf)),
-    )
 
 const LEVEL_ORDER = ['error', 'warning', 'info']
 const levelRank = (level: string): number => {

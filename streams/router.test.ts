@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { filter, lastValueFrom, map, of } from 'rxjs'
 import { TestScheduler } from 'rxjs/testing'
 import { validDataOf } from '../schemas/fixtures.ts'
 import { type CloudEvent, encodeLogEvent } from '../src/events/index.ts'
@@ -10,12 +11,27 @@ import {
   readDeadLetter,
   toKafkaMessage,
 } from '../src/ingress/index.ts'
+import type { EndpointConfiguration } from '../src/notifications/index.ts'
 import type { LogFields, Logger, LogLevel } from '../src/observability/index.ts'
 import type { Batch, LogMessage, OutgoingMessage, PublishedPosition } from '../src/ports/index.ts'
+import { digestWindowMs, noDigests } from './digest.ts'
 import type { DigestStore } from './digest-store.ts'
 import { createDigestStore } from './digest-store-sqlite.ts'
-import { createRouterHandler, dropProcessed, type RouterCounts } from './router.ts'
-import { buildSelectorIndex, decodeDeliveryCommand, type SelectorIndex } from './routing/index.ts'
+import {
+  batchHandler,
+  createRouterHandler,
+  dropRouted,
+  matchSelectors,
+  type RouterCounts,
+  type Routing,
+  toDeliveries,
+} from './router.ts'
+import {
+  buildSelectorIndex,
+  type DeliveryCommand,
+  decodeDeliveryCommand,
+  type SelectorIndex,
+} from './routing/index.ts'
 import { aConfiguration, anEvent, aSelector, aSelectorSet } from './routing/test-fixtures.ts'
 
 const capturingLogger = () => {
@@ -59,12 +75,14 @@ const capturingLog = () => {
   return { log, published, on }
 }
 
+const commandOf = (message: OutgoingMessage): DeliveryCommand => {
+  const decoded = decodeDeliveryCommand(asLogMessage(message, 0))
+  assert.ok(decoded.ok)
+  return decoded.value
+}
+
 const deliveredEventIds = (messages: readonly OutgoingMessage[]): string[] =>
-  messages.map((m) => {
-    const decoded = decodeDeliveryCommand(asLogMessage(m, 0))
-    assert.ok(decoded.ok)
-    return decoded.value.event.id
-  })
+  messages.map((m) => commandOf(m).event.id)
 
 const index = buildSelectorIndex({
   position: 1,
@@ -499,34 +517,153 @@ describe('createRouterHandler with digests', () => {
   })
 })
 
-describe('dropProcessed', () => {
-  const event = (id: string, account = 'acme') => aValidEvent({ id, account }) as IngressEvent
+describe('router operators', () => {
+  const newScheduler = () => new TestScheduler((actual, expected) => assert.deepEqual(actual, expected))
+  const routingOf = (events: readonly CloudEvent[], startedAt = 0): Routing => ({
+    batch: batchOf([]),
+    startedAt,
+    events: events.map((event, offset) => ({
+      event: event as IngressEvent,
+      message: asLogMessage({ key: event.account, value: encodeLogEvent(event).value }, offset),
+      key: processedKey(event),
+    })),
+    refused: [],
+    invalid: 0,
+    duplicates: 0,
+    deadLettered: {},
+    routed: [],
+    commands: [],
+    entries: [],
+  })
+  /** `event>configuration:selector+selector` for each command, `event~configuration` for each digest entry. */
+  const routesOf = (routing: Routing): string[] => [
+    ...routing.commands.map((m) => {
+      const c = commandOf(m)
+      return `${c.event.id}>${c.configurationId}:${c.matchedSelectorIds.join('+')}`
+    }),
+    ...routing.entries.map((e) => `${e.event.id}~${e.configurationId}`),
+  ]
+  const set = aSelectorSet(
+    [
+      aConfiguration({ id: 'cfg-1' }),
+      aConfiguration({ id: 'cfg-2' }),
+      aConfiguration({ id: 'cfg-off', enabled: false }),
+      aConfiguration({ id: 'cfg-digest', endpoint: 'slack', digest: { enabled: true, windowSeconds: 60 } }),
+    ],
+    [
+      aSelector({ type: 'user.checks.*' }, { id: 's1', configurationId: 'cfg-1' }),
+      aSelector({ level: 'info' }, { id: 's2', configurationId: 'cfg-1' }),
+      aSelector({ type: 'user.*' }, { id: 's3', configurationId: 'cfg-2' }),
+      aSelector({ type: 'user.*' }, { id: 's4', configurationId: 'cfg-off' }),
+      aSelector({ type: 'system.*' }, { id: 's5', configurationId: 'cfg-digest' }),
+    ],
+  )
+  const full = buildSelectorIndex(set)
+  const only = (configurationId: string) =>
+    buildSelectorIndex({
+      ...set,
+      selectors: new Map([...set.selectors].filter(([, s]) => s.configurationId === configurationId)),
+    })
+  const windowOf = (c: EndpointConfiguration) => digestWindowMs(c.digest, 30)
+  const a = anEvent({ id: 'a' })
+  const b = anEvent({ id: 'b', type: 'user.image.analysis.completed', level: 'warning' })
+  const c = anEvent({ id: 'c', type: 'system.feeds.sync.failed', level: 'error' })
 
-  it('drops events already seen and repeats within the stream, in order', () => {
-    const values = { a: event('a'), b: event('b'), c: event('c'), d: event('a', 'globex') }
-    const dropped: string[] = []
-    const seen = new Set([processedKey(values.b)])
-    new TestScheduler((actual, expected) => assert.deepEqual(actual, expected)).run(
-      ({ cold, expectObservable }) => {
-        expectObservable(
-          cold('a-b-a-c-d|', values).pipe(dropProcessed(seen, (e) => dropped.push(`${e.account}/${e.id}`))),
-        ).toBe('a-----c-d|', values)
-      },
-    )
-    assert.deepEqual(dropped, ['acme/b', 'acme/a'])
+  it('turns matches into one command per enabled configuration, and digest entries for digest configurations', () => {
+    newScheduler().run(({ cold, expectObservable }) => {
+      expectObservable(
+        cold('-x-y|', { x: routingOf([a, b]), y: routingOf([c]) }).pipe(
+          matchSelectors(() => full),
+          toDeliveries(windowOf),
+          map(routesOf),
+        ),
+      ).toBe('-x-y|', { x: ['a>cfg-1:s1+s2', 'a>cfg-2:s3', 'b>cfg-2:s3'], y: ['c~cfg-digest'] })
+    })
   })
 
-  it('passes an upstream error through after what came before it', () => {
-    const a = event('a')
-    const failure = new Error('log closed')
-    new TestScheduler((actual, expected) => assert.deepEqual(actual, expected)).run(
-      ({ cold, expectObservable }) => {
-        expectObservable(cold('a-a-#', { a }, failure).pipe(dropProcessed(new Set()))).toBe(
-          'a---#',
-          { a },
-          failure,
-        )
-      },
+  it('matches each batch against one whole index: the old one before a swap, the new one after', () => {
+    let current = only('cfg-1')
+    newScheduler().run(({ cold, expectObservable, flush }) => {
+      cold('---s|').subscribe(() => {
+        current = only('cfg-2')
+      })
+      expectObservable(
+        cold('-x---y|', { x: routingOf([a, b]), y: routingOf([a, b]) }).pipe(
+          matchSelectors(() => current),
+          toDeliveries(noDigests),
+          map(routesOf),
+        ),
+      ).toBe('-x---y|', { x: ['a>cfg-1:s1+s2'], y: ['a>cfg-2:s3', 'b>cfg-2:s3'] })
+      flush()
+    })
+  })
+
+  it('errors, after what came before, when the index cannot be read', () => {
+    const failure = new Error('index not loaded')
+    let fail = false
+    newScheduler().run(({ cold, expectObservable }) => {
+      cold('--f|').subscribe(() => {
+        fail = true
+      })
+      expectObservable(
+        cold('-x-y|', { x: routingOf([a]), y: routingOf([a]) }).pipe(
+          matchSelectors(() => {
+            if (fail) throw failure
+            return full
+          }),
+          toDeliveries(noDigests),
+          map(routesOf),
+        ),
+      ).toBe('-x-#', { x: ['a>cfg-1:s1+s2', 'a>cfg-2:s3'] }, failure)
+    })
+  })
+
+  it('stamps commands with the time the batch was decoded, and remembers every event it routed', () => {
+    const unmatched = anEvent({ id: 'u', account: 'globex' })
+    newScheduler().run(({ cold, expectObservable }) => {
+      expectObservable(
+        cold('x|', { x: routingOf([a, unmatched], Date.UTC(2026, 10, 22, 10)) }).pipe(
+          matchSelectors(() => full),
+          toDeliveries(noDigests),
+          map((r) => ({
+            createdAt: r.commands.map((m) => commandOf(m).createdAt),
+            routed: r.routed,
+          })),
+        ),
+      ).toBe('x|', {
+        x: {
+          createdAt: ['2026-11-22T10:00:00.000Z', '2026-11-22T10:00:00.000Z'],
+          routed: [processedKey(a), processedKey(unmatched)],
+        },
+      })
+    })
+  })
+
+  it('drops events already routed and repeats within the batch, counting them', async () => {
+    const processed = createMemoryProcessedIds()
+    await processed.record([processedKey(b)])
+    const out = await lastValueFrom(
+      of(routingOf([a, b, a, c, anEvent({ id: 'a', account: 'globex' })])).pipe(dropRouted(processed)),
+    )
+    assert.deepEqual(
+      out.events.map((e) => `${e.event.account}/${e.event.id}`),
+      ['acme/a', 'acme/c', 'globex/a'],
+    )
+    assert.equal(out.duplicates, 2)
+    const withoutWindow = await lastValueFrom(of(routingOf([a, a])).pipe(dropRouted()))
+    assert.equal(withoutWindow.events.length, 1)
+  })
+
+  it('a batch handler resolves when the batch comes out, also when nothing does, and rejects on an error', async () => {
+    await batchHandler(map(() => 1))(batchOf([]))
+    await batchHandler(filter(() => false))(batchOf([]))
+    await assert.rejects(
+      batchHandler(
+        map(() => {
+          throw new Error('store unavailable')
+        }),
+      )(batchOf([])),
+      /store unavailable/,
     )
   })
 })

@@ -1,4 +1,4 @@
-import { filter, type OperatorFunction } from 'rxjs'
+import { concatMap, lastValueFrom, map, type OperatorFunction, of, pipe, tap } from 'rxjs'
 import {
   createIngressDecoder,
   failure,
@@ -10,46 +10,10 @@ import {
   toDeadLetter,
 } from '../src/ingress/index.ts'
 import type { Logger } from '../src/observability/index.ts'
-import type { BatchHandler, EventLog, LogMessage, OutgoingMessage } from '../src/ports/index.ts'
+import type { Batch, BatchHandler, EventLog, LogMessage, OutgoingMessage } from '../src/ports/index.ts'
 import { type DigestWindowOf, decideRoutes, digestWindowMs, noDigests } from './digest.ts'
 import type { DigestEntry, DigestStore } from './digest-store.ts'
-import { encodeDeliveryCommand, type SelectorIndex } from './routing/index.ts'
-
-/**
- * A predicate that is true for a key not in `seen` and not passed before: the first
- * occurrence of each new key. One per stream or batch.
- */
-const firstSightings = (seen: ReadonlySet<string>): ((key: string) => boolean) => {
-  const passed = new Set<string>()
-  return (key) => {
-    if (seen.has(key) || passed.has(key)) return false
-    passed.add(key)
-    return true
-  }
-}
-
-/**
- * Lets through each event whose key is not in `seen` and not repeated earlier in the stream,
- * reporting the others to `onDuplicate`.
- *
- * @example
- * events$.pipe(dropProcessed(await processed.seen(keys), () => duplicates++))
- */
-export const dropProcessed =
-  (
-    seen: ReadonlySet<string>,
-    onDuplicate: (event: IngressEvent) => void = () => {},
-  ): OperatorFunction<IngressEvent, IngressEvent> =>
-  (events) => {
-    const fresh = firstSightings(seen)
-    return events.pipe(
-      filter((event) => {
-        if (fresh(processedKey(event))) return true
-        onDuplicate(event)
-        return false
-      }),
-    )
-  }
+import { encodeDeliveryCommand, type RouteMatch, type SelectorIndex } from './routing/index.ts'
 
 /**
  * Messages per router batch (the consumer's `maxBatchSize`). Every batch pays one durable
@@ -73,6 +37,265 @@ export interface RouterCounts {
   readonly deadLettered: Readonly<Partial<Record<IngressFailure['code'], number>>>
 }
 
+/** A valid event of the batch, with the message it came in and its processed-id key. */
+export interface RoutingEvent {
+  readonly event: IngressEvent
+  readonly message: LogMessage
+  readonly key: string
+  /** The configurations it matched; set by `matchSelectors`. */
+  readonly matches?: readonly RouteMatch[]
+}
+
+/** A message refused by the contract or by routing, not yet set aside. */
+export interface Refusal {
+  readonly message: LogMessage
+  readonly reason: IngressFailure
+}
+
+/**
+ * One batch on its way through the router: each operator takes it and hands on what it
+ * decided. Replaced, never changed, from step to step.
+ */
+export interface Routing {
+  readonly batch: Batch
+  /** Milliseconds since the epoch when the batch was decoded: the commands' `createdAt`. */
+  readonly startedAt: number
+  /** Valid events still to route, in log order. */
+  readonly events: readonly RoutingEvent[]
+  /** Refused messages not yet dead-lettered. */
+  readonly refused: readonly Refusal[]
+  /** Messages the contract refused. */
+  readonly invalid: number
+  readonly duplicates: number
+  readonly deadLettered: Readonly<Partial<Record<IngressFailure['code'], number>>>
+  /** Keys of the events routed, to remember once their commands are out. */
+  readonly routed: readonly string[]
+  /** Delivery commands to publish, keyed by configuration. */
+  readonly commands: readonly OutgoingMessage[]
+  /** Matches of configurations that asked for digests, to hold in the digest store. */
+  readonly entries: readonly DigestEntry[]
+}
+
+/**
+ * Log batches → routings: each message decoded (CloudEvents structured or binary mode, plain
+ * JSON or the Confluent wire format) and judged by the event contract. Errors only when the
+ * schema registry cannot answer: then nothing of the batch can be judged.
+ *
+ * @example
+ * batches$.pipe(decodeMessages(createIngressDecoder(), Date.now))
+ */
+export const decodeMessages =
+  (decoder: IngressDecoder, clock: () => number): OperatorFunction<Batch, Routing> =>
+  (batches) =>
+    batches.pipe(
+      concatMap(async (batch): Promise<Routing> => {
+        const results = await decoder.decodeBatch(batch.messages)
+        const events: RoutingEvent[] = []
+        const refused: Refusal[] = []
+        for (let i = 0; i < results.length; i++) {
+          const result = results[i]
+          const message = batch.messages[i]
+          if (result === undefined || message === undefined) continue
+          if (result.ok) events.push({ event: result.event, message, key: processedKey(result.event) })
+          else refused.push({ message, reason: result.failure })
+        }
+        return {
+          batch,
+          startedAt: clock(),
+          events,
+          refused,
+          invalid: refused.length,
+          duplicates: 0,
+          deadLettered: {},
+          routed: [],
+          commands: [],
+          entries: [],
+        }
+      }),
+    )
+
+export interface SetAsideOptions {
+  readonly log: Pick<EventLog, 'publish'>
+  /** Without it, a refused message is logged and skipped. */
+  readonly topic?: string
+  /** Named in the letters' `herald.dead_letter.group`. */
+  readonly group: string
+  readonly clock: () => number
+  readonly logger: Logger
+}
+
+/**
+ * Logs each refused message and writes it, bytes, key and headers as they came, to the
+ * dead-letter topic with headers naming the reason and where it came from; continues once
+ * the letters are durably published, so a poison pill never holds its partition.
+ *
+ * @example
+ * routings$.pipe(setAsideRefused({ log, topic: 'engine.events.dlq', group: 'herald-router', clock, logger }))
+ */
+export const setAsideRefused =
+  ({ log, topic, group, clock, logger }: SetAsideOptions): OperatorFunction<Routing, Routing> =>
+  (routings) =>
+    routings.pipe(
+      concatMap(async (routing): Promise<Routing> => {
+        if (routing.refused.length === 0) return routing
+        const now = clock()
+        const letters: OutgoingMessage[] = []
+        const deadLettered = { ...routing.deadLettered }
+        for (const { message, reason } of routing.refused) {
+          logger('warn', 'router.event_invalid', {
+            topic: message.topic,
+            partition: message.partition,
+            offset: message.offset,
+            code: reason.code,
+            issues: reason.issues.slice(0, 10),
+          })
+          if (topic === undefined) continue
+          letters.push(toDeadLetter(message, reason, { group, now }))
+          deadLettered[reason.code] = (deadLettered[reason.code] ?? 0) + 1
+        }
+        if (topic !== undefined) await log.publish(topic, letters)
+        return { ...routing, refused: [], deadLettered }
+      }),
+    )
+
+/**
+ * Drops each event already routed (by account, source and id, within the processed-id window)
+ * or repeated earlier in the batch. Without `processed`, only repeats within a batch go.
+ *
+ * @example
+ * routings$.pipe(dropRouted(createMemoryProcessedIds()))
+ */
+export const dropRouted =
+  (processed?: Pick<ProcessedIds, 'seen'>): OperatorFunction<Routing, Routing> =>
+  (routings) =>
+    routings.pipe(
+      concatMap(async (routing): Promise<Routing> => {
+        if (routing.events.length === 0) return routing
+        const seen =
+          processed === undefined ? new Set<string>() : await processed.seen(routing.events.map((e) => e.key))
+        const kept = new Set<string>()
+        const events = routing.events.filter(({ key }) => {
+          if (seen.has(key) || kept.has(key)) return false
+          kept.add(key)
+          return true
+        })
+        return { ...routing, events, duplicates: routing.duplicates + routing.events.length - events.length }
+      }),
+    )
+
+/**
+ * Matches each event against the selector index current when the batch reaches this step:
+ * one index for the whole batch, so a configuration change applies from the next batch and no
+ * batch sees a mix. Disabled configurations, and configurations of endpoint types disabled
+ * system-wide, are not in the index (it is rebuilt when either changes), so they never match.
+ *
+ * @example
+ * routings$.pipe(matchSelectors(() => latestIndex))
+ */
+export const matchSelectors =
+  (getIndex: () => SelectorIndex): OperatorFunction<Routing, Routing> =>
+  (routings) =>
+    routings.pipe(
+      map((routing) => {
+        if (routing.events.length === 0) return routing
+        const index = getIndex()
+        return { ...routing, events: routing.events.map((e) => ({ ...e, matches: index.match(e.event) })) }
+      }),
+    )
+
+/**
+ * Turns the matches into DeliveryCommands (one per configuration an event matched, however
+ * many of its selectors did) or, for a configuration that asked for digests, into digest
+ * entries. An event the contract accepted that cannot be written out (nested deeper than
+ * `JSON.stringify`'s stack) is refused as `event_unroutable` before any of its commands is
+ * kept, never left to fail the batch and stall the partition.
+ *
+ * @example
+ * routings$.pipe(matchSelectors(getIndex), toDeliveries(noDigests))
+ */
+export const toDeliveries =
+  (windowOf: DigestWindowOf): OperatorFunction<Routing, Routing> =>
+  (routings) =>
+    routings.pipe(
+      map((routing) => {
+        const createdAt = new Date(routing.startedAt).toISOString()
+        const routed: string[] = []
+        const commands: OutgoingMessage[] = []
+        const entries: DigestEntry[] = []
+        const refused = [...routing.refused]
+        for (const { event, message, key, matches = [] } of routing.events) {
+          if (matches.length === 0) {
+            routed.push(key)
+            continue
+          }
+          let eventJson: string
+          try {
+            // Serialised once for all its commands.
+            eventJson = JSON.stringify(event)
+          } catch (error) {
+            const issue = { path: '(event)', message: `cannot be serialised: ${(error as Error).message}` }
+            refused.push({ message, reason: failure('event_unroutable', [issue]) })
+            continue
+          }
+          routed.push(key)
+          for (const decision of decideRoutes(matches, event, createdAt, windowOf, key)) {
+            if (decision.kind === 'digest') entries.push(decision.entry)
+            else commands.push(encodeDeliveryCommand(decision.command, eventJson))
+          }
+        }
+        return { ...routing, events: [], refused, routed, commands, entries }
+      }),
+    )
+
+/**
+ * Publishes the commands and records the digest entries, continuing once both are durable.
+ * Entries are recorded at the time of recording, not of the batch's start: the flusher takes
+ * a window once the clock has passed its end, and an entry recorded after that must open the
+ * next window rather than join one that is already being published.
+ */
+export const publishDeliveries =
+  ({
+    log,
+    topic,
+    digests,
+    clock,
+  }: {
+    readonly log: Pick<EventLog, 'publish'>
+    readonly topic: string
+    readonly digests?: Pick<DigestStore, 'record'>
+    readonly clock: () => number
+  }): OperatorFunction<Routing, Routing> =>
+  (routings) =>
+    routings.pipe(
+      concatMap(async (routing) => {
+        if (routing.commands.length > 0) await log.publish(topic, routing.commands)
+        if (routing.entries.length > 0 && digests !== undefined)
+          await digests.record(routing.entries, clock())
+        return routing
+      }),
+    )
+
+/** Remembers the routed events, so a redelivered message is not routed twice; durable when it continues. */
+export const rememberRouted =
+  (processed?: Pick<ProcessedIds, 'record'>): OperatorFunction<Routing, Routing> =>
+  (routings) =>
+    routings.pipe(
+      concatMap(async (routing) => {
+        if (processed !== undefined && routing.routed.length > 0) await processed.record(routing.routed)
+        return routing
+      }),
+    )
+
+/** The counts of a routed batch, for metrics. */
+export const routerCounts = (routing: Routing): RouterCounts => ({
+  events: routing.routed.length,
+  invalid: routing.invalid,
+  duplicates: routing.duplicates,
+  deliveries: routing.commands.length,
+  digested: routing.entries.length,
+  deadLettered: routing.deadLettered,
+})
+
 /** Storm control: where the matches of configurations that asked for digests are held. */
 export interface RouterDigestOptions {
   readonly store: DigestStore
@@ -84,14 +307,14 @@ export interface RouterHandlerOptions {
   readonly log: Pick<EventLog, 'publish'>
   /** Without `dlq`, an invalid message is logged and skipped; with it, it is also set aside there. */
   readonly topics: { readonly deliveries: string; readonly dlq?: string }
-  /** The current selector index; read per event so a configuration change applies at once. */
+  /** The current selector index; read per batch so a configuration change applies at the next one. */
   readonly getIndex: () => SelectorIndex
   /** Milliseconds since the epoch. */
   readonly clock: () => number
   readonly logger: Logger
   /** Turns messages into events or reasons (default: plain JSON and the event contract, no registry). */
   readonly decoder?: IngressDecoder
-  /** The window of events already routed; without it, nothing is deduplicated. */
+  /** The window of events already routed; without it, only repeats within a batch are dropped. */
   readonly processed?: ProcessedIds
   /** Without it, configurations that asked for digests get each event on its own. */
   readonly digests?: RouterDigestOptions
@@ -107,26 +330,18 @@ export interface RouterHandlerOptions {
 }
 
 /**
- * The router's EventLog batch handler, and the one consumer group that dead-letters:
- * messages in, each decoded (CloudEvents structured or binary mode, plain JSON or the
- * Confluent wire format) and judged by the event contract; invalid ones to the dead-letter
- * topic, events already routed dropped, the rest matched against the selectors and turned
- * into DeliveryCommands — or, for a configuration that asked for digests, recorded in the
- * digest store, whose flusher publishes one digest per window. It resolves only after the
- * dead letters and commands are durably published, the digest entries durably recorded and
- * the routed events remembered, so the log commits the offsets only then (at-least-once;
- * delivery ids make repeats harmless). A poison pill never fails the batch; only an
- * unreachable log, store or registry does, and then the batch is retried.
- *
- * The batch is one loop, not an RxJS pipeline: `dropProcessed` and `routeEvents` /
- * `routeDecisions` are the same decisions as operators, for composing elsewhere.
+ * The router, as the operators above composed: log batches → decode → set aside the refused
+ * → drop events already routed → match the selectors → DeliveryCommands and digest entries →
+ * set aside the unroutable → publish and record → remember the routed. Each batch comes out
+ * only after its dead letters and commands are durably published, its digest entries durably
+ * recorded and its events remembered, so the log commits its offsets only then
+ * (at-least-once; delivery ids make repeats harmless). A poison pill never fails a batch;
+ * only an unreachable log, store or registry does, and then the batch is retried.
  *
  * @example
- * await log.consume({ groupId: 'herald-router', topics: ['engine.events'] },
- *   createRouterHandler({ log, topics: { deliveries: 'notifications.deliveries', dlq: 'engine.events.dlq' },
- *     getIndex, clock, logger, decoder, processed, digests: { store, defaultWindowSeconds: 30 } }))
+ * batches$.pipe(routeBatches({ log, topics, getIndex, clock, logger }))
  */
-export const createRouterHandler = ({
+export const routeBatches = ({
   log,
   topics,
   getIndex,
@@ -138,112 +353,63 @@ export const createRouterHandler = ({
   route = true,
   groupId = 'herald-router',
   onRouted,
-}: RouterHandlerOptions): BatchHandler => {
+}: RouterHandlerOptions): OperatorFunction<Batch, Routing> => {
+  const setAside = setAsideRefused({ log, topic: topics.dlq, group: groupId, clock, logger })
+  const report = tap((routing: Routing) => {
+    const counts = routerCounts(routing)
+    onRouted?.(counts)
+    logger('debug', 'router.batch_routed', {
+      topic: routing.batch.topic,
+      partition: routing.batch.partition,
+      from_offset: routing.batch.messages[0]?.offset,
+      messages: routing.batch.messages.length,
+      invalid: counts.invalid,
+      duplicates: counts.duplicates,
+      dead_lettered: Object.values(counts.deadLettered).reduce((sum, n) => sum + n, 0),
+      deliveries: counts.deliveries,
+      digested: counts.digested,
+    })
+  })
+  if (!route) return pipe(decodeMessages(decoder, clock), setAside, report)
   const windowOf: DigestWindowOf =
     digests === undefined
       ? noDigests
       : (configuration) => digestWindowMs(configuration.digest, digests.defaultWindowSeconds)
-
-  return async (batch) => {
-    const results = await decoder.decodeBatch(batch.messages)
-    const valid: IngressEvent[] = []
-    const validMessages: LogMessage[] = []
-    const letters: OutgoingMessage[] = []
-    const deadLettered: Partial<Record<IngressFailure['code'], number>> = {}
-    const now = clock()
-    const reject = (message: LogMessage, reason: IngressFailure) => {
-      logger('warn', 'router.event_invalid', {
-        topic: message.topic,
-        partition: message.partition,
-        offset: message.offset,
-        code: reason.code,
-        issues: reason.issues.slice(0, 10),
-      })
-      if (topics.dlq === undefined) return
-      letters.push(toDeadLetter(message, reason, { group: groupId, now }))
-      deadLettered[reason.code] = (deadLettered[reason.code] ?? 0) + 1
-    }
-    for (let i = 0; i < results.length; i++) {
-      const result = results[i]
-      if (result === undefined) continue
-      const message = batch.messages[i] as LogMessage
-      if (result.ok) {
-        valid.push(result.event)
-        validMessages.push(message)
-        continue
-      }
-      reject(message, result.failure)
-    }
-    if (letters.length > 0 && topics.dlq !== undefined) await log.publish(topics.dlq, letters.splice(0))
-
-    let duplicates = 0
-    const routed: string[] = []
-    const commands: OutgoingMessage[] = []
-    const entries: DigestEntry[] = []
-    if (route && valid.length > 0) {
-      const keys = valid.map(processedKey)
-      const fresh = firstSightings(processed === undefined ? new Set() : await processed.seen(keys))
-      const createdAt = new Date(now).toISOString()
-      for (let i = 0; i < valid.length; i++) {
-        const key = keys[i] as string
-        if (!fresh(key)) {
-          duplicates++
-          continue
-        }
-        const event = valid[i] as IngressEvent
-        const decisions = decideRoutes(getIndex(), event, createdAt, windowOf, key)
-        if (decisions.length === 0) {
-          routed.push(key)
-          continue
-        }
-        // Serialised once for all its commands, and before any is kept: an event the contract
-        // accepted that cannot be written out (nested deeper than JSON.stringify's stack) is
-        // dead-lettered, never left to fail the batch and stall the partition.
-        let eventJson: string
-        try {
-          eventJson = JSON.stringify(event)
-        } catch (error) {
-          reject(
-            validMessages[i] as LogMessage,
-            failure('event_unroutable', [
-              { path: '(event)', message: `cannot be serialised: ${(error as Error).message}` },
-            ]),
-          )
-          continue
-        }
-        routed.push(key)
-        for (const decision of decisions) {
-          if (decision.kind === 'digest') entries.push(decision.entry)
-          else commands.push(encodeDeliveryCommand(decision.command, eventJson))
-        }
-      }
-      if (letters.length > 0 && topics.dlq !== undefined) await log.publish(topics.dlq, letters)
-      if (commands.length > 0) await log.publish(topics.deliveries, commands)
-      // The time of recording, not of the batch's start: the flusher takes a window once the
-      // clock has passed its end, and an entry recorded after that must open the next window
-      // rather than join one that is already being published.
-      if (entries.length > 0 && digests !== undefined) await digests.store.record(entries, clock())
-      if (processed !== undefined && routed.length > 0) await processed.record(routed)
-    }
-    const invalid = results.length - valid.length
-    onRouted?.({
-      events: routed.length,
-      invalid,
-      duplicates,
-      deliveries: commands.length,
-      digested: entries.length,
-      deadLettered,
-    })
-    logger('debug', 'router.batch_routed', {
-      topic: batch.topic,
-      partition: batch.partition,
-      from_offset: batch.messages[0]?.offset,
-      messages: batch.messages.length,
-      invalid,
-      duplicates,
-      dead_lettered: letters.length,
-      deliveries: commands.length,
-      digested: entries.length,
-    })
-  }
+  return pipe(
+    decodeMessages(decoder, clock),
+    setAside,
+    dropRouted(processed),
+    matchSelectors(getIndex),
+    toDeliveries(windowOf),
+    setAside,
+    publishDeliveries({ log, topic: topics.deliveries, digests: digests?.store, clock }),
+    rememberRouted(processed),
+    report,
+  )
 }
+
+/**
+ * An EventLog batch handler running each batch through `pipeline`: it resolves when the batch
+ * has come out, so the log commits its offsets only then, and rejects (the batch is retried)
+ * when the pipeline errors.
+ *
+ * @example
+ * await log.consume({ groupId: 'herald-router', topics: ['engine.events'] }, batchHandler(routeBatches(options)))
+ */
+export const batchHandler =
+  (pipeline: OperatorFunction<Batch, unknown>): BatchHandler =>
+  async (batch) => {
+    await lastValueFrom(of(batch).pipe(pipeline), { defaultValue: undefined })
+  }
+
+/**
+ * The router's EventLog batch handler, and the one consumer group that dead-letters:
+ * `routeBatches` run per batch.
+ *
+ * @example
+ * await log.consume({ groupId: 'herald-router', topics: ['engine.events'] },
+ *   createRouterHandler({ log, topics: { deliveries: 'notifications.deliveries', dlq: 'engine.events.dlq' },
+ *     getIndex, clock, logger, decoder, processed, digests: { store, defaultWindowSeconds: 30 } }))
+ */
+export const createRouterHandler = (options: RouterHandlerOptions): BatchHandler =>
+  batchHandler(routeBatches(options))

@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import { createDigestFlusher } from '../../streams/digest-flusher.ts'
 import type { DigestStore } from '../../streams/digest-store.ts'
 import { createDigestStore } from '../../streams/digest-store-sqlite.ts'
-import { createRouterHandler, ROUTER_MAX_BATCH } from '../../streams/router.ts'
+import { batchHandler, ROUTER_MAX_BATCH, routeBatches } from '../../streams/router.ts'
 import type { SelectorIndex } from '../../streams/routing/index.ts'
 import type { Config } from '../config/index.ts'
 import {
@@ -126,28 +126,30 @@ export const startRouter = async ({
     logger('info', 'router.validate_only', { reason: 'notifications.enabled is false', dlq: topics.dlq })
   const consumer = await log.consume(
     { groupId: 'herald-router', topics: [topics.events], maxBatchSize: ROUTER_MAX_BATCH },
-    createRouterHandler({
-      log,
-      topics: { deliveries: topics.deliveries, dlq: topics.dlq },
-      getIndex,
-      clock,
-      logger,
-      decoder: ingress.decoder,
-      processed: ingress.processed,
-      digests: {
-        store: ingress.digests,
-        defaultWindowSeconds: config.notifications.cycle_timers.notifications,
-      },
-      route,
-      onRouted: ({ events, invalid, duplicates, deliveries, deadLettered }) => {
-        metrics.eventsRouted.inc(events)
-        metrics.deliveryCommands.inc(deliveries)
-        if (invalid > 0) metrics.invalidLogEvents.inc({ consumer: 'router' }, invalid)
-        if (duplicates > 0) metrics.duplicateEvents.inc(duplicates)
-        for (const [reason, count] of Object.entries(deadLettered))
-          metrics.deadLettered.inc({ reason }, count)
-      },
-    }),
+    batchHandler(
+      routeBatches({
+        log,
+        topics: { deliveries: topics.deliveries, dlq: topics.dlq },
+        getIndex,
+        clock,
+        logger,
+        decoder: ingress.decoder,
+        processed: ingress.processed,
+        digests: {
+          store: ingress.digests,
+          defaultWindowSeconds: config.notifications.cycle_timers.notifications,
+        },
+        route,
+        onRouted: ({ events, invalid, duplicates, deliveries, deadLettered }) => {
+          metrics.eventsRouted.inc(events)
+          metrics.deliveryCommands.inc(deliveries)
+          if (invalid > 0) metrics.invalidLogEvents.inc({ consumer: 'router' }, invalid)
+          if (duplicates > 0) metrics.duplicateEvents.inc(duplicates)
+          for (const [reason, count] of Object.entries(deadLettered))
+            metrics.deadLettered.inc({ reason }, count)
+        },
+      }),
+    ),
   )
   if (!route) return consumer
   const flusher = createDigestFlusher({

@@ -4,6 +4,7 @@ import * as t from 'io-ts'
 import { CloudEvent, type Decoded, Level, toFieldIssues } from '../../src/events/index.ts'
 import type { EndpointType } from '../../src/notifications/index.ts'
 import type { LogMessage, OutgoingMessage } from '../../src/ports/index.ts'
+import type { RouteMatch } from './selector-index.ts'
 
 /** How many events of one type and level a digest window held. */
 export interface DigestTypeCount {
@@ -105,6 +106,17 @@ export interface EventIdentity {
  */
 export const deliveryIdFor = (event: EventIdentity, configurationId: string): string =>
   hash('sha256', `${event.account}\u0000${event.source}\u0000${event.id}\u0000${configurationId}`)
+
+/** The command delivering `event` on its own to the configuration of `match`. */
+export const commandFor = (event: CloudEvent, match: RouteMatch, createdAt: string): DeliveryCommand => ({
+  deliveryId: deliveryIdFor(event, match.configuration.id),
+  account: match.configuration.account,
+  endpoint: match.configuration.endpoint,
+  configurationId: match.configuration.id,
+  event,
+  matchedSelectorIds: match.selectorIds,
+  createdAt,
+})
 
 /**
  * The delivery id of a configuration's digest of the window starting at `windowStart` (RFC

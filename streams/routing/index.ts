@@ -1,4 +1,5 @@
 export {
+  commandFor,
   type DeliveryCommand,
   DeliveryCommandCodec,
   type DeliveryDigest,
@@ -11,7 +12,6 @@ export {
   encodeDeliveryCommand,
 } from './delivery-command.ts'
 export { hasWildcard, wildcardMatches } from './match.ts'
-export { commandFor, routeEvent, routeEvents } from './route-events.ts'
 export {
   buildSelectorIndex,
   compileSelector,
@@ -19,5 +19,4 @@ export {
   type RouteMatch,
   type SelectorIndex,
   type SelectorIndexOptions,
-  selectorIndexes,
 } from './selector-index.ts'

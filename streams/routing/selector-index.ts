@@ -1,4 +1,3 @@
-import { map, type OperatorFunction } from 'rxjs'
 import type { CloudEvent } from '../../src/events/index.ts'
 import {
   buildPatternIndex,
@@ -107,7 +106,3 @@ export const buildSelectorIndex = (set: SelectorSet, options: SelectorIndexOptio
 }
 
 export const emptySelectorIndex: SelectorIndex = { size: 0, match: () => NONE }
-
-export const selectorIndexes = (
-  options?: SelectorIndexOptions,
-): OperatorFunction<SelectorSet, SelectorIndex> => map((set) => buildSelectorIndex(set, options))
