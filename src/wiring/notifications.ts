@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import type { Hono } from 'hono'
+import { map, switchMap } from 'rxjs'
 import {
   announceConfigurationDisabled,
   createDeliveryChannels,
@@ -12,7 +13,11 @@ import {
   startDeliveryEngine,
   validateTemplates,
 } from '../../streams/delivery/index.ts'
-import { buildSelectorIndex, emptySelectorIndex, type SelectorIndex } from '../../streams/routing/index.ts'
+import {
+  createSelectorIndexBuilder,
+  emptySelectorIndex,
+  type SelectorIndex,
+} from '../../streams/routing/index.ts'
 import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
 import type { Config, DeliveryConfig } from '../config/index.ts'
 import { createDeliveryLog, createDeliveryReadModel, createDeliveryRoutes } from '../deliveries/index.ts'
@@ -229,21 +234,39 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     markLoaded = resolve
     failLoad = reject
   })
-  const subscription = service.selectors$().subscribe({
-    next: (set) => {
-      selectors = set
-      index = buildSelectorIndex(set, {
-        onUncompilable: (selector, error) =>
-          logger('error', 'router.selector_uncompilable', { selector_id: selector.id, error: String(error) }),
-      })
-      markLoaded()
-      logger('debug', 'router.index_swapped', { configurations: set.configurations.size })
-    },
-    error: (error: unknown) => {
-      failLoad(error)
-      logger('error', 'notifications.selector_feed_failed', { error: String(error) })
-    },
+  // A new snapshot rebuilds only the accounts it changed, in slices between which consumers
+  // keep routing with the index they have; a newer snapshot abandons a build in progress (keeping
+  // what it built). Until the first index is in, the router does not start.
+  const builder = createSelectorIndexBuilder({
+    onUncompilable: (selector, error) =>
+      logger('error', 'router.selector_uncompilable', { selector_id: selector.id, error: String(error) }),
   })
+  const subscription = service
+    .selectors$()
+    .pipe(
+      switchMap((set) => {
+        const started = performance.now()
+        return builder.build$(set).pipe(map((built) => ({ set, built, ms: performance.now() - started })))
+      }),
+    )
+    .subscribe({
+      next: ({ set, built, ms }) => {
+        selectors = set
+        index = built
+        markLoaded()
+        logger('debug', 'router.index_swapped', {
+          configurations: set.configurations.size,
+          selectors: built.size,
+          trees: builder.lastBuild.partitions,
+          rebuilt: builder.lastBuild.rebuilt,
+          ms: Math.round(ms),
+        })
+      },
+      error: (error: unknown) => {
+        failLoad(error)
+        logger('error', 'notifications.selector_feed_failed', { error: String(error) })
+      },
+    })
   try {
     await loaded
   } catch (error) {

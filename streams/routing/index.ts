@@ -15,8 +15,11 @@ export { hasWildcard, wildcardMatches } from './match.ts'
 export {
   buildSelectorIndex,
   compileSelector,
+  createSelectorIndexBuilder,
   emptySelectorIndex,
   type RouteMatch,
   type SelectorIndex,
+  type SelectorIndexBuild,
+  type SelectorIndexBuilder,
   type SelectorIndexOptions,
 } from './selector-index.ts'

@@ -1,9 +1,21 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { firstValueFrom } from 'rxjs'
 import type { CloudEvent } from '../../src/events/index.ts'
 import type { CompiledPattern } from '../../src/matching/index.ts'
-import type { JsonValue, LevelPattern, Selector, SelectorSet } from '../../src/notifications/index.ts'
-import { buildSelectorIndex, compileSelector, emptySelectorIndex } from './selector-index.ts'
+import type {
+  EndpointConfiguration,
+  JsonValue,
+  LevelPattern,
+  Selector,
+  SelectorSet,
+} from '../../src/notifications/index.ts'
+import {
+  buildSelectorIndex,
+  compileSelector,
+  createSelectorIndexBuilder,
+  emptySelectorIndex,
+} from './selector-index.ts'
 import { aConfiguration, anEvent, aSelector, aSelectorSet as setOf } from './test-fixtures.ts'
 
 // A seeded generator: a failure reproduces with the same seed.
@@ -233,5 +245,122 @@ describe('buildSelectorIndex', () => {
   it('has an empty index that matches nothing', () => {
     assert.deepEqual(emptySelectorIndex.match(anEvent()), [])
     assert.equal(buildSelectorIndex(setOf([], [])).size, 0)
+  })
+})
+
+describe('createSelectorIndexBuilder', () => {
+  const random = mulberry32(7)
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T
+  const aRandomSelector = (i: number, configuration: EndpointConfiguration): Selector =>
+    aSelector(
+      { level: pick(LEVELS), type: pick(TYPE_PATTERNS) },
+      {
+        id: `sel-${i}`,
+        configurationId: configuration.id,
+        account: configuration.account,
+        scope: configuration.account === 'admin' && random() < 0.5 ? 'global' : 'account',
+        pattern: random() < 0.3 ? pick(CONTENT_PATTERNS) : null,
+      },
+    )
+  const anyEvent = (i: number) =>
+    anEvent({
+      id: `evt-${i}`,
+      account: pick(ACCOUNTS),
+      type: pick(TYPES),
+      level: pick(['info', 'warning', 'error'] as const),
+      resourcetype: pick(RESOURCE_TYPES),
+      source: pick(SOURCES),
+      data: { tag: pick(TAGS) },
+    })
+  const matchesOf = (index: ReturnType<typeof buildSelectorIndex>, event: CloudEvent) =>
+    index.match(event).map((m) => [m.configuration.id, [...m.selectorIds]])
+
+  it('rebuilds only the accounts whose selectors or configurations changed, and matches as a fresh build does', () => {
+    const configurations = new Map(
+      Array.from({ length: 30 }, (_, i) => {
+        const c = aConfiguration({ id: `cfg-${i}`, account: ACCOUNTS[i % ACCOUNTS.length] as string })
+        return [c.id, c] as const
+      }),
+    )
+    const selectors = new Map<string, Selector>()
+    for (let i = 0; i < 200; i++) {
+      const selector = aRandomSelector(i, pick([...configurations.values()]))
+      selectors.set(selector.id, selector)
+    }
+    let disabled = new Set<EndpointConfiguration['endpoint']>()
+    const snapshot = (): SelectorSet => ({
+      position: 1,
+      configurations: new Map(configurations),
+      selectors: new Map(selectors),
+      disabledEndpoints: disabled,
+    })
+    const builder = createSelectorIndexBuilder()
+    let next = 200
+    builder.build(snapshot())
+    for (let step = 0; step < 60; step++) {
+      // One change to one account, as a configuration write makes; now and then a system-wide one.
+      const configuration = pick([...configurations.values()])
+      const change = random()
+      if (change < 0.3) {
+        configurations.set(configuration.id, { ...configuration, enabled: !configuration.enabled })
+      } else if (change < 0.6) {
+        const selector = aRandomSelector(next++, configuration)
+        selectors.set(selector.id, selector)
+      } else if (change < 0.9) {
+        const own = [...selectors.values()].filter((s) => s.configurationId === configuration.id)
+        if (own.length > 0) selectors.delete(pick(own).id)
+      } else {
+        disabled = disabled.has('webhook') ? new Set() : new Set(['webhook'])
+      }
+      const set = snapshot()
+      const index = builder.build(set)
+      const fresh = buildSelectorIndex(set)
+      assert.equal(index.size, fresh.size)
+      for (let i = 0; i < 40; i++) {
+        const event = anyEvent(i)
+        assert.deepEqual(matchesOf(index, event), matchesOf(fresh, event), `step ${step}, change ${change}`)
+        assert.deepEqual(matchesOf(index, event), bruteForce(set, event))
+      }
+      // The account's tree, and for an admin's configuration the global selectors' too.
+      const touched = configuration.account === 'admin' ? 2 : 1
+      if (change < 0.9)
+        assert.ok(builder.lastBuild.rebuilt <= touched, `step ${step}: rebuilt ${builder.lastBuild.rebuilt}`)
+    }
+  })
+
+  it('builds in slices between which the event loop runs, and keeps the work of a build it abandons', async () => {
+    const accounts = Array.from({ length: 50 }, (_, i) => `account-${i}`)
+    const configurations = accounts.map((account, i) => aConfiguration({ id: `cfg-${i}`, account }))
+    const selectors = configurations.flatMap((c, i) =>
+      Array.from({ length: 20 }, (_, j) => aRandomSelector(i * 20 + j, c)),
+    )
+    const set = setOf(configurations, selectors)
+    const builder = createSelectorIndexBuilder()
+
+    // Abandoned after a few slices: what it built is not built again.
+    await new Promise<void>((resolve) => {
+      const subscription = builder.build$(set, 0).subscribe()
+      const abandon = () => {
+        subscription.unsubscribe()
+        resolve()
+      }
+      setImmediate(() => setImmediate(() => setImmediate(abandon)))
+    })
+    let turns = 0
+    let ticking = true
+    const tick = () => {
+      turns++
+      if (ticking) setImmediate(tick)
+    }
+    setImmediate(tick)
+    const index = await firstValueFrom(builder.build$(set, 0))
+    ticking = false
+    const { partitions, rebuilt } = builder.lastBuild
+    assert.equal(partitions, 50)
+    assert.ok(rebuilt > 0 && rebuilt < 50, `rebuilt ${rebuilt} of 50 after an abandoned build`)
+    assert.ok(turns >= rebuilt - 1, `the event loop ran ${turns} times during ${rebuilt} slices`)
+    assert.equal(index.size, 1_000)
+    const event = anEvent({ account: 'account-7', type: TYPES[0] })
+    assert.deepEqual(matchesOf(index, event), bruteForce(set, event))
   })
 })

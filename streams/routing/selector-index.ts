@@ -1,9 +1,11 @@
+import { Observable } from 'rxjs'
 import type { CloudEvent } from '../../src/events/index.ts'
 import {
   buildPatternIndex,
   type CompiledPattern,
   compileAnchoreSelector,
   compilePattern,
+  type PatternIndex,
   type PatternIndexEntry,
 } from '../../src/matching/index.ts'
 import type { EndpointConfiguration, Selector, SelectorSet } from '../../src/notifications/index.ts'
@@ -39,7 +41,7 @@ interface Entry {
   readonly alone: readonly RouteMatch[]
 }
 
-const NONE: readonly RouteMatch[] = Object.freeze([])
+const NONE: readonly never[] = Object.freeze([])
 
 const byId = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
 
@@ -50,17 +52,35 @@ export const compileSelector = (selector: Selector): CompiledPattern =>
     selector.pattern === null ? undefined : compilePattern(selector.pattern, { path: 'pattern' }),
   )
 
-/**
- * Every routable selector compiled into one decision tree (src/matching): split by account,
- * then event type, then content, so an event touches only selectors that can match it. Built
- * whole from a snapshot and never changed after: swapping the reference swaps the index.
- *
- * @example
- * const index = buildSelectorIndex(selectorSet)
- * index.match(event) // [{ configuration, selectorIds: ['…'] }]
- */
-export const buildSelectorIndex = (set: SelectorSet, options: SelectorIndexOptions = {}): SelectorIndex => {
-  const entries: PatternIndexEntry<Entry>[] = []
+/** What one build of a selector index did. */
+export interface SelectorIndexBuild {
+  /** Decision trees in the index: one per account with selectors, one for the global selectors. */
+  readonly partitions: number
+  /** Of them, those built anew; the others were reused from the build before. */
+  readonly rebuilt: number
+}
+
+/** The selectors of one account (or the global ones) that can be routed to, in one decision tree. */
+interface Partition {
+  /** Selector and configuration of each entry, in order: the same pairs mean the same tree. */
+  readonly pairs: readonly (Selector | EndpointConfiguration)[]
+  readonly index: PatternIndex<Entry>
+}
+
+const GLOBAL = '\u0000global'
+
+const partitionKeyOf = (selector: Selector): string =>
+  selector.scope === 'global' ? GLOBAL : selector.account
+
+const samePairs = (a: readonly unknown[], b: readonly unknown[]): boolean =>
+  a.length === b.length && a.every((x, i) => x === b[i])
+
+/** The routable selectors of `set`, grouped by partition, each as selector, configuration, selector, … */
+const pairsOf = (
+  set: SelectorSet,
+  options: SelectorIndexOptions,
+): Map<string, (Selector | EndpointConfiguration)[]> => {
+  const groups = new Map<string, (Selector | EndpointConfiguration)[]>()
   for (const selector of set.selectors.values()) {
     const configuration = set.configurations.get(selector.configurationId)
     if (
@@ -70,6 +90,25 @@ export const buildSelectorIndex = (set: SelectorSet, options: SelectorIndexOptio
       options.routable?.(configuration) === false
     )
       continue
+    const key = partitionKeyOf(selector)
+    let group = groups.get(key)
+    if (group === undefined) {
+      group = []
+      groups.set(key, group)
+    }
+    group.push(selector, configuration)
+  }
+  return groups
+}
+
+const buildPartition = (
+  pairs: readonly (Selector | EndpointConfiguration)[],
+  options: SelectorIndexOptions,
+): Partition => {
+  const entries: PatternIndexEntry<Entry>[] = []
+  for (let i = 0; i < pairs.length; i += 2) {
+    const selector = pairs[i] as Selector
+    const configuration = pairs[i + 1] as EndpointConfiguration
     try {
       const alone = Object.freeze([
         Object.freeze({ configuration, selectorIds: Object.freeze([selector.id]) }),
@@ -79,30 +118,142 @@ export const buildSelectorIndex = (set: SelectorSet, options: SelectorIndexOptio
       options.onUncompilable?.(selector, error)
     }
   }
-  const index = buildPatternIndex(entries)
+  return { pairs, index: buildPatternIndex(entries) }
+}
+
+const matchesOf = (hits: readonly Entry[]): readonly RouteMatch[] => {
+  // Most events match nothing or one selector: answered without building anything.
+  if (hits.length === 0) return NONE
+  if (hits.length === 1) return (hits[0] as Entry).alone
+  const found = new Map<string, { configuration: EndpointConfiguration; selectorIds: string[] }>()
+  for (const { selector, configuration } of hits) {
+    const match = found.get(configuration.id)
+    if (match === undefined) found.set(configuration.id, { configuration, selectorIds: [selector.id] })
+    else match.selectorIds.push(selector.id)
+  }
+  const matches: RouteMatch[] = []
+  for (const m of found.values()) {
+    if (m.selectorIds.length > 1) m.selectorIds.sort(byId)
+    matches.push(m)
+  }
+  return matches.length === 1 ? matches : matches.sort((a, b) => byId(a.configuration.id, b.configuration.id))
+}
+
+const indexOf = (partitions: ReadonlyMap<string, Partition>): SelectorIndex => {
+  const global = partitions.get(GLOBAL)?.index
+  let size = 0
+  for (const partition of partitions.values()) size += partition.index.size
   return {
-    size: index.size,
+    size,
     match: (event) => {
-      const hits = index.match(event)
-      // Most events match nothing or one selector: answered without building anything.
-      if (hits.length === 0) return NONE
-      if (hits.length === 1) return (hits[0] as Entry).alone
-      const found = new Map<string, { configuration: EndpointConfiguration; selectorIds: string[] }>()
-      for (const { selector, configuration } of hits) {
-        const match = found.get(configuration.id)
-        if (match === undefined) found.set(configuration.id, { configuration, selectorIds: [selector.id] })
-        else match.selectorIds.push(selector.id)
-      }
-      const matches: RouteMatch[] = []
-      for (const m of found.values()) {
-        if (m.selectorIds.length > 1) m.selectorIds.sort(byId)
-        matches.push(m)
-      }
-      return matches.length === 1
-        ? matches
-        : matches.sort((a, b) => byId(a.configuration.id, b.configuration.id))
+      const own: readonly Entry[] = partitions.get(event.account)?.index.match(event) ?? NONE
+      if (global === undefined) return matchesOf(own)
+      const everyone = global.match(event)
+      return matchesOf(own.length === 0 ? everyone : everyone.length === 0 ? own : [...own, ...everyone])
     },
   }
 }
+
+/**
+ * Builds selector indexes from successive snapshots, rebuilding only what changed. Every
+ * routable selector is compiled into decision trees (src/matching), one per account and one
+ * for the global selectors, each split by event type, then content, so an event touches only
+ * the selectors that can match it. A new snapshot reuses each tree whose selectors and
+ * configurations are the very objects of the last build (snapshots share what did not change),
+ * so a change to one account's configurations rebuilds that account's tree only. An index is
+ * built whole and never changed after: swapping the reference swaps the index.
+ *
+ * @example
+ * const builder = createSelectorIndexBuilder()
+ * let index = builder.build(set)
+ * index = builder.build(nextSet) // rebuilds only the accounts whose selectors changed
+ */
+export const createSelectorIndexBuilder = (options: SelectorIndexOptions = {}) => {
+  let built = new Map<string, Partition>()
+  let last: SelectorIndexBuild = { partitions: 0, rebuilt: 0 }
+  /** One step per partition it has to build; returns the index. */
+  function* steps(set: SelectorSet): Generator<void, SelectorIndex> {
+    const partitions = new Map<string, Partition>()
+    let rebuilt = 0
+    for (const [key, pairs] of pairsOf(set, options)) {
+      const previous = built.get(key)
+      if (previous !== undefined && samePairs(previous.pairs, pairs)) {
+        partitions.set(key, previous)
+        continue
+      }
+      yield
+      const partition = buildPartition(pairs, options)
+      partitions.set(key, partition)
+      rebuilt++
+      // Kept at once: a build abandoned for a newer snapshot still saves its work.
+      built.set(key, partition)
+    }
+    built = partitions
+    last = { partitions: partitions.size, rebuilt }
+    return indexOf(partitions)
+  }
+  return {
+    /** What the last completed build did. */
+    get lastBuild(): SelectorIndexBuild {
+      return last
+    },
+    /** The index of `set`, built at once. */
+    build: (set: SelectorSet): SelectorIndex => {
+      const run = steps(set)
+      for (;;) {
+        const step = run.next()
+        if (step.done === true) return step.value
+      }
+    },
+    /**
+     * The index of `set`, built in slices of about `sliceMs` (default 10) between which the
+     * event loop runs, so consumers keep consuming with the index they have while a large
+     * rebuild goes on. Abandoned, with what it built kept for the next build, when the
+     * subscription ends (a newer snapshot, in `switchMap`).
+     *
+     * @example
+     * sets$.pipe(switchMap((set) => builder.build$(set))).subscribe((index) => { current = index })
+     */
+    build$: (set: SelectorSet, sliceMs = 10): Observable<SelectorIndex> =>
+      new Observable<SelectorIndex>((subscriber) => {
+        const run = steps(set)
+        let timer: NodeJS.Immediate | undefined
+        const slice = () => {
+          const until = performance.now() + sliceMs
+          try {
+            for (;;) {
+              const step = run.next()
+              if (step.done === true) {
+                subscriber.next(step.value)
+                subscriber.complete()
+                return
+              }
+              if (performance.now() >= until) break
+            }
+          } catch (error) {
+            subscriber.error(error)
+            return
+          }
+          timer = setImmediate(slice)
+        }
+        slice()
+        return () => {
+          if (timer !== undefined) clearImmediate(timer)
+        }
+      }),
+  }
+}
+
+export type SelectorIndexBuilder = ReturnType<typeof createSelectorIndexBuilder>
+
+/**
+ * The index of one snapshot, built at once.
+ *
+ * @example
+ * const index = buildSelectorIndex(selectorSet)
+ * index.match(event) // [{ configuration, selectorIds: ['…'] }]
+ */
+export const buildSelectorIndex = (set: SelectorSet, options: SelectorIndexOptions = {}): SelectorIndex =>
+  createSelectorIndexBuilder(options).build(set)
 
 export const emptySelectorIndex: SelectorIndex = { size: 0, match: () => NONE }
