@@ -58,6 +58,7 @@ const DEFAULTS: Config = {
       retry_jitter_percent: 20,
       disable_after_failing_ms: 86_400_000,
       replay_limit: 1000,
+      jira_search_lag_ms: 60_000,
       rate_limits: { slack: 60, teams: 60, email: 120, webhook: 0, github: 60, jira: 60 },
     },
   },

@@ -139,6 +139,10 @@ export const schema = group({
         default: 1000,
         doc: 'Most deliveries one `POST /v1/notifications/deliveries/replay` sends again; replay again for more.',
       }),
+      jira_search_lag_ms: key(integer(0), {
+        default: 60_000,
+        doc: "How long Jira's search may lag behind a new issue. Herald records each filing before it sends it; when the answer never comes (a timeout, or Herald killed meanwhile) and search shows no open issue for the ticket key, the retry waits until this long after that filing, then searches again, and files only if the issue is still not there. Shorter risks a second issue for one key; 0 never waits.",
+      }),
       rate_limits: group({
         slack: key(integer(0), {
           default: 60,

@@ -39,6 +39,8 @@ export interface DeliveryConfig {
   /** 0: never disabled for failing. */
   readonly disable_after_failing_ms: number
   readonly replay_limit: number
+  /** How long after a filing whose answer was lost a Jira delivery waits for search to show the issue. */
+  readonly jira_search_lag_ms: number
   /** Requests per minute per target, by endpoint type; 0: no limit. */
   readonly rate_limits: {
     readonly slack: number

@@ -136,7 +136,13 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
   }
   // The configuration status comes from the delivery log: it survives restarts and covers every deliverer.
   const health = createDeliveryHealth({ source: view })
-  const channels = createDeliveryChannels({ guard: options.outbound, clock, logger, recentTickets })
+  const channels = createDeliveryChannels({
+    guard: options.outbound,
+    clock,
+    logger,
+    recentTickets,
+    searchLagMs: config.notifications.delivery.jira_search_lag_ms,
+  })
   const service = createNotificationConfigService({
     store,
     box,

@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test'
 import { eventually } from '../support/eventually.ts'
 import { type HeraldProcess, startHeraldProcess } from '../support/herald-process.ts'
 import { type HttpStandIn, startHttpStandIn } from '../support/http-stand-in.ts'
+import { type JiraStandIn, startJiraStandIn } from '../support/jira-stand-in.ts'
 
 const ADMIN_TOKEN = `e2e-admin-${randomUUID()}`
 
@@ -236,5 +237,88 @@ describe('delivery through the running process: killed with SIGKILL during a bac
     assert.equal(requestsFor(id).length, 2)
     assert.equal(endpoint.requests.length, 2, 'no other request reached the endpoint')
     assert.equal((await deliveryOf(event.id)).status, 'sent')
+  })
+})
+
+describe('a Jira delivery killed with SIGKILL while Jira was answering the filing', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'herald-e2e-delivery-jira-kill-'))
+  // Jira's search shows a new issue only after SEARCH_LAG_MS, longer than a restart takes, so
+  // the restarted process cannot find the issue at first; Herald waits JIRA_WAIT_MS for it.
+  const SEARCH_LAG_MS = 8_000
+  const JIRA_WAIT_MS = 10_000
+  const env = {
+    HERALD_DATA_DIR: dataDir,
+    HERALD_ADMIN_TOKEN: ADMIN_TOKEN,
+    HERALD_LOG_LEVEL: 'info',
+    HERALD_OUTBOUND_ALLOWLIST: '127.0.0.1',
+    HERALD_NOTIFICATIONS__DELIVERY__RETRY_SCHEDULE_MS: '0,1000,1000,1000,1000',
+    HERALD_NOTIFICATIONS__DELIVERY__RETRY_JITTER_PERCENT: '0',
+    HERALD_NOTIFICATIONS__DELIVERY__JIRA_SEARCH_LAG_MS: String(JIRA_WAIT_MS),
+  }
+  let jira: JiraStandIn
+  let herald: HeraldProcess
+  const { api, deliveryOf, post } = heraldClient(() => herald)
+
+  before(async () => {
+    jira = await startJiraStandIn({
+      projectKey: 'SEC',
+      email: 'bot@acme.example',
+      apiToken: 'jira-e2e-token',
+      searchLagMs: SEARCH_LAG_MS,
+    })
+    herald = await startHeraldProcess(env)
+    const created = await api('/v1/notifications/endpoints/jira/configurations', {
+      method: 'POST',
+      json: {
+        url: jira.siteUrl,
+        username: 'bot@acme.example',
+        api_token: 'jira-e2e-token',
+        project_key: 'SEC',
+        description: 'e2e jira',
+      },
+    })
+    assert.equal(created.status, 201, created.text)
+    const selector = await api(
+      `/v1/notifications/endpoints/jira/configurations/${String(created.json.uuid)}/selectors`,
+      {
+        method: 'POST',
+        json: { scope: 'account', event: { level: '*', type: 'user.image.*', resource_type: '*' } },
+      },
+    )
+    assert.equal(selector.status, 201, selector.text)
+    await new Promise((resolve) => setTimeout(resolve, 1_000))
+  })
+  after(async () => {
+    await herald?.stop('SIGKILL')
+    await jira?.close()
+    rmSync(dataDir, { recursive: true, force: true })
+  })
+
+  it('files no second issue after the restart: it waits for search to show the first, and ends sent', async () => {
+    jira.loseFilingAnswers()
+    const event = await post()
+    await eventually(async () => assert.equal(jira.issues.length, 1), { timeoutMs: 15_000 })
+    assert.equal(await herald.stop('SIGKILL'), null, 'killed while Jira was answering')
+    const filedAt = jira.issues[0]?.createdAt ?? 0
+
+    herald = await startHeraldProcess(env)
+    const sent = await eventually(
+      async () => {
+        const item = await deliveryOf(event.id)
+        assert.equal(item.status, 'sent')
+        return item
+      },
+      { timeoutMs: 40_000 },
+    )
+    assert.equal(jira.issues.length, 1, 'one issue for the key')
+    assert.deepEqual(jira.problems, [])
+    const detail = await api(`/v1/notifications/deliveries/${String(sent.id)}`)
+    const history = detail.json.attempt_history as Json[]
+    // The restarted process found nothing at first and waited rather than filing again.
+    assert.ok(
+      history.some((a) => a.outcome === 'failed' && a.code === 'ticket_unconfirmed'),
+      JSON.stringify(history),
+    )
+    assert.ok(Date.now() - filedAt >= SEARCH_LAG_MS)
   })
 })

@@ -7,8 +7,12 @@ import { createOutboundGuard } from '../../src/outbound/index.ts'
 import { aDelivery, aPostureEvent } from '../../streams/delivery/channels/test-fixtures.ts'
 import {
   createJiraChannel,
+  createMemoryRecentTickets,
   createSqliteRecentTickets,
   type JiraConfiguration,
+  jiraKeyLabel,
+  type TicketSubject,
+  ticketSubjects,
 } from '../../streams/delivery/index.ts'
 import { type JiraStandIn, startJiraStandIn } from '../support/jira-stand-in.ts'
 
@@ -185,6 +189,76 @@ describe('Jira channel against a Jira Cloud stand-in', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
+  })
+
+  it('never files twice when a filing\u2019s answer is lost: it waits for the lagging search, then finds the issue', async () => {
+    let now = Date.UTC(2026, 10, 22, 10)
+    const tickets = createMemoryRecentTickets()
+    const channel = createJiraChannel({
+      guard,
+      recentTickets: tickets,
+      clock: () => now,
+      searchLagMs: 60_000,
+    })
+    const delivery = posture('e-1')
+    jira.loseFilingAnswers()
+    const lost = await channel.send(delivery, { ...configuration }, { ...context, timeoutMs: 300 })
+    assert.equal(!lost.ok && lost.code, 'timeout')
+    assert.equal(jira.issues.length, 1, 'Jira filed it; Herald never heard')
+
+    // The retry: search does not show the issue yet, so it waits instead of filing again.
+    now += 5_000
+    const waiting = await channel.send(delivery, configuration, context)
+    assert.deepEqual(!waiting.ok && [waiting.kind, waiting.code, waiting.retryAfterMs], [
+      'retriable',
+      'ticket_unconfirmed',
+      55_000,
+    ])
+    assert.equal(jira.issues.length, 1)
+
+    // Once search has caught up, the issue is found: filed by this delivery, so nothing to do.
+    now += 55_000
+    const issue = jira.issues[0]
+    if (issue === undefined) assert.fail('no issue')
+    issue.createdAt -= 61_000
+    const found = await channel.send(delivery, configuration, context)
+    assert.deepEqual(found.ok && found.tickets?.map((t) => [t.ticket, t.action]), [['SEC-1', 'unchanged']])
+    assert.equal(jira.issues.length, 1)
+    assert.equal(
+      tickets.unanswered(configuration.id, jiraKeyLabel(ticketSubjects(delivery, 20)[0] as TicketSubject)),
+      undefined,
+    )
+  })
+
+  it('files after the wait when the lost filing never reached Jira, and forgets a filing Jira refused', async () => {
+    let now = Date.UTC(2026, 10, 22, 10)
+    const tickets = createMemoryRecentTickets()
+    const channel = createJiraChannel({
+      guard,
+      recentTickets: tickets,
+      clock: () => now,
+      searchLagMs: 60_000,
+    })
+    const delivery = posture('e-1')
+    jira.hangNext() // the search hangs: the filing never went out
+    tickets.filing(configuration.id, jiraKeyLabel(ticketSubjects(delivery, 20)[0] as TicketSubject), now)
+    now += 61_000
+    const filed = await channel.send(delivery, configuration, context)
+    assert.equal(filed.ok, false, 'the hung search times out')
+    const retried = await channel.send(delivery, configuration, context)
+    assert.deepEqual(retried.ok && retried.tickets?.map((t) => t.action), ['created'])
+    assert.equal(jira.issues.length, 1)
+
+    const refused = posture('e-2')
+    const label = jiraKeyLabel(ticketSubjects(refused, 20)[0] as TicketSubject)
+    jira.failWhen((r) => r.path === '/rest/api/3/issue' && r.method === 'POST', {
+      status: 400,
+      body: { errorMessages: ['no'], errors: {} },
+    })
+    jira.issues.length = 0
+    const answer = await channel.send(refused, configuration, context)
+    assert.equal(!answer.ok && answer.kind, 'permanent')
+    assert.equal(tickets.unanswered(configuration.id, label), undefined)
   })
 
   it("reports Jira's refusals with its field errors, and its rate limit as retriable", async () => {

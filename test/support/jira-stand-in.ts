@@ -3,6 +3,7 @@ import {
   isObject,
   mediaType,
   parseJson,
+  type StandInReply,
   type StandInRequest,
   startHttpStandIn,
 } from './http-stand-in.ts'
@@ -66,6 +67,8 @@ export interface JiraStandIn extends HttpStandIn {
   readonly problems: string[]
   /** What a user resolving the issue in Jira does. */
   readonly resolve: (key: string) => void
+  /** The next `times` issues are filed, but the answers to their requests never come. */
+  readonly loseFilingAnswers: (times?: number) => void
   /** Whether the workflow has a way back from Done (default true). */
   reopenable: boolean
 }
@@ -156,6 +159,7 @@ export const startJiraStandIn = async (options: JiraStandInOptions): Promise<Jir
   const priorities = new Set(options.priorities ?? ['Highest', 'High', 'Medium', 'Low'])
   const lag = options.searchLagMs ?? 0
   let origin = ''
+  let lostAnswers = 0
 
   const errors = (status: number, errorMessages: string[], fieldErrors: Record<string, string> = {}) => ({
     status,
@@ -372,7 +376,13 @@ export const startJiraStandIn = async (options: JiraStandInOptions): Promise<Jir
     if (!(request.headers.accept ?? '').includes('application/json'))
       problems.push(`${request.method} ${request.path}: accept must include application/json`)
     if (request.path === '/rest/api/3/search/jql' && request.method === 'POST') return search(request)
-    if (request.path === '/rest/api/3/issue' && request.method === 'POST') return createIssue(request)
+    if (request.path === '/rest/api/3/issue' && request.method === 'POST') {
+      const reply = createIssue(request)
+      if (reply.status !== 201 || lostAnswers === 0) return reply
+      // Filed, but the answer never leaves: what a timeout or a crash mid-request looks like.
+      lostAnswers--
+      return new Promise<StandInReply>(() => {})
+    }
     const match = /^\/rest\/api\/3\/issue\/([^/]+)(?:\/(comment|transitions))?$/.exec(request.path)
     if (match === null) return errors(404, ['Not found'])
     const issue = find(decodeURIComponent(match[1] ?? ''))
@@ -390,6 +400,9 @@ export const startJiraStandIn = async (options: JiraStandInOptions): Promise<Jir
     comments,
     problems,
     reopenable: true,
+    loseFilingAnswers: (times = 1) => {
+      lostAnswers += times
+    },
     resolve: (key) => {
       const issue = find(key)
       if (issue === undefined) throw new Error(`no issue ${key}`)

@@ -101,6 +101,7 @@ export type FailureCode =
   | 'smtp_auth'
   | 'configuration'
   | 'unexpected_response'
+  | 'ticket_unconfirmed'
   | 'internal'
 
 export interface ChannelFailure {

@@ -15,6 +15,12 @@ export interface TicketChannelOptions extends ChannelOptions {
   readonly maxFindingTickets?: number
   /** Jira: the issues filed lately, for its lagging search (default: this process's memory only). */
   readonly recentTickets?: RecentTickets
+  /**
+   * Jira: how long after a filing whose answer never came (a timeout, a crash) Herald waits for
+   * search to show the issue before filing again (default 60 000). Longer than Jira's search
+   * lag: a shorter wait risks a second issue for one key.
+   */
+  readonly searchLagMs?: number
 }
 
 /** The label that finds a key's issues again. GitHub creates it with the first issue that carries it. */

@@ -111,6 +111,29 @@ const reopening = (transitions: readonly JiraTransition[]): JiraTransition | und
 
 class JiraAnswerError extends Error {
   override readonly name = 'JiraAnswerError'
+  readonly status: number
+  constructor(status: number) {
+    super(`HTTP ${status}`)
+    this.status = status
+  }
+}
+
+/** Default of `TicketChannelOptions.searchLagMs`: how far Jira's search may lag behind a filing. */
+export const JIRA_SEARCH_LAG_MS = 60_000
+
+/**
+ * An issue for the key may have been filed (a filing's answer was lost) and search does not
+ * show it yet: filing now could make a second one, so the delivery waits for search to catch up.
+ */
+class UnconfirmedFilingError extends Error {
+  override readonly name = 'UnconfirmedFilingError'
+  readonly waitMs: number
+  constructor(since: number, waitMs: number) {
+    super(
+      `an issue for this key may have been filed at ${new Date(since).toISOString()} (its answer never came) and Jira's search does not show it yet; searching again in ${Math.ceil(waitMs / 1000)} s before filing`,
+    )
+    this.waitMs = waitMs
+  }
 }
 
 /**
@@ -135,6 +158,7 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
   const clock = options.clock ?? Date.now
   const maxFindings = options.maxFindingTickets ?? 20
   const recentTickets = options.recentTickets ?? createMemoryRecentTickets()
+  const searchLagMs = options.searchLagMs ?? JIRA_SEARCH_LAG_MS
   const remember = (configurationId: string, id: string) => {
     const issueId = Number(id)
     if (Number.isSafeInteger(issueId)) recentTickets.remember(configurationId, issueId)
@@ -165,8 +189,7 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
           ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         })
         const text = await response.text()
-        if (response.status < 200 || response.status > 299)
-          throw new JiraAnswerError(`HTTP ${response.status}`)
+        if (response.status < 200 || response.status > 299) throw new JiraAnswerError(response.status)
         if (text === '') return undefined
         try {
           return JSON.parse(text) as T
@@ -205,7 +228,10 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
             `${await render('description', { title: summary })}${previous === undefined ? '' : `\n\nReopens ${previous}, which could not be transitioned back.`}`,
             MAX_TEXT,
           )
-          const created = await api<{ id?: string; key?: string }>('POST', 'rest/api/3/issue', {
+          // Written first: if the answer is lost (a timeout, or this process killed), the next
+          // attempt knows an issue may exist that search does not show yet.
+          recentTickets.filing(configuration.id, label, clock())
+          const request = {
             fields: {
               project: { key: configuration.projectKey },
               issuetype: /^\d+$/.test(configuration.issueType)
@@ -220,10 +246,20 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
                 : { assignee: { accountId: configuration.assignee } }),
             },
             properties: [{ key: JIRA_PROPERTY, value: { key: subject.hash, delivery: delivery.deliveryId } }],
-          })
+          }
+          let created: { id?: string; key?: string } | undefined
+          try {
+            created = await api<{ id?: string; key?: string }>('POST', 'rest/api/3/issue', request)
+          } catch (error) {
+            // Refused: nothing was filed. A 5xx or no answer leaves the filing in doubt.
+            if (error instanceof JiraAnswerError && error.status < 500)
+              recentTickets.settled(configuration.id, label)
+            throw error
+          }
           if (typeof created?.key !== 'string' || typeof created.id !== 'string')
             throw new UnexpectedResponseError('an issue key', 201)
           remember(configuration.id, created.id)
+          recentTickets.settled(configuration.id, label)
           options.logger?.('info', 'delivery.jira.ticket_created', {
             configuration_id: configuration.id,
             delivery_id: delivery.deliveryId,
@@ -242,7 +278,15 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
           ...(reconcile.length === 0 ? {} : { reconcileIssues: reconcile }),
         })
         const issues = found?.issues ?? []
-        const target = issues.find((issue) => !isDone(issue)) ?? issues[0]
+        const open = issues.find((issue) => !isDone(issue))
+        if (open !== undefined) recentTickets.settled(configuration.id, label)
+        else {
+          // Nothing open is visible: a filing whose answer was lost may still be on its way into search.
+          const since = recentTickets.unanswered(configuration.id, label)
+          const waitMs = since === undefined ? 0 : since + searchLagMs - clock()
+          if (since !== undefined && waitMs > 0) throw new UnconfirmedFilingError(since, waitMs)
+        }
+        const target = open ?? issues[0]
         if (target === undefined) return create()
         if (target.properties?.[JIRA_PROPERTY]?.delivery === delivery.deliveryId)
           return outcome(target, 'unchanged')
@@ -307,6 +351,17 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
         try {
           outcomes.push(await file(subject))
         } catch (error) {
+          if (error instanceof UnconfirmedFilingError)
+            return result.fail(
+              {
+                kind: 'retriable',
+                code: 'ticket_unconfirmed',
+                status: null,
+                error: error.message,
+                retryAfterMs: error.waitMs,
+              },
+              outcomes,
+            )
           return result.fail(
             failureOfCall(error, http.last(), clock(), (exchange, now) =>
               failureFromStatus(exchange.status, exchange.headers, now, jiraDetail(exchange)),

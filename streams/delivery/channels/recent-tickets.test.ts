@@ -17,6 +17,20 @@ const behaves = (name: string, open: (keep: number) => RecentTickets & { close?(
       assert.deepEqual(tickets.recent('cfg-c'), [])
       tickets.close?.()
     })
+
+    it('knows a filing whose answer never came, per configuration and label, until it is settled', () => {
+      const tickets = open(3)
+      assert.equal(tickets.unanswered('cfg-a', 'herald-k1'), undefined)
+      tickets.filing('cfg-a', 'herald-k1', 1_000)
+      tickets.filing('cfg-a', 'herald-k1', 2_000) // filed again: the later one counts
+      tickets.filing('cfg-b', 'herald-k2', 3_000)
+      assert.equal(tickets.unanswered('cfg-a', 'herald-k1'), 2_000)
+      assert.equal(tickets.unanswered('cfg-a', 'herald-k2'), undefined)
+      tickets.settled('cfg-a', 'herald-k1')
+      assert.equal(tickets.unanswered('cfg-a', 'herald-k1'), undefined)
+      assert.equal(tickets.unanswered('cfg-b', 'herald-k2'), 3_000)
+      tickets.close?.()
+    })
   })
 
 behaves('createMemoryRecentTickets', (keep) => createMemoryRecentTickets(keep))
@@ -31,9 +45,11 @@ describe('createSqliteRecentTickets', () => {
     const path = join(dir, 'restart.sqlite')
     const first = createSqliteRecentTickets(path)
     first.remember('cfg-a', 42)
+    first.filing('cfg-a', 'herald-k1', 1_000)
     first.close()
     const second = createSqliteRecentTickets(path)
     assert.deepEqual(second.recent('cfg-a'), [42])
+    assert.equal(second.unanswered('cfg-a', 'herald-k1'), 1_000)
     second.close()
   })
 })

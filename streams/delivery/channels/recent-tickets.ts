@@ -9,6 +9,15 @@ import { openSqliteFile } from '../../../src/adapters/sqlite-file.ts'
 export interface RecentTickets {
   recent(configurationId: string): readonly number[]
   remember(configurationId: string, issueId: number): void
+  /**
+   * Written before a request to file an issue for `label` goes out: from `at` on, an issue may
+   * exist that neither the answer (lost to a timeout or a crash) nor the lagging search shows.
+   */
+  filing(configurationId: string, label: string, at: number): void
+  /** The filing's answer came, or an issue for `label` was found: nothing is in doubt any more. */
+  settled(configurationId: string, label: string): void
+  /** When a filing for `label` went out whose answer never came; undefined when none did. */
+  unanswered(configurationId: string, label: string): number | undefined
 }
 
 /** Jira's limit on `reconcileIssues`. */
@@ -17,7 +26,16 @@ export const RECENT_TICKETS_KEPT = 50
 /** Kept in this process only: a restarted deliverer starts without them (tests, `:memory:` set-ups). */
 export const createMemoryRecentTickets = (keep = RECENT_TICKETS_KEPT): RecentTickets => {
   const byConfiguration = new Map<string, number[]>()
+  const filings = new Map<string, number>()
+  const filingKey = (configurationId: string, label: string) => `${configurationId}\u0000${label}`
   return {
+    filing: (configurationId, label, at) => {
+      filings.set(filingKey(configurationId, label), at)
+    },
+    settled: (configurationId, label) => {
+      filings.delete(filingKey(configurationId, label))
+    },
+    unanswered: (configurationId, label) => filings.get(filingKey(configurationId, label)),
     recent: (configurationId) => [...(byConfiguration.get(configurationId) ?? [])].reverse(),
     remember: (configurationId, issueId) => {
       const ids = (byConfiguration.get(configurationId) ?? []).filter((id) => id !== issueId)
@@ -30,7 +48,8 @@ export const createMemoryRecentTickets = (keep = RECENT_TICKETS_KEPT): RecentTic
 /**
  * Kept in a SQLite file, written as soon as Jira answers the create: a deliverer killed after
  * filing an issue and restarted within the search's lag (a retry comes 0 and 5 s after a
- * failure) still finds the issue instead of filing a second one.
+ * failure) still finds the issue instead of filing a second one. Filings are written before
+ * the request goes out, so one killed while Jira was answering is still known after a restart.
  *
  * @example
  * const tickets = createSqliteRecentTickets('data/recent-tickets.sqlite')
@@ -49,7 +68,18 @@ export const createSqliteRecentTickets = (
       PRIMARY KEY (configuration_id, issue_id)
     ) STRICT;
     CREATE INDEX IF NOT EXISTS recent_tickets_newest ON recent_tickets (configuration_id, seq);
+    CREATE TABLE IF NOT EXISTS unanswered_filings (
+      configuration_id TEXT    NOT NULL,
+      label            TEXT    NOT NULL,
+      at               INTEGER NOT NULL,
+      PRIMARY KEY (configuration_id, label)
+    ) STRICT;
   `)
+  const filing = db.prepare(`
+    INSERT INTO unanswered_filings (configuration_id, label, at) VALUES (?, ?, ?)
+    ON CONFLICT (configuration_id, label) DO UPDATE SET at = excluded.at`)
+  const settled = db.prepare('DELETE FROM unanswered_filings WHERE configuration_id = ? AND label = ?')
+  const unanswered = db.prepare('SELECT at FROM unanswered_filings WHERE configuration_id = ? AND label = ?')
   const recent = db.prepare(
     'SELECT issue_id FROM recent_tickets WHERE configuration_id = ? ORDER BY seq DESC LIMIT ?',
   )
@@ -67,6 +97,14 @@ export const createSqliteRecentTickets = (
       remember.run(configurationId, issueId)
       trim.run(configurationId, keep)
     },
+    filing: (configurationId, label, at) => {
+      filing.run(configurationId, label, Math.trunc(at))
+    },
+    settled: (configurationId, label) => {
+      settled.run(configurationId, label)
+    },
+    unanswered: (configurationId, label) =>
+      (unanswered.get(configurationId, label) as { at: number } | undefined)?.at,
     close: () => db.close(),
   }
 }
