@@ -41,6 +41,29 @@ describe('decodeCloudEvent', () => {
     assert.match(level?.message ?? '', /info, warning, error/)
   })
 
+  it('keeps extension attributes CloudEvents allows and names each one it does not', () => {
+    const allowed = decodeCloudEvent({
+      ...valid,
+      traceparent: '00-0af7-01',
+      sampled: true,
+      hops: 3,
+      gone: null,
+    })
+    assert.ok(allowed.ok)
+    assert.equal((allowed.value as Record<string, unknown>).hops, 3)
+    const refused = decodeCloudEvent(
+      { ...valid, traceId: 'x', my_ext: 'y', meta: { a: 1 }, ratio: 0.5 },
+      '[2]',
+    )
+    assert.ok(!refused.ok)
+    assert.deepEqual(
+      refused.issues.map((i) => i.path),
+      ['[2].traceId', '[2].my_ext', '[2].meta', '[2].ratio'],
+    )
+    assert.match(refused.issues[0]?.message ?? '', /lower-case letters a-z and digits 0-9/)
+    assert.match(refused.issues[2]?.message ?? '', /a string, a boolean or an integer of 32 bits/)
+  })
+
   it('rejects non-objects', () => {
     for (const input of [null, 42, 'x', [valid]]) {
       const decoded = decodeCloudEvent(input)

@@ -55,6 +55,55 @@ const MAX_ID_LENGTH = 256
 
 const isEnvelope = compileGuard(CloudEvent)
 
+// CloudEvents 1.0: an attribute name is lower-case ASCII letters and digits; an extension's
+// value is one of the type system's scalars (in JSON a string, a boolean or a 32-bit integer;
+// null stands for an absent attribute).
+const ATTRIBUTE_NAME = /^[a-z0-9]+$/
+const INT32_MIN = -2_147_483_648
+const INT32_MAX = 2_147_483_647
+
+const extensionProblem = (name: string, value: unknown): string | undefined => {
+  if (!ATTRIBUTE_NAME.test(name))
+    return 'is not a CloudEvents attribute name: lower-case letters a-z and digits 0-9 only'
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return undefined
+  if (typeof value === 'number' && Number.isInteger(value) && value >= INT32_MIN && value <= INT32_MAX)
+    return undefined
+  return 'an extension attribute must be a string, a boolean or an integer of 32 bits'
+}
+
+// The attributes the envelope names; any other member is an extension attribute. A switch,
+// not a Set: every event passes here, and the names JSON.parse gives are the interned strings
+// these compare to.
+const isNamed = (name: string): boolean => {
+  switch (name) {
+    case 'specversion':
+    case 'id':
+    case 'source':
+    case 'type':
+    case 'account':
+    case 'time':
+    case 'data':
+    case 'level':
+    case 'resourcetype':
+    case 'subtype':
+    case 'subject':
+    case 'datacontenttype':
+    case 'dataschema':
+    case 'data_base64':
+      return true
+    default:
+      return false
+  }
+}
+
+const extensionsValid = (input: object): boolean => {
+  for (const name in input) {
+    if (isNamed(name)) continue
+    if (extensionProblem(name, (input as Record<string, unknown>)[name]) !== undefined) return false
+  }
+  return true
+}
+
 /**
  * Whether `input` is a valid envelope, without allocating: what `decodeCloudEvent` accepts.
  * An id of more than 256 UTF-16 units is left to `decodeCloudEvent`, which counts code points.
@@ -62,7 +111,8 @@ const isEnvelope = compileGuard(CloudEvent)
 export const isCloudEvent = (input: unknown): input is CloudEvent =>
   isEnvelope(input) &&
   (input as CloudEvent).id.length <= MAX_ID_LENGTH &&
-  !('data_base64' in (input as object))
+  !('data_base64' in (input as object)) &&
+  extensionsValid(input as object)
 
 export type Decoded<A> =
   | { readonly ok: true; readonly value: A }
@@ -90,6 +140,10 @@ export const decodeCloudEvent = (input: unknown, prefix = ''): Decoded<CloudEven
     issues.push({ path: at('id'), message: `must be at most ${MAX_ID_LENGTH} characters` })
   if ('data_base64' in input)
     issues.push({ path: at('data_base64'), message: 'binary data is not accepted; send JSON in data' })
+  for (const [name, value] of Object.entries(input)) {
+    const problem = isNamed(name) ? undefined : extensionProblem(name, value)
+    if (problem !== undefined) issues.push({ path: at(name), message: problem })
+  }
   return issues.length > 0 ? { ok: false, issues } : { ok: true, value: event }
 }
 

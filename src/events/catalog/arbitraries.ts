@@ -101,6 +101,14 @@ const stringArbitrary = (schema: Schema, options: ArbitraryOptions): fc.Arbitrar
 // Keys that would change an object's prototype when assigned are left to dedicated tests.
 const extraKey = fc.string({ minLength: 1, maxLength: 12 }).filter((k) => k !== '__proto__')
 
+/** The pattern of a `propertyNames` schema, or of the first `anyOf` member that has one. */
+const firstPattern = (names: unknown): string | undefined => {
+  if (typeof names !== 'object' || names === null) return undefined
+  const n = names as Schema
+  if (typeof n.pattern === 'string') return n.pattern
+  return Array.isArray(n.anyOf) ? n.anyOf.map(firstPattern).find((p) => p !== undefined) : undefined
+}
+
 /** Documents the schema accepts; objects also carry unknown fields, which the contract allows. */
 export const arbitraryFromSchema = (
   schema: Schema,
@@ -148,9 +156,15 @@ export const arbitraryFromSchema = (
         ),
         { requiredKeys: required },
       )
+      // Unknown fields follow `propertyNames` (its first pattern) and `additionalProperties`.
+      const namePattern = firstPattern(s.propertyNames)
       const extra = fc.dictionary(
-        extraKey.filter((k) => !(k in properties)),
-        fc.jsonValue() as fc.Arbitrary<Json>,
+        (namePattern === undefined ? extraKey : fc.stringMatching(new RegExp(namePattern))).filter(
+          (k) => !(k in properties) && k !== '__proto__' && k.length <= 12,
+        ),
+        typeof additional === 'object' && additional !== null
+          ? arbitraryFromSchema(additional as Schema, root, options)
+          : (fc.jsonValue() as fc.Arbitrary<Json>),
         { maxKeys: 2 },
       )
       return fc.tuple(known, extra).map(([k, e]) => ({ ...e, ...k }) as Json)
@@ -272,6 +286,12 @@ export const mutationsOf = (
     for (const key of (s.required ?? []) as string[]) {
       out.push({ path: [...path, key], description: `without required ${key}`, replacement: undefined })
     }
+    if (firstPattern(s.propertyNames) !== undefined && !('Bad_Name' in value))
+      out.push({
+        path: [...path, 'Bad_Name'],
+        description: 'a field named against propertyNames',
+        replacement: 'x',
+      })
     for (const [key, child] of Object.entries(value)) {
       const childSchema =
         properties[key] ??
