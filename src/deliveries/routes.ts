@@ -155,7 +155,7 @@ export interface DeliveryRoutesOptions {
  * - `GET /deliveries?configuration_id=&status=&event_id=&endpoint=&since=&until=&limit=&next_token=`
  * - `GET /deliveries/{id}`: with its attempts
  * - `POST /deliveries/{id}/replay`
- * - `POST /deliveries/replay` `{configuration_id?, status? (dead_lettered), event_id?, endpoint?, since?, until?, limit?}`
+ * - `POST /deliveries/replay` `{configuration_id?, status? (dead_lettered), event_id?, endpoint?, since?, until?, limit?, next_token?}`
  *
  * @example
  * app.route('/v1/notifications', createDeliveryRoutes({ view, log, replayLimit: 1000 }))
@@ -199,10 +199,6 @@ export const createDeliveryRoutes = ({ view, log, replayLimit }: DeliveryRoutesO
   app.post('/deliveries/replay', authorize('replayNotificationDeliveries'), async (c) => {
     // An empty body replays with no filter.
     const body = await readJsonObject(c, { empty: {} })
-    if ('next_token' in body)
-      throw new ValidationError('a bulk replay does not page', [
-        { path: 'next_token', message: 'is not accepted: replay again to continue' },
-      ])
     const principal = c.get('principal')
     // Dead-lettered deliveries by default: what a bulk replay is for after an endpoint is fixed.
     const query = parseFilters(body as Params, principal, {
@@ -219,7 +215,12 @@ export const createDeliveryRoutes = ({ view, log, replayLimit }: DeliveryRoutesO
       replayed++
     }
     await view.waitFor(last)
-    return c.json({ replayed, truncated: page.next !== null }, 202)
+    // The listing's cursor: the same filter with it replays the deliveries after these, so a
+    // filter that replaying does not change (`status: sent`) still moves on.
+    return c.json(
+      { replayed, truncated: page.next !== null, next_token: page.next === null ? null : String(page.next) },
+      202,
+    )
   })
 
   return app

@@ -725,7 +725,7 @@ describe('delivery log API', () => {
     // Bulk: dead-lettered by default, of the caller's account only.
     const bulk = await call(app, acme, 'POST', '/v1/notifications/deliveries/replay', {})
     assert.equal(bulk.status, 202, bulk.text)
-    assert.deepEqual(bulk.json, { replayed: 1, truncated: false })
+    assert.deepEqual(bulk.json, { replayed: 1, truncated: false, next_token: null })
     assert.equal(await settledStatus(deliverer, failing), 'sent')
 
     // Bounded by replay_limit (3 here): four sent deliveries, three replayed, the rest says so.
@@ -733,12 +733,21 @@ describe('delivery log API', () => {
       status: 'sent',
       configuration_id: good.id,
     })
-    assert.deepEqual(bounded.json, { replayed: 3, truncated: true })
+    assert.deepEqual([bounded.json.replayed, bounded.json.truncated], [3, true])
     const tooMany = await call(app, acme, 'POST', '/v1/notifications/deliveries/replay', { limit: 4 })
     assert.equal(tooMany.status, 400)
     for (const command of mine.slice(1)) assert.equal(await settledStatus(deliverer, command), 'sent')
     assert.equal(deliverer.view.get(mine[3]?.deliveryId ?? '')?.replays, 1)
     assert.equal(deliverer.view.get(mine[0]?.deliveryId ?? '')?.replays, 0)
+    // The same filter with the cursor moves on to the one left, although it is still `sent`.
+    const rest = await call(app, acme, 'POST', '/v1/notifications/deliveries/replay', {
+      status: 'sent',
+      configuration_id: good.id,
+      next_token: bounded.json.next_token,
+    })
+    assert.deepEqual(rest.json, { replayed: 1, truncated: false, next_token: null })
+    assert.equal(await settledStatus(deliverer, mine[0] as (typeof mine)[number]), 'sent')
+    for (const command of mine) assert.equal(deliverer.view.get(command.deliveryId)?.replays, 1)
     assert.equal(deliverer.view.get(other.deliveryId)?.replays, 0)
   })
 })
