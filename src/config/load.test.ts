@@ -88,7 +88,7 @@ const DEFAULTS: Config = {
       consumer: {
         max_wait_ms: 5000,
         commit_interval_ms: 1000,
-        partitions_consumed_concurrently: 1,
+        partitions_consumed_concurrently: 16,
         max_bytes_per_partition: 1_048_576,
         max_bytes: 10_485_760,
       },

@@ -270,8 +270,8 @@ export const schema = group({
           doc: 'Handled offsets are committed together at most this often, and always before a consumer leaves its group. 0: each batch is committed before the next batch of its partition starts (one request per batch). Either way delivery is at-least-once; a crash or rebalance redelivers at most this much, which the router’s processed-id window and the projector’s versioned tables absorb.',
         }),
         partitions_consumed_concurrently: key(positive, {
-          default: 1,
-          doc: 'Partitions whose batches one consumer handles at the same time; each partition’s batches still run one at a time, in order.',
+          default: 16,
+          doc: 'Partitions whose batches one consumer handles at the same time; each partition’s batches still run one at a time, in order. A batch waits on the broker and on disk (the router publishes its commands and records what it routed), so with 1 each partition waits for the others’ round trips: on three partitions at 1,500 events/s the median publish → delivery command was 1.7 s with 1 and 0.25 s with 3. More than a consumer’s partitions is harmless; memory grows by one batch (`max_bytes_per_partition`) per partition in flight.',
         }),
         max_bytes_per_partition: key(integer(1024, 1_073_741_824), {
           default: 1_048_576,
