@@ -165,14 +165,17 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
       rows.map((r) => r.id),
     )
     // `distinct`: the fold emits one row per key of the table (its rows are keyed by a finer
-    // key in maps), so the engine need not collapse the block. Not so for the raw events and
-    // the evaluation history, where a message delivered twice in a batch repeats a row.
+    // key in maps), so the engine need not collapse the block. The raw events and the
+    // evaluation history have one row per event, keyed by (among others) its id: distinct
+    // unless an event came twice in the batch (a message delivered twice, an event sent again
+    // without a window), which only then leaves the engine to collapse them as it stores them.
     const insert = (table: string, values: readonly object[], distinct = false) =>
       warehouse.insert(table, values, { deduplicationToken: `${token}/${table}`, distinctKeys: distinct })
     // Each insert carries its token as its own setting on both transports, so they may run at
     // once: the engine works on one while the projector prepares the next. The raw events do
     // not depend on the prior state, so they are stored while it is read and folded.
-    const storingEvents = (options.writeEvents ?? true) ? insert(tables.events, rows) : Promise.resolve()
+    const storingEvents =
+      (options.writeEvents ?? true) ? insert(tables.events, rows, allDistinct(rows, 'id')) : Promise.resolve()
     const cached = cache?.at(batch.topic, batch.partition, first.offset)
     const derive = async () => {
       const needs = stateNeeds(positioned)
@@ -202,7 +205,11 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
       insert(tables.images, entities.images, true),
       insert(tables.tag_history, entities.tagHistory, true),
       insert(tables.tags_current, entities.tagsCurrent, true),
-      insert(tables.policy_evaluations, entities.policyEvaluations),
+      insert(
+        tables.policy_evaluations,
+        entities.policyEvaluations,
+        allDistinct(entities.policyEvaluations, 'event_id'),
+      ),
       insert(tables.policy_evaluation_latest, entities.policyLatest, true),
       insert(tables.image_vulnerabilities, findings.findings, true),
       insert(tables.finding_lifecycle, findings.lifecycle, true),
@@ -248,6 +255,21 @@ const settled = async <T extends readonly unknown[]>(
   const results = await Promise.allSettled(work)
   for (const result of results) if (result.status === 'rejected') throw result.reason
   return results.map((result) => (result as PromiseFulfilledResult<unknown>).value) as unknown as T
+}
+
+/**
+ * Whether no two rows share a value of `column`: then no two share a sorting key that
+ * includes it, and an insert need not have the engine collapse the block (about 4 µs of
+ * engine CPU per raw event row).
+ */
+export const allDistinct = <Row, K extends keyof Row>(rows: readonly Row[], column: K): boolean => {
+  const seen = new Set<Row[K]>()
+  for (const row of rows) {
+    const value = row[column]
+    if (seen.has(value)) return false
+    seen.add(value)
+  }
+  return true
 }
 
 const isReportEvent = (event: { readonly type: string }): boolean => event.type.startsWith('herald.report.')

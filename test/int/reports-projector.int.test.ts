@@ -256,6 +256,42 @@ describe('report projection on chDB', () => {
     assert.deepEqual(await dump(accounts), answers)
   })
 
+  it('leaves the engine no block to collapse when a batch’s events are distinct, and collapses a message delivered twice', async () => {
+    const accounts = ['distinct-a']
+    const messages = toMessages(activity(12, accounts, 300), `topic-${randomUUID()}`)
+    const evaluations = messages.filter((m) => new TextDecoder().decode(m.value).includes('policy.evaluated'))
+    assert.ok(evaluations.length > 0)
+    // The real warehouse, its inserts' options recorded on the way.
+    const optionsOf = new Map<string, (boolean | undefined)[]>()
+    const recording: Warehouse = {
+      ...warehouse,
+      insert: (table, rows, options) => {
+        optionsOf.set(table, [...(optionsOf.get(table) ?? []), options?.distinctKeys])
+        return warehouse.insert(table, rows, options)
+      },
+    }
+    const project = createProjectorHandler({ warehouse: recording, clock: Date.now, logger: silentLogger })
+    const topic = messages[0]?.topic as string
+    await project({ topic, partition: 0, messages: messages.slice(0, 150) })
+    assert.deepEqual(optionsOf.get('events'), [true])
+    assert.deepEqual(optionsOf.get('policy_evaluations'), [true])
+    // A batch holding one message twice (at-least-once delivery) and no window to skip it.
+    const twice = messages.slice(150)
+    const evaluation = twice.find((m) => evaluations.includes(m)) as LogMessage
+    for (const table of TABLES) await warehouse.command(`SYSTEM STOP MERGES ${table}`)
+    try {
+      await project({ topic, partition: 0, messages: [...twice, evaluation] })
+      assert.deepEqual(optionsOf.get('events'), [true, false])
+      assert.deepEqual(optionsOf.get('policy_evaluations'), [true, false])
+      // Collapsed as it was stored: not even an unmerged copy.
+      const counts = await rawCounts(accounts)
+      assert.equal(counts.events, messages.length)
+      assert.equal(counts.policy_evaluations, evaluations.length)
+    } finally {
+      for (const table of TABLES) await warehouse.command(`SYSTEM START MERGES ${table}`)
+    }
+  })
+
   it('skips an event nested too deep to store, and projects the rest of its batch', async () => {
     const accounts = ['deep-a']
     const events = activity(9, accounts, 40)
