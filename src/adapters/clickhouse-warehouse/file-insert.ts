@@ -3,6 +3,7 @@ import { open, unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { WarehouseError } from '../../errors/index.ts'
+import type { NativeBlock } from '../../ports/warehouse.ts'
 import { type ColumnTypes, serialiseNative } from './native-format.ts'
 import type { InsertSettings } from './warehouse.ts'
 
@@ -121,6 +122,8 @@ export interface FileInserterOptions {
 
 export interface FileInserter {
   insert(table: string, rows: readonly object[], settings: InsertSettings): Promise<void>
+  /** Inserts a block already in Native format (`createNativeBlockWriter`). */
+  insertNative(table: string, block: NativeBlock, settings: InsertSettings): Promise<void>
   /** Removes the scratch directory; inserts must have settled. */
   close(): void
 }
@@ -144,26 +147,32 @@ export const createFileInserter = (
 ): FileInserter => {
   const dir = mkdtempSync(join(tmpdir(), 'herald-warehouse-insert-'))
   let sequence = 0
+  const load = async (table: string, serialised: SerialisedRows, settings: InsertSettings) => {
+    const file = join(dir, `${++sequence}.${EXTENSIONS[serialised.format]}`)
+    try {
+      await writeBody(file, serialised.body)
+    } catch (error) {
+      throw new WarehouseError(`insert into ${table}: cannot write its scratch file`, {
+        cause: error,
+        context: { table },
+      })
+    }
+    try {
+      await run(infileInsertSql(table, file, serialised, settings))
+    } finally {
+      // Best effort: a file left behind is removed with the directory on close.
+      await unlink(file).catch(() => {})
+    }
+  }
   return {
     insert: async (table, rows, settings) => {
       if (rows.length === 0) return
       const types = await options.columnTypes?.(table)
-      const serialised = serialiseRows(rows, types)
-      const file = join(dir, `${++sequence}.${EXTENSIONS[serialised.format]}`)
-      try {
-        await writeBody(file, serialised.body)
-      } catch (error) {
-        throw new WarehouseError(`insert into ${table}: cannot write its scratch file`, {
-          cause: error,
-          context: { table },
-        })
-      }
-      try {
-        await run(infileInsertSql(table, file, serialised, settings))
-      } finally {
-        // Best effort: a file left behind is removed with the directory on close.
-        await unlink(file).catch(() => {})
-      }
+      await load(table, serialiseRows(rows, types), settings)
+    },
+    insertNative: async (table, block, settings) => {
+      if (block.rows === 0) return
+      await load(table, { format: 'Native', columns: block.columns, body: block.body }, settings)
     },
     close: () => rmSync(dir, { recursive: true, force: true }),
   }
