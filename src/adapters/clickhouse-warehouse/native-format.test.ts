@@ -242,6 +242,24 @@ describe('createNativeBlockWriter', () => {
     assert.deepEqual(Buffer.concat(written.body), block(rows, types))
   })
 
+  it('keeps a small block small and writes a large one in few chunks', () => {
+    const small = createNativeBlockWriter(columns)
+    small.string('a')
+    small.uint(1)
+    small.uint(2)
+    small.time(3)
+    // Small chunks come from Buffer's shared pool (64 KiB); none of its own per column.
+    for (const chunk of small.finish().body) assert.ok(chunk.buffer.byteLength <= 64 * 1024)
+    const large = createNativeBlockWriter([['s', 'String']])
+    const value = 'x'.repeat(900)
+    for (let i = 0; i < 20_000; i++) large.string(value)
+    const { body } = large.finish()
+    // Header: 1 column, 20,000 rows (3 bytes), `s`, `String`; then a 2-byte length per value.
+    assert.equal(Buffer.concat(body).length, 1 + 3 + 2 + 7 + 20_000 * (2 + 900))
+    // 18 MB: doubling chunks up to 1 MiB, not hundreds of small ones.
+    assert.ok(body.length < 40, String(body.length))
+  })
+
   it('refuses a value of the wrong kind or out of range, and a block that ends mid-row', () => {
     const writer = createNativeBlockWriter(columns)
     assert.throws(() => writer.uint(1), TypeError)

@@ -43,9 +43,14 @@ interface Sink {
   finish(): Uint8Array[]
 }
 
+// Chunks double from the first size up to this: a small block stays small, a large one is
+// written in few chunks.
+const MAX_CHUNK = 1024 * 1024
+
 const createSink = (chunkSize: number): Sink => {
   const chunks: Uint8Array[] = []
   let start = 0
+  let size = chunkSize
   const flush = () => {
     if (sink.pos === start) return
     chunks.push(sink.buf.subarray(start, sink.pos))
@@ -57,7 +62,8 @@ const createSink = (chunkSize: number): Sink => {
     ensure(bytes) {
       if (sink.pos + bytes <= sink.buf.length) return
       flush()
-      sink.buf = Buffer.allocUnsafe(Math.max(chunkSize, bytes))
+      size = Math.min(size * 2, MAX_CHUNK)
+      sink.buf = Buffer.allocUnsafe(Math.max(size, bytes))
       sink.pos = 0
       start = 0
     },
@@ -618,7 +624,7 @@ export const createNativeBlockWriter = (
   columns: readonly (readonly [name: string, type: NativeBlockType])[],
 ): NativeBlockWriter => {
   const width = columns.length
-  const sinks = columns.map(() => createSink(256 * 1024))
+  const sinks = columns.map(() => createSink(4 * 1024))
   const types = columns.map(([, type]) => type)
   let column = 0
   let rows = 0
