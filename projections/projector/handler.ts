@@ -1,3 +1,4 @@
+import { createNativeBlockWriter } from '../../src/adapters/clickhouse-warehouse/native-format.ts'
 import {
   createIngressDecoder,
   type IngressDecoder,
@@ -9,7 +10,14 @@ import type { Logger } from '../../src/observability/index.ts'
 import type { Batch, BatchHandler, LogMessage } from '../../src/ports/event-log.ts'
 import type { Warehouse } from '../../src/ports/warehouse.ts'
 import { foldEntities, foldFindings, type Positioned, stateNeeds } from './fold.ts'
-import { deduplicationToken, type EventRow, toClickHouseTime, toEventRow } from './rows.ts'
+import {
+  appendEventRow,
+  deduplicationToken,
+  EVENT_COLUMNS,
+  type EventRow,
+  toClickHouseTime,
+  toEventRow,
+} from './rows.ts'
 import { DEFAULT_TABLES, loadEntityState, loadFindingState, type ProjectionTables } from './state.ts'
 import { createStateCache, type StateCacheLimits } from './state-cache.ts'
 
@@ -114,19 +122,34 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
     const last = batch.messages.at(-1)
     if (first === undefined || last === undefined) return
     const started = clock()
+    const writeEvents = options.writeEvents ?? true
+    // The raw events go straight into a Native block where the warehouse takes one (chDB), as
+    // rows otherwise, or when an event's row has no Native form (`appendEventRow`).
+    let block =
+      writeEvents && warehouse.insertNative !== undefined ? createNativeBlockWriter(EVENT_COLUMNS) : undefined
     const rows: EventRow[] = []
+    const ids: string[] = []
+    /** The messages stored, by index: made rows again if the block gives way to rows. */
+    const stored: number[] = []
     const positioned: Positioned[] = []
     let invalid = 0
     const results = await decoder.decodeBatch(batch.messages)
     const { keys, repeats } = await repeatsOf(batch.messages, results)
     const projectedKeys: string[] = []
+    const rowOf = (i: number): EventRow => {
+      const result = results[i] as IngressResult & { ok: true }
+      return toEventRow(result.event, batch.messages[i] as LogMessage, started)
+    }
     batch.messages.forEach((message, i) => {
       const decoded = results[i]
       if (repeats.has(i)) return
       if (decoded?.ok) {
-        let row: EventRow
         try {
-          row = toEventRow(decoded.event, message, started)
+          if (block !== undefined && !appendEventRow(block, decoded.event, message, started)) {
+            block = undefined
+            for (const j of stored) rows.push(rowOf(j))
+          }
+          if (block === undefined) rows.push(toEventRow(decoded.event, message, started))
         } catch (error) {
           // Nested deeper than JSON serialisation goes: the router dead-letters it
           // (`event_unroutable`); skipped here, never left to fail the batch.
@@ -139,7 +162,8 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
           })
           return
         }
-        rows.push(row)
+        ids.push(decoded.event.id)
+        stored.push(i)
         const key = keys.get(i)
         if (key !== undefined) projectedKeys.push(key, positionKey(key, message))
         if (isReportEvent(decoded.event)) {
@@ -157,22 +181,26 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
       }
     })
 
-    const token = deduplicationToken(
-      batch.topic,
-      batch.partition,
-      first.offset,
-      last.offset,
-      rows.map((r) => r.id),
-    )
+    const token = deduplicationToken(batch.topic, batch.partition, first.offset, last.offset, ids)
     // `distinct`: the fold emits one row per key of the table (its rows are keyed by a finer
-    // key in maps), so the engine need not collapse the block. Not so for the raw events and
-    // the evaluation history, where a message delivered twice in a batch repeats a row.
+    // key in maps), so the engine need not collapse the block. The raw events and the
+    // evaluation history have one row per event, keyed by (among others) its id: distinct
+    // unless an event came twice in the batch (a message delivered twice, an event sent again
+    // without a window), which only then leaves the engine to collapse them as it stores them.
     const insert = (table: string, values: readonly object[], distinct = false) =>
       warehouse.insert(table, values, { deduplicationToken: `${token}/${table}`, distinctKeys: distinct })
     // Each insert carries its token as its own setting on both transports, so they may run at
     // once: the engine works on one while the projector prepares the next. The raw events do
     // not depend on the prior state, so they are stored while it is read and folded.
-    const storingEvents = (options.writeEvents ?? true) ? insert(tables.events, rows) : Promise.resolve()
+    const eventsDistinct = allDistinct(ids)
+    const storingEvents = !writeEvents
+      ? Promise.resolve()
+      : block !== undefined && warehouse.insertNative !== undefined
+        ? warehouse.insertNative(tables.events, block.finish(), {
+            deduplicationToken: `${token}/${tables.events}`,
+            distinctKeys: eventsDistinct,
+          })
+        : insert(tables.events, rows, eventsDistinct)
     const cached = cache?.at(batch.topic, batch.partition, first.offset)
     const derive = async () => {
       const needs = stateNeeds(positioned)
@@ -202,7 +230,11 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
       insert(tables.images, entities.images, true),
       insert(tables.tag_history, entities.tagHistory, true),
       insert(tables.tags_current, entities.tagsCurrent, true),
-      insert(tables.policy_evaluations, entities.policyEvaluations),
+      insert(
+        tables.policy_evaluations,
+        entities.policyEvaluations,
+        allDistinct(entities.policyEvaluations.map((row) => row.event_id)),
+      ),
       insert(tables.policy_evaluation_latest, entities.policyLatest, true),
       insert(tables.image_vulnerabilities, findings.findings, true),
       insert(tables.finding_lifecycle, findings.lifecycle, true),
@@ -224,13 +256,13 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
     )
 
     if (invalid > 0) options.onInvalid?.(invalid)
-    options.onProjected?.(rows.length)
+    options.onProjected?.(ids.length)
     logger('debug', 'projector.batch_projected', {
       topic: batch.topic,
       partition: batch.partition,
       first: first.offset,
       last: last.offset,
-      rows: rows.length,
+      rows: ids.length,
       invalid,
       findings: findings.findings.length,
       ms: clock() - started,
@@ -249,6 +281,13 @@ const settled = async <T extends readonly unknown[]>(
   for (const result of results) if (result.status === 'rejected') throw result.reason
   return results.map((result) => (result as PromiseFulfilledResult<unknown>).value) as unknown as T
 }
+
+/**
+ * Whether no two of the values (one column of the rows) are equal: then no two rows share a
+ * sorting key that includes the column, and an insert need not have the engine collapse the
+ * block (about 4 µs of engine CPU per raw event row).
+ */
+const allDistinct = (values: readonly string[]): boolean => new Set(values).size === values.length
 
 const isReportEvent = (event: { readonly type: string }): boolean => event.type.startsWith('herald.report.')
 

@@ -1,4 +1,9 @@
 import { createHash } from 'node:crypto'
+import {
+  isNativeTime,
+  type NativeBlockType,
+  type NativeBlockWriter,
+} from '../../src/adapters/clickhouse-warehouse/native-format.ts'
 import type { CloudEvent } from '../../src/events/index.ts'
 import type { LogMessage } from '../../src/ports/event-log.ts'
 
@@ -132,6 +137,75 @@ export const toEventRow = (event: CloudEvent, message: LogMessage, ingestedAt: n
   log_partition: message.partition,
   log_offset: message.offset,
 })
+
+/** The `events` columns as `appendEventRow` writes them, with the type of each in its block. */
+export const EVENT_COLUMNS: readonly (readonly [keyof EventRow, NativeBlockType])[] = [
+  ['id', 'String'],
+  ['source', 'String'],
+  ['type', 'String'],
+  ['subject', 'String'],
+  ['account', 'String'],
+  ['level', 'String'],
+  ['resource_type', 'String'],
+  ['subtype', 'String'],
+  ['time', "DateTime64(3, 'UTC')"],
+  ['data', 'String'],
+  ['attributes', 'String'],
+  ['ingested_at', "DateTime64(3, 'UTC')"],
+  ['log_topic', 'String'],
+  ['log_partition', 'UInt32'],
+  ['log_offset', 'UInt64'],
+]
+
+const UINT32_MAX = 0xffffffff
+
+/**
+ * Writes the `events` row of one event (in `EVENT_COLUMNS` order) into a Native block: the
+ * values `toEventRow` gives, its times as the instants their text names. No row object is
+ * made, and the event's data JSON is dead once written. Throws as `toEventRow` does (an invalid
+ * time, data nested deeper than JSON serialisation goes), writing nothing; returns false, also
+ * writing nothing, for a row the block cannot hold as such (a time before 1970 or after 2105,
+ * a position out of range), which the caller then stores as rows.
+ */
+export const appendEventRow = (
+  block: NativeBlockWriter,
+  event: CloudEvent,
+  message: LogMessage,
+  ingestedAt: number,
+): boolean => {
+  const time = event.time === undefined ? message.timestamp : Date.parse(event.time)
+  // As in toClickHouseTime: an instant a Date cannot hold is Date's own RangeError.
+  if (!(Math.abs(time) <= 8.64e15 && Math.abs(ingestedAt) <= 8.64e15))
+    throw new RangeError('Invalid time value')
+  const data = JSON.stringify(event.data ?? null)
+  const attributes = attributesOf(event)
+  const at = Math.trunc(time)
+  const ingested = Math.trunc(ingestedAt)
+  if (
+    !isNativeTime(at) ||
+    !isNativeTime(ingested) ||
+    !(Number.isInteger(message.partition) && message.partition >= 0 && message.partition <= UINT32_MAX) ||
+    !(Number.isSafeInteger(message.offset) && message.offset >= 0)
+  ) {
+    return false
+  }
+  block.string(event.id)
+  block.string(event.source)
+  block.string(event.type)
+  block.string(event.subject ?? '')
+  block.string(event.account)
+  block.string(event.level ?? 'info')
+  block.string(event.resourcetype ?? '')
+  block.string(event.subtype ?? '')
+  block.time(at)
+  block.string(data)
+  block.string(attributes)
+  block.time(ingested)
+  block.string(message.topic)
+  block.uint(message.partition)
+  block.uint(message.offset)
+  return true
+}
 
 /**
  * The event a row of `events` was made from, `toEventRow` undone: an empty column is an

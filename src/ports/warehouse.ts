@@ -28,11 +28,28 @@ export interface InsertOptions {
   readonly distinctKeys?: boolean
 }
 
+/**
+ * Rows already in ClickHouse's `Native` format (a block: its column count, row count, then each
+ * column's name, type and values), as a writer that skips row objects makes them.
+ */
+export interface NativeBlock {
+  /** The columns the block names, in order. */
+  readonly columns: readonly string[]
+  readonly rows: number
+  /** The block's bytes, in order. */
+  readonly body: readonly Uint8Array[]
+}
+
 export interface Warehouse {
   /** Runs a statement that returns no rows (DDL, ALTER, OPTIMIZE). */
   command(sql: string, params?: QueryParams): Promise<void>
   query<Row = Record<string, unknown>>(sql: string, params?: QueryParams): Promise<Row[]>
   insert(table: string, rows: readonly object[], options?: InsertOptions): Promise<void>
+  /**
+   * Inserts a block already in Native format, as `insert` would its rows; only a transport that
+   * takes Native cheaply has it (the embedded engine), and callers give rows to the others.
+   */
+  insertNative?(table: string, block: NativeBlock, options?: InsertOptions): Promise<void>
   ping(): Promise<void>
   close(): Promise<void>
 }

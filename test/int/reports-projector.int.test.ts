@@ -14,7 +14,7 @@ import { generateActivity } from '../../src/generator/index.ts'
 import { createSqliteProcessedIds } from '../../src/ingress/index.ts'
 import { silentLogger } from '../../src/observability/index.ts'
 import type { Batch, LogMessage } from '../../src/ports/event-log.ts'
-import type { Warehouse } from '../../src/ports/warehouse.ts'
+import type { InsertOptions, Warehouse } from '../../src/ports/warehouse.ts'
 import { eventually } from '../support/eventually.ts'
 
 const T0 = Date.UTC(2026, 10, 22, 10)
@@ -254,6 +254,125 @@ describe('report projection on chDB', () => {
       for (const table of TABLES) await warehouse.command(`SYSTEM START MERGES ${table}`)
     }
     assert.deepEqual(await dump(accounts), answers)
+  })
+
+  it('leaves the engine no block to collapse when a batch’s events are distinct, and collapses a message delivered twice', async () => {
+    const accounts = ['distinct-a']
+    const messages = toMessages(activity(12, accounts, 300), `topic-${randomUUID()}`)
+    const evaluations = messages.filter((m) => new TextDecoder().decode(m.value).includes('policy.evaluated'))
+    assert.ok(evaluations.length > 0)
+    // The real warehouse, its inserts' options recorded on the way.
+    const optionsOf = new Map<string, (boolean | undefined)[]>()
+    const record = (table: string, options?: InsertOptions) =>
+      optionsOf.set(table, [...(optionsOf.get(table) ?? []), options?.distinctKeys])
+    const recording: Warehouse = {
+      ...warehouse,
+      insert: (table, rows, options) => {
+        record(table, options)
+        return warehouse.insert(table, rows, options)
+      },
+      insertNative: (table, block, options) => {
+        record(table, options)
+        return (warehouse.insertNative as NonNullable<Warehouse['insertNative']>)(table, block, options)
+      },
+    }
+    const project = createProjectorHandler({ warehouse: recording, clock: Date.now, logger: silentLogger })
+    const topic = messages[0]?.topic as string
+    await project({ topic, partition: 0, messages: messages.slice(0, 150) })
+    assert.deepEqual(optionsOf.get('events'), [true])
+    assert.deepEqual(optionsOf.get('policy_evaluations'), [true])
+    // A batch holding one message twice (at-least-once delivery) and no window to skip it.
+    const twice = messages.slice(150)
+    const evaluation = twice.find((m) => evaluations.includes(m)) as LogMessage
+    for (const table of TABLES) await warehouse.command(`SYSTEM STOP MERGES ${table}`)
+    try {
+      await project({ topic, partition: 0, messages: [...twice, evaluation] })
+      assert.deepEqual(optionsOf.get('events'), [true, false])
+      assert.deepEqual(optionsOf.get('policy_evaluations'), [true, false])
+      // Collapsed as it was stored: not even an unmerged copy.
+      const counts = await rawCounts(accounts)
+      assert.equal(counts.events, messages.length)
+      assert.equal(counts.policy_evaluations, evaluations.length)
+    } finally {
+      for (const table of TABLES) await warehouse.command(`SYSTEM START MERGES ${table}`)
+    }
+  })
+
+  it('stores the raw events from a Native block exactly as from rows, and as rows when a time has no Native form', async () => {
+    const base = activity(13, ['block'], 200)
+    // A system event of the mix with its envelope and data stretched: non-ASCII and control
+    // characters, a data JSON longer than 65,535 bytes, no time, extension attributes.
+    const template = base.find((e) => e.type.startsWith('system.')) as EngineEvent
+    const data: Record<string, unknown> = {
+      ...(template.data as Record<string, unknown>),
+      text: `tab\there, new\nline, ✓ ${'é'.repeat(200)}`,
+      long: 'x'.repeat(70_000),
+    }
+    const extra = (n: number, fields: Record<string, unknown>): EngineEvent =>
+      ({
+        ...template,
+        id: `edge-${n}`,
+        source: '/engine/ünïcode',
+        time: new Date(T0 + n).toISOString(),
+        data,
+        ...fields,
+      }) as EngineEvent
+    const edges = [
+      extra(1, { time: undefined }),
+      extra(2, { datacontenttype: 'application/json', traceparent: '00-abc' }),
+      extra(3, { subject: 'a subject', level: 'error', resourcetype: 'image', subtype: 'x' }),
+    ]
+    const early = extra(4, { time: '1969-12-31T23:59:59.999Z' })
+    const rename = (events: readonly EngineEvent[], account: string) =>
+      events.map((e) => ({ ...e, account }) as EngineEvent)
+    const messagesOf = (events: readonly EngineEvent[]) =>
+      toMessages(events, `topic-${randomUUID()}`).map((m, i) =>
+        // An append time with a fraction of a millisecond, as the rows path truncates it.
+        i === 0 ? { ...m, timestamp: T0 + 0.75 } : m,
+      )
+    const rowsOnly: Warehouse = { ...warehouse, insertNative: undefined }
+    const project = async (target: Warehouse, events: readonly EngineEvent[]) => {
+      const handle = createProjectorHandler({
+        warehouse: target,
+        clock: () => T0 + 0.5,
+        logger: silentLogger,
+      })
+      for (const batch of chop(messagesOf(events), [60])) await handle(batch)
+    }
+    // chDB's warehouse, its raw event inserts counted by the way they went.
+    const ways: string[] = []
+    const counting: Warehouse = {
+      ...warehouse,
+      insert: (table, rows, options) => {
+        if (table === 'events') ways.push('rows')
+        return warehouse.insert(table, rows, options)
+      },
+      insertNative: (table, block, options) => {
+        if (table === 'events') ways.push('native')
+        return (warehouse.insertNative as NonNullable<Warehouse['insertNative']>)(table, block, options)
+      },
+    }
+    const all = [...edges, ...base]
+    await project(counting, rename(all, 'block-native'))
+    assert.deepEqual(ways, ['native', 'native', 'native', 'native'])
+    await project(rowsOnly, rename(all, 'block-rows'))
+    // A batch holding an event before 1970 goes as rows on chDB too.
+    await project(counting, rename([...edges, early], 'block-early-native'))
+    assert.deepEqual(ways.slice(4), ['rows'])
+    await project(rowsOnly, rename([...edges, early], 'block-early-rows'))
+    const events = async (account: string) =>
+      (
+        await warehouse.query<Record<string, unknown>>(
+          'SELECT * EXCEPT (account, log_topic) FROM events FINAL WHERE account = {account:String} ORDER BY id',
+          { account },
+        )
+      ).map((row) => JSON.stringify(row))
+    const native = await events('block-native')
+    assert.equal(native.length, all.length)
+    assert.deepEqual(native, await events('block-rows'))
+    const early1969 = await events('block-early-native')
+    assert.equal(early1969.length, edges.length + 1)
+    assert.deepEqual(early1969, await events('block-early-rows'))
   })
 
   it('skips an event nested too deep to store, and projects the rest of its batch', async () => {

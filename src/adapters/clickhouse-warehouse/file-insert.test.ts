@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
 import { describe, it } from 'node:test'
-import { infileInsertSql, serialiseRows } from './file-insert.ts'
+import { createFileInserter, infileInsertSql, serialiseRows } from './file-insert.ts'
 
 describe('serialiseRows', () => {
   it('writes flat rows as TabSeparated, escaping what would end a field or a row', () => {
@@ -46,5 +47,36 @@ describe('infileInsertSql', () => {
       sql,
       "INSERT INTO events (`id`, `we\\`ird`) FROM INFILE '/tmp/it\\'s\\\\here/1.tsv' SETTINGS async_insert = 0, insert_deduplication_token = 'topic/0/1-2/a\\'b\\\\c/events', optimize_on_insert = 0, date_time_input_format = 'best_effort', input_format_skip_unknown_fields = 0 FORMAT TabSeparated",
     )
+  })
+})
+
+describe('createFileInserter', () => {
+  it('has the engine load the file before the event loop turns, all of it however many chunks', async () => {
+    // The block of a table with thousands of chunks (more than one writev takes).
+    const chunks = Array.from({ length: 3000 }, (_, i) => Buffer.from(`chunk ${i};`))
+    const seen: { sql: string; file: string; turned: boolean }[] = []
+    let turned = false
+    const inserter = createFileInserter(async (sql) => {
+      const file = /FROM INFILE '([^']+)'/.exec(sql)?.[1] as string
+      seen.push({ sql, file: readFileSync(file, 'latin1'), turned })
+    })
+    try {
+      setImmediate(() => {
+        turned = true
+      })
+      await inserter.insertNative(
+        'events',
+        { columns: ['id'], rows: 1, body: chunks },
+        { deduplicationToken: 't', optimizeOnInsert: false },
+      )
+      assert.equal(seen.length, 1)
+      // Asynchronous writes would have waited for the loop to turn (open, write, close) while
+      // the caller kept it busy.
+      assert.equal(seen[0]?.turned, false)
+      assert.equal(seen[0]?.file, Buffer.concat(chunks).toString('latin1'))
+      assert.match(seen[0]?.sql ?? '', /FORMAT Native$/)
+    } finally {
+      inserter.close()
+    }
   })
 })

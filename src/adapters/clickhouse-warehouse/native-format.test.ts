@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { codecOf, parseUtcTime, serialiseNative } from './native-format.ts'
+import {
+  codecOf,
+  createNativeBlockWriter,
+  isNativeTime,
+  parseUtcTime,
+  serialiseNative,
+} from './native-format.ts'
 
 const bytes = (...parts: (number[] | Uint8Array)[]): Buffer => Buffer.concat(parts.map((p) => Buffer.from(p)))
 const str = (text: string): Buffer => {
@@ -201,5 +207,71 @@ describe('parseUtcTime', () => {
     ]) {
       assert.equal(parseUtcTime(text), undefined, text)
     }
+  })
+})
+
+describe('createNativeBlockWriter', () => {
+  const types = {
+    s: 'String',
+    n: 'UInt32',
+    o: 'UInt64',
+    at: "DateTime64(3, 'UTC')",
+  } as const
+  const columns = Object.entries(types) as [string, (typeof types)[keyof typeof types]][]
+
+  it('writes, a row at a time, the block serialiseNative writes from the same rows', () => {
+    const at = Date.UTC(2026, 10, 22, 10, 0, 7, 250)
+    const rows = [
+      // Lengths whose prefix grows once encoded: 100 chars, 200 bytes; 70,000 chars, 3 prefix bytes.
+      { s: 'é'.repeat(100), n: 0, o: 0, at: new Date(0) },
+      { s: '', n: 0xffffffff, o: Number.MAX_SAFE_INTEGER, at: new Date(at) },
+      { s: `tab\there ✓ ${'x'.repeat(70_000)}`, n: 7, o: 2 ** 32 + 1, at: new Date(at + 1) },
+      { s: 'a'.repeat(127), n: 1, o: 1, at: new Date(at) },
+      { s: 'a'.repeat(128), n: 1, o: 1, at: new Date(at) },
+    ]
+    const writer = createNativeBlockWriter(columns)
+    for (const row of rows) {
+      writer.string(row.s)
+      writer.uint(row.n)
+      writer.uint(row.o)
+      writer.time(row.at.getTime())
+    }
+    const written = writer.finish()
+    assert.equal(written.rows, rows.length)
+    assert.deepEqual(written.columns, ['s', 'n', 'o', 'at'])
+    assert.deepEqual(Buffer.concat(written.body), block(rows, types))
+  })
+
+  it('keeps a small block small and writes a large one in few chunks', () => {
+    const small = createNativeBlockWriter(columns)
+    small.string('a')
+    small.uint(1)
+    small.uint(2)
+    small.time(3)
+    // Small chunks come from Buffer's shared pool (64 KiB); none of its own per column.
+    for (const chunk of small.finish().body) assert.ok(chunk.buffer.byteLength <= 64 * 1024)
+    const large = createNativeBlockWriter([['s', 'String']])
+    const value = 'x'.repeat(900)
+    for (let i = 0; i < 20_000; i++) large.string(value)
+    const { body } = large.finish()
+    // Header: 1 column, 20,000 rows (3 bytes), `s`, `String`; then a 2-byte length per value.
+    assert.equal(Buffer.concat(body).length, 1 + 3 + 2 + 7 + 20_000 * (2 + 900))
+    // 18 MB: doubling chunks up to 1 MiB, not hundreds of small ones.
+    assert.ok(body.length < 40, String(body.length))
+  })
+
+  it('refuses a value of the wrong kind or out of range, and a block that ends mid-row', () => {
+    const writer = createNativeBlockWriter(columns)
+    assert.throws(() => writer.uint(1), TypeError)
+    writer.string('a')
+    assert.throws(() => writer.uint(-1), RangeError)
+    assert.throws(() => writer.uint(2 ** 32), RangeError)
+    writer.uint(1)
+    writer.uint(2)
+    assert.throws(() => writer.time(-1), RangeError)
+    assert.throws(() => writer.time(Date.UTC(2106, 0, 1)), RangeError)
+    assert.throws(() => writer.finish(), /whole row/)
+    assert.equal(isNativeTime(1.5), false)
+    assert.equal(isNativeTime(Date.UTC(2105, 11, 31)), true)
   })
 })

@@ -1,6 +1,6 @@
 import type { ClickHouseClient } from '@clickhouse/client'
 import { ClosedError, WarehouseError } from '../../errors/index.ts'
-import type { InsertOptions, QueryParams, Warehouse } from '../../ports/warehouse.ts'
+import type { InsertOptions, NativeBlock, QueryParams, Warehouse } from '../../ports/warehouse.ts'
 import { type Operation, toHeraldError } from './errors.ts'
 import { normaliseParams } from './params.ts'
 import { singleStatement } from './statements.ts'
@@ -23,6 +23,11 @@ export interface ClickHouseWarehouseOptions {
    * (chDB: `createFileInserter`). It receives only valid table names and non-empty rows.
    */
   readonly insertRows?: (table: string, rows: readonly object[], options: InsertSettings) => Promise<void>
+  /**
+   * Inserts a block already in Native format; given, the warehouse has `insertNative` (chDB:
+   * `createFileInserter`). It receives only valid table names and non-empty blocks.
+   */
+  readonly insertNative?: (table: string, block: NativeBlock, options: InsertSettings) => Promise<void>
 }
 
 /**
@@ -78,6 +83,19 @@ export const createClickHouseWarehouse = (
     }
   }
 
+  const insertNative = options.insertNative
+  const checkTable = (table: string) => {
+    if (!TABLE_NAME.test(table)) {
+      throw new WarehouseError(`insert: ${JSON.stringify(table)} is not a table name`, {
+        context: { table },
+      })
+    }
+  }
+  const settingsOf = (insertOptions: InsertOptions): InsertSettings => ({
+    deduplicationToken: insertOptions.deduplicationToken ?? '',
+    optimizeOnInsert: insertOptions.distinctKeys !== true,
+  })
+
   const paramsOf = (params: QueryParams | undefined) =>
     params === undefined ? undefined : normaliseParams(params)
 
@@ -104,16 +122,9 @@ export const createClickHouseWarehouse = (
 
     insert: (table: string, rows: readonly object[], insertOptions: InsertOptions = {}) =>
       run('insert', `INSERT INTO ${table}`, async () => {
-        if (!TABLE_NAME.test(table)) {
-          throw new WarehouseError(`insert: ${JSON.stringify(table)} is not a table name`, {
-            context: { table },
-          })
-        }
+        checkTable(table)
         if (rows.length === 0) return
-        const settings: InsertSettings = {
-          deduplicationToken: insertOptions.deduplicationToken ?? '',
-          optimizeOnInsert: insertOptions.distinctKeys !== true,
-        }
+        const settings = settingsOf(insertOptions)
         if (options.insertRows !== undefined) {
           await options.insertRows(table, rows, settings)
           return
@@ -131,6 +142,17 @@ export const createClickHouseWarehouse = (
           },
         })
       }),
+
+    ...(insertNative === undefined
+      ? {}
+      : {
+          insertNative: (table: string, block: NativeBlock, insertOptions: InsertOptions = {}) =>
+            run('insert', `INSERT INTO ${table}`, async () => {
+              checkTable(table)
+              if (block.rows === 0) return
+              await insertNative(table, block, settingsOf(insertOptions))
+            }),
+        }),
 
     ping: () =>
       run('ping', undefined, async () => {
