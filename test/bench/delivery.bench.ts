@@ -66,6 +66,7 @@ const store = createSqliteEventStore({
   path: join(dir, 'deliveries.sqlite'),
   pollIntervalMs: 50,
   groupCommit: true,
+  writerThread: true,
 })
 const view = createDeliveryReadModel({ path: join(dir, 'deliveries-view.sqlite'), newId: randomUUID })
 view.follow(store)
