@@ -287,6 +287,94 @@ describe('delivery read model', () => {
     assert.deepEqual(view.dueHeads(now, new Set(), 10), [])
   })
 
+  it('folds an attempt the same whether its outcome comes with it, after it, or after a crash between them', async () => {
+    // Delivery 1 the deliverer's way: the attempt and its outcome in one append.
+    await request(1, 'cfg-a')
+    await attempt(1, 503, 60_000)
+    // Delivery 2 by hand: the attempt alone, folded and committed; then its outcome.
+    await request(2, 'cfg-b')
+    const stream = `delivery-${hex(2)}`
+    const at = new Date(now).toISOString()
+    const metadata = { origin: view.instanceId }
+    const attempted = await store.append(
+      stream,
+      [
+        {
+          id: 'attempt-1-DeliveryAttempted',
+          type: 'DeliveryAttempted',
+          data: {
+            deliveryId: hex(2),
+            attempt: 1,
+            at,
+            ok: false,
+            status: 503,
+            latencyMs: 7,
+            code: 'http_status',
+            error: 'HTTP 503',
+            response: null,
+          },
+          metadata,
+        },
+      ],
+      { expectedRevision: 0 },
+    )
+    await view.waitFor(attempted.position)
+    assert.equal(view.get(hex(2))?.status, 'pending')
+    assert.deepEqual(view.get(hex(2))?.lastAttempt, {
+      status: 503,
+      code: 'http_status',
+      error: 'HTTP 503',
+      latencyMs: 7,
+    })
+    const failed = await store.append(
+      stream,
+      [
+        {
+          id: 'attempt-1-DeliveryFailed',
+          type: 'DeliveryFailed',
+          data: {
+            deliveryId: hex(2),
+            attempt: 1,
+            at,
+            outcome: 'failed',
+            reason: 'http_status',
+            nextAttemptAt: new Date(now + 60_000).toISOString(),
+            retryAfterMs: null,
+          },
+          metadata,
+        },
+      ],
+      { expectedRevision: 1 },
+    )
+    await view.waitFor(failed.position)
+    const shape = (n: number) => {
+      const row = view.get(hex(n))
+      assert.ok(row)
+      const { deliveryId, seq, eventId, eventType, configurationId, event, ...rest } = row
+      const attempts = view
+        .attemptsOf(hex(n))
+        .map(({ position, deliveryId, eventId, eventType, configurationId, ...a }) => a)
+      return { ...rest, attempts }
+    }
+    const byHand = shape(2)
+    assert.deepEqual(byHand, shape(1))
+    assert.equal(byHand.status, 'retrying')
+
+    // A crash after the attempt's row was written but before the checkpoint passed it: both
+    // are folded again, and the row comes out the same.
+    view.close()
+    const file = new DatabaseSync(join(dir, 'view.sqlite'))
+    file.exec(
+      `UPDATE deliveries SET revision = 1, status = 'pending', next_attempt_at = requested_at, round_failures = 0 WHERE delivery_id = '${hex(2)}'`,
+    )
+    file.exec(`DELETE FROM attempts WHERE delivery_id = '${hex(2)}'`)
+    file.exec(`UPDATE meta SET value = '${attempted.position - 1}' WHERE key = 'checkpoint'`)
+    file.close()
+    view = open()
+    await view.waitFor(failed.position)
+    assert.deepEqual(shape(2), byHand)
+  })
+
   it('answers a waiter once what it waits for is committed, in the same turn it was folded in', async () => {
     const position = await deliveries.request(requestOf(1, 'cfg-a'))
     let answered = false

@@ -8,6 +8,7 @@ import type { EventStore, RecordedEvent } from '../ports/index.ts'
 import {
   type AttemptOutcome,
   DELIVERY_STREAM_PREFIX,
+  type DeliveryAttemptedData,
   type DeliveryEvent,
   type DeliveryStatus,
   decodeDeliveryEvent,
@@ -398,6 +399,15 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
         round_failures = round_failures + ?, updated_at = ?
       WHERE delivery_id = ? AND revision < ?
       RETURNING ${FOLDING_COLUMNS}`),
+    // An attempt and its outcome, appended together, folded in one write of the row: what
+    // `attempted` and then `settle` would leave (the row's revision is below the attempt's, or
+    // at it when only the attempt was folded before a crash, and then it writes the same values).
+    attemptedAndSettle: db.prepare(`
+      UPDATE deliveries SET revision = ?, status = ?, attempts = MAX(attempts, ?, ?), next_attempt_at = ?,
+        round_failures = round_failures + ?, updated_at = ?, attempted = 1,
+        last_status = ?, last_code = ?, last_error = ?, last_latency_ms = ?
+      WHERE delivery_id = ? AND revision < ?
+      RETURNING ${FOLDING_COLUMNS}`),
     skipped: db.prepare(`
       UPDATE deliveries SET attempted = 1, last_status = NULL, last_code = 'skipped', last_error = ?,
         last_latency_ms = NULL
@@ -454,12 +464,29 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
   const waiters: { position: number; resolve: () => void }[] = []
   let closed = false
 
+  // What this transaction is known to hold, to skip writes that would change nothing: the
+  // configurations with a queue head (a request queues behind it), and those without a failure
+  // streak (a success ends none). Forgotten at a rollback; nothing else writes the file.
+  const headed = new Set<string>()
+  const notFailing = new Set<string>()
+
+  const addHead = (configurationId: string, deliveryId: string, at: number): void => {
+    if (headed.has(configurationId)) return
+    sql.addHead.run(configurationId, deliveryId, at)
+    headed.add(configurationId)
+  }
+
   const refreshHead = (configurationId: string): void => {
     const head = sql.headOf.get(configurationId) as
       | { delivery_id: string; next_attempt_at: number }
       | undefined
-    if (head === undefined) sql.dropHead.run(configurationId)
-    else sql.setHead.run(configurationId, head.delivery_id, head.next_attempt_at)
+    if (head === undefined) {
+      sql.dropHead.run(configurationId)
+      headed.delete(configurationId)
+    } else {
+      sql.setHead.run(configurationId, head.delivery_id, head.next_attempt_at)
+      headed.add(configurationId)
+    }
   }
 
   const recordOutcome = (
@@ -491,8 +518,49 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
       recorded.metadata.origin === origin ? 1 : 0,
     )
     if (outcome === 'skipped') return
-    if (outcome === 'sent') sql.stopFailing.run(row.configuration_id)
-    else sql.startFailing.run(row.configuration_id, at, failureGapMs)
+    if (outcome === 'sent') {
+      if (notFailing.has(row.configuration_id)) return
+      sql.stopFailing.run(row.configuration_id)
+      notFailing.add(row.configuration_id)
+    } else {
+      notFailing.delete(row.configuration_id)
+      sql.startFailing.run(row.configuration_id, at, failureGapMs)
+    }
+  }
+
+  // A DeliveryAttempted waits here for the event after it: when that is its outcome (the next
+  // revision of the same stream, as the log appends them), both are one write of the row.
+  // Anything else, or a commit, writes it on its own first.
+  let pendingAttempt: { readonly recorded: RecordedEvent; readonly data: DeliveryAttemptedData } | undefined
+  const foldAttempted = (recorded: RecordedEvent, d: DeliveryAttemptedData): void => {
+    sql.attempted.run(
+      recorded.revision,
+      d.attempt,
+      ms(d.at),
+      d.status,
+      d.code,
+      d.error,
+      d.latencyMs,
+      d.deliveryId,
+      recorded.revision,
+    )
+  }
+  const flushAttempt = (): void => {
+    if (pendingAttempt === undefined) return
+    const { recorded, data } = pendingAttempt
+    pendingAttempt = undefined
+    foldAttempted(recorded, data)
+  }
+  /** The waiting attempt when `recorded` is its outcome; else it is written now and undefined returned. */
+  const attemptBefore = (recorded: RecordedEvent): DeliveryAttemptedData | undefined => {
+    const waiting = pendingAttempt
+    if (waiting === undefined) return undefined
+    if (waiting.recorded.stream === recorded.stream && waiting.recorded.revision + 1 === recorded.revision) {
+      pendingAttempt = undefined
+      return waiting.data
+    }
+    flushAttempt()
+    return undefined
   }
 
   const settle = (
@@ -503,22 +571,47 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
     failures: number,
     at: number,
     deliveryId: string,
-  ): FoldingRecord | undefined =>
-    sql.settle.get(
+  ): FoldingRecord | undefined => {
+    const a = attemptBefore(recorded)
+    if (a === undefined)
+      return sql.settle.get(
+        recorded.revision,
+        status,
+        attempt,
+        nextAttemptAt,
+        failures,
+        at,
+        deliveryId,
+        recorded.revision,
+      ) as FoldingRecord | undefined
+    return sql.attemptedAndSettle.get(
       recorded.revision,
       status,
+      a.attempt,
       attempt,
       nextAttemptAt,
       failures,
       at,
+      a.status,
+      a.code,
+      a.error,
+      a.latencyMs,
       deliveryId,
       recorded.revision,
     ) as FoldingRecord | undefined
+  }
 
   const fold = (recorded: RecordedEvent, event: DeliveryEvent): void => {
     const deliveryId = event.data.deliveryId
+    if (event.type === 'DeliveryAttempted') {
+      flushAttempt()
+      pendingAttempt = { recorded, data: event.data }
+      return
+    }
     if (event.type === 'DeliveryRequested') {
+      flushAttempt()
       const d = event.data
+      const requestedAt = ms(d.at)
       const { changes } = sql.insert.run(
         deliveryId,
         recorded.position,
@@ -532,33 +625,18 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
         JSON.stringify(d.matchedSelectorIds),
         d.createdAt,
         d.digest === undefined ? null : JSON.stringify(d.digest),
-        ms(d.at),
-        ms(d.at),
-        ms(d.at),
+        requestedAt,
+        requestedAt,
+        requestedAt,
       )
       // Positions only grow, so a new request queues behind every unsettled delivery of its
       // configuration: it is the head only of an empty queue, and nothing needs looking up.
-      if (changes > 0) sql.addHead.run(d.configurationId, deliveryId, ms(d.at))
+      if (changes > 0) addHead(d.configurationId, deliveryId, requestedAt)
       return
     }
     const at = ms(event.data.at)
     let row: FoldingRecord | undefined
     switch (event.type) {
-      case 'DeliveryAttempted': {
-        const d = event.data
-        sql.attempted.run(
-          recorded.revision,
-          d.attempt,
-          at,
-          d.status,
-          d.code,
-          d.error,
-          d.latencyMs,
-          deliveryId,
-          recorded.revision,
-        )
-        return
-      }
       case 'DeliverySucceeded':
         row = settle(recorded, 'sent', event.data.attempt, null, 0, at, deliveryId)
         if (row === undefined) return
@@ -588,6 +666,7 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
         recordOutcome(row, recorded, event.data.attempt, 'dead_lettered', at, null)
         break
       case 'DeliveryReplayed':
+        flushAttempt()
         row = sql.replayed.get(recorded.revision, at, at, deliveryId, recorded.revision) as
           | FoldingRecord
           | undefined
@@ -614,6 +693,7 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
 
   const commit = (): void => {
     if (!inTransaction || closed) return
+    flushAttempt()
     setMeta.run('checkpoint', String(position))
     db.exec('COMMIT')
     inTransaction = false
@@ -668,6 +748,9 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
               db.exec('ROLLBACK')
               inTransaction = false
             }
+            pendingAttempt = undefined
+            headed.clear()
+            notFailing.clear()
             position = committed
             subscription?.unsubscribe()
             options.onFollowError?.(error)
