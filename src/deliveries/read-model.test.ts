@@ -192,6 +192,42 @@ describe('delivery read model', () => {
     assert.equal(view.failingSince('cfg-a'), null)
   })
 
+  it('hands out heads in order from a file made before heads carried their seq', async () => {
+    // Same due time, so the order is the request order (seq): cfg-b's request came first.
+    await request(1, 'cfg-b')
+    await request(2, 'cfg-a')
+    await request(3, 'cfg-a')
+    view.close()
+    // As an older version left it: heads without seq, ordered through their deliveries.
+    const db = new DatabaseSync(join(dir, 'view.sqlite'))
+    db.exec(`
+      DROP INDEX heads_by_due_seq;
+      ALTER TABLE heads DROP COLUMN seq;
+      CREATE INDEX heads_by_due ON heads (next_attempt_at);
+    `)
+    db.close()
+    view = open()
+    const heads = () => view.dueHeads(now, new Set(), 10).map((d) => d.eventId)
+    assert.deepEqual(heads(), ['evt-1', 'evt-2'])
+    await attempt(1, 200)
+    await attempt(2, 200)
+    assert.deepEqual(heads(), ['evt-3'])
+    const reader = new DatabaseSync(join(dir, 'view.sqlite'), { readOnly: true })
+    try {
+      assert.deepEqual(
+        reader
+          .prepare(
+            "SELECT name FROM sqlite_master WHERE tbl_name = 'heads' AND type = 'index' AND sql IS NOT NULL",
+          )
+          .all()
+          .map((r) => r.name),
+        ['heads_by_due_seq'],
+      )
+    } finally {
+      reader.close()
+    }
+  })
+
   it('keeps the start of a streak in a file made before streaks ended at a gap', async () => {
     await request(1, 'cfg-a')
     const start = now
