@@ -5,8 +5,8 @@ import {
   type FieldIssue,
   ValidationError,
 } from '../../errors/index.ts'
-import type { AppendResult } from '../../ports/index.ts'
-import type { WriteAnswer, WriteRequest } from './writing.ts'
+import type { AppendResult, ExpectedRevision } from '../../ports/index.ts'
+import type { EncodedAppend, EncodedEvent, WriteAnswer, WriteRequest } from './writing.ts'
 
 /**
  * The store's writer thread: a worker with its own connection to the file that writes the
@@ -21,25 +21,91 @@ export type SentError =
   | { readonly kind: 'sqlite'; readonly message: string; readonly errcode: number; readonly errstr: string }
   | { readonly kind: 'other'; readonly name: string; readonly message: string }
 
-export type SentAnswer =
-  | { readonly ok: true; readonly results: readonly AppendResult[] }
-  | { readonly ok: false; readonly error: SentError }
-
 export type ToWriter =
-  | {
-      readonly type: 'write'
-      readonly requests: readonly { readonly id: number; readonly request: WriteRequest }[]
-    }
+  | { readonly type: 'write'; readonly requests: FlatRequests }
   | { readonly type: 'close' }
 
 export type FromWriter =
-  | {
-      readonly type: 'answers'
-      readonly written: boolean
-      readonly ids: readonly number[]
-      readonly answers: readonly SentAnswer[]
-    }
+  | { readonly type: 'answers'; readonly written: boolean; readonly answers: FlatAnswers }
   | { readonly type: 'closed' }
+
+/**
+ * Requests as one flat array of strings and numbers: what crosses to the thread is cloned, and
+ * a flat list of strings clones in a fraction of the time of the same data as nested objects.
+ * Per request: id, operation, recordedAt, number of appends; per append: stream, expected
+ * revision, number of events; per event: id, type, data, metadata.
+ */
+export type FlatRequests = (string | number)[]
+
+export const flattenRequests = (
+  requests: readonly { readonly id: number; readonly request: WriteRequest }[],
+): FlatRequests => {
+  const out: FlatRequests = []
+  for (const { id, request } of requests) {
+    out.push(id, request.operation, request.recordedAt, request.appends.length)
+    for (const append of request.appends) {
+      out.push(append.stream, append.expected, append.events.length)
+      for (const event of append.events) out.push(event.id, event.type, event.data, event.metadata)
+    }
+  }
+  return out
+}
+
+export const unflattenRequests = (flat: FlatRequests): { id: number; request: WriteRequest }[] => {
+  const out: { id: number; request: WriteRequest }[] = []
+  let i = 0
+  const next = () => flat[i++] as never
+  while (i < flat.length) {
+    const id: number = next()
+    const operation: WriteRequest['operation'] = next()
+    const recordedAt: number = next()
+    const appendCount: number = next()
+    const appends: EncodedAppend[] = []
+    for (let a = 0; a < appendCount; a++) {
+      const stream: string = next()
+      const expected: ExpectedRevision = next()
+      const eventCount: number = next()
+      const events: EncodedEvent[] = []
+      for (let e = 0; e < eventCount; e++)
+        events.push({ id: next(), type: next(), data: next(), metadata: next() })
+      appends.push({ stream, expected, events })
+    }
+    out.push({ id, request: { operation, recordedAt, appends } })
+  }
+  return out
+}
+
+/** Answers in request order: per answer its id, 1 and its results (revision, position each), or 0 and its error. */
+export type FlatAnswers = (number | SentError)[]
+
+export const flattenAnswers = (ids: readonly number[], answers: readonly WriteAnswer[]): FlatAnswers => {
+  const out: FlatAnswers = []
+  answers.forEach((answer, i) => {
+    out.push(ids[i] ?? 0)
+    if (answer.ok) {
+      out.push(1, answer.results.length)
+      for (const r of answer.results) out.push(r.nextExpectedRevision, r.position)
+    } else out.push(0, sendError(answer.error))
+  })
+  return out
+}
+
+export const unflattenAnswers = (flat: FlatAnswers): { id: number; answer: WriteAnswer }[] => {
+  const out: { id: number; answer: WriteAnswer }[] = []
+  let i = 0
+  const next = () => flat[i++] as never
+  while (i < flat.length) {
+    const id: number = next()
+    const ok: number = next()
+    if (ok === 1) {
+      const count: number = next()
+      const results: AppendResult[] = []
+      for (let r = 0; r < count; r++) results.push({ nextExpectedRevision: next(), position: next() })
+      out.push({ id, answer: { ok: true, results } })
+    } else out.push({ id, answer: { ok: false, error: receiveError(next()) } })
+  }
+  return out
+}
 
 export const sendError = (error: unknown): SentError => {
   if (error instanceof ExpectedRevisionConflictError) return { kind: 'conflict', context: error.context }
@@ -140,13 +206,11 @@ export const startWriterThread = (options: WriterThreadOptions): WriterThread =>
       return
     }
     if (message.written) options.onCommitted()
-    message.ids.forEach((id, i) => {
-      const answer = message.answers[i]
+    for (const { id, answer } of unflattenAnswers(message.answers)) {
       const resolve = waiting.get(id)
       waiting.delete(id)
-      if (resolve === undefined || answer === undefined) return
-      resolve(answer.ok ? answer : { ok: false, error: receiveError(answer.error) })
-    })
+      resolve?.(answer)
+    }
     if (waiting.size === 0) worker.unref()
   })
   worker.on('error', (error) => failAll(error))
@@ -158,7 +222,8 @@ export const startWriterThread = (options: WriterThreadOptions): WriterThread =>
   const send = () => {
     const requests = outbox
     outbox = []
-    if (requests.length > 0) worker.postMessage({ type: 'write', requests } satisfies ToWriter)
+    if (requests.length > 0)
+      worker.postMessage({ type: 'write', requests: flattenRequests(requests) } satisfies ToWriter)
   }
 
   return {

@@ -4,7 +4,7 @@
  * port and becomes the next group, written once this turn's messages are all in.
  */
 import { parentPort, workerData } from 'node:worker_threads'
-import { type FromWriter, type SentAnswer, sendError, type ToWriter } from './writer-thread.ts'
+import { type FromWriter, flattenAnswers, type ToWriter, unflattenRequests } from './writer-thread.ts'
 import { createGroupWriter, openDatabase, type WriteRequest } from './writing.ts'
 
 const port = parentPort
@@ -25,14 +25,16 @@ const flush = (): void => {
   port.postMessage({
     type: 'answers',
     written,
-    ids: group.map((g) => g.id),
-    answers: answers.map((a): SentAnswer => (a.ok ? a : { ok: false, error: sendError(a.error) })),
+    answers: flattenAnswers(
+      group.map((g) => g.id),
+      answers,
+    ),
   } satisfies FromWriter)
 }
 
 port.on('message', (message: ToWriter) => {
   if (message.type === 'write') {
-    for (const request of message.requests) queue.push(request)
+    for (const request of unflattenRequests(message.requests)) queue.push(request)
     scheduled ??= setImmediate(flush)
     return
   }
