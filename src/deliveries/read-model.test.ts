@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
@@ -409,6 +409,36 @@ describe('delivery read model', () => {
     view = open()
     await view.waitFor(failed.position)
     assert.deepEqual(shape(2), byHand)
+  })
+
+  it('checkpoints its file in the background, not in its commits', async () => {
+    const path = join(dir, 'checkpointed.sqlite')
+    const checkpointed = createDeliveryReadModel({ path, newId: randomUUID, checkpointIntervalMs: 20 })
+    const unchecked = createDeliveryReadModel({
+      path: join(dir, 'unchecked.sqlite'),
+      newId: randomUUID,
+      checkpointIntervalMs: 0,
+    })
+    try {
+      const sizes = () => [statSync(path).size, statSync(join(dir, 'unchecked.sqlite')).size]
+      const before = sizes()
+      checkpointed.follow(store)
+      unchecked.follow(store)
+      let last = 0
+      for (let n = 1; n <= 50; n++) last = await deliveries.request(requestOf(n, `cfg-${n % 7}`))
+      await Promise.all([checkpointed.waitFor(last), unchecked.waitFor(last)])
+      // The rows are in the WAL; the background thread copies them into the file.
+      const deadline = Date.now() + 5_000
+      while (sizes()[0] === before[0] && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+      const [after, uncheckedAfter] = sizes()
+      assert.ok((after ?? 0) > (before[0] ?? 0), 'checkpointed into the file')
+      // Its commits did not: below SQLite's own threshold, the other file is only its WAL.
+      assert.equal(uncheckedAfter, before[1])
+      assert.equal(checkpointed.get(hex(50))?.eventId, 'evt-50')
+    } finally {
+      checkpointed.close()
+      unchecked.close()
+    }
   })
 
   it('answers a waiter once what it waits for is committed, in the same turn it was folded in', async () => {

@@ -1,5 +1,6 @@
 import type { SQLInputValue } from 'node:sqlite'
 import type { Subscription } from 'rxjs'
+import { startBackgroundCheckpoints } from '../adapters/sqlite-checkpointer.ts'
 import { openSqliteFile } from '../adapters/sqlite-file.ts'
 import type { FieldIssue } from '../errors/index.ts'
 import type { CloudEvent } from '../events/index.ts'
@@ -147,7 +148,16 @@ export interface DeliveryReadModelOptions {
    * default retry schedule's longest wait, 10 h, with its ±20 % jitter, and an hour to spare).
    */
   readonly failureGapMs?: number
+  /**
+   * How often a thread of its own checkpoints the file's WAL (default 200 ms); 0 leaves it to
+   * the commits, on the event loop, every 4000 pages. A file in memory has no WAL.
+   */
+  readonly checkpointIntervalMs?: number
 }
+
+export const DEFAULT_CHECKPOINT_INTERVAL_MS = 200
+// With checkpoints in the background, the commits' own: only should that thread stop.
+const BACKSTOP_CHECKPOINT_PAGES = 50_000
 
 export const DEFAULT_FAILURE_GAP_MS = 13 * 3_600_000
 
@@ -353,9 +363,16 @@ const ms = (iso: string): number => Date.parse(iso)
  * view.list({ account: 'acme', status: 'dead_lettered', limit: 50 })
  */
 export const createDeliveryReadModel = (options: DeliveryReadModelOptions): DeliveryReadModel => {
-  // Checkpoints every 4000 pages rather than SQLite's 1000, as the event store does: they run
-  // inside a commit, on the event loop, and a rarer one copies each page it shares only once.
-  const db = openSqliteFile(options.path, { synchronous: 'NORMAL', walAutocheckpoint: 4000 })
+  // The WAL is checkpointed by a thread of its own (copying it into the file, and syncing it,
+  // took a commit on the event loop every 4000 pages, and blocked it meanwhile); the commits
+  // here checkpoint only as a backstop, far later. Without that thread (a file in memory, or
+  // turned off), every 4000 pages rather than SQLite's 1000, as the event store does.
+  const checkpointIntervalMs = options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS
+  const inBackground = checkpointIntervalMs > 0 && options.path !== ':memory:'
+  const db = openSqliteFile(options.path, {
+    synchronous: 'NORMAL',
+    walAutocheckpoint: inBackground ? BACKSTOP_CHECKPOINT_PAGES : 4000,
+  })
   db.exec(SCHEMA)
   // Files made before failure streaks ended at a gap: their rows keep their start until the
   // next success, as before.
@@ -376,6 +393,9 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
     CREATE INDEX IF NOT EXISTS heads_by_due_seq ON heads (next_attempt_at, seq);
   `)
   const failureGapMs = options.failureGapMs ?? DEFAULT_FAILURE_GAP_MS
+  const checkpoints = inBackground
+    ? startBackgroundCheckpoints(options.path, checkpointIntervalMs)
+    : undefined
 
   const getMeta = db.prepare('SELECT value FROM meta WHERE key = ?')
   const setMeta = db.prepare(
@@ -866,6 +886,7 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
       commit()
       closed = true
       for (const waiter of waiters.splice(0)) waiter.resolve()
+      checkpoints?.stop()
       db.close()
     },
   }

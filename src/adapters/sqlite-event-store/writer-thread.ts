@@ -1,4 +1,3 @@
-import { Worker } from 'node:worker_threads'
 import {
   type ErrorContext,
   ExpectedRevisionConflictError,
@@ -6,6 +5,7 @@ import {
   ValidationError,
 } from '../../errors/index.ts'
 import type { AppendResult, ExpectedRevision } from '../../ports/index.ts'
+import { startWorkerThread } from '../worker-thread.ts'
 import type { EncodedAppend, EncodedEvent, WriteAnswer, WriteRequest } from './writing.ts'
 
 /**
@@ -161,16 +161,6 @@ export interface WriterThreadOptions {
   readonly onCommitted: () => void
 }
 
-const workerFlags = (flags: readonly string[]): string[] => {
-  const out: string[] = []
-  for (let i = 0; i < flags.length; i++) {
-    const flag = flags[i] ?? ''
-    if (flag === '--input-type') i++
-    else if (!flag.startsWith('--input-type=')) out.push(flag)
-  }
-  return out
-}
-
 /**
  * Starts the writer thread for the store file at `path` (which must already hold the schema).
  * Requests made in one turn of the event loop go to it in one message, as one group commit
@@ -178,14 +168,10 @@ const workerFlags = (flags: readonly string[]): string[] => {
  * alive only while writes are waiting for it.
  */
 export const startWriterThread = (options: WriterThreadOptions): WriterThread => {
-  const worker = new Worker(new URL('./writer-worker.ts', import.meta.url), {
-    workerData: { path: options.path, busyTimeoutMs: options.busyTimeoutMs },
-    // The process's flags (the default), but not one only a main script takes (`node -e`'s `--input-type`).
-    ...(process.execArgv.some((flag) => flag.startsWith('--input-type'))
-      ? { execArgv: workerFlags(process.execArgv) }
-      : {}),
+  const worker = startWorkerThread(new URL('./writer-worker.ts', import.meta.url), {
+    path: options.path,
+    busyTimeoutMs: options.busyTimeoutMs,
   })
-  worker.unref()
   let nextId = 1
   const waiting = new Map<number, (answer: WriteAnswer) => void>()
   let outbox: { id: number; request: WriteRequest }[] = []
