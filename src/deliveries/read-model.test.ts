@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
@@ -192,6 +192,42 @@ describe('delivery read model', () => {
     assert.equal(view.failingSince('cfg-a'), null)
   })
 
+  it('hands out heads in order from a file made before heads carried their seq', async () => {
+    // Same due time, so the order is the request order (seq): cfg-b's request came first.
+    await request(1, 'cfg-b')
+    await request(2, 'cfg-a')
+    await request(3, 'cfg-a')
+    view.close()
+    // As an older version left it: heads without seq, ordered through their deliveries.
+    const db = new DatabaseSync(join(dir, 'view.sqlite'))
+    db.exec(`
+      DROP INDEX heads_by_due_seq;
+      ALTER TABLE heads DROP COLUMN seq;
+      CREATE INDEX heads_by_due ON heads (next_attempt_at);
+    `)
+    db.close()
+    view = open()
+    const heads = () => view.dueHeads(now, new Set(), 10).map((d) => d.eventId)
+    assert.deepEqual(heads(), ['evt-1', 'evt-2'])
+    await attempt(1, 200)
+    await attempt(2, 200)
+    assert.deepEqual(heads(), ['evt-3'])
+    const reader = new DatabaseSync(join(dir, 'view.sqlite'), { readOnly: true })
+    try {
+      assert.deepEqual(
+        reader
+          .prepare(
+            "SELECT name FROM sqlite_master WHERE tbl_name = 'heads' AND type = 'index' AND sql IS NOT NULL",
+          )
+          .all()
+          .map((r) => r.name),
+        ['heads_by_due_seq'],
+      )
+    } finally {
+      reader.close()
+    }
+  })
+
   it('keeps the start of a streak in a file made before streaks ended at a gap', async () => {
     await request(1, 'cfg-a')
     const start = now
@@ -285,6 +321,124 @@ describe('delivery read model', () => {
     assert.equal(before.delivery?.replays, 1)
     assert.equal(before.delivery?.status, 'sent')
     assert.deepEqual(view.dueHeads(now, new Set(), 10), [])
+  })
+
+  it('folds an attempt the same whether its outcome comes with it, after it, or after a crash between them', async () => {
+    // Delivery 1 the deliverer's way: the attempt and its outcome in one append.
+    await request(1, 'cfg-a')
+    await attempt(1, 503, 60_000)
+    // Delivery 2 by hand: the attempt alone, folded and committed; then its outcome.
+    await request(2, 'cfg-b')
+    const stream = `delivery-${hex(2)}`
+    const at = new Date(now).toISOString()
+    const metadata = { origin: view.instanceId }
+    const attempted = await store.append(
+      stream,
+      [
+        {
+          id: 'attempt-1-DeliveryAttempted',
+          type: 'DeliveryAttempted',
+          data: {
+            deliveryId: hex(2),
+            attempt: 1,
+            at,
+            ok: false,
+            status: 503,
+            latencyMs: 7,
+            code: 'http_status',
+            error: 'HTTP 503',
+            response: null,
+          },
+          metadata,
+        },
+      ],
+      { expectedRevision: 0 },
+    )
+    await view.waitFor(attempted.position)
+    assert.equal(view.get(hex(2))?.status, 'pending')
+    assert.deepEqual(view.get(hex(2))?.lastAttempt, {
+      status: 503,
+      code: 'http_status',
+      error: 'HTTP 503',
+      latencyMs: 7,
+    })
+    const failed = await store.append(
+      stream,
+      [
+        {
+          id: 'attempt-1-DeliveryFailed',
+          type: 'DeliveryFailed',
+          data: {
+            deliveryId: hex(2),
+            attempt: 1,
+            at,
+            outcome: 'failed',
+            reason: 'http_status',
+            nextAttemptAt: new Date(now + 60_000).toISOString(),
+            retryAfterMs: null,
+          },
+          metadata,
+        },
+      ],
+      { expectedRevision: 1 },
+    )
+    await view.waitFor(failed.position)
+    const shape = (n: number) => {
+      const row = view.get(hex(n))
+      assert.ok(row)
+      const { deliveryId, seq, eventId, eventType, configurationId, event, ...rest } = row
+      const attempts = view
+        .attemptsOf(hex(n))
+        .map(({ position, deliveryId, eventId, eventType, configurationId, ...a }) => a)
+      return { ...rest, attempts }
+    }
+    const byHand = shape(2)
+    assert.deepEqual(byHand, shape(1))
+    assert.equal(byHand.status, 'retrying')
+
+    // A crash after the attempt's row was written but before the checkpoint passed it: both
+    // are folded again, and the row comes out the same.
+    view.close()
+    const file = new DatabaseSync(join(dir, 'view.sqlite'))
+    file.exec(
+      `UPDATE deliveries SET revision = 1, status = 'pending', next_attempt_at = requested_at, round_failures = 0 WHERE delivery_id = '${hex(2)}'`,
+    )
+    file.exec(`DELETE FROM attempts WHERE delivery_id = '${hex(2)}'`)
+    file.exec(`UPDATE meta SET value = '${attempted.position - 1}' WHERE key = 'checkpoint'`)
+    file.close()
+    view = open()
+    await view.waitFor(failed.position)
+    assert.deepEqual(shape(2), byHand)
+  })
+
+  it('checkpoints its file in the background, not in its commits', async () => {
+    const path = join(dir, 'checkpointed.sqlite')
+    const checkpointed = createDeliveryReadModel({ path, newId: randomUUID, checkpointIntervalMs: 20 })
+    const unchecked = createDeliveryReadModel({
+      path: join(dir, 'unchecked.sqlite'),
+      newId: randomUUID,
+      checkpointIntervalMs: 0,
+    })
+    try {
+      const sizes = () => [statSync(path).size, statSync(join(dir, 'unchecked.sqlite')).size]
+      const before = sizes()
+      checkpointed.follow(store)
+      unchecked.follow(store)
+      let last = 0
+      for (let n = 1; n <= 50; n++) last = await deliveries.request(requestOf(n, `cfg-${n % 7}`))
+      await Promise.all([checkpointed.waitFor(last), unchecked.waitFor(last)])
+      // The rows are in the WAL; the background thread copies them into the file.
+      const deadline = Date.now() + 5_000
+      while (sizes()[0] === before[0] && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+      const [after, uncheckedAfter] = sizes()
+      assert.ok((after ?? 0) > (before[0] ?? 0), 'checkpointed into the file')
+      // Its commits did not: below SQLite's own threshold, the other file is only its WAL.
+      assert.equal(uncheckedAfter, before[1])
+      assert.equal(checkpointed.get(hex(50))?.eventId, 'evt-50')
+    } finally {
+      checkpointed.close()
+      unchecked.close()
+    }
   })
 
   it('answers a waiter once what it waits for is committed, in the same turn it was folded in', async () => {

@@ -1,5 +1,6 @@
 import type { SQLInputValue } from 'node:sqlite'
 import type { Subscription } from 'rxjs'
+import { startBackgroundCheckpoints } from '../adapters/sqlite-checkpointer.ts'
 import { openSqliteFile } from '../adapters/sqlite-file.ts'
 import type { FieldIssue } from '../errors/index.ts'
 import type { CloudEvent } from '../events/index.ts'
@@ -8,6 +9,7 @@ import type { EventStore, RecordedEvent } from '../ports/index.ts'
 import {
   type AttemptOutcome,
   DELIVERY_STREAM_PREFIX,
+  type DeliveryAttemptedData,
   type DeliveryEvent,
   type DeliveryStatus,
   decodeDeliveryEvent,
@@ -146,7 +148,16 @@ export interface DeliveryReadModelOptions {
    * default retry schedule's longest wait, 10 h, with its ±20 % jitter, and an hour to spare).
    */
   readonly failureGapMs?: number
+  /**
+   * How often a thread of its own checkpoints the file's WAL (default 200 ms); 0 leaves it to
+   * the commits, on the event loop, every 4000 pages. A file in memory has no WAL.
+   */
+  readonly checkpointIntervalMs?: number
 }
+
+export const DEFAULT_CHECKPOINT_INTERVAL_MS = 200
+// With checkpoints in the background, the commits' own: only should that thread stop.
+const BACKSTOP_CHECKPOINT_PAGES = 50_000
 
 export const DEFAULT_FAILURE_GAP_MS = 13 * 3_600_000
 
@@ -190,9 +201,9 @@ CREATE INDEX IF NOT EXISTS deliveries_unsettled ON deliveries (configuration_id,
 CREATE TABLE IF NOT EXISTS heads (
   configuration_id TEXT PRIMARY KEY,
   delivery_id      TEXT NOT NULL,
-  next_attempt_at  INTEGER NOT NULL
+  next_attempt_at  INTEGER NOT NULL,
+  seq              INTEGER
 ) STRICT;
-CREATE INDEX IF NOT EXISTS heads_by_due ON heads (next_attempt_at);
 CREATE TABLE IF NOT EXISTS attempts (
   position         INTEGER PRIMARY KEY,
   delivery_id      TEXT NOT NULL,
@@ -352,16 +363,39 @@ const ms = (iso: string): number => Date.parse(iso)
  * view.list({ account: 'acme', status: 'dead_lettered', limit: 50 })
  */
 export const createDeliveryReadModel = (options: DeliveryReadModelOptions): DeliveryReadModel => {
-  // Checkpoints every 4000 pages rather than SQLite's 1000, as the event store does: they run
-  // inside a commit, on the event loop, and a rarer one copies each page it shares only once.
-  const db = openSqliteFile(options.path, { synchronous: 'NORMAL', walAutocheckpoint: 4000 })
+  // The WAL is checkpointed by a thread of its own (copying it into the file, and syncing it,
+  // took a commit on the event loop every 4000 pages, and blocked it meanwhile); the commits
+  // here checkpoint only as a backstop, far later. Without that thread (a file in memory, or
+  // turned off), every 4000 pages rather than SQLite's 1000, as the event store does.
+  const checkpointIntervalMs = options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS
+  const inBackground = checkpointIntervalMs > 0 && options.path !== ':memory:'
+  const db = openSqliteFile(options.path, {
+    synchronous: 'NORMAL',
+    walAutocheckpoint: inBackground ? BACKSTOP_CHECKPOINT_PAGES : 4000,
+  })
   db.exec(SCHEMA)
   // Files made before failure streaks ended at a gap: their rows keep their start until the
   // next success, as before.
   const failingColumns = db.prepare('PRAGMA table_info(failing)').all() as { name: string }[]
   if (!failingColumns.some((c) => c.name === 'last_at'))
     db.exec('ALTER TABLE failing ADD COLUMN last_at INTEGER')
+  // Heads carry their delivery's `seq`, so the due ones come in order from an index alone
+  // (the scheduler asks thousands of times a second) rather than joined with their deliveries
+  // and sorted each time. Files made before get the column, filled in from their deliveries.
+  const headColumns = db.prepare('PRAGMA table_info(heads)').all() as { name: string }[]
+  if (!headColumns.some((c) => c.name === 'seq'))
+    db.exec(`
+      ALTER TABLE heads ADD COLUMN seq INTEGER;
+      UPDATE heads SET seq = (SELECT d.seq FROM deliveries d WHERE d.delivery_id = heads.delivery_id);
+    `)
+  db.exec(`
+    DROP INDEX IF EXISTS heads_by_due;
+    CREATE INDEX IF NOT EXISTS heads_by_due_seq ON heads (next_attempt_at, seq);
+  `)
   const failureGapMs = options.failureGapMs ?? DEFAULT_FAILURE_GAP_MS
+  const checkpoints = inBackground
+    ? startBackgroundCheckpoints(options.path, checkpointIntervalMs)
+    : undefined
 
   const getMeta = db.prepare('SELECT value FROM meta WHERE key = ?')
   const setMeta = db.prepare(
@@ -398,6 +432,15 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
         round_failures = round_failures + ?, updated_at = ?
       WHERE delivery_id = ? AND revision < ?
       RETURNING ${FOLDING_COLUMNS}`),
+    // An attempt and its outcome, appended together, folded in one write of the row: what
+    // `attempted` and then `settle` would leave (the row's revision is below the attempt's, or
+    // at it when only the attempt was folded before a crash, and then it writes the same values).
+    attemptedAndSettle: db.prepare(`
+      UPDATE deliveries SET revision = ?, status = ?, attempts = MAX(attempts, ?, ?), next_attempt_at = ?,
+        round_failures = round_failures + ?, updated_at = ?, attempted = 1,
+        last_status = ?, last_code = ?, last_error = ?, last_latency_ms = ?
+      WHERE delivery_id = ? AND revision < ?
+      RETURNING ${FOLDING_COLUMNS}`),
     skipped: db.prepare(`
       UPDATE deliveries SET attempted = 1, last_status = NULL, last_code = 'skipped', last_error = ?,
         last_latency_ms = NULL
@@ -408,14 +451,14 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
       WHERE delivery_id = ? AND revision < ?
       RETURNING ${FOLDING_COLUMNS}`),
     headOf: db.prepare(`
-      SELECT delivery_id, next_attempt_at FROM deliveries
+      SELECT delivery_id, next_attempt_at, seq FROM deliveries
       WHERE configuration_id = ? AND next_attempt_at IS NOT NULL ORDER BY seq LIMIT 1`),
     setHead: db.prepare(`
-      INSERT INTO heads (configuration_id, delivery_id, next_attempt_at) VALUES (?, ?, ?)
+      INSERT INTO heads (configuration_id, delivery_id, next_attempt_at, seq) VALUES (?, ?, ?, ?)
       ON CONFLICT (configuration_id) DO UPDATE SET delivery_id = excluded.delivery_id,
-        next_attempt_at = excluded.next_attempt_at`),
+        next_attempt_at = excluded.next_attempt_at, seq = excluded.seq`),
     addHead: db.prepare(`
-      INSERT INTO heads (configuration_id, delivery_id, next_attempt_at) VALUES (?, ?, ?)
+      INSERT INTO heads (configuration_id, delivery_id, next_attempt_at, seq) VALUES (?, ?, ?, ?)
       ON CONFLICT (configuration_id) DO NOTHING`),
     dropHead: db.prepare('DELETE FROM heads WHERE configuration_id = ?'),
     insertAttempt: db.prepare(`
@@ -435,8 +478,8 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
     // than bound into the SQL: at thousands of calls a second, sending a JSON list to SQLite each
     // time cost more than reading a few more (narrow) rows and dropping them.
     dueHeads: db.prepare(`
-      SELECT h.configuration_id, h.delivery_id FROM heads h JOIN deliveries d ON d.delivery_id = h.delivery_id
-      WHERE h.next_attempt_at <= ? ORDER BY h.next_attempt_at, d.seq LIMIT ?`),
+      SELECT configuration_id, delivery_id FROM heads
+      WHERE next_attempt_at <= ? ORDER BY next_attempt_at, seq LIMIT ?`),
     nextDue: db.prepare(
       'SELECT configuration_id, next_attempt_at FROM heads ORDER BY next_attempt_at LIMIT ?',
     ),
@@ -454,12 +497,29 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
   const waiters: { position: number; resolve: () => void }[] = []
   let closed = false
 
+  // What this transaction is known to hold, to skip writes that would change nothing: the
+  // configurations with a queue head (a request queues behind it), and those without a failure
+  // streak (a success ends none). Forgotten at a rollback; nothing else writes the file.
+  const headed = new Set<string>()
+  const notFailing = new Set<string>()
+
+  const addHead = (configurationId: string, deliveryId: string, at: number, seq: number): void => {
+    if (headed.has(configurationId)) return
+    sql.addHead.run(configurationId, deliveryId, at, seq)
+    headed.add(configurationId)
+  }
+
   const refreshHead = (configurationId: string): void => {
     const head = sql.headOf.get(configurationId) as
-      | { delivery_id: string; next_attempt_at: number }
+      | { delivery_id: string; next_attempt_at: number; seq: number }
       | undefined
-    if (head === undefined) sql.dropHead.run(configurationId)
-    else sql.setHead.run(configurationId, head.delivery_id, head.next_attempt_at)
+    if (head === undefined) {
+      sql.dropHead.run(configurationId)
+      headed.delete(configurationId)
+    } else {
+      sql.setHead.run(configurationId, head.delivery_id, head.next_attempt_at, head.seq)
+      headed.add(configurationId)
+    }
   }
 
   const recordOutcome = (
@@ -491,8 +551,49 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
       recorded.metadata.origin === origin ? 1 : 0,
     )
     if (outcome === 'skipped') return
-    if (outcome === 'sent') sql.stopFailing.run(row.configuration_id)
-    else sql.startFailing.run(row.configuration_id, at, failureGapMs)
+    if (outcome === 'sent') {
+      if (notFailing.has(row.configuration_id)) return
+      sql.stopFailing.run(row.configuration_id)
+      notFailing.add(row.configuration_id)
+    } else {
+      notFailing.delete(row.configuration_id)
+      sql.startFailing.run(row.configuration_id, at, failureGapMs)
+    }
+  }
+
+  // A DeliveryAttempted waits here for the event after it: when that is its outcome (the next
+  // revision of the same stream, as the log appends them), both are one write of the row.
+  // Anything else, or a commit, writes it on its own first.
+  let pendingAttempt: { readonly recorded: RecordedEvent; readonly data: DeliveryAttemptedData } | undefined
+  const foldAttempted = (recorded: RecordedEvent, d: DeliveryAttemptedData): void => {
+    sql.attempted.run(
+      recorded.revision,
+      d.attempt,
+      ms(d.at),
+      d.status,
+      d.code,
+      d.error,
+      d.latencyMs,
+      d.deliveryId,
+      recorded.revision,
+    )
+  }
+  const flushAttempt = (): void => {
+    if (pendingAttempt === undefined) return
+    const { recorded, data } = pendingAttempt
+    pendingAttempt = undefined
+    foldAttempted(recorded, data)
+  }
+  /** The waiting attempt when `recorded` is its outcome; else it is written now and undefined returned. */
+  const attemptBefore = (recorded: RecordedEvent): DeliveryAttemptedData | undefined => {
+    const waiting = pendingAttempt
+    if (waiting === undefined) return undefined
+    if (waiting.recorded.stream === recorded.stream && waiting.recorded.revision + 1 === recorded.revision) {
+      pendingAttempt = undefined
+      return waiting.data
+    }
+    flushAttempt()
+    return undefined
   }
 
   const settle = (
@@ -503,22 +604,47 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
     failures: number,
     at: number,
     deliveryId: string,
-  ): FoldingRecord | undefined =>
-    sql.settle.get(
+  ): FoldingRecord | undefined => {
+    const a = attemptBefore(recorded)
+    if (a === undefined)
+      return sql.settle.get(
+        recorded.revision,
+        status,
+        attempt,
+        nextAttemptAt,
+        failures,
+        at,
+        deliveryId,
+        recorded.revision,
+      ) as FoldingRecord | undefined
+    return sql.attemptedAndSettle.get(
       recorded.revision,
       status,
+      a.attempt,
       attempt,
       nextAttemptAt,
       failures,
       at,
+      a.status,
+      a.code,
+      a.error,
+      a.latencyMs,
       deliveryId,
       recorded.revision,
     ) as FoldingRecord | undefined
+  }
 
   const fold = (recorded: RecordedEvent, event: DeliveryEvent): void => {
     const deliveryId = event.data.deliveryId
+    if (event.type === 'DeliveryAttempted') {
+      flushAttempt()
+      pendingAttempt = { recorded, data: event.data }
+      return
+    }
     if (event.type === 'DeliveryRequested') {
+      flushAttempt()
       const d = event.data
+      const requestedAt = ms(d.at)
       const { changes } = sql.insert.run(
         deliveryId,
         recorded.position,
@@ -532,33 +658,18 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
         JSON.stringify(d.matchedSelectorIds),
         d.createdAt,
         d.digest === undefined ? null : JSON.stringify(d.digest),
-        ms(d.at),
-        ms(d.at),
-        ms(d.at),
+        requestedAt,
+        requestedAt,
+        requestedAt,
       )
       // Positions only grow, so a new request queues behind every unsettled delivery of its
       // configuration: it is the head only of an empty queue, and nothing needs looking up.
-      if (changes > 0) sql.addHead.run(d.configurationId, deliveryId, ms(d.at))
+      if (changes > 0) addHead(d.configurationId, deliveryId, requestedAt, recorded.position)
       return
     }
     const at = ms(event.data.at)
     let row: FoldingRecord | undefined
     switch (event.type) {
-      case 'DeliveryAttempted': {
-        const d = event.data
-        sql.attempted.run(
-          recorded.revision,
-          d.attempt,
-          at,
-          d.status,
-          d.code,
-          d.error,
-          d.latencyMs,
-          deliveryId,
-          recorded.revision,
-        )
-        return
-      }
       case 'DeliverySucceeded':
         row = settle(recorded, 'sent', event.data.attempt, null, 0, at, deliveryId)
         if (row === undefined) return
@@ -588,6 +699,7 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
         recordOutcome(row, recorded, event.data.attempt, 'dead_lettered', at, null)
         break
       case 'DeliveryReplayed':
+        flushAttempt()
         row = sql.replayed.get(recorded.revision, at, at, deliveryId, recorded.revision) as
           | FoldingRecord
           | undefined
@@ -614,6 +726,7 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
 
   const commit = (): void => {
     if (!inTransaction || closed) return
+    flushAttempt()
     setMeta.run('checkpoint', String(position))
     db.exec('COMMIT')
     inTransaction = false
@@ -668,6 +781,9 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
               db.exec('ROLLBACK')
               inTransaction = false
             }
+            pendingAttempt = undefined
+            headed.clear()
+            notFailing.clear()
             position = committed
             subscription?.unsubscribe()
             options.onFollowError?.(error)
@@ -770,6 +886,7 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
       commit()
       closed = true
       for (const waiter of waiters.splice(0)) waiter.resolve()
+      checkpoints?.stop()
       db.close()
     },
   }

@@ -183,6 +183,20 @@ describe('createOutboundGuard().checkUrl', () => {
     assert.match(logged, /https:\/\/hooks\.example\.com/)
   })
 
+  it('judges a URL with an address once, and resolves a host name every time', async () => {
+    const dns = zone(DNS)
+    const guard = createOutboundGuard({ lookup: dns.lookup, allowlist: ['127.0.0.1'] })
+    const first = await guard.checkUrl('http://127.0.0.1:8080/hook')
+    assert.equal(await guard.checkUrl('http://127.0.0.1:8080/hook'), first)
+    assert.notEqual(await guard.checkUrl('http://127.0.0.1:8080/other'), first)
+    // A refused address stays refused, however often it is asked for.
+    for (let i = 0; i < 2; i++)
+      await assert.rejects(guard.checkUrl('http://10.0.0.1/hook'), blockedWith('private'))
+    await guard.checkUrl('https://hooks.example.com/a')
+    await guard.checkUrl('https://hooks.example.com/a')
+    assert.deepEqual(dns.asked, ['hooks.example.com', 'hooks.example.com'])
+  })
+
   it('fetches only targets it issued itself', async () => {
     const guard = createOutboundGuard({ lookup: zone(DNS).lookup })
     const forged: CheckedTarget = {

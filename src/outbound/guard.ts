@@ -1,5 +1,10 @@
 import { lookup as dnsLookup } from 'node:dns/promises'
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http'
+import {
+  type ClientRequest,
+  Agent as HttpAgent,
+  request as httpRequest,
+  type IncomingMessage,
+} from 'node:http'
 import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https'
 import { isIP } from 'node:net'
 import { getCACertificates } from 'node:tls'
@@ -91,6 +96,9 @@ const defaults = {
   ca: [],
   now: () => performance.now(),
 } satisfies Required<OutboundGuardOptions>
+
+// URLs with an address for a host whose target `checkUrl` keeps.
+const MAX_ADDRESS_URLS = 1024
 
 // Null-body statuses: a Web Response refuses a body with them.
 const NULL_BODY = new Set([101, 103, 204, 205, 304])
@@ -192,7 +200,23 @@ export const createOutboundGuard = (options: OutboundGuardOptions = {}): Outboun
     return addresses
   }
 
+  // A URL whose host is an address is judged by its text and the allowlist alone: the same
+  // text gets the same target (frozen, its URL never changed) without parsing it again. Host
+  // names are resolved every time. Bounded, oldest dropped first.
+  const byAddressUrl = new Map<string, CheckedTarget>()
   const checkUrl = async (input: string): Promise<CheckedTarget> => {
+    const known = byAddressUrl.get(input)
+    if (known !== undefined) return known
+    const target = await checkUrlUncached(input)
+    if (target.address === target.hostname) {
+      if (byAddressUrl.size >= MAX_ADDRESS_URLS)
+        byAddressUrl.delete(byAddressUrl.keys().next().value as string)
+      byAddressUrl.set(input, target)
+    }
+    return target
+  }
+
+  const checkUrlUncached = async (input: string): Promise<CheckedTarget> => {
     let url: URL
     try {
       // WHATWG parsing is the normalisation: 2130706433, 0177.0.0.1, 0x7f.1 and 127.1 all come
@@ -240,8 +264,6 @@ export const createOutboundGuard = (options: OutboundGuardOptions = {}): Outboun
     const started = settings.now()
     const timeoutMs = init.timeoutMs ?? settings.timeoutMs
     const maxBodyBytes = init.maxBodyBytes ?? settings.maxBodyBytes
-    const timeout = AbortSignal.timeout(timeoutMs)
-    const signal = init.signal === undefined ? timeout : AbortSignal.any([timeout, init.signal])
     const { url, hostname } = target
     const secure = url.protocol === 'https:'
 
@@ -262,7 +284,6 @@ export const createOutboundGuard = (options: OutboundGuardOptions = {}): Outboun
       path: `${url.pathname}${url.search}`,
       method: init.method ?? 'GET',
       headers,
-      signal,
       ...credentials,
       ...(secure
         ? {
@@ -275,16 +296,32 @@ export const createOutboundGuard = (options: OutboundGuardOptions = {}): Outboun
         : { agent: httpAgent }),
     }
 
+    const { signal } = init
+    if (signal?.aborted === true) return Promise.reject(signal.reason)
     return new Promise<GuardedResponse>((resolvePromise, reject) => {
       let settled = false
+      // One timer and one listener per exchange: the time limit, and the caller's abort, both
+      // end it by destroying the request (its socket is not reused).
+      let timedOut = false
+      const timer = setTimeout(() => {
+        timedOut = true
+        req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' }))
+      }, timeoutMs)
+      const onAbort = () => req.destroy(signal?.reason)
+      signal?.addEventListener('abort', onAbort, { once: true })
+      const settle = () => {
+        settled = true
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+      }
       const fail = (error: unknown) => {
         if (settled) return
-        settled = true
+        settle()
         reject(
-          timeout.aborted
+          timedOut
             ? new OutboundTimeoutError(hostname, timeoutMs)
-            : init.signal?.aborted
-              ? init.signal.reason
+            : signal?.aborted === true
+              ? signal.reason
               : new OutboundRequestError(hostname, error),
         )
       }
@@ -310,7 +347,7 @@ export const createOutboundGuard = (options: OutboundGuardOptions = {}): Outboun
             response = new Response(body, { status, headers })
           }
           const isRedirect = status >= 300 && status < 400 && status !== 304
-          settled = true
+          settle()
           resolvePromise({
             response,
             redirect: isRedirect
@@ -339,7 +376,15 @@ export const createOutboundGuard = (options: OutboundGuardOptions = {}): Outboun
         res.on('error', fail)
       }
 
-      const req = secure ? httpsRequest(options, onResponse) : httpRequest(options, onResponse)
+      let req: ClientRequest
+      try {
+        req = secure ? httpsRequest(options, onResponse) : httpRequest(options, onResponse)
+      } catch (error) {
+        // Refused before anything was sent (a header value Node will not write).
+        settle()
+        reject(error)
+        return
+      }
       req.on('error', fail)
       req.end(init.body)
     })

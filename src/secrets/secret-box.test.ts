@@ -74,6 +74,25 @@ describe('createSecretBox', () => {
     assert.throws(() => box.open(box.seal('s3cret'), 'config-1/password'), undecryptable('rejected'))
   })
 
+  it('keeps a value it opened bound to its associated data: opened once, another still fails', () => {
+    const sealed = box.seal('s3cret', 'config-1/password')
+    assert.equal(box.open(sealed, 'config-1/password'), 's3cret')
+    assert.equal(box.open(sealed, 'config-1/password'), 's3cret')
+    assert.throws(() => box.open(sealed, 'config-2/password'), undecryptable('rejected', 's3cret'))
+    assert.throws(() => box.open(sealed), undecryptable('rejected'))
+    // Another box (another key) never answers from what this one opened.
+    assert.throws(
+      () => createSecretBox({ current: newKey() }).open(sealed, 'config-1/password'),
+      undecryptable('unknown_key', 's3cret'),
+    )
+  })
+
+  it('opens any number of values, however many it has opened before', () => {
+    const sealed = Array.from({ length: 1500 }, (_, i) => [box.seal(`value-${i}`, `c-${i}`), `value-${i}`])
+    for (const [value, text] of sealed) assert.equal(box.open(value ?? '', `c-${text?.slice(6)}`), text)
+    for (const [value, text] of sealed) assert.equal(box.open(value ?? '', `c-${text?.slice(6)}`), text)
+  })
+
   it('tells a wrong key from an unknown one, and reveals neither key nor value', () => {
     const other = createSecretBox({ current: newKey() })
     const sealed = other.seal('webhook-url-secret')

@@ -88,11 +88,14 @@ const failureGapOf = (policy: RetryPolicy): number =>
 const openDeliveryStore = (config: Config, store: EventStore): { store: EventStore; owned: boolean } =>
   config.event_store.kind === 'embedded'
     ? {
-        // Many deliveries record their attempts at once, each to its own stream: they share a
-        // sync to disk (group commit). The configuration store keeps a transaction per append.
+        // Many deliveries record their attempts at once, each to its own stream: a writer
+        // thread writes them, group-committing all that arrive while it writes (one sync to
+        // disk for many), off the event loop. The configuration store keeps a transaction per
+        // append.
         store: createSqliteEventStore({
           path: join(config.data_dir, 'deliveries.sqlite'),
           groupCommit: true,
+          writerThread: true,
         }),
         owned: true,
       }

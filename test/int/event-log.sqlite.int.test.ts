@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
@@ -162,5 +162,32 @@ describe('embedded SQLite: a publish of many messages', () => {
       [0, 0, 0],
     )
     await log.close()
+  })
+})
+
+describe('embedded SQLite: checkpoints', () => {
+  it('checkpoints its file in the background, not in its publishes', async () => {
+    const path = join(dir, `checkpointed-${randomUUID()}.sqlite`)
+    const unchecked = join(dir, `unchecked-${randomUUID()}.sqlite`)
+    const logs = [
+      createSqliteEventLog({ path, checkpointIntervalMs: 20 }),
+      createSqliteEventLog({ path: unchecked, checkpointIntervalMs: 0 }),
+    ]
+    try {
+      const sizes = () => [statSync(path).size, statSync(unchecked).size]
+      for (const log of logs) await log.createTopics([{ topic: 'checkpointed', partitions: 1 }])
+      const before = sizes()
+      const value = new TextEncoder().encode('x'.repeat(1_000))
+      for (const log of logs)
+        await log.publish(
+          'checkpointed',
+          Array.from({ length: 100 }, () => ({ key: null, value })),
+        )
+      await eventually(() => assert.ok((sizes()[0] ?? 0) > (before[0] ?? 0), 'copied into the file'))
+      // Below SQLite's own threshold, the other file's publishes left everything in its WAL.
+      assert.equal(sizes()[1], before[1])
+    } finally {
+      for (const log of logs) await log.close()
+    }
   })
 })

@@ -61,6 +61,11 @@ runEventStoreContract({
   open: async () => createSqliteEventStore({ path: newPath(), pageSize: 3, pollIntervalMs: 20 }),
 })
 
+runEventStoreContract({
+  name: 'sqlite (writer thread, fast polling)',
+  open: async () => createSqliteEventStore({ path: newPath(), writerThread: true, pollIntervalMs: 20 }),
+})
+
 describe('sqlite event store', () => {
   describe('durability', () => {
     it('keeps appended events across close and reopen', async () => {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
+import { getEventListeners } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createTlsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
@@ -348,6 +349,16 @@ describe('guardedFetch over HTTP', () => {
     const pending = guard.fetch(at('/hang'), { signal: controller.signal })
     setTimeout(() => controller.abort(new Error('shutting down')), 50)
     await assert.rejects(pending, /shutting down/)
+  })
+
+  it('leaves no listener on the caller signal, and refuses at once when it is aborted already', async () => {
+    const controller = new AbortController()
+    for (let i = 0; i < 5; i++) await guard.fetch(at('/empty'), { signal: controller.signal })
+    await assert.rejects(guard.fetch(at('/hang'), { signal: AbortSignal.timeout(20) }))
+    // The deliverer passes one signal to every exchange it makes: none of them stays on it.
+    assert.equal(getEventListeners(controller.signal, 'abort').length, 0)
+    controller.abort(new Error('stopped before'))
+    await assert.rejects(guard.fetch(at('/empty'), { signal: controller.signal }), /stopped before/)
   })
 
   it('keeps at most maxBodyBytes of the body and says it truncated', async () => {

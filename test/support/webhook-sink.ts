@@ -15,6 +15,8 @@ export interface WebhookSink {
    * latency figures. Requests to a path ending in `/hang` are never answered and not listed.
    */
   arrivals(): Promise<Record<string, number>>
+  /** The sink process's CPU time so far (user + system, µs): its share of a shared machine. */
+  cpu(): Promise<number>
   stop(): Promise<void>
 }
 
@@ -42,6 +44,7 @@ export const spawnWebhookSink = async (): Promise<WebhookSink> => {
     url: `${base}/hook`,
     received: async () => Number(await (await fetch(`${base}/count`)).text()),
     arrivals: async () => (await (await fetch(`${base}/arrivals`)).json()) as Record<string, number>,
+    cpu: async () => Number(await (await fetch(`${base}/cpu`)).text()),
     stop: () => {
       stopping ??= (async () => {
         child.stdin?.end()
@@ -60,6 +63,11 @@ if (import.meta.main) {
   const server = createServer((req, res) => {
     if (req.method === 'GET' && req.url === '/count') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end(String(count))
+      return
+    }
+    if (req.method === 'GET' && req.url === '/cpu') {
+      const { user, system } = process.cpuUsage()
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(String(user + system))
       return
     }
     if (req.method === 'GET' && req.url === '/arrivals') {

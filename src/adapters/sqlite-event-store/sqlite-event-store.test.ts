@@ -7,8 +7,15 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { DatabaseSync } from 'node:sqlite'
 import { after, describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { pathToFileURL } from 'node:url'
-import { isExpectedRevisionConflict, isValidationError } from '../../errors/index.ts'
+import { filter, firstValueFrom, take, timeout, toArray } from 'rxjs'
+import {
+  isExpectedRevisionConflict,
+  isRetriable,
+  isValidationError,
+  UnavailableError,
+} from '../../errors/index.ts'
 import type { EventData } from '../../ports/index.ts'
 import { createSqliteEventStore } from './index.ts'
 
@@ -174,15 +181,16 @@ describe('sqlite event store group commit', () => {
     assert.deepEqual(committedStreams(path), ['last'])
   })
 
-  it('loses no acknowledged append when the process is killed in the middle of groups', async () => {
-    const path = newPath()
-    const moduleUrl = pathToFileURL(join(import.meta.dirname, 'index.ts')).href
-    // The child keeps 50 appends waiting at any time and prints each stream once its append
-    // resolved: what it printed was acknowledged, and must be there after the kill.
-    const script = `
+  for (const mode of ['groupCommit', 'writerThread'] as const)
+    it(`loses no acknowledged append when the process is killed in the middle of groups (${mode})`, async () => {
+      const path = newPath()
+      const moduleUrl = pathToFileURL(join(import.meta.dirname, 'index.ts')).href
+      // The child keeps 50 appends waiting at any time and prints each stream once its append
+      // resolved: what it printed was acknowledged, and must be there after the kill.
+      const script = `
       import { randomUUID } from 'node:crypto'
       import { createSqliteEventStore } from ${JSON.stringify(moduleUrl)}
-      const store = createSqliteEventStore({ path: ${JSON.stringify(path)}, groupCommit: true })
+      const store = createSqliteEventStore({ path: ${JSON.stringify(path)}, ${mode}: true })
       let n = 0
       const one = async () => {
         for (;;) {
@@ -193,27 +201,160 @@ describe('sqlite event store group commit', () => {
       }
       for (let i = 0; i < 50; i++) void one()
     `
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-      stdio: ['ignore', 'pipe', 'pipe'],
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+      let stderr = ''
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString()
+      })
+      const acknowledged: string[] = []
+      const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()))
+      for await (const line of createInterface({ input: child.stdout })) {
+        acknowledged.push(line)
+        if (acknowledged.length === 2000) child.kill('SIGKILL')
+      }
+      await exited
+      assert.ok(acknowledged.length >= 2000, stderr)
+      const store = createSqliteEventStore({ path })
+      after(() => store.close())
+      const found = new Set((await store.readAll()).map((e) => e.stream))
+      assert.deepEqual(
+        acknowledged.filter((stream) => !found.has(stream)),
+        [],
+      )
     })
-    let stderr = ''
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString()
-    })
-    const acknowledged: string[] = []
-    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()))
-    for await (const line of createInterface({ input: child.stdout })) {
-      acknowledged.push(line)
-      if (acknowledged.length === 2000) child.kill('SIGKILL')
-    }
-    await exited
-    assert.ok(acknowledged.length >= 2000, stderr)
-    const store = createSqliteEventStore({ path })
+})
+
+describe('sqlite event store writer thread', () => {
+  const openThreaded = (options: { busyTimeoutMs?: number; pollIntervalMs?: number } = {}) => {
+    const path = newPath()
+    const store = createSqliteEventStore({ path, writerThread: true, ...options })
     after(() => store.close())
-    const found = new Set((await store.readAll()).map((e) => e.stream))
-    assert.deepEqual(
-      acknowledged.filter((stream) => !found.has(stream)),
-      [],
+    return { store, path }
+  }
+
+  it('answers each append on its own, with the errors an inline store throws', async () => {
+    const { store } = openThreaded()
+    await store.append('taken', [newEvent()], { expectedRevision: 'no_stream' })
+    const reused = newEvent()
+    await store.append('reused', [reused, newEvent()])
+    const [first, conflicting, many, invalid, last] = await Promise.allSettled([
+      store.append('a', [newEvent()], { expectedRevision: 'no_stream' }),
+      store.append('taken', [newEvent()], { expectedRevision: 'no_stream' }),
+      store.appendMany([
+        { stream: 'b', events: [newEvent()], expectedRevision: 'no_stream' },
+        { stream: 'c', events: [newEvent(), newEvent()], expectedRevision: 'no_stream' },
+      ]),
+      store.append('reused', [reused], { expectedRevision: 1 }),
+      store.append('a', [newEvent()], { expectedRevision: 0 }),
+    ])
+    assert.ok(first.status === 'fulfilled' && first.value.nextExpectedRevision === 0)
+    assert.ok(
+      conflicting.status === 'rejected' &&
+        isExpectedRevisionConflict(conflicting.reason) &&
+        conflicting.reason.context.stream === 'taken' &&
+        conflicting.reason.context.actual === 0,
     )
+    assert.ok(many.status === 'fulfilled' && many.value.length === 2)
+    assert.ok(
+      invalid.status === 'rejected' &&
+        isValidationError(invalid.reason) &&
+        invalid.reason.issues[0]?.path === 'events[0].id',
+    )
+    assert.ok(last.status === 'fulfilled' && last.value.nextExpectedRevision === 1)
+    assert.deepEqual(
+      (await store.readAll()).map((e) => `${e.stream}@${e.revision}`),
+      ['taken@0', 'reused@0', 'reused@1', 'a@0', 'b@0', 'c@0', 'c@1', 'a@1'],
+    )
+    // A retry of an append that was written answers with its original result.
+    const retried = await store.append('reused', [reused], { expectedRevision: 'no_stream' })
+    assert.equal(retried.nextExpectedRevision, 0)
+  })
+
+  it('answers no append before its transaction is committed', async () => {
+    const { store, path } = openThreaded()
+    const appended = store.append('waiting', [newEvent()]).then((result) => ({
+      result,
+      committed: committedStreams(path),
+    }))
+    assert.deepEqual((await appended).committed, ['waiting'])
+  })
+
+  it('pushes its own appends to subscribers at once, without waiting for a poll', async () => {
+    const { store } = openThreaded({ pollIntervalMs: 60_000 })
+    const received = firstValueFrom(
+      store.subscribeToAll().pipe(
+        filter((e) => e.stream === 'pushed'),
+        take(3),
+        toArray(),
+        timeout({ first: 1000 }),
+      ),
+    )
+    await store.append('pushed', [newEvent()])
+    await sleep(50)
+    await store.appendMany([{ stream: 'pushed', events: [newEvent(), newEvent()] }])
+    assert.deepEqual(
+      (await received).map((e) => e.revision),
+      [0, 1, 2],
+    )
+  })
+
+  it('keeps the event loop free while a write waits for the lock, and reports the wait as retriable', async () => {
+    const { store, path } = openThreaded({ busyTimeoutMs: 300 })
+    const other = new DatabaseSync(path, { timeout: 50 })
+    other.exec('BEGIN IMMEDIATE')
+    let ticks = 0
+    const ticker = setInterval(() => ticks++, 10)
+    try {
+      await assert.rejects(store.append('locked', [newEvent()]), (error: unknown) => {
+        assert.ok(error instanceof UnavailableError)
+        assert.ok(isRetriable(error))
+        return true
+      })
+    } finally {
+      clearInterval(ticker)
+      other.exec('ROLLBACK')
+      other.close()
+    }
+    // Written on this thread, the wait would have blocked every timer for 300 ms.
+    assert.ok(ticks >= 10, `${ticks} ticks`)
+    await store.append('unlocked', [newEvent()])
+    assert.deepEqual(committedStreams(path), ['unlocked'])
+  })
+
+  it('writes what was appended before close, and then refuses', async () => {
+    const path = newPath()
+    const store = createSqliteEventStore({ path, writerThread: true })
+    const appended = store.append('last', [newEvent()])
+    await store.close()
+    assert.equal((await appended).position, 1)
+    assert.deepEqual(committedStreams(path), ['last'])
+    await assert.rejects(store.append('after', [newEvent()]))
+  })
+
+  it('lets the process exit when nothing is waiting to be written', async () => {
+    const moduleUrl = pathToFileURL(join(import.meta.dirname, 'index.ts')).href
+    const script = `
+      import { randomUUID } from 'node:crypto'
+      import { createSqliteEventStore } from ${JSON.stringify(moduleUrl)}
+      const store = createSqliteEventStore({ path: ${JSON.stringify(newPath())}, writerThread: true })
+      await store.append('s', [{ id: randomUUID(), type: 'T', data: {} }])
+      process.stdout.write('appended\\n')
+    `
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    let out = ''
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString()
+    })
+    const killer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+    const code = await new Promise<number | null>((resolve) =>
+      child.on('exit', (exitCode) => resolve(exitCode)),
+    )
+    clearTimeout(killer)
+    assert.equal(out, 'appended\n')
+    assert.equal(code, 0)
   })
 })

@@ -1,17 +1,11 @@
-import type { DatabaseSync, StatementSync } from 'node:sqlite'
+import type { StatementSync } from 'node:sqlite'
 import { Observable } from 'rxjs'
-import {
-  ClosedError,
-  ExpectedRevisionConflictError,
-  isRetriable,
-  ValidationError,
-} from '../../errors/index.ts'
+import { ClosedError, isRetriable } from '../../errors/index.ts'
 import type {
   AppendOptions,
   AppendResult,
   EventData,
   EventStore,
-  ExpectedRevision,
   JsonObject,
   ReadAllOptions,
   ReadStreamOptions,
@@ -19,9 +13,8 @@ import type {
   StreamAppend,
   SubscribeOptions,
 } from '../../ports/index.ts'
-import { openSqliteFile } from '../sqlite-file.ts'
 import { type CatchUp, startCatchUp } from './catch-up.ts'
-import { type EventRow, readAllByPrefixes, SCHEMA, SQL, WAL_AUTOCHECKPOINT_PAGES } from './schema.ts'
+import { type EventRow, readAllByPrefixes } from './schema.ts'
 import { translateSqliteError } from './sqlite-errors.ts'
 import {
   validateAppend,
@@ -30,6 +23,14 @@ import {
   validateReadStream,
   validateSubscribe,
 } from './validate.ts'
+import { startWriterThread, type WriterThread } from './writer-thread.ts'
+import {
+  createGroupWriter,
+  encodeEvents,
+  openDatabase,
+  type WriteAnswer,
+  type WriteRequest,
+} from './writing.ts'
 
 export interface SqliteEventStoreOptions {
   /** Database file, created with its folder when missing; `:memory:` for a throwaway store. */
@@ -52,6 +53,15 @@ export interface SqliteEventStoreOptions {
   readonly groupCommit?: boolean
   /** With `groupCommit`, appends waiting for a group that make it start at once rather than at the end of the turn. Default 1000. */
   readonly maxGroupAppends?: number
+  /**
+   * A writer thread (default off; a file only, not `:memory:`): appends are written by a worker
+   * thread with its own connection, which group-commits all that arrived while it wrote the
+   * previous group. The writing and the sync to disk leave the event loop; an append still
+   * resolves only once its transaction is committed, and subscribers see it at once. Implies
+   * the group commit's semantics (an append is not yet written when its call returns), so it
+   * suits the same stores: many concurrent writers of distinct streams (the delivery log).
+   */
+  readonly writerThread?: boolean
 }
 
 export type { ReadAllOptions } from '../../ports/event-store.ts'
@@ -66,12 +76,8 @@ const defaults = {
   clock: Date.now,
   groupCommit: false,
   maxGroupAppends: 1000,
+  writerThread: false,
 } satisfies Omit<SqliteEventStoreOptions, 'path'>
-
-interface Placement {
-  readonly revision: number
-  readonly position: number
-}
 
 const toRecorded = (row: EventRow): RecordedEvent => ({
   stream: row.stream,
@@ -83,62 +89,6 @@ const toRecorded = (row: EventRow): RecordedEvent => ({
   position: row.position,
   recordedAt: row.recorded_at,
 })
-
-const holds = (expected: ExpectedRevision, actual: number | undefined): boolean => {
-  switch (expected) {
-    case 'any':
-      return true
-    case 'no_stream':
-      return actual === undefined
-    case 'stream_exists':
-      return actual !== undefined
-    default:
-      return actual === expected
-  }
-}
-
-/**
- * The events were all written before, contiguously and in this order, by an append that had
- * this same expectation (it would have succeeded right where they are): that is a retry, and
- * its original result is the answer. Anything else is not a retry.
- */
-const originalAppend = (
-  found: readonly (Placement | undefined)[],
-  expected: ExpectedRevision,
-): AppendResult | undefined => {
-  const first = found[0]
-  const last = found[found.length - 1]
-  if (first === undefined || last === undefined) return undefined
-  if (!found.every((f, i) => f !== undefined && f.revision === first.revision + i)) return undefined
-  const sameExpectation =
-    expected === 'any' ||
-    (expected === 'no_stream' && first.revision === 0) ||
-    (expected === 'stream_exists' && first.revision > 0) ||
-    expected === first.revision - 1
-  return sameExpectation ? { nextExpectedRevision: last.revision, position: last.position } : undefined
-}
-
-type Statements = Record<keyof typeof SQL, StatementSync>
-
-const openDatabase = (path: string, busyTimeoutMs: number): { db: DatabaseSync; statements: Statements } => {
-  let db: DatabaseSync | undefined
-  try {
-    db = openSqliteFile(path, {
-      synchronous: 'FULL',
-      busyTimeoutMs,
-      walAutocheckpoint: WAL_AUTOCHECKPOINT_PAGES,
-    })
-    db.exec(SCHEMA)
-    const open = db
-    const statements = Object.fromEntries(
-      Object.entries(SQL).map(([name, sql]) => [name, open.prepare(sql)]),
-    ) as Statements
-    return { db, statements }
-  } catch (error) {
-    if (db?.isOpen) db.close()
-    throw translateSqliteError(error, 'open')
-  }
-}
 
 /**
  * An EventStore in one SQLite file through `node:sqlite`: the embedded default. Several
@@ -152,7 +102,11 @@ const openDatabase = (path: string, busyTimeoutMs: number): { db: DatabaseSync; 
  * own savepoint (so each still succeeds or fails on its own, and resolves only once that
  * transaction committed). Many concurrent callers therefore share the cost of a sync. Without
  * it, each append is its own transaction, written within the call. `appendMany` (all its
- * entries all or nothing) is one transaction for one caller's many streams either way.
+ * entries all or nothing) is one transaction for one caller's many streams either way. With
+ * `writerThread`, the group commit runs on a worker thread with its own connection (the
+ * appends of one turn go to it together; what arrives while it writes joins the next group),
+ * so neither the writing nor the sync to disk holds up the event loop; reads stay on this
+ * thread's connection.
  *
  * Why opt-in: a configuration change reads its stream, decides and appends with an expected
  * revision. Written within the call, concurrent changes to one configuration never interleave;
@@ -230,135 +184,58 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
     }
   }
 
-  const appendInTransaction = (
-    stream: string,
-    events: readonly EventData[],
-    expected: ExpectedRevision,
-    recordedAt: number,
-  ): { readonly result: AppendResult; readonly written: boolean } => {
-    const head = statements.head.get(stream) as Placement | undefined
-    // A stream that does not exist yet holds none of the ids (every new delivery's request):
-    // only an existing one is worth looking them up in.
-    const found =
-      head === undefined
-        ? events.map(() => undefined)
-        : events.map((e) => statements.byId.get(stream, e.id) as Placement | undefined)
-    const original = originalAppend(found, expected)
-    if (original !== undefined) return { result: original, written: false }
-
-    if (!holds(expected, head?.revision)) {
-      throw new ExpectedRevisionConflictError({ stream, expected, actual: head?.revision ?? 'no_stream' })
-    }
-    const reused = found.flatMap((f, i) =>
-      f === undefined
-        ? []
-        : [{ path: `events[${i}].id`, message: `already appended to ${stream} at revision ${f.revision}` }],
-    )
-    if (reused.length > 0) {
-      throw new ValidationError(
-        `append to ${stream}: ${reused.length} of ${events.length} event ids are already in the stream ` +
-          `(${reused.map((r) => r.path).join(', ')}); a retry must resend the same events with the same expected revision`,
-        reused,
-      )
-    }
-
-    let revision = head?.revision ?? -1
-    let position = 0
-    for (const event of events) {
-      revision += 1
-      const { lastInsertRowid } = statements.insert.run(
-        stream,
-        revision,
-        event.id,
-        event.type,
-        JSON.stringify(event.data),
-        JSON.stringify(event.metadata ?? {}),
-        recordedAt,
-      )
-      position = Number(lastInsertRowid)
-    }
-    return { result: { nextExpectedRevision: revision, position }, written: true }
-  }
-
-  /** One append or appendMany waiting for the next group commit. */
+  /** One append or appendMany waiting for the next group commit on this thread. */
   interface Queued {
-    readonly operation: string
-    readonly write: () => { readonly value: unknown; readonly written: boolean }
-    readonly resolve: (value: never) => void
-    readonly reject: (error: unknown) => void
+    readonly request: WriteRequest
+    readonly resolve: (answer: WriteAnswer) => void
   }
   let queue: Queued[] = []
   let flushTimer: NodeJS.Immediate | undefined
+  const writer = createGroupWriter(db, statements)
 
-  const savepoint = {
-    begin: db.prepare('SAVEPOINT herald_append'),
-    release: db.prepare('RELEASE herald_append'),
-    undo: db.prepare('ROLLBACK TO herald_append'),
-  }
-
-  /**
-   * Writes every queued append in one transaction and one sync to disk (the group commit), then
-   * answers them. Each runs in its own savepoint, so one whose expected revision does not hold
-   * (or that fails any other way) is rolled back alone and the others still commit, exactly as
-   * if each had been its own transaction. IMMEDIATE takes the write lock before anything is
-   * read, so no other process can append between a head check and the write. Nobody is answered
-   * and no subscriber is woken before COMMIT: an acknowledged append is on disk, and a crash
-   * before COMMIT loses only appends that were never acknowledged.
-   */
+  /** Writes every queued append in one transaction (`GroupWriter.write`), then wakes subscribers and answers. */
   const flush = (): void => {
     if (flushTimer !== undefined) clearImmediate(flushTimer)
     flushTimer = undefined
     const group = queue
     queue = []
     if (group.length === 0) return
-    const answers: { readonly queued: Queued; readonly ok: boolean; readonly value: unknown }[] = []
-    let written = false
-    try {
-      db.exec('BEGIN IMMEDIATE')
-      for (const queued of group) {
-        savepoint.begin.run()
-        try {
-          const outcome = queued.write()
-          savepoint.release.run()
-          written ||= outcome.written
-          answers.push({ queued, ok: true, value: outcome.value })
-        } catch (error) {
-          // Some SQLite errors (a full disk, an I/O error) end the whole transaction: then none
-          // of the group is written, and the catch below answers all of them with it.
-          if (!db.isTransaction) throw error
-          savepoint.undo.run()
-          savepoint.release.run()
-          answers.push({ queued, ok: false, value: translateSqliteError(error, queued.operation) })
-        }
-      }
-      db.exec(written ? 'COMMIT' : 'ROLLBACK')
-    } catch (error) {
-      if (db.isTransaction) db.exec('ROLLBACK')
-      for (const queued of group) queued.reject(translateSqliteError(error, queued.operation))
-      return
-    }
+    const { answers, written } = writer.write(group.map((queued) => queued.request))
     if (written) for (const catchUp of live) catchUp.wake()
-    for (const { queued, ok, value } of answers) {
-      if (ok) queued.resolve(value as never)
-      else queued.reject(value)
-    }
+    group.forEach((queued, i) => {
+      queued.resolve(answers[i] ?? { ok: false, error: new Error('no answer') })
+    })
   }
 
+  // A file gets the writer thread when asked for; `:memory:` is this connection's alone.
+  const thread: WriterThread | undefined =
+    options.writerThread === true && path !== ':memory:'
+      ? startWriterThread({
+          path,
+          busyTimeoutMs,
+          onCommitted: () => {
+            for (const catchUp of live) catchUp.wake()
+          },
+        })
+      : undefined
+
   /**
-   * Queues `write` for the next group commit: at once without `groupCommit`; else at the end of
-   * this turn of the event loop, or at once when `maxGroupAppends` are waiting. Appends made while others' I/O is handled (many
-   * deliveries finishing in the same turn) share one sync to disk; a lone append waits for
-   * no timer, only for the turn to end.
+   * Writes `request`: by the writer thread when there is one; else at the end of this turn of
+   * the event loop with `groupCommit` (at once when `maxGroupAppends` are waiting), so appends
+   * made while others' I/O is handled share one sync to disk; else at once.
    */
-  const enqueue = <T>(
-    operation: string,
-    write: () => { readonly value: T; readonly written: boolean },
-  ): Promise<T> =>
-    new Promise<T>((resolve, reject) => {
-      queue.push({ operation, write, resolve: resolve as (value: never) => void, reject })
-      if (!groupCommit || queue.length >= maxGroupAppends) flush()
-      else flushTimer ??= setImmediate(flush)
-    })
+  const write = async (request: WriteRequest): Promise<readonly AppendResult[]> => {
+    const answer =
+      thread === undefined
+        ? await new Promise<WriteAnswer>((resolve) => {
+            queue.push({ request, resolve })
+            if (!groupCommit || queue.length >= maxGroupAppends) flush()
+            else flushTimer ??= setImmediate(flush)
+          })
+        : await thread.write(request)
+    if (!answer.ok) throw translateSqliteError(answer.error, request.operation)
+    return answer.results
+  }
 
   const append = async (
     stream: string,
@@ -367,12 +244,13 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
   ): Promise<AppendResult> => {
     assertOpen()
     validateAppend(stream, events, options)
-    const expected = options.expectedRevision ?? 'any'
-    const recordedAt = clock()
-    return enqueue('append', () => {
-      const { result, written } = appendInTransaction(stream, events, expected, recordedAt)
-      return { value: result, written }
+    const [result] = await write({
+      operation: 'append',
+      appends: [{ stream, events: encodeEvents(events), expected: options.expectedRevision ?? 'any' }],
+      recordedAt: clock(),
     })
+    if (result === undefined) throw new Error('the event store answered an append without its result')
+    return result
   }
 
   // All or nothing: any entry's conflict or error rolls back the entries before it too.
@@ -380,15 +258,14 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
     assertOpen()
     validateAppendMany(appends)
     if (appends.length === 0) return []
-    const recordedAt = clock()
-    return enqueue('appendMany', () => {
-      let written = false
-      const results = appends.map(({ stream, events, expectedRevision }) => {
-        const outcome = appendInTransaction(stream, events, expectedRevision ?? 'any', recordedAt)
-        written ||= outcome.written
-        return outcome.result
-      })
-      return { value: results, written }
+    return write({
+      operation: 'appendMany',
+      appends: appends.map(({ stream, events, expectedRevision }) => ({
+        stream,
+        events: encodeEvents(events),
+        expected: expectedRevision ?? 'any',
+      })),
+      recordedAt: clock(),
     })
   }
 
@@ -446,9 +323,10 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
 
   const close = async (): Promise<void> => {
     if (closed) return
+    closed = true
     // Appends made before close are written, as they would have been without the group commit.
     flush()
-    closed = true
+    await thread?.close()
     for (const catchUp of [...live]) catchUp.complete()
     if (poller !== undefined) clearInterval(poller)
     poller = undefined

@@ -1,9 +1,8 @@
 import { signatureHeader } from '../signing.ts'
 import type { ChannelDelivery, DeliveryChannel } from './channel.ts'
-import { failureFromError, failureFromStatus } from './classify.ts'
+import { abortError, failureFromError, failureFromStatus, RedirectNotFollowedError } from './classify.ts'
 import { type ChannelOptions, resultBuilder } from './common.ts'
 import { secretValues, type WebhookChannelConfiguration } from './configuration.ts'
-import { guardedFetch } from './guarded-fetch.ts'
 import { uiLink } from './message.ts'
 
 /** The `type` of a digest's Standard Webhooks payload. */
@@ -84,13 +83,6 @@ export const createWebhookChannel = (
     endpoint: 'webhook',
     send: async (delivery, configuration, context) => {
       const result = resultBuilder(secretValues(configuration), clock)
-      const http = guardedFetch(options.guard, {
-        timeoutMs: context.timeoutMs,
-        verifyTls: configuration.verifyTls ?? true,
-        // A receiver's answer is not read beyond its status; a little is kept for the log.
-        maxBodyBytes: 4096,
-        ...(context.signal === undefined ? {} : { signal: context.signal }),
-      })
       try {
         const body = JSON.stringify(webhookChannelPayload(delivery, context.uiUrl))
         const headers = webhookHeaders({
@@ -103,8 +95,26 @@ export const createWebhookChannel = (
           const credentials = `${configuration.username ?? ''}:${configuration.password ?? ''}`
           headers.authorization = `Basic ${Buffer.from(credentials).toString('base64')}`
         }
-        const response = await http.fetch(configuration.url, { method: 'POST', headers, body })
+        // Straight through the guard (no fetch-shaped wrapper, which vendor clients need): the
+        // same checks and errors, a redirect refused as guardedFetch refuses it.
+        let exchange: Awaited<ReturnType<typeof options.guard.fetch>>
+        try {
+          exchange = await options.guard.fetch(configuration.url, {
+            method: 'POST',
+            headers,
+            body,
+            timeoutMs: context.timeoutMs,
+            verifyTls: configuration.verifyTls ?? true,
+            // A receiver's answer is not read beyond its status; a little is kept for the log.
+            maxBodyBytes: 4096,
+            ...(context.signal === undefined ? {} : { signal: context.signal }),
+          })
+        } catch (error) {
+          throw context.signal?.aborted === true ? abortError(context.signal.reason) : error
+        }
+        const { response, redirect } = exchange
         await response.body?.cancel()
+        if (redirect !== undefined) throw new RedirectNotFollowedError(redirect.status)
         if (response.status >= 200 && response.status <= 299)
           return result.ok(response.status, `HTTP ${response.status}`)
         // What a receiver answers is its own business (and may echo the request): only the status is kept.

@@ -1,0 +1,224 @@
+import type { DatabaseSync, StatementSync } from 'node:sqlite'
+import { ExpectedRevisionConflictError, ValidationError } from '../../errors/index.ts'
+import type { AppendResult, EventData, ExpectedRevision } from '../../ports/index.ts'
+import { openSqliteFile } from '../sqlite-file.ts'
+import { SCHEMA, SQL, WAL_AUTOCHECKPOINT_PAGES } from './schema.ts'
+import { translateSqliteError } from './sqlite-errors.ts'
+
+/**
+ * How appends are written: the same code whether the store writes on the caller's thread or
+ * hands its appends to a writer thread (`writer-thread.ts`), which is why what it takes and
+ * returns is plain data (events already encoded, errors left untranslated).
+ */
+
+/** An event as it is stored: `data` and `metadata` as JSON text. */
+export interface EncodedEvent {
+  readonly id: string
+  readonly type: string
+  readonly data: string
+  readonly metadata: string
+}
+
+/** One stream's part of a write. */
+export interface EncodedAppend {
+  readonly stream: string
+  readonly events: readonly EncodedEvent[]
+  readonly expected: ExpectedRevision
+}
+
+/** One `append` (a single entry) or `appendMany`: all its entries are written, or none. */
+export interface WriteRequest {
+  readonly operation: 'append' | 'appendMany'
+  readonly appends: readonly EncodedAppend[]
+  readonly recordedAt: number
+}
+
+/** A request's result, one per entry, or why it failed (untranslated: `translateSqliteError` at the caller's edge). */
+export type WriteAnswer =
+  | { readonly ok: true; readonly results: readonly AppendResult[] }
+  | { readonly ok: false; readonly error: unknown }
+
+export const encodeEvents = (events: readonly EventData[]): EncodedEvent[] =>
+  events.map((event) => ({
+    id: event.id,
+    type: event.type,
+    data: JSON.stringify(event.data),
+    metadata: JSON.stringify(event.metadata ?? {}),
+  }))
+
+export type Statements = Record<keyof typeof SQL, StatementSync>
+
+export const openDatabase = (
+  path: string,
+  busyTimeoutMs: number,
+): { db: DatabaseSync; statements: Statements } => {
+  let db: DatabaseSync | undefined
+  try {
+    db = openSqliteFile(path, {
+      synchronous: 'FULL',
+      busyTimeoutMs,
+      walAutocheckpoint: WAL_AUTOCHECKPOINT_PAGES,
+    })
+    db.exec(SCHEMA)
+    const open = db
+    const statements = Object.fromEntries(
+      Object.entries(SQL).map(([name, sql]) => [name, open.prepare(sql)]),
+    ) as Statements
+    return { db, statements }
+  } catch (error) {
+    if (db?.isOpen) db.close()
+    throw translateSqliteError(error, 'open')
+  }
+}
+
+interface Placement {
+  readonly revision: number
+  readonly position: number
+}
+
+const holds = (expected: ExpectedRevision, actual: number | undefined): boolean => {
+  switch (expected) {
+    case 'any':
+      return true
+    case 'no_stream':
+      return actual === undefined
+    case 'stream_exists':
+      return actual !== undefined
+    default:
+      return actual === expected
+  }
+}
+
+/**
+ * The events were all written before, contiguously and in this order, by an append that had
+ * this same expectation (it would have succeeded right where they are): that is a retry, and
+ * its original result is the answer. Anything else is not a retry.
+ */
+const originalAppend = (
+  found: readonly (Placement | undefined)[],
+  expected: ExpectedRevision,
+): AppendResult | undefined => {
+  const first = found[0]
+  const last = found[found.length - 1]
+  if (first === undefined || last === undefined) return undefined
+  if (!found.every((f, i) => f !== undefined && f.revision === first.revision + i)) return undefined
+  const sameExpectation =
+    expected === 'any' ||
+    (expected === 'no_stream' && first.revision === 0) ||
+    (expected === 'stream_exists' && first.revision > 0) ||
+    expected === first.revision - 1
+  return sameExpectation ? { nextExpectedRevision: last.revision, position: last.position } : undefined
+}
+
+export interface GroupWriter {
+  /**
+   * Writes the requests in one transaction and one sync to disk (the group commit), each in
+   * its own savepoint, so one whose expected revision does not hold (or that fails any other
+   * way) is rolled back alone and the others still commit, exactly as if each had been its own
+   * transaction. IMMEDIATE takes the write lock before anything is read, so no other process
+   * can append between a head check and the write. Returns once COMMIT returned: an answer
+   * given after it is on disk, and a crash before it loses only appends nobody was told of.
+   */
+  write(group: readonly WriteRequest[]): {
+    readonly answers: readonly WriteAnswer[]
+    readonly written: boolean
+  }
+}
+
+export const createGroupWriter = (db: DatabaseSync, statements: Statements): GroupWriter => {
+  const appendInTransaction = (
+    { stream, events, expected }: EncodedAppend,
+    recordedAt: number,
+  ): { readonly result: AppendResult; readonly written: boolean } => {
+    const head = statements.head.get(stream) as Placement | undefined
+    // A stream that does not exist yet holds none of the ids (every new delivery's request):
+    // only an existing one is worth looking them up in.
+    const found =
+      head === undefined
+        ? events.map(() => undefined)
+        : events.map((e) => statements.byId.get(stream, e.id) as Placement | undefined)
+    const original = originalAppend(found, expected)
+    if (original !== undefined) return { result: original, written: false }
+
+    if (!holds(expected, head?.revision)) {
+      throw new ExpectedRevisionConflictError({ stream, expected, actual: head?.revision ?? 'no_stream' })
+    }
+    const reused = found.flatMap((f, i) =>
+      f === undefined
+        ? []
+        : [{ path: `events[${i}].id`, message: `already appended to ${stream} at revision ${f.revision}` }],
+    )
+    if (reused.length > 0) {
+      throw new ValidationError(
+        `append to ${stream}: ${reused.length} of ${events.length} event ids are already in the stream ` +
+          `(${reused.map((r) => r.path).join(', ')}); a retry must resend the same events with the same expected revision`,
+        reused,
+      )
+    }
+
+    let revision = head?.revision ?? -1
+    let position = 0
+    for (const event of events) {
+      revision += 1
+      const { lastInsertRowid } = statements.insert.run(
+        stream,
+        revision,
+        event.id,
+        event.type,
+        event.data,
+        event.metadata,
+        recordedAt,
+      )
+      position = Number(lastInsertRowid)
+    }
+    return { result: { nextExpectedRevision: revision, position }, written: true }
+  }
+
+  // All or nothing: any entry's conflict or error rolls back the entries before it too.
+  const writeRequest = (request: WriteRequest): { results: AppendResult[]; written: boolean } => {
+    let written = false
+    const results = request.appends.map((entry) => {
+      const outcome = appendInTransaction(entry, request.recordedAt)
+      written ||= outcome.written
+      return outcome.result
+    })
+    return { results, written }
+  }
+
+  const savepoint = {
+    begin: db.prepare('SAVEPOINT herald_append'),
+    release: db.prepare('RELEASE herald_append'),
+    undo: db.prepare('ROLLBACK TO herald_append'),
+  }
+
+  return {
+    write: (group) => {
+      const answers: WriteAnswer[] = []
+      let written = false
+      try {
+        db.exec('BEGIN IMMEDIATE')
+        for (const request of group) {
+          savepoint.begin.run()
+          try {
+            const outcome = writeRequest(request)
+            savepoint.release.run()
+            written ||= outcome.written
+            answers.push({ ok: true, results: outcome.results })
+          } catch (error) {
+            // Some SQLite errors (a full disk, an I/O error) end the whole transaction: then none
+            // of the group is written, and the catch below answers all of them with it.
+            if (!db.isTransaction) throw error
+            savepoint.undo.run()
+            savepoint.release.run()
+            answers.push({ ok: false, error })
+          }
+        }
+        db.exec(written ? 'COMMIT' : 'ROLLBACK')
+      } catch (error) {
+        if (db.isTransaction) db.exec('ROLLBACK')
+        return { answers: group.map(() => ({ ok: false, error })), written: false }
+      }
+      return { answers, written }
+    },
+  }
+}
