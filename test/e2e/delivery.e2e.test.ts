@@ -48,6 +48,17 @@ const heraldClient = (current: () => HeraldProcess) => {
     return item
   }
 
+  /** The delivery of `eventId` once it is sent, waiting up to `timeoutMs`. */
+  const deliveryOnceSent = (eventId: string, timeoutMs: number) =>
+    eventually(
+      async () => {
+        const item = await deliveryOf(eventId)
+        assert.equal(item.status, 'sent')
+        return item
+      },
+      { timeoutMs },
+    )
+
   const post = async () => {
     const event = engineEvent()
     const accepted = await api('/v1/events', {
@@ -77,7 +88,7 @@ const heraldClient = (current: () => HeraldProcess) => {
     return id
   }
 
-  return { api, deliveryOf, post, configureWebhook }
+  return { api, deliveryOf, deliveryOnceSent, post, configureWebhook }
 }
 
 describe('delivery through the running process: retries, the delivery log, replay, restart', () => {
@@ -174,7 +185,7 @@ describe('delivery through the running process: killed with SIGKILL during a bac
   }
   let endpoint: HttpStandIn
   let herald: HeraldProcess
-  const { api, deliveryOf, post, configureWebhook } = heraldClient(() => herald)
+  const { api, deliveryOf, deliveryOnceSent, post, configureWebhook } = heraldClient(() => herald)
 
   before(async () => {
     endpoint = await startHttpStandIn(() => ({ status: 204 }))
@@ -210,14 +221,7 @@ describe('delivery through the running process: killed with SIGKILL during a bac
     assert.equal(requestsFor(id).length, 1, 'the killed process did not send the retry')
 
     herald = await startHeraldProcess(env)
-    const sent = await eventually(
-      async () => {
-        const item = await deliveryOf(event.id)
-        assert.equal(item.status, 'sent')
-        return item
-      },
-      { timeoutMs: 30_000 },
-    )
+    const sent = await deliveryOnceSent(event.id, 30_000)
     assert.equal(sent.id, id)
     assert.equal(sent.attempts, 2)
     const detail = await api(`/v1/notifications/deliveries/${id}`)
@@ -257,7 +261,7 @@ describe('a Jira delivery killed with SIGKILL while Jira was answering the filin
   }
   let jira: JiraStandIn
   let herald: HeraldProcess
-  const { api, deliveryOf, post } = heraldClient(() => herald)
+  const { api, deliveryOnceSent, post } = heraldClient(() => herald)
 
   before(async () => {
     jira = await startJiraStandIn({
@@ -302,14 +306,7 @@ describe('a Jira delivery killed with SIGKILL while Jira was answering the filin
     const filedAt = jira.issues[0]?.createdAt ?? 0
 
     herald = await startHeraldProcess(env)
-    const sent = await eventually(
-      async () => {
-        const item = await deliveryOf(event.id)
-        assert.equal(item.status, 'sent')
-        return item
-      },
-      { timeoutMs: 40_000 },
-    )
+    const sent = await deliveryOnceSent(event.id, 40_000)
     assert.equal(jira.issues.length, 1, 'one issue for the key')
     assert.deepEqual(jira.problems, [])
     const detail = await api(`/v1/notifications/deliveries/${String(sent.id)}`)

@@ -58,6 +58,21 @@ describe('Jira channel against a Jira Cloud stand-in', () => {
   })
 
   const posture = (id: string) => aDelivery(aPostureEvent({ id }))
+  /** The label of a delivery's one ticket key. */
+  const labelOf = (delivery: ReturnType<typeof posture>) =>
+    jiraKeyLabel(ticketSubjects(delivery, 20)[0] as TicketSubject)
+  /** A channel on a clock the test moves, remembering its filings in memory, waiting 60 s for search. */
+  const clockedChannel = () => {
+    const clock = { now: Date.UTC(2026, 10, 22, 10) }
+    const tickets = createMemoryRecentTickets()
+    const channel = createJiraChannel({
+      guard,
+      recentTickets: tickets,
+      clock: () => clock.now,
+      searchLagMs: 60_000,
+    })
+    return { channel, tickets, clock }
+  }
 
   it('files an issue with the project, type, priority, labels and assignee, its description in ADF', async () => {
     const channel = createJiraChannel({ guard })
@@ -192,14 +207,7 @@ describe('Jira channel against a Jira Cloud stand-in', () => {
   })
 
   it('never files twice when a filing\u2019s answer is lost: it waits for the lagging search, then finds the issue', async () => {
-    let now = Date.UTC(2026, 10, 22, 10)
-    const tickets = createMemoryRecentTickets()
-    const channel = createJiraChannel({
-      guard,
-      recentTickets: tickets,
-      clock: () => now,
-      searchLagMs: 60_000,
-    })
+    const { channel, tickets, clock } = clockedChannel()
     const delivery = posture('e-1')
     jira.loseFilingAnswers()
     const lost = await channel.send(delivery, { ...configuration }, { ...context, timeoutMs: 300 })
@@ -207,7 +215,7 @@ describe('Jira channel against a Jira Cloud stand-in', () => {
     assert.equal(jira.issues.length, 1, 'Jira filed it; Herald never heard')
 
     // The retry: search does not show the issue yet, so it waits instead of filing again.
-    now += 5_000
+    clock.now += 5_000
     const waiting = await channel.send(delivery, configuration, context)
     assert.deepEqual(!waiting.ok && [waiting.kind, waiting.code, waiting.retryAfterMs], [
       'retriable',
@@ -217,32 +225,22 @@ describe('Jira channel against a Jira Cloud stand-in', () => {
     assert.equal(jira.issues.length, 1)
 
     // Once search has caught up, the issue is found: filed by this delivery, so nothing to do.
-    now += 55_000
+    clock.now += 55_000
     const issue = jira.issues[0]
     if (issue === undefined) assert.fail('no issue')
     issue.createdAt -= 61_000
     const found = await channel.send(delivery, configuration, context)
     assert.deepEqual(found.ok && found.tickets?.map((t) => [t.ticket, t.action]), [['SEC-1', 'unchanged']])
     assert.equal(jira.issues.length, 1)
-    assert.equal(
-      tickets.unanswered(configuration.id, jiraKeyLabel(ticketSubjects(delivery, 20)[0] as TicketSubject)),
-      undefined,
-    )
+    assert.equal(tickets.unanswered(configuration.id, labelOf(delivery)), undefined)
   })
 
   it('files after the wait when the lost filing never reached Jira, and forgets a filing Jira refused', async () => {
-    let now = Date.UTC(2026, 10, 22, 10)
-    const tickets = createMemoryRecentTickets()
-    const channel = createJiraChannel({
-      guard,
-      recentTickets: tickets,
-      clock: () => now,
-      searchLagMs: 60_000,
-    })
+    const { channel, tickets, clock } = clockedChannel()
     const delivery = posture('e-1')
     jira.hangNext() // the search hangs: the filing never went out
-    tickets.filing(configuration.id, jiraKeyLabel(ticketSubjects(delivery, 20)[0] as TicketSubject), now)
-    now += 61_000
+    tickets.filing(configuration.id, labelOf(delivery), clock.now)
+    clock.now += 61_000
     const filed = await channel.send(delivery, configuration, context)
     assert.equal(filed.ok, false, 'the hung search times out')
     const retried = await channel.send(delivery, configuration, context)
@@ -250,7 +248,7 @@ describe('Jira channel against a Jira Cloud stand-in', () => {
     assert.equal(jira.issues.length, 1)
 
     const refused = posture('e-2')
-    const label = jiraKeyLabel(ticketSubjects(refused, 20)[0] as TicketSubject)
+    const label = labelOf(refused)
     jira.failWhen((r) => r.path === '/rest/api/3/issue' && r.method === 'POST', {
       status: 400,
       body: { errorMessages: ['no'], errors: {} },
