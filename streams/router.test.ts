@@ -23,6 +23,7 @@ import {
   dropRouted,
   matchSelectors,
   type RouterCounts,
+  type RouterHandlerOptions,
   type Routing,
   toDeliveries,
 } from './router.ts'
@@ -93,18 +94,28 @@ const index = buildSelectorIndex({
 
 const topics = { deliveries: 'notifications.deliveries', dlq: 'engine.events.dlq' }
 
+/**
+ * The router's handler over a capturing log, with the tests' defaults (the index above, the
+ * clock at 0, no logging, counts kept) and `options` on top.
+ */
+const aRouter = (options: Partial<RouterHandlerOptions> = {}) => {
+  const captured = capturingLog()
+  const counts: RouterCounts[] = []
+  const handler = createRouterHandler({
+    log: captured.log,
+    topics,
+    getIndex: () => index,
+    clock: () => 0,
+    logger: () => {},
+    onRouted: (c) => counts.push(c),
+    ...options,
+  })
+  return { ...captured, handler, counts }
+}
+
 describe('createRouterHandler', () => {
   it('publishes one command per matched event to the deliveries topic', async () => {
-    const { log, on } = capturingLog()
-    const counts: RouterCounts[] = []
-    const handler = createRouterHandler({
-      log,
-      topics,
-      getIndex: () => index,
-      clock: () => 0,
-      logger: () => {},
-      onRouted: (c) => counts.push(c),
-    })
+    const { handler, on, counts } = aRouter()
 
     await handler(
       batchOf([
@@ -122,17 +133,8 @@ describe('createRouterHandler', () => {
   })
 
   it('dead-letters each invalid message with its original bytes, key and headers, and routes the rest', async () => {
-    const { log, on } = capturingLog()
     const { lines, logger } = capturingLogger()
-    const counts: RouterCounts[] = []
-    const handler = createRouterHandler({
-      log,
-      topics,
-      getIndex: () => index,
-      clock: () => Date.UTC(2026, 10, 22),
-      logger,
-      onRouted: (c) => counts.push(c),
-    })
+    const { handler, on, counts } = aRouter({ clock: () => Date.UTC(2026, 10, 22), logger })
     const garbage = new Uint8Array([0xff, 0xfe, 0x00])
     const unknownType = toKafkaMessage(anEvent({ id: 'u1', type: 'com.example.unknown' }), {
       mode: 'binary',
@@ -175,18 +177,8 @@ describe('createRouterHandler', () => {
   })
 
   it('dead-letters a valid event nested too deep to serialise, and still routes the rest of the batch', async () => {
-    const { log, on } = capturingLog()
     const processed = createMemoryProcessedIds()
-    const counts: RouterCounts[] = []
-    const handler = createRouterHandler({
-      log,
-      topics,
-      getIndex: () => index,
-      clock: () => 0,
-      logger: () => {},
-      processed,
-      onRouted: (c) => counts.push(c),
-    })
+    const { handler, on, counts } = aRouter({ processed })
     // JSON.parse reads 20,000 levels; JSON.stringify runs out of stack long before.
     const event = aValidEvent({ id: 'deep' })
     const deep = new TextEncoder().encode(
@@ -218,18 +210,8 @@ describe('createRouterHandler', () => {
   })
 
   it('routes an event once per (account, source, id), within a batch and across batches', async () => {
-    const { log, on } = capturingLog()
     const processed = createMemoryProcessedIds()
-    const counts: RouterCounts[] = []
-    const handler = createRouterHandler({
-      log,
-      topics,
-      getIndex: () => index,
-      clock: () => 0,
-      logger: () => {},
-      processed,
-      onRouted: (c) => counts.push(c),
-    })
+    const { handler, on, counts } = aRouter({ processed })
     const e1 = encodeLogEvent(aValidEvent({ id: 'e1' })).value
     const otherSource = encodeLogEvent(aValidEvent({ id: 'e1', source: '/engine/other' })).value
     const otherAccount = encodeLogEvent(aValidEvent({ id: 'e1', account: 'globex' })).value
@@ -277,42 +259,20 @@ describe('createRouterHandler', () => {
   })
 
   it('validates and dead-letters, but routes nothing, when routing is off', async () => {
-    const { log, on } = capturingLog()
-    const handler = createRouterHandler({
-      log,
-      topics,
-      getIndex: () => index,
-      clock: () => 0,
-      logger: () => {},
-      route: false,
-    })
+    const { handler, on } = aRouter({ route: false })
     await handler(batchOf([encodeLogEvent(aValidEvent()).value, new Uint8Array([1, 2, 3])]))
     assert.equal(on(topics.deliveries).length, 0)
     assert.equal(on(topics.dlq).length, 1)
   })
 
   it('logs and skips invalid messages when no dead-letter topic is given', async () => {
-    const { log, published } = capturingLog()
-    const handler = createRouterHandler({
-      log,
-      topics: { deliveries: 'd' },
-      getIndex: () => index,
-      clock: () => 0,
-      logger: () => {},
-    })
+    const { handler, published } = aRouter({ topics: { deliveries: 'd' } })
     await handler(batchOf([new Uint8Array([1, 2, 3])]))
     assert.equal(published.length, 0)
   })
 
   it('publishes nothing when nothing matched', async () => {
-    const { log, published } = capturingLog()
-    const handler = createRouterHandler({
-      log,
-      topics,
-      getIndex: () => index,
-      clock: () => 0,
-      logger: () => {},
-    })
+    const { handler, published } = aRouter()
     await handler(batchOf([encodeLogEvent(aValidEvent({ type: 'system.feeds.sync.failed' })).value]))
     assert.equal(published.length, 0)
   })
@@ -360,18 +320,12 @@ describe('createRouterHandler with digests', () => {
   const T0 = Date.UTC(2026, 10, 22, 10, 0, 5)
 
   it('holds the matches of a digest configuration in the store, once per event, and publishes the rest', async () => {
-    const { log, on } = capturingLog()
     const store = createDigestStore({ path: ':memory:' })
-    const counts: RouterCounts[] = []
-    const handler = createRouterHandler({
-      log,
-      topics,
+    const { handler, on, counts } = aRouter({
       getIndex: () => digestIndex,
       clock: () => T0,
-      logger: () => {},
       processed: createMemoryProcessedIds(),
       digests: { store, defaultWindowSeconds: 30 },
-      onRouted: (c) => counts.push(c),
     })
     await handler(
       batchOf([
@@ -440,14 +394,7 @@ describe('createRouterHandler with digests', () => {
   })
 
   it('delivers each event on its own when no digest store is given', async () => {
-    const { log, on } = capturingLog()
-    const handler = createRouterHandler({
-      log,
-      topics,
-      getIndex: () => digestIndex,
-      clock: () => T0,
-      logger: () => {},
-    })
+    const { handler, on } = aRouter({ getIndex: () => digestIndex, clock: () => T0 })
     await handler(batchOf([encodeLogEvent(aValidEvent({ id: 'e1' })).value]))
     assert.deepEqual(
       on(topics.deliveries).map((m) => m.key),
@@ -456,7 +403,6 @@ describe('createRouterHandler with digests', () => {
   })
 
   it('rejects when the digest store fails, remembering nothing, so the retried batch is routed in full', async () => {
-    const { log, on } = capturingLog()
     const processed = createMemoryProcessedIds()
     const real = createDigestStore({ path: ':memory:' })
     let fail = true
@@ -467,12 +413,9 @@ describe('createRouterHandler with digests', () => {
         return real.record(entries, now)
       },
     }
-    const handler = createRouterHandler({
-      log,
-      topics,
+    const { handler, on } = aRouter({
       getIndex: () => digestIndex,
       clock: () => T0,
-      logger: () => {},
       processed,
       digests: { store, defaultWindowSeconds: 30 },
     })
