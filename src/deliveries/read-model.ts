@@ -1,6 +1,6 @@
 import type { SQLInputValue } from 'node:sqlite'
 import type { Subscription } from 'rxjs'
-import { startBackgroundCheckpoints } from '../adapters/sqlite-checkpointer.ts'
+import { checkpointingOf } from '../adapters/sqlite-checkpointer.ts'
 import { openSqliteFile } from '../adapters/sqlite-file.ts'
 import type { FieldIssue } from '../errors/index.ts'
 import type { CloudEvent } from '../events/index.ts'
@@ -154,10 +154,6 @@ export interface DeliveryReadModelOptions {
    */
   readonly checkpointIntervalMs?: number
 }
-
-export const DEFAULT_CHECKPOINT_INTERVAL_MS = 200
-// With checkpoints in the background, the commits' own: only should that thread stop.
-const BACKSTOP_CHECKPOINT_PAGES = 50_000
 
 export const DEFAULT_FAILURE_GAP_MS = 13 * 3_600_000
 
@@ -367,12 +363,8 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
   // took a commit on the event loop every 4000 pages, and blocked it meanwhile); the commits
   // here checkpoint only as a backstop, far later. Without that thread (a file in memory, or
   // turned off), every 4000 pages rather than SQLite's 1000, as the event store does.
-  const checkpointIntervalMs = options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS
-  const inBackground = checkpointIntervalMs > 0 && options.path !== ':memory:'
-  const db = openSqliteFile(options.path, {
-    synchronous: 'NORMAL',
-    walAutocheckpoint: inBackground ? BACKSTOP_CHECKPOINT_PAGES : 4000,
-  })
+  const checkpointing = checkpointingOf(options.path, options.checkpointIntervalMs, 4000)
+  const db = openSqliteFile(options.path, { synchronous: 'NORMAL', ...checkpointing.pragmas })
   db.exec(SCHEMA)
   // Files made before failure streaks ended at a gap: their rows keep their start until the
   // next success, as before.
@@ -393,9 +385,7 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
     CREATE INDEX IF NOT EXISTS heads_by_due_seq ON heads (next_attempt_at, seq);
   `)
   const failureGapMs = options.failureGapMs ?? DEFAULT_FAILURE_GAP_MS
-  const checkpoints = inBackground
-    ? startBackgroundCheckpoints(options.path, checkpointIntervalMs)
-    : undefined
+  const checkpoints = checkpointing.start()
 
   const getMeta = db.prepare('SELECT value FROM meta WHERE key = ?')
   const setMeta = db.prepare(

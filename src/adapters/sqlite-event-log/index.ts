@@ -14,7 +14,7 @@ import type {
   TopicSpec,
 } from '../../ports/event-log.ts'
 import { partitionForKey, rememberingPartitioner } from '../murmur2.ts'
-import { startBackgroundCheckpoints } from '../sqlite-checkpointer.ts'
+import { checkpointingOf } from '../sqlite-checkpointer.ts'
 import { openSqliteFile } from '../sqlite-file.ts'
 
 export interface SqliteEventLogOptions {
@@ -34,9 +34,6 @@ export interface SqliteEventLogOptions {
    */
   readonly checkpointIntervalMs?: number
 }
-
-// With checkpoints in the background, the publishes' own: only should that thread stop.
-const BACKSTOP_CHECKPOINT_PAGES = 50_000
 
 const DEFAULT_MAX_BATCH = 500
 /**
@@ -72,15 +69,9 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): EventLog =
   const clock = options.clock ?? Date.now
   const idlePollMs = options.idlePollMs ?? 500
   const backoff = options.retryBackoffMs ?? { min: 100, max: 5_000 }
-  const checkpointIntervalMs = options.checkpointIntervalMs ?? 200
-  const inBackground = checkpointIntervalMs > 0 && options.path !== ':memory:'
-  const db = openSqliteFile(options.path, {
-    synchronous: 'FULL',
-    ...(inBackground ? { walAutocheckpoint: BACKSTOP_CHECKPOINT_PAGES } : {}),
-  })
-  const checkpoints = inBackground
-    ? startBackgroundCheckpoints(options.path, checkpointIntervalMs)
-    : undefined
+  const checkpointing = checkpointingOf(options.path, options.checkpointIntervalMs)
+  const db = openSqliteFile(options.path, { synchronous: 'FULL', ...checkpointing.pragmas })
+  const checkpoints = checkpointing.start()
   db.exec(`
     CREATE TABLE IF NOT EXISTS topics (
       name TEXT PRIMARY KEY,
