@@ -13,6 +13,7 @@ import {
 import { ajvIssues, createAjv, pointerToPath } from './json-schema.ts'
 import { avroPayloadDecoder, jsonPayloadDecoder } from './payload-decoders.ts'
 import type { PayloadDecoder, SchemaRegistry } from './schema-registry.ts'
+import { contractCoverageOf } from './subjects.ts'
 
 export interface ConfluentSchemaRegistryOptions {
   /** Base URL, e.g. `http://schema-registry:8081`. */
@@ -133,7 +134,11 @@ export const createConfluentSchemaRegistry = (options: ConfluentSchemaRegistryOp
     const compiled: unknown = Reflect.get(schema, 'validate')
     if (typeof compiled === 'function') {
       const validate = compiled as ValidateFunction
-      return jsonPayloadDecoder(id, (value) => (validate(value) ? undefined : ajvIssues(validate.errors)))
+      return jsonPayloadDecoder(
+        id,
+        (value) => (validate(value) ? undefined : ajvIssues(validate.errors)),
+        contractCoverageOf(validate.schema),
+      )
     }
     let issues: FieldIssue[] = []
     const errorHook = (path: string[], message: unknown) => {

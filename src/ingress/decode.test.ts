@@ -2,13 +2,14 @@ import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
 import fc from 'fast-check'
 import { isRetriable, NotFoundError, UnavailableError } from '../errors/index.ts'
-import { decodeEngineEvent, type EngineEvent } from '../events/index.ts'
+import { applyMutation, type Json, mutationsOf } from '../events/catalog/arbitraries.ts'
+import { decodeEngineEvent, type EngineEvent, envelopeSchema, lookupEventType } from '../events/index.ts'
 import { generateActivity } from '../generator/index.ts'
 import type { LogMessage, OutgoingMessage } from '../ports/event-log.ts'
 import { toKafkaMessage } from './cloudevents-binding.ts'
 import { createIngressDecoder, type IngressResult } from './decode.ts'
 import { createEmbeddedSchemaRegistry } from './embedded-registry.ts'
-import type { SchemaRegistry } from './schema-registry.ts'
+import type { PayloadDecoder, SchemaRegistry } from './schema-registry.ts'
 import { heraldSubjects } from './subjects.ts'
 import { encodeFrame } from './wire-format.ts'
 
@@ -102,6 +103,75 @@ describe('createIngressDecoder', () => {
       assert.equal(result.event.datacontenttype, 'application/json', contentType)
       assert.deepEqual(result.event.data, JSON.parse(JSON.stringify(event.data)))
     }
+  })
+
+  it('lets the contract stand in for Herald’s own schemas without changing any verdict', async () => {
+    // The same registry with every decoder checking its writer schema itself.
+    const checking = createIngressDecoder({
+      registry: {
+        decoderFor: async (id) => {
+          const { deferred: _, ...decoder } = await registry.decoderFor(id)
+          return decoder as PayloadDecoder
+        },
+      },
+    })
+    const types = [...new Set(events.map((e) => e.type))]
+    const mutated = fc.constantFrom(...events).chain((event) => {
+      const plain = JSON.parse(JSON.stringify(event)) as Record<string, Json>
+      const dataSchema = lookupEventType(event.type)?.schema
+      assert.ok(dataSchema)
+      const mutations = [
+        ...mutationsOf(plain, envelopeSchema),
+        ...mutationsOf(plain.data as Json, dataSchema).map((m) => ({ ...m, path: ['data', ...m.path] })),
+      ]
+      return fc.record({
+        event: fc.oneof(
+          fc.constant(plain as Json),
+          fc.constantFrom(...mutations).map((m) => applyMutation(plain, m)),
+        ),
+        framing: fc.constantFrom('envelope', 'type', 'data'),
+        schemaType: fc.oneof(fc.constant(event.type), fc.constantFrom(...types)),
+      })
+    })
+    await fc.assert(
+      fc.asyncProperty(mutated, async ({ event, framing, schemaType }) => {
+        const record = event as Record<string, Json>
+        if (typeof record !== 'object' || record === null) return
+        const json = (value: unknown) => encoder.encode(JSON.stringify(value))
+        let m: LogMessage
+        if (framing === 'data') {
+          const outgoing = toKafkaMessage({ ...record, data: null } as unknown as EngineEvent, {
+            mode: 'binary',
+          })
+          m = asLogMessage({
+            ...outgoing,
+            value: encodeFrame(await dataId(schemaType), json(record.data)),
+            headers: { ...outgoing.headers, 'content-type': 'application/json' },
+          })
+        } else {
+          const id = framing === 'envelope' ? envelopeId : await typeId(schemaType)
+          m = message(encodeFrame(id, json(event)))
+        }
+        assert.deepEqual(await only(decode, m), await only((b) => checking.decodeBatch(b), m))
+      }),
+      { numRuns: 1_500 },
+    )
+  })
+
+  it('checks a payload against any schema that is not Herald’s own, however the contract judges it', async () => {
+    const own = createEmbeddedSchemaRegistry({ subjects: heraldSubjects(TOPICS) })
+    const event = events.find((e) => e.type === 'user.image.analysis.completed') as EngineEvent
+    // A producer's stricter schema: the event contract accepts the event, this schema does not.
+    const strict = await own.register('engine.events-strict', {
+      type: 'JSON',
+      schema: JSON.stringify({ type: 'object', required: ['partner_ticket'] }),
+    })
+    const result = await only(
+      (b) => createIngressDecoder({ registry: own }).decodeBatch(b),
+      message(encodeFrame(strict, encoder.encode(JSON.stringify(event)))),
+    )
+    assert.equal(result.ok === false && result.failure.code, 'schema_invalid')
+    assert.match(result.ok ? '' : result.failure.message, /partner_ticket/)
   })
 
   it('names why each kind of bad message is refused', async () => {

@@ -5,7 +5,7 @@ import { dataFromBody, eventFromBinary, kafkaMode } from './cloudevents-binding.
 import { decodeEvent, type IngressEvent, isUnknownType } from './contract.ts'
 import { parseJsonBytes } from './payload-decoders.ts'
 import { createSchemaDecoders, isLookupFailure, type SchemaDecoders } from './schema-decoders.ts'
-import type { SchemaRegistry } from './schema-registry.ts'
+import type { DeferredCheck, SchemaRegistry } from './schema-registry.ts'
 import { FRAME_HEADER_BYTES, frameSchemaId, isFramed } from './wire-format.ts'
 
 /**
@@ -92,8 +92,9 @@ const noRegistry: Pick<SchemaRegistry, 'decoderFor'> = {
   },
 }
 
+/** A payload read; `deferred` holds its writer schema's check where the contract may stand in for it. */
 type Step =
-  | { readonly ok: true; readonly value: unknown }
+  | { readonly ok: true; readonly value: unknown; readonly deferred?: DeferredCheck }
   | { readonly ok: false; readonly code: IngressFailureCode; readonly issues: readonly FieldIssue[] }
 
 export const createIngressDecoder = (options: IngressDecoderOptions = {}): IngressDecoder => {
@@ -101,7 +102,8 @@ export const createIngressDecoder = (options: IngressDecoderOptions = {}): Ingre
   const contract = options.decodeEvent ?? decodeEvent
 
   // The payload is read in place, past the frame's header: no view of it is made per message.
-  const framedPayload = (value: Uint8Array): Step => {
+  // The check of one of Herald's own schemas waits for the contract, which makes it anyway.
+  const framedPayload = (value: Uint8Array, mode: 'structured' | 'binary'): Step => {
     if (value.length < FRAME_HEADER_BYTES) {
       return {
         ok: false,
@@ -119,17 +121,21 @@ export const createIngressDecoder = (options: IngressDecoderOptions = {}): Ingre
         issues: [{ path: '(schema id)', message }],
       }
     }
-    return decoder.decode(value, FRAME_HEADER_BYTES)
+    const deferred = decoder.deferred
+    if (deferred === undefined || deferred.coverage.mode !== mode)
+      return decoder.decode(value, FRAME_HEADER_BYTES)
+    const read = deferred.read(value, FRAME_HEADER_BYTES)
+    return read.ok ? { ok: true, value: read.value, deferred } : read
   }
 
   const structuredBody = (value: Uint8Array): Step => {
-    if (isFramed(value)) return framedPayload(value)
+    if (isFramed(value)) return framedPayload(value, 'structured')
     const parsed = parseJsonBytes(value)
     return parsed.ok ? parsed : { ok: false, code: 'payload_undecodable', issues: parsed.issues }
   }
 
   const binaryData = (value: Uint8Array, contentType: string): Step => {
-    if (isFramed(value)) return framedPayload(value)
+    if (isFramed(value)) return framedPayload(value, 'binary')
     const body = dataFromBody(contentType, value)
     return body.ok ? { ok: true, value: body.data } : body
   }
@@ -152,6 +158,16 @@ export const createIngressDecoder = (options: IngressDecoderOptions = {}): Ingre
             body.value,
           )
     const decoded = contract(candidate)
+    // An event the contract accepted, of the type its writer schema is for, passes that schema
+    // too; any other is checked against it, so a payload its schema refuses is named as such.
+    const deferred = body.deferred
+    if (
+      deferred !== undefined &&
+      !(decoded.ok && (deferred.coverage.type ?? decoded.value.type) === decoded.value.type)
+    ) {
+      const issues = deferred.check(body.value)
+      if (issues !== undefined) return fail('schema_invalid', issues)
+    }
     return decoded.ok ? { ok: true, event: decoded.value } : contractFailure(decoded.issues)
   }
 

@@ -3,6 +3,7 @@ import { ClosedError, NotFoundError, ValidationError } from '../errors/index.ts'
 import { ajvIssues, compileJsonSchema } from './json-schema.ts'
 import { jsonPayloadDecoder } from './payload-decoders.ts'
 import type { PayloadDecoder, SchemaDefinition, SchemaRegistry } from './schema-registry.ts'
+import { contractCoverageOf } from './subjects.ts'
 import { encodeFrame } from './wire-format.ts'
 
 export interface EmbeddedSchemaRegistryOptions {
@@ -75,7 +76,11 @@ export const createEmbeddedSchemaRegistry = (options: EmbeddedSchemaRegistryOpti
     async decoderFor(id): Promise<PayloadDecoder> {
       assertOpen()
       const validate = validatorOf(id)
-      return jsonPayloadDecoder(id, (value) => (validate(value) ? undefined : ajvIssues(validate.errors)))
+      return jsonPayloadDecoder(
+        id,
+        (value) => (validate(value) ? undefined : ajvIssues(validate.errors)),
+        contractCoverageOf(validate.schema),
+      )
     },
     async register(subject, schema) {
       assertOpen()

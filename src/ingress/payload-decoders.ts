@@ -1,6 +1,6 @@
 import type { FieldIssue } from '../errors/index.ts'
 import { type AvroFieldLike, type AvroTypeLike, compileAvroReader } from './avro-reader.ts'
-import type { PayloadDecoder, PayloadResult } from './schema-registry.ts'
+import type { ContractCoverage, PayloadDecoder, PayloadResult } from './schema-registry.ts'
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
@@ -24,21 +24,30 @@ export const parseJsonBytes = (
 
 /**
  * The decoder of a JSON Schema serialization: the payload is UTF-8 JSON that must satisfy its
- * writer's schema. `validate` returns the issues, or undefined when the value is valid.
+ * writer's schema. `validate` returns the issues, or undefined when the value is valid. With
+ * `coverage` (one of Herald's own schemas) it also offers the read and the check apart.
  */
 export const jsonPayloadDecoder = (
   schemaId: number,
   validate: (value: unknown) => FieldIssue[] | undefined,
-): PayloadDecoder => ({
-  schemaId,
-  type: 'JSON',
-  decode(value, start = 0): PayloadResult {
+  coverage?: ContractCoverage,
+): PayloadDecoder => {
+  const read = (value: Uint8Array, start = 0): PayloadResult => {
     const parsed = parseJsonBytes(start === 0 ? value : value.subarray(start), '(payload)')
-    if (!parsed.ok) return { ok: false, code: 'payload_undecodable', issues: parsed.issues }
-    const issues = validate(parsed.value)
-    return issues === undefined ? parsed : { ok: false, code: 'schema_invalid', issues }
-  },
-})
+    return parsed.ok ? parsed : { ok: false, code: 'payload_undecodable', issues: parsed.issues }
+  }
+  return {
+    schemaId,
+    type: 'JSON',
+    decode(value, start = 0): PayloadResult {
+      const parsed = read(value, start)
+      if (!parsed.ok) return parsed
+      const issues = validate(parsed.value)
+      return issues === undefined ? parsed : { ok: false, code: 'schema_invalid', issues }
+    },
+    ...(coverage === undefined ? {} : { deferred: { coverage, read, check: validate } }),
+  }
+}
 
 /** Avro decodes records into class instances, bytes into Buffers, absent optionals into null. */
 const toPlain = (value: unknown): unknown => {

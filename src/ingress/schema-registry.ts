@@ -29,6 +29,29 @@ export type PayloadResult =
   | { readonly ok: true; readonly value: unknown }
   | { readonly ok: false; readonly code: PayloadFailureCode; readonly issues: FieldIssue[] }
 
+/**
+ * Which events Herald's event contract checks exactly as a schema does: that of one of
+ * Herald's own schemas (see `contractCoverageOf`), whose rules the contract holds too — tests
+ * prove the two accept and refuse the same events. `mode` is how the payload is carried
+ * (structured: the whole event; binary: its `data`); `type` the one event type the schema
+ * is for, or undefined for the envelope of any type.
+ */
+export interface ContractCoverage {
+  readonly mode: 'structured' | 'binary'
+  readonly type: string | undefined
+}
+
+/**
+ * A decoder's two halves, for a schema the event contract covers: the payload read without
+ * its schema check, and that check alone. The ingress skips the check for events the contract
+ * covers, and makes it for the rest, and to name the reason an event is refused.
+ */
+export interface DeferredCheck {
+  readonly coverage: ContractCoverage
+  read(value: Uint8Array, start?: number): PayloadResult
+  check(value: unknown): FieldIssue[] | undefined
+}
+
 /** Decodes payloads written with one schema; never throws. */
 export interface PayloadDecoder {
   readonly schemaId: number
@@ -38,6 +61,8 @@ export interface PayloadDecoder {
    * framed message is read in place, without a view of its payload made per message.
    */
   decode(value: Uint8Array, start?: number): PayloadResult
+  /** Present when the schema is one the event contract covers. */
+  readonly deferred?: DeferredCheck
 }
 
 export interface SchemaRegistry {

@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { envelopeSchema, eventTypes, type JsonSchema } from '../events/index.ts'
-import type { SchemaDefinition, SchemaRegistry } from './schema-registry.ts'
+import type { ContractCoverage, SchemaDefinition, SchemaRegistry } from './schema-registry.ts'
 
 /**
  * The subjects Herald registers, named after the configured topics (Confluent's
@@ -71,6 +71,31 @@ export const eventSchemaOf = (type: string, data: JsonSchema): JsonSchema => ({
   required: ['data'],
   $defs: { envelope: envelopeSchema, data },
 })
+
+let coverageByText: Map<string, ContractCoverage> | undefined
+
+/**
+ * What the event contract covers of `schema` (a parsed JSON Schema) when it is one of the
+ * event schemas Herald registers, compared by its JSON text; undefined for any other schema,
+ * a producer's own included, whose every rule the ingress must check itself. The envelope
+ * covers structured events of any type, a type's event schema structured events of that
+ * type, and a type's data schema the `data` of binary events of that type.
+ */
+export const contractCoverageOf = (schema: unknown): ContractCoverage | undefined => {
+  if (coverageByText === undefined) {
+    coverageByText = new Map([[JSON.stringify(envelopeSchema), { mode: 'structured', type: undefined }]])
+    for (const entry of eventTypes) {
+      coverageByText.set(JSON.stringify(eventSchemaOf(entry.type, entry.schema)), {
+        mode: 'structured',
+        type: entry.type,
+      })
+      coverageByText.set(JSON.stringify(entry.schema), { mode: 'binary', type: entry.type })
+    }
+  }
+  return typeof schema === 'object' && schema !== null
+    ? coverageByText.get(JSON.stringify(schema))
+    : undefined
+}
 
 export const heraldSubjects = (topics: SubjectTopics): SubjectSchema[] => {
   const subjects: SubjectSchema[] = [{ subject: `${topics.events}-value`, schema: json(envelopeSchema) }]

@@ -140,6 +140,16 @@ export const runSchemaRegistryContract = ({ name, open }: SchemaRegistryContract
         const event = { specversion: '1.0', id: 'e1', source: '/engine', type: 'x.y', account: 'acme' }
         assert.deepEqual(decoder.decode(json(event)), { ok: true, value: event })
         assert.equal(decoder.decode(json({ ...event, account: '' })).ok, false)
+        // Herald's event schemas are known as ones the event contract covers; the rest are not.
+        const type = 'user.image.analysis.completed'
+        const coverage = async (subject: string) =>
+          (await registry.decoderFor(ids.get(subject) as number)).deferred?.coverage
+        assert.deepEqual(decoder.deferred?.coverage, { mode: 'structured', type: undefined })
+        assert.deepEqual(await coverage(`${topics.events}-${type}`), { mode: 'structured', type })
+        assert.deepEqual(await coverage(`${topics.events}-${type}-data`), { mode: 'binary', type })
+        assert.equal(await coverage(`${topics.outcomes}-value`), undefined)
+        const own = await registry.register(subject(), schemaOf(1))
+        assert.equal((await registry.decoderFor(own)).deferred, undefined)
       } finally {
         await registry.close()
       }
