@@ -363,4 +363,27 @@ describe('createSelectorIndexBuilder', () => {
     const event = anEvent({ account: 'account-7', type: TYPES[0] })
     assert.deepEqual(matchesOf(index, event), bruteForce(set, event))
   })
+
+  it('slices the grouping of a large snapshot too, even when no tree needs rebuilding', async () => {
+    const configurations = Array.from({ length: 10 }, (_, i) => aConfiguration({ id: `cfg-${i}` }))
+    const selectors = Array.from({ length: 20_000 }, (_, i) =>
+      aSelector({ type: TYPES[0] }, { id: `sel-${i}`, configurationId: `cfg-${i % 10}` }),
+    )
+    const set = setOf(configurations, selectors)
+    const builder = createSelectorIndexBuilder()
+    builder.build(set)
+    let turns = 0
+    let ticking = true
+    const tick = () => {
+      turns++
+      if (ticking) setImmediate(tick)
+    }
+    setImmediate(tick)
+    const index = await firstValueFrom(builder.build$({ ...set, position: set.position + 1 }, 0))
+    ticking = false
+    assert.equal(builder.lastBuild.rebuilt, 0)
+    assert.equal(index.size, 20_000)
+    // 20,000 selectors grouped in steps of 4,096: the event loop ran between them.
+    assert.ok(turns >= 4, `the event loop ran ${turns} times`)
+  })
 })

@@ -75,13 +75,22 @@ const partitionKeyOf = (selector: Selector): string =>
 const samePairs = (a: readonly unknown[], b: readonly unknown[]): boolean =>
   a.length === b.length && a.every((x, i) => x === b[i])
 
-/** The routable selectors of `set`, grouped by partition, each as selector, configuration, selector, … */
-const pairsOf = (
+/** Selectors grouped between two steps of a build, so grouping a large snapshot is sliced too. */
+const GROUPED_PER_STEP = 4_096
+
+/**
+ * The routable selectors of `set`, grouped by partition, each as selector, configuration,
+ * selector, …; one step per `GROUPED_PER_STEP` selectors. Snapshots are never changed, so
+ * the event loop may run between steps.
+ */
+function* pairsOf(
   set: SelectorSet,
   options: SelectorIndexOptions,
-): Map<string, (Selector | EndpointConfiguration)[]> => {
+): Generator<void, Map<string, (Selector | EndpointConfiguration)[]>> {
   const groups = new Map<string, (Selector | EndpointConfiguration)[]>()
+  let grouped = 0
   for (const selector of set.selectors.values()) {
+    if (++grouped % GROUPED_PER_STEP === 0) yield
     const configuration = set.configurations.get(selector.configurationId)
     if (
       configuration === undefined ||
@@ -175,7 +184,7 @@ export const createSelectorIndexBuilder = (options: SelectorIndexOptions = {}) =
   function* steps(set: SelectorSet): Generator<void, SelectorIndex> {
     const partitions = new Map<string, Partition>()
     let rebuilt = 0
-    for (const [key, pairs] of pairsOf(set, options)) {
+    for (const [key, pairs] of yield* pairsOf(set, options)) {
       const previous = built.get(key)
       if (previous !== undefined && samePairs(previous.pairs, pairs)) {
         partitions.set(key, previous)
