@@ -47,11 +47,11 @@ describe('queryLimitRules', () => {
       check('{ tagsByVulnerability(limit: 1000) { results { tags(limit: 1000) { tag } } } }')[0]?.[0],
       'query_too_costly',
     )
-    // Lists without a limit (an image's packages) are still counted at NESTED_LIST_SIZE.
+    // A nested list's own limit counts, an image's packages included.
     const packages =
-      '{ imagesByVulnerability(limit: 10) { results { images(limit: 10) { packages { name } } } } }'
-    assert.deepEqual(check(packages, { maxCost: 10 + 10 + 100 + 1_000 }), [])
-    assert.equal(check(packages, { maxCost: 10 + 10 + 100 + 999 })[0]?.[0], 'query_too_costly')
+      '{ imagesByVulnerability(limit: 10) { results { images(limit: 10) { packages(limit: 5) { name } } } } }'
+    assert.deepEqual(check(packages, { maxCost: 10 + 10 + 100 + 500 }), [])
+    assert.equal(check(packages, { maxCost: 10 + 10 + 100 + 499 })[0]?.[0], 'query_too_costly')
     assert.equal(
       check('{ metricData(filter: { metricId: "x" }, limit: 100000000) { results { value } } }')[0]?.[0],
       'query_too_costly',

@@ -40,7 +40,7 @@ export const DEFAULT_QUERY_LIMITS = {
   maxTokens: 5_000,
 } as const satisfies QueryLimits
 
-/** How many items a nested list (a vulnerability's tags, an image's packages) is assumed to hold. */
+/** How many items a list field without a `limit` argument is assumed to hold. */
 export const NESTED_LIST_SIZE = 10
 
 // Introspection (GraphiQL's schema query is a dozen levels deep) reads no data: it neither

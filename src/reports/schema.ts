@@ -147,7 +147,13 @@ export const reportSchema: GraphQLSchema = buildSchema(/* GraphQL */ `
     digest: String!
     registry: String!
     repository: String!
-    packages: [Artifact!]!
+    """
+    The first limit (1 to 1,000) of the image's packages with the vulnerability, by name and
+    version; packageCount says how many there are. The default, 10, keeps a page of images
+    within the query cost limit; few images have a vulnerability in more packages.
+    """
+    packages(limit: Int = 10): [Artifact!]!
+    packageCount: Int!
   }
 
   type VulnerabilityImages {

@@ -178,13 +178,14 @@ export const imagesByVulnerability = async (args: PagedArgs<VulnerabilityFilter>
   const sql = `WITH f AS (${p.findings(true)})${page.cte}
     SELECT account, vulnerability_id, toString(max(sev)) AS severity, max(url) AS url, max(cvss) AS cvss,
            max(kev) AS kev, max(fix) AS fix_available,
-           arraySort(groupArray(${NESTED_CAP})((digest, registry, repository, packages))) AS images,
+           arraySort(groupArray(${NESTED_CAP})((digest, registry, repository, packages, package_count))) AS images,
            count() AS image_count
       FROM (
         SELECT account, vulnerability_id, digest, any(registry) AS registry, any(repository) AS repository,
                max(severity) AS sev, max(url) AS url, max(cvss) AS cvss, max(kev) AS kev,
                max(fix_version IS NOT NULL) AS fix,
-               arraySort(groupArray((package, package_version, package_type, fix_version))) AS packages
+               arraySort(groupArray(${NESTED_CAP})((package, package_version, package_type, fix_version))) AS packages,
+           count() AS package_count
           FROM f
          WHERE ${page.where} AND ${imageRestriction(p)}
          GROUP BY account, vulnerability_id, digest)
@@ -192,16 +193,22 @@ export const imagesByVulnerability = async (args: PagedArgs<VulnerabilityFilter>
      ORDER BY account, vulnerability_id
      LIMIT {limit_plus_one:UInt32}`
   type Package = [string, string, string, string | null]
-  type Row = VulnerabilityColumns & { images: [string, string, string, Package[]][]; image_count: number }
+  type Row = VulnerabilityColumns & {
+    images: [string, string, string, Package[], number][]
+    image_count: number
+  }
   return finish<Row, unknown>(context, p.q, sql, p.limit, p.paging, (row) => ({
     account: row.account,
     vulnerability: vulnerabilityOf(row),
     images: nested(
-      row.images.map(([digest, registry, repository, packages]) => ({
+      row.images.map(([digest, registry, repository, packages, packageCount]) => ({
         digest,
         registry,
         repository,
-        packages: packages.map(([name, version, type, fixVersion]) => ({ name, version, type, fixVersion })),
+        packages: nested(
+          packages.map(([name, version, type, fixVersion]) => ({ name, version, type, fixVersion })),
+        ),
+        packageCount: Number(packageCount),
       })),
     ),
     imageCount: row.image_count,

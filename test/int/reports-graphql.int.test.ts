@@ -390,12 +390,17 @@ describe('report GraphQL API against a brute-force oracle', () => {
         const world = worldAt(events, at).get('globex') ?? empty
         const results = await allPages<{
           vulnerability: { vulnerabilityId: string; severity: Severity }
-          images: { digest: string; packages: { name: string; version: string }[] }[]
+          images: {
+            digest: string
+            packages: { name: string; version: string }[]
+            first: { name: string; version: string }[]
+            packageCount: number
+          }[]
           imageCount: number
         }>(
           'globex-reader',
           'imagesByVulnerability',
-          'vulnerability { vulnerabilityId severity } images { digest packages { name version } } imageCount',
+          'vulnerability { vulnerabilityId severity } images { digest packages { name version } first: packages(limit: 1) { name version } packageCount } imageCount',
           { asOf: new Date(at).toISOString() },
           25,
         )
@@ -412,6 +417,8 @@ describe('report GraphQL API against a brute-force oracle', () => {
               .map((f) => `${f.package} ${f.version}`)
               .sort()
             assert.deepEqual(image.packages.map((p) => `${p.name} ${p.version}`).sort(), expected)
+            assert.equal(image.packageCount, expected.length)
+            assert.deepEqual(image.first, image.packages.slice(0, 1))
           }
         }
       }),
