@@ -328,6 +328,20 @@ describe('createSelectorIndexBuilder', () => {
     }
   })
 
+  /** What `work` resolves to, and how many times the event loop turned while it ran. */
+  const counting = async <T>(work: Promise<T>): Promise<{ value: T; turns: number }> => {
+    let turns = 0
+    let ticking = true
+    const tick = () => {
+      turns++
+      if (ticking) setImmediate(tick)
+    }
+    setImmediate(tick)
+    const value = await work
+    ticking = false
+    return { value, turns }
+  }
+
   it('builds in slices between which the event loop runs, and keeps the work of a build it abandons', async () => {
     const accounts = Array.from({ length: 50 }, (_, i) => `account-${i}`)
     const configurations = accounts.map((account, i) => aConfiguration({ id: `cfg-${i}`, account }))
@@ -346,15 +360,7 @@ describe('createSelectorIndexBuilder', () => {
       }
       setImmediate(() => setImmediate(() => setImmediate(abandon)))
     })
-    let turns = 0
-    let ticking = true
-    const tick = () => {
-      turns++
-      if (ticking) setImmediate(tick)
-    }
-    setImmediate(tick)
-    const index = await firstValueFrom(builder.build$(set, 0))
-    ticking = false
+    const { value: index, turns } = await counting(firstValueFrom(builder.build$(set, 0)))
     const { partitions, rebuilt } = builder.lastBuild
     assert.equal(partitions, 50)
     assert.ok(rebuilt > 0 && rebuilt < 50, `rebuilt ${rebuilt} of 50 after an abandoned build`)
@@ -366,24 +372,18 @@ describe('createSelectorIndexBuilder', () => {
 
   it('slices the grouping of a large snapshot too, even when no tree needs rebuilding', async () => {
     const configurations = Array.from({ length: 10 }, (_, i) => aConfiguration({ id: `cfg-${i}` }))
-    const selectors = Array.from({ length: 20_000 }, (_, i) =>
+    const selectors = Array.from({ length: 30_000 }, (_, i) =>
       aSelector({ type: TYPES[0] }, { id: `sel-${i}`, configurationId: `cfg-${i % 10}` }),
     )
     const set = setOf(configurations, selectors)
     const builder = createSelectorIndexBuilder()
     builder.build(set)
-    let turns = 0
-    let ticking = true
-    const tick = () => {
-      turns++
-      if (ticking) setImmediate(tick)
-    }
-    setImmediate(tick)
-    const index = await firstValueFrom(builder.build$({ ...set, position: set.position + 1 }, 0))
-    ticking = false
+    const { value: index, turns } = await counting(
+      firstValueFrom(builder.build$({ ...set, position: set.position + 1 }, 0)),
+    )
     assert.equal(builder.lastBuild.rebuilt, 0)
-    assert.equal(index.size, 20_000)
-    // 20,000 selectors grouped in steps of 4,096: the event loop ran between them.
-    assert.ok(turns >= 4, `the event loop ran ${turns} times`)
+    assert.equal(index.size, 30_000)
+    // 30,000 selectors grouped in steps of 4,096: the event loop ran between the 8 steps.
+    assert.ok(turns >= 5, `the event loop ran ${turns} times`)
   })
 })
