@@ -346,6 +346,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
         event_log: () => log.ping(),
         event_store: () => store.ping(),
         warehouse: () => warehouse.ping(),
+        ...notifications.readiness,
       },
       authenticate: chainAuthenticators(
         createAdminTokenAuthenticator(resolveAdminToken(config, logger)),

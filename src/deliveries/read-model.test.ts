@@ -274,6 +274,35 @@ describe('delivery read model', () => {
     view.markPublished(waiting.map((a) => a.position))
     assert.deepEqual(view.unpublished(10), [])
     assert.equal(view.attemptsOf(hex(2)).length, 1)
+
+    // Published stays published when the file is opened again; what follows is still to publish.
+    view.close()
+    view = open()
+    assert.deepEqual(view.unpublished(10), [])
+    await request(3, 'cfg-a')
+    await attempt(3, 200)
+    assert.deepEqual(
+      view.unpublished(10).map((a) => a.eventId),
+      ['evt-3'],
+    )
+  })
+
+  it('keeps the outbox of a file that marked each published row, from before it kept a watermark', async () => {
+    await request(1, 'cfg-a')
+    await attempt(1, 503, 0)
+    await attempt(1, 200)
+    const [published] = view.unpublished(10)
+    assert.ok(published)
+    view.close()
+    // As such a file was left: the first outcome published (its row marked 0), the second not.
+    const db = new DatabaseSync(join(dir, 'view.sqlite'))
+    db.prepare('UPDATE attempts SET publish = 0 WHERE position = ?').run(published.position)
+    db.close()
+    view = open()
+    assert.deepEqual(
+      view.unpublished(10).map((a) => [a.eventId, a.outcome]),
+      [['evt-1', 'sent']],
+    )
   })
 
   it('resumes from its checkpoint when reopened, keeping its instance id', async () => {

@@ -120,6 +120,10 @@ export interface DeliveryReadModel {
   failingSince(configurationId: string): number | null
   /** Outcomes of this instance's attempts not yet published, in position order. */
   unpublished(limit: number): readonly AttemptRow[]
+  /**
+   * The outcomes `unpublished` gave were published: every one up to the highest of `positions`
+   * is (they come in position order, so the outbox keeps only how far it got).
+   */
   markPublished(positions: readonly number[]): void
   /** Resolves once every store event up to `position` is folded in and committed. */
   waitFor(position: number): Promise<void>
@@ -476,11 +480,16 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
     recent: db.prepare(`
       SELECT outcome, at FROM attempts WHERE configuration_id = ? AND outcome != 'skipped'
       ORDER BY position DESC LIMIT ?`),
-    unpublished: db.prepare('SELECT * FROM attempts WHERE publish = 1 ORDER BY position LIMIT ?'),
-    markPublished: db.prepare('UPDATE attempts SET publish = 0 WHERE position = ?'),
+    // `publish` marks this instance's outcomes; how far they were published is one number in
+    // `meta` (rows up to it may still say 1: files from before it was kept say 0 for published).
+    unpublished: db.prepare(
+      'SELECT * FROM attempts WHERE publish = 1 AND position > ? ORDER BY position LIMIT ?',
+    ),
   }
 
   let committed = Number(metaValue('checkpoint') ?? 0)
+  // Outcomes are published in position order, so one watermark, not an update of each row.
+  let publishedThrough = Number(metaValue('published_through') ?? 0)
   let position = committed
   let inTransaction = false
   const listeners = new Set<() => void>()
@@ -775,6 +784,7 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
             headed.clear()
             notFailing.clear()
             position = committed
+            publishedThrough = Number(metaValue('published_through') ?? 0)
             subscription?.unsubscribe()
             options.onFollowError?.(error)
             resubscribe = setTimeout(() => follow(store), options.resubscribeMs ?? 1000)
@@ -852,11 +862,13 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
         .reverse(),
     failingSince: (configurationId) =>
       (sql.failingOf.get(configurationId) as { since: number } | undefined)?.since ?? null,
-    unpublished: (limit) => (sql.unpublished.all(limit) as unknown as AttemptRecord[]).map(toAttempt),
+    unpublished: (limit) =>
+      (sql.unpublished.all(publishedThrough, limit) as unknown as AttemptRecord[]).map(toAttempt),
     markPublished: (positions) => {
-      db.exec('SAVEPOINT publish')
-      for (const p of positions) sql.markPublished.run(p)
-      db.exec('RELEASE publish')
+      const through = positions.reduce((highest, p) => Math.max(highest, p), publishedThrough)
+      if (through === publishedThrough) return
+      setMeta.run('published_through', String(through))
+      publishedThrough = through
     },
     waitFor: (target) => {
       if (target <= committed || closed) return Promise.resolve()

@@ -48,6 +48,8 @@ import { type IngressWiring, startRouter } from './ingress.ts'
 export interface NotificationsWiring {
   readonly consumers: readonly Consumer[]
   readonly mounts: readonly { readonly path: string; readonly app: Hono<AppEnv> }[]
+  /** `/ready` probes of the stores notifications keep beside the shared ones (the embedded delivery log). */
+  readonly readiness: Readonly<Record<string, () => Promise<void>>>
   close(): Promise<void>
 }
 
@@ -85,7 +87,11 @@ const failureGapOf = (policy: RetryPolicy): number =>
  * so reading every configuration at start-up and the audit trail never wade through delivery
  * history. KurrentDB: the one store (its streams are named `delivery-<id>`).
  */
-const openDeliveryStore = (config: Config, store: EventStore): { store: EventStore; owned: boolean } =>
+const openDeliveryStore = (
+  config: Config,
+  store: EventStore,
+  logger: Logger,
+): { store: EventStore; owned: boolean } =>
   config.event_store.kind === 'embedded'
     ? {
         // Many deliveries record their attempts at once, each to its own stream: a writer
@@ -96,6 +102,8 @@ const openDeliveryStore = (config: Config, store: EventStore): { store: EventSto
           path: join(config.data_dir, 'deliveries.sqlite'),
           groupCommit: true,
           writerThread: true,
+          onWriterStopped: (error) =>
+            logger('error', 'delivery.store_writer_stopped', { error: error.message, restarting: true }),
         }),
         owned: true,
       }
@@ -115,7 +123,11 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     current: config.secrets.encryption_key ?? loadOrCreateKeyFile(join(config.data_dir, 'secret.key')),
     previous: config.secrets.previous_keys,
   })
-  const deliveryStore = openDeliveryStore(config, store)
+  const deliveryStore = openDeliveryStore(config, store, logger)
+  // A delivery log of its own answers for itself; a shared store is already `event_store`.
+  const readiness: NotificationsWiring['readiness'] = deliveryStore.owned
+    ? { delivery_store: () => deliveryStore.store.ping() }
+    : {}
   const view = createDeliveryReadModel({
     path: join(config.data_dir, 'deliveries-view.sqlite'),
     newId: randomUUID,
@@ -229,7 +241,7 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     logger('info', 'notifications.disabled', { reason: 'notifications.enabled is false' })
     // The router is the one group that dead-letters bad input, so it keeps validating.
     const router = await startRouter({ ...routerOptions, getIndex: () => emptySelectorIndex, route: false })
-    return { consumers: [router], mounts, close: closeDeliveryLog }
+    return { consumers: [router], mounts, readiness, close: closeDeliveryLog }
   }
 
   // One reference, replaced whole: a batch in flight sees the old index or the new, never a mix.
@@ -381,6 +393,7 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
   return {
     consumers: [router, stopOnce],
     mounts,
+    readiness,
     close: async () => {
       await stopOnce.stop()
       await engine.stop(graceMs)

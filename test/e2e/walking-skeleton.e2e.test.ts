@@ -117,7 +117,12 @@ describe('one engine event end to end, on the embedded default', () => {
     const ready = await fetch(`${herald.url}/ready`)
     const body = (await ready.json()) as { checks: Record<string, { status: string }> }
     assert.equal(ready.status, 200)
-    assert.deepEqual(Object.keys(body.checks).sort(), ['event_log', 'event_store', 'warehouse'])
+    assert.deepEqual(Object.keys(body.checks).sort(), [
+      'delivery_store',
+      'event_log',
+      'event_store',
+      'warehouse',
+    ])
     const metrics = await (await fetch(`${herald.url}/metrics`)).text()
     assert.match(metrics, /^herald_up 1$/m)
   })

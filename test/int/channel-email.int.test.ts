@@ -140,6 +140,50 @@ describe('email channel against a real SMTP server, plain SMTP', () => {
     assert.deepEqual(refused.ok ? refused : [refused.kind, refused.status], ['permanent', 550])
   })
 
+  it('some recipients refused: a permanent failure naming them, though the others were sent it', async () => {
+    const picky = await startSmtpReceiver({ refuseRecipients: ['gone@acme.example'] })
+    try {
+      const to = ['secops@acme.example', 'gone@acme.example']
+      const partly = await channel.send(
+        aDelivery(aPostureEvent()),
+        { ...configuration, port: picky.port, username: undefined, password: undefined, to },
+        context,
+      )
+      assert.deepEqual(partly.ok ? partly : [partly.kind, partly.code, partly.status, partly.error], [
+        'permanent',
+        'smtp_recipients_refused',
+        550,
+        'the SMTP server refused 1 of 2 recipients, the others were sent the message: ' +
+          'gone@acme.example (550 5.1.1 <gone@acme.example>: no such mailbox)',
+      ])
+      assert.deepEqual(
+        picky.received.map((m) => m.to),
+        [['secops@acme.example']],
+      )
+
+      // Every recipient refused: nothing was sent, and it is the server's refusal as before.
+      const none = await channel.send(
+        aDelivery(aPostureEvent()),
+        {
+          ...configuration,
+          port: picky.port,
+          username: undefined,
+          password: undefined,
+          to: ['gone@acme.example'],
+        },
+        context,
+      )
+      assert.deepEqual(none.ok ? none : [none.kind, none.code, none.status], [
+        'permanent',
+        'smtp_rejected',
+        550,
+      ])
+      assert.equal(picky.received.length, 1)
+    } finally {
+      await picky.close()
+    }
+  })
+
   it('STARTTLS required by the configuration but not offered: permanent, nothing sent in plain text', async () => {
     const count = server.received.length
     const logins = server.authAttempts.length

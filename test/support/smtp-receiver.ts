@@ -28,6 +28,8 @@ export interface SmtpReceiverOptions {
   readonly rejectData?: { readonly code: number; readonly message: string }
   /** A refused login's reply quotes the password it got, as a careless server might. */
   readonly echoRefusedPassword?: boolean
+  /** Recipients refused at RCPT TO with 550, as a server refuses a mailbox it does not have. */
+  readonly refuseRecipients?: readonly string[]
 }
 
 export interface SmtpReceiver {
@@ -76,6 +78,13 @@ export const startSmtpReceiver = async (options: SmtpReceiverOptions = {}): Prom
             { responseCode: 535 },
           ),
         )
+    },
+    onRcptTo: (address, _session, callback) => {
+      if (options.refuseRecipients?.includes(address.address) === true)
+        callback(
+          Object.assign(new Error(`5.1.1 <${address.address}>: no such mailbox`), { responseCode: 550 }),
+        )
+      else callback()
     },
     onData: (stream, session, callback) => {
       const chunks: Buffer[] = []

@@ -62,6 +62,11 @@ export interface SqliteEventStoreOptions {
    * suits the same stores: many concurrent writers of distinct streams (the delivery log).
    */
   readonly writerThread?: boolean
+  /**
+   * The writer thread stopped unexpectedly: the appends it had not answered failed (retriable),
+   * and it is started again. For the operator's log; `ping` fails until it answers again.
+   */
+  readonly onWriterStopped?: (error: Error) => void
 }
 
 export type { ReadAllOptions } from '../../ports/event-store.ts'
@@ -216,6 +221,7 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
           onCommitted: () => {
             for (const catchUp of live) catchUp.wake()
           },
+          ...(options.onWriterStopped === undefined ? {} : { onStopped: options.onWriterStopped }),
         })
       : undefined
 
@@ -312,10 +318,12 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
       return catchUp.stop
     })
 
+  // With a writer thread, ready means it answers too: appends go nowhere else.
   const ping = async (): Promise<void> => {
     assertOpen()
     try {
       statements.ping.get()
+      await thread?.ping()
     } catch (error) {
       throw translateSqliteError(error, 'ping')
     }

@@ -1,7 +1,9 @@
+import type { Worker } from 'node:worker_threads'
 import {
   type ErrorContext,
   ExpectedRevisionConflictError,
   type FieldIssue,
+  UnavailableError,
   ValidationError,
 } from '../../errors/index.ts'
 import type { AppendResult, ExpectedRevision } from '../../ports/index.ts'
@@ -23,10 +25,13 @@ export type SentError =
 
 export type ToWriter =
   | { readonly type: 'write'; readonly requests: FlatRequests }
+  /** Answered with a `pong` once the thread's connection answered a query. */
+  | { readonly type: 'ping'; readonly id: number }
   | { readonly type: 'close' }
 
 export type FromWriter =
   | { readonly type: 'answers'; readonly written: boolean; readonly answers: FlatAnswers }
+  | { readonly type: 'pong'; readonly id: number; readonly error: SentError | null }
   | { readonly type: 'closed' }
 
 /**
@@ -148,8 +153,15 @@ export const receiveError = (sent: SentError): Error => {
 }
 
 export interface WriterThread {
-  /** Resolves once the writer committed the request's transaction (or rejects with why it failed). */
+  /**
+   * Resolves once the writer committed the request's transaction (or with why it failed). When
+   * the thread is gone, with a retriable `UnavailableError`: at once while it is being started
+   * again, and for requests it had taken when it stopped, whose commit is then unknown (a
+   * retry is recognised by its event ids, so it is safe).
+   */
   write(request: WriteRequest): Promise<WriteAnswer>
+  /** Resolves once the running writer answered on its connection; rejects (`UnavailableError`) while there is none. */
+  ping(): Promise<void>
   /** Waits for the writes sent, then ends the thread. */
   close(): Promise<void>
 }
@@ -159,64 +171,130 @@ export interface WriterThreadOptions {
   readonly busyTimeoutMs: number
   /** After each committed group that wrote something, before its appends are answered. */
   readonly onCommitted: () => void
+  /** The thread stopped unexpectedly (and is started again); `error` says why. */
+  readonly onStopped?: (error: Error) => void
+  /** Each writer thread as it starts, first and restarted: for tests that stop one as a crash would. */
+  readonly onStarted?: (worker: Worker) => void
+  /** Wait before starting a thread again after one stopped (default 100 ms), doubled while starts keep failing, up to 5 s. */
+  readonly restartDelayMs?: number
 }
+
+const MAX_RESTART_DELAY_MS = 5_000
 
 /**
  * Starts the writer thread for the store file at `path` (which must already hold the schema).
  * Requests made in one turn of the event loop go to it in one message, as one group commit
  * would have taken them; what arrives while it writes joins the next group. The thread keeps the process
  * alive only while writes are waiting for it.
+ *
+ * A thread that stops without being closed (an uncaught error, a crash, `terminate()`) is
+ * started again after `restartDelayMs`, and meanwhile writes and pings fail at once rather
+ * than wait: nothing it had not answered is reported as committed.
  */
 export const startWriterThread = (options: WriterThreadOptions): WriterThread => {
-  const worker = startWorkerThread(new URL('./writer-worker.ts', import.meta.url), {
-    path: options.path,
-    busyTimeoutMs: options.busyTimeoutMs,
-  })
+  const baseDelay = options.restartDelayMs ?? 100
   let nextId = 1
+  /** What the running thread was sent and has not answered: a write's or a ping's resolve. */
   const waiting = new Map<number, (answer: WriteAnswer) => void>()
   let outbox: { id: number; request: WriteRequest }[] = []
-  let failed: Error | undefined
+  let worker: Worker | undefined
+  /** Why there is no thread running, while it is being started again. */
+  let down: Error | undefined
+  let restartDelay = baseDelay
+  let restartTimer: NodeJS.Timeout | undefined
   let closing: Promise<void> | undefined
   let onClosed: (() => void) | undefined
 
-  const failAll = (error: Error) => {
-    failed ??= error
+  const unavailable = (why: string, cause?: unknown): UnavailableError =>
+    new UnavailableError(`the event store's writer thread ${why}`, cause === undefined ? {} : { cause })
+
+  const failWaiting = (error: Error) => {
     for (const answer of waiting.values()) answer({ ok: false, error })
     waiting.clear()
-    worker.unref()
   }
 
-  worker.on('message', (message: FromWriter) => {
-    if (message.type === 'closed') {
-      onClosed?.()
-      return
-    }
-    if (message.written) options.onCommitted()
-    for (const { id, answer } of unflattenAnswers(message.answers)) {
-      const resolve = waiting.get(id)
-      waiting.delete(id)
-      resolve?.(answer)
-    }
-    if (waiting.size === 0) worker.unref()
-  })
-  worker.on('error', (error) => failAll(error))
-  worker.on('exit', (code) => {
-    failAll(new Error(`the event store's writer thread exited (code ${code})`))
-    onClosed?.()
-  })
+  const start = (): void => {
+    const current = startWorkerThread(new URL('./writer-worker.ts', import.meta.url), {
+      path: options.path,
+      busyTimeoutMs: options.busyTimeoutMs,
+    })
+    worker = current
+    down = undefined
+    let crash: Error | undefined
+    current.on('message', (message: FromWriter) => {
+      if (message.type === 'closed') {
+        onClosed?.()
+        return
+      }
+      // The thread answers: it opened the file, so the next failure starts from the first delay.
+      restartDelay = baseDelay
+      if (message.type === 'pong') {
+        const resolve = waiting.get(message.id)
+        waiting.delete(message.id)
+        resolve?.(
+          message.error === null
+            ? { ok: true, results: [] }
+            : { ok: false, error: receiveError(message.error) },
+        )
+      } else {
+        if (message.written) options.onCommitted()
+        for (const { id, answer } of unflattenAnswers(message.answers)) {
+          const resolve = waiting.get(id)
+          waiting.delete(id)
+          resolve?.(answer)
+        }
+      }
+      if (waiting.size === 0 && outbox.length === 0) current.unref()
+    })
+    current.on('error', (error) => {
+      crash = error
+    })
+    current.on('exit', (code) => {
+      if (worker !== current) return
+      worker = undefined
+      if (closing !== undefined) {
+        failWaiting(unavailable(`exited (code ${code}) while the store was closing`, crash))
+        onClosed?.()
+        return
+      }
+      const stopped = unavailable(
+        `stopped (${crash === undefined ? `exit code ${code}` : crash.message}); ` +
+          'an append it had not answered may or may not be written, and is safe to retry',
+        crash,
+      )
+      down = stopped
+      // Those not yet sent to it too: every caller hears at once, and may retry.
+      outbox = []
+      failWaiting(stopped)
+      options.onStopped?.(stopped)
+      restartTimer = setTimeout(() => {
+        restartTimer = undefined
+        if (closing === undefined) start()
+      }, restartDelay)
+      restartTimer.unref()
+      restartDelay = Math.min(restartDelay * 2, MAX_RESTART_DELAY_MS)
+    })
+    options.onStarted?.(current)
+  }
 
   const send = () => {
     const requests = outbox
     outbox = []
-    if (requests.length > 0)
-      worker.postMessage({ type: 'write', requests: flattenRequests(requests) } satisfies ToWriter)
+    if (requests.length === 0 || worker === undefined) return
+    worker.postMessage({ type: 'write', requests: flattenRequests(requests) } satisfies ToWriter)
   }
+
+  start()
 
   return {
     write: (request) =>
       new Promise<WriteAnswer>((resolve) => {
-        if (failed !== undefined) {
-          resolve({ ok: false, error: failed })
+        if (closing !== undefined) {
+          resolve({ ok: false, error: unavailable('is closed') })
+          return
+        }
+        if (worker === undefined) {
+          resolve({ ok: false, error: down ?? unavailable('is not running') })
           return
         }
         const id = nextId++
@@ -225,20 +303,34 @@ export const startWriterThread = (options: WriterThreadOptions): WriterThread =>
         outbox.push({ id, request })
         worker.ref()
       }),
+    ping: async () => {
+      const current = worker
+      if (current === undefined || closing !== undefined)
+        throw down ?? unavailable(closing === undefined ? 'is not running' : 'is closed')
+      const id = nextId++
+      const answer = await new Promise<WriteAnswer>((resolve) => {
+        waiting.set(id, resolve)
+        current.ref()
+        current.postMessage({ type: 'ping', id } satisfies ToWriter)
+      })
+      if (!answer.ok) throw answer.error
+    },
     close: () => {
       closing ??= (async () => {
+        clearTimeout(restartTimer)
         send()
-        if (failed !== undefined) {
-          await worker.terminate()
+        const current = worker
+        if (current === undefined) {
+          failWaiting(unavailable('is closed'))
           return
         }
-        worker.ref()
+        current.ref()
         const closed = new Promise<void>((resolve) => {
           onClosed = resolve
         })
-        worker.postMessage({ type: 'close' } satisfies ToWriter)
+        current.postMessage({ type: 'close' } satisfies ToWriter)
         await closed
-        await worker.terminate()
+        await current.terminate()
       })()
       return closing
     },

@@ -4,7 +4,14 @@
  * port and becomes the next group, written once this turn's messages are all in.
  */
 import { parentPort, workerData } from 'node:worker_threads'
-import { type FromWriter, flattenAnswers, type ToWriter, unflattenRequests } from './writer-thread.ts'
+import {
+  type FromWriter,
+  flattenAnswers,
+  type SentError,
+  sendError,
+  type ToWriter,
+  unflattenRequests,
+} from './writer-thread.ts'
 import { createGroupWriter, openDatabase, type WriteRequest } from './writing.ts'
 
 const port = parentPort
@@ -36,6 +43,16 @@ port.on('message', (message: ToWriter) => {
   if (message.type === 'write') {
     for (const request of unflattenRequests(message.requests)) queue.push(request)
     scheduled ??= setImmediate(flush)
+    return
+  }
+  if (message.type === 'ping') {
+    let error: SentError | null = null
+    try {
+      statements.ping.get()
+    } catch (e) {
+      error = sendError(e)
+    }
+    port.postMessage({ type: 'pong', id: message.id, error } satisfies FromWriter)
     return
   }
   if (scheduled !== undefined) clearImmediate(scheduled)

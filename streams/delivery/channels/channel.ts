@@ -98,6 +98,8 @@ export type FailureCode =
   | 'blocked'
   | 'aborted'
   | 'smtp_rejected'
+  /** The message went to some recipients; the server refused the others (listed in the error). */
+  | 'smtp_recipients_refused'
   | 'smtp_auth'
   | 'configuration'
   | 'unexpected_response'

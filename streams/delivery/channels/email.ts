@@ -109,6 +109,39 @@ export const smtpFailure = (error: unknown): Failure => {
   }
 }
 
+/** nodemailer's answer to a message it sent, by the fields it documents. */
+interface SentInfo {
+  readonly accepted?: unknown
+  readonly rejected?: unknown
+  readonly rejectedErrors?: unknown
+}
+
+/**
+ * The server took the message for some recipients and refused others at RCPT TO: a failure the
+ * delivery log shows with who was refused and why, not a success. Permanent even when a refusal
+ * was a 4xx: a retry would send the message again to everyone who already has it.
+ */
+export const refusedRecipients = (info: SentInfo): Failure | undefined => {
+  const rejected = Array.isArray(info.rejected) ? info.rejected.map(String) : []
+  if (rejected.length === 0) return undefined
+  const accepted = Array.isArray(info.accepted) ? info.accepted.length : 0
+  const errors = (Array.isArray(info.rejectedErrors) ? info.rejectedErrors : []) as SmtpError[]
+  const replies = rejected.map((recipient, i) => {
+    const e = errors[i]
+    const reply = typeof e?.response === 'string' ? e.response : undefined
+    return reply === undefined ? recipient : `${recipient} (${reply})`
+  })
+  const first = errors.find((e) => typeof e.responseCode === 'number')?.responseCode
+  return {
+    kind: 'permanent',
+    code: 'smtp_recipients_refused',
+    status: typeof first === 'number' ? first : null,
+    error:
+      `the SMTP server refused ${rejected.length} of ${rejected.length + accepted} recipients, ` +
+      `the others were sent the message: ${replies.join('; ')}`,
+  }
+}
+
 const domainOf = (address: string): string => {
   const match = /@([A-Za-z0-9.-]+)>?\s*$/.exec(address)
   return match?.[1] ?? 'herald.invalid'
@@ -206,15 +239,10 @@ export const createEmailChannel = (options: EmailChannelOptions): DeliveryChanne
         const info = await withinDeadline(sending, target.hostname, context.timeoutMs, context.signal, () =>
           transport?.close(),
         )
+        const refused = refusedRecipients(info)
+        if (refused !== undefined) return result.fail(refused)
         const response = typeof info.response === 'string' ? info.response : '250'
-        const rejected = Array.isArray(info.rejected) ? info.rejected.length : 0
-        return result.ok(
-          Number(/^\d{3}/.exec(response)?.[0] ?? 250),
-          rejected === 0
-            ? response
-            : `${response} (${rejected} recipient${rejected === 1 ? '' : 's'} refused)`,
-          { notes },
-        )
+        return result.ok(Number(/^\d{3}/.exec(response)?.[0] ?? 250), response, { notes })
       } catch (error) {
         return result.fail(smtpFailure(error))
       } finally {
