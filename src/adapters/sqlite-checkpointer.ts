@@ -3,6 +3,8 @@ import { startWorkerThread } from './worker-thread.ts'
 export interface BackgroundCheckpoints {
   /** Stops checkpointing (what is left in the WAL is checkpointed by the next opener or writer). */
   stop(): void
+  /** Resolves once the thread has ended: stopped, or unable to open its file. */
+  readonly ended: Promise<void>
 }
 
 /**
@@ -56,8 +58,10 @@ export const startBackgroundCheckpoints = (path: string, intervalMs: number): Ba
   })
   // A failure leaves checkpoints to the writer's own backstop; nothing else depends on it.
   worker.on('error', () => undefined)
+  const ended = new Promise<void>((resolve) => worker.once('exit', () => resolve()))
   let stopped = false
   return {
+    ended,
     stop: () => {
       if (stopped) return
       stopped = true
