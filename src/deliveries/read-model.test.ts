@@ -70,7 +70,8 @@ const readModelContract = (
     afterEach(async () => {
       await view.close()
       await store.close()
-      rmSync(dir, { recursive: true, force: true })
+      // The background checkpointer may still be finishing with the file as it stops.
+      rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 })
     })
 
     const request = async (n: number, configurationId: string, account?: string) =>
