@@ -1,4 +1,5 @@
 import type { Worker } from 'node:worker_threads'
+import type { SqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
 import { startWorkerThread } from '../adapters/worker-thread.ts'
 import type { FieldIssue } from '../errors/index.ts'
 import type { RecordedEvent } from '../ports/index.ts'
@@ -9,6 +10,10 @@ import {
   type DeliveryReadModelOptions,
   openDeliveryViewFile,
 } from './read-model.ts'
+
+/** A store that says when it committed its own appends (the embedded one). */
+const isCommitSource = (store: object): store is Pick<SqliteEventStore, 'onCommitted'> =>
+  typeof (store as Partial<SqliteEventStore>).onCommitted === 'function'
 
 /** What the folding thread is started with. */
 export interface FoldingData {
@@ -22,7 +27,10 @@ export interface FoldingData {
 
 export type ToFolder =
   /** The outcomes up to `through` were published: kept with the read model. */
-  { readonly type: 'published'; readonly through: number } | { readonly type: 'close' }
+  | { readonly type: 'published'; readonly through: number }
+  /** The store committed appends: look for them now. */
+  | { readonly type: 'committed' }
+  | { readonly type: 'close' }
 
 export type FromFolder =
   /** Every store event up to `position` is folded in and committed. */
@@ -35,8 +43,9 @@ export interface ThreadedDeliveryReadModelOptions extends DeliveryReadModelOptio
   /** The embedded delivery store's file, which the folding thread reads through a connection of its own. */
   readonly storePath: string
   /**
-   * How often the folding thread looks for new appends in the store file (default 1 ms): a
-   * query of one number, so an attempt waits for its outcome to show about that long at most.
+   * How often the folding thread looks for appends in the store file that it was not told of
+   * (default 250 ms). The store `follow` is given tells it of each of its own commits, so they
+   * are folded at once; the poll finds those of other processes sharing the file.
    */
   readonly storePollMs?: number
   /** Each folding thread as it starts, first and restarted: for tests that stop one as a crash would. */
@@ -76,6 +85,7 @@ export const createThreadedDeliveryReadModel = (
   let worker: Worker | undefined
   let following = false
   let restart: NodeJS.Timeout | undefined
+  let stopTelling: (() => void) | undefined
   let closing: Promise<void> | undefined
   let onClosed: (() => void) | undefined
 
@@ -96,7 +106,7 @@ export const createThreadedDeliveryReadModel = (
     const current = startWorkerThread(new URL('./read-model-worker.ts', import.meta.url), {
       path: options.path,
       storePath: options.storePath,
-      storePollMs: options.storePollMs ?? 1,
+      storePollMs: options.storePollMs ?? 250,
       failureGapMs: options.failureGapMs ?? DEFAULT_FAILURE_GAP_MS,
       resubscribeMs,
       ...(options.checkpointIntervalMs === undefined
@@ -171,14 +181,19 @@ export const createThreadedDeliveryReadModel = (
       listeners.add(listener)
       return () => listeners.delete(listener)
     },
-    follow: () => {
+    follow: (store) => {
       if (following || closing !== undefined) return
       following = true
+      // One message per commit of the store's appends (a group of them), so the thread folds
+      // them at once instead of at its next poll.
+      if (isCommitSource(store))
+        stopTelling = store.onCommitted(() => worker?.postMessage({ type: 'committed' } satisfies ToFolder))
       start()
     },
     close: () => {
       closing ??= (async () => {
         clearTimeout(restart)
+        stopTelling?.()
         const current = worker
         if (current !== undefined) {
           const closed = new Promise<void>((resolve) => {

@@ -15,7 +15,8 @@ const data = workerData as FoldingData
 const post = (message: FromFolder) => port.postMessage(message)
 const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error))
 
-// Reading only: the appends are the store's writer's. It looks for them every `storePollMs`.
+// Reading only: the appends are the store's writer's. It looks for them when told of a
+// commit, and every `storePollMs` for those of other processes.
 const store = createSqliteEventStore({ path: data.storePath, pollIntervalMs: data.storePollMs })
 const view = createDeliveryReadModel({
   path: data.path,
@@ -33,6 +34,10 @@ post({ type: 'committed', position: view.position() })
 view.follow(store)
 
 port.on('message', (message: ToFolder) => {
+  if (message.type === 'committed') {
+    store.checkNow()
+    return
+  }
   if (message.type === 'published') {
     view.markPublished([message.through])
     return
