@@ -43,4 +43,8 @@ export {
   type DeliveryRow,
   type StoredDelivery,
 } from './read-model.ts'
+export {
+  createThreadedDeliveryReadModel,
+  type ThreadedDeliveryReadModelOptions,
+} from './read-model-thread.ts'
 export { attemptView, createDeliveryRoutes, type DeliveryRoutesOptions, deliveryView } from './routes.ts'

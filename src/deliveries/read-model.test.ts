@@ -9,6 +9,7 @@ import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
 import type { EventStore } from '../ports/index.ts'
 import { createDeliveryLog, type DeliveryLog } from './log.ts'
 import { createDeliveryReadModel, type DeliveryReadModel } from './read-model.ts'
+import { createThreadedDeliveryReadModel } from './read-model-thread.ts'
 
 const hex = (n: number) => n.toString(16).padStart(64, '0')
 
@@ -37,457 +38,485 @@ const answer = (status: number) => ({
   response: status < 300 ? 'ok' : null,
 })
 
-describe('delivery read model', () => {
-  let dir: string
-  let store: EventStore
-  let view: DeliveryReadModel
-  let deliveries: DeliveryLog
-  let now = Date.parse('2026-11-22T10:00:00.000Z')
-  const clock = () => now
+/**
+ * One suite for both ways of keeping the read model: folded on the event loop, and folded by a
+ * thread of its own over the embedded store's file (`inProcess` false), read here either way.
+ */
+const readModelContract = (
+  name: string,
+  make: (dir: string) => DeliveryReadModel,
+  { inProcess }: { readonly inProcess: boolean },
+) =>
+  describe(name, () => {
+    let dir: string
+    let store: EventStore
+    let view: DeliveryReadModel
+    let deliveries: DeliveryLog
+    let now = Date.parse('2026-11-22T10:00:00.000Z')
+    const clock = () => now
 
-  const open = () => {
-    const opened = createDeliveryReadModel({ path: join(dir, 'view.sqlite'), newId: randomUUID })
-    opened.follow(store)
-    return opened
-  }
+    const open = () => {
+      const opened = make(dir)
+      opened.follow(store)
+      return opened
+    }
 
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'herald-delivery-view-'))
-    store = createSqliteEventStore({ path: join(dir, 'deliveries.sqlite'), clock })
-    view = open()
-    deliveries = createDeliveryLog({ store, clock, newId: randomUUID, origin: view.instanceId })
-  })
-  afterEach(async () => {
-    view.close()
-    await store.close()
-    rmSync(dir, { recursive: true, force: true })
-  })
+    beforeEach(() => {
+      dir = mkdtempSync(join(tmpdir(), 'herald-delivery-view-'))
+      store = createSqliteEventStore({ path: join(dir, 'deliveries.sqlite'), clock })
+      view = open()
+      deliveries = createDeliveryLog({ store, clock, newId: randomUUID, origin: view.instanceId })
+    })
+    afterEach(async () => {
+      await view.close()
+      await store.close()
+      // The background checkpointer may still be finishing with the file as it stops.
+      rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 })
+    })
 
-  const request = async (n: number, configurationId: string, account?: string) =>
-    view.waitFor(await deliveries.request(requestOf(n, configurationId, account)))
+    const request = async (n: number, configurationId: string, account?: string) =>
+      view.waitFor(await deliveries.request(requestOf(n, configurationId, account)))
 
-  /** Records the head's next attempt with `status`, as the deliverer does. */
-  const attempt = async (n: number, status: number, retryInMs?: number) => {
-    const row = view.get(hex(n))
-    assert.ok(row)
-    const resolution =
-      status < 300
-        ? ({ outcome: 'sent' } as const)
-        : retryInMs === undefined
-          ? ({ outcome: 'rejected', reason: 'http_status' } as const)
-          : ({
-              outcome: 'failed',
-              reason: 'http_status',
-              nextAttemptAt: now + retryInMs,
-              retryAfterMs: null,
-            } as const)
-    await view.waitFor(await deliveries.record(row, answer(status), resolution))
-  }
+    /** Records the head's next attempt with `status`, as the deliverer does. */
+    const attempt = async (n: number, status: number, retryInMs?: number) => {
+      const row = view.get(hex(n))
+      assert.ok(row)
+      const resolution =
+        status < 300
+          ? ({ outcome: 'sent' } as const)
+          : retryInMs === undefined
+            ? ({ outcome: 'rejected', reason: 'http_status' } as const)
+            : ({
+                outcome: 'failed',
+                reason: 'http_status',
+                nextAttemptAt: now + retryInMs,
+                retryAfterMs: null,
+              } as const)
+      await view.waitFor(await deliveries.record(row, answer(status), resolution))
+    }
 
-  it('lists deliveries newest first, filtered and paged, scoped by account', async () => {
-    for (let n = 1; n <= 5; n++) await request(n, n <= 3 ? 'cfg-a' : 'cfg-b', n === 5 ? 'globex' : 'acme')
-    await attempt(1, 200)
-    await attempt(4, 400)
+    it('lists deliveries newest first, filtered and paged, scoped by account', async () => {
+      for (let n = 1; n <= 5; n++) await request(n, n <= 3 ? 'cfg-a' : 'cfg-b', n === 5 ? 'globex' : 'acme')
+      await attempt(1, 200)
+      await attempt(4, 400)
 
-    const ids = (query: Parameters<DeliveryReadModel['list']>[0]) =>
-      view.list(query).items.map((d) => d.eventId)
-    assert.deepEqual(ids({ limit: 10 }), ['evt-5', 'evt-4', 'evt-3', 'evt-2', 'evt-1'])
-    assert.deepEqual(ids({ account: 'acme', limit: 10 }), ['evt-4', 'evt-3', 'evt-2', 'evt-1'])
-    assert.deepEqual(ids({ configurationId: 'cfg-a', limit: 10 }), ['evt-3', 'evt-2', 'evt-1'])
-    assert.deepEqual(ids({ status: 'sent', limit: 10 }), ['evt-1'])
-    assert.deepEqual(ids({ status: 'rejected', limit: 10 }), ['evt-4'])
-    assert.deepEqual(ids({ status: 'pending', account: 'acme', limit: 10 }), ['evt-3', 'evt-2'])
-    assert.deepEqual(ids({ eventId: 'evt-2', limit: 10 }), ['evt-2'])
+      const ids = (query: Parameters<DeliveryReadModel['list']>[0]) =>
+        view.list(query).items.map((d) => d.eventId)
+      assert.deepEqual(ids({ limit: 10 }), ['evt-5', 'evt-4', 'evt-3', 'evt-2', 'evt-1'])
+      assert.deepEqual(ids({ account: 'acme', limit: 10 }), ['evt-4', 'evt-3', 'evt-2', 'evt-1'])
+      assert.deepEqual(ids({ configurationId: 'cfg-a', limit: 10 }), ['evt-3', 'evt-2', 'evt-1'])
+      assert.deepEqual(ids({ status: 'sent', limit: 10 }), ['evt-1'])
+      assert.deepEqual(ids({ status: 'rejected', limit: 10 }), ['evt-4'])
+      assert.deepEqual(ids({ status: 'pending', account: 'acme', limit: 10 }), ['evt-3', 'evt-2'])
+      assert.deepEqual(ids({ eventId: 'evt-2', limit: 10 }), ['evt-2'])
 
-    const first = view.list({ account: 'acme', limit: 3 })
-    assert.equal(first.items.length, 3)
-    assert.ok(first.next !== null)
-    const second = view.list({ account: 'acme', limit: 3, before: first.next })
-    assert.deepEqual(
-      second.items.map((d) => d.eventId),
-      ['evt-1'],
-    )
-    assert.equal(second.next, null)
+      const first = view.list({ account: 'acme', limit: 3 })
+      assert.equal(first.items.length, 3)
+      assert.ok(first.next !== null)
+      const second = view.list({ account: 'acme', limit: 3, before: first.next })
+      assert.deepEqual(
+        second.items.map((d) => d.eventId),
+        ['evt-1'],
+      )
+      assert.equal(second.next, null)
 
-    const sent = view.get(hex(1))
-    assert.equal(sent?.status, 'sent')
-    assert.equal(sent?.attempts, 1)
-    assert.deepEqual(sent?.lastAttempt, { status: 200, code: null, error: null, latencyMs: 7 })
-    assert.equal(sent?.event.id, 'evt-1')
-  })
+      const sent = view.get(hex(1))
+      assert.equal(sent?.status, 'sent')
+      assert.equal(sent?.attempts, 1)
+      assert.deepEqual(sent?.lastAttempt, { status: 200, code: null, error: null, latencyMs: 7 })
+      assert.equal(sent?.event.id, 'evt-1')
+    })
 
-  it('hands out each configuration’s oldest unsettled delivery, held back while it waits for a retry', async () => {
-    await request(1, 'cfg-a')
-    await request(2, 'cfg-a')
-    await request(3, 'cfg-b')
-    const heads = () => view.dueHeads(now, new Set(), 10).map((d) => d.eventId)
-    assert.deepEqual(heads(), ['evt-1', 'evt-3'])
-    assert.deepEqual(
-      view.dueHeads(now, new Set(['cfg-a']), 10).map((d) => d.eventId),
-      ['evt-3'],
-    )
+    it('hands out each configuration’s oldest unsettled delivery, held back while it waits for a retry', async () => {
+      await request(1, 'cfg-a')
+      await request(2, 'cfg-a')
+      await request(3, 'cfg-b')
+      const heads = () => view.dueHeads(now, new Set(), 10).map((d) => d.eventId)
+      assert.deepEqual(heads(), ['evt-1', 'evt-3'])
+      assert.deepEqual(
+        view.dueHeads(now, new Set(['cfg-a']), 10).map((d) => d.eventId),
+        ['evt-3'],
+      )
 
-    await attempt(1, 503, 5_000)
-    // evt-1 waits for its retry and evt-2 waits behind it: cfg-a's order is kept.
-    assert.deepEqual(heads(), ['evt-3'])
-    assert.equal(view.nextDueAt(new Set(['cfg-b'])), now + 5_000)
-    now += 5_000
-    // Earliest due first: evt-3 has waited since it was requested.
-    assert.deepEqual(heads(), ['evt-3', 'evt-1'])
-    assert.equal(view.get(hex(1))?.roundFailures, 1)
+      await attempt(1, 503, 5_000)
+      // evt-1 waits for its retry and evt-2 waits behind it: cfg-a's order is kept.
+      assert.deepEqual(heads(), ['evt-3'])
+      assert.equal(view.nextDueAt(new Set(['cfg-b'])), now + 5_000)
+      now += 5_000
+      // Earliest due first: evt-3 has waited since it was requested.
+      assert.deepEqual(heads(), ['evt-3', 'evt-1'])
+      assert.equal(view.get(hex(1))?.roundFailures, 1)
 
-    await attempt(1, 200)
-    assert.deepEqual(heads(), ['evt-2', 'evt-3'])
-    await attempt(2, 200)
-    await attempt(3, 200)
-    assert.deepEqual(heads(), [])
-    assert.equal(view.nextDueAt(new Set()), undefined)
-  })
+      await attempt(1, 200)
+      assert.deepEqual(heads(), ['evt-2', 'evt-3'])
+      await attempt(2, 200)
+      await attempt(3, 200)
+      assert.deepEqual(heads(), [])
+      assert.equal(view.nextDueAt(new Set()), undefined)
+    })
 
-  it('derives health and failure streaks from recent outcomes, skips left out', async () => {
-    await request(1, 'cfg-a')
-    await request(2, 'cfg-a')
-    assert.deepEqual(view.recentOutcomes('cfg-a', 20), [])
-    assert.equal(view.failingSince('cfg-a'), null)
+    it('derives health and failure streaks from recent outcomes, skips left out', async () => {
+      await request(1, 'cfg-a')
+      await request(2, 'cfg-a')
+      assert.deepEqual(view.recentOutcomes('cfg-a', 20), [])
+      assert.equal(view.failingSince('cfg-a'), null)
 
-    const start = now
-    await attempt(1, 503, 0)
-    now += 1000
-    await attempt(1, 503, 0)
-    assert.equal(view.failingSince('cfg-a'), start)
-    await attempt(1, 200)
-    assert.equal(view.failingSince('cfg-a'), null)
-    const row = view.get(hex(2))
-    assert.ok(row)
-    await view.waitFor(
-      await deliveries.record(row, null, { outcome: 'skipped', reason: 'configuration_disabled' }),
-    )
-    assert.deepEqual(
-      view.recentOutcomes('cfg-a', 20).map((o) => o.ok),
-      [false, false, true],
-    )
-    assert.deepEqual(
-      view.recentOutcomes('cfg-a', 2).map((o) => o.ok),
-      [false, true],
-    )
-    assert.deepEqual(
-      view.attemptsOf(hex(2)).map((a) => [a.outcome, a.error]),
-      [['skipped', 'configuration_disabled']],
-    )
-  })
+      const start = now
+      await attempt(1, 503, 0)
+      now += 1000
+      await attempt(1, 503, 0)
+      assert.equal(view.failingSince('cfg-a'), start)
+      await attempt(1, 200)
+      assert.equal(view.failingSince('cfg-a'), null)
+      const row = view.get(hex(2))
+      assert.ok(row)
+      await view.waitFor(
+        await deliveries.record(row, null, { outcome: 'skipped', reason: 'configuration_disabled' }),
+      )
+      assert.deepEqual(
+        view.recentOutcomes('cfg-a', 20).map((o) => o.ok),
+        [false, false, true],
+      )
+      assert.deepEqual(
+        view.recentOutcomes('cfg-a', 2).map((o) => o.ok),
+        [false, true],
+      )
+      assert.deepEqual(
+        view.attemptsOf(hex(2)).map((a) => [a.outcome, a.error]),
+        [['skipped', 'configuration_disabled']],
+      )
+    })
 
-  it('starts a failure streak again after a gap with no attempts: one failure a day is no sustained failure', async () => {
-    for (let n = 1; n <= 4; n++) await request(n, 'cfg-a')
-    const first = now
-    await attempt(1, 400)
-    now += 12 * 3_600_000 // within the default gap (13 h): the same streak
-    await attempt(2, 503, 0)
-    assert.equal(view.failingSince('cfg-a'), first)
-    now += 2 * 86_400_000 // days without an attempt
-    const later = now
-    await attempt(2, 503, 0)
-    assert.equal(view.failingSince('cfg-a'), later)
-    now += 60_000
-    await attempt(2, 200)
-    assert.equal(view.failingSince('cfg-a'), null)
-  })
+    it('starts a failure streak again after a gap with no attempts: one failure a day is no sustained failure', async () => {
+      for (let n = 1; n <= 4; n++) await request(n, 'cfg-a')
+      const first = now
+      await attempt(1, 400)
+      now += 12 * 3_600_000 // within the default gap (13 h): the same streak
+      await attempt(2, 503, 0)
+      assert.equal(view.failingSince('cfg-a'), first)
+      now += 2 * 86_400_000 // days without an attempt
+      const later = now
+      await attempt(2, 503, 0)
+      assert.equal(view.failingSince('cfg-a'), later)
+      now += 60_000
+      await attempt(2, 200)
+      assert.equal(view.failingSince('cfg-a'), null)
+    })
 
-  it('hands out heads in order from a file made before heads carried their seq', async () => {
-    // Same due time, so the order is the request order (seq): cfg-b's request came first.
-    await request(1, 'cfg-b')
-    await request(2, 'cfg-a')
-    await request(3, 'cfg-a')
-    view.close()
-    // As an older version left it: heads without seq, ordered through their deliveries.
-    const db = new DatabaseSync(join(dir, 'view.sqlite'))
-    db.exec(`
+    it('hands out heads in order from a file made before heads carried their seq', async () => {
+      // Same due time, so the order is the request order (seq): cfg-b's request came first.
+      await request(1, 'cfg-b')
+      await request(2, 'cfg-a')
+      await request(3, 'cfg-a')
+      await view.close()
+      // As an older version left it: heads without seq, ordered through their deliveries.
+      const db = new DatabaseSync(join(dir, 'view.sqlite'))
+      db.exec(`
       DROP INDEX heads_by_due_seq;
       ALTER TABLE heads DROP COLUMN seq;
       CREATE INDEX heads_by_due ON heads (next_attempt_at);
     `)
-    db.close()
-    view = open()
-    const heads = () => view.dueHeads(now, new Set(), 10).map((d) => d.eventId)
-    assert.deepEqual(heads(), ['evt-1', 'evt-2'])
-    await attempt(1, 200)
-    await attempt(2, 200)
-    assert.deepEqual(heads(), ['evt-3'])
-    const reader = new DatabaseSync(join(dir, 'view.sqlite'), { readOnly: true })
-    try {
-      assert.deepEqual(
-        reader
-          .prepare(
-            "SELECT name FROM sqlite_master WHERE tbl_name = 'heads' AND type = 'index' AND sql IS NOT NULL",
-          )
-          .all()
-          .map((r) => r.name),
-        ['heads_by_due_seq'],
-      )
-    } finally {
-      reader.close()
-    }
-  })
+      db.close()
+      view = open()
+      const heads = () => view.dueHeads(now, new Set(), 10).map((d) => d.eventId)
+      assert.deepEqual(heads(), ['evt-1', 'evt-2'])
+      await attempt(1, 200)
+      await attempt(2, 200)
+      assert.deepEqual(heads(), ['evt-3'])
+      const reader = new DatabaseSync(join(dir, 'view.sqlite'), { readOnly: true })
+      try {
+        assert.deepEqual(
+          reader
+            .prepare(
+              "SELECT name FROM sqlite_master WHERE tbl_name = 'heads' AND type = 'index' AND sql IS NOT NULL",
+            )
+            .all()
+            .map((r) => r.name),
+          ['heads_by_due_seq'],
+        )
+      } finally {
+        reader.close()
+      }
+    })
 
-  it('keeps the start of a streak in a file made before streaks ended at a gap', async () => {
-    await request(1, 'cfg-a')
-    const start = now
-    await attempt(1, 503, 0)
-    view.close()
-    // As an older version left it: no column for the last failure.
-    const db = new DatabaseSync(join(dir, 'view.sqlite'))
-    db.exec(`
+    it('keeps the start of a streak in a file made before streaks ended at a gap', async () => {
+      await request(1, 'cfg-a')
+      const start = now
+      await attempt(1, 503, 0)
+      await view.close()
+      // As an older version left it: no column for the last failure.
+      const db = new DatabaseSync(join(dir, 'view.sqlite'))
+      db.exec(`
       CREATE TABLE failing_old (configuration_id TEXT PRIMARY KEY, since INTEGER NOT NULL) STRICT;
       INSERT INTO failing_old SELECT configuration_id, since FROM failing;
       DROP TABLE failing;
       ALTER TABLE failing_old RENAME TO failing;
     `)
-    db.close()
-    view = open()
-    assert.equal(view.failingSince('cfg-a'), start)
-    now += 2 * 86_400_000
-    await attempt(1, 503, 0)
-    assert.equal(view.failingSince('cfg-a'), start)
-    now += 2 * 86_400_000
-    await attempt(1, 503, 0)
-    assert.equal(view.failingSince('cfg-a'), now, 'a gap after the last failure it knows of starts again')
-  })
-
-  it('is the outbox of this instance’s outcomes only', async () => {
-    await request(1, 'cfg-a')
-    await attempt(1, 503, 0)
-    await attempt(1, 200)
-    // Another deliverer's attempt on the same log: its instance publishes it, not this one.
-    const other = createDeliveryLog({ store, clock, newId: randomUUID, origin: 'another-instance' })
-    await request(2, 'cfg-b')
-    const row = view.get(hex(2))
-    assert.ok(row)
-    await view.waitFor(await other.record(row, answer(200), { outcome: 'sent' }))
-
-    const waiting = view.unpublished(10)
-    assert.deepEqual(
-      waiting.map((a) => [a.eventId, a.attempt, a.outcome]),
-      [
-        ['evt-1', 1, 'failed'],
-        ['evt-1', 2, 'sent'],
-      ],
-    )
-    view.markPublished(waiting.map((a) => a.position))
-    assert.deepEqual(view.unpublished(10), [])
-    assert.equal(view.attemptsOf(hex(2)).length, 1)
-
-    // Published stays published when the file is opened again; what follows is still to publish.
-    view.close()
-    view = open()
-    assert.deepEqual(view.unpublished(10), [])
-    await request(3, 'cfg-a')
-    await attempt(3, 200)
-    assert.deepEqual(
-      view.unpublished(10).map((a) => a.eventId),
-      ['evt-3'],
-    )
-  })
-
-  it('keeps the outbox of a file that marked each published row, from before it kept a watermark', async () => {
-    await request(1, 'cfg-a')
-    await attempt(1, 503, 0)
-    await attempt(1, 200)
-    const [published] = view.unpublished(10)
-    assert.ok(published)
-    view.close()
-    // As such a file was left: the first outcome published (its row marked 0), the second not.
-    const db = new DatabaseSync(join(dir, 'view.sqlite'))
-    db.prepare('UPDATE attempts SET publish = 0 WHERE position = ?').run(published.position)
-    db.close()
-    view = open()
-    assert.deepEqual(
-      view.unpublished(10).map((a) => [a.eventId, a.outcome]),
-      [['evt-1', 'sent']],
-    )
-  })
-
-  it('resumes from its checkpoint when reopened, keeping its instance id', async () => {
-    await request(1, 'cfg-a')
-    const id = view.instanceId
-    view.close()
-    // Appended while no read model was running.
-    await deliveries.request(requestOf(2, 'cfg-a'))
-    const row = { ...requestOf(1, 'cfg-a'), revision: 0, status: 'pending' as const, attempts: 0 }
-    const position = await deliveries.record(row, answer(200), { outcome: 'sent' })
-
-    view = open()
-    assert.equal(view.instanceId, id)
-    await view.waitFor(position)
-    assert.deepEqual(
-      view.list({ limit: 10 }).items.map((d) => [d.eventId, d.status]),
-      [
-        ['evt-2', 'pending'],
-        ['evt-1', 'sent'],
-      ],
-    )
-    assert.equal(view.attemptsOf(hex(1)).length, 1)
-    assert.equal(
-      view.unpublished(10).length,
-      1,
-      'its own outcome, recorded while it was closed, is still published',
-    )
-  })
-
-  it('folds each event once: a checkpoint lagging its rows (a crash between them) changes nothing', async () => {
-    await request(1, 'cfg-a')
-    await attempt(1, 503, 60_000)
-    const replayed = await deliveries.replay(hex(1), 'acme/read-write')
-    await view.waitFor(replayed)
-    await attempt(1, 200)
-    const before = { delivery: view.get(hex(1)), attempts: view.attemptsOf(hex(1)) }
-    view.close()
-    const file = new DatabaseSync(join(dir, 'view.sqlite'))
-    file.exec(`UPDATE meta SET value = '0' WHERE key = 'checkpoint'`)
-    file.close()
-
-    view = open()
-    await view.waitFor((await store.readAll()).at(-1)?.position ?? 0)
-    assert.deepEqual({ delivery: view.get(hex(1)), attempts: view.attemptsOf(hex(1)) }, before)
-    assert.equal(before.delivery?.replays, 1)
-    assert.equal(before.delivery?.status, 'sent')
-    assert.deepEqual(view.dueHeads(now, new Set(), 10), [])
-  })
-
-  it('folds an attempt the same whether its outcome comes with it, after it, or after a crash between them', async () => {
-    // Delivery 1 the deliverer's way: the attempt and its outcome in one append.
-    await request(1, 'cfg-a')
-    await attempt(1, 503, 60_000)
-    // Delivery 2 by hand: the attempt alone, folded and committed; then its outcome.
-    await request(2, 'cfg-b')
-    const stream = `delivery-${hex(2)}`
-    const at = new Date(now).toISOString()
-    const metadata = { origin: view.instanceId }
-    const attempted = await store.append(
-      stream,
-      [
-        {
-          id: 'attempt-1-DeliveryAttempted',
-          type: 'DeliveryAttempted',
-          data: {
-            deliveryId: hex(2),
-            attempt: 1,
-            at,
-            ok: false,
-            status: 503,
-            latencyMs: 7,
-            code: 'http_status',
-            error: 'HTTP 503',
-            response: null,
-          },
-          metadata,
-        },
-      ],
-      { expectedRevision: 0 },
-    )
-    await view.waitFor(attempted.position)
-    assert.equal(view.get(hex(2))?.status, 'pending')
-    assert.deepEqual(view.get(hex(2))?.lastAttempt, {
-      status: 503,
-      code: 'http_status',
-      error: 'HTTP 503',
-      latencyMs: 7,
+      db.close()
+      view = open()
+      assert.equal(view.failingSince('cfg-a'), start)
+      now += 2 * 86_400_000
+      await attempt(1, 503, 0)
+      assert.equal(view.failingSince('cfg-a'), start)
+      now += 2 * 86_400_000
+      await attempt(1, 503, 0)
+      assert.equal(view.failingSince('cfg-a'), now, 'a gap after the last failure it knows of starts again')
     })
-    const failed = await store.append(
-      stream,
-      [
-        {
-          id: 'attempt-1-DeliveryFailed',
-          type: 'DeliveryFailed',
-          data: {
-            deliveryId: hex(2),
-            attempt: 1,
-            at,
-            outcome: 'failed',
-            reason: 'http_status',
-            nextAttemptAt: new Date(now + 60_000).toISOString(),
-            retryAfterMs: null,
-          },
-          metadata,
-        },
-      ],
-      { expectedRevision: 1 },
-    )
-    await view.waitFor(failed.position)
-    const shape = (n: number) => {
-      const row = view.get(hex(n))
+
+    it('is the outbox of this instance’s outcomes only', async () => {
+      await request(1, 'cfg-a')
+      await attempt(1, 503, 0)
+      await attempt(1, 200)
+      // Another deliverer's attempt on the same log: its instance publishes it, not this one.
+      const other = createDeliveryLog({ store, clock, newId: randomUUID, origin: 'another-instance' })
+      await request(2, 'cfg-b')
+      const row = view.get(hex(2))
       assert.ok(row)
-      const { deliveryId, seq, eventId, eventType, configurationId, event, ...rest } = row
-      const attempts = view
-        .attemptsOf(hex(n))
-        .map(({ position, deliveryId, eventId, eventType, configurationId, ...a }) => a)
-      return { ...rest, attempts }
-    }
-    const byHand = shape(2)
-    assert.deepEqual(byHand, shape(1))
-    assert.equal(byHand.status, 'retrying')
+      await view.waitFor(await other.record(row, answer(200), { outcome: 'sent' }))
 
-    // A crash after the attempt's row was written but before the checkpoint passed it: both
-    // are folded again, and the row comes out the same.
-    view.close()
-    const file = new DatabaseSync(join(dir, 'view.sqlite'))
-    file.exec(
-      `UPDATE deliveries SET revision = 1, status = 'pending', next_attempt_at = requested_at, round_failures = 0 WHERE delivery_id = '${hex(2)}'`,
-    )
-    file.exec(`DELETE FROM attempts WHERE delivery_id = '${hex(2)}'`)
-    file.exec(`UPDATE meta SET value = '${attempted.position - 1}' WHERE key = 'checkpoint'`)
-    file.close()
-    view = open()
-    await view.waitFor(failed.position)
-    assert.deepEqual(shape(2), byHand)
-  })
-
-  it('checkpoints its file in the background, not in its commits', async () => {
-    const path = join(dir, 'checkpointed.sqlite')
-    const checkpointed = createDeliveryReadModel({ path, newId: randomUUID, checkpointIntervalMs: 20 })
-    const unchecked = createDeliveryReadModel({
-      path: join(dir, 'unchecked.sqlite'),
-      newId: randomUUID,
-      checkpointIntervalMs: 0,
-    })
-    try {
-      const sizes = () => [statSync(path).size, statSync(join(dir, 'unchecked.sqlite')).size]
-      const before = sizes()
-      checkpointed.follow(store)
-      unchecked.follow(store)
-      let last = 0
-      for (let n = 1; n <= 50; n++) last = await deliveries.request(requestOf(n, `cfg-${n % 7}`))
-      await Promise.all([checkpointed.waitFor(last), unchecked.waitFor(last)])
-      // The rows are in the WAL; the background thread copies them into the file.
-      const deadline = Date.now() + 5_000
-      while (sizes()[0] === before[0] && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
-      const [after, uncheckedAfter] = sizes()
-      assert.ok((after ?? 0) > (before[0] ?? 0), 'checkpointed into the file')
-      // Its commits did not: below SQLite's own threshold, the other file is only its WAL.
-      assert.equal(uncheckedAfter, before[1])
-      assert.equal(checkpointed.get(hex(50))?.eventId, 'evt-50')
-    } finally {
-      checkpointed.close()
-      unchecked.close()
-    }
-  })
-
-  it('answers a waiter once what it waits for is committed, in the same turn it was folded in', async () => {
-    const position = await deliveries.request(requestOf(1, 'cfg-a'))
-    let answered = false
-    void view.waitFor(position).then(() => {
-      answered = true
-    })
-    // Microtasks only: no later turn of the event loop (where a burst's commit would happen) runs.
-    for (let i = 0; i < 20 && !answered; i++) await Promise.resolve()
-    assert.equal(answered, true, 'answered without waiting for the next turn of the event loop')
-    const reader = new DatabaseSync(join(dir, 'view.sqlite'), { readOnly: true })
-    try {
-      const rows = reader.prepare('SELECT delivery_id FROM deliveries').all()
+      const waiting = view.unpublished(10)
       assert.deepEqual(
-        rows.map((r) => r.delivery_id),
-        [hex(1)],
+        waiting.map((a) => [a.eventId, a.attempt, a.outcome]),
+        [
+          ['evt-1', 1, 'failed'],
+          ['evt-1', 2, 'sent'],
+        ],
       )
-    } finally {
-      reader.close()
-    }
+      view.markPublished(waiting.map((a) => a.position))
+      assert.deepEqual(view.unpublished(10), [])
+      assert.equal(view.attemptsOf(hex(2)).length, 1)
+
+      // Published stays published when the file is opened again; what follows is still to publish.
+      await view.close()
+      view = open()
+      assert.deepEqual(view.unpublished(10), [])
+      await request(3, 'cfg-a')
+      await attempt(3, 200)
+      assert.deepEqual(
+        view.unpublished(10).map((a) => a.eventId),
+        ['evt-3'],
+      )
+    })
+
+    it('keeps the outbox of a file that marked each published row, from before it kept a watermark', async () => {
+      await request(1, 'cfg-a')
+      await attempt(1, 503, 0)
+      await attempt(1, 200)
+      const [published] = view.unpublished(10)
+      assert.ok(published)
+      await view.close()
+      // As such a file was left: the first outcome published (its row marked 0), the second not.
+      const db = new DatabaseSync(join(dir, 'view.sqlite'))
+      db.prepare('UPDATE attempts SET publish = 0 WHERE position = ?').run(published.position)
+      db.close()
+      view = open()
+      assert.deepEqual(
+        view.unpublished(10).map((a) => [a.eventId, a.outcome]),
+        [['evt-1', 'sent']],
+      )
+    })
+
+    it('resumes from its checkpoint when reopened, keeping its instance id', async () => {
+      await request(1, 'cfg-a')
+      const id = view.instanceId
+      await view.close()
+      // Appended while no read model was running.
+      await deliveries.request(requestOf(2, 'cfg-a'))
+      const row = { ...requestOf(1, 'cfg-a'), revision: 0, status: 'pending' as const, attempts: 0 }
+      const position = await deliveries.record(row, answer(200), { outcome: 'sent' })
+
+      view = open()
+      assert.equal(view.instanceId, id)
+      await view.waitFor(position)
+      assert.deepEqual(
+        view.list({ limit: 10 }).items.map((d) => [d.eventId, d.status]),
+        [
+          ['evt-2', 'pending'],
+          ['evt-1', 'sent'],
+        ],
+      )
+      assert.equal(view.attemptsOf(hex(1)).length, 1)
+      assert.equal(
+        view.unpublished(10).length,
+        1,
+        'its own outcome, recorded while it was closed, is still published',
+      )
+    })
+
+    it('folds each event once: a checkpoint lagging its rows (a crash between them) changes nothing', async () => {
+      await request(1, 'cfg-a')
+      await attempt(1, 503, 60_000)
+      const replayed = await deliveries.replay(hex(1), 'acme/read-write')
+      await view.waitFor(replayed)
+      await attempt(1, 200)
+      const before = { delivery: view.get(hex(1)), attempts: view.attemptsOf(hex(1)) }
+      await view.close()
+      const file = new DatabaseSync(join(dir, 'view.sqlite'))
+      file.exec(`UPDATE meta SET value = '0' WHERE key = 'checkpoint'`)
+      file.close()
+
+      view = open()
+      await view.waitFor((await store.readAll()).at(-1)?.position ?? 0)
+      assert.deepEqual({ delivery: view.get(hex(1)), attempts: view.attemptsOf(hex(1)) }, before)
+      assert.equal(before.delivery?.replays, 1)
+      assert.equal(before.delivery?.status, 'sent')
+      assert.deepEqual(view.dueHeads(now, new Set(), 10), [])
+    })
+
+    it('folds an attempt the same whether its outcome comes with it, after it, or after a crash between them', async () => {
+      // Delivery 1 the deliverer's way: the attempt and its outcome in one append.
+      await request(1, 'cfg-a')
+      await attempt(1, 503, 60_000)
+      // Delivery 2 by hand: the attempt alone, folded and committed; then its outcome.
+      await request(2, 'cfg-b')
+      const stream = `delivery-${hex(2)}`
+      const at = new Date(now).toISOString()
+      const metadata = { origin: view.instanceId }
+      const attempted = await store.append(
+        stream,
+        [
+          {
+            id: 'attempt-1-DeliveryAttempted',
+            type: 'DeliveryAttempted',
+            data: {
+              deliveryId: hex(2),
+              attempt: 1,
+              at,
+              ok: false,
+              status: 503,
+              latencyMs: 7,
+              code: 'http_status',
+              error: 'HTTP 503',
+              response: null,
+            },
+            metadata,
+          },
+        ],
+        { expectedRevision: 0 },
+      )
+      await view.waitFor(attempted.position)
+      assert.equal(view.get(hex(2))?.status, 'pending')
+      assert.deepEqual(view.get(hex(2))?.lastAttempt, {
+        status: 503,
+        code: 'http_status',
+        error: 'HTTP 503',
+        latencyMs: 7,
+      })
+      const failed = await store.append(
+        stream,
+        [
+          {
+            id: 'attempt-1-DeliveryFailed',
+            type: 'DeliveryFailed',
+            data: {
+              deliveryId: hex(2),
+              attempt: 1,
+              at,
+              outcome: 'failed',
+              reason: 'http_status',
+              nextAttemptAt: new Date(now + 60_000).toISOString(),
+              retryAfterMs: null,
+            },
+            metadata,
+          },
+        ],
+        { expectedRevision: 1 },
+      )
+      await view.waitFor(failed.position)
+      const shape = (n: number) => {
+        const row = view.get(hex(n))
+        assert.ok(row)
+        const { deliveryId, seq, eventId, eventType, configurationId, event, ...rest } = row
+        const attempts = view
+          .attemptsOf(hex(n))
+          .map(({ position, deliveryId, eventId, eventType, configurationId, ...a }) => a)
+        return { ...rest, attempts }
+      }
+      const byHand = shape(2)
+      assert.deepEqual(byHand, shape(1))
+      assert.equal(byHand.status, 'retrying')
+
+      // A crash after the attempt's row was written but before the checkpoint passed it: both
+      // are folded again, and the row comes out the same.
+      await view.close()
+      const file = new DatabaseSync(join(dir, 'view.sqlite'))
+      file.exec(
+        `UPDATE deliveries SET revision = 1, status = 'pending', next_attempt_at = requested_at, round_failures = 0 WHERE delivery_id = '${hex(2)}'`,
+      )
+      file.exec(`DELETE FROM attempts WHERE delivery_id = '${hex(2)}'`)
+      file.exec(`UPDATE meta SET value = '${attempted.position - 1}' WHERE key = 'checkpoint'`)
+      file.close()
+      view = open()
+      await view.waitFor(failed.position)
+      assert.deepEqual(shape(2), byHand)
+    })
+
+    it('checkpoints its file in the background, not in its commits', { skip: !inProcess }, async () => {
+      const path = join(dir, 'checkpointed.sqlite')
+      const checkpointed = createDeliveryReadModel({ path, newId: randomUUID, checkpointIntervalMs: 20 })
+      const unchecked = createDeliveryReadModel({
+        path: join(dir, 'unchecked.sqlite'),
+        newId: randomUUID,
+        checkpointIntervalMs: 0,
+      })
+      try {
+        const sizes = () => [statSync(path).size, statSync(join(dir, 'unchecked.sqlite')).size]
+        const before = sizes()
+        checkpointed.follow(store)
+        unchecked.follow(store)
+        let last = 0
+        for (let n = 1; n <= 50; n++) last = await deliveries.request(requestOf(n, `cfg-${n % 7}`))
+        await Promise.all([checkpointed.waitFor(last), unchecked.waitFor(last)])
+        // The rows are in the WAL; the background thread copies them into the file.
+        const deadline = Date.now() + 5_000
+        while (sizes()[0] === before[0] && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+        const [after, uncheckedAfter] = sizes()
+        assert.ok((after ?? 0) > (before[0] ?? 0), 'checkpointed into the file')
+        // Its commits did not: below SQLite's own threshold, the other file is only its WAL.
+        assert.equal(uncheckedAfter, before[1])
+        assert.equal(checkpointed.get(hex(50))?.eventId, 'evt-50')
+      } finally {
+        checkpointed.close()
+        unchecked.close()
+      }
+    })
+
+    it('answers a waiter once what it waits for is committed, in the same turn it was folded in', {
+      skip: !inProcess,
+    }, async () => {
+      const position = await deliveries.request(requestOf(1, 'cfg-a'))
+      let answered = false
+      void view.waitFor(position).then(() => {
+        answered = true
+      })
+      // Microtasks only: no later turn of the event loop (where a burst's commit would happen) runs.
+      for (let i = 0; i < 20 && !answered; i++) await Promise.resolve()
+      assert.equal(answered, true, 'answered without waiting for the next turn of the event loop')
+      const reader = new DatabaseSync(join(dir, 'view.sqlite'), { readOnly: true })
+      try {
+        const rows = reader.prepare('SELECT delivery_id FROM deliveries').all()
+        assert.deepEqual(
+          rows.map((r) => r.delivery_id),
+          [hex(1)],
+        )
+      } finally {
+        reader.close()
+      }
+    })
   })
-})
+
+readModelContract(
+  'delivery read model',
+  (dir) => createDeliveryReadModel({ path: join(dir, 'view.sqlite'), newId: randomUUID }),
+  { inProcess: true },
+)
+readModelContract(
+  'delivery read model folded by its own thread',
+  (dir) =>
+    createThreadedDeliveryReadModel({
+      path: join(dir, 'view.sqlite'),
+      newId: randomUUID,
+      storePath: join(dir, 'deliveries.sqlite'),
+    }),
+  { inProcess: false },
+)

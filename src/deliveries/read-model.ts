@@ -1,4 +1,4 @@
-import type { SQLInputValue } from 'node:sqlite'
+import type { DatabaseSync, SQLInputValue } from 'node:sqlite'
 import type { Subscription } from 'rxjs'
 import { checkpointingOf } from '../adapters/sqlite-checkpointer.ts'
 import { openSqliteFile } from '../adapters/sqlite-file.ts'
@@ -134,7 +134,8 @@ export interface DeliveryReadModel {
    * delivery events in; the subscription is started again after a failure.
    */
   follow(store: Pick<EventStore, 'subscribeToAll'>): void
-  close(): void
+  /** Commits what was folded in and closes the file; resolves once it is closed. */
+  close(): Promise<void>
 }
 
 export interface DeliveryReadModelOptions {
@@ -346,6 +347,145 @@ const toAttempt = (r: AttemptRecord): AttemptRow => ({
 const ms = (iso: string): number => Date.parse(iso)
 
 /**
+ * Opens the read model's file (creating its schema, and what files made before lack) and
+ * returns it with the instance id it keeps, made the first time with `newId`.
+ */
+export const openDeliveryViewFile = (
+  path: string,
+  newId: () => string,
+  pragmas: { readonly walAutocheckpoint?: number } = {},
+): { readonly db: DatabaseSync; readonly instanceId: string } => {
+  const db = openSqliteFile(path, { synchronous: 'NORMAL', ...pragmas })
+  db.exec(SCHEMA)
+  // Files made before failure streaks ended at a gap: their rows keep their start until the
+  // next success, as before.
+  const failingColumns = db.prepare('PRAGMA table_info(failing)').all() as { name: string }[]
+  if (!failingColumns.some((c) => c.name === 'last_at'))
+    db.exec('ALTER TABLE failing ADD COLUMN last_at INTEGER')
+  // Heads carry their delivery's `seq`, so the due ones come in order from an index alone
+  // (the scheduler asks thousands of times a second) rather than joined with their deliveries
+  // and sorted each time. Files made before get the column, filled in from their deliveries.
+  const headColumns = db.prepare('PRAGMA table_info(heads)').all() as { name: string }[]
+  if (!headColumns.some((c) => c.name === 'seq'))
+    db.exec(`
+      ALTER TABLE heads ADD COLUMN seq INTEGER;
+      UPDATE heads SET seq = (SELECT d.seq FROM deliveries d WHERE d.delivery_id = heads.delivery_id);
+    `)
+  db.exec(`
+    DROP INDEX IF EXISTS heads_by_due;
+    CREATE INDEX IF NOT EXISTS heads_by_due_seq ON heads (next_attempt_at, seq);
+  `)
+  const existing = (
+    db.prepare("SELECT value FROM meta WHERE key = 'instance_id'").get() as { value: string } | undefined
+  )?.value
+  if (existing !== undefined) return { db, instanceId: existing }
+  const instanceId = newId()
+  db.prepare("INSERT INTO meta (key, value) VALUES ('instance_id', ?)").run(instanceId)
+  return { db, instanceId }
+}
+
+/** What the read model answers, read from `db`: the same whether this thread or another one folds the log into it. */
+export type DeliveryQueries = Pick<
+  DeliveryReadModel,
+  'get' | 'attemptsOf' | 'list' | 'dueHeads' | 'nextDueAt' | 'recentOutcomes' | 'failingSince'
+> & {
+  /** Outcomes of this instance's attempts after position `after`, in position order. */
+  unpublished(after: number, limit: number): readonly AttemptRow[]
+  meta(key: string): string | undefined
+}
+
+const filters = (query: DeliveryQuery): { where: string; params: SQLInputValue[] } => {
+  const clauses: string[] = []
+  const params: SQLInputValue[] = []
+  const add = (clause: string, value: SQLInputValue | undefined) => {
+    if (value === undefined) return
+    clauses.push(clause)
+    params.push(value)
+  }
+  add('account = ?', query.account)
+  add('configuration_id = ?', query.configurationId)
+  add('status = ?', query.status)
+  add('event_id = ?', query.eventId)
+  add('endpoint = ?', query.endpoint)
+  add('requested_at >= ?', query.since)
+  add('requested_at < ?', query.until)
+  add('seq < ?', query.before)
+  return { where: clauses.length === 0 ? '' : `WHERE ${clauses.join(' AND ')}`, params }
+}
+
+export const createDeliveryQueries = (db: DatabaseSync): DeliveryQueries => {
+  const sql = {
+    meta: db.prepare('SELECT value FROM meta WHERE key = ?'),
+    byId: db.prepare('SELECT * FROM deliveries WHERE delivery_id = ?'),
+    failingOf: db.prepare('SELECT since FROM failing WHERE configuration_id = ?'),
+    attemptsOf: db.prepare('SELECT * FROM attempts WHERE delivery_id = ? ORDER BY position'),
+    // The exclusions (the queues being served, up to the whole pool) are skipped here rather
+    // than bound into the SQL: at thousands of calls a second, sending a JSON list to SQLite each
+    // time cost more than reading a few more (narrow) rows and dropping them.
+    dueHeads: db.prepare(`
+      SELECT configuration_id, delivery_id FROM heads
+      WHERE next_attempt_at <= ? ORDER BY next_attempt_at, seq LIMIT ?`),
+    nextDue: db.prepare(
+      'SELECT configuration_id, next_attempt_at FROM heads ORDER BY next_attempt_at LIMIT ?',
+    ),
+    recent: db.prepare(`
+      SELECT outcome, at FROM attempts WHERE configuration_id = ? AND outcome != 'skipped'
+      ORDER BY position DESC LIMIT ?`),
+    // `publish` marks this instance's outcomes; how far they were published is one number in
+    // `meta` (rows up to it may still say 1: files from before it was kept say 0 for published).
+    unpublished: db.prepare(
+      'SELECT * FROM attempts WHERE publish = 1 AND position > ? ORDER BY position LIMIT ?',
+    ),
+  }
+  return {
+    meta: (key) => (sql.meta.get(key) as { value: string } | undefined)?.value,
+    get: (deliveryId) => {
+      const row = sql.byId.get(deliveryId) as DeliveryRecord | undefined
+      return row === undefined ? undefined : toStored(row)
+    },
+    attemptsOf: (deliveryId) => (sql.attemptsOf.all(deliveryId) as unknown as AttemptRecord[]).map(toAttempt),
+    list: (query) => {
+      const { where, params } = filters(query)
+      const rows = db
+        .prepare(`SELECT * FROM deliveries ${where} ORDER BY seq DESC LIMIT ?`)
+        .all(...params, query.limit + 1) as unknown as DeliveryRecord[]
+      const items = rows.slice(0, query.limit).map(toRow)
+      return { items, next: rows.length > query.limit ? (items.at(-1)?.seq ?? null) : null }
+    },
+    dueHeads: (now, exclude, limit) => {
+      if (limit <= 0) return []
+      const heads = sql.dueHeads.all(now, limit + exclude.size) as unknown as {
+        configuration_id: string
+        delivery_id: string
+      }[]
+      const out: StoredDelivery[] = []
+      for (const head of heads) {
+        if (out.length >= limit) break
+        if (exclude.has(head.configuration_id)) continue
+        const row = sql.byId.get(head.delivery_id) as DeliveryRecord | undefined
+        if (row !== undefined) out.push(toStored(row))
+      }
+      return out
+    },
+    nextDueAt: (exclude) => {
+      const heads = sql.nextDue.all(exclude.size + 1) as unknown as {
+        configuration_id: string
+        next_attempt_at: number
+      }[]
+      return heads.find((head) => !exclude.has(head.configuration_id))?.next_attempt_at
+    },
+    recentOutcomes: (configurationId, keep) =>
+      (sql.recent.all(configurationId, keep) as unknown as { outcome: string; at: number }[])
+        .map((r) => ({ ok: r.outcome === 'sent', at: r.at }))
+        .reverse(),
+    failingSince: (configurationId) =>
+      (sql.failingOf.get(configurationId) as { since: number } | undefined)?.since ?? null,
+    unpublished: (after, limit) =>
+      (sql.unpublished.all(after, limit) as unknown as AttemptRecord[]).map(toAttempt),
+  }
+}
+
+/**
  * The delivery log's read model: a projection of the delivery streams into a SQLite file,
  * with its checkpoint in the same transaction as the rows, so it resumes where it stopped
  * instead of replaying the whole log at every start, and its memory does not grow with the
@@ -368,44 +508,17 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
   // here checkpoint only as a backstop, far later. Without that thread (a file in memory, or
   // turned off), every 4000 pages rather than SQLite's 1000, as the event store does.
   const checkpointing = checkpointingOf(options.path, options.checkpointIntervalMs, 4000)
-  const db = openSqliteFile(options.path, { synchronous: 'NORMAL', ...checkpointing.pragmas })
-  db.exec(SCHEMA)
-  // Files made before failure streaks ended at a gap: their rows keep their start until the
-  // next success, as before.
-  const failingColumns = db.prepare('PRAGMA table_info(failing)').all() as { name: string }[]
-  if (!failingColumns.some((c) => c.name === 'last_at'))
-    db.exec('ALTER TABLE failing ADD COLUMN last_at INTEGER')
-  // Heads carry their delivery's `seq`, so the due ones come in order from an index alone
-  // (the scheduler asks thousands of times a second) rather than joined with their deliveries
-  // and sorted each time. Files made before get the column, filled in from their deliveries.
-  const headColumns = db.prepare('PRAGMA table_info(heads)').all() as { name: string }[]
-  if (!headColumns.some((c) => c.name === 'seq'))
-    db.exec(`
-      ALTER TABLE heads ADD COLUMN seq INTEGER;
-      UPDATE heads SET seq = (SELECT d.seq FROM deliveries d WHERE d.delivery_id = heads.delivery_id);
-    `)
-  db.exec(`
-    DROP INDEX IF EXISTS heads_by_due;
-    CREATE INDEX IF NOT EXISTS heads_by_due_seq ON heads (next_attempt_at, seq);
-  `)
+  const { db, instanceId } = openDeliveryViewFile(options.path, options.newId, checkpointing.pragmas)
   const failureGapMs = options.failureGapMs ?? DEFAULT_FAILURE_GAP_MS
   const checkpoints = checkpointing.start()
-
-  const getMeta = db.prepare('SELECT value FROM meta WHERE key = ?')
+  const queries = createDeliveryQueries(db)
   const setMeta = db.prepare(
     'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
   )
-  const metaValue = (key: string): string | undefined =>
-    (getMeta.get(key) as { value: string } | undefined)?.value
-  let instanceId = metaValue('instance_id')
-  if (instanceId === undefined) {
-    instanceId = options.newId()
-    setMeta.run('instance_id', instanceId)
-  }
+  const metaValue = (key: string): string | undefined => queries.meta(key)
   const origin = instanceId
 
   const sql = {
-    byId: db.prepare('SELECT * FROM deliveries WHERE delivery_id = ?'),
     insert: db.prepare(`
       INSERT INTO deliveries (delivery_id, seq, revision, account, endpoint, configuration_id, event_id,
         event_type, event, matched_selector_ids, created_at, digest, status, attempts, round_failures,
@@ -459,7 +572,6 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
       INSERT OR IGNORE INTO attempts (position, delivery_id, account, endpoint, configuration_id, event_id,
         event_type, attempt, outcome, status, code, error, latency_ms, at, next_attempt_at, publish)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-    failingOf: db.prepare('SELECT since FROM failing WHERE configuration_id = ?'),
     // A failure after a gap with no attempts starts the streak again.
     startFailing: db.prepare(`
       INSERT INTO failing (configuration_id, since, last_at) VALUES (?1, ?2, ?2)
@@ -467,24 +579,6 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
         since = CASE WHEN failing.last_at IS NOT NULL AND ?2 - failing.last_at > ?3 THEN ?2 ELSE failing.since END,
         last_at = MAX(coalesce(failing.last_at, ?2), ?2)`),
     stopFailing: db.prepare('DELETE FROM failing WHERE configuration_id = ?'),
-    attemptsOf: db.prepare('SELECT * FROM attempts WHERE delivery_id = ? ORDER BY position'),
-    // The exclusions (the queues being served, up to the whole pool) are skipped here rather
-    // than bound into the SQL: at thousands of calls a second, sending a JSON list to SQLite each
-    // time cost more than reading a few more (narrow) rows and dropping them.
-    dueHeads: db.prepare(`
-      SELECT configuration_id, delivery_id FROM heads
-      WHERE next_attempt_at <= ? ORDER BY next_attempt_at, seq LIMIT ?`),
-    nextDue: db.prepare(
-      'SELECT configuration_id, next_attempt_at FROM heads ORDER BY next_attempt_at LIMIT ?',
-    ),
-    recent: db.prepare(`
-      SELECT outcome, at FROM attempts WHERE configuration_id = ? AND outcome != 'skipped'
-      ORDER BY position DESC LIMIT ?`),
-    // `publish` marks this instance's outcomes; how far they were published is one number in
-    // `meta` (rows up to it may still say 1: files from before it was kept say 0 for published).
-    unpublished: db.prepare(
-      'SELECT * FROM attempts WHERE publish = 1 AND position > ? ORDER BY position LIMIT ?',
-    ),
   }
 
   let committed = Number(metaValue('checkpoint') ?? 0)
@@ -799,71 +893,17 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
       })
   }
 
-  const filters = (query: DeliveryQuery): { where: string; params: SQLInputValue[] } => {
-    const clauses: string[] = []
-    const params: SQLInputValue[] = []
-    const add = (clause: string, value: SQLInputValue | undefined) => {
-      if (value === undefined) return
-      clauses.push(clause)
-      params.push(value)
-    }
-    add('account = ?', query.account)
-    add('configuration_id = ?', query.configurationId)
-    add('status = ?', query.status)
-    add('event_id = ?', query.eventId)
-    add('endpoint = ?', query.endpoint)
-    add('requested_at >= ?', query.since)
-    add('requested_at < ?', query.until)
-    add('seq < ?', query.before)
-    return { where: clauses.length === 0 ? '' : `WHERE ${clauses.join(' AND ')}`, params }
-  }
-
   return {
     instanceId,
     position: () => committed,
-    get: (deliveryId) => {
-      const row = sql.byId.get(deliveryId) as DeliveryRecord | undefined
-      return row === undefined ? undefined : toStored(row)
-    },
-    attemptsOf: (deliveryId) => (sql.attemptsOf.all(deliveryId) as unknown as AttemptRecord[]).map(toAttempt),
-    list: (query) => {
-      const { where, params } = filters(query)
-      const rows = db
-        .prepare(`SELECT * FROM deliveries ${where} ORDER BY seq DESC LIMIT ?`)
-        .all(...params, query.limit + 1) as unknown as DeliveryRecord[]
-      const items = rows.slice(0, query.limit).map(toRow)
-      return { items, next: rows.length > query.limit ? (items.at(-1)?.seq ?? null) : null }
-    },
-    dueHeads: (now, exclude, limit) => {
-      if (limit <= 0) return []
-      const heads = sql.dueHeads.all(now, limit + exclude.size) as unknown as {
-        configuration_id: string
-        delivery_id: string
-      }[]
-      const out: StoredDelivery[] = []
-      for (const head of heads) {
-        if (out.length >= limit) break
-        if (exclude.has(head.configuration_id)) continue
-        const row = sql.byId.get(head.delivery_id) as DeliveryRecord | undefined
-        if (row !== undefined) out.push(toStored(row))
-      }
-      return out
-    },
-    nextDueAt: (exclude) => {
-      const heads = sql.nextDue.all(exclude.size + 1) as unknown as {
-        configuration_id: string
-        next_attempt_at: number
-      }[]
-      return heads.find((head) => !exclude.has(head.configuration_id))?.next_attempt_at
-    },
-    recentOutcomes: (configurationId, keep) =>
-      (sql.recent.all(configurationId, keep) as unknown as { outcome: string; at: number }[])
-        .map((r) => ({ ok: r.outcome === 'sent', at: r.at }))
-        .reverse(),
-    failingSince: (configurationId) =>
-      (sql.failingOf.get(configurationId) as { since: number } | undefined)?.since ?? null,
-    unpublished: (limit) =>
-      (sql.unpublished.all(publishedThrough, limit) as unknown as AttemptRecord[]).map(toAttempt),
+    get: queries.get,
+    attemptsOf: queries.attemptsOf,
+    list: queries.list,
+    dueHeads: queries.dueHeads,
+    nextDueAt: queries.nextDueAt,
+    recentOutcomes: queries.recentOutcomes,
+    failingSince: queries.failingSince,
+    unpublished: (limit) => queries.unpublished(publishedThrough, limit),
     markPublished: (positions) => {
       const through = positions.reduce((highest, p) => Math.max(highest, p), publishedThrough)
       if (through === publishedThrough) return
@@ -881,7 +921,7 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
       return () => listeners.delete(listener)
     },
     follow,
-    close: () => {
+    close: async () => {
       if (closed) return
       subscription?.unsubscribe()
       clearTimeout(resubscribe)

@@ -20,7 +20,13 @@ import {
 } from '../../streams/routing/index.ts'
 import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
 import type { Config, DeliveryConfig } from '../config/index.ts'
-import { createDeliveryLog, createDeliveryReadModel, createDeliveryRoutes } from '../deliveries/index.ts'
+import {
+  createDeliveryLog,
+  createDeliveryReadModel,
+  createDeliveryRoutes,
+  createThreadedDeliveryReadModel,
+  type DeliveryReadModelOptions,
+} from '../deliveries/index.ts'
 import { createEventTypeRoutes } from '../http/event-types.ts'
 import type { AppEnv } from '../http/index.ts'
 import {
@@ -82,6 +88,8 @@ const retryPolicyOf = (delivery: DeliveryConfig): RetryPolicy => ({
 const failureGapOf = (policy: RetryPolicy): number =>
   Math.max(policy.maxRetryAfterMs, ...policy.scheduleMs) * (1 + policy.jitter) + 3_600_000
 
+const deliveryStorePath = (config: Config): string => join(config.data_dir, 'deliveries.sqlite')
+
 /**
  * Where the delivery log is kept. Embedded: a file of its own beside the configuration store,
  * so reading every configuration at start-up and the audit trail never wade through delivery
@@ -99,7 +107,7 @@ const openDeliveryStore = (
         // disk for many), off the event loop. The configuration store keeps a transaction per
         // append.
         store: createSqliteEventStore({
-          path: join(config.data_dir, 'deliveries.sqlite'),
+          path: deliveryStorePath(config),
           groupCommit: true,
           writerThread: true,
           onWriterStopped: (error) =>
@@ -128,7 +136,7 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
   const readiness: NotificationsWiring['readiness'] = deliveryStore.owned
     ? { delivery_store: () => deliveryStore.store.ping() }
     : {}
-  const view = createDeliveryReadModel({
+  const viewOptions: DeliveryReadModelOptions = {
     path: join(config.data_dir, 'deliveries-view.sqlite'),
     newId: randomUUID,
     failureGapMs: failureGapOf(retryPolicyOf(config.notifications.delivery)),
@@ -140,12 +148,17 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
         issues: issues.slice(0, 10),
       }),
     onFollowError: (error) => logger('error', 'delivery.read_model_failed', { error: errorText(error) }),
-  })
+  }
+  // Over its own file, the read model is folded by a thread of its own, which reads the file
+  // too; the event loop only reads the model. Over a shared store (KurrentDB), it folds here.
+  const view = deliveryStore.owned
+    ? createThreadedDeliveryReadModel({ ...viewOptions, storePath: deliveryStorePath(config) })
+    : createDeliveryReadModel(viewOptions)
   view.follow(deliveryStore.store)
   // Jira's lately filed issues, for its lagging search: kept across restarts.
   const recentTickets = createSqliteRecentTickets(join(config.data_dir, 'recent-tickets.sqlite'))
   const closeDeliveryLog = async () => {
-    view.close()
+    await view.close()
     recentTickets.close()
     if (deliveryStore.owned) await deliveryStore.store.close()
   }

@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util'
 import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
 import { createSqliteEventStore } from '../../src/adapters/sqlite-event-store/index.ts'
 import { loadConfig } from '../../src/config/index.ts'
-import { createDeliveryReadModel } from '../../src/deliveries/index.ts'
+import { createDeliveryReadModel, createThreadedDeliveryReadModel } from '../../src/deliveries/index.ts'
 import type { EndpointConfiguration } from '../../src/notifications/index.ts'
 import { silentLogger } from '../../src/observability/index.ts'
 import { createOutboundGuard } from '../../src/outbound/index.ts'
@@ -40,6 +40,8 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '15' },
     // Absent: the configured default (`notifications.delivery.concurrency`), as `npm start` runs.
     concurrency: { type: 'string' },
+    // The read model folded on the event loop rather than by its own thread (as with KurrentDB).
+    'fold-in-process': { type: 'boolean', default: false },
   },
 })
 const total = Number(values.deliveries)
@@ -68,7 +70,10 @@ const store = createSqliteEventStore({
   groupCommit: true,
   writerThread: true,
 })
-const view = createDeliveryReadModel({ path: join(dir, 'deliveries-view.sqlite'), newId: randomUUID })
+const viewOptions = { path: join(dir, 'deliveries-view.sqlite'), newId: randomUUID }
+const view = values['fold-in-process']
+  ? createDeliveryReadModel(viewOptions)
+  : createThreadedDeliveryReadModel({ ...viewOptions, storePath: join(dir, 'deliveries.sqlite') })
 view.follow(store)
 
 try {
@@ -178,7 +183,7 @@ try {
   await consumer.stop()
   await engine.stop(0)
 } finally {
-  view.close()
+  await view.close()
   await store.close()
   await log.close()
   await hooks.close()

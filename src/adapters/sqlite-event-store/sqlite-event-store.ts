@@ -72,7 +72,17 @@ export interface SqliteEventStoreOptions {
 export type { ReadAllOptions } from '../../ports/event-store.ts'
 
 /** The embedded store offers exactly the port. */
-export type SqliteEventStore = EventStore
+/** The EventStore on one SQLite file, and what only a file shared by threads needs. */
+export interface SqliteEventStore extends EventStore {
+  /**
+   * Calls `listener` after each commit of this store's own appends, in the commit's turn; the
+   * returned function stops that. For a reader on another connection (another thread) that
+   * should look at once rather than at its next poll.
+   */
+  onCommitted(listener: () => void): () => void
+  /** Looks for appends made through other connections now, instead of at the next poll. */
+  checkNow(): void
+}
 
 const defaults = {
   pollIntervalMs: 250,
@@ -198,6 +208,13 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
   let flushTimer: NodeJS.Immediate | undefined
   const writer = createGroupWriter(db, statements)
 
+  const commitListeners = new Set<() => void>()
+  /** This store's own appends were committed: its subscribers and listeners learn it at once. */
+  const committed = (): void => {
+    for (const catchUp of live) catchUp.wake()
+    for (const listener of commitListeners) listener()
+  }
+
   /** Writes every queued append in one transaction (`GroupWriter.write`), then wakes subscribers and answers. */
   const flush = (): void => {
     if (flushTimer !== undefined) clearImmediate(flushTimer)
@@ -206,7 +223,7 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
     queue = []
     if (group.length === 0) return
     const { answers, written } = writer.write(group.map((queued) => queued.request))
-    if (written) for (const catchUp of live) catchUp.wake()
+    if (written) committed()
     group.forEach((queued, i) => {
       queued.resolve(answers[i] ?? { ok: false, error: new Error('no answer') })
     })
@@ -218,9 +235,7 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
       ? startWriterThread({
           path,
           busyTimeoutMs,
-          onCommitted: () => {
-            for (const catchUp of live) catchUp.wake()
-          },
+          onCommitted: () => committed(),
           ...(options.onWriterStopped === undefined ? {} : { onStopped: options.onWriterStopped }),
         })
       : undefined
@@ -341,5 +356,20 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
     db.close()
   }
 
-  return { append, appendMany, readStream, readAll, subscribeToAll, ping, close }
+  return {
+    append,
+    appendMany,
+    readStream,
+    readAll,
+    subscribeToAll,
+    ping,
+    close,
+    onCommitted: (listener) => {
+      commitListeners.add(listener)
+      return () => commitListeners.delete(listener)
+    },
+    checkNow: () => {
+      if (!closed && live.size > 0) poll()
+    },
+  }
 }

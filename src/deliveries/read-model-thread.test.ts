@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, it } from 'node:test'
+import type { Worker } from 'node:worker_threads'
+import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
+import { createDeliveryLog } from './log.ts'
+import { createThreadedDeliveryReadModel } from './read-model-thread.ts'
+
+// What both ways of keeping the read model answer is the contract suite in read-model.test.ts.
+const requestOf = (n: number) => ({
+  deliveryId: n.toString(16).padStart(64, '0'),
+  account: 'acme',
+  endpoint: 'webhook' as const,
+  configurationId: 'cfg-a',
+  event: { specversion: '1.0' as const, id: `evt-${n}`, source: '/engine', type: 'x.y', account: 'acme' },
+  matchedSelectorIds: ['sel-1'],
+  createdAt: '2026-11-22T10:00:00.000Z',
+})
+
+describe('delivery read model folded by its own thread', () => {
+  it('starts its thread again after it stopped, resuming from its checkpoint; waiters keep waiting', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-delivery-view-thread-'))
+    const storePath = join(dir, 'deliveries.sqlite')
+    const store = createSqliteEventStore({ path: storePath, groupCommit: true, writerThread: true })
+    const started: Worker[] = []
+    const errors: string[] = []
+    const view = createThreadedDeliveryReadModel({
+      path: join(dir, 'view.sqlite'),
+      storePath,
+      newId: randomUUID,
+      resubscribeMs: 10,
+      onStarted: (worker) => started.push(worker),
+      onFollowError: (error) => errors.push(error instanceof Error ? error.message : String(error)),
+    })
+    try {
+      view.follow(store)
+      const deliveries = createDeliveryLog({
+        store,
+        clock: Date.now,
+        newId: randomUUID,
+        origin: view.instanceId,
+      })
+      await view.waitFor(await deliveries.request(requestOf(1)))
+      let changes = 0
+      view.onChange(() => changes++)
+
+      await started[0]?.terminate()
+      const position = await deliveries.request(requestOf(2))
+      await view.waitFor(position)
+      assert.equal(started.length, 2)
+      assert.match(errors.join('\n'), /folding thread stopped/)
+      assert.ok(changes > 0, 'its commits wake the queues again')
+      assert.deepEqual(
+        view.dueHeads(Date.now(), new Set(), 10).map((d) => d.eventId),
+        ['evt-1'],
+      )
+      assert.equal(view.list({ limit: 10 }).items.length, 2)
+    } finally {
+      await view.close()
+      await store.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})

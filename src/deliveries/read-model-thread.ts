@@ -1,0 +1,212 @@
+import type { Worker } from 'node:worker_threads'
+import type { SqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
+import { startWorkerThread } from '../adapters/worker-thread.ts'
+import type { FieldIssue } from '../errors/index.ts'
+import type { RecordedEvent } from '../ports/index.ts'
+import {
+  createDeliveryQueries,
+  DEFAULT_FAILURE_GAP_MS,
+  type DeliveryReadModel,
+  type DeliveryReadModelOptions,
+  openDeliveryViewFile,
+} from './read-model.ts'
+
+/** A store that says when it committed its own appends (the embedded one). */
+const isCommitSource = (store: object): store is Pick<SqliteEventStore, 'onCommitted'> =>
+  typeof (store as Partial<SqliteEventStore>).onCommitted === 'function'
+
+/** What the folding thread is started with. */
+export interface FoldingData {
+  readonly path: string
+  readonly storePath: string
+  readonly storePollMs: number
+  readonly failureGapMs: number
+  readonly resubscribeMs: number
+  readonly checkpointIntervalMs?: number
+}
+
+export type ToFolder =
+  /** The outcomes up to `through` were published: kept with the read model. */
+  | { readonly type: 'published'; readonly through: number }
+  /** The store committed appends: look for them now. */
+  | { readonly type: 'committed' }
+  | { readonly type: 'close' }
+
+export type FromFolder =
+  /** Every store event up to `position` is folded in and committed. */
+  | { readonly type: 'committed'; readonly position: number }
+  | { readonly type: 'invalid'; readonly event: RecordedEvent; readonly issues: readonly FieldIssue[] }
+  | { readonly type: 'error'; readonly message: string }
+  | { readonly type: 'closed'; readonly position: number }
+
+export interface ThreadedDeliveryReadModelOptions extends DeliveryReadModelOptions {
+  /** The embedded delivery store's file, which the folding thread reads through a connection of its own. */
+  readonly storePath: string
+  /**
+   * How often the folding thread looks for appends in the store file that it was not told of
+   * (default 250 ms). The store `follow` is given tells it of each of its own commits, so they
+   * are folded at once; the poll finds those of other processes sharing the file.
+   */
+  readonly storePollMs?: number
+  /** Each folding thread as it starts, first and restarted: for tests that stop one as a crash would. */
+  readonly onStarted?: (worker: Worker) => void
+}
+
+/**
+ * The delivery read model over the embedded store, folded by a thread of its own: that thread
+ * follows the store file, reads each appended delivery event back, folds it in and commits
+ * (all of which the in-process read model does on the event loop), then says how far it got.
+ * The event loop answers every query from its own connection to the file (WAL: readers never
+ * wait for the writer), and `waitFor` resolves once the thread's commit covering the position
+ * is reported, so a read made after it sees that commit: a queue whose attempt waited for its
+ * outcome never reads its head from before it.
+ *
+ * `follow` starts the thread, which reads `storePath` itself: the store passed must be the
+ * embedded store on that file. A thread that stops (an uncaught error, a crash) is reported
+ * through `onFollowError` and started again after `resubscribeMs`, resuming from the file's
+ * checkpoint; waiters keep waiting meanwhile.
+ *
+ * @example
+ * const view = createThreadedDeliveryReadModel({ path: 'data/deliveries-view.sqlite',
+ *   storePath: 'data/deliveries.sqlite', newId: randomUUID })
+ * view.follow(deliveryStore)
+ * await view.waitFor(appended.position)
+ */
+export const createThreadedDeliveryReadModel = (
+  options: ThreadedDeliveryReadModelOptions,
+): DeliveryReadModel => {
+  const { db, instanceId } = openDeliveryViewFile(options.path, options.newId)
+  const queries = createDeliveryQueries(db)
+  const resubscribeMs = options.resubscribeMs ?? 1000
+  let committed = Number(queries.meta('checkpoint') ?? 0)
+  let publishedThrough = Number(queries.meta('published_through') ?? 0)
+  const listeners = new Set<() => void>()
+  let waiters: { position: number; resolve: () => void }[] = []
+  let worker: Worker | undefined
+  let following = false
+  let restart: NodeJS.Timeout | undefined
+  let stopTelling: (() => void) | undefined
+  let closing: Promise<void> | undefined
+  let onClosed: (() => void) | undefined
+
+  const reached = (position: number): void => {
+    if (position <= committed) return
+    committed = position
+    const answered: typeof waiters = []
+    const kept: typeof waiters = []
+    for (const waiter of waiters) (waiter.position <= committed ? answered : kept).push(waiter)
+    if (answered.length > 0) {
+      waiters = kept
+      for (const answer of answered) answer.resolve()
+    }
+    for (const listener of listeners) listener()
+  }
+
+  const start = (): void => {
+    const current = startWorkerThread(new URL('./read-model-worker.ts', import.meta.url), {
+      path: options.path,
+      storePath: options.storePath,
+      storePollMs: options.storePollMs ?? 250,
+      failureGapMs: options.failureGapMs ?? DEFAULT_FAILURE_GAP_MS,
+      resubscribeMs,
+      ...(options.checkpointIntervalMs === undefined
+        ? {}
+        : { checkpointIntervalMs: options.checkpointIntervalMs }),
+    } satisfies FoldingData)
+    worker = current
+    current.ref()
+    // What the thread before it may not have kept.
+    if (publishedThrough > 0)
+      current.postMessage({ type: 'published', through: publishedThrough } satisfies ToFolder)
+    let crash: Error | undefined
+    options.onStarted?.(current)
+    current.on('message', (message: FromFolder) => {
+      switch (message.type) {
+        case 'committed':
+          reached(message.position)
+          return
+        case 'invalid':
+          options.onInvalidEvent?.(message.event, message.issues)
+          return
+        case 'error':
+          options.onFollowError?.(new Error(message.message))
+          return
+        case 'closed':
+          reached(message.position)
+          onClosed?.()
+      }
+    })
+    current.on('error', (error) => {
+      crash = error
+    })
+    current.on('exit', (code) => {
+      if (worker !== current) return
+      worker = undefined
+      if (closing !== undefined) {
+        onClosed?.()
+        return
+      }
+      options.onFollowError?.(
+        new Error(`the read model's folding thread stopped (${crash?.message ?? `exit code ${code}`})`),
+      )
+      restart = setTimeout(() => {
+        restart = undefined
+        if (closing === undefined) start()
+      }, resubscribeMs)
+    })
+  }
+
+  return {
+    instanceId,
+    position: () => committed,
+    get: queries.get,
+    attemptsOf: queries.attemptsOf,
+    list: queries.list,
+    dueHeads: queries.dueHeads,
+    nextDueAt: queries.nextDueAt,
+    recentOutcomes: queries.recentOutcomes,
+    failingSince: queries.failingSince,
+    unpublished: (limit) => queries.unpublished(publishedThrough, limit),
+    markPublished: (positions) => {
+      const through = positions.reduce((highest, p) => Math.max(highest, p), publishedThrough)
+      if (through === publishedThrough) return
+      publishedThrough = through
+      worker?.postMessage({ type: 'published', through } satisfies ToFolder)
+    },
+    waitFor: (target) => {
+      if (target <= committed || closing !== undefined) return Promise.resolve()
+      return new Promise<void>((resolve) => waiters.push({ position: target, resolve }))
+    },
+    onChange: (listener) => {
+      listeners.add(listener)
+      return () => listeners.delete(listener)
+    },
+    follow: (store) => {
+      if (following || closing !== undefined) return
+      following = true
+      // One message per commit of the store's appends (a group of them), so the thread folds
+      // them at once instead of at its next poll.
+      if (isCommitSource(store))
+        stopTelling = store.onCommitted(() => worker?.postMessage({ type: 'committed' } satisfies ToFolder))
+      start()
+    },
+    close: () => {
+      closing ??= (async () => {
+        clearTimeout(restart)
+        stopTelling?.()
+        const current = worker
+        if (current !== undefined) {
+          const closed = new Promise<void>((resolve) => {
+            onClosed = resolve
+          })
+          current.postMessage({ type: 'close' } satisfies ToFolder)
+          await closed
+          await current.terminate()
+        }
+        for (const waiter of waiters.splice(0)) waiter.resolve()
+        db.close()
+      })()
+      return closing
+    },
+  }
+}

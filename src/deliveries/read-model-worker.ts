@@ -1,0 +1,51 @@
+/**
+ * The read model's folding thread (see `read-model-thread.ts`): follows the embedded delivery
+ * store through a connection of its own and folds its delivery events into the read model's
+ * file, telling the caller how far each commit got. The caller reads the file through its own
+ * connection.
+ */
+import { parentPort, workerData } from 'node:worker_threads'
+import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
+import { createDeliveryReadModel } from './read-model.ts'
+import type { FoldingData, FromFolder, ToFolder } from './read-model-thread.ts'
+
+const port = parentPort
+if (port === null) throw new Error('read-model-worker.ts runs as a worker thread')
+const data = workerData as FoldingData
+const post = (message: FromFolder) => port.postMessage(message)
+const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error))
+
+// Reading only: the appends are the store's writer's. It looks for them when told of a
+// commit, and every `storePollMs` for those of other processes.
+const store = createSqliteEventStore({ path: data.storePath, pollIntervalMs: data.storePollMs })
+const view = createDeliveryReadModel({
+  path: data.path,
+  newId: () => {
+    throw new Error('the read model file has no instance id: the caller opens it first')
+  },
+  failureGapMs: data.failureGapMs,
+  resubscribeMs: data.resubscribeMs,
+  ...(data.checkpointIntervalMs === undefined ? {} : { checkpointIntervalMs: data.checkpointIntervalMs }),
+  onInvalidEvent: (event, issues) => post({ type: 'invalid', event, issues }),
+  onFollowError: (error) => post({ type: 'error', message: errorText(error) }),
+})
+view.onChange(() => post({ type: 'committed', position: view.position() }))
+post({ type: 'committed', position: view.position() })
+view.follow(store)
+
+port.on('message', (message: ToFolder) => {
+  if (message.type === 'committed') {
+    store.checkNow()
+    return
+  }
+  if (message.type === 'published') {
+    view.markPublished([message.through])
+    return
+  }
+  void (async () => {
+    await view.close()
+    await store.close()
+    post({ type: 'closed', position: view.position() })
+    port.close()
+  })()
+})
