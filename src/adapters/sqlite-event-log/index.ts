@@ -217,10 +217,18 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): EventLog =
     }
   }
 
-  const fetch = (groupId: string, topic: string, partition: number, max: number): LogMessage[] => {
-    const committed = statements.committed.get(groupId, topic, partition) as
-      | { next_offset: number }
-      | undefined
+  /** Up to `max` messages from the group's committed offset, or from `from` where given. */
+  const fetch = (
+    groupId: string,
+    topic: string,
+    partition: number,
+    max: number,
+    from?: number,
+  ): LogMessage[] => {
+    const committed =
+      from === undefined
+        ? (statements.committed.get(groupId, topic, partition) as { next_offset: number } | undefined)
+        : { next_offset: from }
     const rows = statements.fetch.all(topic, partition, committed?.next_offset ?? 0, max) as {
       offset: number
       key: string | null
@@ -317,11 +325,16 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): EventLog =
             const lockKey = `${topic}\u0000${partition}`
             await withPartitionLock(group, lockKey, async () => {
               let messages = fetch(groupId, topic, partition, maxBatchSize)
-              // A partial batch waits for more until its oldest message is maxWaitMs old.
+              // A partial batch waits for more until its oldest message is maxWaitMs old. Each
+              // append wakes it, and it reads only what came since: read again from the
+              // committed offset at every wake, a batch filling under load was read over and
+              // over, on the event loop.
               const due = (messages[0]?.timestamp ?? 0) + maxWaitMs
               while (messages.length > 0 && messages.length < maxBatchSize && !stopping && clock() < due) {
                 await idle(Math.max(1, due - clock()))
-                messages = fetch(groupId, topic, partition, maxBatchSize)
+                const held = messages.at(-1) as LogMessage
+                const more = fetch(groupId, topic, partition, maxBatchSize - messages.length, held.offset + 1)
+                if (more.length > 0) messages = messages.concat(more)
               }
               const last = messages.at(-1)
               if (last === undefined) return
