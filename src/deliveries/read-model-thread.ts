@@ -9,6 +9,7 @@ import {
   type DeliveryReadModel,
   type DeliveryReadModelOptions,
   openDeliveryViewFile,
+  readsOf,
 } from './read-model.ts'
 
 /** A store that says when it committed its own appends (the embedded one). */
@@ -159,13 +160,7 @@ export const createThreadedDeliveryReadModel = (
   return {
     instanceId,
     position: () => committed,
-    get: queries.get,
-    attemptsOf: queries.attemptsOf,
-    list: queries.list,
-    dueHeads: queries.dueHeads,
-    nextDueAt: queries.nextDueAt,
-    recentOutcomes: queries.recentOutcomes,
-    failingSince: queries.failingSince,
+    ...readsOf(queries),
     unpublished: (limit) => queries.unpublished(publishedThrough, limit),
     markPublished: (positions) => {
       const through = positions.reduce((highest, p) => Math.max(highest, p), publishedThrough)

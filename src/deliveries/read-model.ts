@@ -384,15 +384,29 @@ export const openDeliveryViewFile = (
   return { db, instanceId }
 }
 
-/** What the read model answers, read from `db`: the same whether this thread or another one folds the log into it. */
-export type DeliveryQueries = Pick<
+/** The read model's answers to queries. */
+type DeliveryReads = Pick<
   DeliveryReadModel,
   'get' | 'attemptsOf' | 'list' | 'dueHeads' | 'nextDueAt' | 'recentOutcomes' | 'failingSince'
-> & {
+>
+
+/** What the read model answers, read from `db`: the same whether this thread or another one folds the log into it. */
+export type DeliveryQueries = DeliveryReads & {
   /** Outcomes of this instance's attempts after position `after`, in position order. */
   unpublished(after: number, limit: number): readonly AttemptRow[]
   meta(key: string): string | undefined
 }
+
+/** The answers of `queries` that a read model passes on as they are. */
+export const readsOf = (queries: DeliveryQueries): DeliveryReads => ({
+  get: queries.get,
+  attemptsOf: queries.attemptsOf,
+  list: queries.list,
+  dueHeads: queries.dueHeads,
+  nextDueAt: queries.nextDueAt,
+  recentOutcomes: queries.recentOutcomes,
+  failingSince: queries.failingSince,
+})
 
 const filters = (query: DeliveryQuery): { where: string; params: SQLInputValue[] } => {
   const clauses: string[] = []
@@ -896,13 +910,7 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
   return {
     instanceId,
     position: () => committed,
-    get: queries.get,
-    attemptsOf: queries.attemptsOf,
-    list: queries.list,
-    dueHeads: queries.dueHeads,
-    nextDueAt: queries.nextDueAt,
-    recentOutcomes: queries.recentOutcomes,
-    failingSince: queries.failingSince,
+    ...readsOf(queries),
     unpublished: (limit) => queries.unpublished(publishedThrough, limit),
     markPublished: (positions) => {
       const through = positions.reduce((highest, p) => Math.max(highest, p), publishedThrough)
