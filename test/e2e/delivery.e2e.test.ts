@@ -26,6 +26,16 @@ const engineEvent = () => ({
 type Json = Record<string, unknown>
 
 /** The admin's calls to a running Herald (whichever process `current` returns). */
+/** A test process's settings: its data, the admin token, stand-ins on loopback, retries on `schedule` without jitter. */
+const heraldEnv = (dataDir: string, schedule: string) => ({
+  HERALD_DATA_DIR: dataDir,
+  HERALD_ADMIN_TOKEN: ADMIN_TOKEN,
+  HERALD_LOG_LEVEL: 'info',
+  HERALD_OUTBOUND_ALLOWLIST: '127.0.0.1',
+  HERALD_NOTIFICATIONS__DELIVERY__RETRY_SCHEDULE_MS: schedule,
+  HERALD_NOTIFICATIONS__DELIVERY__RETRY_JITTER_PERCENT: '0',
+})
+
 const heraldClient = (current: () => HeraldProcess) => {
   const api = async (path: string, init: { method?: string; json?: unknown; type?: string } = {}) => {
     const response = await fetch(`${current().url}${path}`, {
@@ -93,14 +103,7 @@ const heraldClient = (current: () => HeraldProcess) => {
 
 describe('delivery through the running process: retries, the delivery log, replay, restart', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'herald-e2e-delivery-'))
-  const env = {
-    HERALD_DATA_DIR: dataDir,
-    HERALD_ADMIN_TOKEN: ADMIN_TOKEN,
-    HERALD_LOG_LEVEL: 'info',
-    HERALD_OUTBOUND_ALLOWLIST: '127.0.0.1',
-    HERALD_NOTIFICATIONS__DELIVERY__RETRY_SCHEDULE_MS: '0,200',
-    HERALD_NOTIFICATIONS__DELIVERY__RETRY_JITTER_PERCENT: '0',
-  }
+  const env = heraldEnv(dataDir, '0,200')
   let endpoint: HttpStandIn
   let herald: HeraldProcess
   let configurationId = ''
@@ -175,14 +178,7 @@ describe('delivery through the running process: killed with SIGKILL during a bac
   const dataDir = mkdtempSync(join(tmpdir(), 'herald-e2e-delivery-kill-'))
   // One retry, three seconds after the first attempt: long enough to kill the process inside it.
   const RETRY_MS = 3_000
-  const env = {
-    HERALD_DATA_DIR: dataDir,
-    HERALD_ADMIN_TOKEN: ADMIN_TOKEN,
-    HERALD_LOG_LEVEL: 'info',
-    HERALD_OUTBOUND_ALLOWLIST: '127.0.0.1',
-    HERALD_NOTIFICATIONS__DELIVERY__RETRY_SCHEDULE_MS: String(RETRY_MS),
-    HERALD_NOTIFICATIONS__DELIVERY__RETRY_JITTER_PERCENT: '0',
-  }
+  const env = heraldEnv(dataDir, String(RETRY_MS))
   let endpoint: HttpStandIn
   let herald: HeraldProcess
   const { api, deliveryOf, deliveryOnceSent, post, configureWebhook } = heraldClient(() => herald)
@@ -251,12 +247,7 @@ describe('a Jira delivery killed with SIGKILL while Jira was answering the filin
   const SEARCH_LAG_MS = 8_000
   const JIRA_WAIT_MS = 10_000
   const env = {
-    HERALD_DATA_DIR: dataDir,
-    HERALD_ADMIN_TOKEN: ADMIN_TOKEN,
-    HERALD_LOG_LEVEL: 'info',
-    HERALD_OUTBOUND_ALLOWLIST: '127.0.0.1',
-    HERALD_NOTIFICATIONS__DELIVERY__RETRY_SCHEDULE_MS: '0,1000,1000,1000,1000',
-    HERALD_NOTIFICATIONS__DELIVERY__RETRY_JITTER_PERCENT: '0',
+    ...heraldEnv(dataDir, '0,1000,1000,1000,1000'),
     HERALD_NOTIFICATIONS__DELIVERY__JIRA_SEARCH_LAG_MS: String(JIRA_WAIT_MS),
   }
   let jira: JiraStandIn
