@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
 import { after, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { startBackgroundCheckpoints } from './sqlite-checkpointer.ts'
@@ -17,5 +18,32 @@ describe('background checkpoints', () => {
     checkpoints.stop()
     await checkpoints.ended
     assert.deepEqual(readdirSync(dir), [])
+  })
+
+  it('runs on a thread named for it, as `top -H` and /proc list it', async () => {
+    const path = join(dir, 'named.sqlite')
+    const db = new DatabaseSync(path)
+    db.exec('PRAGMA journal_mode = WAL')
+    const threadNames = () =>
+      readdirSync('/proc/self/task').map((tid) => {
+        try {
+          return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim()
+        } catch {
+          return '' // ended between the listing and the read
+        }
+      })
+    const checkpoints = startBackgroundCheckpoints(path, 10)
+    try {
+      let names = threadNames()
+      for (let i = 0; i < 100 && !names.includes('wal-checkpoint'); i++) {
+        await sleep(20)
+        names = threadNames()
+      }
+      assert.ok(names.includes('wal-checkpoint'), `threads: ${names.join(', ')}`)
+    } finally {
+      checkpoints.stop()
+      await checkpoints.ended
+      db.close()
+    }
   })
 })

@@ -52,10 +52,14 @@ export const checkpointingOf = (
 }
 
 export const startBackgroundCheckpoints = (path: string, intervalMs: number): BackgroundCheckpoints => {
-  const worker = startWorkerThread(new URL('./sqlite-checkpointer-worker.ts', import.meta.url), {
-    path,
-    intervalMs,
-  })
+  const worker = startWorkerThread(
+    new URL('./sqlite-checkpointer-worker.ts', import.meta.url),
+    'wal-checkpoint',
+    {
+      path,
+      intervalMs,
+    },
+  )
   // A failure leaves checkpoints to the writer's own backstop; nothing else depends on it.
   worker.on('error', () => undefined)
   const ended = new Promise<void>((resolve) => worker.once('exit', () => resolve()))

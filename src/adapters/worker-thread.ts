@@ -14,13 +14,15 @@ const workerFlags = (flags: readonly string[]): string[] => {
  * A worker thread running the module at `url` (TypeScript, as the process runs it), with the
  * process's flags (the default) but not one only a main script takes (`node -e`'s
  * `--input-type`, which a worker refuses). It does not keep the process alive: `ref()` it
- * while something waits for it.
+ * while something waits for it. `name` becomes the thread's name (at most 15 characters
+ * show), as `top -H`, `ps -L` and `/proc/<pid>/task/<tid>/comm` list it.
  *
  * @example
- * const worker = startWorkerThread(new URL('./writer-worker.ts', import.meta.url), { path })
+ * const worker = startWorkerThread(new URL('./writer-worker.ts', import.meta.url), 'store-writer', { path })
  */
-export const startWorkerThread = (url: URL, workerData: unknown): Worker => {
+export const startWorkerThread = (url: URL, name: string, workerData: unknown): Worker => {
   const worker = new Worker(url, {
+    name,
     workerData,
     ...(process.execArgv.some((flag) => flag.startsWith('--input-type'))
       ? { execArgv: workerFlags(process.execArgv) }

@@ -104,7 +104,7 @@ export const createThreadedDeliveryReadModel = (
   }
 
   const start = (): void => {
-    const current = startWorkerThread(new URL('./read-model-worker.ts', import.meta.url), {
+    const current = startWorkerThread(new URL('./read-model-worker.ts', import.meta.url), 'delivery-fold', {
       path: options.path,
       storePath: options.storePath,
       storePollMs: options.storePollMs ?? 250,

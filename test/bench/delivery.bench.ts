@@ -13,7 +13,7 @@
  * Figures are printed beside the targets, never asserted.
  */
 import { randomUUID } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -32,6 +32,29 @@ import {
   webhookCommand,
 } from '../support/webhook-configurations.ts'
 import { spawnWebhookSink } from '../support/webhook-sink.ts'
+
+/**
+ * CPU time (µs, user + system) of this process's threads by name, from
+ * `/proc/self/task/<tid>/stat`: Herald's worker threads are named (`store-writer`,
+ * `delivery-fold`, `wal-checkpoint`), V8's own show as `V8Worker`, the event loop as `MainThread`.
+ */
+const cpuByThread = (): Map<string, number> => {
+  const byName = new Map<string, number>()
+  for (const tid of readdirSync('/proc/self/task')) {
+    let stat: string
+    try {
+      stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8')
+    } catch {
+      continue // the thread ended between the listing and the read
+    }
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    // utime and stime, in clock ticks of 10 ms.
+    const us = (Number(fields[11]) + Number(fields[12])) * 10_000
+    byName.set(name, (byName.get(name) ?? 0) + us)
+  }
+  return byName
+}
 
 const { values } = parseArgs({
   options: {
@@ -123,6 +146,7 @@ try {
   const started = performance.now()
   const cpuBefore = process.cpuUsage()
   const threadBefore = process.threadCpuUsage()
+  const threadsBefore = cpuByThread()
   const sinkBefore = await sink.cpu()
   for (let i = 0; i < commands.length; i += 500) await publish(commands.slice(i, i + 500))
   const received = await until(total, 600_000)
@@ -133,6 +157,10 @@ try {
   // The event loop's own share: what bounds the rate while the other core has room.
   const thread = process.threadCpuUsage(threadBefore)
   const threadPerDelivery = (thread.user + thread.system) / Math.max(1, received)
+  const byThread = [...cpuByThread()]
+    .map(([name, us]) => [name, (us - (threadsBefore.get(name) ?? 0)) / Math.max(1, received)] as const)
+    .filter(([name, us]) => name !== 'MainThread' && us >= 1)
+    .sort((a, b) => b[1] - a[1])
   const sinkPerDelivery = ((await sink.cpu()) - sinkBefore) / Math.max(1, received)
 
   // 2. Isolation: publish → arrival for healthy configurations, without and with a hanging one.
@@ -169,6 +197,9 @@ try {
   )
   out(`| deliverer CPU per delivery (user + system, this process) | ${Math.round(cpuPerDelivery)} µs | |`)
   out(`| of which its main thread (the event loop) | ${Math.round(threadPerDelivery)} µs | |`)
+  out(
+    `| the other threads, by name (10 ms ticks) | ${byThread.map(([name, us]) => `${name} ${Math.round(us)}`).join(', ')} µs | |`,
+  )
   out(`| webhook sink CPU per delivery (its own process) | ${Math.round(sinkPerDelivery)} µs | |`)
   out(
     `| publish → arrival at ${rate}/s, alone: p50 / p99 | ${alone.p50} / ${alone.p99} ms (${alone.delivered}/${alone.expected}) | |`,

@@ -214,7 +214,7 @@ export const startWriterThread = (options: WriterThreadOptions): WriterThread =>
   }
 
   const start = (): void => {
-    const current = startWorkerThread(new URL('./writer-worker.ts', import.meta.url), {
+    const current = startWorkerThread(new URL('./writer-worker.ts', import.meta.url), 'store-writer', {
       path: options.path,
       busyTimeoutMs: options.busyTimeoutMs,
     })
