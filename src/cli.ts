@@ -63,7 +63,7 @@ const main = async () => {
   if (command !== 'start') return fail(`unknown command "${command}"\n\n${USAGE}`)
 
   const logger = createLogger({ level: config.log_level })
-  const herald = await startHerald(config, { logger }).catch((error: unknown) => {
+  const herald = await startHerald(config, { logger, processMetrics: true }).catch((error: unknown) => {
     logger('error', 'herald.start_failed', { error: error instanceof Error ? error.message : String(error) })
     return fail(isHeraldError(error) ? error.message : 'start-up failed; see the log above', 1)
   })

@@ -22,7 +22,7 @@ import {
   createHttpApp,
 } from './http/index.ts'
 import { createSqliteProcessedIds } from './ingress/index.ts'
-import { createMetrics, type Logger, type Metrics } from './observability/index.ts'
+import { createMetrics, type Logger, lagOfGroups, type Metrics } from './observability/index.ts'
 import { createOutboundGuard, type OutboundGuardOptions } from './outbound/index.ts'
 import type { Consumer, EventLog } from './ports/event-log.ts'
 import type { EventStore } from './ports/event-store.ts'
@@ -49,6 +49,11 @@ export interface HeraldDependencies {
   readonly clock?: () => number
   /** Replaces DNS resolution for outbound targets (tests). */
   readonly lookup?: OutboundGuardOptions['lookup']
+  /**
+   * `/metrics` also carries the process's own metrics (memory, CPU, heap, event-loop delay,
+   * garbage collection): for the one Herald that owns its process, as `herald start` is.
+   */
+  readonly processMetrics?: boolean
 }
 
 export interface Herald {
@@ -190,7 +195,7 @@ const resolveAdminToken = (config: Config, logger: Logger): string | null => {
 export const startHerald = async (config: Config, dependencies: HeraldDependencies): Promise<Herald> => {
   const { logger } = dependencies
   const clock = dependencies.clock ?? Date.now
-  const metrics = createMetrics()
+  const metrics = createMetrics({ process: dependencies.processMetrics === true })
   const started = clock()
   mkdirSync(config.data_dir, { recursive: true })
 
@@ -296,6 +301,14 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     } else {
       logger('info', 'projector.ingress_disabled', { reason: 'reports.enable_data_ingress is false' })
     }
+    // Each consumer group's lag, read from the log at each scrape of /metrics.
+    metrics.watchLag(
+      lagOfGroups(log, [
+        ['herald-router', topics.events],
+        ...(config.notifications.enabled ? [['herald-deliverer', topics.deliveries] as const] : []),
+        ...(projector === undefined ? [] : [['herald-projector', topics.events] as const]),
+      ]),
+    )
     // The lag every report answer carries; with ingress on, a projector that stalls shows in it.
     const reportLag =
       projector === undefined

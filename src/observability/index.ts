@@ -6,4 +6,4 @@ export {
   type LogLevel,
   silentLogger,
 } from './logger.ts'
-export { createMetrics, type Metrics } from './metrics.ts'
+export { createMetrics, type GroupLag, lagOfGroups, type Metrics } from './metrics.ts'

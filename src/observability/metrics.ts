@@ -1,11 +1,26 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+import type { EventLog } from '../ports/event-log.ts'
+
+/** One consumer group's lag on one topic: messages not consumed yet, over all its partitions. */
+export interface GroupLag {
+  readonly group: string
+  readonly topic: string
+  readonly messages: number
+}
 
 /**
  * Herald's instruments, on a registry of their own (never prom-client's global one), so two
- * Herald instances in one process — as in the tests — never share counters.
+ * Herald instances in one process — as in the tests — never share counters. With `process`,
+ * the registry also carries prom-client's process and Node.js metrics under their usual names
+ * (`process_resident_memory_bytes`, `process_cpu_seconds_total`, `nodejs_heap_size_used_bytes`,
+ * `nodejs_eventloop_lag_p99_seconds`, `nodejs_gc_duration_seconds`, …), which only the one
+ * instance that owns the process should ask for.
  */
-export const createMetrics = () => {
+export const createMetrics = (options: { readonly process?: boolean } = {}) => {
   const registry = new Registry()
+  if (options.process === true) collectDefaultMetrics({ register: registry })
+  // Where consumer lag is read at each scrape; set once the consumers run (`watchLag`).
+  let lagSource: (() => Promise<readonly GroupLag[]>) | undefined
   const counter = (name: string, help: string, labelNames: string[] = []) =>
     new Counter({ name, help, labelNames, registers: [registry] })
   return {
@@ -44,7 +59,41 @@ export const createMetrics = () => {
       'status',
     ]),
     up: new Gauge({ name: 'herald_up', help: '1 while Herald is serving', registers: [registry] }),
+    consumerLag: new Gauge({
+      name: 'herald_consumer_lag_messages',
+      help: 'Messages of a topic its consumer group has not consumed yet (end offset minus committed offset, over all partitions), read from the event log at each scrape',
+      labelNames: ['group', 'topic'],
+      registers: [registry],
+      async collect() {
+        if (lagSource === undefined) return
+        this.reset()
+        // An unreachable log leaves the gauge empty for this scrape rather than failing it.
+        const lags = await lagSource().catch(() => [])
+        for (const lag of lags) this.set({ group: lag.group, topic: lag.topic }, lag.messages)
+      },
+    }),
+    /** Reads consumer lag from `source` at each scrape of `herald_consumer_lag_messages`. */
+    watchLag: (source: () => Promise<readonly GroupLag[]>): void => {
+      lagSource = source
+    },
   }
 }
 
 export type Metrics = ReturnType<typeof createMetrics>
+
+/**
+ * The lag of each (group, topic) in `groups`, from the event log: what `watchLag` reads.
+ *
+ * @example
+ * metrics.watchLag(lagOfGroups(log, [['herald-router', 'engine.events']]))
+ */
+export const lagOfGroups =
+  (log: Pick<EventLog, 'lag'>, groups: readonly (readonly [group: string, topic: string])[]) =>
+  (): Promise<GroupLag[]> =>
+    Promise.all(
+      groups.map(async ([group, topic]) => ({
+        group,
+        topic,
+        messages: (await log.lag(group, [topic])).reduce((n, p) => n + Math.max(0, p.end - p.committed), 0),
+      })),
+    )

@@ -7,7 +7,8 @@
  * over 100 accounts), first measuring its sustainable rate as that benchmark does (unless
  * `--rate` is given), then publishing at twice that rate — events falling due evenly, sent
  * every `--tick` — for `--duration`. Every `--sample` it reads Herald's resident memory
- * (/proc/<pid>/status), its CPU, and the lag of its router, projector and deliverer groups;
+ * (/proc/<pid>/status), its V8 heap (used/total) and external memory (its `/metrics`), its
+ * CPU, and the lag of its router, projector and deliverer groups;
  * after the load it keeps reading until the router and projector have caught up, or for
  * `--recovery` (default: the duration, at least 2 min). It reports the largest RSS, whether
  * Herald crashed, whether and how fast the lag recovered, and how many commands came out of
@@ -97,9 +98,18 @@ try {
   const started = performance.now()
   let loadEnded = Number.POSITIVE_INFINITY
 
+  /** Heap (used of total) and external memory in MiB, from Herald's `/metrics`, as `12/34 ext 5`. */
+  const heapOf = async (): Promise<string> => {
+    const text = await (await fetch(`${herald.url}/metrics`)).text()
+    const value = (name: string) => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? Number.NaN)
+    const m = (bytes: number) => fmt(bytes / 1_048_576)
+    return `${m(value('nodejs_heap_size_used_bytes'))}/${m(value('nodejs_heap_size_total_bytes'))} ext ${m(value('nodejs_external_memory_bytes'))}`
+  }
+
   /** One reading, printed as a line; resolves with the router's and projector's lag. */
   const sample = async () => {
     const now = performance.now()
+    const heap = await heapOf().catch(() => '?')
     const stats = processStats(pid)
     const cpu = ((stats.cpuMs - last.cpuMs) / (now - last.at)) * 100
     last = { at: now, cpuMs: stats.cpuMs }
@@ -109,7 +119,7 @@ try {
     maxDeleted = Math.max(maxDeleted, router.droppedUnread)
     const t = (now - started) / 1_000
     out(
-      `  ${now < loadEnded ? 'load ' : 'after'} t=${fmt(t).padStart(4)} s  sent ${fmt(sent).padStart(9)}  RSS ${fmt(mib(stats.rssKb)).padStart(5)} MiB  CPU ${fmt(cpu).padStart(3)}%  lag: router ${fmt(router.lag).padStart(7)}  projector ${fmt(projector.lag).padStart(7)}  deliverer ${fmt(deliverer.lag).padStart(7)}  commands ${fmt(bench.commandsSince().count).padStart(9)}${router.droppedUnread > 0 ? `  (router: ${fmt(router.droppedUnread)} deleted unread)` : ''}`,
+      `  ${now < loadEnded ? 'load ' : 'after'} t=${fmt(t).padStart(4)} s  sent ${fmt(sent).padStart(9)}  RSS ${fmt(mib(stats.rssKb)).padStart(5)} MiB (heap ${heap})  CPU ${fmt(cpu).padStart(3)}%  lag: router ${fmt(router.lag).padStart(7)}  projector ${fmt(projector.lag).padStart(7)}  deliverer ${fmt(deliverer.lag).padStart(7)}  commands ${fmt(bench.commandsSince().count).padStart(9)}${router.droppedUnread > 0 ? `  (router: ${fmt(router.droppedUnread)} deleted unread)` : ''}`,
     )
     return { router: router.lag, projector: projector.lag, deliverer: deliverer.lag }
   }

@@ -125,6 +125,18 @@ describe('one engine event end to end, on the embedded default', () => {
     ])
     const metrics = await (await fetch(`${herald.url}/metrics`)).text()
     assert.match(metrics, /^herald_up 1$/m)
+    // The process's own metrics, and each consumer group's lag.
+    assert.match(metrics, /^process_resident_memory_bytes \d+/m)
+    assert.match(metrics, /^nodejs_eventloop_lag_p99_seconds /m)
+    for (const [group, topic] of [
+      ['herald-router', 'engine.events'],
+      ['herald-deliverer', 'notifications.deliveries'],
+      ['herald-projector', 'engine.events'],
+    ])
+      assert.match(
+        metrics,
+        new RegExp(`^herald_consumer_lag_messages\\{group="${group}",topic="${topic}"\\} \\d+$`, 'm'),
+      )
   })
 
   it('refuses a second process on the same data directory', async () => {

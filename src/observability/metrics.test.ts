@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { createSqliteEventLog } from '../adapters/sqlite-event-log/index.ts'
+import { createMetrics, lagOfGroups } from './metrics.ts'
+
+const sample = (text: string, name: string, labels: string): number | undefined => {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}} `))
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1))
+}
+
+describe('metrics', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-metrics-'))
+  after(() => rmSync(dir, { recursive: true, force: true }))
+
+  it('reports each consumer group’s lag as the event log has it at each scrape', async () => {
+    const log = createSqliteEventLog({ path: join(dir, 'log.sqlite'), idlePollMs: 20 })
+    try {
+      await log.createTopics([{ topic: 'engine.events', partitions: 2 }])
+      const value = new TextEncoder().encode('{}')
+      await log.publish(
+        'engine.events',
+        Array.from({ length: 5 }, (_, i) => ({ key: `k${i}`, value })),
+      )
+      const metrics = createMetrics()
+      metrics.watchLag(
+        lagOfGroups(log, [
+          ['reader', 'engine.events'],
+          ['idle', 'engine.events'],
+        ]),
+      )
+      const labels = (group: string) => `group="${group}",topic="engine.events"`
+      let text = await metrics.registry.metrics()
+      assert.equal(sample(text, 'herald_consumer_lag_messages', labels('reader')), 5)
+      assert.equal(sample(text, 'herald_consumer_lag_messages', labels('idle')), 5)
+
+      let seen = 0
+      const consumer = await log.consume({ groupId: 'reader', topics: ['engine.events'] }, async (batch) => {
+        seen += batch.messages.length
+      })
+      for (let i = 0; i < 250 && sample(text, 'herald_consumer_lag_messages', labels('reader')) !== 0; i++) {
+        await sleep(20)
+        text = await metrics.registry.metrics()
+      }
+      await consumer.stop()
+      assert.equal(seen, 5)
+      assert.equal(sample(text, 'herald_consumer_lag_messages', labels('reader')), 0)
+      assert.equal(sample(text, 'herald_consumer_lag_messages', labels('idle')), 5)
+    } finally {
+      await log.close()
+    }
+  })
+
+  it('leaves the lag out of a scrape when the log cannot answer, and still answers the rest', async () => {
+    const metrics = createMetrics()
+    metrics.up.set(1)
+    metrics.watchLag(async () => {
+      throw new Error('broker unreachable')
+    })
+    const text = await metrics.registry.metrics()
+    assert.match(text, /^herald_up 1$/m)
+    assert.doesNotMatch(text, /^herald_consumer_lag_messages\{/m)
+  })
+
+  it('carries the process’s own metrics only when asked to', async () => {
+    const own = await createMetrics({ process: true }).registry.metrics()
+    const rss = /^process_resident_memory_bytes (\d+)/m.exec(own)
+    assert.ok(rss !== null && Number(rss[1]) > 10 * 1024 * 1024, 'resident memory in bytes')
+    assert.match(own, /^nodejs_heap_size_used_bytes \d+/m)
+    assert.match(own, /^nodejs_eventloop_lag_p99_seconds /m)
+    assert.doesNotMatch(await createMetrics().registry.metrics(), /process_resident_memory_bytes/)
+  })
+})
