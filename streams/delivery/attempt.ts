@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { isLeft } from 'fp-ts/lib/Either.js'
 import {
   type AttemptDetails,
@@ -89,6 +90,34 @@ const channelDelivery = (delivery: StoredDelivery): ChannelDelivery => {
     createdAt: delivery.createdAt,
     // The router wrote it with this codec; one that no longer reads is sent as its first event.
     ...(digest === undefined || isLeft(digest) ? {} : { digest: digest.right }),
+  }
+}
+
+// Waits between tries to record an outcome the store could not take: from the first, doubling to the last.
+const RECORD_RETRY_FIRST_MS = 100
+const RECORD_RETRY_MAX_MS = 5_000
+
+/**
+ * Runs `record` (an attempt's outcome, already sent) until the store takes it: a retriable
+ * failure (the store's writer stopped and is being started again, a store server unreachable)
+ * is tried again after 100 ms, doubling up to 5 s, for as long as it lasts. Giving up would
+ * leave the delivery at its head to be sent again; a delivery's event ids are derived from its
+ * attempt, so a try whose answer was lost but which was written is not written twice. Stopping
+ * (`signal`) ends the wait with the last error: the next start sends it again.
+ */
+export const recordWhileStoreRecovers = async <T>(
+  record: () => Promise<T>,
+  { signal, onRetry }: { signal: AbortSignal; onRetry: (error: unknown, waitMs: number) => void },
+): Promise<T> => {
+  for (let waitMs = RECORD_RETRY_FIRST_MS; ; waitMs = Math.min(waitMs * 2, RECORD_RETRY_MAX_MS)) {
+    try {
+      return await record()
+    } catch (error) {
+      if (!isRetriable(error) || signal.aborted) throw error
+      onRetry(error, waitMs)
+      await sleep(waitMs, undefined, { signal }).catch(() => undefined)
+      if (signal.aborted) throw error
+    }
   }
 }
 
@@ -226,7 +255,16 @@ export const createAttemptRunner = (options: AttemptRunnerOptions) => {
 
     let position: number
     try {
-      position = await log.record(delivery, details, resolution)
+      position = await recordWhileStoreRecovers(() => log.record(delivery, details, resolution), {
+        signal,
+        onRetry: (error, waitMs) =>
+          logger('warn', `delivery.${endpoint}.record_retrying`, {
+            ...fields(delivery),
+            outcome: resolution.outcome,
+            error: error instanceof Error ? error.message : String(error),
+            retry_in_ms: waitMs,
+          }),
+      })
     } catch (error) {
       if (!(error instanceof DeliveryStateError)) throw error
       // Replayed or recorded elsewhere meanwhile: the read model is about to show it.

@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
 import { createSqliteEventStore } from '../../src/adapters/sqlite-event-store/index.ts'
 import { createDeliveryReadModel, type DeliveryReadModel } from '../../src/deliveries/index.ts'
+import { UnavailableError } from '../../src/errors/index.ts'
 import type { Batch, EventLog, EventStore, LogMessage } from '../../src/ports/index.ts'
 import { type DeliveryCommand, deliveryIdFor, encodeDeliveryCommand } from '../routing/index.ts'
 import { anEvent } from '../routing/test-fixtures.ts'
@@ -106,6 +107,8 @@ describe('delivery engine', () => {
     configurations: Record<string, DeliverableConfiguration>,
     send: DeliveryChannels['send'],
     overrides: Partial<DeliveryEngineOptions> = {},
+    /** What the engine appends through, around the real store (the read model follows the store itself). */
+    wrap: (store: EventStore) => EventStore = (s) => s,
   ) => {
     store = createSqliteEventStore({ path: ':memory:' })
     log = createSqliteEventLog({ path: ':memory:' })
@@ -113,7 +116,7 @@ describe('delivery engine', () => {
     view = createDeliveryReadModel({ path: ':memory:', newId: randomUUID })
     view.follow(store)
     engine = startDeliveryEngine({
-      store,
+      store: wrap(store),
       view,
       log,
       outcomesTopic: OUTCOMES,
@@ -373,6 +376,43 @@ describe('delivery engine', () => {
     assert.equal(failures.length, 1)
     assert.equal(failures[0]?.configurationId, 'down')
     assert.equal(failures[0]?.lastError, 'HTTP 503')
+  })
+
+  it('records an outcome the store could not take once it recovers, never sending the delivery again', async () => {
+    // The store's answer to an attempt's outcome is lost twice: once before it was written, once
+    // after (as when the store's writer thread stops mid-append and is started again).
+    const faults = ['before', 'after']
+    const flaky = (inner: EventStore): EventStore => ({
+      ...inner,
+      append: async (stream, events, options) => {
+        const fault = events.some((e) => e.type === 'DeliveryAttempted') ? faults.shift() : undefined
+        if (fault === 'after') await inner.append(stream, events, options)
+        if (fault !== undefined) throw new UnavailableError(`the store's writer stopped (${fault} writing)`)
+        return inner.append(stream, events, options)
+      },
+    })
+    const lines: { event: string; fields: Record<string, unknown> }[] = []
+    const { calls, send } = endpoints({})
+    const { handler } = await start(
+      { ok: webhook('ok') },
+      send,
+      { logger: (_level, event, fields = {}) => lines.push({ event, fields }) },
+      flaky,
+    )
+    await handler(batchOf(commandFor('e1', 'ok')))
+    assert.deepEqual(await settled([['e1', 'ok']]), ['sent'])
+    assert.equal(calls.length, 1, 'sent once')
+    assert.deepEqual(faults, [], 'both faults happened')
+    assert.deepEqual(
+      view.attemptsOf(deliveryIdOf('e1', 'ok')).map((a) => a.outcome),
+      ['sent'],
+      'the outcome written before its answer was lost is not written twice',
+    )
+    const retries = lines.filter((l) => l.event === 'delivery.webhook.record_retrying')
+    assert.deepEqual(
+      retries.map((l) => l.fields.retry_in_ms),
+      [100, 200],
+    )
   })
 
   it('lets an attempt in progress finish when stopping; one outlasting the grace is aborted and sent after the next start', async () => {
