@@ -1,6 +1,6 @@
 import type { Worker } from 'node:worker_threads'
 import type { SqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
-import { startWorkerThread } from '../adapters/worker-thread.ts'
+import { type SupervisedThread, superviseThread } from '../adapters/supervised-thread.ts'
 import type { FieldIssue } from '../errors/index.ts'
 import type { RecordedEvent } from '../ports/index.ts'
 import {
@@ -83,12 +83,9 @@ export const createThreadedDeliveryReadModel = (
   let publishedThrough = Number(queries.meta('published_through') ?? 0)
   const listeners = new Set<() => void>()
   let waiters: { position: number; resolve: () => void }[] = []
-  let worker: Worker | undefined
+  let thread: SupervisedThread | undefined
   let following = false
-  let restart: NodeJS.Timeout | undefined
   let stopTelling: (() => void) | undefined
-  let closing: Promise<void> | undefined
-  let onClosed: (() => void) | undefined
 
   const reached = (position: number): void => {
     if (position <= committed) return
@@ -103,60 +100,48 @@ export const createThreadedDeliveryReadModel = (
     for (const listener of listeners) listener()
   }
 
-  const start = (): void => {
-    const current = startWorkerThread(new URL('./read-model-worker.ts', import.meta.url), 'delivery-fold', {
-      path: options.path,
-      storePath: options.storePath,
-      storePollMs: options.storePollMs ?? 250,
-      failureGapMs: options.failureGapMs ?? DEFAULT_FAILURE_GAP_MS,
-      resubscribeMs,
-      ...(options.checkpointIntervalMs === undefined
-        ? {}
-        : { checkpointIntervalMs: options.checkpointIntervalMs }),
-    } satisfies FoldingData)
-    worker = current
-    current.ref()
-    // What the thread before it may not have kept.
-    if (publishedThrough > 0)
-      current.postMessage({ type: 'published', through: publishedThrough } satisfies ToFolder)
-    let crash: Error | undefined
-    options.onStarted?.(current)
-    current.on('message', (message: FromFolder) => {
-      switch (message.type) {
-        case 'committed':
-          reached(message.position)
-          return
-        case 'invalid':
-          options.onInvalidEvent?.(message.event, message.issues)
-          return
-        case 'error':
-          options.onFollowError?.(new Error(message.message))
-          return
-        case 'closed':
-          reached(message.position)
-          onClosed?.()
-      }
+  const start = (): SupervisedThread =>
+    superviseThread<FromFolder>({
+      url: new URL('./read-model-worker.ts', import.meta.url),
+      name: 'delivery-fold',
+      workerData: {
+        path: options.path,
+        storePath: options.storePath,
+        storePollMs: options.storePollMs ?? 250,
+        failureGapMs: options.failureGapMs ?? DEFAULT_FAILURE_GAP_MS,
+        resubscribeMs,
+        ...(options.checkpointIntervalMs === undefined
+          ? {}
+          : { checkpointIntervalMs: options.checkpointIntervalMs }),
+      } satisfies FoldingData,
+      restartDelayMs: resubscribeMs,
+      onStarted: (worker) => {
+        worker.ref()
+        // What the thread before it may not have kept.
+        if (publishedThrough > 0)
+          worker.postMessage({ type: 'published', through: publishedThrough } satisfies ToFolder)
+        options.onStarted?.(worker)
+      },
+      onMessage: (message) => {
+        switch (message.type) {
+          case 'committed':
+          case 'closed':
+            reached(message.position)
+            return
+          case 'invalid':
+            options.onInvalidEvent?.(message.event, message.issues)
+            return
+          case 'error':
+            options.onFollowError?.(new Error(message.message))
+        }
+      },
+      onStopped: (crash, code) =>
+        options.onFollowError?.(
+          new Error(`the read model's folding thread stopped (${crash?.message ?? `exit code ${code}`})`),
+        ),
     })
-    current.on('error', (error) => {
-      crash = error
-    })
-    current.on('exit', (code) => {
-      if (worker !== current) return
-      worker = undefined
-      if (closing !== undefined) {
-        onClosed?.()
-        return
-      }
-      options.onFollowError?.(
-        new Error(`the read model's folding thread stopped (${crash?.message ?? `exit code ${code}`})`),
-      )
-      restart = setTimeout(() => {
-        restart = undefined
-        if (closing === undefined) start()
-      }, resubscribeMs)
-    })
-  }
 
+  let closing: Promise<void> | undefined
   return {
     instanceId,
     position: () => committed,
@@ -166,7 +151,7 @@ export const createThreadedDeliveryReadModel = (
       const through = positions.reduce((highest, p) => Math.max(highest, p), publishedThrough)
       if (through === publishedThrough) return
       publishedThrough = through
-      worker?.postMessage({ type: 'published', through } satisfies ToFolder)
+      thread?.worker()?.postMessage({ type: 'published', through } satisfies ToFolder)
     },
     waitFor: (target) => {
       if (target <= committed || closing !== undefined) return Promise.resolve()
@@ -182,22 +167,15 @@ export const createThreadedDeliveryReadModel = (
       // One message per commit of the store's appends (a group of them), so the thread folds
       // them at once instead of at its next poll.
       if (isCommitSource(store))
-        stopTelling = store.onCommitted(() => worker?.postMessage({ type: 'committed' } satisfies ToFolder))
-      start()
+        stopTelling = store.onCommitted(() =>
+          thread?.worker()?.postMessage({ type: 'committed' } satisfies ToFolder),
+        )
+      thread = start()
     },
     close: () => {
       closing ??= (async () => {
-        clearTimeout(restart)
         stopTelling?.()
-        const current = worker
-        if (current !== undefined) {
-          const closed = new Promise<void>((resolve) => {
-            onClosed = resolve
-          })
-          current.postMessage({ type: 'close' } satisfies ToFolder)
-          await closed
-          await current.terminate()
-        }
+        await thread?.close()
         for (const waiter of waiters.splice(0)) waiter.resolve()
         db.close()
       })()

@@ -7,7 +7,7 @@ import {
   ValidationError,
 } from '../../errors/index.ts'
 import type { AppendResult, ExpectedRevision } from '../../ports/index.ts'
-import { startWorkerThread } from '../worker-thread.ts'
+import { superviseThread } from '../supervised-thread.ts'
 import type { EncodedAppend, EncodedEvent, WriteAnswer, WriteRequest } from './writing.ts'
 
 /**
@@ -192,18 +192,12 @@ const MAX_RESTART_DELAY_MS = 5_000
  * than wait: nothing it had not answered is reported as committed.
  */
 export const startWriterThread = (options: WriterThreadOptions): WriterThread => {
-  const baseDelay = options.restartDelayMs ?? 100
   let nextId = 1
   /** What the running thread was sent and has not answered: a write's or a ping's resolve. */
   const waiting = new Map<number, (answer: WriteAnswer) => void>()
   let outbox: { id: number; request: WriteRequest }[] = []
-  let worker: Worker | undefined
   /** Why there is no thread running, while it is being started again. */
   let down: Error | undefined
-  let restartDelay = baseDelay
-  let restartTimer: NodeJS.Timeout | undefined
-  let closing: Promise<void> | undefined
-  let onClosed: (() => void) | undefined
 
   const unavailable = (why: string, cause?: unknown): UnavailableError =>
     new UnavailableError(`the event store's writer thread ${why}`, cause === undefined ? {} : { cause })
@@ -213,21 +207,20 @@ export const startWriterThread = (options: WriterThreadOptions): WriterThread =>
     waiting.clear()
   }
 
-  const start = (): void => {
-    const current = startWorkerThread(new URL('./writer-worker.ts', import.meta.url), 'store-writer', {
-      path: options.path,
-      busyTimeoutMs: options.busyTimeoutMs,
-    })
-    worker = current
-    down = undefined
-    let crash: Error | undefined
-    current.on('message', (message: FromWriter) => {
-      if (message.type === 'closed') {
-        onClosed?.()
-        return
-      }
+  const thread = superviseThread<FromWriter>({
+    url: new URL('./writer-worker.ts', import.meta.url),
+    name: 'store-writer',
+    workerData: { path: options.path, busyTimeoutMs: options.busyTimeoutMs },
+    restartDelayMs: options.restartDelayMs ?? 100,
+    maxRestartDelayMs: MAX_RESTART_DELAY_MS,
+    onStarted: (worker) => {
+      down = undefined
+      options.onStarted?.(worker)
+    },
+    onMessage: (message, current) => {
+      if (message.type === 'closed') return
       // The thread answers: it opened the file, so the next failure starts from the first delay.
-      restartDelay = baseDelay
+      thread.healthy()
       if (message.type === 'pong') {
         const resolve = waiting.get(message.id)
         waiting.delete(message.id)
@@ -245,18 +238,10 @@ export const startWriterThread = (options: WriterThreadOptions): WriterThread =>
         }
       }
       if (waiting.size === 0 && outbox.length === 0) current.unref()
-    })
-    current.on('error', (error) => {
-      crash = error
-    })
-    current.on('exit', (code) => {
-      if (worker !== current) return
-      worker = undefined
-      if (closing !== undefined) {
-        failWaiting(unavailable(`exited (code ${code}) while the store was closing`, crash))
-        onClosed?.()
-        return
-      }
+    },
+    onExitWhileClosing: (crash, code) =>
+      failWaiting(unavailable(`exited (code ${code}) while the store was closing`, crash)),
+    onStopped: (crash, code) => {
       const stopped = unavailable(
         `stopped (${crash === undefined ? `exit code ${code}` : crash.message}); ` +
           'an append it had not answered may or may not be written, and is safe to retry',
@@ -267,29 +252,22 @@ export const startWriterThread = (options: WriterThreadOptions): WriterThread =>
       outbox = []
       failWaiting(stopped)
       options.onStopped?.(stopped)
-      restartTimer = setTimeout(() => {
-        restartTimer = undefined
-        if (closing === undefined) start()
-      }, restartDelay)
-      restartTimer.unref()
-      restartDelay = Math.min(restartDelay * 2, MAX_RESTART_DELAY_MS)
-    })
-    options.onStarted?.(current)
-  }
+    },
+  })
 
   const send = () => {
     const requests = outbox
     outbox = []
+    const worker = thread.worker()
     if (requests.length === 0 || worker === undefined) return
     worker.postMessage({ type: 'write', requests: flattenRequests(requests) } satisfies ToWriter)
   }
 
-  start()
-
   return {
     write: (request) =>
       new Promise<WriteAnswer>((resolve) => {
-        if (closing !== undefined) {
+        const worker = thread.worker()
+        if (thread.closing()) {
           resolve({ ok: false, error: unavailable('is closed') })
           return
         }
@@ -304,9 +282,9 @@ export const startWriterThread = (options: WriterThreadOptions): WriterThread =>
         worker.ref()
       }),
     ping: async () => {
-      const current = worker
-      if (current === undefined || closing !== undefined)
-        throw down ?? unavailable(closing === undefined ? 'is not running' : 'is closed')
+      const current = thread.worker()
+      if (current === undefined || thread.closing())
+        throw down ?? unavailable(thread.closing() ? 'is closed' : 'is not running')
       const id = nextId++
       const answer = await new Promise<WriteAnswer>((resolve) => {
         waiting.set(id, resolve)
@@ -315,24 +293,13 @@ export const startWriterThread = (options: WriterThreadOptions): WriterThread =>
       })
       if (!answer.ok) throw answer.error
     },
-    close: () => {
-      closing ??= (async () => {
-        clearTimeout(restartTimer)
+    close: async () => {
+      // What this turn asked for goes first; a thread being started again answers nothing more.
+      if (!thread.closing()) {
         send()
-        const current = worker
-        if (current === undefined) {
-          failWaiting(unavailable('is closed'))
-          return
-        }
-        current.ref()
-        const closed = new Promise<void>((resolve) => {
-          onClosed = resolve
-        })
-        current.postMessage({ type: 'close' } satisfies ToWriter)
-        await closed
-        await current.terminate()
-      })()
-      return closing
+        if (thread.worker() === undefined) failWaiting(unavailable('is closed'))
+      }
+      await thread.close()
     },
   }
 }
