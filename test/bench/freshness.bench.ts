@@ -1,6 +1,6 @@
 /**
  * Report freshness (issue 7): `npm run bench:freshness [-- --rates 1000,2500,5000,10000]
- * [--seconds 20]`. How long an event takes from being published to being visible in GraphQL,
+ * [--seconds 20] [--herald-env KEY=VALUE,...]`. How long an event takes from being published to being visible in GraphQL,
  * in a real Herald process on its embedded defaults (`npm start`: router, deliverer, projector
  * and API in one process, chDB in it, no selectors configured).
  *
@@ -13,7 +13,8 @@
  * still not visible when the rate's run ended, against the target of p99 ≤ 2 s at 10,000
  * events/s, and Herald's CPU per published event from the first publish until the last probe
  * is visible (`/proc`): its event loop's and all its threads' (worker threads, chDB), the
- * steadier figures on a machine that runs other work too. Figures are printed, never asserted.
+ * steadier figures on a machine that runs other work too, and its resident memory when the
+ * rate's run ended and at its peak so far (`/proc`). Figures are printed, never asserted.
  */
 import { randomBytes, randomUUID } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -24,11 +25,14 @@ import type { EngineEvent } from '../../src/events/index.ts'
 import { generateActivity } from '../../src/generator/index.ts'
 import { heraldApi } from '../support/herald-api.ts'
 import { startHeraldProcess } from '../support/herald-process.ts'
+import { processStats } from './kafka-rig.ts'
+import { envList } from './kafka-routing.bench.ts'
 
 const { values } = parseArgs({
   options: {
     rates: { type: 'string', default: '1000,2500,5000,10000' },
     seconds: { type: 'string', default: '20' },
+    'herald-env': { type: 'string' },
   },
 })
 const rates = (values.rates ?? '').split(',').map(Number)
@@ -60,6 +64,7 @@ const herald = await startHeraldProcess({
   HERALD_DATA_DIR: dataDir,
   HERALD_ADMIN_TOKEN: adminToken,
   HERALD_LOG_LEVEL: 'info',
+  ...envList(values['herald-env']),
 })
 
 try {
@@ -142,9 +147,9 @@ try {
     `\n## Freshness: published (202) → visible in GraphQL, Herald on its embedded defaults (probe every ${PROBE_EVERY_TICKS * TICK_MS} ms, GraphQL polled every ${POLL_MS} ms)\n`,
   )
   out(
-    '| offered events/s | published events/s | probes | p50 | p99 | max | not visible at the end | Herald CPU µs per event: event loop / all threads | target |',
+    '| offered events/s | published events/s | probes | p50 | p99 | max | not visible at the end | Herald CPU µs per event: event loop / all threads | Herald RSS at the end / peak (MiB) | target |',
   )
-  out('|---|---|---|---|---|---|---|---|---|')
+  out('|---|---|---|---|---|---|---|---|---|---|')
   const pid = herald.child.pid as number
   for (const rate of rates) {
     const publishedAt = new Map<string, number>()
@@ -191,10 +196,12 @@ try {
     const perEvent = (ms: number) => fmt((ms * 1_000) / sent)
     const cpu = `${perEvent(cpuMs(`/proc/${pid}/task/${pid}/stat`) - cpuAtStart.loop)} / ${perEvent(cpuMs(`/proc/${pid}/stat`) - cpuAtStart.all)}`
     const notVisible = publishedAt.size
+    const memory = processStats(pid)
+    const rss = `${fmt(memory.rssKb / 1_024)} / ${fmt(memory.peakKb / 1_024)}`
     freshness.sort((a, b) => a - b)
     const ms = (v: number) => (Number.isNaN(v) ? '—' : `${fmt(v)} ms`)
     out(
-      `| ${fmt(rate)} | ${fmt(publishedRate)} | ${probesSent} | ${ms(quantile(freshness, 0.5))} | ${ms(quantile(freshness, 0.99))} | ${ms(freshness.at(-1) ?? Number.NaN)} | ${notVisible} | ${cpu} | p99 ≤ 2,000 ms at 10,000/s |`,
+      `| ${fmt(rate)} | ${fmt(publishedRate)} | ${probesSent} | ${ms(quantile(freshness, 0.5))} | ${ms(quantile(freshness, 0.99))} | ${ms(freshness.at(-1) ?? Number.NaN)} | ${notVisible} | ${cpu} | ${rss} | p99 ≤ 2,000 ms at 10,000/s |`,
     )
   }
 } finally {
