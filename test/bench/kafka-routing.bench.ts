@@ -65,6 +65,8 @@ export interface ThroughputResult {
   readonly publishMs: number
   readonly totalMs: number
   readonly heraldCpuMs: number
+  /** CPU of the rig that offers and reads the load: the mock cluster and this process (producer, consumer). */
+  readonly rigCpuMs: number
   readonly webhooks: number
 }
 
@@ -97,6 +99,11 @@ export const measureThroughput = async (
   const webhooksBefore = await bench.sink.received()
   bench.resetCount()
   const cpuBefore = processStats(pid).cpuMs
+  const rigCpu = () => {
+    const own = process.cpuUsage()
+    return processStats(bench.rig.kafka.pid).cpuMs + (own.user + own.system) / 1_000
+  }
+  const rigBefore = rigCpu()
   const started = performance.now()
   for (let i = 0; i < events; i += chunk) {
     while (i - routed(bench.commandsSince().count) > window) await sleep(2)
@@ -127,6 +134,7 @@ export const measureThroughput = async (
     publishMs,
     totalMs: lastAt - started,
     heraldCpuMs: processStats(pid).cpuMs - cpuBefore,
+    rigCpuMs: rigCpu() - rigBefore,
     webhooks: (await bench.sink.received()) - webhooksBefore,
   }
 }
@@ -281,7 +289,7 @@ export const runKafkaRoutingBenchmarks = async (argv: readonly string[]) => {
     const rate = (t.events / t.totalMs) * 1_000
     const complete = t.commands >= t.expectedCommands
     out(
-      `  throughput: ${fmt(t.events)} events in sends of ${fmt(chunk)}: ${fmt(t.totalMs)} ms to the last command, ${fmt(t.commands)} of ${fmt(t.expectedCommands)} commands${complete ? '' : ' — INCOMPLETE'}; Herald used ${fmt(t.heraldCpuMs)} ms CPU (${fmt((t.heraldCpuMs / t.totalMs) * 100)}% of one core); the deliverer sent ${fmt(t.webhooks)} webhooks meanwhile (${fmt((t.webhooks / t.totalMs) * 1_000)}/s)`,
+      `  throughput: ${fmt(t.events)} events in sends of ${fmt(chunk)}: ${fmt(t.totalMs)} ms to the last command, ${fmt(t.commands)} of ${fmt(t.expectedCommands)} commands${complete ? '' : ' — INCOMPLETE'}; Herald used ${fmt(t.heraldCpuMs)} ms CPU (${fmt((t.heraldCpuMs / t.totalMs) * 100)}% of one core), the rig (mock cluster, producer, consumer) ${fmt(t.rigCpuMs)} ms (${fmt((t.rigCpuMs / t.totalMs) * 100)}%, ${fmt((t.rigCpuMs * 1_000) / t.events)} µs per event); the deliverer sent ${fmt(t.webhooks)} webhooks meanwhile (${fmt((t.webhooks / t.totalMs) * 1_000)}/s)`,
     )
     out(`    after it, ${await lags(bench)}`)
 
@@ -310,6 +318,11 @@ export const runKafkaRoutingBenchmarks = async (argv: readonly string[]) => {
     )
     out(
       `| events per CPU-second of Herald (all its consumers) | ${fmt((t.events / t.heraldCpuMs) * 1_000)} | | |`,
+    )
+    // What offering and reading the load costs on the same two cores: at this much per event,
+    // the rig alone would need (rigCpu per event × target) of a core to offer the target rate.
+    out(
+      `| the rig's CPU per event (mock cluster, producer, consumer): share of 2 cores it would need at ${fmt(TARGETS.throughput)}/s | ${fmt((t.rigCpuMs * 1_000) / t.events)} µs: ${fmt((t.rigCpuMs / t.events) * TARGETS.throughput * 0.05)}% | | |`,
     )
     out(
       `| latency p50, event due → command read, at ${fmt(l.achievedRate)} events/s | ${fmt(l.fromDue.p50, 1)} ms | ≤ ${TARGETS.p50Ms} ms | ${met(l.fromDue.p50 <= TARGETS.p50Ms)} |`,

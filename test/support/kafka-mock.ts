@@ -9,6 +9,8 @@ import type { KafkaEventLogOptions } from '../../src/adapters/kafka-event-log/in
 export interface KafkaMock {
   /** `host:port` of every broker, for a Kafka client's `brokers` option. */
   readonly bootstrapServers: readonly string[]
+  /** The cluster's process, for its CPU time in benchmarks. */
+  readonly pid: number
   /**
    * Creates a topic through the mock's own API (its brokers have no controller, so a
    * client's CreateTopics request fails). An existing topic is left as it is, like
@@ -164,6 +166,7 @@ export const startKafkaMock = async (options: KafkaMockOptions = {}): Promise<Ka
   let stopping: Promise<void> | undefined
   return {
     bootstrapServers: bootstrap.split(',').filter((s) => s !== ''),
+    pid: child.pid as number,
     createTopic: (name, partitions) => {
       if (!/^[A-Za-z0-9._-]+$/.test(name)) {
         return Promise.reject(new Error(`kafka mock: invalid topic name ${JSON.stringify(name)}`))
