@@ -5,7 +5,8 @@ import { ENDPOINT_TYPES, type EndpointType } from '../notifications/index.ts'
 
 /**
  * The delivery log: one event stream per delivery (`delivery-<id>`, the id being
- * sha256(event id, configuration id)), holding what was asked, every attempt and how it ended.
+ * sha256(event account, source and id, configuration id); see `deliveryIdFor`), holding what
+ * was asked, every attempt and how it ended.
  * Its history is what `GET /v1/notifications/deliveries/{id}` shows and what the retry
  * scheduler resumes from after a restart. Nothing in it is secret: attempts carry the
  * channels' scrubbed summaries only.

@@ -47,8 +47,9 @@ export interface DeliveryDigest {
  */
 export interface DeliveryCommand {
   /**
-   * sha256(event id, configuration id), or for a digest sha256("digest", configuration id,
-   * window start): redeliveries, replays and re-flushed windows carry the same id.
+   * sha256(event account, source and id, configuration id), or for a digest sha256("digest",
+   * configuration id, window start[, router instance]): redeliveries, replays and re-flushed
+   * windows carry the same id.
    */
   readonly deliveryId: string
   /** The account that owns the configuration (for global selectors, not the event's). */

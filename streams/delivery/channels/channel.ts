@@ -32,7 +32,7 @@ export interface DigestSummary {
  * is then the first event of the window.
  */
 export interface ChannelDelivery {
-  /** sha256(event id, configuration id): the same on every retry and replay; the idempotency key. */
+  /** `deliveryIdFor` (event account, source and id, configuration id): the same on every retry and replay; the idempotency key. */
   readonly deliveryId: string
   /** The configuration's owner. */
   readonly account: string
