@@ -7,7 +7,7 @@ import { migrate, warehouseMigrations } from '../../projections/migrations/index
 import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/index.ts'
 import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
 import { createAdminTokenAuthenticator, createHttpApp } from '../../src/http/index.ts'
-import { createMetrics, silentLogger } from '../../src/observability/index.ts'
+import { createMetrics, type Logger } from '../../src/observability/index.ts'
 import type { EventLog, LogMessage } from '../../src/ports/event-log.ts'
 import type { Warehouse } from '../../src/ports/warehouse.ts'
 
@@ -29,6 +29,10 @@ describe('HTTP API on the embedded log and chDB', () => {
   let warehouse: Warehouse
   let app: ReturnType<typeof createHttpApp>
   let down = false
+  const errorsLogged: string[] = []
+  const logger: Logger = (level, name) => {
+    if (level === 'error') errorsLogged.push(name)
+  }
 
   const logged = async (): Promise<LogMessage[]> => {
     const messages: LogMessage[] = []
@@ -61,7 +65,7 @@ describe('HTTP API on the embedded log and chDB', () => {
       authenticate: createAdminTokenAuthenticator(TOKEN),
       requireAuth: true,
       metrics: createMetrics(),
-      logger: silentLogger,
+      logger,
       graphiql: true,
       maxIngestBytes: 4096,
     })
@@ -218,6 +222,55 @@ describe('HTTP API on the embedded log and chDB', () => {
       body: JSON.stringify({ query: '{ metrics { results { id } } }' }),
     })
     assert.equal(posted.status, 401)
+  })
+
+  it('refuses a GraphQL request whose query, variables or operation name has the wrong type with a 400 naming it', async () => {
+    const post = async (body: unknown) => {
+      const response = await app.request('/v1/reports/graphql', {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      })
+      return {
+        status: response.status,
+        type: response.headers.get('content-type'),
+        json: await response.json(),
+      }
+    }
+    for (const [body, path] of [
+      [{ query: 5 }, 'query'],
+      [{ query: { kind: 'Document', definitions: [] } }, 'query'],
+      [{ query: '{ metrics { results { id } } }', variables: [1] }, 'variables'],
+      [{ query: '{ metrics { results { id } } }', operationName: 5 }, 'operationName'],
+    ] as const) {
+      const answer = await post(body)
+      assert.equal(answer.status, 400, JSON.stringify(answer.json))
+      assert.equal(answer.type, 'application/problem+json')
+      assert.deepEqual(
+        (answer.json as { errors: { path: string }[] }).errors.map((e) => e.path),
+        [path],
+      )
+    }
+    assert.deepEqual(errorsLogged, [])
+  })
+
+  it('names a GraphQL variable of the wrong type rather than answering an internal error', async () => {
+    const response = await app.request('/v1/reports/graphql', {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        query: 'query ($l: Int) { metrics(limit: $l) { results { id } } }',
+        variables: { l: 'abc' },
+      }),
+    })
+    const body = (await response.json()) as {
+      data?: unknown
+      errors: { message: string; extensions?: { code?: string } }[]
+    }
+    assert.equal(body.data, undefined)
+    assert.match(body.errors[0]?.message ?? '', /\$l.*Int cannot represent/)
+    assert.notEqual(body.errors[0]?.extensions?.code, 'internal')
+    assert.deepEqual(errorsLogged, [])
   })
 
   it('counts requests in /metrics', async () => {
