@@ -16,6 +16,18 @@ import type {
 
 const MAX_LIMIT = 1_000
 const DELIVERY_ID = /^[0-9a-f]{64}$/
+/** The filters the listing and the bulk replay take; any other name is refused. */
+const FILTERS = [
+  'account',
+  'configuration_id',
+  'status',
+  'event_id',
+  'endpoint',
+  'since',
+  'until',
+  'limit',
+  'next_token',
+] as const
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString())
 
@@ -198,7 +210,7 @@ export const createDeliveryRoutes = ({ view, log, replayLimit }: DeliveryRoutesO
 
   app.post('/deliveries/replay', authorize('replayNotificationDeliveries'), async (c) => {
     // An empty body replays with no filter.
-    const body = await readJsonObject(c, { empty: {} })
+    const body = await readJsonObject(c, { empty: {}, fields: FILTERS })
     const principal = c.get('principal')
     // Dead-lettered deliveries by default: what a bulk replay is for after an endpoint is fixed.
     const query = parseFilters(body as Params, principal, {

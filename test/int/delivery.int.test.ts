@@ -750,4 +750,20 @@ describe('delivery log API', () => {
     for (const command of mine) assert.equal(deliverer.view.get(command.deliveryId)?.replays, 1)
     assert.equal(deliverer.view.get(other.deliveryId)?.replays, 0)
   })
+
+  it('refuses a bulk replay whose filter holds a field it does not know, replaying nothing', async () => {
+    const replays = () => [...mine, failing].map((c) => deliverer.view.get(c.deliveryId)?.replays)
+    const before = replays()
+    // A misspelt configuration_id would otherwise leave the filter out and replay every sent one.
+    const response = await call(app, acme, 'POST', '/v1/notifications/deliveries/replay', {
+      status: 'sent',
+      configuration: good.id,
+    })
+    assert.equal(response.status, 400, response.text)
+    assert.deepEqual(
+      (response.json.errors as { path: string }[]).map((e) => e.path),
+      ['configuration'],
+    )
+    assert.deepEqual(replays(), before)
+  })
 })

@@ -15,6 +15,9 @@ import { createMetrics, silentLogger } from '../../src/observability/index.ts'
 import type { EventLog } from '../../src/ports/event-log.ts'
 import type { Warehouse } from '../../src/ports/warehouse.ts'
 import {
+  type BackfillRunner,
+  createBackfillRoutes,
+  createBackfillRunner,
   createMetricsRecorder,
   createMetricsRoutes,
   METRICS,
@@ -102,7 +105,9 @@ describe('metrics and history on chDB', () => {
   const tokens: Record<string, Principal> = {
     acme: { account: 'acme', role: 'read-only' },
     globex: { account: 'globex', role: 'read-only' },
+    admin: { account: 'admin', role: 'admin' },
   }
+  let backfills: BackfillRunner
   const get = async (path: string, token = 'acme') => {
     const response = await app.request(path, { headers: { authorization: `Bearer ${token}` } })
     return { status: response.status, body: (await response.json()) as Record<string, unknown> }
@@ -130,6 +135,11 @@ describe('metrics and history on chDB', () => {
     warehouse = await createChdbWarehouse({ path: join(dir, 'warehouse') })
     await migrate(warehouse, warehouseMigrations)
     log = createSqliteEventLog({ path: join(dir, 'log.sqlite') })
+    backfills = createBackfillRunner({
+      recorder: createMetricsRecorder({ warehouse, intervalSeconds: 600 }),
+      intervalSeconds: 600,
+      logger: silentLogger,
+    })
     app = createHttpApp({
       log,
       eventsTopic: 'engine.events',
@@ -140,7 +150,10 @@ describe('metrics and history on chDB', () => {
       metrics: createMetrics(),
       logger: silentLogger,
       graphiql: false,
-      mounts: [{ path: '/v1/reports/metrics', app: createMetricsRoutes({ warehouse }) }],
+      mounts: [
+        { path: '/v1/reports/metrics/backfill', app: createBackfillRoutes(backfills) },
+        { path: '/v1/reports/metrics', app: createMetricsRoutes({ warehouse }) },
+      ],
     })
     const project = createProjectorHandler({ warehouse, clock: Date.now, logger: silentLogger })
     // Points are recorded as the projection goes, as the scheduled job would see it.
@@ -167,6 +180,7 @@ describe('metrics and history on chDB', () => {
     await feed(history.slice(upTo(20).length))
   })
   after(async () => {
+    await backfills.stop()
     await log.close()
     await warehouse.close()
     rmSync(dir, { recursive: true, force: true })
@@ -345,5 +359,24 @@ describe('metrics and history on chDB', () => {
     const theirs = await get('/v1/reports/metrics/images.all', 'globex')
     assert.deepEqual(theirs.body.points, [])
     assert.equal((await get('/v1/reports/metrics/images.all?limit=5000')).status, 400)
+  })
+
+  it('refuses a backfill request with a field it does not know, starting nothing', async () => {
+    const response = await app.request('/v1/reports/metrics/backfill', {
+      method: 'POST',
+      headers: { authorization: 'Bearer admin', 'content-type': 'application/json' },
+      body: JSON.stringify({
+        start: new Date(T0).toISOString(),
+        end: new Date(T0).toISOString(),
+        account: 'acme',
+      }),
+    })
+    assert.equal(response.status, 400)
+    const problem = (await response.json()) as { errors: { path: string }[] }
+    assert.deepEqual(
+      problem.errors.map((e) => e.path),
+      ['account'],
+    )
+    assert.equal(backfills.status().state, 'idle')
   })
 })
