@@ -231,6 +231,35 @@ describe('notification configuration routes', () => {
     assert.match((response.json.errors as { path: string }[])[0]?.path ?? '', /^pattern\.data\.cvss/)
   })
 
+  it('refuses a selector with a field it does not know, at the top or in event, storing nothing', async () => {
+    const created = await createWebhook()
+    const base = `${BASE}/webhook/configurations/${created.json.uuid}/selectors`
+    // A misspelt pattern would otherwise be dropped: a selector matching every event of the type.
+    const misspelt = await as(writer, 'POST', base, {
+      ...selectorBody,
+      patern: { data: { severity: ['critical'] } },
+    })
+    assert.equal(misspelt.status, 400, misspelt.text)
+    assert.deepEqual(
+      (misspelt.json.errors as { path: string }[]).map((e) => e.path),
+      ['patern'],
+    )
+    const inEvent = await as(writer, 'POST', base, {
+      ...selectorBody,
+      event: { ...selectorBody.event, resourcetype: 'image' },
+    })
+    assert.equal(inEvent.status, 400, inEvent.text)
+    assert.deepEqual(
+      (inEvent.json.errors as { path: string }[]).map((e) => e.path),
+      ['event.resourcetype'],
+    )
+    assert.deepEqual((await as(writer, 'GET', base)).json.items, [])
+    // A selector read earlier may be sent back whole.
+    const added = await as(writer, 'POST', base, selectorBody)
+    const again = await as(writer, 'PUT', `${base}/${added.json.uuid}`, added.json)
+    assert.equal(again.status, 200, again.text)
+  })
+
   it('lets only the admin account add global selectors', async () => {
     const mine = await createWebhook()
     const global = { ...selectorBody, scope: 'global' }

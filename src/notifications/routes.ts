@@ -9,8 +9,8 @@ import {
   ValidationError,
 } from '../errors/index.ts'
 import { authorize } from '../http/authorize.ts'
-import { readJsonObject } from '../http/body.ts'
-import { Uuid, validate } from './codecs.ts'
+import { readJsonObject, unknownFields } from '../http/body.ts'
+import { Uuid, unknownEventFields, validate } from './codecs.ts'
 import { ConfigurationOptions, type SelectorInput } from './configuration.ts'
 import { ENDPOINT_FIELDS, targetsOf } from './endpoint-fields.ts'
 import type { DeliveryHealth } from './health.ts'
@@ -31,6 +31,8 @@ const SelectorBody = t.intersection([
   t.type({ scope: t.unknown, event: t.unknown }),
   t.partial({ pattern: t.unknown }),
 ])
+// A selector's fields, and the ids of one read earlier, which may be sent back.
+const SELECTOR_FIELDS = ['scope', 'event', 'pattern', 'uuid', 'configuration_uuid']
 
 const principalOf = (c: Context<NotificationsEnv>): Principal => c.get('principal')
 
@@ -83,6 +85,12 @@ const configurationInput = (endpoint: EndpointType, body: Record<string, unknown
 }
 
 const selectorInput = (body: Record<string, unknown>, principal: Principal): SelectorInput => {
+  const unknown = [...unknownFields(body, SELECTOR_FIELDS), ...unknownEventFields(body.event)]
+  if (unknown.length > 0)
+    throw new ValidationError(
+      `invalid selector: ${unknown.map((i) => `${i.path} ${i.message}`).join('; ')}`,
+      unknown,
+    )
   const checked = validate(SelectorBody, body, 'selector')
   if (checked.scope === 'global' && (principal.role !== 'admin' || principal.account !== ADMIN_ACCOUNT))
     throw new ForbiddenError('only the admin account may add a selector with global scope')
