@@ -3,6 +3,7 @@ import type { AppEnv, Principal } from '../access/index.ts'
 import { type FieldIssue, NotFoundError, ValidationError } from '../errors/index.ts'
 import { authorize } from '../http/authorize.ts'
 import { readJsonObject } from '../http/body.ts'
+import { instantOf, queryParams } from '../http/query.ts'
 import { ENDPOINT_TYPES, type EndpointType, isEndpointType } from '../notifications/index.ts'
 import { DELIVERY_STATUSES, type DeliveryStatus, isDeliveryStatus } from './events.ts'
 import type { DeliveryLog } from './log.ts'
@@ -96,11 +97,10 @@ const parseFilters = (
   const instant = (name: 'since' | 'until'): number | undefined => {
     const value = text(name)
     if (value === undefined) return undefined
-    if (!/^\d{4}-\d{2}-\d{2}T/.test(value) || Number.isNaN(Date.parse(value))) {
+    const ms = instantOf(value)
+    if (ms === undefined)
       issues.push({ path: name, message: 'must be an RFC 3339 timestamp such as 2026-11-22T10:00:00Z' })
-      return undefined
-    }
-    return Date.parse(value)
+    return ms
   }
   const whole = (name: string, fallback: number, min: number, max: number): number => {
     const value = params[name]
@@ -188,7 +188,10 @@ export const createDeliveryRoutes = ({ view, log, replayLimit }: DeliveryRoutesO
   const by = (principal: Principal): string => `${principal.account}/${principal.role}`
 
   app.get('/deliveries', authorize('listNotificationDeliveries'), (c) => {
-    const query = parseFilters(c.req.query(), c.get('principal'), { limit: 100, maxLimit: MAX_LIMIT })
+    const query = parseFilters(queryParams(c, FILTERS), c.get('principal'), {
+      limit: 100,
+      maxLimit: MAX_LIMIT,
+    })
     const page = view.list(query)
     return c.json({
       items: page.items.map(deliveryView),

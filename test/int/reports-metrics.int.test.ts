@@ -379,4 +379,22 @@ describe('metrics and history on chDB', () => {
     )
     assert.equal(backfills.status().state, 'idle')
   })
+
+  it('refuses bad query parameters of a metric’s points, naming each by its parameter', async () => {
+    const refused = async (query: string) => {
+      const answer = await get(`/v1/reports/metrics/images.all?${query}`)
+      assert.equal(answer.status, 400, `${query}: ${JSON.stringify(answer.body)}`)
+      return (answer.body.errors as { path: string }[]).map((e) => e.path)
+    }
+    assert.deepEqual(await refused('start=yesterday'), ['start'])
+    assert.deepEqual(await refused('end=2026-02-30T00:00:00Z'), ['end'])
+    assert.deepEqual(await refused('start=2026-11-22T10:00:00'), ['start'])
+    assert.deepEqual(await refused('limit=1e2'), ['limit'])
+    assert.deepEqual(await refused('limit=5&limit=6'), ['limit'])
+    assert.deepEqual(await refused('sart=2026-11-22T10:00:00Z'), ['sart'])
+    // Anything but true or false would quietly answer for the caller's own account.
+    assert.deepEqual(await refused('allAccounts=yes'), ['allAccounts'])
+    assert.equal((await get('/v1/reports/metrics?allAccounts=1')).status, 400)
+    assert.equal((await get('/v1/reports/metrics?acount=globex')).status, 400)
+  })
 })
