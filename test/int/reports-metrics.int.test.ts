@@ -397,4 +397,28 @@ describe('metrics and history on chDB', () => {
     assert.equal((await get('/v1/reports/metrics?allAccounts=1')).status, 400)
     assert.equal((await get('/v1/reports/metrics?acount=globex')).status, 400)
   })
+
+  it('refuses a backfill or a GraphQL instant that is not RFC 3339: no 30 February, no time without an offset', async () => {
+    const backfill = await app.request('/v1/reports/metrics/backfill', {
+      method: 'POST',
+      headers: { authorization: 'Bearer admin', 'content-type': 'application/json' },
+      body: JSON.stringify({ start: '2026-02-30T00:00:00Z', end: '2026-03-01T00:00:00Z' }),
+    })
+    assert.equal(backfill.status, 400)
+    assert.deepEqual(
+      ((await backfill.json()) as { errors: { path: string }[] }).errors.map((e) => e.path),
+      ['start'],
+    )
+    assert.equal(backfills.status().state, 'idle')
+    const response = await app.request('/v1/reports/graphql', {
+      method: 'POST',
+      headers: { authorization: 'Bearer acme', 'content-type': 'application/json' },
+      body: JSON.stringify({
+        query:
+          '{ metricData(filter: { metricId: "images.all", start: "2026-11-22T10:00:00" }) { results { value } } }',
+      }),
+    })
+    const body = (await response.json()) as { errors?: { extensions?: { code?: string } }[] }
+    assert.equal(body.errors?.[0]?.extensions?.code, 'validation_failed', JSON.stringify(body))
+  })
 })
