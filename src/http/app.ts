@@ -1,5 +1,6 @@
 import { Hono } from 'hono'
-import { UnauthorizedError } from '../errors/index.ts'
+import { bodyLimit } from 'hono/body-limit'
+import { HeraldError, UnauthorizedError } from '../errors/index.ts'
 import type { Logger, Metrics } from '../observability/index.ts'
 import type { EventLog } from '../ports/event-log.ts'
 import type { Warehouse } from '../ports/warehouse.ts'
@@ -27,6 +28,7 @@ export interface HttpAppOptions {
   readonly graphiql: boolean
   /** The projection lag every report answer carries; default from the warehouse alone. */
   readonly reportLag?: () => Promise<number>
+  /** Largest request body accepted, in bytes: a batch of events, and any other route's JSON (5 MiB). */
   readonly maxIngestBytes?: number
   /** Sub-apps mounted behind authentication, e.g. the notifications API. */
   readonly mounts?: readonly { readonly path: string; readonly app: Hono<AppEnv> }[]
@@ -34,6 +36,7 @@ export interface HttpAppOptions {
 
 const PUBLIC_PATHS = new Set(['/health', '/ready', '/metrics'])
 const GRAPHQL_PATH = '/v1/reports/graphql'
+const INGEST_PATH = '/v1/events'
 const READY_TIMEOUT_MS = 2_000
 
 const withTimeout = (probe: Promise<void>, ms: number): Promise<void> =>
@@ -54,6 +57,7 @@ const withTimeout = (probe: Promise<void>, ms: number): Promise<void> =>
  */
 export const createHttpApp = (options: HttpAppOptions): Hono<AppEnv> => {
   const { metrics, logger } = options
+  const maxBodyBytes = options.maxIngestBytes ?? 5 * 1024 * 1024
   const app = new Hono<AppEnv>()
 
   app.onError((error, c) => {
@@ -118,14 +122,18 @@ export const createHttpApp = (options: HttpAppOptions): Hono<AppEnv> => {
     return next()
   })
 
+  // Every route's body is bounded, as ingest's is (by its own limit, so it is read once).
+  const limitBody = bodyLimit({
+    maxSize: maxBodyBytes,
+    onError: () => {
+      throw new HeraldError('payload_too_large', `the body exceeds ${maxBodyBytes} bytes`)
+    },
+  })
+  app.use('/v1/*', (c, next) => (c.req.path === INGEST_PATH ? next() : limitBody(c, next)))
+
   app.route(
-    '/v1/events',
-    createIngestRoutes({
-      log: options.log,
-      topic: options.eventsTopic,
-      metrics,
-      maxBodyBytes: options.maxIngestBytes ?? 5 * 1024 * 1024,
-    }),
+    INGEST_PATH,
+    createIngestRoutes({ log: options.log, topic: options.eventsTopic, metrics, maxBodyBytes }),
   )
   app.route(
     GRAPHQL_PATH,

@@ -183,6 +183,20 @@ describe('HTTP API on the embedded log and chDB', () => {
     assert.equal(big.status, 413)
   })
 
+  it('refuses an oversized body on every route, not only ingest, with a 413 problem', async () => {
+    const body = JSON.stringify({ query: `{ metrics { results { id } } } # ${'x'.repeat(5000)}` })
+    for (const headers of [{ 'content-length': String(body.length) }, {}]) {
+      const response = await app.request('/v1/reports/graphql', {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json', ...headers },
+        body,
+      })
+      assert.equal(response.status, 413)
+      assert.equal(response.headers.get('content-type'), 'application/problem+json')
+      assert.equal(((await response.json()) as { code: string }).code, 'payload_too_large')
+    }
+  })
+
   it('writes nothing of a batch with one invalid event', async () => {
     const before = (await logged()).length
     const response = await app.request('/v1/events', {
