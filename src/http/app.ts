@@ -47,6 +47,20 @@ const withTimeout = (probe: Promise<void>, ms: number): Promise<void> =>
     ),
   ])
 
+/** Whether a route's path (`/v1/x/:id`) names `path`; a parameter matches one non-empty segment. */
+const routeMatches = (route: string, path: string): boolean => {
+  const want = route.split('/')
+  const got = path.split('/')
+  return (
+    want.length === got.length && want.every((w, i) => (w.startsWith(':') ? got[i] !== '' : w === got[i]))
+  )
+}
+
+/** The methods of the app's routes (not its middleware) that take `path`: for a 405's Allow. */
+const allowedMethods = (app: Hono<AppEnv>, path: string): string[] => [
+  ...new Set(app.routes.filter((r) => r.method !== 'ALL' && routeMatches(r.path, path)).map((r) => r.method)),
+]
+
 /**
  * Herald's HTTP API as a Hono app over Web-standard requests: the Node server is only an
  * adapter, and tests drive this app in process with `app.request(...)`.
@@ -65,11 +79,18 @@ export const createHttpApp = (options: HttpAppOptions): Hono<AppEnv> => {
     if (body.status >= 500) logger('error', 'http.request_failed', { path: c.req.path, error: String(error) })
     return c.json(body, body.status as 400, { 'content-type': 'application/problem+json' })
   })
-  app.notFound((c) =>
-    c.json(problem(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`), 404, {
+  app.notFound((c) => {
+    const allow = allowedMethods(app, c.req.path)
+    if (allow.length > 0)
+      return c.json(
+        problem(405, 'method_not_allowed', `${c.req.path} takes ${allow.join(', ')}, not ${c.req.method}`),
+        405,
+        { 'content-type': 'application/problem+json', allow: allow.join(', ') },
+      )
+    return c.json(problem(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`), 404, {
       'content-type': 'application/problem+json',
-    }),
-  )
+    })
+  })
 
   app.use(async (c, next) => {
     await next()

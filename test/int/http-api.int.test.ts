@@ -197,6 +197,23 @@ describe('HTTP API on the embedded log and chDB', () => {
     }
   })
 
+  it('answers a method a path does not take with 405 and Allow, and an unknown path with 404', async () => {
+    for (const [method, path, allow] of [
+      ['GET', '/v1/events', 'POST'],
+      ['DELETE', '/v1/reports/graphql', 'GET, POST'],
+      ['POST', '/health', 'GET'],
+    ] as const) {
+      const response = await app.request(path, { method, headers: auth })
+      assert.equal(response.status, 405, `${method} ${path}`)
+      assert.equal(response.headers.get('allow'), allow)
+      assert.equal(response.headers.get('content-type'), 'application/problem+json')
+      assert.equal(((await response.json()) as { code: string }).code, 'method_not_allowed')
+    }
+    const unknown = await app.request('/v1/nothing/here', { headers: auth })
+    assert.equal(unknown.status, 404)
+    assert.equal(unknown.headers.get('allow'), null)
+  })
+
   it('writes nothing of a batch with one invalid event', async () => {
     const before = (await logged()).length
     const response = await app.request('/v1/events', {
