@@ -63,6 +63,13 @@ export const Description = refinedString(
   'must be at most 1024 characters',
 )
 
+/** A configuration's description, or null for none. */
+export const OptionalDescription = withMessage(
+  t.union([t.null, Description]),
+  () => 'must be null or a string of at most 1024 characters',
+  'OptionalDescription',
+)
+
 /** A plain string field: non-empty after trimming, at most `max` characters. */
 export const text = (name: string, max: number) =>
   refinedString(name, (s) => s.trim().length > 0 && s.length <= max, `must be 1 to ${max} characters`)

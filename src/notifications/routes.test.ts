@@ -139,6 +139,17 @@ describe('notification configuration routes', () => {
     assert.deepEqual((second.json.errors as { path: string }[]).map((e) => e.path).sort(), ['password'])
   })
 
+  it('says why a description is refused, rather than that it expected null', async () => {
+    const response = await as(writer, 'POST', `${BASE}/webhook/configurations`, {
+      url: 'https://hooks.example.com/a',
+      description: 'x'.repeat(1025),
+    })
+    assert.equal(response.status, 400)
+    assert.deepEqual(response.json.errors, [
+      { path: 'description', message: 'must be null or a string of at most 1024 characters' },
+    ])
+  })
+
   it('refuses a target the SSRF guard refuses, before storing anything', async () => {
     const response = await as(writer, 'POST', `${BASE}/webhook/configurations`, {
       url: 'http://169.254.169.254/latest',
