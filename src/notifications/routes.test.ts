@@ -159,6 +159,16 @@ describe('notification configuration routes', () => {
     assert.deepEqual(await store.readAll({}), [])
   })
 
+  it('says an If-Match that is no ETag is not one, rather than that the resource changed', async () => {
+    const created = await createWebhook()
+    const path = `${BASE}/webhook/configurations/${created.json.uuid}`
+    const response = await as(writer, 'PUT', path, { description: 'one' }, { 'if-match': 'v1' })
+    assert.equal(response.status, 412)
+    assert.equal(response.json.code, 'precondition_failed')
+    assert.match(String(response.json.detail), /If-Match v1 is not an ETag Herald issued/)
+    assert.equal((await as(writer, 'GET', path)).json.description, null)
+  })
+
   it('updates with If-Match: the current ETag succeeds, a stale one gets 412 and changes nothing', async () => {
     const created = await createWebhook()
     const path = `${BASE}/webhook/configurations/${created.json.uuid}`

@@ -4,8 +4,8 @@ import { ADMIN_ACCOUNT } from '../access/index.ts'
 import {
   type FieldIssue,
   ForbiddenError,
+  HeraldError,
   NotFoundError,
-  PreconditionFailedError,
   ValidationError,
 } from '../errors/index.ts'
 import { authorize } from '../http/authorize.ts'
@@ -60,7 +60,11 @@ const writeOptions = (c: Context<NotificationsEnv>, what: string): WriteOptions 
   const header = c.req.header('if-match')?.trim()
   if (header === undefined || header === '*') return {}
   const match = /^(?:W\/)?"(\d{1,15})"$/.exec(header)
-  if (match?.[1] === undefined) throw new PreconditionFailedError(what, { expected: -1, actual: 'none' })
+  if (match?.[1] === undefined)
+    throw new HeraldError(
+      'precondition_failed',
+      `If-Match ${header.slice(0, 64)} is not an ETag Herald issued for ${what}; read it again and send its ETag`,
+    )
   return { expectedRevision: Number(match[1]) }
 }
 
