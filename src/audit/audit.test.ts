@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { afterEach, beforeEach, describe, it } from 'node:test'
+import { Hono } from 'hono'
+import type { AppEnv } from '../access/index.ts'
 import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
+import { toProblem } from '../http/problem.ts'
 import { createEndpointStatusService, createNotificationConfigService } from '../notifications/index.ts'
 import type { EventStore } from '../ports/index.ts'
 import { createSecretBox } from '../secrets/index.ts'
 import { readAudit } from './audit.ts'
+import { createAuditRoutes } from './routes.ts'
 
 describe('readAudit', () => {
   let store: EventStore
@@ -107,5 +111,42 @@ describe('readAudit', () => {
       endpoints.items.map((e) => e.aggregate.id),
       ['slack'],
     )
+  })
+})
+
+describe('GET /v1/audit', () => {
+  let store: EventStore
+  let app: Hono<AppEnv>
+
+  beforeEach(() => {
+    store = createSqliteEventStore({ path: ':memory:' })
+    app = new Hono<AppEnv>()
+    app.onError((error, c) => {
+      const problem = toProblem(error)
+      return c.json(problem, problem.status as 400)
+    })
+    app.use(async (c, next) => {
+      c.set('principal', { account: 'admin', role: 'admin' })
+      await next()
+    })
+    app.route('/v1/audit', createAuditRoutes({ store }))
+  })
+  afterEach(async () => {
+    await store.close()
+  })
+
+  it('refuses an unknown, repeated or ambiguous query parameter, naming it', async () => {
+    const refused = async (query: string) => {
+      const response = await app.request(`/v1/audit?${query}`)
+      const body = (await response.json()) as { errors?: { path: string }[] }
+      assert.equal(response.status, 400, `${query}: ${JSON.stringify(body)}`)
+      return (body.errors ?? []).map((e) => e.path)
+    }
+    assert.deepEqual(await refused('sinse=2026-11-22T10:00:00Z'), ['sinse'])
+    assert.deepEqual(await refused('limit=5&limit=x'), ['limit'])
+    assert.deepEqual(await refused('since=2026-02-30T00:00:00Z'), ['since'])
+    assert.deepEqual(await refused('until=2026-11-22T10:00:00'), ['until'])
+    assert.deepEqual(await refused('next_token='), ['next_token'])
+    assert.equal((await app.request('/v1/audit?since=2026-11-22T10:00:00Z&limit=5')).status, 200)
   })
 })

@@ -2,6 +2,7 @@ import { Hono } from 'hono'
 import type { AppEnv } from '../access/index.ts'
 import { type FieldIssue, ValidationError } from '../errors/index.ts'
 import { authorize } from '../http/authorize.ts'
+import { instantOf, queryParams } from '../http/query.ts'
 import type { EventStore } from '../ports/event-store.ts'
 import { type AggregateType, type AuditQuery, readAudit } from './audit.ts'
 
@@ -11,28 +12,29 @@ const AGGREGATE_TYPES: readonly AggregateType[] = [
   'api_token',
 ]
 const MAX_LIMIT = 1_000
+const PARAMS = ['since', 'until', 'aggregate_type', 'aggregate_id', 'limit', 'next_token']
 
 const query = (params: Record<string, string>): AuditQuery => {
   const issues: FieldIssue[] = []
   const instant = (name: 'since' | 'until') => {
     const value = params[name]
     if (value === undefined) return {}
-    if (!/^\d{4}-\d{2}-\d{2}T/.test(value) || Number.isNaN(Date.parse(value))) {
+    if (instantOf(value) === undefined) {
       issues.push({ path: name, message: 'must be an RFC 3339 timestamp such as 2026-11-22T10:00:00Z' })
       return {}
     }
     return { [name]: value }
   }
   const limitText = params.limit ?? '100'
-  const limit = Number(limitText)
+  const limit = /^\d{1,15}$/.test(limitText) ? Number(limitText) : Number.NaN
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT)
     issues.push({ path: 'limit', message: `must be a whole number from 1 to ${MAX_LIMIT}` })
   const type = params.aggregate_type
   if (type !== undefined && !(AGGREGATE_TYPES as readonly string[]).includes(type))
     issues.push({ path: 'aggregate_type', message: `must be one of ${AGGREGATE_TYPES.join(', ')}` })
   const token = params.next_token
-  const after = token === undefined ? undefined : Number(token)
-  if (after !== undefined && (!Number.isSafeInteger(after) || after < 0))
+  const after = token === undefined ? undefined : /^\d{1,15}$/.test(token) ? Number(token) : Number.NaN
+  if (after !== undefined && Number.isNaN(after))
     issues.push({ path: 'next_token', message: 'must be a next_token from a previous page' })
   const result: AuditQuery = {
     ...instant('since'),
@@ -61,7 +63,7 @@ const query = (params: Record<string, string>): AuditQuery => {
 export const createAuditRoutes = ({ store }: { store: Pick<EventStore, 'readAll'> }) => {
   const app = new Hono<AppEnv>()
   app.get('/', authorize('readAudit'), async (c) => {
-    const page = await readAudit(store, c.get('principal'), query(c.req.query()))
+    const page = await readAudit(store, c.get('principal'), query(queryParams(c, PARAMS)))
     return c.json({ items: page.items, next_token: page.next === null ? null : String(page.next) })
   })
   return app

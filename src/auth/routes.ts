@@ -4,7 +4,7 @@ import type { AppEnv } from '../access/index.ts'
 import { ValidationError } from '../errors/index.ts'
 import { toFieldIssues } from '../events/index.ts'
 import { authorize } from '../http/authorize.ts'
-import { readJson } from '../http/body.ts'
+import { readJsonObject } from '../http/body.ts'
 import type { TokenService, TokenView } from './service.ts'
 import { IssueTokenBody } from './tokens.ts'
 
@@ -27,7 +27,7 @@ export const createTokenRoutes = ({ tokens }: { tokens: TokenService }) => {
   app.use('*', authorize('manageTokens'))
 
   app.post('/tokens', async (c) => {
-    const json = await readJson(c)
+    const json = await readJsonObject(c, { fields: ['account', 'role', 'description'] })
     const body = IssueTokenBody.decode(json)
     if (isLeft(body)) throw new ValidationError('invalid token request', toFieldIssues(body.left))
     const { token, record } = await tokens.issue(c.get('principal'), body.right)

@@ -3,6 +3,7 @@ import type { AppEnv, Principal } from '../access/index.ts'
 import { type FieldIssue, NotFoundError, ValidationError } from '../errors/index.ts'
 import { authorize } from '../http/authorize.ts'
 import { readJsonObject } from '../http/body.ts'
+import { instantOf, queryParams } from '../http/query.ts'
 import { ENDPOINT_TYPES, type EndpointType, isEndpointType } from '../notifications/index.ts'
 import { DELIVERY_STATUSES, type DeliveryStatus, isDeliveryStatus } from './events.ts'
 import type { DeliveryLog } from './log.ts'
@@ -16,6 +17,18 @@ import type {
 
 const MAX_LIMIT = 1_000
 const DELIVERY_ID = /^[0-9a-f]{64}$/
+/** The filters the listing and the bulk replay take; any other name is refused. */
+const FILTERS = [
+  'account',
+  'configuration_id',
+  'status',
+  'event_id',
+  'endpoint',
+  'since',
+  'until',
+  'limit',
+  'next_token',
+] as const
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString())
 
@@ -84,11 +97,10 @@ const parseFilters = (
   const instant = (name: 'since' | 'until'): number | undefined => {
     const value = text(name)
     if (value === undefined) return undefined
-    if (!/^\d{4}-\d{2}-\d{2}T/.test(value) || Number.isNaN(Date.parse(value))) {
+    const ms = instantOf(value)
+    if (ms === undefined)
       issues.push({ path: name, message: 'must be an RFC 3339 timestamp such as 2026-11-22T10:00:00Z' })
-      return undefined
-    }
-    return Date.parse(value)
+    return ms
   }
   const whole = (name: string, fallback: number, min: number, max: number): number => {
     const value = params[name]
@@ -176,7 +188,10 @@ export const createDeliveryRoutes = ({ view, log, replayLimit }: DeliveryRoutesO
   const by = (principal: Principal): string => `${principal.account}/${principal.role}`
 
   app.get('/deliveries', authorize('listNotificationDeliveries'), (c) => {
-    const query = parseFilters(c.req.query(), c.get('principal'), { limit: 100, maxLimit: MAX_LIMIT })
+    const query = parseFilters(queryParams(c, FILTERS), c.get('principal'), {
+      limit: 100,
+      maxLimit: MAX_LIMIT,
+    })
     const page = view.list(query)
     return c.json({
       items: page.items.map(deliveryView),
@@ -198,7 +213,7 @@ export const createDeliveryRoutes = ({ view, log, replayLimit }: DeliveryRoutesO
 
   app.post('/deliveries/replay', authorize('replayNotificationDeliveries'), async (c) => {
     // An empty body replays with no filter.
-    const body = await readJsonObject(c, { empty: {} })
+    const body = await readJsonObject(c, { empty: {}, fields: FILTERS })
     const principal = c.get('principal')
     // Dead-lettered deliveries by default: what a bulk replay is for after an endpoint is fixed.
     const query = parseFilters(body as Params, principal, {

@@ -1,5 +1,6 @@
 import { Hono } from 'hono'
-import { UnauthorizedError } from '../errors/index.ts'
+import { bodyLimit } from 'hono/body-limit'
+import { HeraldError, UnauthorizedError } from '../errors/index.ts'
 import type { Logger, Metrics } from '../observability/index.ts'
 import type { EventLog } from '../ports/event-log.ts'
 import type { Warehouse } from '../ports/warehouse.ts'
@@ -27,6 +28,7 @@ export interface HttpAppOptions {
   readonly graphiql: boolean
   /** The projection lag every report answer carries; default from the warehouse alone. */
   readonly reportLag?: () => Promise<number>
+  /** Largest request body accepted, in bytes: a batch of events, and any other route's JSON (5 MiB). */
   readonly maxIngestBytes?: number
   /** Sub-apps mounted behind authentication, e.g. the notifications API. */
   readonly mounts?: readonly { readonly path: string; readonly app: Hono<AppEnv> }[]
@@ -34,6 +36,7 @@ export interface HttpAppOptions {
 
 const PUBLIC_PATHS = new Set(['/health', '/ready', '/metrics'])
 const GRAPHQL_PATH = '/v1/reports/graphql'
+const INGEST_PATH = '/v1/events'
 const READY_TIMEOUT_MS = 2_000
 
 const withTimeout = (probe: Promise<void>, ms: number): Promise<void> =>
@@ -43,6 +46,20 @@ const withTimeout = (probe: Promise<void>, ms: number): Promise<void> =>
       setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref(),
     ),
   ])
+
+/** Whether a route's path (`/v1/x/:id`) names `path`; a parameter matches one non-empty segment. */
+const routeMatches = (route: string, path: string): boolean => {
+  const want = route.split('/')
+  const got = path.split('/')
+  return (
+    want.length === got.length && want.every((w, i) => (w.startsWith(':') ? got[i] !== '' : w === got[i]))
+  )
+}
+
+/** The methods of the app's routes (not its middleware) that take `path`: for a 405's Allow. */
+const allowedMethods = (app: Hono<AppEnv>, path: string): string[] => [
+  ...new Set(app.routes.filter((r) => r.method !== 'ALL' && routeMatches(r.path, path)).map((r) => r.method)),
+]
 
 /**
  * Herald's HTTP API as a Hono app over Web-standard requests: the Node server is only an
@@ -54,6 +71,7 @@ const withTimeout = (probe: Promise<void>, ms: number): Promise<void> =>
  */
 export const createHttpApp = (options: HttpAppOptions): Hono<AppEnv> => {
   const { metrics, logger } = options
+  const maxBodyBytes = options.maxIngestBytes ?? 5 * 1024 * 1024
   const app = new Hono<AppEnv>()
 
   app.onError((error, c) => {
@@ -61,11 +79,18 @@ export const createHttpApp = (options: HttpAppOptions): Hono<AppEnv> => {
     if (body.status >= 500) logger('error', 'http.request_failed', { path: c.req.path, error: String(error) })
     return c.json(body, body.status as 400, { 'content-type': 'application/problem+json' })
   })
-  app.notFound((c) =>
-    c.json(problem(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`), 404, {
+  app.notFound((c) => {
+    const allow = allowedMethods(app, c.req.path)
+    if (allow.length > 0)
+      return c.json(
+        problem(405, 'method_not_allowed', `${c.req.path} takes ${allow.join(', ')}, not ${c.req.method}`),
+        405,
+        { 'content-type': 'application/problem+json', allow: allow.join(', ') },
+      )
+    return c.json(problem(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`), 404, {
       'content-type': 'application/problem+json',
-    }),
-  )
+    })
+  })
 
   app.use(async (c, next) => {
     await next()
@@ -118,14 +143,18 @@ export const createHttpApp = (options: HttpAppOptions): Hono<AppEnv> => {
     return next()
   })
 
+  // Every route's body is bounded, as ingest's is (by its own limit, so it is read once).
+  const limitBody = bodyLimit({
+    maxSize: maxBodyBytes,
+    onError: () => {
+      throw new HeraldError('payload_too_large', `the body exceeds ${maxBodyBytes} bytes`)
+    },
+  })
+  app.use('/v1/*', (c, next) => (c.req.path === INGEST_PATH ? next() : limitBody(c, next)))
+
   app.route(
-    '/v1/events',
-    createIngestRoutes({
-      log: options.log,
-      topic: options.eventsTopic,
-      metrics,
-      maxBodyBytes: options.maxIngestBytes ?? 5 * 1024 * 1024,
-    }),
+    INGEST_PATH,
+    createIngestRoutes({ log: options.log, topic: options.eventsTopic, metrics, maxBodyBytes }),
   )
   app.route(
     GRAPHQL_PATH,

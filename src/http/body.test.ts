@@ -8,6 +8,7 @@ const app = new Hono()
 app.post('/json', async (c) => c.json({ body: await readJson(c) }))
 app.post('/object', async (c) => c.json({ body: await readJsonObject(c) }))
 app.post('/filter', async (c) => c.json({ body: await readJsonObject(c, { empty: {} }) }))
+app.post('/known', async (c) => c.json({ body: await readJsonObject(c, { fields: ['status', 'limit'] }) }))
 app.onError((error, c) => {
   const body = toProblem(error)
   return c.json(body, body.status as 400)
@@ -49,5 +50,15 @@ describe('request bodies', () => {
     // An empty body that stands for something is still checked once it is not empty.
     assert.equal((await post('/filter', '[]')).status, 400)
     assert.deepEqual(await post('/object', '{"a":1}'), { status: 200, json: { body: { a: 1 } } })
+  })
+
+  it('refuses the names a route does not know, naming each', async () => {
+    const { status, json } = await post('/known', '{"status":"sent","stauts":"x","lmit":1}')
+    assert.equal(status, 400)
+    assert.deepEqual(json.errors, [
+      { path: 'stauts', message: 'is not a known field; expected status, limit' },
+      { path: 'lmit', message: 'is not a known field; expected status, limit' },
+    ])
+    assert.deepEqual(await post('/known', '{"limit":1}'), { status: 200, json: { body: { limit: 1 } } })
   })
 })

@@ -1,10 +1,36 @@
 import type { Context } from 'hono'
-import { ValidationError } from '../errors/index.ts'
+import { type FieldIssue, ValidationError } from '../errors/index.ts'
 
 export interface ReadJsonOptions {
   /** What an empty body (nothing but whitespace) stands for; absent: an empty body is refused. */
   readonly empty?: unknown
 }
+
+export interface ReadJsonObjectOptions extends ReadJsonOptions {
+  /**
+   * The names the object may hold; any other is refused, naming it. A misspelt optional field
+   * would otherwise be dropped and the request carried out without it (a filter left out).
+   */
+  readonly fields?: readonly string[]
+}
+
+/**
+ * The names of `object` that are not in `fields`, as issues (`prefix.name is not a known field`).
+ *
+ * @example
+ * unknownFields({ scope: 'account', patern: {} }, ['scope', 'event', 'pattern']) // [{ path: 'patern', … }]
+ */
+export const unknownFields = (
+  object: Readonly<Record<string, unknown>>,
+  fields: readonly string[],
+  prefix = '',
+): FieldIssue[] =>
+  Object.keys(object)
+    .filter((name) => !fields.includes(name))
+    .map((name) => ({
+      path: prefix === '' ? name : `${prefix}.${name}`,
+      message: `is not a known field; expected ${fields.join(', ')}`,
+    }))
 
 /**
  * A request's body as JSON; a 400 (`ValidationError` naming `(body)`) when it is not JSON,
@@ -26,19 +52,26 @@ export const readJson = async (c: Context, options: ReadJsonOptions = {}): Promi
 }
 
 /**
- * `readJson` of a body that must be one JSON object.
+ * `readJson` of a body that must be one JSON object, holding only `fields` when they are given.
  *
  * @example
- * const filter = await readJsonObject(c, { empty: {} }) // an empty body: no filter
+ * const filter = await readJsonObject(c, { empty: {}, fields: ['status', 'limit'] }) // an empty body: no filter
  */
 export const readJsonObject = async (
   c: Context,
-  options: ReadJsonOptions = {},
+  options: ReadJsonObjectOptions = {},
 ): Promise<Record<string, unknown>> => {
   const body = await readJson(c, options)
   if (typeof body !== 'object' || body === null || Array.isArray(body))
     throw new ValidationError('the request body must be a JSON object', [
       { path: '(body)', message: 'must be an object' },
     ])
-  return body as Record<string, unknown>
+  const object = body as Record<string, unknown>
+  const unknown = options.fields === undefined ? [] : unknownFields(object, options.fields)
+  if (unknown.length > 0)
+    throw new ValidationError(
+      `the request body holds unknown fields: ${unknown.map((i) => i.path).join(', ')}`,
+      unknown,
+    )
+  return object
 }

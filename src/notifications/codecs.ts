@@ -1,7 +1,8 @@
 import { isLeft } from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
-import { ValidationError } from '../errors/index.ts'
+import { type FieldIssue, ValidationError } from '../errors/index.ts'
 import { toFieldIssues, withMessage } from '../events/index.ts'
+import { unknownFields } from '../http/body.ts'
 
 const refinedString = (name: string, test: (s: string) => boolean, message: string) =>
   withMessage(t.refinement(t.string, test, name), (u) =>
@@ -60,6 +61,13 @@ export const Description = refinedString(
   'Description',
   (s) => s.length <= 1024,
   'must be at most 1024 characters',
+)
+
+/** A configuration's description, or null for none. */
+export const OptionalDescription = withMessage(
+  t.union([t.null, Description]),
+  () => 'must be null or a string of at most 1024 characters',
+  'OptionalDescription',
 )
 
 /** A plain string field: non-empty after trimming, at most `max` characters. */
@@ -179,6 +187,15 @@ export const EventPattern = t.type({
   type: TypePattern,
   resource_type: TypePattern,
 })
+
+/**
+ * The names a selector body's `event` holds that EventPattern does not know (`event.resourcetype`):
+ * the codec alone would drop them, leaving a selector broader than the one asked for.
+ */
+export const unknownEventFields = (event: unknown): FieldIssue[] =>
+  typeof event === 'object' && event !== null && !Array.isArray(event)
+    ? unknownFields(event as Record<string, unknown>, Object.keys(EventPattern.props), 'event')
+    : []
 
 /**
  * Decodes `input` with `codec` or throws a ValidationError naming every bad field.

@@ -7,9 +7,9 @@ import { compilePattern, isInvalidPatternError } from '../matching/index.ts'
 import { isSealedSecret } from '../secrets/index.ts'
 import {
   Account,
-  Description,
   DigestWindowSeconds,
   EventPattern,
+  OptionalDescription,
   SelectorScope,
   Templates,
   Uuid,
@@ -129,7 +129,7 @@ export type ConfigurationEventOf<T extends ConfigurationEvent['type']> = Extract
 
 /** The options of a create or update, in the API's names. */
 export const ConfigurationOptions = t.type({
-  description: t.union([t.null, Description]),
+  description: OptionalDescription,
   enabled: t.boolean,
   verify_tls: t.boolean,
   templates: Templates,

@@ -5,7 +5,7 @@ import type { AppEnv, Principal } from '../access/index.ts'
 import { isExpectedRevisionConflict, NotFoundError, ValidationError } from '../errors/index.ts'
 import { toFieldIssues } from '../events/index.ts'
 import { authorize } from '../http/authorize.ts'
-import { readJson } from '../http/body.ts'
+import { readJsonObject } from '../http/body.ts'
 import type { EventStore, RecordedEvent } from '../ports/event-store.ts'
 import { ENDPOINT_TYPES, type EndpointType, isEndpointType } from './model.ts'
 
@@ -126,7 +126,7 @@ export const createEndpointRoutes = ({ endpoints }: { endpoints: EndpointStatusS
   })
   app.put('/endpoints/:endpoint', authorize('updateNotificationEndpoint'), async (c) => {
     const name = endpointParam(c.req.param('endpoint'))
-    const json = await readJson(c)
+    const json = await readJsonObject(c, { fields: ['enabled'] })
     const body = SetEndpointBody.decode(json)
     if (isLeft(body)) throw new ValidationError('invalid endpoint status', toFieldIssues(body.left))
     const state = await endpoints.set(c.get('principal'), name, body.right.enabled)

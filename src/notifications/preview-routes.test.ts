@@ -276,6 +276,20 @@ describe('selector preview and event explanations over chDB', () => {
       assert.equal((await call(tokens.reader, 'POST', PREVIEW, '[1]')).status, 400)
     })
 
+    it('refuses a preview with a field it does not know, naming it', async () => {
+      const answer = await call(
+        tokens.reader,
+        'POST',
+        PREVIEW,
+        selector({ resourcetype: 'image' }, { limt: 1, patern: { data: { severity: ['critical'] } } }),
+      )
+      assert.equal(answer.status, 400, answer.text)
+      assert.deepEqual(
+        (answer.json.errors as Json[]).map((e) => e.path),
+        ['limt', 'patern', 'event.resourcetype'],
+      )
+    })
+
     it('says when the scan bound was reached before the range was exhausted', async () => {
       const answer = await call(tokens.reader, 'POST', '/v1/bounded/selectors/preview', selector({}))
       assert.deepEqual([answer.json.scanned, answer.json.complete, ids(answer)], [1, false, ['e5']])

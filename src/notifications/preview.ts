@@ -3,6 +3,7 @@ import { type StoredEnvelope, storedEvent } from '../../projections/projector/in
 import { ADMIN_ACCOUNT } from '../access/index.ts'
 import { type FieldIssue, ForbiddenError, ValidationError } from '../errors/index.ts'
 import { type CloudEvent, decodeEngineEvent, isTimestamp } from '../events/index.ts'
+import { unknownFields } from '../http/body.ts'
 import {
   type AnchoreSelectorInput,
   type CompiledPattern,
@@ -13,7 +14,7 @@ import {
   type Matcher,
 } from '../matching/index.ts'
 import type { Warehouse } from '../ports/warehouse.ts'
-import { EventPattern, SelectorScope, validate } from './codecs.ts'
+import { EventPattern, SelectorScope, unknownEventFields, validate } from './codecs.ts'
 import type { Principal, Selector } from './model.ts'
 
 /**
@@ -95,9 +96,12 @@ export interface PreviewLimits {
   readonly maxSample?: number
 }
 
+const PREVIEW_FIELDS = ['scope', 'event', 'pattern', 'since', 'until', 'limit', 'sample']
+
 /**
  * Reads a preview request body: the selector (as for the selector CRUD) plus `since`, `until`,
- * `limit` and an optional `sample` of CloudEvents. Every bad field is named at once.
+ * `limit` and an optional `sample` of CloudEvents. Every bad field is named at once, and so is
+ * any field it does not know.
  */
 export const previewRequest = (
   body: Readonly<Record<string, unknown>>,
@@ -106,7 +110,7 @@ export const previewRequest = (
 ): PreviewRequest => {
   const maxLimit = limits.maxLimit ?? 500
   const maxSample = limits.maxSample ?? 1_000
-  const issues: FieldIssue[] = []
+  const issues: FieldIssue[] = [...unknownFields(body, PREVIEW_FIELDS), ...unknownEventFields(body.event)]
   const since = timeOf(body.since, 'since', issues)
   const until = timeOf(body.until, 'until', issues)
   if (since !== undefined && until !== undefined && !(since < until))

@@ -139,6 +139,17 @@ describe('notification configuration routes', () => {
     assert.deepEqual((second.json.errors as { path: string }[]).map((e) => e.path).sort(), ['password'])
   })
 
+  it('says why a description is refused, rather than that it expected null', async () => {
+    const response = await as(writer, 'POST', `${BASE}/webhook/configurations`, {
+      url: 'https://hooks.example.com/a',
+      description: 'x'.repeat(1025),
+    })
+    assert.equal(response.status, 400)
+    assert.deepEqual(response.json.errors, [
+      { path: 'description', message: 'must be null or a string of at most 1024 characters' },
+    ])
+  })
+
   it('refuses a target the SSRF guard refuses, before storing anything', async () => {
     const response = await as(writer, 'POST', `${BASE}/webhook/configurations`, {
       url: 'http://169.254.169.254/latest',
@@ -146,6 +157,16 @@ describe('notification configuration routes', () => {
     assert.equal(response.status, 422)
     assert.equal(response.json.code, 'outbound_blocked')
     assert.deepEqual(await store.readAll({}), [])
+  })
+
+  it('says an If-Match that is no ETag is not one, rather than that the resource changed', async () => {
+    const created = await createWebhook()
+    const path = `${BASE}/webhook/configurations/${created.json.uuid}`
+    const response = await as(writer, 'PUT', path, { description: 'one' }, { 'if-match': 'v1' })
+    assert.equal(response.status, 412)
+    assert.equal(response.json.code, 'precondition_failed')
+    assert.match(String(response.json.detail), /If-Match v1 is not an ETag Herald issued/)
+    assert.equal((await as(writer, 'GET', path)).json.description, null)
   })
 
   it('updates with If-Match: the current ETag succeeds, a stale one gets 412 and changes nothing', async () => {
@@ -229,6 +250,35 @@ describe('notification configuration routes', () => {
     )
     assert.equal(response.status, 400)
     assert.match((response.json.errors as { path: string }[])[0]?.path ?? '', /^pattern\.data\.cvss/)
+  })
+
+  it('refuses a selector with a field it does not know, at the top or in event, storing nothing', async () => {
+    const created = await createWebhook()
+    const base = `${BASE}/webhook/configurations/${created.json.uuid}/selectors`
+    // A misspelt pattern would otherwise be dropped: a selector matching every event of the type.
+    const misspelt = await as(writer, 'POST', base, {
+      ...selectorBody,
+      patern: { data: { severity: ['critical'] } },
+    })
+    assert.equal(misspelt.status, 400, misspelt.text)
+    assert.deepEqual(
+      (misspelt.json.errors as { path: string }[]).map((e) => e.path),
+      ['patern'],
+    )
+    const inEvent = await as(writer, 'POST', base, {
+      ...selectorBody,
+      event: { ...selectorBody.event, resourcetype: 'image' },
+    })
+    assert.equal(inEvent.status, 400, inEvent.text)
+    assert.deepEqual(
+      (inEvent.json.errors as { path: string }[]).map((e) => e.path),
+      ['event.resourcetype'],
+    )
+    assert.deepEqual((await as(writer, 'GET', base)).json.items, [])
+    // A selector read earlier may be sent back whole.
+    const added = await as(writer, 'POST', base, selectorBody)
+    const again = await as(writer, 'PUT', `${base}/${added.json.uuid}`, added.json)
+    assert.equal(again.status, 200, again.text)
   })
 
   it('lets only the admin account add global selectors', async () => {

@@ -4,13 +4,13 @@ import { ADMIN_ACCOUNT } from '../access/index.ts'
 import {
   type FieldIssue,
   ForbiddenError,
+  HeraldError,
   NotFoundError,
-  PreconditionFailedError,
   ValidationError,
 } from '../errors/index.ts'
 import { authorize } from '../http/authorize.ts'
-import { readJsonObject } from '../http/body.ts'
-import { Uuid, validate } from './codecs.ts'
+import { readJsonObject, unknownFields } from '../http/body.ts'
+import { Uuid, unknownEventFields, validate } from './codecs.ts'
 import { ConfigurationOptions, type SelectorInput } from './configuration.ts'
 import { ENDPOINT_FIELDS, targetsOf } from './endpoint-fields.ts'
 import type { DeliveryHealth } from './health.ts'
@@ -31,6 +31,8 @@ const SelectorBody = t.intersection([
   t.type({ scope: t.unknown, event: t.unknown }),
   t.partial({ pattern: t.unknown }),
 ])
+// A selector's fields, and the ids of one read earlier, which may be sent back.
+const SELECTOR_FIELDS = ['scope', 'event', 'pattern', 'uuid', 'configuration_uuid']
 
 const principalOf = (c: Context<NotificationsEnv>): Principal => c.get('principal')
 
@@ -58,7 +60,11 @@ const writeOptions = (c: Context<NotificationsEnv>, what: string): WriteOptions 
   const header = c.req.header('if-match')?.trim()
   if (header === undefined || header === '*') return {}
   const match = /^(?:W\/)?"(\d{1,15})"$/.exec(header)
-  if (match?.[1] === undefined) throw new PreconditionFailedError(what, { expected: -1, actual: 'none' })
+  if (match?.[1] === undefined)
+    throw new HeraldError(
+      'precondition_failed',
+      `If-Match ${header.slice(0, 64)} is not an ETag Herald issued for ${what}; read it again and send its ETag`,
+    )
   return { expectedRevision: Number(match[1]) }
 }
 
@@ -83,6 +89,12 @@ const configurationInput = (endpoint: EndpointType, body: Record<string, unknown
 }
 
 const selectorInput = (body: Record<string, unknown>, principal: Principal): SelectorInput => {
+  const unknown = [...unknownFields(body, SELECTOR_FIELDS), ...unknownEventFields(body.event)]
+  if (unknown.length > 0)
+    throw new ValidationError(
+      `invalid selector: ${unknown.map((i) => `${i.path} ${i.message}`).join('; ')}`,
+      unknown,
+    )
   const checked = validate(SelectorBody, body, 'selector')
   if (checked.scope === 'global' && (principal.role !== 'admin' || principal.account !== ADMIN_ACCOUNT))
     throw new ForbiddenError('only the admin account may add a selector with global scope')

@@ -1,5 +1,6 @@
 import type { Principal } from '../access/index.ts'
 import { ValidationError } from '../errors/index.ts'
+import { isTimestamp } from '../events/index.ts'
 import type { Warehouse } from '../ports/warehouse.ts'
 import { projectionLagSeconds } from './lag.ts'
 
@@ -30,9 +31,13 @@ export const lagOf = (context: ReportContext): Promise<number> => {
 
 export const nowOf = (context: ReportContext): number => (context.clock ?? Date.now)()
 
-/** An RFC 3339 instant as milliseconds, or a validation error naming the argument. */
+/**
+ * An RFC 3339 instant as milliseconds, or a validation error naming the argument. Its calendar
+ * rules and its offset are required: `Date.parse` alone takes 2026-02-30 as 2 March, and a time
+ * without an offset in the server's zone.
+ */
 export const parseInstant = (value: string, path: string): number => {
-  const ms = /^\d{4}-\d{2}-\d{2}T/.test(value) ? Date.parse(value) : Number.NaN
+  const ms = isTimestamp(value) ? Date.parse(value) : Number.NaN
   if (Number.isNaN(ms)) {
     throw new ValidationError(`${path} is not an RFC 3339 timestamp`, [{ path, message: 'must be RFC 3339' }])
   }

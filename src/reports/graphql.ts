@@ -1,8 +1,8 @@
-import { type GraphQLError, parse, specifiedRules } from 'graphql'
+import { GraphQLError, parse, specifiedRules } from 'graphql'
 import { getGraphQLParameters, processRequest, renderGraphiQL, shouldRenderGraphiQL } from 'graphql-helix'
 import { Hono } from 'hono'
 import type { AppEnv } from '../access/index.ts'
-import { isHeraldError } from '../errors/index.ts'
+import { type FieldIssue, isHeraldError, ValidationError } from '../errors/index.ts'
 import { authorize } from '../http/authorize.ts'
 import { readJson } from '../http/body.ts'
 import type { Logger } from '../observability/index.ts'
@@ -34,10 +34,13 @@ export const isGraphiqlPageRequest = (request: Request): boolean =>
 
 const GRAPHIQL_HEADERS = JSON.stringify({ Authorization: 'Bearer <your API token>' }, null, 2)
 
-/** Herald errors keep their code for clients; anything else is masked and logged. */
+/**
+ * Herald errors keep their code for clients, and so do GraphQL's own (a variable of the wrong
+ * type); anything else is masked and logged.
+ */
 const formatError = (error: GraphQLError, logger: Logger) => {
   const original = error.originalError
-  if (original === undefined || original === null) return error.toJSON()
+  if (original === undefined || original === null || original instanceof GraphQLError) return error.toJSON()
   if (isHeraldError(original)) {
     return { ...error.toJSON(), message: original.message, extensions: { code: original.code } }
   }
@@ -55,6 +58,33 @@ const variablesOf = (variables: unknown): Record<string, unknown> => {
     }
   }
   return variables !== null && typeof variables === 'object' ? (variables as Record<string, unknown>) : {}
+}
+
+/**
+ * The request's `query`, `variables` and `operationName` as GraphQL over HTTP has them (a
+ * string, an object or its JSON, a string), refused with a 400 naming each one that is not:
+ * graphql-helix would take a `query` that is not a string as a parsed document, skipping the
+ * parser and its token limit, or fail on it with a 500.
+ */
+const checkParameters = (parameters: { query?: unknown; variables?: unknown; operationName?: unknown }) => {
+  const issues: FieldIssue[] = []
+  const { query, variables, operationName } = parameters
+  if (query !== undefined && query !== null && typeof query !== 'string')
+    issues.push({ path: 'query', message: 'must be a string holding a GraphQL document' })
+  if (
+    variables !== undefined &&
+    variables !== null &&
+    typeof variables !== 'string' &&
+    (typeof variables !== 'object' || Array.isArray(variables))
+  )
+    issues.push({ path: 'variables', message: 'must be an object of variable values' })
+  if (operationName !== undefined && operationName !== null && typeof operationName !== 'string')
+    issues.push({ path: 'operationName', message: 'must be a string naming an operation of the query' })
+  if (issues.length > 0)
+    throw new ValidationError(
+      `invalid GraphQL request: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`,
+      issues,
+    )
 }
 
 /**
@@ -84,6 +114,7 @@ export const createReportGraphqlRoutes = (options: ReportGraphqlOptions) => {
       query: c.req.query(),
     }
     const { operationName, query, variables } = getGraphQLParameters(request)
+    checkParameters({ operationName, query, variables })
     const context: ReportContext = {
       principal: c.get('principal'),
       warehouse,

@@ -133,4 +133,22 @@ describe('API tokens: issued, used and revoked through the HTTP API', () => {
     const paths = ((response.body?.errors ?? []) as { path: string }[]).map((e) => e.path).sort()
     assert.deepEqual(paths, ['account', 'role'])
   })
+
+  it('refuses a token request with a field it does not know, issuing nothing', async () => {
+    const before = (await call(ADMIN, 'GET', '/v1/auth/tokens')).body?.items as unknown[]
+    // A token meant to expire must not be issued as one that never does.
+    const response = await call(ADMIN, 'POST', '/v1/auth/tokens', {
+      account: 'acme',
+      role: 'read-only',
+      expires_at: '2026-12-01T00:00:00Z',
+    })
+    assert.equal(response.status, 400)
+    assert.deepEqual(
+      ((response.body?.errors ?? []) as { path: string }[]).map((e) => e.path),
+      ['expires_at'],
+    )
+    assert.equal(response.body?.token, undefined)
+    const after = (await call(ADMIN, 'GET', '/v1/auth/tokens')).body?.items as unknown[]
+    assert.equal(after.length, before.length)
+  })
 })

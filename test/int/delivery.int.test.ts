@@ -657,6 +657,21 @@ describe('delivery log API', () => {
     ])
   })
 
+  it('refuses a listing with an unknown, repeated or ambiguous query parameter, naming it', async () => {
+    const refused = async (query: string) => {
+      const answer = await call(app, acme, 'GET', `/v1/notifications/deliveries?${query}`)
+      assert.equal(answer.status, 400, `${query}: ${answer.text}`)
+      return (answer.json.errors as { path: string }[]).map((e) => e.path)
+    }
+    // A misspelt filter would otherwise list everything, as if nothing matched it.
+    assert.deepEqual(await refused('stauts=sent'), ['stauts'])
+    // Which of two values is meant cannot be told.
+    assert.deepEqual(await refused('status=sent&status=bogus'), ['status'])
+    // February 30 is not a day; a time without an offset is in no particular zone.
+    assert.deepEqual(await refused('since=2026-02-30T00:00:00Z'), ['since'])
+    assert.deepEqual(await refused('until=2026-11-22T10:00:00'), ['until'])
+  })
+
   it('shows one delivery with its attempts; another account’s is not found', async () => {
     const answer = await call(app, acmeReader, 'GET', `/v1/notifications/deliveries/${failing.deliveryId}`)
     assert.equal(answer.status, 200, answer.text)
@@ -749,5 +764,21 @@ describe('delivery log API', () => {
     assert.equal(await settledStatus(deliverer, mine[0] as (typeof mine)[number]), 'sent')
     for (const command of mine) assert.equal(deliverer.view.get(command.deliveryId)?.replays, 1)
     assert.equal(deliverer.view.get(other.deliveryId)?.replays, 0)
+  })
+
+  it('refuses a bulk replay whose filter holds a field it does not know, replaying nothing', async () => {
+    const replays = () => [...mine, failing].map((c) => deliverer.view.get(c.deliveryId)?.replays)
+    const before = replays()
+    // A misspelt configuration_id would otherwise leave the filter out and replay every sent one.
+    const response = await call(app, acme, 'POST', '/v1/notifications/deliveries/replay', {
+      status: 'sent',
+      configuration: good.id,
+    })
+    assert.equal(response.status, 400, response.text)
+    assert.deepEqual(
+      (response.json.errors as { path: string }[]).map((e) => e.path),
+      ['configuration'],
+    )
+    assert.deepEqual(replays(), before)
   })
 })

@@ -7,7 +7,7 @@ import { migrate, warehouseMigrations } from '../../projections/migrations/index
 import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/index.ts'
 import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
 import { createAdminTokenAuthenticator, createHttpApp } from '../../src/http/index.ts'
-import { createMetrics, silentLogger } from '../../src/observability/index.ts'
+import { createMetrics, type Logger } from '../../src/observability/index.ts'
 import type { EventLog, LogMessage } from '../../src/ports/event-log.ts'
 import type { Warehouse } from '../../src/ports/warehouse.ts'
 
@@ -29,6 +29,10 @@ describe('HTTP API on the embedded log and chDB', () => {
   let warehouse: Warehouse
   let app: ReturnType<typeof createHttpApp>
   let down = false
+  const errorsLogged: string[] = []
+  const logger: Logger = (level, name) => {
+    if (level === 'error') errorsLogged.push(name)
+  }
 
   const logged = async (): Promise<LogMessage[]> => {
     const messages: LogMessage[] = []
@@ -61,7 +65,7 @@ describe('HTTP API on the embedded log and chDB', () => {
       authenticate: createAdminTokenAuthenticator(TOKEN),
       requireAuth: true,
       metrics: createMetrics(),
-      logger: silentLogger,
+      logger,
       graphiql: true,
       maxIngestBytes: 4096,
     })
@@ -179,6 +183,37 @@ describe('HTTP API on the embedded log and chDB', () => {
     assert.equal(big.status, 413)
   })
 
+  it('refuses an oversized body on every route, not only ingest, with a 413 problem', async () => {
+    const body = JSON.stringify({ query: `{ metrics { results { id } } } # ${'x'.repeat(5000)}` })
+    for (const headers of [{ 'content-length': String(body.length) }, {}]) {
+      const response = await app.request('/v1/reports/graphql', {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json', ...headers },
+        body,
+      })
+      assert.equal(response.status, 413)
+      assert.equal(response.headers.get('content-type'), 'application/problem+json')
+      assert.equal(((await response.json()) as { code: string }).code, 'payload_too_large')
+    }
+  })
+
+  it('answers a method a path does not take with 405 and Allow, and an unknown path with 404', async () => {
+    for (const [method, path, allow] of [
+      ['GET', '/v1/events', 'POST'],
+      ['DELETE', '/v1/reports/graphql', 'GET, POST'],
+      ['POST', '/health', 'GET'],
+    ] as const) {
+      const response = await app.request(path, { method, headers: auth })
+      assert.equal(response.status, 405, `${method} ${path}`)
+      assert.equal(response.headers.get('allow'), allow)
+      assert.equal(response.headers.get('content-type'), 'application/problem+json')
+      assert.equal(((await response.json()) as { code: string }).code, 'method_not_allowed')
+    }
+    const unknown = await app.request('/v1/nothing/here', { headers: auth })
+    assert.equal(unknown.status, 404)
+    assert.equal(unknown.headers.get('allow'), null)
+  })
+
   it('writes nothing of a batch with one invalid event', async () => {
     const before = (await logged()).length
     const response = await app.request('/v1/events', {
@@ -218,6 +253,55 @@ describe('HTTP API on the embedded log and chDB', () => {
       body: JSON.stringify({ query: '{ metrics { results { id } } }' }),
     })
     assert.equal(posted.status, 401)
+  })
+
+  it('refuses a GraphQL request whose query, variables or operation name has the wrong type with a 400 naming it', async () => {
+    const post = async (body: unknown) => {
+      const response = await app.request('/v1/reports/graphql', {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      })
+      return {
+        status: response.status,
+        type: response.headers.get('content-type'),
+        json: await response.json(),
+      }
+    }
+    for (const [body, path] of [
+      [{ query: 5 }, 'query'],
+      [{ query: { kind: 'Document', definitions: [] } }, 'query'],
+      [{ query: '{ metrics { results { id } } }', variables: [1] }, 'variables'],
+      [{ query: '{ metrics { results { id } } }', operationName: 5 }, 'operationName'],
+    ] as const) {
+      const answer = await post(body)
+      assert.equal(answer.status, 400, JSON.stringify(answer.json))
+      assert.equal(answer.type, 'application/problem+json')
+      assert.deepEqual(
+        (answer.json as { errors: { path: string }[] }).errors.map((e) => e.path),
+        [path],
+      )
+    }
+    assert.deepEqual(errorsLogged, [])
+  })
+
+  it('names a GraphQL variable of the wrong type rather than answering an internal error', async () => {
+    const response = await app.request('/v1/reports/graphql', {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        query: 'query ($l: Int) { metrics(limit: $l) { results { id } } }',
+        variables: { l: 'abc' },
+      }),
+    })
+    const body = (await response.json()) as {
+      data?: unknown
+      errors: { message: string; extensions?: { code?: string } }[]
+    }
+    assert.equal(body.data, undefined)
+    assert.match(body.errors[0]?.message ?? '', /\$l.*Int cannot represent/)
+    assert.notEqual(body.errors[0]?.extensions?.code, 'internal')
+    assert.deepEqual(errorsLogged, [])
   })
 
   it('counts requests in /metrics', async () => {

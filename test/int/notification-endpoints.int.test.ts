@@ -83,6 +83,21 @@ describe('endpoint status on the embedded event store', () => {
     assert.equal(history[0]?.data.by, 'admin/admin')
   })
 
+  it('refuses a switch with a field it does not know, changing nothing', async () => {
+    const response = await app.request('/v1/notifications/endpoints/jira', {
+      method: 'PUT',
+      headers: { ...as({ account: 'admin', role: 'admin' }), 'content-type': 'application/json' },
+      body: JSON.stringify({ enabled: false, reason: 'maintenance' }),
+    })
+    assert.equal(response.status, 400)
+    const problem = (await response.json()) as { errors: { path: string }[] }
+    assert.deepEqual(
+      problem.errors.map((e) => e.path),
+      ['reason'],
+    )
+    assert.deepEqual(await store.readStream('notification-endpoint-jira'), [])
+  })
+
   it('answers 404 for an unknown endpoint type', async () => {
     const response = await app.request('/v1/notifications/endpoints/pager', {
       headers: as({ account: 'a', role: 'admin' }),

@@ -15,6 +15,9 @@ import { createMetrics, silentLogger } from '../../src/observability/index.ts'
 import type { EventLog } from '../../src/ports/event-log.ts'
 import type { Warehouse } from '../../src/ports/warehouse.ts'
 import {
+  type BackfillRunner,
+  createBackfillRoutes,
+  createBackfillRunner,
   createMetricsRecorder,
   createMetricsRoutes,
   METRICS,
@@ -102,7 +105,9 @@ describe('metrics and history on chDB', () => {
   const tokens: Record<string, Principal> = {
     acme: { account: 'acme', role: 'read-only' },
     globex: { account: 'globex', role: 'read-only' },
+    admin: { account: 'admin', role: 'admin' },
   }
+  let backfills: BackfillRunner
   const get = async (path: string, token = 'acme') => {
     const response = await app.request(path, { headers: { authorization: `Bearer ${token}` } })
     return { status: response.status, body: (await response.json()) as Record<string, unknown> }
@@ -130,6 +135,11 @@ describe('metrics and history on chDB', () => {
     warehouse = await createChdbWarehouse({ path: join(dir, 'warehouse') })
     await migrate(warehouse, warehouseMigrations)
     log = createSqliteEventLog({ path: join(dir, 'log.sqlite') })
+    backfills = createBackfillRunner({
+      recorder: createMetricsRecorder({ warehouse, intervalSeconds: 600 }),
+      intervalSeconds: 600,
+      logger: silentLogger,
+    })
     app = createHttpApp({
       log,
       eventsTopic: 'engine.events',
@@ -140,7 +150,10 @@ describe('metrics and history on chDB', () => {
       metrics: createMetrics(),
       logger: silentLogger,
       graphiql: false,
-      mounts: [{ path: '/v1/reports/metrics', app: createMetricsRoutes({ warehouse }) }],
+      mounts: [
+        { path: '/v1/reports/metrics/backfill', app: createBackfillRoutes(backfills) },
+        { path: '/v1/reports/metrics', app: createMetricsRoutes({ warehouse }) },
+      ],
     })
     const project = createProjectorHandler({ warehouse, clock: Date.now, logger: silentLogger })
     // Points are recorded as the projection goes, as the scheduled job would see it.
@@ -167,6 +180,7 @@ describe('metrics and history on chDB', () => {
     await feed(history.slice(upTo(20).length))
   })
   after(async () => {
+    await backfills.stop()
     await log.close()
     await warehouse.close()
     rmSync(dir, { recursive: true, force: true })
@@ -345,5 +359,66 @@ describe('metrics and history on chDB', () => {
     const theirs = await get('/v1/reports/metrics/images.all', 'globex')
     assert.deepEqual(theirs.body.points, [])
     assert.equal((await get('/v1/reports/metrics/images.all?limit=5000')).status, 400)
+  })
+
+  it('refuses a backfill request with a field it does not know, starting nothing', async () => {
+    const response = await app.request('/v1/reports/metrics/backfill', {
+      method: 'POST',
+      headers: { authorization: 'Bearer admin', 'content-type': 'application/json' },
+      body: JSON.stringify({
+        start: new Date(T0).toISOString(),
+        end: new Date(T0).toISOString(),
+        account: 'acme',
+      }),
+    })
+    assert.equal(response.status, 400)
+    const problem = (await response.json()) as { errors: { path: string }[] }
+    assert.deepEqual(
+      problem.errors.map((e) => e.path),
+      ['account'],
+    )
+    assert.equal(backfills.status().state, 'idle')
+  })
+
+  it('refuses bad query parameters of a metric’s points, naming each by its parameter', async () => {
+    const refused = async (query: string) => {
+      const answer = await get(`/v1/reports/metrics/images.all?${query}`)
+      assert.equal(answer.status, 400, `${query}: ${JSON.stringify(answer.body)}`)
+      return (answer.body.errors as { path: string }[]).map((e) => e.path)
+    }
+    assert.deepEqual(await refused('start=yesterday'), ['start'])
+    assert.deepEqual(await refused('end=2026-02-30T00:00:00Z'), ['end'])
+    assert.deepEqual(await refused('start=2026-11-22T10:00:00'), ['start'])
+    assert.deepEqual(await refused('limit=1e2'), ['limit'])
+    assert.deepEqual(await refused('limit=5&limit=6'), ['limit'])
+    assert.deepEqual(await refused('sart=2026-11-22T10:00:00Z'), ['sart'])
+    // Anything but true or false would quietly answer for the caller's own account.
+    assert.deepEqual(await refused('allAccounts=yes'), ['allAccounts'])
+    assert.equal((await get('/v1/reports/metrics?allAccounts=1')).status, 400)
+    assert.equal((await get('/v1/reports/metrics?acount=globex')).status, 400)
+  })
+
+  it('refuses a backfill or a GraphQL instant that is not RFC 3339: no 30 February, no time without an offset', async () => {
+    const backfill = await app.request('/v1/reports/metrics/backfill', {
+      method: 'POST',
+      headers: { authorization: 'Bearer admin', 'content-type': 'application/json' },
+      body: JSON.stringify({ start: '2026-02-30T00:00:00Z', end: '2026-03-01T00:00:00Z' }),
+    })
+    assert.equal(backfill.status, 400)
+    assert.deepEqual(
+      ((await backfill.json()) as { errors: { path: string }[] }).errors.map((e) => e.path),
+      ['start'],
+    )
+    assert.equal(backfills.status().state, 'idle')
+    const response = await app.request('/v1/reports/graphql', {
+      method: 'POST',
+      headers: { authorization: 'Bearer acme', 'content-type': 'application/json' },
+      body: JSON.stringify({
+        query:
+          '{ metricData(filter: { metricId: "images.all", start: "2026-11-22T10:00:00" }) { results { value } } }',
+      }),
+    })
+    const body = (await response.json()) as { errors?: { extensions?: { code?: string } }[] }
+    assert.equal(body.errors?.[0]?.extensions?.code, 'validation_failed', JSON.stringify(body))
   })
 })

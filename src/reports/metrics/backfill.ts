@@ -5,7 +5,7 @@ import type { AppEnv } from '../../access/index.ts'
 import { HeraldError, ValidationError } from '../../errors/index.ts'
 import { toFieldIssues } from '../../events/index.ts'
 import { authorize } from '../../http/authorize.ts'
-import { readJson } from '../../http/body.ts'
+import { readJsonObject } from '../../http/body.ts'
 import type { Logger } from '../../observability/index.ts'
 import { parseInstant } from '../context.ts'
 import type { MetricsRecorder } from './recorder.ts'
@@ -157,7 +157,7 @@ export const createBackfillRoutes = (backfills: BackfillRunner) => {
   app.use(authorize('manageReports'))
   app.get('/', (c) => c.json(backfills.status()))
   app.post('/', async (c) => {
-    const json = await readJson(c)
+    const json = await readJsonObject(c, { fields: ['start', 'end'] })
     const body = BackfillBody.decode(json)
     if (isLeft(body)) throw new ValidationError('invalid backfill request', toFieldIssues(body.left))
     const start = parseInstant(body.right.start, 'start')

@@ -1,6 +1,8 @@
 import { Hono } from 'hono'
 import type { AppEnv } from '../../access/index.ts'
+import { type FieldIssue, ValidationError } from '../../errors/index.ts'
 import { authorize } from '../../http/authorize.ts'
+import { instantOf, queryParams } from '../../http/query.ts'
 import type { Warehouse } from '../../ports/warehouse.ts'
 import type { ReportContext } from '../context.ts'
 import { metricData, metrics } from './queries.ts'
@@ -14,6 +16,31 @@ export interface MetricsRoutesOptions {
 
 const text = (value: string | undefined): string | undefined =>
   value === undefined || value === '' ? undefined : value
+
+const SCOPE = ['account', 'allAccounts']
+const POINTS = [...SCOPE, 'start', 'end', 'limit', 'nextToken']
+
+/**
+ * The parameters as the REST API names them, checked here so that a bad one is named as it
+ * was sent (`start`, not GraphQL's `filter.start`) and none is quietly read as another value.
+ */
+const checked = (params: Readonly<Record<string, string>>): Readonly<Record<string, string>> => {
+  const issues: FieldIssue[] = []
+  const all = params.allAccounts
+  if (all !== undefined && all !== 'true' && all !== 'false')
+    issues.push({ path: 'allAccounts', message: 'must be true or false' })
+  for (const name of ['start', 'end'])
+    if (text(params[name]) !== undefined && instantOf(params[name] as string) === undefined)
+      issues.push({ path: name, message: 'must be an RFC 3339 timestamp such as 2026-11-22T10:00:00Z' })
+  if (text(params.limit) !== undefined && !/^\d{1,15}$/.test(params.limit as string))
+    issues.push({ path: 'limit', message: 'must be a whole number from 1 to 1000' })
+  if (issues.length > 0)
+    throw new ValidationError(
+      `invalid query: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`,
+      issues,
+    )
+  return params
+}
 
 /**
  * `GET /v1/reports/metrics` (the canned definitions, each with its current value) and
@@ -34,14 +61,15 @@ export const createMetricsRoutes = (options: MetricsRoutesOptions) => {
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(options.lag === undefined ? {} : { lag: options.lag }),
   })
-  const scopeOf = (query: (name: string) => string | undefined) => ({
-    account: text(query('account')) ?? null,
-    allAccounts: query('allAccounts') === 'true',
+  const scopeOf = (params: Readonly<Record<string, string>>) => ({
+    account: text(params.account) ?? null,
+    allAccounts: params.allAccounts === 'true',
   })
 
   app.get('/', async (c) => {
     const context = contextOf(c.get('principal'))
-    const page = await metrics({ filter: scopeOf((n) => c.req.query(n)), limit: 1000 }, context)
+    const params = checked(queryParams(c, SCOPE))
+    const page = await metrics({ filter: scopeOf(params), limit: 1000 }, context)
     const results = await Promise.all(
       page.results.map(async ({ value, ...definition }) => ({ ...definition, value: await value() })),
     )
@@ -50,17 +78,18 @@ export const createMetricsRoutes = (options: MetricsRoutesOptions) => {
 
   app.get('/:id', async (c) => {
     const context = contextOf(c.get('principal'))
-    const limit = text(c.req.query('limit'))
+    const params = checked(queryParams(c, POINTS))
+    const limit = text(params.limit)
     const page = await metricData(
       {
         filter: {
           metricId: c.req.param('id'),
-          start: text(c.req.query('start')) ?? null,
-          end: text(c.req.query('end')) ?? null,
-          ...scopeOf((n) => c.req.query(n)),
+          start: text(params.start) ?? null,
+          end: text(params.end) ?? null,
+          ...scopeOf(params),
         },
         limit: limit === undefined ? null : Number(limit),
-        nextToken: text(c.req.query('nextToken')) ?? null,
+        nextToken: text(params.nextToken) ?? null,
       },
       context,
     )

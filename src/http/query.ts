@@ -1,0 +1,43 @@
+import type { Context } from 'hono'
+import { type FieldIssue, ValidationError } from '../errors/index.ts'
+import { isTimestamp } from '../events/index.ts'
+
+/**
+ * A request's query parameters by name: each one the route knows, each given once. A 400 names
+ * any other (a misspelt filter would otherwise be left out, and the answer taken for a filtered
+ * one) and any given twice (which value is meant cannot be told).
+ *
+ * @example
+ * const params = queryParams(c, ['since', 'limit']) // ?since=…&limit=10 → { since: '…', limit: '10' }
+ */
+export const queryParams = (c: Context, known: readonly string[]): Record<string, string> => {
+  const params: Record<string, string> = {}
+  const issues: FieldIssue[] = []
+  for (const [name, values] of Object.entries(c.req.queries())) {
+    if (!known.includes(name))
+      issues.push({ path: name, message: `is not a known query parameter; expected ${known.join(', ')}` })
+    else if (values.length > 1) issues.push({ path: name, message: 'is given more than once' })
+    else if (values[0] !== undefined) params[name] = values[0]
+  }
+  if (issues.length > 0)
+    throw new ValidationError(
+      `invalid query: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`,
+      issues,
+    )
+  return params
+}
+
+/**
+ * An RFC 3339 timestamp (calendar rules, an explicit offset) as milliseconds; undefined for
+ * anything else. `Date.parse` alone takes 2026-02-30 as 2 March, and a time without an offset
+ * in the server's own zone.
+ *
+ * @example
+ * instantOf('2026-11-22T10:00:00Z') // 1795341600000
+ * instantOf('2026-11-22T10:00:00') // undefined
+ */
+export const instantOf = (value: string): number | undefined => {
+  if (!isTimestamp(value)) return undefined
+  const ms = Date.parse(value)
+  return Number.isNaN(ms) ? undefined : ms
+}
