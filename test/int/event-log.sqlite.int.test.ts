@@ -191,3 +191,29 @@ describe('embedded SQLite: checkpoints', () => {
     }
   })
 })
+
+describe('embedded SQLite: storage', () => {
+  it('keeps a message of a kilobyte or more with its row, not on a page of its own', async () => {
+    const path = join(dir, `stored-${randomUUID()}.sqlite`)
+    const log = createSqliteEventLog({ path })
+    const value = new TextEncoder().encode('x'.repeat(1_200))
+    const count = 2_000
+    try {
+      await log.createTopics([{ topic: 'stored', partitions: 3 }])
+      for (let i = 0; i < count; i += 500)
+        await log.publish(
+          'stored',
+          Array.from({ length: 500 }, (_, j) => ({ key: `k${i + j}`, value })),
+        )
+    } finally {
+      // Closing checkpoints the write-ahead log into the file.
+      await log.close()
+    }
+    // Each message on a page of its own (4 KiB) would take 3.4 times the bytes stored.
+    const bytes = statSync(path).size
+    assert.ok(
+      bytes < 1.6 * count * value.length,
+      `${bytes} bytes for ${count * value.length} bytes of values`,
+    )
+  })
+})
