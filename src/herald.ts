@@ -68,6 +68,21 @@ const openEventLog = async (config: Config, logger: Logger): Promise<EventLog> =
   if (config.event_log.kind === 'embedded') {
     return createSqliteEventLog({
       path: join(config.data_dir, 'eventlog.sqlite'),
+      retentionMs: config.event_log.embedded.retention_hours * 3_600_000,
+      onRetention: ({ topic, partition, deleted, throughOffset, unconsumed }) => {
+        logger('info', 'eventlog.retention_deleted', {
+          topic,
+          partition,
+          deleted,
+          through_offset: throughOffset,
+        })
+        for (const { group, messages } of unconsumed)
+          logger('warn', 'eventlog.retention_unconsumed', { group, topic, partition, messages })
+      },
+      onRetentionError: (error) =>
+        logger('error', 'eventlog.retention_failed', {
+          error: error instanceof Error ? error.message : String(error),
+        }),
       onHandlerError: (error, batch, groupId) =>
         logger('error', 'eventlog.handler_failed', {
           group: groupId,

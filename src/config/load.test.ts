@@ -79,6 +79,7 @@ const DEFAULTS: Config = {
       outcomes: 'notifications.outcomes',
       metrics: 'reports.metrics',
     },
+    embedded: { retention_hours: 168 },
     kafka: {
       brokers: [],
       client_id: 'herald',

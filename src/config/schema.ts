@@ -231,6 +231,12 @@ export const schema = group({
         doc: 'Metric data points for downstream consumers.',
       }),
     }),
+    embedded: group({
+      retention_hours: key(integer(0, 876_000), {
+        default: 168,
+        doc: 'Hours the embedded log keeps a message after its publish; older ones are deleted, oldest first, whether consumed or not (Kafka’s time-based retention; 168 is its default). Every consumer is normally seconds behind, and report rebuilds replay the warehouse’s `events` table, not the log, so a week only bounds how long a stopped Herald can stay down without its consumers missing what was published before; a group that had not consumed deleted messages is logged as `eventlog.retention_unconsumed`. 0 keeps every message (the file then grows by about 1.3 KiB per kilobyte event).',
+      }),
+    }),
     kafka: group({
       brokers: key(listOf(hostPort, 'a list of host:port'), {
         default: [],

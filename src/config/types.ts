@@ -105,6 +105,7 @@ export interface EventLogConfig {
   readonly kind: EventLogKind
   readonly partitions: number
   readonly topics: EventLogTopics
+  readonly embedded: { readonly retention_hours: number }
   readonly kafka: KafkaConfig
 }
 

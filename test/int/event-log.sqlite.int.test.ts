@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
-import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
+import { createSqliteEventLog, type RetentionDeletion } from '../../src/adapters/sqlite-event-log/index.ts'
 import type { Batch } from '../../src/ports/event-log.ts'
 import { runEventLogContract } from '../contracts/event-log.contract.ts'
 import { eventually } from '../support/eventually.ts'
@@ -215,5 +215,135 @@ describe('embedded SQLite: storage', () => {
       bytes < 1.6 * count * value.length,
       `${bytes} bytes for ${count * value.length} bytes of values`,
     )
+  })
+})
+
+describe('embedded SQLite: retention', () => {
+  const HOUR = 3_600_000
+  const value = new TextEncoder().encode('{}')
+  const publish = (log: ReturnType<typeof createSqliteEventLog>, n: number) =>
+    log.publish(
+      'kept',
+      Array.from({ length: n }, (_, i) => ({ key: `k${i}`, value })),
+    )
+  const offsetsOf = async (log: ReturnType<typeof createSqliteEventLog>, group: string, expected: number) => {
+    const offsets: number[] = []
+    const consumer = await log.consume({ groupId: group, topics: ['kept'] }, async (batch) => {
+      offsets.push(...batch.messages.map((m) => m.offset))
+    })
+    await eventually(() => assert.equal(offsets.length, expected))
+    await consumer.stop()
+    return offsets.sort((a, b) => a - b)
+  }
+
+  it('deletes messages past retention, oldest first, and names a group that had not consumed them', async () => {
+    let now = Date.UTC(2026, 10, 22)
+    const deletions: RetentionDeletion[] = []
+    const log = createSqliteEventLog({
+      path: join(dir, `retention-${randomUUID()}.sqlite`),
+      idlePollMs: 20,
+      clock: () => now,
+      retentionMs: 24 * HOUR,
+      onRetention: (deletion) => deletions.push(deletion),
+    })
+    try {
+      await log.createTopics([{ topic: 'kept', partitions: 1 }])
+      await publish(log, 6_000) // more than one chunk of deletions
+      assert.equal((await offsetsOf(log, 'reader', 6_000)).length, 6_000)
+      now += 12 * HOUR
+      await publish(log, 10)
+      assert.equal(await log.applyRetention(), 0, 'nothing is a day old yet')
+
+      now += 13 * HOUR
+      assert.equal(await log.applyRetention(), 6_000)
+      assert.deepEqual(
+        deletions.map(({ topic, partition, deleted, throughOffset }) => ({
+          topic,
+          partition,
+          deleted,
+          throughOffset,
+        })),
+        [{ topic: 'kept', partition: 0, deleted: 6_000, throughOffset: 5_999 }],
+      )
+      assert.deepEqual(deletions[0]?.unconsumed, [], 'the reader had consumed them all')
+      // What is left: the 10 published 12 hours later, whoever reads.
+      assert.deepEqual(
+        await offsetsOf(log, 'newcomer', 10),
+        Array.from({ length: 10 }, (_, i) => 6_000 + i),
+      )
+      const lag = await log.lag('reader', ['kept'])
+      assert.deepEqual(
+        lag.map(({ committed, end }) => ({ committed, end })),
+        [{ committed: 6_000, end: 6_010 }],
+      )
+    } finally {
+      await log.close()
+    }
+  })
+
+  it('says how many messages a group had not consumed when retention deleted them', async () => {
+    let now = Date.UTC(2026, 10, 22)
+    const deletions: RetentionDeletion[] = []
+    const log = createSqliteEventLog({
+      path: join(dir, `retention-${randomUUID()}.sqlite`),
+      idlePollMs: 20,
+      clock: () => now,
+      retentionMs: HOUR,
+      onRetention: (deletion) => deletions.push(deletion),
+    })
+    try {
+      await log.createTopics([{ topic: 'kept', partitions: 1 }])
+      await publish(log, 4)
+      assert.equal((await offsetsOf(log, 'early', 4)).length, 4)
+      await publish(log, 6)
+      now += 2 * HOUR
+      assert.equal(await log.applyRetention(), 10)
+      assert.deepEqual(deletions[0]?.unconsumed, [{ group: 'early', messages: 6 }])
+    } finally {
+      await log.close()
+    }
+  })
+
+  it('applies retention by itself every retentionCheckMs', async () => {
+    let now = Date.UTC(2026, 10, 22)
+    const deletions: RetentionDeletion[] = []
+    const log = createSqliteEventLog({
+      path: join(dir, `retention-${randomUUID()}.sqlite`),
+      clock: () => now,
+      retentionMs: HOUR,
+      retentionCheckMs: 20,
+      onRetention: (deletion) => deletions.push(deletion),
+    })
+    try {
+      await log.createTopics([{ topic: 'kept', partitions: 2 }])
+      await publish(log, 10)
+      now += 2 * HOUR
+      await eventually(() =>
+        assert.equal(
+          deletions.reduce((n, d) => n + d.deleted, 0),
+          10,
+        ),
+      )
+      assert.deepEqual(deletions.map((d) => d.partition).sort(), [0, 1])
+    } finally {
+      await log.close()
+    }
+  })
+
+  it('keeps every message when retention is off', async () => {
+    let now = Date.UTC(2026, 10, 22)
+    const log = createSqliteEventLog({
+      path: join(dir, `retention-${randomUUID()}.sqlite`),
+      clock: () => now,
+    })
+    try {
+      await log.createTopics([{ topic: 'kept', partitions: 1 }])
+      await publish(log, 3)
+      now += 10_000 * HOUR
+      assert.equal(await log.applyRetention(), 0)
+      assert.equal((await offsetsOf(log, 'reader', 3)).length, 3)
+    } finally {
+      await log.close()
+    }
   })
 })

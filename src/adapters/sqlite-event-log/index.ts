@@ -33,9 +33,40 @@ export interface SqliteEventLogOptions {
    * publishes (every 1,000 pages, SQLite's default). A log in memory has no WAL.
    */
   readonly checkpointIntervalMs?: number
+  /**
+   * Messages older than this (ms since their publish) are deleted, oldest first, as Kafka's
+   * time-based retention deletes them: consumed or not. Undefined or 0: every message is kept.
+   */
+  readonly retentionMs?: number
+  /** How often retention looks for messages to delete, in ms (default 60 000). */
+  readonly retentionCheckMs?: number
+  /**
+   * Each partition's deletion: how many messages, through which offset, and the groups that
+   * had not consumed all of them (with how many of theirs went).
+   */
+  readonly onRetention?: (deletion: RetentionDeletion) => void
+  /** A retention pass failed (it is tried again at the next check). */
+  readonly onRetentionError?: (error: unknown) => void
+}
+
+export interface RetentionDeletion {
+  readonly topic: string
+  readonly partition: number
+  readonly deleted: number
+  /** The last offset deleted; the partition now starts after it. */
+  readonly throughOffset: number
+  readonly unconsumed: readonly { readonly group: string; readonly messages: number }[]
+}
+
+/** The embedded log, with what only it has: retention applied on demand. */
+export interface SqliteEventLog extends EventLog {
+  /** Deletes what retention says is due now (also done every `retentionCheckMs`); resolves with how many went. */
+  applyRetention(): Promise<number>
 }
 
 const DEFAULT_MAX_BATCH = 500
+// Messages one retention transaction deletes at most: the event loop is held for one chunk at a time.
+const RETENTION_CHUNK = 5_000
 /**
  * Rows per multi-row INSERT: each statement run is a native call that costs more than the row
  * it writes, so a publish writes its messages in groups of this many and the rest one by one.
@@ -65,7 +96,7 @@ interface Group {
  * const log = createSqliteEventLog({ path: 'data/eventlog.sqlite' })
  * await log.createTopics([{ topic: 'engine.events', partitions: 3 }])
  */
-export const createSqliteEventLog = (options: SqliteEventLogOptions): EventLog => {
+export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEventLog => {
   const clock = options.clock ?? Date.now
   const idlePollMs = options.idlePollMs ?? 500
   const backoff = options.retryBackoffMs ?? { min: 100, max: 5_000 }
@@ -141,6 +172,19 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): EventLog =
     commit: db.prepare(
       `INSERT INTO group_offsets (group_id, topic, partition, next_offset) VALUES (?, ?, ?, ?)
        ON CONFLICT (group_id, topic, partition) DO UPDATE SET next_offset = excluded.next_offset`,
+    ),
+    allPartitions: db.prepare('SELECT topic, partition FROM partition_heads ORDER BY topic, partition'),
+    // The oldest message left, and the newest of the chunk after it that is past retention.
+    oldest: db.prepare(
+      'SELECT offset FROM messages WHERE topic = ? AND partition = ? ORDER BY offset LIMIT 1',
+    ),
+    expiredThrough: db.prepare(
+      `SELECT MAX(offset) AS through FROM messages
+        WHERE topic = ? AND partition = ? AND offset >= ? AND offset < ? AND timestamp < ?`,
+    ),
+    deleteThrough: db.prepare('DELETE FROM messages WHERE topic = ? AND partition = ? AND offset <= ?'),
+    groupsBehind: db.prepare(
+      'SELECT group_id, next_offset FROM group_offsets WHERE topic = ? AND partition = ? AND next_offset <= ?',
     ),
   } satisfies Record<string, StatementSync>
 
@@ -387,6 +431,77 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): EventLog =
     return consumer
   }
 
+  /** One partition's expired messages, a chunk per transaction, yielding between chunks. */
+  const retainPartition = async (topic: string, partition: number, before: number): Promise<number> => {
+    let deleted = 0
+    let through = -1
+    const unconsumed = new Map<string, number>()
+    for (;;) {
+      if (closed) break
+      const first = (statements.oldest.get(topic, partition) as { offset: number } | undefined)?.offset
+      if (first === undefined) break
+      const last = (
+        statements.expiredThrough.get(topic, partition, first, first + RETENTION_CHUNK, before) as {
+          through: number | null
+        }
+      ).through
+      if (last === null) break
+      transaction(() => {
+        deleted += Number(statements.deleteThrough.run(topic, partition, last).changes)
+        for (const row of statements.groupsBehind.all(topic, partition, last) as {
+          group_id: string
+          next_offset: number
+        }[])
+          unconsumed.set(
+            row.group_id,
+            (unconsumed.get(row.group_id) ?? 0) + last + 1 - Math.max(row.next_offset, first),
+          )
+      })
+      through = last
+      // The chunk held messages still within retention: nothing older is left.
+      if (last < first + RETENTION_CHUNK - 1) break
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    if (deleted > 0)
+      options.onRetention?.({
+        topic,
+        partition,
+        deleted,
+        throughOffset: through,
+        unconsumed: [...unconsumed].map(([group, messages]) => ({ group, messages })),
+      })
+    return deleted
+  }
+
+  let retaining: Promise<number> | undefined
+  const applyRetention = (): Promise<number> => {
+    const retentionMs = options.retentionMs ?? 0
+    if (closed || retentionMs <= 0) return Promise.resolve(0)
+    retaining ??= (async () => {
+      try {
+        const before = clock() - retentionMs
+        let deleted = 0
+        for (const { topic, partition } of statements.allPartitions.all() as {
+          topic: string
+          partition: number
+        }[])
+          deleted += await retainPartition(topic, partition, before)
+        return deleted
+      } finally {
+        retaining = undefined
+      }
+    })()
+    return retaining
+  }
+  const retentionTimer =
+    (options.retentionMs ?? 0) > 0
+      ? setInterval(
+          () => void applyRetention().catch((error: unknown) => options.onRetentionError?.(error)),
+          options.retentionCheckMs ?? 60_000,
+        )
+      : undefined
+  retentionTimer?.unref()
+
   return {
     lag: async (groupId: string, topics: readonly string[]) => {
       assertOpen()
@@ -472,9 +587,13 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): EventLog =
       db.prepare('SELECT 1').get()
     },
 
+    applyRetention,
+
     close: async () => {
       if (closed) return
+      clearInterval(retentionTimer)
       await Promise.all([...consumers].map((c) => c.stop()))
+      await retaining
       closed = true
       checkpoints?.stop()
       db.close()
