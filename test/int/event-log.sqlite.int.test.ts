@@ -4,7 +4,11 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
-import { createSqliteEventLog, type RetentionDeletion } from '../../src/adapters/sqlite-event-log/index.ts'
+import {
+  createSqliteEventLog,
+  type RetentionDeletion,
+  type SqliteEventLogOptions,
+} from '../../src/adapters/sqlite-event-log/index.ts'
 import type { Batch } from '../../src/ports/event-log.ts'
 import { runEventLogContract } from '../contracts/event-log.contract.ts'
 import { eventually } from '../support/eventually.ts'
@@ -221,6 +225,26 @@ describe('embedded SQLite: storage', () => {
 describe('embedded SQLite: retention', () => {
   const HOUR = 3_600_000
   const value = new TextEncoder().encode('{}')
+  /** A log on a clock the test moves (`advance`), with topic `kept` of `partitions`, recording its deletions. */
+  const retaining = async (partitions: number, options: Partial<SqliteEventLogOptions> = {}) => {
+    let now = Date.UTC(2026, 10, 22)
+    const deletions: RetentionDeletion[] = []
+    const log = createSqliteEventLog({
+      path: join(dir, `retention-${randomUUID()}.sqlite`),
+      idlePollMs: 20,
+      clock: () => now,
+      onRetention: (deletion) => deletions.push(deletion),
+      ...options,
+    })
+    await log.createTopics([{ topic: 'kept', partitions }])
+    return {
+      log,
+      deletions,
+      advance: (ms: number) => {
+        now += ms
+      },
+    }
+  }
   const publish = (log: ReturnType<typeof createSqliteEventLog>, n: number) =>
     log.publish(
       'kept',
@@ -237,24 +261,15 @@ describe('embedded SQLite: retention', () => {
   }
 
   it('deletes messages past retention, oldest first, and names a group that had not consumed them', async () => {
-    let now = Date.UTC(2026, 10, 22)
-    const deletions: RetentionDeletion[] = []
-    const log = createSqliteEventLog({
-      path: join(dir, `retention-${randomUUID()}.sqlite`),
-      idlePollMs: 20,
-      clock: () => now,
-      retentionMs: 24 * HOUR,
-      onRetention: (deletion) => deletions.push(deletion),
-    })
+    const { log, deletions, advance } = await retaining(1, { retentionMs: 24 * HOUR })
     try {
-      await log.createTopics([{ topic: 'kept', partitions: 1 }])
       await publish(log, 6_000) // more than one chunk of deletions
       assert.equal((await offsetsOf(log, 'reader', 6_000)).length, 6_000)
-      now += 12 * HOUR
+      advance(12 * HOUR)
       await publish(log, 10)
       assert.equal(await log.applyRetention(), 0, 'nothing is a day old yet')
 
-      now += 13 * HOUR
+      advance(13 * HOUR)
       assert.equal(await log.applyRetention(), 6_000)
       assert.deepEqual(
         deletions.map(({ topic, partition, deleted, throughOffset }) => ({
@@ -282,21 +297,12 @@ describe('embedded SQLite: retention', () => {
   })
 
   it('says how many messages a group had not consumed when retention deleted them', async () => {
-    let now = Date.UTC(2026, 10, 22)
-    const deletions: RetentionDeletion[] = []
-    const log = createSqliteEventLog({
-      path: join(dir, `retention-${randomUUID()}.sqlite`),
-      idlePollMs: 20,
-      clock: () => now,
-      retentionMs: HOUR,
-      onRetention: (deletion) => deletions.push(deletion),
-    })
+    const { log, deletions, advance } = await retaining(1, { retentionMs: HOUR })
     try {
-      await log.createTopics([{ topic: 'kept', partitions: 1 }])
       await publish(log, 4)
       assert.equal((await offsetsOf(log, 'early', 4)).length, 4)
       await publish(log, 6)
-      now += 2 * HOUR
+      advance(2 * HOUR)
       assert.equal(await log.applyRetention(), 10)
       assert.deepEqual(deletions[0]?.unconsumed, [{ group: 'early', messages: 6 }])
     } finally {
@@ -305,19 +311,10 @@ describe('embedded SQLite: retention', () => {
   })
 
   it('applies retention by itself every retentionCheckMs', async () => {
-    let now = Date.UTC(2026, 10, 22)
-    const deletions: RetentionDeletion[] = []
-    const log = createSqliteEventLog({
-      path: join(dir, `retention-${randomUUID()}.sqlite`),
-      clock: () => now,
-      retentionMs: HOUR,
-      retentionCheckMs: 20,
-      onRetention: (deletion) => deletions.push(deletion),
-    })
+    const { log, deletions, advance } = await retaining(2, { retentionMs: HOUR, retentionCheckMs: 20 })
     try {
-      await log.createTopics([{ topic: 'kept', partitions: 2 }])
       await publish(log, 10)
-      now += 2 * HOUR
+      advance(2 * HOUR)
       await eventually(() =>
         assert.equal(
           deletions.reduce((n, d) => n + d.deleted, 0),
@@ -331,15 +328,10 @@ describe('embedded SQLite: retention', () => {
   })
 
   it('keeps every message when retention is off', async () => {
-    let now = Date.UTC(2026, 10, 22)
-    const log = createSqliteEventLog({
-      path: join(dir, `retention-${randomUUID()}.sqlite`),
-      clock: () => now,
-    })
+    const { log, advance } = await retaining(1)
     try {
-      await log.createTopics([{ topic: 'kept', partitions: 1 }])
       await publish(log, 3)
-      now += 10_000 * HOUR
+      advance(10_000 * HOUR)
       assert.equal(await log.applyRetention(), 0)
       assert.equal((await offsetsOf(log, 'reader', 3)).length, 3)
     } finally {
