@@ -1,8 +1,9 @@
 import { Hono } from 'hono'
 import type { AppEnv } from '../access/index.ts'
 import { type FieldIssue, ValidationError } from '../errors/index.ts'
+import { instantOf } from '../events/index.ts'
 import { authorize } from '../http/authorize.ts'
-import { instantOf, queryParams } from '../http/query.ts'
+import { queryParams } from '../http/query.ts'
 import type { EventStore } from '../ports/event-store.ts'
 import { type AggregateType, type AuditQuery, readAudit } from './audit.ts'
 

@@ -10,6 +10,7 @@ export {
   eventCatalog,
   eventTypes,
   type Finding,
+  instantOf,
   isEventType,
   isTimestamp,
   isUnknownTypeIssue,

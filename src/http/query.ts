@@ -1,6 +1,5 @@
 import type { Context } from 'hono'
 import { type FieldIssue, ValidationError } from '../errors/index.ts'
-import { isTimestamp } from '../events/index.ts'
 
 /**
  * A request's query parameters by name: each one the route knows, each given once. A 400 names
@@ -19,25 +18,10 @@ export const queryParams = (c: Context, known: readonly string[]): Record<string
     else if (values.length > 1) issues.push({ path: name, message: 'is given more than once' })
     else if (values[0] !== undefined) params[name] = values[0]
   }
-  if (issues.length > 0)
-    throw new ValidationError(
-      `invalid query: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`,
-      issues,
-    )
+  if (issues.length > 0) throw invalidQuery(issues)
   return params
 }
 
-/**
- * An RFC 3339 timestamp (calendar rules, an explicit offset) as milliseconds; undefined for
- * anything else. `Date.parse` alone takes 2026-02-30 as 2 March, and a time without an offset
- * in the server's own zone.
- *
- * @example
- * instantOf('2026-11-22T10:00:00Z') // 1795341600000
- * instantOf('2026-11-22T10:00:00') // undefined
- */
-export const instantOf = (value: string): number | undefined => {
-  if (!isTimestamp(value)) return undefined
-  const ms = Date.parse(value)
-  return Number.isNaN(ms) ? undefined : ms
-}
+/** The 400 for query parameters that are wrong, naming each with why. */
+export const invalidQuery = (issues: readonly FieldIssue[]): ValidationError =>
+  new ValidationError(`invalid query: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`, [...issues])

@@ -1,6 +1,6 @@
 import type { Principal } from '../access/index.ts'
 import { ValidationError } from '../errors/index.ts'
-import { isTimestamp } from '../events/index.ts'
+import { instantOf } from '../events/index.ts'
 import type { Warehouse } from '../ports/warehouse.ts'
 import { projectionLagSeconds } from './lag.ts'
 
@@ -37,8 +37,8 @@ export const nowOf = (context: ReportContext): number => (context.clock ?? Date.
  * without an offset in the server's zone.
  */
 export const parseInstant = (value: string, path: string): number => {
-  const ms = isTimestamp(value) ? Date.parse(value) : Number.NaN
-  if (Number.isNaN(ms)) {
+  const ms = instantOf(value)
+  if (ms === undefined) {
     throw new ValidationError(`${path} is not an RFC 3339 timestamp`, [{ path, message: 'must be RFC 3339' }])
   }
   return ms

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
 import { timestampArbitrary } from './arbitraries.ts'
-import { boundedText, isTimestamp, TIMESTAMP_PATTERN, UUID_PATTERN, Uuid } from './formats.ts'
+import { boundedText, instantOf, isTimestamp, TIMESTAMP_PATTERN, UUID_PATTERN, Uuid } from './formats.ts'
 
 // ajv-formats' own date-time check, which the wire schemas use beside TIMESTAMP_PATTERN.
 const { fullFormats } = createRequire(import.meta.url)('ajv-formats/dist/formats.js') as {
@@ -12,6 +12,15 @@ const { fullFormats } = createRequire(import.meta.url)('ajv-formats/dist/formats
 const pattern = new RegExp(TIMESTAMP_PATTERN, 'u')
 const wire = (s: string) =>
   pattern.test(s) && (fullFormats['date-time'] as { validate: (s: string) => boolean }).validate(s)
+
+describe('instantOf', () => {
+  it('reads an RFC 3339 timestamp as milliseconds, and nothing else', () => {
+    assert.equal(instantOf('2026-11-22T10:00:00Z'), Date.UTC(2026, 10, 22, 10))
+    assert.equal(instantOf('2026-11-22T11:30:00+01:30'), Date.UTC(2026, 10, 22, 10))
+    for (const s of ['2026-02-30T10:00:00Z', '2026-11-22T10:00:00', '2026-11-22', 'soon'])
+      assert.equal(instantOf(s), undefined, s)
+  })
+})
 
 describe('isTimestamp', () => {
   it('accepts RFC 3339 timestamps with an offset, fractions and leap seconds', () => {

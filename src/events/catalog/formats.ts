@@ -97,6 +97,21 @@ export const isTimestamp = (s: string): boolean => {
   return (utcHour === 23 || utcHour === -1) && (utcMinute === 59 || utcMinute === -1) && whole < 61
 }
 
+/**
+ * An RFC 3339 timestamp (calendar rules, an explicit offset) as milliseconds; undefined for
+ * anything else. `Date.parse` alone takes 2026-02-30 as 2 March, and a time without an offset
+ * in the server's own zone.
+ *
+ * @example
+ * instantOf('2026-11-22T10:00:00Z') // 1795341600000
+ * instantOf('2026-11-22T10:00:00') // undefined
+ */
+export const instantOf = (value: string): number | undefined => {
+  if (!isTimestamp(value)) return undefined
+  const ms = Date.parse(value)
+  return Number.isNaN(ms) ? undefined : ms
+}
+
 const isPlainObject = (u: unknown): u is Record<string, unknown> =>
   typeof u === 'object' && u !== null && !Array.isArray(u)
 
