@@ -45,11 +45,7 @@ const query = (params: Record<string, string>): AuditQuery => {
     ...(after === undefined ? {} : { after }),
     limit,
   }
-  if (issues.length > 0)
-    throw new ValidationError(
-      `invalid audit query: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`,
-      issues,
-    )
+  if (issues.length > 0) throw ValidationError.of('audit query', issues)
   return result
 }
 

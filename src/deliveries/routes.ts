@@ -133,11 +133,7 @@ const parseFilters = (
   const until = instant('until')
   const limit = whole('limit', defaults.limit, 1, defaults.maxLimit)
 
-  if (issues.length > 0)
-    throw new ValidationError(
-      `invalid delivery filter: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`,
-      issues,
-    )
+  if (issues.length > 0) throw ValidationError.of('delivery filter', issues)
   const scope = isAdmin(principal) ? account : principal.account
   return {
     ...(scope === undefined ? {} : { account: scope }),

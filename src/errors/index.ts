@@ -42,6 +42,19 @@ export class ValidationError extends HeraldError {
     super('validation_failed', message, { ...options, retriable: false })
     this.issues = issues
   }
+
+  /**
+   * The error for `what` with every issue named in its message as well.
+   *
+   * @example
+   * throw ValidationError.of('selector', issues) // "invalid selector: event.x is not a known field; …"
+   */
+  static of(what: string, issues: readonly FieldIssue[]): ValidationError {
+    return new ValidationError(
+      `invalid ${what}: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`,
+      issues,
+    )
+  }
 }
 
 /** The configuration file or environment holds bad keys; the process must not start. */

@@ -18,10 +18,6 @@ export const queryParams = (c: Context, known: readonly string[]): Record<string
     else if (values.length > 1) issues.push({ path: name, message: 'is given more than once' })
     else if (values[0] !== undefined) params[name] = values[0]
   }
-  if (issues.length > 0) throw invalidQuery(issues)
+  if (issues.length > 0) throw ValidationError.of('query', issues)
   return params
 }
-
-/** The 400 for query parameters that are wrong, naming each with why. */
-export const invalidQuery = (issues: readonly FieldIssue[]): ValidationError =>
-  new ValidationError(`invalid query: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`, [...issues])

@@ -207,8 +207,5 @@ export const validate = <A, O>(codec: t.Type<A, O, unknown>, input: unknown, wha
   const result = codec.decode(input)
   if (!isLeft(result)) return result.right
   const issues = toFieldIssues(result.left)
-  throw new ValidationError(
-    `invalid ${what}: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`,
-    issues,
-  )
+  throw ValidationError.of(what, issues)
 }

@@ -232,10 +232,7 @@ const isoTime = (now: number): string => {
 }
 
 const fail = (what: string, issues: readonly FieldIssue[]): never => {
-  throw new ValidationError(
-    `invalid ${what}: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`,
-    issues,
-  )
+  throw ValidationError.of(what, issues)
 }
 
 /** The non-secret settings as stored: each field checked by its codec, defaults filled in. */

@@ -142,11 +142,7 @@ export const previewRequest = (
       }
     }
   }
-  if (issues.length > 0)
-    throw new ValidationError(
-      `invalid selector preview: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`,
-      issues,
-    )
+  if (issues.length > 0) throw ValidationError.of('selector preview', issues)
   // Last, so that a bad time and a bad pattern are not both reported by different errors in turn.
   const compiled = compileSelectorBody(body, principal)
   return {

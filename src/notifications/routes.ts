@@ -80,21 +80,13 @@ const configurationInput = (endpoint: EndpointType, body: Record<string, unknown
     else if (!['uuid', 'endpoint', 'created_at', 'updated_at', 'selectors'].includes(name))
       issues.push({ path: name, message: `is not a ${endpoint} configuration field` })
   }
-  if (issues.length > 0)
-    throw new ValidationError(
-      `invalid ${endpoint} configuration: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`,
-      issues,
-    )
+  if (issues.length > 0) throw ValidationError.of(`${endpoint} configuration`, issues)
   return { fields, options }
 }
 
 const selectorInput = (body: Record<string, unknown>, principal: Principal): SelectorInput => {
   const unknown = [...unknownFields(body, SELECTOR_FIELDS), ...unknownEventFields(body.event)]
-  if (unknown.length > 0)
-    throw new ValidationError(
-      `invalid selector: ${unknown.map((i) => `${i.path} ${i.message}`).join('; ')}`,
-      unknown,
-    )
+  if (unknown.length > 0) throw ValidationError.of('selector', unknown)
   const checked = validate(SelectorBody, body, 'selector')
   if (checked.scope === 'global' && (principal.role !== 'admin' || principal.account !== ADMIN_ACCOUNT))
     throw new ForbiddenError('only the admin account may add a selector with global scope')

@@ -383,10 +383,7 @@ export const createNotificationConfigService = (
       if (isSecretUrlField(endpoint, name)) hints[name] = new URL(plaintext).origin
     }
     if (issues.length > 0) {
-      throw new ValidationError(
-        `invalid ${endpoint} configuration: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`,
-        issues,
-      )
+      throw ValidationError.of(`${endpoint} configuration`, issues)
     }
     return { values, secrets, hints, clearSecrets }
   }

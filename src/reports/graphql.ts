@@ -80,11 +80,7 @@ const checkParameters = (parameters: { query?: unknown; variables?: unknown; ope
     issues.push({ path: 'variables', message: 'must be an object of variable values' })
   if (operationName !== undefined && operationName !== null && typeof operationName !== 'string')
     issues.push({ path: 'operationName', message: 'must be a string naming an operation of the query' })
-  if (issues.length > 0)
-    throw new ValidationError(
-      `invalid GraphQL request: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`,
-      issues,
-    )
+  if (issues.length > 0) throw ValidationError.of('GraphQL request', issues)
 }
 
 /**

@@ -82,10 +82,7 @@ const readKeys = (options: SecretBoxOptions): { current: Key; all: readonly Key[
   })
   const [current] = keys
   if (issues.length > 0 || current === undefined) {
-    throw new ValidationError(
-      `invalid secret keys: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`,
-      issues,
-    )
+    throw ValidationError.of('secret keys', issues)
   }
   return { current, all: keys }
 }

@@ -77,10 +77,7 @@ const isExpectedRevision = (value: unknown): value is ExpectedRevision =>
   value === 'no_stream' || value === 'stream_exists' || value === 'any' || isNonNegativeInteger(value)
 
 const fail = (what: string, issues: readonly FieldIssue[]): never => {
-  throw new ValidationError(
-    `invalid ${what}: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`,
-    issues,
-  )
+  throw ValidationError.of(what, issues)
 }
 
 const collectEventIssues = (
