@@ -13,7 +13,7 @@
  * Figures are printed beside the targets, never asserted.
  */
 import { randomUUID } from 'node:crypto'
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -32,6 +32,7 @@ import {
   webhookCommand,
 } from '../support/webhook-configurations.ts'
 import { spawnWebhookSink } from '../support/webhook-sink.ts'
+import { procStat } from './proc.ts'
 
 /**
  * CPU time (µs, user + system) of this process's threads by name, from
@@ -41,17 +42,13 @@ import { spawnWebhookSink } from '../support/webhook-sink.ts'
 const cpuByThread = (): Map<string, number> => {
   const byName = new Map<string, number>()
   for (const tid of readdirSync('/proc/self/task')) {
-    let stat: string
+    let thread: { name: string; cpuMs: number }
     try {
-      stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8')
+      thread = procStat(`/proc/self/task/${tid}/stat`)
     } catch {
       continue // the thread ended between the listing and the read
     }
-    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    // utime and stime, in clock ticks of 10 ms.
-    const us = (Number(fields[11]) + Number(fields[12])) * 10_000
-    byName.set(name, (byName.get(name) ?? 0) + us)
+    byName.set(thread.name, (byName.get(thread.name) ?? 0) + thread.cpuMs * 1_000)
   }
   return byName
 }

@@ -17,7 +17,7 @@
  * rate's run ended and at its peak so far (`/proc`). Figures are printed, never asserted.
  */
 import { randomBytes, randomUUID } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -27,6 +27,7 @@ import { heraldApi } from '../support/herald-api.ts'
 import { startHeraldProcess } from '../support/herald-process.ts'
 import { processStats } from './kafka-rig.ts'
 import { envList } from './kafka-routing.bench.ts'
+import { procStat } from './proc.ts'
 
 const { values } = parseArgs({
   options: {
@@ -48,11 +49,6 @@ const PROBE_ACCOUNT = 'freshness-probe'
 const out = (line = '') => process.stdout.write(`${line}\n`)
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-/** CPU ms of a process or one of its threads so far, from its `/proc` stat (utime + stime). */
-const cpuMs = (statPath: string): number => {
-  const fields = readFileSync(statPath, 'utf8').split(') ')[1]?.split(' ') ?? []
-  return ((Number(fields[11]) + Number(fields[12])) * 1_000) / 100
-}
 const quantile = (sorted: readonly number[], q: number) =>
   sorted.length === 0
     ? Number.NaN
@@ -172,7 +168,10 @@ try {
     const perTick = Math.max(1, Math.round((rate * TICK_MS) / 1_000))
     const ticks = Math.round((seconds * 1_000) / TICK_MS)
     const started = performance.now()
-    const cpuAtStart = { loop: cpuMs(`/proc/${pid}/task/${pid}/stat`), all: cpuMs(`/proc/${pid}/stat`) }
+    const cpuAtStart = {
+      loop: procStat(`/proc/${pid}/task/${pid}/stat`).cpuMs,
+      all: procStat(`/proc/${pid}/stat`).cpuMs,
+    }
     let sent = 0
     for (let tick = 0; tick < ticks; tick++) {
       const due = started + tick * TICK_MS
@@ -194,7 +193,7 @@ try {
     const probesSent = freshness.length + publishedAt.size
     await poller
     const perEvent = (ms: number) => fmt((ms * 1_000) / sent)
-    const cpu = `${perEvent(cpuMs(`/proc/${pid}/task/${pid}/stat`) - cpuAtStart.loop)} / ${perEvent(cpuMs(`/proc/${pid}/stat`) - cpuAtStart.all)}`
+    const cpu = `${perEvent(procStat(`/proc/${pid}/task/${pid}/stat`).cpuMs - cpuAtStart.loop)} / ${perEvent(procStat(`/proc/${pid}/stat`).cpuMs - cpuAtStart.all)}`
     const notVisible = publishedAt.size
     const memory = processStats(pid)
     const rss = `${fmt(memory.rssKb / 1_024)} / ${fmt(memory.peakKb / 1_024)}`

@@ -16,6 +16,7 @@ import { heraldApi, type SelectorBody } from '../support/herald-api.ts'
 import { HERALD_TOPICS, type HeraldOnKafka, startHeraldOnKafka } from '../support/herald-on-kafka.ts'
 import { type Collector, collectTopic } from '../support/kafka-collector.ts'
 import { spawnWebhookSink, type WebhookSink } from '../support/webhook-sink.ts'
+import { procStat } from './proc.ts'
 
 export const ACCOUNTS: readonly string[] = Array.from({ length: 100 }, (_, i) => `account-${i}`)
 export const CONFIGURATIONS_PER_ACCOUNT = 3
@@ -56,11 +57,7 @@ export const parseDuration = (text: string): number => {
 export const processStats = (pid: number): { rssKb: number; peakKb: number; cpuMs: number } => {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')
   const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN)
-  // utime and stime are fields 14 and 15 of /proc/<pid>/stat, counted after the command name.
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  const ticks = Number(fields[11]) + Number(fields[12])
-  return { rssKb: kb('VmRSS'), peakKb: kb('VmHWM'), cpuMs: ticks * 10 }
+  return { rssKb: kb('VmRSS'), peakKb: kb('VmHWM'), cpuMs: procStat(`/proc/${pid}/stat`).cpuMs }
 }
 
 export const machine = () =>
