@@ -287,15 +287,18 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
             maxBatchSize: config.reports.batch_size,
             maxWaitMs: config.reports.cycle_timers.load * 1000,
           },
-          createProjectorHandler({
-            decoder: ingress.decoder,
-            ...(projected === undefined ? {} : { processed: projected }),
-            warehouse,
-            clock,
-            logger,
-            onProjected: (n) => metrics.eventsProjected.inc(n),
-            onInvalid: (n) => metrics.invalidLogEvents.inc({ consumer: 'projector' }, n),
-          }),
+          metrics.timeBatches(
+            'projector',
+            createProjectorHandler({
+              decoder: ingress.decoder,
+              ...(projected === undefined ? {} : { processed: projected }),
+              warehouse,
+              clock,
+              logger,
+              onProjected: (n) => metrics.eventsProjected.inc(n),
+              onInvalid: (n) => metrics.invalidLogEvents.inc({ consumer: 'projector' }, n),
+            }),
+          ),
         )
       // A rebuild holds the projector still for its swap; it rejoins from its committed offsets.
       let running: Consumer | undefined = await startProjector()

@@ -65,6 +65,26 @@ describe('metrics', () => {
     assert.doesNotMatch(text, /^herald_consumer_lag_messages\{/m)
   })
 
+  it('times every batch a consumer handles, failed ones included, and passes on the failure', async () => {
+    const metrics = createMetrics()
+    const batch = { topic: 'engine.events', partition: 0, messages: [] }
+    const ok = metrics.timeBatches('router', async () => {
+      await sleep(30)
+    })
+    const failing = metrics.timeBatches('projector', async () => {
+      throw new Error('warehouse unreachable')
+    })
+    await ok(batch)
+    await ok(batch)
+    await assert.rejects(failing(batch), /warehouse unreachable/)
+    const text = await metrics.registry.metrics()
+    assert.equal(sample(text, 'herald_batch_duration_seconds_count', 'consumer="router"'), 2)
+    assert.equal(sample(text, 'herald_batch_duration_seconds_count', 'consumer="projector"'), 1)
+    const sum = sample(text, 'herald_batch_duration_seconds_sum', 'consumer="router"') ?? 0
+    assert.ok(sum >= 0.055 && sum < 1, `two batches of 30 ms took ${sum} s`)
+    assert.equal(sample(text, 'herald_batch_duration_seconds_bucket', 'le="0.01",consumer="router"'), 0)
+  })
+
   it('carries the process’s own metrics only when asked to', async () => {
     const own = await createMetrics({ process: true }).registry.metrics()
     const rss = /^process_resident_memory_bytes (\d+)/m.exec(own)

@@ -1,5 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
-import type { EventLog } from '../ports/event-log.ts'
+import type { BatchHandler, EventLog } from '../ports/event-log.ts'
 
 /** One consumer group's lag on one topic: messages not consumed yet, over all its partitions. */
 export interface GroupLag {
@@ -23,6 +23,13 @@ export const createMetrics = (options: { readonly process?: boolean } = {}) => {
   let lagSource: (() => Promise<readonly GroupLag[]>) | undefined
   const counter = (name: string, help: string, labelNames: string[] = []) =>
     new Counter({ name, help, labelNames, registers: [registry] })
+  const batchSeconds = new Histogram({
+    name: 'herald_batch_duration_seconds',
+    help: 'Time a consumer took to handle one log batch, by consumer (router, projector, deliverer)',
+    labelNames: ['consumer'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  })
   return {
     registry,
     eventsIngested: counter('herald_events_ingested_total', 'Events accepted by the ingest API', ['account']),
@@ -46,13 +53,6 @@ export const createMetrics = (options: { readonly process?: boolean } = {}) => {
       'herald_router_duplicate_events_total',
       'Engine events skipped because their (account, source, id) was already routed',
     ),
-    batchSeconds: new Histogram({
-      name: 'herald_batch_duration_seconds',
-      help: 'Time to handle one log batch',
-      labelNames: ['consumer'],
-      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
-      registers: [registry],
-    }),
     httpRequests: counter('herald_http_requests_total', 'HTTP requests by route and status', [
       'method',
       'route',
@@ -72,6 +72,24 @@ export const createMetrics = (options: { readonly process?: boolean } = {}) => {
         for (const lag of lags) this.set({ group: lag.group, topic: lag.topic }, lag.messages)
       },
     }),
+    /**
+     * `handler`, with the time each batch takes (failed ones too) observed in
+     * `herald_batch_duration_seconds{consumer}`.
+     *
+     * @example
+     * await log.consume({ groupId: 'herald-router', topics }, metrics.timeBatches('router', handler))
+     */
+    timeBatches: (consumer: string, handler: BatchHandler): BatchHandler => {
+      const observe = batchSeconds.labels(consumer)
+      return async (batch) => {
+        const end = observe.startTimer()
+        try {
+          await handler(batch)
+        } finally {
+          end()
+        }
+      }
+    },
     /** Reads consumer lag from `source` at each scrape of `herald_consumer_lag_messages`. */
     watchLag: (source: () => Promise<readonly GroupLag[]>): void => {
       lagSource = source

@@ -126,29 +126,32 @@ export const startRouter = async ({
     logger('info', 'router.validate_only', { reason: 'notifications.enabled is false', dlq: topics.dlq })
   const consumer = await log.consume(
     { groupId: 'herald-router', topics: [topics.events], maxBatchSize: ROUTER_MAX_BATCH },
-    batchHandler(
-      routeBatches({
-        log,
-        topics: { deliveries: topics.deliveries, dlq: topics.dlq },
-        getIndex,
-        clock,
-        logger,
-        decoder: ingress.decoder,
-        processed: ingress.processed,
-        digests: {
-          store: ingress.digests,
-          defaultWindowSeconds: config.notifications.cycle_timers.notifications,
-        },
-        route,
-        onRouted: ({ events, invalid, duplicates, deliveries, deadLettered }) => {
-          metrics.eventsRouted.inc(events)
-          metrics.deliveryCommands.inc(deliveries)
-          if (invalid > 0) metrics.invalidLogEvents.inc({ consumer: 'router' }, invalid)
-          if (duplicates > 0) metrics.duplicateEvents.inc(duplicates)
-          for (const [reason, count] of Object.entries(deadLettered))
-            metrics.deadLettered.inc({ reason }, count)
-        },
-      }),
+    metrics.timeBatches(
+      'router',
+      batchHandler(
+        routeBatches({
+          log,
+          topics: { deliveries: topics.deliveries, dlq: topics.dlq },
+          getIndex,
+          clock,
+          logger,
+          decoder: ingress.decoder,
+          processed: ingress.processed,
+          digests: {
+            store: ingress.digests,
+            defaultWindowSeconds: config.notifications.cycle_timers.notifications,
+          },
+          route,
+          onRouted: ({ events, invalid, duplicates, deliveries, deadLettered }) => {
+            metrics.eventsRouted.inc(events)
+            metrics.deliveryCommands.inc(deliveries)
+            if (invalid > 0) metrics.invalidLogEvents.inc({ consumer: 'router' }, invalid)
+            if (duplicates > 0) metrics.duplicateEvents.inc(duplicates)
+            for (const [reason, count] of Object.entries(deadLettered))
+              metrics.deadLettered.inc({ reason }, count)
+          },
+        }),
+      ),
     ),
   )
   if (!route) return consumer

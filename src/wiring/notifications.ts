@@ -389,7 +389,10 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
   let consumer: Consumer
   try {
     router = await startRouter({ ...routerOptions, getIndex: () => index, route: true })
-    consumer = await log.consume({ groupId: 'herald-deliverer', topics: [topics.deliveries] }, engine.handler)
+    consumer = await log.consume(
+      { groupId: 'herald-deliverer', topics: [topics.deliveries] },
+      options.metrics.timeBatches('deliverer', engine.handler),
+    )
     deliverer = consumer
   } catch (error) {
     await router?.stop()

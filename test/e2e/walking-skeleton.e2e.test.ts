@@ -224,6 +224,19 @@ describe('one engine event end to end, on the embedded default', () => {
     })
     assert.equal(page.results[0]?.id, event.id)
     assert.deepEqual(JSON.parse(page.results[0]?.data ?? 'null'), event.data)
+
+    // Each consumer timed the batches it handled on the way (a batch is timed once its handler
+    // has returned, which may be just after what it wrote became visible).
+    await eventually(async () => {
+      const metrics = await (await fetch(`${herald.url}/metrics`)).text()
+      for (const consumer of ['router', 'deliverer', 'projector']) {
+        const count = new RegExp(
+          `^herald_batch_duration_seconds_count\\{consumer="${consumer}"\\} (\\d+)$`,
+          'm',
+        ).exec(metrics)
+        assert.ok(count !== null && Number(count[1]) >= 1, `${consumer} batches timed`)
+      }
+    })
   })
 
   it('stops gracefully on SIGTERM mid-stream and resumes without losing or repeating work', async () => {
