@@ -138,7 +138,9 @@ export interface RoutingRig {
   resetCount(): void
   /** Subscribes to every command the collector reads. */
   onCommands(
-    listener: ((messages: readonly { value: Buffer; receivedAt: number }[]) => void) | undefined,
+    listener:
+      | ((messages: readonly { value: Buffer; receivedAt: number; timestamp: number }[]) => void)
+      | undefined,
   ): void
   /** The generator's events over the 100 accounts (and the admin's system events). */
   readonly pool: readonly EngineEvent[]
@@ -315,7 +317,9 @@ export const startRoutingRig = async (options: RoutingRigOptions = {}): Promise<
 
   let count = 0
   let lastAt = 0
-  let listener: ((messages: readonly { value: Buffer; receivedAt: number }[]) => void) | undefined
+  let listener:
+    | ((messages: readonly { value: Buffer; receivedAt: number; timestamp: number }[]) => void)
+    | undefined
   const deliveries = await collectTopic({
     brokers: rig.brokers,
     topic: HERALD_TOPICS.deliveries,

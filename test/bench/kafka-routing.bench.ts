@@ -163,6 +163,11 @@ export interface LatencyResult {
   readonly fromDue: Percentiles
   /** From the producer's send call. */
   readonly fromSend: Percentiles
+  /**
+   * From the send call to Herald's produce of the command (the command's Kafka timestamp):
+   * the mock, Herald's fetch and its handling, without the reader's fetch.
+   */
+  readonly toPublished: Percentiles
   /** Median from due time over the first and the second half of the run: growth means backlog. */
   readonly firstHalfP50: number
   readonly secondHalfP50: number
@@ -178,7 +183,7 @@ export const measureLatency = async (
   { rate, durationMs, tickMs, label }: { rate: number; durationMs: number; tickMs: number; label: string },
 ): Promise<LatencyResult> => {
   const times = new Map<string, { due: number; sent: number }>()
-  const measured: { due: number; fromDue: number; fromSend: number }[] = []
+  const measured: { due: number; fromDue: number; fromSend: number; toPublished: number }[] = []
   const settleMs = 2_000
   let started = performance.now()
   bench.onCommands((messages) => {
@@ -186,7 +191,12 @@ export const measureLatency = async (
       const id = (JSON.parse(m.value.toString('utf8')) as { event: { id: string } }).event.id
       const at = times.get(id)
       if (at === undefined || at.due - started < settleMs) continue
-      measured.push({ due: at.due, fromDue: m.receivedAt - at.due, fromSend: m.receivedAt - at.sent })
+      measured.push({
+        due: at.due,
+        fromDue: m.receivedAt - at.due,
+        fromSend: m.receivedAt - at.sent,
+        toPublished: m.timestamp - (performance.timeOrigin + at.sent),
+      })
     }
   })
   let expectedSamples = 0
@@ -212,6 +222,7 @@ export const measureLatency = async (
     expectedSamples,
     fromDue: percentiles(measured.map((m) => m.fromDue)),
     fromSend: percentiles(measured.map((m) => m.fromSend)),
+    toPublished: percentiles(measured.map((m) => m.toPublished)),
     firstHalfP50: percentiles(measured.filter((m) => m.due < middle).map((m) => m.fromDue)).p50,
     secondHalfP50: percentiles(measured.filter((m) => m.due >= middle).map((m) => m.fromDue)).p50,
   }
@@ -307,6 +318,7 @@ export const runKafkaRoutingBenchmarks = async (argv: readonly string[]) => {
     )
     out(`    from each event's due time: ${line(l.fromDue)}`)
     out(`    from its send:              ${line(l.fromSend)}`)
+    out(`    send → Herald produced it:  ${line(l.toPublished)}`)
     out(
       `    median from due time, first half ${fmt(l.firstHalfP50, 1)} ms, second half ${fmt(l.secondHalfP50, 1)} ms${l.secondHalfP50 > 2 * l.firstHalfP50 + 50 ? ': GROWING, Herald fell behind this rate' : ''}`,
     )

@@ -10,6 +10,8 @@ export interface CollectedMessage {
   readonly headers: Readonly<Record<string, string>>
   /** `performance.now()` when the batch holding it was handed to this consumer. */
   readonly receivedAt: number
+  /** The message's timestamp, ms since the epoch: when its producer sent it, unless it set one. */
+  readonly timestamp: number
 }
 
 export interface Collector {
@@ -86,6 +88,7 @@ export const collectTopic = async (options: CollectorOptions): Promise<Collector
             Object.entries(m.headers ?? {}).map(([name, value]) => [name, String(value)]),
           ),
           receivedAt,
+          timestamp: Number(m.timestamp),
         }),
       )
       count += read.length
