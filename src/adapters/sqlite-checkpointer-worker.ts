@@ -1,28 +1,52 @@
-/** The checkpointing thread's entry (see `sqlite-checkpointer.ts`). */
+/** The checkpoint thread's entry (see `sqlite-checkpointer.ts`): every file the process asked it to. */
 import { DatabaseSync } from 'node:sqlite'
 import { pathToFileURL } from 'node:url'
-import { parentPort, workerData } from 'node:worker_threads'
+import { parentPort } from 'node:worker_threads'
+import type { CheckpointerReply, CheckpointerRequest } from './sqlite-checkpointer.ts'
 
-const { path, intervalMs } = workerData as { path: string; intervalMs: number }
-// Opened read-write, never created: a thread that starts after its file was closed and
-// deleted (a short-lived owner) must not leave an empty database, or its WAL, behind. It
-// then fails to open and ends, which costs nothing: the writer's backstop checkpoints.
-const url = pathToFileURL(path)
-url.searchParams.set('mode', 'rw')
-// No busy wait: a PASSIVE checkpoint that finds the file busy simply does less, and the next
-// one goes on.
-const db = new DatabaseSync(url, { timeout: 0 })
-const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)')
-const timer = setInterval(() => {
+const files = new Map<number, { readonly db: DatabaseSync; readonly timer: NodeJS.Timeout }>()
+const ended = (id: number) => parentPort?.postMessage({ ended: id } satisfies CheckpointerReply)
+
+const add = (id: number, path: string, intervalMs: number) => {
+  // Opened read-write, never created: a file whose owner closed and deleted it before this
+  // thread got to it (a short-lived owner) must not be left behind empty, or its WAL. It then
+  // fails to open, which costs nothing: the writer's backstop checkpoints.
+  const url = pathToFileURL(path)
+  url.searchParams.set('mode', 'rw')
+  let db: DatabaseSync
   try {
-    checkpoint.get()
+    // No busy wait: a PASSIVE checkpoint that finds the file busy simply does less, and the
+    // next one goes on.
+    db = new DatabaseSync(url, { timeout: 0 })
   } catch {
-    // Busy or locked: the next tick tries again.
+    ended(id)
+    return
   }
-}, intervalMs)
+  const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)')
+  const timer = setInterval(() => {
+    try {
+      checkpoint.get()
+    } catch {
+      // Busy or locked: the next tick tries again.
+    }
+  }, intervalMs)
+  files.set(id, { db, timer })
+}
 
-parentPort?.once('message', () => {
-  clearInterval(timer)
-  db.close()
-  parentPort?.close()
+const remove = (id: number) => {
+  const file = files.get(id)
+  if (file === undefined) return
+  files.delete(id)
+  clearInterval(file.timer)
+  file.db.close()
+  ended(id)
+}
+
+parentPort?.on('message', (request: CheckpointerRequest) => {
+  if (request.op === 'add') add(request.id, request.path, request.intervalMs)
+  else if (request.op === 'remove') remove(request.id)
+  else {
+    for (const id of [...files.keys()]) remove(id)
+    parentPort?.close()
+  }
 })

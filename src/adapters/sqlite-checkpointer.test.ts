@@ -10,6 +10,20 @@ import { startBackgroundCheckpoints } from './sqlite-checkpointer.ts'
 describe('background checkpoints', () => {
   const dir = mkdtempSync(join(tmpdir(), 'herald-checkpoints-'))
   after(() => rmSync(dir, { recursive: true, force: true }))
+  const threadNames = () =>
+    readdirSync('/proc/self/task').map((tid) => {
+      try {
+        return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim()
+      } catch {
+        return '' // ended between the listing and the read
+      }
+    })
+  const walFile = (name: string) => {
+    const path = join(dir, name)
+    const db = new DatabaseSync(path)
+    db.exec('PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (v BLOB)')
+    return { path, db }
+  }
 
   it('never creates the file it checkpoints, so a thread starting late leaves nothing behind', async () => {
     const checkpoints = startBackgroundCheckpoints(join(dir, 'gone.sqlite'), 10)
@@ -24,14 +38,6 @@ describe('background checkpoints', () => {
     const path = join(dir, 'named.sqlite')
     const db = new DatabaseSync(path)
     db.exec('PRAGMA journal_mode = WAL')
-    const threadNames = () =>
-      readdirSync('/proc/self/task').map((tid) => {
-        try {
-          return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim()
-        } catch {
-          return '' // ended between the listing and the read
-        }
-      })
     const checkpoints = startBackgroundCheckpoints(path, 10)
     try {
       let names = threadNames()
@@ -44,6 +50,52 @@ describe('background checkpoints', () => {
       checkpoints.stop()
       await checkpoints.ended
       db.close()
+    }
+  })
+
+  it('checkpoints every file of the process from one thread, which ends with the last file', async () => {
+    const a = walFile('a.sqlite')
+    const b = walFile('b.sqlite')
+    const walBytes = (path: string) => {
+      try {
+        return readFileSync(`${path}-wal`).length
+      } catch {
+        return 0
+      }
+    }
+    const waitFor = async (what: string, done: () => boolean) => {
+      for (let i = 0; i < 250 && !done(); i++) await sleep(20)
+      assert.ok(done(), what)
+    }
+    const write = (db: DatabaseSync) => db.prepare('INSERT INTO t VALUES (?)').run(Buffer.alloc(64 * 1024))
+    const first = startBackgroundCheckpoints(a.path, 10)
+    const second = startBackgroundCheckpoints(b.path, 10)
+    try {
+      await waitFor('the thread runs', () => threadNames().includes('wal-checkpoint'))
+      assert.equal(threadNames().filter((n) => n === 'wal-checkpoint').length, 1)
+      // A checkpointed WAL is reused from its start: a second write does not grow the file.
+      for (const { db, path } of [a, b]) {
+        write(db)
+        const size = walBytes(path)
+        await sleep(100)
+        write(db)
+        assert.equal(walBytes(path), size, `${path}: its WAL was checkpointed and reused`)
+      }
+      first.stop()
+      await first.ended
+      assert.ok(threadNames().includes('wal-checkpoint'), 'the thread goes on for the other file')
+      const size = walBytes(b.path)
+      await sleep(100)
+      write(b.db)
+      assert.equal(walBytes(b.path), size, 'the remaining file is still checkpointed')
+      second.stop()
+      await second.ended
+      await waitFor('the thread ends with the last file', () => !threadNames().includes('wal-checkpoint'))
+    } finally {
+      first.stop()
+      second.stop()
+      a.db.close()
+      b.db.close()
     }
   })
 })

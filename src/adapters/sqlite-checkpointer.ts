@@ -51,25 +51,73 @@ export const checkpointingOf = (
   }
 }
 
-export const startBackgroundCheckpoints = (path: string, intervalMs: number): BackgroundCheckpoints => {
+/** What the main thread tells the checkpoint thread, and what it answers. */
+export type CheckpointerRequest =
+  | { readonly op: 'add'; readonly id: number; readonly path: string; readonly intervalMs: number }
+  | { readonly op: 'remove'; readonly id: number }
+  | { readonly op: 'exit' }
+export interface CheckpointerReply {
+  /** The file of `id` is closed (removed), or could not be opened. */
+  readonly ended: number
+}
+
+// One thread checkpoints every file of the process: each thread is an isolate of its own,
+// about 15 MiB resident, and a checkpoint every 200 ms is little work.
+let shared:
+  | { readonly worker: import('node:worker_threads').Worker; readonly files: Map<number, () => void> }
+  | undefined
+let nextId = 0
+
+const checkpointThread = () => {
+  if (shared !== undefined) return shared
   const worker = startWorkerThread(
     new URL('./sqlite-checkpointer-worker.ts', import.meta.url),
     'wal-checkpoint',
-    {
-      path,
-      intervalMs,
-    },
+    {},
   )
-  // A failure leaves checkpoints to the writer's own backstop; nothing else depends on it.
+  const files = new Map<number, () => void>()
+  const thread = { worker, files }
+  const endAll = () => {
+    for (const end of files.values()) end()
+    files.clear()
+    if (shared === thread) shared = undefined
+  }
+  worker.on('message', (reply: CheckpointerReply) => {
+    files.get(reply.ended)?.()
+    files.delete(reply.ended)
+    if (files.size > 0) return
+    // The last file went: the thread ends, and the next file starts another.
+    if (shared === thread) shared = undefined
+    worker.postMessage({ op: 'exit' } satisfies CheckpointerRequest)
+  })
+  // A failure leaves checkpoints to the writers' own backstops; nothing else depends on it.
   worker.on('error', () => undefined)
-  const ended = new Promise<void>((resolve) => worker.once('exit', () => resolve()))
+  worker.once('exit', endAll)
+  shared = thread
+  return thread
+}
+
+/**
+ * Checkpoints `path` every `intervalMs` from the process's checkpoint thread (started with
+ * the first file and ended with the last), until `stop`.
+ *
+ * @example
+ * const checkpoints = startBackgroundCheckpoints('data/eventlog.sqlite', 200)
+ * checkpoints.stop()
+ * await checkpoints.ended
+ */
+export const startBackgroundCheckpoints = (path: string, intervalMs: number): BackgroundCheckpoints => {
+  const thread = checkpointThread()
+  const id = ++nextId
+  const ended = new Promise<void>((resolve) => thread.files.set(id, resolve))
+  thread.worker.postMessage({ op: 'add', id, path, intervalMs } satisfies CheckpointerRequest)
   let stopped = false
   return {
     ended,
     stop: () => {
       if (stopped) return
       stopped = true
-      worker.postMessage('stop')
+      if (thread.files.has(id)) thread.worker.postMessage({ op: 'remove', id } satisfies CheckpointerRequest)
     },
   }
 }
