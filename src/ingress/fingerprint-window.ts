@@ -25,8 +25,9 @@ export const createFingerprintWindow = (capacity: number): FingerprintWindow => 
   const mask = slots - 1
   const tableHi = new Uint32Array(slots)
   const tableLo = new Uint32Array(slots)
-  // Ring index of each slot's entry; -1 marks an empty slot.
-  const tableRef = new Int32Array(slots).fill(-1)
+  // Ring index + 1 of each slot's entry; 0 marks an empty slot, so a fresh table's pages stay
+  // untouched (not resident) until keys land on them.
+  const tableRef = new Int32Array(slots)
   const ringHi = new Uint32Array(capacity)
   const ringLo = new Uint32Array(capacity)
   const ringAt = new Float64Array(capacity)
@@ -35,15 +36,15 @@ export const createFingerprintWindow = (capacity: number): FingerprintWindow => 
 
   const find = (hi: number, lo: number): number => {
     for (let i = lo & mask; ; i = (i + 1) & mask) {
-      if (tableRef[i] === -1) return -1
+      if (tableRef[i] === 0) return -1
       if (tableHi[i] === hi && tableLo[i] === lo) return i
     }
   }
 
   const removeSlot = (slot: number): void => {
     let hole = slot
-    tableRef[hole] = -1
-    for (let j = (hole + 1) & mask; tableRef[j] !== -1; j = (j + 1) & mask) {
+    tableRef[hole] = 0
+    for (let j = (hole + 1) & mask; tableRef[j] !== 0; j = (j + 1) & mask) {
       const home = (tableLo[j] as number) & mask
       // An entry may fill the hole only if its home is not between the hole and it (cyclically).
       const stays = hole <= j ? home > hole && home <= j : home > hole || home <= j
@@ -51,7 +52,7 @@ export const createFingerprintWindow = (capacity: number): FingerprintWindow => 
       tableHi[hole] = tableHi[j] as number
       tableLo[hole] = tableLo[j] as number
       tableRef[hole] = tableRef[j] as number
-      tableRef[j] = -1
+      tableRef[j] = 0
       hole = j
     }
   }
@@ -66,7 +67,7 @@ export const createFingerprintWindow = (capacity: number): FingerprintWindow => 
   return {
     timeOf(hi, lo) {
       const slot = find(hi >>> 0, lo >>> 0)
-      return slot === -1 ? undefined : ringAt[tableRef[slot] as number]
+      return slot === -1 ? undefined : ringAt[(tableRef[slot] as number) - 1]
     },
     add(hi, lo, at) {
       const h = hi >>> 0
@@ -78,10 +79,10 @@ export const createFingerprintWindow = (capacity: number): FingerprintWindow => 
       ringLo[ref] = l
       ringAt[ref] = at
       let i = l & mask
-      while (tableRef[i] !== -1) i = (i + 1) & mask
+      while (tableRef[i] !== 0) i = (i + 1) & mask
       tableHi[i] = h
       tableLo[i] = l
-      tableRef[i] = ref
+      tableRef[i] = ref + 1
       size++
     },
     evictBefore(time) {
