@@ -243,6 +243,7 @@ describe('embedded SQLite: retention', () => {
       advance: (ms: number) => {
         now += ms
       },
+      now: () => now,
     }
   }
   const publish = (log: ReturnType<typeof createSqliteEventLog>, n: number) =>
@@ -291,6 +292,26 @@ describe('embedded SQLite: retention', () => {
         lag.map(({ committed, end }) => ({ committed, end })),
         [{ committed: 6_000, end: 6_010 }],
       )
+    } finally {
+      await log.close()
+    }
+  })
+
+  it('counts in the lag only what a group can still read once retention deleted what it had not', async () => {
+    const { log, advance, now } = await retaining(1, { retentionMs: HOUR })
+    try {
+      await publish(log, 4)
+      assert.equal((await offsetsOf(log, 'early', 4)).length, 4)
+      await publish(log, 6)
+      advance(2 * HOUR)
+      await publish(log, 3)
+      const keptAt = now()
+      assert.equal(await log.applyRetention(), 10)
+      // 'early' committed offset 4 and 'never' nothing; both read from offset 10 now.
+      for (const group of ['early', 'never'])
+        assert.deepEqual(await log.lag(group, ['kept']), [
+          { topic: 'kept', partition: 0, committed: 10, end: 13, oldestAt: keptAt },
+        ])
     } finally {
       await log.close()
     }

@@ -89,6 +89,36 @@ describe('Kafka event log adapter', () => {
     await log.close()
   })
 
+  it('counts in the lag only what a group can still read once retention deleted what it had not', async () => {
+    const log = createKafkaEventLog(testOptions())
+    const topic = `retained-${Date.now()}`
+    await kafka.createTopic(topic, 1)
+    const groupId = `early-${Date.now()}`
+    try {
+      await log.publish(topic, [{ key: 'k', value: new Uint8Array([1]) }])
+      let handled = 0
+      const consumer = await log.consume({ groupId, topics: [topic] }, async (batch) => {
+        handled += batch.messages.length
+      })
+      await eventually(() => assert.equal(handled, 1), { timeoutMs: 30_000 })
+      await consumer.stop()
+      assert.equal((await log.lag(groupId, [topic]))[0]?.committed, 1)
+      // The mock keeps 5 MiB a partition: twelve sends of 600 KB delete the oldest messages.
+      for (let i = 0; i < 12; i++)
+        await log.publish(topic, [{ key: 'k', value: new Uint8Array(600_000).fill(i) }])
+      const [early] = await log.lag(groupId, [topic])
+      const [never] = await log.lag(`never-${Date.now()}`, [topic])
+      assert.equal(early?.end, 13)
+      assert.ok(
+        (never?.committed ?? 0) > 1,
+        `the oldest messages were deleted (first readable: ${never?.committed})`,
+      )
+      assert.equal(early?.committed, never?.committed, 'both groups read from the first readable offset')
+    } finally {
+      await log.close()
+    }
+  })
+
   it('answers ping while the cluster is up', async () => {
     const log = createKafkaEventLog(testOptions())
     try {

@@ -413,9 +413,10 @@ export const createKafkaEventLog = (options: KafkaEventLogOptions): EventLog => 
           [...offsets]
             .sort((a, b) => a.partition - b.partition)
             .map(({ partition, high, low }) => {
-              // -1: the group has committed nothing here yet, so it starts at the first readable offset.
+              // Nothing committed yet (-1), or retention deleted past what was: the group reads
+              // from the first readable offset.
               const mine = committed.get(`${topic}/${partition}`) ?? -1
-              return { topic, partition, committed: mine < 0 ? Number(low) : mine, end: Number(high) }
+              return { topic, partition, committed: Math.max(mine, Number(low)), end: Number(high) }
             }),
         )
       } catch (error) {

@@ -161,13 +161,21 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
     committed: db.prepare(
       'SELECT next_offset FROM group_offsets WHERE group_id = ? AND topic = ? AND partition = ?',
     ),
+    // Where the group stands: its committed offset, or, when retention has deleted past it
+    // (or it never committed), the first offset still readable — what it reads next.
     lag: db.prepare(
-      `SELECT h.partition AS partition, h.next_offset AS end, COALESCE(o.next_offset, 0) AS committed,
+      `SELECT x.partition, x.end, x.committed,
               (SELECT m.timestamp FROM messages m
-                WHERE m.topic = h.topic AND m.partition = h.partition AND m.offset = COALESCE(o.next_offset, 0)) AS oldest_at
-         FROM partition_heads h
-         LEFT JOIN group_offsets o ON o.group_id = ? AND o.topic = h.topic AND o.partition = h.partition
-        WHERE h.topic = ? ORDER BY h.partition`,
+                WHERE m.topic = x.topic AND m.partition = x.partition AND m.offset >= x.committed
+                ORDER BY m.offset LIMIT 1) AS oldest_at
+         FROM (SELECT h.topic, h.partition AS partition, h.next_offset AS end,
+                      max(COALESCE(o.next_offset, 0),
+                          COALESCE((SELECT min(m.offset) FROM messages m
+                                     WHERE m.topic = h.topic AND m.partition = h.partition), h.next_offset)) AS committed
+                 FROM partition_heads h
+                 LEFT JOIN group_offsets o ON o.group_id = ? AND o.topic = h.topic AND o.partition = h.partition
+                WHERE h.topic = ?) x
+        ORDER BY x.partition`,
     ),
     commit: db.prepare(
       `INSERT INTO group_offsets (group_id, topic, partition, next_offset) VALUES (?, ?, ?, ?)
