@@ -1,9 +1,10 @@
+import type { DatabaseSync } from 'node:sqlite'
 import { startWorkerThread } from './worker-thread.ts'
 
 export interface BackgroundCheckpoints {
   /** Stops checkpointing (what is left in the WAL is checkpointed by the next opener or writer). */
   stop(): void
-  /** Resolves once the thread has ended: stopped, or unable to open its file. */
+  /** Resolves once nothing checkpoints the file any more: stopped (its connection closed), or unable to open it. */
   readonly ended: Promise<void>
 }
 
@@ -25,10 +26,11 @@ export const DEFAULT_CHECKPOINT_INTERVAL_MS = 200
 const BACKSTOP_CHECKPOINT_PAGES = 50_000
 
 /**
- * How a WAL file's writer and the checkpoint thread share the checkpoints: with the thread
- * (every `intervalMs`, not for `:memory:` or 0), the writer's `wal_autocheckpoint` is the far
- * backstop; without it, `pagesWithout` (undefined: SQLite's default of 1,000). `start` starts
- * the thread when there is one.
+ * How a WAL file's writer and the checkpoints share the work: with checkpoints every
+ * `intervalMs` (not for `:memory:` or 0), the writer's `wal_autocheckpoint` is the far backstop;
+ * without, `pagesWithout` (undefined: SQLite's default of 1,000). `start` starts them, on the
+ * process's checkpoint thread, or — `here`, for a writer that is itself off the event loop —
+ * on a timer of the calling thread, over the writer's own connection `db`.
  *
  * @example
  * const checkpointing = checkpointingOf(path, options.checkpointIntervalMs, 4000)
@@ -41,13 +43,42 @@ export const checkpointingOf = (
   pagesWithout?: number,
 ): {
   readonly pragmas: { readonly walAutocheckpoint?: number }
-  start(): BackgroundCheckpoints | undefined
+  start(here?: { readonly db: DatabaseSync }): BackgroundCheckpoints | undefined
 } => {
   const inBackground = intervalMs > 0 && path !== ':memory:'
   const pages = inBackground ? BACKSTOP_CHECKPOINT_PAGES : pagesWithout
   return {
     pragmas: pages === undefined ? {} : { walAutocheckpoint: pages },
-    start: () => (inBackground ? startBackgroundCheckpoints(path, intervalMs) : undefined),
+    start: (here) => {
+      if (!inBackground) return undefined
+      return here === undefined
+        ? startBackgroundCheckpoints(path, intervalMs)
+        : checkpointsHere(here.db, intervalMs)
+    },
+  }
+}
+
+/** PASSIVE checkpoints of `db` every `intervalMs` on the calling thread, until `stop`. */
+const checkpointsHere = (db: DatabaseSync, intervalMs: number): BackgroundCheckpoints => {
+  const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)')
+  const timer = setInterval(() => {
+    try {
+      checkpoint.get()
+    } catch {
+      // Busy, or the file closed under it: the next tick, or the backstop, checkpoints.
+    }
+  }, intervalMs)
+  timer.unref()
+  let end: () => void = () => {}
+  const ended = new Promise<void>((resolve) => {
+    end = resolve
+  })
+  return {
+    ended,
+    stop: () => {
+      clearInterval(timer)
+      end()
+    },
   }
 }
 

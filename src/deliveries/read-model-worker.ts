@@ -26,6 +26,8 @@ const view = createDeliveryReadModel({
   failureGapMs: data.failureGapMs,
   resubscribeMs: data.resubscribeMs,
   ...(data.checkpointIntervalMs === undefined ? {} : { checkpointIntervalMs: data.checkpointIntervalMs }),
+  // This thread is the file's only writer and not the event loop: it checkpoints between folds.
+  checkpointHere: true,
   onInvalidEvent: (event, issues) => post({ type: 'invalid', event, issues }),
   onFollowError: (error) => post({ type: 'error', message: errorText(error) }),
 })

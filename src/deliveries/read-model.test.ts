@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
@@ -453,6 +453,40 @@ const readModelContract = (
 
     // The two below are about the fold on the event loop: the threaded model has no such fold.
     const inProcessOnly = inProcess ? it : () => undefined
+    const threadedOnly = inProcess ? () => undefined : it
+
+    threadedOnly('checkpoints its file from the fold thread, starting no checkpoint thread', async () => {
+      const path = join(dir, 'folded.sqlite')
+      const threadNames = () =>
+        readdirSync('/proc/self/task').map((tid) => {
+          try {
+            return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim()
+          } catch {
+            return '' // ended between the listing and the read
+          }
+        })
+      const folded = createThreadedDeliveryReadModel({
+        path,
+        newId: randomUUID,
+        storePath: join(dir, 'deliveries.sqlite'),
+        checkpointIntervalMs: 20,
+      })
+      try {
+        const before = statSync(path).size
+        folded.follow(store)
+        let last = 0
+        for (let n = 1; n <= 50; n++) last = await deliveries.request(requestOf(n, `cfg-${n % 7}`))
+        await folded.waitFor(last)
+        const deadline = Date.now() + 5_000
+        while (statSync(path).size === before && Date.now() < deadline)
+          await new Promise((r) => setTimeout(r, 20))
+        assert.ok(statSync(path).size > before, 'checkpointed into the file')
+        assert.ok(threadNames().includes('delivery-fold'))
+        assert.ok(!threadNames().includes('wal-checkpoint'), `threads: ${threadNames().join(', ')}`)
+      } finally {
+        await folded.close()
+      }
+    })
 
     inProcessOnly('checkpoints its file in the background, not in its commits', async () => {
       const path = join(dir, 'checkpointed.sqlite')

@@ -154,10 +154,16 @@ export interface DeliveryReadModelOptions {
    */
   readonly failureGapMs?: number
   /**
-   * How often a thread of its own checkpoints the file's WAL (default 200 ms); 0 leaves it to
-   * the commits, on the event loop, every 4000 pages. A file in memory has no WAL.
+   * How often the process's checkpoint thread checkpoints the file's WAL (default 200 ms); 0
+   * leaves it to the commits, on the event loop, every 4000 pages. A file in memory has no WAL.
    */
   readonly checkpointIntervalMs?: number
+  /**
+   * Checkpoint on a timer of the thread that opened it, instead of the checkpoint thread: for a
+   * read model folded off the event loop (`createThreadedDeliveryReadModel`'s thread), whose
+   * checkpoints then wait for nothing but its own folds.
+   */
+  readonly checkpointHere?: boolean
 }
 
 export const DEFAULT_FAILURE_GAP_MS = 13 * 3_600_000
@@ -517,14 +523,14 @@ export const createDeliveryQueries = (db: DatabaseSync): DeliveryQueries => {
  * view.list({ account: 'acme', status: 'dead_lettered', limit: 50 })
  */
 export const createDeliveryReadModel = (options: DeliveryReadModelOptions): DeliveryReadModel => {
-  // The WAL is checkpointed by a thread of its own (copying it into the file, and syncing it,
-  // took a commit on the event loop every 4000 pages, and blocked it meanwhile); the commits
-  // here checkpoint only as a backstop, far later. Without that thread (a file in memory, or
-  // turned off), every 4000 pages rather than SQLite's 1000, as the event store does.
+  // The WAL is checkpointed in the background (copying it into the file, and syncing it, took
+  // a commit on the event loop every 4000 pages, and blocked it meanwhile); the commits here
+  // checkpoint only as a backstop, far later. Without that (a file in memory, or turned off),
+  // every 4000 pages rather than SQLite's 1000, as the event store does.
   const checkpointing = checkpointingOf(options.path, options.checkpointIntervalMs, 4000)
   const { db, instanceId } = openDeliveryViewFile(options.path, options.newId, checkpointing.pragmas)
   const failureGapMs = options.failureGapMs ?? DEFAULT_FAILURE_GAP_MS
-  const checkpoints = checkpointing.start()
+  const checkpoints = checkpointing.start(options.checkpointHere === true ? { db } : undefined)
   const queries = createDeliveryQueries(db)
   const setMeta = db.prepare(
     'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
@@ -938,6 +944,9 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
       for (const waiter of waiters.splice(0)) waiter.resolve()
       checkpoints?.stop()
       db.close()
+      // Whoever opens the file next must not race the checkpoint connection's own close (the
+      // last connection to close checkpoints the WAL and deletes it, holding the file locked).
+      await checkpoints?.ended
     },
   }
 }

@@ -605,6 +605,8 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
       closed = true
       checkpoints?.stop()
       db.close()
+      // Whoever opens the file next must not race the checkpoint connection's own close.
+      await checkpoints?.ended
     },
   }
 }
