@@ -125,6 +125,27 @@ export class NotFoundError extends HeraldError {
   }
 }
 
+/** `a`, `a or b`, `a, b, or c`. */
+const alternatives = (names: readonly string[]): string =>
+  names.length <= 2 ? names.join(' or ') : `${names.slice(0, -1).join(', ')}, or ${names.at(-1)}`
+
+/**
+ * A request body of a media type the route does not read, naming the type received (without
+ * its parameters; `''` when the request has no Content-Type) and the ones the route accepts.
+ *
+ * @example
+ * throw new UnsupportedMediaTypeError('text/plain', ['application/json']) // send application/json; got "text/plain"
+ */
+export class UnsupportedMediaTypeError extends HeraldError {
+  constructor(received: string, accepted: readonly string[]) {
+    super(
+      'unsupported_media_type',
+      `send ${alternatives(accepted)}; got ${received === '' ? 'no content type' : `"${received}"`}`,
+      { context: { received, accepted } },
+    )
+  }
+}
+
 export class UnauthorizedError extends HeraldError {
   constructor(message = 'a valid bearer token is required') {
     super('unauthorized', message)

@@ -14,8 +14,14 @@ app.onError((error, c) => {
   return c.json(body, body.status as 400)
 })
 
-const post = async (path: string, body: string) => {
-  const response = await app.request(path, { method: 'POST', body })
+const post = async (path: string, body: string, type: string | null = 'application/json') => {
+  // A string body would be sent as text/plain; bytes are sent with no type (null).
+  const response = await app.request(path, {
+    method: 'POST',
+    ...(type === null
+      ? { body: new TextEncoder().encode(body) }
+      : { body, headers: { 'content-type': type } }),
+  })
   return { status: response.status, json: (await response.json()) as Record<string, unknown> }
 }
 
@@ -60,5 +66,40 @@ describe('request bodies', () => {
       { path: 'lmit', message: 'is not a known field; expected status, limit' },
     ])
     assert.deepEqual(await post('/known', '{"limit":1}'), { status: 200, json: { body: { limit: 1 } } })
+  })
+
+  it('reads a body declared as JSON, whatever its parameters or +json suffix', async () => {
+    for (const type of [
+      'application/json; charset=utf-8',
+      'Application/JSON',
+      'application/merge-patch+json',
+      'text/json',
+    ])
+      assert.deepEqual(
+        await post('/object', '{"a":1}', type),
+        { status: 200, json: { body: { a: 1 } } },
+        type,
+      )
+  })
+
+  it('answers a body of another media type, or of none, with a 415 naming it and what is accepted', async () => {
+    for (const [type, named] of [
+      ['text/plain;charset=UTF-8', '"text/plain"'],
+      ['application/x-www-form-urlencoded', '"application/x-www-form-urlencoded"'],
+      [null, 'no content type'],
+    ] as const) {
+      const { status, json } = await post('/object', '{"a":1}', type)
+      assert.equal(status, 415, String(type))
+      assert.equal(json.code, 'unsupported_media_type')
+      assert.equal(
+        json.detail,
+        `send application/json, text/json, or another type ending in +json; got ${named}`,
+      )
+    }
+  })
+
+  it('takes an empty body that stands for something whatever its media type says', async () => {
+    assert.deepEqual(await post('/filter', '', null), { status: 200, json: { body: {} } })
+    assert.deepEqual(await post('/filter', '', 'text/plain'), { status: 200, json: { body: {} } })
   })
 })

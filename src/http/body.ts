@@ -1,5 +1,6 @@
 import type { Context } from 'hono'
-import { type FieldIssue, ValidationError } from '../errors/index.ts'
+import { type FieldIssue, UnsupportedMediaTypeError, ValidationError } from '../errors/index.ts'
+import { isJsonMediaType, mediaType } from '../ingress/index.ts'
 
 export interface ReadJsonOptions {
   /** What an empty body (nothing but whitespace) stands for; absent: an empty body is refused. */
@@ -32,21 +33,29 @@ export const unknownFields = (
       message: `is not a known field; expected ${fields.join(', ')}`,
     }))
 
+/** The media types `readJson` reads, as `isJsonMediaType` judges them. */
+const JSON_MEDIA_TYPES = ['application/json', 'text/json', 'another type ending in +json']
+
 /**
  * A request's body as JSON; a 400 (`ValidationError` naming `(body)`) when it is not JSON,
- * so every route answers a malformed body the same way.
+ * so every route answers a malformed body the same way. A body must say it is JSON: any other
+ * Content-Type, or none, is a 415 rather than text parsed on the chance that it is JSON.
+ * Parameters such as `charset` do not matter; an empty body has no type to check.
  *
  * @example
  * const body = IssueTokenBody.decode(await readJson(c))
  */
 export const readJson = async (c: Context, options: ReadJsonOptions = {}): Promise<unknown> => {
   const text = await c.req.text()
-  if (options.empty !== undefined && text.trim() === '') return options.empty
+  const empty = text.trim() === ''
+  if (options.empty !== undefined && empty) return options.empty
+  const type = mediaType(c.req.header('content-type'))
+  if (!empty && !isJsonMediaType(type)) throw new UnsupportedMediaTypeError(type, JSON_MEDIA_TYPES)
   try {
     return JSON.parse(text) as unknown
   } catch {
     throw new ValidationError('the request body must be JSON', [
-      { path: '(body)', message: text.trim() === '' ? 'is empty' : 'must be a JSON document' },
+      { path: '(body)', message: empty ? 'is empty' : 'must be a JSON document' },
     ])
   }
 }

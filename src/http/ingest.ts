@@ -1,6 +1,6 @@
 import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
-import { type FieldIssue, HeraldError, ValidationError } from '../errors/index.ts'
+import { type FieldIssue, HeraldError, UnsupportedMediaTypeError, ValidationError } from '../errors/index.ts'
 import { encodeLogEvent } from '../events/index.ts'
 import {
   BATCH_MEDIA_TYPE as BATCH,
@@ -104,10 +104,11 @@ export const createIngestRoutes = ({ log, topic, metrics, maxBodyBytes }: Ingest
         const one = decodeEvent(fromBinaryMode(c.req.raw.headers, contentType, body))
         decoded = one.ok ? { ok: true, value: [one.value] } : one
       } else {
-        throw new HeraldError(
-          'unsupported_media_type',
-          `send ${STRUCTURED}, ${BATCH}, or binary mode with ce-* headers; got "${contentType || 'no content type'}"`,
-        )
+        throw new UnsupportedMediaTypeError(contentType, [
+          STRUCTURED,
+          BATCH,
+          `binary mode with ${HTTP_HEADER_PREFIX}* headers`,
+        ])
       }
       if (!decoded.ok) {
         metrics.eventsRejected.inc()

@@ -316,4 +316,22 @@ describe('notification configuration routes', () => {
     assert.equal((await as(writer, 'POST', `${BASE}/webhook/configurations`, '{nope')).status, 400)
     assert.equal((await as(writer, 'POST', `${BASE}/webhook/configurations`, '[1]')).status, 400)
   })
+
+  it('refuses a body not declared as JSON with a 415, storing nothing', async () => {
+    const body = { url: 'https://hooks.example.com/plain' }
+    const plain = await as(writer, 'POST', `${BASE}/webhook/configurations`, body, {
+      'content-type': 'text/plain',
+    })
+    assert.equal(plain.status, 415)
+    assert.equal(plain.json.code, 'unsupported_media_type')
+    assert.match(plain.json.detail as string, /application\/json.*got "text\/plain"/)
+    assert.deepEqual((await as(writer, 'GET', `${BASE}/webhook/configurations`)).json.items, [])
+    const created = await as(writer, 'POST', `${BASE}/webhook/configurations`, body, {
+      'content-type': 'application/json; charset=utf-8',
+    })
+    assert.equal(created.status, 201)
+    const selectors = `${BASE}/webhook/configurations/${created.json.uuid}/selectors`
+    const form = { 'content-type': 'application/x-www-form-urlencoded' }
+    assert.equal((await as(writer, 'POST', selectors, selectorBody, form)).status, 415)
+  })
 })

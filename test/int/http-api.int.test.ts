@@ -183,6 +183,52 @@ describe('HTTP API on the embedded log and chDB', () => {
     assert.equal(big.status, 413)
   })
 
+  it('refuses a JSON route’s body of another media type with a 415 problem naming both; ingest keeps its modes', async () => {
+    const query = JSON.stringify({ query: '{ metrics { results { id } } }' })
+    const plain = await app.request('/v1/reports/graphql', {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'text/plain' },
+      body: query,
+    })
+    assert.equal(plain.status, 415)
+    assert.equal(plain.headers.get('content-type'), 'application/problem+json')
+    assert.equal(
+      ((await plain.json()) as { detail: string }).detail,
+      'send application/json, text/json, or another type ending in +json; got "text/plain"',
+    )
+    const json = await app.request('/v1/reports/graphql', {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json; charset=utf-8' },
+      body: query,
+    })
+    assert.equal(json.status, 200)
+
+    const unlabelled = await app.request('/v1/events', {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'text/plain' },
+      body: JSON.stringify(event('plain-1')),
+    })
+    assert.equal(unlabelled.status, 415)
+    assert.equal(
+      ((await unlabelled.json()) as { detail: string }).detail,
+      'send application/cloudevents+json, application/cloudevents-batch+json, or binary mode with ce-* headers; got "text/plain"',
+    )
+    // Binary mode's data is JSON when no content type is given, as the binding says.
+    const binary = await app.request('/v1/events', {
+      method: 'POST',
+      headers: {
+        ...auth,
+        'ce-specversion': '1.0',
+        'ce-id': 'binary-untyped-1',
+        'ce-source': '/engine',
+        'ce-type': 'user.image.analysis.completed',
+        'ce-account': 'acme',
+      },
+      body: new TextEncoder().encode(JSON.stringify({ digest: 'sha256:1' })),
+    })
+    assert.equal(binary.status, 202, await binary.text())
+  })
+
   it('refuses an oversized body on every route, not only ingest, with a 413 problem', async () => {
     const body = JSON.stringify({ query: `{ metrics { results { id } } } # ${'x'.repeat(5000)}` })
     for (const headers of [{ 'content-length': String(body.length) }, {}]) {
