@@ -5,7 +5,7 @@ import { instantOf } from '../events/index.ts'
 import { authorize } from '../http/authorize.ts'
 import { readJsonObject } from '../http/body.ts'
 import { queryParams } from '../http/query.ts'
-import { ENDPOINT_TYPES, type EndpointType, isEndpointType } from '../notifications/index.ts'
+import { ENDPOINT_TYPES, type EndpointType, isEndpointType, Uuid } from '../notifications/index.ts'
 import { DELIVERY_STATUSES, type DeliveryStatus, isDeliveryStatus } from './events.ts'
 import type { DeliveryLog } from './log.ts'
 import type {
@@ -127,7 +127,11 @@ const parseFilters = (
   const before = token === undefined ? undefined : /^\d{1,15}$/.test(token) ? Number(token) : Number.NaN
   if (before !== undefined && Number.isNaN(before))
     issues.push({ path: 'next_token', message: 'must be a next_token from a previous page' })
+  // Configuration ids are always UUIDs, so any other value is a mistake, not a filter matching
+  // nothing; event ids are the producer's own strings.
   const configurationId = text('configuration_id')
+  if (configurationId !== undefined && !Uuid.is(configurationId))
+    issues.push({ path: 'configuration_id', message: 'must be a UUID' })
   const eventId = text('event_id')
   const since = instant('since')
   const until = instant('until')

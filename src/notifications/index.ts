@@ -1,4 +1,4 @@
-export { EventPattern as EventPatternCodec, SigningSecret, TypePattern, WebhookUrl } from './codecs.ts'
+export { EventPattern as EventPatternCodec, SigningSecret, TypePattern, Uuid, WebhookUrl } from './codecs.ts'
 export {
   type AddSelector,
   type ConfigurationCommand,

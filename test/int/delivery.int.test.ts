@@ -672,6 +672,21 @@ describe('delivery log API', () => {
     assert.deepEqual(await refused('until=2026-11-22T10:00:00'), ['until'])
   })
 
+  it('refuses a configuration_id that is not a UUID, listing or replaying, rather than matching nothing', async () => {
+    const listing = await call(app, acme, 'GET', '/v1/notifications/deliveries?configuration_id=not-a-uuid')
+    assert.equal(listing.status, 400, listing.text)
+    assert.deepEqual(listing.json.errors, [{ path: 'configuration_id', message: 'must be a UUID' }])
+    const replay = await call(app, acme, 'POST', '/v1/notifications/deliveries/replay', {
+      configuration_id: 'not-a-uuid',
+    })
+    assert.equal(replay.status, 400, replay.text)
+    assert.deepEqual(replay.json.errors, [{ path: 'configuration_id', message: 'must be a UUID' }])
+    // Event ids are the producer's own strings: any is a filter.
+    const byEvent = await call(app, acme, 'GET', '/v1/notifications/deliveries?event_id=not-a-uuid')
+    assert.equal(byEvent.status, 200, byEvent.text)
+    assert.deepEqual(byEvent.json.items, [])
+  })
+
   it('shows one delivery with its attempts; another account’s is not found', async () => {
     const answer = await call(app, acmeReader, 'GET', `/v1/notifications/deliveries/${failing.deliveryId}`)
     assert.equal(answer.status, 200, answer.text)
