@@ -1,6 +1,6 @@
 import { isLeft } from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
-import { NotFoundError, ValidationError } from '../errors/index.ts'
+import { clipped, NotFoundError, ValidationError } from '../errors/index.ts'
 import { type Decoded, toFieldIssues, withMessage } from '../events/index.ts'
 
 /**
@@ -99,7 +99,9 @@ export const decideToken = (command: TokenCommand, state: TokenState): TokenEven
     }
     case 'RevokeToken': {
       if (state === null)
-        throw new NotFoundError(`no token ${command.data.tokenId}`, { tokenId: command.data.tokenId })
+        throw new NotFoundError(`no token ${clipped(command.data.tokenId)}`, {
+          tokenId: command.data.tokenId,
+        })
       // Revoking twice is not an error: the caller's intent already holds.
       if (state.revokedAt !== null) return []
       return [{ type: 'TokenRevoked', data: { ...command.data, revokedAt: at } }]

@@ -1,4 +1,4 @@
-import { HeraldError, NotFoundError } from '../errors/index.ts'
+import { clipped, HeraldError, NotFoundError } from '../errors/index.ts'
 import type { JsonObject } from '../ports/index.ts'
 import type { DeliveryAttemptedData, DeliveryEvent, DeliveryRequestedData, DeliveryStatus } from './events.ts'
 
@@ -188,7 +188,7 @@ export const decide = (command: DeliveryCommand, state: DeliveryState): NewDeliv
         },
       ]
     case 'RecordAttempt': {
-      if (state.status === 'new') throw new NotFoundError(`delivery ${command.deliveryId} not found`)
+      if (state.status === 'new') throw new NotFoundError(`delivery ${clipped(command.deliveryId)} not found`)
       if (state.status !== 'pending' && state.status !== 'retrying')
         throw new DeliveryStateError(command.deliveryId, `already ${state.status}`)
       if (command.attempt !== state.attempts + 1)
@@ -206,7 +206,7 @@ export const decide = (command: DeliveryCommand, state: DeliveryState): NewDeliv
       return [...attempted, ...resolutionEvents(command.deliveryId, command.attempt, at, command.resolution)]
     }
     case 'ReplayDelivery':
-      if (state.status === 'new') throw new NotFoundError(`delivery ${command.deliveryId} not found`)
+      if (state.status === 'new') throw new NotFoundError(`delivery ${clipped(command.deliveryId)} not found`)
       // Waiting for its first attempt already: a replay would change nothing.
       if (state.status === 'pending') return []
       return [

@@ -1,6 +1,6 @@
 import { type Context, Hono } from 'hono'
 import type { AppEnv, Principal } from '../access/index.ts'
-import { type FieldIssue, NotFoundError, ValidationError } from '../errors/index.ts'
+import { clipped, type FieldIssue, NotFoundError, ValidationError } from '../errors/index.ts'
 import { instantOf } from '../events/index.ts'
 import { authorize } from '../http/authorize.ts'
 import { readJsonObject } from '../http/body.ts'
@@ -182,7 +182,7 @@ export const createDeliveryRoutes = ({ view, log, replayLimit }: DeliveryRoutesO
     const delivery = DELIVERY_ID.test(id) ? view.get(id) : undefined
     const principal = c.get('principal')
     if (delivery === undefined || (!isAdmin(principal) && delivery.account !== principal.account))
-      throw new NotFoundError(`delivery ${id} not found`)
+      throw new NotFoundError(`delivery ${clipped(id)} not found`)
     return delivery
   }
 

@@ -119,6 +119,23 @@ export class WarehouseError extends HeraldError {
   }
 }
 
+const ECHO_LENGTH = 64
+
+/**
+ * A value a client sent, as a message shows it back: whole up to 64 characters, otherwise its
+ * first 64 and `…`, so that an answer never grows with what was asked (a 10,000-character id
+ * in a 404). Characters are counted as code points, so none is cut in half.
+ *
+ * @example
+ * new NotFoundError(`delivery ${clipped(id)} not found`)
+ */
+export const clipped = (value: string): string => {
+  if (value.length <= ECHO_LENGTH) return value
+  // A code point is at most two UTF-16 units: this many units hold more than the limit.
+  const points = [...value.slice(0, 2 * ECHO_LENGTH + 1)]
+  return points.length <= ECHO_LENGTH ? value : `${points.slice(0, ECHO_LENGTH).join('')}…`
+}
+
 export class NotFoundError extends HeraldError {
   constructor(message: string, context: ErrorContext = {}) {
     super('not_found', message, { context })
@@ -140,7 +157,7 @@ export class UnsupportedMediaTypeError extends HeraldError {
   constructor(received: string, accepted: readonly string[]) {
     super(
       'unsupported_media_type',
-      `send ${alternatives(accepted)}; got ${received === '' ? 'no content type' : `"${received}"`}`,
+      `send ${alternatives(accepted)}; got ${received === '' ? 'no content type' : `"${clipped(received)}"`}`,
       { context: { received, accepted } },
     )
   }

@@ -1,6 +1,6 @@
 import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
-import { HeraldError, UnauthorizedError } from '../errors/index.ts'
+import { clipped, HeraldError, UnauthorizedError } from '../errors/index.ts'
 import type { Logger, Metrics } from '../observability/index.ts'
 import type { EventLog } from '../ports/event-log.ts'
 import type { Warehouse } from '../ports/warehouse.ts'
@@ -83,11 +83,15 @@ export const createHttpApp = (options: HttpAppOptions): Hono<AppEnv> => {
     const allow = allowedMethods(app, c.req.path)
     if (allow.length > 0)
       return c.json(
-        problem(405, 'method_not_allowed', `${c.req.path} takes ${allow.join(', ')}, not ${c.req.method}`),
+        problem(
+          405,
+          'method_not_allowed',
+          `${clipped(c.req.path)} takes ${allow.join(', ')}, not ${c.req.method}`,
+        ),
         405,
         { 'content-type': 'application/problem+json', allow: allow.join(', ') },
       )
-    return c.json(problem(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`), 404, {
+    return c.json(problem(404, 'not_found', `no route for ${c.req.method} ${clipped(c.req.path)}`), 404, {
       'content-type': 'application/problem+json',
     })
   })

@@ -67,4 +67,11 @@ describe('GET /v1/notifications/event-types', () => {
       assert.match(body.detail, new RegExp(type.replaceAll('.', '\\.')))
     }
   })
+
+  it('echoes at most the first 64 characters of a type it lacks', async () => {
+    const response = await app.request(`/v1/notifications/event-types/${'t'.repeat(10_000)}`)
+    assert.equal(response.status, 404)
+    const body = (await response.json()) as { detail: string }
+    assert.equal(body.detail, `event type "${'t'.repeat(64)}…" is not in the catalog`)
+  })
 })

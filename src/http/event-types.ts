@@ -1,5 +1,5 @@
 import { Hono } from 'hono'
-import { NotFoundError } from '../errors/index.ts'
+import { clipped, NotFoundError } from '../errors/index.ts'
 import { type EventTypeEntry, eventTypes } from '../events/index.ts'
 import type { AppEnv } from './env.ts'
 
@@ -41,7 +41,8 @@ export const createEventTypeRoutes = (): Hono<AppEnv> => {
   app.get('/event-types/:type', (c) => {
     const type = c.req.param('type')
     const item = byType.get(type)
-    if (item === undefined) throw new NotFoundError(`event type "${type}" is not in the catalog`, { type })
+    if (item === undefined)
+      throw new NotFoundError(`event type "${clipped(type)}" is not in the catalog`, { type })
     return c.json(item)
   })
 

@@ -1,7 +1,7 @@
 import { isDeepStrictEqual } from 'node:util'
 import { isLeft } from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
-import { type FieldIssue, NotFoundError, ValidationError } from '../errors/index.ts'
+import { clipped, type FieldIssue, NotFoundError, ValidationError } from '../errors/index.ts'
 import { type Decoded, toFieldIssues } from '../events/index.ts'
 import { compilePattern, isInvalidPatternError } from '../matching/index.ts'
 import { isSealedSecret } from '../secrets/index.ts'
@@ -311,7 +311,7 @@ const checkSelector = (data: SelectorInput) => {
 }
 
 const notFound = (configurationId: string): NotFoundError =>
-  new NotFoundError(`notification configuration ${configurationId} not found`, { configurationId })
+  new NotFoundError(`notification configuration ${clipped(configurationId)} not found`, { configurationId })
 
 /**
  * The live configuration a command addresses: another account's, another endpoint type's or
@@ -437,7 +437,7 @@ const deleteConfiguration = (
 }
 
 const selectorNotFound = (selectorId: string): NotFoundError =>
-  new NotFoundError(`selector ${selectorId} not found`, { selectorId })
+  new NotFoundError(`selector ${clipped(selectorId)} not found`, { selectorId })
 
 const addSelector = ({ data, metadata }: AddSelector, state: ConfigurationState): ConfigurationEvent[] => {
   const { configuration, selectors } = active(state, data)

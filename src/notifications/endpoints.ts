@@ -2,7 +2,7 @@ import { isLeft } from 'fp-ts/lib/Either.js'
 import { Hono } from 'hono'
 import * as t from 'io-ts'
 import type { AppEnv, Principal } from '../access/index.ts'
-import { isExpectedRevisionConflict, NotFoundError, ValidationError } from '../errors/index.ts'
+import { clipped, isExpectedRevisionConflict, NotFoundError, ValidationError } from '../errors/index.ts'
 import { toFieldIssues } from '../events/index.ts'
 import { authorize } from '../http/authorize.ts'
 import { readJsonObject } from '../http/body.ts'
@@ -109,7 +109,7 @@ export const createEndpointStatusService = ({
 
 const endpointParam = (value: string): EndpointType => {
   if (!isEndpointType(value)) {
-    throw new NotFoundError(`no endpoint type "${value}"; known: ${ENDPOINT_TYPES.join(', ')}`)
+    throw new NotFoundError(`no endpoint type "${clipped(value)}"; known: ${ENDPOINT_TYPES.join(', ')}`)
   }
   return value
 }

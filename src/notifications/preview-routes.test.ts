@@ -427,6 +427,11 @@ describe('selector preview and event explanations over chDB', () => {
     it('finds only the caller’s own events; the admin finds any', async () => {
       assert.equal((await explain(tokens.reader, 'g1')).status, 404)
       assert.equal((await explain(tokens.reader, 'no-such-event')).status, 404)
+      for (const id of ['e'.repeat(200), 'e'.repeat(10_000)]) {
+        const long = await explain(tokens.reader, id)
+        assert.equal(long.status, 404)
+        assert.equal(long.json.detail, `event ${'e'.repeat(64)}… not found`)
+      }
       const stranger = await explain(tokens.stranger, 'g1')
       assert.equal(stranger.status, 200)
       assert.deepEqual([stranger.json.matched, stranger.json.unmatched], [[], []])

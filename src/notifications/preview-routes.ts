@@ -1,6 +1,6 @@
 import { Hono } from 'hono'
 import { ADMIN_ACCOUNT } from '../access/index.ts'
-import { NotFoundError, UnavailableError, ValidationError } from '../errors/index.ts'
+import { clipped, NotFoundError, UnavailableError, ValidationError } from '../errors/index.ts'
 import type { CloudEvent } from '../events/index.ts'
 import { authorize } from '../http/authorize.ts'
 import { readJsonObject } from '../http/body.ts'
@@ -123,12 +123,12 @@ export const createSelectorToolsRoutes = (options: SelectorToolsRoutesOptions): 
   app.get('/events/:id/explain', authorize('getNotificationEndpointConfiguration'), async (c) => {
     const principal = c.get('principal')
     const id = c.req.param('id') ?? ''
-    if (id === '' || id.length > MAX_ID_LENGTH) throw new NotFoundError(`event ${id} not found`)
+    if (id === '' || id.length > MAX_ID_LENGTH) throw new NotFoundError(`event ${clipped(id)} not found`)
     const source = await warehouseEvents()
     if (source === undefined)
       throw new UnavailableError('events cannot be explained: the reports warehouse holds no events table')
     const event = await source.byId(id, isAdmin(principal) ? undefined : principal.account)
-    if (event === undefined) throw new NotFoundError(`event ${id} not found`)
+    if (event === undefined) throw new NotFoundError(`event ${clipped(id)} not found`)
 
     const [selectors, configurations, statuses] = await Promise.all([
       service.listSelectors(principal.account),

@@ -209,6 +209,24 @@ describe('notification configuration routes', () => {
     assert.equal((await as(writer, 'GET', `${BASE}/pager/configurations`)).status, 404)
   })
 
+  it('echoes at most the first 64 characters of an id it cannot find', async () => {
+    const long = 'x'.repeat(10_000)
+    const configuration = await as(writer, 'GET', `${BASE}/webhook/configurations/${long}`)
+    assert.equal(configuration.status, 404)
+    assert.equal(configuration.json.detail, `notification configuration ${'x'.repeat(64)}… not found`)
+    const created = await createWebhook()
+    const selector = await as(
+      writer,
+      'GET',
+      `${BASE}/webhook/configurations/${created.json.uuid}/selectors/${long}`,
+    )
+    assert.equal(selector.status, 404)
+    assert.equal(selector.json.detail, `selector ${'x'.repeat(64)}… not found`)
+    const endpoint = await as(writer, 'GET', `${BASE}/${long}/configurations`)
+    assert.equal(endpoint.status, 404)
+    assert.ok((endpoint.json.detail as string).startsWith(`no endpoint type "${'x'.repeat(64)}…"`))
+  })
+
   it('manages selectors under a configuration, and lists the account\u2019s selectors', async () => {
     const created = await createWebhook()
     const base = `${BASE}/webhook/configurations/${created.json.uuid}/selectors`

@@ -2,6 +2,7 @@ import { type Context, Hono } from 'hono'
 import * as t from 'io-ts'
 import { ADMIN_ACCOUNT } from '../access/index.ts'
 import {
+  clipped,
   type FieldIssue,
   ForbiddenError,
   HeraldError,
@@ -39,14 +40,14 @@ const principalOf = (c: Context<NotificationsEnv>): Principal => c.get('principa
 const endpointParam = (c: Context<NotificationsEnv>): EndpointType => {
   const value = c.req.param('endpoint') ?? ''
   if (!isEndpointType(value))
-    throw new NotFoundError(`no endpoint type "${value}"; known: ${ENDPOINT_TYPES.join(', ')}`)
+    throw new NotFoundError(`no endpoint type "${clipped(value)}"; known: ${ENDPOINT_TYPES.join(', ')}`)
   return value
 }
 
 // A malformed id names nothing, exactly like an unknown one.
 const idParam = (c: Context<NotificationsEnv>, name: 'uuid' | 'selector', what: string): string => {
   const id = c.req.param(name) ?? ''
-  if (!Uuid.is(id)) throw new NotFoundError(`${what} ${id} not found`)
+  if (!Uuid.is(id)) throw new NotFoundError(`${what} ${clipped(id)} not found`)
   return id
 }
 
@@ -225,7 +226,7 @@ export const createNotificationRoutes = ({
     const selectorId = idParam(c, 'selector', 'selector')
     const { value, revision } = await service.getConfiguration(principalOf(c).account, endpoint, id)
     const selector = value.selectors.find((s) => s.id === selectorId)
-    if (selector === undefined) throw new NotFoundError(`selector ${selectorId} not found`)
+    if (selector === undefined) throw new NotFoundError(`selector ${clipped(selectorId)} not found`)
     c.header('etag', etag(revision))
     return c.json(selectorView(selector))
   })

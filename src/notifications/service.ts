@@ -12,6 +12,7 @@ import {
   timeout,
 } from 'rxjs'
 import {
+  clipped,
   type FieldIssue,
   isExpectedRevisionConflict,
   NotFoundError,
@@ -213,7 +214,7 @@ const aadOf = (configurationId: string, field: string): string => `${configurati
 const byPrincipal = (principal: Principal): string => `${principal.account}/${principal.role}`
 
 const notFound = (configurationId: string): NotFoundError =>
-  new NotFoundError(`notification configuration ${configurationId} not found`, { configurationId })
+  new NotFoundError(`notification configuration ${clipped(configurationId)} not found`, { configurationId })
 
 /**
  * Event-sourced notification configuration on the EventStore port.

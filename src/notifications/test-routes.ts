@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { isLeft } from 'fp-ts/lib/Either.js'
 import { type Context, Hono } from 'hono'
 import type { AppEnv } from '../access/index.ts'
-import { type FieldIssue, NotFoundError, ValidationError } from '../errors/index.ts'
+import { clipped, type FieldIssue, NotFoundError, ValidationError } from '../errors/index.ts'
 import { type CloudEvent, decodeEngineEvent, encodeLogEvent, toFieldIssues } from '../events/index.ts'
 import { authorize } from '../http/authorize.ts'
 import { readJsonObject } from '../http/body.ts'
@@ -128,7 +128,7 @@ const REDACTED = '[redacted]'
 const endpointParam = (c: Context<NotificationsEnv>): EndpointType => {
   const value = c.req.param('endpoint') ?? ''
   if (!isEndpointType(value))
-    throw new NotFoundError(`no endpoint type "${value}"; known: ${ENDPOINT_TYPES.join(', ')}`)
+    throw new NotFoundError(`no endpoint type "${clipped(value)}"; known: ${ENDPOINT_TYPES.join(', ')}`)
   return value
 }
 
@@ -341,7 +341,7 @@ export const createEndpointTestRoutes = (options: EndpointTestRoutesOptions): Ho
       const endpoint = endpointParam(c)
       const principal = c.get('principal')
       const id = c.req.param('uuid') ?? ''
-      if (!Uuid.is(id)) throw new NotFoundError(`notification configuration ${id} not found`)
+      if (!Uuid.is(id)) throw new NotFoundError(`notification configuration ${clipped(id)} not found`)
       const { value } = await service.getConfiguration(principal.account, endpoint, id)
       const configuration = value.configuration
       const webhook = service.webhookDelivery(configuration, clock())

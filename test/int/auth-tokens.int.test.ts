@@ -113,6 +113,9 @@ describe('API tokens: issued, used and revoked through the HTTP API', () => {
       401,
     )
     assert.equal((await call(ADMIN, 'DELETE', '/v1/auth/tokens/000000000000000000000000')).status, 404)
+    const long = await call(ADMIN, 'DELETE', `/v1/auth/tokens/${'0'.repeat(10_000)}`)
+    assert.equal(long.status, 404)
+    assert.equal(long.body?.detail, `no token ${'0'.repeat(64)}…`)
   })
 
   it('lets a read-only token read reports but not publish', async () => {

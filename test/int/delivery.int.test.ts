@@ -712,6 +712,9 @@ describe('delivery log API', () => {
       200,
     )
     assert.equal((await call(app, acme, 'GET', '/v1/notifications/deliveries/nope')).status, 404)
+    const long = await call(app, acme, 'GET', `/v1/notifications/deliveries/${'d'.repeat(10_000)}`)
+    assert.equal(long.status, 404)
+    assert.equal(long.json.detail, `delivery ${'d'.repeat(64)}… not found`)
   })
 
   it('derives a configuration’s status from the delivery log, surviving a restart', async () => {

@@ -258,6 +258,12 @@ describe('HTTP API on the embedded log and chDB', () => {
     const unknown = await app.request('/v1/nothing/here', { headers: auth })
     assert.equal(unknown.status, 404)
     assert.equal(unknown.headers.get('allow'), null)
+    const long = await app.request(`/v1/${'n'.repeat(10_000)}`, { headers: auth })
+    assert.equal(long.status, 404)
+    assert.equal(
+      ((await long.json()) as { detail: string }).detail,
+      `no route for GET /v1/${'n'.repeat(60)}…`,
+    )
   })
 
   it('writes nothing of a batch with one invalid event', async () => {

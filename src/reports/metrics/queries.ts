@@ -1,4 +1,4 @@
-import { NotFoundError } from '../../errors/index.ts'
+import { clipped, NotFoundError } from '../../errors/index.ts'
 import { lagOf, optionalInstant, type ReportContext } from '../context.ts'
 import { checkLimit, createPaging } from '../paging.ts'
 import { resolveScope, type ScopeFilter } from '../scope.ts'
@@ -85,7 +85,7 @@ export const metricData = async (
   const definition = metricDefinition(filter.metricId)
   if (definition === undefined) {
     throw new NotFoundError(
-      `no metric ${JSON.stringify(filter.metricId)}; GET /v1/reports/metrics lists them`,
+      `no metric ${JSON.stringify(clipped(filter.metricId))}; GET /v1/reports/metrics lists them`,
       {
         metricId: filter.metricId,
       },
