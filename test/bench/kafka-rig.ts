@@ -169,14 +169,17 @@ export const lagOf = async (admin: kafkajs.Admin, groupId: string, topic: string
   const at = new Map((committed?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]))
   let lag = 0
   let droppedUnread = 0
+  let held = 0
   for (const end of ends) {
     const high = Number(end.high)
     const low = Number(end.low)
     const offset = at.get(end.partition) ?? -1
     lag += high - (offset < 0 ? low : Math.max(offset, low))
     if (offset >= 0 && offset < low) droppedUnread += low - offset
+    held += high - low
   }
-  return { lag, droppedUnread }
+  /** `held`: messages the topic holds now, over all partitions (high watermark minus log start). */
+  return { lag, droppedUnread, held }
 }
 
 /** The lag of Herald's groups: router and projector on `engine.events`, deliverer on `notifications.deliveries`. */
@@ -198,6 +201,8 @@ export interface PacedLoad {
   readonly label: string
   /** Called for each event as it goes out: its number, id, and when it fell due and was sent. */
   readonly onEvent?: (n: number, id: string, dueAt: number, sentAt: number) => void
+  /** Called once each send has been answered. */
+  readonly onSent?: () => void
   /** Stops the load early when it returns true. */
   readonly until?: () => boolean
 }
@@ -222,6 +227,7 @@ export const publishPaced = async (bench: RoutingRig, load: PacedLoad) => {
       })
       sent = due
       await bench.producer.send({ topic: HERALD_TOPICS.events, messages })
+      load.onSent?.()
     }
     await sleep(Math.max(0, load.tickMs - (performance.now() - now)))
   }

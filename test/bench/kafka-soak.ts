@@ -115,6 +115,10 @@ try {
     last = { at: now, cpuMs: stats.cpuMs }
     maxRssKb = Math.max(maxRssKb, stats.rssKb)
     const { router, projector, deliverer } = await heraldLags(bench.admin)
+    if (now < loadEnded && sent > 0 && router.held === 0)
+      endBroken(
+        'the mock cluster keeps none of what is sent (every partition of engine.events is empty mid-load)',
+      )
     maxRouterLag = Math.max(maxRouterLag, router.lag)
     maxDeleted = Math.max(maxDeleted, router.droppedUnread)
     const t = (now - started) / 1_000
@@ -133,6 +137,26 @@ try {
     }
   })()
 
+  // The mock cluster has been seen to break under this overload: it goes on answering the
+  // producer but keeps nothing (every partition of engine.events empty, high watermark = log
+  // start), so Herald has nothing to read; later the producer's sends, and the admin requests
+  // the samples make, wait on it for minutes. Either ends the run, saying so.
+  const stallMs = 30_000
+  let sentAt = performance.now()
+  let rigBroken: string | undefined
+  const endBroken = (why: string) => {
+    if (rigBroken !== undefined) return
+    rigBroken = why
+    out(
+      `  RIG FAILED: ${why}; ending the run. So far: ${fmt(sent)} events sent, largest RSS sampled ${fmt(mib(maxRssKb))} MiB, Herald ${crashed ?? 'running'}.`,
+    )
+    void Promise.race([bench.close(), sleep(10_000)]).finally(() => process.exit(2))
+  }
+  const watchdog = setInterval(() => {
+    if (performance.now() < loadEnded && performance.now() - sentAt >= stallMs)
+      endBroken(`the rig's producer has had no send answered for ${fmt(stallMs / 1_000)} s`)
+  }, 1_000)
+  watchdog.unref()
   const load = await publishPaced(bench, {
     rate,
     durationMs,
@@ -142,9 +166,13 @@ try {
       expected += bench.expectedFor(n)
       sent = n + 1
     },
+    onSent: () => {
+      sentAt = performance.now()
+    },
     until: () => crashed !== undefined,
   })
   loadEnded = load.ended
+  clearInterval(watchdog)
   const achieved = (load.sent / (loadEnded - load.started)) * 1_000
   sampling = false
   await sampler
