@@ -2,9 +2,14 @@
 import { DatabaseSync } from 'node:sqlite'
 import { pathToFileURL } from 'node:url'
 import { parentPort } from 'node:worker_threads'
-import type { CheckpointerReply, CheckpointerRequest } from './sqlite-checkpointer.ts'
+import {
+  type BackgroundCheckpoints,
+  type CheckpointerReply,
+  type CheckpointerRequest,
+  checkpointsHere,
+} from './sqlite-checkpointer.ts'
 
-const files = new Map<number, { readonly db: DatabaseSync; readonly timer: NodeJS.Timeout }>()
+const files = new Map<number, { readonly db: DatabaseSync; readonly checkpoints: BackgroundCheckpoints }>()
 const ended = (id: number) => parentPort?.postMessage({ ended: id } satisfies CheckpointerReply)
 
 const add = (id: number, path: string, intervalMs: number) => {
@@ -22,22 +27,14 @@ const add = (id: number, path: string, intervalMs: number) => {
     ended(id)
     return
   }
-  const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)')
-  const timer = setInterval(() => {
-    try {
-      checkpoint.get()
-    } catch {
-      // Busy or locked: the next tick tries again.
-    }
-  }, intervalMs)
-  files.set(id, { db, timer })
+  files.set(id, { db, checkpoints: checkpointsHere(db, intervalMs) })
 }
 
 const remove = (id: number) => {
   const file = files.get(id)
   if (file === undefined) return
   files.delete(id)
-  clearInterval(file.timer)
+  file.checkpoints.stop()
   file.db.close()
   ended(id)
 }

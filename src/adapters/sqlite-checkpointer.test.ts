@@ -1,23 +1,16 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { after, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { threadNames } from '../../test/support/threads.ts'
 import { startBackgroundCheckpoints } from './sqlite-checkpointer.ts'
 
 describe('background checkpoints', () => {
   const dir = mkdtempSync(join(tmpdir(), 'herald-checkpoints-'))
   after(() => rmSync(dir, { recursive: true, force: true }))
-  const threadNames = () =>
-    readdirSync('/proc/self/task').map((tid) => {
-      try {
-        return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim()
-      } catch {
-        return '' // ended between the listing and the read
-      }
-    })
   const walFile = (name: string) => {
     const path = join(dir, name)
     const db = new DatabaseSync(path)

@@ -59,7 +59,7 @@ export const checkpointingOf = (
 }
 
 /** PASSIVE checkpoints of `db` every `intervalMs` on the calling thread, until `stop`. */
-const checkpointsHere = (db: DatabaseSync, intervalMs: number): BackgroundCheckpoints => {
+export const checkpointsHere = (db: DatabaseSync, intervalMs: number): BackgroundCheckpoints => {
   const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)')
   const timer = setInterval(() => {
     try {

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { afterEach, beforeEach, describe, it } from 'node:test'
+import { threadNames } from '../../test/support/threads.ts'
 import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
 import type { EventStore } from '../ports/index.ts'
 import { createDeliveryLog, type DeliveryLog } from './log.ts'
@@ -457,14 +458,6 @@ const readModelContract = (
 
     threadedOnly('checkpoints its file from the fold thread, starting no checkpoint thread', async () => {
       const path = join(dir, 'folded.sqlite')
-      const threadNames = () =>
-        readdirSync('/proc/self/task').map((tid) => {
-          try {
-            return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim()
-          } catch {
-            return '' // ended between the listing and the read
-          }
-        })
       const folded = createThreadedDeliveryReadModel({
         path,
         newId: randomUUID,
