@@ -28,7 +28,7 @@ export interface SqliteEventLogOptions {
   /** Receives handler failures; the batch is retried after a back-off either way. */
   readonly onHandlerError?: (error: unknown, batch: Batch, groupId: string) => void
   /**
-   * How often a thread of its own checkpoints the file's WAL (default 200 ms), so no publish
+   * How often the process's checkpoint thread checkpoints the file's WAL (default 200 ms), so no publish
    * on the event loop copies the WAL into the file and syncs it; 0 leaves that to the
    * publishes (every 1,000 pages, SQLite's default). A log in memory has no WAL.
    */
