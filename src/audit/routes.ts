@@ -1,9 +1,9 @@
 import { Hono } from 'hono'
 import type { AppEnv } from '../access/index.ts'
 import { type FieldIssue, ValidationError } from '../errors/index.ts'
-import { instantOf } from '../events/index.ts'
+import { instantOf, NOT_A_TIMESTAMP } from '../events/index.ts'
 import { authorize } from '../http/authorize.ts'
-import { queryParams } from '../http/query.ts'
+import { digitsOf, queryParams } from '../http/query.ts'
 import type { EventStore } from '../ports/event-store.ts'
 import { type AggregateType, type AuditQuery, readAudit } from './audit.ts'
 
@@ -21,20 +21,20 @@ const query = (params: Record<string, string>): AuditQuery => {
     const value = params[name]
     if (value === undefined) return {}
     if (instantOf(value) === undefined) {
-      issues.push({ path: name, message: 'must be an RFC 3339 timestamp such as 2026-11-22T10:00:00Z' })
+      issues.push({ path: name, message: NOT_A_TIMESTAMP })
       return {}
     }
     return { [name]: value }
   }
   const limitText = params.limit ?? '100'
-  const limit = /^\d{1,15}$/.test(limitText) ? Number(limitText) : Number.NaN
+  const limit = digitsOf(limitText)
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT)
     issues.push({ path: 'limit', message: `must be a whole number from 1 to ${MAX_LIMIT}` })
   const type = params.aggregate_type
   if (type !== undefined && !(AGGREGATE_TYPES as readonly string[]).includes(type))
     issues.push({ path: 'aggregate_type', message: `must be one of ${AGGREGATE_TYPES.join(', ')}` })
   const token = params.next_token
-  const after = token === undefined ? undefined : /^\d{1,15}$/.test(token) ? Number(token) : Number.NaN
+  const after = token === undefined ? undefined : digitsOf(token)
   if (after !== undefined && Number.isNaN(after))
     issues.push({ path: 'next_token', message: 'must be a next_token from a previous page' })
   const result: AuditQuery = {

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util'
 import type { EngineEvent } from '../events/index.ts'
-import { isTimestamp } from '../events/index.ts'
+import { isTimestamp, NOT_A_TIMESTAMP } from '../events/index.ts'
 import { generateActivity } from '../generator/index.ts'
 import { createHttpSender, SendError } from './http-sender.ts'
 import {
@@ -105,9 +105,7 @@ const parse = (argv: readonly string[], env: CliDeps['env']): GenerateOptions | 
         : undefined
       : positiveInt(values.count, 'count', 1)
   if (values.start !== undefined && !isTimestamp(values.start)) {
-    throw new UsageError(
-      `--start must be an RFC 3339 timestamp such as 2026-11-22T10:00:00Z, got "${values.start}"`,
-    )
+    throw new UsageError(`--start ${NOT_A_TIMESTAMP}, got "${values.start}"`)
   }
   const publishUrl = values['publish-url']
   if (publishUrl !== undefined) {

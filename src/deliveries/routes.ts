@@ -1,10 +1,10 @@
 import { type Context, Hono } from 'hono'
 import type { AppEnv, Principal } from '../access/index.ts'
 import { clipped, type FieldIssue, NotFoundError, ValidationError } from '../errors/index.ts'
-import { instantOf } from '../events/index.ts'
+import { instantOf, NOT_A_TIMESTAMP } from '../events/index.ts'
 import { authorize } from '../http/authorize.ts'
 import { readJsonObject } from '../http/body.ts'
-import { queryParams } from '../http/query.ts'
+import { digitsOf, queryParams } from '../http/query.ts'
 import { ENDPOINT_TYPES, type EndpointType, isEndpointType, Uuid } from '../notifications/index.ts'
 import { DELIVERY_STATUSES, type DeliveryStatus, isDeliveryStatus } from './events.ts'
 import type { DeliveryLog } from './log.ts'
@@ -99,8 +99,7 @@ const parseFilters = (
     const value = text(name)
     if (value === undefined) return undefined
     const ms = instantOf(value)
-    if (ms === undefined)
-      issues.push({ path: name, message: 'must be an RFC 3339 timestamp such as 2026-11-22T10:00:00Z' })
+    if (ms === undefined) issues.push({ path: name, message: NOT_A_TIMESTAMP })
     return ms
   }
   const whole = (name: string, fallback: number, min: number, max: number): number => {
@@ -124,7 +123,7 @@ const parseFilters = (
   if (account !== undefined && !isAdmin(principal) && account !== principal.account)
     issues.push({ path: 'account', message: 'only an admin may name another account' })
   const token = text('next_token')
-  const before = token === undefined ? undefined : /^\d{1,15}$/.test(token) ? Number(token) : Number.NaN
+  const before = token === undefined ? undefined : digitsOf(token)
   if (before !== undefined && Number.isNaN(before))
     issues.push({ path: 'next_token', message: 'must be a next_token from a previous page' })
   // Configuration ids are always UUIDs, so any other value is a mistake, not a filter matching

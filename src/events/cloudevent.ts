@@ -1,7 +1,7 @@
 import { isLeft } from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
 import type { FieldIssue } from '../errors/index.ts'
-import { isTimestamp } from './catalog/formats.ts'
+import { isTimestamp, NOT_A_TIMESTAMP } from './catalog/formats.ts'
 import { compileGuard } from './io-ts-guard.ts'
 import { toFieldIssues, withMessage } from './io-ts-issues.ts'
 
@@ -12,10 +12,7 @@ const NonEmptyString = withMessage(
 
 // RFC 3339 as CloudEvents requires, with its calendar rules: the same check as the schema's
 // `date-time` format, so the codec and the wire contract accept the same instants.
-const Timestamp = withMessage(
-  t.refinement(t.string, isTimestamp, 'Timestamp'),
-  () => 'must be an RFC 3339 timestamp such as 2026-11-22T10:00:00Z',
-)
+const Timestamp = withMessage(t.refinement(t.string, isTimestamp, 'Timestamp'), () => NOT_A_TIMESTAMP)
 
 export const Level = withMessage(
   t.keyof({ info: null, warning: null, error: null }),

@@ -16,6 +16,7 @@ export {
   isUnknownTypeIssue,
   type JsonSchema,
   lookupEventType,
+  NOT_A_TIMESTAMP,
   SEVERITIES,
   type Severity,
 } from './catalog/index.ts'

@@ -2,6 +2,16 @@ import type { Context } from 'hono'
 import { type FieldIssue, ValidationError } from '../errors/index.ts'
 
 /**
+ * The whole number `text` writes in digits alone (at most 15, so it is exact), or NaN for
+ * anything else: no sign, space, exponent or fraction slips through as `Number` would let it.
+ *
+ * @example
+ * digitsOf('25') // 25
+ * digitsOf('1e3') // NaN
+ */
+export const digitsOf = (text: string): number => (/^\d{1,15}$/.test(text) ? Number(text) : Number.NaN)
+
+/**
  * A request's query parameters by name: each one the route knows, each given once. A 400 names
  * any other (a misspelt filter would otherwise be left out, and the answer taken for a filtered
  * one) and any given twice (which value is meant cannot be told).

@@ -2,7 +2,7 @@ import * as t from 'io-ts'
 import { type StoredEnvelope, storedEvent } from '../../projections/projector/index.ts'
 import { ADMIN_ACCOUNT } from '../access/index.ts'
 import { type FieldIssue, ForbiddenError, ValidationError } from '../errors/index.ts'
-import { type CloudEvent, decodeEngineEvent, isTimestamp } from '../events/index.ts'
+import { type CloudEvent, decodeEngineEvent, isTimestamp, NOT_A_TIMESTAMP } from '../events/index.ts'
 import { unknownFields } from '../http/body.ts'
 import {
   type AnchoreSelectorInput,
@@ -76,7 +76,7 @@ export interface TimeRange {
 const timeOf = (value: unknown, path: string, issues: FieldIssue[]): number | undefined => {
   if (value === undefined || value === null) return undefined
   if (typeof value === 'string' && isTimestamp(value)) return Date.parse(value)
-  issues.push({ path, message: 'must be an RFC 3339 timestamp such as 2026-11-22T10:00:00Z' })
+  issues.push({ path, message: NOT_A_TIMESTAMP })
   return undefined
 }
 

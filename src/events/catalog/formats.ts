@@ -97,6 +97,9 @@ export const isTimestamp = (s: string): boolean => {
   return (utcHour === 23 || utcHour === -1) && (utcMinute === 59 || utcMinute === -1) && whole < 61
 }
 
+/** What a value that is not an RFC 3339 timestamp is told, wherever one is asked for. */
+export const NOT_A_TIMESTAMP = 'must be an RFC 3339 timestamp such as 2026-11-22T10:00:00Z'
+
 /**
  * An RFC 3339 timestamp (calendar rules, an explicit offset) as milliseconds; undefined for
  * anything else. `Date.parse` alone takes 2026-02-30 as 2 March, and a time without an offset

@@ -13,4 +13,4 @@ export {
 } from './catalog.ts'
 export { type Finding, SEVERITIES, type Severity } from './data.ts'
 export { decodeEngineEvent, type EngineEvent, isUnknownTypeIssue } from './decode.ts'
-export { instantOf, isTimestamp } from './formats.ts'
+export { instantOf, isTimestamp, NOT_A_TIMESTAMP } from './formats.ts'

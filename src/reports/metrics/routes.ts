@@ -1,9 +1,9 @@
 import { Hono } from 'hono'
 import type { AppEnv } from '../../access/index.ts'
 import { type FieldIssue, ValidationError } from '../../errors/index.ts'
-import { instantOf } from '../../events/index.ts'
+import { instantOf, NOT_A_TIMESTAMP } from '../../events/index.ts'
 import { authorize } from '../../http/authorize.ts'
-import { queryParams } from '../../http/query.ts'
+import { digitsOf, queryParams } from '../../http/query.ts'
 import type { Warehouse } from '../../ports/warehouse.ts'
 import type { ReportContext } from '../context.ts'
 import { metricData, metrics } from './queries.ts'
@@ -32,8 +32,8 @@ const checked = (params: Readonly<Record<string, string>>): Readonly<Record<stri
     issues.push({ path: 'allAccounts', message: 'must be true or false' })
   for (const name of ['start', 'end'])
     if (text(params[name]) !== undefined && instantOf(params[name] as string) === undefined)
-      issues.push({ path: name, message: 'must be an RFC 3339 timestamp such as 2026-11-22T10:00:00Z' })
-  if (text(params.limit) !== undefined && !/^\d{1,15}$/.test(params.limit as string))
+      issues.push({ path: name, message: NOT_A_TIMESTAMP })
+  if (text(params.limit) !== undefined && Number.isNaN(digitsOf(params.limit as string)))
     issues.push({ path: 'limit', message: 'must be a whole number from 1 to 1000' })
   if (issues.length > 0) throw ValidationError.of('query', issues)
   return params
