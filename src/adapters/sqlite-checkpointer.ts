@@ -69,10 +69,7 @@ export const checkpointsHere = (db: DatabaseSync, intervalMs: number): Backgroun
     }
   }, intervalMs)
   timer.unref()
-  let end: () => void = () => {}
-  const ended = new Promise<void>((resolve) => {
-    end = resolve
-  })
+  const { promise: ended, resolve: end } = Promise.withResolvers<void>()
   return {
     ended,
     stop: () => {
