@@ -14,7 +14,7 @@ import { buildPatternIndex, compileAnchoreSelector } from '../../src/index.ts'
 import { binaryMessage, structuredMessage } from '../support/cloudevents-kafka.ts'
 import { heraldApi, type SelectorBody } from '../support/herald-api.ts'
 import { HERALD_TOPICS, type HeraldOnKafka, startHeraldOnKafka } from '../support/herald-on-kafka.ts'
-import { type Collector, collectTopic } from '../support/kafka-collector.ts'
+import { type CollectedMessage, type Collector, collectTopic } from '../support/kafka-collector.ts'
 import { spawnWebhookSink, type WebhookSink } from '../support/webhook-sink.ts'
 import { procStat } from './proc.ts'
 
@@ -137,11 +137,7 @@ export interface RoutingRig {
   undelivered(): Promise<number>
   resetCount(): void
   /** Subscribes to every command the collector reads. */
-  onCommands(
-    listener:
-      | ((messages: readonly { value: Buffer; receivedAt: number; timestamp: number }[]) => void)
-      | undefined,
-  ): void
+  onCommands(listener: ((messages: readonly CollectedMessage[]) => void) | undefined): void
   /** The generator's events over the 100 accounts (and the admin's system events). */
   readonly pool: readonly EngineEvent[]
   /** Commands Herald should publish for `pool[i]`: configurations with a matching selector. */
@@ -160,7 +156,10 @@ export interface RoutingRig {
 export const encodeAs = (event: EngineEvent, id: string, n: number): kafkajs.Message =>
   n % 2 === 0 ? structuredMessage({ ...event, id }) : binaryMessage({ ...event, id })
 
-/** Consumer lag of `groupId` on `topic` (end offsets minus committed), and what the log dropped unread. */
+/**
+ * Consumer lag of `groupId` on `topic` (end offsets minus committed), what the log dropped
+ * unread, and what it `held` now over all partitions (high watermark minus log start).
+ */
 export const lagOf = async (admin: kafkajs.Admin, groupId: string, topic: string) => {
   const [ends, [committed]] = await Promise.all([
     admin.fetchTopicOffsets(topic),
@@ -178,7 +177,6 @@ export const lagOf = async (admin: kafkajs.Admin, groupId: string, topic: string
     if (offset >= 0 && offset < low) droppedUnread += low - offset
     held += high - low
   }
-  /** `held`: messages the topic holds now, over all partitions (high watermark minus log start). */
   return { lag, droppedUnread, held }
 }
 
@@ -340,9 +338,7 @@ export const startRoutingRig = async (options: RoutingRigOptions = {}): Promise<
 
   let count = 0
   let lastAt = 0
-  let listener:
-    | ((messages: readonly { value: Buffer; receivedAt: number; timestamp: number }[]) => void)
-    | undefined
+  let listener: ((messages: readonly CollectedMessage[]) => void) | undefined
   const deliveries = await collectTopic({
     brokers: rig.brokers,
     topic: HERALD_TOPICS.deliveries,
