@@ -12,7 +12,7 @@ import { createSqliteEventLog } from './adapters/sqlite-event-log/index.ts'
 import { createSqliteEventStore } from './adapters/sqlite-event-store/index.ts'
 import { createAuditRoutes } from './audit/index.ts'
 import { createTokenRoutes, createTokenService } from './auth/index.ts'
-import type { Config } from './config/index.ts'
+import { type Config, topicPartitions } from './config/index.ts'
 import { ConfigError } from './errors/index.ts'
 import {
   type Authorizer,
@@ -238,7 +238,8 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     const migration = await migrate(warehouse, warehouseMigrations, {
       log: (event, fields) => logger('info', `warehouse.${event}`, fields),
     })
-    const { topics, partitions } = config.event_log
+    const { topics } = config.event_log
+    const partitions = topicPartitions(config.event_log)
     await log.createTopics(Object.values(topics).map((topic) => ({ topic, partitions })))
 
     // Before the consumers' closer, so it closes after they stopped: an in-flight batch still uses it.

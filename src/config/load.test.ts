@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { ConfigError } from '../errors/index.ts'
-import { type Config, type Env, loadConfig } from './index.ts'
+import { type Config, type Env, loadConfig, topicPartitions } from './index.ts'
 
 const CWD = '/srv/herald'
 const FILE = '/etc/herald/herald.yaml'
@@ -71,7 +71,7 @@ const DEFAULTS: Config = {
   },
   event_log: {
     kind: 'embedded',
-    partitions: 3,
+    partitions: null,
     topics: {
       events: 'engine.events',
       dlq: 'engine.events.dlq',
@@ -121,6 +121,14 @@ describe('loadConfig', () => {
       assert.deepEqual(load({}, ''), DEFAULTS)
       assert.deepEqual(load({}, '# nothing yet\n'), DEFAULTS)
       assert.deepEqual(load({}, 'notifications:\nreports:\n  cycle_timers:\n'), DEFAULTS)
+    })
+
+    it('creates topics with 1 partition on the embedded log and 3 on Kafka, unless told', () => {
+      assert.equal(topicPartitions(load({}).event_log), 1)
+      const kafka = { HERALD_EVENT_LOG__KIND: 'kafka', HERALD_EVENT_LOG__KAFKA__BROKERS: 'localhost:9092' }
+      assert.equal(topicPartitions(load(kafka).event_log), 3)
+      assert.equal(topicPartitions(load({ HERALD_EVENT_LOG__PARTITIONS: '6' }).event_log), 6)
+      assert.equal(topicPartitions(load({ ...kafka, HERALD_EVENT_LOG__PARTITIONS: '1' }).event_log), 1)
     })
 
     it('returns a deeply frozen config', () => {

@@ -10,7 +10,7 @@ import { checkRules } from './rules.ts'
 import { schema } from './schema.ts'
 import { codecOf, type Node, nodeAt } from './spec.ts'
 import { closest } from './suggest.ts'
-import type { Config } from './types.ts'
+import type { Config, EventLogConfig } from './types.ts'
 
 export interface LoadConfigOptions {
   /** The environment; only the caller (src/cli.ts) reads `process.env`. */
@@ -208,3 +208,11 @@ const readUtf8: ReadFile = (path) => readFileSync(path, 'utf8')
 
 /** `loadConfig` for the real process: its environment and working directory. */
 export const loadConfigFromProcess = (): Config => loadConfig({ env: process.env, cwd: process.cwd() })
+
+/**
+ * Partitions of a topic Herald creates: `event_log.partitions`, or when it is unset 1 on the
+ * embedded log (one process reads every partition on one event loop, so more would only split
+ * its batches) and 3 on Kafka (room for more consumers in a group).
+ */
+export const topicPartitions = (eventLog: Pick<EventLogConfig, 'kind' | 'partitions'>): number =>
+  eventLog.partitions ?? (eventLog.kind === 'embedded' ? 1 : 3)

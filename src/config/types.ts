@@ -103,7 +103,8 @@ export interface KafkaConsumerConfig {
 
 export interface EventLogConfig {
   readonly kind: EventLogKind
-  readonly partitions: number
+  /** Unset: see `topicPartitions`. */
+  readonly partitions: number | null
   readonly topics: EventLogTopics
   readonly embedded: { readonly retention_hours: number }
   readonly kafka: KafkaConfig

@@ -29,7 +29,7 @@ export interface HeraldOnKafka {
 }
 
 export interface HeraldOnKafkaOptions {
-  /** Partitions of every topic (default 3, Herald's `event_log.partitions` default). */
+  /** Partitions of every topic (default 3, Herald's default on Kafka). */
   readonly partitions?: number
   /** More environment for Herald (log level, reports switch, ...). */
   readonly env?: Record<string, string>
