@@ -32,6 +32,7 @@ import {
   createBackfillRunner,
   createMetricsRecorder,
   createMetricsRoutes,
+  createProgressView,
   createProjectionLag,
   createRebuildRoutes,
   createRebuildRunner,
@@ -278,6 +279,8 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     closers.push(notifications.close)
     consumers.push(...notifications.consumers)
 
+    // The embedded warehouse's projection_progress changes only by this process's projector.
+    const progress = config.warehouse.kind === 'embedded' ? createProgressView(warehouse) : undefined
     let projector: PausableProjector | undefined
     if (ingesting) {
       const startProjector = () =>
@@ -296,7 +299,10 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
               warehouse,
               clock,
               logger,
-              onProjected: (n) => metrics.eventsProjected.inc(n),
+              onProjected: (n) => {
+                progress?.changed()
+                metrics.eventsProjected.inc(n)
+              },
               onInvalid: (n) => metrics.invalidLogEvents.inc({ consumer: 'projector' }, n),
             }),
           ),
@@ -336,6 +342,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
             warehouse,
             clock,
             positions: () => log.lag('herald-projector', [topics.events]),
+            ...(progress === undefined ? {} : { projected: progress.read }),
           })
     const rebuilds = createRebuildRunner({
       warehouse,

@@ -2,7 +2,12 @@ export { DEFAULT_SLA_DAYS, findingAging, type Sla, slaBreaches } from './aging.t
 export { lagOf, type ReportContext } from './context.ts'
 export { type DiffFilter, vulnerabilityDiff } from './diff.ts'
 export { createReportGraphqlRoutes, isGraphiqlPageRequest, type ReportGraphqlOptions } from './graphql.ts'
-export { createProjectionLag, type ProjectionLagOptions, projectionLagSeconds } from './lag.ts'
+export {
+  createProgressView,
+  createProjectionLag,
+  type ProjectionLagOptions,
+  projectionLagSeconds,
+} from './lag.ts'
 export { DEFAULT_QUERY_LIMITS, NESTED_LIST_SIZE, type QueryLimits, queryLimitRules } from './limits.ts'
 export {
   type BackfillRunner,

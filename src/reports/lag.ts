@@ -17,11 +17,45 @@ export const projectionLagSeconds = async (warehouse: Warehouse): Promise<number
   return Math.max(0, row?.lag_ms ?? 0) / 1000
 }
 
+/**
+ * `projectionLagSeconds` read once and kept until `changed()`, for a warehouse whose
+ * `projection_progress` only this process's projector writes (the embedded one: no other
+ * process can open its directory), which calls `changed()` after each batch. Every report
+ * answer carries the lag, so this spares each request a query of its own (3–5 ms of chDB).
+ * A read that fails is not kept.
+ *
+ * @example
+ * const progress = createProgressView(warehouse)
+ * createProjectorHandler({ ..., onProjected: () => progress.changed() })
+ * createProjectionLag({ warehouse, clock, positions, projected: progress.read })
+ */
+export const createProgressView = (warehouse: Warehouse) => {
+  let kept: Promise<number> | undefined
+  const read = (): Promise<number> => {
+    if (kept === undefined) {
+      const reading = projectionLagSeconds(warehouse)
+      kept = reading
+      reading.catch(() => {
+        if (kept === reading) kept = undefined
+      })
+    }
+    return kept
+  }
+  return {
+    read,
+    changed: (): void => {
+      kept = undefined
+    },
+  }
+}
+
 export interface ProjectionLagOptions {
   readonly warehouse: Warehouse
   /** The projector group's position in the events topic (`EventLog.lag` for it). */
   readonly positions: () => Promise<readonly PartitionLag[]>
   readonly clock: () => number
+  /** The warehouse's view of the lag; default `projectionLagSeconds(warehouse)` at every call. */
+  readonly projected?: () => Promise<number>
 }
 
 /**
@@ -39,13 +73,11 @@ export interface ProjectionLagOptions {
  */
 export const createProjectionLag = (options: ProjectionLagOptions): (() => Promise<number>) => {
   const { warehouse, positions, clock } = options
+  const projectedLag = options.projected ?? (() => projectionLagSeconds(warehouse))
   // Per partition: the committed offset it was stuck at, and since when.
   const stuck = new Map<string, { committed: number; since: number }>()
   return async () => {
-    const [projected, heads] = await Promise.all([
-      projectionLagSeconds(warehouse),
-      positions().catch(() => undefined),
-    ])
+    const [projected, heads] = await Promise.all([projectedLag(), positions().catch(() => undefined)])
     if (heads === undefined) return projected
     const now = clock()
     let worstMs = 0

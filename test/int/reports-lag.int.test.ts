@@ -11,7 +11,7 @@ import { encodeLogEvent } from '../../src/events/index.ts'
 import { silentLogger } from '../../src/observability/index.ts'
 import type { EventLog } from '../../src/ports/event-log.ts'
 import type { Warehouse } from '../../src/ports/warehouse.ts'
-import { createProjectionLag, projectionLagSeconds } from '../../src/reports/index.ts'
+import { createProgressView, createProjectionLag, projectionLagSeconds } from '../../src/reports/index.ts'
 import { eventually } from '../support/eventually.ts'
 
 const GROUP = 'herald-projector'
@@ -74,6 +74,32 @@ describe('projection lag against the log head', () => {
     assert.equal(await lag(), Math.max(baseline, 30))
     now += 200_000
     assert.equal(await lag(), 230)
+  })
+
+  it('keeps the warehouse view until the projector says it changed, and reads it again then', async () => {
+    const progress = createProgressView(warehouse)
+    const before = await projectionLagSeconds(warehouse)
+    assert.equal(await progress.read(), before)
+    const at = (ms: number) => new Date(ms).toISOString()
+    await warehouse.insert('projection_progress', [
+      {
+        topic: 'engine.events',
+        partition: 7,
+        last_offset: 10,
+        first_appended_at: at(now - 400_000),
+        last_appended_at: at(now - 400_000),
+        projected_at: at(now),
+        events: 1,
+      },
+    ])
+    assert.equal(await projectionLagSeconds(warehouse), 400)
+    // Kept: no query until the projector's next batch.
+    assert.equal(await progress.read(), before)
+    const lag = createProjectionLag({ warehouse, clock, positions: async () => [], projected: progress.read })
+    assert.equal(await lag(), before)
+    progress.changed()
+    assert.equal(await progress.read(), 400)
+    assert.equal(await lag(), 400)
   })
 
   it('answers the warehouse view when the log cannot be asked', async () => {
