@@ -321,6 +321,16 @@ export const runWarehouseContract = ({ name, open }: WarehouseContractOptions): 
         assert.deepEqual(row, { u: 9007199254740991, i: -42, c: 10, s: 45, p: 9007199254740991 })
       }))
 
+    it('runs every statement with its settings in effect, whether sent per request or set once', () =>
+      withWarehouse(async (warehouse) => {
+        const [row] = await warehouse.query<Record<string, unknown>>(
+          `SELECT getSetting('date_time_input_format') AS dates,
+                  toUInt8(getSetting('input_format_skip_unknown_fields')) AS skip_unknown,
+                  toUInt8(getSetting('output_format_json_quote_64bit_integers')) AS quote_64`,
+        )
+        assert.deepEqual(row, { dates: 'best_effort', skip_unknown: 0, quote_64: 0 })
+      }))
+
     it('applies migrations once each, in version order, and resumes after a failed one', () =>
       withWarehouse(async (warehouse) => {
         const history = unique('migrations')

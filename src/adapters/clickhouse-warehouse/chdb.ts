@@ -9,7 +9,7 @@ import type { Warehouse } from '../../ports/warehouse.ts'
 import { toHeraldError } from './errors.ts'
 import { createFileInserter } from './file-insert.ts'
 import type { ColumnTypes } from './native-format.ts'
-import { createClickHouseWarehouse } from './warehouse.ts'
+import { createClickHouseWarehouse, WAREHOUSE_SETTINGS } from './warehouse.ts'
 
 export interface ChdbWarehouseOptions {
   /** Data directory, created if missing. chDB allows one directory per process at a time. */
@@ -53,10 +53,16 @@ export const createChdbWarehouse = async (options: ChdbWarehouseOptions): Promis
         throw parsed
       }
     }
+    await run(
+      `SET ${Object.entries(WAREHOUSE_SETTINGS)
+        .map(([name, value]) => `${name} = ${typeof value === 'string' ? `'${value}'` : value}`)
+        .join(', ')}`,
+    )
     const columnTypes = createColumnTypes(async (sql) => (await run(sql)).text())
     const inserter = createFileInserter(run, { columnTypes: columnTypes.of })
     const warehouse = createClickHouseWarehouse(client, {
       target,
+      sessionHasSettings: true,
       insertRows: async (table, rows, settings) => {
         try {
           await inserter.insert(table, rows, settings)
