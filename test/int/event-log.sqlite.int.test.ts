@@ -363,6 +363,45 @@ describe('embedded SQLite: retention', () => {
   })
 })
 
+describe('embedded SQLite: group commit', () => {
+  it('acknowledges a publish, and wakes its consumers, only once the log is synced to disk', async () => {
+    let hold: (() => void) | undefined
+    let held = false
+    let syncs = 0
+    const log = createSqliteEventLog({
+      path: join(dir, `synced-${randomUUID()}.sqlite`),
+      idlePollMs: 60_000,
+      syncFile: () => {
+        syncs++
+        return held ? new Promise<void>((resolve) => (hold = resolve)) : Promise.resolve()
+      },
+    })
+    try {
+      await log.createTopics([{ topic: 'synced', partitions: 1 }])
+      const received: number[] = []
+      await log.consume({ groupId: 'g', topics: ['synced'] }, async (batch) => {
+        received.push(...batch.messages.map((m) => m.offset))
+      })
+      held = true
+      let acknowledged = false
+      const publishing = log.publish('synced', [{ key: 'k', value: new Uint8Array([1]) }]).then(() => {
+        acknowledged = true
+      })
+      await eventually(() => assert.ok(hold !== undefined))
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      assert.equal(acknowledged, false)
+      assert.deepEqual(received, [])
+      held = false
+      hold?.()
+      await publishing
+      await eventually(() => assert.deepEqual(received, [0]))
+      assert.ok(syncs >= 2, `${syncs} syncs`)
+    } finally {
+      await log.close()
+    }
+  })
+})
+
 describe('embedded SQLite: a killed process', () => {
   it('keeps the offsets it committed, which do not wait for the disk', async () => {
     const path = join(dir, `killed-${randomUUID()}.sqlite`)

@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, describe, it } from 'node:test'
+import { openSqliteFile } from './sqlite-file.ts'
+import { createWalSync, type SyncFile } from './sqlite-wal-sync.ts'
+
+const dir = mkdtempSync(join(tmpdir(), 'herald-wal-sync-'))
+after(() => rmSync(dir, { recursive: true, force: true }))
+
+/** A sync that finishes only when the test says so, counting how many started. */
+const heldSync = () => {
+  const pending: { resolve: () => void; reject: (error: Error) => void }[] = []
+  let started = 0
+  const syncFile: SyncFile = () =>
+    new Promise<void>((resolve, reject) => {
+      started++
+      pending.push({ resolve, reject })
+    })
+  return {
+    syncFile,
+    started: () => started,
+    finish: () => pending.shift()?.resolve(),
+    fail: (error: Error) => pending.shift()?.reject(error),
+  }
+}
+
+const settled = async (promise: Promise<unknown>) => {
+  let done = false
+  void promise.then(
+    () => {
+      done = true
+    },
+    () => {
+      done = true
+    },
+  )
+  await new Promise((resolve) => setImmediate(resolve))
+  return done
+}
+
+const fileDb = (name: string) => {
+  const db = openSqliteFile(join(dir, name), { synchronous: 'NORMAL' })
+  db.exec('CREATE TABLE IF NOT EXISTS t (v INTEGER)')
+  return db
+}
+
+describe('createWalSync', () => {
+  it('resolves once a sync that started after the call has finished', async () => {
+    const db = fileDb('after-call.sqlite')
+    const sync = heldSync()
+    const wal = createWalSync(db, sync.syncFile)
+    db.prepare('INSERT INTO t VALUES (1)').run()
+    const durable = wal.durable()
+    assert.equal(await settled(durable), false)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    assert.equal(sync.started(), 1)
+    sync.finish()
+    await durable
+    await wal.close()
+    db.close()
+  })
+
+  it('makes the callers that came during a sync share the next one', async () => {
+    const db = fileDb('shared.sqlite')
+    const sync = heldSync()
+    const wal = createWalSync(db, sync.syncFile)
+    const first = wal.durable()
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    // These commits may have come after the running sync began: they wait for the next.
+    const later = [wal.durable(), wal.durable(), wal.durable()]
+    assert.equal(sync.started(), 1)
+    sync.finish()
+    await first
+    assert.equal(await settled(Promise.race(later)), false)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    assert.equal(sync.started(), 2)
+    sync.finish()
+    await Promise.all(later)
+    assert.equal(sync.started(), 2)
+    await wal.close()
+    db.close()
+  })
+
+  it('rejects the callers of a sync that failed, and syncs again for the next caller', async () => {
+    const db = fileDb('failed.sqlite')
+    const sync = heldSync()
+    const wal = createWalSync(db, sync.syncFile)
+    const failing = wal.durable()
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    sync.fail(new Error('EIO: i/o error, fdatasync'))
+    await assert.rejects(failing, /EIO/)
+    const next = wal.durable()
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    assert.equal(sync.started(), 2)
+    sync.finish()
+    await next
+    await wal.close()
+    db.close()
+  })
+
+  it('syncs the real write-ahead log with fdatasync by default', async () => {
+    const db = fileDb('real.sqlite')
+    const wal = createWalSync(db)
+    db.prepare('INSERT INTO t VALUES (2)').run()
+    await wal.durable()
+    await wal.close()
+    await assert.rejects(wal.durable(), /closed/)
+    db.close()
+  })
+
+  it('has nothing to sync for a database in memory', async () => {
+    const db = openSqliteFile(':memory:', { synchronous: 'NORMAL' })
+    const sync = heldSync()
+    const wal = createWalSync(db, sync.syncFile)
+    await wal.durable()
+    assert.equal(sync.started(), 0)
+    await wal.close()
+    db.close()
+  })
+})
