@@ -1,5 +1,6 @@
 import { hash, randomUUID } from 'node:crypto'
 import { openSqliteFile } from '../src/adapters/sqlite-file.ts'
+import { createWalSync } from '../src/adapters/sqlite-wal-sync.ts'
 import { ClosedError } from '../src/errors/index.ts'
 import type { CloudEvent } from '../src/events/index.ts'
 import type { EndpointType } from '../src/notifications/index.ts'
@@ -48,9 +49,11 @@ const entryKey = (entry: DigestEntry): Buffer =>
  * row keyed by a digest of (configuration, event), holding the type, level and selectors it
  * is counted by, and the whole event only while it is among the window's first `keepEvents`,
  * so a storm costs a small row per event, not a copy of each. Counts are taken when the
- * window is flushed. Commits are synchronous (`synchronous = FULL`): once `record` resolves,
- * the entries survive a crash of the machine, not only of the process, because the router
- * then lets the log commit offsets past the events they stand for.
+ * window is flushed. Once `record` resolves, the entries are on disk and survive a crash of
+ * the machine, not only of the process, because the router then lets the log commit offsets
+ * past the events they stand for: a commit is written at `synchronous = NORMAL` and the file's
+ * write-ahead log then synced off the event loop (`createWalSync`, shared by the commits that
+ * came meanwhile), rather than each commit waiting for its own sync on the loop.
  *
  * @example
  * const digests = createDigestStore({ path: 'data/digests.sqlite' })
@@ -61,7 +64,8 @@ export const createDigestStore = (options: SqliteDigestStoreOptions): DigestStor
   if (!Number.isInteger(keepEvents) || keepEvents < 1)
     throw new TypeError(`keepEvents must be a positive integer, not ${keepEvents}`)
   const retainFlushedMs = options.retainFlushedMs ?? DEFAULT_RETAIN_FLUSHED_MS
-  const db = openSqliteFile(options.path, { synchronous: 'FULL' })
+  const db = openSqliteFile(options.path, { synchronous: 'NORMAL' })
+  const wal = createWalSync(db)
   db.exec(`
     CREATE TABLE IF NOT EXISTS digest_windows (
       id INTEGER PRIMARY KEY,
@@ -211,6 +215,7 @@ export const createDigestStore = (options: SqliteDigestStoreOptions): DigestStor
           else if (window.changed) statements.setTotal.run(window.total, window.id)
         }
       })
+      await wal.durable()
     },
 
     async due(now, limit = 100) {
@@ -229,11 +234,13 @@ export const createDigestStore = (options: SqliteDigestStoreOptions): DigestStor
           statements.pruneWindows.run(now - retainFlushedMs)
         }
       })
+      await wal.durable()
     },
 
     async close() {
       if (closed) return
       closed = true
+      await wal.close()
       db.close()
     },
   }
