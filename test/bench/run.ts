@@ -105,35 +105,21 @@ const timed = async (work: () => Promise<number> | number): Promise<[number, num
     const busy = performance.eventLoopUtilization(loopBefore).utilization
     process.stdout.write(`  event loop busy ${(busy * 100).toFixed(0)}% meanwhile\n`)
   }
-  const [consumed, consumeMs] = await timed(async () => {
-    let n = 0
-    await new Promise<void>((resolve) => {
-      void log.consume(
-        { groupId: 'bench', topics: ['engine.events'], maxBatchSize: 1_000 },
-        async (batch) => {
+  // One group reading all that was published (both publish cases), in batches of `maxBatchSize`.
+  const consumeAll = (groupId: string, maxBatchSize: number) =>
+    timed(async () => {
+      let n = 0
+      await new Promise<void>((resolve) => {
+        void log.consume({ groupId, topics: ['engine.events'], maxBatchSize }, async (batch) => {
           n += batch.messages.length
           if (n >= published * 2) resolve()
-        },
-      )
+        })
+      })
+      return n
     })
-    return n
-  })
-  report('embedded log consume', consumed, consumeMs)
+  report('embedded log consume', ...(await consumeAll('bench', 1_000)))
   // The router's batches under load hold about a hundred events: an offset commit per hundred.
-  const [consumedSmall, consumeSmallMs] = await timed(async () => {
-    let n = 0
-    await new Promise<void>((resolve) => {
-      void log.consume(
-        { groupId: 'bench-small', topics: ['engine.events'], maxBatchSize: 100 },
-        async (batch) => {
-          n += batch.messages.length
-          if (n >= published * 2) resolve()
-        },
-      )
-    })
-    return n
-  })
-  report('embedded log consume, batches of 100', consumedSmall, consumeSmallMs)
+  report('embedded log consume, batches of 100', ...(await consumeAll('bench-small', 100)))
   await log.close()
 }
 
