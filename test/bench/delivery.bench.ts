@@ -19,7 +19,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
 import { createSqliteEventStore } from '../../src/adapters/sqlite-event-store/index.ts'
-import { loadConfig } from '../../src/config/index.ts'
+import { loadConfig, topicPartitions } from '../../src/config/index.ts'
 import { createDeliveryReadModel, createThreadedDeliveryReadModel } from '../../src/deliveries/index.ts'
 import type { EndpointConfiguration } from '../../src/notifications/index.ts'
 import { silentLogger } from '../../src/observability/index.ts'
@@ -64,12 +64,12 @@ const { values } = parseArgs({
     'fold-in-process': { type: 'boolean', default: false },
   },
 })
+// Herald's defaults, with no environment or file.
+const defaults = loadConfig({ env: {}, cwd: tmpdir() })
 const total = Number(values.deliveries)
 const rate = Number(values.rate)
 const seconds = Number(values.seconds)
-const concurrency = Number(
-  values.concurrency ?? loadConfig({ env: {}, cwd: tmpdir() }).notifications.delivery.concurrency,
-)
+const concurrency = Number(values.concurrency ?? defaults.notifications.delivery.concurrency)
 if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error('--concurrency: a positive integer')
 const CONFIGURATIONS = 100
 const out = (line: string) => process.stdout.write(`${line}\n`)
@@ -80,9 +80,11 @@ const sink = await spawnWebhookSink()
 const guard = createOutboundGuard({ allowlist: ['127.0.0.1'] })
 const hooks = startWebhookConfigurations(join(dir, 'eventstore.sqlite'))
 const log = createSqliteEventLog({ path: join(dir, 'eventlog.sqlite'), idlePollMs: 20 })
+// As many partitions as Herald makes on its embedded log.
+const partitions = topicPartitions(defaults.event_log)
 await log.createTopics([
-  { topic: 'notifications.deliveries', partitions: 3 },
-  { topic: 'notifications.outcomes', partitions: 3 },
+  { topic: 'notifications.deliveries', partitions },
+  { topic: 'notifications.outcomes', partitions },
 ])
 const store = createSqliteEventStore({
   path: join(dir, 'deliveries.sqlite'),

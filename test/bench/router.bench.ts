@@ -13,6 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
+import { loadConfig, topicPartitions } from '../../src/config/index.ts'
 import { encodeLogEvent, eventTypes } from '../../src/events/index.ts'
 import { generateActivity } from '../../src/generator/index.ts'
 import {
@@ -110,9 +111,11 @@ const log: Pick<EventLog, 'publish'> =
         },
       }
     : sqliteLog
+// As many partitions as Herald makes on its embedded log.
+const partitions = topicPartitions(loadConfig({ env: {}, cwd: tmpdir() }).event_log)
 await sqliteLog.createTopics([
-  { topic: 'notifications.deliveries', partitions: 3 },
-  { topic: 'engine.events.dlq', partitions: 3 },
+  { topic: 'notifications.deliveries', partitions },
+  { topic: 'engine.events.dlq', partitions },
 ])
 const realDecoder = createIngressDecoder()
 const decoded = LOG === 'route-only' ? await realDecoder.decodeBatch(messages) : []
