@@ -206,6 +206,7 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
       'SELECT group_id, next_offset FROM group_offsets WHERE topic = ? AND partition = ? AND next_offset <= ?',
     ),
   } satisfies Record<string, StatementSync>
+  statements.fetch.setReturnArrays(true)
 
   const appended = new EventEmitter()
   appended.setMaxListeners(0)
@@ -297,31 +298,25 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
       from === undefined
         ? (statements.committed.get(groupId, topic, partition) as { next_offset: number } | undefined)
         : { next_offset: from }
-    const rows = statements.fetch.all(topic, partition, committed?.next_offset ?? 0, max) as {
-      offset: number
-      key: string | null
-      value: Uint8Array
-      headers: string
-      timestamp: number
-    }[]
+    // Rows as arrays (`setReturnArrays`): no object with named properties built per row only to
+    // be copied into the message.
+    const rows = statements.fetch.all(topic, partition, committed?.next_offset ?? 0, max) as unknown as [
+      offset: number,
+      key: string | null,
+      value: Uint8Array,
+      headers: string,
+      timestamp: number,
+    ][]
     // Messages of one kind carry the same headers (every delivery command's are alike): each
     // distinct text is parsed once per fetch, and the messages share the frozen result.
     const parsed = new Map<string, Readonly<Record<string, string>>>()
-    return rows.map((row) => {
-      let headers = parsed.get(row.headers)
+    return rows.map(([offset, key, value, headersText, timestamp]) => {
+      let headers = parsed.get(headersText)
       if (headers === undefined) {
-        headers = Object.freeze(JSON.parse(row.headers) as Record<string, string>)
-        parsed.set(row.headers, headers)
+        headers = Object.freeze(JSON.parse(headersText) as Record<string, string>)
+        parsed.set(headersText, headers)
       }
-      return {
-        topic,
-        partition,
-        offset: row.offset,
-        key: row.key,
-        value: row.value,
-        headers,
-        timestamp: row.timestamp,
-      }
+      return { topic, partition, offset, key, value, headers, timestamp }
     })
   }
 
