@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
 import { after, describe, it } from 'node:test'
 import { openSqliteFile } from './sqlite-file.ts'
 import { createWalSync, type SyncFile } from './sqlite-wal-sync.ts'
@@ -107,6 +108,18 @@ describe('createWalSync', () => {
     await wal.durable()
     await wal.close()
     await assert.rejects(wal.durable(), /closed/)
+    db.close()
+  })
+
+  it('makes a file not in WAL mode sync each commit itself, and has nothing to sync for it', async () => {
+    const db = new DatabaseSync(join(dir, 'rollback.sqlite'))
+    db.exec('PRAGMA journal_mode = DELETE; PRAGMA synchronous = NORMAL')
+    const sync = heldSync()
+    const wal = createWalSync(db, sync.syncFile)
+    assert.deepEqual({ ...db.prepare('PRAGMA synchronous').get() }, { synchronous: 2 })
+    await wal.durable()
+    assert.equal(sync.started(), 0)
+    await wal.close()
     db.close()
   })
 

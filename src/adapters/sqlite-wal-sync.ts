@@ -28,7 +28,9 @@ export interface WalSync {
  * survive a power cut as they would at `FULL`, where each commit waited for its own sync on the
  * event loop (2–3 ms for a publish of 250 events here).
  *
- * A database that is not in WAL mode (`:memory:`) has nothing to sync: `durable()` resolves.
+ * A database that is not in WAL mode has nothing to sync and `durable()` resolves at once: in
+ * memory, or a file SQLite could not switch to WAL (a file system without shared memory), whose
+ * connection is then set to `synchronous = FULL` so each commit syncs itself.
  *
  * @example
  * const db = openSqliteFile(path, { synchronous: 'NORMAL' })
@@ -40,6 +42,8 @@ export const createWalSync = (db: DatabaseSync, syncFile: SyncFile = fdatasyncFi
   const location = db.location()
   const mode = (db.prepare('PRAGMA journal_mode').get() as { journal_mode: string } | undefined)?.journal_mode
   const walPath = location === null || mode !== 'wal' ? undefined : `${location}-wal`
+  // A file SQLite could not put in WAL mode has no log to sync: its commits sync themselves.
+  if (location !== null && walPath === undefined) db.exec('PRAGMA synchronous = FULL')
   // Opened at the first sync: the log exists once a transaction has run.
   let fd: Promise<number> | undefined
   let running: Promise<void> | undefined
