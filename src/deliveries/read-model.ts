@@ -457,6 +457,9 @@ export const createDeliveryQueries = (db: DatabaseSync): DeliveryQueries => {
       'SELECT * FROM attempts WHERE publish = 1 AND position > ? ORDER BY position LIMIT ?',
     ),
   }
+  // Read at every look for due work, a row per queue: as arrays, not an object per row.
+  sql.dueHeads.setReturnArrays(true)
+  sql.nextDue.setReturnArrays(true)
   return {
     meta: (key) => (sql.meta.get(key) as { value: string } | undefined)?.value,
     get: (deliveryId) => {
@@ -474,25 +477,22 @@ export const createDeliveryQueries = (db: DatabaseSync): DeliveryQueries => {
     },
     dueHeads: (now, exclude, limit) => {
       if (limit <= 0) return []
-      const heads = sql.dueHeads.all(now, limit + exclude.size) as unknown as {
-        configuration_id: string
-        delivery_id: string
-      }[]
+      const heads = sql.dueHeads.all(now, limit + exclude.size) as unknown as [
+        configurationId: string,
+        deliveryId: string,
+      ][]
       const out: StoredDelivery[] = []
-      for (const head of heads) {
+      for (const [configurationId, deliveryId] of heads) {
         if (out.length >= limit) break
-        if (exclude.has(head.configuration_id)) continue
-        const row = sql.byId.get(head.delivery_id) as DeliveryRecord | undefined
+        if (exclude.has(configurationId)) continue
+        const row = sql.byId.get(deliveryId) as DeliveryRecord | undefined
         if (row !== undefined) out.push(toStored(row))
       }
       return out
     },
     nextDueAt: (exclude) => {
-      const heads = sql.nextDue.all(exclude.size + 1) as unknown as {
-        configuration_id: string
-        next_attempt_at: number
-      }[]
-      return heads.find((head) => !exclude.has(head.configuration_id))?.next_attempt_at
+      const heads = sql.nextDue.all(exclude.size + 1) as unknown as [configurationId: string, dueAt: number][]
+      return heads.find(([configurationId]) => !exclude.has(configurationId))?.[1]
     },
     recentOutcomes: (configurationId, keep) =>
       (sql.recent.all(configurationId, keep) as unknown as { outcome: string; at: number }[])
