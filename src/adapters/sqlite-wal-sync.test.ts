@@ -4,13 +4,17 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { after, describe, it } from 'node:test'
+import { eventually } from '../../test/support/eventually.ts'
 import { openSqliteFile } from './sqlite-file.ts'
 import { createWalSync, type SyncFile } from './sqlite-wal-sync.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'herald-wal-sync-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
 
-/** A sync that finishes only when the test says so, counting how many started. */
+/**
+ * A sync that finishes only when the test says so, counting how many started; `startedTimes`
+ * waits until `n` have (the first waits for the log's descriptor to open).
+ */
 const heldSync = () => {
   const pending: { resolve: () => void; reject: (error: Error) => void }[] = []
   let started = 0
@@ -22,6 +26,7 @@ const heldSync = () => {
   return {
     syncFile,
     started: () => started,
+    startedTimes: (n: number) => eventually(() => assert.equal(started, n)),
     finish: () => pending.shift()?.resolve(),
     fail: (error: Error) => pending.shift()?.reject(error),
   }
@@ -55,8 +60,7 @@ describe('createWalSync', () => {
     db.prepare('INSERT INTO t VALUES (1)').run()
     const durable = wal.durable()
     assert.equal(await settled(durable), false)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-    assert.equal(sync.started(), 1)
+    await sync.startedTimes(1)
     sync.finish()
     await durable
     await wal.close()
@@ -68,15 +72,14 @@ describe('createWalSync', () => {
     const sync = heldSync()
     const wal = createWalSync(db, sync.syncFile)
     const first = wal.durable()
-    await new Promise((resolve) => setTimeout(resolve, 20))
+    await sync.startedTimes(1)
     // These commits may have come after the running sync began: they wait for the next.
     const later = [wal.durable(), wal.durable(), wal.durable()]
     assert.equal(sync.started(), 1)
     sync.finish()
     await first
     assert.equal(await settled(Promise.race(later)), false)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-    assert.equal(sync.started(), 2)
+    await sync.startedTimes(2)
     sync.finish()
     await Promise.all(later)
     assert.equal(sync.started(), 2)
@@ -89,12 +92,11 @@ describe('createWalSync', () => {
     const sync = heldSync()
     const wal = createWalSync(db, sync.syncFile)
     const failing = wal.durable()
-    await new Promise((resolve) => setTimeout(resolve, 20))
+    await sync.startedTimes(1)
     sync.fail(new Error('EIO: i/o error, fdatasync'))
     await assert.rejects(failing, /EIO/)
     const next = wal.durable()
-    await new Promise((resolve) => setTimeout(resolve, 20))
-    assert.equal(sync.started(), 2)
+    await sync.startedTimes(2)
     sync.finish()
     await next
     await wal.close()
