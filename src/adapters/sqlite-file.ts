@@ -4,9 +4,12 @@ import { DatabaseSync } from 'node:sqlite'
 
 export interface SqliteFileOptions {
   /**
-   * `FULL`: a commit is synced to disk, so an acknowledged write survives a power cut (the
-   * embedded log and stores). `NORMAL`: it survives a crash of the process; a power cut may
-   * lose the last commits (windows, buffers and views that something else makes good).
+   * `FULL`: each commit is synced to disk before it returns, so an acknowledged write survives
+   * a power cut (the event store, whose writer thread can wait). `NORMAL`: a commit survives a
+   * crash of the process; a power cut may lose the last commits (windows and views that
+   * something else makes good), unless the caller then awaits `createWalSync`'s `durable()`,
+   * which syncs the log off the event loop for every commit since (the event log, the digest
+   * buffer).
    */
   readonly synchronous: 'FULL' | 'NORMAL'
   /** How long a writer waits for another connection's lock, in ms (default 5,000). */
@@ -21,7 +24,7 @@ export interface SqliteFileOptions {
  * opened. `:memory:` (or a `file:` URI) is passed through as it is.
  *
  * @example
- * const db = openSqliteFile('data/digests.sqlite', { synchronous: 'FULL' })
+ * const db = openSqliteFile('data/processed-ids.sqlite', { synchronous: 'NORMAL' })
  */
 export const openSqliteFile = (path: string, options: SqliteFileOptions): DatabaseSync => {
   if (path !== ':memory:' && !path.startsWith('file:')) mkdirSync(dirname(path), { recursive: true })
