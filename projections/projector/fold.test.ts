@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
+import { type Slice, yieldToLoop } from '../../src/cooperative.ts'
 import type { EngineEvent, Finding } from '../../src/events/index.ts'
 import { generateActivity } from '../../src/generator/index.ts'
 import {
@@ -8,7 +9,9 @@ import {
   type FindingState,
   findingKey,
   foldEntities,
+  foldEntitiesSliced,
   foldFindings,
+  foldFindingsSliced,
   imageKey,
   type Positioned,
   stateNeeds,
@@ -290,6 +293,29 @@ const activity = (seed: number, count: number): Positioned[] =>
       at: Date.parse(event.time as string),
     }),
   )
+
+describe('the fold in slices of the event loop', () => {
+  it('writes the same rows as in one go, pausing between events and between images', async () => {
+    const events = activity(11, 600)
+    const entities = foldEntities(events, { images: new Map(), tags: new Map() })
+    let pauses = 0
+    const everyStep: Slice = {
+      due: () => true,
+      pause: async () => {
+        pauses++
+        await yieldToLoop()
+      },
+    }
+    const sliced = await foldEntitiesSliced(events, { images: new Map(), tags: new Map() }, everyStep)
+    assert.deepEqual(sliced, entities)
+    assert.equal(pauses, events.length)
+    pauses = 0
+    const findings = foldFindings(entities.findingOps, new Map())
+    assert.deepEqual(await foldFindingsSliced(entities.findingOps, new Map(), everyStep), findings)
+    assert.equal(pauses, entities.findingOps.size)
+    assert.ok(findings.findings.length > 0, 'the history has findings to fold')
+  })
+})
 
 describe('the fold under replays', () => {
   it('writes the same rows whatever the batch boundaries, and however often a batch is replayed', () => {

@@ -1,3 +1,4 @@
+import { drain, drainSliced, loopSlice, type Slice } from '../../src/cooperative.ts'
 import type { EngineEvent, Finding } from '../../src/events/index.ts'
 import { toClickHouseTime } from './rows.ts'
 import type {
@@ -160,7 +161,18 @@ const closeTag = (row: TagHistoryRow, offset: number, at: number, by: ClosedBy):
  * of each row (the table keeps the highest version anyway) and the finding operations per
  * image for phase two.
  */
-export const foldEntities = (events: readonly Positioned[], state: EntityState): EntityRows => {
+export const foldEntities = (events: readonly Positioned[], state: EntityState): EntityRows =>
+  drain(entitySteps(events, state))
+
+/** `foldEntities` in slices of the event loop: the same rows, with other work let in between. */
+export const foldEntitiesSliced = (
+  events: readonly Positioned[],
+  state: EntityState,
+  slice: Slice = loopSlice,
+): Promise<EntityRows> => drainSliced(entitySteps(events, state), slice)
+
+// The fold, pausing (`yield`) before each event so a driver may hand the loop back.
+function* entitySteps(events: readonly Positioned[], state: EntityState): Generator<void, EntityRows, void> {
   const openImages = new Map(state.images)
   const openTags = new Map(state.tags)
   const images = new Map<string, ImageRow>()
@@ -238,6 +250,7 @@ export const foldEntities = (events: readonly Positioned[], state: EntityState):
   }
 
   for (const { event, offset, at } of events) {
+    yield
     const account = event.account
     switch (event.type) {
       case 'herald.report.image.analyzed': {
@@ -392,12 +405,26 @@ const lifecycleOf = (
 export const foldFindings = (
   findingOps: ReadonlyMap<string, ImageFindingOps>,
   state: FindingState,
-): FindingRows => {
+): FindingRows => drain(findingSteps(findingOps, state))
+
+/** `foldFindings` in slices of the event loop: the same rows, with other work let in between. */
+export const foldFindingsSliced = (
+  findingOps: ReadonlyMap<string, ImageFindingOps>,
+  state: FindingState,
+  slice: Slice = loopSlice,
+): Promise<FindingRows> => drainSliced(findingSteps(findingOps, state), slice)
+
+// The fold, pausing (`yield`) before each image so a driver may hand the loop back.
+function* findingSteps(
+  findingOps: ReadonlyMap<string, ImageFindingOps>,
+  state: FindingState,
+): Generator<void, FindingRows, void> {
   const findings: FindingRow[] = []
   const lifecycle: LifecycleRow[] = []
   const openFindings = new Map<string, ReadonlyMap<string, FindingRow>>()
 
   for (const [key, { account, digest, ops }] of findingOps) {
+    yield
     const open = new Map(state.get(key))
     openFindings.set(key, open)
     // This image's rows, by `findingKey` and offset: every row a fold writes belongs to the

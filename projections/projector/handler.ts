@@ -1,4 +1,5 @@
 import { createNativeBlockWriter } from '../../src/adapters/clickhouse-warehouse/native-format.ts'
+import { loopSlice } from '../../src/cooperative.ts'
 import {
   createIngressDecoder,
   type IngressDecoder,
@@ -9,7 +10,7 @@ import {
 import type { Logger } from '../../src/observability/index.ts'
 import type { Batch, BatchHandler, LogMessage } from '../../src/ports/event-log.ts'
 import type { Warehouse } from '../../src/ports/warehouse.ts'
-import { foldEntities, foldFindings, type Positioned, stateNeeds } from './fold.ts'
+import { foldEntitiesSliced, foldFindingsSliced, type Positioned, stateNeeds } from './fold.ts'
 import {
   appendEventRow,
   deduplicationToken,
@@ -140,9 +141,11 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
       const result = results[i] as IngressResult & { ok: true }
       return toEventRow(result.event, batch.messages[i] as LogMessage, started)
     }
-    batch.messages.forEach((message, i) => {
+    for (let i = 0; i < batch.messages.length; i++) {
+      if (loopSlice.due()) await loopSlice.pause()
+      const message = batch.messages[i] as LogMessage
       const decoded = results[i]
-      if (repeats.has(i)) return
+      if (repeats.has(i)) continue
       if (decoded?.ok) {
         try {
           if (block !== undefined && !appendEventRow(block, decoded.event, message, started)) {
@@ -160,7 +163,7 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
             offset: message.offset,
             error: (error as Error).message,
           })
-          return
+          continue
         }
         ids.push(decoded.event.id)
         stored.push(i)
@@ -179,7 +182,7 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
           code: decoded?.failure.code,
         })
       }
-    })
+    }
 
     const token = deduplicationToken(batch.topic, batch.partition, first.offset, last.offset, ids)
     // `distinct`: the fold emits one row per key of the table (its rows are keyed by a finer
@@ -210,7 +213,7 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
           : await cached.entities(needs, (missing) =>
               loadEntityState(warehouse, missing, first.offset, tables),
             )
-      const entities = foldEntities(positioned, entityState)
+      const entities = await foldEntitiesSliced(positioned, entityState)
       const findingState =
         cached === undefined
           ? await loadFindingState(warehouse, entities.findingOps.values(), first.offset, tables)
@@ -221,7 +224,7 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
         entityState,
         entities,
         findingState,
-        findings: foldFindings(entities.findingOps, findingState),
+        findings: await foldFindingsSliced(entities.findingOps, findingState),
       }
     }
     const [, derived] = await settled(storingEvents, derive())

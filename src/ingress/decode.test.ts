@@ -91,6 +91,26 @@ describe('createIngressDecoder', () => {
     )
   })
 
+  it('decodes a batch in slices of the event loop, to the same results, other work running between', async () => {
+    const messages = events
+      .slice(0, 50)
+      .map((e, i) => asLogMessage(toKafkaMessage(e, { mode: 'structured' }), i))
+    const between: number[] = []
+    let decoded = 0
+    const sliced = createIngressDecoder({
+      registry,
+      slice: {
+        due: () => decoded++ % 10 === 9,
+        pause: () => {
+          setImmediate(() => between.push(decoded))
+          return new Promise((resolve) => setImmediate(resolve))
+        },
+      },
+    })
+    assert.deepEqual(await sliced.decodeBatch(messages), await decoder.decodeBatch(messages))
+    assert.deepEqual(between, [10, 20, 30, 40, 50])
+  })
+
   it('says the data of a framed binary-mode value is JSON once decoded, whatever type its header named', async () => {
     const event = events.find((e) => e.type === 'user.image.analysis.completed') as EngineEvent
     const outgoing = toKafkaMessage(event, { mode: 'binary', schemaId: await dataId(event.type) })

@@ -1,3 +1,4 @@
+import { loopSlice, type Slice } from '../cooperative.ts'
 import { type FieldIssue, NotFoundError } from '../errors/index.ts'
 import type { Decoded } from '../events/index.ts'
 import type { LogMessage } from '../ports/event-log.ts'
@@ -65,6 +66,8 @@ export interface IngressDecoderOptions {
   readonly decoders?: SchemaDecoders
   /** The event contract; `decodeEvent` by default. */
   readonly decodeEvent?: (input: unknown) => Decoded<IngressEvent>
+  /** When a batch's decoding lets other work run: the process's shared slice by default. */
+  readonly slice?: Slice
 }
 
 const MAX_MESSAGE_ISSUES = 3
@@ -100,6 +103,7 @@ type Step =
 export const createIngressDecoder = (options: IngressDecoderOptions = {}): IngressDecoder => {
   const decoders = options.decoders ?? createSchemaDecoders(options.registry ?? noRegistry)
   const contract = options.decodeEvent ?? decodeEvent
+  const slice = options.slice ?? loopSlice
 
   // The payload is read in place, past the frame's header: no view of it is made per message.
   // The check of one of Herald's own schemas waits for the contract, which makes it anyway.
@@ -180,8 +184,12 @@ export const createIngressDecoder = (options: IngressDecoderOptions = {}): Ingre
         if (decoders.lookup(schemaId) === undefined) unknown.add(schemaId)
       }
       if (unknown.size > 0) await decoders.prepare(unknown)
+      // A projector batch is thousands of messages: decoded in slices, the loop free between.
       const results = new Array<IngressResult>(messages.length)
-      for (let i = 0; i < messages.length; i++) results[i] = decodeOne(messages[i] as LogMessage)
+      for (let i = 0; i < messages.length; i++) {
+        if (slice.due()) await slice.pause()
+        results[i] = decodeOne(messages[i] as LogMessage)
+      }
       return results
     },
   }

@@ -1,4 +1,5 @@
 import { openSqliteFile } from '../adapters/sqlite-file.ts'
+import { loopSlice } from '../cooperative.ts'
 import { ClosedError } from '../errors/index.ts'
 import { createFingerprintWindow } from './fingerprint-window.ts'
 import {
@@ -9,6 +10,9 @@ import {
   type ProcessedIds,
   type ProcessedIdWindow,
 } from './processed-ids.ts'
+
+// Keys journaled per transaction; the event loop may run other work between two.
+const RECORD_CHUNK = 4_096
 
 export interface SqliteProcessedIdsOptions extends ProcessedIdWindow {
   /** Database file; `:memory:` for a throw-away window. */
@@ -85,6 +89,29 @@ export const createSqliteProcessedIds = (options: SqliteProcessedIdsOptions): Pr
     trimMany.run(maxEntries)
   }
 
+  /** Journals the digests in one transaction, then holds them in the window. */
+  const appendAll = (recorded: readonly Buffer[], now: number) => {
+    db.exec('BEGIN')
+    try {
+      let i = 0
+      for (; i + GROUP <= recorded.length; i += GROUP) {
+        const values: (Buffer | number)[] = []
+        for (let j = i; j < i + GROUP; j++) values.push(recorded[j] as Buffer, now)
+        appendGroup.run(...values)
+      }
+      for (; i < recorded.length; i++) append.run(recorded[i] as Buffer, now)
+      trim(now)
+      db.exec('COMMIT')
+    } catch (error) {
+      db.exec('ROLLBACK')
+      throw error
+    }
+    for (const digest of recorded) {
+      const [hi, lo] = fingerprintOf(digest)
+      window.add(hi, lo, now)
+    }
+  }
+
   return {
     async seen(keys) {
       assertOpen()
@@ -104,35 +131,28 @@ export const createSqliteProcessedIds = (options: SqliteProcessedIdsOptions): Pr
       assertOpen()
       if (keys.length === 0) return
       const now = clock()
-      const recorded: Buffer[] = []
-      const once = new Set<string>()
-      for (const key of keys) {
-        if (once.has(key)) continue
-        once.add(key)
-        const digest = digests.get(key) ?? keyDigest(key)
-        const [hi, lo] = fingerprintOf(digest)
-        // A key already held keeps its first time, in the window as in the journal.
-        if (window.timeOf(hi, lo) === undefined) recorded.push(digest)
-      }
+      const known = digests
       digests = new Map()
-      db.exec('BEGIN')
-      try {
-        let i = 0
-        for (; i + GROUP <= recorded.length; i += GROUP) {
-          const values: (Buffer | number)[] = []
-          for (let j = i; j < i + GROUP; j++) values.push(recorded[j] as Buffer, now)
-          appendGroup.run(...values)
+      const once = new Set<string>()
+      // A projector batch records tens of thousands of keys: a chunk per transaction, the
+      // event loop free between chunks. Each chunk is whole; a crash between two leaves the
+      // first recorded, which only spares its events' repeats (the batch is read again anyway).
+      for (let from = 0; from < keys.length; from += RECORD_CHUNK) {
+        if (from > 0 && loopSlice.due()) {
+          await loopSlice.pause()
+          assertOpen()
         }
-        for (; i < recorded.length; i++) append.run(recorded[i] as Buffer, now)
-        trim(now)
-        db.exec('COMMIT')
-      } catch (error) {
-        db.exec('ROLLBACK')
-        throw error
-      }
-      for (const digest of recorded) {
-        const [hi, lo] = fingerprintOf(digest)
-        window.add(hi, lo, now)
+        const recorded: Buffer[] = []
+        for (let k = from; k < Math.min(keys.length, from + RECORD_CHUNK); k++) {
+          const key = keys[k] as string
+          if (once.has(key)) continue
+          once.add(key)
+          const digest = known.get(key) ?? keyDigest(key)
+          const [hi, lo] = fingerprintOf(digest)
+          // A key already held keeps its first time, in the window as in the journal.
+          if (window.timeOf(hi, lo) === undefined) recorded.push(digest)
+        }
+        appendAll(recorded, now)
       }
       window.evictBefore(now - retentionMs)
     },

@@ -78,14 +78,25 @@ export const runProcessedIdsContract = ({
       }
     })
 
-    it('handles a batch of thousands of keys', async () => {
+    it('handles a batch of tens of thousands of keys, repeats included', async () => {
       const window = await open({ clock, retentionMs: HOUR })
       try {
-        const keys = Array.from({ length: 5_000 }, () => key(randomUUID()))
-        await window.record(keys.slice(0, 2_500))
+        // A projector batch's worth: more than one of the SQLite window's transactions.
+        const keys = Array.from({ length: 24_000 }, () => key(randomUUID()))
+        const recorded = keys.slice(0, 12_000)
+        await window.record([...recorded, recorded[0] as string, recorded[4_096] as string])
         const seen = await window.seen(keys)
-        assert.equal(seen.size, 2_500)
-        assert.ok(keys.slice(0, 2_500).every((k) => seen.has(k)))
+        assert.equal(seen.size, 12_000)
+        assert.ok(recorded.every((k) => seen.has(k)))
+        if (reopen !== undefined) {
+          await window.close()
+          const again = await reopen({ clock, retentionMs: HOUR })
+          try {
+            assert.equal((await again.seen(keys)).size, 12_000)
+          } finally {
+            await again.close()
+          }
+        }
       } finally {
         await window.close()
       }

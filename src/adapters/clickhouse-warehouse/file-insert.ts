@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { WarehouseError } from '../../errors/index.ts'
 import type { NativeBlock } from '../../ports/warehouse.ts'
-import { type ColumnTypes, serialiseNative } from './native-format.ts'
+import { type ColumnTypes, type NativeBody, serialiseNative, serialiseNativeSliced } from './native-format.ts'
 import type { InsertSettings } from './warehouse.ts'
 
 /** Rows ready for `INSERT … FROM INFILE`: the format, the columns it names (if any) and the body. */
@@ -71,8 +71,17 @@ const tabSeparated = (rows: readonly object[]): SerialisedRows | undefined => {
  * @example
  * serialiseRows([{ id: 'a', n: 1, at: null }]) // { format: 'TabSeparated', columns: ['id', 'n', 'at'], body: 'a\t1\t\\N\n' }
  */
-export const serialiseRows = (rows: readonly object[], types?: ColumnTypes): SerialisedRows => {
-  const native = types === undefined ? undefined : serialiseNative(rows, types)
+export const serialiseRows = (rows: readonly object[], types?: ColumnTypes): SerialisedRows =>
+  serialisedAs(rows, types === undefined ? undefined : serialiseNative(rows, types))
+
+/** `serialiseRows` in slices of the event loop (the Native form; the others are rare). */
+export const serialiseRowsSliced = async (
+  rows: readonly object[],
+  types?: ColumnTypes,
+): Promise<SerialisedRows> =>
+  serialisedAs(rows, types === undefined ? undefined : await serialiseNativeSliced(rows, types))
+
+const serialisedAs = (rows: readonly object[], native: NativeBody | undefined): SerialisedRows => {
   if (native !== undefined) return { format: 'Native', ...native }
   return (
     tabSeparated(rows) ?? {
@@ -198,7 +207,9 @@ export const createFileInserter = (
     insert: async (table, rows, settings) => {
       if (rows.length === 0) return
       const types = await options.columnTypes?.(table)
-      await load(table, serialiseRows(rows, types), settings)
+      // A batch's inserts start together, and serialising the largest takes tens of ms: they
+      // serialise in slices of the event loop, so other work runs between them.
+      await load(table, await serialiseRowsSliced(rows, types), settings)
     },
     insertNative: async (table, block, settings) => {
       if (block.rows === 0) return

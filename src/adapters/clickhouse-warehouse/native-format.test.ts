@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { yieldToLoop } from '../../cooperative.ts'
 import {
   codecOf,
   createNativeBlockWriter,
   isNativeTime,
   parseUtcTime,
   serialiseNative,
+  serialiseNativeSliced,
 } from './native-format.ts'
 
 const bytes = (...parts: (number[] | Uint8Array)[]): Buffer => Buffer.concat(parts.map((p) => Buffer.from(p)))
@@ -32,6 +34,36 @@ const block = (rows: readonly object[], types: Record<string, string>): Buffer |
   const out = serialiseNative(rows, new Map(Object.entries(types)))
   return out === undefined ? undefined : Buffer.concat(out.body)
 }
+
+describe('serialiseNativeSliced', () => {
+  it('writes the block serialiseNative writes, pausing every 512 rows and before each column', async () => {
+    const rows = Array.from({ length: 1_300 }, (_, i) => ({
+      id: i % 5 === 0 ? `ré-${i}` : `row-${i}`,
+      n: i,
+      at: new Date(Date.UTC(2026, 0, 1) + i).toISOString(),
+      note: i % 3 === 0 ? null : i * 0.5,
+    }))
+    const types = new Map([
+      ['id', 'String'],
+      ['n', 'UInt32'],
+      ['at', "DateTime64(3, 'UTC')"],
+      ['note', 'Nullable(Float64)'],
+    ])
+    let pauses = 0
+    const sliced = await serialiseNativeSliced(rows, types, {
+      due: () => true,
+      pause: async () => {
+        pauses++
+        await yieldToLoop()
+      },
+    })
+    const whole = serialiseNative(rows, types)
+    assert.ok(sliced !== undefined && whole !== undefined)
+    assert.deepEqual(sliced.columns, whole.columns)
+    assert.deepEqual(Buffer.concat(sliced.body), Buffer.concat(whole.body))
+    assert.equal(pauses, 2 + 4)
+  })
+})
 
 describe('serialiseNative', () => {
   it('writes a block as the engine writes one (checked against chDB FORMAT Native output)', () => {

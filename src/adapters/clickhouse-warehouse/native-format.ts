@@ -1,4 +1,5 @@
 import { daysInMonth } from '../../calendar.ts'
+import { drain, drainSliced, loopSlice, type Slice } from '../../cooperative.ts'
 import type { NativeBlock } from '../../ports/warehouse.ts'
 
 /**
@@ -512,10 +513,27 @@ export type ColumnTypes = ReadonlyMap<string, string>
  * const types = new Map([['id', 'String'], ['n', 'UInt32']])
  * serialiseNative([{ id: 'a', n: 1 }], types) // { columns: ['id', 'n'], body: <02 01 02 'id' …> }
  */
-export const serialiseNative = (
+export const serialiseNative = (rows: readonly object[], types: ColumnTypes): NativeBody | undefined =>
+  drain(nativeSteps(rows, types))
+
+/** `serialiseNative` in slices of the event loop: the same block, with other work let in between. */
+export const serialiseNativeSliced = (
   rows: readonly object[],
   types: ColumnTypes,
-): { readonly columns: readonly string[]; readonly body: readonly Uint8Array[] } | undefined => {
+  slice: Slice = loopSlice,
+): Promise<NativeBody | undefined> => drainSliced(nativeSteps(rows, types), slice)
+
+/** A block's column names and its bytes in Native format. */
+export interface NativeBody {
+  readonly columns: readonly string[]
+  readonly body: readonly Uint8Array[]
+}
+
+// The serialisation, pausing (`yield`) every few hundred rows and before each column.
+function* nativeSteps(
+  rows: readonly object[],
+  types: ColumnTypes,
+): Generator<void, NativeBody | undefined, void> {
   const first = rows[0]
   if (first === undefined) return undefined
   const columns = Object.keys(first)
@@ -531,6 +549,7 @@ export const serialiseNative = (
   const width = columns.length
   const table: unknown[][] = columns.map(() => new Array(rows.length))
   for (let r = 0; r < rows.length; r++) {
+    if ((r & 511) === 511) yield
     const row = rows[r] as Record<string, unknown>
     const keys = Object.keys(row)
     if (keys.length !== width) return undefined
@@ -543,6 +562,7 @@ export const serialiseNative = (
   writeVarUInt(sink, width)
   writeVarUInt(sink, rows.length)
   for (let c = 0; c < width; c++) {
+    yield
     const codec = codecs[c] as Codec
     writeString(sink, columns[c] as string)
     writeString(sink, codec.type)
