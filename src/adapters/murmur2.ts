@@ -34,9 +34,9 @@ export const murmur2 = (data: Uint8Array): number => {
 
 const utf8 = new TextEncoder()
 
-/** The partition Kafka's default partitioner chooses for a key. */
+/** The partition Kafka's default partitioner chooses for a key (of one, without hashing it). */
 export const partitionForKey = (key: string, partitions: number): number =>
-  (murmur2(utf8.encode(key)) & 0x7fffffff) % partitions
+  partitions === 1 ? 0 : (murmur2(utf8.encode(key)) & 0x7fffffff) % partitions
 
 /**
  * `partitionForKey` that remembers up to `limit` keys per partition count: for callers that ask
