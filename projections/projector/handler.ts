@@ -137,6 +137,7 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
     const results = await decoder.decodeBatch(batch.messages)
     const { keys, repeats } = await repeatsOf(batch.messages, results)
     const projectedKeys: string[] = []
+    const projectedPositions: string[] = []
     const rowOf = (i: number): EventRow => {
       const result = results[i] as IngressResult & { ok: true }
       return toEventRow(result.event, batch.messages[i] as LogMessage, started)
@@ -168,7 +169,10 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
         ids.push(decoded.event.id)
         stored.push(i)
         const key = keys.get(i)
-        if (key !== undefined) projectedKeys.push(key, positionKey(key, message))
+        if (key !== undefined) {
+          projectedKeys.push(key)
+          projectedPositions.push(positionKey(key, message))
+        }
         if (isReportEvent(decoded.event)) {
           const at = decoded.event.time === undefined ? message.timestamp : Date.parse(decoded.event.time)
           positioned.push({ event: decoded.event, offset: message.offset, at })
@@ -243,7 +247,12 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
       insert(tables.finding_lifecycle, findings.lifecycle, true),
     )
     // Only once every row is stored: a repeat of these events is skipped from now on.
-    if (processed !== undefined && projectedKeys.length > 0) await processed.record(projectedKeys)
+    // Positions first: a window may record a large batch in several transactions, and one that
+    // stops midway must not hold an event's key without its position, which would make the
+    // batch's redelivery skip that event as a repeat from elsewhere. A position without its
+    // key only has the event projected again, which the insert tokens make harmless.
+    if (processed !== undefined && projectedKeys.length > 0)
+      await processed.record([...projectedPositions, ...projectedKeys])
     // Last: the lag reads it, and it must not claim a batch whose rows are not all stored.
     await insert(tables.projection_progress, [progressRow(batch, clock())], true)
     cached?.advance(

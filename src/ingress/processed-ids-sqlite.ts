@@ -134,9 +134,10 @@ export const createSqliteProcessedIds = (options: SqliteProcessedIdsOptions): Pr
       const known = digests
       digests = new Map()
       const once = new Set<string>()
-      // A projector batch records tens of thousands of keys: a chunk per transaction, the
-      // event loop free between chunks. Each chunk is whole; a crash between two leaves the
-      // first recorded, which only spares its events' repeats (the batch is read again anyway).
+      // A projector batch records tens of thousands of keys: a chunk per transaction, in the
+      // order given, the event loop free between chunks. Each chunk is whole; a crash or a
+      // failure between two leaves the earlier ones recorded (the projector puts first the
+      // keys that are safe to hold alone).
       for (let from = 0; from < keys.length; from += RECORD_CHUNK) {
         if (from > 0 && loopSlice.due()) {
           await loopSlice.pause()

@@ -23,7 +23,11 @@ import { createFingerprintWindow } from './fingerprint-window.ts'
 export interface ProcessedIds {
   /** Which of `keys` were recorded and are still in the window. */
   seen(keys: readonly string[]): Promise<ReadonlySet<string>>
-  /** Remembers `keys`; durable when the promise resolves. Recording a key again is harmless. */
+  /**
+   * Remembers `keys`; durable when the promise resolves. Recording a key again is harmless. A
+   * call that fails may have recorded a prefix of `keys` (a store may write a long list in
+   * several transactions), never a key without the ones before it.
+   */
   record(keys: readonly string[]): Promise<void>
   close(): Promise<void>
 }

@@ -11,7 +11,7 @@ import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/ind
 import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
 import { type EngineEvent, encodeLogEvent } from '../../src/events/index.ts'
 import { generateActivity } from '../../src/generator/index.ts'
-import { createSqliteProcessedIds } from '../../src/ingress/index.ts'
+import { createSqliteProcessedIds, type ProcessedIds } from '../../src/ingress/index.ts'
 import { silentLogger } from '../../src/observability/index.ts'
 import type { Batch, LogMessage } from '../../src/ports/event-log.ts'
 import type { InsertOptions, Warehouse } from '../../src/ports/warehouse.ts'
@@ -455,6 +455,88 @@ describe('report projection on chDB', () => {
     } finally {
       await processed.close()
       rmSync(dir2, { recursive: true, force: true })
+    }
+  })
+
+  it('projects a batch again exactly when its window recorded only part of it before failing', async () => {
+    const digest = `sha256:${'d'.repeat(64)}`
+    // The same image analysed twice with the same finding: one episode, from the first.
+    const analyzed = (account: string, n: number): EngineEvent =>
+      ({
+        specversion: '1.0',
+        id: `analysis-${n}`,
+        source: '/engine/analyzer',
+        type: 'herald.report.image.analyzed',
+        account,
+        subject: digest,
+        time: new Date(T0 + n * 60_000).toISOString(),
+        data: {
+          digest,
+          registry: 'docker.io',
+          repository: 'acme/api',
+          image_id: 'd'.repeat(64),
+          distro: { name: 'debian', version: '12' },
+          package_count: 1,
+          analyzed_at: new Date(T0 + n * 60_000).toISOString(),
+          findings: [
+            {
+              id: 'CVE-2026-0001',
+              severity: 'high',
+              package: 'openssl',
+              version: '3.0.1',
+              type: 'dpkg',
+              fix_version: null,
+              kev: false,
+              cvss: 7.5,
+            },
+          ],
+        },
+      }) as EngineEvent
+    // Two events are four keys (each event's key and its position): stop after each prefix.
+    for (let cut = 1; cut < 4; cut++) {
+      const account = `partial-${cut}`
+      const messages = toMessages([analyzed(account, 1), analyzed(account, 2)], `topic-${randomUUID()}`)
+      const batch = { topic: messages[0]?.topic as string, partition: 0, messages }
+      const dir2 = mkdtempSync(join(tmpdir(), 'herald-projected-'))
+      const window = createSqliteProcessedIds({ path: join(dir2, 'projected-ids.sqlite') })
+      try {
+        const failing: ProcessedIds = {
+          seen: (keys) => window.seen(keys),
+          record: async (keys) => {
+            await window.record(keys.slice(0, cut))
+            throw new Error('the window failed midway')
+          },
+          close: async () => {},
+        }
+        const first = createProjectorHandler({
+          warehouse,
+          clock: Date.now,
+          logger: silentLogger,
+          processed: failing,
+        })
+        await assert.rejects(first(batch), /failed midway/)
+        // Redelivered: neither event may now pass for a repeat from elsewhere and be skipped,
+        // which would fold the second analysis as the image's first.
+        const again = createProjectorHandler({
+          warehouse,
+          clock: Date.now,
+          logger: silentLogger,
+          processed: window,
+        })
+        await again(batch)
+        const episodes = await warehouse.query<{ detected_offset: number }>(
+          'SELECT detected_offset FROM finding_lifecycle FINAL WHERE account = {account:String}',
+          { account },
+        )
+        assert.deepEqual(
+          episodes.map((r) => Number(r.detected_offset)),
+          [0],
+          `recorded ${cut} of 4 keys before failing`,
+        )
+      } finally {
+        await window.close()
+        rmSync(dir2, { recursive: true, force: true })
+      }
     }
   })
 
