@@ -1,3 +1,5 @@
+import { setImmediate as immediate } from 'node:timers/promises'
+
 /**
  * Long batch work on the one event loop (a projector batch of 10,000 events is close to a
  * second of decoding, folding and serialising) hands the loop back between slices, so requests,
@@ -57,7 +59,7 @@ export const createSlice = (ms = SLICE_MS, now: () => number = performance.now.b
 export const loopSlice: Slice = createSlice()
 
 /** Resolves after the event loop has run what was waiting: I/O callbacks, then this. */
-export const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+export const yieldToLoop = (): Promise<void> => immediate()
 
 /** Runs stepwise work (a generator that yields between items) to its end, in one go. */
 export const drain = <T>(steps: Generator<void, T, void>): T => {

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { after, describe, it } from 'node:test'
 import { eventually } from '../../test/support/eventually.ts'
+import { yieldToLoop } from '../cooperative.ts'
 import { openSqliteFile } from './sqlite-file.ts'
 import { createWalSync, type SyncFile } from './sqlite-wal-sync.ts'
 
@@ -42,7 +43,7 @@ const settled = async (promise: Promise<unknown>) => {
       done = true
     },
   )
-  await new Promise((resolve) => setImmediate(resolve))
+  await yieldToLoop()
   return done
 }
 

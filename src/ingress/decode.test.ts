@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
 import fc from 'fast-check'
+import { yieldToLoop } from '../cooperative.ts'
 import { isRetriable, NotFoundError, UnavailableError } from '../errors/index.ts'
 import { applyMutation, type Json, mutationsOf } from '../events/catalog/arbitraries.ts'
 import { decodeEngineEvent, type EngineEvent, envelopeSchema, lookupEventType } from '../events/index.ts'
@@ -103,7 +104,7 @@ describe('createIngressDecoder', () => {
         due: () => decoded++ % 10 === 9,
         pause: () => {
           setImmediate(() => between.push(decoded))
-          return new Promise((resolve) => setImmediate(resolve))
+          return yieldToLoop()
         },
       },
     })

@@ -144,7 +144,8 @@ export const createSqliteProcessedIds = (options: SqliteProcessedIdsOptions): Pr
           assertOpen()
         }
         const recorded: Buffer[] = []
-        for (let k = from; k < Math.min(keys.length, from + RECORD_CHUNK); k++) {
+        const to = Math.min(keys.length, from + RECORD_CHUNK)
+        for (let k = from; k < to; k++) {
           const key = keys[k] as string
           if (once.has(key)) continue
           once.add(key)

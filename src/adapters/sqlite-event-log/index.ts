@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { StatementSync } from 'node:sqlite'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { yieldToLoop } from '../../cooperative.ts'
 import { ClosedError, NotFoundError, ValidationError } from '../../errors/index.ts'
 import type {
   Batch,
@@ -475,7 +476,7 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
       through = last
       // The chunk held messages still within retention: nothing older is left.
       if (last < first + RETENTION_CHUNK - 1) break
-      await new Promise((resolve) => setImmediate(resolve))
+      await yieldToLoop()
     }
     if (deleted > 0)
       options.onRetention?.({
