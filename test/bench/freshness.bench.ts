@@ -8,11 +8,11 @@
  * 100 ms, in requests of at most 250 events) for `--seconds`, and every 500 ms one probe goes
  * with it: an image analysed for the account `freshness-probe`, with a vulnerability id of its
  * own. A poller asks GraphQL (`imagesByVulnerability` of that account) which probe
- * vulnerabilities it shows, 100 ms after each answer; a probe's freshness is from the 202 that
- * published it to the first answer that lists it, so it includes that answer's own time, which
- * is printed too (p50/p99 over the rate's polls). Prints the rate reached, the p50/p99 of the probes and how many were
- * still not visible when the rate's run ended, against the target of p99 ≤ 2 s at 10,000
- * events/s, and Herald's CPU per published event from the first publish until the last probe
+ * vulnerabilities it shows, again 100 ms after each answer; a probe's freshness is from the 202
+ * that published it to the first answer that lists it, so it includes that answer's own time,
+ * which is printed too (p50/p99 over the rate's polls). Prints the rate reached, the p50/p99 of
+ * the probes and how many were still not visible when the rate's run ended, against the
+ * target of p99 ≤ 2 s at 10,000 events/s, and Herald's CPU per published event from the first publish until the last probe
  * is visible (`/proc`): its event loop's and all its threads' (worker threads, chDB), the
  * steadier figures on a machine that runs other work too, and its resident memory when the
  * rate's run ended and at its peak so far (`/proc`), and its event loop's delay over the run
@@ -154,7 +154,7 @@ try {
   }
 
   out(
-    `\n## Freshness: published (202) → visible in GraphQL, Herald on its embedded defaults (probe every ${PROBE_EVERY_TICKS * TICK_MS} ms, GraphQL polled every ${POLL_MS} ms)\n`,
+    `\n## Freshness: published (202) → visible in GraphQL, Herald on its embedded defaults (probe every ${PROBE_EVERY_TICKS * TICK_MS} ms, GraphQL asked again ${POLL_MS} ms after each answer)\n`,
   )
   out(
     '| offered events/s | published events/s | probes | p50 | p99 | max | not visible at the end | GraphQL answer p50 / p99 | Herald CPU µs per event: event loop / all threads | Herald event loop delay p99 / max (ms) | Herald RSS at the end / peak (MiB) | target |',
