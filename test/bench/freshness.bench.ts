@@ -11,13 +11,13 @@
  * vulnerabilities it shows, again 100 ms after each answer; a probe's freshness is from the 202
  * that published it to the first answer that lists it, so it includes that answer's own time,
  * which is printed too (p50/p99 over the rate's polls). Prints the rate reached, the p50/p99 of
- * the probes and how many were still not visible when the rate's run ended, against the
- * target of p99 ≤ 2 s at 10,000 events/s, and Herald's CPU per published event from the first publish until the last probe
- * is visible (`/proc`): its event loop's and all its threads' (worker threads, chDB), the
- * steadier figures on a machine that runs other work too, and its resident memory when the
- * rate's run ended and at its peak so far (`/proc`), and its event loop's delay over the run
- * (p99 and max, from its `/metrics`: the longest stretch any request or batch waited behind
- * other work). Figures are printed, never asserted.
+ * the probes and how many were still not visible when the rate's run ended, against the target
+ * of p99 ≤ 2 s at 10,000 events/s, and Herald's CPU per published event from the first publish
+ * until the last probe is visible (`/proc`): its event loop's and all its threads' (worker
+ * threads, chDB), the steadier figures on a machine that runs other work too, and its resident
+ * memory when the rate's run ended and at its peak so far (`/proc`), and its event loop's delay
+ * over the run (p99 and max, from its `/metrics`: the longest stretch any request or batch
+ * waited behind other work). Figures are printed, never asserted.
  */
 import { randomBytes, randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
