@@ -156,6 +156,30 @@ const readModelContract = (
       assert.equal(view.nextDueAt(new Set()), undefined)
     })
 
+    it('gives the unsettled delivery queued behind another, settled yet or not', async () => {
+      await request(1, 'cfg-a')
+      await request(2, 'cfg-b')
+      await request(3, 'cfg-a')
+      await request(4, 'cfg-a')
+      const first = view.get(hex(1))
+      assert.ok(first)
+      const behind = (after: { configurationId: string; seq: number }) => {
+        const next = view.nextBehind(after, now)
+        return next === undefined ? undefined : 'due' in next ? next.due.eventId : next.dueAt
+      }
+      assert.equal(behind(first), 'evt-3', 'behind an unsettled head, of its own configuration')
+      await attempt(1, 200)
+      assert.equal(behind(first), 'evt-3', 'behind it once it is settled too')
+      await attempt(3, 503, 5_000)
+      assert.equal(behind(first), now + 5_000, 'one waiting for its retry is not due, and not skipped')
+      assert.equal(view.get(hex(3))?.event.id, 'evt-3')
+      await attempt(3, 200)
+      assert.equal(behind(first), 'evt-4')
+      const fourth = view.get(hex(4))
+      assert.ok(fourth)
+      assert.equal(behind(fourth), undefined, 'nothing queued behind the last')
+    })
+
     it('derives health and failure streaks from recent outcomes, skips left out', async () => {
       await request(1, 'cfg-a')
       await request(2, 'cfg-a')

@@ -111,6 +111,15 @@ export interface DeliveryReadModel {
   dueHeads(now: number, exclude: ReadonlySet<string>, limit: number): readonly StoredDelivery[]
   /** When the next head falls due (outside `exclude`); undefined when no queue holds anything. */
   nextDueAt(exclude: ReadonlySet<string>): number | undefined
+  /**
+   * The unsettled delivery queued behind `after` in its configuration's queue (the next by
+   * `seq`), whether or not `after` itself is settled here yet: `due` by `now`, or when it falls
+   * due (it waits for a retry); undefined when none is queued behind it.
+   */
+  nextBehind(
+    after: Pick<DeliveryRow, 'configurationId' | 'seq'>,
+    now: number,
+  ): { readonly due: StoredDelivery } | { readonly dueAt: number } | undefined
   /** The configuration's latest attempt outcomes, oldest first, `skipped` left out: its health. */
   recentOutcomes(configurationId: string, keep: number): readonly { ok: boolean; at: number }[]
   /**
@@ -393,7 +402,7 @@ export const openDeliveryViewFile = (
 /** The read model's answers to queries. */
 type DeliveryReads = Pick<
   DeliveryReadModel,
-  'get' | 'attemptsOf' | 'list' | 'dueHeads' | 'nextDueAt' | 'recentOutcomes' | 'failingSince'
+  'get' | 'attemptsOf' | 'list' | 'dueHeads' | 'nextDueAt' | 'nextBehind' | 'recentOutcomes' | 'failingSince'
 >
 
 /** What the read model answers, read from `db`: the same whether this thread or another one folds the log into it. */
@@ -410,6 +419,7 @@ export const readsOf = (queries: DeliveryQueries): DeliveryReads => ({
   list: queries.list,
   dueHeads: queries.dueHeads,
   nextDueAt: queries.nextDueAt,
+  nextBehind: queries.nextBehind,
   recentOutcomes: queries.recentOutcomes,
   failingSince: queries.failingSince,
 })
@@ -448,6 +458,10 @@ export const createDeliveryQueries = (db: DatabaseSync): DeliveryQueries => {
     nextDue: db.prepare(
       'SELECT configuration_id, next_attempt_at FROM heads ORDER BY next_attempt_at LIMIT ?',
     ),
+    // From the partial index of unsettled deliveries: a queue's, in order.
+    behind: db.prepare(`
+      SELECT * FROM deliveries
+      WHERE configuration_id = ? AND next_attempt_at IS NOT NULL AND seq > ? ORDER BY seq LIMIT 1`),
     recent: db.prepare(`
       SELECT outcome, at FROM attempts WHERE configuration_id = ? AND outcome != 'skipped'
       ORDER BY position DESC LIMIT ?`),
@@ -493,6 +507,11 @@ export const createDeliveryQueries = (db: DatabaseSync): DeliveryQueries => {
     nextDueAt: (exclude) => {
       const heads = sql.nextDue.all(exclude.size + 1) as unknown as [configurationId: string, dueAt: number][]
       return heads.find(([configurationId]) => !exclude.has(configurationId))?.[1]
+    },
+    nextBehind: (after, now) => {
+      const row = sql.behind.get(after.configurationId, after.seq) as DeliveryRecord | undefined
+      if (row === undefined || row.next_attempt_at === null) return undefined
+      return row.next_attempt_at <= now ? { due: toStored(row) } : { dueAt: row.next_attempt_at }
     },
     recentOutcomes: (configurationId, keep) =>
       (sql.recent.all(configurationId, keep) as unknown as { outcome: string; at: number }[])

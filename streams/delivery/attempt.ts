@@ -154,7 +154,8 @@ const detailsOf = (result: ChannelResult): AttemptDetails =>
  * One attempt of one delivery, as the queue scheduler hands it out: checks the configuration,
  * waits its turn under the target's rate limit, sends through the channel, decides what comes
  * next by the retry policy (honouring `Retry-After`), records it in the delivery log and waits
- * until the read model shows it. Nothing recorded, logged or published holds a secret: the
+ * until the read model shows it; a delivery sent (or skipped) lets its queue go on as soon as
+ * it is recorded (`release`), without that wait. Nothing recorded, logged or published holds a secret: the
  * channels scrub what they return.
  *
  * @example
@@ -198,7 +199,11 @@ export const createAttemptRunner = (options: AttemptRunnerOptions) => {
     })
   }
 
-  return async (delivery: StoredDelivery, signal: AbortSignal): Promise<AttemptAnswer> => {
+  return async (
+    delivery: StoredDelivery,
+    signal: AbortSignal,
+    release: () => void = () => undefined,
+  ): Promise<AttemptAnswer> => {
     const endpoint = delivery.endpoint
     const configuration = await options.getConfiguration(delivery.configurationId)
     const skipped = skipReason(configuration, delivery)
@@ -271,6 +276,10 @@ export const createAttemptRunner = (options: AttemptRunnerOptions) => {
       logger('warn', `delivery.${endpoint}.superseded`, { ...fields(delivery), reason: error.message })
       return { deferUntil: clock() + 250 }
     }
+    // Settled for good once recorded: the queue's next delivery need not wait for the read
+    // model to show it (a crash from here on sends nothing again). An outcome that may change
+    // the configuration (a refusal, a retry, dead letters) holds the queue until it is shown.
+    if (resolution.outcome === 'sent' || resolution.outcome === 'skipped') release()
     await view.waitFor(position)
 
     const line = {

@@ -109,6 +109,8 @@ describe('delivery engine', () => {
     overrides: Partial<DeliveryEngineOptions> = {},
     /** What the engine appends through, around the real store (the read model follows the store itself). */
     wrap: (store: EventStore) => EventStore = (s) => s,
+    /** What the engine reads the delivery log through, around the real read model. */
+    wrapView: (view: DeliveryReadModel) => DeliveryReadModel = (v) => v,
   ) => {
     store = createSqliteEventStore({ path: ':memory:' })
     log = createSqliteEventLog({ path: ':memory:' })
@@ -117,7 +119,7 @@ describe('delivery engine', () => {
     view.follow(store)
     engine = startDeliveryEngine({
       store: wrap(store),
-      view,
+      view: wrapView(view),
       log,
       outcomesTopic: OUTCOMES,
       getConfiguration: (id) => configurations[id],
@@ -271,6 +273,45 @@ describe('delivery engine', () => {
       calls.map((c) => c.eventId),
       ['e1', 'e1', 'e2'],
     )
+  })
+
+  it('sends a configuration’s next delivery once one is recorded, before the read model shows it; a failure still holds the queue', async () => {
+    const statuses = [200, 503, 200, 200]
+    const { calls, send } = endpoints({ q: { status: () => statuses.shift() ?? 200 } })
+    // The read model shows nothing recorded until `show`: each attempt waits for it.
+    const { promise: shown, resolve: show } = Promise.withResolvers<void>()
+    const { handler } = await start(
+      { q: webhook('q') },
+      send,
+      { policy: { scheduleMs: [100], jitter: 0, maxRetryAfterMs: 60_000 } },
+      undefined,
+      (inner) =>
+        Object.assign(Object.create(inner) as DeliveryReadModel, {
+          waitFor: async (position: number) => {
+            await inner.waitFor(position)
+            await shown
+          },
+        }),
+    )
+    await handler(batchOf(commandFor('e1', 'q'), commandFor('e2', 'q'), commandFor('e3', 'q')))
+    await sleep(300)
+    // Shown whatever the check finds, so that the engine can stop.
+    setImmediate(show)
+    assert.deepEqual(
+      calls.map((c) => c.eventId),
+      ['e1', 'e2'],
+      'e2 went out while e1 waited to be shown; e3 waits behind e2, which failed, past its retry time',
+    )
+    await settled([
+      ['e1', 'q'],
+      ['e2', 'q'],
+      ['e3', 'q'],
+    ])
+    assert.deepEqual(
+      calls.map((c) => c.eventId),
+      ['e1', 'e2', 'e2', 'e3'],
+    )
+    assert.equal(statusOf('e2', 'q'), 'sent')
   })
 
   it('spaces requests to one target by its rate limit, and other targets are not held', async () => {

@@ -36,7 +36,7 @@ const memoryQueues = (items: readonly Item[]) => {
 
 /** A scheduler over `queues`, one slot unless `options` says otherwise. */
 const schedule = (
-  queues: Pick<ReturnType<typeof memoryQueues>, 'source' | 'attempt'>,
+  queues: Pick<QueueSchedulerOptions<Item>, 'source' | 'attempt'>,
   options: Partial<QueueSchedulerOptions<Item>> = {},
 ) =>
   startQueueScheduler({
@@ -112,5 +112,118 @@ describe('queue scheduler shared with other schedulers', () => {
     await sleep(50)
     await scheduler.stop(100)
     assert.deepEqual(attempted, ['a1', 'b1'])
+  })
+})
+
+describe('queue scheduler with attempts released before their source shows them', () => {
+  /**
+   * Queues whose heads stay put until an attempt finishes (as the read model shows an outcome
+   * only after it folds it in), each attempt releasing its queue at once and then held open until
+   * `finishAll`.
+   */
+  const laggingQueues = (items: readonly Item[], { behind }: { behind: boolean }) => {
+    const queues = memoryQueues(items)
+    const all = [...items]
+    const source: QueueSource<Item> = {
+      ...queues.source,
+      ...(behind
+        ? {
+            nextBehind: (after: Item, now: number) => {
+              const next = all
+                .slice(all.indexOf(after) + 1)
+                .find((item) => item.queue === after.queue && !queues.attempted.includes(item.id))
+              if (next === undefined) return undefined
+              return next.dueAt <= now ? { due: next } : { dueAt: next.dueAt }
+            },
+          }
+        : {}),
+    }
+    const { promise: finished, resolve: finishAll } = Promise.withResolvers<void>()
+    const open = new Set<string>()
+    const attempt = async (item: Item, _signal: AbortSignal, release: () => void) => {
+      open.add(item.id)
+      release()
+      await finished
+      await queues.attempt(item)
+      open.delete(item.id)
+      return undefined
+    }
+    return { source, attempt, attempted: queues.attempted, open, finishAll }
+  }
+
+  it('goes on to the item behind a released one, in order, without handing the released one out again', async () => {
+    const now = Date.now()
+    const queues = laggingQueues(
+      [
+        { queue: 'q', id: 'q1', dueAt: now - 3 },
+        { queue: 'q', id: 'q2', dueAt: now - 2 },
+        { queue: 'q', id: 'q3', dueAt: now - 1 },
+        { queue: 'r', id: 'r1', dueAt: now },
+      ],
+      { behind: true },
+    )
+    const scheduler = schedule(queues)
+    await sleep(50)
+    assert.deepEqual(queues.attempted, [], 'no attempt has finished')
+    assert.deepEqual([...queues.open], ['q1', 'q2', 'q3', 'r1'], 'each released its slot to the next')
+    queues.finishAll()
+    await sleep(50)
+    await scheduler.stop(100)
+    assert.deepEqual(queues.attempted, ['q1', 'q2', 'q3', 'r1'], 'each attempted once, in order')
+  })
+
+  it('waits for each attempt to show in a source that cannot look behind a head', async () => {
+    const now = Date.now()
+    const queues = laggingQueues(
+      [
+        { queue: 'q', id: 'q1', dueAt: now - 2 },
+        { queue: 'q', id: 'q2', dueAt: now - 1 },
+      ],
+      { behind: false },
+    )
+    const scheduler = schedule(queues, { concurrency: 2 })
+    await sleep(50)
+    assert.deepEqual([...queues.open], ['q1'])
+    queues.finishAll()
+    await sleep(50)
+    await scheduler.stop(100)
+    assert.deepEqual(queues.attempted, ['q1', 'q2'])
+  })
+
+  it('waits for the item behind a released one to fall due', async () => {
+    const now = Date.now()
+    const queues = laggingQueues(
+      [
+        { queue: 'q', id: 'q1', dueAt: now - 1 },
+        { queue: 'q', id: 'q2', dueAt: now + 120 },
+      ],
+      { behind: true },
+    )
+    const at: number[] = []
+    const scheduler = schedule(queues, {
+      attempt: async (item, signal, release) => {
+        at.push(Date.now())
+        return queues.attempt(item, signal, release)
+      },
+    })
+    await sleep(50)
+    assert.deepEqual([...queues.open], ['q1'])
+    await sleep(150)
+    assert.deepEqual([...queues.open], ['q1', 'q2'])
+    assert.ok((at[1] as number) >= now + 120)
+    queues.finishAll()
+    await scheduler.stop(100)
+    assert.deepEqual(queues.attempted, ['q1', 'q2'])
+  })
+
+  it('lets released attempts finish when stopping', async () => {
+    const queues = laggingQueues([{ queue: 'q', id: 'q1', dueAt: Date.now() - 1 }], { behind: true })
+    const scheduler = schedule(queues)
+    await sleep(30)
+    assert.equal(scheduler.active(), 1)
+    const stopped = scheduler.stop(1_000)
+    setTimeout(queues.finishAll, 50)
+    await stopped
+    assert.deepEqual(queues.attempted, ['q1'])
   })
 })

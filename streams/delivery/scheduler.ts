@@ -7,6 +7,12 @@ export interface QueueSource<T> {
   dueHeads(now: number, exclude: ReadonlySet<string>, limit: number): readonly T[]
   /** When the next head of a queue not in `exclude` falls due; undefined when none waits. */
   nextDueAt(exclude: ReadonlySet<string>): number | undefined
+  /**
+   * The item behind `after` in its queue, whether or not `after` is still its head here: `due`
+   * by `now`, or when it falls due; undefined when nothing is queued behind it. Without it, a
+   * queue waits for each attempt to show in the source before its next item goes.
+   */
+  nextBehind?(after: T, now: number): { readonly due: T } | { readonly dueAt: number } | undefined
 }
 
 /** What an attempt asks of its queue: nothing (its result is recorded), or to wait (a rate limit). */
@@ -18,10 +24,15 @@ export interface QueueSchedulerOptions<T> {
   readonly queueOf: (item: T) => string
   /**
    * Makes one attempt and records its result where `source` reads it, before resolving: the
-   * queue's next head is read right after. The signal aborts at shutdown.
+   * queue's next head is read right after. The signal aborts at shutdown. `release` says the
+   * item is settled for good (its outcome durably recorded) before `source` shows it: its queue
+   * goes on to the item behind it (`source.nextBehind`) while the attempt finishes.
    */
-  readonly attempt: (item: T, signal: AbortSignal) => Promise<AttemptAnswer>
-  /** Queues served at the same time; each queue serves one item at a time. */
+  readonly attempt: (item: T, signal: AbortSignal, release: () => void) => Promise<AttemptAnswer>
+  /**
+   * Queues served at the same time; each queue serves one item at a time. An attempt released
+   * early no longer holds its slot while it finishes.
+   */
   readonly concurrency: number
   readonly clock: () => number
   /** An attempt threw: its queue pauses for `errorBackoffMs` rather than spin on the same head. */
@@ -67,6 +78,10 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
   const { source, queueOf, clock, concurrency } = options
   const errorBackoffMs = options.errorBackoffMs ?? 5_000
   const busy = new Set<string>()
+  // Queues with attempts released but not yet finished (their items not yet settled in the
+  // source, which still shows the first as the head): the next item is the one behind the last.
+  const released = new Map<string, { after: T; attempts: number }>()
+  const { nextBehind } = source
   const deferred = new Map<string, number>()
   const { queueOwnedFrom } = options
   const recheckMs = options.ownershipRecheckMs ?? 1_000
@@ -85,6 +100,7 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
       foreignSince = now
     }
     const out = new Set(busy)
+    for (const queue of released.keys()) out.add(queue)
     for (const queue of foreign) out.add(queue)
     for (const [queue, until] of deferred) {
       if (until > now) out.add(queue)
@@ -111,15 +127,32 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
   const start = (item: T) => {
     const queue = queueOf(item)
     busy.add(queue)
+    let releasedEarly = false
+    const release = () => {
+      if (releasedEarly || nextBehind === undefined || stopped) return
+      releasedEarly = true
+      busy.delete(queue)
+      const behind = released.get(queue)
+      if (behind === undefined) released.set(queue, { after: item, attempts: 1 })
+      else {
+        behind.after = item
+        behind.attempts++
+      }
+      pumpSoon()
+    }
     const run = (async () => {
       try {
-        const answer = await options.attempt(item, controller.signal)
+        const answer = await options.attempt(item, controller.signal, release)
         if (answer !== undefined) deferred.set(queue, answer.deferUntil)
       } catch (error) {
         options.onError?.(error, item)
         deferred.set(queue, clock() + errorBackoffMs)
       } finally {
-        busy.delete(queue)
+        if (!releasedEarly) busy.delete(queue)
+        else {
+          const behind = released.get(queue)
+          if (behind !== undefined && --behind.attempts === 0) released.delete(queue)
+        }
       }
     })()
     inFlight.add(run)
@@ -141,13 +174,42 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
     })
   }
 
+  /**
+   * Serves the released queues that are free, from the item behind the last one released;
+   * returns how many it started and when the earliest of those not yet due falls due.
+   */
+  const serveReleased = (now: number, free: number) => {
+    let started = 0
+    let nextAt: number | undefined
+    if (nextBehind === undefined) return { started, nextAt }
+    for (const [queue, { after }] of released) {
+      if (started >= free) break
+      if (busy.has(queue) || foreign.has(queue) || (deferred.get(queue) ?? 0) > now) continue
+      const from = queueOwnedFrom === undefined ? now : queueOwnedFrom(queue)
+      if (from === undefined) foreign.add(queue)
+      else if (from > now) deferred.set(queue, from)
+      else {
+        const next = nextBehind(after, now)
+        if (next === undefined) continue
+        if ('due' in next) {
+          start(next.due)
+          started++
+        } else if (nextAt === undefined || next.dueAt < nextAt) nextAt = next.dueAt
+      }
+    }
+    return { started, nextAt }
+  }
+
   const pump = () => {
     if (stopped) return
     const now = clock()
     let exclude = excluded(now)
     const free = concurrency - busy.size
+    let releasedDueAt: number | undefined
     if (free > 0) {
-      let started = 0
+      const fromReleased = serveReleased(now, free)
+      releasedDueAt = fromReleased.nextAt
+      let started = fromReleased.started
       // A queue of another scheduler, or one just taken over (served once its previous owner's
       // attempts are over), is skipped; then the heads behind it are looked at.
       for (let skipped = true; skipped && started < free; ) {
@@ -171,6 +233,7 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
     // does not: the next attempt to finish looks again.
     if (busy.size >= concurrency) return
     let next = source.nextDueAt(exclude)
+    if (releasedDueAt !== undefined && (next === undefined || releasedDueAt < next)) next = releasedDueAt
     for (const [queue, until] of deferred)
       if (!busy.has(queue) && (next === undefined || until < next)) next = until
     // Sharing, queues may become this scheduler's at any time: look again by the recheck.
