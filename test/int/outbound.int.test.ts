@@ -371,6 +371,35 @@ describe('guardedFetch over HTTP', () => {
     assert.equal((await whole.response.arrayBuffer()).byteLength, 5 * 1024 * 1024)
   })
 
+  it('sends headers given as an object (names in any case), as Headers or as pairs alike', async () => {
+    for (const headers of [
+      { 'X-Herald-Test': 'one', 'Content-Type': 'text/plain' },
+      new Headers({ 'x-herald-test': 'one', 'content-type': 'text/plain' }),
+      [
+        ['x-herald-test', 'one'],
+        ['content-type', 'text/plain'],
+      ] as [string, string][],
+    ]) {
+      const { response } = await guard.fetch(at('/echo'), { method: 'POST', headers, body: 'b' })
+      assert.equal(response.status, 201)
+      const seen = server.seen.at(-1)
+      assert.equal(seen?.headers['x-herald-test'], 'one')
+      assert.equal(seen?.headers['content-type'], 'text/plain')
+    }
+  })
+
+  it('refuses a header value with a line break before sending anything, and not as retriable', async () => {
+    const before = server.seen.length
+    await assert.rejects(
+      guard.fetch(at('/echo'), { method: 'POST', headers: { 'x-injected': 'a\r\nx-evil: 1' }, body: 'b' }),
+      (error: unknown) => {
+        assert.ok(!(error instanceof OutboundRequestError), 'not a failed request, which would be retried')
+        return true
+      },
+    )
+    assert.equal(server.seen.length, before)
+  })
+
   it('reports a refused connection as a retriable request failure that names no address', async () => {
     const closed = await serve({})
     const port = closed.port
