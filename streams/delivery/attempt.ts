@@ -155,8 +155,8 @@ const detailsOf = (result: ChannelResult): AttemptDetails =>
  * waits its turn under the target's rate limit, sends through the channel, decides what comes
  * next by the retry policy (honouring `Retry-After`), records it in the delivery log and waits
  * until the read model shows it; a delivery sent (or skipped) lets its queue go on as soon as
- * it is recorded (`release`), without that wait. Nothing recorded, logged or published holds a secret: the
- * channels scrub what they return.
+ * it is recorded (`release`), without that wait. Nothing recorded, logged or published holds a
+ * secret: the channels scrub what they return.
  *
  * @example
  * const attempt = createAttemptRunner({ view, log, getConfiguration, send: channels.send, uiUrl: null,
