@@ -123,14 +123,13 @@ describe('queue scheduler with attempts released before their source shows them'
    */
   const laggingQueues = (items: readonly Item[], { behind }: { behind: boolean }) => {
     const queues = memoryQueues(items)
-    const all = [...items]
     const source: QueueSource<Item> = {
       ...queues.source,
       ...(behind
         ? {
             nextBehind: (after: Item, now: number) => {
-              const next = all
-                .slice(all.indexOf(after) + 1)
+              const next = items
+                .slice(items.indexOf(after) + 1)
                 .find((item) => item.queue === after.queue && !queues.attempted.includes(item.id))
               if (next === undefined) return undefined
               return next.dueAt <= now ? { due: next } : { dueAt: next.dueAt }

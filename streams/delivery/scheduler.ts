@@ -175,6 +175,17 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
   }
 
   /**
+   * Whether this scheduler may serve `queue` at `now`; if not, it is noted as another
+   * scheduler's (until the recheck) or as taken over and deferred until it is handed over.
+   */
+  const servesNow = (queue: string, now: number): boolean => {
+    const from = queueOwnedFrom === undefined ? now : queueOwnedFrom(queue)
+    if (from === undefined) foreign.add(queue)
+    else if (from > now) deferred.set(queue, from)
+    return from !== undefined && from <= now
+  }
+
+  /**
    * Serves the released queues that are free, from the item behind the last one released;
    * returns how many it started and when the earliest of those not yet due falls due.
    */
@@ -185,17 +196,13 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
     for (const [queue, { after }] of released) {
       if (started >= free) break
       if (busy.has(queue) || foreign.has(queue) || (deferred.get(queue) ?? 0) > now) continue
-      const from = queueOwnedFrom === undefined ? now : queueOwnedFrom(queue)
-      if (from === undefined) foreign.add(queue)
-      else if (from > now) deferred.set(queue, from)
-      else {
-        const next = nextBehind(after, now)
-        if (next === undefined) continue
-        if ('due' in next) {
-          start(next.due)
-          started++
-        } else if (nextAt === undefined || next.dueAt < nextAt) nextAt = next.dueAt
-      }
+      if (!servesNow(queue, now)) continue
+      const next = nextBehind(after, now)
+      if (next === undefined) continue
+      if ('due' in next) {
+        start(next.due)
+        started++
+      } else if (nextAt === undefined || next.dueAt < nextAt) nextAt = next.dueAt
     }
     return { started, nextAt }
   }
@@ -216,14 +223,10 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
         skipped = false
         for (const item of source.dueHeads(now, exclude, free - started)) {
           const queue = queueOf(item)
-          const from = queueOwnedFrom === undefined ? now : queueOwnedFrom(queue)
-          if (from === undefined) foreign.add(queue)
-          else if (from > now) deferred.set(queue, from)
-          else {
+          if (servesNow(queue, now)) {
             start(item)
             started++
-          }
-          skipped ||= from === undefined || from > now
+          } else skipped = true
           exclude.add(queue)
         }
       }
