@@ -257,6 +257,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     // Closed after the consumers (closers run in reverse): in-flight deliveries keep their sockets.
     const outbound = createOutboundGuard({
       allowlist: config.outbound.allowlist,
+      senderThread: config.outbound.sender_thread,
       ...(dependencies.lookup === undefined ? {} : { lookup: dependencies.lookup }),
     })
     closers.push(async () => outbound.close())

@@ -47,7 +47,7 @@ const DEFAULTS: Config = {
   authorization_handler_config: { endpoint: null, timeout_ms: 2000 },
   ui_url: null,
   shutdown_timeout_ms: 30000,
-  outbound: { allowlist: [] },
+  outbound: { allowlist: [], sender_thread: true },
   notifications: {
     enabled: true,
     cycle_timers: { notifications: 30 },

@@ -99,6 +99,10 @@ export const schema = group({
       default: [],
       doc: 'Hosts (`*.example.com` allowed), IP addresses and CIDR ranges the SSRF guard lets outbound requests reach even when they are private or loopback. `HERALD_OUTBOUND_ALLOWLIST` is an alias of the variable.',
     }),
+    sender_thread: key(boolean, {
+      default: true,
+      doc: 'Outbound HTTP requests (webhooks, Slack, Teams, GitHub, Jira) go out from a thread of their own, `http-sender`, so connecting, TLS and parsing the answers leave the event loop that schedules deliveries and serves the API. The SSRF guard still judges every target on the event loop first. `false`: the requests run on the event loop.',
+    }),
   }),
   notifications: group({
     enabled: key(boolean, {

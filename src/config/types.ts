@@ -18,6 +18,8 @@ export interface AuthorizationHandlerConfig {
 export interface OutboundConfig {
   /** Host names (`*.domain` allowed), IP addresses and CIDR ranges exempt from the SSRF guard. */
   readonly allowlist: readonly string[]
+  /** Outbound HTTP requests run on the `http-sender` thread rather than the event loop. */
+  readonly sender_thread: boolean
 }
 
 export interface NotificationsConfig {

@@ -1,13 +1,5 @@
 import { lookup as dnsLookup } from 'node:dns/promises'
-import {
-  type ClientRequest,
-  Agent as HttpAgent,
-  request as httpRequest,
-  type IncomingMessage,
-} from 'node:http'
-import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https'
 import { isIP } from 'node:net'
-import { getCACertificates } from 'node:tls'
 import { classifyAddress, parseAddress } from './address.ts'
 import { createAllowlist } from './allowlist.ts'
 import {
@@ -16,6 +8,13 @@ import {
   OutboundTimeoutError,
   OutboundUnresolvableError,
 } from './errors.ts'
+import {
+  createInlineExchanger,
+  ExchangeRefusedError,
+  type ExchangeRequest,
+  ExchangeTimeoutError,
+} from './exchange.ts'
+import { startSenderThread } from './sender-thread.ts'
 
 export interface ResolvedAddress {
   readonly address: string
@@ -38,6 +37,11 @@ export interface OutboundGuardOptions {
   readonly ca?: string | readonly string[]
   /** Monotonic milliseconds, for `durationMs`. */
   readonly now?: () => number
+  /**
+   * Exchanges run on the `http-sender` thread (default), leaving the event loop free of
+   * connecting, TLS and HTTP parsing; `false` runs them on the event loop.
+   */
+  readonly senderThread?: boolean
 }
 
 /**
@@ -83,8 +87,8 @@ export interface OutboundGuard {
   readonly guardedFetch: (target: CheckedTarget, init?: GuardedRequestInit) => Promise<GuardedResponse>
   /** `checkUrl` then `guardedFetch`: what delivery-time code should call. */
   readonly fetch: (url: string, init?: GuardedRequestInit) => Promise<GuardedResponse>
-  /** Closes pooled connections. */
-  readonly close: () => void
+  /** Closes pooled connections, and the sender thread. */
+  readonly close: () => Promise<void>
 }
 
 const defaults = {
@@ -95,6 +99,7 @@ const defaults = {
   maxBodyBytes: 1024 * 1024,
   ca: [],
   now: () => performance.now(),
+  senderThread: true,
 } satisfies Required<OutboundGuardOptions>
 
 // URLs with an address for a host whose target `checkUrl` keeps.
@@ -160,11 +165,8 @@ const resolveLocation = (location: string | undefined, url: URL): string | undef
 export const createOutboundGuard = (options: OutboundGuardOptions = {}): OutboundGuard => {
   const settings = { ...defaults, ...options } satisfies Required<OutboundGuardOptions>
   const allowlist = createAllowlist(settings.allowlist)
-  const extraCa = typeof settings.ca === 'string' ? [settings.ca] : [...settings.ca]
-  // A `ca` option replaces Node's trust store; extra CAs must add to it, or Slack stops verifying.
-  const ca = extraCa.length > 0 ? [...getCACertificates('default'), ...extraCa] : []
-  const httpAgent = new HttpAgent({ keepAlive: true })
-  const httpsAgent = new HttpsAgent({ keepAlive: true })
+  const ca = typeof settings.ca === 'string' ? [settings.ca] : [...settings.ca]
+  const exchanger = settings.senderThread ? startSenderThread({ ca }) : createInlineExchanger({ ca })
   // Only targets this guard produced may be fetched: a hand-built object would skip the check.
   const issued = new WeakSet<CheckedTarget>()
 
@@ -277,126 +279,64 @@ export const createOutboundGuard = (options: OutboundGuardOptions = {}): Outboun
         ? { auth: `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}` }
         : {}
 
-    const options: RequestOptions = {
-      host: target.address,
+    const request: ExchangeRequest = {
+      secure,
+      address: target.address,
       family: target.family,
       port: url.port === '' ? (secure ? 443 : 80) : Number(url.port),
       path: `${url.pathname}${url.search}`,
       method: init.method ?? 'GET',
       headers,
       ...credentials,
-      ...(secure
-        ? {
-            agent: httpsAgent,
-            // An IP-literal host is verified against the certificate's IP SANs (SNI may not be an IP).
-            ...(isIP(hostname) === 0 ? { servername: hostname } : {}),
-            rejectUnauthorized: init.verifyTls ?? true,
-            ...(ca.length > 0 ? { ca } : {}),
-          }
-        : { agent: httpAgent }),
+      // An IP-literal host is verified against the certificate's IP SANs (SNI may not be an IP).
+      ...(secure && isIP(hostname) === 0 ? { servername: hostname } : {}),
+      rejectUnauthorized: init.verifyTls ?? true,
+      ...(init.body === undefined ? {} : { body: init.body }),
+      timeoutMs,
+      maxBodyBytes,
     }
-
     const { signal } = init
-    if (signal?.aborted === true) return Promise.reject(signal.reason)
-    return new Promise<GuardedResponse>((resolvePromise, reject) => {
-      let settled = false
-      // One timer and one listener per exchange: the time limit, and the caller's abort, both
-      // end it by destroying the request (its socket is not reused).
-      let timedOut = false
-      const timer = setTimeout(() => {
-        timedOut = true
-        req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' }))
-      }, timeoutMs)
-      const onAbort = () => req.destroy(signal?.reason)
-      signal?.addEventListener('abort', onAbort, { once: true })
-      const settle = () => {
-        settled = true
-        clearTimeout(timer)
-        signal?.removeEventListener('abort', onAbort)
-      }
-      const fail = (error: unknown) => {
-        if (settled) return
-        settle()
-        reject(
-          timedOut
-            ? new OutboundTimeoutError(hostname, timeoutMs)
-            : signal?.aborted === true
-              ? signal.reason
-              : new OutboundRequestError(hostname, error),
-        )
-      }
-
-      const onResponse = (res: IncomingMessage) => {
-        const chunks: Buffer[] = []
-        let size = 0
-        let truncated = false
-        const finish = () => {
-          if (settled) return
-          const status = res.statusCode ?? 0
-          if (status < 200 || status > 599) {
-            fail(Object.assign(new Error(`status ${status}`), { code: 'ERR_INVALID_STATUS' }))
-            return
-          }
-          const headers = toHeaders(res.rawHeaders)
-          const body = NULL_BODY.has(status) ? null : Buffer.concat(chunks)
-          let response: Response
-          try {
-            response = new Response(body, { status, statusText: res.statusMessage ?? '', headers })
-          } catch {
-            // Fetch is stricter about reason phrases than HTTP/1.1; the phrase carries no meaning.
-            response = new Response(body, { status, headers })
-          }
-          const isRedirect = status >= 300 && status < 400 && status !== 304
-          settle()
-          resolvePromise({
-            response,
-            redirect: isRedirect
-              ? { status, location: resolveLocation(headers.get('location') ?? undefined, url) }
-              : undefined,
-            truncated,
-            durationMs: settings.now() - started,
-          })
+    return exchanger.exchange(request, signal).then(
+      (answer) => {
+        const status = answer.status
+        if (status < 200 || status > 599)
+          throw new OutboundRequestError(
+            hostname,
+            Object.assign(new Error(`status ${status}`), { code: 'ERR_INVALID_STATUS' }),
+          )
+        const headers = toHeaders(answer.rawHeaders)
+        const body = NULL_BODY.has(status) ? null : answer.body
+        let response: Response
+        try {
+          response = new Response(body, { status, statusText: answer.statusMessage, headers })
+        } catch {
+          // Fetch is stricter about reason phrases than HTTP/1.1; the phrase carries no meaning.
+          response = new Response(body, { status, headers })
         }
-        res.on('data', (chunk: Buffer) => {
-          if (truncated) return
-          const room = maxBodyBytes - size
-          if (chunk.length > room) {
-            chunks.push(chunk.subarray(0, room))
-            size = maxBodyBytes
-            truncated = true
-            finish()
-            // Stop reading what we will not keep; the socket is not reused.
-            req.destroy()
-            return
-          }
-          chunks.push(chunk)
-          size += chunk.length
-        })
-        res.on('end', finish)
-        res.on('error', fail)
-      }
-
-      let req: ClientRequest
-      try {
-        req = secure ? httpsRequest(options, onResponse) : httpRequest(options, onResponse)
-      } catch (error) {
-        // Refused before anything was sent (a header value Node will not write).
-        settle()
-        reject(error)
-        return
-      }
-      req.on('error', fail)
-      req.end(init.body)
-    })
+        const isRedirect = status >= 300 && status < 400 && status !== 304
+        return {
+          response,
+          redirect: isRedirect
+            ? { status, location: resolveLocation(headers.get('location') ?? undefined, url) }
+            : undefined,
+          truncated: answer.truncated,
+          durationMs: settings.now() - started,
+        }
+      },
+      (error: unknown) => {
+        if (error instanceof ExchangeTimeoutError) throw new OutboundTimeoutError(hostname, timeoutMs)
+        if (signal?.aborted === true) throw signal.reason
+        // Refused before anything was sent: Node's own error, not a failed (retriable) request.
+        if (error instanceof ExchangeRefusedError) throw error.cause
+        throw new OutboundRequestError(hostname, error)
+      },
+    )
   }
 
   return {
     checkUrl,
     guardedFetch,
     fetch: async (url, init) => guardedFetch(await checkUrl(url), init),
-    close: () => {
-      httpAgent.destroy()
-      httpsAgent.destroy()
-    },
+    close: () => exchanger.close(),
   }
 }

@@ -1,7 +1,8 @@
 /**
  * Delivery throughput and isolation (issue 6):
- * `npm run bench:delivery [-- --deliveries N] [--concurrency C] [--configurations K]` (C:
- * `notifications.delivery.concurrency`'s default; K: 100).
+ * `npm run bench:delivery [-- --deliveries N] [--concurrency C] [--configurations K]
+ * [--sender-thread true|false]` (C: `notifications.delivery.concurrency`'s default; K: 100;
+ * the requests from the `http-sender` thread or the event loop: `outbound.sender_thread`'s default).
  * The real deliverer — the delivery log on SQLite, its read model, one queue per
  * configuration, the webhook channel signing every request (Standard Webhooks) through the
  * SSRF guard — delivering to a webhook sink in its own process (204, arrival times by
@@ -66,6 +67,9 @@ const { values } = parseArgs({
     configurations: { type: 'string', default: '100' },
     // The read model folded on the event loop rather than by its own thread (as with KurrentDB).
     'fold-in-process': { type: 'boolean', default: false },
+    // true / false: requests from the `http-sender` thread or the event loop; absent, the
+    // configured default (`outbound.sender_thread`), as `npm start` runs.
+    'sender-thread': { type: 'string' },
   },
 })
 // Herald's defaults, with no environment or file.
@@ -83,7 +87,11 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 const dir = mkdtempSync(join(tmpdir(), 'herald-bench-delivery-'))
 const sink = await spawnWebhookSink()
-const guard = createOutboundGuard({ allowlist: ['127.0.0.1'] })
+const senderThread =
+  values['sender-thread'] === undefined ? defaults.outbound.sender_thread : values['sender-thread'] === 'true'
+if (values['sender-thread'] !== undefined && !['true', 'false'].includes(values['sender-thread']))
+  throw new Error('--sender-thread: true or false')
+const guard = createOutboundGuard({ allowlist: ['127.0.0.1'], senderThread })
 const hooks = startWebhookConfigurations(join(dir, 'eventstore.sqlite'))
 const log = createSqliteEventLog({ path: join(dir, 'eventlog.sqlite'), idlePollMs: 20 })
 // As many partitions as Herald makes on its embedded log.
@@ -200,7 +208,7 @@ try {
   const beside = await steady(true)
 
   out(
-    `\n| figure (${CONFIGURATIONS} webhook configurations, signed, 2 cores, concurrency ${concurrency}) | measured | target |\n|---|---|---|`,
+    `\n| figure (${CONFIGURATIONS} webhook configurations, signed, 2 cores, concurrency ${concurrency}, requests ${senderThread ? 'from the http-sender thread' : 'on the event loop'}) | measured | target |\n|---|---|---|`,
   )
   out(
     `| deliveries/s, ${total.toLocaleString('en-US')} at once | ${Math.round(throughput).toLocaleString('en-US')} | ≥ 5,000 |`,
@@ -231,7 +239,7 @@ try {
   await store.close()
   await log.close()
   await hooks.close()
-  guard.close()
+  await guard.close()
   await sink.stop()
   rmSync(dir, { recursive: true, force: true })
 }

@@ -233,188 +233,6 @@ describe('SSRF corpus', () => {
   })
 })
 
-describe('guardedFetch over HTTP', () => {
-  let server: Awaited<ReturnType<typeof serve>>
-  let guard: ReturnType<typeof createOutboundGuard>
-  let lookups: string[]
-  let rebound = false
-
-  before(async () => {
-    server = await serve({
-      '/echo': (req, res, body) =>
-        res
-          .writeHead(201, [
-            ['content-type', 'application/json'],
-            ['set-cookie', 'a=1'],
-            ['set-cookie', 'b=2'],
-            ['x-request-method', req.method ?? ''],
-          ])
-          .end(JSON.stringify({ body, host: req.headers.host })),
-      '/empty': (_req, res) => res.writeHead(204).end(),
-      '/hang': () => {},
-      '/slow-body': (_req, res) => {
-        res.writeHead(200)
-        res.write('partial')
-      },
-      '/big': (_req, res) => {
-        res.writeHead(200, { 'content-type': 'text/plain' })
-        res.end('x'.repeat(5 * 1024 * 1024))
-      },
-    })
-    lookups = []
-    // Answers the checked address once, then rebinds to somewhere else: the pinned connection
-    // must never ask again.
-    const lookup: Lookup = async (hostname) => {
-      lookups.push(hostname)
-      if (hostname !== 'hooks.test') throw Object.assign(new Error('ENOTFOUND'), { code: 'ENOTFOUND' })
-      const address = rebound ? '10.66.66.66' : '127.0.0.1'
-      rebound = true
-      return [{ address, family: 4 }]
-    }
-    guard = createOutboundGuard({ lookup, allowlist: ['127.0.0.1'] })
-  })
-  after(async () => {
-    guard.close()
-    await server.close()
-  })
-
-  const at = (path: string) => `http://127.0.0.1:${server.port}${path}`
-
-  it('sends method, headers and body, and returns status, every header and the body', async () => {
-    const { response, redirect, truncated, durationMs } = await guard.fetch(at('/echo?x=1'), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-herald-signature': 'v1,abc', host: 'evil.example' },
-      body: '{"hello":"world"}',
-    })
-    assert.equal(response.status, 201)
-    assert.equal(response.headers.get('x-request-method'), 'POST')
-    assert.deepEqual(response.headers.getSetCookie(), ['a=1', 'b=2'])
-    assert.deepEqual(await response.json(), { body: '{"hello":"world"}', host: `127.0.0.1:${server.port}` })
-    assert.equal(redirect, undefined)
-    assert.equal(truncated, false)
-    assert.ok(durationMs >= 0)
-    const seen = server.seen.at(-1)
-    assert.equal(seen?.url, '/echo?x=1')
-    assert.equal(seen?.headers['x-herald-signature'], 'v1,abc')
-    assert.equal(seen?.headers['content-length'], '17')
-  })
-
-  it('connects to the checked address only, with the original host name in the Host header', async () => {
-    const target = await guard.checkUrl(`http://hooks.test:${server.port}/echo`)
-    assert.equal(target.address, '127.0.0.1')
-    // The resolver now answers 10.66.66.66; the request still goes to the address that was checked.
-    const { response } = await guard.guardedFetch(target, { method: 'POST', body: 'x' })
-    assert.equal(response.status, 201)
-    assert.equal(((await response.json()) as { host: string }).host, `hooks.test:${server.port}`)
-    assert.deepEqual(lookups, ['hooks.test'])
-    // Checked again, the rebound answer is refused.
-    await assert.rejects(guard.checkUrl(`http://hooks.test:${server.port}/echo`), isBlocked)
-  })
-
-  it('times the exchange with the injected clock', async () => {
-    const ticks = [1_000, 1_250]
-    const timed = createOutboundGuard({ allowlist: ['127.0.0.1'], now: () => ticks.shift() ?? 0 })
-    assert.equal((await timed.fetch(at('/empty'))).durationMs, 250)
-    timed.close()
-  })
-
-  it('sends URL credentials as basic auth', async () => {
-    await guard.fetch(`http://us%40er:p%3Ass@127.0.0.1:${server.port}/echo`)
-    const expected = `Basic ${Buffer.from('us@er:p:ss').toString('base64')}`
-    assert.equal(server.seen.at(-1)?.headers.authorization, expected)
-  })
-
-  it('returns a bodiless status as a valid Response', async () => {
-    const { response } = await guard.fetch(at('/empty'))
-    assert.equal(response.status, 204)
-    assert.equal(response.body, null)
-  })
-
-  it('gives up after the time limit, while waiting for headers or for the body', async () => {
-    for (const path of ['/hang', '/slow-body']) {
-      const started = performance.now()
-      await assert.rejects(guard.fetch(at(path), { timeoutMs: 300 }), (error: unknown) => {
-        assert.ok(error instanceof OutboundTimeoutError, String(error))
-        assert.equal(error.code, 'outbound_timeout')
-        assert.equal(error.retriable, true)
-        return true
-      })
-      const elapsed = performance.now() - started
-      assert.ok(elapsed >= 290 && elapsed < 3000, `${path} took ${elapsed} ms`)
-    }
-  })
-
-  it('stops when the caller aborts, with the caller reason', async () => {
-    const controller = new AbortController()
-    const pending = guard.fetch(at('/hang'), { signal: controller.signal })
-    setTimeout(() => controller.abort(new Error('shutting down')), 50)
-    await assert.rejects(pending, /shutting down/)
-  })
-
-  it('leaves no listener on the caller signal, and refuses at once when it is aborted already', async () => {
-    const controller = new AbortController()
-    for (let i = 0; i < 5; i++) await guard.fetch(at('/empty'), { signal: controller.signal })
-    await assert.rejects(guard.fetch(at('/hang'), { signal: AbortSignal.timeout(20) }))
-    // The deliverer passes one signal to every exchange it makes: none of them stays on it.
-    assert.equal(getEventListeners(controller.signal, 'abort').length, 0)
-    controller.abort(new Error('stopped before'))
-    await assert.rejects(guard.fetch(at('/empty'), { signal: controller.signal }), /stopped before/)
-  })
-
-  it('keeps at most maxBodyBytes of the body and says it truncated', async () => {
-    const { response, truncated } = await guard.fetch(at('/big'), { maxBodyBytes: 1000 })
-    assert.equal(response.status, 200)
-    assert.equal(truncated, true)
-    assert.equal((await response.text()).length, 1000)
-    const whole = await guard.fetch(at('/big'), { maxBodyBytes: 6 * 1024 * 1024 })
-    assert.equal(whole.truncated, false)
-    assert.equal((await whole.response.arrayBuffer()).byteLength, 5 * 1024 * 1024)
-  })
-
-  it('sends headers given as an object (names in any case), as Headers or as pairs alike', async () => {
-    for (const headers of [
-      { 'X-Herald-Test': 'one', 'Content-Type': 'text/plain' },
-      new Headers({ 'x-herald-test': 'one', 'content-type': 'text/plain' }),
-      [
-        ['x-herald-test', 'one'],
-        ['content-type', 'text/plain'],
-      ] as [string, string][],
-    ]) {
-      const { response } = await guard.fetch(at('/echo'), { method: 'POST', headers, body: 'b' })
-      assert.equal(response.status, 201)
-      const seen = server.seen.at(-1)
-      assert.equal(seen?.headers['x-herald-test'], 'one')
-      assert.equal(seen?.headers['content-type'], 'text/plain')
-    }
-  })
-
-  it('refuses a header value with a line break before sending anything, and not as retriable', async () => {
-    const before = server.seen.length
-    await assert.rejects(
-      guard.fetch(at('/echo'), { method: 'POST', headers: { 'x-injected': 'a\r\nx-evil: 1' }, body: 'b' }),
-      (error: unknown) => {
-        assert.ok(!(error instanceof OutboundRequestError), 'not a failed request, which would be retried')
-        return true
-      },
-    )
-    assert.equal(server.seen.length, before)
-  })
-
-  it('reports a refused connection as a retriable request failure that names no address', async () => {
-    const closed = await serve({})
-    const port = closed.port
-    await closed.close()
-    await assert.rejects(guard.fetch(`http://127.0.0.1:${port}/`), (error: unknown) => {
-      assert.ok(error instanceof OutboundRequestError)
-      assert.equal(error.code, 'outbound_request_failed')
-      assert.equal(error.retriable, true)
-      assert.equal(error.context.errorCode, 'ECONNREFUSED')
-      assert.doesNotMatch(error.message, /127\.0\.0\.1|ECONNREFUSED/)
-      return true
-    })
-  })
-})
-
 const opensslMissing = (() => {
   try {
     execFileSync('openssl', ['version'], { stdio: 'ignore' })
@@ -424,58 +242,267 @@ const opensslMissing = (() => {
   }
 })()
 
-describe('guardedFetch over HTTPS', { skip: opensslMissing }, () => {
-  let server: Awaited<ReturnType<typeof serve>>
-  let cert: string
-  const dns = lookupFrom({ 'herald.test': ['127.0.0.1'], 'other.test': ['127.0.0.1'] })
+// Every exchange runs on the sender thread by default (as `herald start` runs them), or on the
+// event loop (`outbound.sender_thread: false`): both must behave alike.
+for (const senderThread of [true, false]) {
+  const mode = senderThread ? 'on the sender thread' : 'on the event loop'
+  describe(`guardedFetch over HTTP, ${mode}`, () => {
+    let server: Awaited<ReturnType<typeof serve>>
+    let guard: ReturnType<typeof createOutboundGuard>
+    let lookups: string[]
+    let rebound = false
 
-  before(async () => {
-    const pair = selfSignedCertificate(['herald.test', '127.0.0.1'])
-    cert = pair.cert
-    server = await serve(
-      { '*': (req, res) => res.writeHead(200).end(`hello ${req.headers.host}`) },
-      { key: pair.key, cert },
-    )
-  })
-  after(async () => {
-    await server?.close()
+    before(async () => {
+      server = await serve({
+        '/echo': (req, res, body) =>
+          res
+            .writeHead(201, [
+              ['content-type', 'application/json'],
+              ['set-cookie', 'a=1'],
+              ['set-cookie', 'b=2'],
+              ['x-request-method', req.method ?? ''],
+            ])
+            .end(JSON.stringify({ body, host: req.headers.host })),
+        '/empty': (_req, res) => res.writeHead(204).end(),
+        '/hang': () => {},
+        '/slow-body': (_req, res) => {
+          res.writeHead(200)
+          res.write('partial')
+        },
+        '/big': (_req, res) => {
+          res.writeHead(200, { 'content-type': 'text/plain' })
+          res.end('x'.repeat(5 * 1024 * 1024))
+        },
+      })
+      lookups = []
+      // Answers the checked address once, then rebinds to somewhere else: the pinned connection
+      // must never ask again.
+      const lookup: Lookup = async (hostname) => {
+        lookups.push(hostname)
+        if (hostname !== 'hooks.test') throw Object.assign(new Error('ENOTFOUND'), { code: 'ENOTFOUND' })
+        const address = rebound ? '10.66.66.66' : '127.0.0.1'
+        rebound = true
+        return [{ address, family: 4 }]
+      }
+      guard = createOutboundGuard({ senderThread, lookup, allowlist: ['127.0.0.1'] })
+    })
+    after(async () => {
+      guard.close()
+      await server.close()
+    })
+
+    const at = (path: string) => `http://127.0.0.1:${server.port}${path}`
+
+    it('sends method, headers and body, and returns status, every header and the body', async () => {
+      const { response, redirect, truncated, durationMs } = await guard.fetch(at('/echo?x=1'), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-herald-signature': 'v1,abc', host: 'evil.example' },
+        body: '{"hello":"world"}',
+      })
+      assert.equal(response.status, 201)
+      assert.equal(response.headers.get('x-request-method'), 'POST')
+      assert.deepEqual(response.headers.getSetCookie(), ['a=1', 'b=2'])
+      assert.deepEqual(await response.json(), { body: '{"hello":"world"}', host: `127.0.0.1:${server.port}` })
+      assert.equal(redirect, undefined)
+      assert.equal(truncated, false)
+      assert.ok(durationMs >= 0)
+      const seen = server.seen.at(-1)
+      assert.equal(seen?.url, '/echo?x=1')
+      assert.equal(seen?.headers['x-herald-signature'], 'v1,abc')
+      assert.equal(seen?.headers['content-length'], '17')
+    })
+
+    it('connects to the checked address only, with the original host name in the Host header', async () => {
+      const target = await guard.checkUrl(`http://hooks.test:${server.port}/echo`)
+      assert.equal(target.address, '127.0.0.1')
+      // The resolver now answers 10.66.66.66; the request still goes to the address that was checked.
+      const { response } = await guard.guardedFetch(target, { method: 'POST', body: 'x' })
+      assert.equal(response.status, 201)
+      assert.equal(((await response.json()) as { host: string }).host, `hooks.test:${server.port}`)
+      assert.deepEqual(lookups, ['hooks.test'])
+      // Checked again, the rebound answer is refused.
+      await assert.rejects(guard.checkUrl(`http://hooks.test:${server.port}/echo`), isBlocked)
+    })
+
+    it('times the exchange with the injected clock', async () => {
+      const ticks = [1_000, 1_250]
+      const timed = createOutboundGuard({
+        senderThread,
+        allowlist: ['127.0.0.1'],
+        now: () => ticks.shift() ?? 0,
+      })
+      assert.equal((await timed.fetch(at('/empty'))).durationMs, 250)
+      timed.close()
+    })
+
+    it('sends URL credentials as basic auth', async () => {
+      await guard.fetch(`http://us%40er:p%3Ass@127.0.0.1:${server.port}/echo`)
+      const expected = `Basic ${Buffer.from('us@er:p:ss').toString('base64')}`
+      assert.equal(server.seen.at(-1)?.headers.authorization, expected)
+    })
+
+    it('returns a bodiless status as a valid Response', async () => {
+      const { response } = await guard.fetch(at('/empty'))
+      assert.equal(response.status, 204)
+      assert.equal(response.body, null)
+    })
+
+    it('gives up after the time limit, while waiting for headers or for the body', async () => {
+      for (const path of ['/hang', '/slow-body']) {
+        const started = performance.now()
+        await assert.rejects(guard.fetch(at(path), { timeoutMs: 300 }), (error: unknown) => {
+          assert.ok(error instanceof OutboundTimeoutError, String(error))
+          assert.equal(error.code, 'outbound_timeout')
+          assert.equal(error.retriable, true)
+          return true
+        })
+        const elapsed = performance.now() - started
+        assert.ok(elapsed >= 290 && elapsed < 3000, `${path} took ${elapsed} ms`)
+      }
+    })
+
+    it('stops when the caller aborts, with the caller reason', async () => {
+      const controller = new AbortController()
+      const pending = guard.fetch(at('/hang'), { signal: controller.signal })
+      setTimeout(() => controller.abort(new Error('shutting down')), 50)
+      await assert.rejects(pending, /shutting down/)
+    })
+
+    it('leaves no listener on the caller signal, and refuses at once when it is aborted already', async () => {
+      const controller = new AbortController()
+      for (let i = 0; i < 5; i++) await guard.fetch(at('/empty'), { signal: controller.signal })
+      await assert.rejects(guard.fetch(at('/hang'), { signal: AbortSignal.timeout(20) }))
+      // The deliverer passes one signal to every exchange it makes: none of them stays on it.
+      assert.equal(getEventListeners(controller.signal, 'abort').length, 0)
+      controller.abort(new Error('stopped before'))
+      await assert.rejects(guard.fetch(at('/empty'), { signal: controller.signal }), /stopped before/)
+    })
+
+    it('keeps at most maxBodyBytes of the body and says it truncated', async () => {
+      const { response, truncated } = await guard.fetch(at('/big'), { maxBodyBytes: 1000 })
+      assert.equal(response.status, 200)
+      assert.equal(truncated, true)
+      assert.equal((await response.text()).length, 1000)
+      const whole = await guard.fetch(at('/big'), { maxBodyBytes: 6 * 1024 * 1024 })
+      assert.equal(whole.truncated, false)
+      assert.equal((await whole.response.arrayBuffer()).byteLength, 5 * 1024 * 1024)
+    })
+
+    it('sends headers given as an object (names in any case), as Headers or as pairs alike', async () => {
+      for (const headers of [
+        { 'X-Herald-Test': 'one', 'Content-Type': 'text/plain' },
+        new Headers({ 'x-herald-test': 'one', 'content-type': 'text/plain' }),
+        [
+          ['x-herald-test', 'one'],
+          ['content-type', 'text/plain'],
+        ] as [string, string][],
+      ]) {
+        const { response } = await guard.fetch(at('/echo'), { method: 'POST', headers, body: 'b' })
+        assert.equal(response.status, 201)
+        const seen = server.seen.at(-1)
+        assert.equal(seen?.headers['x-herald-test'], 'one')
+        assert.equal(seen?.headers['content-type'], 'text/plain')
+      }
+    })
+
+    it('refuses a header value with a line break before sending anything, and not as retriable', async () => {
+      const before = server.seen.length
+      await assert.rejects(
+        guard.fetch(at('/echo'), { method: 'POST', headers: { 'x-injected': 'a\r\nx-evil: 1' }, body: 'b' }),
+        (error: unknown) => {
+          assert.ok(!(error instanceof OutboundRequestError), 'not a failed request, which would be retried')
+          return true
+        },
+      )
+      assert.equal(server.seen.length, before)
+    })
+
+    it('refuses a header Fetch allows but Node will not write with Node own error, sending nothing', async () => {
+      const before = server.seen.length
+      await assert.rejects(
+        guard.fetch(at('/echo'), { method: 'POST', headers: { 'x-control': 'a\u0001b' }, body: 'b' }),
+        (error: unknown) => {
+          assert.ok(!(error instanceof OutboundRequestError), 'not a failed request, which would be retried')
+          assert.equal((error as { code?: unknown }).code, 'ERR_INVALID_CHAR')
+          assert.equal((error as Error).name, 'TypeError')
+          return true
+        },
+      )
+      assert.equal(server.seen.length, before)
+    })
+
+    it('reports a refused connection as a retriable request failure that names no address', async () => {
+      const closed = await serve({})
+      const port = closed.port
+      await closed.close()
+      await assert.rejects(guard.fetch(`http://127.0.0.1:${port}/`), (error: unknown) => {
+        assert.ok(error instanceof OutboundRequestError)
+        assert.equal(error.code, 'outbound_request_failed')
+        assert.equal(error.retriable, true)
+        assert.equal(error.context.errorCode, 'ECONNREFUSED')
+        assert.doesNotMatch(error.message, /127\.0\.0\.1|ECONNREFUSED/)
+        return true
+      })
+    })
   })
 
-  const tlsFailure = (error: unknown) => {
-    assert.ok(error instanceof OutboundRequestError, String(error))
-    assert.equal(error.code, 'outbound_tls_failed')
-    assert.equal(error.retriable, false)
-    return true
-  }
+  describe(`guardedFetch over HTTPS, ${mode}`, { skip: opensslMissing }, () => {
+    let server: Awaited<ReturnType<typeof serve>>
+    let cert: string
+    const dns = lookupFrom({ 'herald.test': ['127.0.0.1'], 'other.test': ['127.0.0.1'] })
 
-  it('verifies the certificate against the URL host name while connecting to the checked address', async () => {
-    const guard = createOutboundGuard({ lookup: dns, allowlist: ['herald.test'], ca: cert })
-    const { response } = await guard.fetch(`https://herald.test:${server.port}/hook`)
-    assert.equal(await response.text(), `hello herald.test:${server.port}`)
-    assert.equal(server.seen.at(-1)?.servername, 'herald.test')
-    guard.close()
-  })
+    before(async () => {
+      const pair = selfSignedCertificate(['herald.test', '127.0.0.1'])
+      cert = pair.cert
+      server = await serve(
+        { '*': (req, res) => res.writeHead(200).end(`hello ${req.headers.host}`) },
+        { key: pair.key, cert },
+      )
+    })
+    after(async () => {
+      await server?.close()
+    })
 
-  it('refuses a certificate that does not name the URL host, even though the address is the same', async () => {
-    const guard = createOutboundGuard({ lookup: dns, allowlist: ['other.test'], ca: cert })
-    await assert.rejects(guard.fetch(`https://other.test:${server.port}/hook`), tlsFailure)
-    guard.close()
-  })
+    const tlsFailure = (error: unknown) => {
+      assert.ok(error instanceof OutboundRequestError, String(error))
+      assert.equal(error.code, 'outbound_tls_failed')
+      assert.equal(error.retriable, false)
+      return true
+    }
 
-  it('verifies an IP-literal host against the IP addresses in the certificate', async () => {
-    const guard = createOutboundGuard({ lookup: dns, allowlist: ['127.0.0.1'], ca: cert })
-    const { response } = await guard.fetch(`https://127.0.0.1:${server.port}/`)
-    assert.equal(response.status, 200)
-    guard.close()
-  })
+    it('verifies the certificate against the URL host name while connecting to the checked address', async () => {
+      const guard = createOutboundGuard({ senderThread, lookup: dns, allowlist: ['herald.test'], ca: cert })
+      const { response } = await guard.fetch(`https://herald.test:${server.port}/hook`)
+      assert.equal(await response.text(), `hello herald.test:${server.port}`)
+      assert.equal(server.seen.at(-1)?.servername, 'herald.test')
+      guard.close()
+    })
 
-  it('refuses an untrusted certificate unless the call says verifyTls: false', async () => {
-    const guard = createOutboundGuard({ lookup: dns, allowlist: ['herald.test', 'other.test'] })
-    await assert.rejects(guard.fetch(`https://herald.test:${server.port}/`), tlsFailure)
-    const { response } = await guard.fetch(`https://other.test:${server.port}/`, { verifyTls: false })
-    assert.equal(await response.text(), `hello other.test:${server.port}`)
-    // A verified call after an unverified one must not ride on the unverified pooled connection.
-    await assert.rejects(guard.fetch(`https://other.test:${server.port}/`), tlsFailure)
-    guard.close()
+    it('refuses a certificate that does not name the URL host, even though the address is the same', async () => {
+      const guard = createOutboundGuard({ senderThread, lookup: dns, allowlist: ['other.test'], ca: cert })
+      await assert.rejects(guard.fetch(`https://other.test:${server.port}/hook`), tlsFailure)
+      guard.close()
+    })
+
+    it('verifies an IP-literal host against the IP addresses in the certificate', async () => {
+      const guard = createOutboundGuard({ senderThread, lookup: dns, allowlist: ['127.0.0.1'], ca: cert })
+      const { response } = await guard.fetch(`https://127.0.0.1:${server.port}/`)
+      assert.equal(response.status, 200)
+      guard.close()
+    })
+
+    it('refuses an untrusted certificate unless the call says verifyTls: false', async () => {
+      const guard = createOutboundGuard({
+        senderThread,
+        lookup: dns,
+        allowlist: ['herald.test', 'other.test'],
+      })
+      await assert.rejects(guard.fetch(`https://herald.test:${server.port}/`), tlsFailure)
+      const { response } = await guard.fetch(`https://other.test:${server.port}/`, { verifyTls: false })
+      assert.equal(await response.text(), `hello other.test:${server.port}`)
+      // A verified call after an unverified one must not ride on the unverified pooled connection.
+      await assert.rejects(guard.fetch(`https://other.test:${server.port}/`), tlsFailure)
+      guard.close()
+    })
   })
-})
+}

@@ -1,0 +1,214 @@
+import { superviseThread } from '../adapters/supervised-thread.ts'
+import {
+  type ExchangeAnswer,
+  ExchangeRefusedError,
+  type ExchangeRequest,
+  type Exchanger,
+  ExchangeTimeoutError,
+} from './exchange.ts'
+
+/**
+ * Outbound HTTP on a thread of its own (`http-sender`): the event loop hands each exchange
+ * over as plain data and gets the answer back, so connecting, TLS, writing the request and
+ * parsing the answer leave it. Requests made in one turn go over in one message, and so do
+ * the answers the thread has in one turn.
+ */
+
+/** Why an exchange failed, as it crosses from the thread: what it takes to make the same error again. */
+export type SentFailure =
+  | { readonly kind: 'timeout'; readonly message: string }
+  | {
+      readonly kind: 'refused' | 'failed'
+      readonly name: string
+      readonly message: string
+      readonly code?: string
+    }
+
+export type ToSender =
+  | { readonly type: 'exchange'; readonly requests: readonly { id: number; request: ExchangeRequest }[] }
+  | { readonly type: 'abort'; readonly id: number }
+  | { readonly type: 'close' }
+
+export type SenderAnswer =
+  | { readonly id: number; readonly ok: true; readonly answer: ExchangeAnswer }
+  | { readonly id: number; readonly ok: false; readonly failure: SentFailure }
+
+export type FromSender =
+  | { readonly type: 'answers'; readonly answers: readonly SenderAnswer[] }
+  | { readonly type: 'closed' }
+
+/** `error` (what an exchange rejected with on the thread) as it crosses over. */
+export const sendFailure = (error: unknown): SentFailure => {
+  if (error instanceof ExchangeTimeoutError) return { kind: 'timeout', message: error.message }
+  const refused = error instanceof ExchangeRefusedError
+  const cause = refused ? error.cause : error
+  const code = (cause as { code?: unknown } | undefined)?.code
+  return {
+    kind: refused ? 'refused' : 'failed',
+    name: cause instanceof Error ? cause.name : 'Error',
+    message: cause instanceof Error ? cause.message : String(cause),
+    ...(typeof code === 'string' ? { code } : {}),
+  }
+}
+
+/** The error `sendFailure` described, as the exchange on the thread rejected with it. */
+export const receiveFailure = (sent: SentFailure): Error => {
+  if (sent.kind === 'timeout') return new ExchangeTimeoutError(sent.message)
+  const error = Object.assign(
+    sent.name === 'TypeError' ? new TypeError(sent.message) : new Error(sent.message),
+    {
+      ...(sent.code === undefined ? {} : { code: sent.code }),
+    },
+  )
+  if (sent.name !== 'TypeError' && sent.name !== 'Error')
+    Object.defineProperty(error, 'name', { value: sent.name })
+  return sent.kind === 'refused' ? new ExchangeRefusedError(error) : error
+}
+
+export interface SenderThreadOptions {
+  /** Extra trusted CA certificates (PEM), added to Node's on the thread. */
+  readonly ca: readonly string[]
+  /** The thread stopped unexpectedly (and is started again at the next exchange's turn); `error` says why. */
+  readonly onStopped?: (error: Error) => void
+  /** Wait before starting a thread again after one stopped (default 100 ms), doubled while starts keep failing, up to 5 s. */
+  readonly restartDelayMs?: number
+  /** Each thread as it starts: for tests that stop one as a crash would. */
+  readonly onStarted?: (worker: import('node:worker_threads').Worker) => void
+}
+
+// Past the exchange's own time limit, the thread is given this long to answer before the
+// exchange is given up on here (a thread that stopped answering must not hold a queue forever).
+const BACKSTOP_MS = 5_000
+
+/**
+ * An `Exchanger` whose exchanges run on the `http-sender` thread, started at the first
+ * exchange. Aborts and time limits work as on the event loop. When the thread stops without
+ * being closed (a crash), the exchanges it had not answered fail as request errors (code
+ * `ESENDERSTOPPED`, retriable: each may or may not have reached its target) and it is started
+ * again. It keeps the process alive only while exchanges wait for it.
+ *
+ * @example
+ * const exchanger = startSenderThread({ ca: [] })
+ * const answer = await exchanger.exchange(request, signal)
+ * await exchanger.close()
+ */
+export const startSenderThread = (options: SenderThreadOptions): Exchanger => {
+  let nextId = 1
+  const waiting = new Map<
+    number,
+    { resolve: (answer: ExchangeAnswer) => void; reject: (error: Error) => void }
+  >()
+  let outbox: { id: number; request: ExchangeRequest }[] = []
+  let thread: ReturnType<typeof superviseThread<FromSender>> | undefined
+  let closed = false
+
+  const failWaiting = (error: Error) => {
+    for (const { reject } of waiting.values()) reject(error)
+    waiting.clear()
+  }
+
+  const start = () =>
+    superviseThread<FromSender>({
+      url: new URL('./sender-worker.ts', import.meta.url),
+      name: 'http-sender',
+      workerData: { ca: options.ca },
+      restartDelayMs: options.restartDelayMs ?? 100,
+      maxRestartDelayMs: 5_000,
+      ...(options.onStarted === undefined ? {} : { onStarted: options.onStarted }),
+      onMessage: (message, worker) => {
+        if (message.type !== 'answers') return
+        thread?.healthy()
+        for (const answer of message.answers) {
+          const waiter = waiting.get(answer.id)
+          if (waiter === undefined) continue
+          waiting.delete(answer.id)
+          if (answer.ok) waiter.resolve(answer.answer)
+          else waiter.reject(receiveFailure(answer.failure))
+        }
+        if (waiting.size === 0 && outbox.length === 0) worker.unref()
+      },
+      onStopped: (crash, code) => {
+        const stopped = Object.assign(
+          new Error(
+            `the HTTP sender thread stopped (${crash === undefined ? `exit code ${code}` : crash.message}); ` +
+              'a request it had not answered may or may not have reached its target',
+          ),
+          { code: 'ESENDERSTOPPED' },
+        )
+        outbox = []
+        failWaiting(stopped)
+        options.onStopped?.(stopped)
+      },
+    })
+
+  const flush = () => {
+    const requests = outbox
+    outbox = []
+    const worker = thread?.worker()
+    if (requests.length === 0) return
+    if (worker === undefined) {
+      // Being started again after a stop: these fail as the ones it had taken did.
+      const down = Object.assign(new Error('the HTTP sender thread is being started again'), {
+        code: 'ESENDERSTOPPED',
+      })
+      for (const { id } of requests) {
+        waiting.get(id)?.reject(down)
+        waiting.delete(id)
+      }
+      return
+    }
+    worker.postMessage({ type: 'exchange', requests } satisfies ToSender)
+  }
+
+  return {
+    exchange: (request, signal) => {
+      if (signal?.aborted === true) return Promise.reject(signal.reason)
+      if (closed)
+        return Promise.reject(
+          Object.assign(new Error('the HTTP sender is closed'), { code: 'ESENDERSTOPPED' }),
+        )
+      thread ??= start()
+      const id = nextId++
+      return new Promise<ExchangeAnswer>((resolve, reject) => {
+        const backstop = setTimeout(() => {
+          if (!waiting.has(id)) return
+          waiting.delete(id)
+          thread?.worker()?.postMessage({ type: 'abort', id } satisfies ToSender)
+          reject(new ExchangeTimeoutError(`no answer from the sender thread within ${request.timeoutMs} ms`))
+        }, request.timeoutMs + BACKSTOP_MS)
+        const onAbort = () => {
+          if (!waiting.has(id)) return
+          waiting.delete(id)
+          thread?.worker()?.postMessage({ type: 'abort', id } satisfies ToSender)
+          clearTimeout(backstop)
+          reject(signal?.reason)
+        }
+        signal?.addEventListener('abort', onAbort, { once: true })
+        const done = () => {
+          clearTimeout(backstop)
+          signal?.removeEventListener('abort', onAbort)
+        }
+        waiting.set(id, {
+          resolve: (answer) => {
+            done()
+            resolve(answer)
+          },
+          reject: (error) => {
+            done()
+            reject(error)
+          },
+        })
+        if (outbox.length === 0) setImmediate(flush)
+        outbox.push({ id, request })
+        thread?.worker()?.ref()
+      })
+    },
+    close: async () => {
+      if (closed) return
+      closed = true
+      flush()
+      await thread?.close()
+      failWaiting(Object.assign(new Error('the HTTP sender is closed'), { code: 'ESENDERSTOPPED' }))
+    },
+  }
+}
