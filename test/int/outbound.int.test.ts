@@ -21,6 +21,8 @@ interface Seen {
   readonly headers: IncomingMessage['headers']
   readonly body: string
   readonly servername: string | undefined
+  /** The client's port: the same for requests that rode one connection. */
+  readonly remotePort: number | undefined
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse, body: string) => void
@@ -42,6 +44,7 @@ const serve = async (
         headers: req.headers,
         body,
         servername: (req.socket as Partial<TLSSocket>).servername || undefined,
+        remotePort: req.socket.remotePort,
       })
       const route = routes[new URL(req.url ?? '/', 'http://x').pathname] ?? routes['*']
       if (route === undefined) res.writeHead(404).end()
@@ -476,6 +479,17 @@ for (const senderThread of [true, false]) {
       assert.equal(await response.text(), `hello herald.test:${server.port}`)
       assert.equal(server.seen.at(-1)?.servername, 'herald.test')
       guard.close()
+    })
+
+    it('keeps one connection for requests in a row when an extra CA is trusted', async () => {
+      const guard = createOutboundGuard({ senderThread, lookup: dns, allowlist: ['herald.test'], ca: cert })
+      for (let i = 0; i < 3; i++) {
+        const { response } = await guard.fetch(`https://herald.test:${server.port}/hook`)
+        await response.text()
+      }
+      const ports = server.seen.slice(-3).map((seen) => seen.remotePort)
+      assert.deepEqual(new Set(ports).size, 1, `client ports ${ports.join(', ')}`)
+      await guard.close()
     })
 
     it('refuses a certificate that does not name the URL host, even though the address is the same', async () => {
