@@ -53,7 +53,7 @@ const DEFAULTS: Config = {
     cycle_timers: { notifications: 30 },
     webhook_timeout_ms: 15000,
     delivery: {
-      concurrency: 128,
+      concurrency: 256,
       retry_schedule_ms: [0, 5000, 300000, 1800000, 7200000, 18000000, 36000000, 36000000],
       retry_jitter_percent: 20,
       disable_after_failing_ms: 86_400_000,

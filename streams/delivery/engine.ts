@@ -32,7 +32,7 @@ export interface DeliveryEngineOptions
   readonly random?: () => number
   readonly policy?: RetryPolicy
   readonly rateLimits?: RateLimits
-  /** Configurations delivered to at the same time (default 128, as `notifications.delivery.concurrency`). */
+  /** Configurations delivered to at the same time (default 256, as `notifications.delivery.concurrency`). */
   readonly concurrency?: number
   /** 0 (the default): a failing configuration is never disabled for it. */
   readonly sustainedFailureMs?: number
@@ -91,7 +91,7 @@ export const startDeliveryEngine = (options: DeliveryEngineOptions): DeliveryEng
     source: view,
     queueOf: (delivery) => delivery.configurationId,
     attempt,
-    concurrency: options.concurrency ?? 128,
+    concurrency: options.concurrency ?? 256,
     clock,
     ...(options.queueOwnedFrom === undefined ? {} : { queueOwnedFrom: options.queueOwnedFrom }),
     onError: (error, delivery) =>
