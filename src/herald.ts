@@ -258,6 +258,8 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     const outbound = createOutboundGuard({
       allowlist: config.outbound.allowlist,
       senderThread: config.outbound.sender_thread,
+      onSenderStopped: (error) =>
+        logger('error', 'outbound.sender_thread_stopped', { error: error.message, restarting: true }),
       ...(dependencies.lookup === undefined ? {} : { lookup: dependencies.lookup }),
     })
     closers.push(async () => outbound.close())

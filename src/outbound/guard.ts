@@ -42,6 +42,8 @@ export interface OutboundGuardOptions {
    * connecting, TLS and HTTP parsing; `false` runs them on the event loop.
    */
   readonly senderThread?: boolean
+  /** The sender thread stopped unexpectedly (it is started again); what it held failed as retriable. */
+  readonly onSenderStopped?: (error: Error) => void
 }
 
 /**
@@ -100,7 +102,7 @@ const defaults = {
   ca: [],
   now: () => performance.now(),
   senderThread: true,
-} satisfies Required<OutboundGuardOptions>
+} satisfies Required<Omit<OutboundGuardOptions, 'onSenderStopped'>>
 
 // URLs with an address for a host whose target `checkUrl` keeps.
 const MAX_ADDRESS_URLS = 1024
@@ -163,10 +165,17 @@ const resolveLocation = (location: string | undefined, url: URL): string | undef
  * const { response, redirect } = await guard.guardedFetch(target, { method: 'POST', body })
  */
 export const createOutboundGuard = (options: OutboundGuardOptions = {}): OutboundGuard => {
-  const settings = { ...defaults, ...options } satisfies Required<OutboundGuardOptions>
+  const settings = { ...defaults, ...options } satisfies Required<
+    Omit<OutboundGuardOptions, 'onSenderStopped'>
+  >
   const allowlist = createAllowlist(settings.allowlist)
   const ca = typeof settings.ca === 'string' ? [settings.ca] : [...settings.ca]
-  const exchanger = settings.senderThread ? startSenderThread({ ca }) : createInlineExchanger({ ca })
+  const exchanger = settings.senderThread
+    ? startSenderThread({
+        ca,
+        ...(options.onSenderStopped === undefined ? {} : { onStopped: options.onSenderStopped }),
+      })
+    : createInlineExchanger({ ca })
   // Only targets this guard produced may be fetched: a hand-built object would skip the check.
   const issued = new WeakSet<CheckedTarget>()
 
