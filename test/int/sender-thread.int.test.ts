@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -9,7 +10,7 @@ import {
   type ExchangeRequest,
   ExchangeTimeoutError,
 } from '../../src/outbound/exchange.ts'
-import { createOutboundGuard, OutboundRequestError } from '../../src/outbound/index.ts'
+import { OutboundRequestError } from '../../src/outbound/index.ts'
 import { startSenderThread } from '../../src/outbound/sender-thread.ts'
 import { threadNames } from '../support/threads.ts'
 
@@ -132,13 +133,24 @@ describe('the HTTP sender thread', () => {
     await assert.rejects(sender.exchange(requestTo(server.port, '/ok')), /closed/)
   })
 
-  it('lets the process exit while idle: a guard left open holds nothing', async () => {
-    const guard = createOutboundGuard({ allowlist: ['127.0.0.1'] })
-    const { response } = await guard.fetch(`http://127.0.0.1:${server.port}/ok`, {
-      method: 'POST',
-      body: 'x',
+  it('lets a process exit once idle, its guard never closed', async () => {
+    // A process of its own: one request through a guard left open, then nothing to do.
+    const script = `import { createOutboundGuard } from ${JSON.stringify(new URL('../../src/outbound/index.ts', import.meta.url).href)}
+const guard = createOutboundGuard({ allowlist: ['127.0.0.1'] })
+const { response } = await guard.fetch('http://127.0.0.1:${server.port}/ok', { method: 'POST', body: 'x' })
+console.log(await response.text())`
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
     })
-    assert.equal(await response.text(), 'x')
-    // Not closed on purpose: the test process must still end (node --test would time out).
+    let printed = ''
+    child.stdout.on('data', (chunk: Buffer) => {
+      printed += chunk.toString()
+    })
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+    const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null]
+    clearTimeout(timer)
+    assert.equal(printed.trim(), 'x')
+    assert.equal(signal, null, 'killed after 20 s: the sender thread kept the process alive')
+    assert.equal(code, 0)
   })
 })
