@@ -73,7 +73,7 @@ export interface Exchanger {
 }
 
 /** Node's trust store plus `extra`, or nothing (Node's own default) when there is no extra CA. */
-export const trustedCas = (extra: readonly string[]): string[] =>
+const trustedCas = (extra: readonly string[]): string[] =>
   // A `ca` option replaces Node's trust store; extra CAs must add to it, or Slack stops verifying.
   extra.length > 0 ? [...getCACertificates('default'), ...extra] : []
 

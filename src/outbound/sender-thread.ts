@@ -54,12 +54,8 @@ export const sendFailure = (error: unknown): SentFailure => {
 /** The error `sendFailure` described, as the exchange on the thread rejected with it. */
 export const receiveFailure = (sent: SentFailure): Error => {
   if (sent.kind === 'timeout') return new ExchangeTimeoutError(sent.message)
-  const error = Object.assign(
-    sent.name === 'TypeError' ? new TypeError(sent.message) : new Error(sent.message),
-    {
-      ...(sent.code === undefined ? {} : { code: sent.code }),
-    },
-  )
+  const error = sent.name === 'TypeError' ? new TypeError(sent.message) : new Error(sent.message)
+  if (sent.code !== undefined) Object.assign(error, { code: sent.code })
   if (sent.name !== 'TypeError' && sent.name !== 'Error')
     Object.defineProperty(error, 'name', { value: sent.name })
   return sent.kind === 'refused' ? new ExchangeRefusedError(error) : error
@@ -68,13 +64,17 @@ export const receiveFailure = (sent: SentFailure): Error => {
 export interface SenderThreadOptions {
   /** Extra trusted CA certificates (PEM), added to Node's on the thread. */
   readonly ca: readonly string[]
-  /** The thread stopped unexpectedly (and is started again at the next exchange's turn); `error` says why. */
+  /** The thread stopped unexpectedly (it is started again after `restartDelayMs`); `error` says why. */
   readonly onStopped?: (error: Error) => void
   /** Wait before starting a thread again after one stopped (default 100 ms), doubled while starts keep failing, up to 5 s. */
   readonly restartDelayMs?: number
   /** Each thread as it starts: for tests that stop one as a crash would. */
   readonly onStarted?: (worker: import('node:worker_threads').Worker) => void
 }
+
+/** Why an exchange failed without an answer from the thread: retriable, as a failed request is. */
+const senderStopped = (message: string): Error =>
+  Object.assign(new Error(message), { code: 'ESENDERSTOPPED' })
 
 // Past the exchange's own time limit, the thread is given this long to answer before the
 // exchange is given up on here (a thread that stopped answering must not hold a queue forever).
@@ -96,7 +96,7 @@ export const startSenderThread = (options: SenderThreadOptions): Exchanger => {
   let nextId = 1
   const waiting = new Map<
     number,
-    { resolve: (answer: ExchangeAnswer) => void; reject: (error: Error) => void }
+    { resolve: (answer: ExchangeAnswer) => void; reject: (error: unknown) => void }
   >()
   let outbox: { id: number; request: ExchangeRequest }[] = []
   let thread: ReturnType<typeof superviseThread<FromSender>> | undefined
@@ -128,12 +128,9 @@ export const startSenderThread = (options: SenderThreadOptions): Exchanger => {
         if (waiting.size === 0 && outbox.length === 0) worker.unref()
       },
       onStopped: (crash, code) => {
-        const stopped = Object.assign(
-          new Error(
-            `the HTTP sender thread stopped (${crash === undefined ? `exit code ${code}` : crash.message}); ` +
-              'a request it had not answered may or may not have reached its target',
-          ),
-          { code: 'ESENDERSTOPPED' },
+        const stopped = senderStopped(
+          `the HTTP sender thread stopped (${crash === undefined ? `exit code ${code}` : crash.message}); ` +
+            'a request it had not answered may or may not have reached its target',
         )
         outbox = []
         failWaiting(stopped)
@@ -148,9 +145,7 @@ export const startSenderThread = (options: SenderThreadOptions): Exchanger => {
     if (requests.length === 0) return
     if (worker === undefined) {
       // Being started again after a stop: these fail as the ones it had taken did.
-      const down = Object.assign(new Error('the HTTP sender thread is being started again'), {
-        code: 'ESENDERSTOPPED',
-      })
+      const down = senderStopped('the HTTP sender thread is being started again')
       for (const { id } of requests) {
         waiting.get(id)?.reject(down)
         waiting.delete(id)
@@ -163,26 +158,27 @@ export const startSenderThread = (options: SenderThreadOptions): Exchanger => {
   return {
     exchange: (request, signal) => {
       if (signal?.aborted === true) return Promise.reject(signal.reason)
-      if (closed)
-        return Promise.reject(
-          Object.assign(new Error('the HTTP sender is closed'), { code: 'ESENDERSTOPPED' }),
-        )
+      if (closed) return Promise.reject(senderStopped('the HTTP sender is closed'))
       thread ??= start()
       const id = nextId++
       return new Promise<ExchangeAnswer>((resolve, reject) => {
-        const backstop = setTimeout(() => {
-          if (!waiting.has(id)) return
+        // Given up on here (the caller's abort, or the backstop): the thread stops it too, and
+        // the waiter's reject clears the other of the two.
+        const giveUp = (error: unknown) => {
+          const waiter = waiting.get(id)
+          if (waiter === undefined) return
           waiting.delete(id)
           thread?.worker()?.postMessage({ type: 'abort', id } satisfies ToSender)
-          reject(new ExchangeTimeoutError(`no answer from the sender thread within ${request.timeoutMs} ms`))
-        }, request.timeoutMs + BACKSTOP_MS)
-        const onAbort = () => {
-          if (!waiting.has(id)) return
-          waiting.delete(id)
-          thread?.worker()?.postMessage({ type: 'abort', id } satisfies ToSender)
-          clearTimeout(backstop)
-          reject(signal?.reason)
+          waiter.reject(error)
         }
+        const backstop = setTimeout(
+          () =>
+            giveUp(
+              new ExchangeTimeoutError(`no answer from the sender thread within ${request.timeoutMs} ms`),
+            ),
+          request.timeoutMs + BACKSTOP_MS,
+        )
+        const onAbort = () => giveUp(signal?.reason)
         signal?.addEventListener('abort', onAbort, { once: true })
         const done = () => {
           clearTimeout(backstop)
@@ -208,7 +204,7 @@ export const startSenderThread = (options: SenderThreadOptions): Exchanger => {
       closed = true
       flush()
       await thread?.close()
-      failWaiting(Object.assign(new Error('the HTTP sender is closed'), { code: 'ESENDERSTOPPED' }))
+      failWaiting(senderStopped('the HTTP sender is closed'))
     },
   }
 }

@@ -82,15 +82,15 @@ if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error('--concur
 const CONFIGURATIONS = Number(values.configurations)
 if (!Number.isInteger(CONFIGURATIONS) || CONFIGURATIONS < 2)
   throw new Error('--configurations: an integer of at least 2 (one of them hangs)')
+if (values['sender-thread'] !== undefined && !['true', 'false'].includes(values['sender-thread']))
+  throw new Error('--sender-thread: true or false')
+const senderThread =
+  values['sender-thread'] === undefined ? defaults.outbound.sender_thread : values['sender-thread'] === 'true'
 const out = (line: string) => process.stdout.write(`${line}\n`)
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 const dir = mkdtempSync(join(tmpdir(), 'herald-bench-delivery-'))
 const sink = await spawnWebhookSink()
-const senderThread =
-  values['sender-thread'] === undefined ? defaults.outbound.sender_thread : values['sender-thread'] === 'true'
-if (values['sender-thread'] !== undefined && !['true', 'false'].includes(values['sender-thread']))
-  throw new Error('--sender-thread: true or false')
 const guard = createOutboundGuard({ allowlist: ['127.0.0.1'], senderThread })
 const hooks = startWebhookConfigurations(join(dir, 'eventstore.sqlite'))
 const log = createSqliteEventLog({ path: join(dir, 'eventlog.sqlite'), idlePollMs: 20 })
