@@ -3,7 +3,15 @@ import { createRequire } from 'node:module'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
 import { timestampArbitrary } from './arbitraries.ts'
-import { boundedText, instantOf, isTimestamp, TIMESTAMP_PATTERN, UUID_PATTERN, Uuid } from './formats.ts'
+import {
+  boundedText,
+  instantOf,
+  isTimestamp,
+  Seconds,
+  TIMESTAMP_PATTERN,
+  UUID_PATTERN,
+  Uuid,
+} from './formats.ts'
 
 // ajv-formats' own date-time check, which the wire schemas use beside TIMESTAMP_PATTERN.
 const { fullFormats } = createRequire(import.meta.url)('ajv-formats/dist/formats.js') as {
@@ -133,5 +141,14 @@ describe('boundedText', () => {
     // Three code points, six UTF-16 units.
     assert.ok(upTo3.is('\u{1F6A8}\u{1F6A8}\u{1F6A8}'))
     assert.ok(!upTo3.is('\u{1F6A8}\u{1F6A8}\u{1F6A8}\u{1F6A8}'))
+  })
+})
+
+describe('Seconds', () => {
+  it('takes a finite number of at least 0, and not a literal too large for a number', () => {
+    for (const n of [0, 1.5, 86_400]) assert.ok(Seconds.is(n), String(n))
+    // JSON.parse reads 1e400 as Infinity, which JSON cannot write back (it becomes null).
+    const tooLarge = (JSON.parse('{"s":1e400}') as { s: number }).s
+    for (const n of [-1, tooLarge, Number.NaN]) assert.equal(Seconds.is(n), false, String(n))
   })
 })

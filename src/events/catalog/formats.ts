@@ -142,7 +142,8 @@ export const Count = leaf(
   'a whole number of at least 0',
 )
 export const Seconds = leaf(
-  t.refinement(t.number, (n) => n >= 0, 'Seconds'),
+  // Finite: a literal too large for a number (1e400) parses to Infinity, which JSON cannot hold.
+  t.refinement(t.number, (n) => Number.isFinite(n) && n >= 0, 'Seconds'),
   'a number of seconds, at least 0',
 )
 export const Cvss = leaf(
