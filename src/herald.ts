@@ -70,6 +70,7 @@ const openEventLog = async (config: Config, logger: Logger): Promise<EventLog> =
     return createSqliteEventLog({
       path: join(config.data_dir, 'eventlog.sqlite'),
       retentionMs: config.event_log.embedded.retention_hours * 3_600_000,
+      tailBytes: config.event_log.embedded.tail_mib * 1024 * 1024,
       onRetention: ({ topic, partition, deleted, throughOffset, unconsumed }) => {
         logger('info', 'eventlog.retention_deleted', {
           topic,
@@ -383,6 +384,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     const app = createHttpApp({
       log,
       eventsTopic: topics.events,
+      rememberEvent: ingress.decoder.remember,
       warehouse,
       readiness: {
         event_log: () => log.ping(),

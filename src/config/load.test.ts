@@ -79,7 +79,7 @@ const DEFAULTS: Config = {
       outcomes: 'notifications.outcomes',
       metrics: 'reports.metrics',
     },
-    embedded: { retention_hours: 168 },
+    embedded: { retention_hours: 168, tail_mib: 16 },
     kafka: {
       brokers: [],
       client_id: 'herald',

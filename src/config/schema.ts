@@ -240,6 +240,10 @@ export const schema = group({
         default: 168,
         doc: 'Hours the embedded log keeps a message after its publish; older ones are deleted, oldest first, whether consumed or not (Kafka’s time-based retention; 168 is its default). Every consumer is normally seconds behind, and report rebuilds replay the warehouse’s `events` table, not the log, so a week only bounds how long a stopped Herald can stay down without its consumers missing what was published before; a group that had not consumed deleted messages is logged as `eventlog.retention_unconsumed`. 0 keeps every message (the file then grows by about 1.3 KiB per kilobyte event).',
       }),
+      tail_mib: key(integer(0, 1024), {
+        default: 16,
+        doc: 'MiB of message values each partition of the embedded log also keeps in memory, its newest. A consumer reading within them is handed the published messages themselves instead of reading rows back from the file, and the router and projector, both handed the same event, decode it once; an event that came in through `POST /v1/events` is not decoded again at all. Memory grows by up to this much per partition of a busy topic, and by the decoded events it holds. 0 reads everything back from the file.',
+      }),
     }),
     kafka: group({
       brokers: key(listOf(hostPort, 'a list of host:port'), {

@@ -108,7 +108,7 @@ export interface EventLogConfig {
   /** Unset: see `topicPartitions`. */
   readonly partitions: number | null
   readonly topics: EventLogTopics
-  readonly embedded: { readonly retention_hours: number }
+  readonly embedded: { readonly retention_hours: number; readonly tail_mib: number }
   readonly kafka: KafkaConfig
 }
 

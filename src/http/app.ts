@@ -9,12 +9,14 @@ import { ADMIN_ACCOUNT, type Authenticator, bearerToken } from './auth.ts'
 import type { Authorizer } from './authorize.ts'
 import type { AppEnv } from './env.ts'
 import { createGraphqlRoutes } from './graphql.ts'
-import { createIngestRoutes } from './ingest.ts'
+import { createIngestRoutes, type IngestOptions } from './ingest.ts'
 import { problem, toProblem } from './problem.ts'
 
 export interface HttpAppOptions {
   readonly log: EventLog
   readonly eventsTopic: string
+  /** Told each event ingest publishes: the engine-event consumers' decoder (`IngressDecoder.remember`). */
+  readonly rememberEvent?: IngestOptions['remember']
   readonly warehouse: Warehouse
   /** One probe per port for `/ready`; each resolves when its port answers. */
   readonly readiness: Readonly<Record<string, () => Promise<void>>>
@@ -158,7 +160,13 @@ export const createHttpApp = (options: HttpAppOptions): Hono<AppEnv> => {
 
   app.route(
     INGEST_PATH,
-    createIngestRoutes({ log: options.log, topic: options.eventsTopic, metrics, maxBodyBytes }),
+    createIngestRoutes({
+      log: options.log,
+      topic: options.eventsTopic,
+      metrics,
+      maxBodyBytes,
+      ...(options.rememberEvent === undefined ? {} : { remember: options.rememberEvent }),
+    }),
   )
   app.route(
     GRAPHQL_PATH,

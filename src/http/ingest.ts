@@ -15,7 +15,7 @@ import {
   STRUCTURED_MEDIA_TYPE as STRUCTURED,
 } from '../ingress/index.ts'
 import type { Metrics } from '../observability/index.ts'
-import type { EventLog } from '../ports/event-log.ts'
+import type { EventLog, OutgoingMessage } from '../ports/event-log.ts'
 import { authorize } from './authorize.ts'
 import type { AppEnv } from './env.ts'
 
@@ -25,6 +25,12 @@ export interface IngestOptions {
   readonly metrics: Metrics
   /** Largest request body accepted, in bytes. */
   readonly maxBodyBytes: number
+  /**
+   * Told each event as it is published, with the message that carries it: the decoder of this
+   * process's engine-event consumers (`IngressDecoder.remember`), so they need not read again
+   * what was just judged here.
+   */
+  readonly remember?: (message: OutgoingMessage, event: IngressEvent) => void
 }
 
 const parseJson = (text: string): unknown => {
@@ -80,7 +86,7 @@ const fromBinaryMode = (headers: Headers, contentType: string, body: string): un
  * and appended in one publish, so a batch with one bad event writes nothing. A principal may publish only
  * its own account's events; an admin may publish any account's.
  */
-export const createIngestRoutes = ({ log, topic, metrics, maxBodyBytes }: IngestOptions) => {
+export const createIngestRoutes = ({ log, topic, metrics, maxBodyBytes, remember }: IngestOptions) => {
   const app = new Hono<AppEnv>()
   app.post(
     '/',
@@ -127,7 +133,13 @@ export const createIngestRoutes = ({ log, topic, metrics, maxBodyBytes }: Ingest
           ])
         }
       }
-      if (events.length > 0) await log.publish(topic, events.map(encodeLogEvent))
+      if (events.length > 0) {
+        const messages = events.map(encodeLogEvent)
+        if (remember !== undefined)
+          for (let i = 0; i < events.length; i++)
+            remember(messages[i] as OutgoingMessage, events[i] as IngressEvent)
+        await log.publish(topic, messages)
+      }
       for (const event of events) metrics.eventsIngested.inc({ account: event.account })
       return c.json({ accepted: events.length, ids: events.map((e) => e.id) }, 202)
     },

@@ -4,7 +4,13 @@ import fc from 'fast-check'
 import { yieldToLoop } from '../cooperative.ts'
 import { isRetriable, NotFoundError, UnavailableError } from '../errors/index.ts'
 import { applyMutation, type Json, mutationsOf } from '../events/catalog/arbitraries.ts'
-import { decodeEngineEvent, type EngineEvent, envelopeSchema, lookupEventType } from '../events/index.ts'
+import {
+  decodeEngineEvent,
+  type EngineEvent,
+  encodeLogEvent,
+  envelopeSchema,
+  lookupEventType,
+} from '../events/index.ts'
 import { generateActivity } from '../generator/index.ts'
 import type { LogMessage, OutgoingMessage } from '../ports/event-log.ts'
 import { toKafkaMessage } from './cloudevents-binding.ts'
@@ -309,5 +315,63 @@ describe('createIngressDecoder', () => {
     const plain = createIngressDecoder()
     const [result] = await plain.decodeBatch([message(encodeFrame(1, encoder.encode('{}')))])
     assert.equal(result?.ok === false && result.failure.code, 'schema_not_found')
+  })
+})
+
+describe('createIngressDecoder: what it already knows', () => {
+  const structured = (event: EngineEvent, offset = 0) => {
+    const published = encodeLogEvent(event)
+    return { published, message: asLogMessage(published, offset) }
+  }
+
+  it('hands the consumers of one value one result, decoding it once', async () => {
+    const decoder = createIngressDecoder()
+    const { message } = structured(events[0] as EngineEvent)
+    const [first] = await decoder.decodeBatch([message])
+    // Another consumer handed the same value (the embedded log's tail) with the same headers.
+    const [second] = await decoder.decodeBatch([{ ...message, offset: 0 }])
+    assert.equal(second, first)
+    // The same bytes under other headers are read again, by what those headers say.
+    const [batch] = await decoder.decodeBatch([
+      { ...message, headers: { 'content-type': 'application/cloudevents-batch+json' } },
+    ])
+    assert.equal(batch?.ok === false && batch.failure.code, 'content_type_unsupported')
+  })
+
+  it('gives a remembered event as decoding its bytes would, for every event of the generator', async () => {
+    const decoder = createIngressDecoder()
+    const fresh = createIngressDecoder()
+    for (const [i, event] of events.entries()) {
+      const { published, message } = structured(event, i)
+      decoder.remember(published, event)
+      const [remembered] = await decoder.decodeBatch([message])
+      assert.equal(remembered?.ok && remembered.event, event, 'the remembered event itself')
+      const [read] = await fresh.decodeBatch([asLogMessage(published, i)])
+      assert.deepStrictEqual(read, remembered, `event ${i} (${event.type}) read from its bytes`)
+    }
+  })
+
+  it('does not remember an event its JSON text does not hold exactly, nor for a contract of its own', async () => {
+    const event = events.find((e) => e.type === 'herald.report.image.analyzed') as EngineEvent
+    const inexact: Record<string, EngineEvent> = {
+      'a number too large for JSON': { ...event, data: { ...event.data, extra: Number.POSITIVE_INFINITY } },
+      '-0': { ...event, data: { ...event.data, extra: [-0] } },
+      'an undefined member': { ...event, data: { ...event.data, extra: { deep: undefined } } },
+    } as unknown as Record<string, EngineEvent>
+    const decoder = createIngressDecoder()
+    for (const [what, e] of Object.entries(inexact)) {
+      const { published, message } = structured(e)
+      decoder.remember(published, e)
+      const [result] = await decoder.decodeBatch([message])
+      assert.ok(result?.ok, what)
+      assert.notEqual(result.event, e, `${what}: read from the bytes`)
+      assert.notDeepStrictEqual(result.event, e, `${what}: which hold something else`)
+    }
+    const own = createIngressDecoder({ decodeEvent: (input) => decodeEngineEvent(input) })
+    const { published, message } = structured(event)
+    own.remember(published, event)
+    const [result] = await own.decodeBatch([message])
+    assert.ok(result?.ok)
+    assert.notEqual(result.event, event, 'a contract of its own judges every message')
   })
 })

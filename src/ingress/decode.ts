@@ -1,7 +1,7 @@
 import { loopSlice, type Slice } from '../cooperative.ts'
 import { type FieldIssue, NotFoundError } from '../errors/index.ts'
 import type { Decoded } from '../events/index.ts'
-import type { LogMessage } from '../ports/event-log.ts'
+import type { Headers, LogMessage } from '../ports/event-log.ts'
 import { dataFromBody, eventFromBinary, kafkaMode } from './cloudevents-binding.ts'
 import { decodeEvent, type IngressEvent, isUnknownType } from './contract.ts'
 import { parseJsonBytes } from './payload-decoders.ts'
@@ -57,6 +57,16 @@ export interface IngressDecoder {
    * batch can be judged, and none may be dead-lettered for the registry's fault.
    */
   decodeBatch(messages: readonly LogMessage[]): Promise<IngressResult[]>
+  /**
+   * Tells the decoder what a message about to be published holds: `event`, which the default
+   * contract (`decodeEvent`) accepted, encoded by `encodeLogEvent` into `message`. A consumer of
+   * this process that is handed the same value (the embedded log hands out what was published)
+   * then gets that event without reading and judging the bytes again. Nothing is remembered by
+   * a decoder with a contract of its own (`decodeEvent` option), nor of an event its JSON text
+   * does not hold exactly (a number too large for JSON, -0, an `undefined` member), which is
+   * read from the bytes as before.
+   */
+  remember(message: { readonly value: Uint8Array; readonly headers?: Headers }, event: IngressEvent): void
 }
 
 export interface IngressDecoderOptions {
@@ -71,6 +81,23 @@ export interface IngressDecoderOptions {
 }
 
 const MAX_MESSAGE_ISSUES = 3
+
+/**
+ * Whether a value read back from its JSON text is the value itself: JSON holds no number
+ * outside the finite ones (a literal such as 1e400 parses to Infinity, and is written as
+ * `null`), no -0 (written as 0) and no `undefined` (left out).
+ */
+const sameWhenRead = (value: unknown): boolean => {
+  if (typeof value === 'number') return Number.isFinite(value) && !Object.is(value, -0)
+  if (value === undefined) return false
+  if (typeof value !== 'object' || value === null) return true
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (!sameWhenRead(value[i])) return false
+    return true
+  }
+  for (const key in value) if (!sameWhenRead((value as Record<string, unknown>)[key])) return false
+  return true
+}
 
 export const failure = (code: IngressFailureCode, issues: readonly FieldIssue[]): IngressFailure => {
   const shown = issues.slice(0, MAX_MESSAGE_ISSUES).map((i) => {
@@ -104,6 +131,14 @@ export const createIngressDecoder = (options: IngressDecoderOptions = {}): Ingre
   const decoders = options.decoders ?? createSchemaDecoders(options.registry ?? noRegistry)
   const contract = options.decodeEvent ?? decodeEvent
   const slice = options.slice ?? loopSlice
+  // What each value published or already decoded in this process holds, by the value itself:
+  // the router and the projector both read every event, and on the embedded log they are
+  // handed the same bytes, so the second reads nothing. A result holds only for the headers it
+  // was decoded with (they say how to read the bytes); an entry goes with its value.
+  const known = new WeakMap<
+    Uint8Array,
+    { readonly headers: Headers | undefined; readonly result: IngressResult }
+  >()
 
   // The payload is read in place, past the frame's header: no view of it is made per message.
   // The check of one of Herald's own schemas waits for the contract, which makes it anyway.
@@ -188,9 +223,21 @@ export const createIngressDecoder = (options: IngressDecoderOptions = {}): Ingre
       const results = new Array<IngressResult>(messages.length)
       for (let i = 0; i < messages.length; i++) {
         if (slice.due()) await slice.pause()
-        results[i] = decodeOne(messages[i] as LogMessage)
+        const message = messages[i] as LogMessage
+        const memo = known.get(message.value)
+        if (memo !== undefined && memo.headers === message.headers) {
+          results[i] = memo.result
+          continue
+        }
+        const result = decodeOne(message)
+        known.set(message.value, { headers: message.headers, result })
+        results[i] = result
       }
       return results
+    },
+    remember(message, event) {
+      if (contract === decodeEvent && sameWhenRead(event))
+        known.set(message.value, { headers: message.headers, result: { ok: true, event } })
     },
   }
 }

@@ -121,7 +121,10 @@ const realDecoder = createIngressDecoder()
 const decoded = LOG === 'route-only' ? await realDecoder.decodeBatch(messages) : []
 const decoder: IngressDecoder =
   LOG === 'route-only'
-    ? { decodeBatch: async (batch) => batch.map((m) => decoded[m.offset] as IngressResult) }
+    ? {
+        decodeBatch: async (batch) => batch.map((m) => decoded[m.offset] as IngressResult),
+        remember: () => undefined,
+      }
     : realDecoder
 let deliveries = 0
 let digested = 0

@@ -11,7 +11,7 @@ import {
   type RetentionDeletion,
   type SqliteEventLogOptions,
 } from '../../src/adapters/sqlite-event-log/index.ts'
-import type { Batch } from '../../src/ports/event-log.ts'
+import type { Batch, LogMessage } from '../../src/ports/event-log.ts'
 import { runEventLogContract } from '../contracts/event-log.contract.ts'
 import { eventually } from '../support/eventually.ts'
 
@@ -21,6 +21,84 @@ after(() => rmSync(dir, { recursive: true, force: true }))
 runEventLogContract({
   name: 'embedded SQLite',
   open: async () => createSqliteEventLog({ path: join(dir, 'eventlog.sqlite'), idlePollMs: 100 }),
+})
+
+// Consumers read from the file alone, and from a tail a few messages long (most reads cross
+// from the file into it).
+runEventLogContract({
+  name: 'embedded SQLite, no tail',
+  open: async () =>
+    createSqliteEventLog({ path: join(dir, 'eventlog-no-tail.sqlite'), idlePollMs: 100, tailBytes: 0 }),
+})
+runEventLogContract({
+  name: 'embedded SQLite, a tail of 16 bytes',
+  open: async () =>
+    createSqliteEventLog({ path: join(dir, 'eventlog-short-tail.sqlite'), idlePollMs: 100, tailBytes: 16 }),
+})
+
+describe('embedded SQLite: the tail of what was published', () => {
+  it('hands every group the published messages themselves, and what is older than the tail from the file, alike', async () => {
+    const path = join(dir, `tail-${randomUUID()}.sqlite`)
+    const encoder = new TextEncoder()
+    // 20 values of 4 bytes into a tail of 40: past 40 it keeps 30 at most, the last 7 (13-19).
+    // Groups read 5 at a time, and a read that starts in the tail is served from it: 15-19.
+    const sent = Array.from({ length: 20 }, (_, i) => ({
+      key: `k${i % 3}`,
+      value: encoder.encode(`m-${String(i).padStart(2, '0')}`),
+      headers: { n: String(i) },
+    }))
+    const log = createSqliteEventLog({ path, idlePollMs: 20, tailBytes: 40 })
+    await log.createTopics([{ topic: 'tailed', partitions: 1 }])
+    await log.publish('tailed', sent.slice(0, 10))
+    await log.publish('tailed', sent.slice(10))
+    const readBy = async (groupId: string) => {
+      const read: LogMessage[] = []
+      const consumer = await log.consume({ groupId, topics: ['tailed'], maxBatchSize: 5 }, async (batch) => {
+        read.push(...batch.messages)
+      })
+      await eventually(() => assert.equal(read.length, 20))
+      await consumer.stop()
+      return read
+    }
+    const [a, b] = [await readBy('a'), await readBy('b')]
+    await log.close()
+    // The same file read back with no tail: what every message must be, wherever it came from.
+    const fromFile = createSqliteEventLog({ path, idlePollMs: 20, tailBytes: 0 })
+    const expected = (await (async () => {
+      const read: LogMessage[] = []
+      const consumer = await fromFile.consume(
+        { groupId: 'c', topics: ['tailed'], maxBatchSize: 1000 },
+        async (batch) => {
+          read.push(...batch.messages)
+        },
+      )
+      await eventually(() => assert.equal(read.length, 20))
+      await consumer.stop()
+      return read
+    })()) as LogMessage[]
+    await fromFile.close()
+
+    assert.deepEqual(
+      expected.map((m) => [m.offset, m.key, new TextDecoder().decode(m.value), m.headers]),
+      sent.map((m, i) => [i, m.key, new TextDecoder().decode(m.value), m.headers]),
+    )
+    for (const read of [a, b]) {
+      assert.deepStrictEqual(
+        read.map((m) => ({ ...m, value: [...m.value] })),
+        expected.map((m) => ({ ...m, value: [...m.value] })),
+      )
+      for (const m of read) assert.ok(Object.isFrozen(m.headers), `headers of ${m.offset} are frozen`)
+    }
+    for (let i = 0; i < 20; i++) {
+      const inTail = i >= 15
+      assert.equal(a[i] === b[i], inTail, `offset ${i}: one object for both groups only from the tail`)
+      assert.equal(
+        a[i]?.value === sent[i]?.value,
+        inTail,
+        `offset ${i}: the published value itself only from the tail`,
+      )
+    }
+  })
 })
 
 describe('embedded SQLite: batching by size or time', () => {

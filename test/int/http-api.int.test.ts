@@ -7,6 +7,7 @@ import { migrate, warehouseMigrations } from '../../projections/migrations/index
 import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/index.ts'
 import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
 import { createAdminTokenAuthenticator, createHttpApp } from '../../src/http/index.ts'
+import { createIngressDecoder, type IngressEvent } from '../../src/ingress/index.ts'
 import { createMetrics, type Logger } from '../../src/observability/index.ts'
 import type { EventLog, LogMessage } from '../../src/ports/event-log.ts'
 import type { Warehouse } from '../../src/ports/warehouse.ts'
@@ -30,6 +31,9 @@ describe('HTTP API on the embedded log and chDB', () => {
   let app: ReturnType<typeof createHttpApp>
   let down = false
   const errorsLogged: string[] = []
+  // The engine-event consumers' decoder, told of each event published: what it was told, by value.
+  const decoder = createIngressDecoder()
+  const remembered = new Map<Uint8Array, IngressEvent>()
   const logger: Logger = (level, name) => {
     if (level === 'error') errorsLogged.push(name)
   }
@@ -55,6 +59,10 @@ describe('HTTP API on the embedded log and chDB', () => {
     app = createHttpApp({
       log,
       eventsTopic: 'engine.events',
+      rememberEvent: (message, event) => {
+        remembered.set(message.value, event)
+        decoder.remember(message, event)
+      },
       warehouse,
       readiness: {
         event_log: () => log.ping(),
@@ -128,6 +136,33 @@ describe('HTTP API on the embedded log and chDB', () => {
       resourcetype: 'image_tag',
       datacontenttype: 'application/json',
       data: { digest: 'sha256:1' },
+    })
+  })
+
+  it('tells the consumers’ decoder each event it publishes, which the log hands them as published', async () => {
+    const body = JSON.stringify([event('told-1'), event('told-2', { level: 'error', team: 'blue' })])
+    const response = await app.request('/v1/events', {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/cloudevents-batch+json' },
+      body,
+    })
+    assert.equal(response.status, 202)
+    // Every message of the log it was told of (the earlier tests' binary-mode events too).
+    const told = (await logged()).filter((m) => remembered.has(m.value))
+    assert.deepEqual(
+      told.map((m) => remembered.get(m.value)?.id).filter((id) => id?.startsWith('told-')),
+      ['told-1', 'told-2'],
+    )
+    const results = await decoder.decodeBatch(told)
+    const fresh = await createIngressDecoder().decodeBatch(told)
+    results.forEach((result, i) => {
+      const message = told[i] as LogMessage
+      assert.equal(
+        result.ok && result.event,
+        remembered.get(message.value),
+        'the event it was told, not read again',
+      )
+      assert.deepStrictEqual(result, fresh[i], 'which is what reading the bytes gives')
     })
   })
 

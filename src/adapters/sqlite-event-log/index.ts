@@ -9,6 +9,7 @@ import type {
   ConsumeOptions,
   Consumer,
   EventLog,
+  Headers,
   LogMessage,
   OutgoingMessage,
   PublishedPosition,
@@ -51,6 +52,13 @@ export interface SqliteEventLogOptions {
   readonly onRetentionError?: (error: unknown) => void
   /** Syncs the write-ahead log to disk (default `fs.fdatasync`); see `createWalSync`. */
   readonly syncFile?: SyncFile
+  /**
+   * Bytes of values each partition keeps in memory of what was published last (default
+   * 16 MiB; 0: none). A consumer reading within them is handed the published messages
+   * themselves rather than rows read back from the file: every group gets the same objects,
+   * so a decoder can recognise a value it has seen (`IngressDecoder`).
+   */
+  readonly tailBytes?: number
 }
 
 export interface RetentionDeletion {
@@ -69,6 +77,8 @@ export interface SqliteEventLog extends EventLog {
 }
 
 const DEFAULT_MAX_BATCH = 500
+const DEFAULT_TAIL_BYTES = 16 * 1024 * 1024
+const NO_HEADERS: Headers = Object.freeze({})
 // Messages one retention transaction deletes at most: the event loop is held for one chunk at a time.
 const RETENTION_CHUNK = 5_000
 /**
@@ -82,6 +92,16 @@ interface Member {
   readonly topics: readonly string[]
   /** Per topic, the partitions this member reads and since when; see `holdsSince`. */
   readonly held: Map<string, Map<number, number>>
+}
+
+/**
+ * A partition's newest messages as published, `messages[i]` at offset `first + i`, through the
+ * partition's head; `bytes` of values in all.
+ */
+interface Tail {
+  first: number
+  messages: LogMessage[]
+  bytes: number
 }
 
 interface Group {
@@ -258,6 +278,12 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
     return text
   }
 
+  // What a consumer is handed as a message's headers: frozen, as those read back from the file.
+  const frozenHeaders = (headers: OutgoingMessage['headers']): Headers => {
+    if (headers === undefined) return NO_HEADERS
+    return Object.isFrozen(headers) ? headers : Object.freeze({ ...headers })
+  }
+
   const choosePartition = (topic: string, key: string | null, partitions: number): number => {
     if (key !== null) return partitionForKey(key, partitions)
     const next = roundRobin.get(topic) ?? 0
@@ -287,6 +313,44 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
     }
   }
 
+  // Each partition's newest messages as published (`tailBytes`). Only this process writes the
+  // file and every message goes in through `publish`, so a tail runs unbroken to the head.
+  const tailBytes = options.tailBytes ?? DEFAULT_TAIL_BYTES
+  const tails = new Map<string, Tail>()
+  const partitionKey = (topic: string, partition: number) => `${topic}\u0000${partition}`
+
+  /** Drops a tail's oldest messages: through offset `through`, and down to 3/4 of the budget once over it. */
+  const trimTail = (tail: Tail, through = -1): void => {
+    const keep = tail.bytes > tailBytes ? (tailBytes * 3) / 4 : Number.POSITIVE_INFINITY
+    let drop = 0
+    let bytes = tail.bytes
+    while (drop < tail.messages.length && (bytes > keep || tail.first + drop <= through)) {
+      bytes -= (tail.messages[drop] as LogMessage).value.byteLength
+      drop++
+    }
+    if (drop === 0) return
+    tail.messages.splice(0, drop)
+    tail.first += drop
+    tail.bytes = bytes
+  }
+
+  /** Adds a committed publish's messages (in offset order per partition) to their tails. */
+  const extendTails = (published: readonly LogMessage[]): void => {
+    const touched = new Set<Tail>()
+    for (const message of published) {
+      const key = partitionKey(message.topic, message.partition)
+      let tail = tails.get(key)
+      if (tail === undefined || tail.first + tail.messages.length !== message.offset) {
+        tail = { first: message.offset, messages: [], bytes: 0 }
+        tails.set(key, tail)
+      }
+      tail.messages.push(message)
+      tail.bytes += message.value.byteLength
+      touched.add(tail)
+    }
+    for (const tail of touched) trimTail(tail)
+  }
+
   /** Up to `max` messages from the group's committed offset, or from `from` where given. */
   const fetch = (
     groupId: string,
@@ -299,9 +363,15 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
       from === undefined
         ? (statements.committed.get(groupId, topic, partition) as { next_offset: number } | undefined)
         : { next_offset: from }
+    const next = committed?.next_offset ?? 0
+    const tail = tails.get(partitionKey(topic, partition))
+    if (tail !== undefined && next >= tail.first) {
+      const start = next - tail.first
+      return tail.messages.slice(start, start + max)
+    }
     // Rows as arrays (`setReturnArrays`): no object with named properties built per row only to
     // be copied into the message.
-    const rows = statements.fetch.all(topic, partition, committed?.next_offset ?? 0, max) as unknown as [
+    const rows = statements.fetch.all(topic, partition, next, max) as unknown as [
       offset: number,
       key: string | null,
       value: Uint8Array,
@@ -474,6 +544,8 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
           )
       })
       through = last
+      const tail = tails.get(partitionKey(topic, partition))
+      if (tail !== undefined) trimTail(tail, last)
       // The chunk held messages still within retention: nothing older is left.
       if (last < first + RETENTION_CHUNK - 1) break
       await yieldToLoop()
@@ -562,6 +634,7 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
       const partitions = partitionsOf(topic)
       const timestamp = clock()
       const positions: PublishedPosition[] = new Array(messages.length)
+      const published: LogMessage[] = tailBytes > 0 ? new Array(messages.length) : []
       const rows: (string | number | Uint8Array | null)[] = []
       transaction(() => {
         // Each partition's head is read once and advanced once per publish, not per message.
@@ -575,6 +648,16 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
             offset = (statements.head.get(topic, partition) as { next_offset: number }).next_offset
           heads.set(partition, offset + 1)
           positions[i] = { topic, partition, offset }
+          if (tailBytes > 0)
+            published[i] = {
+              topic,
+              partition,
+              offset,
+              key: message.key,
+              value: message.value,
+              headers: frozenHeaders(message.headers),
+              timestamp,
+            }
           rows.push(
             topic,
             partition,
@@ -593,6 +676,7 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
         for (let r = 0; r < rows.length; r += 7) statements.insertMessage.run(...rows.slice(r, r + 7))
         for (const [partition, next] of heads) statements.advanceHead.run(next, topic, partition)
       })
+      if (tailBytes > 0) extendTails(published)
       await wal.durable()
       appended.emit('appended', topic)
       return positions
@@ -613,6 +697,7 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
       await Promise.all([...consumers].map((c) => c.stop()))
       await retaining
       closed = true
+      tails.clear()
       // Publishes waiting for their sync get it before the file closes.
       await wal.close()
       checkpoints?.stop()
