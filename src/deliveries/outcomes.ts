@@ -46,13 +46,17 @@ export const outcomeRecord = (row: AttemptRow): DeliveryOutcomeRecord => ({
   ...optional('nextAttemptAt', row.nextAttemptAt === null ? null : new Date(row.nextAttemptAt).toISOString()),
 })
 
-const encoder = new TextEncoder()
+// Frozen: one object for every outcome, which lets a log adapter encode it once.
+const HEADERS = Object.freeze({
+  'content-type': 'application/json',
+  'herald-type': 'DeliveryOutcome',
+} as const)
 
 /** Keyed by configuration, like `notifications.deliveries`, so one configuration's outcomes stay in order. */
 export const encodeOutcome = (row: AttemptRow): OutgoingMessage => ({
   key: row.configurationId,
-  value: encoder.encode(JSON.stringify(outcomeRecord(row))),
-  headers: { 'content-type': 'application/json', 'herald-type': 'DeliveryOutcome' },
+  value: Buffer.from(JSON.stringify(outcomeRecord(row))),
+  headers: HEADERS,
 })
 
 export interface OutcomePublisherOptions {

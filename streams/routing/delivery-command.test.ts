@@ -108,7 +108,7 @@ describe('encodeDeliveryCommand / decodeDeliveryCommand', () => {
     ]) {
       const single = { ...command, event, account: 'acmé', configurationId: 'cfg-"1"' }
       const once = encodeDeliveryCommand(single, JSON.stringify(event))
-      assert.deepEqual(once.value, new TextEncoder().encode(JSON.stringify(single)))
+      assert.deepEqual(Uint8Array.from(once.value), new TextEncoder().encode(JSON.stringify(single)))
       assert.deepEqual(once.value, encodeDeliveryCommand(single).value)
       assert.equal(once.key, 'cfg-"1"')
     }

@@ -138,7 +138,6 @@ export const digestDeliveryIdFor = (
     `digest\u0000${configurationId}\u0000${windowStart}${instance === undefined ? '' : `\u0000${instance}`}`,
   )
 
-const encoder = new TextEncoder()
 const decoder = new TextDecoder('utf-8', { fatal: true })
 // Frozen: one object for every command, which lets a log adapter encode it once.
 const HEADERS = Object.freeze({
@@ -155,7 +154,8 @@ const HEADERS = Object.freeze({
  */
 export const encodeDeliveryCommand = (command: DeliveryCommand, eventJson?: string): OutgoingMessage => ({
   key: command.configurationId,
-  value: encoder.encode(
+  // Buffer.from rather than TextEncoder: about a third of the time for a kilobyte or two.
+  value: Buffer.from(
     eventJson === undefined || command.digest !== undefined
       ? JSON.stringify(command)
       : // JSON.stringify's own output for these fields, in the interface's order.
