@@ -242,7 +242,7 @@ export const schema = group({
       }),
       tail_mib: key(integer(0, 1024), {
         default: 16,
-        doc: 'MiB of message values each partition of the embedded log also keeps in memory, its newest. A consumer reading within them is handed the published messages themselves instead of reading rows back from the file, and the router and projector, both handed the same event, decode it once; an event that came in through `POST /v1/events` is not decoded again at all. Memory grows by up to this much per partition of a busy topic, and by the decoded events it holds. 0 reads everything back from the file.',
+        doc: 'MiB of message values each partition of the embedded log also keeps in memory, its newest. A consumer reading within them is handed the published messages themselves instead of reading rows back from the file, and the router and projector, both handed the same event, decode it once; an event that came in through `POST /v1/events` is not decoded again at all. Memory grows by up to this much per partition of a busy topic, and by the decoded events it holds (about 11 MiB of V8 heap for 16 MiB of kilobyte events). 0 reads everything back from the file.',
       }),
     }),
     kafka: group({
