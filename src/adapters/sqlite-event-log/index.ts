@@ -314,7 +314,10 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
   }
 
   // Each partition's newest messages as published (`tailBytes`). Only this process writes the
-  // file and every message goes in through `publish`, so a tail runs unbroken to the head.
+  // file and every message goes in through `publish`, so a tail runs unbroken to the head. Its
+  // budget counts the values' own bytes: small values made by `Buffer.from` share the pool's
+  // 8 KiB slabs, but a publish's values are made one after another, so they share slabs with
+  // each other rather than each holding one alive.
   const tailBytes = options.tailBytes ?? DEFAULT_TAIL_BYTES
   const tails = new Map<string, Tail>()
   const partitionKey = (topic: string, partition: number) => `${topic}\u0000${partition}`
