@@ -51,31 +51,20 @@ describe('embedded SQLite: the tail of what was published', () => {
     await log.createTopics([{ topic: 'tailed', partitions: 1 }])
     await log.publish('tailed', sent.slice(0, 10))
     await log.publish('tailed', sent.slice(10))
-    const readBy = async (groupId: string) => {
+    const readBy = async (from: typeof log, groupId: string) => {
       const read: LogMessage[] = []
-      const consumer = await log.consume({ groupId, topics: ['tailed'], maxBatchSize: 5 }, async (batch) => {
+      const consumer = await from.consume({ groupId, topics: ['tailed'], maxBatchSize: 5 }, async (batch) => {
         read.push(...batch.messages)
       })
       await eventually(() => assert.equal(read.length, 20))
       await consumer.stop()
       return read
     }
-    const [a, b] = [await readBy('a'), await readBy('b')]
+    const [a, b] = [await readBy(log, 'a'), await readBy(log, 'b')]
     await log.close()
     // The same file read back with no tail: what every message must be, wherever it came from.
     const fromFile = createSqliteEventLog({ path, idlePollMs: 20, tailBytes: 0 })
-    const expected = (await (async () => {
-      const read: LogMessage[] = []
-      const consumer = await fromFile.consume(
-        { groupId: 'c', topics: ['tailed'], maxBatchSize: 1000 },
-        async (batch) => {
-          read.push(...batch.messages)
-        },
-      )
-      await eventually(() => assert.equal(read.length, 20))
-      await consumer.stop()
-      return read
-    })()) as LogMessage[]
+    const expected = await readBy(fromFile, 'c')
     await fromFile.close()
 
     assert.deepEqual(

@@ -459,8 +459,7 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
           // What `rebalance` last gave this member (a stopping member holds nothing).
           for (const partition of member.held.get(topic)?.keys() ?? []) {
             if (stopping) break
-            const lockKey = `${topic}\u0000${partition}`
-            await withPartitionLock(group, lockKey, async () => {
+            await withPartitionLock(group, partitionKey(topic, partition), async () => {
               let messages = fetch(groupId, topic, partition, maxBatchSize)
               // A partial batch waits for more until its oldest message is maxWaitMs old. Each
               // append wakes it, and it reads only what came since: read again from the
