@@ -63,32 +63,40 @@ const main = async () => {
   if (command !== 'start') return fail(`unknown command "${command}"\n\n${USAGE}`)
 
   const logger = createLogger({ level: config.log_level })
-  const herald = await startHerald(config, { logger, processMetrics: true }).catch((error: unknown) => {
+  // Set once started: a fatal stop during start-up fails the start itself.
+  let stopFatally: (() => void) | undefined
+  const herald = await startHerald(config, {
+    logger,
+    processMetrics: true,
+    onFatal: () => stopFatally?.(),
+  }).catch((error: unknown) => {
     logger('error', 'herald.start_failed', { error: error instanceof Error ? error.message : String(error) })
     return fail(isHeraldError(error) ? error.message : 'start-up failed; see the log above', 1)
   })
 
   let signalled = false
-  const shutdown = (signal: string) => {
+  /** Stops Herald (`signal`: what asked), then exits with `code`. */
+  const shutdown = (signal: string, code = 0) => {
     if (signalled) {
       logger('warn', 'herald.forced_exit', { signal })
       process.exit(1)
     }
     signalled = true
-    logger('info', 'herald.signal', { signal })
+    logger(code === 0 ? 'info' : 'error', 'herald.signal', { signal })
     const timer = setTimeout(() => {
       logger('error', 'herald.shutdown_timeout', { timeout_ms: config.shutdown_timeout_ms })
       process.exit(1)
     }, config.shutdown_timeout_ms)
     timer.unref()
     herald.stop().then(
-      () => process.exit(0),
+      () => process.exit(code),
       (error: unknown) => {
         logger('error', 'herald.stop_failed', { error: String(error) })
         process.exit(1)
       },
     )
   }
+  stopFatally = () => shutdown('fatal', 1)
   process.on('SIGTERM', () => shutdown('SIGTERM'))
   process.on('SIGINT', () => shutdown('SIGINT'))
 }

@@ -4,8 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { type ServerType, serve } from '@hono/node-server'
 import { migrate, warehouseMigrations } from '../projections/migrations/index.ts'
-import { createProjectorHandler } from '../projections/projector/index.ts'
-import { createChdbWarehouse, createHttpWarehouse } from './adapters/clickhouse-warehouse/index.ts'
+import { createProjectorHandler, startProjectorThread } from '../projections/projector/index.ts'
 import { createKafkaEventLog } from './adapters/kafka-event-log/index.ts'
 import { createKurrentDbEventStore } from './adapters/kurrentdb-event-store/index.ts'
 import { createSqliteEventLog } from './adapters/sqlite-event-log/index.ts'
@@ -44,6 +43,7 @@ import {
 import { lockDataDir } from './wiring/data-dir-lock.ts'
 import { wireIngress } from './wiring/ingress.ts'
 import { wireNotifications } from './wiring/notifications.ts'
+import { openWarehouse } from './wiring/warehouse.ts'
 
 export interface HeraldDependencies {
   readonly logger: Logger
@@ -55,6 +55,11 @@ export interface HeraldDependencies {
    * garbage collection): for the one Herald that owns its process, as `herald start` is.
    */
   readonly processMetrics?: boolean
+  /**
+   * A part Herald cannot go on without stopped (the projector's thread): the owner stops this
+   * Herald and exits with a failure, so that whatever runs it starts it again. Default: logged only.
+   */
+  readonly onFatal?: (error: Error) => void
 }
 
 export interface Herald {
@@ -126,18 +131,6 @@ const openEventStore = async (config: Config): Promise<EventStore> => {
     ])
   }
   return createKurrentDbEventStore({ connectionString })
-}
-
-const openWarehouse = async (config: Config): Promise<Warehouse> => {
-  if (config.warehouse.kind === 'embedded')
-    return createChdbWarehouse({ path: join(config.data_dir, 'warehouse') })
-  const { clickhouse } = config.warehouse
-  return createHttpWarehouse({
-    url: clickhouse.url ?? '',
-    username: clickhouse.username,
-    ...(clickhouse.password === null ? {} : { password: clickhouse.password }),
-    database: clickhouse.database,
-  })
 }
 
 /**
@@ -249,10 +242,32 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     closers.push(() => ingress.close())
     // With reports on and data ingress on, the projector consumes and metric points are recorded.
     const ingesting = config.reports.enabled && config.reports.enable_data_ingress
-    // The projector's window of projected events (an event sent again is projected once).
-    const projected = ingesting
-      ? createSqliteProcessedIds({ path: join(config.data_dir, 'projected-ids.sqlite') })
-      : undefined
+    // The embedded warehouse's projection_progress changes only by this process's projector.
+    const progress = config.warehouse.kind === 'embedded' ? createProgressView(warehouse) : undefined
+    const onProjected = (n: number): void => {
+      progress?.changed()
+      metrics.eventsProjected.inc(n)
+    }
+    // The projector's thread, or its window of projected events (an event sent again is
+    // projected once) when it runs on the event loop. Closed after the consumers.
+    const projectorThread =
+      ingesting && config.reports.projector_thread
+        ? startProjectorThread({
+            config,
+            logger,
+            onProjected,
+            onInvalid: (n) => metrics.invalidLogEvents.inc({ consumer: 'projector' }, n),
+            onStopped: (error) => {
+              logger('error', 'projector.thread_stopped', { error: error.message })
+              dependencies.onFatal?.(error)
+            },
+          })
+        : undefined
+    if (projectorThread !== undefined) closers.push(() => projectorThread.close())
+    const projected =
+      ingesting && projectorThread === undefined
+        ? createSqliteProcessedIds({ path: join(config.data_dir, 'projected-ids.sqlite') })
+        : undefined
     if (projected !== undefined) closers.push(() => projected.close())
 
     // Closed after the consumers (closers run in reverse): in-flight deliveries keep their sockets.
@@ -283,8 +298,6 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     closers.push(notifications.close)
     consumers.push(...notifications.consumers)
 
-    // The embedded warehouse's projection_progress changes only by this process's projector.
-    const progress = config.warehouse.kind === 'embedded' ? createProgressView(warehouse) : undefined
     let projector: PausableProjector | undefined
     if (ingesting) {
       const startProjector = () =>
@@ -297,18 +310,16 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
           },
           metrics.timeBatches(
             'projector',
-            createProjectorHandler({
-              decoder: ingress.decoder,
-              ...(projected === undefined ? {} : { processed: projected }),
-              warehouse,
-              clock,
-              logger,
-              onProjected: (n) => {
-                progress?.changed()
-                metrics.eventsProjected.inc(n)
-              },
-              onInvalid: (n) => metrics.invalidLogEvents.inc({ consumer: 'projector' }, n),
-            }),
+            projectorThread?.handler() ??
+              createProjectorHandler({
+                decoder: ingress.decoder,
+                ...(projected === undefined ? {} : { processed: projected }),
+                warehouse,
+                clock,
+                logger,
+                onProjected,
+                onInvalid: (n) => metrics.invalidLogEvents.inc({ consumer: 'projector' }, n),
+              }),
           ),
         )
       // A rebuild holds the projector still for its swap; it rejoins from its committed offsets.

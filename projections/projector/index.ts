@@ -26,3 +26,4 @@ export {
 } from './rows.ts'
 export { DEFAULT_TABLES, loadEntityState, loadFindingState, type ProjectionTables } from './state.ts'
 export type * from './tables.ts'
+export { type ProjectorThread, type ProjectorThreadOptions, startProjectorThread } from './thread.ts'

@@ -67,6 +67,7 @@ const DEFAULTS: Config = {
     enable_data_ingress: true,
     cycle_timers: { load: 1, refresh: 60, metrics: 3600 },
     batch_size: 20000,
+    projector_thread: true,
     graphiql: true,
   },
   event_log: {

@@ -199,6 +199,10 @@ export const schema = group({
       default: 20000,
       doc: 'Most events the projector inserts in one batch. Each batch writes a part into every report table, which costs the embedded warehouse about 10 ms of CPU whatever its size, and each part is merged again later, so larger batches project more events per CPU-second under load (20,000 rather than 5,000: about a third less warehouse CPU per event); a batch is only as large as what is waiting, and when the log is quiet `cycle_timers.load` bounds how long a partial batch waits to fill.',
     }),
+    projector_thread: key(boolean, {
+      default: true,
+      doc: 'Run the projector on a thread of its own (`projector`), with its own connection to the warehouse: decoding, folding and writing the warehouse’s blocks then leave the event loop, which keeps HTTP ingest, the router and the API. It decodes each event again there rather than sharing the router’s decoded copy, a few µs more CPU per event in all. `false`: on the event loop, in slices of it.',
+    }),
     graphiql: key(boolean, {
       default: true,
       doc: 'Serve GraphiQL on a browser’s GET of `/v1/reports/graphql`. The page holds no data and is served without a token; its queries carry the token set in its header editor.',

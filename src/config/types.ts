@@ -64,6 +64,7 @@ export interface ReportsConfig {
     readonly metrics: number
   }
   readonly batch_size: number
+  readonly projector_thread: boolean
   readonly graphiql: boolean
 }
 

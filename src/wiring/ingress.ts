@@ -22,6 +22,21 @@ import type { Logger, Metrics } from '../observability/index.ts'
 import type { Consumer, EventLog } from '../ports/event-log.ts'
 import type { Warehouse } from '../ports/warehouse.ts'
 
+/**
+ * The schema registry `config` names, without registering anything: a Confluent registry's
+ * client, or the embedded one holding Herald's subjects. The projector's thread opens its own.
+ */
+export const openSchemaRegistry = (config: Config): SchemaRegistry => {
+  if (config.schema_registry.kind !== 'confluent')
+    return createEmbeddedSchemaRegistry({ subjects: heraldSubjects(config.event_log.topics) })
+  const { url, username, password } = config.schema_registry.confluent
+  return createConfluentSchemaRegistry({
+    url: url ?? '',
+    clientId: config.event_log.kafka.client_id,
+    ...(username === null || password === null ? {} : { username, password }),
+  })
+}
+
 export interface IngressWiring {
   readonly registry: SchemaRegistry
   /** Shared by the router and the projector, so a schema is fetched and compiled once per process. */
@@ -52,22 +67,14 @@ export const wireIngress = async ({
   logger,
 }: WireIngressOptions): Promise<IngressWiring> => {
   const { topics } = config.event_log
-  const subjects = heraldSubjects(topics)
-  let registry: SchemaRegistry
-  if (config.schema_registry.kind === 'confluent') {
-    const { url, username, password, register_schemas } = config.schema_registry.confluent
-    registry = createConfluentSchemaRegistry({
-      url: url ?? '',
-      clientId: config.event_log.kafka.client_id,
-      ...(username === null || password === null ? {} : { username, password }),
+  const registry = openSchemaRegistry(config)
+  if (config.schema_registry.kind === 'confluent' && config.schema_registry.confluent.register_schemas) {
+    // A Confluent registry also gets the Avro subjects, for producers that write Avro.
+    const ids = await registerSubjects(registry, [...heraldSubjects(topics), ...heraldAvroSubjects(topics)])
+    logger('info', 'schema_registry.registered', {
+      subjects: ids.size,
+      url: config.schema_registry.confluent.url,
     })
-    if (register_schemas) {
-      // A Confluent registry also gets the Avro subjects, for producers that write Avro.
-      const ids = await registerSubjects(registry, [...subjects, ...heraldAvroSubjects(topics)])
-      logger('info', 'schema_registry.registered', { subjects: ids.size, url })
-    }
-  } else {
-    registry = createEmbeddedSchemaRegistry({ subjects })
   }
 
   const shared = config.event_log.kind === 'kafka' && config.warehouse.kind === 'clickhouse'

@@ -1,11 +1,13 @@
 /**
  * Report freshness (issue 7): `npm run bench:freshness [-- --rates 1000,2500,5000,10000]
- * [--seconds 20] [--herald-env KEY=VALUE,...]`. How long an event takes from being published to being visible in GraphQL,
+ * [--seconds 20] [--in-flight 10] [--herald-env KEY=VALUE,...]`. How long an event takes from being published to being visible in GraphQL,
  * in a real Herald process on its embedded defaults (`npm start`: router, deliverer, projector
  * and API in one process, chDB in it, no selectors configured).
  *
  * For each rate, the generator's mix is published through `POST /v1/events` (batches every
- * 100 ms, in requests of at most 250 events) for `--seconds`, and every 500 ms one probe goes
+ * 100 ms, in requests of at most 250 events) for `--seconds`, each batch when it falls due
+ * rather than when the one before was answered, as independent producers would send them (with
+ * `--in-flight` batches unanswered the rig waits, so the rate it reached is printed), and every 500 ms one probe goes
  * with it: an image analysed for the account `freshness-probe`, with a vulnerability id of its
  * own. A poller asks GraphQL (`imagesByVulnerability` of that account) which probe
  * vulnerabilities it shows, again 100 ms after each answer; a probe's freshness is from the 202
@@ -39,12 +41,17 @@ const { values } = parseArgs({
     rates: { type: 'string', default: '1000,2500,5000,10000' },
     seconds: { type: 'string', default: '20' },
     'herald-env': { type: 'string' },
+    // Ticks sent and not yet answered before the rig waits (1: each tick waits for the one before).
+    'in-flight': { type: 'string', default: '10' },
   },
 })
 const rates = (values.rates ?? '').split(',').map(Number)
 const seconds = Number(values.seconds)
+const ticksInFlight = Number(values['in-flight'])
 if (rates.some((r) => !Number.isInteger(r) || r < 10) || !(seconds > 0))
   throw new Error('--rates: whole numbers of events/s, at least 10 each; --seconds: a positive number')
+if (!Number.isInteger(ticksInFlight) || ticksInFlight < 1)
+  throw new Error('--in-flight: a positive whole number of ticks')
 
 const TICK_MS = 100
 const PER_REQUEST = 250
@@ -204,6 +211,8 @@ try {
     }
     const rigAtStart = process.cpuUsage()
     let sent = 0
+    const inFlight = new Set<Promise<void>>()
+    let failure: unknown
     for (let tick = 0; tick < ticks; tick++) {
       const due = started + tick * TICK_MS
       const wait = due - performance.now()
@@ -213,10 +222,25 @@ try {
       const probeId = tick % PROBE_EVERY_TICKS === 0 ? `CVE-2099-${++probes}` : undefined
       // The probe goes in the tick's last request, after that tick's events.
       if (probeId !== undefined) bodies.push(withEvent(bodies.pop() ?? '[]', probeEvent(probeId)))
-      await Promise.all(bodies.map(publishBatch))
-      if (probeId !== undefined) publishedAt.set(probeId, performance.now())
+      // A tick is sent when it falls due, whether or not the ticks before it were answered, as
+      // independent producers would; only when `--in-flight` ticks wait does the rig wait too.
+      while (inFlight.size >= ticksInFlight) await Promise.race(inFlight)
+      const answered = Promise.all(bodies.map(publishBatch)).then(() => {
+        if (probeId !== undefined) publishedAt.set(probeId, performance.now())
+      })
+      const tracked: Promise<void> = answered.then(
+        () => void inFlight.delete(tracked),
+        (error: unknown) => {
+          inFlight.delete(tracked)
+          failure ??= error
+        },
+      )
+      inFlight.add(tracked)
       sent += perTick + (probeId === undefined ? 0 : 1)
+      if (failure !== undefined) break
     }
+    await Promise.all(inFlight)
+    if (failure !== undefined) throw failure
     const publishedRate = (sent / (performance.now() - started)) * 1_000
     polling = false
     stoppedAt = performance.now()

@@ -1,0 +1,100 @@
+/**
+ * The projector's thread (see `thread.ts`): opens the warehouse, the schema registry and the
+ * projector's processed-id window of its own, and projects each batch it is sent with
+ * `createProjectorHandler`, answering when the batch is stored or why it is not.
+ */
+import { join } from 'node:path'
+import { parentPort, workerData } from 'node:worker_threads'
+import { createIngressDecoder, createSqliteProcessedIds } from '../../src/ingress/index.ts'
+import type { Logger } from '../../src/observability/index.ts'
+import type { BatchHandler } from '../../src/ports/event-log.ts'
+import { openSchemaRegistry } from '../../src/wiring/ingress.ts'
+import { openWarehouse } from '../../src/wiring/warehouse.ts'
+import { createProjectorHandler } from './handler.ts'
+import { type FromProjector, type ProjectorThreadData, receivedBatch, type ToProjector } from './thread.ts'
+
+const port = parentPort
+if (port === null) throw new Error('thread-worker.ts runs as a worker thread')
+const { config } = workerData as ProjectorThreadData
+const post = (message: FromProjector) => port.postMessage(message)
+
+const LEVELS = ['debug', 'info', 'warn', 'error'] as const
+const lowest = LEVELS.indexOf(config.log_level)
+// Lines below the configured level are dropped here rather than sent over to be dropped.
+const logger: Logger = (level, event, fields) => {
+  if (LEVELS.indexOf(level) >= lowest)
+    post({ type: 'log', level, event, ...(fields === undefined ? {} : { fields }) })
+}
+
+// Opened before the first batch is handled; a failure to open stops the thread, which is
+// started again (and the batches it was sent are delivered again).
+const opened = (async () => {
+  const warehouse = await openWarehouse(config)
+  const registry = openSchemaRegistry(config)
+  const decoder = createIngressDecoder({ registry })
+  const processed = createSqliteProcessedIds({ path: join(config.data_dir, 'projected-ids.sqlite') })
+  return { warehouse, registry, decoder, processed }
+})()
+opened.catch((error: unknown) => {
+  logger('error', 'projector.thread_open_failed', {
+    error: error instanceof Error ? error.message : String(error),
+  })
+  process.exit(1)
+})
+
+// One handler per run of the consumer (`ProjectorThread.handler`): a new run starts from the
+// tables' state, not from what the previous run cached.
+let current: { readonly run: number; readonly handle: BatchHandler } | undefined
+const handlerOf = async (run: number): Promise<BatchHandler> => {
+  const { warehouse, decoder, processed } = await opened
+  if (current?.run !== run)
+    current = {
+      run,
+      handle: createProjectorHandler({
+        warehouse,
+        decoder,
+        processed,
+        clock: Date.now,
+        logger,
+        onProjected: (count) => post({ type: 'projected', count }),
+        onInvalid: (count) => post({ type: 'invalid', count }),
+      }),
+    }
+  return current.handle
+}
+
+const inFlight = new Set<Promise<void>>()
+
+port.on('message', (message: ToProjector) => {
+  if (message.type === 'batch') {
+    const { id, run, batch } = message
+    const handled = handlerOf(run)
+      .then((handle) => handle(receivedBatch(batch)))
+      .then(
+        () => post({ type: 'done', id }),
+        (error: unknown) =>
+          post({
+            type: 'failed',
+            id,
+            name: error instanceof Error ? error.name : 'Error',
+            message: error instanceof Error ? error.message : String(error),
+          }),
+      )
+      .finally(() => inFlight.delete(handled))
+    inFlight.add(handled)
+    return
+  }
+  // Closing: the warehouse's statements in flight finish first (ending the thread under one
+  // would abort the engine the whole process shares).
+  void (async () => {
+    await Promise.allSettled([...inFlight])
+    const resources = await opened.catch(() => undefined)
+    if (resources !== undefined) {
+      await resources.processed.close()
+      await resources.registry.close()
+      await resources.warehouse.close()
+    }
+    post({ type: 'closed' })
+    port.close()
+  })()
+})
