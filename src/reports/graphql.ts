@@ -2,7 +2,7 @@ import { GraphQLError, parse, specifiedRules } from 'graphql'
 import { getGraphQLParameters, processRequest, renderGraphiQL, shouldRenderGraphiQL } from 'graphql-helix'
 import { Hono } from 'hono'
 import type { AppEnv } from '../access/index.ts'
-import { type FieldIssue, isHeraldError, ValidationError } from '../errors/index.ts'
+import { type FieldIssue, isHeraldError, ValidationError, WarehouseError } from '../errors/index.ts'
 import { authorize } from '../http/authorize.ts'
 import { readJson } from '../http/body.ts'
 import type { Logger } from '../observability/index.ts'
@@ -41,6 +41,15 @@ const GRAPHIQL_HEADERS = JSON.stringify({ Authorization: 'Bearer <your API token
 const formatError = (error: GraphQLError, logger: Logger) => {
   const original = error.originalError
   if (original === undefined || original === null || original instanceof GraphQLError) return error.toJSON()
+  // The warehouse's own message names its statement and where its data lives: logged, not answered.
+  if (original instanceof WarehouseError) {
+    logger('error', 'graphql.warehouse_failed', { error: original.message, path: error.path })
+    return {
+      message: 'the warehouse could not answer this query; the server log has the details',
+      path: error.path,
+      extensions: { code: original.code },
+    }
+  }
   if (isHeraldError(original)) {
     return { ...error.toJSON(), message: original.message, extensions: { code: original.code } }
   }

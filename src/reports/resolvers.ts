@@ -2,9 +2,10 @@ import type { StoredEnvelope } from '../../projections/projector/index.ts'
 import type { Principal } from '../access/index.ts'
 import { ForbiddenError, ValidationError } from '../errors/index.ts'
 import { findingAging, slaBreaches } from './aging.ts'
-import type { ReportContext } from './context.ts'
+import { parseInstant, type ReportContext } from './context.ts'
 import { vulnerabilityDiff } from './diff.ts'
 import { metricData, metrics } from './metrics/index.ts'
+import { checkLimit, createPaging } from './paging.ts'
 import { policyEvaluationsByTag } from './policy.ts'
 import {
   artifactsByVulnerability,
@@ -23,34 +24,8 @@ interface EventFilter {
   readonly end?: string | null
 }
 
-interface Cursor {
-  readonly time: string
-  readonly id: string
-}
-
-const MAX_LIMIT = 1000
-
-const encodeCursor = (cursor: Cursor): string => Buffer.from(JSON.stringify(cursor)).toString('base64url')
-
-const decodeCursor = (token: string): Cursor => {
-  try {
-    const parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as Partial<Cursor>
-    if (typeof parsed.time === 'string' && typeof parsed.id === 'string')
-      return { time: parsed.time, id: parsed.id }
-  } catch {
-    // reported below as one validation error whatever the cause
-  }
-  throw new ValidationError('nextToken is not a token this API issued', [
-    { path: 'nextToken', message: 'not a token this API issued' },
-  ])
-}
-
-const toMs = (value: string, path: string): number => {
-  const ms = Date.parse(value)
-  if (Number.isNaN(ms))
-    throw new ValidationError(`${path} is not a timestamp`, [{ path, message: 'must be RFC 3339' }])
-  return ms
-}
+/** An `events` row's time (`toString` of a DateTime64(3, 'UTC')) as milliseconds. */
+const rowMs = (timeText: string): number => Date.parse(`${timeText.replace(' ', 'T')}Z`)
 
 /** Scopes every query to the caller's account; only an admin may name another. */
 const scopeAccount = (principal: Principal, requested: string | null | undefined): string => {
@@ -68,18 +43,11 @@ export const events = async (
   args: { filter?: EventFilter | null; limit?: number | null; nextToken?: string | null },
   context: ReportContext,
 ) => {
-  const limit = args.limit ?? 100
-  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
-    throw new ValidationError(`limit must be between 1 and ${MAX_LIMIT}`, [
-      { path: 'limit', message: `must be between 1 and ${MAX_LIMIT}` },
-    ])
-  }
+  const limit = checkLimit(args.limit)
   const filter = args.filter ?? {}
+  const account = scopeAccount(context.principal, filter.account)
   const conditions = ['account = {account:String}']
-  const params: Record<string, unknown> = {
-    account: scopeAccount(context.principal, filter.account),
-    limit: limit + 1,
-  }
+  const params: Record<string, unknown> = { account, limit: limit + 1 }
   if (filter.type) {
     conditions.push('type = {type:String}')
     params.type = filter.type
@@ -90,40 +58,56 @@ export const events = async (
   }
   if (filter.start) {
     conditions.push('time >= fromUnixTimestamp64Milli({start:Int64})')
-    params.start = toMs(filter.start, 'filter.start')
+    params.start = parseInstant(filter.start, 'filter.start')
   }
   if (filter.end) {
     conditions.push('time < fromUnixTimestamp64Milli({end:Int64})')
-    params.end = toMs(filter.end, 'filter.end')
+    params.end = parseInstant(filter.end, 'filter.end')
   }
-  if (args.nextToken) {
-    const cursor = decodeCursor(args.nextToken)
-    conditions.push("(time, id) < (toDateTime64({cursorTime:String}, 3, 'UTC'), {cursorId:String})")
-    params.cursorTime = cursor.time
-    params.cursorId = cursor.id
+  const paging = createPaging('events', {
+    account,
+    type: filter.type,
+    id: filter.id,
+    start: filter.start,
+    end: filter.end,
+  })
+  const after = paging.after(args.nextToken, 3)
+  if (after !== undefined) {
+    const [ms, id, source] = after
+    if (
+      typeof ms !== 'number' ||
+      !Number.isSafeInteger(ms) ||
+      typeof id !== 'string' ||
+      typeof source !== 'string'
+    )
+      throw new ValidationError('nextToken is not a token this API issued', [
+        { path: 'nextToken', message: 'not a token this API issued' },
+      ])
+    conditions.push(
+      '(time, id, source) < (fromUnixTimestamp64Milli({afterMs:Int64}), {afterId:String}, {afterSource:String})',
+    )
+    Object.assign(params, { afterMs: ms, afterId: id, afterSource: source })
   }
-  // An event stored twice (a replay not yet collapsed by ReplacingMergeTree, or re-sent at
-  // another time under the same id) is shown once (`LIMIT 1 BY id`).
+  // An event is (account, source, id): one stored twice (a replay not yet collapsed by
+  // ReplacingMergeTree, or re-sent at another time) is shown once (`LIMIT 1 BY source, id`);
+  // two sources may use the same id.
   const rows = await context.warehouse.query<EventRecord>(
     `SELECT id, source, type, subject, account, level, resource_type, subtype,
             toString(time) AS time_text, data
        FROM events
       WHERE ${conditions.join(' AND ')}
-      ORDER BY time DESC, id DESC
-      LIMIT 1 BY id
+      ORDER BY time DESC, id DESC, source DESC
+      LIMIT 1 BY source, id
       LIMIT {limit:UInt32}`,
     params,
   )
-  const page = rows.slice(0, limit)
-  const last = page.at(-1)
+  const { pageInfo, results: page } = paging.page(rows, limit, (row) => [
+    rowMs(row.time_text),
+    row.id,
+    row.source,
+  ])
   return {
-    pageInfo: {
-      nextToken:
-        rows.length > limit && last !== undefined
-          ? encodeCursor({ time: last.time_text, id: last.id })
-          : null,
-      count: page.length,
-    },
+    pageInfo,
     results: page.map((row) => ({
       id: row.id,
       source: row.source,

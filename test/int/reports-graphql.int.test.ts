@@ -960,6 +960,68 @@ describe('report GraphQL API against a brute-force oracle', () => {
     assert.equal(body.errors?.[0]?.extensions?.code, 'validation_failed')
   })
 
+  it('lists events as (source, id) pairs newest first, page by page, and refuses forged tokens and loose times', async () => {
+    // Two sources may use one id: two events (here at two times: the table's key is still
+    // (account, time, id), so two at one instant collapse). Not report events, so no other
+    // answer changes.
+    const at = (second: number) => new Date(T0 + second * 1_000).toISOString()
+    const logged = (id: string, source: string, second: number): EngineEvent =>
+      ({
+        specversion: '1.0',
+        id,
+        source,
+        type: 'user.image.analysis.completed',
+        account: 'event-log',
+        time: at(second),
+        data: { digest: `sha256:${id}` },
+      }) as EngineEvent
+    await project([
+      logged('same-id', '/src-one', 1),
+      logged('same-id', '/src-two', 5),
+      ...Array.from({ length: 9 }, (_, i) => logged(`e-${i}`, '/engine', 2 + (i % 3))),
+    ])
+    const query = `query ($filter: EventFilter, $t: String) {
+      events(filter: $filter, limit: 4, nextToken: $t) { pageInfo { nextToken count } results { id source time } } }`
+    const seen: string[] = []
+    let nextToken: string | null = null
+    do {
+      const { body } = await graphql('admin', query, { filter: { account: 'event-log' }, t: nextToken })
+      assert.equal(body.errors, undefined, JSON.stringify(body.errors))
+      const page = body.data?.events as unknown as {
+        pageInfo: { nextToken: string | null }
+        results: { id: string; source: string; time: string }[]
+      }
+      seen.push(...page.results.map((r) => `${r.time} ${r.id} ${r.source}`))
+      nextToken = page.pageInfo.nextToken
+    } while (nextToken !== null)
+    assert.equal(seen.length, 11)
+    assert.deepEqual(seen, [...seen].sort().reverse(), 'newest first, then id and source')
+    assert.ok(seen.includes(`${at(1)} same-id /src-one`) && seen.includes(`${at(5)} same-id /src-two`))
+
+    // A token for another filter, one whose key is not what the API writes, and loose times.
+    const first = await graphql('admin', query, { filter: { account: 'event-log' } })
+    const token = (first.body.data?.events?.pageInfo?.nextToken ?? '') as string
+    const other = await graphql('admin', query, { filter: { account: 'event-log', type: 'x' }, t: token })
+    assert.match(other.body.errors?.[0]?.message ?? '', /belongs to another query or filter/)
+    const { f } = JSON.parse(Buffer.from(token, 'base64url').toString()) as { f: string }
+    const forged = Buffer.from(JSON.stringify({ f, k: ["x' OR 1=1 --", 'zzz', '/a'] })).toString('base64url')
+    const refused = await graphql('admin', query, { filter: { account: 'event-log' }, t: forged })
+    assert.equal(refused.body.errors?.[0]?.message, 'nextToken is not a token this API issued')
+    for (const start of ['November 1, 2026', '2026-02-31T00:00:00Z', '2026-11-23 20:00:00Z']) {
+      const { body } = await graphql('admin', query, { filter: { account: 'event-log', start } })
+      assert.equal(body.errors?.[0]?.message, 'filter.start is not an RFC 3339 timestamp', start)
+    }
+    // A statement the warehouse fails: its code, not its SQL or where its data lives.
+    await warehouse.command('RENAME TABLE events TO events_away')
+    try {
+      const { body } = await graphql('admin', query, { filter: { account: 'event-log' } })
+      assert.deepEqual(body.errors?.[0]?.extensions, { code: 'warehouse_error' })
+      assert.doesNotMatch(JSON.stringify(body.errors), /SELECT|events_away|herald-|\/tmp/)
+    } finally {
+      await warehouse.command('RENAME TABLE events_away TO events')
+    }
+  })
+
   it('carries the projection lag in every answer', async () => {
     // A batch whose events were appended 2.5 s before the projector stored them.
     const handler = createProjectorHandler({
