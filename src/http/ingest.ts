@@ -18,6 +18,7 @@ import type { Metrics } from '../observability/index.ts'
 import type { EventLog, OutgoingMessage } from '../ports/event-log.ts'
 import { authorize } from './authorize.ts'
 import type { AppEnv } from './env.ts'
+import { isStackOverflow } from './problem.ts'
 
 export interface IngestOptions {
   readonly log: EventLog
@@ -134,7 +135,17 @@ export const createIngestRoutes = ({ log, topic, metrics, maxBodyBytes, remember
         }
       }
       if (events.length > 0) {
-        const messages = events.map(encodeLogEvent)
+        const messages = events.map((event, i) => {
+          try {
+            return encodeLogEvent(event)
+          } catch (error) {
+            // JSON.stringify recurses: data nested some thousands deep cannot be written out.
+            if (!isStackOverflow(error)) throw error
+            throw new ValidationError('an event is nested too deeply to be stored', [
+              { path: contentType === BATCH ? `[${i}].data` : 'data', message: 'is nested too deeply' },
+            ])
+          }
+        })
         if (remember !== undefined)
           for (let i = 0; i < events.length; i++)
             remember(messages[i] as OutgoingMessage, events[i] as IngressEvent)

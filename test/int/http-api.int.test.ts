@@ -218,6 +218,47 @@ describe('HTTP API on the embedded log and chDB', () => {
     assert.equal(big.status, 413)
   })
 
+  it('refuses an event nested too deeply to be stored with a 400 naming it, publishing nothing of its request', async () => {
+    // Written out by hand: JSON.stringify itself cannot write data this deep. Larger than
+    // this suite's body limit, so through an app of its own on the same log.
+    const deepText = `${'['.repeat(6_000)}1${']'.repeat(6_000)}`
+    const roomy = createHttpApp({
+      log,
+      eventsTopic: 'engine.events',
+      warehouse,
+      readiness: {},
+      authenticate: createAdminTokenAuthenticator(TOKEN),
+      requireAuth: true,
+      metrics: createMetrics(),
+      logger,
+      graphiql: false,
+    })
+    const end = async () => (await log.lag('nobody', ['engine.events']))[0]?.end
+    const before = await end()
+    const single = await roomy.request('/v1/events', {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/cloudevents+json' },
+      body: JSON.stringify(event('deep-1', { data: undefined })).replace(
+        /}$/,
+        `,"data":{"digest":"sha256:1","deep":${deepText}}}`,
+      ),
+    })
+    assert.equal(single.status, 400)
+    assert.deepEqual(((await single.json()) as { errors: unknown }).errors, [
+      { path: 'data', message: 'is nested too deeply' },
+    ])
+    const batch = await roomy.request('/v1/events', {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/cloudevents-batch+json' },
+      body: `[${JSON.stringify(event('deep-2'))},${JSON.stringify(event('deep-3', { data: undefined })).replace(/}$/, `,"data":{"digest":"sha256:1","deep":${deepText}}}`)}]`,
+    })
+    assert.equal(batch.status, 400)
+    assert.deepEqual(((await batch.json()) as { errors: unknown }).errors, [
+      { path: '[1].data', message: 'is nested too deeply' },
+    ])
+    assert.equal(await end(), before)
+  })
+
   it('refuses a JSON route’s body of another media type with a 415 problem naming both; ingest keeps its modes', async () => {
     const query = JSON.stringify({ query: '{ metrics { results { id } } }' })
     const plain = await app.request('/v1/reports/graphql', {
