@@ -346,19 +346,19 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
       lagOfGroups(log, [
         ['herald-router', topics.events],
         ...(config.notifications.enabled ? [['herald-deliverer', topics.deliveries] as const] : []),
-        ...(projector === undefined ? [] : [['herald-projector', topics.events] as const]),
+        ...(config.reports.enabled ? [['herald-projector', topics.events] as const] : []),
       ]),
     )
-    // The lag every report answer carries; with ingress on, a projector that stalls shows in it.
-    const reportLag =
-      projector === undefined
-        ? undefined
-        : createProjectionLag({
-            warehouse,
-            clock,
-            positions: () => log.lag('herald-projector', [topics.events]),
-            ...(progress === undefined ? {} : { projected: progress.read }),
-          })
+    // The lag every report answer carries: a projector that stalls shows in it, and so do the
+    // events that wait while data ingress is off (the answers are that much behind).
+    const reportLag = !config.reports.enabled
+      ? undefined
+      : createProjectionLag({
+          warehouse,
+          clock,
+          positions: () => log.lag('herald-projector', [topics.events]),
+          ...(progress === undefined ? {} : { projected: progress.read }),
+        })
     const rebuilds = createRebuildRunner({
       warehouse,
       logger,

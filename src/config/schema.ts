@@ -179,7 +179,7 @@ export const schema = group({
     }),
     enable_data_ingress: key(boolean, {
       default: true,
-      doc: '`false`: nothing new is projected; the report API keeps answering from what is there.',
+      doc: '`false`: nothing new is projected and no metric points are recorded; the report API keeps answering from what is there, its projection lag growing with the age of the oldest event waiting (and `herald_consumer_lag_messages` of `herald-projector` counting them).',
     }),
     cycle_timers: group({
       load: key(positive, {

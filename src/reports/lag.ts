@@ -60,8 +60,9 @@ export interface ProjectionLagOptions {
 
 /**
  * The projection lag with the log's head taken into account, so a stopped or stalled projector
- * shows: the larger of the warehouse's view (`projectionLagSeconds`) and, for each partition
- * with messages not projected yet, the age of the oldest of them. Where the log cannot tell
+ * (or data ingress switched off) shows: while messages wait, the larger of the warehouse's view
+ * (`projectionLagSeconds`) and, for each partition with messages not projected yet, the age of
+ * the oldest of them; when none waits, 0, since every event published is in the tables. Where the log cannot tell
  * that age (Kafka), a backlog counts from the first time this function saw the partition stuck
  * at its position — a lower bound that grows while the projector makes no progress. If the log
  * cannot be asked, the warehouse's view is answered alone.
@@ -78,15 +79,18 @@ export const createProjectionLag = (options: ProjectionLagOptions): (() => Promi
   const stuck = new Map<string, { committed: number; since: number }>()
   return async () => {
     const [projected, heads] = await Promise.all([projectedLag(), positions().catch(() => undefined)])
-    if (heads === undefined) return projected
+    // A log that cannot be asked, or knows no partition, leaves the warehouse's view.
+    if (heads === undefined || heads.length === 0) return projected
     const now = clock()
     let worstMs = 0
+    let waiting = false
     for (const { topic, partition, committed, end, oldestAt } of heads) {
       const key = `${topic}/${partition}`
       if (committed >= end) {
         stuck.delete(key)
         continue
       }
+      waiting = true
       if (oldestAt !== undefined) {
         worstMs = Math.max(worstMs, now - oldestAt)
         continue
@@ -95,6 +99,9 @@ export const createProjectionLag = (options: ProjectionLagOptions): (() => Promi
       if (seen === undefined || seen.committed !== committed) stuck.set(key, { committed, since: now })
       else worstMs = Math.max(worstMs, now - seen.since)
     }
+    // Nothing waits in the log: every event published is in the tables, however long the
+    // last of them waited (after a pause, that wait would otherwise stay the answer).
+    if (!waiting) return 0
     return Math.max(projected, worstMs / 1000)
   }
 }
