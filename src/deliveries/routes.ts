@@ -224,7 +224,9 @@ export const createDeliveryRoutes = ({ view, log, replayLimit }: DeliveryRoutesO
     const page = view.list(query)
     let last = 0
     let replayed = 0
-    for (const row of page.items) {
+    // Oldest first (the listing is newest first): each queue sends its deliveries in the order
+    // they were first requested, and one replayed ahead of an older one would go before it.
+    for (const row of [...page.items].reverse()) {
       if (row.status === 'pending') continue
       last = Math.max(last, await log.replay(row.deliveryId, by(principal)))
       replayed++

@@ -770,6 +770,14 @@ describe('delivery log API', () => {
     const tooMany = await call(app, acme, 'POST', '/v1/notifications/deliveries/replay', { limit: 4 })
     assert.equal(tooMany.status, 400)
     for (const command of mine.slice(1)) assert.equal(await settledStatus(deliverer, command), 'sent')
+    // Sent again in the order they were first requested, as their queue sends them.
+    const resent = mine
+      .slice(1)
+      .map((command) => deliverer.view.attemptsOf(command.deliveryId).at(-1)?.position ?? -1)
+    assert.deepEqual(
+      resent,
+      [...resent].sort((a, b) => a - b),
+    )
     assert.equal(deliverer.view.get(mine[3]?.deliveryId ?? '')?.replays, 1)
     assert.equal(deliverer.view.get(mine[0]?.deliveryId ?? '')?.replays, 0)
     // The same filter with the cursor moves on to the one left, although it is still `sent`.
