@@ -244,6 +244,27 @@ describe('selector preview and event explanations over chDB', () => {
       assert.deepEqual(ids(await call(tokens.reader, 'POST', PREVIEW, selector({ level: 'error' }))), ['e4'])
     })
 
+    it('orders and ranges an event sent without `time` by when it arrived', async () => {
+      const untimed = {
+        ...cloudEvent('nt1', 'globex', 'system.feeds.sync.failed', '', { feeds: [], error: 'x' }),
+      }
+      delete (untimed as { time?: string }).time
+      const published = await app.request('/v1/events', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/cloudevents+json' },
+        body: JSON.stringify(untimed),
+      })
+      assert.equal(published.status, 202, await published.text())
+      const byAll = selector({ level: '*' })
+      await eventually(async () =>
+        assert.deepEqual(ids(await call(tokens.stranger, 'POST', PREVIEW, byAll)), ['nt1', 'g1']),
+      )
+      const lately = { ...byAll, since: new Date(Date.now() - 3_600_000).toISOString() }
+      assert.deepEqual(ids(await call(tokens.stranger, 'POST', PREVIEW, lately)), ['nt1'])
+      const before = { ...byAll, until: '2026-03-02T00:00:00Z' }
+      assert.deepEqual(ids(await call(tokens.stranger, 'POST', PREVIEW, before)), ['g1'])
+    })
+
     it('shows another account nothing of acme’s, and the admin every account through a global selector', async () => {
       assert.deepEqual(
         ids(await call(tokens.stranger, 'POST', PREVIEW, selector({ type: 'user.image.*' }))),

@@ -11,6 +11,7 @@ import type { EndpointType, NotificationsEnv, Principal } from './model.ts'
 import {
   createWarehouseEvents,
   explainStoredSelector,
+  firstMatches,
   type PreviewLimits,
   previewRequest,
   previewSelector,
@@ -110,7 +111,7 @@ export const createSelectorToolsRoutes = (options: SelectorToolsRoutesOptions): 
     const filter = scanFilterOf(compiled)
     const scoped = isAdmin(principal) ? filter : { ...filter, account: principal.account }
     const rows = await source.recent(scoped, range, maxScan)
-    const items = previewSelector(compiled.pattern, rows, range, limit)
+    const items = firstMatches(compiled.pattern, rows, limit)
     return c.json({
       source: 'warehouse',
       scanned: rows.length,

@@ -178,10 +178,28 @@ export const previewSelector = (
   const newestFirst = events
     .map((event, i) => ({ event, i, at: timestampOf(event) ?? Number.NEGATIVE_INFINITY }))
     .sort((a, b) => b.at - a.at || a.i - b.i)
+    .map(({ event }) => event)
+  return firstMatches(
+    pattern,
+    newestFirst.filter((event) => inRange(event, range)),
+    limit,
+  )
+}
+
+/**
+ * The first `limit` events of `events` that `pattern` matches, in the order given: for the
+ * warehouse's rows, already newest first and within the range by the time each was stored
+ * (an event sent without `time` has its arrival's).
+ */
+export const firstMatches = (
+  pattern: CompiledPattern,
+  events: readonly CloudEvent[],
+  limit: number,
+): CloudEvent[] => {
   const matched: CloudEvent[] = []
-  for (const { event } of newestFirst) {
+  for (const event of events) {
     if (matched.length >= limit) break
-    if (inRange(event, range) && pattern.matches(event)) matched.push(event)
+    if (pattern.matches(event)) matched.push(event)
   }
   return matched
 }
