@@ -5,6 +5,7 @@ import { ValidationError } from '../errors/index.ts'
 import { toFieldIssues } from '../events/index.ts'
 import { authorize } from '../http/authorize.ts'
 import { readJsonObject } from '../http/body.ts'
+import { noQueryParameters } from '../http/query.ts'
 import type { TokenService, TokenView } from './service.ts'
 import { IssueTokenBody } from './tokens.ts'
 
@@ -26,7 +27,7 @@ export const createTokenRoutes = ({ tokens }: { tokens: TokenService }) => {
   const app = new Hono<AppEnv>()
   app.use('*', authorize('manageTokens'))
 
-  app.post('/tokens', async (c) => {
+  app.post('/tokens', noQueryParameters, async (c) => {
     const json = await readJsonObject(c, { fields: ['account', 'role', 'description'] })
     const body = IssueTokenBody.decode(json)
     if (isLeft(body)) throw new ValidationError('invalid token request', toFieldIssues(body.left))
@@ -34,7 +35,7 @@ export const createTokenRoutes = ({ tokens }: { tokens: TokenService }) => {
     return c.json({ ...present(record), token }, 201)
   })
 
-  app.get('/tokens', async (c) => c.json({ items: (await tokens.list()).map(present) }))
+  app.get('/tokens', noQueryParameters, async (c) => c.json({ items: (await tokens.list()).map(present) }))
 
   app.delete('/tokens/:id', async (c) => {
     await tokens.revoke(c.get('principal'), c.req.param('id'))

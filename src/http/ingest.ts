@@ -19,6 +19,7 @@ import type { EventLog, OutgoingMessage } from '../ports/event-log.ts'
 import { authorize } from './authorize.ts'
 import type { AppEnv } from './env.ts'
 import { isStackOverflow } from './problem.ts'
+import { noQueryParameters } from './query.ts'
 
 export interface IngestOptions {
   readonly log: EventLog
@@ -92,6 +93,7 @@ export const createIngestRoutes = ({ log, topic, metrics, maxBodyBytes, remember
   app.post(
     '/',
     authorize('publishEvents'),
+    noQueryParameters,
     bodyLimit({
       maxSize: maxBodyBytes,
       onError: () => {

@@ -1,4 +1,4 @@
-import type { Context } from 'hono'
+import type { Context, MiddlewareHandler } from 'hono'
 import { type FieldIssue, ValidationError } from '../errors/index.ts'
 
 /**
@@ -24,10 +24,28 @@ export const queryParams = (c: Context, known: readonly string[]): Record<string
   const issues: FieldIssue[] = []
   for (const [name, values] of Object.entries(c.req.queries())) {
     if (!known.includes(name))
-      issues.push({ path: name, message: `is not a known query parameter; expected ${known.join(', ')}` })
+      issues.push({
+        path: name,
+        message:
+          known.length === 0
+            ? 'is not a known query parameter; this route takes none'
+            : `is not a known query parameter; expected ${known.join(', ')}`,
+      })
     else if (values.length > 1) issues.push({ path: name, message: 'is given more than once' })
     else if (values[0] !== undefined) params[name] = values[0]
   }
   if (issues.length > 0) throw ValidationError.of('query', issues)
   return params
+}
+
+/**
+ * For a route that takes no query parameters: any one is refused (400), as `queryParams`
+ * refuses one it does not know, rather than ignored.
+ *
+ * @example
+ * app.get('/tokens', noQueryParameters, (c) => …)
+ */
+export const noQueryParameters: MiddlewareHandler = async (c, next) => {
+  queryParams(c, [])
+  await next()
 }

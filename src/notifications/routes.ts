@@ -11,6 +11,7 @@ import {
 } from '../errors/index.ts'
 import { authorize } from '../http/authorize.ts'
 import { readJsonObject, unknownFields } from '../http/body.ts'
+import { noQueryParameters } from '../http/query.ts'
 import { Uuid, unknownEventFields, validate } from './codecs.ts'
 import { ConfigurationOptions, type SelectorInput } from './configuration.ts'
 import { ENDPOINT_FIELDS, targetsOf } from './endpoint-fields.ts'
@@ -143,11 +144,16 @@ export const createNotificationRoutes = ({
       if (URL.canParse(url)) await checkTarget(url)
   }
 
-  app.get(CONFIGURATIONS, authorize('listNotificationEndpointConfigurations'), async (c) => {
-    const endpoint = endpointParam(c)
-    const configurations = await service.listConfigurations(principalOf(c).account, endpoint)
-    return c.json({ items: configurations.map(configurationView) })
-  })
+  app.get(
+    CONFIGURATIONS,
+    authorize('listNotificationEndpointConfigurations'),
+    noQueryParameters,
+    async (c) => {
+      const endpoint = endpointParam(c)
+      const configurations = await service.listConfigurations(principalOf(c).account, endpoint)
+      return c.json({ items: configurations.map(configurationView) })
+    },
+  )
 
   app.post(CONFIGURATIONS, authorize('createNotificationEndpointConfiguration'), async (c) => {
     const endpoint = endpointParam(c)
@@ -161,7 +167,7 @@ export const createNotificationRoutes = ({
     return c.json({ ...configurationView(created.value), ...created.generated }, 201)
   })
 
-  app.get(CONFIGURATION, authorize('getNotificationEndpointConfiguration'), async (c) => {
+  app.get(CONFIGURATION, authorize('getNotificationEndpointConfiguration'), noQueryParameters, async (c) => {
     const endpoint = endpointParam(c)
     const id = idParam(c, 'uuid', 'notification configuration')
     const { value, revision } = await service.getConfiguration(principalOf(c).account, endpoint, id)
@@ -188,20 +194,25 @@ export const createNotificationRoutes = ({
     return c.body(null, 204)
   })
 
-  app.get(`${CONFIGURATION}/status`, authorize('getNotificationEndpointConfiguration'), async (c) => {
-    const endpoint = endpointParam(c)
-    const id = idParam(c, 'uuid', 'notification configuration')
-    // Read first: another account's id is a 404 here too.
-    const { value } = await service.getConfiguration(principalOf(c).account, endpoint, id)
-    const report = health?.statusOf(id) ?? {
-      status: 'unknown',
-      recent: { succeeded: 0, failed: 0 },
-      last_outcome_at: null,
-    }
-    return c.json({ uuid: value.configuration.id, enabled: value.configuration.enabled, ...report })
-  })
+  app.get(
+    `${CONFIGURATION}/status`,
+    authorize('getNotificationEndpointConfiguration'),
+    noQueryParameters,
+    async (c) => {
+      const endpoint = endpointParam(c)
+      const id = idParam(c, 'uuid', 'notification configuration')
+      // Read first: another account's id is a 404 here too.
+      const { value } = await service.getConfiguration(principalOf(c).account, endpoint, id)
+      const report = health?.statusOf(id) ?? {
+        status: 'unknown',
+        recent: { succeeded: 0, failed: 0 },
+        last_outcome_at: null,
+      }
+      return c.json({ uuid: value.configuration.id, enabled: value.configuration.enabled, ...report })
+    },
+  )
 
-  app.get(SELECTORS, authorize('getNotificationEndpointConfiguration'), async (c) => {
+  app.get(SELECTORS, authorize('getNotificationEndpointConfiguration'), noQueryParameters, async (c) => {
     const endpoint = endpointParam(c)
     const id = idParam(c, 'uuid', 'notification configuration')
     const { value, revision } = await service.getConfiguration(principalOf(c).account, endpoint, id)
@@ -220,7 +231,7 @@ export const createNotificationRoutes = ({
     return c.json(selectorView(value), 201)
   })
 
-  app.get(SELECTOR, authorize('getNotificationEndpointConfiguration'), async (c) => {
+  app.get(SELECTOR, authorize('getNotificationEndpointConfiguration'), noQueryParameters, async (c) => {
     const endpoint = endpointParam(c)
     const id = idParam(c, 'uuid', 'notification configuration')
     const selectorId = idParam(c, 'selector', 'selector')
@@ -263,7 +274,7 @@ export const createNotificationRoutes = ({
     return c.body(null, 204)
   })
 
-  app.get('/selectors', authorize('listNotificationEndpointConfigurations'), async (c) => {
+  app.get('/selectors', authorize('listNotificationEndpointConfigurations'), noQueryParameters, async (c) => {
     const selectors = await service.listSelectors(principalOf(c).account)
     return c.json({ items: selectors.map(selectorView) })
   })

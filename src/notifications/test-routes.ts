@@ -6,6 +6,7 @@ import { clipped, type FieldIssue, NotFoundError, ValidationError } from '../err
 import { type CloudEvent, decodeEngineEvent, encodeLogEvent, toFieldIssues } from '../events/index.ts'
 import { authorize } from '../http/authorize.ts'
 import { readJsonObject } from '../http/body.ts'
+import { noQueryParameters } from '../http/query.ts'
 import type { EventLog } from '../ports/event-log.ts'
 import { createSecretBox, type SecretBox } from '../secrets/index.ts'
 import { Uuid } from './codecs.ts'
@@ -389,7 +390,7 @@ export const createTestEventRoutes = ({
   onPublished,
 }: TestEventRoutesOptions): Hono<AppEnv> => {
   const app = new Hono<AppEnv>()
-  app.post('/test_event', authorize('publishEvents'), async (c) => {
+  app.post('/test_event', authorize('publishEvents'), noQueryParameters, async (c) => {
     const event = testEvent({ id: newId(), account: c.get('principal').account, now: clock() })
     await log.publish(topic, [encodeLogEvent(event)])
     onPublished?.(event)

@@ -3,6 +3,7 @@ import { startRebuild } from '../../projections/projector/index.ts'
 import type { AppEnv } from '../access/index.ts'
 import { HeraldError } from '../errors/index.ts'
 import { authorize } from '../http/authorize.ts'
+import { noQueryParameters } from '../http/query.ts'
 import type { Logger } from '../observability/index.ts'
 import type { Warehouse } from '../ports/warehouse.ts'
 
@@ -138,7 +139,7 @@ export const createRebuildRunner = (options: RebuildRunnerOptions): RebuildRunne
 export const createRebuildRoutes = (rebuilds: RebuildRunner) => {
   const app = new Hono<AppEnv>()
   app.use(authorize('manageReports'))
-  app.get('/', (c) => c.json(rebuilds.status()))
-  app.post('/', (c) => c.json(rebuilds.start(), 202))
+  app.get('/', noQueryParameters, (c) => c.json(rebuilds.status()))
+  app.post('/', noQueryParameters, (c) => c.json(rebuilds.start(), 202))
   return app
 }

@@ -218,6 +218,21 @@ describe('HTTP API on the embedded log and chDB', () => {
     assert.equal(big.status, 413)
   })
 
+  it('refuses a query parameter on ingest, which takes none, publishing nothing', async () => {
+    const end = async () => (await log.lag('nobody', ['engine.events']))[0]?.end
+    const before = await end()
+    const response = await app.request('/v1/events?account=globex', {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/cloudevents+json' },
+      body: JSON.stringify(event('with-query')),
+    })
+    assert.equal(response.status, 400)
+    assert.deepEqual(((await response.json()) as { errors: unknown }).errors, [
+      { path: 'account', message: 'is not a known query parameter; this route takes none' },
+    ])
+    assert.equal(await end(), before)
+  })
+
   it('refuses an event nested too deeply to be stored with a 400 naming it, publishing nothing of its request', async () => {
     // Written out by hand: JSON.stringify itself cannot write data this deep. Larger than
     // this suite's body limit, so through an app of its own on the same log.
