@@ -63,12 +63,16 @@ const main = async () => {
   if (command !== 'start') return fail(`unknown command "${command}"\n\n${USAGE}`)
 
   const logger = createLogger({ level: config.log_level })
-  // Set once started: a fatal stop during start-up fails the start itself.
+  // Set once started; a fatal stop that comes sooner is acted on then.
   let stopFatally: (() => void) | undefined
+  let fatal = false
   const herald = await startHerald(config, {
     logger,
     processMetrics: true,
-    onFatal: () => stopFatally?.(),
+    onFatal: () => {
+      fatal = true
+      stopFatally?.()
+    },
   }).catch((error: unknown) => {
     logger('error', 'herald.start_failed', { error: error instanceof Error ? error.message : String(error) })
     return fail(isHeraldError(error) ? error.message : 'start-up failed; see the log above', 1)
@@ -97,6 +101,7 @@ const main = async () => {
     )
   }
   stopFatally = () => shutdown('fatal', 1)
+  if (fatal) stopFatally()
   process.on('SIGTERM', () => shutdown('SIGTERM'))
   process.on('SIGINT', () => shutdown('SIGINT'))
 }
