@@ -28,11 +28,12 @@ const logger: Logger = (level, event, fields) => {
 
 // Opened before the first batch is handled; a failure to open stops the thread, which is
 // started again (and the batches it was sent are delivered again).
+// The warehouse last: a thread that failed before it leaves no connection of chDB's behind.
 const opened = (async () => {
-  const warehouse = await openWarehouse(config)
   const registry = openSchemaRegistry(config)
   const decoder = createIngressDecoder({ registry })
   const processed = createSqliteProcessedIds({ path: join(config.data_dir, 'projected-ids.sqlite') })
+  const warehouse = await openWarehouse(config)
   return { warehouse, registry, decoder, processed }
 })()
 opened.catch((error: unknown) => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { once } from 'node:events'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
@@ -89,5 +90,36 @@ describe('the data ingress switch (reports.enable_data_ingress) in a running Her
     await start(true)
     await eventually(async () => assert.deepEqual((await reports()).ids, ['before', 'while-off']))
     await eventually(async () => assert.ok((await reports()).lag < 2))
+  })
+})
+
+describe('a projector thread that cannot open what it needs', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'herald-projector-fatal-e2e-'))
+  after(() => rmSync(dataDir, { recursive: true, force: true }))
+
+  it('stops Herald with exit code 1, saying why, for whatever runs it to start it again', {
+    timeout: 60_000,
+  }, async () => {
+    // A directory where the thread's processed-id window should be: SQLite cannot open it.
+    mkdirSync(join(dataDir, 'projected-ids.sqlite'))
+    const env = { HERALD_DATA_DIR: dataDir, HERALD_ADMIN_TOKEN: ADMIN_TOKEN }
+    let lines: Record<string, unknown>[] = []
+    let code: number | null
+    try {
+      const herald = await startHeraldProcess(env)
+      lines = herald.lines
+      const [exitCode] = (await once(herald.child, 'exit')) as [number | null]
+      code = exitCode
+    } catch (error) {
+      // It may stop before it said it started.
+      const message = (error as Error).message
+      assert.match(message, /herald exited with 1 before it started/)
+      assert.match(message, /projector\.thread_stopped/)
+      return
+    }
+    assert.equal(code, 1)
+    const events = lines.map((line) => line.event)
+    assert.ok(events.includes('projector.thread_open_failed'), JSON.stringify(events))
+    assert.ok(events.includes('projector.thread_stopped'), JSON.stringify(events))
   })
 })
