@@ -26,9 +26,9 @@ const logger: Logger = (level, event, fields) => {
     post({ type: 'log', level, event, ...(fields === undefined ? {} : { fields }) })
 }
 
-// Opened before the first batch is handled; a failure to open stops the thread, which is
-// started again (and the batches it was sent are delivered again).
-// The warehouse last: a thread that failed before it leaves no connection of chDB's behind.
+// Opened before the first batch is handled; a failure to open ends the thread, which stops
+// Herald (`ProjectorThreadOptions.onStopped`). The warehouse last: a thread that failed before
+// it leaves no connection of chDB's behind.
 const opened = (async () => {
   const registry = openSchemaRegistry(config)
   const decoder = createIngressDecoder({ registry })

@@ -65,14 +65,14 @@ export const problem = (
   ...extra,
 })
 
-/**
- * Maps any thrown value to a problem. Herald errors keep their message (they are written to be
- * shown); anything else is an internal error whose details stay in the log, never the body.
- */
 /** The error a recursion too deep for the stack throws (a request nested thousands of levels deep). */
 export const isStackOverflow = (error: unknown): boolean =>
   error instanceof RangeError && error.message === 'Maximum call stack size exceeded'
 
+/**
+ * Maps any thrown value to a problem. Herald errors keep their message (they are written to be
+ * shown); anything else is an internal error whose details stay in the log, never the body.
+ */
 export const toProblem = (error: unknown, instance?: string): Problem => {
   const at = instance === undefined ? {} : { instance }
   // Only a request's own input nests that deep; it is refused before anything is stored.

@@ -33,6 +33,27 @@ describe('createPaging', () => {
     refused(() => createPaging('q', { f: 1 }).after(forged, 2), /not a token this API issued/)
   })
 
+  it('checks each part of a key against the kinds asked for', () => {
+    const paging = createPaging('q', {})
+    const tokenOf = (k: unknown[]) =>
+      paging.page([{ k }, { k }], 1, (r) => r.k as (string | number)[]).pageInfo.nextToken
+    assert.deepEqual(
+      paging.after(tokenOf([1_700_000_000_000, 'id', '/src']), ['integer', 'string', 'string']),
+      [1_700_000_000_000, 'id', '/src'],
+    )
+    for (const k of [
+      ["x' OR 1=1 --", 'id', '/src'],
+      [1.5, 'id', '/src'],
+      [1, 2, '/src'],
+      [1, 'id'],
+    ])
+      assert.throws(
+        () => paging.after(tokenOf(k), ['integer', 'string', 'string']),
+        /not a token this API issued/,
+        JSON.stringify(k),
+      )
+  })
+
   it('accepts limits from 1 to 1000', () => {
     assert.equal(checkLimit(undefined), 100)
     assert.equal(checkLimit(1000), 1000)

@@ -11,6 +11,12 @@ export interface PageInfo {
 
 export type Key = readonly (string | number)[]
 
+/** What one part of a key must be, for a query whose key is not all strings (`after`'s `kinds`). */
+export type KeyKind = 'string' | 'integer'
+
+const isKind = (value: unknown, kind: KeyKind): boolean =>
+  kind === 'string' ? typeof value === 'string' : Number.isSafeInteger(value)
+
 /** A limit between 1 and `MAX_LIMIT`, or a validation error naming it. */
 export const checkLimit = (limit: number | null | undefined): number => {
   const value = limit ?? DEFAULT_LIMIT
@@ -45,8 +51,11 @@ const fingerprintOf = (query: string, shape: unknown): string =>
 export const createPaging = (query: string, shape: unknown) => {
   const fingerprint = fingerprintOf(query, shape)
   return {
-    /** The key to continue after, or undefined for the first page. */
-    after: (token: string | null | undefined, arity: number): Key | undefined => {
+    /**
+     * The key to continue after, or undefined for the first page: `arity` parts, or one part
+     * of each of `kinds`.
+     */
+    after: (token: string | null | undefined, arity: number | readonly KeyKind[]): Key | undefined => {
       if (token === null || token === undefined || token === '') return undefined
       let parsed: unknown
       try {
@@ -55,10 +64,12 @@ export const createPaging = (query: string, shape: unknown) => {
         parsed = undefined
       }
       const { f, k } = (parsed ?? {}) as { f?: unknown; k?: unknown }
+      const kinds = typeof arity === 'number' ? undefined : arity
       const valid =
         Array.isArray(k) &&
-        k.length === arity &&
-        k.every((v) => typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v)))
+        k.length === (kinds?.length ?? arity) &&
+        k.every((v) => typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v))) &&
+        (kinds === undefined || k.every((v, i) => isKind(v, kinds[i] as KeyKind)))
       if (!valid) {
         throw new ValidationError('nextToken is not a token this API issued', [
           { path: 'nextToken', message: 'not a token this API issued' },

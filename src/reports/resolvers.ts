@@ -1,6 +1,6 @@
 import type { StoredEnvelope } from '../../projections/projector/index.ts'
 import type { Principal } from '../access/index.ts'
-import { ForbiddenError, ValidationError } from '../errors/index.ts'
+import { ForbiddenError } from '../errors/index.ts'
 import { findingAging, slaBreaches } from './aging.ts'
 import { parseInstant, type ReportContext } from './context.ts'
 import { vulnerabilityDiff } from './diff.ts'
@@ -71,18 +71,9 @@ export const events = async (
     start: filter.start,
     end: filter.end,
   })
-  const after = paging.after(args.nextToken, 3)
+  const after = paging.after(args.nextToken, ['integer', 'string', 'string'])
   if (after !== undefined) {
     const [ms, id, source] = after
-    if (
-      typeof ms !== 'number' ||
-      !Number.isSafeInteger(ms) ||
-      typeof id !== 'string' ||
-      typeof source !== 'string'
-    )
-      throw new ValidationError('nextToken is not a token this API issued', [
-        { path: 'nextToken', message: 'not a token this API issued' },
-      ])
     conditions.push(
       '(time, id, source) < (fromUnixTimestamp64Milli({afterMs:Int64}), {afterId:String}, {afterSource:String})',
     )
