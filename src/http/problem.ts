@@ -8,6 +8,8 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   not_found: 404,
   rebuild_running: 409,
   backfill_running: 409,
+  // An endpoint type an admin switched off: nothing, a test included, is sent to it.
+  endpoint_disabled: 409,
   expected_revision_conflict: 412,
   precondition_failed: 412,
   payload_too_large: 413,

@@ -19,6 +19,7 @@ import type { EventLog, LogMessage } from '../ports/event-log.ts'
 import type { EventStore } from '../ports/index.ts'
 import { createSecretBox } from '../secrets/index.ts'
 import { toChannelConfiguration } from '../wiring/channel-configuration.ts'
+import { createEndpointStatusService, type EndpointStatusService } from './endpoints.ts'
 import type { NotificationsEnv, Principal } from './model.ts'
 import { createNotificationRoutes } from './routes.ts'
 import { createNotificationConfigService } from './service.ts'
@@ -43,6 +44,7 @@ describe('endpoint tests and test events against stand-ins', () => {
   let smtp: SmtpReceiver
   let hook: Awaited<ReturnType<typeof startWebhookReceiver>>
   let hookStatus = 200
+  let endpoints: EndpointStatusService
   const guard = createOutboundGuard({ allowlist: ['127.0.0.1'] })
   /** Every response body, for the secret canary checks. */
   const bodies: string[] = []
@@ -78,6 +80,7 @@ describe('endpoint tests and test events against stand-ins', () => {
       clock: Date.now,
       newId: randomUUID,
     })
+    endpoints = createEndpointStatusService({ store, clock: Date.now, newId: randomUUID })
     // What the composition root wires: the channel layer behind the routes' narrow port.
     const channels = createDeliveryChannels({ guard })
     const send: SendTest = ({ configuration, open, signingSecrets, event, deliveryId, createdAt }) =>
@@ -102,7 +105,7 @@ describe('endpoint tests and test events against stand-ins', () => {
     app.route('/v1/notifications', createNotificationRoutes({ service, checkTarget }))
     app.route(
       '/v1/notifications',
-      createEndpointTestRoutes({ service, send, clock: Date.now, newId: randomUUID, checkTarget }),
+      createEndpointTestRoutes({ service, send, clock: Date.now, newId: randomUUID, checkTarget, endpoints }),
     )
     app.route(
       '/v1',
@@ -265,6 +268,34 @@ describe('endpoint tests and test events against stand-ins', () => {
     assert.equal((await as(reader, 'POST', path)).status, 403)
     assert.equal((await as(reader, 'POST', `${BASE}/slack/test`, { url: slack.webhookUrl })).status, 403)
     assert.equal(teams.cards.length, before + 1)
+  })
+
+  it('refuses to test an endpoint type an admin switched off, and sends nothing', async () => {
+    const admin: Principal = { account: 'admin', role: 'admin' }
+    const created = await as(writer, 'POST', `${BASE}/webhook/configurations`, { url: hook.url })
+    assert.equal(created.status, 201, created.text)
+    const stored = `${BASE}/webhook/configurations/${created.json.uuid}/test`
+    const before = hook.received.length
+    await endpoints.set(admin, 'webhook', false)
+    try {
+      for (const [path, body] of [
+        [`${BASE}/webhook/test`, { url: hook.url }],
+        [stored, undefined],
+      ] as const) {
+        const refused = await as(writer, 'POST', path, body)
+        assert.equal(refused.status, 409, refused.text)
+        assert.equal(refused.json.code, 'endpoint_disabled')
+        assert.match(String(refused.json.detail), /webhook endpoint type is switched off/)
+      }
+      // Another account's configuration is still not found: the refusal tells it nothing.
+      assert.equal((await as(stranger, 'POST', stored)).status, 404)
+      assert.equal(hook.received.length, before)
+    } finally {
+      await endpoints.set(admin, 'webhook', true)
+    }
+    const tested = await as(writer, 'POST', stored)
+    assert.equal(tested.json.status, 'sent', tested.text)
+    assert.equal(hook.received.length, before + 1)
   })
 
   it('answers 404 for an endpoint type Herald does not have', async () => {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { isLeft } from 'fp-ts/lib/Either.js'
 import { type Context, Hono } from 'hono'
 import type { AppEnv } from '../access/index.ts'
-import { clipped, type FieldIssue, NotFoundError, ValidationError } from '../errors/index.ts'
+import { clipped, type FieldIssue, HeraldError, NotFoundError, ValidationError } from '../errors/index.ts'
 import { type CloudEvent, decodeEngineEvent, encodeLogEvent, toFieldIssues } from '../events/index.ts'
 import { authorize } from '../http/authorize.ts'
 import { readJsonObject } from '../http/body.ts'
@@ -18,6 +18,7 @@ import {
   initialState,
 } from './configuration.ts'
 import { ENDPOINT_FIELDS, targetsOf } from './endpoint-fields.ts'
+import type { EndpointStatusService } from './endpoints.ts'
 import {
   ENDPOINT_TYPES,
   type EndpointConfiguration,
@@ -120,6 +121,11 @@ export interface EndpointTestRoutesOptions {
   readonly checkTarget?: (url: string) => Promise<void>
   /** Parses template overrides, as the configuration routes do when one is saved. */
   readonly checkTemplates?: (templates: unknown, endpoint: EndpointType) => Promise<void>
+  /**
+   * Endpoint statuses: a test to a type an admin switched off is refused (409
+   * `endpoint_disabled`), as nothing else is sent to it. Absent: every type is on.
+   */
+  readonly endpoints?: Pick<EndpointStatusService, 'get'>
 }
 
 const OPTION_NAMES = new Set(Object.keys(ConfigurationOptions.props))
@@ -277,11 +283,19 @@ const unsavedConfiguration = (
  * app.route('/v1/notifications', createEndpointTestRoutes({ service, send, clock: Date.now, newId: randomUUID }))
  */
 export const createEndpointTestRoutes = (options: EndpointTestRoutesOptions): Hono<NotificationsEnv> => {
-  const { service, send, clock, newId, checkTarget, checkTemplates } = options
+  const { service, send, clock, newId, checkTarget, checkTemplates, endpoints } = options
   // Deciding a creation wants its secrets sealed; an unsaved configuration's are sealed with a
   // key that lives only in this process, and never leave it.
   const box = createSecretBox({ current: randomBytes(32).toString('base64') })
   const app = new Hono<NotificationsEnv>()
+
+  const refuseSwitchedOff = async (endpoint: EndpointType) => {
+    if (endpoints !== undefined && !(await endpoints.get(endpoint)).enabled)
+      throw new HeraldError(
+        'endpoint_disabled',
+        `the ${endpoint} endpoint type is switched off (PUT /v1/notifications/endpoints/${endpoint}): nothing is sent to it, tests included`,
+      )
+  }
 
   const run = async (
     principal: Principal,
@@ -317,6 +331,7 @@ export const createEndpointTestRoutes = (options: EndpointTestRoutesOptions): Ho
       principal,
       { box, clock, newId },
     )
+    await refuseSwitchedOff(endpoint)
     const scalars = Object.fromEntries(
       Object.entries({ ...configuration.settings, ...plaintext }).filter(
         ([, v]) => typeof v === 'string' || typeof v === 'number',
@@ -344,6 +359,7 @@ export const createEndpointTestRoutes = (options: EndpointTestRoutesOptions): Ho
       const id = c.req.param('uuid') ?? ''
       if (!Uuid.is(id)) throw new NotFoundError(`notification configuration ${clipped(id)} not found`)
       const { value } = await service.getConfiguration(principal.account, endpoint, id)
+      await refuseSwitchedOff(endpoint)
       const configuration = value.configuration
       const webhook = service.webhookDelivery(configuration, clock())
       const signingSecrets =

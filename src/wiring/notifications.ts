@@ -223,6 +223,7 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
         newId: randomUUID,
         checkTarget,
         checkTemplates,
+        endpoints,
       }),
     },
     {
