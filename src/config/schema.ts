@@ -65,7 +65,7 @@ export const schema = group({
   }),
   require_auth: key(boolean, {
     default: true,
-    doc: 'Seed key. Requests need `Authorization: Bearer <token>`; `false` lets anonymous requests through (development only).',
+    doc: 'Seed key. Requests need `Authorization: Bearer <token>`; `false` lets requests without a token through as the admin account (development only). A token that is sent is still checked: a wrong one answers 401, a known one acts as its own account and role.',
   }),
   admin_token: key(nullable(secretString(16)), {
     default: null,

@@ -23,7 +23,10 @@ export interface HttpAppOptions {
   readonly authenticate: Authenticator
   /** Decides each route's action (default: the seed's role table). */
   readonly authorizer?: Authorizer
-  /** The seed's `require_auth`: when false every request acts as the admin account. */
+  /**
+   * The seed's `require_auth`: when false a request without a bearer token acts as the admin
+   * account; one with a token is still authenticated (a wrong token answers 401).
+   */
   readonly requireAuth: boolean
   readonly metrics: Metrics
   readonly logger: Logger
@@ -135,11 +138,13 @@ export const createHttpApp = (options: HttpAppOptions): Hono<AppEnv> => {
     // The GraphiQL page (no data; its queries carry their own token).
     if (options.graphiql && c.req.path === GRAPHQL_PATH && isGraphiqlPageRequest(c.req.raw)) return next()
     if (options.authorizer !== undefined) c.set('authorizer', options.authorizer)
-    if (!options.requireAuth) {
+    const token = bearerToken(c.req.header('authorization'))
+    if (!options.requireAuth && token === undefined) {
       c.set('principal', { account: ADMIN_ACCOUNT, role: 'admin' })
       return next()
     }
-    const token = bearerToken(c.req.header('authorization'))
+    // A token sent is checked even when none is required: a wrong one is refused, not taken
+    // as anonymous, and a known one acts as its own account and role, as in production.
     const principal = token === undefined ? undefined : await options.authenticate(token)
     if (principal === undefined) {
       c.header('www-authenticate', 'Bearer realm="herald"')

@@ -6,7 +6,12 @@ import { after, before, describe, it } from 'node:test'
 import { migrate, warehouseMigrations } from '../../projections/migrations/index.ts'
 import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/index.ts'
 import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
-import { createAdminTokenAuthenticator, createHttpApp, type HttpAppOptions } from '../../src/http/index.ts'
+import {
+  chainAuthenticators,
+  createAdminTokenAuthenticator,
+  createHttpApp,
+  type HttpAppOptions,
+} from '../../src/http/index.ts'
 import { createIngressDecoder, type IngressEvent } from '../../src/ingress/index.ts'
 import { createMetrics, type Logger } from '../../src/observability/index.ts'
 import type { EventLog, LogMessage } from '../../src/ports/event-log.ts'
@@ -107,6 +112,39 @@ describe('HTTP API on the embedded log and chDB', () => {
         ['urn:herald:problem:unauthorized', 401, 'unauthorized'],
       )
     }
+  })
+
+  it('with require_auth off, takes a request without a token as the admin, and still checks a token sent', async () => {
+    const READER = 'acme-reader-token-0123456789'
+    const open = createHttpApp({
+      ...appOptions,
+      requireAuth: false,
+      authenticate: chainAuthenticators(
+        async (token) => (token === READER ? { account: 'acme', role: 'read-only' } : undefined),
+        createAdminTokenAuthenticator(TOKEN),
+      ),
+    })
+    const publish = (id: string, headers: Record<string, string>) =>
+      open.request('/v1/events', {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/cloudevents+json' },
+        body: JSON.stringify(event(id, { account: 'globex' })),
+      })
+    // Anonymous: the admin, who may publish for any account.
+    assert.equal((await publish('open-anonymous', {})).status, 202)
+    // A non-bearer scheme (a proxy's) is not a Herald token: anonymous too.
+    assert.equal((await publish('open-basic', { authorization: 'Basic dXNlcjpwdw==' })).status, 202)
+    assert.equal((await publish('open-admin', auth)).status, 202)
+    const wrong = await publish('open-wrong', { authorization: 'Bearer not-a-token-of-herald' })
+    assert.equal(wrong.status, 401)
+    assert.equal(wrong.headers.get('www-authenticate'), 'Bearer realm="herald"')
+    // A read-only token of acme acts as itself, not as the admin.
+    assert.equal((await publish('open-reader', { authorization: `Bearer ${READER}` })).status, 403)
+    const ids = (await logged()).map((m) => JSON.parse(new TextDecoder().decode(m.value)).id as string)
+    assert.deepEqual(
+      ids.filter((id) => id.startsWith('open-')),
+      ['open-anonymous', 'open-basic', 'open-admin'],
+    )
   })
 
   it('accepts binary-mode CloudEvents from ce- headers', async () => {
