@@ -1,3 +1,4 @@
+import { ValidationError } from '../errors/index.ts'
 import type { Severity } from '../events/index.ts'
 import { lagOf, nowOf, optionalInstant, type ReportContext, type TimeWindow, windowOf } from './context.ts'
 import { checkLimit, createPaging } from './paging.ts'
@@ -24,11 +25,19 @@ export const DEFAULT_SLA_DAYS: Readonly<Record<Severity, number>> = {
 
 const SEVERITIES: readonly Severity[] = ['critical', 'high', 'medium', 'low', 'negligible', 'unknown']
 
-const slaDays = (sla: Sla | null | undefined): Record<Severity, number> =>
-  Object.fromEntries(SEVERITIES.map((s) => [s, Math.max(0, sla?.[s] ?? DEFAULT_SLA_DAYS[s])])) as Record<
+/** The deadlines asked for, the defaults where left out; a negative one is refused, never taken as none. */
+const slaDays = (sla: Sla | null | undefined): Record<Severity, number> => {
+  const negative = SEVERITIES.filter((s) => (sla?.[s] ?? 0) < 0)
+  if (negative.length > 0)
+    throw new ValidationError(
+      `sla: ${negative.map((s) => `sla.${s}`).join(', ')} must be 0 (no deadline) or more days`,
+      negative.map((s) => ({ path: `sla.${s}`, message: 'must be 0 (no deadline) or more days' })),
+    )
+  return Object.fromEntries(SEVERITIES.map((s) => [s, sla?.[s] ?? DEFAULT_SLA_DAYS[s]])) as Record<
     Severity,
     number
   >
+}
 
 interface AgingArgs {
   readonly filter?: VulnerabilityFilter | null

@@ -318,7 +318,7 @@ export const reportSchema: GraphQLSchema = buildSchema(/* GraphQL */ `
     projectionLagSeconds: Float!
   }
 
-  "Remediation deadlines in days; 0 for none. Defaults: critical 15, high 30, medium 90, low 180."
+  "Remediation deadlines in days; 0 for none (a negative one is refused). Defaults: critical 15, high 30, medium 90, low 180."
   input SlaInput {
     critical: Int
     high: Int

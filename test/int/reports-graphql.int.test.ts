@@ -692,6 +692,26 @@ describe('report GraphQL API against a brute-force oracle', () => {
     }
   })
 
+  it('refuses a negative SLA deadline, naming it, rather than taking it as none', async () => {
+    for (const root of ['findingAging', 'slaBreaches']) {
+      const { body } = await graphql(
+        'acme-reader',
+        `{ ${root}(sla: { critical: -1, high: 30, low: -5 }) { results { severity } } }`,
+      )
+      assert.equal(body.data?.[root] ?? null, null, root)
+      assert.equal(body.errors?.[0]?.extensions?.code, 'validation_failed', root)
+      assert.match(
+        body.errors?.[0]?.message ?? '',
+        /sla\.critical, sla\.low must be 0 \(no deadline\) or more days/,
+      )
+    }
+    const zero = await graphql(
+      'acme-reader',
+      '{ slaBreaches(sla: { critical: 0, high: 0 }) { results { severity } } }',
+    )
+    assert.equal(zero.body.errors, undefined, JSON.stringify(zero.body.errors))
+  })
+
   it('counts open findings as of random instants by the severity they had then, within a detection window', async () => {
     await fc.assert(
       fc.asyncProperty(
