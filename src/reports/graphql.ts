@@ -1,4 +1,11 @@
-import { GraphQLError, parse, specifiedRules } from 'graphql'
+import {
+  type ASTVisitor,
+  GraphQLError,
+  OperationTypeNode,
+  parse,
+  specifiedRules,
+  type ValidationContext,
+} from 'graphql'
 import { getGraphQLParameters, processRequest, renderGraphiQL, shouldRenderGraphiQL } from 'graphql-helix'
 import { Hono } from 'hono'
 import type { AppEnv } from '../access/index.ts'
@@ -92,10 +99,60 @@ const checkParameters = (parameters: { query?: unknown; variables?: unknown; ope
   if (issues.length > 0) throw ValidationError.of('GraphQL request', issues)
 }
 
+// GraphQL over HTTP's request parameters; `extensions` is accepted and not used.
+const PARAMETERS = new Set(['query', 'variables', 'operationName', 'extensions'])
+
+/**
+ * The request's shape, before its parameters: a POST's body is one JSON object of GraphQL's
+ * parameters and its URL has none (graphql-helix would ignore them), a GET's URL has only
+ * those. Anything else is refused with a 400 naming it, rather than silently ignored.
+ */
+const checkRequest = (method: string, body: unknown, search: Record<string, string>) => {
+  const issues: FieldIssue[] = []
+  const inUrl = Object.keys(search)
+  if (method === 'POST') {
+    if (body === null || typeof body !== 'object' || Array.isArray(body))
+      issues.push({
+        path: '(body)',
+        message: 'must be a JSON object with query, variables and operationName',
+      })
+    else
+      for (const key of Object.keys(body))
+        if (!PARAMETERS.has(key))
+          issues.push({
+            path: key,
+            message: 'is not a GraphQL request parameter (query, variables, operationName, extensions)',
+          })
+    for (const key of inUrl)
+      issues.push({ path: `?${key}`, message: 'is not read from the URL of a POST: send it in the body' })
+  } else
+    for (const key of inUrl)
+      if (!PARAMETERS.has(key))
+        issues.push({
+          path: `?${key}`,
+          message: 'is not a GraphQL request parameter (query, variables, operationName, extensions)',
+        })
+  if (issues.length > 0) throw ValidationError.of('GraphQL request', issues)
+}
+
+/** The reports are read-only: a mutation or subscription is refused (400) before anything runs. */
+const queriesOnly = (context: ValidationContext): ASTVisitor => ({
+  OperationDefinition: (node) => {
+    if (node.operation !== OperationTypeNode.QUERY)
+      context.reportError(
+        new GraphQLError(`the reports API answers queries only, not a ${node.operation}`, {
+          nodes: node,
+          extensions: { code: 'validation_failed' },
+        }),
+      )
+  },
+})
+
 /**
  * `/v1/reports/graphql` through graphql-helix, GraphiQL for browsers where enabled. Before
- * anything runs, the document is refused if it has too many tokens, is too deep, has too many
- * aliases or could return too much (see `queryLimitRules`). Every answer with data carries
+ * anything runs, the request is refused if it has parameters GraphQL does not, and the
+ * document if it is not a query, has too many tokens, is too deep, has too many aliases or
+ * could return too much (see `queryLimitRules`). Every answer with data carries
  * `extensions.projectionLagSeconds` as well as the field on each page.
  *
  * @example
@@ -118,6 +175,7 @@ export const createReportGraphqlRoutes = (options: ReportGraphqlOptions) => {
       method: c.req.method,
       query: c.req.query(),
     }
+    checkRequest(request.method, request.body, request.query)
     const { operationName, query, variables } = getGraphQLParameters(request)
     checkParameters({ operationName, query, variables })
     const context: ReportContext = {
@@ -133,7 +191,7 @@ export const createReportGraphqlRoutes = (options: ReportGraphqlOptions) => {
       request,
       schema: reportSchema,
       parse: (source: string) => parse(source, { maxTokens: limits.maxTokens }),
-      validationRules: [...specifiedRules, ...queryLimitRules(limits, variablesOf(variables))],
+      validationRules: [...specifiedRules, queriesOnly, ...queryLimitRules(limits, variablesOf(variables))],
       rootValueFactory: () => rootValue,
       contextFactory: () => context,
     })

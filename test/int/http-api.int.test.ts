@@ -459,6 +459,51 @@ describe('HTTP API on the embedded log and chDB', () => {
     assert.deepEqual(errorsLogged, [])
   })
 
+  it('refuses GraphQL parameters it would ignore, and anything but a query, with a 400 naming them', async () => {
+    const METRICS = '{ metrics { results { id } } }'
+    const send = async (method: 'GET' | 'POST', search: string, body?: unknown) => {
+      const response = await app.request(`/v1/reports/graphql${search}`, {
+        method,
+        headers: { ...auth, accept: 'application/json', 'content-type': 'application/json' },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      })
+      return { status: response.status, json: (await response.json()) as Record<string, unknown> }
+    }
+    const paths = (json: Record<string, unknown>) => (json.errors as { path: string }[]).map((e) => e.path)
+    for (const [body, expected] of [
+      [{ query: METRICS, varibles: { a: 1 } }, ['varibles']],
+      [[{ query: METRICS }], ['(body)']],
+      ['{ metrics { results { id } } }', ['(body)']],
+    ] as const) {
+      const answer = await send('POST', '', body)
+      assert.equal(answer.status, 400, JSON.stringify(answer.json))
+      assert.deepEqual(paths(answer.json), expected)
+    }
+    const inUrl = await send('POST', `?query=${encodeURIComponent(METRICS)}`, { query: METRICS })
+    assert.equal(inUrl.status, 400)
+    assert.deepEqual(paths(inUrl.json), ['?query'])
+    const typo = await send('GET', `?query=${encodeURIComponent(METRICS)}&operation=x`)
+    assert.equal(typo.status, 400)
+    assert.deepEqual(paths(typo.json), ['?operation'])
+    // Every GraphQL over HTTP parameter is taken, in the body and in a GET's URL.
+    const whole = { query: METRICS, variables: {}, operationName: null, extensions: {} }
+    assert.equal((await send('POST', '', whole)).status, 200)
+    assert.equal((await send('GET', `?query=${encodeURIComponent(METRICS)}&variables=%7B%7D`)).status, 200)
+    // The reports are read-only: a mutation is refused before it runs, over POST as over GET.
+    for (const method of ['POST', 'GET'] as const) {
+      const mutation = 'mutation { metrics { results { id } } }'
+      const answer =
+        method === 'POST'
+          ? await send(method, '', { query: mutation })
+          : await send(method, `?query=${encodeURIComponent(mutation)}`)
+      assert.equal(answer.status, 400, `${method} ${JSON.stringify(answer.json)}`)
+      const [error] = answer.json.errors as { message: string; extensions?: { code?: string } }[]
+      assert.equal(error?.message, 'the reports API answers queries only, not a mutation')
+      assert.equal(error?.extensions?.code, 'validation_failed')
+    }
+    assert.deepEqual(errorsLogged, [])
+  })
+
   it('names a GraphQL variable of the wrong type rather than answering an internal error', async () => {
     const response = await app.request('/v1/reports/graphql', {
       method: 'POST',
