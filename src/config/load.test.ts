@@ -557,7 +557,7 @@ bogus: true
       )
       assert.equal(
         issue(error, 'schema_registry.confluent.password'),
-        'schema_registry.confluent.password: required when schema_registry.confluent.username is set',
+        'schema_registry.confluent.password: required when schema_registry.confluent.username is set, as set by HERALD_SCHEMA_REGISTRY__CONFLUENT__USERNAME',
       )
     })
 
@@ -578,6 +578,14 @@ bogus: true
       assert.equal(
         issue(error, 'event_log.topics.metrics'),
         'event_log.topics.metrics (HERALD_EVENT_LOG__TOPICS__METRICS): same topic as event_log.topics.events; every topic must be distinct',
+      )
+      // Both set: the message names where the first one came from too.
+      const both = failure(() =>
+        load({ HERALD_EVENT_LOG__TOPICS__DLQ: 'shared', HERALD_EVENT_LOG__TOPICS__OUTCOMES: 'shared' }),
+      )
+      assert.equal(
+        issue(both, 'event_log.topics.outcomes'),
+        'event_log.topics.outcomes (HERALD_EVENT_LOG__TOPICS__OUTCOMES): same topic as event_log.topics.dlq, as set by HERALD_EVENT_LOG__TOPICS__DLQ; every topic must be distinct',
       )
     })
 

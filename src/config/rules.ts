@@ -37,18 +37,20 @@ const isEmptyList = (value: unknown): boolean => Array.isArray(value) && value.l
 
 const together =
   (a: string, b: string): Rule =>
-  ({ get }) => {
+  ({ get, origin }) => {
     const [va, vb] = [get(a), get(b)]
     const given = (v: unknown): boolean => typeof v === 'string'
-    if (given(va) && vb === null) return [{ path: split(b), message: `required when ${a} is set` }]
-    if (given(vb) && va === null) return [{ path: split(a), message: `required when ${b} is set` }]
+    if (given(va) && vb === null)
+      return [{ path: split(b), message: `required when ${a} is set${origin(a)}` }]
+    if (given(vb) && va === null)
+      return [{ path: split(a), message: `required when ${b} is set${origin(b)}` }]
     return []
   }
 
 const TOPICS = ['events', 'dlq', 'deliveries', 'outcomes', 'metrics'] as const
 
 /** Two roles sharing one topic would feed, say, delivery commands to the projector. */
-const distinctTopics: Rule = ({ get }) => {
+const distinctTopics: Rule = ({ get, origin }) => {
   const seen = new Map<unknown, string>()
   const issues: RuleIssue[] = []
   for (const topic of TOPICS) {
@@ -57,7 +59,11 @@ const distinctTopics: Rule = ({ get }) => {
     if (typeof name !== 'string') continue
     const first = seen.get(name)
     if (first === undefined) seen.set(name, path)
-    else issues.push({ path: split(path), message: `same topic as ${first}; every topic must be distinct` })
+    else
+      issues.push({
+        path: split(path),
+        message: `same topic as ${first}${origin(first)}; every topic must be distinct`,
+      })
   }
   return issues
 }
