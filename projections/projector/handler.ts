@@ -78,10 +78,11 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
    * The window keys of a batch's report events, by message index, and the messages among them
    * that repeat an event already projected from another position (a producer's retry, a
    * replayed file): by (account, source, id), as the router tells events apart. Only report
-   * events (`herald.report.*`) are looked up: they alone fold into the report tables, and
-   * looking up every event cost the projector a sixth of its throughput; another event sent
-   * again is at most one more row of the raw table (none when it carries the same time: the
-   * table's key collapses it). A message projected before from this very position (a batch
+   * events (`herald.report.*`) and events without a `time` are looked up: the first alone fold
+   * into the report tables, and the raw row of the second is stored at its message's append
+   * time, which differs from one copy to the next. Looking up every event cost the projector
+   * a sixth of its throughput, and any other event sent again carries the same time, so the
+   * raw table's key collapses its copies. A message projected before from this very position (a batch
    * redelivered after a crash) is not a repeat: it is projected again, and the insert tokens
    * make that harmless; skipping it would fold the rest of the batch on state that lacks its
    * effects. Within the batch the first sighting wins.
@@ -94,7 +95,8 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
     const repeats = new Set<number>()
     if (processed === undefined) return { keys, repeats }
     results.forEach((result, i) => {
-      if (result?.ok && isReportEvent(result.event)) keys.set(i, processedKey(result.event))
+      if (result?.ok && (isReportEvent(result.event) || result.event.time === undefined))
+        keys.set(i, processedKey(result.event))
     })
     const seen = await processed.seen([...keys.values()])
     const elsewhere = [...keys].filter(([, key]) => seen.has(key))

@@ -458,6 +458,47 @@ describe('report projection on chDB', () => {
     }
   })
 
+  it('stores an event sent again without a time once, though each copy was appended at another time', async () => {
+    const account = 'resend-timeless'
+    const scanned = {
+      specversion: '1.0',
+      id: 'scan-1',
+      source: '/engine/scanner',
+      type: 'user.image.analysis.completed',
+      account,
+      data: { digest: `sha256:${'a'.repeat(64)}` },
+    } as EngineEvent
+    const other = { ...scanned, id: 'scan-2' } as EngineEvent
+    // No `time`: each copy's row would be stored at its own message's append time.
+    const messages = [scanned, other, scanned].map((event, offset) => ({
+      ...encodeLogEvent(event),
+      headers: { 'content-type': 'application/cloudevents+json' },
+      topic: `topic-${randomUUID()}`,
+      partition: 0,
+      offset,
+      timestamp: T0 + offset * 60_000,
+    }))
+    const dir2 = mkdtempSync(join(tmpdir(), 'herald-projected-'))
+    const processed = createSqliteProcessedIds({ path: join(dir2, 'projected-ids.sqlite') })
+    try {
+      const project = createProjectorHandler({ warehouse, clock: Date.now, logger: silentLogger, processed })
+      const topic = messages[0]?.topic as string
+      await project({ topic, partition: 0, messages: messages.slice(0, 2) })
+      await project({ topic, partition: 0, messages: messages.slice(2) })
+      const rows = await warehouse.query<{ id: string }>(
+        'SELECT id FROM events FINAL WHERE account = {account:String} ORDER BY id',
+        { account },
+      )
+      assert.deepEqual(
+        rows.map((r) => r.id),
+        ['scan-1', 'scan-2'],
+      )
+    } finally {
+      await processed.close()
+      rmSync(dir2, { recursive: true, force: true })
+    }
+  })
+
   it('projects a batch again exactly when its window recorded only part of it before failing', async () => {
     const digest = `sha256:${'d'.repeat(64)}`
     // The same image analysed twice with the same finding: one episode, from the first.
