@@ -41,10 +41,13 @@ const main = async () => {
     })
     return
   }
-  const { positionals, values } = parseArgs({
-    allowPositionals: true,
-    options: { help: { type: 'boolean', short: 'h' } },
-  })
+  let parsed: { positionals: string[]; values: { help?: boolean | undefined } }
+  try {
+    parsed = parseArgs({ allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } })
+  } catch (error) {
+    return fail(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`)
+  }
+  const { positionals, values } = parsed
   const command = positionals[0] ?? 'start'
   if (values.help || command === 'help') {
     process.stdout.write(`${USAGE}\n`)

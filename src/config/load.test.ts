@@ -565,11 +565,11 @@ bogus: true
       const error = failure(() => load({ HERALD_EVENT_LOG__KAFKA__SASL__USERNAME: 'u' }))
       assert.equal(
         issue(error, 'event_log.kafka.sasl.mechanism'),
-        'event_log.kafka.sasl.mechanism: required when event_log.kafka.sasl is set',
+        'event_log.kafka.sasl.mechanism: required when event_log.kafka.sasl is set, as set by HERALD_EVENT_LOG__KAFKA__SASL__USERNAME',
       )
       assert.equal(
         issue(error, 'event_log.kafka.sasl.password'),
-        'event_log.kafka.sasl.password: required when event_log.kafka.sasl is set',
+        'event_log.kafka.sasl.password: required when event_log.kafka.sasl is set, as set by HERALD_EVENT_LOG__KAFKA__SASL__USERNAME',
       )
     })
 

@@ -97,7 +97,9 @@ const show = (value: unknown): string => {
 }
 
 /** The one place a value is echoed into a message, and never a secret's. */
-const describe = (error: t.ValidationError): { path: readonly string[]; message: string } => {
+const describe = (
+  error: t.ValidationError,
+): { path: readonly string[]; message: string; group?: readonly string[] } => {
   const path = error.context.slice(1).map((entry) => entry.key)
   const { node, depth } = nodeAt(schema, path)
   const keyPath = path.slice(0, depth)
@@ -105,10 +107,9 @@ const describe = (error: t.ValidationError): { path: readonly string[]; message:
     const parent = keyPath.slice(0, -1)
     const container = nodeAt(schema, parent).node
     const inOptionalGroup = container.node === 'group' && container.nullable
-    return {
-      path: keyPath,
-      message: inOptionalGroup ? `required when ${parent.join('.')} is set` : 'required',
-    }
+    return inOptionalGroup
+      ? { path: keyPath, message: `required when ${parent.join('.')} is set`, group: parent }
+      : { path: keyPath, message: 'required' }
   }
   if (node.node === 'group') {
     // Not echoed: a section written as one string (`sasl: plain:herald:hunter2`) may hold its secrets.
@@ -183,9 +184,24 @@ export const loadConfig = (options: LoadConfigOptions): Config => {
     message,
   })
 
+  /** Where an optional group was set: by the first variable of one of its keys, or its file line. */
+  const groupOrigin = (group: readonly string[]): string => {
+    const prefix = `${group.join('.')}.`
+    for (const [path, variable] of variables) if (path.startsWith(prefix)) return `, as set by ${variable}`
+    const line = file?.locate(group)
+    return line === undefined ? '' : `, as set at ${line}`
+  }
+
   const merged = withDefaults(schema, tree)
   const decoded = codec.decode(merged)
-  if (isLeft(decoded)) issues.push(...decoded.left.map(describe).map(located))
+  if (isLeft(decoded))
+    issues.push(
+      ...decoded.left
+        .map(describe)
+        .map(({ path, message, group }) =>
+          located({ path, message: group === undefined ? message : `${message}${groupOrigin(group)}` }),
+        ),
+    )
 
   const get = (path: string): unknown =>
     path.split('.').reduce<unknown>((value, segment) => (isTree(value) ? value[segment] : undefined), merged)

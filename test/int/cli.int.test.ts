@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, describe, it } from 'node:test'
+
+const cli = join(import.meta.dirname, '..', '..', 'src', 'cli.ts')
+
+describe('herald command line', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-cli-'))
+  after(() => rmSync(dir, { recursive: true, force: true }))
+
+  /** Runs `herald …args` in an empty directory, with only PATH and HOME from this environment. */
+  const herald = (...args: string[]) => {
+    const run = spawnSync(process.execPath, [cli, ...args], {
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', HERALD_DATA_DIR: dir },
+      encoding: 'utf8',
+      timeout: 30_000,
+    })
+    return { status: run.status, stdout: run.stdout, stderr: run.stderr }
+  }
+
+  it('refuses an option it does not take with a one-line error and its usage, exit code 2', () => {
+    const run = herald('start', '--config', 'herald.yaml')
+    assert.equal(run.status, 2)
+    assert.match(run.stderr, /^herald: Unknown option '--config'/)
+    assert.match(run.stderr, /usage: herald <command>/)
+    assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace')
+  })
+
+  it('refuses an unknown command, exit code 2, and prints its usage on --help', () => {
+    const unknown = herald('check-config')
+    assert.equal(unknown.status, 2)
+    assert.match(unknown.stderr, /^herald: unknown command "check-config"/)
+    const help = herald('--help')
+    assert.equal(help.status, 0)
+    assert.match(help.stdout, /^usage: herald <command>/)
+  })
+})
