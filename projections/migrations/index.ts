@@ -4,11 +4,12 @@ import { m0003ReportTables } from './0003-report-tables.ts'
 import { m0004MetricPoints } from './0004-metric-points.ts'
 import { m0005VulnerabilityProjection } from './0005-vulnerability-projection.ts'
 import { m0006EventAttributes } from './0006-event-attributes.ts'
+import { m0007EventsSourceKey } from './0007-events-source-key.ts'
 import type { WarehouseMigration } from './migrate.ts'
 
-export { eventsTable } from './0002-events-replacing.ts'
 export { REPORT_TABLES, type ReportTable, reportTableDdl } from './0003-report-tables.ts'
 export { vulnerabilityProjection } from './0005-vulnerability-projection.ts'
+export { eventsTable } from './0007-events-source-key.ts'
 export {
   type MigrateOptions,
   type MigrationResult,
@@ -24,4 +25,5 @@ export const warehouseMigrations: readonly WarehouseMigration[] = [
   m0004MetricPoints,
   m0005VulnerabilityProjection,
   m0006EventAttributes,
+  m0007EventsSourceKey,
 ]

@@ -298,11 +298,12 @@ export const createWarehouseEvents = (warehouse: Warehouse, table = 'events'): W
       where.push("time < {until:DateTime64(3, 'UTC')}")
       params.until = new Date(range.until)
     }
-    // FINAL: an event stored twice is one event (the table is a ReplacingMergeTree).
+    // FINAL: an event stored twice is one event (the table is a ReplacingMergeTree keyed by
+    // source and id, among others); two sources' events with one id and time are two.
     const rows = await warehouse.query<EventRow>(
       `SELECT ${COLUMNS} FROM ${table} FINAL
         ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`}
-        ORDER BY time DESC, id DESC
+        ORDER BY time DESC, id DESC, source DESC
         LIMIT {scan:UInt32}`,
       params,
     )

@@ -412,7 +412,7 @@ export const runWarehouseContract = ({ name, open }: WarehouseContractOptions): 
         // boundaries) is the same row once collapsed.
         assert.equal(events?.engine, 'ReplacingMergeTree')
         assert.equal(events?.partition_key, 'toYYYYMM(time)')
-        assert.equal(events?.sorting_key, 'account, time, id')
+        assert.equal(events?.sorting_key, 'account, time, id, source')
         assert.match(events?.create_table_query ?? '', /non_replicated_deduplication_window = \d+/)
 
         const account = unique('acct')

@@ -981,9 +981,8 @@ describe('report GraphQL API against a brute-force oracle', () => {
   })
 
   it('lists events as (source, id) pairs newest first, page by page, and refuses forged tokens and loose times', async () => {
-    // Two sources may use one id: two events (here at two times: the table's key is still
-    // (account, time, id), so two at one instant collapse). Not report events, so no other
-    // answer changes.
+    // Two sources may use one id: two events (at one instant too: the next test). Not report
+    // events, so no other answer changes.
     const at = (second: number) => new Date(T0 + second * 1_000).toISOString()
     const logged = (id: string, source: string, second: number): EngineEvent =>
       ({
@@ -1040,6 +1039,42 @@ describe('report GraphQL API against a brute-force oracle', () => {
     } finally {
       await warehouse.command('RENAME TABLE events_away TO events')
     }
+  })
+
+  it("keeps two sources' events with one id at one instant apart once the table is merged", async () => {
+    const logged = (source: string): EngineEvent =>
+      ({
+        specversion: '1.0',
+        id: 'shared-id',
+        source,
+        type: 'user.image.analysis.completed',
+        account: 'two-sources',
+        time: new Date(T0).toISOString(),
+        data: { digest: `sha256:${source.slice(1)}` },
+      }) as EngineEvent
+    // In two batches, so two parts: the merge, not the insert, is what must keep them apart.
+    await project([logged('/scanner-a')])
+    await project([logged('/scanner-b')])
+    // This suite stops merges; the table is merged down here, as it is in the background.
+    await warehouse.command('SYSTEM START MERGES events')
+    try {
+      await warehouse.command('OPTIMIZE TABLE events FINAL')
+    } finally {
+      await warehouse.command('SYSTEM STOP MERGES events')
+    }
+    assert.deepEqual(
+      await warehouse.query(`SELECT source FROM events WHERE account = 'two-sources' ORDER BY source`),
+      [{ source: '/scanner-a' }, { source: '/scanner-b' }],
+    )
+    const { body } = await graphql(
+      'admin',
+      `{ events(filter: { account: "two-sources" }) { results { id source data } } }`,
+    )
+    assert.equal(body.errors, undefined, JSON.stringify(body.errors))
+    assert.deepEqual(body.data?.events?.results, [
+      { id: 'shared-id', source: '/scanner-b', data: JSON.stringify({ digest: 'sha256:scanner-b' }) },
+      { id: 'shared-id', source: '/scanner-a', data: JSON.stringify({ digest: 'sha256:scanner-a' }) },
+    ])
   })
 
   it('carries the projection lag in every answer', async () => {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import fc from 'fast-check'
-import { migrate, warehouseMigrations } from '../../projections/migrations/index.ts'
+import { eventsTable, migrate, warehouseMigrations } from '../../projections/migrations/index.ts'
 import { createProjectorHandler, startRebuild } from '../../projections/projector/index.ts'
 import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/index.ts'
 import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
@@ -171,7 +171,7 @@ describe('warehouse migrations on chDB', () => {
       ('old-1', 'legacy', '2026-01-01 00:00:00.000', '{}'),
       ('old-2', 'legacy', '2026-01-01 00:00:01.000', '{}')`)
     const { applied } = await migrate(warehouse, warehouseMigrations)
-    assert.deepEqual(applied, [2, 3, 4, 5, 6])
+    assert.deepEqual(applied, [2, 3, 4, 5, 6, 7])
     const engines = await warehouse.query<{ name: string; engine: string }>(
       `SELECT name, engine FROM system.tables WHERE database = currentDatabase() AND name LIKE 'events%' ORDER BY name`,
     )
@@ -195,6 +195,94 @@ describe('warehouse migrations on chDB', () => {
     )
     assert.deepEqual(after, [{ name: 'events' }])
     assert.equal((await warehouse.query(`SELECT id FROM events FINAL WHERE account = 'legacy'`)).length, 2)
+  })
+})
+
+describe('the events sorting key migration on chDB', () => {
+  let warehouse: Warehouse
+  before(async () => {
+    warehouse = await createChdbWarehouse({ path: join(dir, 'version-6') })
+  })
+  after(async () => {
+    await warehouse.close()
+  })
+
+  const row = (id: string, source: string, offset: number, at: number, attributes = '{}') => ({
+    id,
+    source,
+    type: 'user.image.analysis.completed',
+    subject: 'docker.io/library/alpine:3.20',
+    account: 'keyed',
+    level: 'info',
+    resource_type: 'image_digest',
+    subtype: '',
+    time: new Date(at).toISOString(),
+    data: JSON.stringify({ digest: `sha256:${id}` }),
+    attributes,
+    ingested_at: new Date(at + 1_000).toISOString(),
+    log_topic: 'engine.events',
+    log_partition: 0,
+    log_offset: offset,
+  })
+  /** Every stored row, without FINAL: each must be there once, not only once merged. */
+  const stored = () =>
+    warehouse.query(`SELECT * FROM events WHERE account = 'keyed' ORDER BY id, source, time`)
+  const eventsTables = async () =>
+    (
+      await warehouse.query<{ name: string; sorting_key: string }>(
+        `SELECT name, sorting_key FROM system.tables
+          WHERE database = currentDatabase() AND name LIKE 'events%' ORDER BY name`,
+      )
+    ).map((t) => `${t.name}: ${t.sorting_key}`)
+
+  it('adds source to the key of a populated events table, keeping every row, and is safe to run again from any step', async () => {
+    const seven = warehouseMigrations.find((m) => m.version === 7)
+    assert.ok(seven?.apply !== undefined)
+    await migrate(
+      warehouse,
+      warehouseMigrations.filter((m) => m.version <= 6),
+    )
+    // Two sources' events with one id and time, in two parts not merged yet: the old key would
+    // collapse them in the next merge, the copy keeps both. The rest span months (partitions).
+    await warehouse.command('SYSTEM STOP MERGES events')
+    await warehouse.insert('events', [
+      row('e1', '/scanner-a', 0, T0, JSON.stringify({ datacontenttype: 'application/json', trace: 'a' })),
+      row('e2', '/scanner-a', 1, T0 + 1),
+      row('e3', '/scanner-a', 2, T0 - 400 * 86_400_000, JSON.stringify({ time: null })),
+    ])
+    await warehouse.insert('events', [row('e1', '/scanner-b', 3, T0, JSON.stringify({ trace: 'b' }))])
+    const before = await stored()
+    assert.equal(before.length, 4)
+    assert.deepEqual(await eventsTables(), ['events: account, time, id'])
+
+    // A crash during the copy: `events` as it was, beside part of a copy. The copy is made
+    // again, whole: the stray row is not kept, no row is there twice.
+    await warehouse.command(eventsTable('events_by_source'))
+    await warehouse.insert('events_by_source', [
+      row('e2', '/scanner-a', 1, T0 + 1),
+      row('stray', '/x', 4, T0),
+    ])
+    assert.deepEqual((await migrate(warehouse, warehouseMigrations)).applied, [7])
+    assert.deepEqual(await eventsTables(), ['events: account, time, id, source'])
+    assert.deepEqual(await stored(), before)
+    await warehouse.command('OPTIMIZE TABLE events FINAL')
+    assert.deepEqual(await stored(), before, 'merged, both sources stay')
+
+    // A crash after the exchange: the old table under the copy's name. Dropping it is all
+    // that runs.
+    await warehouse.command(
+      'CREATE TABLE events_by_source (id String) ENGINE = ReplacingMergeTree ORDER BY (id)',
+    )
+    await seven.apply(warehouse)
+    assert.deepEqual(await eventsTables(), ['events: account, time, id, source'])
+    assert.deepEqual(await stored(), before)
+
+    // A crash after the drop, before the version was recorded: it runs again, changing nothing.
+    await warehouse.command('DELETE FROM schema_migrations WHERE version = 7')
+    assert.deepEqual((await migrate(warehouse, warehouseMigrations)).applied, [7])
+    assert.deepEqual((await migrate(warehouse, warehouseMigrations)).applied, [])
+    assert.deepEqual(await eventsTables(), ['events: account, time, id, source'])
+    assert.deepEqual(await stored(), before)
   })
 })
 
