@@ -24,4 +24,5 @@ export type AuthorizerFn = (
 /** Hono environment of every authenticated route. */
 export type AppEnv = { Variables: { principal: Principal; authorizer?: AuthorizerFn } }
 
+export { ACCOUNT_NAME, ACCOUNT_NAME_RULE, isAccountName } from './account.ts'
 export { ACTIONS, type Action, isAllowed } from './actions.ts'

@@ -1,7 +1,7 @@
 import { isLeft } from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
 import { clipped, NotFoundError, ValidationError } from '../errors/index.ts'
-import { type Decoded, toFieldIssues, withMessage } from '../events/index.ts'
+import { AccountName, type Decoded, toFieldIssues, withMessage } from '../events/index.ts'
 
 /**
  * The API token aggregate: one stream per token, named by the token's id, which is derived
@@ -18,11 +18,6 @@ export const Role = withMessage(
   'Role',
 )
 
-const Account = withMessage(
-  t.refinement(t.string, (s) => /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(s), 'Account'),
-  () => 'must be 1-128 letters, digits, dots, dashes or underscores, starting with a letter or digit',
-)
-
 const Description = withMessage(
   t.refinement(t.string, (s) => s.length <= 500, 'Description'),
   () => 'must be a string of at most 500 characters',
@@ -30,7 +25,7 @@ const Description = withMessage(
 
 /** The body of `POST /v1/auth/tokens`. */
 export const IssueTokenBody = t.intersection([
-  t.type({ account: Account, role: Role }),
+  t.type({ account: AccountName, role: Role }),
   t.partial({ description: Description }),
 ])
 export type IssueTokenBody = t.TypeOf<typeof IssueTokenBody>

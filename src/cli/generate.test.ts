@@ -160,6 +160,7 @@ describe('runGenerate', () => {
       ['--count', '-1'],
       ['--start', 'yesterday'],
       ['--accounts', ','],
+      ['--accounts', 'acme,.hidden'],
       ['--publish-url', 'nope'],
     ]) {
       const run = setup()

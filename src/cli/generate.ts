@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util'
+import { ACCOUNT_NAME_RULE, isAccountName } from '../access/index.ts'
 import type { EngineEvent } from '../events/index.ts'
 import { isTimestamp, NOT_A_TIMESTAMP } from '../events/index.ts'
 import { generateActivity } from '../generator/index.ts'
@@ -94,6 +95,8 @@ const parse = (argv: readonly string[], env: CliDeps['env']): GenerateOptions | 
         .map((a) => a.trim())
         .filter((a) => a !== '')
   if (Array.isArray(accounts) && accounts.length === 0) throw new UsageError('--accounts names no account')
+  const misnamed = Array.isArray(accounts) ? accounts.find((a) => !isAccountName(a)) : undefined
+  if (misnamed !== undefined) throw new UsageError(`--accounts: "${misnamed}" ${ACCOUNT_NAME_RULE}`)
   const rate = values.rate === undefined ? 50 : Number(values.rate)
   if (!(rate > 0) || !Number.isFinite(rate))
     throw new UsageError(`--rate must be a positive number, got "${values.rate}"`)

@@ -170,7 +170,7 @@ describe('runPublish over HTTP', () => {
       server.requests.flatMap((r) => r.events.map((e) => e.id)),
       [a?.id],
     )
-    assert.match(run.stderr.text(), /\[1\]: account: must not be empty/)
+    assert.match(run.stderr.text(), /\[1\]: account: must be an account name: 1-128 ASCII letters/)
   })
 
   it('flags a repeated id, which Herald would refuse in one batch', async () => {

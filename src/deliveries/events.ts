@@ -1,6 +1,6 @@
 import { isLeft } from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
-import { CloudEvent, type Decoded, toFieldIssues } from '../events/index.ts'
+import { type Decoded, RecordedCloudEvent, toFieldIssues } from '../events/index.ts'
 import { ENDPOINT_TYPES, type EndpointType } from '../notifications/index.ts'
 
 /**
@@ -52,8 +52,11 @@ const DeliveryRequestedData = t.intersection([
     account: t.string,
     endpoint: EndpointTypeCodec,
     configurationId: t.string,
-    /** The engine event as the router accepted it: metadata only, never a secret. */
-    event: CloudEvent,
+    /**
+     * The engine event as the router accepted it: metadata only, never a secret. Read as it was
+     * recorded, so a delivery of an event accepted under older rules stays readable.
+     */
+    event: RecordedCloudEvent,
     matchedSelectorIds: t.readonlyArray(t.string),
     /** When the router decided the delivery (RFC 3339). */
     createdAt: t.string,

@@ -1,5 +1,5 @@
 import { type Context, Hono } from 'hono'
-import type { AppEnv, Principal } from '../access/index.ts'
+import { ACCOUNT_NAME_RULE, type AppEnv, isAccountName, type Principal } from '../access/index.ts'
 import { clipped, type FieldIssue, NotFoundError, ValidationError } from '../errors/index.ts'
 import { instantOf, NOT_A_TIMESTAMP } from '../events/index.ts'
 import { authorize } from '../http/authorize.ts'
@@ -120,7 +120,9 @@ const parseFilters = (
   if (endpoint !== undefined && !isEndpointType(endpoint))
     issues.push({ path: 'endpoint', message: `must be one of ${ENDPOINT_TYPES.join(', ')}` })
   const account = text('account')
-  if (account !== undefined && !isAdmin(principal) && account !== principal.account)
+  if (account !== undefined && !isAccountName(account))
+    issues.push({ path: 'account', message: ACCOUNT_NAME_RULE })
+  else if (account !== undefined && !isAdmin(principal) && account !== principal.account)
     issues.push({ path: 'account', message: 'only an admin may name another account' })
   const token = text('next_token')
   const before = token === undefined ? undefined : digitsOf(token)

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { decodeCloudEvent, decodeCloudEventBatch } from './cloudevent.ts'
+import { ACCOUNT_NAME_RULE } from '../access/index.ts'
+import { decodeEngineEvent } from './catalog/index.ts'
+import { decodeCloudEvent, decodeCloudEventBatch, isCloudEvent } from './cloudevent.ts'
 
 const valid = {
   specversion: '1.0',
@@ -64,6 +66,53 @@ describe('decodeCloudEvent', () => {
     assert.match(refused.issues[2]?.message ?? '', /a string, a boolean or an integer of 32 bits/)
   })
 
+  it('takes an account name, by the fast path and by the full decode alike', () => {
+    for (const account of ['acme', 'acme.prod-1_x', '0', `a${'b'.repeat(127)}`, 'A-_.']) {
+      const event = { ...valid, account }
+      assert.ok(isCloudEvent(event), account)
+      const decoded = decodeCloudEvent(event)
+      assert.ok(decoded.ok, account)
+      assert.equal(decoded.value.account, account)
+      assert.ok(decodeEngineEvent(event).ok, account)
+    }
+  })
+
+  it('refuses any other account, naming the field and what an account name is', () => {
+    const refused = {
+      NUL: 'acme\u0000',
+      'a NUL alone': '\u0000',
+      '129 characters': 'a'.repeat(129),
+      '5,000 characters': 'a'.repeat(5_000),
+      Unicode: 'acmé',
+      'an emoji': 'acme😀',
+      'a leading dot': '.acme',
+      'a leading dash': '-acme',
+      'a leading underscore': '_acme',
+      empty: '',
+      'a space': 'acme corp',
+      'a trailing newline': 'acme\n',
+      'a slash': 'acme/prod',
+      'a number': 7,
+      null: null,
+    }
+    for (const [because, account] of Object.entries(refused)) {
+      const event = { ...valid, account }
+      assert.equal(isCloudEvent(event), false, because)
+      assert.deepEqual(
+        decodeCloudEvent(event),
+        {
+          ok: false,
+          issues: [{ path: 'account', message: ACCOUNT_NAME_RULE }],
+        },
+        because,
+      )
+      const engine = decodeEngineEvent(event, '[3]')
+      assert.ok(!engine.ok, because)
+      assert.deepEqual(engine.issues, [{ path: '[3].account', message: ACCOUNT_NAME_RULE }], because)
+    }
+    assert.match(ACCOUNT_NAME_RULE, /1-128 ASCII letters, digits, dots, dashes or underscores/)
+  })
+
   it('rejects non-objects', () => {
     for (const input of [null, 42, 'x', [valid]]) {
       const decoded = decodeCloudEvent(input)
@@ -78,6 +127,12 @@ describe('decodeCloudEventBatch', () => {
     const decoded = decodeCloudEventBatch([valid, { ...valid, id: 'evt-2', type: 7 }])
     assert.ok(!decoded.ok)
     assert.deepEqual(decoded.issues, [{ path: '[1].type', message: 'must be a non-empty string' }])
+  })
+
+  it('names the account of the event that has a bad one', () => {
+    const decoded = decodeCloudEventBatch([valid, { ...valid, id: 'evt-2', account: 'acme\u0000' }])
+    assert.ok(!decoded.ok)
+    assert.deepEqual(decoded.issues, [{ path: '[1].account', message: ACCOUNT_NAME_RULE }])
   })
 
   it('rejects a repeated id within one batch', () => {

@@ -1,5 +1,6 @@
 import { isLeft } from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
+import { ACCOUNT_NAME_RULE, isAccountName } from '../access/index.ts'
 import type { FieldIssue } from '../errors/index.ts'
 import { isTimestamp, NOT_A_TIMESTAMP } from './catalog/formats.ts'
 import { compileGuard } from './io-ts-guard.ts'
@@ -23,30 +24,48 @@ export type Level = t.TypeOf<typeof Level>
 
 const SpecVersion = withMessage(t.literal('1.0'), () => 'must be "1.0"', 'SpecVersion')
 
+/** An account name by the rule every account input follows (`src/access/account.ts`). */
+export const AccountName = withMessage(
+  t.refinement(t.string, isAccountName, 'AccountName'),
+  () => ACCOUNT_NAME_RULE,
+)
+
+const envelopeWith = <A extends t.Type<string, string, unknown>>(account: A) =>
+  t.intersection([
+    t.type({
+      specversion: SpecVersion,
+      id: NonEmptyString,
+      source: NonEmptyString,
+      type: NonEmptyString,
+      account,
+    }),
+    t.partial({
+      subject: t.string,
+      time: Timestamp,
+      datacontenttype: t.string,
+      dataschema: t.string,
+      data: t.unknown,
+      level: Level,
+      resourcetype: t.string,
+      subtype: t.string,
+    }),
+  ])
+
 /**
  * The CloudEvents 1.0 envelope with Herald's extensions. `account` (the tenant) is required:
- * without it an event cannot be routed or reported. `id` is the idempotency key downstream.
+ * without it an event cannot be routed or reported; it must be an account name
+ * (`AccountName`), as it keys the log and labels metrics, rows and deliveries. `id` is the
+ * idempotency key downstream.
  */
-export const CloudEvent = t.intersection([
-  t.type({
-    specversion: SpecVersion,
-    id: NonEmptyString,
-    source: NonEmptyString,
-    type: NonEmptyString,
-    account: NonEmptyString,
-  }),
-  t.partial({
-    subject: t.string,
-    time: Timestamp,
-    datacontenttype: t.string,
-    dataschema: t.string,
-    data: t.unknown,
-    level: Level,
-    resourcetype: t.string,
-    subtype: t.string,
-  }),
-])
+export const CloudEvent = envelopeWith(AccountName)
 export type CloudEvent = t.TypeOf<typeof CloudEvent>
+
+/**
+ * The envelope as Herald itself recorded it, in the delivery log and its delivery commands:
+ * `account` only non-empty, as events were accepted before account names were checked, so
+ * what was recorded then stays readable. Never for input from outside: that is `CloudEvent`.
+ */
+export const RecordedCloudEvent = envelopeWith(NonEmptyString)
 
 const MAX_ID_LENGTH = 256
 

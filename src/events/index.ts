@@ -21,12 +21,14 @@ export {
   type Severity,
 } from './catalog/index.ts'
 export {
+  AccountName,
   CloudEvent,
   type Decoded,
   decodeBatch,
   decodeCloudEvent,
   decodeCloudEventBatch,
   Level,
+  RecordedCloudEvent,
 } from './cloudevent.ts'
 export { toFieldIssues, withMessage } from './io-ts-issues.ts'
 export { decodeLogEvent, encodeLogEvent } from './wire.ts'

@@ -166,6 +166,7 @@ describe('generateActivity', () => {
 
   it('refuses options it cannot honour', () => {
     assert.throws(() => take(1, 1, []), /at least one account/)
+    assert.throws(() => take(1, 1, ['red', 'blue\u0000']), /account "blue\\u0000" must be an account name/)
     assert.throws(() => [...generateActivity({ seed: 1, accounts: 1, rate: 0, count: 1, clock })], /rate/)
   })
 })

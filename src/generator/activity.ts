@@ -1,4 +1,4 @@
-import { ADMIN_ACCOUNT } from '../access/index.ts'
+import { ACCOUNT_NAME_RULE, ADMIN_ACCOUNT, isAccountName } from '../access/index.ts'
 import {
   type EngineEvent,
   type EventData,
@@ -26,7 +26,7 @@ import {
 export interface ActivityOptions {
   /** Same seed (and options), same events: ids, times, content. */
   readonly seed: number | string
-  /** How many accounts (named acme, globex, …) or their names. */
+  /** How many accounts (named acme, globex, …) or their names (account names, as ingest takes them). */
   readonly accounts: number | readonly string[]
   /** Mean events per second of simulated time; arrivals are Poisson. Default 50. */
   readonly rate?: number
@@ -154,6 +154,8 @@ export function* generateActivity(options: ActivityOptions): Generator<EngineEve
       ? Array.from({ length: options.accounts }, (_, i) => ACCOUNT_NAMES[i] ?? `account-${i + 1}`)
       : [...options.accounts]
   if (names.length === 0) throw new RangeError('at least one account is needed')
+  const misnamed = names.find((name) => !isAccountName(name))
+  if (misnamed !== undefined) throw new RangeError(`account ${JSON.stringify(misnamed)} ${ACCOUNT_NAME_RULE}`)
   const accounts = names.map((name) => createAccount(random, name))
   const systemEvents = options.systemEvents ?? true
   const queue: Pending[] = []

@@ -15,12 +15,6 @@ export const Uuid = refinedString(
   'must be a UUID',
 )
 
-export const Account = refinedString(
-  'Account',
-  (s) => s.trim().length > 0 && s.length <= 256,
-  'must be a non-empty account name',
-)
-
 const MAX_URL_LENGTH = 2048
 
 const isWebhookUrl = (s: string): boolean => {

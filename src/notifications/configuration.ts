@@ -2,11 +2,10 @@ import { isDeepStrictEqual } from 'node:util'
 import { isLeft } from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
 import { clipped, type FieldIssue, NotFoundError, ValidationError } from '../errors/index.ts'
-import { type Decoded, toFieldIssues } from '../events/index.ts'
+import { AccountName, type Decoded, toFieldIssues } from '../events/index.ts'
 import { compilePattern, isInvalidPatternError } from '../matching/index.ts'
 import { isSealedSecret } from '../secrets/index.ts'
 import {
-  Account,
   DigestWindowSeconds,
   EventPattern,
   OptionalDescription,
@@ -321,7 +320,7 @@ const active = (
   state: ConfigurationState,
   target: { configurationId: string; account: string; endpoint: EndpointType },
 ) => {
-  validate(t.type({ configurationId: Uuid, account: Account }), target, 'command')
+  validate(t.type({ configurationId: Uuid, account: AccountName }), target, 'command')
   if (
     state.status !== 'active' ||
     state.configuration.account !== target.account ||
@@ -338,7 +337,7 @@ const createConfiguration = (
   state: ConfigurationState,
 ): ConfigurationEvent[] => {
   validate(
-    t.type({ configurationId: Uuid, account: Account, endpoint: EndpointTypeCodec }),
+    t.type({ configurationId: Uuid, account: AccountName, endpoint: EndpointTypeCodec }),
     data,
     'configuration',
   )

@@ -7,6 +7,7 @@ import { vulnerabilityDiff } from './diff.ts'
 import { metricData, metrics } from './metrics/index.ts'
 import { checkLimit, createPaging } from './paging.ts'
 import { policyEvaluationsByTag } from './policy.ts'
+import { checkNamedAccount } from './scope.ts'
 import {
   artifactsByVulnerability,
   imagesByVulnerability,
@@ -31,6 +32,7 @@ const rowMs = (timeText: string): number => Date.parse(`${timeText.replace(' ', 
 const scopeAccount = (principal: Principal, requested: string | null | undefined): string => {
   if (requested === undefined || requested === null || requested === principal.account)
     return principal.account
+  checkNamedAccount(requested)
   if (principal.role !== 'admin') throw new ForbiddenError('only an admin may query another account')
   return requested
 }

@@ -1,10 +1,19 @@
-import type { Principal } from '../access/index.ts'
-import { ForbiddenError } from '../errors/index.ts'
+import { ACCOUNT_NAME_RULE, isAccountName, type Principal } from '../access/index.ts'
+import { ForbiddenError, ValidationError } from '../errors/index.ts'
 import type { AccountScope } from './sql.ts'
 
 export interface ScopeFilter {
   readonly account?: string | null
   readonly allAccounts?: boolean | null
+}
+
+/**
+ * The account a query names (`filter.account`), checked by the rule every account follows, so
+ * a name no account can have is refused as a mistake rather than answered with nothing.
+ */
+export const checkNamedAccount = (requested: string, path = 'filter.account'): void => {
+  if (!isAccountName(requested))
+    throw new ValidationError(`${path} ${ACCOUNT_NAME_RULE}`, [{ path, message: ACCOUNT_NAME_RULE }])
 }
 
 /**
@@ -21,6 +30,7 @@ export const resolveScope = (principal: Principal, filter: ScopeFilter | null | 
   if (requested === undefined || requested === null || requested === principal.account) {
     return { accounts: [principal.account] }
   }
+  checkNamedAccount(requested)
   if (principal.role !== 'admin') throw new ForbiddenError('only an admin may query another account')
   return { accounts: [requested] }
 }

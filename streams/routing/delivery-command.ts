@@ -1,7 +1,13 @@
 import { hash } from 'node:crypto'
 import { isLeft } from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
-import { CloudEvent, type Decoded, Level, toFieldIssues } from '../../src/events/index.ts'
+import {
+  type CloudEvent,
+  type Decoded,
+  Level,
+  RecordedCloudEvent,
+  toFieldIssues,
+} from '../../src/events/index.ts'
 import type { EndpointType } from '../../src/notifications/index.ts'
 import type { LogMessage, OutgoingMessage } from '../../src/ports/index.ts'
 import type { RouteMatch } from './selector-index.ts'
@@ -68,13 +74,15 @@ export interface DeliveryCommand {
 
 const Count = t.refinement(t.number, (n) => Number.isInteger(n) && n >= 0, 'Count')
 
+// Commands and digests hold events as the router accepted them (`RecordedCloudEvent`), so a
+// command published under older rules is still delivered.
 export const DeliveryDigestCodec = t.type({
   windowStart: t.string,
   windowEnd: t.string,
   total: Count,
   counts: t.readonlyArray(t.type({ type: t.string, level: t.string, count: Count })),
   levels: t.readonlyArray(t.type({ level: Level, count: Count })),
-  events: t.readonlyArray(CloudEvent),
+  events: t.readonlyArray(RecordedCloudEvent),
 })
 
 export const DeliveryCommandCodec = t.intersection([
@@ -83,7 +91,7 @@ export const DeliveryCommandCodec = t.intersection([
     account: t.string,
     endpoint: t.keyof({ slack: null, teams: null, email: null, webhook: null, github: null, jira: null }),
     configurationId: t.string,
-    event: CloudEvent,
+    event: RecordedCloudEvent,
     matchedSelectorIds: t.readonlyArray(t.string),
     createdAt: t.string,
   }),

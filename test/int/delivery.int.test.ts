@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Hono } from 'hono'
-import type { AppEnv, Principal } from '../../src/access/index.ts'
+import { ACCOUNT_NAME_RULE, type AppEnv, type Principal } from '../../src/access/index.ts'
 import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
 import { createSqliteEventStore } from '../../src/adapters/sqlite-event-store/index.ts'
 import {
@@ -617,6 +617,12 @@ describe('delivery log API', () => {
     assert.deepEqual(ids(asGlobex.json), ['api-globex'])
     // Naming another account does not widen a non-admin's view.
     assert.equal((await call(app, globex, 'GET', '/v1/notifications/deliveries?account=acme')).status, 400)
+    // A name no account can have is a mistake, for an admin too, not a filter matching nothing.
+    for (const account of ['acme%00', '.acme', 'a'.repeat(129), 'acm%C3%A9']) {
+      const misnamed = await call(app, admin, 'GET', `/v1/notifications/deliveries?account=${account}`)
+      assert.equal(misnamed.status, 400, account)
+      assert.deepEqual(misnamed.json.errors, [{ path: 'account', message: ACCOUNT_NAME_RULE }], account)
+    }
     const asAdmin = await call(app, admin, 'GET', '/v1/notifications/deliveries?account=globex')
     assert.deepEqual(ids(asAdmin.json), ['api-globex'])
     const everything = await call(app, admin, 'GET', '/v1/notifications/deliveries')

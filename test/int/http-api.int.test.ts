@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { migrate, warehouseMigrations } from '../../projections/migrations/index.ts'
+import { ACCOUNT_NAME_RULE, isAccountName } from '../../src/access/index.ts'
 import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/index.ts'
 import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
 import {
@@ -402,6 +403,58 @@ describe('HTTP API on the embedded log and chDB', () => {
       ['[1].time'],
     )
     assert.equal((await logged()).length, before)
+  })
+
+  it('refuses an event whose account is not an account name, naming it, publishing nothing and labelling no metric with it', async () => {
+    const end = async () => (await log.lag('nobody', ['engine.events']))[0]?.end
+    const before = await end()
+    const refused = async (init: { headers: Record<string, string>; body: string }, path: string) => {
+      const response = await app.request('/v1/events', { method: 'POST', ...init })
+      assert.equal(response.status, 400, init.body.slice(0, 80))
+      const problem = (await response.json()) as { code: string; errors: unknown }
+      assert.equal(problem.code, 'validation_failed')
+      assert.deepEqual(problem.errors, [{ path, message: ACCOUNT_NAME_RULE }], init.body.slice(0, 80))
+    }
+    const structured = { ...auth, 'content-type': 'application/cloudevents+json' }
+    const batch = { ...auth, 'content-type': 'application/cloudevents-batch+json' }
+    await refused(
+      { headers: structured, body: JSON.stringify(event('nul-1', { account: 'acme\u0000' })) },
+      'account',
+    )
+    // The valid event of the batch is not published either.
+    await refused(
+      { headers: batch, body: JSON.stringify([event('nul-2'), event('nul-3', { account: 'acme\u0000' })]) },
+      '[1].account',
+    )
+    await refused(
+      {
+        headers: {
+          ...auth,
+          'content-type': 'application/json',
+          'ce-specversion': '1.0',
+          'ce-id': 'nul-4',
+          'ce-source': '/engine',
+          'ce-type': 'user.image.analysis.completed',
+          'ce-account': 'acme%00',
+        },
+        body: JSON.stringify({ digest: 'sha256:1' }),
+      },
+      'account',
+    )
+    // 3,000 characters: as long as this suite's 4 KiB body limit lets through.
+    for (const account of ['a'.repeat(3_000), 'a'.repeat(129), 'acmé', '.acme', '-acme', ''])
+      await refused(
+        { headers: structured, body: JSON.stringify(event('bad-account', { account })) },
+        'account',
+      )
+    assert.equal(await end(), before, 'nothing was published')
+
+    const metrics = await (await app.request('/metrics')).text()
+    assert.ok(!metrics.includes('\u0000'), 'no NUL in /metrics')
+    const labelled = [...metrics.matchAll(/^herald_events_ingested_total\{account="([^"]*)"\}/gm)].map(
+      (m) => m[1],
+    )
+    assert.ok(labelled.length > 0 && labelled.every(isAccountName), JSON.stringify(labelled))
   })
 
   it('serves GraphQL errors with codes and GraphiQL to browsers', async () => {

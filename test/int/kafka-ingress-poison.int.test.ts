@@ -33,6 +33,7 @@ const TOPICS = {
 }
 const PARTITIONS = 4
 const ACCOUNTS = ['acme', 'globex', 'initech', 'umbrella']
+const MISNAMED = ['acme\u0000', 'a'.repeat(5_000), 'acmé', '.acme', '-acme', '']
 const SEQ = 'test-seq'
 const encoder = new TextEncoder()
 const json = (value: unknown) => encoder.encode(JSON.stringify(value))
@@ -133,6 +134,16 @@ describe('Kafka ingress under poison pills', () => {
             { mode: 'binary' },
           ),
           'event_type_unknown',
+        ),
+      ),
+      // Accounts that are not account names, in both modes: keyed by them, as a producer would.
+      ...Array.from({ length: 300 }, (_, i) =>
+        tagged(
+          toKafkaMessage(
+            { ...(valid[i] as EngineEvent), account: MISNAMED[i % MISNAMED.length] as string },
+            { mode: i % 2 === 0 ? 'structured' : 'binary' },
+          ),
+          'event_invalid',
         ),
       ),
     ]

@@ -8,7 +8,7 @@ import { migrate, warehouseMigrations } from '../../projections/migrations/index
 import { createProjectorHandler } from '../../projections/projector/index.ts'
 import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/index.ts'
 import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
-import { encodeLogEvent } from '../../src/events/index.ts'
+import { type CloudEvent, encodeLogEvent } from '../../src/events/index.ts'
 import { silentLogger } from '../../src/observability/index.ts'
 import type { Batch, EventLog } from '../../src/ports/event-log.ts'
 import type { Warehouse } from '../../src/ports/warehouse.ts'
@@ -72,5 +72,50 @@ describe('projector on chDB and the embedded log', () => {
     // A crash between insert and commit redelivers the same batches: nothing counts twice.
     for (const batch of batches) await handler(batch)
     assert.equal(await count(), 50)
+  })
+
+  it('skips and counts an event whose account is not an account name, projecting the rest of its batch', async () => {
+    const topic = 'misnamed.events'
+    await log.createTopics([{ topic, partitions: 2 }])
+    const misnamed = ['acme\u0000', 'a'.repeat(5_000), 'acmé', '.acme', '']
+    let invalid = 0
+    const handler = createProjectorHandler({
+      warehouse,
+      clock: Date.now,
+      logger: silentLogger,
+      onInvalid: (n) => {
+        invalid += n
+      },
+    })
+    // Each bad one between two valid ones.
+    const valid = misnamed.flatMap((_, i) => [event(100 + 2 * i), event(101 + 2 * i)])
+    await log.publish(
+      topic,
+      misnamed.flatMap((account, i) => [
+        encodeLogEvent(valid[2 * i] as CloudEvent),
+        encodeLogEvent({ ...event(200 + i), account }),
+        encodeLogEvent(valid[2 * i + 1] as CloudEvent),
+      ]),
+    )
+    let failed = 0
+    const consumer = await log.consume({ groupId: `p-${randomUUID()}`, topics: [topic] }, async (b) => {
+      try {
+        await handler(b)
+      } catch (error) {
+        failed++
+        throw error
+      }
+    })
+    const projected = async () =>
+      (
+        await warehouse.query<{ id: string; account: string }>(
+          "SELECT id, account FROM events WHERE id LIKE 'evt-1__' OR id LIKE 'evt-2__' ORDER BY id",
+        )
+      ).map((r) => `${r.id} ${r.account}`)
+    const expected = valid.map((e) => `${e.id} ${e.account}`).sort()
+    await eventually(async () => assert.deepEqual(await projected(), expected))
+    await consumer.stop()
+    assert.equal(failed, 0, 'no batch failed')
+    assert.equal(invalid, misnamed.length)
   })
 })

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test'
 import fc from 'fast-check'
 import { migrate, warehouseMigrations } from '../../projections/migrations/index.ts'
 import { createProjectorHandler } from '../../projections/projector/index.ts'
-import type { Principal } from '../../src/access/index.ts'
+import { ACCOUNT_NAME_RULE, type Principal } from '../../src/access/index.ts'
 import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/index.ts'
 import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
 import { type EngineEvent, encodeLogEvent, type Severity } from '../../src/events/index.ts'
@@ -857,6 +857,16 @@ describe('report GraphQL API against a brute-force oracle', () => {
       )
       assert.equal(body.errors?.[0]?.extensions?.code, 'forbidden', filter)
       assert.equal(body.data, undefined)
+    }
+    // A name no account can have is refused, naming the filter, by the raw events and the reports.
+    for (const root of ['events', name]) {
+      const { body } = await graphql(
+        'admin',
+        `query ($account: String) { ${root}(filter: { account: $account }) { results { account } } }`,
+        { account: 'acme\u0000' },
+      )
+      assert.equal(body.errors?.[0]?.message, `filter.account ${ACCOUNT_NAME_RULE}`, root)
+      assert.equal(body.errors?.[0]?.extensions?.code, 'validation_failed', root)
     }
     const { body } = await graphql(
       'admin',

@@ -397,6 +397,9 @@ describe('metrics and history on chDB', () => {
     assert.deepEqual(await refused('sart=2026-11-22T10:00:00Z'), ['sart'])
     // Anything but true or false would quietly answer for the caller's own account.
     assert.deepEqual(await refused('allAccounts=yes'), ['allAccounts'])
+    // A name no account can have, which would otherwise answer with nothing.
+    assert.deepEqual(await refused('account=acme%00'), ['account'])
+    assert.deepEqual(await refused('account=-acme'), ['account'])
     assert.equal((await get('/v1/reports/metrics?allAccounts=1')).status, 400)
     assert.equal((await get('/v1/reports/metrics?acount=globex')).status, 400)
   })

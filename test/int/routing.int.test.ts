@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import type { Subscription } from 'rxjs'
 import { validDataOf } from '../../schemas/fixtures.ts'
+import { ACCOUNT_NAME_RULE } from '../../src/access/index.ts'
 import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
 import { createSqliteEventStore, type SqliteEventStore } from '../../src/adapters/sqlite-event-store/index.ts'
 import { createDeliveryReadModel, type DeliveryReadModel } from '../../src/deliveries/index.ts'
@@ -238,15 +239,28 @@ describe('routing: engine event → router → deliveries topic → delivery log
   it('skips events no selector matches and messages that are not events, without blocking', async () => {
     const unmatched = anEvent({ type: 'system.feeds.sync.failed', level: 'error' })
     const otherAccount = anEvent({ account: 'globex' })
+    // An account that is not an account name: refused like any invalid event, never routed.
+    const misnamed = anEvent({ account: 'acme\u0000' })
     await log.publish(TOPICS.events, [
       encodeLogEvent(unmatched),
       { key: 'acme', value: new TextEncoder().encode('{"specversion":"0.3"}') },
       encodeLogEvent(otherAccount),
+      encodeLogEvent(misnamed),
     ])
     await drain()
     assert.equal(requestsFor(unmatched).length, 0)
     assert.equal(requestsFor(otherAccount).length, 0)
-    assert.ok(lines.some((l) => l.event === 'router.event_invalid'))
+    assert.equal(requestsFor(misnamed).length, 0)
+    const invalid = lines.filter((l) => l.event === 'router.event_invalid').map((l) => l.fields)
+    assert.ok(invalid.length >= 2)
+    assert.ok(
+      invalid.some(
+        (f) =>
+          f.code === 'event_invalid' &&
+          JSON.stringify(f.issues) === JSON.stringify([{ path: 'account', message: ACCOUNT_NAME_RULE }]),
+      ),
+      JSON.stringify(invalid),
+    )
   })
 
   it('retries a delivery the endpoint refused with 503 until it succeeds, then never again', async () => {

@@ -8,6 +8,7 @@ import fc from 'fast-check'
 import { isRight } from 'fp-ts/lib/Either.js'
 import type * as t from 'io-ts'
 import { fixturesOf } from '../../../schemas/fixtures.ts'
+import { ACCOUNT_NAME } from '../../access/index.ts'
 import { decodeCloudEvent } from '../cloudevent.ts'
 import { compileGuard, type Guard } from '../io-ts-guard.ts'
 import { applyMutation, arbitraryFromSchema, type Json, mutationsOf } from './arbitraries.ts'
@@ -128,6 +129,11 @@ describe('the envelope codec and cloudevent.schema.json', () => {
     for (const { because, event } of fixtures.invalid) {
       assert.deepEqual(both(event), { codec: false, schema: false }, `${because}: ${show(event)}`)
     }
+  })
+
+  it('state one rule for account names, the one tokens follow', () => {
+    const account = (envelopeSchema.properties as Record<string, { pattern?: string }>).account
+    assert.equal(account?.pattern, ACCOUNT_NAME.source)
   })
 
   it('agree on generated envelopes and their mutations', () => {

@@ -8,6 +8,7 @@
  * never imports it.
  */
 import fc from 'fast-check'
+import { ACCOUNT_NAME } from '../../access/index.ts'
 import { DIGEST_PATTERN, UUID_PATTERN } from './formats.ts'
 
 type Schema = Readonly<Record<string, unknown>>
@@ -84,9 +85,17 @@ const digestArbitrary: fc.Arbitrary<string> = fc
   )
   .map(([algorithm, encoded]) => `${algorithm}:${encoded}`)
 
+/** Account names (`src/access/account.ts`), their longest included. */
+export const accountArbitrary: fc.Arbitrary<string> = fc.oneof(
+  { weight: 9, arbitrary: fc.stringMatching(ACCOUNT_NAME) },
+  { weight: 1, arbitrary: fc.constantFrom('a'.repeat(128), `0${'._-'.repeat(42)}x`) },
+)
+
 const stringArbitrary = (schema: Schema, options: ArbitraryOptions): fc.Arbitrary<string> => {
   if (schema.format === 'date-time') return timestampArbitrary(options)
   if (schema.pattern === DIGEST_PATTERN) return digestArbitrary
+  // Random strings would almost never be account names.
+  if (schema.pattern === ACCOUNT_NAME.source) return accountArbitrary
   // Either case: the pattern allows both, and random strings would almost never match it.
   if (schema.pattern === UUID_PATTERN)
     return fc.tuple(fc.uuid(), fc.boolean()).map(([id, upper]) => (upper ? id.toUpperCase() : id))
@@ -229,6 +238,15 @@ const valueMutations = (s: Schema, value: Json): { description: string; replacem
     } else if (s.pattern === DIGEST_PATTERN) {
       out.push({ description: 'a digest without algorithm', replacement: 'abcdef0123' })
       out.push({ description: 'an upper-case algorithm', replacement: 'SHA256:abc' })
+    } else if (s.pattern === ACCOUNT_NAME.source) {
+      out.push({ description: 'an account holding NUL', replacement: `${String(value)}\u0000` })
+      out.push({ description: 'an account of 129 characters', replacement: 'a'.repeat(129) })
+      out.push({ description: 'a non-ASCII account', replacement: 'acmé' })
+      out.push({ description: 'an account starting with a dot', replacement: `.${String(value)}` })
+      out.push({ description: 'an account starting with a dash', replacement: `-${String(value)}` })
+      out.push({ description: 'an account with a space', replacement: `${String(value)} x` })
+      out.push({ description: 'an account ending in a newline', replacement: `${String(value)}\n` })
+      out.push({ description: 'an empty account', replacement: '' })
     } else if (s.pattern === UUID_PATTERN) {
       out.push({ description: 'not a uuid', replacement: 'cfg-1' })
       // ajv's `uuid` format takes it; the pattern does not.

@@ -1,5 +1,5 @@
 import { Hono } from 'hono'
-import type { AppEnv } from '../../access/index.ts'
+import { ACCOUNT_NAME_RULE, type AppEnv, isAccountName } from '../../access/index.ts'
 import { type FieldIssue, ValidationError } from '../../errors/index.ts'
 import { instantOf, NOT_A_TIMESTAMP } from '../../events/index.ts'
 import { authorize } from '../../http/authorize.ts'
@@ -27,6 +27,8 @@ const POINTS = [...SCOPE, 'start', 'end', 'limit', 'nextToken']
  */
 const checked = (params: Readonly<Record<string, string>>): Readonly<Record<string, string>> => {
   const issues: FieldIssue[] = []
+  if (text(params.account) !== undefined && !isAccountName(params.account))
+    issues.push({ path: 'account', message: ACCOUNT_NAME_RULE })
   const all = params.allAccounts
   if (all !== undefined && all !== 'true' && all !== 'false')
     issues.push({ path: 'allAccounts', message: 'must be true or false' })
