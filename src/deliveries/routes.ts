@@ -4,7 +4,7 @@ import { clipped, type FieldIssue, NotFoundError, ValidationError } from '../err
 import { instantOf, NOT_A_TIMESTAMP } from '../events/index.ts'
 import { authorize } from '../http/authorize.ts'
 import { readJsonObject } from '../http/body.ts'
-import { digitsOf, queryParams } from '../http/query.ts'
+import { digitsOf, noQueryParameters, queryParams } from '../http/query.ts'
 import { ENDPOINT_TYPES, type EndpointType, isEndpointType, Uuid } from '../notifications/index.ts'
 import { DELIVERY_STATUSES, type DeliveryStatus, isDeliveryStatus } from './events.ts'
 import type { DeliveryLog } from './log.ts'
@@ -201,19 +201,27 @@ export const createDeliveryRoutes = ({ view, log, replayLimit }: DeliveryRoutesO
     })
   })
 
-  app.get('/deliveries/:id', authorize('listNotificationDeliveries'), (c) => {
+  app.get('/deliveries/:id', authorize('listNotificationDeliveries'), noQueryParameters, (c) => {
+    // The bulk replay's path, not an id: answered 405 with the method it takes.
+    if (c.req.param('id') === 'replay') return c.notFound()
     const delivery = visible(c)
     return c.json(detailView(delivery, view.attemptsOf(delivery.deliveryId)))
   })
 
-  app.post('/deliveries/:id/replay', authorize('replayNotificationDeliveries'), async (c) => {
-    const delivery = visible(c)
-    await view.waitFor(await log.replay(delivery.deliveryId, by(c.get('principal'))))
-    const replayed = view.get(delivery.deliveryId) ?? delivery
-    return c.json(deliveryView(replayed), 202)
-  })
+  app.post(
+    '/deliveries/:id/replay',
+    authorize('replayNotificationDeliveries'),
+    noQueryParameters,
+    async (c) => {
+      const delivery = visible(c)
+      await view.waitFor(await log.replay(delivery.deliveryId, by(c.get('principal'))))
+      const replayed = view.get(delivery.deliveryId) ?? delivery
+      return c.json(deliveryView(replayed), 202)
+    },
+  )
 
-  app.post('/deliveries/replay', authorize('replayNotificationDeliveries'), async (c) => {
+  app.post('/deliveries/replay', authorize('replayNotificationDeliveries'), noQueryParameters, async (c) => {
+    // The filter is the body's: one in the URL is refused (noQueryParameters), never ignored.
     // An empty body replays with no filter.
     const body = await readJsonObject(c, { empty: {}, fields: FILTERS })
     const principal = c.get('principal')

@@ -61,10 +61,18 @@ const routeMatches = (route: string, path: string): boolean => {
   )
 }
 
-/** The methods of the app's routes (not its middleware) that take `path`: for a 405's Allow. */
-const allowedMethods = (app: Hono<AppEnv>, path: string): string[] => [
-  ...new Set(app.routes.filter((r) => r.method !== 'ALL' && routeMatches(r.path, path)).map((r) => r.method)),
-]
+const literalSegments = (route: string): number => route.split('/').filter((s) => !s.startsWith(':')).length
+
+/**
+ * The methods of the app's routes (not its middleware) that take `path`: for a 405's Allow.
+ * A route naming the path literally shadows one taking it as a parameter: an id is never
+ * `replay`, so `PUT …/deliveries/replay` is allowed POST, not the GET of `…/deliveries/:id`.
+ */
+const allowedMethods = (app: Hono<AppEnv>, path: string): string[] => {
+  const matching = app.routes.filter((r) => r.method !== 'ALL' && routeMatches(r.path, path))
+  const closest = Math.max(0, ...matching.map((r) => literalSegments(r.path)))
+  return [...new Set(matching.filter((r) => literalSegments(r.path) === closest).map((r) => r.method))]
+}
 
 /**
  * Herald's HTTP API as a Hono app over Web-standard requests: the Node server is only an

@@ -7,6 +7,12 @@ import { migrate, warehouseMigrations } from '../../projections/migrations/index
 import { ACCOUNT_NAME_RULE, isAccountName } from '../../src/access/index.ts'
 import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/index.ts'
 import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
+import { createSqliteEventStore } from '../../src/adapters/sqlite-event-store/index.ts'
+import {
+  createDeliveryLog,
+  createDeliveryReadModel,
+  createDeliveryRoutes,
+} from '../../src/deliveries/index.ts'
 import {
   chainAuthenticators,
   createAdminTokenAuthenticator,
@@ -387,6 +393,67 @@ describe('HTTP API on the embedded log and chDB', () => {
       ((await long.json()) as { detail: string }).detail,
       `no route for GET /v1/${'n'.repeat(60)}…`,
     )
+  })
+
+  it('answers the bulk replay’s path 405 for a GET, and Allow names its literal route, not the id route beside it', async () => {
+    const store = createSqliteEventStore({ path: ':memory:' })
+    const view = createDeliveryReadModel({ path: ':memory:', newId: () => 'http-api-view' })
+    const withDeliveries = createHttpApp({
+      ...appOptions,
+      mounts: [
+        {
+          path: '/v1/notifications',
+          app: createDeliveryRoutes({
+            view,
+            log: createDeliveryLog({
+              store,
+              clock: Date.now,
+              newId: () => 'unused',
+              origin: view.instanceId,
+            }),
+            replayLimit: 10,
+          }),
+        },
+      ],
+    })
+    try {
+      for (const [method, allow] of [
+        ['GET', 'POST'],
+        ['PUT', 'POST'],
+      ] as const) {
+        const response = await withDeliveries.request('/v1/notifications/deliveries/replay', {
+          method,
+          headers: auth,
+        })
+        assert.equal(response.status, 405, method)
+        assert.equal(response.headers.get('allow'), allow, method)
+      }
+      // A filter in the URL of the bulk replay is refused, not ignored for the body's default.
+      const inUrl = await withDeliveries.request('/v1/notifications/deliveries/replay?status=sent', {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: '{}',
+      })
+      assert.equal(inUrl.status, 400)
+      assert.deepEqual(
+        ((await inUrl.json()) as { errors: { path: string }[] }).errors.map((e) => e.path),
+        ['status'],
+      )
+      // An id route still takes its own methods.
+      const id = 'a'.repeat(64)
+      assert.equal(
+        (await withDeliveries.request(`/v1/notifications/deliveries/${id}`, { headers: auth })).status,
+        404,
+      )
+      const put = await withDeliveries.request(`/v1/notifications/deliveries/${id}`, {
+        method: 'PUT',
+        headers: auth,
+      })
+      assert.equal(put.headers.get('allow'), 'GET')
+    } finally {
+      await view.close()
+      await store.close()
+    }
   })
 
   it('writes nothing of a batch with one invalid event', async () => {
