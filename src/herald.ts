@@ -376,6 +376,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
       }),
       intervalSeconds: config.reports.cycle_timers.metrics,
       logger,
+      clock,
     })
     closers.push(() => backfills.stop())
 

@@ -383,6 +383,27 @@ describe('metrics and history on chDB', () => {
     assert.equal(backfills.status().state, 'idle')
   })
 
+  it('refuses a backfill that ends after now, recording nothing', async () => {
+    const before = await warehouse.query<{ n: string }>('SELECT count() AS n FROM metric_points')
+    const response = await app.request('/v1/reports/metrics/backfill', {
+      method: 'POST',
+      headers: { authorization: 'Bearer admin', 'content-type': 'application/json' },
+      body: JSON.stringify({
+        start: new Date(Date.now() - 3_600_000).toISOString(),
+        end: new Date(Date.now() + 365 * 86_400_000).toISOString(),
+      }),
+    })
+    assert.equal(response.status, 400)
+    const problem = (await response.json()) as { detail: string; errors: { path: string; message: string }[] }
+    assert.match(problem.detail, /end is after now .*: only past points can be backfilled/)
+    assert.deepEqual(
+      problem.errors.map((e) => e.path),
+      ['end'],
+    )
+    assert.equal(backfills.status().state, 'idle')
+    assert.deepEqual(await warehouse.query('SELECT count() AS n FROM metric_points'), before)
+  })
+
   it('refuses bad query parameters of a metric’s points, naming each by its parameter', async () => {
     const refused = async (query: string) => {
       const answer = await get(`/v1/reports/metrics/images.all?${query}`)

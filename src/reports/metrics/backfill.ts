@@ -38,10 +38,15 @@ export interface BackfillRunnerOptions {
   readonly logger: Logger
   /** Most boundaries one backfill may cover (default 20,000: over two years of hourly points). */
   readonly maxInstants?: number
+  /** Milliseconds since the epoch (default `Date.now`): a range may not end after it. */
+  readonly clock?: () => number
 }
 
 export interface BackfillRunner {
-  /** Starts recording every boundary in `[start, end]` in the background; throws while one runs. */
+  /**
+   * Starts recording every boundary in `[start, end]` in the background; throws while one runs,
+   * and for a range that ends after now.
+   */
   start(start: number, end: number): BackfillStatus
   status(): BackfillStatus
   /** Stops between two boundaries and waits; what was recorded stays. */
@@ -71,6 +76,7 @@ const IDLE: BackfillStatus = {
 export const createBackfillRunner = (options: BackfillRunnerOptions): BackfillRunner => {
   const intervalMs = options.intervalSeconds * 1000
   const maxInstants = options.maxInstants ?? 20_000
+  const clock = options.clock ?? Date.now
   let current: BackfillStatus = IDLE
   let running: Promise<void> | undefined
   let stopping = false
@@ -95,6 +101,15 @@ export const createBackfillRunner = (options: BackfillRunnerOptions): BackfillRu
       if (end < start) {
         throw new ValidationError('end is before start', [
           { path: 'end', message: 'must not be before start' },
+        ])
+      }
+      // History holds nothing after now: a point for a later instant would be made up, and
+      // shown as the newest until its instant came.
+      const now = clock()
+      if (end > now) {
+        const at = new Date(now).toISOString()
+        throw new ValidationError(`end is after now (${at}): only past points can be backfilled`, [
+          { path: 'end', message: `must not be after now (${at})` },
         ])
       }
       const first = Math.ceil(start / intervalMs) * intervalMs
