@@ -48,11 +48,14 @@ const main = async () => {
     return fail(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`)
   }
   const { positionals, values } = parsed
-  const command = positionals[0] ?? 'start'
+  const command = positionals[0]
   if (values.help || command === 'help') {
     process.stdout.write(`${USAGE}\n`)
     return
   }
+  // Nothing is started unasked: a server that binds every interface and writes a data
+  // directory where it was run.
+  if (command === undefined) return fail(`no command given\n\n${USAGE}`)
   let config: ReturnType<typeof loadConfigFromProcess>
   try {
     config = loadConfigFromProcess()

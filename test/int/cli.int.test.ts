@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
@@ -30,10 +30,15 @@ describe('herald command line', () => {
     assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace')
   })
 
-  it('refuses an unknown command, exit code 2, and prints its usage on --help', () => {
+  it('refuses no command or an unknown one, exit code 2, and prints its usage on --help', () => {
     const unknown = herald('check-config')
     assert.equal(unknown.status, 2)
     assert.match(unknown.stderr, /^herald: unknown command "check-config"/)
+    // Bare, it starts nothing: usage, exit code 2, and no data directory written.
+    const bare = herald()
+    assert.equal(bare.status, 2)
+    assert.match(bare.stderr, /^herald: no command given\n\nusage: herald <command>/)
+    assert.deepEqual(readdirSync(dir), [])
     const help = herald('--help')
     assert.equal(help.status, 0)
     assert.match(help.stdout, /^usage: herald <command>/)
