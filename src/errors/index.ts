@@ -170,8 +170,12 @@ export class UnauthorizedError extends HeraldError {
 }
 
 export class ForbiddenError extends HeraldError {
-  constructor(message = 'this token may not perform this action') {
+  /** The input the token may not act on, when the refusal is about part of it (an event's account). */
+  readonly issues: readonly FieldIssue[]
+
+  constructor(message = 'this token may not perform this action', issues: readonly FieldIssue[] = []) {
     super('forbidden', message)
+    this.issues = issues
   }
 }
 

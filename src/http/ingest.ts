@@ -1,6 +1,12 @@
 import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
-import { type FieldIssue, HeraldError, UnsupportedMediaTypeError, ValidationError } from '../errors/index.ts'
+import {
+  type FieldIssue,
+  ForbiddenError,
+  HeraldError,
+  UnsupportedMediaTypeError,
+  ValidationError,
+} from '../errors/index.ts'
 import { encodeLogEvent } from '../events/index.ts'
 import {
   BATCH_MEDIA_TYPE as BATCH,
@@ -128,7 +134,8 @@ export const createIngestRoutes = ({ log, topic, metrics, maxBodyBytes, remember
       if (principal.role !== 'admin') {
         const foreign = events.findIndex((e) => e.account !== principal.account)
         if (foreign >= 0) {
-          throw new ValidationError('events may only be published for the token’s own account', [
+          // A permission, not a malformed event: 403, naming the event.
+          throw new ForbiddenError('this token may publish events for its own account only', [
             {
               path: contentType === BATCH ? `[${foreign}].account` : 'account',
               message: `must be ${principal.account}`,
