@@ -101,6 +101,7 @@ const checkParameters = (parameters: { query?: unknown; variables?: unknown; ope
 
 // GraphQL over HTTP's request parameters; `extensions` is accepted and not used.
 const PARAMETERS = new Set(['query', 'variables', 'operationName', 'extensions'])
+const NOT_A_PARAMETER = `is not a GraphQL request parameter (${[...PARAMETERS].join(', ')})`
 
 /**
  * The request's shape, before its parameters: a POST's body is one JSON object of GraphQL's
@@ -118,20 +119,12 @@ const checkRequest = (method: string, body: unknown, search: Record<string, stri
       })
     else
       for (const key of Object.keys(body))
-        if (!PARAMETERS.has(key))
-          issues.push({
-            path: key,
-            message: 'is not a GraphQL request parameter (query, variables, operationName, extensions)',
-          })
+        if (!PARAMETERS.has(key)) issues.push({ path: key, message: NOT_A_PARAMETER })
     for (const key of inUrl)
       issues.push({ path: `?${key}`, message: 'is not read from the URL of a POST: send it in the body' })
   } else
     for (const key of inUrl)
-      if (!PARAMETERS.has(key))
-        issues.push({
-          path: `?${key}`,
-          message: 'is not a GraphQL request parameter (query, variables, operationName, extensions)',
-        })
+      if (!PARAMETERS.has(key)) issues.push({ path: `?${key}`, message: NOT_A_PARAMETER })
   if (issues.length > 0) throw ValidationError.of('GraphQL request', issues)
 }
 
