@@ -33,18 +33,32 @@ export const m0007EventsSourceKey: WarehouseMigration = {
   version: 7,
   name: 'events-source-key',
   statements: [],
-  apply: async (warehouse) => {
+  apply: async (warehouse, progress) => {
     if ((await sortingKeyOf(warehouse, 'events')) !== SORTING_KEY) {
       await warehouse.command(`DROP TABLE IF EXISTS ${COPY}`)
       await warehouse.command(eventsTable(COPY))
-      // In-query settings apply to this statement only. No insert deduplication: the copy is
-      // new, and chDB keeps an earlier insert's token for the session. No bound on the months
-      // one block may touch: the table may span more than the default 100 of them.
-      await warehouse.command(
-        `INSERT INTO ${COPY} (${COLUMNS})
-         SETTINGS insert_deduplicate = 0, max_partitions_per_insert_block = 0
-         SELECT ${COLUMNS} FROM events`,
-      )
+      // One month (partition) at a time, each logged: a large table takes a while, and the
+      // log shows how far it got. In-query settings apply to that statement only. No insert
+      // deduplication: the copy is new, and chDB keeps an earlier insert's token for the
+      // session. No bound on the months one block may touch, should a partition hold more.
+      const months = await partitionsOf(warehouse, 'events')
+      const total = months.reduce((sum, m) => sum + m.rows, 0)
+      let copied = 0
+      for (const [i, month] of months.entries()) {
+        await warehouse.command(
+          `INSERT INTO ${COPY} (${COLUMNS})
+           SETTINGS insert_deduplicate = 0, max_partitions_per_insert_block = 0
+           SELECT ${COLUMNS} FROM events WHERE _partition_id = {partition:String}`,
+          { partition: month.partition },
+        )
+        copied += month.rows
+        progress({
+          step: 'copy',
+          partition: month.partition,
+          partitions: `${i + 1}/${months.length}`,
+          rows: `${copied}/${total}`,
+        })
+      }
       await warehouse.command(`EXCHANGE TABLES events AND ${COPY}`)
     }
     await warehouse.command(`DROP TABLE IF EXISTS ${COPY}`)
@@ -73,6 +87,20 @@ const COLUMNS = [
   'log_partition',
   'log_offset',
 ].join(', ')
+
+/** The table's partitions (`_partition_id`) and the rows each holds, oldest first. */
+const partitionsOf = async (
+  warehouse: Warehouse,
+  table: string,
+): Promise<readonly { partition: string; rows: number }[]> =>
+  (
+    await warehouse.query<{ partition: string; rows: string | number }>(
+      `SELECT partition_id AS partition, sum(rows) AS rows FROM system.parts
+       WHERE database = currentDatabase() AND table = {table:String} AND active
+       GROUP BY partition_id ORDER BY partition_id`,
+      { table },
+    )
+  ).map((r) => ({ partition: r.partition, rows: Number(r.rows) }))
 
 const sortingKeyOf = async (warehouse: Warehouse, table: string): Promise<string | undefined> =>
   (

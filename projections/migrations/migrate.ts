@@ -7,11 +7,18 @@ import type { Migration, Warehouse } from '../../src/ports/index.ts'
  * it at, checking before each step whether it is still needed.
  */
 export interface WarehouseMigration extends Migration {
-  readonly apply?: (warehouse: Warehouse) => Promise<void>
+  /** `progress` logs long work as `migrations.progress`, with the migration's table and version. */
+  readonly apply?: (
+    warehouse: Warehouse,
+    progress: (fields: Readonly<Record<string, unknown>>) => void,
+  ) => Promise<void>
 }
 
 export interface MigrateOptions {
-  /** Receives `migrations.applying`, `migrations.applied` and `migrations.done` with structured fields. */
+  /**
+   * Receives `migrations.applying`, `migrations.progress` (long work within one),
+   * `migrations.applied` and `migrations.done` with structured fields.
+   */
   readonly log?: (event: string, fields: Readonly<Record<string, unknown>>) => void
   /** Where applied versions are recorded (default `schema_migrations`). */
   readonly table?: string
@@ -90,7 +97,9 @@ export const migrate = async (
     const started = performance.now()
     log('migrations.applying', { table, version: migration.version, name: migration.name })
     for (const statement of migration.statements) await warehouse.command(statement)
-    await migration.apply?.(warehouse)
+    await migration.apply?.(warehouse, (fields) =>
+      log('migrations.progress', { table, version: migration.version, name: migration.name, ...fields }),
+    )
     await warehouse.command(
       `INSERT INTO ${table} (version, name, applied_at)
        SELECT {version:UInt32}, {name:String}, {applied_at:DateTime64(3, 'UTC')}`,

@@ -189,7 +189,7 @@ describe('warehouse migrations on chDB', () => {
     // A crash after the swap but before the drop leaves the old table beside the new one;
     // running the step again drops it and touches nothing else.
     await warehouse.command('CREATE TABLE events_replacing (id String) ENGINE = MergeTree ORDER BY id')
-    await warehouseMigrations[1]?.apply?.(warehouse)
+    await warehouseMigrations[1]?.apply?.(warehouse, () => {})
     const after = await warehouse.query<{ name: string }>(
       `SELECT name FROM system.tables WHERE database = currentDatabase() AND name LIKE 'events%'`,
     )
@@ -262,9 +262,22 @@ describe('the events sorting key migration on chDB', () => {
       row('e2', '/scanner-a', 1, T0 + 1),
       row('stray', '/x', 4, T0),
     ])
-    assert.deepEqual((await migrate(warehouse, warehouseMigrations)).applied, [7])
+    const progress: Record<string, unknown>[] = []
+    const log = (event: string, fields: Readonly<Record<string, unknown>>) => {
+      if (event === 'migrations.progress') progress.push({ ...fields })
+    }
+    assert.deepEqual((await migrate(warehouse, warehouseMigrations, { log })).applied, [7])
     assert.deepEqual(await eventsTables(), ['events: account, time, id, source'])
     assert.deepEqual(await stored(), before)
+    // Copied a month at a time, each logged with how far the copy got.
+    assert.deepEqual(
+      progress.map(({ step, partitions, rows }) => [step, partitions, rows]),
+      [
+        ['copy', '1/2', '1/4'],
+        ['copy', '2/2', '4/4'],
+      ],
+    )
+    assert.ok(progress.every((p) => p.version === 7 && p.name === 'events-source-key'))
     await warehouse.command('OPTIMIZE TABLE events FINAL')
     assert.deepEqual(await stored(), before, 'merged, both sources stay')
 
@@ -273,7 +286,7 @@ describe('the events sorting key migration on chDB', () => {
     await warehouse.command(
       'CREATE TABLE events_by_source (id String) ENGINE = ReplacingMergeTree ORDER BY (id)',
     )
-    await seven.apply(warehouse)
+    await seven.apply(warehouse, () => {})
     assert.deepEqual(await eventsTables(), ['events: account, time, id, source'])
     assert.deepEqual(await stored(), before)
 
