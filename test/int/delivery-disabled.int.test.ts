@@ -14,7 +14,7 @@ import { createAdminTokenAuthenticator, createHttpApp } from '../../src/http/ind
 import { createMetrics, type Logger } from '../../src/observability/index.ts'
 import { createOutboundGuard } from '../../src/outbound/index.ts'
 import { type IngressWiring, wireIngress } from '../../src/wiring/ingress.ts'
-import { type NotificationsWiring, wireNotifications } from '../../src/wiring/notifications.ts'
+import { wireNotifications } from '../../src/wiring/notifications.ts'
 import { eventually } from '../support/eventually.ts'
 import { type HttpStandIn, startHttpStandIn } from '../support/http-stand-in.ts'
 
@@ -66,28 +66,36 @@ const startWorld = async (name: string) => {
   const ingress: IngressWiring = await wireIngress({ config, warehouse, logger })
   const outbound = createOutboundGuard({ allowlist: config.outbound.allowlist })
   const metrics = createMetrics()
-  const notifications: NotificationsWiring = await wireNotifications({
-    config,
-    log,
-    store,
-    logger,
-    metrics,
-    clock: Date.now,
-    outbound,
-    ingress,
-  })
-  const app = createHttpApp({
-    log,
-    eventsTopic: topics.events,
-    warehouse,
-    readiness: {},
-    authenticate: createAdminTokenAuthenticator(ADMIN_TOKEN),
-    requireAuth: true,
-    metrics,
-    logger,
-    graphiql: false,
-    mounts: notifications.mounts,
-  })
+  const startNotifications = async () => {
+    const wired = await wireNotifications({
+      config,
+      log,
+      store,
+      logger,
+      metrics,
+      clock: Date.now,
+      outbound,
+      ingress,
+    })
+    const api = createHttpApp({
+      log,
+      eventsTopic: topics.events,
+      warehouse,
+      readiness: {},
+      authenticate: createAdminTokenAuthenticator(ADMIN_TOKEN),
+      requireAuth: true,
+      metrics,
+      logger,
+      graphiql: false,
+      mounts: wired.mounts,
+    })
+    return { wired, api }
+  }
+  let { wired: notifications, api: app } = await startNotifications()
+  const stopNotifications = async () => {
+    await Promise.all(notifications.consumers.map((c) => c.stop()))
+    await notifications.close()
+  }
 
   const call = async (method: string, path: string, body?: unknown, type = 'application/json') => {
     const response = await app.request(path, {
@@ -203,9 +211,18 @@ const startWorld = async (name: string) => {
     return line === undefined ? 0 : Number(line.split(' ').at(-1))
   }
 
+  /**
+   * Stops the router and deliverer, runs `whileDown` (the configuration API still writes to the
+   * store), and starts them again on the same files, as a restart of Herald does.
+   */
+  const restart = async (whileDown: () => Promise<void>) => {
+    await stopNotifications()
+    await whileDown()
+    ;({ wired: notifications, api: app } = await startNotifications())
+  }
+
   const close = async () => {
-    await Promise.all(notifications.consumers.map((c) => c.stop()))
-    await notifications.close()
+    await stopNotifications()
     await ingress.close()
     outbound.close()
     await log.close()
@@ -218,6 +235,8 @@ const startWorld = async (name: string) => {
   return {
     configure,
     setEnabled,
+    call,
+    restart,
     setWebhooks,
     remove,
     post,
@@ -318,6 +337,65 @@ describe('an endpoint type switched off, or a configuration deleted', () => {
   })
 })
 
+describe('a configuration disabled while its queue waits for a retry', () => {
+  let world: World
+  before(async () => {
+    world = await startWorld('disabled-queue')
+  })
+  after(async () => {
+    await world?.close()
+  })
+
+  it('settles the retrying head and the deliveries behind it as skipped at once; a skipped replay sends them and the later arrivals, each once', async () => {
+    world.respond(503)
+    const id = await world.configure('/hook')
+    const queuedSince = new Date().toISOString()
+    const queued = [await world.post('queued-1'), await world.post('queued-2'), await world.post('queued-3')]
+    const [head, ...behind] = queued
+    assert.ok(head !== undefined)
+    // Failed at once and again: the head's next try is ten minutes away, the others wait behind it.
+    await eventually(async () => {
+      const all = await world.deliveries(id)
+      const first = all.get(head)
+      assert.equal(first?.status, 'retrying')
+      assert.equal(first?.attempts, 2)
+      assert.ok((first?.nextAttemptAt ?? 0) > Date.now() + 5 * 60_000)
+      for (const eventId of behind) assert.equal(all.get(eventId)?.status, 'pending', eventId)
+    })
+
+    const disabledAt = Date.now()
+    await world.setEnabled(id, false)
+    const settled = await eventually(
+      async () => {
+        const all = await world.deliveries(id)
+        for (const eventId of queued) assert.equal(all.get(eventId)?.status, 'skipped', eventId)
+        return all
+      },
+      { timeoutMs: 3_000 },
+    )
+    const settledInMs = Date.now() - disabledAt
+    assert.ok(settledInMs < 2_000, `settled ${settledInMs} ms after the disable`)
+    for (const eventId of queued) assert.equal(settled.get(eventId)?.error, 'configuration_disabled')
+    const during = [await world.post('during-1'), await world.post('during-2')]
+    await eventually(async () => {
+      const all = await world.deliveries(id)
+      for (const eventId of during) assert.equal(all.get(eventId)?.status, 'skipped', eventId)
+    })
+    assert.deepEqual(world.delivered, [], 'nothing went out')
+
+    world.respond(204)
+    await world.setEnabled(id, true)
+    const replay = await world.replaySkipped(id, queuedSince)
+    assert.equal(replay.replayed, 5)
+    await eventually(async () => {
+      const all = await world.deliveries(id)
+      for (const eventId of [...queued, ...during]) assert.equal(all.get(eventId)?.status, 'sent', eventId)
+    })
+    await sleep(300)
+    assert.deepEqual(counts(world.delivered), counts([...queued, ...during]), 'each once')
+  })
+})
+
 describe('a digest configuration disabled by its owner', () => {
   let world: World
   before(async () => {
@@ -350,5 +428,45 @@ describe('a digest configuration disabled by its owner', () => {
     await eventually(() => assert.equal(world.digests.length, windows))
     await sleep(300)
     assert.deepEqual(counts(world.digests.flat()), counts(missed), 'every event it missed, once')
+  })
+})
+
+describe('a configuration disabled while Herald was down, its queue waiting for a retry', () => {
+  let world: World
+  before(async () => {
+    world = await startWorld('disabled-while-down')
+  })
+  after(async () => {
+    await world?.close()
+  })
+
+  it('settles the retrying head and the deliveries behind it as skipped at start-up', async () => {
+    world.respond(503)
+    const id = await world.configure('/hook')
+    const queued = [await world.post('queued-1'), await world.post('queued-2')]
+    const [head, next] = queued as [string, string]
+    await eventually(async () => {
+      const all = await world.deliveries(id)
+      assert.deepEqual([all.get(head)?.status, all.get(head)?.attempts], ['retrying', 2])
+      assert.equal(all.get(next)?.status, 'pending')
+    })
+    await world.restart(async () => {
+      const put = await world.call('PUT', `${BASE}/${id}`, { enabled: false })
+      assert.equal(put.status, 200, put.text)
+    })
+    const startedAt = Date.now()
+    await eventually(
+      async () => {
+        const all = await world.deliveries(id)
+        for (const eventId of queued)
+          assert.deepEqual(
+            [all.get(eventId)?.status, all.get(eventId)?.error],
+            ['skipped', 'configuration_disabled'],
+          )
+      },
+      { timeoutMs: 3_000 },
+    )
+    assert.ok(Date.now() - startedAt < 2_000)
+    assert.deepEqual(world.delivered, [])
   })
 })
