@@ -492,6 +492,12 @@ describe('router operators', () => {
       aConfiguration({ id: 'cfg-2' }),
       aConfiguration({ id: 'cfg-off', enabled: false }),
       aConfiguration({ id: 'cfg-digest', endpoint: 'slack', digest: { enabled: true, windowSeconds: 60 } }),
+      aConfiguration({
+        id: 'cfg-digest-off',
+        endpoint: 'slack',
+        enabled: false,
+        digest: { enabled: true, windowSeconds: 60 },
+      }),
     ],
     [
       aSelector({ type: 'user.checks.*' }, { id: 's1', configurationId: 'cfg-1' }),
@@ -499,6 +505,7 @@ describe('router operators', () => {
       aSelector({ type: 'user.*' }, { id: 's3', configurationId: 'cfg-2' }),
       aSelector({ type: 'user.*' }, { id: 's4', configurationId: 'cfg-off' }),
       aSelector({ type: 'system.*' }, { id: 's5', configurationId: 'cfg-digest' }),
+      aSelector({ type: 'system.*' }, { id: 's6', configurationId: 'cfg-digest-off' }),
     ],
   )
   const full = buildSelectorIndex(set)
@@ -512,7 +519,9 @@ describe('router operators', () => {
   const b = anEvent({ id: 'b', type: 'user.image.analysis.completed', level: 'warning' })
   const c = anEvent({ id: 'c', type: 'system.feeds.sync.failed', level: 'error' })
 
-  it('turns matches into one command per enabled configuration, and digest entries for digest configurations', () => {
+  // A disabled configuration is routed like the others: the deliverer records its deliveries
+  // (and its digests) as skipped, so a replay can send them once it is enabled again.
+  it('turns matches into one command per configuration, disabled ones included, and digest entries for digest configurations', () => {
     newScheduler().run(({ cold, expectObservable }) => {
       expectObservable(
         cold('-x-y|', { x: routingOf([a, b]), y: routingOf([c]) }).pipe(
@@ -520,7 +529,10 @@ describe('router operators', () => {
           toDeliveries(windowOf),
           map(routesOf),
         ),
-      ).toBe('-x-y|', { x: ['a>cfg-1:s1+s2', 'a>cfg-2:s3', 'b>cfg-2:s3'], y: ['c~cfg-digest'] })
+      ).toBe('-x-y|', {
+        x: ['a>cfg-1:s1+s2', 'a>cfg-2:s3', 'a>cfg-off:s4', 'b>cfg-2:s3', 'b>cfg-off:s4'],
+        y: ['c~cfg-digest', 'c~cfg-digest-off'],
+      })
     })
   })
 
@@ -557,7 +569,7 @@ describe('router operators', () => {
           toDeliveries(noDigests),
           map(routesOf),
         ),
-      ).toBe('-x-#', { x: ['a>cfg-1:s1+s2', 'a>cfg-2:s3'] }, failure)
+      ).toBe('-x-#', { x: ['a>cfg-1:s1+s2', 'a>cfg-2:s3', 'a>cfg-off:s4'] }, failure)
     })
   })
 
@@ -575,7 +587,7 @@ describe('router operators', () => {
         ),
       ).toBe('x|', {
         x: {
-          createdAt: ['2026-11-22T10:00:00.000Z', '2026-11-22T10:00:00.000Z'],
+          createdAt: Array(3).fill('2026-11-22T10:00:00.000Z'),
           routed: [processedKey(a), processedKey(unmatched)],
         },
       })

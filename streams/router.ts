@@ -186,8 +186,9 @@ export const dropRouted =
 /**
  * Matches each event against the selector index current when the batch reaches this step:
  * one index for the whole batch, so a configuration change applies from the next batch and no
- * batch sees a mix. Disabled configurations, and configurations of endpoint types disabled
- * system-wide, are not in the index (it is rebuilt when either changes), so they never match.
+ * batch sees a mix. Configurations of endpoint types switched off system-wide are not in the
+ * index (it is rebuilt when that changes), so they never match. A disabled configuration still
+ * matches: the deliverer records its deliveries as skipped, for a replay once it is enabled.
  *
  * @example
  * routings$.pipe(matchSelectors(() => latestIndex))

@@ -143,6 +143,9 @@ const readModelContract = (
       // evt-1 waits for its retry and evt-2 waits behind it: cfg-a's order is kept.
       assert.deepEqual(heads(), ['evt-3'])
       assert.equal(view.nextDueAt(new Set(['cfg-b'])), now + 5_000)
+      // Due or not, it is the head (a configuration disabled meanwhile settles it now).
+      assert.equal(view.headOf('cfg-a')?.eventId, 'evt-1')
+      assert.equal(view.headOf('cfg-none'), undefined)
       now += 5_000
       // Earliest due first: evt-3 has waited since it was requested.
       assert.deepEqual(heads(), ['evt-3', 'evt-1'])
@@ -154,6 +157,7 @@ const readModelContract = (
       await attempt(3, 200)
       assert.deepEqual(heads(), [])
       assert.equal(view.nextDueAt(new Set()), undefined)
+      assert.equal(view.headOf('cfg-a'), undefined)
     })
 
     it('gives the unsettled delivery queued behind another, settled yet or not', async () => {

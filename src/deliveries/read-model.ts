@@ -111,6 +111,8 @@ export interface DeliveryReadModel {
   dueHeads(now: number, exclude: ReadonlySet<string>, limit: number): readonly StoredDelivery[]
   /** When the next head falls due (outside `exclude`); undefined when no queue holds anything. */
   nextDueAt(exclude: ReadonlySet<string>): number | undefined
+  /** The head of the configuration's queue, due or not; undefined when nothing of it is unsettled. */
+  headOf(configurationId: string): StoredDelivery | undefined
   /**
    * The unsettled delivery queued behind `after` in its configuration's queue (the next by
    * `seq`), whether or not `after` itself is settled here yet: `due` by `now`, or when it falls
@@ -402,7 +404,15 @@ export const openDeliveryViewFile = (
 /** The read model's answers to queries. */
 type DeliveryReads = Pick<
   DeliveryReadModel,
-  'get' | 'attemptsOf' | 'list' | 'dueHeads' | 'nextDueAt' | 'nextBehind' | 'recentOutcomes' | 'failingSince'
+  | 'get'
+  | 'attemptsOf'
+  | 'list'
+  | 'dueHeads'
+  | 'nextDueAt'
+  | 'headOf'
+  | 'nextBehind'
+  | 'recentOutcomes'
+  | 'failingSince'
 >
 
 /** What the read model answers, read from `db`: the same whether this thread or another one folds the log into it. */
@@ -419,6 +429,7 @@ export const readsOf = (queries: DeliveryQueries): DeliveryReads => ({
   list: queries.list,
   dueHeads: queries.dueHeads,
   nextDueAt: queries.nextDueAt,
+  headOf: queries.headOf,
   nextBehind: queries.nextBehind,
   recentOutcomes: queries.recentOutcomes,
   failingSince: queries.failingSince,
@@ -458,6 +469,7 @@ export const createDeliveryQueries = (db: DatabaseSync): DeliveryQueries => {
     nextDue: db.prepare(
       'SELECT configuration_id, next_attempt_at FROM heads ORDER BY next_attempt_at LIMIT ?',
     ),
+    headOf: db.prepare('SELECT delivery_id FROM heads WHERE configuration_id = ?'),
     // From the partial index of unsettled deliveries: a queue's, in order.
     behind: db.prepare(`
       SELECT * FROM deliveries
@@ -507,6 +519,12 @@ export const createDeliveryQueries = (db: DatabaseSync): DeliveryQueries => {
     nextDueAt: (exclude) => {
       const heads = sql.nextDue.all(exclude.size + 1) as unknown as [configurationId: string, dueAt: number][]
       return heads.find(([configurationId]) => !exclude.has(configurationId))?.[1]
+    },
+    headOf: (configurationId) => {
+      const head = sql.headOf.get(configurationId) as { delivery_id: string } | undefined
+      const row =
+        head === undefined ? undefined : (sql.byId.get(head.delivery_id) as DeliveryRecord | undefined)
+      return row === undefined ? undefined : toStored(row)
     },
     nextBehind: (after, now) => {
       const row = sql.behind.get(after.configurationId, after.seq) as DeliveryRecord | undefined

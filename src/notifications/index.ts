@@ -79,6 +79,7 @@ export {
   applyToSelectorSet,
   coalesce,
   loadSelectorSet,
+  newlyDisabled,
   type ReadAll,
   type SelectorSetsOptions,
   selectorSets,

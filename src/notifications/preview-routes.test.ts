@@ -417,7 +417,14 @@ describe('selector preview and event explanations over chDB', () => {
       const matched = answer.json.matched as Json[]
       assert.deepEqual(
         matched.map((m) => [m.selector_id, m.endpoint, m.routed, m.reason]),
-        [[selectorIds.everything, 'webhook', false, 'the configuration is disabled']],
+        [
+          [
+            selectorIds.everything,
+            'webhook',
+            true,
+            'the configuration is disabled: its delivery is recorded as skipped (configuration_disabled), to be replayed once it is enabled again',
+          ],
+        ],
       )
       const unmatched = Object.fromEntries(
         (answer.json.unmatched as Json[]).map((u) => [u.selector_id, (u.failure as Json).message]),
@@ -436,12 +443,21 @@ describe('selector preview and event explanations over chDB', () => {
       assert.deepEqual([routed?.configuration_id, routed?.routed], [slackId, true])
       const endpoints = createEndpointStatusService({ store, clock: Date.now, newId: randomUUID })
       await endpoints.set({ account: 'admin', role: 'admin' }, 'slack', false)
+      await endpoints.set({ account: 'admin', role: 'admin' }, 'webhook', false)
       try {
         const off = await explain(tokens.reader, 'e2')
-        const match = (off.json.matched as Json[]).find((m) => m.selector_id === selectorIds.critical)
-        assert.deepEqual([match?.routed, match?.reason], [false, 'the slack endpoint type is disabled'])
+        const reasons = (off.json.matched as Json[]).map((m) => [m.selector_id, m.routed, m.reason])
+        // A disabled configuration of a switched-off type is not routed either.
+        assert.deepEqual(
+          reasons.sort(),
+          [
+            [selectorIds.critical, false, 'the slack endpoint type is disabled'],
+            [selectorIds.everything, false, 'the webhook endpoint type is disabled'],
+          ].sort(),
+        )
       } finally {
         await endpoints.set({ account: 'admin', role: 'admin' }, 'slack', true)
+        await endpoints.set({ account: 'admin', role: 'admin' }, 'webhook', true)
       }
     })
 

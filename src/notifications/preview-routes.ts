@@ -25,6 +25,10 @@ const isAdmin = (principal: Principal): boolean =>
 
 const MAX_ID_LENGTH = 256
 
+/** Why a disabled configuration's match is routed and yet not sent. */
+const SKIPPED_WHILE_DISABLED =
+  'the configuration is disabled: its delivery is recorded as skipped (configuration_disabled), to be replayed once it is enabled again'
+
 export interface SelectorToolsRoutesOptions {
   readonly service: Pick<NotificationConfigService, 'listSelectors' | 'listConfigurations'>
   /**
@@ -74,9 +78,10 @@ const byIds = (a: { configuration_id: string; selector_id: string }, b: typeof a
  * (`complete: false` says the bound was reached before the range was exhausted).
  *
  * Explain judges an event by the caller's selectors as they are now (not as they were when the
- * event arrived): each one that matches, with `routed: false` and a reason when its
- * configuration or endpoint type is switched off, and for each other the first condition that
- * failed (`event.type: expected "user.image.*", got "system.feeds.sync.failed"`).
+ * event arrived): each one that matches, with `routed: false` and a reason when its endpoint
+ * type is switched off (nothing is routed to it), `routed: true` and a reason when its
+ * configuration is disabled (its delivery is recorded as skipped), and for each other the first
+ * condition that failed (`event.type: expected "user.image.*", got "system.feeds.sync.failed"`).
  *
  * @example
  * app.route('/v1/notifications', createSelectorToolsRoutes({ service, warehouse, endpoints }))
@@ -169,16 +174,16 @@ export const createSelectorToolsRoutes = (options: SelectorToolsRoutesOptions): 
         unmatched.push({ ...ids, failure: failureView(explanation.failure) })
         continue
       }
-      const notDelivered = !configuration.enabled
-        ? 'the configuration is disabled'
-        : switchedOff.has(configuration.endpoint)
-          ? `the ${configuration.endpoint} endpoint type is disabled`
-          : null
-      matched.push({
-        ...ids,
-        routed: notDelivered === null,
-        ...(notDelivered === null ? {} : { reason: notDelivered }),
-      })
+      // A switched-off endpoint type gets nothing; a disabled configuration gets its delivery,
+      // recorded as skipped, which a replay sends once it is enabled again.
+      if (switchedOff.has(configuration.endpoint))
+        matched.push({
+          ...ids,
+          routed: false,
+          reason: `the ${configuration.endpoint} endpoint type is disabled`,
+        })
+      else if (!configuration.enabled) matched.push({ ...ids, routed: true, reason: SKIPPED_WHILE_DISABLED })
+      else matched.push({ ...ids, routed: true })
     }
     return c.json({
       event: eventSummary(event),

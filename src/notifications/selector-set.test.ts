@@ -4,7 +4,7 @@ import { TestScheduler } from 'rxjs/testing'
 import type { RecordedEvent } from '../ports/index.ts'
 import { streamName } from './configuration.ts'
 import { emptySelectorSet, type SelectorSet } from './model.ts'
-import { applyToSelectorSet, selectorSets } from './selector-set.ts'
+import { applyToSelectorSet, newlyDisabled, selectorSets } from './selector-set.ts'
 
 const CONFIG = '6f1e3b5a-2c4d-4e8f-9a1b-0c2d3e4f5a6b'
 const SELECTOR = 'a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d'
@@ -132,6 +132,44 @@ describe('applyToSelectorSet', () => {
     const set = applyToSelectorSet(emptySelectorSet, [created, broken], (event) => reported.push(event.id))
     assert.deepEqual(summary(set), { position: 1, configurations: [CONFIG], selectors: [] })
     assert.deepEqual(reported, ['ev-4'])
+  })
+})
+
+describe('newlyDisabled', () => {
+  const toggled = (position: number, enabled: boolean) =>
+    recorded(position, 'ConfigurationUpdated', {
+      configurationId: CONFIG,
+      account: 'acme',
+      settings: { url: 'https://hooks.example.com/herald' },
+      secrets: {},
+      clearedSecrets: [],
+      hints: {},
+      changed: ['enabled'],
+      ...options,
+      enabled,
+      ...change,
+    })
+
+  it('names a configuration switched from enabled to disabled, once', () => {
+    const on = applyToSelectorSet(emptySelectorSet, [created, added])
+    const off = applyToSelectorSet(on, [toggled(3, false)])
+    assert.deepEqual(newlyDisabled(on, off), [CONFIG])
+    const stillOff = applyToSelectorSet(off, [
+      recorded(4, 'SelectorRemoved', {
+        selectorId: SELECTOR,
+        configurationId: CONFIG,
+        account: 'acme',
+        ...change,
+      }),
+    ])
+    assert.deepEqual(newlyDisabled(off, stillOff), [], 'already disabled before')
+    assert.deepEqual(newlyDisabled(off, applyToSelectorSet(off, [toggled(4, true)])), [], 'enabled again')
+  })
+
+  it('names every disabled configuration of a first snapshot, and none that is enabled', () => {
+    const on = applyToSelectorSet(emptySelectorSet, [created])
+    assert.deepEqual(newlyDisabled(emptySelectorSet, on), [])
+    assert.deepEqual(newlyDisabled(emptySelectorSet, applyToSelectorSet(on, [toggled(2, false)])), [CONFIG])
   })
 })
 

@@ -104,6 +104,25 @@ export const applyToSelectorSet = (
 }
 
 /**
+ * The configurations disabled in `after` that were enabled, or not there, in `before`: those
+ * whose queued deliveries are to settle now rather than wait. Snapshots share the
+ * configurations that did not change, so each is compared by identity first.
+ *
+ * @example
+ * newlyDisabled(emptySelectorSet, set) // every disabled configuration of `set`
+ */
+export const newlyDisabled = (before: SelectorSet, after: SelectorSet): string[] => {
+  if (before.configurations === after.configurations) return []
+  const ids: string[] = []
+  for (const [id, configuration] of after.configurations) {
+    if (configuration.enabled) continue
+    const was = before.configurations.get(id)
+    if (was === undefined || was.enabled) ids.push(id)
+  }
+  return ids
+}
+
+/**
  * Gathers the values that arrive before `scheduler` gets a turn into one array. A catch-up
  * delivers a whole page of events synchronously: folding it as one step copies the snapshot
  * once per page instead of once per event. Emits once right after subscription even when

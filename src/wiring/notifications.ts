@@ -39,6 +39,7 @@ import {
   createSelectorToolsRoutes,
   createTestEventRoutes,
   emptySelectorSet,
+  newlyDisabled,
   type SelectorSet,
   type SendTest,
 } from '../notifications/index.ts'
@@ -261,6 +262,8 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
   // One reference, replaced whole: a batch in flight sees the old index or the new, never a mix.
   let index: SelectorIndex = emptySelectorIndex
   let selectors: SelectorSet = emptySelectorSet
+  // Told of each configuration disabled, once the deliverer runs: its queue settles at once.
+  let onDisabled: (configurationId: string) => void = () => {}
   // The router must not see an event before the index holds every stored selector: an event
   // routed against a partial index would be committed with deliveries missing.
   let markLoaded: () => void = () => {}
@@ -286,9 +289,12 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     )
     .subscribe({
       next: ({ set, built, ms }) => {
+        const disabled = newlyDisabled(selectors, set)
         selectors = set
         index = built
         markLoaded()
+        // After `selectors`, so the attempts it starts find the configuration disabled.
+        for (const configurationId of disabled) onDisabled(configurationId)
         logger('debug', 'router.index_swapped', {
           configurations: set.configurations.size,
           selectors: built.size,
@@ -384,6 +390,11 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
       }
     },
   })
+
+  onDisabled = engine.configurationDisabled
+  // Those disabled before it started (while Herald was down, say) settle now too.
+  for (const configurationId of newlyDisabled(emptySelectorSet, selectors))
+    engine.configurationDisabled(configurationId)
 
   // Whatever started is stopped again if the rest cannot start: the caller only closes what it got.
   let router: Consumer | undefined

@@ -275,6 +275,63 @@ describe('delivery engine', () => {
     )
   })
 
+  it('settles a disabled configuration’s queue at once, the retry waiting hours included', async () => {
+    const { calls, send } = endpoints({ down: { status: () => 503 } })
+    const configurations = { down: webhook('down') }
+    const { handler, configurationDisabled } = await start(configurations, send, {
+      policy: { scheduleMs: [0, 3_600_000], jitter: 0, maxRetryAfterMs: 60_000 },
+    })
+    await handler(batchOf(commandFor('e1', 'down'), commandFor('e2', 'down'), commandFor('e3', 'down')))
+    const deadline = Date.now() + 5_000
+    while (
+      statusOf('e1', 'down') !== 'retrying' ||
+      (view.get(deliveryIdOf('e1', 'down'))?.attempts ?? 0) < 2
+    ) {
+      if (Date.now() > deadline) assert.fail(`e1 is ${statusOf('e1', 'down')}`)
+      await sleep(10)
+    }
+    await sleep(50)
+    assert.deepEqual([statusOf('e2', 'down'), statusOf('e3', 'down')], ['pending', 'pending'])
+    const disabledAt = Date.now()
+    configurations.down = webhook('down', undefined, false)
+    configurationDisabled('down')
+    assert.deepEqual(
+      await settled(
+        [
+          ['e1', 'down'],
+          ['e2', 'down'],
+          ['e3', 'down'],
+        ],
+        1_000,
+      ),
+      ['skipped', 'skipped', 'skipped'],
+    )
+    assert.ok(Date.now() - disabledAt < 1_000)
+    assert.deepEqual(
+      ['e1', 'e2', 'e3'].map((e) => view.get(deliveryIdOf(e, 'down'))?.lastAttempt?.error),
+      ['configuration_disabled', 'configuration_disabled', 'configuration_disabled'],
+    )
+    assert.equal(calls.length, 2, 'nothing sent once disabled')
+  })
+
+  it('sends a head it was told to serve now when its configuration is enabled again by then', async () => {
+    const statuses = [503]
+    const { calls, send } = endpoints({ q: { status: () => statuses.shift() ?? 200 } })
+    const { handler, configurationDisabled } = await start({ q: webhook('q') }, send, {
+      policy: { scheduleMs: [3_600_000], jitter: 0, maxRetryAfterMs: 60_000 },
+    })
+    await handler(batchOf(commandFor('e1', 'q')))
+    const deadline = Date.now() + 5_000
+    while (statusOf('e1', 'q') !== 'retrying') {
+      if (Date.now() > deadline) assert.fail(`e1 is ${statusOf('e1', 'q')}`)
+      await sleep(10)
+    }
+    // Disabled and enabled again before the deliverer got to it: the attempt finds it enabled.
+    configurationDisabled('q')
+    assert.deepEqual(await settled([['e1', 'q']], 1_000), ['sent'])
+    assert.equal(calls.length, 2)
+  })
+
   it('sends a configuration’s next delivery once one is recorded, before the read model shows it; a failure still holds the queue', async () => {
     const statuses = [200, 503, 200, 200]
     const { calls, send } = endpoints({ q: { status: () => statuses.shift() ?? 200 } })

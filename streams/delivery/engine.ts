@@ -51,6 +51,12 @@ export interface DeliveryEngine {
   readonly scheduler: QueueScheduler
   readonly publisher: OutcomePublisher
   /**
+   * A configuration was disabled: its queue's head is attempted at once, a retry hours away
+   * included, and settles as skipped (`configuration_disabled`), and the deliveries behind it
+   * follow. Enabled again before the attempt runs, the head is sent instead.
+   */
+  configurationDisabled(configurationId: string): void
+  /**
    * Takes no more work, lets attempts in progress finish for up to `graceMs` (aborting the
    * rest, which are attempted again after the next start), then publishes what they recorded.
    */
@@ -119,6 +125,7 @@ export const startDeliveryEngine = (options: DeliveryEngineOptions): DeliveryEng
     deliveries,
     scheduler,
     publisher,
+    configurationDisabled: (configurationId) => scheduler.serveHeadNow(configurationId),
     stop: (graceMs) => {
       stopping ??= (async () => {
         stopWaking()

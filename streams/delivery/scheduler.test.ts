@@ -24,6 +24,7 @@ const memoryQueues = (items: readonly Item[]) => {
         .filter((h) => h.dueAt <= now)
         .slice(0, limit),
     nextDueAt: (exclude) => heads(exclude)[0]?.dueAt,
+    headOf: (queue) => queues.get(queue)?.[0],
   }
   const attempted: string[] = []
   const attempt = async (item: Item) => {
@@ -31,7 +32,7 @@ const memoryQueues = (items: readonly Item[]) => {
     queues.get(item.queue)?.shift()
     return undefined
   }
-  return { source, attempt, attempted }
+  return { source, attempt, attempted, queues }
 }
 
 /** A scheduler over `queues`, one slot unless `options` says otherwise. */
@@ -224,5 +225,102 @@ describe('queue scheduler with attempts released before their source shows them'
     setTimeout(queues.finishAll, 50)
     await stopped
     assert.deepEqual(queues.attempted, ['q1'])
+  })
+})
+
+describe('queue scheduler told to serve a head now', () => {
+  it('hands out a head waiting for a far-off retry at once, and the due items behind it follow', async () => {
+    const now = Date.now()
+    const queues = memoryQueues([
+      { queue: 'q', id: 'q1', dueAt: now + 3_600_000 },
+      { queue: 'q', id: 'q2', dueAt: now - 2 },
+      { queue: 'q', id: 'q3', dueAt: now - 1 },
+      { queue: 'r', id: 'r1', dueAt: now + 3_600_000 },
+    ])
+    const scheduler = schedule(queues)
+    await sleep(30)
+    assert.deepEqual(queues.attempted, [], 'nothing is due')
+    scheduler.serveHeadNow('q')
+    await sleep(50)
+    await scheduler.stop(100)
+    assert.deepEqual(queues.attempted, ['q1', 'q2', 'q3'], 'the other queue keeps waiting')
+  })
+
+  it('serves it once: a head its attempt left waiting is not handed out again before it is due', async () => {
+    const now = Date.now()
+    const queues = memoryQueues([{ queue: 'q', id: 'q1', dueAt: now + 3_600_000 }])
+    const attempts: string[] = []
+    // The attempt sends (the configuration was enabled again meanwhile) and fails: it waits for its retry again.
+    const scheduler = schedule(queues, {
+      attempt: async (item) => {
+        attempts.push(item.id)
+        return undefined
+      },
+    })
+    scheduler.serveHeadNow('q')
+    await sleep(80)
+    await scheduler.stop(100)
+    assert.deepEqual(attempts, ['q1'])
+  })
+
+  it('waits for an attempt in progress on the queue, then serves the head it leaves', async () => {
+    const now = Date.now()
+    const queues = memoryQueues([
+      { queue: 'q', id: 'q1', dueAt: now - 1 },
+      { queue: 'q', id: 'q2', dueAt: now + 3_600_000 },
+    ])
+    const { promise: answered, resolve: answer } = Promise.withResolvers<void>()
+    const attempts: string[] = []
+    const scheduler = schedule(queues, {
+      attempt: async (item) => {
+        attempts.push(item.id)
+        if (item.id === 'q1') await answered
+        return queues.attempt(item)
+      },
+    })
+    await sleep(20)
+    scheduler.serveHeadNow('q')
+    await sleep(30)
+    assert.deepEqual(attempts, ['q1'], 'one attempt at a time')
+    answer()
+    await sleep(50)
+    await scheduler.stop(100)
+    assert.deepEqual(queues.attempted, ['q1', 'q2'])
+  })
+
+  it('leaves a queue another scheduler owns to it, also once it becomes its own', async () => {
+    const now = Date.now()
+    const queues = memoryQueues([{ queue: 'q', id: 'q1', dueAt: now + 3_600_000 }])
+    let owned = false
+    const scheduler = schedule(queues, {
+      queueOwnedFrom: () => (owned ? 0 : undefined),
+      ownershipRecheckMs: 20,
+    })
+    scheduler.serveHeadNow('q')
+    await sleep(50)
+    owned = true
+    await sleep(80)
+    await scheduler.stop(100)
+    assert.deepEqual(queues.attempted, [], 'its owner was told of the change itself')
+  })
+
+  it('serves a queue being handed over to it once the handover is done', async () => {
+    const start = Date.now()
+    const queues = memoryQueues([{ queue: 'q', id: 'q1', dueAt: start + 3_600_000 }])
+    const at: number[] = []
+    const scheduler = schedule(queues, {
+      attempt: async (item) => {
+        at.push(Date.now())
+        return queues.attempt(item)
+      },
+      queueOwnedFrom: () => start + 100,
+    })
+    scheduler.serveHeadNow('q')
+    await sleep(30)
+    assert.deepEqual(queues.attempted, [])
+    await sleep(150)
+    await scheduler.stop(100)
+    assert.deepEqual(queues.attempted, ['q1'])
+    assert.ok((at[0] as number) >= start + 100)
   })
 })

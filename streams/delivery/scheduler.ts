@@ -7,6 +7,8 @@ export interface QueueSource<T> {
   dueHeads(now: number, exclude: ReadonlySet<string>, limit: number): readonly T[]
   /** When the next head of a queue not in `exclude` falls due; undefined when none waits. */
   nextDueAt(exclude: ReadonlySet<string>): number | undefined
+  /** The queue's head, due or not; undefined when the queue is empty. */
+  headOf(queue: string): T | undefined
   /**
    * The item behind `after` in its queue, whether or not `after` is still its head here: `due`
    * by `now`, or when it falls due; undefined when nothing is queued behind it. Without it, a
@@ -51,6 +53,13 @@ export interface QueueSchedulerOptions<T> {
 export interface QueueScheduler {
   /** Looks for due heads now: after new deliveries, a replay, or another process's append. */
   wake(): void
+  /**
+   * Hands out `queue`'s head once, as soon as the queue is free, however far off it falls due:
+   * what it waits for changed (its configuration was disabled, so its attempt settles it rather
+   * than send), and the items behind it, due already, follow as each settles. Only where this
+   * scheduler serves the queue: one owned by another scheduler is left to it.
+   */
+  serveHeadNow(queue: string): void
   /** Attempts in progress. */
   readonly active: () => number
   /**
@@ -83,6 +92,8 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
   const released = new Map<string, { after: T; attempts: number }>()
   const { nextBehind } = source
   const deferred = new Map<string, number>()
+  // Queues whose head is to be handed out once it is free, due or not (`serveHeadNow`).
+  const hurried = new Set<string>()
   const { queueOwnedFrom } = options
   const recheckMs = options.ownershipRecheckMs ?? 1_000
   // Queues found owned by another scheduler, skipped until the next recheck.
@@ -207,6 +218,36 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
     return { started, nextAt }
   }
 
+  /**
+   * Serves the hurried queues that are free, their heads whether due or not; returns how many
+   * it started. A queue another scheduler owns is left to it; one that is busy, released or
+   * waiting (a rate limit, a handover) stays hurried until it is free.
+   */
+  const serveHurried = (now: number, exclude: Set<string>, free: number): number => {
+    let started = 0
+    for (const queue of hurried) {
+      if (started >= free) break
+      // Another scheduler's: the change reaches it too, and it serves the queue.
+      if (foreign.has(queue)) {
+        hurried.delete(queue)
+        continue
+      }
+      if (exclude.has(queue)) continue
+      if (!servesNow(queue, now)) {
+        if (foreign.has(queue)) hurried.delete(queue)
+        exclude.add(queue)
+        continue
+      }
+      hurried.delete(queue)
+      const head = source.headOf(queue)
+      if (head === undefined) continue
+      start(head)
+      started++
+      exclude.add(queue)
+    }
+    return started
+  }
+
   const pump = () => {
     if (stopped) return
     const now = clock()
@@ -217,6 +258,7 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
       const fromReleased = serveReleased(now, free)
       releasedDueAt = fromReleased.nextAt
       let started = fromReleased.started
+      if (hurried.size > 0) started += serveHurried(now, exclude, free - started)
       // A queue of another scheduler, or one just taken over (served once its previous owner's
       // attempts are over), is skipped; then the heads behind it are looked at.
       for (let skipped = true; skipped && started < free; ) {
@@ -250,6 +292,12 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
   return {
     wake: () => {
       if (!stopped) pump()
+    },
+    serveHeadNow: (queue) => {
+      if (stopped) return
+      hurried.add(queue)
+      // One look for all the queues named in one turn (every configuration disabled at start-up).
+      pumpSoon()
     },
     active: () => inFlight.size,
     stop: async (graceMs) => {

@@ -62,8 +62,8 @@ const CONTENT_PATTERNS: readonly JsonValue[] = [
 ]
 
 /**
- * The specification: every selector of every enabled configuration, each compiled pattern
- * evaluated on its own, without the index's decision tree.
+ * The specification: every selector of every configuration (enabled or not) of an endpoint type
+ * switched on, each compiled pattern evaluated on its own, without the index's decision tree.
  */
 const compiled = new Map<Selector, CompiledPattern>()
 const compiledOf = (selector: Selector): CompiledPattern => {
@@ -79,12 +79,7 @@ const bruteForce = (set: SelectorSet, event: CloudEvent) => {
   const byConfiguration = new Map<string, string[]>()
   for (const selector of set.selectors.values()) {
     const configuration = set.configurations.get(selector.configurationId)
-    if (
-      configuration === undefined ||
-      !configuration.enabled ||
-      set.disabledEndpoints.has(configuration.endpoint)
-    )
-      continue
+    if (configuration === undefined || set.disabledEndpoints.has(configuration.endpoint)) continue
     if (!compiledOf(selector).matches(event)) continue
     byConfiguration.set(
       configuration.id,
@@ -157,7 +152,7 @@ describe('buildSelectorIndex', () => {
     assert.deepEqual(matches[0]?.selectorIds, ['sel-a', 'sel-b'])
   })
 
-  it('leaves out disabled and unknown configurations', () => {
+  it('keeps disabled configurations, whose deliveries are recorded as skipped, and leaves out unknown ones', () => {
     const index = buildSelectorIndex(
       setOf(
         [aConfiguration({ id: 'on' }), aConfiguration({ id: 'off', enabled: false })],
@@ -168,10 +163,13 @@ describe('buildSelectorIndex', () => {
         ],
       ),
     )
-    assert.equal(index.size, 1)
+    assert.equal(index.size, 2)
     assert.deepEqual(
-      index.match(anEvent()).map((m) => m.configuration.id),
-      ['on'],
+      index.match(anEvent()).map((m) => [m.configuration.id, m.configuration.enabled]),
+      [
+        ['off', false],
+        ['on', true],
+      ],
     )
   })
 

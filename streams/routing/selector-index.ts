@@ -20,7 +20,10 @@ export interface RouteMatch {
 export interface SelectorIndex {
   /** Configurations whose selectors match `event`, sorted by configuration id. */
   match(event: CloudEvent): readonly RouteMatch[]
-  /** Number of indexed selectors (those of enabled configurations of enabled endpoint types). */
+  /**
+   * Number of indexed selectors: those of every configuration, enabled or not, of the endpoint
+   * types switched on system-wide.
+   */
   readonly size: number
 }
 
@@ -81,7 +84,9 @@ const GROUPED_PER_STEP = 4_096
 /**
  * The routable selectors of `set`, grouped by partition, each as selector, configuration,
  * selector, …; one step per `GROUPED_PER_STEP` selectors. Snapshots are never changed, so
- * the event loop may run between steps.
+ * the event loop may run between steps. A disabled configuration is routable: its deliveries
+ * are recorded and settle as skipped, so a replay can send them once it is enabled again. An
+ * endpoint type switched off system-wide is not: nothing is routed to it.
  */
 function* pairsOf(
   set: SelectorSet,
@@ -94,7 +99,6 @@ function* pairsOf(
     const configuration = set.configurations.get(selector.configurationId)
     if (
       configuration === undefined ||
-      !configuration.enabled ||
       set.disabledEndpoints.has(configuration.endpoint) ||
       options.routable?.(configuration) === false
     )

@@ -7,12 +7,16 @@ import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createKafkaEventLog } from '../../src/adapters/kafka-event-log/index.ts'
 import { createSqliteEventStore } from '../../src/adapters/sqlite-event-store/index.ts'
-import { createDeliveryReadModel } from '../../src/deliveries/index.ts'
+import { createDeliveryReadModel, type DeliveryReadModel } from '../../src/deliveries/index.ts'
 import type { EndpointConfiguration } from '../../src/notifications/index.ts'
 import { silentLogger } from '../../src/observability/index.ts'
 import { createOutboundGuard } from '../../src/outbound/index.ts'
-import type { Consumer } from '../../src/ports/index.ts'
-import { createDeliveryChannels, startDeliveryEngine } from '../../streams/delivery/index.ts'
+import type { Consumer, EventLog } from '../../src/ports/index.ts'
+import {
+  createDeliveryChannels,
+  type DeliveryEngine,
+  startDeliveryEngine,
+} from '../../streams/delivery/index.ts'
 import { encodeDeliveryCommand } from '../../streams/routing/index.ts'
 import { eventually } from '../support/eventually.ts'
 import { startHttpStandIn } from '../support/http-stand-in.ts'
@@ -20,8 +24,18 @@ import { type KafkaMock, mockLogOptions, startKafkaMock } from '../support/kafka
 import {
   deliveryEngineDefaults,
   startWebhookConfigurations,
+  type WebhookConfigurations,
   webhookCommand,
 } from '../support/webhook-configurations.ts'
+
+/** One deliverer instance: what it sent and skipped, by delivery id. */
+interface Instance {
+  readonly view: DeliveryReadModel
+  readonly consumer: Consumer
+  readonly engine: DeliveryEngine
+  readonly sent: Set<string>
+  readonly skipped: string[]
+}
 
 /**
  * Two deliverers sharing the work, as two Herald instances on Kafka do: one consumer group on
@@ -36,6 +50,8 @@ describe('deliverers sharing one delivery log', () => {
   let dir: string
   let kafka: KafkaMock
   const arrivals = new Map<string, number>()
+  // Paths the endpoint answers 503 on, as a failing endpoint would.
+  const failing = new Set<string>()
   let endpoint: Awaited<ReturnType<typeof startHttpStandIn>>
   // Whatever a test started, closed last-first even when it fails.
   const cleanups: (() => Promise<void> | void)[] = []
@@ -46,6 +62,7 @@ describe('deliverers sharing one delivery log', () => {
     await kafka.createTopic(TOPIC, 4)
     await kafka.createTopic('notifications.outcomes', 4)
     endpoint = await startHttpStandIn((request) => {
+      if (failing.has(request.path)) return { status: 503 }
       const id = String(request.headers['webhook-id'])
       arrivals.set(id, (arrivals.get(id) ?? 0) + 1)
       return { status: 204 }
@@ -58,21 +75,28 @@ describe('deliverers sharing one delivery log', () => {
     rmSync(dir, { recursive: true, force: true })
   })
 
+  // The two instances of the first test, running on for the next.
+  let hooks: WebhookConfigurations
+  let instances: Instance[] = []
+  let configurations: EndpointConfiguration[] = []
+  let publisher: EventLog
+
   it('sends every delivery once, each queue from the instance that reads its partition', async () => {
     const guard = createOutboundGuard({ allowlist: ['127.0.0.1'] })
-    const hooks = startWebhookConfigurations(join(dir, 'eventstore.sqlite'))
+    hooks = startWebhookConfigurations(join(dir, 'eventstore.sqlite'))
     cleanups.push(
       () => guard.close(),
       () => hooks.close(),
     )
-    const configurations: EndpointConfiguration[] = []
+    configurations = []
     for (let i = 0; i < 12; i++)
       configurations.push(
         await hooks.create({ account: 'acme', role: 'read-write' }, endpoint.url(`/hook/${i}`)),
       )
     const channels = createDeliveryChannels({ guard, logger: silentLogger })
-    const startInstance = async (name: string) => {
+    const startInstance = async (name: string): Promise<Instance> => {
       const sent = new Set<string>()
+      const skipped: string[] = []
       const log = createKafkaEventLog(mockLogOptions(kafka.bootstrapServers))
       const store = createSqliteEventStore({ path: join(dir, 'deliveries.sqlite'), pollIntervalMs: 20 })
       const view = createDeliveryReadModel({ path: join(dir, `view-${name}.sqlite`), newId: randomUUID })
@@ -83,6 +107,9 @@ describe('deliverers sharing one delivery log', () => {
         view,
         log,
         ...deliveryEngineDefaults,
+        logger: (_level, event, fields = {}) => {
+          if (event === 'delivery.webhook.skipped') skipped.push(String(fields.delivery_id))
+        },
         getConfiguration: hooks.getConfiguration,
         send: (delivery, configuration, context) => {
           sent.add(delivery.deliveryId)
@@ -102,10 +129,10 @@ describe('deliverers sharing one delivery log', () => {
         await store.close()
         await log.close()
       })
-      return { view, consumer, sent }
+      return { view, consumer, sent, skipped, engine }
     }
 
-    const publisher = createKafkaEventLog(mockLogOptions(kafka.bootstrapServers))
+    publisher = createKafkaEventLog(mockLogOptions(kafka.bootstrapServers))
     cleanups.push(() => publisher.close())
     const publishRound = async () => {
       const commands = configurations.flatMap((configuration) =>
@@ -154,5 +181,67 @@ describe('deliverers sharing one delivery log', () => {
     // The work was shared: each instance sent some of the second round.
     assert.ok(two.sent.size > 0, 'the second instance delivered its share')
     assert.equal(one.sent.size + two.sent.size, expected.length)
+    instances = [one, two]
+  })
+
+  it('settles a disabled configuration’s waiting queue at once, from the instance that serves it', async () => {
+    assert.equal(instances.length, 2, 'the instances of the first test')
+    const down = configurations.slice(0, 4)
+    for (let i = 0; i < down.length; i++) failing.add(`/hook/${i}`)
+    const commands = down.flatMap((configuration) =>
+      Array.from({ length: 3 }, () => webhookCommand(configuration)),
+    )
+    await publisher.publish(
+      TOPIC,
+      commands.map((c) => encodeDeliveryCommand(c)),
+    )
+    const heads = down.map((configuration) => commands.find((c) => c.configurationId === configuration.id))
+    // The default schedule: at once, 5 s, then 5 minutes. Each head waits for that last one.
+    await eventually(
+      () => {
+        for (const head of heads) {
+          const delivery = instances[0]?.view.get(head?.deliveryId ?? '')
+          assert.equal(delivery?.attempts, 3)
+          assert.ok((delivery?.nextAttemptAt ?? 0) > Date.now() + 60_000)
+        }
+      },
+      { timeoutMs: 30_000, intervalMs: 100 },
+    )
+    const sentBefore = instances.map((i) => i.sent.size)
+    const disabledAt = Date.now()
+    for (const configuration of down)
+      await hooks.service.disableConfiguration(configuration.id, 'endpoint_gone')
+    await eventually(() => {
+      for (const configuration of down)
+        assert.equal(hooks.selectors().configurations.get(configuration.id)?.enabled, false)
+    })
+    // As the wiring does from each instance's configuration feed: both are told.
+    for (const instance of instances)
+      for (const configuration of down) instance.engine.configurationDisabled(configuration.id)
+    await eventually(
+      () => {
+        for (const instance of instances)
+          for (const command of commands)
+            assert.equal(instance.view.get(command.deliveryId)?.status, 'skipped')
+      },
+      { timeoutMs: 5_000, intervalMs: 50 },
+    )
+    const settledInMs = Date.now() - disabledAt
+    assert.ok(settledInMs < 3_000, `settled ${settledInMs} ms after the disable`)
+    await sleep(HANDOVER_MS)
+    // Each skipped once, by the instance that reads its configuration's partition; nothing sent.
+    for (const command of commands) {
+      const by = instances.filter((i) => i.skipped.includes(command.deliveryId))
+      assert.equal(by.length, 1, command.deliveryId)
+      assert.ok(by[0]?.consumer.holdsSince(TOPIC, command.configurationId) !== undefined)
+      assert.deepEqual(
+        instances[0]?.view.attemptsOf(command.deliveryId).map((a) => a.outcome),
+        heads.includes(command) ? ['failed', 'failed', 'failed', 'skipped'] : ['skipped'],
+      )
+    }
+    assert.deepEqual(
+      instances.map((i) => i.sent.size),
+      sentBefore,
+    )
   })
 })

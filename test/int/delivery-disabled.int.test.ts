@@ -1,0 +1,472 @@
+import assert from 'node:assert/strict'
+import { randomBytes, randomUUID } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { validDataOf } from '../../schemas/fixtures.ts'
+import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/index.ts'
+import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
+import { createSqliteEventStore } from '../../src/adapters/sqlite-event-store/index.ts'
+import { loadConfig } from '../../src/config/index.ts'
+import { createAdminTokenAuthenticator, createHttpApp } from '../../src/http/index.ts'
+import { createMetrics, type Logger } from '../../src/observability/index.ts'
+import { createOutboundGuard } from '../../src/outbound/index.ts'
+import { type IngressWiring, wireIngress } from '../../src/wiring/ingress.ts'
+import { wireNotifications } from '../../src/wiring/notifications.ts'
+import { eventually } from '../support/eventually.ts'
+import { type HttpStandIn, startHttpStandIn } from '../support/http-stand-in.ts'
+
+const ADMIN_TOKEN = `admin-${randomBytes(12).toString('hex')}`
+const EVENT_TYPE = 'user.image.analysis.completed'
+const BASE = '/v1/notifications/endpoints/webhook/configurations'
+type Json = Record<string, unknown>
+
+/**
+ * Herald's notifications as the process composes them (`wireIngress`, `wireNotifications`:
+ * the router and deliverer consumer groups, the delivery log's writer and read-model threads)
+ * on the embedded log and store, behind the HTTP API, delivering to a real HTTP endpoint that
+ * answers `respond()`. Retries: at once, then after 10 minutes, so a failing head is
+ * `retrying` for far longer than any test waits.
+ */
+const startWorld = async (name: string) => {
+  const dir = mkdtempSync(join(tmpdir(), `herald-${name}-`))
+  let respond = 204
+  // The event id of each request the endpoint answered with a success, and each digest's events.
+  const delivered: string[] = []
+  const digests: string[][] = []
+  const endpoint: HttpStandIn = await startHttpStandIn((request) => {
+    if (respond < 300) {
+      const body = JSON.parse(request.body) as { type: string; data: Json }
+      if (body.type === 'herald.notification.digest')
+        digests.push((body.data.events as Json[]).map((e) => String(e.id)))
+      else delivered.push(String(body.data.id))
+    }
+    return { status: respond }
+  })
+  const config = loadConfig({
+    env: {
+      HERALD_DATA_DIR: dir,
+      HERALD_OUTBOUND_ALLOWLIST: '127.0.0.1',
+      HERALD_NOTIFICATIONS__DELIVERY__RETRY_SCHEDULE_MS: '0,600000',
+      HERALD_NOTIFICATIONS__DELIVERY__RETRY_JITTER_PERCENT: '0',
+    },
+  })
+  const { topics } = config.event_log
+  const log = createSqliteEventLog({ path: join(dir, 'eventlog.sqlite'), idlePollMs: 25 })
+  await log.createTopics(Object.values(topics).map((topic) => ({ topic, partitions: 1 })))
+  const store = createSqliteEventStore({ path: join(dir, 'eventstore.sqlite') })
+  const warehouse = await createChdbWarehouse({ path: join(dir, 'warehouse') })
+  // Index swaps, by the configurations they saw: a change has reached the router and deliverer.
+  let swaps = 0
+  const logger: Logger = (_level, event) => {
+    if (event === 'router.index_swapped') swaps++
+  }
+  const ingress: IngressWiring = await wireIngress({ config, warehouse, logger })
+  const outbound = createOutboundGuard({ allowlist: config.outbound.allowlist })
+  const metrics = createMetrics()
+  const startNotifications = async () => {
+    const wired = await wireNotifications({
+      config,
+      log,
+      store,
+      logger,
+      metrics,
+      clock: Date.now,
+      outbound,
+      ingress,
+    })
+    const api = createHttpApp({
+      log,
+      eventsTopic: topics.events,
+      warehouse,
+      readiness: {},
+      authenticate: createAdminTokenAuthenticator(ADMIN_TOKEN),
+      requireAuth: true,
+      metrics,
+      logger,
+      graphiql: false,
+      mounts: wired.mounts,
+    })
+    return { wired, api }
+  }
+  let { wired: notifications, api: app } = await startNotifications()
+  const stopNotifications = async () => {
+    await Promise.all(notifications.consumers.map((c) => c.stop()))
+    await notifications.close()
+  }
+
+  const call = async (method: string, path: string, body?: unknown, type = 'application/json') => {
+    const response = await app.request(path, {
+      method,
+      headers: { 'content-type': type, authorization: `Bearer ${ADMIN_TOKEN}` },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    })
+    const text = await response.text()
+    return { status: response.status, text, json: (text.startsWith('{') ? JSON.parse(text) : {}) as Json }
+  }
+
+  /** Runs `change` and resolves once the router and deliverer work from the snapshot it made. */
+  const applied = async <T>(change: () => Promise<T>): Promise<T> => {
+    const seen = swaps
+    const result = await change()
+    await eventually(() => assert.ok(swaps > seen, 'the change has not reached the router yet'))
+    return result
+  }
+
+  /** A webhook configuration for the endpoint, with a selector for the test's events; its id. */
+  const configure = (path: string, fields: Json = {}) =>
+    applied(async () => {
+      const created = await call('POST', BASE, { url: endpoint.url(path), description: name, ...fields })
+      assert.equal(created.status, 201, created.text)
+      const id = String(created.json.uuid)
+      const selector = await call('POST', `${BASE}/${id}/selectors`, {
+        scope: 'account',
+        event: { level: '*', type: EVENT_TYPE, resource_type: '*' },
+      })
+      assert.equal(selector.status, 201, selector.text)
+      return id
+    })
+
+  const setEnabled = (id: string, enabled: boolean) =>
+    applied(async () => {
+      const put = await call('PUT', `${BASE}/${id}`, { enabled })
+      assert.equal(put.status, 200, put.text)
+      assert.equal(put.json.enabled, enabled)
+    })
+
+  /** An admin switches the webhook endpoint type off or on, system-wide. */
+  const setWebhooks = (enabled: boolean) =>
+    applied(async () => {
+      const put = await call('PUT', '/v1/notifications/endpoints/webhook', { enabled })
+      assert.equal(put.status, 200, put.text)
+    })
+
+  const remove = (id: string) =>
+    applied(async () => {
+      const deleted = await call('DELETE', `${BASE}/${id}`)
+      assert.equal(deleted.status, 204, deleted.text)
+    })
+
+  /** Publishes one matching event; its id. */
+  const post = async (label: string): Promise<string> => {
+    const id = `${label}-${randomUUID()}`
+    const accepted = await call(
+      'POST',
+      '/v1/events',
+      {
+        specversion: '1.0',
+        id,
+        source: '/engine/analyzer',
+        type: EVENT_TYPE,
+        account: 'admin',
+        time: new Date().toISOString(),
+        level: 'info',
+        resourcetype: 'image',
+        data: validDataOf(EVENT_TYPE),
+      },
+      'application/cloudevents+json',
+    )
+    assert.equal(accepted.status, 202, accepted.text)
+    return id
+  }
+
+  /** The configuration's deliveries, by event id: status and the last attempt's error. */
+  const deliveries = async (id: string, status?: string) => {
+    const page = await call(
+      'GET',
+      `/v1/notifications/deliveries?configuration_id=${id}${status === undefined ? '' : `&status=${status}`}`,
+    )
+    assert.equal(page.status, 200, page.text)
+    return new Map(
+      (page.json.items as Json[]).map((d) => [
+        String(d.event_id),
+        {
+          status: String(d.status),
+          attempts: Number(d.attempts),
+          nextAttemptAt: d.next_attempt_at === null ? null : Date.parse(String(d.next_attempt_at)),
+          error: (d.last_attempt as Json | null)?.error ?? null,
+        },
+      ]),
+    )
+  }
+
+  const replaySkipped = async (id: string, since: string) => {
+    const replayed = await call('POST', '/v1/notifications/deliveries/replay', {
+      configuration_id: id,
+      status: 'skipped',
+      since,
+    })
+    assert.equal(replayed.status, 202, replayed.text)
+    return replayed.json
+  }
+
+  /** `herald_deliveries_total` of webhook deliveries with `outcome`. */
+  const attemptsCounted = async (outcome: string): Promise<number> => {
+    const text = await (await app.request('/metrics')).text()
+    const line = text
+      .split('\n')
+      .find((l) => l.startsWith(`herald_deliveries_total{endpoint="webhook",outcome="${outcome}"}`))
+    return line === undefined ? 0 : Number(line.split(' ').at(-1))
+  }
+
+  /**
+   * Stops the router and deliverer, runs `whileDown` (the configuration API still writes to the
+   * store), and starts them again on the same files, as a restart of Herald does.
+   */
+  const restart = async (whileDown: () => Promise<void>) => {
+    await stopNotifications()
+    await whileDown()
+    ;({ wired: notifications, api: app } = await startNotifications())
+  }
+
+  const close = async () => {
+    await stopNotifications()
+    await ingress.close()
+    outbound.close()
+    await log.close()
+    await store.close()
+    await warehouse.close()
+    await endpoint.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+
+  return {
+    configure,
+    setEnabled,
+    call,
+    restart,
+    setWebhooks,
+    remove,
+    post,
+    deliveries,
+    replaySkipped,
+    attemptsCounted,
+    delivered,
+    digests,
+    respond: (status: number) => {
+      respond = status
+    },
+    close,
+  }
+}
+
+type World = Awaited<ReturnType<typeof startWorld>>
+
+/** How often each event id was delivered successfully. */
+const counts = (ids: readonly string[]) => {
+  const out: Record<string, number> = {}
+  for (const id of ids) out[id] = (out[id] ?? 0) + 1
+  return out
+}
+
+describe('a configuration disabled by its owner: events that arrive meanwhile', () => {
+  let world: World
+  before(async () => {
+    world = await startWorld('disabled-arrivals')
+  })
+  after(async () => {
+    await world?.close()
+  })
+
+  it('are recorded as skipped (configuration_disabled), not sent, and a skipped replay sends each once after it is enabled again', async () => {
+    const id = await world.configure('/hook')
+    const early = await world.post('early')
+    await eventually(async () => assert.equal((await world.deliveries(id)).get(early)?.status, 'sent'))
+
+    const disabledAt = new Date().toISOString()
+    await world.setEnabled(id, false)
+    const missed = [await world.post('missed-1'), await world.post('missed-2'), await world.post('missed-3')]
+    const skipped = await eventually(async () => {
+      const found = await world.deliveries(id, 'skipped')
+      assert.deepEqual([...found.keys()].sort(), [...missed].sort())
+      return found
+    })
+    for (const eventId of missed) assert.equal(skipped.get(eventId)?.error, 'configuration_disabled')
+    assert.equal(await world.attemptsCounted('skipped'), 3)
+    await sleep(200)
+    assert.deepEqual(world.delivered, [early], 'nothing is sent while it is disabled')
+
+    await world.setEnabled(id, true)
+    const later = await world.post('later')
+    await eventually(async () => assert.equal((await world.deliveries(id)).get(later)?.status, 'sent'))
+
+    const replay = await world.replaySkipped(id, disabledAt)
+    assert.equal(replay.replayed, 3)
+    await eventually(async () => {
+      const all = await world.deliveries(id)
+      for (const eventId of missed) assert.equal(all.get(eventId)?.status, 'sent', eventId)
+    })
+    await sleep(300)
+    assert.deepEqual(
+      counts(world.delivered),
+      counts([early, later, ...missed]),
+      'what it missed, each once; nothing else again',
+    )
+  })
+})
+
+describe('an endpoint type switched off, or a configuration deleted', () => {
+  let world: World
+  before(async () => {
+    world = await startWorld('switched-off')
+  })
+  after(async () => {
+    await world?.close()
+  })
+
+  it('routes nothing to it: no delivery is recorded, so there is nothing to replay', async () => {
+    const id = await world.configure('/hook')
+    const routed = await world.post('routed')
+    await eventually(async () => assert.equal((await world.deliveries(id)).get(routed)?.status, 'sent'))
+    const since = new Date().toISOString()
+    await world.setWebhooks(false)
+    await world.post('switched-off')
+    await world.setWebhooks(true)
+    await world.remove(id)
+    await world.post('deleted')
+    await sleep(500)
+    assert.deepEqual([...(await world.deliveries(id)).keys()], [routed])
+    assert.deepEqual(await world.replaySkipped(id, since), {
+      replayed: 0,
+      truncated: false,
+      next_token: null,
+    })
+    assert.deepEqual(world.delivered, [routed])
+  })
+})
+
+describe('a configuration disabled while its queue waits for a retry', () => {
+  let world: World
+  before(async () => {
+    world = await startWorld('disabled-queue')
+  })
+  after(async () => {
+    await world?.close()
+  })
+
+  it('settles the retrying head and the deliveries behind it as skipped at once; a skipped replay sends them and the later arrivals, each once', async () => {
+    world.respond(503)
+    const id = await world.configure('/hook')
+    const queuedSince = new Date().toISOString()
+    const queued = [await world.post('queued-1'), await world.post('queued-2'), await world.post('queued-3')]
+    const [head, ...behind] = queued
+    assert.ok(head !== undefined)
+    // Failed at once and again: the head's next try is ten minutes away, the others wait behind it.
+    await eventually(async () => {
+      const all = await world.deliveries(id)
+      const first = all.get(head)
+      assert.equal(first?.status, 'retrying')
+      assert.equal(first?.attempts, 2)
+      assert.ok((first?.nextAttemptAt ?? 0) > Date.now() + 5 * 60_000)
+      for (const eventId of behind) assert.equal(all.get(eventId)?.status, 'pending', eventId)
+    })
+
+    const disabledAt = Date.now()
+    await world.setEnabled(id, false)
+    const settled = await eventually(
+      async () => {
+        const all = await world.deliveries(id)
+        for (const eventId of queued) assert.equal(all.get(eventId)?.status, 'skipped', eventId)
+        return all
+      },
+      { timeoutMs: 3_000 },
+    )
+    const settledInMs = Date.now() - disabledAt
+    assert.ok(settledInMs < 2_000, `settled ${settledInMs} ms after the disable`)
+    for (const eventId of queued) assert.equal(settled.get(eventId)?.error, 'configuration_disabled')
+    const during = [await world.post('during-1'), await world.post('during-2')]
+    await eventually(async () => {
+      const all = await world.deliveries(id)
+      for (const eventId of during) assert.equal(all.get(eventId)?.status, 'skipped', eventId)
+    })
+    assert.deepEqual(world.delivered, [], 'nothing went out')
+
+    world.respond(204)
+    await world.setEnabled(id, true)
+    const replay = await world.replaySkipped(id, queuedSince)
+    assert.equal(replay.replayed, 5)
+    await eventually(async () => {
+      const all = await world.deliveries(id)
+      for (const eventId of [...queued, ...during]) assert.equal(all.get(eventId)?.status, 'sent', eventId)
+    })
+    await sleep(300)
+    assert.deepEqual(counts(world.delivered), counts([...queued, ...during]), 'each once')
+  })
+})
+
+describe('a digest configuration disabled by its owner', () => {
+  let world: World
+  before(async () => {
+    world = await startWorld('disabled-digest')
+  })
+  after(async () => {
+    await world?.close()
+  })
+
+  it('records each window that closes meanwhile as a skipped digest, which a skipped replay sends once', async () => {
+    const id = await world.configure('/digest', { digest: true, digest_window_seconds: 1 })
+    const disabledAt = new Date().toISOString()
+    await world.setEnabled(id, false)
+    const missed = [await world.post('held-1'), await world.post('held-2'), await world.post('held-3')]
+    // Their window (or two, should they straddle one's end) has closed and been flushed by now.
+    await sleep(2_500)
+    // One digest per window, named by its first event, each recorded as skipped.
+    await eventually(async () => {
+      const all = await world.deliveries(id)
+      assert.ok(all.has(missed[0] as string), JSON.stringify([...all]))
+      for (const delivery of all.values())
+        assert.deepEqual([delivery.status, delivery.error], ['skipped', 'configuration_disabled'])
+    })
+    assert.deepEqual(world.digests, [], 'nothing is sent while it is disabled')
+
+    await world.setEnabled(id, true)
+    const replay = await world.replaySkipped(id, disabledAt)
+    const windows = (await world.deliveries(id)).size
+    assert.equal(replay.replayed, windows)
+    await eventually(() => assert.equal(world.digests.length, windows))
+    await sleep(300)
+    assert.deepEqual(counts(world.digests.flat()), counts(missed), 'every event it missed, once')
+  })
+})
+
+describe('a configuration disabled while Herald was down, its queue waiting for a retry', () => {
+  let world: World
+  before(async () => {
+    world = await startWorld('disabled-while-down')
+  })
+  after(async () => {
+    await world?.close()
+  })
+
+  it('settles the retrying head and the deliveries behind it as skipped at start-up', async () => {
+    world.respond(503)
+    const id = await world.configure('/hook')
+    const queued = [await world.post('queued-1'), await world.post('queued-2')]
+    const [head, next] = queued as [string, string]
+    await eventually(async () => {
+      const all = await world.deliveries(id)
+      assert.deepEqual([all.get(head)?.status, all.get(head)?.attempts], ['retrying', 2])
+      assert.equal(all.get(next)?.status, 'pending')
+    })
+    await world.restart(async () => {
+      const put = await world.call('PUT', `${BASE}/${id}`, { enabled: false })
+      assert.equal(put.status, 200, put.text)
+    })
+    const startedAt = Date.now()
+    await eventually(
+      async () => {
+        const all = await world.deliveries(id)
+        for (const eventId of queued)
+          assert.deepEqual(
+            [all.get(eventId)?.status, all.get(eventId)?.error],
+            ['skipped', 'configuration_disabled'],
+          )
+      },
+      { timeoutMs: 3_000 },
+    )
+    assert.ok(Date.now() - startedAt < 2_000)
+    assert.deepEqual(world.delivered, [])
+  })
+})
