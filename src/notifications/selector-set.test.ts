@@ -166,6 +166,29 @@ describe('newlyDisabled', () => {
     assert.deepEqual(newlyDisabled(off, applyToSelectorSet(off, [toggled(4, true)])), [], 'enabled again')
   })
 
+  it('names the configurations of an endpoint type an admin switches off, once, and not of another type', () => {
+    const switched = (position: number, endpoint: string, type: 'EndpointDisabled' | 'EndpointEnabled') =>
+      recorded(
+        position,
+        type,
+        { endpoint, by: 'admin/admin', at: change.at },
+        `notification-endpoint-${endpoint}`,
+      )
+    const on = applyToSelectorSet(emptySelectorSet, [created, added])
+    const slackOff = applyToSelectorSet(on, [switched(3, 'slack', 'EndpointDisabled')])
+    assert.deepEqual(newlyDisabled(on, slackOff), [], 'a webhook configuration')
+    const webhooksOff = applyToSelectorSet(slackOff, [switched(4, 'webhook', 'EndpointDisabled')])
+    assert.deepEqual(newlyDisabled(slackOff, webhooksOff), [CONFIG])
+    assert.deepEqual(newlyDisabled(emptySelectorSet, webhooksOff), [CONFIG], 'at start-up')
+    assert.deepEqual(
+      newlyDisabled(
+        webhooksOff,
+        applyToSelectorSet(webhooksOff, [switched(5, 'webhook', 'EndpointEnabled')]),
+      ),
+      [],
+    )
+  })
+
   it('names every disabled configuration of a first snapshot, and none that is enabled', () => {
     const on = applyToSelectorSet(emptySelectorSet, [created])
     assert.deepEqual(newlyDisabled(emptySelectorSet, on), [])

@@ -104,18 +104,24 @@ export const applyToSelectorSet = (
 }
 
 /**
- * The configurations disabled in `after` that were enabled, or not there, in `before`: those
- * whose queued deliveries are to settle now rather than wait. Snapshots share the
- * configurations that did not change, so each is compared by identity first.
+ * The configurations disabled in `after` that were enabled, or not there, in `before`, and
+ * those whose endpoint type `after` has switched off and `before` had not: those whose queued
+ * deliveries are to settle now rather than wait. Snapshots share what did not change, so each
+ * part is compared by identity first.
  *
  * @example
  * newlyDisabled(emptySelectorSet, set) // every disabled configuration of `set`
  */
 export const newlyDisabled = (before: SelectorSet, after: SelectorSet): string[] => {
-  if (before.configurations === after.configurations) return []
+  const switchedOff = [...after.disabledEndpoints].filter((e) => !before.disabledEndpoints.has(e))
+  if (before.configurations === after.configurations && switchedOff.length === 0) return []
   const ids: string[] = []
   for (const [id, configuration] of after.configurations) {
-    if (configuration.enabled) continue
+    if (switchedOff.includes(configuration.endpoint)) {
+      ids.push(id)
+      continue
+    }
+    if (configuration.enabled || before.configurations === after.configurations) continue
     const was = before.configurations.get(id)
     if (was === undefined || was.enabled) ids.push(id)
   }

@@ -360,7 +360,11 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     outcomesTopic: topics.outcomes,
     getConfiguration: (id): DeliverableConfiguration | undefined => {
       const configuration = selectors.configurations.get(id)
-      return configuration === undefined ? undefined : deliverableConfiguration(service, configuration, clock)
+      if (configuration === undefined) return undefined
+      return {
+        ...deliverableConfiguration(service, configuration, clock),
+        endpointEnabled: !selectors.disabledEndpoints.has(configuration.endpoint),
+      }
     },
     send: channels.send,
     uiUrl: config.ui_url,

@@ -25,6 +25,8 @@ import type { AttemptAnswer } from './scheduler.ts'
 /** A configuration as the deliverer needs it: the channel's view with secrets opened, and its switch. */
 export interface DeliverableConfiguration {
   readonly enabled: boolean
+  /** false: an admin switched its endpoint type off system-wide, and nothing is sent to it (absent: on). */
+  readonly endpointEnabled?: boolean
   readonly channel: ChannelConfiguration
   /** When it was last changed (ms): a failure streak counts from here at the earliest, so a fixed or re-enabled configuration gets a fresh start. */
   readonly changedAt?: number
@@ -75,10 +77,12 @@ const skipReason = (configuration: DeliverableConfiguration | undefined, deliver
     ? 'configuration_missing'
     : !configuration.enabled
       ? 'configuration_disabled'
-      : configuration.channel.account !== delivery.account ||
-          configuration.channel.endpoint !== delivery.endpoint
-        ? 'configuration_mismatch'
-        : undefined
+      : configuration.endpointEnabled === false
+        ? 'endpoint_disabled'
+        : configuration.channel.account !== delivery.account ||
+            configuration.channel.endpoint !== delivery.endpoint
+          ? 'configuration_mismatch'
+          : undefined
 
 const channelDelivery = (delivery: StoredDelivery): ChannelDelivery => {
   const digest = delivery.digest === undefined ? undefined : DeliveryDigestCodec.decode(delivery.digest)

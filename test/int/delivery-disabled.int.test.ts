@@ -396,6 +396,53 @@ describe('a configuration disabled while its queue waits for a retry', () => {
   })
 })
 
+describe('an endpoint type switched off while a queue of it waits for a retry', () => {
+  let world: World
+  before(async () => {
+    world = await startWorld('switched-off-queue')
+  })
+  after(async () => {
+    await world?.close()
+  })
+
+  it('settles the queue as skipped (endpoint_disabled) at once, sending nothing; a skipped replay sends it once the type is on again', async () => {
+    world.respond(503)
+    const id = await world.configure('/hook')
+    const queuedSince = new Date().toISOString()
+    const queued = [await world.post('queued-1'), await world.post('queued-2')]
+    const [head] = queued
+    await eventually(async () => {
+      const all = await world.deliveries(id)
+      assert.equal(all.get(head as string)?.status, 'retrying')
+      assert.equal(all.get(queued[1] as string)?.status, 'pending')
+    })
+
+    const switchedOffAt = Date.now()
+    await world.setWebhooks(false)
+    const settled = await eventually(
+      async () => {
+        const all = await world.deliveries(id)
+        for (const eventId of queued) assert.equal(all.get(eventId)?.status, 'skipped', eventId)
+        return all
+      },
+      { timeoutMs: 3_000 },
+    )
+    assert.ok(Date.now() - switchedOffAt < 2_000)
+    for (const eventId of queued) assert.equal(settled.get(eventId)?.error, 'endpoint_disabled')
+    assert.deepEqual(world.delivered, [], 'nothing went out')
+
+    world.respond(204)
+    await world.setWebhooks(true)
+    assert.equal((await world.replaySkipped(id, queuedSince)).replayed, 2)
+    await eventually(async () => {
+      const all = await world.deliveries(id)
+      for (const eventId of queued) assert.equal(all.get(eventId)?.status, 'sent', eventId)
+    })
+    await sleep(300)
+    assert.deepEqual(counts(world.delivered), counts(queued), 'each once')
+  })
+})
+
 describe('a digest configuration disabled by its owner', () => {
   let world: World
   before(async () => {
