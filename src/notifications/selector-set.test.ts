@@ -189,6 +189,16 @@ describe('newlyDisabled', () => {
     )
   })
 
+  it('names a configuration deleted', () => {
+    const on = applyToSelectorSet(emptySelectorSet, [created, added])
+    const deleted = applyToSelectorSet(on, [
+      recorded(3, 'ConfigurationDeleted', { configurationId: CONFIG, account: 'acme', ...change }),
+    ])
+    assert.equal(deleted.configurations.size, 0)
+    assert.deepEqual(newlyDisabled(on, deleted), [CONFIG])
+    assert.deepEqual(newlyDisabled(deleted, deleted), [])
+  })
+
   it('names every disabled configuration of a first snapshot, and none that is enabled', () => {
     const on = applyToSelectorSet(emptySelectorSet, [created])
     assert.deepEqual(newlyDisabled(emptySelectorSet, on), [])

@@ -104,9 +104,9 @@ export const applyToSelectorSet = (
 }
 
 /**
- * The configurations disabled in `after` that were enabled, or not there, in `before`, and
- * those whose endpoint type `after` has switched off and `before` had not: those whose queued
- * deliveries are to settle now rather than wait. Snapshots share what did not change, so each
+ * The configurations disabled in `after` that were enabled, or not there, in `before`, those
+ * whose endpoint type `after` has switched off and `before` had not, and those `after` no
+ * longer has (deleted): those whose queued deliveries are to settle now rather than wait. Snapshots share what did not change, so each
  * part is compared by identity first.
  *
  * @example
@@ -125,6 +125,9 @@ export const newlyDisabled = (before: SelectorSet, after: SelectorSet): string[]
     const was = before.configurations.get(id)
     if (was === undefined || was.enabled) ids.push(id)
   }
+  // Deleted: its queue settles as skipped (`configuration_missing`) too.
+  if (before.configurations !== after.configurations)
+    for (const id of before.configurations.keys()) if (!after.configurations.has(id)) ids.push(id)
   return ids
 }
 

@@ -441,6 +441,31 @@ describe('an endpoint type switched off while a queue of it waits for a retry', 
     await sleep(300)
     assert.deepEqual(counts(world.delivered), counts(queued), 'each once')
   })
+
+  it('settles the queue of a configuration deleted as skipped (configuration_missing) at once', async () => {
+    world.respond(503)
+    const id = await world.configure('/deleted')
+    const queued = [await world.post('gone-1'), await world.post('gone-2')]
+    await eventually(async () => {
+      const all = await world.deliveries(id)
+      assert.equal(all.get(queued[0] as string)?.status, 'retrying')
+      assert.equal(all.get(queued[1] as string)?.status, 'pending')
+    })
+    const sent = world.delivered.length
+    const deletedAt = Date.now()
+    await world.remove(id)
+    const settled = await eventually(
+      async () => {
+        const all = await world.deliveries(id)
+        for (const eventId of queued) assert.equal(all.get(eventId)?.status, 'skipped', eventId)
+        return all
+      },
+      { timeoutMs: 3_000 },
+    )
+    assert.ok(Date.now() - deletedAt < 2_000)
+    for (const eventId of queued) assert.equal(settled.get(eventId)?.error, 'configuration_missing')
+    assert.equal(world.delivered.length, sent, 'nothing went out')
+  })
 })
 
 describe('a digest configuration disabled by its owner', () => {
