@@ -202,6 +202,34 @@ const startWorld = async (name: string) => {
     return replayed.json
   }
 
+  /**
+   * Waits until the queue's head (`queued[0]`) failed twice, its next try minutes away, with
+   * the rest pending behind it.
+   */
+  const retrying = (id: string, queued: readonly string[]) =>
+    eventually(async () => {
+      const all = await deliveries(id)
+      const [head, ...behind] = queued
+      const first = all.get(head as string)
+      assert.deepEqual([first?.status, first?.attempts], ['retrying', 2])
+      assert.ok((first?.nextAttemptAt ?? 0) > Date.now() + 5 * 60_000)
+      for (const eventId of behind) assert.equal(all.get(eventId)?.status, 'pending', eventId)
+    })
+
+  /** Waits until every one of `queued` is skipped for `reason`, and asserts it took under 2 s from `since`. */
+  const settledSkipped = async (id: string, queued: readonly string[], reason: string, since: number) => {
+    await eventually(
+      async () => {
+        const all = await deliveries(id)
+        for (const eventId of queued)
+          assert.deepEqual([all.get(eventId)?.status, all.get(eventId)?.error], ['skipped', reason], eventId)
+      },
+      { timeoutMs: 3_000 },
+    )
+    const ms = Date.now() - since
+    assert.ok(ms < 2_000, `settled ${ms} ms after the change`)
+  }
+
   /** `herald_deliveries_total` of webhook deliveries with `outcome`. */
   const attemptsCounted = async (outcome: string): Promise<number> => {
     const text = await (await app.request('/metrics')).text()
@@ -241,6 +269,8 @@ const startWorld = async (name: string) => {
     remove,
     post,
     deliveries,
+    retrying,
+    settledSkipped,
     replaySkipped,
     attemptsCounted,
     delivered,
@@ -254,6 +284,19 @@ const startWorld = async (name: string) => {
 
 type World = Awaited<ReturnType<typeof startWorld>>
 
+/** A suite with a world of its own, started before its tests and closed after them. */
+const describeWorld = (title: string, name: string, tests: (world: () => World) => void) =>
+  describe(title, () => {
+    let world: World | undefined
+    before(async () => {
+      world = await startWorld(name)
+    })
+    after(async () => {
+      await world?.close()
+    })
+    tests(() => world as World)
+  })
+
 /** How often each event id was delivered successfully. */
 const counts = (ids: readonly string[]) => {
   const out: Record<string, number> = {}
@@ -261,62 +304,56 @@ const counts = (ids: readonly string[]) => {
   return out
 }
 
-describe('a configuration disabled by its owner: events that arrive meanwhile', () => {
-  let world: World
-  before(async () => {
-    world = await startWorld('disabled-arrivals')
-  })
-  after(async () => {
-    await world?.close()
-  })
+describeWorld(
+  'a configuration disabled by its owner: events that arrive meanwhile',
+  'disabled-arrivals',
+  (w) => {
+    it('are recorded as skipped (configuration_disabled), not sent, and a skipped replay sends each once after it is enabled again', async () => {
+      const world = w()
+      const id = await world.configure('/hook')
+      const early = await world.post('early')
+      await eventually(async () => assert.equal((await world.deliveries(id)).get(early)?.status, 'sent'))
 
-  it('are recorded as skipped (configuration_disabled), not sent, and a skipped replay sends each once after it is enabled again', async () => {
-    const id = await world.configure('/hook')
-    const early = await world.post('early')
-    await eventually(async () => assert.equal((await world.deliveries(id)).get(early)?.status, 'sent'))
+      const disabledAt = new Date().toISOString()
+      await world.setEnabled(id, false)
+      const missed = [
+        await world.post('missed-1'),
+        await world.post('missed-2'),
+        await world.post('missed-3'),
+      ]
+      const skipped = await eventually(async () => {
+        const found = await world.deliveries(id, 'skipped')
+        assert.deepEqual([...found.keys()].sort(), [...missed].sort())
+        return found
+      })
+      for (const eventId of missed) assert.equal(skipped.get(eventId)?.error, 'configuration_disabled')
+      assert.equal(await world.attemptsCounted('skipped'), 3)
+      await sleep(200)
+      assert.deepEqual(world.delivered, [early], 'nothing is sent while it is disabled')
 
-    const disabledAt = new Date().toISOString()
-    await world.setEnabled(id, false)
-    const missed = [await world.post('missed-1'), await world.post('missed-2'), await world.post('missed-3')]
-    const skipped = await eventually(async () => {
-      const found = await world.deliveries(id, 'skipped')
-      assert.deepEqual([...found.keys()].sort(), [...missed].sort())
-      return found
+      await world.setEnabled(id, true)
+      const later = await world.post('later')
+      await eventually(async () => assert.equal((await world.deliveries(id)).get(later)?.status, 'sent'))
+
+      const replay = await world.replaySkipped(id, disabledAt)
+      assert.equal(replay.replayed, 3)
+      await eventually(async () => {
+        const all = await world.deliveries(id)
+        for (const eventId of missed) assert.equal(all.get(eventId)?.status, 'sent', eventId)
+      })
+      await sleep(300)
+      assert.deepEqual(
+        counts(world.delivered),
+        counts([early, later, ...missed]),
+        'what it missed, each once; nothing else again',
+      )
     })
-    for (const eventId of missed) assert.equal(skipped.get(eventId)?.error, 'configuration_disabled')
-    assert.equal(await world.attemptsCounted('skipped'), 3)
-    await sleep(200)
-    assert.deepEqual(world.delivered, [early], 'nothing is sent while it is disabled')
+  },
+)
 
-    await world.setEnabled(id, true)
-    const later = await world.post('later')
-    await eventually(async () => assert.equal((await world.deliveries(id)).get(later)?.status, 'sent'))
-
-    const replay = await world.replaySkipped(id, disabledAt)
-    assert.equal(replay.replayed, 3)
-    await eventually(async () => {
-      const all = await world.deliveries(id)
-      for (const eventId of missed) assert.equal(all.get(eventId)?.status, 'sent', eventId)
-    })
-    await sleep(300)
-    assert.deepEqual(
-      counts(world.delivered),
-      counts([early, later, ...missed]),
-      'what it missed, each once; nothing else again',
-    )
-  })
-})
-
-describe('an endpoint type switched off, or a configuration deleted', () => {
-  let world: World
-  before(async () => {
-    world = await startWorld('switched-off')
-  })
-  after(async () => {
-    await world?.close()
-  })
-
+describeWorld('an endpoint type switched off, or a configuration deleted', 'switched-off', (w) => {
   it('routes nothing to it: no delivery is recorded, so there is nothing to replay', async () => {
+    const world = w()
     const id = await world.configure('/hook')
     const routed = await world.post('routed')
     await eventually(async () => assert.equal((await world.deliveries(id)).get(routed)?.status, 'sent'))
@@ -337,45 +374,19 @@ describe('an endpoint type switched off, or a configuration deleted', () => {
   })
 })
 
-describe('a configuration disabled while its queue waits for a retry', () => {
-  let world: World
-  before(async () => {
-    world = await startWorld('disabled-queue')
-  })
-  after(async () => {
-    await world?.close()
-  })
-
+describeWorld('a configuration disabled while its queue waits for a retry', 'disabled-queue', (w) => {
   it('settles the retrying head and the deliveries behind it as skipped at once; a skipped replay sends them and the later arrivals, each once', async () => {
+    const world = w()
     world.respond(503)
     const id = await world.configure('/hook')
     const queuedSince = new Date().toISOString()
     const queued = [await world.post('queued-1'), await world.post('queued-2'), await world.post('queued-3')]
-    const [head, ...behind] = queued
-    assert.ok(head !== undefined)
     // Failed at once and again: the head's next try is ten minutes away, the others wait behind it.
-    await eventually(async () => {
-      const all = await world.deliveries(id)
-      const first = all.get(head)
-      assert.equal(first?.status, 'retrying')
-      assert.equal(first?.attempts, 2)
-      assert.ok((first?.nextAttemptAt ?? 0) > Date.now() + 5 * 60_000)
-      for (const eventId of behind) assert.equal(all.get(eventId)?.status, 'pending', eventId)
-    })
+    await world.retrying(id, queued)
 
     const disabledAt = Date.now()
     await world.setEnabled(id, false)
-    const settled = await eventually(
-      async () => {
-        const all = await world.deliveries(id)
-        for (const eventId of queued) assert.equal(all.get(eventId)?.status, 'skipped', eventId)
-        return all
-      },
-      { timeoutMs: 3_000 },
-    )
-    const settledInMs = Date.now() - disabledAt
-    assert.ok(settledInMs < 2_000, `settled ${settledInMs} ms after the disable`)
-    for (const eventId of queued) assert.equal(settled.get(eventId)?.error, 'configuration_disabled')
+    await world.settledSkipped(id, queued, 'configuration_disabled', disabledAt)
     const during = [await world.post('during-1'), await world.post('during-2')]
     await eventually(async () => {
       const all = await world.deliveries(id)
@@ -396,88 +407,52 @@ describe('a configuration disabled while its queue waits for a retry', () => {
   })
 })
 
-describe('an endpoint type switched off while a queue of it waits for a retry', () => {
-  let world: World
-  before(async () => {
-    world = await startWorld('switched-off-queue')
-  })
-  after(async () => {
-    await world?.close()
-  })
+describeWorld(
+  'an endpoint type switched off while a queue of it waits for a retry',
+  'switched-off-queue',
+  (w) => {
+    it('settles the queue as skipped (endpoint_disabled) at once, sending nothing; a skipped replay sends it once the type is on again', async () => {
+      const world = w()
+      world.respond(503)
+      const id = await world.configure('/hook')
+      const queuedSince = new Date().toISOString()
+      const queued = [await world.post('queued-1'), await world.post('queued-2')]
+      await world.retrying(id, queued)
 
-  it('settles the queue as skipped (endpoint_disabled) at once, sending nothing; a skipped replay sends it once the type is on again', async () => {
-    world.respond(503)
-    const id = await world.configure('/hook')
-    const queuedSince = new Date().toISOString()
-    const queued = [await world.post('queued-1'), await world.post('queued-2')]
-    const [head] = queued
-    await eventually(async () => {
-      const all = await world.deliveries(id)
-      assert.equal(all.get(head as string)?.status, 'retrying')
-      assert.equal(all.get(queued[1] as string)?.status, 'pending')
-    })
+      const switchedOffAt = Date.now()
+      await world.setWebhooks(false)
+      await world.settledSkipped(id, queued, 'endpoint_disabled', switchedOffAt)
+      assert.deepEqual(world.delivered, [], 'nothing went out')
 
-    const switchedOffAt = Date.now()
-    await world.setWebhooks(false)
-    const settled = await eventually(
-      async () => {
+      world.respond(204)
+      await world.setWebhooks(true)
+      assert.equal((await world.replaySkipped(id, queuedSince)).replayed, 2)
+      await eventually(async () => {
         const all = await world.deliveries(id)
-        for (const eventId of queued) assert.equal(all.get(eventId)?.status, 'skipped', eventId)
-        return all
-      },
-      { timeoutMs: 3_000 },
-    )
-    assert.ok(Date.now() - switchedOffAt < 2_000)
-    for (const eventId of queued) assert.equal(settled.get(eventId)?.error, 'endpoint_disabled')
-    assert.deepEqual(world.delivered, [], 'nothing went out')
-
-    world.respond(204)
-    await world.setWebhooks(true)
-    assert.equal((await world.replaySkipped(id, queuedSince)).replayed, 2)
-    await eventually(async () => {
-      const all = await world.deliveries(id)
-      for (const eventId of queued) assert.equal(all.get(eventId)?.status, 'sent', eventId)
+        for (const eventId of queued) assert.equal(all.get(eventId)?.status, 'sent', eventId)
+      })
+      await sleep(300)
+      assert.deepEqual(counts(world.delivered), counts(queued), 'each once')
     })
-    await sleep(300)
-    assert.deepEqual(counts(world.delivered), counts(queued), 'each once')
-  })
 
-  it('settles the queue of a configuration deleted as skipped (configuration_missing) at once', async () => {
-    world.respond(503)
-    const id = await world.configure('/deleted')
-    const queued = [await world.post('gone-1'), await world.post('gone-2')]
-    await eventually(async () => {
-      const all = await world.deliveries(id)
-      assert.equal(all.get(queued[0] as string)?.status, 'retrying')
-      assert.equal(all.get(queued[1] as string)?.status, 'pending')
+    it('settles the queue of a configuration deleted as skipped (configuration_missing) at once', async () => {
+      const world = w()
+      world.respond(503)
+      const id = await world.configure('/deleted')
+      const queued = [await world.post('gone-1'), await world.post('gone-2')]
+      await world.retrying(id, queued)
+      const sent = world.delivered.length
+      const deletedAt = Date.now()
+      await world.remove(id)
+      await world.settledSkipped(id, queued, 'configuration_missing', deletedAt)
+      assert.equal(world.delivered.length, sent, 'nothing went out')
     })
-    const sent = world.delivered.length
-    const deletedAt = Date.now()
-    await world.remove(id)
-    const settled = await eventually(
-      async () => {
-        const all = await world.deliveries(id)
-        for (const eventId of queued) assert.equal(all.get(eventId)?.status, 'skipped', eventId)
-        return all
-      },
-      { timeoutMs: 3_000 },
-    )
-    assert.ok(Date.now() - deletedAt < 2_000)
-    for (const eventId of queued) assert.equal(settled.get(eventId)?.error, 'configuration_missing')
-    assert.equal(world.delivered.length, sent, 'nothing went out')
-  })
-})
+  },
+)
 
-describe('a digest configuration disabled by its owner', () => {
-  let world: World
-  before(async () => {
-    world = await startWorld('disabled-digest')
-  })
-  after(async () => {
-    await world?.close()
-  })
-
+describeWorld('a digest configuration disabled by its owner', 'disabled-digest', (w) => {
   it('records each window that closes meanwhile as a skipped digest, which a skipped replay sends once', async () => {
+    const world = w()
     const id = await world.configure('/digest', { digest: true, digest_window_seconds: 1 })
     const disabledAt = new Date().toISOString()
     await world.setEnabled(id, false)
@@ -503,42 +478,22 @@ describe('a digest configuration disabled by its owner', () => {
   })
 })
 
-describe('a configuration disabled while Herald was down, its queue waiting for a retry', () => {
-  let world: World
-  before(async () => {
-    world = await startWorld('disabled-while-down')
-  })
-  after(async () => {
-    await world?.close()
-  })
-
-  it('settles the retrying head and the deliveries behind it as skipped at start-up', async () => {
-    world.respond(503)
-    const id = await world.configure('/hook')
-    const queued = [await world.post('queued-1'), await world.post('queued-2')]
-    const [head, next] = queued as [string, string]
-    await eventually(async () => {
-      const all = await world.deliveries(id)
-      assert.deepEqual([all.get(head)?.status, all.get(head)?.attempts], ['retrying', 2])
-      assert.equal(all.get(next)?.status, 'pending')
+describeWorld(
+  'a configuration disabled while Herald was down, its queue waiting for a retry',
+  'disabled-while-down',
+  (w) => {
+    it('settles the retrying head and the deliveries behind it as skipped at start-up', async () => {
+      const world = w()
+      world.respond(503)
+      const id = await world.configure('/hook')
+      const queued = [await world.post('queued-1'), await world.post('queued-2')]
+      await world.retrying(id, queued)
+      await world.restart(async () => {
+        const put = await world.call('PUT', `${BASE}/${id}`, { enabled: false })
+        assert.equal(put.status, 200, put.text)
+      })
+      await world.settledSkipped(id, queued, 'configuration_disabled', Date.now())
+      assert.deepEqual(world.delivered, [])
     })
-    await world.restart(async () => {
-      const put = await world.call('PUT', `${BASE}/${id}`, { enabled: false })
-      assert.equal(put.status, 200, put.text)
-    })
-    const startedAt = Date.now()
-    await eventually(
-      async () => {
-        const all = await world.deliveries(id)
-        for (const eventId of queued)
-          assert.deepEqual(
-            [all.get(eventId)?.status, all.get(eventId)?.error],
-            ['skipped', 'configuration_disabled'],
-          )
-      },
-      { timeoutMs: 3_000 },
-    )
-    assert.ok(Date.now() - startedAt < 2_000)
-    assert.deepEqual(world.delivered, [])
-  })
-})
+  },
+)
