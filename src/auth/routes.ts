@@ -37,7 +37,7 @@ export const createTokenRoutes = ({ tokens }: { tokens: TokenService }) => {
 
   app.get('/tokens', noQueryParameters, async (c) => c.json({ items: (await tokens.list()).map(present) }))
 
-  app.delete('/tokens/:id', async (c) => {
+  app.delete('/tokens/:id', noQueryParameters, async (c) => {
     await tokens.revoke(c.get('principal'), c.req.param('id'))
     return c.body(null, 204)
   })

@@ -2,6 +2,7 @@ import { Hono } from 'hono'
 import { clipped, NotFoundError } from '../errors/index.ts'
 import { type EventTypeEntry, eventTypes } from '../events/index.ts'
 import type { AppEnv } from './env.ts'
+import { noQueryParameters } from './query.ts'
 
 // Anchore's snake_case; `schema` is the JSON Schema of the type's `data`, exactly as stored in
 // `schemas/events/`.
@@ -36,9 +37,9 @@ export const createEventTypeRoutes = (): Hono<AppEnv> => {
   const items = eventTypes.map(toItem)
   const byType = new Map<string, (typeof items)[number]>(items.map((item) => [item.type, item]))
 
-  app.get('/event-types', (c) => c.json({ items }))
+  app.get('/event-types', noQueryParameters, (c) => c.json({ items }))
 
-  app.get('/event-types/:type', (c) => {
+  app.get('/event-types/:type', noQueryParameters, (c) => {
     const type = c.req.param('type')
     const item = byType.get(type)
     if (item === undefined)

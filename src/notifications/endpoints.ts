@@ -6,6 +6,7 @@ import { clipped, isExpectedRevisionConflict, NotFoundError, ValidationError } f
 import { toFieldIssues } from '../events/index.ts'
 import { authorize } from '../http/authorize.ts'
 import { readJsonObject } from '../http/body.ts'
+import { noQueryParameters } from '../http/query.ts'
 import type { EventStore, RecordedEvent } from '../ports/event-store.ts'
 import { ENDPOINT_TYPES, type EndpointType, isEndpointType } from './model.ts'
 
@@ -117,14 +118,14 @@ const endpointParam = (value: string): EndpointType => {
 /** `/v1/notifications/endpoints[/{endpoint}]`: everyone reads, only admins switch. */
 export const createEndpointRoutes = ({ endpoints }: { endpoints: EndpointStatusService }) => {
   const app = new Hono<AppEnv>()
-  app.get('/endpoints', authorize('listNotificationEndpoints'), async (c) =>
+  app.get('/endpoints', authorize('listNotificationEndpoints'), noQueryParameters, async (c) =>
     c.json({ items: await endpoints.list() }),
   )
-  app.get('/endpoints/:endpoint', authorize('listNotificationEndpoints'), async (c) => {
+  app.get('/endpoints/:endpoint', authorize('listNotificationEndpoints'), noQueryParameters, async (c) => {
     const name = endpointParam(c.req.param('endpoint'))
     return c.json({ name, enabled: (await endpoints.get(name)).enabled })
   })
-  app.put('/endpoints/:endpoint', authorize('updateNotificationEndpoint'), async (c) => {
+  app.put('/endpoints/:endpoint', authorize('updateNotificationEndpoint'), noQueryParameters, async (c) => {
     const name = endpointParam(c.req.param('endpoint'))
     const json = await readJsonObject(c, { fields: ['enabled'] })
     const body = SetEndpointBody.decode(json)

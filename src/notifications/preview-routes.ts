@@ -4,6 +4,7 @@ import { clipped, NotFoundError, UnavailableError, ValidationError } from '../er
 import type { CloudEvent } from '../events/index.ts'
 import { authorize } from '../http/authorize.ts'
 import { readJsonObject } from '../http/body.ts'
+import { noQueryParameters } from '../http/query.ts'
 import { isInvalidPatternError, type MatchFailure } from '../matching/index.ts'
 import type { Warehouse } from '../ports/warehouse.ts'
 import type { EndpointStatusService } from './endpoints.ts'
@@ -94,103 +95,114 @@ export const createSelectorToolsRoutes = (options: SelectorToolsRoutesOptions): 
 
   const warehouseEvents = async () => (events !== undefined && (await events.exists()) ? events : undefined)
 
-  app.post('/selectors/preview', authorize('listNotificationEndpointConfigurations'), async (c) => {
-    const principal = c.get('principal')
-    const request = previewRequest(await readJsonObject(c), principal, options.limits)
-    const { compiled, range, limit } = request
-    if (request.sample !== undefined) {
-      const items = previewSelector(compiled.pattern, request.sample, range, limit)
+  app.post(
+    '/selectors/preview',
+    authorize('listNotificationEndpointConfigurations'),
+    noQueryParameters,
+    async (c) => {
+      const principal = c.get('principal')
+      const request = previewRequest(await readJsonObject(c), principal, options.limits)
+      const { compiled, range, limit } = request
+      if (request.sample !== undefined) {
+        const items = previewSelector(compiled.pattern, request.sample, range, limit)
+        return c.json({
+          source: 'sample',
+          scanned: request.sample.length,
+          complete: true,
+          count: items.length,
+          items,
+        })
+      }
+      const source = await warehouseEvents()
+      if (source === undefined)
+        throw new ValidationError('there is no event warehouse to preview against; post a sample of events', [
+          { path: 'sample', message: 'is required when reports are not available' },
+        ])
+      const filter = scanFilterOf(compiled)
+      const scoped = isAdmin(principal) ? filter : { ...filter, account: principal.account }
+      const rows = await source.recent(scoped, range, maxScan)
+      const items = firstMatches(compiled.pattern, rows, limit)
       return c.json({
-        source: 'sample',
-        scanned: request.sample.length,
-        complete: true,
+        source: 'warehouse',
+        scanned: rows.length,
+        complete: rows.length < maxScan,
         count: items.length,
         items,
       })
-    }
-    const source = await warehouseEvents()
-    if (source === undefined)
-      throw new ValidationError('there is no event warehouse to preview against; post a sample of events', [
-        { path: 'sample', message: 'is required when reports are not available' },
+    },
+  )
+
+  app.get(
+    '/events/:id/explain',
+    authorize('getNotificationEndpointConfiguration'),
+    noQueryParameters,
+    async (c) => {
+      const principal = c.get('principal')
+      const id = c.req.param('id') ?? ''
+      if (id === '' || id.length > MAX_ID_LENGTH) throw new NotFoundError(`event ${clipped(id)} not found`)
+      const source = await warehouseEvents()
+      if (source === undefined)
+        throw new UnavailableError('events cannot be explained: the reports warehouse holds no events table')
+      const event = await source.byId(id, isAdmin(principal) ? undefined : principal.account)
+      if (event === undefined) throw new NotFoundError(`event ${clipped(id)} not found`)
+
+      const [selectors, configurations, statuses] = await Promise.all([
+        service.listSelectors(principal.account),
+        service.listConfigurations(principal.account),
+        options.endpoints?.list() ?? Promise.resolve([]),
       ])
-    const filter = scanFilterOf(compiled)
-    const scoped = isAdmin(principal) ? filter : { ...filter, account: principal.account }
-    const rows = await source.recent(scoped, range, maxScan)
-    const items = firstMatches(compiled.pattern, rows, limit)
-    return c.json({
-      source: 'warehouse',
-      scanned: rows.length,
-      complete: rows.length < maxScan,
-      count: items.length,
-      items,
-    })
-  })
-
-  app.get('/events/:id/explain', authorize('getNotificationEndpointConfiguration'), async (c) => {
-    const principal = c.get('principal')
-    const id = c.req.param('id') ?? ''
-    if (id === '' || id.length > MAX_ID_LENGTH) throw new NotFoundError(`event ${clipped(id)} not found`)
-    const source = await warehouseEvents()
-    if (source === undefined)
-      throw new UnavailableError('events cannot be explained: the reports warehouse holds no events table')
-    const event = await source.byId(id, isAdmin(principal) ? undefined : principal.account)
-    if (event === undefined) throw new NotFoundError(`event ${clipped(id)} not found`)
-
-    const [selectors, configurations, statuses] = await Promise.all([
-      service.listSelectors(principal.account),
-      service.listConfigurations(principal.account),
-      options.endpoints?.list() ?? Promise.resolve([]),
-    ])
-    const configurationsById = new Map(configurations.map((cfg) => [cfg.id, cfg]))
-    const switchedOff = new Set<EndpointType>(statuses.filter((s) => !s.enabled).map((s) => s.name))
-    const matched = []
-    const unmatched = []
-    for (const selector of selectors) {
-      const configuration = configurationsById.get(selector.configurationId)
-      if (configuration === undefined) continue
-      const ids = {
-        configuration_id: configuration.id,
-        endpoint: configuration.endpoint,
-        selector_id: selector.id,
+      const configurationsById = new Map(configurations.map((cfg) => [cfg.id, cfg]))
+      const switchedOff = new Set<EndpointType>(statuses.filter((s) => !s.enabled).map((s) => s.name))
+      const matched = []
+      const unmatched = []
+      for (const selector of selectors) {
+        const configuration = configurationsById.get(selector.configurationId)
+        if (configuration === undefined) continue
+        const ids = {
+          configuration_id: configuration.id,
+          endpoint: configuration.endpoint,
+          selector_id: selector.id,
+        }
+        let explanation: ReturnType<typeof explainStoredSelector>
+        try {
+          explanation = explainStoredSelector(selector, event)
+        } catch (error) {
+          // A stored pattern that a stricter compiler now refuses: the router leaves it out too.
+          if (!isInvalidPatternError(error)) throw error
+          unmatched.push({
+            ...ids,
+            failure: {
+              path: 'pattern',
+              expected: 'a valid pattern',
+              actual: 'an invalid one',
+              message: error.message,
+            },
+          })
+          continue
+        }
+        if (!explanation.matched) {
+          unmatched.push({ ...ids, failure: failureView(explanation.failure) })
+          continue
+        }
+        // A switched-off endpoint type gets nothing; a disabled configuration gets its delivery,
+        // recorded as skipped, which a replay sends once it is enabled again.
+        if (switchedOff.has(configuration.endpoint))
+          matched.push({
+            ...ids,
+            routed: false,
+            reason: `the ${configuration.endpoint} endpoint type is disabled`,
+          })
+        else if (!configuration.enabled)
+          matched.push({ ...ids, routed: true, reason: SKIPPED_WHILE_DISABLED })
+        else matched.push({ ...ids, routed: true })
       }
-      let explanation: ReturnType<typeof explainStoredSelector>
-      try {
-        explanation = explainStoredSelector(selector, event)
-      } catch (error) {
-        // A stored pattern that a stricter compiler now refuses: the router leaves it out too.
-        if (!isInvalidPatternError(error)) throw error
-        unmatched.push({
-          ...ids,
-          failure: {
-            path: 'pattern',
-            expected: 'a valid pattern',
-            actual: 'an invalid one',
-            message: error.message,
-          },
-        })
-        continue
-      }
-      if (!explanation.matched) {
-        unmatched.push({ ...ids, failure: failureView(explanation.failure) })
-        continue
-      }
-      // A switched-off endpoint type gets nothing; a disabled configuration gets its delivery,
-      // recorded as skipped, which a replay sends once it is enabled again.
-      if (switchedOff.has(configuration.endpoint))
-        matched.push({
-          ...ids,
-          routed: false,
-          reason: `the ${configuration.endpoint} endpoint type is disabled`,
-        })
-      else if (!configuration.enabled) matched.push({ ...ids, routed: true, reason: SKIPPED_WHILE_DISABLED })
-      else matched.push({ ...ids, routed: true })
-    }
-    return c.json({
-      event: eventSummary(event),
-      matched: matched.sort(byIds),
-      unmatched: unmatched.sort(byIds),
-    })
-  })
+      return c.json({
+        event: eventSummary(event),
+        matched: matched.sort(byIds),
+        unmatched: unmatched.sort(byIds),
+      })
+    },
+  )
 
   return app
 }

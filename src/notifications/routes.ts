@@ -155,17 +155,22 @@ export const createNotificationRoutes = ({
     },
   )
 
-  app.post(CONFIGURATIONS, authorize('createNotificationEndpointConfiguration'), async (c) => {
-    const endpoint = endpointParam(c)
-    const input = configurationInput(endpoint, await readJsonObject(c))
-    await checkTargets(endpoint, input.fields, true)
-    if (input.options.templates != null) await checkTemplates?.(input.options.templates, endpoint)
-    const created = await service.createConfiguration(principalOf(c), endpoint, input)
-    c.header('etag', etag(created.revision))
-    c.header('location', `${c.req.path}/${created.value.id}`)
-    // The one response that carries a generated secret: the receiver needs it to verify signatures.
-    return c.json({ ...configurationView(created.value), ...created.generated }, 201)
-  })
+  app.post(
+    CONFIGURATIONS,
+    authorize('createNotificationEndpointConfiguration'),
+    noQueryParameters,
+    async (c) => {
+      const endpoint = endpointParam(c)
+      const input = configurationInput(endpoint, await readJsonObject(c))
+      await checkTargets(endpoint, input.fields, true)
+      if (input.options.templates != null) await checkTemplates?.(input.options.templates, endpoint)
+      const created = await service.createConfiguration(principalOf(c), endpoint, input)
+      c.header('etag', etag(created.revision))
+      c.header('location', `${c.req.path}/${created.value.id}`)
+      // The one response that carries a generated secret: the receiver needs it to verify signatures.
+      return c.json({ ...configurationView(created.value), ...created.generated }, 201)
+    },
+  )
 
   app.get(CONFIGURATION, authorize('getNotificationEndpointConfiguration'), noQueryParameters, async (c) => {
     const endpoint = endpointParam(c)
@@ -175,24 +180,34 @@ export const createNotificationRoutes = ({
     return c.json({ ...configurationView(value.configuration), selectors: value.selectors.map(selectorView) })
   })
 
-  app.put(CONFIGURATION, authorize('updateNotificationEndpointConfiguration'), async (c) => {
-    const endpoint = endpointParam(c)
-    const id = idParam(c, 'uuid', 'notification configuration')
-    const write = writeOptions(c, `configuration ${id}`)
-    const input = configurationInput(endpoint, await readJsonObject(c))
-    await checkTargets(endpoint, input.fields, false)
-    if (input.options.templates != null) await checkTemplates?.(input.options.templates, endpoint)
-    const updated = await service.updateConfiguration(principalOf(c), endpoint, id, input, write)
-    c.header('etag', etag(updated.revision))
-    return c.json(configurationView(updated.value))
-  })
+  app.put(
+    CONFIGURATION,
+    authorize('updateNotificationEndpointConfiguration'),
+    noQueryParameters,
+    async (c) => {
+      const endpoint = endpointParam(c)
+      const id = idParam(c, 'uuid', 'notification configuration')
+      const write = writeOptions(c, `configuration ${id}`)
+      const input = configurationInput(endpoint, await readJsonObject(c))
+      await checkTargets(endpoint, input.fields, false)
+      if (input.options.templates != null) await checkTemplates?.(input.options.templates, endpoint)
+      const updated = await service.updateConfiguration(principalOf(c), endpoint, id, input, write)
+      c.header('etag', etag(updated.revision))
+      return c.json(configurationView(updated.value))
+    },
+  )
 
-  app.delete(CONFIGURATION, authorize('deleteNotificationEndpointConfiguration'), async (c) => {
-    const endpoint = endpointParam(c)
-    const id = idParam(c, 'uuid', 'notification configuration')
-    await service.deleteConfiguration(principalOf(c), endpoint, id, writeOptions(c, `configuration ${id}`))
-    return c.body(null, 204)
-  })
+  app.delete(
+    CONFIGURATION,
+    authorize('deleteNotificationEndpointConfiguration'),
+    noQueryParameters,
+    async (c) => {
+      const endpoint = endpointParam(c)
+      const id = idParam(c, 'uuid', 'notification configuration')
+      await service.deleteConfiguration(principalOf(c), endpoint, id, writeOptions(c, `configuration ${id}`))
+      return c.body(null, 204)
+    },
+  )
 
   app.get(
     `${CONFIGURATION}/status`,
@@ -220,7 +235,7 @@ export const createNotificationRoutes = ({
     return c.json({ items: value.selectors.map(selectorView) })
   })
 
-  app.post(SELECTORS, authorize('updateNotificationEndpointConfiguration'), async (c) => {
+  app.post(SELECTORS, authorize('updateNotificationEndpointConfiguration'), noQueryParameters, async (c) => {
     const endpoint = endpointParam(c)
     const id = idParam(c, 'uuid', 'notification configuration')
     const write = writeOptions(c, `configuration ${id}`)
@@ -242,7 +257,7 @@ export const createNotificationRoutes = ({
     return c.json(selectorView(selector))
   })
 
-  app.put(SELECTOR, authorize('updateNotificationEndpointConfiguration'), async (c) => {
+  app.put(SELECTOR, authorize('updateNotificationEndpointConfiguration'), noQueryParameters, async (c) => {
     const endpoint = endpointParam(c)
     const id = idParam(c, 'uuid', 'notification configuration')
     const selectorId = idParam(c, 'selector', 'selector')
@@ -260,7 +275,7 @@ export const createNotificationRoutes = ({
     return c.json(selectorView(value))
   })
 
-  app.delete(SELECTOR, authorize('updateNotificationEndpointConfiguration'), async (c) => {
+  app.delete(SELECTOR, authorize('updateNotificationEndpointConfiguration'), noQueryParameters, async (c) => {
     const endpoint = endpointParam(c)
     const id = idParam(c, 'uuid', 'notification configuration')
     const selectorId = idParam(c, 'selector', 'selector')

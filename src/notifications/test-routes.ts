@@ -322,37 +322,43 @@ export const createEndpointTestRoutes = (options: EndpointTestRoutesOptions): Ho
     return answer(result, event, secrets)
   }
 
-  app.post('/endpoints/:endpoint/test', authorize('createNotificationEndpointConfiguration'), async (c) => {
-    const endpoint = endpointParam(c)
-    const principal = c.get('principal')
-    const { configuration, plaintext, options } = unsavedConfiguration(
-      endpoint,
-      await readJsonObject(c),
-      principal,
-      { box, clock, newId },
-    )
-    await refuseSwitchedOff(endpoint)
-    const scalars = Object.fromEntries(
-      Object.entries({ ...configuration.settings, ...plaintext }).filter(
-        ([, v]) => typeof v === 'string' || typeof v === 'number',
-      ),
-    ) as Record<string, JsonValue>
-    if (checkTarget !== undefined) for (const url of targetsOf(endpoint, scalars)) await checkTarget(url)
-    if (options.templates != null) await checkTemplates?.(options.templates, endpoint)
-    const signing = plaintext.signing_secret
-    return c.json(
-      await run(
+  app.post(
+    '/endpoints/:endpoint/test',
+    authorize('createNotificationEndpointConfiguration'),
+    noQueryParameters,
+    async (c) => {
+      const endpoint = endpointParam(c)
+      const principal = c.get('principal')
+      const { configuration, plaintext, options } = unsavedConfiguration(
+        endpoint,
+        await readJsonObject(c),
         principal,
-        configuration,
-        (field) => plaintext[field],
-        signing === undefined ? [] : [signing],
-      ),
-    )
-  })
+        { box, clock, newId },
+      )
+      await refuseSwitchedOff(endpoint)
+      const scalars = Object.fromEntries(
+        Object.entries({ ...configuration.settings, ...plaintext }).filter(
+          ([, v]) => typeof v === 'string' || typeof v === 'number',
+        ),
+      ) as Record<string, JsonValue>
+      if (checkTarget !== undefined) for (const url of targetsOf(endpoint, scalars)) await checkTarget(url)
+      if (options.templates != null) await checkTemplates?.(options.templates, endpoint)
+      const signing = plaintext.signing_secret
+      return c.json(
+        await run(
+          principal,
+          configuration,
+          (field) => plaintext[field],
+          signing === undefined ? [] : [signing],
+        ),
+      )
+    },
+  )
 
   app.post(
     '/endpoints/:endpoint/configurations/:uuid/test',
     authorize('updateNotificationEndpointConfiguration'),
+    noQueryParameters,
     async (c) => {
       const endpoint = endpointParam(c)
       const principal = c.get('principal')

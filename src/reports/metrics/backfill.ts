@@ -6,6 +6,7 @@ import { HeraldError, ValidationError } from '../../errors/index.ts'
 import { toFieldIssues } from '../../events/index.ts'
 import { authorize } from '../../http/authorize.ts'
 import { readJsonObject } from '../../http/body.ts'
+import { noQueryParameters } from '../../http/query.ts'
 import type { Logger } from '../../observability/index.ts'
 import { parseInstant } from '../context.ts'
 import type { MetricsRecorder } from './recorder.ts'
@@ -170,8 +171,8 @@ const BackfillBody = t.type({ start: t.string, end: t.string })
 export const createBackfillRoutes = (backfills: BackfillRunner) => {
   const app = new Hono<AppEnv>()
   app.use(authorize('manageReports'))
-  app.get('/', (c) => c.json(backfills.status()))
-  app.post('/', async (c) => {
+  app.get('/', noQueryParameters, (c) => c.json(backfills.status()))
+  app.post('/', noQueryParameters, async (c) => {
     const json = await readJsonObject(c, { fields: ['start', 'end'] })
     const body = BackfillBody.decode(json)
     if (isLeft(body)) throw new ValidationError('invalid backfill request', toFieldIssues(body.left))
