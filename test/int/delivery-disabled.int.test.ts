@@ -36,7 +36,12 @@ const startWorld = async (name: string) => {
   // The event id of each request the endpoint answered with a success, and each digest's events.
   const delivered: string[] = []
   const digests: string[][] = []
-  const endpoint: HttpStandIn = await startHttpStandIn((request) => {
+  let answerAfterMs = 0
+  // Every request the endpoint received, whatever it answered.
+  let received = 0
+  const endpoint: HttpStandIn = await startHttpStandIn(async (request) => {
+    received++
+    if (answerAfterMs > 0) await sleep(answerAfterMs)
     if (respond < 300) {
       const body = JSON.parse(request.body) as { type: string; data: Json }
       if (body.type === 'herald.notification.digest')
@@ -275,9 +280,11 @@ const startWorld = async (name: string) => {
     attemptsCounted,
     delivered,
     digests,
-    respond: (status: number) => {
+    respond: (status: number, afterMs = 0) => {
       respond = status
+      answerAfterMs = afterMs
     },
+    received: () => received,
     close,
   }
 }
@@ -449,6 +456,26 @@ describeWorld(
     })
   },
 )
+
+describeWorld('a configuration whose endpoint answers 410 Gone', 'gone', (w) => {
+  it('is disabled by the first 410, and the deliveries queued behind it are skipped, not sent', async () => {
+    const world = w()
+    // Slow to answer, so the rest queue behind the first while it waits.
+    world.respond(410, 300)
+    const id = await world.configure('/gone')
+    const events = [await world.post('gone-1'), await world.post('gone-2'), await world.post('gone-3')]
+    await eventually(async () => {
+      const all = await world.deliveries(id)
+      assert.equal(all.get(events[0] as string)?.status, 'rejected')
+      for (const eventId of events.slice(1))
+        assert.deepEqual(
+          [all.get(eventId)?.status, all.get(eventId)?.error],
+          ['skipped', 'configuration_disabled'],
+        )
+    })
+    assert.equal(world.received(), 1, 'one request to an endpoint that is gone')
+  })
+})
 
 describeWorld('a digest configuration disabled by its owner', 'disabled-digest', (w) => {
   it('records each window that closes meanwhile as a skipped digest, which a skipped replay sends once', async () => {
