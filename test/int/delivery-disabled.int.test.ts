@@ -457,6 +457,29 @@ describeWorld(
   },
 )
 
+describeWorld('a skipped replay right after the configuration is enabled again', 'replay-at-once', (w) => {
+  it('sends what it missed, even asked in the same moment as the enable', async () => {
+    const world = w()
+    const id = await world.configure('/hook')
+    const disabledAt = new Date().toISOString()
+    await world.setEnabled(id, false)
+    const missed = [await world.post('missed-1'), await world.post('missed-2')]
+    await eventually(async () => {
+      const skipped = await world.deliveries(id, 'skipped')
+      assert.deepEqual([...skipped.keys()].sort(), [...missed].sort())
+    })
+    // No wait for the change to reach the deliverer: a script's enable, then its replay.
+    const put = await world.call('PUT', `${BASE}/${id}`, { enabled: true })
+    assert.equal(put.status, 200, put.text)
+    assert.equal((await world.replaySkipped(id, disabledAt)).replayed, 2)
+    await eventually(async () => {
+      const all = await world.deliveries(id)
+      for (const eventId of missed) assert.equal(all.get(eventId)?.status, 'sent', eventId)
+    })
+    assert.deepEqual(counts(world.delivered), counts(missed))
+  })
+})
+
 describeWorld('a configuration whose endpoint answers 410 Gone', 'gone', (w) => {
   it('is disabled by the first 410, and the deliveries queued behind it are skipped, not sent', async () => {
     const world = w()
