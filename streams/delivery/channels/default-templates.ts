@@ -99,7 +99,7 @@ const GITHUB_BODY =
   DIGEST_TEXT +
   '{% if link %}\n\n[View in Herald]({{ link }}){% endif %}' +
   '\n\n_Filed by Herald. This configuration gets its events as digests: each later digest comments here, and reopens the issue if it was closed._\n' +
-  '{% else %}{{ summary }}\n\n| | |\n|---|---|\n| Level | {{ level }} |\n| Resource | `{{ resource }}` |\n| Account | {{ account }} |\n| Time | {{ time }} |\n| Event | `{{ type }}` ({{ event_id }}) |\n' +
+  '{% else %}{{ summary }}\n\n| | |\n|---|---|\n| Level | {{ level }} |\n| Resource | {{ resource }} |\n| Account | {{ account }} |\n| Time | {{ time }} |\n| Event | {{ type }} ({{ event_id }}) |\n' +
   '{% if details.size > 0 %}\n{% for line in details %}- {{ line }}\n{% endfor %}{% endif %}' +
   '{% if link %}\n[View in Herald]({{ link }})\n{% endif %}' +
   '\n_Filed by Herald. Herald comments here when this happens again and reopens the issue if it comes back after being closed._\n{% endif %}'

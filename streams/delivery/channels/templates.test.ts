@@ -97,6 +97,58 @@ describe('default templates', () => {
   })
 })
 
+describe('GitHub Markdown', () => {
+  it('keeps an event’s text from mentioning anyone, breaking out of a table or linking', async () => {
+    const hostile = messageScope(
+      aDelivery(
+        anEvent({
+          data: {
+            full_tag: 'docker.io/acme/api:`x` @octocat | cell\r\n| row',
+            added: [],
+            removed: [],
+            updated: [],
+          },
+        }),
+      ),
+      { uiUrl: null },
+    )
+    const body = (
+      await renderField('github', 'body', undefined, { ...hostile, title: 't' }, { ticket: true })
+    ).text
+    const row = body.split('\n').find((line) => line.startsWith('| Resource |'))
+    assert.equal(row, '| Resource | docker.io/acme/api:\\`x\\` @\u200boctocat \\| cell \\| row |')
+    assert.doesNotMatch(body, /(^|[^A-Za-z0-9_])@octocat/)
+    const comment = (
+      await renderField('github', 'comment', { comment: 'see [docs](https://evil.test) @acme/sec' }, hostile)
+    ).text
+    assert.equal(comment, 'see [docs](https://evil.test) @acme/sec', 'a template’s own text is not escaped')
+    const value = (
+      await renderField(
+        'github',
+        'comment',
+        { comment: '{{ resource }}' },
+        {
+          ...hostile,
+          resource: 'see [docs](https://evil.test) @acme/sec, repo@sha256:ab',
+        },
+      )
+    ).text
+    assert.equal(value, 'see \\[docs\\]\\(https://evil.test\\) @\u200bacme/sec, repo@sha256:ab')
+    // Jira and the plain fields are left as they were.
+    assert.equal(
+      (
+        await renderField(
+          'jira',
+          'comment',
+          { comment: '{{ resource }}' },
+          { ...hostile, resource: '@x [y]' },
+        )
+      ).text,
+      '@x [y]',
+    )
+  })
+})
+
 describe('digest templates', () => {
   const digest = {
     windowStart: '2026-11-22T09:00:00Z',

@@ -37,11 +37,13 @@ export const TEMPLATE_LIMITS = {
   maxOutputChars: 40_000,
 } as const
 
-type Flavour = 'plain' | 'html' | 'slack'
+type Flavour = 'plain' | 'html' | 'slack' | 'markdown'
 
 const FLAVOURS: Partial<Record<`${ChannelEndpoint}.${TemplateField}`, Flavour>> = {
   'slack.text': 'slack',
   'email.html': 'html',
+  'github.body': 'markdown',
+  'github.comment': 'markdown',
 }
 
 const escapeHtml = (value: unknown): string =>
@@ -58,6 +60,19 @@ const escapeSlack = (value: unknown): string =>
     .replaceAll('&', '&amp;')
     .replaceAll('<', '&lt;')
     .replaceAll('>', '&gt;')
+
+/**
+ * GitHub Markdown gives punctuation meaning (code spans, links, tables, emphasis) and pings
+ * whoever an `@name` names; an event's text (a tag, a registry's error) must do neither. Its
+ * punctuation is backslash-escaped, a line break becomes a space (a table row stays one row),
+ * and an `@` that would start a mention gets a zero-width space after it (an image reference's
+ * `repo@sha256:…` is not a mention and is left alone). `| raw` in a template opts out.
+ */
+const escapeMarkdown = (value: unknown): string =>
+  String(value ?? '')
+    .replaceAll(/\r\n?|\n/g, ' ')
+    .replaceAll(/[\\`*_[\]<>|~#!()]/g, '\\$&')
+    .replaceAll(/(^|[^A-Za-z0-9_])@(?=[A-Za-z0-9])/g, '$1@\u200b')
 
 /** Tags that read other templates: with no file system behind them they could only fail, so they are refused when parsed. */
 class RefusedTag extends Tag {
@@ -86,7 +101,9 @@ const engine = (flavour: Flavour): Liquid => {
       ? { outputEscape: escapeHtml }
       : flavour === 'slack'
         ? { outputEscape: escapeSlack }
-        : {}),
+        : flavour === 'markdown'
+          ? { outputEscape: escapeMarkdown }
+          : {}),
   })
   for (const name of ['include', 'render', 'layout']) liquid.registerTag(name, RefusedTag)
   return liquid
@@ -96,6 +113,7 @@ const engines: Record<Flavour, Liquid> = {
   plain: engine('plain'),
   html: engine('html'),
   slack: engine('slack'),
+  markdown: engine('markdown'),
 }
 
 const ALL_FIELDS: readonly TemplateField[] = [
