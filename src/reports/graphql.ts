@@ -192,12 +192,13 @@ export const createReportGraphqlRoutes = (options: ReportGraphqlOptions) => {
       return c.json({ errors: [{ message: 'streaming responses are not supported' }] }, 400)
     }
     const payload = result.payload as { data?: unknown; errors?: readonly GraphQLError[] }
+    // Execution started (GraphQL then answers `data`, null when a root failed): the answer
+    // keeps `data` and carries the lag. A request refused before it ran has neither.
+    const executed = 'data' in payload
     const body = {
-      ...(payload.data === undefined || payload.data === null ? {} : { data: payload.data }),
+      ...(executed ? { data: payload.data ?? null } : {}),
       ...(payload.errors ? { errors: payload.errors.map((e) => formatError(e, logger)) } : {}),
-      ...(payload.data === undefined || payload.data === null
-        ? {}
-        : { extensions: { projectionLagSeconds: await lagOf(context) } }),
+      ...(executed ? { extensions: { projectionLagSeconds: await lagOf(context) } } : {}),
     }
     for (const { name, value } of result.headers) c.header(name, value)
     return c.json(body, result.status as 200)

@@ -2,7 +2,7 @@ import type { StoredEnvelope } from '../../projections/projector/index.ts'
 import type { Principal } from '../access/index.ts'
 import { ForbiddenError } from '../errors/index.ts'
 import { findingAging, slaBreaches } from './aging.ts'
-import { parseInstant, type ReportContext } from './context.ts'
+import { type ReportContext, windowOf } from './context.ts'
 import { vulnerabilityDiff } from './diff.ts'
 import { metricData, metrics } from './metrics/index.ts'
 import { checkLimit, createPaging } from './paging.ts'
@@ -58,13 +58,15 @@ export const events = async (
     conditions.push('id = {id:String}')
     params.id = filter.id
   }
-  if (filter.start) {
+  // RFC 3339 each, and the start not after the end.
+  const window = windowOf(filter, 'filter')
+  if (window.from !== undefined) {
     conditions.push('time >= fromUnixTimestamp64Milli({start:Int64})')
-    params.start = parseInstant(filter.start, 'filter.start')
+    params.start = window.from
   }
-  if (filter.end) {
+  if (window.to !== undefined) {
     conditions.push('time < fromUnixTimestamp64Milli({end:Int64})')
-    params.end = parseInstant(filter.end, 'filter.end')
+    params.end = window.to
   }
   const paging = createPaging('events', {
     account,

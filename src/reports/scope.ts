@@ -22,6 +22,13 @@ export const checkNamedAccount = (requested: string, path = 'filter.account'): v
  * never mistakes its own data for another account's.
  */
 export const resolveScope = (principal: Principal, filter: ScopeFilter | null | undefined): AccountScope => {
+  const named = filter?.account
+  // Both: one narrows, the other widens. Either reading could hand the caller numbers it did
+  // not ask for, so neither is taken.
+  if (filter?.allAccounts === true && named !== undefined && named !== null)
+    throw new ValidationError('filter.account and filter.allAccounts: give one or the other', [
+      { path: 'filter.allAccounts', message: 'cannot be true together with filter.account' },
+    ])
   if (filter?.allAccounts === true) {
     if (principal.role !== 'admin') throw new ForbiddenError('only an admin may query across accounts')
     return { all: true }

@@ -856,7 +856,27 @@ describe('report GraphQL API against a brute-force oracle', () => {
         `{ ${name}(filter: ${filter}) { results { account } } }`,
       )
       assert.equal(body.errors?.[0]?.extensions?.code, 'forbidden', filter)
-      assert.equal(body.data, undefined)
+      // Refused as it ran: `data` is there, null, and the answer still carries the lag.
+      assert.equal(body.data, null)
+      assert.equal(typeof body.extensions?.projectionLagSeconds, 'number')
+    }
+    // Naming one account and asking for all of them is refused, not read as either.
+    const both = await graphql(
+      'admin',
+      `{ ${name}(filter: { account: "acme", allAccounts: true }) { results { account } } }`,
+    )
+    assert.equal(both.body.errors?.[0]?.extensions?.code, 'validation_failed')
+    assert.match(
+      both.body.errors?.[0]?.message ?? '',
+      /filter\.account and filter\.allAccounts: give one or the other/,
+    )
+    // A window whose start is after its end is refused, by the raw events and the metric points.
+    for (const query of [
+      '{ events(filter: { start: "2026-11-23T00:00:00Z", end: "2026-11-20T00:00:00Z" }) { results { id } } }',
+      '{ metricData(filter: { metricId: "images.current", start: "2026-11-24T00:00:00Z", end: "2026-11-23T00:00:00Z" }) { results { value } } }',
+    ]) {
+      const { body } = await graphql('admin', query)
+      assert.equal(body.errors?.[0]?.message, 'filter.start is after filter.end', query)
     }
     // A name no account can have is refused, naming the filter, by the raw events and the reports.
     for (const root of ['events', name]) {

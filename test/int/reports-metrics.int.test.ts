@@ -421,6 +421,8 @@ describe('metrics and history on chDB', () => {
     // A name no account can have, which would otherwise answer with nothing.
     assert.deepEqual(await refused('account=acme%00'), ['account'])
     assert.deepEqual(await refused('account=-acme'), ['account'])
+    assert.deepEqual(await refused('account=acme&allAccounts=true'), ['allAccounts'])
+    assert.deepEqual(await refused('start=2026-11-25T00:00:00Z&end=2026-11-20T00:00:00Z'), ['start'])
     assert.equal((await get('/v1/reports/metrics?allAccounts=1')).status, 400)
     assert.equal((await get('/v1/reports/metrics?acount=globex')).status, 400)
   })

@@ -1,5 +1,5 @@
 import { clipped, NotFoundError } from '../../errors/index.ts'
-import { lagOf, optionalInstant, type ReportContext } from '../context.ts'
+import { lagOf, type ReportContext, windowOf } from '../context.ts'
 import { checkLimit, createPaging } from '../paging.ts'
 import { resolveScope, type ScopeFilter } from '../scope.ts'
 import { type AccountScope, createQuery, instant, rfc3339, scopeCondition } from '../sql.ts'
@@ -93,8 +93,7 @@ export const metricData = async (
   }
   const scope = resolveScope(context.principal, filter)
   const limit = checkLimit(args.limit)
-  const start = optionalInstant(filter.start, 'filter.start')
-  const end = optionalInstant(filter.end, 'filter.end')
+  const { from: start, to: end } = windowOf(filter, 'filter')
   const paging = createPaging('metricData', { filter, scope })
   const after = paging.after(args.nextToken, 2)
   const q = createQuery()

@@ -32,9 +32,16 @@ const checked = (params: Readonly<Record<string, string>>): Readonly<Record<stri
   const all = params.allAccounts
   if (all !== undefined && all !== 'true' && all !== 'false')
     issues.push({ path: 'allAccounts', message: 'must be true or false' })
+  if (all === 'true' && text(params.account) !== undefined)
+    issues.push({ path: 'allAccounts', message: 'cannot be true together with account' })
   for (const name of ['start', 'end'])
     if (text(params[name]) !== undefined && instantOf(params[name] as string) === undefined)
       issues.push({ path: name, message: NOT_A_TIMESTAMP })
+  const [start, end] = [params.start, params.end].map((v) =>
+    text(v) === undefined ? undefined : instantOf(v as string),
+  )
+  if (start !== undefined && end !== undefined && start > end)
+    issues.push({ path: 'start', message: 'must not be after end' })
   if (text(params.limit) !== undefined && Number.isNaN(digitsOf(params.limit as string)))
     issues.push({ path: 'limit', message: 'must be a whole number from 1 to 1000' })
   if (issues.length > 0) throw ValidationError.of('query', issues)
