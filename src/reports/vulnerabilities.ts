@@ -288,8 +288,10 @@ export const vulnerabilityBreakdown = async (
   }
   const [rows, lag] = await Promise.all([context.warehouse.query<Row>(sql, p.q.params), lagOf(context)])
   const bySeverity = new Map(rows.map((r) => [r.severity_name, r]))
+  const asOf = optionalInstant(args.asOf, 'asOf')
   return {
-    asOf: args.asOf ?? null,
+    // The instant answered for, in UTC as the other reports give it; null: the current state.
+    asOf: asOf === undefined ? null : new Date(asOf).toISOString(),
     results: SEVERITY_ORDER.map((severity) => {
       const r = bySeverity.get(severity)
       return {

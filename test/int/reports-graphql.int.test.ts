@@ -692,6 +692,20 @@ describe('report GraphQL API against a brute-force oracle', () => {
     }
   })
 
+  it('gives asOf back as the UTC instant it answered for, in every report that echoes it', async () => {
+    const { body } = await graphql(
+      'acme-reader',
+      `{ vulnerabilityBreakdown(asOf: "2026-11-20T13:00:00+01:00") { asOf }
+         findingAging(asOf: "2026-11-20T13:00:00+01:00") { asOf }
+         current: vulnerabilityBreakdown { asOf } }`,
+    )
+    assert.equal(body.errors, undefined, JSON.stringify(body.errors))
+    const data = body.data as unknown as Record<string, { asOf: string | null }>
+    assert.equal(data.vulnerabilityBreakdown?.asOf, '2026-11-20T12:00:00.000Z')
+    assert.equal(data.findingAging?.asOf, '2026-11-20T12:00:00.000Z')
+    assert.equal(data.current?.asOf, null, 'no asOf: the current state')
+  })
+
   it('refuses a negative SLA deadline, naming it, rather than taking it as none', async () => {
     for (const root of ['findingAging', 'slaBreaches']) {
       const { body } = await graphql(
