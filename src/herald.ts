@@ -248,6 +248,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
       progress?.changed()
       metrics.eventsProjected.inc(n)
     }
+    const onInvalid = (n: number): void => metrics.invalidLogEvents.inc({ consumer: 'projector' }, n)
     // The projector's thread, or its window of projected events (an event sent again is
     // projected once) when it runs on the event loop. Closed after the consumers.
     const projectorThread =
@@ -256,7 +257,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
             config,
             logger,
             onProjected,
-            onInvalid: (n) => metrics.invalidLogEvents.inc({ consumer: 'projector' }, n),
+            onInvalid,
             onStopped: (error) => {
               logger('error', 'projector.thread_stopped', { error: error.message })
               dependencies.onFatal?.(error)
@@ -318,7 +319,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
                 clock,
                 logger,
                 onProjected,
-                onInvalid: (n) => metrics.invalidLogEvents.inc({ consumer: 'projector' }, n),
+                onInvalid,
               }),
           ),
         )

@@ -22,10 +22,10 @@ export const checkNamedAccount = (requested: string, path = 'filter.account'): v
  * never mistakes its own data for another account's.
  */
 export const resolveScope = (principal: Principal, filter: ScopeFilter | null | undefined): AccountScope => {
-  const named = filter?.account
+  const requested = filter?.account
   // Both: one narrows, the other widens. Either reading could hand the caller numbers it did
   // not ask for, so neither is taken.
-  if (filter?.allAccounts === true && named !== undefined && named !== null)
+  if (filter?.allAccounts === true && requested !== undefined && requested !== null)
     throw new ValidationError('filter.account and filter.allAccounts: give one or the other', [
       { path: 'filter.allAccounts', message: 'cannot be true together with filter.account' },
     ])
@@ -33,7 +33,6 @@ export const resolveScope = (principal: Principal, filter: ScopeFilter | null | 
     if (principal.role !== 'admin') throw new ForbiddenError('only an admin may query across accounts')
     return { all: true }
   }
-  const requested = filter?.account
   if (requested === undefined || requested === null || requested === principal.account) {
     return { accounts: [principal.account] }
   }

@@ -34,12 +34,12 @@ const checked = (params: Readonly<Record<string, string>>): Readonly<Record<stri
     issues.push({ path: 'allAccounts', message: 'must be true or false' })
   if (all === 'true' && text(params.account) !== undefined)
     issues.push({ path: 'allAccounts', message: 'cannot be true together with account' })
-  for (const name of ['start', 'end'])
-    if (text(params[name]) !== undefined && instantOf(params[name] as string) === undefined)
-      issues.push({ path: name, message: NOT_A_TIMESTAMP })
-  const [start, end] = [params.start, params.end].map((v) =>
-    text(v) === undefined ? undefined : instantOf(v as string),
-  )
+  const [start, end] = (['start', 'end'] as const).map((name) => {
+    if (text(params[name]) === undefined) return undefined
+    const at = instantOf(params[name] as string)
+    if (at === undefined) issues.push({ path: name, message: NOT_A_TIMESTAMP })
+    return at
+  })
   if (start !== undefined && end !== undefined && start > end)
     issues.push({ path: 'start', message: 'must not be after end' })
   if (text(params.limit) !== undefined && Number.isNaN(digitsOf(params.limit as string)))
