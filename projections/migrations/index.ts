@@ -5,6 +5,7 @@ import { m0004MetricPoints } from './0004-metric-points.ts'
 import { m0005VulnerabilityProjection } from './0005-vulnerability-projection.ts'
 import { m0006EventAttributes } from './0006-event-attributes.ts'
 import { m0007EventsSourceKey } from './0007-events-source-key.ts'
+import { m0008EventsIdIndex } from './0008-events-id-index.ts'
 import type { WarehouseMigration } from './migrate.ts'
 
 export { REPORT_TABLES, type ReportTable, reportTableDdl } from './0003-report-tables.ts'
@@ -26,4 +27,5 @@ export const warehouseMigrations: readonly WarehouseMigration[] = [
   m0005VulnerabilityProjection,
   m0006EventAttributes,
   m0007EventsSourceKey,
+  m0008EventsIdIndex,
 ]

@@ -49,7 +49,7 @@ export const events = async (
   const filter = args.filter ?? {}
   const account = scopeAccount(context.principal, filter.account)
   const conditions = ['account = {account:String}']
-  const params: Record<string, unknown> = { account, limit: limit + 1 }
+  const params: Record<string, unknown> = { account }
   if (filter.type) {
     conditions.push('type = {type:String}')
     params.type = filter.type
@@ -76,31 +76,8 @@ export const events = async (
     end: filter.end,
   })
   const after = paging.after(args.nextToken, ['integer', 'string', 'string'])
-  if (after !== undefined) {
-    const [ms, id, source] = after
-    conditions.push(
-      '(time, id, source) < (fromUnixTimestamp64Milli({afterMs:Int64}), {afterId:String}, {afterSource:String})',
-    )
-    Object.assign(params, { afterMs: ms, afterId: id, afterSource: source })
-  }
-  // An event is (account, source, id): one stored twice (a replay not yet collapsed by
-  // ReplacingMergeTree, or re-sent at another time) is shown once (`LIMIT 1 BY source, id`);
-  // two sources may use the same id.
-  const rows = await context.warehouse.query<EventRecord>(
-    `SELECT id, source, type, subject, account, level, resource_type, subtype,
-            toString(time) AS time_text, data
-       FROM events
-      WHERE ${conditions.join(' AND ')}
-      ORDER BY time DESC, id DESC, source DESC
-      LIMIT 1 BY source, id
-      LIMIT {limit:UInt32}`,
-    params,
-  )
-  const { pageInfo, results: page } = paging.page(rows, limit, (row) => [
-    rowMs(row.time_text),
-    row.id,
-    row.source,
-  ])
+  const rows = await firstCopies(context.warehouse, account, conditions, params, limit + 1, after)
+  const { pageInfo, results: page } = paging.page(rows, limit, eventKey)
   return {
     pageInfo,
     results: page.map((row) => ({
@@ -115,6 +92,72 @@ export const events = async (
       time: `${row.time_text.replace(' ', 'T')}Z`,
       data: row.data,
     })),
+  }
+}
+
+type EventKey = readonly [ms: number, id: string, source: string]
+
+const eventKey = (row: EventRecord): EventKey => [rowMs(row.time_text), row.id, row.source]
+
+/**
+ * The events a filter selects, newest first from `after` on, up to `wanted`: each event
+ * (account, source, id) once, at the first time it was stored with. A producer may send an
+ * event again with another `time`, so its copies have keys of their own and may sit pages
+ * apart or outside the window: each page's events are looked up by id over the account's
+ * whole history (the `events_id` skipping index finds them), and a row later than its
+ * event's first copy is left out. A copy stored twice under one key (a replay
+ * ReplacingMergeTree has not collapsed yet) is read once. So paging never shows an event
+ * twice, and a window shows it only if its first copy falls inside. A page that loses rows
+ * that way is topped up from where it stopped.
+ */
+const firstCopies = async (
+  warehouse: ReportContext['warehouse'],
+  account: string,
+  conditions: readonly string[],
+  params: Readonly<Record<string, unknown>>,
+  wanted: number,
+  after: readonly unknown[] | undefined,
+): Promise<EventRecord[]> => {
+  const kept: EventRecord[] = []
+  const keptEvents = new Set<string>()
+  let cursor = after
+  for (;;) {
+    const where = [...conditions]
+    const limit = wanted - kept.length
+    const bound: Record<string, unknown> = { ...params, limit }
+    if (cursor !== undefined) {
+      const [ms, id, source] = cursor
+      where.push(
+        '(time, id, source) < (fromUnixTimestamp64Milli({afterMs:Int64}), {afterId:String}, {afterSource:String})',
+      )
+      Object.assign(bound, { afterMs: ms, afterId: id, afterSource: source })
+    }
+    const rows = await warehouse.query<EventRecord>(
+      `SELECT id, source, type, subject, account, level, resource_type, subtype,
+              toString(time) AS time_text, data
+         FROM events
+        WHERE ${where.join(' AND ')}
+        ORDER BY time DESC, id DESC, source DESC
+        LIMIT {limit:UInt32}`,
+      bound,
+    )
+    if (rows.length === 0) return kept
+    const firsts = await warehouse.query<{ source: string; id: string; first: string }>(
+      `SELECT source, id, toString(min(time)) AS first
+         FROM events
+        WHERE account = {account:String} AND id IN {ids:Array(String)}
+        GROUP BY source, id`,
+      { account, ids: [...new Set(rows.map((row) => row.id))] },
+    )
+    const firstOf = new Map(firsts.map((f) => [`${f.source}\u0000${f.id}`, f.first]))
+    for (const row of rows) {
+      const event = `${row.source}\u0000${row.id}`
+      if (firstOf.get(event) !== row.time_text || keptEvents.has(event)) continue
+      keptEvents.add(event)
+      kept.push(row)
+    }
+    if (kept.length >= wanted || rows.length < limit) return kept
+    cursor = eventKey(rows.at(-1) as EventRecord)
   }
 }
 

@@ -1121,6 +1121,56 @@ describe('report GraphQL API against a brute-force oracle', () => {
     ])
   })
 
+  it('lists an event a producer sent again with a new time once, at its first time, on every page and window', async () => {
+    const at = (second: number) => new Date(T0 + second * 1_000).toISOString()
+    const sent = (id: string, second: number): EngineEvent =>
+      ({
+        specversion: '1.0',
+        id,
+        source: '/engine',
+        type: 'user.image.analysis.completed',
+        account: 'resent',
+        time: at(second),
+        data: { digest: `sha256:${id}` },
+      }) as EngineEvent
+    // `again` first at 1 s, sent again at 30 s and 40 s (in later batches, as a producer's
+    // retries come), among others at 10–19 s: its copies sit pages apart.
+    await project([sent('again', 1), ...Array.from({ length: 10 }, (_, i) => sent(`e-${i}`, 10 + i))])
+    await project([sent('again', 30)])
+    await project([sent('again', 40), sent('late', 41)])
+    const stored = await warehouse.query(`SELECT time FROM events WHERE account = 'resent' AND id = 'again'`)
+    assert.equal(stored.length, 3, 'the raw table keeps every copy')
+
+    const listed = async (filter: Record<string, unknown>, limit: number) => {
+      const seen: string[] = []
+      let nextToken: string | null = null
+      do {
+        const { body } = await graphql(
+          'admin',
+          `query ($filter: EventFilter, $t: String, $limit: Int) {
+            events(filter: $filter, limit: $limit, nextToken: $t) { pageInfo { nextToken } results { id time } } }`,
+          { filter: { account: 'resent', ...filter }, t: nextToken, limit },
+        )
+        assert.equal(body.errors, undefined, JSON.stringify(body.errors))
+        const page = body.data?.events as unknown as {
+          pageInfo: { nextToken: string | null }
+          results: { id: string; time: string }[]
+        }
+        seen.push(...page.results.map((r) => `${r.id}@${r.time}`))
+        nextToken = page.pageInfo.nextToken
+      } while (nextToken !== null)
+      return seen
+    }
+    const everything = [`late@${at(41)}`, ...Array.from({ length: 10 }, (_, i) => `e-${9 - i}@${at(19 - i)}`)]
+    for (const limit of [1, 2, 3, 5, 100]) {
+      assert.deepEqual(await listed({}, limit), [...everything, `again@${at(1)}`], `limit ${limit}`)
+    }
+    // A window holding only the later copies does not show it; one holding the first does.
+    assert.deepEqual(await listed({ start: at(25) }, 2), [`late@${at(41)}`])
+    assert.deepEqual(await listed({ end: at(5) }, 2), [`again@${at(1)}`])
+    assert.deepEqual(await listed({ id: 'again' }, 1), [`again@${at(1)}`])
+  })
+
   it('carries the projection lag in every answer', async () => {
     // A batch whose events were appended 2.5 s before the projector stored them.
     const handler = createProjectorHandler({

@@ -171,7 +171,7 @@ describe('warehouse migrations on chDB', () => {
       ('old-1', 'legacy', '2026-01-01 00:00:00.000', '{}'),
       ('old-2', 'legacy', '2026-01-01 00:00:01.000', '{}')`)
     const { applied } = await migrate(warehouse, warehouseMigrations)
-    assert.deepEqual(applied, [2, 3, 4, 5, 6, 7])
+    assert.deepEqual(applied, [2, 3, 4, 5, 6, 7, 8])
     const engines = await warehouse.query<{ name: string; engine: string }>(
       `SELECT name, engine FROM system.tables WHERE database = currentDatabase() AND name LIKE 'events%' ORDER BY name`,
     )
@@ -266,7 +266,7 @@ describe('the events sorting key migration on chDB', () => {
     const log = (event: string, fields: Readonly<Record<string, unknown>>) => {
       if (event === 'migrations.progress') progress.push({ ...fields })
     }
-    assert.deepEqual((await migrate(warehouse, warehouseMigrations, { log })).applied, [7])
+    assert.deepEqual((await migrate(warehouse, warehouseMigrations, { log })).applied, [7, 8])
     assert.deepEqual(await eventsTables(), ['events: account, time, id, source'])
     assert.deepEqual(await stored(), before)
     // Copied a month at a time, each logged with how far the copy got.
@@ -291,11 +291,25 @@ describe('the events sorting key migration on chDB', () => {
     assert.deepEqual(await stored(), before)
 
     // A crash after the drop, before the version was recorded: it runs again, changing nothing.
-    await warehouse.command('DELETE FROM schema_migrations WHERE version = 7')
-    assert.deepEqual((await migrate(warehouse, warehouseMigrations)).applied, [7])
+    // (Migration 8 after it runs again too.)
+    await warehouse.command('DELETE FROM schema_migrations WHERE version >= 7')
+    assert.deepEqual((await migrate(warehouse, warehouseMigrations)).applied, [7, 8])
     assert.deepEqual((await migrate(warehouse, warehouseMigrations)).applied, [])
     assert.deepEqual(await eventsTables(), ['events: account, time, id, source'])
     assert.deepEqual(await stored(), before)
+
+    // Migration 8: the id index, which a lookup by id uses.
+    assert.deepEqual(
+      await warehouse.query(
+        `SELECT name, type_full FROM system.data_skipping_indices
+          WHERE database = currentDatabase() AND table = 'events'`,
+      ),
+      [{ name: 'events_id', type_full: 'bloom_filter(0.01)' }],
+    )
+    const plan = await warehouse.query<{ explain: string }>(
+      `EXPLAIN indexes = 1 SELECT source FROM events WHERE account = 'keyed' AND id IN ['e1']`,
+    )
+    assert.match(plan.map((line) => line.explain).join('\n'), /Name: events_id/)
   })
 })
 
