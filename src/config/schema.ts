@@ -122,7 +122,7 @@ export const schema = group({
     delivery: group({
       concurrency: key(positive, {
         default: 256,
-        doc: "Configurations delivered to at the same time. Each configuration has its own queue, sent one delivery at a time and in order, so a slow or failing endpoint holds one of these and delays only itself. The outcomes of attempts that finish together are written to the delivery log in one transaction, so more configurations at a time also means fewer syncs to disk per delivery. Each one in flight holds an outbound connection (a file descriptor); with many configurations, 256 delivered about 14% more a second than 128 (see the README's performance section).",
+        doc: 'Configurations delivered to at the same time. Each configuration has its own queue, sent one delivery at a time and in order, so a slow or failing endpoint holds one of these and delays only itself. The outcomes of attempts that finish together are written to the delivery log in one transaction, so more configurations at a time also means fewer syncs to disk per delivery. Each one in flight holds an outbound connection (a file descriptor); with many configurations, 256 delivered about 14% more a second than 128 (see test/bench/HISTORY.md).',
       }),
       retry_schedule_ms: key(
         listOf(milliseconds, 'a list of milliseconds (comma-separated in the environment)'),
