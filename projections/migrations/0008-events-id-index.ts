@@ -10,12 +10,17 @@ import type { WarehouseMigration } from './migrate.ts'
  * parts already there, as a mutation the engine runs in the background (a large table takes
  * a while, and start-up does not wait for it). Until a part has it, lookups read that part's
  * `id` column instead: slower, never wrong. Both statements are safe to run again.
+ *
+ * The false-positive rate is per id looked up, and a page looks up to 1,000 at once: at 1%,
+ * 100 ids matched most granules and the index saved little; at 0.01% a lookup of 100 ids in
+ * an account of 8 million events took 29 ms against 261 ms without the index, for an index
+ * of 6% of the table's size.
  */
 export const m0008EventsIdIndex: WarehouseMigration = {
   version: 8,
   name: 'events-id-index',
   statements: [
-    'ALTER TABLE events ADD INDEX IF NOT EXISTS events_id id TYPE bloom_filter(0.01) GRANULARITY 1',
+    'ALTER TABLE events ADD INDEX IF NOT EXISTS events_id id TYPE bloom_filter(0.0001) GRANULARITY 1',
     'ALTER TABLE events MATERIALIZE INDEX events_id',
   ],
 }

@@ -97,6 +97,9 @@ export const events = async (
 
 type EventKey = readonly [ms: number, id: string, source: string]
 
+/** The most rows one top-up of an `events` page reads. */
+const MAX_TOP_UP = 10_000
+
 const eventKey = (row: EventRecord): EventKey => [rowMs(row.time_text), row.id, row.source]
 
 /**
@@ -121,9 +124,12 @@ const firstCopies = async (
   const kept: EventRecord[] = []
   const keptEvents = new Set<string>()
   let cursor = after
+  // Each top-up reads twice as many rows as the last, so a run of later copies (an event sent
+  // again many times) takes a few round trips, not one per copy.
+  let batch = wanted
   for (;;) {
     const where = [...conditions]
-    const limit = wanted - kept.length
+    const limit = Math.max(wanted - kept.length, batch)
     const bound: Record<string, unknown> = { ...params, limit }
     if (cursor !== undefined) {
       const [ms, id, source] = cursor
@@ -156,8 +162,10 @@ const firstCopies = async (
       keptEvents.add(event)
       kept.push(row)
     }
-    if (kept.length >= wanted || rows.length < limit) return kept
+    if (kept.length >= wanted) return kept.slice(0, wanted)
+    if (rows.length < limit) return kept
     cursor = eventKey(rows.at(-1) as EventRecord)
+    batch = Math.min(batch * 2, MAX_TOP_UP)
   }
 }
 

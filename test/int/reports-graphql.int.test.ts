@@ -1133,13 +1133,15 @@ describe('report GraphQL API against a brute-force oracle', () => {
         time: at(second),
         data: { digest: `sha256:${id}` },
       }) as EngineEvent
-    // `again` first at 1 s, sent again at 30 s and 40 s (in later batches, as a producer's
+    // `again` first at 1 s, sent again at 30 s, 40 s and 50–61 s (in later batches, as a producer's
     // retries come), among others at 10–19 s: its copies sit pages apart.
     await project([sent('again', 1), ...Array.from({ length: 10 }, (_, i) => sent(`e-${i}`, 10 + i))])
     await project([sent('again', 30)])
     await project([sent('again', 40), sent('late', 41)])
+    // And a run of copies newer than everything else, which each page must read past.
+    for (let second = 50; second < 62; second++) await project([sent('again', second)])
     const stored = await warehouse.query(`SELECT time FROM events WHERE account = 'resent' AND id = 'again'`)
-    assert.equal(stored.length, 3, 'the raw table keeps every copy')
+    assert.equal(stored.length, 15, 'the raw table keeps every copy')
 
     const listed = async (filter: Record<string, unknown>, limit: number) => {
       const seen: string[] = []

@@ -304,7 +304,7 @@ describe('the events sorting key migration on chDB', () => {
         `SELECT name, type_full FROM system.data_skipping_indices
           WHERE database = currentDatabase() AND table = 'events'`,
       ),
-      [{ name: 'events_id', type_full: 'bloom_filter(0.01)' }],
+      [{ name: 'events_id', type_full: 'bloom_filter(0.0001)' }],
     )
     const plan = await warehouse.query<{ explain: string }>(
       `EXPLAIN indexes = 1 SELECT source FROM events WHERE account = 'keyed' AND id IN ['e1']`,
