@@ -1,40 +1,55 @@
-import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
 import { HeraldError } from '../errors/index.ts'
 
-const isAlive = (pid: number): boolean => {
+/** The pid of the process named in the pid file, when it names one. */
+const namedHolder = (file: string): number | undefined => {
   try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
+    const pid = Number.parseInt(readFileSync(file, 'utf8'), 10)
+    return Number.isInteger(pid) ? pid : undefined
+  } catch {
+    return undefined
   }
 }
 
+const isBusy = (error: unknown): boolean =>
+  /database is locked|SQLITE_BUSY/i.test(String((error as Error | undefined)?.message ?? error))
+
 /**
  * The embedded adapters keep consumer-group membership in process, so two Herald processes on
- * one data directory would both consume every partition. A pid file refuses the second one;
- * a file left by a process that died is taken over.
+ * one data directory would both consume every partition. The second one is refused.
+ *
+ * The lock is an exclusive SQLite transaction held open on `herald.lock` for the process's
+ * life: SQLite takes it with a POSIX record lock, which the operating system drops when the
+ * process ends however it ends (kill -9, out of memory). So a lock is never left behind, and a
+ * stale pid in `herald.pid` (a process id reused by something else since, common in
+ * containers) cannot keep Herald from starting. `herald.pid` still names the holder, for the
+ * error message and for operators.
  */
 export const lockDataDir = (dataDir: string, pid = process.pid): { release(): void } => {
-  const file = join(dataDir, 'herald.pid')
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = openSync(file, 'wx', 0o644)
-      writeSync(fd, `${pid}\n`)
-      closeSync(fd)
-      return { release: () => rmSync(file, { force: true }) }
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
-      const holder = Number.parseInt(readFileSync(file, 'utf8'), 10)
-      if (Number.isInteger(holder) && holder !== pid && isAlive(holder)) {
-        throw new HeraldError(
-          'data_dir_locked',
-          `data directory ${dataDir} is in use by Herald process ${holder}; stop it or choose another HERALD_DATA_DIR`,
-        )
-      }
-      rmSync(file, { force: true })
-    }
+  const pidFile = join(dataDir, 'herald.pid')
+  const db = new DatabaseSync(join(dataDir, 'herald.lock'), { timeout: 0 })
+  try {
+    db.exec('PRAGMA locking_mode = EXCLUSIVE')
+    db.exec('BEGIN EXCLUSIVE')
+  } catch (error) {
+    db.close()
+    if (!isBusy(error)) throw error
+    const holder = namedHolder(pidFile)
+    throw new HeraldError(
+      'data_dir_locked',
+      `data directory ${dataDir} is in use by ${holder === undefined ? 'another Herald process' : `Herald process ${holder}`}; stop it or choose another HERALD_DATA_DIR`,
+    )
   }
-  throw new HeraldError('data_dir_locked', `could not lock data directory ${dataDir}`)
+  writeFileSync(pidFile, `${pid}\n`, { mode: 0o644 })
+  let held = true
+  return {
+    release: () => {
+      if (!held) return
+      held = false
+      rmSync(pidFile, { force: true })
+      db.close()
+    },
+  }
 }
