@@ -57,7 +57,7 @@ export const schema = group({
   }),
   data_dir: key(nonEmptyString, {
     default: './data',
-    doc: 'Folder of Herald’s local files: the embedded adapters’ (`eventlog.sqlite`, `eventstore.sqlite`, `warehouse/`), the delivery log and its view (`deliveries.sqlite`, `deliveries-view.sqlite`), the router’s and the projector’s processed-id windows and the digest buffer (`processed-ids.sqlite`, `projected-ids.sqlite`, `digests.sqlite`), the Jira issues filed lately (`recent-tickets.sqlite`) and the generated `secret.key`. A relative path is resolved against the working directory. Keep it on persistent storage, also with Kafka and KurrentDB.',
+    doc: 'Folder of Herald’s local files: the embedded adapters’ (`eventlog.sqlite`, `eventstore.sqlite`, `warehouse/`), the delivery log and its view (`deliveries.sqlite`, `deliveries-view.sqlite`), the router’s and the projector’s processed-id windows and the digest buffer (`processed-ids.sqlite`, `projected-ids.sqlite`, `digests.sqlite`), the Jira issues filed lately (`recent-tickets.sqlite`), the generated `secret.key`, and `herald.lock` with `herald.pid`: one process at a time may use the folder (the lock is dropped by the operating system when the process ends, however it ends; `herald.pid` names the holder). A relative path is resolved against the working directory. Keep it on persistent storage, also with Kafka and KurrentDB.',
   }),
   log_level: key(oneOf(['debug', 'info', 'warn', 'error'] as const), {
     default: 'info',
