@@ -80,6 +80,21 @@ describe('storedEvent', () => {
     assert.equal(toEventRow({ ...minimal, time: '2026-11-22T08:00:00.000Z' }, message, 0).attributes, '{}')
   })
 
+  it('gives back a time as it was written when the column cannot (no milliseconds, an offset, more digits)', () => {
+    for (const time of [
+      '2026-11-24T00:00:00Z',
+      '2026-11-24T01:00:00.5+01:00',
+      '2026-11-24T00:00:00.123456Z',
+    ]) {
+      const event = { ...minimal, time }
+      const row = toEventRow(event, message, 0)
+      assert.equal(fromClickHouseTime(row.time), Math.trunc(Date.parse(time)), 'the column holds the instant')
+      assert.equal(roundTrip(event).time, time)
+    }
+    // The common case stores nothing beside the column.
+    assert.equal(toEventRow({ ...minimal, time: '2026-11-24T00:00:00.000Z' }, message, 0).attributes, '{}')
+  })
+
   it('reads a row stored before the attributes column as before', () => {
     const { attributes: _, ...old } = toEventRow({ ...minimal, time: '2026-11-22T08:00:00.000Z' }, message, 0)
     assert.equal(storedEvent(old, Date.parse('2026-11-22T08:00:00.000Z')).time, '2026-11-22T08:00:00.000Z')

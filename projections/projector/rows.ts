@@ -97,10 +97,16 @@ const COLUMN_ATTRIBUTES = new Set([
   'data',
 ])
 
+/** `Date.prototype.toISOString`'s form, which the `time` column gives back exactly. */
+const CANONICAL_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
+
 /**
  * The attributes of an event the columns do not hold, as a JSON object: `datacontenttype`,
- * `dataschema`, extension attributes, and `time: null` when the event carried no time (the
- * `time` column then holds its log append time). `{}` for none, the common case.
+ * `dataschema`, extension attributes, `time: null` when the event carried no time (the `time`
+ * column then holds its log append time), and `time` as sent when the column cannot give it
+ * back as it was written (no milliseconds, an offset, more digits): selectors match `time` as
+ * a string, so explain and preview must judge the string the router judged. `{}` for none, the
+ * common case.
  */
 export const attributesOf = (event: CloudEvent): string => {
   let other: Record<string, unknown> | undefined
@@ -109,9 +115,9 @@ export const attributesOf = (event: CloudEvent): string => {
     other ??= {}
     other[key] = (event as Record<string, unknown>)[key]
   }
-  if (event.time === undefined) {
+  if (event.time === undefined || !CANONICAL_TIME.test(event.time)) {
     other ??= {}
-    other.time = null
+    other.time = event.time ?? null
   }
   return other === undefined ? '{}' : JSON.stringify(other)
 }
@@ -227,7 +233,7 @@ export const storedEvent = (row: StoredEnvelope, timeMs: number): CloudEvent => 
     source: row.source,
     type: row.type,
     account: row.account,
-    ...(time === null ? {} : { time: new Date(timeMs).toISOString() }),
+    ...(time === null ? {} : { time: typeof time === 'string' ? time : new Date(timeMs).toISOString() }),
     ...(data === null ? {} : { data }),
     ...(row.subject === '' ? {} : { subject: row.subject }),
     ...(row.level === '' ? {} : { level: row.level as NonNullable<CloudEvent['level']> }),

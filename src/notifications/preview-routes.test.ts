@@ -204,7 +204,7 @@ describe('selector preview and event explanations over chDB', () => {
         source: '/engine/catalog',
         type: 'user.image.analysis.completed',
         account: 'acme',
-        time: '2026-03-01T10:04:00.000Z',
+        time: '2026-03-01T10:04:00Z',
         data: { digest: 'sha256:a5' },
         subject: 'subject-e5',
         level: 'info',
@@ -242,6 +242,9 @@ describe('selector preview and event explanations over chDB', () => {
         'e2',
       ])
       assert.deepEqual(ids(await call(tokens.reader, 'POST', PREVIEW, selector({ level: 'error' }))), ['e4'])
+      // `time` as the producer wrote it (no milliseconds), as the router matches it.
+      const at = selector({}, { pattern: { time: ['2026-03-01T10:02:00Z'] } })
+      assert.deepEqual(ids(await call(tokens.reader, 'POST', PREVIEW, at)), ['e3'])
     })
 
     it('orders and ranges an event sent without `time` by when it arrived', async () => {
@@ -409,7 +412,8 @@ describe('selector preview and event explanations over chDB', () => {
         type: 'user.checks.tag.vulnerabilities.update',
         source: '/engine/catalog',
         account: 'acme',
-        time: '2026-03-01T10:02:00.000Z',
+        // As the producer wrote it, which is what a selector on `time` matches.
+        time: '2026-03-01T10:02:00Z',
         level: 'info',
         resourcetype: 'image_tag',
         subject: 'subject-e3',
@@ -473,6 +477,23 @@ describe('selector preview and event explanations over chDB', () => {
       assert.equal(stranger.status, 200)
       assert.deepEqual([stranger.json.matched, stranger.json.unmatched], [[], []])
       assert.equal((await explain(ADMIN_TOKEN, 'g1')).status, 200)
+    })
+
+    it('judges `time` as the producer wrote it, as the router does', async () => {
+      const { value } = await service.addSelector(writer, 'slack', slackId, {
+        scope: 'account',
+        event: { level: '*', type: '*', resource_type: '*' },
+        pattern: { time: ['2026-03-01T10:02:00Z'] },
+      })
+      try {
+        const answer = await explain(tokens.reader, 'e3')
+        assert.ok(
+          (answer.json.matched as Json[]).some((m) => m.selector_id === value.id),
+          JSON.stringify(answer.json.unmatched),
+        )
+      } finally {
+        await service.removeSelector(writer, 'slack', slackId, value.id)
+      }
     })
 
     it('answers 503 without a warehouse', async () => {
