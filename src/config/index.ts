@@ -8,5 +8,5 @@
 export { CONFIG_FILE_VARIABLE, ENV_ALIASES, type Env, envNameOf } from './env.ts'
 export type { ReadFile } from './file.ts'
 export { type LoadConfigOptions, loadConfig, loadConfigFromProcess, topicPartitions } from './load.ts'
-export { REDACTED, redactConfig } from './redact.ts'
+export { REDACTED, redactConfig, scrubCredentials } from './redact.ts'
 export type * from './types.ts'

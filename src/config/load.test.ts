@@ -679,5 +679,47 @@ secrets: { encryption_key: ${Buffer.from(MARK).toString('base64')} }
         'ui_url (HERALD_UI_URL): expected an http(s) URL, got "ftp://[redacted]@ui.example.com/"',
       )
     })
+
+    it('refuses a URL key spelt other than scheme://, naming its variable and not its credentials', () => {
+      const spellings = [
+        `http:/bob:${URL_MARK}@ch:8123`,
+        `http:\\\\bob:${URL_MARK}@ch`,
+        `http:bob:${URL_MARK}@ch`,
+      ]
+      const keys = [
+        'ui_url',
+        'authorization_handler_config.endpoint',
+        'warehouse.clickhouse.url',
+        'schema_registry.confluent.url',
+      ]
+      for (const spelling of [...spellings, `http:///bob:${URL_MARK}@ch`, `http://bob:${URL_MARK}@ch/a b`]) {
+        const error = failure(() =>
+          load({
+            HERALD_UI_URL: spelling,
+            HERALD_AUTHORIZATION_HANDLER_CONFIG__ENDPOINT: spelling,
+            HERALD_WAREHOUSE__CLICKHOUSE__URL: spelling,
+            HERALD_SCHEMA_REGISTRY__CONFLUENT__URL: spelling,
+          }),
+        )
+        for (const key of keys) {
+          assert.match(
+            issue(error, key),
+            /^[a-z_.]+ \(HERALD_[A-Z_]+\): expected an http\(s\) URL written as http:\/\/host… or https:\/\/host…/,
+          )
+        }
+        assert.doesNotMatch(error.message, new RegExp(URL_MARK), spelling)
+      }
+      const relative = failure(() => load({ HERALD_UI_URL: `//ui:${URL_MARK}@h` }))
+      assert.equal(
+        issue(relative, 'ui_url'),
+        'ui_url (HERALD_UI_URL): expected an http(s) URL, got "//[redacted]@h"',
+      )
+    })
+
+    it('trims the spaces around a URL, so it is stored and shown as written', () => {
+      const config = load({ HERALD_UI_URL: ` https://viewer:${URL_MARK}@ui.example.com/app\n` })
+      assert.equal(config.ui_url, `https://viewer:${URL_MARK}@ui.example.com/app`)
+      assert.equal(load({ HERALD_UI_URL: 'HTTPS://ui.example.com' }).ui_url, 'HTTPS://ui.example.com')
+    })
   })
 })

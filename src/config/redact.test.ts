@@ -72,4 +72,51 @@ describe('redactConfig', () => {
     assert.equal(scrubCredentials('http://host/path'), 'http://host/path')
     assert.equal(scrubCredentials('not a url @ all'), 'not a url @ all')
   })
+
+  it('scrubs user-info however the URL is spelled, wherever a URL parser would find credentials', () => {
+    const spellings = [
+      'http:/bob:Pw1@ch:8123',
+      'http:\\\\bob:Pw1@ch:8123',
+      'http:bob:Pw1@ch:8123',
+      ' http://bob:Pw1@ch:8123',
+      '\thttp://bob:Pw1@ch:8123',
+      'http:///bob:Pw1@ch:8123',
+      'h\tttp://bob:Pw1@ch:8123',
+      'HTTP://bob:Pw1@ch:8123',
+      'http:/\\bob:Pw1@ch:8123',
+    ]
+    for (const spelling of spellings) {
+      // The oracle: Node's own WHATWG parser says these are credentials.
+      assert.equal(new URL(spelling).password, 'Pw1', JSON.stringify(spelling))
+      const scrubbed = scrubCredentials(spelling)
+      assert.ok(
+        !scrubbed.includes('Pw1') && !scrubbed.includes('bob'),
+        `${JSON.stringify(spelling)} → ${scrubbed}`,
+      )
+      assert.ok(scrubbed.endsWith(`${REDACTED}@ch:8123`), scrubbed)
+    }
+    assert.equal(scrubCredentials('http:/bob:Pw1@ch:8123'), 'http:/[redacted]@ch:8123')
+    assert.equal(scrubCredentials('//ui:Pw2@h'), '//[redacted]@h')
+    assert.equal(scrubCredentials('\\\\ui:Pw2@h'), '\\\\[redacted]@h')
+    assert.equal(scrubCredentials('/ui:Pw2@h'), '/[redacted]@h')
+    assert.equal(scrubCredentials('ui:Pw2@h'), 'ui:[redacted]@h')
+    assert.equal(scrubCredentials('ops@example.com'), 'ops@example.com')
+    assert.equal(scrubCredentials('/srv/herald@2/data'), '/srv/herald@2/data')
+  })
+
+  it('shows odd spellings of a URL in herald config with their credentials redacted', () => {
+    const redacted = redactConfig(
+      loadConfig({
+        cwd: '/srv',
+        env: {
+          HERALD_WAREHOUSE__KIND: 'clickhouse',
+          HERALD_WAREHOUSE__CLICKHOUSE__URL: ' http://bob:CHPW1@ch:8123 ',
+          HERALD_EVENT_LOG__KAFKA__CLIENT_ID: 'http:/bob:CHPW2@x',
+        },
+      }),
+    )
+    assert.equal(redacted.warehouse.clickhouse.url, 'http://[redacted]@ch:8123')
+    assert.equal(redacted.event_log.kafka.client_id, 'http:/[redacted]@x')
+    assert.doesNotMatch(JSON.stringify(redacted), /CHPW/)
+  })
 })

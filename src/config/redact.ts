@@ -5,12 +5,36 @@ import type { Config } from './types.ts'
 export const REDACTED = '[redacted]'
 
 /**
- * Hides the user-info of anything URL-shaped (`scheme://user:password@host…`). It cuts up to
- * the last `@`, not the first, so that a password with an unencoded `@` or `/` still
- * disappears whole; over-redacting a URL that merely has `@` in its path is the cheaper mistake.
+ * What may stand before a URL's user-info, however it is spelled: the spaces and control
+ * characters URL parsers strip, a scheme, and any run of slashes or backslashes. A WHATWG
+ * parser reads `http:/u:p@h`, `http:\\u:p@h`, `http:u:p@h` and ` http://u:p@h` all as
+ * `http://u:p@h/`, so matching only `scheme://` would miss credentials it would use.
  */
-export const scrubCredentials = (value: string): string =>
-  value.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/).*@/s, `$1${REDACTED}@`)
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the parser strips exactly these
+const URL_PREFIX = /^[\u0000-\u0020]*(?:[A-Za-z][A-Za-z0-9+.-]*:)?[/\\]*/
+
+/**
+ * Whether the text between the prefix and the last `@` is user-info rather than the local part
+ * of an e-mail address: it is when a scheme or `//` came first, or when it holds a `:`
+ * (`user:password@`, including a scheme the prefix could not read, such as `h\ttp://`).
+ */
+const isUserinfo = (prefix: string, userinfo: string): boolean =>
+  userinfo !== '' && (prefix.includes(':') || /[/\\]{2}/.test(prefix) || userinfo.includes(':'))
+
+/**
+ * Hides the user-info of anything URL-shaped (`scheme://user:password@host…`, and the odd
+ * spellings parsers accept: `http:/…`, `http:\\…`, `http:…`, `//…`, leading spaces). It cuts
+ * up to the last `@`, not the first, so that a password with an unencoded `@` or `/` still
+ * disappears whole; over-redacting a URL that merely has `@` in its path, or a `mailto:`, is
+ * the cheaper mistake. An e-mail address (`ops@example.com`) is left alone.
+ */
+export const scrubCredentials = (value: string): string => {
+  const at = value.lastIndexOf('@')
+  if (at < 0) return value
+  // The prefix holds no `@`, so it always ends before `at`.
+  const prefix = URL_PREFIX.exec(value)?.[0] ?? ''
+  return isUserinfo(prefix, value.slice(prefix.length, at)) ? `${prefix}${REDACTED}${value.slice(at)}` : value
+}
 
 const redactNode = (node: Node, value: unknown): unknown => {
   if (node.node === 'group') {

@@ -158,13 +158,34 @@ export const allowlistEntry = stringType(
   },
 )
 
-export const httpUrl = stringType('HttpUrl', 'an http(s) URL', (s) => {
+/**
+ * Refused, though a WHATWG parser reads it: anything but `http://` or `https://` followed by
+ * the authority, with no space, control character or backslash inside. Parsers also read
+ * `http:/h`, `http:\\h`, `http:h`, `//h` (against a base) and `http:///h` as `http://h/`, so
+ * such a spelling hides what it holds: `http:/bob:pw@h` carries credentials that neither a
+ * reader nor a pattern looking for `scheme://` would see.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: these are what a parser would drop
+const NON_CANONICAL_URL = /^(?!https?:\/\/[^/\\])|[\u0000-\u0020\\]/i
+
+const HTTP_URL = 'an http(s) URL'
+
+/** Surrounding spaces (a stray newline from a secrets file) are trimmed away, nothing else. */
+export const httpUrl = leafType('HttpUrl', HTTP_URL, 'string', (u) => {
+  if (typeof u !== 'string') return fail()
+  const s = u.trim()
+  let url: URL
   try {
-    const url = new URL(s)
-    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== ''
+    url = new URL(s)
   } catch {
-    return false
+    return fail()
   }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') return fail()
+  return NON_CANONICAL_URL.test(s)
+    ? fail(
+        `expected ${HTTP_URL} written as http://host… or https://host… (two slashes; no spaces or backslashes)`,
+      )
+    : ok(s)
 })
 
 export const secretString = (minLength: number): LeafType<string> =>

@@ -4,7 +4,7 @@ import type { DigestStore } from '../../streams/digest-store.ts'
 import { createDigestStore } from '../../streams/digest-store-sqlite.ts'
 import { batchHandler, ROUTER_MAX_BATCH, routeBatches } from '../../streams/router.ts'
 import type { SelectorIndex } from '../../streams/routing/index.ts'
-import type { Config } from '../config/index.ts'
+import { type Config, scrubCredentials } from '../config/index.ts'
 import {
   createConfluentSchemaRegistry,
   createEmbeddedSchemaRegistry,
@@ -73,7 +73,8 @@ export const wireIngress = async ({
     const ids = await registerSubjects(registry, [...heraldSubjects(topics), ...heraldAvroSubjects(topics)])
     logger('info', 'schema_registry.registered', {
       subjects: ids.size,
-      url: config.schema_registry.confluent.url,
+      // A registry URL may carry basic-auth credentials, and logs are read more widely than config.
+      url: scrubCredentials(config.schema_registry.confluent.url ?? ''),
     })
   }
 

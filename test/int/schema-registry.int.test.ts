@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { loadConfig } from '../../src/config/index.ts'
 import { isRetriable, NotFoundError, UnavailableError } from '../../src/errors/index.ts'
 import type { EngineEvent } from '../../src/events/index.ts'
 import { generateActivity } from '../../src/generator/index.ts'
@@ -15,6 +19,7 @@ import {
   toKafkaMessage,
 } from '../../src/ingress/index.ts'
 import type { LogMessage } from '../../src/ports/event-log.ts'
+import { wireIngress } from '../../src/wiring/ingress.ts'
 import { runSchemaRegistryContract } from '../contracts/schema-registry.contract.ts'
 import { type SchemaRegistryStandIn, startSchemaRegistry } from '../support/schema-registry.ts'
 
@@ -188,5 +193,39 @@ describe('Confluent schema registry adapter', () => {
   it('reports an unreachable registry as unavailable', async () => {
     const registry = createConfluentSchemaRegistry({ url: 'http://127.0.0.1:1', retry: { retries: 0 } })
     await assert.rejects(registry.decoderFor(1), UnavailableError)
+  })
+})
+
+describe('wiring a Confluent registry whose URL carries credentials', () => {
+  it('logs the registration without them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-registry-'))
+    const config = loadConfig({
+      cwd: dir,
+      env: {
+        HERALD_DATA_DIR: dir,
+        HERALD_SCHEMA_REGISTRY__KIND: 'confluent',
+        HERALD_SCHEMA_REGISTRY__CONFLUENT__URL: standIn.url.replace('://', '://herald:s3cret@'),
+        HERALD_SCHEMA_REGISTRY__CONFLUENT__USERNAME: 'herald',
+        HERALD_SCHEMA_REGISTRY__CONFLUENT__PASSWORD: 's3cret',
+        HERALD_SCHEMA_REGISTRY__CONFLUENT__REGISTER_SCHEMAS: 'true',
+      },
+    })
+    const logged: Record<string, unknown>[] = []
+    const unused = () => Promise.reject(new Error('not used'))
+    const ingress = await wireIngress({
+      config,
+      warehouse: { command: unused, query: unused, insert: unused },
+      logger: (_level, event, fields) => {
+        logged.push({ event, ...fields })
+      },
+    })
+    try {
+      const registered = logged.find((entry) => entry.event === 'schema_registry.registered')
+      assert.equal(registered?.url, standIn.url.replace('://', '://[redacted]@'))
+      assert.doesNotMatch(JSON.stringify(logged), /s3cret/)
+    } finally {
+      await ingress.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
