@@ -10,6 +10,14 @@ export type Env = Readonly<Record<string, string | undefined>>
 
 export const CONFIG_FILE_VARIABLE = 'HERALD_CONFIG'
 
+/**
+ * The defaults of the client commands (`herald publish`, `generate`, `rebuild-reports`; see
+ * src/cli/): where Herald runs and the token to call it with. An operator who exports them for
+ * those commands must still be able to start the server on the same shell, so the server
+ * ignores them rather than calling them unknown.
+ */
+export const CLIENT_VARIABLES: readonly string[] = ['HERALD_URL', 'HERALD_TOKEN']
+
 const PREFIX = 'HERALD_'
 
 /** Shorter names kept because deployments already use them; alias → canonical. */
@@ -78,7 +86,8 @@ export interface EnvReading {
 }
 
 /**
- * Every `HERALD_*` variable must be a known key, `HERALD_CONFIG` or an alias: a misspelt
+ * Every `HERALD_*` variable must be a known key, `HERALD_CONFIG`, an alias or one of the
+ * client commands' `CLIENT_VARIABLES`: a misspelt
  * override would otherwise be ignored without a word. Matching the prefix ignores case because
  * `Herald_Port` is a typo of `HERALD_PORT`, not somebody else's variable.
  */
@@ -92,7 +101,8 @@ export const readEnv = (schema: Node, env: Env): EnvReading => {
     if (
       raw === undefined ||
       !variable.toUpperCase().startsWith(PREFIX) ||
-      variable === CONFIG_FILE_VARIABLE
+      variable === CONFIG_FILE_VARIABLE ||
+      CLIENT_VARIABLES.includes(variable)
     ) {
       continue
     }

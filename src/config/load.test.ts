@@ -405,6 +405,18 @@ warehouse:
       )
     })
 
+    it("ignores the client commands' HERALD_URL and HERALD_TOKEN, so exporting them does not stop the server", () => {
+      assert.deepEqual(load({ HERALD_URL: 'http://localhost:8228', HERALD_TOKEN: 'x' }), DEFAULTS)
+      // Only those exact names: a near miss is still a typo of a key.
+      assert.match(
+        issue(
+          failure(() => load({ HERALD_TOKENS: 'x' })),
+          'HERALD_TOKENS',
+        ),
+        /unknown configuration variable/,
+      )
+    })
+
     it('rejects unknown HERALD_ variables, suggesting the intended one', () => {
       const error = failure(() =>
         load({

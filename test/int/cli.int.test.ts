@@ -11,16 +11,20 @@ describe('herald command line', () => {
   const dir = mkdtempSync(join(tmpdir(), 'herald-cli-'))
   after(() => rmSync(dir, { recursive: true, force: true }))
 
-  /** Runs `herald …args` in an empty directory, with only PATH and HOME from this environment. */
-  const herald = (...args: string[]) => {
+  /**
+   * Runs `herald …args` in an empty directory, with only PATH and HOME from this environment
+   * (and `env` added).
+   */
+  const heraldWith = (env: Record<string, string>, ...args: string[]) => {
     const run = spawnSync(process.execPath, [cli, ...args], {
       cwd: dir,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', HERALD_DATA_DIR: dir },
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', HERALD_DATA_DIR: dir, ...env },
       encoding: 'utf8',
       timeout: 30_000,
     })
     return { status: run.status, stdout: run.stdout, stderr: run.stderr }
   }
+  const herald = (...args: string[]) => heraldWith({}, ...args)
 
   it('refuses an option it does not take with a one-line error and its usage, exit code 2', () => {
     const run = herald('start', '--config', 'herald.yaml')
@@ -42,5 +46,11 @@ describe('herald command line', () => {
     const help = herald('--help')
     assert.equal(help.status, 0)
     assert.match(help.stdout, /^usage: herald <command>/)
+  })
+
+  it("reads its configuration with the client commands' HERALD_URL and HERALD_TOKEN exported", () => {
+    const run = heraldWith({ HERALD_URL: 'http://localhost:8228', HERALD_TOKEN: 'x' }, 'config')
+    assert.equal(run.status, 0, run.stderr)
+    assert.equal(JSON.parse(run.stdout).port, 8228)
   })
 })
