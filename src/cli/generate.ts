@@ -10,7 +10,9 @@ import {
   EXIT_FAILED,
   EXIT_OK,
   positiveInt,
+  quoteArgument,
   readCommandLine,
+  serverUrl,
   UsageError,
   writeText,
 } from './io.ts'
@@ -34,7 +36,8 @@ options:
   --no-system            leave out engine-wide events (feed syncs, service faults), which
                          belong to the admin account
   --realtime             emit each event when its time comes, so --rate is a real rate
-  --publish-url <url>    post the events to Herald (base or ingest URL) instead of printing
+  --publish-url <url>    post the events to Herald (base or ingest URL, http or https,
+                         without user:password@) instead of printing
   --token <token>        bearer token for --publish-url; default: HERALD_TOKEN
   --batch-size <n>       events per request with --publish-url; default 500
   -h, --help             show this help
@@ -87,7 +90,8 @@ const parse = (argv: readonly string[], env: CliDeps['env']): GenerateOptions | 
     },
   })
   if (values.help) return 'help'
-  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`)
+  if (positionals.length > 0)
+    throw new UsageError(`unexpected argument ${quoteArgument(positionals[0] ?? '')}`)
   const accounts = /^\d+$/.test(values.accounts)
     ? positiveInt(values.accounts, 'accounts', 3)
     : values.accounts
@@ -111,13 +115,7 @@ const parse = (argv: readonly string[], env: CliDeps['env']): GenerateOptions | 
     throw new UsageError(`--start ${NOT_A_TIMESTAMP}, got "${values.start}"`)
   }
   const publishUrl = values['publish-url']
-  if (publishUrl !== undefined) {
-    try {
-      new URL(publishUrl)
-    } catch {
-      throw new UsageError(`--publish-url is not a URL: "${publishUrl}"`)
-    }
-  }
+  if (publishUrl !== undefined) serverUrl(publishUrl, '--publish-url')
   return {
     seed: values.seed,
     accounts,

@@ -1,4 +1,5 @@
 import type { KafkaEventLogOptions } from '../adapters/kafka-event-log/index.ts'
+import { scrubCredentials } from '../config/index.ts'
 import type { EventLog } from '../ports/index.ts'
 
 /** A text sink such as `process.stdout`: the callback runs once the chunk is flushed. */
@@ -95,3 +96,28 @@ export const positiveInt = (value: string | undefined, option: string, fallback:
     throw new UsageError(`--${option} must be a whole number of at least 1, got "${value}"`)
   return n
 }
+
+/**
+ * Herald's URL as given by `source` (`--url`, `--publish-url` or `HERALD_URL`), checked before
+ * anything is sent: fetch refuses a URL with user-info and speaks only http(s), so either would
+ * just be retried until the attempts ran out. A URL with user-info is never echoed, and the
+ * token belongs in `--token` or `HERALD_TOKEN`, not in the URL.
+ */
+export const serverUrl = (value: string, source: string): string => {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw new UsageError(`${source} is not a URL: "${scrubCredentials(value)}"`)
+  }
+  if (url.username !== '' || url.password !== '')
+    throw new UsageError(
+      `${source} must not hold credentials (user:password@); give a token with --token or HERALD_TOKEN`,
+    )
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new UsageError(`${source} must be an http:// or https:// URL, not ${url.protocol}`)
+  return value
+}
+
+/** A command-line argument for a message, with any URL user-info in it hidden. */
+export const quoteArgument = (argument: string): string => `"${scrubCredentials(argument)}"`

@@ -10,8 +10,10 @@ import {
   EXIT_FAILED,
   EXIT_OK,
   positiveInt,
+  quoteArgument,
   readAll,
   readCommandLine,
+  serverUrl,
   UsageError,
   writeText,
 } from './io.ts'
@@ -28,7 +30,7 @@ input:
 
 HTTP:
   --url <url>            Herald's base URL (http://localhost:8228) or its ingest URL;
-                         default: HERALD_URL
+                         default: HERALD_URL. http or https, without user:password@
   --token <token>        bearer token; default: HERALD_TOKEN. A non-admin token may publish
                          only its own account's events.
 
@@ -108,7 +110,8 @@ const parse = (argv: readonly string[], env: CliDeps['env']): PublishOptions | '
     },
   })
   if (values.help) return 'help'
-  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`)
+  if (positionals.length > 0)
+    throw new UsageError(`unexpected argument ${quoteArgument(positionals[0] ?? '')}`)
   const kafka = values.kafka
     ?.split(',')
     .map((b) => b.trim())
@@ -119,13 +122,7 @@ const parse = (argv: readonly string[], env: CliDeps['env']): PublishOptions | '
   if (url === undefined && kafka === undefined && !values['dry-run']) {
     throw new UsageError('say where to publish: --url <url> (or HERALD_URL) or --kafka <brokers>')
   }
-  if (url !== undefined) {
-    try {
-      new URL(url)
-    } catch {
-      throw new UsageError(`--url is not a URL: "${url}"`)
-    }
-  }
+  if (url !== undefined) serverUrl(url, values.url === undefined ? 'HERALD_URL' : '--url')
   return {
     file: values.file === '-' ? undefined : values.file,
     url,

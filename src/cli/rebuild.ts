@@ -6,7 +6,9 @@ import {
   EXIT_OK,
   EXIT_USAGE,
   positiveInt,
+  quoteArgument,
   readCommandLine,
+  serverUrl,
   UsageError,
   writeText,
 } from './io.ts'
@@ -18,7 +20,8 @@ that owns the warehouse), e.g. after an upgrade changed how events are projected
 answering from the old tables until the new ones are swapped in; the projector pauses only for
 the swap. Prints progress until the rebuild ends.
 
-  --url <url>            Herald's base URL, default HERALD_URL or http://localhost:8228
+  --url <url>            Herald's base URL, default HERALD_URL or http://localhost:8228;
+                         http or https, without user:password@
   --token <token>        an admin bearer token; default HERALD_TOKEN
   --status               print the last rebuild's status and exit
   --no-wait              start the rebuild and exit
@@ -26,6 +29,8 @@ the swap. Prints progress until the rebuild ends.
   -h, --help             show this help
 
 exit status: 0 done; 1 refused, failed or unreachable; 2 bad command line.`
+
+const DEFAULT_URL = 'http://localhost:8228'
 
 interface Status {
   readonly state: string
@@ -38,7 +43,10 @@ export const runRebuild = async (args: readonly string[], deps: CliDeps): Promis
   const sleep = deps.sleep ?? defaultSleep
   const commandLine = await readCommandLine('herald rebuild-reports', REBUILD_USAGE, deps, () => {
     const parsed = parse(args)
-    return parsed.help === true ? 'help' : parsed
+    if (parsed.help === true) return 'help'
+    const given = parsed.url ?? deps.env.HERALD_URL
+    const source = parsed.url === undefined ? 'HERALD_URL' : '--url'
+    return { ...parsed, base: given === undefined ? DEFAULT_URL : serverUrl(given, source) }
   })
   if ('exit' in commandLine) return commandLine.exit
   const values = commandLine.options
@@ -49,7 +57,7 @@ export const runRebuild = async (args: readonly string[], deps: CliDeps): Promis
     await writeText(deps.stderr, `herald rebuild-reports: ${(error as Error).message}\n`)
     return EXIT_USAGE
   }
-  const base = (values.url ?? deps.env.HERALD_URL ?? 'http://localhost:8228').replace(/\/+$/, '')
+  const base = values.base.replace(/\/+$/, '')
   const endpoint = `${base}/v1/reports/rebuild`
   const token = values.token ?? deps.env.HERALD_TOKEN
   const headers: Record<string, string> = { accept: 'application/json' }
@@ -102,6 +110,7 @@ const parse = (args: readonly string[]) => {
       help: { type: 'boolean', short: 'h' },
     },
   })
-  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`)
+  if (positionals.length > 0)
+    throw new UsageError(`unexpected argument ${quoteArgument(positionals[0] ?? '')}`)
   return values
 }

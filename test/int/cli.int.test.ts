@@ -53,4 +53,30 @@ describe('herald command line', () => {
     assert.equal(run.status, 0, run.stderr)
     assert.equal(JSON.parse(run.stdout).port, 8228)
   })
+
+  it('refuses a client URL with credentials or a scheme fetch cannot use, exit 2 at once, never echoing them', () => {
+    const withCredentials = 'http://user:PUBPW@localhost:8350'
+    const runs = [
+      herald('publish', '--file', 'x.ndjson', '--url', withCredentials, '--token', 't'),
+      heraldWith({ HERALD_URL: 'http:/user:PUBPW@localhost:8350' }, 'publish', '--file', 'x.ndjson'),
+      herald('generate', '--count', '1', '--publish-url', withCredentials),
+      herald('rebuild-reports', '--url', withCredentials),
+      heraldWith({ HERALD_URL: withCredentials }, 'rebuild-reports'),
+      herald('publish', '--url', 'http://localhost:8350', withCredentials),
+    ]
+    for (const run of runs) {
+      assert.equal(run.status, 2, run.stderr)
+      assert.doesNotMatch(run.stderr + run.stdout, /PUBPW/)
+      assert.doesNotMatch(run.stderr, /retrying|cannot reach/)
+    }
+    assert.match(runs[0]?.stderr ?? '', /^herald publish: --url must not hold credentials \(user:password@\)/)
+    assert.match(runs[1]?.stderr ?? '', /^herald publish: HERALD_URL must not hold credentials/)
+    assert.match(runs[2]?.stderr ?? '', /^herald generate: --publish-url must not hold credentials/)
+    assert.match(runs[3]?.stderr ?? '', /^herald rebuild-reports: --url must not hold credentials/)
+    assert.match(runs[5]?.stderr ?? '', /unexpected argument "http:\/\/\[redacted\]@localhost:8350"/)
+
+    const ftp = herald('publish', '--file', 'x.ndjson', '--url', 'ftp://x')
+    assert.equal(ftp.status, 2, ftp.stderr)
+    assert.match(ftp.stderr, /^herald publish: --url must be an http:\/\/ or https:\/\/ URL, not ftp:/)
+  })
 })
