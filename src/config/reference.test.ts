@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { describe, it } from 'node:test'
 import { envKeysOf } from './env.ts'
+import { loadConfig } from './load.ts'
 import { REFERENCE_URL, updateReference, withoutTablePadding } from './reference.ts'
 import { schema } from './schema.ts'
 
@@ -10,6 +11,40 @@ describe('REFERENCE.md', () => {
 
   it('holds the key tables generated from the schema (regenerate: npx node src/config/reference.ts --write)', () => {
     assert.equal(document, withoutTablePadding(updateReference(document)))
+  })
+
+  it('shows the errors loadConfig really gives for the inputs its sample error implies', () => {
+    const sample = /```\ninvalid configuration:\n((?: {2}- .*\n)+)```/.exec(document)?.[1]
+    assert.ok(sample !== undefined, 'the sample error block')
+    const yaml = [
+      '# herald.yaml',
+      'log_levl: debug',
+      'event_log:',
+      '  kafka:',
+      '    client_id: herald',
+      '    ssl: false',
+      '    sasl: null',
+      '    brokers:',
+      '      - kafka-1:9092',
+      '      - kafka',
+    ].join('\n')
+    let message = ''
+    try {
+      loadConfig({
+        cwd: '/srv',
+        env: {
+          HERALD_CONFIG: '/etc/herald/herald.yaml',
+          HERALD_WAREHOUSE_CLICKHOUSE_URL: 'http://ch:8123',
+          HERALD_PORT: 'abc',
+          HERALD_ADMIN_TOKEN: 'short',
+          HERALD_WAREHOUSE__KIND: 'clickhouse',
+        },
+        readFile: () => yaml,
+      })
+    } catch (error) {
+      message = (error as Error).message
+    }
+    assert.deepEqual(new Set(sample.trimEnd().split('\n')), new Set(message.split('\n').slice(1)))
   })
 
   it('documents every key with its variable', () => {
