@@ -149,4 +149,15 @@ describe('GET /v1/audit', () => {
     assert.deepEqual(await refused('next_token='), ['next_token'])
     assert.equal((await app.request('/v1/audit?since=2026-11-22T10:00:00Z&limit=5')).status, 200)
   })
+
+  it('refuses a since after its until, as the report routes refuse a start after its end', async () => {
+    const response = await app.request('/v1/audit?since=2030-01-01T00:00:00Z&until=2020-01-01T00:00:00Z')
+    assert.equal(response.status, 400)
+    const body = (await response.json()) as { code: string; errors: unknown }
+    assert.equal(body.code, 'validation_failed')
+    assert.deepEqual(body.errors, [{ path: 'since', message: 'must not be after until' }])
+    // An offset changes the instant: 10:00+02:00 is before 09:00Z.
+    const same = '/v1/audit?since=2026-11-22T10:00:00%2B02:00&until=2026-11-22T09:00:00Z'
+    assert.equal((await app.request(same)).status, 200)
+  })
 })

@@ -37,6 +37,10 @@ const query = (params: Record<string, string>): AuditQuery => {
   const after = token === undefined ? undefined : digitsOf(token)
   if (after !== undefined && Number.isNaN(after))
     issues.push({ path: 'next_token', message: 'must be a next_token from a previous page' })
+  // An empty page would read as "nothing changed then"; a reversed window is a mistake.
+  const [since, until] = [instantOf(params.since ?? ''), instantOf(params.until ?? '')]
+  if (since !== undefined && until !== undefined && since > until)
+    issues.push({ path: 'since', message: 'must not be after until' })
   const result: AuditQuery = {
     ...instant('since'),
     ...instant('until'),

@@ -136,6 +136,9 @@ const parseFilters = (
   const eventId = text('event_id')
   const since = instant('since')
   const until = instant('until')
+  // An empty page would read as "nothing was delivered then"; a reversed window is a mistake.
+  if (since !== undefined && until !== undefined && since > until)
+    issues.push({ path: 'since', message: 'must not be after until' })
   const limit = whole('limit', defaults.limit, 1, defaults.maxLimit)
 
   if (issues.length > 0) throw ValidationError.of('delivery filter', issues)

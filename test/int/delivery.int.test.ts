@@ -678,6 +678,22 @@ describe('delivery log API', () => {
     assert.deepEqual(await refused('until=2026-11-22T10:00:00'), ['until'])
   })
 
+  it('refuses a since after its until, listing or replaying, as the report routes refuse a start after its end', async () => {
+    const window = { since: '2030-01-01T00:00:00Z', until: '2020-01-01T00:00:00Z' }
+    const listing = await call(
+      app,
+      acme,
+      'GET',
+      `/v1/notifications/deliveries?since=${window.since}&until=${window.until}`,
+    )
+    assert.equal(listing.status, 400, listing.text)
+    assert.equal(listing.json.code, 'validation_failed')
+    assert.deepEqual(listing.json.errors, [{ path: 'since', message: 'must not be after until' }])
+    const replay = await call(app, acme, 'POST', '/v1/notifications/deliveries/replay', window)
+    assert.equal(replay.status, 400, replay.text)
+    assert.deepEqual(replay.json.errors, [{ path: 'since', message: 'must not be after until' }])
+  })
+
   it('refuses a configuration_id that is not a UUID, listing or replaying, rather than matching nothing', async () => {
     const listing = await call(app, acme, 'GET', '/v1/notifications/deliveries?configuration_id=not-a-uuid')
     assert.equal(listing.status, 400, listing.text)
