@@ -13,6 +13,7 @@ export {
   explainSelector,
   type MatchFailure,
 } from './explain.ts'
+export { MAX_PATTERN_DEPTH } from './parse.ts'
 export { buildPatternIndex, type PatternIndex, type PatternIndexEntry } from './pattern-index.ts'
 export type {
   CompiledPattern,

@@ -294,11 +294,61 @@ class Parser {
 }
 
 /**
+ * How many levels of objects and arrays a pattern may nest, the pattern itself being the
+ * first. Parsing, evaluating, explaining and indexing a pattern (`$or` expansion included)
+ * recurse once per level, so without a bound the stack decides, differently from call to call,
+ * which deep patterns work. Ingest has no explicit bound of its own: an event is stored while
+ * `JSON.stringify` can write it, some 4,000 levels on Node 24's default stack, and no bound
+ * that high is safe for the recursive passes here. A thousand levels is far beyond any real
+ * event's shape and leaves those passes at least half their stack.
+ */
+export const MAX_PATTERN_DEPTH = 1_000
+
+/**
+ * Whether `value` nests more than `max` levels of objects and arrays. Iterative, so that a
+ * pattern too deep for the recursive parser is refused before it runs.
+ */
+const nestsDeeperThan = (value: unknown, max: number): boolean => {
+  const pending: unknown[] = [value]
+  const depths: number[] = [1]
+  while (pending.length > 0) {
+    const next = pending.pop()
+    const depth = depths.pop() as number
+    if (typeof next !== 'object' || next === null) continue
+    if (depth > max) return true
+    for (const child of Array.isArray(next) ? next : Object.values(next))
+      if (typeof child === 'object' && child !== null) {
+        pending.push(child)
+        depths.push(depth + 1)
+      }
+  }
+  return false
+}
+
+/**
+ * Refuses a pattern nested more than `MAX_PATTERN_DEPTH` levels with an `InvalidPatternError`
+ * at `path`, the same way every time.
+ */
+export const checkPatternDepth = (pattern: unknown, path = ''): void => {
+  if (nestsDeeperThan(pattern, MAX_PATTERN_DEPTH))
+    throw new InvalidPatternError([
+      {
+        path: at(path),
+        message: `is nested more than ${MAX_PATTERN_DEPTH} levels deep (objects and arrays); at most ${MAX_PATTERN_DEPTH} are allowed`,
+      },
+    ])
+}
+
+/**
+ * Throws `InvalidPatternError` listing every problem, or one naming the nesting limit for a
+ * pattern deeper than `MAX_PATTERN_DEPTH`.
+ *
  * @example
  * parsePattern({ data: { severity: ['Critical', { prefix: 'High' }] } })
  * // { fields: [{ kind: 'object', key: 'data', node: { fields: [{ kind: 'leaf', … }] } }], anyOf: [] }
  */
 export const parsePattern = (pattern: unknown, path = ''): PatternNode => {
+  checkPatternDepth(pattern, path)
   const parser = new Parser()
   const root = parser.object(pattern, path, true)
   if (parser.issues.length > 0) throw new InvalidPatternError(parser.issues)

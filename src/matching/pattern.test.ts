@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { compilePattern, InvalidPatternError } from './index.ts'
+import {
+  buildPatternIndex,
+  compilePattern,
+  explainPattern,
+  InvalidPatternError,
+  MAX_PATTERN_DEPTH,
+} from './index.ts'
 
 /**
  * The documented behaviour of EventBridge event patterns, one row per rule: the pattern, an
@@ -587,5 +593,66 @@ describe('compilePattern: structural representation', () => {
         ],
       ],
     })
+  })
+})
+
+describe('compilePattern: the nesting limit', () => {
+  /** `{"a": {"a": … ["x"]}}`, `depth` levels of objects and arrays in all. */
+  const nested = (depth: number): unknown => {
+    let pattern: unknown = ['x']
+    for (let level = 1; level < depth; level++) pattern = { a: pattern }
+    return pattern
+  }
+  /** The event the pattern of that depth matches: `a` nested down to the value `"x"`. */
+  const deepEvent = (depth: number): Record<string, unknown> => {
+    let value: unknown = 'x'
+    for (let level = 1; level < depth; level++) value = { a: value }
+    return value as Record<string, unknown>
+  }
+  /** `$or` inside `$or`: each adds an array and an object. */
+  const nestedOr = (pairs: number): unknown => {
+    let pattern: unknown = { a: ['x'] }
+    for (let i = 0; i < pairs; i++) pattern = { $or: [pattern, { b: ['y'] }] }
+    return pattern
+  }
+  const refusal = (path: string) => ({
+    name: 'InvalidPatternError',
+    issues: [
+      {
+        path,
+        message: `is nested more than ${MAX_PATTERN_DEPTH} levels deep (objects and arrays); at most ${MAX_PATTERN_DEPTH} are allowed`,
+      },
+    ],
+  })
+
+  it('accepts a pattern at the limit, which matches, evaluated, explained and indexed', () => {
+    const pattern = compilePattern(nested(MAX_PATTERN_DEPTH))
+    assert.equal(pattern.matches(deepEvent(MAX_PATTERN_DEPTH)), true)
+    assert.equal(pattern.matches(deepEvent(MAX_PATTERN_DEPTH - 1)), false)
+    assert.equal(explainPattern(pattern, deepEvent(MAX_PATTERN_DEPTH)).matched, true)
+    const index = buildPatternIndex([{ id: 'deep', pattern }])
+    assert.deepEqual(index.match(deepEvent(MAX_PATTERN_DEPTH)), ['deep'])
+  })
+
+  it('accepts `$or`s nested to the limit, expanded for the index', () => {
+    const pattern = compilePattern(nestedOr((MAX_PATTERN_DEPTH - 2) / 2))
+    assert.equal(pattern.matches({ a: 'x' }), true)
+    assert.deepEqual(buildPatternIndex([{ id: 'or', pattern }]).match({ b: 'y' }), ['or'])
+  })
+
+  it('refuses one level deeper with an InvalidPatternError naming the limit, every time', () => {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      assert.throws(() => compilePattern(nested(MAX_PATTERN_DEPTH + 1)), refusal('(root)'))
+      assert.throws(
+        () => compilePattern(nested(MAX_PATTERN_DEPTH + 1), { path: 'pattern' }),
+        refusal('pattern'),
+      )
+      assert.throws(() => compilePattern(nestedOr(MAX_PATTERN_DEPTH / 2)), refusal('(root)'))
+    }
+  })
+
+  it('refuses far deeper patterns the same way instead of running out of stack', () => {
+    for (const depth of [3_000, 20_000])
+      assert.throws(() => compilePattern(nested(depth), { path: 'pattern' }), refusal('pattern'))
   })
 })

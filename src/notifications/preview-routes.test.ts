@@ -13,11 +13,13 @@ import { createSqliteEventLog } from '../adapters/sqlite-event-log/index.ts'
 import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
 import { createTokenService } from '../auth/index.ts'
 import { chainAuthenticators, createAdminTokenAuthenticator, createHttpApp } from '../http/index.ts'
+import { MAX_PATTERN_DEPTH } from '../matching/index.ts'
 import { createMetrics, silentLogger } from '../observability/index.ts'
 import type { Consumer, EventLog } from '../ports/event-log.ts'
-import type { EventStore } from '../ports/index.ts'
+import type { EventStore, JsonObject } from '../ports/index.ts'
 import type { Warehouse } from '../ports/warehouse.ts'
 import { createSecretBox } from '../secrets/index.ts'
+import { streamName } from './configuration.ts'
 import { createEndpointStatusService } from './endpoints.ts'
 import type { Principal } from './model.ts'
 import { createSelectorToolsRoutes } from './preview-routes.ts'
@@ -498,6 +500,47 @@ describe('selector preview and event explanations over chDB', () => {
 
     it('answers 503 without a warehouse', async () => {
       assert.equal((await call(tokens.reader, 'GET', '/v1/no-reports/events/e1/explain')).status, 503)
+    })
+
+    it('answers 200 with a stored selector nested too deeply, reporting it as that selector’s failure', async () => {
+      // As an older version, without the nesting limit, stored it: below the API's validation.
+      const stream = streamName(slackId)
+      const stored = (await store.readStream(stream)).find((e) => e.type === 'SelectorAdded')
+      assert.ok(stored !== undefined)
+      const deepId = randomUUID()
+      let pattern: Json = { digest: ['sha256:a1'] }
+      for (let level = 0; level < 3_000; level++) pattern = { a: pattern }
+      await store.append(stream, [
+        {
+          id: randomUUID(),
+          type: 'SelectorAdded',
+          data: { ...(stored.data as Json), selectorId: deepId, pattern: { data: pattern } } as JsonObject,
+        },
+      ])
+      await eventually(async () => {
+        const listed = await service.listSelectors('acme')
+        assert.ok(listed.some((s) => s.id === deepId))
+      })
+      try {
+        for (let attempt = 0; attempt < 5; attempt++) {
+          const answer = await explain(tokens.reader, 'e1')
+          assert.equal(answer.status, 200, answer.text.slice(0, 300))
+          const deep = (answer.json.unmatched as Json[]).find((u) => u.selector_id === deepId)
+          assert.deepEqual(deep?.failure, {
+            path: 'pattern',
+            expected: 'a valid pattern',
+            actual: 'an invalid one',
+            message: `pattern: is nested more than ${MAX_PATTERN_DEPTH} levels deep (objects and arrays); at most ${MAX_PATTERN_DEPTH} are allowed`,
+          })
+          // The other selectors are judged as ever.
+          assert.deepEqual(
+            (answer.json.matched as Json[]).map((m) => m.selector_id).sort(),
+            [selectorIds.everything, selectorIds.images].sort(),
+          )
+        }
+      } finally {
+        await service.removeSelector(writer, 'slack', slackId, deepId)
+      }
     })
   })
 })

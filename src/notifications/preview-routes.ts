@@ -4,6 +4,7 @@ import { clipped, NotFoundError, UnavailableError, ValidationError } from '../er
 import type { CloudEvent } from '../events/index.ts'
 import { authorize } from '../http/authorize.ts'
 import { readJsonObject } from '../http/body.ts'
+import { isStackOverflow } from '../http/problem.ts'
 import { noQueryParameters } from '../http/query.ts'
 import { isInvalidPatternError, type MatchFailure } from '../matching/index.ts'
 import type { Warehouse } from '../ports/warehouse.ts'
@@ -167,15 +168,19 @@ export const createSelectorToolsRoutes = (options: SelectorToolsRoutesOptions): 
         try {
           explanation = explainStoredSelector(selector, event)
         } catch (error) {
-          // A stored pattern that a stricter compiler now refuses: the router leaves it out too.
-          if (!isInvalidPatternError(error)) throw error
+          // A stored pattern that a stricter compiler now refuses (one nested deeper than the
+          // limit, say): the router leaves it out too. It is this selector's answer, never the
+          // whole request's, and so is a recursion the stack could not hold.
+          if (!isInvalidPatternError(error) && !isStackOverflow(error)) throw error
           unmatched.push({
             ...ids,
             failure: {
               path: 'pattern',
               expected: 'a valid pattern',
               actual: 'an invalid one',
-              message: error.message,
+              message: isInvalidPatternError(error)
+                ? error.message
+                : 'pattern: is nested too deeply to be evaluated',
             },
           })
           continue

@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test'
 import { Hono } from 'hono'
 import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
 import { toProblem } from '../http/problem.ts'
+import { MAX_PATTERN_DEPTH } from '../matching/index.ts'
 import { OutboundBlockedError } from '../outbound/index.ts'
 import type { EventStore } from '../ports/index.ts'
 import { createSecretBox } from '../secrets/index.ts'
@@ -268,6 +269,36 @@ describe('notification configuration routes', () => {
     )
     assert.equal(response.status, 400)
     assert.match((response.json.errors as { path: string }[])[0]?.path ?? '', /^pattern\.data\.cvss/)
+  })
+
+  it('accepts a pattern nested to the limit and refuses one level deeper with 400 naming pattern, every time', async () => {
+    const created = await createWebhook()
+    const base = `${BASE}/webhook/configurations/${created.json.uuid}/selectors`
+    /** `{"data": {"a": … ["x"]}}`, `depth` levels of objects and arrays in all. */
+    const nested = (depth: number): unknown => {
+      let pattern: unknown = ['x']
+      for (let level = 2; level < depth; level++) pattern = { a: pattern }
+      return { data: pattern }
+    }
+    const atLimit = await as(writer, 'POST', base, { ...selectorBody, pattern: nested(MAX_PATTERN_DEPTH) })
+    assert.equal(atLimit.status, 201, atLimit.text)
+    assert.deepEqual(atLimit.json.pattern, nested(MAX_PATTERN_DEPTH))
+    // Written out by hand: JSON.stringify itself cannot write the deepest of these.
+    const bodyOf = (depth: number) =>
+      `${JSON.stringify(selectorBody).slice(0, -1)},"pattern":{"data":${'{"a":'.repeat(depth - 2)}["x"]${'}'.repeat(depth - 2)}}}`
+    assert.deepEqual(JSON.parse(bodyOf(4)), { ...selectorBody, pattern: nested(4) })
+    for (const depth of [MAX_PATTERN_DEPTH + 1, MAX_PATTERN_DEPTH + 1, 3_000, 3_000, 20_000]) {
+      const deeper = await as(writer, 'POST', base, bodyOf(depth))
+      assert.equal(deeper.status, 400, `${depth} levels: ${deeper.text.slice(0, 300)}`)
+      assert.deepEqual(deeper.json.errors, [
+        {
+          path: 'pattern',
+          message: `is nested more than ${MAX_PATTERN_DEPTH} levels deep (objects and arrays); at most ${MAX_PATTERN_DEPTH} are allowed`,
+        },
+      ])
+    }
+    const listed = await as(reader, 'GET', base)
+    assert.equal((listed.json.items as Json[]).length, 1)
   })
 
   it('refuses a selector with a field it does not know, at the top or in event, storing nothing', async () => {
