@@ -200,8 +200,14 @@ interface SelectorTarget {
   readonly endpoint: EndpointType
 }
 
+/**
+ * A selector update, as configurations are updated: a field left out keeps its value and
+ * `pattern: null` removes the pattern, so a partial body never widens routing by accident.
+ */
+export type SelectorPatch = Partial<SelectorInput>
+
 export type AddSelector = Command<'AddSelector', SelectorTarget & SelectorInput>
-export type UpdateSelector = Command<'UpdateSelector', SelectorTarget & SelectorInput>
+export type UpdateSelector = Command<'UpdateSelector', SelectorTarget & SelectorPatch>
 export type RemoveSelector = Command<'RemoveSelector', SelectorTarget>
 
 export type ConfigurationCommand =
@@ -300,8 +306,25 @@ const checkedPattern = (pattern: JsonValue | null): JsonValue | null => {
 
 const SelectorBody = t.type({ scope: SelectorScope, event: EventPattern })
 
+/**
+ * A required field left out is said to be missing, not to hold a wrong value: the codec alone
+ * would answer `scope must be one of account, global` for a body without `scope`.
+ */
+const missingFields = (data: SelectorInput): FieldIssue[] => {
+  const issues: FieldIssue[] = []
+  if (data.scope === undefined) issues.push({ path: 'scope', message: 'is required: account or global' })
+  return issues
+}
+
 const checkSelector = (data: SelectorInput) => {
-  const body = validate(SelectorBody, { scope: data.scope, event: data.event }, 'selector')
+  const missing = missingFields(data)
+  const decoded = SelectorBody.decode({ scope: data.scope, event: data.event })
+  if (isLeft(decoded) || missing.length > 0) {
+    const named = new Set(missing.map((i) => i.path))
+    const wrong = isLeft(decoded) ? toFieldIssues(decoded.left).filter((i) => !named.has(i.path)) : []
+    throw ValidationError.of('selector', [...missing, ...wrong])
+  }
+  const body = decoded.right
   return {
     scope: body.scope,
     event: { level: body.event.level, type: body.event.type, resource_type: body.event.resource_type },
@@ -467,7 +490,11 @@ const updateSelector = (
   const { configuration, selectors } = active(state, data)
   const current = selectors.get(data.selectorId)
   if (current === undefined) throw selectorNotFound(data.selectorId)
-  const next = checkSelector(data)
+  const next = checkSelector({
+    scope: data.scope === undefined ? current.scope : data.scope,
+    event: data.event === undefined ? current.event : data.event,
+    pattern: data.pattern === undefined ? current.pattern : data.pattern,
+  })
   if (
     next.scope === current.scope &&
     isDeepStrictEqual(next.event, current.event) &&

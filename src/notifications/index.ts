@@ -93,6 +93,7 @@ export {
   type NotificationConfigServiceOptions,
   newSigningSecret,
   type SelectorInput,
+  type SelectorPatch,
   type Versioned,
   type WriteOptions,
 } from './service.ts'

@@ -245,7 +245,8 @@ describe('notification configuration routes', () => {
     })
     assert.equal(updated.status, 200)
     assert.equal((updated.json.event as Json).level, '*')
-    assert.equal(updated.json.pattern, null)
+    // Left out, the pattern keeps its value: a partial update never widens routing.
+    assert.deepEqual(updated.json.pattern, { data: { severity: ['critical'] } })
     const all = await as(reader, 'GET', '/v1/notifications/selectors')
     assert.deepEqual(
       (all.json.items as Json[]).map((s) => s.uuid),
@@ -254,6 +255,60 @@ describe('notification configuration routes', () => {
     assert.deepEqual((await as(stranger, 'GET', '/v1/notifications/selectors')).json.items, [])
     assert.equal((await as(writer, 'DELETE', selectorPath)).status, 204)
     assert.equal((await as(writer, 'GET', selectorPath)).status, 404)
+  })
+
+  it('updates a selector as configurations are: fields left out keep their values, pattern null removes it', async () => {
+    const created = await createWebhook()
+    const base = `${BASE}/webhook/configurations/${created.json.uuid}/selectors`
+    const pattern = { data: { severity: ['critical'] } }
+    const added = await as(writer, 'POST', base, { ...selectorBody, pattern })
+    const selectorPath = `${base}/${added.json.uuid}`
+    const view = (json: Json) => ({ scope: json.scope, event: json.event, pattern: json.pattern })
+
+    const eventOnly = await as(writer, 'PUT', selectorPath, {
+      scope: 'account',
+      event: { ...selectorBody.event, type: 'user.image.*' },
+    })
+    assert.equal(eventOnly.status, 200, eventOnly.text)
+    assert.deepEqual(view(eventOnly.json), {
+      scope: 'account',
+      event: { ...selectorBody.event, type: 'user.image.*' },
+      pattern,
+    })
+    const patternOnly = await as(writer, 'PUT', selectorPath, { pattern: { data: { severity: ['high'] } } })
+    assert.equal(patternOnly.status, 200, patternOnly.text)
+    assert.deepEqual(view(patternOnly.json), {
+      scope: 'account',
+      event: { ...selectorBody.event, type: 'user.image.*' },
+      pattern: { data: { severity: ['high'] } },
+    })
+    const etag = patternOnly.headers.get('etag') ?? ''
+    const nothing = await as(writer, 'PUT', selectorPath, {}, { 'if-match': etag })
+    assert.equal(nothing.status, 200, nothing.text)
+    assert.deepEqual(view(nothing.json), view(patternOnly.json))
+    assert.equal(nothing.headers.get('etag'), etag)
+
+    const removed = await as(writer, 'PUT', selectorPath, { pattern: null }, { 'if-match': etag })
+    assert.equal(removed.status, 200, removed.text)
+    assert.equal(removed.json.pattern, null)
+    assert.deepEqual(removed.json.event, { ...selectorBody.event, type: 'user.image.*' })
+    // If-Match still guards the write: the ETag read before the removal is stale now.
+    const stale = await as(writer, 'PUT', selectorPath, { pattern }, { 'if-match': etag })
+    assert.equal(stale.status, 412)
+    assert.equal((await as(reader, 'GET', selectorPath)).json.pattern, null)
+
+    // A required field sent as null is a wrong value, not a field left out.
+    const nullScope = await as(writer, 'PUT', selectorPath, { scope: null })
+    assert.equal(nullScope.status, 400)
+    assert.deepEqual(nullScope.json.errors, [{ path: 'scope', message: 'must be one of account, global' }])
+  })
+
+  it('says a required selector field left out on create is required', async () => {
+    const created = await createWebhook()
+    const base = `${BASE}/webhook/configurations/${created.json.uuid}/selectors`
+    const response = await as(writer, 'POST', base, { event: selectorBody.event })
+    assert.equal(response.status, 400)
+    assert.deepEqual(response.json.errors, [{ path: 'scope', message: 'is required: account or global' }])
   })
 
   it('refuses a pattern that does not compile with 400 naming its path', async () => {

@@ -1,5 +1,4 @@
 import { type Context, Hono } from 'hono'
-import * as t from 'io-ts'
 import { ADMIN_ACCOUNT } from '../access/index.ts'
 import {
   clipped,
@@ -12,8 +11,8 @@ import {
 import { authorize } from '../http/authorize.ts'
 import { readJsonObject, unknownFields } from '../http/body.ts'
 import { noQueryParameters } from '../http/query.ts'
-import { Uuid, unknownEventFields, validate } from './codecs.ts'
-import { ConfigurationOptions, type SelectorInput } from './configuration.ts'
+import { Uuid, unknownEventFields } from './codecs.ts'
+import { ConfigurationOptions, type SelectorInput, type SelectorPatch } from './configuration.ts'
 import { ENDPOINT_FIELDS, targetsOf } from './endpoint-fields.ts'
 import type { DeliveryHealth } from './health.ts'
 import {
@@ -29,10 +28,6 @@ import { configurationView, selectorView } from './views.ts'
 
 const OPTION_NAMES = new Set(Object.keys(ConfigurationOptions.props))
 
-const SelectorBody = t.intersection([
-  t.type({ scope: t.unknown, event: t.unknown }),
-  t.partial({ pattern: t.unknown }),
-])
 // A selector's fields, and the ids of one read earlier, which may be sent back.
 const SELECTOR_FIELDS = ['scope', 'event', 'pattern', 'uuid', 'configuration_uuid']
 
@@ -86,17 +81,26 @@ const configurationInput = (endpoint: EndpointType, body: Record<string, unknown
   return { fields, options }
 }
 
-const selectorInput = (body: Record<string, unknown>, principal: Principal): SelectorInput => {
+/**
+ * The fields a selector body sends, unchecked (the decider checks them): a field left out is
+ * absent here, so an update keeps its value; `pattern: null` is kept as null, which removes it.
+ */
+const selectorFields = (body: Record<string, unknown>, principal: Principal): SelectorPatch => {
   const unknown = [...unknownFields(body, SELECTOR_FIELDS), ...unknownEventFields(body.event)]
   if (unknown.length > 0) throw ValidationError.of('selector', unknown)
-  const checked = validate(SelectorBody, body, 'selector')
-  if (checked.scope === 'global' && (principal.role !== 'admin' || principal.account !== ADMIN_ACCOUNT))
+  if (body.scope === 'global' && (principal.role !== 'admin' || principal.account !== ADMIN_ACCOUNT))
     throw new ForbiddenError('only the admin account may add a selector with global scope')
   return {
-    scope: checked.scope as SelectorInput['scope'],
-    event: checked.event as SelectorInput['event'],
-    pattern: (checked.pattern ?? null) as JsonValue | null,
+    ...(body.scope === undefined ? {} : { scope: body.scope as SelectorInput['scope'] }),
+    ...(body.event === undefined ? {} : { event: body.event as SelectorInput['event'] }),
+    ...(body.pattern === undefined ? {} : { pattern: body.pattern as JsonValue | null }),
   }
+}
+
+/** A new selector: without `pattern` it has none; a missing `scope` or `event` is refused by the decider. */
+const selectorInput = (body: Record<string, unknown>, principal: Principal): SelectorInput => {
+  const fields = selectorFields(body, principal)
+  return { ...fields, pattern: fields.pattern ?? null } as SelectorInput
 }
 
 export interface NotificationRoutesOptions {
@@ -262,7 +266,7 @@ export const createNotificationRoutes = ({
     const id = idParam(c, 'uuid', 'notification configuration')
     const selectorId = idParam(c, 'selector', 'selector')
     const write = writeOptions(c, `configuration ${id}`)
-    const input = selectorInput(await readJsonObject(c), principalOf(c))
+    const input = selectorFields(await readJsonObject(c), principalOf(c))
     const { value, revision } = await service.updateSelector(
       principalOf(c),
       endpoint,

@@ -33,6 +33,7 @@ import {
   evolve,
   initialState,
   type SelectorInput,
+  type SelectorPatch,
   streamName,
 } from './configuration.ts'
 import { ENDPOINT_FIELDS, isSecretUrlField } from './endpoint-fields.ts'
@@ -46,7 +47,7 @@ import type {
 } from './model.ts'
 import { loadSelectorSet, type ReadAll, SELECTOR_SET_STREAMS, selectorSets } from './selector-set.ts'
 
-export type { SelectorInput }
+export type { SelectorInput, SelectorPatch }
 
 /**
  * What a create or update request asks for, in the API's names. On update, a field or option
@@ -150,7 +151,7 @@ export interface NotificationConfigService {
     endpoint: EndpointType,
     configurationId: string,
     selectorId: string,
-    input: SelectorInput,
+    input: SelectorPatch,
     options?: WriteOptions,
   ): Promise<Versioned<Selector>>
   removeSelector(
