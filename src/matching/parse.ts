@@ -257,8 +257,11 @@ class Parser {
       }
       if (op === '=') {
         if (operand.length !== 2) {
+          // Not taken as bounds: the comparisons beside it are wrong only for being there,
+          // which this says, not for being a second bound (`["=", 3, "<", 5]`).
           this.issue(`${path}[${i}]`, '"=" cannot be combined with other comparisons')
           ok = false
+          continue
         }
         // One shared bound, so the lower < upper check below lets equality through.
         lower = { value, inclusive: true }

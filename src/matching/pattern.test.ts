@@ -522,6 +522,25 @@ describe('compilePattern: invalid patterns name the offending path', () => {
     )
   })
 
+  it('reports an "=" beside other comparisons once, not also as a second bound', () => {
+    for (const numeric of [
+      ['=', 3, '<', 5],
+      ['<', 5, '=', 3],
+      ['=', 3, '>', 1],
+    ])
+      assert.throws(
+        () => compilePattern({ x: [{ numeric }] }),
+        (error: unknown) => {
+          assert.ok(error instanceof InvalidPatternError)
+          const at = numeric.indexOf('=')
+          assert.deepEqual(error.issues, [
+            { path: `x[0].numeric[${at}]`, message: '"=" cannot be combined with other comparisons' },
+          ])
+          return true
+        },
+      )
+  })
+
   it('lists every problem, not only the first', () => {
     assert.throws(
       () => compilePattern({ a: 'x', b: [{ prefix: 1 }], c: { d: [] } }),
