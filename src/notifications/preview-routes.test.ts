@@ -288,7 +288,7 @@ describe('selector preview and event explanations over chDB', () => {
         selector({}, { pattern: { data: { severity: [{ numeric: ['>'] }] } } }),
       )
       assert.equal(pattern.status, 400)
-      assert.equal(pattern.json.code, 'invalid_pattern')
+      assert.equal(pattern.json.code, 'validation_failed')
       assert.deepEqual(
         (pattern.json.errors as Json[]).map((e) => e.path),
         ['pattern.data.severity[0].numeric'],

@@ -47,7 +47,7 @@ describe('previewRequest', () => {
           acme,
         ),
       ),
-      { code: 'invalid_pattern', paths: ['pattern.data.n[0].numeric'] },
+      { code: 'validation_failed', paths: ['pattern.data.n[0].numeric'] },
     )
     assert.deepEqual(
       issuesOf(() => previewRequest({ scope: 'account', event: { ...anyEvent, level: 'loud' } }, acme)),

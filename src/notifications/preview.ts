@@ -11,6 +11,7 @@ import {
   compilePattern,
   type Explanation,
   explainSelector,
+  isInvalidPatternError,
   type Matcher,
 } from '../matching/index.ts'
 import type { Warehouse } from '../ports/warehouse.ts'
@@ -37,13 +38,26 @@ const SelectorFields = t.type({ scope: SelectorScope, event: EventPattern })
 /**
  * Validates a selector body exactly as the selector CRUD does — `scope` and `event` by their
  * codecs, `global` scope for the admin account only, `pattern` by the EventBridge compiler —
- * and compiles it for `principal`'s account. Throws ValidationError, ForbiddenError, or
- * InvalidPatternError whose issues name paths under `pattern` (`pattern.data.severity[0].numeric`).
+ * and compiles it for `principal`'s account. Throws ForbiddenError, or ValidationError whose
+ * issues name the bad fields, a bad pattern's under `pattern` (`pattern.data.severity[0].numeric`).
  *
  * @example
  * compileSelectorBody({ scope: 'account', event: { level: '*', type: 'user.*', resource_type: '*' },
  *   pattern: { data: { severity: ['critical'] } } }, { account: 'acme', role: 'read-only' })
  */
+/**
+ * A selector body's `pattern`, refused as selector creation refuses it (`validation_failed`,
+ * each issue under `pattern`), so one bad pattern gets one answer from either route.
+ */
+const compileContent = (pattern: unknown): CompiledPattern => {
+  try {
+    return compilePattern(pattern, { path: 'pattern' })
+  } catch (error) {
+    if (isInvalidPatternError(error)) throw ValidationError.of('selector', error.issues)
+    throw error
+  }
+}
+
 export const compileSelectorBody = (
   body: Readonly<Record<string, unknown>>,
   principal: Principal,
@@ -52,7 +66,7 @@ export const compileSelectorBody = (
   if (fields.scope === 'global' && (principal.role !== 'admin' || principal.account !== ADMIN_ACCOUNT))
     throw new ForbiddenError('only the admin account may use a selector with global scope')
   const pattern = body.pattern ?? null
-  const content = pattern === null ? undefined : compilePattern(pattern, { path: 'pattern' })
+  const content = pattern === null ? undefined : compileContent(pattern)
   const selector = { scope: fields.scope, account: principal.account, event: { ...fields.event } }
   return { selector, content, pattern: compileAnchoreSelector(selector, content) }
 }

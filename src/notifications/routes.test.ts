@@ -324,6 +324,8 @@ describe('notification configuration routes', () => {
     )
     assert.equal(response.status, 400)
     assert.match((response.json.errors as { path: string }[])[0]?.path ?? '', /^pattern\.data\.cvss/)
+    // The code selector preview answers for the same pattern.
+    assert.equal(response.json.code, 'validation_failed')
   })
 
   it('accepts a pattern nested to the limit and refuses one level deeper with 400 naming pattern, every time', async () => {
