@@ -182,6 +182,39 @@ export const EventPattern = t.type({
   resource_type: TypePattern,
 })
 
+const SelectorFields = t.type({ scope: SelectorScope, event: EventPattern })
+
+const EVENT_SHAPE = 'an object with level, type and resource_type'
+
+/**
+ * A selector body's `scope` or `event` left out, or an `event` that is no object, in the API's
+ * words: the codecs alone would answer `scope must be one of account, global` for a missing
+ * scope, and name io-ts types (`expected { level: LevelPattern, … }`) for the event.
+ */
+export const selectorShapeIssues = (scope: unknown, event: unknown): FieldIssue[] => {
+  const issues: FieldIssue[] = []
+  if (scope === undefined) issues.push({ path: 'scope', message: 'is required: account or global' })
+  if (event === undefined) issues.push({ path: 'event', message: `is required: ${EVENT_SHAPE}` })
+  else if (typeof event !== 'object' || event === null || Array.isArray(event))
+    issues.push({ path: 'event', message: `must be ${EVENT_SHAPE}` })
+  return issues
+}
+
+/**
+ * Validates a selector body's `scope` and `event`, saying first what is missing or misshapen
+ * (`selectorShapeIssues`), then what the codecs find wrong elsewhere.
+ */
+export const validateSelectorFields = (scope: unknown, event: unknown) => {
+  const shape = selectorShapeIssues(scope, event)
+  const decoded = SelectorFields.decode({ scope, event })
+  if (isLeft(decoded) || shape.length > 0) {
+    const named = new Set(shape.map((i) => i.path))
+    const wrong = isLeft(decoded) ? toFieldIssues(decoded.left).filter((i) => !named.has(i.path)) : []
+    throw ValidationError.of('selector', [...shape, ...wrong])
+  }
+  return decoded.right
+}
+
 /**
  * The names a selector body's `event` holds that EventPattern does not know (`event.resourcetype`):
  * the codec alone would drop them, leaving a selector broader than the one asked for.

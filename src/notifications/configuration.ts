@@ -13,6 +13,7 @@ import {
   Templates,
   Uuid,
   validate,
+  validateSelectorFields,
 } from './codecs.ts'
 import { ENDPOINT_FIELDS } from './endpoint-fields.ts'
 import {
@@ -304,27 +305,8 @@ const checkedPattern = (pattern: JsonValue | null): JsonValue | null => {
   return pattern
 }
 
-const SelectorBody = t.type({ scope: SelectorScope, event: EventPattern })
-
-/**
- * A required field left out is said to be missing, not to hold a wrong value: the codec alone
- * would answer `scope must be one of account, global` for a body without `scope`.
- */
-const missingFields = (data: SelectorInput): FieldIssue[] => {
-  const issues: FieldIssue[] = []
-  if (data.scope === undefined) issues.push({ path: 'scope', message: 'is required: account or global' })
-  return issues
-}
-
 const checkSelector = (data: SelectorInput) => {
-  const missing = missingFields(data)
-  const decoded = SelectorBody.decode({ scope: data.scope, event: data.event })
-  if (isLeft(decoded) || missing.length > 0) {
-    const named = new Set(missing.map((i) => i.path))
-    const wrong = isLeft(decoded) ? toFieldIssues(decoded.left).filter((i) => !named.has(i.path)) : []
-    throw ValidationError.of('selector', [...missing, ...wrong])
-  }
-  const body = decoded.right
+  const body = validateSelectorFields(data.scope, data.event)
   return {
     scope: body.scope,
     event: { level: body.event.level, type: body.event.type, resource_type: body.event.resource_type },

@@ -53,6 +53,11 @@ describe('previewRequest', () => {
       issuesOf(() => previewRequest({ scope: 'account', event: { ...anyEvent, level: 'loud' } }, acme)),
       { code: 'validation_failed', paths: ['event.level'] },
     )
+    // Said in the API's words, as the selector CRUD says it, not by io-ts type names.
+    assert.throws(() => previewRequest({}, acme), {
+      message:
+        'invalid selector: scope is required: account or global; event is required: an object with level, type and resource_type',
+    })
     assert.deepEqual(
       issuesOf(() => previewRequest({ scope: 'global', event: anyEvent }, acme)),
       {

@@ -1,4 +1,3 @@
-import * as t from 'io-ts'
 import { type StoredEnvelope, storedEvent } from '../../projections/projector/index.ts'
 import { ADMIN_ACCOUNT } from '../access/index.ts'
 import { type FieldIssue, ForbiddenError, ValidationError } from '../errors/index.ts'
@@ -15,7 +14,7 @@ import {
   type Matcher,
 } from '../matching/index.ts'
 import type { Warehouse } from '../ports/warehouse.ts'
-import { EventPattern, SelectorScope, unknownEventFields, validate } from './codecs.ts'
+import { unknownEventFields, validateSelectorFields } from './codecs.ts'
 import type { Principal, Selector } from './model.ts'
 
 /**
@@ -32,8 +31,6 @@ export interface CompiledSelector {
   /** The selector and its content as one pattern: what the router evaluates. */
   readonly pattern: CompiledPattern
 }
-
-const SelectorFields = t.type({ scope: SelectorScope, event: EventPattern })
 
 /**
  * Validates a selector body exactly as the selector CRUD does — `scope` and `event` by their
@@ -62,7 +59,7 @@ export const compileSelectorBody = (
   body: Readonly<Record<string, unknown>>,
   principal: Principal,
 ): CompiledSelector => {
-  const fields = validate(SelectorFields, { scope: body.scope, event: body.event }, 'selector')
+  const fields = validateSelectorFields(body.scope, body.event)
   if (fields.scope === 'global' && (principal.role !== 'admin' || principal.account !== ADMIN_ACCOUNT))
     throw new ForbiddenError('only the admin account may use a selector with global scope')
   const pattern = body.pattern ?? null

@@ -309,6 +309,16 @@ describe('notification configuration routes', () => {
     const response = await as(writer, 'POST', base, { event: selectorBody.event })
     assert.equal(response.status, 400)
     assert.deepEqual(response.json.errors, [{ path: 'scope', message: 'is required: account or global' }])
+    const noEvent = await as(writer, 'POST', base, { scope: 'account' })
+    assert.equal(noEvent.status, 400)
+    assert.deepEqual(noEvent.json.errors, [
+      { path: 'event', message: 'is required: an object with level, type and resource_type' },
+    ])
+    const notAnObject = await as(writer, 'POST', base, { scope: 'account', event: 'user.*' })
+    assert.deepEqual(notAnObject.json.errors, [
+      { path: 'event', message: 'must be an object with level, type and resource_type' },
+    ])
+    assert.ok(!JSON.stringify([noEvent.json, notAnObject.json]).includes('Pattern'))
   })
 
   it('refuses a pattern that does not compile with 400 naming its path', async () => {
