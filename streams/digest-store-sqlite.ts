@@ -1,5 +1,5 @@
 import { hash, randomUUID } from 'node:crypto'
-import { openSqliteFile } from '../src/adapters/sqlite-file.ts'
+import { openSqliteFile, runTransaction } from '../src/adapters/sqlite-file.ts'
 import { createWalSync } from '../src/adapters/sqlite-wal-sync.ts'
 import { ClosedError } from '../src/errors/index.ts'
 import type { CloudEvent } from '../src/events/index.ts'
@@ -132,16 +132,7 @@ export const createDigestStore = (options: SqliteDigestStoreOptions): DigestStor
   const assertOpen = () => {
     if (closed) throw new ClosedError('digest store')
   }
-  const transaction = (work: () => void) => {
-    db.exec('BEGIN IMMEDIATE')
-    try {
-      work()
-      db.exec('COMMIT')
-    } catch (error) {
-      db.exec('ROLLBACK')
-      throw error
-    }
-  }
+  const transaction = (work: () => void) => runTransaction(db, work)
 
   /** The window an entry of `entry`'s configuration joins at `now`, opened if need be. */
   const windowFor = (entry: DigestEntry, now: number): OpenWindow => {

@@ -16,6 +16,12 @@ export interface SqliteFileOptions {
   readonly busyTimeoutMs?: number
   /** WAL pages before a checkpoint (SQLite's default 1,000). */
   readonly walAutocheckpoint?: number
+  /**
+   * Pages the file may hold at most (SQLite's `max_page_count`; default SQLite's own, about
+   * 4 billion): past it a write fails with SQLITE_FULL, as on a full disk. A cap below the
+   * file's size holds it at its size. How tests provoke a real storage failure.
+   */
+  readonly maxPageCount?: number
 }
 
 /**
@@ -34,10 +40,37 @@ export const openSqliteFile = (path: string, options: SqliteFileOptions): Databa
       PRAGMA journal_mode = WAL;
       PRAGMA synchronous = ${options.synchronous};
       ${options.walAutocheckpoint === undefined ? '' : `PRAGMA wal_autocheckpoint = ${Math.trunc(options.walAutocheckpoint)};`}
+      ${options.maxPageCount === undefined ? '' : `PRAGMA max_page_count = ${Math.trunc(options.maxPageCount)};`}
     `)
   } catch (error) {
     db.close()
     throw error
   }
   return db
+}
+
+/**
+ * Runs `work` in one transaction: committed when it returns, rolled back when it throws, and
+ * the error it threw rethrown. Some errors (an I/O error, a full disk) make SQLite roll the
+ * transaction back itself; a ROLLBACK then fails with "cannot rollback - no transaction is
+ * active", which would hide the error that says what went wrong, so it is sent only while a
+ * transaction is still open.
+ *
+ * @example
+ * const id = runTransaction(db, () => insert.run(row).lastInsertRowid)
+ */
+export const runTransaction = <T>(
+  db: DatabaseSync,
+  work: () => T,
+  begin: 'BEGIN' | 'BEGIN IMMEDIATE' = 'BEGIN IMMEDIATE',
+): T => {
+  db.exec(begin)
+  try {
+    const result = work()
+    db.exec('COMMIT')
+    return result
+  } catch (error) {
+    if (db.isTransaction) db.exec('ROLLBACK')
+    throw error
+  }
 }

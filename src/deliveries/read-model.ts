@@ -926,9 +926,10 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
           try {
             apply(recorded)
           } catch (error) {
-            // A write that failed leaves the transaction to roll back; the events are read again.
+            // A write that failed leaves the transaction to roll back (unless SQLite already did,
+            // as after an I/O error or a full disk); the events are read again.
             if (inTransaction) {
-              db.exec('ROLLBACK')
+              if (db.isTransaction) db.exec('ROLLBACK')
               inTransaction = false
             }
             pendingAttempt = undefined

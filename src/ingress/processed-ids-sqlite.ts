@@ -1,4 +1,4 @@
-import { openSqliteFile } from '../adapters/sqlite-file.ts'
+import { openSqliteFile, runTransaction } from '../adapters/sqlite-file.ts'
 import { loopSlice } from '../cooperative.ts'
 import { ClosedError } from '../errors/index.ts'
 import { createFingerprintWindow } from './fingerprint-window.ts'
@@ -91,21 +91,20 @@ export const createSqliteProcessedIds = (options: SqliteProcessedIdsOptions): Pr
 
   /** Journals the digests in one transaction, then holds them in the window. */
   const appendAll = (recorded: readonly Buffer[], now: number) => {
-    db.exec('BEGIN')
-    try {
-      let i = 0
-      for (; i + GROUP <= recorded.length; i += GROUP) {
-        const values: (Buffer | number)[] = []
-        for (let j = i; j < i + GROUP; j++) values.push(recorded[j] as Buffer, now)
-        appendGroup.run(...values)
-      }
-      for (; i < recorded.length; i++) append.run(recorded[i] as Buffer, now)
-      trim(now)
-      db.exec('COMMIT')
-    } catch (error) {
-      db.exec('ROLLBACK')
-      throw error
-    }
+    runTransaction(
+      db,
+      () => {
+        let i = 0
+        for (; i + GROUP <= recorded.length; i += GROUP) {
+          const values: (Buffer | number)[] = []
+          for (let j = i; j < i + GROUP; j++) values.push(recorded[j] as Buffer, now)
+          appendGroup.run(...values)
+        }
+        for (; i < recorded.length; i++) append.run(recorded[i] as Buffer, now)
+        trim(now)
+      },
+      'BEGIN',
+    )
     for (const digest of recorded) {
       const [hi, lo] = fingerprintOf(digest)
       window.add(hi, lo, now)

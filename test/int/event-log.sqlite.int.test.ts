@@ -519,3 +519,36 @@ describe('embedded SQLite: a killed process', () => {
     }
   })
 })
+
+/**
+ * A log whose file may not grow past the pages it has once its topics exist (`maxPageCount`),
+ * so a publish that needs new pages fails with a real SQLITE_FULL, as on a full disk.
+ */
+const fullLog = async (topics: readonly string[], options: Partial<SqliteEventLogOptions> = {}) => {
+  const path = join(dir, `full-${randomUUID()}.sqlite`)
+  const setUp = createSqliteEventLog({ path })
+  await setUp.createTopics(topics.map((topic) => ({ topic, partitions: 1 })))
+  await setUp.close()
+  return { path, log: createSqliteEventLog({ path, idlePollMs: 20, ...options, maxPageCount: 1 }) }
+}
+
+describe('embedded SQLite: a full disk', () => {
+  it('fails a publish with a retriable UnavailableError naming SQLITE_FULL, and writes nothing', async () => {
+    const { log } = await fullLog(['t'])
+    try {
+      await assert.rejects(
+        log.publish('t', [{ key: 'k', value: new Uint8Array(20_000) }]),
+        (error: Error & { code?: string; retriable?: boolean; context?: { sqliteCode?: number } }) => {
+          assert.equal(error.name, 'UnavailableError', error.message)
+          assert.equal(error.retriable, true)
+          assert.equal(error.context?.sqliteCode, 13)
+          assert.match(error.message, /^event log publish: SQLITE_FULL/)
+          return true
+        },
+      )
+      assert.deepEqual(await log.lag('g', ['t']), [{ topic: 't', partition: 0, committed: 0, end: 0 }])
+    } finally {
+      await log.close()
+    }
+  })
+})

@@ -108,6 +108,38 @@ describe('HTTP API on the embedded log and chDB', () => {
     assert.equal(body.checks.event_log?.status, 'ok')
   })
 
+  it('answers ingest on a log whose disk is full with a retriable 503, logging SQLITE_FULL', async () => {
+    // A log that may not grow past the pages it has once its topic exists: a real full disk.
+    const path = join(dir, 'full-log.sqlite')
+    const setUp = createSqliteEventLog({ path })
+    await setUp.createTopics([{ topic: 'engine.events', partitions: 1 }])
+    await setUp.close()
+    const full = createSqliteEventLog({ path, maxPageCount: 1 })
+    const failures: Record<string, unknown>[] = []
+    try {
+      const response = await createHttpApp({
+        ...appOptions,
+        log: full,
+        maxIngestBytes: 1024 * 1024,
+        logger: (level, name, fields) => {
+          if (level === 'error' && name === 'http.request_failed') failures.push({ ...fields })
+        },
+      }).request('/v1/events', {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/cloudevents-batch+json' },
+        body: JSON.stringify(Array.from({ length: 200 }, (_, i) => event(`full-${i}`))),
+      })
+      assert.equal(response.status, 503)
+      const problem = (await response.json()) as { code: string; detail: string }
+      assert.equal(problem.code, 'unavailable')
+      assert.match(problem.detail, /SQLITE_FULL/)
+      assert.equal(failures.length, 1)
+      assert.match(String(failures[0]?.error), /event log publish: SQLITE_FULL/)
+    } finally {
+      await full.close()
+    }
+  })
+
   it('answers 401 with a problem for a missing or wrong token', async () => {
     for (const headers of [{}, { authorization: 'Bearer nope' }, { authorization: `Basic ${TOKEN}` }]) {
       const response = await app.request('/v1/events', { method: 'POST', headers })

@@ -17,7 +17,8 @@ import type {
 } from '../../ports/event-log.ts'
 import { partitionForKey, rememberingPartitioner } from '../murmur2.ts'
 import { checkpointingOf } from '../sqlite-checkpointer.ts'
-import { openSqliteFile } from '../sqlite-file.ts'
+import { translateSqliteError } from '../sqlite-errors.ts'
+import { openSqliteFile, runTransaction } from '../sqlite-file.ts'
 import { createWalSync, type SyncFile } from '../sqlite-wal-sync.ts'
 
 export interface SqliteEventLogOptions {
@@ -59,6 +60,8 @@ export interface SqliteEventLogOptions {
    * so a decoder can recognise a value it has seen (`IngressDecoder`).
    */
   readonly tailBytes?: number
+  /** Pages the file may hold at most; past it writes fail with SQLITE_FULL (see `openSqliteFile`). */
+  readonly maxPageCount?: number
 }
 
 export interface RetentionDeletion {
@@ -132,7 +135,11 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
   const idlePollMs = options.idlePollMs ?? 500
   const backoff = options.retryBackoffMs ?? { min: 100, max: 5_000 }
   const checkpointing = checkpointingOf(options.path, options.checkpointIntervalMs)
-  const db = openSqliteFile(options.path, { synchronous: 'NORMAL', ...checkpointing.pragmas })
+  const db = openSqliteFile(options.path, {
+    synchronous: 'NORMAL',
+    ...checkpointing.pragmas,
+    ...(options.maxPageCount === undefined ? {} : { maxPageCount: options.maxPageCount }),
+  })
   const wal = createWalSync(db, options.syncFile)
   const checkpoints = checkpointing.start()
   // `messages` is an ordinary (rowid) table with its key in an index of its own: in a WITHOUT
@@ -241,15 +248,12 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
     if (closed) throw new ClosedError('event log')
   }
 
-  const transaction = <T>(work: () => T): T => {
-    db.exec('BEGIN IMMEDIATE')
+  /** `work` in one transaction, SQLite's errors translated: a full disk is a retriable UnavailableError. */
+  const transaction = <T>(operation: string, work: () => T): T => {
     try {
-      const result = work()
-      db.exec('COMMIT')
-      return result
+      return runTransaction(db, work)
     } catch (error) {
-      db.exec('ROLLBACK')
-      throw error
+      throw translateSqliteError(error, 'event log', operation)
     }
   }
 
@@ -534,7 +538,7 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
         }
       ).through
       if (last === null) break
-      transaction(() => {
+      transaction('retention', () => {
         deleted += Number(statements.deleteThrough.run(topic, partition, last).changes)
         for (const row of statements.groupsBehind.all(topic, partition, last) as {
           group_id: string
@@ -621,7 +625,7 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
           ])
         }
       }
-      transaction(() => {
+      transaction('createTopics', () => {
         for (const { topic, partitions } of specs) {
           statements.insertTopic.run(topic, partitions)
           const actual = partitionsOf(topic)
@@ -638,7 +642,7 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
       const positions: PublishedPosition[] = new Array(messages.length)
       const published: LogMessage[] = tailBytes > 0 ? new Array(messages.length) : []
       const rows: (string | number | Uint8Array | null)[] = []
-      transaction(() => {
+      transaction('publish', () => {
         // Each partition's head is read once and advanced once per publish, not per message.
         const heads = new Map<number, number>()
         let grouped = 0

@@ -13,9 +13,9 @@ import type {
   StreamAppend,
   SubscribeOptions,
 } from '../../ports/index.ts'
+import { translateSqliteError } from '../sqlite-errors.ts'
 import { type CatchUp, startCatchUp } from './catch-up.ts'
 import { type EventRow, readAllByPrefixes } from './schema.ts'
-import { translateSqliteError } from './sqlite-errors.ts'
 import {
   validateAppend,
   validateAppendMany,
@@ -166,7 +166,7 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
       const rows = statement.all(after, ...prefixes.flatMap((prefix) => [prefix, prefix]), limit)
       return (rows as unknown as EventRow[]).map(toRecorded)
     } catch (error) {
-      throw translateSqliteError(error, 'readAll')
+      throw translateSqliteError(error, 'event store', 'readAll')
     }
   }
 
@@ -175,7 +175,7 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
     try {
       version = statements.dataVersion.get()?.data_version
     } catch (error) {
-      const translated = translateSqliteError(error, 'poll')
+      const translated = translateSqliteError(error, 'event store', 'poll')
       if (isRetriable(translated)) return
       for (const catchUp of [...live]) catchUp.fail(translated)
       return
@@ -254,7 +254,7 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
             else flushTimer ??= setImmediate(flush)
           })
         : await thread.write(request)
-    if (!answer.ok) throw translateSqliteError(answer.error, request.operation)
+    if (!answer.ok) throw translateSqliteError(answer.error, 'event store', request.operation)
     return answer.results
   }
 
@@ -300,7 +300,7 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
       const rows = statements.readStream.all(stream, options.fromRevision ?? 0, options.maxCount ?? -1)
       return (rows as unknown as EventRow[]).map(toRecorded)
     } catch (error) {
-      throw translateSqliteError(error, 'readStream')
+      throw translateSqliteError(error, 'event store', 'readStream')
     }
   }
 
@@ -340,7 +340,7 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
       statements.ping.get()
       await thread?.ping()
     } catch (error) {
-      throw translateSqliteError(error, 'ping')
+      throw translateSqliteError(error, 'event store', 'ping')
     }
   }
 

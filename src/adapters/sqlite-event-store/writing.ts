@@ -1,9 +1,9 @@
 import type { DatabaseSync, StatementSync } from 'node:sqlite'
 import { ExpectedRevisionConflictError, ValidationError } from '../../errors/index.ts'
 import type { AppendResult, EventData, ExpectedRevision } from '../../ports/index.ts'
+import { translateSqliteError } from '../sqlite-errors.ts'
 import { openSqliteFile } from '../sqlite-file.ts'
 import { SCHEMA, SQL, WAL_AUTOCHECKPOINT_PAGES } from './schema.ts'
-import { translateSqliteError } from './sqlite-errors.ts'
 
 /**
  * How appends are written: the same code whether the store writes on the caller's thread or
@@ -67,7 +67,7 @@ export const openDatabase = (
     return { db, statements }
   } catch (error) {
     if (db?.isOpen) db.close()
-    throw translateSqliteError(error, 'open')
+    throw translateSqliteError(error, 'event store', 'open')
   }
 }
 

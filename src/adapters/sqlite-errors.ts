@@ -1,0 +1,50 @@
+import { HeraldError, UnavailableError } from '../errors/index.ts'
+
+// Primary result codes (https://sqlite.org/rescode.html) that another attempt can clear:
+// a lock held by another connection or process, an I/O hiccup, a disk that fills or a file made
+// read-only until an operator frees space or makes it writable again.
+const TRANSIENT = new Map<number, string>([
+  [5, 'SQLITE_BUSY'],
+  [6, 'SQLITE_LOCKED'],
+  [8, 'SQLITE_READONLY'],
+  [10, 'SQLITE_IOERR'],
+  [13, 'SQLITE_FULL'],
+  [14, 'SQLITE_CANTOPEN'],
+  [15, 'SQLITE_PROTOCOL'],
+])
+
+interface SqliteError extends Error {
+  readonly code: 'ERR_SQLITE_ERROR'
+  readonly errcode: number
+  readonly errstr: string
+}
+
+const isSqliteError = (error: unknown): error is SqliteError =>
+  error instanceof Error && (error as { code?: unknown }).code === 'ERR_SQLITE_ERROR'
+
+/**
+ * Maps node:sqlite's errors to Herald's at an adapter's edge, deciding retriability from the
+ * result code (never the message); `component` names the store in the message ("event store
+ * append: SQLITE_FULL (database or disk is full)"). Herald's own errors pass through untouched.
+ *
+ * @example
+ * try { db.exec('BEGIN IMMEDIATE') } catch (e) { throw translateSqliteError(e, 'event store', 'append') }
+ */
+export const translateSqliteError = (error: unknown, component: string, operation: string): Error => {
+  // Anything else (Herald's own errors, a TypeError from a bug) is not the vendor's to translate.
+  if (!isSqliteError(error)) return error instanceof Error ? error : new Error(String(error))
+  const primary = error.errcode & 0xff
+  const context = { operation, sqliteCode: error.errcode }
+  const name = TRANSIENT.get(primary)
+  if (name !== undefined) {
+    return new UnavailableError(`${component} ${operation}: ${name} (${error.message})`, {
+      cause: error,
+      context,
+    })
+  }
+  return new HeraldError(
+    `${component.replaceAll(' ', '_')}_failed`,
+    `${component} ${operation}: ${error.message}`,
+    { cause: error, context },
+  )
+}
