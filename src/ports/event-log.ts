@@ -115,7 +115,10 @@ export interface EventLog {
    * stopped consumer from a quiet log.
    */
   lag(groupId: string, topics: readonly string[]): Promise<readonly PartitionLag[]>
-  /** Reports whether the log is reachable, for `/ready`. */
+  /**
+   * Reports whether the log is reachable and can take writes, for `/ready`: an embedded log
+   * fails it while its last write failed for want of storage or its file was deleted or replaced.
+   */
   ping(): Promise<void>
   /** Stops every consumer of this instance, then releases the connection. */
   close(): Promise<void>

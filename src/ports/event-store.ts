@@ -133,6 +133,10 @@ export interface EventStore {
    * in position order, each once. Unsubscribing stops it.
    */
   subscribeToAll(options?: SubscribeOptions): Observable<RecordedEvent>
+  /**
+   * Reports whether the store is reachable and can take writes, for `/ready`: an embedded store
+   * fails it while its last write failed for want of storage or its file was deleted or replaced.
+   */
   ping(): Promise<void>
   close(): Promise<void>
 }

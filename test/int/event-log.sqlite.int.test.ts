@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
-import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { mkdtempSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
@@ -549,6 +549,49 @@ describe('embedded SQLite: a full disk', () => {
       assert.deepEqual(await log.lag('g', ['t']), [{ topic: 't', partition: 0, committed: 0, end: 0 }])
     } finally {
       await log.close()
+    }
+  })
+})
+
+describe('embedded SQLite: readiness (ping)', () => {
+  it('fails while the last write failed for want of storage, naming the code, and passes once one succeeds', async () => {
+    const { log } = await fullLog(['t'])
+    try {
+      await log.ping()
+      await assert.rejects(log.publish('t', [{ key: 'k', value: new Uint8Array(20_000) }]))
+      await assert.rejects(log.ping(), /event log: the last write failed with SQLITE_FULL/)
+      // What still fits in the pages the file has is written: the storage takes writes again.
+      await log.publish('t', [{ key: 'k', value: new Uint8Array(10) }])
+      await log.ping()
+    } finally {
+      await log.close()
+    }
+  })
+
+  it('fails once its file is deleted or replaced while open', async () => {
+    for (const [what, change, expected] of [
+      ['deleted', (path: string) => unlinkSync(path), /eventlog-\S+ was deleted while open/],
+      [
+        'replaced',
+        (path: string) => {
+          writeFileSync(`${path}.new`, '')
+          renameSync(`${path}.new`, path)
+        },
+        /eventlog-\S+ was replaced while open/,
+      ],
+    ] as const) {
+      const path = join(dir, `eventlog-${what}-${randomUUID()}.sqlite`)
+      const log = createSqliteEventLog({ path })
+      try {
+        await log.createTopics([{ topic: 't', partitions: 1 }])
+        await log.ping()
+        change(path)
+        // The connection still writes, to the file it has open: only the probe can tell.
+        await log.publish('t', [{ key: 'k', value: new Uint8Array(1) }])
+        await assert.rejects(log.ping(), expected)
+      } finally {
+        await log.close()
+      }
     }
   })
 })

@@ -470,6 +470,45 @@ describe('sqlite event store', () => {
     })
   })
 
+  describe('readiness (ping)', () => {
+    for (const writerThread of [false, true]) {
+      it(`fails while the last append failed for want of storage, naming the code, and passes once one succeeds${writerThread ? ' (writer thread)' : ''}`, async () => {
+        // The schema is made first; then the file may not grow past the pages it has: a real full disk.
+        const path = newPath()
+        await createSqliteEventStore({ path }).close()
+        const store = createSqliteEventStore({ path, writerThread, maxPageCount: 1 })
+        try {
+          await store.ping()
+          await assert.rejects(
+            store.append(newStream('full'), [newEvent({ filler: 'x'.repeat(20_000) })]),
+            (error: unknown) => error instanceof UnavailableError && /SQLITE_FULL/.test(error.message),
+          )
+          await assert.rejects(store.ping(), /event store: the last write failed with SQLITE_FULL/)
+          // What still fits in the pages the file has is written: the storage takes writes again.
+          await store.append(newStream('fits'), [newEvent()])
+          await store.ping()
+        } finally {
+          await store.close()
+        }
+      })
+    }
+
+    it('fails once its file is deleted while open', async () => {
+      const path = newPath()
+      const store = createSqliteEventStore({ path, writerThread: true })
+      try {
+        await store.append(newStream('before'), [newEvent()])
+        await store.ping()
+        rmSync(path)
+        // The connections still write, to the file they have open: only the probe can tell.
+        await store.append(newStream('after'), [newEvent()])
+        await assert.rejects(store.ping(), /event store: \S+ was deleted while open/)
+      } finally {
+        await store.close()
+      }
+    })
+  })
+
   describe('close', () => {
     it('completes open subscriptions and refuses further use', async () => {
       const store = createSqliteEventStore({ path: newPath() })

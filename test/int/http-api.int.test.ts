@@ -108,7 +108,7 @@ describe('HTTP API on the embedded log and chDB', () => {
     assert.equal(body.checks.event_log?.status, 'ok')
   })
 
-  it('answers ingest on a log whose disk is full with a retriable 503, logging SQLITE_FULL', async () => {
+  it('answers ingest on a log whose disk is full with a retriable 503 logging SQLITE_FULL, and /ready 503 naming the log until a write succeeds', async () => {
     // A log that may not grow past the pages it has once its topic exists: a real full disk.
     const path = join(dir, 'full-log.sqlite')
     const setUp = createSqliteEventLog({ path })
@@ -117,24 +117,44 @@ describe('HTTP API on the embedded log and chDB', () => {
     const full = createSqliteEventLog({ path, maxPageCount: 1 })
     const failures: Record<string, unknown>[] = []
     try {
-      const response = await createHttpApp({
+      const fullApp = createHttpApp({
         ...appOptions,
         log: full,
+        readiness: { ...appOptions.readiness, event_log: () => full.ping() },
         maxIngestBytes: 1024 * 1024,
         logger: (level, name, fields) => {
           if (level === 'error' && name === 'http.request_failed') failures.push({ ...fields })
         },
-      }).request('/v1/events', {
-        method: 'POST',
-        headers: { ...auth, 'content-type': 'application/cloudevents-batch+json' },
-        body: JSON.stringify(Array.from({ length: 200 }, (_, i) => event(`full-${i}`))),
       })
+      const ingest = (events: unknown[]) =>
+        fullApp.request('/v1/events', {
+          method: 'POST',
+          headers: { ...auth, 'content-type': 'application/cloudevents-batch+json' },
+          body: JSON.stringify(events),
+        })
+      const readiness = async () => {
+        const response = await fullApp.request('/ready')
+        const body = (await response.json()) as { checks: Record<string, { status: string; error?: string }> }
+        return { status: response.status, eventLog: body.checks.event_log }
+      }
+      assert.equal((await readiness()).status, 200)
+
+      const response = await ingest(Array.from({ length: 200 }, (_, i) => event(`full-${i}`)))
       assert.equal(response.status, 503)
       const problem = (await response.json()) as { code: string; detail: string }
       assert.equal(problem.code, 'unavailable')
       assert.match(problem.detail, /SQLITE_FULL/)
       assert.equal(failures.length, 1)
       assert.match(String(failures[0]?.error), /event log publish: SQLITE_FULL/)
+
+      const down = await readiness()
+      assert.equal(down.status, 503)
+      assert.equal(down.eventLog?.status, 'unavailable')
+      assert.match(String(down.eventLog?.error), /the last write failed with SQLITE_FULL/)
+
+      // One event still fits in the pages the file has: the log takes writes again.
+      assert.equal((await ingest([event('fits')])).status, 202)
+      assert.deepEqual(await readiness(), { status: 200, eventLog: { status: 'ok' } })
     } finally {
       await full.close()
     }

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
+import { migrate } from '../../projections/migrations/index.ts'
 import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/index.ts'
 import { WarehouseError } from '../../src/errors/index.ts'
 import { runWarehouseContract } from '../contracts/warehouse.contract.ts'
@@ -45,5 +46,21 @@ describe('chDB warehouse', () => {
     const released = await createChdbWarehouse({ path: other })
     await released.ping()
     await released.close()
+  })
+
+  it('fails ping once its tables’ data or its data directory is deleted while open', async () => {
+    const deleted = join(dir, 'deleted')
+    const warehouse = await createChdbWarehouse({ path: deleted })
+    try {
+      await migrate(warehouse, [{ version: 1, name: 'nothing', statements: [] }])
+      await warehouse.ping()
+      // The folder stays, the tables' files go: a `SELECT 1` would still answer.
+      rmSync(join(deleted, 'store'), { recursive: true, force: true })
+      await assert.rejects(warehouse.ping(), /FILE_DOESNT_EXIST/)
+      rmSync(deleted, { recursive: true, force: true })
+      await assert.rejects(warehouse.ping(), /warehouse: \S+deleted was deleted while open/)
+    } finally {
+      await warehouse.close()
+    }
   })
 })

@@ -5,7 +5,9 @@ import {
   createClient,
   parseError,
 } from '@clickhouse/client'
+import { UnavailableError } from '../../errors/index.ts'
 import type { Warehouse } from '../../ports/warehouse.ts'
+import { identityOf, identityProblem } from '../storage-health.ts'
 import { toHeraldError } from './errors.ts'
 import { createFileInserter } from './file-insert.ts'
 import type { ColumnTypes } from './native-format.ts'
@@ -58,6 +60,8 @@ export const createChdbWarehouse = async (options: ChdbWarehouseOptions): Promis
         .map(([name, value]) => `${name} = ${typeof value === 'string' ? `'${value}'` : value}`)
         .join(', ')}`,
     )
+    // The folder chDB opened: `ping` fails once it is deleted or replaced under the engine.
+    const opened = identityOf(path)
     const columnTypes = createColumnTypes(async (sql) => (await run(sql)).text())
     const inserter = createFileInserter(run, { columnTypes: columnTypes.of })
     const warehouse = createClickHouseWarehouse(client, {
@@ -75,6 +79,16 @@ export const createChdbWarehouse = async (options: ChdbWarehouseOptions): Promis
     })
     return {
       ...warehouse,
+      ping: async () => {
+        await warehouse.ping()
+        const moved = opened === undefined ? undefined : identityProblem(path, opened)
+        if (moved !== undefined) throw new UnavailableError(`warehouse: ${moved}`, { context: { path } })
+        try {
+          await readMigrations(run)
+        } catch (error) {
+          throw toHeraldError(error, { operation: 'ping', target, redact: (text) => text })
+        }
+      },
       // Any statement may be DDL that changes a table's columns: their types are read again.
       command: async (sql, params) => {
         try {
@@ -94,6 +108,15 @@ export const createChdbWarehouse = async (options: ChdbWarehouseOptions): Promis
   } catch (error) {
     throw toHeraldError(error, { operation: 'open', target, redact: (text) => text })
   }
+}
+
+/**
+ * Reads a row of the migrations table, once there is one: `SELECT 1` answers from memory, while
+ * this reads a table's data files, so it fails when they are gone. The table is tiny.
+ */
+const readMigrations = async (run: (sql: string) => Promise<{ text(): string }>): Promise<void> => {
+  const exists = (await run('EXISTS TABLE schema_migrations')).text().trim()
+  if (exists === '1') await run('SELECT version FROM schema_migrations LIMIT 1')
 }
 
 /**

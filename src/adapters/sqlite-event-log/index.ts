@@ -20,6 +20,7 @@ import { checkpointingOf } from '../sqlite-checkpointer.ts'
 import { translateSqliteError } from '../sqlite-errors.ts'
 import { openSqliteFile, runTransaction } from '../sqlite-file.ts'
 import { createWalSync, type SyncFile } from '../sqlite-wal-sync.ts'
+import { watchStorage } from '../storage-health.ts'
 
 export interface SqliteEventLogOptions {
   /** Database file; `:memory:` for a throw-away log. */
@@ -141,6 +142,8 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
     ...(options.maxPageCount === undefined ? {} : { maxPageCount: options.maxPageCount }),
   })
   const wal = createWalSync(db, options.syncFile)
+  // Recorded once the file exists: what `ping` compares the path with.
+  const health = watchStorage(options.path, 'event log')
   const checkpoints = checkpointing.start()
   // `messages` is an ordinary (rowid) table with its key in an index of its own: in a WITHOUT
   // ROWID table a row lives in the key's b-tree, which keeps at most about 1,000 bytes of a
@@ -248,11 +251,17 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
     if (closed) throw new ClosedError('event log')
   }
 
-  /** `work` in one transaction, SQLite's errors translated: a full disk is a retriable UnavailableError. */
+  /**
+   * `work` in one transaction, SQLite's errors translated (a full disk is a retriable
+   * UnavailableError), its outcome told to `health` for `ping`.
+   */
   const transaction = <T>(operation: string, work: () => T): T => {
     try {
-      return runTransaction(db, work)
+      const result = runTransaction(db, work)
+      health.wrote()
+      return result
     } catch (error) {
+      health.wrote(error)
       throw translateSqliteError(error, 'event log', operation)
     }
   }
@@ -690,8 +699,11 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
 
     consume,
 
+    // Ready while the file open is still the one at its path and its last write did not fail
+    // for want of storage: a `SELECT 1` alone answers from a deleted file and a full disk.
     ping: async () => {
       assertOpen()
+      health.check()
       db.prepare('SELECT 1').get()
     },
 

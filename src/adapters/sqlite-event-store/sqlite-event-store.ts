@@ -14,6 +14,7 @@ import type {
   SubscribeOptions,
 } from '../../ports/index.ts'
 import { translateSqliteError } from '../sqlite-errors.ts'
+import { watchStorage } from '../storage-health.ts'
 import { type CatchUp, startCatchUp } from './catch-up.ts'
 import { type EventRow, readAllByPrefixes } from './schema.ts'
 import {
@@ -67,6 +68,8 @@ export interface SqliteEventStoreOptions {
    * and it is started again. For the operator's log; `ping` fails until it answers again.
    */
   readonly onWriterStopped?: (error: Error) => void
+  /** Pages the file may hold at most; past it appends fail with SQLITE_FULL (see `openSqliteFile`). */
+  readonly maxPageCount?: number
 }
 
 export type { ReadAllOptions } from '../../ports/event-store.ts'
@@ -141,7 +144,9 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
     ...defaults,
     ...options,
   }
-  const { db, statements } = openDatabase(path, busyTimeoutMs)
+  const { db, statements } = openDatabase(path, busyTimeoutMs, options.maxPageCount)
+  // What `ping` reports besides a connection that answers: see `watchStorage`.
+  const health = watchStorage(path, 'event store')
 
   let closed = false
   const live = new Set<CatchUp>()
@@ -235,6 +240,7 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
       ? startWriterThread({
           path,
           busyTimeoutMs,
+          ...(options.maxPageCount === undefined ? {} : { maxPageCount: options.maxPageCount }),
           onCommitted: () => committed(),
           ...(options.onWriterStopped === undefined ? {} : { onStopped: options.onWriterStopped }),
         })
@@ -254,6 +260,8 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
             else flushTimer ??= setImmediate(flush)
           })
         : await thread.write(request)
+    // The writer thread's SQLite errors come back with their codes: a failed write is known here either way.
+    health.wrote(answer.ok ? undefined : answer.error)
     if (!answer.ok) throw translateSqliteError(answer.error, 'event store', request.operation)
     return answer.results
   }
@@ -333,9 +341,11 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
       return catchUp.stop
     })
 
-  // With a writer thread, ready means it answers too: appends go nowhere else.
+  // With a writer thread, ready means it answers too: appends go nowhere else. Ready also
+  // means the storage takes writes (`watchStorage`), which a query alone does not tell.
   const ping = async (): Promise<void> => {
     assertOpen()
+    health.check()
     try {
       statements.ping.get()
       await thread?.ping()

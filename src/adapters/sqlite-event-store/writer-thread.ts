@@ -169,6 +169,8 @@ export interface WriterThread {
 export interface WriterThreadOptions {
   readonly path: string
   readonly busyTimeoutMs: number
+  /** The store's `maxPageCount`, which its connection must apply too. */
+  readonly maxPageCount?: number
   /** After each committed group that wrote something, before its appends are answered. */
   readonly onCommitted: () => void
   /** The thread stopped unexpectedly (and is started again); `error` says why. */
@@ -210,7 +212,11 @@ export const startWriterThread = (options: WriterThreadOptions): WriterThread =>
   const thread = superviseThread<FromWriter>({
     url: new URL('./writer-worker.ts', import.meta.url),
     name: 'store-writer',
-    workerData: { path: options.path, busyTimeoutMs: options.busyTimeoutMs },
+    workerData: {
+      path: options.path,
+      busyTimeoutMs: options.busyTimeoutMs,
+      maxPageCount: options.maxPageCount,
+    },
     restartDelayMs: options.restartDelayMs ?? 100,
     maxRestartDelayMs: MAX_RESTART_DELAY_MS,
     onStarted: (worker) => {

@@ -16,8 +16,12 @@ import { createGroupWriter, openDatabase, type WriteRequest } from './writing.ts
 
 const port = parentPort
 if (port === null) throw new Error('writer-worker.ts runs as a worker thread')
-const { path, busyTimeoutMs } = workerData as { path: string; busyTimeoutMs: number }
-const { db, statements } = openDatabase(path, busyTimeoutMs)
+const { path, busyTimeoutMs, maxPageCount } = workerData as {
+  path: string
+  busyTimeoutMs: number
+  maxPageCount?: number
+}
+const { db, statements } = openDatabase(path, busyTimeoutMs, maxPageCount)
 const writer = createGroupWriter(db, statements)
 
 let queue: { readonly id: number; readonly request: WriteRequest }[] = []

@@ -51,6 +51,7 @@ export type Statements = Record<keyof typeof SQL, StatementSync>
 export const openDatabase = (
   path: string,
   busyTimeoutMs: number,
+  maxPageCount?: number,
 ): { db: DatabaseSync; statements: Statements } => {
   let db: DatabaseSync | undefined
   try {
@@ -58,6 +59,7 @@ export const openDatabase = (
       synchronous: 'FULL',
       busyTimeoutMs,
       walAutocheckpoint: WAL_AUTOCHECKPOINT_PAGES,
+      ...(maxPageCount === undefined ? {} : { maxPageCount }),
     })
     db.exec(SCHEMA)
     const open = db

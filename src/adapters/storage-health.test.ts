@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, describe, it } from 'node:test'
+import { UnavailableError } from '../errors/index.ts'
+import { storageFailureOf, watchStorage } from './storage-health.ts'
+
+const dir = mkdtempSync(join(tmpdir(), 'herald-storage-health-'))
+after(() => rmSync(dir, { recursive: true, force: true }))
+
+/** node:sqlite's error for a result code, as it throws it. */
+const sqliteError = (errcode: number, message: string) =>
+  Object.assign(new Error(message), { code: 'ERR_SQLITE_ERROR', errcode, errstr: message })
+
+describe('storageFailureOf', () => {
+  it('names a storage failure, also behind the errors it was translated to, by its primary code', () => {
+    assert.equal(storageFailureOf(sqliteError(13, 'database or disk is full')), 'SQLITE_FULL')
+    // SQLITE_IOERR_WRITE, an extended code.
+    assert.equal(storageFailureOf(sqliteError(778, 'disk I/O error')), 'SQLITE_IOERR')
+    assert.equal(
+      storageFailureOf(new UnavailableError('event log publish', { cause: sqliteError(8, 'readonly') })),
+      'SQLITE_READONLY',
+    )
+  })
+
+  it('leaves out what says nothing of the storage: a lock held too long, a constraint, any other error', () => {
+    assert.equal(storageFailureOf(sqliteError(5, 'database is locked')), undefined)
+    assert.equal(storageFailureOf(sqliteError(19, 'UNIQUE constraint failed')), undefined)
+    assert.equal(storageFailureOf(new TypeError('x is undefined')), undefined)
+  })
+})
+
+describe('watchStorage', () => {
+  it('is down from a failed write until one succeeds; other errors change nothing', () => {
+    const path = join(dir, 'watched.sqlite')
+    writeFileSync(path, '')
+    const health = watchStorage(path, 'test store')
+    health.check()
+    health.wrote(sqliteError(13, 'database or disk is full'))
+    assert.throws(
+      () => health.check(),
+      (error: unknown) =>
+        error instanceof UnavailableError &&
+        error.message ===
+          'test store: the last write failed with SQLITE_FULL (database or disk is full) and none has succeeded since',
+    )
+    health.wrote(sqliteError(5, 'database is locked'))
+    assert.throws(() => health.check(), /SQLITE_FULL/)
+    health.wrote()
+    health.check()
+  })
+
+  it('watches only failed writes of a database in memory', () => {
+    const health = watchStorage(':memory:', 'test store')
+    health.check()
+    health.wrote(sqliteError(10, 'disk I/O error'))
+    assert.throws(() => health.check(), /SQLITE_IOERR/)
+  })
+})

@@ -1,0 +1,111 @@
+import { statSync } from 'node:fs'
+import { UnavailableError } from '../errors/index.ts'
+
+// Primary result codes (https://sqlite.org/rescode.html) that say the storage under a file
+// cannot take writes: a full disk, an I/O error, a file made read-only, unopenable or damaged.
+// A lock held too long (SQLITE_BUSY) or a conflict says nothing about the storage.
+const STORAGE_FAILURES = new Map<number, string>([
+  [8, 'SQLITE_READONLY'],
+  [10, 'SQLITE_IOERR'],
+  [11, 'SQLITE_CORRUPT'],
+  [13, 'SQLITE_FULL'],
+  [14, 'SQLITE_CANTOPEN'],
+  [26, 'SQLITE_NOTADB'],
+])
+
+/** node:sqlite's error in `error` or the errors it was translated from (its `cause`s). */
+const sqliteErrorIn = (error: unknown): (Error & { readonly errcode: number }) | undefined => {
+  let current = error
+  for (let depth = 0; current instanceof Error && depth < 5; depth++) {
+    const { code, errcode } = current as { code?: unknown; errcode?: unknown }
+    if (code === 'ERR_SQLITE_ERROR' && typeof errcode === 'number')
+      return current as Error & { readonly errcode: number }
+    current = current.cause
+  }
+  return undefined
+}
+
+/**
+ * The name of the SQLite result code when `error`, or an error it was translated from (its
+ * `cause`), is a storage failure; undefined for any other error.
+ *
+ * @example
+ * storageFailureOf(new UnavailableError('…', { cause: sqliteFull })) // 'SQLITE_FULL'
+ */
+export const storageFailureOf = (error: unknown): string | undefined => {
+  const sqlite = sqliteErrorIn(error)
+  return sqlite === undefined ? undefined : STORAGE_FAILURES.get(sqlite.errcode & 0xff)
+}
+
+/** Which file (or folder) a path named: a file deleted or replaced while open keeps its old one. */
+export interface FileIdentity {
+  readonly dev: number
+  readonly ino: number
+}
+
+/** What `path` names now; undefined when nothing is there. */
+export const identityOf = (path: string): FileIdentity | undefined => {
+  const stat = statSync(path, { throwIfNoEntry: false })
+  return stat === undefined ? undefined : { dev: stat.dev, ino: stat.ino }
+}
+
+/**
+ * Why the file opened as `opened` is not what `path` names any more, or undefined while it is:
+ * deleted, writes go to a file nobody will open again; replaced, to one beside the new file.
+ */
+export const identityProblem = (path: string, opened: FileIdentity): string | undefined => {
+  const now = identityOf(path)
+  if (now === undefined) return `${path} was deleted while open: writes would go to a file no one reads again`
+  if (now.dev !== opened.dev || now.ino !== opened.ino)
+    return `${path} was replaced while open: writes would go to the file it replaced`
+  return undefined
+}
+
+export interface StorageHealth {
+  /**
+   * Records a write's outcome: a storage failure (`storageFailureOf`) marks the storage down,
+   * a write that succeeded marks it up again; any other error changes nothing.
+   */
+  wrote(error?: unknown): void
+  /**
+   * Throws an UnavailableError saying why the storage cannot take writes: the file open is no
+   * longer the one at its path, or the last write failed and none has succeeded since. One
+   * `stat` of the path: cheap enough for a readiness probe polled every few seconds.
+   */
+  check(): void
+}
+
+/**
+ * Watches the storage of one file (or folder) opened at `path` for a readiness probe, which a
+ * `SELECT 1` alone cannot be: it answers from a file deleted under it and from a disk that is
+ * full. `component` names the store in errors. A path that is no file (`:memory:`, a `file:`
+ * URI) is watched for failed writes only.
+ *
+ * @example
+ * const health = watchStorage('data/eventlog.sqlite', 'event log')
+ * try { insert.run(row); health.wrote() } catch (e) { health.wrote(e); throw e }
+ * const ping = async () => health.check()
+ */
+export const watchStorage = (path: string, component: string): StorageHealth => {
+  const opened = path === ':memory:' || path.startsWith('file:') ? undefined : identityOf(path)
+  let failed: { readonly code: string; readonly message: string } | undefined
+  return {
+    wrote: (error) => {
+      if (error === undefined) {
+        failed = undefined
+        return
+      }
+      const code = storageFailureOf(error)
+      if (code !== undefined) failed = { code, message: sqliteErrorIn(error)?.message ?? code }
+    },
+    check: () => {
+      const moved = opened === undefined ? undefined : identityProblem(path, opened)
+      if (moved !== undefined) throw new UnavailableError(`${component}: ${moved}`, { context: { path } })
+      if (failed !== undefined)
+        throw new UnavailableError(
+          `${component}: the last write failed with ${failed.code} (${failed.message}) and none has succeeded since`,
+          { context: { path, sqliteCode: failed.code } },
+        )
+    },
+  }
+}
