@@ -12,7 +12,7 @@ import { createSqliteEventStore } from './adapters/sqlite-event-store/index.ts'
 import { createAuditRoutes } from './audit/index.ts'
 import { createTokenRoutes, createTokenService } from './auth/index.ts'
 import { type Config, topicPartitions } from './config/index.ts'
-import { ConfigError } from './errors/index.ts'
+import { ConfigError, isHeraldError } from './errors/index.ts'
 import {
   type Authorizer,
   chainAuthenticators,
@@ -96,6 +96,16 @@ const openEventLog = async (config: Config, logger: Logger): Promise<EventLog> =
           topic: batch.topic,
           partition: batch.partition,
           error: error instanceof Error ? error.message : String(error),
+        }),
+      onCommitError: (error, batch, groupId) =>
+        logger('error', 'eventlog.commit_failed', {
+          group: groupId,
+          topic: batch.topic,
+          partition: batch.partition,
+          offset: (batch.messages.at(-1)?.offset ?? -1) + 1,
+          error: error instanceof Error ? error.message : String(error),
+          sqlite_code: isHeraldError(error) ? error.context.sqliteCode : undefined,
+          redelivered: true,
         }),
     })
   }

@@ -5,6 +5,7 @@ import { once } from 'node:events'
 import { mkdtempSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
 import { after, describe, it } from 'node:test'
 import {
   createSqliteEventLog,
@@ -592,6 +593,64 @@ describe('embedded SQLite: readiness (ping)', () => {
       } finally {
         await log.close()
       }
+    }
+  })
+})
+
+describe('embedded SQLite: a failed offset commit', () => {
+  it('is reported, the batch handed over again after the back-off, and committed once the disk has room, the consumer running on', async () => {
+    const path = join(dir, `commit-${randomUUID()}.sqlite`)
+    const setUp = createSqliteEventLog({ path })
+    await setUp.createTopics([
+      { topic: 'events', partitions: 1 },
+      { topic: 'filler', partitions: 1 },
+    ])
+    await setUp.publish('events', [{ key: 'k', value: new Uint8Array([1]) }])
+    await setUp.publish('filler', [{ key: 'f', value: new Uint8Array(50_000) }])
+    await setUp.close()
+
+    // The file may not grow past the pages it has (a full disk), and this group's id is longer
+    // than a page keeps of a row: its first commit needs a page the file does not have.
+    const commitErrors: { error: unknown; offsets: number[] }[] = []
+    const log = createSqliteEventLog({
+      path,
+      idlePollMs: 20,
+      retryBackoffMs: { min: 10, max: 40 },
+      maxPageCount: 1,
+      onCommitError: (error, batch) =>
+        commitErrors.push({ error, offsets: batch.messages.map((m) => m.offset) }),
+    })
+    const groupId = `g-${'x'.repeat(5_000)}`
+    const handled: number[][] = []
+    const consumer = await log.consume({ groupId, topics: ['events'] }, async (batch) => {
+      handled.push(batch.messages.map((m) => m.offset))
+    })
+    try {
+      await eventually(() => assert.ok(commitErrors.length >= 2, `${commitErrors.length} commit errors`))
+      const [first] = commitErrors
+      assert.deepEqual(first?.offsets, [0])
+      assert.ok(first?.error instanceof Error)
+      assert.match(first.error.message, /^event log commit: SQLITE_FULL/)
+      assert.equal((first.error as Error & { context: { sqliteCode?: number } }).context.sqliteCode, 13)
+      // Handed over again, the same batch each time; nothing committed.
+      assert.ok(handled.length >= 2)
+      for (const offsets of handled) assert.deepEqual(offsets, [0])
+      assert.equal((await log.lag(groupId, ['events']))[0]?.committed, 0)
+      await assert.rejects(log.ping(), /the last write failed with SQLITE_FULL/)
+
+      // An operator frees space: the next attempt commits, and the log is ready again.
+      const other = new DatabaseSync(path)
+      other.exec("DELETE FROM messages WHERE topic = 'filler'")
+      other.close()
+      await eventually(async () => assert.equal((await log.lag(groupId, ['events']))[0]?.committed, 1))
+      await log.ping()
+      // The consumer runs on.
+      await log.publish('events', [{ key: 'k', value: new Uint8Array([2]) }])
+      await eventually(async () => assert.equal((await log.lag(groupId, ['events']))[0]?.committed, 2))
+      assert.deepEqual(handled.at(-1), [1])
+    } finally {
+      await consumer.stop()
+      await log.close()
     }
   })
 })

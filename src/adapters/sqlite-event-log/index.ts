@@ -33,6 +33,12 @@ export interface SqliteEventLogOptions {
   /** Receives handler failures; the batch is retried after a back-off either way. */
   readonly onHandlerError?: (error: unknown, batch: Batch, groupId: string) => void
   /**
+   * Receives failures to commit a batch's offset (a SQLite error translated: `UnavailableError`
+   * for a full disk, with `context.sqliteCode`); the batch is handed over again after the
+   * handlers' back-off, and the consumer goes on.
+   */
+  readonly onCommitError?: (error: unknown, batch: Batch, groupId: string) => void
+  /**
    * How often the process's checkpoint thread checkpoints the file's WAL (default 200 ms), so no publish
    * on the event loop copies the WAL into the file and syncs it; 0 leaves that to the
    * publishes (every 1,000 pages, SQLite's default). A log in memory has no WAL.
@@ -407,6 +413,21 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
     })
   }
 
+  /**
+   * Commits a group's offset, not waited onto the disk (see the factory's comment); its outcome
+   * told to `health` for `ping`. A closed log commits nothing: the batch is read again next time.
+   */
+  const commitOffset = (groupId: string, topic: string, partition: number, next: number): void => {
+    if (closed) return
+    try {
+      statements.commit.run(groupId, topic, partition, next)
+      health.wrote()
+    } catch (error) {
+      health.wrote(error)
+      throw translateSqliteError(error, 'event log', 'commit')
+    }
+  }
+
   /** Runs `work` once no other member holds this partition of the group. */
   const withPartitionLock = async (group: Group, lockKey: string, work: () => Promise<void>) => {
     for (;;) {
@@ -491,15 +512,23 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
               try {
                 await handler(batch)
               } catch (error) {
-                failures++
                 options.onHandlerError?.(error, batch, groupId)
-                await sleep(Math.min(backoff.max, backoff.min * 2 ** (failures - 1)))
+                await sleep(Math.min(backoff.max, backoff.min * 2 ** failures++))
+                return
+              }
+              // A commit that fails (a full disk) is retried as a failed handler is: the batch
+              // is read again from the offset committed before and handed over again (handlers
+              // are idempotent), after the same back-off. Thrown from here, it would end the
+              // loop with a rejection nobody handles, and the process with it.
+              try {
+                commitOffset(groupId, topic, partition, last.offset + 1)
+              } catch (error) {
+                options.onCommitError?.(error, batch, groupId)
+                await sleep(Math.min(backoff.max, backoff.min * 2 ** failures++))
                 return
               }
               failures = 0
               progressed = true
-              // Not waited onto the disk: see the factory's comment.
-              if (!closed) statements.commit.run(groupId, topic, partition, last.offset + 1)
             })
           }
         }
