@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import { UnavailableError } from '../errors/index.ts'
-import { storageFailureOf, watchStorage } from './storage-health.ts'
+import { FAILURE_HOLD_MS, storageFailureOf, watchStorage } from './storage-health.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'herald-storage-health-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
@@ -49,6 +49,23 @@ describe('watchStorage', () => {
     assert.throws(() => health.check(), /SQLITE_FULL/)
     health.wrote()
     health.check()
+  })
+
+  it('holds a failure for a while when nothing writes after it, then lets the next write decide', () => {
+    let now = 0
+    const health = watchStorage(':memory:', 'test store', () => now)
+    health.wrote(sqliteError(13, 'database or disk is full'))
+    now = FAILURE_HOLD_MS - 1
+    assert.throws(() => health.check(), /SQLITE_FULL/)
+    // Each failed write renews it.
+    health.wrote(sqliteError(13, 'database or disk is full'))
+    now += FAILURE_HOLD_MS - 1
+    assert.throws(() => health.check(), /SQLITE_FULL/)
+    // Nothing wrote since: ready on trial, so traffic can come back and tell.
+    now += 1
+    health.check()
+    health.wrote(sqliteError(10, 'disk I/O error'))
+    assert.throws(() => health.check(), /SQLITE_IOERR/)
   })
 
   it('watches only failed writes of a database in memory', () => {

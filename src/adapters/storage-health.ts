@@ -69,11 +69,22 @@ export interface StorageHealth {
   wrote(error?: unknown): void
   /**
    * Throws an UnavailableError saying why the storage cannot take writes: the file open is no
-   * longer the one at its path, or the last write failed and none has succeeded since. One
-   * `stat` of the path: cheap enough for a readiness probe polled every few seconds.
+   * longer the one at its path, or the last write failed, none has succeeded since, and the
+   * failure is recent (`FAILURE_HOLD_MS`). One `stat` of the path: cheap enough for a
+   * readiness probe polled every few seconds.
    */
   check(): void
 }
+
+/**
+ * How long a failed write keeps a store down when nothing writes after it. A load balancer
+ * stops sending traffic to an instance whose readiness fails, and with no traffic nothing may
+ * write again: a store down until a write succeeds could stay down after the disk has room
+ * again. So the failure is held this long (every failed write renews it, and consumers retry
+ * theirs every few seconds while the disk is full), then readiness passes on trial, and the
+ * next write decides again: requests that then fail answer 503 and may be retried.
+ */
+export const FAILURE_HOLD_MS = 30_000
 
 /**
  * Watches the storage of one file (or folder) opened at `path` for a readiness probe, which a
@@ -86,9 +97,13 @@ export interface StorageHealth {
  * try { insert.run(row); health.wrote() } catch (e) { health.wrote(e); throw e }
  * const ping = async () => health.check()
  */
-export const watchStorage = (path: string, component: string): StorageHealth => {
+export const watchStorage = (
+  path: string,
+  component: string,
+  clock: () => number = Date.now,
+): StorageHealth => {
   const opened = path === ':memory:' || path.startsWith('file:') ? undefined : identityOf(path)
-  let failed: { readonly code: string; readonly message: string } | undefined
+  let failed: { readonly code: string; readonly message: string; readonly at: number } | undefined
   return {
     wrote: (error) => {
       if (error === undefined) {
@@ -96,12 +111,12 @@ export const watchStorage = (path: string, component: string): StorageHealth => 
         return
       }
       const code = storageFailureOf(error)
-      if (code !== undefined) failed = { code, message: sqliteErrorIn(error)?.message ?? code }
+      if (code !== undefined) failed = { code, message: sqliteErrorIn(error)?.message ?? code, at: clock() }
     },
     check: () => {
       const moved = opened === undefined ? undefined : identityProblem(path, opened)
       if (moved !== undefined) throw new UnavailableError(`${component}: ${moved}`, { context: { path } })
-      if (failed !== undefined)
+      if (failed !== undefined && clock() - failed.at < FAILURE_HOLD_MS)
         throw new UnavailableError(
           `${component}: the last write failed with ${failed.code} (${failed.message}) and none has succeeded since`,
           { context: { path, sqliteCode: failed.code } },
