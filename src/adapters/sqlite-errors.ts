@@ -1,25 +1,33 @@
 import { HeraldError, UnavailableError } from '../errors/index.ts'
 
-// Primary result codes (https://sqlite.org/rescode.html) that another attempt can clear:
-// a lock held by another connection or process, an I/O hiccup, a disk that fills or a file made
-// read-only until an operator frees space or makes it writable again.
-const TRANSIENT = new Map<number, string>([
+/** Primary result codes (https://sqlite.org/rescode.html) by name, those Herald tells apart. */
+const CODE_NAMES = new Map<number, string>([
   [5, 'SQLITE_BUSY'],
   [6, 'SQLITE_LOCKED'],
   [8, 'SQLITE_READONLY'],
   [10, 'SQLITE_IOERR'],
+  [11, 'SQLITE_CORRUPT'],
   [13, 'SQLITE_FULL'],
   [14, 'SQLITE_CANTOPEN'],
   [15, 'SQLITE_PROTOCOL'],
+  [26, 'SQLITE_NOTADB'],
 ])
 
-interface SqliteError extends Error {
+/** The name of an error code's primary result code, when Herald tells it apart. */
+export const sqliteCodeName = (errcode: number): string | undefined => CODE_NAMES.get(errcode & 0xff)
+
+// The primary codes another attempt can clear: a lock held by another connection or process,
+// an I/O hiccup, a disk that fills or a file made read-only until an operator frees space or
+// makes it writable again.
+const TRANSIENT = new Set([5, 6, 8, 10, 13, 14, 15])
+
+export interface SqliteError extends Error {
   readonly code: 'ERR_SQLITE_ERROR'
   readonly errcode: number
   readonly errstr: string
 }
 
-const isSqliteError = (error: unknown): error is SqliteError =>
+export const isSqliteError = (error: unknown): error is SqliteError =>
   error instanceof Error && (error as { code?: unknown }).code === 'ERR_SQLITE_ERROR'
 
 /**
@@ -33,10 +41,9 @@ const isSqliteError = (error: unknown): error is SqliteError =>
 export const translateSqliteError = (error: unknown, component: string, operation: string): Error => {
   // Anything else (Herald's own errors, a TypeError from a bug) is not the vendor's to translate.
   if (!isSqliteError(error)) return error instanceof Error ? error : new Error(String(error))
-  const primary = error.errcode & 0xff
   const context = { operation, sqliteCode: error.errcode }
-  const name = TRANSIENT.get(primary)
-  if (name !== undefined) {
+  if (TRANSIENT.has(error.errcode & 0xff)) {
+    const name = sqliteCodeName(error.errcode)
     return new UnavailableError(`${component} ${operation}: ${name} (${error.message})`, {
       cause: error,
       context,

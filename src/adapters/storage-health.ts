@@ -1,25 +1,17 @@
 import { statSync } from 'node:fs'
 import { UnavailableError } from '../errors/index.ts'
+import { isSqliteError, type SqliteError, sqliteCodeName } from './sqlite-errors.ts'
 
 // Primary result codes (https://sqlite.org/rescode.html) that say the storage under a file
 // cannot take writes: a full disk, an I/O error, a file made read-only, unopenable or damaged.
 // A lock held too long (SQLITE_BUSY) or a conflict says nothing about the storage.
-const STORAGE_FAILURES = new Map<number, string>([
-  [8, 'SQLITE_READONLY'],
-  [10, 'SQLITE_IOERR'],
-  [11, 'SQLITE_CORRUPT'],
-  [13, 'SQLITE_FULL'],
-  [14, 'SQLITE_CANTOPEN'],
-  [26, 'SQLITE_NOTADB'],
-])
+const STORAGE_FAILURES = new Set([8, 10, 11, 13, 14, 26])
 
 /** node:sqlite's error in `error` or the errors it was translated from (its `cause`s). */
-const sqliteErrorIn = (error: unknown): (Error & { readonly errcode: number }) | undefined => {
+const sqliteErrorIn = (error: unknown): SqliteError | undefined => {
   let current = error
   for (let depth = 0; current instanceof Error && depth < 5; depth++) {
-    const { code, errcode } = current as { code?: unknown; errcode?: unknown }
-    if (code === 'ERR_SQLITE_ERROR' && typeof errcode === 'number')
-      return current as Error & { readonly errcode: number }
+    if (isSqliteError(current)) return current
     current = current.cause
   }
   return undefined
@@ -34,7 +26,9 @@ const sqliteErrorIn = (error: unknown): (Error & { readonly errcode: number }) |
  */
 export const storageFailureOf = (error: unknown): string | undefined => {
   const sqlite = sqliteErrorIn(error)
-  return sqlite === undefined ? undefined : STORAGE_FAILURES.get(sqlite.errcode & 0xff)
+  return sqlite !== undefined && STORAGE_FAILURES.has(sqlite.errcode & 0xff)
+    ? sqliteCodeName(sqlite.errcode)
+    : undefined
 }
 
 /** Which file (or folder) a path named: a file deleted or replaced while open keeps its old one. */
