@@ -1,4 +1,4 @@
-import type { StoredEnvelope } from '../../projections/projector/index.ts'
+import { fromClickHouseTime, type StoredEnvelope } from '../../projections/projector/index.ts'
 import type { Principal } from '../access/index.ts'
 import { ForbiddenError } from '../errors/index.ts'
 import { findingAging, slaBreaches } from './aging.ts'
@@ -8,6 +8,7 @@ import { metricData, metrics } from './metrics/index.ts'
 import { checkLimit, createPaging } from './paging.ts'
 import { policyEvaluationsByTag } from './policy.ts'
 import { checkNamedAccount } from './scope.ts'
+import { rfc3339 } from './sql.ts'
 import {
   artifactsByVulnerability,
   imagesByVulnerability,
@@ -24,9 +25,6 @@ interface EventFilter {
   readonly start?: string | null
   readonly end?: string | null
 }
-
-/** An `events` row's time (`toString` of a DateTime64(3, 'UTC')) as milliseconds. */
-const rowMs = (timeText: string): number => Date.parse(`${timeText.replace(' ', 'T')}Z`)
 
 /** Scopes every query to the caller's account; only an admin may name another. */
 const scopeAccount = (principal: Principal, requested: string | null | undefined): string => {
@@ -89,7 +87,7 @@ export const events = async (
       level: row.level,
       resourceType: row.resource_type,
       subtype: row.subtype,
-      time: `${row.time_text.replace(' ', 'T')}Z`,
+      time: rfc3339(row.time_text),
       data: row.data,
     })),
   }
@@ -100,7 +98,7 @@ type EventKey = readonly [ms: number, id: string, source: string]
 /** The most rows one top-up of an `events` page reads. */
 const MAX_TOP_UP = 10_000
 
-const eventKey = (row: EventRecord): EventKey => [rowMs(row.time_text), row.id, row.source]
+const eventKey = (row: EventRecord): EventKey => [fromClickHouseTime(row.time_text), row.id, row.source]
 
 /**
  * The events a filter selects, newest first from `after` on, up to `wanted`: each event
