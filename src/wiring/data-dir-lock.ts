@@ -1,6 +1,7 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
+import { isSqliteError, sqliteCodeName } from '../adapters/sqlite-errors.ts'
 import { HeraldError } from '../errors/index.ts'
 
 /** The pid of the process named in the pid file, when it names one. */
@@ -14,7 +15,7 @@ const namedHolder = (file: string): number | undefined => {
 }
 
 const isBusy = (error: unknown): boolean =>
-  /database is locked|SQLITE_BUSY/i.test(String((error as Error | undefined)?.message ?? error))
+  isSqliteError(error) && sqliteCodeName(error.errcode) === 'SQLITE_BUSY'
 
 /**
  * The embedded adapters keep consumer-group membership in process, so two Herald processes on
