@@ -59,6 +59,7 @@ const DEFAULTS: Config = {
       disable_after_failing_ms: 86_400_000,
       replay_limit: 1000,
       jira_search_lag_ms: 60_000,
+      max_in_flight: { webhook: 1, email: 1, slack: 1, teams: 1 },
       rate_limits: { slack: 60, teams: 60, email: 120, webhook: 0, github: 60, jira: 60 },
     },
   },

@@ -122,7 +122,7 @@ export const schema = group({
     delivery: group({
       concurrency: key(positive, {
         default: 256,
-        doc: 'Configurations delivered to at the same time. Each configuration has its own queue, sent one delivery at a time and in order, so a slow or failing endpoint holds one of these and delays only itself. The outcomes of attempts that finish together are written to the delivery log in one transaction, so more configurations at a time also means fewer syncs to disk per delivery. Each one in flight holds an outbound connection (a file descriptor); with many configurations, 256 delivered about 14% more a second than 128 (see test/bench/HISTORY.md).',
+        doc: 'Deliveries sent at the same time, over all configurations. Each configuration has its own queue, sent one delivery at a time and in order (or up to `max_in_flight` at a time), so a slow or failing endpoint holds only its own share of these and delays only itself. The outcomes of attempts that finish together are written to the delivery log in one transaction, so more configurations at a time also means fewer syncs to disk per delivery. Each one in flight holds an outbound connection (a file descriptor); with many configurations, 256 delivered about 14% more a second than 128 (see test/bench/HISTORY.md).',
       }),
       retry_schedule_ms: key(
         listOf(milliseconds, 'a list of milliseconds (comma-separated in the environment)'),
@@ -147,6 +147,24 @@ export const schema = group({
         default: 60_000,
         doc: "How long Jira's search may lag behind a new issue. Herald records each filing before it sends it; when the answer never comes (a timeout, or Herald killed meanwhile) and search shows no open issue for the ticket key, the retry waits until this long after that filing, then searches again, and files only if the issue is still not there. Shorter risks a second issue for one key; 0 never waits.",
       }),
+      max_in_flight: group({
+        webhook: key(integer(1, 64), {
+          default: 1,
+          doc: 'Deliveries of one webhook configuration sent at the same time. 1 (the default): one at a time, each sent once the one before it succeeded, so they arrive in order. Above 1, a configuration whose endpoint takes a while to answer gets through its deliveries faster (one configuration at 1 sends at most one delivery per round trip), but they may arrive out of order (as the Standard Webhooks spec allows; order them by `webhook-timestamp` or the event `time`), and after a crash up to this many may be sent again (each with its `webhook-id`). A failure still holds the rest of the queue until its retry.',
+        }),
+        email: key(integer(1, 64), {
+          default: 1,
+          doc: 'Messages of one email configuration sent at the same time, each over its own SMTP session; as `max_in_flight.webhook`.',
+        }),
+        slack: key(integer(1, 64), {
+          default: 1,
+          doc: 'Messages of one Slack configuration sent at the same time; as `max_in_flight.webhook`. The rate limit still applies.',
+        }),
+        teams: key(integer(1, 64), {
+          default: 1,
+          doc: 'Messages of one Teams configuration sent at the same time; as `max_in_flight.webhook`. The rate limit still applies. (GitHub and Jira configurations always file one ticket at a time: that is what keeps a ticket key to one open issue.)',
+        }),
+      }),
       rate_limits: group({
         slack: key(integer(0), {
           default: 60,
@@ -162,7 +180,7 @@ export const schema = group({
         }),
         webhook: key(integer(0), {
           default: 0,
-          doc: 'Requests per minute to one webhook URL. 0 (the default): no limit beyond one request at a time per configuration.',
+          doc: 'Requests per minute to one webhook URL. 0 (the default): no limit beyond `max_in_flight.webhook` requests at a time per configuration.',
         }),
         github: key(integer(0), {
           default: 60,

@@ -43,6 +43,13 @@ export interface DeliveryConfig {
   readonly replay_limit: number
   /** How long after a filing whose answer was lost a Jira delivery waits for search to show the issue. */
   readonly jira_search_lag_ms: number
+  /** Deliveries of one configuration in flight at once, by endpoint type (tickets: always 1). */
+  readonly max_in_flight: {
+    readonly webhook: number
+    readonly email: number
+    readonly slack: number
+    readonly teams: number
+  }
   /** Requests per minute per target, by endpoint type; 0: no limit. */
   readonly rate_limits: {
     readonly slack: number

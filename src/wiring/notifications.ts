@@ -375,6 +375,7 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     policy: retryPolicyOf(delivery),
     rateLimits: delivery.rate_limits,
     concurrency: delivery.concurrency,
+    maxInFlight: delivery.max_in_flight,
     sustainedFailureMs: delivery.disable_after_failing_ms,
     onOutcome: (outcome, d) => options.metrics.deliveries.inc({ endpoint: d.endpoint, outcome }),
     // The endpoint says it no longer exists: stop sending to it, visibly in the audit trail.

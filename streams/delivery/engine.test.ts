@@ -258,6 +258,22 @@ describe('delivery engine', () => {
     assert.equal(peak(), 3)
   })
 
+  it('sends up to `maxInFlight` of one webhook configuration at once, and each once', async () => {
+    const { calls, send, peak } = endpoints({ busy: { latencyMs: 40 } })
+    const { handler } = await start({ busy: webhook('busy') }, send, {
+      concurrency: 16,
+      maxInFlight: { webhook: 4 },
+    })
+    const commands = Array.from({ length: 12 }, (_, i) => commandFor(`e${i}`, 'busy'))
+    await handler(batchOf(...commands))
+    assert.deepEqual(
+      await settled(commands.map((c) => [c.event.id, c.configurationId])),
+      commands.map(() => 'sent'),
+    )
+    assert.equal(peak(), 4)
+    assert.deepEqual(calls.map((c) => c.eventId).toSorted(), commands.map((c) => c.event.id).toSorted())
+  })
+
   it('keeps later deliveries behind one waiting for its retry', async () => {
     let failures = 1
     const { calls, send } = endpoints({ flaky: { status: () => (failures-- > 0 ? 503 : 200) } })

@@ -32,8 +32,14 @@ export interface DeliveryEngineOptions
   readonly random?: () => number
   readonly policy?: RetryPolicy
   readonly rateLimits?: RateLimits
-  /** Configurations delivered to at the same time (default 256, as `notifications.delivery.concurrency`). */
+  /** Deliveries sending at the same time, over all configurations (default 256, as `notifications.delivery.concurrency`). */
   readonly concurrency?: number
+  /**
+   * Deliveries of one configuration in flight at once, by endpoint type
+   * (`notifications.delivery.max_in_flight`); absent, and always for GitHub and Jira: 1, one
+   * at a time and in order.
+   */
+  readonly maxInFlight?: Partial<Record<'webhook' | 'email' | 'slack' | 'teams', number>>
   /** 0 (the default): a failing configuration is never disabled for it. */
   readonly sustainedFailureMs?: number
   /**
@@ -63,6 +69,13 @@ export interface DeliveryEngine {
   stop(graceMs: number): Promise<void>
 }
 
+// Tickets go one at a time whatever is configured: filing them in turn is what finds the open
+// issue of a ticket key before a repeat could file a second one.
+const windowOf = (
+  maxInFlight: NonNullable<DeliveryEngineOptions['maxInFlight']>,
+  endpoint: StoredDelivery['endpoint'],
+): number => (endpoint === 'github' || endpoint === 'jira' ? 1 : (maxInFlight[endpoint] ?? 1))
+
 /**
  * The deliverer: the batch handler that records deliveries, the per-configuration queues
  * that attempt them from the delivery log, and the outcome publisher. The read model must
@@ -76,7 +89,7 @@ export interface DeliveryEngine {
  * await log.consume({ groupId: 'herald-deliverer', topics: ['notifications.deliveries'] }, engine.handler)
  */
 export const startDeliveryEngine = (options: DeliveryEngineOptions): DeliveryEngine => {
-  const { view, logger, clock } = options
+  const { view, logger, clock, maxInFlight } = options
   const deliveries = createDeliveryLog({
     store: options.store,
     clock,
@@ -98,6 +111,7 @@ export const startDeliveryEngine = (options: DeliveryEngineOptions): DeliveryEng
     queueOf: (delivery) => delivery.configurationId,
     attempt,
     concurrency: options.concurrency ?? 256,
+    ...(maxInFlight === undefined ? {} : { window: (delivery) => windowOf(maxInFlight, delivery.endpoint) }),
     clock,
     ...(options.queueOwnedFrom === undefined ? {} : { queueOwnedFrom: options.queueOwnedFrom }),
     onError: (error, delivery) =>

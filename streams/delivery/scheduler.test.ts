@@ -324,3 +324,114 @@ describe('queue scheduler told to serve a head now', () => {
     assert.ok((at[0] as number) >= start + 100)
   })
 })
+
+describe('queue scheduler with a window of items in flight per queue', () => {
+  /**
+   * Queues over items that settle in any order: a queue's head is its first unsettled item. An
+   * attempt is held open until `finish(id)` says how it went: `sent` settles and releases it,
+   * `failed` leaves it unsettled and due in an hour, as a retry would.
+   */
+  const windowedQueues = (items: readonly Item[]) => {
+    const settled = new Set<string>()
+    const retryAt = new Map<string, number>()
+    const dueAt = (item: Item) => retryAt.get(item.id) ?? item.dueAt
+    const unsettled = (queue: string) => items.filter((i) => i.queue === queue && !settled.has(i.id))
+    const heads = (exclude: ReadonlySet<string>) =>
+      [...new Set(items.map((i) => i.queue))]
+        .filter((queue) => !exclude.has(queue))
+        .flatMap((queue) => unsettled(queue).slice(0, 1))
+        .sort((a, b) => dueAt(a) - dueAt(b))
+    const source: QueueSource<Item> = {
+      dueHeads: (now, exclude, limit) =>
+        heads(exclude)
+          .filter((h) => dueAt(h) <= now)
+          .slice(0, limit),
+      nextDueAt: (exclude) => {
+        const first = heads(exclude)[0]
+        return first === undefined ? undefined : dueAt(first)
+      },
+      headOf: (queue) => unsettled(queue)[0],
+      nextBehind: (after, now) => {
+        const next = unsettled(after.queue).find((i) => items.indexOf(i) > items.indexOf(after))
+        if (next === undefined) return undefined
+        return dueAt(next) <= now ? { due: next } : { dueAt: dueAt(next) }
+      },
+    }
+    const open = new Set<string>()
+    const started: string[] = []
+    const endings = new Map<string, (how: 'sent' | 'failed') => void>()
+    const attempt = async (item: Item, _signal: AbortSignal, release: () => void) => {
+      open.add(item.id)
+      started.push(item.id)
+      const how = await new Promise<'sent' | 'failed'>((resolve) => endings.set(item.id, resolve))
+      if (how === 'sent') {
+        settled.add(item.id)
+        release()
+      } else retryAt.set(item.id, Date.now() + 3_600_000)
+      open.delete(item.id)
+      return undefined
+    }
+    const finish = (id: string, how: 'sent' | 'failed' = 'sent') => endings.get(id)?.(how)
+    return { source, attempt, open, started, finish }
+  }
+  const queueOf = (queue: string, n: number, now: number): Item[] =>
+    Array.from({ length: n }, (_, i) => ({ queue, id: `${queue}${i + 1}`, dueAt: now - n + i }))
+
+  it('keeps up to the window in flight, going on behind each as it settles', async () => {
+    const queues = windowedQueues(queueOf('q', 5, Date.now()))
+    const scheduler = schedule(queues, { concurrency: 10, window: () => 3 })
+    await sleep(30)
+    assert.deepEqual([...queues.open], ['q1', 'q2', 'q3'], 'three at once, in order')
+    queues.finish('q2')
+    await sleep(30)
+    assert.deepEqual([...queues.open], ['q1', 'q3', 'q4'], 'one settled out of order: the next goes')
+    for (const id of ['q1', 'q3', 'q4']) queues.finish(id)
+    await sleep(30)
+    assert.deepEqual([...queues.open], ['q5'])
+    queues.finish('q5')
+    await scheduler.stop(100)
+    assert.deepEqual(queues.started, ['q1', 'q2', 'q3', 'q4', 'q5'], 'each handed out once')
+  })
+
+  it('counts every attempt in flight against the pool, not every queue', async () => {
+    const now = Date.now()
+    const queues = windowedQueues([...queueOf('q', 3, now), ...queueOf('r', 3, now)])
+    const scheduler = schedule(queues, { concurrency: 4, window: () => 3 })
+    await sleep(30)
+    assert.equal(queues.open.size, 4)
+    for (const id of [...queues.open]) queues.finish(id)
+    await sleep(30)
+    for (const id of [...queues.open]) queues.finish(id)
+    await scheduler.stop(100)
+    assert.deepEqual(queues.started.toSorted(), ['q1', 'q2', 'q3', 'r1', 'r2', 'r3'])
+  })
+
+  it('hands out nothing more after a failure until its open attempts are over, then waits for the retry at the head', async () => {
+    const queues = windowedQueues(queueOf('q', 5, Date.now()))
+    const scheduler = schedule(queues, { concurrency: 10, window: () => 2 })
+    await sleep(30)
+    assert.deepEqual([...queues.open], ['q1', 'q2'])
+    queues.finish('q1', 'failed')
+    await sleep(30)
+    assert.deepEqual([...queues.open], ['q2'], 'the failure stops the queue going on')
+    queues.finish('q2')
+    await sleep(50)
+    await scheduler.stop(100)
+    assert.deepEqual(queues.started, ['q1', 'q2'], 'q1 waits for its retry, and the rest behind it')
+  })
+
+  it('serves one at a time with a window of 1, as without one', async () => {
+    const queues = windowedQueues(queueOf('q', 3, Date.now()))
+    const scheduler = schedule(queues, { concurrency: 10, window: () => 1 })
+    await sleep(30)
+    assert.deepEqual([...queues.open], ['q1'])
+    queues.finish('q1')
+    await sleep(30)
+    assert.deepEqual([...queues.open], ['q2'])
+    queues.finish('q2')
+    await sleep(30)
+    queues.finish('q3')
+    await scheduler.stop(100)
+    assert.deepEqual(queues.started, ['q1', 'q2', 'q3'])
+  })
+})

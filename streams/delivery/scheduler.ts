@@ -32,10 +32,18 @@ export interface QueueSchedulerOptions<T> {
    */
   readonly attempt: (item: T, signal: AbortSignal, release: () => void) => Promise<AttemptAnswer>
   /**
-   * Queues served at the same time; each queue serves one item at a time. An attempt released
-   * early no longer holds its slot while it finishes.
+   * Attempts sending at the same time, over all queues. An attempt released early no longer
+   * holds its slot while it finishes.
    */
   readonly concurrency: number
+  /**
+   * How many of a queue's items may be in flight at once, asked of the item handed out last
+   * (default 1: one at a time, strictly in order). Above 1 the queue goes on to the items behind
+   * (`source.nextBehind`) while earlier ones are still sending, so their arrival order is no
+   * longer kept, and a restart may send again up to this many whose outcomes were not recorded.
+   * Without `nextBehind` a queue always serves one item at a time.
+   */
+  readonly window?: (item: T) => number
   readonly clock: () => number
   /** An attempt threw: its queue pauses for `errorBackoffMs` rather than spin on the same head. */
   readonly onError?: (error: unknown, item: T) => void
@@ -72,11 +80,27 @@ export interface QueueScheduler {
 // setTimeout's limit is 2^31 - 1 ms; a far-off head is looked at again before that.
 const MAX_SLEEP_MS = 2_000_000_000
 
+/** A queue with attempts open (started, not yet finished). */
+interface OpenQueue<T> {
+  /** Attempts started and not released: each holds a slot of the pool. */
+  sending: number
+  /** Attempts started and not yet finished. */
+  open: number
+  /** The item handed out last: the queue goes on from the one behind it. */
+  last: T
+  /**
+   * An attempt ended without settling its item (a failure, a rate limit, an error): nothing
+   * more is handed out until every open attempt is over, then the queue starts again from its
+   * head as the source shows it.
+   */
+  held: boolean
+}
+
 /**
  * One queue per configuration over a shared, bounded pool: a slow or failing endpoint holds
- * one slot and delays only its own queue, and a queue's items go one at a time, in order. A
- * head waiting for its retry holds its queue back, so order is kept through retries; the
- * schedule lives in the source, so it survives a restart.
+ * one slot and delays only its own queue, and a queue's items go one at a time, in order (or
+ * up to `window` at a time, out of order). A head waiting for its retry holds its queue back,
+ * so order is kept through retries; the schedule lives in the source, so it survives a restart.
  *
  * @example
  * const scheduler = startQueueScheduler({ source: view, queueOf: (d) => d.configurationId,
@@ -86,11 +110,14 @@ const MAX_SLEEP_MS = 2_000_000_000
 export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): QueueScheduler => {
   const { source, queueOf, clock, concurrency } = options
   const errorBackoffMs = options.errorBackoffMs ?? 5_000
-  const busy = new Set<string>()
-  // Queues with attempts released but not yet finished (their items not yet settled in the
-  // source, which still shows the first as the head): the next item is the one behind the last.
-  const released = new Map<string, { after: T; attempts: number }>()
+  // Queues with attempts open. While a queue is here the source may still show an item in
+  // flight as its head, so it is served only from behind its last item, never from its head.
+  const opened = new Map<string, OpenQueue<T>>()
+  // Attempts holding a slot of the pool (`sending` summed over the open queues).
+  let sending = 0
   const { nextBehind } = source
+  const windowOf = (item: T): number =>
+    nextBehind === undefined || options.window === undefined ? 1 : Math.max(1, options.window(item))
   const deferred = new Map<string, number>()
   // Queues whose head is to be handed out once it is free, due or not (`serveHeadNow`).
   const hurried = new Set<string>()
@@ -110,8 +137,7 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
       foreign.clear()
       foreignSince = now
     }
-    const out = new Set(busy)
-    for (const queue of released.keys()) out.add(queue)
+    const out = new Set(opened.keys())
     for (const queue of foreign) out.add(queue)
     for (const [queue, until] of deferred) {
       if (until > now) out.add(queue)
@@ -137,33 +163,40 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
 
   const start = (item: T) => {
     const queue = queueOf(item)
-    busy.add(queue)
+    let state = opened.get(queue)
+    if (state === undefined) {
+      state = { sending: 0, open: 0, last: item, held: false }
+      opened.set(queue, state)
+    }
+    const held = state
+    held.sending++
+    held.open++
+    held.last = item
+    sending++
     let releasedEarly = false
+    let settled = false
     const release = () => {
       if (releasedEarly || nextBehind === undefined || stopped) return
       releasedEarly = true
-      busy.delete(queue)
-      const behind = released.get(queue)
-      if (behind === undefined) released.set(queue, { after: item, attempts: 1 })
-      else {
-        behind.after = item
-        behind.attempts++
-      }
+      held.sending--
+      sending--
       pumpSoon()
     }
     const run = (async () => {
       try {
         const answer = await options.attempt(item, controller.signal, release)
         if (answer !== undefined) deferred.set(queue, answer.deferUntil)
+        else settled = releasedEarly
       } catch (error) {
         options.onError?.(error, item)
         deferred.set(queue, clock() + errorBackoffMs)
       } finally {
-        if (!releasedEarly) busy.delete(queue)
-        else {
-          const behind = released.get(queue)
-          if (behind !== undefined && --behind.attempts === 0) released.delete(queue)
+        if (!releasedEarly) {
+          held.sending--
+          sending--
         }
+        if (!settled) held.held = true
+        if (--held.open === 0 && opened.get(queue) === held) opened.delete(queue)
       }
     })()
     inFlight.add(run)
@@ -171,6 +204,8 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
       inFlight.delete(run)
       pumpSoon()
     })
+    // Room in its window: the items behind go in the same look.
+    if (held.sending < windowOf(item)) pumpSoon()
   }
 
   // Attempts whose outcomes one read-model commit showed all finish in the same run of
@@ -197,23 +232,27 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
   }
 
   /**
-   * Serves the released queues that are free, from the item behind the last one released;
-   * returns how many it started and when the earliest of those not yet due falls due.
+   * Serves the open queues with room in their window, from the item behind the last one handed
+   * out; returns how many it started and when the earliest of those not yet due falls due.
    */
-  const serveReleased = (now: number, free: number) => {
+  const serveBehind = (now: number, free: number) => {
     let started = 0
     let nextAt: number | undefined
     if (nextBehind === undefined) return { started, nextAt }
-    for (const [queue, { after }] of released) {
-      if (started >= free) break
-      if (busy.has(queue) || foreign.has(queue) || (deferred.get(queue) ?? 0) > now) continue
-      if (!servesNow(queue, now)) continue
-      const next = nextBehind(after, now)
-      if (next === undefined) continue
-      if ('due' in next) {
+    for (const [queue, state] of opened) {
+      if (state.held || foreign.has(queue) || (deferred.get(queue) ?? 0) > now) continue
+      while (started < free && state.sending < windowOf(state.last)) {
+        if (!servesNow(queue, now)) break
+        const next = nextBehind(state.last, now)
+        if (next === undefined) break
+        if ('dueAt' in next) {
+          if (nextAt === undefined || next.dueAt < nextAt) nextAt = next.dueAt
+          break
+        }
         start(next.due)
         started++
-      } else if (nextAt === undefined || next.dueAt < nextAt) nextAt = next.dueAt
+      }
+      if (started >= free) break
     }
     return { started, nextAt }
   }
@@ -252,12 +291,12 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
     if (stopped) return
     const now = clock()
     let exclude = excluded(now)
-    const free = concurrency - busy.size
-    let releasedDueAt: number | undefined
+    const free = concurrency - sending
+    let behindDueAt: number | undefined
     if (free > 0) {
-      const fromReleased = serveReleased(now, free)
-      releasedDueAt = fromReleased.nextAt
-      let started = fromReleased.started
+      const fromBehind = serveBehind(now, free)
+      behindDueAt = fromBehind.nextAt
+      let started = fromBehind.started
       if (hurried.size > 0) started += serveHurried(now, exclude, free - started)
       // A queue of another scheduler, or one just taken over (served once its previous owner's
       // attempts are over), is skipped; then the heads behind it are looked at.
@@ -276,11 +315,11 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
     }
     // Busy queues wake the pump when they finish; the rest need a timer, which a full pool
     // does not: the next attempt to finish looks again.
-    if (busy.size >= concurrency) return
+    if (sending >= concurrency) return
     let next = source.nextDueAt(exclude)
-    if (releasedDueAt !== undefined && (next === undefined || releasedDueAt < next)) next = releasedDueAt
+    if (behindDueAt !== undefined && (next === undefined || behindDueAt < next)) next = behindDueAt
     for (const [queue, until] of deferred)
-      if (!busy.has(queue) && (next === undefined || until < next)) next = until
+      if (!opened.has(queue) && (next === undefined || until < next)) next = until
     // Sharing, queues may become this scheduler's at any time: look again by the recheck.
     if (queueOwnedFrom !== undefined) next = Math.min(next ?? Number.POSITIVE_INFINITY, now + recheckMs)
     if (next !== undefined) sleepUntil(next, now)

@@ -1,7 +1,8 @@
 /**
  * Delivery throughput and isolation (issue 6):
  * `npm run bench:delivery [-- --deliveries N] [--concurrency C] [--configurations K]
- * [--sender-thread true|false]` (C: `notifications.delivery.concurrency`'s default; K: 100;
+ * [--sender-thread true|false] [--max-in-flight W]` (C: `notifications.delivery.concurrency`'s
+ * default; W: `notifications.delivery.max_in_flight.webhook`'s, 1; K: 100;
  * the requests from the `http-sender` thread or the event loop: `outbound.sender_thread`'s default).
  * The real deliverer — the delivery log on SQLite, its read model, one queue per
  * configuration, the webhook channel signing every request (Standard Webhooks) through the
@@ -63,6 +64,8 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '15' },
     // Absent: the configured default (`notifications.delivery.concurrency`), as `npm start` runs.
     concurrency: { type: 'string' },
+    // Absent: the configured default (`notifications.delivery.max_in_flight.webhook`).
+    'max-in-flight': { type: 'string' },
     // Fewer: each queue holds more deliveries, so a queue's own cycle bounds the rate sooner.
     configurations: { type: 'string', default: '100' },
     // The read model folded on the event loop rather than by its own thread (as with KurrentDB).
@@ -79,6 +82,8 @@ const rate = Number(values.rate)
 const seconds = Number(values.seconds)
 const concurrency = Number(values.concurrency ?? defaults.notifications.delivery.concurrency)
 if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error('--concurrency: a positive integer')
+const maxInFlight = Number(values['max-in-flight'] ?? defaults.notifications.delivery.max_in_flight.webhook)
+if (!Number.isInteger(maxInFlight) || maxInFlight < 1) throw new Error('--max-in-flight: a positive integer')
 const CONFIGURATIONS = Number(values.configurations)
 if (!Number.isInteger(CONFIGURATIONS) || CONFIGURATIONS < 2)
   throw new Error('--configurations: an integer of at least 2 (one of them hangs)')
@@ -132,6 +137,7 @@ try {
     send: createDeliveryChannels({ guard, logger: silentLogger }).send,
     timeoutMs: 15_000,
     concurrency,
+    maxInFlight: { webhook: maxInFlight },
   })
   const consumer = await log.consume(
     { groupId: 'herald-deliverer', topics: ['notifications.deliveries'] },
@@ -208,7 +214,7 @@ try {
   const beside = await steady(true)
 
   out(
-    `\n| figure (${CONFIGURATIONS} webhook configurations, signed, 2 cores, concurrency ${concurrency}, requests ${senderThread ? 'from the http-sender thread' : 'on the event loop'}) | measured | target |\n|---|---|---|`,
+    `\n| figure (${CONFIGURATIONS} webhook configurations, signed, 2 cores, concurrency ${concurrency}, ${maxInFlight} in flight per configuration, requests ${senderThread ? 'from the http-sender thread' : 'on the event loop'}) | measured | target |\n|---|---|---|`,
   )
   out(
     `| deliveries/s, ${total.toLocaleString('en-US')} at once | ${Math.round(throughput).toLocaleString('en-US')} | ≥ 5,000 |`,
