@@ -215,7 +215,10 @@ const resolveAdminToken = (config: Config, logger: Logger): string | null => {
 export const startHerald = async (config: Config, dependencies: HeraldDependencies): Promise<Herald> => {
   const { logger } = dependencies
   const clock = dependencies.clock ?? Date.now
-  const metrics = createMetrics({ process: dependencies.processMetrics === true })
+  const metrics = createMetrics({
+    process: dependencies.processMetrics === true,
+    accountSeriesLimit: config.metrics.account_series_limit,
+  })
   const started = clock()
   mkdirSync(config.data_dir, { recursive: true })
 

@@ -48,6 +48,7 @@ const DEFAULTS: Config = {
   ui_url: null,
   shutdown_timeout_ms: 30000,
   outbound: { allowlist: [], sender_thread: true },
+  metrics: { account_series_limit: 0 },
   notifications: {
     enabled: true,
     cycle_timers: { notifications: 30 },
@@ -352,6 +353,18 @@ warehouse:
           'port',
         ),
         'port (HERALD_PORT): expected an integer 0-65535, got 65536',
+      )
+    })
+
+    it('takes metrics.account_series_limit from 0 (no account label, the default) to 10,000', () => {
+      assert.equal(load({}).metrics.account_series_limit, 0)
+      assert.equal(load({ HERALD_METRICS__ACCOUNT_SERIES_LIMIT: '50' }).metrics.account_series_limit, 50)
+      assert.equal(
+        issue(
+          failure(() => load({ HERALD_METRICS__ACCOUNT_SERIES_LIMIT: '10001' })),
+          'metrics.account_series_limit',
+        ),
+        'metrics.account_series_limit (HERALD_METRICS__ACCOUNT_SERIES_LIMIT): expected an integer 0-10000, got 10001',
       )
     })
 

@@ -104,6 +104,12 @@ export const schema = group({
       doc: 'Outbound HTTP requests (webhooks, Slack, Teams, GitHub, Jira) go out from a thread of their own, `http-sender`, so connecting, TLS and parsing the answers leave the event loop that schedules deliveries and serves the API. The SSRF guard still judges every target on the event loop first. `false`: the requests run on the event loop.',
     }),
   }),
+  metrics: group({
+    account_series_limit: key(integer(0, 10_000), {
+      default: 0,
+      doc: '`/metrics` is served without a token, so by default none of its series names an account: `herald_events_ingested_total` counts every account’s events together. A number above 0 gives that many accounts a series of their own (`herald_events_ingested_total{account="acme"}`), the first ones to send events since the process started; the accounts after them are counted together under `account="_other"` (never an account name), so the series cannot grow with the accounts. Anyone who can reach the port then sees those accounts’ names and how active they are.',
+    }),
+  }),
   notifications: group({
     enabled: key(boolean, {
       default: true,

@@ -22,6 +22,11 @@ export interface OutboundConfig {
   readonly sender_thread: boolean
 }
 
+export interface MetricsConfig {
+  /** Accounts `herald_events_ingested_total` labels by name; 0: no account label on `/metrics`. */
+  readonly account_series_limit: number
+}
+
 export interface NotificationsConfig {
   readonly enabled: boolean
   readonly cycle_timers: {
@@ -181,6 +186,7 @@ export interface Config {
   readonly ui_url: string | null
   readonly shutdown_timeout_ms: number
   readonly outbound: OutboundConfig
+  readonly metrics: MetricsConfig
   readonly notifications: NotificationsConfig
   readonly reports: ReportsConfig
   readonly event_log: EventLogConfig

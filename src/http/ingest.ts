@@ -160,7 +160,7 @@ export const createIngestRoutes = ({ log, topic, metrics, maxBodyBytes, remember
             remember(messages[i] as OutgoingMessage, events[i] as IngressEvent)
         await log.publish(topic, messages)
       }
-      for (const event of events) metrics.eventsIngested.inc({ account: event.account })
+      for (const event of events) metrics.countIngested(event.account)
       return c.json({ accepted: events.length, ids: events.map((e) => e.id) }, 202)
     },
   )

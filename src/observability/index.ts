@@ -6,4 +6,11 @@ export {
   type LogLevel,
   silentLogger,
 } from './logger.ts'
-export { createMetrics, type GroupLag, lagOfGroups, type Metrics } from './metrics.ts'
+export {
+  createMetrics,
+  type GroupLag,
+  lagOfGroups,
+  type Metrics,
+  type MetricsOptions,
+  OTHER_ACCOUNTS,
+} from './metrics.ts'

@@ -85,6 +85,26 @@ describe('metrics', () => {
     assert.equal(sample(text, 'herald_batch_duration_seconds_bucket', 'le="0.01",consumer="router"'), 0)
   })
 
+  it('names no account on /metrics unless asked to, and then at most as many as the limit', async () => {
+    const accounts = ['acme', 'globex', 'initech', 'acme', 'umbrella', 'globex']
+    const anonymous = createMetrics()
+    for (const account of accounts) anonymous.countIngested(account)
+    const text = await anonymous.registry.metrics()
+    assert.match(text, /^herald_events_ingested_total 6$/m)
+    for (const account of new Set(accounts)) assert.ok(!text.includes(account), `${account} is named`)
+
+    const labelled = createMetrics({ accountSeriesLimit: 2 })
+    for (const account of accounts) labelled.countIngested(account)
+    const series = (await labelled.registry.metrics())
+      .split('\n')
+      .filter((line) => line.startsWith('herald_events_ingested_total{'))
+    assert.deepEqual(series.sort(), [
+      'herald_events_ingested_total{account="_other"} 2',
+      'herald_events_ingested_total{account="acme"} 2',
+      'herald_events_ingested_total{account="globex"} 2',
+    ])
+  })
+
   it('carries the process’s own metrics only when asked to', async () => {
     const own = await createMetrics({ process: true }).registry.metrics()
     const rss = /^process_resident_memory_bytes (\d+)/m.exec(own)

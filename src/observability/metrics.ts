@@ -8,6 +8,20 @@ export interface GroupLag {
   readonly messages: number
 }
 
+export interface MetricsOptions {
+  /** Also carry prom-client's process and Node.js metrics: only the instance that owns the process. */
+  readonly process?: boolean
+  /**
+   * How many accounts `herald_events_ingested_total` counts under an `account` label of their
+   * own (`metrics.account_series_limit`): the first ones seen; later ones share
+   * `account="_other"`. 0, the default, puts no account label on the counter at all.
+   */
+  readonly accountSeriesLimit?: number
+}
+
+/** The `account` of the events of accounts past the limit: `_` cannot start an account name. */
+export const OTHER_ACCOUNTS = '_other'
+
 /**
  * Herald's instruments, on a registry of their own (never prom-client's global one), so two
  * Herald instances in one process — as in the tests — never share counters. With `process`,
@@ -15,10 +29,17 @@ export interface GroupLag {
  * (`process_resident_memory_bytes`, `process_cpu_seconds_total`, `nodejs_heap_size_used_bytes`,
  * `nodejs_eventloop_lag_p99_seconds`, `nodejs_gc_duration_seconds`, …), which only the one
  * instance that owns the process should ask for.
+ *
+ * `/metrics` is served without a token, so no series names a tenant unless
+ * `accountSeriesLimit` asks for it, and then for that many accounts at most: a label value
+ * per account would tell anyone who can reach the port which accounts exist and how active
+ * they are, and add series with every account.
  */
-export const createMetrics = (options: { readonly process?: boolean } = {}) => {
+export const createMetrics = (options: MetricsOptions = {}) => {
   const registry = new Registry()
   if (options.process === true) collectDefaultMetrics({ register: registry })
+  const accountLimit = options.accountSeriesLimit ?? 0
+  const labelledAccounts = new Set<string>()
   // Where consumer lag is read at each scrape; set once the consumers run (`watchLag`).
   let lagSource: (() => Promise<readonly GroupLag[]>) | undefined
   const counter = (name: string, help: string, labelNames: string[] = []) =>
@@ -30,9 +51,25 @@ export const createMetrics = (options: { readonly process?: boolean } = {}) => {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [registry],
   })
+  const eventsIngested =
+    accountLimit === 0
+      ? counter('herald_events_ingested_total', 'Events accepted by the ingest API')
+      : counter(
+          'herald_events_ingested_total',
+          `Events accepted by the ingest API, by account (the first ${accountLimit} seen; the others as "${OTHER_ACCOUNTS}")`,
+          ['account'],
+        )
   return {
     registry,
-    eventsIngested: counter('herald_events_ingested_total', 'Events accepted by the ingest API', ['account']),
+    /** Counts one event of `account` accepted by the ingest API (or published as a test event). */
+    countIngested: (account: string): void => {
+      if (accountLimit === 0) {
+        eventsIngested.inc()
+        return
+      }
+      if (labelledAccounts.size < accountLimit) labelledAccounts.add(account)
+      eventsIngested.inc({ account: labelledAccounts.has(account) ? account : OTHER_ACCOUNTS })
+    },
     eventsRejected: counter('herald_events_rejected_total', 'Ingest requests rejected as invalid'),
     eventsRouted: counter('herald_router_events_total', 'Events the router matched against selectors'),
     deliveryCommands: counter('herald_router_delivery_commands_total', 'Delivery commands emitted'),

@@ -234,7 +234,7 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
         topic: config.event_log.topics.events,
         clock,
         newId: randomUUID,
-        onPublished: (event) => options.metrics.eventsIngested.inc({ account: event.account }),
+        onPublished: (event) => options.metrics.countIngested(event.account),
       }),
     },
     {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { migrate, warehouseMigrations } from '../../projections/migrations/index.ts'
-import { ACCOUNT_NAME_RULE, isAccountName } from '../../src/access/index.ts'
+import { ACCOUNT_NAME_RULE } from '../../src/access/index.ts'
 import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/index.ts'
 import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
 import { createSqliteEventStore } from '../../src/adapters/sqlite-event-store/index.ts'
@@ -570,10 +570,52 @@ describe('HTTP API on the embedded log and chDB', () => {
 
     const metrics = await (await app.request('/metrics')).text()
     assert.ok(!metrics.includes('\u0000'), 'no NUL in /metrics')
-    const labelled = [...metrics.matchAll(/^herald_events_ingested_total\{account="([^"]*)"\}/gm)].map(
+    // Where accounts are labelled, only account names are.
+    const labelledApp = createHttpApp({ ...appOptions, metrics: createMetrics({ accountSeriesLimit: 10 }) })
+    await labelledApp.request('/v1/events', {
+      method: 'POST',
+      headers: structured,
+      body: JSON.stringify(event('nul-5', { account: 'acme\u0000' })),
+    })
+    await labelledApp.request('/v1/events', {
+      method: 'POST',
+      headers: structured,
+      body: JSON.stringify(event('labelled-1')),
+    })
+    const labelledText = await (await labelledApp.request('/metrics')).text()
+    assert.ok(!labelledText.includes('\u0000'), 'no NUL in /metrics')
+    const labelled = [...labelledText.matchAll(/^herald_events_ingested_total\{account="([^"]*)"\}/gm)].map(
       (m) => m[1],
     )
-    assert.ok(labelled.length > 0 && labelled.every(isAccountName), JSON.stringify(labelled))
+    assert.deepEqual(labelled, ['acme'])
+  })
+
+  it('names no account on /metrics by default; with metrics.account_series_limit, that many and the rest as _other', async () => {
+    const accounts = ['acme', 'globex', 'initech', 'umbrella']
+    const post = (target: ReturnType<typeof createHttpApp>, id: string, account: string) =>
+      target.request('/v1/events', {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/cloudevents+json' },
+        body: JSON.stringify(event(id, { account })),
+      })
+    const anonymous = createHttpApp({ ...appOptions, metrics: createMetrics() })
+    for (const account of accounts)
+      assert.equal((await post(anonymous, `anon-${account}`, account)).status, 202)
+    const text = await (await anonymous.request('/metrics')).text()
+    assert.match(text, /^herald_events_ingested_total 4$/m)
+    for (const account of accounts) assert.ok(!text.includes(account), `/metrics names ${account}`)
+
+    const capped = createHttpApp({ ...appOptions, metrics: createMetrics({ accountSeriesLimit: 2 }) })
+    for (const account of accounts) assert.equal((await post(capped, `cap-${account}`, account)).status, 202)
+    const series = (await (await capped.request('/metrics')).text())
+      .split('\n')
+      .filter((line) => line.startsWith('herald_events_ingested_total{'))
+      .sort()
+    assert.deepEqual(series, [
+      'herald_events_ingested_total{account="_other"} 2',
+      'herald_events_ingested_total{account="acme"} 1',
+      'herald_events_ingested_total{account="globex"} 1',
+    ])
   })
 
   it('serves GraphQL errors with codes and GraphiQL to browsers', async () => {
