@@ -742,6 +742,41 @@ secrets: { encryption_key: ${Buffer.from(MARK).toString('base64')} }
       )
     })
 
+    it('refuses an external authorizer URL with user-info, naming the key and never its password', () => {
+      const refusal = (source: string) =>
+        `authorization_handler_config.endpoint (${source}): expected an http(s) URL without user-info: Herald cannot call a URL holding credentials (user:password@ before the host), got "https://[redacted]@authz.internal/decide"`
+      for (const endpoint of [
+        `https://herald:${URL_MARK}@authz.internal/decide`,
+        `https://:${URL_MARK}@authz.internal/decide`,
+        'https://herald@authz.internal/decide',
+      ]) {
+        const error = failure(() =>
+          load({
+            HERALD_AUTHORIZATION_HANDLER: 'external',
+            HERALD_AUTHORIZATION_HANDLER_CONFIG__ENDPOINT: endpoint,
+          }),
+        )
+        assert.equal(
+          issue(error, 'authorization_handler_config.endpoint'),
+          refusal('HERALD_AUTHORIZATION_HANDLER_CONFIG__ENDPOINT'),
+          endpoint,
+        )
+        assert.doesNotMatch(error.message, new RegExp(URL_MARK))
+      }
+      const yaml = `authorization_handler: external\nauthorization_handler_config:\n  endpoint: https://herald:${URL_MARK}@authz.internal/decide\n`
+      const fromFile = failure(() => load({}, yaml))
+      assert.equal(issue(fromFile, 'authorization_handler_config.endpoint'), refusal(`${FILE}:3`))
+      assert.doesNotMatch(fromFile.message, new RegExp(URL_MARK))
+      // An @ in the path is not user-info.
+      assert.equal(
+        load({
+          HERALD_AUTHORIZATION_HANDLER: 'external',
+          HERALD_AUTHORIZATION_HANDLER_CONFIG__ENDPOINT: 'https://authz.internal/decide/@herald',
+        }).authorization_handler_config.endpoint,
+        'https://authz.internal/decide/@herald',
+      )
+    })
+
     it('trims the spaces around a URL, so it is stored and shown as written', () => {
       const config = load({ HERALD_UI_URL: ` https://viewer:${URL_MARK}@ui.example.com/app\n` })
       assert.equal(config.ui_url, `https://viewer:${URL_MARK}@ui.example.com/app`)

@@ -12,6 +12,7 @@ import {
   hostAddress,
   hostPort,
   httpUrl,
+  httpUrlWithoutUserinfo,
   integer,
   key,
   kurrentConnectionString,
@@ -77,9 +78,9 @@ export const schema = group({
     doc: 'Seed key. `native`: the built-in role table decides; `external`: each action is POSTed to `authorization_handler_config.endpoint` as `{principal: {account, role}, action, request: {method, path}}`, and allowed only on a 200 answer `{"allowed": true}` (no usable answer: 503, never allowed).',
   }),
   authorization_handler_config: group({
-    endpoint: key(nullable(httpUrl), {
+    endpoint: key(nullable(httpUrlWithoutUserinfo), {
       default: null,
-      doc: 'URL of the external authorizer. Required when `authorization_handler` is `external`.',
+      doc: 'URL of the external authorizer. Required when `authorization_handler` is `external`. A URL with user-info (`https://user:password@host/…`) is refused: Herald calls it with `fetch`, which cannot send one.',
     }),
     timeout_ms: key(positive, {
       default: 2000,

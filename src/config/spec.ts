@@ -171,7 +171,7 @@ const NON_CANONICAL_URL = /^(?!https?:\/\/[^/\\])|[\u0000-\u0020\\]/i
 const HTTP_URL = 'an http(s) URL'
 
 /** Surrounding spaces (a stray newline from a secrets file) are trimmed away, nothing else. */
-export const httpUrl = leafType('HttpUrl', HTTP_URL, 'string', (u) => {
+const checkHttpUrl = (u: unknown): Check<{ readonly text: string; readonly url: URL }> => {
   if (typeof u !== 'string') return fail()
   const s = u.trim()
   let url: URL
@@ -185,8 +185,36 @@ export const httpUrl = leafType('HttpUrl', HTTP_URL, 'string', (u) => {
     ? fail(
         `expected ${HTTP_URL} written as http://host… or https://host… (two slashes; no spaces or backslashes)`,
       )
-    : ok(s)
+    : ok({ text: s, url })
+}
+
+export const httpUrl = leafType('HttpUrl', HTTP_URL, 'string', (u) => {
+  const checked = checkHttpUrl(u)
+  return checked.ok ? ok(checked.value.text) : checked
 })
+
+const HTTP_URL_WITHOUT_USERINFO = `${HTTP_URL} without user-info`
+
+/**
+ * An http(s) URL with no `user:password@` before its host, for a URL Herald calls itself with
+ * `fetch`, which refuses one that holds credentials: the key could never work, and the password
+ * would sit in plain sight wherever the URL is shown.
+ */
+export const httpUrlWithoutUserinfo = leafType(
+  'HttpUrlWithoutUserinfo',
+  HTTP_URL_WITHOUT_USERINFO,
+  'string',
+  (u) => {
+    const checked = checkHttpUrl(u)
+    if (!checked.ok) return checked
+    const { url, text } = checked.value
+    return url.username === '' && url.password === ''
+      ? ok(text)
+      : fail(
+          `expected ${HTTP_URL_WITHOUT_USERINFO}: Herald cannot call a URL holding credentials (user:password@ before the host)`,
+        )
+  },
+)
 
 export const secretString = (minLength: number): LeafType<string> =>
   leafType(`Secret(${minLength})`, `a string of at least ${minLength} characters`, 'string', (u) => {

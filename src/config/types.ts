@@ -10,7 +10,7 @@ export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
 export type AuthorizationHandler = 'native' | 'external'
 
 export interface AuthorizationHandlerConfig {
-  /** The external authorizer's http(s) URL; never null when `authorization_handler` is `external`. */
+  /** The external authorizer's http(s) URL, without user-info; never null when `authorization_handler` is `external`. */
   readonly endpoint: string | null
   readonly timeout_ms: number
 }
