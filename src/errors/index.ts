@@ -181,6 +181,14 @@ export class ForbiddenError extends HeraldError {
 
 export const isHeraldError = (error: unknown): error is HeraldError => error instanceof HeraldError
 
+/**
+ * The error a recursion too deep for the stack throws (input nested thousands of levels deep).
+ * Whose fault it is depends on where it was thrown: only the code reading a request's body can
+ * tell the client so; anywhere else it is an internal error.
+ */
+export const isStackOverflow = (error: unknown): boolean =>
+  error instanceof RangeError && error.message === 'Maximum call stack size exceeded'
+
 export const isRetriable = (error: unknown): boolean => isHeraldError(error) && error.retriable
 
 export const isValidationError = (error: unknown): error is ValidationError =>

@@ -4,6 +4,7 @@ import {
   type FieldIssue,
   ForbiddenError,
   HeraldError,
+  isStackOverflow,
   UnsupportedMediaTypeError,
   ValidationError,
 } from '../errors/index.ts'
@@ -24,7 +25,6 @@ import type { Metrics } from '../observability/index.ts'
 import type { EventLog, OutgoingMessage } from '../ports/event-log.ts'
 import { authorize } from './authorize.ts'
 import type { AppEnv } from './env.ts'
-import { isStackOverflow } from './problem.ts'
 import { noQueryParameters } from './query.ts'
 
 export interface IngestOptions {

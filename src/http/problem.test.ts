@@ -4,7 +4,7 @@ import { ValidationError } from '../errors/index.ts'
 import { toProblem } from './problem.ts'
 
 describe('toProblem', () => {
-  it('answers a recursion too deep for the stack (input nested thousands deep) as a 400 on the body', () => {
+  it('answers a recursion too deep for the stack as an internal error: only a body’s reader may blame the request', () => {
     const nest = (n: number): unknown => (n === 0 ? 1 : [nest(n - 1)])
     let overflow: unknown
     try {
@@ -12,17 +12,23 @@ describe('toProblem', () => {
     } catch (error) {
       overflow = error
     }
+    assert.ok(overflow instanceof RangeError)
     assert.deepEqual(toProblem(overflow, '/v1/x'), {
-      type: 'urn:herald:problem:validation_failed',
-      title: 'Bad Request',
-      status: 400,
-      code: 'validation_failed',
-      detail: 'the request is nested too deeply to be processed',
+      type: 'urn:herald:problem:internal',
+      title: 'Internal Server Error',
+      status: 500,
+      code: 'internal',
+      detail: 'an internal error occurred; see the server log',
       instance: '/v1/x',
-      errors: [{ path: '(body)', message: 'is nested too deeply' }],
     })
-    // Any other RangeError is still an internal error, and Herald's own keep their status.
     assert.equal(toProblem(new RangeError('Invalid time value')).status, 500)
-    assert.equal(toProblem(new ValidationError('bad', [])).status, 400)
+    // What a body's reader makes of one keeps its status and names the part nested too deeply.
+    const refused = toProblem(
+      new ValidationError('too deep', [{ path: 'sample[0].data', message: 'is nested too deeply' }]),
+    )
+    assert.deepEqual(
+      [refused.status, refused.errors],
+      [400, [{ path: 'sample[0].data', message: 'is nested too deeply' }]],
+    )
   })
 })

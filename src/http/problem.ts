@@ -67,22 +67,14 @@ export const problem = (
   ...extra,
 })
 
-/** The error a recursion too deep for the stack throws (a request nested thousands of levels deep). */
-export const isStackOverflow = (error: unknown): boolean =>
-  error instanceof RangeError && error.message === 'Maximum call stack size exceeded'
-
 /**
  * Maps any thrown value to a problem. Herald errors keep their message (they are written to be
- * shown); anything else is an internal error whose details stay in the log, never the body.
+ * shown); anything else is an internal error whose details stay in the log, never the body. A
+ * recursion too deep for the stack is one of those: where a request's body can cause one, the
+ * code reading it turns it into a `ValidationError` naming the part nested too deeply.
  */
 export const toProblem = (error: unknown, instance?: string): Problem => {
   const at = instance === undefined ? {} : { instance }
-  // Only a request's own input nests that deep; it is refused before anything is stored.
-  if (isStackOverflow(error))
-    return problem(400, 'validation_failed', 'the request is nested too deeply to be processed', {
-      ...at,
-      errors: [{ path: '(body)', message: 'is nested too deeply' }],
-    })
   if (!isHeraldError(error))
     return problem(500, 'internal', 'an internal error occurred; see the server log', at)
   const status = STATUS_BY_CODE[error.code] ?? 500

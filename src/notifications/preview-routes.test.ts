@@ -363,6 +363,27 @@ describe('selector preview and event explanations over chDB', () => {
       )
     })
 
+    it('refuses a sample event nested too deeply to be written out, naming it, as ingest would', async () => {
+      const ok = cloudEvent('s1', 'acme', 'user.image.analysis.completed', '2026-03-01T09:00:00Z', {
+        digest: 'sha256:a1',
+      })
+      // Written out by hand: JSON.stringify itself cannot write data this deep.
+      const deep = JSON.stringify({ ...ok, id: 's2' }).replace(
+        /"data":\{[^}]*\}/,
+        `"data":{"digest":"sha256:a2","deep":${'{"a":'.repeat(50_000)}1${'}'.repeat(50_000)}}`,
+      )
+      const body = `{"scope":"account","event":{"level":"*","type":"*","resource_type":"*"},"sample":[${JSON.stringify(ok)},${deep}]}`
+      const response = await app.request('/v1/no-reports/selectors/preview', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${tokens.reader}`, 'content-type': 'application/json' },
+        body,
+      })
+      assert.equal(response.status, 400)
+      assert.deepEqual(((await response.json()) as Json).errors, [
+        { path: 'sample[1].data', message: 'is nested too deeply' },
+      ])
+    })
+
     it('needs a token', async () => {
       assert.equal((await call(undefined, 'POST', PREVIEW, selector({}))).status, 401)
     })

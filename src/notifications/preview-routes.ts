@@ -1,10 +1,15 @@
 import { Hono } from 'hono'
 import { ADMIN_ACCOUNT } from '../access/index.ts'
-import { clipped, NotFoundError, UnavailableError, ValidationError } from '../errors/index.ts'
+import {
+  clipped,
+  isStackOverflow,
+  NotFoundError,
+  UnavailableError,
+  ValidationError,
+} from '../errors/index.ts'
 import type { CloudEvent } from '../events/index.ts'
 import { authorize } from '../http/authorize.ts'
 import { readJsonObject } from '../http/body.ts'
-import { isStackOverflow } from '../http/problem.ts'
 import { noQueryParameters } from '../http/query.ts'
 import { isInvalidPatternError, type MatchFailure } from '../matching/index.ts'
 import type { Warehouse } from '../ports/warehouse.ts'

@@ -1,15 +1,25 @@
 import {
   type ASTVisitor,
+  type DocumentNode,
   GraphQLError,
+  type GraphQLSchema,
   OperationTypeNode,
   parse,
   specifiedRules,
   type ValidationContext,
+  type ValidationRule,
+  validate,
 } from 'graphql'
 import { getGraphQLParameters, processRequest, renderGraphiQL, shouldRenderGraphiQL } from 'graphql-helix'
 import { Hono } from 'hono'
 import type { AppEnv } from '../access/index.ts'
-import { type FieldIssue, isHeraldError, ValidationError, WarehouseError } from '../errors/index.ts'
+import {
+  type FieldIssue,
+  isHeraldError,
+  isStackOverflow,
+  ValidationError,
+  WarehouseError,
+} from '../errors/index.ts'
 import { authorize } from '../http/authorize.ts'
 import { readJson } from '../http/body.ts'
 import type { Logger } from '../observability/index.ts'
@@ -128,6 +138,41 @@ const checkRequest = (method: string, body: unknown, search: Record<string, stri
   if (issues.length > 0) throw ValidationError.of('GraphQL request', issues)
 }
 
+/**
+ * A query nested too deeply for the parser's or a validation rule's recursion (within the token
+ * limit, how deep that is depends on the stack left): the request's own doing, refused with a
+ * 400 as the depth limit refuses one. graphql-helix would pass the RangeError on as if it were
+ * a GraphQL error.
+ */
+const nestedTooDeeply = (): GraphQLError =>
+  new GraphQLError('the query is nested too deeply to be processed', {
+    extensions: { code: 'query_too_deep' },
+  })
+
+/** graphql's `parse`, with a recursion too deep for the stack thrown as a GraphQL error naming it. */
+export const parseQuery = (source: string, maxTokens: number): DocumentNode => {
+  try {
+    return parse(source, { maxTokens })
+  } catch (error) {
+    if (isStackOverflow(error)) throw nestedTooDeeply()
+    throw error
+  }
+}
+
+/** graphql's `validate`, with a recursion too deep for the stack answered as a GraphQL error naming it. */
+export const validateQuery = (
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  rules: readonly ValidationRule[],
+): readonly GraphQLError[] => {
+  try {
+    return validate(schema, document, rules)
+  } catch (error) {
+    if (isStackOverflow(error)) return [nestedTooDeeply()]
+    throw error
+  }
+}
+
 /** The reports are read-only: a mutation or subscription is refused (400) before anything runs. */
 const queriesOnly = (context: ValidationContext): ASTVisitor => ({
   OperationDefinition: (node) => {
@@ -183,7 +228,8 @@ export const createReportGraphqlRoutes = (options: ReportGraphqlOptions) => {
       variables,
       request,
       schema: reportSchema,
-      parse: (source: string) => parse(source, { maxTokens: limits.maxTokens }),
+      parse: (source: string) => parseQuery(source, limits.maxTokens),
+      validate: validateQuery,
       validationRules: [...specifiedRules, queriesOnly, ...queryLimitRules(limits, variablesOf(variables))],
       rootValueFactory: () => rootValue,
       contextFactory: () => context,

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { Hono } from 'hono'
 import { migrate, warehouseMigrations } from '../../projections/migrations/index.ts'
 import { ACCOUNT_NAME_RULE } from '../../src/access/index.ts'
 import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/index.ts'
@@ -14,15 +15,17 @@ import {
   createDeliveryRoutes,
 } from '../../src/deliveries/index.ts'
 import {
+  type AppEnv,
   chainAuthenticators,
   createAdminTokenAuthenticator,
   createHttpApp,
   type HttpAppOptions,
 } from '../../src/http/index.ts'
 import { createIngressDecoder, type IngressEvent } from '../../src/ingress/index.ts'
-import { createMetrics, type Logger } from '../../src/observability/index.ts'
+import { createMetrics, type Logger, silentLogger } from '../../src/observability/index.ts'
 import type { EventLog, LogMessage } from '../../src/ports/event-log.ts'
 import type { Warehouse } from '../../src/ports/warehouse.ts'
+import { createReportGraphqlRoutes } from '../../src/reports/index.ts'
 
 const TOKEN = 'test-admin-token-0123456789'
 const auth = { authorization: `Bearer ${TOKEN}` }
@@ -362,6 +365,66 @@ describe('HTTP API on the embedded log and chDB', () => {
       { path: '[1].data', message: 'is nested too deeply' },
     ])
     assert.equal(await end(), before)
+  })
+
+  it('refuses a GraphQL query nested too deeply for the parser with a 400 naming it, not a 500', async () => {
+    // Within the default token limit, how deep the parser gets before the stack runs out
+    // depends on what V8 has compiled; with the limit raised, 100,000 levels always exhaust it.
+    const { maxIngestBytes: _, ...withoutLimit } = appOptions
+    const failures: string[] = []
+    const roomy = createHttpApp({
+      ...withoutLimit,
+      logger: (level, name) => {
+        if (level === 'error') failures.push(name)
+      },
+      mounts: [
+        {
+          path: '/v1/deep-graphql',
+          app: createReportGraphqlRoutes({
+            warehouse,
+            graphiql: false,
+            logger: silentLogger,
+            endpoint: '/v1/deep-graphql',
+            limits: { maxTokens: 1_000_000 },
+          }),
+        },
+      ],
+    })
+    const depth = 100_000
+    const response = await roomy.request('/v1/deep-graphql', {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ query: `{${'metrics {'.repeat(depth)}id${'}'.repeat(depth)}}` }),
+    })
+    assert.equal(response.status, 400)
+    const body = (await response.json()) as { data?: unknown; errors: Record<string, unknown>[] }
+    assert.equal('data' in body, false)
+    assert.deepEqual(body.errors, [
+      { message: 'the query is nested too deeply to be processed', extensions: { code: 'query_too_deep' } },
+    ])
+    assert.deepEqual(failures, [])
+  })
+
+  it('answers a recursion too deep for the stack anywhere but in reading a body as a 500, logged', async () => {
+    const failures: { name: string; error: unknown }[] = []
+    const descend = (n: number): number => (n === 0 ? 0 : 1 + descend(n - 1))
+    const recursing = new Hono<AppEnv>().get('/', (c) => c.json({ depth: descend(10_000_000) }))
+    const withRoute = createHttpApp({
+      ...appOptions,
+      logger: (level, name, fields) => {
+        if (level === 'error') failures.push({ name, error: fields?.error })
+      },
+      mounts: [{ path: '/v1/recursing', app: recursing }],
+    })
+    const response = await withRoute.request('/v1/recursing', { headers: auth })
+    assert.equal(response.status, 500)
+    const body = (await response.json()) as Record<string, unknown>
+    assert.equal(body.code, 'internal')
+    assert.equal(body.detail, 'an internal error occurred; see the server log')
+    assert.equal('errors' in body, false)
+    assert.deepEqual(failures, [
+      { name: 'http.request_failed', error: 'RangeError: Maximum call stack size exceeded' },
+    ])
   })
 
   it('refuses a JSON route’s body of another media type with a 415 problem naming both; ingest keeps its modes', async () => {
