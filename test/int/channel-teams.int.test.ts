@@ -1,9 +1,14 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { createOutboundGuard } from '../../src/outbound/index.ts'
-import { aDelivery, aPostureEvent } from '../../streams/delivery/channels/test-fixtures.ts'
+import {
+  aDelivery,
+  anEvent,
+  aPostureEvent,
+  catalogData,
+} from '../../streams/delivery/channels/test-fixtures.ts'
 import { createTeamsChannel, type TeamsConfiguration } from '../../streams/delivery/index.ts'
-import { startTeamsStandIn, type TeamsStandIn } from '../support/teams-stand-in.ts'
+import { cardTexts, startTeamsStandIn, type TeamsStandIn } from '../support/teams-stand-in.ts'
 
 describe('Teams channel against a Teams stand-in', () => {
   let teams: TeamsStandIn
@@ -31,11 +36,64 @@ describe('Teams channel against a Teams stand-in', () => {
     assert.deepEqual(teams.problems, [])
     const card = (
       teams.cards.at(-1) as {
-        attachments: { content: { body: { text?: string }[]; actions: { url: string }[] } }[]
+        attachments: {
+          content: { body: { inlines?: { text: string }[] }[]; actions: { url: string }[] }
+        }[]
       }
     ).attachments[0]?.content
-    assert.equal(card?.body[0]?.text, 'Validation completed: my-test-validation-scan')
+    assert.equal(card?.body[0]?.inlines?.[0]?.text, 'Validation completed: my-test-validation-scan')
     assert.equal(card?.actions[0]?.url, 'https://herald.example.com/events/evt-posture-1')
+  })
+
+  it('posts an event’s text where Teams renders no Markdown, so it cannot add links or formatting', async () => {
+    const hostile = '[click](https://evil.example) **urgent** _now_'
+    const event = anEvent({
+      id: 'evt-[id](https://evil.example)',
+      data: {
+        ...catalogData('user.checks.tag.vulnerabilities.update'),
+        full_tag: `docker.io/acme/api:${hostile}`,
+      },
+    })
+    const result = await channel.send(aDelivery(event), configuration(teams.workflowUrl), context)
+    assert.equal(result.ok, true, JSON.stringify(result))
+    assert.deepEqual(teams.problems, [])
+    const card = (teams.cards.at(-1) as { attachments: { content: unknown }[] }).attachments[0]?.content
+    const texts = cardTexts(card)
+    assert.deepEqual(texts.markdown, [])
+    assert.ok(
+      texts.plain.some((text) => text.includes(hostile)),
+      JSON.stringify(texts.plain),
+    )
+    assert.ok(texts.plain.some((text) => text.includes('evt-[id](https://evil.example)')))
+  })
+
+  it('refuses a card that breaks the published shape, as Teams does', async () => {
+    const post = (content: unknown) =>
+      fetch(teams.workflowUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          type: 'message',
+          attachments: [{ contentType: 'application/vnd.microsoft.card.adaptive', content }],
+        }),
+      })
+    const card = (body: unknown[], version = '1.4') => ({ type: 'AdaptiveCard', version, body })
+    const refused = [
+      card([{ type: 'RichTextBlock', inlines: [] }]),
+      card([{ type: 'RichTextBlock', inlines: [{ type: 'TextBlock', text: 'x' }] }]),
+      card([{ type: 'RichTextBlock', inlines: [{ type: 'TextRun', text: 'x', weight: 'Heavy' }] }]),
+      card([{ type: 'RichTextBlock', inlines: ['x'] }], '1.1'),
+      card([{ type: 'Container', items: [{ type: 'Paragraph' }] }]),
+      card([{ type: 'RichTextBlock', spacing: 'Wide', inlines: ['x'] }]),
+    ]
+    for (const content of refused) {
+      const before = teams.problems.length
+      const response = await post(content)
+      await response.body?.cancel()
+      assert.equal(response.status, 400, JSON.stringify(content))
+      assert.equal(teams.problems.length, before + 1, JSON.stringify(teams.problems.slice(before)))
+    }
+    teams.problems.length = 0
   })
 
   it('posts to a legacy connector, which answers 200 "1", without a link when ui_url is not set', async () => {

@@ -26,21 +26,92 @@ const ELEMENTS = new Set([
   'ActionSet',
 ])
 
-const elementProblems = (element: unknown, at: string, problems: string[]): void => {
+// The schema's enumerations (adaptivecards.io/explorer) for what Herald's cards set.
+const SPACINGS = new Set(['None', 'Small', 'Default', 'Medium', 'Large', 'ExtraLarge', 'Padding'])
+const TEXT_STYLES: Readonly<Record<string, ReadonlySet<string>>> = {
+  size: new Set(['Default', 'Small', 'Medium', 'Large', 'ExtraLarge']),
+  weight: new Set(['Default', 'Lighter', 'Bolder']),
+  color: new Set(['Default', 'Dark', 'Light', 'Accent', 'Good', 'Warning', 'Attention']),
+}
+
+/** A card's version as a number (1.4 → 1.4), for elements introduced in a later one. */
+const versionOf = (version: unknown): number => (typeof version === 'string' ? Number(version) : 0)
+
+/** RichTextBlock's inlines: TextRuns (or their shorthand, a string), each with text. */
+const inlineProblems = (inlines: unknown, at: string, problems: string[]): void => {
+  if (!Array.isArray(inlines) || inlines.length === 0) {
+    problems.push(`${at}.inlines must be a non-empty array`)
+    return
+  }
+  for (const [k, inline] of inlines.entries()) {
+    if (typeof inline === 'string') continue
+    if (!isObject(inline) || inline.type !== 'TextRun') {
+      problems.push(`${at}.inlines[${k}] must be a TextRun`)
+      continue
+    }
+    if (typeof inline.text !== 'string' || inline.text === '')
+      problems.push(`${at}.inlines[${k}].text must be a non-empty string`)
+    for (const [name, allowed] of Object.entries(TEXT_STYLES))
+      if (inline[name] !== undefined && !allowed.has(String(inline[name])))
+        problems.push(`${at}.inlines[${k}].${name} must be one of ${[...allowed].join(', ')}`)
+  }
+}
+
+const elementProblems = (element: unknown, at: string, version: number, problems: string[]): void => {
   if (!isObject(element) || !ELEMENTS.has(String(element.type))) {
     problems.push(`${at} is not a card element`)
     return
   }
-  if (element.type === 'TextBlock' && (typeof element.text !== 'string' || element.text === ''))
-    problems.push(`${at}.text must be a non-empty string`)
-  if (element.type !== 'FactSet') return
-  if (!Array.isArray(element.facts) || element.facts.length === 0) {
-    problems.push(`${at}.facts must be a non-empty array`)
-    return
+  if (element.spacing !== undefined && !SPACINGS.has(String(element.spacing)))
+    problems.push(`${at}.spacing must be one of ${[...SPACINGS].join(', ')}`)
+  switch (element.type) {
+    case 'TextBlock':
+      if (typeof element.text !== 'string' || element.text === '')
+        problems.push(`${at}.text must be a non-empty string`)
+      return
+    case 'RichTextBlock':
+      if (version < 1.2) problems.push(`${at}: RichTextBlock needs card version 1.2 or later`)
+      inlineProblems(element.inlines, at, problems)
+      return
+    case 'Container':
+      if (!Array.isArray(element.items) || element.items.length === 0) {
+        problems.push(`${at}.items must be a non-empty array`)
+        return
+      }
+      for (const [k, item] of element.items.entries())
+        elementProblems(item, `${at}.items[${k}]`, version, problems)
+      return
+    case 'FactSet':
+      if (!Array.isArray(element.facts) || element.facts.length === 0) {
+        problems.push(`${at}.facts must be a non-empty array`)
+        return
+      }
+      for (const [k, fact] of element.facts.entries())
+        if (!isObject(fact) || typeof fact.title !== 'string' || typeof fact.value !== 'string')
+          problems.push(`${at}.facts[${k}] needs string title and value`)
   }
-  for (const [k, fact] of element.facts.entries())
-    if (!isObject(fact) || typeof fact.title !== 'string' || typeof fact.value !== 'string')
-      problems.push(`${at}.facts[${k}] needs string title and value`)
+}
+
+/**
+ * Every text of a card Teams renders as Markdown — a TextBlock's text, a fact's title and
+ * value (learn.microsoft.com, "Text formatting in cards") — and every text it shows as
+ * written: a TextRun's.
+ */
+export const cardTexts = (card: unknown): { markdown: string[]; plain: string[] } => {
+  const texts = { markdown: [] as string[], plain: [] as string[] }
+  const visit = (element: unknown): void => {
+    if (!isObject(element)) return
+    if (element.type === 'TextBlock' && typeof element.text === 'string') texts.markdown.push(element.text)
+    if (element.type === 'FactSet' && Array.isArray(element.facts))
+      for (const fact of element.facts)
+        if (isObject(fact)) texts.markdown.push(String(fact.title), String(fact.value))
+    if (element.type === 'RichTextBlock' && Array.isArray(element.inlines))
+      for (const inline of element.inlines)
+        texts.plain.push(typeof inline === 'string' ? inline : String((inline as { text?: unknown }).text))
+    if (Array.isArray(element.items)) for (const item of element.items) visit(item)
+  }
+  if (isObject(card) && Array.isArray(card.body)) for (const element of card.body) visit(element)
+  return texts
 }
 
 const cardProblems = (attachment: unknown, at: string, problems: string[]): void => {
@@ -62,7 +133,7 @@ const cardProblems = (attachment: unknown, at: string, problems: string[]): void
     problems.push(`${at}.content.body must be a non-empty array`)
   else
     for (const [j, element] of card.body.entries())
-      elementProblems(element, `${at}.content.body[${j}]`, problems)
+      elementProblems(element, `${at}.content.body[${j}]`, versionOf(card.version), problems)
   if (card.actions === undefined) return
   if (!Array.isArray(card.actions)) {
     problems.push(`${at}.content.actions must be an array`)

@@ -88,11 +88,12 @@ const SLACK_TEXT =
   digestEvents('•') +
   '{% else %}{{ summary }}{% for line in details %}\n• {{ line }}{% endfor %}{% endif %}'
 
+/** Plain text: a Teams card shows it as written, in TextRuns, which render no Markdown. */
 const TEAMS_TEXT =
-  '{% if digest %}**{{ digest.total }}** event{% if digest.total != 1 %}s{% endif %} between {{ digest.window_start }} and {{ digest.window_end }}' +
-  DIGEST_LINES +
-  digestEvents('-') +
-  '{% else %}{{ summary }}{% for line in details %}\n- {{ line }}{% endfor %}{% endif %}'
+  '{% if digest %}{{ digest.total }} event{% if digest.total != 1 %}s{% endif %} between {{ digest.window_start }} and {{ digest.window_end }}' +
+  DIGEST_LINES.replace('- ', '• ') +
+  digestEvents('•') +
+  '{% else %}{{ summary }}{% for line in details %}\n• {{ line }}{% endfor %}{% endif %}'
 
 const GITHUB_BODY =
   '{% if digest %}' +

@@ -77,15 +77,18 @@ describe('a digest in chat messages', () => {
     const message = teamsMessage(scope, 'Herald digest: 42 events for acme', 'text')
     assert.deepEqual(teamsMessageProblems(message), [])
     const card = message.attachments[0]?.content ?? assert.fail('no card')
-    const facts = (card.body[2] as { facts: { title: string; value: string }[] }).facts
+    type Runs = { readonly inlines: readonly { readonly text: string; readonly color?: string }[] }
+    const facts = (card.body[2] as unknown as { items: Runs[] }).items.map((fact) =>
+      fact.inlines.map((r) => r.text).join(''),
+    )
     assert.deepEqual(facts, [
-      { title: 'Highest level', value: 'warning' },
-      { title: 'Events', value: '42' },
-      { title: 'Account', value: 'acme' },
-      { title: 'Window', value: `${W0} – ${W1}` },
-      { title: 'Configuration', value: 'cfg-1' },
+      'Highest level: warning',
+      'Events: 42',
+      'Account: acme',
+      `Window: ${W0} – ${W1}`,
+      'Configuration: cfg-1',
     ])
-    assert.equal((card.body[0] as { color: string }).color, 'Warning')
+    assert.equal((card.body[0] as Runs).inlines[0]?.color, 'Warning')
   })
 })
 

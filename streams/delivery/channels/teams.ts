@@ -15,64 +15,108 @@ const LEVEL_COLOR: Readonly<Record<string, string>> = {
 /** Adaptive Cards 1.4: what both Incoming Webhooks and Workflows render in Teams today. */
 const CARD_VERSION = '1.4'
 
-// A Teams message is at most about 28 KB; the body text is kept well under.
+// A Teams message is at most about 28 KB; the body text is kept well under, in at most this
+// many lines (each line a block of its own).
 const MAX_TEXT = 10_000
+const MAX_LINES = 60
+
+/**
+ * A run of text Teams shows as written. Adaptive Cards render Markdown in a `TextBlock`'s
+ * text and a `FactSet`'s titles and values, so an event's text there (a tag, a registry's
+ * error) could add links or formatting; a `TextRun` in a `RichTextBlock` renders none.
+ */
+const run = (text: string, style: Readonly<Record<string, string>> = {}) => ({
+  type: 'TextRun',
+  text,
+  ...style,
+})
+
+const richText = (inlines: readonly ReturnType<typeof run>[], spacing?: string) => ({
+  type: 'RichTextBlock',
+  ...(spacing === undefined ? {} : { spacing }),
+  inlines,
+})
+
+/**
+ * The rendered text, one block per line: a line break inside a run is not rendered the same
+ * by every Teams client. A blank line becomes a gap before the next block.
+ */
+const textBlocks = (text: string) => {
+  const lines: { text: string; spacing: string | undefined }[] = []
+  let gap = false
+  for (const line of truncate(text, MAX_TEXT).split(/\r\n?|\n/)) {
+    if (line.trim() === '') gap = lines.length > 0
+    else {
+      lines.push({ text: line, spacing: lines.length === 0 ? undefined : gap ? 'Medium' : 'None' })
+      gap = false
+    }
+  }
+  const shown =
+    lines.length <= MAX_LINES ? lines : [...lines.slice(0, MAX_LINES - 1), { text: '…', spacing: 'None' }]
+  return shown.map((line) => richText([run(line.text)], line.spacing))
+}
+
+// A TextRun needs some text: an empty value (a template that rendered nothing) shows as a dash.
+const shownAs = (text: string): string => (text.trim() === '' ? '—' : text)
+
+const fact = (label: string, value: string, first: boolean) =>
+  richText([run(`${label}: `, { weight: 'Bolder' }), run(shownAs(value))], first ? 'Medium' : 'None')
 
 /**
  * The message a Teams incoming webhook or workflow takes: a `message` with one Adaptive Card
- * attachment — the title, the rendered text, a fact set (level, resource, account, time,
+ * attachment — the title, the rendered text, the facts (level, resource, account, time,
  * event; for a digest, its highest level, event count, account, window and configuration) and
- * an "open URL" action into the UI when there is a link.
+ * an "open URL" action into the UI when there is a link. Every text comes from the event or a
+ * template over it, so all of it is in `TextRun`s, which render no Markdown.
  */
-export const teamsMessage = (scope: MessageScope, title: string, text: string) => ({
-  type: 'message',
-  attachments: [
-    {
-      contentType: 'application/vnd.microsoft.card.adaptive',
-      contentUrl: null,
-      content: {
-        $schema: 'http://adaptivecards.io/schemas/adaptive-card.json',
-        type: 'AdaptiveCard',
-        version: CARD_VERSION,
-        msteams: { width: 'Full' },
-        body: [
-          {
-            type: 'TextBlock',
-            text: oneLine(title, 500),
-            size: 'Large',
-            weight: 'Bolder',
-            color: LEVEL_COLOR[scope.level] ?? 'Default',
-            wrap: true,
-            style: 'heading',
-          },
-          ...(text.trim() === '' ? [] : [{ type: 'TextBlock', text: truncate(text, MAX_TEXT), wrap: true }]),
-          {
-            type: 'FactSet',
-            facts:
-              scope.digest === null
-                ? [
-                    { title: 'Level', value: scope.level },
-                    { title: 'Resource', value: scope.resource },
-                    { title: 'Account', value: scope.account },
-                    { title: 'Time', value: scope.time },
-                    { title: 'Event', value: `${scope.type} (${scope.event_id})` },
-                  ]
-                : [
-                    { title: 'Highest level', value: scope.level },
-                    { title: 'Events', value: String(scope.digest.total) },
-                    { title: 'Account', value: scope.account },
-                    { title: 'Window', value: `${scope.digest.window_start} – ${scope.digest.window_end}` },
-                    { title: 'Configuration', value: scope.delivery.configuration_id },
-                  ],
-          },
-        ],
-        ...(scope.link === null
-          ? {}
-          : { actions: [{ type: 'Action.OpenUrl', title: 'View in Herald', url: scope.link }] }),
+export const teamsMessage = (scope: MessageScope, title: string, text: string) => {
+  const facts: readonly (readonly [string, string])[] =
+    scope.digest === null
+      ? [
+          ['Level', scope.level],
+          ['Resource', scope.resource],
+          ['Account', scope.account],
+          ['Time', scope.time],
+          ['Event', `${scope.type} (${scope.event_id})`],
+        ]
+      : [
+          ['Highest level', scope.level],
+          ['Events', String(scope.digest.total)],
+          ['Account', scope.account],
+          ['Window', `${scope.digest.window_start} – ${scope.digest.window_end}`],
+          ['Configuration', scope.delivery.configuration_id],
+        ]
+  const lines = textBlocks(text)
+  return {
+    type: 'message',
+    attachments: [
+      {
+        contentType: 'application/vnd.microsoft.card.adaptive',
+        contentUrl: null,
+        content: {
+          $schema: 'http://adaptivecards.io/schemas/adaptive-card.json',
+          type: 'AdaptiveCard',
+          version: CARD_VERSION,
+          msteams: { width: 'Full' },
+          body: [
+            richText([
+              run(shownAs(oneLine(title, 500)), {
+                size: 'Large',
+                weight: 'Bolder',
+                color: LEVEL_COLOR[scope.level] ?? 'Default',
+              }),
+            ]),
+            ...(lines.length === 0 ? [] : [{ type: 'Container', items: lines }]),
+            { type: 'Container', items: facts.map(([label, value], i) => fact(label, value, i === 0)) },
+          ],
+          ...(scope.link === null
+            ? {}
+            : { actions: [{ type: 'Action.OpenUrl', title: 'View in Herald', url: scope.link }] }),
+        },
       },
-    },
-  ],
-})
+    ],
+  }
+}
 
 /**
  * Microsoft Teams through an incoming webhook or a Workflows webhook: one JSON POST of an
