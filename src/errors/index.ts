@@ -153,6 +153,22 @@ const alternatives = (names: readonly string[]): string =>
  * @example
  * throw new UnsupportedMediaTypeError('text/plain', ['application/json']) // send application/json; got "text/plain"
  */
+/**
+ * A request that names more than one thing where it must name one (an event id that two
+ * sources used): `issues` name the parameters that would tell them apart, and the candidates.
+ *
+ * @example
+ * throw new AmbiguousError('event e1 is ambiguous: …', [{ path: 'source', message: 'names which: "/a" or "/b"' }])
+ */
+export class AmbiguousError extends HeraldError {
+  readonly issues: readonly FieldIssue[]
+
+  constructor(message: string, issues: readonly FieldIssue[]) {
+    super('ambiguous', message)
+    this.issues = issues
+  }
+}
+
 export class UnsupportedMediaTypeError extends HeraldError {
   constructor(received: string, accepted: readonly string[]) {
     super(

@@ -6,6 +6,8 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   unauthorized: 401,
   forbidden: 403,
   not_found: 404,
+  // The request names more than one of what it must name one of: it needs narrowing.
+  ambiguous: 409,
   rebuild_running: 409,
   backfill_running: 409,
   // An endpoint type an admin switched off: nothing, a test included, is sent to it.

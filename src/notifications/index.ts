@@ -63,6 +63,7 @@ export {
   type CompiledSelector,
   compileSelectorBody,
   createWarehouseEvents,
+  type EventNarrowing,
   explainStoredSelector,
   type PreviewLimits,
   type PreviewRequest,

@@ -8,6 +8,7 @@ import { migrate, warehouseMigrations } from '../../projections/migrations/index
 import { createProjectorHandler } from '../../projections/projector/index.ts'
 import { validDataOf } from '../../schemas/fixtures.ts'
 import { eventually } from '../../test/support/eventually.ts'
+import { ACCOUNT_NAME_RULE } from '../access/index.ts'
 import { createChdbWarehouse } from '../adapters/clickhouse-warehouse/index.ts'
 import { createSqliteEventLog } from '../adapters/sqlite-event-log/index.ts'
 import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
@@ -500,6 +501,150 @@ describe('selector preview and event explanations over chDB', () => {
       assert.equal(stranger.status, 200)
       assert.deepEqual([stranger.json.matched, stranger.json.unmatched], [[], []])
       assert.equal((await explain(ADMIN_TOKEN, 'g1')).status, 200)
+    })
+
+    it('asks which event an id names when two sources (for the admin, two accounts) used it, and explains the one named', async () => {
+      const dup = (account: string, source: string, minute: number) => ({
+        ...cloudEvent('dup', account, 'user.image.analysis.completed', `2026-03-01T11:0${minute}:00Z`, {
+          digest: `sha256:d${minute}`,
+        }),
+        source,
+      })
+      // Ids are unique per source: one batch may not hold the same source and id twice.
+      for (const batch of [
+        [dup('acme', '/engine/a', 1), dup('acme', '/engine/b', 2)],
+        [dup('globex', '/engine/a', 3)],
+      ]) {
+        const published = await app.request('/v1/events', {
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${ADMIN_TOKEN}`,
+            'content-type': 'application/cloudevents-batch+json',
+          },
+          body: JSON.stringify(batch),
+        })
+        assert.equal(published.status, 202, await published.text())
+      }
+      await eventually(async () => {
+        const [row] = await warehouse.query<{ n: number }>("SELECT count() AS n FROM events WHERE id = 'dup'")
+        assert.equal(Number(row?.n), 3)
+      })
+      const explainWith = (token: string, query: Record<string, string>) =>
+        call(token, 'GET', `/v1/notifications/events/dup/explain?${new URLSearchParams(query)}`)
+      const summary = (answer: { json: Json }) => {
+        const event = answer.json.event as Json
+        return [event.account, event.source, event.time]
+      }
+
+      const ambiguous = await explain(tokens.reader, 'dup')
+      assert.equal(ambiguous.status, 409, ambiguous.text)
+      assert.equal(ambiguous.json.code, 'ambiguous')
+      assert.equal(
+        ambiguous.json.detail,
+        'event dup is ambiguous: more than one event has this id (account acme, source "/engine/a"; account acme, source "/engine/b"); name one with source',
+      )
+      assert.deepEqual(ambiguous.json.errors, [
+        { path: 'source', message: 'names which event: sent by "/engine/a", "/engine/b"' },
+      ])
+      const fromB = await explainWith(tokens.reader, { source: '/engine/b' })
+      assert.equal(fromB.status, 200, fromB.text)
+      assert.deepEqual(summary(fromB), ['acme', '/engine/b', '2026-03-01T11:02:00Z'])
+      assert.deepEqual(summary(await explainWith(tokens.reader, { source: '/engine/a' })), [
+        'acme',
+        '/engine/a',
+        '2026-03-01T11:01:00Z',
+      ])
+      const elsewhere = await explainWith(tokens.reader, { source: '/engine/c' })
+      assert.deepEqual(
+        [elsewhere.status, elsewhere.json.detail],
+        [404, 'event dup not found from source "/engine/c"'],
+      )
+      // One event of globex's has the id: no need to narrow.
+      assert.deepEqual(summary(await explain(tokens.stranger, 'dup')), [
+        'globex',
+        '/engine/a',
+        '2026-03-01T11:03:00Z',
+      ])
+
+      // The admin sees every account's: what tells them apart is the account, the source, or both.
+      const everywhere = await explain(ADMIN_TOKEN, 'dup')
+      assert.equal(everywhere.status, 409)
+      assert.deepEqual(everywhere.json.errors, [
+        { path: 'source', message: 'names which event: sent by "/engine/a", "/engine/b"' },
+        { path: 'account', message: 'names which event: of acme, globex' },
+      ])
+      const bySource = await explainWith(ADMIN_TOKEN, { source: '/engine/a' })
+      assert.deepEqual(bySource.json.errors, [
+        { path: 'account', message: 'names which event: of acme, globex' },
+      ])
+      assert.deepEqual(summary(await explainWith(ADMIN_TOKEN, { account: 'globex' })), [
+        'globex',
+        '/engine/a',
+        '2026-03-01T11:03:00Z',
+      ])
+      assert.deepEqual(summary(await explainWith(ADMIN_TOKEN, { account: 'acme', source: '/engine/b' })), [
+        'acme',
+        '/engine/b',
+        '2026-03-01T11:02:00Z',
+      ])
+
+      // Only the admin may name another account; anyone may name their own.
+      const refusals: [string, Record<string, string>, Json[]][] = [
+        [
+          tokens.reader,
+          { account: 'globex' },
+          [{ path: 'account', message: 'only an admin may name another account' }],
+        ],
+        [tokens.reader, { source: '' }, [{ path: 'source', message: 'must be a non-empty string' }]],
+        [ADMIN_TOKEN, { account: 'not an account' }, [{ path: 'account', message: ACCOUNT_NAME_RULE }]],
+        [
+          tokens.reader,
+          { sources: '/engine/a' },
+          [{ path: 'sources', message: 'is not a known query parameter; expected source, account' }],
+        ],
+      ]
+      for (const [token, query, errors] of refusals) {
+        const refused = await explainWith(token, query)
+        assert.deepEqual([refused.status, refused.json.errors], [400, errors], JSON.stringify(query))
+      }
+      // However many sources used the id, the refusal names ten of them.
+      const many = Array.from({ length: 12 }, (_, i) => ({ ...dup('acme', `/engine/m${i}`, 4), id: 'many' }))
+      const published = await app.request('/v1/events', {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${ADMIN_TOKEN}`,
+          'content-type': 'application/cloudevents-batch+json',
+        },
+        body: JSON.stringify(many),
+      })
+      assert.equal(published.status, 202, await published.text())
+      await eventually(async () => {
+        const [row] = await warehouse.query<{ n: number }>(
+          "SELECT count() AS n FROM events WHERE id = 'many'",
+        )
+        assert.equal(Number(row?.n), 12)
+      })
+      const crowded = await explain(tokens.reader, 'many')
+      assert.equal(crowded.status, 409)
+      const sources = [
+        '/engine/m0',
+        '/engine/m1',
+        '/engine/m10',
+        '/engine/m11',
+        ...[2, 3, 4, 5, 6, 7].map((i) => `/engine/m${i}`),
+      ]
+      assert.deepEqual(crowded.json.errors, [
+        {
+          path: 'source',
+          message: `names which event: sent by ${sources.map((x) => `"${x}"`).join(', ')} and more`,
+        },
+      ])
+
+      assert.deepEqual(summary(await explainWith(tokens.reader, { account: 'acme', source: '/engine/a' })), [
+        'acme',
+        '/engine/a',
+        '2026-03-01T11:01:00Z',
+      ])
     })
 
     it('judges `time` as the producer wrote it, as the router does', async () => {

@@ -271,8 +271,18 @@ export interface WarehouseEvents {
   exists(): Promise<boolean>
   /** Up to `scan` events of the range that pass `filter`, newest first. */
   recent(filter: ScanFilter, range: TimeRange, scan: number): Promise<CloudEvent[]>
-  /** The event with `id`, of `account` when given. */
-  byId(id: string, account?: string): Promise<CloudEvent | undefined>
+  /**
+   * The events with `id`, narrowed to `account` and `source` when given: the newest copy of
+   * each (account, source)'s, ordered by account and source, at most `max`. Ids are unique per
+   * source, so more than one means the id alone does not say which event is meant.
+   */
+  byId(id: string, narrow: EventNarrowing, max: number): Promise<CloudEvent[]>
+}
+
+/** What, besides its id, tells an event apart: its account and its source. */
+export interface EventNarrowing {
+  readonly account?: string
+  readonly source?: string
 }
 
 interface EventRow extends StoredEnvelope {
@@ -337,14 +347,22 @@ export const createWarehouseEvents = (warehouse: Warehouse, table = 'events'): W
     )
     return rows.map(toEvent)
   },
-  byId: async (id, account) => {
+  byId: async (id, { account, source }, max) => {
     const rows = await warehouse.query<EventRow>(
       `SELECT ${COLUMNS} FROM ${table} FINAL
-        WHERE id = {id:String}${account === undefined ? '' : ' AND account = {account:String}'}
-        ORDER BY time DESC
-        LIMIT 1`,
-      { id, ...(account === undefined ? {} : { account }) },
+        WHERE id = {id:String}${account === undefined ? '' : ' AND account = {account:String}'}${
+          source === undefined ? '' : ' AND source = {source:String}'
+        }
+        ORDER BY account, source, time DESC
+        LIMIT 1 BY account, source
+        LIMIT {max:UInt32}`,
+      {
+        id,
+        max,
+        ...(account === undefined ? {} : { account }),
+        ...(source === undefined ? {} : { source }),
+      },
     )
-    return rows[0] === undefined ? undefined : toEvent(rows[0])
+    return rows.map(toEvent)
   },
 })
