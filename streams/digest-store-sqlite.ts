@@ -15,6 +15,8 @@ export interface SqliteDigestStoreOptions {
   readonly keepEvents?: number
   /** How long a flushed window is remembered, so an entry recorded again is still ignored (default 1 day). */
   readonly retainFlushedMs?: number
+  /** Pages the file may hold at most; past it writes fail with SQLITE_FULL (see `openSqliteFile`). */
+  readonly maxPageCount?: number
 }
 
 const DEFAULT_RETAIN_FLUSHED_MS = 24 * 60 * 60 * 1000
@@ -64,7 +66,10 @@ export const createDigestStore = (options: SqliteDigestStoreOptions): DigestStor
   if (!Number.isInteger(keepEvents) || keepEvents < 1)
     throw new TypeError(`keepEvents must be a positive integer, not ${keepEvents}`)
   const retainFlushedMs = options.retainFlushedMs ?? DEFAULT_RETAIN_FLUSHED_MS
-  const db = openSqliteFile(options.path, { synchronous: 'NORMAL' })
+  const db = openSqliteFile(options.path, {
+    synchronous: 'NORMAL',
+    ...(options.maxPageCount === undefined ? {} : { maxPageCount: options.maxPageCount }),
+  })
   const wal = createWalSync(db)
   db.exec(`
     CREATE TABLE IF NOT EXISTS digest_windows (

@@ -206,6 +206,45 @@ describe('SQLite digest store', () => {
     await other.close()
   })
 
+  it('fails a record on a full disk with SQLITE_FULL, writing none of it, and keeps its windows, usable as before', async () => {
+    const path = join(dir, 'full.sqlite')
+    const setUp = createDigestStore({ path })
+    await setUp.record(
+      events(3).map((e) => entry(e)),
+      T0,
+    )
+    await setUp.close()
+
+    // The file may not grow past the pages it has: an event this large needs new ones.
+    const store = createDigestStore({ path, maxPageCount: 1 })
+    const large = anEvent({ id: 'large', data: { report: 'x'.repeat(20_000) } })
+    const other = anEvent({ id: 'other' })
+    try {
+      await assert.rejects(
+        store.record([entry(other), entry(large)], T0 + 1_000),
+        (error: Error & { errcode?: number }) => {
+          assert.equal(error.errcode, 13, `${error.message} should be SQLITE_FULL`)
+          return true
+        },
+      )
+      const [before] = await store.due(T0 + WINDOW)
+      assert.equal(before?.total, 3, 'neither entry of the failed record is counted')
+      assert.deepEqual(
+        before?.events.map((e) => e.id),
+        ['e0', 'e1', 'e2'],
+      )
+      // What fits in the pages the file has is recorded, and flushed.
+      await store.record([entry(other)], T0 + 2_000)
+      const [after] = await store.due(T0 + WINDOW)
+      assert.ok(after)
+      assert.equal(after.total, 4)
+      await store.markFlushed([after], T0 + WINDOW)
+      assert.deepEqual(await store.due(T0 + WINDOW), [])
+    } finally {
+      await store.close()
+    }
+  })
+
   it('refuses to keep no event, since a digest carries its first', () => {
     assert.throws(() => createDigestStore({ path: ':memory:', keepEvents: 0 }), TypeError)
   })

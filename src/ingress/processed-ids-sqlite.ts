@@ -20,6 +20,8 @@ export interface SqliteProcessedIdsOptions extends ProcessedIdWindow {
   readonly clock?: () => number
   /** Trim the file at most this often, in ms (default 10 000). */
   readonly trimEveryMs?: number
+  /** Pages the file may hold at most; past it writes fail with SQLITE_FULL (see `openSqliteFile`). */
+  readonly maxPageCount?: number
 }
 
 /**
@@ -42,7 +44,10 @@ export const createSqliteProcessedIds = (options: SqliteProcessedIdsOptions): Pr
   const retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS
   const maxEntries = options.maxEntries ?? DEFAULT_MAX_ENTRIES
   const trimEveryMs = options.trimEveryMs ?? 10_000
-  const db = openSqliteFile(options.path, { synchronous: 'NORMAL' })
+  const db = openSqliteFile(options.path, {
+    synchronous: 'NORMAL',
+    ...(options.maxPageCount === undefined ? {} : { maxPageCount: options.maxPageCount }),
+  })
   db.exec(`
     CREATE TABLE IF NOT EXISTS processed_ids (
       seq INTEGER PRIMARY KEY,
