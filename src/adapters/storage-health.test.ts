@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { open } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
@@ -28,6 +29,21 @@ describe('storageFailureOf', () => {
     assert.equal(storageFailureOf(sqliteError(5, 'database is locked')), undefined)
     assert.equal(storageFailureOf(sqliteError(19, 'UNIQUE constraint failed')), undefined)
     assert.equal(storageFailureOf(new TypeError('x is undefined')), undefined)
+  })
+
+  it('names the file system’s failure to open or sync a store’s file by its code, also behind a translation', async () => {
+    const missing = await open(join(dir, 'missing', 'eventlog.sqlite-wal'), 'r').catch(
+      (error: unknown) => error,
+    )
+    assert.equal(storageFailureOf(missing), 'ENOENT')
+    assert.equal(storageFailureOf(new UnavailableError('event log publish', { cause: missing })), 'ENOENT')
+    // Too many files open says nothing of the storage.
+    assert.equal(
+      storageFailureOf(
+        Object.assign(new Error('EMFILE: too many open files'), { code: 'EMFILE', syscall: 'open' }),
+      ),
+      undefined,
+    )
   })
 })
 

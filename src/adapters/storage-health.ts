@@ -1,35 +1,61 @@
 import { statSync } from 'node:fs'
 import { UnavailableError } from '../errors/index.ts'
-import { isSqliteError, type SqliteError, sqliteCodeName } from './sqlite-errors.ts'
+import { isSqliteError, sqliteCodeName } from './sqlite-errors.ts'
 
 // Primary result codes (https://sqlite.org/rescode.html) that say the storage under a file
 // cannot take writes: a full disk, an I/O error, a file made read-only, unopenable or damaged.
 // A lock held too long (SQLITE_BUSY) or a conflict says nothing about the storage.
 const STORAGE_FAILURES = new Set([8, 10, 11, 13, 14, 26])
 
-/** node:sqlite's error in `error` or the errors it was translated from (its `cause`s). */
-const sqliteErrorIn = (error: unknown): SqliteError | undefined => {
+// The file system's answers that say the same when Herald itself opens or syncs a store's file
+// (the write-ahead log, `createWalSync`): an I/O error, no space or quota left, a read-only file
+// system, a file gone or no longer accessible.
+const FILE_SYSTEM_FAILURES = new Set([
+  'EIO',
+  'ENOSPC',
+  'EDQUOT',
+  'EROFS',
+  'ENOENT',
+  'EACCES',
+  'EPERM',
+  'ESTALE',
+])
+
+/** The failure's name and SQLite's or the file system's words for it. */
+interface StorageFailure {
+  readonly code: string
+  readonly message: string
+}
+
+/** What `error`, or the first error it was translated from (its `cause`s) that says, says of the storage. */
+const storageFailureIn = (error: unknown): StorageFailure | undefined => {
   let current = error
   for (let depth = 0; current instanceof Error && depth < 5; depth++) {
-    if (isSqliteError(current)) return current
+    if (isSqliteError(current)) {
+      const code = sqliteCodeName(current.errcode)
+      return code !== undefined && STORAGE_FAILURES.has(current.errcode & 0xff)
+        ? { code, message: current.message }
+        : undefined
+    }
+    // A system call's error (`fs`): a string code and the call that failed.
+    const { code, syscall } = current as { code?: unknown; syscall?: unknown }
+    if (typeof code === 'string' && typeof syscall === 'string')
+      return FILE_SYSTEM_FAILURES.has(code) ? { code, message: current.message } : undefined
     current = current.cause
   }
   return undefined
 }
 
 /**
- * The name of the SQLite result code when `error`, or an error it was translated from (its
- * `cause`), is a storage failure; undefined for any other error.
+ * The name of the SQLite result code (or of the file system's error code) when `error`, or an
+ * error it was translated from (its `cause`), is a storage failure; undefined for any other
+ * error.
  *
  * @example
  * storageFailureOf(new UnavailableError('…', { cause: sqliteFull })) // 'SQLITE_FULL'
+ * storageFailureOf(walSyncFailure) // 'EIO'
  */
-export const storageFailureOf = (error: unknown): string | undefined => {
-  const sqlite = sqliteErrorIn(error)
-  return sqlite !== undefined && STORAGE_FAILURES.has(sqlite.errcode & 0xff)
-    ? sqliteCodeName(sqlite.errcode)
-    : undefined
-}
+export const storageFailureOf = (error: unknown): string | undefined => storageFailureIn(error)?.code
 
 /** Which file (or folder) a path named: a file deleted or replaced while open keeps its old one. */
 export interface FileIdentity {
@@ -97,15 +123,15 @@ export const watchStorage = (
   clock: () => number = Date.now,
 ): StorageHealth => {
   const opened = path === ':memory:' || path.startsWith('file:') ? undefined : identityOf(path)
-  let failed: { readonly code: string; readonly message: string; readonly at: number } | undefined
+  let failed: (StorageFailure & { readonly at: number }) | undefined
   return {
     wrote: (error) => {
       if (error === undefined) {
         failed = undefined
         return
       }
-      const code = storageFailureOf(error)
-      if (code !== undefined) failed = { code, message: sqliteErrorIn(error)?.message ?? code, at: clock() }
+      const failure = storageFailureIn(error)
+      if (failure !== undefined) failed = { ...failure, at: clock() }
     },
     check: () => {
       const moved = opened === undefined ? undefined : identityProblem(path, opened)
@@ -113,7 +139,7 @@ export const watchStorage = (
       if (failed !== undefined && clock() - failed.at < FAILURE_HOLD_MS)
         throw new UnavailableError(
           `${component}: the last write failed with ${failed.code} (${failed.message}) and none has succeeded since`,
-          { context: { path, sqliteCode: failed.code } },
+          { context: { path, failure: failed.code } },
         )
     },
   }

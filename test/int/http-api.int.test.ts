@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, unlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -160,6 +160,52 @@ describe('HTTP API on the embedded log and chDB', () => {
       assert.deepEqual(await readiness(), { status: 200, eventLog: { status: 'ok' } })
     } finally {
       await full.close()
+    }
+  })
+
+  it('answers ingest with a retriable 503 when the log cannot sync its write-ahead log, and /ready names the log', async () => {
+    const path = join(dir, 'unsynced-log.sqlite')
+    const setUp = createSqliteEventLog({ path })
+    await setUp.createTopics([{ topic: 'engine.events', partitions: 1 }])
+    await setUp.close()
+    // No checkpoint thread: its connection would make a new log file at the path.
+    const unsynced = createSqliteEventLog({ path, checkpointIntervalMs: 0 })
+    // The log file is deleted before the first sync opens it: SQLite writes on to the file it
+    // has open, and the sync finds nothing at the path (ENOENT), as after any failed sync.
+    unlinkSync(`${path}-wal`)
+    const failures: Record<string, unknown>[] = []
+    try {
+      const unsyncedApp = createHttpApp({
+        ...appOptions,
+        log: unsynced,
+        readiness: { ...appOptions.readiness, event_log: () => unsynced.ping() },
+        logger: (level, name, fields) => {
+          if (level === 'error' && name === 'http.request_failed') failures.push({ ...fields })
+        },
+      })
+      assert.equal((await unsyncedApp.request('/ready')).status, 200)
+
+      const response = await unsyncedApp.request('/v1/events', {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/cloudevents+json' },
+        body: JSON.stringify(event('unsynced')),
+      })
+      assert.equal(response.status, 503)
+      const problem = (await response.json()) as { code: string; detail: string }
+      assert.equal(problem.code, 'unavailable')
+      assert.equal(
+        problem.detail,
+        'event log publish: the write-ahead log could not be synced to disk (ENOENT)',
+      )
+      assert.equal(failures.length, 1)
+
+      const ready = await unsyncedApp.request('/ready')
+      assert.equal(ready.status, 503)
+      const body = (await ready.json()) as { checks: Record<string, { status: string; error?: string }> }
+      assert.equal(body.checks.event_log?.status, 'unavailable')
+      assert.match(String(body.checks.event_log?.error), /the last write failed with ENOENT/)
+    } finally {
+      await unsynced.close()
     }
   })
 

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 import type { StatementSync } from 'node:sqlite'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { yieldToLoop } from '../../cooperative.ts'
-import { ClosedError, NotFoundError, ValidationError } from '../../errors/index.ts'
+import { ClosedError, NotFoundError, UnavailableError, ValidationError } from '../../errors/index.ts'
 import type {
   Batch,
   BatchHandler,
@@ -269,6 +269,29 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
     } catch (error) {
       health.wrote(error)
       throw translateSqliteError(error, 'event log', operation)
+    }
+  }
+
+  /**
+   * Waits until the commits before it are on disk (`createWalSync`). A sync that fails (an I/O
+   * error, the log file gone) leaves them in the file but not known to be on disk: a storage
+   * failure like a failed write, told to `health` and answered as retriable.
+   */
+  const durable = async (operation: string): Promise<void> => {
+    try {
+      await wal.durable()
+    } catch (error) {
+      health.wrote(error)
+      // The file system's code (EIO, ENOENT) rather than its message, which names a file of the server.
+      const code = (error as { code?: unknown }).code
+      const why = typeof code === 'string' ? code : error instanceof Error ? error.message : String(error)
+      throw new UnavailableError(
+        `event log ${operation}: the write-ahead log could not be synced to disk (${why})`,
+        {
+          cause: error,
+          context: { operation, code: why },
+        },
+      )
     }
   }
 
@@ -670,7 +693,7 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
           for (let p = 0; p < actual; p++) statements.insertHead.run(topic, p)
         }
       })
-      await wal.durable()
+      await durable('createTopics')
     },
 
     publish: async (topic: string, messages: readonly OutgoingMessage[]) => {
@@ -721,7 +744,7 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
         for (const [partition, next] of heads) statements.advanceHead.run(next, topic, partition)
       })
       if (tailBytes > 0) extendTails(published)
-      await wal.durable()
+      await durable('publish')
       appended.emit('appended', topic)
       return positions
     },
