@@ -107,6 +107,15 @@ const openEventLog = async (config: Config, logger: Logger): Promise<EventLog> =
           sqlite_code: isHeraldError(error) ? error.context.sqliteCode : undefined,
           redelivered: true,
         }),
+      onReadError: (error, { topic, partition }, groupId) =>
+        logger('error', 'eventlog.read_failed', {
+          group: groupId,
+          topic,
+          partition,
+          error: error instanceof Error ? error.message : String(error),
+          sqlite_code: isHeraldError(error) ? error.context.sqliteCode : undefined,
+          retried: true,
+        }),
     })
   }
   const { kafka } = config.event_log

@@ -2,7 +2,18 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
-import { mkdtempSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
+import {
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
@@ -649,6 +660,75 @@ describe('embedded SQLite: a failed offset commit', () => {
       await eventually(async () => assert.equal((await log.lag(groupId, ['events']))[0]?.committed, 2))
       assert.deepEqual(handled.at(-1), [1])
     } finally {
+      await consumer.stop()
+      await log.close()
+    }
+  })
+})
+
+describe('embedded SQLite: a failed batch read', () => {
+  it('is reported with its SQLite code and read again after the back-off, the consumer running on once the file reads again', async () => {
+    const path = join(dir, `read-${randomUUID()}.sqlite`)
+    const setUp = createSqliteEventLog({ path })
+    await setUp.createTopics([{ topic: 'events', partitions: 1 }])
+    await setUp.publish(
+      'events',
+      [1, 2, 3].map((n) => ({ key: 'k', value: new Uint8Array([n]) })),
+    )
+    // Closed, the log's last connection copies its write-ahead log into the file.
+    await setUp.close()
+
+    // The page of the messages table is damaged (as by a failing disk) before a log reads it.
+    const reader = new DatabaseSync(path, { readOnly: true })
+    const { rootpage } = reader
+      .prepare("SELECT rootpage FROM sqlite_master WHERE name = 'messages'")
+      .get() as {
+      rootpage: number
+    }
+    const { page_size: pageSize } = reader.prepare('PRAGMA page_size').get() as { page_size: number }
+    reader.close()
+    const fd = openSync(path, 'r+')
+    const page = Buffer.alloc(pageSize)
+    readSync(fd, page, 0, pageSize, (rootpage - 1) * pageSize)
+    writeSync(fd, Buffer.alloc(pageSize, 0xff), 0, pageSize, (rootpage - 1) * pageSize)
+
+    const readErrors: { error: unknown; topic: string; partition: number; groupId: string }[] = []
+    const log = createSqliteEventLog({
+      path,
+      idlePollMs: 20,
+      retryBackoffMs: { min: 10, max: 40 },
+      checkpointIntervalMs: 0,
+      onReadError: (error, { topic, partition }, groupId) =>
+        readErrors.push({ error, topic, partition, groupId }),
+    })
+    const handled: number[][] = []
+    const consumer = await log.consume({ groupId: 'g', topics: ['events'] }, async (batch) => {
+      handled.push(batch.messages.map((m) => m.offset))
+    })
+    try {
+      await eventually(() => assert.ok(readErrors.length >= 2, `${readErrors.length} read errors`))
+      const [first] = readErrors
+      assert.equal(first?.topic, 'events')
+      assert.equal(first?.partition, 0)
+      assert.equal(first?.groupId, 'g')
+      assert.ok(first?.error instanceof Error)
+      assert.match(first.error.message, /^event log read: database disk image is malformed/)
+      assert.equal((first.error as Error & { context: { sqliteCode?: number } }).context.sqliteCode, 11)
+      assert.deepEqual(handled, [])
+
+      // The page is repaired. SQLite keeps the copy it read until the file changes under it:
+      // another connection's write tells it to read the file again.
+      writeSync(fd, page, 0, pageSize, (rootpage - 1) * pageSize)
+      const other = new DatabaseSync(path)
+      other.exec('PRAGMA user_version = 1')
+      other.close()
+      await eventually(() => assert.deepEqual(handled, [[0, 1, 2]]))
+      await eventually(async () => assert.equal((await log.lag('g', ['events']))[0]?.committed, 3))
+      // The consumer runs on.
+      await log.publish('events', [{ key: 'k', value: new Uint8Array([4]) }])
+      await eventually(() => assert.deepEqual(handled.at(-1), [3]))
+    } finally {
+      closeSync(fd)
       await consumer.stop()
       await log.close()
     }

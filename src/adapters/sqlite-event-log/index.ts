@@ -39,6 +39,16 @@ export interface SqliteEventLogOptions {
    */
   readonly onCommitError?: (error: unknown, batch: Batch, groupId: string) => void
   /**
+   * Receives failures to read a partition's next batch (a SQLite error translated: an I/O error
+   * or a damaged file, with `context.sqliteCode`); it is read again after the handlers' back-off,
+   * and the consumer goes on.
+   */
+  readonly onReadError?: (
+    error: unknown,
+    at: { readonly topic: string; readonly partition: number },
+    groupId: string,
+  ) => void
+  /**
    * How often the process's checkpoint thread checkpoints the file's WAL (default 200 ms), so no publish
    * on the event loop copies the WAL into the file and syncs it; 0 leaves that to the
    * publishes (every 1,000 pages, SQLite's default). A log in memory has no WAL.
@@ -517,17 +527,37 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
           for (const partition of member.held.get(topic)?.keys() ?? []) {
             if (stopping) break
             await withPartitionLock(group, partitionKey(topic, partition), async () => {
-              let messages = fetch(groupId, topic, partition, maxBatchSize)
-              // A partial batch waits for more until its oldest message is maxWaitMs old. Each
-              // append wakes it, and it reads only what came since: read again from the
-              // committed offset at every wake, a batch filling under load was read over and
-              // over, on the event loop.
-              const due = (messages[0]?.timestamp ?? 0) + maxWaitMs
-              while (messages.length > 0 && messages.length < maxBatchSize && !stopping && clock() < due) {
-                await idle(Math.max(1, due - clock()))
-                const held = messages.at(-1) as LogMessage
-                const more = fetch(groupId, topic, partition, maxBatchSize - messages.length, held.offset + 1)
-                if (more.length > 0) messages = messages.concat(more)
+              let messages: LogMessage[]
+              // A read that fails (an I/O error, a damaged page) is tried again after the
+              // handlers' back-off, as a failed commit is: thrown from here, it would end the
+              // loop with a rejection nobody handles.
+              try {
+                messages = fetch(groupId, topic, partition, maxBatchSize)
+                // A partial batch waits for more until its oldest message is maxWaitMs old. Each
+                // append wakes it, and it reads only what came since: read again from the
+                // committed offset at every wake, a batch filling under load was read over and
+                // over, on the event loop.
+                const due = (messages[0]?.timestamp ?? 0) + maxWaitMs
+                while (messages.length > 0 && messages.length < maxBatchSize && !stopping && clock() < due) {
+                  await idle(Math.max(1, due - clock()))
+                  const held = messages.at(-1) as LogMessage
+                  const more = fetch(
+                    groupId,
+                    topic,
+                    partition,
+                    maxBatchSize - messages.length,
+                    held.offset + 1,
+                  )
+                  if (more.length > 0) messages = messages.concat(more)
+                }
+              } catch (error) {
+                options.onReadError?.(
+                  translateSqliteError(error, 'event log', 'read'),
+                  { topic, partition },
+                  groupId,
+                )
+                await sleep(Math.min(backoff.max, backoff.min * 2 ** failures++))
+                return
               }
               const last = messages.at(-1)
               if (last === undefined) return
