@@ -30,6 +30,37 @@ export interface SqliteError extends Error {
 export const isSqliteError = (error: unknown): error is SqliteError =>
   error instanceof Error && (error as { code?: unknown }).code === 'ERR_SQLITE_ERROR'
 
+/** node:sqlite's error: `error` itself or one it was translated from (its `cause`s). */
+export const sqliteErrorIn = (error: unknown): SqliteError | undefined => {
+  let current = error
+  for (let depth = 0; current instanceof Error && depth < 5; depth++) {
+    if (isSqliteError(current)) return current
+    current = current.cause
+  }
+  return undefined
+}
+
+/** A SQLite error as it crosses to another thread, which would keep only its name and message. */
+export interface SentSqliteError {
+  readonly message: string
+  readonly errcode: number
+  readonly errstr: string
+}
+
+export const sendSqliteError = (error: SqliteError): SentSqliteError => ({
+  message: error.message,
+  errcode: error.errcode,
+  errstr: error.errstr,
+})
+
+/** The error `sendSqliteError` described, as node:sqlite threw it. */
+export const receiveSqliteError = (sent: SentSqliteError): SqliteError =>
+  Object.assign(new Error(sent.message), {
+    code: 'ERR_SQLITE_ERROR' as const,
+    errcode: sent.errcode,
+    errstr: sent.errstr,
+  })
+
 /**
  * Maps node:sqlite's errors to Herald's at an adapter's edge, deciding retriability from the
  * result code (never the message); `component` names the store in the message ("event store

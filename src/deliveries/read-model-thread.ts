@@ -1,7 +1,9 @@
 import type { Worker } from 'node:worker_threads'
+import { receiveSqliteError, type SentSqliteError } from '../adapters/sqlite-errors.ts'
 import type { SqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
+import { watchStorage } from '../adapters/storage-health.ts'
 import { type SupervisedThread, superviseThread } from '../adapters/supervised-thread.ts'
-import type { FieldIssue } from '../errors/index.ts'
+import { ClosedError, type FieldIssue } from '../errors/index.ts'
 import type { RecordedEvent } from '../ports/index.ts'
 import {
   createDeliveryQueries,
@@ -24,6 +26,7 @@ export interface FoldingData {
   readonly failureGapMs: number
   readonly resubscribeMs: number
   readonly checkpointIntervalMs?: number
+  readonly maxPageCount?: number
 }
 
 export type ToFolder =
@@ -37,7 +40,8 @@ export type FromFolder =
   /** Every store event up to `position` is folded in and committed. */
   | { readonly type: 'committed'; readonly position: number }
   | { readonly type: 'invalid'; readonly event: RecordedEvent; readonly issues: readonly FieldIssue[] }
-  | { readonly type: 'error'; readonly message: string }
+  /** The fold failed; `sqlite`: with this SQLite error (a write that failed, its cause). */
+  | { readonly type: 'error'; readonly message: string; readonly sqlite?: SentSqliteError }
   | { readonly type: 'closed'; readonly position: number }
 
 export interface ThreadedDeliveryReadModelOptions extends DeliveryReadModelOptions {
@@ -77,6 +81,8 @@ export const createThreadedDeliveryReadModel = (
   options: ThreadedDeliveryReadModelOptions,
 ): DeliveryReadModel => {
   const { db, instanceId } = openDeliveryViewFile(options.path, options.newId)
+  // The thread's writes, as it reports them, and the file this connection opened: for `ping`.
+  const health = watchStorage(options.path, 'delivery read model')
   const queries = createDeliveryQueries(db)
   const resubscribeMs = options.resubscribeMs ?? 1000
   let committed = Number(queries.meta('checkpoint') ?? 0)
@@ -89,6 +95,8 @@ export const createThreadedDeliveryReadModel = (
 
   const reached = (position: number): void => {
     if (position <= committed) return
+    // Every commit of the thread's folds moves its position on: one that did, wrote.
+    health.wrote()
     committed = position
     const answered: typeof waiters = []
     const kept: typeof waiters = []
@@ -113,6 +121,7 @@ export const createThreadedDeliveryReadModel = (
         ...(options.checkpointIntervalMs === undefined
           ? {}
           : { checkpointIntervalMs: options.checkpointIntervalMs }),
+        ...(options.maxPageCount === undefined ? {} : { maxPageCount: options.maxPageCount }),
       } satisfies FoldingData,
       restartDelayMs: resubscribeMs,
       onStarted: (worker) => {
@@ -131,8 +140,15 @@ export const createThreadedDeliveryReadModel = (
           case 'invalid':
             options.onInvalidEvent?.(message.event, message.issues)
             return
-          case 'error':
-            options.onFollowError?.(new Error(message.message))
+          case 'error': {
+            // The error as the thread's model gave it, its SQLite error kept as the cause.
+            const error = new Error(
+              message.message,
+              message.sqlite === undefined ? undefined : { cause: receiveSqliteError(message.sqlite) },
+            )
+            if (message.sqlite !== undefined) health.wrote(error)
+            options.onFollowError?.(error)
+          }
         }
       },
       onStopped: (crash, code) =>
@@ -160,6 +176,11 @@ export const createThreadedDeliveryReadModel = (
     onChange: (listener) => {
       listeners.add(listener)
       return () => listeners.delete(listener)
+    },
+    ping: async () => {
+      if (closing !== undefined) throw new ClosedError('delivery read model')
+      health.check()
+      db.prepare('SELECT 1').get()
     },
     follow: (store) => {
       if (following || closing !== undefined) return

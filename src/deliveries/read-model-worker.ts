@@ -5,6 +5,7 @@
  * connection.
  */
 import { parentPort, workerData } from 'node:worker_threads'
+import { sendSqliteError, sqliteErrorIn } from '../adapters/sqlite-errors.ts'
 import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
 import { createDeliveryReadModel } from './read-model.ts'
 import type { FoldingData, FromFolder, ToFolder } from './read-model-thread.ts'
@@ -14,6 +15,15 @@ if (port === null) throw new Error('read-model-worker.ts runs as a worker thread
 const data = workerData as FoldingData
 const post = (message: FromFolder) => port.postMessage(message)
 const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error))
+/** The caller hears of a failure with the SQLite error behind it: a write that failed counts for its `ping`. */
+const postError = (error: unknown): void => {
+  const sqlite = sqliteErrorIn(error)
+  post({
+    type: 'error',
+    message: errorText(error),
+    ...(sqlite === undefined ? {} : { sqlite: sendSqliteError(sqlite) }),
+  })
+}
 
 // Reading only: the appends are the store's writer's. It looks for them when told of a
 // commit, and every `storePollMs` for those of other processes.
@@ -26,10 +36,11 @@ const view = createDeliveryReadModel({
   failureGapMs: data.failureGapMs,
   resubscribeMs: data.resubscribeMs,
   ...(data.checkpointIntervalMs === undefined ? {} : { checkpointIntervalMs: data.checkpointIntervalMs }),
+  ...(data.maxPageCount === undefined ? {} : { maxPageCount: data.maxPageCount }),
   // This thread is the file's only writer and not the event loop: it checkpoints between folds.
   checkpointHere: true,
   onInvalidEvent: (event, issues) => post({ type: 'invalid', event, issues }),
-  onFollowError: (error) => post({ type: 'error', message: errorText(error) }),
+  onFollowError: postError,
 })
 view.onChange(() => post({ type: 'committed', position: view.position() }))
 post({ type: 'committed', position: view.position() })
@@ -41,7 +52,13 @@ port.on('message', (message: ToFolder) => {
     return
   }
   if (message.type === 'published') {
-    view.markPublished([message.through])
+    // A write that fails is the model's to fold again, and the next message's to write (the
+    // caller keeps how far it published); thrown, it would end this thread.
+    try {
+      view.markPublished([message.through])
+    } catch (error) {
+      postError(error)
+    }
     return
   }
   void (async () => {

@@ -1,15 +1,21 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { mkdtempSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { afterEach, beforeEach, describe, it } from 'node:test'
+import { eventually } from '../../test/support/eventually.ts'
 import { threadNames } from '../../test/support/threads.ts'
+import { sqliteErrorIn } from '../adapters/sqlite-errors.ts'
 import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
 import type { EventStore } from '../ports/index.ts'
 import { createDeliveryLog, type DeliveryLog } from './log.ts'
-import { createDeliveryReadModel, type DeliveryReadModel } from './read-model.ts'
+import {
+  createDeliveryReadModel,
+  type DeliveryReadModel,
+  type DeliveryReadModelOptions,
+} from './read-model.ts'
 import { createThreadedDeliveryReadModel } from './read-model-thread.ts'
 
 const hex = (n: number) => n.toString(16).padStart(64, '0')
@@ -45,7 +51,7 @@ const answer = (status: number) => ({
  */
 const readModelContract = (
   name: string,
-  make: (dir: string) => DeliveryReadModel,
+  make: (dir: string, options?: Partial<DeliveryReadModelOptions>) => DeliveryReadModel,
   { inProcess }: { readonly inProcess: boolean },
 ) =>
   describe(name, () => {
@@ -480,6 +486,103 @@ const readModelContract = (
       assert.deepEqual(shape(2), byHand)
     })
 
+    it('reports a write that fails for want of storage with its SQLite code, fails ping until one succeeds, and folds it again once there is room', async () => {
+      // A file that may not grow past its pages (as on a full disk), one of its tables a filler
+      // an operator can drop to make room.
+      const path = join(dir, 'full-view.sqlite')
+      await make(dir, { path }).close()
+      const filler = new DatabaseSync(path)
+      filler.exec('CREATE TABLE filler (v BLOB)')
+      filler.prepare('INSERT INTO filler VALUES (?)').run(new Uint8Array(50_000))
+      filler.close()
+      const errors: unknown[] = []
+      const full = make(dir, {
+        path,
+        maxPageCount: 1,
+        resubscribeMs: 20,
+        onFollowError: (e) => errors.push(e),
+      })
+      full.follow(store)
+      try {
+        // A delivery that fits in the pages the file has.
+        await full.waitFor(await deliveries.request(requestOf(1, 'cfg-a')))
+        await full.ping()
+        // An attempt alone (its outcome still to come) is written by the commit, which runs on
+        // a timer: its error, too long for the room left, fails that commit.
+        const error = `HTTP 503: ${'x'.repeat(20_000)}`
+        const attempted = await store.append(
+          `delivery-${hex(1)}`,
+          [
+            {
+              id: 'attempt-1-DeliveryAttempted',
+              type: 'DeliveryAttempted',
+              data: {
+                deliveryId: hex(1),
+                attempt: 1,
+                at: new Date(now).toISOString(),
+                ok: false,
+                status: 503,
+                latencyMs: 7,
+                code: 'http_status',
+                error,
+                response: null,
+              },
+              metadata: { origin: full.instanceId },
+            },
+          ],
+          { expectedRevision: 0 },
+        )
+        let folded = false
+        const waiting = full.waitFor(attempted.position).then(() => {
+          folded = true
+        })
+        await eventually(() => assert.ok(errors.length >= 2, `${errors.length} errors`))
+        const [first] = errors
+        assert.ok(first instanceof Error)
+        assert.match(first.message, /^delivery read model commit: SQLITE_FULL \(database or disk is full\)$/)
+        assert.equal(sqliteErrorIn(first)?.errcode, 13)
+        await assert.rejects(full.ping(), /delivery read model: the last write failed with SQLITE_FULL/)
+        assert.equal(folded, false, 'a waiter waits for a commit that covers it')
+        assert.equal(full.get(hex(1))?.lastAttempt, null)
+
+        // Room again: the attempt is folded in, the waiter answered, and the file ready.
+        const other = new DatabaseSync(path)
+        other.exec('DROP TABLE filler')
+        other.close()
+        await waiting
+        assert.equal(full.get(hex(1))?.lastAttempt?.error, error)
+        await eventually(() => full.ping())
+      } finally {
+        await full.close()
+      }
+    })
+
+    it('fails ping once its file is deleted or replaced while open', async () => {
+      for (const [what, change] of [
+        ['deleted', (path: string) => unlinkSync(path)],
+        [
+          'replaced',
+          (path: string) => {
+            writeFileSync(`${path}.new`, '')
+            renameSync(`${path}.new`, path)
+          },
+        ],
+      ] as const) {
+        const path = join(dir, `${what}-view.sqlite`)
+        const opened = make(dir, { path })
+        try {
+          await opened.ping()
+          change(path)
+          await assert.rejects(
+            opened.ping(),
+            new RegExp(`delivery read model: \\S+${what}-view.sqlite was ${what} while open`),
+          )
+        } finally {
+          await opened.close()
+        }
+      }
+    })
+
     // The two below are about the fold on the event loop: the threaded model has no such fold.
     const inProcessOnly = inProcess ? it : () => undefined
     const threadedOnly = inProcess ? () => undefined : it
@@ -566,16 +669,18 @@ const readModelContract = (
 
 readModelContract(
   'delivery read model',
-  (dir) => createDeliveryReadModel({ path: join(dir, 'view.sqlite'), newId: randomUUID }),
+  (dir, options) =>
+    createDeliveryReadModel({ path: join(dir, 'view.sqlite'), newId: randomUUID, ...options }),
   { inProcess: true },
 )
 readModelContract(
   'delivery read model folded by its own thread',
-  (dir) =>
+  (dir, options) =>
     createThreadedDeliveryReadModel({
       path: join(dir, 'view.sqlite'),
       newId: randomUUID,
       storePath: join(dir, 'deliveries.sqlite'),
+      ...options,
     }),
   { inProcess: false },
 )

@@ -1,8 +1,10 @@
 import type { DatabaseSync, SQLInputValue } from 'node:sqlite'
 import type { Subscription } from 'rxjs'
 import { checkpointingOf } from '../adapters/sqlite-checkpointer.ts'
+import { translateSqliteError } from '../adapters/sqlite-errors.ts'
 import { openSqliteFile } from '../adapters/sqlite-file.ts'
-import type { FieldIssue } from '../errors/index.ts'
+import { watchStorage } from '../adapters/storage-health.ts'
+import { ClosedError, type FieldIssue } from '../errors/index.ts'
 import type { CloudEvent } from '../events/index.ts'
 import type { EndpointType } from '../notifications/index.ts'
 import type { EventStore, RecordedEvent } from '../ports/index.ts'
@@ -145,6 +147,12 @@ export interface DeliveryReadModel {
    * delivery events in; the subscription is started again after a failure.
    */
   follow(store: Pick<EventStore, 'subscribeToAll'>): void
+  /**
+   * Reports whether the file can take the model's writes, for `/ready`: it fails while the last
+   * write failed for want of storage (a full disk, an I/O error) and none has succeeded since,
+   * or once the file was deleted or replaced while open (see `watchStorage`).
+   */
+  ping(): Promise<void>
   /** Commits what was folded in and closes the file; resolves once it is closed. */
   close(): Promise<void>
 }
@@ -155,8 +163,13 @@ export interface DeliveryReadModelOptions {
   /** A new UUID: this instance's id, the first time the file is opened. */
   readonly newId: () => string
   readonly onInvalidEvent?: (event: RecordedEvent, issues: readonly FieldIssue[]) => void
+  /**
+   * The subscription failed, or a write to the file did (translated: a full disk is an
+   * `UnavailableError` naming SQLITE_FULL, with `context.sqliteCode`); the model follows the
+   * store again after `resubscribeMs`, from its last commit.
+   */
   readonly onFollowError?: (error: unknown) => void
-  /** Wait before following again after the subscription failed (default 1000 ms). */
+  /** Wait before following again after the subscription or a write failed (default 1000 ms). */
   readonly resubscribeMs?: number
   /**
    * Two failed attempts of a configuration further apart than this are not one failure streak:
@@ -175,6 +188,8 @@ export interface DeliveryReadModelOptions {
    * checkpoints then wait for nothing but its own folds.
    */
   readonly checkpointHere?: boolean
+  /** Pages the file may hold at most; past it writes fail with SQLITE_FULL (see `openSqliteFile`). */
+  readonly maxPageCount?: number
 }
 
 export const DEFAULT_FAILURE_GAP_MS = 13 * 3_600_000
@@ -370,7 +385,7 @@ const ms = (iso: string): number => Date.parse(iso)
 export const openDeliveryViewFile = (
   path: string,
   newId: () => string,
-  pragmas: { readonly walAutocheckpoint?: number } = {},
+  pragmas: { readonly walAutocheckpoint?: number; readonly maxPageCount?: number } = {},
 ): { readonly db: DatabaseSync; readonly instanceId: string } => {
   const db = openSqliteFile(path, { synchronous: 'NORMAL', ...pragmas })
   db.exec(SCHEMA)
@@ -565,7 +580,13 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
   // checkpoint only as a backstop, far later. Without that (a file in memory, or turned off),
   // every 4000 pages rather than SQLite's 1000, as the event store does.
   const checkpointing = checkpointingOf(options.path, options.checkpointIntervalMs, 4000)
-  const { db, instanceId } = openDeliveryViewFile(options.path, options.newId, checkpointing.pragmas)
+  const { db, instanceId } = openDeliveryViewFile(options.path, options.newId, {
+    ...checkpointing.pragmas,
+    ...(options.maxPageCount === undefined ? {} : { maxPageCount: options.maxPageCount }),
+  })
+  // What `ping` reports: a `SELECT 1` answers from a full disk and from a deleted file.
+  const health = watchStorage(options.path, 'delivery read model')
+  const resubscribeMs = options.resubscribeMs ?? 1000
   const failureGapMs = options.failureGapMs ?? DEFAULT_FAILURE_GAP_MS
   const checkpoints = checkpointing.start(options.checkpointHere === true ? { db } : undefined)
   const queries = createDeliveryQueries(db)
@@ -876,9 +897,20 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
 
   const commit = (): void => {
     if (!inTransaction || closed) return
-    flushAttempt()
-    setMeta.run('checkpoint', String(position))
-    db.exec('COMMIT')
+    // Run from a timer or a microtask, where a throw would end the process: a commit that fails
+    // (a full disk) is folded again instead.
+    try {
+      // A write that failed in the transaction outside a fold (`markPublished`) may have made
+      // SQLite end it: the checkpoint must not then be written on its own, past rows it lost.
+      if (!db.isTransaction) throw new Error('its transaction was rolled back by a write that failed')
+      flushAttempt()
+      setMeta.run('checkpoint', String(position))
+      db.exec('COMMIT')
+    } catch (error) {
+      foldAgain(error, 'commit')
+      return
+    }
+    health.wrote()
     inTransaction = false
     committed = position
     lowestWaited = Number.POSITIVE_INFINITY
@@ -917,8 +949,40 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
 
   let subscription: Subscription | undefined
   let resubscribe: NodeJS.Timeout | undefined
+  let source: Pick<EventStore, 'subscribeToAll'> | undefined
+
+  const followLater = (): void => {
+    clearTimeout(resubscribe)
+    if (closed || source === undefined) return
+    const store = source
+    resubscribe = setTimeout(() => follow(store), resubscribeMs)
+  }
+
+  /**
+   * After a write that failed (a full disk, an I/O error, in a fold or a commit): the
+   * transaction is rolled back (unless SQLite already did), what it held forgotten, its outcome
+   * told to `health`, and the events since the last commit read again from the store later.
+   * Waiters keep waiting for a commit that covers them.
+   */
+  const foldAgain = (error: unknown, operation: string): void => {
+    if (inTransaction) {
+      if (db.isTransaction) db.exec('ROLLBACK')
+      inTransaction = false
+    }
+    pendingAttempt = undefined
+    headed.clear()
+    notFailing.clear()
+    position = committed
+    publishedThrough = Number(metaValue('published_through') ?? 0)
+    health.wrote(error)
+    subscription?.unsubscribe()
+    options.onFollowError?.(translateSqliteError(error, 'delivery read model', operation))
+    followLater()
+  }
+
   const follow = (store: Pick<EventStore, 'subscribeToAll'>): void => {
     if (closed) return
+    source = store
     subscription = store
       .subscribeToAll({ after: position, streamPrefixes: [DELIVERY_STREAM_PREFIX] })
       .subscribe({
@@ -926,27 +990,14 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
           try {
             apply(recorded)
           } catch (error) {
-            // A write that failed leaves the transaction to roll back (unless SQLite already did,
-            // as after an I/O error or a full disk); the events are read again.
-            if (inTransaction) {
-              if (db.isTransaction) db.exec('ROLLBACK')
-              inTransaction = false
-            }
-            pendingAttempt = undefined
-            headed.clear()
-            notFailing.clear()
-            position = committed
-            publishedThrough = Number(metaValue('published_through') ?? 0)
-            subscription?.unsubscribe()
-            options.onFollowError?.(error)
-            resubscribe = setTimeout(() => follow(store), options.resubscribeMs ?? 1000)
+            foldAgain(error, 'fold')
           }
         },
         error: (error: unknown) => {
           options.onFollowError?.(error)
           if (closed) return
           commit()
-          resubscribe = setTimeout(() => follow(store), options.resubscribeMs ?? 1000)
+          followLater()
         },
       })
   }
@@ -959,7 +1010,12 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
     markPublished: (positions) => {
       const through = positions.reduce((highest, p) => Math.max(highest, p), publishedThrough)
       if (through === publishedThrough) return
-      setMeta.run('published_through', String(through))
+      try {
+        setMeta.run('published_through', String(through))
+      } catch (error) {
+        health.wrote(error)
+        throw translateSqliteError(error, 'delivery read model', 'markPublished')
+      }
       publishedThrough = through
     },
     waitFor: (target) => {
@@ -973,11 +1029,17 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
       return () => listeners.delete(listener)
     },
     follow,
+    ping: async () => {
+      if (closed) throw new ClosedError('delivery read model')
+      health.check()
+      db.prepare('SELECT 1').get()
+    },
     close: async () => {
       if (closed) return
       subscription?.unsubscribe()
-      clearTimeout(resubscribe)
       commit()
+      // After the commit: one that failed would follow the store again.
+      clearTimeout(resubscribe)
       closed = true
       for (const waiter of waiters.splice(0)) waiter.resolve()
       checkpoints?.stop()

@@ -18,6 +18,7 @@ import {
   emptySelectorIndex,
   type SelectorIndex,
 } from '../../streams/routing/index.ts'
+import { sqliteErrorIn } from '../adapters/sqlite-errors.ts'
 import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
 import type { Config, DeliveryConfig } from '../config/index.ts'
 import {
@@ -133,10 +134,6 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     previous: config.secrets.previous_keys,
   })
   const deliveryStore = openDeliveryStore(config, store, logger)
-  // A delivery log of its own answers for itself; a shared store is already `event_store`.
-  const readiness: NotificationsWiring['readiness'] = deliveryStore.owned
-    ? { delivery_store: () => deliveryStore.store.ping() }
-    : {}
   const viewOptions: DeliveryReadModelOptions = {
     path: join(config.data_dir, 'deliveries-view.sqlite'),
     newId: randomUUID,
@@ -148,7 +145,12 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
         type: event.type,
         issues: issues.slice(0, 10),
       }),
-    onFollowError: (error) => logger('error', 'delivery.read_model_failed', { error: errorText(error) }),
+    // A write that failed (a full disk) names its SQLite code; the model folds it again later.
+    onFollowError: (error) =>
+      logger('error', 'delivery.read_model_failed', {
+        error: errorText(error),
+        sqlite_code: sqliteErrorIn(error)?.errcode,
+      }),
   }
   // Over its own file, the read model is folded by a thread of its own, which reads the file
   // too; the event loop only reads the model. Over a shared store (KurrentDB), it folds here.
@@ -156,6 +158,12 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     ? createThreadedDeliveryReadModel({ ...viewOptions, storePath: deliveryStorePath(config) })
     : createDeliveryReadModel(viewOptions)
   view.follow(deliveryStore.store)
+  // A delivery log of its own answers for itself (a shared store is already `event_store`); the
+  // read model's file is this process's either way.
+  const readiness: NotificationsWiring['readiness'] = {
+    ...(deliveryStore.owned ? { delivery_store: () => deliveryStore.store.ping() } : {}),
+    delivery_read_model: () => view.ping(),
+  }
   // Jira's lately filed issues, for its lagging search: kept across restarts.
   const recentTickets = createSqliteRecentTickets(join(config.data_dir, 'recent-tickets.sqlite'))
   const closeDeliveryLog = async () => {

@@ -118,6 +118,7 @@ describe('one engine event end to end, on the embedded default', () => {
     const body = (await ready.json()) as { checks: Record<string, { status: string }> }
     assert.equal(ready.status, 200)
     assert.deepEqual(Object.keys(body.checks).sort(), [
+      'delivery_read_model',
       'delivery_store',
       'event_log',
       'event_store',

@@ -7,6 +7,7 @@ import {
   ValidationError,
 } from '../../errors/index.ts'
 import type { AppendResult, ExpectedRevision } from '../../ports/index.ts'
+import { isSqliteError, receiveSqliteError, type SentSqliteError, sendSqliteError } from '../sqlite-errors.ts'
 import { superviseThread } from '../supervised-thread.ts'
 import type { EncodedAppend, EncodedEvent, WriteAnswer, WriteRequest } from './writing.ts'
 
@@ -20,7 +21,7 @@ import type { EncodedAppend, EncodedEvent, WriteAnswer, WriteRequest } from './w
 export type SentError =
   | { readonly kind: 'conflict'; readonly context: ErrorContext }
   | { readonly kind: 'validation'; readonly message: string; readonly issues: readonly FieldIssue[] }
-  | { readonly kind: 'sqlite'; readonly message: string; readonly errcode: number; readonly errstr: string }
+  | ({ readonly kind: 'sqlite' } & SentSqliteError)
   | { readonly kind: 'other'; readonly name: string; readonly message: string }
 
 export type ToWriter =
@@ -116,15 +117,7 @@ export const sendError = (error: unknown): SentError => {
   if (error instanceof ExpectedRevisionConflictError) return { kind: 'conflict', context: error.context }
   if (error instanceof ValidationError)
     return { kind: 'validation', message: error.message, issues: error.issues }
-  const e = error as {
-    code?: unknown
-    errcode?: unknown
-    errstr?: unknown
-    message?: unknown
-    name?: unknown
-  }
-  if (error instanceof Error && e.code === 'ERR_SQLITE_ERROR' && typeof e.errcode === 'number')
-    return { kind: 'sqlite', message: error.message, errcode: e.errcode, errstr: String(e.errstr ?? '') }
+  if (isSqliteError(error)) return { kind: 'sqlite', ...sendSqliteError(error) }
   return {
     kind: 'other',
     name: error instanceof Error ? error.name : 'Error',
@@ -142,11 +135,7 @@ export const receiveError = (sent: SentError): Error => {
     case 'validation':
       return new ValidationError(sent.message, sent.issues)
     case 'sqlite':
-      return Object.assign(new Error(sent.message), {
-        code: 'ERR_SQLITE_ERROR',
-        errcode: sent.errcode,
-        errstr: sent.errstr,
-      })
+      return receiveSqliteError(sent)
     case 'other':
       return Object.assign(new Error(sent.message), { name: sent.name })
   }
