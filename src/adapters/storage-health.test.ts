@@ -4,7 +4,7 @@ import { open } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
-import { UnavailableError } from '../errors/index.ts'
+import { UnavailableError, WarehouseError } from '../errors/index.ts'
 import { FAILURE_HOLD_MS, storageFailureOf, watchStorage } from './storage-health.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'herald-storage-health-'))
@@ -16,11 +16,15 @@ const sqliteError = (errcode: number, message: string) =>
 
 describe('storageFailureOf', () => {
   it('names a storage failure, also behind the errors it was translated to, by its primary code', () => {
-    assert.equal(storageFailureOf(sqliteError(13, 'database or disk is full')), 'SQLITE_FULL')
+    assert.deepEqual(storageFailureOf(sqliteError(13, 'database or disk is full')), {
+      code: 'SQLITE_FULL',
+      message: 'database or disk is full',
+    })
     // SQLITE_IOERR_WRITE, an extended code.
-    assert.equal(storageFailureOf(sqliteError(778, 'disk I/O error')), 'SQLITE_IOERR')
+    assert.equal(storageFailureOf(sqliteError(778, 'disk I/O error'))?.code, 'SQLITE_IOERR')
     assert.equal(
-      storageFailureOf(new UnavailableError('event log publish', { cause: sqliteError(8, 'readonly') })),
+      storageFailureOf(new UnavailableError('event log publish', { cause: sqliteError(8, 'readonly') }))
+        ?.code,
       'SQLITE_READONLY',
     )
   })
@@ -35,12 +39,35 @@ describe('storageFailureOf', () => {
     const missing = await open(join(dir, 'missing', 'eventlog.sqlite-wal'), 'r').catch(
       (error: unknown) => error,
     )
-    assert.equal(storageFailureOf(missing), 'ENOENT')
-    assert.equal(storageFailureOf(new UnavailableError('event log publish', { cause: missing })), 'ENOENT')
+    assert.equal(storageFailureOf(missing)?.code, 'ENOENT')
+    assert.equal(
+      storageFailureOf(new UnavailableError('event log publish', { cause: missing }))?.code,
+      'ENOENT',
+    )
     // Too many files open says nothing of the storage.
     assert.equal(
       storageFailureOf(
         Object.assign(new Error('EMFILE: too many open files'), { code: 'EMFILE', syscall: 'open' }),
+      ),
+      undefined,
+    )
+  })
+
+  it('names the warehouse’s storage failure by its error type, behind the warehouse’s translation', () => {
+    const clickhouse = (code: string, type: string, message: string) =>
+      Object.assign(new Error(message), { code, type })
+    assert.deepEqual(
+      storageFailureOf(
+        new WarehouseError('insert failed on chDB', {
+          cause: clickhouse('243', 'NOT_ENOUGH_SPACE', 'Cannot reserve 1.00 MiB, not enough space'),
+        }),
+      ),
+      { code: 'NOT_ENOUGH_SPACE', message: 'Cannot reserve 1.00 MiB, not enough space' },
+    )
+    // A statement the warehouse rejected says nothing of the storage.
+    assert.equal(
+      storageFailureOf(
+        new WarehouseError('query failed', { cause: clickhouse('60', 'UNKNOWN_TABLE', 'no t') }),
       ),
       undefined,
     )
@@ -82,6 +109,17 @@ describe('watchStorage', () => {
     health.check()
     health.wrote(sqliteError(10, 'disk I/O error'))
     assert.throws(() => health.check(), /SQLITE_IOERR/)
+  })
+
+  it('takes a storage failure another thread saw, as one of its own writes', () => {
+    const health = watchStorage(':memory:', 'test store')
+    health.failed({ code: 'NOT_ENOUGH_SPACE', message: 'Cannot reserve 1.00 MiB, not enough space' })
+    assert.throws(
+      () => health.check(),
+      /test store: the last write failed with NOT_ENOUGH_SPACE \(Cannot reserve 1.00 MiB, not enough space\)/,
+    )
+    health.wrote()
+    health.check()
   })
 
   it('watches only failed writes of a database in memory', () => {

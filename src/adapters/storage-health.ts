@@ -21,14 +21,40 @@ const FILE_SYSTEM_FAILURES = new Set([
   'ESTALE',
 ])
 
-/** The failure's name and SQLite's or the file system's words for it. */
-interface StorageFailure {
+// The embedded warehouse's (chDB's) error types that say the same of its folder: no space left
+// (or less than a table's `min_free_disk_bytes_to_perform_insert`), a file or folder that cannot
+// be created, opened, written or synced, data damaged, a table that went read-only.
+const WAREHOUSE_FAILURES = new Set([
+  'NOT_ENOUGH_SPACE',
+  'CANNOT_WRITE_TO_FILE_DESCRIPTOR',
+  'CANNOT_FSYNC',
+  'CANNOT_OPEN_FILE',
+  'CANNOT_CLOSE_FILE',
+  'CANNOT_TRUNCATE_FILE',
+  'CANNOT_CREATE_DIRECTORY',
+  'FILE_DOESNT_EXIST',
+  'DIRECTORY_DOESNT_EXIST',
+  'CORRUPTED_DATA',
+  'CHECKSUM_DOESNT_MATCH',
+  'TABLE_IS_READ_ONLY',
+])
+
+/** A storage failure: its name (`SQLITE_FULL`, `ENOSPC`, `NOT_ENOUGH_SPACE`) and its words for it. */
+export interface StorageFailure {
   readonly code: string
   readonly message: string
 }
 
-/** What `error`, or the first error it was translated from (its `cause`s) that says, says of the storage. */
-const storageFailureIn = (error: unknown): StorageFailure | undefined => {
+/**
+ * The storage failure `error` is, or the first error it was translated from (its `cause`s)
+ * that says: SQLite's result code, the file system's or the warehouse's error type; undefined
+ * for any other error.
+ *
+ * @example
+ * storageFailureOf(new UnavailableError('…', { cause: sqliteFull }))?.code // 'SQLITE_FULL'
+ * storageFailureOf(walSyncFailure)?.code // 'EIO'
+ */
+export const storageFailureOf = (error: unknown): StorageFailure | undefined => {
   let current = error
   for (let depth = 0; current instanceof Error && depth < 5; depth++) {
     if (isSqliteError(current)) {
@@ -38,24 +64,16 @@ const storageFailureIn = (error: unknown): StorageFailure | undefined => {
         : undefined
     }
     // A system call's error (`fs`): a string code and the call that failed.
-    const { code, syscall } = current as { code?: unknown; syscall?: unknown }
+    const { code, syscall, type } = current as { code?: unknown; syscall?: unknown; type?: unknown }
     if (typeof code === 'string' && typeof syscall === 'string')
       return FILE_SYSTEM_FAILURES.has(code) ? { code, message: current.message } : undefined
+    // ClickHouse's error, as the warehouse client parses it: a numeric code and its type's name.
+    if (typeof code === 'string' && /^\d+$/.test(code) && typeof type === 'string')
+      return WAREHOUSE_FAILURES.has(type) ? { code: type, message: current.message } : undefined
     current = current.cause
   }
   return undefined
 }
-
-/**
- * The name of the SQLite result code (or of the file system's error code) when `error`, or an
- * error it was translated from (its `cause`), is a storage failure; undefined for any other
- * error.
- *
- * @example
- * storageFailureOf(new UnavailableError('…', { cause: sqliteFull })) // 'SQLITE_FULL'
- * storageFailureOf(walSyncFailure) // 'EIO'
- */
-export const storageFailureOf = (error: unknown): string | undefined => storageFailureIn(error)?.code
 
 /** Which file (or folder) a path named: a file deleted or replaced while open keeps its old one. */
 export interface FileIdentity {
@@ -87,6 +105,8 @@ export interface StorageHealth {
    * a write that succeeded marks it up again; any other error changes nothing.
    */
   wrote(error?: unknown): void
+  /** Records a storage failure seen elsewhere (by another thread writing to the same storage), as `wrote` records one. */
+  failed(failure: StorageFailure): void
   /**
    * Throws an UnavailableError saying why the storage cannot take writes: the file open is no
    * longer the one at its path, or the last write failed, none has succeeded since, and the
@@ -130,8 +150,11 @@ export const watchStorage = (
         failed = undefined
         return
       }
-      const failure = storageFailureIn(error)
+      const failure = storageFailureOf(error)
       if (failure !== undefined) failed = { ...failure, at: clock() }
+    },
+    failed: (failure) => {
+      failed = { code: failure.code, message: failure.message, at: clock() }
     },
     check: () => {
       const moved = opened === undefined ? undefined : identityProblem(path, opened)

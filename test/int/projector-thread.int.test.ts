@@ -25,6 +25,7 @@ import { silentLogger } from '../../src/observability/index.ts'
 import type { Batch, LogMessage } from '../../src/ports/event-log.ts'
 import type { Warehouse } from '../../src/ports/warehouse.ts'
 import { openWarehouse } from '../../src/wiring/warehouse.ts'
+import { eventually } from '../support/eventually.ts'
 
 const T0 = Date.UTC(2026, 10, 22, 10)
 const TOPIC = 'engine.events'
@@ -139,6 +140,27 @@ describe('the projector on a thread of its own (real chDB, shared with the event
     await thread.handler()(batch)
     await thread.handler()(batch)
     assert.equal(await count('events'), before + events.length)
+  })
+
+  it('makes the event loop’s warehouse unready while its inserts fail for want of storage, and ready once one succeeds', async () => {
+    const events = [...generateActivity({ seed: 14, accounts: 2, count: 100, clock: () => T0 + 10_800_000 })]
+    const batch = batchOf(messagesOf(events, 40_000))
+    await warehouse.ping()
+    // The raw events' table wants more free disk than any has: its inserts fail with
+    // NOT_ENOUGH_SPACE, as on a full disk.
+    await warehouse.command(
+      'ALTER TABLE events MODIFY SETTING min_free_disk_bytes_to_perform_insert = 1000000000000000000',
+    )
+    try {
+      await assert.rejects(thread.handler()(batch), /NOT_ENOUGH_SPACE/)
+      await eventually(() =>
+        assert.rejects(warehouse.ping(), /warehouse: the last write failed with NOT_ENOUGH_SPACE/),
+      )
+    } finally {
+      await warehouse.command('ALTER TABLE events MODIFY SETTING min_free_disk_bytes_to_perform_insert = 0')
+    }
+    await thread.handler()(batch)
+    await eventually(() => warehouse.ping())
   })
 
   it('sends its log lines to the event loop’s logger', async () => {

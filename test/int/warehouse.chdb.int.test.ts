@@ -7,6 +7,7 @@ import { migrate } from '../../projections/migrations/index.ts'
 import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/index.ts'
 import { WarehouseError } from '../../src/errors/index.ts'
 import { runWarehouseContract } from '../contracts/warehouse.contract.ts'
+import { eventually } from '../support/eventually.ts'
 
 // chDB runs one engine per process, so every test reopens this one directory.
 const dir = mkdtempSync(join(tmpdir(), 'herald-warehouse-'))
@@ -46,6 +47,36 @@ describe('chDB warehouse', () => {
     const released = await createChdbWarehouse({ path: other })
     await released.ping()
     await released.close()
+  })
+
+  it('fails ping while the last insert failed for want of storage, also one made through another connection, until one succeeds', async () => {
+    const first = await createChdbWarehouse({ path })
+    // Another connection to the same engine, as the projector thread's is.
+    const second = await createChdbWarehouse({ path })
+    try {
+      // A table that wants more free disk than any has: the engine refuses its inserts with
+      // NOT_ENOUGH_SPACE, as on a full disk.
+      await first.command(
+        'CREATE TABLE capped (id String) ENGINE = MergeTree ORDER BY id SETTINGS min_free_disk_bytes_to_perform_insert = 1000000000000000000',
+      )
+      await first.ping()
+      await assert.rejects(first.insert('capped', [{ id: 'a' }]), /NOT_ENOUGH_SPACE/)
+      await assert.rejects(
+        first.ping(),
+        /^UnavailableError: warehouse: the last write failed with NOT_ENOUGH_SPACE/,
+      )
+      await eventually(() => assert.rejects(second.ping(), /the last write failed with NOT_ENOUGH_SPACE/))
+
+      // Room again: an insert through the other connection succeeds, and both are ready.
+      await first.command('ALTER TABLE capped MODIFY SETTING min_free_disk_bytes_to_perform_insert = 0')
+      await second.insert('capped', [{ id: 'b' }])
+      await second.ping()
+      await eventually(() => first.ping())
+    } finally {
+      await first.command('DROP TABLE IF EXISTS capped')
+      await second.close()
+      await first.close()
+    }
   })
 
   it('fails ping once its tables’ data or its data directory is deleted while open', async () => {

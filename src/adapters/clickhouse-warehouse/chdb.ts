@@ -1,13 +1,13 @@
 import { resolve } from 'node:path'
+import { BroadcastChannel } from 'node:worker_threads'
 import {
   type ClickHouseClientConfigOptions,
   ClickHouseLogLevel,
   createClient,
   parseError,
 } from '@clickhouse/client'
-import { UnavailableError } from '../../errors/index.ts'
 import type { Warehouse } from '../../ports/warehouse.ts'
-import { identityOf, identityProblem } from '../storage-health.ts'
+import { type StorageFailure, type StorageHealth, storageFailureOf, watchStorage } from '../storage-health.ts'
 import { toHeraldError } from './errors.ts'
 import { createFileInserter } from './file-insert.ts'
 import type { ColumnTypes } from './native-format.ts'
@@ -60,29 +60,40 @@ export const createChdbWarehouse = async (options: ChdbWarehouseOptions): Promis
         .map(([name, value]) => `${name} = ${typeof value === 'string' ? `'${value}'` : value}`)
         .join(', ')}`,
     )
-    // The folder chDB opened: `ping` fails once it is deleted or replaced under the engine.
-    const opened = identityOf(path)
+    // The folder chDB opened (`ping` fails once it is deleted or replaced under the engine) and
+    // the outcome of the inserts into it.
+    const storage = watchEngineStorage(path)
     const columnTypes = createColumnTypes(async (sql) => (await run(sql)).text())
     const inserter = createFileInserter(run, { columnTypes: columnTypes.of })
+    const inserting = async (insert: Promise<void>): Promise<void> => {
+      try {
+        await insert
+      } catch (error) {
+        storage.wrote(error)
+        throw error
+      }
+      storage.wrote()
+    }
     const warehouse = createClickHouseWarehouse(client, {
       target,
       sessionHasSettings: true,
       insertRows: async (table, rows, settings) => {
         try {
-          await inserter.insert(table, rows, settings)
+          await inserting(inserter.insert(table, rows, settings))
         } catch (error) {
           columnTypes.forget(table)
           throw error
         }
       },
-      insertNative: (table, block, settings) => inserter.insertNative(table, block, settings),
+      insertNative: (table, block, settings) => inserting(inserter.insertNative(table, block, settings)),
     })
     return {
       ...warehouse,
+      // Ready while the folder is the one opened, the last insert (of any connection to it in
+      // the process) did not fail for want of storage, and a table's files read.
       ping: async () => {
         await warehouse.ping()
-        const moved = opened === undefined ? undefined : identityProblem(path, opened)
-        if (moved !== undefined) throw new UnavailableError(`warehouse: ${moved}`, { context: { path } })
+        storage.check()
         try {
           await readMigrations(run)
         } catch (error) {
@@ -102,11 +113,50 @@ export const createChdbWarehouse = async (options: ChdbWarehouseOptions): Promis
           await warehouse.close()
         } finally {
           inserter.close()
+          storage.close()
         }
       },
     }
   } catch (error) {
     throw toHeraldError(error, { operation: 'open', target, redact: (text) => text })
+  }
+}
+
+/**
+ * The storage of chDB's folder as every warehouse on it in this process sees it. One engine
+ * writes for all of them, the projector thread's connection too, so an insert's outcome is told
+ * to the others over a BroadcastChannel named by the folder, which reaches every thread: the
+ * event loop's `ping` then knows of the projector's inserts. A failure is sent each time (it
+ * renews the hold, `FAILURE_HOLD_MS`); a success only while the folder is known to have failed.
+ */
+const watchEngineStorage = (path: string): Pick<StorageHealth, 'wrote' | 'check'> & { close(): void } => {
+  const health = watchStorage(path, 'warehouse')
+  const channel = new BroadcastChannel(`herald.warehouse.storage:${path}`)
+  // Listening keeps no thread alive.
+  channel.unref()
+  let failing = false
+  channel.onmessage = (message) => {
+    const failure = (message as { readonly data: StorageFailure | null }).data
+    failing = failure !== null
+    if (failure === null) health.wrote()
+    else health.failed(failure)
+  }
+  return {
+    wrote: (error) => {
+      if (error === undefined) {
+        health.wrote()
+        if (failing) channel.postMessage(null)
+        failing = false
+        return
+      }
+      const failure = storageFailureOf(error)
+      if (failure === undefined) return
+      health.failed(failure)
+      failing = true
+      channel.postMessage({ code: failure.code, message: failure.message } satisfies StorageFailure)
+    },
+    check: health.check,
+    close: () => channel.close(),
   }
 }
 
