@@ -117,6 +117,86 @@ describe('notification configuration routes', () => {
     }
   })
 
+  it('keeps every stored secret when a PUT sends back what GET shows for it, and refuses the placeholder anywhere else', async () => {
+    const secrets = {
+      webhook: {
+        body: {
+          url: 'https://hooks.example.com/a',
+          password: 'pw-canary',
+          signing_secret: `whsec_${'A'.repeat(44)}`,
+        },
+        fields: ['password', 'signing_secret'],
+      },
+      github: { body: { owner: 'acme', repository: 'app', token: 'ghp-canary' }, fields: ['token'] },
+      jira: {
+        body: {
+          url: 'https://acme.atlassian.net',
+          username: 'bot',
+          api_token: 'jira-canary',
+          project_key: 'SEC',
+        },
+        fields: ['api_token'],
+      },
+      email: {
+        body: {
+          smtp_host: 'smtp.example.com',
+          from: 'a@example.com',
+          to: ['b@example.com'],
+          password: 'smtp-canary',
+        },
+        fields: ['password'],
+      },
+      slack: { body: { url: 'https://hooks.slack.com/services/T0/B0/slack-canary' }, fields: ['url'] },
+      teams: { body: { url: 'https://acme.webhook.office.com/teams-canary' }, fields: ['url'] },
+    } as const
+    for (const [endpoint, { body, fields }] of Object.entries(secrets)) {
+      const created = await as(writer, 'POST', `${BASE}/${endpoint}/configurations`, body)
+      assert.equal(created.status, 201, created.text)
+      const path = `${BASE}/${endpoint}/configurations/${created.json.uuid}`
+      const read = await as(writer, 'GET', path)
+      const shown = Object.fromEntries(fields.map((f) => [f, read.json[f]]))
+      // GET → change → PUT, the secrets as GET showed them: a change of the description only.
+      const put = await as(writer, 'PUT', path, { ...shown, description: 'edited' })
+      assert.equal(put.status, 200, `${endpoint}: ${put.text}`)
+      assert.equal(put.headers.get('etag'), '"1"', endpoint)
+      const [, updated] = await store.readStream(`notification-configuration-${created.json.uuid}`)
+      assert.deepEqual(updated?.data.changed, ['description'], endpoint)
+      assert.deepEqual(updated?.data.secrets, {}, endpoint)
+      for (const field of fields) {
+        // The placeholder where GET would not show it (another origin before it, or on its
+        // own in place of a URL) is no secret either: refused, naming the field.
+        for (const wrong of ['<redacted>', 'https://elsewhere.example.com/<redacted>'].filter(
+          (w) => w !== shown[field],
+        )) {
+          const refused = await as(writer, 'PUT', path, { [field]: wrong })
+          assert.equal(refused.status, 400, `${endpoint}.${field} = ${wrong}: ${refused.text}`)
+          assert.deepEqual(
+            (refused.json.errors as { path: string }[]).map((e) => e.path),
+            [field],
+          )
+          assert.match(refused.text, /redacted.*leave it out/)
+        }
+      }
+    }
+    // On create there is nothing stored to keep.
+    const create = await as(writer, 'POST', `${BASE}/webhook/configurations`, {
+      url: 'https://hooks.example.com/b',
+      password: '<redacted>',
+      signing_secret: '<redacted>',
+    })
+    assert.equal(create.status, 400, create.text)
+    assert.deepEqual((create.json.errors as { path: string }[]).map((e) => e.path).sort(), [
+      'password',
+      'signing_secret',
+    ])
+    // Nor when the secret is not set: GET shows null for it.
+    const bare = await createWebhook()
+    const unset = await as(writer, 'PUT', `${BASE}/webhook/configurations/${bare.json.uuid}`, {
+      password: '<redacted>',
+    })
+    assert.equal(unset.status, 400, unset.text)
+  })
+
   it('refuses unknown fields and names every bad one, echoing no value', async () => {
     const response = await as(writer, 'POST', `${BASE}/email/configurations`, {
       smtp_host: 'smtp.example.com',

@@ -46,6 +46,7 @@ import type {
   WebhookConfiguration,
 } from './model.ts'
 import { loadSelectorSet, type ReadAll, SELECTOR_SET_STREAMS, selectorSets } from './selector-set.ts'
+import { holdsRedacted, REDACTED_REFUSED, shownSecret } from './views.ts'
 
 export type { SelectorInput, SelectorPatch }
 
@@ -372,6 +373,14 @@ export const createNotificationConfigService = (
       }
       if (value === null) {
         clearSecrets.push(name)
+        continue
+      }
+      // A client that read the configuration and sends it back whole (GET, change, PUT) sends
+      // each secret as the read showed it: that keeps the stored secret. The marker anywhere
+      // else (a create, an unset secret, another URL's origin) would be stored as the secret.
+      if (holdsRedacted(value)) {
+        if (current === undefined || value !== shownSecret(current, name))
+          issues.push({ path: name, message: REDACTED_REFUSED })
         continue
       }
       const checked = spec.codec.decode(value)

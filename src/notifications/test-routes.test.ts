@@ -170,6 +170,16 @@ describe('endpoint tests and test events against stand-ins', () => {
     const badUrl = await as(writer, 'POST', `${BASE}/teams/test`, { url: secretUrl })
     assert.equal(badUrl.status, 400)
     assert.ok(!badUrl.text.includes('canary-secret-path'), badUrl.text)
+    // What a read shows in place of a secret is no secret to send with.
+    const placeholder = await as(writer, 'POST', `${BASE}/webhook/test`, {
+      url: hook.url,
+      password: '<redacted>',
+    })
+    assert.equal(placeholder.status, 400, placeholder.text)
+    assert.deepEqual(
+      (placeholder.json.errors as Json[]).map((e) => e.path),
+      ['password'],
+    )
   })
 
   it('refuses a target the outbound guard would block, before sending anything', async () => {

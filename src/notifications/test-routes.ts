@@ -29,6 +29,7 @@ import {
   type Principal,
 } from './model.ts'
 import { DEFAULT_OPTIONS, type NotificationConfigService, newSigningSecret } from './service.ts'
+import { holdsRedacted, REDACTED_REFUSED } from './views.ts'
 
 /**
  * Tests of endpoints: one sample event sent to an unsaved or a stored configuration through
@@ -230,6 +231,11 @@ const unsavedConfiguration = (
     if (value === undefined || value === null) continue
     if (spec.secret !== true) {
       values[name] = value
+      continue
+    }
+    // Nothing is stored to stand for, as on a create.
+    if (holdsRedacted(value)) {
+      issues.push({ path: name, message: REDACTED_REFUSED })
       continue
     }
     // Checked before sealing, as the service does: deciding only ever sees secrets sealed.

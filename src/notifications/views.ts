@@ -8,11 +8,21 @@ export const REDACTED = '<redacted>'
  * A secret field as it may be shown: `null` when unset, the marker otherwise, with the origin of
  * a secret URL in front so a user can still tell which service it points at.
  */
-const redacted = (configuration: EndpointConfiguration, field: string): string | null => {
+export const shownSecret = (configuration: EndpointConfiguration, field: string): string | null => {
   if (configuration.secrets[field] === undefined) return null
   const hint = configuration.hints[field]
   return hint === undefined ? REDACTED : `${hint}/${REDACTED}`
 }
+
+/**
+ * A value sent for a secret field that holds the marker: what a read showed in place of a
+ * secret, never a secret itself. Sent back exactly as shown it stands for the stored value.
+ */
+export const holdsRedacted = (value: unknown): boolean =>
+  typeof value === 'string' && value.includes(REDACTED)
+
+/** Why a marker sent for a secret field cannot stand for a stored value. */
+export const REDACTED_REFUSED = `is "${REDACTED}" (or holds it), which reads show in place of a secret: send the secret itself to set it, or leave it out (or send it exactly as read) to keep the stored one`
 
 /**
  * A configuration in the API's shape (Anchore's snake_case, `uuid`), secrets redacted. The
@@ -22,7 +32,7 @@ export const configurationView = (configuration: EndpointConfiguration): Record<
   const fields: Record<string, JsonValue> = {}
   for (const [name, spec] of Object.entries(ENDPOINT_FIELDS[configuration.endpoint])) {
     fields[name] =
-      spec.secret === true ? redacted(configuration, name) : (configuration.settings[name] ?? null)
+      spec.secret === true ? shownSecret(configuration, name) : (configuration.settings[name] ?? null)
   }
   return {
     uuid: configuration.id,
