@@ -58,10 +58,13 @@ const attempt = (
   n: number,
   resolution: Extract<DeliveryCommand, { type: 'RecordAttempt' }>['resolution'],
   status: number | null = 503,
+  /** The replays when the attempt began. */
+  replays = 0,
 ): DeliveryCommand => ({
   type: 'RecordAttempt',
   deliveryId: ID,
   attempt: n,
+  replays,
   details:
     resolution.outcome === 'skipped'
       ? null
@@ -177,10 +180,80 @@ describe('delivery aggregate', () => {
     )
     // The next attempt after a replay is attempt 3.
     given(requested, failed(1), attempt(2, { outcome: 'dead_lettered', reason: 'x' }), replay)
-      .when(attempt(3, { outcome: 'sent' }))
-      .yields(decide(attempt(3, { outcome: 'sent' }), { ...initialState, status: 'pending', attempts: 2 }))
+      .when(attempt(3, { outcome: 'sent' }, 200, 1))
+      .yields(
+        decide(attempt(3, { outcome: 'sent' }, 200, 1), {
+          ...initialState,
+          status: 'pending',
+          attempts: 2,
+          replays: 1,
+        }),
+      )
     // Waiting for its first attempt already: nothing to replay. Unknown: not found.
     given(requested).when(replay).yields([])
     given().when(replay).throws(NotFoundError)
+  })
+
+  it('records an attempt that was in flight when the delivery was replayed as an attempt only: the replay’s round goes on', () => {
+    const replay: DeliveryCommand = {
+      type: 'ReplayDelivery',
+      deliveryId: ID,
+      by: 'acme/read-write',
+      now: T0 + 60_000,
+    }
+    const answered = (n: number, resolution: Parameters<typeof attempt>[1]) => {
+      const events = decide(attempt(n, resolution), { ...initialState, status: 'retrying', attempts: n - 1 })
+      return events.filter((e) => e.type === 'DeliveryAttempted')
+    }
+    // The last attempt of the schedule, begun before the replay: its dead letters would undo it.
+    for (const resolution of [
+      { outcome: 'dead_lettered', reason: 'timeout' },
+      { outcome: 'failed', reason: 'timeout', nextAttemptAt: T0 + 99_000, retryAfterMs: null },
+      { outcome: 'rejected', reason: 'http_status' },
+      { outcome: 'sent' },
+    ] as const) {
+      const midway = given(requested, failed(1), failed(2), failed(3), replay)
+      midway.when(attempt(4, resolution)).yields(answered(4, resolution))
+      const { state } = given(requested, failed(1), failed(2), failed(3), replay, attempt(4, resolution))
+      assert.deepEqual(
+        {
+          status: state.status,
+          attempts: state.attempts,
+          roundFailures: state.roundFailures,
+          nextAttemptAt: state.nextAttemptAt,
+          replays: state.replays,
+        },
+        {
+          status: 'pending',
+          attempts: 4,
+          roundFailures: 0,
+          nextAttemptAt: '2026-11-22T10:01:00.000Z',
+          replays: 1,
+        },
+        resolution.outcome,
+      )
+    }
+    // Nothing was sent (the configuration was off): nothing to record.
+    given(requested, failed(1), replay)
+      .when(attempt(2, { outcome: 'skipped', reason: 'configuration_disabled' }))
+      .yields([])
+    // The replay's own first attempt settles it as usual.
+    given(
+      requested,
+      failed(1),
+      failed(2),
+      failed(3),
+      replay,
+      attempt(4, { outcome: 'dead_lettered', reason: 'x' }),
+    )
+      .when(attempt(5, { outcome: 'sent' }, 200, 1))
+      .yields(
+        decide(attempt(5, { outcome: 'sent' }, 200, 1), {
+          ...initialState,
+          status: 'pending',
+          attempts: 4,
+          replays: 1,
+        }),
+      )
   })
 })

@@ -94,6 +94,8 @@ export type DeliveryCommand =
       readonly deliveryId: string
       /** The attempt this result belongs to: the one the caller read as next. */
       readonly attempt: number
+      /** The delivery's replays when the attempt began: one made since starts a round this result must not settle. */
+      readonly replays: number
       /** What the endpoint answered; null when nothing was sent (`skipped`). */
       readonly details: AttemptDetails | null
       readonly resolution: Resolution
@@ -203,6 +205,10 @@ export const decide = (command: DeliveryCommand, state: DeliveryState): NewDeliv
                 data: { deliveryId: command.deliveryId, attempt: command.attempt, at, ...command.details },
               },
             ]
+      // Replayed while this attempt was in flight: what the endpoint answered is this attempt's,
+      // but the replay was acknowledged as a new round from the start of the schedule, which an
+      // outcome decided on the old round (dead letters, its next retry, even a success) would undo.
+      if (state.replays > command.replays) return attempted
       return [...attempted, ...resolutionEvents(command.deliveryId, command.attempt, at, command.resolution)]
     }
     case 'ReplayDelivery':

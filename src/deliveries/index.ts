@@ -24,7 +24,7 @@ export {
   isDeliveryStream,
   isSettled,
 } from './events.ts'
-export { createDeliveryLog, type DeliveryLog, type DeliveryLogOptions } from './log.ts'
+export { createDeliveryLog, type DeliveryLog, type DeliveryLogOptions, type RecordedAttempt } from './log.ts'
 export {
   type DeliveryOutcomeRecord,
   encodeOutcome,

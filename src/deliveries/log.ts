@@ -30,8 +30,9 @@ export interface DeliveryLog {
   /**
    * Records how the next attempt of a delivery went, expecting the stream at `revision` (what
    * the caller read). When someone appended meanwhile it decides again on the fresh state;
-   * DeliveryStateError when the attempt can no longer be recorded (settled, replayed over,
-   * recorded by another deliverer).
+   * DeliveryStateError when the attempt can no longer be recorded (settled, recorded by another
+   * deliverer). A delivery replayed since the caller read it records the attempt's answer only
+   * (`superseded`): it stays pending for the replay's first attempt.
    */
   record(
     delivery: {
@@ -40,12 +41,20 @@ export interface DeliveryLog {
       readonly status: DeliveryStatus
       /** Attempts recorded so far: this result is attempt `attempts + 1`. */
       readonly attempts: number
+      /** Replays so far, as the caller read them when the attempt began. */
+      readonly replays: number
     },
     details: AttemptDetails | null,
     resolution: Resolution,
-  ): Promise<number>
+  ): Promise<RecordedAttempt>
   /** Sends a settled (or retrying) delivery again from the start of the retry schedule. NotFoundError when unknown. */
   replay(deliveryId: string, by: string): Promise<number>
+}
+
+/** Where an attempt's result was written (0: nothing written), and whether a replay superseded its outcome. */
+export interface RecordedAttempt {
+  readonly position: number
+  readonly superseded: boolean
 }
 
 export interface DeliveryLogOptions {
@@ -111,23 +120,29 @@ export const createDeliveryLog = ({ store, clock, newId, origin }: DeliveryLogOp
     return result.position
   }
 
-  /** Decides on `state` first, then on fresh state after each conflict. */
-  const handle = async (
+  /** Decides on `state` first, then on fresh state after each conflict; the events decided and where they went. */
+  const decideAndAppend = async (
     deliveryId: string,
     command: DeliveryCommand,
     first?: { state: DeliveryState; revision: ExpectedRevision },
-  ): Promise<number> => {
+  ): Promise<{ events: readonly NewDeliveryEvent[]; position: number }> => {
     let current = first ?? (await load(deliveryId))
     for (let attempt = 1; ; attempt++) {
       const events = decide(command, current.state)
       try {
-        return await append(deliveryId, events, current.revision)
+        return { events, position: await append(deliveryId, events, current.revision) }
       } catch (error) {
         if (!isExpectedRevisionConflict(error) || attempt >= MAX_ATTEMPTS) throw error
         current = await load(deliveryId)
       }
     }
   }
+
+  const handle = async (
+    deliveryId: string,
+    command: DeliveryCommand,
+    first?: { state: DeliveryState; revision: ExpectedRevision },
+  ): Promise<number> => (await decideAndAppend(deliveryId, command, first)).position
 
   const request: DeliveryLog['request'] = (request) =>
     handle(
@@ -164,23 +179,32 @@ export const createDeliveryLog = ({ store, clock, newId, origin }: DeliveryLogOp
   return {
     request,
     requestMany,
-    record: (delivery, details, resolution) =>
-      handle(
+    record: async (delivery, details, resolution) => {
+      const { events, position } = await decideAndAppend(
         delivery.deliveryId,
         {
           type: 'RecordAttempt',
           deliveryId: delivery.deliveryId,
           attempt: delivery.attempts + 1,
+          replays: delivery.replays,
           details,
           resolution,
           now: clock(),
         },
         // What `decide` reads of the state for an attempt; a conflict loads the whole stream.
         {
-          state: { ...initialState, status: delivery.status, attempts: delivery.attempts },
+          state: {
+            ...initialState,
+            status: delivery.status,
+            attempts: delivery.attempts,
+            replays: delivery.replays,
+          },
           revision: delivery.revision,
         },
-      ),
+      )
+      // Every outcome appends an event besides the attempt's answer; a superseded one none.
+      return { position, superseded: !events.some((e) => e.type !== 'DeliveryAttempted') }
+    },
     replay: (deliveryId, by) => handle(deliveryId, { type: 'ReplayDelivery', deliveryId, by, now: clock() }),
   }
 }

@@ -108,7 +108,7 @@ describe('delivery outcomes', () => {
       const stored = view.get(request.deliveryId)
       assert.ok(stored)
       const answer = { ok: true, status: 204, latencyMs: 3, code: null, error: null, response: 'ok' }
-      await view.waitFor(await deliveries.record(stored, answer, { outcome: 'sent' }))
+      await view.waitFor((await deliveries.record(stored, answer, { outcome: 'sent' })).position)
       await sleep(60)
       assert.ok(errors.length > 0)
       assert.equal(view.unpublished(10).length, 1)
@@ -161,7 +161,7 @@ describe('delivery outcomes', () => {
       const stored = view.get(deliveryId)
       assert.ok(stored)
       const answer = { ok: true, status: 204, latencyMs: 3, code: null, error: null, response: 'ok' }
-      await view.waitFor(await deliveries.record(stored, answer, { outcome: 'sent' }))
+      await view.waitFor((await deliveries.record(stored, answer, { outcome: 'sent' })).position)
     }
     try {
       await deliver(1)

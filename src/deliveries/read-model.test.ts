@@ -99,7 +99,7 @@ const readModelContract = (
                 nextAttemptAt: now + retryInMs,
                 retryAfterMs: null,
               } as const)
-      await view.waitFor(await deliveries.record(row, answer(status), resolution))
+      await view.waitFor((await deliveries.record(row, answer(status), resolution)).position)
     }
 
     it('lists deliveries newest first, filtered and paged, scoped by account', async () => {
@@ -206,7 +206,8 @@ const readModelContract = (
       const row = view.get(hex(2))
       assert.ok(row)
       await view.waitFor(
-        await deliveries.record(row, null, { outcome: 'skipped', reason: 'configuration_disabled' }),
+        (await deliveries.record(row, null, { outcome: 'skipped', reason: 'configuration_disabled' }))
+          .position,
       )
       assert.deepEqual(
         view.recentOutcomes('cfg-a', 20).map((o) => o.ok),
@@ -307,7 +308,7 @@ const readModelContract = (
       await request(2, 'cfg-b')
       const row = view.get(hex(2))
       assert.ok(row)
-      await view.waitFor(await other.record(row, answer(200), { outcome: 'sent' }))
+      await view.waitFor((await other.record(row, answer(200), { outcome: 'sent' })).position)
 
       const waiting = view.unpublished(10)
       assert.deepEqual(
@@ -357,8 +358,14 @@ const readModelContract = (
       await view.close()
       // Appended while no read model was running.
       await deliveries.request(requestOf(2, 'cfg-a'))
-      const row = { ...requestOf(1, 'cfg-a'), revision: 0, status: 'pending' as const, attempts: 0 }
-      const position = await deliveries.record(row, answer(200), { outcome: 'sent' })
+      const row = {
+        ...requestOf(1, 'cfg-a'),
+        revision: 0,
+        status: 'pending' as const,
+        attempts: 0,
+        replays: 0,
+      }
+      const { position } = await deliveries.record(row, answer(200), { outcome: 'sent' })
 
       view = open()
       assert.equal(view.instanceId, id)

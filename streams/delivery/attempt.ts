@@ -6,6 +6,7 @@ import {
   type DeliveryLog,
   type DeliveryReadModel,
   DeliveryStateError,
+  type RecordedAttempt,
   type Resolution,
   type StoredDelivery,
 } from '../../src/deliveries/index.ts'
@@ -262,9 +263,9 @@ export const createAttemptRunner = (options: AttemptRunnerOptions) => {
       } else resolution = { outcome: 'rejected', reason: result.kind === 'gone' ? 'gone' : result.code }
     }
 
-    let position: number
+    let recorded: RecordedAttempt
     try {
-      position = await recordWhileStoreRecovers(() => log.record(delivery, details, resolution), {
+      recorded = await recordWhileStoreRecovers(() => log.record(delivery, details, resolution), {
         signal,
         onRetry: (error, waitMs) =>
           logger('warn', `delivery.${endpoint}.record_retrying`, {
@@ -280,6 +281,25 @@ export const createAttemptRunner = (options: AttemptRunnerOptions) => {
       logger('warn', `delivery.${endpoint}.superseded`, { ...fields(delivery), reason: error.message })
       return { deferUntil: clock() + 250 }
     }
+    if (recorded.superseded) {
+      // Replayed while it was in flight: the answer is recorded as this attempt's, and the
+      // delivery waits, pending, for the replay's first attempt, which its queue makes next.
+      await view.waitFor(recorded.position)
+      logger('warn', `delivery.${endpoint}.superseded`, {
+        ...fields(delivery),
+        reason: 'replayed while this attempt was in flight; it is sent again',
+        ...(details === null
+          ? {}
+          : {
+              status: details.status,
+              latency_ms: details.latencyMs,
+              code: details.code,
+              error: details.error,
+            }),
+      })
+      return undefined
+    }
+    const { position } = recorded
     // Settled for good once recorded: the queue's next delivery need not wait for the read
     // model to show it (a crash from here on sends nothing again). An outcome that may change
     // the configuration (a refusal, a retry, dead letters) holds the queue until it is shown.

@@ -471,6 +471,57 @@ describe('delivery engine', () => {
     assert.deepEqual(gone, ['gone'])
   })
 
+  for (const [answer, status] of [
+    ['fails', 503],
+    ['succeeds', 200],
+  ] as const)
+    it(`sends a delivery replayed while its last attempt was in flight again, from the start of the schedule, when that attempt ${answer}`, async () => {
+      let calls = 0
+      let answerLast: ((status: number) => void) | undefined
+      const send: DeliveryChannels['send'] = async () => {
+        calls++
+        // The fourth call is the schedule's last attempt: it waits until the replay is in.
+        const answered =
+          calls === 4 ? await new Promise<number>((resolve) => (answerLast = resolve)) : calls < 4 ? 503 : 200
+        return answered === 200
+          ? { ok: true, status: 200, response: 'ok', latencyMs: 1 }
+          : {
+              ok: false,
+              kind: 'retriable',
+              code: 'http_status',
+              status: answered,
+              error: 'HTTP 503',
+              latencyMs: 1,
+            }
+      }
+      const { handler, deliveries } = await start({ slow: webhook('slow') }, send)
+      const id = deliveryIdOf('e1', 'slow')
+      await handler(batchOf(commandFor('e1', 'slow')))
+      const deadline = Date.now() + 5_000
+      while (answerLast === undefined) {
+        if (Date.now() > deadline) assert.fail(`the last attempt never began (${calls} calls)`)
+        await sleep(5)
+      }
+      assert.equal(view.get(id)?.status, 'retrying')
+      await view.waitFor(await deliveries.replay(id, 'acme/read-write'))
+      assert.deepEqual([view.get(id)?.status, view.get(id)?.replays], ['pending', 1])
+      answerLast(status)
+      assert.deepEqual(await settled([['e1', 'slow']]), ['sent'])
+      assert.equal(calls, 5, 'the replay sent it once more')
+      const delivery = view.get(id)
+      assert.deepEqual([delivery?.attempts, delivery?.replays], [5, 1])
+      // The fourth attempt's answer is its own; only the replay's attempt settled the delivery.
+      assert.deepEqual(
+        view.attemptsOf(id).map((a) => [a.attempt, a.outcome]),
+        [
+          [1, 'failed'],
+          [2, 'failed'],
+          [3, 'failed'],
+          [5, 'sent'],
+        ],
+      )
+    })
+
   it('reports a configuration that failed for the whole sustained-failure period, once', async () => {
     const failures: SustainedFailure[] = []
     const { send } = endpoints({ down: { status: () => 503 } })
