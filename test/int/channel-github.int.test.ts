@@ -256,6 +256,28 @@ describe('GitHub channel against a GitHub stand-in', () => {
     assert.deepEqual(gone.ok ? gone : [gone.kind, gone.status], ['gone', 410])
   })
 
+  it('says what came back when GitHub’s address answers 200 with something that is not its API’s JSON, and files nothing', async () => {
+    const answers = [
+      { status: 200, body: 'Welcome to the GitHub web UI' },
+      { status: 200, headers: { 'content-type': 'text/html' }, body: '<html>proxy</html>' },
+      { status: 200, body: { message: 'a JSON object, not a list of issues' } },
+    ]
+    const errors: string[] = []
+    for (const answer of answers) {
+      github.failNext(answer)
+      const result = await channel.send(posture('e-1'), configuration, context)
+      assert.ok(!result.ok, JSON.stringify(result))
+      assert.deepEqual([result.kind, result.code, result.status], ['permanent', 'unexpected_response', 200])
+      errors.push(result.error)
+    }
+    assert.deepEqual(errors, [
+      "unexpected response from the GitHub API: HTTP 200 without JSON (got text/plain; is api_url the REST API's base URL?)",
+      "unexpected response from the GitHub API: HTTP 200 without JSON (got text/html; is api_url the REST API's base URL?)",
+      'unexpected response from the GitHub API: HTTP 200 without a list of issues',
+    ])
+    assert.equal(github.issues.length, 0)
+  })
+
   it("waits for GitHub's rate-limit reset", async () => {
     const reset = Math.floor(Date.now() / 1000) + 120
     github.failNext({

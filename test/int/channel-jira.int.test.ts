@@ -295,6 +295,30 @@ describe('Jira channel against a Jira Cloud stand-in', () => {
     assert.equal(jira.issues.length, 0)
   })
 
+  it('says what came back when Jira’s address answers 200 with something that is not its API’s JSON, and files nothing', async () => {
+    const channel = createJiraChannel({ guard })
+    const answers = [
+      { status: 200, body: 'Welcome to the Jira web UI' },
+      { status: 200, body: '' },
+      { status: 200, body: { message: 'a JSON object without issues' } },
+    ]
+    const errors: string[] = []
+    for (const answer of answers) {
+      jira.failNext(answer)
+      const result = await channel.send(posture('e-1'), configuration, context)
+      assert.ok(!result.ok, JSON.stringify(result))
+      assert.deepEqual([result.kind, result.code, result.status], ['permanent', 'unexpected_response', 200])
+      errors.push(result.error)
+    }
+    assert.deepEqual(errors, [
+      'unexpected response from the Jira API: HTTP 200 without JSON',
+      'unexpected response from the Jira API: HTTP 200 without a list of issues',
+      'unexpected response from the Jira API: HTTP 200 without a list of issues',
+    ])
+    // A search answer without its list is not "no issue yet": nothing was filed on it.
+    assert.equal(jira.issues.length, 0)
+  })
+
   it('renders the configuration summary and description templates', async () => {
     const channel = createJiraChannel({ guard })
     const templated = {

@@ -27,10 +27,16 @@ export class RedirectNotFollowedError extends HeraldError {
   }
 }
 
-/** The endpoint answered 2xx with something its API never returns; retrying will not fix it. */
+/**
+ * The endpoint answered 2xx with something its API never returns (a web page, a proxy's text):
+ * the URL is likely not the API's, and retrying will not fix it.
+ *
+ * @example
+ * new UnexpectedResponseError('JSON', 200, 'the GitHub API') // unexpected response from the GitHub API: HTTP 200 without JSON
+ */
 export class UnexpectedResponseError extends HeraldError {
-  constructor(what: string, status: number) {
-    super('unexpected_response', `the endpoint answered HTTP ${status} without ${what}`, {
+  constructor(what: string, status: number, from = 'the endpoint') {
+    super('unexpected_response', `unexpected response from ${from}: HTTP ${status} without ${what}`, {
       context: { status },
       retriable: false,
     })

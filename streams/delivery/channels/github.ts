@@ -1,9 +1,10 @@
 import { Octokit } from '@octokit/rest'
+import { clipped } from '../../../src/errors/index.ts'
 import type { DeliveryChannel, TicketOutcome } from './channel.ts'
 import { type Failure, failureFromStatus, UnexpectedResponseError } from './classify.ts'
 import { type ChannelOptions, failureOfCall, jsonDetail, oneLine, resultBuilder, truncate } from './common.ts'
 import { DEFAULT_GITHUB_API_URL, type GitHubConfiguration, secretValues } from './configuration.ts'
-import type { Exchange } from './guarded-fetch.ts'
+import type { Exchange, FetchLike } from './guarded-fetch.ts'
 import { guardedFetch } from './guarded-fetch.ts'
 import { messageScope } from './message.ts'
 import type { RecentTickets } from './recent-tickets.ts'
@@ -45,6 +46,39 @@ const COMMENT_LOOKBACK_MS = 60 * 60 * 1000
 const quiet = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} }
 
 const SECONDARY_LIMIT_WAIT_MS = 60_000
+
+const GITHUB_API = 'the GitHub API'
+
+/**
+ * Octokit hands a 2xx answer that is not JSON on as text (an `api_url` pointing at a web UI or
+ * a proxy), and the issue calls would fail on a string as a bug of Herald's: such an answer is
+ * refused here, naming what came back.
+ */
+const jsonAnswers =
+  (fetch: FetchLike): FetchLike =>
+  async (input, init) => {
+    const response = await fetch(input, init)
+    if (response.status < 200 || response.status > 299 || response.status === 204) return response
+    const type = (response.headers.get('content-type') ?? '').split(';', 1)[0]?.trim().toLowerCase() ?? ''
+    // The types Octokit parses as JSON; anything else reaches the calls as a string.
+    const json = type === 'application/json' || type === 'application/scim+json'
+    if (json && parses(await response.clone().text())) return response
+    await response.body?.cancel()
+    throw new UnexpectedResponseError(
+      `JSON (got ${type === '' ? 'no content type' : clipped(type)}; is api_url the REST API's base URL?)`,
+      response.status,
+      GITHUB_API,
+    )
+  }
+
+const parses = (text: string): boolean => {
+  try {
+    JSON.parse(text)
+    return true
+  } catch {
+    return false
+  }
+}
 
 /**
  * GitHub's rate limits: a 403 or 429 with `x-ratelimit-remaining: 0` waits for
@@ -121,7 +155,7 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
         baseUrl: (configuration.apiUrl ?? DEFAULT_GITHUB_API_URL).replace(/\/+$/, ''),
         userAgent: 'Herald-Notifications/1',
         log: quiet,
-        request: { fetch: http.fetch },
+        request: { fetch: jsonAnswers(http.fetch) },
       })
       const owner = configuration.owner
       const repo = configuration.repository
@@ -165,6 +199,7 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
           direction: 'desc',
           per_page: 20,
         })
+        if (!Array.isArray(found)) throw new UnexpectedResponseError('a list of issues', 200, GITHUB_API)
         const issues = found.filter((issue) => issue.pull_request === undefined)
         const target = issues.find((issue) => issue.state === 'open') ?? issues[0]
 
@@ -180,7 +215,8 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
             ...(configuration.assignees === undefined ? {} : { assignees: [...configuration.assignees] }),
             ...(configuration.milestone === undefined ? {} : { milestone: configuration.milestone }),
           })
-          if (typeof issue?.number !== 'number') throw new UnexpectedResponseError('an issue number', 201)
+          if (typeof issue?.number !== 'number')
+            throw new UnexpectedResponseError('an issue number', 201, GITHUB_API)
           // GitHub drops labels silently when the token cannot push; without its label the
           // issue cannot be found again and the next event would file another.
           if (!issue.labels.some((l) => (typeof l === 'string' ? l : l.name) === label))
@@ -208,6 +244,7 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
           per_page: 100,
         })
         const marker = githubCommentMarker(delivery.deliveryId)
+        if (!Array.isArray(comments)) throw new UnexpectedResponseError('a list of comments', 200, GITHUB_API)
         const commented = comments.some((c) => c.body?.includes(marker) === true)
         // Comment first, then reopen: a retry after the comment still reopens, and never comments twice.
         if (!commented) {

@@ -19,6 +19,7 @@ export const JIRA_PROPERTY = 'herald'
 
 // Jira's limits: a summary is at most 255 characters; a description 32767.
 const MAX_SUMMARY = 255
+const JIRA_API = 'the Jira API'
 const MAX_TEXT = 30_000
 const PROJECT_KEY = /^[A-Z][A-Z0-9_]{0,254}$/
 
@@ -194,9 +195,12 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
         try {
           return JSON.parse(text) as T
         } catch {
-          throw new UnexpectedResponseError('JSON', response.status)
+          throw new UnexpectedResponseError('JSON', response.status, JIRA_API)
         }
       }
+
+      const listMissing = (what: string) =>
+        new UnexpectedResponseError(what, http.last()?.status ?? 200, JIRA_API)
 
       const file = async (subject: TicketSubject): Promise<TicketOutcome> => {
         const label = jiraKeyLabel(subject)
@@ -257,7 +261,7 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
             throw error
           }
           if (typeof created?.key !== 'string' || typeof created.id !== 'string')
-            throw new UnexpectedResponseError('an issue key', 201)
+            throw new UnexpectedResponseError('an issue key', 201, JIRA_API)
           remember(configuration.id, created.id)
           recentTickets.settled(configuration.id, label)
           options.logger?.('info', 'delivery.jira.ticket_created', {
@@ -277,7 +281,9 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
           maxResults: 20,
           ...(reconcile.length === 0 ? {} : { reconcileIssues: reconcile }),
         })
-        const issues = found?.issues ?? []
+        // An answer without the list is no "none found": filing on it could file a second issue.
+        if (!Array.isArray(found?.issues)) throw listMissing('a list of issues')
+        const issues = found.issues
         const open = issues.find((issue) => !isDone(issue))
         if (open !== undefined) recentTickets.settled(configuration.id, label)
         else {
@@ -297,7 +303,8 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
           'GET',
           `rest/api/3/issue/${key}/comment?orderBy=-created&maxResults=50&expand=properties`,
         )
-        const commented = (comments?.comments ?? []).some((c) =>
+        if (!Array.isArray(comments?.comments)) throw listMissing('a list of comments')
+        const commented = comments.comments.some((c) =>
           (c.properties ?? []).some(
             (p) => p.key === JIRA_PROPERTY && p.value?.delivery === delivery.deliveryId,
           ),
@@ -317,8 +324,10 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
           await comment()
           return outcome(target, 'commented')
         }
-        const { transitions = [] } =
-          (await api<{ transitions?: JiraTransition[] }>('GET', `rest/api/3/issue/${key}/transitions`)) ?? {}
+        const transitions = (
+          await api<{ transitions?: JiraTransition[] }>('GET', `rest/api/3/issue/${key}/transitions`)
+        )?.transitions
+        if (!Array.isArray(transitions)) throw listMissing('a list of transitions')
         const back = reopening(transitions)
         if (back === undefined) return create(target.key)
         // Comment first, then transition: a retry after the comment still transitions, and never comments twice.
