@@ -84,3 +84,19 @@ export const readJsonObject = async (
     )
   return object
 }
+
+/**
+ * The body of a request that takes no fields: none, or an empty JSON object. A field is refused,
+ * naming it, rather than ignored (an `account` sent where the caller's own is always used).
+ *
+ * @example
+ * await readNoFields(c, 'a test event') // {"account": "globex"}: 400 naming account
+ */
+export const readNoFields = async (c: Context, what: string): Promise<void> => {
+  const body = await readJsonObject(c, { empty: {} })
+  const issues = Object.keys(body).map((name) => ({
+    path: name,
+    message: `is not a known field: ${what} takes none`,
+  }))
+  if (issues.length > 0) throw ValidationError.of(`request for ${what}`, issues)
+}

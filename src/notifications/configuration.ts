@@ -15,7 +15,7 @@ import {
   validate,
   validateSelectorFields,
 } from './codecs.ts'
-import { ENDPOINT_FIELDS } from './endpoint-fields.ts'
+import { ENDPOINT_FIELDS, fieldSpec } from './endpoint-fields.ts'
 import {
   ENDPOINT_TYPES,
   type EndpointConfiguration,
@@ -261,7 +261,7 @@ const checkValues = (
     else settings[name] = result.right as JsonValue
   }
   for (const name of Object.keys(values)) {
-    const spec = ENDPOINT_FIELDS[endpoint][name]
+    const spec = fieldSpec(endpoint, name)
     if (spec === undefined) issues.push({ path: name, message: `is not a ${endpoint} field` })
     else if (spec.secret === true)
       issues.push({ path: name, message: 'is a secret and must be passed sealed' })
@@ -275,7 +275,7 @@ const checkSecrets = (
   issues: FieldIssue[],
 ): void => {
   for (const [name, value] of Object.entries(secrets)) {
-    if (ENDPOINT_FIELDS[endpoint][name]?.secret !== true)
+    if (fieldSpec(endpoint, name)?.secret !== true)
       issues.push({ path: name, message: `is not a secret field of ${endpoint}` })
     // Never the value: it may be a plaintext secret that was meant to be sealed.
     else if (!isSealedSecret(value))
@@ -384,7 +384,7 @@ const updateConfiguration = (
   const settings = checkValues(configuration.endpoint, data.values, issues)
   checkSecrets(configuration.endpoint, data.secrets, issues)
   for (const name of data.clearSecrets) {
-    const spec = ENDPOINT_FIELDS[configuration.endpoint][name]
+    const spec = fieldSpec(configuration.endpoint, name)
     if (spec?.secret !== true)
       issues.push({ path: name, message: `is not a secret field of ${configuration.endpoint}` })
     else if (spec.required) issues.push({ path: name, message: 'is required and cannot be removed' })

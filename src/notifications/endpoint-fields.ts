@@ -119,17 +119,24 @@ export const ENDPOINT_FIELDS: Readonly<Record<EndpointType, Readonly<Record<stri
   },
 }
 
+/**
+ * The spec of an endpoint's field by its API name; undefined for any other name, those an
+ * object inherits (`__proto__`, `constructor`, `toString`) included, since names come from requests.
+ */
+export const fieldSpec = (endpoint: EndpointType, name: string): FieldSpec | undefined =>
+  Object.hasOwn(ENDPOINT_FIELDS[endpoint], name) ? ENDPOINT_FIELDS[endpoint][name] : undefined
+
 export const secretFieldsOf = (endpoint: EndpointType): readonly string[] =>
   Object.entries(ENDPOINT_FIELDS[endpoint])
     .filter(([, spec]) => spec.secret === true)
     .map(([name]) => name)
 
 export const isSecretField = (endpoint: EndpointType, name: string): boolean =>
-  ENDPOINT_FIELDS[endpoint][name]?.secret === true
+  fieldSpec(endpoint, name)?.secret === true
 
 /** Secret fields whose values are URLs: their origin may be shown, never their path. */
 export const isSecretUrlField = (endpoint: EndpointType, name: string): boolean => {
-  const spec = ENDPOINT_FIELDS[endpoint][name]
+  const spec = fieldSpec(endpoint, name)
   return spec?.secret === true && spec.target === true
 }
 

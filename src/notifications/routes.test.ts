@@ -220,6 +220,65 @@ describe('notification configuration routes', () => {
     assert.deepEqual((second.json.errors as { path: string }[]).map((e) => e.path).sort(), ['password'])
   })
 
+  it('refuses read-only fields unless sent back as a read shows them, and names inherited ones as unknown', async () => {
+    const paths = (response: { json: Json }) =>
+      (response.json.errors as { path: string }[]).map((e) => e.path)
+    const url = 'https://hooks.example.com/a'
+    // Nothing is stored yet for a create to send back, but the endpoint type it is created as.
+    const create = await as(
+      writer,
+      'POST',
+      `${BASE}/webhook/configurations`,
+      `{"url":"${url}","uuid":"${randomUUID()}","endpoint":"slack","created_at":"2026-01-01T00:00:00.000Z","updated_at":"2026-01-01T00:00:00.000Z","selectors":[],"__proto__":{"enabled":false},"constructor":"x","toString":"y"}`,
+    )
+    assert.equal(create.status, 400, create.text)
+    assert.deepEqual(paths(create).sort(), [
+      '__proto__',
+      'constructor',
+      'created_at',
+      'endpoint',
+      'selectors',
+      'toString',
+      'updated_at',
+      'uuid',
+    ])
+    assert.match(create.text, /uuid is read-only/)
+    assert.deepEqual((await as(writer, 'GET', `${BASE}/webhook/configurations`)).json.items, [])
+    assert.equal(
+      (await as(writer, 'POST', `${BASE}/webhook/configurations`, { url, endpoint: 'webhook' })).status,
+      201,
+    )
+
+    const created = await createWebhook()
+    const path = `${BASE}/webhook/configurations/${created.json.uuid}`
+    await as(writer, 'POST', `${path}/selectors`, selectorBody)
+    const read = await as(writer, 'GET', path)
+    // A configuration read earlier may be sent back whole, as it was read.
+    const whole = await as(writer, 'PUT', path, { ...read.json, description: 'edited' })
+    assert.equal(whole.status, 200, whole.text)
+    const again = await as(writer, 'GET', path)
+    for (const [name, value] of [
+      ['uuid', randomUUID()],
+      ['endpoint', 'slack'],
+      ['created_at', '2020-01-01T00:00:00.000Z'],
+      ['updated_at', read.json.updated_at],
+      ['selectors', []],
+    ] as const) {
+      const changed = await as(writer, 'PUT', path, {
+        ...again.json,
+        [name]: value,
+        description: 'not saved',
+      })
+      assert.equal(changed.status, 400, `${name}: ${changed.text}`)
+      assert.deepEqual(paths(changed), [name])
+      assert.match(changed.text, new RegExp(`${name} is read-only`))
+    }
+    const unknown = await as(writer, 'PUT', path, '{"__proto__":{"description":"polluted"},"valueOf":1}')
+    assert.equal(unknown.status, 400, unknown.text)
+    assert.deepEqual(paths(unknown).sort(), ['__proto__', 'valueOf'])
+    assert.equal((await as(writer, 'GET', path)).json.description, 'edited')
+  })
+
   it('says why a description is refused, rather than that it expected null', async () => {
     const response = await as(writer, 'POST', `${BASE}/webhook/configurations`, {
       url: 'https://hooks.example.com/a',
@@ -471,10 +530,32 @@ describe('notification configuration routes', () => {
       ['event.resourcetype'],
     )
     assert.deepEqual((await as(writer, 'GET', base)).json.items, [])
-    // A selector read earlier may be sent back whole.
+    // A selector read earlier may be sent back whole, its ids as read; other ids are refused.
     const added = await as(writer, 'POST', base, selectorBody)
     const again = await as(writer, 'PUT', `${base}/${added.json.uuid}`, added.json)
     assert.equal(again.status, 200, again.text)
+    for (const [method, path, body, wrong] of [
+      ['PUT', `${base}/${added.json.uuid}`, { ...added.json, uuid: randomUUID() }, 'uuid'],
+      [
+        'PUT',
+        `${base}/${added.json.uuid}`,
+        { ...added.json, configuration_uuid: randomUUID() },
+        'configuration_uuid',
+      ],
+      ['POST', base, { ...selectorBody, uuid: added.json.uuid }, 'uuid'],
+      ['POST', base, { ...selectorBody, configuration_uuid: randomUUID() }, 'configuration_uuid'],
+    ] as const) {
+      const refused = await as(writer, method, path, body)
+      assert.equal(refused.status, 400, `${method} ${wrong}: ${refused.text}`)
+      assert.deepEqual(
+        (refused.json.errors as { path: string }[]).map((e) => e.path),
+        [wrong],
+      )
+    }
+    assert.equal(
+      (await as(writer, 'POST', base, { ...selectorBody, configuration_uuid: created.json.uuid })).status,
+      201,
+    )
   })
 
   it('lets only the admin account add global selectors', async () => {

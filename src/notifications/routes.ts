@@ -12,8 +12,9 @@ import { authorize } from '../http/authorize.ts'
 import { readJsonObject, unknownFields } from '../http/body.ts'
 import { noQueryParameters } from '../http/query.ts'
 import { Uuid, unknownEventFields } from './codecs.ts'
-import { ConfigurationOptions, type SelectorInput, type SelectorPatch } from './configuration.ts'
-import { ENDPOINT_FIELDS, targetsOf } from './endpoint-fields.ts'
+import type { SelectorInput, SelectorPatch } from './configuration.ts'
+import { changedReadOnly, configurationBody } from './configuration-body.ts'
+import { targetsOf } from './endpoint-fields.ts'
 import type { DeliveryHealth } from './health.ts'
 import {
   ENDPOINT_TYPES,
@@ -23,10 +24,13 @@ import {
   type NotificationsEnv,
   type Principal,
 } from './model.ts'
-import type { ConfigurationInput, NotificationConfigService, WriteOptions } from './service.ts'
+import type {
+  ConfigurationInput,
+  ConfigurationWithSelectors,
+  NotificationConfigService,
+  WriteOptions,
+} from './service.ts'
 import { configurationView, selectorView } from './views.ts'
-
-const OPTION_NAMES = new Set(Object.keys(ConfigurationOptions.props))
 
 // A selector's fields, and the ids of one read earlier, which may be sent back.
 const SELECTOR_FIELDS = ['scope', 'event', 'pattern', 'uuid', 'configuration_uuid']
@@ -65,19 +69,22 @@ const writeOptions = (c: Context<NotificationsEnv>, what: string): WriteOptions 
   return { expectedRevision: Number(match[1]) }
 }
 
-/** Splits a configuration body into endpoint fields and shared options; unknown names are refused. */
-const configurationInput = (endpoint: EndpointType, body: Record<string, unknown>): ConfigurationInput => {
-  const fields: Record<string, unknown> = {}
-  const options: Record<string, unknown> = {}
-  const issues: FieldIssue[] = []
-  for (const [name, value] of Object.entries(body)) {
-    if (ENDPOINT_FIELDS[endpoint][name] !== undefined) fields[name] = value
-    else if (OPTION_NAMES.has(name)) options[name] = value
-    // Ids and timestamps of a configuration read earlier may be sent back; they are not settable.
-    else if (!['uuid', 'endpoint', 'created_at', 'updated_at', 'selectors'].includes(name))
-      issues.push({ path: name, message: `is not a ${endpoint} configuration field` })
-  }
-  if (issues.length > 0) throw ValidationError.of(`${endpoint} configuration`, issues)
+/**
+ * A configuration body as the service takes it: unknown names are refused, and so are read-only
+ * ones (`uuid`, `created_at`, …) unless sent back as a read of `stored` shows them.
+ */
+const configurationInput = async (
+  endpoint: EndpointType,
+  body: Record<string, unknown>,
+  stored?: () => Promise<ConfigurationWithSelectors>,
+): Promise<ConfigurationInput> => {
+  const { fields, options, readOnly, issues } = configurationBody(endpoint, body)
+  const readOnlyIssues =
+    Object.keys(readOnly).length === 0
+      ? []
+      : changedReadOnly(endpoint, readOnly, stored === undefined ? undefined : await stored())
+  const all = [...issues, ...readOnlyIssues]
+  if (all.length > 0) throw ValidationError.of(`${endpoint} configuration`, all)
   return { fields, options }
 }
 
@@ -85,8 +92,16 @@ const configurationInput = (endpoint: EndpointType, body: Record<string, unknown
  * The fields a selector body sends, unchecked (the decider checks them): a field left out is
  * absent here, so an update keeps its value; `pattern: null` is kept as null, which removes it.
  */
-const selectorFields = (body: Record<string, unknown>, principal: Principal): SelectorPatch => {
-  const unknown = [...unknownFields(body, SELECTOR_FIELDS), ...unknownEventFields(body.event)]
+const selectorFields = (
+  body: Record<string, unknown>,
+  principal: Principal,
+  ids: { readonly configuration: string; readonly selector?: string },
+): SelectorPatch => {
+  const unknown = [
+    ...unknownFields(body, SELECTOR_FIELDS),
+    ...unknownEventFields(body.event),
+    ...changedIds(body, ids),
+  ]
   if (unknown.length > 0) throw ValidationError.of('selector', unknown)
   if (body.scope === 'global' && (principal.role !== 'admin' || principal.account !== ADMIN_ACCOUNT))
     throw new ForbiddenError('only the admin account may add a selector with global scope')
@@ -97,9 +112,37 @@ const selectorFields = (body: Record<string, unknown>, principal: Principal): Se
   }
 }
 
+/** The ids a selector body sends back that are not the ones its path names (any for a new selector). */
+const changedIds = (
+  body: Record<string, unknown>,
+  ids: { readonly configuration: string; readonly selector?: string },
+): FieldIssue[] => {
+  const issues: FieldIssue[] = []
+  const same = (value: unknown, id: string | undefined) =>
+    id !== undefined && typeof value === 'string' && value.toLowerCase() === id
+  if (body.uuid !== undefined && !same(body.uuid, ids.selector))
+    issues.push({
+      path: 'uuid',
+      message:
+        ids.selector === undefined
+          ? 'is read-only: Herald sets it'
+          : 'is read-only: it must be the path’s selector id',
+    })
+  if (body.configuration_uuid !== undefined && !same(body.configuration_uuid, ids.configuration))
+    issues.push({
+      path: 'configuration_uuid',
+      message: 'is read-only: it must be the path’s configuration id',
+    })
+  return issues
+}
+
 /** A new selector: without `pattern` it has none; a missing `scope` or `event` is refused by the decider. */
-const selectorInput = (body: Record<string, unknown>, principal: Principal): SelectorInput => {
-  const fields = selectorFields(body, principal)
+const selectorInput = (
+  body: Record<string, unknown>,
+  principal: Principal,
+  configurationId: string,
+): SelectorInput => {
+  const fields = selectorFields(body, principal, { configuration: configurationId })
   return { ...fields, pattern: fields.pattern ?? null } as SelectorInput
 }
 
@@ -165,7 +208,7 @@ export const createNotificationRoutes = ({
     noQueryParameters,
     async (c) => {
       const endpoint = endpointParam(c)
-      const input = configurationInput(endpoint, await readJsonObject(c))
+      const input = await configurationInput(endpoint, await readJsonObject(c))
       await checkTargets(endpoint, input.fields, true)
       if (input.options.templates != null) await checkTemplates?.(input.options.templates, endpoint)
       const created = await service.createConfiguration(principalOf(c), endpoint, input)
@@ -192,7 +235,10 @@ export const createNotificationRoutes = ({
       const endpoint = endpointParam(c)
       const id = idParam(c, 'uuid', 'notification configuration')
       const write = writeOptions(c, `configuration ${id}`)
-      const input = configurationInput(endpoint, await readJsonObject(c))
+      const input = await configurationInput(endpoint, await readJsonObject(c), async () => {
+        const { value } = await service.getConfiguration(principalOf(c).account, endpoint, id)
+        return value
+      })
       await checkTargets(endpoint, input.fields, false)
       if (input.options.templates != null) await checkTemplates?.(input.options.templates, endpoint)
       const updated = await service.updateConfiguration(principalOf(c), endpoint, id, input, write)
@@ -243,7 +289,7 @@ export const createNotificationRoutes = ({
     const endpoint = endpointParam(c)
     const id = idParam(c, 'uuid', 'notification configuration')
     const write = writeOptions(c, `configuration ${id}`)
-    const input = selectorInput(await readJsonObject(c), principalOf(c))
+    const input = selectorInput(await readJsonObject(c), principalOf(c), id)
     const { value, revision } = await service.addSelector(principalOf(c), endpoint, id, input, write)
     c.header('etag', etag(revision))
     c.header('location', `${c.req.path}/${value.id}`)
@@ -266,7 +312,10 @@ export const createNotificationRoutes = ({
     const id = idParam(c, 'uuid', 'notification configuration')
     const selectorId = idParam(c, 'selector', 'selector')
     const write = writeOptions(c, `configuration ${id}`)
-    const input = selectorFields(await readJsonObject(c), principalOf(c))
+    const input = selectorFields(await readJsonObject(c), principalOf(c), {
+      configuration: id,
+      selector: selectorId,
+    })
     const { value, revision } = await service.updateSelector(
       principalOf(c),
       endpoint,

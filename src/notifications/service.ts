@@ -36,7 +36,7 @@ import {
   type SelectorPatch,
   streamName,
 } from './configuration.ts'
-import { ENDPOINT_FIELDS, isSecretUrlField } from './endpoint-fields.ts'
+import { ENDPOINT_FIELDS, fieldSpec, isSecretUrlField } from './endpoint-fields.ts'
 import type {
   EndpointConfiguration,
   EndpointType,
@@ -366,7 +366,7 @@ export const createNotificationConfigService = (
     const issues: FieldIssue[] = []
     for (const [name, value] of Object.entries(fields)) {
       if (value === undefined) continue
-      const spec = ENDPOINT_FIELDS[endpoint][name]
+      const spec = fieldSpec(endpoint, name)
       if (spec?.secret !== true) {
         values[name] = value
         continue

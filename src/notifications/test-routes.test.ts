@@ -277,7 +277,15 @@ describe('endpoint tests and test events against stand-ins', () => {
     )
     assert.equal((await as(reader, 'POST', path)).status, 403)
     assert.equal((await as(reader, 'POST', `${BASE}/slack/test`, { url: slack.webhookUrl })).status, 403)
+    // What is tested is what is stored: a body that would change it for the test is refused.
+    const changed = await as(writer, 'POST', path, { url: slack.webhookUrl })
+    assert.equal(changed.status, 400, changed.text)
+    assert.deepEqual(
+      (changed.json.errors as Json[]).map((e) => e.path),
+      ['url'],
+    )
     assert.equal(teams.cards.length, before + 1)
+    assert.equal((await as(writer, 'POST', path, {})).json.status, 'sent')
   })
 
   it('refuses to test an endpoint type an admin switched off, and sends nothing', async () => {
@@ -339,6 +347,14 @@ describe('endpoint tests and test events against stand-ins', () => {
       [TEST_EVENT_TYPE, 'acme', 'info', 'compliance_test'],
     )
     assert.equal((await as(reader, 'POST', '/v1/test_event')).status, 403)
+    assert.equal((await as(writer, 'POST', '/v1/test_event', {})).status, 202)
+    // The event is always the caller's account's: a field asking otherwise is refused, not ignored.
+    const other = await as(writer, 'POST', '/v1/test_event', { account: 'globex' })
+    assert.equal(other.status, 400, other.text)
+    assert.deepEqual(
+      (other.json.errors as Json[]).map((e) => e.path),
+      ['account'],
+    )
   })
 
   it('never returned a secret in any response', () => {

@@ -5,18 +5,19 @@ import type { AppEnv } from '../access/index.ts'
 import { clipped, type FieldIssue, HeraldError, NotFoundError, ValidationError } from '../errors/index.ts'
 import { type CloudEvent, decodeEngineEvent, encodeLogEvent, toFieldIssues } from '../events/index.ts'
 import { authorize } from '../http/authorize.ts'
-import { readJsonObject } from '../http/body.ts'
+import { readJsonObject, readNoFields } from '../http/body.ts'
 import { noQueryParameters } from '../http/query.ts'
 import type { EventLog } from '../ports/event-log.ts'
 import { createSecretBox, type SecretBox } from '../secrets/index.ts'
 import { Uuid } from './codecs.ts'
 import {
   type ConfigurationEvent,
-  ConfigurationOptions,
+  type ConfigurationOptions,
   decide,
   evolve,
   initialState,
 } from './configuration.ts'
+import { changedReadOnly, configurationBody } from './configuration-body.ts'
 import { ENDPOINT_FIELDS, targetsOf } from './endpoint-fields.ts'
 import type { EndpointStatusService } from './endpoints.ts'
 import {
@@ -129,7 +130,6 @@ export interface EndpointTestRoutesOptions {
   readonly endpoints?: Pick<EndpointStatusService, 'get'>
 }
 
-const OPTION_NAMES = new Set(Object.keys(ConfigurationOptions.props))
 const EXCERPT_CHARS = 200
 const REDACTED = '[redacted]'
 
@@ -214,16 +214,9 @@ const unsavedConfiguration = (
   principal: Principal,
   { box, clock, newId }: { box: SecretBox; clock: () => number; newId: () => string },
 ) => {
-  const fields: Record<string, unknown> = {}
-  const options: Record<string, unknown> = {}
-  const issues: FieldIssue[] = []
-  for (const [name, value] of Object.entries(body)) {
-    if (ENDPOINT_FIELDS[endpoint][name] !== undefined) fields[name] = value
-    else if (OPTION_NAMES.has(name)) options[name] = value
-    // Ids and timestamps of a configuration read earlier may be sent back; they are not settable.
-    else if (!['uuid', 'endpoint', 'created_at', 'updated_at', 'selectors'].includes(name))
-      issues.push({ path: name, message: `is not a ${endpoint} configuration field` })
-  }
+  const split = configurationBody(endpoint, body)
+  const { fields, options } = split
+  const issues: FieldIssue[] = [...split.issues, ...changedReadOnly(endpoint, split.readOnly)]
   const plaintext: Record<string, string> = {}
   const values: Record<string, unknown> = {}
   for (const [name, spec] of Object.entries(ENDPOINT_FIELDS[endpoint])) {
@@ -370,6 +363,8 @@ export const createEndpointTestRoutes = (options: EndpointTestRoutesOptions): Ho
       const principal = c.get('principal')
       const id = c.req.param('uuid') ?? ''
       if (!Uuid.is(id)) throw new NotFoundError(`notification configuration ${clipped(id)} not found`)
+      // The stored configuration is what is tested: a body changing it for the test is refused.
+      await readNoFields(c, 'a test of a stored configuration')
       const { value } = await service.getConfiguration(principal.account, endpoint, id)
       await refuseSwitchedOff(endpoint)
       const configuration = value.configuration
@@ -419,6 +414,7 @@ export const createTestEventRoutes = ({
 }: TestEventRoutesOptions): Hono<AppEnv> => {
   const app = new Hono<AppEnv>()
   app.post('/test_event', authorize('publishEvents'), noQueryParameters, async (c) => {
+    await readNoFields(c, 'a test event of the caller’s account')
     const event = testEvent({ id: newId(), account: c.get('principal').account, now: clock() })
     await log.publish(topic, [encodeLogEvent(event)])
     onPublished?.(event)
