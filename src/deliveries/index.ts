@@ -47,4 +47,10 @@ export {
   createThreadedDeliveryReadModel,
   type ThreadedDeliveryReadModelOptions,
 } from './read-model-thread.ts'
-export { attemptView, createDeliveryRoutes, type DeliveryRoutesOptions, deliveryView } from './routes.ts'
+export {
+  attemptView,
+  createDeliveryRoutes,
+  type DeliveryRoutesOptions,
+  deliveryView,
+  ReplayRefusedError,
+} from './routes.ts'

@@ -1,6 +1,6 @@
 import { type Context, Hono } from 'hono'
 import { ACCOUNT_NAME_RULE, type AppEnv, isAccountName, type Principal } from '../access/index.ts'
-import { clipped, type FieldIssue, NotFoundError, ValidationError } from '../errors/index.ts'
+import { clipped, type FieldIssue, HeraldError, NotFoundError, ValidationError } from '../errors/index.ts'
 import { instantOf, NOT_A_TIMESTAMP } from '../events/index.ts'
 import { authorize } from '../http/authorize.ts'
 import { readJsonObject } from '../http/body.ts'
@@ -161,6 +161,37 @@ export interface DeliveryRoutesOptions {
   readonly log: Pick<DeliveryLog, 'replay'>
   /** Most deliveries one bulk replay sends again (`notifications.delivery.replay_limit`). */
   readonly replayLimit: number
+  /**
+   * Why an attempt of a delivery would now be skipped rather than sent (`configuration_missing`,
+   * `configuration_disabled`, `endpoint_disabled`; notifications' `createSkipCheck`), undefined
+   * when it would be sent: such a replay is refused rather than skipped again. Absent: none is.
+   */
+  readonly skipReason?: (delivery: DeliveryRow) => Promise<string | undefined>
+}
+
+/** A replay that would send nothing: the delivery is pending already, or its attempt would be skipped. */
+export class ReplayRefusedError extends HeraldError {
+  constructor(deliveryId: string, reason: string, why: string) {
+    super('replay_refused', `delivery ${deliveryId} is not replayed: ${why}`, {
+      context: { deliveryId, reason },
+    })
+  }
+}
+
+/** What a refused replay says, by the reason. */
+const refusal = (delivery: DeliveryRow, reason: string): string => {
+  switch (reason) {
+    case 'pending':
+      return 'it is pending already, waiting for its next attempt; a replay would change nothing'
+    case 'configuration_missing':
+      return `its configuration ${delivery.configurationId} was deleted; a replay would only be skipped again`
+    case 'configuration_disabled':
+      return `its configuration ${delivery.configurationId} is disabled; enable it, then replay, or it would only be skipped again`
+    case 'endpoint_disabled':
+      return `the ${delivery.endpoint} endpoint type is switched off; a replay would only be skipped again`
+    default:
+      return `an attempt would skip it (${reason})`
+  }
 }
 
 /**
@@ -177,7 +208,12 @@ export interface DeliveryRoutesOptions {
  * @example
  * app.route('/v1/notifications', createDeliveryRoutes({ view, log, replayLimit: 1000 }))
  */
-export const createDeliveryRoutes = ({ view, log, replayLimit }: DeliveryRoutesOptions): Hono<AppEnv> => {
+export const createDeliveryRoutes = ({
+  view,
+  log,
+  replayLimit,
+  skipReason,
+}: DeliveryRoutesOptions): Hono<AppEnv> => {
   const app = new Hono<AppEnv>()
 
   // Another account's delivery is not found, exactly like one that does not exist.
@@ -217,7 +253,14 @@ export const createDeliveryRoutes = ({ view, log, replayLimit }: DeliveryRoutesO
     noQueryParameters,
     async (c) => {
       const delivery = visible(c)
-      await view.waitFor(await log.replay(delivery.deliveryId, by(c.get('principal'))))
+      const skipped = await skipReason?.(delivery)
+      if (skipped !== undefined)
+        throw new ReplayRefusedError(delivery.deliveryId, skipped, refusal(delivery, skipped))
+      const position = await log.replay(delivery.deliveryId, by(c.get('principal')))
+      // Nothing written: the delivery log found it pending (maybe since it was read here).
+      if (position === 0)
+        throw new ReplayRefusedError(delivery.deliveryId, 'pending', refusal(delivery, 'pending'))
+      await view.waitFor(position)
       const replayed = view.get(delivery.deliveryId) ?? delivery
       return c.json(deliveryView(replayed), 202)
     },
@@ -225,8 +268,8 @@ export const createDeliveryRoutes = ({ view, log, replayLimit }: DeliveryRoutesO
 
   app.post('/deliveries/replay', authorize('replayNotificationDeliveries'), noQueryParameters, async (c) => {
     // The filter is the body's: one in the URL is refused (noQueryParameters), never ignored.
-    // An empty body replays with no filter.
-    const body = await readJsonObject(c, { empty: {}, fields: FILTERS })
+    // The body is required, as JSON: `{}` replays every dead letter, an empty request nothing.
+    const body = await readJsonObject(c, { fields: FILTERS })
     const principal = c.get('principal')
     // Dead-lettered deliveries by default: what a bulk replay is for after an endpoint is fixed.
     const query = parseFilters(body as Params, principal, {
@@ -237,18 +280,41 @@ export const createDeliveryRoutes = ({ view, log, replayLimit }: DeliveryRoutesO
     const page = view.list(query)
     let last = 0
     let replayed = 0
+    // What was left as it was, counted by why (as a replay of one would be refused).
+    const notReplayed: Record<string, number> = {}
+    const skips = new Map<string, Promise<string | undefined>>()
+    const skipOf = (row: DeliveryRow) => {
+      let reason = skips.get(row.configurationId)
+      if (reason === undefined) {
+        reason = skipReason?.(row) ?? Promise.resolve(undefined)
+        skips.set(row.configurationId, reason)
+      }
+      return reason
+    }
     // Oldest first (the listing is newest first): each queue sends its deliveries in the order
     // they were first requested, and one replayed ahead of an older one would go before it.
     for (const row of [...page.items].reverse()) {
-      if (row.status === 'pending') continue
-      last = Math.max(last, await log.replay(row.deliveryId, by(principal)))
-      replayed++
+      const skipped = row.status === 'pending' ? 'pending' : await skipOf(row)
+      // Nothing written: the delivery log found it pending after all.
+      const position = skipped === undefined ? await log.replay(row.deliveryId, by(principal)) : 0
+      if (position > 0) {
+        last = Math.max(last, position)
+        replayed++
+      } else {
+        const reason = skipped ?? 'pending'
+        notReplayed[reason] = (notReplayed[reason] ?? 0) + 1
+      }
     }
     await view.waitFor(last)
     // The listing's cursor: the same filter with it replays the deliveries after these, so a
     // filter that replaying does not change (`status: sent`) still moves on.
     return c.json(
-      { replayed, truncated: page.next !== null, next_token: page.next === null ? null : String(page.next) },
+      {
+        replayed,
+        not_replayed: notReplayed,
+        truncated: page.next !== null,
+        next_token: page.next === null ? null : String(page.next),
+      },
       202,
     )
   })

@@ -43,7 +43,10 @@ describe('request bodies', () => {
     const refused = await post('/object', ' \n')
     assert.equal(refused.status, 400)
     assert.deepEqual(refused.json.errors, [{ path: '(body)', message: 'is empty' }])
+    // A body the route requires must say it is JSON even when it is missing.
+    assert.equal((await post('/object', '', null)).status, 415)
     assert.deepEqual(await post('/filter', ''), { status: 200, json: { body: {} } })
+    assert.deepEqual(await post('/filter', '', null), { status: 200, json: { body: {} } })
   })
 
   it('wants an object where the route reads one', async () => {

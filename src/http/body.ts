@@ -40,7 +40,9 @@ const JSON_MEDIA_TYPES = ['application/json', 'text/json', 'another type ending 
  * A request's body as JSON; a 400 (`ValidationError` naming `(body)`) when it is not JSON,
  * so every route answers a malformed body the same way. A body must say it is JSON: any other
  * Content-Type, or none, is a 415 rather than text parsed on the chance that it is JSON.
- * Parameters such as `charset` do not matter; an empty body has no type to check.
+ * Parameters such as `charset` do not matter. An empty body that stands for something
+ * (`empty`) has no type to check; one the route requires is a 415 without a JSON type, and a
+ * 400 with one.
  *
  * @example
  * const body = IssueTokenBody.decode(await readJson(c))
@@ -50,7 +52,7 @@ export const readJson = async (c: Context, options: ReadJsonOptions = {}): Promi
   const empty = text.trim() === ''
   if (options.empty !== undefined && empty) return options.empty
   const type = mediaType(c.req.header('content-type'))
-  if (!empty && !isJsonMediaType(type)) throw new UnsupportedMediaTypeError(type, JSON_MEDIA_TYPES)
+  if (!isJsonMediaType(type)) throw new UnsupportedMediaTypeError(type, JSON_MEDIA_TYPES)
   try {
     return JSON.parse(text) as unknown
   } catch {

@@ -12,6 +12,8 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   backfill_running: 409,
   // An endpoint type an admin switched off: nothing, a test included, is sent to it.
   endpoint_disabled: 409,
+  // A replay that would send nothing: the delivery is pending already, or would be skipped.
+  replay_refused: 409,
   expected_revision_conflict: 412,
   precondition_failed: 412,
   payload_too_large: 413,

@@ -75,6 +75,7 @@ export {
   type WarehouseEvents,
 } from './preview.ts'
 export { createSelectorToolsRoutes, type SelectorToolsRoutesOptions } from './preview-routes.ts'
+export { createSkipCheck, type SkipCheckOptions, type SkipReason } from './replayable.ts'
 export { createNotificationRoutes, type NotificationRoutesOptions } from './routes.ts'
 export {
   applyToSelectorSet,

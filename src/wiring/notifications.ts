@@ -38,6 +38,7 @@ import {
   createNotificationConfigService,
   createNotificationRoutes,
   createSelectorToolsRoutes,
+  createSkipCheck,
   createTestEventRoutes,
   emptySelectorSet,
   newlyDisabled,
@@ -256,6 +257,7 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
           origin: view.instanceId,
         }),
         replayLimit: config.notifications.delivery.replay_limit,
+        skipReason: createSkipCheck({ service, endpoints }),
       }),
     },
   ]

@@ -374,6 +374,7 @@ describeWorld('an endpoint type switched off, or a configuration deleted', 'swit
     assert.deepEqual([...(await world.deliveries(id)).keys()], [routed])
     assert.deepEqual(await world.replaySkipped(id, since), {
       replayed: 0,
+      not_replayed: {},
       truncated: false,
       next_token: null,
     })

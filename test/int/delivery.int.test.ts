@@ -19,6 +19,7 @@ import { compileJsonSchema, heraldSubjects } from '../../src/ingress/index.ts'
 import {
   createDeliveryHealth,
   createNotificationRoutes,
+  createSkipCheck,
   type EndpointConfiguration,
   type NotificationConfigService,
 } from '../../src/notifications/index.ts'
@@ -528,7 +529,15 @@ const api = (
     c.set('principal', JSON.parse(c.req.header('x-principal') ?? '{}') as Principal)
     await next()
   })
-  app.route('/v1/notifications', createDeliveryRoutes({ view, log, replayLimit: 3 }))
+  app.route(
+    '/v1/notifications',
+    createDeliveryRoutes({
+      view,
+      log,
+      replayLimit: 3,
+      ...(service === undefined ? {} : { skipReason: createSkipCheck({ service }) }),
+    }),
+  )
   if (service !== undefined)
     app.route(
       '/v1/notifications',
@@ -780,7 +789,7 @@ describe('delivery log API', () => {
     // Bulk: dead-lettered by default, of the caller's account only.
     const bulk = await call(app, acme, 'POST', '/v1/notifications/deliveries/replay', {})
     assert.equal(bulk.status, 202, bulk.text)
-    assert.deepEqual(bulk.json, { replayed: 1, truncated: false, next_token: null })
+    assert.deepEqual(bulk.json, { replayed: 1, not_replayed: {}, truncated: false, next_token: null })
     assert.equal(await settledStatus(deliverer, failing), 'sent')
 
     // Bounded by replay_limit (3 here): four sent deliveries, three replayed, the rest says so.
@@ -808,10 +817,83 @@ describe('delivery log API', () => {
       configuration_id: good.id,
       next_token: bounded.json.next_token,
     })
-    assert.deepEqual(rest.json, { replayed: 1, truncated: false, next_token: null })
+    assert.deepEqual(rest.json, { replayed: 1, not_replayed: {}, truncated: false, next_token: null })
     assert.equal(await settledStatus(deliverer, mine[0] as (typeof mine)[number]), 'sent')
     for (const command of mine) assert.equal(deliverer.view.get(command.deliveryId)?.replays, 1)
     assert.equal(deliverer.view.get(other.deliveryId)?.replays, 0)
+  })
+
+  it('refuses a replay that would send nothing: one pending already, or one its configuration would skip', async () => {
+    const configuration = await w.configure(acme, 'doomed')
+    const earlier = webhookCommand(configuration, 'doomed-0')
+    await publish(deliverer, earlier)
+    assert.equal(await settledStatus(deliverer, earlier), 'sent')
+    const refused = async (command: DeliveryCommand, detail: RegExp) => {
+      const response = await call(
+        app,
+        acme,
+        'POST',
+        `/v1/notifications/deliveries/${command.deliveryId}/replay`,
+      )
+      assert.equal(response.status, 409, response.text)
+      assert.equal(response.json.code, 'replay_refused')
+      assert.match(String(response.json.detail), detail)
+    }
+    const replaysOf = (...commands: DeliveryCommand[]) =>
+      commands.map((c) => deliverer.view.get(c.deliveryId)?.replays)
+
+    // The endpoint holds the first request until the attempt times out (2 s): the delivery
+    // behind it waits, pending, never attempted, and so does the one in flight.
+    w.endpoint.hangNext()
+    const inFlight = webhookCommand(configuration, 'doomed-1')
+    const behind = webhookCommand(configuration, 'doomed-2')
+    await publish(deliverer, inFlight, behind)
+    await eventually(() => assert.equal(deliverer.view.get(behind.deliveryId)?.status, 'pending'))
+    await refused(behind, /is pending already/)
+    await refused(inFlight, /is pending already/)
+    const pendingBulk = await call(app, acme, 'POST', '/v1/notifications/deliveries/replay', {
+      status: 'pending',
+      configuration_id: configuration.id,
+    })
+    assert.deepEqual(pendingBulk.json, {
+      replayed: 0,
+      not_replayed: { pending: 2 },
+      truncated: false,
+      next_token: null,
+    })
+    assert.equal(await settledStatus(deliverer, behind), 'sent')
+    assert.deepEqual(replaysOf(inFlight, behind), [0, 0])
+
+    // Disabled, then deleted: an attempt would only skip it again.
+    await w.service.updateConfiguration(acme, 'webhook', configuration.id, {
+      fields: {},
+      options: { enabled: false },
+    })
+    await refused(earlier, /is disabled; enable it/)
+    await w.service.deleteConfiguration(acme, 'webhook', configuration.id)
+    await refused(earlier, new RegExp(`configuration ${configuration.id} was deleted`))
+    const bulk = await call(app, acme, 'POST', '/v1/notifications/deliveries/replay', {
+      status: 'sent',
+      configuration_id: configuration.id,
+    })
+    assert.deepEqual(bulk.json, {
+      replayed: 0,
+      not_replayed: { configuration_missing: 3 },
+      truncated: false,
+      next_token: null,
+    })
+    assert.deepEqual(replaysOf(earlier, inFlight, behind), [0, 0, 0])
+  })
+
+  it('wants a JSON body for a bulk replay: none is refused, {} replays every dead letter', async () => {
+    const bare = await app.request('/v1/notifications/deliveries/replay', {
+      method: 'POST',
+      headers: { 'x-principal': JSON.stringify(acme) },
+    })
+    assert.equal(bare.status, 415, await bare.text())
+    const empty = await call(app, acme, 'POST', '/v1/notifications/deliveries/replay')
+    assert.equal(empty.status, 400, empty.text)
+    assert.deepEqual(empty.json.errors, [{ path: '(body)', message: 'is empty' }])
   })
 
   it('refuses a bulk replay whose filter holds a field it does not know, replaying nothing', async () => {
