@@ -150,6 +150,28 @@ describe('GET /v1/audit', () => {
     assert.equal((await app.request('/v1/audit?since=2026-11-22T10:00:00Z&limit=5')).status, 200)
   })
 
+  it('finds an aggregate by its id in any case', async () => {
+    const service = createNotificationConfigService({
+      store,
+      box: createSecretBox({ current: randomBytes(32).toString('base64') }),
+      clock: Date.now,
+      newId: randomUUID,
+    })
+    const created = await service.createConfiguration({ account: 'acme', role: 'read-write' }, 'webhook', {
+      fields: { url: 'https://hooks.example.com/a' },
+      options: {},
+    })
+    for (const id of [created.value.id, created.value.id.toUpperCase()]) {
+      const response = await app.request(`/v1/audit?aggregate_id=${id}`)
+      const body = (await response.json()) as { items: { aggregate: { id: string } }[] }
+      assert.deepEqual(
+        body.items.map((e) => e.aggregate.id),
+        [created.value.id],
+        id,
+      )
+    }
+  })
+
   it('refuses a since after its until, as the report routes refuse a start after its end', async () => {
     const response = await app.request('/v1/audit?since=2030-01-01T00:00:00Z&until=2020-01-01T00:00:00Z')
     assert.equal(response.status, 400)

@@ -45,7 +45,9 @@ const query = (params: Record<string, string>): AuditQuery => {
     ...instant('since'),
     ...instant('until'),
     ...(type === undefined ? {} : { aggregateType: type as AggregateType }),
-    ...(params.aggregate_id === undefined ? {} : { aggregateId: params.aggregate_id }),
+    // Every aggregate id is lower case (a UUID, a hex token id, an endpoint type): one typed
+    // in upper case names the same aggregate.
+    ...(params.aggregate_id === undefined ? {} : { aggregateId: params.aggregate_id.toLowerCase() }),
     ...(after === undefined ? {} : { after }),
     limit,
   }

@@ -38,7 +38,8 @@ export const createTokenRoutes = ({ tokens }: { tokens: TokenService }) => {
   app.get('/tokens', noQueryParameters, async (c) => c.json({ items: (await tokens.list()).map(present) }))
 
   app.delete('/tokens/:id', noQueryParameters, async (c) => {
-    await tokens.revoke(c.get('principal'), c.req.param('id'))
+    // Token ids are hex, written in lower case; upper case names the same token.
+    await tokens.revoke(c.get('principal'), c.req.param('id').toLowerCase())
     return c.body(null, 204)
   })
   return app

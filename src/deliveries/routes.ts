@@ -17,7 +17,7 @@ import type {
 } from './read-model.ts'
 
 const MAX_LIMIT = 1_000
-const DELIVERY_ID = /^[0-9a-f]{64}$/
+const DELIVERY_ID = /^[0-9a-f]{64}$/i
 /** The filters the listing and the bulk replay take; any other name is refused. */
 const FILTERS = [
   'account',
@@ -130,7 +130,8 @@ const parseFilters = (
     issues.push({ path: 'next_token', message: 'must be a next_token from a previous page' })
   // Configuration ids are always UUIDs, so any other value is a mistake, not a filter matching
   // nothing; event ids are the producer's own strings.
-  const configurationId = text('configuration_id')
+  // Herald's ids are lower case; a UUID in upper case is the same one.
+  const configurationId = text('configuration_id')?.toLowerCase()
   if (configurationId !== undefined && !Uuid.is(configurationId))
     issues.push({ path: 'configuration_id', message: 'must be a UUID' })
   const eventId = text('event_id')
@@ -219,7 +220,8 @@ export const createDeliveryRoutes = ({
   // Another account's delivery is not found, exactly like one that does not exist.
   const visible = (c: Context<AppEnv>): StoredDelivery => {
     const id = c.req.param('id') ?? ''
-    const delivery = DELIVERY_ID.test(id) ? view.get(id) : undefined
+    // A delivery id is hex, which Herald writes in lower case; upper case names the same one.
+    const delivery = DELIVERY_ID.test(id) ? view.get(id.toLowerCase()) : undefined
     const principal = c.get('principal')
     if (delivery === undefined || (!isAdmin(principal) && delivery.account !== principal.account))
       throw new NotFoundError(`delivery ${clipped(id)} not found`)

@@ -349,6 +349,33 @@ describe('notification configuration routes', () => {
     assert.equal((await as(writer, 'GET', `${BASE}/pager/configurations`)).status, 404)
   })
 
+  it('takes a configuration’s or selector’s UUID in any case', async () => {
+    const created = await createWebhook()
+    const id = String(created.json.uuid)
+    const path = `${BASE}/webhook/configurations/${id.toUpperCase()}`
+    const read = await as(writer, 'GET', path)
+    assert.equal(read.status, 200, read.text)
+    assert.equal(read.json.uuid, id)
+    assert.equal((await as(writer, 'GET', `${path}/status`)).status, 200)
+    const added = await as(writer, 'POST', `${path}/selectors`, selectorBody)
+    assert.equal(added.status, 201, added.text)
+    assert.equal(added.json.configuration_uuid, id)
+    const selector = `${path}/selectors/${String(added.json.uuid).toUpperCase()}`
+    assert.equal((await as(writer, 'GET', selector)).status, 200)
+    // Sent back with the ids in upper case, as a client may have stored them.
+    const upper = {
+      ...added.json,
+      uuid: String(added.json.uuid).toUpperCase(),
+      configuration_uuid: id.toUpperCase(),
+    }
+    assert.equal((await as(writer, 'PUT', selector, upper)).status, 200)
+    const put = await as(writer, 'PUT', path, { uuid: id.toUpperCase(), description: 'upper' })
+    assert.equal(put.status, 200, put.text)
+    assert.equal((await as(writer, 'DELETE', selector)).status, 204)
+    assert.equal((await as(writer, 'DELETE', path)).status, 204)
+    assert.equal((await as(writer, 'GET', `${BASE}/webhook/configurations/${id}`)).status, 404)
+  })
+
   it('echoes at most the first 64 characters of an id it cannot find', async () => {
     const long = 'x'.repeat(10_000)
     const configuration = await as(writer, 'GET', `${BASE}/webhook/configurations/${long}`)

@@ -44,11 +44,12 @@ const endpointParam = (c: Context<NotificationsEnv>): EndpointType => {
   return value
 }
 
-// A malformed id names nothing, exactly like an unknown one.
+// A malformed id names nothing, exactly like an unknown one. Herald's ids are lower case; a
+// UUID is the same in either (RFC 9562), so one typed in upper case names the same thing.
 const idParam = (c: Context<NotificationsEnv>, name: 'uuid' | 'selector', what: string): string => {
   const id = c.req.param(name) ?? ''
   if (!Uuid.is(id)) throw new NotFoundError(`${what} ${clipped(id)} not found`)
-  return id
+  return id.toLowerCase()
 }
 
 const etag = (revision: number): string => `"${revision}"`

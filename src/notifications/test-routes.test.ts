@@ -286,6 +286,9 @@ describe('endpoint tests and test events against stand-ins', () => {
     )
     assert.equal(teams.cards.length, before + 1)
     assert.equal((await as(writer, 'POST', path, {})).json.status, 'sent')
+    // Its UUID in upper case names the same configuration.
+    const upper = `${BASE}/teams/configurations/${String(created.json.uuid).toUpperCase()}/test`
+    assert.equal((await as(writer, 'POST', upper)).json.status, 'sent')
   })
 
   it('refuses to test an endpoint type an admin switched off, and sends nothing', async () => {

@@ -361,8 +361,10 @@ export const createEndpointTestRoutes = (options: EndpointTestRoutesOptions): Ho
     async (c) => {
       const endpoint = endpointParam(c)
       const principal = c.get('principal')
-      const id = c.req.param('uuid') ?? ''
-      if (!Uuid.is(id)) throw new NotFoundError(`notification configuration ${clipped(id)} not found`)
+      const raw = c.req.param('uuid') ?? ''
+      if (!Uuid.is(raw)) throw new NotFoundError(`notification configuration ${clipped(raw)} not found`)
+      // Herald's ids are lower case; a UUID in upper case is the same one.
+      const id = raw.toLowerCase()
       // The stored configuration is what is tested: a body changing it for the test is refused.
       await readNoFields(c, 'a test of a stored configuration')
       const { value } = await service.getConfiguration(principal.account, endpoint, id)

@@ -107,7 +107,9 @@ describe('API tokens: issued, used and revoked through the HTTP API', () => {
     assert.deepEqual(foreign.body?.errors, [{ path: 'account', message: 'must be acme' }])
     assert.equal((await call(token, 'GET', '/v1/auth/tokens')).status, 403)
 
-    assert.equal((await call(ADMIN, 'DELETE', `/v1/auth/tokens/${String(issued.body?.id)}`)).status, 204)
+    // Its hex id in upper case names the same token.
+    const id = String(issued.body?.id).toUpperCase()
+    assert.equal((await call(ADMIN, 'DELETE', `/v1/auth/tokens/${id}`)).status, 204)
     assert.equal(
       (await call(token, 'POST', events, event('acme'), 'application/cloudevents+json')).status,
       401,

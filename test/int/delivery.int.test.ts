@@ -645,6 +645,16 @@ describe('delivery log API', () => {
       return answer.json
     }
     assert.deepEqual(ids(await get(`configuration_id=${bad.id}`)), ['api-bad'])
+    // Herald's ids are lower case; one typed in upper case names the same configuration or delivery.
+    assert.deepEqual(ids(await get(`configuration_id=${bad.id.toUpperCase()}`)), ['api-bad'])
+    const one = await call(
+      app,
+      acme,
+      'GET',
+      `/v1/notifications/deliveries/${failing.deliveryId.toUpperCase()}`,
+    )
+    assert.equal(one.status, 200, one.text)
+    assert.equal(one.json.id, failing.deliveryId)
     assert.deepEqual(ids(await get('status=dead_lettered')), ['api-bad'])
     assert.deepEqual(ids(await get('status=sent&event_id=api-2')), ['api-2'])
     assert.deepEqual(ids(await get(`until=${middle}&configuration_id=${good.id}`)), ['api-1', 'api-0'])
