@@ -40,6 +40,27 @@ describe('token decider', () => {
     assert.deepEqual(given([]).when(issue), { events: [issued] })
   })
 
+  it('issues admin tokens for the admin account only: an account’s admin would reach every account', () => {
+    const admin = (account: string): TokenCommand => ({
+      ...issue,
+      data: { ...issue.data, account, role: 'admin' },
+    })
+    const refused = given([]).when(admin('acme'))
+    assert.ok('error' in refused && isHeraldError(refused.error), JSON.stringify(refused))
+    assert.equal(refused.error.code, 'validation_failed')
+    assert.deepEqual((refused.error as unknown as { issues: unknown }).issues, [
+      {
+        path: 'role',
+        message: 'admin is for the admin account only; a token of acme may be read-only or read-write',
+      },
+    ])
+    const granted = given([]).when(admin('admin'))
+    assert.deepEqual(
+      granted.events?.map((e) => [e.type, 'account' in e.data ? e.data.account : undefined]),
+      [['TokenIssued', 'admin']],
+    )
+  })
+
   it('refuses to issue over an existing token', () => {
     const { error } = given([issued]).when(issue)
     assert.ok(isHeraldError(error) && error.code === 'validation_failed')

@@ -1,5 +1,6 @@
 import { isLeft } from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
+import { ADMIN_ACCOUNT } from '../access/index.ts'
 import { clipped, NotFoundError, ValidationError } from '../errors/index.ts'
 import { AccountName, type Decoded, toFieldIssues, withMessage } from '../events/index.ts'
 
@@ -85,6 +86,16 @@ export const decideToken = (command: TokenCommand, state: TokenState): TokenEven
         ])
       }
       const { tokenId, account, role, description, tokenHash, issuedBy } = command.data
+      // An admin token acts across accounts (every account's deliveries, tokens, reports): it
+      // is the operator's, so it belongs to the admin account. An account's own users get
+      // read-only or read-write tokens; one of its tokens with admin would reach every tenant.
+      if (role === 'admin' && account !== ADMIN_ACCOUNT)
+        throw ValidationError.of('token request', [
+          {
+            path: 'role',
+            message: `admin is for the ${ADMIN_ACCOUNT} account only; a token of ${account} may be read-only or read-write`,
+          },
+        ])
       return [
         {
           type: 'TokenIssued',

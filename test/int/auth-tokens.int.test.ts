@@ -120,6 +120,20 @@ describe('API tokens: issued, used and revoked through the HTTP API', () => {
     assert.equal(long.body?.detail, `no token ${'0'.repeat(64)}…`)
   })
 
+  it('issues admin tokens for the admin account only', async () => {
+    const refused = await call(ADMIN, 'POST', '/v1/auth/tokens', { account: 'acme', role: 'admin' })
+    assert.equal(refused.status, 400, JSON.stringify(refused.body))
+    assert.deepEqual(
+      ((refused.body?.errors ?? []) as { path: string }[]).map((e) => e.path),
+      ['role'],
+    )
+    const listed = await call(ADMIN, 'GET', '/v1/auth/tokens')
+    const items = (listed.body?.items ?? []) as { account: string; role: string }[]
+    assert.ok(!items.some((i) => i.account === 'acme' && i.role === 'admin'))
+    const operator = await call(ADMIN, 'POST', '/v1/auth/tokens', { account: 'admin', role: 'admin' })
+    assert.equal(operator.status, 201, JSON.stringify(operator.body))
+  })
+
   it('lets a read-only token read reports but not publish', async () => {
     const issued = await call(ADMIN, 'POST', '/v1/auth/tokens', { account: 'acme', role: 'read-only' })
     const token = String(issued.body?.token)
