@@ -9,7 +9,7 @@ import { buildSchema, type GraphQLSchema } from 'graphql'
  * `projectionLagSeconds` on every answer.
  *
  * Times are RFC 3339 strings. Every root is scoped to the caller's account; an admin may name
- * another (`account`) or ask for all (`allAccounts: true`).
+ * another (`account`) or, on every root but `events`, ask for all (`allAccounts: true`).
  */
 export const reportSchema: GraphQLSchema = buildSchema(/* GraphQL */ `
   enum Severity {
