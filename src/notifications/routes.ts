@@ -24,6 +24,7 @@ import {
   type NotificationsEnv,
   type Principal,
 } from './model.ts'
+import { endpointParam, idParam } from './params.ts'
 import type {
   ConfigurationInput,
   ConfigurationWithSelectors,
@@ -36,21 +37,6 @@ import { configurationView, selectorView } from './views.ts'
 const SELECTOR_FIELDS = ['scope', 'event', 'pattern', 'uuid', 'configuration_uuid']
 
 const principalOf = (c: Context<NotificationsEnv>): Principal => c.get('principal')
-
-const endpointParam = (c: Context<NotificationsEnv>): EndpointType => {
-  const value = c.req.param('endpoint') ?? ''
-  if (!isEndpointType(value))
-    throw new NotFoundError(`no endpoint type "${clipped(value)}"; known: ${ENDPOINT_TYPES.join(', ')}`)
-  return value
-}
-
-// A malformed id names nothing, exactly like an unknown one. Herald's ids are lower case; a
-// UUID is the same in either (RFC 9562), so one typed in upper case names the same thing.
-const idParam = (c: Context<NotificationsEnv>, name: 'uuid' | 'selector', what: string): string => {
-  const id = c.req.param(name) ?? ''
-  if (!Uuid.is(id)) throw new NotFoundError(`${what} ${clipped(id)} not found`)
-  return id.toLowerCase()
-}
 
 const etag = (revision: number): string => `"${revision}"`
 

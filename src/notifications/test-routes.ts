@@ -29,6 +29,7 @@ import {
   type NotificationsEnv,
   type Principal,
 } from './model.ts'
+import { endpointParam, idParam } from './params.ts'
 import { DEFAULT_OPTIONS, type NotificationConfigService, newSigningSecret } from './service.ts'
 import { holdsRedacted, REDACTED_REFUSED } from './views.ts'
 
@@ -132,13 +133,6 @@ export interface EndpointTestRoutesOptions {
 
 const EXCERPT_CHARS = 200
 const REDACTED = '[redacted]'
-
-const endpointParam = (c: Context<NotificationsEnv>): EndpointType => {
-  const value = c.req.param('endpoint') ?? ''
-  if (!isEndpointType(value))
-    throw new NotFoundError(`no endpoint type "${clipped(value)}"; known: ${ENDPOINT_TYPES.join(', ')}`)
-  return value
-}
 
 const invalid = (endpoint: EndpointType, issues: readonly FieldIssue[]): ValidationError =>
   new ValidationError(
@@ -361,10 +355,7 @@ export const createEndpointTestRoutes = (options: EndpointTestRoutesOptions): Ho
     async (c) => {
       const endpoint = endpointParam(c)
       const principal = c.get('principal')
-      const raw = c.req.param('uuid') ?? ''
-      if (!Uuid.is(raw)) throw new NotFoundError(`notification configuration ${clipped(raw)} not found`)
-      // Herald's ids are lower case; a UUID in upper case is the same one.
-      const id = raw.toLowerCase()
+      const id = idParam(c, 'uuid', 'notification configuration')
       // The stored configuration is what is tested: a body changing it for the test is refused.
       await readNoFields(c, 'a test of a stored configuration')
       const { value } = await service.getConfiguration(principal.account, endpoint, id)
