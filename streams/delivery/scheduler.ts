@@ -163,22 +163,19 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
 
   const start = (item: T) => {
     const queue = queueOf(item)
-    let state = opened.get(queue)
-    if (state === undefined) {
-      state = { sending: 0, open: 0, last: item, held: false }
-      opened.set(queue, state)
-    }
-    const held = state
-    held.sending++
-    held.open++
-    held.last = item
+    const existing = opened.get(queue)
+    const state = existing ?? { sending: 0, open: 0, last: item, held: false }
+    if (existing === undefined) opened.set(queue, state)
+    state.sending++
+    state.open++
+    state.last = item
     sending++
     let releasedEarly = false
     let settled = false
     const release = () => {
       if (releasedEarly || nextBehind === undefined || stopped) return
       releasedEarly = true
-      held.sending--
+      state.sending--
       sending--
       pumpSoon()
     }
@@ -192,11 +189,11 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
         deferred.set(queue, clock() + errorBackoffMs)
       } finally {
         if (!releasedEarly) {
-          held.sending--
+          state.sending--
           sending--
         }
-        if (!settled) held.held = true
-        if (--held.open === 0 && opened.get(queue) === held) opened.delete(queue)
+        if (!settled) state.held = true
+        if (--state.open === 0 && opened.get(queue) === state) opened.delete(queue)
       }
     })()
     inFlight.add(run)
@@ -205,7 +202,7 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
       pumpSoon()
     })
     // Room in its window: the items behind go in the same look.
-    if (held.sending < windowOf(item)) pumpSoon()
+    if (state.sending < windowOf(item)) pumpSoon()
   }
 
   // Attempts whose outcomes one read-model commit showed all finish in the same run of
