@@ -40,16 +40,18 @@ describe('lockDataDir', () => {
     lock.release()
   })
 
-  it('is held by another process until it is killed with SIGKILL, then taken over', async () => {
+  it('is held by another process, which dropped the handle, until it is killed with SIGKILL, then taken over', async () => {
     const dir = dataDir()
     const module = new URL('./data-dir-lock.ts', import.meta.url).href
     const child = spawn(
       process.execPath,
       [
+        '--expose-gc',
         '--input-type=module',
         '-e',
+        // The holder keeps no reference to the lock, and collects garbage before it says so.
         `import { lockDataDir } from ${JSON.stringify(module)}
-         lockDataDir(${JSON.stringify(dir)}); console.log('locked'); setInterval(() => {}, 1000)`,
+         lockDataDir(${JSON.stringify(dir)}); globalThis.gc(); console.log('locked'); setInterval(() => {}, 1000)`,
       ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     )

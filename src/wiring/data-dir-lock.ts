@@ -14,6 +14,13 @@ const namedHolder = (file: string): number | undefined => {
   }
 }
 
+/**
+ * The open lock databases. A `DatabaseSync` that is garbage collected closes, and its lock goes
+ * with it; holding each one here keeps the lock for the process's life even when the caller
+ * drops the handle.
+ */
+const held = new Set<DatabaseSync>()
+
 const isBusy = (error: unknown): boolean =>
   isSqliteError(error) && sqliteCodeName(error.errcode) === 'SQLITE_BUSY'
 
@@ -44,11 +51,10 @@ export const lockDataDir = (dataDir: string, pid = process.pid): { release(): vo
     )
   }
   writeFileSync(pidFile, `${pid}\n`, { mode: 0o644 })
-  let held = true
+  held.add(db)
   return {
     release: () => {
-      if (!held) return
-      held = false
+      if (!held.delete(db)) return
       rmSync(pidFile, { force: true })
       db.close()
     },
