@@ -329,7 +329,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
             groupId: 'herald-projector',
             topics: [topics.events],
             maxBatchSize: config.reports.batch_size,
-            maxWaitMs: config.reports.cycle_timers.load * 1000,
+            maxWaitMs: Math.round(config.reports.cycle_timers.load * 1000),
           },
           metrics.timeBatches(
             'projector',

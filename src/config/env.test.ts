@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { coerce, envKeysOf, envNameOf } from './env.ts'
 import { schema } from './schema.ts'
-import { boolean, integer, listOf, nonEmptyString, nullable } from './spec.ts'
+import { boolean, decimal, integer, listOf, nonEmptyString, nullable } from './spec.ts'
 
 describe('env scheme', () => {
   it('names variables HERALD_ + the upper-cased path joined by __', () => {
@@ -27,6 +27,14 @@ describe('env scheme', () => {
     assert.equal(coerce(integer(1), '42'), 42)
     assert.equal(coerce(integer(1), '-3'), -3)
     assert.equal(coerce(integer(1), '4x'), '4x')
+    assert.equal(coerce(integer(1), '0.5'), '0.5')
+    assert.equal(coerce(decimal(0, 10), ' 0.25 '), 0.25)
+    assert.equal(coerce(decimal(0, 10), '.5'), 0.5)
+    assert.equal(coerce(decimal(0, 10), '3.'), 3)
+    assert.equal(coerce(decimal(0, 10), '-2'), -2)
+    assert.equal(coerce(decimal(0, 10), '1e3'), '1e3')
+    assert.equal(coerce(decimal(0, 10), '0x10'), '0x10')
+    assert.equal(coerce(decimal(0, 10), ''), '')
     assert.equal(coerce(boolean, 'YES'), true)
     assert.equal(coerce(boolean, '0'), false)
     assert.equal(coerce(boolean, 'on'), 'on')

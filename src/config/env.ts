@@ -61,6 +61,10 @@ export const coerce = (type: LeafType<unknown>, raw: string): unknown => {
       const trimmed = raw.trim()
       return /^[+-]?\d+$/.test(trimmed) ? Number(trimmed) : raw
     }
+    case 'number': {
+      const trimmed = raw.trim()
+      return /^[+-]?(\d+(\.\d*)?|\.\d+)$/.test(trimmed) ? Number(trimmed) : raw
+    }
     case 'bool':
       return BOOLEANS[raw.trim().toLowerCase()] ?? raw
     case 'list':

@@ -67,7 +67,7 @@ const DEFAULTS: Config = {
   reports: {
     enabled: true,
     enable_data_ingress: true,
-    cycle_timers: { load: 1, refresh: 60, metrics: 3600 },
+    cycle_timers: { load: 0.5, refresh: 60, metrics: 3600 },
     batch_size: 20000,
     projector_thread: true,
     graphiql: true,
@@ -166,7 +166,7 @@ notifications:
   cycle_timers: { notifications: 120 }
 reports:
   enable_data_ingress: false
-  cycle_timers: { load: 2 }
+  cycle_timers: { load: 2.5 }
 event_log:
   kind: kafka
   topics: { events: acme.events }
@@ -188,7 +188,7 @@ warehouse:
       assert.deepEqual(config.outbound.allowlist, ['10.0.0.0/8', 'hooks.internal'])
       assert.equal(config.notifications.cycle_timers.notifications, 120)
       assert.equal(config.notifications.enabled, true, 'siblings keep their defaults')
-      assert.deepEqual(config.reports.cycle_timers, { load: 2, refresh: 60, metrics: 3600 })
+      assert.deepEqual(config.reports.cycle_timers, { load: 2.5, refresh: 60, metrics: 3600 })
       assert.equal(config.reports.enable_data_ingress, false)
       assert.equal(config.event_log.topics.events, 'acme.events')
       assert.equal(config.event_log.topics.dlq, 'engine.events.dlq')
@@ -282,6 +282,7 @@ warehouse:
           HERALD_PORT: '9001',
           HERALD_WAREHOUSE__CLICKHOUSE__URL: 'https://ch.example.com:8443',
           HERALD_NOTIFICATIONS__CYCLE_TIMERS__NOTIFICATIONS: '45',
+          HERALD_REPORTS__CYCLE_TIMERS__LOAD: '0.25',
           HERALD_REQUIRE_AUTH: 'no',
         },
         'port: 9000\nrequire_auth: true\nwarehouse:\n  kind: clickhouse\n  clickhouse: { url: http://old:8123, database: herald }\n',
@@ -291,6 +292,7 @@ warehouse:
       assert.equal(config.warehouse.clickhouse.url, 'https://ch.example.com:8443')
       assert.equal(config.warehouse.clickhouse.database, 'herald', 'file values the env does not touch stay')
       assert.equal(config.notifications.cycle_timers.notifications, 45)
+      assert.equal(config.reports.cycle_timers.load, 0.25)
     })
 
     it('reach every key, including ones the file leaves out', () => {
@@ -494,7 +496,7 @@ bogus: true
         `  - authorization_handler_config.timeout_ms (${FILE}:5): expected a positive integer, got 0`,
         `  - ui_url (${FILE}:4): expected an http(s) URL, got "ftp://ui.example.com"`,
         `  - notifications.enabled (${FILE}:6): expected a boolean (true/false; in the environment also 1/0/yes/no), got "yes"`,
-        '  - reports.cycle_timers.load (HERALD_REPORTS__CYCLE_TIMERS__LOAD): expected a positive integer, got -5',
+        '  - reports.cycle_timers.load (HERALD_REPORTS__CYCLE_TIMERS__LOAD): expected a number 0.05-86400, got -5',
         `  - reports.batch_size (${FILE}:7): expected a positive integer, got 1.5`,
         `  - event_log.partitions (${FILE}:9): expected a positive integer, got 0`,
         `  - event_log.topics.dlq (${FILE}:10): expected a Kafka topic name (letters, digits, . _ -; at most 249 characters), got "bad topic"`,

@@ -8,7 +8,7 @@ import { isIP } from 'node:net'
 import * as t from 'io-ts'
 
 /** How an environment string becomes a value of the key's type. */
-export type EnvKind = 'string' | 'int' | 'bool' | 'list'
+export type EnvKind = 'string' | 'int' | 'number' | 'bool' | 'list'
 
 /**
  * `value`: the whole value is a secret (tokens, passwords, keys).
@@ -88,6 +88,12 @@ export const integer = (min: number, max = Number.MAX_SAFE_INTEGER): LeafType<nu
     typeof u === 'number' && Number.isInteger(u) && u >= min && u <= max ? ok(u) : fail(),
   )
 }
+
+/** A finite number from `min` to `max`, fractions allowed (seconds that may be less than one). */
+export const decimal = (min: number, max: number): LeafType<number> =>
+  leafType(`Decimal(${min}, ${max})`, `a number ${min}-${max}`, 'number', (u) =>
+    typeof u === 'number' && Number.isFinite(u) && u >= min && u <= max ? ok(u) : fail(),
+  )
 
 export const boolean: LeafType<boolean> = leafType(
   'Boolean',
