@@ -11,19 +11,12 @@ import {
 import { authorize } from '../http/authorize.ts'
 import { readJsonObject, unknownFields } from '../http/body.ts'
 import { noQueryParameters } from '../http/query.ts'
-import { Uuid, unknownEventFields } from './codecs.ts'
+import { unknownEventFields } from './codecs.ts'
 import type { SelectorInput, SelectorPatch } from './configuration.ts'
 import { changedReadOnly, configurationBody } from './configuration-body.ts'
 import { targetsOf } from './endpoint-fields.ts'
 import type { DeliveryHealth } from './health.ts'
-import {
-  ENDPOINT_TYPES,
-  type EndpointType,
-  isEndpointType,
-  type JsonValue,
-  type NotificationsEnv,
-  type Principal,
-} from './model.ts'
+import type { EndpointType, JsonValue, NotificationsEnv, Principal } from './model.ts'
 import { endpointParam, idParam } from './params.ts'
 import type {
   ConfigurationInput,

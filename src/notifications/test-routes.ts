@@ -1,15 +1,14 @@
 import { randomBytes } from 'node:crypto'
 import { isLeft } from 'fp-ts/lib/Either.js'
-import { type Context, Hono } from 'hono'
+import { Hono } from 'hono'
 import type { AppEnv } from '../access/index.ts'
-import { clipped, type FieldIssue, HeraldError, NotFoundError, ValidationError } from '../errors/index.ts'
+import { type FieldIssue, HeraldError, ValidationError } from '../errors/index.ts'
 import { type CloudEvent, decodeEngineEvent, encodeLogEvent, toFieldIssues } from '../events/index.ts'
 import { authorize } from '../http/authorize.ts'
 import { readJsonObject, readNoFields } from '../http/body.ts'
 import { noQueryParameters } from '../http/query.ts'
 import type { EventLog } from '../ports/event-log.ts'
 import { createSecretBox, type SecretBox } from '../secrets/index.ts'
-import { Uuid } from './codecs.ts'
 import {
   type ConfigurationEvent,
   type ConfigurationOptions,
@@ -20,15 +19,7 @@ import {
 import { changedReadOnly, configurationBody } from './configuration-body.ts'
 import { ENDPOINT_FIELDS, targetsOf } from './endpoint-fields.ts'
 import type { EndpointStatusService } from './endpoints.ts'
-import {
-  ENDPOINT_TYPES,
-  type EndpointConfiguration,
-  type EndpointType,
-  isEndpointType,
-  type JsonValue,
-  type NotificationsEnv,
-  type Principal,
-} from './model.ts'
+import type { EndpointConfiguration, EndpointType, JsonValue, NotificationsEnv, Principal } from './model.ts'
 import { endpointParam, idParam } from './params.ts'
 import { DEFAULT_OPTIONS, type NotificationConfigService, newSigningSecret } from './service.ts'
 import { holdsRedacted, REDACTED_REFUSED } from './views.ts'
