@@ -309,6 +309,34 @@ describe('notification configuration routes', () => {
     assert.equal((await as(writer, 'GET', path)).json.description, null)
   })
 
+  it('refuses a weak ETag in If-Match on every write with 412, even the current one, changing nothing', async () => {
+    const created = await createWebhook()
+    const path = `${BASE}/webhook/configurations/${created.json.uuid}`
+    const selector = await as(writer, 'POST', `${path}/selectors`, selectorBody)
+    assert.equal(selector.status, 201, selector.text)
+    const current = String((await as(writer, 'GET', path)).headers.get('etag'))
+    const weak = { 'if-match': `W/${current}` }
+    const writes = [
+      await as(writer, 'PUT', path, { description: 'weak' }, weak),
+      await as(writer, 'DELETE', path, undefined, weak),
+      await as(writer, 'POST', `${path}/selectors`, selectorBody, weak),
+      await as(writer, 'PUT', `${path}/selectors/${selector.json.uuid}`, { pattern: null }, weak),
+      await as(writer, 'DELETE', `${path}/selectors/${selector.json.uuid}`, undefined, weak),
+    ]
+    for (const response of writes) {
+      assert.equal(response.status, 412, response.text)
+      assert.equal(response.json.code, 'precondition_failed')
+      assert.match(
+        String(response.json.detail),
+        /If-Match W\/"\d+" is a weak ETag, which If-Match cannot use/,
+      )
+    }
+    const read = await as(writer, 'GET', path)
+    assert.equal(read.headers.get('etag'), current)
+    assert.equal(read.json.description, null)
+    assert.equal((read.json.selectors as Json[]).length, 1)
+  })
+
   it('updates with If-Match: the current ETag succeeds, a stale one gets 412 and changes nothing', async () => {
     const created = await createWebhook()
     const path = `${BASE}/webhook/configurations/${created.json.uuid}`

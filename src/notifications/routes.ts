@@ -36,11 +36,17 @@ const etag = (revision: number): string => `"${revision}"`
 /**
  * `If-Match` as an expected revision. `*` asks only that the resource exists, which every
  * write checks anyway; a tag Herald never issued can never match, so the write fails with 412.
+ * Neither can a weak one: If-Match compares strongly (RFC 9110 §13.1.1), and Herald's are strong.
  */
 const writeOptions = (c: Context<NotificationsEnv>, what: string): WriteOptions => {
   const header = c.req.header('if-match')?.trim()
   if (header === undefined || header === '*') return {}
-  const match = /^(?:W\/)?"(\d{1,15})"$/.exec(header)
+  if (header.startsWith('W/'))
+    throw new HeraldError(
+      'precondition_failed',
+      `If-Match ${header.slice(0, 64)} is a weak ETag, which If-Match cannot use: send the ETag of ${what} as Herald issued it, without W/`,
+    )
+  const match = /^"(\d{1,15})"$/.exec(header)
   if (match?.[1] === undefined)
     throw new HeraldError(
       'precondition_failed',
