@@ -140,28 +140,27 @@ export const isSecretUrlField = (endpoint: EndpointType, name: string): boolean 
   return spec?.secret === true && spec.target === true
 }
 
+/** A server Herald connects to, as the SSRF guard checks it: a URL, or email's SMTP host and port. */
+export type Target = { readonly url: string } | { readonly smtpHost: string; readonly port: number }
+
 /**
- * The URLs in a configuration that Herald will connect to, for the SSRF guard. Email's SMTP
- * host is given as an http URL of the same host and port so that one guard checks it too.
- * Without defaults, only the URLs `values` names: what an update changes.
+ * The servers a configuration names that Herald will connect to, for the SSRF guard. Without
+ * defaults, only the ones `values` names: what an update changes.
  */
 export const targetsOf = (
   endpoint: EndpointType,
   values: Readonly<Record<string, JsonValue | undefined>>,
   { withDefaults = true } = {},
-): readonly string[] => {
-  const urls: string[] = []
+): readonly Target[] => {
+  const targets: Target[] = []
   for (const [name, spec] of Object.entries(ENDPOINT_FIELDS[endpoint])) {
     const value = values[name] ?? (withDefaults ? spec.default : undefined)
-    if (spec.target === true && typeof value === 'string') urls.push(value)
+    if (spec.target === true && typeof value === 'string') targets.push({ url: value })
   }
-  if (endpoint === 'email' && typeof values.smtp_host === 'string') {
-    const host =
-      values.smtp_host.includes(':') && !values.smtp_host.startsWith('[')
-        ? `[${values.smtp_host}]`
-        : values.smtp_host
-    const port = typeof values.smtp_port === 'number' ? values.smtp_port : 587
-    urls.push(`http://${host}:${port}/`)
-  }
-  return urls
+  if (endpoint === 'email' && typeof values.smtp_host === 'string')
+    targets.push({
+      smtpHost: values.smtp_host,
+      port: typeof values.smtp_port === 'number' ? values.smtp_port : 587,
+    })
+  return targets
 }

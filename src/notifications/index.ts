@@ -25,6 +25,7 @@ export {
   type FieldSpec,
   isSecretField,
   secretFieldsOf,
+  type Target,
   targetsOf,
 } from './endpoint-fields.ts'
 export {

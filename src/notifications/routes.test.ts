@@ -9,6 +9,7 @@ import { OutboundBlockedError } from '../outbound/index.ts'
 import type { EventStore } from '../ports/index.ts'
 import { createSecretBox } from '../secrets/index.ts'
 import { SigningSecret } from './codecs.ts'
+import type { Target } from './endpoint-fields.ts'
 import { createDeliveryHealth } from './health.ts'
 import type { NotificationsEnv, Principal } from './model.ts'
 import { createNotificationRoutes } from './routes.ts'
@@ -21,7 +22,7 @@ describe('notification configuration routes', () => {
   let store: EventStore
   let app: Hono<NotificationsEnv>
   const health = createDeliveryHealth()
-  const checked: string[] = []
+  const checked: Target[] = []
 
   const as = async (
     principal: Principal,
@@ -78,9 +79,10 @@ describe('notification configuration routes', () => {
       createNotificationRoutes({
         service,
         health,
-        checkTarget: async (url) => {
-          checked.push(url)
-          if (url.includes('169.254.169.254')) throw new OutboundBlockedError({ reason: 'cloud_metadata' })
+        checkTarget: async (target) => {
+          checked.push(target)
+          if (('url' in target ? target.url : target.smtpHost).includes('169.254.169.254'))
+            throw new OutboundBlockedError({ reason: 'cloud_metadata' })
         },
       }),
     )
@@ -95,7 +97,7 @@ describe('notification configuration routes', () => {
     assert.ok(SigningSecret.is(created.json.signing_secret))
     assert.equal(created.headers.get('etag'), '"0"')
     assert.equal(created.headers.get('location'), `${BASE}/webhook/configurations/${created.json.uuid}`)
-    assert.deepEqual(checked, ['https://hooks.example.com/a'])
+    assert.deepEqual(checked, [{ url: 'https://hooks.example.com/a' }])
     const read = await as(writer, 'GET', `${BASE}/webhook/configurations/${created.json.uuid}`)
     assert.equal(read.status, 200)
     assert.equal(read.json.signing_secret, '<redacted>')

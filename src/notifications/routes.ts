@@ -14,7 +14,7 @@ import { noQueryParameters } from '../http/query.ts'
 import { unknownEventFields } from './codecs.ts'
 import type { SelectorInput, SelectorPatch } from './configuration.ts'
 import { changedReadOnly, configurationBody } from './configuration-body.ts'
-import { targetsOf } from './endpoint-fields.ts'
+import { type Target, targetsOf } from './endpoint-fields.ts'
 import type { DeliveryHealth } from './health.ts'
 import type { EndpointType, JsonValue, NotificationsEnv, Principal } from './model.ts'
 import { endpointParam, idParam } from './params.ts'
@@ -134,8 +134,8 @@ const selectorInput = (
 
 export interface NotificationRoutesOptions {
   readonly service: NotificationConfigService
-  /** Refuses a target URL the outbound guard would not deliver to (SSRF), before it is stored. */
-  readonly checkTarget?: (url: string) => Promise<void>
+  /** Refuses a target the outbound guard would not deliver to (SSRF), before it is stored. */
+  readonly checkTarget?: (target: Target) => Promise<void>
   /** Recent delivery outcomes, for `…/{uuid}/status`. */
   readonly health?: DeliveryHealth
   /** Parses template overrides, refusing a bad one with issues naming it (the channel layer's `validateTemplates`). */
@@ -173,8 +173,8 @@ export const createNotificationRoutes = ({
       Object.entries(fields).filter(([, v]) => typeof v === 'string' || typeof v === 'number'),
     ) as Record<string, JsonValue>
     // A malformed URL is left to the field's codec, which names it.
-    for (const url of targetsOf(endpoint, scalars, { withDefaults }))
-      if (URL.canParse(url)) await checkTarget(url)
+    for (const target of targetsOf(endpoint, scalars, { withDefaults }))
+      if (!('url' in target) || URL.canParse(target.url)) await checkTarget(target)
   }
 
   app.get(

@@ -19,6 +19,7 @@ import type { EventLog, LogMessage } from '../ports/event-log.ts'
 import type { EventStore } from '../ports/index.ts'
 import { createSecretBox } from '../secrets/index.ts'
 import { toChannelConfiguration } from '../wiring/channel-configuration.ts'
+import type { Target } from './endpoint-fields.ts'
 import { createEndpointStatusService, type EndpointStatusService } from './endpoints.ts'
 import type { NotificationsEnv, Principal } from './model.ts'
 import { createNotificationRoutes } from './routes.ts'
@@ -89,8 +90,10 @@ describe('endpoint tests and test events against stand-ins', () => {
         toChannelConfiguration(configuration, open, () => signingSecrets),
         { uiUrl: null, timeoutMs: 5_000 },
       )
-    const checkTarget = async (url: string) => {
-      await guard.checkUrl(url)
+    // As the composition root maps a target onto the guard.
+    const checkTarget = async (target: Target) => {
+      if ('url' in target) await guard.checkUrl(target.url)
+      else await guard.checkSmtpHost(target.smtpHost, target.port)
     }
     app = new Hono<NotificationsEnv>()
     app.onError((error, c) => {
@@ -188,6 +191,20 @@ describe('endpoint tests and test events against stand-ins', () => {
     })
     assert.equal(response.status, 422, response.text)
     assert.equal(response.json.code, 'outbound_blocked')
+    assert.equal(response.json.detail, "the URL's host is not allowed as a notification target")
+  })
+
+  it('names the SMTP host, which is no URL, when the guard refuses it', async () => {
+    const before = smtp.received.length
+    const response = await as(writer, 'POST', `${BASE}/email/test`, {
+      smtp_host: '169.254.169.254',
+      from: 'herald@acme.example',
+      to: ['secops@acme.example'],
+    })
+    assert.equal(response.status, 422, response.text)
+    assert.equal(response.json.code, 'outbound_blocked')
+    assert.equal(response.json.detail, 'the SMTP host is not allowed as a notification target')
+    assert.equal(smtp.received.length, before)
   })
 
   it('signs an unsaved webhook test and never returns its secrets', async () => {

@@ -17,7 +17,7 @@ import {
   initialState,
 } from './configuration.ts'
 import { changedReadOnly, configurationBody } from './configuration-body.ts'
-import { ENDPOINT_FIELDS, targetsOf } from './endpoint-fields.ts'
+import { ENDPOINT_FIELDS, type Target, targetsOf } from './endpoint-fields.ts'
 import type { EndpointStatusService } from './endpoints.ts'
 import type { EndpointConfiguration, EndpointType, JsonValue, NotificationsEnv, Principal } from './model.ts'
 import { endpointParam, idParam } from './params.ts'
@@ -111,8 +111,8 @@ export interface EndpointTestRoutesOptions {
   readonly clock: () => number
   /** A new UUID, for the test event and its delivery. */
   readonly newId: () => string
-  /** Refuses a target URL the outbound guard would not deliver to (SSRF), as the configuration routes do. */
-  readonly checkTarget?: (url: string) => Promise<void>
+  /** Refuses a target the outbound guard would not deliver to (SSRF), as the configuration routes do. */
+  readonly checkTarget?: (target: Target) => Promise<void>
   /** Parses template overrides, as the configuration routes do when one is saved. */
   readonly checkTemplates?: (templates: unknown, endpoint: EndpointType) => Promise<void>
   /**
@@ -325,7 +325,8 @@ export const createEndpointTestRoutes = (options: EndpointTestRoutesOptions): Ho
           ([, v]) => typeof v === 'string' || typeof v === 'number',
         ),
       ) as Record<string, JsonValue>
-      if (checkTarget !== undefined) for (const url of targetsOf(endpoint, scalars)) await checkTarget(url)
+      if (checkTarget !== undefined)
+        for (const target of targetsOf(endpoint, scalars)) await checkTarget(target)
       if (options.templates != null) await checkTemplates?.(options.templates, endpoint)
       const signing = plaintext.signing_secret
       return c.json(

@@ -10,25 +10,38 @@ export interface OutboundBlockedContext extends ErrorContext {
   readonly host?: string
 }
 
-export const BLOCKED_HOST_MESSAGE = "the URL's host is not allowed as a notification target"
+/**
+ * What the guard checked, as its refusals name it: a URL, or an SMTP server, which an API
+ * client gives as `smtp_host` and not as a URL.
+ */
+export type TargetKind = 'url' | 'smtp'
+
+const HOST_OF: Readonly<Record<TargetKind, string>> = {
+  url: "the URL's host",
+  smtp: 'the SMTP host',
+}
+
+/** The one sentence for a host in any forbidden range. */
+export const blockedHostMessage = (kind: TargetKind = 'url'): string =>
+  `${HOST_OF[kind]} is not allowed as a notification target`
 
 /**
- * A URL the SSRF guard refuses. The message is one of three fixed sentences, so an API client
+ * A URL the SSRF guard refuses. The message is one of a few fixed sentences, so an API client
  * learns nothing about what the host resolves to on Herald's network. Not retriable.
  */
 export class OutboundBlockedError extends HeraldError {
   declare readonly context: OutboundBlockedContext
 
-  constructor(context: OutboundBlockedContext, message = BLOCKED_HOST_MESSAGE) {
+  constructor(context: OutboundBlockedContext, message = blockedHostMessage()) {
     super('outbound_blocked', message, { context, retriable: false })
   }
 }
 
 /** The host did not resolve (or not in time). Retriable: DNS outages pass. */
 export class OutboundUnresolvableError extends HeraldError {
-  constructor(host: string, cause: unknown) {
+  constructor(host: string, cause: unknown, kind: TargetKind = 'url') {
     const dnsCode = (cause as { code?: unknown } | undefined)?.code
-    super('outbound_unresolvable', "the URL's host could not be resolved", {
+    super('outbound_unresolvable', `${HOST_OF[kind]} could not be resolved`, {
       context: { host, ...(typeof dnsCode === 'string' ? { dnsCode } : {}) },
       cause,
       retriable: true,

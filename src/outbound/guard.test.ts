@@ -215,6 +215,42 @@ describe('createOutboundGuard().checkUrl', () => {
   })
 })
 
+describe('createOutboundGuard().checkSmtpHost', () => {
+  it('checks an SMTP server as checkUrl checks a URL of its host and port', async () => {
+    const guard = createOutboundGuard({ lookup: zone(DNS).lookup })
+    const named = await guard.checkSmtpHost('hooks.example.com', 465)
+    assert.deepEqual(
+      [named.hostname, named.address, named.url.port],
+      ['hooks.example.com', '93.184.215.14', '465'],
+    )
+    const v6 = await guard.checkSmtpHost('2606:4700::6810:84e5', 587)
+    assert.deepEqual([v6.address, v6.family], ['2606:4700::6810:84e5', 6])
+    await assert.rejects(guard.checkSmtpHost('internal.example.com', 25), blockedWith('private'))
+    await assert.rejects(guard.checkSmtpHost('::1', 25), blockedWith('loopback'))
+    await assert.rejects(guard.checkSmtpHost('localhost', 25), blockedWith('local_name'))
+  })
+
+  it('names the SMTP host, not a URL, when it refuses one or cannot resolve it', async () => {
+    const guard = createOutboundGuard({ lookup: zone(DNS).lookup })
+    const messages = new Set<string>()
+    for (const host of ['internal.example.com', 'metadata.example.com', '127.0.0.1', 'localhost'])
+      messages.add(
+        await guard.checkSmtpHost(host, 587).then(
+          () => assert.fail(host),
+          (e: unknown) => (e as Error).message,
+        ),
+      )
+    assert.deepEqual([...messages], ['the SMTP host is not allowed as a notification target'])
+    await assert.rejects(guard.checkSmtpHost('nope.example.com', 587), (error: unknown) => {
+      assert.ok(error instanceof OutboundUnresolvableError)
+      assert.equal(error.message, 'the SMTP host could not be resolved')
+      return true
+    })
+    // A URL's refusals keep naming the URL.
+    await assert.rejects(guard.checkUrl('http://nope.example.com/'), /the URL's host could not be resolved/)
+  })
+})
+
 describe('numeric host spellings', () => {
   // The WHATWG host parser, not the resolver, must turn these into an address: getaddrinfo
   // would accept them too, but only after the guard had treated them as names.

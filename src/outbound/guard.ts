@@ -3,10 +3,12 @@ import { isIP } from 'node:net'
 import { classifyAddress, parseAddress } from './address.ts'
 import { createAllowlist } from './allowlist.ts'
 import {
+  blockedHostMessage,
   OutboundBlockedError,
   OutboundRequestError,
   OutboundTimeoutError,
   OutboundUnresolvableError,
+  type TargetKind,
 } from './errors.ts'
 import {
   createInlineExchanger,
@@ -85,6 +87,11 @@ export interface GuardedResponse {
 export interface OutboundGuard {
   /** Refuses with `OutboundBlockedError` or `OutboundUnresolvableError`; resolves with the target to connect to. */
   readonly checkUrl: (url: string) => Promise<CheckedTarget>
+  /**
+   * `checkUrl` for an SMTP server, which is named by host and port rather than by a URL: its
+   * refusals name the SMTP host. Connect to the target's `address` and `url.port`.
+   */
+  readonly checkSmtpHost: (host: string, port: number) => Promise<CheckedTarget>
   /** One HTTP exchange with a target `checkUrl` returned, connecting to its checked address only. */
   readonly guardedFetch: (target: CheckedTarget, init?: GuardedRequestInit) => Promise<GuardedResponse>
   /** `checkUrl` then `guardedFetch`: what delivery-time code should call. */
@@ -115,8 +122,11 @@ const isLocalName = (hostname: string): boolean => {
   return name === 'localhost' || name.endsWith('.localhost')
 }
 
-const blocked = (reason: ConstructorParameters<typeof OutboundBlockedError>[0]['reason'], host?: string) =>
-  new OutboundBlockedError(host === undefined ? { reason } : { reason, host })
+const blocked = (
+  kind: TargetKind,
+  reason: ConstructorParameters<typeof OutboundBlockedError>[0]['reason'],
+  host?: string,
+) => new OutboundBlockedError(host === undefined ? { reason } : { reason, host }, blockedHostMessage(kind))
 
 const withTimeout = async <T>(work: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> => {
   let timer: NodeJS.Timeout | undefined
@@ -157,7 +167,8 @@ const resolveLocation = (location: string | undefined, url: URL): string | undef
 
 /**
  * The SSRF guard: every URL a notification configuration holds goes through `checkUrl` at
- * create, update, test and delivery time, and every request through `guardedFetch`.
+ * create, update, test and delivery time (an SMTP server through `checkSmtpHost`), and every
+ * request through `guardedFetch`.
  *
  * @example
  * const guard = createOutboundGuard({ allowlist: config.outbound.allowlist })
@@ -194,19 +205,20 @@ export const createOutboundGuard = (options: OutboundGuardOptions = {}): Outboun
     return target
   }
 
-  const resolve = async (hostname: string): Promise<readonly ResolvedAddress[]> => {
+  const resolve = async (hostname: string, kind: TargetKind): Promise<readonly ResolvedAddress[]> => {
     let addresses: readonly ResolvedAddress[]
     try {
       addresses = await withTimeout(settings.lookup(hostname), settings.lookupTimeoutMs, () =>
         Object.assign(new Error('DNS lookup timed out'), { code: 'ETIMEOUT' }),
       )
     } catch (error) {
-      throw new OutboundUnresolvableError(hostname, error)
+      throw new OutboundUnresolvableError(hostname, error, kind)
     }
     if (addresses.length === 0)
       throw new OutboundUnresolvableError(
         hostname,
         Object.assign(new Error('no addresses'), { code: 'ENODATA' }),
+        kind,
       )
     return addresses
   }
@@ -215,10 +227,10 @@ export const createOutboundGuard = (options: OutboundGuardOptions = {}): Outboun
   // text gets the same target (frozen, its URL never changed) without parsing it again. Host
   // names are resolved every time. Bounded, oldest dropped first.
   const byAddressUrl = new Map<string, CheckedTarget>()
-  const checkUrl = async (input: string): Promise<CheckedTarget> => {
+  const check = async (input: string, kind: TargetKind): Promise<CheckedTarget> => {
     const known = byAddressUrl.get(input)
     if (known !== undefined) return known
-    const target = await checkUrlUncached(input)
+    const target = await checkUncached(input, kind)
     if (target.address === target.hostname) {
       if (byAddressUrl.size >= MAX_ADDRESS_URLS)
         byAddressUrl.delete(byAddressUrl.keys().next().value as string)
@@ -227,14 +239,19 @@ export const createOutboundGuard = (options: OutboundGuardOptions = {}): Outboun
     return target
   }
 
-  const checkUrlUncached = async (input: string): Promise<CheckedTarget> => {
+  const checkUncached = async (input: string, kind: TargetKind): Promise<CheckedTarget> => {
     let url: URL
     try {
       // WHATWG parsing is the normalisation: 2130706433, 0177.0.0.1, 0x7f.1 and 127.1 all come
       // out as 127.0.0.1, and IPv6 in its compressed form.
       url = new URL(input)
     } catch {
-      throw new OutboundBlockedError({ reason: 'invalid_url' }, 'the notification target is not a valid URL')
+      throw new OutboundBlockedError(
+        { reason: 'invalid_url' },
+        kind === 'smtp'
+          ? 'the SMTP host is not a valid host name or address'
+          : 'the notification target is not a valid URL',
+      )
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:')
       throw new OutboundBlockedError(
@@ -242,31 +259,31 @@ export const createOutboundGuard = (options: OutboundGuardOptions = {}): Outboun
         'only http and https URLs are allowed as notification targets',
       )
     const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
-    if (hostname === '') throw blocked('invalid_url')
+    if (hostname === '') throw blocked(kind, 'invalid_url')
 
     if (parseAddress(hostname) !== undefined) {
       const verdict = classifyAddress(hostname)
       const allowlisted = allowlist.allowsAddress(hostname)
-      if (!verdict.allowed && !allowlisted) throw blocked(verdict.reason, hostname)
+      if (!verdict.allowed && !allowlisted) throw blocked(kind, verdict.reason, hostname)
       return issue(url, hostname, hostname, allowlisted && !verdict.allowed)
     }
 
     const hostAllowlisted = allowlist.allowsHost(hostname)
-    if (!hostAllowlisted && isLocalName(hostname)) throw blocked('local_name', hostname)
-    const addresses = await resolve(hostname)
+    if (!hostAllowlisted && isLocalName(hostname)) throw blocked(kind, 'local_name', hostname)
+    const addresses = await resolve(hostname, kind)
     let exempted = hostAllowlisted
     // One forbidden address refuses the host, whichever address a connection would have used.
     for (const { address } of hostAllowlisted ? [] : addresses) {
       const verdict = classifyAddress(address)
       if (verdict.allowed) continue
-      if (!allowlist.allowsAddress(address)) throw blocked(verdict.reason, hostname)
+      if (!allowlist.allowsAddress(address)) throw blocked(kind, verdict.reason, hostname)
       exempted = true
     }
     // Every address passed, so any would do; IPv4 first because hosts without an IPv6 route are
     // common, and with one pinned address there is no happy-eyeballs fallback.
     const chosen = addresses.find((a) => isIP(a.address) === 4) ?? addresses[0]
     if (chosen === undefined || parseAddress(chosen.address) === undefined)
-      throw blocked('invalid_address', hostname)
+      throw blocked(kind, 'invalid_address', hostname)
     return issue(url, hostname, chosen.address, exempted)
   }
 
@@ -343,9 +360,12 @@ export const createOutboundGuard = (options: OutboundGuardOptions = {}): Outboun
   }
 
   return {
-    checkUrl,
+    checkUrl: (url) => check(url, 'url'),
+    // The same check through a URL of the same host and port; an IPv6 address needs brackets there.
+    checkSmtpHost: (host, port) =>
+      check(`http://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}/`, 'smtp'),
     guardedFetch,
-    fetch: async (url, init) => guardedFetch(await checkUrl(url), init),
+    fetch: async (url, init) => guardedFetch(await check(url, 'url'), init),
     close: () => exchanger.close(),
   }
 }

@@ -44,6 +44,7 @@ import {
   newlyDisabled,
   type SelectorSet,
   type SendTest,
+  type Target,
 } from '../notifications/index.ts'
 import type { Logger, Metrics } from '../observability/index.ts'
 import type { OutboundGuard } from '../outbound/index.ts'
@@ -197,8 +198,9 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     readAll: (o) => store.readAll(o),
   })
   const endpoints = createEndpointStatusService({ store, clock, newId: randomUUID })
-  const checkTarget = async (url: string) => {
-    await options.outbound.checkUrl(url)
+  const checkTarget = async (target: Target) => {
+    if ('url' in target) await options.outbound.checkUrl(target.url)
+    else await options.outbound.checkSmtpHost(target.smtpHost, target.port)
   }
   const checkTemplates = (templates: unknown, endpoint: Parameters<typeof validateTemplates>[1]) =>
     validateTemplates(templates, endpoint)

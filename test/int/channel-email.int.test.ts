@@ -212,6 +212,7 @@ describe('email channel against a real SMTP server, plain SMTP', () => {
     )
     strictGuard.close()
     assert.deepEqual(blocked.ok ? blocked : [blocked.kind, blocked.code], ['permanent', 'blocked'])
+    assert.equal(blocked.ok ? '' : blocked.error, 'the SMTP host is not allowed as a notification target')
     const invalid = await channel.send(
       aDelivery(aPostureEvent()),
       { ...configuration, host: 'smtp.example.com/../x' },

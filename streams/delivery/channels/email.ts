@@ -172,9 +172,7 @@ export const createEmailChannel = (options: EmailChannelOptions): DeliveryChanne
       try {
         checkServer(configuration)
         const { host, port } = configuration
-        const target = await options.guard.checkUrl(
-          `http://${isIP(host) === 6 ? `[${host}]` : host}:${port}/`,
-        )
+        const target = await options.guard.checkSmtpHost(host, port)
         const servername = isIP(target.hostname) === 0 ? { servername: target.hostname } : {}
 
         const scope = messageScope(delivery, {
