@@ -283,8 +283,14 @@ const checkSecrets = (
   }
 }
 
-const checkOptions = (options: ConfigurationOptions) => {
-  const o = validate(ConfigurationOptions, options, 'configuration options')
+/** The options as stored; undefined when `issues` got theirs, so they are refused with the fields'. */
+const checkOptions = (options: ConfigurationOptions, issues: FieldIssue[]) => {
+  const decoded = ConfigurationOptions.decode(options)
+  if (isLeft(decoded)) {
+    issues.push(...toFieldIssues(decoded.left))
+    return undefined
+  }
+  const o = decoded.right
   return {
     description: o.description,
     enabled: o.enabled,
@@ -357,7 +363,8 @@ const createConfiguration = (
   for (const [name, spec] of Object.entries(ENDPOINT_FIELDS[data.endpoint]))
     if (spec.secret === true && spec.required && data.secrets[name] === undefined)
       issues.push({ path: name, message: 'is required' })
-  if (issues.length > 0) fail(`${data.endpoint} configuration`, issues)
+  const options = checkOptions(data.options, issues)
+  if (issues.length > 0 || options === undefined) return fail(`${data.endpoint} configuration`, issues)
   return [
     {
       type: 'ConfigurationCreated',
@@ -368,7 +375,7 @@ const createConfiguration = (
         settings,
         secrets: { ...data.secrets },
         hints: { ...data.hints },
-        ...checkOptions(data.options),
+        ...options,
         ...change(metadata),
       },
     },
@@ -389,9 +396,10 @@ const updateConfiguration = (
       issues.push({ path: name, message: `is not a secret field of ${configuration.endpoint}` })
     else if (spec.required) issues.push({ path: name, message: 'is required and cannot be removed' })
   }
-  if (issues.length > 0) fail(`${configuration.endpoint} configuration`, issues)
+  const options = checkOptions(data.options, issues)
+  if (issues.length > 0 || options === undefined)
+    return fail(`${configuration.endpoint} configuration`, issues)
   const cleared = data.clearSecrets.filter((name) => configuration.secrets[name] !== undefined)
-  const options = checkOptions(data.options)
 
   const changed = new Set<string>()
   for (const name of new Set([...Object.keys(settings), ...Object.keys(configuration.settings)]))

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { afterEach, beforeEach, describe, it } from 'node:test'
 import { Hono } from 'hono'
+import { validateTemplates } from '../../streams/delivery/index.ts'
 import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
 import { toProblem } from '../http/problem.ts'
 import { MAX_PATTERN_DEPTH } from '../matching/index.ts'
@@ -79,6 +80,7 @@ describe('notification configuration routes', () => {
       createNotificationRoutes({
         service,
         health,
+        checkTemplates: validateTemplates,
         checkTarget: async (target) => {
           checked.push(target)
           if (('url' in target ? target.url : target.smtpHost).includes('169.254.169.254'))
@@ -210,7 +212,8 @@ describe('notification configuration routes', () => {
     })
     assert.equal(response.status, 400)
     const paths = (response.json.errors as { path: string }[]).map((e) => e.path).sort()
-    assert.deepEqual(paths, ['chanel'])
+    assert.deepEqual(paths, ['chanel', 'from', 'password', 'smtp_port', 'to'])
+    assert.ok(!response.text.includes('#typo'), response.text)
     const second = await as(writer, 'POST', `${BASE}/email/configurations`, {
       smtp_host: 'smtp.example.com',
       smtp_port: 70000,
@@ -219,7 +222,12 @@ describe('notification configuration routes', () => {
       password: '',
     })
     assert.equal(second.status, 400)
-    assert.deepEqual((second.json.errors as { path: string }[]).map((e) => e.path).sort(), ['password'])
+    assert.deepEqual((second.json.errors as { path: string }[]).map((e) => e.path).sort(), [
+      'from',
+      'password',
+      'smtp_port',
+      'to',
+    ])
   })
 
   it('refuses read-only fields unless sent back as a read shows them, and names inherited ones as unknown', async () => {
@@ -299,6 +307,54 @@ describe('notification configuration routes', () => {
     assert.equal(response.status, 422)
     assert.equal(response.json.code, 'outbound_blocked')
     assert.deepEqual(await store.readAll({}), [])
+  })
+
+  it('checks every field before the SSRF guard, so a refused host hides no bad field, and names them all', async () => {
+    const paths = (response: { json: Json }) =>
+      (response.json.errors as { path: string }[]).map((e) => e.path)
+    const email = await as(writer, 'POST', `${BASE}/email/configurations`, {
+      smtp_host: '169.254.169.254',
+      from: 'not-an-address',
+      to: ['secops@acme.example'],
+      description: 'x'.repeat(1025),
+      templates: { subject: '{% if %}' },
+    })
+    assert.equal(email.status, 400, email.text)
+    assert.equal(email.json.code, 'validation_failed')
+    assert.deepEqual(paths(email).sort(), ['description', 'from', 'templates.subject'])
+    const webhook = await as(writer, 'POST', `${BASE}/webhook/configurations`, {
+      url: 'http://169.254.169.254/latest',
+      username: 5,
+    })
+    assert.equal(webhook.status, 400, webhook.text)
+    assert.deepEqual(paths(webhook), ['username'])
+    assert.deepEqual(checked, [])
+    // An update too: only a body whose every field passes reaches the guard.
+    const created = await createWebhook()
+    const path = `${BASE}/webhook/configurations/${created.json.uuid}`
+    checked.length = 0
+    const update = await as(writer, 'PUT', path, {
+      url: 'http://169.254.169.254/latest',
+      digest_window_seconds: 0,
+    })
+    assert.equal(update.status, 400, update.text)
+    assert.deepEqual(paths(update), ['digest_window_seconds'])
+    assert.deepEqual(checked, [])
+    // With the fields right, the guard judges the host: 422, naming no field it did not check.
+    const blocked = await as(writer, 'PUT', path, { url: 'http://169.254.169.254/latest' })
+    assert.equal(blocked.status, 422, blocked.text)
+    assert.equal(blocked.json.code, 'outbound_blocked')
+    const blockedEmail = await as(writer, 'POST', `${BASE}/email/configurations`, {
+      smtp_host: '169.254.169.254',
+      from: 'herald@acme.example',
+      to: ['secops@acme.example'],
+    })
+    assert.equal(blockedEmail.status, 422, blockedEmail.text)
+    assert.deepEqual(checked, [
+      { url: 'http://169.254.169.254/latest' },
+      { smtpHost: '169.254.169.254', port: 587 },
+    ])
+    assert.equal((await as(writer, 'GET', path)).json.url, 'https://hooks.example.com/a')
   })
 
   it('says an If-Match that is no ETag is not one, rather than that the resource changed', async () => {

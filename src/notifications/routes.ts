@@ -5,6 +5,7 @@ import {
   type FieldIssue,
   ForbiddenError,
   HeraldError,
+  isValidationError,
   NotFoundError,
   ValidationError,
 } from '../errors/index.ts'
@@ -18,13 +19,8 @@ import { type Target, targetsOf } from './endpoint-fields.ts'
 import type { DeliveryHealth } from './health.ts'
 import type { EndpointType, JsonValue, NotificationsEnv, Principal } from './model.ts'
 import { endpointParam, idParam } from './params.ts'
-import type {
-  ConfigurationInput,
-  ConfigurationWithSelectors,
-  NotificationConfigService,
-  WriteOptions,
-} from './service.ts'
-import { configurationView, selectorView } from './views.ts'
+import type { ConfigurationInput, NotificationConfigService, WriteOptions } from './service.ts'
+import { configurationView, holdsRedacted, selectorView } from './views.ts'
 
 // A selector's fields, and the ids of one read earlier, which may be sent back.
 const SELECTOR_FIELDS = ['scope', 'event', 'pattern', 'uuid', 'configuration_uuid']
@@ -53,25 +49,6 @@ const writeOptions = (c: Context<NotificationsEnv>, what: string): WriteOptions 
       `If-Match ${header.slice(0, 64)} is not an ETag Herald issued for ${what}; read it again and send its ETag`,
     )
   return { expectedRevision: Number(match[1]) }
-}
-
-/**
- * A configuration body as the service takes it: unknown names are refused, and so are read-only
- * ones (`uuid`, `created_at`, …) unless sent back as a read of `stored` shows them.
- */
-const configurationInput = async (
-  endpoint: EndpointType,
-  body: Record<string, unknown>,
-  stored?: () => Promise<ConfigurationWithSelectors>,
-): Promise<ConfigurationInput> => {
-  const { fields, options, readOnly, issues } = configurationBody(endpoint, body)
-  const readOnlyIssues =
-    Object.keys(readOnly).length === 0
-      ? []
-      : changedReadOnly(endpoint, readOnly, stored === undefined ? undefined : await stored())
-  const all = [...issues, ...readOnlyIssues]
-  if (all.length > 0) throw ValidationError.of(`${endpoint} configuration`, all)
-  return { fields, options }
 }
 
 /**
@@ -162,6 +139,39 @@ export const createNotificationRoutes = ({
   const SELECTORS = `${CONFIGURATION}/selectors`
   const SELECTOR = `${SELECTORS}/:selector`
 
+  /**
+   * A create or update body as the service takes it, every field checked and every issue
+   * refused in one 400: unknown names, read-only ones (`uuid`, `created_at`, …) other than as a
+   * read of the stored configuration shows them, values and secrets as the service would decide
+   * them, template overrides. Its targets are checked after this, so a host the SSRF guard
+   * refuses, or DNS cannot resolve, hides no bad field.
+   */
+  const checkedInput = async (
+    c: Context<NotificationsEnv>,
+    endpoint: EndpointType,
+    configurationId?: string,
+  ): Promise<ConfigurationInput> => {
+    const principal = principalOf(c)
+    const { fields, options, readOnly, issues } = configurationBody(endpoint, await readJsonObject(c))
+    const all = [...issues]
+    if (Object.keys(readOnly).length > 0) {
+      const stored =
+        configurationId === undefined
+          ? undefined
+          : (await service.getConfiguration(principal.account, endpoint, configurationId)).value
+      all.push(...changedReadOnly(endpoint, readOnly, stored))
+    }
+    const input = { fields, options }
+    const keepIssues = (error: unknown) => {
+      if (!isValidationError(error)) throw error
+      all.push(...error.issues.filter((i) => !all.some((known) => known.path === i.path)))
+    }
+    await service.checkConfiguration(principal, endpoint, input, configurationId).catch(keepIssues)
+    if (options.templates != null) await checkTemplates?.(options.templates, endpoint).catch(keepIssues)
+    if (all.length > 0) throw ValidationError.of(`${endpoint} configuration`, all)
+    return input
+  }
+
   /** Creation checks every target, defaults included; an update the targets it changes. */
   const checkTargets = async (
     endpoint: EndpointType,
@@ -169,12 +179,13 @@ export const createNotificationRoutes = ({
     withDefaults: boolean,
   ) => {
     if (checkTarget === undefined) return
+    // A secret URL sent back as a read shows it keeps the stored one: no new target.
     const scalars = Object.fromEntries(
-      Object.entries(fields).filter(([, v]) => typeof v === 'string' || typeof v === 'number'),
+      Object.entries(fields).filter(
+        ([, v]) => (typeof v === 'string' && !holdsRedacted(v)) || typeof v === 'number',
+      ),
     ) as Record<string, JsonValue>
-    // A malformed URL is left to the field's codec, which names it.
-    for (const target of targetsOf(endpoint, scalars, { withDefaults }))
-      if (!('url' in target) || URL.canParse(target.url)) await checkTarget(target)
+    for (const target of targetsOf(endpoint, scalars, { withDefaults })) await checkTarget(target)
   }
 
   app.get(
@@ -194,9 +205,8 @@ export const createNotificationRoutes = ({
     noQueryParameters,
     async (c) => {
       const endpoint = endpointParam(c)
-      const input = await configurationInput(endpoint, await readJsonObject(c))
+      const input = await checkedInput(c, endpoint)
       await checkTargets(endpoint, input.fields, true)
-      if (input.options.templates != null) await checkTemplates?.(input.options.templates, endpoint)
       const created = await service.createConfiguration(principalOf(c), endpoint, input)
       c.header('etag', etag(created.revision))
       c.header('location', `${c.req.path}/${created.value.id}`)
@@ -221,12 +231,8 @@ export const createNotificationRoutes = ({
       const endpoint = endpointParam(c)
       const id = idParam(c, 'uuid', 'notification configuration')
       const write = writeOptions(c, `configuration ${id}`)
-      const input = await configurationInput(endpoint, await readJsonObject(c), async () => {
-        const { value } = await service.getConfiguration(principalOf(c).account, endpoint, id)
-        return value
-      })
+      const input = await checkedInput(c, endpoint, id)
       await checkTargets(endpoint, input.fields, false)
-      if (input.options.templates != null) await checkTemplates?.(input.options.templates, endpoint)
       const updated = await service.updateConfiguration(principalOf(c), endpoint, id, input, write)
       c.header('etag', etag(updated.revision))
       return c.json(configurationView(updated.value))

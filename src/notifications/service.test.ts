@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { afterEach, beforeEach, describe, it } from 'node:test'
+import { isDeepStrictEqual } from 'node:util'
 import { filter, firstValueFrom } from 'rxjs'
 import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
 import { NotFoundError, PreconditionFailedError, ValidationError } from '../errors/index.ts'
@@ -79,6 +80,52 @@ describe('createNotificationConfigService', () => {
         error.issues.some((i) => i.path === 'url') &&
         !JSON.stringify([error.message, error.issues]).includes('canary-1'),
     )
+  })
+
+  it('names a bad secret, bad settings and bad options in one ValidationError', async () => {
+    const issues = (error: unknown) =>
+      error instanceof ValidationError ? error.issues.map((i) => i.path) : []
+    const email = {
+      fields: { smtp_host: 'smtp.example.com', from: 'nope', to: ['secops@acme.example'], password: '' },
+      options: { description: 'x'.repeat(1025) },
+    }
+    await assert.rejects(service.createConfiguration(acme, 'email', email), (error: unknown) => {
+      assert.deepEqual(issues(error).sort(), ['description', 'from', 'password'])
+      return true
+    })
+    const { value } = await webhook()
+    await assert.rejects(
+      service.updateConfiguration(acme, 'webhook', value.id, {
+        fields: { password: '', username: 5 },
+        options: { digest_window_seconds: 0 },
+      }),
+      (error: unknown) => {
+        assert.deepEqual(issues(error).sort(), ['digest_window_seconds', 'password', 'username'])
+        return true
+      },
+    )
+  })
+
+  it('checks a create or an update as it would be decided, writing nothing', async () => {
+    const { value } = await webhook()
+    const before = await store.readAll({})
+    const good = { fields: { url: 'https://hooks.example.com/b' }, options: { description: 'b' } }
+    await service.checkConfiguration(acme, 'webhook', good)
+    await service.checkConfiguration(acme, 'webhook', good, value.id)
+    await assert.rejects(
+      service.checkConfiguration(acme, 'webhook', { fields: { url: 'nope', username: 5 }, options: {} }),
+      (error: unknown) =>
+        error instanceof ValidationError &&
+        isDeepStrictEqual(error.issues.map((i) => i.path).sort(), ['url', 'username']),
+    )
+    // An update is checked against what is stored: the required URL cannot be removed.
+    await assert.rejects(
+      service.checkConfiguration(acme, 'webhook', { fields: { url: null }, options: {} }, value.id),
+      (error: unknown) => error instanceof ValidationError && error.issues.some((i) => i.path === 'url'),
+    )
+    await assert.rejects(service.checkConfiguration(globex, 'webhook', good, value.id), NotFoundError)
+    await assert.rejects(service.checkConfiguration(acme, 'webhook', good, randomUUID()), NotFoundError)
+    assert.deepEqual(await store.readAll({}), before)
   })
 
   it('updates fields it is given, keeps the rest and the secrets not sent again', async () => {

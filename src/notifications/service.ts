@@ -28,6 +28,7 @@ import {
   type ConfigurationEvent,
   type ConfigurationOptions,
   type ConfigurationState,
+  type CreateConfiguration,
   decide,
   decodeConfigurationEvent,
   evolve,
@@ -35,6 +36,7 @@ import {
   type SelectorInput,
   type SelectorPatch,
   streamName,
+  type UpdateConfiguration,
 } from './configuration.ts'
 import { ENDPOINT_FIELDS, fieldSpec, isSecretUrlField } from './endpoint-fields.ts'
 import type {
@@ -126,6 +128,19 @@ export interface NotificationConfigService {
     input: ConfigurationInput,
     options?: WriteOptions,
   ): Promise<Versioned<EndpointConfiguration>>
+  /**
+   * Refuses `input` as `createConfiguration` would, or with a configuration's id as
+   * `updateConfiguration` would, writing nothing: one ValidationError naming every bad field,
+   * NotFoundError for an update of a configuration that is not there. What a route runs before
+   * the checks that ask the network (the SSRF guard's DNS lookups), so that a bad field is
+   * reported first, together with every other.
+   */
+  checkConfiguration(
+    principal: Principal,
+    endpoint: EndpointType,
+    input: ConfigurationInput,
+    configurationId?: string,
+  ): Promise<void>
   deleteConfiguration(
     principal: Principal,
     endpoint: EndpointType,
@@ -350,8 +365,9 @@ export const createNotificationConfigService = (
 
   /**
    * Splits a request's fields into plaintext settings and sealed secrets. Secrets are checked
-   * by their codecs here, before sealing, because deciding only ever sees them sealed; a secret
-   * sent again unchanged is not re-sealed, so the history records only real changes.
+   * by their codecs here, before sealing, because deciding only ever sees them sealed: one that
+   * fails is left out, its issues returned. A secret sent again unchanged is not re-sealed, so
+   * the history records only real changes.
    */
   const prepare = (
     endpoint: EndpointType,
@@ -393,10 +409,92 @@ export const createNotificationConfigService = (
       secrets[name] = box.seal(plaintext, aadOf(configurationId, name))
       if (isSecretUrlField(endpoint, name)) hints[name] = new URL(plaintext).origin
     }
-    if (issues.length > 0) {
-      throw ValidationError.of(`${endpoint} configuration`, issues)
+    return { values, secrets, hints, clearSecrets, issues }
+  }
+
+  /**
+   * `command`, unless `prepare` refused secrets, which the command then lacks: those issues
+   * and the decider's about the rest in one ValidationError, so a bad secret hides no other
+   * bad field.
+   */
+  const unlessRefused = (
+    command: CreateConfiguration | UpdateConfiguration,
+    state: ConfigurationState,
+    refused: readonly FieldIssue[],
+  ): ConfigurationCommand => {
+    if (refused.length === 0) return command
+    const issues = [...refused]
+    try {
+      decide(command, state)
+    } catch (error) {
+      if (!(error instanceof ValidationError)) throw error
+      issues.push(...error.issues.filter((i) => !refused.some((known) => known.path === i.path)))
     }
-    return { values, secrets, hints, clearSecrets }
+    throw ValidationError.of(`${command.data.endpoint} configuration`, issues)
+  }
+
+  /** The command creating a configuration of `input`, and the secrets Herald generated for it. */
+  const creation = (
+    principal: Principal,
+    endpoint: EndpointType,
+    configurationId: string,
+    input: ConfigurationInput,
+  ) => {
+    const generated: Record<string, string> = {}
+    const fields: Record<string, unknown> = { ...input.fields }
+    for (const [name, spec] of Object.entries(ENDPOINT_FIELDS[endpoint])) {
+      if (spec.generated === true && (fields[name] === undefined || fields[name] === null)) {
+        generated[name] = newSecret()
+        fields[name] = generated[name]
+      }
+    }
+    const prepared = prepare(endpoint, configurationId, fields, undefined)
+    const command: CreateConfiguration = {
+      type: 'CreateConfiguration',
+      data: {
+        configurationId,
+        account: principal.account,
+        endpoint,
+        values: prepared.values,
+        secrets: prepared.secrets,
+        hints: prepared.hints,
+        options: merged(DEFAULT_OPTIONS, input.options, DEFAULT_OPTIONS),
+      },
+      metadata: { now: clock(), by: byPrincipal(principal) },
+    }
+    return { command: unlessRefused(command, initialState, prepared.issues), generated }
+  }
+
+  /** The command updating the configuration `current` holds with `input`. */
+  const update = (
+    principal: Principal,
+    endpoint: EndpointType,
+    configurationId: string,
+    input: ConfigurationInput,
+    current: ConfigurationState,
+  ): ConfigurationCommand => {
+    const configuration = current.status === 'active' ? current.configuration : undefined
+    const prepared = prepare(endpoint, configurationId, input.fields, configuration)
+    const command: UpdateConfiguration = {
+      type: 'UpdateConfiguration',
+      data: {
+        configurationId,
+        account: principal.account,
+        endpoint,
+        // Fields left out keep their values; null ones fall back to their defaults.
+        values: { ...configuration?.settings, ...prepared.values },
+        secrets: prepared.secrets,
+        clearSecrets: prepared.clearSecrets,
+        hints: prepared.hints,
+        options: merged(
+          configuration === undefined ? DEFAULT_OPTIONS : optionsOf(configuration),
+          input.options,
+          DEFAULT_OPTIONS,
+        ),
+      },
+      metadata: { now: clock(), by: byPrincipal(principal) },
+    }
+    return unlessRefused(command, current, prepared.issues)
   }
 
   const readModel = async (): Promise<SelectorSet> => {
@@ -432,60 +530,27 @@ export const createNotificationConfigService = (
   return {
     createConfiguration: async (principal, endpoint, input) => {
       const configurationId = newId()
-      const generated: Record<string, string> = {}
-      const fields: Record<string, unknown> = { ...input.fields }
-      for (const [name, spec] of Object.entries(ENDPOINT_FIELDS[endpoint])) {
-        if (spec.generated === true && (fields[name] === undefined || fields[name] === null)) {
-          generated[name] = newSecret()
-          fields[name] = generated[name]
-        }
-      }
-      const prepared = prepare(endpoint, configurationId, fields, undefined)
-      const { state, revision } = await handle(configurationId, () => ({
-        type: 'CreateConfiguration',
-        data: {
-          configurationId,
-          account: principal.account,
-          endpoint,
-          values: prepared.values,
-          secrets: prepared.secrets,
-          hints: prepared.hints,
-          options: merged(DEFAULT_OPTIONS, input.options, DEFAULT_OPTIONS),
-        },
-        metadata: { now: clock(), by: byPrincipal(principal) },
-      }))
+      const { command, generated } = creation(principal, endpoint, configurationId, input)
+      const { state, revision } = await handle(configurationId, () => command)
       return { value: liveState(state).configuration, revision, generated }
     },
 
     updateConfiguration: async (principal, endpoint, configurationId, input, write) => {
       const { state, revision } = await handle(
         configurationId,
-        (current) => {
-          const configuration = current.status === 'active' ? current.configuration : undefined
-          const prepared = prepare(endpoint, configurationId, input.fields, configuration)
-          return {
-            type: 'UpdateConfiguration',
-            data: {
-              configurationId,
-              account: principal.account,
-              endpoint,
-              // Fields left out keep their values; null ones fall back to their defaults.
-              values: { ...configuration?.settings, ...prepared.values },
-              secrets: prepared.secrets,
-              clearSecrets: prepared.clearSecrets,
-              hints: prepared.hints,
-              options: merged(
-                configuration === undefined ? DEFAULT_OPTIONS : optionsOf(configuration),
-                input.options,
-                DEFAULT_OPTIONS,
-              ),
-            },
-            metadata: { now: clock(), by: byPrincipal(principal) },
-          }
-        },
+        (current) => update(principal, endpoint, configurationId, input, current),
         write,
       )
       return { value: liveState(state).configuration, revision }
+    },
+
+    checkConfiguration: async (principal, endpoint, input, configurationId) => {
+      if (configurationId === undefined) {
+        decide(creation(principal, endpoint, newId(), input).command, initialState)
+        return
+      }
+      const { state } = await load(configurationId)
+      decide(update(principal, endpoint, configurationId, input, state), state)
     },
 
     disableConfiguration: async (configurationId, reason) => {

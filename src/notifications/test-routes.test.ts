@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Hono } from 'hono'
-import { createDeliveryChannels } from '../../streams/delivery/index.ts'
+import { createDeliveryChannels, validateTemplates } from '../../streams/delivery/index.ts'
 import { type SlackStandIn, startSlackStandIn } from '../../test/support/slack-stand-in.ts'
 import { type SmtpReceiver, startSmtpReceiver } from '../../test/support/smtp-receiver.ts'
 import { startTeamsStandIn, type TeamsStandIn } from '../../test/support/teams-stand-in.ts'
@@ -108,7 +108,15 @@ describe('endpoint tests and test events against stand-ins', () => {
     app.route('/v1/notifications', createNotificationRoutes({ service, checkTarget }))
     app.route(
       '/v1/notifications',
-      createEndpointTestRoutes({ service, send, clock: Date.now, newId: randomUUID, checkTarget, endpoints }),
+      createEndpointTestRoutes({
+        service,
+        send,
+        clock: Date.now,
+        newId: randomUUID,
+        checkTarget,
+        checkTemplates: validateTemplates,
+        endpoints,
+      }),
     )
     app.route(
       '/v1',
@@ -192,6 +200,28 @@ describe('endpoint tests and test events against stand-ins', () => {
     assert.equal(response.status, 422, response.text)
     assert.equal(response.json.code, 'outbound_blocked')
     assert.equal(response.json.detail, "the URL's host is not allowed as a notification target")
+  })
+
+  it('checks every field, templates too, before the guard: a refused host hides no bad field', async () => {
+    const before = smtp.received.length
+    const paths = (response: { json: Json }) => (response.json.errors as Json[]).map((e) => e.path).sort()
+    const both = await as(writer, 'POST', `${BASE}/email/test`, {
+      smtp_host: '169.254.169.254',
+      from: 'not an address',
+      to: ['secops@acme.example'],
+      templates: { subject: '{% if %}' },
+    })
+    assert.equal(both.status, 400, both.text)
+    assert.deepEqual(paths(both), ['from', 'templates.subject'])
+    const template = await as(writer, 'POST', `${BASE}/email/test`, {
+      smtp_host: '169.254.169.254',
+      from: 'herald@acme.example',
+      to: ['secops@acme.example'],
+      templates: { subject: '{% if %}' },
+    })
+    assert.equal(template.status, 400, template.text)
+    assert.deepEqual(paths(template), ['templates.subject'])
+    assert.equal(smtp.received.length, before)
   })
 
   it('names the SMTP host, which is no URL, when the guard refuses it', async () => {

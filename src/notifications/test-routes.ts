@@ -189,19 +189,30 @@ const withDefaults = (options: Readonly<Record<string, unknown>>): Configuration
 
 /**
  * An unsaved configuration, validated exactly as a create is — unknown names refused, secrets
- * by their codecs, then the configuration decider — and built as a create would build it,
- * without storing anything. `plaintext` holds its secrets (a webhook's signing secret
- * generated when left out); they never leave the request.
+ * by their codecs, the configuration decider, template overrides by `checkTemplates`, every
+ * issue in one 400 — and built as a create would build it, without storing anything.
+ * `plaintext` holds its secrets (a webhook's signing secret generated when left out); they
+ * never leave the request.
  */
-const unsavedConfiguration = (
+const unsavedConfiguration = async (
   endpoint: EndpointType,
   body: Readonly<Record<string, unknown>>,
   principal: Principal,
-  { box, clock, newId }: { box: SecretBox; clock: () => number; newId: () => string },
+  {
+    box,
+    clock,
+    newId,
+    checkTemplates,
+  }: Pick<EndpointTestRoutesOptions, 'clock' | 'newId' | 'checkTemplates'> & { box: SecretBox },
 ) => {
   const split = configurationBody(endpoint, body)
   const { fields, options } = split
   const issues: FieldIssue[] = [...split.issues, ...changedReadOnly(endpoint, split.readOnly)]
+  // One answer names every bad field: the secrets' codecs', the decider's and the templates'.
+  const keepIssues = (error: unknown) => {
+    if (!(error instanceof ValidationError)) throw error
+    issues.push(...error.issues.filter((i) => !issues.some((known) => known.path === i.path)))
+  }
   const plaintext: Record<string, string> = {}
   const values: Record<string, unknown> = {}
   for (const [name, spec] of Object.entries(ENDPOINT_FIELDS[endpoint])) {
@@ -243,14 +254,13 @@ const unsavedConfiguration = (
       initialState,
     )
   } catch (error) {
-    if (!(error instanceof ValidationError)) throw error
-    // One answer names every bad field: the secrets' codecs' and the decider's.
-    issues.push(...error.issues.filter((i) => !issues.some((known) => known.path === i.path)))
+    keepIssues(error)
   }
+  if (options.templates != null) await checkTemplates?.(options.templates, endpoint).catch(keepIssues)
   if (issues.length > 0) throw invalid(endpoint, issues)
   const state = decided.reduce(evolve, initialState)
   if (state.status !== 'active') throw new Error('deciding a creation left no configuration')
-  return { configuration: state.configuration, plaintext, options }
+  return { configuration: state.configuration, plaintext }
 }
 
 /**
@@ -313,11 +323,12 @@ export const createEndpointTestRoutes = (options: EndpointTestRoutesOptions): Ho
     async (c) => {
       const endpoint = endpointParam(c)
       const principal = c.get('principal')
-      const { configuration, plaintext, options } = unsavedConfiguration(
+      // Every field is checked before the targets are: a refused host hides no bad field.
+      const { configuration, plaintext } = await unsavedConfiguration(
         endpoint,
         await readJsonObject(c),
         principal,
-        { box, clock, newId },
+        { box, clock, newId, checkTemplates },
       )
       await refuseSwitchedOff(endpoint)
       const scalars = Object.fromEntries(
@@ -327,7 +338,6 @@ export const createEndpointTestRoutes = (options: EndpointTestRoutesOptions): Ho
       ) as Record<string, JsonValue>
       if (checkTarget !== undefined)
         for (const target of targetsOf(endpoint, scalars)) await checkTarget(target)
-      if (options.templates != null) await checkTemplates?.(options.templates, endpoint)
       const signing = plaintext.signing_secret
       return c.json(
         await run(
