@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { isLeft } from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
 import { type FieldIssue, ValidationError } from '../errors/index.ts'
@@ -84,13 +85,16 @@ export const Port = withMessage(
 )
 
 // Host names and literal addresses; the SSRF guard decides later whether one may be used.
+const HOST_NAME =
+  /^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/
+
+/** A DNS host name, or an IPv4 or IPv6 address as written without brackets: what a socket connects to. */
+export const isHostOrAddress = (s: string): boolean => isIP(s) !== 0 || HOST_NAME.test(s)
+
 export const HostName = refinedString(
   'HostName',
-  (s) =>
-    /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$|^\[?[0-9A-Fa-f:.]+\]?$/.test(
-      s,
-    ) && s.length <= 253,
-  'must be a host name or an IP address',
+  isHostOrAddress,
+  'must be a host name or an IP address (an IPv6 address without brackets)',
 )
 
 // Deliberately loose: the mail server is the judge of deliverability; this refuses what is

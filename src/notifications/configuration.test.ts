@@ -223,6 +223,30 @@ describe('endpoint configuration decider', () => {
       }
     })
 
+    it('takes an SMTP host the email channel can connect to, and refuses the rest when saved', () => {
+      const email = (smtpHost: string) =>
+        create({
+          endpoint: 'email',
+          values: { smtp_host: smtpHost, from: 'herald@example.com', to: ['sec@example.com'] },
+          secrets: {},
+        })
+      for (const host of [
+        'smtp.example.com',
+        'mail',
+        'smtp.example.com.',
+        '192.0.2.10',
+        '2001:db8::25',
+        '::1',
+      ]) {
+        const [event] = decide(email(host), initialState)
+        assert.equal(event?.type, 'ConfigurationCreated', host)
+      }
+      // Each of these saved before, and the channel then refused every delivery as misconfigured.
+      for (const host of ['[2001:db8::25]', '[192.0.2.10]', ':::', '...', '[]', '2001:db8::25]']) {
+        given().when(email(host)).refuses(validationOf('smtp_host'))
+      }
+    })
+
     it('names every missing and invalid field', () => {
       given()
         .when(

@@ -1,4 +1,11 @@
-export { EventPattern as EventPatternCodec, SigningSecret, TypePattern, Uuid, WebhookUrl } from './codecs.ts'
+export {
+  EventPattern as EventPatternCodec,
+  isHostOrAddress,
+  SigningSecret,
+  TypePattern,
+  Uuid,
+  WebhookUrl,
+} from './codecs.ts'
 export {
   type AddSelector,
   type ConfigurationCommand,

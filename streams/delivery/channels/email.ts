@@ -2,6 +2,7 @@ import { isIP } from 'node:net'
 import { getCACertificates } from 'node:tls'
 import nodemailer from 'nodemailer'
 import { ValidationError } from '../../../src/errors/index.ts'
+import { isHostOrAddress } from '../../../src/notifications/index.ts'
 import { OutboundTimeoutError } from '../../../src/outbound/index.ts'
 import type { DeliveryChannel } from './channel.ts'
 import { abortError, type Failure, failureFromError, heraldCause } from './classify.ts'
@@ -18,13 +19,13 @@ export interface EmailChannelOptions extends ChannelOptions {
   readonly ca?: string | readonly string[]
 }
 
-const HOST_NAME =
-  /^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/
-
 const checkServer = ({ host, port }: EmailConfiguration): void => {
   const issues = []
-  if (isIP(host) === 0 && !HOST_NAME.test(host))
-    issues.push({ path: 'smtp_host', message: 'must be a host name or an IP address' })
+  if (!isHostOrAddress(host))
+    issues.push({
+      path: 'smtp_host',
+      message: 'must be a host name or an IP address (an IPv6 address without brackets)',
+    })
   if (!Number.isInteger(port) || port < 1 || port > 65_535)
     issues.push({ path: 'smtp_port', message: 'must be a port number from 1 to 65535' })
   if (issues.length > 0) throw new ValidationError('invalid SMTP server', issues)
