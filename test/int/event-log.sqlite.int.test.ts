@@ -2,18 +2,7 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
-import {
-  closeSync,
-  mkdtempSync,
-  openSync,
-  readSync,
-  renameSync,
-  rmSync,
-  statSync,
-  unlinkSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs'
+import { mkdtempSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
@@ -25,6 +14,7 @@ import {
 } from '../../src/adapters/sqlite-event-log/index.ts'
 import type { Batch, LogMessage } from '../../src/ports/event-log.ts'
 import { runEventLogContract } from '../contracts/event-log.contract.ts'
+import { damageTablePage } from '../support/damaged-page.ts'
 import { eventually } from '../support/eventually.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'herald-eventlog-'))
@@ -667,7 +657,8 @@ describe('embedded SQLite: a failed offset commit', () => {
 })
 
 describe('embedded SQLite: a failed batch read', () => {
-  it('is reported with its SQLite code and read again after the back-off, the consumer running on once the file reads again', async () => {
+  /** A log of three messages whose messages page is then damaged (as by a failing disk) before a log reads it. */
+  const damagedLog = async () => {
     const path = join(dir, `read-${randomUUID()}.sqlite`)
     const setUp = createSqliteEventLog({ path })
     await setUp.createTopics([{ topic: 'events', partitions: 1 }])
@@ -677,21 +668,7 @@ describe('embedded SQLite: a failed batch read', () => {
     )
     // Closed, the log's last connection copies its write-ahead log into the file.
     await setUp.close()
-
-    // The page of the messages table is damaged (as by a failing disk) before a log reads it.
-    const reader = new DatabaseSync(path, { readOnly: true })
-    const { rootpage } = reader
-      .prepare("SELECT rootpage FROM sqlite_master WHERE name = 'messages'")
-      .get() as {
-      rootpage: number
-    }
-    const { page_size: pageSize } = reader.prepare('PRAGMA page_size').get() as { page_size: number }
-    reader.close()
-    const fd = openSync(path, 'r+')
-    const page = Buffer.alloc(pageSize)
-    readSync(fd, page, 0, pageSize, (rootpage - 1) * pageSize)
-    writeSync(fd, Buffer.alloc(pageSize, 0xff), 0, pageSize, (rootpage - 1) * pageSize)
-
+    const damaged = damageTablePage(path, 'messages')
     const readErrors: { error: unknown; topic: string; partition: number; groupId: string }[] = []
     const log = createSqliteEventLog({
       path,
@@ -701,6 +678,11 @@ describe('embedded SQLite: a failed batch read', () => {
       onReadError: (error, { topic, partition }, groupId) =>
         readErrors.push({ error, topic, partition, groupId }),
     })
+    return { log, damaged, readErrors }
+  }
+
+  it('is reported with its SQLite code and read again after the back-off, the consumer running on once the file reads again', async () => {
+    const { log, damaged, readErrors } = await damagedLog()
     const handled: number[][] = []
     const consumer = await log.consume({ groupId: 'g', topics: ['events'] }, async (batch) => {
       handled.push(batch.messages.map((m) => m.offset))
@@ -715,21 +697,39 @@ describe('embedded SQLite: a failed batch read', () => {
       assert.match(first.error.message, /^event log read: database disk image is malformed/)
       assert.equal((first.error as Error & { context: { sqliteCode?: number } }).context.sqliteCode, 11)
       assert.deepEqual(handled, [])
+      // Meanwhile the log is not ready, naming what it cannot read and why.
+      await assert.rejects(log.ping(), {
+        code: 'unavailable',
+        message:
+          'event log: reading events partition 0 for group g failed with SQLITE_CORRUPT (database disk image is malformed) and no read of it has succeeded since',
+      })
 
-      // The page is repaired. SQLite keeps the copy it read until the file changes under it:
-      // another connection's write tells it to read the file again.
-      writeSync(fd, page, 0, pageSize, (rootpage - 1) * pageSize)
-      const other = new DatabaseSync(path)
-      other.exec('PRAGMA user_version = 1')
-      other.close()
+      damaged.repair()
       await eventually(() => assert.deepEqual(handled, [[0, 1, 2]]))
       await eventually(async () => assert.equal((await log.lag('g', ['events']))[0]?.committed, 3))
+      // Read again, the log is ready again.
+      await log.ping()
       // The consumer runs on.
       await log.publish('events', [{ key: 'k', value: new Uint8Array([4]) }])
       await eventually(() => assert.deepEqual(handled.at(-1), [3]))
     } finally {
-      closeSync(fd)
+      damaged.close()
       await consumer.stop()
+      await log.close()
+    }
+  })
+
+  it('keeps the log unready only while a consumer that cannot read is running', async () => {
+    const { log, damaged, readErrors } = await damagedLog()
+    try {
+      const consumer = await log.consume({ groupId: 'g', topics: ['events'] }, async () => {})
+      await eventually(() => assert.ok(readErrors.length >= 1))
+      await assert.rejects(log.ping(), /SQLITE_CORRUPT/)
+      // Nothing reads the damaged page any more: no read fails, and nothing says the file is unreadable.
+      await consumer.stop()
+      await log.ping()
+    } finally {
+      damaged.close()
       await log.close()
     }
   })

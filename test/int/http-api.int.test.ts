@@ -26,6 +26,8 @@ import { createMetrics, type Logger, silentLogger } from '../../src/observabilit
 import type { EventLog, LogMessage } from '../../src/ports/event-log.ts'
 import type { Warehouse } from '../../src/ports/warehouse.ts'
 import { createReportGraphqlRoutes } from '../../src/reports/index.ts'
+import { damageTablePage } from '../support/damaged-page.ts'
+import { eventually } from '../support/eventually.ts'
 
 const TOKEN = 'test-admin-token-0123456789'
 const auth = { authorization: `Bearer ${TOKEN}` }
@@ -206,6 +208,56 @@ describe('HTTP API on the embedded log and chDB', () => {
       assert.match(String(body.checks.event_log?.error), /the last write failed with ENOENT/)
     } finally {
       await unsynced.close()
+    }
+  })
+
+  it('answers /ready 503 naming the log and SQLITE_CORRUPT while a consumer cannot read its next batch, and 200 once it reads again', async () => {
+    const path = join(dir, 'damaged-log.sqlite')
+    const setUp = createSqliteEventLog({ path })
+    await setUp.createTopics([{ topic: 'engine.events', partitions: 1 }])
+    await setUp.publish('engine.events', [{ key: 'acme', value: new TextEncoder().encode('{}') }])
+    await setUp.close()
+    // The page of the messages table is damaged (as by a failing disk) before the log reads it.
+    const damaged = damageTablePage(path, 'messages')
+    const unreadable = createSqliteEventLog({
+      path,
+      idlePollMs: 20,
+      retryBackoffMs: { min: 10, max: 40 },
+      checkpointIntervalMs: 0,
+    })
+    const handled: number[] = []
+    const consumer = await unreadable.consume(
+      { groupId: 'herald-router', topics: ['engine.events'] },
+      async (batch) => {
+        handled.push(...batch.messages.map((m) => m.offset))
+      },
+    )
+    try {
+      const unreadableApp = createHttpApp({
+        ...appOptions,
+        log: unreadable,
+        readiness: { ...appOptions.readiness, event_log: () => unreadable.ping() },
+      })
+      const readiness = async () => {
+        const response = await unreadableApp.request('/ready')
+        const body = (await response.json()) as { checks: Record<string, { status: string; error?: string }> }
+        return { status: response.status, eventLog: body.checks.event_log }
+      }
+      await eventually(async () => assert.equal((await readiness()).status, 503))
+      assert.deepEqual((await readiness()).eventLog, {
+        status: 'unavailable',
+        error:
+          'event log: reading engine.events partition 0 for group herald-router failed with SQLITE_CORRUPT (database disk image is malformed) and no read of it has succeeded since',
+      })
+
+      // The page is repaired: the consumer's next read succeeds, and the log is ready again.
+      damaged.repair()
+      await eventually(() => assert.deepEqual(handled, [0]))
+      assert.deepEqual(await readiness(), { status: 200, eventLog: { status: 'ok' } })
+    } finally {
+      damaged.close()
+      await consumer.stop()
+      await unreadable.close()
     }
   })
 

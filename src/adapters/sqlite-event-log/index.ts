@@ -20,7 +20,7 @@ import { checkpointingOf } from '../sqlite-checkpointer.ts'
 import { translateSqliteError } from '../sqlite-errors.ts'
 import { openSqliteFile, runTransaction } from '../sqlite-file.ts'
 import { createWalSync, type SyncFile } from '../sqlite-wal-sync.ts'
-import { watchStorage } from '../storage-health.ts'
+import { type StorageFailure, storageFailureOf, watchStorage } from '../storage-health.ts'
 
 export interface SqliteEventLogOptions {
   /** Database file; `:memory:` for a throw-away log. */
@@ -41,7 +41,7 @@ export interface SqliteEventLogOptions {
   /**
    * Receives failures to read a partition's next batch (a SQLite error translated: an I/O error
    * or a damaged file, with `context.sqliteCode`); it is read again after the handlers' back-off,
-   * and the consumer goes on.
+   * and the consumer goes on. Meanwhile `ping` fails, naming the partition and the code.
    */
   readonly onReadError?: (
     error: unknown,
@@ -122,6 +122,14 @@ interface Tail {
   first: number
   messages: LogMessage[]
   bytes: number
+}
+
+/** A partition whose last batch read failed for want of storage, and the member that read it. */
+interface ReadFailure extends StorageFailure {
+  readonly member: number
+  readonly groupId: string
+  readonly topic: string
+  readonly partition: number
 }
 
 interface Group {
@@ -266,6 +274,15 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
   const assertOpen = (): void => {
     if (closed) throw new ClosedError('event log')
   }
+
+  // Partitions whose last batch read failed for want of storage (a damaged page, an I/O error),
+  // by group: `ping` fails while one is here. A read that succeeds takes its partition out, and a
+  // consumer that stops takes out those it failed to read. No failure is held for a while after
+  // (as `watchStorage` holds a failed write): the consumer reads again every few seconds by
+  // itself, with or without traffic, so its next read, not a timer, says when the file reads again.
+  const readFailures = new Map<string, ReadFailure>()
+  const readFailureKey = (groupId: string, topic: string, partition: number) =>
+    `${groupId}\u0000${partitionKey(topic, partition)}`
 
   /**
    * `work` in one transaction, SQLite's errors translated (a full disk is a retriable
@@ -551,6 +568,15 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
                   if (more.length > 0) messages = messages.concat(more)
                 }
               } catch (error) {
+                const failure = storageFailureOf(error)
+                if (failure !== undefined)
+                  readFailures.set(readFailureKey(groupId, topic, partition), {
+                    ...failure,
+                    member: member.id,
+                    groupId,
+                    topic,
+                    partition,
+                  })
                 options.onReadError?.(
                   translateSqliteError(error, 'event log', 'read'),
                   { topic, partition },
@@ -559,6 +585,7 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
                 await sleep(Math.min(backoff.max, backoff.min * 2 ** failures++))
                 return
               }
+              if (readFailures.size > 0) readFailures.delete(readFailureKey(groupId, topic, partition))
               const last = messages.at(-1)
               if (last === undefined) return
               const batch: Batch = { topic, partition, messages }
@@ -599,6 +626,8 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
         try {
           await running
         } finally {
+          for (const [key, failure] of readFailures)
+            if (failure.member === member.id) readFailures.delete(key)
           appended.off('appended', onAppend)
           group.members.splice(group.members.indexOf(member), 1)
           rebalance(group)
@@ -781,11 +810,26 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
 
     consume,
 
-    // Ready while the file open is still the one at its path and its last write did not fail
-    // for want of storage: a `SELECT 1` alone answers from a deleted file and a full disk.
+    // Ready while the file open is still the one at its path, its last write did not fail for
+    // want of storage and no consumer's last read did: a `SELECT 1` alone answers from a deleted
+    // file, a full disk and a damaged page it does not read.
     ping: async () => {
       assertOpen()
       health.check()
+      const [failed] = readFailures.values()
+      if (failed !== undefined)
+        throw new UnavailableError(
+          `event log: reading ${failed.topic} partition ${failed.partition} for group ${failed.groupId} failed with ${failed.code} (${failed.message}) and no read of it has succeeded since`,
+          {
+            context: {
+              path: options.path,
+              failure: failed.code,
+              group: failed.groupId,
+              topic: failed.topic,
+              partition: failed.partition,
+            },
+          },
+        )
       db.prepare('SELECT 1').get()
     },
 
