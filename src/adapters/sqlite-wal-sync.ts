@@ -1,5 +1,6 @@
 import { close, fdatasync, open } from 'node:fs'
 import type { DatabaseSync } from 'node:sqlite'
+import { UnavailableError } from '../errors/index.ts'
 
 /** Syncs one file descriptor's data to disk (`fs.fdatasync`, on libuv's thread pool). */
 export type SyncFile = (fd: number) => Promise<void>
@@ -100,4 +101,22 @@ export const createWalSync = (db: DatabaseSync, syncFile: SyncFile = fdatasyncFi
       if (opened !== undefined) await new Promise<void>((resolve) => close(opened, () => resolve()))
     },
   }
+}
+
+/**
+ * A failed `durable()` as Herald's error, for `component`'s `operation`: the commits before it
+ * are in the file but not known to be on disk (an I/O error, the log file gone), a storage
+ * failure another attempt may clear, so retriable. It names the file system's code (EIO,
+ * ENOENT) rather than its message, which names a file of the server.
+ *
+ * @example
+ * try { await wal.durable() } catch (e) { throw walSyncError(e, 'digest store', 'record') }
+ */
+export const walSyncError = (error: unknown, component: string, operation: string): UnavailableError => {
+  const code = (error as { code?: unknown } | null)?.code
+  const why = typeof code === 'string' ? code : error instanceof Error ? error.message : String(error)
+  return new UnavailableError(
+    `${component} ${operation}: the write-ahead log could not be synced to disk (${why})`,
+    { cause: error, context: { operation, code: why } },
+  )
 }

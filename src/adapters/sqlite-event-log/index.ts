@@ -19,7 +19,7 @@ import { partitionForKey, rememberingPartitioner } from '../murmur2.ts'
 import { checkpointingOf } from '../sqlite-checkpointer.ts'
 import { translateSqliteError } from '../sqlite-errors.ts'
 import { openSqliteFile, runTransaction } from '../sqlite-file.ts'
-import { createWalSync, type SyncFile } from '../sqlite-wal-sync.ts'
+import { createWalSync, type SyncFile, walSyncError } from '../sqlite-wal-sync.ts'
 import { type StorageFailure, storageFailureOf, watchStorage } from '../storage-health.ts'
 
 export interface SqliteEventLogOptions {
@@ -309,16 +309,7 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
       await wal.durable()
     } catch (error) {
       health.wrote(error)
-      // The file system's code (EIO, ENOENT) rather than its message, which names a file of the server.
-      const code = (error as { code?: unknown }).code
-      const why = typeof code === 'string' ? code : error instanceof Error ? error.message : String(error)
-      throw new UnavailableError(
-        `event log ${operation}: the write-ahead log could not be synced to disk (${why})`,
-        {
-          cause: error,
-          context: { operation, code: why },
-        },
-      )
+      throw walSyncError(error, 'event log', operation)
     }
   }
 
