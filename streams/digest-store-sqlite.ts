@@ -1,6 +1,7 @@
 import { hash, randomUUID } from 'node:crypto'
+import { translateSqliteError } from '../src/adapters/sqlite-errors.ts'
 import { openSqliteFile, runTransaction } from '../src/adapters/sqlite-file.ts'
-import { createWalSync } from '../src/adapters/sqlite-wal-sync.ts'
+import { createWalSync, walSyncError } from '../src/adapters/sqlite-wal-sync.ts'
 import { ClosedError } from '../src/errors/index.ts'
 import type { CloudEvent } from '../src/events/index.ts'
 import type { EndpointType } from '../src/notifications/index.ts'
@@ -56,6 +57,10 @@ const entryKey = (entry: DigestEntry): Buffer =>
  * past the events they stand for: a commit is written at `synchronous = NORMAL` and the file's
  * write-ahead log then synced off the event loop (`createWalSync`, shared by the commits that
  * came meanwhile), rather than each commit waiting for its own sync on the loop.
+ *
+ * Storage failures are Herald's errors: a full disk or an I/O error is a retriable
+ * UnavailableError naming its SQLite code (`context.sqliteCode`), a failed sync of the
+ * write-ahead log one naming the file system's (`context.code`: EIO, ENOENT).
  *
  * @example
  * const digests = createDigestStore({ path: 'data/digests.sqlite' })
@@ -137,7 +142,19 @@ export const createDigestStore = (options: SqliteDigestStoreOptions): DigestStor
   const assertOpen = () => {
     if (closed) throw new ClosedError('digest store')
   }
-  const transaction = (work: () => void) => runTransaction(db, work)
+  /** `work` in one transaction, then synced to disk; SQLite's and the sync's errors translated. */
+  const write = async (operation: string, work: () => void): Promise<void> => {
+    try {
+      runTransaction(db, work)
+    } catch (error) {
+      throw translateSqliteError(error, 'digest store', operation)
+    }
+    try {
+      await wal.durable()
+    } catch (error) {
+      throw walSyncError(error, 'digest store', operation)
+    }
+  }
 
   /** The window an entry of `entry`'s configuration joins at `now`, opened if need be. */
   const windowFor = (entry: DigestEntry, now: number): OpenWindow => {
@@ -184,7 +201,7 @@ export const createDigestStore = (options: SqliteDigestStoreOptions): DigestStor
     async record(entries, now) {
       assertOpen()
       if (entries.length === 0) return
-      transaction(() => {
+      await write('record', () => {
         const windows = new Map<string, OpenWindow>()
         for (const entry of entries) {
           let window = windows.get(entry.configurationId)
@@ -211,17 +228,20 @@ export const createDigestStore = (options: SqliteDigestStoreOptions): DigestStor
           else if (window.changed) statements.setTotal.run(window.total, window.id)
         }
       })
-      await wal.durable()
     },
 
     async due(now, limit = 100) {
       assertOpen()
-      return (statements.due.all(now, limit) as unknown as WindowRow[]).map(pending)
+      try {
+        return (statements.due.all(now, limit) as unknown as WindowRow[]).map(pending)
+      } catch (error) {
+        throw translateSqliteError(error, 'digest store', 'due')
+      }
     },
 
     async markFlushed(windows, now) {
       assertOpen()
-      transaction(() => {
+      await write('markFlushed', () => {
         for (const { configurationId, windowStart } of windows)
           statements.markFlushed.run(now, configurationId, windowStart)
         if (now - lastPrune >= PRUNE_EVERY_MS) {
@@ -230,7 +250,6 @@ export const createDigestStore = (options: SqliteDigestStoreOptions): DigestStor
           statements.pruneWindows.run(now - retainFlushedMs)
         }
       })
-      await wal.durable()
     },
 
     async close() {

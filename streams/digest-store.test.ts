@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, unlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
+import { UnavailableError } from '../src/errors/index.ts'
 import type { CloudEvent } from '../src/events/index.ts'
 import { processedKey } from '../src/ingress/index.ts'
 import type { DigestEntry } from './digest-store.ts'
@@ -206,7 +207,7 @@ describe('SQLite digest store', () => {
     await other.close()
   })
 
-  it('fails a record on a full disk with SQLITE_FULL, writing none of it, and keeps its windows, usable as before', async () => {
+  it('fails a record on a full disk with a retriable UnavailableError naming SQLITE_FULL, writing none of it, and keeps its windows, usable as before', async () => {
     const path = join(dir, 'full.sqlite')
     const setUp = createDigestStore({ path })
     await setUp.record(
@@ -220,13 +221,13 @@ describe('SQLite digest store', () => {
     const large = anEvent({ id: 'large', data: { report: 'x'.repeat(20_000) } })
     const other = anEvent({ id: 'other' })
     try {
-      await assert.rejects(
-        store.record([entry(other), entry(large)], T0 + 1_000),
-        (error: Error & { errcode?: number }) => {
-          assert.equal(error.errcode, 13, `${error.message} should be SQLITE_FULL`)
-          return true
-        },
-      )
+      await assert.rejects(store.record([entry(other), entry(large)], T0 + 1_000), (error: unknown) => {
+        assert.ok(error instanceof UnavailableError, String(error))
+        assert.equal(error.retriable, true)
+        assert.match(error.message, /^digest store record: SQLITE_FULL \(database or disk is full\)/)
+        assert.equal(error.context.sqliteCode, 13)
+        return true
+      })
       const [before] = await store.due(T0 + WINDOW)
       assert.equal(before?.total, 3, 'neither entry of the failed record is counted')
       assert.deepEqual(
@@ -240,6 +241,28 @@ describe('SQLite digest store', () => {
       assert.equal(after.total, 4)
       await store.markFlushed([after], T0 + WINDOW)
       assert.deepEqual(await store.due(T0 + WINDOW), [])
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('fails a record whose write-ahead log cannot be synced with a retriable UnavailableError naming the code', async () => {
+    const path = join(dir, 'unsynced.sqlite')
+    const store = createDigestStore({ path })
+    // The log file is deleted before the first sync opens it: SQLite writes on to the file it
+    // has open, and the sync finds nothing at the path (ENOENT), as after any failed sync.
+    unlinkSync(`${path}-wal`)
+    try {
+      await assert.rejects(store.record([entry(anEvent())], T0), (error: unknown) => {
+        assert.ok(error instanceof UnavailableError, String(error))
+        assert.equal(error.retriable, true)
+        assert.equal(
+          error.message,
+          'digest store record: the write-ahead log could not be synced to disk (ENOENT)',
+        )
+        assert.equal(error.context.code, 'ENOENT')
+        return true
+      })
     } finally {
       await store.close()
     }
