@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, unlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
@@ -278,6 +278,54 @@ describe('createDigestFlusher', () => {
     assert.equal(published.length, 2)
     assert.deepEqual(await store.due(now), [], 'marked before stop() returned')
     await store.close()
+  })
+  it('logs a flush whose store cannot sync its write-ahead log as router.digest_flush_failed, naming the code, and ticks on', async () => {
+    const path = join(dir, 'unsynced.sqlite')
+    const before = createDigestStore({ path })
+    await before.record([entry('a')], T0)
+    await before.close()
+    const store = createDigestStore({ path })
+    // The log file is deleted before the store's first sync opens it: SQLite writes on to the
+    // file it has open, and every sync finds nothing at the path (ENOENT).
+    unlinkSync(`${path}-wal`)
+    let looks = 0
+    const looking: DigestStore = {
+      ...store,
+      due: (now, limit) => {
+        looks++
+        return store.due(now, limit)
+      },
+    }
+    const failures: LogFields[] = []
+    const { log, published } = capturingLog()
+    const flusher = createDigestFlusher({
+      store: looking,
+      log,
+      topic: TOPIC,
+      clock: () => T0 + 60_000,
+      logger: (_level, event, fields = {}) => {
+        if (event === 'router.digest_flush_failed') failures.push(fields)
+      },
+      intervalMs: 20,
+    })
+    try {
+      flusher.start()
+      await eventually(() => assert.equal(failures.length, 1))
+      assert.deepEqual(failures, [
+        {
+          error: 'digest store markFlushed: the write-ahead log could not be synced to disk (ENOENT)',
+          sqlite_code: undefined,
+          retried: true,
+        },
+      ])
+      assert.equal(decoded(published).length, 1)
+      // The timer runs on.
+      const looked = looks
+      await eventually(() => assert.ok(looks > looked + 2))
+    } finally {
+      await flusher.stop()
+      await store.close()
+    }
   })
 })
 

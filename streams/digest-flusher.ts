@@ -10,6 +10,7 @@ import {
   type Subscription,
   timer,
 } from 'rxjs'
+import { isHeraldError } from '../src/errors/index.ts'
 import type { Logger } from '../src/observability/index.ts'
 import type { EventLog } from '../src/ports/index.ts'
 import { digestCommand } from './digest.ts'
@@ -153,8 +154,13 @@ export const createDigestFlusher = (options: DigestFlusherOptions): DigestFlushe
       subscription = timer(0, intervalMs, options.scheduler)
         .pipe(
           map(() => clock()),
+          // Tried again at the next tick: a full disk or a failed sync delays digests, loses none.
           flushDigests(tracked, (error) =>
-            logger('error', 'router.digest_flush_failed', { error: String(error) }),
+            logger('error', 'router.digest_flush_failed', {
+              error: error instanceof Error ? error.message : String(error),
+              sqlite_code: isHeraldError(error) ? error.context.sqliteCode : undefined,
+              retried: true,
+            }),
           ),
         )
         .subscribe()

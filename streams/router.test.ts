@@ -1,8 +1,13 @@
 import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
 import { describe, it } from 'node:test'
 import { filter, lastValueFrom, map, of } from 'rxjs'
 import { TestScheduler } from 'rxjs/testing'
 import { validDataOf } from '../schemas/fixtures.ts'
+import { UnavailableError } from '../src/errors/index.ts'
 import { type CloudEvent, encodeLogEvent } from '../src/events/index.ts'
 import {
   createMemoryProcessedIds,
@@ -428,6 +433,92 @@ describe('createRouterHandler with digests', () => {
     assert.deepEqual(deliveredEventIds(on(topics.deliveries)), ['e1', 'e1'])
     assert.equal((await real.due(T0 + 60_000))[0]?.total, 1)
     await real.close()
+  })
+
+  it('rejects on a full digest store, logging router.digest_record_failed with its SQLite code, and routes the batch in full once the disk has room', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-router-digests-'))
+    const path = join(dir, 'digests.sqlite')
+    // A window of another configuration fills the file's pages; past them it may not grow.
+    const setUp = createDigestStore({ path })
+    await setUp.record(
+      Array.from({ length: 300 }, (_, i) => {
+        const event = aValidEvent({ id: `filler-${i}` })
+        return {
+          configurationId: 'cfg-other',
+          account: 'acme',
+          endpoint: 'slack' as const,
+          eventKey: processedKey(event),
+          event,
+          matchedSelectorIds: ['s9'],
+          windowMs: 30_000,
+        }
+      }),
+      T0,
+    )
+    await setUp.close()
+    const store = createDigestStore({ path, maxPageCount: 1 })
+    const processed = createMemoryProcessedIds()
+    const { lines, logger } = capturingLogger()
+    const { log, on } = capturingLog()
+    const handler = createRouterHandler({
+      log,
+      topics,
+      getIndex: () => digestIndex,
+      clock: () => T0,
+      logger,
+      processed,
+      digests: { store, defaultWindowSeconds: 30 },
+    })
+    const batch = batchOf(
+      Array.from({ length: 200 }, (_, i) => encodeLogEvent(aValidEvent({ id: `storm-${i}` })).value),
+    )
+    try {
+      await assert.rejects(handler(batch), (error: unknown) => {
+        assert.ok(error instanceof UnavailableError, String(error))
+        assert.match(error.message, /^digest store record: SQLITE_FULL/)
+        return true
+      })
+      assert.deepEqual(
+        lines.filter((l) => l.level === 'error'),
+        [
+          {
+            level: 'error',
+            event: 'router.digest_record_failed',
+            fields: {
+              topic: 'engine.events',
+              partition: 0,
+              from_offset: 0,
+              entries: 200,
+              error: 'digest store record: SQLITE_FULL (database or disk is full)',
+              sqlite_code: 13,
+              retried: true,
+            },
+          },
+        ],
+      )
+      assert.equal((await processed.seen([processedKey(aValidEvent({ id: 'storm-0' }))])).size, 0)
+
+      // An operator frees space: the batch, handed over again, is routed in full.
+      const other = new DatabaseSync(path)
+      other.exec(
+        "DELETE FROM digest_entries WHERE window_id IN (SELECT id FROM digest_windows WHERE configuration_id = 'cfg-other')",
+      )
+      other.close()
+      await handler(batch)
+      const due = await store.due(T0 + 60_000)
+      assert.deepEqual(
+        due.map((d) => [d.configurationId, d.total]),
+        [
+          ['cfg-other', 300],
+          ['cfg-digest', 200],
+        ],
+      )
+      // cfg-each's commands went out with both attempts, under the same delivery ids.
+      assert.equal(on(topics.deliveries).length, 400)
+    } finally {
+      await store.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it('rejects when the index cannot be read or throws, publishing and remembering nothing', async () => {

@@ -1,4 +1,5 @@
 import { concatMap, lastValueFrom, map, type OperatorFunction, of, pipe, tap } from 'rxjs'
+import { isHeraldError } from '../src/errors/index.ts'
 import {
   createIngressDecoder,
   failure,
@@ -252,7 +253,9 @@ export const toDeliveries =
  * Publishes the commands and records the digest entries, continuing once both are durable.
  * Entries are recorded at the time of recording, not of the batch's start: the flusher takes
  * a window once the clock has passed its end, and an entry recorded after that must open the
- * next window rather than join one that is already being published.
+ * next window rather than join one that is already being published. A record that fails (a
+ * full disk, a failed sync) is logged as `router.digest_record_failed` with its SQLite code
+ * and fails the batch, which the log hands over again.
  */
 export const publishDeliveries =
   ({
@@ -260,18 +263,34 @@ export const publishDeliveries =
     topic,
     digests,
     clock,
+    logger,
   }: {
     readonly log: Pick<EventLog, 'publish'>
     readonly topic: string
     readonly digests?: Pick<DigestStore, 'record'>
     readonly clock: () => number
+    readonly logger?: Logger
   }): OperatorFunction<Routing, Routing> =>
   (routings) =>
     routings.pipe(
       concatMap(async (routing) => {
         if (routing.commands.length > 0) await log.publish(topic, routing.commands)
-        if (routing.entries.length > 0 && digests !== undefined)
-          await digests.record(routing.entries, clock())
+        if (routing.entries.length > 0 && digests !== undefined) {
+          try {
+            await digests.record(routing.entries, clock())
+          } catch (error) {
+            logger?.('error', 'router.digest_record_failed', {
+              topic: routing.batch.topic,
+              partition: routing.batch.partition,
+              from_offset: routing.batch.messages[0]?.offset,
+              entries: routing.entries.length,
+              error: error instanceof Error ? error.message : String(error),
+              sqlite_code: isHeraldError(error) ? error.context.sqliteCode : undefined,
+              retried: true,
+            })
+            throw error
+          }
+        }
         return routing
       }),
     )
@@ -383,7 +402,7 @@ export const routeBatches = ({
     matchSelectors(getIndex),
     toDeliveries(windowOf),
     setAside,
-    publishDeliveries({ log, topic: topics.deliveries, digests: digests?.store, clock }),
+    publishDeliveries({ log, topic: topics.deliveries, digests: digests?.store, clock, logger }),
     rememberRouted(processed),
     report,
   )
