@@ -1,7 +1,9 @@
+import { inspect } from 'node:util'
 import {
   type ASTVisitor,
   type DocumentNode,
   GraphQLError,
+  type GraphQLResolveInfo,
   type GraphQLSchema,
   OperationTypeNode,
   parse,
@@ -51,12 +53,80 @@ export const isGraphiqlPageRequest = (request: Request): boolean =>
 
 const GRAPHIQL_HEADERS = JSON.stringify({ Authorization: 'Bearer <your API token>' }, null, 2)
 
+const attempt = <T>(read: () => T): T | undefined => {
+  try {
+    return read()
+  } catch {
+    return undefined
+  }
+}
+
+/** A thrown value as text: an object that is no Error shown with what it holds. */
+const printed = (thrown: unknown): string | undefined =>
+  typeof thrown === 'object' && thrown !== null && !(thrown instanceof Error)
+    ? attempt(() => inspect(thrown, { depth: 2, breakLength: Number.POSITIVE_INFINITY }))
+    : attempt(() => String(thrown))
+
+/**
+ * What a thrown value says of itself, for the log, read without trusting its shape: it may be
+ * no Error at all, and any getter of it may throw (a message's, while printing it).
+ */
+const describeThrown = (thrown: unknown): { error: string; stack?: string } => {
+  const stack = thrown instanceof Error ? attempt(() => thrown.stack) : undefined
+  const error =
+    printed(thrown) ??
+    (typeof stack === 'string' ? stack.split('\n', 1)[0] : undefined) ??
+    `${attempt(() => Object.prototype.toString.call(thrown)) ?? 'a value'} that cannot be printed`
+  return typeof stack === 'string' ? { error, stack } : { error }
+}
+
+/** An unexpected error a root threw, logged already (`guardRoots`): answered as an internal error. */
+class RootFailure extends Error {}
+
+const internalError = (path: GraphQLError['path']) => ({
+  message: 'internal error',
+  path,
+  extensions: { code: 'internal' },
+})
+
+/**
+ * The roots, each answering what it throws unexpectedly (neither a Herald nor a GraphQL error)
+ * as an internal error, logged here once with the message and stack it came with. graphql-js
+ * reads a thrown value's message, path and extensions to place it in the answer: one whose
+ * getter throws, or with a `path` of its own, would reach the answer as graphql-js's TypeError
+ * in its place, or as itself rather than a GraphQLError.
+ */
+const guardRoots = (
+  roots: Readonly<Record<string, (args: never, context: ReportContext) => unknown>>,
+  logger: Logger,
+) =>
+  Object.fromEntries(
+    Object.entries(roots).map(([name, root]) => [
+      name,
+      async (args: never, context: ReportContext, info: GraphQLResolveInfo) => {
+        try {
+          return await root(args, context)
+        } catch (thrown) {
+          if (isHeraldError(thrown) || thrown instanceof GraphQLError) throw thrown
+          logger('error', 'graphql.resolver_failed', { ...describeThrown(thrown), path: [info.path.key] })
+          throw new RootFailure('internal error')
+        }
+      },
+    ]),
+  )
+
 /**
  * Herald errors keep their code for clients, and so do GraphQL's own (a variable of the wrong
- * type); anything else is masked and logged.
+ * type); anything else is masked and logged once (a root's unexpected errors by `guardRoots`),
+ * an entry that is no GraphQLError too: graphql-js passes on as it is what it failed to place.
  */
-const formatError = (error: GraphQLError, logger: Logger) => {
+const formatError = (error: unknown, logger: Logger) => {
+  if (!(error instanceof GraphQLError)) {
+    logger('error', 'graphql.resolver_failed', describeThrown(error))
+    return internalError(undefined)
+  }
   const original = error.originalError
+  if (original instanceof RootFailure) return internalError(error.path)
   if (original === undefined || original === null || original instanceof GraphQLError) return error.toJSON()
   // The warehouse's own message names its statement and where its data lives: logged, not answered.
   if (original instanceof WarehouseError) {
@@ -70,8 +140,8 @@ const formatError = (error: GraphQLError, logger: Logger) => {
   if (isHeraldError(original)) {
     return { ...error.toJSON(), message: original.message, extensions: { code: original.code } }
   }
-  logger('error', 'graphql.resolver_failed', { error: String(original), path: error.path })
-  return { message: 'internal error', path: error.path, extensions: { code: 'internal' } }
+  logger('error', 'graphql.resolver_failed', { ...describeThrown(original), path: error.path })
+  return internalError(error.path)
 }
 
 const variablesOf = (variables: unknown): Record<string, unknown> => {
@@ -199,6 +269,7 @@ const queriesOnly = (context: ValidationContext): ASTVisitor => ({
 export const createReportGraphqlRoutes = (options: ReportGraphqlOptions) => {
   const { warehouse, graphiql, logger, endpoint } = options
   const limits: QueryLimits = { ...DEFAULT_QUERY_LIMITS, ...options.limits }
+  const roots = guardRoots(rootValue, logger)
   const app = new Hono<AppEnv>()
   if (graphiql)
     app.get('/', async (c, next) =>
@@ -231,13 +302,14 @@ export const createReportGraphqlRoutes = (options: ReportGraphqlOptions) => {
       parse: (source: string) => parseQuery(source, limits.maxTokens),
       validate: validateQuery,
       validationRules: [...specifiedRules, queriesOnly, ...queryLimitRules(limits, variablesOf(variables))],
-      rootValueFactory: () => rootValue,
+      rootValueFactory: () => roots,
       contextFactory: () => context,
     })
     if (result.type !== 'RESPONSE') {
       return c.json({ errors: [{ message: 'streaming responses are not supported' }] }, 400)
     }
-    const payload = result.payload as { data?: unknown; errors?: readonly GraphQLError[] }
+    // `errors` are GraphQLErrors by graphql-js's types, but not always in fact (`formatError`).
+    const payload = result.payload as { data?: unknown; errors?: readonly unknown[] }
     // Execution started (GraphQL then answers `data`, null when a root failed): the answer
     // keeps `data` and carries the lag. A request refused before it ran has neither.
     const executed = 'data' in payload

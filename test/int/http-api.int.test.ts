@@ -898,6 +898,97 @@ describe('HTTP API on the embedded log and chDB', () => {
     assert.deepEqual(errorsLogged, [])
   })
 
+  it('answers a root that throws something unexpected with a GraphQL internal error, logging what it threw once', async () => {
+    const secret = 'password=hunter2'
+    // What the warehouse throws, and what the log must say of it.
+    const thrown: [string, () => unknown, RegExp][] = [
+      ['an Error', () => new TypeError(`cannot read ${secret}`), /^TypeError: cannot read password=hunter2$/],
+      ['a string', () => `cannot reach ${secret}`, /^cannot reach password=hunter2$/],
+      ['undefined', () => undefined, /^undefined$/],
+      ['an object of no Error', () => ({ reason: secret }), /reason: 'password=hunter2'/],
+      ['an object of no prototype', () => Object.create(null), /null prototype/],
+      ['an Error without a message', () => new Error(), /^Error$/],
+      [
+        'an Error whose extensions getter throws',
+        () =>
+          Object.defineProperty(new Error(`query failed: ${secret}`), 'extensions', {
+            get: () => {
+              throw new TypeError('no extensions here')
+            },
+          }),
+        /^Error: query failed: password=hunter2$/,
+      ],
+      [
+        'an Error whose message getter throws',
+        () =>
+          Object.defineProperty(new Error(secret), 'message', {
+            get: () => {
+              throw new TypeError('no message here')
+            },
+          }),
+        /^\[object Error\] that cannot be printed$/,
+      ],
+      [
+        'an Error with a path of its own',
+        () => Object.assign(new Error(`located: ${secret}`), { path: ['somewhere'] }),
+        /^Error: located: password=hunter2$/,
+      ],
+      [
+        'an object whose toJSON throws',
+        () => ({
+          detail: secret,
+          toJSON: () => {
+            throw new Error('not JSON')
+          },
+        }),
+        /detail: 'password=hunter2'/,
+      ],
+    ]
+    for (const [what, toThrow, logged] of thrown) {
+      const failures: { name: string; fields: Record<string, unknown> }[] = []
+      const failing = createHttpApp({
+        ...appOptions,
+        // The report's own query fails; the projection lag every answer carries is still read.
+        warehouse: {
+          ...warehouse,
+          query: async (sql, params) => {
+            if (sql.includes('projection_progress')) return warehouse.query(sql, params)
+            throw toThrow()
+          },
+        },
+        logger: (level, name, fields = {}) => {
+          if (level === 'error') failures.push({ name, fields })
+        },
+      })
+      const response = await failing.request('/v1/reports/graphql', {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify({ query: '{ events(limit: 1) { results { id } } }' }),
+      })
+      const text = await response.text()
+      assert.equal(response.status, 200, `${what}: ${text}`)
+      assert.doesNotMatch(text, /hunter2|TypeError/, what)
+      const body = JSON.parse(text) as { data: unknown; errors: unknown; extensions: Record<string, unknown> }
+      assert.equal(body.data, null, what)
+      assert.deepEqual(
+        body.errors,
+        [{ message: 'internal error', path: ['events'], extensions: { code: 'internal' } }],
+        what,
+      )
+      assert.equal(typeof body.extensions.projectionLagSeconds, 'number', what)
+      assert.deepEqual(
+        failures.map((f) => [f.name, f.fields.path]),
+        [['graphql.resolver_failed', ['events']]],
+        what,
+      )
+      const fields = failures[0]?.fields ?? {}
+      assert.match(String(fields.error), logged, what)
+      // An Error's own stack, from where it was made.
+      if (/^(Type)?Error(: |$)/.test(String(fields.error)))
+        assert.match(String(fields.stack), /http-api\.int\.test\.ts/, what)
+    }
+  })
+
   it('counts requests in /metrics', async () => {
     const text = await (await app.request('/metrics')).text()
     assert.match(
