@@ -989,6 +989,48 @@ describe('HTTP API on the embedded log and chDB', () => {
     }
   })
 
+  it('answers a field whose value throws something unexpected while it is serialized with a GraphQL internal error, logged once', async () => {
+    const failures: { name: string; fields: Record<string, unknown> }[] = []
+    // An account whose value throws, while graphql-js turns it into a String, an Error with a
+    // path of its own: graphql-js passes that on as it is, not as a GraphQLError.
+    const unprintable = {
+      valueOf: () => {
+        throw Object.assign(new Error('account of password=hunter2'), { path: ['somewhere'] })
+      },
+    }
+    const odd = createHttpApp({
+      ...appOptions,
+      warehouse: {
+        ...warehouse,
+        query: async <Row>(sql: string, params?: Parameters<Warehouse['query']>[1]) =>
+          sql.includes('projection_progress')
+            ? warehouse.query<Row>(sql, params)
+            : ([
+                { account: unprintable, vulnerability_id: 'CVE-2026-0001', tags: [], tag_count: 0 },
+              ] as Row[]),
+      },
+      logger: (level, name, fields = {}) => {
+        if (level === 'error') failures.push({ name, fields })
+      },
+    })
+    const response = await odd.request('/v1/reports/graphql', {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ tagsByVulnerability(limit: 1) { results { account } } }' }),
+    })
+    const text = await response.text()
+    assert.equal(response.status, 200, text)
+    assert.doesNotMatch(text, /hunter2|TypeError/)
+    assert.deepEqual((JSON.parse(text) as { errors: unknown }).errors, [
+      { message: 'internal error', extensions: { code: 'internal' } },
+    ])
+    assert.deepEqual(
+      failures.map((f) => [f.name, f.fields.error]),
+      [['graphql.resolver_failed', 'Error: account of password=hunter2']],
+    )
+    assert.match(String(failures[0]?.fields.stack), /http-api\.int\.test\.ts/)
+  })
+
   it('counts requests in /metrics', async () => {
     const text = await (await app.request('/metrics')).text()
     assert.match(
