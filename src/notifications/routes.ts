@@ -2,10 +2,10 @@ import { type Context, Hono } from 'hono'
 import { ADMIN_ACCOUNT } from '../access/index.ts'
 import {
   clipped,
+  collectIssues,
   type FieldIssue,
   ForbiddenError,
   HeraldError,
-  isValidationError,
   NotFoundError,
   ValidationError,
 } from '../errors/index.ts'
@@ -162,10 +162,7 @@ export const createNotificationRoutes = ({
       all.push(...changedReadOnly(endpoint, readOnly, stored))
     }
     const input = { fields, options }
-    const keepIssues = (error: unknown) => {
-      if (!isValidationError(error)) throw error
-      all.push(...error.issues.filter((i) => !all.some((known) => known.path === i.path)))
-    }
+    const keepIssues = (error: unknown) => collectIssues(all, error)
     await service.checkConfiguration(principal, endpoint, input, configurationId).catch(keepIssues)
     if (options.templates != null) await checkTemplates?.(options.templates, endpoint).catch(keepIssues)
     if (all.length > 0) throw ValidationError.of(`${endpoint} configuration`, all)

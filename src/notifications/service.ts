@@ -13,6 +13,7 @@ import {
 } from 'rxjs'
 import {
   clipped,
+  collectIssues,
   type FieldIssue,
   isExpectedRevisionConflict,
   NotFoundError,
@@ -427,8 +428,7 @@ export const createNotificationConfigService = (
     try {
       decide(command, state)
     } catch (error) {
-      if (!(error instanceof ValidationError)) throw error
-      issues.push(...error.issues.filter((i) => !refused.some((known) => known.path === i.path)))
+      collectIssues(issues, error)
     }
     throw ValidationError.of(`${command.data.endpoint} configuration`, issues)
   }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { isLeft } from 'fp-ts/lib/Either.js'
 import { Hono } from 'hono'
 import type { AppEnv } from '../access/index.ts'
-import { type FieldIssue, HeraldError, ValidationError } from '../errors/index.ts'
+import { collectIssues, type FieldIssue, HeraldError, ValidationError } from '../errors/index.ts'
 import { type CloudEvent, decodeEngineEvent, encodeLogEvent, toFieldIssues } from '../events/index.ts'
 import { authorize } from '../http/authorize.ts'
 import { readJsonObject, readNoFields } from '../http/body.ts'
@@ -209,10 +209,7 @@ const unsavedConfiguration = async (
   const { fields, options } = split
   const issues: FieldIssue[] = [...split.issues, ...changedReadOnly(endpoint, split.readOnly)]
   // One answer names every bad field: the secrets' codecs', the decider's and the templates'.
-  const keepIssues = (error: unknown) => {
-    if (!(error instanceof ValidationError)) throw error
-    issues.push(...error.issues.filter((i) => !issues.some((known) => known.path === i.path)))
-  }
+  const keepIssues = (error: unknown) => collectIssues(issues, error)
   const plaintext: Record<string, string> = {}
   const values: Record<string, unknown> = {}
   for (const [name, spec] of Object.entries(ENDPOINT_FIELDS[endpoint])) {
