@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util'
 import { runGenerate, runPublish, runRebuild } from './cli/index.ts'
 import { loadConfigFromProcess, redactConfig } from './config/index.ts'
-import { isHeraldError } from './errors/index.ts'
+import { errorText, isHeraldError } from './errors/index.ts'
 import { startHerald } from './herald.ts'
 import { createLogger } from './observability/index.ts'
 
@@ -45,7 +45,7 @@ const main = async () => {
   try {
     parsed = parseArgs({ allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } })
   } catch (error) {
-    return fail(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`)
+    return fail(`${errorText(error)}\n\n${USAGE}`)
   }
   const { positionals, values } = parsed
   const command = positionals[0]
@@ -80,7 +80,7 @@ const main = async () => {
       stopFatally?.()
     },
   }).catch((error: unknown) => {
-    logger('error', 'herald.start_failed', { error: error instanceof Error ? error.message : String(error) })
+    logger('error', 'herald.start_failed', { error: errorText(error) })
     return fail(isHeraldError(error) ? error.message : 'start-up failed; see the log above', 1)
   })
 

@@ -12,7 +12,7 @@ import { createSqliteEventStore } from './adapters/sqlite-event-store/index.ts'
 import { createAuditRoutes } from './audit/index.ts'
 import { createTokenRoutes, createTokenService } from './auth/index.ts'
 import { type Config, topicPartitions } from './config/index.ts'
-import { ConfigError, isHeraldError } from './errors/index.ts'
+import { ConfigError, errorText, isHeraldError } from './errors/index.ts'
 import {
   type Authorizer,
   chainAuthenticators,
@@ -88,14 +88,14 @@ const openEventLog = async (config: Config, logger: Logger): Promise<EventLog> =
       },
       onRetentionError: (error) =>
         logger('error', 'eventlog.retention_failed', {
-          error: error instanceof Error ? error.message : String(error),
+          error: errorText(error),
         }),
       onHandlerError: (error, batch, groupId) =>
         logger('error', 'eventlog.handler_failed', {
           group: groupId,
           topic: batch.topic,
           partition: batch.partition,
-          error: error instanceof Error ? error.message : String(error),
+          error: errorText(error),
         }),
       onCommitError: (error, batch, groupId) =>
         logger('error', 'eventlog.commit_failed', {
@@ -103,7 +103,7 @@ const openEventLog = async (config: Config, logger: Logger): Promise<EventLog> =
           topic: batch.topic,
           partition: batch.partition,
           offset: (batch.messages.at(-1)?.offset ?? -1) + 1,
-          error: error instanceof Error ? error.message : String(error),
+          error: errorText(error),
           sqlite_code: isHeraldError(error) ? error.context.sqliteCode : undefined,
           redelivered: true,
         }),
@@ -112,7 +112,7 @@ const openEventLog = async (config: Config, logger: Logger): Promise<EventLog> =
           group: groupId,
           topic,
           partition,
-          error: error instanceof Error ? error.message : String(error),
+          error: errorText(error),
           sqlite_code: isHeraldError(error) ? error.context.sqliteCode : undefined,
           retried: true,
         }),

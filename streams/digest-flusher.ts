@@ -10,7 +10,7 @@ import {
   type Subscription,
   timer,
 } from 'rxjs'
-import { isHeraldError } from '../src/errors/index.ts'
+import { errorText, isHeraldError } from '../src/errors/index.ts'
 import type { Logger } from '../src/observability/index.ts'
 import type { EventLog } from '../src/ports/index.ts'
 import { digestCommand } from './digest.ts'
@@ -157,7 +157,7 @@ export const createDigestFlusher = (options: DigestFlusherOptions): DigestFlushe
           // Tried again at the next tick: a full disk or a failed sync delays digests, loses none.
           flushDigests(tracked, (error) =>
             logger('error', 'router.digest_flush_failed', {
-              error: error instanceof Error ? error.message : String(error),
+              error: errorText(error),
               sqlite_code: isHeraldError(error) ? error.context.sqliteCode : undefined,
               retried: true,
             }),

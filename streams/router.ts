@@ -1,5 +1,5 @@
 import { concatMap, lastValueFrom, map, type OperatorFunction, of, pipe, tap } from 'rxjs'
-import { isHeraldError } from '../src/errors/index.ts'
+import { errorText, isHeraldError } from '../src/errors/index.ts'
 import {
   createIngressDecoder,
   failure,
@@ -284,7 +284,7 @@ export const publishDeliveries =
               partition: routing.batch.partition,
               from_offset: routing.batch.messages[0]?.offset,
               entries: routing.entries.length,
-              error: error instanceof Error ? error.message : String(error),
+              error: errorText(error),
               sqlite_code: isHeraldError(error) ? error.context.sqliteCode : undefined,
               retried: true,
             })

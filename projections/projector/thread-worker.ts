@@ -5,6 +5,7 @@
  */
 import { join } from 'node:path'
 import { parentPort, workerData } from 'node:worker_threads'
+import { errorText } from '../../src/errors/index.ts'
 import { createIngressDecoder, createSqliteProcessedIds } from '../../src/ingress/index.ts'
 import type { Logger } from '../../src/observability/index.ts'
 import type { BatchHandler } from '../../src/ports/event-log.ts'
@@ -38,7 +39,7 @@ const opened = (async () => {
 })()
 opened.catch((error: unknown) => {
   logger('error', 'projector.thread_open_failed', {
-    error: error instanceof Error ? error.message : String(error),
+    error: errorText(error),
   })
   process.exit(1)
 })
@@ -78,7 +79,7 @@ port.on('message', (message: ToProjector) => {
             type: 'failed',
             id,
             name: error instanceof Error ? error.name : 'Error',
-            message: error instanceof Error ? error.message : String(error),
+            message: errorText(error),
           }),
       )
       .finally(() => inFlight.delete(handled))

@@ -1,6 +1,6 @@
 import { close, fdatasync, open } from 'node:fs'
 import type { DatabaseSync } from 'node:sqlite'
-import { UnavailableError } from '../errors/index.ts'
+import { errorText, UnavailableError } from '../errors/index.ts'
 
 /** Syncs one file descriptor's data to disk (`fs.fdatasync`, on libuv's thread pool). */
 export type SyncFile = (fd: number) => Promise<void>
@@ -114,7 +114,7 @@ export const createWalSync = (db: DatabaseSync, syncFile: SyncFile = fdatasyncFi
  */
 export const walSyncError = (error: unknown, component: string, operation: string): UnavailableError => {
   const code = (error as { code?: unknown } | null)?.code
-  const why = typeof code === 'string' ? code : error instanceof Error ? error.message : String(error)
+  const why = typeof code === 'string' ? code : errorText(error)
   return new UnavailableError(
     `${component} ${operation}: the write-ahead log could not be synced to disk (${why})`,
     { cause: error, context: { operation, code: why } },

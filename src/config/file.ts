@@ -1,5 +1,6 @@
 import { type Document, isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml'
 import type { FieldIssue } from '../errors/index.ts'
+import { errorText } from '../errors/index.ts'
 
 export type ReadFile = (path: string) => string
 
@@ -25,7 +26,7 @@ const describeReadError = (error: unknown): string => {
     case 'EISDIR':
       return 'it is a directory'
     default:
-      return typeof code === 'string' ? code : error instanceof Error ? error.message : String(error)
+      return typeof code === 'string' ? code : errorText(error)
   }
 }
 

@@ -7,6 +7,7 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import { sendSqliteError, sqliteErrorIn } from '../adapters/sqlite-errors.ts'
 import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
+import { errorText } from '../errors/index.ts'
 import { createDeliveryReadModel } from './read-model.ts'
 import type { FoldingData, FromFolder, ToFolder } from './read-model-thread.ts'
 
@@ -14,7 +15,6 @@ const port = parentPort
 if (port === null) throw new Error('read-model-worker.ts runs as a worker thread')
 const data = workerData as FoldingData
 const post = (message: FromFolder) => port.postMessage(message)
-const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error))
 /** The caller hears of a failure with the SQLite error behind it: a write that failed counts for its `ping`. */
 const postError = (error: unknown): void => {
   const sqlite = sqliteErrorIn(error)

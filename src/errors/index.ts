@@ -57,6 +57,9 @@ export class ValidationError extends HeraldError {
   }
 }
 
+/** What a thrown value says of itself: an Error's message, anything else as a string. */
+export const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error))
+
 /**
  * Adds the issues of `error`, a ValidationError, to `issues`, leaving out those whose path is
  * named there already; any other error is thrown again. For checks run one after another that

@@ -1,6 +1,6 @@
 import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
-import { clipped, HeraldError, UnauthorizedError } from '../errors/index.ts'
+import { clipped, errorText, HeraldError, UnauthorizedError } from '../errors/index.ts'
 import type { Logger, Metrics } from '../observability/index.ts'
 import type { EventLog } from '../ports/event-log.ts'
 import type { Warehouse } from '../ports/warehouse.ts'
@@ -123,10 +123,7 @@ export const createHttpApp = (options: HttpAppOptions): Hono<AppEnv> => {
           await withTimeout(probe(), READY_TIMEOUT_MS)
           return [name, { status: 'ok' }] as const
         } catch (error) {
-          return [
-            name,
-            { status: 'unavailable', error: error instanceof Error ? error.message : String(error) },
-          ] as const
+          return [name, { status: 'unavailable', error: errorText(error) }] as const
         }
       }),
     )

@@ -5,6 +5,7 @@ import {
 import type { AnySchemaObject, ValidateFunction } from 'ajv'
 import {
   ClosedError,
+  errorText,
   type FieldIssue,
   NotFoundError,
   UnavailableError,
@@ -37,7 +38,7 @@ const statusOf = (error: unknown): number | undefined =>
 
 const fromClientError = (error: unknown, what: string, context: Record<string, unknown>): Error => {
   const status = statusOf(error)
-  const detail = error instanceof Error ? error.message : String(error)
+  const detail = errorText(error)
   if (status === 404) return new NotFoundError(`schema registry: ${what}: ${detail}`, context)
   // The client compiles a schema before it sends it, and refuses one that does not compile.
   const name = error instanceof Error ? error.name : ''

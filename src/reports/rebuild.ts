@@ -1,7 +1,7 @@
 import { Hono } from 'hono'
 import { startRebuild } from '../../projections/projector/index.ts'
 import type { AppEnv } from '../access/index.ts'
-import { HeraldError } from '../errors/index.ts'
+import { errorText, HeraldError } from '../errors/index.ts'
 import { authorize } from '../http/authorize.ts'
 import { noQueryParameters } from '../http/query.ts'
 import type { Logger } from '../observability/index.ts'
@@ -112,7 +112,7 @@ export const createRebuildRunner = (options: RebuildRunnerOptions): RebuildRunne
           logger('info', 'reports.rebuild_done', { replayed: current.replayed })
         })
         .catch((error: unknown) => {
-          const message = error instanceof Error ? error.message : String(error)
+          const message = errorText(error)
           update({ state: 'failed', finishedAt: now(), error: message })
           logger('error', 'reports.rebuild_failed', { error: message })
         })

@@ -28,6 +28,7 @@ import {
   createThreadedDeliveryReadModel,
   type DeliveryReadModelOptions,
 } from '../deliveries/index.ts'
+import { errorText } from '../errors/index.ts'
 import { createEventTypeRoutes } from '../http/event-types.ts'
 import type { AppEnv } from '../http/index.ts'
 import {
@@ -120,8 +121,6 @@ const openDeliveryStore = (
         owned: true,
       }
     : { store, owned: false }
-
-const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error))
 
 /**
  * Notifications' part of the composition root: the configuration service on the event store,

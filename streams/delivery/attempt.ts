@@ -10,7 +10,7 @@ import {
   type Resolution,
   type StoredDelivery,
 } from '../../src/deliveries/index.ts'
-import { isHeraldError, isRetriable } from '../../src/errors/index.ts'
+import { errorText, isHeraldError, isRetriable } from '../../src/errors/index.ts'
 import type { Logger } from '../../src/observability/index.ts'
 import { DeliveryDigestCodec } from '../routing/index.ts'
 import type {
@@ -271,7 +271,7 @@ export const createAttemptRunner = (options: AttemptRunnerOptions) => {
           logger('warn', `delivery.${endpoint}.record_retrying`, {
             ...fields(delivery),
             outcome: resolution.outcome,
-            error: error instanceof Error ? error.message : String(error),
+            error: errorText(error),
             retry_in_ms: waitMs,
           }),
       })

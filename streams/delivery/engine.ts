@@ -6,6 +6,7 @@ import {
   type StoredDelivery,
   startOutcomePublisher,
 } from '../../src/deliveries/index.ts'
+import { errorText } from '../../src/errors/index.ts'
 import type { Logger } from '../../src/observability/index.ts'
 import type { BatchHandler, EventLog, EventStore } from '../../src/ports/index.ts'
 import { createDeliveryRequestHandler } from '../deliverer.ts'
@@ -118,7 +119,7 @@ export const startDeliveryEngine = (options: DeliveryEngineOptions): DeliveryEng
       logger('error', 'delivery.attempt_failed', {
         delivery_id: delivery.deliveryId,
         configuration_id: delivery.configurationId,
-        error: error instanceof Error ? error.message : String(error),
+        error: errorText(error),
       }),
   })
   const stopWaking = view.onChange(() => scheduler.wake())
@@ -129,7 +130,7 @@ export const startDeliveryEngine = (options: DeliveryEngineOptions): DeliveryEng
     onError: (error) =>
       logger('error', 'delivery.outcomes_publish_failed', {
         topic: options.outcomesTopic,
-        error: error instanceof Error ? error.message : String(error),
+        error: errorText(error),
       }),
   })
   const handler = createDeliveryRequestHandler({ deliveries, logger })

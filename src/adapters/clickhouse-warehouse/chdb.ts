@@ -6,6 +6,7 @@ import {
   createClient,
   parseError,
 } from '@clickhouse/client'
+import { errorText } from '../../errors/index.ts'
 import type { Warehouse } from '../../ports/warehouse.ts'
 import { type StorageFailure, type StorageHealth, storageFailureOf, watchStorage } from '../storage-health.ts'
 import { toHeraldError } from './errors.ts'
@@ -50,7 +51,7 @@ export const createChdbWarehouse = async (options: ChdbWarehouseOptions): Promis
       } catch (error) {
         // chDB's own error types; the ClickHouse code and type are in the message, as the
         // connection parses them for the client's statements.
-        const parsed = parseError(error instanceof Error ? error.message : String(error))
+        const parsed = parseError(errorText(error))
         if (parsed !== error) parsed.cause = error
         throw parsed
       }

@@ -1,4 +1,10 @@
-import { type HeraldError, isHeraldError, UnavailableError, WarehouseError } from '../../errors/index.ts'
+import {
+  errorText,
+  type HeraldError,
+  isHeraldError,
+  UnavailableError,
+  WarehouseError,
+} from '../../errors/index.ts'
 
 export type Operation = 'query' | 'command' | 'insert' | 'ping' | 'open' | 'close'
 
@@ -103,7 +109,7 @@ export const toHeraldError = (error: unknown, scope: ErrorScope): HeraldError =>
       context: { ...context, code: socket },
     })
   }
-  const text = error instanceof Error ? error.message : String(error)
+  const text = errorText(error)
   if (text === CLIENT_TIMEOUT_MESSAGE) {
     return new UnavailableError(`${scope.operation} on ${scope.target} timed out`, {
       cause: error,

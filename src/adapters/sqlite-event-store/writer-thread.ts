@@ -2,6 +2,7 @@ import type { Worker } from 'node:worker_threads'
 import {
   type ErrorContext,
   ExpectedRevisionConflictError,
+  errorText,
   type FieldIssue,
   UnavailableError,
   ValidationError,
@@ -121,7 +122,7 @@ export const sendError = (error: unknown): SentError => {
   return {
     kind: 'other',
     name: error instanceof Error ? error.name : 'Error',
-    message: error instanceof Error ? error.message : String(error),
+    message: errorText(error),
   }
 }
 

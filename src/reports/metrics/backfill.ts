@@ -2,7 +2,7 @@ import { isLeft } from 'fp-ts/lib/Either.js'
 import { Hono } from 'hono'
 import * as t from 'io-ts'
 import type { AppEnv } from '../../access/index.ts'
-import { HeraldError, ValidationError } from '../../errors/index.ts'
+import { errorText, HeraldError, ValidationError } from '../../errors/index.ts'
 import { toFieldIssues } from '../../events/index.ts'
 import { authorize } from '../../http/authorize.ts'
 import { readJsonObject } from '../../http/body.ts'
@@ -139,7 +139,7 @@ export const createBackfillRunner = (options: BackfillRunnerOptions): BackfillRu
           options.logger('info', 'reports.metrics_backfill_done', { instants, points: current.points })
         })
         .catch((error: unknown) => {
-          const message = error instanceof Error ? error.message : String(error)
+          const message = errorText(error)
           current = { ...current, state: 'failed', error: message }
           options.logger('error', 'reports.metrics_backfill_failed', {
             error: message,

@@ -1,5 +1,5 @@
 import { Liquid, Tag, type TagToken, type Template, type TopLevelToken } from 'liquidjs'
-import { type FieldIssue, ValidationError } from '../../../src/errors/index.ts'
+import { errorText, type FieldIssue, ValidationError } from '../../../src/errors/index.ts'
 import { wildcardMatches } from '../../routing/index.ts'
 import type { ChannelEndpoint, TemplateField, TemplateOverrides } from './configuration.ts'
 import {
@@ -148,8 +148,7 @@ const parse = (flavour: Flavour, source: string): Template[] => {
   return templates
 }
 
-const firstLine = (error: unknown): string =>
-  (error instanceof Error ? error.message : String(error)).split('\n', 1)[0] ?? 'invalid template'
+const firstLine = (error: unknown): string => errorText(error).split('\n', 1)[0] ?? 'invalid template'
 
 const renderParsed = async (flavour: Flavour, templates: Template[], scope: object): Promise<string> => {
   const out: unknown = await engines[flavour].render(templates, scope)
