@@ -43,6 +43,7 @@ import {
 import { lockDataDir } from './wiring/data-dir-lock.ts'
 import { wireIngress } from './wiring/ingress.ts'
 import { wireNotifications } from './wiring/notifications.ts'
+import { logStoreMigration } from './wiring/store-migration.ts'
 import { openWarehouse } from './wiring/warehouse.ts'
 
 export interface HeraldDependencies {
@@ -136,9 +137,10 @@ const openEventLog = async (config: Config, logger: Logger): Promise<EventLog> =
   })
 }
 
-const openEventStore = async (config: Config): Promise<EventStore> => {
+const openEventStore = async (config: Config, logger: Logger): Promise<EventStore> => {
   if (config.event_store.kind === 'embedded') {
-    return createSqliteEventStore({ path: join(config.data_dir, 'eventstore.sqlite') })
+    const path = join(config.data_dir, 'eventstore.sqlite')
+    return createSqliteEventStore({ path, onMigration: logStoreMigration(logger, path) })
   }
   const connectionString = config.event_store.kurrentdb.connection_string
   if (connectionString === null) {
@@ -247,7 +249,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     closers.push(async () => lock.release())
     const log = await openEventLog(config, logger)
     closers.push(() => log.close())
-    const store = await openEventStore(config)
+    const store = await openEventStore(config, logger)
     closers.push(() => store.close())
     const warehouse = await openWarehouse(config)
     closers.push(() => warehouse.close())

@@ -55,6 +55,7 @@ import type { Warehouse } from '../ports/warehouse.ts'
 import { createSecretBox, loadOrCreateKeyFile } from '../secrets/index.ts'
 import { deliverableConfiguration, toChannelConfiguration } from './channel-configuration.ts'
 import { type IngressWiring, startRouter } from './ingress.ts'
+import { logStoreMigration } from './store-migration.ts'
 
 export interface NotificationsWiring {
   readonly consumers: readonly Consumer[]
@@ -117,6 +118,7 @@ const openDeliveryStore = (
           writerThread: true,
           onWriterStopped: (error) =>
             logger('error', 'delivery.store_writer_stopped', { error: error.message, restarting: true }),
+          onMigration: logStoreMigration(logger, deliveryStorePath(config)),
         }),
         owned: true,
       }

@@ -1,12 +1,26 @@
 /**
- * One row per event. `position` is the global order: AUTOINCREMENT never hands out a number
- * twice, and because every append holds SQLite's single write lock (BEGIN IMMEDIATE) positions
- * become visible in commit order, so a reader that has seen position p has seen everything
- * below p. That is what lets a subscription read `position > checkpoint` without gaps.
+ * One row per event, and one per stream. `position` is the global order: AUTOINCREMENT never
+ * hands out a number twice, and because every append holds SQLite's single write lock (BEGIN
+ * IMMEDIATE) positions become visible in commit order, so a reader that has seen position p has
+ * seen everything below p. That is what lets a subscription read `position > checkpoint`
+ * without gaps.
+ *
+ * A stream is numbered (`sid`) when its first event is appended, in order, and its events are
+ * indexed by that number rather than by its name. Names are often random (a delivery's is a
+ * hash): indexed by name, every append wrote to a leaf page of its own in each of two indexes,
+ * and once the file outgrew the page cache read one too. Numbered, the events of recent streams
+ * share the indexes' last pages, and only `streams` has an index by name, with one entry per
+ * stream rather than two per event (`npm run bench:event-store`). The name stays in each event's
+ * row as well, so reading the log in order (`readAll`, every subscription) needs no join.
  */
 export const SCHEMA = `
+CREATE TABLE IF NOT EXISTS streams (
+  sid  INTEGER PRIMARY KEY,
+  name TEXT    NOT NULL UNIQUE
+) STRICT;
 CREATE TABLE IF NOT EXISTS events (
   position    INTEGER PRIMARY KEY AUTOINCREMENT,
+  sid         INTEGER NOT NULL,
   stream      TEXT    NOT NULL,
   revision    INTEGER NOT NULL,
   id          TEXT    NOT NULL,
@@ -14,9 +28,43 @@ CREATE TABLE IF NOT EXISTS events (
   data        TEXT    NOT NULL,
   metadata    TEXT    NOT NULL,
   recorded_at INTEGER NOT NULL,
-  UNIQUE (stream, revision),
-  UNIQUE (stream, id)
+  UNIQUE (sid, revision),
+  UNIQUE (sid, id)
 ) STRICT;
+`
+
+/**
+ * A file written before streams were numbered (`events` indexed by name, no `streams`): its
+ * streams are numbered in the order of their first events and its events copied, positions and
+ * the AUTOINCREMENT counter kept, in one transaction (a crash leaves the old file as it was).
+ */
+export const MIGRATE_FROM_NAMED_STREAMS = `
+CREATE TABLE streams (
+  sid  INTEGER PRIMARY KEY,
+  name TEXT    NOT NULL UNIQUE
+) STRICT;
+INSERT INTO streams (name) SELECT stream FROM events GROUP BY stream ORDER BY min(position);
+CREATE TABLE events_numbered (
+  position    INTEGER PRIMARY KEY AUTOINCREMENT,
+  sid         INTEGER NOT NULL,
+  stream      TEXT    NOT NULL,
+  revision    INTEGER NOT NULL,
+  id          TEXT    NOT NULL,
+  type        TEXT    NOT NULL,
+  data        TEXT    NOT NULL,
+  metadata    TEXT    NOT NULL,
+  recorded_at INTEGER NOT NULL,
+  UNIQUE (sid, revision),
+  UNIQUE (sid, id)
+) STRICT;
+INSERT INTO events_numbered (position, sid, stream, revision, id, type, data, metadata, recorded_at)
+  SELECT e.position, s.sid, e.stream, e.revision, e.id, e.type, e.data, e.metadata, e.recorded_at
+  FROM events e JOIN streams s ON s.name = e.stream ORDER BY e.position;
+CREATE TEMP TABLE counter AS SELECT seq FROM sqlite_sequence WHERE name = 'events';
+DROP TABLE events;
+ALTER TABLE events_numbered RENAME TO events;
+UPDATE sqlite_sequence SET seq = max(seq, coalesce((SELECT seq FROM temp.counter), 0)) WHERE name = 'events';
+DROP TABLE temp.counter;
 `
 
 // WAL lets subscriptions read while another process appends; FULL syncs the WAL on every
@@ -52,11 +100,15 @@ export const readAllByPrefixes = (count: number): string =>
   ).join(' OR ')}) ORDER BY position LIMIT ?`
 
 export const SQL = {
-  head: 'SELECT revision, position FROM events WHERE stream = ? ORDER BY revision DESC LIMIT 1',
-  byId: 'SELECT revision, position FROM events WHERE stream = ? AND id = ?',
+  // A stream's number and its last event; no row for a stream that does not exist yet.
+  head: `SELECT s.sid AS sid, e.revision AS revision, e.position AS position
+    FROM streams s JOIN events e ON e.sid = s.sid WHERE s.name = ? ORDER BY e.revision DESC LIMIT 1`,
+  byId: 'SELECT revision, position FROM events WHERE sid = ? AND id = ?',
+  newStream: 'INSERT INTO streams (name) VALUES (?)',
   insert:
-    'INSERT INTO events (stream, revision, id, type, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-  readStream: `SELECT ${COLUMNS} FROM events WHERE stream = ? AND revision >= ? ORDER BY revision LIMIT ?`,
+    'INSERT INTO events (sid, stream, revision, id, type, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+  readStream: `SELECT ${COLUMNS} FROM events
+    WHERE sid = (SELECT sid FROM streams WHERE name = ?) AND revision >= ? ORDER BY revision LIMIT ?`,
   readAll: `SELECT ${COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?`,
   // Changes whenever another connection (in this process or another) commits to the file;
   // our own commits leave it alone, and those notify subscribers directly.

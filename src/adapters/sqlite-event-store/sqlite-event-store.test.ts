@@ -358,3 +358,130 @@ describe('sqlite event store writer thread', () => {
     assert.equal(code, 0)
   })
 })
+
+/** The schema of files written before streams were numbered: events indexed by stream name. */
+const NAMED_STREAMS_SCHEMA = `
+CREATE TABLE events (
+  position    INTEGER PRIMARY KEY AUTOINCREMENT,
+  stream      TEXT    NOT NULL,
+  revision    INTEGER NOT NULL,
+  id          TEXT    NOT NULL,
+  type        TEXT    NOT NULL,
+  data        TEXT    NOT NULL,
+  metadata    TEXT    NOT NULL,
+  recorded_at INTEGER NOT NULL,
+  UNIQUE (stream, revision),
+  UNIQUE (stream, id)
+) STRICT;
+`
+
+describe('sqlite event store, a file written before streams were numbered', () => {
+  /** Such a file: streams interleaved, and the AUTOINCREMENT counter past the last row (an append that was undone). */
+  const namedStreamsFile = () => {
+    const path = newPath()
+    const db = new DatabaseSync(path)
+    db.exec('PRAGMA journal_mode = WAL')
+    db.exec(NAMED_STREAMS_SCHEMA)
+    const insert = db.prepare(
+      'INSERT INTO events (stream, revision, id, type, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    )
+    const written = [
+      ['delivery-b', 0],
+      ['delivery-a', 0],
+      ['config-1', 0],
+      ['delivery-b', 1],
+      ['delivery-a', 1],
+      ['delivery-b', 2],
+      ['gone', 0],
+    ] as const
+    for (const [i, [stream, revision]] of written.entries()) {
+      const data = JSON.stringify({ i })
+      insert.run(stream, revision, `id-${i}`, 'Tested', data, '{"origin":"old"}', 1_700_000_000_000 + i)
+    }
+    db.exec("DELETE FROM events WHERE stream = 'gone'")
+    db.close()
+    return path
+  }
+
+  it('is migrated when opened: every event kept where it was, appends and retries as before', async () => {
+    const path = namedStreamsFile()
+    const told: string[] = []
+    const store = createSqliteEventStore({
+      path,
+      writerThread: true,
+      onMigration: (progress) => told.push(`${progress.stage} ${progress.events}`),
+    })
+    after(() => store.close())
+    assert.deepEqual(told, ['started 6', 'finished 6'])
+    const all = await store.readAll()
+    assert.deepEqual(
+      all.map((e) => [e.position, e.stream, e.revision, e.id, e.data, e.metadata, e.recordedAt]),
+      [
+        [1, 'delivery-b', 0, 'id-0', { i: 0 }, { origin: 'old' }, 1_700_000_000_000],
+        [2, 'delivery-a', 0, 'id-1', { i: 1 }, { origin: 'old' }, 1_700_000_000_001],
+        [3, 'config-1', 0, 'id-2', { i: 2 }, { origin: 'old' }, 1_700_000_000_002],
+        [4, 'delivery-b', 1, 'id-3', { i: 3 }, { origin: 'old' }, 1_700_000_000_003],
+        [5, 'delivery-a', 1, 'id-4', { i: 4 }, { origin: 'old' }, 1_700_000_000_004],
+        [6, 'delivery-b', 2, 'id-5', { i: 5 }, { origin: 'old' }, 1_700_000_000_005],
+      ],
+    )
+    assert.deepEqual(
+      (await store.readStream('delivery-b')).map((e) => e.id),
+      ['id-0', 'id-3', 'id-5'],
+    )
+    assert.deepEqual(
+      (await store.readAll({ streamPrefixes: ['delivery-'] })).map((e) => e.position),
+      [1, 2, 4, 5, 6],
+    )
+    // The stream's revision holds; a retry of what it holds answers as before.
+    await assert.rejects(
+      store.append('delivery-a', [newEvent()], { expectedRevision: 0 }),
+      isExpectedRevisionConflict,
+    )
+    const retried = await store.append('delivery-a', [{ id: 'id-4', type: 'Tested', data: { i: 4 } }], {
+      expectedRevision: 0,
+    })
+    assert.deepEqual(retried, { nextExpectedRevision: 1, position: 5 })
+    // A position is never handed out twice: 7 went to the undone append.
+    const appended = await store.append('delivery-a', [newEvent()], { expectedRevision: 1 })
+    assert.deepEqual(appended, { nextExpectedRevision: 2, position: 8 })
+    const created = await store.append('delivery-c', [newEvent()], { expectedRevision: 'no_stream' })
+    assert.deepEqual(created, { nextExpectedRevision: 0, position: 9 })
+    assert.deepEqual(committedStreams(path).sort(), ['config-1', 'delivery-a', 'delivery-b', 'delivery-c'])
+  })
+
+  it('is migrated once when the connections of a process open it together', async () => {
+    const path = namedStreamsFile()
+    const told: string[] = []
+    const onMigration = (progress: { stage: string }) => told.push(progress.stage)
+    const stores = [
+      createSqliteEventStore({ path, writerThread: true, onMigration }),
+      createSqliteEventStore({ path, onMigration }),
+      createSqliteEventStore({ path, onMigration }),
+    ]
+    after(() => Promise.all(stores.map((s) => s.close())))
+    for (const store of stores)
+      assert.deepEqual(
+        (await store.readAll()).map((e) => e.position),
+        [1, 2, 3, 4, 5, 6],
+      )
+    assert.deepEqual(told, ['started', 'finished'])
+    const reader = new DatabaseSync(path, { readOnly: true })
+    try {
+      const streams = reader.prepare('SELECT sid, name FROM streams ORDER BY sid').all() as {
+        sid: number
+        name: string
+      }[]
+      assert.deepEqual(
+        streams.map((s) => [s.sid, s.name]),
+        [
+          [1, 'delivery-b'],
+          [2, 'delivery-a'],
+          [3, 'config-1'],
+        ],
+      )
+    } finally {
+      reader.close()
+    }
+  })
+})

@@ -28,6 +28,7 @@ import { startWriterThread, type WriterThread } from './writer-thread.ts'
 import {
   createGroupWriter,
   encodeEvents,
+  type MigrationListener,
   openDatabase,
   type WriteAnswer,
   type WriteRequest,
@@ -70,6 +71,12 @@ export interface SqliteEventStoreOptions {
   readonly onWriterStopped?: (error: Error) => void
   /** Pages the file may hold at most; past it appends fail with SQLITE_FULL (see `openSqliteFile`). */
   readonly maxPageCount?: number
+  /**
+   * Told when the file, written before streams were numbered, is migrated as the store opens
+   * (before `createSqliteEventStore` returns): it copies every event once, which for a large
+   * file takes a while. For the operator's log.
+   */
+  readonly onMigration?: MigrationListener
 }
 
 export type { ReadAllOptions } from '../../ports/event-store.ts'
@@ -144,7 +151,7 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
     ...defaults,
     ...options,
   }
-  const { db, statements } = openDatabase(path, busyTimeoutMs, options.maxPageCount)
+  const { db, statements } = openDatabase(path, busyTimeoutMs, options.maxPageCount, options.onMigration)
   // What `ping` reports besides a connection that answers: see `watchStorage`.
   const health = watchStorage(path, 'event store')
 

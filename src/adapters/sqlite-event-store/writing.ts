@@ -2,8 +2,8 @@ import type { DatabaseSync, StatementSync } from 'node:sqlite'
 import { ExpectedRevisionConflictError, ValidationError } from '../../errors/index.ts'
 import type { AppendResult, EventData, ExpectedRevision } from '../../ports/index.ts'
 import { translateSqliteError } from '../sqlite-errors.ts'
-import { openSqliteFile } from '../sqlite-file.ts'
-import { SCHEMA, SQL, WAL_AUTOCHECKPOINT_PAGES } from './schema.ts'
+import { openSqliteFile, runTransaction } from '../sqlite-file.ts'
+import { MIGRATE_FROM_NAMED_STREAMS, SCHEMA, SQL, WAL_AUTOCHECKPOINT_PAGES } from './schema.ts'
 
 /**
  * How appends are written: the same code whether the store writes on the caller's thread or
@@ -48,10 +48,47 @@ export const encodeEvents = (events: readonly EventData[]): EncodedEvent[] =>
 
 export type Statements = Record<keyof typeof SQL, StatementSync>
 
+/** Whether `db` holds the current schema: `events` with its stream numbers, and `streams`. */
+const current = (db: DatabaseSync): boolean => {
+  const columns = (table: string) =>
+    (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name)
+  return columns('events').includes('sid') && columns('streams').length > 0
+}
+
+/**
+ * Creates the schema in a new file, or migrates a file written before streams were numbered.
+ * Under the write lock, and only when needed: the connections of a process (its writer and
+ * reading threads) open the file at once and only one may migrate it, while an open of a file
+ * already current must not wait for another connection's write.
+ */
+const ensureSchema = (db: DatabaseSync, onMigration?: MigrationListener): void => {
+  if (current(db)) return
+  runTransaction(db, () => {
+    if (current(db)) return
+    if (db.prepare('PRAGMA table_info(events)').all().length === 0) {
+      db.exec(SCHEMA)
+      return
+    }
+    const { events } = db.prepare('SELECT count(*) AS events FROM events').get() as { events: number }
+    const started = performance.now()
+    onMigration?.({ stage: 'started', events })
+    db.exec(MIGRATE_FROM_NAMED_STREAMS)
+    onMigration?.({ stage: 'finished', events, ms: Math.round(performance.now() - started) })
+  })
+}
+
+/** Told when a file written before streams were numbered is migrated as it opens: it copies every event once. */
+export type MigrationListener = (
+  progress:
+    | { readonly stage: 'started'; readonly events: number }
+    | { readonly stage: 'finished'; readonly events: number; readonly ms: number },
+) => void
+
 export const openDatabase = (
   path: string,
   busyTimeoutMs: number,
   maxPageCount?: number,
+  onMigration?: MigrationListener,
 ): { db: DatabaseSync; statements: Statements } => {
   let db: DatabaseSync | undefined
   try {
@@ -61,8 +98,8 @@ export const openDatabase = (
       walAutocheckpoint: WAL_AUTOCHECKPOINT_PAGES,
       ...(maxPageCount === undefined ? {} : { maxPageCount }),
     })
-    db.exec(SCHEMA)
     const open = db
+    ensureSchema(open, onMigration)
     const statements = Object.fromEntries(
       Object.entries(SQL).map(([name, sql]) => [name, open.prepare(sql)]),
     ) as Statements
@@ -76,6 +113,11 @@ export const openDatabase = (
 interface Placement {
   readonly revision: number
   readonly position: number
+}
+
+/** A stream's number and where its last event is. */
+interface Head extends Placement {
+  readonly sid: number
 }
 
 const holds = (expected: ExpectedRevision, actual: number | undefined): boolean => {
@@ -132,13 +174,13 @@ export const createGroupWriter = (db: DatabaseSync, statements: Statements): Gro
     { stream, events, expected }: EncodedAppend,
     recordedAt: number,
   ): { readonly result: AppendResult; readonly written: boolean } => {
-    const head = statements.head.get(stream) as Placement | undefined
+    const head = statements.head.get(stream) as Head | undefined
     // A stream that does not exist yet holds none of the ids (every new delivery's request):
     // only an existing one is worth looking them up in.
     const found =
       head === undefined
         ? events.map(() => undefined)
-        : events.map((e) => statements.byId.get(stream, e.id) as Placement | undefined)
+        : events.map((e) => statements.byId.get(head.sid, e.id) as Placement | undefined)
     const original = originalAppend(found, expected)
     if (original !== undefined) return { result: original, written: false }
 
@@ -158,11 +200,13 @@ export const createGroupWriter = (db: DatabaseSync, statements: Statements): Gro
       )
     }
 
+    const sid = head?.sid ?? Number(statements.newStream.run(stream).lastInsertRowid)
     let revision = head?.revision ?? -1
     let position = 0
     for (const event of events) {
       revision += 1
       const { lastInsertRowid } = statements.insert.run(
+        sid,
         stream,
         revision,
         event.id,

@@ -1,0 +1,17 @@
+import type { SqliteEventStoreOptions } from '../adapters/sqlite-event-store/index.ts'
+import type { Logger } from '../observability/index.ts'
+
+/**
+ * Logs an embedded store file's migration as it opens (`event_store.migrating`, then
+ * `event_store.migrated`), so a start that copies a large file's events says why it waits.
+ */
+export const logStoreMigration =
+  (logger: Logger, path: string): NonNullable<SqliteEventStoreOptions['onMigration']> =>
+  (progress) =>
+    progress.stage === 'started'
+      ? logger('info', 'event_store.migrating', {
+          path,
+          events: progress.events,
+          message: 'numbering the streams of a file written by an older version; every event is copied once',
+        })
+      : logger('info', 'event_store.migrated', { path, events: progress.events, ms: progress.ms })
