@@ -352,7 +352,7 @@ export const createOutboundGuard = (options: OutboundGuardOptions = {}): Outboun
       (error: unknown) => {
         if (error instanceof ExchangeTimeoutError) throw new OutboundTimeoutError(hostname, timeoutMs)
         if (signal?.aborted === true) throw signal.reason
-        // Refused before anything was sent: Node's own error, not a failed (retriable) request.
+        // Refused before anything was sent (Node's or undici's own error): not a failed, retriable request.
         if (error instanceof ExchangeRefusedError) throw error.cause
         throw new OutboundRequestError(hostname, error)
       },

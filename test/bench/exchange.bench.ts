@@ -1,13 +1,15 @@
 /**
  * One exchanger's CPU per request, nothing else around it: `npx node test/bench/exchange.bench.ts
- * [--requests N] [--concurrency C] [--rounds R] [--exchangers a,b] [--https] [--port P]`
- * (N 20,000, C 64, R 3, every exchanger, plain HTTP, any free port).
+ * [--requests N] [--concurrency C] [--rounds R] [--exchangers inline,thread] [--https] [--port P]`
+ * (N 20,000, C 64, R 3, both exchangers, plain HTTP, any free port).
  *
  * N POSTs shaped like a signed Standard Webhooks request (a 1 KB JSON body; host, content-type,
  * content-length, user-agent, webhook-id, webhook-timestamp, webhook-signature), C at a time,
- * over keep-alive connections, made by the exchanger straight on this thread (no guard, no
- * sender thread) to a loopback server in a child process answering 204, so the server's CPU is
- * not counted. Over HTTPS the server's self-signed certificate is trusted as an extra CA and
+ * over keep-alive connections, to a loopback server in a child process answering 204, so the
+ * server's CPU is not counted. `inline` makes them straight on this thread
+ * (`createInlineExchanger`, no guard); `thread` hands them to the `http-sender` thread
+ * (`startSenderThread`), which makes them with the same code, so the difference is the cost of
+ * handing them over. Over HTTPS the server's self-signed certificate is trusted as an extra CA and
  * verified against the SNI name. Each round runs every exchanger once, their order turning
  * round by round; connections are opened before the measured part. Prints the CPU of this
  * process (all threads, `process.cpuUsage`) per request and requests/s. Figures are printed,
@@ -18,10 +20,12 @@ import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { createInlineExchanger, type ExchangeRequest, type Exchanger } from '../../src/outbound/exchange.ts'
+import { startSenderThread } from '../../src/outbound/sender-thread.ts'
 import { opensslMissing, selfSignedCertificate } from '../support/self-signed-cert.ts'
 
 const exchangers: Record<string, (ca: readonly string[]) => Exchanger> = {
-  node: (ca) => createInlineExchanger({ ca }),
+  inline: (ca) => createInlineExchanger({ ca }),
+  thread: (ca) => startSenderThread({ ca }),
 }
 
 const { values } = parseArgs({

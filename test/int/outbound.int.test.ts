@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process'
 import { getEventListeners } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createTlsServer } from 'node:https'
-import type { AddressInfo } from 'node:net'
+import { type AddressInfo, createServer as createTcpServer, type Socket } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import type { TLSSocket } from 'node:tls'
 import {
@@ -27,12 +27,17 @@ interface Seen {
 
 type Handler = (req: IncomingMessage, res: ServerResponse, body: string) => void
 
-/** A real server on 127.0.0.1 that records every request it gets; routes by path. */
+/**
+ * A real server on 127.0.0.1 (or `host`) that records every request it gets, and the client
+ * ports of the connections that closed; routes by path.
+ */
 const serve = async (
   routes: Record<string, Handler>,
   tls?: { key: string; cert: string },
-): Promise<{ port: number; seen: Seen[]; close: () => Promise<void> }> => {
+  host = '127.0.0.1',
+): Promise<{ port: number; seen: Seen[]; closedPorts: Set<number>; close: () => Promise<void> }> => {
   const seen: Seen[] = []
+  const closedPorts = new Set<number>()
   const listener = (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = []
     req.on('data', (chunk: Buffer) => chunks.push(chunk))
@@ -52,10 +57,15 @@ const serve = async (
     })
   }
   const server: Server = tls === undefined ? createServer(listener) : createTlsServer(tls, listener)
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  server.on(tls === undefined ? 'connection' : 'secureConnection', (socket: Socket) => {
+    const port = socket.remotePort
+    socket.on('close', () => closedPorts.add(port ?? 0))
+  })
+  await new Promise<void>((resolve) => server.listen(0, host, resolve))
   return {
     port: (server.address() as AddressInfo).port,
     seen,
+    closedPorts,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections()
@@ -71,6 +81,15 @@ const lookupFrom =
     if (found === undefined) throw Object.assign(new Error(`ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' })
     return found.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }))
   }
+
+/** Waits until `check` holds, polling every 20 ms, and fails past `ms`. */
+const eventually = async (check: () => boolean, ms: number, what: string) => {
+  const until = performance.now() + ms
+  while (!check()) {
+    if (performance.now() > until) assert.fail(`${what} within ${ms} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
 
 const isBlocked = (error: unknown) =>
   error instanceof OutboundBlockedError && error.code === 'outbound_blocked'
@@ -276,6 +295,12 @@ for (const senderThread of [true, false]) {
           res.writeHead(200, { 'content-type': 'text/plain' })
           res.end('x'.repeat(5 * 1024 * 1024))
         },
+        '/early': (_req, res) => {
+          res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' })
+          res.writeHead(202, 'Taken For Later').end('later')
+        },
+        // Kept 3 s by the server: a client leaving 2 s of margin closes it after 1 s idle.
+        '/short-keep-alive': (_req, res) => res.writeHead(204, { 'keep-alive': 'timeout=3' }).end(),
       })
       lookups = []
       // Answers the checked address once, then rebinds to somewhere else: the pinned connection
@@ -391,6 +416,63 @@ for (const senderThread of [true, false]) {
       assert.equal((await whole.response.arrayBuffer()).byteLength, 5 * 1024 * 1024)
     })
 
+    it('reads no further than maxBodyBytes, and closes that connection', async () => {
+      const { truncated } = await guard.fetch(at('/big'), { maxBodyBytes: 10 })
+      assert.equal(truncated, true)
+      const port = server.seen.at(-1)?.remotePort ?? 0
+      await eventually(() => server.closedPorts.has(port), 2_000, 'the connection closed')
+    })
+
+    it('answers with the final status after an informational one, and its reason phrase', async () => {
+      const { response } = await guard.fetch(at('/early'))
+      assert.equal(response.status, 202)
+      assert.equal(response.statusText, 'Taken For Later')
+      assert.equal(await response.text(), 'later')
+    })
+
+    it('closes a connection idle for as long as the server keeps it, and opens another when needed', async () => {
+      assert.equal((await guard.fetch(at('/short-keep-alive'))).response.status, 204)
+      const port = server.seen.at(-1)?.remotePort ?? 0
+      await eventually(() => server.closedPorts.has(port), 2_500, 'the idle connection closed')
+      assert.equal((await guard.fetch(at('/empty'))).response.status, 204)
+    })
+
+    it('connects to a checked IPv6 address, given as a literal or resolved from the host name', async () => {
+      const v6 = await serve(
+        { '*': (req, res) => res.writeHead(200).end(req.headers.host) },
+        undefined,
+        '::1',
+      )
+      const dns = lookupFrom({ 'v6.hooks.test': ['::1'] })
+      const v6Guard = createOutboundGuard({ senderThread, lookup: dns, allowlist: ['::1'] })
+      try {
+        for (const url of [`http://[::1]:${v6.port}/`, `http://v6.hooks.test:${v6.port}/`]) {
+          const { response } = await v6Guard.fetch(url)
+          assert.equal(await response.text(), new URL(url).host)
+        }
+        assert.equal(v6.seen.length, 2)
+      } finally {
+        await v6Guard.close()
+        await v6.close()
+      }
+    })
+
+    it('refuses a header the HTTP client will not send (expect, transfer-encoding) before sending anything', async () => {
+      const before = server.seen.length
+      for (const headers of [{ expect: '100-continue' }, { 'transfer-encoding': 'chunked' }])
+        await assert.rejects(
+          guard.fetch(at('/echo'), { method: 'POST', headers, body: 'b' }),
+          (error: unknown) => {
+            assert.ok(
+              !(error instanceof OutboundRequestError),
+              'not a failed request, which would be retried',
+            )
+            return true
+          },
+        )
+      assert.equal(server.seen.length, before)
+    })
+
     it('sends headers given as an object (names in any case), as Headers or as pairs alike', async () => {
       for (const headers of [
         { 'X-Herald-Test': 'one', 'Content-Type': 'text/plain' },
@@ -481,15 +563,45 @@ for (const senderThread of [true, false]) {
       guard.close()
     })
 
-    it('keeps one connection for requests in a row when an extra CA is trusted', async () => {
+    it('reuses its connections for requests in a row when an extra CA is trusted', async () => {
       const guard = createOutboundGuard({ senderThread, lookup: dns, allowlist: ['herald.test'], ca: cert })
-      for (let i = 0; i < 3; i++) {
+      for (let i = 0; i < 6; i++) {
         const { response } = await guard.fetch(`https://herald.test:${server.port}/hook`)
         await response.text()
       }
-      const ports = server.seen.slice(-3).map((seen) => seen.remotePort)
-      assert.deepEqual(new Set(ports).size, 1, `client ports ${ports.join(', ')}`)
+      // Undici gives a connection one turn of the event loop before it takes the next request
+      // (a server may close it after all), so one made at once rides a second connection.
+      const ports = server.seen.slice(-6).map((seen) => seen.remotePort)
+      assert.ok(new Set(ports).size <= 2, `client ports ${ports.join(', ')}`)
       await guard.close()
+    })
+
+    it('gives up on a TLS handshake that never completes at the time limit, and closes its connection', async () => {
+      const closed: number[] = []
+      // Reads (so it sees the client close) and never answers.
+      const silent = createTcpServer((socket) => {
+        const port = socket.remotePort ?? 0
+        socket.on('close', () => closed.push(port)).resume()
+      })
+      await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+      const { port } = silent.address() as AddressInfo
+      const guard = createOutboundGuard({ senderThread, lookup: dns, allowlist: ['herald.test'], ca: cert })
+      try {
+        const started = performance.now()
+        await assert.rejects(
+          guard.fetch(`https://herald.test:${port}/`, { timeoutMs: 300 }),
+          (error: unknown) => {
+            assert.ok(error instanceof OutboundTimeoutError, String(error))
+            return true
+          },
+        )
+        const elapsed = performance.now() - started
+        assert.ok(elapsed >= 290 && elapsed < 3000, `took ${elapsed} ms`)
+        await eventually(() => closed.length === 1, 2_000, 'the connection closed')
+      } finally {
+        await guard.close()
+        silent.close()
+      }
     })
 
     it('refuses a certificate that does not name the URL host, even though the address is the same', async () => {
