@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import type { Worker } from 'node:worker_threads'
 import {
+  createInlineExchanger,
   type ExchangeAnswer,
   type ExchangeRequest,
   ExchangeTimeoutError,
@@ -14,7 +15,10 @@ import { OutboundRequestError } from '../../src/outbound/index.ts'
 import { startSenderThread } from '../../src/outbound/sender-thread.ts'
 import { threadNames } from '../support/threads.ts'
 
-/** A real server on 127.0.0.1: `/ok` answers 200 with the body it got, `/hang` never answers. */
+/**
+ * A real server on 127.0.0.1: `/ok` answers 200 with the body it got, `/headers` with header
+ * lines in mixed case, one name repeated around another, and `/hang` never answers.
+ */
 const serve = async () => {
   let arrived = 0
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -23,6 +27,7 @@ const serve = async () => {
     req.on('data', (chunk: Buffer) => chunks.push(chunk))
     req.on('end', () => {
       if (req.url === '/hang') return
+      if (req.url === '/headers') return void res.writeHead(200, MIXED_HEADERS).end()
       res.writeHead(200, { 'x-seen': req.headers.host ?? '' }).end(Buffer.concat(chunks))
     })
   })
@@ -37,6 +42,8 @@ const serve = async () => {
     },
   }
 }
+
+const MIXED_HEADERS = ['Set-Cookie', 'a=1', 'X-Mixed-Case', 'Yes', 'set-cookie', 'b=2']
 
 const requestTo = (port: number, path: string, timeoutMs = 10_000): ExchangeRequest => ({
   secure: false,
@@ -79,6 +86,20 @@ describe('the HTTP sender thread', () => {
       await sender.close()
     }
   })
+
+  for (const [name, make] of [
+    ['on the event loop', createInlineExchanger],
+    ['on the thread', startSenderThread],
+  ] as const)
+    it(`answers with the header lines as received, ${name}: names in their case, a repeated name where it came`, async () => {
+      const exchanger = make({ ca: [] })
+      try {
+        const answer = await exchanger.exchange(requestTo(server.port, '/headers'))
+        assert.deepEqual(answer.rawHeaders.slice(0, MIXED_HEADERS.length), MIXED_HEADERS)
+      } finally {
+        await exchanger.close()
+      }
+    })
 
   it('fails the exchanges a crashed thread had taken as retriable request errors, and starts again', async () => {
     const started: Worker[] = []
