@@ -1,65 +1,20 @@
 import { superviseThread } from '../adapters/supervised-thread.ts'
+import { type ExchangeAnswer, type Exchanger, ExchangeTimeoutError } from './exchange.ts'
 import {
-  type ExchangeAnswer,
-  ExchangeRefusedError,
-  type ExchangeRequest,
-  type Exchanger,
-  ExchangeTimeoutError,
-} from './exchange.ts'
+  type Batch,
+  decodeAnswers,
+  encodeRequest,
+  type FromSender,
+  receiveFailure,
+  type ToSender,
+} from './sender-wire.ts'
 
 /**
  * Outbound HTTP on a thread of its own (`http-sender`): the event loop hands each exchange
  * over as plain data and gets the answer back, so connecting, TLS, writing the request and
  * parsing the answer leave it. Requests made in one turn go over in one message, and so do
- * the answers the thread has in one turn.
+ * the answers the thread has in one turn (`sender-wire.ts`).
  */
-
-/** Why an exchange failed, as it crosses from the thread: what it takes to make the same error again. */
-export type SentFailure =
-  | { readonly kind: 'timeout'; readonly message: string }
-  | {
-      readonly kind: 'refused' | 'failed'
-      readonly name: string
-      readonly message: string
-      readonly code?: string
-    }
-
-export type ToSender =
-  | { readonly type: 'exchange'; readonly requests: readonly { id: number; request: ExchangeRequest }[] }
-  | { readonly type: 'abort'; readonly id: number }
-  | { readonly type: 'close' }
-
-export type SenderAnswer =
-  | { readonly id: number; readonly ok: true; readonly answer: ExchangeAnswer }
-  | { readonly id: number; readonly ok: false; readonly failure: SentFailure }
-
-export type FromSender =
-  | { readonly type: 'answers'; readonly answers: readonly SenderAnswer[] }
-  | { readonly type: 'closed' }
-
-/** `error` (what an exchange rejected with on the thread) as it crosses over. */
-export const sendFailure = (error: unknown): SentFailure => {
-  if (error instanceof ExchangeTimeoutError) return { kind: 'timeout', message: error.message }
-  const refused = error instanceof ExchangeRefusedError
-  const cause = refused ? error.cause : error
-  const code = (cause as { code?: unknown } | undefined)?.code
-  return {
-    kind: refused ? 'refused' : 'failed',
-    name: cause instanceof Error ? cause.name : 'Error',
-    message: cause instanceof Error ? cause.message : String(cause),
-    ...(typeof code === 'string' ? { code } : {}),
-  }
-}
-
-/** The error `sendFailure` described, as the exchange on the thread rejected with it. */
-export const receiveFailure = (sent: SentFailure): Error => {
-  if (sent.kind === 'timeout') return new ExchangeTimeoutError(sent.message)
-  const error = sent.name === 'TypeError' ? new TypeError(sent.message) : new Error(sent.message)
-  if (sent.code !== undefined) Object.assign(error, { code: sent.code })
-  if (sent.name !== 'TypeError' && sent.name !== 'Error')
-    Object.defineProperty(error, 'name', { value: sent.name })
-  return sent.kind === 'refused' ? new ExchangeRefusedError(error) : error
-}
 
 export interface SenderThreadOptions {
   /** Extra trusted CA certificates (PEM), added to Node's on the thread. */
@@ -98,7 +53,9 @@ export const startSenderThread = (options: SenderThreadOptions): Exchanger => {
     number,
     { resolve: (answer: ExchangeAnswer) => void; reject: (error: unknown) => void }
   >()
-  let outbox: { id: number; request: ExchangeRequest }[] = []
+  // The requests of this turn, and their ids.
+  let outbox: Batch = []
+  let outboxIds: number[] = []
   let thread: ReturnType<typeof superviseThread<FromSender>> | undefined
   let closed = false
 
@@ -118,14 +75,22 @@ export const startSenderThread = (options: SenderThreadOptions): Exchanger => {
       onMessage: (message, worker) => {
         if (message.type !== 'answers') return
         thread?.healthy()
-        for (const answer of message.answers) {
-          const waiter = waiting.get(answer.id)
-          if (waiter === undefined) continue
-          waiting.delete(answer.id)
-          if (answer.ok) waiter.resolve(answer.answer)
-          else waiter.reject(receiveFailure(answer.failure))
-        }
-        if (waiting.size === 0 && outbox.length === 0) worker.unref()
+        decodeAnswers(
+          message.answers,
+          (id, answer) => {
+            const waiter = waiting.get(id)
+            if (waiter === undefined) return
+            waiting.delete(id)
+            waiter.resolve(answer)
+          },
+          (id, failure) => {
+            const waiter = waiting.get(id)
+            if (waiter === undefined) return
+            waiting.delete(id)
+            waiter.reject(receiveFailure(failure))
+          },
+        )
+        if (waiting.size === 0 && outboxIds.length === 0) worker.unref()
       },
       onStopped: (crash, code) => {
         const stopped = senderStopped(
@@ -133,6 +98,7 @@ export const startSenderThread = (options: SenderThreadOptions): Exchanger => {
             'a request it had not answered may or may not have reached its target',
         )
         outbox = []
+        outboxIds = []
         failWaiting(stopped)
         options.onStopped?.(stopped)
       },
@@ -140,13 +106,15 @@ export const startSenderThread = (options: SenderThreadOptions): Exchanger => {
 
   const flush = () => {
     const requests = outbox
+    const ids = outboxIds
     outbox = []
+    outboxIds = []
     const worker = thread?.worker()
-    if (requests.length === 0) return
+    if (ids.length === 0) return
     if (worker === undefined) {
       // Being started again after a stop: these fail as the ones it had taken did.
       const down = senderStopped('the HTTP sender thread is being started again')
-      for (const { id } of requests) {
+      for (const id of ids) {
         waiting.get(id)?.reject(down)
         waiting.delete(id)
       }
@@ -194,8 +162,9 @@ export const startSenderThread = (options: SenderThreadOptions): Exchanger => {
             reject(error)
           },
         })
-        if (outbox.length === 0) setImmediate(flush)
-        outbox.push({ id, request })
+        if (outboxIds.length === 0) setImmediate(flush)
+        outboxIds.push(id)
+        encodeRequest(outbox, id, request)
         thread?.worker()?.ref()
       })
     },

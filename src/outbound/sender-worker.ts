@@ -4,7 +4,15 @@
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import { createInlineExchanger } from './exchange.ts'
-import { type FromSender, type SenderAnswer, sendFailure, type ToSender } from './sender-thread.ts'
+import {
+  type Batch,
+  decodeRequests,
+  encodeAnswer,
+  encodeFailure,
+  type FromSender,
+  sendFailure,
+  type ToSender,
+} from './sender-wire.ts'
 
 const port = parentPort
 if (port === null) throw new Error('sender-worker.ts runs as a worker thread')
@@ -13,37 +21,40 @@ const exchanger = createInlineExchanger({ ca })
 const inFlight = new Map<number, AbortController>()
 
 // Answers ready in one turn go back in one message.
-let answers: SenderAnswer[] = []
-const answer = (reply: SenderAnswer) => {
-  if (answers.length === 0)
-    setImmediate(() => {
-      const ready = answers
-      answers = []
-      // Each body is a buffer of its own (`createInlineExchanger`): moved, not copied.
-      const bodies = ready.flatMap((reply) => (reply.ok ? [reply.answer.body.buffer as ArrayBuffer] : []))
-      port.postMessage({ type: 'answers', answers: ready } satisfies FromSender, bodies)
-    })
-  answers.push(reply)
+let answers: Batch = []
+let bodies: ArrayBuffer[] = []
+const send = () => {
+  const ready = answers
+  const moved = bodies
+  answers = []
+  bodies = []
+  port.postMessage({ type: 'answers', answers: ready } satisfies FromSender, moved)
+}
+const readying = () => {
+  if (answers.length === 0) setImmediate(send)
 }
 
 port.on('message', (message: ToSender) => {
   switch (message.type) {
     case 'exchange':
-      for (const { id, request } of message.requests) {
+      decodeRequests(message.requests, (id, request) => {
         const controller = new AbortController()
         inFlight.set(id, controller)
         exchanger.exchange(request, controller.signal).then(
           (result) => {
             inFlight.delete(id)
-            answer({ id, ok: true, answer: result })
+            readying()
+            encodeAnswer(answers, bodies, id, result)
           },
           (error: unknown) => {
             inFlight.delete(id)
             // An aborted exchange was already given up on by the caller.
-            if (!controller.signal.aborted) answer({ id, ok: false, failure: sendFailure(error) })
+            if (controller.signal.aborted) return
+            readying()
+            encodeFailure(answers, id, sendFailure(error))
           },
         )
-      }
+      })
       return
     case 'abort':
       inFlight.get(message.id)?.abort(new Error('aborted by the caller'))
