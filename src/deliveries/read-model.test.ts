@@ -15,6 +15,7 @@ import {
   createDeliveryReadModel,
   type DeliveryReadModel,
   type DeliveryReadModelOptions,
+  openDeliveryViewFile,
 } from './read-model.ts'
 import { createThreadedDeliveryReadModel } from './read-model-thread.ts'
 
@@ -35,6 +36,138 @@ const requestOf = (n: number, configurationId: string, account = 'acme') => ({
   matchedSelectorIds: ['sel-1'],
   createdAt: '2026-11-22T10:00:00.000Z',
 })
+
+/**
+ * The file as version 0 of its schema made it (`user_version` 0): attempts keyed by their
+ * delivery id. Copied from the read model as it was; files made by it must open unchanged.
+ */
+const VERSION_0_SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS deliveries (
+  delivery_id          TEXT PRIMARY KEY,
+  seq                  INTEGER NOT NULL,
+  revision             INTEGER NOT NULL,
+  account              TEXT NOT NULL,
+  endpoint             TEXT NOT NULL,
+  configuration_id     TEXT NOT NULL,
+  event_id             TEXT NOT NULL,
+  event_type           TEXT NOT NULL,
+  event                TEXT NOT NULL,
+  matched_selector_ids TEXT NOT NULL,
+  created_at           TEXT NOT NULL,
+  digest               TEXT,
+  status               TEXT NOT NULL,
+  attempts             INTEGER NOT NULL,
+  round_failures       INTEGER NOT NULL,
+  next_attempt_at      INTEGER,
+  requested_at         INTEGER NOT NULL,
+  updated_at           INTEGER NOT NULL,
+  replays              INTEGER NOT NULL,
+  last_status          INTEGER,
+  last_code            TEXT,
+  last_error           TEXT,
+  last_latency_ms      REAL,
+  attempted            INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS deliveries_by_seq ON deliveries (seq);
+CREATE INDEX IF NOT EXISTS deliveries_by_account ON deliveries (account, seq);
+CREATE INDEX IF NOT EXISTS deliveries_by_configuration ON deliveries (configuration_id, seq);
+CREATE INDEX IF NOT EXISTS deliveries_by_event ON deliveries (event_id);
+CREATE INDEX IF NOT EXISTS deliveries_unsettled ON deliveries (configuration_id, seq)
+  WHERE next_attempt_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS heads (
+  configuration_id TEXT PRIMARY KEY,
+  delivery_id      TEXT NOT NULL,
+  next_attempt_at  INTEGER NOT NULL,
+  seq              INTEGER
+) STRICT;
+CREATE TABLE IF NOT EXISTS attempts (
+  position         INTEGER PRIMARY KEY,
+  delivery_id      TEXT NOT NULL,
+  account          TEXT NOT NULL,
+  endpoint         TEXT NOT NULL,
+  configuration_id TEXT NOT NULL,
+  event_id         TEXT NOT NULL,
+  event_type       TEXT NOT NULL,
+  attempt          INTEGER NOT NULL,
+  outcome          TEXT NOT NULL,
+  status           INTEGER,
+  code             TEXT,
+  error            TEXT,
+  latency_ms       REAL,
+  at               INTEGER NOT NULL,
+  next_attempt_at  INTEGER,
+  publish          INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS attempts_by_delivery ON attempts (delivery_id, position);
+CREATE INDEX IF NOT EXISTS attempts_by_configuration ON attempts (configuration_id, position)
+  WHERE outcome != 'skipped';
+CREATE INDEX IF NOT EXISTS attempts_unpublished ON attempts (position) WHERE publish = 1;
+CREATE TABLE IF NOT EXISTS failing (
+  configuration_id TEXT PRIMARY KEY,
+  since            INTEGER NOT NULL,
+  last_at          INTEGER
+) STRICT;
+`
+
+const VERSION_0_ATTEMPT_COLUMNS = `position, delivery_id, account, endpoint, configuration_id, event_id,
+  event_type, attempt, outcome, status, code, error, latency_ms, at, next_attempt_at, publish`
+
+/** Rewrites the read model's (closed) file at `path` as version 0 of its schema would have kept the same rows. */
+const rewriteAsVersion0 = (path: string): void => {
+  const made = `${path}.version-1`
+  renameSync(path, made)
+  const old = new DatabaseSync(path)
+  try {
+    old.exec(`PRAGMA journal_mode = WAL; ${VERSION_0_SCHEMA}`)
+    old.exec(`
+      ATTACH '${made}' AS made;
+      INSERT INTO meta SELECT * FROM made.meta;
+      INSERT INTO deliveries SELECT * FROM made.deliveries;
+      INSERT INTO heads SELECT * FROM made.heads;
+      INSERT INTO failing SELECT * FROM made.failing;
+      INSERT INTO attempts (${VERSION_0_ATTEMPT_COLUMNS}) SELECT ${VERSION_0_ATTEMPT_COLUMNS} FROM made.attempts;
+      DETACH made;
+    `)
+    assert.equal(old.prepare('PRAGMA user_version').get()?.user_version, 0)
+  } finally {
+    old.close()
+  }
+  unlinkSync(made)
+}
+
+/** What every query of `view` answers about deliveries 1–`count` and configurations `cfg-a`–`cfg-c`. */
+const answersOf = (view: DeliveryReadModel, count: number, now: number) => {
+  const ids = Array.from({ length: count }, (_, i) => hex(i + 1))
+  const configurations = ['cfg-a', 'cfg-b', 'cfg-c']
+  return {
+    instanceId: view.instanceId,
+    position: view.position(),
+    deliveries: ids.map((id) => view.get(id)),
+    attempts: ids.map((id) => view.attemptsOf(id)),
+    lists: [
+      view.list({ limit: 100 }),
+      view.list({ account: 'acme', limit: 2 }),
+      view.list({ configurationId: 'cfg-a', limit: 100 }),
+      view.list({ status: 'retrying', limit: 100 }),
+      view.list({ eventId: 'evt-2', limit: 100 }),
+      view.list({ endpoint: 'webhook', before: 3, limit: 100 }),
+    ],
+    dueHeads: view.dueHeads(now + 3_600_000, new Set(), 10),
+    nextDueAt: view.nextDueAt(new Set()),
+    heads: configurations.map((c) => view.headOf(c)),
+    behind: ids.map((id) => {
+      const delivery = view.get(id)
+      return delivery === undefined ? undefined : view.nextBehind(delivery, now)
+    }),
+    recentOutcomes: configurations.map((c) => view.recentOutcomes(c, 20)),
+    failingSince: configurations.map((c) => view.failingSince(c)),
+    unpublished: view.unpublished(100),
+  }
+}
 
 const answer = (status: number) => ({
   ok: status < 300,
@@ -350,6 +483,56 @@ const readModelContract = (
         view.unpublished(10).map((a) => [a.eventId, a.outcome]),
         [['evt-1', 'sent']],
       )
+    })
+
+    it('opens a file of schema version 0 with everything it held, attempts found by their delivery’s seq', async () => {
+      await request(1, 'cfg-a')
+      await request(2, 'cfg-b')
+      await request(3, 'cfg-a')
+      await request(4, 'cfg-c', 'globex')
+      await request(5, 'cfg-a')
+      await attempt(1, 200)
+      await attempt(2, 400)
+      await attempt(3, 503, 60_000)
+      await attempt(4, 503, 0)
+      await attempt(4, 200)
+      await view.waitFor(await deliveries.replay(hex(4), 'globex/admin'))
+      view.markPublished([view.unpublished(1)[0]?.position ?? 0])
+      const before = answersOf(view, 5, now)
+      await view.close()
+
+      // The same rows in a file of version 0, as that version would have folded them.
+      const path = join(dir, 'view.sqlite')
+      rewriteAsVersion0(path)
+
+      view = open()
+      assert.deepEqual(answersOf(view, 5, now), before)
+      assert.equal(before.attempts.flat().length, 5)
+      assert.equal(before.unpublished.length, 4)
+      const reader = new DatabaseSync(path, { readOnly: true })
+      try {
+        assert.equal(reader.prepare('PRAGMA user_version').get()?.user_version, 1)
+        assert.deepEqual(
+          reader
+            .prepare('PRAGMA index_info(attempts_by_delivery)')
+            .all()
+            .map((c) => c.name),
+          ['delivery_seq', 'position'],
+        )
+      } finally {
+        reader.close()
+      }
+      // It folds on where it stopped.
+      now += 60_000
+      await attempt(3, 200)
+      assert.deepEqual(
+        view.attemptsOf(hex(3)).map((a) => [a.attempt, a.outcome]),
+        [
+          [1, 'failed'],
+          [2, 'sent'],
+        ],
+      )
+      assert.equal(view.headOf('cfg-a')?.eventId, 'evt-5')
     })
 
     it('resumes from its checkpoint when reopened, keeping its instance id', async () => {
@@ -691,3 +874,74 @@ readModelContract(
     }),
   { inProcess: false },
 )
+
+describe('the delivery read model’s file', () => {
+  it('is left as it was when it cannot be brought up to date (a full disk), and brought up at the next open', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-delivery-view-'))
+    const store = createSqliteEventStore({ path: join(dir, 'deliveries.sqlite') })
+    const path = join(dir, 'view.sqlite')
+    try {
+      const view = createDeliveryReadModel({ path, newId: randomUUID })
+      view.follow(store)
+      const deliveries = createDeliveryLog({
+        store,
+        clock: Date.now,
+        newId: randomUUID,
+        origin: view.instanceId,
+      })
+      for (let n = 1; n <= 20; n++) {
+        await deliveries.request(requestOf(n, `cfg-${n % 3}`))
+        const row = {
+          ...requestOf(n, `cfg-${n % 3}`),
+          revision: 0,
+          status: 'pending' as const,
+          attempts: 0,
+          replays: 0,
+        }
+        await view.waitFor((await deliveries.record(row, answer(200), { outcome: 'sent' })).position)
+      }
+      await view.close()
+      rewriteAsVersion0(path)
+      // An attempt whose delivery is missing (none such is folded): kept, without a delivery.
+      const writer = new DatabaseSync(path)
+      writer.exec(`
+        INSERT INTO attempts (${VERSION_0_ATTEMPT_COLUMNS}) VALUES (1000000, 'orphan', 'acme', 'webhook', 'cfg-0',
+          'evt-0', 'user.image.analysis.completed', 1, 'failed', 503, 'http_status', 'HTTP 503', 7, 0, NULL, 1)`)
+      writer.close()
+      const file = () => new DatabaseSync(path, { readOnly: true })
+      const before = file()
+      const pages = Number(before.prepare('PRAGMA page_count').get()?.page_count)
+      const attempts = before.prepare('SELECT * FROM attempts ORDER BY position').all()
+      before.close()
+      assert.equal(attempts.length, 21)
+
+      assert.throws(() => openDeliveryViewFile(path, randomUUID, { maxPageCount: pages }), /full/)
+      const after = file()
+      try {
+        assert.equal(after.prepare('PRAGMA user_version').get()?.user_version, 0)
+        assert.deepEqual(after.prepare('SELECT * FROM attempts ORDER BY position').all(), attempts)
+      } finally {
+        after.close()
+      }
+
+      const reopened = createDeliveryReadModel({ path, newId: randomUUID })
+      try {
+        for (let n = 1; n <= 20; n++)
+          assert.deepEqual(
+            reopened.attemptsOf(hex(n)).map((a) => [a.deliveryId, a.outcome]),
+            [[hex(n), 'sent']],
+          )
+        assert.deepEqual(
+          reopened.unpublished(100).map((a) => a.deliveryId),
+          [...Array.from({ length: 20 }, (_, n) => hex(n + 1)), 'orphan'],
+        )
+        assert.deepEqual(reopened.recentOutcomes('cfg-0', 100).at(-1), { ok: false, at: 0 })
+      } finally {
+        await reopened.close()
+      }
+    } finally {
+      await store.close()
+      rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 })
+    }
+  })
+})

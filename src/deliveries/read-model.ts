@@ -2,7 +2,7 @@ import type { DatabaseSync, SQLInputValue } from 'node:sqlite'
 import type { Subscription } from 'rxjs'
 import { checkpointingOf } from '../adapters/sqlite-checkpointer.ts'
 import { translateSqliteError } from '../adapters/sqlite-errors.ts'
-import { openSqliteFile } from '../adapters/sqlite-file.ts'
+import { openSqliteFile, runTransaction } from '../adapters/sqlite-file.ts'
 import { watchStorage } from '../adapters/storage-health.ts'
 import { ClosedError, type FieldIssue } from '../errors/index.ts'
 import type { CloudEvent } from '../events/index.ts'
@@ -194,6 +194,40 @@ export interface DeliveryReadModelOptions {
 
 export const DEFAULT_FAILURE_GAP_MS = 13 * 3_600_000
 
+// Each attempt keeps its delivery's `seq`, by which a delivery's attempts are found: the
+// attempts folded in one commit are of deliveries requested about the same time, so their
+// index entries share a page or two, where keyed by the (random) delivery id each dirtied a
+// page of its own, written to the WAL at every commit.
+const ATTEMPTS = `
+CREATE TABLE IF NOT EXISTS attempts (
+  position         INTEGER PRIMARY KEY,
+  delivery_seq     INTEGER NOT NULL,
+  delivery_id      TEXT NOT NULL,
+  account          TEXT NOT NULL,
+  endpoint         TEXT NOT NULL,
+  configuration_id TEXT NOT NULL,
+  event_id         TEXT NOT NULL,
+  event_type       TEXT NOT NULL,
+  attempt          INTEGER NOT NULL,
+  outcome          TEXT NOT NULL,
+  status           INTEGER,
+  code             TEXT,
+  error            TEXT,
+  latency_ms       REAL,
+  at               INTEGER NOT NULL,
+  next_attempt_at  INTEGER,
+  publish          INTEGER NOT NULL
+) STRICT;`
+
+const ATTEMPT_INDEXES = `
+CREATE INDEX IF NOT EXISTS attempts_by_delivery ON attempts (delivery_seq, position);
+CREATE INDEX IF NOT EXISTS attempts_by_configuration ON attempts (configuration_id, position)
+  WHERE outcome != 'skipped';
+CREATE INDEX IF NOT EXISTS attempts_unpublished ON attempts (position) WHERE publish = 1;`
+
+/** What `SCHEMA` makes, kept as the file's `user_version`: 0 for files made before it was kept. */
+const SCHEMA_VERSION = 1
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (
   key   TEXT PRIMARY KEY,
@@ -237,28 +271,8 @@ CREATE TABLE IF NOT EXISTS heads (
   next_attempt_at  INTEGER NOT NULL,
   seq              INTEGER
 ) STRICT;
-CREATE TABLE IF NOT EXISTS attempts (
-  position         INTEGER PRIMARY KEY,
-  delivery_id      TEXT NOT NULL,
-  account          TEXT NOT NULL,
-  endpoint         TEXT NOT NULL,
-  configuration_id TEXT NOT NULL,
-  event_id         TEXT NOT NULL,
-  event_type       TEXT NOT NULL,
-  attempt          INTEGER NOT NULL,
-  outcome          TEXT NOT NULL,
-  status           INTEGER,
-  code             TEXT,
-  error            TEXT,
-  latency_ms       REAL,
-  at               INTEGER NOT NULL,
-  next_attempt_at  INTEGER,
-  publish          INTEGER NOT NULL
-) STRICT;
-CREATE INDEX IF NOT EXISTS attempts_by_delivery ON attempts (delivery_id, position);
-CREATE INDEX IF NOT EXISTS attempts_by_configuration ON attempts (configuration_id, position)
-  WHERE outcome != 'skipped';
-CREATE INDEX IF NOT EXISTS attempts_unpublished ON attempts (position) WHERE publish = 1;
+${ATTEMPTS}
+${ATTEMPT_INDEXES}
 CREATE TABLE IF NOT EXISTS failing (
   configuration_id TEXT PRIMARY KEY,
   since            INTEGER NOT NULL,
@@ -296,6 +310,7 @@ interface DeliveryRecord {
 type FoldingRecord = Pick<
   DeliveryRecord,
   | 'delivery_id'
+  | 'seq'
   | 'account'
   | 'endpoint'
   | 'configuration_id'
@@ -307,7 +322,7 @@ type FoldingRecord = Pick<
   | 'last_latency_ms'
 >
 
-const FOLDING_COLUMNS = `delivery_id, account, endpoint, configuration_id, event_id, event_type,
+const FOLDING_COLUMNS = `seq, delivery_id, account, endpoint, configuration_id, event_id, event_type,
   last_status, last_code, last_error, last_latency_ms`
 
 interface AttemptRecord {
@@ -379,6 +394,38 @@ const toAttempt = (r: AttemptRecord): AttemptRow => ({
 const ms = (iso: string): number => Date.parse(iso)
 
 /**
+ * Brings a file of an earlier schema version up to `SCHEMA_VERSION`, in one transaction, so a
+ * crash leaves it as it was, to be brought up at the next open. Version 0 keyed attempts by
+ * their delivery id: they are copied into the table of version 1 with their delivery's `seq`
+ * (0 for an attempt whose delivery is missing, still published and counted for health), which
+ * rewrites every attempt once.
+ */
+const upgrade = (db: DatabaseSync): void => {
+  const version = () => (db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version
+  if (version() >= SCHEMA_VERSION) return
+  runTransaction(db, () => {
+    // Another connection may have upgraded it while this one waited for the lock.
+    if (version() >= SCHEMA_VERSION) return
+    const attemptColumns = db.prepare('PRAGMA table_info(attempts)').all() as { name: string }[]
+    if (!attemptColumns.some((c) => c.name === 'delivery_seq'))
+      db.exec(`
+        ALTER TABLE attempts RENAME TO attempts_v0;
+        ${ATTEMPTS}
+        INSERT INTO attempts (position, delivery_seq, delivery_id, account, endpoint, configuration_id,
+          event_id, event_type, attempt, outcome, status, code, error, latency_ms, at, next_attempt_at, publish)
+        SELECT a.position, coalesce(d.seq, 0), a.delivery_id, a.account, a.endpoint, a.configuration_id,
+          a.event_id, a.event_type, a.attempt, a.outcome, a.status, a.code, a.error, a.latency_ms, a.at,
+          a.next_attempt_at, a.publish
+        FROM attempts_v0 a LEFT JOIN deliveries d ON d.delivery_id = a.delivery_id
+        ORDER BY a.position;
+        DROP TABLE attempts_v0;
+        ${ATTEMPT_INDEXES}
+      `)
+    db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`)
+  })
+}
+
+/**
  * Opens the read model's file (creating its schema, and what files made before lack) and
  * returns it with the instance id it keeps, made the first time with `newId`.
  */
@@ -388,7 +435,15 @@ export const openDeliveryViewFile = (
   pragmas: { readonly walAutocheckpoint?: number; readonly maxPageCount?: number } = {},
 ): { readonly db: DatabaseSync; readonly instanceId: string } => {
   const db = openSqliteFile(path, { synchronous: 'NORMAL', ...pragmas })
+  // Creates what is missing; an older file's tables are left as they are for `upgrade`.
   db.exec(SCHEMA)
+  try {
+    upgrade(db)
+  } catch (error) {
+    // Left as it was (a full disk, say), and closed: the next open tries again.
+    db.close()
+    throw error
+  }
   // Files made before failure streaks ended at a gap: their rows keep their start until the
   // next success, as before.
   const failingColumns = db.prepare('PRAGMA table_info(failing)').all() as { name: string }[]
@@ -474,7 +529,9 @@ export const createDeliveryQueries = (db: DatabaseSync): DeliveryQueries => {
     meta: db.prepare('SELECT value FROM meta WHERE key = ?'),
     byId: db.prepare('SELECT * FROM deliveries WHERE delivery_id = ?'),
     failingOf: db.prepare('SELECT since FROM failing WHERE configuration_id = ?'),
-    attemptsOf: db.prepare('SELECT * FROM attempts WHERE delivery_id = ? ORDER BY position'),
+    attemptsOf: db.prepare(
+      'SELECT * FROM attempts WHERE delivery_seq = (SELECT seq FROM deliveries WHERE delivery_id = ?) ORDER BY position',
+    ),
     // The exclusions (the queues being served, up to the whole pool) are skipped here rather
     // than bound into the SQL: at thousands of calls a second, sending a JSON list to SQLite each
     // time cost more than reading a few more (narrow) rows and dropping them.
@@ -647,9 +704,9 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
       ON CONFLICT (configuration_id) DO NOTHING`),
     dropHead: db.prepare('DELETE FROM heads WHERE configuration_id = ?'),
     insertAttempt: db.prepare(`
-      INSERT OR IGNORE INTO attempts (position, delivery_id, account, endpoint, configuration_id, event_id,
+      INSERT OR IGNORE INTO attempts (position, delivery_seq, delivery_id, account, endpoint, configuration_id, event_id,
         event_type, attempt, outcome, status, code, error, latency_ms, at, next_attempt_at, publish)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
     // A failure after a gap with no attempts starts the streak again.
     startFailing: db.prepare(`
       INSERT INTO failing (configuration_id, since, last_at) VALUES (?1, ?2, ?2)
@@ -705,6 +762,7 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
     const skipped = skippedReason !== undefined
     sql.insertAttempt.run(
       recorded.position,
+      row.seq,
       row.delivery_id,
       row.account,
       row.endpoint,
