@@ -13,12 +13,14 @@
  * stream rather than two per event (`npm run bench:event-store`). The name stays in each event's
  * row as well, so reading the log in order (`readAll`, every subscription) needs no join.
  */
-export const SCHEMA = `
-CREATE TABLE IF NOT EXISTS streams (
+const streamsTable = (create: string): string => `
+${create} streams (
   sid  INTEGER PRIMARY KEY,
   name TEXT    NOT NULL UNIQUE
-) STRICT;
-CREATE TABLE IF NOT EXISTS events (
+) STRICT;`
+
+const eventsTable = (create: string, name: string): string => `
+${create} ${name} (
   position    INTEGER PRIMARY KEY AUTOINCREMENT,
   sid         INTEGER NOT NULL,
   stream      TEXT    NOT NULL,
@@ -30,33 +32,18 @@ CREATE TABLE IF NOT EXISTS events (
   recorded_at INTEGER NOT NULL,
   UNIQUE (sid, revision),
   UNIQUE (sid, id)
-) STRICT;
-`
+) STRICT;`
+
+export const SCHEMA = `${streamsTable('CREATE TABLE IF NOT EXISTS')}${eventsTable('CREATE TABLE IF NOT EXISTS', 'events')}`
 
 /**
  * A file written before streams were numbered (`events` indexed by name, no `streams`): its
  * streams are numbered in the order of their first events and its events copied, positions and
  * the AUTOINCREMENT counter kept, in one transaction (a crash leaves the old file as it was).
  */
-export const MIGRATE_FROM_NAMED_STREAMS = `
-CREATE TABLE streams (
-  sid  INTEGER PRIMARY KEY,
-  name TEXT    NOT NULL UNIQUE
-) STRICT;
+export const MIGRATE_FROM_NAMED_STREAMS = `${streamsTable('CREATE TABLE')}
 INSERT INTO streams (name) SELECT stream FROM events GROUP BY stream ORDER BY min(position);
-CREATE TABLE events_numbered (
-  position    INTEGER PRIMARY KEY AUTOINCREMENT,
-  sid         INTEGER NOT NULL,
-  stream      TEXT    NOT NULL,
-  revision    INTEGER NOT NULL,
-  id          TEXT    NOT NULL,
-  type        TEXT    NOT NULL,
-  data        TEXT    NOT NULL,
-  metadata    TEXT    NOT NULL,
-  recorded_at INTEGER NOT NULL,
-  UNIQUE (sid, revision),
-  UNIQUE (sid, id)
-) STRICT;
+${eventsTable('CREATE TABLE', 'events_numbered')}
 INSERT INTO events_numbered (position, sid, stream, revision, id, type, data, metadata, recorded_at)
   SELECT e.position, s.sid, e.stream, e.revision, e.id, e.type, e.data, e.metadata, e.recorded_at
   FROM events e JOIN streams s ON s.name = e.stream ORDER BY e.position;
