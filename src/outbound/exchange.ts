@@ -152,7 +152,8 @@ export const createInlineExchanger = ({ ca: extraCa }: { readonly ca: readonly s
     })
     // The origin only names the pool (without an IPv6 zone, which a URL cannot hold): every
     // connection goes to the checked address, never to a name resolved again.
-    const host = isIPv6(address.split('%', 1)[0] ?? '') ? `[${address.split('%', 1)[0]}]` : address
+    const unzoned = address.split('%', 1)[0] ?? ''
+    const host = isIPv6(unzoned) ? `[${unzoned}]` : address
     const pool = new Pool(`${secure ? 'https' : 'http'}://${host}:${port}`, {
       connect: (options, callback) => connector({ ...options, hostname: address }, callback),
       // The exchange's own timer is the one limit, connection to last body byte.

@@ -59,6 +59,13 @@ export const startSenderThread = (options: SenderThreadOptions): Exchanger => {
   let thread: ReturnType<typeof superviseThread<FromSender>> | undefined
   let closed = false
 
+  /** The caller waiting for `id`, no longer waiting: each exchange is answered once. */
+  const takeWaiter = (id: number) => {
+    const waiter = waiting.get(id)
+    waiting.delete(id)
+    return waiter
+  }
+
   const failWaiting = (error: Error) => {
     for (const { reject } of waiting.values()) reject(error)
     waiting.clear()
@@ -77,18 +84,8 @@ export const startSenderThread = (options: SenderThreadOptions): Exchanger => {
         thread?.healthy()
         decodeAnswers(
           message.answers,
-          (id, answer) => {
-            const waiter = waiting.get(id)
-            if (waiter === undefined) return
-            waiting.delete(id)
-            waiter.resolve(answer)
-          },
-          (id, failure) => {
-            const waiter = waiting.get(id)
-            if (waiter === undefined) return
-            waiting.delete(id)
-            waiter.reject(receiveFailure(failure))
-          },
+          (id, answer) => takeWaiter(id)?.resolve(answer),
+          (id, failure) => takeWaiter(id)?.reject(receiveFailure(failure)),
         )
         if (waiting.size === 0 && outboxIds.length === 0) worker.unref()
       },
@@ -115,8 +112,7 @@ export const startSenderThread = (options: SenderThreadOptions): Exchanger => {
       // Being started again after a stop: these fail as the ones it had taken did.
       const down = senderStopped('the HTTP sender thread is being started again')
       for (const id of ids) {
-        waiting.get(id)?.reject(down)
-        waiting.delete(id)
+        takeWaiter(id)?.reject(down)
       }
       return
     }
@@ -133,9 +129,8 @@ export const startSenderThread = (options: SenderThreadOptions): Exchanger => {
         // Given up on here (the caller's abort, or the backstop): the thread stops it too, and
         // the waiter's reject clears the other of the two.
         const giveUp = (error: unknown) => {
-          const waiter = waiting.get(id)
+          const waiter = takeWaiter(id)
           if (waiter === undefined) return
-          waiting.delete(id)
           thread?.worker()?.postMessage({ type: 'abort', id } satisfies ToSender)
           waiter.reject(error)
         }

@@ -48,12 +48,13 @@ export const encodeEvents = (events: readonly EventData[]): EncodedEvent[] =>
 
 export type Statements = Record<keyof typeof SQL, StatementSync>
 
+/** The names of `table`'s columns; none when there is no such table. */
+const columnsOf = (db: DatabaseSync, table: string): string[] =>
+  (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name)
+
 /** Whether `db` holds the current schema: `events` with its stream numbers, and `streams`. */
-const current = (db: DatabaseSync): boolean => {
-  const columns = (table: string) =>
-    (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name)
-  return columns('events').includes('sid') && columns('streams').length > 0
-}
+const current = (db: DatabaseSync): boolean =>
+  columnsOf(db, 'events').includes('sid') && columnsOf(db, 'streams').length > 0
 
 /**
  * Creates the schema in a new file, or migrates a file written before streams were numbered.
@@ -65,7 +66,7 @@ const ensureSchema = (db: DatabaseSync, onMigration?: MigrationListener): void =
   if (current(db)) return
   runTransaction(db, () => {
     if (current(db)) return
-    if (db.prepare('PRAGMA table_info(events)').all().length === 0) {
+    if (columnsOf(db, 'events').length === 0) {
       db.exec(SCHEMA)
       return
     }
