@@ -6,7 +6,7 @@ import { DatabaseSync } from 'node:sqlite'
 import { after, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { threadNames } from '../../test/support/threads.ts'
-import { startBackgroundCheckpoints } from './sqlite-checkpointer.ts'
+import { checkpointsHere, startBackgroundCheckpoints } from './sqlite-checkpointer.ts'
 
 describe('background checkpoints', () => {
   const dir = mkdtempSync(join(tmpdir(), 'herald-checkpoints-'))
@@ -85,6 +85,32 @@ describe('background checkpoints', () => {
       second.stop()
       a.db.close()
       b.db.close()
+    }
+  })
+})
+
+describe('checkpoints on the writer’s own connection', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-checkpoints-here-'))
+  after(() => rmSync(dir, { recursive: true, force: true }))
+
+  it('holds a checkpoint that falls due inside a transaction until the writer commits', async () => {
+    const path = join(dir, 'here.sqlite')
+    const db = new DatabaseSync(path)
+    db.exec('PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (v BLOB)')
+    const checkpoints = checkpointsHere(db, 5)
+    try {
+      const fileBefore = statSync(path).size
+      db.exec('BEGIN')
+      db.prepare('INSERT INTO t VALUES (randomblob(100000))').run()
+      // Ticks pass while the transaction is open: nothing can be checkpointed yet.
+      await sleep(50)
+      db.exec('COMMIT')
+      assert.equal(statSync(path).size, fileBefore, 'nothing checkpointed before the commit')
+      checkpoints.committed()
+      assert.ok(statSync(path).size > fileBefore, 'checkpointed as soon as the writer committed')
+    } finally {
+      checkpoints.stop()
+      db.close()
     }
   })
 })

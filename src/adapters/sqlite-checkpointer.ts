@@ -2,6 +2,12 @@ import type { DatabaseSync } from 'node:sqlite'
 import { startWorkerThread } from './worker-thread.ts'
 
 export interface BackgroundCheckpoints {
+  /**
+   * The owner's connection has just committed. Checkpoints on that same connection (`here`)
+   * cannot run while its transaction is open; one that fell due meanwhile runs now. A no-op
+   * for the checkpoint thread, whose connection is its own.
+   */
+  committed(): void
   /** Stops checkpointing (what is left in the WAL is checkpointed by the next opener or writer). */
   stop(): void
   /** Resolves once nothing checkpoints the file any more: stopped (its connection closed), or unable to open it. */
@@ -58,21 +64,38 @@ export const checkpointingOf = (
   }
 }
 
-/** PASSIVE checkpoints of `db` every `intervalMs` on the calling thread, until `stop`. */
+/**
+ * PASSIVE checkpoints of `db` every `intervalMs` on the calling thread, until `stop`. A
+ * connection cannot checkpoint inside its own transaction (SQLITE_LOCKED), and a writer that
+ * begins its next transaction in the same turn as it commits the last (a fold catching up, page
+ * after page) has one open at every tick: a checkpoint that falls due then waits for the
+ * owner's next `committed`, so the WAL stays bounded however long the writer stays busy.
+ */
 export const checkpointsHere = (db: DatabaseSync, intervalMs: number): BackgroundCheckpoints => {
   const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)')
-  const timer = setInterval(() => {
+  let due = false
+  let stopped = false
+  const run = (): void => {
+    due = false
     try {
       checkpoint.get()
     } catch {
       // Busy, or the file closed under it: the next tick, or the backstop, checkpoints.
     }
+  }
+  const timer = setInterval(() => {
+    if (db.isTransaction) due = true
+    else run()
   }, intervalMs)
   timer.unref()
   const { promise: ended, resolve: end } = Promise.withResolvers<void>()
   return {
     ended,
+    committed: () => {
+      if (due && !stopped && !db.isTransaction) run()
+    },
     stop: () => {
+      stopped = true
       clearInterval(timer)
       end()
     },
@@ -142,6 +165,7 @@ export const startBackgroundCheckpoints = (path: string, intervalMs: number): Ba
   let stopped = false
   return {
     ended,
+    committed: () => undefined,
     stop: () => {
       if (stopped) return
       stopped = true

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { mkdtempSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
@@ -799,6 +799,37 @@ const readModelContract = (
         assert.ok(!threadNames().includes('wal-checkpoint'), `threads: ${threadNames().join(', ')}`)
       } finally {
         await folded.close()
+      }
+    })
+
+    it('checkpoints its own connection while it catches up, so the WAL stays far below the log', async () => {
+      // 10,000 requests folded page after page: each page's transaction begins in the turn the
+      // last one commits, so a timer that checkpoints only between transactions never would.
+      for (let n = 0; n < 10_000; n += 500)
+        await deliveries.requestMany(
+          Array.from({ length: 500 }, (_, k) => requestOf(n + k + 1, `cfg-${(n + k) % 100}`)),
+        )
+      const last = (await store.readAll()).at(-1)?.position ?? 0
+      const path = join(dir, 'caught-up.sqlite')
+      const caughtUp = make(dir, {
+        path,
+        checkpointIntervalMs: 10,
+        ...(inProcess ? { checkpointHere: true } : {}),
+      })
+      let largestWal = 0
+      const sampler = setInterval(() => {
+        if (existsSync(`${path}-wal`)) largestWal = Math.max(largestWal, statSync(`${path}-wal`).size)
+      }, 2)
+      try {
+        caughtUp.follow(store)
+        await caughtUp.waitFor(last)
+        clearInterval(sampler)
+        const file = statSync(path).size
+        assert.ok(file > largestWal, `the file holds ${file} bytes, its WAL reached ${largestWal}`)
+        assert.equal(caughtUp.get(hex(10_000))?.eventId, 'evt-10000')
+      } finally {
+        clearInterval(sampler)
+        await caughtUp.close()
       }
     })
 

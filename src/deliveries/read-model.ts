@@ -971,6 +971,7 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
     health.wrote()
     inTransaction = false
     committed = position
+    checkpoints?.committed()
     lowestWaited = Number.POSITIVE_INFINITY
     const answered: (() => void)[] = []
     let kept = 0
