@@ -40,6 +40,23 @@ describe('validateAppend', () => {
     assert.deepEqual(issuesOf([{ id: 'e1', type: 't', data: { a: shared, b: shared } }]), [])
   })
 
+  it('names a cycle and a sparse array hole', () => {
+    const cyclic: Record<string, unknown> = { ok: 1 }
+    cyclic.self = cyclic
+    const holes = [1]
+    holes[2] = 3
+    assert.deepEqual(issuesOf([{ id: 'e1', type: 't', data: { cyclic, holes } }]), [
+      { path: 'events[0].data.cyclic.self', message: 'circular reference' },
+      { path: 'events[0].data.holes[1]', message: 'sparse array hole' },
+    ])
+  })
+
+  it('accepts valid data nested deeper than its quick check goes', () => {
+    let deep: unknown = { leaf: 'x' }
+    for (let i = 0; i < 100; i++) deep = { next: [deep] }
+    assert.deepEqual(issuesOf([{ id: 'e1', type: 't', data: { deep } }]), [])
+  })
+
   it('caps the number of issues it reports', () => {
     const events = Array.from({ length: 50 }, () => ({ id: '', type: '', data: null }))
     assert.equal(issuesOf(events).length, 20)

@@ -60,11 +60,36 @@ const collectJsonIssues = (value: unknown, path: string, issues: FieldIssue[], a
   ancestors.pop()
 }
 
+/**
+ * Whether `value` survives a JSON round trip unchanged: `collectJsonIssues`'s walk without
+ * building a path for every member (most of its cost, every append), for the common case of
+ * nothing wrong. `depth` bounds the walk where a cycle would otherwise never end; past it the
+ * collecting walk, which tracks ancestors, decides.
+ */
+const isJsonSafe = (value: unknown, depth: number): boolean => {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return true
+  if (typeof value === 'number') return Number.isFinite(value)
+  if (typeof value !== 'object' || depth === 0) return false
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (!(i in value) || !isJsonSafe(value[i], depth - 1)) return false
+    return true
+  }
+  if (!isPlainObject(value)) return false
+  for (const key in value) {
+    if (Object.hasOwn(value, key) && !isJsonSafe(value[key], depth - 1)) return false
+  }
+  return true
+}
+
+// Deeper than any event Herald writes; a deeper one is checked by the collecting walk instead.
+const FAST_CHECK_DEPTH = 64
+
 const collectObjectIssues = (value: unknown, path: string, issues: FieldIssue[]): void => {
   if (!isPlainObject(value)) {
     issues.push({ path, message: 'must be a JSON object' })
     return
   }
+  if (isJsonSafe(value, FAST_CHECK_DEPTH)) return
   collectJsonIssues(value, path, issues, [])
 }
 
