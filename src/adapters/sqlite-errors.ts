@@ -64,7 +64,9 @@ export const receiveSqliteError = (sent: SentSqliteError): SqliteError =>
 /**
  * Maps node:sqlite's errors to Herald's at an adapter's edge, deciding retriability from the
  * result code (never the message); `component` names the store in the message ("event store
- * append: SQLITE_FULL (database or disk is full)"). Herald's own errors pass through untouched.
+ * append: SQLITE_FULL (database or disk is full)") and, in snake case, the code of an error no
+ * other attempt clears (`event_store_failed`, `processed_id_window_failed`). Herald's own errors
+ * pass through untouched.
  *
  * @example
  * try { db.exec('BEGIN IMMEDIATE') } catch (e) { throw translateSqliteError(e, 'event store', 'append') }
@@ -81,7 +83,7 @@ export const translateSqliteError = (error: unknown, component: string, operatio
     })
   }
   return new HeraldError(
-    `${component.replaceAll(' ', '_')}_failed`,
+    `${component.replace(/[^A-Za-z0-9]+/g, '_')}_failed`,
     `${component} ${operation}: ${error.message}`,
     { cause: error, context },
   )
