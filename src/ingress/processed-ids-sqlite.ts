@@ -1,7 +1,9 @@
+import type { DatabaseSync } from 'node:sqlite'
+import { translateSqliteError } from '../adapters/sqlite-errors.ts'
 import { openSqliteFile, runTransaction } from '../adapters/sqlite-file.ts'
 import { loopSlice } from '../cooperative.ts'
 import { ClosedError } from '../errors/index.ts'
-import { createFingerprintWindow } from './fingerprint-window.ts'
+import { createFingerprintWindow, type FingerprintWindow } from './fingerprint-window.ts'
 import {
   DEFAULT_MAX_ENTRIES,
   DEFAULT_RETENTION_MS,
@@ -24,6 +26,65 @@ export interface SqliteProcessedIdsOptions extends ProcessedIdWindow {
   readonly maxPageCount?: number
 }
 
+// Names the window in errors: "processed-id window record: SQLITE_FULL (database or disk is full)".
+const COMPONENT = 'processed-id window'
+
+// Each statement run is a native call that costs more than the row it writes: rows go in
+// fixed-size groups, the remainder one by one.
+const GROUP = 64
+
+/**
+ * The journal's file, opened (the table created if need be) with its statements prepared, and
+ * its rows still in the window (newer than `oldest`, the last `maxEntries`) added to `window`.
+ * SQLite's errors are translated: a file that cannot be opened (SQLITE_CANTOPEN) or read
+ * (SQLITE_IOERR) is a retriable UnavailableError, a damaged one (SQLITE_CORRUPT,
+ * SQLITE_NOTADB) a `processed_id_window_failed` error.
+ */
+const openJournal = (
+  options: SqliteProcessedIdsOptions,
+  window: FingerprintWindow,
+  oldest: number,
+  maxEntries: number,
+) => {
+  let db: DatabaseSync | undefined
+  try {
+    db = openSqliteFile(options.path, {
+      synchronous: 'NORMAL',
+      ...(options.maxPageCount === undefined ? {} : { maxPageCount: options.maxPageCount }),
+    })
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS processed_ids (
+        seq INTEGER PRIMARY KEY,
+        key BLOB NOT NULL,
+        at INTEGER NOT NULL
+      );
+    `)
+    const statements = {
+      append: db.prepare('INSERT INTO processed_ids (key, at) VALUES (?, ?)'),
+      appendGroup: db.prepare(
+        `INSERT INTO processed_ids (key, at) VALUES ${Array.from({ length: GROUP }, () => '(?, ?)').join(', ')}`,
+      ),
+      // `at` grows with `seq`, so the expired rows are a prefix: the scan stops at the first live one.
+      trimOld: db.prepare(`
+        DELETE FROM processed_ids WHERE seq < coalesce(
+          (SELECT seq FROM processed_ids WHERE at >= ? ORDER BY seq LIMIT 1),
+          (SELECT max(seq) + 1 FROM processed_ids))`),
+      trimMany: db.prepare('DELETE FROM processed_ids WHERE seq <= (SELECT max(seq) FROM processed_ids) - ?'),
+    }
+    const load = db.prepare(`
+      SELECT key, at FROM (SELECT seq, key, at FROM processed_ids WHERE at >= ? ORDER BY seq DESC LIMIT ?)
+      ORDER BY seq`)
+    for (const row of load.iterate(oldest, maxEntries)) {
+      const [hi, lo] = fingerprintOf(row.key as Uint8Array)
+      window.add(hi, lo, Number(row.at))
+    }
+    return { db, statements }
+  } catch (error) {
+    if (db?.isOpen) db.close()
+    throw translateSqliteError(error, COMPONENT, 'open')
+  }
+}
+
 /**
  * ProcessedIds in a SQLite file: the embedded deployment's durable window, bounded by count
  * and by age. The file is an append-only journal of key digests in order; lookups are
@@ -36,6 +97,10 @@ export interface SqliteProcessedIdsOptions extends ProcessedIdWindow {
  * lose the last ones — no more than the window that exists anyway between publishing a
  * batch's deliveries and recording it, which redelivery and delivery ids already cover.
  *
+ * Storage failures are Herald's errors (`translateSqliteError`): a full disk or an I/O error
+ * is a retriable UnavailableError naming its SQLite code (`context.sqliteCode`), so the
+ * consumer hands the batch over again.
+ *
  * @example
  * const processed = createSqliteProcessedIds({ path: 'data/processed-ids.sqlite' })
  */
@@ -44,72 +109,46 @@ export const createSqliteProcessedIds = (options: SqliteProcessedIdsOptions): Pr
   const retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS
   const maxEntries = options.maxEntries ?? DEFAULT_MAX_ENTRIES
   const trimEveryMs = options.trimEveryMs ?? 10_000
-  const db = openSqliteFile(options.path, {
-    synchronous: 'NORMAL',
-    ...(options.maxPageCount === undefined ? {} : { maxPageCount: options.maxPageCount }),
-  })
-  db.exec(`
-    CREATE TABLE IF NOT EXISTS processed_ids (
-      seq INTEGER PRIMARY KEY,
-      key BLOB NOT NULL,
-      at INTEGER NOT NULL
-    );
-  `)
-  const append = db.prepare('INSERT INTO processed_ids (key, at) VALUES (?, ?)')
-  // Each statement run is a native call that costs more than the row it writes: rows go in
-  // fixed-size groups, the remainder one by one.
-  const GROUP = 64
-  const appendGroup = db.prepare(
-    `INSERT INTO processed_ids (key, at) VALUES ${Array.from({ length: GROUP }, () => '(?, ?)').join(', ')}`,
-  )
-  // `at` grows with `seq`, so the expired rows are a prefix: the scan stops at the first live one.
-  const trimOld = db.prepare(`
-    DELETE FROM processed_ids WHERE seq < coalesce(
-      (SELECT seq FROM processed_ids WHERE at >= ? ORDER BY seq LIMIT 1),
-      (SELECT max(seq) + 1 FROM processed_ids))`)
-  const trimMany = db.prepare(
-    'DELETE FROM processed_ids WHERE seq <= (SELECT max(seq) FROM processed_ids) - ?',
-  )
-
   const window = createFingerprintWindow(maxEntries)
-  const load = db.prepare(`
-    SELECT key, at FROM (SELECT seq, key, at FROM processed_ids WHERE at >= ? ORDER BY seq DESC LIMIT ?)
-    ORDER BY seq`)
-  for (const row of load.iterate(clock() - retentionMs, maxEntries)) {
-    const [hi, lo] = fingerprintOf(row.key as Uint8Array)
-    window.add(hi, lo, Number(row.at))
-  }
+  const { db, statements } = openJournal(options, window, clock() - retentionMs, maxEntries)
 
   // The router asks `seen` and then records the same keys; digest each once.
   let digests = new Map<string, Buffer>()
   let lastTrim = 0
   let closed = false
   const assertOpen = () => {
-    if (closed) throw new ClosedError('processed-id window')
+    if (closed) throw new ClosedError(COMPONENT)
   }
   const trim = (now: number) => {
     if (now - lastTrim < trimEveryMs) return
     lastTrim = now
-    trimOld.run(now - retentionMs)
-    trimMany.run(maxEntries)
+    statements.trimOld.run(now - retentionMs)
+    statements.trimMany.run(maxEntries)
   }
 
-  /** Journals the digests in one transaction, then holds them in the window. */
+  /**
+   * Journals the digests in one transaction, then holds them in the window; SQLite's errors
+   * translated (a full disk is a retriable UnavailableError naming SQLITE_FULL).
+   */
   const appendAll = (recorded: readonly Buffer[], now: number) => {
-    runTransaction(
-      db,
-      () => {
-        let i = 0
-        for (; i + GROUP <= recorded.length; i += GROUP) {
-          const values: (Buffer | number)[] = []
-          for (let j = i; j < i + GROUP; j++) values.push(recorded[j] as Buffer, now)
-          appendGroup.run(...values)
-        }
-        for (; i < recorded.length; i++) append.run(recorded[i] as Buffer, now)
-        trim(now)
-      },
-      'BEGIN',
-    )
+    try {
+      runTransaction(
+        db,
+        () => {
+          let i = 0
+          for (; i + GROUP <= recorded.length; i += GROUP) {
+            const values: (Buffer | number)[] = []
+            for (let j = i; j < i + GROUP; j++) values.push(recorded[j] as Buffer, now)
+            statements.appendGroup.run(...values)
+          }
+          for (; i < recorded.length; i++) statements.append.run(recorded[i] as Buffer, now)
+          trim(now)
+        },
+        'BEGIN',
+      )
+    } catch (error) {
+      throw translateSqliteError(error, COMPONENT, 'record')
+    }
     for (const digest of recorded) {
       const [hi, lo] = fingerprintOf(digest)
       window.add(hi, lo, now)
