@@ -2,6 +2,7 @@ import { hash, randomUUID } from 'node:crypto'
 import { translateSqliteError } from '../src/adapters/sqlite-errors.ts'
 import { openSqliteFile, runTransaction } from '../src/adapters/sqlite-file.ts'
 import { createWalSync, walSyncError } from '../src/adapters/sqlite-wal-sync.ts'
+import { watchStorage } from '../src/adapters/storage-health.ts'
 import { ClosedError } from '../src/errors/index.ts'
 import type { CloudEvent } from '../src/events/index.ts'
 import type { EndpointType } from '../src/notifications/index.ts'
@@ -60,7 +61,9 @@ const entryKey = (entry: DigestEntry): Buffer =>
  *
  * Storage failures are Herald's errors: a full disk or an I/O error is a retriable
  * UnavailableError naming its SQLite code (`context.sqliteCode`), a failed sync of the
- * write-ahead log one naming the file system's (`context.code`: EIO, ENOENT).
+ * write-ahead log one naming the file system's (`context.code`: EIO, ENOENT). Either makes
+ * `ping` fail until a write succeeds again (or for `FAILURE_HOLD_MS` when nothing writes), as
+ * does the file being deleted or replaced while open: see `watchStorage`.
  *
  * @example
  * const digests = createDigestStore({ path: 'data/digests.sqlite' })
@@ -76,6 +79,8 @@ export const createDigestStore = (options: SqliteDigestStoreOptions): DigestStor
     ...(options.maxPageCount === undefined ? {} : { maxPageCount: options.maxPageCount }),
   })
   const wal = createWalSync(db)
+  // Recorded once the file exists: what `ping` compares the path with.
+  const health = watchStorage(options.path, 'digest store')
   db.exec(`
     CREATE TABLE IF NOT EXISTS digest_windows (
       id INTEGER PRIMARY KEY,
@@ -135,6 +140,7 @@ export const createDigestStore = (options: SqliteDigestStoreOptions): DigestStor
       'DELETE FROM digest_entries WHERE window_id IN (SELECT id FROM digest_windows WHERE flushed_at < ?)',
     ),
     pruneWindows: db.prepare('DELETE FROM digest_windows WHERE flushed_at < ?'),
+    ping: db.prepare('SELECT 1'),
   }
 
   let closed = false
@@ -142,16 +148,24 @@ export const createDigestStore = (options: SqliteDigestStoreOptions): DigestStor
   const assertOpen = () => {
     if (closed) throw new ClosedError('digest store')
   }
-  /** `work` in one transaction, then synced to disk; SQLite's and the sync's errors translated. */
+  /**
+   * `work` in one transaction, then synced to disk; SQLite's and the sync's errors translated,
+   * and the outcome told to `health` for `ping`.
+   */
   const write = async (operation: string, work: () => void): Promise<void> => {
     try {
       runTransaction(db, work)
+      // Before the sync, as the event log does: a write that fails while this one waits for
+      // its sync (the router's and the flusher's overlap) is not then taken back.
+      health.wrote()
     } catch (error) {
+      health.wrote(error)
       throw translateSqliteError(error, 'digest store', operation)
     }
     try {
       await wal.durable()
     } catch (error) {
+      health.wrote(error)
       throw walSyncError(error, 'digest store', operation)
     }
   }
@@ -250,6 +264,18 @@ export const createDigestStore = (options: SqliteDigestStoreOptions): DigestStor
           statements.pruneWindows.run(now - retainFlushedMs)
         }
       })
+    },
+
+    // Ready while the file open is still the one at its path and its last write did not fail
+    // for want of storage: a `SELECT 1` alone answers from a deleted file and a full disk.
+    async ping() {
+      assertOpen()
+      health.check()
+      try {
+        statements.ping.get()
+      } catch (error) {
+        throw translateSqliteError(error, 'digest store', 'ping')
+      }
     },
 
     async close() {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync, unlinkSync } from 'node:fs'
+import { mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
@@ -277,5 +277,111 @@ describe('SQLite digest store', () => {
     await store.close()
     await assert.rejects(store.record([entry(anEvent())], T0), { code: 'closed' })
     await assert.rejects(store.due(T0), { code: 'closed' })
+    await assert.rejects(store.ping(), { code: 'closed' })
+  })
+
+  describe('readiness (ping)', () => {
+    it('fails while the last write failed for want of storage, naming SQLITE_FULL, and passes once a write succeeds', async () => {
+      const path = join(dir, 'ping-full.sqlite')
+      const setUp = createDigestStore({ path })
+      await setUp.record(
+        events(3).map((e) => entry(e)),
+        T0,
+      )
+      await setUp.close()
+
+      // The file may not grow past the pages it has: a large event needs new ones.
+      const store = createDigestStore({ path, maxPageCount: 1 })
+      try {
+        await store.ping()
+        const large = anEvent({ id: 'large', data: { report: 'x'.repeat(20_000) } })
+        await assert.rejects(store.record([entry(large)], T0 + 1_000), /SQLITE_FULL/)
+        await assert.rejects(store.ping(), (error: unknown) => {
+          assert.ok(error instanceof UnavailableError, String(error))
+          assert.equal(error.retriable, true)
+          assert.match(
+            error.message,
+            /^digest store: the last write failed with SQLITE_FULL \(database or disk is full\) and none has succeeded since$/,
+          )
+          assert.equal(error.context.failure, 'SQLITE_FULL')
+          return true
+        })
+        // A read still answers: only writes are refused.
+        assert.deepEqual(
+          (await store.due(T0 + WINDOW)).map((d) => d.total),
+          [3],
+        )
+        await assert.rejects(store.ping(), /SQLITE_FULL/)
+
+        // What fits in the pages the file has is written: the storage takes writes again.
+        await store.record([entry(anEvent({ id: 'small' }))], T0 + 2_000)
+        await store.ping()
+        assert.deepEqual(
+          (await store.due(T0 + WINDOW)).map((d) => d.total),
+          [4],
+        )
+      } finally {
+        await store.close()
+      }
+    })
+
+    it('fails while the write-ahead log cannot be synced, naming the code', async () => {
+      const path = join(dir, 'ping-unsynced.sqlite')
+      const store = createDigestStore({ path })
+      // The log file is deleted before the first sync opens it: every sync finds nothing (ENOENT).
+      unlinkSync(`${path}-wal`)
+      try {
+        await store.ping()
+        await assert.rejects(store.record([entry(anEvent())], T0), /ENOENT/)
+        await assert.rejects(store.ping(), (error: unknown) => {
+          assert.ok(error instanceof UnavailableError, String(error))
+          assert.match(
+            error.message,
+            /^digest store: the last write failed with ENOENT \(.*\) and none has succeeded since$/,
+          )
+          assert.equal(error.context.failure, 'ENOENT')
+          return true
+        })
+        // A flush is a write too, and fails the same way.
+        await assert.rejects(store.markFlushed([{ configurationId: 'cfg-1', windowStart: T0 }], T0), /ENOENT/)
+        await assert.rejects(store.ping(), /ENOENT/)
+      } finally {
+        await store.close()
+      }
+    })
+
+    it('fails once its file is deleted or replaced while open', async () => {
+      for (const [what, change, expected] of [
+        [
+          'deleted',
+          (path: string) => unlinkSync(path),
+          /^digest store: \S+ping-deleted\.sqlite was deleted while open/,
+        ],
+        [
+          'replaced',
+          (path: string) => {
+            writeFileSync(`${path}.new`, '')
+            renameSync(`${path}.new`, path)
+          },
+          /^digest store: \S+ping-replaced\.sqlite was replaced while open/,
+        ],
+      ] as const) {
+        const path = join(dir, `ping-${what}.sqlite`)
+        const store = createDigestStore({ path })
+        try {
+          await store.ping()
+          change(path)
+          // The connection still writes, to the file it has open: only the probe can tell.
+          await store.record([entry(anEvent())], T0)
+          await assert.rejects(store.ping(), (error: unknown) => {
+            assert.ok(error instanceof UnavailableError, String(error))
+            assert.match(error.message, expected)
+            return true
+          })
+        } finally {
+          await store.close()
+        }
+      }
+    })
   })
 })

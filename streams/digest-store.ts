@@ -81,5 +81,12 @@ export interface DigestStore {
   due(now: number, limit?: number): Promise<readonly PendingDigest[]>
   /** Marks windows flushed; marking one again is harmless. */
   markFlushed(windows: readonly DigestWindowRef[], now: number): Promise<void>
+  /**
+   * Resolves while the store can take writes, for `/ready`; otherwise rejects with an
+   * UnavailableError saying why: its last write failed for want of storage (a full disk, a
+   * write-ahead log that could not be synced) and none has succeeded since, or its file was
+   * deleted or replaced while open.
+   */
+  ping(): Promise<void>
   close(): Promise<void>
 }
