@@ -427,6 +427,8 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
         event_log: () => log.ping(),
         event_store: () => store.ping(),
         warehouse: () => warehouse.ping(),
+        // The router's digest buffer, a file of this process's in every deployment.
+        digest_store: () => ingress.digests.ping(),
         ...notifications.readiness,
       },
       authenticate: chainAuthenticators(

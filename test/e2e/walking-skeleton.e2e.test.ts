@@ -120,6 +120,7 @@ describe('one engine event end to end, on the embedded default', () => {
     assert.deepEqual(Object.keys(body.checks).sort(), [
       'delivery_read_model',
       'delivery_store',
+      'digest_store',
       'event_log',
       'event_store',
       'warehouse',
