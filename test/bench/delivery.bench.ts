@@ -37,6 +37,7 @@ import {
   webhookCommand,
 } from '../support/webhook-configurations.ts'
 import { spawnWebhookSink } from '../support/webhook-sink.ts'
+import { calibrationLine } from './calibration.ts'
 import { procStat } from './proc.ts'
 
 /**
@@ -98,6 +99,7 @@ if (values['sender-thread'] !== undefined && !['true', 'false'].includes(values[
 const senderThread =
   values['sender-thread'] === undefined ? defaults.outbound.sender_thread : values['sender-thread'] === 'true'
 const out = (line: string) => process.stdout.write(`${line}\n`)
+process.stdout.write(calibrationLine())
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 const dir = mkdtempSync(join(tmpdir(), 'herald-bench-delivery-'))

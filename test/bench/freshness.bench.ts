@@ -32,6 +32,7 @@ import type { EngineEvent } from '../../src/events/index.ts'
 import { generateActivity } from '../../src/generator/index.ts'
 import { heraldApi } from '../support/herald-api.ts'
 import { startHeraldProcess } from '../support/herald-process.ts'
+import { calibrationLine } from './calibration.ts'
 import { processStats } from './kafka-rig.ts'
 import { envList } from './kafka-routing.bench.ts'
 import { procStat } from './proc.ts'
@@ -59,6 +60,7 @@ const PROBE_EVERY_TICKS = 5
 const POLL_MS = 100
 const PROBE_ACCOUNT = 'freshness-probe'
 const out = (line = '') => process.stdout.write(`${line}\n`)
+process.stdout.write(calibrationLine())
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const quantile = (sorted: readonly number[], q: number) =>

@@ -33,6 +33,7 @@ import { createSqliteProcessedIds } from '../../src/ingress/index.ts'
 import { silentLogger } from '../../src/observability/index.ts'
 import type { LogMessage } from '../../src/ports/event-log.ts'
 import { createReportGraphqlRoutes } from '../../src/reports/index.ts'
+import { calibrationLine } from './calibration.ts'
 
 const { values } = parseArgs({
   options: {
@@ -68,6 +69,7 @@ for (const [name, n] of [
 }
 
 const out = (line: string) => process.stdout.write(`${line}\n`)
+process.stdout.write(calibrationLine())
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
 
 if (part !== 'queries') {
