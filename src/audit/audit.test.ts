@@ -76,6 +76,31 @@ describe('readAudit', () => {
     assert.ok(!JSON.stringify(page).includes('audit-canary'))
   })
 
+  it('shows max_in_flight where it was set or changed, and null where it was reset', async () => {
+    const service = createNotificationConfigService({
+      store,
+      box: createSecretBox({ current: randomBytes(32).toString('base64') }),
+      clock: () => now,
+      newId: randomUUID,
+    })
+    const hook = { url: 'https://hooks.example.com/a' }
+    const { value } = await service.createConfiguration(acme, 'webhook', {
+      fields: hook,
+      options: { max_in_flight: 8 },
+    })
+    await service.updateConfiguration(acme, 'webhook', value.id, {
+      fields: hook,
+      options: { max_in_flight: 2 },
+    })
+    await service.updateConfiguration(acme, 'webhook', value.id, {
+      fields: hook,
+      options: { max_in_flight: null },
+    })
+    await service.createConfiguration(acme, 'webhook', { fields: hook, options: {} })
+    const changes = (await readAudit(store, acme, { limit: 100 })).items.map((e) => e.changes.max_in_flight)
+    assert.deepEqual(changes, [8, 2, null, undefined])
+  })
+
   it('shows an account only its own changes, and an admin everything', async () => {
     await seed()
     assert.equal((await readAudit(store, globex, { limit: 100 })).items.length, 1)

@@ -39,6 +39,7 @@ const options = (d: {
   verifyTls: boolean
   templates: Readonly<Record<string, JsonValue>>
   digest: { enabled: boolean; windowSeconds: number | null }
+  maxInFlight?: number
 }): Record<string, JsonValue> => ({
   description: d.description,
   enabled: d.enabled,
@@ -46,6 +47,8 @@ const options = (d: {
   templates: d.templates,
   digest: d.digest.enabled,
   digest_window_seconds: d.digest.windowSeconds,
+  // Stored only when set; an update that resets it names it in `changed`, and shows null.
+  ...(d.maxInFlight === undefined ? {} : { max_in_flight: d.maxInFlight }),
 })
 
 const configurationEntry = (

@@ -160,6 +160,23 @@ export const DigestWindowSeconds = withMessage(
   'DigestWindowSeconds',
 )
 
+/**
+ * The most deliveries of one configuration in flight at once: the bound of the
+ * `notifications.delivery.max_in_flight.*` keys it overrides. Each one in flight holds a slot of
+ * `notifications.delivery.concurrency` (256 by default) and an outbound connection, and a crash
+ * may send up to this many again; beyond 64, one configuration could hold a quarter of the pool.
+ */
+export const MAX_IN_FLIGHT_LIMIT = 64
+
+export const MaxInFlight = withMessage(
+  t.union([
+    t.null,
+    t.refinement(t.number, (n) => Number.isInteger(n) && n >= 1 && n <= MAX_IN_FLIGHT_LIMIT, 'InFlight'),
+  ]),
+  () => `must be null or a whole number from 1 to ${MAX_IN_FLIGHT_LIMIT}`,
+  'MaxInFlight',
+)
+
 export const LevelPattern = withMessage(
   t.keyof({ '*': null, info: null, warning: null, error: null }),
   () => 'must be one of *, info, warning, error',

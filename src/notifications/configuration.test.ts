@@ -380,6 +380,128 @@ describe('endpoint configuration decider', () => {
     })
   })
 
+  describe('max_in_flight', () => {
+    const CONCURRENT = {
+      slack: { values: {}, secrets: { url: box.seal('https://hooks.slack.com/x') } },
+      teams: { values: {}, secrets: { url: box.seal('https://acme.webhook.office.com/x') } },
+      email: {
+        values: { smtp_host: 'smtp.example.com', from: 'herald@example.com', to: ['sec@example.com'] },
+        secrets: {},
+      },
+      webhook: {
+        values: { url: 'https://hooks.example.com/h' },
+        secrets: { signing_secret: box.seal('whsec_x') },
+      },
+    } as const
+    const webhook = (maxInFlight: unknown) =>
+      create({
+        endpoint: 'webhook',
+        ...CONCURRENT.webhook,
+        options: { ...DEFAULT_OPTIONS, max_in_flight: maxInFlight as number },
+      })
+    const fold = (...events: ConfigurationEvent[]) => events.reduce(evolve, initialState)
+    const stateOf = (...events: ConfigurationEvent[]) => {
+      const state = fold(...events)
+      assert.equal(state.status, 'active')
+      return state.status === 'active' ? state.configuration : assert.fail('no configuration')
+    }
+    const messageOf = (command: ConfigurationCommand, state = initialState) => {
+      try {
+        decide(command, state)
+      } catch (error) {
+        assert.ok(error instanceof ValidationError, String(error))
+        assert.deepEqual(
+          error.issues.map((i) => i.path),
+          ['max_in_flight'],
+        )
+        return error.issues[0]?.message
+      }
+      return assert.fail('accepted')
+    }
+
+    it('stores a webhook, email, Slack or Teams configuration’s own, from 1 to 64', () => {
+      for (const [endpoint, fields] of Object.entries(CONCURRENT))
+        for (const max of [1, 8, 64]) {
+          const events = decide(
+            create({
+              endpoint: endpoint as keyof typeof CONCURRENT,
+              ...fields,
+              options: { ...DEFAULT_OPTIONS, max_in_flight: max },
+            }),
+            initialState,
+          )
+          assert.equal((events[0] as typeof created).data.maxInFlight, max, endpoint)
+          assert.equal(stateOf(...events).maxInFlight, max, endpoint)
+        }
+    })
+
+    it('refuses a value out of range or not a whole number, saying what it takes', () => {
+      for (const bad of [0, 65, -1, 2.5, '4', true, Number.NaN])
+        assert.equal(messageOf(webhook(bad)), 'must be null or a whole number from 1 to 64', String(bad))
+    })
+
+    it('refuses one for GitHub and Jira, whose tickets go one at a time; null is theirs already', () => {
+      const jira = {
+        endpoint: 'jira' as const,
+        values: { url: 'https://acme.atlassian.net', username: 'bot@acme.io', project_key: 'SEC' },
+        secrets: { api_token: box.seal('t') },
+      }
+      for (const max of [1, 4]) {
+        assert.match(
+          messageOf(create({ options: { ...DEFAULT_OPTIONS, max_in_flight: max } })) ?? '',
+          /^is not for github configurations, which file one ticket at a time/,
+        )
+        assert.match(
+          messageOf(create({ ...jira, options: { ...DEFAULT_OPTIONS, max_in_flight: max } })) ?? '',
+          /^is not for jira configurations, which file one ticket at a time/,
+        )
+        assert.match(
+          messageOf(update({ options: { ...DEFAULT_OPTIONS, max_in_flight: max } }), fold(created)) ?? '',
+          /one ticket at a time/,
+        )
+      }
+      given()
+        .when(create({ options: { ...DEFAULT_OPTIONS, max_in_flight: null } }))
+        .yields([created])
+      assert.equal(stateOf(created).maxInFlight, null)
+    })
+
+    it('changes on update, named as changed; null takes the endpoint type’s default again', () => {
+      const [eight] = decide(webhook(8), initialState) as [ConfigurationEventOf<'ConfigurationCreated'>]
+      const settings = eight.data.settings
+      const to = (max: number | null) =>
+        update({ endpoint: 'webhook', values: settings, options: { ...DEFAULT_OPTIONS, max_in_flight: max } })
+      const [two] = decide(to(2), fold(eight)) as [ConfigurationEventOf<'ConfigurationUpdated'>]
+      assert.deepEqual([two.data.changed, two.data.maxInFlight], [['max_in_flight'], 2])
+      assert.equal(stateOf(eight, two).maxInFlight, 2)
+      const [reset] = decide(to(null), fold(eight, two)) as [ConfigurationEventOf<'ConfigurationUpdated'>]
+      assert.deepEqual([reset.data.changed, 'maxInFlight' in reset.data], [['max_in_flight'], false])
+      assert.equal(stateOf(eight, two, reset).maxInFlight, null)
+      given(eight).when(to(8)).yields([])
+      // A change of anything else keeps it.
+      const [renamed] = decide(
+        update({
+          endpoint: 'webhook',
+          values: settings,
+          options: { ...DEFAULT_OPTIONS, description: 'siem', max_in_flight: 8 },
+        }),
+        fold(eight),
+      ) as [ConfigurationEventOf<'ConfigurationUpdated'>]
+      assert.deepEqual(renamed.data.changed, ['description'])
+      assert.equal(stateOf(eight, renamed).maxInFlight, 8)
+    })
+
+    it('reads events stored before it existed as having none, and refuses a stored one that is no number', () => {
+      const decoded = decodeConfigurationEvent(created)
+      assert.ok(decoded.ok)
+      assert.equal(stateOf(decoded.value).maxInFlight, null)
+      assert.equal(
+        decodeConfigurationEvent({ type: created.type, data: { ...created.data, maxInFlight: '4' } }).ok,
+        false,
+      )
+    })
+  })
+
   describe('DeleteConfiguration', () => {
     it('deletes a live configuration once', () => {
       given(created)

@@ -8,6 +8,7 @@ import { isSealedSecret } from '../secrets/index.ts'
 import {
   DigestWindowSeconds,
   EventPattern,
+  MaxInFlight,
   OptionalDescription,
   SelectorScope,
   Templates,
@@ -23,6 +24,7 @@ import {
   type JsonValue,
   type SealedSecret,
   type Selector,
+  takesMaxInFlight,
 } from './model.ts'
 
 /**
@@ -48,14 +50,20 @@ const Sealed = t.record(t.string, t.string)
 const Hints = t.record(t.string, t.string)
 const Digest = t.type({ enabled: t.boolean, windowSeconds: t.union([t.null, t.number]) })
 
-/** The options every endpoint type shares, as stored. */
-const Options = t.type({
-  description: t.union([t.null, t.string]),
-  enabled: t.boolean,
-  verifyTls: t.boolean,
-  templates: t.record(t.string, Json),
-  digest: Digest,
-})
+/**
+ * The options every endpoint type shares, as stored. `maxInFlight` is written only when set,
+ * so events from before it existed read as they always did: without it, the type's default.
+ */
+const Options = t.intersection([
+  t.type({
+    description: t.union([t.null, t.string]),
+    enabled: t.boolean,
+    verifyTls: t.boolean,
+    templates: t.record(t.string, Json),
+    digest: Digest,
+  }),
+  t.partial({ maxInFlight: t.number }),
+])
 
 const Change = t.type({ by: t.string, at: t.string })
 
@@ -135,6 +143,8 @@ export const ConfigurationOptions = t.type({
   templates: Templates,
   digest: t.boolean,
   digest_window_seconds: DigestWindowSeconds,
+  /** Null: the endpoint type's `notifications.delivery.max_in_flight`; GitHub and Jira take no other. */
+  max_in_flight: MaxInFlight,
 })
 export type ConfigurationOptions = t.TypeOf<typeof ConfigurationOptions>
 
@@ -284,19 +294,27 @@ const checkSecrets = (
 }
 
 /** The options as stored; undefined when `issues` got theirs, so they are refused with the fields'. */
-const checkOptions = (options: ConfigurationOptions, issues: FieldIssue[]) => {
+const checkOptions = (endpoint: EndpointType, options: ConfigurationOptions, issues: FieldIssue[]) => {
   const decoded = ConfigurationOptions.decode(options)
   if (isLeft(decoded)) {
     issues.push(...toFieldIssues(decoded.left))
     return undefined
   }
   const o = decoded.right
+  if (o.max_in_flight !== null && !takesMaxInFlight(endpoint)) {
+    issues.push({
+      path: 'max_in_flight',
+      message: `is not for ${endpoint} configurations, which file one ticket at a time: that is how a repeat finds the open issue of its ticket key rather than filing a second one`,
+    })
+    return undefined
+  }
   return {
     description: o.description,
     enabled: o.enabled,
     verifyTls: o.verify_tls,
     templates: o.templates as Record<string, JsonValue>,
     digest: { enabled: o.digest, windowSeconds: o.digest_window_seconds },
+    ...(o.max_in_flight === null ? {} : { maxInFlight: o.max_in_flight }),
   }
 }
 
@@ -363,7 +381,7 @@ const createConfiguration = (
   for (const [name, spec] of Object.entries(ENDPOINT_FIELDS[data.endpoint]))
     if (spec.secret === true && spec.required && data.secrets[name] === undefined)
       issues.push({ path: name, message: 'is required' })
-  const options = checkOptions(data.options, issues)
+  const options = checkOptions(data.endpoint, data.options, issues)
   if (issues.length > 0 || options === undefined) return fail(`${data.endpoint} configuration`, issues)
   return [
     {
@@ -396,7 +414,7 @@ const updateConfiguration = (
       issues.push({ path: name, message: `is not a secret field of ${configuration.endpoint}` })
     else if (spec.required) issues.push({ path: name, message: 'is required and cannot be removed' })
   }
-  const options = checkOptions(data.options, issues)
+  const options = checkOptions(configuration.endpoint, data.options, issues)
   if (issues.length > 0 || options === undefined)
     return fail(`${configuration.endpoint} configuration`, issues)
   const cleared = data.clearSecrets.filter((name) => configuration.secrets[name] !== undefined)
@@ -412,6 +430,7 @@ const updateConfiguration = (
   if (options.digest.enabled !== configuration.digest.enabled) changed.add('digest')
   if (options.digest.windowSeconds !== configuration.digest.windowSeconds)
     changed.add('digest_window_seconds')
+  if ((options.maxInFlight ?? null) !== configuration.maxInFlight) changed.add('max_in_flight')
   // Saving what is already there is not a change: the history stays free of no-op entries.
   if (changed.size === 0) return []
 
@@ -584,6 +603,7 @@ export const toConfiguration = (
   verifyTls: data.verifyTls,
   templates: data.templates,
   digest: data.digest,
+  maxInFlight: data.maxInFlight ?? null,
   createdAt: data.at,
   updatedAt: data.at,
 })
@@ -602,6 +622,8 @@ export const updatedConfiguration = (
   verifyTls: data.verifyTls,
   templates: data.templates,
   digest: data.digest,
+  // An update holds every option: without it, the configuration is back to the type's default.
+  maxInFlight: data.maxInFlight ?? null,
   updatedAt: data.at,
 })
 

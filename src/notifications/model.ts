@@ -17,6 +17,16 @@ export type EndpointType = (typeof ENDPOINT_TYPES)[number]
 export const isEndpointType = (value: string): value is EndpointType =>
   (ENDPOINT_TYPES as readonly string[]).includes(value)
 
+/**
+ * The endpoint types whose configurations may have several deliveries in flight at once
+ * (`max_in_flight`). GitHub and Jira file tickets one at a time: filing them in turn is what
+ * finds the open issue of a ticket key before a repeat could file a second one.
+ */
+export const IN_FLIGHT_ENDPOINT_TYPES = ['webhook', 'email', 'slack', 'teams'] as const
+
+export const takesMaxInFlight = (endpoint: EndpointType): boolean =>
+  (IN_FLIGHT_ENDPOINT_TYPES as readonly string[]).includes(endpoint)
+
 export type LevelPattern = '*' | 'info' | 'warning' | 'error'
 
 /** `account`: events of the selector's own account; `global`: events of every account (admin only). */
@@ -66,6 +76,11 @@ export interface EndpointConfiguration {
   /** Template overrides by field, and per event type under `event_types`; empty for the channel's defaults. */
   readonly templates: Readonly<Record<string, JsonValue>>
   readonly digest: DigestSettings
+  /**
+   * Its deliveries in flight at once (api: `max_in_flight`); null: the endpoint type's
+   * `notifications.delivery.max_in_flight`. Always null for GitHub and Jira, which go one at a time.
+   */
+  readonly maxInFlight: number | null
   readonly createdAt: string
   readonly updatedAt: string
 }

@@ -412,6 +412,81 @@ describe('notification configuration routes', () => {
     assert.equal((await as(writer, 'PUT', path, { description: 'three' })).status, 200)
   })
 
+  it('takes a configuration’s own max_in_flight for webhook, email, Slack and Teams, and refuses it for tickets', async () => {
+    const errors = (response: { json: Json }) => response.json.errors as { path: string; message: string }[]
+    const created = await as(writer, 'POST', `${BASE}/webhook/configurations`, {
+      url: 'https://hooks.example.com/siem',
+      max_in_flight: 8,
+    })
+    assert.equal(created.status, 201)
+    assert.equal(created.json.max_in_flight, 8)
+    const path = `${BASE}/webhook/configurations/${created.json.uuid}`
+    const read = await as(writer, 'GET', path)
+    assert.equal(read.json.max_in_flight, 8)
+    assert.equal(
+      ((await as(writer, 'GET', `${BASE}/webhook/configurations`)).json.items as Json[])[0]?.max_in_flight,
+      8,
+    )
+
+    // Left out it keeps its value; changed, it shows the new one; null takes the type's default.
+    assert.equal((await as(writer, 'PUT', path, { description: 'siem' })).json.max_in_flight, 8)
+    assert.equal((await as(writer, 'PUT', path, { max_in_flight: 2 })).json.max_in_flight, 2)
+    assert.equal((await as(writer, 'GET', path)).json.max_in_flight, 2)
+    // A read sent back whole is taken as it is.
+    const { selectors: _, ...whole } = (await as(writer, 'GET', path)).json
+    assert.equal((await as(writer, 'PUT', path, whole)).status, 200)
+    for (const bad of [0, 65, 1.5, '4']) {
+      const refused = await as(writer, 'PUT', path, { max_in_flight: bad })
+      assert.equal(refused.status, 400, String(bad))
+      assert.deepEqual(errors(refused), [
+        { path: 'max_in_flight', message: 'must be null or a whole number from 1 to 64' },
+      ])
+    }
+    assert.equal((await as(writer, 'PUT', path, { max_in_flight: null })).json.max_in_flight, null)
+    assert.equal((await as(writer, 'GET', path)).json.max_in_flight, null)
+
+    // Without it, another configuration of the type shows null: the type's default applies.
+    const plain = await createWebhook()
+    assert.equal(plain.json.max_in_flight, null)
+    for (const [endpoint, body] of [
+      ['slack', { url: 'https://hooks.slack.com/services/T0/B0/x' }],
+      ['teams', { url: 'https://acme.webhook.office.com/x' }],
+      ['email', { smtp_host: 'smtp.example.com', from: 'h@example.com', to: ['s@example.com'] }],
+    ] as const) {
+      const other = await as(writer, 'POST', `${BASE}/${endpoint}/configurations`, {
+        ...body,
+        max_in_flight: 4,
+      })
+      assert.equal(other.status, 201, other.text)
+      assert.equal(other.json.max_in_flight, 4, endpoint)
+    }
+
+    const github = { owner: 'acme', repository: 'app', token: 'ghp-x' }
+    const refused = await as(writer, 'POST', `${BASE}/github/configurations`, { ...github, max_in_flight: 4 })
+    assert.equal(refused.status, 400)
+    assert.deepEqual(
+      errors(refused).map((e) => e.path),
+      ['max_in_flight'],
+    )
+    assert.match(errors(refused)[0]?.message ?? '', /github configurations, which file one ticket at a time/)
+    const jira = await as(writer, 'POST', `${BASE}/jira/configurations`, {
+      url: 'https://acme.atlassian.net',
+      username: 'bot',
+      api_token: 'jira-x',
+      project_key: 'SEC',
+      max_in_flight: 1,
+    })
+    assert.equal(jira.status, 400)
+    assert.match(errors(jira)[0]?.message ?? '', /jira configurations, which file one ticket at a time/)
+    // A ticket configuration shows no max_in_flight, and an update cannot give it one.
+    const ticket = await as(writer, 'POST', `${BASE}/github/configurations`, github)
+    assert.equal(ticket.status, 201)
+    assert.ok(!('max_in_flight' in ticket.json))
+    const ticketPath = `${BASE}/github/configurations/${ticket.json.uuid}`
+    assert.equal((await as(writer, 'PUT', ticketPath, { max_in_flight: 2 })).status, 400)
+    assert.ok(!('max_in_flight' in (await as(writer, 'GET', ticketPath)).json))
+  })
+
   it('deletes with 204, then answers 404', async () => {
     const created = await createWebhook()
     const path = `${BASE}/webhook/configurations/${created.json.uuid}`

@@ -71,6 +71,7 @@ export const DEFAULT_OPTIONS: ConfigurationOptions = {
   templates: {},
   digest: false,
   digest_window_seconds: null,
+  max_in_flight: null,
 }
 
 const optionsOf = (configuration: EndpointConfiguration): ConfigurationOptions => ({
@@ -80,6 +81,7 @@ const optionsOf = (configuration: EndpointConfiguration): ConfigurationOptions =
   templates: configuration.templates,
   digest: configuration.digest.enabled,
   digest_window_seconds: configuration.digest.windowSeconds,
+  max_in_flight: configuration.maxInFlight,
 })
 
 /** `base` with `changes` applied: left out keeps, `null` resets to `reset` (the default). */

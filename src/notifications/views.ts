@@ -1,5 +1,5 @@
 import { ENDPOINT_FIELDS } from './endpoint-fields.ts'
-import type { EndpointConfiguration, JsonValue, Selector } from './model.ts'
+import { type EndpointConfiguration, type JsonValue, type Selector, takesMaxInFlight } from './model.ts'
 
 /** What a set secret shows as, everywhere it could leave Herald. */
 export const REDACTED = '<redacted>'
@@ -44,6 +44,8 @@ export const configurationView = (configuration: EndpointConfiguration): Record<
     templates: configuration.templates,
     digest: configuration.digest.enabled,
     digest_window_seconds: configuration.digest.windowSeconds,
+    // GitHub and Jira do not have it: they always go one at a time.
+    ...(takesMaxInFlight(configuration.endpoint) ? { max_in_flight: configuration.maxInFlight } : {}),
     created_at: configuration.createdAt,
     updated_at: configuration.updatedAt,
   }

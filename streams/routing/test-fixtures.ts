@@ -60,6 +60,7 @@ export const aConfiguration = (overrides: Partial<EndpointConfiguration> = {}): 
   verifyTls: true,
   templates: {},
   digest: { enabled: false, windowSeconds: null },
+  maxInFlight: null,
   createdAt: '2026-11-22T10:00:00.000Z',
   updatedAt: '2026-11-22T10:00:00.000Z',
   ...overrides,
