@@ -100,6 +100,7 @@ export const deliverableConfiguration = (
   return {
     enabled: configuration.enabled,
     changedAt: Date.parse(configuration.updatedAt),
+    ...(configuration.maxInFlight === null ? {} : { maxInFlight: configuration.maxInFlight }),
     channel: toChannelConfiguration(
       configuration,
       (field) => service.openSecret(configuration, field),

@@ -31,6 +31,11 @@ export interface DeliverableConfiguration {
   readonly channel: ChannelConfiguration
   /** When it was last changed (ms): a failure streak counts from here at the earliest, so a fixed or re-enabled configuration gets a fresh start. */
   readonly changedAt?: number
+  /**
+   * Its own deliveries in flight at once (api: `max_in_flight`), over the engine's default for
+   * its endpoint type (`maxInFlight`); ignored for GitHub and Jira, which go one at a time.
+   */
+  readonly maxInFlight?: number
 }
 
 /** A configuration failed for the whole sustained-failure period. */
@@ -210,6 +215,8 @@ export const createAttemptRunner = (options: AttemptRunnerOptions) => {
     release: () => void = () => undefined,
   ): Promise<AttemptAnswer> => {
     const endpoint = delivery.endpoint
+    // First, before any wait: the engine's lookup notes the configuration's window for the
+    // queue, which the scheduler asks as soon as this attempt has started.
     const configuration = await options.getConfiguration(delivery.configurationId)
     const skipped = skipReason(configuration, delivery)
     let details: AttemptDetails | null = null

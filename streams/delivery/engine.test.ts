@@ -274,6 +274,63 @@ describe('delivery engine', () => {
     assert.deepEqual(calls.map((c) => c.eventId).toSorted(), commands.map((c) => c.event.id).toSorted())
   })
 
+  it('takes a configuration’s own maxInFlight over its type’s, as it is when each delivery is sent, never for tickets', async () => {
+    const open = new Map<string, number>()
+    const peaks = new Map<string, number>()
+    const send: DeliveryChannels['send'] = async (delivery) => {
+      const id = delivery.configurationId
+      open.set(id, (open.get(id) ?? 0) + 1)
+      peaks.set(id, Math.max(peaks.get(id) ?? 0, open.get(id) ?? 0))
+      await sleep(40)
+      open.set(id, (open.get(id) ?? 0) - 1)
+      return { ok: true, status: 200, response: 'ok', latencyMs: 40 }
+    }
+    const ticket: DeliverableConfiguration = {
+      enabled: true,
+      maxInFlight: 4,
+      channel: {
+        endpoint: 'github',
+        id: 'ticket',
+        account: 'acme',
+        owner: 'acme',
+        repository: 'app',
+        token: 't',
+      },
+    }
+    const configurations: Record<string, DeliverableConfiguration> = {
+      own: { ...webhook('own'), maxInFlight: 4 },
+      fewer: { ...webhook('fewer'), maxInFlight: 1 },
+      plain: webhook('plain'),
+      ticket,
+    }
+    const { handler } = await start(configurations, send, {
+      concurrency: 32,
+      maxInFlight: { webhook: 2 },
+      // GitHub's default limit would space the tickets a second apart.
+      rateLimits: { ...DEFAULT_RATE_LIMITS, github: 0 },
+    })
+    const round = async (label: string) => {
+      peaks.clear()
+      const commands = Object.keys(configurations).flatMap((id) =>
+        Array.from({ length: 8 }, (_, i) => ({
+          ...commandFor(`${label}-${i}`, id),
+          ...(id === 'ticket' ? { endpoint: 'github' as const } : {}),
+        })),
+      )
+      await handler(batchOf(...commands))
+      assert.deepEqual(
+        await settled(commands.map((c) => [c.event.id, c.configurationId])),
+        commands.map(() => 'sent'),
+      )
+      return Object.fromEntries(peaks)
+    }
+    assert.deepEqual(await round('first'), { own: 4, fewer: 1, plain: 2, ticket: 1 })
+    // Changed between two rounds: the deliveries sent after the change follow it.
+    configurations.own = webhook('own')
+    configurations.plain = { ...webhook('plain'), maxInFlight: 3 }
+    assert.deepEqual(await round('second'), { own: 2, fewer: 1, plain: 3, ticket: 1 })
+  })
+
   it('keeps later deliveries behind one waiting for its retry', async () => {
     let failures = 1
     const { calls, send } = endpoints({ flaky: { status: () => (failures-- > 0 ? 503 : 200) } })

@@ -10,7 +10,7 @@ import { errorText } from '../../src/errors/index.ts'
 import type { Logger } from '../../src/observability/index.ts'
 import type { BatchHandler, EventLog, EventStore } from '../../src/ports/index.ts'
 import { createDeliveryRequestHandler } from '../deliverer.ts'
-import { type AttemptRunnerOptions, createAttemptRunner } from './attempt.ts'
+import { type AttemptRunnerOptions, createAttemptRunner, type DeliverableConfiguration } from './attempt.ts'
 import { createRateLimiter, DEFAULT_RATE_LIMITS, type RateLimits } from './rate-limit.ts'
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry-policy.ts'
 import { type QueueScheduler, startQueueScheduler } from './scheduler.ts'
@@ -18,8 +18,14 @@ import { type QueueScheduler, startQueueScheduler } from './scheduler.ts'
 export interface DeliveryEngineOptions
   extends Pick<
     AttemptRunnerOptions,
-    'getConfiguration' | 'send' | 'uiUrl' | 'timeoutMs' | 'onOutcome' | 'onGone' | 'onSustainedFailure'
+    'send' | 'uiUrl' | 'timeoutMs' | 'onOutcome' | 'onGone' | 'onSustainedFailure'
   > {
+  /**
+   * The configuration as of now; undefined when it does not exist (any more). Synchronous (the
+   * wiring reads the selector set it holds in memory): it also says how many of the
+   * configuration's deliveries may be in flight, which the queues ask without waiting.
+   */
+  readonly getConfiguration: (configurationId: string) => DeliverableConfiguration | undefined
   /** Where the delivery log is appended. */
   readonly store: Pick<EventStore, 'append' | 'appendMany' | 'readStream'>
   /** The delivery log's read model, following `store`. */
@@ -37,7 +43,8 @@ export interface DeliveryEngineOptions
   readonly concurrency?: number
   /**
    * Deliveries of one configuration in flight at once, by endpoint type
-   * (`notifications.delivery.max_in_flight`); absent, and always for GitHub and Jira: 1, one
+   * (`notifications.delivery.max_in_flight`), where the configuration names none of its own
+   * (`DeliverableConfiguration.maxInFlight`); absent, and always for GitHub and Jira: 1, one
    * at a time and in order.
    */
   readonly maxInFlight?: Partial<Record<'webhook' | 'email' | 'slack' | 'teams', number>>
@@ -70,13 +77,6 @@ export interface DeliveryEngine {
   stop(graceMs: number): Promise<void>
 }
 
-// Tickets go one at a time whatever is configured: filing them in turn is what finds the open
-// issue of a ticket key before a repeat could file a second one.
-const windowOf = (
-  maxInFlight: NonNullable<DeliveryEngineOptions['maxInFlight']>,
-  endpoint: StoredDelivery['endpoint'],
-): number => (endpoint === 'github' || endpoint === 'jira' ? 1 : (maxInFlight[endpoint] ?? 1))
-
 /**
  * The deliverer: the batch handler that records deliveries, the per-configuration queues
  * that attempt them from the delivery log, and the outcome publisher. The read model must
@@ -91,6 +91,27 @@ const windowOf = (
  */
 export const startDeliveryEngine = (options: DeliveryEngineOptions): DeliveryEngine => {
   const { view, logger, clock, maxInFlight } = options
+  // A queue's window is asked of the delivery it handed out last, synchronously, each time the
+  // scheduler looks for work. Looking the configuration up there would open its secrets at
+  // every look; instead, every attempt's own lookup (the first thing it does, so done by the
+  // time the scheduler asks right after handing the delivery out) leaves the configuration's
+  // `maxInFlight` here. A queue's window is thus what its configuration said when its latest
+  // delivery was handed out, and a change applies to every delivery sent after it, those queued
+  // before it included; recorded on each delivery when it was requested, it would hold a queued
+  // backlog to the old value.
+  const ownWindows = new Map<string, number>()
+  const getConfiguration = (configurationId: string): DeliverableConfiguration | undefined => {
+    const found = options.getConfiguration(configurationId)
+    if (found?.maxInFlight === undefined) ownWindows.delete(configurationId)
+    else ownWindows.set(configurationId, found.maxInFlight)
+    return found
+  }
+  const windowOf = ({ endpoint, configurationId }: StoredDelivery): number =>
+    // Tickets go one at a time whatever is configured: filing them in turn is what finds the
+    // open issue of a ticket key before a repeat could file a second one.
+    endpoint === 'github' || endpoint === 'jira'
+      ? 1
+      : (ownWindows.get(configurationId) ?? maxInFlight?.[endpoint] ?? 1)
   const deliveries = createDeliveryLog({
     store: options.store,
     clock,
@@ -99,6 +120,7 @@ export const startDeliveryEngine = (options: DeliveryEngineOptions): DeliveryEng
   })
   const attempt = createAttemptRunner({
     ...options,
+    getConfiguration,
     view,
     log: deliveries,
     policy: options.policy ?? DEFAULT_RETRY_POLICY,
@@ -112,7 +134,7 @@ export const startDeliveryEngine = (options: DeliveryEngineOptions): DeliveryEng
     queueOf: (delivery) => delivery.configurationId,
     attempt,
     concurrency: options.concurrency ?? 256,
-    ...(maxInFlight === undefined ? {} : { window: (delivery) => windowOf(maxInFlight, delivery.endpoint) }),
+    window: windowOf,
     clock,
     ...(options.queueOwnedFrom === undefined ? {} : { queueOwnedFrom: options.queueOwnedFrom }),
     onError: (error, delivery) =>

@@ -61,14 +61,16 @@ const admin: Principal = { account: 'admin', role: 'admin' }
 /**
  * The pieces of Herald a deliverer runs on, all real: the configuration service on a SQLite
  * event store, the embedded log, the delivery log in its own SQLite store and read model, the
- * channel layer and SSRF guard, and an HTTP stand-in as the endpoint.
+ * channel layer and SSRF guard, and an HTTP stand-in as the endpoint, which answers each
+ * request once `hold` (absent: at once) resolves.
  */
-const world = async (name: string) => {
+const world = async (name: string, hold?: (request: StandInRequest) => Promise<void>) => {
   const dir = mkdtempSync(join(tmpdir(), `herald-${name}-`))
   // When each delivery (by its webhook-id) reached the endpoint and was answered normally.
   const arrivals = new Map<string, number>()
-  const endpoint = await startHttpStandIn((request) => {
+  const endpoint = await startHttpStandIn(async (request) => {
     arrivals.set(String(request.headers['webhook-id']), performance.now())
+    await hold?.(request)
     return { status: 204 }
   })
   const guard = createOutboundGuard({ allowlist: ['127.0.0.1'] })
@@ -141,6 +143,8 @@ const world = async (name: string) => {
     endpoint,
     arrivals,
     service,
+    /** The configurations as the deliverer reads them. */
+    selectors: configurations.selectors,
     lines,
     configure,
     startDeliverer,
@@ -920,5 +924,96 @@ describe('delivery log API', () => {
       ['configuration'],
     )
     assert.deepEqual(replays(), before)
+  })
+})
+
+describe('delivery: a configuration’s own max_in_flight, against an endpoint that holds each request', () => {
+  const HOLD_MS = 150
+  const DELIVERIES = 8
+  let w: Awaited<ReturnType<typeof world>>
+  let deliverer: Deliverer
+  let app: Hono<AppEnv>
+  // Requests the endpoint holds now, and the most it held at once, by path.
+  const open = new Map<string, number>()
+  const peaks = new Map<string, number>()
+
+  before(async () => {
+    w = await world('delivery-in-flight', async ({ path }) => {
+      const now = (open.get(path) ?? 0) + 1
+      open.set(path, now)
+      peaks.set(path, Math.max(peaks.get(path) ?? 0, now))
+      await new Promise((resolve) => setTimeout(resolve, HOLD_MS))
+      open.set(path, (open.get(path) ?? 0) - 1)
+    })
+    // No `maxInFlight`: the type's default, one at a time, as `npm start` has it.
+    deliverer = await w.startDeliverer(
+      { scheduleMs: [0], jitter: 0, maxRetryAfterMs: 60_000 },
+      { concurrency: 16 },
+    )
+    const log = createDeliveryLog({
+      store: deliverer.store,
+      clock: Date.now,
+      newId: randomUUID,
+      origin: deliverer.view.instanceId,
+    })
+    app = api(deliverer.view, log, w.service)
+  })
+  after(async () => {
+    await deliverer?.stop()
+    await w?.close()
+  })
+
+  const CONFIGURATIONS = '/v1/notifications/endpoints/webhook/configurations'
+
+  /** Saves `body` through the API, then waits until the deliverer reads the configuration so. */
+  const save = async (method: 'POST' | 'PUT', path: string, body: Record<string, unknown>) => {
+    const saved = await call(app, acme, method, path, body)
+    assert.equal(saved.status, method === 'POST' ? 201 : 200, saved.text)
+    const id = String(saved.json.uuid)
+    await eventually(() =>
+      assert.equal(w.selectors().configurations.get(id)?.maxInFlight, saved.json.max_in_flight),
+    )
+    return { id, maxInFlight: saved.json.max_in_flight }
+  }
+
+  /** Sends DELIVERIES to each configuration at once; the most each had open, and the order they arrived in. */
+  const round = async (label: string, configurations: Record<string, { id: string }>) => {
+    peaks.clear()
+    const commands = Object.entries(configurations).map(([path, { id }]) => ({
+      path,
+      commands: Array.from({ length: DELIVERIES }, (_, i) =>
+        webhookCommand({ id, account: 'acme' }, `${label}-${path}-${i}`),
+      ),
+    }))
+    await publish(deliverer, ...commands.flatMap((c) => c.commands))
+    for (const c of commands) for (const command of c.commands) await settledStatus(deliverer, command)
+    const arrivalOrder = (sent: DeliveryCommand[]) =>
+      sent.toSorted((a, b) => (w.arrivals.get(a.deliveryId) ?? 0) - (w.arrivals.get(b.deliveryId) ?? 0))
+    return Object.fromEntries(
+      commands.map(({ path, commands: sent }) => [
+        path,
+        {
+          peak: peaks.get(`/hook/${path}`),
+          inOrder: arrivalOrder(sent).every((command, i) => command === sent[i]),
+        },
+      ]),
+    )
+  }
+
+  it('has up to max_in_flight requests of a configuration open at once, one at a time in order without it, and follows a change', async () => {
+    const wide = await save('POST', CONFIGURATIONS, { url: w.endpoint.url('/hook/wide'), max_in_flight: 4 })
+    const narrow = await save('POST', CONFIGURATIONS, { url: w.endpoint.url('/hook/narrow') })
+    assert.deepEqual([wide.maxInFlight, narrow.maxInFlight], [4, null])
+
+    const first = await round('first', { wide, narrow })
+    assert.equal(first.wide?.peak, 4)
+    assert.deepEqual(first.narrow, { peak: 1, inOrder: true })
+
+    // Changed through the API: the deliveries sent after the change follow it.
+    await save('PUT', `${CONFIGURATIONS}/${wide.id}`, { max_in_flight: null })
+    await save('PUT', `${CONFIGURATIONS}/${narrow.id}`, { max_in_flight: 2 })
+    const second = await round('second', { wide, narrow })
+    assert.deepEqual(second.wide, { peak: 1, inOrder: true })
+    assert.equal(second.narrow?.peak, 2)
   })
 })
