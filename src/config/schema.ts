@@ -158,7 +158,7 @@ export const schema = group({
       max_in_flight: group({
         webhook: key(integer(1, 64), {
           default: 1,
-          doc: 'Deliveries of one webhook configuration sent at the same time. 1 (the default): one at a time, each sent once the one before it succeeded, so they arrive in order. Above 1, a configuration whose endpoint takes a while to answer gets through its deliveries faster (one configuration at 1 sends at most one delivery per round trip), but they may arrive out of order (as the Standard Webhooks spec allows; order them by `webhook-timestamp` or the event `time`), and after a crash up to this many may be sent again (each with its `webhook-id`). A failure still holds the rest of the queue until its retry.',
+          doc: 'Deliveries of one webhook configuration sent at the same time, unless the configuration sets its own `max_in_flight` (1 to 64, through the API). 1 (the default): one at a time, each sent once the one before it succeeded, so they arrive in order. Above 1, a configuration whose endpoint takes a while to answer gets through its deliveries faster (one configuration at 1 sends at most one delivery per round trip), but they may arrive out of order (as the Standard Webhooks spec allows; order them by `webhook-timestamp` or the event `time`), and after a crash up to this many may be sent again (each with its `webhook-id`). A failure still holds the rest of the queue until its retry.',
         }),
         email: key(integer(1, 64), {
           default: 1,
