@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -96,7 +96,7 @@ describe('watchStorage', () => {
 
   it('holds a failure for a while when nothing writes after it, then lets the next write decide', () => {
     let now = 0
-    const health = watchStorage(':memory:', 'test store', () => now)
+    const health = watchStorage(':memory:', 'test store', { clock: () => now })
     health.wrote(sqliteError(13, 'database or disk is full'))
     now = FAILURE_HOLD_MS - 1
     assert.throws(() => health.check(), /SQLITE_FULL/)
@@ -120,6 +120,40 @@ describe('watchStorage', () => {
     )
     health.wrote()
     health.check()
+  })
+
+  it('watches the write-ahead log beside the file when asked to, as it was at the call', () => {
+    for (const [what, change] of [
+      ['deleted', (path: string) => unlinkSync(path)],
+      [
+        'replaced',
+        (path: string) => {
+          writeFileSync(`${path}.new`, '')
+          renameSync(`${path}.new`, path)
+        },
+      ],
+    ] as const) {
+      const path = join(dir, `wal-${what}.sqlite`)
+      writeFileSync(path, '')
+      writeFileSync(`${path}-wal`, '')
+      const watched = watchStorage(path, 'test store', { wal: true })
+      const unwatched = watchStorage(path, 'test store')
+      watched.check()
+      change(`${path}-wal`)
+      assert.throws(
+        () => watched.check(),
+        (error: unknown) => {
+          assert.ok(error instanceof UnavailableError, String(error))
+          assert.equal(
+            error.message,
+            `test store: its write-ahead log ${path}-wal was ${what} while open: commits since the last checkpoint would be lost with the process`,
+          )
+          assert.deepEqual(error.context, { path: `${path}-wal` })
+          return true
+        },
+      )
+      unwatched.check()
+    }
   })
 
   it('watches only failed writes of a database in memory', () => {

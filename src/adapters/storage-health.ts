@@ -108,10 +108,10 @@ export interface StorageHealth {
   /** Records a storage failure seen elsewhere (by another thread writing to the same storage), as `wrote` records one. */
   failed(failure: StorageFailure): void
   /**
-   * Throws an UnavailableError saying why the storage cannot take writes: the file open is no
-   * longer the one at its path, or the last write failed, none has succeeded since, and the
-   * failure is recent (`FAILURE_HOLD_MS`). One `stat` of the path: cheap enough for a
-   * readiness probe polled every few seconds.
+   * Throws an UnavailableError saying why the storage cannot take writes: the file open (or
+   * its write-ahead log, when watched) is no longer the one at its path, or the last write
+   * failed, none has succeeded since, and the failure is recent (`FAILURE_HOLD_MS`). A `stat`
+   * of each path: cheap enough for a readiness probe polled every few seconds.
    */
   check(): void
 }
@@ -125,6 +125,32 @@ export interface StorageHealth {
  * next write decides again: requests that then fail answer 503 and may be retried.
  */
 export const FAILURE_HOLD_MS = 30_000
+
+export interface WatchStorageOptions {
+  readonly clock?: () => number
+  /**
+   * Also watch the file's write-ahead log (`<path>-wal`), as it is at the call: SQLite writes on
+   * to a log deleted or replaced under it without an error, so only a probe can tell. Call it
+   * once a transaction has run, when the log exists; a store whose own syncs open the log by its
+   * path (`createWalSync`) hears of its loss from them, but only until its first sync.
+   */
+  readonly wal?: boolean
+}
+
+/**
+ * Why the write-ahead log opened as `opened` is not what `path` names any more, or undefined
+ * while it is. Commits go on to the log SQLite has open, which no other connection reads and
+ * which the next open does not find: what they hold since the last checkpoint is lost with the
+ * process.
+ */
+const walProblem = (path: string, opened: FileIdentity): string | undefined => {
+  const now = identityOf(path)
+  const how =
+    now === undefined ? 'deleted' : now.dev !== opened.dev || now.ino !== opened.ino ? 'replaced' : undefined
+  return how === undefined
+    ? undefined
+    : `its write-ahead log ${path} was ${how} while open: commits since the last checkpoint would be lost with the process`
+}
 
 /**
  * Watches the storage of one file (or folder) opened at `path` for a readiness probe, which a
@@ -140,9 +166,13 @@ export const FAILURE_HOLD_MS = 30_000
 export const watchStorage = (
   path: string,
   component: string,
-  clock: () => number = Date.now,
+  options: WatchStorageOptions = {},
 ): StorageHealth => {
-  const opened = path === ':memory:' || path.startsWith('file:') ? undefined : identityOf(path)
+  const clock = options.clock ?? Date.now
+  const isFile = path !== ':memory:' && !path.startsWith('file:')
+  const opened = isFile ? identityOf(path) : undefined
+  const walPath = `${path}-wal`
+  const wal = isFile && options.wal === true ? identityOf(walPath) : undefined
   let failed: (StorageFailure & { readonly at: number }) | undefined
   return {
     wrote: (error) => {
@@ -159,6 +189,9 @@ export const watchStorage = (
     check: () => {
       const moved = opened === undefined ? undefined : identityProblem(path, opened)
       if (moved !== undefined) throw new UnavailableError(`${component}: ${moved}`, { context: { path } })
+      const lost = wal === undefined ? undefined : walProblem(walPath, wal)
+      if (lost !== undefined)
+        throw new UnavailableError(`${component}: ${lost}`, { context: { path: walPath } })
       if (failed !== undefined && clock() - failed.at < FAILURE_HOLD_MS)
         throw new UnavailableError(
           `${component}: the last write failed with ${failed.code} (${failed.message}) and none has succeeded since`,
