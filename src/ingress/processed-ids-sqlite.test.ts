@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
@@ -141,5 +141,112 @@ describe('SQLite processed-id window: closed', () => {
     } finally {
       await reopened.close()
     }
+  })
+})
+
+describe('SQLite processed-id window: readiness (ping)', () => {
+  it('fails while the last write failed for want of storage, naming the window and SQLITE_FULL, and passes once a write succeeds', async () => {
+    const path = join(dir, 'ping-full.sqlite')
+    const earlier = keys('earlier', 120)
+    const setUp = createSqliteProcessedIds({ path })
+    await setUp.record(earlier)
+    await setUp.close()
+
+    // As in the full disk's test above: these keys need a page the file may not have.
+    const window = createSqliteProcessedIds({ path, maxPageCount: 1, name: 'router processed-id window' })
+    try {
+      await window.ping()
+      await assert.rejects(window.record(keys('refused', 60)), {
+        message: 'router processed-id window record: SQLITE_FULL (database or disk is full)',
+      })
+      const down = (error: unknown) => {
+        assert.ok(error instanceof UnavailableError, String(error))
+        assert.equal(error.retriable, true)
+        assert.equal(
+          error.message,
+          'router processed-id window: the last write failed with SQLITE_FULL (database or disk is full) and none has succeeded since',
+        )
+        assert.deepEqual(error.context, { path, failure: 'SQLITE_FULL' })
+        return true
+      }
+      await assert.rejects(window.ping(), down)
+      // Lookups still answer: only writes are refused.
+      assert.equal((await window.seen(earlier)).size, earlier.length)
+      // Keys it holds already are not journaled again: no write, so nothing learnt of the disk.
+      await window.record(earlier.slice(0, 3))
+      await assert.rejects(window.ping(), down)
+
+      // What fits in the pages the file has is written: the storage takes writes again.
+      await window.record(['fits'])
+      await window.ping()
+    } finally {
+      await window.close()
+    }
+  })
+
+  it('fails once its file or its write-ahead log is deleted or replaced while open, though its writes still succeed', async () => {
+    const replace = (path: string) => {
+      writeFileSync(`${path}.new`, '')
+      renameSync(`${path}.new`, path)
+    }
+    for (const [what, change, expected] of [
+      [
+        'file-deleted',
+        (path: string) => unlinkSync(path),
+        /^projector processed-id window: \S+ping-file-deleted\.sqlite was deleted while open/,
+      ],
+      [
+        'file-replaced',
+        replace,
+        /^projector processed-id window: \S+ping-file-replaced\.sqlite was replaced while open/,
+      ],
+      [
+        'log-deleted',
+        (path: string) => unlinkSync(`${path}-wal`),
+        /^projector processed-id window: its write-ahead log \S+ping-log-deleted\.sqlite-wal was deleted while open: commits since the last checkpoint would be lost with the process$/,
+      ],
+      [
+        'log-replaced',
+        (path: string) => replace(`${path}-wal`),
+        /^projector processed-id window: its write-ahead log \S+ping-log-replaced\.sqlite-wal was replaced while open/,
+      ],
+    ] as const) {
+      const path = join(dir, `ping-${what}.sqlite`)
+      const window = createSqliteProcessedIds({ path, name: 'projector processed-id window' })
+      try {
+        await window.record(['before'])
+        await window.ping()
+        change(path)
+        // SQLite writes on to the files it has open, without an error: only the probe can tell,
+        // and no write that succeeds makes it pass again.
+        await window.record(['after'])
+        assert.deepEqual([...(await window.seen(['before', 'after']))], ['before', 'after'])
+        await assert.rejects(window.ping(), (error: unknown) => {
+          assert.ok(error instanceof UnavailableError, `${what}: ${String(error)}`)
+          assert.match(error.message, expected)
+          return true
+        })
+      } finally {
+        await window.close()
+      }
+    }
+  })
+
+  it('names the window in the errors of its open and once closed', async () => {
+    const path = join(dir, 'named-folder.sqlite')
+    mkdirSync(path)
+    assert.throws(() => createSqliteProcessedIds({ path, name: 'projector processed-id window' }), {
+      code: 'unavailable',
+      message: 'projector processed-id window open: SQLITE_CANTOPEN (unable to open database file)',
+    })
+    const window = createSqliteProcessedIds({
+      path: join(dir, 'named.sqlite'),
+      name: 'projector processed-id window',
+    })
+    await window.close()
+    await assert.rejects(window.ping(), {
+      code: 'closed',
+      message: 'projector processed-id window is closed',
+    })
   })
 })

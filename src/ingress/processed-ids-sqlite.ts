@@ -1,6 +1,7 @@
 import type { DatabaseSync } from 'node:sqlite'
 import { translateSqliteError } from '../adapters/sqlite-errors.ts'
 import { openSqliteFile, runTransaction } from '../adapters/sqlite-file.ts'
+import { watchStorage } from '../adapters/storage-health.ts'
 import { loopSlice } from '../cooperative.ts'
 import { ClosedError } from '../errors/index.ts'
 import { createFingerprintWindow, type FingerprintWindow } from './fingerprint-window.ts'
@@ -24,10 +25,16 @@ export interface SqliteProcessedIdsOptions extends ProcessedIdWindow {
   readonly trimEveryMs?: number
   /** Pages the file may hold at most; past it writes fail with SQLITE_FULL (see `openSqliteFile`). */
   readonly maxPageCount?: number
+  /**
+   * Names the window in its errors, `ping`'s too, so they say which file where a process keeps
+   * more than one: "router processed-id window record: SQLITE_FULL (database or disk is full)".
+   * An error no other attempt clears has the name in snake case as its code
+   * (`router_processed_id_window_failed`). Default `processed-id window`.
+   */
+  readonly name?: string
 }
 
-// Names the window in errors: "processed-id window record: SQLITE_FULL (database or disk is full)".
-const COMPONENT = 'processed-id window'
+const DEFAULT_NAME = 'processed-id window'
 
 // Each statement run is a native call that costs more than the row it writes: rows go in
 // fixed-size groups, the remainder one by one.
@@ -38,10 +45,11 @@ const GROUP = 64
  * its rows still in the window (newer than `oldest`, the last `maxEntries`) added to `window`.
  * SQLite's errors are translated: a file that cannot be opened (SQLITE_CANTOPEN) or read
  * (SQLITE_IOERR) is a retriable UnavailableError, a damaged one (SQLITE_CORRUPT,
- * SQLITE_NOTADB) a `processed_id_window_failed` error.
+ * SQLITE_NOTADB) a `<name>_failed` error (`processed_id_window_failed`).
  */
 const openJournal = (
   options: SqliteProcessedIdsOptions,
+  name: string,
   window: FingerprintWindow,
   oldest: number,
   maxEntries: number,
@@ -70,6 +78,7 @@ const openJournal = (
           (SELECT seq FROM processed_ids WHERE at >= ? ORDER BY seq LIMIT 1),
           (SELECT max(seq) + 1 FROM processed_ids))`),
       trimMany: db.prepare('DELETE FROM processed_ids WHERE seq <= (SELECT max(seq) FROM processed_ids) - ?'),
+      ping: db.prepare('SELECT 1'),
     }
     const load = db.prepare(`
       SELECT key, at FROM (SELECT seq, key, at FROM processed_ids WHERE at >= ? ORDER BY seq DESC LIMIT ?)
@@ -81,7 +90,7 @@ const openJournal = (
     return { db, statements }
   } catch (error) {
     if (db?.isOpen) db.close()
-    throw translateSqliteError(error, COMPONENT, 'open')
+    throw translateSqliteError(error, name, 'open')
   }
 }
 
@@ -99,25 +108,32 @@ const openJournal = (
  *
  * Storage failures are Herald's errors (`translateSqliteError`): a full disk or an I/O error
  * is a retriable UnavailableError naming its SQLite code (`context.sqliteCode`), so the
- * consumer hands the batch over again.
+ * consumer hands the batch over again. Either makes `ping` fail until a write succeeds again
+ * (or for `FAILURE_HOLD_MS` when nothing writes), as does the file or its write-ahead log
+ * being deleted or replaced while open: see `watchStorage`.
  *
  * @example
- * const processed = createSqliteProcessedIds({ path: 'data/processed-ids.sqlite' })
+ * const processed = createSqliteProcessedIds({ path: 'data/processed-ids.sqlite', name: 'router processed-id window' })
  */
 export const createSqliteProcessedIds = (options: SqliteProcessedIdsOptions): ProcessedIds => {
   const clock = options.clock ?? Date.now
   const retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS
   const maxEntries = options.maxEntries ?? DEFAULT_MAX_ENTRIES
   const trimEveryMs = options.trimEveryMs ?? 10_000
+  const name = options.name ?? DEFAULT_NAME
   const window = createFingerprintWindow(maxEntries)
-  const { db, statements } = openJournal(options, window, clock() - retentionMs, maxEntries)
+  const { db, statements } = openJournal(options, name, window, clock() - retentionMs, maxEntries)
+  // Once a transaction has run, so the write-ahead log it watches too exists. Nothing here syncs
+  // the log by its path (synchronous = NORMAL is enough for this window), so a log deleted
+  // under the connection raises no error at all: only this can tell.
+  const health = watchStorage(options.path, name, { wal: true })
 
   // The router asks `seen` and then records the same keys; digest each once.
   let digests = new Map<string, Buffer>()
   let lastTrim = 0
   let closed = false
   const assertOpen = () => {
-    if (closed) throw new ClosedError(COMPONENT)
+    if (closed) throw new ClosedError(name)
   }
   const trim = (now: number) => {
     if (now - lastTrim < trimEveryMs) return
@@ -128,7 +144,8 @@ export const createSqliteProcessedIds = (options: SqliteProcessedIdsOptions): Pr
 
   /**
    * Journals the digests in one transaction, then holds them in the window; SQLite's errors
-   * translated (a full disk is a retriable UnavailableError naming SQLITE_FULL).
+   * translated (a full disk is a retriable UnavailableError naming SQLITE_FULL), and the
+   * outcome told to `health` for `ping`.
    */
   const appendAll = (recorded: readonly Buffer[], now: number) => {
     try {
@@ -146,8 +163,11 @@ export const createSqliteProcessedIds = (options: SqliteProcessedIdsOptions): Pr
         },
         'BEGIN',
       )
+      // A transaction that journaled nothing says nothing of the storage.
+      if (recorded.length > 0) health.wrote()
     } catch (error) {
-      throw translateSqliteError(error, COMPONENT, 'record')
+      health.wrote(error)
+      throw translateSqliteError(error, name, 'record')
     }
     for (const digest of recorded) {
       const [hi, lo] = fingerprintOf(digest)
@@ -200,6 +220,17 @@ export const createSqliteProcessedIds = (options: SqliteProcessedIdsOptions): Pr
         appendAll(recorded, now)
       }
       window.evictBefore(now - retentionMs)
+    },
+    // Ready while the file and its log are still those at their paths and the last write did not
+    // fail for want of storage: a `SELECT 1` alone answers from a deleted file and a full disk.
+    async ping() {
+      assertOpen()
+      health.check()
+      try {
+        statements.ping.get()
+      } catch (error) {
+        throw translateSqliteError(error, name, 'ping')
+      }
     },
     async close() {
       if (closed) return

@@ -74,6 +74,12 @@ export const createWarehouseProcessedIds = async (
         keys.map((key) => ({ key: hex(key), at_ms })),
       )
     },
+    // One row of the table at most, through the warehouse: fails when the table is gone or its
+    // data cannot be read, which the warehouse's own ping (`SELECT 1`) does not look at.
+    async ping() {
+      assertOpen()
+      await warehouse.query(`SELECT 1 FROM ${table} LIMIT 1`)
+    },
     async close() {
       closed = true
     },

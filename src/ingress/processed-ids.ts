@@ -1,4 +1,5 @@
 import { hash } from 'node:crypto'
+import { ClosedError } from '../errors/index.ts'
 import { createFingerprintWindow } from './fingerprint-window.ts'
 
 /**
@@ -29,6 +30,14 @@ export interface ProcessedIds {
    * several transactions), never a key without the ones before it.
    */
   record(keys: readonly string[]): Promise<void>
+  /**
+   * Resolves while the window can take records, for `/ready`; otherwise rejects saying why: an
+   * UnavailableError when its store cannot (a file whose last write failed for want of storage
+   * and none has succeeded since, or that was deleted or replaced while open; a table the
+   * warehouse cannot read), a ClosedError once closed.
+   */
+  ping(): Promise<void>
+  /** Every call after it is refused with a ClosedError. */
   close(): Promise<void>
 }
 
@@ -84,12 +93,18 @@ export const createMemoryProcessedIds = (
     const [hi, lo] = fingerprintOf(keyDigest(key))
     return held.timeOf(hi, lo)
   }
+  let closed = false
+  const assertOpen = () => {
+    if (closed) throw new ClosedError('processed-id window')
+  }
   return {
     async seen(candidates) {
+      assertOpen()
       const oldest = clock() - retentionMs
       return new Set(candidates.filter((key) => (timeOf(key) ?? -Infinity) >= oldest))
     },
     async record(recorded) {
+      assertOpen()
       const now = clock()
       for (const key of recorded) {
         const [hi, lo] = fingerprintOf(keyDigest(key))
@@ -97,6 +112,12 @@ export const createMemoryProcessedIds = (
       }
       held.evictBefore(now - retentionMs)
     },
-    async close() {},
+    // Memory takes records as long as the process runs.
+    async ping() {
+      assertOpen()
+    },
+    async close() {
+      closed = true
+    },
   }
 }

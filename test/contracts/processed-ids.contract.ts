@@ -102,6 +102,17 @@ export const runProcessedIdsContract = ({
       }
     })
 
+    it('answers a ping while open, and refuses every call once closed', async () => {
+      const window = await open({ clock, retentionMs: HOUR })
+      await window.ping()
+      await window.record([key(randomUUID())])
+      await window.ping()
+      await window.close()
+      await assert.rejects(window.ping(), { code: 'closed' })
+      await assert.rejects(window.seen([key(randomUUID())]), { code: 'closed' })
+      await assert.rejects(window.record([key(randomUUID())]), { code: 'closed' })
+    })
+
     if (boundedByCount) {
       it('forgets the oldest keys beyond its capacity', async () => {
         const window = await open({ clock, retentionMs: HOUR, maxEntries: 100 })

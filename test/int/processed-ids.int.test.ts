@@ -1,8 +1,10 @@
+import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { after, before } from 'node:test'
+import { after, before, describe, it } from 'node:test'
 import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/index.ts'
+import { WarehouseError } from '../../src/errors/index.ts'
 import { createSqliteProcessedIds, createWarehouseProcessedIds } from '../../src/ingress/index.ts'
 import type { Warehouse } from '../../src/ports/warehouse.ts'
 import { runProcessedIdsContract } from '../contracts/processed-ids.contract.ts'
@@ -40,4 +42,24 @@ runProcessedIdsContract({
   reopen: async ({ clock, retentionMs }) =>
     createWarehouseProcessedIds(warehouse, { table: lastTable, clock, retentionMs }),
   boundedByCount: false,
+})
+
+describe('ClickHouse processed-id window: readiness (ping)', () => {
+  it('reads its table through the warehouse: fails once the table is gone, while the warehouse answers', async () => {
+    const table = `processed_ping_${tables++}`
+    const window = await createWarehouseProcessedIds(warehouse, { table })
+    try {
+      await window.ping()
+      await warehouse.command(`DROP TABLE ${table}`)
+      await warehouse.ping()
+      await assert.rejects(window.ping(), (error: unknown) => {
+        assert.ok(error instanceof WarehouseError, String(error))
+        assert.match(error.message, new RegExp(`UNKNOWN_TABLE \\(60\\).*${table}`))
+        assert.equal(error.context.type, 'UNKNOWN_TABLE')
+        return true
+      })
+    } finally {
+      await window.close()
+    }
+  })
 })

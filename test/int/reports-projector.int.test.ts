@@ -662,6 +662,7 @@ describe('report projection on chDB', () => {
             await window.record(keys.slice(0, cut))
             throw new Error('the window failed midway')
           },
+          ping: () => window.ping(),
           close: async () => {},
         }
         const first = createProjectorHandler({
