@@ -1,7 +1,9 @@
+import { join } from 'node:path'
 import { createNativeBlockWriter } from '../../src/adapters/clickhouse-warehouse/native-format.ts'
 import { loopSlice } from '../../src/cooperative.ts'
 import {
   createIngressDecoder,
+  createSqliteProcessedIds,
   type IngressDecoder,
   type IngressResult,
   type ProcessedIds,
@@ -49,6 +51,21 @@ export interface ProjectorOptions {
    */
   readonly stateCache?: StateCacheLimits | false
 }
+
+/**
+ * The projector's own processed-id window (`ProjectorOptions.processed`), in
+ * `<dataDir>/projected-ids.sqlite`, named in its errors and `ping`'s as the projector's, apart
+ * from the router's window beside it. Opened where the projector runs: its thread, or the event
+ * loop.
+ *
+ * @example
+ * createProjectorHandler({ warehouse, clock, logger, processed: openProjectedIds(config.data_dir) })
+ */
+export const openProjectedIds = (dataDir: string): ProcessedIds =>
+  createSqliteProcessedIds({
+    path: join(dataDir, 'projected-ids.sqlite'),
+    name: 'projector processed-id window',
+  })
 
 /**
  * The projector's batch handler. For each log batch: decode; store the raw events while the

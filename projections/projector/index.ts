@@ -13,7 +13,7 @@ export {
   stateNeeds,
   tagKey,
 } from './fold.ts'
-export { createProjectorHandler, type ProjectorOptions } from './handler.ts'
+export { createProjectorHandler, openProjectedIds, type ProjectorOptions } from './handler.ts'
 export { type Rebuild, type RebuildOptions, startRebuild } from './rebuild.ts'
 export {
   deduplicationToken,

@@ -3,16 +3,21 @@
  * projector's processed-id window of its own, and projects each batch it is sent with
  * `createProjectorHandler`, answering when the batch is stored or why it is not.
  */
-import { join } from 'node:path'
 import { parentPort, workerData } from 'node:worker_threads'
 import { errorText } from '../../src/errors/index.ts'
-import { createIngressDecoder, createSqliteProcessedIds } from '../../src/ingress/index.ts'
+import { createIngressDecoder } from '../../src/ingress/index.ts'
 import type { Logger } from '../../src/observability/index.ts'
 import type { BatchHandler } from '../../src/ports/event-log.ts'
 import { openSchemaRegistry } from '../../src/wiring/ingress.ts'
 import { openWarehouse } from '../../src/wiring/warehouse.ts'
-import { createProjectorHandler } from './handler.ts'
-import { type FromProjector, type ProjectorThreadData, receivedBatch, type ToProjector } from './thread.ts'
+import { createProjectorHandler, openProjectedIds } from './handler.ts'
+import {
+  type FromProjector,
+  type ProjectorThreadData,
+  receivedBatch,
+  sendError,
+  type ToProjector,
+} from './thread.ts'
 
 const port = parentPort
 if (port === null) throw new Error('thread-worker.ts runs as a worker thread')
@@ -33,7 +38,7 @@ const logger: Logger = (level, event, fields) => {
 const opened = (async () => {
   const registry = openSchemaRegistry(config)
   const decoder = createIngressDecoder({ registry })
-  const processed = createSqliteProcessedIds({ path: join(config.data_dir, 'projected-ids.sqlite') })
+  const processed = openProjectedIds(config.data_dir)
   const warehouse = await openWarehouse(config)
   return { warehouse, registry, decoder, processed }
 })()
@@ -84,6 +89,16 @@ port.on('message', (message: ToProjector) => {
       )
       .finally(() => inFlight.delete(handled))
     inFlight.add(handled)
+    return
+  }
+  if (message.type === 'ping') {
+    const { id } = message
+    opened
+      .then(({ processed }) => processed.ping())
+      .then(
+        () => post({ type: 'pong', id, error: null }),
+        (error: unknown) => post({ type: 'pong', id, error: sendError(error) }),
+      )
     return
   }
   // Closing: the warehouse's statements in flight finish first (ending the thread under one

@@ -1,5 +1,6 @@
 import { startWorkerThread } from '../../src/adapters/worker-thread.ts'
 import type { Config } from '../../src/config/index.ts'
+import { type ErrorContext, HeraldError, UnavailableError } from '../../src/errors/index.ts'
 import type { LogFields, Logger, LogLevel } from '../../src/observability/index.ts'
 import type { Batch, BatchHandler, Headers, LogMessage } from '../../src/ports/event-log.ts'
 
@@ -31,13 +32,24 @@ export interface CrossingBatch {
 
 export type ToProjector =
   | { readonly type: 'batch'; readonly id: number; readonly run: number; readonly batch: CrossingBatch }
+  /** Answered with a `pong` once the thread's processed-id window answered its `ping`. */
+  | { readonly type: 'ping'; readonly id: number }
   | { readonly type: 'close' }
+
+/** A Herald error as it crosses from the thread, which would keep only its name and message. */
+export interface SentError {
+  readonly code: string
+  readonly message: string
+  readonly retriable: boolean
+  readonly context: ErrorContext
+}
 
 export type FromProjector =
   | { readonly type: 'done'; readonly id: number }
   | { readonly type: 'failed'; readonly id: number; readonly name: string; readonly message: string }
   | { readonly type: 'projected'; readonly count: number }
   | { readonly type: 'invalid'; readonly count: number }
+  | { readonly type: 'pong'; readonly id: number; readonly error: SentError | null }
   | { readonly type: 'log'; readonly level: LogLevel; readonly event: string; readonly fields?: LogFields }
   | { readonly type: 'closed' }
 
@@ -110,6 +122,23 @@ export const receivedBatch = (crossing: CrossingBatch): Batch => {
   return { topic, partition, messages }
 }
 
+/** `error` as it crosses to the event loop; anything but a Herald error as one not retried. */
+export const sendError = (error: unknown): SentError =>
+  error instanceof HeraldError
+    ? { code: error.code, message: error.message, retriable: error.retriable, context: error.context }
+    : {
+        code: 'projector_failed',
+        message: error instanceof Error ? error.message : String(error),
+        retriable: false,
+        context: {},
+      }
+
+/** The error `sendError` described: an UnavailableError when retriable, as the thread threw it. */
+export const receiveError = (sent: SentError): HeraldError =>
+  sent.retriable
+    ? new UnavailableError(sent.message, { context: sent.context })
+    : new HeraldError(sent.code, sent.message, { context: sent.context })
+
 export interface ProjectorThreadOptions {
   /** Herald's configuration: the thread opens the warehouse, schema registry and window it names. */
   readonly config: Config
@@ -132,6 +161,12 @@ export interface ProjectorThread {
    * exchanged the tables, the next run reads what they hold rather than what was cached.
    */
   handler(): BatchHandler
+  /**
+   * The `ping` of the thread's processed-id window (`data_dir/projected-ids.sqlite`), for
+   * `/ready`: resolves while it can take records, otherwise rejects with its error, or at once
+   * once the thread stopped or was closed. Waits for the thread to have opened what it uses.
+   */
+  ping(): Promise<void>
   /** Waits for the batches in flight, then closes the thread's connections and ends it. */
   close(): Promise<void>
 }
@@ -198,6 +233,14 @@ export const startProjectorThread = (options: ProjectorThreadOptions): Projector
         if (waiting.size === 0) worker.unref()
         return
       }
+      case 'pong': {
+        const waiter = waiting.get(message.id)
+        waiting.delete(message.id)
+        if (message.error === null) waiter?.resolve()
+        else waiter?.reject(receiveError(message.error))
+        if (waiting.size === 0) worker.unref()
+        return
+      }
       case 'projected':
         options.onProjected?.(message.count)
         return
@@ -229,6 +272,16 @@ export const startProjectorThread = (options: ProjectorThreadOptions): Projector
           ])
         })
       }
+    },
+    ping: () => {
+      if (closed) return Promise.reject(projectorStopped('the projector thread is closed'))
+      if (stopped !== undefined) return Promise.reject(stopped)
+      const id = nextId++
+      return new Promise<void>((resolve, reject) => {
+        waiting.set(id, { resolve, reject })
+        worker.ref()
+        worker.postMessage({ type: 'ping', id } satisfies ToProjector)
+      })
     },
     close: async () => {
       if (closed) return

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, unlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -17,6 +17,7 @@ import {
   startProjectorThread,
 } from '../../projections/projector/index.ts'
 import { loadConfig } from '../../src/config/index.ts'
+import { UnavailableError } from '../../src/errors/index.ts'
 import { encodeLogEvent } from '../../src/events/index.ts'
 import { generateActivity } from '../../src/generator/index.ts'
 import { createMemoryProcessedIds } from '../../src/ingress/index.ts'
@@ -173,6 +174,23 @@ describe('the projector on a thread of its own (real chDB, shared with the event
     assert.deepEqual(repeated?.fields, { topic: TOPIC, partition: 0, offsets: [20_000], count: 1 })
   })
 
+  it('answers a ping with its processed-id window’s, and its error, naming the window, once the window cannot keep what it records', async () => {
+    await thread.ping()
+    // SQLite writes on to a write-ahead log deleted under it, without an error: only the
+    // window's ping, on the thread that has it open, can tell.
+    unlinkSync(join(dir, 'projected-ids.sqlite-wal'))
+    await assert.rejects(thread.ping(), (error: unknown) => {
+      assert.ok(error instanceof UnavailableError, String(error))
+      assert.equal(error.retriable, true)
+      assert.match(
+        error.message,
+        /^projector processed-id window: its write-ahead log \S+projected-ids\.sqlite-wal was deleted while open/,
+      )
+      assert.equal(error.context.path, join(dir, 'projected-ids.sqlite-wal'))
+      return true
+    })
+  })
+
   it('refuses every batch once its thread stopped, and says so once', async () => {
     // chDB holds one data directory per process: a thread told of another cannot open it.
     const elsewhere = mkdtempSync(join(tmpdir(), 'herald-projector-thread-elsewhere-'))
@@ -196,6 +214,7 @@ describe('the projector on a thread of its own (real chDB, shared with the event
             return true
           },
         )
+      await assert.rejects(broken.ping(), { code: 'EPROJECTORSTOPPED' })
       assert.equal(stopped.length, 1)
     } finally {
       await broken.close()
