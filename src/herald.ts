@@ -4,7 +4,11 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { type ServerType, serve } from '@hono/node-server'
 import { migrate, warehouseMigrations } from '../projections/migrations/index.ts'
-import { createProjectorHandler, startProjectorThread } from '../projections/projector/index.ts'
+import {
+  createProjectorHandler,
+  openProjectedIds,
+  startProjectorThread,
+} from '../projections/projector/index.ts'
 import { createKafkaEventLog } from './adapters/kafka-event-log/index.ts'
 import { createKurrentDbEventStore } from './adapters/kurrentdb-event-store/index.ts'
 import { createSqliteEventLog } from './adapters/sqlite-event-log/index.ts'
@@ -20,7 +24,7 @@ import {
   createExternalAuthorizer,
   createHttpApp,
 } from './http/index.ts'
-import { createSqliteProcessedIds } from './ingress/index.ts'
+import type { ProcessedIds } from './ingress/index.ts'
 import { createMetrics, type Logger, lagOfGroups, type Metrics } from './observability/index.ts'
 import { createOutboundGuard, type OutboundGuardOptions } from './outbound/index.ts'
 import type { Consumer, EventLog } from './ports/event-log.ts'
@@ -290,10 +294,9 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
         : undefined
     if (projectorThread !== undefined) closers.push(() => projectorThread.close())
     const projected =
-      ingesting && projectorThread === undefined
-        ? createSqliteProcessedIds({ path: join(config.data_dir, 'projected-ids.sqlite') })
-        : undefined
+      ingesting && projectorThread === undefined ? openProjectedIds(config.data_dir) : undefined
     if (projected !== undefined) closers.push(() => projected.close())
+    const projectedIds: Pick<ProcessedIds, 'ping'> | undefined = projectorThread ?? projected
 
     // Closed after the consumers (closers run in reverse): in-flight deliveries keep their sockets.
     const outbound = createOutboundGuard({
@@ -429,6 +432,11 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
         warehouse: () => warehouse.ping(),
         // The router's digest buffer, a file of this process's in every deployment.
         digest_store: () => ingress.digests.ping(),
+        // The router's processed-id window: a file of this process's, or with Kafka and a
+        // ClickHouse server the table every router instance shares.
+        processed_ids: () => ingress.processed.ping(),
+        // The projector's, a file of this process's, asked of its thread when it has one.
+        ...(projectedIds === undefined ? {} : { projected_ids: () => projectedIds.ping() }),
         ...notifications.readiness,
       },
       authenticate: chainAuthenticators(

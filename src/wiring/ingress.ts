@@ -81,7 +81,11 @@ export const wireIngress = async ({
   const shared = config.event_log.kind === 'kafka' && config.warehouse.kind === 'clickhouse'
   const processed = shared
     ? await createWarehouseProcessedIds(warehouse)
-    : createSqliteProcessedIds({ path: join(config.data_dir, 'processed-ids.sqlite') })
+    : createSqliteProcessedIds({
+        path: join(config.data_dir, 'processed-ids.sqlite'),
+        // Beside the projector's window, whose errors would otherwise read the same.
+        name: 'router processed-id window',
+      })
   logger('info', 'router.processed_ids_opened', { store: shared ? 'clickhouse' : 'sqlite' })
   // Beside the processed ids, in every deployment: see streams/digest-store.ts for why.
   const digests = createDigestStore({ path: join(config.data_dir, 'digests.sqlite') })

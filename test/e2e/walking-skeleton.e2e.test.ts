@@ -123,6 +123,8 @@ describe('one engine event end to end, on the embedded default', () => {
       'digest_store',
       'event_log',
       'event_store',
+      'processed_ids',
+      'projected_ids',
       'warehouse',
     ])
     const metrics = await (await fetch(`${herald.url}/metrics`)).text()

@@ -64,7 +64,7 @@ describe('/ready of an embedded Herald', () => {
     rmSync(dir, { recursive: true, force: true })
   })
 
-  it('lists the digest store among its ports, ready', async () => {
+  it('lists the digest store and both processed-id windows among its ports, ready', async () => {
     const { status, checks } = await ready()
     assert.equal(status, 200, JSON.stringify(checks))
     assert.deepEqual(Object.keys(checks).sort(), [
@@ -73,9 +73,13 @@ describe('/ready of an embedded Herald', () => {
       'digest_store',
       'event_log',
       'event_store',
+      'processed_ids',
+      'projected_ids',
       'warehouse',
     ])
     assert.deepEqual(checks.digest_store, { status: 'ok' })
+    assert.deepEqual(checks.processed_ids, { status: 'ok' })
+    assert.deepEqual(checks.projected_ids, { status: 'ok' })
   })
 
   it('answers 503 naming the digest store and the file system code while the router cannot make held events durable, every other port ready', async () => {
@@ -139,5 +143,27 @@ describe('/ready of an embedded Herald', () => {
       'digest store record: the write-ahead log could not be synced to disk (ENOENT)',
     )
     assert.equal(failed?.fields.retried, true)
+  })
+
+  it('answers 503 naming each processed-id window, the router’s and the projector’s on its thread, once its write-ahead log is deleted', async () => {
+    // SQLite writes on to a log deleted under it, without an error: a crash of the process would
+    // then lose what the windows recorded since their last checkpoint.
+    unlinkSync(join(dir, 'processed-ids.sqlite-wal'))
+    unlinkSync(join(dir, 'projected-ids.sqlite-wal'))
+    const { status, checks } = await ready()
+    assert.equal(status, 503)
+    assert.equal(checks.processed_ids?.status, 'unavailable')
+    assert.match(
+      checks.processed_ids?.error ?? '',
+      /^router processed-id window: its write-ahead log \S+processed-ids\.sqlite-wal was deleted while open: commits since the last checkpoint would be lost with the process$/,
+    )
+    assert.equal(checks.projected_ids?.status, 'unavailable')
+    assert.match(
+      checks.projected_ids?.error ?? '',
+      /^projector processed-id window: its write-ahead log \S+projected-ids\.sqlite-wal was deleted while open/,
+    )
+    // The ports whose files were left alone are as they were.
+    for (const name of ['event_log', 'event_store', 'warehouse', 'delivery_store', 'delivery_read_model'])
+      assert.deepEqual(checks[name], { status: 'ok' }, name)
   })
 })
