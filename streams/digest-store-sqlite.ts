@@ -1,4 +1,5 @@
 import { hash, randomUUID } from 'node:crypto'
+import type { DatabaseSync } from 'node:sqlite'
 import { translateSqliteError } from '../src/adapters/sqlite-errors.ts'
 import { openSqliteFile, runTransaction } from '../src/adapters/sqlite-file.ts'
 import { createWalSync, walSyncError } from '../src/adapters/sqlite-wal-sync.ts'
@@ -48,6 +49,88 @@ const entryKey = (entry: DigestEntry): Buffer =>
   hash('sha256', `${entry.configurationId}\u0000${entry.eventKey}`, 'buffer').subarray(0, 16)
 
 /**
+ * The buffer's file, opened (its tables created if need be, its instance id drawn the first
+ * time) with its statements prepared. SQLite's errors are translated: a file that cannot be
+ * opened (SQLITE_CANTOPEN) or read (SQLITE_IOERR) is a retriable UnavailableError, a damaged
+ * one (SQLITE_CORRUPT, SQLITE_NOTADB) a `digest_store_failed` error; the connection is closed.
+ */
+const openBuffer = (options: SqliteDigestStoreOptions) => {
+  let db: DatabaseSync | undefined
+  try {
+    db = openSqliteFile(options.path, {
+      synchronous: 'NORMAL',
+      ...(options.maxPageCount === undefined ? {} : { maxPageCount: options.maxPageCount }),
+    })
+    const wal = createWalSync(db)
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS digest_windows (
+        id INTEGER PRIMARY KEY,
+        configuration_id TEXT NOT NULL,
+        account TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        window_start INTEGER NOT NULL,
+        window_end INTEGER NOT NULL,
+        total INTEGER NOT NULL,
+        flushed_at INTEGER,
+        UNIQUE (configuration_id, window_start)
+      );
+      CREATE INDEX IF NOT EXISTS digest_windows_due ON digest_windows (window_end) WHERE flushed_at IS NULL;
+      CREATE INDEX IF NOT EXISTS digest_windows_flushed ON digest_windows (flushed_at) WHERE flushed_at IS NOT NULL;
+      CREATE TABLE IF NOT EXISTS digest_entries (
+        key BLOB PRIMARY KEY,
+        window_id INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        level TEXT NOT NULL,
+        selectors TEXT NOT NULL,
+        event TEXT
+      ) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS digest_entries_window ON digest_entries (window_id, position);
+      CREATE TABLE IF NOT EXISTS digest_store (id INTEGER PRIMARY KEY CHECK (id = 1), instance_id TEXT NOT NULL);
+    `)
+    db.prepare('INSERT OR IGNORE INTO digest_store (id, instance_id) VALUES (1, ?)').run(randomUUID())
+    const { instance_id: instanceId } = db.prepare('SELECT instance_id FROM digest_store').get() as {
+      instance_id: string
+    }
+    const statements = {
+      latest: db.prepare(
+        'SELECT * FROM digest_windows WHERE configuration_id = ? ORDER BY window_start DESC LIMIT 1',
+      ),
+      openWindow: db.prepare(
+        'INSERT INTO digest_windows (configuration_id, account, endpoint, window_start, window_end, total) VALUES (?, ?, ?, ?, ?, 0)',
+      ),
+      setTotal: db.prepare('UPDATE digest_windows SET total = ? WHERE id = ?'),
+      dropWindow: db.prepare('DELETE FROM digest_windows WHERE id = ?'),
+      addEntry: db.prepare(
+        'INSERT OR IGNORE INTO digest_entries (key, window_id, position, type, level, selectors, event) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
+      due: db.prepare(
+        'SELECT * FROM digest_windows WHERE flushed_at IS NULL AND window_end <= ? ORDER BY window_end, id LIMIT ?',
+      ),
+      counts: db.prepare(
+        'SELECT type, level, count(*) AS count FROM digest_entries WHERE window_id = ? GROUP BY type, level ORDER BY count DESC, type, level',
+      ),
+      events: db.prepare(
+        'SELECT event FROM digest_entries WHERE window_id = ? AND event IS NOT NULL ORDER BY position LIMIT ?',
+      ),
+      selectors: db.prepare('SELECT DISTINCT selectors FROM digest_entries WHERE window_id = ?'),
+      markFlushed: db.prepare(
+        'UPDATE digest_windows SET flushed_at = ? WHERE configuration_id = ? AND window_start = ? AND flushed_at IS NULL',
+      ),
+      pruneEntries: db.prepare(
+        'DELETE FROM digest_entries WHERE window_id IN (SELECT id FROM digest_windows WHERE flushed_at < ?)',
+      ),
+      pruneWindows: db.prepare('DELETE FROM digest_windows WHERE flushed_at < ?'),
+      ping: db.prepare('SELECT 1'),
+    }
+    return { db, wal, instanceId, statements }
+  } catch (error) {
+    if (db?.isOpen) db.close()
+    throw translateSqliteError(error, 'digest store', 'open')
+  }
+}
+
+/**
  * The DigestStore in a SQLite file: the embedded deployment's digest buffer, beside the
  * processed-id window in `data_dir`. A window is a row with its running total; an entry is a
  * row keyed by a digest of (configuration, event), holding the type, level and selectors it
@@ -59,11 +142,12 @@ const entryKey = (entry: DigestEntry): Buffer =>
  * write-ahead log then synced off the event loop (`createWalSync`, shared by the commits that
  * came meanwhile), rather than each commit waiting for its own sync on the loop.
  *
- * Storage failures are Herald's errors: a full disk or an I/O error is a retriable
- * UnavailableError naming its SQLite code (`context.sqliteCode`), a failed sync of the
- * write-ahead log one naming the file system's (`context.code`: EIO, ENOENT). Either makes
- * `ping` fail until a write succeeds again (or for `FAILURE_HOLD_MS` when nothing writes), as
- * does the file being deleted or replaced while open: see `watchStorage`.
+ * Storage failures are Herald's errors, from the open on: a file that cannot be opened, a full
+ * disk or an I/O error is a retriable UnavailableError naming its SQLite code
+ * (`context.sqliteCode`), a damaged file a `digest_store_failed` error, a failed sync of the
+ * write-ahead log a retriable one naming the file system's code (`context.code`: EIO, ENOENT).
+ * A failed write makes `ping` fail until a write succeeds again (or for `FAILURE_HOLD_MS` when
+ * nothing writes), as does the file being deleted or replaced while open: see `watchStorage`.
  *
  * @example
  * const digests = createDigestStore({ path: 'data/digests.sqlite' })
@@ -74,74 +158,9 @@ export const createDigestStore = (options: SqliteDigestStoreOptions): DigestStor
   if (!Number.isInteger(keepEvents) || keepEvents < 1)
     throw new TypeError(`keepEvents must be a positive integer, not ${keepEvents}`)
   const retainFlushedMs = options.retainFlushedMs ?? DEFAULT_RETAIN_FLUSHED_MS
-  const db = openSqliteFile(options.path, {
-    synchronous: 'NORMAL',
-    ...(options.maxPageCount === undefined ? {} : { maxPageCount: options.maxPageCount }),
-  })
-  const wal = createWalSync(db)
+  const { db, wal, instanceId, statements } = openBuffer(options)
   // Recorded once the file exists: what `ping` compares the path with.
   const health = watchStorage(options.path, 'digest store')
-  db.exec(`
-    CREATE TABLE IF NOT EXISTS digest_windows (
-      id INTEGER PRIMARY KEY,
-      configuration_id TEXT NOT NULL,
-      account TEXT NOT NULL,
-      endpoint TEXT NOT NULL,
-      window_start INTEGER NOT NULL,
-      window_end INTEGER NOT NULL,
-      total INTEGER NOT NULL,
-      flushed_at INTEGER,
-      UNIQUE (configuration_id, window_start)
-    );
-    CREATE INDEX IF NOT EXISTS digest_windows_due ON digest_windows (window_end) WHERE flushed_at IS NULL;
-    CREATE INDEX IF NOT EXISTS digest_windows_flushed ON digest_windows (flushed_at) WHERE flushed_at IS NOT NULL;
-    CREATE TABLE IF NOT EXISTS digest_entries (
-      key BLOB PRIMARY KEY,
-      window_id INTEGER NOT NULL,
-      position INTEGER NOT NULL,
-      type TEXT NOT NULL,
-      level TEXT NOT NULL,
-      selectors TEXT NOT NULL,
-      event TEXT
-    ) WITHOUT ROWID;
-    CREATE INDEX IF NOT EXISTS digest_entries_window ON digest_entries (window_id, position);
-    CREATE TABLE IF NOT EXISTS digest_store (id INTEGER PRIMARY KEY CHECK (id = 1), instance_id TEXT NOT NULL);
-  `)
-  db.prepare('INSERT OR IGNORE INTO digest_store (id, instance_id) VALUES (1, ?)').run(randomUUID())
-  const { instance_id: instanceId } = db.prepare('SELECT instance_id FROM digest_store').get() as {
-    instance_id: string
-  }
-  const statements = {
-    latest: db.prepare(
-      'SELECT * FROM digest_windows WHERE configuration_id = ? ORDER BY window_start DESC LIMIT 1',
-    ),
-    openWindow: db.prepare(
-      'INSERT INTO digest_windows (configuration_id, account, endpoint, window_start, window_end, total) VALUES (?, ?, ?, ?, ?, 0)',
-    ),
-    setTotal: db.prepare('UPDATE digest_windows SET total = ? WHERE id = ?'),
-    dropWindow: db.prepare('DELETE FROM digest_windows WHERE id = ?'),
-    addEntry: db.prepare(
-      'INSERT OR IGNORE INTO digest_entries (key, window_id, position, type, level, selectors, event) VALUES (?, ?, ?, ?, ?, ?, ?)',
-    ),
-    due: db.prepare(
-      'SELECT * FROM digest_windows WHERE flushed_at IS NULL AND window_end <= ? ORDER BY window_end, id LIMIT ?',
-    ),
-    counts: db.prepare(
-      'SELECT type, level, count(*) AS count FROM digest_entries WHERE window_id = ? GROUP BY type, level ORDER BY count DESC, type, level',
-    ),
-    events: db.prepare(
-      'SELECT event FROM digest_entries WHERE window_id = ? AND event IS NOT NULL ORDER BY position LIMIT ?',
-    ),
-    selectors: db.prepare('SELECT DISTINCT selectors FROM digest_entries WHERE window_id = ?'),
-    markFlushed: db.prepare(
-      'UPDATE digest_windows SET flushed_at = ? WHERE configuration_id = ? AND window_start = ? AND flushed_at IS NULL',
-    ),
-    pruneEntries: db.prepare(
-      'DELETE FROM digest_entries WHERE window_id IN (SELECT id FROM digest_windows WHERE flushed_at < ?)',
-    ),
-    pruneWindows: db.prepare('DELETE FROM digest_windows WHERE flushed_at < ?'),
-    ping: db.prepare('SELECT 1'),
-  }
 
   let closed = false
   let lastPrune = 0

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
-import { UnavailableError } from '../src/errors/index.ts'
+import { HeraldError, UnavailableError } from '../src/errors/index.ts'
 import type { CloudEvent } from '../src/events/index.ts'
 import { processedKey } from '../src/ingress/index.ts'
+import { damageTablePage } from '../test/support/damaged-page.ts'
 import type { DigestEntry } from './digest-store.ts'
 import { createDigestStore } from './digest-store-sqlite.ts'
 import { anEvent } from './routing/test-fixtures.ts'
@@ -265,6 +266,65 @@ describe('SQLite digest store', () => {
       })
     } finally {
       await store.close()
+    }
+  })
+
+  it('fails to open a path it cannot open as a file with a retriable UnavailableError naming SQLITE_CANTOPEN', () => {
+    const path = join(dir, 'a-folder.sqlite')
+    mkdirSync(path)
+    assert.throws(
+      () => createDigestStore({ path }),
+      (error: unknown) => {
+        assert.ok(error instanceof UnavailableError, String(error))
+        assert.equal(error.retriable, true)
+        assert.equal(error.message, 'digest store open: SQLITE_CANTOPEN (unable to open database file)')
+        assert.deepEqual(error.context, { operation: 'open', sqliteCode: 14 })
+        return true
+      },
+    )
+  })
+
+  it('fails to open a damaged file with a digest_store_failed error, not retried, and opens it whole once repaired', async () => {
+    const path = join(dir, 'damaged.sqlite')
+    const setUp = createDigestStore({ path })
+    const { instanceId } = setUp
+    await setUp.record(
+      events(3).map((e) => entry(e)),
+      T0,
+    )
+    await setUp.close()
+
+    // The page holding the instance id is unreadable, as on a failing disk: the open reads it.
+    const damaged = damageTablePage(path, 'digest_store')
+    try {
+      assert.throws(
+        () => createDigestStore({ path }),
+        (error: unknown) => {
+          assert.ok(error instanceof HeraldError, String(error))
+          assert.equal(error.code, 'digest_store_failed')
+          assert.equal(error.retriable, false)
+          assert.equal(error.message, 'digest store open: database disk image is malformed')
+          assert.deepEqual(error.context, { operation: 'open', sqliteCode: 11 })
+          return true
+        },
+      )
+      damaged.repair()
+    } finally {
+      damaged.close()
+    }
+
+    // The failed open left the file as it was: repaired, it holds its id and its window.
+    const reopened = createDigestStore({ path })
+    try {
+      assert.equal(reopened.instanceId, instanceId)
+      assert.deepEqual(
+        (await reopened.due(T0 + WINDOW)).map((d) => d.total),
+        [3],
+      )
+      await reopened.record([entry(anEvent({ id: 'after' }))], T0 + 1_000)
+      await reopened.ping()
+    } finally {
+      await reopened.close()
     }
   })
 
