@@ -122,10 +122,22 @@ export const receivedBatch = (crossing: CrossingBatch): Batch => {
   return { topic, partition, messages }
 }
 
-/** `error` as it crosses to the event loop; anything but a Herald error as one not retried. */
+/**
+ * `error` as it crosses to the event loop; anything but a Herald error as one not retried. Only
+ * the plain values of its context cross: one that cannot be cloned would fail the message.
+ */
 export const sendError = (error: unknown): SentError =>
   error instanceof HeraldError
-    ? { code: error.code, message: error.message, retriable: error.retriable, context: error.context }
+    ? {
+        code: error.code,
+        message: error.message,
+        retriable: error.retriable,
+        context: Object.fromEntries(
+          Object.entries(error.context).filter(([, value]) =>
+            ['string', 'number', 'boolean'].includes(typeof value),
+          ),
+        ),
+      }
     : {
         code: 'projector_failed',
         message: error instanceof Error ? error.message : String(error),
