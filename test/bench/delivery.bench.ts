@@ -238,6 +238,12 @@ try {
     `| the other threads, by name (10 ms ticks) | ${byThread.map(([name, us]) => `${name} ${Math.round(us)}`).join(', ')} µs | |`,
   )
   out(`| webhook sink CPU per delivery (its own process) | ${Math.round(sinkPerDelivery)} µs | |`)
+  // The sink's code never changes and it ran on the same cores over the same interval: its CPU
+  // per request moves with the machine's speed as the deliverer's does, so this ratio compares
+  // runs taken at different speeds (it moved by a fifth from one run to the next on one day).
+  out(
+    `| deliverer CPU per delivery in sink requests (deliverer ÷ sink CPU per delivery) | ${(cpuPerDelivery / Math.max(1, sinkPerDelivery)).toFixed(2)} | |`,
+  )
   out(
     `| its event loop meanwhile: busy; delay p50 / p99 / max | ${Math.round(loopBusy * 100)}%; ${(loopDelay.percentile(50) / 1e6).toFixed(0)} / ${(loopDelay.percentile(99) / 1e6).toFixed(0)} / ${(loopDelay.max / 1e6).toFixed(0)} ms | |`,
   )
