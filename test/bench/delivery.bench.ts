@@ -37,6 +37,7 @@ import {
   webhookCommand,
 } from '../support/webhook-configurations.ts'
 import { spawnWebhookSink } from '../support/webhook-sink.ts'
+import { positiveWholeNumber } from './args.ts'
 import { calibrationLine } from './calibration.ts'
 import { procStat } from './proc.ts'
 
@@ -87,10 +88,14 @@ const warmup = Number(values.warmup)
 if (!Number.isInteger(warmup) || warmup < 0) throw new Error('--warmup: a whole number of deliveries')
 const rate = Number(values.rate)
 const seconds = Number(values.seconds)
-const concurrency = Number(values.concurrency ?? defaults.notifications.delivery.concurrency)
-if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error('--concurrency: a positive integer')
-const maxInFlight = Number(values['max-in-flight'] ?? defaults.notifications.delivery.max_in_flight.webhook)
-if (!Number.isInteger(maxInFlight) || maxInFlight < 1) throw new Error('--max-in-flight: a positive integer')
+const concurrency = positiveWholeNumber(
+  '--concurrency',
+  values.concurrency ?? String(defaults.notifications.delivery.concurrency),
+)
+const maxInFlight = positiveWholeNumber(
+  '--max-in-flight',
+  values['max-in-flight'] ?? String(defaults.notifications.delivery.max_in_flight.webhook),
+)
 const CONFIGURATIONS = Number(values.configurations)
 if (!Number.isInteger(CONFIGURATIONS) || CONFIGURATIONS < 2)
   throw new Error('--configurations: an integer of at least 2 (one of them hangs)')

@@ -22,6 +22,7 @@ import { parseArgs } from 'node:util'
 import { createInlineExchanger, type ExchangeRequest, type Exchanger } from '../../src/outbound/exchange.ts'
 import { startSenderThread } from '../../src/outbound/sender-thread.ts'
 import { opensslMissing, selfSignedCertificate } from '../support/self-signed-cert.ts'
+import { positiveWholeNumber } from './args.ts'
 
 const exchangers: Record<string, (ca: readonly string[]) => Exchanger> = {
   inline: (ca) => createInlineExchanger({ ca }),
@@ -38,15 +39,9 @@ const { values } = parseArgs({
     port: { type: 'string', default: '0' },
   },
 })
-const requests = Number(values.requests)
-const concurrency = Number(values.concurrency)
-const rounds = Number(values.rounds)
-for (const [name, n] of [
-  ['--requests', requests],
-  ['--concurrency', concurrency],
-  ['--rounds', rounds],
-] as const)
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive whole number`)
+const requests = positiveWholeNumber('--requests', values.requests)
+const concurrency = positiveWholeNumber('--concurrency', values.concurrency)
+const rounds = positiveWholeNumber('--rounds', values.rounds)
 const names = values.exchangers.split(',')
 for (const name of names)
   if (exchangers[name] === undefined)

@@ -13,6 +13,7 @@ import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { createOutboundGuard } from '../../src/outbound/index.ts'
 import { opensslMissing, selfSignedCertificate } from '../support/self-signed-cert.ts'
+import { positiveWholeNumber } from './args.ts'
 
 const { values } = parseArgs({
   options: {
@@ -21,15 +22,9 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '2' },
   },
 })
-const requests = Number(values.requests)
-const concurrency = Number(values.concurrency)
-const rounds = Number(values.rounds)
-for (const [name, n] of [
-  ['--requests', requests],
-  ['--concurrency', concurrency],
-  ['--rounds', rounds],
-] as const)
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive whole number`)
+const requests = positiveWholeNumber('--requests', values.requests)
+const concurrency = positiveWholeNumber('--concurrency', values.concurrency)
+const rounds = positiveWholeNumber('--rounds', values.rounds)
 
 const out = (line: string) => process.stdout.write(`${line}\n`)
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US')

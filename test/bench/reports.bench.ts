@@ -33,6 +33,7 @@ import { createSqliteProcessedIds } from '../../src/ingress/index.ts'
 import { silentLogger } from '../../src/observability/index.ts'
 import type { LogMessage } from '../../src/ports/event-log.ts'
 import { createReportGraphqlRoutes } from '../../src/reports/index.ts'
+import { positiveWholeNumber } from './args.ts'
 import { calibrationLine } from './calibration.ts'
 
 const { values } = parseArgs({
@@ -57,16 +58,9 @@ if (!Number.isInteger(rows) || rows < 100_000)
 const part = values.part
 if (part !== 'all' && part !== 'queries' && part !== 'ingest')
   throw new Error('--part must be queries, ingest or all')
-const ingestEvents = Number(values.events)
-const batchSize = Number(values.batch)
-const rounds = Number(values.rounds)
-for (const [name, n] of [
-  ['--events', ingestEvents],
-  ['--batch', batchSize],
-  ['--rounds', rounds],
-] as const) {
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive whole number`)
-}
+const ingestEvents = positiveWholeNumber('--events', values.events)
+const batchSize = positiveWholeNumber('--batch', values.batch)
+const rounds = positiveWholeNumber('--rounds', values.rounds)
 
 const out = (line: string) => process.stdout.write(`${line}\n`)
 process.stdout.write(calibrationLine())
