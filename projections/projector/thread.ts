@@ -1,6 +1,6 @@
 import { startWorkerThread } from '../../src/adapters/worker-thread.ts'
 import type { Config } from '../../src/config/index.ts'
-import { type ErrorContext, HeraldError, UnavailableError } from '../../src/errors/index.ts'
+import { type ErrorContext, errorText, HeraldError, UnavailableError } from '../../src/errors/index.ts'
 import type { LogFields, Logger, LogLevel } from '../../src/observability/index.ts'
 import type { Batch, BatchHandler, Headers, LogMessage } from '../../src/ports/event-log.ts'
 
@@ -140,7 +140,7 @@ export const sendError = (error: unknown): SentError =>
       }
     : {
         code: 'projector_failed',
-        message: error instanceof Error ? error.message : String(error),
+        message: errorText(error),
         retriable: false,
         context: {},
       }

@@ -2,6 +2,7 @@ import { type IncomingHttpHeaders, validateHeaderName, validateHeaderValue } fro
 import { isIPv6 } from 'node:net'
 import { createSecureContext, getCACertificates, type SecureContext } from 'node:tls'
 import { buildConnector, type Dispatcher, Pool } from 'undici'
+import { errorText } from '../errors/index.ts'
 
 /**
  * One HTTP exchange with an address the SSRF guard already checked, as plain data: what the
@@ -56,7 +57,7 @@ export class ExchangeTimeoutError extends Error {
 export class ExchangeRefusedError extends Error {
   override readonly name = 'ExchangeRefusedError'
   constructor(cause: unknown) {
-    super(cause instanceof Error ? cause.message : String(cause), { cause })
+    super(errorText(cause), { cause })
   }
 }
 

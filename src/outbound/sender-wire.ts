@@ -1,3 +1,4 @@
+import { errorText } from '../errors/index.ts'
 import {
   type ExchangeAnswer,
   ExchangeRefusedError,
@@ -40,7 +41,7 @@ export const sendFailure = (error: unknown): SentFailure => {
   return {
     kind: refused ? 'refused' : 'failed',
     name: cause instanceof Error ? cause.name : 'Error',
-    message: cause instanceof Error ? cause.message : String(cause),
+    message: errorText(cause),
     ...(typeof code === 'string' ? { code } : {}),
   }
 }
