@@ -147,7 +147,8 @@ const openBuffer = (options: SqliteDigestStoreOptions) => {
  * (`context.sqliteCode`), a damaged file a `digest_store_failed` error, a failed sync of the
  * write-ahead log a retriable one naming the file system's code (`context.code`: EIO, ENOENT).
  * A failed write makes `ping` fail until a write succeeds again (or for `FAILURE_HOLD_MS` when
- * nothing writes), as does the file being deleted or replaced while open: see `watchStorage`.
+ * nothing writes), as does the file or its write-ahead log being deleted or replaced while
+ * open: see `watchStorage`.
  *
  * @example
  * const digests = createDigestStore({ path: 'data/digests.sqlite' })
@@ -159,8 +160,9 @@ export const createDigestStore = (options: SqliteDigestStoreOptions): DigestStor
     throw new TypeError(`keepEvents must be a positive integer, not ${keepEvents}`)
   const retainFlushedMs = options.retainFlushedMs ?? DEFAULT_RETAIN_FLUSHED_MS
   const { db, wal, instanceId, statements } = openBuffer(options)
-  // Recorded once the file exists: what `ping` compares the path with.
-  const health = watchStorage(options.path, 'digest store')
+  // Recorded once the file and its write-ahead log exist: what `ping` compares the paths with.
+  // The syncs open the log by its path only once, so after the first they no longer see it go.
+  const health = watchStorage(options.path, 'digest store', { wal: true })
 
   let closed = false
   let lastPrune = 0

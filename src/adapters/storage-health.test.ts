@@ -156,6 +156,21 @@ describe('watchStorage', () => {
     }
   })
 
+  it('takes a write-ahead log made after the call as it is at the first check that finds it', () => {
+    const path = join(dir, 'wal-later.sqlite')
+    writeFileSync(path, '')
+    const health = watchStorage(path, 'test store', { wal: true })
+    // No log yet (a new file before its first write): nothing to compare.
+    health.check()
+    writeFileSync(`${path}-wal`, '')
+    health.check()
+    unlinkSync(`${path}-wal`)
+    assert.throws(
+      () => health.check(),
+      /^UnavailableError: test store: its write-ahead log \S+ was deleted while open/,
+    )
+  })
+
   it('watches only failed writes of a database in memory', () => {
     const health = watchStorage(':memory:', 'test store')
     health.check()

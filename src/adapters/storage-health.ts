@@ -131,8 +131,10 @@ export interface WatchStorageOptions {
   /**
    * Also watch the file's write-ahead log (`<path>-wal`), as it is at the call: SQLite writes on
    * to a log deleted or replaced under it without an error, so only a probe can tell. Call it
-   * once a transaction has run, when the log exists; a store whose own syncs open the log by its
-   * path (`createWalSync`) hears of its loss from them, but only until its first sync.
+   * once the log exists: `openSqliteFile` makes it for a file that has tables, a new file's first
+   * write does. A log not there yet is taken as it is at the first check that finds one. A store
+   * whose own syncs open the log by its path (`createWalSync`) would hear of its loss from them
+   * only until the first sync, which keeps the descriptor.
    */
   readonly wal?: boolean
 }
@@ -172,7 +174,8 @@ export const watchStorage = (
   const isFile = path !== ':memory:' && !path.startsWith('file:')
   const opened = isFile ? identityOf(path) : undefined
   const walPath = `${path}-wal`
-  const wal = isFile && options.wal === true ? identityOf(walPath) : undefined
+  const watchesWal = isFile && options.wal === true
+  let wal = watchesWal ? identityOf(walPath) : undefined
   let failed: (StorageFailure & { readonly at: number }) | undefined
   return {
     wrote: (error) => {
@@ -189,6 +192,7 @@ export const watchStorage = (
     check: () => {
       const moved = opened === undefined ? undefined : identityProblem(path, opened)
       if (moved !== undefined) throw new UnavailableError(`${component}: ${moved}`, { context: { path } })
+      if (watchesWal && wal === undefined) wal = identityOf(walPath)
       const lost = wal === undefined ? undefined : walProblem(walPath, wal)
       if (lost !== undefined)
         throw new UnavailableError(`${component}: ${lost}`, { context: { path: walPath } })

@@ -570,9 +570,23 @@ describe('embedded SQLite: readiness (ping)', () => {
     }
   })
 
-  it('fails once its file is deleted or replaced while open', async () => {
+  it('fails once its file or its write-ahead log is deleted or replaced while open', async () => {
     for (const [what, change, expected] of [
       ['deleted', (path: string) => unlinkSync(path), /eventlog-\S+ was deleted while open/],
+      // After a publish has synced the log, which keeps the descriptor the sync opened.
+      [
+        'log-deleted',
+        (path: string) => unlinkSync(`${path}-wal`),
+        /^UnavailableError: event log: its write-ahead log \S+eventlog-log-deleted-\S+\.sqlite-wal was deleted while open: commits since the last checkpoint would be lost with the process$/,
+      ],
+      [
+        'log-replaced',
+        (path: string) => {
+          writeFileSync(`${path}-wal.new`, '')
+          renameSync(`${path}-wal.new`, `${path}-wal`)
+        },
+        /^UnavailableError: event log: its write-ahead log \S+eventlog-log-replaced-\S+\.sqlite-wal was replaced while open/,
+      ],
       [
         'replaced',
         (path: string) => {
@@ -586,6 +600,7 @@ describe('embedded SQLite: readiness (ping)', () => {
       const log = createSqliteEventLog({ path })
       try {
         await log.createTopics([{ topic: 't', partitions: 1 }])
+        await log.publish('t', [{ key: 'k', value: new Uint8Array(1) }])
         await log.ping()
         change(path)
         // The connection still writes, to the file it has open: only the probe can tell.

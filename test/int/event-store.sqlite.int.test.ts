@@ -507,6 +507,24 @@ describe('sqlite event store', () => {
         await store.close()
       }
     })
+
+    it('fails once its write-ahead log is deleted while open: the appends since the last checkpoint live only there', async () => {
+      const path = newPath()
+      const store = createSqliteEventStore({ path, writerThread: true })
+      try {
+        await store.append(newStream('before'), [newEvent()])
+        await store.ping()
+        rmSync(`${path}-wal`)
+        // Acknowledged, and written to a log the next open will not find: only the probe can tell.
+        await store.append(newStream('after'), [newEvent()])
+        await assert.rejects(
+          store.ping(),
+          /^UnavailableError: event store: its write-ahead log \S+-wal was deleted while open: commits since the last checkpoint would be lost with the process$/,
+        )
+      } finally {
+        await store.close()
+      }
+    })
   })
 
   describe('close', () => {

@@ -185,7 +185,16 @@ describe('HTTP API on the embedded log and chDB', () => {
           if (level === 'error' && name === 'http.request_failed') failures.push({ ...fields })
         },
       })
-      assert.equal((await unsyncedApp.request('/ready')).status, 200)
+      // The log's loss shows before anything is written: SQLite would write on without an error.
+      const before = await unsyncedApp.request('/ready')
+      assert.equal(before.status, 503)
+      const beforeBody = (await before.json()) as {
+        checks: Record<string, { status: string; error?: string }>
+      }
+      assert.match(
+        String(beforeBody.checks.event_log?.error),
+        /its write-ahead log \S+-wal was deleted while open/,
+      )
 
       const response = await unsyncedApp.request('/v1/events', {
         method: 'POST',
@@ -205,7 +214,7 @@ describe('HTTP API on the embedded log and chDB', () => {
       assert.equal(ready.status, 503)
       const body = (await ready.json()) as { checks: Record<string, { status: string; error?: string }> }
       assert.equal(body.checks.event_log?.status, 'unavailable')
-      assert.match(String(body.checks.event_log?.error), /the last write failed with ENOENT/)
+      assert.match(String(body.checks.event_log?.error), /its write-ahead log \S+-wal was deleted while open/)
     } finally {
       await unsynced.close()
     }

@@ -166,8 +166,6 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
     ...(options.maxPageCount === undefined ? {} : { maxPageCount: options.maxPageCount }),
   })
   const wal = createWalSync(db, options.syncFile)
-  // Recorded once the file exists: what `ping` compares the path with.
-  const health = watchStorage(options.path, 'event log')
   const checkpoints = checkpointing.start()
   // `messages` is an ordinary (rowid) table with its key in an index of its own: in a WITHOUT
   // ROWID table a row lives in the key's b-tree, which keeps at most about 1,000 bytes of a
@@ -203,6 +201,10 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
       PRIMARY KEY (group_id, topic, partition)
     ) WITHOUT ROWID;
   `)
+  // Recorded once the file and its write-ahead log exist (a new file's log is made by its first
+  // write, above): what `ping` compares the paths with. The syncs open the log by its path only
+  // once, so after the first they no longer see it go.
+  const health = watchStorage(options.path, 'event log', { wal: true })
 
   const statements = {
     topic: db.prepare('SELECT partitions FROM topics WHERE name = ?'),

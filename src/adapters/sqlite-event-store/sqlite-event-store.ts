@@ -152,8 +152,10 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
     ...options,
   }
   const { db, statements } = openDatabase(path, busyTimeoutMs, options.maxPageCount, options.onMigration)
-  // What `ping` reports besides a connection that answers: see `watchStorage`.
-  const health = watchStorage(path, 'event store')
+  // What `ping` reports besides a connection that answers: see `watchStorage`. Its write-ahead
+  // log too (opening in WAL mode made it): appends acknowledged since the last checkpoint live
+  // only there, and SQLite writes on to a log deleted under it without an error.
+  const health = watchStorage(path, 'event store', { wal: true })
 
   let closed = false
   const live = new Set<CatchUp>()
