@@ -1,8 +1,18 @@
 import { type IncomingHttpHeaders, validateHeaderName, validateHeaderValue } from 'node:http'
+import { createRequire } from 'node:module'
 import { isIPv6 } from 'node:net'
 import { createSecureContext, getCACertificates, type SecureContext } from 'node:tls'
-import { buildConnector, type Dispatcher, Pool } from 'undici'
+import type { Dispatcher, Pool } from 'undici'
 import { errorText } from '../errors/index.ts'
+
+// undici is loaded by the first exchanger made, not with this module: the guard imports it on
+// the event loop, where, with the sender thread (the default), nothing exchanges.
+const require = createRequire(import.meta.url)
+let undici: typeof import('undici') | undefined
+const loadUndici = (): typeof import('undici') => {
+  undici ??= require('undici') as typeof import('undici')
+  return undici
+}
 
 /**
  * One HTTP exchange with an address the SSRF guard already checked, as plain data: what the
@@ -138,6 +148,7 @@ export const createInlineExchanger = ({ ca: extraCa }: { readonly ca: readonly s
   const cas = trustedCas(extraCa)
   const secureContext: SecureContext | undefined =
     cas.length > 0 ? createSecureContext({ ca: cas }) : undefined
+  const { buildConnector, Pool } = loadUndici()
   const pools = new Map<string, Pool>()
 
   const poolFor = (request: ExchangeRequest): Pool => {
