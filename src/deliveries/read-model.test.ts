@@ -378,12 +378,14 @@ const readModelContract = (
       await request(2, 'cfg-a')
       await request(3, 'cfg-a')
       await view.close()
-      // As an older version left it: heads without seq, ordered through their deliveries.
+      // As an older version left it: heads without seq, ordered through their deliveries, and no
+      // schema version kept.
       const db = new DatabaseSync(join(dir, 'view.sqlite'))
       db.exec(`
       DROP INDEX heads_by_due_seq;
       ALTER TABLE heads DROP COLUMN seq;
       CREATE INDEX heads_by_due ON heads (next_attempt_at);
+      PRAGMA user_version = 0;
     `)
       db.close()
       view = open()
@@ -403,9 +405,53 @@ const readModelContract = (
             .map((r) => r.name),
           ['heads_by_due_seq'],
         )
+        assert.equal(reader.prepare('PRAGMA user_version').get()?.user_version, 2)
       } finally {
         reader.close()
       }
+    })
+
+    it('gives heads their seq in the same transaction as its version: a full disk leaves the file as it was', async () => {
+      await request(1, 'cfg-b')
+      await request(2, 'cfg-a')
+      await view.close()
+      const path = join(dir, 'view.sqlite')
+      const db = new DatabaseSync(path)
+      db.exec(`
+      DROP INDEX heads_by_due_seq;
+      ALTER TABLE heads DROP COLUMN seq;
+      PRAGMA user_version = 0;
+      VACUUM;
+    `)
+      const pages = Number(db.prepare('PRAGMA page_count').get()?.page_count)
+      db.close()
+      const shape = () => {
+        const reader = new DatabaseSync(path, { readOnly: true })
+        try {
+          return {
+            version: reader.prepare('PRAGMA user_version').get()?.user_version,
+            columns: reader
+              .prepare('PRAGMA table_info(heads)')
+              .all()
+              .map((c) => c.name),
+          }
+        } finally {
+          reader.close()
+        }
+      }
+      const before = shape()
+      assert.deepEqual(before, {
+        version: 0,
+        columns: ['configuration_id', 'delivery_id', 'next_attempt_at'],
+      })
+      assert.throws(() => openDeliveryViewFile(path, randomUUID, { maxPageCount: pages }), /full/)
+      assert.deepEqual(shape(), before)
+      view = open()
+      assert.deepEqual(
+        view.dueHeads(now, new Set(), 10).map((d) => d.eventId),
+        ['evt-1', 'evt-2'],
+      )
+      assert.deepEqual(shape(), { version: 2, columns: [...before.columns, 'seq'] })
     })
 
     it('keeps the start of a streak in a file made before streaks ended at a gap', async () => {
@@ -420,6 +466,7 @@ const readModelContract = (
       INSERT INTO failing_old SELECT configuration_id, since FROM failing;
       DROP TABLE failing;
       ALTER TABLE failing_old RENAME TO failing;
+      PRAGMA user_version = 0;
     `)
       db.close()
       view = open()
@@ -511,7 +558,7 @@ const readModelContract = (
       assert.equal(before.unpublished.length, 4)
       const reader = new DatabaseSync(path, { readOnly: true })
       try {
-        assert.equal(reader.prepare('PRAGMA user_version').get()?.user_version, 1)
+        assert.equal(reader.prepare('PRAGMA user_version').get()?.user_version, 2)
         assert.deepEqual(
           reader
             .prepare('PRAGMA index_info(attempts_by_delivery)')

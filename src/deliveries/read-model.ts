@@ -226,7 +226,7 @@ CREATE INDEX IF NOT EXISTS attempts_by_configuration ON attempts (configuration_
 CREATE INDEX IF NOT EXISTS attempts_unpublished ON attempts (position) WHERE publish = 1;`
 
 /** What `SCHEMA` makes, kept as the file's `user_version`: 0 for files made before it was kept. */
-const SCHEMA_VERSION = 1
+const SCHEMA_VERSION = 2
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (
@@ -395,10 +395,17 @@ const ms = (iso: string): number => Date.parse(iso)
 
 /**
  * Brings a file of an earlier schema version up to `SCHEMA_VERSION`, in one transaction, so a
- * crash leaves it as it was, to be brought up at the next open. Version 0 keyed attempts by
- * their delivery id: they are copied into the table of version 1 with their delivery's `seq`
- * (0 for an attempt whose delivery is missing, still published and counted for health), which
- * rewrites every attempt once.
+ * crash leaves it as it was, to be brought up at the next open. Each step looks at what the file
+ * lacks, since files made before versions were kept (0) may lack any of it.
+ *
+ * 1. Version 0 keyed attempts by their delivery id: they are copied into the table of version 1
+ *    with their delivery's `seq` (0 for an attempt whose delivery is missing, still published
+ *    and counted for health), which rewrites every attempt once.
+ * 2. Failure streaks end at a gap: a file without the column for the last failure gets it, and
+ *    its rows keep their start until the next success, as before. Heads carry their delivery's
+ *    `seq`, so the due ones come in order from an index alone (the scheduler asks thousands of
+ *    times a second) rather than joined with their deliveries and sorted each time: a file
+ *    without it gets the column, filled in from its deliveries, and the index.
  */
 const upgrade = (db: DatabaseSync): void => {
   const version = () => (db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version
@@ -406,8 +413,9 @@ const upgrade = (db: DatabaseSync): void => {
   runTransaction(db, () => {
     // Another connection may have upgraded it while this one waited for the lock.
     if (version() >= SCHEMA_VERSION) return
-    const attemptColumns = db.prepare('PRAGMA table_info(attempts)').all() as { name: string }[]
-    if (!attemptColumns.some((c) => c.name === 'delivery_seq'))
+    const columnsOf = (table: string) =>
+      (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name)
+    if (!columnsOf('attempts').includes('delivery_seq'))
       db.exec(`
         ALTER TABLE attempts RENAME TO attempts_v0;
         ${ATTEMPTS}
@@ -421,7 +429,17 @@ const upgrade = (db: DatabaseSync): void => {
         DROP TABLE attempts_v0;
         ${ATTEMPT_INDEXES}
       `)
-    db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`)
+    if (!columnsOf('failing').includes('last_at')) db.exec('ALTER TABLE failing ADD COLUMN last_at INTEGER')
+    if (!columnsOf('heads').includes('seq'))
+      db.exec(`
+        ALTER TABLE heads ADD COLUMN seq INTEGER;
+        UPDATE heads SET seq = (SELECT d.seq FROM deliveries d WHERE d.delivery_id = heads.delivery_id);
+      `)
+    db.exec(`
+      DROP INDEX IF EXISTS heads_by_due;
+      CREATE INDEX IF NOT EXISTS heads_by_due_seq ON heads (next_attempt_at, seq);
+      PRAGMA user_version = ${SCHEMA_VERSION};
+    `)
   })
 }
 
@@ -444,24 +462,6 @@ export const openDeliveryViewFile = (
     db.close()
     throw error
   }
-  // Files made before failure streaks ended at a gap: their rows keep their start until the
-  // next success, as before.
-  const failingColumns = db.prepare('PRAGMA table_info(failing)').all() as { name: string }[]
-  if (!failingColumns.some((c) => c.name === 'last_at'))
-    db.exec('ALTER TABLE failing ADD COLUMN last_at INTEGER')
-  // Heads carry their delivery's `seq`, so the due ones come in order from an index alone
-  // (the scheduler asks thousands of times a second) rather than joined with their deliveries
-  // and sorted each time. Files made before get the column, filled in from their deliveries.
-  const headColumns = db.prepare('PRAGMA table_info(heads)').all() as { name: string }[]
-  if (!headColumns.some((c) => c.name === 'seq'))
-    db.exec(`
-      ALTER TABLE heads ADD COLUMN seq INTEGER;
-      UPDATE heads SET seq = (SELECT d.seq FROM deliveries d WHERE d.delivery_id = heads.delivery_id);
-    `)
-  db.exec(`
-    DROP INDEX IF EXISTS heads_by_due;
-    CREATE INDEX IF NOT EXISTS heads_by_due_seq ON heads (next_attempt_at, seq);
-  `)
   const existing = (
     db.prepare("SELECT value FROM meta WHERE key = 'instance_id'").get() as { value: string } | undefined
   )?.value
