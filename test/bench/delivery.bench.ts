@@ -1,9 +1,11 @@
 /**
  * Delivery throughput and isolation (issue 6):
  * `npm run bench:delivery [-- --deliveries N] [--concurrency C] [--configurations K]
- * [--sender-thread true|false] [--max-in-flight W] [--warmup M]` (C: `notifications.delivery.concurrency`'s
- * default; W: `notifications.delivery.max_in_flight.webhook`'s, 1; K: 100; M: 10,000;
- * the requests from the `http-sender` thread or the event loop: `outbound.sender_thread`'s default).
+ * [--sender-thread true|false] [--max-in-flight W] [--warmup M] [--event-bytes B]`
+ * (C: `notifications.delivery.concurrency`'s default; W: `notifications.delivery.max_in_flight.webhook`'s,
+ * 1; K: 100; M: 10,000; the requests from the `http-sender` thread or the event loop:
+ * `outbound.sender_thread`'s default; B: absent, an image-analysis event of about 300 bytes;
+ * given, one whose data lists vulnerabilities until it is about B bytes as JSON).
  * The real deliverer — the delivery log on SQLite, its read model, one queue per
  * configuration, the webhook channel signing every request (Standard Webhooks) through the
  * SSRF guard — delivering to a webhook sink in its own process (204, arrival times by
@@ -79,6 +81,9 @@ const { values } = parseArgs({
     // true / false: requests from the `http-sender` thread or the event loop; absent, the
     // configured default (`outbound.sender_thread`), as `npm start` runs.
     'sender-thread': { type: 'string' },
+    // Absent: the image-analysis event of `webhookCommand`, about 300 bytes as JSON. Given, its
+    // data also lists vulnerabilities until the event is about this long, as a scan's events are.
+    'event-bytes': { type: 'string' },
   },
 })
 // Herald's defaults, with no environment or file.
@@ -96,6 +101,10 @@ const maxInFlight = positiveWholeNumber(
   '--max-in-flight',
   values['max-in-flight'] ?? String(defaults.notifications.delivery.max_in_flight.webhook),
 )
+const eventBytes =
+  values['event-bytes'] === undefined
+    ? undefined
+    : positiveWholeNumber('--event-bytes', values['event-bytes'])
 const CONFIGURATIONS = Number(values.configurations)
 if (!Number.isInteger(CONFIGURATIONS) || CONFIGURATIONS < 2)
   throw new Error('--configurations: an integer of at least 2 (one of them hangs)')
@@ -106,6 +115,30 @@ const senderThread =
 const out = (line: string) => process.stdout.write(`${line}\n`)
 process.stdout.write(calibrationLine())
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/**
+ * `event` with its data listing vulnerabilities until its JSON is about `bytes` long (never
+ * shorter than it was). The list is made once, for the first event, and shared by the rest.
+ */
+let padding: readonly { id: string; severity: string; package: string; fix: string }[] | undefined
+const padded = (event: DeliveryCommand['event'], bytes: number): DeliveryCommand['event'] => {
+  const withList = (vulnerabilities: typeof padding) => ({
+    ...event,
+    data: { ...(event.data as object), vulnerabilities },
+  })
+  if (padding === undefined) {
+    const list: { id: string; severity: string; package: string; fix: string }[] = []
+    for (let n = 0; JSON.stringify(withList(list)).length < bytes; n++)
+      list.push({
+        id: `CVE-2026-${String(10_000 + n)}`,
+        severity: ['Critical', 'High', 'Medium', 'Low'][n % 4] ?? 'Low',
+        package: `libexample${n % 50}-1.${n % 9}.${n % 7}`,
+        fix: `1.${n % 9}.${(n % 7) + 1}`,
+      })
+    padding = list
+  }
+  return withList(padding)
+}
 
 const dir = mkdtempSync(join(tmpdir(), 'herald-bench-delivery-'))
 const sink = await spawnWebhookSink()
@@ -158,8 +191,10 @@ try {
   )
 
   let sequence = 0
-  const commandFor = (configuration: EndpointConfiguration): DeliveryCommand =>
-    webhookCommand(configuration, `bench-${++sequence}`)
+  const commandFor = (configuration: EndpointConfiguration): DeliveryCommand => {
+    const command = webhookCommand(configuration, `bench-${++sequence}`)
+    return eventBytes === undefined ? command : { ...command, event: padded(command.event, eventBytes) }
+  }
   const publish = (commands: readonly DeliveryCommand[]) =>
     log.publish(
       'notifications.deliveries',
@@ -232,7 +267,7 @@ try {
   const beside = await steady(true)
 
   out(
-    `\n| figure (${CONFIGURATIONS} webhook configurations, signed, 2 cores, concurrency ${concurrency}, ${maxInFlight} in flight per configuration, requests ${senderThread ? 'from the http-sender thread' : 'on the event loop'}) | measured | target |\n|---|---|---|`,
+    `\n| figure (${CONFIGURATIONS} webhook configurations, signed, ${eventBytes === undefined ? 'small events' : `events of about ${eventBytes} bytes`}, 2 cores, concurrency ${concurrency}, ${maxInFlight} in flight per configuration, requests ${senderThread ? 'from the http-sender thread' : 'on the event loop'}) | measured | target |\n|---|---|---|`,
   )
   out(
     `| deliveries/s, ${total.toLocaleString('en-US')} at once (after ${warmup.toLocaleString('en-US')} unmeasured) | ${Math.round(throughput).toLocaleString('en-US')} | ≥ 5,000 |`,
