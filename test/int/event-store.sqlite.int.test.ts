@@ -493,38 +493,30 @@ describe('sqlite event store', () => {
       })
     }
 
-    it('fails once its file is deleted while open', async () => {
-      const path = newPath()
-      const store = createSqliteEventStore({ path, writerThread: true })
-      try {
-        await store.append(newStream('before'), [newEvent()])
-        await store.ping()
-        rmSync(path)
-        // The connections still write, to the file they have open: only the probe can tell.
-        await store.append(newStream('after'), [newEvent()])
-        await assert.rejects(store.ping(), /event store: \S+ was deleted while open/)
-      } finally {
-        await store.close()
-      }
-    })
-
-    it('fails once its write-ahead log is deleted while open: the appends since the last checkpoint live only there', async () => {
-      const path = newPath()
-      const store = createSqliteEventStore({ path, writerThread: true })
-      try {
-        await store.append(newStream('before'), [newEvent()])
-        await store.ping()
-        rmSync(`${path}-wal`)
-        // Acknowledged, and written to a log the next open will not find: only the probe can tell.
-        await store.append(newStream('after'), [newEvent()])
-        await assert.rejects(
-          store.ping(),
-          /^UnavailableError: event store: its write-ahead log \S+-wal was deleted while open: commits since the last checkpoint would be lost with the process$/,
-        )
-      } finally {
-        await store.close()
-      }
-    })
+    // The connections still write, to the files they have open: only the probe can tell. A log
+    // deleted holds the appends acknowledged since the last checkpoint, which the next open will
+    // not find.
+    for (const [what, deleted, expected] of [
+      ['file', (path: string) => path, /^UnavailableError: event store: \S+ was deleted while open/],
+      [
+        'write-ahead log',
+        (path: string) => `${path}-wal`,
+        /^UnavailableError: event store: its write-ahead log \S+-wal was deleted while open: commits since the last checkpoint would be lost with the process$/,
+      ],
+    ] as const)
+      it(`fails once its ${what} is deleted while open`, async () => {
+        const path = newPath()
+        const store = createSqliteEventStore({ path, writerThread: true })
+        try {
+          await store.append(newStream('before'), [newEvent()])
+          await store.ping()
+          rmSync(deleted(path))
+          await store.append(newStream('after'), [newEvent()])
+          await assert.rejects(store.ping(), expected)
+        } finally {
+          await store.close()
+        }
+      })
   })
 
   describe('close', () => {
