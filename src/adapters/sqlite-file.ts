@@ -50,6 +50,16 @@ export const openSqliteFile = (path: string, options: SqliteFileOptions): Databa
 }
 
 /**
+ * The names of `table`'s columns in `db`, in order; none when there is no such table. How a
+ * schema upgrade tells what a file made by an earlier version lacks.
+ *
+ * @example
+ * if (!columnsOf(db, 'heads').includes('seq')) db.exec('ALTER TABLE heads ADD COLUMN seq INTEGER')
+ */
+export const columnsOf = (db: DatabaseSync, table: string): string[] =>
+  (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name)
+
+/**
  * Runs `work` in one transaction: committed when it returns, rolled back when it throws, and
  * the error it threw rethrown. Some errors (an I/O error, a full disk) make SQLite roll the
  * transaction back itself; a ROLLBACK then fails with "cannot rollback - no transaction is

@@ -2,7 +2,7 @@ import type { DatabaseSync, SQLInputValue } from 'node:sqlite'
 import type { Subscription } from 'rxjs'
 import { checkpointingOf } from '../adapters/sqlite-checkpointer.ts'
 import { translateSqliteError } from '../adapters/sqlite-errors.ts'
-import { openSqliteFile, runTransaction } from '../adapters/sqlite-file.ts'
+import { columnsOf, openSqliteFile, runTransaction } from '../adapters/sqlite-file.ts'
 import { watchStorage } from '../adapters/storage-health.ts'
 import { ClosedError, type FieldIssue } from '../errors/index.ts'
 import type { CloudEvent } from '../events/index.ts'
@@ -413,9 +413,7 @@ const upgrade = (db: DatabaseSync): void => {
   runTransaction(db, () => {
     // Another connection may have upgraded it while this one waited for the lock.
     if (version() >= SCHEMA_VERSION) return
-    const columnsOf = (table: string) =>
-      (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name)
-    if (!columnsOf('attempts').includes('delivery_seq'))
+    if (!columnsOf(db, 'attempts').includes('delivery_seq'))
       db.exec(`
         ALTER TABLE attempts RENAME TO attempts_v0;
         ${ATTEMPTS}
@@ -429,8 +427,9 @@ const upgrade = (db: DatabaseSync): void => {
         DROP TABLE attempts_v0;
         ${ATTEMPT_INDEXES}
       `)
-    if (!columnsOf('failing').includes('last_at')) db.exec('ALTER TABLE failing ADD COLUMN last_at INTEGER')
-    if (!columnsOf('heads').includes('seq'))
+    if (!columnsOf(db, 'failing').includes('last_at'))
+      db.exec('ALTER TABLE failing ADD COLUMN last_at INTEGER')
+    if (!columnsOf(db, 'heads').includes('seq'))
       db.exec(`
         ALTER TABLE heads ADD COLUMN seq INTEGER;
         UPDATE heads SET seq = (SELECT d.seq FROM deliveries d WHERE d.delivery_id = heads.delivery_id);

@@ -2,7 +2,7 @@ import type { DatabaseSync, StatementSync } from 'node:sqlite'
 import { ExpectedRevisionConflictError, ValidationError } from '../../errors/index.ts'
 import type { AppendResult, EventData, ExpectedRevision } from '../../ports/index.ts'
 import { translateSqliteError } from '../sqlite-errors.ts'
-import { openSqliteFile, runTransaction } from '../sqlite-file.ts'
+import { columnsOf, openSqliteFile, runTransaction } from '../sqlite-file.ts'
 import { MIGRATE_FROM_NAMED_STREAMS, SCHEMA, SQL, WAL_AUTOCHECKPOINT_PAGES } from './schema.ts'
 
 /**
@@ -47,10 +47,6 @@ export const encodeEvents = (events: readonly EventData[]): EncodedEvent[] =>
   }))
 
 export type Statements = Record<keyof typeof SQL, StatementSync>
-
-/** The names of `table`'s columns; none when there is no such table. */
-const columnsOf = (db: DatabaseSync, table: string): string[] =>
-  (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name)
 
 /** Whether `db` holds the current schema: `events` with its stream numbers, and `streams`. */
 const current = (db: DatabaseSync): boolean =>
