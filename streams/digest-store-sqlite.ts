@@ -3,7 +3,7 @@ import type { DatabaseSync } from 'node:sqlite'
 import { translateSqliteError } from '../src/adapters/sqlite-errors.ts'
 import { openSqliteFile, runTransaction } from '../src/adapters/sqlite-file.ts'
 import { createWalSync, walSyncError } from '../src/adapters/sqlite-wal-sync.ts'
-import { watchStorage } from '../src/adapters/storage-health.ts'
+import { checkSqliteStore, watchStorage } from '../src/adapters/storage-health.ts'
 import { ClosedError } from '../src/errors/index.ts'
 import type { CloudEvent } from '../src/events/index.ts'
 import type { EndpointType } from '../src/notifications/index.ts'
@@ -287,16 +287,11 @@ export const createDigestStore = (options: SqliteDigestStoreOptions): DigestStor
       })
     },
 
-    // Ready while the file open is still the one at its path and its last write did not fail
-    // for want of storage: a `SELECT 1` alone answers from a deleted file and a full disk.
+    // Ready while the file and its log are still those at their paths and the last write did not
+    // fail for want of storage: a `SELECT 1` alone answers from a deleted file and a full disk.
     async ping() {
       assertOpen()
-      health.check()
-      try {
-        statements.ping.get()
-      } catch (error) {
-        throw translateSqliteError(error, 'digest store', 'ping')
-      }
+      checkSqliteStore(health, statements.ping, 'digest store')
     },
 
     async close() {

@@ -1,6 +1,7 @@
 import { statSync } from 'node:fs'
+import type { StatementSync } from 'node:sqlite'
 import { UnavailableError } from '../errors/index.ts'
-import { isSqliteError, sqliteCodeName } from './sqlite-errors.ts'
+import { isSqliteError, sqliteCodeName, translateSqliteError } from './sqlite-errors.ts'
 
 // Primary result codes (https://sqlite.org/rescode.html) that say the storage under a file
 // cannot take writes: a full disk, an I/O error, a file made read-only, unopenable or damaged.
@@ -132,9 +133,9 @@ export interface WatchStorageOptions {
    * Also watch the file's write-ahead log (`<path>-wal`), as it is at the call: SQLite writes on
    * to a log deleted or replaced under it without an error, so only a probe can tell. Call it
    * once the log exists: `openSqliteFile` makes it for a file that has tables, a new file's first
-   * write does. A log not there yet is taken as it is at the first check that finds one. A store
-   * whose own syncs open the log by its path (`createWalSync`) would hear of its loss from them
-   * only until the first sync, which keeps the descriptor.
+   * write does. A log not there at the call is taken as it is at the first check that finds one.
+   * A store whose own syncs open the log by its path (`createWalSync`) would hear of its loss
+   * from them only until the first sync, which keeps the descriptor.
    */
   readonly wal?: boolean
 }
@@ -202,5 +203,23 @@ export const watchStorage = (
           { context: { path, failure: failed.code } },
         )
     },
+  }
+}
+
+/**
+ * A SQLite store's readiness, as its `ping` answers: what `health` watches (the file and its
+ * log at their paths, no recent storage failure), which a `SELECT 1` alone cannot tell, then that
+ * `select1` still answers over the store's connection (its error translated, naming
+ * `component`).
+ *
+ * @example
+ * ping: async () => { assertOpen(); checkSqliteStore(health, statements.ping, 'digest store') }
+ */
+export const checkSqliteStore = (health: StorageHealth, select1: StatementSync, component: string): void => {
+  health.check()
+  try {
+    select1.get()
+  } catch (error) {
+    throw translateSqliteError(error, component, 'ping')
   }
 }

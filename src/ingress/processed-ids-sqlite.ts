@@ -1,7 +1,7 @@
 import type { DatabaseSync } from 'node:sqlite'
 import { translateSqliteError } from '../adapters/sqlite-errors.ts'
 import { openSqliteFile, runTransaction } from '../adapters/sqlite-file.ts'
-import { watchStorage } from '../adapters/storage-health.ts'
+import { checkSqliteStore, watchStorage } from '../adapters/storage-health.ts'
 import { loopSlice } from '../cooperative.ts'
 import { ClosedError } from '../errors/index.ts'
 import { createFingerprintWindow, type FingerprintWindow } from './fingerprint-window.ts'
@@ -225,12 +225,7 @@ export const createSqliteProcessedIds = (options: SqliteProcessedIdsOptions): Pr
     // fail for want of storage: a `SELECT 1` alone answers from a deleted file and a full disk.
     async ping() {
       assertOpen()
-      health.check()
-      try {
-        statements.ping.get()
-      } catch (error) {
-        throw translateSqliteError(error, name, 'ping')
-      }
+      checkSqliteStore(health, statements.ping, name)
     },
     async close() {
       if (closed) return
