@@ -1,7 +1,8 @@
 /**
  * The delivery read model's fold, the `delivery-fold` thread's work (issue 6):
  * `npx node test/bench/delivery-fold.bench.ts [--deliveries N] [--configurations K]
- * [--commit E] [--lag L] [--rounds R]` (defaults 30,000, 100, 40, 1,000, 3).
+ * [--commit E] [--lag L] [--rounds R] [--event-bytes B]` (defaults 30,000, 100, 40, 1,000, 3;
+ * events of about 300 bytes, or padded to about B).
  * The embedded delivery store (a file) is filled once as the deliverer fills it: requests in
  * batches (`requestMany`), and each delivery's attempt with its success appended together `L`
  * deliveries after its request, one store commit per turn. Each round then folds that log from
@@ -28,6 +29,8 @@ import {
 } from '../../src/deliveries/index.ts'
 import type { EventStore, RecordedEvent } from '../../src/ports/index.ts'
 import { deliveryIdFor } from '../../streams/routing/index.ts'
+import { positiveWholeNumber } from './args.ts'
+import { padded } from './padding.ts'
 
 const { values } = parseArgs({
   options: {
@@ -36,12 +39,17 @@ const { values } = parseArgs({
     commit: { type: 'string', default: '40' },
     lag: { type: 'string', default: '1000' },
     rounds: { type: 'string', default: '3' },
+    'event-bytes': { type: 'string' },
   },
 })
 const DELIVERIES = Number(values.deliveries)
 const COMMIT = Number(values.commit)
 const LAG = Number(values.lag)
 const ROUNDS = Number(values.rounds)
+const EVENT_BYTES =
+  values['event-bytes'] === undefined
+    ? undefined
+    : positiveWholeNumber('--event-bytes', values['event-bytes'])
 // Requests per store commit: with the attempts and outcomes of as many earlier deliveries,
 // about `COMMIT` events.
 const BATCH = Math.max(1, Math.round(COMMIT / 3))
@@ -69,7 +77,7 @@ const requestOf = (n: number) => {
     account: configuration.account,
     endpoint: 'webhook' as const,
     configurationId: configuration.id,
-    event,
+    event: EVENT_BYTES === undefined ? event : padded(event, EVENT_BYTES),
     matchedSelectorIds: ['sel-1'],
     createdAt: new Date().toISOString(),
   }
@@ -227,7 +235,8 @@ try {
   const last = await fill()
   out(
     `\n## Delivery fold: ${DELIVERIES} deliveries, ${configurations.length} configurations, ` +
-      `${COMMIT} events a transaction, attempts ${LAG} deliveries behind their requests\n`,
+      `${COMMIT} events a transaction, attempts ${LAG} deliveries behind their requests, ` +
+      `${EVENT_BYTES === undefined ? 'events of about 300 bytes' : `events padded to about ${EVENT_BYTES} bytes`}\n`,
   )
   out(`log filled in ${((performance.now() - filled) / 1_000).toFixed(1)} s, ${last} events`)
   for (let round = 1; round <= ROUNDS; round++) {

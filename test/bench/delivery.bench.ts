@@ -41,6 +41,7 @@ import {
 import { spawnWebhookSink } from '../support/webhook-sink.ts'
 import { positiveWholeNumber } from './args.ts'
 import { calibrationLine } from './calibration.ts'
+import { padded } from './padding.ts'
 import { procStat } from './proc.ts'
 
 /**
@@ -115,30 +116,6 @@ const senderThread =
 const out = (line: string) => process.stdout.write(`${line}\n`)
 process.stdout.write(calibrationLine())
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-/**
- * `event` with its data listing vulnerabilities until its JSON is about `bytes` long (never
- * shorter than it was). The list is made once, for the first event, and shared by the rest.
- */
-let padding: readonly { id: string; severity: string; package: string; fix: string }[] | undefined
-const padded = (event: DeliveryCommand['event'], bytes: number): DeliveryCommand['event'] => {
-  const withList = (vulnerabilities: typeof padding) => ({
-    ...event,
-    data: { ...(event.data as object), vulnerabilities },
-  })
-  if (padding === undefined) {
-    const list: { id: string; severity: string; package: string; fix: string }[] = []
-    for (let n = 0; JSON.stringify(withList(list)).length < bytes; n++)
-      list.push({
-        id: `CVE-2026-${String(10_000 + n)}`,
-        severity: ['Critical', 'High', 'Medium', 'Low'][n % 4] ?? 'Low',
-        package: `libexample${n % 50}-1.${n % 9}.${n % 7}`,
-        fix: `1.${n % 9}.${(n % 7) + 1}`,
-      })
-    padding = list
-  }
-  return withList(padding)
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'herald-bench-delivery-'))
 const sink = await spawnWebhookSink()
