@@ -9,6 +9,7 @@ import { eventually } from '../../test/support/eventually.ts'
 import { threadNames } from '../../test/support/threads.ts'
 import { sqliteErrorIn } from '../adapters/sqlite-errors.ts'
 import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
+import { columnsOf } from '../adapters/sqlite-file.ts'
 import type { EventStore } from '../ports/index.ts'
 import { createDeliveryLog, type DeliveryLog } from './log.ts'
 import {
@@ -113,6 +114,12 @@ CREATE TABLE IF NOT EXISTS failing (
 ) STRICT;
 `
 
+/** Version 0's delivery columns, in its order, from a file of today's schema: its deliveries `d` and their requests `r`. */
+const VERSION_0_DELIVERY_COLUMNS = `d.delivery_id, d.seq, d.revision, d.account, d.endpoint, d.configuration_id,
+  d.event_id, d.event_type, r.event, r.matched_selector_ids, r.created_at, r.digest, d.status, d.attempts,
+  d.round_failures, d.next_attempt_at, d.requested_at, d.updated_at, d.replays, d.last_status, d.last_code,
+  d.last_error, d.last_latency_ms, d.attempted`
+
 const VERSION_0_ATTEMPT_COLUMNS = `position, delivery_id, account, endpoint, configuration_id, event_id,
   event_type, attempt, outcome, status, code, error, latency_ms, at, next_attempt_at, publish`
 
@@ -126,7 +133,8 @@ const rewriteAsVersion0 = (path: string): void => {
     old.exec(`
       ATTACH '${made}' AS made;
       INSERT INTO meta SELECT * FROM made.meta;
-      INSERT INTO deliveries SELECT * FROM made.deliveries;
+      INSERT INTO deliveries SELECT ${VERSION_0_DELIVERY_COLUMNS}
+        FROM made.deliveries d JOIN made.requests r ON r.seq = d.seq;
       INSERT INTO heads SELECT * FROM made.heads;
       INSERT INTO failing SELECT * FROM made.failing;
       INSERT INTO attempts (${VERSION_0_ATTEMPT_COLUMNS}) SELECT ${VERSION_0_ATTEMPT_COLUMNS} FROM made.attempts;
@@ -405,7 +413,7 @@ const readModelContract = (
             .map((r) => r.name),
           ['heads_by_due_seq'],
         )
-        assert.equal(reader.prepare('PRAGMA user_version').get()?.user_version, 2)
+        assert.equal(reader.prepare('PRAGMA user_version').get()?.user_version, 3)
       } finally {
         reader.close()
       }
@@ -451,7 +459,7 @@ const readModelContract = (
         view.dueHeads(now, new Set(), 10).map((d) => d.eventId),
         ['evt-1', 'evt-2'],
       )
-      assert.deepEqual(shape(), { version: 2, columns: [...before.columns, 'seq'] })
+      assert.deepEqual(shape(), { version: 3, columns: [...before.columns, 'seq'] })
     })
 
     it('keeps the start of a streak in a file made before streaks ended at a gap', async () => {
@@ -558,7 +566,7 @@ const readModelContract = (
       assert.equal(before.unpublished.length, 4)
       const reader = new DatabaseSync(path, { readOnly: true })
       try {
-        assert.equal(reader.prepare('PRAGMA user_version').get()?.user_version, 2)
+        assert.equal(reader.prepare('PRAGMA user_version').get()?.user_version, 3)
         assert.deepEqual(
           reader
             .prepare('PRAGMA index_info(attempts_by_delivery)')
@@ -566,6 +574,9 @@ const readModelContract = (
             .map((c) => c.name),
           ['delivery_seq', 'position'],
         )
+        // Each request in a row of its own, out of its delivery's.
+        assert.ok(!columnsOf(reader, 'deliveries').includes('event'))
+        assert.equal(reader.prepare('SELECT count(*) AS n FROM requests').get()?.n, 5)
       } finally {
         reader.close()
       }

@@ -226,26 +226,23 @@ CREATE INDEX IF NOT EXISTS attempts_by_configuration ON attempts (configuration_
 CREATE INDEX IF NOT EXISTS attempts_unpublished ON attempts (position) WHERE publish = 1;`
 
 /** What `SCHEMA` makes, kept as the file's `user_version`: 0 for files made before it was kept. */
-const SCHEMA_VERSION = 2
+const SCHEMA_VERSION = 3
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS meta (
-  key   TEXT PRIMARY KEY,
-  value TEXT NOT NULL
-) STRICT;
+// A delivery's row holds what changes as it is attempted: the listings' columns, its state.
+// What its request carried (the event, which runs to kilobytes, and the router's decision) never
+// changes, so it is a row of `requests`, written once, by the same `seq`: each update of the
+// delivery rewrites its narrow row, not the event with it (in a row of its own, an event over a
+// few kilobytes spans overflow pages, which every update wrote again).
+const DELIVERIES = `
 CREATE TABLE IF NOT EXISTS deliveries (
-  delivery_id          TEXT PRIMARY KEY,
-  seq                  INTEGER NOT NULL,
+  seq                  INTEGER PRIMARY KEY,
+  delivery_id          TEXT NOT NULL UNIQUE,
   revision             INTEGER NOT NULL,
   account              TEXT NOT NULL,
   endpoint             TEXT NOT NULL,
   configuration_id     TEXT NOT NULL,
   event_id             TEXT NOT NULL,
   event_type           TEXT NOT NULL,
-  event                TEXT NOT NULL,
-  matched_selector_ids TEXT NOT NULL,
-  created_at           TEXT NOT NULL,
-  digest               TEXT,
   status               TEXT NOT NULL,
   attempts             INTEGER NOT NULL,
   round_failures       INTEGER NOT NULL,
@@ -259,12 +256,32 @@ CREATE TABLE IF NOT EXISTS deliveries (
   last_latency_ms      REAL,
   attempted            INTEGER NOT NULL
 ) STRICT;
-CREATE INDEX IF NOT EXISTS deliveries_by_seq ON deliveries (seq);
+CREATE TABLE IF NOT EXISTS requests (
+  seq                  INTEGER PRIMARY KEY,
+  event                TEXT NOT NULL,
+  matched_selector_ids TEXT NOT NULL,
+  created_at           TEXT NOT NULL,
+  digest               TEXT
+) STRICT;`
+
+const DELIVERY_COLUMNS = `seq, delivery_id, revision, account, endpoint, configuration_id, event_id,
+  event_type, status, attempts, round_failures, next_attempt_at, requested_at, updated_at, replays,
+  last_status, last_code, last_error, last_latency_ms, attempted`
+
+const DELIVERY_INDEXES = `
 CREATE INDEX IF NOT EXISTS deliveries_by_account ON deliveries (account, seq);
 CREATE INDEX IF NOT EXISTS deliveries_by_configuration ON deliveries (configuration_id, seq);
 CREATE INDEX IF NOT EXISTS deliveries_by_event ON deliveries (event_id);
 CREATE INDEX IF NOT EXISTS deliveries_unsettled ON deliveries (configuration_id, seq)
-  WHERE next_attempt_at IS NOT NULL;
+  WHERE next_attempt_at IS NOT NULL;`
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) STRICT;
+${DELIVERIES}
+${DELIVERY_INDEXES}
 CREATE TABLE IF NOT EXISTS heads (
   configuration_id TEXT PRIMARY KEY,
   delivery_id      TEXT NOT NULL,
@@ -289,10 +306,6 @@ interface DeliveryRecord {
   configuration_id: string
   event_id: string
   event_type: string
-  event: string
-  matched_selector_ids: string
-  created_at: string
-  digest: string | null
   status: string
   attempts: number
   round_failures: number
@@ -305,6 +318,14 @@ interface DeliveryRecord {
   last_error: string | null
   last_latency_ms: number | null
   attempted: number
+}
+
+/** A delivery's row with its request's: what `StoredDelivery` is read from. */
+interface StoredRecord extends DeliveryRecord {
+  event: string
+  matched_selector_ids: string
+  created_at: string
+  digest: string | null
 }
 
 type FoldingRecord = Pick<
@@ -365,7 +386,7 @@ const toRow = (r: DeliveryRecord): DeliveryRow => ({
       : { status: r.last_status, code: r.last_code, error: r.last_error, latencyMs: r.last_latency_ms },
 })
 
-const toStored = (r: DeliveryRecord): StoredDelivery => ({
+const toStored = (r: StoredRecord): StoredDelivery => ({
   ...toRow(r),
   event: JSON.parse(r.event) as CloudEvent,
   matchedSelectorIds: JSON.parse(r.matched_selector_ids) as string[],
@@ -406,6 +427,8 @@ const ms = (iso: string): number => Date.parse(iso)
  *    `seq`, so the due ones come in order from an index alone (the scheduler asks thousands of
  *    times a second) rather than joined with their deliveries and sorted each time: a file
  *    without it gets the column, filled in from its deliveries, and the index.
+ * 3. Each delivery's request leaves its row for `requests`: a file whose deliveries hold their
+ *    events is copied into the two tables, which rewrites every delivery once.
  */
 const upgrade = (db: DatabaseSync): void => {
   const version = () => (db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version
@@ -433,6 +456,21 @@ const upgrade = (db: DatabaseSync): void => {
       db.exec(`
         ALTER TABLE heads ADD COLUMN seq INTEGER;
         UPDATE heads SET seq = (SELECT d.seq FROM deliveries d WHERE d.delivery_id = heads.delivery_id);
+      `)
+    if (columnsOf(db, 'deliveries').includes('event'))
+      db.exec(`
+        DROP INDEX IF EXISTS deliveries_by_seq;
+        DROP INDEX IF EXISTS deliveries_by_account;
+        DROP INDEX IF EXISTS deliveries_by_configuration;
+        DROP INDEX IF EXISTS deliveries_by_event;
+        DROP INDEX IF EXISTS deliveries_unsettled;
+        ALTER TABLE deliveries RENAME TO deliveries_v2;
+        ${DELIVERIES}
+        INSERT INTO deliveries (${DELIVERY_COLUMNS}) SELECT ${DELIVERY_COLUMNS} FROM deliveries_v2 ORDER BY seq;
+        INSERT INTO requests (seq, event, matched_selector_ids, created_at, digest)
+        SELECT seq, event, matched_selector_ids, created_at, digest FROM deliveries_v2 ORDER BY seq;
+        DROP TABLE deliveries_v2;
+        ${DELIVERY_INDEXES}
       `)
     db.exec(`
       DROP INDEX IF EXISTS heads_by_due;
@@ -523,10 +561,16 @@ const filters = (query: DeliveryQuery): { where: string; params: SQLInputValue[]
   return { where: clauses.length === 0 ? '' : `WHERE ${clauses.join(' AND ')}`, params }
 }
 
+// A delivery with its request, the delivery's row first (`CROSS JOIN` keeps SQLite from
+// starting at `requests`, whose order by seq would otherwise look like it saves the sort).
+const STORED = `
+  SELECT d.*, r.event, r.matched_selector_ids, r.created_at, r.digest
+  FROM deliveries d CROSS JOIN requests r ON r.seq = d.seq`
+
 export const createDeliveryQueries = (db: DatabaseSync): DeliveryQueries => {
   const sql = {
     meta: db.prepare('SELECT value FROM meta WHERE key = ?'),
-    byId: db.prepare('SELECT * FROM deliveries WHERE delivery_id = ?'),
+    byId: db.prepare(`${STORED} WHERE d.delivery_id = ?`),
     failingOf: db.prepare('SELECT since FROM failing WHERE configuration_id = ?'),
     attemptsOf: db.prepare(
       'SELECT * FROM attempts WHERE delivery_seq = (SELECT seq FROM deliveries WHERE delivery_id = ?) ORDER BY position',
@@ -543,8 +587,8 @@ export const createDeliveryQueries = (db: DatabaseSync): DeliveryQueries => {
     headOf: db.prepare('SELECT delivery_id FROM heads WHERE configuration_id = ?'),
     // From the partial index of unsettled deliveries: a queue's, in order.
     behind: db.prepare(`
-      SELECT * FROM deliveries
-      WHERE configuration_id = ? AND next_attempt_at IS NOT NULL AND seq > ? ORDER BY seq LIMIT 1`),
+      ${STORED}
+      WHERE d.configuration_id = ? AND d.next_attempt_at IS NOT NULL AND d.seq > ? ORDER BY d.seq LIMIT 1`),
     recent: db.prepare(`
       SELECT outcome, at FROM attempts WHERE configuration_id = ? AND outcome != 'skipped'
       ORDER BY position DESC LIMIT ?`),
@@ -560,7 +604,7 @@ export const createDeliveryQueries = (db: DatabaseSync): DeliveryQueries => {
   return {
     meta: (key) => (sql.meta.get(key) as { value: string } | undefined)?.value,
     get: (deliveryId) => {
-      const row = sql.byId.get(deliveryId) as DeliveryRecord | undefined
+      const row = sql.byId.get(deliveryId) as StoredRecord | undefined
       return row === undefined ? undefined : toStored(row)
     },
     attemptsOf: (deliveryId) => (sql.attemptsOf.all(deliveryId) as unknown as AttemptRecord[]).map(toAttempt),
@@ -582,7 +626,7 @@ export const createDeliveryQueries = (db: DatabaseSync): DeliveryQueries => {
       for (const [configurationId, deliveryId] of heads) {
         if (out.length >= limit) break
         if (exclude.has(configurationId)) continue
-        const row = sql.byId.get(deliveryId) as DeliveryRecord | undefined
+        const row = sql.byId.get(deliveryId) as StoredRecord | undefined
         if (row !== undefined) out.push(toStored(row))
       }
       return out
@@ -594,11 +638,11 @@ export const createDeliveryQueries = (db: DatabaseSync): DeliveryQueries => {
     headOf: (configurationId) => {
       const head = sql.headOf.get(configurationId) as { delivery_id: string } | undefined
       const row =
-        head === undefined ? undefined : (sql.byId.get(head.delivery_id) as DeliveryRecord | undefined)
+        head === undefined ? undefined : (sql.byId.get(head.delivery_id) as StoredRecord | undefined)
       return row === undefined ? undefined : toStored(row)
     },
     nextBehind: (after, now) => {
-      const row = sql.behind.get(after.configurationId, after.seq) as DeliveryRecord | undefined
+      const row = sql.behind.get(after.configurationId, after.seq) as StoredRecord | undefined
       if (row === undefined || row.next_attempt_at === null) return undefined
       return row.next_attempt_at <= now ? { due: toStored(row) } : { dueAt: row.next_attempt_at }
     },
@@ -653,12 +697,16 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
   const origin = instanceId
 
   const sql = {
+    // A request folded in already (its delivery id, or its position) adds nothing.
     insert: db.prepare(`
       INSERT INTO deliveries (delivery_id, seq, revision, account, endpoint, configuration_id, event_id,
-        event_type, event, matched_selector_ids, created_at, digest, status, attempts, round_failures,
-        next_attempt_at, requested_at, updated_at, replays, attempted)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, 0, ?, ?, ?, 0, 0)
-      ON CONFLICT (delivery_id) DO NOTHING`),
+        event_type, status, attempts, round_failures, next_attempt_at, requested_at, updated_at, replays,
+        attempted)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, 0, ?, ?, ?, 0, 0)
+      ON CONFLICT DO NOTHING`),
+    insertRequest: db.prepare(
+      'INSERT INTO requests (seq, event, matched_selector_ids, created_at, digest) VALUES (?, ?, ?, ?, ?)',
+    ),
     // An event after the request changes its delivery only when it is newer than what was folded
     // in (`revision < ?`: a checkpoint written before a crash lags the rows it covers, never
     // leads them), and returns what the rest of its fold needs: one statement, not a read and a
@@ -882,17 +930,21 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
         d.configurationId,
         d.event.id,
         d.event.type,
-        JSON.stringify(d.event),
-        JSON.stringify(d.matchedSelectorIds),
-        d.createdAt,
-        d.digest === undefined ? null : JSON.stringify(d.digest),
         requestedAt,
         requestedAt,
         requestedAt,
       )
+      if (changes === 0) return
+      sql.insertRequest.run(
+        recorded.position,
+        JSON.stringify(d.event),
+        JSON.stringify(d.matchedSelectorIds),
+        d.createdAt,
+        d.digest === undefined ? null : JSON.stringify(d.digest),
+      )
       // Positions only grow, so a new request queues behind every unsettled delivery of its
       // configuration: it is the head only of an empty queue, and nothing needs looking up.
-      if (changes > 0) addHead(d.configurationId, deliveryId, requestedAt, recorded.position)
+      addHead(d.configurationId, deliveryId, requestedAt, recorded.position)
       return
     }
     const at = ms(event.data.at)
