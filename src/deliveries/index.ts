@@ -41,6 +41,7 @@ export {
   type DeliveryReadModel,
   type DeliveryReadModelOptions,
   type DeliveryRow,
+  type ReadModelUpgradeListener,
   type StoredDelivery,
 } from './read-model.ts'
 export {

@@ -80,7 +80,12 @@ export interface ThreadedDeliveryReadModelOptions extends DeliveryReadModelOptio
 export const createThreadedDeliveryReadModel = (
   options: ThreadedDeliveryReadModelOptions,
 ): DeliveryReadModel => {
-  const { db, instanceId } = openDeliveryViewFile(options.path, options.newId)
+  // Opened here first, so any upgrade is this connection's, and the thread finds the file current.
+  const { db, instanceId } = openDeliveryViewFile(
+    options.path,
+    options.newId,
+    options.onUpgrade === undefined ? {} : { onUpgrade: options.onUpgrade },
+  )
   // The thread's writes, as it reports them, and the file this connection opened: for `ping`.
   const health = watchStorage(options.path, 'delivery read model')
   const queries = createDeliveryQueries(db)

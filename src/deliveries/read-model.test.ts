@@ -17,6 +17,7 @@ import {
   type DeliveryReadModel,
   type DeliveryReadModelOptions,
   openDeliveryViewFile,
+  type ReadModelUpgradeListener,
 } from './read-model.ts'
 import { createThreadedDeliveryReadModel } from './read-model-thread.ts'
 
@@ -203,8 +204,8 @@ const readModelContract = (
     let now = Date.parse('2026-11-22T10:00:00.000Z')
     const clock = () => now
 
-    const open = () => {
-      const opened = make(dir)
+    const open = (options?: Partial<DeliveryReadModelOptions>) => {
+      const opened = make(dir, options)
       opened.follow(store)
       return opened
     }
@@ -560,8 +561,22 @@ const readModelContract = (
       const path = join(dir, 'view.sqlite')
       rewriteAsVersion0(path)
 
-      view = open()
+      const told: Parameters<ReadModelUpgradeListener>[0][] = []
+      view = open({ onUpgrade: (progress) => told.push(progress) })
       assert.deepEqual(answersOf(view, 5, now), before)
+      // The copy is told of before and after, once, by the connection that made it.
+      assert.deepEqual(
+        told.map(({ stage, fromVersion, deliveries, attempts }) => ({
+          stage,
+          fromVersion,
+          deliveries,
+          attempts,
+        })),
+        [
+          { stage: 'started', fromVersion: 0, deliveries: 5, attempts: 5 },
+          { stage: 'finished', fromVersion: 0, deliveries: 5, attempts: 5 },
+        ],
+      )
       assert.equal(before.attempts.flat().length, 5)
       assert.equal(before.unpublished.length, 4)
       const reader = new DatabaseSync(path, { readOnly: true })
@@ -608,7 +623,8 @@ const readModelContract = (
       }
       const { position } = await deliveries.record(row, answer(200), { outcome: 'sent' })
 
-      view = open()
+      // A file of the current version is opened as it is: no upgrade to tell of.
+      view = open({ onUpgrade: (progress) => assert.fail(`told of an upgrade: ${JSON.stringify(progress)}`) })
       assert.equal(view.instanceId, id)
       await view.waitFor(position)
       assert.deepEqual(

@@ -169,6 +169,8 @@ export interface DeliveryReadModelOptions {
    * store again after `resubscribeMs`, from its last commit.
    */
   readonly onFollowError?: (error: unknown) => void
+  /** Told of the copy a file of an earlier schema version takes as it opens (see `ReadModelUpgradeListener`). */
+  readonly onUpgrade?: ReadModelUpgradeListener
   /** Wait before following again after the subscription or a write failed (default 1000 ms). */
   readonly resubscribeMs?: number
   /**
@@ -430,13 +432,25 @@ const ms = (iso: string): number => Date.parse(iso)
  * 3. Each delivery's request leaves its row for `requests`: a file whose deliveries hold their
  *    events is copied into the two tables, which rewrites every delivery once.
  */
-const upgrade = (db: DatabaseSync): void => {
+const upgrade = (db: DatabaseSync, onUpgrade?: ReadModelUpgradeListener): void => {
   const version = () => (db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version
   if (version() >= SCHEMA_VERSION) return
-  runTransaction(db, () => {
+  const started = performance.now()
+  const copied = runTransaction(db, () => {
     // Another connection may have upgraded it while this one waited for the lock.
-    if (version() >= SCHEMA_VERSION) return
-    if (!columnsOf(db, 'attempts').includes('delivery_seq'))
+    const from = version()
+    if (from >= SCHEMA_VERSION) return undefined
+    const copiesAttempts = !columnsOf(db, 'attempts').includes('delivery_seq')
+    const copiesDeliveries = columnsOf(db, 'deliveries').includes('event')
+    const count = (table: string) =>
+      (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n
+    // What a start waiting on a large file's copy says: only when rows are copied.
+    const copied =
+      copiesAttempts || copiesDeliveries
+        ? { fromVersion: from, deliveries: count('deliveries'), attempts: count('attempts') }
+        : undefined
+    if (copied !== undefined) onUpgrade?.({ stage: 'started', ...copied })
+    if (copiesAttempts)
       db.exec(`
         ALTER TABLE attempts RENAME TO attempts_v0;
         ${ATTEMPTS}
@@ -457,7 +471,7 @@ const upgrade = (db: DatabaseSync): void => {
         ALTER TABLE heads ADD COLUMN seq INTEGER;
         UPDATE heads SET seq = (SELECT d.seq FROM deliveries d WHERE d.delivery_id = heads.delivery_id);
       `)
-    if (columnsOf(db, 'deliveries').includes('event'))
+    if (copiesDeliveries)
       db.exec(`
         DROP INDEX IF EXISTS deliveries_by_seq;
         DROP INDEX IF EXISTS deliveries_by_account;
@@ -477,8 +491,34 @@ const upgrade = (db: DatabaseSync): void => {
       CREATE INDEX IF NOT EXISTS heads_by_due_seq ON heads (next_attempt_at, seq);
       PRAGMA user_version = ${SCHEMA_VERSION};
     `)
+    return copied
   })
+  // Told once committed: the copy is the file's for good.
+  if (copied !== undefined)
+    onUpgrade?.({ stage: 'finished', ...copied, ms: Math.round(performance.now() - started) })
 }
+
+/**
+ * Told when a file of an earlier schema version is brought up to date as it opens, where that
+ * copies its rows (every delivery, or every attempt, once): before and after the copy, which
+ * holds up the start. `fromVersion`: the file's `user_version` (0 for files from before it was kept).
+ */
+export type ReadModelUpgradeListener = (
+  progress:
+    | {
+        readonly stage: 'started'
+        readonly fromVersion: number
+        readonly deliveries: number
+        readonly attempts: number
+      }
+    | {
+        readonly stage: 'finished'
+        readonly fromVersion: number
+        readonly deliveries: number
+        readonly attempts: number
+        readonly ms: number
+      },
+) => void
 
 /**
  * Opens the read model's file (creating its schema, and what files made before lack) and
@@ -487,13 +527,20 @@ const upgrade = (db: DatabaseSync): void => {
 export const openDeliveryViewFile = (
   path: string,
   newId: () => string,
-  pragmas: { readonly walAutocheckpoint?: number; readonly maxPageCount?: number } = {},
+  {
+    onUpgrade,
+    ...pragmas
+  }: {
+    readonly walAutocheckpoint?: number
+    readonly maxPageCount?: number
+    readonly onUpgrade?: ReadModelUpgradeListener
+  } = {},
 ): { readonly db: DatabaseSync; readonly instanceId: string } => {
   const db = openSqliteFile(path, { synchronous: 'NORMAL', ...pragmas })
   // Creates what is missing; an older file's tables are left as they are for `upgrade`.
   db.exec(SCHEMA)
   try {
-    upgrade(db)
+    upgrade(db, onUpgrade)
   } catch (error) {
     // Left as it was (a full disk, say), and closed: the next open tries again.
     db.close()
@@ -683,6 +730,7 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
   const { db, instanceId } = openDeliveryViewFile(options.path, options.newId, {
     ...checkpointing.pragmas,
     ...(options.maxPageCount === undefined ? {} : { maxPageCount: options.maxPageCount }),
+    ...(options.onUpgrade === undefined ? {} : { onUpgrade: options.onUpgrade }),
   })
   // What `ping` reports: a `SELECT 1` answers from a full disk and from a deleted file.
   const health = watchStorage(options.path, 'delivery read model')

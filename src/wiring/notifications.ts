@@ -55,7 +55,7 @@ import type { Warehouse } from '../ports/warehouse.ts'
 import { createSecretBox, loadOrCreateKeyFile } from '../secrets/index.ts'
 import { deliverableConfiguration, toChannelConfiguration } from './channel-configuration.ts'
 import { type IngressWiring, startRouter } from './ingress.ts'
-import { logStoreMigration } from './store-migration.ts'
+import { logReadModelUpgrade, logStoreMigration } from './store-migration.ts'
 
 export interface NotificationsWiring {
   readonly consumers: readonly Consumer[]
@@ -137,10 +137,12 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     previous: config.secrets.previous_keys,
   })
   const deliveryStore = openDeliveryStore(config, store, logger)
+  const viewPath = join(config.data_dir, 'deliveries-view.sqlite')
   const viewOptions: DeliveryReadModelOptions = {
-    path: join(config.data_dir, 'deliveries-view.sqlite'),
+    path: viewPath,
     newId: randomUUID,
     failureGapMs: failureGapOf(retryPolicyOf(config.notifications.delivery)),
+    onUpgrade: logReadModelUpgrade(logger, viewPath),
     onInvalidEvent: (event, issues) =>
       logger('error', 'delivery.stored_event_invalid', {
         stream: event.stream,
