@@ -498,26 +498,22 @@ const upgrade = (db: DatabaseSync, onUpgrade?: ReadModelUpgradeListener): void =
     onUpgrade?.({ stage: 'finished', ...copied, ms: Math.round(performance.now() - started) })
 }
 
+/** What an upgrade copies: from the file's `user_version` (0 for files from before it was kept), its rows. */
+interface ReadModelCopy {
+  readonly fromVersion: number
+  readonly deliveries: number
+  readonly attempts: number
+}
+
 /**
  * Told when a file of an earlier schema version is brought up to date as it opens, where that
  * copies its rows (every delivery, or every attempt, once): before and after the copy, which
- * holds up the start. `fromVersion`: the file's `user_version` (0 for files from before it was kept).
+ * holds up the start.
  */
 export type ReadModelUpgradeListener = (
   progress:
-    | {
-        readonly stage: 'started'
-        readonly fromVersion: number
-        readonly deliveries: number
-        readonly attempts: number
-      }
-    | {
-        readonly stage: 'finished'
-        readonly fromVersion: number
-        readonly deliveries: number
-        readonly attempts: number
-        readonly ms: number
-      },
+    | (ReadModelCopy & { readonly stage: 'started' })
+    | (ReadModelCopy & { readonly stage: 'finished'; readonly ms: number }),
 ) => void
 
 /**
