@@ -4,12 +4,9 @@ import type { DeliveryChannel, TicketOutcome } from './channel.ts'
 import { type Failure, failureFromStatus, UnexpectedResponseError } from './classify.ts'
 import { type ChannelOptions, failureOfCall, jsonDetail, oneLine, resultBuilder, truncate } from './common.ts'
 import { DEFAULT_GITHUB_API_URL, type GitHubConfiguration, secretValues } from './configuration.ts'
-import type { Exchange, FetchLike } from './guarded-fetch.ts'
-import { guardedFetch } from './guarded-fetch.ts'
-import { messageScope } from './message.ts'
+import { channelFetch, type Exchange, type FetchLike } from './guarded-fetch.ts'
 import type { RecentTickets } from './recent-tickets.ts'
-import { renderField } from './templates.ts'
-import { deliveryFor, type TicketSubject, ticketSubjects } from './tickets.ts'
+import { type TicketSubject, ticketMessage, ticketSubjects } from './tickets.ts'
 
 export interface TicketChannelOptions extends ChannelOptions {
   /** A vulnerability update with more new findings than this files one ticket for the tag instead of one per finding (default 20). */
@@ -145,11 +142,7 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
     endpoint: 'github',
     send: async (delivery, configuration, context) => {
       const result = resultBuilder(secretValues(configuration), clock)
-      const http = guardedFetch(options.guard, {
-        timeoutMs: context.timeoutMs,
-        verifyTls: configuration.verifyTls ?? true,
-        ...(context.signal === undefined ? {} : { signal: context.signal }),
-      })
+      const http = channelFetch(options.guard, configuration, context)
       const octokit = new Octokit({
         auth: configuration.token,
         baseUrl: (configuration.apiUrl ?? DEFAULT_GITHUB_API_URL).replace(/\/+$/, ''),
@@ -174,21 +167,14 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
           ticket: `${owner}/${repo}#${issue.number}`,
           url: issue.html_url,
         })
-        const scope = messageScope(deliveryFor(delivery, subject), {
-          uiUrl: context.uiUrl,
-          ...(subject.findings === undefined ? {} : { findings: subject.findings }),
-        })
-        const render = async (field: 'title' | 'body' | 'comment', extra: object = {}) => {
-          const rendered = await renderField(
-            'github',
-            field,
-            configuration.templates,
-            { ...scope, ...extra },
-            { ticket: true },
-          )
-          if (rendered.fallback !== undefined) notes.push(rendered.fallback)
-          return rendered.text
-        }
+        const { render } = ticketMessage<'title' | 'body' | 'comment'>(
+          'github',
+          delivery,
+          subject,
+          context,
+          configuration.templates,
+          notes,
+        )
 
         const { data: found } = await octokit.rest.issues.listForRepo({
           owner,

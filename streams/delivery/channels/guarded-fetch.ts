@@ -1,4 +1,5 @@
 import type { OutboundGuard } from '../../../src/outbound/index.ts'
+import type { ChannelContext } from './channel.ts'
 import { abortError, RedirectNotFollowedError } from './classify.ts'
 
 /** The WHATWG fetch shape vendor clients take (`@slack/webhook`'s and Octokit's `fetch` options). */
@@ -96,3 +97,21 @@ export const guardedFetch = (guard: OutboundGuard, options: GuardedFetchOptions)
   }
   return { fetch, last: () => last }
 }
+
+/**
+ * The guarded fetch of one send: the send's time limit and abort signal, and the
+ * configuration's `verify_tls` (on unless it says otherwise).
+ *
+ * @example
+ * const http = channelFetch(options.guard, configuration, context)
+ */
+export const channelFetch = (
+  guard: OutboundGuard,
+  configuration: { readonly verifyTls?: boolean },
+  context: ChannelContext,
+): GuardedFetch =>
+  guardedFetch(guard, {
+    timeoutMs: context.timeoutMs,
+    verifyTls: configuration.verifyTls ?? true,
+    ...(context.signal === undefined ? {} : { signal: context.signal }),
+  })

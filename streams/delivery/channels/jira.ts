@@ -4,12 +4,9 @@ import { failureFromError, failureFromStatus, UnexpectedResponseError } from './
 import { failureOfCall, jsonDetail, oneLine, resultBuilder, truncate } from './common.ts'
 import { type JiraConfiguration, secretValues } from './configuration.ts'
 import type { TicketChannelOptions } from './github.ts'
-import type { Exchange } from './guarded-fetch.ts'
-import { guardedFetch } from './guarded-fetch.ts'
-import { messageScope } from './message.ts'
+import { channelFetch, type Exchange } from './guarded-fetch.ts'
 import { createMemoryRecentTickets } from './recent-tickets.ts'
-import { renderField } from './templates.ts'
-import { deliveryFor, type TicketSubject, ticketSubjects } from './tickets.ts'
+import { type TicketSubject, ticketMessage, ticketSubjects } from './tickets.ts'
 
 /** The label that finds a key's issues again (Jira labels cannot hold spaces). */
 export const jiraKeyLabel = (subject: Pick<TicketSubject, 'hash'>): string => `herald-${subject.hash}`
@@ -169,11 +166,7 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
     endpoint: 'jira',
     send: async (delivery, configuration, context) => {
       const result = resultBuilder(secretValues(configuration), clock)
-      const http = guardedFetch(options.guard, {
-        timeoutMs: context.timeoutMs,
-        verifyTls: configuration.verifyTls ?? true,
-        ...(context.signal === undefined ? {} : { signal: context.signal }),
-      })
+      const http = channelFetch(options.guard, configuration, context)
       const base = configuration.url.endsWith('/') ? configuration.url : `${configuration.url}/`
       const authorization = `Basic ${Buffer.from(`${configuration.username}:${configuration.apiToken}`).toString('base64')}`
       const notes: string[] = []
@@ -204,21 +197,14 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
 
       const file = async (subject: TicketSubject): Promise<TicketOutcome> => {
         const label = jiraKeyLabel(subject)
-        const scope = messageScope(deliveryFor(delivery, subject), {
-          uiUrl: context.uiUrl,
-          ...(subject.findings === undefined ? {} : { findings: subject.findings }),
-        })
-        const render = async (field: 'summary' | 'description' | 'comment', extra: object = {}) => {
-          const rendered = await renderField(
-            'jira',
-            field,
-            configuration.templates,
-            { ...scope, ...extra },
-            { ticket: true },
-          )
-          if (rendered.fallback !== undefined) notes.push(rendered.fallback)
-          return rendered.text
-        }
+        const { scope, render } = ticketMessage<'summary' | 'description' | 'comment'>(
+          'jira',
+          delivery,
+          subject,
+          context,
+          configuration.templates,
+          notes,
+        )
         const outcome = (issue: { key: string }, action: TicketOutcome['action']): TicketOutcome => ({
           key: subject.hash,
           action,

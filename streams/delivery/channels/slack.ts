@@ -3,7 +3,7 @@ import type { DeliveryChannel } from './channel.ts'
 import { renderChatMessage } from './chat-message.ts'
 import { type ChannelOptions, failureOfCall, oneLine, resultBuilder, truncate } from './common.ts'
 import { type SlackConfiguration, secretValues } from './configuration.ts'
-import { guardedFetch } from './guarded-fetch.ts'
+import { channelFetch } from './guarded-fetch.ts'
 import type { MessageScope } from './message.ts'
 
 const LEVEL_EMOJI: Readonly<Record<string, string>> = {
@@ -125,11 +125,7 @@ export const createSlackChannel = (options: ChannelOptions): DeliveryChannel<Sla
     endpoint: 'slack',
     send: async (delivery, configuration, context) => {
       const result = resultBuilder(secretValues(configuration), clock)
-      const http = guardedFetch(options.guard, {
-        timeoutMs: context.timeoutMs,
-        verifyTls: configuration.verifyTls ?? true,
-        ...(context.signal === undefined ? {} : { signal: context.signal }),
-      })
+      const http = channelFetch(options.guard, configuration, context)
       try {
         const { scope, title, text, notes } = await renderChatMessage(
           'slack',

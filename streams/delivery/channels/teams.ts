@@ -3,7 +3,7 @@ import { renderChatMessage } from './chat-message.ts'
 import { failureFromError, failureFromStatus } from './classify.ts'
 import { type ChannelOptions, oneLine, resultBuilder, truncate } from './common.ts'
 import { secretValues, type TeamsConfiguration } from './configuration.ts'
-import { guardedFetch } from './guarded-fetch.ts'
+import { channelFetch } from './guarded-fetch.ts'
 import type { MessageScope } from './message.ts'
 
 const LEVEL_COLOR: Readonly<Record<string, string>> = {
@@ -131,11 +131,7 @@ export const createTeamsChannel = (options: ChannelOptions): DeliveryChannel<Tea
     endpoint: 'teams',
     send: async (delivery, configuration, context) => {
       const result = resultBuilder(secretValues(configuration), clock)
-      const http = guardedFetch(options.guard, {
-        timeoutMs: context.timeoutMs,
-        verifyTls: configuration.verifyTls ?? true,
-        ...(context.signal === undefined ? {} : { signal: context.signal }),
-      })
+      const http = channelFetch(options.guard, configuration, context)
       try {
         const { scope, title, text, notes } = await renderChatMessage(
           'teams',

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto'
 import type { CloudEvent } from '../../../src/events/index.ts'
-import type { ChannelDelivery } from './channel.ts'
-import { type FindingView, messageScope, resourceOf } from './message.ts'
+import type { ChannelContext, ChannelDelivery } from './channel.ts'
+import type { TemplateField, TemplateOverrides } from './configuration.ts'
+import { type FindingView, type MessageScope, messageScope, resourceOf } from './message.ts'
+import { renderField } from './templates.ts'
 
 /**
  * One ticket's identity: (account, resource, finding or rule). Ticket channels keep one open
@@ -91,4 +93,33 @@ export const deliveryFor = (delivery: ChannelDelivery, ticket: TicketSubject): C
   if (ticket.digest === true) return delivery
   const { digest: _, ...single } = delivery
   return { ...single, event: ticket.event }
+}
+
+/**
+ * One ticket's message: its scope (the key's event or the digest, the key's findings when it
+ * has them) and its fields rendered with the configuration's templates or Herald's ticket
+ * defaults. A template that failed, replaced by the default, is told in `notes`.
+ *
+ * @example
+ * const { scope, render } = ticketMessage('jira', delivery, subject, context, configuration.templates, notes)
+ * const summary = await render('summary')
+ */
+export const ticketMessage = <F extends TemplateField>(
+  endpoint: 'github' | 'jira',
+  delivery: ChannelDelivery,
+  subject: TicketSubject,
+  context: Pick<ChannelContext, 'uiUrl'>,
+  templates: TemplateOverrides | undefined,
+  notes: string[],
+): { scope: MessageScope; render: (field: F, extra?: object) => Promise<string> } => {
+  const scope = messageScope(deliveryFor(delivery, subject), {
+    uiUrl: context.uiUrl,
+    ...(subject.findings === undefined ? {} : { findings: subject.findings }),
+  })
+  const render = async (field: F, extra: object = {}): Promise<string> => {
+    const rendered = await renderField(endpoint, field, templates, { ...scope, ...extra }, { ticket: true })
+    if (rendered.fallback !== undefined) notes.push(rendered.fallback)
+    return rendered.text
+  }
+  return { scope, render }
 }
