@@ -29,7 +29,7 @@ import {
 } from '../../src/deliveries/index.ts'
 import type { EventStore, RecordedEvent } from '../../src/ports/index.ts'
 import { deliveryIdFor } from '../../streams/routing/index.ts'
-import { positiveWholeNumber } from './args.ts'
+import { optionalPositiveWholeNumber, positiveWholeNumber, wholeNumber } from './args.ts'
 import { padded } from './padding.ts'
 
 const { values } = parseArgs({
@@ -42,19 +42,17 @@ const { values } = parseArgs({
     'event-bytes': { type: 'string' },
   },
 })
-const DELIVERIES = Number(values.deliveries)
-const COMMIT = Number(values.commit)
-const LAG = Number(values.lag)
-const ROUNDS = Number(values.rounds)
-const EVENT_BYTES =
-  values['event-bytes'] === undefined
-    ? undefined
-    : positiveWholeNumber('--event-bytes', values['event-bytes'])
+const DELIVERIES = positiveWholeNumber('--deliveries', values.deliveries)
+const COMMIT = positiveWholeNumber('--commit', values.commit)
+const LAG = wholeNumber('--lag', values.lag, 0)
+const ROUNDS = positiveWholeNumber('--rounds', values.rounds)
+const EVENT_BYTES = optionalPositiveWholeNumber('--event-bytes', values['event-bytes'])
+const CONFIGURATIONS = positiveWholeNumber('--configurations', values.configurations)
 // Requests per store commit: with the attempts and outcomes of as many earlier deliveries,
 // about `COMMIT` events.
 const BATCH = Math.max(1, Math.round(COMMIT / 3))
 const ORIGIN = 'bench-instance'
-const configurations = Array.from({ length: Number(values.configurations) }, (_, k) => ({
+const configurations = Array.from({ length: CONFIGURATIONS }, (_, k) => ({
   id: randomUUID(),
   account: `acct-${k % 10}`,
 }))

@@ -39,7 +39,7 @@ import {
   webhookCommand,
 } from '../support/webhook-configurations.ts'
 import { spawnWebhookSink } from '../support/webhook-sink.ts'
-import { positiveWholeNumber } from './args.ts'
+import { optionalPositiveWholeNumber, positiveWholeNumber, wholeNumber } from './args.ts'
 import { calibrationLine } from './calibration.ts'
 import { padded } from './padding.ts'
 import { procStat } from './proc.ts'
@@ -89,11 +89,10 @@ const { values } = parseArgs({
 })
 // Herald's defaults, with no environment or file.
 const defaults = loadConfig({ env: {}, cwd: tmpdir() })
-const total = Number(values.deliveries)
-const warmup = Number(values.warmup)
-if (!Number.isInteger(warmup) || warmup < 0) throw new Error('--warmup: a whole number of deliveries')
-const rate = Number(values.rate)
-const seconds = Number(values.seconds)
+const total = positiveWholeNumber('--deliveries', values.deliveries)
+const warmup = wholeNumber('--warmup', values.warmup, 0)
+const rate = positiveWholeNumber('--rate', values.rate)
+const seconds = positiveWholeNumber('--seconds', values.seconds)
 const concurrency = positiveWholeNumber(
   '--concurrency',
   values.concurrency ?? String(defaults.notifications.delivery.concurrency),
@@ -102,10 +101,7 @@ const maxInFlight = positiveWholeNumber(
   '--max-in-flight',
   values['max-in-flight'] ?? String(defaults.notifications.delivery.max_in_flight.webhook),
 )
-const eventBytes =
-  values['event-bytes'] === undefined
-    ? undefined
-    : positiveWholeNumber('--event-bytes', values['event-bytes'])
+const eventBytes = optionalPositiveWholeNumber('--event-bytes', values['event-bytes'])
 const CONFIGURATIONS = Number(values.configurations)
 if (!Number.isInteger(CONFIGURATIONS) || CONFIGURATIONS < 2)
   throw new Error('--configurations: an integer of at least 2 (one of them hangs)')

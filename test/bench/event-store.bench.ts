@@ -17,6 +17,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { createSqliteEventStore } from '../../src/adapters/sqlite-event-store/index.ts'
 import type { EventData, StreamAppend } from '../../src/ports/index.ts'
+import { positiveWholeNumber, wholeNumber } from './args.ts'
 
 const { values } = parseArgs({
   options: {
@@ -25,9 +26,9 @@ const { values } = parseArgs({
     prefill: { type: 'string', default: '0' },
   },
 })
-const total = Number(values.deliveries)
-const inFlight = Number(values['in-flight'])
-const prefill = Number(values.prefill)
+const total = positiveWholeNumber('--deliveries', values.deliveries)
+const inFlight = positiveWholeNumber('--in-flight', values['in-flight'])
+const prefill = wholeNumber('--prefill', values.prefill, 0)
 
 // About the size of a delivery's events: the engine event's metadata in the request.
 const engineEvent = {

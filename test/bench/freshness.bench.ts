@@ -32,6 +32,7 @@ import type { EngineEvent } from '../../src/events/index.ts'
 import { generateActivity } from '../../src/generator/index.ts'
 import { heraldApi } from '../support/herald-api.ts'
 import { startHeraldProcess } from '../support/herald-process.ts'
+import { positiveWholeNumber } from './args.ts'
 import { calibrationLine } from './calibration.ts'
 import { processStats } from './kafka-rig.ts'
 import { envList } from './kafka-routing.bench.ts'
@@ -48,11 +49,9 @@ const { values } = parseArgs({
 })
 const rates = (values.rates ?? '').split(',').map(Number)
 const seconds = Number(values.seconds)
-const ticksInFlight = Number(values['in-flight'])
+const ticksInFlight = positiveWholeNumber('--in-flight', values['in-flight'])
 if (rates.some((r) => !Number.isInteger(r) || r < 10) || !(seconds > 0))
   throw new Error('--rates: whole numbers of events/s, at least 10 each; --seconds: a positive number')
-if (!Number.isInteger(ticksInFlight) || ticksInFlight < 1)
-  throw new Error('--in-flight: a positive whole number of ticks')
 
 const TICK_MS = 100
 const PER_REQUEST = 250
