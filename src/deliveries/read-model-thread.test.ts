@@ -64,4 +64,47 @@ describe('delivery read model folded by its own thread', () => {
       rmSync(dir, { recursive: true, force: true })
     }
   })
+
+  it("holds a busy fold's next commit for busyCommitWaitMs, and commits a quiet one at once", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-delivery-view-thread-'))
+    const storePath = join(dir, 'deliveries.sqlite')
+    const store = createSqliteEventStore({ path: storePath, groupCommit: true, writerThread: true })
+    // Far apart, so that "at once" and "held" cannot be mistaken for each other on a busy machine.
+    const view = createThreadedDeliveryReadModel({
+      path: join(dir, 'view.sqlite'),
+      storePath,
+      newId: randomUUID,
+      busyCommitWaitMs: 3_000,
+      busyCommitEvents: 20,
+    })
+    try {
+      view.follow(store)
+      const deliveries = createDeliveryLog({
+        store,
+        clock: Date.now,
+        newId: randomUUID,
+        origin: view.instanceId,
+      })
+      const folded = async (position: number) => {
+        const started = performance.now()
+        await view.waitFor(position)
+        return performance.now() - started
+      }
+      // Quiet: the commits before held fewer than 20 events.
+      assert.ok((await folded(await deliveries.request(requestOf(1)))) < 1_500)
+      assert.ok((await folded(await deliveries.request(requestOf(2)))) < 1_500)
+      // 30 requests in one store commit: that commit is the thread's first busy one.
+      const burst = Array.from({ length: 30 }, (_, i) => requestOf(100 + i))
+      assert.ok((await folded(await deliveries.requestMany(burst))) < 1_500)
+      // The next transaction is held open for 3 s before it commits.
+      assert.ok((await folded(await deliveries.request(requestOf(3)))) >= 2_900)
+      // Which held one event: the fold is quiet again, and commits at once.
+      assert.ok((await folded(await deliveries.request(requestOf(4)))) < 1_500)
+      assert.equal(view.list({ limit: 100 }).items.length, 34)
+    } finally {
+      await view.close()
+      await store.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
 })

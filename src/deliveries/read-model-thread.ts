@@ -27,6 +27,8 @@ export interface FoldingData {
   readonly resubscribeMs: number
   readonly checkpointIntervalMs?: number
   readonly maxPageCount?: number
+  readonly busyCommitWaitMs?: number
+  readonly busyCommitEvents?: number
 }
 
 export type ToFolder =
@@ -127,6 +129,8 @@ export const createThreadedDeliveryReadModel = (
           ? {}
           : { checkpointIntervalMs: options.checkpointIntervalMs }),
         ...(options.maxPageCount === undefined ? {} : { maxPageCount: options.maxPageCount }),
+        ...(options.busyCommitWaitMs === undefined ? {} : { busyCommitWaitMs: options.busyCommitWaitMs }),
+        ...(options.busyCommitEvents === undefined ? {} : { busyCommitEvents: options.busyCommitEvents }),
       } satisfies FoldingData,
       restartDelayMs: resubscribeMs,
       onStarted: (worker) => {

@@ -37,6 +37,8 @@ const view = createDeliveryReadModel({
   resubscribeMs: data.resubscribeMs,
   ...(data.checkpointIntervalMs === undefined ? {} : { checkpointIntervalMs: data.checkpointIntervalMs }),
   ...(data.maxPageCount === undefined ? {} : { maxPageCount: data.maxPageCount }),
+  ...(data.busyCommitWaitMs === undefined ? {} : { busyCommitWaitMs: data.busyCommitWaitMs }),
+  ...(data.busyCommitEvents === undefined ? {} : { busyCommitEvents: data.busyCommitEvents }),
   // This thread is the file's only writer and not the event loop: it checkpoints between folds.
   checkpointHere: true,
   onInvalidEvent: (event, issues) => post({ type: 'invalid', event, issues }),
