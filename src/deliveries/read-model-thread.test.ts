@@ -6,8 +6,12 @@ import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import type { Worker } from 'node:worker_threads'
 import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
-import { createDeliveryLog } from './log.ts'
-import { createThreadedDeliveryReadModel } from './read-model-thread.ts'
+import { createDeliveryLog, type DeliveryLog } from './log.ts'
+import type { DeliveryReadModel } from './read-model.ts'
+import {
+  createThreadedDeliveryReadModel,
+  type ThreadedDeliveryReadModelOptions,
+} from './read-model-thread.ts'
 
 // What both ways of keeping the read model answer is the contract suite in read-model.test.ts.
 const requestOf = (n: number) => ({
@@ -20,29 +24,46 @@ const requestOf = (n: number) => ({
   createdAt: '2026-11-22T10:00:00.000Z',
 })
 
+/**
+ * A threaded read model following a new embedded store (writer thread, group commits), with
+ * the delivery log over it; both closed and the folder removed after `body`.
+ */
+const withThreadedView = async (
+  options: Omit<ThreadedDeliveryReadModelOptions, 'path' | 'storePath' | 'newId'>,
+  body: (view: DeliveryReadModel, deliveries: DeliveryLog) => Promise<void>,
+) => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-delivery-view-thread-'))
+  const storePath = join(dir, 'deliveries.sqlite')
+  const store = createSqliteEventStore({ path: storePath, groupCommit: true, writerThread: true })
+  const view = createThreadedDeliveryReadModel({
+    path: join(dir, 'view.sqlite'),
+    storePath,
+    newId: randomUUID,
+    ...options,
+  })
+  try {
+    view.follow(store)
+    await body(
+      view,
+      createDeliveryLog({ store, clock: Date.now, newId: randomUUID, origin: view.instanceId }),
+    )
+  } finally {
+    await view.close()
+    await store.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
 describe('delivery read model folded by its own thread', () => {
   it('starts its thread again after it stopped, resuming from its checkpoint; waiters keep waiting', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'herald-delivery-view-thread-'))
-    const storePath = join(dir, 'deliveries.sqlite')
-    const store = createSqliteEventStore({ path: storePath, groupCommit: true, writerThread: true })
     const started: Worker[] = []
     const errors: string[] = []
-    const view = createThreadedDeliveryReadModel({
-      path: join(dir, 'view.sqlite'),
-      storePath,
-      newId: randomUUID,
+    const options = {
       resubscribeMs: 10,
-      onStarted: (worker) => started.push(worker),
-      onFollowError: (error) => errors.push(error instanceof Error ? error.message : String(error)),
-    })
-    try {
-      view.follow(store)
-      const deliveries = createDeliveryLog({
-        store,
-        clock: Date.now,
-        newId: randomUUID,
-        origin: view.instanceId,
-      })
+      onStarted: (worker: Worker) => started.push(worker),
+      onFollowError: (error: unknown) => errors.push(error instanceof Error ? error.message : String(error)),
+    }
+    await withThreadedView(options, async (view, deliveries) => {
       await view.waitFor(await deliveries.request(requestOf(1)))
       let changes = 0
       view.onChange(() => changes++)
@@ -58,33 +79,12 @@ describe('delivery read model folded by its own thread', () => {
         ['evt-1'],
       )
       assert.equal(view.list({ limit: 10 }).items.length, 2)
-    } finally {
-      await view.close()
-      await store.close()
-      rmSync(dir, { recursive: true, force: true })
-    }
+    })
   })
 
   it("holds a busy fold's next commit for busyCommitWaitMs, and commits a quiet one at once", async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'herald-delivery-view-thread-'))
-    const storePath = join(dir, 'deliveries.sqlite')
-    const store = createSqliteEventStore({ path: storePath, groupCommit: true, writerThread: true })
     // Far apart, so that "at once" and "held" cannot be mistaken for each other on a busy machine.
-    const view = createThreadedDeliveryReadModel({
-      path: join(dir, 'view.sqlite'),
-      storePath,
-      newId: randomUUID,
-      busyCommitWaitMs: 3_000,
-      busyCommitEvents: 20,
-    })
-    try {
-      view.follow(store)
-      const deliveries = createDeliveryLog({
-        store,
-        clock: Date.now,
-        newId: randomUUID,
-        origin: view.instanceId,
-      })
+    await withThreadedView({ busyCommitWaitMs: 3_000, busyCommitEvents: 20 }, async (view, deliveries) => {
       const folded = async (position: number) => {
         const started = performance.now()
         await view.waitFor(position)
@@ -101,10 +101,6 @@ describe('delivery read model folded by its own thread', () => {
       // Which held one event: the fold is quiet again, and commits at once.
       assert.ok((await folded(await deliveries.request(requestOf(4)))) < 1_500)
       assert.equal(view.list({ limit: 100 }).items.length, 34)
-    } finally {
-      await view.close()
-      await store.close()
-      rmSync(dir, { recursive: true, force: true })
-    }
+    })
   })
 })
