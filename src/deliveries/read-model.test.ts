@@ -725,7 +725,7 @@ const readModelContract = (
       const shape = (n: number) => {
         const row = view.get(hex(n))
         assert.ok(row)
-        const { deliveryId, seq, eventId, eventType, configurationId, event, ...rest } = row
+        const { deliveryId, seq, eventId, eventType, configurationId, event, eventText, ...rest } = row
         const attempts = view
           .attemptsOf(hex(n))
           .map(({ position, deliveryId, eventId, eventType, configurationId, ...a }) => a)

@@ -5,7 +5,7 @@ import { translateSqliteError } from '../adapters/sqlite-errors.ts'
 import { columnsOf, openSqliteFile, runTransaction } from '../adapters/sqlite-file.ts'
 import { watchStorage } from '../adapters/storage-health.ts'
 import { ClosedError, type FieldIssue } from '../errors/index.ts'
-import type { CloudEvent } from '../events/index.ts'
+import type { CloudEvent, EventText } from '../events/index.ts'
 import type { EndpointType } from '../notifications/index.ts'
 import type { EventStore, RecordedEvent } from '../ports/index.ts'
 import {
@@ -47,7 +47,10 @@ export interface DeliveryRow {
 
 /** A delivery with what it takes to send it again: the event and the router's decision. */
 export interface StoredDelivery extends DeliveryRow {
+  /** Parsed from `eventText` when first read. */
   readonly event: CloudEvent
+  /** The event as the read model stores it, for a channel that sends it whole. */
+  readonly eventText: EventText
   readonly matchedSelectorIds: readonly string[]
   /** RFC 3339, when the router decided it. */
   readonly createdAt: string
@@ -338,6 +341,8 @@ interface DeliveryRecord {
 /** A delivery's row with its request's: what `StoredDelivery` is read from. */
 interface StoredRecord extends DeliveryRecord {
   event: string
+  /** The JSON text of the event's `time` (SQLite's `->`); NULL without one. */
+  event_time: string | null
   matched_selector_ids: string
   created_at: string
   digest: string | null
@@ -401,13 +406,26 @@ const toRow = (r: DeliveryRecord): DeliveryRow => ({
       : { status: r.last_status, code: r.last_code, error: r.last_error, latencyMs: r.last_latency_ms },
 })
 
-const toStored = (r: StoredRecord): StoredDelivery => ({
-  ...toRow(r),
-  event: JSON.parse(r.event) as CloudEvent,
-  matchedSelectorIds: JSON.parse(r.matched_selector_ids) as string[],
-  createdAt: r.created_at,
-  ...(r.digest === null ? {} : { digest: JSON.parse(r.digest) as Record<string, unknown> }),
-})
+// The event is parsed only when something reads it: a webhook sends its text as it is.
+const toStored = (r: StoredRecord): StoredDelivery => {
+  let event: CloudEvent | undefined
+  return {
+    ...toRow(r),
+    get event() {
+      event ??= JSON.parse(r.event) as CloudEvent
+      return event
+    },
+    eventText: {
+      text: r.event,
+      id: r.event_id,
+      type: r.event_type,
+      time: r.event_time === null || r.event_time === 'null' ? null : r.event_time,
+    },
+    matchedSelectorIds: JSON.parse(r.matched_selector_ids) as string[],
+    createdAt: r.created_at,
+    ...(r.digest === null ? {} : { digest: JSON.parse(r.digest) as Record<string, unknown> }),
+  }
+}
 
 const toAttempt = (r: AttemptRecord): AttemptRow => ({
   position: r.position,
@@ -620,7 +638,7 @@ const filters = (query: DeliveryQuery): { where: string; params: SQLInputValue[]
 // A delivery with its request, the delivery's row first (`CROSS JOIN` keeps SQLite from
 // starting at `requests`, whose order by seq would otherwise look like it saves the sort).
 const STORED = `
-  SELECT d.*, r.event, r.matched_selector_ids, r.created_at, r.digest
+  SELECT d.*, r.event, r.event -> '$.time' AS event_time, r.matched_selector_ids, r.created_at, r.digest
   FROM deliveries d CROSS JOIN requests r ON r.seq = d.seq`
 
 export const createDeliveryQueries = (db: DatabaseSync): DeliveryQueries => {

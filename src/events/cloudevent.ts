@@ -194,3 +194,17 @@ export const decodeBatch = <A extends { readonly source: string; readonly id: st
 /** Validates a batch of envelopes. */
 export const decodeCloudEventBatch = (input: unknown): Decoded<CloudEvent[]> =>
   decodeBatch(input, decodeCloudEvent)
+
+/**
+ * An event kept as the JSON text it was stored as, for whoever sends it whole (the webhook
+ * channel splices `text` into its body instead of parsing it and writing it out again), with
+ * the few attributes a message needs beside it.
+ */
+export interface EventText {
+  /** Exactly `JSON.stringify(event)`. */
+  readonly text: string
+  readonly id: string
+  readonly type: string
+  /** The JSON text of the event's `time`; null when it has none (absent or null). */
+  readonly time: string | null
+}

@@ -27,6 +27,7 @@ export {
   decodeBatch,
   decodeCloudEvent,
   decodeCloudEventBatch,
+  type EventText,
   Level,
   RecordedCloudEvent,
 } from './cloudevent.ts'

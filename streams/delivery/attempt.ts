@@ -96,7 +96,11 @@ const channelDelivery = (delivery: StoredDelivery): ChannelDelivery => {
     deliveryId: delivery.deliveryId,
     account: delivery.account,
     configurationId: delivery.configurationId,
-    event: delivery.event,
+    // Read (and so parsed) only by a channel that needs it: a webhook sends `eventText`.
+    get event() {
+      return delivery.event
+    },
+    eventText: delivery.eventText,
     createdAt: delivery.createdAt,
     // The router wrote it with this codec; one that no longer reads is sent as its first event.
     ...(digest === undefined || isLeft(digest) ? {} : { digest: digest.right }),

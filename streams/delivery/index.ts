@@ -6,7 +6,12 @@ export {
   type SustainedFailure,
 } from './attempt.ts'
 export * from './channels/index.ts'
-export { type WebhookRequestInput, webhookChannelPayload, webhookHeaders } from './channels/webhook.ts'
+export {
+  type WebhookRequestInput,
+  webhookBody,
+  webhookChannelPayload,
+  webhookHeaders,
+} from './channels/webhook.ts'
 export { type DeliveryEngine, type DeliveryEngineOptions, startDeliveryEngine } from './engine.ts'
 export {
   createRateLimiter,

@@ -1,4 +1,4 @@
-import type { CloudEvent } from '../../../src/events/index.ts'
+import type { CloudEvent, EventText } from '../../../src/events/index.ts'
 import type { ChannelConfiguration, ChannelEndpoint } from './configuration.ts'
 
 /** Counts of one event type (and level) in a digest window. */
@@ -38,6 +38,11 @@ export interface ChannelDelivery {
   readonly account: string
   readonly configurationId: string
   readonly event: CloudEvent
+  /**
+   * `event` as stored text, when the caller has it (the delivery log's read model): the
+   * webhook channel sends it as it is rather than writing `event` out again.
+   */
+  readonly eventText?: EventText
   /** RFC 3339, when the router decided the delivery. */
   readonly createdAt: string
   readonly digest?: DigestSummary

@@ -229,7 +229,7 @@ export const uiLink = (uiUrl: string | null, delivery: ChannelDelivery): string 
     url.searchParams.set('to', delivery.digest.windowEnd)
     return url.href
   }
-  return new URL(`events/${encodeURIComponent(delivery.event.id)}`, base).href
+  return new URL(`events/${encodeURIComponent(delivery.eventText?.id ?? delivery.event.id)}`, base).href
 }
 
 const LEVELS = ['error', 'warning', 'info']

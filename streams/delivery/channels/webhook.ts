@@ -42,6 +42,21 @@ export const webhookChannelPayload = (delivery: ChannelDelivery, uiUrl: string |
       }
 }
 
+/**
+ * `webhookChannelPayload` as the JSON text a receiver gets, byte for byte. For one event whose
+ * stored text the delivery carries (`eventText`), that text is spliced in as `data` rather
+ * than parsed and written out again: an event of some kilobytes costs tens of µs each way.
+ */
+export const webhookBody = (delivery: ChannelDelivery, uiUrl: string | null = null): string => {
+  const stored = delivery.eventText
+  if (stored === undefined || delivery.digest !== undefined)
+    return JSON.stringify(webhookChannelPayload(delivery, uiUrl))
+  const link = uiLink(uiUrl, delivery)
+  const links = link === null ? '' : `,"links":{"ui":${JSON.stringify(link)}}`
+  const timestamp = stored.time ?? JSON.stringify(delivery.createdAt)
+  return `{"type":${JSON.stringify(stored.type)},"timestamp":${timestamp},"data":${stored.text}${links}}`
+}
+
 export interface WebhookRequestInput {
   /** The `webhook-id` header: the delivery id, the same on every retry, so receivers can drop repeats. */
   readonly id: string
@@ -84,7 +99,7 @@ export const createWebhookChannel = (
     send: async (delivery, configuration, context) => {
       const result = resultBuilder(secretValues(configuration), clock)
       try {
-        const body = JSON.stringify(webhookChannelPayload(delivery, context.uiUrl))
+        const body = webhookBody(delivery, context.uiUrl)
         const headers = webhookHeaders({
           id: delivery.deliveryId,
           body,
