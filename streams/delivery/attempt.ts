@@ -90,7 +90,8 @@ const skipReason = (configuration: DeliverableConfiguration | undefined, deliver
           ? 'configuration_mismatch'
           : undefined
 
-const channelDelivery = (delivery: StoredDelivery): ChannelDelivery => {
+/** What a channel is handed for a delivery read back from the read model (`event` parsed only if read). */
+export const channelDelivery = (delivery: StoredDelivery): ChannelDelivery => {
   const digest = delivery.digest === undefined ? undefined : DeliveryDigestCodec.decode(delivery.digest)
   return {
     deliveryId: delivery.deliveryId,

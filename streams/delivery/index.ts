@@ -1,6 +1,7 @@
 export {
   type AttemptRunner,
   type AttemptRunnerOptions,
+  channelDelivery,
   createAttemptRunner,
   type DeliverableConfiguration,
   type SustainedFailure,

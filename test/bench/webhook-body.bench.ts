@@ -23,7 +23,7 @@ import {
 } from '../../src/deliveries/index.ts'
 import type { ChannelDelivery } from '../../streams/delivery/channels/channel.ts'
 import { anEvent } from '../../streams/delivery/channels/test-fixtures.ts'
-import { webhookBody, webhookChannelPayload } from '../../streams/delivery/index.ts'
+import { channelDelivery, webhookBody, webhookChannelPayload } from '../../streams/delivery/index.ts'
 import { positiveWholeNumber } from './args.ts'
 import { calibrationLine } from './calibration.ts'
 import { padded } from './padding.ts'
@@ -41,18 +41,6 @@ const sizes = (values['event-bytes'] ?? '')
 const deliveries = positiveWholeNumber('--deliveries', values.deliveries)
 const rounds = positiveWholeNumber('--rounds', values.rounds)
 const UI_URL = 'https://herald.example.com/ui/'
-
-/** As the deliverer hands a stored delivery to its channel: the event read only if read. */
-const channelDelivery = (stored: StoredDelivery): ChannelDelivery => ({
-  deliveryId: stored.deliveryId,
-  account: stored.account,
-  configurationId: stored.configurationId,
-  get event() {
-    return stored.event
-  },
-  eventText: stored.eventText,
-  createdAt: stored.createdAt,
-})
 
 /** µs of this thread's CPU per call of `work` over `ids`. */
 const cpuPer = (ids: readonly string[], work: (id: string) => number): number => {

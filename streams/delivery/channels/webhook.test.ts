@@ -15,23 +15,12 @@ import {
 } from '../../../src/deliveries/index.ts'
 import type { CloudEvent } from '../../../src/events/index.ts'
 import type { EventStore } from '../../../src/ports/index.ts'
+import { channelDelivery } from '../attempt.ts'
 import type { ChannelDelivery } from './channel.ts'
 import { anEvent } from './test-fixtures.ts'
 import { webhookBody, webhookChannelPayload } from './webhook.ts'
 
 const CREATED_AT = '2026-11-22T10:00:00.000Z'
-
-/** What the deliverer hands the channel for a delivery read back from the read model: `event` read when read. */
-const fromReadModel = (stored: StoredDelivery): ChannelDelivery => ({
-  deliveryId: stored.deliveryId,
-  account: stored.account,
-  configurationId: stored.configurationId,
-  get event() {
-    return stored.event
-  },
-  eventText: stored.eventText,
-  createdAt: stored.createdAt,
-})
 
 describe('a webhook body from the event as the read model stores it', () => {
   let dir: string
@@ -99,7 +88,7 @@ describe('a webhook body from the event as the read model stores it', () => {
 
   for (const [name, event] of events)
     it(`is byte for byte the payload written out, for an event ${name}`, async () => {
-      const delivery = fromReadModel(await stored(event))
+      const delivery = channelDelivery(await stored(event))
       assert.equal(delivery.eventText?.text, JSON.stringify(delivery.event))
       for (const uiUrl of [null, 'https://herald.example.com/ui/']) {
         const body = webhookBody(delivery, uiUrl)
@@ -118,7 +107,7 @@ describe('a webhook body from the event as the read model stores it', () => {
     } finally {
       file.close()
     }
-    const delivery = fromReadModel(view.get(row.deliveryId) as StoredDelivery)
+    const delivery = channelDelivery(view.get(row.deliveryId) as StoredDelivery)
     assert.equal(delivery.eventText?.time, null)
     const body = webhookBody(delivery)
     assert.equal(body, writtenOut(delivery, null))
@@ -134,7 +123,7 @@ describe('a webhook body from the event as the read model stores it', () => {
       return parse(...args)
     }
     try {
-      const delivery = fromReadModel(view.get(row.deliveryId) as StoredDelivery)
+      const delivery = channelDelivery(view.get(row.deliveryId) as StoredDelivery)
       const before = parsed
       webhookBody(delivery, 'https://herald.example.com/')
       assert.equal(parsed, before, 'the body is made without parsing the event')
