@@ -49,6 +49,7 @@ import { createRouterHandler } from '../../streams/router.ts'
 import { emptySelectorIndex } from '../../streams/routing/index.ts'
 import { startKafkaMock } from '../support/kafka-mock.ts'
 import { startSchemaRegistry } from '../support/schema-registry.ts'
+import { median } from './ab.ts'
 
 export type Report = (name: string, count: number, ms: number, unit?: string) => void
 
@@ -64,8 +65,6 @@ const TOPICS = {
 const encoder = new TextEncoder()
 const out = (line = '') => process.stdout.write(`${line}\n`)
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
-const median = (values: readonly number[]) =>
-  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number
 const cpuMs = () => {
   const { user, system } = process.cpuUsage()
   return (user + system) / 1_000
