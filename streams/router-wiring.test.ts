@@ -89,3 +89,42 @@ it('routes a backlog in batches of ROUTER_MAX_BATCH, every event once and in ord
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+it('keeps what the decoder decodes on the embedded log only, whose consumers are handed the same values', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-router-wiring-'))
+  const [event] = [...generateActivity({ seed: 7, accounts: 1, count: 1, clock: () => 0 })]
+  const published = encodeLogEvent(event as NonNullable<typeof event>)
+  const message = {
+    ...published,
+    headers: published.headers ?? {},
+    topic: 'engine.events',
+    partition: 0,
+    offset: 0,
+    timestamp: 0,
+  }
+  const decodedTwice = async (env: Record<string, string>) => {
+    const config = loadConfig({ env: { HERALD_DATA_DIR: dir, ...env }, cwd: dir })
+    const ingress = await wireIngress({ config, warehouse: noWarehouse, logger: () => {} })
+    try {
+      const [first] = await ingress.decoder.decodeBatch([message])
+      const [second] = await ingress.decoder.decodeBatch([{ ...message }])
+      assert.ok(first?.ok && second?.ok)
+      return first === second
+    } finally {
+      await ingress.close()
+    }
+  }
+  try {
+    assert.equal(await decodedTwice({}), true, 'embedded: the router and the projector share one result')
+    assert.equal(
+      await decodedTwice({
+        HERALD_EVENT_LOG__KIND: 'kafka',
+        HERALD_EVENT_LOG__KAFKA__BROKERS: 'localhost:9',
+      }),
+      false,
+      'Kafka: each value read by its own consumer',
+    )
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})

@@ -325,7 +325,7 @@ describe('createIngressDecoder: what it already knows', () => {
   }
 
   it('hands the consumers of one value one result, decoding it once', async () => {
-    const decoder = createIngressDecoder()
+    const decoder = createIngressDecoder({ keepDecoded: true })
     const { message } = structured(events[0] as EngineEvent)
     const [first] = await decoder.decodeBatch([message])
     // Another consumer handed the same value (the embedded log's tail) with the same headers.
@@ -339,7 +339,7 @@ describe('createIngressDecoder: what it already knows', () => {
   })
 
   it('gives a remembered event as decoding its bytes would, for every event of the generator', async () => {
-    const decoder = createIngressDecoder()
+    const decoder = createIngressDecoder({ keepDecoded: true })
     const fresh = createIngressDecoder()
     for (const [i, event] of events.entries()) {
       const { published, message } = structured(event, i)
@@ -358,7 +358,7 @@ describe('createIngressDecoder: what it already knows', () => {
       '-0': { ...event, data: { ...event.data, extra: [-0] } },
       'an undefined member': { ...event, data: { ...event.data, extra: { deep: undefined } } },
     } as unknown as Record<string, EngineEvent>
-    const decoder = createIngressDecoder()
+    const decoder = createIngressDecoder({ keepDecoded: true })
     for (const [what, e] of Object.entries(inexact)) {
       const { published, message } = structured(e)
       decoder.remember(published, e)
@@ -367,11 +367,25 @@ describe('createIngressDecoder: what it already knows', () => {
       assert.notEqual(result.event, e, `${what}: read from the bytes`)
       assert.notDeepStrictEqual(result.event, e, `${what}: which hold something else`)
     }
-    const own = createIngressDecoder({ decodeEvent: (input) => decodeEngineEvent(input) })
+    const own = createIngressDecoder({ keepDecoded: true, decodeEvent: (input) => decodeEngineEvent(input) })
     const { published, message } = structured(event)
     own.remember(published, event)
     const [result] = await own.decodeBatch([message])
     assert.ok(result?.ok)
     assert.notEqual(result.event, event, 'a contract of its own judges every message')
+  })
+
+  it('keeps nothing by default (a Kafka consumer, whose values no other consumer is handed)', async () => {
+    const decoder = createIngressDecoder()
+    const event = events[0] as EngineEvent
+    const { published, message } = structured(event)
+    decoder.remember(published, event)
+    const [first] = await decoder.decodeBatch([message])
+    assert.ok(first?.ok)
+    assert.notEqual(first.event, event, 'read from the bytes, not the event it was told of')
+    assert.deepStrictEqual(first.event, event)
+    const [second] = await decoder.decodeBatch([{ ...message, offset: 0 }])
+    assert.notEqual(second, first, 'the same value is read again')
+    assert.deepStrictEqual(second, first)
   })
 })

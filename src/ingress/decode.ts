@@ -62,9 +62,10 @@ export interface IngressDecoder {
    * contract (`decodeEvent`) accepted, encoded by `encodeLogEvent` into `message`. A consumer of
    * this process that is handed the same value (the embedded log hands out what was published)
    * then gets that event without reading and judging the bytes again. Nothing is remembered by
-   * a decoder with a contract of its own (`decodeEvent` option), nor of an event its JSON text
-   * does not hold exactly (a number too large for JSON, -0, an `undefined` member), which is
-   * read from the bytes as before.
+   * a decoder that does not keep what it decodes (`keepDecoded` option), nor by one with a
+   * contract of its own (`decodeEvent` option), nor of an event its JSON text does not hold
+   * exactly (a number too large for JSON, -0, an `undefined` member), which is read from the
+   * bytes as before.
    */
   remember(message: { readonly value: Uint8Array; readonly headers?: Headers }, event: IngressEvent): void
 }
@@ -78,6 +79,14 @@ export interface IngressDecoderOptions {
   readonly decodeEvent?: (input: unknown) => Decoded<IngressEvent>
   /** When a batch's decoding lets other work run: the process's shared slice by default. */
   readonly slice?: Slice
+  /**
+   * Keep what each value decodes to (and what `remember` is told), by the value itself, so a
+   * second consumer handed the same value reads nothing: on for the embedded log, which hands
+   * every consumer group of the process the published messages themselves. Off by default:
+   * values fetched from Kafka are each consumer's own, never handed to another, so keeping
+   * them would only cost (a weak map entry per message, and the collector's work on it).
+   */
+  readonly keepDecoded?: boolean
 }
 
 const MAX_MESSAGE_ISSUES = 3
@@ -135,10 +144,10 @@ export const createIngressDecoder = (options: IngressDecoderOptions = {}): Ingre
   // the router and the projector both read every event, and on the embedded log they are
   // handed the same bytes, so the second reads nothing. A result holds only for the headers it
   // was decoded with (they say how to read the bytes); an entry goes with its value.
-  const known = new WeakMap<
-    Uint8Array,
-    { readonly headers: Headers | undefined; readonly result: IngressResult }
-  >()
+  const known =
+    options.keepDecoded === true
+      ? new WeakMap<Uint8Array, { readonly headers: Headers | undefined; readonly result: IngressResult }>()
+      : undefined
 
   // The payload is read in place, past the frame's header: no view of it is made per message.
   // The check of one of Herald's own schemas waits for the contract, which makes it anyway.
@@ -224,6 +233,10 @@ export const createIngressDecoder = (options: IngressDecoderOptions = {}): Ingre
       for (let i = 0; i < messages.length; i++) {
         if (slice.due()) await slice.pause()
         const message = messages[i] as LogMessage
+        if (known === undefined) {
+          results[i] = decodeOne(message)
+          continue
+        }
         const memo = known.get(message.value)
         if (memo !== undefined && memo.headers === message.headers) {
           results[i] = memo.result
@@ -236,7 +249,7 @@ export const createIngressDecoder = (options: IngressDecoderOptions = {}): Ingre
       return results
     },
     remember(message, event) {
-      if (contract === decodeEvent && sameWhenRead(event))
+      if (known !== undefined && contract === decodeEvent && sameWhenRead(event))
         known.set(message.value, { headers: message.headers, result: { ok: true, event } })
     },
   }

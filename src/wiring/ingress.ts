@@ -92,7 +92,8 @@ export const wireIngress = async ({
 
   return {
     registry,
-    decoder: createIngressDecoder({ registry }),
+    // The embedded log hands the router and the projector the same published values.
+    decoder: createIngressDecoder({ registry, keepDecoded: config.event_log.kind === 'embedded' }),
     processed,
     digests,
     close: async () => {

@@ -49,8 +49,9 @@ describe('HTTP API on the embedded log and chDB', () => {
   let appOptions: HttpAppOptions
   let down = false
   const errorsLogged: string[] = []
-  // The engine-event consumers' decoder, told of each event published: what it was told, by value.
-  const decoder = createIngressDecoder()
+  // The engine-event consumers' decoder on the embedded log, told of each event published: what
+  // it was told, by value.
+  const decoder = createIngressDecoder({ keepDecoded: true })
   const remembered = new Map<Uint8Array, IngressEvent>()
   const logger: Logger = (level, name) => {
     if (level === 'error') errorsLogged.push(name)
