@@ -57,4 +57,44 @@ describe('queryLimitRules', () => {
       'query_too_costly',
     )
   })
+  it('measures each fragment once, however often it is spread', { timeout: 30_000 }, () => {
+    // Each fragment spreads the next twice: 40 short lines that expand to 2^40 selections of
+    // the last one, each a page of 100 metrics (100 + 100 × its pageInfo). The old walk expanded
+    // every spread and would not finish.
+    const chain = (n: number) =>
+      [
+        'query { ...F0 }',
+        ...Array.from({ length: n }, (_, i) => `fragment F${i} on Query { ...F${i + 1} ...F${i + 1} }`),
+        `fragment F${n} on Query { metrics { pageInfo { count } } }`,
+      ].join('\n')
+    assert.deepEqual(check(chain(2), { maxCost: 800 }), [])
+    assert.deepEqual(check(chain(40)), [
+      [
+        'query_too_costly',
+        `the query could return about ${(2 ** 40 * 200).toLocaleString('en-US')} objects; at most 250,000 are allowed (lower the limits or select fewer lists)`,
+      ],
+    ])
+    assert.deepEqual(check(chain(40), { maxCost: Number.POSITIVE_INFINITY, maxDepth: 3 }), [])
+    assert.deepEqual(check(chain(40), { maxCost: Number.POSITIVE_INFINITY, maxDepth: 2 }), [
+      ['query_too_deep', 'the query is 3 levels deep; at most 2 are allowed'],
+    ])
+  })
+
+  it('counts a limit as execution will coerce it: variable defaults, unsent variables and null', () => {
+    // 1,000 × (1 + 1 + 1,000) when the variable's default applies.
+    const defaulted =
+      'query ($l: Int = 1000) { tagsByVulnerability(limit: $l) { results { tags(limit: $l) { tag } } } }'
+    assert.equal(check(defaulted)[0]?.[0], 'query_too_costly')
+    assert.deepEqual(check(defaulted, {}, { l: 10 }), [])
+    // An unsent variable without a default leaves the argument's own default (100 and 100).
+    const unsent =
+      'query ($l: Int) { tagsByVulnerability(limit: $l) { results { tags(limit: $l) { tag } } } }'
+    assert.deepEqual(check(unsent, { maxCost: 10_200 }), [])
+    assert.equal(check(unsent, { maxCost: 10_199 })[0]?.[0], 'query_too_costly')
+    // null is what the resolvers make of it, DEFAULT_LIMIT (100): an image's packages included.
+    const nulls =
+      '{ imagesByVulnerability(limit: 10) { results { images(limit: 10) { packages(limit: null) { name } } } } }'
+    assert.deepEqual(check(nulls, { maxCost: 10 + 10 + 100 + 10_000 }), [])
+    assert.equal(check(nulls, { maxCost: 10 + 10 + 100 + 9_999 })[0]?.[0], 'query_too_costly')
+  })
 })

@@ -5,7 +5,9 @@ import {
   GraphQLError,
   type GraphQLField,
   type GraphQLNamedType,
+  getArgumentValues,
   getNamedType,
+  getVariableValues,
   isAbstractType,
   isListType,
   isNonNullType,
@@ -15,8 +17,8 @@ import {
   type SelectionSetNode,
   type ValidationContext,
   type ValidationRule,
-  valueFromAST,
 } from 'graphql'
+import { DEFAULT_LIMIT } from './paging.ts'
 
 export interface QueryLimits {
   /** Deepest field nesting allowed (a root field is depth 1). Default 10. */
@@ -49,29 +51,43 @@ const isIntrospection = (node: FieldNode): boolean => node.name.value.startsWith
 
 type Fragments = (name: string) => FragmentDefinitionNode | null | undefined
 
-/** Every field selected under `set`, through fragments, each fragment entered once per path. */
-const fieldsOf = (
-  set: SelectionSetNode,
-  fragment: Fragments,
-  seen: ReadonlySet<string> = new Set(),
-): FieldNode[] =>
-  set.selections.flatMap((selection) => {
-    if (selection.kind === Kind.FIELD) return [selection]
-    if (selection.kind === Kind.INLINE_FRAGMENT) return fieldsOf(selection.selectionSet, fragment, seen)
-    const name = selection.name.value
-    const definition = fragment(name)
-    if (definition === null || definition === undefined || seen.has(name)) return []
-    return fieldsOf(definition.selectionSet, fragment, new Set([...seen, name]))
-  })
-
-const depthOf = (set: SelectionSetNode, fragment: Fragments): number => {
-  let deepest = 0
-  for (const field of fieldsOf(set, fragment)) {
-    if (isIntrospection(field)) continue
-    const below = field.selectionSet === undefined ? 0 : depthOf(field.selectionSet, fragment)
-    deepest = Math.max(deepest, 1 + below)
+/**
+ * The deepest field nesting under `set`, through fragments and inline fragments. A fragment is
+ * measured once per document however often it is spread (a chain of fragments each spreading
+ * the next twice is a short document that expands to exponentially many fields), and a
+ * fragment spread within itself counts nothing there: the cycle is refused by graphql's own
+ * rules anyway.
+ */
+const depthMeasure = (fragment: Fragments) => {
+  const known = new Map<string, number>()
+  const entered = new Set<string>()
+  const depthOf = (set: SelectionSetNode): number => {
+    let deepest = 0
+    for (const selection of set.selections) {
+      if (selection.kind === Kind.FIELD) {
+        if (isIntrospection(selection)) continue
+        const below = selection.selectionSet === undefined ? 0 : depthOf(selection.selectionSet)
+        deepest = Math.max(deepest, 1 + below)
+      } else if (selection.kind === Kind.INLINE_FRAGMENT) {
+        deepest = Math.max(deepest, depthOf(selection.selectionSet))
+      } else {
+        deepest = Math.max(deepest, fragmentDepth(selection.name.value))
+      }
+    }
+    return deepest
   }
-  return deepest
+  const fragmentDepth = (name: string): number => {
+    const cached = known.get(name)
+    if (cached !== undefined) return cached
+    const definition = fragment(name)
+    if (definition === null || definition === undefined || entered.has(name)) return 0
+    entered.add(name)
+    const depth = depthOf(definition.selectionSet)
+    entered.delete(name)
+    known.set(name, depth)
+    return depth
+  }
+  return depthOf
 }
 
 const reject = (context: ValidationContext, code: string, message: string, node: OperationDefinitionNode) =>
@@ -80,8 +96,8 @@ const reject = (context: ValidationContext, code: string, message: string, node:
 /**
  * Validation rules that refuse abusive queries before any resolver runs: too deep, too many
  * aliases, or too costly. The cost estimate multiplies down the tree: a field with a `limit`
- * argument returns up to that many results (its literal, its variable's value, or its
- * default), a page's `results` list holds that many, and any other list is assumed to hold
+ * argument returns up to that many results (its literal, its variable's value or default, the
+ * argument's default, or for null the resolvers' `DEFAULT_LIMIT`), a page's `results` list holds that many, and any other list is assumed to hold
  * `NESTED_LIST_SIZE` items; every object counts one. A `limit` of a million is thus rejected
  * here, not by the warehouse.
  *
@@ -94,7 +110,7 @@ export const queryLimitRules = (
 ): ValidationRule[] => {
   const depthRule: ValidationRule = (context): ASTVisitor => ({
     OperationDefinition(node) {
-      const depth = depthOf(node.selectionSet, (name) => context.getFragment(name))
+      const depth = depthMeasure((name) => context.getFragment(name))(node.selectionSet)
       if (depth > limits.maxDepth) {
         reject(
           context,
@@ -131,41 +147,72 @@ export const queryLimitRules = (
 
   const costRule: ValidationRule = (context): ASTVisitor => {
     const schema = context.getSchema()
-    const fragment: Fragments = (name) => context.getFragment(name)
 
-    const limitOf = (node: FieldNode, definition: GraphQLField<unknown, unknown>): number | undefined => {
-      const argument = definition.args.find((a) => a.name === 'limit')
-      if (argument === undefined) return undefined
-      const given = node.arguments?.find((a) => a.name.value === 'limit')
-      const value =
-        given === undefined
-          ? argument.defaultValue
-          : valueFromAST(given.value, argument.type, variables ?? {})
-      return typeof value === 'number' && Number.isFinite(value) ? Math.max(0, value) : 0
-    }
+    /**
+     * The estimated cost of each selection set per item of its parent (the estimate is linear
+     * in the number of parents, so a fragment's is worked out once per parent type and scaled).
+     * A `limit` counts what the resolver will be handed, as execution coerces it: a literal, a
+     * variable's value or its default, the argument's default when neither is given, and
+     * `DEFAULT_LIMIT` for null (what `checkLimit` makes of it).
+     */
+    const costMeasure = (variables: Readonly<Record<string, unknown>>) => {
+      const known = new Map<string, number>()
+      const entered = new Set<string>()
 
-    const costOf = (set: SelectionSetNode, parent: GraphQLNamedType, factor: number): number => {
-      let total = 0
-      for (const field of fieldsOf(set, fragment)) {
-        if (isIntrospection(field)) continue
-        const owners = isAbstractType(parent) ? schema.getPossibleTypes(parent) : [parent]
-        const definition = owners
-          .map((owner) => (isObjectType(owner) ? owner.getFields()[field.name.value] : undefined))
-          .find((d) => d !== undefined)
-        if (definition === undefined) continue
-        const unwrapped = isNonNullType(definition.type) ? definition.type.ofType : definition.type
-        const limit = limitOf(field, definition)
-        const items =
-          limit !== undefined
-            ? factor * limit
-            : isListType(unwrapped) && field.name.value !== 'results'
-              ? factor * NESTED_LIST_SIZE
-              : factor
-        const named = getNamedType(definition.type)
-        if (field.selectionSet !== undefined) total += items + costOf(field.selectionSet, named, items)
+      const limitOf = (node: FieldNode, definition: GraphQLField<unknown, unknown>): number | undefined => {
+        if (!definition.args.some((a) => a.name === 'limit')) return undefined
+        let value: unknown
+        try {
+          value = getArgumentValues(definition, node, variables).limit
+        } catch {
+          // An argument of the wrong type: refused by graphql's own rules or at execution.
+          return 0
+        }
+        const limit = value ?? DEFAULT_LIMIT
+        return typeof limit === 'number' && Number.isFinite(limit) ? Math.max(0, limit) : 0
       }
-      return total
+
+      const costOf = (set: SelectionSetNode, parent: GraphQLNamedType): number => {
+        let total = 0
+        for (const selection of set.selections) {
+          if (selection.kind === Kind.INLINE_FRAGMENT) {
+            total += costOf(selection.selectionSet, parent)
+            continue
+          }
+          if (selection.kind === Kind.FRAGMENT_SPREAD) {
+            total += fragmentCost(selection.name.value, parent)
+            continue
+          }
+          if (isIntrospection(selection)) continue
+          const owners = isAbstractType(parent) ? schema.getPossibleTypes(parent) : [parent]
+          const definition = owners
+            .map((owner) => (isObjectType(owner) ? owner.getFields()[selection.name.value] : undefined))
+            .find((d) => d !== undefined)
+          if (definition === undefined || selection.selectionSet === undefined) continue
+          const unwrapped = isNonNullType(definition.type) ? definition.type.ofType : definition.type
+          const items =
+            limitOf(selection, definition) ??
+            (isListType(unwrapped) && selection.name.value !== 'results' ? NESTED_LIST_SIZE : 1)
+          total += items * (1 + costOf(selection.selectionSet, getNamedType(definition.type)))
+        }
+        return total
+      }
+
+      const fragmentCost = (name: string, parent: GraphQLNamedType): number => {
+        const key = `${name}\u0000${parent.name}`
+        const cached = known.get(key)
+        if (cached !== undefined) return cached
+        const definition = fragment(name)
+        if (definition === null || definition === undefined || entered.has(name)) return 0
+        entered.add(name)
+        const cost = costOf(definition.selectionSet, parent)
+        entered.delete(name)
+        known.set(key, cost)
+        return cost
+      }
+      return costOf
     }
+    const fragment: Fragments = (name) => context.getFragment(name)
 
     return {
       OperationDefinition(node) {
@@ -176,7 +223,10 @@ export const queryLimitRules = (
               ? schema.getMutationType()
               : schema.getSubscriptionType()
         if (root === null || root === undefined) return
-        const cost = costOf(node.selectionSet, root, 1)
+        // The variables as execution will see them, the operation's defaults filled in; values
+        // it would refuse are refused there, and count as not given here.
+        const coerced = getVariableValues(schema, node.variableDefinitions ?? [], variables ?? {})
+        const cost = costMeasure(coerced.coerced ?? {})(node.selectionSet, root)
         if (cost > limits.maxCost) {
           reject(
             context,
