@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { ACCOUNT_NAME_RULE } from '../access/index.ts'
 import { decodeEngineEvent } from './catalog/index.ts'
-import { decodeCloudEvent, decodeCloudEventBatch, isCloudEvent } from './cloudevent.ts'
+import { decodeCloudEvent, decodeCloudEventBatch, isCloudEvent, MAX_BATCH_ISSUES } from './cloudevent.ts'
 
 const valid = {
   specversion: '1.0',
@@ -139,6 +139,26 @@ describe('decodeCloudEventBatch', () => {
     const decoded = decodeCloudEventBatch([valid, valid])
     assert.ok(!decoded.ok)
     assert.equal(decoded.issues[0]?.path, '[1].id')
+  })
+
+  it('stops judging at MAX_BATCH_ISSUES, naming the first event it did not judge', () => {
+    // Empty objects: five issues each (specversion, id, source, type, account).
+    const decoded = decodeCloudEventBatch(Array.from({ length: 100_000 }, () => ({})))
+    assert.ok(!decoded.ok)
+    assert.equal(decoded.issues.length, MAX_BATCH_ISSUES + 1)
+    assert.deepEqual(
+      decoded.issues.slice(0, 2).map((i) => i.path),
+      ['[0].specversion', '[0].id'],
+    )
+    assert.equal(decoded.issues[MAX_BATCH_ISSUES - 1]?.path.startsWith('[19].'), true)
+    assert.deepEqual(decoded.issues[MAX_BATCH_ISSUES], {
+      path: '[20]',
+      message: `not judged, nor the 99979 events after it: the batch has ${MAX_BATCH_ISSUES} issues already`,
+    })
+    // Fewer bad events than that: all of them are named, as before.
+    const few = decodeCloudEventBatch([valid, {}, { ...valid, id: 'evt-2' }, {}])
+    assert.ok(!few.ok)
+    assert.deepEqual([...new Set(few.issues.map((i) => i.path.slice(0, 3)))], ['[1]', '[3]'])
   })
 
   it('accepts a valid batch', () => {

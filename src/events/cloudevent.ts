@@ -164,8 +164,15 @@ export const decodeCloudEvent = (input: unknown, prefix = ''): Decoded<CloudEven
 }
 
 /**
- * Validates a batch with `decodeOne`: every event, every bad field reported, all or nothing;
- * ids unique per source within the batch.
+ * The most issues a batch reports. Judging stops at the event that reaches it, so a body of
+ * empty objects cannot make an answer a hundred times its size, nor hold the event loop.
+ */
+export const MAX_BATCH_ISSUES = 100
+
+/**
+ * Validates a batch with `decodeOne`: every event, every bad field reported (up to
+ * `MAX_BATCH_ISSUES`, then one issue naming the first event not judged), all or nothing; ids
+ * unique per source within the batch.
  */
 export const decodeBatch = <A extends { readonly source: string; readonly id: string }>(
   input: unknown,
@@ -176,18 +183,26 @@ export const decodeBatch = <A extends { readonly source: string; readonly id: st
   const events: A[] = []
   const issues: FieldIssue[] = []
   const seen = new Set<string>()
-  input.forEach((item, i) => {
-    const decoded = decodeOne(item, `[${i}]`)
+  for (let i = 0; i < input.length; i++) {
+    if (issues.length >= MAX_BATCH_ISSUES) {
+      const after = input.length - i - 1
+      issues.push({
+        path: `[${i}]`,
+        message: `not judged, nor the ${after} event${after === 1 ? '' : 's'} after it: the batch has ${MAX_BATCH_ISSUES} issues already`,
+      })
+      break
+    }
+    const decoded = decodeOne(input[i], `[${i}]`)
     if (!decoded.ok) {
-      issues.push(...decoded.issues)
-      return
+      issues.push(...decoded.issues.slice(0, MAX_BATCH_ISSUES - issues.length))
+      continue
     }
     const key = `${decoded.value.source}\u0000${decoded.value.id}`
     if (seen.has(key))
       issues.push({ path: `[${i}].id`, message: 'repeats the id of an earlier event in the batch' })
     seen.add(key)
     events.push(decoded.value)
-  })
+  }
   return issues.length > 0 ? { ok: false, issues } : { ok: true, value: events }
 }
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { ValidationError } from '../errors/index.ts'
-import { toProblem } from './problem.ts'
+import { MAX_LISTED_ISSUES, toProblem } from './problem.ts'
 
 describe('toProblem', () => {
   it('answers a recursion too deep for the stack as an internal error: only a body’s reader may blame the request', () => {
@@ -30,5 +30,15 @@ describe('toProblem', () => {
       [refused.status, refused.errors],
       [400, [{ path: 'sample[0].data', message: 'is nested too deeply' }]],
     )
+  })
+  it('lists at most MAX_LISTED_ISSUES issues, counting the rest in the last', () => {
+    const issues = (n: number) =>
+      Array.from({ length: n }, (_, i) => ({ path: `f${i}`, message: 'is wrong' }))
+    const all = toProblem(new ValidationError('bad', issues(MAX_LISTED_ISSUES))).errors
+    assert.deepEqual(all, issues(MAX_LISTED_ISSUES))
+    const capped = toProblem(new ValidationError('bad', issues(250))).errors
+    assert.equal(capped?.length, MAX_LISTED_ISSUES)
+    assert.deepEqual(capped?.slice(0, MAX_LISTED_ISSUES - 1), issues(MAX_LISTED_ISSUES - 1))
+    assert.deepEqual(capped?.at(-1), { path: '(request)', message: 'and 151 more issues, not listed' })
   })
 })

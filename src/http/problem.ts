@@ -86,6 +86,18 @@ export const toProblem = (error: unknown, instance?: string): Problem => {
   const detail = status === 500 ? 'an internal error occurred; see the server log' : error.message
   return problem(status, error.code, detail, {
     ...at,
-    ...(issues && issues.length > 0 ? { errors: issues } : {}),
+    ...(issues && issues.length > 0 ? { errors: listed(issues) } : {}),
   })
+}
+
+/** The most issues a problem lists; the rest are counted in one more. */
+export const MAX_LISTED_ISSUES = 100
+
+const listed = (issues: NonNullable<Problem['errors']>): NonNullable<Problem['errors']> => {
+  if (issues.length <= MAX_LISTED_ISSUES) return issues
+  const more = issues.length - MAX_LISTED_ISSUES + 1
+  return [
+    ...issues.slice(0, MAX_LISTED_ISSUES - 1),
+    { path: '(request)', message: `and ${more} more issues, not listed` },
+  ]
 }
