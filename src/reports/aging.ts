@@ -196,7 +196,7 @@ export const slaBreaches = async (
     asOf: args.asOf ?? null,
     sla: args.sla ?? null,
   })
-  const after = paging.after(args.nextToken, 6)
+  const after = paging.after(args.nextToken, ['integer', 'string', 'string', 'string', 'string', 'string'])
   const keyset =
     after === undefined
       ? ''

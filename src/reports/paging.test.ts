@@ -54,6 +54,18 @@ describe('createPaging', () => {
       )
   })
 
+  it('takes a number of kinds as that many strings: a number in a key of strings is refused', () => {
+    const paging = createPaging('q', {})
+    const tokenOf = (k: unknown[]) =>
+      paging.page([{ k }, { k }], 1, (r) => r.k as (string | number)[]).pageInfo.nextToken
+    assert.deepEqual(paging.after(tokenOf(['acme', 'CVE-1']), 2), ['acme', 'CVE-1'])
+    for (const k of [
+      [1e300, 'acme'],
+      ['acme', 7],
+    ])
+      assert.throws(() => paging.after(tokenOf(k), 2), /not a token this API issued/, JSON.stringify(k))
+  })
+
   it('accepts limits from 1 to 1000', () => {
     assert.equal(checkLimit(undefined), 100)
     assert.equal(checkLimit(1000), 1000)

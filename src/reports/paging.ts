@@ -52,10 +52,12 @@ export const createPaging = (query: string, shape: unknown) => {
   const fingerprint = fingerprintOf(query, shape)
   return {
     /**
-     * The key to continue after, or undefined for the first page: `arity` parts, or one part
-     * of each of `kinds`.
+     * The key to continue after, or undefined for the first page: one part of each of `kinds`,
+     * or `kinds` strings. A token's key is the client's to send back, and its fingerprint
+     * anyone can work out, so every part is checked to be of the kind its query binds it as: a
+     * forged key is refused here, never handed to the warehouse.
      */
-    after: (token: string | null | undefined, arity: number | readonly KeyKind[]): Key | undefined => {
+    after: (token: string | null | undefined, kinds: number | readonly KeyKind[]): Key | undefined => {
       if (token === null || token === undefined || token === '') return undefined
       let parsed: unknown
       try {
@@ -64,12 +66,12 @@ export const createPaging = (query: string, shape: unknown) => {
         parsed = undefined
       }
       const { f, k } = (parsed ?? {}) as { f?: unknown; k?: unknown }
-      const kinds = typeof arity === 'number' ? undefined : arity
+      const expected: readonly KeyKind[] =
+        typeof kinds === 'number' ? Array.from({ length: kinds }, () => 'string') : kinds
       const valid =
         Array.isArray(k) &&
-        k.length === (kinds?.length ?? arity) &&
-        k.every((v) => typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v))) &&
-        (kinds === undefined || k.every((v, i) => isKind(v, kinds[i] as KeyKind)))
+        k.length === expected.length &&
+        k.every((v, i) => isKind(v, expected[i] as KeyKind))
       if (!valid) {
         throw new ValidationError('nextToken is not a token this API issued', [
           { path: 'nextToken', message: 'not a token this API issued' },

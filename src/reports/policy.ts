@@ -51,7 +51,10 @@ export const policyEvaluationsByTag = async (
   const evaluated = windowOf(filter.evaluated, 'filter.evaluated')
   const currentOnly = filter.currentOnly ?? true
   const paging = createPaging('policyEvaluationsByTag', { filter, scope, asOf, currentOnly })
-  const after = paging.after(args.nextToken, currentOnly ? 4 : 6)
+  const after = paging.after(
+    args.nextToken,
+    currentOnly ? 4 : ['string', 'string', 'string', 'string', 'integer', 'string'],
+  )
   const q = createQuery()
 
   const where = [scopeCondition(q, scope)]

@@ -95,7 +95,7 @@ export const metricData = async (
   const limit = checkLimit(args.limit)
   const { from: start, to: end } = windowOf(filter, 'filter')
   const paging = createPaging('metricData', { filter, scope })
-  const after = paging.after(args.nextToken, 2)
+  const after = paging.after(args.nextToken, ['integer', 'string'])
   const q = createQuery()
   const where = [scopeCondition(q, scope), `metric_id = ${q.bind('String', definition.id)}`]
   if (start !== undefined) where.push(`collected_at >= ${instant(q, start)}`)
