@@ -260,7 +260,10 @@ export const createAttemptRunner = (options: AttemptRunnerOptions) => {
       if (result.ok) resolution = { outcome: 'sent' }
       else if (result.kind === 'retriable') {
         const retryAfter = result.retryAfterMs
-        if (retryAfter !== undefined)
+        // An endpoint that asked for a wait (429, `Retry-After`, GitHub's reset) holds every
+        // configuration sending to it; a wait of Herald's own (a ticket filing not confirmed
+        // yet, no answer behind it) holds only this delivery.
+        if (retryAfter !== undefined && result.status !== null)
           options.limiter.holdUntil(target, clock() + Math.min(retryAfter, policy.maxRetryAfterMs))
         const delay = retryDelay(policy, delivery.roundFailures, retryAfter, options.random)
         resolution =

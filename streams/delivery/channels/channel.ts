@@ -119,7 +119,11 @@ export interface ChannelFailure {
   readonly status: number | null
   /** A short, secret-free sentence for the delivery log. */
   readonly error: string
-  /** From `Retry-After` (seconds or an HTTP date) or GitHub's rate-limit reset, relative to now. */
+  /**
+   * From `Retry-After` (seconds or an HTTP date) or GitHub's rate-limit reset, relative to now;
+   * with no `status`, a wait of Herald's own (`ticket_unconfirmed`: the search lag left), which
+   * holds only this delivery, not the endpoint's other configurations.
+   */
   readonly retryAfterMs?: number
   readonly latencyMs: number
   /** Tickets already settled before the failure; a retry finds them and does not file them twice. */
