@@ -111,6 +111,22 @@ describe('GitHub channel against a GitHub stand-in', () => {
     assert.equal(github.comments.length, 1)
   })
 
+  it('finds its own comment past the first page of comments, and does not comment twice', async () => {
+    await channel.send(posture('e-0'), configuration, context)
+    const issue = github.issues[0]?.number as number
+    // 150 comments by repeats and people since the delivery was decided: a page and a half.
+    const at = new Date().toISOString()
+    for (let i = 0; i < 150; i++)
+      github.comments.push({ id: 9000 + i, issue, body: `comment ${i}`, created_at: at, updated_at: at })
+    const late = posture('e-late')
+    const first = await channel.send(late, configuration, context)
+    const retry = await channel.send(late, configuration, context)
+    assert.equal(first.ok && first.tickets?.[0]?.action, 'commented')
+    assert.equal(retry.ok && retry.tickets?.[0]?.action, 'unchanged')
+    const marker = `<!-- herald:comment delivery=${late.deliveryId} -->`
+    assert.equal(github.comments.filter((c) => c.body.includes(marker)).length, 1)
+  })
+
   it('reopens the issue, with a comment, when it comes back after being closed', async () => {
     await channel.send(posture('e-1'), configuration, context)
     github.closeIssue(1)

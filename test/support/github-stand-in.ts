@@ -12,7 +12,8 @@ import {
  * "REST API endpoints for issues" and "for issue comments"): list with `labels`, `state`,
  * `sort`, `direction`, `per_page`; create (title required, labels created on the fly, labels
  * dropped silently without push access, assignees and milestone validated: 422); get/update
- * with `state` and `state_reason`; list comments with `since`; create a comment (body
+ * with `state` and `state_reason`; list comments with `since`, `per_page` and `page` (the next
+ * page named in a `Link` header); create a comment (body
  * required). Every request needs a token (`Authorization: token …` or `Bearer …`: else 401)
  * and a User-Agent (else 403); errors are `{message, documentation_url, errors?}`.
  */
@@ -252,11 +253,19 @@ export const startGitHubStandIn = async (options: GitHubStandInOptions): Promise
         if (since !== null && Number.isNaN(Date.parse(since)))
           return refuse(422, 'Validation Failed', ['bad since'])
         const perPage = Math.min(Number(request.query.get('per_page') ?? 30), 100)
-        const listed = comments
+        const page = Math.max(1, Number(request.query.get('page') ?? 1) || 1)
+        const matching = comments
           .filter((c) => c.issue === number)
           .filter((c) => since === null || Date.parse(c.updated_at) >= Date.parse(since))
-          .slice(0, perPage)
-        return { status: 200, body: listed.map(commentJson) }
+        const listed = matching.slice((page - 1) * perPage, page * perPage)
+        // GitHub names the next page in a Link header, an absolute URL with the same query.
+        const next = new URLSearchParams(request.query)
+        next.set('page', String(page + 1))
+        const headers: Record<string, string> =
+          matching.length > page * perPage
+            ? { link: `<http://${request.headers.host}${request.path}?${next}>; rel="next"` }
+            : {}
+        return { status: 200, headers, body: listed.map(commentJson) }
       }
       if (request.method === 'POST') {
         const body = jsonBody(request)

@@ -28,6 +28,12 @@ export const githubKeyLabel = (subject: Pick<TicketSubject, 'hash'>): string => 
 export const githubIssueMarker = (subject: Pick<TicketSubject, 'hash'>, deliveryId: string): string =>
   `<!-- herald:ticket key=${subject.hash} delivery=${deliveryId} -->`
 
+/**
+ * The most pages of 100 comments read for a delivery's own comment before commenting: beyond
+ * them (5,000 comments on one issue within the lookback), a retry may comment again.
+ */
+const MAX_COMMENT_PAGES = 50
+
 /** Hidden in a comment: which delivery wrote it, so a retried delivery does not comment twice. */
 export const githubCommentMarker = (deliveryId: string): string =>
   `<!-- herald:comment delivery=${deliveryId} -->`
@@ -222,16 +228,23 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
         }
 
         const since = new Date(Date.parse(delivery.createdAt) - COMMENT_LOOKBACK_MS)
-        const { data: comments } = await octokit.rest.issues.listComments({
+        const marker = githubCommentMarker(delivery.deliveryId)
+        // Oldest first, page by page: an issue that many repeats commented on holds more than
+        // one page since the lookback, and the marker of this delivery may be on any of them.
+        let commented = false
+        let pages = 0
+        for await (const { data: comments } of octokit.paginate.iterator(octokit.rest.issues.listComments, {
           owner,
           repo,
           issue_number: target.number,
           ...(Number.isNaN(since.getTime()) ? {} : { since: since.toISOString() }),
           per_page: 100,
-        })
-        const marker = githubCommentMarker(delivery.deliveryId)
-        if (!Array.isArray(comments)) throw new UnexpectedResponseError('a list of comments', 200, GITHUB_API)
-        const commented = comments.some((c) => c.body?.includes(marker) === true)
+        })) {
+          if (!Array.isArray(comments))
+            throw new UnexpectedResponseError('a list of comments', 200, GITHUB_API)
+          commented = comments.some((c) => c.body?.includes(marker) === true)
+          if (commented || ++pages >= MAX_COMMENT_PAGES) break
+        }
         // Comment first, then reopen: a retry after the comment still reopens, and never comments twice.
         if (!commented) {
           const comment = truncate(
