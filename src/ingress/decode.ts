@@ -233,17 +233,13 @@ export const createIngressDecoder = (options: IngressDecoderOptions = {}): Ingre
       for (let i = 0; i < messages.length; i++) {
         if (slice.due()) await slice.pause()
         const message = messages[i] as LogMessage
-        if (known === undefined) {
-          results[i] = decodeOne(message)
-          continue
-        }
-        const memo = known.get(message.value)
+        const memo = known?.get(message.value)
         if (memo !== undefined && memo.headers === message.headers) {
           results[i] = memo.result
           continue
         }
         const result = decodeOne(message)
-        known.set(message.value, { headers: message.headers, result })
+        known?.set(message.value, { headers: message.headers, result })
         results[i] = result
       }
       return results

@@ -52,15 +52,33 @@ const isIntrospection = (node: FieldNode): boolean => node.name.value.startsWith
 type Fragments = (name: string) => FragmentDefinitionNode | null | undefined
 
 /**
- * The deepest field nesting under `set`, through fragments and inline fragments. A fragment is
- * measured once per document however often it is spread (a chain of fragments each spreading
- * the next twice is a short document that expands to exponentially many fields), and a
- * fragment spread within itself counts nothing there: the cycle is refused by graphql's own
- * rules anyway.
+ * `measure` of a fragment's selection set for a parent type, worked out once per document
+ * however often the fragment is spread (a chain of fragments each spreading the next twice is
+ * a short document that expands to exponentially many fields), and 0 for a fragment spread
+ * within itself: the cycle is refused by graphql's own rules anyway.
  */
-const depthMeasure = (fragment: Fragments) => {
+const perFragment = <Parent extends { readonly name: string } | undefined>(
+  fragment: Fragments,
+  measure: (set: SelectionSetNode, parent: Parent) => number,
+) => {
   const known = new Map<string, number>()
   const entered = new Set<string>()
+  return (name: string, parent: Parent): number => {
+    const key = parent === undefined ? name : `${name}\u0000${parent.name}`
+    const cached = known.get(key)
+    if (cached !== undefined) return cached
+    const definition = fragment(name)
+    if (definition === null || definition === undefined || entered.has(name)) return 0
+    entered.add(name)
+    const value = measure(definition.selectionSet, parent)
+    entered.delete(name)
+    known.set(key, value)
+    return value
+  }
+}
+
+/** The deepest field nesting under `set`, through fragments (each measured once) and inline fragments. */
+const depthMeasure = (fragment: Fragments) => {
   const depthOf = (set: SelectionSetNode): number => {
     let deepest = 0
     for (const selection of set.selections) {
@@ -71,22 +89,12 @@ const depthMeasure = (fragment: Fragments) => {
       } else if (selection.kind === Kind.INLINE_FRAGMENT) {
         deepest = Math.max(deepest, depthOf(selection.selectionSet))
       } else {
-        deepest = Math.max(deepest, fragmentDepth(selection.name.value))
+        deepest = Math.max(deepest, fragmentDepth(selection.name.value, undefined))
       }
     }
     return deepest
   }
-  const fragmentDepth = (name: string): number => {
-    const cached = known.get(name)
-    if (cached !== undefined) return cached
-    const definition = fragment(name)
-    if (definition === null || definition === undefined || entered.has(name)) return 0
-    entered.add(name)
-    const depth = depthOf(definition.selectionSet)
-    entered.delete(name)
-    known.set(name, depth)
-    return depth
-  }
+  const fragmentDepth = perFragment<undefined>(fragment, (set) => depthOf(set))
   return depthOf
 }
 
@@ -147,6 +155,7 @@ export const queryLimitRules = (
 
   const costRule: ValidationRule = (context): ASTVisitor => {
     const schema = context.getSchema()
+    const fragment: Fragments = (name) => context.getFragment(name)
 
     /**
      * The estimated cost of each selection set per item of its parent (the estimate is linear
@@ -156,9 +165,6 @@ export const queryLimitRules = (
      * `DEFAULT_LIMIT` for null (what `checkLimit` makes of it).
      */
     const costMeasure = (variables: Readonly<Record<string, unknown>>) => {
-      const known = new Map<string, number>()
-      const entered = new Set<string>()
-
       const limitOf = (node: FieldNode, definition: GraphQLField<unknown, unknown>): number | undefined => {
         if (!definition.args.some((a) => a.name === 'limit')) return undefined
         let value: unknown
@@ -198,21 +204,9 @@ export const queryLimitRules = (
         return total
       }
 
-      const fragmentCost = (name: string, parent: GraphQLNamedType): number => {
-        const key = `${name}\u0000${parent.name}`
-        const cached = known.get(key)
-        if (cached !== undefined) return cached
-        const definition = fragment(name)
-        if (definition === null || definition === undefined || entered.has(name)) return 0
-        entered.add(name)
-        const cost = costOf(definition.selectionSet, parent)
-        entered.delete(name)
-        known.set(key, cost)
-        return cost
-      }
+      const fragmentCost = perFragment<GraphQLNamedType>(fragment, (set, parent) => costOf(set, parent))
       return costOf
     }
-    const fragment: Fragments = (name) => context.getFragment(name)
 
     return {
       OperationDefinition(node) {
