@@ -164,15 +164,17 @@ export const decodeCloudEvent = (input: unknown, prefix = ''): Decoded<CloudEven
 }
 
 /**
- * The most issues a batch reports. Judging stops at the event that reaches it, so a body of
- * empty objects cannot make an answer a hundred times its size, nor hold the event loop.
+ * The most issues a batch reports, the last of them naming the first event not judged when
+ * judging stopped early: a body of empty objects cannot make an answer a hundred times its
+ * size, nor hold the event loop. No more than a problem body lists (`MAX_LISTED_ISSUES`), so
+ * that last issue reaches the caller.
  */
 export const MAX_BATCH_ISSUES = 100
 
 /**
  * Validates a batch with `decodeOne`: every event, every bad field reported (up to
- * `MAX_BATCH_ISSUES`, then one issue naming the first event not judged), all or nothing; ids
- * unique per source within the batch.
+ * `MAX_BATCH_ISSUES`, the last naming the first event not judged), all or nothing; ids unique
+ * per source within the batch.
  */
 export const decodeBatch = <A extends { readonly source: string; readonly id: string }>(
   input: unknown,
@@ -183,18 +185,20 @@ export const decodeBatch = <A extends { readonly source: string; readonly id: st
   const events: A[] = []
   const issues: FieldIssue[] = []
   const seen = new Set<string>()
+  // Room is kept for the issue that says judging stopped.
+  const judged = MAX_BATCH_ISSUES - 1
   for (let i = 0; i < input.length; i++) {
-    if (issues.length >= MAX_BATCH_ISSUES) {
+    if (issues.length >= judged) {
       const after = input.length - i - 1
       issues.push({
         path: `[${i}]`,
-        message: `not judged, nor the ${after} event${after === 1 ? '' : 's'} after it: the batch has ${MAX_BATCH_ISSUES} issues already`,
+        message: `not judged, nor the ${after} event${after === 1 ? '' : 's'} after it: the batch has ${judged} issues already`,
       })
       break
     }
     const decoded = decodeOne(input[i], `[${i}]`)
     if (!decoded.ok) {
-      issues.push(...decoded.issues.slice(0, MAX_BATCH_ISSUES - issues.length))
+      issues.push(...decoded.issues.slice(0, judged - issues.length))
       continue
     }
     const key = `${decoded.value.source}\u0000${decoded.value.id}`

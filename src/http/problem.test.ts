@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { ValidationError } from '../errors/index.ts'
+import { decodeCloudEventBatch } from '../events/index.ts'
 import { MAX_LISTED_ISSUES, toProblem } from './problem.ts'
 
 describe('toProblem', () => {
@@ -40,5 +41,13 @@ describe('toProblem', () => {
     assert.equal(capped?.length, MAX_LISTED_ISSUES)
     assert.deepEqual(capped?.slice(0, MAX_LISTED_ISSUES - 1), issues(MAX_LISTED_ISSUES - 1))
     assert.deepEqual(capped?.at(-1), { path: '(request)', message: 'and 151 more issues, not listed' })
+  })
+
+  it('lists a batch cut short whole, down to the issue naming the first event not judged', () => {
+    const batch = decodeCloudEventBatch(Array.from({ length: 1_000 }, () => ({})))
+    assert.ok(!batch.ok)
+    const errors = toProblem(new ValidationError('the request holds invalid events', batch.issues)).errors
+    assert.deepEqual(errors, batch.issues)
+    assert.equal(errors?.at(-1)?.path, '[20]')
   })
 })
