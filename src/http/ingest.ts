@@ -75,12 +75,34 @@ const percentDecoded = (attributes: Record<string, string>): Record<string, stri
 }
 
 /**
+ * Where a binary-mode request carries what an issue names: an attribute in its `ce-` header,
+ * `datacontenttype` in `content-type`, and `data` in the body, so `data.digest` is
+ * `(body).digest`.
+ */
+const binaryModePath = (path: string): string => {
+  const end = path.search(/[.[]/)
+  const attribute = end < 0 ? path : path.slice(0, end)
+  const rest = end < 0 ? '' : path.slice(end)
+  if (attribute === 'data') return `(body)${rest}`
+  if (attribute === 'datacontenttype') return `content-type${rest}`
+  return `${HTTP_HEADER_PREFIX}${attribute}${rest}`
+}
+
+const inBinaryMode = (issues: readonly FieldIssue[]): FieldIssue[] =>
+  issues.map((issue) => ({ ...issue, path: binaryModePath(issue.path) }))
+
+/**
  * CloudEvents' HTTP binary mode: attributes in `ce-*` headers, the body is `data` — read by the
  * same rules as Kafka's binary mode, so both ways in accept the same events.
  */
 const fromBinaryMode = (headers: Headers, contentType: string, body: string): unknown => {
   const data = dataFromBody(contentType, body)
-  if (!data.ok) throw new ValidationError('the body cannot be the event’s data', data.issues)
+  if (!data.ok) {
+    // Binary data would need `data_base64`, which Herald does not take: the media type is refused.
+    if (data.code === 'content_type_unsupported')
+      throw new UnsupportedMediaTypeError(contentType, ['JSON', 'text/*'])
+    throw new ValidationError('the body cannot be the event’s data', inBinaryMode(data.issues))
+  }
   return eventFromBinary(
     percentDecoded(prefixedAttributes(headers, HTTP_HEADER_PREFIX)),
     contentType,
@@ -110,6 +132,8 @@ export const createIngestRoutes = ({ log, topic, metrics, maxBodyBytes, remember
       const contentType = mediaType(c.req.header('content-type'))
       const body = await c.req.text()
       let decoded: ReturnType<typeof decodeEventBatch>
+      // Where an event's issue is in the request: an index into a batch, a header in binary mode.
+      let where = (path: string) => path
       if (contentType === STRUCTURED) {
         const one = decodeEvent(parseJson(body))
         decoded = one.ok ? { ok: true, value: [one.value] } : one
@@ -117,7 +141,8 @@ export const createIngestRoutes = ({ log, topic, metrics, maxBodyBytes, remember
         decoded = decodeEventBatch(parseJson(body))
       } else if (c.req.header('ce-specversion') !== undefined) {
         const one = decodeEvent(fromBinaryMode(c.req.raw.headers, contentType, body))
-        decoded = one.ok ? { ok: true, value: [one.value] } : one
+        decoded = one.ok ? { ok: true, value: [one.value] } : { ok: false, issues: inBinaryMode(one.issues) }
+        where = binaryModePath
       } else {
         throw new UnsupportedMediaTypeError(contentType, [
           STRUCTURED,
@@ -137,7 +162,7 @@ export const createIngestRoutes = ({ log, topic, metrics, maxBodyBytes, remember
           // A permission, not a malformed event: 403, naming the event.
           throw new ForbiddenError('this token may publish events for its own account only', [
             {
-              path: contentType === BATCH ? `[${foreign}].account` : 'account',
+              path: contentType === BATCH ? `[${foreign}].account` : where('account'),
               message: `must be ${principal.account}`,
             },
           ])
@@ -151,7 +176,10 @@ export const createIngestRoutes = ({ log, topic, metrics, maxBodyBytes, remember
             // JSON.stringify recurses: data nested some thousands deep cannot be written out.
             if (!isStackOverflow(error)) throw error
             throw new ValidationError('an event is nested too deeply to be stored', [
-              { path: contentType === BATCH ? `[${i}].data` : 'data', message: 'is nested too deeply' },
+              {
+                path: contentType === BATCH ? `[${i}].data` : where('data'),
+                message: 'is nested too deeply',
+              },
             ])
           }
         })

@@ -105,6 +105,21 @@ describe('API tokens: issued, used and revoked through the HTTP API', () => {
     assert.equal(foreign.status, 403)
     assert.equal(foreign.body?.code, 'forbidden')
     assert.deepEqual(foreign.body?.errors, [{ path: 'account', message: 'must be acme' }])
+    // In binary mode the account is the ce-account header, and the refusal names it.
+    const { data, ...attributes } = event('globex')
+    const binary = await app.request(events, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${token}`,
+        'content-type': 'application/json',
+        ...Object.fromEntries(Object.entries(attributes).map(([name, value]) => [`ce-${name}`, value])),
+      },
+      body: JSON.stringify(data),
+    })
+    assert.equal(binary.status, 403)
+    assert.deepEqual(((await binary.json()) as { errors: unknown }).errors, [
+      { path: 'ce-account', message: 'must be acme' },
+    ])
     assert.equal((await call(token, 'GET', '/v1/auth/tokens')).status, 403)
 
     // Its hex id in upper case names the same token.

@@ -104,6 +104,14 @@ describe('one contract for HTTP ingest and Kafka', () => {
   }
 
   const sorted = (issues: readonly Issue[]) => [...issues].map((i) => `${i.path}: ${i.message}`).sort()
+  // Over HTTP in binary mode an issue names where the request carries it: a `ce-` header, or
+  // the body for `data`.
+  const asHttpBinary = (issue: Issue): Issue => ({
+    ...issue,
+    path: /^data($|[.[])/.test(issue.path)
+      ? issue.path.replace(/^data/, '(body)')
+      : issue.path.replace(/^[a-z0-9]+/, (attribute) => `ce-${attribute}`),
+  })
 
   const mutation = fc.oneof(
     fc.constant((e: Record<string, unknown>) => e),
@@ -146,7 +154,10 @@ describe('one contract for HTTP ingest and Kafka', () => {
           assert.equal(http.ok, kafka.ok, `${mode}: ${JSON.stringify(candidate).slice(0, 300)}`)
           if (!http.ok && !kafka.ok && http.issues !== undefined) {
             refused++
-            assert.deepEqual(sorted(http.issues), sorted(kafka.issues))
+            assert.deepEqual(
+              sorted(http.issues),
+              sorted(mode === 'binary' ? kafka.issues.map(asHttpBinary) : kafka.issues),
+            )
           }
         },
       ),
