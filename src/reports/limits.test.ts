@@ -91,10 +91,13 @@ describe('queryLimitRules', () => {
       'query ($l: Int) { tagsByVulnerability(limit: $l) { results { tags(limit: $l) { tag } } } }'
     assert.deepEqual(check(unsent, { maxCost: 10_200 }), [])
     assert.equal(check(unsent, { maxCost: 10_199 })[0]?.[0], 'query_too_costly')
-    // null is what the resolvers make of it, DEFAULT_LIMIT (100): an image's packages included.
+    // null is what the resolvers make of it, the argument's default: an image's packages are 10.
     const nulls =
       '{ imagesByVulnerability(limit: 10) { results { images(limit: 10) { packages(limit: null) { name } } } } }'
-    assert.deepEqual(check(nulls, { maxCost: 10 + 10 + 100 + 10_000 }), [])
-    assert.equal(check(nulls, { maxCost: 10 + 10 + 100 + 9_999 })[0]?.[0], 'query_too_costly')
+    assert.deepEqual(check(nulls, { maxCost: 10 + 10 + 100 + 1_000 }), [])
+    assert.equal(check(nulls, { maxCost: 10 + 10 + 100 + 999 })[0]?.[0], 'query_too_costly')
+    const nullImages = '{ imagesByVulnerability(limit: 10) { results { images(limit: null) { digest } } } }'
+    assert.deepEqual(check(nullImages, { maxCost: 10 + 10 + 1_000 }), [])
+    assert.equal(check(nullImages, { maxCost: 10 + 10 + 999 })[0]?.[0], 'query_too_costly')
   })
 })

@@ -18,7 +18,7 @@ import {
   type ValidationContext,
   type ValidationRule,
 } from 'graphql'
-import { DEFAULT_LIMIT } from './paging.ts'
+import { limitDefault } from './paging.ts'
 
 export interface QueryLimits {
   /** Deepest field nesting allowed (a root field is depth 1). Default 10. */
@@ -105,7 +105,7 @@ const reject = (context: ValidationContext, code: string, message: string, node:
  * Validation rules that refuse abusive queries before any resolver runs: too deep, too many
  * aliases, or too costly. The cost estimate multiplies down the tree: a field with a `limit`
  * argument returns up to that many results (its literal, its variable's value or default, the
- * argument's default, or for null the resolvers' `DEFAULT_LIMIT`), a page's `results` list holds that many, and any other list is assumed to hold
+ * argument's default, also for null), a page's `results` list holds that many, and any other list is assumed to hold
  * `NESTED_LIST_SIZE` items; every object counts one. A `limit` of a million is thus rejected
  * here, not by the warehouse.
  *
@@ -161,8 +161,8 @@ export const queryLimitRules = (
      * The estimated cost of each selection set per item of its parent (the estimate is linear
      * in the number of parents, so a fragment's is worked out once per parent type and scaled).
      * A `limit` counts what the resolver will be handed, as execution coerces it: a literal, a
-     * variable's value or its default, the argument's default when neither is given, and
-     * `DEFAULT_LIMIT` for null (what `checkLimit` makes of it).
+     * variable's value or its default, and the argument's default when neither is given or
+     * null is (what the resolvers make of null, `limitDefault`).
      */
     const costMeasure = (variables: Readonly<Record<string, unknown>>) => {
       const limitOf = (node: FieldNode, definition: GraphQLField<unknown, unknown>): number | undefined => {
@@ -174,7 +174,7 @@ export const queryLimitRules = (
           // An argument of the wrong type: refused by graphql's own rules or at execution.
           return 0
         }
-        const limit = value ?? DEFAULT_LIMIT
+        const limit = value ?? limitDefault(definition)
         return typeof limit === 'number' && Number.isFinite(limit) ? Math.max(0, limit) : 0
       }
 

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import type { GraphQLField } from 'graphql'
 import { ValidationError } from '../errors/index.ts'
 
 export const DEFAULT_LIMIT = 100
@@ -16,6 +17,15 @@ export type KeyKind = 'string' | 'integer'
 
 const isKind = (value: unknown, kind: KeyKind): boolean =>
   kind === 'string' ? typeof value === 'string' : Number.isSafeInteger(value)
+
+/**
+ * What a field's `limit` is when null is given for it: the argument's default in the schema
+ * (an image's `packages` are 10), else `DEFAULT_LIMIT`.
+ */
+export const limitDefault = (field: GraphQLField<unknown, unknown> | undefined): number => {
+  const value = field?.args.find((a) => a.name === 'limit')?.defaultValue
+  return typeof value === 'number' ? value : DEFAULT_LIMIT
+}
 
 /** A limit between 1 and `MAX_LIMIT`, or a validation error naming it. */
 export const checkLimit = (limit: number | null | undefined): number => {

@@ -1,6 +1,7 @@
+import type { GraphQLResolveInfo } from 'graphql'
 import type { Severity } from '../events/index.ts'
 import { lagOf, optionalInstant, type ReportContext, type TimeWindow, windowOf } from './context.ts'
-import { checkLimit, createPaging } from './paging.ts'
+import { checkLimit, createPaging, limitDefault } from './paging.ts'
 import { resolveScope, type ScopeFilter } from './scope.ts'
 import { createQuery, findingSet, type Query, tagSet } from './sql.ts'
 
@@ -27,13 +28,14 @@ export interface PagedArgs<Filter> {
 export const NESTED_CAP = 1000
 
 /**
- * A nested list as a field resolver taking its `limit` (default 100, at most `NESTED_CAP`):
- * the query cost limit reads that argument, so what it estimates is what can come back.
+ * A nested list as a field resolver taking its `limit` (at most `NESTED_CAP`; null is the
+ * field's own default in the schema): the query cost limit reads that argument, so what it
+ * estimates is what can come back.
  */
-const nested =
+export const nested =
   <T>(items: readonly T[]) =>
-  (args: { readonly limit?: number | null }): readonly T[] =>
-    items.slice(0, checkLimit(args.limit))
+  (args: { readonly limit?: number | null }, _context: unknown, info: GraphQLResolveInfo): readonly T[] =>
+    items.slice(0, checkLimit(args.limit ?? limitDefault(info.parentType.getFields()[info.fieldName])))
 
 interface VulnerabilityColumns {
   account: string
