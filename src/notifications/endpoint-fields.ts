@@ -73,7 +73,7 @@ export const ENDPOINT_FIELDS: Readonly<Record<EndpointType, Readonly<Record<stri
     }),
     include_payload: field(t.boolean, {
       default: false,
-      doc: 'Attach the full event payload to the message body.',
+      doc: 'Show the event as JSON at the end of the message body: its first 16,000 characters, then how many more there are.',
     }),
   },
   webhook: {

@@ -91,8 +91,14 @@ export const jsonDetail = (
   }
 }
 
+/** The first `end` UTF-16 units of a text, one fewer if `end` falls inside a surrogate pair. */
+export const sliceWhole = (text: string, end: number): string => {
+  const last = text.charCodeAt(end - 1)
+  return text.slice(0, last >= 0xd800 && last <= 0xdbff ? end - 1 : end)
+}
+
 export const truncate = (text: string, max: number): string =>
-  text.length <= max ? text : `${text.slice(0, max - 1)}…`
+  text.length <= max ? text : `${sliceWhole(text, max - 1)}…`
 
 /** A single line (subjects, titles, summaries): line breaks would split a header or a Jira summary. */
 export const oneLine = (text: string, max: number): string => truncate(text.replace(/\s+/g, ' ').trim(), max)

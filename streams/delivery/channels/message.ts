@@ -1,5 +1,6 @@
 import { type CloudEvent, lookupEventType } from '../../../src/events/index.ts'
 import type { ChannelDelivery, DigestSummary } from './channel.ts'
+import { sliceWhole } from './common.ts'
 
 /** One vulnerability finding as templates see it. */
 export interface FindingView {
@@ -69,7 +70,10 @@ export interface MessageScope {
   readonly data: unknown
   readonly delivery: { readonly id: string; readonly configuration_id: string; readonly created_at: string }
   readonly digest: DigestView | null
-  /** The whole event as indented JSON when the configuration asks for it (`include_payload`), else null. */
+  /**
+   * The event as indented JSON when the configuration asks for it (`include_payload`), else
+   * null: its first `MAX_PAYLOAD_CHARS` characters, then a line saying how many more there are.
+   */
   readonly payload: string | null
   /** Ticket channels: true when the ticket is being reopened. */
   readonly regression: boolean
@@ -262,6 +266,23 @@ const digestView = (digest: DigestSummary): DigestView => ({
   })),
 })
 
+/**
+ * Characters of an event's JSON a message shows (`payload`). A rendered field is cut at
+ * `TEMPLATE_LIMITS.maxOutputChars` (40,000), and HTML escaping can make this text several
+ * times longer, so a larger event is shown in part, saying so, rather than its message being
+ * cut wherever 40,000 falls (in the HTML part, before its closing tags).
+ */
+export const MAX_PAYLOAD_CHARS = 16_000
+
+const payloadOf = (event: ChannelDelivery['event']): string => {
+  const json = JSON.stringify(event, null, 2)
+  if (json.length <= MAX_PAYLOAD_CHARS) return json
+  // At the end of a line when one ends near the limit, else within the line (a long string).
+  const lineEnd = json.lastIndexOf('\n', MAX_PAYLOAD_CHARS)
+  const shown = sliceWhole(json, lineEnd >= MAX_PAYLOAD_CHARS - 1_000 ? lineEnd : MAX_PAYLOAD_CHARS)
+  return `${shown}\n… ${(json.length - shown.length).toLocaleString('en-US')} more characters of event ${event.id} not shown`
+}
+
 export interface ScopeOptions {
   readonly uiUrl: string | null
   readonly includePayload?: boolean
@@ -309,7 +330,7 @@ export const messageScope = (delivery: ChannelDelivery, options: ScopeOptions): 
       created_at: delivery.createdAt,
     },
     digest,
-    payload: options.includePayload === true ? JSON.stringify(event, null, 2) : null,
+    payload: options.includePayload === true ? payloadOf(event) : null,
     regression: options.regression ?? false,
   }
 }

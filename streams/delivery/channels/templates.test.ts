@@ -252,10 +252,84 @@ describe('overrides', () => {
     const template = { subject: '{{ resource | split: "" | join: "," }}' }
     await validateTemplates(template, 'email')
     const rendered = await renderField('email', 'subject', template, big)
-    assert.equal(rendered.text, `Vulnerability update: ${'x'.repeat(300_000)}`.slice(0, 40_000))
+    // The default's text, cut to 40,000 characters with the last one saying so.
+    assert.equal(rendered.text, `${`Vulnerability update: ${'x'.repeat(300_000)}`.slice(0, 39_999)}…`)
     assert.match(
       rendered.fallback ?? '',
       /^templates\.subject: memory alloc limit exceeded.*; Herald's default was used$/,
+    )
+  })
+})
+
+describe('a rendered field', () => {
+  const withResource = (resource: string) =>
+    messageScope(aDelivery(anEvent({ data: { full_tag: resource, added: [], removed: [], updated: [] } })), {
+      uiUrl: null,
+    })
+  const html = { html: '{{ resource }}<p>end</p>' }
+
+  it('past 40,000 characters is cut to them, saying so, and HTML not inside a tag or entity', async () => {
+    const plain = await renderField(
+      'email',
+      'text',
+      { text: '{{ resource }} end' },
+      withResource('a'.repeat(50_000)),
+    )
+    assert.equal(plain.text, `${'a'.repeat(39_999)}…`)
+    // The cut falls inside <p>: the tag is left out whole.
+    const tag = await renderField('email', 'html', html, { ...withResource('a'.repeat(39_997)), title: 't' })
+    assert.equal(tag.text, `${'a'.repeat(39_997)}…`)
+    // Inside &amp; (the resource's escaped &): the entity is left out whole.
+    const entity = await renderField('email', 'html', html, {
+      ...withResource(`${'a'.repeat(39_996)}&`),
+      title: 't',
+    })
+    assert.equal(entity.text, `${'a'.repeat(39_996)}…`)
+    // Nor is a character split: 😀 is two UTF-16 units, and the cut falls between them.
+    const emoji = await renderField(
+      'email',
+      'text',
+      { text: '{{ resource }} end' },
+      withResource(`${'a'.repeat(39_998)}😀😀`),
+    )
+    assert.equal(emoji.text, `${'a'.repeat(39_998)}…`)
+    assert.equal(
+      (await renderField('email', 'text', { text: '{{ resource }}' }, withResource('a'.repeat(40_000)))).text
+        .length,
+      40_000,
+    )
+  })
+
+  it('shows at most 16,000 characters of a large event’s payload, then says how many are not shown', async () => {
+    const notes = 'x'.repeat(60_000)
+    const event = aPostureEvent({ data: { ...(aPostureEvent().data as object), notes } })
+    const scope = { ...messageScope(aDelivery(event), { uiUrl: null, includePayload: true }), title: 't' }
+    const whole = JSON.stringify(event, null, 2)
+    for (const field of ['text', 'html'] as const) {
+      const { text } = await renderField('email', field, undefined, scope)
+      const shown = /\n… ([\d,]+) more characters of event evt-posture-1 not shown/.exec(text)
+      assert.ok(shown, field)
+      assert.ok(text.length < 40_000, `${field}: ${text.length}`)
+      // What is shown and what is not add up to the event.
+      const before = text.slice(0, shown.index)
+      const start =
+        field === 'html' ? before.lastIndexOf('<pre>') + 5 : before.lastIndexOf('Event payload:\n') + 15
+      const head = before.slice(start).replaceAll('&quot;', '"')
+      assert.ok(whole.startsWith(head), field)
+      assert.equal(head.length + Number(shown[1]?.replaceAll(',', '')), whole.length, field)
+      assert.ok(head.length > 15_000 && head.length <= 16_000, `${field}: ${head.length}`)
+    }
+    const html = (await renderField('email', 'html', undefined, scope)).text
+    assert.match(html, /not shown<\/pre><\/body><\/html>$/)
+    // An event within the limit is shown whole.
+    const small = {
+      ...messageScope(aDelivery(aPostureEvent()), { uiUrl: null, includePayload: true }),
+      title: 't',
+    }
+    assert.ok(
+      (await renderField('email', 'text', undefined, small)).text.includes(
+        JSON.stringify(aPostureEvent(), null, 2),
+      ),
     )
   })
 })

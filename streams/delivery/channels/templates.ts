@@ -1,6 +1,7 @@
 import { Liquid, Tag, type TagToken, type Template, type TopLevelToken } from 'liquidjs'
 import { errorText, type FieldIssue, ValidationError } from '../../../src/errors/index.ts'
 import { wildcardMatches } from '../../routing/index.ts'
+import { sliceWhole } from './common.ts'
 import type { ChannelEndpoint, TemplateField, TemplateOverrides } from './configuration.ts'
 import {
   BODIES,
@@ -150,10 +151,24 @@ const parse = (flavour: Flavour, source: string): Template[] => {
 
 const firstLine = (error: unknown): string => errorText(error).split('\n', 1)[0] ?? 'invalid template'
 
-const renderParsed = async (flavour: Flavour, templates: Template[], scope: object): Promise<string> => {
-  const out: unknown = await engines[flavour].render(templates, scope)
-  return String(out).slice(0, TEMPLATE_LIMITS.maxOutputChars)
+/**
+ * A rendered field past `maxOutputChars`, cut to it with `…` to say so; HTML is cut before a
+ * tag or entity the limit falls inside, so what is left still reads as HTML.
+ */
+const bounded = (flavour: Flavour, out: string): string => {
+  if (out.length <= TEMPLATE_LIMITS.maxOutputChars) return out
+  let kept = sliceWhole(out, TEMPLATE_LIMITS.maxOutputChars - 1)
+  if (flavour === 'html') {
+    const tag = kept.lastIndexOf('<')
+    if (tag > kept.lastIndexOf('>')) kept = kept.slice(0, tag)
+    const entity = kept.lastIndexOf('&')
+    if (entity > kept.lastIndexOf(';')) kept = kept.slice(0, entity)
+  }
+  return `${kept}…`
 }
+
+const renderParsed = async (flavour: Flavour, templates: Template[], scope: object): Promise<string> =>
+  bounded(flavour, String(await engines[flavour].render(templates, scope)))
 
 /** The template of one field: the most specific override, else Herald's default. */
 const chooseOverride = (overrides: TemplateOverrides | undefined, type: string, field: TemplateField) => {
