@@ -194,6 +194,9 @@ export const createSqliteProcessedIds = (options: SqliteProcessedIdsOptions): Pr
       assertOpen()
       if (keys.length === 0) return
       const now = clock()
+      // A key past the retention is not held any more, even where nothing evicted it yet: seen
+      // again, it is recorded again at this time.
+      window.evictBefore(now - retentionMs)
       const known = digests
       digests = new Map()
       const once = new Set<string>()
@@ -219,7 +222,6 @@ export const createSqliteProcessedIds = (options: SqliteProcessedIdsOptions): Pr
         }
         appendAll(recorded, now)
       }
-      window.evictBefore(now - retentionMs)
     },
     // Ready while the file and its log are still those at their paths and the last write did not
     // fail for want of storage: a `SELECT 1` alone answers from a deleted file and a full disk.

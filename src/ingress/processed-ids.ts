@@ -106,11 +106,12 @@ export const createMemoryProcessedIds = (
     async record(recorded) {
       assertOpen()
       const now = clock()
+      // First, so a key past the retention is recorded again at this time, not kept at its old one.
+      held.evictBefore(now - retentionMs)
       for (const key of recorded) {
         const [hi, lo] = fingerprintOf(keyDigest(key))
         held.add(hi, lo, now)
       }
-      held.evictBefore(now - retentionMs)
     },
     // Memory takes records as long as the process runs.
     async ping() {

@@ -78,6 +78,31 @@ export const runProcessedIdsContract = ({
       }
     })
 
+    it('remembers a key recorded again after its retention from that second time', async () => {
+      const window = await open({ clock, retentionMs: HOUR })
+      try {
+        const again = key(randomUUID())
+        await window.record([again])
+        now += HOUR + 1_000
+        // Past the retention, and nothing recorded since that would have evicted it.
+        assert.equal((await window.seen([again])).size, 0)
+        await window.record([again])
+        now += HOUR / 2
+        assert.deepEqual([...(await window.seen([again]))], [again])
+        if (reopen !== undefined) {
+          await window.close()
+          const reopened = await reopen({ clock, retentionMs: HOUR })
+          try {
+            assert.deepEqual([...(await reopened.seen([again]))], [again])
+          } finally {
+            await reopened.close()
+          }
+        }
+      } finally {
+        await window.close()
+      }
+    })
+
     it('handles a batch of tens of thousands of keys, repeats included', async () => {
       const window = await open({ clock, retentionMs: HOUR })
       try {
