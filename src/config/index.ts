@@ -7,6 +7,12 @@
  */
 export { CONFIG_FILE_VARIABLE, ENV_ALIASES, type Env, envNameOf } from './env.ts'
 export type { ReadFile } from './file.ts'
-export { type LoadConfigOptions, loadConfig, loadConfigFromProcess, topicPartitions } from './load.ts'
+export {
+  attemptTimeoutOf,
+  type LoadConfigOptions,
+  loadConfig,
+  loadConfigFromProcess,
+  topicPartitions,
+} from './load.ts'
 export { REDACTED, redactConfig, scrubCredentials } from './redact.ts'
 export type * from './types.ts'

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { ConfigError } from '../errors/index.ts'
-import { type Config, type Env, loadConfig, topicPartitions } from './index.ts'
+import { attemptTimeoutOf, type Config, type Env, loadConfig, topicPartitions } from './index.ts'
 
 const CWD = '/srv/herald'
 const FILE = '/etc/herald/herald.yaml'
@@ -59,6 +59,7 @@ const DEFAULTS: Config = {
       retry_jitter_percent: 20,
       disable_after_failing_ms: 86_400_000,
       replay_limit: 1000,
+      attempt_timeout_ms: null,
       jira_search_lag_ms: 60_000,
       max_in_flight: { webhook: 1, email: 1, slack: 1, teams: 1 },
       rate_limits: { slack: 60, teams: 60, email: 120, webhook: 0, github: 60, jira: 60 },
@@ -615,6 +616,33 @@ bogus: true
         issue(both, 'event_log.topics.outcomes'),
         'event_log.topics.outcomes (HERALD_EVENT_LOG__TOPICS__OUTCOMES): same topic as event_log.topics.dlq, as set by HERALD_EVENT_LOG__TOPICS__DLQ; every topic must be distinct',
       )
+    })
+
+    it('an attempt may take at least as long as one request', () => {
+      const error = failure(() => load({ HERALD_NOTIFICATIONS__DELIVERY__ATTEMPT_TIMEOUT_MS: '5000' }))
+      assert.equal(
+        issue(error, 'notifications.delivery.attempt_timeout_ms'),
+        'notifications.delivery.attempt_timeout_ms (HERALD_NOTIFICATIONS__DELIVERY__ATTEMPT_TIMEOUT_MS): must be at least notifications.webhook_timeout_ms (15000)',
+      )
+      const raised = failure(() =>
+        load({
+          HERALD_NOTIFICATIONS__WEBHOOK_TIMEOUT_MS: '45000',
+          HERALD_NOTIFICATIONS__DELIVERY__ATTEMPT_TIMEOUT_MS: '30000',
+        }),
+      )
+      assert.equal(
+        issue(raised, 'notifications.delivery.attempt_timeout_ms'),
+        'notifications.delivery.attempt_timeout_ms (HERALD_NOTIFICATIONS__DELIVERY__ATTEMPT_TIMEOUT_MS): must be at least notifications.webhook_timeout_ms (45000, as set by HERALD_NOTIFICATIONS__WEBHOOK_TIMEOUT_MS)',
+      )
+      // Unset, it is twice the request limit, whatever that is.
+      const unset = load({ HERALD_NOTIFICATIONS__WEBHOOK_TIMEOUT_MS: '45000' })
+      assert.equal(attemptTimeoutOf(unset.notifications), 90_000)
+      assert.equal(attemptTimeoutOf(load({}).notifications), 30_000)
+      const both = load({
+        HERALD_NOTIFICATIONS__WEBHOOK_TIMEOUT_MS: '45000',
+        HERALD_NOTIFICATIONS__DELIVERY__ATTEMPT_TIMEOUT_MS: '45000',
+      })
+      assert.equal(both.notifications.delivery.attempt_timeout_ms, 45_000)
     })
 
     it('rules still run when other keys are bad, and stay quiet about keys already reported', () => {

@@ -10,7 +10,7 @@ import { checkRules } from './rules.ts'
 import { schema } from './schema.ts'
 import { codecOf, type Node, nodeAt } from './spec.ts'
 import { closest } from './suggest.ts'
-import type { Config, EventLogConfig } from './types.ts'
+import type { Config, EventLogConfig, NotificationsConfig } from './types.ts'
 
 export interface LoadConfigOptions {
   /** The environment; only the caller (src/cli.ts) reads `process.env`. */
@@ -232,3 +232,12 @@ export const loadConfigFromProcess = (): Config => loadConfig({ env: process.env
  */
 export const topicPartitions = (eventLog: Pick<EventLogConfig, 'kind' | 'partitions'>): number =>
   eventLog.partitions ?? (eventLog.kind === 'embedded' ? 1 : 3)
+
+/**
+ * The time limit of one delivery attempt, all its requests together:
+ * `notifications.delivery.attempt_timeout_ms`, or when it is unset twice `webhook_timeout_ms`
+ * (room for a GitHub or Jira filing's several requests).
+ */
+export const attemptTimeoutOf = (
+  notifications: Pick<NotificationsConfig, 'webhook_timeout_ms' | 'delivery'>,
+): number => notifications.delivery.attempt_timeout_ms ?? 2 * notifications.webhook_timeout_ms

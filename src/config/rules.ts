@@ -68,6 +68,20 @@ const distinctTopics: Rule = ({ get, origin }) => {
   return issues
 }
 
+/** An attempt makes at least one request, so it may take as long as one does. */
+const attemptCoversRequest: Rule = ({ get, origin }) => {
+  const attempt = get('notifications.delivery.attempt_timeout_ms')
+  const request = get('notifications.webhook_timeout_ms')
+  // Unset (null), it is twice the request limit.
+  if (typeof attempt !== 'number' || typeof request !== 'number' || attempt >= request) return []
+  return [
+    {
+      path: split('notifications.delivery.attempt_timeout_ms'),
+      message: `must be at least notifications.webhook_timeout_ms (${request}${origin('notifications.webhook_timeout_ms')})`,
+    },
+  ]
+}
+
 export const rules: readonly Rule[] = [
   requiredWhen('authorization_handler', 'external', 'authorization_handler_config.endpoint', isNull),
   requiredWhen(
@@ -82,6 +96,7 @@ export const rules: readonly Rule[] = [
   requiredWhen('schema_registry.kind', 'confluent', 'schema_registry.confluent.url', isNull),
   together('schema_registry.confluent.username', 'schema_registry.confluent.password'),
   distinctTopics,
+  attemptCoversRequest,
 ]
 
 export const checkRules = (input: RuleInput): RuleIssue[] => rules.flatMap((rule) => rule(input))

@@ -125,7 +125,7 @@ export const schema = group({
     }),
     webhook_timeout_ms: key(positive, {
       default: 15000,
-      doc: 'Milliseconds one outbound delivery request may take (every endpoint type: an HTTP exchange, or a whole SMTP session); a timeout is retried. On Kafka it is also the hand-over wait before an instance serves a delivery queue it took over in a rebalance.',
+      doc: 'Milliseconds one outbound delivery request may take (every endpoint type: an HTTP exchange, or a whole SMTP session); a timeout is retried. A GitHub or Jira delivery makes several requests, each within this; `delivery.attempt_timeout_ms` bounds them together.',
     }),
     delivery: group({
       concurrency: key(positive, {
@@ -150,6 +150,10 @@ export const schema = group({
       replay_limit: key(integer(1, 100_000), {
         default: 1000,
         doc: 'Most deliveries one `POST /v1/notifications/deliveries/replay` sends again; replay again for more.',
+      }),
+      attempt_timeout_ms: key(nullable(positive), {
+        default: null,
+        doc: "Milliseconds one delivery attempt may take in all, at least `webhook_timeout_ms`; null: twice `webhook_timeout_ms`. A GitHub or Jira filing makes several requests (a search, the issue, its labels; a retry reads the issue's comments page by page), and an address is looked up before each connection. Past it the attempt is abandoned, as a timeout, and retried. On Kafka it is also the hand-over wait before an instance serves a delivery queue it took over in a rebalance, so the previous owner's attempt is over by then.",
       }),
       jira_search_lag_ms: key(integer(0), {
         default: 60_000,

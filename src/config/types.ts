@@ -46,6 +46,11 @@ export interface DeliveryConfig {
   /** 0: never disabled for failing. */
   readonly disable_after_failing_ms: number
   readonly replay_limit: number
+  /**
+   * The most one attempt takes, all its requests together; on Kafka also the queue hand-over
+   * wait. Null: twice `webhook_timeout_ms` (`attemptTimeoutOf`).
+   */
+  readonly attempt_timeout_ms: number | null
   /** How long after a filing whose answer was lost a Jira delivery waits for search to show the issue. */
   readonly jira_search_lag_ms: number
   /** Deliveries of one configuration in flight at once, by endpoint type (tickets: always 1). */

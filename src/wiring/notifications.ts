@@ -20,7 +20,7 @@ import {
 } from '../../streams/routing/index.ts'
 import { sqliteErrorIn } from '../adapters/sqlite-errors.ts'
 import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
-import type { Config, DeliveryConfig } from '../config/index.ts'
+import { attemptTimeoutOf, type Config, type DeliveryConfig } from '../config/index.ts'
 import {
   createDeliveryLog,
   createDeliveryReadModel,
@@ -353,11 +353,11 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
   })
   // On Kafka, instances of one group share the queues: each configuration's belongs to the
   // instance that reads its partition of the deliveries topic (commands are keyed by
-  // configuration), and a queue taken over waits out the request timeout first, so the previous
-  // owner's attempts in flight are over before it is served again. The embedded log has one
-  // process, which serves every queue.
+  // configuration), and a queue taken over waits out the attempt time limit first, so the
+  // previous owner's attempt in flight is over (aborted at that limit if not done) before the
+  // queue is served again. The embedded log has one process, which serves every queue.
   let deliverer: Consumer | undefined
-  const handoverMs = config.notifications.webhook_timeout_ms
+  const handoverMs = attemptTimeoutOf(config.notifications)
   const sharing =
     config.event_log.kind === 'kafka'
       ? {
@@ -384,6 +384,7 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     send: channels.send,
     uiUrl: config.ui_url,
     timeoutMs: config.notifications.webhook_timeout_ms,
+    attemptTimeoutMs: handoverMs,
     logger,
     clock,
     newId: randomUUID,

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { StoredDelivery } from '../../src/deliveries/index.ts'
 import { type AttemptRunnerOptions, createAttemptRunner } from './attempt.ts'
 import type { ChannelResult } from './channels/channel.ts'
@@ -9,9 +10,10 @@ import { DEFAULT_RETRY_POLICY } from './retry-policy.ts'
 const START = Date.parse('2026-11-22T10:00:00Z')
 
 /** Two Jira configurations of one site and user (one rate-limit target), and what each send answers. */
-const runner = (answers: Record<string, ChannelResult>) => {
+const runner = (answers: Record<string, ChannelResult>, options: Partial<AttemptRunnerOptions> = {}) => {
   let now = START
   const sent: string[] = []
+  const recorded: unknown[] = []
   const jira = (id: string, projectKey: string) => ({
     enabled: true,
     channel: {
@@ -28,7 +30,12 @@ const runner = (answers: Record<string, ChannelResult>) => {
   const configurations = { 'cfg-sec': jira('cfg-sec', 'SEC'), 'cfg-ops': jira('cfg-ops', 'OPS') }
   const attempt = createAttemptRunner({
     view: { waitFor: async () => {}, failingSince: () => null },
-    log: { record: async () => ({ position: 1, superseded: false }) },
+    log: {
+      record: async (_delivery: unknown, details: unknown, resolution: unknown) => {
+        recorded.push({ details, resolution })
+        return { position: 1, superseded: false }
+      },
+    },
     getConfiguration: (id: string) => configurations[id as keyof typeof configurations],
     send: async (delivery: { configurationId: string }) => {
       sent.push(delivery.configurationId)
@@ -44,6 +51,7 @@ const runner = (answers: Record<string, ChannelResult>) => {
     random: () => 0.5,
     logger: () => {},
     sustainedFailureMs: 0,
+    ...options,
   } as unknown as AttemptRunnerOptions)
   const delivery = (configurationId: string) =>
     ({
@@ -59,7 +67,9 @@ const runner = (answers: Record<string, ChannelResult>) => {
     }) as unknown as StoredDelivery
   return {
     sent,
-    run: (configurationId: string) => attempt(delivery(configurationId), new AbortController().signal),
+    recorded,
+    run: (configurationId: string, signal = new AbortController().signal) =>
+      attempt(delivery(configurationId), signal),
     later: (ms: number) => {
       now += ms
     },
@@ -104,4 +114,44 @@ it("holds the endpoint's other configurations for a wait the endpoint asked for,
   limited.later(1_000)
   assert.deepEqual(await limited.run('cfg-ops'), { deferUntil: START + 55_000 })
   assert.deepEqual(limited.sent, ['cfg-sec'])
+})
+
+it('abandons an attempt past its time limit as a retriable timeout, its requests together, and stops sending', async () => {
+  // A filing of several requests, each within the request limit (15 s here), that together
+  // outlast the attempt's 150 ms: the third never starts.
+  const requests: string[] = []
+  const slowFiling = async (_delivery: unknown, _channel: unknown, context: { signal?: AbortSignal }) => {
+    for (const request of ['search', 'create', 'label']) {
+      if (context.signal?.aborted) throw context.signal.reason
+      requests.push(request)
+      await sleep(100, undefined, { signal: context.signal })
+    }
+    return created
+  }
+  const limited = runner({}, { send: slowFiling as AttemptRunnerOptions['send'], attemptTimeoutMs: 150 })
+  const answer = await limited.run('cfg-sec')
+  assert.equal(answer, undefined)
+  assert.deepEqual(requests, ['search', 'create'])
+  assert.equal(limited.recorded.length, 1)
+  const { details, resolution } = limited.recorded[0] as {
+    details: { code: string; error: string }
+    resolution: { outcome: string; reason: string }
+  }
+  assert.deepEqual(
+    { outcome: resolution.outcome, reason: resolution.reason, code: details.code },
+    { outcome: 'failed', reason: 'timeout', code: 'timeout' },
+  )
+  assert.match(details.error, /took longer than 150 ms \(notifications\.delivery\.attempt_timeout_ms\)/)
+
+  // Within the limit, the same filing is sent; stopped, it is not recorded (the next start sends it).
+  requests.length = 0
+  const roomy = runner({}, { send: slowFiling as AttemptRunnerOptions['send'], attemptTimeoutMs: 1_000 })
+  await roomy.run('cfg-sec')
+  assert.deepEqual(requests, ['search', 'create', 'label'])
+  assert.equal((roomy.recorded[0] as { resolution: { outcome: string } }).resolution.outcome, 'sent')
+  const stopping = new AbortController()
+  const stopped = runner({}, { send: slowFiling as AttemptRunnerOptions['send'], attemptTimeoutMs: 150 })
+  setTimeout(() => stopping.abort(new Error('stopping')), 50)
+  assert.equal(await stopped.run('cfg-sec', stopping.signal), undefined)
+  assert.deepEqual(stopped.recorded, [])
 })

@@ -18,7 +18,7 @@ import { type QueueScheduler, startQueueScheduler } from './scheduler.ts'
 export interface DeliveryEngineOptions
   extends Pick<
     AttemptRunnerOptions,
-    'send' | 'uiUrl' | 'timeoutMs' | 'onOutcome' | 'onGone' | 'onSustainedFailure'
+    'send' | 'uiUrl' | 'timeoutMs' | 'attemptTimeoutMs' | 'onOutcome' | 'onGone' | 'onSustainedFailure'
   > {
   /**
    * The configuration as of now; undefined when it does not exist (any more). Synchronous (the
