@@ -1,4 +1,15 @@
-import { type Document, isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml'
+import {
+  type Document,
+  isAlias,
+  isMap,
+  isScalar,
+  isSeq,
+  LineCounter,
+  type Node,
+  parseDocument,
+  visit,
+  type YAMLError,
+} from 'yaml'
 import type { FieldIssue } from '../errors/index.ts'
 import { errorText } from '../errors/index.ts'
 
@@ -54,6 +65,18 @@ const childOf = (
 const withoutQuotedSource = (message: string): string => message.split('\n')[0]?.split(': ')[0] ?? ''
 
 /**
+ * A parser error in words of Herald's own where the parser's quote the source without a `: `
+ * before it (`The !Passw0rd! tag has no suffix`): an unquoted value starting with `!` is read
+ * as a tag.
+ */
+const yamlReason = (error: YAMLError): string =>
+  error.code === 'TAG_RESOLVE_FAILED'
+    ? 'a value starting with ! is read as a YAML tag; quote it'
+    : withoutQuotedSource(error.message)
+
+const UNRESOLVED_ALIAS = 'a value starting with * is read as a YAML alias of an anchor never set; quote it'
+
+/**
  * Reads and parses the file named by `HERALD_CONFIG`. YAML errors are reported with their line
  * and the parser's reason only: the parser's own code frame would quote the offending line,
  * and that line may hold a secret.
@@ -70,19 +93,33 @@ export const readConfigFile = (display: string, resolved: string, readFile: Read
   }
   const lines = new LineCounter()
   const document = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true })
-  if (document.errors.length > 0) {
-    return {
-      ok: false,
-      issues: document.errors.map((error) => {
-        const { line, col } = lines.linePos(error.pos[0])
-        return {
-          path: `${display}:${line}:${col}`,
-          message: `invalid YAML: ${withoutQuotedSource(error.message)}`,
-        }
-      }),
-    }
+  const at = (offset: number): string => {
+    const { line, col } = lines.linePos(offset)
+    return `${display}:${line}:${col}`
   }
-  const tree: unknown = document.toJS() ?? {}
+  const issues: FieldIssue[] = document.errors.map((error) => ({
+    path: at(error.pos[0]),
+    message: `invalid YAML: ${yamlReason(error)}`,
+  }))
+  // toJS would throw for these, naming the alias (which may be a secret written unquoted).
+  if (issues.length === 0)
+    visit(document, {
+      Alias(_key, node) {
+        if (node.resolve(document) === undefined)
+          issues.push({ path: at(node.range?.[0] ?? 0), message: `invalid YAML: ${UNRESOLVED_ALIAS}` })
+      },
+    })
+  if (issues.length > 0) {
+    // One problem the parser reports twice (a bad tag) is listed once.
+    const once = new Map(issues.map((issue) => [`${issue.path}\u0000${issue.message}`, issue]))
+    return { ok: false, issues: [...once.values()] }
+  }
+  let tree: unknown
+  try {
+    tree = document.toJS() ?? {}
+  } catch {
+    return { ok: false, issues: [{ path: display, message: 'invalid YAML' }] }
+  }
   const locate = (path: readonly string[]): string | undefined => {
     let node: unknown = document.contents
     let key: Node | undefined

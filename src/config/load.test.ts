@@ -728,6 +728,35 @@ secrets: { encryption_key: ${Buffer.from(MARK).toString('base64')} }
       assert.doesNotMatch(error.message, new RegExp(MARK))
     })
 
+    it('never quotes a secret written unquoted as a YAML tag or alias, and says to quote it', () => {
+      const tag = failure(() => load({}, `admin_token: !${MARK}!\n`))
+      assert.deepEqual(tag.issues, [
+        {
+          path: `${FILE}:1:14`,
+          message: 'invalid YAML: a value starting with ! is read as a YAML tag; quote it',
+        },
+      ])
+      // The parser takes this one; turning the document into values would throw, naming the alias.
+      const alias = failure(() => load({}, `event_log:\n  kafka:\n    sasl:\n      password: *${MARK}\n`))
+      assert.deepEqual(alias.issues, [
+        {
+          path: `${FILE}:4:17`,
+          message:
+            'invalid YAML: a value starting with * is read as a YAML alias of an anchor never set; quote it',
+        },
+      ])
+      for (const error of [tag, alias]) {
+        assert.ok(error instanceof ConfigError)
+        assert.doesNotMatch(error.message, new RegExp(MARK))
+      }
+      // An alias of an anchor that is set is YAML's own, and read.
+      const config = load(
+        {},
+        'ui_url: &u "https://herald.example.com"\nauthorization_handler_config:\n  endpoint: *u\n',
+      )
+      assert.equal(config.authorization_handler_config.endpoint, 'https://herald.example.com')
+    })
+
     it('never echoes credentials inside a URL', () => {
       const error = failure(() => load({ HERALD_UI_URL: `ftp://me:${URL_MARK}@ui.example.com/` }))
       assert.equal(
