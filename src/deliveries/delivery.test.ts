@@ -194,6 +194,29 @@ describe('delivery aggregate', () => {
     given().when(replay).throws(NotFoundError)
   })
 
+  it('replays a delivery as listed only while it is still so', () => {
+    const replay = (listed?: { status: 'dead_lettered' | 'sent'; replays: number }): DeliveryCommand => ({
+      type: 'ReplayDelivery',
+      deliveryId: ID,
+      by: 'acme/read-write',
+      now: T0 + 60_000,
+      ...(listed === undefined ? {} : { listed }),
+    })
+    const dead = [requested, failed(1), attempt(2, { outcome: 'dead_lettered', reason: 'x' })]
+    const listed = { status: 'dead_lettered', replays: 0 } as const
+    const replayed = (state: DeliveryState, command: DeliveryCommand) => decide(command, state).length === 1
+    assert.ok(replayed(given(...dead).state, replay(listed)))
+    // Listed as a dead letter, then replayed by someone else and sent: not replayed again.
+    const sentSince = given(...dead, replay(), attempt(3, { outcome: 'sent' }, 200, 1))
+    sentSince.when(replay(listed)).yields([])
+    // Dead-lettered again after that replay: the same status, but not the listing's round.
+    const deadAgain = given(...dead, replay(), attempt(3, { outcome: 'dead_lettered', reason: 'x' }, null, 1))
+    deadAgain.when(replay(listed)).yields([])
+    assert.ok(replayed(deadAgain.state, replay({ status: 'dead_lettered', replays: 1 })))
+    // Without a listing, a replay of one delivery by its id takes it as it is.
+    assert.ok(replayed(sentSince.state, replay()))
+  })
+
   it('records an attempt that was in flight when the delivery was replayed as an attempt only: the replay’s round goes on', () => {
     const replay: DeliveryCommand = {
       type: 'ReplayDelivery',

@@ -106,6 +106,11 @@ export type DeliveryCommand =
       readonly deliveryId: string
       readonly by: string
       readonly now: number
+      /**
+       * The delivery as the caller listed it: replayed only if still so, not once it changed
+       * meanwhile (a bulk replay's listing, while the delivery was replayed and sent otherwise).
+       */
+      readonly listed?: { readonly status: DeliveryStatus; readonly replays: number }
     }
 
 /** An event as `decide` produces it: the log adds its id and metadata. */
@@ -215,6 +220,11 @@ export const decide = (command: DeliveryCommand, state: DeliveryState): NewDeliv
       if (state.status === 'new') throw new NotFoundError(`delivery ${clipped(command.deliveryId)} not found`)
       // Waiting for its first attempt already: a replay would change nothing.
       if (state.status === 'pending') return []
+      if (
+        command.listed !== undefined &&
+        (command.listed.status !== state.status || command.listed.replays !== state.replays)
+      )
+        return []
       return [
         {
           type: 'DeliveryReplayed',

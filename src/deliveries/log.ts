@@ -47,8 +47,16 @@ export interface DeliveryLog {
     details: AttemptDetails | null,
     resolution: Resolution,
   ): Promise<RecordedAttempt>
-  /** Sends a settled (or retrying) delivery again from the start of the retry schedule. NotFoundError when unknown. */
-  replay(deliveryId: string, by: string): Promise<number>
+  /**
+   * Sends a settled (or retrying) delivery again from the start of the retry schedule; with
+   * `listed`, only if it is still as listed. 0 when nothing was written (pending, or changed
+   * since listed). NotFoundError when unknown.
+   */
+  replay(
+    deliveryId: string,
+    by: string,
+    listed?: { readonly status: DeliveryStatus; readonly replays: number },
+  ): Promise<number>
 }
 
 /** Where an attempt's result was written (0: nothing written), and whether a replay superseded its outcome. */
@@ -205,6 +213,13 @@ export const createDeliveryLog = ({ store, clock, newId, origin }: DeliveryLogOp
       // Every outcome appends an event besides the attempt's answer; a superseded one none.
       return { position, superseded: !events.some((e) => e.type !== 'DeliveryAttempted') }
     },
-    replay: (deliveryId, by) => handle(deliveryId, { type: 'ReplayDelivery', deliveryId, by, now: clock() }),
+    replay: (deliveryId, by, listed) =>
+      handle(deliveryId, {
+        type: 'ReplayDelivery',
+        deliveryId,
+        by,
+        now: clock(),
+        ...(listed === undefined ? {} : { listed }),
+      }),
   }
 }

@@ -297,13 +297,17 @@ export const createDeliveryRoutes = ({
     // they were first requested, and one replayed ahead of an older one would go before it.
     for (const row of [...page.items].reverse()) {
       const skipped = row.status === 'pending' ? 'pending' : await skipOf(row)
-      // Nothing written: the delivery log found it pending after all.
-      const position = skipped === undefined ? await log.replay(row.deliveryId, by(principal)) : 0
+      // Nothing written: the delivery changed since it was listed (replayed otherwise, say, and
+      // maybe sent already), so it may no longer be what the filter asked for.
+      const position =
+        skipped === undefined
+          ? await log.replay(row.deliveryId, by(principal), { status: row.status, replays: row.replays })
+          : 0
       if (position > 0) {
         last = Math.max(last, position)
         replayed++
       } else {
-        const reason = skipped ?? 'pending'
+        const reason = skipped ?? 'changed'
         notReplayed[reason] = (notReplayed[reason] ?? 0) + 1
       }
     }
