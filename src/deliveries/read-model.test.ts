@@ -16,6 +16,7 @@ import {
   createDeliveryReadModel,
   type DeliveryReadModel,
   type DeliveryReadModelOptions,
+  listStatement,
   openDeliveryViewFile,
   type ReadModelUpgradeListener,
 } from './read-model.ts'
@@ -981,6 +982,28 @@ readModelContract(
 )
 
 describe('the delivery read model’s file', () => {
+  it('lists the statuses few deliveries have from an index of just those, not every delivery of the account', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-delivery-view-'))
+    try {
+      const { db } = openDeliveryViewFile(join(dir, 'view.sqlite'), randomUUID)
+      const plan = (query: Parameters<typeof listStatement>[0]) => {
+        const { sql, params } = listStatement(query)
+        const rows = db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[]
+        return rows.map((r) => r.detail).join('; ')
+      }
+      for (const status of ['dead_lettered', 'rejected', 'skipped', 'retrying'] as const) {
+        // Either partial index: the planner picks by what it knows of the rows.
+        assert.match(plan({ account: 'acme', status, limit: 100 }), /USING INDEX deliveries_few/, status)
+        assert.match(plan({ status, limit: 100 }), /USING INDEX deliveries_few/, status)
+      }
+      // Sent and pending are most deliveries: read newest first by account, as before.
+      assert.match(plan({ account: 'acme', status: 'sent', limit: 100 }), /USING INDEX deliveries_by_account/)
+      db.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it('is left as it was when it cannot be brought up to date (a full disk), and brought up at the next open', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'herald-delivery-view-'))
     const store = createSqliteEventStore({ path: join(dir, 'deliveries.sqlite') })
