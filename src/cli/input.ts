@@ -25,7 +25,9 @@ export interface ParsedInput {
  * @example
  * parseEventInput('{"id":"a",...}\n{"id":"b",...}\n').records.map((r) => r.where) // ['line 1', 'line 2']
  */
-export const parseEventInput = (text: string): ParsedInput => {
+export const parseEventInput = (input: string): ParsedInput => {
+  // A byte-order mark (editors on Windows write one) is no part of the first line's JSON.
+  const text = input.startsWith('\uFEFF') ? input.slice(1) : input
   const trimmed = text.trim()
   if (trimmed === '') return { records: [], problems: [] }
   if (trimmed.startsWith('[')) {

@@ -120,4 +120,7 @@ export const serverUrl = (value: string, source: string): string => {
 }
 
 /** A command-line argument for a message, with any URL user-info in it hidden. */
+/** An environment variable's value, undefined when it is unset or empty (`HERALD_URL=`). */
+export const nonEmpty = (value: string | undefined): string | undefined => (value === '' ? undefined : value)
+
 export const quoteArgument = (argument: string): string => `"${scrubCredentials(argument)}"`

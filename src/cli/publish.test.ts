@@ -90,6 +90,16 @@ describe('parseEventInput', () => {
     assert.deepEqual(parseEventInput('  \n').records, [])
   })
 
+  it('reads NDJSON that starts with a byte-order mark from its first line', () => {
+    const parsed = parseEventInput(`\uFEFF${JSON.stringify(a)}\n${JSON.stringify(b)}\n`)
+    assert.deepEqual(parsed.problems, [])
+    assert.deepEqual(
+      parsed.records.map((r) => r.where),
+      ['line 1', 'line 2'],
+    )
+    assert.deepEqual(parseEventInput(`\uFEFF${JSON.stringify([a])}`).records, [{ where: '[0]', value: a }])
+  })
+
   it('names the lines that are not JSON', () => {
     const parsed = parseEventInput(`${JSON.stringify(a)}\n{oops\n${JSON.stringify(b)}\n`)
     assert.equal(parsed.records.length, 2)
@@ -220,7 +230,8 @@ describe('runPublish over HTTP', () => {
 
   it('checks only, with --dry-run', async () => {
     const server = herald()
-    const run = deps(ndjson(events(4)), server.fetch)
+    // An empty HERALD_URL is as good as unset, which --dry-run does not need.
+    const run = deps(ndjson(events(4)), server.fetch, { HERALD_URL: '' })
     assert.equal(await runPublish(['--dry-run'], run.deps), 0)
     assert.equal(server.requests.length, 0)
     assert.match(run.stderr.text(), /4 valid events; --dry-run, nothing sent/)

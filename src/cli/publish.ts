@@ -9,6 +9,7 @@ import {
   defaultSleep,
   EXIT_FAILED,
   EXIT_OK,
+  nonEmpty,
   positiveInt,
   quoteArgument,
   readAll,
@@ -116,7 +117,8 @@ const parse = (argv: readonly string[], env: CliDeps['env']): PublishOptions | '
     ?.split(',')
     .map((b) => b.trim())
     .filter((b) => b !== '')
-  const url = values.url ?? (kafka === undefined ? env.HERALD_URL : undefined)
+  // An empty variable is as good as unset (`HERALD_URL= herald publish …`).
+  const url = values.url ?? (kafka === undefined ? nonEmpty(env.HERALD_URL) : undefined)
   if (values.url !== undefined && kafka !== undefined) throw new UsageError('give --url or --kafka, not both')
   if (kafka !== undefined && kafka.length === 0) throw new UsageError('--kafka needs at least one broker')
   if (url === undefined && kafka === undefined && !values['dry-run']) {
@@ -126,7 +128,7 @@ const parse = (argv: readonly string[], env: CliDeps['env']): PublishOptions | '
   return {
     file: values.file === '-' ? undefined : values.file,
     url,
-    token: values.token ?? env.HERALD_TOKEN,
+    token: values.token ?? nonEmpty(env.HERALD_TOKEN),
     kafka,
     topic: values.topic,
     clientId: values['client-id'],

@@ -5,6 +5,7 @@ import {
   EXIT_FAILED,
   EXIT_OK,
   EXIT_USAGE,
+  nonEmpty,
   positiveInt,
   quoteArgument,
   readCommandLine,
@@ -44,7 +45,7 @@ export const runRebuild = async (args: readonly string[], deps: CliDeps): Promis
   const commandLine = await readCommandLine('herald rebuild-reports', REBUILD_USAGE, deps, () => {
     const parsed = parse(args)
     if (parsed.help === true) return 'help'
-    const given = parsed.url ?? deps.env.HERALD_URL
+    const given = parsed.url ?? nonEmpty(deps.env.HERALD_URL)
     const source = parsed.url === undefined ? 'HERALD_URL' : '--url'
     return { ...parsed, base: given === undefined ? DEFAULT_URL : serverUrl(given, source) }
   })
@@ -59,7 +60,7 @@ export const runRebuild = async (args: readonly string[], deps: CliDeps): Promis
   }
   const base = values.base.replace(/\/+$/, '')
   const endpoint = `${base}/v1/reports/rebuild`
-  const token = values.token ?? deps.env.HERALD_TOKEN
+  const token = values.token ?? nonEmpty(deps.env.HERALD_TOKEN)
   const headers: Record<string, string> = { accept: 'application/json' }
   if (token !== undefined && token !== '') headers.authorization = `Bearer ${token}`
 
