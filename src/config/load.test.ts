@@ -315,6 +315,22 @@ warehouse:
       assert.equal(config.secrets.encryption_key, Buffer.alloc(32, 7).toString('base64'))
     })
 
+    it('drops the line break a token or key read from a file ends in, and refuses whitespace within a token', () => {
+      const key = Buffer.alloc(32, 7).toString('base64')
+      const config = load({
+        HERALD_ADMIN_TOKEN: ' adm1n-t0ken-0123456789\n',
+        HERALD_SECRETS__ENCRYPTION_KEY: `${key}\r\n`,
+      })
+      assert.equal(config.admin_token, 'adm1n-t0ken-0123456789')
+      assert.equal(config.secrets.encryption_key, key)
+      const spaced = failure(() => load({ HERALD_ADMIN_TOKEN: 'adm1n t0ken 0123456789' }))
+      assert.equal(
+        issue(spaced, 'admin_token'),
+        'admin_token (HERALD_ADMIN_TOKEN): must not contain whitespace: a bearer token cannot carry it',
+      )
+      assert.doesNotMatch(spaced.message, /t0ken/)
+    })
+
     it('coerces booleans: true/false/1/0/yes/no in any case', () => {
       for (const [raw, expected] of [
         ['true', true],

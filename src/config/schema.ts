@@ -6,6 +6,7 @@ import * as t from 'io-ts'
 import {
   allowlistEntry,
   base64Key,
+  bearerToken,
   boolean,
   databaseName,
   decimal,
@@ -69,10 +70,10 @@ export const schema = group({
     default: true,
     doc: 'Seed key. Requests need `Authorization: Bearer <token>`; `false` lets requests without a token through as the admin account (development only). A token that is sent is still checked: a wrong one answers 401, a known one acts as its own account and role.',
   }),
-  admin_token: key(nullable(secretString(16)), {
+  admin_token: key(nullable(bearerToken(16)), {
     default: null,
     secret: 'value',
-    doc: 'Seeds an admin API token (usually from `HERALD_ADMIN_TOKEN`) so a fresh install can create the first tokens. At least 16 characters; never printed. When unset and `require_auth` is on, `herald start` generates one into `data_dir/admin-token`.',
+    doc: 'Seeds an admin API token (usually from `HERALD_ADMIN_TOKEN`) so a fresh install can create the first tokens. At least 16 characters without whitespace (a line break around it, as a file read into the variable leaves, is dropped); never printed. When unset and `require_auth` is on, `herald start` generates one into `data_dir/admin-token`.',
   }),
   authorization_handler: key(oneOf(['native', 'external'] as const), {
     default: 'native',

@@ -230,6 +230,26 @@ export const secretString = (minLength: number): LeafType<string> =>
       : fail(minLength === 1 ? 'must not be empty' : `too short: must be at least ${minLength} characters`)
   })
 
+/**
+ * A bearer token of at least `minLength` characters. One read from a file or a secret store
+ * often ends in a line break, which no `Authorization: Bearer` header can carry: whitespace
+ * around it is dropped, and whitespace within refused.
+ */
+export const bearerToken = (minLength: number): LeafType<string> =>
+  leafType(
+    `BearerToken(${minLength})`,
+    `a token of at least ${minLength} characters, without whitespace`,
+    'string',
+    (u) => {
+      if (typeof u !== 'string') return fail()
+      const token = u.trim()
+      if (/\s/.test(token)) return fail('must not contain whitespace: a bearer token cannot carry it')
+      return token.length >= minLength
+        ? ok(token)
+        : fail(`too short: must be at least ${minLength} characters`)
+    },
+  )
+
 /** The schemes the KurrentDB / EventStoreDB clients accept. */
 export const kurrentConnectionString = leafType(
   'KurrentConnectionString',
@@ -240,8 +260,10 @@ export const kurrentConnectionString = leafType(
 )
 
 export const base64Key = (bytes: number): LeafType<string> =>
-  leafType(`Base64Key(${bytes})`, `base64 of exactly ${bytes} bytes`, 'string', (u) => {
-    if (typeof u !== 'string') return fail()
+  leafType(`Base64Key(${bytes})`, `base64 of exactly ${bytes} bytes`, 'string', (given) => {
+    if (typeof given !== 'string') return fail()
+    // A key read from a file often ends in a line break, which base64 never holds.
+    const u = given.trim()
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(u) || u.length % 4 !== 0) {
       return fail(`expected base64 of exactly ${bytes} bytes; this is not valid base64`)
     }
