@@ -102,7 +102,7 @@ const DEFAULTS: Config = {
   event_store: { kind: 'embedded', kurrentdb: { connection_string: null } },
   warehouse: {
     kind: 'embedded',
-    clickhouse: { url: null, username: 'default', password: null, database: 'default' },
+    clickhouse: { url: null, username: null, password: null, database: null },
   },
   schema_registry: {
     kind: 'embedded',
@@ -209,7 +209,7 @@ warehouse:
       })
       assert.deepEqual(config.warehouse.clickhouse, {
         url: 'http://clickhouse:8123',
-        username: 'default',
+        username: null,
         password: null,
         database: 'herald',
       })

@@ -354,17 +354,20 @@ export const schema = group({
     clickhouse: group({
       url: key(nullable(httpUrl), {
         default: null,
-        doc: 'HTTP(S) URL of the ClickHouse server. Required when `warehouse.kind` is `clickhouse`.',
+        doc: 'HTTP(S) URL of the ClickHouse server. Required when `warehouse.kind` is `clickhouse`. It may hold the user and password (`http://herald:secret@ch:8123`) and the database as its path (`/herald`); the keys below win over it.',
       }),
-      username: key(nonEmptyString, { default: 'default', doc: 'ClickHouse user.' }),
+      username: key(nullable(nonEmptyString), {
+        default: null,
+        doc: 'ClickHouse user; null: the URL’s, else `default`.',
+      }),
       password: key(nullable(secretString(1)), {
         default: null,
         secret: 'value',
-        doc: 'ClickHouse password; null: none.',
+        doc: 'ClickHouse password; null: the URL’s, else none.',
       }),
-      database: key(databaseName, {
-        default: 'default',
-        doc: 'Database holding Herald’s tables.',
+      database: key(nullable(databaseName), {
+        default: null,
+        doc: 'Database holding Herald’s tables; null: the URL’s path, else the user’s default database.',
       }),
     }),
   }),

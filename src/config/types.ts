@@ -145,9 +145,12 @@ export type WarehouseKind = 'embedded' | 'clickhouse'
 export interface ClickHouseConfig {
   /** Never null when `warehouse.kind` is `clickhouse`. */
   readonly url: string | null
-  readonly username: string
+  /** Null: the URL's user, else `default`. */
+  readonly username: string | null
+  /** Null: the URL's password, else none. */
   readonly password: string | null
-  readonly database: string
+  /** Null: the URL's path, else the user's default database. */
+  readonly database: string | null
 }
 
 export interface WarehouseConfig {

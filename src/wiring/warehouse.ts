@@ -14,8 +14,9 @@ export const openWarehouse = async (config: Config): Promise<Warehouse> => {
   const { clickhouse } = config.warehouse
   return createHttpWarehouse({
     url: clickhouse.url ?? '',
-    username: clickhouse.username,
+    // Each unset key leaves what the URL says (`http://user:password@host:8123/database`).
+    ...(clickhouse.username === null ? {} : { username: clickhouse.username }),
     ...(clickhouse.password === null ? {} : { password: clickhouse.password }),
-    database: clickhouse.database,
+    ...(clickhouse.database === null ? {} : { database: clickhouse.database }),
   })
 }
