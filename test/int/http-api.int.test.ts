@@ -407,41 +407,33 @@ describe('HTTP API on the embedded log and chDB', () => {
   })
 
   it('names a binary-mode event’s issues by the header or body that carries them', async () => {
-    const response = await app.request('/v1/events', {
-      method: 'POST',
-      headers: {
-        ...auth,
-        'content-type': 'application/json',
-        'ce-specversion': '1.0',
-        'ce-id': 'binary-4',
-        'ce-source': '/engine',
-        'ce-type': 'user.image.analysis.completed',
-        'ce-level': 'loud',
-      },
-      body: JSON.stringify({ digest: 5 }),
-    })
+    const binary = (headers: Record<string, string>, body: string) =>
+      app.request('/v1/events', {
+        method: 'POST',
+        headers: {
+          ...auth,
+          'content-type': 'application/json',
+          'ce-specversion': '1.0',
+          'ce-source': '/engine',
+          'ce-type': 'user.image.analysis.completed',
+          ...headers,
+        },
+        body,
+      })
+    const response = await binary({ 'ce-id': 'binary-4', 'ce-level': 'loud' }, JSON.stringify({ digest: 5 }))
     assert.equal(response.status, 400)
     const problem = (await response.json()) as { errors: { path: string }[] }
     assert.deepEqual(
       problem.errors.map((e) => e.path),
       ['ce-account', 'ce-level', '(body).digest'],
     )
-    const binary = await app.request('/v1/events', {
-      method: 'POST',
-      headers: {
-        ...auth,
-        'content-type': 'application/octet-stream',
-        'ce-specversion': '1.0',
-        'ce-id': 'binary-5',
-        'ce-source': '/engine',
-        'ce-type': 'user.image.analysis.completed',
-        'ce-account': 'acme',
-      },
-      body: 'bytes',
-    })
+    const bytes = await binary(
+      { 'ce-id': 'binary-5', 'ce-account': 'acme', 'content-type': 'application/octet-stream' },
+      'bytes',
+    )
     // Binary data would need data_base64, which Herald does not take: the media type is refused.
-    assert.equal(binary.status, 415)
-    assert.match(((await binary.json()) as { detail: string }).detail, /application\/octet-stream/)
+    assert.equal(bytes.status, 415)
+    assert.match(((await bytes.json()) as { detail: string }).detail, /application\/octet-stream/)
   })
 
   it('refuses unknown media types, bad JSON and oversized bodies with problems', async () => {
