@@ -28,6 +28,12 @@ describe('instantOf', () => {
     for (const s of ['2026-02-30T10:00:00Z', '2026-11-22T10:00:00', '2026-11-22', 'soon'])
       assert.equal(instantOf(s), undefined, s)
   })
+
+  it('reads a leap second as the instant after the second before it', () => {
+    assert.equal(instantOf('2016-12-31T23:59:60Z'), Date.UTC(2017, 0, 1))
+    assert.equal(instantOf('2016-12-31T23:59:60.5Z'), Date.UTC(2017, 0, 1, 0, 0, 0, 500))
+    assert.equal(instantOf('2017-01-01T00:59:60+01:00'), Date.UTC(2017, 0, 1))
+  })
 })
 
 describe('isTimestamp', () => {

@@ -111,9 +111,14 @@ export const NOT_A_TIMESTAMP = 'must be an RFC 3339 timestamp such as 2026-11-22
  */
 export const instantOf = (value: string): number | undefined => {
   if (!isTimestamp(value)) return undefined
-  const ms = Date.parse(value)
+  // A leap second (`23:59:60Z`), which `Date.parse` refuses, is the instant after :59's last
+  // millisecond, as the clocks that repeat or smear it arrive at.
+  const leap = LEAP_SECOND.exec(value)
+  const ms = leap === null ? Date.parse(value) : Date.parse(value.replace(LEAP_SECOND, '$1:59')) + 1000
   return Number.isNaN(ms) ? undefined : ms
 }
+
+const LEAP_SECOND = /(T\d{2}:\d{2}):60/i
 
 const isPlainObject = (u: unknown): u is Record<string, unknown> =>
   typeof u === 'object' && u !== null && !Array.isArray(u)
