@@ -293,8 +293,8 @@ const DELIVERY_COLUMNS = `seq, delivery_id, revision, account, endpoint, configu
  * that uses a partial index. Sent and pending stay out of it: every delivery passes through them,
  * and keeping them there would cost each one two more index writes.
  */
-const FEW = `status IN ('retrying', 'rejected', 'skipped', 'dead_lettered')`
 const FEW_STATUSES: ReadonlySet<string> = new Set(['retrying', 'rejected', 'skipped', 'dead_lettered'])
+const FEW = `status IN (${[...FEW_STATUSES].map((status) => `'${status}'`).join(', ')})`
 
 const DELIVERY_INDEXES = `
 CREATE INDEX IF NOT EXISTS deliveries_by_account ON deliveries (account, seq);

@@ -132,17 +132,19 @@ export const createIngestRoutes = ({ log, topic, metrics, maxBodyBytes, remember
       const contentType = mediaType(c.req.header('content-type'))
       const body = await c.req.text()
       let decoded: ReturnType<typeof decodeEventBatch>
-      // Where an event's issue is in the request: an index into a batch, a header in binary mode.
-      let where = (path: string) => path
+      // Where the request carries event `i`'s `path`: under its index in a batch, in a header
+      // or the body in binary mode, as it is in one structured event.
+      let where = (_i: number, path: string) => path
       if (contentType === STRUCTURED) {
         const one = decodeEvent(parseJson(body))
         decoded = one.ok ? { ok: true, value: [one.value] } : one
       } else if (contentType === BATCH) {
         decoded = decodeEventBatch(parseJson(body))
+        where = (i, path) => `[${i}].${path}`
       } else if (c.req.header('ce-specversion') !== undefined) {
         const one = decodeEvent(fromBinaryMode(c.req.raw.headers, contentType, body))
         decoded = one.ok ? { ok: true, value: [one.value] } : { ok: false, issues: inBinaryMode(one.issues) }
-        where = binaryModePath
+        where = (_i, path) => binaryModePath(path)
       } else {
         throw new UnsupportedMediaTypeError(contentType, [
           STRUCTURED,
@@ -162,7 +164,7 @@ export const createIngestRoutes = ({ log, topic, metrics, maxBodyBytes, remember
           // A permission, not a malformed event: 403, naming the event.
           throw new ForbiddenError('this token may publish events for its own account only', [
             {
-              path: contentType === BATCH ? `[${foreign}].account` : where('account'),
+              path: where(foreign, 'account'),
               message: `must be ${principal.account}`,
             },
           ])
@@ -177,7 +179,7 @@ export const createIngestRoutes = ({ log, topic, metrics, maxBodyBytes, remember
             if (!isStackOverflow(error)) throw error
             throw new ValidationError('an event is nested too deeply to be stored', [
               {
-                path: contentType === BATCH ? `[${i}].data` : where('data'),
+                path: where(i, 'data'),
                 message: 'is nested too deeply',
               },
             ])

@@ -105,6 +105,16 @@ describe('API tokens: issued, used and revoked through the HTTP API', () => {
     assert.equal(foreign.status, 403)
     assert.equal(foreign.body?.code, 'forbidden')
     assert.deepEqual(foreign.body?.errors, [{ path: 'account', message: 'must be acme' }])
+    // In a batch, the first event of another account, by its index.
+    const batch = await call(
+      token,
+      'POST',
+      events,
+      [event('acme'), event('globex')],
+      'application/cloudevents-batch+json',
+    )
+    assert.equal(batch.status, 403)
+    assert.deepEqual(batch.body?.errors, [{ path: '[1].account', message: 'must be acme' }])
     // In binary mode the account is the ce-account header, and the refusal names it.
     const { data, ...attributes } = event('globex')
     const binary = await app.request(events, {

@@ -100,6 +100,8 @@ export const isTimestamp = (s: string): boolean => {
 /** What a value that is not an RFC 3339 timestamp is told, wherever one is asked for. */
 export const NOT_A_TIMESTAMP = 'must be an RFC 3339 timestamp such as 2026-11-22T10:00:00Z'
 
+const LEAP_SECOND = /(T\d{2}:\d{2}):60/i
+
 /**
  * An RFC 3339 timestamp (calendar rules, an explicit offset) as milliseconds; undefined for
  * anything else. `Date.parse` alone takes 2026-02-30 as 2 March, and a time without an offset
@@ -113,12 +115,11 @@ export const instantOf = (value: string): number | undefined => {
   if (!isTimestamp(value)) return undefined
   // A leap second (`23:59:60Z`), which `Date.parse` refuses, is the instant after :59's last
   // millisecond, as the clocks that repeat or smear it arrive at.
-  const leap = LEAP_SECOND.exec(value)
-  const ms = leap === null ? Date.parse(value) : Date.parse(value.replace(LEAP_SECOND, '$1:59')) + 1000
+  const ms = LEAP_SECOND.test(value)
+    ? Date.parse(value.replace(LEAP_SECOND, '$1:59')) + 1000
+    : Date.parse(value)
   return Number.isNaN(ms) ? undefined : ms
 }
-
-const LEAP_SECOND = /(T\d{2}:\d{2}):60/i
 
 const isPlainObject = (u: unknown): u is Record<string, unknown> =>
   typeof u === 'object' && u !== null && !Array.isArray(u)
