@@ -249,6 +249,9 @@ describe('runPublish command line', () => {
     for (const argv of [
       [],
       ['--url', 'http://h:1', '--kafka', 'k:9092'],
+      ['--kafka', 'localhost'],
+      ['--kafka', 'k:9092,k2:0'],
+      ['--kafka', '::1:9092'],
       ['--url', 'not a url'],
       ['--url', 'http://h:1', '--batch-size', '0'],
       ['--url', 'http://h:1', 'extra'],
@@ -258,6 +261,12 @@ describe('runPublish command line', () => {
       assert.equal(await runPublish(argv, run.deps), 2, argv.join(' '))
       assert.match(run.stderr.text(), /usage: herald publish/)
     }
+  })
+
+  it('names a broker without a port before connecting to anything', async () => {
+    const run = deps('', herald().fetch)
+    assert.equal(await runPublish(['--kafka', 'kafka-1:9092, localhost'], run.deps), 2)
+    assert.match(run.stderr.text(), /--kafka: "localhost" is not host:port/)
   })
 
   it('reports a file it cannot read', async () => {

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { createKafkaEventLog } from '../adapters/kafka-event-log/index.ts'
+import { isHostPort } from '../config/index.ts'
 import { type EngineEvent, encodeLogEvent } from '../events/index.ts'
 import { createHttpSender, SendError } from './http-sender.ts'
 import { checkEvents, describeProblems, parseEventInput } from './input.ts'
@@ -121,6 +122,10 @@ const parse = (argv: readonly string[], env: CliDeps['env']): PublishOptions | '
   const url = values.url ?? (kafka === undefined ? nonEmpty(env.HERALD_URL) : undefined)
   if (values.url !== undefined && kafka !== undefined) throw new UsageError('give --url or --kafka, not both')
   if (kafka !== undefined && kafka.length === 0) throw new UsageError('--kafka needs at least one broker')
+  const notBroker = kafka?.find((broker) => !isHostPort(broker))
+  if (notBroker !== undefined) {
+    throw new UsageError(`--kafka: ${quoteArgument(notBroker)} is not host:port (IPv6 in brackets)`)
+  }
   if (url === undefined && kafka === undefined && !values['dry-run']) {
     throw new UsageError('say where to publish: --url <url> (or HERALD_URL) or --kafka <brokers>')
   }

@@ -15,4 +15,5 @@ export {
   topicPartitions,
 } from './load.ts'
 export { REDACTED, redactConfig, scrubCredentials } from './redact.ts'
+export { isHostPort } from './spec.ts'
 export type * from './types.ts'

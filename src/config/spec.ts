@@ -141,13 +141,15 @@ const isAddress = (s: string): boolean => isIPv4(s) || isIPv6(s) || isHostName(s
 export const hostAddress = stringType('HostAddress', 'an IP address or host name', isAddress)
 
 /** `host:port`, with IPv6 addresses in brackets, as kafkajs expects brokers. */
-export const hostPort = stringType('HostPort', 'host:port (IPv6 in brackets)', (s) => {
+export const isHostPort = (s: string): boolean => {
   const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(s)
   if (match === null) return false
   const [, ipv6, host, port] = match
   const hostOk = ipv6 === undefined ? isIPv4(host ?? '') || isHostName(host ?? '') : isIPv6(ipv6)
   return hostOk && Number(port) >= 1 && Number(port) <= 65535
-})
+}
+
+export const hostPort = stringType('HostPort', 'host:port (IPv6 in brackets)', isHostPort)
 
 /** The SSRF guard's exemptions: exact hosts, `*.` domain wildcards, addresses and CIDR ranges. */
 export const allowlistEntry = stringType(
