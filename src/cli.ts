@@ -56,6 +56,7 @@ const main = async () => {
   // Nothing is started unasked: a server that binds every interface and writes a data
   // directory where it was run.
   if (command === undefined) return fail(`no command given\n\n${USAGE}`)
+  if (command !== 'config' && command !== 'start') return fail(`unknown command "${command}"\n\n${USAGE}`)
   let config: ReturnType<typeof loadConfigFromProcess>
   try {
     config = loadConfigFromProcess()
@@ -66,7 +67,6 @@ const main = async () => {
     process.stdout.write(`${JSON.stringify(redactConfig(config), null, 2)}\n`)
     return
   }
-  if (command !== 'start') return fail(`unknown command "${command}"\n\n${USAGE}`)
 
   const logger = createLogger({ level: config.log_level })
   // Set once started; a fatal stop that comes sooner is acted on then.

@@ -38,6 +38,10 @@ describe('herald command line', () => {
     const unknown = herald('check-config')
     assert.equal(unknown.status, 2)
     assert.match(unknown.stderr, /^herald: unknown command "check-config"/)
+    // A mistyped command is named before the configuration is read, however broken that is.
+    const typo = heraldWith({ HERALD_PORT: 'abc' }, 'strat')
+    assert.equal(typo.status, 2)
+    assert.match(typo.stderr, /^herald: unknown command "strat"/)
     // Bare, it starts nothing: usage, exit code 2, and no data directory written.
     const bare = herald()
     assert.equal(bare.status, 2)
