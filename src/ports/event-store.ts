@@ -76,6 +76,19 @@ export interface AppendResult {
   readonly position: number
 }
 
+/** One entry of `deleteStreams`: the stream, deleted only while its last event is at this revision. */
+export interface StreamDelete {
+  readonly stream: string
+  readonly expectedRevision: number
+}
+
+/**
+ * `deleted`: the stream and its events are gone; `absent`: there was no such stream (deleted
+ * before, by this caller or another); `changed`: its last event is at another revision than
+ * expected (appended to since the caller looked), so it was left as it is.
+ */
+export type StreamDeleteOutcome = 'deleted' | 'absent' | 'changed'
+
 export interface ReadStreamOptions {
   readonly fromRevision?: number
   readonly maxCount?: number
@@ -121,6 +134,17 @@ export interface EventStore {
    *   conflict, so a caller may mix new entries with ones it may have recorded before.
    */
   appendMany(appends: readonly StreamAppend[]): Promise<readonly AppendResult[]>
+  /**
+   * Deletes streams whose last event is still at the expected revision, answering each
+   * entry's outcome at its index: for retention, which forgets what nobody needs any more.
+   * Afterwards `readStream` answers `[]` and an append with `no_stream` starts the stream again.
+   *
+   * - A stream may appear once per call (a ValidationError otherwise); `[]` deletes nothing.
+   * - SQLite: one transaction; the rows are gone from `readAll` too, and positions are never
+   *   handed out again. KurrentDB: entry by entry, a soft delete (`$all` may still hold the
+   *   events until the server scavenges).
+   */
+  deleteStreams(deletes: readonly StreamDelete[]): Promise<readonly StreamDeleteOutcome[]>
   /** The stream's events in revision order; an empty array when the stream does not exist. */
   readStream(stream: string, options?: ReadStreamOptions): Promise<readonly RecordedEvent[]>
   /**

@@ -477,6 +477,58 @@ export const runEventStoreContract = (options: EventStoreContractOptions): void 
       })
     })
 
+    describe('deleteStreams', () => {
+      it('deletes the streams still at their expected revision and says what became of each', async () => {
+        const [gone, moved, kept, missing] = ['gone', 'moved', 'kept', 'missing'].map(newStream)
+        for (const stream of [gone, moved, kept] as string[])
+          await store.append(stream, newEvents(2), { expectedRevision: 'no_stream' })
+        await store.append(moved as string, newEvents(1), { expectedRevision: 1 })
+
+        const outcomes = await store.deleteStreams([
+          { stream: gone as string, expectedRevision: 1 },
+          { stream: moved as string, expectedRevision: 1 },
+          { stream: missing as string, expectedRevision: 0 },
+        ])
+        assert.deepEqual(outcomes, ['deleted', 'changed', 'absent'])
+        assert.deepEqual(await store.readStream(gone as string), [])
+        assert.equal((await store.readStream(moved as string)).length, 3)
+        assert.equal((await store.readStream(kept as string)).length, 2)
+        // Deleted before: absent, whoever asks again.
+        assert.deepEqual(await store.deleteStreams([{ stream: gone as string, expectedRevision: 1 }]), [
+          'absent',
+        ])
+        assert.deepEqual(await store.deleteStreams([]), [])
+
+        const fresh = newEvent()
+        await store.append(gone as string, [fresh], { expectedRevision: 'no_stream' })
+        assert.deepEqual(
+          (await store.readStream(gone as string)).map((e) => e.id),
+          [fresh.id],
+        )
+      })
+
+      it('refuses an entry without a stream or a revision, and a stream twice, deleting nothing', async () => {
+        const stream = newStream('kept')
+        await store.append(stream, newEvents(1), { expectedRevision: 'no_stream' })
+        for (const deletes of [
+          [{ stream: '', expectedRevision: 0 }],
+          [{ stream, expectedRevision: -1 }],
+          [{ stream, expectedRevision: 'any' }],
+          [
+            { stream, expectedRevision: 0 },
+            { stream, expectedRevision: 0 },
+          ],
+        ]) {
+          await assert.rejects(
+            store.deleteStreams(deletes as never),
+            (error: unknown) => isValidationError(error) && /deletes\[\d\]/.test(error.message),
+            JSON.stringify(deletes),
+          )
+        }
+        assert.equal((await store.readStream(stream)).length, 1)
+      })
+    })
+
     describe('readStream', () => {
       it('reads in revision order, from a revision, at most maxCount', async () => {
         const stream = newStream('read')

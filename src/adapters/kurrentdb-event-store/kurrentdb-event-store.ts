@@ -19,6 +19,8 @@ import {
   ConfigError,
   type FieldIssue,
   HeraldError,
+  isExpectedRevisionConflict,
+  isHeraldError,
   UnavailableError,
   ValidationError,
 } from '../../errors/index.ts'
@@ -32,12 +34,15 @@ import type {
   ReadStreamOptions,
   RecordedEvent,
   StreamAppend,
+  StreamDelete,
+  StreamDeleteOutcome,
   SubscribeOptions,
 } from '../../ports/index.ts'
 // The port's input rules are the same for every adapter; they live with the embedded one for now.
 import {
   validateAppend,
   validateAppendMany,
+  validateDeleteStreams,
   validateReadAll,
   validateReadStream,
   validateSubscribe,
@@ -285,6 +290,39 @@ export const createKurrentDbEventStore = (options: KurrentDbEventStoreOptions): 
     return results
   }
 
+  /*
+   * Entry by entry, each a soft delete guarded by its revision. A stream the server no longer
+   * has, or one deleted before (its revision then no longer matches either), is `absent`; one at
+   * another revision is `changed`, which a read of it tells apart from the first.
+   */
+  const deleteStreams = async (deletes: readonly StreamDelete[]): Promise<readonly StreamDeleteOutcome[]> => {
+    assertOpen()
+    validateDeleteStreams(deletes)
+    const outcomes: StreamDeleteOutcome[] = []
+    for (const { stream, expectedRevision } of deletes) {
+      assertOpen()
+      try {
+        await client.deleteStream(stream, { expectedRevision: BigInt(expectedRevision) })
+        outcomes.push('deleted')
+      } catch (error) {
+        if (error instanceof StreamNotFoundError) {
+          outcomes.push('absent')
+          continue
+        }
+        const translated = translateKurrentError(error, {
+          operation: 'deleteStreams',
+          stream,
+          expected: expectedRevision,
+        })
+        if (isHeraldError(translated) && translated.code === 'stream_deleted') outcomes.push('absent')
+        else if (isExpectedRevisionConflict(translated))
+          outcomes.push((await readStream(stream, { maxCount: 1 })).length === 0 ? 'absent' : 'changed')
+        else throw translated
+      }
+    }
+    return outcomes
+  }
+
   const readStream = async (
     stream: string,
     options: ReadStreamOptions = {},
@@ -434,5 +472,5 @@ export const createKurrentDbEventStore = (options: KurrentDbEventStoreOptions): 
     await client.dispose()
   }
 
-  return { append, appendMany, readStream, readAll, subscribeToAll, ping, close }
+  return { append, appendMany, deleteStreams, readStream, readAll, subscribeToAll, ping, close }
 }

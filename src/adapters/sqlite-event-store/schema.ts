@@ -97,6 +97,9 @@ export const SQL = {
   readStream: `SELECT ${COLUMNS} FROM events
     WHERE sid = (SELECT sid FROM streams WHERE name = ?) AND revision >= ? ORDER BY revision LIMIT ?`,
   readAll: `SELECT ${COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?`,
+  // A stream deleted: its events by their (sid, revision) index, then its number.
+  deleteEvents: 'DELETE FROM events WHERE sid = ?',
+  deleteStream: 'DELETE FROM streams WHERE sid = ?',
   // Changes whenever another connection (in this process or another) commits to the file;
   // our own commits leave it alone, and those notify subscribers directly.
   dataVersion: 'PRAGMA data_version',

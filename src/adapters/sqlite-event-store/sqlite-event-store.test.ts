@@ -90,6 +90,23 @@ const committedStreams = (path: string): string[] => {
   }
 }
 
+describe('sqlite event store deleteStreams', () => {
+  it('removes the rows from readAll too, and never hands their positions out again', async () => {
+    const store = open()
+    await store.append('old', [newEvent(), newEvent()], { expectedRevision: 'no_stream' })
+    await store.append('kept', [newEvent()], { expectedRevision: 'no_stream' })
+    const before = await store.readAll()
+    assert.deepEqual(await store.deleteStreams([{ stream: 'old', expectedRevision: 1 }]), ['deleted'])
+    assert.deepEqual(
+      (await store.readAll()).map((e) => e.stream),
+      ['kept'],
+    )
+    const again = await store.append('old', [newEvent()], { expectedRevision: 'no_stream' })
+    assert.equal(again.nextExpectedRevision, 0)
+    assert.ok(again.position > Math.max(...before.map((e) => e.position)))
+  })
+})
+
 describe('sqlite event store group commit', () => {
   it('writes the appends of one turn together, each still succeeding or failing on its own', async () => {
     const store = open({ groupCommit: true })

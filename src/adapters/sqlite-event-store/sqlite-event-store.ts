@@ -11,6 +11,8 @@ import type {
   ReadStreamOptions,
   RecordedEvent,
   StreamAppend,
+  StreamDelete,
+  StreamDeleteOutcome,
   SubscribeOptions,
 } from '../../ports/index.ts'
 import { translateSqliteError } from '../sqlite-errors.ts'
@@ -20,6 +22,7 @@ import { type EventRow, readAllByPrefixes } from './schema.ts'
 import {
   validateAppend,
   validateAppendMany,
+  validateDeleteStreams,
   validateReadAll,
   validateReadStream,
   validateSubscribe,
@@ -27,6 +30,7 @@ import {
 import { startWriterThread, type WriterThread } from './writer-thread.ts'
 import {
   createGroupWriter,
+  DELETE_OUTCOMES,
   encodeEvents,
   type MigrationListener,
   openDatabase,
@@ -307,6 +311,23 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
     })
   }
 
+  // Written in turn with the appends, by the connection that writes them (see `WriteRequest`).
+  const deleteStreams = async (deletes: readonly StreamDelete[]): Promise<readonly StreamDeleteOutcome[]> => {
+    assertOpen()
+    validateDeleteStreams(deletes)
+    if (deletes.length === 0) return []
+    const results = await write({
+      operation: 'deleteStreams',
+      appends: deletes.map(({ stream, expectedRevision }) => ({
+        stream,
+        events: [],
+        expected: expectedRevision,
+      })),
+      recordedAt: clock(),
+    })
+    return results.map(({ nextExpectedRevision }) => DELETE_OUTCOMES[nextExpectedRevision] ?? 'changed')
+  }
+
   const readStream = async (
     stream: string,
     options: ReadStreamOptions = {},
@@ -378,6 +399,7 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
   return {
     append,
     appendMany,
+    deleteStreams,
     readStream,
     readAll,
     subscribeToAll,

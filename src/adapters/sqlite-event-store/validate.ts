@@ -6,6 +6,7 @@ import type {
   ReadAllOptions,
   ReadStreamOptions,
   StreamAppend,
+  StreamDelete,
   SubscribeOptions,
 } from '../../ports/index.ts'
 
@@ -180,6 +181,29 @@ export const validateAppendMany = (appends: unknown): void => {
     else streams.set(stream, i)
   })
   if (issues.length > 0) fail('appendMany', issues.slice(0, MAX_ISSUES))
+}
+
+/** `deleteStreams`' entries: a stream name and a revision each, each stream at most once. */
+export const validateDeleteStreams = (deletes: unknown): void => {
+  if (!Array.isArray(deletes)) fail('deleteStreams', [{ path: 'deletes', message: 'must be an array' }])
+  const issues: FieldIssue[] = []
+  const streams = new Map<string, number>()
+  ;(deletes as unknown[]).forEach((entry: unknown, i) => {
+    if (!isPlainObject(entry)) {
+      issues.push({ path: `deletes[${i}]`, message: 'must be an object' })
+      return
+    }
+    const { stream, expectedRevision } = entry as Partial<Record<keyof StreamDelete, unknown>>
+    issues.push(...streamIssues(stream).map((issue) => ({ ...issue, path: `deletes[${i}].${issue.path}` })))
+    if (!isNonNegativeInteger(expectedRevision))
+      issues.push({ path: `deletes[${i}].expectedRevision`, message: 'must be a non-negative integer' })
+    if (typeof stream !== 'string') return
+    const first = streams.get(stream)
+    if (first !== undefined)
+      issues.push({ path: `deletes[${i}].stream`, message: `repeats deletes[${first}].stream` })
+    else streams.set(stream, i)
+  })
+  if (issues.length > 0) fail('deleteStreams', issues.slice(0, MAX_ISSUES))
 }
 
 export const validateReadStream = (stream: unknown, options: ReadStreamOptions | undefined): void => {

@@ -26,12 +26,21 @@ export interface EncodedAppend {
   readonly expected: ExpectedRevision
 }
 
-/** One `append` (a single entry) or `appendMany`: all its entries are written, or none. */
+/**
+ * One `append` (a single entry) or `appendMany`: all its entries are written, or none.
+ * `deleteStreams` travels the same way, so that it is written by the same connection (the
+ * writer thread's, when there is one) in turn with the appends: each entry a stream, no events,
+ * and the revision it must still be at; its results' `nextExpectedRevision` say the outcome
+ * (`DELETE_OUTCOMES`).
+ */
 export interface WriteRequest {
-  readonly operation: 'append' | 'appendMany'
+  readonly operation: 'append' | 'appendMany' | 'deleteStreams'
   readonly appends: readonly EncodedAppend[]
   readonly recordedAt: number
 }
+
+/** A `deleteStreams` entry's outcome, by its index here, as its result's `nextExpectedRevision`. */
+export const DELETE_OUTCOMES = ['deleted', 'absent', 'changed'] as const
 
 /** A request's result, one per entry, or why it failed (untranslated: `translateSqliteError` at the caller's edge). */
 export type WriteAnswer =
@@ -217,8 +226,27 @@ export const createGroupWriter = (db: DatabaseSync, statements: Statements): Gro
     return { result: { nextExpectedRevision: revision, position }, written: true }
   }
 
+  const deleteInTransaction = ({ stream, expected }: EncodedAppend): (typeof DELETE_OUTCOMES)[number] => {
+    const head = statements.head.get(stream) as Head | undefined
+    if (head === undefined) return 'absent'
+    if (head.revision !== expected) return 'changed'
+    statements.deleteEvents.run(head.sid)
+    statements.deleteStream.run(head.sid)
+    return 'deleted'
+  }
+
   // All or nothing: any entry's conflict or error rolls back the entries before it too.
   const writeRequest = (request: WriteRequest): { results: AppendResult[]; written: boolean } => {
+    if (request.operation === 'deleteStreams') {
+      const outcomes = request.appends.map(deleteInTransaction)
+      return {
+        results: outcomes.map((outcome) => ({
+          nextExpectedRevision: DELETE_OUTCOMES.indexOf(outcome),
+          position: 0,
+        })),
+        written: outcomes.includes('deleted'),
+      }
+    }
     let written = false
     const results = request.appends.map((entry) => {
       const outcome = appendInTransaction(entry, request.recordedAt)
