@@ -57,6 +57,7 @@ const DEFAULTS: Config = {
       concurrency: 256,
       retry_schedule_ms: [0, 5000, 300000, 1800000, 7200000, 18000000, 36000000, 36000000],
       retry_jitter_percent: 20,
+      retention_days: 30,
       disable_after_failing_ms: 86_400_000,
       replay_limit: 1000,
       attempt_timeout_ms: null,

@@ -140,6 +140,10 @@ export const schema = group({
           doc: 'Wait before each retry of a delivery that failed retriably (429, 5xx, a timeout, a network error), in order: the default retries immediately, then after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h. When the list is used up the delivery is dead-lettered (listed and replayable). A longer `Retry-After` from the endpoint wins. Other 4xx are not retried.',
         },
       ),
+      retention_days: key(integer(0, 36_500), {
+        default: 30,
+        doc: 'Days a settled delivery (sent, rejected, skipped, dead-lettered) is kept after it was requested and last changed: then its stream is deleted from the delivery log and its rows from the read model (`data_dir/deliveries-view.sqlite`), so neither grows without end. Checked hourly, in batches, starting a minute after start-up; each pass that deletes anything logs `delivery.retention_pass`. Pending and retrying deliveries are never deleted; one replayed while a pass runs is kept. A deleted delivery is no longer listed, shown or replayable, and the same delivery command arriving again afterwards would be delivered again, so keep this longer than any redelivery could come. SQLite files reuse the space freed rather than shrinking. 0: keep every delivery.',
+      }),
       retry_jitter_percent: key(integer(0, 100), {
         default: 20,
         doc: 'Each retry wait varies at random by up to this percentage either way, so endpoints that failed together are not retried in lockstep.',

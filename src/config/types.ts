@@ -43,6 +43,8 @@ export interface DeliveryConfig {
   /** The wait before each retry, in order; used up: dead-lettered. */
   readonly retry_schedule_ms: readonly number[]
   readonly retry_jitter_percent: number
+  /** Settled deliveries older than this are deleted from the delivery log; 0: kept for good. */
+  readonly retention_days: number
   /** 0: never disabled for failing. */
   readonly disable_after_failing_ms: number
   readonly replay_limit: number

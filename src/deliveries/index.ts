@@ -49,6 +49,12 @@ export {
   type ThreadedDeliveryReadModelOptions,
 } from './read-model-thread.ts'
 export {
+  type DeliveryRetention,
+  type DeliveryRetentionOptions,
+  type RetentionPass,
+  startDeliveryRetention,
+} from './retention.ts'
+export {
   attemptView,
   createDeliveryRoutes,
   type DeliveryRoutesOptions,

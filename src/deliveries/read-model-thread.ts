@@ -36,6 +36,8 @@ export type ToFolder =
   | { readonly type: 'published'; readonly through: number }
   /** The store committed appends: look for them now. */
   | { readonly type: 'committed' }
+  /** Retention deleted these deliveries' streams: forget them (`DeliveryReadModel.forget`). */
+  | { readonly type: 'forget'; readonly seqs: readonly number[] }
   | { readonly type: 'close' }
 
 export type FromFolder =
@@ -172,6 +174,11 @@ export const createThreadedDeliveryReadModel = (
     position: () => committed,
     ...readsOf(queries),
     unpublished: (limit) => queries.unpublished(publishedThrough, limit),
+    prunable: (before, after, limit) => queries.prunable(before, after, limit, publishedThrough),
+    // The folding thread writes the file: it forgets them in turn with its folds.
+    forget: (seqs) => {
+      if (seqs.length > 0) thread?.worker()?.postMessage({ type: 'forget', seqs } satisfies ToFolder)
+    },
     markPublished: (positions) => {
       const through = positions.reduce((highest, p) => Math.max(highest, p), publishedThrough)
       if (through === publishedThrough) return

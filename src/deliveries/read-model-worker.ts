@@ -53,6 +53,14 @@ port.on('message', (message: ToFolder) => {
     store.checkNow()
     return
   }
+  if (message.type === 'forget') {
+    try {
+      view.forget(message.seqs)
+    } catch (error) {
+      postError(error)
+    }
+    return
+  }
   if (message.type === 'published') {
     // A write that fails is the model's to fold again, and the next message's to write (the
     // caller keeps how far it published); thrown, it would end this thread.

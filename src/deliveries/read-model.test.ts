@@ -10,7 +10,9 @@ import { threadNames } from '../../test/support/threads.ts'
 import { sqliteErrorIn } from '../adapters/sqlite-errors.ts'
 import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
 import { columnsOf } from '../adapters/sqlite-file.ts'
+import { silentLogger } from '../observability/index.ts'
 import type { EventStore } from '../ports/index.ts'
+import { deliveryStream } from './events.ts'
 import { createDeliveryLog, type DeliveryLog } from './log.ts'
 import {
   createDeliveryReadModel,
@@ -21,6 +23,7 @@ import {
   type ReadModelUpgradeListener,
 } from './read-model.ts'
 import { createThreadedDeliveryReadModel } from './read-model-thread.ts'
+import { startDeliveryRetention } from './retention.ts'
 
 const hex = (n: number) => n.toString(16).padStart(64, '0')
 
@@ -540,6 +543,69 @@ const readModelContract = (
         view.unpublished(10).map((a) => [a.eventId, a.outcome]),
         [['evt-1', 'sent']],
       )
+    })
+
+    it('hands retention the old settled deliveries, and forgets those whose streams it deleted', async () => {
+      const day = 86_400_000
+      // 1 sent, 2 rejected, 3 retrying, 4 pending, 5 sent (and replayed as retention deletes),
+      // 7 sent with its outcome not yet published: all requested 31 days ago.
+      for (const n of [1, 2, 3, 4, 5, 7]) await request(n, `cfg-${n}`)
+      await attempt(1, 200)
+      await attempt(2, 400)
+      await attempt(3, 503, 60 * day)
+      await attempt(5, 200)
+      view.markPublished([view.unpublished(100).at(-1)?.position ?? 0])
+      await attempt(7, 200)
+      now += 31 * day
+      await request(6, 'cfg-6')
+      await attempt(6, 200)
+
+      let replayed = false
+      const retention = startDeliveryRetention({
+        store: {
+          deleteStreams: async (deletes) => {
+            if (!replayed && deletes.some((d) => d.stream === deliveryStream(hex(5)))) {
+              replayed = true
+              await view.waitFor(await deliveries.replay(hex(5), 'acme/admin'))
+            }
+            return store.deleteStreams(deletes)
+          },
+        },
+        view,
+        retentionMs: 30 * day,
+        batchSize: 2,
+        firstPassMs: 3_600_000,
+        clock,
+        logger: silentLogger,
+      })
+      try {
+        assert.deepEqual(await retention.pass(), { deleted: 2, absent: 0, changed: 1 })
+        await eventually(() => assert.equal(view.get(hex(1)), undefined))
+        assert.equal(view.get(hex(2)), undefined)
+        assert.deepEqual(view.attemptsOf(hex(1)), [])
+        assert.deepEqual(await store.readStream(deliveryStream(hex(1))), [])
+        assert.deepEqual(await store.readStream(deliveryStream(hex(2))), [])
+        // Kept: retrying, pending, replayed (pending again), not yet published, recent.
+        assert.deepEqual(
+          [3, 4, 5, 7, 6].map((n) => view.get(hex(n))?.status),
+          ['retrying', 'pending', 'pending', 'sent', 'sent'],
+        )
+        assert.deepEqual(
+          view.list({ limit: 10 }).items.map((d) => d.eventId),
+          ['evt-6', 'evt-7', 'evt-5', 'evt-4', 'evt-3'],
+        )
+
+        // A stream deleted by someone else (another process, a pass that stopped short) is forgotten too.
+        view.markPublished([view.unpublished(100).at(-1)?.position ?? 0])
+        assert.deepEqual(
+          await store.deleteStreams([{ stream: deliveryStream(hex(7)), expectedRevision: 2 }]),
+          ['deleted'],
+        )
+        assert.deepEqual(await retention.pass(), { deleted: 0, absent: 1, changed: 0 })
+        await eventually(() => assert.equal(view.get(hex(7)), undefined))
+      } finally {
+        await retention.stop()
+      }
     })
 
     it('opens a file of schema version 0 with everything it held, attempts found by their delivery’s seq', async () => {

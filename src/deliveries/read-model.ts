@@ -16,6 +16,7 @@ import {
   type DeliveryStatus,
   decodeDeliveryEvent,
   isDeliveryStream,
+  isSettled,
 } from './events.ts'
 
 /** One delivery as the log's list shows it. Times are milliseconds since the epoch. */
@@ -141,6 +142,17 @@ export interface DeliveryReadModel {
    * is (they come in position order, so the outbox keeps only how far it got).
    */
   markPublished(positions: readonly number[]): void
+  /**
+   * What retention may delete, looked for by `seq` after `after`, at most `limit` rows at a
+   * time: settled deliveries (sent, rejected, skipped, dead-lettered) requested and last
+   * changed before `before`, whose attempts' outcomes were all published.
+   */
+  prunable(before: number, after: number, limit: number): PrunablePage
+  /**
+   * Forgets these deliveries (by `seq`): their rows, requests and attempts, as if never folded
+   * in. For deliveries whose streams retention deleted from the store; the same again is harmless.
+   */
+  forget(seqs: readonly number[]): void
   /** Resolves once every store event up to `position` is folded in and committed. */
   waitFor(position: number): Promise<void>
   /** Called after each commit; returns the unsubscribe. */
@@ -158,6 +170,21 @@ export interface DeliveryReadModel {
   ping(): Promise<void>
   /** Commits what was folded in and closes the file; resolves once it is closed. */
   close(): Promise<void>
+}
+
+/** A delivery retention may delete: its stream is deleted only while still at `revision`. */
+export interface PrunableDelivery {
+  readonly seq: number
+  readonly deliveryId: string
+  readonly revision: number
+}
+
+export interface PrunablePage {
+  readonly deliveries: readonly PrunableDelivery[]
+  /** The last `seq` looked at: the next call's `after`. */
+  readonly through: number
+  /** Nothing after `through` was requested before `before` (nor anything at all). */
+  readonly done: boolean
 }
 
 export interface DeliveryReadModelOptions {
@@ -612,6 +639,8 @@ type DeliveryReads = Pick<
 export type DeliveryQueries = DeliveryReads & {
   /** Outcomes of this instance's attempts after position `after`, in position order. */
   unpublished(after: number, limit: number): readonly AttemptRow[]
+  /** `DeliveryReadModel.prunable`, with the outcomes published up to `publishedThrough`. */
+  prunable(before: number, after: number, limit: number, publishedThrough: number): PrunablePage
   meta(key: string): string | undefined
 }
 
@@ -693,6 +722,13 @@ export const createDeliveryQueries = (db: DatabaseSync): DeliveryQueries => {
     unpublished: db.prepare(
       'SELECT * FROM attempts WHERE publish = 1 AND position > ? ORDER BY position LIMIT ?',
     ),
+    // In `seq` order, which is the order of requests, so the old ones come first and the scan
+    // stops at the first one requested since (see `prunable`).
+    prunable: db.prepare(`
+      SELECT d.seq, d.delivery_id, d.revision, d.status, d.next_attempt_at, d.requested_at, d.updated_at,
+        EXISTS (SELECT 1 FROM attempts a WHERE a.delivery_seq = d.seq AND a.publish = 1 AND a.position > ?)
+          AS unpublished
+      FROM deliveries d WHERE d.seq > ? ORDER BY d.seq LIMIT ?`),
   }
   // Read at every look for due work, a row per queue: as arrays, not an object per row.
   sql.dueHeads.setReturnArrays(true)
@@ -748,7 +784,40 @@ export const createDeliveryQueries = (db: DatabaseSync): DeliveryQueries => {
       (sql.failingOf.get(configurationId) as { since: number } | undefined)?.since ?? null,
     unpublished: (after, limit) =>
       (sql.unpublished.all(after, limit) as unknown as AttemptRecord[]).map(toAttempt),
+    // Requests are folded in in store order, each stamped when it was written, so `requested_at`
+    // rises with `seq` but for the writers' clocks (a few milliseconds within a process, a clock's
+    // skew between processes): the scan stops at the first delivery requested since `before`,
+    // and one that sat just past it is found by a later pass, whose `before` is later.
+    prunable: (before, after, limit, publishedThrough) => {
+      const rows = sql.prunable.all(publishedThrough, after, limit) as unknown as PrunableRecord[]
+      const deliveries: PrunableDelivery[] = []
+      let through = after
+      for (const row of rows) {
+        if (row.requested_at >= before) return { deliveries, through, done: true }
+        through = row.seq
+        if (
+          isSettled(row.status) &&
+          row.next_attempt_at === null &&
+          row.updated_at < before &&
+          row.unpublished === 0
+        )
+          deliveries.push({ seq: row.seq, deliveryId: row.delivery_id, revision: row.revision })
+      }
+      return { deliveries, through, done: rows.length < limit }
+    },
   }
+}
+
+/** A row as `prunable` reads it. */
+interface PrunableRecord {
+  readonly seq: number
+  readonly delivery_id: string
+  readonly revision: number
+  readonly status: DeliveryStatus
+  readonly next_attempt_at: number | null
+  readonly requested_at: number
+  readonly updated_at: number
+  readonly unpublished: number
 }
 
 /**
@@ -858,6 +927,9 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
         since = CASE WHEN failing.last_at IS NOT NULL AND ?2 - failing.last_at > ?3 THEN ?2 ELSE failing.since END,
         last_at = MAX(coalesce(failing.last_at, ?2), ?2)`),
     stopFailing: db.prepare('DELETE FROM failing WHERE configuration_id = ?'),
+    forgetAttempts: db.prepare('DELETE FROM attempts WHERE delivery_seq = ?'),
+    forgetRequest: db.prepare('DELETE FROM requests WHERE seq = ?'),
+    forgetDelivery: db.prepare('DELETE FROM deliveries WHERE seq = ?'),
   }
 
   let committed = Number(metaValue('checkpoint') ?? 0)
@@ -1224,6 +1296,25 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
     position: () => committed,
     ...readsOf(queries),
     unpublished: (limit) => queries.unpublished(publishedThrough, limit),
+    prunable: (before, after, limit) => queries.prunable(before, after, limit, publishedThrough),
+    // In the fold's transaction when one is open (committed with it), else in one of its own.
+    forget: (seqs) => {
+      if (seqs.length === 0 || closed) return
+      const own = !inTransaction
+      try {
+        if (own) db.exec('BEGIN')
+        for (const seq of seqs) {
+          sql.forgetAttempts.run(seq)
+          sql.forgetRequest.run(seq)
+          sql.forgetDelivery.run(seq)
+        }
+        if (own) db.exec('COMMIT')
+      } catch (error) {
+        if (own && db.isTransaction) db.exec('ROLLBACK')
+        health.wrote(error)
+        throw translateSqliteError(error, 'delivery read model', 'forget')
+      }
+    },
     markPublished: (positions) => {
       const through = positions.reduce((highest, p) => Math.max(highest, p), publishedThrough)
       if (through === publishedThrough) return

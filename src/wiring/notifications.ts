@@ -27,6 +27,7 @@ import {
   createDeliveryRoutes,
   createThreadedDeliveryReadModel,
   type DeliveryReadModelOptions,
+  startDeliveryRetention,
 } from '../deliveries/index.ts'
 import { errorText } from '../errors/index.ts'
 import { createEventTypeRoutes } from '../http/event-types.ts'
@@ -412,6 +413,18 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     },
   })
 
+  // Settled deliveries past their retention leave the store and the read model.
+  const retention =
+    delivery.retention_days === 0
+      ? undefined
+      : startDeliveryRetention({
+          store: deliveryStore.store,
+          view,
+          retentionMs: delivery.retention_days * 86_400_000,
+          clock,
+          logger,
+        })
+
   onDisabled = engine.configurationDisabled
   // Those disabled before it started (while Herald was down, say) settle now too.
   for (const configurationId of newlyDisabled(emptySelectorSet, selectors))
@@ -429,6 +442,7 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     deliverer = consumer
   } catch (error) {
     await router?.stop()
+    await retention?.stop()
     await engine.stop(0)
     subscription.unsubscribe()
     await closeDeliveryLog()
@@ -445,6 +459,7 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     readiness,
     close: async () => {
       await stopOnce.stop()
+      await retention?.stop()
       await engine.stop(graceMs)
       subscription.unsubscribe()
       await closeDeliveryLog()
