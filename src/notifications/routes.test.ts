@@ -412,6 +412,29 @@ describe('notification configuration routes', () => {
     assert.equal((await as(writer, 'PUT', path, { description: 'three' })).status, 200)
   })
 
+  it('answers 412, not 400, when a read sent back with its ETag was changed by someone else meanwhile', async () => {
+    const created = await createWebhook()
+    const path = `${BASE}/webhook/configurations/${created.json.uuid}`
+    const read = await as(writer, 'GET', path)
+    const tag = read.headers.get('etag') ?? ''
+    // Someone else adds a selector, which changes `selectors` in what the first client read.
+    assert.equal((await as(writer, 'POST', `${path}/selectors`, selectorBody)).status, 201)
+    const mine = await as(writer, 'PUT', path, { ...read.json, description: 'mine' }, { 'if-match': tag })
+    assert.equal(mine.status, 412, JSON.stringify(mine.json))
+    assert.equal(mine.json.code, 'precondition_failed')
+    assert.equal((await as(writer, 'GET', path)).json.description, null)
+  })
+
+  it('takes a list of ETags in If-Match, writing when the current one is among them', async () => {
+    const created = await createWebhook()
+    const path = `${BASE}/webhook/configurations/${created.json.uuid}`
+    const listed = await as(writer, 'PUT', path, { description: 'one' }, { 'if-match': '"7", "0"' })
+    assert.equal(listed.status, 200, JSON.stringify(listed.json))
+    const stale = await as(writer, 'PUT', path, { description: 'two' }, { 'if-match': '"7", "0"' })
+    assert.equal(stale.status, 412)
+    assert.equal((await as(writer, 'GET', path)).json.description, 'one')
+  })
+
   it('takes a configuration’s own max_in_flight for webhook, email, Slack and Teams, and refuses it for tickets', async () => {
     const errors = (response: { json: Json }) => response.json.errors as { path: string; message: string }[]
     const created = await as(writer, 'POST', `${BASE}/webhook/configurations`, {

@@ -7,6 +7,7 @@ import {
   ForbiddenError,
   HeraldError,
   NotFoundError,
+  PreconditionFailedError,
   ValidationError,
 } from '../errors/index.ts'
 import { authorize } from '../http/authorize.ts'
@@ -19,7 +20,12 @@ import { type Target, targetsOf } from './endpoint-fields.ts'
 import type { DeliveryHealth } from './health.ts'
 import type { EndpointType, JsonValue, NotificationsEnv, Principal } from './model.ts'
 import { endpointParam, idParam } from './params.ts'
-import type { ConfigurationInput, NotificationConfigService, WriteOptions } from './service.ts'
+import {
+  allowedRevisions,
+  type ConfigurationInput,
+  type NotificationConfigService,
+  type WriteOptions,
+} from './service.ts'
 import { configurationView, holdsRedacted, selectorView } from './views.ts'
 
 // A selector's fields, and the ids of one read earlier, which may be sent back.
@@ -37,18 +43,25 @@ const etag = (revision: number): string => `"${revision}"`
 const writeOptions = (c: Context<NotificationsEnv>, what: string): WriteOptions => {
   const header = c.req.header('if-match')?.trim()
   if (header === undefined || header === '*') return {}
-  if (header.startsWith('W/'))
+  // A list of tags (RFC 9110 §13.1.1) matches when any of them does; only one can be current.
+  const tags = header
+    .split(',')
+    .map((tag) => tag.trim())
+    .filter((tag) => tag !== '')
+  const revisions = tags.flatMap((tag) => {
+    const match = /^"(\d{1,15})"$/.exec(tag)
+    return match?.[1] === undefined ? [] : [Number(match[1])]
+  })
+  if (revisions.length > 0) return { expectedRevisions: revisions }
+  if (tags.some((tag) => tag.startsWith('W/')))
     throw new HeraldError(
       'precondition_failed',
       `If-Match ${header.slice(0, 64)} is a weak ETag, which If-Match cannot use: send the ETag of ${what} as Herald issued it, without W/`,
     )
-  const match = /^"(\d{1,15})"$/.exec(header)
-  if (match?.[1] === undefined)
-    throw new HeraldError(
-      'precondition_failed',
-      `If-Match ${header.slice(0, 64)} is not an ETag Herald issued for ${what}; read it again and send its ETag`,
-    )
-  return { expectedRevision: Number(match[1]) }
+  throw new HeraldError(
+    'precondition_failed',
+    `If-Match ${header.slice(0, 64)} is not an ETag Herald issued for ${what}; read it again and send its ETag`,
+  )
 }
 
 /**
@@ -150,17 +163,27 @@ export const createNotificationRoutes = ({
     c: Context<NotificationsEnv>,
     endpoint: EndpointType,
     configurationId?: string,
+    write: WriteOptions = {},
   ): Promise<ConfigurationInput> => {
     const principal = principalOf(c)
     const { fields, options, readOnly, issues } = configurationBody(endpoint, await readJsonObject(c))
     const all = [...issues]
-    if (Object.keys(readOnly).length > 0) {
-      const stored =
-        configurationId === undefined
-          ? undefined
-          : (await service.getConfiguration(principal.account, endpoint, configurationId)).value
+    if (Object.keys(readOnly).length > 0 && configurationId !== undefined) {
+      const { value: stored, revision } = await service.getConfiguration(
+        principal.account,
+        endpoint,
+        configurationId,
+      )
+      // A read sent back after someone else changed the configuration differs in its read-only
+      // fields (`updated_at`, `selectors`) because of that change: the answer is 412, not 400.
+      const allowed = allowedRevisions(write)
+      if (allowed !== undefined && !allowed.includes(revision))
+        throw new PreconditionFailedError(`configuration ${configurationId}`, {
+          expected: allowed[0] ?? revision,
+          actual: revision,
+        })
       all.push(...changedReadOnly(endpoint, readOnly, stored))
-    }
+    } else if (Object.keys(readOnly).length > 0) all.push(...changedReadOnly(endpoint, readOnly, undefined))
     const input = { fields, options }
     const keepIssues = (error: unknown) => collectIssues(all, error)
     await service.checkConfiguration(principal, endpoint, input, configurationId).catch(keepIssues)
@@ -228,7 +251,7 @@ export const createNotificationRoutes = ({
       const endpoint = endpointParam(c)
       const id = idParam(c, 'uuid', 'notification configuration')
       const write = writeOptions(c, `configuration ${id}`)
-      const input = await checkedInput(c, endpoint, id)
+      const input = await checkedInput(c, endpoint, id, write)
       await checkTargets(endpoint, input.fields, false)
       const updated = await service.updateConfiguration(principalOf(c), endpoint, id, input, write)
       c.header('etag', etag(updated.revision))

@@ -109,10 +109,18 @@ export interface ConfigurationWithSelectors {
   readonly selectors: readonly Selector[]
 }
 
-/** Optimistic concurrency for a write: the revision the client read, from `If-Match`. */
+/**
+ * Optimistic concurrency for a write: the revision the client read, from `If-Match`; with
+ * `expectedRevisions` (a list of tags), whichever of them is current.
+ */
 export interface WriteOptions {
   readonly expectedRevision?: number
+  readonly expectedRevisions?: readonly number[]
 }
+
+/** The revisions a write may go ahead at; undefined: any. */
+export const allowedRevisions = (write: WriteOptions): readonly number[] | undefined =>
+  write.expectedRevisions ?? (write.expectedRevision === undefined ? undefined : [write.expectedRevision])
 
 export interface NotificationConfigService {
   /**
@@ -329,10 +337,11 @@ export const createNotificationConfigService = (
     command: (state: ConfigurationState) => ConfigurationCommand,
     write: WriteOptions,
   ): Promise<{ events: ConfigurationEvent[]; state: ConfigurationState; revision: number }> => {
-    const { expectedRevision } = write
+    const allowed = allowedRevisions(write)
+    const expectedRevision = allowed?.[0]
     for (let attempt = 1; ; attempt++) {
       const { state, revision } = await load(configurationId)
-      if (expectedRevision !== undefined && revision !== expectedRevision) {
+      if (expectedRevision !== undefined && (revision === 'no_stream' || !allowed?.includes(revision))) {
         throw new PreconditionFailedError(`configuration ${configurationId}`, {
           expected: expectedRevision,
           actual: revision === 'no_stream' ? 'none' : revision,
