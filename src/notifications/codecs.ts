@@ -52,9 +52,16 @@ export const SigningSecret = refinedString(
   'must be "whsec_" followed by the base64 of 24 to 64 bytes',
 )
 
+/** Characters as a reader counts them (code points): an emoji is one, not two UTF-16 units. */
+const characters = (s: string): number => {
+  let count = 0
+  for (const _ of s) count++
+  return count
+}
+
 export const Description = refinedString(
   'Description',
-  (s) => s.length <= 1024,
+  (s) => s.length <= 1024 || characters(s) <= 1024,
   'must be at most 1024 characters',
 )
 
@@ -67,7 +74,19 @@ export const OptionalDescription = withMessage(
 
 /** A plain string field: non-empty after trimming, at most `max` characters. */
 export const text = (name: string, max: number) =>
-  refinedString(name, (s) => s.trim().length > 0 && s.length <= max, `must be 1 to ${max} characters`)
+  refinedString(
+    name,
+    (s) => s.trim().length > 0 && (s.length <= max || characters(s) <= max),
+    `must be 1 to ${max} characters`,
+  )
+
+/** A basic-auth user (RFC 7617): no colon, which would end the user in the header, nor control characters. */
+export const BasicAuthUser = refinedString(
+  'BasicAuthUser',
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+  (s) => s.trim().length > 0 && (s.length <= 256 || characters(s) <= 256) && !/[:\x00-\x1f\x7f]/.test(s),
+  'must be 1 to 256 characters, without ":" or control characters (basic auth ends the user at the first ":")',
+)
 
 /**
  * A credential: a non-empty string. Its message never echoes the value, which may be a real
@@ -75,7 +94,7 @@ export const text = (name: string, max: number) =>
  */
 export const Secret = refinedString(
   'Secret',
-  (s) => s.length > 0 && s.length <= 4096 && s.trim() === s,
+  (s) => s.length > 0 && (s.length <= 4096 || characters(s) <= 4096) && s.trim() === s,
   'must be 1 to 4096 characters without surrounding spaces',
 )
 
@@ -88,8 +107,13 @@ export const Port = withMessage(
 const HOST_NAME =
   /^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/
 
-/** A DNS host name, or an IPv4 or IPv6 address as written without brackets: what a socket connects to. */
-export const isHostOrAddress = (s: string): boolean => isIP(s) !== 0 || HOST_NAME.test(s)
+/**
+ * A DNS host name, or an IPv4 or IPv6 address as written without brackets: what a socket
+ * connects to. Not an IPv6 address with a zone (`fe80::1%eth0`): a link-local address on one
+ * of this machine's interfaces, which the SSRF guard refuses anyway.
+ */
+export const isHostOrAddress = (s: string): boolean =>
+  (isIP(s) !== 0 && !s.includes('%')) || HOST_NAME.test(s)
 
 export const HostName = refinedString(
   'HostName',
@@ -136,8 +160,8 @@ export const GitHubName = refinedString(
 )
 
 export const Milestone = withMessage(
-  t.refinement(t.number, (n) => Number.isInteger(n) && n >= 1, 'Milestone'),
-  () => 'must be a milestone number (a positive integer)',
+  t.refinement(t.number, (n) => Number.isInteger(n) && n >= 1 && n <= 2_147_483_647, 'Milestone'),
+  () => 'must be a milestone number (a positive integer up to 2147483647)',
 )
 
 export const JiraProjectKey = refinedString(
@@ -149,9 +173,29 @@ export const JiraProjectKey = refinedString(
 // Templates by field (`title`, `subject`, …) and per event type under `event_types`; the
 // channel layer checks the fields and parses every template when the configuration is saved.
 const MAX_TEMPLATES_BYTES = 64 * 1024
+// Field, event type, field: anything deeper is not templates (and, nested thousands deep, would
+// overflow the stack of the JSON.stringify that measures it).
+const MAX_TEMPLATES_DEPTH = 4
+
+/** Whether `value` nests objects and arrays at most `max` deep, looked at without recursion. */
+const nestsWithin = (value: unknown, max: number): boolean => {
+  const pending: { value: unknown; depth: number }[] = [{ value, depth: 0 }]
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    if (typeof next.value !== 'object' || next.value === null) continue
+    if (next.depth >= max) return false
+    for (const child of Object.values(next.value)) pending.push({ value: child, depth: next.depth + 1 })
+  }
+  return true
+}
+
 export const Templates = withMessage(
-  t.refinement(t.UnknownRecord, (r) => JSON.stringify(r).length <= MAX_TEMPLATES_BYTES, 'Templates'),
-  () => `must be an object of templates by field, at most ${MAX_TEMPLATES_BYTES} bytes as JSON`,
+  t.refinement(
+    t.UnknownRecord,
+    (r) => nestsWithin(r, MAX_TEMPLATES_DEPTH) && Buffer.byteLength(JSON.stringify(r)) <= MAX_TEMPLATES_BYTES,
+    'Templates',
+  ),
+  () =>
+    `must be an object of templates by field (and by event type under event_types), at most ${MAX_TEMPLATES_BYTES} bytes as JSON`,
 )
 
 export const DigestWindowSeconds = withMessage(

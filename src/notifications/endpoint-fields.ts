@@ -1,6 +1,7 @@
 import * as t from 'io-ts'
 import {
   Assignees,
+  BasicAuthUser,
   EmailAddress,
   EmailList,
   GitHubName,
@@ -78,7 +79,7 @@ export const ENDPOINT_FIELDS: Readonly<Record<EndpointType, Readonly<Record<stri
   },
   webhook: {
     url: field(WebhookUrl, { required: true, target: true, doc: 'Where events are POSTed.' }),
-    username: field(text('Username', 256), { doc: 'Basic auth user.' }),
+    username: field(BasicAuthUser, { doc: 'Basic auth user (no ":").' }),
     password: field(Secret, { secret: true, doc: 'Basic auth password.' }),
     signing_secret: field(SigningSecret, {
       required: true,

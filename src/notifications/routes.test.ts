@@ -309,6 +309,43 @@ describe('notification configuration routes', () => {
     assert.deepEqual(await store.readAll({}), [])
   })
 
+  it('refuses what a field cannot hold with a 400 naming it, and counts characters as a reader does', async () => {
+    const paths = (response: { json: Json }) =>
+      (response.json.errors as { path: string }[]).map((e) => e.path).sort()
+    // Nested 20,000 deep: too deep for a recursive JSON.stringify, so written out by hand.
+    const nested = `${'['.repeat(20_000)}"x"${']'.repeat(20_000)}`
+    const refused = await as(
+      writer,
+      'POST',
+      `${BASE}/webhook/configurations`,
+      `{"url":"https://hooks.example.com/a","username":"svc:prod","password":"s3cret","templates":{"title":${nested}}}`,
+    )
+    assert.equal(refused.status, 400, refused.text)
+    assert.deepEqual(paths(refused), ['templates', 'templates.title', 'username'])
+    assert.doesNotMatch(refused.text, /s3cret/)
+    const github = await as(writer, 'POST', `${BASE}/github/configurations`, {
+      owner: 'acme',
+      repository: 'app',
+      token: 'ghp_example',
+      milestone: 1e300,
+    })
+    assert.equal(github.status, 400, github.text)
+    assert.deepEqual(paths(github), ['milestone'])
+    const email = await as(writer, 'POST', `${BASE}/email/configurations`, {
+      smtp_host: 'fe80::1%eth0',
+      from: 'alerts@acme.example',
+      to: ['secops@acme.example'],
+    })
+    assert.equal(email.status, 400, email.text)
+    assert.deepEqual(paths(email), ['smtp_host'])
+    // 600 emoji are 600 characters (1,200 UTF-16 units), within the description's 1,024.
+    const emoji = await as(writer, 'POST', `${BASE}/webhook/configurations`, {
+      url: 'https://hooks.example.com/a',
+      description: '😀'.repeat(600),
+    })
+    assert.equal(emoji.status, 201, emoji.text)
+  })
+
   it('checks every field before the SSRF guard, so a refused host hides no bad field, and names them all', async () => {
     const paths = (response: { json: Json }) =>
       (response.json.errors as { path: string }[]).map((e) => e.path)
