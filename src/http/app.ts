@@ -143,8 +143,12 @@ export const createHttpApp = (options: HttpAppOptions): Hono<AppEnv> => {
     // The GraphiQL page (no data; its queries carry their own token).
     if (options.graphiql && c.req.path === GRAPHQL_PATH && isGraphiqlPageRequest(c.req.raw)) return next()
     if (options.authorizer !== undefined) c.set('authorizer', options.authorizer)
-    const token = bearerToken(c.req.header('authorization'))
-    if (!options.requireAuth && token === undefined) {
+    const header = c.req.header('authorization')
+    const token = bearerToken(header)
+    // Anonymous is a request without a bearer token. Another scheme (a proxy's Basic) is not a
+    // Herald token, but a malformed one (`Bearer` with none, or with a space in it) is refused
+    // below, never made the admin.
+    if (!options.requireAuth && token === undefined && !/^\s*bearer\b/i.test(header ?? '')) {
       c.set('principal', { account: ADMIN_ACCOUNT, role: 'admin' })
       return next()
     }

@@ -823,6 +823,28 @@ describe('notification configuration routes', () => {
     )
   })
 
+  it('lets only the admin account’s admin change or remove a global selector, whoever else may write its configuration', async () => {
+    const adminWriter: Principal = { account: 'admin', role: 'read-write' }
+    const configuration = await as(admin, 'POST', `${BASE}/webhook/configurations`, {
+      url: 'https://hooks.example.com/admin',
+    })
+    const selectors = `${BASE}/webhook/configurations/${configuration.json.uuid}/selectors`
+    const created = await as(admin, 'POST', selectors, { ...selectorBody, scope: 'global' })
+    assert.equal(created.status, 201, created.text)
+    const path = `${selectors}/${created.json.uuid}`
+    const widen = { event: { type: '*', level: '*', resource_type: '*' } }
+    const changed = await as(adminWriter, 'PUT', path, widen)
+    assert.equal(changed.status, 403, changed.text)
+    assert.match(changed.json.detail as string, /global scope/)
+    assert.equal((await as(adminWriter, 'DELETE', path)).status, 403)
+    const read = await as(admin, 'GET', path)
+    assert.deepEqual(read.json.event, created.json.event)
+    // The admin still may; and an account-scoped selector stays the writer's to change.
+    assert.equal((await as(admin, 'PUT', path, widen)).status, 200)
+    const own = await as(adminWriter, 'POST', selectors, selectorBody)
+    assert.equal((await as(adminWriter, 'PUT', `${selectors}/${own.json.uuid}`, widen)).status, 200)
+  })
+
   it('reports a configuration\u2019s status from its recent delivery outcomes', async () => {
     const created = await createWebhook()
     const id = created.json.uuid as string

@@ -11,10 +11,12 @@ import {
   throwError,
   timeout,
 } from 'rxjs'
+import { ADMIN_ACCOUNT } from '../access/index.ts'
 import {
   clipped,
   collectIssues,
   type FieldIssue,
+  ForbiddenError,
   isExpectedRevisionConflict,
   NotFoundError,
   PreconditionFailedError,
@@ -370,6 +372,22 @@ export const createNotificationConfigService = (
     }
   }
 
+  /**
+   * A selector with global scope routes every account's events: only the admin account's admin
+   * may add one (the routes check the body), and so only it may change or remove one, whatever
+   * the body says.
+   */
+  const onlyAdminTouchesGlobal = (
+    principal: Principal,
+    state: ConfigurationState,
+    selectorId: string,
+    what: string,
+  ): void => {
+    const admin = principal.role === 'admin' && principal.account === ADMIN_ACCOUNT
+    if (!admin && state.status === 'active' && state.selectors.get(selectorId)?.scope === 'global')
+      throw new ForbiddenError(`only the admin account may ${what} a selector with global scope`)
+  }
+
   const openSecret = (configuration: EndpointConfiguration, field: string): string | undefined => {
     const secret = configuration.secrets[field]
     return secret === undefined ? undefined : box.open(secret.sealed, aadOf(configuration.id, field))
@@ -637,11 +655,14 @@ export const createNotificationConfigService = (
     updateSelector: async (principal, endpoint, configurationId, selectorId, input, write) => {
       const { state, revision } = await handle(
         configurationId,
-        () => ({
-          type: 'UpdateSelector',
-          data: { selectorId, configurationId, account: principal.account, endpoint, ...input },
-          metadata: { now: clock(), by: byPrincipal(principal) },
-        }),
+        (current) => {
+          onlyAdminTouchesGlobal(principal, current, selectorId, 'change')
+          return {
+            type: 'UpdateSelector',
+            data: { selectorId, configurationId, account: principal.account, endpoint, ...input },
+            metadata: { now: clock(), by: byPrincipal(principal) },
+          }
+        },
         write,
       )
       return { value: selectorOf(state, selectorId), revision }
@@ -650,11 +671,14 @@ export const createNotificationConfigService = (
     removeSelector: async (principal, endpoint, configurationId, selectorId, write) => {
       await handle(
         configurationId,
-        () => ({
-          type: 'RemoveSelector',
-          data: { selectorId, configurationId, account: principal.account, endpoint },
-          metadata: { now: clock(), by: byPrincipal(principal) },
-        }),
+        (current) => {
+          onlyAdminTouchesGlobal(principal, current, selectorId, 'remove')
+          return {
+            type: 'RemoveSelector',
+            data: { selectorId, configurationId, account: principal.account, endpoint },
+            metadata: { now: clock(), by: byPrincipal(principal) },
+          }
+        },
         write,
       )
     },

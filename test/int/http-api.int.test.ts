@@ -307,6 +307,9 @@ describe('HTTP API on the embedded log and chDB', () => {
     assert.equal((await publish('open-admin', auth)).status, 202)
     const wrong = await publish('open-wrong', { authorization: 'Bearer not-a-token-of-herald' })
     assert.equal(wrong.status, 401)
+    // A malformed bearer token is a wrong one too, not anonymous.
+    for (const authorization of ['Bearer', 'Bearer wrong token', 'bearer  '])
+      assert.equal((await publish('open-malformed', { authorization })).status, 401, authorization)
     assert.equal(wrong.headers.get('www-authenticate'), 'Bearer realm="herald"')
     // A read-only token of acme acts as itself, not as the admin.
     assert.equal((await publish('open-reader', { authorization: `Bearer ${READER}` })).status, 403)
