@@ -126,6 +126,9 @@ describe('readAudit', () => {
       earlier.items.map((e) => e.event),
       ['ConfigurationCreated'],
     )
+    // A leap second is an instant like any other (it read as NaN, and filtered nothing).
+    assert.deepEqual((await readAudit(store, admin, { since: '2099-12-31T23:59:60Z', limit: 100 })).items, [])
+    assert.deepEqual((await readAudit(store, admin, { until: '2016-12-31T23:59:60Z', limit: 100 })).items, [])
     const one = await readAudit(store, admin, { aggregateId: id, limit: 1 })
     assert.equal(one.items.length, 1)
     assert.notEqual(one.next, null)

@@ -1,5 +1,6 @@
 import type { Principal } from '../access/index.ts'
 import { decodeTokenEvent, TOKEN_STREAM_PREFIX } from '../auth/index.ts'
+import { instantOf } from '../events/index.ts'
 import {
   STREAM_PREFIX as CONFIGURATION_STREAM_PREFIX,
   type ConfigurationEvent,
@@ -193,8 +194,9 @@ export const readAudit = async (
   query: AuditQuery,
   { pageSize = 1_000 } = {},
 ): Promise<AuditPage> => {
-  const since = query.since === undefined ? undefined : Date.parse(query.since)
-  const until = query.until === undefined ? undefined : Date.parse(query.until)
+  // As the routes read them (a leap second too, which Date.parse refuses: NaN filtered nothing).
+  const since = query.since === undefined ? undefined : instantOf(query.since)
+  const until = query.until === undefined ? undefined : instantOf(query.until)
   const items: AuditEntry[] = []
   let after = query.after ?? 0
   for (;;) {
