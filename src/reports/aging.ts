@@ -111,9 +111,9 @@ const lifecycleAt = (q: Query, context: ReportContext, args: AgingArgs) => {
       dateDiff('second', detected_at, resolved_at) AS time_to_resolve,
       transform(toString(severity), ${q.bind('Array(String)', SEVERITIES)},
                 ${q.bind(
-                  'Array(UInt32)',
+                  'Array(UInt64)',
                   SEVERITIES.map((s) => days[s] * 86_400),
-                )}, toUInt32(0)) AS sla
+                )}, toUInt64(0)) AS sla
     FROM (${rows})${attributes.length === 0 ? '' : ` WHERE ${attributes.join(' AND ')}`}`
   return { sql, asOf, days, scope, filter }
 }

@@ -97,8 +97,8 @@ export const createBackfillRunner = (options: BackfillRunnerOptions): BackfillRu
   }
 
   return {
+    // The request is checked before whether one runs: a bad range is the caller's to fix either way.
     start: (start, end) => {
-      if (running !== undefined) throw new BackfillRunningError()
       if (end < start) {
         throw new ValidationError('end is before start', [
           { path: 'end', message: 'must not be before start' },
@@ -120,6 +120,7 @@ export const createBackfillRunner = (options: BackfillRunnerOptions): BackfillRu
           { path: 'start', message: `at most ${maxInstants} intervals of ${options.intervalSeconds} s` },
         ])
       }
+      if (running !== undefined) throw new BackfillRunningError()
       stopping = false
       current = {
         ...IDLE,
