@@ -7,7 +7,6 @@ import {
   ForbiddenError,
   HeraldError,
   NotFoundError,
-  PreconditionFailedError,
   ValidationError,
 } from '../errors/index.ts'
 import { authorize } from '../http/authorize.ts'
@@ -21,7 +20,7 @@ import type { DeliveryHealth } from './health.ts'
 import type { EndpointType, JsonValue, NotificationsEnv, Principal } from './model.ts'
 import { endpointParam, idParam } from './params.ts'
 import {
-  allowedRevisions,
+  assertWritableAt,
   type ConfigurationInput,
   type NotificationConfigService,
   type WriteOptions,
@@ -168,22 +167,17 @@ export const createNotificationRoutes = ({
     const principal = principalOf(c)
     const { fields, options, readOnly, issues } = configurationBody(endpoint, await readJsonObject(c))
     const all = [...issues]
-    if (Object.keys(readOnly).length > 0 && configurationId !== undefined) {
-      const { value: stored, revision } = await service.getConfiguration(
-        principal.account,
-        endpoint,
-        configurationId,
-      )
-      // A read sent back after someone else changed the configuration differs in its read-only
-      // fields (`updated_at`, `selectors`) because of that change: the answer is 412, not 400.
-      const allowed = allowedRevisions(write)
-      if (allowed !== undefined && !allowed.includes(revision))
-        throw new PreconditionFailedError(`configuration ${configurationId}`, {
-          expected: allowed[0] ?? revision,
-          actual: revision,
-        })
+    if (Object.keys(readOnly).length > 0) {
+      let stored: Awaited<ReturnType<typeof service.getConfiguration>>['value'] | undefined
+      if (configurationId !== undefined) {
+        const current = await service.getConfiguration(principal.account, endpoint, configurationId)
+        // A read sent back after someone else changed the configuration differs in its read-only
+        // fields (`updated_at`, `selectors`) because of that change: the answer is 412, not 400.
+        assertWritableAt(`configuration ${configurationId}`, write, current.revision)
+        stored = current.value
+      }
       all.push(...changedReadOnly(endpoint, readOnly, stored))
-    } else if (Object.keys(readOnly).length > 0) all.push(...changedReadOnly(endpoint, readOnly, undefined))
+    }
     const input = { fields, options }
     const keepIssues = (error: unknown) => collectIssues(all, error)
     await service.checkConfiguration(principal, endpoint, input, configurationId).catch(keepIssues)

@@ -121,8 +121,20 @@ export interface WriteOptions {
 }
 
 /** The revisions a write may go ahead at; undefined: any. */
-export const allowedRevisions = (write: WriteOptions): readonly number[] | undefined =>
+const allowedRevisions = (write: WriteOptions): readonly number[] | undefined =>
   write.expectedRevisions ?? (write.expectedRevision === undefined ? undefined : [write.expectedRevision])
+
+/**
+ * PreconditionFailedError unless `write` may go ahead with `what` at `revision`: the one check
+ * of `If-Match`, for the service's writes and for the routes, which compare a body's read-only
+ * fields with the stored ones first.
+ */
+export const assertWritableAt = (what: string, write: WriteOptions, revision: number | 'no_stream'): void => {
+  const allowed = allowedRevisions(write)
+  const expected = allowed?.[0]
+  if (expected === undefined || (revision !== 'no_stream' && allowed?.includes(revision))) return
+  throw new PreconditionFailedError(what, { expected, actual: revision === 'no_stream' ? 'none' : revision })
+}
 
 export interface NotificationConfigService {
   /**
@@ -339,16 +351,10 @@ export const createNotificationConfigService = (
     command: (state: ConfigurationState) => ConfigurationCommand,
     write: WriteOptions,
   ): Promise<{ events: ConfigurationEvent[]; state: ConfigurationState; revision: number }> => {
-    const allowed = allowedRevisions(write)
-    const expectedRevision = allowed?.[0]
+    const expectedRevision = allowedRevisions(write)?.[0]
     for (let attempt = 1; ; attempt++) {
       const { state, revision } = await load(configurationId)
-      if (expectedRevision !== undefined && (revision === 'no_stream' || !allowed?.includes(revision))) {
-        throw new PreconditionFailedError(`configuration ${configurationId}`, {
-          expected: expectedRevision,
-          actual: revision === 'no_stream' ? 'none' : revision,
-        })
-      }
+      assertWritableAt(`configuration ${configurationId}`, write, revision)
       const events = decide(command(state), state)
       const next = events.reduce(evolve, state)
       if (events.length === 0)

@@ -160,6 +160,20 @@ export const validateAppend = (
   if (issues.length > 0) fail('append', issues.slice(0, MAX_ISSUES))
 }
 
+/**
+ * Entry `i` of `list` names a stream an earlier entry named (`seen` holds the first entry of
+ * each stream, and gains this one's when it is the first).
+ */
+const repeatIssues = (seen: Map<string, number>, stream: unknown, i: number, list: string): FieldIssue[] => {
+  if (typeof stream !== 'string') return []
+  const first = seen.get(stream)
+  if (first === undefined) {
+    seen.set(stream, i)
+    return []
+  }
+  return [{ path: `${list}[${i}].stream`, message: `repeats ${list}[${first}].stream` }]
+}
+
 /** `validateAppend` for every entry of an `appendMany`, plus: each stream at most once. */
 export const validateAppendMany = (appends: unknown): void => {
   if (!Array.isArray(appends)) fail('appendMany', [{ path: 'appends', message: 'must be an array' }])
@@ -173,12 +187,8 @@ export const validateAppendMany = (appends: unknown): void => {
     }
     const { stream, events, expectedRevision } = entry as Partial<Record<keyof StreamAppend, unknown>>
     issues.push(...appendIssues(stream, events, expectedRevision, `appends[${i}].`))
-    if (typeof stream !== 'string') return
-    const first = streams.get(stream)
     // One entry per stream keeps each entry's expected revision and retry check meaningful.
-    if (first !== undefined)
-      issues.push({ path: `appends[${i}].stream`, message: `repeats appends[${first}].stream` })
-    else streams.set(stream, i)
+    issues.push(...repeatIssues(streams, stream, i, 'appends'))
   })
   if (issues.length > 0) fail('appendMany', issues.slice(0, MAX_ISSUES))
 }
@@ -197,11 +207,7 @@ export const validateDeleteStreams = (deletes: unknown): void => {
     issues.push(...streamIssues(stream).map((issue) => ({ ...issue, path: `deletes[${i}].${issue.path}` })))
     if (!isNonNegativeInteger(expectedRevision))
       issues.push({ path: `deletes[${i}].expectedRevision`, message: 'must be a non-negative integer' })
-    if (typeof stream !== 'string') return
-    const first = streams.get(stream)
-    if (first !== undefined)
-      issues.push({ path: `deletes[${i}].stream`, message: `repeats deletes[${first}].stream` })
-    else streams.set(stream, i)
+    issues.push(...repeatIssues(streams, stream, i, 'deletes'))
   })
   if (issues.length > 0) fail('deleteStreams', issues.slice(0, MAX_ISSUES))
 }
