@@ -57,4 +57,62 @@ describe('startMetricsSchedule', () => {
     assert.equal(events.filter((e) => e === 'reports.metrics_failed').length, 2)
     assert.deepEqual(recorded, [Math.floor(Date.now() / 3_600_000) * 3_600_000])
   })
+
+  it('records every boundary a late timer or a long recording spanned, not only the latest', async () => {
+    // The clock runs ten times faster than the timers: each timer fires boundaries late.
+    const start = Date.now()
+    const clock = () => start + (Date.now() - start) * 10
+    const recorded: number[] = []
+    const { logger } = quietLogger()
+    const schedule = startMetricsSchedule({
+      record: async (instant) => void recorded.push(instant),
+      intervalSeconds: 1,
+      lag: async () => 0,
+      clock,
+      logger,
+      settleMs: 0,
+      retryMs: 10,
+    })
+    await sleep(1_300)
+    await schedule.stop()
+    assert.ok(recorded.length >= 5, `${recorded.length} points`)
+    for (let i = 1; i < recorded.length; i++)
+      assert.equal((recorded[i] as number) - (recorded[i - 1] as number), 1_000, 'every boundary, in order')
+  })
+
+  it('keeps the latest boundaries when more fall due than it may hold, and says so', async () => {
+    const start = 1_700_000_000_000
+    let now = start
+    const recorded: number[] = []
+    const dropped: unknown[] = []
+    const logger = (_level: string, event: string, fields?: object) => {
+      if (event === 'reports.metrics_dropped') dropped.push(fields)
+    }
+    let lagSeconds = 0
+    const schedule = startMetricsSchedule({
+      record: async (instant) => void recorded.push(instant),
+      intervalSeconds: 1,
+      lag: async () => lagSeconds,
+      clock: () => now,
+      logger,
+      settleMs: 0,
+      retryMs: 10,
+      maxDue: 5,
+    })
+    await sleep(30)
+    assert.deepEqual(recorded, [start])
+    lagSeconds = 1e9 // the projection stalls while twenty boundaries pass
+    now = start + 20_000
+    await sleep(1_100) // the timer set for the next boundary fires
+    lagSeconds = 0
+    await sleep(60)
+    await schedule.stop()
+    assert.deepEqual(
+      recorded.slice(1),
+      [16, 17, 18, 19, 20].map((s) => start + s * 1_000),
+      'the five latest boundaries, in order',
+    )
+    const iso = (s: number) => new Date(start + s * 1_000).toISOString()
+    assert.deepEqual(dropped, [{ from: iso(1), to: iso(15), boundaries: 15 }])
+  })
 })

@@ -16,6 +16,12 @@ export interface MetricsScheduleOptions {
   readonly settleMs?: number
   /** How often a boundary waiting for the projection (or a failed recording) is tried again (default 5 s). */
   readonly retryMs?: number
+  /**
+   * How many boundaries may wait to be recorded (default 1,000): past that, the oldest are
+   * dropped with a `reports.metrics_dropped` warning (`POST /v1/reports/metrics/backfill`
+   * records them from history).
+   */
+  readonly maxDue?: number
 }
 
 export interface MetricsSchedule {
@@ -28,8 +34,8 @@ export interface MetricsSchedule {
  * multiple of the interval after it, each once the projection has passed the boundary: a
  * point recorded while the projector still had events of before the boundary to project
  * would miss them for good. The values are computed as of the boundary from the history
- * tables, so recording late is exact. Boundaries wait in order; a recording that fails is
- * tried again, never skipped.
+ * tables, so recording late is exact. Boundaries wait in order, every one a late timer or a
+ * long recording spanned included; a recording that fails is tried again, never skipped.
  *
  * @example
  * const schedule = startMetricsSchedule({ record: recorder.record, intervalSeconds: 3600, lag, clock: Date.now, logger })
@@ -40,6 +46,7 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
   const intervalMs = options.intervalSeconds * 1000
   const settleMs = options.settleMs ?? 1_000
   const retryMs = options.retryMs ?? 5_000
+  const maxDue = options.maxDue ?? 1_000
   const boundaryOf = (ms: number) => Math.floor(ms / intervalMs) * intervalMs
 
   const due: number[] = []
@@ -49,11 +56,30 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
   let running: Promise<void> = Promise.resolve()
   let stopped = false
 
-  const queueBoundary = () => {
-    const boundary = boundaryOf(clock())
-    if (boundary > lastQueued) {
+  /**
+   * Queues every boundary since the last one queued (at start-up, the latest only). The queue
+   * is always consecutive boundaries; past `maxDue` the oldest go, with a warning.
+   */
+  const queueBoundaries = () => {
+    const latest = boundaryOf(clock())
+    if (latest <= lastQueued) return
+    const next = lastQueued === Number.NEGATIVE_INFINITY ? latest : lastQueued + intervalMs
+    const lostFrom = due[0] ?? next
+    for (
+      let boundary = Math.max(next, latest - (maxDue - 1) * intervalMs);
+      boundary <= latest;
+      boundary += intervalMs
+    )
       due.push(boundary)
-      lastQueued = boundary
+    lastQueued = latest
+    if (due.length > maxDue) due.splice(0, due.length - maxDue)
+    const kept = due[0] as number
+    if (kept > lostFrom) {
+      logger('warn', 'reports.metrics_dropped', {
+        from: new Date(lostFrom).toISOString(),
+        to: new Date(kept - intervalMs).toISOString(),
+        boundaries: (kept - lostFrom) / intervalMs,
+      })
     }
   }
 
@@ -97,7 +123,7 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
     const untilNext = nextBoundary - now + settleMs
     timer = setTimeout(
       () => {
-        queueBoundary()
+        queueBoundaries()
         running = recordDue().finally(schedule)
       },
       due.length > 0 ? Math.min(retryMs, untilNext) : untilNext,
@@ -105,7 +131,7 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
     timer.unref()
   }
 
-  queueBoundary()
+  queueBoundaries()
   running = recordDue().finally(schedule)
   return {
     stop: async () => {
