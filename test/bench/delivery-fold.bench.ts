@@ -14,7 +14,6 @@
  * same for reading the log alone in the same pages, which the fold includes. Figures are
  * printed, never asserted.
  */
-import { randomUUID } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -22,15 +21,10 @@ import { parseArgs } from 'node:util'
 import { MessageChannel } from 'node:worker_threads'
 import { lastValueFrom, Observable, takeWhile } from 'rxjs'
 import { createSqliteEventStore } from '../../src/adapters/sqlite-event-store/index.ts'
-import {
-  createDeliveryLog,
-  createDeliveryReadModel,
-  DELIVERY_STREAM_PREFIX,
-} from '../../src/deliveries/index.ts'
+import { createDeliveryReadModel, DELIVERY_STREAM_PREFIX } from '../../src/deliveries/index.ts'
 import type { EventStore, RecordedEvent } from '../../src/ports/index.ts'
-import { deliveryIdFor } from '../../streams/routing/index.ts'
 import { optionalPositiveWholeNumber, positiveWholeNumber, wholeNumber } from './args.ts'
-import { padded } from './padding.ts'
+import { fillDeliveryLog } from './delivery-log-fill.ts'
 
 const { values } = parseArgs({
   options: {
@@ -48,73 +42,10 @@ const LAG = wholeNumber('--lag', values.lag, 0)
 const ROUNDS = positiveWholeNumber('--rounds', values.rounds)
 const EVENT_BYTES = optionalPositiveWholeNumber('--event-bytes', values['event-bytes'])
 const CONFIGURATIONS = positiveWholeNumber('--configurations', values.configurations)
-// Requests per store commit: with the attempts and outcomes of as many earlier deliveries,
-// about `COMMIT` events.
-const BATCH = Math.max(1, Math.round(COMMIT / 3))
 const ORIGIN = 'bench-instance'
-const configurations = Array.from({ length: CONFIGURATIONS }, (_, k) => ({
-  id: randomUUID(),
-  account: `acct-${k % 10}`,
-}))
-
-const requestOf = (n: number) => {
-  const configuration = configurations[n % configurations.length] ?? { id: 'cfg', account: 'acme' }
-  const event = {
-    specversion: '1.0' as const,
-    id: randomUUID(),
-    source: '/engine/analyzer',
-    type: 'user.image.analysis.completed',
-    account: configuration.account,
-    level: 'info' as const,
-    resourcetype: 'image',
-    time: new Date().toISOString(),
-    data: { digest: `sha256:${'ab'.repeat(32)}` },
-  }
-  return {
-    deliveryId: deliveryIdFor(event, configuration.id),
-    account: configuration.account,
-    endpoint: 'webhook' as const,
-    configurationId: configuration.id,
-    event: EVENT_BYTES === undefined ? event : padded(event, EVENT_BYTES),
-    matchedSelectorIds: ['sel-1'],
-    createdAt: new Date().toISOString(),
-  }
-}
-
 const dir = mkdtempSync(join(tmpdir(), 'herald-bench-fold-'))
 const storePath = join(dir, 'deliveries.sqlite')
 const out = (line: string) => process.stdout.write(`${line}\n`)
-
-/** Appends the log as the deliverer would; resolves with its last position. */
-const fill = async (): Promise<number> => {
-  const store = createSqliteEventStore({ path: storePath, groupCommit: true })
-  const log = createDeliveryLog({ store, clock: Date.now, newId: randomUUID, origin: ORIGIN })
-  const ids: string[] = []
-  const answer = { ok: true, status: 204, latencyMs: 7, code: null, error: null, response: 'ok' }
-  let last = 0
-  const attempt = (id: string) =>
-    log.record({ deliveryId: id, revision: 0, status: 'pending', attempts: 0, replays: 0 }, answer, {
-      outcome: 'sent',
-    })
-  try {
-    for (let n = 0; n < DELIVERIES + LAG; n += BATCH) {
-      const batch = Array.from({ length: Math.max(0, Math.min(BATCH, DELIVERIES - n)) }, (_, i) =>
-        requestOf(n + i),
-      )
-      for (const r of batch) ids.push(r.deliveryId)
-      // One turn: one store commit of the new requests and the attempts of earlier ones.
-      const settled = ids.slice(Math.max(0, n - LAG), Math.max(0, n - LAG + BATCH))
-      const positions = await Promise.all([
-        batch.length === 0 ? 0 : log.requestMany(batch),
-        ...settled.map(async (id) => (await attempt(id)).position),
-      ])
-      last = Math.max(last, ...positions)
-    }
-  } finally {
-    await store.close()
-  }
-  return last
-}
 
 interface Figures {
   readonly thread: number
@@ -230,9 +161,17 @@ const fold = async (
 
 try {
   const filled = performance.now()
-  const last = await fill()
+  const last = await fillDeliveryLog({
+    path: storePath,
+    deliveries: DELIVERIES,
+    configurations: CONFIGURATIONS,
+    commit: COMMIT,
+    lag: LAG,
+    eventBytes: EVENT_BYTES,
+    origin: ORIGIN,
+  })
   out(
-    `\n## Delivery fold: ${DELIVERIES} deliveries, ${configurations.length} configurations, ` +
+    `\n## Delivery fold: ${DELIVERIES} deliveries, ${CONFIGURATIONS} configurations, ` +
       `${COMMIT} events a transaction, attempts ${LAG} deliveries behind their requests, ` +
       `${EVENT_BYTES === undefined ? 'events of about 300 bytes' : `events padded to about ${EVENT_BYTES} bytes`}\n`,
   )
