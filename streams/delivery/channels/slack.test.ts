@@ -53,4 +53,15 @@ describe('slackMessage', () => {
     const fields = (long.blocks as { fields?: { text: string }[] }[])[2]?.fields ?? []
     assert.match(fields[1]?.text ?? '', /^\*Resource\*\n`&lt;!channel&gt; r+…$/)
   })
+
+  it('escapes the notification text, which Slack reads as mrkdwn, as the blocks are', () => {
+    const title = 'Failed to list tags: x <!channel> <https://evil.example|Reset your password> & more'
+    const message = slackMessage(scope, title, '')
+    assert.equal(
+      message.text,
+      'Failed to list tags: x &lt;!channel&gt; &lt;https://evil.example|Reset your password&gt; &amp; more',
+    )
+    const header = (message.blocks as { type: string; text?: { text: string } }[])[0]
+    assert.equal(header?.text?.text, title, 'the header is plain_text: Slack shows it as it is')
+  })
 })

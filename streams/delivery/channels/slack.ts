@@ -44,7 +44,8 @@ export const slackMessage = (
   })
   const level = `${LEVEL_EMOJI[scope.level] ?? ''} ${escapeMrkdwn(scope.level)}`.trim()
   return {
-    text: oneLine(`${title}`, LIMITS.fallback),
+    // The fallback (notifications, screen readers) is mrkdwn: event text in it is escaped.
+    text: escapeMrkdwn(oneLine(title, LIMITS.fallback)),
     blocks: [
       { type: 'header', text: { type: 'plain_text', text: oneLine(title, LIMITS.header), emoji: true } },
       ...(text.trim() === ''
