@@ -26,6 +26,7 @@ import {
 import { toFieldIssues } from '../events/index.ts'
 import type { EventData, EventStore, JsonObject, RecordedEvent } from '../ports/index.ts'
 import type { SecretBox } from '../secrets/index.ts'
+import { createSerialQueues } from '../serially.ts'
 import {
   type ConfigurationCommand,
   type ConfigurationEvent,
@@ -321,19 +322,7 @@ export const createNotificationConfigService = (
   // Commands to one configuration run one after another in this process, so concurrent
   // requests (a script adding selectors in parallel) never conflict with each other; the
   // retries below are left for writers in other instances.
-  const queues = new Map<string, Promise<unknown>>()
-  const serially = <T>(key: string, work: () => Promise<T>): Promise<T> => {
-    const run = (queues.get(key) ?? Promise.resolve()).then(work, work)
-    const tail = run.then(
-      () => undefined,
-      () => undefined,
-    )
-    queues.set(key, tail)
-    void tail.then(() => {
-      if (queues.get(key) === tail) queues.delete(key)
-    })
-    return run
-  }
+  const serially = createSerialQueues()
 
   /**
    * Decides and appends. With an expected revision the client's view must still be current,
