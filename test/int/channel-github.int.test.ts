@@ -56,6 +56,11 @@ describe('GitHub channel against a GitHub stand-in', () => {
   })
 
   const posture = (id: string) => aDelivery(aPostureEvent({ id }))
+  /** A channel of its own (its own filings in doubt), on a clock the test moves. */
+  const clockedChannel = () => {
+    const clock = { now: Date.now() }
+    return { clock, channel: createGitHubChannel({ guard, clock: () => clock.now }) }
+  }
 
   it('files an issue with the labels, assignees and milestone, and marks it', async () => {
     const delivery = posture('e-1')
@@ -72,7 +77,9 @@ describe('GitHub channel against a GitHub stand-in', () => {
     assert.match(issue?.body ?? '', /\[View in Herald\]\(https:\/\/herald\.example\.com\/events\/e-1\)/)
     assert.match(
       issue?.body ?? '',
-      new RegExp(`<!-- herald:ticket key=[0-9a-f]{16} delivery=${delivery.deliveryId} -->`),
+      new RegExp(
+        `<!-- herald:ticket key=[0-9a-f]{16} delivery=${delivery.deliveryId} event=${encodeURIComponent(`${delivery.event.source} e-1`)} -->`,
+      ),
     )
     assert.deepEqual(result.ok && result.tickets, [
       {
@@ -95,7 +102,7 @@ describe('GitHub channel against a GitHub stand-in', () => {
     assert.equal(github.issues.length, 1)
     assert.equal(github.comments.length, 1)
     assert.match(github.comments[0]?.body ?? '', /^This happened again\./)
-    assert.match(github.comments[0]?.body ?? '', /<!-- herald:comment delivery=[0-9a-f]{64} -->/)
+    assert.match(github.comments[0]?.body ?? '', /<!-- herald:comment delivery=[0-9a-f]{64} event=\S+ -->/)
   })
 
   it('does nothing twice when a delivery is retried or replayed', async () => {
@@ -123,7 +130,7 @@ describe('GitHub channel against a GitHub stand-in', () => {
     const retry = await channel.send(late, configuration, context)
     assert.equal(first.ok && first.tickets?.[0]?.action, 'commented')
     assert.equal(retry.ok && retry.tickets?.[0]?.action, 'unchanged')
-    const marker = `<!-- herald:comment delivery=${late.deliveryId} -->`
+    const marker = `<!-- herald:comment delivery=${late.deliveryId} `
     assert.equal(github.comments.filter((c) => c.body.includes(marker)).length, 1)
   })
 
@@ -335,19 +342,97 @@ describe('GitHub channel against a GitHub stand-in', () => {
       status: 502,
       body: 'bad gateway',
     })
-    const partial = await channel.send(delivery, configuration, context)
+    const { channel: clockedGitHub, clock } = clockedChannel()
+    const partial = await clockedGitHub.send(delivery, configuration, context)
     assert.ok(!partial.ok)
     assert.deepEqual([partial.kind, partial.status], ['retriable', 502])
     assert.deepEqual(
       partial.tickets?.map((t) => [t.ticket, t.action]),
       [['acme/security#1', 'created']],
     )
-    const retried = await channel.send(delivery, configuration, context)
+    // A 502 leaves the filing in doubt (GitHub may have filed it): the retry waits a minute.
+    const waiting = await clockedGitHub.send(delivery, configuration, context)
+    assert.deepEqual(!waiting.ok && [waiting.code, waiting.retryAfterMs], ['ticket_unconfirmed', 60_000])
+    assert.deepEqual(
+      waiting.tickets?.map((t) => [t.ticket, t.action]),
+      [['acme/security#1', 'unchanged']],
+    )
+    clock.now += 60_000
+    const retried = await clockedGitHub.send(delivery, configuration, context)
     assert.deepEqual(retried.ok && retried.tickets?.map((t) => [t.ticket, t.action]), [
       ['acme/security#1', 'unchanged'],
       ['acme/security#2', 'created'],
     ])
     assert.equal(github.issues.length, 2)
     assert.equal(github.comments.length, 0)
+  })
+
+  it('never files twice when GitHub files an issue after Herald stopped waiting: the retry waits, then finds it', async () => {
+    const { channel: clockedGitHub, clock } = clockedChannel()
+    const delivery = posture('e-slow')
+    github.slowCreates(600)
+    const lost = await clockedGitHub.send(delivery, configuration, { ...context, timeoutMs: 300 })
+    assert.equal(!lost.ok && lost.code, 'timeout')
+    // The schedule's first retry comes at once, while GitHub is still filing the issue.
+    const waiting = await clockedGitHub.send(delivery, configuration, context)
+    assert.deepEqual(!waiting.ok && [waiting.kind, waiting.code, waiting.retryAfterMs], [
+      'retriable',
+      'ticket_unconfirmed',
+      60_000,
+    ])
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    assert.equal(github.issues.length, 1, 'GitHub filed it; Herald never heard')
+    clock.now += 60_000
+    const found = await clockedGitHub.send(delivery, configuration, context)
+    assert.deepEqual(found.ok && found.tickets?.map((t) => t.action), ['unchanged'])
+    assert.equal(github.issues.length, 1)
+  })
+
+  it('files after the wait when the lost filing never reached GitHub, and forgets a filing GitHub refused', async () => {
+    const { channel: clockedGitHub, clock } = clockedChannel()
+    github.failWhen((r) => r.method === 'POST', { status: 503, body: 'unavailable' })
+    const failed = await clockedGitHub.send(posture('e-1'), configuration, context)
+    assert.equal(!failed.ok && failed.status, 503)
+    clock.now += 60_000
+    const filed = await clockedGitHub.send(posture('e-1'), configuration, context)
+    assert.deepEqual(filed.ok && filed.tickets?.map((t) => t.action), ['created'])
+
+    github.issues.length = 0
+    github.failWhen((r) => r.method === 'POST', { status: 422, body: { message: 'Validation Failed' } })
+    const refused = await clockedGitHub.send(posture('e-2'), configuration, context)
+    assert.equal(!refused.ok && refused.status, 422)
+    const next = await clockedGitHub.send(posture('e-2'), configuration, context)
+    assert.deepEqual(
+      next.ok && next.tickets?.map((t) => t.action),
+      ['created'],
+      'nothing in doubt after a 422',
+    )
+  })
+
+  it('files one issue for two configurations on one repository, whose deliveries of an event run at once', async () => {
+    const other = { ...configuration, id: 'cfg-gh-2', labels: ['other'] }
+    github.slowCreates(200)
+    const event = aPostureEvent({ id: 'e-both' })
+    const [a, b] = await Promise.all([
+      channel.send(aDelivery(event, { configurationId: configuration.id }), configuration, context),
+      channel.send(aDelivery(event, { configurationId: other.id }), other, context),
+    ])
+    assert.equal(github.issues.length, 1)
+    assert.deepEqual(
+      [a.ok && a.tickets?.[0]?.action, b.ok && b.tickets?.[0]?.action].sort(),
+      ['created', 'unchanged'],
+      'the second sees the event filed already',
+    )
+    assert.equal(github.comments.length, 0, 'no "this happened again" for the same event')
+    const later = await channel.send(
+      aDelivery(aPostureEvent({ id: 'e-later' }), { configurationId: other.id }),
+      other,
+      context,
+    )
+    assert.equal(
+      later.ok && later.tickets?.[0]?.action,
+      'commented',
+      'a later event is a repeat, whichever configuration sends it',
+    )
   })
 })

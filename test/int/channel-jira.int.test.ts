@@ -11,6 +11,7 @@ import {
   createSqliteRecentTickets,
   type JiraConfiguration,
   jiraKeyLabel,
+  jiraTarget,
   type TicketSubject,
   ticketSubjects,
 } from '../../streams/delivery/index.ts'
@@ -92,6 +93,7 @@ describe('Jira channel against a Jira Cloud stand-in', () => {
     assert.deepEqual(issue?.properties.herald, {
       key: issue?.labels[1]?.slice('herald-'.length),
       delivery: delivery.deliveryId,
+      event: encodeURIComponent(`${delivery.event.source} e-1`),
     })
     const text = JSON.stringify(issue?.description)
     assert.match(text, /"text":"Scan completed: 180 passed, 12 failed\."/)
@@ -232,14 +234,14 @@ describe('Jira channel against a Jira Cloud stand-in', () => {
     const found = await channel.send(delivery, configuration, context)
     assert.deepEqual(found.ok && found.tickets?.map((t) => [t.ticket, t.action]), [['SEC-1', 'unchanged']])
     assert.equal(jira.issues.length, 1)
-    assert.equal(tickets.unanswered(configuration.id, labelOf(delivery)), undefined)
+    assert.equal(tickets.unanswered(jiraTarget(configuration), labelOf(delivery)), undefined)
   })
 
   it('files after the wait when the lost filing never reached Jira, and forgets a filing Jira refused', async () => {
     const { channel, tickets, clock } = clockedChannel()
     const delivery = posture('e-1')
     jira.hangNext() // the search hangs: the filing never went out
-    tickets.filing(configuration.id, labelOf(delivery), clock.now)
+    tickets.filing(jiraTarget(configuration), labelOf(delivery), clock.now)
     clock.now += 61_000
     const filed = await channel.send(delivery, configuration, context)
     assert.equal(filed.ok, false, 'the hung search times out')
@@ -256,7 +258,7 @@ describe('Jira channel against a Jira Cloud stand-in', () => {
     jira.issues.length = 0
     const answer = await channel.send(refused, configuration, context)
     assert.equal(!answer.ok && answer.kind, 'permanent')
-    assert.equal(tickets.unanswered(configuration.id, label), undefined)
+    assert.equal(tickets.unanswered(jiraTarget(configuration), label), undefined)
   })
 
   it("reports Jira's refusals with its field errors, and its rate limit as retriable", async () => {
@@ -340,5 +342,37 @@ describe('Jira channel against a Jira Cloud stand-in', () => {
         },
       ],
     })
+  })
+
+  it('shares its issues between configurations filing into one project: one issue, no repeat comment for the same event', async () => {
+    const channel = createJiraChannel({ guard })
+    const other = { ...configuration, id: 'cfg-jira-2', labels: ['other'] }
+    const event = aPostureEvent({ id: 'e-both' })
+    const first = await channel.send(
+      aDelivery(event, { configurationId: configuration.id }),
+      configuration,
+      context,
+    )
+    // Search still lags: the other configuration finds the issue through the shared recent tickets.
+    const second = await channel.send(aDelivery(event, { configurationId: other.id }), other, context)
+    assert.deepEqual(
+      [first.ok && first.tickets?.[0]?.action, second.ok && second.tickets?.[0]?.action],
+      ['created', 'unchanged'],
+    )
+    assert.equal(jira.issues.length, 1)
+    assert.equal(jira.comments.length, 0, 'no "this happened again" for the same event')
+    const [a, b] = await Promise.all([
+      channel.send(
+        aDelivery(aPostureEvent({ id: 'e-3' }), { configurationId: configuration.id }),
+        configuration,
+        context,
+      ),
+      channel.send(aDelivery(aPostureEvent({ id: 'e-3' }), { configurationId: other.id }), other, context),
+    ])
+    assert.deepEqual(
+      [a.ok && a.tickets?.[0]?.action, b.ok && b.tickets?.[0]?.action],
+      ['commented', 'unchanged'],
+    )
+    assert.equal(jira.comments.length, 1, 'a later event comments once, whichever configurations send it')
   })
 })

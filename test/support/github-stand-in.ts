@@ -3,6 +3,7 @@ import {
   isObject,
   mediaType,
   parseJson,
+  type StandInReply,
   type StandInRequest,
   startHttpStandIn,
 } from './http-stand-in.ts'
@@ -65,6 +66,11 @@ export interface GitHubStandIn extends HttpStandIn {
   pushAccess: boolean
   /** Answers 410, as GitHub does for a repository whose issues are turned off. */
   issuesDisabled: boolean
+  /**
+   * The next `times` issue creations take `ms`: the issue is filed, and answered, only then,
+   * as when GitHub is still working on a request its client stopped waiting for.
+   */
+  readonly slowCreates: (ms: number, times?: number) => void
 }
 
 const DOCS = 'https://docs.github.com/rest/issues/issues'
@@ -81,6 +87,7 @@ export const startGitHubStandIn = async (options: GitHubStandInOptions): Promise
     return new Date(clock).toISOString().replace('.000Z', 'Z')
   }
   let origin = ''
+  const createDelays: number[] = []
 
   const error = (status: number, message: string, errors?: object[]) => ({
     status,
@@ -154,7 +161,7 @@ export const startGitHubStandIn = async (options: GitHubStandInOptions): Promise
     return { ok: true, value: parsed.value }
   }
 
-  const handle = (request: StandInRequest) => {
+  const handle = (request: StandInRequest): StandInReply | Promise<StandInReply> => {
     const authorization = request.headers.authorization
     if (request.headers['user-agent'] === undefined)
       return refuse(
@@ -193,6 +200,9 @@ export const startGitHubStandIn = async (options: GitHubStandInOptions): Promise
         return { status: 200, body: listed.map(issueJson) }
       }
       if (request.method === 'POST') {
+        const delay = createDelays.shift()
+        if (delay !== undefined)
+          return new Promise<StandInReply>((resolve) => setTimeout(() => resolve(handle(request)), delay))
         const body = jsonBody(request)
         if (!body.ok) return error(400, 'Problems parsing JSON')
         const input = body.value
@@ -330,6 +340,9 @@ export const startGitHubStandIn = async (options: GitHubStandInOptions): Promise
     problems,
     pushAccess: true,
     issuesDisabled: false,
+    slowCreates: (ms, times = 1) => {
+      for (let i = 0; i < times; i++) createDelays.push(ms)
+    },
     closeIssue: (number, reason = 'completed') => {
       const issue = issues.find((i) => i.number === number)
       if (issue === undefined) throw new Error(`no issue #${number}`)

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { githubFailure } from './github.ts'
+import { githubFailure, githubTarget } from './github.ts'
 
 const now = Date.parse('2026-11-22T10:00:00Z')
 const exchange = (status: number, headers: Record<string, string>, body: object) => ({
@@ -80,5 +80,22 @@ describe('githubFailure', () => {
       [invalid.kind, invalid.error],
       ['permanent', 'HTTP 422: Validation Failed; assignees invalid'],
     )
+  })
+})
+
+describe('githubTarget', () => {
+  it('names one repository however its owner, name and API address are spelt', () => {
+    const a = githubTarget({
+      owner: 'Acme',
+      repository: 'Security',
+      apiUrl: 'https://GHE.example.com/api/v3/',
+    })
+    const b = githubTarget({
+      owner: 'acme',
+      repository: 'security',
+      apiUrl: 'https://ghe.example.com/api/v3',
+    })
+    assert.equal(a, b)
+    assert.notEqual(githubTarget({ owner: 'acme', repository: 'security' }), a, 'github.com is another host')
   })
 })

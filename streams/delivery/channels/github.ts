@@ -1,17 +1,29 @@
 import { Octokit } from '@octokit/rest'
 import { clipped } from '../../../src/errors/index.ts'
+import { createSerialQueues } from '../../../src/serially.ts'
 import type { DeliveryChannel, TicketOutcome } from './channel.ts'
 import { type Failure, failureFromStatus, UnexpectedResponseError } from './classify.ts'
 import { type ChannelOptions, failureOfCall, jsonDetail, oneLine, resultBuilder, truncate } from './common.ts'
 import { DEFAULT_GITHUB_API_URL, type GitHubConfiguration, secretValues } from './configuration.ts'
 import { channelFetch, type Exchange, type FetchLike } from './guarded-fetch.ts'
-import type { RecentTickets } from './recent-tickets.ts'
-import { type TicketSubject, ticketMessage, ticketSubjects } from './tickets.ts'
+import { createMemoryRecentTickets, type RecentTickets } from './recent-tickets.ts'
+import {
+  assertNoFilingInDoubt,
+  eventMark,
+  type TicketSubject,
+  ticketMessage,
+  ticketSubjects,
+  UnconfirmedFilingError,
+  unconfirmedFailure,
+} from './tickets.ts'
 
 export interface TicketChannelOptions extends ChannelOptions {
   /** A vulnerability update with more new findings than this files one ticket for the tag instead of one per finding (default 20). */
   readonly maxFindingTickets?: number
-  /** Jira: the issues filed lately, for its lagging search (default: this process's memory only). */
+  /**
+   * The issues filed lately (for Jira's lagging search) and the filings whose answer never came
+   * (default: this process's memory only).
+   */
   readonly recentTickets?: RecentTickets
   /**
    * Jira: how long after a filing whose answer never came (a timeout, a crash) Herald waits for
@@ -21,12 +33,30 @@ export interface TicketChannelOptions extends ChannelOptions {
   readonly searchLagMs?: number
 }
 
+/**
+ * How long after a filing whose answer never came (a timeout, a 5xx, a crash) Herald waits to
+ * see the issue before filing again. The issues list is consistent at once, but the request
+ * may still be running at GitHub when Herald stops waiting for it (GitHub ends its own
+ * requests after 10 s).
+ */
+export const GITHUB_FILING_DOUBT_MS = 60_000
+
+/**
+ * The repository a configuration files into: every configuration filing there shares its
+ * tickets, one open issue per key. GitHub's owner and repository names ignore case.
+ */
+export const githubTarget = (configuration: Pick<GitHubConfiguration, 'apiUrl' | 'owner' | 'repository'>) =>
+  `github ${(configuration.apiUrl ?? DEFAULT_GITHUB_API_URL).replace(/\/+$/, '').toLowerCase()} ${configuration.owner.toLowerCase()}/${configuration.repository.toLowerCase()}`
+
 /** The label that finds a key's issues again. GitHub creates it with the first issue that carries it. */
 export const githubKeyLabel = (subject: Pick<TicketSubject, 'hash'>): string => `herald:${subject.hash}`
 
-/** Hidden in an issue's body: which key and which delivery filed it. */
-export const githubIssueMarker = (subject: Pick<TicketSubject, 'hash'>, deliveryId: string): string =>
-  `<!-- herald:ticket key=${subject.hash} delivery=${deliveryId} -->`
+/** Hidden in an issue's body: which key, which delivery and which event (see `eventMark`) filed it. */
+export const githubIssueMarker = (
+  subject: Pick<TicketSubject, 'hash'>,
+  deliveryId: string,
+  event: string,
+): string => `<!-- herald:ticket key=${subject.hash} delivery=${deliveryId} event=${event} -->`
 
 /**
  * The most pages of 100 comments read for a delivery's own comment before commenting: beyond
@@ -34,9 +64,17 @@ export const githubIssueMarker = (subject: Pick<TicketSubject, 'hash'>, delivery
  */
 const MAX_COMMENT_PAGES = 50
 
-/** Hidden in a comment: which delivery wrote it, so a retried delivery does not comment twice. */
-export const githubCommentMarker = (deliveryId: string): string =>
-  `<!-- herald:comment delivery=${deliveryId} -->`
+/**
+ * Hidden in a comment: which delivery and which event wrote it, so a retried delivery does not
+ * comment twice, nor another configuration's delivery of the same event.
+ */
+export const githubCommentMarker = (deliveryId: string, event: string): string =>
+  `<!-- herald:comment delivery=${deliveryId} event=${event} -->`
+
+/** Whether a body or comment holds a mark of this delivery, or of this event (any configuration's). */
+const marked = (text: string | null | undefined, deliveryId: string, event: string | undefined): boolean =>
+  text?.includes(` delivery=${deliveryId} `) === true ||
+  (event !== undefined && text?.includes(` event=${event} -->`) === true)
 
 // GitHub's limits: an issue title is at most 256 characters, a body or comment 65536.
 const MAX_TITLE = 256
@@ -144,6 +182,10 @@ export const githubFailure = (exchange: Exchange, nowMs: number): Failure => {
 export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChannel<GitHubConfiguration> => {
   const clock = options.clock ?? Date.now
   const maxFindings = options.maxFindingTickets ?? 20
+  const recentTickets = options.recentTickets ?? createMemoryRecentTickets()
+  // One filing per repository and key at a time: two configurations' deliveries (or two
+  // events) for one key would otherwise both find no issue and both file one.
+  const serially = createSerialQueues()
   return {
     endpoint: 'github',
     send: async (delivery, configuration, context) => {
@@ -158,6 +200,7 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
       })
       const owner = configuration.owner
       const repo = configuration.repository
+      const target = githubTarget(configuration)
       const notes: string[] = []
       const log = (event: string, fields: Record<string, unknown>) =>
         options.logger?.('info', `delivery.github.${event}`, {
@@ -168,6 +211,8 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
 
       const file = async (subject: TicketSubject): Promise<TicketOutcome> => {
         const label = githubKeyLabel(subject)
+        // A digest ticket is its configuration's own; an event's is marked with the event.
+        const event = subject.digest === true ? undefined : eventMark(subject.event)
         const ticketOf = (issue: { number: number; html_url: string }) => ({
           key: subject.hash,
           ticket: `${owner}/${repo}#${issue.number}`,
@@ -182,7 +227,31 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
           notes,
         )
 
-        const { data: found } = await octokit.rest.issues.listForRepo({
+        // The filing is written first: if the answer is lost (a timeout, or this process
+        // killed), the next attempt knows an issue may be on its way that the list does not
+        // show yet. A refusal (a 4xx) filed nothing; a 5xx or no answer leaves it in doubt.
+        const create = async (title: string, body: string) => {
+          recentTickets.filing(target, label, clock())
+          try {
+            const { data } = await octokit.rest.issues.create({
+              owner,
+              repo,
+              title,
+              body: `${body}\n\n${githubIssueMarker(subject, delivery.deliveryId, eventMark(subject.event))}\n`,
+              labels: [...new Set([...(configuration.labels ?? []), label])],
+              ...(configuration.assignees === undefined ? {} : { assignees: [...configuration.assignees] }),
+              ...(configuration.milestone === undefined ? {} : { milestone: configuration.milestone }),
+            })
+            return data
+          } catch (error) {
+            const status = (error as { status?: unknown }).status
+            if (typeof status === 'number' && status >= 400 && status < 500)
+              recentTickets.settled(target, label)
+            throw error
+          }
+        }
+
+        const { data: listed } = await octokit.rest.issues.listForRepo({
           owner,
           repo,
           labels: label,
@@ -191,24 +260,26 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
           direction: 'desc',
           per_page: 20,
         })
-        if (!Array.isArray(found)) throw new UnexpectedResponseError('a list of issues', 200, GITHUB_API)
-        const issues = found.filter((issue) => issue.pull_request === undefined)
-        const target = issues.find((issue) => issue.state === 'open') ?? issues[0]
+        if (!Array.isArray(listed)) throw new UnexpectedResponseError('a list of issues', 200, GITHUB_API)
+        const issues = listed.filter((issue) => issue.pull_request === undefined)
+        const open = issues.find((issue) => issue.state === 'open')
+        if (open !== undefined) recentTickets.settled(target, label)
+        else
+          assertNoFilingInDoubt(
+            'GitHub',
+            recentTickets.unanswered(target, label),
+            GITHUB_FILING_DOUBT_MS,
+            clock(),
+          )
+        const found = open ?? issues[0]
 
-        if (target === undefined) {
+        if (found === undefined) {
           const title = oneLine(await render('title'), MAX_TITLE)
           const body = truncate(await render('body', { title }), MAX_BODY)
-          const { data: issue } = await octokit.rest.issues.create({
-            owner,
-            repo,
-            title,
-            body: `${body}\n\n${githubIssueMarker(subject, delivery.deliveryId)}\n`,
-            labels: [...new Set([...(configuration.labels ?? []), label])],
-            ...(configuration.assignees === undefined ? {} : { assignees: [...configuration.assignees] }),
-            ...(configuration.milestone === undefined ? {} : { milestone: configuration.milestone }),
-          })
+          const issue = await create(title, body)
           if (typeof issue?.number !== 'number')
             throw new UnexpectedResponseError('an issue number', 201, GITHUB_API)
+          recentTickets.settled(target, label)
           // GitHub drops labels silently when the token cannot push; without its label the
           // issue cannot be found again and the next event would file another.
           if (!issue.labels.some((l) => (typeof l === 'string' ? l : l.name) === label))
@@ -219,16 +290,15 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
           return { ...ticketOf(issue), action: 'created' }
         }
 
-        if (target.body?.includes(githubIssueMarker(subject, delivery.deliveryId)) === true)
-          return { ...ticketOf(target), action: 'unchanged' }
-        const closed = target.state === 'closed'
-        if (closed && target.state_reason === 'not_planned') {
-          notes.push(`${owner}/${repo}#${target.number} was closed as not planned; left closed`)
-          return { ...ticketOf(target), action: 'unchanged' }
+        if (marked(found.body, delivery.deliveryId, event)) return { ...ticketOf(found), action: 'unchanged' }
+        const closed = found.state === 'closed'
+        if (closed && found.state_reason === 'not_planned') {
+          notes.push(`${owner}/${repo}#${found.number} was closed as not planned; left closed`)
+          return { ...ticketOf(found), action: 'unchanged' }
         }
 
         const since = new Date(Date.parse(delivery.createdAt) - COMMENT_LOOKBACK_MS)
-        const marker = githubCommentMarker(delivery.deliveryId)
+        const marker = githubCommentMarker(delivery.deliveryId, eventMark(subject.event))
         // Oldest first, page by page: an issue that many repeats commented on holds more than
         // one page since the lookback, and the marker of this delivery may be on any of them.
         let commented = false
@@ -236,25 +306,25 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
         for await (const { data: comments } of octokit.paginate.iterator(octokit.rest.issues.listComments, {
           owner,
           repo,
-          issue_number: target.number,
+          issue_number: found.number,
           ...(Number.isNaN(since.getTime()) ? {} : { since: since.toISOString() }),
           per_page: 100,
         })) {
           if (!Array.isArray(comments))
             throw new UnexpectedResponseError('a list of comments', 200, GITHUB_API)
-          commented = comments.some((c) => c.body?.includes(marker) === true)
+          commented = comments.some((c) => marked(c.body, delivery.deliveryId, event))
           if (commented || ++pages >= MAX_COMMENT_PAGES) break
         }
         // Comment first, then reopen: a retry after the comment still reopens, and never comments twice.
         if (!commented) {
           const comment = truncate(
-            await render('comment', { title: target.title, regression: closed }),
+            await render('comment', { title: found.title, regression: closed }),
             MAX_BODY,
           )
           await octokit.rest.issues.createComment({
             owner,
             repo,
-            issue_number: target.number,
+            issue_number: found.number,
             body: `${comment}\n\n${marker}\n`,
           })
         }
@@ -262,23 +332,24 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
           await octokit.rest.issues.update({
             owner,
             repo,
-            issue_number: target.number,
+            issue_number: found.number,
             state: 'open',
             state_reason: 'reopened',
           })
-          log('ticket_reopened', { key: subject.hash, issue: target.number })
-          return { ...ticketOf(target), action: 'reopened' }
+          log('ticket_reopened', { key: subject.hash, issue: found.number })
+          return { ...ticketOf(found), action: 'reopened' }
         }
-        if (commented) return { ...ticketOf(target), action: 'unchanged' }
-        log('ticket_commented', { key: subject.hash, issue: target.number })
-        return { ...ticketOf(target), action: 'commented' }
+        if (commented) return { ...ticketOf(found), action: 'unchanged' }
+        log('ticket_commented', { key: subject.hash, issue: found.number })
+        return { ...ticketOf(found), action: 'commented' }
       }
 
       const outcomes: TicketOutcome[] = []
       for (const subject of ticketSubjects(delivery, maxFindings)) {
         try {
-          outcomes.push(await file(subject))
+          outcomes.push(await serially(`${target} ${githubKeyLabel(subject)}`, () => file(subject)))
         } catch (error) {
+          if (error instanceof UnconfirmedFilingError) return result.fail(unconfirmedFailure(error), outcomes)
           return result.fail(failureOfCall(error, http.last(), clock(), githubFailure), outcomes)
         }
       }

@@ -35,9 +35,9 @@ export {
   type WebhookChannelConfiguration,
 } from './configuration.ts'
 export { createEmailChannel, type EmailChannelOptions } from './email.ts'
-export { createGitHubChannel, type TicketChannelOptions } from './github.ts'
+export { createGitHubChannel, githubTarget, type TicketChannelOptions } from './github.ts'
 export { type FetchLike, type GuardedFetch, type GuardedFetchOptions, guardedFetch } from './guarded-fetch.ts'
-export { createJiraChannel, JIRA_SEARCH_LAG_MS, jiraKeyLabel } from './jira.ts'
+export { createJiraChannel, JIRA_SEARCH_LAG_MS, jiraKeyLabel, jiraTarget } from './jira.ts'
 export { type MessageScope, messageScope, uiLink } from './message.ts'
 export {
   createMemoryRecentTickets,

@@ -1,4 +1,5 @@
 import { ValidationError } from '../../../src/errors/index.ts'
+import { createSerialQueues } from '../../../src/serially.ts'
 import type { DeliveryChannel, TicketOutcome } from './channel.ts'
 import { failureFromError, failureFromStatus, UnexpectedResponseError } from './classify.ts'
 import { failureOfCall, jsonDetail, oneLine, resultBuilder, truncate } from './common.ts'
@@ -6,7 +7,15 @@ import { type JiraConfiguration, secretValues } from './configuration.ts'
 import type { TicketChannelOptions } from './github.ts'
 import { channelFetch, type Exchange } from './guarded-fetch.ts'
 import { createMemoryRecentTickets } from './recent-tickets.ts'
-import { type TicketSubject, ticketMessage, ticketSubjects } from './tickets.ts'
+import {
+  assertNoFilingInDoubt,
+  eventMark,
+  type TicketSubject,
+  ticketMessage,
+  ticketSubjects,
+  UnconfirmedFilingError,
+  unconfirmedFailure,
+} from './tickets.ts'
 
 /** The label that finds a key's issues again (Jira labels cannot hold spaces). */
 export const jiraKeyLabel = (subject: Pick<TicketSubject, 'hash'>): string => `herald-${subject.hash}`
@@ -73,11 +82,21 @@ interface JiraIssue {
     readonly status?: { readonly name?: string; readonly statusCategory?: { readonly key?: string } }
     readonly summary?: string
   }
-  readonly properties?: Readonly<Record<string, { readonly delivery?: unknown } | undefined>>
+  readonly properties?: Readonly<Record<string, HeraldMark | undefined>>
 }
 
+/** The `herald` property of an issue or comment: the delivery that wrote it, and its event (`eventMark`). */
+interface HeraldMark {
+  readonly delivery?: unknown
+  readonly event?: unknown
+}
+
+/** Whether a mark is of this delivery, or of this event (any configuration's delivery of it). */
+const marks = (mark: HeraldMark | undefined, deliveryId: string, event: string | undefined): boolean =>
+  mark !== undefined && (mark.delivery === deliveryId || (event !== undefined && mark.event === event))
+
 interface JiraComment {
-  readonly properties?: readonly { readonly key?: string; readonly value?: { readonly delivery?: unknown } }[]
+  readonly properties?: readonly { readonly key?: string; readonly value?: HeraldMark }[]
 }
 
 interface JiraTransition {
@@ -120,19 +139,12 @@ class JiraAnswerError extends Error {
 export const JIRA_SEARCH_LAG_MS = 60_000
 
 /**
- * An issue for the key may have been filed (a filing's answer was lost) and search does not
- * show it yet: filing now could make a second one, so the delivery waits for search to catch up.
+ * The project a configuration files into: every configuration filing there shares its
+ * tickets, one open issue per key, and the issues filed lately that search is asked to
+ * reconcile.
  */
-class UnconfirmedFilingError extends Error {
-  override readonly name = 'UnconfirmedFilingError'
-  readonly waitMs: number
-  constructor(since: number, waitMs: number) {
-    super(
-      `an issue for this key may have been filed at ${new Date(since).toISOString()} (its answer never came) and Jira's search does not show it yet; searching again in ${Math.ceil(waitMs / 1000)} s before filing`,
-    )
-    this.waitMs = waitMs
-  }
-}
+export const jiraTarget = (configuration: Pick<JiraConfiguration, 'url' | 'projectKey'>): string =>
+  `jira ${configuration.url.replace(/\/+$/, '').toLowerCase()} ${configuration.projectKey}`
 
 /**
  * Jira Cloud issues through its REST API v3, called directly: jira.js, the maintained
@@ -143,7 +155,9 @@ class UnconfirmedFilingError extends Error {
  *
  * Jira itself holds the dedup state (see the GitHub channel for why): each key's issues carry
  * a label, found with JQL, and the issue and its comments carry a hidden `herald` entity
- * property with the delivery id, so a retried delivery neither files nor comments twice.
+ * property with the delivery id and the event, so a retried delivery neither files nor
+ * comments twice, nor does another configuration's delivery of the same event. Filings for one
+ * project and key run one at a time in this process.
  * Jira's enhanced search is eventually consistent; the issues filed lately (`recentTickets`,
  * kept in a file by `herald start`, so a restart keeps them) are passed as `reconcileIssues`,
  * which makes the search see them at once. That list is a hint to Jira, never a second source
@@ -157,10 +171,11 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
   const maxFindings = options.maxFindingTickets ?? 20
   const recentTickets = options.recentTickets ?? createMemoryRecentTickets()
   const searchLagMs = options.searchLagMs ?? JIRA_SEARCH_LAG_MS
-  const remember = (configurationId: string, id: string) => {
+  const remember = (target: string, id: string) => {
     const issueId = Number(id)
-    if (Number.isSafeInteger(issueId)) recentTickets.remember(configurationId, issueId)
+    if (Number.isSafeInteger(issueId)) recentTickets.remember(target, issueId)
   }
+  const serially = createSerialQueues()
 
   return {
     endpoint: 'jira',
@@ -168,6 +183,7 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
       const result = resultBuilder(secretValues(configuration), clock)
       const http = channelFetch(options.guard, configuration, context)
       const base = configuration.url.endsWith('/') ? configuration.url : `${configuration.url}/`
+      const target = jiraTarget(configuration)
       const authorization = `Basic ${Buffer.from(`${configuration.username}:${configuration.apiToken}`).toString('base64')}`
       const notes: string[] = []
 
@@ -197,6 +213,8 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
 
       const file = async (subject: TicketSubject): Promise<TicketOutcome> => {
         const label = jiraKeyLabel(subject)
+        // A digest ticket is its configuration's own; an event's is marked with the event.
+        const event = subject.digest === true ? undefined : eventMark(subject.event)
         const { scope, render } = ticketMessage<'summary' | 'description' | 'comment'>(
           'jira',
           delivery,
@@ -220,7 +238,7 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
           )
           // Written first: if the answer is lost (a timeout, or this process killed), the next
           // attempt knows an issue may exist that search does not show yet.
-          recentTickets.filing(configuration.id, label, clock())
+          recentTickets.filing(target, label, clock())
           const request = {
             fields: {
               project: { key: configuration.projectKey },
@@ -235,21 +253,25 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
                 ? {}
                 : { assignee: { accountId: configuration.assignee } }),
             },
-            properties: [{ key: JIRA_PROPERTY, value: { key: subject.hash, delivery: delivery.deliveryId } }],
+            properties: [
+              {
+                key: JIRA_PROPERTY,
+                value: { key: subject.hash, delivery: delivery.deliveryId, event: eventMark(subject.event) },
+              },
+            ],
           }
           let created: { id?: string; key?: string } | undefined
           try {
             created = await api<{ id?: string; key?: string }>('POST', 'rest/api/3/issue', request)
           } catch (error) {
             // Refused: nothing was filed. A 5xx or no answer leaves the filing in doubt.
-            if (error instanceof JiraAnswerError && error.status < 500)
-              recentTickets.settled(configuration.id, label)
+            if (error instanceof JiraAnswerError && error.status < 500) recentTickets.settled(target, label)
             throw error
           }
           if (typeof created?.key !== 'string' || typeof created.id !== 'string')
             throw new UnexpectedResponseError('an issue key', 201, JIRA_API)
-          remember(configuration.id, created.id)
-          recentTickets.settled(configuration.id, label)
+          remember(target, created.id)
+          recentTickets.settled(target, label)
           options.logger?.('info', 'delivery.jira.ticket_created', {
             configuration_id: configuration.id,
             delivery_id: delivery.deliveryId,
@@ -259,8 +281,8 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
           return outcome({ key: created.key }, 'created')
         }
 
-        const reconcile = recentTickets.recent(configuration.id)
-        const found = await api<{ issues?: JiraIssue[] }>('POST', 'rest/api/3/search/jql', {
+        const reconcile = recentTickets.recent(target)
+        const searched = await api<{ issues?: JiraIssue[] }>('POST', 'rest/api/3/search/jql', {
           jql: `project = "${configuration.projectKey}" AND labels = "${label}" ORDER BY created DESC`,
           fields: ['status', 'summary'],
           properties: [JIRA_PROPERTY],
@@ -268,23 +290,26 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
           ...(reconcile.length === 0 ? {} : { reconcileIssues: reconcile }),
         })
         // An answer without the list is no "none found": filing on it could file a second issue.
-        if (!Array.isArray(found?.issues)) throw listMissing('a list of issues')
-        const issues = found.issues
+        if (!Array.isArray(searched?.issues)) throw listMissing('a list of issues')
+        const issues = searched.issues
         const open = issues.find((issue) => !isDone(issue))
-        if (open !== undefined) recentTickets.settled(configuration.id, label)
+        if (open !== undefined) recentTickets.settled(target, label)
         else {
           // Nothing open is visible: a filing whose answer was lost may still be on its way into search.
-          const since = recentTickets.unanswered(configuration.id, label)
-          const waitMs = since === undefined ? 0 : since + searchLagMs - clock()
-          if (since !== undefined && waitMs > 0) throw new UnconfirmedFilingError(since, waitMs)
+          assertNoFilingInDoubt(
+            "Jira's search",
+            recentTickets.unanswered(target, label),
+            searchLagMs,
+            clock(),
+          )
         }
-        const target = open ?? issues[0]
-        if (target === undefined) return create()
-        if (target.properties?.[JIRA_PROPERTY]?.delivery === delivery.deliveryId)
-          return outcome(target, 'unchanged')
+        const found = open ?? issues[0]
+        if (found === undefined) return create()
+        if (marks(found.properties?.[JIRA_PROPERTY], delivery.deliveryId, event))
+          return outcome(found, 'unchanged')
 
-        const regression = isDone(target)
-        const key = encodeURIComponent(target.key)
+        const regression = isDone(found)
+        const key = encodeURIComponent(found.key)
         const comments = await api<{ comments?: JiraComment[] }>(
           'GET',
           `rest/api/3/issue/${key}/comment?orderBy=-created&maxResults=50&expand=properties`,
@@ -292,30 +317,35 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
         if (!Array.isArray(comments?.comments)) throw listMissing('a list of comments')
         const commented = comments.comments.some((c) =>
           (c.properties ?? []).some(
-            (p) => p.key === JIRA_PROPERTY && p.value?.delivery === delivery.deliveryId,
+            (p) => p.key === JIRA_PROPERTY && marks(p.value, delivery.deliveryId, event),
           ),
         )
         const comment = async (): Promise<void> => {
           const text = truncate(
-            await render('comment', { title: target.fields?.summary ?? '', regression }),
+            await render('comment', { title: found.fields?.summary ?? '', regression }),
             MAX_TEXT,
           )
           await api('POST', `rest/api/3/issue/${key}/comment`, {
             body: adfDocument(text, scope.link),
-            properties: [{ key: JIRA_PROPERTY, value: { delivery: delivery.deliveryId } }],
+            properties: [
+              {
+                key: JIRA_PROPERTY,
+                value: { delivery: delivery.deliveryId, event: eventMark(subject.event) },
+              },
+            ],
           })
         }
         if (!regression) {
-          if (commented) return outcome(target, 'unchanged')
+          if (commented) return outcome(found, 'unchanged')
           await comment()
-          return outcome(target, 'commented')
+          return outcome(found, 'commented')
         }
         const transitions = (
           await api<{ transitions?: JiraTransition[] }>('GET', `rest/api/3/issue/${key}/transitions`)
         )?.transitions
         if (!Array.isArray(transitions)) throw listMissing('a list of transitions')
         const back = reopening(transitions)
-        if (back === undefined) return create(target.key)
+        if (back === undefined) return create(found.key)
         // Comment first, then transition: a retry after the comment still transitions, and never comments twice.
         if (!commented) await comment()
         await api('POST', `rest/api/3/issue/${key}/transitions`, { transition: { id: back.id } })
@@ -323,9 +353,9 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
           configuration_id: configuration.id,
           delivery_id: delivery.deliveryId,
           key: subject.hash,
-          issue: target.key,
+          issue: found.key,
         })
-        return outcome(target, 'reopened')
+        return outcome(found, 'reopened')
       }
 
       // The key goes into JQL; anything but a project key's characters could change the query.
@@ -344,19 +374,9 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
       const outcomes: TicketOutcome[] = []
       for (const subject of ticketSubjects(delivery, maxFindings)) {
         try {
-          outcomes.push(await file(subject))
+          outcomes.push(await serially(`${target} ${jiraKeyLabel(subject)}`, () => file(subject)))
         } catch (error) {
-          if (error instanceof UnconfirmedFilingError)
-            return result.fail(
-              {
-                kind: 'retriable',
-                code: 'ticket_unconfirmed',
-                status: null,
-                error: error.message,
-                retryAfterMs: error.waitMs,
-              },
-              outcomes,
-            )
+          if (error instanceof UnconfirmedFilingError) return result.fail(unconfirmedFailure(error), outcomes)
           return result.fail(
             failureOfCall(error, http.last(), clock(), (exchange, now) =>
               failureFromStatus(exchange.status, exchange.headers, now, jiraDetail(exchange)),

@@ -1,23 +1,28 @@
 import { openSqliteFile } from '../../../src/adapters/sqlite-file.ts'
 
 /**
- * The ids of the issues a ticket channel filed lately, per configuration, newest first: what
- * Jira's eventually consistent search is asked to reconcile (`reconcileIssues`, at most 50),
- * so an issue filed a moment ago is found, not filed again. A hint to the search, never a
- * source of truth: an issue deleted in Jira is simply not found.
+ * What ticket channels keep of their filings, per target (a GitHub repository, a Jira project:
+ * see `githubTarget`, `jiraTarget`), which every configuration filing there shares:
+ *
+ * - the ids of the issues filed lately, newest first: what Jira's eventually consistent search
+ *   is asked to reconcile (`reconcileIssues`, at most 50), so an issue filed a moment ago is
+ *   found, not filed again. A hint to the search, never a source of truth: an issue deleted in
+ *   Jira is simply not found;
+ * - the filings whose answer never came, so a retry does not file a second ticket while the
+ *   first may still be on its way.
  */
 export interface RecentTickets {
-  recent(configurationId: string): readonly number[]
-  remember(configurationId: string, issueId: number): void
+  recent(target: string): readonly number[]
+  remember(target: string, issueId: number): void
   /**
    * Written before a request to file an issue for `label` goes out: from `at` on, an issue may
    * exist that neither the answer (lost to a timeout or a crash) nor the lagging search shows.
    */
-  filing(configurationId: string, label: string, at: number): void
+  filing(target: string, label: string, at: number): void
   /** The filing's answer came, or an issue for `label` was found: nothing is in doubt any more. */
-  settled(configurationId: string, label: string): void
+  settled(target: string, label: string): void
   /** When a filing for `label` went out whose answer never came; undefined when none did. */
-  unanswered(configurationId: string, label: string): number | undefined
+  unanswered(target: string, label: string): number | undefined
 }
 
 /** Jira's limit on `reconcileIssues`. */
@@ -25,22 +30,22 @@ export const RECENT_TICKETS_KEPT = 50
 
 /** Kept in this process only: a restarted deliverer starts without them (tests, `:memory:` set-ups). */
 export const createMemoryRecentTickets = (keep = RECENT_TICKETS_KEPT): RecentTickets => {
-  const byConfiguration = new Map<string, number[]>()
+  const byTarget = new Map<string, number[]>()
   const filings = new Map<string, number>()
-  const filingKey = (configurationId: string, label: string) => `${configurationId}\u0000${label}`
+  const filingKey = (target: string, label: string) => `${target}\u0000${label}`
   return {
-    filing: (configurationId, label, at) => {
-      filings.set(filingKey(configurationId, label), at)
+    filing: (target, label, at) => {
+      filings.set(filingKey(target, label), at)
     },
-    settled: (configurationId, label) => {
-      filings.delete(filingKey(configurationId, label))
+    settled: (target, label) => {
+      filings.delete(filingKey(target, label))
     },
-    unanswered: (configurationId, label) => filings.get(filingKey(configurationId, label)),
-    recent: (configurationId) => [...(byConfiguration.get(configurationId) ?? [])].reverse(),
-    remember: (configurationId, issueId) => {
-      const ids = (byConfiguration.get(configurationId) ?? []).filter((id) => id !== issueId)
+    unanswered: (target, label) => filings.get(filingKey(target, label)),
+    recent: (target) => [...(byTarget.get(target) ?? [])].reverse(),
+    remember: (target, issueId) => {
+      const ids = (byTarget.get(target) ?? []).filter((id) => id !== issueId)
       ids.push(issueId)
-      byConfiguration.set(configurationId, ids.slice(-keep))
+      byTarget.set(target, ids.slice(-keep))
     },
   }
 }
@@ -60,51 +65,55 @@ export const createSqliteRecentTickets = (
   keep = RECENT_TICKETS_KEPT,
 ): RecentTickets & { close(): void } => {
   const db = openSqliteFile(path, { synchronous: 'NORMAL' })
+  // Files written before tickets were shared per target kept them per configuration: those
+  // rows can never match a target, so they go (an unanswered filing of the minute before the
+  // upgrade is forgotten with them).
+  const columns = db.prepare("SELECT name FROM pragma_table_info('recent_tickets')").all() as {
+    name: string
+  }[]
+  if (columns.some((c) => c.name === 'configuration_id'))
+    db.exec('DROP TABLE recent_tickets; DROP TABLE IF EXISTS unanswered_filings;')
   db.exec(`
     CREATE TABLE IF NOT EXISTS recent_tickets (
-      configuration_id TEXT    NOT NULL,
-      issue_id         INTEGER NOT NULL,
-      seq              INTEGER NOT NULL,
-      PRIMARY KEY (configuration_id, issue_id)
+      target    TEXT    NOT NULL,
+      issue_id  INTEGER NOT NULL,
+      seq       INTEGER NOT NULL,
+      PRIMARY KEY (target, issue_id)
     ) STRICT;
-    CREATE INDEX IF NOT EXISTS recent_tickets_newest ON recent_tickets (configuration_id, seq);
+    CREATE INDEX IF NOT EXISTS recent_tickets_newest ON recent_tickets (target, seq);
     CREATE TABLE IF NOT EXISTS unanswered_filings (
-      configuration_id TEXT    NOT NULL,
-      label            TEXT    NOT NULL,
-      at               INTEGER NOT NULL,
-      PRIMARY KEY (configuration_id, label)
+      target    TEXT    NOT NULL,
+      label     TEXT    NOT NULL,
+      at        INTEGER NOT NULL,
+      PRIMARY KEY (target, label)
     ) STRICT;
   `)
   const filing = db.prepare(`
-    INSERT INTO unanswered_filings (configuration_id, label, at) VALUES (?, ?, ?)
-    ON CONFLICT (configuration_id, label) DO UPDATE SET at = excluded.at`)
-  const settled = db.prepare('DELETE FROM unanswered_filings WHERE configuration_id = ? AND label = ?')
-  const unanswered = db.prepare('SELECT at FROM unanswered_filings WHERE configuration_id = ? AND label = ?')
-  const recent = db.prepare(
-    'SELECT issue_id FROM recent_tickets WHERE configuration_id = ? ORDER BY seq DESC LIMIT ?',
-  )
+    INSERT INTO unanswered_filings (target, label, at) VALUES (?, ?, ?)
+    ON CONFLICT (target, label) DO UPDATE SET at = excluded.at`)
+  const settled = db.prepare('DELETE FROM unanswered_filings WHERE target = ? AND label = ?')
+  const unanswered = db.prepare('SELECT at FROM unanswered_filings WHERE target = ? AND label = ?')
+  const recent = db.prepare('SELECT issue_id FROM recent_tickets WHERE target = ? ORDER BY seq DESC LIMIT ?')
   const remember = db.prepare(`
-    INSERT INTO recent_tickets (configuration_id, issue_id, seq)
-    VALUES (?1, ?2, (SELECT coalesce(max(seq), 0) + 1 FROM recent_tickets WHERE configuration_id = ?1))
-    ON CONFLICT (configuration_id, issue_id) DO UPDATE SET seq = excluded.seq`)
+    INSERT INTO recent_tickets (target, issue_id, seq)
+    VALUES (?1, ?2, (SELECT coalesce(max(seq), 0) + 1 FROM recent_tickets WHERE target = ?1))
+    ON CONFLICT (target, issue_id) DO UPDATE SET seq = excluded.seq`)
   const trim = db.prepare(`
-    DELETE FROM recent_tickets WHERE configuration_id = ?1 AND seq <=
-      (SELECT seq FROM recent_tickets WHERE configuration_id = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)`)
+    DELETE FROM recent_tickets WHERE target = ?1 AND seq <=
+      (SELECT seq FROM recent_tickets WHERE target = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)`)
   return {
-    recent: (configurationId) =>
-      (recent.all(configurationId, keep) as { issue_id: number }[]).map((r) => r.issue_id),
-    remember: (configurationId, issueId) => {
-      remember.run(configurationId, issueId)
-      trim.run(configurationId, keep)
+    recent: (target) => (recent.all(target, keep) as { issue_id: number }[]).map((r) => r.issue_id),
+    remember: (target, issueId) => {
+      remember.run(target, issueId)
+      trim.run(target, keep)
     },
-    filing: (configurationId, label, at) => {
-      filing.run(configurationId, label, Math.trunc(at))
+    filing: (target, label, at) => {
+      filing.run(target, label, Math.trunc(at))
     },
-    settled: (configurationId, label) => {
-      settled.run(configurationId, label)
+    settled: (target, label) => {
+      settled.run(target, label)
     },
-    unanswered: (configurationId, label) =>
-      (unanswered.get(configurationId, label) as { at: number } | undefined)?.at,
+    unanswered: (target, label) => (unanswered.get(target, label) as { at: number } | undefined)?.at,
     close: () => db.close(),
   }
 }

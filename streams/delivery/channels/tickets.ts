@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { CloudEvent } from '../../../src/events/index.ts'
 import type { ChannelContext, ChannelDelivery } from './channel.ts'
+import type { Failure } from './classify.ts'
 import type { TemplateField, TemplateOverrides } from './configuration.ts'
 import { type FindingView, type MessageScope, messageScope, resourceOf } from './message.ts'
 import { renderField } from './templates.ts'
@@ -123,3 +124,48 @@ export const ticketMessage = <F extends TemplateField>(
   }
   return { scope, render }
 }
+
+/**
+ * A ticket's event as its marks in the ticket name it: an issue or comment marked with it was
+ * written for this event, whichever configuration's delivery wrote it (every configuration
+ * filing into one repository or project shares its tickets). URI-encoded, so it never closes
+ * the HTML comment or the property it is kept in.
+ */
+export const eventMark = (event: Pick<CloudEvent, 'source' | 'id'>): string =>
+  encodeURIComponent(`${event.source} ${event.id}`)
+
+/**
+ * A filing for the key went out and its answer never came (a timeout, a 5xx, a crash), and the
+ * ticket system does not show an open ticket for it yet: filing now could make a second one, so
+ * the delivery waits until the filing could no longer be on its way.
+ */
+export class UnconfirmedFilingError extends Error {
+  override readonly name = 'UnconfirmedFilingError'
+  readonly waitMs: number
+  constructor(system: string, since: number, waitMs: number) {
+    super(
+      `a ticket for this key may have been filed at ${new Date(since).toISOString()} (its answer never came) and ${system} does not show it yet; looking again in ${Math.ceil(waitMs / 1000)} s before filing`,
+    )
+    this.waitMs = waitMs
+  }
+}
+
+/** Throws `UnconfirmedFilingError` while a filing of `since` (if any) may still appear, for `doubtMs`. */
+export const assertNoFilingInDoubt = (
+  system: string,
+  since: number | undefined,
+  doubtMs: number,
+  now: number,
+): void => {
+  const waitMs = since === undefined ? 0 : since + doubtMs - now
+  if (since !== undefined && waitMs > 0) throw new UnconfirmedFilingError(system, since, waitMs)
+}
+
+/** The delivery's failure while a filing is in doubt: retried after the wait, holding only this delivery. */
+export const unconfirmedFailure = (error: UnconfirmedFilingError): Failure => ({
+  kind: 'retriable',
+  code: 'ticket_unconfirmed',
+  status: null,
+  error: error.message,
+  retryAfterMs: error.waitMs,
+})
