@@ -155,3 +155,31 @@ it('abandons an attempt past its time limit as a retriable timeout, its requests
   assert.equal(await stopped.run('cfg-sec', stopping.signal), undefined)
   assert.deepEqual(stopped.recorded, [])
 })
+
+it('paces the later writes of one attempt by the rate limit, and the target’s other deliveries wait for them', async () => {
+  const paced: number[] = []
+  let other: unknown
+  const { run } = runner({}, {
+    // Ten a second: 100 ms between slots of the one site-and-user target.
+    rateLimits: { ...DEFAULT_RATE_LIMITS, jira: 600 },
+    clock: Date.now,
+    send: async (_delivery: unknown, _configuration: unknown, context: { pace?: () => Promise<void> }) => {
+      const started = Date.now()
+      for (let write = 1; write < 3; write++) {
+        await context.pace?.()
+        paced.push(Date.now() - started)
+        // Meanwhile the other configuration on the same target finds no free slot.
+        if (write === 1) other = await run('cfg-ops')
+      }
+      return created
+    },
+  } as unknown as Partial<AttemptRunnerOptions>)
+  await run('cfg-sec')
+  assert.equal(paced.length, 2)
+  assert.ok((paced[0] as number) >= 90, `first later write after ${paced[0]} ms`)
+  assert.ok((paced[1] as number) - (paced[0] as number) >= 90, `then ${paced[1]} ms`)
+  assert.ok(
+    typeof (other as { deferUntil?: number }).deferUntil === 'number',
+    'the other delivery is deferred',
+  )
+})

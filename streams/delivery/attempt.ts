@@ -278,20 +278,29 @@ export const createAttemptRunner = (options: AttemptRunnerOptions) => {
     if (skipped !== undefined || configuration === undefined) {
       resolution = { outcome: 'skipped', reason: skipped ?? 'configuration_missing' }
     } else {
-      target = rateLimitTarget(configuration.channel)
+      const limited = rateLimitTarget(configuration.channel)
+      target = limited
+      const perMinute = options.rateLimits[configuration.channel.endpoint]
       const now = clock()
-      const wait = options.limiter.take(target, options.rateLimits[configuration.channel.endpoint], now)
+      const wait = options.limiter.take(limited, perMinute, now)
       if (wait > 0) {
         logger('debug', `delivery.${endpoint}.rate_limited`, { ...fields(delivery), wait_ms: wait })
         return { deferUntil: now + wait }
       }
       let result: ChannelResult
       const limit = timeLimited(signal, attemptTimeoutMs)
+      const pace = async (): Promise<void> => {
+        for (let untilFree = options.limiter.take(limited, perMinute, clock()); untilFree > 0; ) {
+          await sleep(untilFree, undefined, { signal: limit.signal })
+          untilFree = options.limiter.take(limited, perMinute, clock())
+        }
+      }
       try {
         result = await send(channelDelivery(delivery), configuration.channel, {
           uiUrl: options.uiUrl,
           timeoutMs: options.timeoutMs,
           signal: limit.signal,
+          pace,
         })
       } catch (error) {
         result = thrown(error)

@@ -189,7 +189,15 @@ describe('GitHub channel against a GitHub stand-in', () => {
       removed: [],
       updated: [],
     }
-    const result = await channel.send(aDelivery(anEvent({ id: 'v-1', data })), configuration, context)
+    // Each write after the first waits for a slot of the rate limit (the attempt took one for the first).
+    const before = github.requests.filter((r) => r.method !== 'GET').length
+    const writes = () => github.requests.filter((r) => r.method !== 'GET').length - before
+    const pacedAfter: number[] = []
+    const result = await channel.send(aDelivery(anEvent({ id: 'v-1', data })), configuration, {
+      ...context,
+      pace: async () => void pacedAfter.push(writes()),
+    })
+    assert.deepEqual(pacedAfter, [1], 'one wait, between the two filings')
     assert.deepEqual(
       github.issues.map((i) => i.title),
       [

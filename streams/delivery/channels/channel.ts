@@ -58,6 +58,13 @@ export interface ChannelContext {
   readonly timeoutMs: number
   /** Aborts the send (shutdown); the result is then a retriable failure. */
   readonly signal?: AbortSignal
+  /**
+   * Waits for the next slot of the configuration's rate limit (`rateLimitTarget`). The attempt
+   * took one before `send`, for its first write; a ticket channel waits for this before each
+   * later one (a filing, a comment, a reopening), so a delivery filing many tickets keeps to the
+   * limit too. Rejects once `signal` aborts. Absent: no limit.
+   */
+  readonly pace?: () => Promise<void>
 }
 
 /** What a ticket channel did for one ticket key. */

@@ -15,6 +15,7 @@ import {
   ticketSubjects,
   UnconfirmedFilingError,
   unconfirmedFailure,
+  writePacer,
 } from './tickets.ts'
 
 export interface TicketChannelOptions extends ChannelOptions {
@@ -201,6 +202,7 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
       const owner = configuration.owner
       const repo = configuration.repository
       const target = githubTarget(configuration)
+      const beforeWrite = writePacer(context)
       const notes: string[] = []
       const log = (event: string, fields: Record<string, unknown>) =>
         options.logger?.('info', `delivery.github.${event}`, {
@@ -231,6 +233,7 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
         // killed), the next attempt knows an issue may be on its way that the list does not
         // show yet. A refusal (a 4xx) filed nothing; a 5xx or no answer leaves it in doubt.
         const create = async (title: string, body: string) => {
+          await beforeWrite()
           recentTickets.filing(target, label, clock())
           try {
             const { data } = await octokit.rest.issues.create({
@@ -321,6 +324,7 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
             await render('comment', { title: found.title, regression: closed }),
             MAX_BODY,
           )
+          await beforeWrite()
           await octokit.rest.issues.createComment({
             owner,
             repo,
@@ -329,6 +333,7 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
           })
         }
         if (closed) {
+          await beforeWrite()
           await octokit.rest.issues.update({
             owner,
             repo,

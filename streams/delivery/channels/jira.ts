@@ -15,6 +15,7 @@ import {
   ticketSubjects,
   UnconfirmedFilingError,
   unconfirmedFailure,
+  writePacer,
 } from './tickets.ts'
 
 /** The label that finds a key's issues again (Jira labels cannot hold spaces). */
@@ -184,6 +185,7 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
       const http = channelFetch(options.guard, configuration, context)
       const base = configuration.url.endsWith('/') ? configuration.url : `${configuration.url}/`
       const target = jiraTarget(configuration)
+      const beforeWrite = writePacer(context)
       const authorization = `Basic ${Buffer.from(`${configuration.username}:${configuration.apiToken}`).toString('base64')}`
       const notes: string[] = []
 
@@ -238,6 +240,7 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
           )
           // Written first: if the answer is lost (a timeout, or this process killed), the next
           // attempt knows an issue may exist that search does not show yet.
+          await beforeWrite()
           recentTickets.filing(target, label, clock())
           const request = {
             fields: {
@@ -325,6 +328,7 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
             await render('comment', { title: found.fields?.summary ?? '', regression }),
             MAX_TEXT,
           )
+          await beforeWrite()
           await api('POST', `rest/api/3/issue/${key}/comment`, {
             body: adfDocument(text, scope.link),
             properties: [
@@ -348,6 +352,7 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
         if (back === undefined) return create(found.key)
         // Comment first, then transition: a retry after the comment still transitions, and never comments twice.
         if (!commented) await comment()
+        await beforeWrite()
         await api('POST', `rest/api/3/issue/${key}/transitions`, { transition: { id: back.id } })
         options.logger?.('info', 'delivery.jira.ticket_reopened', {
           configuration_id: configuration.id,

@@ -169,3 +169,15 @@ export const unconfirmedFailure = (error: UnconfirmedFilingError): Failure => ({
   error: error.message,
   retryAfterMs: error.waitMs,
 })
+
+/**
+ * Before each write of a ticket channel's attempt (a filing, a comment, a reopening): the
+ * first goes at once, on the slot the attempt took; each later one waits for a slot of its own
+ * (`ChannelContext.pace`), so one delivery filing twenty tickets keeps to the rate limit.
+ */
+export const writePacer = (context: Pick<ChannelContext, 'pace'>): (() => Promise<void>) => {
+  let writes = 0
+  return async () => {
+    if (writes++ > 0) await context.pace?.()
+  }
+}
