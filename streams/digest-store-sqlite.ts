@@ -198,12 +198,15 @@ export const createDigestStore = (options: SqliteDigestStoreOptions): DigestStor
       return { id: latest.id, total: latest.total, created: false, changed: false }
     const aligned = Math.floor(now / entry.windowMs) * entry.windowMs
     const start = latest === undefined ? aligned : Math.max(aligned, latest.window_end)
+    // The boundary after `start`, not `start` plus a length: a window that starts at an earlier
+    // one's unaligned end (the length changed) is shorter, and the next is aligned again.
+    const end = (Math.floor(start / entry.windowMs) + 1) * entry.windowMs
     const { lastInsertRowid } = statements.openWindow.run(
       entry.configurationId,
       entry.account,
       entry.endpoint,
       start,
-      start + entry.windowMs,
+      end,
     )
     return { id: Number(lastInsertRowid), total: 0, created: true, changed: false }
   }

@@ -139,10 +139,37 @@ describe('SQLite digest store', () => {
     // And a clock 50 s behind.
     await store.record([entry(c, { windowMs: 45_000 })], T0 + 11_000)
     const due = await store.due(T0 + 200_000)
+    // It starts where the flushed one ended and ends at the next 45 s boundary (T0 is one).
     assert.deepEqual(
       due.map((d) => [d.windowStart - T0, d.windowEnd - T0, d.total]),
-      [[60_000, 105_000, 2]],
+      [[60_000, 90_000, 2]],
     )
+    await store.close()
+  })
+
+  it('aligns windows to a changed length from the first window it opens, under steady traffic', async () => {
+    const store = aStore()
+    const windows: number[][] = []
+    // An event every 10 s, flushed as a flusher would; the length goes from 60 s to 45 s after a minute.
+    for (let at = 1_000; at < 300_000; at += 10_000) {
+      const due = await store.due(T0 + at)
+      windows.push(...due.map((d) => [d.windowStart - T0, d.windowEnd - T0]))
+      await store.markFlushed(due, T0 + at)
+      await store.record(
+        [entry(anEvent({ id: `s${at}` }), { windowMs: at < 60_000 ? 60_000 : 45_000 })],
+        T0 + at,
+      )
+    }
+    // The first 45 s window starts where the 60 s one ended and ends at the next 45 s boundary
+    // (T0 is one); every later one is aligned.
+    assert.deepEqual(windows, [
+      [0, 60_000],
+      [60_000, 90_000],
+      [90_000, 135_000],
+      [135_000, 180_000],
+      [180_000, 225_000],
+      [225_000, 270_000],
+    ])
     await store.close()
   })
 

@@ -63,8 +63,11 @@ export interface DigestWindowRef {
  * Windows are per configuration and tumbling, aligned to multiples of their length since the
  * epoch: an entry joins its configuration's open window, or opens the one that contains `now`
  * (never one that overlaps an earlier window, so a changed length or a clock that went back
- * cannot reopen a flushed window). An entry recorded again for the same configuration — a batch
- * redelivered after a crash — is ignored, for as long as the store remembers flushed windows.
+ * cannot reopen a flushed window). A window always ends on a boundary of its length: one that
+ * starts at an earlier window's end because the length changed is shorter, and the windows
+ * after it are aligned to the new length. An entry recorded again for the same configuration —
+ * a batch redelivered after a crash — is ignored, for as long as the store remembers flushed
+ * windows.
  *
  * @example
  * await store.record(entries, clock())          // before the batch's offsets are committed
