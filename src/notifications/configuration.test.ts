@@ -502,6 +502,115 @@ describe('endpoint configuration decider', () => {
     })
   })
 
+  describe('signing secret rotation', () => {
+    const HOUR = 60 * 60 * 1000
+    const DAY = 24 * HOUR
+    const SETTINGS = { url: 'https://hooks.example.com/h' }
+    const SEALED_SIGNING = Array.from({ length: 13 }, (_, n) =>
+      box.seal(`whsec_${n}`, `${CONFIG}/signing_secret`),
+    )
+    const signingSecret = (n: number) => SEALED_SIGNING[n] ?? assert.fail(`no secret ${n}`)
+    const webhookCreated: ConfigurationEvent = {
+      type: 'ConfigurationCreated',
+      data: {
+        ...created.data,
+        endpoint: 'webhook',
+        settings: SETTINGS,
+        secrets: { signing_secret: signingSecret(0) },
+      },
+    }
+    /** The command replacing the signing secret with the `n`th, at `at`. */
+    const rotation = (n: number, at: number): UpdateConfiguration => ({
+      ...update({ endpoint: 'webhook', values: SETTINGS, secrets: { signing_secret: signingSecret(n) } }),
+      metadata: { now: at, by: BY },
+    })
+    /** The history of one rotation at each of `times`, as decided and stored. */
+    const rotations = (times: readonly number[]) => {
+      const history: ConfigurationEvent[] = [webhookCreated]
+      for (const [i, at] of times.entries())
+        history.push(...decide(rotation(i + 1, at), history.reduce(evolve, initialState)))
+      return history
+    }
+    const signingOf = (history: readonly ConfigurationEvent[]) => {
+      const state = history.reduce(evolve, initialState)
+      if (state.status !== 'active') assert.fail('no configuration')
+      return state.configuration.secrets.signing_secret
+    }
+
+    it('keeps every value replaced in the last 24 h, newest first, and drops each once its own 24 h are over', () => {
+      const times = [NOW + HOUR, NOW + 2 * HOUR, NOW + DAY + HOUR]
+      assert.deepEqual(signingOf(rotations(times.slice(0, 2))), {
+        sealed: signingSecret(2),
+        previous: [
+          { sealed: signingSecret(1), rotatedAt: new Date(times[1] ?? 0).toISOString() },
+          { sealed: signingSecret(0), rotatedAt: new Date(times[0] ?? 0).toISOString() },
+        ],
+      })
+      // The first replaced value stopped signing at NOW + 25 h, the moment of the third rotation.
+      assert.deepEqual(signingOf(rotations(times)), {
+        sealed: signingSecret(3),
+        previous: [
+          { sealed: signingSecret(2), rotatedAt: new Date(times[2] ?? 0).toISOString() },
+          { sealed: signingSecret(1), rotatedAt: new Date(times[1] ?? 0).toISOString() },
+        ],
+      })
+    })
+
+    it('refuses a rotation while 10 replaced values still sign, naming the field and when it may rotate, never a secret', () => {
+      const times = Array.from({ length: 10 }, (_, i) => NOW + (i + 1) * HOUR)
+      const history = rotations(times)
+      assert.equal(signingOf(history)?.previous?.length, 10)
+      const state = history.reduce(evolve, initialState)
+      const eleventh = NOW + 11 * HOUR
+      assert.throws(
+        () => decide(rotation(11, eleventh), state),
+        (error: unknown) => {
+          assert.ok(error instanceof ValidationError, String(error))
+          assert.deepEqual(error.issues, [
+            {
+              path: 'signing_secret',
+              message:
+                'was replaced 10 times in the last 24 hours, and each value it replaced signs for 24 hours after: it can be replaced again from 2026-11-23T11:00:00.000Z',
+            },
+          ])
+          assert.ok(!/whsec_|enc:v1/.test(`${error.message} ${JSON.stringify(error)}`), 'no secret')
+          return true
+        },
+      )
+      // Once the earliest replaced value's 24 h are over, the rotation goes through, and it is dropped.
+      const later = NOW + HOUR + DAY
+      const [event] = decide(rotation(11, later), state)
+      if (event === undefined) assert.fail('no rotation')
+      const previous = signingOf([...history, event])?.previous
+      assert.equal(previous?.length, 10)
+      assert.equal(previous?.at(-1)?.sealed, signingSecret(1))
+    })
+
+    it('keeps at most 10 replaced values of a history stored before rotations were counted', () => {
+      const history: ConfigurationEvent[] = [webhookCreated]
+      for (let n = 1; n <= 12; n++)
+        history.push({
+          type: 'ConfigurationUpdated',
+          data: {
+            configurationId: CONFIG,
+            account: 'acme',
+            settings: SETTINGS,
+            secrets: { signing_secret: signingSecret(n) },
+            clearedSecrets: [],
+            hints: {},
+            changed: ['signing_secret'],
+            ...STORED_OPTIONS,
+            by: BY,
+            at: new Date(NOW + n * 60_000).toISOString(),
+          },
+        })
+      assert.deepEqual(
+        signingOf(history)?.previous?.map((p) => p.sealed),
+        Array.from({ length: 10 }, (_, i) => signingSecret(11 - i)),
+      )
+    })
+  })
+
   describe('DeleteConfiguration', () => {
     it('deletes a live configuration once', () => {
       given(created)
@@ -650,7 +759,7 @@ describe('endpoint configuration decider', () => {
   })
 
   describe('evolve', () => {
-    it('builds the configuration, keeps a rotated secret as previous, and forgets selectors on delete', () => {
+    it('builds the configuration, replaces a secret that does not sign without keeping the old value, and forgets selectors on delete', () => {
       const rotation: ConfigurationEvent = {
         type: 'ConfigurationUpdated',
         data: {
@@ -669,10 +778,7 @@ describe('endpoint configuration decider', () => {
       const state = [created, added, rotation].reduce(evolve, initialState)
       assert.equal(state.status, 'active')
       if (state.status !== 'active') return
-      assert.deepEqual(state.configuration.secrets.token, {
-        sealed: SEALED_TOKEN_2,
-        previous: { sealed: SEALED_TOKEN, rotatedAt: LATER_ISO },
-      })
+      assert.deepEqual(state.configuration.secrets.token, { sealed: SEALED_TOKEN_2 })
       assert.equal(state.configuration.updatedAt, LATER_ISO)
       assert.deepEqual([...state.selectors.keys()], [SELECTOR])
       const gone = evolve(state, deleted)

@@ -22,6 +22,7 @@ import {
   type EndpointConfiguration,
   type EndpointType,
   type JsonValue,
+  type ReplacedSecret,
   type SealedSecret,
   type Selector,
   takesMaxInFlight,
@@ -38,6 +39,26 @@ export const STREAM_PREFIX = 'notification-configuration-'
 export const streamName = (configurationId: string): string => `${STREAM_PREFIX}${configurationId}`
 
 export const isConfigurationStream = (stream: string): boolean => stream.startsWith(STREAM_PREFIX)
+
+/** How long a replaced signing secret still signs, so receivers can switch over to its successor. */
+export const SIGNING_GRACE_MS = 24 * 60 * 60 * 1000
+
+/**
+ * How many replaced values of one signing secret may be signing at once: each is one more
+ * signature per delivery, about 50 bytes of `webhook-signature` and one more HMAC. A rotation
+ * past it is refused until the earliest one's grace period is over, rather than cutting that
+ * one's 24 h short.
+ */
+export const MAX_SIGNING_REPLACED = 10
+
+/**
+ * The values `secret` replaced that still sign at `now` (ms), newest first.
+ *
+ * @example
+ * replacedSigningAt(configuration.secrets.signing_secret, clock()).map((r) => open(r.sealed))
+ */
+export const replacedSigningAt = (secret: SealedSecret | undefined, now: number): ReplacedSecret[] =>
+  (secret?.previous ?? []).filter((replaced) => Date.parse(replaced.rotatedAt) + SIGNING_GRACE_MS > now)
 
 const EndpointTypeCodec = t.keyof(
   Object.fromEntries(ENDPOINT_TYPES.map((e) => [e, null])) as Record<EndpointType, null>,
@@ -414,6 +435,16 @@ const updateConfiguration = (
       issues.push({ path: name, message: `is not a secret field of ${configuration.endpoint}` })
     else if (spec.required) issues.push({ path: name, message: 'is required and cannot be removed' })
   }
+  for (const name of Object.keys(data.secrets)) {
+    if (fieldSpec(configuration.endpoint, name)?.signs !== true) continue
+    const signing = replacedSigningAt(configuration.secrets[name], metadata.now)
+    const earliest = signing[MAX_SIGNING_REPLACED - 1]
+    if (earliest !== undefined)
+      issues.push({
+        path: name,
+        message: `was replaced ${signing.length} times in the last 24 hours, and each value it replaced signs for 24 hours after: it can be replaced again from ${new Date(Date.parse(earliest.rotatedAt) + SIGNING_GRACE_MS).toISOString()}`,
+      })
+  }
   const options = checkOptions(configuration.endpoint, data.options, issues)
   if (issues.length > 0 || options === undefined)
     return fail(`${configuration.endpoint} configuration`, issues)
@@ -573,7 +604,13 @@ export const decide = (command: ConfigurationCommand, state: ConfigurationState)
   }
 }
 
+/**
+ * The secrets after an update: a signing secret keeps the values it replaced that still sign
+ * at the update's time, newest first. `decide` refuses a rotation past `MAX_SIGNING_REPLACED`;
+ * the cut here bounds a history written before it did.
+ */
 const rotated = (
+  endpoint: EndpointType,
   before: Readonly<Record<string, SealedSecret>>,
   changes: Readonly<Record<string, string>>,
   cleared: readonly string[],
@@ -583,7 +620,15 @@ const rotated = (
   for (const [name, sealed] of Object.entries(changes)) {
     const old = before[name]
     secrets[name] =
-      old === undefined ? { sealed } : { sealed, previous: { sealed: old.sealed, rotatedAt: at } }
+      old === undefined || fieldSpec(endpoint, name)?.signs !== true
+        ? { sealed }
+        : {
+            sealed,
+            previous: [
+              { sealed: old.sealed, rotatedAt: at },
+              ...replacedSigningAt(old, Date.parse(at)),
+            ].slice(0, MAX_SIGNING_REPLACED),
+          }
   }
   for (const name of cleared) delete secrets[name]
   return secrets
@@ -608,14 +653,14 @@ export const toConfiguration = (
   updatedAt: data.at,
 })
 
-/** The configuration after an update, its replaced secrets kept as `previous` for rotation. */
+/** The configuration after an update, its signing secret's replaced values kept as `previous` while they sign. */
 export const updatedConfiguration = (
   configuration: EndpointConfiguration,
   data: ConfigurationEventOf<'ConfigurationUpdated'>['data'],
 ): EndpointConfiguration => ({
   ...configuration,
   settings: data.settings,
-  secrets: rotated(configuration.secrets, data.secrets, data.clearedSecrets, data.at),
+  secrets: rotated(configuration.endpoint, configuration.secrets, data.secrets, data.clearedSecrets, data.at),
   hints: data.hints,
   description: data.description,
   enabled: data.enabled,

@@ -33,6 +33,11 @@ export interface FieldSpec {
   readonly default?: JsonValue
   /** Required, but Herald generates it when a create request leaves it out. */
   readonly generated?: boolean
+  /**
+   * A secret that signs: a value it replaces still signs for the grace period, so receivers
+   * can switch over (`SealedSecret.previous`).
+   */
+  readonly signs?: boolean
   readonly doc: string
 }
 
@@ -85,7 +90,8 @@ export const ENDPOINT_FIELDS: Readonly<Record<EndpointType, Readonly<Record<stri
       required: true,
       generated: true,
       secret: true,
-      doc: 'Standard Webhooks secret (`whsec_…`); generated when absent, returned once in the creation response.',
+      signs: true,
+      doc: 'Standard Webhooks secret (`whsec_…`); generated when absent, returned once in the creation response. Each value it replaces still signs for 24 h (at most 10 at once).',
     }),
   },
   github: {

@@ -60,6 +60,7 @@ export {
   type LevelPattern,
   type NotificationsEnv,
   type Principal,
+  type ReplacedSecret,
   type Role,
   type SealedSecret,
   type Selector,

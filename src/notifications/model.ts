@@ -48,12 +48,22 @@ export interface DigestSettings {
   readonly windowSeconds: number | null
 }
 
-/** A secret field's sealed value, and the one before it while a rotation is in its grace period. */
+/** A value a signing secret replaced, and when. */
+export interface ReplacedSecret {
+  /** Sealed as the secret it replaced was. */
+  readonly sealed: string
+  readonly rotatedAt: string
+}
+
+/** A secret field's sealed value, and for a signing secret the values it replaced lately. */
 export interface SealedSecret {
   /** `enc:v1:…`, sealed with associated data `<configuration id>/<field>`. */
   readonly sealed: string
-  /** The value it replaced, still valid for signatures until `rotatedAt` plus the grace period. */
-  readonly previous?: { readonly sealed: string; readonly rotatedAt: string }
+  /**
+   * A signing secret's replaced values, newest first, each still signing until its `rotatedAt`
+   * plus the grace period; those whose grace period was over at the last rotation are gone.
+   */
+  readonly previous?: readonly ReplacedSecret[]
 }
 
 /**

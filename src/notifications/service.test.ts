@@ -156,19 +156,70 @@ describe('createNotificationConfigService', () => {
     assert.equal(cleared.value.description, null)
   })
 
-  it('signs with the previous secret too during the rotation grace period', async () => {
+  it('signs with every secret replaced in the last 24 h, each until its own 24 h are over, also once read back from the store', async () => {
     const created = await webhook()
+    const id = created.value.id
     const first = created.generated.signing_secret
     const second = `whsec_${randomBytes(32).toString('base64')}`
+    const third = `whsec_${randomBytes(32).toString('base64')}`
     now += 60_000
-    const rotated = await service.updateConfiguration(acme, 'webhook', created.value.id, {
+    const firstReplaced = now
+    await service.updateConfiguration(acme, 'webhook', id, {
       fields: { signing_secret: second },
       options: {},
     })
-    assert.deepEqual(service.webhookDelivery(rotated.value, now)?.previousSigningSecrets, [first])
-    assert.equal(service.webhookDelivery(rotated.value, now)?.signingSecret, second)
-    const dayLater = now + 24 * 60 * 60 * 1000 + 1
-    assert.equal(service.webhookDelivery(rotated.value, dayLater)?.previousSigningSecrets, undefined)
+    now += 60 * 60 * 1000
+    const secondReplaced = now
+    const rotated = await service.updateConfiguration(acme, 'webhook', id, {
+      fields: { signing_secret: third },
+      options: {},
+    })
+    const day = 24 * 60 * 60 * 1000
+    const signing = (configuration: typeof rotated.value, at: number) => {
+      const delivery = service.webhookDelivery(configuration, at)
+      return [delivery?.signingSecret, ...(delivery?.previousSigningSecrets ?? [])]
+    }
+    assert.deepEqual(signing(rotated.value, now), [third, second, first])
+    assert.deepEqual(signing(rotated.value, firstReplaced + day - 1), [third, second, first])
+    assert.deepEqual(signing(rotated.value, firstReplaced + day), [third, second])
+    assert.deepEqual(signing(rotated.value, secondReplaced + day), [third])
+
+    // A service started on the stored history folds the same secrets, as the deliverer reads them.
+    const reader = serviceOn(store, true)
+    const set = await firstValueFrom(reader.selectors$())
+    const stored = set.configurations.get(id)
+    if (stored === undefined) assert.fail('the stored configuration is not read back')
+    assert.deepEqual(signing(stored, now), [third, second, first])
+  })
+
+  it('refuses a rotation while 10 replaced signing secrets still sign, naming signing_secret and none of them', async () => {
+    const created = await webhook()
+    const id = created.value.id
+    const secrets = [created.generated.signing_secret]
+    for (let n = 0; n < 10; n++) {
+      now += 60_000
+      secrets.push(`whsec_${randomBytes(32).toString('base64')}`)
+      await service.updateConfiguration(acme, 'webhook', id, {
+        fields: { signing_secret: secrets.at(-1) },
+        options: {},
+      })
+    }
+    now += 60_000
+    const eleventh = `whsec_${randomBytes(32).toString('base64')}`
+    await assert.rejects(
+      service.updateConfiguration(acme, 'webhook', id, { fields: { signing_secret: eleventh }, options: {} }),
+      (error: unknown) => {
+        assert.ok(error instanceof ValidationError, String(error))
+        assert.deepEqual(
+          error.issues.map((i) => i.path),
+          ['signing_secret'],
+        )
+        const shown = `${error.message} ${JSON.stringify(error.issues)} ${JSON.stringify(error.context)}`
+        for (const secret of [...secrets, eleventh])
+          assert.ok(!shown.includes(secret ?? ''), 'no secret in the error')
+        return true
+      },
+    )
   })
 
   it('honours an expected revision: a stale one fails with PreconditionFailedError and writes nothing', async () => {

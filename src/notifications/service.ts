@@ -37,6 +37,7 @@ import {
   decodeConfigurationEvent,
   evolve,
   initialState,
+  replacedSigningAt,
   type SelectorInput,
   type SelectorPatch,
   streamName,
@@ -232,8 +233,6 @@ export interface NotificationConfigServiceOptions {
   readonly newSecret?: () => string
   /** How long a listing waits for the read model to reach this service's own writes (default 5000 ms). */
   readonly readTimeoutMs?: number
-  /** How long a replaced signing secret still signs deliveries, so receivers can switch over (default 24 h). */
-  readonly rotationGraceMs?: number
   /** Where the read model coalesces bursts; tests pass a TestScheduler. */
   readonly scheduler?: SchedulerLike
   readonly onInvalidEvent?: (event: RecordedEvent, issues: readonly FieldIssue[]) => void
@@ -275,7 +274,6 @@ export const createNotificationConfigService = (
   const { store, box, clock, newId } = options
   const newSecret = options.newSecret ?? newSigningSecret
   const readTimeoutMs = options.readTimeoutMs ?? 5_000
-  const rotationGraceMs = options.rotationGraceMs ?? 24 * 60 * 60 * 1000
   let lastWrittenPosition = 0
 
   const setsOptions = {
@@ -690,11 +688,9 @@ export const createNotificationConfigService = (
       const signingSecret = openSecret(configuration, 'signing_secret')
       const url = configuration.settings.url
       if (signingSecret === undefined || typeof url !== 'string') return undefined
-      const previous = configuration.secrets.signing_secret?.previous
-      const stillValid =
-        previous !== undefined && Date.parse(previous.rotatedAt) + rotationGraceMs > now
-          ? [box.open(previous.sealed, aadOf(configuration.id, 'signing_secret'))]
-          : []
+      const stillValid = replacedSigningAt(configuration.secrets.signing_secret, now).map((replaced) =>
+        box.open(replaced.sealed, aadOf(configuration.id, 'signing_secret')),
+      )
       return {
         id: configuration.id,
         account: configuration.account,
