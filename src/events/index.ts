@@ -31,5 +31,5 @@ export {
   Level,
   RecordedCloudEvent,
 } from './cloudevent.ts'
-export { toFieldIssues, withMessage } from './io-ts-issues.ts'
+export { contextPath, toFieldIssues, withMessage } from './io-ts-issues.ts'
 export { decodeLogEvent, encodeLogEvent } from './wire.ts'

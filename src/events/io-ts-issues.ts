@@ -19,18 +19,29 @@ const isComposite = (type: t.Decoder<unknown, unknown> | undefined): boolean => 
 }
 
 /**
- * Turns io-ts errors into one issue per bad field, named by its dotted path, with what was
- * expected. A union's or intersection's member index is not part of the path, and each path is reported once.
+ * The path of the value a context reaches, after `prefix`: properties dotted, array elements by
+ * index in brackets (`to[2]`, `data.findings[0].severity`). A union's or intersection's member
+ * index is not part of it.
+ */
+export const contextPath = (context: t.Context, prefix = ''): string => {
+  let path = prefix
+  context.forEach((entry, i) => {
+    const parent = context[i - 1]
+    if (entry.key === '' || isComposite(parent?.type)) return
+    if (Array.isArray(parent?.actual)) path += `[${entry.key}]`
+    else path += path === '' ? entry.key : `.${entry.key}`
+  })
+  return path
+}
+
+/**
+ * Turns io-ts errors into one issue per bad field, named by its path (`contextPath`), with what
+ * was expected. Each path is reported once.
  */
 export const toFieldIssues = (errors: t.Errors, prefix = ''): FieldIssue[] => {
   const byPath = new Map<string, FieldIssue>()
   for (const error of errors) {
-    const keys: string[] = []
-    error.context.forEach((entry, i) => {
-      if (entry.key === '' || isComposite(error.context[i - 1]?.type)) return
-      keys.push(entry.key)
-    })
-    const path = [prefix, ...keys].filter((k) => k !== '').join('.') || '(root)'
+    const path = contextPath(error.context, prefix) || '(root)'
     if (byPath.has(path)) continue
     const expected = error.context.at(-1)?.type.name ?? 'a valid value'
     byPath.set(path, { path, message: error.message ?? `expected ${expected}, got ${describe(error.value)}` })

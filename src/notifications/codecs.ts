@@ -2,7 +2,7 @@ import { isIP } from 'node:net'
 import { isLeft } from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
 import { type FieldIssue, ValidationError } from '../errors/index.ts'
-import { toFieldIssues, withMessage } from '../events/index.ts'
+import { contextPath, toFieldIssues, withMessage } from '../events/index.ts'
 import { unknownFields } from '../http/body.ts'
 
 const refinedString = (name: string, test: (s: string) => boolean, message: string) =>
@@ -129,13 +129,67 @@ export const EmailAddress = refinedString(
   'must be one email address such as alerts@example.com',
 )
 
-export const EmailList = withMessage(
-  t.refinement(t.array(EmailAddress), (a) => a.length >= 1 && a.length <= 50, 'EmailList'),
-  (u) =>
-    Array.isArray(u) && u.length > 0 && u.length <= 50
-      ? 'must hold email addresses only'
-      : 'must be a list of 1 to 50 email addresses',
-)
+interface ListSpec<A> {
+  readonly min: number
+  readonly max: number
+  /** What the list holds, for its message: `email addresses`. */
+  readonly what: string
+  /** What two elements are the same by: listed twice, the second is refused. */
+  readonly sameBy?: (element: A) => string
+}
+
+/**
+ * A list of `min` to `max` distinct elements. A list that is none, too short or too long fails
+ * as a whole; otherwise each bad element fails on its own, by index (`to[2]`), and one that
+ * repeats an earlier element names it (`to[3]`: "repeats to[1]"), so a client is told which.
+ */
+const listOf = <A extends string>(
+  name: string,
+  element: t.Type<A, A, unknown>,
+  { min, max, what, sameBy = (a) => a }: ListSpec<A>,
+): t.Type<A[], A[], unknown> => {
+  const fitsLength = (u: unknown): u is unknown[] => Array.isArray(u) && u.length >= min && u.length <= max
+  return new t.Type<A[], A[], unknown>(
+    name,
+    (u): u is A[] =>
+      fitsLength(u) && u.every(element.is) && new Set(u.map((a) => sameBy(a as A))).size === u.length,
+    (u, c) => {
+      if (!fitsLength(u))
+        return t.failure(u, c, `must be a list of ${min === 0 ? 'at most' : `${min} to`} ${max} ${what}`)
+      const errors: t.ValidationError[] = []
+      const values: A[] = []
+      const firstIndex = new Map<string, number>()
+      for (const [i, item] of u.entries()) {
+        const at = t.appendContext(c, String(i), element, item)
+        const result = element.validate(item, at)
+        if (isLeft(result)) {
+          errors.push(...result.left)
+          continue
+        }
+        const key = sameBy(result.right)
+        const first = firstIndex.get(key)
+        if (first === undefined) firstIndex.set(key, i)
+        else errors.push({ value: item, context: at, message: `repeats ${contextPath(c)}[${first}]` })
+        values.push(result.right)
+      }
+      return errors.length > 0 ? t.failures(errors) : t.success(values)
+    },
+    t.identity,
+  )
+}
+
+/** The same mailbox: a domain is case-insensitive, the part before the @ may not be (RFC 5321). */
+const mailbox = (address: string): string => {
+  const at = address.lastIndexOf('@')
+  return `${address.slice(0, at)}@${address.slice(at + 1).toLowerCase()}`
+}
+
+export const EmailList = listOf('EmailList', EmailAddress, {
+  min: 1,
+  max: 50,
+  what: 'email addresses',
+  sameBy: mailbox,
+})
 
 export const TlsMode = withMessage(
   t.keyof({ none: null, starttls: null, tls: null }),
@@ -143,14 +197,8 @@ export const TlsMode = withMessage(
   'TlsMode',
 )
 
-const listOf = (item: t.Type<string, string, unknown>, max: number, what: string) =>
-  withMessage(
-    t.refinement(t.array(item), (a) => a.length <= max && new Set(a).size === a.length, 'List'),
-    () => `must be a list of at most ${max} distinct ${what}`,
-  )
-
-export const Labels = listOf(text('Label', 100), 20, 'labels of 1 to 100 characters')
-export const Assignees = listOf(text('Assignee', 100), 10, 'user names')
+export const Labels = listOf('Labels', text('Label', 100), { min: 0, max: 20, what: 'labels' })
+export const Assignees = listOf('Assignees', text('Assignee', 100), { min: 0, max: 10, what: 'user names' })
 
 // GitHub owner and repository names: letters, digits, `-`, `_` and `.`.
 export const GitHubName = refinedString(

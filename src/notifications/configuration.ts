@@ -287,8 +287,9 @@ const checkValues = (
       else if (spec.default !== undefined) settings[name] = spec.default
       continue
     }
-    const result = spec.codec.decode(value)
-    if (isLeft(result)) issues.push(...toFieldIssues(result.left, name))
+    // Decoded under its name, so a list's element names its sibling (`to[3]`: "repeats to[1]").
+    const result = spec.codec.validate(value, [{ key: name, type: spec.codec, actual: value }])
+    if (isLeft(result)) issues.push(...toFieldIssues(result.left))
     else settings[name] = result.right as JsonValue
   }
   for (const name of Object.keys(values)) {

@@ -70,7 +70,7 @@ export const ENDPOINT_FIELDS: Readonly<Record<EndpointType, Readonly<Record<stri
     smtp_host: field(HostName, { required: true, doc: 'SMTP server host name or address.' }),
     smtp_port: field(Port, { default: 587, doc: 'SMTP server port.' }),
     from: field(EmailAddress, { required: true, doc: 'Sender address.' }),
-    to: field(EmailList, { required: true, doc: 'One or more recipient addresses.' }),
+    to: field(EmailList, { required: true, doc: 'One to 50 recipient addresses, each once.' }),
     username: field(text('Username', 256), { doc: 'SMTP user, when the server requires authentication.' }),
     password: field(Secret, { secret: true, doc: 'SMTP password.' }),
     tls_mode: field(TlsMode, {
@@ -103,8 +103,11 @@ export const ENDPOINT_FIELDS: Readonly<Record<EndpointType, Readonly<Record<stri
     owner: field(GitHubName, { required: true, doc: 'Repository owner (user or organisation).' }),
     repository: field(GitHubName, { required: true, doc: 'Repository name.' }),
     token: field(Secret, { required: true, secret: true, doc: 'A token allowed to create issues.' }),
-    labels: field(Labels, { default: [], doc: 'Labels set on each issue.' }),
-    assignees: field(Assignees, { default: [], doc: 'User names assigned to each issue.' }),
+    labels: field(Labels, { default: [], doc: 'Labels set on each issue (at most 20, each once).' }),
+    assignees: field(Assignees, {
+      default: [],
+      doc: 'User names assigned to each issue (at most 10, each once).',
+    }),
     milestone: field(Milestone, { doc: 'Milestone number set on each issue.' }),
   },
   jira: {
@@ -121,7 +124,7 @@ export const ENDPOINT_FIELDS: Readonly<Record<EndpointType, Readonly<Record<stri
     project_key: field(JiraProjectKey, { required: true, doc: 'Project the issues are created in.' }),
     issue_type: field(text('IssueType', 100), { default: 'Bug', doc: 'Issue type name.' }),
     priority: field(text('Priority', 100), { doc: 'Priority name.' }),
-    labels: field(Labels, { default: [], doc: 'Labels set on each issue.' }),
+    labels: field(Labels, { default: [], doc: 'Labels set on each issue (at most 20, each once).' }),
     assignee: field(text('Assignee', 256), { doc: 'Account id of the assignee.' }),
   },
 }

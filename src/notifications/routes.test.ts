@@ -230,6 +230,58 @@ describe('notification configuration routes', () => {
     ])
   })
 
+  it('names a bad or repeated list element by its index, and what it repeats', async () => {
+    const errors = (response: { json: Json }) => response.json.errors as { path: string; message: string }[]
+    const email = await as(writer, 'POST', `${BASE}/email/configurations`, {
+      smtp_host: 'smtp.example.com',
+      from: 'alerts@acme.example',
+      to: ['a@acme.example', 'b@acme.example', 'not an address', 'b@ACME.example', 'a@acme.example'],
+    })
+    assert.equal(email.status, 400, email.text)
+    assert.deepEqual(errors(email), [
+      { path: 'to[2]', message: 'must be one email address such as alerts@example.com' },
+      { path: 'to[3]', message: 'repeats to[1]' },
+      { path: 'to[4]', message: 'repeats to[0]' },
+    ])
+    // The mailbox's own part may differ in case only: another mailbox, as far as Herald can tell.
+    const cased = await as(writer, 'POST', `${BASE}/email/configurations`, {
+      smtp_host: 'smtp.example.com',
+      from: 'alerts@acme.example',
+      to: ['secops@acme.example', 'SecOps@acme.example'],
+    })
+    assert.equal(cased.status, 201, cased.text)
+
+    const github = await as(writer, 'POST', `${BASE}/github/configurations`, {
+      owner: 'acme',
+      repository: 'app',
+      token: 'ghp_example',
+      labels: ['security', '', 'security'],
+      assignees: ['alice', 'bob', 'alice'],
+    })
+    assert.equal(github.status, 400, github.text)
+    assert.deepEqual(errors(github), [
+      { path: 'labels[1]', message: 'must be 1 to 100 characters' },
+      { path: 'labels[2]', message: 'repeats labels[0]' },
+      { path: 'assignees[2]', message: 'repeats assignees[0]' },
+    ])
+    const jira = await as(writer, 'POST', `${BASE}/jira/configurations`, {
+      url: 'https://acme.atlassian.net',
+      username: 'bot',
+      api_token: 'jira-x',
+      project_key: 'SEC',
+      labels: ['ops', 7],
+    })
+    assert.equal(jira.status, 400, jira.text)
+    assert.deepEqual(errors(jira), [{ path: 'labels[1]', message: 'must be a string' }])
+    // Too many, or not a list, is the list's own fault.
+    const many = await as(writer, 'POST', `${BASE}/email/configurations`, {
+      smtp_host: 'smtp.example.com',
+      from: 'alerts@acme.example',
+      to: Array.from({ length: 51 }, (_, i) => `a${i}@acme.example`),
+    })
+    assert.deepEqual(errors(many), [{ path: 'to', message: 'must be a list of 1 to 50 email addresses' }])
+  })
+
   it('refuses read-only fields unless sent back as a read shows them, and names inherited ones as unknown', async () => {
     const paths = (response: { json: Json }) =>
       (response.json.errors as { path: string }[]).map((e) => e.path)

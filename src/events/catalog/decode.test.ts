@@ -122,10 +122,10 @@ describe('decodeEngineEvent', () => {
       { path: 'data.distro.version', message: 'is required' },
       { path: 'data.package_count', message: 'must be a whole number of at least 0' },
       {
-        path: 'data.findings.0.severity',
+        path: 'data.findings[0].severity',
         message: 'must be one of critical, high, medium, low, negligible, unknown',
       },
-      { path: 'data.findings.1', message: 'must be a JSON object' },
+      { path: 'data.findings[1]', message: 'must be a JSON object' },
     ])
   })
 
