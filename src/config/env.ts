@@ -67,11 +67,14 @@ export const coerce = (type: LeafType<unknown>, raw: string): unknown => {
     }
     case 'bool':
       return BOOLEANS[raw.trim().toLowerCase()] ?? raw
-    case 'list':
-      return raw
+    case 'list': {
+      const items = raw
         .split(',')
         .map((item) => item.trim())
         .filter((item) => item !== '')
+      const { element } = type
+      return element === undefined ? items : items.map((item) => coerce(element, item))
+    }
     case 'string':
       return raw
   }

@@ -275,6 +275,21 @@ warehouse:
       const error = failure(() => load({}, 'port: "8228"\n'))
       assert.equal(issue(error, 'port'), `port (${FILE}:1): expected an integer 0-65535, got "8228"`)
     })
+
+    it('takes list elements as typed too: a quoted number in retry_schedule_ms is refused by its index', () => {
+      const error = failure(() =>
+        load({}, 'notifications:\n  delivery:\n    retry_schedule_ms: [0, "5000", 300000, 1.5]\n'),
+      )
+      assert.equal(
+        issue(error, 'notifications.delivery.retry_schedule_ms[1]'),
+        `notifications.delivery.retry_schedule_ms[1] (${FILE}:3): expected a whole number of milliseconds >= 0, got "5000"`,
+      )
+      assert.equal(
+        issue(error, 'notifications.delivery.retry_schedule_ms[3]'),
+        `notifications.delivery.retry_schedule_ms[3] (${FILE}:3): expected a whole number of milliseconds >= 0, got 1.5`,
+      )
+      assert.equal(error.issues.length, 2, error.message)
+    })
   })
 
   describe('environment overrides', () => {
@@ -401,6 +416,23 @@ warehouse:
       assert.equal(
         issue(error, 'event_log.kafka.brokers[1]'),
         'event_log.kafka.brokers[1] (HERALD_EVENT_LOG__KAFKA__BROKERS): expected host:port (IPv6 in brackets), got "k2"',
+      )
+    })
+
+    it('coerces the numbers of a comma-separated list, and names a bad one by its index and variable', () => {
+      const variable = 'HERALD_NOTIFICATIONS__DELIVERY__RETRY_SCHEDULE_MS'
+      assert.deepEqual(
+        load({ [variable]: ' 0, 5000 ,300000' }).notifications.delivery.retry_schedule_ms,
+        [0, 5000, 300000],
+      )
+      const error = failure(() => load({ [variable]: '0,5s,-1' }))
+      assert.equal(
+        issue(error, 'notifications.delivery.retry_schedule_ms[1]'),
+        `notifications.delivery.retry_schedule_ms[1] (${variable}): expected a whole number of milliseconds >= 0, got "5s"`,
+      )
+      assert.equal(
+        issue(error, 'notifications.delivery.retry_schedule_ms[2]'),
+        `notifications.delivery.retry_schedule_ms[2] (${variable}): expected a whole number of milliseconds >= 0, got -1`,
       )
     })
 

@@ -2,7 +2,6 @@
  * Every configuration key: type, default, secrecy and meaning. The loader, the env scheme,
  * `redactConfig` and REFERENCE.md are all derived from this tree.
  */
-import * as t from 'io-ts'
 import {
   allowlistEntry,
   base64Key,
@@ -18,8 +17,8 @@ import {
   integer,
   key,
   kurrentConnectionString,
-  type LeafType,
   listOf,
+  milliseconds,
   nonEmptyString,
   nullable,
   oneOf,
@@ -31,24 +30,6 @@ import {
 import type { Config } from './types.ts'
 
 const positive = integer(1)
-
-/** Milliseconds in a list: a number in the file, digits in a comma-separated environment variable. */
-const milliseconds: LeafType<number> = {
-  codec: new t.Type<number, number, unknown>(
-    'Milliseconds',
-    (u): u is number => typeof u === 'number' && Number.isSafeInteger(u) && u >= 0,
-    (u, c) => {
-      const n = typeof u === 'string' && /^\d{1,15}$/.test(u.trim()) ? Number(u.trim()) : u
-      return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0
-        ? t.success(n)
-        : t.failure(u, c, 'expected a whole number of milliseconds >= 0')
-    },
-    t.identity,
-  ),
-  env: 'list',
-  nullable: false,
-  expected: 'an integer >= 0',
-}
 
 // Names of the later work each key waits for; REFERENCE.md prints them, so keep them short.
 

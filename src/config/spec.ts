@@ -30,6 +30,8 @@ export interface LeafType<A> {
   readonly nullable: boolean
   /** Completes "expected …" in messages and fills the type column of REFERENCE.md. */
   readonly expected: string
+  /** A list's element type: how each comma-separated item of an env string is coerced. */
+  readonly element?: LeafType<unknown>
 }
 
 /**
@@ -70,11 +72,16 @@ export const nullable = <A>(type: LeafType<A>): LeafType<A | null> => ({
   expected: `${type.expected}, or null`,
 })
 
+/**
+ * A list of `element`s. In the file each element is taken as typed, as any key's value is; in
+ * the environment each comma-separated item is coerced as a key of the element's type would be.
+ */
 export const listOf = <A>(element: LeafType<A>, expected: string): LeafType<readonly A[]> => ({
   codec: t.readonlyArray(asType(element.codec)),
   env: 'list',
   nullable: false,
   expected,
+  element,
 })
 
 export const integer = (min: number, max = Number.MAX_SAFE_INTEGER): LeafType<number> => {
@@ -88,6 +95,11 @@ export const integer = (min: number, max = Number.MAX_SAFE_INTEGER): LeafType<nu
     typeof u === 'number' && Number.isInteger(u) && u >= min && u <= max ? ok(u) : fail(),
   )
 }
+
+/** Milliseconds to wait: a whole number from 0, as a list's element (`retry_schedule_ms`). */
+export const milliseconds = leafType('Milliseconds', 'a whole number of milliseconds >= 0', 'int', (u) =>
+  typeof u === 'number' && Number.isSafeInteger(u) && u >= 0 ? ok(u) : fail(),
+)
 
 /** A finite number from `min` to `max`, fractions allowed (seconds that may be less than one). */
 export const decimal = (min: number, max: number): LeafType<number> =>
