@@ -207,6 +207,40 @@ describe('foldEntities and foldFindings', () => {
     ])
   })
 
+  it('keeps as a tag’s latest evaluation the one evaluated last, of two at one instant the later in the log', () => {
+    const evaluated = (offset: number, tag: string, evaluatedAt: string, status: 'pass' | 'fail') =>
+      at(offset, {
+        type: 'herald.report.policy.evaluated',
+        account: A,
+        data: {
+          registry: 'docker.io',
+          repository: 'acme/api',
+          tag,
+          digest: D1,
+          bundle_id: 'default',
+          bundle_digest: 'sha256:bundle',
+          status,
+          reasons: [],
+          evaluated_at: evaluatedAt,
+        },
+      } as Omit<EngineEvent, 'specversion' | 'id' | 'source' | 'level' | 'resourcetype'>)
+    const rows = foldEntities(
+      [
+        evaluated(1, 'late', '2026-11-22T10:00:05.000Z', 'fail'),
+        // Received after, evaluated before: not the current one.
+        evaluated(2, 'late', '2026-11-22T10:00:01.000Z', 'pass'),
+        evaluated(3, 'tie', '2026-11-22T10:00:05.000Z', 'pass'),
+        evaluated(4, 'tie', '2026-11-22T10:00:05.000Z', 'fail'),
+      ],
+      empty,
+    )
+    assert.deepEqual(rows.policyLatest.map((r) => [r.tag, r.status, r.evaluated_at, r.version]).sort(), [
+      ['late', 'fail', '2026-11-22 10:00:05.000', 1],
+      ['tie', 'fail', '2026-11-22 10:00:05.000', 4],
+    ])
+    assert.equal(rows.policyEvaluations.length, 4, 'the history keeps every evaluation')
+  })
+
   it('asks for the images and tags its events name, and everything of a snapshot’s account', () => {
     const needs = stateNeeds([
       analyzed(1, D1, []),

@@ -179,7 +179,7 @@ function* entitySteps(events: readonly Positioned[], state: EntityState): Genera
   const tagHistory = new Map<string, TagHistoryRow>()
   const tagsCurrent = new Map<string, TagCurrentRow>()
   const policyEvaluations: PolicyEvaluationRow[] = []
-  const policyLatest = new Map<string, PolicyLatestRow>()
+  const policyLatest = new Map<string, { row: PolicyLatestRow; evaluatedAt: number }>()
   const findingOps = new Map<string, { account: string; digest: string; ops: FindingOp[] }>()
 
   const putImage = (row: ImageRow) =>
@@ -334,7 +334,12 @@ function* entitySteps(events: readonly Positioned[], state: EntityState): Genera
           })),
         }
         policyEvaluations.push({ ...row, log_offset: offset })
-        policyLatest.set(tagKey(row), { ...row, version: offset })
+        // The latest by evaluated_at, the later in the log of two at one instant, as the
+        // table's version (`recency`) orders them: one delivered late is not the current one.
+        const key = tagKey(row)
+        const kept = policyLatest.get(key)
+        if (kept === undefined || evaluatedAt >= kept.evaluatedAt)
+          policyLatest.set(key, { row: { ...row, version: offset }, evaluatedAt })
         break
       }
       default:
@@ -346,7 +351,7 @@ function* entitySteps(events: readonly Positioned[], state: EntityState): Genera
     tagHistory: [...tagHistory.values()],
     tagsCurrent: [...tagsCurrent.values()],
     policyEvaluations,
-    policyLatest: [...policyLatest.values()],
+    policyLatest: [...policyLatest.values()].map((latest) => latest.row),
     findingOps,
     openImages,
     openTags,

@@ -1,7 +1,8 @@
 /**
  * Rows of the report tables, exactly as inserted (`JSONEachRow`) and as read back. Times are
  * ClickHouse `DateTime64(3, 'UTC')` text (`2026-11-22 10:00:07.250`); offsets are positions in
- * the account's partition of the events topic. DDL: `projections/migrations/0003-report-tables.ts`.
+ * the account's partition of the events topic. DDL: `projections/migrations/0003-report-tables.ts`,
+ * `policy_evaluation_latest` as `0009-policy-latest-by-evaluation.ts` remade it.
  */
 import type { Severity } from '../../src/events/index.ts'
 
@@ -142,7 +143,10 @@ export interface PolicyEvaluationRow {
   readonly log_offset: number
 }
 
-/** The latest evaluation of each tag. */
+/**
+ * The latest evaluation of each tag: by `evaluated_at`, of two at one instant the later in the
+ * log (`version`, its offset); the table orders them so by a column of its own, `recency`.
+ */
 export type PolicyLatestRow = Omit<PolicyEvaluationRow, 'log_offset'> & { readonly version: number }
 
 /** How far the projector got in one partition, for the projection lag. */

@@ -37,7 +37,8 @@ const COLUMNS = `account, registry, repository, tag, digest, evaluation_id, toSt
 
 /**
  * Anchore's `policyEvaluationsByTag`. Current (the default): the latest evaluation of every
- * tag active now, or as of `asOf`. History (`currentOnly: false`): every evaluation, newest
+ * tag active now, or as of `asOf` (latest by `evaluated_at`, of two at one instant the later in
+ * the log, whichever arrived first). History (`currentOnly: false`): every evaluation, newest
  * first within each tag. Filters: registry, repository, tag, result, bundle, evaluation window.
  */
 export const policyEvaluationsByTag = async (

@@ -198,7 +198,7 @@ export const reportSchema: GraphQLSchema = buildSchema(/* GraphQL */ `
     registry: String
     repository: String
     tag: String
-    "Default true: the latest evaluation of each active tag; false: every evaluation, newest first per tag."
+    "Default true: the latest evaluation (by evaluatedAt) of each active tag; false: every evaluation, newest first per tag."
     currentOnly: Boolean = true
     result: PolicyResult
     bundleId: String

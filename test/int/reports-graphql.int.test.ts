@@ -550,6 +550,77 @@ describe('report GraphQL API against a brute-force oracle', () => {
     assert.equal(history.length, evaluated.length)
   })
 
+  it('takes as a tag’s current evaluation the one evaluated last, not the one received last, now, as of now and in the metrics', async () => {
+    const t = last() + 1_000
+    const iso = (ms: number) => new Date(ms).toISOString()
+    let n = 0
+    const event = (type: string, data: Record<string, unknown>): EngineEvent =>
+      ({
+        specversion: '1.0',
+        id: `policy-order-${n++}`,
+        source: '/engine',
+        type,
+        account: 'policy-order',
+        time: iso(t + n),
+        data,
+      }) as EngineEvent
+    const ref = (tag: string) => ({ registry: 'docker.io', repository: 'acme/api', tag })
+    const digest = `sha256:${'e'.repeat(64)}`
+    const evaluated = (tag: string, at: number, status: 'pass' | 'fail') =>
+      event('herald.report.policy.evaluated', {
+        ...ref(tag),
+        digest,
+        bundle_id: 'default',
+        bundle_digest: 'sha256:bundle',
+        status,
+        reasons: [],
+        evaluated_at: iso(at),
+      })
+    await project(
+      ['across', 'within', 'tie'].map((tag) =>
+        event('herald.report.tag.digest_changed', { ...ref(tag), digest }),
+      ),
+    )
+    // Each tag's later evaluation fails and its earlier one passes, but the earlier arrives
+    // last: in a later batch (`across`) or later in one batch (`within`). Of two at one
+    // instant (`tie`) the later in the log is the current one.
+    await project([evaluated('across', t + 60_000, 'fail')])
+    await project([evaluated('across', t + 30_000, 'pass')])
+    await project([evaluated('within', t + 60_000, 'fail'), evaluated('within', t + 30_000, 'pass')])
+    await project([evaluated('tie', t + 60_000, 'pass'), evaluated('tie', t + 60_000, 'fail')])
+
+    const current = async (args: Record<string, unknown>) => {
+      const { body } = await graphql(
+        'admin',
+        `query ($asOf: String) { policyEvaluationsByTag(filter: { account: "policy-order" }, asOf: $asOf) {
+            results { tag status evaluatedAt } } }`,
+        args,
+      )
+      assert.equal(body.errors, undefined, JSON.stringify(body.errors))
+      return body.data?.policyEvaluationsByTag?.results
+    }
+    const latest = ['across', 'tie', 'within'].map((tag) => ({
+      tag,
+      status: 'fail',
+      evaluatedAt: iso(t + 60_000),
+    }))
+    assert.deepEqual(await current({}), latest, 'now')
+    assert.deepEqual(await current({ asOf: iso(t + 120_000) }), latest, 'as of now')
+    const { body } = await graphql(
+      'admin',
+      '{ metrics(filter: { account: "policy-order" }, limit: 1000) { results { id value } } }',
+    )
+    const values = new Map(
+      ((body.data?.metrics?.results ?? []) as { id: string; value: number }[]).map((r) => [r.id, r.value]),
+    )
+    assert.deepEqual(
+      ['current.fail', 'current.pass', 'all.fail', 'all.pass'].map((id) =>
+        values.get(`policy_evaluations.${id}`),
+      ),
+      [3, 0, 3, 0],
+    )
+  })
+
   it('lists the new, fixed and changed findings of each tag between two instants', async () => {
     const from = T0 + 20_000
     const to = last()

@@ -171,7 +171,7 @@ describe('warehouse migrations on chDB', () => {
       ('old-1', 'legacy', '2026-01-01 00:00:00.000', '{}'),
       ('old-2', 'legacy', '2026-01-01 00:00:01.000', '{}')`)
     const { applied } = await migrate(warehouse, warehouseMigrations)
-    assert.deepEqual(applied, [2, 3, 4, 5, 6, 7, 8])
+    assert.deepEqual(applied, [2, 3, 4, 5, 6, 7, 8, 9])
     const engines = await warehouse.query<{ name: string; engine: string }>(
       `SELECT name, engine FROM system.tables WHERE database = currentDatabase() AND name LIKE 'events%' ORDER BY name`,
     )
@@ -264,9 +264,9 @@ describe('the events sorting key migration on chDB', () => {
     ])
     const progress: Record<string, unknown>[] = []
     const log = (event: string, fields: Readonly<Record<string, unknown>>) => {
-      if (event === 'migrations.progress') progress.push({ ...fields })
+      if (event === 'migrations.progress' && fields.version === 7) progress.push({ ...fields })
     }
-    assert.deepEqual((await migrate(warehouse, warehouseMigrations, { log })).applied, [7, 8])
+    assert.deepEqual((await migrate(warehouse, warehouseMigrations, { log })).applied, [7, 8, 9])
     assert.deepEqual(await eventsTables(), ['events: account, time, id, source'])
     assert.deepEqual(await stored(), before)
     // Copied a month at a time, each logged with how far the copy got.
@@ -291,9 +291,9 @@ describe('the events sorting key migration on chDB', () => {
     assert.deepEqual(await stored(), before)
 
     // A crash after the drop, before the version was recorded: it runs again, changing nothing.
-    // (Migration 8 after it runs again too.)
+    // (The migrations after it run again too.)
     await warehouse.command('DELETE FROM schema_migrations WHERE version >= 7')
-    assert.deepEqual((await migrate(warehouse, warehouseMigrations)).applied, [7, 8])
+    assert.deepEqual((await migrate(warehouse, warehouseMigrations)).applied, [7, 8, 9])
     assert.deepEqual((await migrate(warehouse, warehouseMigrations)).applied, [])
     assert.deepEqual(await eventsTables(), ['events: account, time, id, source'])
     assert.deepEqual(await stored(), before)
@@ -310,6 +310,121 @@ describe('the events sorting key migration on chDB', () => {
       `EXPLAIN indexes = 1 SELECT source FROM events WHERE account = 'keyed' AND id IN ['e1']`,
     )
     assert.match(plan.map((line) => line.explain).join('\n'), /Name: events_id/)
+  })
+})
+
+describe('the latest policy evaluation migration on chDB', () => {
+  let warehouse: Warehouse
+  before(async () => {
+    warehouse = await createChdbWarehouse({ path: join(dir, 'version-8') })
+  })
+  after(async () => {
+    await warehouse.close()
+  })
+
+  const evaluation = (tag: string, second: number, status: 'pass' | 'fail', offset: number) => ({
+    account: 'evaluated',
+    registry: 'docker.io',
+    repository: 'acme/api',
+    tag,
+    evaluated_at: new Date(T0 + second * 1_000).toISOString(),
+    event_id: `e-${offset}`,
+    digest: `sha256:${'d'.repeat(64)}`,
+    evaluation_id: `ev-${offset}`,
+    bundle_id: 'default',
+    bundle_digest: 'sha256:bundle',
+    status,
+    final_action: status === 'fail' ? 'stop' : 'go',
+    reasons: [{ gate: 'vulnerabilities', trigger: 'package', action: 'stop', message: `at ${second}` }],
+    log_offset: offset,
+  })
+  const latest = () =>
+    warehouse.query<{ tag: string; status: string; version: number }>(
+      `SELECT tag, status, version FROM policy_evaluation_latest FINAL WHERE account = 'evaluated' ORDER BY tag`,
+    )
+  const tables = async () =>
+    (
+      await warehouse.query<{ name: string; engine_full: string }>(
+        `SELECT name, engine_full FROM system.tables
+          WHERE database = currentDatabase() AND name LIKE 'policy_evaluation_latest%' ORDER BY name`,
+      )
+    ).map((t) => `${t.name}: ${t.engine_full.split(' ORDER BY')[0]}`)
+
+  it('keeps each tag’s latest evaluation by evaluated_at, repairing what the table held, and is safe to run again from any step', async () => {
+    const nine = warehouseMigrations.find((m) => m.version === 9)
+    assert.ok(nine?.apply !== undefined)
+    await migrate(
+      warehouse,
+      warehouseMigrations.filter((m) => m.version <= 8),
+    )
+    // As the projector left them before: `late`'s newer evaluation (a fail at 5 s) was
+    // received first, and the older pass (1 s) that came after it took its place.
+    const history = [
+      evaluation('late', 5, 'fail', 1),
+      evaluation('late', 1, 'pass', 2),
+      evaluation('tie', 5, 'pass', 3),
+      evaluation('tie', 5, 'fail', 4),
+      evaluation('once', 2, 'pass', 5),
+    ]
+    await warehouse.insert('policy_evaluations', history)
+    await warehouse.insert(
+      'policy_evaluation_latest',
+      [history[1], history[3], history[4]].map((row) => {
+        const { log_offset, ...rest } = row as (typeof history)[number]
+        return { ...rest, version: log_offset }
+      }),
+    )
+    assert.deepEqual(await latest(), [
+      { tag: 'late', status: 'pass', version: 2 },
+      { tag: 'once', status: 'pass', version: 5 },
+      { tag: 'tie', status: 'fail', version: 4 },
+    ])
+    const repaired = [
+      { tag: 'late', status: 'fail', version: 1 },
+      { tag: 'once', status: 'pass', version: 5 },
+      { tag: 'tie', status: 'fail', version: 4 },
+    ]
+
+    // A crash during the copy: a partial copy beside the live table, made again whole.
+    await warehouse.command(
+      `CREATE TABLE policy_evaluation_latest_by_evaluation (account String) ENGINE = MergeTree ORDER BY account`,
+    )
+    await warehouse.insert('policy_evaluation_latest_by_evaluation', [{ account: 'stray' }])
+    assert.deepEqual((await migrate(warehouse, warehouseMigrations)).applied, [9])
+    assert.deepEqual(await tables(), ['policy_evaluation_latest: ReplacingMergeTree(recency)'])
+    assert.deepEqual(await latest(), repaired)
+    // Every column of the evaluation kept, not only its status.
+    const [kept] = await warehouse.query(
+      `SELECT * FROM policy_evaluation_latest FINAL WHERE account = 'evaluated' AND tag = 'late'`,
+    )
+    const { log_offset, ...expectedRow } = history[0] as (typeof history)[number]
+    assert.deepEqual(kept, {
+      ...expectedRow,
+      evaluated_at: '2026-11-22 10:00:05.000',
+      version: log_offset,
+    })
+
+    // From now on the table itself keeps the later evaluation, received in any order, merged or not.
+    await warehouse.insert('policy_evaluation_latest', [
+      { ...expectedRow, tag: 'once', status: 'fail', evaluated_at: new Date(T0).toISOString(), version: 9 },
+    ])
+    assert.deepEqual(await latest(), repaired)
+    await warehouse.command('OPTIMIZE TABLE policy_evaluation_latest FINAL')
+    assert.deepEqual(await latest(), repaired)
+
+    // A crash after the exchange: the old table under the copy's name, which is all that is dropped.
+    await warehouse.command(
+      'CREATE TABLE policy_evaluation_latest_by_evaluation (account String) ENGINE = ReplacingMergeTree ORDER BY account',
+    )
+    await nine.apply(warehouse, () => {})
+    assert.deepEqual(await tables(), ['policy_evaluation_latest: ReplacingMergeTree(recency)'])
+    assert.deepEqual(await latest(), repaired)
+
+    // A crash before the version was recorded: it runs again, changing nothing.
+    await warehouse.command('DELETE FROM schema_migrations WHERE version >= 9')
+    assert.deepEqual((await migrate(warehouse, warehouseMigrations)).applied, [9])
+    assert.deepEqual(await tables(), ['policy_evaluation_latest: ReplacingMergeTree(recency)'])
+    assert.deepEqual(await latest(), repaired)
   })
 })
 
