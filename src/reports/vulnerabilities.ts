@@ -24,7 +24,12 @@ export interface PagedArgs<Filter> {
   readonly asOf?: string | null
 }
 
-/** How many tags, images or artifacts one result lists at most; the counts say how many there are. */
+/**
+ * How many tags, images, packages or artifacts one result lists at most; the counts say how
+ * many there are. Each list is the first ones in its order (`groupArraySorted`), so a `limit`
+ * takes the first of those: an arbitrary 1,000 sorted afterwards would not hold the first
+ * ones when there are more.
+ */
 export const NESTED_CAP = 1000
 
 /**
@@ -55,9 +60,6 @@ const vulnerabilityOf = (row: VulnerabilityColumns) => ({
   kev: row.kev === 1,
   fixAvailable: row.fix_available === 1,
 })
-
-const VULNERABILITY_AGGREGATES = `toString(max(severity)) AS severity, max(url) AS url, max(cvss) AS cvss,
-  max(kev) AS kev, max(fix_version IS NOT NULL) AS fix_available`
 
 /** The parts every vulnerability report shares: scope, instant, the finding and tag sets. */
 const prepare = (name: string, args: PagedArgs<VulnerabilityFilter>, context: ReportContext) => {
@@ -140,12 +142,21 @@ const finish = async <Row extends VulnerabilityColumns, Result>(
 export const tagsByVulnerability = async (args: PagedArgs<VulnerabilityFilter>, context: ReportContext) => {
   const p = prepare('tagsByVulnerability', args, context)
   const page = paging(p, '(account, digest) IN (SELECT account, digest FROM t)', 'f.')
+  // One row per tag and digest first (an image has a vulnerability in several packages), so
+  // the first NESTED_CAP tags in order are kept of distinct ones.
   const sql = `WITH t AS (${p.tags()}), f AS (${p.findings(false)})${page.cte}
-    SELECT f.account AS account, f.vulnerability_id AS vulnerability_id, ${VULNERABILITY_AGGREGATES},
-           arraySort(groupUniqArray(${NESTED_CAP})((t.registry, t.repository, t.tag, t.digest, t.is_current))) AS tags,
-           uniqExact(t.registry, t.repository, t.tag, t.digest) AS tag_count
-      FROM f INNER JOIN t ON t.account = f.account AND t.digest = f.digest
-     WHERE ${page.where}
+    SELECT account, vulnerability_id, toString(max(sev)) AS severity, max(url) AS url, max(cvss) AS cvss,
+           max(kev) AS kev, max(fix) AS fix_available,
+           groupArraySorted(${NESTED_CAP})((registry, repository, tag, digest, is_current)) AS tags,
+           count() AS tag_count
+      FROM (
+        SELECT f.account AS account, f.vulnerability_id AS vulnerability_id, t.registry AS registry,
+               t.repository AS repository, t.tag AS tag, t.digest AS digest, t.is_current AS is_current,
+               max(f.severity) AS sev, max(f.url) AS url, max(f.cvss) AS cvss, max(f.kev) AS kev,
+               max(f.fix_version IS NOT NULL) AS fix
+          FROM f INNER JOIN t ON t.account = f.account AND t.digest = f.digest
+         WHERE ${page.where}
+         GROUP BY account, vulnerability_id, registry, repository, tag, digest, is_current)
      GROUP BY account, vulnerability_id
      ORDER BY account, vulnerability_id
      LIMIT {limit_plus_one:UInt32}`
@@ -180,13 +191,13 @@ export const imagesByVulnerability = async (args: PagedArgs<VulnerabilityFilter>
   const sql = `WITH f AS (${p.findings(true)})${page.cte}
     SELECT account, vulnerability_id, toString(max(sev)) AS severity, max(url) AS url, max(cvss) AS cvss,
            max(kev) AS kev, max(fix) AS fix_available,
-           arraySort(groupArray(${NESTED_CAP})((digest, registry, repository, packages, package_count))) AS images,
+           groupArraySorted(${NESTED_CAP})((digest, registry, repository, packages, package_count)) AS images,
            count() AS image_count
       FROM (
         SELECT account, vulnerability_id, digest, any(registry) AS registry, any(repository) AS repository,
                max(severity) AS sev, max(url) AS url, max(cvss) AS cvss, max(kev) AS kev,
                max(fix_version IS NOT NULL) AS fix,
-               arraySort(groupArray(${NESTED_CAP})((package, package_version, package_type, fix_version))) AS packages,
+               groupArraySorted(${NESTED_CAP})((package, package_version, package_type, fix_version)) AS packages,
            count() AS package_count
           FROM f
          WHERE ${page.where} AND ${imageRestriction(p)}
@@ -230,7 +241,7 @@ export const artifactsByVulnerability = async (
   const sql = `WITH f AS (${p.findings(true)})${page.cte}
     SELECT account, vulnerability_id, toString(max(sev)) AS severity, max(url) AS url, max(cvss) AS cvss,
            max(kev) AS kev, max(fix) AS fix_available,
-           arraySort(groupArray(${NESTED_CAP})((package, package_version, package_type, any_fix_version, images))) AS artifacts,
+           groupArraySorted(${NESTED_CAP})((package, package_version, package_type, any_fix_version, images)) AS artifacts,
            count() AS artifact_count
       FROM (
         SELECT account, vulnerability_id, package, package_version, package_type,

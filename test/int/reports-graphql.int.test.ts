@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -9,7 +10,7 @@ import { createProjectorHandler } from '../../projections/projector/index.ts'
 import { ACCOUNT_NAME_RULE, type Principal } from '../../src/access/index.ts'
 import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/index.ts'
 import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
-import { type EngineEvent, encodeLogEvent, type Severity } from '../../src/events/index.ts'
+import { type EngineEvent, encodeLogEvent, type Finding, type Severity } from '../../src/events/index.ts'
 import { generateActivity } from '../../src/generator/index.ts'
 import { createHttpApp } from '../../src/http/index.ts'
 import { createMetrics, silentLogger } from '../../src/observability/index.ts'
@@ -1250,6 +1251,120 @@ describe('report GraphQL API against a brute-force oracle', () => {
     assert.deepEqual(await listed({ start: at(25) }, 2), [`late@${at(41)}`])
     assert.deepEqual(await listed({ end: at(5) }, 2), [`again@${at(1)}`])
     assert.deepEqual(await listed({ id: 'again' }, 1), [`again@${at(1)}`])
+  })
+
+  it('lists the first tags, images, packages and artifacts in their order when a vulnerability has more than 1,000', async () => {
+    const t = last() + 1_000
+    let n = 0
+    const event = (type: string, data: Record<string, unknown>): EngineEvent =>
+      ({
+        specversion: '1.0',
+        id: `nested-${n++}`,
+        source: '/engine',
+        type,
+        account: 'nested-lists',
+        time: new Date(t + n).toISOString(),
+        data,
+      }) as EngineEvent
+    const finding = (pkg: string): Finding => ({
+      id: 'CVE-2026-1000',
+      severity: 'high',
+      package: pkg,
+      version: '1.0',
+      type: 'npm',
+      fix_version: null,
+      kev: false,
+    })
+    const analyzed = (digest: string, findings: Finding[]) =>
+      event('herald.report.image.analyzed', {
+        digest,
+        registry: 'docker.io',
+        repository: 'acme/many',
+        distro: { name: 'debian', version: '12' },
+        package_count: findings.length,
+        findings,
+      })
+    // 1,100 images with the vulnerability, their digests in another order than their tags'
+    // names, plus one (first by digest) with it in 1,100 packages.
+    const many = 1_100
+    const digestOf = (i: number) => `sha256:${createHash('sha256').update(`image-${i}`).digest('hex')}`
+    const packed = `sha256:${'0'.repeat(64)}`
+    const name = (prefix: string, i: number) => `${prefix}-${String(i).padStart(4, '0')}`
+    await project(
+      [
+        analyzed(
+          packed,
+          Array.from({ length: many }, (_, i) => finding(name('pkg', many - 1 - i))),
+        ),
+        ...Array.from({ length: many }, (_, i) => analyzed(digestOf(i), [finding('zlib')])),
+        ...Array.from({ length: many }, (_, i) =>
+          event('herald.report.tag.digest_changed', {
+            registry: 'docker.io',
+            repository: 'acme/many',
+            tag: name('tag', i),
+            digest: digestOf(i),
+          }),
+        ),
+      ],
+      1_000,
+    )
+    const first = <T>(all: T[], limit: number) => all.sort().slice(0, limit)
+    const tagNames = Array.from({ length: many }, (_, i) => name('tag', i))
+    const digests = [packed, ...Array.from({ length: many }, (_, i) => digestOf(i))]
+    const packages = Array.from({ length: many }, (_, i) => name('pkg', i))
+    /** The one vulnerability's result of each root (aliases too) the selection names. */
+    const query = async (selection: string, filter: Record<string, unknown> = {}) => {
+      const ever = selection.includes('$ever')
+      const { body } = await graphql(
+        'admin',
+        `query ($filter: VulnerabilityFilter${ever ? ', $ever: VulnerabilityFilter' : ''}) { ${selection} }`,
+        {
+          filter: { account: 'nested-lists', ...filter },
+          ...(ever ? { ever: { account: 'nested-lists', currentOnly: false } } : {}),
+        },
+      )
+      assert.equal(body.errors, undefined, JSON.stringify(body.errors))
+      const roots = Object.entries(body.data ?? {}).map(([root, page]) => {
+        const results = (page as { results?: Record<string, unknown>[] }).results ?? []
+        assert.equal(results.length, 1, root)
+        return [root, results[0]] as const
+      })
+      return new Map(roots)
+    }
+    const listed = (result: Record<string, unknown> | undefined, list: string, field: string) =>
+      ((result?.[list] ?? []) as Record<string, string>[]).map((item) => item[field])
+    for (const limit of [1_000, 3]) {
+      const data = await query(`
+        tagsByVulnerability(filter: $filter, limit: 1) { results { tags(limit: ${limit}) { tag } tagCount } }
+        ever: tagsByVulnerability(filter: $ever, limit: 1) { results { tags(limit: ${limit}) { tag } } }
+        imagesByVulnerability(filter: $filter, limit: 1) { results { images(limit: ${limit}) { digest } imageCount } }
+        artifactsByVulnerability(filter: $filter, limit: 1) { results { artifacts(limit: ${limit}) { name } artifactCount } }`)
+      const tags = data.get('tagsByVulnerability')
+      assert.deepEqual(listed(tags, 'tags', 'tag'), first(tagNames, limit), `tags, limit ${limit}`)
+      assert.equal(tags?.tagCount, many)
+      const ever = data.get('ever')
+      assert.deepEqual(listed(ever, 'tags', 'tag'), first(tagNames, limit), `every tag, limit ${limit}`)
+      const images = data.get('imagesByVulnerability')
+      assert.deepEqual(listed(images, 'images', 'digest'), first(digests, limit), `images, limit ${limit}`)
+      assert.equal(images?.imageCount, many + 1)
+      const artifacts = data.get('artifactsByVulnerability')
+      assert.deepEqual(
+        listed(artifacts, 'artifacts', 'name'),
+        first([...packages, 'zlib'], limit),
+        `artifacts, limit ${limit}`,
+      )
+      assert.equal(artifacts?.artifactCount, many + 1)
+      // One vulnerability has a read path of its own; the image with it in 1,100 packages is first.
+      const one = await query(
+        `imagesByVulnerability(filter: $filter) {
+          results { images(limit: 1) { digest packages(limit: ${limit}) { name } packageCount } } }`,
+        { vulnerabilityId: 'CVE-2026-1000' },
+      )
+      const [image] = (one.get('imagesByVulnerability')?.images ?? []) as Record<string, unknown>[]
+      assert.equal(image?.digest, packed)
+      assert.deepEqual(listed(image, 'packages', 'name'), first(packages, limit), `packages, limit ${limit}`)
+      assert.equal(image?.packageCount, many)
+    }
   })
 
   it('carries the projection lag in every answer', async () => {
