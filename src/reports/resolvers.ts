@@ -102,14 +102,16 @@ const eventKey = (row: EventRecord): EventKey => [fromClickHouseTime(row.time_te
 
 /**
  * The events a filter selects, newest first from `after` on, up to `wanted`: each event
- * (account, source, id) once, at the first time it was stored with. A producer may send an
+ * (account, source, id) once, as its first copy: the one received first, at the lowest log
+ * position (an account's events share one partition), which is the copy the router
+ * delivered, whatever `time` the later ones carry, earlier or later. A producer may send an
  * event again with another `time`, so its copies have keys of their own and may sit pages
  * apart or outside the window: each page's events are looked up by id over the account's
- * whole history (the `events_id` skipping index finds them), and a row later than its
- * event's first copy is left out. A copy stored twice under one key (a replay
- * ReplacingMergeTree has not collapsed yet) is read once. So paging never shows an event
- * twice, and a window shows it only if its first copy falls inside. A page that loses rows
- * that way is topped up from where it stopped.
+ * whole history (the `events_id` skipping index finds them), and a row of any other copy
+ * is left out. A copy stored twice under one key (a replay ReplacingMergeTree has not
+ * collapsed yet) is read once. So paging never shows an event twice, and a window shows it
+ * only if its first copy falls inside. A page that loses rows that way is topped up from
+ * where it stopped.
  */
 const firstCopies = async (
   warehouse: ReportContext['warehouse'],
@@ -147,7 +149,7 @@ const firstCopies = async (
     )
     if (rows.length === 0) return kept
     const firsts = await warehouse.query<{ source: string; id: string; first: string }>(
-      `SELECT source, id, toString(min(time)) AS first
+      `SELECT source, id, toString(argMin(time, (log_offset, time))) AS first
          FROM events
         WHERE account = {account:String} AND id IN {ids:Array(String)}
         GROUP BY source, id`,

@@ -393,7 +393,7 @@ export const reportSchema: GraphQLSchema = buildSchema(/* GraphQL */ `
   }
 
   type Query {
-    "Engine events, newest first: each (source, id) once, at its first copy's time."
+    "Engine events, newest first: each (source, id) once, at the time of its first copy (the one received first)."
     events(filter: EventFilter, limit: Int = 100, nextToken: String): EventPage!
 
     "For each vulnerability, the tags whose image has it."

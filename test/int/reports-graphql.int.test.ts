@@ -1367,6 +1367,46 @@ describe('report GraphQL API against a brute-force oracle', () => {
     }
   })
 
+  it('lists an event sent again with an earlier time at its first copy’s time, the one received first', async () => {
+    const at = (second: number) => new Date(T0 + second * 1_000).toISOString()
+    const sent = (id: string, second: number): EngineEvent =>
+      ({
+        specversion: '1.0',
+        id,
+        source: '/engine',
+        type: 'user.image.analysis.completed',
+        account: 'resent-earlier',
+        time: at(second),
+        data: { digest: `sha256:${id}` },
+      }) as EngineEvent
+    // `skewed` is received first stamped 30 s, then again stamped 5 s (a producer whose clock
+    // was reset, a replay of an older export): the router delivered the 30 s copy.
+    await project([sent('skewed', 30), sent('other', 20)])
+    await project([sent('skewed', 5)])
+    const listed = async (filter: Record<string, unknown>) => {
+      const { body } = await graphql(
+        'admin',
+        'query ($filter: EventFilter) { events(filter: $filter, limit: 1) { results { id time } } }',
+        { filter: { account: 'resent-earlier', ...filter } },
+      )
+      assert.equal(body.errors, undefined, JSON.stringify(body.errors))
+      const results = (body.data?.events?.results ?? []) as { id: string; time: string }[]
+      const { body: rest } = await graphql(
+        'admin',
+        'query ($filter: EventFilter) { events(filter: $filter, limit: 100) { results { id time } } }',
+        { filter: { account: 'resent-earlier', ...filter } },
+      )
+      const all = (rest.data?.events?.results ?? []) as { id: string; time: string }[]
+      assert.deepEqual(all.slice(0, 1), results, 'a page of one is the first of the whole list')
+      return all.map((r) => `${r.id}@${r.time}`)
+    }
+    assert.deepEqual(await listed({}), [`skewed@${at(30)}`, `other@${at(20)}`])
+    assert.deepEqual(await listed({ id: 'skewed' }), [`skewed@${at(30)}`])
+    // A window holding only the later-received copy does not show the event.
+    assert.deepEqual(await listed({ end: at(10) }), [])
+    assert.deepEqual(await listed({ start: at(25) }), [`skewed@${at(30)}`])
+  })
+
   it('carries the projection lag in every answer', async () => {
     // A batch whose events were appended 2.5 s before the projector stored them.
     const handler = createProjectorHandler({
