@@ -31,15 +31,33 @@ export const lagOf = (context: ReportContext): Promise<number> => {
 
 export const nowOf = (context: ReportContext): number => (context.clock ?? Date.now)()
 
+/** What a time bound finer than the stored precision is told, wherever one is taken. */
+export const FINER_THAN_STORED = 'must not be finer than a millisecond, the precision times are stored with'
+
+/**
+ * Whether an RFC 3339 timestamp names an instant within a millisecond (`.2501`, not `.2500`).
+ * Every time the reports compare with is stored to the millisecond (`DateTime64(3)`, the event
+ * times already cut to it when stored), so such a bound has no exact answer: cut to its
+ * millisecond, a start admits what is before it; rounded up, an event sent at that very
+ * instant (stored at its millisecond) drops out. It is refused instead.
+ */
+export const isFinerThanStored = (value: string): boolean => /\.\d{3}\d*[1-9]/.test(value)
+
 /**
  * An RFC 3339 instant as milliseconds, or a validation error naming the argument. Its calendar
  * rules and its offset are required: `Date.parse` alone takes 2026-02-30 as 2 March, and a time
- * without an offset in the server's zone.
+ * without an offset in the server's zone. So is a precision the stored times have
+ * (`isFinerThanStored`).
  */
 export const parseInstant = (value: string, path: string): number => {
   const ms = instantOf(value)
   if (ms === undefined) {
     throw new ValidationError(`${path} is not an RFC 3339 timestamp`, [{ path, message: 'must be RFC 3339' }])
+  }
+  if (isFinerThanStored(value)) {
+    throw new ValidationError(`${path} is finer than a millisecond, the precision times are stored with`, [
+      { path, message: FINER_THAN_STORED },
+    ])
   }
   return ms
 }

@@ -1407,6 +1407,77 @@ describe('report GraphQL API against a brute-force oracle', () => {
     assert.deepEqual(await listed({ start: at(25) }), [`skewed@${at(30)}`])
   })
 
+  it('refuses a time bound finer than the millisecond times are stored with, naming it, and keeps millisecond bounds exact', async () => {
+    const t = T0 + 250
+    await project([
+      {
+        specversion: '1.0',
+        id: 'bounded',
+        source: '/engine',
+        type: 'user.image.analysis.completed',
+        account: 'bounds',
+        time: new Date(t).toISOString(),
+        data: { digest: 'sha256:bounded' },
+      } as EngineEvent,
+    ])
+    const listed = async (filter: Record<string, unknown>) => {
+      const { body } = await graphql(
+        'admin',
+        'query ($filter: EventFilter) { events(filter: $filter) { results { id } } }',
+        { filter: { account: 'bounds', ...filter } },
+      )
+      return body
+    }
+    // 10:00:00.250 is before 10:00:00.2501: a start cut to the millisecond admitted it.
+    const finer = await listed({ start: '2026-11-22T10:00:00.2501Z' })
+    assert.equal(finer.data?.events ?? null, null)
+    assert.equal(finer.errors?.[0]?.extensions?.code, 'validation_failed')
+    assert.equal(
+      finer.errors?.[0]?.message,
+      'filter.start is finer than a millisecond, the precision times are stored with',
+    )
+    // Digits past the millisecond that are all zeros name a millisecond exactly.
+    const ids = async (filter: Record<string, unknown>) => {
+      const body = await listed(filter)
+      assert.equal(body.errors, undefined, JSON.stringify(body.errors))
+      return ((body.data?.events?.results ?? []) as { id: string }[]).map((r) => r.id)
+    }
+    assert.deepEqual(await ids({ start: '2026-11-22T10:00:00.250000Z' }), ['bounded'], 'start is inclusive')
+    assert.deepEqual(await ids({ start: '2026-11-22T10:00:00.251Z' }), [])
+    assert.deepEqual(await ids({ end: '2026-11-22T10:00:00.250000000Z' }), [], 'end is exclusive')
+    assert.deepEqual(await ids({ end: '2026-11-22T11:00:00.251+01:00' }), ['bounded'])
+
+    // Every bound of every root, each named as the query gave it.
+    const fine = '2026-11-22T10:00:00.0000001Z'
+    for (const [query, path] of [
+      [`{ tagsByVulnerability(asOf: "${fine}") { results { account } } }`, 'asOf'],
+      [
+        `{ imagesByVulnerability(filter: { detected: { start: "${fine}" } }) { results { account } } }`,
+        'filter.detected.start',
+      ],
+      [
+        `{ policyEvaluationsByTag(filter: { evaluated: { end: "${fine}" } }) { results { account } } }`,
+        'filter.evaluated.end',
+      ],
+      [`{ vulnerabilityDiff(from: "2026-11-22T09:00:00Z", to: "${fine}") { results { account } } }`, 'to'],
+      [`{ findingAging(resolved: { start: "${fine}" }) { results { severity } } }`, 'resolved.start'],
+      [`{ slaBreaches(asOf: "${fine}") { results { account } } }`, 'asOf'],
+      [`{ vulnerabilityBreakdown(asOf: "${fine}") { results { severity } } }`, 'asOf'],
+      [
+        `{ metricData(filter: { metricId: "images.all", end: "${fine}" }) { results { value } } }`,
+        'filter.end',
+      ],
+    ] as const) {
+      const { body } = await graphql('acme-reader', query)
+      assert.equal(
+        body.errors?.[0]?.message,
+        `${path} is finer than a millisecond, the precision times are stored with`,
+        query,
+      )
+      assert.equal(body.errors?.[0]?.extensions?.code, 'validation_failed', query)
+    }
+  })
+
   it('carries the projection lag in every answer', async () => {
     // A batch whose events were appended 2.5 s before the projector stored them.
     const handler = createProjectorHandler({

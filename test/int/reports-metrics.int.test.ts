@@ -413,6 +413,10 @@ describe('metrics and history on chDB', () => {
     assert.deepEqual(await refused('start=yesterday'), ['start'])
     assert.deepEqual(await refused('end=2026-02-30T00:00:00Z'), ['end'])
     assert.deepEqual(await refused('start=2026-11-22T10:00:00'), ['start'])
+    // Times are stored to the millisecond: a finer bound cannot be answered exactly.
+    assert.deepEqual(await refused('start=2026-11-22T10:00:00.0001Z'), ['start'])
+    assert.deepEqual(await refused('end=2026-11-22T10:00:00.123456Z'), ['end'])
+    assert.equal((await get('/v1/reports/metrics/images.all?start=2026-11-22T10:00:00.123000Z')).status, 200)
     assert.deepEqual(await refused('limit=1e2'), ['limit'])
     assert.deepEqual(await refused('limit=5&limit=6'), ['limit'])
     assert.deepEqual(await refused('sart=2026-11-22T10:00:00Z'), ['sart'])
@@ -428,16 +432,22 @@ describe('metrics and history on chDB', () => {
   })
 
   it('refuses a backfill or a GraphQL instant that is not RFC 3339: no 30 February, no time without an offset', async () => {
-    const backfill = await app.request('/v1/reports/metrics/backfill', {
-      method: 'POST',
-      headers: { authorization: 'Bearer admin', 'content-type': 'application/json' },
-      body: JSON.stringify({ start: '2026-02-30T00:00:00Z', end: '2026-03-01T00:00:00Z' }),
-    })
-    assert.equal(backfill.status, 400)
-    assert.deepEqual(
-      ((await backfill.json()) as { errors: { path: string }[] }).errors.map((e) => e.path),
-      ['start'],
-    )
+    for (const [start, end] of [
+      ['2026-02-30T00:00:00Z', '2026-03-01T00:00:00Z'],
+      // Finer than the millisecond times are stored with.
+      ['2026-02-28T00:00:00.0001Z', '2026-03-01T00:00:00Z'],
+    ]) {
+      const backfill = await app.request('/v1/reports/metrics/backfill', {
+        method: 'POST',
+        headers: { authorization: 'Bearer admin', 'content-type': 'application/json' },
+        body: JSON.stringify({ start, end }),
+      })
+      assert.equal(backfill.status, 400, start)
+      assert.deepEqual(
+        ((await backfill.json()) as { errors: { path: string }[] }).errors.map((e) => e.path),
+        ['start'],
+      )
+    }
     assert.equal(backfills.status().state, 'idle')
     const response = await app.request('/v1/reports/graphql', {
       method: 'POST',

@@ -5,7 +5,7 @@ import { instantOf, NOT_A_TIMESTAMP } from '../../events/index.ts'
 import { authorize } from '../../http/authorize.ts'
 import { digitsOf, queryParams } from '../../http/query.ts'
 import type { Warehouse } from '../../ports/warehouse.ts'
-import type { ReportContext } from '../context.ts'
+import { FINER_THAN_STORED, isFinerThanStored, type ReportContext } from '../context.ts'
 import { metricData, metrics } from './queries.ts'
 
 export interface MetricsRoutesOptions {
@@ -38,6 +38,8 @@ const checked = (params: Readonly<Record<string, string>>): Readonly<Record<stri
     if (text(params[name]) === undefined) return undefined
     const at = instantOf(params[name] as string)
     if (at === undefined) issues.push({ path: name, message: NOT_A_TIMESTAMP })
+    else if (isFinerThanStored(params[name] as string))
+      issues.push({ path: name, message: FINER_THAN_STORED })
     return at
   })
   if (start !== undefined && end !== undefined && start > end)
