@@ -1,9 +1,17 @@
 import { ValidationError } from '../errors/index.ts'
 import type { Severity } from '../events/index.ts'
-import { lagOf, nowOf, optionalInstant, type ReportContext, type TimeWindow, windowOf } from './context.ts'
+import {
+  lagOf,
+  nowOf,
+  optionalInstant,
+  type ReportContext,
+  refuseEmpty,
+  type TimeWindow,
+  windowOf,
+} from './context.ts'
 import { checkLimit, createPaging } from './paging.ts'
 import { resolveScope } from './scope.ts'
-import { createQuery, instant, type Query, rfc3339, scopeCondition, tagSet } from './sql.ts'
+import { createQuery, given, instant, type Query, rfc3339, scopeCondition, tagSet } from './sql.ts'
 import type { PagedArgs, VulnerabilityFilter } from './vulnerabilities.ts'
 
 /** Remediation deadlines in days by severity; 0 or absent: none. */
@@ -59,6 +67,7 @@ const EPISODE_KEY = ['account', 'digest', 'vulnerability_id', 'package', 'packag
  */
 const lifecycleAt = (q: Query, context: ReportContext, args: AgingArgs) => {
   const filter = args.filter ?? {}
+  refuseEmpty(filter)
   const scope = resolveScope(context.principal, filter)
   const explicit = optionalInstant(args.asOf, 'asOf')
   const asOf = explicit ?? nowOf(context)
@@ -67,13 +76,14 @@ const lifecycleAt = (q: Query, context: ReportContext, args: AgingArgs) => {
   const scoped = scopeCondition(q, scope)
   // On columns no later change of an episode alters: filtered before the attributes are chosen.
   const episodes = [scoped, `detected_at <= ${at}`]
-  if (filter.vulnerabilityId) episodes.push(`vulnerability_id = ${q.bind('String', filter.vulnerabilityId)}`)
-  if (filter.registry) episodes.push(`registry = ${q.bind('String', filter.registry)}`)
-  if (filter.repository) episodes.push(`repository = ${q.bind('String', filter.repository)}`)
+  if (given(filter.vulnerabilityId))
+    episodes.push(`vulnerability_id = ${q.bind('String', filter.vulnerabilityId)}`)
+  if (given(filter.registry)) episodes.push(`registry = ${q.bind('String', filter.registry)}`)
+  if (given(filter.repository)) episodes.push(`repository = ${q.bind('String', filter.repository)}`)
   const detected = windowOf(filter.detected, 'filter.detected')
   if (detected.from !== undefined) episodes.push(`detected_at >= ${instant(q, detected.from)}`)
   if (detected.to !== undefined) episodes.push(`detected_at < ${instant(q, detected.to)}`)
-  if (filter.tag) {
+  if (given(filter.tag)) {
     const tags = tagSet(q, scope, {
       asOf,
       currentOnly: filter.currentOnly ?? true,
@@ -84,8 +94,7 @@ const lifecycleAt = (q: Query, context: ReportContext, args: AgingArgs) => {
     episodes.push(`(account, digest) IN (SELECT account, digest FROM (${tags}))`)
   }
   const attributes: string[] = []
-  if (filter.severity && filter.severity.length > 0)
-    attributes.push(`severity IN ${q.bind('Array(String)', filter.severity)}`)
+  if (given(filter.severity)) attributes.push(`severity IN ${q.bind('Array(String)', filter.severity)}`)
   if (filter.kev === true) attributes.push('kev = 1')
   if (filter.kev === false) attributes.push('kev = 0')
   if (filter.fixAvailable === true) attributes.push('fix_version IS NOT NULL')

@@ -65,6 +65,28 @@ export const parseInstant = (value: string, path: string): number => {
 export const optionalInstant = (value: string | null | undefined, path: string): number | undefined =>
   value === null || value === undefined ? undefined : parseInstant(value, path)
 
+// The fields of a filter (nested ones too, `filter.detected.start`) that are '' or [].
+const emptyFields = (value: unknown, path: string): string[] => {
+  if (value === '' || (Array.isArray(value) && value.length === 0)) return [path]
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return []
+  return Object.entries(value).flatMap(([key, field]) => emptyFields(field, `${path}.${key}`))
+}
+
+/**
+ * Refuses a filter holding an empty string or list, naming every such field: no event has the
+ * type "", no finding the severity of an empty list, so `type: ""` asks for nothing a caller
+ * can mean, and it must not be taken as "any type" (as a test for truthiness took it) nor
+ * quietly answered with nothing.
+ */
+export const refuseEmpty = (filter: object | null | undefined, path = 'filter'): void => {
+  const empty = filter === null || filter === undefined ? [] : emptyFields(filter, path)
+  if (empty.length > 0)
+    throw new ValidationError(
+      `${empty.join(', ')} must not be empty`,
+      empty.map((field) => ({ path: field, message: 'must not be empty' })),
+    )
+}
+
 export interface TimeWindow {
   readonly start?: string | null
   readonly end?: string | null

@@ -1,9 +1,9 @@
 import { ValidationError } from '../errors/index.ts'
 import type { Severity } from '../events/index.ts'
-import { lagOf, parseInstant, type ReportContext } from './context.ts'
+import { lagOf, parseInstant, type ReportContext, refuseEmpty } from './context.ts'
 import { checkLimit, createPaging } from './paging.ts'
 import { resolveScope, type ScopeFilter } from './scope.ts'
-import { createQuery, findingSet, tagSet } from './sql.ts'
+import { createQuery, findingSet, given, tagSet } from './sql.ts'
 
 export interface DiffFilter extends ScopeFilter {
   readonly registry?: string | null
@@ -40,6 +40,7 @@ export const vulnerabilityDiff = async (
   context: ReportContext,
 ) => {
   const filter = args.filter ?? {}
+  refuseEmpty(filter)
   const scope = resolveScope(context.principal, filter)
   const limit = checkLimit(args.limit)
   const from = parseInstant(args.from, 'from')
@@ -66,8 +67,7 @@ export const vulnerabilityDiff = async (
                    t.digest AS digest, toString(f.severity) AS severity, f.fix_version AS fix_version, f.kev AS kev
               FROM (${findings}) AS f INNER JOIN (${tags}) AS t ON t.account = f.account AND t.digest = f.digest`
   }
-  const severities =
-    filter.severity && filter.severity.length > 0 ? q.bind('Array(String)', filter.severity) : undefined
+  const severities = given(filter.severity) ? q.bind('Array(String)', filter.severity) : undefined
   const severity =
     severities === undefined ? '' : `AND (a.severity IN ${severities} OR b.severity IN ${severities})`
   const keyset =

@@ -1,7 +1,14 @@
-import { lagOf, optionalInstant, type ReportContext, type TimeWindow, windowOf } from './context.ts'
+import {
+  lagOf,
+  optionalInstant,
+  type ReportContext,
+  refuseEmpty,
+  type TimeWindow,
+  windowOf,
+} from './context.ts'
 import { checkLimit, createPaging } from './paging.ts'
 import { resolveScope, type ScopeFilter } from './scope.ts'
-import { createQuery, instant, rfc3339, scopeCondition, tagSet } from './sql.ts'
+import { createQuery, given, instant, rfc3339, scopeCondition, tagSet } from './sql.ts'
 import type { PagedArgs } from './vulnerabilities.ts'
 
 export interface PolicyEvaluationFilter extends ScopeFilter {
@@ -46,6 +53,7 @@ export const policyEvaluationsByTag = async (
   context: ReportContext,
 ) => {
   const filter = args.filter ?? {}
+  refuseEmpty(filter)
   const scope = resolveScope(context.principal, filter)
   const limit = checkLimit(args.limit)
   const asOf = optionalInstant(args.asOf, 'asOf')
@@ -59,12 +67,12 @@ export const policyEvaluationsByTag = async (
   const q = createQuery()
 
   const where = [scopeCondition(q, scope)]
-  if (filter.registry) where.push(`registry = ${q.bind('String', filter.registry)}`)
-  if (filter.repository) where.push(`repository = ${q.bind('String', filter.repository)}`)
-  if (filter.tag) where.push(`tag = ${q.bind('String', filter.tag)}`)
+  if (given(filter.registry)) where.push(`registry = ${q.bind('String', filter.registry)}`)
+  if (given(filter.repository)) where.push(`repository = ${q.bind('String', filter.repository)}`)
+  if (given(filter.tag)) where.push(`tag = ${q.bind('String', filter.tag)}`)
   const outcome: string[] = []
-  if (filter.result) outcome.push(`status = ${q.bind('String', filter.result)}`)
-  if (filter.bundleId) outcome.push(`bundle_id = ${q.bind('String', filter.bundleId)}`)
+  if (given(filter.result)) outcome.push(`status = ${q.bind('String', filter.result)}`)
+  if (given(filter.bundleId)) outcome.push(`bundle_id = ${q.bind('String', filter.bundleId)}`)
   if (evaluated.from !== undefined) outcome.push(`evaluated_at >= ${instant(q, evaluated.from)}`)
   if (evaluated.to !== undefined) outcome.push(`evaluated_at < ${instant(q, evaluated.to)}`)
   const tagKey = after === undefined ? [] : after.slice(0, 4).map((v) => q.bind('String', v))

@@ -2,13 +2,13 @@ import { fromClickHouseTime, type StoredEnvelope } from '../../projections/proje
 import type { Principal } from '../access/index.ts'
 import { ForbiddenError } from '../errors/index.ts'
 import { findingAging, slaBreaches } from './aging.ts'
-import { type ReportContext, windowOf } from './context.ts'
+import { type ReportContext, refuseEmpty, windowOf } from './context.ts'
 import { vulnerabilityDiff } from './diff.ts'
 import { metricData, metrics } from './metrics/index.ts'
 import { checkLimit, createPaging } from './paging.ts'
 import { policyEvaluationsByTag } from './policy.ts'
 import { checkNamedAccount } from './scope.ts'
-import { rfc3339 } from './sql.ts'
+import { given, rfc3339 } from './sql.ts'
 import {
   artifactsByVulnerability,
   imagesByVulnerability,
@@ -45,14 +45,15 @@ export const events = async (
 ) => {
   const limit = checkLimit(args.limit)
   const filter = args.filter ?? {}
+  refuseEmpty(filter)
   const account = scopeAccount(context.principal, filter.account)
   const conditions = ['account = {account:String}']
   const params: Record<string, unknown> = { account }
-  if (filter.type) {
+  if (given(filter.type)) {
     conditions.push('type = {type:String}')
     params.type = filter.type
   }
-  if (filter.id) {
+  if (given(filter.id)) {
     conditions.push('id = {id:String}')
     params.id = filter.id
   }

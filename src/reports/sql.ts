@@ -31,6 +31,12 @@ export type AccountScope = { readonly accounts: readonly string[] } | { readonly
 export const scopeCondition = (q: Query, scope: AccountScope, column = 'account'): string =>
   'all' in scope ? '1' : `${column} IN ${q.bind('Array(String)', scope.accounts)}`
 
+/**
+ * Whether a filter field was given (neither null nor absent). '' and [] are given: resolvers
+ * refuse them first (`refuseEmpty`), and here they would match nothing, never everything.
+ */
+export const given = <T>(value: T | null | undefined): value is T => value !== null && value !== undefined
+
 /** An instant as a DateTime64 expression. */
 export const instant = (q: Query, ms: number): string =>
   `fromUnixTimestamp64Milli(${q.bind('Int64', ms)}, 'UTC')`
@@ -50,9 +56,9 @@ export interface TagSetOptions {
 }
 
 const tagConditions = (q: Query, o: TagSetOptions): string[] => [
-  ...(o.registry ? [`registry = ${q.bind('String', o.registry)}`] : []),
-  ...(o.repository ? [`repository = ${q.bind('String', o.repository)}`] : []),
-  ...(o.tag ? [`tag = ${q.bind('String', o.tag)}`] : []),
+  ...(given(o.registry) ? [`registry = ${q.bind('String', o.registry)}`] : []),
+  ...(given(o.repository) ? [`repository = ${q.bind('String', o.repository)}`] : []),
+  ...(given(o.tag) ? [`tag = ${q.bind('String', o.tag)}`] : []),
 ]
 
 /**
@@ -134,16 +140,16 @@ const latestFindings = (keyConditions: readonly string[]): string =>
 export const findingSet = (q: Query, scope: AccountScope, o: FindingSetOptions): string => {
   const scoped = scopeCondition(q, scope)
   const where = [o.asOf === undefined ? 'closed_offset = 0' : validAt(instant(q, o.asOf))]
-  if (o.severity && o.severity.length > 0) where.push(`severity IN ${q.bind('Array(String)', o.severity)}`)
-  if (o.registry) where.push(`registry = ${q.bind('String', o.registry)}`)
-  if (o.repository) where.push(`repository = ${q.bind('String', o.repository)}`)
+  if (given(o.severity)) where.push(`severity IN ${q.bind('Array(String)', o.severity)}`)
+  if (given(o.registry)) where.push(`registry = ${q.bind('String', o.registry)}`)
+  if (given(o.repository)) where.push(`repository = ${q.bind('String', o.repository)}`)
   if (o.fixAvailable === true) where.push('fix_version IS NOT NULL')
   if (o.fixAvailable === false) where.push('fix_version IS NULL')
   if (o.kev === true) where.push('kev = 1')
   if (o.kev === false) where.push('kev = 0')
   if (o.detectedFrom !== undefined) where.push(`detected_at >= ${instant(q, o.detectedFrom)}`)
   if (o.detectedTo !== undefined) where.push(`detected_at < ${instant(q, o.detectedTo)}`)
-  if (o.vulnerabilityId) {
+  if (given(o.vulnerabilityId)) {
     // The images that have (or had) the vulnerability, from the projection ordered by it; then
     // their rows by the primary key (account, digest, vulnerability_id).
     const id = q.bind('String', o.vulnerabilityId)

@@ -1,9 +1,16 @@
 import type { GraphQLResolveInfo } from 'graphql'
 import type { Severity } from '../events/index.ts'
-import { lagOf, optionalInstant, type ReportContext, type TimeWindow, windowOf } from './context.ts'
+import {
+  lagOf,
+  optionalInstant,
+  type ReportContext,
+  refuseEmpty,
+  type TimeWindow,
+  windowOf,
+} from './context.ts'
 import { checkLimit, createPaging, limitDefault } from './paging.ts'
 import { resolveScope, type ScopeFilter } from './scope.ts'
-import { createQuery, findingSet, type Query, tagSet } from './sql.ts'
+import { createQuery, findingSet, given, type Query, tagSet } from './sql.ts'
 
 export interface VulnerabilityFilter extends ScopeFilter {
   readonly vulnerabilityId?: string | null
@@ -64,6 +71,7 @@ const vulnerabilityOf = (row: VulnerabilityColumns) => ({
 /** The parts every vulnerability report shares: scope, instant, the finding and tag sets. */
 const prepare = (name: string, args: PagedArgs<VulnerabilityFilter>, context: ReportContext) => {
   const filter = args.filter ?? {}
+  refuseEmpty(filter)
   const scope = resolveScope(context.principal, filter)
   const limit = checkLimit(args.limit)
   const asOf = optionalInstant(args.asOf, 'asOf')
@@ -109,7 +117,7 @@ const prepare = (name: string, args: PagedArgs<VulnerabilityFilter>, context: Re
  * `restriction` keeps only findings of images in the report (the tag join, a tag filter).
  */
 const paging = (p: ReturnType<typeof prepare>, restriction: string, alias = '') => {
-  if (!('all' in p.scope) || p.filter.vulnerabilityId)
+  if (!('all' in p.scope) || given(p.filter.vulnerabilityId))
     return { cte: '', where: p.keyset(`${alias}account`, `${alias}vulnerability_id`) }
   const cte = `, page AS (SELECT DISTINCT account, vulnerability_id FROM f
       WHERE ${restriction} AND ${p.keyset('account', 'vulnerability_id')}
@@ -179,7 +187,7 @@ export const tagsByVulnerability = async (args: PagedArgs<VulnerabilityFilter>, 
 
 // With a tag filter, images are those the tag points (or pointed) at; otherwise every active image.
 const imageRestriction = (p: ReturnType<typeof prepare>): string =>
-  p.filter.tag ? `(account, digest) IN (SELECT account, digest FROM (${p.tags()}))` : '1'
+  given(p.filter.tag) ? `(account, digest) IN (SELECT account, digest FROM (${p.tags()}))` : '1'
 
 /**
  * Anchore's `imagesByVulnerability`: for each vulnerability, the active images that have it,

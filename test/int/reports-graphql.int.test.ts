@@ -1478,6 +1478,73 @@ describe('report GraphQL API against a brute-force oracle', () => {
     }
   })
 
+  it('refuses an empty filter, naming it, on every root, rather than ignoring it', async () => {
+    const vulnerabilityFields = ['account', 'vulnerabilityId', 'registry', 'repository', 'tag', 'severity']
+    const roots: readonly (readonly [
+      root: string,
+      type: string,
+      fields: readonly string[],
+      rest?: string,
+    ])[] = [
+      ['events', 'EventFilter', ['type', 'id', 'start', 'end', 'account'], '{ results { id } }'],
+      ['tagsByVulnerability', 'VulnerabilityFilter', vulnerabilityFields],
+      ['imagesByVulnerability', 'VulnerabilityFilter', vulnerabilityFields],
+      ['artifactsByVulnerability', 'VulnerabilityFilter', vulnerabilityFields],
+      ['vulnerabilityBreakdown', 'VulnerabilityFilter', vulnerabilityFields, '{ asOf }'],
+      ['findingAging', 'VulnerabilityFilter', vulnerabilityFields, '{ asOf }'],
+      ['slaBreaches', 'VulnerabilityFilter', vulnerabilityFields],
+      [
+        'policyEvaluationsByTag',
+        'PolicyEvaluationFilter',
+        ['account', 'registry', 'repository', 'tag', 'bundleId'],
+      ],
+      ['metrics', 'MetricFilter', ['account', 'metricId', 'metricType'], '{ results { id } }'],
+      ['metricData', 'MetricDataFilter!', ['metricId', 'start', 'end', 'account'], '{ results { value } }'],
+      [
+        'vulnerabilityDiff',
+        'DiffFilter',
+        ['account', 'registry', 'repository', 'tag', 'vulnerabilityId', 'severity'],
+      ],
+    ]
+    const refusal = async (root: string, type: string, filter: Record<string, unknown>, rest: string) => {
+      const args =
+        root === 'vulnerabilityDiff' ? ', from: "2026-11-22T10:00:00Z", to: "2026-11-22T11:00:00Z"' : ''
+      const { body } = await graphql(
+        'admin',
+        `query ($filter: ${type}) { ${root}(filter: $filter${args}) ${rest} }`,
+        { filter: root === 'metricData' ? { metricId: 'images.all', ...filter } : filter },
+      )
+      assert.equal(body.data?.[root] ?? null, null, `${root} ${JSON.stringify(filter)}`)
+      assert.equal(
+        body.errors?.[0]?.extensions?.code,
+        'validation_failed',
+        `${root} ${JSON.stringify(filter)}`,
+      )
+      return body.errors?.[0]?.message
+    }
+    for (const [root, type, fields, rest = '{ results { account } }'] of roots) {
+      for (const field of fields) {
+        // An empty list of severities is no severity at all, as an empty string is no id.
+        const empty = field === 'severity' ? [] : ''
+        assert.equal(
+          await refusal(root, type, { [field]: empty }, rest),
+          `filter.${field} must not be empty`,
+          `${root} filter.${field}`,
+        )
+      }
+    }
+    // Every empty one is named at once; within a window too.
+    assert.equal(
+      await refusal(
+        'tagsByVulnerability',
+        'VulnerabilityFilter',
+        { registry: '', tag: '', detected: { start: '' } },
+        '{ results { account } }',
+      ),
+      'filter.registry, filter.tag, filter.detected.start must not be empty',
+    )
+  })
+
   it('carries the projection lag in every answer', async () => {
     // A batch whose events were appended 2.5 s before the projector stored them.
     const handler = createProjectorHandler({

@@ -1,8 +1,8 @@
 import { clipped, NotFoundError } from '../../errors/index.ts'
-import { lagOf, type ReportContext, windowOf } from '../context.ts'
+import { lagOf, type ReportContext, refuseEmpty, windowOf } from '../context.ts'
 import { checkLimit, createPaging } from '../paging.ts'
 import { resolveScope, type ScopeFilter } from '../scope.ts'
-import { type AccountScope, createQuery, instant, rfc3339, scopeCondition } from '../sql.ts'
+import { type AccountScope, createQuery, given, instant, rfc3339, scopeCondition } from '../sql.ts'
 import { computeMetricValues, type MetricValues } from './compute.ts'
 import { METRICS, metricDefinition } from './definitions.ts'
 
@@ -42,6 +42,7 @@ export const metrics = async (
   context: ReportContext,
 ) => {
   const filter = args.filter ?? {}
+  refuseEmpty(filter)
   const scope = resolveScope(context.principal, filter)
   const limit = checkLimit(args.limit)
   const paging = createPaging('metrics', { filter, scope })
@@ -49,8 +50,8 @@ export const metrics = async (
   const start = after === undefined ? 0 : METRICS.findIndex((m) => m.id === after[0]) + 1
   const matching = METRICS.slice(start).filter(
     (m) =>
-      (!filter.metricId || m.id === filter.metricId) &&
-      (!filter.metricType || m.metricType === filter.metricType),
+      (!given(filter.metricId) || m.id === filter.metricId) &&
+      (!given(filter.metricType) || m.metricType === filter.metricType),
   )
   const { pageInfo, results } = paging.page(matching, limit, (m) => [m.id])
   return {
@@ -82,6 +83,7 @@ export const metricData = async (
   context: ReportContext,
 ) => {
   const filter = args.filter
+  refuseEmpty(filter)
   const definition = metricDefinition(filter.metricId)
   if (definition === undefined) {
     throw new NotFoundError(
