@@ -262,6 +262,24 @@ describe('createNotificationConfigService', () => {
     await assert.rejects(service.disableConfiguration(id, 'endpoint_gone'), NotFoundError)
   })
 
+  it('leaves a configuration changed since the deciding attempt read it enabled: its owner may have just fixed it', async () => {
+    const created = await webhook()
+    const id = created.value.id
+    const readByAttempt = Date.parse(created.value.updatedAt)
+    now += 1_000
+    await service.updateConfiguration(acme, 'webhook', id, {
+      fields: { url: 'https://hooks.example.com/fixed' },
+      options: {},
+    })
+    assert.equal(await service.disableConfiguration(id, 'endpoint_gone', readByAttempt), false)
+    const kept = await service.getConfiguration('acme', 'webhook', id)
+    assert.deepEqual([kept.value.configuration.enabled, kept.revision], [true, 1], 'nothing written')
+    const current = Date.parse(kept.value.configuration.updatedAt)
+    assert.equal(await service.disableConfiguration(id, 'endpoint_gone', current), true)
+    const disabled = await service.getConfiguration('acme', 'webhook', id)
+    assert.equal(disabled.value.configuration.enabled, false)
+  })
+
   it('hides another account\u2019s configuration, and one of another endpoint type, as not found', async () => {
     const created = await webhook()
     const id = created.value.id

@@ -207,8 +207,11 @@ export interface NotificationConfigService {
   /**
    * Switches a configuration off on Herald's own account (`by` is `system/<reason>`), e.g. when
    * its endpoint answered 410 Gone; a no-op when it is off already. NotFoundError when it is gone.
+   * With `unchangedSince` (ms: when the configuration the deciding attempt used was last
+   * changed), one changed since is left alone, and false says so: a 410 from the old URL must
+   * not switch off the configuration its owner just fixed.
    */
-  disableConfiguration(configurationId: string, reason: string): Promise<void>
+  disableConfiguration(configurationId: string, reason: string, unchangedSince?: number): Promise<boolean>
   /** Every selector of the account, across its configurations. */
   listSelectors(account: string): Promise<readonly Selector[]>
   /** Opens one of a configuration's secrets, for the code that delivers with it. */
@@ -575,10 +578,12 @@ export const createNotificationConfigService = (
       decide(update(principal, endpoint, configurationId, input, state), state)
     },
 
-    disableConfiguration: async (configurationId, reason) => {
+    disableConfiguration: async (configurationId, reason, unchangedSince) => {
+      let changed = false
       await handle(configurationId, (current) => {
         if (current.status !== 'active') throw notFound(configurationId)
         const configuration = current.configuration
+        changed = unchangedSince !== undefined && Date.parse(configuration.updatedAt) > unchangedSince
         return {
           type: 'UpdateConfiguration',
           data: {
@@ -589,11 +594,12 @@ export const createNotificationConfigService = (
             secrets: {},
             clearSecrets: [],
             hints: {},
-            options: { ...optionsOf(configuration), enabled: false },
+            options: { ...optionsOf(configuration), enabled: configuration.enabled && changed },
           },
           metadata: { now: clock(), by: `system/${reason}` },
         }
       })
+      return !changed
     },
 
     deleteConfiguration: async (principal, endpoint, configurationId, write) => {

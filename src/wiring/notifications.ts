@@ -334,10 +334,25 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
 
   const { topics } = config.event_log
   const delivery = config.notifications.delivery
-  const disable = async (configurationId: string, endpoint: string, reason: string): Promise<boolean> => {
+  /**
+   * Disables a configuration for `reason`, unless it changed after `unchangedSince` (the
+   * attempt that decided it used an older version: its owner may have just fixed it).
+   */
+  const disable = async (
+    configurationId: string,
+    endpoint: string,
+    reason: string,
+    unchangedSince: number | undefined,
+  ): Promise<boolean> => {
     const fields = { configuration_id: configurationId, endpoint, reason }
     try {
-      await service.disableConfiguration(configurationId, reason)
+      if (!(await service.disableConfiguration(configurationId, reason, unchangedSince))) {
+        logger('info', 'delivery.configuration_disable_skipped', {
+          ...fields,
+          why: 'changed since the attempt',
+        })
+        return false
+      }
       logger('warn', 'delivery.configuration_disabled', fields)
       return true
     } catch (error) {
@@ -396,12 +411,13 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     sustainedFailureMs: delivery.disable_after_failing_ms,
     onOutcome: (outcome, d) => options.metrics.deliveries.inc({ endpoint: d.endpoint, outcome }),
     // The endpoint says it no longer exists: stop sending to it, visibly in the audit trail.
-    onGone: async (d) => {
-      await disable(d.configurationId, d.endpoint, 'endpoint_gone')
+    onGone: async (d, configuration) => {
+      await disable(d.configurationId, d.endpoint, 'endpoint_gone', configuration.changedAt)
     },
     // Failing all along: switch it off and tell the admin, rather than retry into the void.
     onSustainedFailure: async (failure) => {
-      if (!(await disable(failure.configurationId, failure.endpoint, 'sustained_failure'))) return
+      if (!(await disable(failure.configurationId, failure.endpoint, 'sustained_failure', failure.changedAt)))
+        return
       try {
         await announce(failure, 'sustained_failure')
       } catch (error) {

@@ -46,6 +46,8 @@ export interface SustainedFailure {
   readonly endpoint: string
   /** Ms: the first failure after its last success (or its last change). */
   readonly failingSince: number
+  /** Ms: when the configuration the failing attempt used was last changed (`DeliverableConfiguration.changedAt`). */
+  readonly changedAt?: number
   /** The last attempt's scrubbed error. */
   readonly lastError: string | null
 }
@@ -78,8 +80,14 @@ export interface AttemptRunnerOptions {
   readonly logger: Logger
   /** After each recorded outcome: metrics (`herald_deliveries_total{endpoint,outcome}`). */
   readonly onOutcome?: (outcome: AttemptOutcome, delivery: StoredDelivery) => void
-  /** The endpoint answered that it no longer exists (HTTP 410): its configuration should be disabled. */
-  readonly onGone?: (delivery: StoredDelivery) => void | Promise<void>
+  /**
+   * The endpoint answered that it no longer exists (HTTP 410): its configuration should be
+   * disabled, unless it changed since `configuration` (what the attempt sent with) was read.
+   */
+  readonly onGone?: (
+    delivery: StoredDelivery,
+    configuration: DeliverableConfiguration,
+  ) => void | Promise<void>
   /** Failing for this long, with no success in between, disables a configuration; 0 never does. */
   readonly sustainedFailureMs: number
   readonly onSustainedFailure?: (failure: SustainedFailure) => void | Promise<void>
@@ -259,6 +267,7 @@ export const createAttemptRunner = (options: AttemptRunnerOptions) => {
       endpoint: delivery.endpoint,
       failingSince: streakStart,
       lastError,
+      ...(configuration.changedAt === undefined ? {} : { changedAt: configuration.changedAt }),
     })
   }
 
@@ -408,7 +417,8 @@ export const createAttemptRunner = (options: AttemptRunnerOptions) => {
 
     if (configuration === undefined || resolution.outcome === 'sent' || resolution.outcome === 'skipped')
       return undefined
-    if (resolution.outcome === 'rejected' && resolution.reason === 'gone') await options.onGone?.(delivery)
+    if (resolution.outcome === 'rejected' && resolution.reason === 'gone')
+      await options.onGone?.(delivery, configuration)
     await checkSustained(delivery, configuration, details?.error ?? null)
     return undefined
   }
