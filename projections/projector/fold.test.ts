@@ -241,6 +241,34 @@ describe('foldEntities and foldFindings', () => {
     assert.equal(rows.policyEvaluations.length, 4, 'the history keeps every evaluation')
   })
 
+  it('takes an evaluation at a leap second as the instant after :59', () => {
+    const rows = foldEntities(
+      [
+        at(1, {
+          type: 'herald.report.policy.evaluated',
+          account: A,
+          time: '2026-12-31T23:59:60Z',
+          data: {
+            registry: 'docker.io',
+            repository: 'acme/api',
+            tag: 'leap',
+            digest: D1,
+            bundle_id: 'default',
+            bundle_digest: 'sha256:bundle',
+            status: 'pass',
+            reasons: [],
+            evaluated_at: '2026-12-31T23:59:60Z',
+          },
+        } as Omit<EngineEvent, 'specversion' | 'id' | 'source' | 'level' | 'resourcetype'>),
+      ],
+      empty,
+    )
+    assert.deepEqual(
+      rows.policyLatest.map((r) => r.evaluated_at),
+      ['2027-01-01 00:00:00.000'],
+    )
+  })
+
   it('asks for the images and tags its events name, and everything of a snapshot’s account', () => {
     const needs = stateNeeds([
       analyzed(1, D1, []),

@@ -1,6 +1,6 @@
 import { drain, drainSliced, loopSlice, type Slice } from '../../src/cooperative.ts'
 import type { EngineEvent, Finding } from '../../src/events/index.ts'
-import { toClickHouseTime } from './rows.ts'
+import { instantOfTime, toClickHouseTime } from './rows.ts'
 import type {
   ClosedBy,
   FindingRow,
@@ -312,7 +312,7 @@ function* entitySteps(events: readonly Positioned[], state: EntityState): Genera
       }
       case 'herald.report.policy.evaluated': {
         const data = event.data
-        const evaluatedAt = data.evaluated_at === undefined ? at : Date.parse(data.evaluated_at)
+        const evaluatedAt = data.evaluated_at === undefined ? at : instantOfTime(data.evaluated_at)
         const row = {
           account,
           registry: data.registry,

@@ -18,6 +18,7 @@ import {
   deduplicationToken,
   EVENT_COLUMNS,
   type EventRow,
+  eventTimeOf,
   toClickHouseTime,
   toEventRow,
 } from './rows.ts'
@@ -193,7 +194,7 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
           projectedPositions.push(positionKey(key, message))
         }
         if (isReportEvent(decoded.event)) {
-          const at = decoded.event.time === undefined ? message.timestamp : Date.parse(decoded.event.time)
+          const at = eventTimeOf(decoded.event, message)
           positioned.push({ event: decoded.event, offset: message.offset, at })
         }
       } else {

@@ -95,6 +95,13 @@ describe('storedEvent', () => {
     assert.equal(toEventRow({ ...minimal, time: '2026-11-24T00:00:00.000Z' }, message, 0).attributes, '{}')
   })
 
+  it('stores a leap second as the instant after :59, and gives it back as written', () => {
+    const event = { ...minimal, time: '2026-12-31T23:59:60Z' }
+    const row = toEventRow(event, message, 0)
+    assert.equal(row.time, '2027-01-01 00:00:00.000')
+    assert.equal(roundTrip(event).time, '2026-12-31T23:59:60Z')
+  })
+
   it('reads a row stored before the attributes column as before', () => {
     const { attributes: _, ...old } = toEventRow({ ...minimal, time: '2026-11-22T08:00:00.000Z' }, message, 0)
     assert.equal(storedEvent(old, Date.parse('2026-11-22T08:00:00.000Z')).time, '2026-11-22T08:00:00.000Z')

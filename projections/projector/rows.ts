@@ -4,7 +4,7 @@ import {
   type NativeBlockType,
   type NativeBlockWriter,
 } from '../../src/adapters/clickhouse-warehouse/native-format.ts'
-import type { CloudEvent } from '../../src/events/index.ts'
+import { type CloudEvent, instantOf } from '../../src/events/index.ts'
 import type { LogMessage } from '../../src/ports/event-log.ts'
 
 /** The envelope columns of an `events` row, as a query reads them back. */
@@ -123,6 +123,18 @@ export const attributesOf = (event: CloudEvent): string => {
 }
 
 /**
+ * A timestamp of an event as ms: RFC 3339 as the catalog takes it, a leap second (`23:59:60Z`)
+ * the instant after :59 (`instantOf`), which `Date.parse` refuses.
+ */
+export const instantOfTime = (time: string): number => instantOf(time) ?? Date.parse(time)
+
+/** An event's time as ms, or its log message's when it carries none. */
+export const eventTimeOf = (
+  event: Pick<CloudEvent, 'time'>,
+  message: Pick<LogMessage, 'timestamp'>,
+): number => (event.time === undefined ? message.timestamp : instantOfTime(event.time))
+
+/**
  * Builds the row for one event. An event without `time` is placed at its log append time, so
  * time-bounded queries still see it.
  */
@@ -135,7 +147,7 @@ export const toEventRow = (event: CloudEvent, message: LogMessage, ingestedAt: n
   level: event.level ?? 'info',
   resource_type: event.resourcetype ?? '',
   subtype: event.subtype ?? '',
-  time: toClickHouseTime(event.time === undefined ? message.timestamp : Date.parse(event.time)),
+  time: toClickHouseTime(eventTimeOf(event, message)),
   data: JSON.stringify(event.data ?? null),
   attributes: attributesOf(event),
   ingested_at: toClickHouseTime(ingestedAt),
@@ -179,7 +191,7 @@ export const appendEventRow = (
   message: LogMessage,
   ingestedAt: number,
 ): boolean => {
-  const time = event.time === undefined ? message.timestamp : Date.parse(event.time)
+  const time = eventTimeOf(event, message)
   // As in toClickHouseTime: an instant a Date cannot hold is Date's own RangeError.
   if (!(Math.abs(time) <= 8.64e15 && Math.abs(ingestedAt) <= 8.64e15))
     throw new RangeError('Invalid time value')

@@ -147,6 +147,23 @@ describe('previewSelector', () => {
     )
   })
 
+  it('places an event at a leap second, and takes a leap second as a bound, as the instant after :59', () => {
+    const { pattern } = compileSelectorBody({ scope: 'account', event: anyEvent }, acme)
+    const leap = [event('leap', '2026-12-31T23:59:60Z')]
+    const range = previewRequest(
+      { scope: 'account', event: anyEvent, since: '2026-12-31T23:59:60Z', until: '2027-01-01T00:00:01Z' },
+      acme,
+    ).range
+    assert.deepEqual(range, {
+      since: Date.parse('2027-01-01T00:00:00Z'),
+      until: Date.parse('2027-01-01T00:00:01Z'),
+    })
+    assert.deepEqual(
+      previewSelector(pattern, leap, range, 10).map((e) => e.id),
+      ['leap'],
+    )
+  })
+
   it('lets the admin’s global selector see every account', () => {
     const { pattern } = compileSelectorBody({ scope: 'global', event: anyEvent }, admin)
     assert.deepEqual(

@@ -1,7 +1,7 @@
 import { type StoredEnvelope, storedEvent } from '../../projections/projector/index.ts'
 import { ADMIN_ACCOUNT } from '../access/index.ts'
 import { type FieldIssue, ForbiddenError, isStackOverflow, ValidationError } from '../errors/index.ts'
-import { type CloudEvent, decodeEngineEvent, isTimestamp, NOT_A_TIMESTAMP } from '../events/index.ts'
+import { type CloudEvent, decodeEngineEvent, instantOf, NOT_A_TIMESTAMP } from '../events/index.ts'
 import { unknownFields } from '../http/body.ts'
 import {
   type AnchoreSelectorInput,
@@ -86,7 +86,8 @@ export interface TimeRange {
 
 const timeOf = (value: unknown, path: string, issues: FieldIssue[]): number | undefined => {
   if (value === undefined || value === null) return undefined
-  if (typeof value === 'string' && isTimestamp(value)) return Date.parse(value)
+  const at = typeof value === 'string' ? instantOf(value) : undefined
+  if (at !== undefined) return at
   issues.push({ path, message: NOT_A_TIMESTAMP })
   return undefined
 }
@@ -182,7 +183,7 @@ export const previewRequest = (
 }
 
 const timestampOf = (event: CloudEvent): number | undefined =>
-  event.time === undefined ? undefined : Date.parse(event.time)
+  event.time === undefined ? undefined : instantOf(event.time)
 
 const inRange = (event: CloudEvent, { since, until }: TimeRange): boolean => {
   if (since === undefined && until === undefined) return true
