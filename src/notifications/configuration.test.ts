@@ -611,6 +611,62 @@ describe('endpoint configuration decider', () => {
     })
   })
 
+  describe('DisableConfiguration', () => {
+    const disable = (data: { unchangedSince?: number } = {}): ConfigurationCommand => ({
+      type: 'DisableConfiguration',
+      data: { configurationId: CONFIG, account: 'acme', endpoint: 'github', ...data },
+      metadata: { now: LATER, by: 'system/endpoint_gone' },
+    })
+    const disabled: ConfigurationEvent = {
+      type: 'ConfigurationUpdated',
+      data: {
+        configurationId: CONFIG,
+        account: 'acme',
+        settings: GITHUB_SETTINGS,
+        secrets: {},
+        clearedSecrets: [],
+        hints: {},
+        changed: ['enabled'],
+        ...STORED_OPTIONS,
+        enabled: false,
+        by: 'system/endpoint_gone',
+        at: LATER_ISO,
+      },
+    }
+
+    it('switches only enabled off, once', () => {
+      given(created).when(disable()).yields([disabled])
+      given(created, disabled).when(disable()).yields([])
+    })
+
+    it('switches off a configuration its stored fields would now fail the checks of, without checking them', () => {
+      // Saved when repeated assignees were still accepted: an update would be refused.
+      const legacy = {
+        ...created,
+        data: { ...created.data, settings: { ...GITHUB_SETTINGS, assignees: ['octocat', 'octocat'] } },
+      }
+      given(legacy)
+        .when(
+          update({
+            values: { ...GITHUB_SETTINGS, assignees: ['octocat', 'octocat'] },
+            options: { ...DEFAULT_OPTIONS, description: 'x' },
+          }),
+        )
+        .refuses(validationOf('assignees[1]'))
+      const [event] = decide(disable(), [legacy].reduce(evolve, initialState))
+      assert.equal(event?.type === 'ConfigurationUpdated' && event.data.enabled, false)
+    })
+
+    it('leaves a configuration changed after unchangedSince alone', () => {
+      given(created)
+        .when(disable({ unchangedSince: NOW - 1 }))
+        .yields([])
+      given(created)
+        .when(disable({ unchangedSince: NOW }))
+        .yields([disabled])
+    })
+  })
+
   describe('DeleteConfiguration', () => {
     it('deletes a live configuration once', () => {
       given(created)

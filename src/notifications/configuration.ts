@@ -214,6 +214,22 @@ export type UpdateConfiguration = Command<
   }
 >
 
+/**
+ * Herald switching a configuration off on its own account (its endpoint answered 410 Gone, or
+ * it failed for the sustained-failure period): only `enabled` changes, and the stored fields are
+ * not checked again, so a configuration saved under older, looser checks can still be switched
+ * off. Optionally only if it was not changed after `unchangedSince` (ms).
+ */
+export type DisableConfiguration = Command<
+  'DisableConfiguration',
+  {
+    readonly configurationId: string
+    readonly account: string
+    readonly endpoint: EndpointType
+    readonly unchangedSince?: number
+  }
+>
+
 export type DeleteConfiguration = Command<
   'DeleteConfiguration',
   { readonly configurationId: string; readonly account: string; readonly endpoint: EndpointType }
@@ -245,6 +261,7 @@ export type RemoveSelector = Command<'RemoveSelector', SelectorTarget>
 export type ConfigurationCommand =
   | CreateConfiguration
   | UpdateConfiguration
+  | DisableConfiguration
   | DeleteConfiguration
   | AddSelector
   | UpdateSelector
@@ -486,6 +503,37 @@ const updateConfiguration = (
   ]
 }
 
+const disableConfiguration = (
+  { data, metadata }: DisableConfiguration,
+  state: ConfigurationState,
+): ConfigurationEvent[] => {
+  const { configuration } = active(state, data)
+  if (!configuration.enabled) return []
+  if (data.unchangedSince !== undefined && Date.parse(configuration.updatedAt) > data.unchangedSince)
+    return []
+  return [
+    {
+      type: 'ConfigurationUpdated',
+      data: {
+        configurationId: configuration.id,
+        account: configuration.account,
+        settings: configuration.settings,
+        secrets: {},
+        clearedSecrets: [],
+        hints: configuration.hints,
+        changed: ['enabled'],
+        description: configuration.description,
+        enabled: false,
+        verifyTls: configuration.verifyTls,
+        templates: configuration.templates,
+        digest: configuration.digest,
+        ...(configuration.maxInFlight === null ? {} : { maxInFlight: configuration.maxInFlight }),
+        ...change(metadata),
+      },
+    },
+  ]
+}
+
 const deleteConfiguration = (
   { data, metadata }: DeleteConfiguration,
   state: ConfigurationState,
@@ -588,6 +636,8 @@ export const decide = (command: ConfigurationCommand, state: ConfigurationState)
       return createConfiguration(command, state)
     case 'UpdateConfiguration':
       return updateConfiguration(command, state)
+    case 'DisableConfiguration':
+      return disableConfiguration(command, state)
     case 'DeleteConfiguration':
       return deleteConfiguration(command, state)
     case 'AddSelector':

@@ -579,27 +579,22 @@ export const createNotificationConfigService = (
     },
 
     disableConfiguration: async (configurationId, reason, unchangedSince) => {
-      let changed = false
-      await handle(configurationId, (current) => {
+      const { state } = await handle(configurationId, (current) => {
         if (current.status !== 'active') throw notFound(configurationId)
-        const configuration = current.configuration
-        changed = unchangedSince !== undefined && Date.parse(configuration.updatedAt) > unchangedSince
+        const { account, endpoint } = current.configuration
         return {
-          type: 'UpdateConfiguration',
+          type: 'DisableConfiguration',
           data: {
             configurationId,
-            account: configuration.account,
-            endpoint: configuration.endpoint,
-            values: configuration.settings,
-            secrets: {},
-            clearSecrets: [],
-            hints: {},
-            options: { ...optionsOf(configuration), enabled: configuration.enabled && changed },
+            account,
+            endpoint,
+            ...(unchangedSince === undefined ? {} : { unchangedSince }),
           },
           metadata: { now: clock(), by: `system/${reason}` },
         }
       })
-      return !changed
+      // Still enabled: it changed after `unchangedSince`, and was left alone.
+      return !(state.status === 'active' && state.configuration.enabled)
     },
 
     deleteConfiguration: async (principal, endpoint, configurationId, write) => {
