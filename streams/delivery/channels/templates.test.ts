@@ -133,7 +133,16 @@ describe('GitHub Markdown', () => {
         },
       )
     ).text
-    assert.equal(value, 'see \\[docs\\]\\(https://evil.test\\) @\u200bacme/sec, repo@sha256:ab')
+    assert.equal(value, 'see \\[docs\\]\\(https:\u200b//evil.test\\) @\u200bacme/sec, repo@sha256:ab')
+    const bare = (
+      await renderField(
+        'github',
+        'comment',
+        { comment: '{{ resource }}' },
+        { ...hostile, resource: 'reset at https://evil.test/x or WWW.evil.test, &#64;octocat & co' },
+      )
+    ).text
+    assert.equal(bare, 'reset at https:\u200b//evil.test/x or WWW\u200b.evil.test, \\&\\#64;octocat \\& co')
     // Jira and the plain fields are left as they were.
     assert.equal(
       (

@@ -1,4 +1,4 @@
-import { Liquid, Tag, type TagToken, type Template, type TopLevelToken } from 'liquidjs'
+import { Drop, Liquid, Tag, type TagToken, type Template, type TopLevelToken } from 'liquidjs'
 import { errorText, type FieldIssue, ValidationError } from '../../../src/errors/index.ts'
 import { wildcardMatches } from '../../routing/index.ts'
 import { sliceWhole } from './common.ts'
@@ -63,17 +63,44 @@ const escapeSlack = (value: unknown): string =>
     .replaceAll('>', '&gt;')
 
 /**
- * GitHub Markdown gives punctuation meaning (code spans, links, tables, emphasis) and pings
- * whoever an `@name` names; an event's text (a tag, a registry's error) must do neither. Its
- * punctuation is backslash-escaped, a line break becomes a space (a table row stays one row),
- * and an `@` that would start a mention gets a zero-width space after it (an image reference's
- * `repo@sha256:…` is not a mention and is left alone). `| raw` in a template opts out.
+ * GitHub Markdown gives punctuation meaning (code spans, links, tables, emphasis, entities)
+ * and pings whoever an `@name` names, and GitHub turns a bare `https://…` or `www.…` into a
+ * link; an event's text (a tag, a registry's error) must do none of that. Its punctuation is
+ * backslash-escaped (`&` too, so `&#64;` is no entity), a line break becomes a space (a table
+ * row stays one row), an `@` that would start a mention gets a zero-width space after it (an
+ * image reference's `repo@sha256:…` is not a mention and is left alone), and so do a URL's
+ * `:` and a `www`, which GitHub then no longer links. `| raw` in a template opts out.
  */
-const escapeMarkdown = (value: unknown): string =>
-  String(value ?? '')
+const escapeMarkdown = (value: unknown): string => {
+  const punctuated = String(value ?? '')
     .replaceAll(/\r\n?|\n/g, ' ')
-    .replaceAll(/[\\`*_[\]<>|~#!()]/g, '\\$&')
+    .replaceAll(/[\\`*_[\]<>|~#!()&]/g, '\\$&')
+  // Herald's own link into its UI stays a link.
+  if (value instanceof UiLink) return punctuated
+  return punctuated
     .replaceAll(/(^|[^A-Za-z0-9_])@(?=[A-Za-z0-9])/g, '$1@\u200b')
+    .replaceAll(/\b([A-Za-z][A-Za-z0-9+.-]*):(?=\/\/)/g, '$1:\u200b')
+    .replaceAll(/\b(www)(?=\.)/gi, '$1\u200b')
+}
+
+/**
+ * `link`, Herald's own URL into its UI (`ui_url` and the event's id, encoded), as templates
+ * see it: it reads as its text everywhere, and GitHub Markdown's escaping knows it for a link
+ * to keep, where a URL in an event's text is not linked.
+ */
+class UiLink extends Drop {
+  readonly url: string
+  constructor(url: string) {
+    super()
+    this.url = url
+  }
+  override valueOf(): string {
+    return this.url
+  }
+  override toString(): string {
+    return this.url
+  }
+}
 
 /** Tags that read other templates: with no file system behind them they could only fail, so they are refused when parsed. */
 class RefusedTag extends Tag {
@@ -167,8 +194,14 @@ const bounded = (flavour: Flavour, out: string): string => {
   return `${kept}…`
 }
 
-const renderParsed = async (flavour: Flavour, templates: Template[], scope: object): Promise<string> =>
-  bounded(flavour, String(await engines[flavour].render(templates, scope)))
+const renderParsed = async (
+  flavour: Flavour,
+  templates: Template[],
+  scope: { readonly link?: string | null },
+): Promise<string> => {
+  const variables = typeof scope.link === 'string' ? { ...scope, link: new UiLink(scope.link) } : scope
+  return bounded(flavour, String(await engines[flavour].render(templates, variables)))
+}
 
 /** The template of one field: the most specific override, else Herald's default. */
 const chooseOverride = (overrides: TemplateOverrides | undefined, type: string, field: TemplateField) => {
