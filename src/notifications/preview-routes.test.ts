@@ -381,7 +381,7 @@ describe('selector preview and event explanations over chDB', () => {
       })
       assert.equal(response.status, 400)
       assert.deepEqual(((await response.json()) as Json).errors, [
-        { path: 'sample[1].data', message: 'is nested too deeply' },
+        { path: 'sample[1].data', message: 'is nested more than 64 levels deep' },
       ])
     })
 

@@ -143,6 +143,7 @@ export const startDeliveryEngine = (options: DeliveryEngineOptions): DeliveryEng
         configuration_id: delivery.configurationId,
         error: errorText(error),
       }),
+    onReadError: (error) => logger('error', 'delivery.queues_unreadable', { error: errorText(error) }),
   })
   const stopWaking = view.onChange(() => scheduler.wake())
   const publisher = startOutcomePublisher({

@@ -116,6 +116,30 @@ describe('queue scheduler shared with other schedulers', () => {
   })
 })
 
+describe('queue scheduler whose source fails', () => {
+  it('tells a failed read of the queues and looks again, rather than throwing out of its timer', async () => {
+    const now = Date.now()
+    const queues = memoryQueues([{ queue: 'a', id: 'a1', dueAt: now - 1 }])
+    let failures = 2
+    const failing: QueueSource<Item> = {
+      ...queues.source,
+      dueHeads: (...args) => {
+        if (failures-- > 0) throw new Error('malformed JSON')
+        return queues.source.dueHeads(...args)
+      },
+    }
+    const told: string[] = []
+    const scheduler = schedule(
+      { source: failing, attempt: queues.attempt },
+      { errorBackoffMs: 20, onReadError: (error) => told.push(String(error)) },
+    )
+    await sleep(150)
+    await scheduler.stop(100)
+    assert.deepEqual(told, ['Error: malformed JSON', 'Error: malformed JSON'])
+    assert.deepEqual(queues.attempted, ['a1'], 'served once the read worked again')
+  })
+})
+
 describe('queue scheduler with attempts released before their source shows them', () => {
   /**
    * Queues whose heads stay put until an attempt finishes (as the read model shows an outcome

@@ -49,6 +49,11 @@ export interface QueueSchedulerOptions<T> {
   readonly onError?: (error: unknown, item: T) => void
   readonly errorBackoffMs?: number
   /**
+   * Reading the queues (`source`) threw: told here, and the scheduler looks again after
+   * `errorBackoffMs`, where the error escaped a timer's callback and ended the process.
+   */
+  readonly onReadError?: (error: unknown) => void
+  /**
    * Where several schedulers share the queues (deliverer instances on one delivery log): from
    * when this one may serve a queue, or `undefined` while another one owns it. Absent: every
    * queue is this scheduler's. Ownership moves without notice, so it is asked again every
@@ -286,6 +291,17 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
 
   const pump = () => {
     if (stopped) return
+    try {
+      look()
+    } catch (error) {
+      options.onReadError?.(error)
+      const now = clock()
+      sleepUntil(now + errorBackoffMs, now)
+    }
+  }
+
+  /** Starts what is due, and sets the timer for what falls due next. */
+  const look = () => {
     const now = clock()
     let exclude = excluded(now)
     const free = concurrency - sending

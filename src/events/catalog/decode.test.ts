@@ -77,6 +77,18 @@ describe('decodeEngineEvent', () => {
     assert.match(wrong.issues[0]?.message ?? '', /must be one of posture-scan-completed, .* for com\.ibm/)
   })
 
+  it('refuses an event nested past the limit, naming the member, before any check that recurses', () => {
+    let deep: unknown = 1
+    for (let i = 0; i < 100_000; i++) deep = [deep]
+    const decoded = decodeEngineEvent(
+      event('user.image.analysis.failed', { full_tag: 'docker.io/library/nginx:latest', error: 'x', deep }),
+      '[2]',
+    )
+    assert.deepEqual(!decoded.ok && decoded.issues, [
+      { path: '[2].data', message: 'is nested more than 64 levels deep' },
+    ])
+  })
+
   it('rejects an unknown type with an issue a consumer can dead-letter on', () => {
     const decoded = decodeEngineEvent(event('user.image.analysis.exploded', {}))
     assert.ok(!decoded.ok)

@@ -1,6 +1,7 @@
 import { isLeft } from 'fp-ts/lib/Either.js'
 import type { FieldIssue } from '../../errors/index.ts'
 import { type CloudEvent, type Decoded, decodeCloudEvent, isCloudEvent, type Level } from '../cloudevent.ts'
+import { MAX_EVENT_DEPTH, tooDeepMember } from '../depth.ts'
 import { compileGuard, type Guard } from '../io-ts-guard.ts'
 import { toFieldIssues } from '../io-ts-issues.ts'
 import {
@@ -100,6 +101,13 @@ const withDefaults = (event: CloudEvent, entry: EventTypeEntry): EngineEvent => 
  * if (decoded.value.type === 'herald.report.image.analyzed') project(decoded.value.data.findings)
  */
 export const decodeEngineEvent = (input: unknown, prefix = ''): Decoded<EngineEvent> => {
+  // First: the checks below recurse, and so does everything after them.
+  const deep = tooDeepMember(input)
+  if (deep !== undefined)
+    return {
+      ok: false,
+      issues: [{ path: join(prefix, deep), message: `is nested more than ${MAX_EVENT_DEPTH} levels deep` }],
+    }
   // A valid event of a known type, the common case, passes compiled checks alone.
   if (isCloudEvent(input)) {
     const entry = entryOf(input.type)
