@@ -77,8 +77,12 @@ const hasRecency = async (warehouse: Warehouse, table: string): Promise<boolean>
     )
   ).length > 0
 
-/** Milliseconds from 1900-01-01, the earliest instant a `DateTime64` holds, to the epoch. */
-const MS_BEFORE_1970 = 2_208_988_800_000
+/**
+ * Milliseconds from 1900-01-01 to the epoch: `recency` counts from there, and an earlier
+ * `evaluated_at` (a producer's zero time, 0001-01-01, which the column holds) counts as 0, the
+ * earliest of all, where the negative sum wrapped to about 2^128 and outranked every later one.
+ */
+export const MS_BEFORE_1970 = 2_208_988_800_000
 
 /**
  * `policy_evaluation_latest` as of this migration; `name` is a constant of the caller, never
@@ -101,7 +105,7 @@ export const policyEvaluationLatestTable = (name: string): string => `CREATE TAB
       reasons Array(Tuple(gate String, trigger String, action String, message String)),
       version UInt64,
       recency UInt128 MATERIALIZED
-        bitShiftLeft(toUInt128(toUnixTimestamp64Milli(evaluated_at) + ${MS_BEFORE_1970}), 64) + version
+        bitShiftLeft(toUInt128(greatest(toUnixTimestamp64Milli(evaluated_at) + ${MS_BEFORE_1970}, 0)), 64) + version
     ) ENGINE = ReplacingMergeTree(recency)
     ORDER BY (account, registry, repository, tag)
     SETTINGS non_replicated_deduplication_window = 10000`

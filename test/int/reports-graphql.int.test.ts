@@ -578,10 +578,13 @@ describe('report GraphQL API against a brute-force oracle', () => {
         evaluated_at: iso(at),
       })
     await project(
-      ['across', 'within', 'tie'].map((tag) =>
+      ['across', 'within', 'tie', 'zero'].map((tag) =>
         event('herald.report.tag.digest_changed', { ...ref(tag), digest }),
       ),
     )
+    // An evaluation time before 1900 (a producer's zero time) is the earliest of all.
+    await project([evaluated('zero', Date.parse('0001-01-01T00:00:00Z'), 'fail')])
+    await project([evaluated('zero', t + 60_000, 'fail')])
     // Each tag's later evaluation fails and its earlier one passes, but the earlier arrives
     // last: in a later batch (`across`) or later in one batch (`within`). Of two at one
     // instant (`tie`) the later in the log is the current one.
@@ -600,7 +603,7 @@ describe('report GraphQL API against a brute-force oracle', () => {
       assert.equal(body.errors, undefined, JSON.stringify(body.errors))
       return body.data?.policyEvaluationsByTag?.results
     }
-    const latest = ['across', 'tie', 'within'].map((tag) => ({
+    const latest = ['across', 'tie', 'within', 'zero'].map((tag) => ({
       tag,
       status: 'fail',
       evaluatedAt: iso(t + 60_000),
@@ -618,7 +621,7 @@ describe('report GraphQL API against a brute-force oracle', () => {
       ['current.fail', 'current.pass', 'all.fail', 'all.pass'].map((id) =>
         values.get(`policy_evaluations.${id}`),
       ),
-      [3, 0, 3, 0],
+      [4, 0, 4, 0],
     )
   })
 
