@@ -141,6 +141,11 @@ describe('decodeCloudEventBatch', () => {
     assert.equal(decoded.issues[0]?.path, '[1].id')
   })
 
+  it('takes the same source and id of two accounts for two events, as Herald does everywhere else', () => {
+    const decoded = decodeCloudEventBatch([valid, { ...valid, account: 'globex' }])
+    assert.ok(decoded.ok, JSON.stringify(decoded))
+  })
+
   it('stops judging at MAX_BATCH_ISSUES, naming the first event it did not judge', () => {
     // Empty objects: five issues each (specversion, id, source, type, account).
     const decoded = decodeCloudEventBatch(Array.from({ length: 100_000 }, () => ({})))

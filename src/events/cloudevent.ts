@@ -174,9 +174,11 @@ export const MAX_BATCH_ISSUES = 100
 /**
  * Validates a batch with `decodeOne`: every event, every bad field reported (up to
  * `MAX_BATCH_ISSUES`, the last naming the first event not judged), all or nothing; ids unique
- * per source within the batch.
+ * per account and source within the batch, as Herald tells events apart everywhere else.
  */
-export const decodeBatch = <A extends { readonly source: string; readonly id: string }>(
+export const decodeBatch = <
+  A extends { readonly account: string; readonly source: string; readonly id: string },
+>(
   input: unknown,
   decodeOne: (item: unknown, prefix: string) => Decoded<A>,
 ): Decoded<A[]> => {
@@ -201,7 +203,7 @@ export const decodeBatch = <A extends { readonly source: string; readonly id: st
       issues.push(...decoded.issues.slice(0, judged - issues.length))
       continue
     }
-    const key = `${decoded.value.source}\u0000${decoded.value.id}`
+    const key = `${decoded.value.account}\u0000${decoded.value.source}\u0000${decoded.value.id}`
     if (seen.has(key))
       issues.push({ path: `[${i}].id`, message: 'repeats the id of an earlier event in the batch' })
     seen.add(key)

@@ -110,6 +110,23 @@ const fromBinaryMode = (headers: Headers, contentType: string, body: string): un
   )
 }
 
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
+
+/**
+ * The body as UTF-8, refused when it is not: replacing bad bytes with U+FFFD, as reading it as
+ * text does, would make two events of distinct ids one (and the dedupe window drop the second
+ * after it was acknowledged), and Kafka refuses the same bytes as `payload_undecodable`.
+ */
+const utf8Body = (bytes: ArrayBuffer): string => {
+  try {
+    return strictUtf8.decode(bytes)
+  } catch {
+    throw new ValidationError('the body is not valid UTF-8', [
+      { path: '(body)', message: 'is not valid UTF-8' },
+    ])
+  }
+}
+
 /**
  * `POST /v1/events`: the CloudEvents HTTP binding. Events are judged by the same contract as
  * on Kafka (the event catalog: envelope, then `data` by `type`). A request is validated whole
@@ -130,7 +147,7 @@ export const createIngestRoutes = ({ log, topic, metrics, maxBodyBytes, remember
     }),
     async (c) => {
       const contentType = mediaType(c.req.header('content-type'))
-      const body = await c.req.text()
+      const body = utf8Body(await c.req.arrayBuffer())
       let decoded: ReturnType<typeof decodeEventBatch>
       // Where the request carries event `i`'s `path`: under its index in a batch, in a header
       // or the body in binary mode, as it is in one structured event.

@@ -24,6 +24,12 @@ describe('CloudEvents Kafka binding', () => {
       attributes: { specversion: '1.0', id: 'e1' },
       contentType: 'application/json',
     })
+    // Header names in another case are binary mode too, as their attributes are read.
+    assert.deepEqual(kafkaMode({ CE_SPECVERSION: '1.0', Ce_Id: 'e1', 'content-type': 'application/json' }), {
+      mode: 'binary',
+      attributes: { specversion: '1.0', id: 'e1' },
+      contentType: 'application/json',
+    })
     assert.equal(kafkaMode({ 'content-type': 'application/cloudevents-batch+json' }).mode, 'unsupported')
     assert.equal(kafkaMode({ 'content-type': 'application/cloudevents+avro' }).mode, 'unsupported')
     // A structured content type wins over stray ce_ headers.

@@ -54,8 +54,14 @@ export const kafkaMode = (headers: Headers): KafkaMode => {
       ? STRUCTURED
       : { mode: 'unsupported', reason: `structured mode needs ${STRUCTURED_MEDIA_TYPE}, got ${contentType}` }
   }
-  if (headers[SPECVERSION_HEADER] === undefined) return STRUCTURED
+  // Attribute headers are read whatever their case (`prefixedAttributes`), so is this one.
+  if (headers[SPECVERSION_HEADER] === undefined && !hasHeader(headers, SPECVERSION_HEADER)) return STRUCTURED
   return { mode: 'binary', attributes: prefixedAttributes(headers, KAFKA_HEADER_PREFIX), contentType }
+}
+
+const hasHeader = (headers: Headers, lowerCaseName: string): boolean => {
+  for (const name in headers) if (name.toLowerCase() === lowerCaseName) return true
+  return false
 }
 
 // Header name → attribute name (null: not an attribute), per prefix. Producers send the same

@@ -453,6 +453,18 @@ describe('HTTP API on the embedded log and chDB', () => {
     })
     assert.equal(badJson.status, 400)
     assert.equal(((await badJson.json()) as { errors: { path: string }[] }).errors[0]?.path, '(body)')
+    // Bytes that are not UTF-8 are refused, as on Kafka, not replaced: two ids differing only
+    // in them would otherwise become one event, and the second be dropped as a repeat.
+    const [before, after] = JSON.stringify(event('inv-X')).split('X') as [string, string]
+    const notUtf8 = await app.request('/v1/events', {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/cloudevents+json' },
+      body: Buffer.concat([Buffer.from(before), Buffer.from([0xff]), Buffer.from(after)]),
+    })
+    assert.equal(notUtf8.status, 400)
+    assert.deepEqual(((await notUtf8.json()) as { errors: unknown }).errors, [
+      { path: '(body)', message: 'is not valid UTF-8' },
+    ])
     const big = await app.request('/v1/events', {
       method: 'POST',
       headers: { ...auth, 'content-type': 'application/cloudevents+json' },
