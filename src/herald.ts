@@ -394,6 +394,8 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
       ...(projector === undefined ? {} : { projector }),
     })
     closers.push(() => rebuilds.stop())
+    // chDB has one process per data directory: what a killed rebuild left is no one else's.
+    if (config.warehouse.kind === 'embedded') await rebuilds.discardLeftovers()
     // Past metric points from history, e.g. for a metric definition an upgrade added.
     const backfills = createBackfillRunner({
       recorder: createMetricsRecorder({

@@ -14,7 +14,7 @@ export {
   tagKey,
 } from './fold.ts'
 export { createProjectorHandler, openProjectedIds, type ProjectorOptions } from './handler.ts'
-export { type Rebuild, type RebuildOptions, startRebuild } from './rebuild.ts'
+export { discardRebuild, type Rebuild, type RebuildOptions, startRebuild } from './rebuild.ts'
 export {
   deduplicationToken,
   type EventRow,

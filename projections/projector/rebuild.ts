@@ -51,6 +51,21 @@ interface RawEvent extends StoredEnvelope {
   readonly log_offset: number
 }
 
+/**
+ * Drops the fresh tables a rebuild left behind (it failed, or Herald stopped or was killed
+ * during it), which otherwise hold a copy of the report tables until the next rebuild; returns
+ * the tables it dropped. Call it with no rebuild running.
+ */
+export const discardRebuild = async (warehouse: Warehouse): Promise<string[]> => {
+  const names = [...REBUILT, 'projection_progress' as const].map((table) => `${table}${SUFFIX}`)
+  const left = await warehouse.query<{ name: string }>(
+    'SELECT name FROM system.tables WHERE database = currentDatabase() AND has({names:Array(String)}, name) ORDER BY name',
+    { names },
+  )
+  for (const { name } of left) await warehouse.command(`DROP TABLE IF EXISTS ${name}`)
+  return left.map((t) => t.name)
+}
+
 const encoder = new TextEncoder()
 
 /**

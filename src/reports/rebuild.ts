@@ -1,5 +1,5 @@
 import { Hono } from 'hono'
-import { startRebuild } from '../../projections/projector/index.ts'
+import { discardRebuild, startRebuild } from '../../projections/projector/index.ts'
 import type { AppEnv } from '../access/index.ts'
 import { errorText, HeraldError } from '../errors/index.ts'
 import { authorize } from '../http/authorize.ts'
@@ -49,6 +49,12 @@ export interface RebuildRunner {
   status(): RebuildStatus
   /** Stops a running rebuild between two steps (the live tables stay as they are) and waits for it. */
   stop(): Promise<void>
+  /**
+   * Drops the fresh tables of a rebuild an earlier run of Herald did not finish (killed during
+   * it): for the start of a process that alone uses its warehouse, as the embedded one is. A
+   * failed rebuild drops its own.
+   */
+  discardLeftovers(): Promise<void>
 }
 
 const IDLE: RebuildStatus = { state: 'idle', startedAt: null, finishedAt: null, replayed: 0, error: null }
@@ -74,6 +80,16 @@ export const createRebuildRunner = (options: RebuildRunnerOptions): RebuildRunne
   const now = () => new Date(clock()).toISOString()
   const update = (patch: Partial<RebuildStatus>) => {
     current = { ...current, ...patch }
+  }
+
+  /** The fresh tables of a rebuild that did not finish: dropped, so they hold no copy of the reports. */
+  const discardLeftovers = async () => {
+    try {
+      const dropped = await discardRebuild(warehouse)
+      if (dropped.length > 0) logger('info', 'reports.rebuild_discarded', { tables: dropped })
+    } catch (error) {
+      logger('warn', 'reports.rebuild_discard_failed', { error: errorText(error) })
+    }
   }
 
   const run = async () => {
@@ -111,10 +127,11 @@ export const createRebuildRunner = (options: RebuildRunnerOptions): RebuildRunne
           update({ state: 'done', finishedAt: now() })
           logger('info', 'reports.rebuild_done', { replayed: current.replayed })
         })
-        .catch((error: unknown) => {
+        .catch(async (error: unknown) => {
           const message = errorText(error)
           update({ state: 'failed', finishedAt: now(), error: message })
           logger('error', 'reports.rebuild_failed', { error: message })
+          await discardLeftovers()
         })
         .finally(() => {
           running = undefined
@@ -122,6 +139,9 @@ export const createRebuildRunner = (options: RebuildRunnerOptions): RebuildRunne
       return current
     },
     status: () => current,
+    discardLeftovers: async () => {
+      if (running === undefined) await discardLeftovers()
+    },
     stop: async () => {
       abort.abort(new Error('Herald is shutting down'))
       await running

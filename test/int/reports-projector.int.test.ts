@@ -15,6 +15,7 @@ import { createSqliteProcessedIds, type ProcessedIds } from '../../src/ingress/i
 import { silentLogger } from '../../src/observability/index.ts'
 import type { Batch, LogMessage } from '../../src/ports/event-log.ts'
 import type { InsertOptions, Warehouse } from '../../src/ports/warehouse.ts'
+import { createRebuildRunner } from '../../src/reports/index.ts'
 import { eventually } from '../support/eventually.ts'
 
 const T0 = Date.UTC(2026, 10, 22, 10)
@@ -603,6 +604,33 @@ describe('report projection on chDB', () => {
     const early1969 = await events('block-early-native')
     assert.equal(early1969.length, edges.length + 1)
     assert.deepEqual(early1969, await events('block-early-rows'))
+  })
+
+  it('drops the fresh tables of a rebuild that stopped before its swap, when it fails and at a later start', async () => {
+    const listRebuildTables = async () =>
+      (
+        await warehouse.query<{ name: string }>(
+          "SELECT name FROM system.tables WHERE database = currentDatabase() AND name LIKE '%_rebuild' ORDER BY name",
+        )
+      ).map((t) => t.name)
+    // Killed during a rebuild: its tables stay until something drops them.
+    const killed = await startRebuild({ warehouse, logger: silentLogger })
+    await killed.catchUp()
+    assert.equal((await listRebuildTables()).length, 8)
+    const lines: string[] = []
+    const runner = createRebuildRunner({
+      warehouse,
+      logger: (_l, event) => void lines.push(event),
+      clock: Date.now,
+    })
+    await runner.discardLeftovers()
+    assert.deepEqual(await listRebuildTables(), [])
+    assert.ok(lines.includes('reports.rebuild_discarded'))
+    // Stopped (Herald shutting down) during its catch-up: it fails, and drops its own.
+    runner.start()
+    await runner.stop()
+    assert.equal(runner.status().state, 'failed')
+    assert.deepEqual(await listRebuildTables(), [])
   })
 
   it('skips an event nested too deep to store, and projects the rest of its batch', async () => {
