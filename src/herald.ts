@@ -407,6 +407,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
       intervalSeconds: config.reports.cycle_timers.metrics,
       logger,
       clock,
+      ...(reportLag === undefined ? {} : { lag: reportLag }),
     })
     closers.push(() => backfills.stop())
 

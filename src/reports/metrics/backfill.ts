@@ -41,17 +41,39 @@ export interface BackfillRunnerOptions {
   readonly maxInstants?: number
   /** Milliseconds since the epoch (default `Date.now`): a range may not end after it. */
   readonly clock?: () => number
+  /**
+   * The projection lag in seconds (`createProjectionLag`): a range must end before what the
+   * report tables hold (now minus the lag, and a second for events appended just after a
+   * boundary), or its points would be computed from a history still missing events, and never
+   * corrected. Absent: nothing waits.
+   */
+  readonly lag?: () => Promise<number>
 }
 
 export interface BackfillRunner {
   /**
-   * Starts recording every boundary in `[start, end]` in the background; throws while one runs,
-   * and for a range that ends after now.
+   * Starts recording every boundary in `[start, end]` in the background; throws for a range that
+   * ends after now or after what the projection has passed, and while one runs.
    */
-  start(start: number, end: number): BackfillStatus
+  start(start: number, end: number): Promise<BackfillStatus>
   status(): BackfillStatus
   /** Stops between two boundaries and waits; what was recorded stays. */
   stop(): Promise<void>
+}
+
+/** As the live schedule: events may still be appended this long after an instant with a time before it. */
+const SETTLE_MS = 1_000
+
+/** The range ends after what the report tables hold: waiting events (data ingress off, a backlog) would be missed. */
+export class ProjectionBehindError extends HeraldError {
+  constructor(projectedBefore: number) {
+    const at = new Date(projectedBefore).toISOString()
+    super(
+      'projection_behind',
+      `the report tables hold events up to ${at} only (events wait to be projected: data ingress off, or a backlog); a backfill must end before then, or its points would miss them for good`,
+      { retriable: true, context: { projectedBefore: at } },
+    )
+  }
 }
 
 const IDLE: BackfillStatus = {
@@ -98,7 +120,7 @@ export const createBackfillRunner = (options: BackfillRunnerOptions): BackfillRu
 
   return {
     // The request is checked before whether one runs: a bad range is the caller's to fix either way.
-    start: (start, end) => {
+    start: async (start, end) => {
       if (end < start) {
         throw new ValidationError('end is before start', [
           { path: 'end', message: 'must not be before start' },
@@ -119,6 +141,10 @@ export const createBackfillRunner = (options: BackfillRunnerOptions): BackfillRu
         throw new ValidationError(`the range holds ${instants} metric instants, more than ${maxInstants}`, [
           { path: 'start', message: `at most ${maxInstants} intervals of ${options.intervalSeconds} s` },
         ])
+      }
+      if (options.lag !== undefined) {
+        const projectedBefore = clock() - (await options.lag()) * 1000 - SETTLE_MS
+        if (end > projectedBefore) throw new ProjectionBehindError(projectedBefore)
       }
       if (running !== undefined) throw new BackfillRunningError()
       stopping = false
@@ -179,7 +205,7 @@ export const createBackfillRoutes = (backfills: BackfillRunner) => {
     if (isLeft(body)) throw new ValidationError('invalid backfill request', toFieldIssues(body.left))
     const start = parseInstant(body.right.start, 'start')
     const end = parseInstant(body.right.end, 'end')
-    return c.json(backfills.start(start, end), 202)
+    return c.json(await backfills.start(start, end), 202)
   })
   return app
 }
