@@ -208,9 +208,9 @@ export const matchSelectors =
 /**
  * Turns the matches into DeliveryCommands (one per configuration an event matched, however
  * many of its selectors did) or, for a configuration that asked for digests, into digest
- * entries. An event the contract accepted that cannot be written out (nested deeper than
- * `JSON.stringify`'s stack) is refused as `event_unroutable` before any of its commands is
- * kept, never left to fail the batch and stall the partition.
+ * entries. An event the contract accepted that still cannot be written out (it refuses those
+ * nested past `MAX_EVENT_DEPTH`; this is the guard behind it) is refused as `event_unroutable`
+ * before any of its commands is kept, never left to fail the batch and stall the partition.
  *
  * @example
  * routings$.pipe(matchSelectors(getIndex), toDeliveries(noDigests))

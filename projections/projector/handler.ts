@@ -175,8 +175,9 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
           }
           if (block === undefined) rows.push(toEventRow(decoded.event, message, started))
         } catch (error) {
-          // Nested deeper than JSON serialisation goes: the router dead-letters it
-          // (`event_unroutable`); skipped here, never left to fail the batch.
+          // Cannot be written out (the contract refuses events nested too deep; this is the
+          // guard behind it): the router dead-letters it (`event_unroutable`); skipped here,
+          // never left to fail the batch.
           invalid++
           logger('warn', 'projector.event_unprojectable', {
             topic: message.topic,

@@ -4,7 +4,6 @@ import {
   type FieldIssue,
   ForbiddenError,
   HeraldError,
-  isStackOverflow,
   UnsupportedMediaTypeError,
   ValidationError,
 } from '../errors/index.ts'
@@ -188,20 +187,8 @@ export const createIngestRoutes = ({ log, topic, metrics, maxBodyBytes, remember
         }
       }
       if (events.length > 0) {
-        const messages = events.map((event, i) => {
-          try {
-            return encodeLogEvent(event)
-          } catch (error) {
-            // JSON.stringify recurses: data nested some thousands deep cannot be written out.
-            if (!isStackOverflow(error)) throw error
-            throw new ValidationError('an event is nested too deeply to be stored', [
-              {
-                path: where(i, 'data'),
-                message: 'is nested too deeply',
-              },
-            ])
-          }
-        })
+        // The contract refused anything nested too deep to write out (`MAX_EVENT_DEPTH`).
+        const messages = events.map(encodeLogEvent)
         if (remember !== undefined)
           for (let i = 0; i < events.length; i++)
             remember(messages[i] as OutgoingMessage, events[i] as IngressEvent)
