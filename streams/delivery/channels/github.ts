@@ -10,11 +10,9 @@ import { createMemoryRecentTickets, type RecentTickets } from './recent-tickets.
 import {
   assertNoFilingInDoubt,
   eventMark,
+  fileTickets,
   type TicketSubject,
   ticketMessage,
-  ticketSubjects,
-  UnconfirmedFilingError,
-  unconfirmedFailure,
   writePacer,
 } from './tickets.ts'
 
@@ -213,8 +211,10 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
 
       const file = async (subject: TicketSubject): Promise<TicketOutcome> => {
         const label = githubKeyLabel(subject)
-        // A digest ticket is its configuration's own; an event's is marked with the event.
-        const event = subject.digest === true ? undefined : eventMark(subject.event)
+        // Every mark names the event; a digest ticket, its configuration's own, is matched by
+        // the delivery only.
+        const mark = eventMark(subject.event)
+        const event = subject.digest === true ? undefined : mark
         const ticketOf = (issue: { number: number; html_url: string }) => ({
           key: subject.hash,
           ticket: `${owner}/${repo}#${issue.number}`,
@@ -240,7 +240,7 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
               owner,
               repo,
               title,
-              body: `${body}\n\n${githubIssueMarker(subject, delivery.deliveryId, eventMark(subject.event))}\n`,
+              body: `${body}\n\n${githubIssueMarker(subject, delivery.deliveryId, mark)}\n`,
               labels: [...new Set([...(configuration.labels ?? []), label])],
               ...(configuration.assignees === undefined ? {} : { assignees: [...configuration.assignees] }),
               ...(configuration.milestone === undefined ? {} : { milestone: configuration.milestone }),
@@ -301,7 +301,7 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
         }
 
         const since = new Date(Date.parse(delivery.createdAt) - COMMENT_LOOKBACK_MS)
-        const marker = githubCommentMarker(delivery.deliveryId, eventMark(subject.event))
+        const marker = githubCommentMarker(delivery.deliveryId, mark)
         // Oldest first, page by page: an issue that many repeats commented on holds more than
         // one page since the lookback, and the marker of this delivery may be on any of them.
         let commented = false
@@ -349,25 +349,18 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
         return { ...ticketOf(found), action: 'commented' }
       }
 
-      const outcomes: TicketOutcome[] = []
-      for (const subject of ticketSubjects(delivery, maxFindings)) {
-        try {
-          outcomes.push(await serially(`${target} ${githubKeyLabel(subject)}`, () => file(subject)))
-        } catch (error) {
-          if (error instanceof UnconfirmedFilingError) return result.fail(unconfirmedFailure(error), outcomes)
-          return result.fail(failureOfCall(error, http.last(), clock(), githubFailure), outcomes)
-        }
-      }
-      if (outcomes.length === 0)
-        return result.ok(null, 'nothing to file: the event has no open finding', { tickets: [], notes })
-      return result.ok(
-        http.last()?.status ?? null,
-        outcomes.map((o) => `${o.action} ${o.ticket}`).join(', '),
-        {
-          tickets: outcomes,
-          notes,
-        },
-      )
+      return fileTickets({
+        delivery,
+        maxFindings,
+        serially,
+        target,
+        labelOf: githubKeyLabel,
+        file,
+        result,
+        failureOf: (error) => failureOfCall(error, http.last(), clock(), githubFailure),
+        lastStatus: () => http.last()?.status ?? null,
+        notes,
+      })
     },
   }
 }

@@ -10,11 +10,9 @@ import { createMemoryRecentTickets } from './recent-tickets.ts'
 import {
   assertNoFilingInDoubt,
   eventMark,
+  fileTickets,
   type TicketSubject,
   ticketMessage,
-  ticketSubjects,
-  UnconfirmedFilingError,
-  unconfirmedFailure,
   writePacer,
 } from './tickets.ts'
 
@@ -215,8 +213,10 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
 
       const file = async (subject: TicketSubject): Promise<TicketOutcome> => {
         const label = jiraKeyLabel(subject)
-        // A digest ticket is its configuration's own; an event's is marked with the event.
-        const event = subject.digest === true ? undefined : eventMark(subject.event)
+        // Every mark names the event; a digest ticket, its configuration's own, is matched by
+        // the delivery only.
+        const mark = eventMark(subject.event)
+        const event = subject.digest === true ? undefined : mark
         const { scope, render } = ticketMessage<'summary' | 'description' | 'comment'>(
           'jira',
           delivery,
@@ -259,7 +259,7 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
             properties: [
               {
                 key: JIRA_PROPERTY,
-                value: { key: subject.hash, delivery: delivery.deliveryId, event: eventMark(subject.event) },
+                value: { key: subject.hash, delivery: delivery.deliveryId, event: mark },
               },
             ],
           }
@@ -334,7 +334,7 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
             properties: [
               {
                 key: JIRA_PROPERTY,
-                value: { delivery: delivery.deliveryId, event: eventMark(subject.event) },
+                value: { delivery: delivery.deliveryId, event: mark },
               },
             ],
           })
@@ -376,30 +376,21 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
           ),
         )
 
-      const outcomes: TicketOutcome[] = []
-      for (const subject of ticketSubjects(delivery, maxFindings)) {
-        try {
-          outcomes.push(await serially(`${target} ${jiraKeyLabel(subject)}`, () => file(subject)))
-        } catch (error) {
-          if (error instanceof UnconfirmedFilingError) return result.fail(unconfirmedFailure(error), outcomes)
-          return result.fail(
-            failureOfCall(error, http.last(), clock(), (exchange, now) =>
-              failureFromStatus(exchange.status, exchange.headers, now, jiraDetail(exchange)),
-            ),
-            outcomes,
-          )
-        }
-      }
-      if (outcomes.length === 0)
-        return result.ok(null, 'nothing to file: the event has no open finding', { tickets: [], notes })
-      return result.ok(
-        http.last()?.status ?? null,
-        outcomes.map((o) => `${o.action} ${o.ticket}`).join(', '),
-        {
-          tickets: outcomes,
-          notes,
-        },
-      )
+      return fileTickets({
+        delivery,
+        maxFindings,
+        serially,
+        target,
+        labelOf: jiraKeyLabel,
+        file,
+        result,
+        failureOf: (error) =>
+          failureOfCall(error, http.last(), clock(), (exchange, now) =>
+            failureFromStatus(exchange.status, exchange.headers, now, jiraDetail(exchange)),
+          ),
+        lastStatus: () => http.last()?.status ?? null,
+        notes,
+      })
     },
   }
 }

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto'
 import type { CloudEvent } from '../../../src/events/index.ts'
-import type { ChannelContext, ChannelDelivery } from './channel.ts'
+import type { ChannelContext, ChannelDelivery, ChannelResult, TicketOutcome } from './channel.ts'
 import type { Failure } from './classify.ts'
+import type { resultBuilder } from './common.ts'
 import type { TemplateField, TemplateOverrides } from './configuration.ts'
 import { type FindingView, type MessageScope, messageScope, resourceOf } from './message.ts'
 import { renderField } from './templates.ts'
@@ -180,4 +181,47 @@ export const writePacer = (context: Pick<ChannelContext, 'pace'>): (() => Promis
   return async () => {
     if (writes++ > 0) await context.pace?.()
   }
+}
+
+export interface TicketFiling {
+  readonly delivery: ChannelDelivery
+  readonly maxFindings: number
+  /** One filing per key at a time, in this process (`createSerialQueues`). */
+  readonly serially: <T>(key: string, work: () => Promise<T>) => Promise<T>
+  /** The repository or project filed into, and the key's label there: what `serially` keys by. */
+  readonly target: string
+  readonly labelOf: (subject: TicketSubject) => string
+  readonly file: (subject: TicketSubject) => Promise<TicketOutcome>
+  readonly result: ReturnType<typeof resultBuilder>
+  /** What a filing that threw (other than a filing in doubt) is, as the ticket system answered it. */
+  readonly failureOf: (error: unknown) => Failure
+  /** The status of the last answer, for the result. */
+  readonly lastStatus: () => number | null
+  readonly notes: readonly string[]
+}
+
+/**
+ * A ticket channel's attempt: each ticket key of the delivery filed in turn, those of one
+ * target and key one at a time in the process. The first that fails ends it, with the tickets
+ * settled before it, which its retry finds and does not file twice.
+ */
+export const fileTickets = async (filing: TicketFiling): Promise<ChannelResult> => {
+  const { result, notes } = filing
+  const outcomes: TicketOutcome[] = []
+  for (const subject of ticketSubjects(filing.delivery, filing.maxFindings)) {
+    try {
+      outcomes.push(
+        await filing.serially(`${filing.target} ${filing.labelOf(subject)}`, () => filing.file(subject)),
+      )
+    } catch (error) {
+      if (error instanceof UnconfirmedFilingError) return result.fail(unconfirmedFailure(error), outcomes)
+      return result.fail(filing.failureOf(error), outcomes)
+    }
+  }
+  if (outcomes.length === 0)
+    return result.ok(null, 'nothing to file: the event has no open finding', { tickets: [], notes })
+  return result.ok(filing.lastStatus(), outcomes.map((o) => `${o.action} ${o.ticket}`).join(', '), {
+    tickets: outcomes,
+    notes,
+  })
 }
