@@ -17,6 +17,7 @@ import {
   stateNeeds,
   tagKey,
 } from './fold.ts'
+import { toClickHouseTime } from './rows.ts'
 import type { FindingRow, ImageRow, LifecycleRow, TagHistoryRow } from './tables.ts'
 
 const T0 = Date.UTC(2026, 10, 22, 10)
@@ -76,6 +77,40 @@ const tagged = (offset: number, tag: string, digest: string) =>
 
 const empty: EntityState = { images: new Map(), tags: new Map() }
 
+const imageDeleted = (offset: number, digest: string) =>
+  at(offset, {
+    type: 'herald.report.image.deleted',
+    account: A,
+    data: { digest },
+  } as Omit<EngineEvent, 'specversion' | 'id' | 'source' | 'level' | 'resourcetype'>)
+
+const tagDeleted = (offset: number, tag: string) =>
+  at(offset, {
+    type: 'herald.report.tag.deleted',
+    account: A,
+    data: { registry: 'docker.io', repository: 'acme/api', tag },
+  } as Omit<EngineEvent, 'specversion' | 'id' | 'source' | 'level' | 'resourcetype'>)
+
+const inventory = (offset: number, takenAt: number, digests: string[], tags: [string, string][]) =>
+  at(offset, {
+    type: 'herald.report.inventory.snapshot',
+    account: A,
+    data: {
+      taken_at: new Date(takenAt).toISOString(),
+      images: digests.map((digest) => ({ digest, registry: 'docker.io', repository: 'acme/api' })),
+      tags: tags.map(([tag, digest]) => ({ registry: 'docker.io', repository: 'acme/api', tag, digest })),
+    },
+  } as Omit<EngineEvent, 'specversion' | 'id' | 'source' | 'level' | 'resourcetype'>)
+
+/** The event at another instant than its offset's second: one delivered late, or early. */
+const timed = (positioned: Positioned, second: number): Positioned => ({
+  ...positioned,
+  at: T0 + second * 1000,
+})
+
+/** `10:00:SS.mmm` of the test day, as the tables hold it. */
+const second = (s: number): string => toClickHouseTime(T0 + s * 1000)
+
 /** Folds a batch on a given prior state, both phases. */
 const fold = (events: Positioned[], entities: EntityState = empty, findings: FindingState = new Map()) => {
   const rows = foldEntities(events, entities)
@@ -129,10 +164,22 @@ describe('foldEntities and foldFindings', () => {
     assert.equal(life('CVE-2').severity, 'critical')
     assert.equal(life('CVE-2').resolved_offset, 0)
     assert.equal(life('CVE-4').detected_offset, 5)
-    // The image stays one period, re-analysed.
+    // The re-analysis ends the image's period and begins its next one.
     assert.deepEqual(
-      second.images.map((i) => [i.from_offset, i.last_analyzed_at, i.version]),
-      [[1, '2026-11-22 10:00:05.000', 5]],
+      second.images
+        .map((i) => [
+          i.from_offset,
+          i.valid_from,
+          i.last_analyzed_at,
+          i.closed_offset,
+          i.closed_by,
+          i.valid_to,
+        ])
+        .sort(),
+      [
+        [1, '2026-11-22 10:00:01.000', '2026-11-22 10:00:01.000', 5, 'analyzed', '2026-11-22 10:00:05.000'],
+        [5, '2026-11-22 10:00:05.000', '2026-11-22 10:00:05.000', 0, '', null],
+      ],
     )
   })
 
@@ -290,6 +337,213 @@ describe('foldEntities and foldFindings', () => {
   })
 })
 
+describe('events delivered late, and inventories taken before they are sent', () => {
+  const byTag = (rows: readonly TagHistoryRow[]) =>
+    Object.fromEntries(
+      [...new Set(rows.map((t) => t.tag))].sort().map((tag) => [
+        tag,
+        rows
+          .filter((t) => t.tag === tag)
+          .sort((x, y) => x.from_offset - y.from_offset)
+          .map((t) => [t.digest, t.from_offset, t.closed_offset, t.closed_by, t.valid_from, t.valid_to]),
+      ]),
+    )
+
+  it('reconciles with an inventory as of when it was taken: what began after is left as it is', () => {
+    const rows = fold([
+      analyzed(1, D1, [finding('CVE-1')]),
+      tagged(2, 'latest', D1),
+      tagged(3, 'old', D1),
+      tagged(4, 'edge', D1),
+      // The inventory is taken here, at 4.5 s, and sent at 8 s: these three come in between.
+      analyzed(5, D2, [finding('CVE-2')]),
+      tagged(6, 'latest', D2),
+      tagged(7, 'stable', D2),
+      inventory(
+        8,
+        T0 + 4_500,
+        [],
+        [
+          ['latest', D1],
+          ['edge', D2],
+          ['fresh', D1],
+        ],
+      ),
+    ])
+    assert.deepEqual(
+      rows.images.map((i) => [i.digest, i.closed_offset, i.closed_by, i.valid_from, i.valid_to]).sort(),
+      [
+        [D1, 8, 'inventory', second(1), second(4.5)],
+        // Analysed after the inventory was taken: not closed for being missing from it.
+        [D2, 0, '', second(5), null],
+      ],
+    )
+    assert.deepEqual(
+      rows.lifecycle.map((l) => [l.vulnerability_id, l.detected_at, l.resolved_at, l.resolution]).sort(),
+      [
+        ['CVE-1', second(1), second(4.5), 'image_inventory'],
+        ['CVE-2', second(5), null, ''],
+      ],
+    )
+    assert.deepEqual(byTag(rows.tagHistory), {
+      // Moved after the inventory was taken: not pointed back at what the inventory saw.
+      latest: [
+        [D1, 2, 6, 'moved', second(2), second(6)],
+        [D2, 6, 0, '', second(6), null],
+      ],
+      // Pointed before: unlisted, it ends when the inventory was taken; listed, it follows it.
+      old: [[D1, 3, 8, 'inventory', second(3), second(4.5)]],
+      edge: [
+        [D1, 4, 8, 'inventory', second(4), second(4.5)],
+        [D2, 8, 0, '', second(4.5), null],
+      ],
+      // Pointed after: unlisted, not closed.
+      stable: [[D2, 7, 0, '', second(7), null]],
+      fresh: [[D1, 8, 0, '', second(4.5), null]],
+    })
+    assert.deepEqual(rows.tagsCurrent.map((t) => [t.tag, t.digest, t.active, t.since]).sort(), [
+      ['edge', D2, 1, second(4.5)],
+      ['fresh', D1, 1, second(4.5)],
+      ['latest', D2, 1, second(6)],
+      ['old', D1, 0, second(4.5)],
+      ['stable', D2, 1, second(7)],
+    ])
+  })
+
+  it('closes at its own time an inventory that claims to be taken after it was sent', () => {
+    const rows = fold([
+      analyzed(1, D1, [finding('CVE-1')]),
+      tagged(2, 'latest', D1),
+      inventory(3, T0 + 60_000, [], []),
+    ])
+    assert.deepEqual(
+      rows.images.map((i) => [i.closed_by, i.valid_to]),
+      [['inventory', second(3)]],
+    )
+    assert.deepEqual(
+      rows.tagHistory.map((t) => [t.closed_by, t.valid_to]),
+      [['inventory', second(3)]],
+    )
+    assert.deepEqual(
+      rows.lifecycle.map((l) => l.resolved_at),
+      [second(3)],
+    )
+  })
+
+  it('keeps the newest report current when an older one arrives after it, in one batch or the next', () => {
+    const newer = timed(analyzed(1, D1, [finding('CVE-1'), finding('CVE-2')]), 10)
+    const older = timed(analyzed(2, D1, [finding('CVE-1'), finding('CVE-3')]), 5)
+    const together = fold([newer, older])
+    assert.deepEqual(
+      together.images.map((i) => [i.from_offset, i.valid_from, i.last_analyzed_at, i.version]),
+      [[1, second(10), second(10), 1]],
+    )
+    assert.deepEqual(
+      together.lifecycle.map((l) => [l.vulnerability_id, l.detected_offset, l.resolved_at]).sort(),
+      [
+        ['CVE-1', 1, null],
+        ['CVE-2', 1, null],
+      ],
+    )
+
+    const first = fold([newer])
+    const image = first.images[0] as ImageRow
+    const state: EntityState = { images: new Map([[imageKey(A, D1), image]]), tags: new Map() }
+    const findings: FindingState = new Map([
+      [imageKey(A, D1), new Map(first.findings.map((f) => [findingKey(f), f]))],
+    ])
+    const next = fold([older], state, findings)
+    assert.deepEqual([next.images, next.findings, next.lifecycle], [[], [], []], 'nothing written')
+    assert.deepEqual(next.openImages, state.images)
+
+    // One of the same instant, later in the log, is the current one, as for policy evaluations.
+    const same = fold([timed(analyzed(3, D1, [finding('CVE-3')]), 10)], state, findings)
+    assert.deepEqual(same.lifecycle.map((l) => [l.vulnerability_id, l.detected_at, l.resolved_at]).sort(), [
+      ['CVE-1', second(10), second(10)],
+      ['CVE-2', second(10), second(10)],
+      ['CVE-3', second(10), null],
+    ])
+  })
+
+  it('leaves an image and its findings open when a deletion older than its latest analysis arrives', () => {
+    const rows = fold([
+      timed(analyzed(1, D1, [finding('CVE-1')]), 2),
+      timed(analyzed(2, D1, [finding('CVE-1'), finding('CVE-2')]), 10),
+      // After the period began, before CVE-2 was detected.
+      timed(imageDeleted(3, D1), 5),
+      // Before the period began.
+      timed(imageDeleted(4, D1), 1),
+    ])
+    assert.deepEqual(
+      rows.images.map((i) => [i.from_offset, i.closed_offset, i.closed_by, i.valid_to]).sort(),
+      [
+        [1, 2, 'analyzed', second(10)],
+        [2, 0, '', null],
+      ],
+    )
+    assert.ok(rows.lifecycle.every((l) => l.resolved_at === null))
+
+    // One at the instant of the latest analysis, or after it, deletes it.
+    const deleted = fold([
+      timed(analyzed(1, D1, [finding('CVE-1')]), 2),
+      timed(analyzed(2, D1, [finding('CVE-1'), finding('CVE-2')]), 10),
+      timed(imageDeleted(3, D1), 10),
+    ])
+    assert.deepEqual(
+      deleted.images.map((i) => [i.from_offset, i.closed_offset, i.closed_by, i.valid_to]).sort(),
+      [
+        [1, 2, 'analyzed', second(10)],
+        [2, 3, 'deleted', second(10)],
+      ],
+    )
+    assert.deepEqual(
+      deleted.lifecycle.map((l) => [l.vulnerability_id, l.detected_at, l.resolved_at]).sort(),
+      [
+        ['CVE-1', second(2), second(10)],
+        ['CVE-2', second(10), second(10)],
+      ],
+    )
+  })
+
+  it('leaves a tag where it points when a move or a deletion older than its pointing arrives', () => {
+    const rows = fold([
+      timed(tagged(1, 'latest', D1), 10),
+      timed(tagged(2, 'latest', D2), 5),
+      timed(tagDeleted(3, 'latest'), 5),
+    ])
+    assert.deepEqual(byTag(rows.tagHistory), { latest: [[D1, 1, 0, '', second(10), null]] })
+    assert.deepEqual(
+      rows.tagsCurrent.map((t) => [t.digest, t.active, t.since, t.version]),
+      [[D1, 1, second(10), 1]],
+    )
+  })
+
+  it('writes no period that ends before it began, nor an episode resolved before it was detected, from late events', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 1_000 }),
+        fc.array(fc.tuple(fc.nat(599), fc.integer({ min: 1, max: 40 })), { minLength: 1, maxLength: 60 }),
+        (seed, delays) => {
+          const tables = createMemoryTables()
+          tables.write(deliveredLate(activity(seed, 600), delays))
+          const { images, tags, findings, lifecycle } = tables.snapshot()
+          const ms = (text: string | null) =>
+            text === null ? Number.POSITIVE_INFINITY : Date.parse(`${text}Z`)
+          for (const [key, r] of images) {
+            assert.ok(ms(r.valid_from) <= ms(r.last_analyzed_at), `${key}: analysed before it began`)
+            assert.ok(ms(r.last_analyzed_at) <= ms(r.valid_to), `${key}: analysed after it ended`)
+          }
+          for (const [key, r] of [...tags, ...findings])
+            assert.ok(ms(r.valid_from) <= ms(r.valid_to), `${key}: ends before it began`)
+          for (const [key, r] of lifecycle)
+            assert.ok(ms(r.detected_at) <= ms(r.resolved_at), `${key}: resolved before it was detected`)
+        },
+      ),
+      { numRuns: 40 },
+    )
+  })
+})
+
 /**
  * The warehouse as the projector sees it, in memory: rows collapse by key to their highest
  * version (ReplacingMergeTree FINAL), and state is read "as of" an offset the same way the
@@ -356,6 +610,20 @@ const activity = (seed: number, count: number): Positioned[] =>
     }),
   )
 
+/**
+ * The events as a log holds them when some were delivered late: each `[index, by]` moves the
+ * event at `index` `by` positions later, keeping its instant; offsets follow the new order.
+ */
+const deliveredLate = (events: readonly Positioned[], delays: readonly (readonly [number, number])[]) => {
+  const order = [...events]
+  for (const [index, by] of delays) {
+    const from = index % order.length
+    const [moved] = order.splice(from, 1)
+    if (moved !== undefined) order.splice(Math.min(order.length, from + by), 0, moved)
+  }
+  return order.map((p, offset) => ({ ...p, offset }))
+}
+
 describe('the fold in slices of the event loop', () => {
   it('writes the same rows as in one go, pausing between events and between images', async () => {
     const events = activity(11, 600)
@@ -380,14 +648,15 @@ describe('the fold in slices of the event loop', () => {
 })
 
 describe('the fold under replays', () => {
-  it('writes the same rows whatever the batch boundaries, and however often a batch is replayed', () => {
+  it('writes the same rows whatever the batch boundaries, however often a batch is replayed, and whatever arrives late', () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 1_000 }),
         fc.array(fc.integer({ min: 1, max: 120 }), { minLength: 1, maxLength: 30 }),
         fc.array(fc.nat(), { maxLength: 6 }),
-        (seed, sizes, replays) => {
-          const events = activity(seed, 600)
+        fc.array(fc.tuple(fc.nat(599), fc.integer({ min: 1, max: 40 })), { maxLength: 30 }),
+        (seed, sizes, replays, delays) => {
+          const events = deliveredLate(activity(seed, 600), delays)
           const once = createMemoryTables()
           once.write(events)
 

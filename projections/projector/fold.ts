@@ -1,7 +1,7 @@
 import { drain, drainSliced, loopSlice, type Slice } from '../../src/cooperative.ts'
 import type { EngineEvent, Finding } from '../../src/events/index.ts'
 import { MS_BEFORE_1970 } from '../migrations/0009-policy-latest-by-evaluation.ts'
-import { instantOfTime, toClickHouseTime } from './rows.ts'
+import { fromClickHouseTime, instantOfTime, toClickHouseTime } from './rows.ts'
 import type {
   ClosedBy,
   FindingRow,
@@ -141,6 +141,32 @@ export const stateNeeds = (events: readonly Positioned[]): StateNeeds => {
 
 const time = toClickHouseTime
 
+/**
+ * Whether an event at `at` may change an open period whose latest instant is `latest` (when
+ * an image was last analysed, when a tag was pointed where it points): not when it is older.
+ * The log is in arrival order, not in time order: an event delivered late (a producer's
+ * retry, a backlog drained from elsewhere) can come after one that happened after it. Folded
+ * as if it were the newest, it would make an older report the current one, or end a period
+ * before it began (an image deleted before its last analysis would resolve the findings that
+ * analysis detected before they were detected: a negative time to resolve). The present is
+ * what the newest event said; the late one stays in the raw `events` table. Of two at one
+ * instant the later in the log counts, as for policy evaluations.
+ *
+ * Inserting it into the past instead would rewrite periods already written (split a tag's
+ * period, an image's findings), which the fold cannot do from the open periods alone.
+ */
+const reaches = (at: number, latest: string): boolean => at >= fromClickHouseTime(latest)
+
+/**
+ * The instant an inventory snapshot reconciles at: when it was taken (`taken_at`), not when it
+ * was sent. It lists what existed then, so what it leaves out ended by then, and `asOf` that
+ * instant or later must not show it; what began after (an image analysed, a tag pointed since)
+ * it cannot know of, and `reaches` leaves alone. Never after the event's own time: an inventory
+ * cannot be taken after it was sent, and one whose clock says so would otherwise end periods in
+ * the future of the events that follow it.
+ */
+const reconciledAt = (takenAt: string, at: number): number => Math.min(instantOfTime(takenAt), at)
+
 const closeImage = (row: ImageRow, offset: number, at: number, by: ClosedBy): ImageRow => ({
   ...row,
   closed_offset: offset,
@@ -196,7 +222,7 @@ function* entitySteps(events: readonly Positioned[], state: EntityState): Genera
 
   const endImage = (key: string, offset: number, at: number, by: 'deleted' | 'inventory') => {
     const open = openImages.get(key)
-    if (open === undefined) return
+    if (open === undefined || !reaches(at, open.last_analyzed_at)) return
     putImage(closeImage(open, offset, at, by))
     openImages.delete(key)
     op(open, { kind: 'close', offset, at, reason: by === 'deleted' ? 'image_deleted' : 'image_inventory' })
@@ -204,7 +230,7 @@ function* entitySteps(events: readonly Positioned[], state: EntityState): Genera
 
   const endTag = (key: string, offset: number, at: number, by: ClosedBy, active: boolean) => {
     const open = openTags.get(key)
-    if (open === undefined) return
+    if (open === undefined || !reaches(at, open.valid_from)) return
     putTag(closeTag(open, offset, at, by))
     openTags.delete(key)
     if (!active) {
@@ -230,7 +256,7 @@ function* entitySteps(events: readonly Positioned[], state: EntityState): Genera
   ) => {
     const key = tagKey(ref)
     const open = openTags.get(key)
-    if (open !== undefined && open.digest === digest) return
+    if (open !== undefined && (open.digest === digest || !reaches(at, open.valid_from))) return
     endTag(key, offset, at, by, true)
     const row: TagHistoryRow = {
       account: ref.account,
@@ -258,17 +284,25 @@ function* entitySteps(events: readonly Positioned[], state: EntityState): Genera
         const data = event.data
         const key = imageKey(account, data.digest)
         const open = openImages.get(key)
+        if (open !== undefined) {
+          if (!reaches(at, open.last_analyzed_at)) break
+          // Each analysis is a period of its own, like each set of a finding's attributes: a
+          // period's columns then never change but when it ends, so the state read as of any
+          // offset holds the image's last analysis before it, which `reaches` judges by. Rewritten
+          // in place, a replayed batch read the instant of an analysis after its first offset.
+          putImage(closeImage(open, offset, at, 'analyzed'))
+        }
         const row: ImageRow = {
           account,
           digest: data.digest,
-          from_offset: open?.from_offset ?? offset,
+          from_offset: offset,
           registry: data.registry,
           repository: data.repository,
           image_id: data.image_id ?? '',
           distro_name: data.distro.name,
           distro_version: data.distro.version,
           package_count: data.package_count,
-          valid_from: open?.valid_from ?? time(at),
+          valid_from: time(at),
           last_analyzed_at: time(at),
           closed_offset: 0,
           valid_to: null,
@@ -298,16 +332,17 @@ function* entitySteps(events: readonly Positioned[], state: EntityState): Genera
         break
       case 'herald.report.inventory.snapshot': {
         const data = event.data
+        const taken = reconciledAt(data.taken_at, at)
         const listedImages = new Set(data.images.map((i) => imageKey(account, i.digest)))
         const listedTags = new Map(data.tags.map((t) => [tagKey({ account, ...pick(t) }), t]))
         for (const [key, open] of [...openImages]) {
-          if (open.account === account && !listedImages.has(key)) endImage(key, offset, at, 'inventory')
+          if (open.account === account && !listedImages.has(key)) endImage(key, offset, taken, 'inventory')
         }
         for (const [key, open] of [...openTags]) {
-          if (open.account === account && !listedTags.has(key)) endTag(key, offset, at, 'inventory', false)
+          if (open.account === account && !listedTags.has(key)) endTag(key, offset, taken, 'inventory', false)
         }
         for (const listed of listedTags.values()) {
-          pointTag({ account, ...pick(listed) }, listed.digest, offset, at, 'inventory')
+          pointTag({ account, ...pick(listed) }, listed.digest, offset, taken, 'inventory')
         }
         break
       }

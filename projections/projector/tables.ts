@@ -9,6 +9,7 @@ import type { Severity } from '../../src/events/index.ts'
 /** Why a period ended. */
 export type ClosedBy =
   | ''
+  | 'analyzed'
   | 'deleted'
   | 'inventory'
   | 'moved'
@@ -17,7 +18,12 @@ export type ClosedBy =
   | 'image_deleted'
   | 'image_inventory'
 
-/** One period an image was active (analysed and neither deleted nor reconciled away). */
+/**
+ * One period an image was active with one analysis: from an analysis to the next one
+ * (`closed_by = 'analyzed'`), the image's deletion or an inventory that no longer lists it.
+ * `last_analyzed_at` equals `valid_from`, except in rows written before each analysis began a
+ * period of its own, where it is the latest analysis of a longer one.
+ */
 export interface ImageRow {
   readonly account: string
   readonly digest: string
