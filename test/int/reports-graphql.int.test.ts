@@ -53,10 +53,14 @@ interface OracleAccount {
 const tagName = (t: { registry: string; repository: string; tag: string }) =>
   `${t.registry}/${t.repository}:${t.tag}`
 const timeOf = (e: EngineEvent) => Date.parse(e.time as string)
+/** When an event changes the world: an inventory as of when it was taken, never after it was sent. */
+const effectiveAt = (e: EngineEvent) =>
+  e.type === 'herald.report.inventory.snapshot' ? Math.min(Date.parse(e.data.taken_at), timeOf(e)) : timeOf(e)
 
 /**
  * The brute-force answer: the world as of instant `at`, by replaying every event up to it in
- * plain TypeScript — no offsets, periods, SQL or shared code with the projector.
+ * plain TypeScript — no offsets, periods, SQL or shared code with the projector. The activity
+ * is in time order, so no event arrives after a newer one (reports-late-events covers those).
  */
 const worldAt = (events: readonly EngineEvent[], at: number): Map<string, OracleAccount> => {
   const world = new Map<string, OracleAccount>()
@@ -75,7 +79,7 @@ const worldAt = (events: readonly EngineEvent[], at: number): Map<string, Oracle
     a.ever.set(name, ever)
   }
   for (const e of events) {
-    if (timeOf(e) > at) break
+    if (effectiveAt(e) > at) break
     const a = of(e.account)
     switch (e.type) {
       case 'herald.report.image.analyzed': {
