@@ -6,6 +6,8 @@ import { type ServerType, serve } from '@hono/node-server'
 import { migrate, warehouseMigrations } from '../projections/migrations/index.ts'
 import {
   createProjectorHandler,
+  type LogReset,
+  LogResetError,
   openProjectedIds,
   startProjectorThread,
 } from '../projections/projector/index.ts'
@@ -16,7 +18,7 @@ import { createSqliteEventStore } from './adapters/sqlite-event-store/index.ts'
 import { createAuditRoutes } from './audit/index.ts'
 import { createTokenRoutes, createTokenService } from './auth/index.ts'
 import { type Config, topicPartitions } from './config/index.ts'
-import { ConfigError, errorText, isHeraldError } from './errors/index.ts'
+import { ConfigError, errorText, HeraldError, isHeraldError } from './errors/index.ts'
 import {
   type Authorizer,
   chainAuthenticators,
@@ -33,6 +35,7 @@ import type { Warehouse } from './ports/warehouse.ts'
 import {
   createBackfillRoutes,
   createBackfillRunner,
+  createLogResetRoutes,
   createMetricsRecorder,
   createMetricsRoutes,
   createProgressView,
@@ -218,6 +221,15 @@ const resolveAdminToken = (config: Config, logger: Logger): string | null => {
   return readFileSync(file, 'utf8').trim()
 }
 
+/** `/ready`'s projector check: the first partition refused for a reset log, and any others. */
+const refuseIfHalted = (halted: readonly LogReset[]): void => {
+  const [reset, ...others] = halted
+  if (reset === undefined) return
+  const more =
+    others.length === 0 ? '' : ` (${others.map((r) => `${r.topic}/${r.partition}`).join(', ')} likewise)`
+  throw new HeraldError('event_log_reset', `${new LogResetError(reset).message}${more}`)
+}
+
 /**
  * The composition root: opens every port from the configuration, applies migrations, creates
  * topics, starts the router, deliverer and projector consumers and the HTTP server. Nothing
@@ -277,6 +289,12 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
       metrics.eventsProjected.inc(n)
     }
     const onInvalid = (n: number): void => metrics.invalidLogEvents.inc({ consumer: 'projector' }, n)
+    // The partitions the projector refuses because their log was reset under the report tables:
+    // `/ready` names them until the reset is accepted (`/v1/reports/log-reset`).
+    let halted: readonly LogReset[] = []
+    const onHalted = (resets: readonly LogReset[]): void => {
+      halted = resets
+    }
     // The projector's thread, or its window of projected events (an event sent again is
     // projected once) when it runs on the event loop. Closed after the consumers.
     const projectorThread =
@@ -286,6 +304,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
             logger,
             onProjected,
             onInvalid,
+            onHalted,
             onStopped: (error) => {
               logger('error', 'projector.thread_stopped', { error: error.message })
               dependencies.onFatal?.(error)
@@ -328,8 +347,10 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
 
     let projector: PausableProjector | undefined
     if (ingesting) {
-      const startProjector = () =>
-        log.consume(
+      // A new run checks its partitions afresh, and says again which it refuses.
+      const startProjector = () => {
+        halted = []
+        return log.consume(
           {
             groupId: 'herald-projector',
             topics: [topics.events],
@@ -347,9 +368,11 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
                 logger,
                 onProjected,
                 onInvalid,
+                onHalted,
               }),
           ),
         )
+      }
       // A rebuild holds the projector still for its swap; it rejoins from its committed offsets.
       let running: Consumer | undefined = await startProjector()
       projector = {
@@ -440,6 +463,8 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
         processed_ids: () => ingress.processed.ping(),
         // The projector's, a file of this process's, asked of its thread when it has one.
         ...(projectedIds === undefined ? {} : { projected_ids: () => projectedIds.ping() }),
+        // The projector, unready while it refuses a partition whose log was reset.
+        ...(ingesting ? { projector: async () => refuseIfHalted(halted) } : {}),
         ...notifications.readiness,
       },
       authenticate: chainAuthenticators(
@@ -463,6 +488,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
           app: createMetricsRoutes({ warehouse, ...(reportLag === undefined ? {} : { lag: reportLag }) }),
         },
         { path: '/v1/reports/rebuild', app: createRebuildRoutes(rebuilds) },
+        { path: '/v1/reports/log-reset', app: createLogResetRoutes({ warehouse, clock, logger }) },
       ],
     })
 

@@ -14,6 +14,7 @@ import {
   m0009PolicyLatestByEvaluation,
   policyEvaluationLatestTable,
 } from './0009-policy-latest-by-evaluation.ts'
+import { m0010LogResets } from './0010-log-resets.ts'
 import type { WarehouseMigration } from './migrate.ts'
 
 export { REPORT_TABLES, type ReportTable } from './0003-report-tables.ts'
@@ -46,4 +47,5 @@ export const warehouseMigrations: readonly WarehouseMigration[] = [
   m0007EventsSourceKey,
   m0008EventsIdIndex,
   m0009PolicyLatestByEvaluation,
+  m0010LogResets,
 ]

@@ -13,6 +13,7 @@ import type { Logger } from '../../src/observability/index.ts'
 import type { Batch, BatchHandler, LogMessage } from '../../src/ports/event-log.ts'
 import type { Warehouse } from '../../src/ports/warehouse.ts'
 import { foldEntitiesSliced, foldFindingsSliced, type Positioned, stateNeeds } from './fold.ts'
+import { createLogGuard, type LogReset } from './log-guard.ts'
 import {
   appendEventRow,
   deduplicationToken,
@@ -51,6 +52,13 @@ export interface ProjectorOptions {
    * reads it from the warehouse for every batch.
    */
   readonly stateCache?: StateCacheLimits | false
+  /**
+   * Default true: a partition whose log was reset under the tables is refused
+   * (`createLogGuard`). A rebuild, which replays `events` rather than a log, has none to check.
+   */
+  readonly guardLog?: boolean
+  /** The partitions refused for a reset log, each time that changes. */
+  readonly onHalted?: (resets: readonly LogReset[]) => void
 }
 
 /**
@@ -75,6 +83,10 @@ export const openProjectedIds = (dataDir: string): ProcessedIds =>
  * table, then the partition's progress row. Resolving lets the log commit the batch, so
  * nothing is committed before it is stored.
  *
+ * A batch from a log reset under the tables (offsets counting from 0 again) is refused before
+ * anything is stored (`createLogGuard`); once an operator accepted the reset, the partition's
+ * offsets are projected past a base, after everything the old log left.
+ *
  * Replays never count twice, at two levels. Each insert carries a deduplication token named
  * after the batch's log positions and event ids, so ClickHouse drops an exact replay outright.
  * And because the rows are a pure function of the events and of the state as of the batch's
@@ -91,6 +103,16 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
   const tables = options.tables ?? DEFAULT_TABLES
   const cache = options.stateCache === false ? undefined : createStateCache(options.stateCache)
   const processed = options.processed
+  const guard =
+    options.guardLog === false
+      ? undefined
+      : createLogGuard({
+          warehouse,
+          clock,
+          logger,
+          tables,
+          ...(options.onHalted === undefined ? {} : { onHalted: options.onHalted }),
+        })
 
   /**
    * The window keys of a batch's report events, by message index, and the messages among them
@@ -138,11 +160,19 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
     return { keys, repeats }
   }
 
-  return async (batch) => {
-    const first = batch.messages[0]
-    const last = batch.messages.at(-1)
-    if (first === undefined || last === undefined) return
+  return async (received) => {
+    if (received.messages.length === 0) return
     const started = clock()
+    let decoding: Promise<(IngressResult | undefined)[]> | undefined
+    const decode = () => {
+      decoding ??= decoder.decodeBatch(received.messages)
+      return decoding
+    }
+    // Refused here, before anything is stored, when its log was reset under the tables.
+    const base = guard === undefined ? 0 : await guard.admit(received, decode)
+    const batch = base === 0 ? received : shifted(received, base)
+    const first = batch.messages[0] as LogMessage
+    const last = batch.messages.at(-1) as LogMessage
     const writeEvents = options.writeEvents ?? true
     // The raw events go straight into a Native block where the warehouse takes one (chDB), as
     // rows otherwise, or when an event's row has no Native form (`appendEventRow`).
@@ -154,7 +184,7 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
     const stored: number[] = []
     const positioned: Positioned[] = []
     let invalid = 0
-    const results = await decoder.decodeBatch(batch.messages)
+    const results = await decode()
     const { keys, repeats } = await repeatsOf(batch.messages, results)
     const projectedKeys: string[] = []
     const projectedPositions: string[] = []
@@ -287,6 +317,7 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
       },
       last.offset + 1,
     )
+    guard?.stored(received)
 
     if (invalid > 0) options.onInvalid?.(invalid)
     options.onProjected?.(ids.length)
@@ -321,6 +352,15 @@ const settled = async <T extends readonly unknown[]>(
  * block (about 4 µs of engine CPU per raw event row).
  */
 const allDistinct = (values: readonly string[]): boolean => new Set(values).size === values.length
+
+/**
+ * The batch at its positions in the tables, past the base of an accepted log reset: its offsets
+ * plus the base, so the new log's events come after everything the old one left.
+ */
+const shifted = (batch: Batch, base: number): Batch => ({
+  ...batch,
+  messages: batch.messages.map((message) => ({ ...message, offset: message.offset + base })),
+})
 
 const isReportEvent = (event: { readonly type: string }): boolean => event.type.startsWith('herald.report.')
 

@@ -14,6 +14,16 @@ export {
   tagKey,
 } from './fold.ts'
 export { createProjectorHandler, openProjectedIds, type ProjectorOptions } from './handler.ts'
+export {
+  acceptLogResets,
+  createLogGuard,
+  LOG_RESET_REMEDY,
+  type LogGuard,
+  type LogReset,
+  LogResetError,
+  listLogResets,
+  type RecordedLogReset,
+} from './log-guard.ts'
 export { discardRebuild, type Rebuild, type RebuildOptions, startRebuild } from './rebuild.ts'
 export {
   deduplicationToken,

@@ -104,6 +104,7 @@ export const startRebuild = async (options: RebuildOptions): Promise<Rebuild> =>
     tables,
     writeEvents: false,
     stateCache: false,
+    guardLog: false,
   })
   // How far each partition is replayed. One position per partition, not one cursor over all
   // of them: events keep arriving in every partition, also in those a single cursor has passed.

@@ -65,6 +65,7 @@ const handlerOf = async (run: number): Promise<BatchHandler> => {
         logger,
         onProjected: (count) => post({ type: 'projected', count }),
         onInvalid: (count) => post({ type: 'invalid', count }),
+        onHalted: (resets) => post({ type: 'halted', resets }),
       }),
     }
   return current.handle

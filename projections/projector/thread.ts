@@ -3,6 +3,7 @@ import type { Config } from '../../src/config/index.ts'
 import { type ErrorContext, errorText, HeraldError, UnavailableError } from '../../src/errors/index.ts'
 import type { LogFields, Logger, LogLevel } from '../../src/observability/index.ts'
 import type { Batch, BatchHandler, Headers, LogMessage } from '../../src/ports/event-log.ts'
+import type { LogReset } from './log-guard.ts'
 
 /**
  * The projector on a thread of its own (`projector`): the event loop hands each batch over as
@@ -49,6 +50,7 @@ export type FromProjector =
   | { readonly type: 'failed'; readonly id: number; readonly name: string; readonly message: string }
   | { readonly type: 'projected'; readonly count: number }
   | { readonly type: 'invalid'; readonly count: number }
+  | { readonly type: 'halted'; readonly resets: readonly LogReset[] }
   | { readonly type: 'pong'; readonly id: number; readonly error: SentError | null }
   | { readonly type: 'log'; readonly level: LogLevel; readonly event: string; readonly fields?: LogFields }
   | { readonly type: 'closed' }
@@ -158,6 +160,8 @@ export interface ProjectorThreadOptions {
   readonly logger: Logger
   readonly onProjected?: (count: number) => void
   readonly onInvalid?: (count: number) => void
+  /** The partitions the thread refuses for a reset log, each time that changes. */
+  readonly onHalted?: (resets: readonly LogReset[]) => void
   /**
    * The thread stopped without being closed (`error` says why). It is not started again: a
    * warehouse connection of a thread that ended may still hold the embedded engine, which a
@@ -258,6 +262,9 @@ export const startProjectorThread = (options: ProjectorThreadOptions): Projector
         return
       case 'invalid':
         options.onInvalid?.(message.count)
+        return
+      case 'halted':
+        options.onHalted?.(message.resets)
         return
       case 'log':
         options.logger(message.level, message.event, message.fields)

@@ -10,6 +10,8 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   ambiguous: 409,
   rebuild_running: 409,
   backfill_running: 409,
+  // Nothing to accept: the projector found no log reset, or it was accepted already.
+  no_log_reset: 409,
   // A metric backfill ending after what the report tables hold: later, or with ingress on.
   projection_behind: 409,
   // An endpoint type an admin switched off: nothing, a test included, is sent to it.

@@ -9,6 +9,7 @@ export {
   projectionLagSeconds,
 } from './lag.ts'
 export { DEFAULT_QUERY_LIMITS, NESTED_LIST_SIZE, type QueryLimits, queryLimitRules } from './limits.ts'
+export { createLogResetRoutes, type LogResetRoutesOptions, NoLogResetError } from './log-reset.ts'
 export {
   type BackfillRunner,
   BackfillRunningError,

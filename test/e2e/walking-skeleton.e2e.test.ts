@@ -125,6 +125,7 @@ describe('one engine event end to end, on the embedded default', () => {
       'event_store',
       'processed_ids',
       'projected_ids',
+      'projector',
       'warehouse',
     ])
     const metrics = await (await fetch(`${herald.url}/metrics`)).text()

@@ -5,12 +5,18 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { migrate, warehouseMigrations } from '../../projections/migrations/index.ts'
-import { createProjectorHandler } from '../../projections/projector/index.ts'
+import {
+  acceptLogResets,
+  createProjectorHandler,
+  type LogReset,
+  LogResetError,
+  listLogResets,
+} from '../../projections/projector/index.ts'
 import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/index.ts'
 import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
 import { type CloudEvent, encodeLogEvent } from '../../src/events/index.ts'
 import { silentLogger } from '../../src/observability/index.ts'
-import type { Batch, EventLog } from '../../src/ports/event-log.ts'
+import type { Batch, EventLog, LogMessage } from '../../src/ports/event-log.ts'
 import type { Warehouse } from '../../src/ports/warehouse.ts'
 import { eventually } from '../support/eventually.ts'
 
@@ -117,5 +123,112 @@ describe('projector on chDB and the embedded log', () => {
     await consumer.stop()
     assert.equal(failed, 0, 'no batch failed')
     assert.equal(invalid, misnamed.length)
+  })
+
+  it('refuses a partition whose log was reset, admits its own replays, and takes it up past the old positions once accepted', async () => {
+    const topic = 'reset.events'
+    const messagesOf = (prefix: string, from: number, to: number): LogMessage[] =>
+      Array.from({ length: to - from + 1 }, (_, i) => ({
+        ...encodeLogEvent({ ...event(from + i), id: `${prefix}-${from + i}` }),
+        headers: {},
+        topic,
+        partition: 0,
+        offset: from + i,
+        timestamp: Date.UTC(2026, 10, 22, 10) + from + i,
+      }))
+    const batchOf = (messages: LogMessage[]): Batch => ({ topic, partition: 0, messages })
+    const halts: (readonly LogReset[])[] = []
+    const handlerOf = () =>
+      createProjectorHandler({
+        warehouse,
+        clock: Date.now,
+        logger: silentLogger,
+        onHalted: (resets) => halts.push(resets),
+      })
+    const positions = async (prefix: string) =>
+      (
+        await warehouse.query<{ id: string; log_offset: number }>(
+          `SELECT id, log_offset FROM events FINAL WHERE log_topic = {topic:String} AND startsWith(id, {prefix:String})
+            ORDER BY log_offset`,
+          { topic, prefix: `${prefix}-` },
+        )
+      ).map((row) => `${row.id}@${row.log_offset}`)
+
+    const first = handlerOf()
+    await first(batchOf(messagesOf('old', 0, 9)))
+    // Replays of the same log, with other boundaries and by a new run: admitted.
+    await first(batchOf(messagesOf('old', 3, 9)))
+    await handlerOf()(batchOf(messagesOf('old', 0, 4)))
+    assert.deepEqual(halts, [])
+
+    // The log counts from 0 again, with other events: refused before anything is stored.
+    const running = handlerOf()
+    const reset = batchOf(messagesOf('new', 0, 4))
+    await assert.rejects(running(reset), (error: unknown) => {
+      assert.ok(error instanceof LogResetError)
+      assert.equal(error.code, 'event_log_reset')
+      assert.match(
+        error.message,
+        /^reset\.events\/0 holds event "new-0" of \/engine at offset 0, where the report tables hold event "old-0" of \/engine \(projected through position 9\)/,
+      )
+      return true
+    })
+    const found = {
+      topic,
+      partition: 0,
+      offset: 0,
+      projectedThrough: 9,
+      event: '"new-0" of /engine',
+      projectedEvent: '"old-0" of /engine',
+    }
+    assert.deepEqual(halts, [[found]])
+    // Refused again, without saying so again.
+    await assert.rejects(running(reset), LogResetError)
+    assert.equal(halts.length, 1)
+    assert.deepEqual(await positions('new'), [])
+    assert.deepEqual(
+      (await listLogResets(warehouse)).map(({ detectedAt: _, ...r }) => r),
+      [{ ...found, state: 'pending', base: null, acceptedAt: null }],
+    )
+
+    // The old log is back (restored): admitted, and the reset found before is void.
+    const restored = handlerOf()
+    await restored(batchOf(messagesOf('old', 5, 9)))
+    assert.deepEqual(await listLogResets(warehouse), [])
+
+    // Reset again, then accepted: the new log's offsets count from past the old positions.
+    const next = handlerOf()
+    await assert.rejects(next(reset), LogResetError)
+    assert.equal(halts.length, 2)
+    const [accepted] = await acceptLogResets(warehouse, () => Date.UTC(2026, 10, 23))
+    assert.deepEqual(accepted, {
+      ...found,
+      state: 'accepted',
+      base: 10,
+      acceptedAt: '2026-11-23T00:00:00.000Z',
+      detectedAt: accepted?.detectedAt,
+    })
+    await next(reset)
+    assert.deepEqual(halts.at(-1), [])
+    await next(batchOf(messagesOf('new', 5, 6)))
+    // A replay of the new log is the new log's own.
+    await handlerOf()(batchOf(messagesOf('new', 4, 6)))
+    assert.deepEqual(await positions('new'), [
+      'new-0@10',
+      'new-1@11',
+      'new-2@12',
+      'new-3@13',
+      'new-4@14',
+      'new-5@15',
+      'new-6@16',
+    ])
+    assert.deepEqual(
+      await warehouse.query(
+        'SELECT last_offset FROM projection_progress FINAL WHERE topic = {topic:String}',
+        { topic },
+      ),
+      [{ last_offset: 16 }],
+    )
+    assert.equal(halts.length, 3)
   })
 })

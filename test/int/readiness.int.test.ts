@@ -75,6 +75,7 @@ describe('/ready of an embedded Herald', () => {
       'event_store',
       'processed_ids',
       'projected_ids',
+      'projector',
       'warehouse',
     ])
     assert.deepEqual(checks.digest_store, { status: 'ok' })
@@ -163,7 +164,14 @@ describe('/ready of an embedded Herald', () => {
       /^projector processed-id window: its write-ahead log \S+projected-ids\.sqlite-wal was deleted while open/,
     )
     // The ports whose files were left alone are as they were.
-    for (const name of ['event_log', 'event_store', 'warehouse', 'delivery_store', 'delivery_read_model'])
+    for (const name of [
+      'event_log',
+      'event_store',
+      'warehouse',
+      'projector',
+      'delivery_store',
+      'delivery_read_model',
+    ])
       assert.deepEqual(checks[name], { status: 'ok' }, name)
   })
 })

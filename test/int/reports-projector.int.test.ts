@@ -208,7 +208,7 @@ describe('warehouse migrations on chDB', () => {
       ('old-1', 'legacy', '2026-01-01 00:00:00.000', '{}'),
       ('old-2', 'legacy', '2026-01-01 00:00:01.000', '{}')`)
     const { applied } = await migrate(warehouse, warehouseMigrations)
-    assert.deepEqual(applied, [2, 3, 4, 5, 6, 7, 8, 9])
+    assert.deepEqual(applied, [2, 3, 4, 5, 6, 7, 8, 9, 10])
     const engines = await warehouse.query<{ name: string; engine: string }>(
       `SELECT name, engine FROM system.tables WHERE database = currentDatabase() AND name LIKE 'events%' ORDER BY name`,
     )
@@ -303,7 +303,7 @@ describe('the events sorting key migration on chDB', () => {
     const log = (event: string, fields: Readonly<Record<string, unknown>>) => {
       if (event === 'migrations.progress' && fields.version === 7) progress.push({ ...fields })
     }
-    assert.deepEqual((await migrate(warehouse, warehouseMigrations, { log })).applied, [7, 8, 9])
+    assert.deepEqual((await migrate(warehouse, warehouseMigrations, { log })).applied, [7, 8, 9, 10])
     assert.deepEqual(await eventsTables(), ['events: account, time, id, source'])
     assert.deepEqual(await stored(), before)
     // Copied a month at a time, each logged with how far the copy got.
@@ -330,23 +330,32 @@ describe('the events sorting key migration on chDB', () => {
     // A crash after the drop, before the version was recorded: it runs again, changing nothing.
     // (The migrations after it run again too.)
     await warehouse.command('DELETE FROM schema_migrations WHERE version >= 7')
-    assert.deepEqual((await migrate(warehouse, warehouseMigrations)).applied, [7, 8, 9])
+    assert.deepEqual((await migrate(warehouse, warehouseMigrations)).applied, [7, 8, 9, 10])
     assert.deepEqual((await migrate(warehouse, warehouseMigrations)).applied, [])
     assert.deepEqual(await eventsTables(), ['events: account, time, id, source'])
     assert.deepEqual(await stored(), before)
 
-    // Migration 8: the id index, which a lookup by id uses.
+    // Migration 8: the id index, which a lookup by id uses; 10: the log position index, which
+    // the projector's check for a reset log uses.
     assert.deepEqual(
       await warehouse.query(
         `SELECT name, type_full FROM system.data_skipping_indices
-          WHERE database = currentDatabase() AND table = 'events'`,
+          WHERE database = currentDatabase() AND table = 'events' ORDER BY name`,
       ),
-      [{ name: 'events_id', type_full: 'bloom_filter(0.0001)' }],
+      [
+        { name: 'events_id', type_full: 'bloom_filter(0.0001)' },
+        { name: 'events_log_offset', type_full: 'minmax' },
+      ],
     )
     const plan = await warehouse.query<{ explain: string }>(
       `EXPLAIN indexes = 1 SELECT source FROM events WHERE account = 'keyed' AND id IN ['e1']`,
     )
     assert.match(plan.map((line) => line.explain).join('\n'), /Name: events_id/)
+    const positions = await warehouse.query<{ explain: string }>(
+      `EXPLAIN indexes = 1 SELECT id FROM events
+        WHERE log_topic = 'engine.events' AND log_partition = 0 AND log_offset BETWEEN 1 AND 2`,
+    )
+    assert.match(positions.map((line) => line.explain).join('\n'), /Name: events_log_offset/)
   })
 })
 
@@ -427,7 +436,7 @@ describe('the latest policy evaluation migration on chDB', () => {
       `CREATE TABLE policy_evaluation_latest_by_evaluation (account String) ENGINE = MergeTree ORDER BY account`,
     )
     await warehouse.insert('policy_evaluation_latest_by_evaluation', [{ account: 'stray' }])
-    assert.deepEqual((await migrate(warehouse, warehouseMigrations)).applied, [9])
+    assert.deepEqual((await migrate(warehouse, warehouseMigrations)).applied, [9, 10])
     assert.deepEqual(await tables(), ['policy_evaluation_latest: ReplacingMergeTree(recency)'])
     assert.deepEqual(await latest(), repaired)
     // Every column of the evaluation kept, not only its status.
@@ -459,7 +468,7 @@ describe('the latest policy evaluation migration on chDB', () => {
 
     // A crash before the version was recorded: it runs again, changing nothing.
     await warehouse.command('DELETE FROM schema_migrations WHERE version >= 9')
-    assert.deepEqual((await migrate(warehouse, warehouseMigrations)).applied, [9])
+    assert.deepEqual((await migrate(warehouse, warehouseMigrations)).applied, [9, 10])
     assert.deepEqual(await tables(), ['policy_evaluation_latest: ReplacingMergeTree(recency)'])
     assert.deepEqual(await latest(), repaired)
   })

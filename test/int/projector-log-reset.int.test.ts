@@ -1,0 +1,281 @@
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, describe, it } from 'node:test'
+import { loadConfig } from '../../src/config/index.ts'
+import { type Herald, startHerald } from '../../src/herald.ts'
+import type { LogFields, Logger } from '../../src/observability/index.ts'
+import { eventually } from '../support/eventually.ts'
+
+const ADMIN_TOKEN = `admin-${randomBytes(12).toString('hex')}`
+const ACCOUNT = 'acme'
+const T0 = Date.UTC(2026, 10, 22, 10)
+const DIGEST_A = `sha256:${'a'.repeat(64)}`
+const DIGEST_B = `sha256:${'b'.repeat(64)}`
+const TAG = { registry: 'docker.io', repository: 'library/nginx', tag: 'latest' }
+
+const envelope = (id: string, minute: number) => ({
+  specversion: '1.0',
+  id,
+  source: '/engine',
+  account: ACCOUNT,
+  time: new Date(T0 + minute * 60_000).toISOString(),
+})
+const analyzed = (id: string, minute: number, digest: string, cve: string) => ({
+  ...envelope(id, minute),
+  type: 'herald.report.image.analyzed',
+  data: {
+    digest,
+    registry: TAG.registry,
+    repository: TAG.repository,
+    distro: { name: 'debian', version: '12' },
+    package_count: 1,
+    findings: [
+      {
+        id: cve,
+        severity: 'high',
+        package: 'openssl',
+        version: '1',
+        type: 'deb',
+        fix_version: null,
+        kev: false,
+      },
+    ],
+  },
+})
+const tagged = (id: string, minute: number, digest: string, previous: string | null) => ({
+  ...envelope(id, minute),
+  type: 'herald.report.tag.digest_changed',
+  data: { ...TAG, digest, previous_digest: previous },
+})
+const filler = (id: string, minute: number) => ({
+  ...envelope(id, minute),
+  type: 'user.image.analysis.completed',
+  data: { digest: DIGEST_A },
+})
+
+/**
+ * An embedded Herald (`startHerald`: the SQLite event log, chDB, the projector on its thread or
+ * on the event loop) whose event log file is removed while its data directory, and so the
+ * warehouse, stays: the new log counts offsets from 0 again, at positions the report tables
+ * already hold.
+ */
+for (const thread of [true, false])
+  describe(`an embedded Herald whose event log was reset under its reports (projector ${thread ? 'on its thread' : 'on the event loop'})`, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-log-reset-'))
+    const config = loadConfig({
+      env: {
+        HERALD_DATA_DIR: dir,
+        HERALD_LISTEN: '127.0.0.1',
+        HERALD_PORT: '0',
+        HERALD_ADMIN_TOKEN: ADMIN_TOKEN,
+        HERALD_REPORTS__CYCLE_TIMERS__LOAD: '0.05',
+        HERALD_REPORTS__PROJECTOR_THREAD: String(thread),
+      },
+    })
+    const logged: { level: string; event: string; fields: LogFields }[] = []
+    const logger: Logger = (level, event, fields = {}) => {
+      logged.push({ level, event, fields })
+    }
+    let herald: Herald | undefined
+    after(async () => {
+      await herald?.stop()
+      rmSync(dir, { recursive: true, force: true })
+    })
+
+    const call = async (method: string, path: string, body?: unknown, type = 'application/json') => {
+      const response = await fetch(`${herald?.url}${path}`, {
+        method,
+        headers: { 'content-type': type, authorization: `Bearer ${ADMIN_TOKEN}` },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      })
+      const text = await response.text()
+      return { status: response.status, text, json: (text.startsWith('{') ? JSON.parse(text) : {}) as never }
+    }
+    const publish = async (events: readonly unknown[]) => {
+      const { status, text } = await call('POST', '/v1/events', events, 'application/cloudevents-batch+json')
+      assert.equal(status, 202, text)
+    }
+    /** Messages of the events topic the projector has not committed yet, from `/metrics`. */
+    const projectorLag = async (): Promise<number> => {
+      const metrics = await (await fetch(`${herald?.url}/metrics`)).text()
+      const lag =
+        /^herald_consumer_lag_messages\{group="herald-projector",topic="engine\.events"\} (\d+)$/m.exec(
+          metrics,
+        )
+      return Number(lag?.[1] ?? Number.NaN)
+    }
+    /** Each vulnerability with the tags whose current image has it, as the report API answers. */
+    const tagsByVulnerability = async (): Promise<Record<string, string[]>> => {
+      const { status, text, json } = await call('POST', '/v1/reports/graphql', {
+        query: `{ tagsByVulnerability(filter: { account: "${ACCOUNT}" }) {
+        results { vulnerability { vulnerabilityId } tags { tag digest } } } }`,
+      })
+      assert.equal(status, 200, text)
+      const results = (
+        json as {
+          data: {
+            tagsByVulnerability: {
+              results: {
+                vulnerability: { vulnerabilityId: string }
+                tags: { tag: string; digest: string }[]
+              }[]
+            }
+          }
+        }
+      ).data.tagsByVulnerability.results
+      return Object.fromEntries(
+        results.map((r) => [
+          r.vulnerability.vulnerabilityId,
+          r.tags.map((t) => `${t.tag}@${t.digest}`).sort(),
+        ]),
+      )
+    }
+
+    const ready = async () => {
+      const response = await fetch(`${herald?.url}/ready`)
+      const body = (await response.json()) as { checks: Record<string, { status: string; error?: string }> }
+      return { status: response.status, checks: body.checks }
+    }
+    const projectedEvents = async (): Promise<number> => {
+      const { status, text, json } = await call('POST', '/v1/reports/graphql', {
+        query: `{ events(filter: { account: "${ACCOUNT}" }, limit: 1000) { pageInfo { count } } }`,
+      })
+      assert.equal(status, 200, text)
+      return (json as { data: { events: { pageInfo: { count: number } } } }).data.events.pageInfo.count
+    }
+    const restart = async () => {
+      await herald?.stop()
+      herald = await startHerald(config, { logger })
+    }
+
+    it('refuses to project the new log over the old one’s reports, says why and what to do, and is unready', async () => {
+      herald = await startHerald(config, { logger })
+      // The old log: the tag's move to image A lands at offset 5.
+      await publish([
+        filler('old-0', 0),
+        filler('old-1', 1),
+        filler('old-2', 2),
+        filler('old-3', 3),
+        analyzed('old-4', 4, DIGEST_A, 'CVE-2026-0001'),
+        tagged('old-5', 5, DIGEST_A, null),
+      ])
+      await eventually(async () => assert.equal(await projectorLag(), 0), { timeoutMs: 60_000 })
+      assert.deepEqual(await tagsByVulnerability(), { 'CVE-2026-0001': [`latest@${DIGEST_A}`] })
+      await herald.stop()
+
+      for (const file of ['eventlog.sqlite', 'eventlog.sqlite-wal', 'eventlog.sqlite-shm'])
+        rmSync(join(dir, file), { force: true })
+      herald = await startHerald(config, { logger })
+      // The new log: image B at offset 0, the tag's move to it at offset 1.
+      await publish([
+        analyzed('new-0', 10, DIGEST_B, 'CVE-2026-0002'),
+        tagged('new-1', 11, DIGEST_B, DIGEST_A),
+      ])
+
+      const { checks } = await eventually(
+        async () => {
+          const answer = await ready()
+          assert.equal(answer.status, 503, JSON.stringify(answer.checks))
+          assert.equal(answer.checks.projector?.status, 'unavailable', JSON.stringify(answer.checks))
+          return answer
+        },
+        { timeoutMs: 60_000 },
+      )
+      assert.match(
+        checks.projector?.error ?? '',
+        /^engine\.events\/0 holds event "new-0" of \/engine at offset 0, where the report tables hold event "old-0" of \/engine \(projected through position 5\): the log was reset under them, and the projector leaves the partition alone; if the log was reset on purpose .* POST \/v1\/reports\/log-reset \(admin\) projects the new log after what the report tables hold/,
+      )
+      for (const [name, check] of Object.entries(checks))
+        if (name !== 'projector') assert.deepEqual(check, { status: 'ok' }, name)
+      const found = logged.filter((line) => line.event === 'projector.log_reset')
+      assert.equal(found.length, 1)
+      assert.equal(found[0]?.level, 'error')
+      assert.deepEqual(
+        { ...found[0]?.fields, remedy: undefined },
+        {
+          topic: 'engine.events',
+          partition: 0,
+          offset: 0,
+          projected_through: 5,
+          event: '"new-0" of /engine',
+          projected_event: '"old-0" of /engine',
+          remedy: undefined,
+        },
+      )
+
+      // Nothing of the new log was stored, nor committed: the reports are the old log's.
+      assert.equal(await projectorLag(), 2)
+      assert.equal(await projectedEvents(), 6)
+      assert.deepEqual(await tagsByVulnerability(), { 'CVE-2026-0001': [`latest@${DIGEST_A}`] })
+      const listed = await call('GET', '/v1/reports/log-reset')
+      assert.equal(listed.status, 200, listed.text)
+      assert.deepEqual(
+        (listed.json as { resets: Record<string, unknown>[] }).resets.map(
+          ({ detectedAt: _, ...reset }) => reset,
+        ),
+        [
+          {
+            topic: 'engine.events',
+            partition: 0,
+            offset: 0,
+            projectedThrough: 5,
+            event: '"new-0" of /engine',
+            projectedEvent: '"old-0" of /engine',
+            state: 'pending',
+            base: null,
+            acceptedAt: null,
+          },
+        ],
+      )
+
+      // A restart finds it again, and says so again.
+      await restart()
+      await eventually(async () => assert.equal((await ready()).checks.projector?.status, 'unavailable'), {
+        timeoutMs: 60_000,
+      })
+      assert.equal(await projectedEvents(), 6)
+    })
+
+    it('accepting the reset projects the new log after the old one, which a rebuild and a restart keep', async () => {
+      const accepted = await call('POST', '/v1/reports/log-reset')
+      assert.equal(accepted.status, 200, accepted.text)
+      const [reset] = (accepted.json as { accepted: { state: string; base: number }[] }).accepted
+      assert.equal(reset?.state, 'accepted')
+      // Past every position the old log left.
+      assert.equal(reset?.base, 6)
+      assert.equal((await call('POST', '/v1/reports/log-reset')).status, 409)
+
+      await eventually(
+        async () => {
+          assert.equal(await projectorLag(), 0)
+          assert.equal((await ready()).status, 200)
+        },
+        { timeoutMs: 60_000 },
+      )
+      const now = { 'CVE-2026-0002': [`latest@${DIGEST_B}`] }
+      assert.equal(await projectedEvents(), 8)
+      assert.deepEqual(await tagsByVulnerability(), now)
+      assert.ok(logged.some((line) => line.event === 'projector.log_reset_accepted'))
+
+      // A rebuild replays the old log's events, then the new one's.
+      const started = await call('POST', '/v1/reports/rebuild')
+      assert.equal(started.status, 202, started.text)
+      await eventually(async () => {
+        const { json } = await call('GET', '/v1/reports/rebuild')
+        assert.equal((json as { state: string }).state, 'done')
+      })
+      assert.deepEqual(await tagsByVulnerability(), now)
+
+      // The new log goes on after a restart, where it left off.
+      await restart()
+      await publish([tagged('new-2', 12, DIGEST_A, DIGEST_B)])
+      await eventually(async () => assert.equal(await projectorLag(), 0), { timeoutMs: 60_000 })
+      assert.equal(await projectedEvents(), 9)
+      assert.deepEqual(await tagsByVulnerability(), { 'CVE-2026-0001': [`latest@${DIGEST_A}`] })
+      assert.equal((await ready()).status, 200)
+      assert.equal(logged.filter((line) => line.event === 'projector.log_reset').length, 2)
+    })
+  })
