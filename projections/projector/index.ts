@@ -24,7 +24,14 @@ export {
   listLogResets,
   type RecordedLogReset,
 } from './log-guard.ts'
-export { discardRebuild, type Rebuild, type RebuildOptions, startRebuild } from './rebuild.ts'
+export {
+  discardRebuild,
+  type Rebuild,
+  type RebuildOptions,
+  type RebuildProgress,
+  rebuildProgress,
+  startRebuild,
+} from './rebuild.ts'
 export {
   deduplicationToken,
   type EventRow,

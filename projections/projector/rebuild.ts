@@ -27,21 +27,61 @@ export interface RebuildOptions {
   readonly batchSize?: number
 }
 
+/** How far a rebuild is, over all its catch-ups. */
+export interface RebuildProgress {
+  /** Report events replayed into the fresh tables so far. */
+  readonly replayed: number
+  /**
+   * Report events to replay in all, as far as known: those replayed before the latest catch-up
+   * plus those it found waiting when it began (counted then). Grows while events keep arriving.
+   */
+  readonly total: number
+  /** `replayed` of `total`, 0–100, to one decimal; 100 when there is nothing to replay. */
+  readonly percent: number
+  /**
+   * Seconds left at the rate so far (replayed per second since the rebuild began, the fresh
+   * tables' creation included); `null` until something was replayed.
+   */
+  readonly etaSeconds: number | null
+}
+
+/**
+ * The progress of a rebuild that replayed `replayed` of `total` events in `elapsedMs`.
+ *
+ * @example
+ * rebuildProgress(2_500, 10_000, 5_000) // { replayed: 2500, total: 10000, percent: 25, etaSeconds: 15 }
+ */
+export const rebuildProgress = (replayed: number, total: number, elapsedMs: number): RebuildProgress => {
+  const left = Math.max(0, total - replayed)
+  return {
+    replayed,
+    total,
+    percent: total <= 0 ? 100 : Math.min(100, Math.floor((replayed / total) * 1000) / 10),
+    etaSeconds:
+      left === 0
+        ? 0
+        : replayed === 0 || elapsedMs <= 0
+          ? null
+          : Math.ceil((left * elapsedMs) / replayed / 1000),
+  }
+}
+
 export interface Rebuild {
   /**
    * Replays every report event of the raw `events` table not replayed yet into the fresh
    * tables, in log order; returns how many it replayed. Safe to call again and again while
-   * the projector runs: each call continues where the previous one stopped. `onProgress`
-   * hears the running count after every step; an aborted `signal` stops it between steps.
+   * the projector runs: each call continues where the previous one stopped. It first counts
+   * what waits, so `onProgress` hears the total before the first step, and the progress after
+   * every step; an aborted `signal` stops it between steps.
    */
-  catchUp(onProgress?: (replayed: number) => void, signal?: AbortSignal): Promise<number>
+  catchUp(onProgress?: (progress: RebuildProgress) => void, signal?: AbortSignal): Promise<number>
   /**
    * A last `catchUp`, then each live table is exchanged atomically with its fresh copy and the
    * old copies are dropped; returns how many events that last `catchUp` replayed. Readers never wait: until its exchange a table answers from the old
    * data, after it from the new. Call it with the projector stopped (or ingress off): a batch
    * the live projector computed from the old tables must not land in the new ones.
    */
-  swap(): Promise<number>
+  swap(onProgress?: (progress: RebuildProgress) => void): Promise<number>
 }
 
 interface RawEvent extends StoredEnvelope {
@@ -109,28 +149,46 @@ export const startRebuild = async (options: RebuildOptions): Promise<Rebuild> =>
   // How far each partition is replayed. One position per partition, not one cursor over all
   // of them: events keep arriving in every partition, also in those a single cursor has passed.
   const replayedUpTo = new Map<string, { topic: string; partition: number; offset: number }>()
+  const began = clock()
+  let replayedInAll = 0
+  let total = 0
+  const progress = () => rebuildProgress(replayedInAll, total, clock() - began)
 
-  const catchUp = async (onProgress?: (replayed: number) => void, signal?: AbortSignal): Promise<number> => {
-    let replayed = 0
-    for (;;) {
-      signal?.throwIfAborted()
-      const positions = [...replayedUpTo.values()]
-      const rows = await warehouse.query<RawEvent>(
-        `SELECT id, source, type, subject, account, level, resource_type, subtype, attributes, toString(time) AS time_text,
-                data, log_topic, log_partition, log_offset
-           FROM events FINAL
+  // The report events not replayed yet: past each partition's replayed position.
+  const WAITING = `FROM events FINAL
           WHERE startsWith(type, 'herald.report.')
             AND toInt64(log_offset) > if(
                   indexOf({partitions:Array(String)}, concat(log_topic, '/', toString(log_partition))) AS known = 0,
-                  toInt64(-1), arrayElement({offsets:Array(Int64)}, known))
+                  toInt64(-1), arrayElement({offsets:Array(Int64)}, known))`
+  const waitingParams = () => {
+    const positions = [...replayedUpTo.values()]
+    return {
+      // Kafka topic names cannot hold a slash: `topic/partition` names a partition unambiguously.
+      partitions: positions.map((p) => `${p.topic}/${p.partition}`),
+      offsets: positions.map((p) => p.offset),
+    }
+  }
+
+  const catchUp = async (
+    onProgress?: (progress: RebuildProgress) => void,
+    signal?: AbortSignal,
+  ): Promise<number> => {
+    const [counted] = await warehouse.query<{ waiting: number }>(
+      `SELECT count() AS waiting ${WAITING}`,
+      waitingParams(),
+    )
+    total = replayedInAll + Number(counted?.waiting ?? 0)
+    onProgress?.(progress())
+    let replayed = 0
+    for (;;) {
+      signal?.throwIfAborted()
+      const rows = await warehouse.query<RawEvent>(
+        `SELECT id, source, type, subject, account, level, resource_type, subtype, attributes, toString(time) AS time_text,
+                data, log_topic, log_partition, log_offset
+           ${WAITING}
           ORDER BY log_topic, log_partition, log_offset
           LIMIT {limit:UInt32}`,
-        {
-          // Kafka topic names cannot hold a slash: `topic/partition` names a partition unambiguously.
-          partitions: positions.map((p) => `${p.topic}/${p.partition}`),
-          offsets: positions.map((p) => p.offset),
-          limit: batchSize,
-        },
+        { ...waitingParams(), limit: batchSize },
       )
       if (rows.length === 0) return replayed
       // One batch per partition run, as the log would have delivered them.
@@ -160,15 +218,25 @@ export const startRebuild = async (options: RebuildOptions): Promise<Rebuild> =>
         start = i
       }
       replayed += rows.length
-      onProgress?.(replayed)
-      logger('info', 'projector.rebuild_progress', { replayed, partitions: replayedUpTo.size })
+      replayedInAll += rows.length
+      // Events that arrived after the count: the total is at least what was replayed.
+      total = Math.max(total, replayedInAll)
+      const now = progress()
+      onProgress?.(now)
+      logger('info', 'projector.rebuild_progress', {
+        replayed: now.replayed,
+        total: now.total,
+        percent: now.percent,
+        eta_seconds: now.etaSeconds,
+        partitions: replayedUpTo.size,
+      })
     }
   }
 
   return {
     catchUp,
-    swap: async () => {
-      const replayed = await catchUp()
+    swap: async (onProgress) => {
+      const replayed = await catchUp(onProgress)
       for (const table of REBUILT) await warehouse.command(`EXCHANGE TABLES ${table} AND ${table}${SUFFIX}`)
       for (const table of [...REBUILT, 'projection_progress' as const]) {
         await warehouse.command(`DROP TABLE IF EXISTS ${table}${SUFFIX}`)

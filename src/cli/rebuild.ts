@@ -19,7 +19,8 @@ export const REBUILD_USAGE = `usage: herald rebuild-reports [--url <url>] [--tok
 Rebuilds the report tables from the raw events table inside the running Herald (the process
 that owns the warehouse), e.g. after an upgrade changed how events are projected. Reports keep
 answering from the old tables until the new ones are swapped in; the projector pauses only for
-the swap. Prints progress until the rebuild ends.
+the swap. Prints progress until the rebuild ends: events replayed of the total to replay, the
+share done and, at the rate so far, about how long is left.
 
   --url <url>            Herald's base URL, default HERALD_URL or http://localhost:8228;
                          http or https, without user:password@
@@ -33,10 +34,38 @@ exit status: 0 done; 1 refused, failed or unreachable; 2 bad command line.`
 
 const DEFAULT_URL = 'http://localhost:8228'
 
-interface Status {
+/** What the CLI reads of `GET /v1/reports/rebuild`. */
+export interface Status {
   readonly state: string
   readonly replayed: number
+  readonly total: number | null
+  readonly percent: number | null
+  readonly etaSeconds: number | null
   readonly error: string | null
+}
+
+const numberOrNull = (value: unknown): number | null => (typeof value === 'number' ? value : null)
+
+/** `90` → `1 min 30 s`: how long is left, for a person. */
+const duration = (seconds: number): string => {
+  const minutes = Math.floor(seconds / 60)
+  if (minutes === 0) return `${seconds} s`
+  const hours = Math.floor(minutes / 60)
+  if (hours === 0) return `${minutes} min${seconds % 60 === 0 ? '' : ` ${seconds % 60} s`}`
+  return `${hours} h${minutes % 60 === 0 ? '' : ` ${minutes % 60} min`}`
+}
+
+/**
+ * One line of progress: `catching_up: 1200 of 5000 events replayed (24%, about 40 s left)`; the
+ * count alone until the total is known.
+ */
+export const progressLine = (status: Status): string => {
+  const of = status.total === null ? '' : ` of ${status.total}`
+  const running = status.state === 'catching_up' || status.state === 'swapping'
+  const eta = running && status.etaSeconds !== null ? `, about ${duration(status.etaSeconds)} left` : ''
+  const share = status.percent === null ? '' : ` (${status.percent}%${eta})`
+  const error = status.error === null ? '' : ` (${status.error})`
+  return `${status.state}: ${status.replayed}${of} events replayed${share}${error}\n`
 }
 
 /** `herald rebuild-reports`: starts a rebuild through the admin API and follows it. */
@@ -73,23 +102,28 @@ export const runRebuild = async (args: readonly string[], deps: CliDeps): Promis
     }
     const body = (await response.json().catch(() => ({}))) as Partial<Status> & { detail?: string }
     if (!response.ok) throw new Error(`${method} ${endpoint}: ${response.status} ${body.detail ?? ''}`.trim())
-    return { state: String(body.state), replayed: Number(body.replayed ?? 0), error: body.error ?? null }
+    return {
+      state: String(body.state),
+      replayed: Number(body.replayed ?? 0),
+      total: numberOrNull(body.total),
+      percent: numberOrNull(body.percent),
+      etaSeconds: numberOrNull(body.etaSeconds),
+      error: body.error ?? null,
+    }
   }
-  const line = (status: Status) =>
-    `${status.state}: ${status.replayed} events replayed${status.error === null ? '' : ` (${status.error})`}\n`
 
   try {
     if (values.status) {
-      await writeText(deps.stdout, line(await call('GET')))
+      await writeText(deps.stdout, progressLine(await call('GET')))
       return EXIT_OK
     }
     let status = await call('POST')
-    await writeText(deps.stdout, line(status))
+    await writeText(deps.stdout, progressLine(status))
     if (values['no-wait']) return EXIT_OK
     while (status.state === 'catching_up' || status.state === 'swapping') {
       await sleep(pollMs)
       status = await call('GET')
-      await writeText(deps.stdout, line(status))
+      await writeText(deps.stdout, progressLine(status))
     }
     return status.state === 'done' ? EXIT_OK : EXIT_FAILED
   } catch (error) {

@@ -1,5 +1,5 @@
 import { Hono } from 'hono'
-import { discardRebuild, startRebuild } from '../../projections/projector/index.ts'
+import { discardRebuild, type RebuildProgress, startRebuild } from '../../projections/projector/index.ts'
 import type { AppEnv } from '../access/index.ts'
 import { errorText, HeraldError } from '../errors/index.ts'
 import { authorize } from '../http/authorize.ts'
@@ -23,6 +23,15 @@ export interface RebuildStatus {
   readonly finishedAt: string | null
   /** Report events replayed into the fresh tables so far. */
   readonly replayed: number
+  /**
+   * Report events to replay in all, counted when each catch-up pass begins (so it grows with
+   * the events that arrive meanwhile); `null` until the first count.
+   */
+  readonly total: number | null
+  /** `replayed` of `total`, 0–100 to one decimal; `null` until the first count. */
+  readonly percent: number | null
+  /** Seconds left at the rate so far; `null` until something was replayed. */
+  readonly etaSeconds: number | null
   /** Why it failed; the live tables are untouched then. */
   readonly error: string | null
 }
@@ -57,7 +66,16 @@ export interface RebuildRunner {
   discardLeftovers(): Promise<void>
 }
 
-const IDLE: RebuildStatus = { state: 'idle', startedAt: null, finishedAt: null, replayed: 0, error: null }
+const IDLE: RebuildStatus = {
+  state: 'idle',
+  startedAt: null,
+  finishedAt: null,
+  replayed: 0,
+  total: null,
+  percent: null,
+  etaSeconds: null,
+  error: null,
+}
 
 /**
  * Runs report rebuilds inside the process that owns the warehouse (chDB allows one process per
@@ -99,18 +117,19 @@ export const createRebuildRunner = (options: RebuildRunnerOptions): RebuildRunne
       clock,
       batchSize,
     })
+    const onProgress = ({ replayed, total, percent, etaSeconds }: RebuildProgress) =>
+      update({ replayed, total, percent, etaSeconds })
     // Catch up while the projector runs — the whole history, then what arrived meanwhile —
     // so the pause for the swap covers only the last moments' events.
     for (let pass = 0; pass < 3; pass++) {
-      const before = current.replayed
-      const replayed = await rebuild.catchUp((n) => update({ replayed: before + n }), abort.signal)
+      const replayed = await rebuild.catchUp(onProgress, abort.signal)
       if (replayed < batchSize) break
     }
     abort.signal.throwIfAborted()
     update({ state: 'swapping' })
     await options.projector?.pause()
     try {
-      update({ replayed: current.replayed + (await rebuild.swap()) })
+      await rebuild.swap(onProgress)
     } finally {
       await options.projector?.resume()
     }
@@ -125,7 +144,7 @@ export const createRebuildRunner = (options: RebuildRunnerOptions): RebuildRunne
       running = run()
         .then(() => {
           update({ state: 'done', finishedAt: now() })
-          logger('info', 'reports.rebuild_done', { replayed: current.replayed })
+          logger('info', 'reports.rebuild_done', { replayed: current.replayed, total: current.total })
         })
         .catch(async (error: unknown) => {
           const message = errorText(error)

@@ -153,13 +153,24 @@ describe('report maintenance in a running Herald: table rebuild and metric backf
     })
     assert.equal(code, 0, stderr.text())
     const lines = stdout.text().trim().split('\n')
-    assert.match(lines[0] ?? '', /^catching_up: \d+ events replayed$/)
-    assert.match(lines.at(-1) ?? '', /^done: [1-9]\d* events replayed$/)
+    // The count alone until the total is known, then of the total, with the share and time left.
+    const counted = lines.findIndex((line) => / of \d+ events/.test(line))
+    assert.ok(counted >= 0, stdout.text())
+    for (const line of lines.slice(0, counted)) assert.match(line, /^catching_up: 0 events replayed$/)
+    for (const line of lines.slice(counted, -1))
+      assert.match(
+        line,
+        /^(catching_up|swapping): \d+ of \d+ events replayed \(\d+(\.\d)?%(, about .+ left)?\)$/,
+      )
+    const done = /^done: ([1-9]\d*) of (\d+) events replayed \(100%\)$/.exec(lines.at(-1) ?? '')
+    assert.ok(done, lines.at(-1))
+    assert.equal(done[1], done[2])
     assert.ok(!stdout.text().includes(ADMIN_TOKEN))
 
     const status = (await api('/v1/reports/rebuild')).body
     assert.equal(status?.state, 'done')
     assert.equal(status?.error, null)
+    assert.deepEqual([status?.total, status?.percent, status?.etaSeconds], [status?.replayed, 100, 0])
     assert.deepEqual(await tagsByVulnerability(), before)
     // The projector resumed after the swap: new events are projected into the rebuilt tables.
     const more = [

@@ -6,16 +6,20 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import fc from 'fast-check'
 import { eventsTable, migrate, warehouseMigrations } from '../../projections/migrations/index.ts'
-import { createProjectorHandler, startRebuild } from '../../projections/projector/index.ts'
+import {
+  createProjectorHandler,
+  type RebuildProgress,
+  startRebuild,
+} from '../../projections/projector/index.ts'
 import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/index.ts'
 import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
 import { type EngineEvent, encodeLogEvent } from '../../src/events/index.ts'
 import { generateActivity } from '../../src/generator/index.ts'
 import { createSqliteProcessedIds, type ProcessedIds } from '../../src/ingress/index.ts'
-import { silentLogger } from '../../src/observability/index.ts'
+import { type LogFields, silentLogger } from '../../src/observability/index.ts'
 import type { Batch, LogMessage } from '../../src/ports/event-log.ts'
 import type { InsertOptions, Warehouse } from '../../src/ports/warehouse.ts'
-import { createRebuildRunner } from '../../src/reports/index.ts'
+import { createRebuildRunner, type RebuildStatus } from '../../src/reports/index.ts'
 import { eventually } from '../support/eventually.ts'
 
 const T0 = Date.UTC(2026, 10, 22, 10)
@@ -1165,5 +1169,110 @@ describe('report projection on chDB', () => {
     )
     assert.deepEqual(events_, { n: events.length, distinct: events.length })
     await log.close()
+  })
+})
+
+describe('rebuild progress on chDB', () => {
+  let warehouse: Warehouse
+  before(async () => {
+    warehouse = await createChdbWarehouse({ path: join(dir, 'rebuild-progress') })
+    await migrate(warehouse, warehouseMigrations)
+  })
+  after(async () => {
+    await warehouse.close()
+  })
+
+  const reportEvents = async () =>
+    Number(
+      (
+        await warehouse.query<{ n: number }>(
+          "SELECT count() AS n FROM events FINAL WHERE startsWith(type, 'herald.report.')",
+        )
+      )[0]?.n,
+    )
+  const project = async (seed: number, topic: string, from: number) => {
+    const handle = createProjectorHandler({ warehouse, clock: Date.now, logger: silentLogger })
+    const messages = toMessages(activity(seed, ['progress-a', 'progress-b'], 400), topic).map((m) => ({
+      ...m,
+      offset: m.offset + from,
+    }))
+    for (const batch of chop(messages, [100])) await handle(batch)
+  }
+
+  it('knows the total to replay before its first step, and says how far it is of it as it goes', async () => {
+    await project(21, 'progress.events', 0)
+    const total = await reportEvents()
+    assert.ok(total > 100, `${total} report events`)
+    const lines: LogFields[] = []
+    const rebuild = await startRebuild({
+      warehouse,
+      logger: (_level, event, fields = {}) => {
+        if (event === 'projector.rebuild_progress') lines.push(fields)
+      },
+      batchSize: 50,
+    })
+    const seen: RebuildProgress[] = []
+    assert.equal(await rebuild.catchUp((p) => seen.push(p)), total)
+    assert.deepEqual(seen[0], { replayed: 0, total, percent: 0, etaSeconds: null })
+    assert.deepEqual(seen.at(-1), { replayed: total, total, percent: 100, etaSeconds: 0 })
+    assert.ok(seen.every((p) => p.total === total))
+    const midway = seen.filter((p) => p.replayed > 0 && p.replayed < total)
+    assert.ok(midway.length > 0)
+    for (const p of midway) {
+      assert.equal(p.percent, Math.floor((p.replayed / total) * 1000) / 10)
+      assert.ok(p.etaSeconds !== null && p.etaSeconds >= 0, JSON.stringify(p))
+    }
+    // Each step's log line says the same.
+    assert.deepEqual(
+      lines.map((l) => [l.replayed, l.total, l.percent, l.eta_seconds]),
+      seen.slice(1).map((p) => [p.replayed, p.total, p.percent, p.etaSeconds]),
+    )
+
+    // Events that arrive meanwhile: the next catch-up counts them into the total.
+    await project(22, 'progress.more', 0)
+    const grown = await reportEvents()
+    seen.length = 0
+    assert.equal(await rebuild.catchUp((p) => seen.push(p)), grown - total)
+    assert.deepEqual(seen[0], { ...seen[0], replayed: total, total: grown })
+    assert.deepEqual(seen.at(-1), { replayed: grown, total: grown, percent: 100, etaSeconds: 0 })
+    await rebuild.swap()
+  })
+
+  it('shows the total, the share done and the time left in the status of a running rebuild, and all of it once done', async () => {
+    const total = await reportEvents()
+    const statuses: RebuildStatus[] = []
+    const runner = createRebuildRunner({
+      warehouse,
+      clock: Date.now,
+      batchSize: 50,
+      // Each step's status, as `GET /v1/reports/rebuild` would answer it then.
+      logger: (_level, event) => {
+        if (event === 'projector.rebuild_progress') statuses.push(runner.status())
+      },
+    })
+    const first = runner.start()
+    assert.deepEqual(
+      { ...first, startedAt: null },
+      {
+        state: 'catching_up',
+        startedAt: null,
+        finishedAt: null,
+        replayed: 0,
+        total: null,
+        percent: null,
+        etaSeconds: null,
+        error: null,
+      },
+    )
+    await eventually(() => assert.equal(runner.status().state, 'done'), { timeoutMs: 60_000 })
+    const done = runner.status()
+    assert.deepEqual([done.replayed, done.total, done.percent, done.etaSeconds], [total, total, 100, 0])
+    const midway = statuses.filter((s) => s.state === 'catching_up' && s.replayed < total)
+    assert.ok(midway.length > 0)
+    for (const s of midway) {
+      assert.equal(s.total, total)
+      assert.ok(s.percent !== null && s.percent < 100, JSON.stringify(s))
+      assert.ok(s.etaSeconds !== null, JSON.stringify(s))
+    }
   })
 })
