@@ -105,6 +105,16 @@ export const schema = group({
         doc: 'Seed key. Seconds: the digest window of a configuration that asks for digests (`digest: true`) without naming its own `digest_window_seconds`. The events it matches within a window go out as one digest when the window closes; windows are aligned to multiples of their length, and buffered durably in `data_dir/digests.sqlite`.',
       }),
     }),
+    limits: group({
+      selectors_per_configuration: key(integer(1, 100_000), {
+        default: 500,
+        doc: 'Most selectors one configuration may have; adding one more is refused with 409 `limit_reached` (naming `selectors`). Every request about a configuration reads its whole history, and the router rebuilds an account’s selectors on each change, so without a bound one account could slow the API and routing for all. One selector can match many events (type wildcards, a content pattern with `$or`). Lowering it removes no selector a configuration already has.',
+      }),
+      configurations_per_account: key(integer(1, 100_000), {
+        default: 200,
+        doc: 'Most notification configurations one account may have, of all endpoint types together; creating one more is refused with 409 `limit_reached` (naming `configurations`). With `selectors_per_configuration`, it bounds one account’s selectors (100,000 by default: an index of that many builds in about half a second, in slices between which routing goes on). Counted in what this instance has read: with several instances, creations on different instances at the same moment may pass it by their number. Lowering it deletes no configuration.',
+      }),
+    }),
     webhook_timeout_ms: key(positive, {
       default: 15000,
       doc: 'Milliseconds one outbound delivery request may take (every endpoint type: an HTTP exchange, or a whole SMTP session); a timeout is retried. A GitHub or Jira delivery makes several requests, each within this; `delivery.attempt_timeout_ms` bounds them together.',

@@ -33,6 +33,11 @@ export interface NotificationsConfig {
     /** Seconds: the digest window of a configuration that asks for digests without naming its own. */
     readonly notifications: number
   }
+  /** What one account may store. */
+  readonly limits: {
+    readonly selectors_per_configuration: number
+    readonly configurations_per_account: number
+  }
   readonly webhook_timeout_ms: number
   readonly delivery: DeliveryConfig
 }

@@ -170,6 +170,23 @@ const alternatives = (names: readonly string[]): string =>
  * throw new UnsupportedMediaTypeError('text/plain', ['application/json']) // send application/json; got "text/plain"
  */
 /**
+ * A write that would take something past a limit the operator set (a configuration's
+ * selectors, an account's configurations). The request itself is fine and succeeds once
+ * something is removed, so it is a conflict with what is there; `issues` name what is full.
+ *
+ * @example
+ * throw new LimitReachedError('configuration c1 has 500 selectors, …', [{ path: 'selectors', message: '…' }])
+ */
+export class LimitReachedError extends HeraldError {
+  readonly issues: readonly FieldIssue[]
+
+  constructor(message: string, issues: readonly FieldIssue[], context: ErrorContext = {}) {
+    super('limit_reached', message, { context })
+    this.issues = issues
+  }
+}
+
+/**
  * A request that names more than one thing where it must name one (an event id that two
  * sources used): `issues` name the parameters that would tell them apart, and the candidates.
  *

@@ -16,6 +16,8 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   projection_behind: 409,
   // An endpoint type an admin switched off: nothing, a test included, is sent to it.
   endpoint_disabled: 409,
+  // A write past an operator's limit (selectors per configuration, configurations per account).
+  limit_reached: 409,
   // A replay that would send nothing: the delivery is pending already, or would be skipped.
   replay_refused: 409,
   expected_revision_conflict: 412,

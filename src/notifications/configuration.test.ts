@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { NotFoundError, ValidationError } from '../errors/index.ts'
+import { LimitReachedError, NotFoundError, ValidationError } from '../errors/index.ts'
 import { createSecretBox } from '../secrets/index.ts'
 import {
   type AddSelector,
@@ -11,6 +11,7 @@ import {
   decide,
   decodeConfigurationEvent,
   evolve,
+  foldConfiguration,
   initialState,
   type UpdateConfiguration,
 } from './configuration.ts'
@@ -726,6 +727,22 @@ describe('endpoint configuration decider', () => {
         .refuses(notFound)
     })
 
+    it('refuses a selector past maxSelectors with LimitReachedError naming selectors, and adds one below it', () => {
+      const other: ConfigurationEvent = { ...added, data: { ...added.data, selectorId: CONFIG } }
+      given(created, added, other)
+        .when(add({ selectorId: '0b7c4f2e-8d1a-4e3b-9c5d-6f7a8b9c0d1e', maxSelectors: 2 }))
+        .refuses((error) => {
+          assert.ok(error instanceof LimitReachedError, String(error))
+          assert.deepEqual(error.issues, [
+            { path: 'selectors', message: 'has 2, the most one configuration may have' },
+          ])
+          return true
+        })
+      given(created)
+        .when(add({ maxSelectors: 1 }))
+        .yields([added])
+    })
+
     it('refuses a selector id used before', () => {
       given(created, added).when(add()).refuses(validationOf('selectorId'))
     })
@@ -840,6 +857,32 @@ describe('endpoint configuration decider', () => {
       const gone = evolve(state, deleted)
       assert.equal(gone.status, 'deleted')
       if (gone.status === 'deleted') assert.equal(gone.selectors.size, 0)
+    })
+  })
+
+  describe('foldConfiguration', () => {
+    const other: ConfigurationEvent = { ...added, data: { ...added.data, selectorId: CONFIG } }
+    const removed: ConfigurationEvent = {
+      type: 'SelectorRemoved',
+      data: { selectorId: SELECTOR, configurationId: CONFIG, account: 'acme', by: BY, at: LATER_ISO },
+    }
+
+    it('folds as evolve does, event by event', () => {
+      for (const history of [
+        [created, added, other, removed],
+        [created, added, deleted, other],
+        [added, created],
+        [],
+      ])
+        assert.deepEqual(foldConfiguration(history), history.reduce(evolve, initialState))
+    })
+
+    it('leaves the state it starts from as it was', () => {
+      const before = foldConfiguration([created, added])
+      const after = foldConfiguration([other, removed], before)
+      assert.ok(before.status === 'active' && after.status === 'active')
+      assert.deepEqual([...before.selectors.keys()], [SELECTOR])
+      assert.deepEqual([...after.selectors.keys()], [CONFIG])
     })
   })
 

@@ -1,7 +1,13 @@
 import { isDeepStrictEqual } from 'node:util'
 import { isLeft } from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
-import { clipped, type FieldIssue, NotFoundError, ValidationError } from '../errors/index.ts'
+import {
+  clipped,
+  type FieldIssue,
+  LimitReachedError,
+  NotFoundError,
+  ValidationError,
+} from '../errors/index.ts'
 import { AccountName, type Decoded, toFieldIssues } from '../events/index.ts'
 import { compilePattern, isInvalidPatternError } from '../matching/index.ts'
 import { isSealedSecret } from '../secrets/index.ts'
@@ -254,7 +260,14 @@ interface SelectorTarget {
  */
 export type SelectorPatch = Partial<SelectorInput>
 
-export type AddSelector = Command<'AddSelector', SelectorTarget & SelectorInput>
+export type AddSelector = Command<
+  'AddSelector',
+  SelectorTarget &
+    SelectorInput & {
+      /** The most selectors the configuration may have (`notifications.limits`); absent: no limit. */
+      readonly maxSelectors?: number
+    }
+>
 export type UpdateSelector = Command<'UpdateSelector', SelectorTarget & SelectorPatch>
 export type RemoveSelector = Command<'RemoveSelector', SelectorTarget>
 
@@ -558,6 +571,13 @@ const addSelector = ({ data, metadata }: AddSelector, state: ConfigurationState)
       { path: 'selectorId', message: 'already exists' },
     ])
   }
+  // Checked before the selector's fields: none would be stored, however good.
+  if (data.maxSelectors !== undefined && selectors.size >= data.maxSelectors)
+    throw new LimitReachedError(
+      `configuration ${configuration.id} has ${selectors.size} selectors, the most one may have (notifications.limits.selectors_per_configuration): remove one before adding another, or match more with one (wildcards, a content pattern with $or)`,
+      [{ path: 'selectors', message: `has ${selectors.size}, the most one configuration may have` }],
+      { configurationId: configuration.id, limit: data.maxSelectors },
+    )
   return [
     {
       type: 'SelectorAdded',
@@ -734,7 +754,15 @@ export const toSelector = (
   pattern: data.pattern,
 })
 
-export const evolve = (state: ConfigurationState, event: ConfigurationEvent): ConfigurationState => {
+/**
+ * One event applied to `state`, its selector map written through `writable`: a copy for
+ * `evolve`, a map of the fold's own for `foldConfiguration`.
+ */
+const evolveWith = (
+  state: ConfigurationState,
+  event: ConfigurationEvent,
+  writable: (selectors: ReadonlyMap<string, Selector>) => Map<string, Selector>,
+): ConfigurationState => {
   switch (event.type) {
     case 'ConfigurationCreated':
       return { status: 'active', configuration: toConfiguration(event.data), selectors: new Map() }
@@ -747,19 +775,49 @@ export const evolve = (state: ConfigurationState, event: ConfigurationEvent): Co
     case 'SelectorAdded':
     case 'SelectorUpdated': {
       if (state.status === 'empty') return state
-      const selectors = new Map(state.selectors)
+      const selectors = writable(state.selectors)
       selectors.set(event.data.selectorId, toSelector(event.data))
       return { ...state, selectors }
     }
     case 'SelectorRemoved': {
       if (state.status === 'empty') return state
-      const selectors = new Map(state.selectors)
+      const selectors = writable(state.selectors)
       selectors.delete(event.data.selectorId)
       return { ...state, selectors }
     }
     default:
       return state
   }
+}
+
+/**
+ * One event applied to `state`, which is left as it was. Each selector event copies the
+ * selector map: to fold a stream, use `foldConfiguration`, which copies it once.
+ */
+export const evolve = (state: ConfigurationState, event: ConfigurationEvent): ConfigurationState =>
+  evolveWith(state, event, (selectors) => new Map(selectors))
+
+/**
+ * `events` applied to `state` in order, as `events.reduce(evolve, state)` would, in time
+ * linear in the events: the selector map is copied once and then written in place, since no
+ * state in between is ever seen. Copying it for each event made loading a configuration with
+ * 8,000 selectors take seconds, on every request that read it.
+ *
+ * @example
+ * const state = foldConfiguration(recorded.map(decoded))
+ */
+export const foldConfiguration = (
+  events: Iterable<ConfigurationEvent>,
+  state: ConfigurationState = initialState,
+): ConfigurationState => {
+  let own: Map<string, Selector> | undefined
+  const writable = (selectors: ReadonlyMap<string, Selector>) => {
+    if (selectors !== own) own = new Map(selectors)
+    return own
+  }
+  let folded = state
+  for (const event of events) folded = evolveWith(folded, event, writable)
+  return folded
 }
 
 export const configurationDecider = { decide, evolve, initialState } as const

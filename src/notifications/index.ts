@@ -19,6 +19,7 @@ export {
   decide,
   decodeConfigurationEvent,
   evolve,
+  foldConfiguration,
   initialState,
   isConfigurationStream,
   type RemoveSelector,

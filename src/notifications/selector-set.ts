@@ -39,6 +39,10 @@ export const applyToSelectorSet = (
   let configurations: Map<string, EndpointConfiguration> | undefined
   let selectors: Map<string, Selector> | undefined
   let disabled: Set<EndpointType> | undefined
+  // Their selectors are dropped in one pass after the burst rather than one per deletion, which
+  // made a catch-up over many deletions take the product of deletions and selectors. A deleted
+  // configuration takes no more selector events, so none of its selectors outlives the pass.
+  const deleted = new Set<string>()
   let position = set.position
   const configurationsNow = () => {
     configurations ??= new Map(set.configurations)
@@ -75,13 +79,10 @@ export const applyToSelectorSet = (
           configurationsNow().set(current.id, Object.freeze(updatedConfiguration(current, event.data)))
         break
       }
-      case 'ConfigurationDeleted': {
+      case 'ConfigurationDeleted':
         configurationsNow().delete(event.data.configurationId)
-        const all = selectorsNow()
-        for (const [id, selector] of all)
-          if (selector.configurationId === event.data.configurationId) all.delete(id)
+        deleted.add(event.data.configurationId)
         break
-      }
       case 'SelectorAdded':
         selectorsNow().set(event.data.selectorId, Object.freeze(toSelector(event.data)))
         break
@@ -93,6 +94,10 @@ export const applyToSelectorSet = (
         selectorsNow().delete(event.data.selectorId)
         break
     }
+  }
+  if (deleted.size > 0) {
+    const all = selectorsNow()
+    for (const [id, selector] of all) if (deleted.has(selector.configurationId)) all.delete(id)
   }
   if (position === set.position) return set
   return Object.freeze({

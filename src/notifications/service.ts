@@ -18,6 +18,7 @@ import {
   type FieldIssue,
   ForbiddenError,
   isExpectedRevisionConflict,
+  LimitReachedError,
   NotFoundError,
   PreconditionFailedError,
   UnavailableError,
@@ -35,7 +36,7 @@ import {
   type CreateConfiguration,
   decide,
   decodeConfigurationEvent,
-  evolve,
+  foldConfiguration,
   initialState,
   replacedSigningAt,
   type SelectorInput,
@@ -225,6 +226,16 @@ export interface NotificationConfigService {
   selectors$(): Observable<SelectorSet>
 }
 
+/**
+ * What one account may store (`notifications.limits`). Every request that touches a
+ * configuration reads its whole stream, and the router rebuilds an account's selector tree on
+ * each change: without bounds, one tenant could make both slow for everyone.
+ */
+export interface ConfigurationLimits {
+  readonly selectorsPerConfiguration: number
+  readonly configurationsPerAccount: number
+}
+
 export interface NotificationConfigServiceOptions {
   readonly store: EventStore
   /** Seals every secret before it is appended, opens them for delivery. */
@@ -245,6 +256,8 @@ export interface NotificationConfigServiceOptions {
    * subscription's first read returned, the rest following in later snapshots.
    */
   readonly readAll?: ReadAll
+  /** Absent: no limits. */
+  readonly limits?: ConfigurationLimits
 }
 
 /** Standard Webhooks secret: `whsec_` + base64 of 32 random bytes. */
@@ -310,14 +323,14 @@ export const createNotificationConfigService = (
     configurationId: string,
   ): Promise<{ state: ConfigurationState; revision: number | 'no_stream' }> => {
     const recorded = await store.readStream(streamName(configurationId))
-    let state = initialState
+    const events: ConfigurationEvent[] = []
     for (const r of recorded) {
       const decoded = decodeConfigurationEvent(r)
-      if (decoded.ok) state = evolve(state, decoded.value)
+      if (decoded.ok) events.push(decoded.value)
       else options.onInvalidEvent?.(r, decoded.issues)
     }
     const last = recorded.at(-1)
-    return { state, revision: last === undefined ? 'no_stream' : last.revision }
+    return { state: foldConfiguration(events), revision: last === undefined ? 'no_stream' : last.revision }
   }
 
   // Commands to one configuration run one after another in this process, so concurrent
@@ -346,7 +359,7 @@ export const createNotificationConfigService = (
       const { state, revision } = await load(configurationId)
       assertWritableAt(`configuration ${configurationId}`, write, revision)
       const events = decide(command(state), state)
-      const next = events.reduce(evolve, state)
+      const next = foldConfiguration(events, state)
       if (events.length === 0)
         return { events, state: next, revision: revision === 'no_stream' ? -1 : revision }
       try {
@@ -552,11 +565,35 @@ export const createNotificationConfigService = (
     return selector
   }
 
+  /**
+   * LimitReachedError when `account` has as many configurations as it may. Counted in the read
+   * model, which holds every write of this process: creations for one account take turns here
+   * (`createConfiguration`), so concurrent ones cannot pass the limit together; other instances'
+   * creations count once this one has read them.
+   */
+  const assertRoomFor = async (account: string): Promise<void> => {
+    const limit = options.limits?.configurationsPerAccount
+    if (limit === undefined) return
+    const set = await readModel()
+    let count = 0
+    for (const configuration of set.configurations.values()) if (configuration.account === account) count++
+    if (count >= limit)
+      throw new LimitReachedError(
+        `account ${account} has ${count} notification configurations, the most one may have (notifications.limits.configurations_per_account): delete one before creating another`,
+        [{ path: 'configurations', message: `has ${count}, the most one account may have` }],
+        { account, limit },
+      )
+  }
+
   return {
     createConfiguration: async (principal, endpoint, input) => {
       const configurationId = newId()
       const { command, generated } = creation(principal, endpoint, configurationId, input)
-      const { state, revision } = await handle(configurationId, () => command)
+      // Keyed apart from configuration ids, which are UUIDs.
+      const { state, revision } = await serially(`account:${principal.account}`, async () => {
+        await assertRoomFor(principal.account)
+        return handle(configurationId, () => command)
+      })
       return { value: liveState(state).configuration, revision, generated }
     },
 
@@ -638,7 +675,16 @@ export const createNotificationConfigService = (
         configurationId,
         () => ({
           type: 'AddSelector',
-          data: { selectorId, configurationId, account: principal.account, endpoint, ...input },
+          data: {
+            selectorId,
+            configurationId,
+            account: principal.account,
+            endpoint,
+            ...input,
+            ...(options.limits === undefined
+              ? {}
+              : { maxSelectors: options.limits.selectorsPerConfiguration }),
+          },
           metadata: { now: clock(), by: byPrincipal(principal) },
         }),
         write,

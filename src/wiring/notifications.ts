@@ -200,6 +200,10 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
       }),
     // A full read first, so the router's first index holds every selector ever added.
     readAll: (o) => store.readAll(o),
+    limits: {
+      selectorsPerConfiguration: config.notifications.limits.selectors_per_configuration,
+      configurationsPerAccount: config.notifications.limits.configurations_per_account,
+    },
   })
   const endpoints = createEndpointStatusService({ store, clock, newId: randomUUID })
   const checkTarget = async (target: Target) => {
