@@ -105,4 +105,55 @@ describe('request bodies', () => {
     assert.deepEqual(await post('/filter', '', null), { status: 200, json: { body: {} } })
     assert.deepEqual(await post('/filter', '', 'text/plain'), { status: 200, json: { body: {} } })
   })
+
+  it('refuses a body that is not UTF-8 with a 400 naming (body), rather than reading its bad bytes as U+FFFD', async () => {
+    // "p\xe4ss-word" in Latin-1: the byte 0xe4 starts no UTF-8 sequence here.
+    const latin1 = Buffer.concat([
+      Buffer.from('{"password":"p'),
+      Buffer.from([0xe4]),
+      Buffer.from('ss-word"}'),
+    ])
+    for (const path of ['/json', '/object', '/filter']) {
+      const response = await app.request(path, {
+        method: 'POST',
+        body: latin1,
+        headers: { 'content-type': 'application/json; charset=utf-8' },
+      })
+      const json = (await response.json()) as Record<string, unknown>
+      assert.equal(response.status, 400, path)
+      assert.deepEqual(json.errors, [{ path: '(body)', message: 'is not valid UTF-8' }], path)
+    }
+    // The same text in UTF-8 is read as sent.
+    assert.deepEqual(await post('/json', '{"password":"p\u00e4ss-word"}'), {
+      status: 200,
+      json: { body: { password: 'p\u00e4ss-word' } },
+    })
+  })
+
+  it('refuses a string escaping half a surrogate pair, naming where it is, and reads a whole pair', async () => {
+    const { status, json } = await post(
+      '/json',
+      '{"password":"p\\ud800x","to":["a","\\udc00"],"nested":{"ok":{"deep":"\\ud83d"},"\\ud83dname":{"deep":"\\ud83d"}}}',
+    )
+    assert.equal(status, 400)
+    assert.equal(json.code, 'validation_failed')
+    // A name holding one is named by the object holding it: the name itself is not text to show.
+    assert.deepEqual((json.errors as { path: string }[]).map((e) => e.path).sort(), [
+      'nested',
+      'nested.ok.deep',
+      'password',
+      'to[1]',
+    ])
+    assert.match(String((json.errors as { message: string }[])[0]?.message), /lone surrogate/)
+    const root = await post('/json', '"\\udfff"')
+    assert.deepEqual(
+      (root.json.errors as { path: string }[]).map((e) => e.path),
+      ['(body)'],
+    )
+    // An escaped pair is one code point, and stays one.
+    assert.deepEqual(await post('/json', '{"emoji":"\\ud83d\\ude00"}'), {
+      status: 200,
+      json: { body: { emoji: '\u{1f600}' } },
+    })
+  })
 })

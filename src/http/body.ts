@@ -33,6 +33,60 @@ export const unknownFields = (
       message: `is not a known field; expected ${fields.join(', ')}`,
     }))
 
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
+const lenientUtf8 = new TextDecoder('utf-8')
+
+/**
+ * A request body's bytes as UTF-8, refused (400 naming `(body)`) when they are not: reading
+ * them as text would replace each bad byte with U+FFFD, so what is kept would not be what was
+ * sent, and nothing would say so (a password that no longer opens anything; two distinct event
+ * ids made one, the second dropped as a repeat after its 202). Kafka refuses the same bytes.
+ *
+ * @example
+ * const text = utf8Body(await c.req.arrayBuffer())
+ */
+export const utf8Body = (bytes: ArrayBuffer): string => {
+  try {
+    return strictUtf8.decode(bytes)
+  } catch {
+    throw new ValidationError('the body is not valid UTF-8', [
+      { path: '(body)', message: 'is not valid UTF-8' },
+    ])
+  }
+}
+
+const LONE_SURROGATE =
+  'holds a lone surrogate (an escaped \\ud800-\\udfff without its pair), which is not Unicode text: it would be kept, sent or sealed as U+FFFD'
+
+/**
+ * Where `value`, parsed JSON, holds a string (or a name) that is not well-formed Unicode. Only
+ * an escape can make one (UTF-8 cannot), so a body without `\ud8`-`\udf` escapes is not walked.
+ * The walk keeps its own stack: a body may be nested deeper than the call stack goes.
+ */
+const loneSurrogates = (text: string, value: unknown): FieldIssue[] => {
+  if (!/\\u[dD][89a-fA-F]/.test(text)) return []
+  const issues: FieldIssue[] = []
+  const pending: [unknown, string][] = [[value, '']]
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [node, path] = next
+    if (typeof node === 'string') {
+      if (!node.isWellFormed()) issues.push({ path: path === '' ? '(body)' : path, message: LONE_SURROGATE })
+    } else if (Array.isArray(node)) {
+      for (let i = node.length - 1; i >= 0; i--) pending.push([node[i], `${path}[${i}]`])
+    } else if (typeof node === 'object' && node !== null) {
+      const entries = Object.entries(node)
+      // A name that holds one is reported on the object holding it, and not shown.
+      if (entries.some(([name]) => !name.isWellFormed()))
+        issues.push({ path: path === '' ? '(body)' : path, message: `has a name that ${LONE_SURROGATE}` })
+      for (let i = entries.length - 1; i >= 0; i--) {
+        const [name, child] = entries[i] as [string, unknown]
+        if (name.isWellFormed()) pending.push([child, path === '' ? name : `${path}.${name}`])
+      }
+    }
+  }
+  return issues
+}
+
 /** The media types `readJson` reads, as `isJsonMediaType` judges them. */
 const JSON_MEDIA_TYPES = ['application/json', 'text/json', 'another type ending in +json']
 
@@ -40,26 +94,35 @@ const JSON_MEDIA_TYPES = ['application/json', 'text/json', 'another type ending 
  * A request's body as JSON; a 400 (`ValidationError` naming `(body)`) when it is not JSON,
  * so every route answers a malformed body the same way. A body must say it is JSON: any other
  * Content-Type, or none, is a 415 rather than text parsed on the chance that it is JSON.
- * Parameters such as `charset` do not matter. An empty body that stands for something
- * (`empty`) has no type to check; one the route requires is a 415 without a JSON type, and a
- * 400 with one.
+ * Parameters such as `charset` do not matter: JSON is UTF-8 (RFC 8259), and a body that is
+ * not is refused, as is a string escaping half a surrogate pair (400 naming where), since
+ * either would be altered silently on its way to the store or an endpoint. An empty body that
+ * stands for something (`empty`) has no type to check; one the route requires is a 415
+ * without a JSON type, and a 400 with one.
  *
  * @example
  * const body = IssueTokenBody.decode(await readJson(c))
  */
 export const readJson = async (c: Context, options: ReadJsonOptions = {}): Promise<unknown> => {
-  const text = await c.req.text()
+  const type = mediaType(c.req.header('content-type'))
+  const json = isJsonMediaType(type)
+  const bytes = await c.req.arrayBuffer()
+  // Of another type, a body is read only to tell whether it is empty; bad bytes are not blank.
+  const text = json ? utf8Body(bytes) : lenientUtf8.decode(bytes)
   const empty = text.trim() === ''
   if (options.empty !== undefined && empty) return options.empty
-  const type = mediaType(c.req.header('content-type'))
-  if (!isJsonMediaType(type)) throw new UnsupportedMediaTypeError(type, JSON_MEDIA_TYPES)
+  if (!json) throw new UnsupportedMediaTypeError(type, JSON_MEDIA_TYPES)
+  let parsed: unknown
   try {
-    return JSON.parse(text) as unknown
+    parsed = JSON.parse(text)
   } catch {
     throw new ValidationError('the request body must be JSON', [
       { path: '(body)', message: empty ? 'is empty' : 'must be a JSON document' },
     ])
   }
+  const issues = loneSurrogates(text, parsed)
+  if (issues.length > 0) throw ValidationError.of('request body', issues)
+  return parsed
 }
 
 /**

@@ -23,6 +23,7 @@ import {
 import type { Metrics } from '../observability/index.ts'
 import type { EventLog, OutgoingMessage } from '../ports/event-log.ts'
 import { authorize } from './authorize.ts'
+import { utf8Body } from './body.ts'
 import type { AppEnv } from './env.ts'
 import { noQueryParameters } from './query.ts'
 
@@ -107,23 +108,6 @@ const fromBinaryMode = (headers: Headers, contentType: string, body: string): un
     contentType,
     data.data,
   )
-}
-
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
-
-/**
- * The body as UTF-8, refused when it is not: replacing bad bytes with U+FFFD, as reading it as
- * text does, would make two events of distinct ids one (and the dedupe window drop the second
- * after it was acknowledged), and Kafka refuses the same bytes as `payload_undecodable`.
- */
-const utf8Body = (bytes: ArrayBuffer): string => {
-  try {
-    return strictUtf8.decode(bytes)
-  } catch {
-    throw new ValidationError('the body is not valid UTF-8', [
-      { path: '(body)', message: 'is not valid UTF-8' },
-    ])
-  }
 }
 
 /**

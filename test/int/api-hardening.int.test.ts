@@ -76,4 +76,36 @@ describe('the HTTP API of an embedded Herald, against a tenant’s abuse', () =>
     assert.equal(deleted.status, 204, deleted.text)
     await acme.createWebhook('http://127.0.0.1:9/third')
   })
+
+  it('refuses a body that is not UTF-8 on every JSON route, GraphQL too, naming (body), and a secret escaping half a surrogate pair, naming it', async () => {
+    // A configuration POSTed in Latin-1: read as text, its password would be stored with U+FFFD.
+    const latin1 = (text: string) => Buffer.from(text, 'latin1')
+    const post = async (path: string, body: Buffer | string) => {
+      const response = await fetch(`${herald.url}${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+        body,
+      })
+      return { status: response.status, json: (await response.json()) as Record<string, unknown> }
+    }
+    const paths = (json: Record<string, unknown>) => (json.errors as { path: string }[]).map((e) => e.path)
+    for (const [path, body] of [
+      [BASE, '{"url":"http://127.0.0.1:9/latin1","username":"u","password":"p\u00e4ss-word"}'],
+      ['/v1/reports/graphql', '{"query":"{ __typename }","variables":{"tag":"\u00e4"}}'],
+      ['/v1/auth/tokens', '{"account":"acme","role":"read-only","description":"\u00e4"}'],
+    ] as const) {
+      const refused = await post(path, latin1(body))
+      assert.equal(refused.status, 400, `${path}: ${JSON.stringify(refused.json)}`)
+      assert.deepEqual(refused.json.errors, [{ path: '(body)', message: 'is not valid UTF-8' }], path)
+    }
+
+    const surrogate = await post(
+      BASE,
+      '{"url":"http://127.0.0.1:9/surrogate","username":"u","password":"p\\ud800x"}',
+    )
+    assert.equal(surrogate.status, 400, JSON.stringify(surrogate.json))
+    assert.deepEqual(paths(surrogate.json), ['password'])
+    const listed = await heraldApi(herald.url, ADMIN_TOKEN).call('GET', BASE)
+    assert.ok(!listed.text.includes('127.0.0.1:9/latin1') && !listed.text.includes('/surrogate'), listed.text)
+  })
 })
