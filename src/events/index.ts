@@ -31,5 +31,13 @@ export {
   Level,
   RecordedCloudEvent,
 } from './cloudevent.ts'
+export {
+  DELIVERER_SOURCE,
+  HERALD_SOURCE,
+  HERALD_TYPE_PREFIX,
+  heraldClaims,
+  notAsHeraldEmits,
+  TEST_EVENT_SOURCE,
+} from './herald-events.ts'
 export { contextPath, toFieldIssues, withMessage } from './io-ts-issues.ts'
 export { decodeLogEvent, encodeLogEvent } from './wire.ts'

@@ -7,7 +7,7 @@ import {
   UnsupportedMediaTypeError,
   ValidationError,
 } from '../errors/index.ts'
-import { encodeLogEvent } from '../events/index.ts'
+import { encodeLogEvent, heraldClaims } from '../events/index.ts'
 import {
   BATCH_MEDIA_TYPE as BATCH,
   dataFromBody,
@@ -114,7 +114,8 @@ const fromBinaryMode = (headers: Headers, contentType: string, body: string): un
  * `POST /v1/events`: the CloudEvents HTTP binding. Events are judged by the same contract as
  * on Kafka (the event catalog: envelope, then `data` by `type`). A request is validated whole
  * and appended in one publish, so a batch with one bad event writes nothing. A principal may publish only
- * its own account's events; an admin may publish any account's.
+ * its own account's events; an admin may publish any account's. No one may publish an event of
+ * Herald's own types or sources (`heraldClaims`): Herald's own never come this way.
  */
 export const createIngestRoutes = ({ log, topic, metrics, maxBodyBytes, remember }: IngestOptions) => {
   const app = new Hono<AppEnv>()
@@ -170,6 +171,11 @@ export const createIngestRoutes = ({ log, topic, metrics, maxBodyBytes, remember
           ])
         }
       }
+      const claims = events.flatMap((event, i) =>
+        heraldClaims(event).map((issue) => ({ ...issue, path: where(i, issue.path) })),
+      )
+      if (claims.length > 0)
+        throw new ForbiddenError('only Herald emits events of its own types and sources', claims)
       if (events.length > 0) {
         // The contract refused anything nested too deep to write out (`MAX_EVENT_DEPTH`).
         const messages = events.map(encodeLogEvent)

@@ -14,6 +14,7 @@ const codes: IngressFailureCode[] = [
   'content_type_unsupported',
   'event_type_unknown',
   'event_invalid',
+  'event_reserved',
 ]
 
 describe('dead letters', () => {

@@ -244,6 +244,48 @@ describe('createIngressDecoder', () => {
     }
   })
 
+  it('refuses an event of Herald’s own types or sources as event_reserved unless it is as Herald emits it', async () => {
+    const json = (value: unknown) => message(encoder.encode(JSON.stringify(value)))
+    const disabled = {
+      specversion: '1.0',
+      id: 'sys-1',
+      source: '/herald/deliverer',
+      type: 'system.notifications.configuration_disabled',
+      account: 'admin',
+      data: {
+        configuration_id: '7d9f4a3e-1b2c-4d5e-8f90-a1b2c3d4e5f6',
+        account: 'acme',
+        endpoint: 'webhook',
+        reason: 'sustained_failure',
+        failing_since: '2026-11-20T00:00:00.000Z',
+      },
+    }
+    const test = {
+      specversion: '1.0',
+      id: 'test-1',
+      source: '/herald/notifications/test',
+      type: 'com.ibm.cloud.compliance.test',
+      account: 'acme',
+      data: { action: 'test', summary: 'Test event from Herald' },
+    }
+    const analysed = events.find((e) => e.type === 'user.image.analysis.completed') as EngineEvent
+    const cases: [string, string[], LogMessage][] = [
+      // As Herald emits them: the deliverer's on the admin account, a test event on any.
+      ['ok', [], json(disabled)],
+      ['ok', [], json(test)],
+      ['event_reserved', ['account'], json({ ...disabled, account: 'acme' })],
+      ['event_reserved', ['source', 'account'], json({ ...disabled, source: '/engine', account: 'acme' })],
+      ['event_reserved', ['source'], json({ ...test, type: analysed.type, data: analysed.data })],
+      ['event_reserved', ['source'], json({ ...analysed, source: '/herald' })],
+      ['ok', [], json({ ...analysed, source: '/heraldry' })],
+    ]
+    const results = await createIngressDecoder().decodeBatch(cases.map(([, , m]) => m))
+    assert.deepEqual(
+      results.map((r) => (r.ok ? ['ok', []] : [r.failure.code, r.failure.issues.map((i) => i.path)])),
+      cases.map(([code, paths]) => [code, paths]),
+    )
+  })
+
   it('judges any bytes under any headers without throwing, one result per message', async () => {
     const headers = fc.dictionary(
       fc.constantFrom('content-type', 'ce_specversion', 'ce_id', 'ce_type', 'ce_source', 'ce_account', 'x'),

@@ -1,6 +1,6 @@
 import { loopSlice, type Slice } from '../cooperative.ts'
 import { type FieldIssue, NotFoundError } from '../errors/index.ts'
-import type { Decoded } from '../events/index.ts'
+import { type Decoded, notAsHeraldEmits } from '../events/index.ts'
 import type { Headers, LogMessage } from '../ports/event-log.ts'
 import { dataFromBody, eventFromBinary, kafkaMode } from './cloudevents-binding.ts'
 import { decodeEvent, type IngressEvent, isUnknownType } from './contract.ts'
@@ -19,6 +19,8 @@ import { FRAME_HEADER_BYTES, frameSchemaId, isFramed } from './wire-format.ts'
  * - `content_type_unsupported`: a batch, or binary data that is neither JSON nor text;
  * - `event_type_unknown`: a `type` outside the event catalog;
  * - `event_invalid`: anything else the event contract rejects;
+ * - `event_reserved`: an event of Herald's own types or sources (`system.notifications.*`,
+ *   `/herald`) that is not as Herald emits them (`notAsHeraldEmits`);
  * - `event_unroutable`: an event the contract accepts that the router cannot write into a
  *   command (nested deeper than JSON serialisation goes).
  */
@@ -31,6 +33,7 @@ export type IngressFailureCode =
   | 'content_type_unsupported'
   | 'event_type_unknown'
   | 'event_invalid'
+  | 'event_reserved'
   | 'event_unroutable'
 
 export interface IngressFailure {
@@ -216,7 +219,9 @@ export const createIngressDecoder = (options: IngressDecoderOptions = {}): Ingre
       const issues = deferred.check(body.value)
       if (issues !== undefined) return fail('schema_invalid', issues)
     }
-    return decoded.ok ? { ok: true, event: decoded.value } : contractFailure(decoded.issues)
+    if (!decoded.ok) return contractFailure(decoded.issues)
+    const impostor = notAsHeraldEmits(decoded.value)
+    return impostor.length > 0 ? fail('event_reserved', impostor) : { ok: true, event: decoded.value }
   }
 
   return {

@@ -3,7 +3,13 @@ import { isLeft } from 'fp-ts/lib/Either.js'
 import { Hono } from 'hono'
 import type { AppEnv } from '../access/index.ts'
 import { collectIssues, type FieldIssue, HeraldError, ValidationError } from '../errors/index.ts'
-import { type CloudEvent, decodeEngineEvent, encodeLogEvent, toFieldIssues } from '../events/index.ts'
+import {
+  type CloudEvent,
+  decodeEngineEvent,
+  encodeLogEvent,
+  TEST_EVENT_SOURCE,
+  toFieldIssues,
+} from '../events/index.ts'
 import { authorize } from '../http/authorize.ts'
 import { readJsonObject, readNoFields } from '../http/body.ts'
 import { noQueryParameters } from '../http/query.ts'
@@ -52,7 +58,7 @@ export const testEvent = ({ id, account, now, source, summary }: TestEventInput)
   const decoded = decodeEngineEvent({
     specversion: '1.0',
     id,
-    source: source ?? '/herald/notifications/test',
+    source: source ?? TEST_EVENT_SOURCE,
     type: TEST_EVENT_TYPE,
     account,
     subject: 'notification-test',

@@ -1,5 +1,11 @@
 import { ADMIN_ACCOUNT } from '../../src/access/index.ts'
-import { type CloudEvent, decodeEngineEvent, encodeLogEvent } from '../../src/events/index.ts'
+import {
+  type CloudEvent,
+  DELIVERER_SOURCE,
+  decodeEngineEvent,
+  encodeLogEvent,
+  HERALD_TYPE_PREFIX,
+} from '../../src/events/index.ts'
 import type { Logger } from '../../src/observability/index.ts'
 import type { EventLog } from '../../src/ports/index.ts'
 import type { SustainedFailure } from './attempt.ts'
@@ -7,9 +13,10 @@ import type { SustainedFailure } from './attempt.ts'
 /**
  * The system event that announces a configuration Herald switched off because every delivery
  * failed for the sustained-failure period. Addressed to the admin account, so the admin's
- * selectors route it like any engine event.
+ * selectors route it like any engine event. Its type and source are Herald's own: the API
+ * refuses them from anyone else, and the router dead-letters one not shaped as this is.
  */
-export const CONFIGURATION_DISABLED_TYPE = 'system.notifications.configuration_disabled'
+export const CONFIGURATION_DISABLED_TYPE = `${HERALD_TYPE_PREFIX}configuration_disabled`
 
 // The catalog's bound on `last_error`, in code points.
 const MAX_LAST_ERROR = 1000
@@ -32,7 +39,7 @@ export const configurationDisabledEvent = (
 ): CloudEvent => ({
   specversion: '1.0',
   id,
-  source: '/herald/deliverer',
+  source: DELIVERER_SOURCE,
   type: CONFIGURATION_DISABLED_TYPE,
   subject: failure.configurationId,
   time: new Date(now).toISOString(),

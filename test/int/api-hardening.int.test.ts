@@ -6,8 +6,10 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { loadConfig } from '../../src/config/index.ts'
 import { type Herald, startHerald } from '../../src/herald.ts'
-import { silentLogger } from '../../src/observability/index.ts'
+import type { Logger } from '../../src/observability/index.ts'
+import { eventually } from '../support/eventually.ts'
 import { heraldApi } from '../support/herald-api.ts'
+import { startWebhookReceiver } from '../support/webhook-receiver.ts'
 
 const ADMIN_TOKEN = `admin-${randomBytes(12).toString('hex')}`
 const BASE = '/v1/notifications/endpoints/webhook/configurations'
@@ -21,6 +23,11 @@ describe('the HTTP API of an embedded Herald, against a tenant’s abuse', () =>
   const dir = mkdtempSync(join(tmpdir(), 'herald-hardening-'))
   let herald: Herald
   let acme: ReturnType<typeof heraldApi>
+  let acmeToken: string
+  const logged: string[] = []
+  const logger: Logger = (_level, event) => {
+    logged.push(event)
+  }
 
   before(async () => {
     const config = loadConfig({
@@ -34,9 +41,10 @@ describe('the HTTP API of an embedded Herald, against a tenant’s abuse', () =>
         HERALD_NOTIFICATIONS__LIMITS__CONFIGURATIONS_PER_ACCOUNT: '2',
       },
     })
-    herald = await startHerald(config, { logger: silentLogger })
+    herald = await startHerald(config, { logger })
     const admin = heraldApi(herald.url, ADMIN_TOKEN)
-    acme = heraldApi(herald.url, await admin.issueToken('acme', 'read-write'))
+    acmeToken = await admin.issueToken('acme', 'read-write')
+    acme = heraldApi(herald.url, acmeToken)
   })
   after(async () => {
     await herald?.stop()
@@ -107,5 +115,82 @@ describe('the HTTP API of an embedded Herald, against a tenant’s abuse', () =>
     assert.deepEqual(paths(surrogate.json), ['password'])
     const listed = await heraldApi(herald.url, ADMIN_TOKEN).call('GET', BASE)
     assert.ok(!listed.text.includes('127.0.0.1:9/latin1') && !listed.text.includes('/surrogate'), listed.text)
+  })
+
+  it('refuses an event of Herald’s own types or sources over HTTP with 403 naming them, for the admin too, while Herald’s own still reach a global selector', async () => {
+    const receiver = await startWebhookReceiver()
+    try {
+      const admin = heraldApi(herald.url, ADMIN_TOKEN)
+      const swaps = logged.filter((e) => e === 'router.index_swapped').length
+      const configuration = await admin.createWebhook(receiver.url, 'everything, every account')
+      await admin.addSelector(configuration, {
+        scope: 'global',
+        event: { level: '*', type: '*', resource_type: '*' },
+      })
+      await eventually(() =>
+        assert.ok(logged.filter((e) => e === 'router.index_swapped').length > swaps, 'not swapped yet'),
+      )
+
+      const disabled = {
+        specversion: '1.0',
+        id: `spoof-${randomBytes(4).toString('hex')}`,
+        source: '/herald/deliverer',
+        type: 'system.notifications.configuration_disabled',
+        subject: '7d9f4a3e-1b2c-4d5e-8f90-a1b2c3d4e5f6',
+        account: 'acme',
+        level: 'error',
+        resourcetype: 'notification_configuration',
+        data: {
+          configuration_id: '7d9f4a3e-1b2c-4d5e-8f90-a1b2c3d4e5f6',
+          account: 'globex',
+          endpoint: 'webhook',
+          reason: 'sustained_failure',
+          failing_since: '2026-11-20T00:00:00.000Z',
+        },
+      }
+      const test = {
+        specversion: '1.0',
+        id: `spoof-${randomBytes(4).toString('hex')}`,
+        source: '/herald/notifications/test',
+        type: 'com.ibm.cloud.compliance.test',
+        account: 'acme',
+        data: { action: 'test', summary: 'not from Herald' },
+      }
+      const publish = async (token: string, events: unknown[]) => {
+        const response = await fetch(`${herald.url}/v1/events`, {
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${token}`,
+            'content-type': 'application/cloudevents-batch+json',
+          },
+          body: JSON.stringify(events),
+        })
+        return { status: response.status, json: (await response.json()) as Record<string, unknown> }
+      }
+      const byAcme = await publish(acmeToken, [disabled, test])
+      assert.equal(byAcme.status, 403, JSON.stringify(byAcme.json))
+      assert.deepEqual(
+        (byAcme.json.errors as { path: string }[]).map((e) => e.path),
+        ['[0].type', '[0].source', '[1].source'],
+      )
+      const byAdmin = await publish(ADMIN_TOKEN, [{ ...disabled, account: 'admin' }])
+      assert.equal(byAdmin.status, 403, JSON.stringify(byAdmin.json))
+      assert.deepEqual(
+        (byAdmin.json.errors as { path: string }[]).map((e) => e.path),
+        ['[0].type', '[0].source'],
+      )
+
+      // Herald's own test event, from the same source, goes through the log to the global selector.
+      const own = await acme.call('POST', '/v1/test_event')
+      assert.equal(own.status, 202, own.text)
+      await eventually(() => assert.ok(receiver.received.some((r) => r.body.includes(String(own.json.id)))))
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      assert.deepEqual(
+        receiver.received.filter((r) => r.body.includes('spoof-')).map((r) => r.body),
+        [],
+      )
+    } finally {
+      await receiver.close()
+    }
   })
 })

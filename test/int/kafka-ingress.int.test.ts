@@ -159,6 +159,24 @@ describe('Kafka ingress: kcat → engine.events → router → deliveries and DL
       key: 'acme',
       value: encodeFrame(await typeId(f), json({ ...f, data: 'not the data' })),
     })
+    // Herald's own system event, for a tenant: not as Herald emits it, whoever wrote it.
+    await kcat.produce(topics.events, {
+      key: 'acme',
+      value: JSON.stringify({
+        specversion: '1.0',
+        id: 'forged-1',
+        source: '/herald/deliverer',
+        type: 'system.notifications.configuration_disabled',
+        account: 'acme',
+        data: {
+          configuration_id: '7d9f4a3e-1b2c-4d5e-8f90-a1b2c3d4e5f6',
+          account: 'globex',
+          endpoint: 'webhook',
+          reason: 'sustained_failure',
+          failing_since: '2026-11-20T00:00:00.000Z',
+        },
+      }),
+    })
 
     const expected = [a, b, c, d, e].map((event) => event.id).sort()
     const deliveries = await eventually(
@@ -195,12 +213,13 @@ describe('Kafka ingress: kcat → engine.events → router → deliveries and DL
     const letters = await eventually(
       async () => {
         const messages = await kcat.consumeAll(topics.dlq)
-        assert.equal(messages.length, 4)
+        assert.equal(messages.length, 5)
         return messages
       },
       { timeoutMs: 20_000, intervalMs: 500 },
     )
     assert.deepEqual(letters.map((l) => l.headers[DeadLetterHeaders.code]).sort(), [
+      'event_reserved',
       'event_type_unknown',
       'payload_undecodable',
       'schema_invalid',
