@@ -75,7 +75,8 @@ export interface CheckedInput {
 
 /**
  * Validates every record against the event catalog, as Herald will, and flags a repeated
- * (source, id), which Herald would reject in one batch and deduplicate across batches.
+ * (account, source, id), which Herald would reject in one batch and deduplicate across batches.
+ * Events of one source and id for two accounts are two events to Herald, and sent as such.
  */
 export const checkEvents = (records: readonly InputRecord[]): CheckedInput => {
   const events: EngineEvent[] = []
@@ -87,10 +88,13 @@ export const checkEvents = (records: readonly InputRecord[]): CheckedInput => {
       problems.push({ where, issues: decoded.issues })
       continue
     }
-    const key = `${decoded.value.source}\u0000${decoded.value.id}`
+    const key = `${decoded.value.account}\u0000${decoded.value.source}\u0000${decoded.value.id}`
     const first = seen.get(key)
     if (first !== undefined) {
-      problems.push({ where, issues: [{ path: 'id', message: `repeats the source and id of ${first}` }] })
+      problems.push({
+        where,
+        issues: [{ path: 'id', message: `repeats the account, source and id of ${first}` }],
+      })
       continue
     }
     seen.set(key, where)

@@ -21,7 +21,7 @@ const sink = (): Output & { text: () => string } => {
 interface Recorded {
   readonly url: string
   readonly headers: Headers
-  readonly events: { id: string }[]
+  readonly events: { id: string; account: string }[]
 }
 
 /**
@@ -31,7 +31,7 @@ interface Recorded {
 const herald = (statuses: { status: number; body?: unknown; headers?: Record<string, string> }[] = []) => {
   const requests: Recorded[] = []
   const fetch = (async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
-    const events = JSON.parse(String(init?.body)) as { id: string }[]
+    const events = JSON.parse(String(init?.body)) as Recorded['events']
     requests.push({ url: String(input), headers: new Headers(init?.headers), events })
     const scripted = statuses.shift()
     if (scripted !== undefined) {
@@ -187,7 +187,20 @@ describe('runPublish over HTTP', () => {
     const [a] = events(1)
     const run = deps(ndjson([a, a]), herald().fetch)
     assert.equal(await runPublish(['--url', 'http://h:1'], run.deps), 1)
-    assert.match(run.stderr.text(), /line 2: id: repeats the source and id of line 1/)
+    assert.match(run.stderr.text(), /line 2: id: repeats the account, source and id of line 1/)
+  })
+
+  it('sends events of one source and id for two accounts, which Herald tells apart', async () => {
+    const [a] = events(1)
+    assert.ok(a !== undefined)
+    const other = { ...a, account: a.account === 'globex' ? 'acme' : 'globex' }
+    const server = herald()
+    const run = deps(ndjson([a, other]), server.fetch)
+    assert.equal(await runPublish(['--url', 'http://h:1'], run.deps), 0, run.stderr.text())
+    assert.deepEqual(
+      server.requests.flatMap((r) => r.events.map((e) => e.account)),
+      [a.account, other.account],
+    )
   })
 
   it('retries overload with back-off, honouring Retry-After', async () => {
