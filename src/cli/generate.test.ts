@@ -112,6 +112,25 @@ describe('runGenerate', () => {
     assert.match(run.stderr.text(), /1100 events published in 3 batches/)
   })
 
+  it('takes HERALD_TOKEN for --publish-url, and an empty one as none rather than sending a bare "Bearer "', async () => {
+    const sent: (string | null)[] = []
+    const fetch = (async (_url: string | URL | Request, init?: RequestInit) => {
+      sent.push(new Headers(init?.headers).get('authorization'))
+      const events = JSON.parse(String(init?.body)) as unknown[]
+      return new Response(JSON.stringify({ accepted: events.length }), { status: 202 })
+    }) as typeof globalThis.fetch
+    const argv = ['--count', '1', '--publish-url', 'http://h:1', '--start', START]
+    for (const token of ['from-env', '']) {
+      const run = setup({ fetch })
+      assert.equal(
+        await runGenerate(argv, { ...run.deps, env: { HERALD_TOKEN: token } }),
+        0,
+        run.stderr.text(),
+      )
+    }
+    assert.deepEqual(sent, ['Bearer from-env', null])
+  })
+
   it('in real time, does not hold a batch while it waits for the next event', async () => {
     const sentAt: number[] = []
     let run: ReturnType<typeof setup> | undefined

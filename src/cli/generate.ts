@@ -9,6 +9,7 @@ import {
   defaultSleep,
   EXIT_FAILED,
   EXIT_OK,
+  nonEmpty,
   positiveInt,
   quoteArgument,
   readCommandLine,
@@ -126,7 +127,7 @@ const parse = (argv: readonly string[], env: CliDeps['env']): GenerateOptions | 
     system: values.system,
     realtime: values.realtime,
     publishUrl,
-    token: values.token ?? env.HERALD_TOKEN,
+    token: values.token ?? nonEmpty(env.HERALD_TOKEN),
     batchSize: positiveInt(values['batch-size'], 'batch-size', 500),
   }
 }
