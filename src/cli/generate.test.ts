@@ -97,17 +97,20 @@ describe('runGenerate', () => {
     assert.equal(run.stdout.writes, 20, 'one write per event')
   })
 
-  it('posts batches to Herald with --publish-url', async () => {
+  it('posts batches to Herald with --publish-url, at /v1/events under its path', async () => {
     const batches: number[] = []
-    const fetch = (async (_url: string | URL | Request, init?: RequestInit) => {
+    const urls = new Set<string>()
+    const fetch = (async (url: string | URL | Request, init?: RequestInit) => {
       const events = JSON.parse(String(init?.body)) as unknown[]
       batches.push(events.length)
+      urls.add(String(url))
       return new Response(JSON.stringify({ accepted: events.length }), { status: 202 })
     }) as typeof globalThis.fetch
     const run = setup({ fetch })
-    const argv = ['--count', '1100', '--publish-url', 'http://h:1', '--token', 't', '--start', START]
+    const argv = ['--count', '1100', '--publish-url', 'http://h:1/herald', '--token', 't', '--start', START]
     assert.equal(await runGenerate(argv, run.deps), 0, run.stderr.text())
     assert.deepEqual(batches, [500, 500, 100])
+    assert.deepEqual([...urls], ['http://h:1/herald/v1/events'])
     assert.equal(run.stdout.text(), '')
     assert.match(run.stderr.text(), /1100 events published in 3 batches/)
   })

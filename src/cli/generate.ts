@@ -37,8 +37,9 @@ options:
   --no-system            leave out engine-wide events (feed syncs, service faults), which
                          belong to the admin account
   --realtime             emit each event when its time comes, so --rate is a real rate
-  --publish-url <url>    post the events to Herald (base or ingest URL, http or https,
-                         without user:password@) instead of printing
+  --publish-url <url>    post the events to Herald instead of printing: its base URL
+                         (also behind a path prefix, https://gateway/herald) or its
+                         ingest URL (…/v1/events); http or https, without user:password@
   --token <token>        bearer token for --publish-url; default: HERALD_TOKEN
   --batch-size <n>       events per request with --publish-url; default 500
   -h, --help             show this help

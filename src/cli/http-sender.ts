@@ -1,7 +1,7 @@
 import type { EngineEvent } from '../events/index.ts'
 
 export interface HttpSenderOptions {
-  /** Herald's base URL (`http://localhost:8228`) or its ingest URL (`…/v1/events`). */
+  /** Herald's base URL (`http://localhost:8228`, `https://gateway/herald`) or its ingest URL (`…/v1/events`). */
   readonly url: string
   readonly token?: string
   readonly fetch: typeof fetch
@@ -28,10 +28,20 @@ export class SendError extends Error {
 const RETRIABLE = new Set([429, 502, 503, 504])
 const BATCH = 'application/cloudevents-batch+json'
 
-/** `http://host:8228` and `http://host:8228/` become `http://host:8228/v1/events`. */
+const INGEST_PATH = '/v1/events'
+
+/**
+ * The ingest URL of Herald at `url`: its base URL with `/v1/events` appended, also behind a
+ * path prefix (`https://gateway/herald` → `https://gateway/herald/v1/events`), or the ingest
+ * URL itself. Trailing slashes are dropped, as Herald's routes have none.
+ *
+ * @example
+ * ingestUrl('http://localhost:8228') // 'http://localhost:8228/v1/events'
+ */
 export const ingestUrl = (url: string): string => {
   const parsed = new URL(url)
-  if (parsed.pathname === '/' || parsed.pathname === '') parsed.pathname = '/v1/events'
+  const path = parsed.pathname.replace(/\/+$/, '')
+  parsed.pathname = path.endsWith(INGEST_PATH) ? path : `${path}${INGEST_PATH}`
   return parsed.toString()
 }
 

@@ -152,6 +152,16 @@ describe('runPublish over HTTP', () => {
     assert.equal(server.requests[0]?.headers.get('authorization'), 'Bearer flag')
   })
 
+  it('posts to /v1/events under the path of a base URL behind a path prefix', async () => {
+    const server = herald()
+    const run = deps(ndjson(events(1)), server.fetch)
+    assert.equal(await runPublish(['--url', 'https://gateway.test/herald'], run.deps), 0, run.stderr.text())
+    assert.deepEqual(
+      server.requests.map((r) => r.url),
+      ['https://gateway.test/herald/v1/events'],
+    )
+  })
+
   it('sends nothing when any event is invalid, naming each problem by line', async () => {
     const [a, b, c] = events(3)
     const input = ndjson([

@@ -31,8 +31,10 @@ input:
                          A JSON array, one JSON object, or NDJSON (one event per line).
 
 HTTP:
-  --url <url>            Herald's base URL (http://localhost:8228) or its ingest URL;
-                         default: HERALD_URL. http or https, without user:password@
+  --url <url>            Herald's base URL (http://localhost:8228; behind a path prefix,
+                         https://gateway/herald: events go to its /v1/events) or its
+                         ingest URL (…/v1/events); default: HERALD_URL. http or https,
+                         without user:password@
   --token <token>        bearer token; default: HERALD_TOKEN. A non-admin token may publish
                          only its own account's events.
 
