@@ -94,17 +94,20 @@ export const createHttpApp = (options: HttpAppOptions): Hono<AppEnv> => {
   })
   app.notFound((c) => {
     const allow = allowedMethods(app, c.req.path)
+    // As in every other problem, `instance` is the path the request named.
+    const at = { instance: c.req.path }
     if (allow.length > 0)
       return c.json(
         problem(
           405,
           'method_not_allowed',
           `${clipped(c.req.path)} takes ${allow.join(', ')}, not ${c.req.method}`,
+          at,
         ),
         405,
         { 'content-type': 'application/problem+json', allow: allow.join(', ') },
       )
-    return c.json(problem(404, 'not_found', `no route for ${c.req.method} ${clipped(c.req.path)}`), 404, {
+    return c.json(problem(404, 'not_found', `no route for ${c.req.method} ${clipped(c.req.path)}`, at), 404, {
       'content-type': 'application/problem+json',
     })
   })

@@ -661,11 +661,15 @@ describe('HTTP API on the embedded log and chDB', () => {
       assert.equal(response.status, 405, `${method} ${path}`)
       assert.equal(response.headers.get('allow'), allow)
       assert.equal(response.headers.get('content-type'), 'application/problem+json')
-      assert.equal(((await response.json()) as { code: string }).code, 'method_not_allowed')
+      const body = (await response.json()) as { code: string; instance?: string }
+      assert.equal(body.code, 'method_not_allowed')
+      // As every other problem does, it names the path it is about.
+      assert.equal(body.instance, path)
     }
     const unknown = await app.request('/v1/nothing/here', { headers: auth })
     assert.equal(unknown.status, 404)
     assert.equal(unknown.headers.get('allow'), null)
+    assert.equal(((await unknown.json()) as { instance?: string }).instance, '/v1/nothing/here')
     const long = await app.request(`/v1/${'n'.repeat(10_000)}`, { headers: auth })
     assert.equal(long.status, 404)
     assert.equal(
