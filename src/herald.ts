@@ -133,6 +133,7 @@ const openEventLog = async (config: Config, logger: Logger): Promise<EventLog> =
     ssl: kafka.ssl,
     ...(kafka.sasl === null ? {} : { sasl: kafka.sasl }),
     idempotent: kafka.idempotent,
+    maxRequestBytes: kafka.max_request_bytes,
     consumer: {
       maxWaitTimeMs: kafka.consumer.max_wait_ms,
       commitIntervalMs: kafka.consumer.commit_interval_ms,

@@ -2,7 +2,12 @@
  * mock-cluster: a librdkafka mock Kafka cluster driven over stdin/stdout, so tests can run
  * real Kafka clients (kafkajs, kcat) without a broker installation.
  *
- *   usage: mock-cluster [brokers]          (default 1 broker)
+ *   usage: mock-cluster [brokers [max-request-bytes]]   (default 1 broker, 100 MB requests)
+ *
+ * max-request-bytes: the brokers close the connection of a client whose request is larger, as
+ * a real broker refuses a record batch over its message.max.bytes; the mock checks no batch
+ * size of its own, only the size of a whole request (librdkafka's receive.message.max.bytes
+ * of the instance hosting it).
  *
  * Prints the bootstrap servers ("127.0.0.1:PORT,...") as the first line on stdout, then
  * answers one line per command read from stdin:
@@ -36,6 +41,7 @@
 #define LINE_MAX_LEN 4096
 
 static int broker_count = 1;
+static int max_request_bytes = 0; /* 0: librdkafka's default */
 
 /* librdkafka logs from its own threads; stdout carries the protocol, so logs go to stderr
  * and only warnings and worse, to keep test output quiet. */
@@ -149,8 +155,10 @@ int main(int argc, char **argv) {
         rd_kafka_t *rk;
         rd_kafka_mock_cluster_t *mcluster;
 
-        if (argc > 2 || (argc == 2 && parse_int(argv[1], 1, 64, &broker_count))) {
-                fprintf(stderr, "usage: %s [brokers 1..64]\n", argv[0]);
+        if (argc > 3 || (argc >= 2 && parse_int(argv[1], 1, 64, &broker_count)) ||
+            (argc == 3 && parse_int(argv[2], 1000, 1000000000, &max_request_bytes))) {
+                fprintf(stderr, "usage: %s [brokers 1..64 [max-request-bytes 1000..1000000000]]\n",
+                        argv[0]);
                 return 2;
         }
 
@@ -176,6 +184,15 @@ int main(int argc, char **argv) {
 
         conf = rd_kafka_conf_new();
         rd_kafka_conf_set_log_cb(conf, log_cb);
+        if (max_request_bytes > 0) {
+                char value[16];
+                snprintf(value, sizeof(value), "%d", max_request_bytes);
+                if (rd_kafka_conf_set(conf, "receive.message.max.bytes", value, errstr,
+                                      sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+                        fprintf(stderr, "mock-cluster: %s\n", errstr);
+                        return 1;
+                }
+        }
         rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
         if (!rk) {
                 fprintf(stderr, "mock-cluster: rd_kafka_new: %s\n", errstr);

@@ -92,6 +92,7 @@ const DEFAULTS: Config = {
       ssl: false,
       sasl: null,
       idempotent: true,
+      max_request_bytes: 1_048_576,
       consumer: {
         max_wait_ms: 5000,
         commit_interval_ms: 1000,
@@ -201,6 +202,7 @@ warehouse:
         ssl: true,
         sasl: { mechanism: 'scram-sha-512', username: 'herald', password: 'kafka-secret' },
         idempotent: true,
+        max_request_bytes: 1_048_576,
         consumer: {
           max_wait_ms: 5000,
           commit_interval_ms: 0,

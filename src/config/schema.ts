@@ -289,6 +289,10 @@ export const schema = group({
         default: true,
         doc: 'Publish from an idempotent producer, so a retried send cannot duplicate or reorder messages. Needs a cluster with a live controller; turn off only for one without (librdkafka’s mock cluster in tests).',
       }),
+      max_request_bytes: key(integer(4096, 1_073_741_824), {
+        default: 1_048_576,
+        doc: 'Most bytes one produce request carries, framing included (the Java producer’s `max.request.size`). A publish larger than that — a router batch of up to 1,000 delivery commands, an HTTP batch of events — goes out in several requests, one after the other, each partition’s messages in order; a broker refuses a record batch over its `message.max.bytes` (by default 1,048,588) with MESSAGE_TOO_LARGE, so keep this at or below that of the brokers and of every topic Herald writes to. A message that does not fit in one request alone (about 600 bytes less than this) is refused before anything is sent: `POST /v1/events` answers 413 naming it.',
+      }),
       sasl: optionalGroup(
         {
           mechanism: key(oneOf(['plain', 'scram-sha-256', 'scram-sha-512'] as const), {

@@ -117,6 +117,7 @@ export interface KafkaConfig {
   readonly ssl: boolean
   readonly sasl: KafkaSaslConfig | null
   readonly idempotent: boolean
+  readonly max_request_bytes: number
   readonly consumer: KafkaConsumerConfig
 }
 

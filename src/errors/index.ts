@@ -135,6 +135,19 @@ export class WarehouseError extends HeraldError {
   }
 }
 
+/**
+ * A message larger than an event log takes. The same message fails again however often it is
+ * sent, so it is never retriable: the caller sets it aside, or makes it smaller.
+ */
+export class MessageTooLargeError extends HeraldError {
+  constructor(message: string, context: { topic: string; index: number; bytes: number; limit: number }) {
+    super('message_too_large', message, { context })
+  }
+}
+
+export const isMessageTooLarge = (error: unknown): error is MessageTooLargeError =>
+  error instanceof MessageTooLargeError
+
 const ECHO_LENGTH = 64
 
 /**

@@ -23,6 +23,8 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   expected_revision_conflict: 412,
   precondition_failed: 412,
   payload_too_large: 413,
+  // An event larger than the event log takes in one message (Kafka's request size).
+  message_too_large: 413,
   unsupported_media_type: 415,
   // A notification target the SSRF guard refused, or one that could not be reached: the
   // request was understood, the URL it names cannot be used.

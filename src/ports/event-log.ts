@@ -29,6 +29,27 @@ export interface OutgoingMessage {
   readonly headers?: Headers
 }
 
+/** Kafka's framing of one record at most: its length, attributes, time and offset deltas, key and value lengths and header count, each a varint at its widest. */
+const RECORD_FRAMING = 36
+/** Kafka's framing of one header at most: its name's and value's lengths. */
+const HEADER_FRAMING = 10
+
+/**
+ * The bytes a message takes in a log, as `EventLog.maxMessageBytes` counts them: its key, value
+ * and headers in UTF-8, and the framing Kafka gives each at most (the larger of the two logs').
+ *
+ * @example
+ * messageBytes({ key: 'acme', value: new Uint8Array(100) }) // 140
+ */
+export const messageBytes = (message: OutgoingMessage): number => {
+  let bytes = RECORD_FRAMING + message.value.byteLength
+  if (message.key !== null) bytes += Buffer.byteLength(message.key)
+  if (message.headers !== undefined)
+    for (const name in message.headers)
+      bytes += HEADER_FRAMING + Buffer.byteLength(name) + Buffer.byteLength(message.headers[name] ?? '')
+  return bytes
+}
+
 export interface LogMessage {
   readonly topic: string
   readonly partition: number
@@ -104,9 +125,21 @@ export interface Consumer {
 }
 
 export interface EventLog {
+  /**
+   * The largest message, as `messageBytes` counts it, that `publish` takes; absent where there
+   * is no limit (the embedded log). A publish holding a larger one fails with a
+   * MessageTooLargeError before anything is written: a caller that cannot make the message
+   * smaller sets it aside by this limit beforehand, rather than fail its batch again and again.
+   */
+  readonly maxMessageBytes?: number
   /** Creates the topics that do not exist yet; existing topics are left as they are. */
   createTopics(topics: readonly TopicSpec[]): Promise<void>
-  /** Appends durably: when the promise resolves, the messages survive a crash. */
+  /**
+   * Appends durably: when the promise resolves, the messages survive a crash. A log may split
+   * a large publish into several writes, each in order after the one before: if one fails,
+   * those before it are written, and the publish fails (at-least-once, as any failed publish
+   * retried).
+   */
   publish(topic: string, messages: readonly OutgoingMessage[]): Promise<readonly PublishedPosition[]>
   consume(options: ConsumeOptions, handler: BatchHandler): Promise<Consumer>
   /**

@@ -7,7 +7,8 @@ import {
   type KafkaLogEntry,
 } from '../../src/adapters/kafka-event-log/index.ts'
 import { partitionForKey } from '../../src/adapters/murmur2.ts'
-import { isRetriable, UnavailableError, ValidationError } from '../../src/errors/index.ts'
+import { isHeraldError, isRetriable, UnavailableError, ValidationError } from '../../src/errors/index.ts'
+import type { LogMessage, OutgoingMessage } from '../../src/ports/event-log.ts'
 import { runEventLogContract } from '../contracts/event-log.contract.ts'
 import { eventually } from '../support/eventually.ts'
 import { type KafkaMock, mockLogOptions, startKafkaMock } from '../support/kafka-mock.ts'
@@ -327,5 +328,114 @@ describe('Kafka event log adapter', () => {
     await log.close()
     await log.close()
     await assert.rejects(log.publish('t', [{ key: 'k', value: new Uint8Array(1) }]), { code: 'closed' })
+  })
+})
+
+describe('Kafka event log publishing more than one request holds', () => {
+  // Brokers that close the connection of a request over 100 kB, as a real one refuses a record
+  // batch over its message.max.bytes (the mock checks only whole requests).
+  const BROKER_MAX = 100_000
+  let small: KafkaMock
+  before(async () => {
+    small = await startKafkaMock({ brokers: 1, maxRequestBytes: BROKER_MAX })
+  })
+  after(async () => {
+    await small?.stop()
+  })
+  const smallOptions = (overrides: Partial<KafkaEventLogOptions> = {}): KafkaEventLogOptions => ({
+    ...mockLogOptions(small.bootstrapServers),
+    clientId: 'herald-int',
+    requestTimeoutMs: 5_000,
+    retry: { retries: 1, initialRetryTimeMs: 20, maxRetryTimeMs: 50 },
+    ...overrides,
+  })
+  // A router batch's worth of delivery commands: 1,000 of 300 bytes, most for one configuration
+  // (one partition), with the headers commands carry: about 350 kB in all.
+  const HEADERS = { 'content-type': 'application/json', 'herald.schema': 'delivery-command/1' }
+  const commands = Array.from({ length: 1_000 }, (_, i) => ({
+    key: i % 10 === 0 ? 'cfg-b' : i % 10 === 1 ? 'cfg-c' : 'cfg-a',
+    value: new TextEncoder().encode(`${String(i).padStart(4, '0')}:${'x'.repeat(295)}`),
+    headers: HEADERS,
+  }))
+
+  it('splits a publish into requests the brokers take, keeping each partition’s order and reporting every position', async () => {
+    const topic = `chunked-${Date.now()}`
+    await small.createTopic(topic, 3)
+    // One request for the whole batch is refused: this is what the router used to retry forever.
+    const unsplit = createKafkaEventLog(smallOptions({ maxRequestBytes: 10_000_000 }))
+    try {
+      await assert.rejects(unsplit.publish(topic, commands), UnavailableError)
+    } finally {
+      await unsplit.close()
+    }
+
+    const log = createKafkaEventLog(smallOptions({ maxRequestBytes: BROKER_MAX }))
+    const read: LogMessage[] = []
+    const groupId = `chunked-${Date.now()}`
+    try {
+      const positions = await log.publish(topic, commands)
+      assert.equal(positions.length, commands.length)
+      // Per partition, the caller's order at consecutive offsets from 0.
+      const byPartition = new Map<number, number[]>()
+      positions.forEach((p, i) => {
+        assert.equal(p.topic, topic)
+        byPartition.set(p.partition, [...(byPartition.get(p.partition) ?? []), i])
+        assert.equal(p.offset, (byPartition.get(p.partition)?.length ?? 0) - 1, `offset of message ${i}`)
+      })
+      const consumer = await log.consume({ groupId, topics: [topic] }, async (batch) => {
+        read.push(...batch.messages)
+      })
+      try {
+        await eventually(() => assert.equal(read.length, commands.length), { timeoutMs: 30_000 })
+      } finally {
+        await consumer.stop()
+      }
+      // Each message is where its position says, and each key's messages come in the caller's order.
+      const decoder = new TextDecoder()
+      const at = new Map(read.map((m) => [`${m.partition}/${m.offset}`, decoder.decode(m.value)]))
+      positions.forEach((p, i) => {
+        assert.equal(at.get(`${p.partition}/${p.offset}`), decoder.decode(commands[i]?.value))
+      })
+      for (const key of ['cfg-a', 'cfg-b', 'cfg-c']) {
+        const sent = commands.filter((c) => c.key === key).map((c) => decoder.decode(c.value))
+        const got = read
+          .filter((m) => m.key === key)
+          .sort((a, b) => a.offset - b.offset)
+          .map((m) => decoder.decode(m.value))
+        assert.deepEqual(got, sent, `order of ${key}`)
+      }
+    } finally {
+      await log.close()
+    }
+  })
+
+  it('refuses a message larger than a request may be before sending any, naming the topic and its size', async () => {
+    const topic = `oversize-${Date.now()}`
+    await small.createTopic(topic, 1)
+    const log = createKafkaEventLog(smallOptions({ maxRequestBytes: BROKER_MAX }))
+    try {
+      const big = { key: 'cfg-a', value: new Uint8Array(BROKER_MAX) }
+      await assert.rejects(log.publish(topic, [commands[0] as OutgoingMessage, big]), (error: unknown) => {
+        assert.ok(isHeraldError(error), `got ${String(error)}`)
+        assert.equal(error.code, 'message_too_large')
+        assert.equal(error.retriable, false)
+        // A request's framing (at most 512 bytes, the client id and a partition's 80) is not the message's.
+        const limit = BROKER_MAX - 512 - 'herald-int'.length - 80
+        assert.equal(log.maxMessageBytes, limit)
+        const bytes = BROKER_MAX + 'cfg-a'.length + 36
+        assert.equal(
+          error.message,
+          `kafka publish to ${topic}: message 1 is ${bytes} bytes, over the ${limit} one produce request of at most ${BROKER_MAX} bytes carries`,
+        )
+        assert.deepEqual(error.context, { topic, index: 1, bytes, limit })
+        return true
+      })
+      // Nothing of that publish was written; the log takes the next one.
+      assert.deepEqual(await log.publish(topic, [commands[1] as OutgoingMessage]), [
+        { topic, partition: 0, offset: 0 },
+      ])
+    } finally {
+      await log.close()
+    }
   })
 })

@@ -36,6 +36,12 @@ export interface KafkaMockOptions {
   readonly startTimeoutMs?: number
   /** Path of the helper binary (default: the one `npm run test:setup` builds). */
   readonly binary?: string
+  /**
+   * Largest request the brokers take, in bytes (default librdkafka's 100 MB): they close the
+   * connection of a client that sends a larger one, as a real broker refuses a record batch
+   * over its `message.max.bytes`. The mock checks no batch size of its own.
+   */
+  readonly maxRequestBytes?: number
 }
 
 const defaultBinary = join(import.meta.dirname, '../../infra/kafka-mock/build/mock-cluster')
@@ -60,7 +66,11 @@ export const startKafkaMock = async (options: KafkaMockOptions = {}): Promise<Ka
     throw new Error(`kafka mock: ${binary} is missing; run \`npm run test:setup\` to build it`)
   }
 
-  const child = spawn(binary, [String(brokers)], { stdio: ['pipe', 'pipe', 'pipe'] })
+  const args = [
+    String(brokers),
+    ...(options.maxRequestBytes === undefined ? [] : [String(options.maxRequestBytes)]),
+  ]
+  const child = spawn(binary, args, { stdio: ['pipe', 'pipe', 'pipe'] })
   let stderr = ''
   child.stderr.setEncoding('utf8')
   child.stderr.on('data', (chunk: string) => {
@@ -117,7 +127,7 @@ export const startKafkaMock = async (options: KafkaMockOptions = {}): Promise<Ka
     ])
   } catch (error) {
     child.kill('SIGKILL')
-    throw new Error(`kafka mock: ${binary} ${brokers} did not start: ${(error as Error).message}`, {
+    throw new Error(`kafka mock: ${binary} ${args.join(' ')} did not start: ${(error as Error).message}`, {
       cause: error,
     })
   } finally {

@@ -7,15 +7,16 @@ import kafkajs, {
   type RetryOptions,
   type SASLOptions,
 } from 'kafkajs'
-import { ClosedError, type FieldIssue, ValidationError } from '../../errors/index.ts'
-import type {
-  Batch,
-  ConsumeOptions,
-  Consumer,
-  EventLog,
-  OutgoingMessage,
-  PublishedPosition,
-  TopicSpec,
+import { ClosedError, type FieldIssue, MessageTooLargeError, ValidationError } from '../../errors/index.ts'
+import {
+  type Batch,
+  type ConsumeOptions,
+  type Consumer,
+  type EventLog,
+  messageBytes,
+  type OutgoingMessage,
+  type PublishedPosition,
+  type TopicSpec,
 } from '../../ports/event-log.ts'
 import { rememberingPartitioner } from '../murmur2.ts'
 import { runConsumerLoop } from './consumer.ts'
@@ -27,6 +28,7 @@ import {
   stderrErrors,
   toKafkaLevel,
 } from './logging.ts'
+import { PARTITION_FRAMING, REQUEST_FRAMING, runEnds } from './requests.ts'
 
 export type { KafkaEventLogLogger, KafkaLogEntry, KafkaLogLevel } from './logging.ts'
 
@@ -95,6 +97,14 @@ export interface KafkaEventLogOptions {
    * live controller (librdkafka's mock cluster) needs `false`.
    */
   readonly idempotent?: boolean
+  /**
+   * Most bytes one produce request may carry, framing included (default 1 048 576, the Java
+   * producer's `max.request.size`). A publish goes out in as many requests as its messages
+   * need, one after the other, so no record batch grows past what a broker takes (its
+   * `message.max.bytes`, by default 1 048 588): keep it at or below that of every topic
+   * written to. A message that does not fit in one request alone is refused.
+   */
+  readonly maxRequestBytes?: number
   /** Replication factor of topics `createTopics` makes (default: the broker's default). */
   readonly replicationFactor?: number
   readonly consumer?: KafkaConsumerTimings
@@ -113,6 +123,9 @@ export interface KafkaEventLogOptions {
 }
 
 const DEFAULT_MAX_BATCH = 500
+const DEFAULT_MAX_REQUEST_BYTES = 1_048_576
+/** The smallest request limit taken: room for its framing and a message of a few kilobytes. */
+const MIN_REQUEST_BYTES = 4_096
 /** Keys whose partition the producer remembers (per partition count). */
 const REMEMBERED_KEYS = 10_000
 
@@ -157,6 +170,14 @@ const validateTopics = (topics: readonly TopicSpec[]): void => {
   if (issues.length > 0) throw new ValidationError('invalid topic specs', issues)
 }
 
+const validateRequestBytes = (maxRequestBytes: number): number => {
+  if (!Number.isInteger(maxRequestBytes) || maxRequestBytes < MIN_REQUEST_BYTES)
+    throw new ValidationError('invalid producer options', [
+      { path: 'maxRequestBytes', message: `must be an integer of at least ${MIN_REQUEST_BYTES}` },
+    ])
+  return maxRequestBytes
+}
+
 const validateConsumer = (consumer: KafkaConsumerTimings): void => {
   const issues: FieldIssue[] = []
   const { commitIntervalMs, partitionsConsumedConcurrently } = consumer
@@ -189,8 +210,10 @@ const validateConsume = (options: ConsumeOptions): number => {
 /**
  * The EventLog on Apache Kafka through kafkajs. Publishing waits for all in-sync replicas
  * (acks=-1), from an idempotent producer unless turned off, and places keys with Kafka's
- * murmur2 partitioner. Consumers commit a batch's offsets only after its handler resolved;
- * a failed batch is delivered again after a back-off. `consume` resolves once connected and
+ * murmur2 partitioner. A publish too large for one produce request (`maxRequestBytes`) goes
+ * out in several sends, one after the other; a message too large for one alone is refused
+ * (`maxMessageBytes`) before anything is sent. Consumers commit a batch's offsets only after
+ * its handler resolved; a failed batch is delivered again after a back-off. `consume` resolves once connected and
  * subscribed; the group is joined in the background and rejoined after any crash until
  * `stop()`. Connections open on first use.
  *
@@ -202,11 +225,17 @@ const validateConsume = (options: ConsumeOptions): number => {
  */
 export const createKafkaEventLog = (options: KafkaEventLogOptions): EventLog => {
   validateConsumer(options.consumer ?? {})
+  const maxRequestBytes = validateRequestBytes(options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES)
+  const clientId = options.clientId ?? 'herald'
+  // What the records of one request may take: the rest is its framing, the client id's included.
+  const recordBudget = maxRequestBytes - REQUEST_FRAMING - Buffer.byteLength(clientId)
+  // A message alone in a request pays its partition's framing too.
+  const maxMessageBytes = recordBudget - PARTITION_FRAMING
   const logger = options.logger ?? stderrErrors
   const retry = toKafkaRetry(options.retry)
   const kafka = new Kafka({
     brokers: [...options.brokers],
-    clientId: options.clientId ?? 'herald',
+    clientId,
     ssl: options.ssl,
     sasl: toKafkaSasl(options.sasl),
     connectionTimeout: options.connectionTimeoutMs,
@@ -271,6 +300,40 @@ export const createKafkaEventLog = (options: KafkaEventLogOptions): EventLog => 
   const producerConnection = lazily(() => producer.connect(), 'producer')
   const adminConnection = lazily(() => admin.connect(), 'admin')
 
+  /**
+   * Sends messages in one kafkajs send (a produce request to each broker that leads some of their
+   * partitions, none larger than all of them) and gives each one's position, in their order.
+   */
+  const send = async (topic: string, messages: readonly OutgoingMessage[]): Promise<PublishedPosition[]> => {
+    const outgoing: Message[] = messages.map((m) => ({
+      key: m.key,
+      value: toBuffer(m.value),
+      // kafkajs only reads headers, so the caller's (often one shared, frozen) object goes as is.
+      headers: m.headers as Message['headers'],
+    }))
+    let results: Awaited<ReturnType<Producer['send']>>
+    try {
+      results = await producer.send({ topic, messages: outgoing, acks: -1 })
+    } catch (error) {
+      throw fromKafkaError(error, 'publish', { topic })
+    }
+    // Kafka answers with one base offset per partition; messages of one partition were
+    // appended in the order given, so each one's offset follows from its rank there.
+    const next = new Map<number, number>()
+    for (const r of results) {
+      if (r.topicName === topic && r.baseOffset !== undefined) next.set(r.partition, Number(r.baseOffset))
+    }
+    return outgoing.map((m) => {
+      const partition = chosenPartition.get(m)
+      const offset = partition === undefined ? undefined : next.get(partition)
+      if (partition === undefined || offset === undefined) {
+        throw new Error(`kafka publish: no position reported for a message to ${topic}`)
+      }
+      next.set(partition, offset + 1)
+      return { topic, partition, offset }
+    })
+  }
+
   const consumerTimings = {
     sessionTimeout: options.consumer?.sessionTimeoutMs,
     heartbeatInterval: options.consumer?.heartbeatIntervalMs,
@@ -282,6 +345,8 @@ export const createKafkaEventLog = (options: KafkaEventLogOptions): EventLog => 
   }
 
   return {
+    maxMessageBytes,
+
     async createTopics(topics) {
       assertOpen()
       validateTopics(topics)
@@ -308,34 +373,25 @@ export const createKafkaEventLog = (options: KafkaEventLogOptions): EventLog => 
     async publish(topic, messages: readonly OutgoingMessage[]): Promise<readonly PublishedPosition[]> {
       assertOpen()
       if (messages.length === 0) return []
+      const sizes = messages.map(messageBytes)
+      const oversize = sizes.findIndex((bytes) => bytes > maxMessageBytes)
+      if (oversize >= 0) {
+        const bytes = sizes[oversize] as number
+        throw new MessageTooLargeError(
+          `kafka publish to ${topic}: message ${oversize} is ${bytes} bytes, over the ${maxMessageBytes} one produce request of at most ${maxRequestBytes} bytes carries`,
+          { topic, index: oversize, bytes, limit: maxMessageBytes },
+        )
+      }
       await producerConnection.get()
-      const outgoing: Message[] = messages.map((m) => ({
-        key: m.key,
-        value: toBuffer(m.value),
-        // kafkajs only reads headers, so the caller's (often one shared, frozen) object goes as is.
-        headers: m.headers as Message['headers'],
-      }))
-      let results: Awaited<ReturnType<Producer['send']>>
-      try {
-        results = await producer.send({ topic, messages: outgoing, acks: -1 })
-      } catch (error) {
-        throw fromKafkaError(error, 'publish', { topic })
+      // One request after the other: each partition's messages are appended in the caller's
+      // order, whichever request carries them.
+      const positions: PublishedPosition[] = []
+      let start = 0
+      for (const end of runEnds(messages, sizes, recordBudget)) {
+        positions.push(...(await send(topic, messages.slice(start, end))))
+        start = end
       }
-      // Kafka answers with one base offset per partition; messages of one partition were
-      // appended in the order given, so each one's offset follows from its rank there.
-      const next = new Map<number, number>()
-      for (const r of results) {
-        if (r.topicName === topic && r.baseOffset !== undefined) next.set(r.partition, Number(r.baseOffset))
-      }
-      return outgoing.map((m) => {
-        const partition = chosenPartition.get(m)
-        const offset = partition === undefined ? undefined : next.get(partition)
-        if (partition === undefined || offset === undefined) {
-          throw new Error(`kafka publish: no position reported for a message to ${topic}`)
-        }
-        next.set(partition, offset + 1)
-        return { topic, partition, offset }
-      })
+      return positions
     },
 
     async consume(consumeOptions, handler) {
