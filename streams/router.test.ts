@@ -11,13 +11,17 @@ import { UnavailableError } from '../src/errors/index.ts'
 import { type CloudEvent, encodeLogEvent } from '../src/events/index.ts'
 import {
   createMemoryProcessedIds,
+  DeadLetterHeaders,
+  failure,
   type IngressEvent,
   processedKey,
   readDeadLetter,
+  toDeadLetter,
   toKafkaMessage,
 } from '../src/ingress/index.ts'
 import type { EndpointConfiguration } from '../src/notifications/index.ts'
 import type { LogFields, Logger, LogLevel } from '../src/observability/index.ts'
+import { messageBytes } from '../src/ports/event-log.ts'
 import type { Batch, LogMessage, OutgoingMessage, PublishedPosition } from '../src/ports/index.ts'
 import { digestWindowMs, noDigests } from './digest.ts'
 import type { DigestStore } from './digest-store.ts'
@@ -213,6 +217,94 @@ describe('createRouterHandler', () => {
     // Not remembered as routed: the same id sent again, fixed, is routed.
     const key = processedKey({ ...event, id: 'deep' } as IngressEvent)
     assert.equal((await processed.seen([key])).size, 0)
+  })
+
+  it('sets aside an event whose command is larger than the log takes, its letter without the value if that is too large too, and routes the rest', async () => {
+    const { lines, logger } = capturingLogger()
+    const processed = createMemoryProcessedIds()
+    const large = aValidEvent({
+      id: 'large',
+      data: { ...validDataOf('user.checks.tag.vulnerabilities.update'), note: 'x'.repeat(2_000) },
+    })
+    const largeBytes = encodeLogEvent(large).value
+    // The log takes the event (2 kB and a little) but not its command, a few hundred bytes more.
+    const limit = messageBytes(encodeLogEvent(large)) + 50
+    const { handler, on, counts } = aRouter({ processed, logger, maxMessageBytes: limit })
+
+    await handler(
+      batchOf([
+        encodeLogEvent(aValidEvent({ id: 'e1' })).value,
+        largeBytes,
+        encodeLogEvent(aValidEvent({ id: 'e2' })).value,
+      ]),
+    )
+
+    assert.deepEqual(deliveredEventIds(on(topics.deliveries)), ['e1', 'e2'])
+    const [letter, ...more] = on(topics.dlq)
+    assert.equal(more.length, 0)
+    const info = readDeadLetter({ headers: letter?.headers ?? {} })
+    assert.equal(info?.code, 'event_unroutable')
+    assert.equal(info?.offset, 1)
+    assert.match(
+      info?.message ?? '',
+      new RegExp(
+        `^\\(event\\): makes a delivery command of \\d+ bytes \\(configuration cfg-1\\), over the ${limit} the event log takes in one message$`,
+      ),
+    )
+    // The letter with the original's value would be too large: it goes without, saying how large it was.
+    assert.equal(letter?.value.byteLength, 0)
+    assert.equal(letter?.headers?.[DeadLetterHeaders.valueOmitted], String(largeBytes.byteLength))
+    assert.ok(messageBytes(letter as OutgoingMessage) <= limit)
+    assert.deepEqual(
+      lines.filter((l) => l.event === 'router.dead_letter_too_large').map((l) => [l.level, l.fields]),
+      [
+        [
+          'error',
+          {
+            topic: 'engine.events',
+            partition: 0,
+            offset: 1,
+            code: 'event_unroutable',
+            bytes: messageBytes(
+              toDeadLetter(
+                batchOf([largeBytes]).messages[0] as LogMessage,
+                failure('event_unroutable', info?.issues ?? []),
+                { group: 'herald-router', now: 0 },
+              ),
+            ),
+            limit,
+            value_omitted: true,
+            left_out: false,
+          },
+        ],
+      ],
+    )
+    assert.deepEqual(counts[0]?.deadLettered, { event_unroutable: 1 })
+    // Not remembered as routed: sent again once the limit is raised, it is routed.
+    assert.equal((await processed.seen([processedKey(large as IngressEvent)])).size, 0)
+  })
+
+  it('logs and leaves out a letter too large even without its value, and routes the rest', async () => {
+    const { lines, logger } = capturingLogger()
+    const { handler, on, counts } = aRouter({ logger, maxMessageBytes: 1_000 })
+    const unknown = toKafkaMessage(
+      anEvent({ id: 'u1', type: 'com.example.unknown', subject: 's'.repeat(2_000) }),
+      {
+        mode: 'binary',
+      },
+    )
+
+    await handler(batchOf([unknown, encodeLogEvent(aValidEvent({ id: 'e1' })).value]))
+
+    assert.deepEqual(deliveredEventIds(on(topics.deliveries)), ['e1'])
+    assert.deepEqual(on(topics.dlq), [])
+    assert.deepEqual(
+      lines
+        .filter((l) => l.event === 'router.dead_letter_too_large')
+        .map(({ fields }) => [fields.offset, fields.code, fields.value_omitted, fields.left_out]),
+      [[0, 'event_type_unknown', false, true]],
+    )
+    assert.deepEqual(counts[0]?.deadLettered, {})
   })
 
   it('routes an event once per (account, source, id), within a batch and across batches', async () => {

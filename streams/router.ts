@@ -1,5 +1,5 @@
 import { concatMap, lastValueFrom, map, type OperatorFunction, of, pipe, tap } from 'rxjs'
-import { errorText, isHeraldError } from '../src/errors/index.ts'
+import { errorText, type FieldIssue, isHeraldError } from '../src/errors/index.ts'
 import {
   createIngressDecoder,
   failure,
@@ -9,8 +9,10 @@ import {
   type ProcessedIds,
   processedKey,
   toDeadLetter,
+  withoutValue,
 } from '../src/ingress/index.ts'
-import type { Logger } from '../src/observability/index.ts'
+import type { LogFields, Logger } from '../src/observability/index.ts'
+import { messageBytes } from '../src/ports/event-log.ts'
 import type { Batch, BatchHandler, EventLog, LogMessage, OutgoingMessage } from '../src/ports/index.ts'
 import { type DigestWindowOf, decideRoutes, digestWindowMs, noDigests } from './digest.ts'
 import type { DigestEntry, DigestStore } from './digest-store.ts'
@@ -123,18 +125,51 @@ export interface SetAsideOptions {
   readonly group: string
   readonly clock: () => number
   readonly logger: Logger
+  /** The log's `maxMessageBytes`: a letter larger goes without the original's value. */
+  readonly maxMessageBytes?: number
+}
+
+/**
+ * `letter` as the log takes it: whole, or without the original's value when too large (its
+ * headers still name where the original stays), or undefined when even that is too large.
+ * `report` is told of either shortfall.
+ */
+const fitted = (
+  letter: OutgoingMessage,
+  limit: number | undefined,
+  report: (fields: LogFields) => void,
+): OutgoingMessage | undefined => {
+  if (limit === undefined) return letter
+  const bytes = messageBytes(letter)
+  if (bytes <= limit) return letter
+  const bare = withoutValue(letter)
+  const fits = messageBytes(bare) <= limit
+  report({ bytes, limit, value_omitted: fits, left_out: !fits })
+  return fits ? bare : undefined
 }
 
 /**
  * Logs each refused message and writes it, bytes, key and headers as they came, to the
  * dead-letter topic with headers naming the reason and where it came from; continues once
- * the letters are durably published, so a poison pill never holds its partition.
+ * the letters are durably published, so a poison pill never holds its partition. A letter
+ * larger than the log takes (the original within a few hundred bytes of the limit, or an event
+ * whose command is too large, its headers added) would fail its batch every time: it goes
+ * without the original's value (`herald.dead_letter.value_omitted`), which stays where its
+ * headers say, and is logged as `router.dead_letter_too_large`; one too large even so (its
+ * original headers alone) is logged so and left out.
  *
  * @example
  * routings$.pipe(setAsideRefused({ log, topic: 'engine.events.dlq', group: 'herald-router', clock, logger }))
  */
 export const setAsideRefused =
-  ({ log, topic, group, clock, logger }: SetAsideOptions): OperatorFunction<Routing, Routing> =>
+  ({
+    log,
+    topic,
+    group,
+    clock,
+    logger,
+    maxMessageBytes,
+  }: SetAsideOptions): OperatorFunction<Routing, Routing> =>
   (routings) =>
     routings.pipe(
       concatMap(async (routing): Promise<Routing> => {
@@ -151,7 +186,17 @@ export const setAsideRefused =
             issues: reason.issues.slice(0, 10),
           })
           if (topic === undefined) continue
-          letters.push(toDeadLetter(message, reason, { group, now }))
+          const letter = fitted(toDeadLetter(message, reason, { group, now }), maxMessageBytes, (fields) =>
+            logger('error', 'router.dead_letter_too_large', {
+              topic: message.topic,
+              partition: message.partition,
+              offset: message.offset,
+              code: reason.code,
+              ...fields,
+            }),
+          )
+          if (letter === undefined) continue
+          letters.push(letter)
           deadLettered[reason.code] = (deadLettered[reason.code] ?? 0) + 1
         }
         if (topic !== undefined) await log.publish(topic, letters)
@@ -209,14 +254,29 @@ export const matchSelectors =
  * Turns the matches into DeliveryCommands (one per configuration an event matched, however
  * many of its selectors did) or, for a configuration that asked for digests, into digest
  * entries. An event the contract accepted that still cannot be written out (it refuses those
- * nested past `MAX_EVENT_DEPTH`; this is the guard behind it) is refused as `event_unroutable`
- * before any of its commands is kept, never left to fail the batch and stall the partition.
+ * nested past `MAX_EVENT_DEPTH`; this is the guard behind it), or whose command is larger than
+ * `maxMessageBytes` (the log's: its topics took the event, but a command adds a few hundred
+ * bytes), is refused as `event_unroutable` before any of its commands is kept, never left to
+ * fail the batch and stall the partition.
  *
  * @example
  * routings$.pipe(matchSelectors(getIndex), toDeliveries(noDigests))
  */
+/** The issue of the first command larger than `limit`, if any. */
+const oversized = (commands: readonly OutgoingMessage[], limit: number): FieldIssue | undefined => {
+  for (const command of commands) {
+    const bytes = messageBytes(command)
+    if (bytes > limit)
+      return {
+        path: '(event)',
+        message: `makes a delivery command of ${bytes} bytes (configuration ${command.key}), over the ${limit} the event log takes in one message`,
+      }
+  }
+  return undefined
+}
+
 export const toDeliveries =
-  (windowOf: DigestWindowOf): OperatorFunction<Routing, Routing> =>
+  (windowOf: DigestWindowOf, maxMessageBytes?: number): OperatorFunction<Routing, Routing> =>
   (routings) =>
     routings.pipe(
       map((routing) => {
@@ -239,11 +299,20 @@ export const toDeliveries =
             refused.push({ message, reason: failure('event_unroutable', [issue]) })
             continue
           }
-          routed.push(key)
+          const mine: OutgoingMessage[] = []
+          const held: DigestEntry[] = []
           for (const decision of decideRoutes(matches, event, createdAt, windowOf, key)) {
-            if (decision.kind === 'digest') entries.push(decision.entry)
-            else commands.push(encodeDeliveryCommand(decision.command, eventJson))
+            if (decision.kind === 'digest') held.push(decision.entry)
+            else mine.push(encodeDeliveryCommand(decision.command, eventJson))
           }
+          const tooLarge = maxMessageBytes === undefined ? undefined : oversized(mine, maxMessageBytes)
+          if (tooLarge !== undefined) {
+            refused.push({ message, reason: failure('event_unroutable', [tooLarge]) })
+            continue
+          }
+          routed.push(key)
+          commands.push(...mine)
+          entries.push(...held)
         }
         return { ...routing, events: [], refused, routed, commands, entries }
       }),
@@ -345,6 +414,12 @@ export interface RouterHandlerOptions {
   readonly route?: boolean
   /** Named in dead letters' `herald.dead_letter.group` (default `herald-router`). */
   readonly groupId?: string
+  /**
+   * The log's `maxMessageBytes`: an event whose command is larger is set aside as
+   * `event_unroutable`, a dead letter larger goes without the original's value (default: no
+   * limit).
+   */
+  readonly maxMessageBytes?: number
   /** After each batch: for metrics (`herald_router_*`, `herald_ingress_*`). */
   readonly onRouted?: (counts: RouterCounts) => void
 }
@@ -372,9 +447,17 @@ export const routeBatches = ({
   digests,
   route = true,
   groupId = 'herald-router',
+  maxMessageBytes,
   onRouted,
 }: RouterHandlerOptions): OperatorFunction<Batch, Routing> => {
-  const setAside = setAsideRefused({ log, topic: topics.dlq, group: groupId, clock, logger })
+  const setAside = setAsideRefused({
+    log,
+    topic: topics.dlq,
+    group: groupId,
+    clock,
+    logger,
+    ...(maxMessageBytes === undefined ? {} : { maxMessageBytes }),
+  })
   const report = tap((routing: Routing) => {
     const counts = routerCounts(routing)
     onRouted?.(counts)
@@ -400,7 +483,7 @@ export const routeBatches = ({
     setAside,
     dropRouted(processed),
     matchSelectors(getIndex),
-    toDeliveries(windowOf),
+    toDeliveries(windowOf, maxMessageBytes),
     setAside,
     publishDeliveries({ log, topic: topics.deliveries, digests: digests?.store, clock, logger }),
     rememberRouted(processed),

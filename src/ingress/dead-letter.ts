@@ -19,6 +19,8 @@ export const DeadLetterHeaders = {
   /** The consumer group that set the message aside. */
   group: 'herald.dead_letter.group',
   at: 'herald.dead_letter.at',
+  /** Set on a letter sent without the original's value, too large for the log: its size in bytes. */
+  valueOmitted: 'herald.dead_letter.value_omitted',
 } as const
 
 const MAX_MESSAGE_CHARS = 1_000
@@ -66,6 +68,21 @@ export const toDeadLetter = (
   headers[DeadLetterHeaders.group] = context.group
   headers[DeadLetterHeaders.at] = new Date(context.now).toISOString()
   return { key: message.key, value: message.value, headers }
+}
+
+/**
+ * `letter` without the original's value, for one larger than the log takes: its headers still
+ * say why, and where the original stays (`herald.original.*`), and
+ * `herald.dead_letter.value_omitted` how large its value is.
+ *
+ * @example
+ * withoutValue(toDeadLetter(message, failure, context)).value // empty
+ */
+export const withoutValue = (letter: OutgoingMessage): OutgoingMessage => {
+  const headers: Record<string, string> = Object.create(null)
+  Object.assign(headers, letter.headers)
+  headers[DeadLetterHeaders.valueOmitted] = String(letter.value.byteLength)
+  return { key: letter.key, value: new Uint8Array(0), headers }
 }
 
 export interface DeadLetterInfo {

@@ -22,7 +22,8 @@ import { FRAME_HEADER_BYTES, frameSchemaId, isFramed } from './wire-format.ts'
  * - `event_reserved`: an event of Herald's own types or sources (`system.notifications.*`,
  *   `/herald`) that is not as Herald emits them (`notAsHeraldEmits`);
  * - `event_unroutable`: an event the contract accepts that the router cannot write into a
- *   command (nested deeper than JSON serialisation goes).
+ *   command (nested deeper than JSON serialisation goes), or whose command is larger than the
+ *   event log takes in one message.
  */
 export type IngressFailureCode =
   | 'wire_format_invalid'

@@ -21,7 +21,13 @@ export {
 } from './cloudevents-binding.ts'
 export { type ConfluentSchemaRegistryOptions, createConfluentSchemaRegistry } from './confluent-registry.ts'
 export { decodeEvent, decodeEventBatch, type IngressEvent, isUnknownType } from './contract.ts'
-export { DeadLetterHeaders, type DeadLetterInfo, readDeadLetter, toDeadLetter } from './dead-letter.ts'
+export {
+  DeadLetterHeaders,
+  type DeadLetterInfo,
+  readDeadLetter,
+  toDeadLetter,
+  withoutValue,
+} from './dead-letter.ts'
 export {
   createIngressDecoder,
   failure,

@@ -155,6 +155,7 @@ export const startRouter = async ({
             defaultWindowSeconds: config.notifications.cycle_timers.notifications,
           },
           route,
+          ...(log.maxMessageBytes === undefined ? {} : { maxMessageBytes: log.maxMessageBytes }),
           onRouted: ({ events, invalid, duplicates, deliveries, deadLettered }) => {
             metrics.eventsRouted.inc(events)
             metrics.deliveryCommands.inc(deliveries)

@@ -1,0 +1,207 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { createKafkaEventLog } from '../../src/adapters/kafka-event-log/index.ts'
+import { type CloudEvent, encodeLogEvent } from '../../src/events/index.ts'
+import { createAdminTokenAuthenticator, createHttpApp } from '../../src/http/index.ts'
+import { createMemoryProcessedIds, DeadLetterHeaders, readDeadLetter } from '../../src/ingress/index.ts'
+import { createMetrics, type LogFields, silentLogger } from '../../src/observability/index.ts'
+import { type Consumer, type EventLog, type LogMessage, messageBytes } from '../../src/ports/event-log.ts'
+import { createRouterHandler, ROUTER_MAX_BATCH } from '../../streams/router.ts'
+import { buildSelectorIndex, decodeDeliveryCommand } from '../../streams/routing/index.ts'
+import { aConfiguration, anEvent, aSelector } from '../../streams/routing/test-fixtures.ts'
+import { eventually } from '../support/eventually.ts'
+import { type KafkaMock, mockLogOptions, startKafkaMock } from '../support/kafka-mock.ts'
+
+const TOPICS = { events: 'limits.events', dlq: 'limits.events.dlq', deliveries: 'limits.deliveries' }
+// Brokers that refuse (close the connection of) a request over 100 kB, as a real one refuses a
+// record batch over its message.max.bytes.
+const BROKER_MAX = 100_000
+const TOKEN = 'test-admin-token-0123456789'
+
+const failed = (id: string, error: string): CloudEvent =>
+  anEvent({
+    id,
+    type: 'user.image.analysis.failed',
+    resourcetype: 'image',
+    level: 'error',
+    data: { full_tag: 'docker.io/library/nginx:latest', error },
+  })
+
+/**
+ * Herald on Kafka whose brokers take requests of at most 100 kB: a router batch's delivery
+ * commands and an HTTP batch of events go out in as many requests as they need; an event whose
+ * command alone is too large is set aside rather than failing its batch for ever, and one too
+ * large for the log is refused with a 413.
+ */
+describe('Kafka with a request size limit', () => {
+  let kafka: KafkaMock
+  let log: EventLog
+  const consumers: Consumer[] = []
+
+  before(async () => {
+    kafka = await startKafkaMock({ maxRequestBytes: BROKER_MAX })
+    for (const topic of Object.values(TOPICS)) await kafka.createTopic(topic, 1)
+    log = createKafkaEventLog({ ...mockLogOptions(kafka.bootstrapServers), maxRequestBytes: BROKER_MAX })
+  })
+
+  after(async () => {
+    for (const consumer of consumers) await consumer.stop()
+    await log?.close()
+    await kafka?.stop()
+  })
+
+  it('the router publishes a whole batch of commands, and sets aside an event whose command is too large, never failing a batch', async () => {
+    // A request's framing (at most 512 bytes, the client id and a partition's 80) is not the message's.
+    const limit = BROKER_MAX - 512 - 'herald'.length - 80
+    // About 800 kB of commands for one configuration, in one partition.
+    const small = Array.from({ length: ROUTER_MAX_BATCH }, (_, i) =>
+      failed(`e${String(i).padStart(4, '0')}`, `the registry timed out ${'.'.repeat(300)}`),
+    )
+    // An event the events topic takes, 100 bytes short of the limit: its command, a few hundred
+    // bytes more, is not.
+    const filler = limit - 100 - messageBytes(encodeLogEvent(failed('large', '')))
+    const large = failed('large', 'x'.repeat(filler))
+    assert.equal(messageBytes(encodeLogEvent(large)), limit - 100)
+    // Published in requests the brokers take whatever the log does with a large publish.
+    const slices = [
+      ...Array.from({ length: 5 }, (_, i) => small.slice(i * 100, i * 100 + 100)),
+      [large],
+      ...Array.from({ length: 5 }, (_, i) => small.slice(500 + i * 100, 600 + i * 100)),
+    ]
+    const positions = []
+    for (const slice of slices)
+      positions.push(...(await log.publish(TOPICS.events, slice.map(encodeLogEvent))))
+    const largeOffset = positions[500]?.offset
+    const end = positions.at(-1)?.offset
+
+    const index = buildSelectorIndex({
+      position: 1,
+      disabledEndpoints: new Set(),
+      configurations: new Map([['cfg-1', aConfiguration()]]),
+      selectors: new Map([['sel-1', aSelector({ type: 'user.image.analysis.failed' })]]),
+    })
+    const logged: { event: string; fields: LogFields }[] = []
+    const router = createRouterHandler({
+      log,
+      topics: { deliveries: TOPICS.deliveries, dlq: TOPICS.dlq },
+      getIndex: () => index,
+      clock: Date.now,
+      logger: (level, event, fields = {}) => {
+        if (level === 'error') logged.push({ event, fields })
+      },
+      processed: createMemoryProcessedIds(),
+      ...(log.maxMessageBytes === undefined ? {} : { maxMessageBytes: log.maxMessageBytes }),
+    })
+    let reached = -1
+    let failedBatches = 0
+    consumers.push(
+      await log.consume(
+        { groupId: 'limits-router', topics: [TOPICS.events], maxBatchSize: ROUTER_MAX_BATCH },
+        async (batch) => {
+          try {
+            await router(batch)
+          } catch (error) {
+            failedBatches++
+            throw error
+          }
+          reached = batch.messages.at(-1)?.offset ?? reached
+        },
+      ),
+    )
+    const delivered: string[] = []
+    const letters: LogMessage[] = []
+    consumers.push(
+      await log.consume(
+        { groupId: 'limits-readers', topics: [TOPICS.deliveries, TOPICS.dlq] },
+        async (batch) => {
+          for (const m of batch.messages) {
+            if (m.topic === TOPICS.dlq) {
+              letters.push(m)
+              continue
+            }
+            const command = decodeDeliveryCommand(m)
+            assert.ok(command.ok)
+            delivered.push(command.value.event.id)
+          }
+        },
+      ),
+    )
+
+    await eventually(
+      () => {
+        assert.equal(reached, end, 'the router read its partition to the end')
+        assert.equal(delivered.length, small.length)
+        assert.equal(letters.length, 1)
+      },
+      { timeoutMs: 60_000, intervalMs: 250 },
+    )
+    assert.equal(failedBatches, 0, 'no batch failed')
+    assert.equal(log.maxMessageBytes, limit)
+    assert.deepEqual(
+      delivered,
+      small.map((e) => e.id),
+      'every other event routed once, in order',
+    )
+
+    // The large event is set aside: its letter, too large with its value, goes without it and
+    // names where the original stays.
+    const [letter] = letters
+    const info = letter === undefined ? undefined : readDeadLetter(letter)
+    assert.equal(info?.code, 'event_unroutable')
+    assert.equal(info?.offset, largeOffset)
+    assert.match(
+      info?.message ?? '',
+      new RegExp(
+        `^\\(event\\): makes a delivery command of \\d+ bytes \\(configuration cfg-1\\), over the ${limit} the event log takes in one message$`,
+      ),
+    )
+    assert.equal(letter?.value.byteLength, 0)
+    const originalBytes = encodeLogEvent(large).value.byteLength
+    assert.equal(letter?.headers[DeadLetterHeaders.valueOmitted], String(originalBytes))
+    assert.deepEqual(
+      logged.map(({ event, fields }) => [event, fields.offset, fields.code, fields.value_omitted]),
+      [['router.dead_letter_too_large', largeOffset, 'event_unroutable', true]],
+    )
+  })
+
+  it('POST /v1/events takes a batch larger than a request, and refuses an event larger than one with a 413 naming it, writing nothing', async () => {
+    const topic = 'limits.ingest'
+    await kafka.createTopic(topic, 1)
+    const unused = () => Promise.reject(new Error('not used'))
+    const app = createHttpApp({
+      log,
+      eventsTopic: topic,
+      warehouse: { command: unused, query: unused, insert: unused, ping: unused, close: unused },
+      readiness: {},
+      authenticate: createAdminTokenAuthenticator(TOKEN),
+      requireAuth: true,
+      metrics: createMetrics(),
+      logger: silentLogger,
+      graphiql: false,
+    })
+    const post = (events: readonly CloudEvent[]) =>
+      app.request('/v1/events', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/cloudevents-batch+json' },
+        body: JSON.stringify(events),
+      })
+    // About 350 kB: four requests or so.
+    const batch = Array.from({ length: 500 }, (_, i) => failed(`h${i}`, `timed out ${'.'.repeat(500)}`))
+    assert.equal((await post(batch)).status, 202)
+    const written = async () => (await log.lag('nobody', [topic]))[0]?.end
+    assert.equal(await written(), batch.length)
+
+    const large = failed('large', 'x'.repeat(BROKER_MAX))
+    const refused = await post([failed('before', 'ok'), large])
+    assert.equal(refused.status, 413)
+    const problem = (await refused.json()) as { code: string; detail: string }
+    assert.equal(problem.code, 'message_too_large')
+    assert.match(
+      problem.detail,
+      new RegExp(
+        `^kafka publish to ${topic}: message 1 is \\d+ bytes, over the \\d+ one produce request of at most ${BROKER_MAX} bytes carries$`,
+      ),
+    )
+    assert.equal(await written(), batch.length, 'nothing of the refused request was written')
+  })
+})
