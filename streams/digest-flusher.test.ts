@@ -2,13 +2,16 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync, unlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
 import { after, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { TestScheduler } from 'rxjs/testing'
 import { createSqliteEventLog } from '../src/adapters/sqlite-event-log/index.ts'
+import { HeraldError, UnavailableError } from '../src/errors/index.ts'
 import { encodeLogEvent } from '../src/events/index.ts'
 import { compileJsonSchema, heraldSubjects, processedKey } from '../src/ingress/index.ts'
 import type { LogFields } from '../src/observability/index.ts'
+import { messageBytes } from '../src/ports/event-log.ts'
 import type { LogMessage, OutgoingMessage, PublishedPosition } from '../src/ports/index.ts'
 import { eventually } from '../test/support/eventually.ts'
 import { createDigestFlusher, type FlushReport, flushDigests } from './digest-flusher.ts'
@@ -58,7 +61,7 @@ const capturingLog = () => {
       publish: async (_topic: string, messages: readonly OutgoingMessage[]): Promise<PublishedPosition[]> => {
         if (failures > 0) {
           failures--
-          throw new Error('log unavailable')
+          throw new UnavailableError('log unavailable')
         }
         published.push(...messages)
         return []
@@ -326,6 +329,224 @@ describe('createDigestFlusher', () => {
       await flusher.stop()
       await store.close()
     }
+  })
+
+  it('publishes the other windows when one’s stored events cannot be read, and that one once they can, after a back-off', async () => {
+    const path = join(dir, 'unreadable.sqlite')
+    const store = createDigestStore({ path })
+    const { log, published } = capturingLog()
+    let now = T0 + 1_000
+    const lines: { level: string; event: string; fields: LogFields }[] = []
+    const flusher = createDigestFlusher({
+      store,
+      log,
+      topic: TOPIC,
+      clock: () => now,
+      logger: (level, event, fields = {}) => lines.push({ level, event, fields }),
+      retryBackoffMs: { min: 1_000, max: 60_000 },
+    })
+    await store.record([entry('a'), entry('b', { configurationId: 'cfg-2' })], now)
+    // cfg-1's only event is damaged on disk (a bad sector, a bug of an older version).
+    const other = new DatabaseSync(path)
+    const damage = (event: string) =>
+      other
+        .prepare(
+          "UPDATE digest_entries SET event = ? WHERE window_id = (SELECT id FROM digest_windows WHERE configuration_id = 'cfg-1')",
+        )
+        .run(event)
+    const stored = (
+      other
+        .prepare(
+          "SELECT event FROM digest_entries WHERE window_id = (SELECT id FROM digest_windows WHERE configuration_id = 'cfg-1')",
+        )
+        .get() as { event: string }
+    ).event
+    damage('{"specversion":"1.0","id":')
+
+    now = T0 + 30_000
+    assert.deepEqual(await flusher.flushDue(), { digests: 1, events: 1 })
+    assert.deepEqual(
+      decoded(published).map((c) => c.configurationId),
+      ['cfg-2'],
+    )
+    assert.deepEqual(
+      lines.filter((l) => l.event === 'router.digest_deferred').map((l) => [l.level, l.fields]),
+      [
+        [
+          'error',
+          {
+            configuration_id: 'cfg-1',
+            window_start: '2026-11-22T10:00:00.000Z',
+            window_end: '2026-11-22T10:00:30.000Z',
+            events: 1,
+            attempts: 1,
+            retry_at: '2026-11-22T10:00:31.000Z',
+            error: 'digest window cfg-1@1795341600000 holds no event',
+            unreadable: 1,
+          },
+        ],
+      ],
+    )
+    // It waits out its back-off, then stays due.
+    assert.deepEqual(await flusher.flushDue(), { digests: 0, events: 0 })
+    now = T0 + 31_000
+    assert.deepEqual(await flusher.flushDue(), { digests: 0, events: 0 })
+    assert.equal(lines.filter((l) => l.event === 'router.digest_deferred').at(-1)?.fields.attempts, 2)
+    assert.equal(
+      lines.filter((l) => l.event === 'router.digest_deferred').at(-1)?.fields.retry_at,
+      '2026-11-22T10:00:33.000Z',
+    )
+
+    // Repaired, it goes out at its next try, with its delivery id.
+    damage(stored)
+    other.close()
+    now = T0 + 33_000
+    assert.deepEqual(await flusher.flushDue(), { digests: 1, events: 1 })
+    assert.deepEqual(
+      decoded(published).map((c) => [c.configurationId, c.deliveryId, c.event.id]),
+      [
+        ['cfg-2', digestDeliveryIdFor('cfg-2', '2026-11-22T10:00:00.000Z'), 'b'],
+        ['cfg-1', digestDeliveryIdFor('cfg-1', '2026-11-22T10:00:00.000Z'), 'a'],
+      ],
+    )
+    assert.deepEqual(await store.due(T0 + 1_000_000), [])
+    await store.close()
+  })
+
+  it('publishes the other windows when the log refuses one for good, and retries that one with a growing back-off until it takes it', async () => {
+    const store = aStore()
+    const published: OutgoingMessage[] = []
+    let refusing = true
+    // As the Kafka adapter reports a broker's MESSAGE_TOO_LARGE: not retriable.
+    const log = {
+      publish: async (_topic: string, messages: readonly OutgoingMessage[]): Promise<PublishedPosition[]> => {
+        if (refusing && messages.some((m) => m.key === 'cfg-1'))
+          throw new HeraldError(
+            'event_log_failed',
+            'kafka publish failed: The request included a message larger than the max message size the server will accept',
+            { context: { kafkaError: 'MESSAGE_TOO_LARGE' } },
+          )
+        published.push(...messages)
+        return []
+      },
+    }
+    let now = T0 + 1_000
+    const deferred: LogFields[] = []
+    const flusher = createDigestFlusher({
+      store,
+      log,
+      topic: TOPIC,
+      clock: () => now,
+      logger: (_level, event, fields = {}) => {
+        if (event === 'router.digest_deferred') deferred.push(fields)
+      },
+      retryBackoffMs: { min: 1_000, max: 3_000 },
+    })
+    await store.record(
+      [entry('a'), entry('b', { configurationId: 'cfg-2' }), entry('c', { configurationId: 'cfg-3' })],
+      now,
+    )
+    now = T0 + 30_000
+    assert.deepEqual(await flusher.flushDue(), { digests: 2, events: 2 })
+    assert.deepEqual(
+      decoded(published).map((c) => c.configurationId),
+      ['cfg-2', 'cfg-3'],
+    )
+    // Later windows of the others go out meanwhile; cfg-1's waits 1 s, 2 s, then 3 s at most.
+    await store.record([entry('d', { configurationId: 'cfg-2' })], now)
+    for (const at of [31_000, 33_000, 36_000]) {
+      now = T0 + at
+      await flusher.flushDue()
+    }
+    now = T0 + 60_000
+    await flusher.flushDue()
+    assert.deepEqual(
+      deferred.map((f) => [f.configuration_id, f.attempts, f.retry_at, f.kafka_error]),
+      [
+        ['cfg-1', 1, '2026-11-22T10:00:31.000Z', 'MESSAGE_TOO_LARGE'],
+        ['cfg-1', 2, '2026-11-22T10:00:33.000Z', 'MESSAGE_TOO_LARGE'],
+        ['cfg-1', 3, '2026-11-22T10:00:36.000Z', 'MESSAGE_TOO_LARGE'],
+        ['cfg-1', 4, '2026-11-22T10:00:39.000Z', 'MESSAGE_TOO_LARGE'],
+        ['cfg-1', 5, '2026-11-22T10:01:03.000Z', 'MESSAGE_TOO_LARGE'],
+      ],
+    )
+    assert.deepEqual(
+      decoded(published).map((c) => [c.configurationId, c.event.id]),
+      [
+        ['cfg-2', 'b'],
+        ['cfg-3', 'c'],
+        ['cfg-2', 'd'],
+      ],
+    )
+    // Once the log takes it (a topic's limit raised), it goes out with its delivery id.
+    refusing = false
+    now = T0 + 63_000
+    assert.deepEqual(await flusher.flushDue(), { digests: 1, events: 1 })
+    assert.deepEqual(
+      decoded(published).at(-1)?.deliveryId,
+      digestDeliveryIdFor('cfg-1', '2026-11-22T10:00:00.000Z'),
+    )
+    await store.close()
+  })
+
+  it('lists fewer of a window’s events when its digest would be larger than the log takes, and holds back one too large even so', async () => {
+    const store = aStore()
+    const { log, published } = capturingLog()
+    let now = T0 + 1_000
+    const lines: { event: string; fields: LogFields }[] = []
+    const large = (id: string, configurationId: string) =>
+      entry(id, { configurationId, event: anEvent({ id, data: { tag: 'x'.repeat(2_000) } }) })
+    const flusher = createDigestFlusher({
+      store,
+      log,
+      topic: TOPIC,
+      clock: () => now,
+      logger: (_level, event, fields = {}) => lines.push({ event, fields }),
+      maxMessageBytes: 10_000,
+    })
+    await store.record(
+      [
+        ...['a', 'b', 'c', 'd', 'e'].map((id) => large(id, 'cfg-1')),
+        // Its first event is listed twice (as the command's event and in the digest's list).
+        entry('f', {
+          configurationId: 'cfg-2',
+          event: anEvent({ id: 'f', data: { tag: 'x'.repeat(6_000) } }),
+        }),
+        entry('g', { configurationId: 'cfg-3' }),
+      ],
+      now,
+    )
+    now = T0 + 30_000
+    assert.deepEqual(await flusher.flushDue(), { digests: 2, events: 6 })
+    const [first, third] = decoded(published)
+    assert.equal(first?.configurationId, 'cfg-1')
+    assert.equal(first?.digest?.total, 5)
+    // About 5 kB with one listed, 2.2 kB more with each other: three fit.
+    assert.deepEqual(
+      first?.digest?.events.map((e) => e.id),
+      ['a', 'b', 'c'],
+    )
+    assert.ok(published.every((m) => messageBytes(m) <= 10_000))
+    assert.equal(third?.configurationId, 'cfg-3')
+    assert.deepEqual(
+      lines.filter((l) => l.event === 'router.digest_trimmed').map((l) => l.fields),
+      [
+        {
+          configuration_id: 'cfg-1',
+          window_start: '2026-11-22T10:00:00.000Z',
+          listed: 3,
+          held: 5,
+          limit: 10_000,
+        },
+      ],
+    )
+    const [deferred] = lines.filter((l) => l.event === 'router.digest_deferred')
+    assert.equal(deferred?.fields.configuration_id, 'cfg-2')
+    assert.match(
+      String(deferred?.fields.error),
+      /^digest of cfg-2@\d+ is \d+ bytes with one event listed, over the 10000 the event log takes in one message$/,
+    )
+    await store.close()
   })
 })
 

@@ -10,12 +10,13 @@ import {
   type Subscription,
   timer,
 } from 'rxjs'
-import { errorText, isHeraldError } from '../src/errors/index.ts'
+import { errorText, HeraldError, isHeraldError, isRetriable } from '../src/errors/index.ts'
 import type { Logger } from '../src/observability/index.ts'
-import type { EventLog } from '../src/ports/index.ts'
+import { messageBytes } from '../src/ports/event-log.ts'
+import type { EventLog, OutgoingMessage } from '../src/ports/index.ts'
 import { digestCommand } from './digest.ts'
 import type { DigestStore, PendingDigest } from './digest-store.ts'
-import { encodeDeliveryCommand } from './routing/index.ts'
+import { type DeliveryCommand, encodeDeliveryCommand } from './routing/index.ts'
 
 /**
  * Runs `flush` at each tick (a time in ms), one at a time: a tick that comes while a flush is
@@ -70,6 +71,16 @@ export interface DigestFlusherOptions {
    * two delivery ids and both arrive, rather than one being dropped as the other's repeat.
    */
   readonly instance?: string
+  /**
+   * The log's `maxMessageBytes`: a digest larger lists fewer of its window's events (its counts
+   * still cover them all); one larger even with one listed waits, as a window the log refuses.
+   */
+  readonly maxMessageBytes?: number
+  /**
+   * Wait before a window that could not go out is tried again: doubles from `min` up to `max`
+   * ms with each failure of that window (default 1 000 → 600 000).
+   */
+  readonly retryBackoffMs?: { readonly min: number; readonly max: number }
   /** For tests in virtual time. */
   readonly scheduler?: SchedulerLike
   /** After each flush that published something: for metrics. */
@@ -85,12 +96,60 @@ export interface DigestFlusher {
   stop(): Promise<void>
 }
 
+/** A window's digest, ready to go. */
+interface Ready {
+  readonly pending: PendingDigest
+  readonly command: DeliveryCommand
+  readonly message: OutgoingMessage
+}
+
+/** A window that could not go out this time, and why. */
+interface Failed {
+  readonly pending: PendingDigest
+  readonly error: unknown
+}
+
+/**
+ * `command` with as many of its listed events as keep its message within `limit` (at least the
+ * first, which is also its `event`), and that message; events leave from the end of the list.
+ */
+const fitted = (
+  command: DeliveryCommand,
+  limit: number | undefined,
+): { readonly command: DeliveryCommand; readonly message: OutgoingMessage } => {
+  let current = command
+  let message = encodeDeliveryCommand(current)
+  for (;;) {
+    const bytes = messageBytes(message)
+    const digest = current.digest
+    if (limit === undefined || bytes <= limit || digest === undefined || digest.events.length <= 1)
+      return { command: current, message }
+    let keep = digest.events.length
+    for (let dropped = 0; keep > 1 && dropped < bytes - limit; ) {
+      keep--
+      // Its JSON and the comma before it.
+      dropped += Buffer.byteLength(JSON.stringify(digest.events[keep])) + 1
+    }
+    current = { ...current, digest: { ...digest, events: digest.events.slice(0, keep) } }
+    message = encodeDeliveryCommand(current)
+  }
+}
+
 /**
  * Storm control's second half: publishes one digest command per closed window to the
  * deliveries topic, then marks the window flushed. A crash between the two publishes the
  * window again at the next start, with the same delivery id (configuration and window start),
  * so the deliverer and downstream consumers see a repeat they already deduplicate, and no
  * window is ever lost.
+ *
+ * One window that cannot go out holds back no other: a window whose digest cannot be made
+ * (none of its events could be read back from a damaged file), or is too large for the log even
+ * listing one event, or that the log refuses for good (an error not retriable: the windows of a
+ * publish it refused are then published one by one to find it), is logged as
+ * `router.digest_deferred` and tried again after a back-off that doubles with each failure, up
+ * to `retryBackoffMs.max`, for as long as it fails: it stays in the buffer, unflushed, until it
+ * goes out. A log that cannot be reached (a retriable error) fails the whole flush instead,
+ * tried again at the next tick, as it would fail every window.
  *
  * @example
  * const flusher = createDigestFlusher({ store, log, topic: 'notifications.deliveries', clock, logger })
@@ -99,21 +158,117 @@ export interface DigestFlusher {
  * await flusher.stop()
  */
 export const createDigestFlusher = (options: DigestFlusherOptions): DigestFlusher => {
-  const { store, log, topic, clock, logger } = options
+  const { store, log, topic, clock, logger, maxMessageBytes } = options
   const intervalMs = options.intervalMs ?? 1_000
   const batchSize = options.batchSize ?? 100
+  const backoff = options.retryBackoffMs ?? { min: 1_000, max: 600_000 }
   let subscription: Subscription | undefined
   let inFlight: Promise<unknown> = Promise.resolve()
 
-  const publish = async (due: readonly PendingDigest[], now: number): Promise<void> => {
+  const windowFields = (pending: PendingDigest) => ({
+    configuration_id: pending.configurationId,
+    window_start: new Date(pending.windowStart).toISOString(),
+  })
+
+  /** The window's digest command, fitted to the log; throws when it cannot be made so. */
+  const prepare = (pending: PendingDigest, createdAt: string): Ready => {
+    const { command, message } = fitted(digestCommand(pending, createdAt, options.instance), maxMessageBytes)
+    const bytes = messageBytes(message)
+    if (maxMessageBytes !== undefined && bytes > maxMessageBytes)
+      throw new HeraldError(
+        'digest_too_large',
+        `digest of ${pending.configurationId}@${pending.windowStart} is ${bytes} bytes with one event listed, over the ${maxMessageBytes} the event log takes in one message`,
+        { context: { bytes, limit: maxMessageBytes } },
+      )
+    const listed = command.digest?.events.length ?? 0
+    if (listed < pending.events.length)
+      logger('warn', 'router.digest_trimmed', {
+        ...windowFields(pending),
+        listed,
+        held: pending.events.length,
+        limit: maxMessageBytes,
+      })
+    return { pending, command, message }
+  }
+
+  /**
+   * Publishes the digests in one write; when the log refuses that for good, one by one, so
+   * that only the windows it refuses are left. A retriable error (the log cannot be reached)
+   * fails the flush: digests published before it in this flush go out again next time, with
+   * their delivery ids.
+   */
+  const publishEach = async (ready: readonly Ready[]): Promise<{ sent: Ready[]; refused: Failed[] }> => {
+    try {
+      if (ready.length > 0)
+        await log.publish(
+          topic,
+          ready.map((r) => r.message),
+        )
+      return { sent: [...ready], refused: [] }
+    } catch (error) {
+      if (isRetriable(error)) throw error
+      const [only] = ready
+      if (ready.length === 1 && only !== undefined)
+        return { sent: [], refused: [{ pending: only.pending, error }] }
+    }
+    const sent: Ready[] = []
+    const refused: Failed[] = []
+    for (const r of ready) {
+      try {
+        await log.publish(topic, [r.message])
+        sent.push(r)
+      } catch (error) {
+        if (isRetriable(error)) throw error
+        refused.push({ pending: r.pending, error })
+      }
+    }
+    return { sent, refused }
+  }
+
+  /** Leaves each failed window for later, growing its wait, and says so. */
+  const defer = async (failed: readonly Failed[], now: number): Promise<void> => {
+    for (const { pending, error } of failed) {
+      const attempts = pending.attempts + 1
+      const retryAt = now + Math.min(backoff.max, backoff.min * 2 ** pending.attempts)
+      await store.markFailed([pending], retryAt)
+      const kafkaError = isHeraldError(error) ? error.context.kafkaError : undefined
+      logger('error', 'router.digest_deferred', {
+        ...windowFields(pending),
+        window_end: new Date(pending.windowEnd).toISOString(),
+        events: pending.total,
+        attempts,
+        retry_at: new Date(retryAt).toISOString(),
+        error: errorText(error),
+        unreadable: pending.unreadable,
+        ...(kafkaError === undefined ? {} : { kafka_error: kafkaError }),
+      })
+    }
+  }
+
+  /** Publishes what can go of `due` and defers the rest; resolves with what went. */
+  const flushWindows = async (due: readonly PendingDigest[], now: number): Promise<Ready[]> => {
     const createdAt = new Date(now).toISOString()
-    const commands = due.map((pending) => digestCommand(pending, createdAt, options.instance))
-    await log.publish(
-      topic,
-      commands.map((command) => encodeDeliveryCommand(command)),
-    )
-    await store.markFlushed(due, now)
-    for (const command of commands)
+    const ready: Ready[] = []
+    const failed: Failed[] = []
+    for (const pending of due) {
+      try {
+        ready.push(prepare(pending, createdAt))
+      } catch (error) {
+        failed.push({ pending, error })
+      }
+    }
+    const { sent, refused } = await publishEach(ready)
+    if (sent.length > 0)
+      await store.markFlushed(
+        sent.map((r) => r.pending),
+        now,
+      )
+    for (const { pending, command } of sent) {
+      if (pending.unreadable > 0)
+        logger('warn', 'router.digest_entries_unreadable', {
+          ...windowFields(pending),
+          unreadable: pending.unreadable,
+        })
       logger('info', 'router.digest_flushed', {
         configuration_id: command.configurationId,
         delivery_id: command.deliveryId,
@@ -121,6 +276,9 @@ export const createDigestFlusher = (options: DigestFlusherOptions): DigestFlushe
         window_end: command.digest?.windowEnd,
         events: command.digest?.total,
       })
+    }
+    await defer([...failed, ...refused], now)
+    return sent
   }
 
   const flushDue = async (): Promise<FlushReport> => {
@@ -129,10 +287,10 @@ export const createDigestFlusher = (options: DigestFlusherOptions): DigestFlushe
     for (;;) {
       const now = clock()
       const due = await store.due(now, batchSize)
-      if (due.length > 0) {
-        await publish(due, now)
-        digests += due.length
-        for (const pending of due) events += pending.total
+      // Windows deferred here are not due again now, so the next batch moves on past them.
+      for (const { pending } of await flushWindows(due, now)) {
+        digests++
+        events += pending.total
       }
       if (due.length < batchSize) break
     }

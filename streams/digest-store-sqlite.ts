@@ -34,6 +34,7 @@ interface WindowRow {
   readonly window_end: number
   readonly total: number
   readonly flushed_at: number | null
+  readonly attempts: number
 }
 
 /** What `record` knows of a window while it writes to it. */
@@ -47,6 +48,38 @@ interface OpenWindow {
 /** 16 bytes of sha256(configuration id, event key): one entry per event and configuration. */
 const entryKey = (entry: DigestEntry): Buffer =>
   hash('sha256', `${entry.configurationId}\u0000${entry.eventKey}`, 'buffer').subarray(0, 16)
+
+/** A buffer written before windows could fail gets the columns that count their attempts. */
+const addRetryColumns = (db: DatabaseSync): void => {
+  const columns = new Set(
+    (db.prepare('PRAGMA table_info(digest_windows)').all() as { name: string }[]).map((c) => c.name),
+  )
+  if (!columns.has('attempts'))
+    db.exec('ALTER TABLE digest_windows ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0')
+  if (!columns.has('retry_at')) db.exec('ALTER TABLE digest_windows ADD COLUMN retry_at INTEGER')
+}
+
+/** `text` read back as a JSON object, or undefined when it is not one (a damaged row). */
+const jsonObject = (text: string): Record<string, unknown> | undefined => {
+  try {
+    const value: unknown = JSON.parse(text)
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** `text` read back as a JSON array of strings, or undefined when it is not one. */
+const stringList = (text: string): string[] | undefined => {
+  try {
+    const value: unknown = JSON.parse(text)
+    return Array.isArray(value) && value.every((v) => typeof v === 'string') ? value : undefined
+  } catch {
+    return undefined
+  }
+}
 
 /**
  * The buffer's file, opened (its tables created if need be, its instance id drawn the first
@@ -72,6 +105,8 @@ const openBuffer = (options: SqliteDigestStoreOptions) => {
         window_end INTEGER NOT NULL,
         total INTEGER NOT NULL,
         flushed_at INTEGER,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        retry_at INTEGER,
         UNIQUE (configuration_id, window_start)
       );
       CREATE INDEX IF NOT EXISTS digest_windows_due ON digest_windows (window_end) WHERE flushed_at IS NULL;
@@ -88,6 +123,7 @@ const openBuffer = (options: SqliteDigestStoreOptions) => {
       CREATE INDEX IF NOT EXISTS digest_entries_window ON digest_entries (window_id, position);
       CREATE TABLE IF NOT EXISTS digest_store (id INTEGER PRIMARY KEY CHECK (id = 1), instance_id TEXT NOT NULL);
     `)
+    addRetryColumns(db)
     db.prepare('INSERT OR IGNORE INTO digest_store (id, instance_id) VALUES (1, ?)').run(randomUUID())
     const { instance_id: instanceId } = db.prepare('SELECT instance_id FROM digest_store').get() as {
       instance_id: string
@@ -105,7 +141,7 @@ const openBuffer = (options: SqliteDigestStoreOptions) => {
         'INSERT OR IGNORE INTO digest_entries (key, window_id, position, type, level, selectors, event) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
       due: db.prepare(
-        'SELECT * FROM digest_windows WHERE flushed_at IS NULL AND window_end <= ? ORDER BY window_end, id LIMIT ?',
+        'SELECT * FROM digest_windows WHERE flushed_at IS NULL AND window_end <= ? AND (retry_at IS NULL OR retry_at <= ?) ORDER BY window_end, id LIMIT ?',
       ),
       counts: db.prepare(
         'SELECT type, level, count(*) AS count FROM digest_entries WHERE window_id = ? GROUP BY type, level ORDER BY count DESC, type, level',
@@ -116,6 +152,9 @@ const openBuffer = (options: SqliteDigestStoreOptions) => {
       selectors: db.prepare('SELECT DISTINCT selectors FROM digest_entries WHERE window_id = ?'),
       markFlushed: db.prepare(
         'UPDATE digest_windows SET flushed_at = ? WHERE configuration_id = ? AND window_start = ? AND flushed_at IS NULL',
+      ),
+      markFailed: db.prepare(
+        'UPDATE digest_windows SET attempts = attempts + 1, retry_at = ? WHERE configuration_id = ? AND window_start = ? AND flushed_at IS NULL',
       ),
       pruneEntries: db.prepare(
         'DELETE FROM digest_entries WHERE window_id IN (SELECT id FROM digest_windows WHERE flushed_at < ?)',
@@ -132,7 +171,8 @@ const openBuffer = (options: SqliteDigestStoreOptions) => {
 
 /**
  * The DigestStore in a SQLite file: the embedded deployment's digest buffer, beside the
- * processed-id window in `data_dir`. A window is a row with its running total; an entry is a
+ * processed-id window in `data_dir`. A window is a row with its running total (and the attempts
+ * and next retry of one that failed to go out); an entry is a
  * row keyed by a digest of (configuration, event), holding the type, level and selectors it
  * is counted by, and the whole event only while it is among the window's first `keepEvents`,
  * so a storm costs a small row per event, not a copy of each. Counts are taken when the
@@ -211,10 +251,22 @@ export const createDigestStore = (options: SqliteDigestStoreOptions): DigestStor
     return { id: Number(lastInsertRowid), total: 0, created: true, changed: false }
   }
 
+  // A row that cannot be read back is left out and counted, rather than failing every due
+  // window with it: the flusher decides what a window missing it can still send.
   const pending = (row: WindowRow): PendingDigest => {
+    let unreadable = 0
     const selectors = new Set<string>()
-    for (const { selectors: list } of statements.selectors.all(row.id) as { selectors: string }[])
-      for (const id of JSON.parse(list) as string[]) selectors.add(id)
+    for (const { selectors: text } of statements.selectors.all(row.id) as { selectors: string }[]) {
+      const list = stringList(text)
+      if (list === undefined) unreadable++
+      else for (const id of list) selectors.add(id)
+    }
+    const events: CloudEvent[] = []
+    for (const { event: text } of statements.events.all(row.id, keepEvents) as { event: string }[]) {
+      const event = jsonObject(text)
+      if (event === undefined) unreadable++
+      else events.push(event as unknown as CloudEvent)
+    }
     return {
       configurationId: row.configuration_id,
       account: row.account,
@@ -227,10 +279,10 @@ export const createDigestStore = (options: SqliteDigestStoreOptions): DigestStor
         level: c.level,
         count: Number(c.count),
       })),
-      events: (statements.events.all(row.id, keepEvents) as { event: string }[]).map(
-        (r) => JSON.parse(r.event) as CloudEvent,
-      ),
+      events,
       matchedSelectorIds: [...selectors].sort(),
+      unreadable,
+      attempts: Number(row.attempts),
     }
   }
 
@@ -271,7 +323,7 @@ export const createDigestStore = (options: SqliteDigestStoreOptions): DigestStor
     async due(now, limit = 100) {
       assertOpen()
       try {
-        return (statements.due.all(now, limit) as unknown as WindowRow[]).map(pending)
+        return (statements.due.all(now, now, limit) as unknown as WindowRow[]).map(pending)
       } catch (error) {
         throw translateSqliteError(error, 'digest store', 'due')
       }
@@ -287,6 +339,15 @@ export const createDigestStore = (options: SqliteDigestStoreOptions): DigestStor
           statements.pruneEntries.run(now - retainFlushedMs)
           statements.pruneWindows.run(now - retainFlushedMs)
         }
+      })
+    },
+
+    async markFailed(windows, retryAt) {
+      assertOpen()
+      if (windows.length === 0) return
+      await write('markFailed', () => {
+        for (const { configurationId, windowStart } of windows)
+          statements.markFailed.run(retryAt, configurationId, windowStart)
       })
     },
 

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { mkdirSync, mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
 import { after, describe, it } from 'node:test'
 import { HeraldError, UnavailableError } from '../src/errors/index.ts'
 import type { CloudEvent } from '../src/events/index.ts'
@@ -64,6 +65,8 @@ describe('SQLite digest store', () => {
       ],
       events: [info[0], info[1], failed],
       matchedSelectorIds: ['s1', 's2'],
+      unreadable: 0,
+      attempts: 0,
     })
     await store.close()
   })
@@ -185,6 +188,96 @@ describe('SQLite digest store', () => {
       due.map((d) => d.configurationId),
       ['cfg-4', 'cfg-3', 'cfg-2'],
     )
+    await store.close()
+  })
+
+  it('holds back a window that failed until its retry, counting its attempts, and keeps it through restarts and prunes', async () => {
+    const path = join(dir, 'failed.sqlite')
+    const store = createDigestStore({ path, retainFlushedMs: 1_000 })
+    const [a, b] = events(2)
+    if (a === undefined || b === undefined) assert.fail()
+    await store.record([entry(a), entry(b, { configurationId: 'cfg-2' })], T0)
+    const [first] = await store.due(T0 + WINDOW)
+    assert.equal(first?.attempts, 0)
+    await store.markFailed([{ configurationId: 'cfg-1', windowStart: T0 }], T0 + WINDOW + 5_000)
+    assert.deepEqual(
+      (await store.due(T0 + WINDOW + 4_999)).map((d) => d.configurationId),
+      ['cfg-2'],
+      'not before its retry; the others as before',
+    )
+    // Flushing the others prunes what was flushed long ago, never a window still to go out.
+    await store.markFlushed(await store.due(T0 + WINDOW + 4_999), T0 + WINDOW + 100_000)
+    await store.markFlushed([], T0 + WINDOW + 200_000)
+    await store.close()
+
+    const again = createDigestStore({ path })
+    const [retried, ...rest] = await again.due(T0 + WINDOW + 5_000)
+    assert.deepEqual(rest, [])
+    assert.deepEqual([retried?.configurationId, retried?.attempts, retried?.total], ['cfg-1', 1, 1])
+    await again.markFailed([{ configurationId: 'cfg-1', windowStart: T0 }], T0 + WINDOW + 10_000)
+    assert.equal((await again.due(T0 + WINDOW + 10_000))[0]?.attempts, 2)
+    // Once it goes out, a failure marked late changes nothing.
+    await again.markFlushed([{ configurationId: 'cfg-1', windowStart: T0 }], T0 + WINDOW + 10_000)
+    await again.markFailed([{ configurationId: 'cfg-1', windowStart: T0 }], T0)
+    assert.deepEqual(await again.due(T0 + 1_000_000), [])
+    await again.close()
+  })
+
+  it('leaves out and counts the stored events and selector lists it cannot read back, and gives the rest', async () => {
+    const path = join(dir, 'unreadable.sqlite')
+    const store = createDigestStore({ path })
+    const [a, b, c] = events(3)
+    if (a === undefined || b === undefined || c === undefined) assert.fail()
+    await store.record(
+      [entry(a), entry(b, { matchedSelectorIds: ['s2'] }), entry(c, { matchedSelectorIds: ['s3'] })],
+      T0,
+    )
+    const other = new DatabaseSync(path)
+    other.prepare("UPDATE digest_entries SET event = 'null' WHERE position = 0").run()
+    other.prepare('UPDATE digest_entries SET event = \'{"id":\' WHERE position = 1').run()
+    other.prepare('UPDATE digest_entries SET selectors = \'["s2",\' WHERE position = 1').run()
+    other.close()
+    const [digest] = await store.due(T0 + WINDOW)
+    assert.deepEqual(
+      digest?.events.map((e) => e.id),
+      ['e2'],
+    )
+    assert.deepEqual(digest?.matchedSelectorIds, ['s1', 's3'])
+    assert.equal(digest?.unreadable, 3)
+    assert.equal(digest?.total, 3, 'still counted')
+    await store.close()
+  })
+
+  it('opens a buffer written before windows could fail, its windows due as they were', async () => {
+    const path = join(dir, 'older.sqlite')
+    const older = new DatabaseSync(path)
+    older.exec(`
+      CREATE TABLE digest_windows (
+        id INTEGER PRIMARY KEY, configuration_id TEXT NOT NULL, account TEXT NOT NULL, endpoint TEXT NOT NULL,
+        window_start INTEGER NOT NULL, window_end INTEGER NOT NULL, total INTEGER NOT NULL, flushed_at INTEGER,
+        UNIQUE (configuration_id, window_start)
+      );
+      CREATE TABLE digest_entries (
+        key BLOB PRIMARY KEY, window_id INTEGER NOT NULL, position INTEGER NOT NULL, type TEXT NOT NULL,
+        level TEXT NOT NULL, selectors TEXT NOT NULL, event TEXT
+      ) WITHOUT ROWID;
+      CREATE TABLE digest_store (id INTEGER PRIMARY KEY CHECK (id = 1), instance_id TEXT NOT NULL);
+    `)
+    const [a] = events(1)
+    older
+      .prepare("INSERT INTO digest_windows VALUES (1, 'cfg-1', 'acme', 'slack', ?, ?, 1, NULL)")
+      .run(T0, T0 + WINDOW)
+    older
+      .prepare(
+        "INSERT INTO digest_entries VALUES (x'00', 1, 0, 'user.checks.tag.vulnerabilities.update', 'info', '[\"s1\"]', ?)",
+      )
+      .run(JSON.stringify(a))
+    older.close()
+    const store = createDigestStore({ path })
+    const [digest] = await store.due(T0 + WINDOW)
+    assert.deepEqual([digest?.configurationId, digest?.attempts, digest?.events[0]?.id], ['cfg-1', 0, 'e0'])
+    await store.markFailed([{ configurationId: 'cfg-1', windowStart: T0 }], T0 + WINDOW + 1_000)
+    assert.deepEqual(await store.due(T0 + WINDOW), [])
     await store.close()
   })
 

@@ -32,6 +32,13 @@ export interface PendingDigest {
   readonly events: readonly CloudEvent[]
   /** Every selector that matched an event of the window, sorted. */
   readonly matchedSelectorIds: readonly string[]
+  /**
+   * Stored events or selector lists of the window that could not be read back (a damaged
+   * file): left out of `events` and `matchedSelectorIds`, still counted in `counts`.
+   */
+  readonly unreadable: number
+  /** Times the window failed to go out so far (`markFailed`). */
+  readonly attempts: number
 }
 
 /** A window by its identity. */
@@ -73,17 +80,25 @@ export interface DigestWindowRef {
  * await store.record(entries, clock())          // before the batch's offsets are committed
  * const due = await store.due(clock())          // windows whose end has passed
  * await log.publish(topic, due.map(toCommand))  // same delivery ids if this is repeated
- * await store.markFlushed(due, clock())
+ * await store.markFlushed(due, clock())          // or markFailed(due, retryAt), to try later
  */
 export interface DigestStore {
   /** Identifies this buffer, the same after every restart on the same storage. */
   readonly instanceId: string
   /** Durable when the promise resolves. */
   record(entries: readonly DigestEntry[], now: number): Promise<void>
-  /** Unflushed windows whose end is at or before `now`, earliest end first, at most `limit` (default 100). */
+  /**
+   * Unflushed windows whose end is at or before `now` and whose retry (`markFailed`) is not
+   * after it, earliest end first, at most `limit` (default 100).
+   */
   due(now: number, limit?: number): Promise<readonly PendingDigest[]>
   /** Marks windows flushed; marking one again is harmless. */
   markFlushed(windows: readonly DigestWindowRef[], now: number): Promise<void>
+  /**
+   * Records that windows failed to go out: each counts one more attempt and is not due again
+   * before `retryAt`. They are kept, unflushed, however often they fail.
+   */
+  markFailed(windows: readonly DigestWindowRef[], retryAt: number): Promise<void>
   /**
    * Resolves while the store can take writes, for `/ready`; otherwise rejects with an
    * UnavailableError saying why: its last write failed for want of storage (a full disk, a

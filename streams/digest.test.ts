@@ -104,6 +104,8 @@ describe('digestCommand', () => {
     ],
     events: [first, anEvent({ id: 'second' })],
     matchedSelectorIds: ['s2', 's3'],
+    unreadable: 0,
+    attempts: 0,
   }
 
   it('is one command for the window: its first event, an id from configuration and window start, the counts', () => {

@@ -291,7 +291,7 @@ export const schema = group({
       }),
       max_request_bytes: key(integer(4096, 1_073_741_824), {
         default: 1_048_576,
-        doc: 'Most bytes one produce request carries, framing included (the Java producer’s `max.request.size`). A publish larger than that — a router batch of up to 1,000 delivery commands, an HTTP batch of events — goes out in several requests, one after the other, each partition’s messages in order; a broker refuses a record batch over its `message.max.bytes` (by default 1,048,588) with MESSAGE_TOO_LARGE, so keep this at or below that of the brokers and of every topic Herald writes to. A message that does not fit in one request alone (about 600 bytes less than this) is refused before anything is sent: `POST /v1/events` answers 413 naming it, and the router sets aside an event whose delivery command is that large on the dead-letter topic.',
+        doc: 'Most bytes one produce request carries, framing included (the Java producer’s `max.request.size`). A publish larger than that — a router batch of up to 1,000 delivery commands, an HTTP batch of events — goes out in several requests, one after the other, each partition’s messages in order; a broker refuses a record batch over its `message.max.bytes` (by default 1,048,588) with MESSAGE_TOO_LARGE, so keep this at or below that of the brokers and of every topic Herald writes to. A message that does not fit in one request alone (about 600 bytes less than this) is refused before anything is sent: `POST /v1/events` answers 413 naming it, the router sets aside an event whose delivery command is that large on the dead-letter topic, and a digest that large lists fewer of its events.',
       }),
       sasl: optionalGroup(
         {

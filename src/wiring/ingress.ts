@@ -177,6 +177,7 @@ export const startRouter = async ({
     logger,
     // Each Kafka router instance keeps its own buffer: their digests of one window must not share an id.
     ...(config.event_log.kind === 'kafka' ? { instance: ingress.digests.instanceId } : {}),
+    ...(log.maxMessageBytes === undefined ? {} : { maxMessageBytes: log.maxMessageBytes }),
     onFlushed: ({ digests }) => metrics.deliveryCommands.inc(digests),
   })
   flusher.start()

@@ -1,11 +1,22 @@
 import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { createKafkaEventLog } from '../../src/adapters/kafka-event-log/index.ts'
 import { type CloudEvent, encodeLogEvent } from '../../src/events/index.ts'
 import { createAdminTokenAuthenticator, createHttpApp } from '../../src/http/index.ts'
-import { createMemoryProcessedIds, DeadLetterHeaders, readDeadLetter } from '../../src/ingress/index.ts'
+import {
+  createMemoryProcessedIds,
+  DeadLetterHeaders,
+  processedKey,
+  readDeadLetter,
+} from '../../src/ingress/index.ts'
 import { createMetrics, type LogFields, silentLogger } from '../../src/observability/index.ts'
 import { type Consumer, type EventLog, type LogMessage, messageBytes } from '../../src/ports/event-log.ts'
+import { createDigestFlusher } from '../../streams/digest-flusher.ts'
+import type { DigestEntry } from '../../streams/digest-store.ts'
+import { createDigestStore } from '../../streams/digest-store-sqlite.ts'
 import { createRouterHandler, ROUTER_MAX_BATCH } from '../../streams/router.ts'
 import { buildSelectorIndex, decodeDeliveryCommand } from '../../streams/routing/index.ts'
 import { aConfiguration, anEvent, aSelector } from '../../streams/routing/test-fixtures.ts'
@@ -203,5 +214,78 @@ describe('Kafka with a request size limit', () => {
       ),
     )
     assert.equal(await written(), batch.length, 'nothing of the refused request was written')
+  })
+
+  it('the digest flusher lists fewer events of a digest too large, and holds back one too large even so while the others go out', async () => {
+    const topic = 'limits.digests'
+    await kafka.createTopic(topic, 1)
+    const dir = mkdtempSync(join(tmpdir(), 'herald-limits-'))
+    const store = createDigestStore({ path: join(dir, 'digests.sqlite') })
+    const held = (id: string, configurationId: string, bytes: number): DigestEntry => {
+      const event = anEvent({ id, data: { tag: 'x'.repeat(bytes) } })
+      return {
+        configurationId,
+        account: 'acme',
+        endpoint: 'webhook',
+        eventKey: processedKey(event),
+        event,
+        matchedSelectorIds: ['sel-1'],
+        windowMs: 30_000,
+      }
+    }
+    const T0 = Date.UTC(2026, 10, 22, 10)
+    await store.record(
+      [
+        // Its digest holds its first event and lists the rest: 180 kB with five listed, 90 kB with two.
+        ...['a', 'b', 'c', 'd', 'e'].map((id) => held(id, 'cfg-1', 30_000)),
+        // A 60 kB event is in its digest twice (as the event and listed): 120 kB.
+        held('f', 'cfg-2', 60_000),
+        held('g', 'cfg-3', 100),
+      ],
+      T0,
+    )
+    const logged: string[] = []
+    const flusher = createDigestFlusher({
+      store,
+      log,
+      topic,
+      clock: () => T0 + 30_000,
+      logger: (_level, event) => logged.push(event),
+      ...(log.maxMessageBytes === undefined ? {} : { maxMessageBytes: log.maxMessageBytes }),
+    })
+    try {
+      assert.deepEqual(await flusher.flushDue(), { digests: 2, events: 6 })
+      const read: LogMessage[] = []
+      consumers.push(
+        await log.consume({ groupId: 'limits-digests', topics: [topic] }, async (batch) => {
+          read.push(...batch.messages)
+        }),
+      )
+      await eventually(() => assert.equal(read.length, 2), { timeoutMs: 30_000 })
+      const commands = read.map((m) => {
+        const command = decodeDeliveryCommand(m)
+        assert.ok(command.ok)
+        return command.value
+      })
+      assert.deepEqual(
+        commands.map((c) => [c.configurationId, c.digest?.total, c.digest?.events.map((e) => e.id)]),
+        [
+          ['cfg-1', 5, ['a', 'b']],
+          ['cfg-3', 1, ['g']],
+        ],
+      )
+      assert.deepEqual(
+        logged.filter((e) => e !== 'router.digest_flushed'),
+        ['router.digest_trimmed', 'router.digest_deferred'],
+      )
+      assert.deepEqual(
+        (await store.due(T0 + 1_000_000)).map((d) => [d.configurationId, d.attempts]),
+        [['cfg-2', 1]],
+        'kept, to go out once the limit is raised',
+      )
+    } finally {
+      await store.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
