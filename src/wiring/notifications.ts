@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import type { Hono } from 'hono'
-import { map, switchMap } from 'rxjs'
+import { map, retry, switchMap, timer } from 'rxjs'
 import {
   announceConfigurationDisabled,
   createDeliveryChannels,
@@ -79,6 +79,11 @@ export interface WireNotificationsOptions {
   readonly ingress: IngressWiring
   /** The reports warehouse, whose `events` table selector previews and explanations read. */
   readonly warehouse?: Warehouse
+  /**
+   * Wait before the selector feed is read again after it failed, once it had loaded: doubles
+   * from `min` up to `max` ms with each failure in a row (default 1 000 → 30 000).
+   */
+  readonly selectorFeedRetryMs?: { readonly min: number; readonly max: number }
 }
 
 /** The retry policy the configuration describes; a `Retry-After` is honoured up to the longest step, 10 h at least. */
@@ -299,6 +304,11 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     onUncompilable: (selector, error) =>
       logger('error', 'router.selector_uncompilable', { selector_id: selector.id, error: String(error) }),
   })
+  // Once loaded, a feed that fails (the store could not be read) is read again, whole, after a
+  // back-off, for as long as it fails: meanwhile the router routes with the index it has, and
+  // picks up every change since once the store answers. Before the first load it fails the start.
+  let everLoaded = false
+  const backoff = options.selectorFeedRetryMs ?? { min: 1_000, max: 30_000 }
   const subscription = service
     .selectors$()
     .pipe(
@@ -306,12 +316,26 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
         const started = performance.now()
         return builder.build$(set).pipe(map((built) => ({ set, built, ms: performance.now() - started })))
       }),
+      retry({
+        resetOnSuccess: true,
+        delay: (error: unknown, attempt: number) => {
+          if (!everLoaded) throw error
+          const retryInMs = Math.min(backoff.max, backoff.min * 2 ** (attempt - 1))
+          logger('error', 'notifications.selector_feed_failed', {
+            error: errorText(error),
+            attempt,
+            retry_in_ms: retryInMs,
+          })
+          return timer(retryInMs)
+        },
+      }),
     )
     .subscribe({
       next: ({ set, built, ms }) => {
         const disabled = newlyDisabled(selectors, set)
         selectors = set
         index = built
+        everLoaded = true
         markLoaded()
         // After `selectors`, so the attempts it starts find the configuration disabled.
         for (const configurationId of disabled) onDisabled(configurationId)
@@ -325,7 +349,7 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
       },
       error: (error: unknown) => {
         failLoad(error)
-        logger('error', 'notifications.selector_feed_failed', { error: String(error) })
+        logger('error', 'notifications.selector_feed_failed', { error: errorText(error), retried: false })
       },
     })
   try {
