@@ -75,7 +75,12 @@ const tagged = (offset: number, tag: string, digest: string) =>
     data: { registry: 'docker.io', repository: 'acme/api', tag, digest },
   } as Omit<EngineEvent, 'specversion' | 'id' | 'source' | 'level' | 'resourcetype'>)
 
-const empty: EntityState = { images: new Map(), tags: new Map() }
+const empty: EntityState = {
+  images: new Map(),
+  tags: new Map(),
+  closedImages: new Map(),
+  closedTags: new Map(),
+}
 
 const imageDeleted = (offset: number, digest: string) =>
   at(offset, {
@@ -137,7 +142,7 @@ describe('foldEntities and foldFindings', () => {
           finding('CVE-4'),
         ]),
       ],
-      { images, tags: new Map() },
+      { ...empty, images },
       state,
     )
     const byId = (id: string, rows: readonly FindingRow[]) => rows.filter((f) => f.vulnerability_id === id)
@@ -317,21 +322,43 @@ describe('foldEntities and foldFindings', () => {
   })
 
   it('asks for the images and tags its events name, and everything of a snapshot’s account', () => {
+    const ref = (account: string, tag: string) =>
+      tagKey({ account, registry: 'docker.io', repository: 'acme/api', tag })
     const needs = stateNeeds([
       analyzed(1, D1, []),
       tagged(2, 'latest', D2),
       analyzed(3, D2, [], 'globex'),
-      at(4, {
+      timed(analyzed(4, D1, []), 0.5),
+      at(5, {
         type: 'herald.report.inventory.snapshot',
         account: 'globex',
-        data: { taken_at: '2026-11-22T10:00:05.000Z', images: [], tags: [] },
+        data: {
+          taken_at: '2026-11-22T10:00:02.000Z',
+          images: [],
+          tags: [{ registry: 'docker.io', repository: 'acme/api', tag: 'stable', digest: D2 }],
+        },
       } as Omit<EngineEvent, 'specversion' | 'id' | 'source' | 'level' | 'resourcetype'>),
     ])
-    assert.deepEqual([...needs.accounts].sort(), ['acme', 'globex'])
+    // Each with the earliest instant the batch judges it at: a snapshot's, when it was taken.
+    assert.deepEqual([...needs.accounts].sort(), [
+      ['acme', T0 + 500],
+      ['globex', T0 + 2_000],
+    ])
     assert.deepEqual([...needs.digests].sort(), [D1, D2])
     assert.deepEqual(
+      [...needs.images].sort(),
+      [
+        [imageKey(A, D1), T0 + 500],
+        [imageKey('globex', D2), T0 + 3_000],
+      ].sort(),
+    )
+    // The tags a snapshot lists, which it may point: one deleted after it was taken stays so.
+    assert.deepEqual(
       [...needs.tags],
-      [tagKey({ account: A, registry: 'docker.io', repository: 'acme/api', tag: 'latest' })],
+      [
+        [ref(A, 'latest'), T0 + 2_000],
+        [ref('globex', 'stable'), T0 + 2_000],
+      ],
     )
     assert.deepEqual([...needs.snapshotAccounts], ['globex'])
   })
@@ -448,7 +475,7 @@ describe('events delivered late, and inventories taken before they are sent', ()
 
     const first = fold([newer])
     const image = first.images[0] as ImageRow
-    const state: EntityState = { images: new Map([[imageKey(A, D1), image]]), tags: new Map() }
+    const state: EntityState = { ...empty, images: new Map([[imageKey(A, D1), image]]) }
     const findings: FindingState = new Map([
       [imageKey(A, D1), new Map(first.findings.map((f) => [findingKey(f), f]))],
     ])
@@ -518,14 +545,99 @@ describe('events delivered late, and inventories taken before they are sent', ()
     )
   })
 
+  it('leaves a deleted image deleted when an analysis older than its deletion arrives, in one batch or the next', () => {
+    const history = [
+      timed(analyzed(1, D1, [finding('CVE-1')]), 2),
+      timed(imageDeleted(2, D1), 10),
+      analyzed(3, D2, [finding('CVE-9')]),
+      // Reconciled away as of 8 s by an inventory sent at 9 s.
+      timed(inventory(4, T0 + 8_000, [D1], []), 9),
+    ]
+    const late = [
+      // Analysed at 5 s, after its last analysis, before it was deleted: it was deleted after.
+      timed(analyzed(5, D1, [finding('CVE-1'), finding('CVE-2')]), 5),
+      // Before the inventory that reconciled it away was taken.
+      timed(analyzed(6, D2, [finding('CVE-9'), finding('CVE-3')]), 7),
+    ]
+    const ended = [
+      [D1, 1, 2, 'deleted', second(2), second(10)],
+      [D2, 3, 4, 'inventory', second(3), second(8)],
+    ]
+    const periods = (rows: readonly ImageRow[]) =>
+      rows
+        .map((i) => [i.digest, i.from_offset, i.closed_offset, i.closed_by, i.valid_from, i.valid_to])
+        .sort()
+    const together = fold([...history, ...late])
+    assert.deepEqual(periods(together.images), ended)
+    assert.deepEqual(
+      together.lifecycle.map((l) => [l.vulnerability_id, l.resolution, l.resolved_at]).sort(),
+      [
+        ['CVE-1', 'image_deleted', second(10)],
+        ['CVE-9', 'image_inventory', second(8)],
+      ],
+    )
+    assert.deepEqual([...together.openImages.keys()], [])
+
+    // In the next batch, the state says when each ended.
+    const first = fold(history)
+    const state: EntityState = {
+      ...empty,
+      closedImages: new Map(first.images.map((i) => [imageKey(i.account, i.digest), i])),
+    }
+    const next = fold(late, state)
+    assert.deepEqual([next.images, next.findings, next.lifecycle], [[], [], []], 'nothing written')
+    assert.deepEqual(next.closedImages, state.closedImages)
+
+    // One analysed at the instant of its end or after it (restored, pushed again) is active again.
+    const again = fold([timed(analyzed(7, D1, [finding('CVE-2')]), 10)], state)
+    assert.deepEqual(periods(again.images), [[D1, 7, 0, '', second(10), null]])
+    assert.deepEqual([...again.closedImages.keys()], [imageKey(A, D2)])
+  })
+
+  it('does not re-create a deleted tag from a move older than its deletion, nor from an inventory taken before it', () => {
+    const history = [tagged(1, 'latest', D1), timed(tagDeleted(2, 'latest'), 10)]
+    const late = [
+      // Moved at 8 s, before it was deleted.
+      timed(tagged(3, 'latest', D2), 8),
+      // Taken at 5 s, sent at 12 s: it still lists the tag, deleted since.
+      timed(inventory(4, T0 + 5_000, [], [['latest', D1]]), 12),
+    ]
+    const together = fold([...history, ...late])
+    assert.deepEqual(byTag(together.tagHistory), {
+      latest: [[D1, 1, 2, 'deleted', second(1), second(10)]],
+    })
+    assert.deepEqual(
+      together.tagsCurrent.map((t) => [t.tag, t.digest, t.active, t.since]),
+      [['latest', D1, 0, second(10)]],
+    )
+
+    const first = fold(history)
+    const state: EntityState = {
+      ...empty,
+      closedTags: new Map(first.tagHistory.map((t) => [tagKey(t), t])),
+    }
+    const next = fold(late, state)
+    assert.deepEqual([next.tagHistory, next.tagsCurrent], [[], []], 'nothing written')
+
+    // Pointed again after it was deleted, or listed by an inventory taken since: active again.
+    const moved = fold([timed(tagged(5, 'latest', D2), 11)], state)
+    assert.deepEqual(byTag(moved.tagHistory), { latest: [[D2, 5, 0, '', second(11), null]] })
+    const listed = fold([timed(inventory(5, T0 + 10_000, [], [['latest', D2]]), 12)], state)
+    assert.deepEqual(
+      listed.tagsCurrent.map((t) => [t.tag, t.digest, t.active, t.since]),
+      [['latest', D2, 1, second(10)]],
+    )
+  })
+
   it('writes no period that ends before it began, nor an episode resolved before it was detected, from late events', () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 1_000 }),
         fc.array(fc.tuple(fc.nat(599), fc.integer({ min: 1, max: 40 })), { minLength: 1, maxLength: 60 }),
-        (seed, delays) => {
+        fc.array(fc.nat(), { maxLength: 8 }),
+        (seed, delays, afterDeletion) => {
           const tables = createMemoryTables()
-          tables.write(deliveredLate(activity(seed, 600), delays))
+          tables.write(deliveredAfterDeletion(deliveredLate(activity(seed, 600), delays), afterDeletion))
           const { images, tags, findings, lifecycle } = tables.snapshot()
           const ms = (text: string | null) =>
             text === null ? Number.POSITIVE_INFINITY : Date.parse(`${text}Z`)
@@ -560,6 +672,21 @@ const createMemoryTables = () => {
   }
   const openAsOf = (row: { from_offset: number; closed_offset: number }, offset: number) =>
     row.from_offset < offset && (row.closed_offset === 0 || row.closed_offset >= offset)
+  /** Each key's latest period as of `offset`, where it had ended before `offset`. */
+  const closedAsOf = <R extends { from_offset: number; closed_offset: number }>(
+    rows: Iterable<R>,
+    keyOf: (row: R) => string,
+    offset: number,
+  ): Map<string, R> => {
+    const latest = new Map<string, R>()
+    for (const row of rows) {
+      const kept = latest.get(keyOf(row))
+      if (row.from_offset < offset && (kept === undefined || row.from_offset > kept.from_offset))
+        latest.set(keyOf(row), row)
+    }
+    for (const [key, row] of latest) if (openAsOf(row, offset)) latest.delete(key)
+    return latest
+  }
   const reopened = <R extends { closed_offset: number }>(row: R): R =>
     row.closed_offset === 0 ? row : { ...row, closed_offset: 0, valid_to: null, closed_by: '' }
   return {
@@ -574,6 +701,8 @@ const createMemoryTables = () => {
         tags: new Map(
           [...tags.values()].filter((r) => openAsOf(r, first)).map((r) => [tagKey(r), reopened(r)]),
         ),
+        closedImages: closedAsOf(images.values(), (r) => imageKey(r.account, r.digest), first),
+        closedTags: closedAsOf(tags.values(), tagKey, first),
       }
       const rows = foldEntities(events, entityState)
       const findingState = new Map<string, Map<string, FindingRow>>()
@@ -624,10 +753,46 @@ const deliveredLate = (events: readonly Positioned[], delays: readonly (readonly
   return order.map((p, offset) => ({ ...p, offset }))
 }
 
+/** The image or tag a report event names, to tell which events concern the same one. */
+const entityOf = ({ event }: Positioned): string | undefined => {
+  switch (event.type) {
+    case 'herald.report.image.analyzed':
+    case 'herald.report.image.deleted':
+      return imageKey(event.account, event.data.digest)
+    case 'herald.report.tag.digest_changed':
+    case 'herald.report.tag.deleted':
+      return tagKey({ account: event.account, ...event.data })
+    default:
+      return undefined
+  }
+}
+
+/**
+ * The events with some delivered after the deletion of what they name: for each pick, a
+ * deletion (the pick-th, round the list) and the last analysis or move of its image or tag
+ * before it, moved to right after it, keeping its instant; offsets follow the new order.
+ */
+const deliveredAfterDeletion = (events: readonly Positioned[], picks: readonly number[]) => {
+  const order = [...events]
+  const deleted = ({ event }: Positioned) =>
+    event.type === 'herald.report.image.deleted' || event.type === 'herald.report.tag.deleted'
+  for (const pick of picks) {
+    const deletions = order.flatMap((p, i) => (deleted(p) ? [i] : []))
+    const at = deletions[pick % Math.max(1, deletions.length)]
+    if (at === undefined) break
+    const entity = entityOf(order[at] as Positioned)
+    const before = order.findLastIndex((p, i) => i < at && !deleted(p) && entityOf(p) === entity)
+    if (before < 0) continue
+    const [moved] = order.splice(before, 1)
+    if (moved !== undefined) order.splice(at, 0, moved)
+  }
+  return order.map((p, offset) => ({ ...p, offset }))
+}
+
 describe('the fold in slices of the event loop', () => {
   it('writes the same rows as in one go, pausing between events and between images', async () => {
     const events = activity(11, 600)
-    const entities = foldEntities(events, { images: new Map(), tags: new Map() })
+    const entities = foldEntities(events, empty)
     let pauses = 0
     const everyStep: Slice = {
       due: () => true,
@@ -636,7 +801,7 @@ describe('the fold in slices of the event loop', () => {
         await yieldToLoop()
       },
     }
-    const sliced = await foldEntitiesSliced(events, { images: new Map(), tags: new Map() }, everyStep)
+    const sliced = await foldEntitiesSliced(events, empty, everyStep)
     assert.deepEqual(sliced, entities)
     assert.equal(pauses, events.length)
     pauses = 0
@@ -655,8 +820,9 @@ describe('the fold under replays', () => {
         fc.array(fc.integer({ min: 1, max: 120 }), { minLength: 1, maxLength: 30 }),
         fc.array(fc.nat(), { maxLength: 6 }),
         fc.array(fc.tuple(fc.nat(599), fc.integer({ min: 1, max: 40 })), { maxLength: 30 }),
-        (seed, sizes, replays, delays) => {
-          const events = deliveredLate(activity(seed, 600), delays)
+        fc.array(fc.nat(), { maxLength: 8 }),
+        (seed, sizes, replays, delays, afterDeletion) => {
+          const events = deliveredAfterDeletion(deliveredLate(activity(seed, 600), delays), afterDeletion)
           const once = createMemoryTables()
           once.write(events)
 

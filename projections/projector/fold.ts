@@ -44,22 +44,42 @@ export const findingKey = (f: {
   package_version: string
 }): string => `${f.vulnerability_id}\u0000${f.package}\u0000${f.package_version}`
 
-/** What a batch needs to know of the prior state: which open images and tags. */
+/**
+ * What a batch needs to know of the prior state: the latest period of each image and tag it
+ * names, and which are open. Each named one comes with the earliest instant the batch judges
+ * it at (`reaches`): a closed period that ended before it makes no difference to the batch.
+ */
 export interface StateNeeds {
-  readonly accounts: ReadonlySet<string>
+  /** The accounts the batch names, each with the earliest instant it judges anything of theirs at. */
+  readonly accounts: ReadonlyMap<string, number>
   readonly digests: ReadonlySet<string>
   /** The images themselves, by `imageKey`: `digests` names them across all `accounts`. */
-  readonly images: ReadonlySet<string>
-  /** By `tagKey`. */
-  readonly tags: ReadonlySet<string>
+  readonly images: ReadonlyMap<string, number>
+  /** By `tagKey`: the tags of the batch's events and those its inventory snapshots list. */
+  readonly tags: ReadonlyMap<string, number>
   /** Accounts with an inventory snapshot in the batch: all their open images and tags are needed. */
   readonly snapshotAccounts: ReadonlySet<string>
+  /**
+   * Also the latest periods of the images and tags of `snapshotAccounts` that ended at or after
+   * this instant (none open follows them): how the state cache reads an account whole, so that
+   * an image or tag of it that it does not hold needs no query for an event at this instant or
+   * later.
+   */
+  readonly closedAfter?: number
 }
 
-/** Open periods as of the batch's first offset, by `imageKey` and `tagKey`. */
+/** The periods as of the batch's first offset, by `imageKey` and `tagKey`. */
 export interface EntityState {
+  /** The open ones. */
   readonly images: ReadonlyMap<string, ImageRow>
   readonly tags: ReadonlyMap<string, TagHistoryRow>
+  /**
+   * The latest period, closed, of each image and tag the batch names that has none open: when
+   * it ended (`valid_to`: deleted, reconciled away) and why (`closed_by`), which an event older
+   * than that end cannot change (`reaches`).
+   */
+  readonly closedImages: ReadonlyMap<string, ImageRow>
+  readonly closedTags: ReadonlyMap<string, TagHistoryRow>
 }
 
 /** Open finding periods as of the batch's first offset: by `imageKey`, then `findingKey`. */
@@ -100,6 +120,12 @@ export interface EntityRows {
   /** What is open once the batch is folded, by `imageKey` and `tagKey`: the next batch's state. */
   readonly openImages: ReadonlyMap<string, ImageRow>
   readonly openTags: ReadonlyMap<string, TagHistoryRow>
+  /**
+   * The latest period, closed, of each image and tag the state or the batch had one of and that
+   * has none open once the batch is folded: with `openImages` and `openTags`, the next batch's.
+   */
+  readonly closedImages: ReadonlyMap<string, ImageRow>
+  readonly closedTags: ReadonlyMap<string, TagHistoryRow>
 }
 
 export interface FindingRows {
@@ -109,30 +135,40 @@ export interface FindingRows {
   readonly openFindings: ReadonlyMap<string, ReadonlyMap<string, FindingRow>>
 }
 
-/** The prior state a batch reads: the images and tags its events name, everything for snapshots. */
+/**
+ * The prior state a batch reads: the images and tags its events name (an inventory snapshot
+ * names the tags it lists, which it may point), everything open of a snapshot's account.
+ */
 export const stateNeeds = (events: readonly Positioned[]): StateNeeds => {
-  const accounts = new Set<string>()
+  const accounts = new Map<string, number>()
   const digests = new Set<string>()
-  const images = new Set<string>()
-  const tags = new Set<string>()
+  const images = new Map<string, number>()
+  const tags = new Map<string, number>()
   const snapshotAccounts = new Set<string>()
-  for (const { event } of events) {
+  const earliest = (map: Map<string, number>, key: string, at: number) => {
+    const known = map.get(key)
+    if (known === undefined || at < known) map.set(key, at)
+  }
+  for (const { event, at } of events) {
     switch (event.type) {
       case 'herald.report.image.analyzed':
       case 'herald.report.image.deleted':
-        accounts.add(event.account)
+        earliest(accounts, event.account, at)
         digests.add(event.data.digest)
-        images.add(imageKey(event.account, event.data.digest))
+        earliest(images, imageKey(event.account, event.data.digest), at)
         break
       case 'herald.report.tag.digest_changed':
       case 'herald.report.tag.deleted':
-        accounts.add(event.account)
-        tags.add(tagKey({ account: event.account, ...event.data }))
+        earliest(accounts, event.account, at)
+        earliest(tags, tagKey({ account: event.account, ...event.data }), at)
         break
-      case 'herald.report.inventory.snapshot':
-        accounts.add(event.account)
+      case 'herald.report.inventory.snapshot': {
+        const taken = reconciledAt(event.data.taken_at, at)
+        earliest(accounts, event.account, taken)
         snapshotAccounts.add(event.account)
+        for (const t of event.data.tags) earliest(tags, tagKey({ account: event.account, ...pick(t) }), taken)
         break
+      }
       default:
     }
   }
@@ -142,8 +178,9 @@ export const stateNeeds = (events: readonly Positioned[]): StateNeeds => {
 const time = toClickHouseTime
 
 /**
- * Whether an event at `at` may change an open period whose latest instant is `latest` (when
- * an image was last analysed, when a tag was pointed where it points): not when it is older.
+ * Whether an event at `at` may change an image or a tag whose latest instant is `latest`: while
+ * it is open, when the image was last analysed or the tag pointed where it points; once closed,
+ * when its period ended (deleted, or reconciled away by an inventory). Not when it is older.
  * The log is in arrival order, not in time order: an event delivered late (a producer's
  * retry, a backlog drained from elsewhere) can come after one that happened after it. Folded
  * as if it were the newest, it would make an older report the current one, or end a period
@@ -152,18 +189,28 @@ const time = toClickHouseTime
  * what the newest event said; the late one stays in the raw `events` table. Of two at one
  * instant the later in the log counts, as for policy evaluations.
  *
+ * So an analysis older than the image's deletion does not bring it back (it was deleted after
+ * that analysis), nor does a move older than the tag's deletion, nor an inventory taken before
+ * it that still lists the tag: the state holds the end of the latest closed period of each
+ * image and tag a batch names, as well as the open ones (`EntityState`).
+ *
  * Inserting it into the past instead would rewrite periods already written (split a tag's
- * period, an image's findings), which the fold cannot do from the open periods alone.
+ * period, an image's findings), which the fold cannot do from the latest periods alone.
  */
 const reaches = (at: number, latest: string): boolean => at >= fromClickHouseTime(latest)
+
+/** `reaches` for an image or tag with no open period: its latest closed one, if any, ended by `at`. */
+const reachesClosed = (at: number, closed: { readonly valid_to: string | null } | undefined): boolean =>
+  closed?.valid_to == null || reaches(at, closed.valid_to)
 
 /**
  * The instant an inventory snapshot reconciles at: when it was taken (`taken_at`), not when it
  * was sent. It lists what existed then, so what it leaves out ended by then, and `asOf` that
- * instant or later must not show it; what began after (an image analysed, a tag pointed since)
- * it cannot know of, and `reaches` leaves alone. Never after the event's own time: an inventory
- * cannot be taken after it was sent, and one whose clock says so would otherwise end periods in
- * the future of the events that follow it.
+ * instant or later must not show it; what began or ended after (an image analysed, a tag
+ * pointed or deleted since) it cannot know of, and `reaches` leaves alone: a tag deleted after
+ * the inventory was taken is not re-created for being listed. Never after the event's own
+ * time: an inventory cannot be taken after it was sent, and one whose clock says so would
+ * otherwise end periods in the future of the events that follow it.
  */
 const reconciledAt = (takenAt: string, at: number): number => Math.min(instantOfTime(takenAt), at)
 
@@ -202,6 +249,8 @@ export const foldEntitiesSliced = (
 function* entitySteps(events: readonly Positioned[], state: EntityState): Generator<void, EntityRows, void> {
   const openImages = new Map(state.images)
   const openTags = new Map(state.tags)
+  const closedImages = new Map(state.closedImages)
+  const closedTags = new Map(state.closedTags)
   const images = new Map<string, ImageRow>()
   const tagHistory = new Map<string, TagHistoryRow>()
   const tagsCurrent = new Map<string, TagCurrentRow>()
@@ -223,16 +272,20 @@ function* entitySteps(events: readonly Positioned[], state: EntityState): Genera
   const endImage = (key: string, offset: number, at: number, by: 'deleted' | 'inventory') => {
     const open = openImages.get(key)
     if (open === undefined || !reaches(at, open.last_analyzed_at)) return
-    putImage(closeImage(open, offset, at, by))
+    const closed = closeImage(open, offset, at, by)
+    putImage(closed)
     openImages.delete(key)
+    closedImages.set(key, closed)
     op(open, { kind: 'close', offset, at, reason: by === 'deleted' ? 'image_deleted' : 'image_inventory' })
   }
 
   const endTag = (key: string, offset: number, at: number, by: ClosedBy, active: boolean) => {
     const open = openTags.get(key)
     if (open === undefined || !reaches(at, open.valid_from)) return
-    putTag(closeTag(open, offset, at, by))
+    const closed = closeTag(open, offset, at, by)
+    putTag(closed)
     openTags.delete(key)
+    closedTags.set(key, closed)
     if (!active) {
       tagsCurrent.set(key, {
         account: open.account,
@@ -256,8 +309,14 @@ function* entitySteps(events: readonly Positioned[], state: EntityState): Genera
   ) => {
     const key = tagKey(ref)
     const open = openTags.get(key)
-    if (open !== undefined && (open.digest === digest || !reaches(at, open.valid_from))) return
+    if (
+      open === undefined
+        ? !reachesClosed(at, closedTags.get(key))
+        : open.digest === digest || !reaches(at, open.valid_from)
+    )
+      return
     endTag(key, offset, at, by, true)
+    closedTags.delete(key)
     const row: TagHistoryRow = {
       account: ref.account,
       registry: ref.registry,
@@ -284,7 +343,10 @@ function* entitySteps(events: readonly Positioned[], state: EntityState): Genera
         const data = event.data
         const key = imageKey(account, data.digest)
         const open = openImages.get(key)
-        if (open !== undefined) {
+        if (open === undefined) {
+          if (!reachesClosed(at, closedImages.get(key))) break
+          closedImages.delete(key)
+        } else {
           if (!reaches(at, open.last_analyzed_at)) break
           // Each analysis is a period of its own, like each set of a finding's attributes: a
           // period's columns then never change but when it ends, so the state read as of any
@@ -393,6 +455,8 @@ function* entitySteps(events: readonly Positioned[], state: EntityState): Genera
     findingOps,
     openImages,
     openTags,
+    closedImages,
+    closedTags,
   }
 }
 

@@ -311,6 +311,8 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
       {
         images: entities.openImages,
         tags: entities.openTags,
+        closedImages: entities.closedImages,
+        closedTags: entities.closedTags,
         imageRows: entities.images,
         tagRows: entities.tagHistory,
         findings: findings.openFindings,

@@ -1,5 +1,7 @@
 import type { Warehouse } from '../../src/ports/warehouse.ts'
+import { MS_BEFORE_1970 } from '../migrations/0009-policy-latest-by-evaluation.ts'
 import { type EntityState, type FindingState, findingKey, imageKey, type StateNeeds, tagKey } from './fold.ts'
+import { fromClickHouseTime, toClickHouseTime } from './rows.ts'
 import type { FindingRow, ImageRow, TagHistoryRow } from './tables.ts'
 
 /** Physical names of the tables the projector writes; a rebuild points them at fresh copies. */
@@ -39,9 +41,32 @@ const reopened = <Row extends { closed_offset: number; valid_to: string | null; 
 ): Row => (row.closed_offset === 0 ? row : { ...row, closed_offset: 0, valid_to: null, closed_by: '' })
 
 /**
- * Reads the open images and tags a batch needs, as they were just before log position
- * `offset` — not as they are now — so that a batch replayed after it (or part of it) was
- * already written computes exactly the rows it computed the first time.
+ * The latest period of each key as of `offset`, of the keys `keyed` selects and, of the other
+ * keys `whole` selects, the open ones and those closed at or after `closedAfter`. The periods
+ * of one key follow each other in log order (a period ends at the offset its successor begins,
+ * a closed one never reopens) and in time (none begins before the one it follows ended), so
+ * the latest is the one that began last before `offset`; read the same way as the open
+ * periods, it is exact whatever was stored since.
+ */
+const latestAsOf = (
+  table: string,
+  key: string,
+  keyed: string,
+  whole: string,
+  closedAfter: number | undefined,
+): string => `SELECT * FROM ${table} FINAL
+  WHERE account IN {accounts:Array(String)} AND (${keyed} OR ${whole}) AND from_offset < {offset:UInt64}
+    AND (${keyed} OR closed_offset = 0 OR closed_offset >= {offset:UInt64}${
+      closedAfter === undefined ? '' : ` OR valid_to >= {closedAfter:DateTime64(3, 'UTC')}`
+    })
+  ORDER BY from_offset DESC LIMIT 1 BY ${key}`
+
+/**
+ * Reads the images and tags a batch needs, as they were just before log position `offset` —
+ * not as they are now — so that a batch replayed after it (or part of it) was already written
+ * computes exactly the rows it computed the first time: the latest period of each one it
+ * names, open or closed, and the open ones of the accounts it reads whole (with their closed
+ * ones that ended at or after `needs.closedAfter`, when given).
  */
 export const loadEntityState = async (
   warehouse: Warehouse,
@@ -49,43 +74,77 @@ export const loadEntityState = async (
   offset: number,
   tables: ProjectionTables = DEFAULT_TABLES,
 ): Promise<EntityState> => {
-  if (needs.accounts.size === 0) return { images: new Map(), tags: new Map() }
-  const accounts = [...needs.accounts]
+  const state = {
+    images: new Map<string, ImageRow>(),
+    tags: new Map<string, TagHistoryRow>(),
+    closedImages: new Map<string, ImageRow>(),
+    closedTags: new Map<string, TagHistoryRow>(),
+  }
+  if (needs.accounts.size === 0) return state
+  const accounts = [...needs.accounts.keys()]
   const snapshotAccounts = [...needs.snapshotAccounts]
-  const tagNames = [...new Set([...needs.tags].map((key) => key.split('\u0000')[3] ?? ''))]
+  const tagNames = [...new Set([...needs.tags.keys()].map((key) => key.split('\u0000')[3] ?? ''))]
+  const closedAfter = needs.closedAfter === undefined ? undefined : withinRange(needs.closedAfter)
+  const params = {
+    accounts,
+    snapshotAccounts,
+    offset,
+    ...(closedAfter === undefined ? {} : { closedAfter: toClickHouseTime(closedAfter) }),
+  }
+  const whole = 'account IN {snapshotAccounts:Array(String)}'
   const [imageRows, tagRows] = await Promise.all([
     needs.digests.size === 0 && snapshotAccounts.length === 0
       ? []
       : warehouse.query<ImageRow>(
-          `SELECT * FROM ${tables.images} FINAL
-            WHERE account IN {accounts:Array(String)}
-              AND (digest IN {digests:Array(String)} OR account IN {snapshotAccounts:Array(String)})
-              AND ${OPEN_AS_OF}`,
-          { accounts, digests: [...needs.digests], snapshotAccounts, offset },
+          latestAsOf(
+            tables.images,
+            'account, digest',
+            'digest IN {digests:Array(String)}',
+            whole,
+            closedAfter,
+          ),
+          { ...params, digests: [...needs.digests] },
         ),
     needs.tags.size === 0 && snapshotAccounts.length === 0
       ? []
       : warehouse.query<TagHistoryRow>(
-          `SELECT * FROM ${tables.tag_history} FINAL
-            WHERE account IN {accounts:Array(String)}
-              AND (tag IN {tagNames:Array(String)} OR account IN {snapshotAccounts:Array(String)})
-              AND ${OPEN_AS_OF}`,
-          { accounts, tagNames, snapshotAccounts, offset },
+          latestAsOf(
+            tables.tag_history,
+            'account, registry, repository, tag',
+            'tag IN {tagNames:Array(String)}',
+            whole,
+            closedAfter,
+          ),
+          { ...params, tagNames },
         ),
   ])
-  const images = new Map<string, ImageRow>()
+  // The queries select by digest and by tag name across the accounts: only the keys asked for.
+  const wanted = (named: boolean, account: string, row: { closed_offset: number; valid_to: string | null }) =>
+    named ||
+    (needs.snapshotAccounts.has(account) &&
+      (row.closed_offset === 0 || row.closed_offset >= offset || endsFrom(row.valid_to, closedAfter)))
   for (const row of imageRows) {
     const key = imageKey(row.account, row.digest)
-    if (needs.digests.has(row.digest) || needs.snapshotAccounts.has(row.account))
-      images.set(key, reopened(row))
+    if (!wanted(needs.images.has(key), row.account, row)) continue
+    if (row.closed_offset === 0 || row.closed_offset >= offset) state.images.set(key, reopened(row))
+    else state.closedImages.set(key, row)
   }
-  const tags = new Map<string, TagHistoryRow>()
   for (const row of tagRows) {
     const key = tagKey(row)
-    if (needs.tags.has(key) || needs.snapshotAccounts.has(row.account)) tags.set(key, reopened(row))
+    if (!wanted(needs.tags.has(key), row.account, row)) continue
+    if (row.closed_offset === 0 || row.closed_offset >= offset) state.tags.set(key, reopened(row))
+    else state.closedTags.set(key, row)
   }
-  return { images, tags }
+  return state
 }
+
+const endsFrom = (validTo: string | null, instant: number | undefined): boolean =>
+  validTo !== null && instant !== undefined && fromClickHouseTime(validTo) >= instant
+
+// DateTime64(3)'s range, which an event's time need not keep to. Brought within it, "ended at or
+// after" still holds every period that ended after the instant (and maybe more).
+const DATETIME64_LATEST = Date.UTC(2299, 11, 31, 23, 59, 59, 999)
+const withinRange = (ms: number): number => Math.min(Math.max(ms, -MS_BEFORE_1970), DATETIME64_LATEST)
 
 /** Reads the open findings of the given images as they were just before `offset`. */
 export const loadFindingState = async (

@@ -63,15 +63,18 @@ const activity = (seed: number, accounts: string[], count: number): EngineEvent[
 /**
  * The oracle: what the report tables must say, computed by the plainest fold over the same
  * events, in memory, with none of the projector's rows, offsets or state reads. An event older
- * than what it would change (an image's last analysis, where a tag was pointed) arrived late
- * and changes nothing; an inventory reconciles as of when it was taken, but never after its
- * own time, and leaves alone what changed after.
+ * than what it would change (an image's last analysis, where a tag was pointed, or when either
+ * was deleted or reconciled away) arrived late and changes nothing; an inventory reconciles as
+ * of when it was taken, but never after its own time, and leaves alone what changed after.
  */
 const expected = (events: readonly EngineEvent[]) => {
   type Account = {
     images: Map<string, Map<string, string>>
     tags: Map<string, string>
-    /** When each active image (`image <digest>`) was last analysed, each active tag (`tag <name>`) pointed. */
+    /**
+     * When each image (`image <digest>`) was last analysed or ended, each tag (`tag <name>`)
+     * pointed or ended.
+     */
     since: Map<string, number>
     tagPeriods: number
     episodes: number
@@ -113,16 +116,16 @@ const expected = (events: readonly EngineEvent[]) => {
     a.tagPeriods++
   }
   const untag = (a: Account, key: string, reason: string, at: number) => {
-    if (late(a, `tag ${key}`, at)) return
-    if (a.tags.delete(key)) ended(a, `tag:${reason}`)
-    a.since.delete(`tag ${key}`)
+    if (late(a, `tag ${key}`, at) || !a.tags.delete(key)) return
+    ended(a, `tag:${reason}`)
+    a.since.set(`tag ${key}`, at)
   }
   const drop = (a: Account, digest: string, reason: string, at: number) => {
     const findings = a.images.get(digest)
     if (findings === undefined || late(a, `image ${digest}`, at)) return
     a.resolved += findings.size
     a.images.delete(digest)
-    a.since.delete(`image ${digest}`)
+    a.since.set(`image ${digest}`, at)
     ended(a, `image:${reason}`)
   }
   for (const event of events) {
@@ -186,6 +189,42 @@ const deliveredLate = (events: readonly EngineEvent[], delays: readonly (readonl
     const from = index % order.length
     const [moved] = order.splice(from, 1)
     if (moved !== undefined) order.splice(Math.min(order.length, from + by), 0, moved)
+  }
+  return order
+}
+
+/** The image or tag a report event names, to tell which events concern the same one. */
+const entityOf = (event: EngineEvent): string | undefined => {
+  switch (event.type) {
+    case 'herald.report.image.analyzed':
+    case 'herald.report.image.deleted':
+      return `${event.account} ${event.data.digest}`
+    case 'herald.report.tag.digest_changed':
+    case 'herald.report.tag.deleted':
+      return `${event.account} ${event.data.registry}/${event.data.repository}:${event.data.tag}`
+    default:
+      return undefined
+  }
+}
+
+/**
+ * The events with some delivered after the deletion of what they name: for each pick, a
+ * deletion (the pick-th, round the list) and the last analysis or move of its image or tag
+ * before it, moved to right after it, its time unchanged: older than the deletion.
+ */
+const deliveredAfterDeletion = (events: readonly EngineEvent[], picks: readonly number[]) => {
+  const order = [...events]
+  const deleted = (e: EngineEvent) =>
+    e.type === 'herald.report.image.deleted' || e.type === 'herald.report.tag.deleted'
+  for (const pick of picks) {
+    const deletions = order.flatMap((e, i) => (deleted(e) ? [i] : []))
+    const at = deletions[pick % Math.max(1, deletions.length)]
+    if (at === undefined) break
+    const entity = entityOf(order[at] as EngineEvent)
+    const before = order.findLastIndex((e, i) => i < at && !deleted(e) && entityOf(e) === entity)
+    if (before < 0) continue
+    const [moved] = order.splice(before, 1)
+    if (moved !== undefined) order.splice(at, 0, moved)
   }
   return order
 }
@@ -927,7 +966,11 @@ describe('report projection on chDB', () => {
   })
 
   it('writes the same rows with its state in memory as when it reads every batch’s state from the tables', async () => {
-    const events = activity(12, ['cache-a', 'cache-b', 'cache-c'], 1_500)
+    // Some delivered late, across batches: older than what the cache holds of their accounts.
+    const events = deliveredLate(
+      activity(12, ['cache-a', 'cache-b', 'cache-c'], 1_500),
+      Array.from({ length: 120 }, (_, i) => [(i * 97) % 1_500, 1 + ((i * 53) % 300)] as const),
+    )
     const renamed = (suffix: string) =>
       events.map((e) => ({ ...e, account: `${e.account}-${suffix}` }) as EngineEvent)
     const project = async (suffix: string, options: Parameters<typeof createProjectorHandler>[0]) => {
@@ -1021,18 +1064,23 @@ describe('report projection on chDB', () => {
         fc.array(fc.integer({ min: 20, max: 400 }), { minLength: 1, maxLength: 8 }),
         fc.integer({ min: 1, max: 3 }),
         fc.array(fc.tuple(fc.nat(1_199), fc.integer({ min: 1, max: 60 })), { maxLength: 40 }),
-        async (seed, sizes, missEvery, delays) => {
+        fc.array(fc.nat(), { minLength: 1, maxLength: 8 }),
+        async (seed, sizes, missEvery, delays, afterDeletion) => {
           run++
           const accounts = [`prop${run}-a`, `prop${run}-b`, `prop${run}-c`]
           // Some deletions never reach Herald, as when a producer was down: only the inventory
           // snapshots that follow can tell the projection those images and tags are gone. Some
-          // events arrive after newer ones (a retry, a backlog), inventories among them.
+          // events arrive after newer ones (a retry, a backlog), inventories among them, and
+          // some after the deletion of the image or tag they name.
           let deletions = 0
-          const events = deliveredLate(
-            activity(seed, accounts, 1_200).filter(
-              (e) => !e.type.endsWith('.deleted') || deletions++ % missEvery !== 0,
+          const events = deliveredAfterDeletion(
+            deliveredLate(
+              activity(seed, accounts, 1_200).filter(
+                (e) => !e.type.endsWith('.deleted') || deletions++ % missEvery !== 0,
+              ),
+              delays,
             ),
-            delays,
+            afterDeletion,
           )
           const project = handler()
           for (const batch of chop(toMessages(events, `topic-${randomUUID()}`), sizes)) await project(batch)
