@@ -29,7 +29,21 @@ import type {
 export interface Positioned {
   readonly event: EngineEvent
   readonly offset: number
-  /** Milliseconds: the event's `time`, or its log append time when it has none. */
+  /**
+   * Milliseconds: the event's `time`, or its log append time when it has none.
+   *
+   * Two types carry a better instant of their own, which the fold takes instead: a policy
+   * evaluation its `evaluated_at`, an inventory snapshot its `taken_at` (`reconciledAt`). An
+   * image report's optional `analyzed_at` is not one. As the engine's image record has it, it
+   * is when the image's content was analysed; but a report is sent again, complete, whenever
+   * the vulnerabilities matched against that same analysis change (a feed update, which
+   * `user.checks.tag.vulnerabilities.update` announces), with the same `analyzed_at`. Timed by
+   * it, the findings a feed update adds would be detected at the analysis, days before anyone
+   * could know of them (their age, MTTR and as-of answers wrong), and every report of one
+   * analysis would fall on one instant, where the later in the log counts: a late, older report
+   * would become current again (`reaches`). A report's findings are as of its `time`, so that
+   * is when it takes effect, and what a late event is judged against.
+   */
   readonly at: number
 }
 
