@@ -11,7 +11,7 @@ import { createAdminTokenAuthenticator, createHttpApp } from '../../src/http/ind
 import { createIngressDecoder, toKafkaMessage } from '../../src/ingress/index.ts'
 import { createMetrics, silentLogger } from '../../src/observability/index.ts'
 import type { EventLog } from '../../src/ports/event-log.ts'
-import type { Warehouse } from '../../src/ports/warehouse.ts'
+import { unusedWarehouse } from '../support/unused-warehouse.ts'
 
 const TOKEN = 'test-admin-token-0123456789'
 type Issue = { path: string; message: string }
@@ -36,14 +36,7 @@ describe('one contract for HTTP ingest and Kafka', () => {
   before(async () => {
     log = createSqliteEventLog({ path: join(dir, 'log.sqlite') })
     await log.createTopics([{ topic: 'engine.events', partitions: 1 }])
-    const unused = () => Promise.reject(new Error('not used'))
-    const warehouse: Warehouse = {
-      command: unused,
-      query: unused,
-      insert: unused,
-      ping: unused,
-      close: unused,
-    }
+    const warehouse = unusedWarehouse
     app = createHttpApp({
       log,
       eventsTopic: 'engine.events',

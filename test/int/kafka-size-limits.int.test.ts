@@ -22,6 +22,7 @@ import { buildSelectorIndex, decodeDeliveryCommand } from '../../streams/routing
 import { aConfiguration, anEvent, aSelector } from '../../streams/routing/test-fixtures.ts'
 import { eventually } from '../support/eventually.ts'
 import { type KafkaMock, mockLogOptions, startKafkaMock } from '../support/kafka-mock.ts'
+import { unusedWarehouse } from '../support/unused-warehouse.ts'
 
 const TOPICS = { events: 'limits.events', dlq: 'limits.events.dlq', deliveries: 'limits.deliveries' }
 // Brokers that refuse (close the connection of) a request over 100 kB, as a real one refuses a
@@ -178,11 +179,10 @@ describe('Kafka with a request size limit', () => {
   it('POST /v1/events takes a batch larger than a request, and refuses an event larger than one with a 413 naming it, writing nothing', async () => {
     const topic = 'limits.ingest'
     await kafka.createTopic(topic, 1)
-    const unused = () => Promise.reject(new Error('not used'))
     const app = createHttpApp({
       log,
       eventsTopic: topic,
-      warehouse: { command: unused, query: unused, insert: unused, ping: unused, close: unused },
+      warehouse: unusedWarehouse,
       readiness: {},
       authenticate: createAdminTokenAuthenticator(TOKEN),
       requireAuth: true,

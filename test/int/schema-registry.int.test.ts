@@ -22,6 +22,7 @@ import type { LogMessage } from '../../src/ports/event-log.ts'
 import { wireIngress } from '../../src/wiring/ingress.ts'
 import { runSchemaRegistryContract } from '../contracts/schema-registry.contract.ts'
 import { type SchemaRegistryStandIn, startSchemaRegistry } from '../support/schema-registry.ts'
+import { unusedWarehouse } from '../support/unused-warehouse.ts'
 
 let standIn: SchemaRegistryStandIn
 before(async () => {
@@ -211,10 +212,9 @@ describe('wiring a Confluent registry whose URL carries credentials', () => {
       },
     })
     const logged: Record<string, unknown>[] = []
-    const unused = () => Promise.reject(new Error('not used'))
     const ingress = await wireIngress({
       config,
-      warehouse: { command: unused, query: unused, insert: unused },
+      warehouse: unusedWarehouse,
       logger: (_level, event, fields) => {
         logged.push({ event, ...fields })
       },

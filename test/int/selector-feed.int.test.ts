@@ -12,12 +12,12 @@ import { loadConfig } from '../../src/config/index.ts'
 import { createAdminTokenAuthenticator, createHttpApp } from '../../src/http/index.ts'
 import { createMetrics, type LogFields, type Logger } from '../../src/observability/index.ts'
 import { createOutboundGuard } from '../../src/outbound/index.ts'
-import type { Warehouse } from '../../src/ports/warehouse.ts'
 import { wireIngress } from '../../src/wiring/ingress.ts'
 import { wireNotifications } from '../../src/wiring/notifications.ts'
 import { damageTablePage } from '../support/damaged-page.ts'
 import { eventually } from '../support/eventually.ts'
 import { startHttpStandIn } from '../support/http-stand-in.ts'
+import { unusedWarehouse } from '../support/unused-warehouse.ts'
 
 const ADMIN_TOKEN = `admin-${randomBytes(12).toString('hex')}`
 const EVENT_TYPE = 'user.image.analysis.completed'
@@ -45,14 +45,7 @@ describe('the selector feed', () => {
     const storePath = join(dir, 'eventstore.sqlite')
     await createSqliteEventStore({ path: storePath }).close()
     const store = createSqliteEventStore({ path: storePath, pollIntervalMs: 20 })
-    const unused = () => Promise.reject(new Error('not used'))
-    const warehouse: Warehouse = {
-      command: unused,
-      query: unused,
-      insert: unused,
-      ping: unused,
-      close: unused,
-    }
+    const warehouse = unusedWarehouse
     const failures: LogFields[] = []
     // The configurations of each index the router swapped in.
     const swaps: unknown[] = []
@@ -173,14 +166,7 @@ describe('the selector feed', () => {
     await createSqliteEventStore({ path: storePath }).close()
     const damaged = damageTablePage(storePath, 'events')
     const store = createSqliteEventStore({ path: storePath })
-    const unused = () => Promise.reject(new Error('not used'))
-    const warehouse: Warehouse = {
-      command: unused,
-      query: unused,
-      insert: unused,
-      ping: unused,
-      close: unused,
-    }
+    const warehouse = unusedWarehouse
     const failures: LogFields[] = []
     const logger: Logger = (_level, event, fields = {}) => {
       if (event === 'notifications.selector_feed_failed') failures.push(fields)
