@@ -1,7 +1,7 @@
 import { hash, randomUUID } from 'node:crypto'
 import type { DatabaseSync } from 'node:sqlite'
 import { translateSqliteError } from '../src/adapters/sqlite-errors.ts'
-import { openSqliteFile, runTransaction } from '../src/adapters/sqlite-file.ts'
+import { columnsOf, openSqliteFile, runTransaction } from '../src/adapters/sqlite-file.ts'
 import { createWalSync, walSyncError } from '../src/adapters/sqlite-wal-sync.ts'
 import { checkSqliteStore, watchStorage } from '../src/adapters/storage-health.ts'
 import { ClosedError } from '../src/errors/index.ts'
@@ -51,12 +51,10 @@ const entryKey = (entry: DigestEntry): Buffer =>
 
 /** A buffer written before windows could fail gets the columns that count their attempts. */
 const addRetryColumns = (db: DatabaseSync): void => {
-  const columns = new Set(
-    (db.prepare('PRAGMA table_info(digest_windows)').all() as { name: string }[]).map((c) => c.name),
-  )
-  if (!columns.has('attempts'))
+  const columns = columnsOf(db, 'digest_windows')
+  if (!columns.includes('attempts'))
     db.exec('ALTER TABLE digest_windows ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0')
-  if (!columns.has('retry_at')) db.exec('ALTER TABLE digest_windows ADD COLUMN retry_at INTEGER')
+  if (!columns.includes('retry_at')) db.exec('ALTER TABLE digest_windows ADD COLUMN retry_at INTEGER')
 }
 
 /** `text` read back as a JSON object, or undefined when it is not one (a damaged row). */

@@ -1,4 +1,4 @@
-import { openSqliteFile } from '../../../src/adapters/sqlite-file.ts'
+import { columnsOf, openSqliteFile } from '../../../src/adapters/sqlite-file.ts'
 
 /**
  * What ticket channels keep of their filings, per target (a GitHub repository, a Jira project:
@@ -68,10 +68,7 @@ export const createSqliteRecentTickets = (
   // Files written before tickets were shared per target kept them per configuration: those
   // rows can never match a target, so they go (an unanswered filing of the minute before the
   // upgrade is forgotten with them).
-  const columns = db.prepare("SELECT name FROM pragma_table_info('recent_tickets')").all() as {
-    name: string
-  }[]
-  if (columns.some((c) => c.name === 'configuration_id'))
+  if (columnsOf(db, 'recent_tickets').includes('configuration_id'))
     db.exec('DROP TABLE recent_tickets; DROP TABLE IF EXISTS unanswered_filings;')
   db.exec(`
     CREATE TABLE IF NOT EXISTS recent_tickets (
