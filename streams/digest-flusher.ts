@@ -111,19 +111,20 @@ interface Failed {
 
 /**
  * `command` with as many of its listed events as keep its message within `limit` (at least the
- * first, which is also its `event`), and that message; events leave from the end of the list.
+ * first, which is also its `event`), that message and its size; events leave from the end of
+ * the list.
  */
 const fitted = (
   command: DeliveryCommand,
   limit: number | undefined,
-): { readonly command: DeliveryCommand; readonly message: OutgoingMessage } => {
+): { readonly command: DeliveryCommand; readonly message: OutgoingMessage; readonly bytes: number } => {
   let current = command
   let message = encodeDeliveryCommand(current)
   for (;;) {
     const bytes = messageBytes(message)
     const digest = current.digest
     if (limit === undefined || bytes <= limit || digest === undefined || digest.events.length <= 1)
-      return { command: current, message }
+      return { command: current, message, bytes }
     let keep = digest.events.length
     for (let dropped = 0; keep > 1 && dropped < bytes - limit; ) {
       keep--
@@ -172,8 +173,10 @@ export const createDigestFlusher = (options: DigestFlusherOptions): DigestFlushe
 
   /** The window's digest command, fitted to the log; throws when it cannot be made so. */
   const prepare = (pending: PendingDigest, createdAt: string): Ready => {
-    const { command, message } = fitted(digestCommand(pending, createdAt, options.instance), maxMessageBytes)
-    const bytes = messageBytes(message)
+    const { command, message, bytes } = fitted(
+      digestCommand(pending, createdAt, options.instance),
+      maxMessageBytes,
+    )
     if (maxMessageBytes !== undefined && bytes > maxMessageBytes)
       throw new HeraldError(
         'digest_too_large',
