@@ -250,18 +250,6 @@ export const matchSelectors =
       }),
     )
 
-/**
- * Turns the matches into DeliveryCommands (one per configuration an event matched, however
- * many of its selectors did) or, for a configuration that asked for digests, into digest
- * entries. An event the contract accepted that still cannot be written out (it refuses those
- * nested past `MAX_EVENT_DEPTH`; this is the guard behind it), or whose command is larger than
- * `maxMessageBytes` (the log's: its topics took the event, but a command adds a few hundred
- * bytes), is refused as `event_unroutable` before any of its commands is kept, never left to
- * fail the batch and stall the partition.
- *
- * @example
- * routings$.pipe(matchSelectors(getIndex), toDeliveries(noDigests))
- */
 /** The issue of the first command larger than `limit`, if any. */
 const oversized = (commands: readonly OutgoingMessage[], limit: number): FieldIssue | undefined => {
   for (const command of commands) {
@@ -275,6 +263,18 @@ const oversized = (commands: readonly OutgoingMessage[], limit: number): FieldIs
   return undefined
 }
 
+/**
+ * Turns the matches into DeliveryCommands (one per configuration an event matched, however
+ * many of its selectors did) or, for a configuration that asked for digests, into digest
+ * entries. An event the contract accepted that still cannot be written out (it refuses those
+ * nested past `MAX_EVENT_DEPTH`; this is the guard behind it), or whose command is larger than
+ * `maxMessageBytes` (the log's: its topics took the event, but a command adds a few hundred
+ * bytes), is refused as `event_unroutable` before any of its commands is kept, never left to
+ * fail the batch and stall the partition.
+ *
+ * @example
+ * routings$.pipe(matchSelectors(getIndex), toDeliveries(noDigests))
+ */
 export const toDeliveries =
   (windowOf: DigestWindowOf, maxMessageBytes?: number): OperatorFunction<Routing, Routing> =>
   (routings) =>
