@@ -228,12 +228,15 @@ export const createDigestFlusher = (options: DigestFlusherOptions): DigestFlushe
     return { sent, refused }
   }
 
-  /** Leaves each failed window for later, growing its wait, and says so. */
+  /** Leaves each failed window for later, growing its wait (one store write for all), and says so. */
   const defer = async (failed: readonly Failed[], now: number): Promise<void> => {
-    for (const { pending, error } of failed) {
+    const deferred = failed.map((f) => ({
+      ...f,
+      retryAt: now + Math.min(backoff.max, backoff.min * 2 ** f.pending.attempts),
+    }))
+    await store.markFailed(deferred.map(({ pending, retryAt }) => ({ ...pending, retryAt })))
+    for (const { pending, error, retryAt } of deferred) {
       const attempts = pending.attempts + 1
-      const retryAt = now + Math.min(backoff.max, backoff.min * 2 ** pending.attempts)
-      await store.markFailed([pending], retryAt)
       const kafkaError = isHeraldError(error) ? error.context.kafkaError : undefined
       logger('error', 'router.digest_deferred', {
         ...windowFields(pending),

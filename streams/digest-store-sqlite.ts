@@ -340,11 +340,11 @@ export const createDigestStore = (options: SqliteDigestStoreOptions): DigestStor
       })
     },
 
-    async markFailed(windows, retryAt) {
+    async markFailed(failures) {
       assertOpen()
-      if (windows.length === 0) return
+      if (failures.length === 0) return
       await write('markFailed', () => {
-        for (const { configurationId, windowStart } of windows)
+        for (const { configurationId, windowStart, retryAt } of failures)
           statements.markFailed.run(retryAt, configurationId, windowStart)
       })
     },

@@ -199,7 +199,7 @@ describe('SQLite digest store', () => {
     await store.record([entry(a), entry(b, { configurationId: 'cfg-2' })], T0)
     const [first] = await store.due(T0 + WINDOW)
     assert.equal(first?.attempts, 0)
-    await store.markFailed([{ configurationId: 'cfg-1', windowStart: T0 }], T0 + WINDOW + 5_000)
+    await store.markFailed([{ configurationId: 'cfg-1', windowStart: T0, retryAt: T0 + WINDOW + 5_000 }])
     assert.deepEqual(
       (await store.due(T0 + WINDOW + 4_999)).map((d) => d.configurationId),
       ['cfg-2'],
@@ -214,11 +214,11 @@ describe('SQLite digest store', () => {
     const [retried, ...rest] = await again.due(T0 + WINDOW + 5_000)
     assert.deepEqual(rest, [])
     assert.deepEqual([retried?.configurationId, retried?.attempts, retried?.total], ['cfg-1', 1, 1])
-    await again.markFailed([{ configurationId: 'cfg-1', windowStart: T0 }], T0 + WINDOW + 10_000)
+    await again.markFailed([{ configurationId: 'cfg-1', windowStart: T0, retryAt: T0 + WINDOW + 10_000 }])
     assert.equal((await again.due(T0 + WINDOW + 10_000))[0]?.attempts, 2)
     // Once it goes out, a failure marked late changes nothing.
     await again.markFlushed([{ configurationId: 'cfg-1', windowStart: T0 }], T0 + WINDOW + 10_000)
-    await again.markFailed([{ configurationId: 'cfg-1', windowStart: T0 }], T0)
+    await again.markFailed([{ configurationId: 'cfg-1', windowStart: T0, retryAt: T0 }])
     assert.deepEqual(await again.due(T0 + 1_000_000), [])
     await again.close()
   })
@@ -276,7 +276,7 @@ describe('SQLite digest store', () => {
     const store = createDigestStore({ path })
     const [digest] = await store.due(T0 + WINDOW)
     assert.deepEqual([digest?.configurationId, digest?.attempts, digest?.events[0]?.id], ['cfg-1', 0, 'e0'])
-    await store.markFailed([{ configurationId: 'cfg-1', windowStart: T0 }], T0 + WINDOW + 1_000)
+    await store.markFailed([{ configurationId: 'cfg-1', windowStart: T0, retryAt: T0 + WINDOW + 1_000 }])
     assert.deepEqual(await store.due(T0 + WINDOW), [])
     await store.close()
   })

@@ -80,7 +80,7 @@ export interface DigestWindowRef {
  * await store.record(entries, clock())          // before the batch's offsets are committed
  * const due = await store.due(clock())          // windows whose end has passed
  * await log.publish(topic, due.map(toCommand))  // same delivery ids if this is repeated
- * await store.markFlushed(due, clock())          // or markFailed(due, retryAt), to try later
+ * await store.markFlushed(due, clock())          // or markFailed(each with its retryAt), to try later
  */
 export interface DigestStore {
   /** Identifies this buffer, the same after every restart on the same storage. */
@@ -95,10 +95,10 @@ export interface DigestStore {
   /** Marks windows flushed; marking one again is harmless. */
   markFlushed(windows: readonly DigestWindowRef[], now: number): Promise<void>
   /**
-   * Records that windows failed to go out: each counts one more attempt and is not due again
-   * before `retryAt`. They are kept, unflushed, however often they fail.
+   * Records that windows failed to go out, in one write: each counts one more attempt and is
+   * not due again before its `retryAt`. They are kept, unflushed, however often they fail.
    */
-  markFailed(windows: readonly DigestWindowRef[], retryAt: number): Promise<void>
+  markFailed(failures: readonly (DigestWindowRef & { readonly retryAt: number })[]): Promise<void>
   /**
    * Resolves while the store can take writes, for `/ready`; otherwise rejects with an
    * UnavailableError saying why: its last write failed for want of storage (a full disk, a
