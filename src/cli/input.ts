@@ -1,5 +1,5 @@
 import type { FieldIssue } from '../errors/index.ts'
-import { decodeEngineEvent, type EngineEvent } from '../events/index.ts'
+import { decodeEngineEvent, type EngineEvent, eventKey } from '../events/index.ts'
 
 /** One event as read, with where it was: `line 7` (NDJSON), `[3]` (a JSON array) or `event`. */
 export interface InputRecord {
@@ -88,7 +88,7 @@ export const checkEvents = (records: readonly InputRecord[]): CheckedInput => {
       problems.push({ where, issues: decoded.issues })
       continue
     }
-    const key = `${decoded.value.account}\u0000${decoded.value.source}\u0000${decoded.value.id}`
+    const key = eventKey(decoded.value)
     const first = seen.get(key)
     if (first !== undefined) {
       problems.push({

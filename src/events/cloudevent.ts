@@ -172,6 +172,19 @@ export const decodeCloudEvent = (input: unknown, prefix = ''): Decoded<CloudEven
 export const MAX_BATCH_ISSUES = 100
 
 /**
+ * How Herald tells events apart: by account, source and id (the router's and the projector's
+ * processed ids, digests, a batch's repeats).
+ *
+ * @example
+ * eventKey({ account: 'acme', source: '/engine', id: 'e1' }) // 'acme\u0000/engine\u0000e1'
+ */
+export const eventKey = (event: {
+  readonly account: string
+  readonly source: string
+  readonly id: string
+}): string => `${event.account}\u0000${event.source}\u0000${event.id}`
+
+/**
  * Validates a batch with `decodeOne`: every event, every bad field reported (up to
  * `MAX_BATCH_ISSUES`, the last naming the first event not judged), all or nothing; ids unique
  * per account and source within the batch, as Herald tells events apart everywhere else.
@@ -203,7 +216,7 @@ export const decodeBatch = <
       issues.push(...decoded.issues.slice(0, judged - issues.length))
       continue
     }
-    const key = `${decoded.value.account}\u0000${decoded.value.source}\u0000${decoded.value.id}`
+    const key = eventKey(decoded.value)
     if (seen.has(key))
       issues.push({ path: `[${i}].id`, message: 'repeats the id of an earlier event in the batch' })
     seen.add(key)

@@ -28,6 +28,7 @@ export {
   decodeCloudEvent,
   decodeCloudEventBatch,
   type EventText,
+  eventKey,
   Level,
   RecordedCloudEvent,
 } from './cloudevent.ts'

@@ -1,5 +1,6 @@
 import { hash } from 'node:crypto'
 import { ClosedError } from '../errors/index.ts'
+import { eventKey } from '../events/index.ts'
 import { createFingerprintWindow } from './fingerprint-window.ts'
 
 /**
@@ -51,11 +52,8 @@ export interface ProcessedIdWindow {
 export const DEFAULT_RETENTION_MS = 7 * 24 * 60 * 60 * 1000
 export const DEFAULT_MAX_ENTRIES = 1_000_000
 
-export const processedKey = (event: {
-  readonly account: string
-  readonly source: string
-  readonly id: string
-}): string => `${event.account}\u0000${event.source}\u0000${event.id}`
+/** An event's key in the window: how Herald tells events apart (`eventKey`). */
+export const processedKey = eventKey
 
 /**
  * What stores keep of a key: 16 bytes of its SHA-256, so every row has the same small size
