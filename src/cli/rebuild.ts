@@ -44,6 +44,9 @@ export interface Status {
   readonly error: string | null
 }
 
+/** Whether the rebuild is still under way (replaying, or exchanging the tables). */
+const isRunning = (status: Status): boolean => status.state === 'catching_up' || status.state === 'swapping'
+
 const numberOrNull = (value: unknown): number | null => (typeof value === 'number' ? value : null)
 
 /** `90` → `1 min 30 s`: how long is left, for a person. */
@@ -61,7 +64,7 @@ const duration = (seconds: number): string => {
  */
 export const progressLine = (status: Status): string => {
   const of = status.total === null ? '' : ` of ${status.total}`
-  const running = status.state === 'catching_up' || status.state === 'swapping'
+  const running = isRunning(status)
   const eta = running && status.etaSeconds !== null ? `, about ${duration(status.etaSeconds)} left` : ''
   const share = status.percent === null ? '' : ` (${status.percent}%${eta})`
   const error = status.error === null ? '' : ` (${status.error})`
@@ -120,7 +123,7 @@ export const runRebuild = async (args: readonly string[], deps: CliDeps): Promis
     let status = await call('POST')
     await writeText(deps.stdout, progressLine(status))
     if (values['no-wait']) return EXIT_OK
-    while (status.state === 'catching_up' || status.state === 'swapping') {
+    while (isRunning(status)) {
       await sleep(pollMs)
       status = await call('GET')
       await writeText(deps.stdout, progressLine(status))
