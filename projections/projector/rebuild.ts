@@ -19,6 +19,9 @@ const REBUILT = [
 
 const SUFFIX = '_rebuild'
 
+/** Every table a rebuild makes fresh (`SUFFIX`): the report tables and its own progress. */
+const FRESH = [...REBUILT, 'projection_progress'] as const
+
 export interface RebuildOptions {
   readonly warehouse: Warehouse
   readonly logger: Logger
@@ -97,7 +100,7 @@ interface RawEvent extends StoredEnvelope {
  * the tables it dropped. Call it with no rebuild running.
  */
 export const discardRebuild = async (warehouse: Warehouse): Promise<string[]> => {
-  const names = [...REBUILT, 'projection_progress' as const].map((table) => `${table}${SUFFIX}`)
+  const names = FRESH.map((table) => `${table}${SUFFIX}`)
   const left = await warehouse.query<{ name: string }>(
     'SELECT name FROM system.tables WHERE database = currentDatabase() AND has({names:Array(String)}, name) ORDER BY name',
     { names },
@@ -125,7 +128,7 @@ export const startRebuild = async (options: RebuildOptions): Promise<Rebuild> =>
   const { warehouse, logger } = options
   const clock = options.clock ?? Date.now
   const batchSize = options.batchSize ?? 5_000
-  for (const table of [...REBUILT, 'projection_progress' as const]) {
+  for (const table of FRESH) {
     await warehouse.command(`DROP TABLE IF EXISTS ${table}${SUFFIX}`)
     await warehouse.command(reportTableDdl[table](`${table}${SUFFIX}`))
     // Later migrations' changes to a table, so the swapped-in one is what migrations make.
@@ -238,7 +241,7 @@ export const startRebuild = async (options: RebuildOptions): Promise<Rebuild> =>
     swap: async (onProgress) => {
       const replayed = await catchUp(onProgress)
       for (const table of REBUILT) await warehouse.command(`EXCHANGE TABLES ${table} AND ${table}${SUFFIX}`)
-      for (const table of [...REBUILT, 'projection_progress' as const]) {
+      for (const table of FRESH) {
         await warehouse.command(`DROP TABLE IF EXISTS ${table}${SUFFIX}`)
       }
       logger('info', 'projector.rebuild_swapped', { tables: REBUILT })
