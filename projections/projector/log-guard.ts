@@ -3,7 +3,7 @@ import type { IngressResult } from '../../src/ingress/index.ts'
 import type { Logger } from '../../src/observability/index.ts'
 import type { Batch } from '../../src/ports/event-log.ts'
 import type { Warehouse } from '../../src/ports/warehouse.ts'
-import { toClickHouseTime } from './rows.ts'
+import { rfc3339, toClickHouseTime } from './rows.ts'
 import { DEFAULT_TABLES, type ProjectionTables } from './state.ts'
 
 /** Where resets are recorded and accepted (migration 10). */
@@ -281,10 +281,10 @@ const recorded = (row: ResetRow): RecordedLogReset => ({
   projectedThrough: Number(row.projected_through),
   event: row.event,
   projectedEvent: row.projected_event,
-  detectedAt: `${row.detected_at.replace(' ', 'T')}Z`,
+  detectedAt: rfc3339(row.detected_at),
   state: Number(row.base) === 0 ? 'pending' : 'accepted',
   base: Number(row.base) === 0 ? null : Number(row.base),
-  acceptedAt: row.accepted_at === null ? null : `${row.accepted_at.replace(' ', 'T')}Z`,
+  acceptedAt: row.accepted_at === null ? null : rfc3339(row.accepted_at),
 })
 
 const RESET_COLUMNS = `topic, partition, projected_through, offset, event, projected_event,

@@ -79,8 +79,11 @@ export const toClickHouseTime = (ms: number): string => {
   return lastText
 }
 
+/** ClickHouse's `DateTime64(3, 'UTC')` text as RFC 3339. */
+export const rfc3339 = (text: string): string => `${text.replace(' ', 'T')}Z`
+
 /** The inverse of `toClickHouseTime`, for `DateTime64(3, 'UTC')` values read back as text. */
-export const fromClickHouseTime = (text: string): number => Date.parse(`${text.replace(' ', 'T')}Z`)
+export const fromClickHouseTime = (text: string): number => Date.parse(rfc3339(text))
 
 // The attributes the `events` columns hold; `time` is stored even when the event had none.
 const COLUMN_ATTRIBUTES = new Set([

@@ -161,5 +161,4 @@ export const findingSet = (q: Query, scope: AccountScope, o: FindingSetOptions):
   return `SELECT ${FINDING_COLUMNS} FROM image_vulnerabilities FINAL WHERE ${[scoped, ...where].join(' AND ')}`
 }
 
-/** ClickHouse's `DateTime64(3, 'UTC')` text as RFC 3339. */
-export const rfc3339 = (text: string): string => `${text.replace(' ', 'T')}Z`
+export { rfc3339 } from '../../projections/projector/rows.ts'
