@@ -10,6 +10,7 @@ import { noQueryParameters } from '../../http/query.ts'
 import type { Logger } from '../../observability/index.ts'
 import { parseInstant } from '../context.ts'
 import type { MetricsRecorder } from './recorder.ts'
+import { DEFAULT_SETTLE_MS } from './schedule.ts'
 
 /** A backfill was asked for while one runs. */
 export class BackfillRunningError extends HeraldError {
@@ -60,9 +61,6 @@ export interface BackfillRunner {
   /** Stops between two boundaries and waits; what was recorded stays. */
   stop(): Promise<void>
 }
-
-/** As the live schedule: events may still be appended this long after an instant with a time before it. */
-const SETTLE_MS = 1_000
 
 /** The range ends after what the report tables hold: waiting events (data ingress off, a backlog) would be missed. */
 export class ProjectionBehindError extends HeraldError {
@@ -143,7 +141,8 @@ export const createBackfillRunner = (options: BackfillRunnerOptions): BackfillRu
         ])
       }
       if (options.lag !== undefined) {
-        const projectedBefore = clock() - (await options.lag()) * 1000 - SETTLE_MS
+        // As the live schedule: events may still be appended a while after an instant with a time before it.
+        const projectedBefore = clock() - (await options.lag()) * 1000 - DEFAULT_SETTLE_MS
         if (end > projectedBefore) throw new ProjectionBehindError(projectedBefore)
       }
       if (running !== undefined) throw new BackfillRunningError()

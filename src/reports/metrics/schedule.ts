@@ -1,5 +1,8 @@
 import type { Logger } from '../../observability/index.ts'
 
+/** How long past an instant events may still be appended with a time before it, by default. */
+export const DEFAULT_SETTLE_MS = 1_000
+
 export interface MetricsScheduleOptions {
   /** Records every metric as of `instant` (a boundary), e.g. `MetricsRecorder.record`. */
   readonly record: (instant: number) => Promise<unknown>
@@ -44,7 +47,7 @@ export interface MetricsSchedule {
 export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSchedule => {
   const { record, clock, logger, lag } = options
   const intervalMs = options.intervalSeconds * 1000
-  const settleMs = options.settleMs ?? 1_000
+  const settleMs = options.settleMs ?? DEFAULT_SETTLE_MS
   const retryMs = options.retryMs ?? 5_000
   const maxDue = options.maxDue ?? 1_000
   const boundaryOf = (ms: number) => Math.floor(ms / intervalMs) * intervalMs
