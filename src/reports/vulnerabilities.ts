@@ -143,6 +143,17 @@ const finish = async <Row extends VulnerabilityColumns, Result>(
 }
 
 /**
+ * A vulnerability's attributes over the findings of one nested entry (a tag, an image, a
+ * package); `prefix` names the findings' table where they are joined.
+ */
+const vulnerabilityAttributes = (prefix = '') =>
+  `max(${prefix}severity) AS sev, max(${prefix}url) AS url, max(${prefix}cvss) AS cvss, max(${prefix}kev) AS kev,
+               max(${prefix}fix_version IS NOT NULL) AS fix`
+/** The same attributes over a vulnerability's nested entries, as the roots answer them. */
+const VULNERABILITY_ROLLUP =
+  'toString(max(sev)) AS severity, max(url) AS url, max(cvss) AS cvss, max(kev) AS kev, max(fix) AS fix_available'
+
+/**
  * Anchore's `tagsByVulnerability`: for each vulnerability, the tags whose image has it — the
  * digest each tag points at now (or at `asOf`), or with `currentOnly: false` every digest a tag
  * ever pointed at that (still, or then) has it. Paged by (account, vulnerability id).
@@ -153,15 +164,13 @@ export const tagsByVulnerability = async (args: PagedArgs<VulnerabilityFilter>, 
   // One row per tag and digest first (an image has a vulnerability in several packages), so
   // the first NESTED_CAP tags in order are kept of distinct ones.
   const sql = `WITH t AS (${p.tags()}), f AS (${p.findings(false)})${page.cte}
-    SELECT account, vulnerability_id, toString(max(sev)) AS severity, max(url) AS url, max(cvss) AS cvss,
-           max(kev) AS kev, max(fix) AS fix_available,
+    SELECT account, vulnerability_id, ${VULNERABILITY_ROLLUP},
            groupArraySorted(${NESTED_CAP})((registry, repository, tag, digest, is_current)) AS tags,
            count() AS tag_count
       FROM (
         SELECT f.account AS account, f.vulnerability_id AS vulnerability_id, t.registry AS registry,
                t.repository AS repository, t.tag AS tag, t.digest AS digest, t.is_current AS is_current,
-               max(f.severity) AS sev, max(f.url) AS url, max(f.cvss) AS cvss, max(f.kev) AS kev,
-               max(f.fix_version IS NOT NULL) AS fix
+               ${vulnerabilityAttributes('f.')}
           FROM f INNER JOIN t ON t.account = f.account AND t.digest = f.digest
          WHERE ${page.where}
          GROUP BY account, vulnerability_id, registry, repository, tag, digest, is_current)
@@ -197,14 +206,12 @@ export const imagesByVulnerability = async (args: PagedArgs<VulnerabilityFilter>
   const p = prepare('imagesByVulnerability', args, context)
   const page = paging(p, imageRestriction(p))
   const sql = `WITH f AS (${p.findings(true)})${page.cte}
-    SELECT account, vulnerability_id, toString(max(sev)) AS severity, max(url) AS url, max(cvss) AS cvss,
-           max(kev) AS kev, max(fix) AS fix_available,
+    SELECT account, vulnerability_id, ${VULNERABILITY_ROLLUP},
            groupArraySorted(${NESTED_CAP})((digest, registry, repository, packages, package_count)) AS images,
            count() AS image_count
       FROM (
         SELECT account, vulnerability_id, digest, any(registry) AS registry, any(repository) AS repository,
-               max(severity) AS sev, max(url) AS url, max(cvss) AS cvss, max(kev) AS kev,
-               max(fix_version IS NOT NULL) AS fix,
+               ${vulnerabilityAttributes()},
                groupArraySorted(${NESTED_CAP})((package, package_version, package_type, fix_version)) AS packages,
            count() AS package_count
           FROM f
@@ -247,15 +254,13 @@ export const artifactsByVulnerability = async (
   const p = prepare('artifactsByVulnerability', args, context)
   const page = paging(p, imageRestriction(p))
   const sql = `WITH f AS (${p.findings(true)})${page.cte}
-    SELECT account, vulnerability_id, toString(max(sev)) AS severity, max(url) AS url, max(cvss) AS cvss,
-           max(kev) AS kev, max(fix) AS fix_available,
+    SELECT account, vulnerability_id, ${VULNERABILITY_ROLLUP},
            groupArraySorted(${NESTED_CAP})((package, package_version, package_type, any_fix_version, images)) AS artifacts,
            count() AS artifact_count
       FROM (
         SELECT account, vulnerability_id, package, package_version, package_type,
                any(fix_version) AS any_fix_version, uniqExact(digest) AS images,
-               max(severity) AS sev, max(url) AS url, max(cvss) AS cvss, max(kev) AS kev,
-               max(fix_version IS NOT NULL) AS fix
+               ${vulnerabilityAttributes()}
           FROM f
          WHERE ${page.where} AND ${imageRestriction(p)}
          GROUP BY account, vulnerability_id, package, package_version, package_type)
