@@ -108,7 +108,7 @@ export const schema = group({
     limits: group({
       selectors_per_configuration: key(integer(1, 100_000), {
         default: 500,
-        doc: 'Most selectors one configuration may have; adding one more is refused with 409 `limit_reached` (naming `selectors`). Every request about a configuration reads its whole history, and the router rebuilds an account’s selectors on each change, so without a bound one account could slow the API and routing for all. One selector can match many events (type wildcards, a content pattern with `$or`). Lowering it removes no selector a configuration already has.',
+        doc: 'Most selectors one configuration may have; adding one more is refused with 409 `limit_reached` (naming `selectors`). Every request about a configuration works on all its selectors (and the first one an instance serves folds its whole history), and the router rebuilds an account’s selectors on each change, so without a bound one account could slow the API and routing for all. One selector can match many events (type wildcards, a content pattern with `$or`). Lowering it removes no selector a configuration already has.',
       }),
       configurations_per_account: key(integer(1, 100_000), {
         default: 200,

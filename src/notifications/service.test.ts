@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict'
 import { randomBytes, randomUUID } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterEach, beforeEach, describe, it } from 'node:test'
 import { isDeepStrictEqual } from 'node:util'
 import { filter, firstValueFrom } from 'rxjs'
@@ -334,6 +337,114 @@ describe('createNotificationConfigService', () => {
     assert.equal(read.value.selectors.length, 10_000)
     // Copying the selector map for each event took about 20 s here; one pass takes about 0.5 s.
     assert.ok(ms < 5_000, `read in ${Math.round(ms)} ms`)
+  })
+
+  it('reads only the events appended since it last read a configuration, asking the store every time', async () => {
+    const read: number[] = []
+    const counting: EventStore = {
+      ...store,
+      readStream: async (stream, o) => {
+        const events = await store.readStream(stream, o)
+        read.push(events.length)
+        return events
+      },
+    }
+    service = serviceOn(counting)
+    const created = await webhook()
+    const id = created.value.id
+    for (let i = 0; i < 50; i++) await service.addSelector(acme, 'webhook', id, selector)
+    assert.equal((await service.getConfiguration('acme', 'webhook', id)).revision, 50)
+    read.length = 0
+    assert.equal((await service.getConfiguration('acme', 'webhook', id)).revision, 50)
+    // Another writer (another instance on the same store) appends twice.
+    const other = serviceOn(store)
+    await other.updateConfiguration(acme, 'webhook', id, {
+      fields: {},
+      options: { description: 'elsewhere' },
+    })
+    await other.addSelector(acme, 'webhook', id, selector)
+    const after = await service.getConfiguration('acme', 'webhook', id)
+    assert.equal(after.revision, 52)
+    assert.equal(after.value.configuration.description, 'elsewhere')
+    assert.equal(after.value.selectors.length, 51)
+    // The event it had read last, then the ones appended since: none, then two.
+    assert.deepEqual(read, [1, 3])
+  })
+
+  it('sees every change another process makes to a configuration it read before, its deletion too', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-config-'))
+    const [mine, theirs] = [0, 1].map(() => createSqliteEventStore({ path: join(dir, 'eventstore.sqlite') }))
+    try {
+      const here = serviceOn(mine as EventStore)
+      const there = serviceOn(theirs as EventStore)
+      const created = await here.createConfiguration(acme, 'webhook', {
+        fields: { url: 'https://hooks.example.com/a' },
+        options: {},
+      })
+      const id = created.value.id
+      assert.equal((await here.getConfiguration('acme', 'webhook', id)).revision, 0)
+
+      const added = await there.addSelector(acme, 'webhook', id, selector)
+      const read = await here.getConfiguration('acme', 'webhook', id)
+      assert.deepEqual([read.revision, read.value.selectors.map((s) => s.id)], [1, [added.value.id]])
+      // A write on a revision this process read before the other's: refused with If-Match,
+      // decided on the other's state without.
+      await there.updateConfiguration(acme, 'webhook', id, { fields: {}, options: { description: 'theirs' } })
+      await assert.rejects(
+        here.updateConfiguration(
+          acme,
+          'webhook',
+          id,
+          { fields: {}, options: { enabled: false } },
+          {
+            expectedRevision: 1,
+          },
+        ),
+        PreconditionFailedError,
+      )
+      const mineToo = await here.updateConfiguration(acme, 'webhook', id, {
+        fields: {},
+        options: { enabled: false },
+      })
+      assert.deepEqual(
+        [mineToo.revision, mineToo.value.description, mineToo.value.enabled],
+        [3, 'theirs', false],
+      )
+
+      await there.deleteConfiguration(acme, 'webhook', id)
+      await assert.rejects(here.getConfiguration('acme', 'webhook', id), NotFoundError)
+      await assert.rejects(here.addSelector(acme, 'webhook', id, selector), NotFoundError)
+    } finally {
+      await mine?.close()
+      await theirs?.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('answers each of many reads racing writes with the state at the revision it names', async () => {
+    const created = await webhook()
+    const id = created.value.id
+    const other = serviceOn(store)
+    const descriptions = new Map<number, string | null>([[0, null]])
+    const reads: Promise<{ revision: number; description: string | null }>[] = []
+    for (let i = 1; i <= 30; i++) {
+      const writing = (i % 2 === 0 ? service : other).updateConfiguration(acme, 'webhook', id, {
+        fields: {},
+        options: { description: `d${i}` },
+      })
+      for (let r = 0; r < 3; r++)
+        reads.push(
+          service
+            .getConfiguration('acme', 'webhook', id)
+            .then(({ value, revision }) => ({ revision, description: value.configuration.description })),
+        )
+      const { revision, value } = await writing
+      descriptions.set(revision, value.description)
+    }
+    for (const { revision, description } of await Promise.all(reads))
+      assert.equal(description, descriptions.get(revision), `revision ${revision}`)
+    const last = await service.getConfiguration('acme', 'webhook', id)
+    assert.deepEqual([last.revision, last.value.configuration.description], [30, 'd30'])
   })
 
   it('with limits, refuses a configuration past the account\u2019s and a selector past the configuration\u2019s, counting only the live ones of that account', async () => {

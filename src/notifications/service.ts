@@ -35,7 +35,6 @@ import {
   type ConfigurationState,
   type CreateConfiguration,
   decide,
-  decodeConfigurationEvent,
   foldConfiguration,
   initialState,
   replacedSigningAt,
@@ -44,6 +43,7 @@ import {
   streamName,
   type UpdateConfiguration,
 } from './configuration.ts'
+import { createConfigurationLoader } from './configuration-loader.ts'
 import { ENDPOINT_FIELDS, fieldSpec, isSecretUrlField } from './endpoint-fields.ts'
 import type {
   EndpointConfiguration,
@@ -228,8 +228,9 @@ export interface NotificationConfigService {
 
 /**
  * What one account may store (`notifications.limits`). Every request that touches a
- * configuration reads its whole stream, and the router rebuilds an account's selector tree on
- * each change: without bounds, one tenant could make both slow for everyone.
+ * configuration works on all its selectors (the first one folds its whole stream), and the
+ * router rebuilds an account's selector tree on each change: without bounds, one tenant could
+ * make both slow for everyone.
  */
 export interface ConfigurationLimits {
   readonly selectorsPerConfiguration: number
@@ -258,6 +259,11 @@ export interface NotificationConfigServiceOptions {
   readonly readAll?: ReadAll
   /** Absent: no limits. */
   readonly limits?: ConfigurationLimits
+  /**
+   * How many configurations and selectors (between them) are kept folded, so that reading one
+   * folds only what was appended since (`createConfigurationLoader`); default 100,000.
+   */
+  readonly loaderCapacity?: number
 }
 
 /** Standard Webhooks secret: `whsec_` + base64 of 32 random bytes. */
@@ -319,19 +325,11 @@ export const createNotificationConfigService = (
     data: event.data as unknown as JsonObject,
   })
 
-  const load = async (
-    configurationId: string,
-  ): Promise<{ state: ConfigurationState; revision: number | 'no_stream' }> => {
-    const recorded = await store.readStream(streamName(configurationId))
-    const events: ConfigurationEvent[] = []
-    for (const r of recorded) {
-      const decoded = decodeConfigurationEvent(r)
-      if (decoded.ok) events.push(decoded.value)
-      else options.onInvalidEvent?.(r, decoded.issues)
-    }
-    const last = recorded.at(-1)
-    return { state: foldConfiguration(events), revision: last === undefined ? 'no_stream' : last.revision }
-  }
+  const load = createConfigurationLoader({
+    store,
+    ...(options.loaderCapacity === undefined ? {} : { capacity: options.loaderCapacity }),
+    ...(options.onInvalidEvent === undefined ? {} : { onInvalidEvent: options.onInvalidEvent }),
+  })
 
   // Commands to one configuration run one after another in this process, so concurrent
   // requests (a script adding selectors in parallel) never conflict with each other; the

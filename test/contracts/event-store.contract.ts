@@ -507,6 +507,26 @@ export const runEventStoreContract = (options: EventStoreContractOptions): void 
         )
       })
 
+      it('holds none of a deleted stream\u2019s events at any revision once it is begun again', async () => {
+        // What a reader that kept a stream's state relies on: the event at the revision it kept
+        // is another one (or none), so it can tell the stream it read from its successor.
+        const stream = newStream('again')
+        const old = newEvents(3)
+        await store.append(stream, old, { expectedRevision: 'no_stream' })
+        await store.deleteStreams([{ stream, expectedRevision: 2 }])
+        assert.deepEqual(await store.readStream(stream, { fromRevision: 2 }), [])
+        const fresh = newEvents(4)
+        await store.append(stream, fresh, { expectedRevision: 'no_stream' })
+        const oldIds = new Set(old.map((e) => e.id))
+        for (const fromRevision of [0, 1, 2, 3])
+          for (const event of await store.readStream(stream, { fromRevision }))
+            assert.ok(!oldIds.has(event.id), `revision ${event.revision} from ${fromRevision}`)
+        assert.deepEqual(
+          (await store.readStream(stream)).map((e) => e.id),
+          fresh.map((e) => e.id),
+        )
+      })
+
       it('refuses an entry without a stream or a revision, and a stream twice, deleting nothing', async () => {
         const stream = newStream('kept')
         await store.append(stream, newEvents(1), { expectedRevision: 'no_stream' })
