@@ -696,6 +696,157 @@ describe('notification configuration routes', () => {
     assert.equal((await as(writer, 'GET', selectorPath)).status, 404)
   })
 
+  /** Every page of a listing, following next_token from `path` with `limit`; each page's ids and token. */
+  const pages = async (path: string, limit: number) => {
+    const seen: { ids: string[]; next: unknown; etag: string | null }[] = []
+    let token: unknown
+    do {
+      const query = `limit=${limit}${token === undefined ? '' : `&next_token=${String(token)}`}`
+      const page = await as(reader, 'GET', `${path}?${query}`)
+      assert.equal(page.status, 200, page.text)
+      token = page.json.next_token
+      seen.push({
+        ids: (page.json.items as Json[]).map((i) => String(i.uuid)),
+        next: token,
+        etag: page.headers.get('etag'),
+      })
+    } while (token !== null && seen.length < 20)
+    return seen
+  }
+
+  it('pages the configuration listing with limit and next_token, in id order, whatever is deleted between pages', async () => {
+    const ids: string[] = []
+    for (let i = 0; i < 7; i++) ids.push(String((await createWebhook()).json.uuid))
+    await as(stranger, 'POST', `${BASE}/webhook/configurations`, { url: 'https://hooks.example.com/g' })
+    await as(writer, 'POST', `${BASE}/slack/configurations`, {
+      url: 'https://hooks.slack.com/services/T/B/x',
+    })
+    ids.sort()
+    const path = `${BASE}/webhook/configurations`
+
+    const walked = await pages(path, 3)
+    assert.deepEqual(
+      walked.map((p) => p.ids),
+      [ids.slice(0, 3), ids.slice(3, 6), ids.slice(6)],
+    )
+    assert.deepEqual(
+      walked.map((p) => p.next),
+      [ids[2], ids[5], null],
+    )
+    // Unpaged, as clients written before paging ask: every one, and no next page.
+    const all = await as(reader, 'GET', path)
+    assert.deepEqual([(all.json.items as Json[]).map((i) => i.uuid), all.json.next_token], [ids, null])
+
+    // The page's last item deleted before the next is asked for: the next starts where it would have.
+    const first = await as(reader, 'GET', `${path}?limit=2`)
+    assert.equal((await as(writer, 'DELETE', `${path}/${ids[1]}`)).status, 204)
+    const second = await as(reader, 'GET', `${path}?limit=2&next_token=${String(first.json.next_token)}`)
+    assert.deepEqual(
+      (second.json.items as Json[]).map((i) => i.uuid),
+      ids.slice(2, 4),
+    )
+    // A token in upper case is the same id.
+    const upper = await as(
+      reader,
+      'GET',
+      `${path}?limit=2&next_token=${String(first.json.next_token).toUpperCase()}`,
+    )
+    assert.deepEqual(upper.json, second.json)
+  })
+
+  it('pages a configuration\u2019s selectors and the account\u2019s the same way, each page of one configuration with its ETag', async () => {
+    const a = String((await createWebhook()).json.uuid)
+    const b = String((await createWebhook()).json.uuid)
+    const ids: Record<string, string[]> = { [a]: [], [b]: [] }
+    for (const [configuration, count] of [
+      [a, 5],
+      [b, 2],
+    ] as const) {
+      for (let i = 0; i < count; i++) {
+        const added = await as(
+          writer,
+          'POST',
+          `${BASE}/webhook/configurations/${configuration}/selectors`,
+          selectorBody,
+        )
+        ids[configuration]?.push(String(added.json.uuid))
+      }
+    }
+    const ofA = [...(ids[a] ?? [])].sort()
+    const walked = await pages(`${BASE}/webhook/configurations/${a}/selectors`, 2)
+    assert.deepEqual(
+      walked.map((p) => p.ids),
+      [ofA.slice(0, 2), ofA.slice(2, 4), ofA.slice(4)],
+    )
+    assert.deepEqual(
+      walked.map((p) => p.etag),
+      ['"5"', '"5"', '"5"'],
+    )
+    const everyone = [...(ids[a] ?? []), ...(ids[b] ?? [])].sort()
+    assert.deepEqual(
+      (await pages('/v1/notifications/selectors', 4)).map((p) => p.ids),
+      [everyone.slice(0, 4), everyone.slice(4)],
+    )
+    const unpaged = await as(reader, 'GET', '/v1/notifications/selectors')
+    assert.deepEqual(
+      [(unpaged.json.items as Json[]).map((i) => i.uuid), unpaged.json.next_token],
+      [everyone, null],
+    )
+  })
+
+  it('answers at most 1,000 items unless asked for fewer, the rest on the next page', async () => {
+    const configuration = String((await createWebhook()).json.uuid)
+    for (let i = 0; i < 1_001; i++)
+      assert.equal(
+        (await as(writer, 'POST', `${BASE}/webhook/configurations/${configuration}/selectors`, selectorBody))
+          .status,
+        201,
+      )
+    for (const path of [
+      `${BASE}/webhook/configurations/${configuration}/selectors`,
+      '/v1/notifications/selectors',
+    ]) {
+      const first = await as(reader, 'GET', path)
+      assert.equal((first.json.items as Json[]).length, 1_000)
+      const rest = await as(reader, 'GET', `${path}?next_token=${String(first.json.next_token)}`)
+      assert.deepEqual([(rest.json.items as Json[]).length, rest.json.next_token], [1, null])
+      assert.equal((await as(reader, 'GET', `${path}?limit=1000`)).json.next_token, first.json.next_token)
+    }
+  })
+
+  it('refuses a bad limit or next_token on every listing with a 400 naming each, as the delivery listing does', async () => {
+    const configuration = String((await createWebhook()).json.uuid)
+    for (const path of [
+      `${BASE}/webhook/configurations`,
+      `${BASE}/webhook/configurations/${configuration}/selectors`,
+      '/v1/notifications/selectors',
+    ]) {
+      for (const [query, errors] of [
+        ['limit=0', [['limit', 'must be a whole number from 1 to 1000']]],
+        ['limit=1001', [['limit', 'must be a whole number from 1 to 1000']]],
+        ['limit=1e2', [['limit', 'must be a whole number from 1 to 1000']]],
+        [
+          'limit=-1&next_token=42',
+          [
+            ['limit', 'must be a whole number from 1 to 1000'],
+            ['next_token', 'must be a next_token from a previous page'],
+          ],
+        ],
+        ['next_token=', [['next_token', 'must be a next_token from a previous page']]],
+        ['limit=2&limit=3', [['limit', 'is given more than once']]],
+        ['page=2', [['page', 'is not a known query parameter; expected limit, next_token']]],
+      ] as const) {
+        const answer = await as(reader, 'GET', `${path}?${query}`)
+        assert.equal(answer.status, 400, `${path}?${query}: ${answer.text}`)
+        assert.deepEqual(
+          (answer.json.errors as { path: string; message: string }[]).map((e) => [e.path, e.message]),
+          errors,
+          `${path}?${query}`,
+        )
+      }
+    }
+  })
+
   it('updates a selector as configurations are: fields left out keep their values, pattern null removes it', async () => {
     const created = await createWebhook()
     const base = `${BASE}/webhook/configurations/${created.json.uuid}/selectors`

@@ -18,6 +18,7 @@ import { changedReadOnly, configurationBody } from './configuration-body.ts'
 import { type Target, targetsOf } from './endpoint-fields.ts'
 import type { DeliveryHealth } from './health.ts'
 import type { EndpointType, JsonValue, NotificationsEnv, Principal } from './model.ts'
+import { pageById, pageRequestOf } from './paging.ts'
 import { endpointParam, idParam } from './params.ts'
 import {
   assertWritableAt,
@@ -202,16 +203,12 @@ export const createNotificationRoutes = ({
     for (const target of targetsOf(endpoint, scalars, { withDefaults })) await checkTarget(target)
   }
 
-  app.get(
-    CONFIGURATIONS,
-    authorize('listNotificationEndpointConfigurations'),
-    noQueryParameters,
-    async (c) => {
-      const endpoint = endpointParam(c)
-      const configurations = await service.listConfigurations(principalOf(c).account, endpoint)
-      return c.json({ items: configurations.map(configurationView) })
-    },
-  )
+  app.get(CONFIGURATIONS, authorize('listNotificationEndpointConfigurations'), async (c) => {
+    const endpoint = endpointParam(c)
+    const request = pageRequestOf(c)
+    const page = pageById(await service.listConfigurations(principalOf(c).account, endpoint), request)
+    return c.json({ items: page.items.map(configurationView), next_token: page.next })
+  })
 
   app.post(
     CONFIGURATIONS,
@@ -283,12 +280,15 @@ export const createNotificationRoutes = ({
     },
   )
 
-  app.get(SELECTORS, authorize('getNotificationEndpointConfiguration'), noQueryParameters, async (c) => {
+  app.get(SELECTORS, authorize('getNotificationEndpointConfiguration'), async (c) => {
     const endpoint = endpointParam(c)
     const id = idParam(c, 'uuid', 'notification configuration')
+    const request = pageRequestOf(c)
     const { value, revision } = await service.getConfiguration(principalOf(c).account, endpoint, id)
+    const page = pageById(value.selectors, request)
+    // The configuration's revision: a client paging through its selectors sees whether it changed meanwhile.
     c.header('etag', etag(revision))
-    return c.json({ items: value.selectors.map(selectorView) })
+    return c.json({ items: page.items.map(selectorView), next_token: page.next })
   })
 
   app.post(SELECTORS, authorize('updateNotificationEndpointConfiguration'), noQueryParameters, async (c) => {
@@ -348,9 +348,10 @@ export const createNotificationRoutes = ({
     return c.body(null, 204)
   })
 
-  app.get('/selectors', authorize('listNotificationEndpointConfigurations'), noQueryParameters, async (c) => {
-    const selectors = await service.listSelectors(principalOf(c).account)
-    return c.json({ items: selectors.map(selectorView) })
+  app.get('/selectors', authorize('listNotificationEndpointConfigurations'), async (c) => {
+    const request = pageRequestOf(c)
+    const page = pageById(await service.listSelectors(principalOf(c).account), request)
+    return c.json({ items: page.items.map(selectorView), next_token: page.next })
   })
 
   return app

@@ -281,6 +281,20 @@ describe('notification configuration through a running Herald', () => {
     assert.ok(
       ids.includes(owners.acme.id) && !ids.includes(owners.globex.id) && !ids.includes(owners.admin.id),
     )
+    // Paged as the delivery listing is: `limit`, and `next_token` continuing after a page's last id.
+    const paged: string[] = []
+    let token: unknown = null
+    do {
+      const page = await call(
+        tokens['read-only'],
+        'GET',
+        `${BASE}/webhook/configurations?limit=1${token === null ? '' : `&next_token=${String(token)}`}`,
+      )
+      assert.equal(page.status, 200, page.text)
+      paged.push(...(page.json.items as { uuid: string }[]).map((i) => i.uuid))
+      token = page.json.next_token
+    } while (token !== null && paged.length <= ids.length)
+    assert.deepEqual(paged, [...ids].sort())
   })
 
   it('refuses a template override that does not parse, naming it, and keeps one that does', async () => {
