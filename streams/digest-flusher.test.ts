@@ -417,7 +417,7 @@ describe('createDigestFlusher', () => {
     const store = aStore()
     const published: OutgoingMessage[] = []
     let refusing = true
-    // As the Kafka adapter reports a broker's MESSAGE_TOO_LARGE: not retriable.
+    // A refusal for good (not retriable), as kafkajs reports a broker's MESSAGE_TOO_LARGE.
     const log = {
       publish: async (_topic: string, messages: readonly OutgoingMessage[]): Promise<PublishedPosition[]> => {
         if (refusing && messages.some((m) => m.key === 'cfg-1'))

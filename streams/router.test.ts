@@ -7,7 +7,7 @@ import { describe, it } from 'node:test'
 import { filter, lastValueFrom, map, of } from 'rxjs'
 import { TestScheduler } from 'rxjs/testing'
 import { validDataOf } from '../schemas/fixtures.ts'
-import { UnavailableError } from '../src/errors/index.ts'
+import { MessageTooLargeError, UnavailableError } from '../src/errors/index.ts'
 import { type CloudEvent, encodeLogEvent } from '../src/events/index.ts'
 import {
   createMemoryProcessedIds,
@@ -281,6 +281,93 @@ describe('createRouterHandler', () => {
     )
     assert.deepEqual(counts[0]?.deadLettered, { event_unroutable: 1 })
     // Not remembered as routed: sent again once the limit is raised, it is routed.
+    assert.equal((await processed.seen([processedKey(large as IngressEvent)])).size, 0)
+  })
+
+  it('sets aside an event whose command a broker refuses alone, though the log let it through, and publishes the rest in order', async () => {
+    const { lines, logger } = capturingLogger()
+    const processed = createMemoryProcessedIds()
+    const large = aValidEvent({
+      id: 'large',
+      data: { ...validDataOf('user.checks.tag.vulnerabilities.update'), note: 'x'.repeat(2_000) },
+    })
+    const brokerMax = 2_000
+    // As the Kafka adapter reports a broker's limit below its own: the messages before the one
+    // refused are written, and none after it.
+    const published: OutgoingMessage[] = []
+    const log = {
+      publish: async (topic: string, messages: readonly OutgoingMessage[]): Promise<PublishedPosition[]> => {
+        for (const [index, message] of messages.entries()) {
+          const bytes = messageBytes(message)
+          if (topic === topics.deliveries && bytes > brokerMax)
+            throw new MessageTooLargeError('refused', { topic, index, bytes, published: index })
+          published.push(message)
+        }
+        return []
+      },
+    }
+    const both = buildSelectorIndex({
+      position: 1,
+      disabledEndpoints: new Set(),
+      configurations: new Map([
+        ['cfg-1', aConfiguration({ id: 'cfg-1' })],
+        ['cfg-2', aConfiguration({ id: 'cfg-2' })],
+      ]),
+      selectors: new Map([
+        ['sel-1', aSelector({ type: 'user.checks.*' })],
+        ['sel-2', aSelector({ type: 'user.checks.*' }, { id: 'sel-2', configurationId: 'cfg-2' })],
+      ]),
+    })
+    const counts: RouterCounts[] = []
+    const handler = createRouterHandler({
+      log,
+      topics,
+      getIndex: () => both,
+      clock: () => 0,
+      logger,
+      processed,
+      onRouted: (c) => counts.push(c),
+    })
+
+    await handler(
+      batchOf([
+        encodeLogEvent(aValidEvent({ id: 'e1' })).value,
+        encodeLogEvent(large).value,
+        encodeLogEvent(aValidEvent({ id: 'e2' })).value,
+      ]),
+    )
+
+    const commands = published.filter((m) => m.headers?.[DeadLetterHeaders.code] === undefined)
+    assert.deepEqual(
+      commands.map((m) => `${commandOf(m).event.id}>${m.key}`),
+      ['e1>cfg-1', 'e1>cfg-2', 'e2>cfg-1', 'e2>cfg-2'],
+    )
+    const letters = published.filter((m) => m.headers?.[DeadLetterHeaders.code] !== undefined)
+    assert.equal(letters.length, 1)
+    const info = readDeadLetter({ headers: letters[0]?.headers ?? {} })
+    assert.equal(info?.code, 'event_unroutable')
+    assert.equal(info?.offset, 1)
+    assert.match(
+      info?.message ?? '',
+      /^\(event\): makes a delivery command of \d+ bytes \(configuration cfg-1\) that the broker refused as too large: event_log\.kafka\.max_request_bytes is above its message\.max\.bytes$/,
+    )
+    // Refused once: its command to cfg-2 is not tried.
+    assert.deepEqual(
+      lines
+        .filter((l) => l.event === 'router.command_refused')
+        .map((l) => [l.level, l.fields.offset, l.fields.configuration_id, l.fields.error]),
+      [['error', 1, 'cfg-1', 'refused']],
+    )
+    assert.deepEqual(counts, [
+      {
+        events: 2,
+        invalid: 0,
+        duplicates: 0,
+        deliveries: 4,
+        digested: 0,
+        deadLettered: { event_unroutable: 1 },
+      },
+    ])
     assert.equal((await processed.seen([processedKey(large as IngressEvent)])).size, 0)
   })
 
@@ -660,6 +747,7 @@ describe('router operators', () => {
     deadLettered: {},
     routed: [],
     commands: [],
+    origins: [],
     entries: [],
   })
   /** `event>configuration:selector+selector` for each command, `event~configuration` for each digest entry. */

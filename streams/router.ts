@@ -1,7 +1,14 @@
 import { concatMap, lastValueFrom, map, type OperatorFunction, of, pipe, tap } from 'rxjs'
-import { errorText, type FieldIssue, isHeraldError } from '../src/errors/index.ts'
+import {
+  errorText,
+  type FieldIssue,
+  isHeraldError,
+  isMessageTooLarge,
+  type MessageTooLargeError,
+} from '../src/errors/index.ts'
 import {
   createIngressDecoder,
+  DeadLetterHeaders,
   failure,
   type IngressDecoder,
   type IngressEvent,
@@ -75,6 +82,8 @@ export interface Routing {
   readonly routed: readonly string[]
   /** Delivery commands to publish, keyed by configuration. */
   readonly commands: readonly OutgoingMessage[]
+  /** The event each command was made for, index by index. */
+  readonly origins: readonly RoutingEvent[]
   /** Matches of configurations that asked for digests, to hold in the digest store. */
   readonly entries: readonly DigestEntry[]
 }
@@ -112,6 +121,7 @@ export const decodeMessages =
           deadLettered: {},
           routed: [],
           commands: [],
+          origins: [],
           entries: [],
         }
       }),
@@ -149,14 +159,51 @@ const fitted = (
 }
 
 /**
+ * Publishes `messages` in order, going around each one the log refuses alone as too large (a
+ * Kafka broker whose limit is below the log's `maxMessageBytes`), which would fail its batch
+ * every time: `refused` is told of it (its index, the message sent, the error) and answers
+ * what goes in its place, if anything; `keep` then says which of those still to go do. What
+ * the log wrote before the refused one is not sent again. Any other failure fails the publish,
+ * for the batch to be retried.
+ */
+const publishAround = async (
+  log: Pick<EventLog, 'publish'>,
+  topic: string,
+  messages: readonly OutgoingMessage[],
+  refused: (index: number, sent: OutgoingMessage, error: MessageTooLargeError) => OutgoingMessage | undefined,
+  keep: (index: number) => boolean = () => true,
+): Promise<void> => {
+  const current = [...messages]
+  // Indices into `messages` of those still to go.
+  let pending = messages.map((_, i) => i)
+  while (pending.length > 0) {
+    try {
+      await log.publish(
+        topic,
+        pending.map((i) => current[i] as OutgoingMessage),
+      )
+      return
+    } catch (error) {
+      if (!isMessageTooLarge(error)) throw error
+      const { index, published } = error.context
+      const culprit = pending[index] as number
+      const replacement = refused(culprit, current[culprit] as OutgoingMessage, error)
+      if (replacement !== undefined) current[culprit] = replacement
+      pending = pending.slice(published).filter((i) => (i === culprit ? replacement !== undefined : keep(i)))
+    }
+  }
+}
+
+/**
  * Logs each refused message and writes it, bytes, key and headers as they came, to the
  * dead-letter topic with headers naming the reason and where it came from; continues once
  * the letters are durably published, so a poison pill never holds its partition. A letter
  * larger than the log takes (the original within a few hundred bytes of the limit, or an event
- * whose command is too large, its headers added) would fail its batch every time: it goes
- * without the original's value (`herald.dead_letter.value_omitted`), which stays where its
- * headers say, and is logged as `router.dead_letter_too_large`; one too large even so (its
- * original headers alone) is logged so and left out.
+ * whose command is too large, its headers added), or that a broker refuses as too large, would
+ * fail its batch every time: it goes without the original's value
+ * (`herald.dead_letter.value_omitted`), which stays where its headers say, and is logged as
+ * `router.dead_letter_too_large`; one too large even so (its original headers alone) is logged
+ * so and left out.
  *
  * @example
  * routings$.pipe(setAsideRefused({ log, topic: 'engine.events.dlq', group: 'herald-router', clock, logger }))
@@ -170,14 +217,23 @@ export const setAsideRefused =
     logger,
     maxMessageBytes,
   }: SetAsideOptions): OperatorFunction<Routing, Routing> =>
-  (routings) =>
-    routings.pipe(
+  (routings) => {
+    const tooLarge = ({ message, reason }: Refusal, fields: LogFields): void =>
+      logger('error', 'router.dead_letter_too_large', {
+        topic: message.topic,
+        partition: message.partition,
+        offset: message.offset,
+        code: reason.code,
+        ...fields,
+      })
+    return routings.pipe(
       concatMap(async (routing): Promise<Routing> => {
         if (routing.refused.length === 0) return routing
         const now = clock()
         const letters: OutgoingMessage[] = []
-        const deadLettered = { ...routing.deadLettered }
-        for (const { message, reason } of routing.refused) {
+        const refusals: Refusal[] = []
+        for (const refusal of routing.refused) {
+          const { message, reason } = refusal
           logger('warn', 'router.event_invalid', {
             topic: message.topic,
             partition: message.partition,
@@ -187,22 +243,34 @@ export const setAsideRefused =
           })
           if (topic === undefined) continue
           const letter = fitted(toDeadLetter(message, reason, { group, now }), maxMessageBytes, (fields) =>
-            logger('error', 'router.dead_letter_too_large', {
-              topic: message.topic,
-              partition: message.partition,
-              offset: message.offset,
-              code: reason.code,
-              ...fields,
-            }),
+            tooLarge(refusal, fields),
           )
           if (letter === undefined) continue
           letters.push(letter)
-          deadLettered[reason.code] = (deadLettered[reason.code] ?? 0) + 1
+          refusals.push(refusal)
         }
-        if (topic !== undefined) await log.publish(topic, letters)
+        const leftOut = new Set<number>()
+        if (topic !== undefined)
+          await publishAround(log, topic, letters, (i, sent, error) => {
+            const whole = sent.headers?.[DeadLetterHeaders.valueOmitted] === undefined
+            tooLarge(refusals[i] as Refusal, {
+              bytes: error.context.bytes,
+              limit: error.context.limit,
+              value_omitted: whole,
+              left_out: !whole,
+            })
+            if (whole) return withoutValue(sent)
+            leftOut.add(i)
+            return undefined
+          })
+        const deadLettered = { ...routing.deadLettered }
+        refusals.forEach(({ reason }, i) => {
+          if (!leftOut.has(i)) deadLettered[reason.code] = (deadLettered[reason.code] ?? 0) + 1
+        })
         return { ...routing, refused: [], deadLettered }
       }),
     )
+  }
 
 /**
  * Drops each event already routed (by account, source and id, within the processed-id window)
@@ -283,9 +351,11 @@ export const toDeliveries =
         const createdAt = new Date(routing.startedAt).toISOString()
         const routed: string[] = []
         const commands: OutgoingMessage[] = []
+        const origins: RoutingEvent[] = []
         const entries: DigestEntry[] = []
         const refused = [...routing.refused]
-        for (const { event, message, key, matches = [] } of routing.events) {
+        for (const routingEvent of routing.events) {
+          const { event, message, key, matches = [] } = routingEvent
           if (matches.length === 0) {
             routed.push(key)
             continue
@@ -312,11 +382,45 @@ export const toDeliveries =
           }
           routed.push(key)
           commands.push(...mine)
+          origins.push(...mine.map(() => routingEvent))
           entries.push(...held)
         }
-        return { ...routing, events: [], refused, routed, commands, entries }
+        return { ...routing, events: [], refused, routed, commands, origins, entries }
       }),
     )
+
+/** Why the log refused `command` alone as too large. */
+const refusalIssue = (command: OutgoingMessage, error: MessageTooLargeError): FieldIssue => {
+  const { bytes, limit } = error.context
+  return {
+    path: '(event)',
+    message:
+      limit === undefined
+        ? `makes a delivery command of ${bytes} bytes (configuration ${command.key}) that the broker refused as too large: event_log.kafka.max_request_bytes is above its message.max.bytes`
+        : `makes a delivery command of ${bytes} bytes (configuration ${command.key}), over the ${limit} the event log takes in one message`,
+  }
+}
+
+/** `routing` without what it held for `unroutable` events, which are now `refused`. */
+const withoutUnroutable = (
+  routing: Routing,
+  unroutable: ReadonlySet<RoutingEvent>,
+  refused: readonly Refusal[],
+): Routing => {
+  const keys = new Set([...unroutable].map((e) => e.key))
+  const kept = routing.commands.flatMap((command, i) => {
+    const origin = routing.origins[i] as RoutingEvent
+    return unroutable.has(origin) ? [] : [{ command, origin }]
+  })
+  return {
+    ...routing,
+    refused: [...routing.refused, ...refused],
+    routed: routing.routed.filter((key) => !keys.has(key)),
+    commands: kept.map((k) => k.command),
+    origins: kept.map((k) => k.origin),
+    entries: routing.entries.filter((entry) => !keys.has(entry.eventKey)),
+  }
+}
 
 /**
  * Publishes the commands and records the digest entries, continuing once both are durable.
@@ -325,6 +429,13 @@ export const toDeliveries =
  * next window rather than join one that is already being published. A record that fails (a
  * full disk, a failed sync) is logged as `router.digest_record_failed` with its SQLite code
  * and fails the batch, which the log hands over again.
+ *
+ * An event whose command the log refuses alone as too large (a Kafka broker whose
+ * `message.max.bytes` is below `event_log.kafka.max_request_bytes`: `toDeliveries` could not
+ * know) is logged as `router.command_refused` and refused as `event_unroutable`, for the next
+ * `setAsideRefused` to dead-letter; its other commands still to go and its digest entries are
+ * dropped, as `toDeliveries` drops those of an event it refuses, and it is not remembered as
+ * routed. The rest go out in order, rather than the batch failing every time it is retried.
  */
 export const publishDeliveries =
   ({
@@ -342,8 +453,33 @@ export const publishDeliveries =
   }): OperatorFunction<Routing, Routing> =>
   (routings) =>
     routings.pipe(
-      concatMap(async (routing) => {
-        if (routing.commands.length > 0) await log.publish(topic, routing.commands)
+      concatMap(async (published) => {
+        const unroutable = new Set<RoutingEvent>()
+        const refused: Refusal[] = []
+        const origin = (i: number) => published.origins[i] as RoutingEvent
+        if (published.commands.length > 0)
+          await publishAround(
+            log,
+            topic,
+            published.commands,
+            (i, command, error) => {
+              const { message } = origin(i)
+              unroutable.add(origin(i))
+              refused.push({ message, reason: failure('event_unroutable', [refusalIssue(command, error)]) })
+              logger?.('error', 'router.command_refused', {
+                topic: message.topic,
+                partition: message.partition,
+                offset: message.offset,
+                configuration_id: command.key,
+                code: error.code,
+                bytes: error.context.bytes,
+                error: error.message,
+              })
+              return undefined
+            },
+            (i) => !unroutable.has(origin(i)),
+          )
+        const routing = unroutable.size === 0 ? published : withoutUnroutable(published, unroutable, refused)
         if (routing.entries.length > 0 && digests !== undefined) {
           try {
             await digests.record(routing.entries, clock())
@@ -427,9 +563,10 @@ export interface RouterHandlerOptions {
 /**
  * The router, as the operators above composed: log batches → decode → set aside the refused
  * → drop events already routed → match the selectors → DeliveryCommands and digest entries →
- * set aside the unroutable → publish and record → remember the routed. Each batch comes out
- * only after its dead letters and commands are durably published, its digest entries durably
- * recorded and its events remembered, so the log commits its offsets only then
+ * set aside the unroutable → publish and record → set aside those the log refused → remember
+ * the routed. Each batch comes out only after its dead letters and commands are durably
+ * published, its digest entries durably recorded and its events remembered, so the log
+ * commits its offsets only then
  * (at-least-once; delivery ids make repeats harmless). A poison pill never fails a batch;
  * only an unreachable log, store or registry does, and then the batch is retried.
  *
@@ -485,7 +622,11 @@ export const routeBatches = ({
     matchSelectors(getIndex),
     toDeliveries(windowOf, maxMessageBytes),
     setAside,
-    publishDeliveries({ log, topic: topics.deliveries, digests: digests?.store, clock, logger }),
+    // What the log refused of the commands is set aside before the batch is remembered.
+    pipe(
+      publishDeliveries({ log, topic: topics.deliveries, digests: digests?.store, clock, logger }),
+      setAside,
+    ),
     rememberRouted(processed),
     report,
   )

@@ -135,12 +135,26 @@ export class WarehouseError extends HeraldError {
   }
 }
 
+/** Which message of a publish was too large, and what of the publish was written (a type: contexts are records). */
+export type MessageTooLargeContext = {
+  readonly topic: string
+  /** The message's index in the publish. */
+  readonly index: number
+  readonly bytes: number
+  /** The log's limit, where it knows it (absent when a broker refused the message). */
+  readonly limit?: number
+  /** How many messages of the publish, from the first, were written: 0, or all before `index`. */
+  readonly published: number
+}
+
 /**
  * A message larger than an event log takes. The same message fails again however often it is
  * sent, so it is never retriable: the caller sets it aside, or makes it smaller.
  */
 export class MessageTooLargeError extends HeraldError {
-  constructor(message: string, context: { topic: string; index: number; bytes: number; limit: number }) {
+  declare readonly context: MessageTooLargeContext
+
+  constructor(message: string, context: MessageTooLargeContext) {
     super('message_too_large', message, { context })
   }
 }

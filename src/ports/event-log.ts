@@ -130,6 +130,10 @@ export interface EventLog {
    * is no limit (the embedded log). A publish holding a larger one fails with a
    * MessageTooLargeError before anything is written: a caller that cannot make the message
    * smaller sets it aside by this limit beforehand, rather than fail its batch again and again.
+   * A log whose own storage takes less (a Kafka broker's `message.max.bytes` below the limit
+   * configured here) fails with one too, naming the message it refused alone once every
+   * message before it is written (`context.published`): the caller sets that one aside and
+   * publishes the rest.
    */
   readonly maxMessageBytes?: number
   /** Creates the topics that do not exist yet; existing topics are left as they are. */

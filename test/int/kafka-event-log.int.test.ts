@@ -7,8 +7,14 @@ import {
   type KafkaLogEntry,
 } from '../../src/adapters/kafka-event-log/index.ts'
 import { partitionForKey } from '../../src/adapters/murmur2.ts'
-import { isHeraldError, isRetriable, UnavailableError, ValidationError } from '../../src/errors/index.ts'
-import type { LogMessage, OutgoingMessage } from '../../src/ports/event-log.ts'
+import {
+  isHeraldError,
+  isMessageTooLarge,
+  isRetriable,
+  UnavailableError,
+  ValidationError,
+} from '../../src/errors/index.ts'
+import { type LogMessage, messageBytes, type OutgoingMessage } from '../../src/ports/event-log.ts'
 import { runEventLogContract } from '../contracts/event-log.contract.ts'
 import { eventually } from '../support/eventually.ts'
 import { type KafkaMock, mockLogOptions, startKafkaMock } from '../support/kafka-mock.ts'
@@ -409,6 +415,54 @@ describe('Kafka event log publishing more than one request holds', () => {
     }
   })
 
+  it('sends again in halves a request the broker refuses as too large, and refuses a message it refuses alone once those before it are written', async () => {
+    const topic = `refused-${Date.now()}`
+    await small.createTopic(topic, 1)
+    // The log lets through requests far larger than the brokers' message.max.bytes.
+    const log = createKafkaEventLog(smallOptions({ maxRequestBytes: 10_000_000 }))
+    const eight = (from: number) => commands.slice(from, from + 8).map((c) => ({ ...c, key: 'cfg-a' }))
+    const read: LogMessage[] = []
+    try {
+      // The whole request is refused (MESSAGE_TOO_LARGE, error 10); its halves are taken.
+      await small.injectErrors(0, [10])
+      assert.deepEqual(
+        (await log.publish(topic, eight(0))).map((p) => p.offset),
+        [0, 1, 2, 3, 4, 5, 6, 7],
+      )
+      // A broker that refuses every request holding message 5: the whole, its second half
+      // (0 answers as usual), that half's first half but not message 4, then message 5 alone.
+      await small.injectErrors(0, [10, 0, 10, 10, 0, 10])
+      const second = eight(8)
+      await assert.rejects(log.publish(topic, second), (error: unknown) => {
+        assert.ok(isMessageTooLarge(error), `got ${String(error)}`)
+        assert.equal(error.retriable, false)
+        const bytes = messageBytes(second[5] as OutgoingMessage)
+        assert.deepEqual(error.context, { topic, index: 5, bytes, published: 5 })
+        assert.equal(
+          error.message,
+          `kafka publish to ${topic}: the broker refused message 5 (${bytes} bytes) as too large (MESSAGE_TOO_LARGE): set event_log.kafka.max_request_bytes (10000000) at or below its message.max.bytes and the topic's max.message.bytes; the 5 messages before it were written`,
+        )
+        return true
+      })
+      const consumer = await log.consume({ groupId: topic, topics: [topic] }, async (batch) => {
+        read.push(...batch.messages)
+      })
+      try {
+        await eventually(() => assert.equal(read.length, 13), { timeoutMs: 30_000 })
+      } finally {
+        await consumer.stop()
+      }
+      // Each written once, in the caller's order; nothing after the refused one.
+      const decoder = new TextDecoder()
+      assert.deepEqual(
+        read.map((m) => [m.offset, decoder.decode(m.value).slice(0, 4)]),
+        [...eight(0), ...second.slice(0, 5)].map((c, i) => [i, decoder.decode(c.value).slice(0, 4)]),
+      )
+    } finally {
+      await log.close()
+    }
+  })
+
   it('refuses a message larger than a request may be before sending any, naming the topic and its size', async () => {
     const topic = `oversize-${Date.now()}`
     await small.createTopic(topic, 1)
@@ -427,7 +481,7 @@ describe('Kafka event log publishing more than one request holds', () => {
           error.message,
           `kafka publish to ${topic}: message 1 is ${bytes} bytes, over the ${limit} one produce request of at most ${BROKER_MAX} bytes carries`,
         )
-        assert.deepEqual(error.context, { topic, index: 1, bytes, limit })
+        assert.deepEqual(error.context, { topic, index: 1, bytes, limit, published: 0 })
         return true
       })
       // Nothing of that publish was written; the log takes the next one.

@@ -289,3 +289,130 @@ describe('Kafka with a request size limit', () => {
     }
   })
 })
+
+/**
+ * Herald on Kafka whose brokers take less than `event_log.kafka.max_request_bytes` lets
+ * through: they answer MESSAGE_TOO_LARGE (error 10), scripted here request by request, as a
+ * broker does for a record batch over its message.max.bytes. The router sends a refused batch
+ * of commands again in halves, and sets aside the event whose command the broker refuses alone
+ * (its letter without the value when that is refused too), rather than retry the batch forever.
+ */
+describe('Kafka whose brokers refuse as too large what the log lets through', () => {
+  let kafka: KafkaMock
+  let log: EventLog
+  const consumers: Consumer[] = []
+  const topics = { events: 'refusing.events', dlq: 'refusing.events.dlq', deliveries: 'refusing.deliveries' }
+
+  before(async () => {
+    kafka = await startKafkaMock()
+    for (const topic of Object.values(topics)) await kafka.createTopic(topic, 1)
+    log = createKafkaEventLog(mockLogOptions(kafka.bootstrapServers))
+  })
+
+  after(async () => {
+    for (const consumer of consumers) await consumer.stop()
+    await log?.close()
+    await kafka?.stop()
+  })
+
+  it('the router publishes every other command in order, and dead-letters the event whose command the broker refuses alone, naming the limit to lower', async () => {
+    const events = Array.from({ length: 8 }, (_, i) => failed(`e${i}`, `the registry timed out (${i})`))
+    const positions = await log.publish(topics.events, events.map(encodeLogEvent))
+    // A broker refusing every request that holds e5's command: the batch's eight, then (four
+    // taken) the last four, their first two (e4 taken), e5's alone; then its letter alone.
+    await kafka.injectErrors(0, [10, 0, 10, 10, 0, 10, 0, 10])
+
+    const index = buildSelectorIndex({
+      position: 1,
+      disabledEndpoints: new Set(),
+      configurations: new Map([['cfg-1', aConfiguration()]]),
+      selectors: new Map([['sel-1', aSelector({ type: 'user.image.analysis.failed' })]]),
+    })
+    const logged: { level: string; event: string; fields: LogFields }[] = []
+    const router = createRouterHandler({
+      log,
+      topics: { deliveries: topics.deliveries, dlq: topics.dlq },
+      getIndex: () => index,
+      clock: Date.now,
+      logger: (level, event, fields = {}) => {
+        if (level !== 'debug') logged.push({ level, event, fields })
+      },
+      processed: createMemoryProcessedIds(),
+      ...(log.maxMessageBytes === undefined ? {} : { maxMessageBytes: log.maxMessageBytes }),
+    })
+    let failedBatches = 0
+    let reached = -1
+    consumers.push(
+      await log.consume({ groupId: 'refusing-router', topics: [topics.events] }, async (batch) => {
+        try {
+          await router(batch)
+        } catch (error) {
+          failedBatches++
+          throw error
+        }
+        reached = batch.messages.at(-1)?.offset ?? reached
+      }),
+    )
+    const delivered: string[] = []
+    const letters: LogMessage[] = []
+    consumers.push(
+      await log.consume(
+        { groupId: 'refusing-readers', topics: [topics.deliveries, topics.dlq] },
+        async (batch) => {
+          for (const m of batch.messages) {
+            if (m.topic === topics.dlq) {
+              letters.push(m)
+              continue
+            }
+            const command = decodeDeliveryCommand(m)
+            assert.ok(command.ok)
+            delivered.push(command.value.event.id)
+          }
+        },
+      ),
+    )
+
+    await eventually(
+      () => {
+        assert.equal(reached, positions.at(-1)?.offset, 'the router read its partition to the end')
+        assert.equal(delivered.length, 7)
+        assert.equal(letters.length, 1)
+      },
+      { timeoutMs: 30_000, intervalMs: 250 },
+    )
+    assert.equal(failedBatches, 0, 'no batch failed')
+    assert.deepEqual(
+      delivered,
+      ['e0', 'e1', 'e2', 'e3', 'e4', 'e6', 'e7'],
+      'every other event routed once, in order',
+    )
+
+    const [letter] = letters
+    const info = letter === undefined ? undefined : readDeadLetter(letter)
+    assert.equal(info?.code, 'event_unroutable')
+    assert.equal(info?.offset, positions[5]?.offset)
+    assert.match(
+      info?.message ?? '',
+      /^\(event\): makes a delivery command of \d+ bytes \(configuration cfg-1\) that the broker refused as too large: event_log\.kafka\.max_request_bytes is above its message\.max\.bytes$/,
+    )
+    // Refused with its value too, the letter went without it.
+    assert.equal(letter?.value.byteLength, 0)
+    assert.equal(
+      letter?.headers[DeadLetterHeaders.valueOmitted],
+      String(encodeLogEvent(events[5] as CloudEvent).value.byteLength),
+    )
+    assert.deepEqual(
+      logged
+        .filter(({ level }) => level === 'error')
+        .map(({ event, fields }) => [event, fields.offset, fields.code, fields.value_omitted]),
+      [
+        ['router.command_refused', positions[5]?.offset, 'message_too_large', undefined],
+        ['router.dead_letter_too_large', positions[5]?.offset, 'event_unroutable', true],
+      ],
+    )
+    assert.match(
+      String(logged.find(({ event }) => event === 'router.command_refused')?.fields.error),
+      /set event_log\.kafka\.max_request_bytes \(1048576\) at or below its message\.max\.bytes/,
+    )
+  })
+})

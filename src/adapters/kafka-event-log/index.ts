@@ -7,7 +7,13 @@ import kafkajs, {
   type RetryOptions,
   type SASLOptions,
 } from 'kafkajs'
-import { ClosedError, type FieldIssue, MessageTooLargeError, ValidationError } from '../../errors/index.ts'
+import {
+  ClosedError,
+  type FieldIssue,
+  isHeraldError,
+  MessageTooLargeError,
+  ValidationError,
+} from '../../errors/index.ts'
 import {
   type Batch,
   type ConsumeOptions,
@@ -102,7 +108,8 @@ export interface KafkaEventLogOptions {
    * producer's `max.request.size`). A publish goes out in as many requests as its messages
    * need, one after the other, so no record batch grows past what a broker takes (its
    * `message.max.bytes`, by default 1 048 588): keep it at or below that of every topic
-   * written to. A message that does not fit in one request alone is refused.
+   * written to. A message that does not fit in one request alone is refused. Set higher, the
+   * requests a broker refuses are sent again in halves, at the cost of a round trip each.
    */
   readonly maxRequestBytes?: number
   /** Replication factor of topics `createTopics` makes (default: the broker's default). */
@@ -121,6 +128,13 @@ export interface KafkaEventLogOptions {
   /** Lowest level of kafkajs's own lines passed to `logger` (default `error`). */
   readonly logLevel?: KafkaLogLevel
 }
+
+/**
+ * A broker's MESSAGE_TOO_LARGE: a record batch of the request is over its `message.max.bytes`
+ * (or its topic's `max.message.bytes`). kafkajs does not say which partition's.
+ */
+const refusedAsTooLarge = (error: unknown): boolean =>
+  isHeraldError(error) && error.context.kafkaError === 'MESSAGE_TOO_LARGE'
 
 const DEFAULT_MAX_BATCH = 500
 const DEFAULT_MAX_REQUEST_BYTES = 1_048_576
@@ -212,10 +226,12 @@ const validateConsume = (options: ConsumeOptions): number => {
  * (acks=-1), from an idempotent producer unless turned off, and places keys with Kafka's
  * murmur2 partitioner. A publish too large for one produce request (`maxRequestBytes`) goes
  * out in several sends, one after the other; a message too large for one alone is refused
- * (`maxMessageBytes`) before anything is sent. Consumers commit a batch's offsets only after
- * its handler resolved; a failed batch is delivered again after a back-off. `consume` resolves once connected and
- * subscribed; the group is joined in the background and rejoined after any crash until
- * `stop()`. Connections open on first use.
+ * (`maxMessageBytes`) before anything is sent. A send a broker refuses as too large (its limit
+ * is below `maxRequestBytes`) goes again in halves, and a message it refuses alone fails the
+ * publish with a MessageTooLargeError once those before it are written. Consumers commit a
+ * batch's offsets only after its handler resolved; a failed batch is delivered again after a
+ * back-off. `consume` resolves once connected and subscribed; the group is joined in the
+ * background and rejoined after any crash until `stop()`. Connections open on first use.
  *
  * @example
  * const log = createKafkaEventLog({ brokers: ['kafka-1:9092'], clientId: 'herald' })
@@ -334,6 +350,13 @@ export const createKafkaEventLog = (options: KafkaEventLogOptions): EventLog => 
     })
   }
 
+  /** Message `index` of a publish, refused by a broker alone, once the messages before it were written. */
+  const refusedAlone = (topic: string, index: number, bytes: number): MessageTooLargeError =>
+    new MessageTooLargeError(
+      `kafka publish to ${topic}: the broker refused message ${index} (${bytes} bytes) as too large (MESSAGE_TOO_LARGE): set event_log.kafka.max_request_bytes (${maxRequestBytes}) at or below its message.max.bytes and the topic's max.message.bytes; the ${index} messages before it were written`,
+      { topic, index, bytes, published: index },
+    )
+
   const consumerTimings = {
     sessionTimeout: options.consumer?.sessionTimeoutMs,
     heartbeatInterval: options.consumer?.heartbeatIntervalMs,
@@ -379,16 +402,43 @@ export const createKafkaEventLog = (options: KafkaEventLogOptions): EventLog => 
         const bytes = sizes[oversize] as number
         throw new MessageTooLargeError(
           `kafka publish to ${topic}: message ${oversize} is ${bytes} bytes, over the ${maxMessageBytes} one produce request of at most ${maxRequestBytes} bytes carries`,
-          { topic, index: oversize, bytes, limit: maxMessageBytes },
+          { topic, index: oversize, bytes, limit: maxMessageBytes, published: 0 },
         )
       }
       await producerConnection.get()
+      let warned = false
+      /**
+       * Sends `messages[from, to)` in one request; one a broker refuses as too large (its
+       * `message.max.bytes`, or the topic's `max.message.bytes`, is below `maxRequestBytes`)
+       * goes again as two halves, one after the other, down to a message refused alone, which
+       * fails the publish. A partition that took its share of a refused request gets it again
+       * (at-least-once, as after any failed send); each partition's order holds.
+       */
+      const sendFitting = async (from: number, to: number): Promise<PublishedPosition[]> => {
+        try {
+          return await send(topic, messages.slice(from, to))
+        } catch (error) {
+          if (!refusedAsTooLarge(error)) throw error
+          if (to - from === 1) throw refusedAlone(topic, from, sizes[from] as number)
+          if (!warned)
+            logger({
+              level: 'warn',
+              event: 'kafka_event_log.request_refused_too_large',
+              message: `the broker refused a request of ${to - from} messages as too large; sending it again in halves. Set event_log.kafka.max_request_bytes (${maxRequestBytes}) at or below the brokers' message.max.bytes`,
+              fields: { topic, messages: to - from, maxRequestBytes },
+            })
+          warned = true
+          const half = from + Math.ceil((to - from) / 2)
+          const first = await sendFitting(from, half)
+          return [...first, ...(await sendFitting(half, to))]
+        }
+      }
       // One request after the other: each partition's messages are appended in the caller's
       // order, whichever request carries them.
       const positions: PublishedPosition[] = []
       let start = 0
       for (const end of runEnds(messages, sizes, recordBudget)) {
-        positions.push(...(await send(topic, messages.slice(start, end))))
+        positions.push(...(await sendFitting(start, end)))
         start = end
       }
       return positions
