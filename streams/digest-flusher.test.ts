@@ -9,7 +9,7 @@ import { TestScheduler } from 'rxjs/testing'
 import { createSqliteEventLog } from '../src/adapters/sqlite-event-log/index.ts'
 import { HeraldError, UnavailableError } from '../src/errors/index.ts'
 import { encodeLogEvent } from '../src/events/index.ts'
-import { compileJsonSchema, heraldSubjects, processedKey } from '../src/ingress/index.ts'
+import { compileJsonSchema, DeadLetterHeaders, heraldSubjects, processedKey } from '../src/ingress/index.ts'
 import type { LogFields } from '../src/observability/index.ts'
 import { messageBytes } from '../src/ports/event-log.ts'
 import type { LogMessage, OutgoingMessage, PublishedPosition } from '../src/ports/index.ts'
@@ -486,6 +486,149 @@ describe('createDigestFlusher', () => {
       decoded(published).at(-1)?.deliveryId,
       digestDeliveryIdFor('cfg-1', '2026-11-22T10:00:00.000Z'),
     )
+    await store.close()
+  })
+
+  it('dead-letters a window that failed for good `maxAttempts` times and drops it from the buffer; an unreachable log counts no attempt', async () => {
+    const path = join(dir, 'dead-letter.sqlite')
+    const store = createDigestStore({ path })
+    const written: { topic: string; message: OutgoingMessage }[] = []
+    let unreachable = 0
+    const log = {
+      publish: async (topic: string, messages: readonly OutgoingMessage[]): Promise<PublishedPosition[]> => {
+        if (unreachable > 0) {
+          unreachable--
+          throw new UnavailableError('log unavailable')
+        }
+        written.push(...messages.map((message) => ({ topic, message })))
+        return []
+      },
+    }
+    let now = T0 + 1_000
+    const lines: { level: string; event: string; fields: LogFields }[] = []
+    const flusher = createDigestFlusher({
+      store,
+      log,
+      topic: TOPIC,
+      deadLetterTopic: 'engine.events.dlq',
+      maxAttempts: 3,
+      clock: () => now,
+      logger: (level, event, fields = {}) => lines.push({ level, event, fields }),
+      retryBackoffMs: { min: 1_000, max: 60_000 },
+    })
+    await store.record([entry('a'), entry('b'), entry('c', { configurationId: 'cfg-2' })], now)
+    // cfg-1's events are damaged on disk: its digest cannot be made, however often it is tried.
+    const other = new DatabaseSync(path)
+    other
+      .prepare(
+        "UPDATE digest_entries SET event = '{' WHERE window_id = (SELECT id FROM digest_windows WHERE configuration_id = 'cfg-1')",
+      )
+      .run()
+    other.close()
+
+    now = T0 + 30_000
+    // The log cannot be reached: the whole flush fails, and counts no attempt.
+    unreachable = 2
+    await assert.rejects(flusher.flushDue(), UnavailableError)
+    await assert.rejects(flusher.flushDue(), UnavailableError)
+    assert.deepEqual(await flusher.flushDue(), { digests: 1, events: 1 })
+    now = T0 + 31_000
+    assert.deepEqual(await flusher.flushDue(), { digests: 0, events: 0 })
+    assert.deepEqual(
+      lines.filter((l) => l.event === 'router.digest_deferred').map((l) => l.fields.attempts),
+      [1, 2],
+    )
+    assert.deepEqual(
+      written.map((w) => w.topic),
+      [TOPIC],
+      'only cfg-2’s digest so far',
+    )
+
+    // The third failure is the last: the window is dead-lettered and leaves the buffer.
+    now = T0 + 33_000
+    assert.deepEqual(await flusher.flushDue(), { digests: 0, events: 0 })
+    const letters = written.filter((w) => w.topic === 'engine.events.dlq').map((w) => w.message)
+    assert.equal(letters.length, 1)
+    const [letter] = letters
+    assert.equal(letter?.key, 'acme')
+    assert.deepEqual(JSON.parse(new TextDecoder().decode(letter?.value)), [])
+    assert.deepEqual(
+      { ...letter?.headers, [DeadLetterHeaders.at]: undefined },
+      {
+        'content-type': 'application/cloudevents-batch+json',
+        [DeadLetterHeaders.code]: 'digest_undeliverable',
+        [DeadLetterHeaders.message]: 'digest window cfg-1@1795341600000 holds no event',
+        [DeadLetterHeaders.issues]: '[]',
+        [DeadLetterHeaders.group]: 'herald-router',
+        [DeadLetterHeaders.at]: undefined,
+        'herald.digest.configuration_id': 'cfg-1',
+        'herald.digest.window_start': '2026-11-22T10:00:00.000Z',
+        'herald.digest.window_end': '2026-11-22T10:00:30.000Z',
+        'herald.digest.total': '2',
+        'herald.digest.attempts': '3',
+      },
+    )
+    assert.deepEqual(
+      lines.filter((l) => l.event === 'router.digest_dead_lettered').map((l) => [l.level, l.fields]),
+      [
+        [
+          'error',
+          {
+            configuration_id: 'cfg-1',
+            window_start: '2026-11-22T10:00:00.000Z',
+            window_end: '2026-11-22T10:00:30.000Z',
+            events: 2,
+            attempts: 3,
+            error: 'digest window cfg-1@1795341600000 holds no event',
+            unreadable: 2,
+            topic: 'engine.events.dlq',
+            value_omitted: false,
+            left_out: false,
+          },
+        ],
+      ],
+    )
+    assert.equal(lines.filter((l) => l.event === 'router.digest_deferred').length, 2)
+    assert.deepEqual(await store.due(T0 + 1_000_000_000), [], 'no window left to try')
+    await store.close()
+  })
+
+  it('dead-letters without its events a window whose letter is larger than the log takes', async () => {
+    const store = aStore()
+    const written: { topic: string; message: OutgoingMessage }[] = []
+    const log = {
+      publish: async (topic: string, messages: readonly OutgoingMessage[]): Promise<PublishedPosition[]> => {
+        written.push(...messages.map((message) => ({ topic, message })))
+        return []
+      },
+    }
+    const lines: { event: string; fields: LogFields }[] = []
+    const flusher = createDigestFlusher({
+      store,
+      log,
+      topic: TOPIC,
+      deadLetterTopic: 'engine.events.dlq',
+      maxAttempts: 1,
+      maxMessageBytes: 5_000,
+      clock: () => T0 + 30_000,
+      logger: (_level, event, fields = {}) => lines.push({ event, fields }),
+    })
+    await store.record([entry('a', { event: anEvent({ id: 'a', data: { tag: 'x'.repeat(6_000) } }) })], T0)
+
+    assert.deepEqual(await flusher.flushDue(), { digests: 0, events: 0 })
+    const [letter, ...more] = written
+    assert.equal(more.length, 0)
+    assert.equal(letter?.topic, 'engine.events.dlq')
+    assert.equal(letter?.message.value.byteLength, 0)
+    assert.ok(Number(letter?.message.headers?.[DeadLetterHeaders.valueOmitted]) > 6_000)
+    assert.equal(letter?.message.headers?.[DeadLetterHeaders.code], 'digest_undeliverable')
+    assert.deepEqual(
+      lines
+        .filter((l) => l.event === 'router.digest_dead_lettered')
+        .map((l) => [l.fields.attempts, l.fields.value_omitted, l.fields.left_out]),
+      [[1, true, false]],
+    )
+    assert.deepEqual(await store.due(T0 + 1_000_000_000), [])
     await store.close()
   })
 

@@ -11,11 +11,13 @@ import {
   timer,
 } from 'rxjs'
 import { errorText, HeraldError, isHeraldError, isRetriable } from '../src/errors/index.ts'
+import { DeadLetterHeaders, withoutValue } from '../src/ingress/index.ts'
 import type { Logger } from '../src/observability/index.ts'
 import { messageBytes } from '../src/ports/event-log.ts'
 import type { EventLog, OutgoingMessage } from '../src/ports/index.ts'
-import { digestCommand } from './digest.ts'
+import { digestCommand, digestDeadLetter } from './digest.ts'
 import type { DigestStore, PendingDigest } from './digest-store.ts'
+import { publishAround } from './publish-around.ts'
 import { type DeliveryCommand, encodeDeliveryCommand } from './routing/index.ts'
 
 /**
@@ -81,6 +83,14 @@ export interface DigestFlusherOptions {
    * ms with each failure of that window (default 1 000 → 600 000).
    */
   readonly retryBackoffMs?: { readonly min: number; readonly max: number }
+  /**
+   * Times a window may fail to go out for good (its digest cannot be made, the log refuses it)
+   * before it is dead-lettered and leaves the buffer (default `DEFAULT_DIGEST_MAX_ATTEMPTS`:
+   * about a day at the default back-off). A log that cannot be reached counts no attempt.
+   */
+  readonly maxAttempts?: number
+  /** Where those windows are set aside (`engine.events.dlq`); without it, they are logged and dropped. */
+  readonly deadLetterTopic?: string
   /** For tests in virtual time. */
   readonly scheduler?: SchedulerLike
   /** After each flush that published something: for metrics. */
@@ -95,6 +105,16 @@ export interface DigestFlusher {
   /** Stops the timer and waits for a flush in progress. */
   stop(): Promise<void>
 }
+
+/**
+ * Failures for good a window may have before it is dead-lettered: with the default back-off
+ * (1 s doubling up to 10 min) the 150th comes about a day after the first, time for an operator
+ * to fix what a log line named (a topic's limit, a damaged buffer) before its events go.
+ */
+export const DEFAULT_DIGEST_MAX_ATTEMPTS = 150
+
+/** The consumer group named in a window's dead letter: the flusher is the router's. */
+const DEAD_LETTER_GROUP = 'herald-router'
 
 /** A window's digest, ready to go. */
 interface Ready {
@@ -148,9 +168,12 @@ const fitted = (
  * listing one event, or that the log refuses for good (an error not retriable: the windows of a
  * publish it refused are then published one by one to find it), is logged as
  * `router.digest_deferred` and tried again after a back-off that doubles with each failure, up
- * to `retryBackoffMs.max`, for as long as it fails: it stays in the buffer, unflushed, until it
- * goes out. A log that cannot be reached (a retriable error) fails the whole flush instead,
- * tried again at the next tick, as it would fail every window.
+ * to `retryBackoffMs.max`, unflushed in the buffer. Its `maxAttempts`-th such failure is its
+ * last: it is set aside on `deadLetterTopic` (`digestDeadLetter`; without its events when the
+ * log refuses the letter as too large), logged as `router.digest_dead_lettered`, and marked
+ * flushed, so it leaves the buffer as a flushed window does. A log that cannot be reached (a
+ * retriable error) fails the whole flush instead, tried again at the next tick, as it would
+ * fail every window: that counts no attempt.
  *
  * @example
  * const flusher = createDigestFlusher({ store, log, topic: 'notifications.deliveries', clock, logger })
@@ -163,6 +186,10 @@ export const createDigestFlusher = (options: DigestFlusherOptions): DigestFlushe
   const intervalMs = options.intervalMs ?? 1_000
   const batchSize = options.batchSize ?? 100
   const backoff = options.retryBackoffMs ?? { min: 1_000, max: 600_000 }
+  const maxAttempts = options.maxAttempts ?? DEFAULT_DIGEST_MAX_ATTEMPTS
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1)
+    throw new TypeError(`maxAttempts must be a positive integer, not ${maxAttempts}`)
+  const { deadLetterTopic } = options
   let subscription: Subscription | undefined
   let inFlight: Promise<unknown> = Promise.resolve()
 
@@ -251,7 +278,59 @@ export const createDigestFlusher = (options: DigestFlusherOptions): DigestFlushe
     }
   }
 
-  /** Publishes what can go of `due` and defers the rest; resolves with what went. */
+  /**
+   * Sets aside each window that has failed for the last time: its letter on the dead-letter
+   * topic (without its events when the log refuses it as too large, left out when it refuses
+   * even that), then the window marked flushed; says so. A log that cannot be reached fails the
+   * flush before any window is marked, so they are tried again.
+   */
+  const deadLetter = async (failed: readonly Failed[], now: number): Promise<void> => {
+    if (failed.length === 0) return
+    const shortened = new Set<number>()
+    const leftOut = new Set<number>()
+    if (deadLetterTopic !== undefined) {
+      const letters = failed.map(({ pending, error }, i) => {
+        const attempts = pending.attempts + 1
+        const letter = digestDeadLetter(pending, errorText(error), {
+          group: DEAD_LETTER_GROUP,
+          now,
+          attempts,
+        })
+        if (maxMessageBytes === undefined || messageBytes(letter) <= maxMessageBytes) return letter
+        shortened.add(i)
+        return withoutValue(letter)
+      })
+      await publishAround(log, deadLetterTopic, letters, (i, sent) => {
+        if (sent.headers?.[DeadLetterHeaders.valueOmitted] === undefined) {
+          shortened.add(i)
+          return withoutValue(sent)
+        }
+        leftOut.add(i)
+        return undefined
+      })
+    }
+    await store.markFlushed(
+      failed.map((f) => f.pending),
+      now,
+    )
+    failed.forEach(({ pending, error }, i) => {
+      const kafkaError = isHeraldError(error) ? error.context.kafkaError : undefined
+      logger('error', 'router.digest_dead_lettered', {
+        ...windowFields(pending),
+        window_end: new Date(pending.windowEnd).toISOString(),
+        events: pending.total,
+        attempts: pending.attempts + 1,
+        error: errorText(error),
+        unreadable: pending.unreadable,
+        topic: deadLetterTopic,
+        value_omitted: shortened.has(i),
+        left_out: leftOut.has(i),
+        ...(kafkaError === undefined ? {} : { kafka_error: kafkaError }),
+      })
+    })
+  }
+
+  /** Publishes what can go of `due`, defers the rest or dead-letters it after its last try; resolves with what went. */
   const flushWindows = async (due: readonly PendingDigest[], now: number): Promise<Ready[]> => {
     const createdAt = new Date(now).toISOString()
     const ready: Ready[] = []
@@ -283,7 +362,13 @@ export const createDigestFlusher = (options: DigestFlusherOptions): DigestFlushe
         events: command.digest?.total,
       })
     }
-    await defer([...failed, ...refused], now)
+    const failures = [...failed, ...refused]
+    const last = (f: Failed): boolean => f.pending.attempts + 1 >= maxAttempts
+    await deadLetter(failures.filter(last), now)
+    await defer(
+      failures.filter((f) => !last(f)),
+      now,
+    )
     return sent
   }
 

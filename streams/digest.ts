@@ -1,6 +1,7 @@
 import type { CloudEvent } from '../src/events/index.ts'
-import { processedKey } from '../src/ingress/index.ts'
+import { BATCH_MEDIA_TYPE, processedKey, reasonHeaders } from '../src/ingress/index.ts'
 import type { DigestSettings, EndpointConfiguration } from '../src/notifications/index.ts'
+import type { OutgoingMessage } from '../src/ports/index.ts'
 import type { DigestEntry, PendingDigest } from './digest-store.ts'
 import {
   commandFor,
@@ -124,3 +125,42 @@ export const digestCommand = (
     },
   }
 }
+
+/** Headers naming the window a digest dead letter stands for, beside the `herald.*` reason. */
+export const DigestLetterHeaders = {
+  configurationId: 'herald.digest.configuration_id',
+  windowStart: 'herald.digest.window_start',
+  windowEnd: 'herald.digest.window_end',
+  /** Events the window held, of which the letter carries the first ones the buffer kept. */
+  total: 'herald.digest.total',
+  /** Times the window failed to go out. */
+  attempts: 'herald.digest.attempts',
+} as const
+
+/**
+ * The dead letter of a window that could not go out: keyed by its account, as the events it
+ * holds were on the events topic; its value the window's events as the buffer kept them (its
+ * first ones, a CloudEvents batch, which `POST /v1/events` takes back), its headers why
+ * (`digest_undeliverable` and the error's message), after how many attempts, and which window.
+ * Pure: the time is passed in.
+ *
+ * @example
+ * digestDeadLetter(pending, errorText(error), { group: 'herald-router', now: clock(), attempts: 150 })
+ */
+export const digestDeadLetter = (
+  pending: PendingDigest,
+  message: string,
+  context: { readonly group: string; readonly now: number; readonly attempts: number },
+): OutgoingMessage => ({
+  key: pending.account,
+  value: new TextEncoder().encode(JSON.stringify(pending.events)),
+  headers: {
+    'content-type': BATCH_MEDIA_TYPE,
+    ...reasonHeaders({ code: 'digest_undeliverable', message, issues: [] }, context),
+    [DigestLetterHeaders.configurationId]: pending.configurationId,
+    [DigestLetterHeaders.windowStart]: new Date(pending.windowStart).toISOString(),
+    [DigestLetterHeaders.windowEnd]: new Date(pending.windowEnd).toISOString(),
+    [DigestLetterHeaders.total]: String(pending.total),
+    [DigestLetterHeaders.attempts]: String(context.attempts),
+  },
+})

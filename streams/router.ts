@@ -1,11 +1,5 @@
 import { concatMap, lastValueFrom, map, type OperatorFunction, of, pipe, tap } from 'rxjs'
-import {
-  errorText,
-  type FieldIssue,
-  isHeraldError,
-  isMessageTooLarge,
-  type MessageTooLargeError,
-} from '../src/errors/index.ts'
+import { errorText, type FieldIssue, isHeraldError, type MessageTooLargeError } from '../src/errors/index.ts'
 import {
   createIngressDecoder,
   DeadLetterHeaders,
@@ -23,6 +17,7 @@ import { messageBytes } from '../src/ports/event-log.ts'
 import type { Batch, BatchHandler, EventLog, LogMessage, OutgoingMessage } from '../src/ports/index.ts'
 import { type DigestWindowOf, decideRoutes, digestWindowMs, noDigests } from './digest.ts'
 import type { DigestEntry, DigestStore } from './digest-store.ts'
+import { publishAround } from './publish-around.ts'
 import { encodeDeliveryCommand, type RouteMatch, type SelectorIndex } from './routing/index.ts'
 
 /**
@@ -156,42 +151,6 @@ const fitted = (
   const fits = messageBytes(bare) <= limit
   report({ bytes, limit, value_omitted: fits, left_out: !fits })
   return fits ? bare : undefined
-}
-
-/**
- * Publishes `messages` in order, going around each one the log refuses alone as too large (a
- * Kafka broker whose limit is below the log's `maxMessageBytes`), which would fail its batch
- * every time: `refused` is told of it (its index, the message sent, the error) and answers
- * what goes in its place, if anything; `keep` then says which of those still to go do. What
- * the log wrote before the refused one is not sent again. Any other failure fails the publish,
- * for the batch to be retried.
- */
-const publishAround = async (
-  log: Pick<EventLog, 'publish'>,
-  topic: string,
-  messages: readonly OutgoingMessage[],
-  refused: (index: number, sent: OutgoingMessage, error: MessageTooLargeError) => OutgoingMessage | undefined,
-  keep: (index: number) => boolean = () => true,
-): Promise<void> => {
-  const current = [...messages]
-  // Indices into `messages` of those still to go.
-  let pending = messages.map((_, i) => i)
-  while (pending.length > 0) {
-    try {
-      await log.publish(
-        topic,
-        pending.map((i) => current[i] as OutgoingMessage),
-      )
-      return
-    } catch (error) {
-      if (!isMessageTooLarge(error)) throw error
-      const { index, published } = error.context
-      const culprit = pending[index] as number
-      const replacement = refused(culprit, current[culprit] as OutgoingMessage, error)
-      if (replacement !== undefined) current[culprit] = replacement
-      pending = pending.slice(published).filter((i) => (i === culprit ? replacement !== undefined : keep(i)))
-    }
-  }
 }
 
 /**

@@ -52,6 +52,7 @@ const DEFAULTS: Config = {
   notifications: {
     enabled: true,
     cycle_timers: { notifications: 30 },
+    digest_max_attempts: 150,
     limits: { selectors_per_configuration: 500, configurations_per_account: 200 },
     webhook_timeout_ms: 15000,
     delivery: {

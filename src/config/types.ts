@@ -33,6 +33,8 @@ export interface NotificationsConfig {
     /** Seconds: the digest window of a configuration that asks for digests without naming its own. */
     readonly notifications: number
   }
+  /** Failures for good a digest window may have before it is dead-lettered. */
+  readonly digest_max_attempts: number
   /** What one account may store. */
   readonly limits: {
     readonly selectors_per_configuration: number

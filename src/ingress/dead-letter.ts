@@ -41,6 +41,24 @@ const issuesJson = (issues: readonly FieldIssue[]): string => {
 }
 
 /**
+ * The `herald.*` headers every dead letter carries: why it was set aside (`code`, `message`
+ * and `issues`, cut to a bounded size), by which consumer group, and when.
+ *
+ * @example
+ * reasonHeaders({ code: 'digest_undeliverable', message: 'holds no event', issues: [] }, { group: 'herald-router', now })
+ */
+export const reasonHeaders = (
+  reason: { readonly code: string; readonly message: string; readonly issues: readonly FieldIssue[] },
+  context: { readonly group: string; readonly now: number },
+): Record<string, string> => ({
+  [DeadLetterHeaders.code]: reason.code,
+  [DeadLetterHeaders.message]: cut(reason.message, MAX_MESSAGE_CHARS),
+  [DeadLetterHeaders.issues]: issuesJson(reason.issues),
+  [DeadLetterHeaders.group]: context.group,
+  [DeadLetterHeaders.at]: new Date(context.now).toISOString(),
+})
+
+/**
  * The dead letter of `message`, keyed as the original so it lands in the DLQ partition that
  * matches the original's.
  *
@@ -58,15 +76,11 @@ export const toDeadLetter = (
   for (const [name, value] of Object.entries(message.headers)) {
     if (!name.startsWith('herald.')) headers[name] = value
   }
-  headers[DeadLetterHeaders.code] = failure.code
-  headers[DeadLetterHeaders.message] = cut(failure.message, MAX_MESSAGE_CHARS)
-  headers[DeadLetterHeaders.issues] = issuesJson(failure.issues)
+  Object.assign(headers, reasonHeaders(failure, context))
   headers[DeadLetterHeaders.topic] = message.topic
   headers[DeadLetterHeaders.partition] = String(message.partition)
   headers[DeadLetterHeaders.offset] = String(message.offset)
   headers[DeadLetterHeaders.timestamp] = String(message.timestamp)
-  headers[DeadLetterHeaders.group] = context.group
-  headers[DeadLetterHeaders.at] = new Date(context.now).toISOString()
   return { key: message.key, value: message.value, headers }
 }
 

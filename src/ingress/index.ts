@@ -25,6 +25,7 @@ export {
   DeadLetterHeaders,
   type DeadLetterInfo,
   readDeadLetter,
+  reasonHeaders,
   toDeadLetter,
   withoutValue,
 } from './dead-letter.ts'

@@ -178,6 +178,8 @@ export const startRouter = async ({
     // Each Kafka router instance keeps its own buffer: their digests of one window must not share an id.
     ...(config.event_log.kind === 'kafka' ? { instance: ingress.digests.instanceId } : {}),
     ...(log.maxMessageBytes === undefined ? {} : { maxMessageBytes: log.maxMessageBytes }),
+    maxAttempts: config.notifications.digest_max_attempts,
+    deadLetterTopic: topics.dlq,
     onFlushed: ({ digests }) => metrics.deliveryCommands.inc(digests),
   })
   flusher.start()
