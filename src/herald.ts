@@ -6,6 +6,7 @@ import { type ServerType, serve } from '@hono/node-server'
 import { migrate, warehouseMigrations } from '../projections/migrations/index.ts'
 import {
   createProjectorHandler,
+  isLogReset,
   type LogReset,
   LogResetError,
   openProjectedIds,
@@ -98,13 +99,16 @@ const openEventLog = async (config: Config, logger: Logger): Promise<EventLog> =
         logger('error', 'eventlog.retention_failed', {
           error: errorText(error),
         }),
-      onHandlerError: (error, batch, groupId) =>
+      onHandlerError: (error, batch, groupId) => {
+        // Refused for a log reset: said once by the projector, not again at each try.
+        if (isLogReset(error)) return
         logger('error', 'eventlog.handler_failed', {
           group: groupId,
           topic: batch.topic,
           partition: batch.partition,
           error: errorText(error),
-        }),
+        })
+      },
       onCommitError: (error, batch, groupId) =>
         logger('error', 'eventlog.commit_failed', {
           group: groupId,
@@ -141,7 +145,11 @@ const openEventLog = async (config: Config, logger: Logger): Promise<EventLog> =
       maxBytesPerPartition: kafka.consumer.max_bytes_per_partition,
       maxBytes: kafka.consumer.max_bytes,
     },
-    logger: (entry) => logger(entry.level, entry.event, { ...entry.fields, message: entry.message }),
+    logger: (entry) => {
+      // As on the embedded log: a batch refused for a log reset is not reported at each try.
+      if (entry.event === 'kafka_event_log.handler_failed' && isLogReset(entry.fields.error)) return
+      logger(entry.level, entry.event, { ...entry.fields, message: entry.message })
+    },
   })
 }
 

@@ -17,6 +17,7 @@ export { createProjectorHandler, openProjectedIds, type ProjectorOptions } from 
 export {
   acceptLogResets,
   createLogGuard,
+  isLogReset,
   LOG_RESET_REMEDY,
   type LogGuard,
   type LogReset,

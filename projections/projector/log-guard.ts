@@ -44,6 +44,14 @@ export class LogResetError extends HeraldError {
   }
 }
 
+/**
+ * Whether `error` is a LogResetError, also one that crossed from the projector's thread, which
+ * keeps only its name and message: a batch refused so need not be reported as failed, since
+ * the guard said so once (`projector.log_reset`), and `/ready` names the partition meanwhile.
+ */
+export const isLogReset = (error: unknown): boolean =>
+  error instanceof LogResetError || (error instanceof Error && error.name === LogResetError.name)
+
 export interface LogGuardOptions {
   readonly warehouse: Warehouse
   readonly clock: () => number
@@ -94,7 +102,8 @@ const describe = (event: { readonly id: string; readonly source: string }) =>
  * The same log has the same events there, and only a replay after a crash or a rebalance comes
  * back that far, so the check costs nothing while the projector moves on. A reset is recorded
  * in `projection_log_resets` (where `acceptLogResets` finds it), logged as `projector.log_reset`,
- * and refused batch after batch, each time after one look at whether it was accepted meanwhile.
+ * and refused batch after batch (`isLogReset`: not logged again), each time after one look at
+ * whether it was accepted meanwhile, logged as `projector.log_reset_accepted` once it is.
  *
  * @example
  * const guard = createLogGuard({ warehouse, clock: Date.now, logger })

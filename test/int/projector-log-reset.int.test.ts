@@ -107,6 +107,12 @@ for (const thread of [true, false])
         )
       return Number(lag?.[1] ?? Number.NaN)
     }
+    /** Batches the projector was handed so far, failed ones included, from `/metrics`. */
+    const projectorBatches = async (): Promise<number> => {
+      const metrics = await (await fetch(`${herald?.url}/metrics`)).text()
+      const count = /^herald_batch_duration_seconds_count\{consumer="projector"\} (\d+)$/m.exec(metrics)
+      return Number(count?.[1] ?? Number.NaN)
+    }
     /** Each vulnerability with the tags whose current image has it, as the report API answers. */
     const tagsByVulnerability = async (): Promise<Record<string, string[]>> => {
       const { status, text, json } = await call('POST', '/v1/reports/graphql', {
@@ -205,6 +211,18 @@ for (const thread of [true, false])
           remedy: undefined,
         },
       )
+
+      // Refused batch after batch, the partition is said to be refused once (projector.log_reset),
+      // not again at each try as a failed batch.
+      const tried = await projectorBatches()
+      await eventually(async () => assert.ok((await projectorBatches()) >= tried + 3), { timeoutMs: 30_000 })
+      assert.deepEqual(
+        logged.filter(
+          ({ event, fields }) => event === 'eventlog.handler_failed' && fields.group === 'herald-projector',
+        ),
+        [],
+      )
+      assert.equal(logged.filter((line) => line.event === 'projector.log_reset').length, 1)
 
       // Nothing of the new log was stored, nor committed: the reports are the old log's.
       assert.equal(await projectorLag(), 2)
