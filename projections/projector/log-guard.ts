@@ -89,6 +89,25 @@ const describe = (event: { readonly id: string; readonly source: string }) =>
   `${JSON.stringify(event.id)} of ${event.source}`
 
 /**
+ * The last position the tables were projected through in a partition (`projection_progress`),
+ * -1 before its first batch: what the log guard checks a batch against, and what an accepted
+ * reset's base must pass.
+ */
+const projectedThrough = async (
+  warehouse: Warehouse,
+  tables: ProjectionTables,
+  topic: string,
+  partition: number,
+): Promise<number> => {
+  const [progress] = await warehouse.query<{ through: number; batches: number }>(
+    `SELECT max(last_offset) AS through, count() AS batches FROM ${tables.projection_progress}
+      WHERE topic = {topic:String} AND partition = {partition:UInt32}`,
+    { topic, partition },
+  )
+  return Number(progress?.batches ?? 0) === 0 ? -1 : Number(progress?.through)
+}
+
+/**
  * Keeps the projector off a log that was reset under its report tables. Their idempotence rests
  * on log positions (versions, the `as of` state reads, the window of projected ids), so a log
  * counting from 0 again would fold its events as older than what the tables hold: a tag's move
@@ -120,21 +139,16 @@ export const createLogGuard = (options: LogGuardOptions): LogGuard => {
 
   /** How far the tables hold the partition, and what `projection_log_resets` says of it. */
   const standing = async (topic: string, partition: number) => {
-    const params = { topic, partition }
-    const [[progress], [resets]] = await Promise.all([
-      warehouse.query<{ through: number; batches: number }>(
-        `SELECT max(last_offset) AS through, count() AS batches FROM ${tables.projection_progress}
-          WHERE topic = {topic:String} AND partition = {partition:UInt32}`,
-        params,
-      ),
+    const [through, [resets]] = await Promise.all([
+      projectedThrough(warehouse, tables, topic, partition),
       warehouse.query<{ accepted_base: number; pending: number }>(
         `SELECT max(base) AS accepted_base, countIf(base = 0) AS pending FROM ${LOG_RESETS} FINAL
           WHERE topic = {topic:String} AND partition = {partition:UInt32}`,
-        params,
+        { topic, partition },
       ),
     ])
     return {
-      through: Number(progress?.batches ?? 0) === 0 ? -1 : Number(progress?.through),
+      through,
       base: Number(resets?.accepted_base ?? 0),
       pending: Number(resets?.pending ?? 0) > 0,
     }
@@ -332,25 +346,15 @@ export const acceptLogResets = async (
     const key = partitionKey(row.topic, row.partition)
     let base = bases.get(key)
     if (base === undefined) {
-      const params = { topic: row.topic, partition: row.partition }
-      const [[progress], [events]] = await Promise.all([
-        warehouse.query<{ through: number }>(
-          `SELECT max(last_offset) AS through FROM ${tables.projection_progress}
-            WHERE topic = {topic:String} AND partition = {partition:UInt32}`,
-          params,
-        ),
+      const [progressThrough, [events]] = await Promise.all([
+        projectedThrough(warehouse, tables, row.topic, row.partition),
         warehouse.query<{ through: number }>(
           `SELECT max(log_offset) AS through FROM ${tables.events}
             WHERE log_topic = {topic:String} AND log_partition = {partition:UInt32}`,
-          params,
+          { topic: row.topic, partition: row.partition },
         ),
       ])
-      base =
-        Math.max(
-          Number(progress?.through ?? 0),
-          Number(events?.through ?? 0),
-          Number(row.projected_through),
-        ) + 1
+      base = Math.max(progressThrough, Number(events?.through ?? 0), Number(row.projected_through)) + 1
       bases.set(key, base)
     }
     accepted.push({ ...row, base, accepted_at: acceptedAt })
