@@ -1,6 +1,5 @@
 import { drain, drainSliced, loopSlice, type Slice } from '../../src/cooperative.ts'
 import type { EngineEvent, Finding } from '../../src/events/index.ts'
-import { MS_BEFORE_1970 } from '../migrations/0009-policy-latest-by-evaluation.ts'
 import { fromClickHouseTime, instantOfTime, toClickHouseTime } from './rows.ts'
 import type {
   ClosedBy,
@@ -448,12 +447,11 @@ function* entitySteps(events: readonly Positioned[], state: EntityState): Genera
         policyEvaluations.push({ ...row, log_offset: offset })
         // The latest by evaluated_at, the later in the log of two at one instant, as the
         // table's version (`recency`) orders them: one delivered late is not the current one.
-        // Before 1900 all count as 1900, as there.
+        // Before 1900 all count as 1900, as there (`instantOfTime`).
         const key = tagKey(row)
-        const rank = Math.max(evaluatedAt, -MS_BEFORE_1970)
         const kept = policyLatest.get(key)
-        if (kept === undefined || rank >= kept.evaluatedAt)
-          policyLatest.set(key, { row: { ...row, version: offset }, evaluatedAt: rank })
+        if (kept === undefined || evaluatedAt >= kept.evaluatedAt)
+          policyLatest.set(key, { row: { ...row, version: offset }, evaluatedAt })
         break
       }
       default:

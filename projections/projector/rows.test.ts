@@ -95,6 +95,22 @@ describe('storedEvent', () => {
     assert.equal(toEventRow({ ...minimal, time: '2026-11-24T00:00:00.000Z' }, message, 0).attributes, '{}')
   })
 
+  it('stores a time before 1900 or after 2299 at the nearer end of that range, and gives it back as written', () => {
+    for (const [time, stored] of [
+      ['1850-03-01T00:00:00.000Z', '1900-01-01 00:00:00.000'],
+      ['0000-06-01T00:00:00.000Z', '1900-01-01 00:00:00.000'],
+      ['2400-01-01T00:00:00.000Z', '2299-12-31 23:59:59.999'],
+      ['9999-12-31T23:30:00-01:00', '2299-12-31 23:59:59.999'],
+    ]) {
+      const event = { ...minimal, time }
+      assert.equal(toEventRow(event, message, 0).time, stored, time)
+      assert.equal(roundTrip(event).time, time)
+    }
+    // Both ends are held as they are.
+    for (const time of ['1900-01-01T00:00:00.000Z', '2299-12-31T23:59:59.999Z'])
+      assert.equal(toEventRow({ ...minimal, time }, message, 0).attributes, '{}', time)
+  })
+
   it('stores a leap second as the instant after :59, and gives it back as written', () => {
     const event = { ...minimal, time: '2026-12-31T23:59:60Z' }
     const row = toEventRow(event, message, 0)

@@ -6,6 +6,7 @@ import {
 } from '../../src/adapters/clickhouse-warehouse/native-format.ts'
 import { type CloudEvent, instantOf } from '../../src/events/index.ts'
 import type { LogMessage } from '../../src/ports/event-log.ts'
+import { MS_BEFORE_1970 } from '../migrations/0009-policy-latest-by-evaluation.ts'
 
 /** The envelope columns of an `events` row, as a query reads them back. */
 export interface StoredEnvelope {
@@ -62,8 +63,28 @@ const formatTime = (ms: number): string => {
   return `${dayText} ${two(Math.floor(seconds / 3600))}:${two(Math.floor(seconds / 60) % 60)}:${two(seconds % 60)}.${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}`
 }
 
-/** ClickHouse reads `YYYY-MM-DD hh:mm:ss.sss` as UTC in DateTime64(3, 'UTC') columns. */
-export const toClickHouseTime = (ms: number): string => {
+/** 2299-12-31 23:59:59.999 UTC: the last instant `storedInstant` keeps. */
+const LATEST_STORED_MS = Date.UTC(2299, 11, 31, 23, 59, 59, 999)
+
+/**
+ * An instant as a `DateTime64(3, 'UTC')` column holds it on every ClickHouse Herald runs on:
+ * brought within 1900-01-01 to 2299-12-31, the range older ClickHouse releases clamp a value
+ * to as they store it. 26.7 (chDB's) holds years 0 to 9999 but reads year 0 back as the
+ * current year, and none parses a year past 9999 (where an offset carries
+ * `9999-12-31T23:30:00-01:00`), which failed the insert of the batch at every try. The
+ * projector brings every instant it compares or writes within the range here, so that a period
+ * it keeps in memory (`state-cache.ts`) is the one the warehouse gives back after a restart,
+ * and a rebuild folds what the live projector did: before 1900 all count as 1900, after 2299 as
+ * its last instant. NaN stays NaN.
+ */
+export const storedInstant = (ms: number): number => Math.min(Math.max(ms, -MS_BEFORE_1970), LATEST_STORED_MS)
+
+/**
+ * ClickHouse reads `YYYY-MM-DD hh:mm:ss.sss` as UTC in DateTime64(3, 'UTC') columns; the
+ * instant is `storedInstant`'s, so the text is what the column gives back.
+ */
+export const toClickHouseTime = (instant: number): string => {
+  const ms = storedInstant(instant)
   if (ms === lastMs) return lastText
   if (ms !== previousMs) {
     previousText = formatTime(ms)
@@ -100,14 +121,18 @@ const COLUMN_ATTRIBUTES = new Set([
   'data',
 ])
 
-/** `Date.prototype.toISOString`'s form, which the `time` column gives back exactly. */
+/** `Date.prototype.toISOString`'s form, which the `time` column gives back exactly within its range. */
 const CANONICAL_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
+
+/** Whether the `time` column gives an event's time back as it was sent. */
+const storedAsSent = (time: string): boolean => CANONICAL_TIME.test(time) && time >= '1900' && time < '2300'
 
 /**
  * The attributes of an event the columns do not hold, as a JSON object: `datacontenttype`,
  * `dataschema`, extension attributes, `time: null` when the event carried no time (the `time`
  * column then holds its log append time), and `time` as sent when the column cannot give it
- * back as it was written (no milliseconds, an offset, more digits): selectors match `time` as
+ * back as it was written (no milliseconds, an offset, more digits, a year before 1900 or after
+ * 2299, which it holds as `storedInstant` brings it within range): selectors match `time` as
  * a string, so explain and preview must judge the string the router judged. `{}` for none, the
  * common case.
  */
@@ -118,7 +143,7 @@ export const attributesOf = (event: CloudEvent): string => {
     other ??= {}
     other[key] = (event as Record<string, unknown>)[key]
   }
-  if (event.time === undefined || !CANONICAL_TIME.test(event.time)) {
+  if (event.time === undefined || !storedAsSent(event.time)) {
     other ??= {}
     other.time = event.time ?? null
   }
@@ -126,16 +151,17 @@ export const attributesOf = (event: CloudEvent): string => {
 }
 
 /**
- * A timestamp of an event as ms: RFC 3339 as the catalog takes it, a leap second (`23:59:60Z`)
- * the instant after :59 (`instantOf`), which `Date.parse` refuses.
+ * A timestamp of an event as ms, as the tables store it (`storedInstant`): RFC 3339 as the
+ * catalog takes it, a leap second (`23:59:60Z`) the instant after :59 (`instantOf`), which
+ * `Date.parse` refuses.
  */
-export const instantOfTime = (time: string): number => instantOf(time) ?? Date.parse(time)
+export const instantOfTime = (time: string): number => storedInstant(instantOf(time) ?? Date.parse(time))
 
-/** An event's time as ms, or its log message's when it carries none. */
+/** An event's time as ms, or its log message's when it carries none, as the tables store it. */
 export const eventTimeOf = (
   event: Pick<CloudEvent, 'time'>,
   message: Pick<LogMessage, 'timestamp'>,
-): number => (event.time === undefined ? message.timestamp : instantOfTime(event.time))
+): number => (event.time === undefined ? storedInstant(message.timestamp) : instantOfTime(event.time))
 
 /**
  * Builds the row for one event. An event without `time` is placed at its log append time, so

@@ -1,5 +1,4 @@
 import type { Warehouse } from '../../src/ports/warehouse.ts'
-import { MS_BEFORE_1970 } from '../migrations/0009-policy-latest-by-evaluation.ts'
 import { type EntityState, type FindingState, findingKey, imageKey, type StateNeeds, tagKey } from './fold.ts'
 import { fromClickHouseTime, toClickHouseTime } from './rows.ts'
 import type { FindingRow, ImageRow, TagHistoryRow } from './tables.ts'
@@ -84,7 +83,8 @@ export const loadEntityState = async (
   const accounts = [...needs.accounts.keys()]
   const snapshotAccounts = [...needs.snapshotAccounts]
   const tagNames = [...new Set([...needs.tags.keys()].map((key) => key.split('\u0000')[3] ?? ''))]
-  const closedAfter = needs.closedAfter === undefined ? undefined : withinRange(needs.closedAfter)
+  // `toClickHouseTime` brings an account with no earliest event (-Infinity) within the column's range.
+  const { closedAfter } = needs
   const params = {
     accounts,
     snapshotAccounts,
@@ -140,11 +140,6 @@ export const loadEntityState = async (
 
 const endsFrom = (validTo: string | null, instant: number | undefined): boolean =>
   validTo !== null && instant !== undefined && fromClickHouseTime(validTo) >= instant
-
-// DateTime64(3)'s range, which an event's time need not keep to. Brought within it, "ended at or
-// after" still holds every period that ended after the instant (and maybe more).
-const DATETIME64_LATEST = Date.UTC(2299, 11, 31, 23, 59, 59, 999)
-const withinRange = (ms: number): number => Math.min(Math.max(ms, -MS_BEFORE_1970), DATETIME64_LATEST)
 
 /** Reads the open findings of the given images as they were just before `offset`. */
 export const loadFindingState = async (

@@ -1001,6 +1001,109 @@ describe('report projection on chDB', () => {
     assert.deepEqual(strip(await dump(accounts('tiny')), 'tiny'), reads)
   })
 
+  describe('an event timed outside what a DateTime64 column holds on every ClickHouse (1900 to 2299)', () => {
+    const image = `sha256:${'e'.repeat(64)}`
+    const envelope = (account: string, id: string, time: string) => ({
+      specversion: '1.0' as const,
+      id,
+      source: '/engine',
+      account,
+      time,
+    })
+    const analysed = (account: string, id: string, time: string) =>
+      ({
+        ...envelope(account, id, time),
+        type: 'herald.report.image.analyzed',
+        data: {
+          digest: image,
+          registry: 'docker.io',
+          repository: 'range/api',
+          distro: { name: 'debian', version: '12' },
+          package_count: 1,
+          findings: [
+            {
+              id: 'CVE-RANGE',
+              severity: 'high',
+              package: 'openssl',
+              version: '1',
+              type: 'deb',
+              fix_version: null,
+              kev: false,
+            },
+          ],
+        },
+      }) as EngineEvent
+    const deleted = (account: string, id: string, time: string) =>
+      ({
+        ...envelope(account, id, time),
+        type: 'herald.report.image.deleted',
+        data: { digest: image },
+      }) as EngineEvent
+    const tagged = (account: string, id: string, time: string) =>
+      ({
+        ...envelope(account, id, time),
+        type: 'herald.report.tag.digest_changed',
+        data: { registry: 'docker.io', repository: 'range/api', tag: 'latest', digest: image },
+      }) as EngineEvent
+    /** Projects each batch of events in turn, each batch with a projector of its own where `restarts`. */
+    const project = async (batches: readonly (readonly EngineEvent[])[], restarts: boolean) => {
+      const topic = `topic-${randomUUID()}`
+      let handle = handler()
+      let offset = 0
+      for (const events of batches) {
+        const messages = toMessages(events, topic).map((m) => ({ ...m, offset: offset++, timestamp: T0 }))
+        await handle({ topic, partition: 0, messages })
+        if (restarts) handle = handler()
+      }
+    }
+    const strip = (tables: Record<string, unknown[]>, account: string) =>
+      Object.fromEntries(
+        Object.entries(tables)
+          .filter(([table]) => table !== 'events')
+          .map(([table, rows]) => [table, rows.map((r) => String(r).replaceAll(account, 'account')).sort()]),
+      )
+
+    it('folds the same from the state in memory as from the tables after a restart', async () => {
+      // Year 0, a producer's zero time: chDB 26 reads the text back as this year, an older
+      // ClickHouse as 1900. The deletion at 2000 is after the analysis either way it is counted.
+      const history = (account: string) => [
+        [analysed(account, `${account}-1`, '0000-06-01T00:00:00.000Z')],
+        [deleted(account, `${account}-2`, '2000-01-01T00:00:00Z')],
+      ]
+      await project(history('range-cached'), false)
+      await project(history('range-restarted'), true)
+      const cached = strip(await dump(['range-cached']), 'range-cached')
+      assert.deepEqual(strip(await dump(['range-restarted']), 'range-restarted'), cached)
+      const [period] = await warehouse.query<{ valid_from: string; valid_to: string | null }>(
+        `SELECT toString(valid_from) AS valid_from, toString(valid_to) AS valid_to
+           FROM images FINAL WHERE account = 'range-restarted'`,
+      )
+      assert.deepEqual(period, { valid_from: '1900-01-01 00:00:00.000', valid_to: '2000-01-01 00:00:00.000' })
+      // The raw event keeps the time it was sent with, which its column cannot hold.
+      const [row] = await warehouse.query<{ time: string; attributes: string }>(
+        `SELECT toString(time) AS time, attributes FROM events FINAL WHERE id = 'range-restarted-1'`,
+      )
+      assert.deepEqual(row, {
+        time: '1900-01-01 00:00:00.000',
+        attributes: JSON.stringify({ time: '0000-06-01T00:00:00.000Z' }),
+      })
+    })
+
+    it('stores one timed after 2299 at its last instant, and gives back the time it was sent with', async () => {
+      // 10000-01-01T00:30Z: an offset carries it past 9999, which no ClickHouse parses.
+      const late = '9999-12-31T23:30:00-01:00'
+      await project([[tagged('range-future', 'range-future-1', late)]], false)
+      const [tag] = await warehouse.query<{ valid_from: string }>(
+        `SELECT toString(valid_from) AS valid_from FROM tag_history FINAL WHERE account = 'range-future'`,
+      )
+      assert.deepEqual(tag, { valid_from: '2299-12-31 23:59:59.999' })
+      const [row] = await warehouse.query<{ time: string; attributes: string }>(
+        `SELECT toString(time) AS time, attributes FROM events FINAL WHERE account = 'range-future'`,
+      )
+      assert.deepEqual(row, { time: '2299-12-31 23:59:59.999', attributes: JSON.stringify({ time: late }) })
+    })
+  })
+
   it('rebuilds the report tables from the raw events and swaps them in while answering throughout', async () => {
     const events = activity(31, ['rebuild-a', 'rebuild-b'], 900)
     const suffixed = (suffix: string) =>
