@@ -196,7 +196,15 @@ const startMetricsRecorder = (
       await log.publish(config.event_log.topics.metrics, points.map(metricPointMessage))
     },
   })
-  return startMetricsSchedule({ record: recorder.record, intervalSeconds, lag, clock, logger })
+  return startMetricsSchedule({
+    record: recorder.record,
+    correct: recorder.correct,
+    correctBoundaries: config.reports.metric_corrections,
+    intervalSeconds,
+    lag,
+    clock,
+    logger,
+  })
 }
 
 /** `authorization_handler: external` names an HTTP authorizer; `native` keeps the role table. */
@@ -304,6 +312,10 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     const onHalted = (resets: readonly LogReset[]): void => {
       halted = resets
     }
+    // Events the projector stored with a time before metric boundaries already recorded: the
+    // metrics schedule (started below) records those boundaries again for their accounts.
+    let metricsSchedule: MetricsSchedule | undefined
+    const onEventTimes = (earliest: ReadonlyMap<string, number>): void => metricsSchedule?.projected(earliest)
     // The projector's thread, or its window of projected events (an event sent again is
     // projected once) when it runs on the event loop. Closed after the consumers.
     const projectorThread =
@@ -314,6 +326,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
             onProjected,
             onInvalid,
             onHalted,
+            onEventTimes,
             onStopped: (error) => {
               logger('error', 'projector.thread_stopped', { error: error.message })
               dependencies.onFatal?.(error)
@@ -378,6 +391,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
                 onProjected,
                 onInvalid,
                 onHalted,
+                onEventTimes,
               }),
           ),
         )
@@ -451,6 +465,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
         clock,
         lag: reportLag ?? (async () => 0),
       })
+      metricsSchedule = recorder
       closers.push(() => recorder.stop())
     }
 

@@ -227,6 +227,26 @@ const reachesClosed = (at: number, closed: { readonly valid_to: string | null } 
  */
 const reconciledAt = (takenAt: string, at: number): number => Math.min(instantOfTime(takenAt), at)
 
+/** The instant a policy evaluation took place: its `evaluated_at`, or its `at` without one. */
+const evaluatedAtOf = (evaluatedAt: string | undefined, at: number): number =>
+  evaluatedAt === undefined ? at : instantOfTime(evaluatedAt)
+
+/**
+ * The earliest instant an event may change the history at: an inventory's reconciliation
+ * (`reconciledAt`), a policy evaluation's `evaluated_at`, any other event's `at`. Whatever was
+ * read as of an earlier instant holds; a metric point recorded as of this one or later may not.
+ */
+export const changesFrom = ({ event, at }: Positioned): number => {
+  switch (event.type) {
+    case 'herald.report.inventory.snapshot':
+      return reconciledAt(event.data.taken_at, at)
+    case 'herald.report.policy.evaluated':
+      return evaluatedAtOf(event.data.evaluated_at, at)
+    default:
+      return at
+  }
+}
+
 const closeImage = (row: ImageRow, offset: number, at: number, by: ClosedBy): ImageRow => ({
   ...row,
   closed_offset: offset,
@@ -423,7 +443,7 @@ function* entitySteps(events: readonly Positioned[], state: EntityState): Genera
       }
       case 'herald.report.policy.evaluated': {
         const data = event.data
-        const evaluatedAt = data.evaluated_at === undefined ? at : instantOfTime(data.evaluated_at)
+        const evaluatedAt = evaluatedAtOf(data.evaluated_at, at)
         const row = {
           account,
           registry: data.registry,

@@ -12,7 +12,7 @@ import {
 import type { Logger } from '../../src/observability/index.ts'
 import type { Batch, BatchHandler, LogMessage } from '../../src/ports/event-log.ts'
 import type { Warehouse } from '../../src/ports/warehouse.ts'
-import { foldEntitiesSliced, foldFindingsSliced, type Positioned, stateNeeds } from './fold.ts'
+import { changesFrom, foldEntitiesSliced, foldFindingsSliced, type Positioned, stateNeeds } from './fold.ts'
 import { createLogGuard, type LogReset } from './log-guard.ts'
 import {
   appendEventRow,
@@ -59,6 +59,12 @@ export interface ProjectorOptions {
   readonly guardLog?: boolean
   /** The partitions refused for a reset log, each time that changes. */
   readonly onHalted?: (resets: readonly LogReset[]) => void
+  /**
+   * Once a batch is stored: each account's earliest instant its report events may have changed
+   * the history at (`changesFrom`), so that metric points recorded as of a later instant before
+   * these events were projected are recorded again (`MetricsSchedule.projected`).
+   */
+  readonly onEventTimes?: (earliest: ReadonlyMap<string, number>) => void
 }
 
 /**
@@ -321,6 +327,8 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
     )
     guard?.stored(received)
 
+    if (options.onEventTimes !== undefined && positioned.length > 0)
+      options.onEventTimes(earliestChanges(positioned))
     if (invalid > 0) options.onInvalid?.(invalid)
     options.onProjected?.(ids.length)
     logger('debug', 'projector.batch_projected', {
@@ -365,6 +373,17 @@ const shifted = (batch: Batch, base: number): Batch => ({
 })
 
 const isReportEvent = (event: { readonly type: string }): boolean => event.type.startsWith('herald.report.')
+
+/** Each account's earliest `changesFrom` among the events. */
+const earliestChanges = (events: readonly Positioned[]): Map<string, number> => {
+  const earliest = new Map<string, number>()
+  for (const positioned of events) {
+    const at = changesFrom(positioned)
+    const known = earliest.get(positioned.event.account)
+    if (known === undefined || at < known) earliest.set(positioned.event.account, at)
+  }
+  return earliest
+}
 
 /** A window key naming where an event was projected from: its key and its log position. */
 const positionKey = (key: string, message: LogMessage): string =>

@@ -66,6 +66,7 @@ const handlerOf = async (run: number): Promise<BatchHandler> => {
         onProjected: (count) => post({ type: 'projected', count }),
         onInvalid: (count) => post({ type: 'invalid', count }),
         onHalted: (resets) => post({ type: 'halted', resets }),
+        onEventTimes: (earliest) => post({ type: 'event_times', earliest }),
       }),
     }
   return current.handle

@@ -51,6 +51,7 @@ export type FromProjector =
   | { readonly type: 'projected'; readonly count: number }
   | { readonly type: 'invalid'; readonly count: number }
   | { readonly type: 'halted'; readonly resets: readonly LogReset[] }
+  | { readonly type: 'event_times'; readonly earliest: ReadonlyMap<string, number> }
   | { readonly type: 'pong'; readonly id: number; readonly error: SentError | null }
   | { readonly type: 'log'; readonly level: LogLevel; readonly event: string; readonly fields?: LogFields }
   | { readonly type: 'closed' }
@@ -162,6 +163,8 @@ export interface ProjectorThreadOptions {
   readonly onInvalid?: (count: number) => void
   /** The partitions the thread refuses for a reset log, each time that changes. */
   readonly onHalted?: (resets: readonly LogReset[]) => void
+  /** Each batch's accounts and their earliest event instants, once stored (`ProjectorOptions.onEventTimes`). */
+  readonly onEventTimes?: (earliest: ReadonlyMap<string, number>) => void
   /**
    * The thread stopped without being closed (`error` says why). It is not started again: a
    * warehouse connection of a thread that ended may still hold the embedded engine, which a
@@ -265,6 +268,9 @@ export const startProjectorThread = (options: ProjectorThreadOptions): Projector
         return
       case 'halted':
         options.onHalted?.(message.resets)
+        return
+      case 'event_times':
+        options.onEventTimes?.(message.earliest)
         return
       case 'log':
         options.logger(message.level, message.event, message.fields)

@@ -72,6 +72,7 @@ const DEFAULTS: Config = {
     enabled: true,
     enable_data_ingress: true,
     cycle_timers: { load: 0.5, refresh: 60, metrics: 3600 },
+    metric_corrections: 24,
     batch_size: 20000,
     projector_thread: true,
     graphiql: true,

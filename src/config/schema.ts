@@ -225,6 +225,10 @@ export const schema = group({
         doc: 'Seconds between metric data points: one is recorded for every account and metric at each multiple of this interval (and at start-up), stored in `metric_points` and published to the metrics topic.',
       }),
     }),
+    metric_corrections: key(integer(0, 10_000), {
+      default: 24,
+      doc: 'How many of the latest metric boundaries already recorded are recorded again when the projector stores events with a time before them (a producer’s backlog, a Kafka partition catching up): the accounts of those events get their points at each such boundary computed again from history, replacing the ones recorded without them, and published again to the metrics topic. The events stored within 5 s are corrected together, at the cost of one recording of their accounts per boundary. Older boundaries (and those recorded before the process started) are named in a `reports.metrics_late_uncorrected` warning for `POST /v1/reports/metrics/backfill`. 0: none is recorded again.',
+    }),
     batch_size: key(positive, {
       default: 20000,
       doc: 'Most events the projector inserts in one batch. Each batch writes a part into every report table, which costs the embedded warehouse about 10 ms of CPU whatever its size, and each part is merged again later, so larger batches project more events per CPU-second under load (20,000 rather than 5,000: about a third less warehouse CPU per event); a batch is only as large as what is waiting, and when the log is quiet `cycle_timers.load` bounds how long a partial batch waits to fill.',

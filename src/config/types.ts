@@ -89,6 +89,8 @@ export interface ReportsConfig {
     readonly refresh: number
     readonly metrics: number
   }
+  /** Metric boundaries recorded again for events projected after them; 0: none. */
+  readonly metric_corrections: number
   readonly batch_size: number
   readonly projector_thread: boolean
   readonly graphiql: boolean

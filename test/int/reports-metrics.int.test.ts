@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -8,10 +9,12 @@ import { createProjectorHandler } from '../../projections/projector/index.ts'
 import type { Principal } from '../../src/access/index.ts'
 import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/index.ts'
 import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
+import { loadConfig } from '../../src/config/index.ts'
 import { type EngineEvent, encodeLogEvent, type Finding } from '../../src/events/index.ts'
+import { type Herald, startHerald } from '../../src/herald.ts'
 import { createHttpApp } from '../../src/http/index.ts'
 import { compileJsonSchema } from '../../src/ingress/index.ts'
-import { createMetrics, silentLogger } from '../../src/observability/index.ts'
+import { createMetrics, type LogFields, silentLogger } from '../../src/observability/index.ts'
 import type { EventLog } from '../../src/ports/event-log.ts'
 import type { Warehouse } from '../../src/ports/warehouse.ts'
 import {
@@ -22,8 +25,11 @@ import {
   createMetricsRoutes,
   METRICS,
   type MetricDataPoint,
+  type MetricsSchedule,
   metricPointMessage,
+  startMetricsSchedule,
 } from '../../src/reports/index.ts'
+import { eventually } from '../support/eventually.ts'
 
 const T0 = Date.UTC(2026, 10, 22, 10)
 const MIN = 60_000
@@ -461,3 +467,226 @@ describe('metrics and history on chDB', () => {
     assert.equal(body.errors?.[0]?.extensions?.code, 'validation_failed', JSON.stringify(body))
   })
 })
+
+/**
+ * The live schedule (1 s boundaries) beside the projector on chDB: an image report appended
+ * after boundaries with a time before them, as from a producer's backlog.
+ */
+describe('metric points of events projected after their instant, on chDB', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-reports-metrics-late-'))
+  const ACCOUNT = 'backlog'
+  let warehouse: Warehouse
+  let schedule: MetricsSchedule
+  let offset = 0
+  const published: MetricDataPoint[] = []
+  const logged: { event: string; fields: LogFields }[] = []
+  let project: ReturnType<typeof createProjectorHandler>
+
+  const analysedAt = (at: number, n: number) =>
+    ({
+      ...analyzed(0, n, [finding(`CVE-L${n}`, 'high')]),
+      id: `backlog-${n}`,
+      account: ACCOUNT,
+      time: new Date(at).toISOString(),
+    }) as EngineEvent
+  const feed = (event: EngineEvent) =>
+    project({
+      topic: 'engine.events',
+      partition: 0,
+      messages: [
+        {
+          ...encodeLogEvent(event),
+          headers: {},
+          topic: 'engine.events',
+          partition: 0,
+          offset: offset++,
+          timestamp: Date.now(),
+        },
+      ],
+    })
+  /** `images.all` of the account at each boundary recorded from `from`, oldest first. */
+  const imagesFrom = async (from: number) =>
+    (
+      await warehouse.query<{ at: number; value: number }>(
+        `SELECT toUnixTimestamp64Milli(collected_at) AS at, value FROM metric_points FINAL
+          WHERE account = {account:String} AND metric_id = 'images.all'
+            AND collected_at >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')
+          ORDER BY collected_at`,
+        { account: ACCOUNT, from },
+      )
+    ).map((row) => [Number(row.at), row.value] as const)
+  /** The first boundary after `after` recorded with the account's points, as published. */
+  const recordedAfter = (after: number) =>
+    eventually(() => {
+      const point = published.find(
+        (p) => p.account === ACCOUNT && p.metric === 'images.all' && Date.parse(p.collectedAt) > after,
+      )
+      assert.ok(point, `no point after ${new Date(after).toISOString()} yet`)
+      return Date.parse(point.collectedAt)
+    })
+
+  before(async () => {
+    warehouse = await createChdbWarehouse({ path: join(dir, 'warehouse') })
+    await migrate(warehouse, warehouseMigrations)
+    const recorder = createMetricsRecorder({
+      warehouse,
+      intervalSeconds: 1,
+      publish: async (points) => {
+        published.push(...points)
+      },
+    })
+    schedule = startMetricsSchedule({
+      record: recorder.record,
+      correct: recorder.correct,
+      correctBoundaries: 3,
+      intervalSeconds: 1,
+      lag: async () => 0,
+      clock: Date.now,
+      logger: (_level, event, fields = {}) => {
+        logged.push({ event, fields })
+      },
+      settleMs: 50,
+      retryMs: 20,
+    })
+    project = createProjectorHandler({
+      warehouse,
+      clock: Date.now,
+      logger: silentLogger,
+      onEventTimes: (earliest) => schedule.projected(earliest),
+    })
+  })
+  after(async () => {
+    await schedule.stop()
+    await warehouse.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('records again each boundary recorded since the event’s time, publishing the corrected points', async () => {
+    await feed(analysedAt(Date.now() - 100, 1))
+    const recorded = await recordedAfter(Date.now())
+    assert.deepEqual((await imagesFrom(recorded))[0], [recorded, 1])
+
+    // Appended after that boundary was recorded, analysed before it.
+    await feed(analysedAt(recorded - 300, 2))
+    await eventually(async () => {
+      const points = await imagesFrom(recorded)
+      assert.ok(points.length > 0)
+      for (const [at, value] of points) assert.equal(value, 2, `the point at ${new Date(at).toISOString()}`)
+    })
+    assert.ok(
+      published.some(
+        (p) =>
+          p.account === ACCOUNT &&
+          p.metric === 'images.all' &&
+          p.collectedAt === new Date(recorded).toISOString() &&
+          p.value === 2,
+      ),
+      'the corrected point is published',
+    )
+    assert.ok(logged.some(({ event }) => event === 'reports.metrics_corrected'))
+  })
+
+  it('leaves the boundaries past its bound to a backfill, and names them', async () => {
+    const recorded = await recordedAfter(Date.now() + 3_000)
+    // Five boundaries before the latest recorded: the three latest are corrected.
+    const at = recorded - 4_500
+    await feed(analysedAt(at, 3))
+    const warning = await eventually(() => {
+      const found = logged.find(({ event }) => event === 'reports.metrics_late_uncorrected')
+      assert.ok(found)
+      return found.fields
+    })
+    const from = Date.parse(String(warning.from))
+    const to = Date.parse(String(warning.to))
+    assert.deepEqual([from, warning.accounts], [at + 500, [ACCOUNT]])
+    assert.ok(to >= from && to < recorded, String(warning.to))
+    await eventually(async () => {
+      for (const [instant, value] of await imagesFrom(to + 1_000))
+        assert.equal(value, 3, new Date(instant).toISOString())
+    })
+    for (const [instant, value] of await imagesFrom(from))
+      if (instant <= to) assert.equal(value, 2, `left for a backfill: ${new Date(instant).toISOString()}`)
+
+    // The route the warning names records them from history.
+    await createMetricsRecorder({ warehouse, intervalSeconds: 1 }).backfill(from, to)
+    for (const [instant, value] of await imagesFrom(from))
+      assert.equal(value, 3, new Date(instant).toISOString())
+  })
+})
+
+for (const thread of [true, false])
+  describe(`a Herald whose projector (${thread ? 'on its thread' : 'on the event loop'}) stores an event after the metric boundaries it falls before`, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-metrics-late-'))
+    const token = `admin-${randomBytes(12).toString('hex')}`
+    let herald: Herald | undefined
+    after(async () => {
+      await herald?.stop()
+      rmSync(dir, { recursive: true, force: true })
+    })
+    const call = async (path: string, init: RequestInit = {}) => {
+      const response = await fetch(`${herald?.url}${path}`, {
+        ...init,
+        headers: { authorization: `Bearer ${token}`, ...init.headers },
+      })
+      return {
+        status: response.status,
+        body: (await response.json().catch(() => ({}))) as Record<string, unknown>,
+      }
+    }
+    const publish = async (at: number, n: number) => {
+      const { status } = await call('/v1/events', {
+        method: 'POST',
+        headers: { 'content-type': 'application/cloudevents+json' },
+        body: JSON.stringify({
+          ...analyzed(0, n, [finding(`CVE-H${n}`, 'low')]),
+          id: `herald-late-${n}`,
+          time: new Date(at).toISOString(),
+        }),
+      })
+      assert.equal(status, 202)
+    }
+    /** The account's `images.all` points from `start`, oldest first. */
+    const points = async (start: number) => {
+      const { status, body } = await call(
+        `/v1/reports/metrics/images.all?account=acme&start=${new Date(start).toISOString()}`,
+      )
+      assert.equal(status, 200, JSON.stringify(body))
+      return (body.points as { collectedAt: string; value: number }[])
+        .map((p) => [Date.parse(p.collectedAt), p.value] as const)
+        .reverse()
+    }
+
+    it('records those boundaries again', async () => {
+      const config = loadConfig({
+        env: {
+          HERALD_DATA_DIR: dir,
+          HERALD_LISTEN: '127.0.0.1',
+          HERALD_PORT: '0',
+          HERALD_ADMIN_TOKEN: token,
+          HERALD_REPORTS__CYCLE_TIMERS__LOAD: '0.05',
+          HERALD_REPORTS__CYCLE_TIMERS__METRICS: '1',
+          HERALD_REPORTS__PROJECTOR_THREAD: String(thread),
+        },
+      })
+      herald = await startHerald(config, { logger: silentLogger })
+      const sent = Date.now()
+      await publish(sent - 100, 1)
+      const [recorded] = await eventually(
+        async () => {
+          const [first] = await points(sent)
+          assert.deepEqual(first?.[1], 1)
+          return first
+        },
+        { timeoutMs: 30_000 },
+      )
+      await publish(recorded - 300, 2)
+      await eventually(
+        async () => {
+          const [first, ...rest] = await points(recorded)
+          assert.deepEqual(first, [recorded, 2])
+          for (const [, value] of rest) assert.equal(value, 2)
+        },
+        { timeoutMs: 30_000 },
+      )
+    })
+  })

@@ -2,6 +2,7 @@ import { ValidationError } from '../../errors/index.ts'
 import type { Logger } from '../../observability/index.ts'
 import type { OutgoingMessage } from '../../ports/event-log.ts'
 import type { Warehouse } from '../../ports/warehouse.ts'
+import type { AccountScope } from '../sql.ts'
 import { computeMetricValues } from './compute.ts'
 import { METRICS } from './definitions.ts'
 
@@ -35,6 +36,12 @@ export interface MetricsRecorder {
    */
   record(at?: number): Promise<readonly MetricDataPoint[]>
   /**
+   * Records the points of `accounts` as of the boundary at or before `at` again, and publishes
+   * them: events with a time before it were projected after it was recorded
+   * (`startMetricsSchedule`'s correction). The new points replace the old ones.
+   */
+  correct(at: number, accounts: readonly string[]): Promise<readonly MetricDataPoint[]>
+  /**
    * Records the points of every boundary in `[from, to]` from history, e.g. after a metric was
    * added. Publishes nothing: downstream consumers get live points only.
    */
@@ -64,9 +71,11 @@ export const createMetricsRecorder = (options: MetricsRecorderOptions): MetricsR
   const intervalMs = intervalSeconds * 1000
   const boundary = (ms: number) => Math.floor(ms / intervalMs) * intervalMs
 
-  const store = async (instant: number): Promise<MetricDataPoint[]> => {
-    const values = await computeMetricValues(warehouse, { all: true }, instant)
+  const store = async (instant: number, scope: AccountScope = { all: true }): Promise<MetricDataPoint[]> => {
+    // Taken before the tables are read: of two recordings of an instant (a correction, another
+    // instance), the table keeps the one that read them later, which saw every event the other did.
     const recordedAt = toTime(clock())
+    const values = await computeMetricValues(warehouse, scope, instant)
     const collectedAt = new Date(instant).toISOString()
     const points: MetricDataPoint[] = []
     const rows: object[] = []
@@ -88,19 +97,24 @@ export const createMetricsRecorder = (options: MetricsRecorderOptions): MetricsR
     return points
   }
 
+  /** Stores and publishes the points of `scope` as of the boundary at or before `at`. */
+  const recordAt = async (at: number, scope?: AccountScope) => {
+    const started = clock()
+    const instant = boundary(at)
+    const points = await store(instant, scope)
+    await options.publish?.(points)
+    options.logger?.('info', 'reports.metrics_recorded', {
+      collected_at: new Date(instant).toISOString(),
+      points: points.length,
+      ...(scope === undefined ? {} : { corrected: true }),
+      ms: clock() - started,
+    })
+    return points
+  }
+
   return {
-    record: async (at) => {
-      const started = clock()
-      const instant = boundary(at ?? started)
-      const points = await store(instant)
-      await options.publish?.(points)
-      options.logger?.('info', 'reports.metrics_recorded', {
-        collected_at: new Date(instant).toISOString(),
-        points: points.length,
-        ms: clock() - started,
-      })
-      return points
-    },
+    record: (at) => recordAt(at ?? clock()),
+    correct: (at, accounts) => recordAt(at, { accounts }),
     backfill: async (from, to) => {
       let count = 0
       for (

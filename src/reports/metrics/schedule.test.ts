@@ -115,4 +115,120 @@ describe('startMetricsSchedule', () => {
     const iso = (s: number) => new Date(start + s * 1_000).toISOString()
     assert.deepEqual(dropped, [{ from: iso(1), to: iso(15), boundaries: 15 }])
   })
+
+  describe('events projected after the boundaries they fall before were recorded', () => {
+    const start = 1_700_000_000_000
+    const iso = (ms: number) => new Date(ms).toISOString()
+    /** A schedule of 1 s boundaries whose clock moves only when told, having recorded `start` to `start + 3 s`. */
+    const recordedThrough3s = async (
+      options: {
+        correctBoundaries?: number
+        correct?: (instant: number, accounts: readonly string[]) => Promise<void>
+      } = {},
+    ) => {
+      let now = start
+      const corrected: [number, string[]][] = []
+      const logged: { event: string; fields?: object }[] = []
+      const schedule = startMetricsSchedule({
+        record: async () => undefined,
+        correct:
+          options.correct ??
+          (async (instant, accounts) => {
+            corrected.push([instant, [...accounts]])
+          }),
+        intervalSeconds: 1,
+        lag: async () => 0,
+        clock: () => now,
+        logger: (_level, event, fields) =>
+          void logged.push({ event, ...(fields === undefined ? {} : { fields }) }),
+        settleMs: 0,
+        retryMs: 10,
+        ...(options.correctBoundaries === undefined ? {} : { correctBoundaries: options.correctBoundaries }),
+      })
+      await sleep(30)
+      now = start + 3_000
+      await sleep(1_100) // the timer set for the next boundary fires, and the three are recorded
+      return { schedule, corrected, logged, of: (event: string) => logged.filter((l) => l.event === event) }
+    }
+
+    it('records again, for those accounts only, each boundary recorded since an event’s time', async () => {
+      const { schedule, corrected, of } = await recordedThrough3s()
+      schedule.projected(
+        new Map([
+          ['acme', start + 1_500],
+          ['globex', start + 2_999],
+          // After every recorded boundary: the next recording counts it anyway.
+          ['initech', start + 3_001],
+        ]),
+      )
+      await sleep(100)
+      await schedule.stop()
+      assert.deepEqual(corrected, [
+        [start + 2_000, ['acme']],
+        [start + 3_000, ['acme', 'globex']],
+      ])
+      assert.deepEqual(
+        of('reports.metrics_corrected').map((l) => l.fields),
+        [{ from: iso(start + 2_000), to: iso(start + 3_000), boundaries: 2, accounts: ['acme', 'globex'] }],
+      )
+      assert.deepEqual(of('reports.metrics_late_uncorrected'), [])
+    })
+
+    it('records again only the latest boundaries it may, and names the older ones for a backfill', async () => {
+      const { schedule, corrected, of } = await recordedThrough3s({ correctBoundaries: 2 })
+      // Before the first boundary this schedule recorded, too: another run recorded those.
+      schedule.projected(new Map([['acme', start - 1_500]]))
+      await sleep(100)
+      await schedule.stop()
+      assert.deepEqual(corrected, [
+        [start + 2_000, ['acme']],
+        [start + 3_000, ['acme']],
+      ])
+      const [warning] = of('reports.metrics_late_uncorrected')
+      assert.deepEqual(
+        { ...warning?.fields, remedy: undefined },
+        {
+          from: iso(start - 1_000),
+          to: iso(start + 1_000),
+          boundaries: 3,
+          accounts: ['acme'],
+          remedy: undefined,
+        },
+      )
+      assert.match(
+        String((warning?.fields as { remedy?: string } | undefined)?.remedy),
+        /POST \/v1\/reports\/metrics\/backfill/,
+      )
+    })
+
+    it('tries a correction that failed again, and names what it could not record when stopped', async () => {
+      let failures = 2
+      const corrected: [number, string[]][] = []
+      const { schedule, of } = await recordedThrough3s({
+        correct: async (instant, accounts) => {
+          if (failures-- > 0) throw new Error('warehouse unavailable')
+          corrected.push([instant, [...accounts]])
+        },
+      })
+      schedule.projected(new Map([['acme', start + 2_500]]))
+      await sleep(100)
+      assert.equal(of('reports.metrics_correction_failed').length, 2)
+      assert.deepEqual(corrected, [[start + 3_000, ['acme']]])
+
+      failures = Number.POSITIVE_INFINITY
+      schedule.projected(new Map([['globex', start + 1_000]]))
+      await schedule.stop()
+      const [unrecorded] = of('reports.metrics_late_uncorrected')
+      assert.deepEqual(
+        { ...unrecorded?.fields, remedy: undefined },
+        {
+          from: iso(start + 1_000),
+          to: iso(start + 3_000),
+          boundaries: 3,
+          accounts: ['globex'],
+          remedy: undefined,
+        },
+      )
+    })
+  })
 })

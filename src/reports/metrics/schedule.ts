@@ -25,20 +25,51 @@ export interface MetricsScheduleOptions {
    * records them from history).
    */
   readonly maxDue?: number
+  /**
+   * Records the points of some accounts as of a boundary again, e.g. `MetricsRecorder.correct`:
+   * for events projected after the boundary was recorded with a time before it. Absent, none is.
+   */
+  readonly correct?: (instant: number, accounts: readonly string[]) => Promise<unknown>
+  /**
+   * How many of the latest boundaries recorded may be recorded again for events projected late
+   * (`reports.metric_corrections`, default 24); older ones are named in a
+   * `reports.metrics_late_uncorrected` warning for a backfill. 0: none is.
+   */
+  readonly correctBoundaries?: number
 }
 
 export interface MetricsSchedule {
+  /**
+   * The projector stored events: each account's earliest instant they changed the history at
+   * (`ProjectorOptions.onEventTimes`). The boundaries already recorded at or after it are
+   * recorded again for the account, the latest `correctBoundaries` of them, within the retry
+   * interval: the notes of that long are corrected together.
+   */
+  projected(earliest: ReadonlyMap<string, number>): void
   /** Stops scheduling; waits for a recording in progress (the warehouse closes after this). */
   stop(): Promise<void>
 }
+
+/** What to do about points recorded before events of before their instant were projected. */
+const BACKFILL_REMEDY =
+  'POST /v1/reports/metrics/backfill {start: from, end: to} (admin) records these boundaries again from history'
 
 /**
  * Records a data point of every metric at start-up (as of the latest boundary) and at each
  * multiple of the interval after it, each once the projection has passed the boundary: a
  * point recorded while the projector still had events of before the boundary to project
- * would miss them for good. The values are computed as of the boundary from the history
- * tables, so recording late is exact. Boundaries wait in order, every one a late timer or a
- * long recording spanned included; a recording that fails is tried again, never skipped.
+ * would miss them. The values are computed as of the boundary from the history tables, so
+ * recording late is exact. Boundaries wait in order, every one a late timer or a long
+ * recording spanned included; a recording that fails is tried again, never skipped.
+ *
+ * An event may still be appended with a time before a boundary after the projection passed it
+ * (a producer's backlog, a Kafka partition catching up). The projector says which accounts it
+ * stored such events of (`projected`), and the boundaries this schedule recorded since their
+ * time are recorded again for those accounts (`correct`): computed from history as of the
+ * boundary, the new points are exact, and replace the old ones (`metric_points` keeps the
+ * later recording of an instant). At most the latest `correctBoundaries`; older ones, and those
+ * before this run's first, are logged as `reports.metrics_late_uncorrected` for a backfill, and
+ * so are notes still waiting when the schedule stops.
  *
  * @example
  * const schedule = startMetricsSchedule({ record: recorder.record, intervalSeconds: 3600, lag, clock: Date.now, logger })
@@ -50,14 +81,29 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
   const settleMs = options.settleMs ?? DEFAULT_SETTLE_MS
   const retryMs = options.retryMs ?? 5_000
   const maxDue = options.maxDue ?? 1_000
+  const correctBoundaries = options.correct === undefined ? 0 : (options.correctBoundaries ?? 24)
   const boundaryOf = (ms: number) => Math.floor(ms / intervalMs) * intervalMs
+  /** The first boundary a point recorded as of an event's instant `ms` or later counts it in. */
+  const boundaryFrom = (ms: number) => Math.ceil(ms / intervalMs) * intervalMs
 
   const due: number[] = []
   let lastQueued = Number.NEGATIVE_INFINITY
   let waitingFor: number | undefined
   let timer: NodeJS.Timeout | undefined
+  /** When the timer fires: a note of late events brings a later one forward. */
+  let timerAt = Number.POSITIVE_INFINITY
   let running: Promise<void> = Promise.resolve()
+  let busy = false
   let stopped = false
+  /**
+   * The boundaries this schedule recorded one after the other, the only ones it records again:
+   * through the last whose recording began (which may have read the tables before a note's
+   * events were stored), from the first since start-up or since boundaries were last dropped.
+   */
+  let recordedThrough = Number.NEGATIVE_INFINITY
+  let recordedFrom: number | undefined
+  /** Each account's earliest instant of events projected after boundaries since were recorded. */
+  const late = new Map<string, number>()
 
   /**
    * Queues every boundary since the last one queued (at start-up, the latest only). The queue
@@ -78,6 +124,8 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
     if (due.length > maxDue) due.splice(0, due.length - maxDue)
     const kept = due[0] as number
     if (kept > lostFrom) {
+      // What follows is not recorded one after the other with what this schedule recorded.
+      recordedFrom = undefined
       logger('warn', 'reports.metrics_dropped', {
         from: new Date(lostFrom).toISOString(),
         to: new Date(kept - intervalMs).toISOString(),
@@ -106,6 +154,8 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
         waitingFor = instant
         return
       }
+      recordedFrom ??= instant
+      recordedThrough = instant
       try {
         await record(instant)
       } catch (error) {
@@ -119,28 +169,122 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
     }
   }
 
+  /** Logs the boundaries from `from` to `to` that miss late events of `accounts`, for a backfill. */
+  const uncorrected = (from: number, to: number, accounts: readonly string[]) => {
+    if (to < from) return
+    logger('warn', 'reports.metrics_late_uncorrected', {
+      from: new Date(from).toISOString(),
+      to: new Date(to).toISOString(),
+      boundaries: (to - from) / intervalMs + 1,
+      ...namesOf(accounts),
+      remedy: BACKFILL_REMEDY,
+    })
+  }
+
+  /**
+   * Records again the boundaries the late events noted fall before, each for the accounts whose
+   * events do, oldest first; names those it may not. A failed recording puts back what is left.
+   */
+  const correctLate = async (): Promise<void> => {
+    if (late.size === 0) return
+    const notes = [...late].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    late.clear()
+    const first = recordedFrom ?? recordedThrough + intervalMs
+    const oldest = Math.max(first, recordedThrough - (correctBoundaries - 1) * intervalMs)
+    const earliest = notes.reduce((min, [, at]) => Math.min(min, at), Number.POSITIVE_INFINITY)
+    uncorrected(
+      boundaryFrom(earliest),
+      oldest - intervalMs,
+      notes.filter(([, at]) => boundaryFrom(at) < oldest).map(([account]) => account),
+    )
+    const from = Math.max(oldest, boundaryFrom(earliest))
+    /** What is left from `instant` on waits for the next try, or for `stop` to name it. */
+    const putBack = (instant: number) => {
+      for (const [account, at] of notes) note(account, Math.max(at, instant))
+    }
+    for (let instant = from; instant <= recordedThrough; instant += intervalMs) {
+      if (stopped) return putBack(instant)
+      const accounts = notes.filter(([, at]) => at <= instant).map(([account]) => account)
+      try {
+        await options.correct?.(instant, accounts)
+      } catch (error) {
+        logger('error', 'reports.metrics_correction_failed', {
+          collected_at: new Date(instant).toISOString(),
+          error: String(error),
+        })
+        return putBack(instant)
+      }
+    }
+    if (from <= recordedThrough)
+      logger('info', 'reports.metrics_corrected', {
+        from: new Date(from).toISOString(),
+        to: new Date(recordedThrough).toISOString(),
+        boundaries: (recordedThrough - from) / intervalMs + 1,
+        ...namesOf(notes.map(([account]) => account)),
+      })
+  }
+
+  const note = (account: string, at: number) => {
+    const known = late.get(account)
+    if (known === undefined || at < known) late.set(account, at)
+  }
+
+  const tick = () => {
+    timerAt = Number.POSITIVE_INFINITY
+    queueBoundaries()
+    busy = true
+    running = (async () => {
+      await recordDue()
+      if (!stopped) await correctLate()
+    })().finally(() => {
+      busy = false
+      schedule()
+    })
+  }
+
+  const setTimer = (ms: number) => {
+    clearTimeout(timer)
+    timerAt = clock() + ms
+    timer = setTimeout(tick, ms)
+    timer.unref()
+  }
+
   const schedule = () => {
     if (stopped) return
     const now = clock()
     const nextBoundary = boundaryOf(now) + intervalMs
     const untilNext = nextBoundary - now + settleMs
-    timer = setTimeout(
-      () => {
-        queueBoundaries()
-        running = recordDue().finally(schedule)
-      },
-      due.length > 0 ? Math.min(retryMs, untilNext) : untilNext,
-    )
-    timer.unref()
+    setTimer(due.length > 0 || late.size > 0 ? Math.min(retryMs, untilNext) : untilNext)
   }
 
-  queueBoundaries()
-  running = recordDue().finally(schedule)
+  tick()
   return {
+    projected: (earliest) => {
+      if (stopped || correctBoundaries === 0) return
+      let added = false
+      for (const [account, at] of earliest) {
+        // After every boundary recorded, the next recording counts it anyway.
+        if (!(at <= recordedThrough)) continue
+        note(account, at)
+        added = true
+      }
+      // A run in progress schedules the next try itself.
+      if (added && !busy && timerAt > clock() + retryMs) setTimer(retryMs)
+    },
     stop: async () => {
       stopped = true
       clearTimeout(timer)
       await running
+      if (late.size > 0) {
+        let earliest = Number.POSITIVE_INFINITY
+        for (const at of late.values()) earliest = Math.min(earliest, at)
+        uncorrected(boundaryFrom(earliest), recordedThrough, [...late.keys()].sort())
+        late.clear()
+      }
     },
   }
 }
+
+/** Accounts for a log line: the first 20 by name, and how many there are. */
+const namesOf = (accounts: readonly string[]) =>
+  accounts.length <= 20 ? { accounts } : { accounts: accounts.slice(0, 20), account_count: accounts.length }
