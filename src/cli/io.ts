@@ -119,8 +119,57 @@ export const serverUrl = (value: string, source: string): string => {
   return value
 }
 
-/** A command-line argument for a message, with any URL user-info in it hidden. */
+/** Where the admin commands find a running Herald when told nothing else. */
+const DEFAULT_HERALD_URL = 'http://localhost:8228'
+
+/**
+ * The base URL of the running Herald an admin command (`rebuild-reports`, `log-reset`) calls:
+ * `--url`, else `HERALD_URL`, else `http://localhost:8228`; checked as `serverUrl` checks it,
+ * trailing slashes dropped.
+ */
+export const heraldBaseUrl = (url: string | undefined, env: CliDeps['env']): string => {
+  const given = url ?? nonEmpty(env.HERALD_URL)
+  if (given === undefined) return DEFAULT_HERALD_URL
+  return serverUrl(given, url === undefined ? 'HERALD_URL' : '--url').replace(/\/+$/, '')
+}
+
+/** What an admin endpoint answered: its status and its JSON body (`{}` without one). */
+export interface AdminAnswer {
+  readonly status: number
+  readonly ok: boolean
+  readonly body: Record<string, unknown>
+}
+
+/**
+ * Calls an admin endpoint of a running Herald (`url`) with the admin token, `--token` or else
+ * `HERALD_TOKEN`. Rejects, naming the URL, only when Herald cannot be reached; what it refuses
+ * is an answer, whose problem detail `refusal` words.
+ */
+export const callAdmin = async (
+  deps: Pick<CliDeps, 'fetch' | 'env'>,
+  method: 'GET' | 'POST',
+  url: string,
+  token: string | undefined,
+): Promise<AdminAnswer> => {
+  const headers: Record<string, string> = { accept: 'application/json' }
+  const bearer = token ?? nonEmpty(deps.env.HERALD_TOKEN)
+  if (bearer !== undefined && bearer !== '') headers.authorization = `Bearer ${bearer}`
+  let response: Response
+  try {
+    response = await deps.fetch(url, { method, headers })
+  } catch (error) {
+    throw new Error(`cannot reach ${url}: ${(error as Error).message}`)
+  }
+  const body = (await response.json().catch(() => ({}))) as Record<string, unknown>
+  return { status: response.status, ok: response.ok, body }
+}
+
+/** `POST http://…/v1/reports/rebuild: 403 <detail>`: what Herald refused, for an error message. */
+export const refusal = (method: string, url: string, answer: AdminAnswer): string =>
+  `${method} ${url}: ${answer.status} ${typeof answer.body.detail === 'string' ? answer.body.detail : ''}`.trim()
+
 /** An environment variable's value, undefined when it is unset or empty (`HERALD_URL=`). */
 export const nonEmpty = (value: string | undefined): string | undefined => (value === '' ? undefined : value)
 
+/** A command-line argument for a message, with any URL user-info in it hidden. */
 export const quoteArgument = (argument: string): string => `"${scrubCredentials(argument)}"`

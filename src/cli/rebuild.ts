@@ -1,15 +1,16 @@
 import { parseArgs } from 'node:util'
 import {
   type CliDeps,
+  callAdmin,
   defaultSleep,
   EXIT_FAILED,
   EXIT_OK,
   EXIT_USAGE,
-  nonEmpty,
+  heraldBaseUrl,
   positiveInt,
   quoteArgument,
   readCommandLine,
-  serverUrl,
+  refusal,
   UsageError,
   writeText,
 } from './io.ts'
@@ -31,8 +32,6 @@ share done and, at the rate so far, about how long is left.
   -h, --help             show this help
 
 exit status: 0 done; 1 refused, failed or unreachable; 2 bad command line.`
-
-const DEFAULT_URL = 'http://localhost:8228'
 
 /** What the CLI reads of `GET /v1/reports/rebuild`. */
 export interface Status {
@@ -77,9 +76,7 @@ export const runRebuild = async (args: readonly string[], deps: CliDeps): Promis
   const commandLine = await readCommandLine('herald rebuild-reports', REBUILD_USAGE, deps, () => {
     const parsed = parse(args)
     if (parsed.help === true) return 'help'
-    const given = parsed.url ?? nonEmpty(deps.env.HERALD_URL)
-    const source = parsed.url === undefined ? 'HERALD_URL' : '--url'
-    return { ...parsed, base: given === undefined ? DEFAULT_URL : serverUrl(given, source) }
+    return { ...parsed, base: heraldBaseUrl(parsed.url, deps.env) }
   })
   if ('exit' in commandLine) return commandLine.exit
   const values = commandLine.options
@@ -90,21 +87,12 @@ export const runRebuild = async (args: readonly string[], deps: CliDeps): Promis
     await writeText(deps.stderr, `herald rebuild-reports: ${(error as Error).message}\n`)
     return EXIT_USAGE
   }
-  const base = values.base.replace(/\/+$/, '')
-  const endpoint = `${base}/v1/reports/rebuild`
-  const token = values.token ?? nonEmpty(deps.env.HERALD_TOKEN)
-  const headers: Record<string, string> = { accept: 'application/json' }
-  if (token !== undefined && token !== '') headers.authorization = `Bearer ${token}`
+  const endpoint = `${values.base}/v1/reports/rebuild`
 
   const call = async (method: 'GET' | 'POST'): Promise<Status> => {
-    let response: Response
-    try {
-      response = await deps.fetch(endpoint, { method, headers })
-    } catch (error) {
-      throw new Error(`cannot reach ${endpoint}: ${(error as Error).message}`)
-    }
-    const body = (await response.json().catch(() => ({}))) as Partial<Status> & { detail?: string }
-    if (!response.ok) throw new Error(`${method} ${endpoint}: ${response.status} ${body.detail ?? ''}`.trim())
+    const answer = await callAdmin(deps, method, endpoint, values.token)
+    if (!answer.ok) throw new Error(refusal(method, endpoint, answer))
+    const body = answer.body as Partial<Status>
     return {
       state: String(body.state),
       replayed: Number(body.replayed ?? 0),
