@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util'
-import { runGenerate, runPublish, runRebuild } from './cli/index.ts'
+import { runGenerate, runLogReset, runPublish, runRebuild } from './cli/index.ts'
 import { loadConfigFromProcess, redactConfig } from './config/index.ts'
 import { errorText, isHeraldError } from './errors/index.ts'
 import { startHerald } from './herald.ts'
@@ -15,6 +15,7 @@ commands:
   generate  print (or publish) realistic engine activity, seeded and rate-limited
   rebuild-reports
             rebuild the report tables from the raw events in a running Herald
+  log-reset list the event log resets a running Herald's projector refuses; --accept them
 
 'herald <command> --help' describes a command's options.
 
@@ -28,10 +29,16 @@ const fail = (message: string, code = 2): never => {
 }
 
 const main = async () => {
-  // Producer tools take their own options and need no Herald configuration.
+  // Producer tools and the admin commands take their own options and need no Herald configuration.
   const [sub] = process.argv.slice(2)
-  if (sub === 'publish' || sub === 'generate' || sub === 'rebuild-reports') {
-    const run = sub === 'publish' ? runPublish : sub === 'generate' ? runGenerate : runRebuild
+  const clients = {
+    publish: runPublish,
+    generate: runGenerate,
+    'rebuild-reports': runRebuild,
+    'log-reset': runLogReset,
+  } as const
+  if (sub !== undefined && Object.hasOwn(clients, sub)) {
+    const run = clients[sub as keyof typeof clients]
     process.exitCode = await run(process.argv.slice(3), {
       stdin: process.stdin,
       stdout: process.stdout,

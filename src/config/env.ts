@@ -11,7 +11,7 @@ export type Env = Readonly<Record<string, string | undefined>>
 export const CONFIG_FILE_VARIABLE = 'HERALD_CONFIG'
 
 /**
- * The defaults of the client commands (`herald publish`, `generate`, `rebuild-reports`; see
+ * The defaults of the client commands (`herald publish`, `generate`, `rebuild-reports`, `log-reset`; see
  * src/cli/): where Herald runs and the token to call it with. An operator who exports them for
  * those commands must still be able to start the server on the same shell, so the server
  * ignores them rather than calling them unknown.

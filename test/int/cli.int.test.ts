@@ -67,6 +67,7 @@ describe('herald command line', () => {
       herald('rebuild-reports', '--url', withCredentials),
       heraldWith({ HERALD_URL: withCredentials }, 'rebuild-reports'),
       herald('publish', '--url', 'http://localhost:8350', withCredentials),
+      herald('log-reset', '--accept', '--url', withCredentials),
     ]
     for (const run of runs) {
       assert.equal(run.status, 2, run.stderr)
@@ -78,6 +79,7 @@ describe('herald command line', () => {
     assert.match(runs[2]?.stderr ?? '', /^herald generate: --publish-url must not hold credentials/)
     assert.match(runs[3]?.stderr ?? '', /^herald rebuild-reports: --url must not hold credentials/)
     assert.match(runs[5]?.stderr ?? '', /unexpected argument "http:\/\/\[redacted\]@localhost:8350"/)
+    assert.match(runs[6]?.stderr ?? '', /^herald log-reset: --url must not hold credentials/)
 
     const ftp = herald('publish', '--file', 'x.ndjson', '--url', 'ftp://x')
     assert.equal(ftp.status, 2, ftp.stderr)

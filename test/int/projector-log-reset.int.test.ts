@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
+import { runLogReset } from '../../src/cli/index.ts'
 import { loadConfig } from '../../src/config/index.ts'
 import { type Herald, startHerald } from '../../src/herald.ts'
 import type { LogFields, Logger } from '../../src/observability/index.ts'
@@ -156,6 +157,31 @@ for (const thread of [true, false])
       await herald?.stop()
       herald = await startHerald(config, { logger })
     }
+    /** `herald log-reset …args` against this Herald, the token in HERALD_TOKEN. */
+    const cli = async (...args: string[]) => {
+      let stdout = ''
+      let stderr = ''
+      const sink = (append: (chunk: string) => void) => ({
+        write: (chunk: string, callback?: (error?: Error | null) => void) => {
+          append(chunk)
+          callback?.()
+          return true
+        },
+      })
+      const code = await runLogReset(['--url', herald?.url ?? '', ...args], {
+        stdin: (async function* () {})(),
+        stdout: sink((chunk) => {
+          stdout += chunk
+        }),
+        stderr: sink((chunk) => {
+          stderr += chunk
+        }),
+        env: { HERALD_TOKEN: ADMIN_TOKEN },
+        fetch,
+      })
+      assert.ok(!(stdout + stderr).includes(ADMIN_TOKEN))
+      return { code, stdout, stderr }
+    }
 
     it('refuses to project the new log over the old one’s reports, says why and what to do, and is unready', async () => {
       herald = await startHerald(config, { logger })
@@ -249,6 +275,21 @@ for (const thread of [true, false])
         ],
       )
 
+      // The command line lists it, and says what to do.
+      const detectedAt = (listed.json as { resets: { detectedAt: string }[] }).resets[0]?.detectedAt
+      const listing = await cli()
+      assert.equal(listing.code, 0, listing.stderr)
+      const [line, advice, ...rest] = listing.stdout.split('\n')
+      assert.equal(
+        line,
+        `engine.events/0: pending since ${detectedAt}: offset 0 holds event "new-0" of /engine, where the report tables hold event "old-0" of /engine (projected through position 5)`,
+      )
+      assert.match(
+        advice ?? '',
+        /^1 pending: .* accept it with herald log-reset --accept; otherwise restore the log/,
+      )
+      assert.deepEqual(rest, [''])
+
       // A restart finds it again, and says so again.
       await restart()
       await eventually(async () => assert.equal((await ready()).checks.projector?.status, 'unavailable'), {
@@ -258,13 +299,26 @@ for (const thread of [true, false])
     })
 
     it('accepting the reset projects the new log after the old one, which a rebuild and a restart keep', async () => {
-      const accepted = await call('POST', '/v1/reports/log-reset')
-      assert.equal(accepted.status, 200, accepted.text)
-      const [reset] = (accepted.json as { accepted: { state: string; base: number }[] }).accepted
-      assert.equal(reset?.state, 'accepted')
+      const accepted = await cli('--accept')
+      assert.equal(accepted.code, 0, accepted.stderr)
       // Past every position the old log left.
-      assert.equal(reset?.base, 6)
+      assert.equal(
+        accepted.stdout,
+        'accepted engine.events/0: its new log is projected from position 6, after everything the report tables hold\n' +
+          'the projector takes the partition up again at its next try, within a few seconds\n',
+      )
+      const [reset] = (
+        (await call('GET', '/v1/reports/log-reset')).json as { resets: { state: string; base: number }[] }
+      ).resets
+      assert.deepEqual([reset?.state, reset?.base], ['accepted', 6])
+      const again = await cli('--accept')
+      assert.deepEqual([again.code, again.stdout], [1, ''])
+      assert.match(again.stderr, /^herald log-reset: no log reset is waiting to be accepted/)
       assert.equal((await call('POST', '/v1/reports/log-reset')).status, 409)
+      assert.match(
+        (await cli()).stdout,
+        /^engine\.events\/0: accepted at .*: its new log is projected from position 6 /,
+      )
 
       await eventually(
         async () => {
