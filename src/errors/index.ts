@@ -148,6 +148,20 @@ export type MessageTooLargeContext = {
 }
 
 /**
+ * The warehouse could not be reached or was overloaded: an `UnavailableError` (code
+ * `unavailable`, retriable) whose message, like a `WarehouseError`'s, names where the warehouse
+ * is (a ClickHouse server's URL, chDB's data folder) and carries ClickHouse's own text.
+ */
+export class WarehouseUnavailableError extends UnavailableError {}
+
+/**
+ * Whether the warehouse failed, in its own words: for the server log, never an answer
+ * (`shownDetail` in the HTTP layer).
+ */
+export const isWarehouseFailure = (error: unknown): error is WarehouseError | WarehouseUnavailableError =>
+  error instanceof WarehouseError || error instanceof WarehouseUnavailableError
+
+/**
  * A message larger than an event log takes. The same message fails again however often it is
  * sent, so it is never retriable: the caller sets it aside, or makes it smaller.
  */

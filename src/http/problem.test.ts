@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { ValidationError } from '../errors/index.ts'
+import {
+  UnavailableError,
+  ValidationError,
+  WarehouseError,
+  WarehouseUnavailableError,
+} from '../errors/index.ts'
 import { decodeCloudEventBatch } from '../events/index.ts'
 import { MAX_LISTED_ISSUES, toProblem } from './problem.ts'
 
@@ -32,6 +37,28 @@ describe('toProblem', () => {
       [400, [{ path: 'sample[0].data', message: 'is nested too deeply' }]],
     )
   })
+  it('keeps the warehouse’s own words out of the detail, its code and status kept', () => {
+    const unavailable = toProblem(
+      new WarehouseUnavailableError(
+        'ClickHouse http://ch-prod-7.internal:8123 is unreachable (ECONNREFUSED) during query',
+      ),
+    )
+    assert.deepEqual(
+      [unavailable.status, unavailable.code, unavailable.detail],
+      [503, 'unavailable', 'the warehouse is unavailable; try again later (the server log has the details)'],
+    )
+    const rejected = toProblem(new WarehouseError('query failed on chDB (/var/lib/herald/warehouse): …'))
+    assert.deepEqual(
+      [rejected.status, rejected.code, rejected.detail],
+      [500, 'warehouse_error', 'the warehouse could not answer; the server log has the details'],
+    )
+    // Another port's 503 says what to wait for (a full disk), written to be shown.
+    assert.equal(
+      toProblem(new UnavailableError('event log publish: SQLITE_FULL')).detail,
+      'event log publish: SQLITE_FULL',
+    )
+  })
+
   it('lists at most MAX_LISTED_ISSUES issues, counting the rest in the last', () => {
     const issues = (n: number) =>
       Array.from({ length: n }, (_, i) => ({ path: `f${i}`, message: 'is wrong' }))

@@ -1,4 +1,4 @@
-import { isHeraldError } from '../errors/index.ts'
+import { type HeraldError, isHeraldError, isWarehouseFailure } from '../errors/index.ts'
 
 const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   validation_failed: 400,
@@ -79,20 +79,39 @@ export const problem = (
   ...extra,
 })
 
+/** The status a Herald error is answered with: 500, an internal error, for a code not listed. */
+export const statusOf = (error: HeraldError): number => STATUS_BY_CODE[error.code] ?? 500
+
+const INTERNAL_DETAIL = 'an internal error occurred; see the server log'
+
 /**
- * Maps any thrown value to a problem. Herald errors keep their message (they are written to be
- * shown); anything else is an internal error whose details stay in the log, never the body. A
+ * What a client is told of a Herald error. Its message, written to be shown, except an internal
+ * error's, and the warehouse's (`isWarehouseFailure`), which names where the warehouse is (a
+ * server's URL, chDB's data folder) and carries ClickHouse's own text: neither is the client's
+ * business, even when it only says to try again. Both stay whole in the server log.
+ */
+export const shownDetail = (error: HeraldError): string => {
+  if (isShown(error)) return error.message
+  if (!isWarehouseFailure(error)) return INTERNAL_DETAIL
+  return statusOf(error) === 503
+    ? 'the warehouse is unavailable; try again later (the server log has the details)'
+    : 'the warehouse could not answer; the server log has the details'
+}
+
+/** Whether `shownDetail` shows a Herald error's own message. */
+export const isShown = (error: HeraldError): boolean => !isWarehouseFailure(error) && statusOf(error) !== 500
+
+/**
+ * Maps any thrown value to a problem. Herald errors keep their message as `shownDetail` shows it;
+ * anything else is an internal error whose details stay in the log, never the body. A
  * recursion too deep for the stack is one of those: where a request's body can cause one, the
  * code reading it turns it into a `ValidationError` naming the part nested too deeply.
  */
 export const toProblem = (error: unknown, instance?: string): Problem => {
   const at = instance === undefined ? {} : { instance }
-  if (!isHeraldError(error))
-    return problem(500, 'internal', 'an internal error occurred; see the server log', at)
-  const status = STATUS_BY_CODE[error.code] ?? 500
+  if (!isHeraldError(error)) return problem(500, 'internal', INTERNAL_DETAIL, at)
   const issues = (error as { issues?: Problem['errors'] }).issues
-  const detail = status === 500 ? 'an internal error occurred; see the server log' : error.message
-  return problem(status, error.code, detail, {
+  return problem(statusOf(error), error.code, shownDetail(error), {
     ...at,
     ...(issues && issues.length > 0 ? { errors: listed(issues) } : {}),
   })

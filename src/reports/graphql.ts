@@ -19,11 +19,12 @@ import {
   type FieldIssue,
   isHeraldError,
   isStackOverflow,
+  isWarehouseFailure,
   ValidationError,
-  WarehouseError,
 } from '../errors/index.ts'
 import { authorize } from '../http/authorize.ts'
 import { readJson } from '../http/body.ts'
+import { isShown, shownDetail } from '../http/problem.ts'
 import type { Logger } from '../observability/index.ts'
 import type { Warehouse } from '../ports/warehouse.ts'
 import { lagOf, type ReportContext } from './context.ts'
@@ -117,8 +118,11 @@ const guardRoots = (
 
 /**
  * Herald errors keep their code for clients, and so do GraphQL's own (a variable of the wrong
- * type); anything else is masked and logged once (a root's unexpected errors by `guardRoots`),
- * an entry that is no GraphQLError too: graphql-js passes on as it is what it failed to place.
+ * type); a Herald error's message is answered as a REST problem's detail would be
+ * (`shownDetail`): the warehouse's own, which names where it is and carries ClickHouse's text,
+ * and an internal one's are logged instead. Anything else is masked and logged once (a root's
+ * unexpected errors by `guardRoots`), an entry that is no GraphQLError too: graphql-js passes
+ * on as it is what it failed to place.
  */
 const formatError = (error: unknown, logger: Logger) => {
   if (!(error instanceof GraphQLError)) {
@@ -128,17 +132,13 @@ const formatError = (error: unknown, logger: Logger) => {
   const original = error.originalError
   if (original instanceof RootFailure) return internalError(error.path)
   if (original === undefined || original === null || original instanceof GraphQLError) return error.toJSON()
-  // The warehouse's own message names its statement and where its data lives: logged, not answered.
-  if (original instanceof WarehouseError) {
-    logger('error', 'graphql.warehouse_failed', { error: original.message, path: error.path })
-    return {
-      message: 'the warehouse could not answer this query; the server log has the details',
-      path: error.path,
-      extensions: { code: original.code },
-    }
-  }
   if (isHeraldError(original)) {
-    return { ...error.toJSON(), message: original.message, extensions: { code: original.code } }
+    if (isShown(original))
+      return { ...error.toJSON(), message: original.message, extensions: { code: original.code } }
+    if (isWarehouseFailure(original))
+      logger('error', 'graphql.warehouse_failed', { error: original.message, path: error.path })
+    else logger('error', 'graphql.resolver_failed', { ...describeThrown(original), path: error.path })
+    return { message: shownDetail(original), path: error.path, extensions: { code: original.code } }
   }
   logger('error', 'graphql.resolver_failed', { ...describeThrown(original), path: error.path })
   return internalError(error.path)

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { parseError } from '@clickhouse/client'
-import { ClosedError, UnavailableError, WarehouseError } from '../../errors/index.ts'
+import { ClosedError, isWarehouseFailure, UnavailableError, WarehouseError } from '../../errors/index.ts'
 import { type ErrorScope, redactor, toHeraldError } from './errors.ts'
 
 const scope: ErrorScope = {
@@ -41,13 +41,15 @@ describe('toHeraldError', () => {
       const error = toHeraldError(serverError(code, type, 'try later'), scope)
       assert.ok(error instanceof UnavailableError, type)
       assert.equal(error.retriable, true)
+      // Its message names the server: for the log, never an answer.
+      assert.ok(isWarehouseFailure(error), type)
     }
   })
 
   it('maps socket failures and the client timeout to UnavailableError', () => {
     const refused = Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:8123'), { code: 'ECONNREFUSED' })
     const error = toHeraldError(refused, scope)
-    assert.ok(error instanceof UnavailableError)
+    assert.ok(error instanceof UnavailableError && isWarehouseFailure(error))
     assert.equal(error.message, 'ClickHouse http://ch:8123 is unreachable (ECONNREFUSED) during query')
     assert.equal(error.cause, refused)
     assert.ok(toHeraldError(new Error('Timeout error.'), scope) instanceof UnavailableError)

@@ -2,8 +2,8 @@ import {
   errorText,
   type HeraldError,
   isHeraldError,
-  UnavailableError,
   WarehouseError,
+  WarehouseUnavailableError,
 } from '../../errors/index.ts'
 
 export type Operation = 'query' | 'command' | 'insert' | 'ping' | 'open' | 'close'
@@ -84,7 +84,7 @@ const tidy = (message: string): string => message.trim().replace(/\.$/, '')
 
 /**
  * Translates whatever `@clickhouse/client` or chDB threw into Herald's hierarchy:
- * `UnavailableError` (retriable) when the warehouse could not be reached or was overloaded,
+ * `WarehouseUnavailableError` (retriable) when the warehouse could not be reached or was overloaded,
  * `WarehouseError` (not retriable) when it rejected the statement. The vendor error is kept
  * as `cause`; messages are redacted because Node and proxies sometimes echo the URL.
  */
@@ -99,19 +99,22 @@ export const toHeraldError = (error: unknown, scope: ErrorScope): HeraldError =>
     const message = `${scope.operation} failed on ${scope.target}: ${server.type} (${server.code}): ${scope.redact(tidy(server.message))}`
     const options = { cause: error, context: { ...context, code: server.code, type: server.type } }
     return TRANSIENT_SERVER_ERRORS.has(server.type)
-      ? new UnavailableError(message, options)
+      ? new WarehouseUnavailableError(message, options)
       : new WarehouseError(message, options)
   }
   const socket = socketCode(error)
   if (socket !== undefined) {
-    return new UnavailableError(`${scope.target} is unreachable (${socket}) during ${scope.operation}`, {
-      cause: error,
-      context: { ...context, code: socket },
-    })
+    return new WarehouseUnavailableError(
+      `${scope.target} is unreachable (${socket}) during ${scope.operation}`,
+      {
+        cause: error,
+        context: { ...context, code: socket },
+      },
+    )
   }
   const text = errorText(error)
   if (text === CLIENT_TIMEOUT_MESSAGE) {
-    return new UnavailableError(`${scope.operation} on ${scope.target} timed out`, {
+    return new WarehouseUnavailableError(`${scope.operation} on ${scope.target} timed out`, {
       cause: error,
       context: { ...context, code: 'timeout' },
     })
