@@ -12,6 +12,36 @@ import { type FieldIssue, ValidationError } from '../errors/index.ts'
 export const digitsOf = (text: string): number => (/^\d{1,15}$/.test(text) ? Number(text) : Number.NaN)
 
 /**
+ * What `queryParams` reads of `queries` (each name with every value given): the value of each
+ * name in `known`, and an issue naming (`pathOf`) any other name and any given twice.
+ *
+ * @example
+ * readQueryParams({ query: ['{ a }', '{ b }'] }, ['query'], (name) => `?${name}`).issues
+ * // [{ path: '?query', message: 'is given more than once' }]
+ */
+export const readQueryParams = (
+  queries: Readonly<Record<string, readonly string[]>>,
+  known: readonly string[],
+  pathOf: (name: string) => string = (name) => name,
+): { params: Record<string, string>; issues: FieldIssue[] } => {
+  const params: Record<string, string> = {}
+  const issues: FieldIssue[] = []
+  for (const [name, values] of Object.entries(queries)) {
+    if (!known.includes(name))
+      issues.push({
+        path: pathOf(name),
+        message:
+          known.length === 0
+            ? 'is not a known query parameter; this route takes none'
+            : `is not a known query parameter; expected ${known.join(', ')}`,
+      })
+    else if (values.length > 1) issues.push({ path: pathOf(name), message: 'is given more than once' })
+    else if (values[0] !== undefined) params[name] = values[0]
+  }
+  return { params, issues }
+}
+
+/**
  * A request's query parameters by name: each one the route knows, each given once. A 400 names
  * any other (a misspelt filter would otherwise be left out, and the answer taken for a filtered
  * one) and any given twice (which value is meant cannot be told).
@@ -20,20 +50,7 @@ export const digitsOf = (text: string): number => (/^\d{1,15}$/.test(text) ? Num
  * const params = queryParams(c, ['since', 'limit']) // ?since=…&limit=10 → { since: '…', limit: '10' }
  */
 export const queryParams = (c: Context, known: readonly string[]): Record<string, string> => {
-  const params: Record<string, string> = {}
-  const issues: FieldIssue[] = []
-  for (const [name, values] of Object.entries(c.req.queries())) {
-    if (!known.includes(name))
-      issues.push({
-        path: name,
-        message:
-          known.length === 0
-            ? 'is not a known query parameter; this route takes none'
-            : `is not a known query parameter; expected ${known.join(', ')}`,
-      })
-    else if (values.length > 1) issues.push({ path: name, message: 'is given more than once' })
-    else if (values[0] !== undefined) params[name] = values[0]
-  }
+  const { params, issues } = readQueryParams(c.req.queries(), known)
   if (issues.length > 0) throw ValidationError.of('query', issues)
   return params
 }

@@ -25,6 +25,7 @@ import {
 import { authorize } from '../http/authorize.ts'
 import { readJson } from '../http/body.ts'
 import { isShown, shownDetail } from '../http/problem.ts'
+import { readQueryParams } from '../http/query.ts'
 import type { Logger } from '../observability/index.ts'
 import type { Warehouse } from '../ports/warehouse.ts'
 import { lagOf, type ReportContext } from './context.ts'
@@ -180,17 +181,23 @@ const checkParameters = (parameters: { query?: unknown; variables?: unknown; ope
 }
 
 // GraphQL over HTTP's request parameters; `extensions` is accepted and not used.
-const PARAMETERS = new Set(['query', 'variables', 'operationName', 'extensions'])
-const NOT_A_PARAMETER = `is not a GraphQL request parameter (${[...PARAMETERS].join(', ')})`
+const PARAMETERS = ['query', 'variables', 'operationName', 'extensions']
+const NOT_A_PARAMETER = `is not a GraphQL request parameter (${PARAMETERS.join(', ')})`
 
 /**
  * The request's shape, before its parameters: a POST's body is one JSON object of GraphQL's
  * parameters and its URL has none (graphql-helix would ignore them), a GET's URL has only
- * those. Anything else is refused with a 400 naming it, rather than silently ignored.
+ * those, each once (graphql-helix would take the first). Anything else is refused with a 400
+ * naming it, rather than silently ignored. Returns the GET's parameters, as graphql-helix
+ * reads them.
  */
-const checkRequest = (method: string, body: unknown, search: Record<string, string>) => {
+const checkRequest = (
+  method: string,
+  body: unknown,
+  queries: Readonly<Record<string, readonly string[]>>,
+): Record<string, string> => {
   const issues: FieldIssue[] = []
-  const inUrl = Object.keys(search)
+  let search: Record<string, string> = {}
   if (method === 'POST') {
     if (body === null || typeof body !== 'object' || Array.isArray(body))
       issues.push({
@@ -199,13 +206,16 @@ const checkRequest = (method: string, body: unknown, search: Record<string, stri
       })
     else
       for (const key of Object.keys(body))
-        if (!PARAMETERS.has(key)) issues.push({ path: key, message: NOT_A_PARAMETER })
-    for (const key of inUrl)
+        if (!PARAMETERS.includes(key)) issues.push({ path: key, message: NOT_A_PARAMETER })
+    for (const key of Object.keys(queries))
       issues.push({ path: `?${key}`, message: 'is not read from the URL of a POST: send it in the body' })
-  } else
-    for (const key of inUrl)
-      if (!PARAMETERS.has(key)) issues.push({ path: `?${key}`, message: NOT_A_PARAMETER })
+  } else {
+    const read = readQueryParams(queries, PARAMETERS, (name) => `?${name}`)
+    issues.push(...read.issues)
+    search = read.params
+  }
   if (issues.length > 0) throw ValidationError.of('GraphQL request', issues)
+  return search
 }
 
 /**
@@ -278,13 +288,13 @@ export const createReportGraphqlRoutes = (options: ReportGraphqlOptions) => {
         : next(),
     )
   app.on(['GET', 'POST'], '/', authorize('listImages'), async (c) => {
+    const sent = c.req.method === 'POST' ? await readJson(c) : undefined
     const request = {
-      body: c.req.method === 'POST' ? await readJson(c) : undefined,
+      body: sent,
       headers: c.req.raw.headers,
       method: c.req.method,
-      query: c.req.query(),
+      query: checkRequest(c.req.method, sent, c.req.queries()),
     }
-    checkRequest(request.method, request.body, request.query)
     const { operationName, query, variables } = getGraphQLParameters(request)
     checkParameters({ operationName, query, variables })
     const context: ReportContext = {

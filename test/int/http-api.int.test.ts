@@ -930,6 +930,19 @@ describe('HTTP API on the embedded log and chDB', () => {
     const typo = await send('GET', `?query=${encodeURIComponent(METRICS)}&operation=x`)
     assert.equal(typo.status, 400)
     assert.deepEqual(paths(typo.json), ['?operation'])
+    // A parameter given twice, as on every /v1 route: which one is meant cannot be told.
+    const EVENTS = '{ events { results { id } } }'
+    const twice = await send(
+      'GET',
+      `?query=${encodeURIComponent(METRICS)}&query=${encodeURIComponent(EVENTS)}`,
+    )
+    assert.equal(twice.status, 400, JSON.stringify(twice.json))
+    assert.deepEqual(twice.json.errors, [{ path: '?query', message: 'is given more than once' }])
+    const variables = await send(
+      'GET',
+      `?query=${encodeURIComponent(METRICS)}&variables=%7B%7D&variables=%7B%7D`,
+    )
+    assert.deepEqual(paths(variables.json), ['?variables'])
     // Every GraphQL over HTTP parameter is taken, in the body and in a GET's URL.
     const whole = { query: METRICS, variables: {}, operationName: null, extensions: {} }
     assert.equal((await send('POST', '', whole)).status, 200)
