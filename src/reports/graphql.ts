@@ -99,7 +99,7 @@ const internalError = (path: GraphQLError['path']) => ({
  * in its place, or as itself rather than a GraphQLError.
  */
 const guardRoots = (
-  roots: Readonly<Record<string, (args: never, context: ReportContext) => unknown>>,
+  roots: Readonly<Record<string, (args: never, context: ReportContext, info: GraphQLResolveInfo) => unknown>>,
   logger: Logger,
 ) =>
   Object.fromEntries(
@@ -107,7 +107,7 @@ const guardRoots = (
       name,
       async (args: never, context: ReportContext, info: GraphQLResolveInfo) => {
         try {
-          return await root(args, context)
+          return await root(args, context, info)
         } catch (thrown) {
           if (isHeraldError(thrown) || thrown instanceof GraphQLError) throw thrown
           logger('error', 'graphql.resolver_failed', { ...describeThrown(thrown), path: [info.path.key] })

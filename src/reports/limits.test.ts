@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { getIntrospectionQuery, parse, validate } from 'graphql'
-import { DEFAULT_QUERY_LIMITS, type QueryLimits, queryLimitRules } from './limits.ts'
+import { getIntrospectionQuery, getNullableType, isListType, isObjectType, parse, validate } from 'graphql'
+import {
+  AGGREGATE_COST,
+  aggregateCost,
+  DEFAULT_QUERY_LIMITS,
+  type QueryLimits,
+  queryLimitRules,
+} from './limits.ts'
 import { reportSchema } from './schema.ts'
 
 const check = (query: string, limits: Partial<QueryLimits> = {}, variables: Record<string, unknown> = {}) =>
@@ -99,5 +105,49 @@ describe('queryLimitRules', () => {
     const nullImages = '{ imagesByVulnerability(limit: 10) { results { images(limit: null) { digest } } } }'
     assert.deepEqual(check(nullImages, { maxCost: 10 + 10 + 1_000 }), [])
     assert.equal(check(nullImages, { maxCost: 10 + 10 + 999 })[0]?.[0], 'query_too_costly')
+  })
+
+  it('leaves no list unbounded: each takes a limit, or is the results of a root that takes one or costs a fixed amount', () => {
+    const unbounded: string[] = []
+    for (const type of Object.values(reportSchema.getTypeMap())) {
+      if (!isObjectType(type) || type.name.startsWith('__')) continue
+      for (const field of Object.values(type.getFields()))
+        if (
+          isListType(getNullableType(field.type)) &&
+          field.name !== 'results' &&
+          !field.args.some((a) => a.name === 'limit')
+        )
+          unbounded.push(`${type.name}.${field.name}`)
+    }
+    assert.deepEqual(unbounded, [])
+    const roots = Object.values(reportSchema.getQueryType()?.getFields() ?? {})
+    assert.deepEqual(
+      roots
+        .filter((root) => !root.args.some((a) => a.name === 'limit') && aggregateCost(root) === 0)
+        .map((r) => r.name),
+      [],
+    )
+  })
+
+  it('counts a whole-scope aggregate once each time the query selects it, however many items select it', () => {
+    const aging = '{ findingAging { results { severity } } }'
+    assert.deepEqual(check(aging, { maxCost: AGGREGATE_COST + 2 }), [])
+    assert.equal(check(aging, { maxCost: AGGREGATE_COST + 1 })[0]?.[0], 'query_too_costly')
+    // A metric's value is computed once per root for all of its metrics: 100 × 2 + one aggregate.
+    const values = '{ metrics(limit: 100) { results { id value } } }'
+    assert.deepEqual(check(values, { maxCost: 200 + AGGREGATE_COST }), [])
+    assert.equal(check(values, { maxCost: 199 + AGGREGATE_COST })[0]?.[0], 'query_too_costly')
+    assert.deepEqual(check('{ metrics(limit: 100) { results { id } } }', { maxCost: 200 }), [])
+    // Through fragments too, once per spread.
+    const spread = `{ a: findingAging { ...rows } b: findingAging { ...rows } ...breakdown }
+      fragment rows on FindingAgingReport { results { severity } }
+      fragment breakdown on Query { vulnerabilityBreakdown { results { severity } } }`
+    assert.deepEqual(check(spread, { maxCost: 3 * (AGGREGATE_COST + 2) }), [])
+    assert.equal(check(spread, { maxCost: 3 * (AGGREGATE_COST + 2) - 1 })[0]?.[0], 'query_too_costly')
+    // A dozen fit within the default; 30 aliased copies, each reading every finding, do not.
+    const copies = (n: number) =>
+      `{ ${Array.from({ length: n }, (_, i) => `a${i}: vulnerabilityBreakdown { results { findings } }`).join(' ')} }`
+    assert.deepEqual(check(copies(12)), [])
+    assert.equal(check(copies(30))[0]?.[0], 'query_too_costly')
   })
 })

@@ -26,9 +26,10 @@ export interface QueryLimits {
   /** Aliased fields allowed in one document. Default 30. */
   readonly maxAliases: number
   /**
-   * Highest estimated cost (rows and objects the answer may hold). Default 250,000: a page of
-   * 1,000 vulnerabilities with the first 100 tags of each (about 103,000) passes; four of those
-   * in one query, or 1,000 tags each, do not.
+   * Highest estimated cost (rows and objects the answer may hold, and `AGGREGATE_COST` for each
+   * report over the whole scope). Default 250,000: a page of 1,000 vulnerabilities with the
+   * first 100 tags of each (about 103,000) passes; four of those in one query, or 1,000 tags
+   * each, do not; nor do 13 whole-scope reports.
    */
   readonly maxCost: number
   /** Most tokens a document may have; the parser stops beyond it. Default 5,000. */
@@ -45,30 +46,57 @@ export const DEFAULT_QUERY_LIMITS = {
 /** How many items a list field without a `limit` argument is assumed to hold. */
 export const NESTED_LIST_SIZE = 10
 
+/**
+ * What a report computed over everything in the caller's scope counts, however little it
+ * answers (`findingAging`'s six severities read every finding of the account): as a page of
+ * 20,000 objects, so that a dozen fit within the default cost limit and 30 aliased copies do
+ * not. Schema fields carry it as `@aggregate(cost: …)`.
+ */
+export const AGGREGATE_COST = 20_000
+
+/**
+ * The cost a schema field's `@aggregate(cost: …)` gives it (0 without one): the field reads
+ * everything in the caller's scope, once per root however many items select it (a page of
+ * metrics shares one computation of their values), so it counts once each time the query
+ * selects it, not once per item of its parent.
+ */
+export const aggregateCost = (field: GraphQLField<unknown, unknown>): number => {
+  const directive = field.astNode?.directives?.find((d) => d.name.value === 'aggregate')
+  const cost = directive?.arguments?.find((a) => a.name.value === 'cost')?.value
+  return cost?.kind === Kind.INT ? Number(cost.value) : 0
+}
+
 // Introspection (GraphiQL's schema query is a dozen levels deep) reads no data: it neither
 // counts towards depth nor cost. Aliases on it still count.
 const isIntrospection = (node: FieldNode): boolean => node.name.value.startsWith('__')
 
 type Fragments = (name: string) => FragmentDefinitionNode | null | undefined
 
+/** A selection set's estimated cost: per item of its parent, and once whatever their number. */
+interface Cost {
+  readonly items: number
+  readonly once: number
+}
+
 /**
  * `measure` of a fragment's selection set for a parent type, worked out once per document
  * however often the fragment is spread (a chain of fragments each spreading the next twice is
- * a short document that expands to exponentially many fields), and 0 for a fragment spread
- * within itself: the cycle is refused by graphql's own rules anyway.
+ * a short document that expands to exponentially many fields), and `none` for a fragment
+ * spread within itself: the cycle is refused by graphql's own rules anyway.
  */
-const perFragment = <Parent extends { readonly name: string } | undefined>(
+const perFragment = <Parent extends { readonly name: string } | undefined, Value = number>(
   fragment: Fragments,
-  measure: (set: SelectionSetNode, parent: Parent) => number,
+  measure: (set: SelectionSetNode, parent: Parent) => Value,
+  none: Value,
 ) => {
-  const known = new Map<string, number>()
+  const known = new Map<string, Value>()
   const entered = new Set<string>()
-  return (name: string, parent: Parent): number => {
+  return (name: string, parent: Parent): Value => {
     const key = parent === undefined ? name : `${name}\u0000${parent.name}`
     const cached = known.get(key)
     if (cached !== undefined) return cached
     const definition = fragment(name)
-    if (definition === null || definition === undefined || entered.has(name)) return 0
+    if (definition === null || definition === undefined || entered.has(name)) return none
     entered.add(name)
     const value = measure(definition.selectionSet, parent)
     entered.delete(name)
@@ -94,7 +122,7 @@ const depthMeasure = (fragment: Fragments) => {
     }
     return deepest
   }
-  const fragmentDepth = perFragment<undefined>(fragment, (set) => depthOf(set))
+  const fragmentDepth = perFragment<undefined>(fragment, (set) => depthOf(set), 0)
   return depthOf
 }
 
@@ -105,9 +133,11 @@ const reject = (context: ValidationContext, code: string, message: string, node:
  * Validation rules that refuse abusive queries before any resolver runs: too deep, too many
  * aliases, or too costly. The cost estimate multiplies down the tree: a field with a `limit`
  * argument returns up to that many results (its literal, its variable's value or default, the
- * argument's default, also for null), a page's `results` list holds that many, and any other list is assumed to hold
- * `NESTED_LIST_SIZE` items; every object counts one. A `limit` of a million is thus rejected
- * here, not by the warehouse.
+ * argument's default, also for null), a page's `results` list holds that many, and any other
+ * list is assumed to hold `NESTED_LIST_SIZE` items; every object counts one. A field marked
+ * `@aggregate(cost: …)` adds its cost once each time it is selected (`aggregateCost`). A
+ * `limit` of a million, or 30 aliased copies of a report over the whole account, are thus
+ * rejected here, not by the warehouse.
  *
  * @example
  * processRequest({ ..., validationRules: [...specifiedRules, ...queryLimitRules(DEFAULT_QUERY_LIMITS, variables)] })
@@ -158,8 +188,9 @@ export const queryLimitRules = (
     const fragment: Fragments = (name) => context.getFragment(name)
 
     /**
-     * The estimated cost of each selection set per item of its parent (the estimate is linear
-     * in the number of parents, so a fragment's is worked out once per parent type and scaled).
+     * The estimated cost of each selection set: `items`, per item of its parent (the estimate
+     * is linear in the number of parents, so a fragment's is worked out once per parent type
+     * and scaled), and `once`, the aggregates it selects, whatever the number of parents.
      * A `limit` counts what the resolver will be handed, as execution coerces it: a literal, a
      * variable's value or its default, and the argument's default when neither is given or
      * null is (what the resolvers make of null, `limitDefault`).
@@ -178,15 +209,19 @@ export const queryLimitRules = (
         return typeof limit === 'number' && Number.isFinite(limit) ? Math.max(0, limit) : 0
       }
 
-      const costOf = (set: SelectionSetNode, parent: GraphQLNamedType): number => {
-        let total = 0
+      const costOf = (set: SelectionSetNode, parent: GraphQLNamedType): Cost => {
+        const total = { items: 0, once: 0 }
+        const add = (cost: Cost, times = 1) => {
+          total.items += times * cost.items
+          total.once += cost.once
+        }
         for (const selection of set.selections) {
           if (selection.kind === Kind.INLINE_FRAGMENT) {
-            total += costOf(selection.selectionSet, parent)
+            add(costOf(selection.selectionSet, parent))
             continue
           }
           if (selection.kind === Kind.FRAGMENT_SPREAD) {
-            total += fragmentCost(selection.name.value, parent)
+            add(fragmentCost(selection.name.value, parent))
             continue
           }
           if (isIntrospection(selection)) continue
@@ -194,17 +229,24 @@ export const queryLimitRules = (
           const definition = owners
             .map((owner) => (isObjectType(owner) ? owner.getFields()[selection.name.value] : undefined))
             .find((d) => d !== undefined)
-          if (definition === undefined || selection.selectionSet === undefined) continue
+          if (definition === undefined) continue
+          total.once += aggregateCost(definition)
+          if (selection.selectionSet === undefined) continue
           const unwrapped = isNonNullType(definition.type) ? definition.type.ofType : definition.type
           const items =
             limitOf(selection, definition) ??
             (isListType(unwrapped) && selection.name.value !== 'results' ? NESTED_LIST_SIZE : 1)
-          total += items * (1 + costOf(selection.selectionSet, getNamedType(definition.type)))
+          const below = costOf(selection.selectionSet, getNamedType(definition.type))
+          add({ items: 1 + below.items, once: below.once }, items)
         }
         return total
       }
 
-      const fragmentCost = perFragment<GraphQLNamedType>(fragment, (set, parent) => costOf(set, parent))
+      const fragmentCost = perFragment<GraphQLNamedType, Cost>(
+        fragment,
+        (set, parent) => costOf(set, parent),
+        { items: 0, once: 0 },
+      )
       return costOf
     }
 
@@ -220,7 +262,8 @@ export const queryLimitRules = (
         // The variables as execution will see them, the operation's defaults filled in; values
         // it would refuse are refused there, and count as not given here.
         const coerced = getVariableValues(schema, node.variableDefinitions ?? [], variables ?? {})
-        const cost = costMeasure(coerced.coerced ?? {})(node.selectionSet, root)
+        const { items, once } = costMeasure(coerced.coerced ?? {})(node.selectionSet, root)
+        const cost = items + once
         if (cost > limits.maxCost) {
           reject(
             context,

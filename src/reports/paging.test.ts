@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { executeSync, type GraphQLResolveInfo, parse } from 'graphql'
 import { ValidationError } from '../errors/index.ts'
-import { checkLimit, createPaging } from './paging.ts'
+import { checkLimit, createPaging, MAX_LIMIT, selectedLimit } from './paging.ts'
+import { reportSchema } from './schema.ts'
 
 describe('createPaging', () => {
   const rows = [
@@ -70,5 +72,62 @@ describe('createPaging', () => {
     assert.equal(checkLimit(undefined), 100)
     assert.equal(checkLimit(1000), 1000)
     for (const bad of [0, -1, 1001, 2.5, Number.NaN]) assert.throws(() => checkLimit(bad), ValidationError)
+  })
+})
+
+describe('selectedLimit', () => {
+  /** What the root sees of `query`'s selections under `results { reasons }`. */
+  const selected = (query: string, variableValues: Record<string, unknown> = {}) => {
+    let seen: number | undefined
+    const result = executeSync({
+      schema: reportSchema,
+      document: parse(query),
+      variableValues,
+      rootValue: {
+        policyEvaluationsByTag: (_args: unknown, _context: unknown, info: GraphQLResolveInfo) => {
+          seen = selectedLimit(info, ['results', 'reasons'])
+          return { pageInfo: { nextToken: null, count: 0 }, results: [], projectionLagSeconds: 0 }
+        },
+      },
+    })
+    assert.equal(result.errors, undefined, JSON.stringify(result.errors))
+    return seen
+  }
+
+  it('takes the largest limit of every alias, fragment and variable, the default for none, 0 when not selected', () => {
+    assert.equal(selected('{ policyEvaluationsByTag { results { tag } } }'), 0)
+    assert.equal(selected('{ policyEvaluationsByTag { results { reasons { gate } } } }'), 100)
+    assert.equal(
+      selected(
+        '{ policyEvaluationsByTag { results { a: reasons(limit: 5) { gate } b: reasons(limit: 7) { gate } } } }',
+      ),
+      7,
+    )
+    assert.equal(
+      selected(
+        `query ($n: Int) { policyEvaluationsByTag { ...page } }
+         fragment page on PolicyEvaluationsByTagPage { results { ... on TagPolicyEvaluation { reasons(limit: $n) { gate } } } }`,
+        { n: 250 },
+      ),
+      250,
+    )
+    // Beyond the most a list gives, its field resolver refuses it: no more is read.
+    assert.equal(
+      selected('{ policyEvaluationsByTag { results { reasons(limit: 5000) { gate } } } }'),
+      MAX_LIMIT,
+    )
+  })
+
+  it('enters each fragment once, however often it is spread', { timeout: 10_000 }, () => {
+    // 40 short lines that expand to 2^40 selections of the last fragment.
+    const chain = [
+      '{ policyEvaluationsByTag { results { ...F0 } } }',
+      ...Array.from(
+        { length: 40 },
+        (_, i) => `fragment F${i} on TagPolicyEvaluation { ...F${i + 1} ...F${i + 1} }`,
+      ),
+      'fragment F40 on TagPolicyEvaluation { reasons(limit: 3) { gate } }',
+    ].join('\n')
+    assert.equal(selected(chain), 3)
   })
 })

@@ -1,5 +1,14 @@
 import { createHash } from 'node:crypto'
-import type { GraphQLField } from 'graphql'
+import {
+  type FieldNode,
+  type GraphQLField,
+  type GraphQLResolveInfo,
+  getArgumentValues,
+  getNamedType,
+  isObjectType,
+  Kind,
+  type SelectionSetNode,
+} from 'graphql'
 import { ValidationError } from '../errors/index.ts'
 
 export const DEFAULT_LIMIT = 100
@@ -25,6 +34,67 @@ const isKind = (value: unknown, kind: KeyKind): boolean =>
 export const limitDefault = (field: GraphQLField<unknown, unknown> | undefined): number => {
   const value = field?.args.find((a) => a.name === 'limit')?.defaultValue
   return typeof value === 'number' ? value : DEFAULT_LIMIT
+}
+
+/**
+ * The fields named `name` that `sets` select, through inline fragments and fragments (each
+ * fragment entered once: a chain of fragments each spreading the next twice is a short
+ * document that would expand to exponentially many fields, and the same fields twice add
+ * nothing to a largest limit).
+ */
+const fieldsNamed = (
+  sets: readonly SelectionSetNode[],
+  name: string,
+  info: GraphQLResolveInfo,
+): FieldNode[] => {
+  const found: FieldNode[] = []
+  const entered = new Set<string>()
+  const visit = (set: SelectionSetNode) => {
+    for (const selection of set.selections) {
+      if (selection.kind === Kind.FIELD) {
+        if (selection.name.value === name) found.push(selection)
+      } else if (selection.kind === Kind.INLINE_FRAGMENT) visit(selection.selectionSet)
+      else if (!entered.has(selection.name.value)) {
+        entered.add(selection.name.value)
+        const fragment = info.fragments[selection.name.value]
+        if (fragment !== undefined) visit(fragment.selectionSet)
+      }
+    }
+  }
+  for (const set of sets) visit(set)
+  return found
+}
+
+/**
+ * The largest `limit` the query gives the nested list at `path` below the field being resolved
+ * (every alias of it, its default for one without or with null), at most `MAX_LIMIT`; 0 when it
+ * is not selected. A root reads that many of each row's list, no more: the query cost limit
+ * counted what each `limit` lets through, and a list's own field resolver cuts it to its own.
+ *
+ * @example
+ * selectedLimit(info, ['results', 'reasons']) // { results { a: reasons(limit: 5) b: reasons } } → 100
+ */
+export const selectedLimit = (info: GraphQLResolveInfo, path: readonly string[]): number => {
+  let nodes: readonly FieldNode[] = info.fieldNodes
+  let type = getNamedType(info.returnType)
+  let field: GraphQLField<unknown, unknown> | undefined
+  for (const name of path) {
+    field = isObjectType(type) ? type.getFields()[name] : undefined
+    if (field === undefined) return 0
+    nodes = fieldsNamed(
+      nodes.flatMap((node) => (node.selectionSet === undefined ? [] : [node.selectionSet])),
+      name,
+      info,
+    )
+    type = getNamedType(field.type)
+  }
+  if (field === undefined) return 0
+  let largest = 0
+  for (const node of nodes) {
+    const value = getArgumentValues(field, node, info.variableValues).limit ?? limitDefault(field)
+    if (typeof value === 'number') largest = Math.max(largest, Math.min(value, MAX_LIMIT))
+  }
+  return largest
 }
 
 /** A limit between 1 and `MAX_LIMIT`, or a validation error naming it. */

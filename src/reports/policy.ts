@@ -1,3 +1,4 @@
+import type { GraphQLResolveInfo } from 'graphql'
 import {
   lagOf,
   optionalInstant,
@@ -6,10 +7,10 @@ import {
   type TimeWindow,
   windowOf,
 } from './context.ts'
-import { checkLimit, createPaging } from './paging.ts'
+import { checkLimit, createPaging, selectedLimit } from './paging.ts'
 import { resolveScope, type ScopeFilter } from './scope.ts'
 import { createQuery, given, instant, rfc3339, scopeCondition, tagSet } from './sql.ts'
-import type { PagedArgs } from './vulnerabilities.ts'
+import { nested, type PagedArgs } from './vulnerabilities.ts'
 
 export interface PolicyEvaluationFilter extends ScopeFilter {
   readonly registry?: string | null
@@ -36,21 +37,28 @@ interface EvaluationRow {
   final_action: string
   bundle_id: string
   bundle_digest: string
-  reasons: { gate: string; trigger: string; action: string; message: string }[]
+  /** The first `reasons_limit` of the evaluation's reasons. */
+  first_reasons: { gate: string; trigger: string; action: string; message: string }[]
+  reason_count: number
 }
 
+// An evaluation may list any number of reasons (tens of thousands): each row brings the first
+// ones its query selects, however many it lists.
 const COLUMNS = `account, registry, repository, tag, digest, evaluation_id, toString(evaluated_at) AS evaluated_text,
-  toUnixTimestamp64Milli(evaluated_at) AS evaluated_ms, event_id, status, final_action, bundle_id, bundle_digest, reasons`
+  toUnixTimestamp64Milli(evaluated_at) AS evaluated_ms, event_id, status, final_action, bundle_id, bundle_digest,
+  arraySlice(reasons, 1, {reasons_limit:UInt32}) AS first_reasons, length(reasons) AS reason_count`
 
 /**
  * Anchore's `policyEvaluationsByTag`. Current (the default): the latest evaluation of every
  * tag active now, or as of `asOf` (latest by `evaluated_at`, of two at one instant the later in
  * the log, whichever arrived first). History (`currentOnly: false`): every evaluation, newest
  * first within each tag. Filters: registry, repository, tag, result, bundle, evaluation window.
+ * Each evaluation's `reasons` are its first `limit`, read only as far as the query selects them.
  */
 export const policyEvaluationsByTag = async (
   args: PagedArgs<PolicyEvaluationFilter>,
   context: ReportContext,
+  info: GraphQLResolveInfo,
 ) => {
   const filter = args.filter ?? {}
   refuseEmpty(filter)
@@ -127,7 +135,11 @@ export const policyEvaluationsByTag = async (
   }
 
   const [rows, lag] = await Promise.all([
-    context.warehouse.query<EvaluationRow>(sql, { ...q.params, limit_plus_one: limit + 1 }),
+    context.warehouse.query<EvaluationRow>(sql, {
+      ...q.params,
+      limit_plus_one: limit + 1,
+      reasons_limit: selectedLimit(info, ['results', 'reasons']),
+    }),
     lagOf(context),
   ])
   const { pageInfo, results } = paging.page(rows, limit, (r) =>
@@ -149,7 +161,8 @@ export const policyEvaluationsByTag = async (
       finalAction: r.final_action,
       bundleId: r.bundle_id,
       bundleDigest: r.bundle_digest,
-      reasons: r.reasons,
+      reasons: nested(r.first_reasons),
+      reasonCount: r.reason_count,
     })),
     projectionLagSeconds: lag,
   }

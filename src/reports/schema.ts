@@ -1,4 +1,5 @@
 import { buildSchema, type GraphQLSchema } from 'graphql'
+import { AGGREGATE_COST } from './limits.ts'
 
 /**
  * The report API's schema. Anchore's roots, arguments and paging are kept (`limit`,
@@ -12,6 +13,13 @@ import { buildSchema, type GraphQLSchema } from 'graphql'
  * another (`account`) or, on every root but `events`, ask for all (`allAccounts: true`).
  */
 export const reportSchema: GraphQLSchema = buildSchema(/* GraphQL */ `
+  """
+  The field reads everything in the caller's scope, however little it answers: the query cost
+  limit counts it as \`cost\` objects, once each time the query selects it, not once per item
+  of its parent.
+  """
+  directive @aggregate(cost: Int!) on FIELD_DEFINITION
+
   enum Severity {
     critical
     high
@@ -224,7 +232,9 @@ export const reportSchema: GraphQLSchema = buildSchema(/* GraphQL */ `
     finalAction: String!
     bundleId: String!
     bundleDigest: String!
-    reasons: [PolicyReason!]!
+    "The first limit (1 to 1,000) in the order the evaluation lists them; reasonCount says how many there are."
+    reasons(limit: Int = 100): [PolicyReason!]!
+    reasonCount: Int!
   }
 
   type PolicyEvaluationsByTagPage {
@@ -245,8 +255,11 @@ export const reportSchema: GraphQLSchema = buildSchema(/* GraphQL */ `
     name: String!
     description: String!
     metricType: String!
-    "The value now, for the filter's account (summed over accounts for allAccounts)."
-    value: Float!
+    """
+    The value now, for the filter's account (summed over accounts for allAccounts). Computed
+    over the whole scope once for the page: it counts ${AGGREGATE_COST.toLocaleString('en-US')} towards the query cost limit.
+    """
+    value: Float! @aggregate(cost: ${AGGREGATE_COST})
   }
 
   type MetricPage {
@@ -417,13 +430,13 @@ export const reportSchema: GraphQLSchema = buildSchema(/* GraphQL */ `
     "New, fixed and changed findings of each tag between two instants."
     vulnerabilityDiff(filter: DiffFilter, from: String!, to: String!, limit: Int = 100, nextToken: String): VulnerabilityDiffPage!
 
-    "Finding age, MTTR and SLA breaches by severity."
-    findingAging(filter: VulnerabilityFilter, asOf: String, sla: SlaInput, resolved: TimeWindow): FindingAgingReport!
+    "Finding age, MTTR and SLA breaches by severity. Reads every finding in scope: it counts ${AGGREGATE_COST.toLocaleString('en-US')} towards the query cost limit."
+    findingAging(filter: VulnerabilityFilter, asOf: String, sla: SlaInput, resolved: TimeWindow): FindingAgingReport! @aggregate(cost: ${AGGREGATE_COST})
 
     "Open findings past their SLA, oldest first."
     slaBreaches(filter: VulnerabilityFilter, asOf: String, sla: SlaInput, limit: Int = 100, nextToken: String): SlaBreachPage!
 
-    "Findings by severity with fix-available and KEV counts."
-    vulnerabilityBreakdown(filter: VulnerabilityFilter, asOf: String): VulnerabilityBreakdownReport!
+    "Findings by severity with fix-available and KEV counts. Reads every finding in scope: it counts ${AGGREGATE_COST.toLocaleString('en-US')} towards the query cost limit."
+    vulnerabilityBreakdown(filter: VulnerabilityFilter, asOf: String): VulnerabilityBreakdownReport! @aggregate(cost: ${AGGREGATE_COST})
   }
 `)

@@ -171,6 +171,8 @@ describe('report GraphQL API against a brute-force oracle', () => {
   let events: EngineEvent[] = []
   let offset = 0
   let queries = 0
+  /** The rows the warehouse handed back while answering the last request, each query's. */
+  let served: (readonly unknown[])[] = []
   const last = () => timeOf(events.at(-1) as EngineEvent)
 
   /** Projects events as the log would deliver them, continuing the partition's offsets. */
@@ -196,6 +198,7 @@ describe('report GraphQL API against a brute-force oracle', () => {
   }
 
   const graphql = async (token: string, query: string, variables: Record<string, unknown> = {}) => {
+    served = []
     const response = await app.request('/v1/reports/graphql', {
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
@@ -276,9 +279,11 @@ describe('report GraphQL API against a brute-force oracle', () => {
     await warehouse.command('SYSTEM STOP MERGES')
     const counting: Warehouse = {
       ...warehouse,
-      query: (sql, params) => {
+      query: async <Row>(sql: string, params?: Readonly<Record<string, unknown>>) => {
         queries++
-        return warehouse.query(sql, params)
+        const rows = await warehouse.query<Row>(sql, params)
+        served.push(rows)
+        return rows
       },
     }
     log = createSqliteEventLog({ path: join(dir, 'log.sqlite') })
@@ -1022,6 +1027,30 @@ describe('report GraphQL API against a brute-force oracle', () => {
         `{ ${['a', 'b', 'c', 'd', 'e'].map((a) => `${a}: imagesByVulnerability(limit: 1000) { results { images { packages { name } } } }`).join(' ')} }`,
         'query_too_costly',
       ],
+      // Each of these reads every finding in scope, however little it answers.
+      ...(
+        [
+          'findingAging { results { severity openCount } }',
+          'vulnerabilityBreakdown { results { severity findings } }',
+        ] as const
+      ).map(
+        (root) =>
+          [
+            `30 copies of ${root.split(' ')[0]}`,
+            `{ ${Array.from({ length: 30 }, (_, i) => `a${i}: ${root}`).join(' ')} }`,
+            'query_too_costly',
+          ] as [string, string, string],
+      ),
+      [
+        "30 accounts' metric values",
+        `{ ${Array.from({ length: 30 }, (_, i) => `a${i}: metrics(filter: { account: "account-${i}" }) { results { value } }`).join(' ')} }`,
+        'query_too_costly',
+      ],
+      [
+        'a page of 1,000 evaluations with 1,000 reasons each',
+        '{ policyEvaluationsByTag(limit: 1000) { results { reasons(limit: 1000) { gate } } } }',
+        'query_too_costly',
+      ],
     ]
     for (const [name, query, code] of cases) {
       const before = queries
@@ -1043,9 +1072,16 @@ describe('report GraphQL API against a brute-force oracle', () => {
       { n: 900_000 },
     )
     assert.equal(body.errors?.[0]?.extensions?.code, 'query_too_costly')
-    // An ordinary query passes.
+    // An ordinary query passes, and so does a dashboard of the whole-account reports.
     const ok = await graphql('admin', aliases(3))
     assert.equal(ok.status, 200, JSON.stringify(ok.body.errors))
+    const dashboard = await graphql(
+      'acme-reader',
+      `{ findingAging { results { severity openCount } } vulnerabilityBreakdown { results { severity findings } }
+         metrics { results { id value } } slaBreaches { results { digest } } }`,
+    )
+    assert.equal(dashboard.status, 200, JSON.stringify(dashboard.body.errors))
+    assert.equal(dashboard.body.errors, undefined, JSON.stringify(dashboard.body.errors))
     // A nested list gives the first `limit`, its count says how many there are.
     const nested = await graphql(
       'admin',
@@ -1063,6 +1099,112 @@ describe('report GraphQL API against a brute-force oracle', () => {
       '{ tagsByVulnerability(filter: { allAccounts: true }, limit: 1) { results { tags(limit: 0) { tag } } } }',
     )
     assert.match(JSON.stringify(zero.body.errors), /limit must be between 1 and 1000/)
+  })
+
+  it('lists the first reasons of each evaluation, reasonCount all of them, reading no more than it answers', async () => {
+    const t = last() + 1_000
+    const many = 1_500
+    const message = (i: number) => `reason ${String(i).padStart(4, '0')}`
+    const reasons = Array.from({ length: many }, (_, i) => ({
+      gate: 'vulnerabilities',
+      trigger: 'package',
+      action: 'stop',
+      message: message(i),
+    }))
+    // 40 active tags, each evaluated with 1,500 reasons listed out of their messages' order.
+    const listed = [...reasons.slice(700), ...reasons.slice(0, 700)]
+    const ref = (i: number) => ({
+      registry: 'docker.io',
+      repository: 'acme/api',
+      tag: `tag-${String(i).padStart(2, '0')}`,
+      digest: `sha256:${'f'.repeat(64)}`,
+    })
+    const event = (id: string, type: string, data: Record<string, unknown>): EngineEvent =>
+      ({
+        specversion: '1.0',
+        id,
+        source: '/engine',
+        type,
+        account: 'many-reasons',
+        time: new Date(t).toISOString(),
+        data,
+      }) as EngineEvent
+    await project(
+      Array.from({ length: 40 }, (_, i) => [
+        event(`many-reasons-tag-${i}`, 'herald.report.tag.digest_changed', ref(i)),
+        event(`many-reasons-${i}`, 'herald.report.policy.evaluated', {
+          ...ref(i),
+          bundle_id: 'default',
+          bundle_digest: 'sha256:bundle',
+          status: 'fail',
+          reasons: listed,
+          evaluated_at: new Date(t).toISOString(),
+        }),
+      ]).flat(),
+      10,
+    )
+    const evaluations = async (selection: string) => {
+      const { body } = await graphql(
+        'admin',
+        `{ policyEvaluationsByTag(limit: 40, filter: { account: "many-reasons", currentOnly: false }) {
+            results { ${selection} } } }`,
+      )
+      assert.equal(body.errors, undefined, JSON.stringify(body.errors))
+      const results = (body.data?.policyEvaluationsByTag?.results ?? []) as Record<string, unknown>[]
+      assert.equal(results.length, 40)
+      return results
+    }
+    const messages = (list: unknown) => (list as { message: string }[]).map((r) => r.message)
+    /** The most reasons the warehouse handed back for one evaluation: its rows' longest list. */
+    const mostRead = () =>
+      Math.max(
+        0,
+        ...served.flat().flatMap((row) =>
+          Object.values(row as object)
+            .filter(Array.isArray)
+            .map((list) => list.length),
+        ),
+      )
+    // By default the first 100 of each, in the order the evaluation listed them.
+    for (const r of await evaluations('reasons { gate trigger action message }'))
+      assert.deepEqual(r.reasons, listed.slice(0, 100))
+    assert.equal(mostRead(), 100)
+    // Each selection its own limit (up to 1,000), reasonCount all of them.
+    for (const r of await evaluations(
+      'reasonCount first: reasons(limit: 1) { message } reasons(limit: 1000) { message }',
+    )) {
+      assert.equal(r.reasonCount, many)
+      assert.deepEqual(messages(r.first), [message(700)])
+      assert.deepEqual(messages(r.reasons), messages(listed.slice(0, 1_000)))
+    }
+    assert.equal(mostRead(), 1_000)
+    // None selected, none read.
+    await evaluations('tag reasonCount')
+    assert.equal(mostRead(), 0)
+    // Each tag's current evaluation, now and as of an instant, selected through fragments.
+    for (const asOf of [null, new Date(t + 1_000).toISOString()]) {
+      const { body } = await graphql(
+        'admin',
+        `query ($asOf: String) {
+          policyEvaluationsByTag(limit: 40, asOf: $asOf, filter: { account: "many-reasons" }) { ...page } }
+        fragment page on PolicyEvaluationsByTagPage { results { ...reasons ...reasons reasonCount } }
+        fragment reasons on TagPolicyEvaluation { ... on TagPolicyEvaluation { reasons(limit: 3) { message } } }`,
+        { asOf },
+      )
+      assert.equal(body.errors, undefined, JSON.stringify(body.errors))
+      const results = (body.data?.policyEvaluationsByTag?.results ?? []) as Record<string, unknown>[]
+      assert.equal(results.length, 40, `as of ${asOf}`)
+      for (const r of results) {
+        assert.deepEqual(messages(r.reasons), [700, 701, 702].map(message), `as of ${asOf}`)
+        assert.equal(r.reasonCount, many)
+      }
+      assert.equal(mostRead(), 3, `as of ${asOf}`)
+    }
+    const { body } = await graphql(
+      'admin',
+      '{ policyEvaluationsByTag(filter: { account: "many-reasons", currentOnly: false }) { results { reasons(limit: 1001) { gate } } } }',
+    )
+    assert.match(JSON.stringify(body.errors), /limit must be between 1 and 1000/)
   })
 
   it('pages stably while new data arrives: no row twice, none that existed throughout missed', async () => {
