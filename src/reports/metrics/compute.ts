@@ -111,7 +111,15 @@ export const computeMetricValues = async (
     tq.params,
   )
 
-  for (const r of await vulnerabilities) {
+  // Awaited together: awaited one by one, a failure of the first left the others' rejections
+  // unhandled, and Node ends the process on an unhandled rejection.
+  const [vulnerabilityRows, policyRows, imageRows, tagRows] = await Promise.all([
+    vulnerabilities,
+    policies,
+    images,
+    tags,
+  ])
+  for (const r of vulnerabilityRows) {
     const m = account(r.account)
     m.set(`vulnerabilities.tags.current.${r.severity_name}`, r.current_n)
     m.set(`vulnerabilities.tags.all.${r.severity_name}`, r.all_n)
@@ -122,19 +130,19 @@ export const computeMetricValues = async (
       m.set(kev, (m.get(kev) ?? 0) + (scopeName === 'current' ? r.current_kev : r.all_kev))
     }
   }
-  for (const r of await policies) {
+  for (const r of policyRows) {
     const m = account(r.account)
     m.set('policy_evaluations.current.pass', r.current_pass)
     m.set('policy_evaluations.current.fail', r.current_fail)
     m.set('policy_evaluations.all.pass', r.all_pass)
     m.set('policy_evaluations.all.fail', r.all_fail)
   }
-  for (const r of await images) {
+  for (const r of imageRows) {
     const m = account(r.account)
     m.set('images.current', r.current_n)
     m.set('images.all', r.all_n)
   }
-  for (const r of await tags) {
+  for (const r of tagRows) {
     const m = account(r.account)
     m.set('tags.current', r.current_n)
     m.set('tags.all', r.all_n)
