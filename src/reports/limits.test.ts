@@ -39,15 +39,18 @@ describe('queryLimitRules', () => {
 
   it('multiplies cost by limits (literal, variable or default) and nested lists, not by a page’s results', () => {
     // 100 pages' worth by default: 100 (page) + 100 (results) + 100 (vulnerability) + 100×100
-    // (tags: their own limit's default).
+    // (tags: their own limit's default), besides the root's fixed cost (it ranks every finding).
     const query = '{ tagsByVulnerability { results { vulnerability { vulnerabilityId } tags { tag } } } }'
-    assert.deepEqual(check(query, { maxCost: 10_300 }), [])
-    assert.equal(check(query, { maxCost: 10_299 })[0]?.[0], 'query_too_costly')
+    assert.deepEqual(check(query, { maxCost: AGGREGATE_COST + 10_300 }), [])
+    assert.equal(check(query, { maxCost: AGGREGATE_COST + 10_299 })[0]?.[0], 'query_too_costly')
     const withVariable =
       'query ($n: Int, $t: Int) { tagsByVulnerability(limit: $n) { results { tags(limit: $t) { tag } } } }'
     // n × (1 + 1 + t)
-    assert.deepEqual(check(withVariable, { maxCost: 12_000 }, { n: 1_000, t: 10 }), [])
-    assert.equal(check(withVariable, { maxCost: 12_000 }, { n: 1_001, t: 10 })[0]?.[0], 'query_too_costly')
+    assert.deepEqual(check(withVariable, { maxCost: AGGREGATE_COST + 12_000 }, { n: 1_000, t: 10 }), [])
+    assert.equal(
+      check(withVariable, { maxCost: AGGREGATE_COST + 12_000 }, { n: 1_001, t: 10 })[0]?.[0],
+      'query_too_costly',
+    )
     // A nested list counts what its limit lets through: 1,000 tags each of 1,000 vulnerabilities.
     assert.equal(
       check('{ tagsByVulnerability(limit: 1000) { results { tags(limit: 1000) { tag } } } }')[0]?.[0],
@@ -56,8 +59,11 @@ describe('queryLimitRules', () => {
     // A nested list's own limit counts, an image's packages included.
     const packages =
       '{ imagesByVulnerability(limit: 10) { results { images(limit: 10) { packages(limit: 5) { name } } } } }'
-    assert.deepEqual(check(packages, { maxCost: 10 + 10 + 100 + 500 }), [])
-    assert.equal(check(packages, { maxCost: 10 + 10 + 100 + 499 })[0]?.[0], 'query_too_costly')
+    assert.deepEqual(check(packages, { maxCost: AGGREGATE_COST + 10 + 10 + 100 + 500 }), [])
+    assert.equal(
+      check(packages, { maxCost: AGGREGATE_COST + 10 + 10 + 100 + 499 })[0]?.[0],
+      'query_too_costly',
+    )
     assert.equal(
       check('{ metricData(filter: { metricId: "x" }, limit: 100000000) { results { value } } }')[0]?.[0],
       'query_too_costly',
@@ -95,16 +101,16 @@ describe('queryLimitRules', () => {
     // An unsent variable without a default leaves the argument's own default (100 and 100).
     const unsent =
       'query ($l: Int) { tagsByVulnerability(limit: $l) { results { tags(limit: $l) { tag } } } }'
-    assert.deepEqual(check(unsent, { maxCost: 10_200 }), [])
-    assert.equal(check(unsent, { maxCost: 10_199 })[0]?.[0], 'query_too_costly')
+    assert.deepEqual(check(unsent, { maxCost: AGGREGATE_COST + 10_200 }), [])
+    assert.equal(check(unsent, { maxCost: AGGREGATE_COST + 10_199 })[0]?.[0], 'query_too_costly')
     // null is what the resolvers make of it, the argument's default: an image's packages are 10.
     const nulls =
       '{ imagesByVulnerability(limit: 10) { results { images(limit: 10) { packages(limit: null) { name } } } } }'
-    assert.deepEqual(check(nulls, { maxCost: 10 + 10 + 100 + 1_000 }), [])
-    assert.equal(check(nulls, { maxCost: 10 + 10 + 100 + 999 })[0]?.[0], 'query_too_costly')
+    assert.deepEqual(check(nulls, { maxCost: AGGREGATE_COST + 10 + 10 + 100 + 1_000 }), [])
+    assert.equal(check(nulls, { maxCost: AGGREGATE_COST + 10 + 10 + 100 + 999 })[0]?.[0], 'query_too_costly')
     const nullImages = '{ imagesByVulnerability(limit: 10) { results { images(limit: null) { digest } } } }'
-    assert.deepEqual(check(nullImages, { maxCost: 10 + 10 + 1_000 }), [])
-    assert.equal(check(nullImages, { maxCost: 10 + 10 + 999 })[0]?.[0], 'query_too_costly')
+    assert.deepEqual(check(nullImages, { maxCost: AGGREGATE_COST + 10 + 10 + 1_000 }), [])
+    assert.equal(check(nullImages, { maxCost: AGGREGATE_COST + 10 + 10 + 999 })[0]?.[0], 'query_too_costly')
   })
 
   it('leaves no list unbounded: each takes a limit, or is the results of a root that takes one or costs a fixed amount', () => {

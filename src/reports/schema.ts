@@ -409,14 +409,14 @@ export const reportSchema: GraphQLSchema = buildSchema(/* GraphQL */ `
     "Engine events, newest first: each (source, id) once, at the time of its first copy (the one received first)."
     events(filter: EventFilter, limit: Int = 100, nextToken: String): EventPage!
 
-    "For each vulnerability, the tags whose image has it."
-    tagsByVulnerability(filter: VulnerabilityFilter, limit: Int = 100, nextToken: String, asOf: String): TagsByVulnerabilityPage!
+    "For each vulnerability, the tags whose image has it. Reads every finding in scope, whatever the page: it counts ${AGGREGATE_COST.toLocaleString('en-US')} towards the query cost limit, besides its page."
+    tagsByVulnerability(filter: VulnerabilityFilter, limit: Int = 100, nextToken: String, asOf: String): TagsByVulnerabilityPage! @aggregate(cost: ${AGGREGATE_COST})
 
-    "For each vulnerability, the active images that have it and the packages it is in."
-    imagesByVulnerability(filter: VulnerabilityFilter, limit: Int = 100, nextToken: String, asOf: String): ImagesByVulnerabilityPage!
+    "For each vulnerability, the active images that have it and the packages it is in. Reads every finding in scope, whatever the page: it counts ${AGGREGATE_COST.toLocaleString('en-US')} towards the query cost limit, besides its page."
+    imagesByVulnerability(filter: VulnerabilityFilter, limit: Int = 100, nextToken: String, asOf: String): ImagesByVulnerabilityPage! @aggregate(cost: ${AGGREGATE_COST})
 
-    "For each vulnerability, the packages it is in and how many images carry each."
-    artifactsByVulnerability(filter: VulnerabilityFilter, limit: Int = 100, nextToken: String, asOf: String): ArtifactsByVulnerabilityPage!
+    "For each vulnerability, the packages it is in and how many images carry each. Reads every finding in scope, whatever the page: it counts ${AGGREGATE_COST.toLocaleString('en-US')} towards the query cost limit, besides its page."
+    artifactsByVulnerability(filter: VulnerabilityFilter, limit: Int = 100, nextToken: String, asOf: String): ArtifactsByVulnerabilityPage! @aggregate(cost: ${AGGREGATE_COST})
 
     "Latest policy evaluation of each active tag, or every evaluation with currentOnly: false."
     policyEvaluationsByTag(filter: PolicyEvaluationFilter, limit: Int = 100, nextToken: String, asOf: String): PolicyEvaluationsByTagPage!
@@ -427,14 +427,14 @@ export const reportSchema: GraphQLSchema = buildSchema(/* GraphQL */ `
     "Recorded points of one metric, newest first."
     metricData(filter: MetricDataFilter!, limit: Int = 100, nextToken: String): MetricDataPage!
 
-    "New, fixed and changed findings of each tag between two instants."
-    vulnerabilityDiff(filter: DiffFilter, from: String!, to: String!, limit: Int = 100, nextToken: String): VulnerabilityDiffPage!
+    "New, fixed and changed findings of each tag between two instants. Reads every finding in scope, whatever the page: it counts ${AGGREGATE_COST.toLocaleString('en-US')} towards the query cost limit, besides its page."
+    vulnerabilityDiff(filter: DiffFilter, from: String!, to: String!, limit: Int = 100, nextToken: String): VulnerabilityDiffPage! @aggregate(cost: ${AGGREGATE_COST})
 
     "Finding age, MTTR and SLA breaches by severity. Reads every finding in scope: it counts ${AGGREGATE_COST.toLocaleString('en-US')} towards the query cost limit."
     findingAging(filter: VulnerabilityFilter, asOf: String, sla: SlaInput, resolved: TimeWindow): FindingAgingReport! @aggregate(cost: ${AGGREGATE_COST})
 
-    "Open findings past their SLA, oldest first."
-    slaBreaches(filter: VulnerabilityFilter, asOf: String, sla: SlaInput, limit: Int = 100, nextToken: String): SlaBreachPage!
+    "Open findings past their SLA, oldest first. Reads every finding in scope, whatever the page: it counts ${AGGREGATE_COST.toLocaleString('en-US')} towards the query cost limit, besides its page."
+    slaBreaches(filter: VulnerabilityFilter, asOf: String, sla: SlaInput, limit: Int = 100, nextToken: String): SlaBreachPage! @aggregate(cost: ${AGGREGATE_COST})
 
     "Findings by severity with fix-available and KEV counts. Reads every finding in scope: it counts ${AGGREGATE_COST.toLocaleString('en-US')} towards the query cost limit."
     vulnerabilityBreakdown(filter: VulnerabilityFilter, asOf: String): VulnerabilityBreakdownReport! @aggregate(cost: ${AGGREGATE_COST})

@@ -1012,6 +1012,8 @@ describe('report GraphQL API against a brute-force oracle', () => {
       ['depth 50', deep, 'query_too_deep'],
       ['40 aliases', aliases(40), 'too_many_aliases'],
       ['1,000 aliases', aliases(1_000), ''],
+      // A page of one still reads every finding in scope to rank the vulnerabilities.
+      ['30 one-row pages of tagsByVulnerability', aliases(30), 'query_too_costly'],
       [
         'a huge limit',
         '{ tagsByVulnerability(limit: 1000000) { results { vulnerability { vulnerabilityId } tags { tag } } } }',
