@@ -8,7 +8,12 @@ import {
   catalogData,
 } from '../../streams/delivery/channels/test-fixtures.ts'
 import { createTeamsChannel, type TeamsConfiguration } from '../../streams/delivery/index.ts'
-import { cardTexts, startTeamsStandIn, type TeamsStandIn } from '../support/teams-stand-in.ts'
+import {
+  cardTexts,
+  connectorRefusal,
+  startTeamsStandIn,
+  type TeamsStandIn,
+} from '../support/teams-stand-in.ts'
 
 describe('Teams channel against a Teams stand-in', () => {
   let teams: TeamsStandIn
@@ -105,17 +110,45 @@ describe('Teams channel against a Teams stand-in', () => {
     assert.doesNotMatch(JSON.stringify(teams.cards.at(-1)), /Action\.OpenUrl|herald\.example\.com/)
   })
 
-  it("reads the connector's throttling, reported as a 200, as retriable", async () => {
-    teams.failNext({
-      status: 200,
-      body: 'Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error 429 with ContextId tcid=0',
+  it("reads Teams' status out of the connector's 200: its throttling and trouble retriable, a refusal permanent", async () => {
+    const cases = [
+      [429, 'retriable', 'rate_limited'],
+      [503, 'retriable', 'http_status'],
+      [413, 'permanent', 'http_status'],
+      [400, 'permanent', 'http_status'],
+      [410, 'gone', 'gone'],
+    ] as const
+    for (const [status, kind, code] of cases) {
+      teams.failNext(connectorRefusal(status))
+      const result = await channel.send(
+        aDelivery(aPostureEvent()),
+        configuration(teams.connectorUrl),
+        context,
+      )
+      assert.deepEqual(result.ok ? result : [result.kind, result.code, result.status], [kind, code, status])
+      assert.match(
+        result.ok ? '' : result.error,
+        new RegExp(`^HTTP ${status}: Webhook message delivery failed`),
+      )
+    }
+  })
+
+  it('a message over Teams’ 28 KB limit, refused by the connector in a 200, is not retried', async () => {
+    // Facts are not shortened: an event whose resource alone is over the limit.
+    const event = anEvent({
+      data: {
+        ...catalogData('user.checks.tag.vulnerabilities.update'),
+        full_tag: `docker.io/acme/api:${'x'.repeat(30_000)}`,
+      },
     })
+    const result = await channel.send(aDelivery(event), configuration(teams.connectorUrl), context)
+    assert.deepEqual(result.ok ? result : [result.kind, result.status], ['permanent', 413])
+  })
+
+  it('a connector failure naming no status stays retriable', async () => {
+    teams.failNext({ status: 200, body: 'Webhook message delivery failed with error: something else' })
     const result = await channel.send(aDelivery(aPostureEvent()), configuration(teams.connectorUrl), context)
-    assert.deepEqual(result.ok ? result : [result.kind, result.code, result.status], [
-      'retriable',
-      'rate_limited',
-      200,
-    ])
+    assert.deepEqual(result.ok ? result : [result.kind, result.status], ['retriable', 200])
   })
 
   it('a workflow URL without its signature is refused: permanent', async () => {

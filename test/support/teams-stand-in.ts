@@ -3,6 +3,7 @@ import {
   isObject,
   mediaType,
   parseJson,
+  type StandInReply,
   type StandInRequest,
   startHttpStandIn,
 } from './http-stand-in.ts'
@@ -14,7 +15,27 @@ import {
  * content: <AdaptiveCard>}]}`. The legacy Office 365 connector (`/webhookb2/…`) answers
  * `200 1`; a Workflows trigger (`/workflows/…/triggers/manual/paths/invoke?…&sig=…`) answers
  * `202` with no body and refuses a request without its `sig`.
+ *
+ * The legacy connector relays a card to Teams and reports Teams' refusal inside its own `200`,
+ * as text naming Teams' status: `Webhook message delivery failed with error: Microsoft Teams
+ * endpoint returned HTTP error 413 with ContextId …`. It refuses that way a message over Teams'
+ * 28 KB limit (413), and Teams throttling it (429).
  */
+
+/** Teams' limit on one message, in bytes of its JSON. */
+const MAX_MESSAGE_BYTES = 28 * 1024
+
+/**
+ * The legacy connector's answer when Teams refused the card with `status`: a 200, whose text is
+ * the only sign of it.
+ *
+ * @example
+ * teams.failNext(connectorRefusal(429))
+ */
+export const connectorRefusal = (status: number): StandInReply => ({
+  status: 200,
+  body: `Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error ${status} with ContextId tcid=0,server=msgapi-production-eus-azsc2-4-170,cv=deMpXYH2B0ChJ3uU4IjJQA.0.`,
+})
 
 const ELEMENTS = new Set([
   'TextBlock',
@@ -201,6 +222,7 @@ export const startTeamsStandIn = async (): Promise<TeamsStandIn> => {
         ? { status: 400, body: { error: { code: 'InvalidRequestContent', message: found.join('; ') } } }
         : { status: 400, body: 'Bad payload received by generic incoming webhook.' }
     }
+    if (!workflow && Buffer.byteLength(request.body) > MAX_MESSAGE_BYTES) return connectorRefusal(413)
     cards.push(JSON.parse(request.body) as Record<string, unknown>)
     return workflow ? { status: 202 } : { status: 200, body: '1' }
   }

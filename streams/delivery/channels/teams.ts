@@ -1,6 +1,6 @@
 import type { DeliveryChannel } from './channel.ts'
 import { renderChatMessage } from './chat-message.ts'
-import { failureFromError, failureFromStatus } from './classify.ts'
+import { type Failure, failureFromError, failureFromStatus } from './classify.ts'
 import { type ChannelOptions, oneLine, resultBuilder, truncate } from './common.ts'
 import { secretValues, type TeamsConfiguration } from './configuration.ts'
 import { channelFetch } from './guarded-fetch.ts'
@@ -118,6 +118,23 @@ export const teamsMessage = (scope: MessageScope, title: string, text: string) =
   }
 }
 
+/** How the legacy Office 365 connector's `200` begins when Teams did not take the message. */
+const CONNECTOR_FAILED = 'Webhook message delivery failed'
+
+/**
+ * A failure the legacy connector reported in a `200`: it relays the card to Teams and answers
+ * `Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error 413
+ * with ContextId …`, that text being its only signal. Teams' own status decides, as if Teams had
+ * answered it: throttled (429) or in trouble (5xx) is retried, a message refused (413 for one
+ * over 28 KB, another 4xx) is not, since the same message is refused again. Text naming no
+ * status is retried, as before Teams' status was read.
+ */
+const connectorFailure = (body: string, headers: Headers, nowMs: number): Failure => {
+  const teamsStatus = /returned HTTP error (\d{3})\b/.exec(body)?.[1]
+  if (teamsStatus !== undefined) return failureFromStatus(Number(teamsStatus), headers, nowMs, body)
+  return { kind: 'retriable', code: 'http_status', status: 200, error: `HTTP 200: ${body}` }
+}
+
 /**
  * Microsoft Teams through an incoming webhook or a Workflows webhook: one JSON POST of an
  * Adaptive Card. Microsoft's SDKs for Teams are bot frameworks; a webhook needs none.
@@ -148,15 +165,8 @@ export const createTeamsChannel = (options: ChannelOptions): DeliveryChannel<Tea
         const body = await response.text()
         if (response.status < 200 || response.status > 299)
           return result.fail(failureFromStatus(response.status, response.headers, clock(), body))
-        // The legacy Office 365 connector reports some failures (Teams throttling it) as a
-        // 200 whose body says so; that text is the only signal it gives.
-        if (body.startsWith('Webhook message delivery failed'))
-          return result.fail({
-            kind: 'retriable',
-            code: /\b429\b/.test(body) ? 'rate_limited' : 'http_status',
-            status: response.status,
-            error: `HTTP ${response.status}: ${body}`,
-          })
+        if (body.startsWith(CONNECTOR_FAILED))
+          return result.fail(connectorFailure(body, response.headers, clock()))
         // The legacy connector answers 200 with "1"; Workflows answer 202 with an empty body.
         return result.ok(response.status, body === '' || body === '1' ? 'accepted' : body, { notes })
       } catch (error) {
