@@ -65,6 +65,15 @@ describe('Slack channel against a Slack stand-in', () => {
     assert.equal(message.blocks[1]?.text?.text, 'Seen by acme')
   })
 
+  it('sends a title template that renders nothing as a dash, where Slack refuses an empty header', async () => {
+    const untitled = { ...configuration, templates: { title: '{{ data.no_such_field }}' } }
+    const result = await channel.send(aDelivery(aPostureEvent()), untitled, context)
+    assert.equal(result.ok, true, JSON.stringify(result))
+    assert.deepEqual(slack.problems, [])
+    const message = slack.messages.at(-1) as { text: string; blocks: { text?: { text: string } }[] }
+    assert.deepEqual([message.text, message.blocks[0]?.text?.text], ['—', '—'])
+  })
+
   it("does not retry by itself (Herald's deliverer does), and a channel that was archived is gone", async () => {
     const before = slack.requests.length
     slack.failNext({ status: 503, body: 'service_unavailable' })

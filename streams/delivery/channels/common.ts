@@ -104,6 +104,16 @@ export const truncate = (text: string, max: number): string =>
 export const oneLine = (text: string, max: number): string => truncate(text.replace(/\s+/g, ' ').trim(), max)
 
 /**
+ * A text a chat service needs non-empty, or a dash: a template may render nothing for an
+ * event (a field it names is absent), and Slack refuses an empty header (`invalid_blocks`)
+ * as Teams refuses an empty TextRun, the same way on every retry.
+ *
+ * @example
+ * shownAs('  ') // '—'
+ */
+export const shownAs = (text: string): string => (text.trim() === '' ? '—' : text)
+
+/**
  * The notes of template overrides that failed on this event (the default was rendered
  * instead), each also logged as `delivery.<endpoint>.template_fallback`.
  */

@@ -43,6 +43,15 @@ describe('slackMessage', () => {
     assert.deepEqual(slackMessageProblems(message), [])
   })
 
+  it('shows a title that rendered empty as a dash, in the header and the notification text', () => {
+    for (const title of ['', '  \n ']) {
+      const message = slackMessage(scope, title, 'text')
+      assert.deepEqual(slackMessageProblems(message), [])
+      const header = (message.blocks as { text?: { text: string } }[])[0]
+      assert.deepEqual([message.text, header?.text?.text], ['—', '—'])
+    }
+  })
+
   it("keeps within Slack's limits, and escapes mrkdwn in the fields", () => {
     const long = slackMessage(
       { ...scope, resource: `<!channel> ${'r'.repeat(3000)}` },

@@ -1,7 +1,7 @@
 import { IncomingWebhook, type IncomingWebhookSendArguments } from '@slack/webhook'
 import type { DeliveryChannel } from './channel.ts'
 import { renderChatMessage } from './chat-message.ts'
-import { type ChannelOptions, failureOfCall, oneLine, resultBuilder, truncate } from './common.ts'
+import { type ChannelOptions, failureOfCall, oneLine, resultBuilder, shownAs, truncate } from './common.ts'
 import { type SlackConfiguration, secretValues } from './configuration.ts'
 import { channelFetch } from './guarded-fetch.ts'
 import type { MessageScope } from './message.ts'
@@ -31,7 +31,8 @@ const slackTime = (time: string): string => {
  * The Block Kit message: a header (the title), a section (the rendered text), the fields
  * Slack users scan (level, resource, account, time; for a digest, its highest level, event
  * count, account and window), a button into the UI when there is a link, and the event's
- * identity (a digest's configuration) as context. `text` is the notification fallback.
+ * identity (a digest's configuration) as context. `text` is the notification fallback. A
+ * title that rendered empty shows as a dash in both.
  */
 export const slackMessage = (
   scope: MessageScope,
@@ -45,9 +46,12 @@ export const slackMessage = (
   const level = `${LEVEL_EMOJI[scope.level] ?? ''} ${escapeMrkdwn(scope.level)}`.trim()
   return {
     // The fallback (notifications, screen readers) is mrkdwn: event text in it is escaped.
-    text: escapeMrkdwn(oneLine(title, LIMITS.fallback)),
+    text: escapeMrkdwn(shownAs(oneLine(title, LIMITS.fallback))),
     blocks: [
-      { type: 'header', text: { type: 'plain_text', text: oneLine(title, LIMITS.header), emoji: true } },
+      {
+        type: 'header',
+        text: { type: 'plain_text', text: shownAs(oneLine(title, LIMITS.header)), emoji: true },
+      },
       ...(text.trim() === ''
         ? []
         : [

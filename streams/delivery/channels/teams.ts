@@ -1,7 +1,7 @@
 import type { DeliveryChannel } from './channel.ts'
 import { renderChatMessage } from './chat-message.ts'
 import { type Failure, failureFromError, failureFromStatus } from './classify.ts'
-import { type ChannelOptions, oneLine, resultBuilder, truncate } from './common.ts'
+import { type ChannelOptions, oneLine, resultBuilder, shownAs, truncate } from './common.ts'
 import { secretValues, type TeamsConfiguration } from './configuration.ts'
 import { channelFetch } from './guarded-fetch.ts'
 import type { MessageScope } from './message.ts'
@@ -56,9 +56,7 @@ const textBlocks = (text: string) => {
   return shown.map((line) => richText([run(line.text)], line.spacing))
 }
 
-// A TextRun needs some text: an empty value (a template that rendered nothing) shows as a dash.
-const shownAs = (text: string): string => (text.trim() === '' ? '—' : text)
-
+// A TextRun needs some text: an empty value shows as a dash (`shownAs`).
 const fact = (label: string, value: string, first: boolean) =>
   richText([run(`${label}: `, { weight: 'Bolder' }), run(shownAs(value))], first ? 'Medium' : 'None')
 
