@@ -154,6 +154,15 @@ for (const [name, start] of Object.entries(harnesses)) {
       )
     })
 
+    it('429 with Retry-After sent twice (a proxy repeating it): retriable, with the longest delay', async () => {
+      harness.standIn.failNext({ status: 429, headers: { 'retry-after': ['7', '9'] } })
+      const result = failure(await send(harness.configuration))
+      assert.deepEqual(
+        [result.kind, result.code, result.status, result.retryAfterMs],
+        ['retriable', 'rate_limited', 429, 9000],
+      )
+    })
+
     it('429 with Retry-After as an HTTP date: retriable, until that date', async () => {
       const at = new Date(Math.ceil((Date.now() + 120_000) / 1000) * 1000).toUTCString()
       harness.standIn.failNext({ status: 429, headers: { 'retry-after': at } })

@@ -14,7 +14,8 @@ export interface StandInRequest {
 
 export interface StandInReply {
   readonly status: number
-  readonly headers?: Readonly<Record<string, string>>
+  /** A list sends the header once per value, as a server or proxy that repeats it does. */
+  readonly headers?: Readonly<Record<string, string | readonly string[]>>
   /** An object is sent as JSON. */
   readonly body?: string | object
 }

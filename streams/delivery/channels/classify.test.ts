@@ -26,6 +26,11 @@ describe('parseRetryAfter', () => {
     ['Sunday, 22-Nov-26 10:01:00 GMT', 60_000],
     ['Sun Nov 22 10:00:05 2026', 5_000],
     ['Sun, 22 Nov 2026 09:59:00 GMT', 0],
+    // Repeated (Headers.get joins the values): the longest wait.
+    ['3600, 3600', 3_600_000],
+    ['30,120', 120_000],
+    ['30, soon', undefined],
+    ['30,', undefined],
     ['-5', undefined],
     ['1.5', undefined],
     ['soon', undefined],

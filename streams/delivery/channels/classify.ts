@@ -46,14 +46,17 @@ export class UnexpectedResponseError extends HeraldError {
 /**
  * `Retry-After` as milliseconds from `nowMs`: delay-seconds (`120`) or an HTTP date
  * (`Wed, 21 Oct 2026 07:28:00 GMT`). Undefined when absent or unreadable; a date in the past is 0.
+ * A header sent twice (a proxy adding its own) reaches here joined, `3600, 3600`: delay-seconds
+ * all, the longest is kept. An HTTP date has a comma of its own, so only digits are split.
  *
  * @example
  * parseRetryAfter('30', Date.now()) // 30000
+ * parseRetryAfter('30, 120', Date.now()) // 120000
  */
 export const parseRetryAfter = (value: string | null | undefined, nowMs: number): number | undefined => {
   if (value === null || value === undefined) return undefined
   const trimmed = value.trim()
-  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000
+  if (/^\d+(\s*,\s*\d+)*$/.test(trimmed)) return Math.max(...trimmed.split(',').map(Number)) * 1000
   // An HTTP date names its zone (GMT); Date.parse would read a bare "2026-11-22" as well.
   if (!/\b(GMT|UTC)\b/.test(trimmed) && !/^\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}$/.test(trimmed))
     return undefined
