@@ -287,11 +287,11 @@ warehouse:
       )
       assert.equal(
         issue(error, 'notifications.delivery.retry_schedule_ms[1]'),
-        `notifications.delivery.retry_schedule_ms[1] (${FILE}:3): expected a whole number of milliseconds >= 0, got "5000"`,
+        `notifications.delivery.retry_schedule_ms[1] (${FILE}:3): expected a whole number of milliseconds 0-604800000 (7 days), got "5000"`,
       )
       assert.equal(
         issue(error, 'notifications.delivery.retry_schedule_ms[3]'),
-        `notifications.delivery.retry_schedule_ms[3] (${FILE}:3): expected a whole number of milliseconds >= 0, got 1.5`,
+        `notifications.delivery.retry_schedule_ms[3] (${FILE}:3): expected a whole number of milliseconds 0-604800000 (7 days), got 1.5`,
       )
       assert.equal(error.issues.length, 2, error.message)
     })
@@ -433,11 +433,28 @@ warehouse:
       const error = failure(() => load({ [variable]: '0,5s,-1' }))
       assert.equal(
         issue(error, 'notifications.delivery.retry_schedule_ms[1]'),
-        `notifications.delivery.retry_schedule_ms[1] (${variable}): expected a whole number of milliseconds >= 0, got "5s"`,
+        `notifications.delivery.retry_schedule_ms[1] (${variable}): expected a whole number of milliseconds 0-604800000 (7 days), got "5s"`,
       )
       assert.equal(
         issue(error, 'notifications.delivery.retry_schedule_ms[2]'),
-        `notifications.delivery.retry_schedule_ms[2] (${variable}): expected a whole number of milliseconds >= 0, got -1`,
+        `notifications.delivery.retry_schedule_ms[2] (${variable}): expected a whole number of milliseconds 0-604800000 (7 days), got -1`,
+      )
+    })
+
+    it('refuses a retry step over 7 days, which would put the next attempt past what a date can hold', () => {
+      const variable = 'HERALD_NOTIFICATIONS__DELIVERY__RETRY_SCHEDULE_MS'
+      assert.deepEqual(
+        load({ [variable]: '0,604800000' }).notifications.delivery.retry_schedule_ms,
+        [0, 604_800_000],
+      )
+      const error = failure(() => load({ [variable]: '0,604800001,8640000000000000' }))
+      assert.equal(
+        issue(error, 'notifications.delivery.retry_schedule_ms[1]'),
+        `notifications.delivery.retry_schedule_ms[1] (${variable}): expected a whole number of milliseconds 0-604800000 (7 days), got 604800001`,
+      )
+      assert.equal(
+        issue(error, 'notifications.delivery.retry_schedule_ms[2]'),
+        `notifications.delivery.retry_schedule_ms[2] (${variable}): expected a whole number of milliseconds 0-604800000 (7 days), got 8640000000000000`,
       )
     })
 

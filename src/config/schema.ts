@@ -31,6 +31,13 @@ import type { Config } from './types.ts'
 
 const positive = integer(1)
 
+/**
+ * The longest step of `retry_schedule_ms`: a week is already far past any endpoint's outage
+ * worth retrying through, and the deliverer never waits longer (MAX_RETRY_WAIT_MS in
+ * streams/delivery/retry-policy.ts), since the next attempt's time must stay a date.
+ */
+const RETRY_STEP_MAX_MS = 7 * 86_400_000
+
 // Names of the later work each key waits for; REFERENCE.md prints them, so keep them short.
 
 export const schema = group({
@@ -129,10 +136,13 @@ export const schema = group({
         doc: 'Deliveries sent at the same time, over all configurations. Each configuration has its own queue, sent one delivery at a time and in order (or up to `max_in_flight` at a time), so a slow or failing endpoint holds only its own share of these and delays only itself. The outcomes of attempts that finish together are written to the delivery log in one transaction, so more configurations at a time also means fewer syncs to disk per delivery. Each one in flight holds an outbound connection (a file descriptor); with many configurations, 256 delivered about 14% more a second than 128 (see test/bench/HISTORY.md).',
       }),
       retry_schedule_ms: key(
-        listOf(milliseconds, 'a list of milliseconds (comma-separated in the environment)'),
+        listOf(
+          milliseconds(RETRY_STEP_MAX_MS, '7 days'),
+          'a list of milliseconds (comma-separated in the environment)',
+        ),
         {
           default: [0, 5000, 300000, 1800000, 7200000, 18000000, 36000000, 36000000],
-          doc: 'Wait before each retry of a delivery that failed retriably (429, 5xx, a timeout, a network error), in order: the default retries immediately, then after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h. When the list is used up the delivery is dead-lettered (listed and replayable). A longer `Retry-After` from the endpoint wins. Other 4xx are not retried.',
+          doc: 'Wait before each retry of a delivery that failed retriably (429, 5xx, a timeout, a network error), in order: the default retries immediately, then after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h. When the list is used up the delivery is dead-lettered (listed and replayable). A longer `Retry-After` from the endpoint wins. Other 4xx are not retried. Each step is at most 7 days (604800000), and no retry waits longer, whatever the jitter or a `Retry-After` ask.',
         },
       ),
       retention_days: key(integer(0, 36_500), {

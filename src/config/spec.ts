@@ -96,10 +96,14 @@ export const integer = (min: number, max = Number.MAX_SAFE_INTEGER): LeafType<nu
   )
 }
 
-/** Milliseconds to wait: a whole number from 0, as a list's element (`retry_schedule_ms`). */
-export const milliseconds = leafType('Milliseconds', 'a whole number of milliseconds >= 0', 'int', (u) =>
-  typeof u === 'number' && Number.isSafeInteger(u) && u >= 0 ? ok(u) : fail(),
-)
+/**
+ * Milliseconds to wait: a whole number from 0 to `max`, as a list's element (`retry_schedule_ms`);
+ * `maxText` says `max` the way a reader counts it (`7 days`).
+ */
+export const milliseconds = (max: number, maxText: string): LeafType<number> =>
+  leafType(`Milliseconds(${max})`, `a whole number of milliseconds 0-${max} (${maxText})`, 'int', (u) =>
+    typeof u === 'number' && Number.isSafeInteger(u) && u >= 0 && u <= max ? ok(u) : fail(),
+  )
 
 /** A finite number from `min` to `max`, fractions allowed (seconds that may be less than one). */
 export const decimal = (min: number, max: number): LeafType<number> =>

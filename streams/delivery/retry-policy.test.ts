@@ -3,6 +3,7 @@ import { describe, it } from 'node:test'
 import {
   DEFAULT_RETRY_POLICY,
   DEFAULT_RETRY_SCHEDULE_MS,
+  MAX_RETRY_WAIT_MS,
   type RetryPolicy,
   retryDelay,
 } from './retry-policy.ts'
@@ -51,5 +52,20 @@ describe('retryDelay', () => {
     )
     // Retry-After does not extend the schedule: exhausted is exhausted.
     assert.equal(retryDelay(DEFAULT_RETRY_POLICY, 8, 1_000, middle), undefined)
+  })
+
+  it('never waits longer than 7 days, however long the step or Retry-After, so the next attempt is a date', () => {
+    const now = Date.parse('2026-11-22T10:00:00Z')
+    const huge: RetryPolicy = { scheduleMs: [8.64e15, 0], jitter: 0.2, maxRetryAfterMs: 8.64e15 }
+    for (const [failures, retryAfterMs] of [
+      [0, undefined],
+      [1, 1e18],
+      [1, Number.POSITIVE_INFINITY],
+    ] as const) {
+      const wait = retryDelay(huge, failures, retryAfterMs, highest)
+      assert.equal(wait, MAX_RETRY_WAIT_MS)
+      assert.ok(Number.isFinite(new Date(now + (wait ?? 0)).getTime()))
+    }
+    assert.equal(MAX_RETRY_WAIT_MS, 7 * 86_400_000)
   })
 })

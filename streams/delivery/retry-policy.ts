@@ -11,6 +11,14 @@ export interface RetryPolicy {
   readonly maxRetryAfterMs: number
 }
 
+/**
+ * The longest wait before a retry, whatever the schedule, its jitter or a `Retry-After` say: the
+ * next attempt's time is now plus the wait, and past about 8.64e15 ms that is no date at all
+ * (recording it would throw, and the delivery be sent again and again). The configuration
+ * refuses a longer step (`notifications.delivery.retry_schedule_ms`); this holds for any policy.
+ */
+export const MAX_RETRY_WAIT_MS = 7 * 86_400_000
+
 /** Issue 6: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h — about 28 hours in all. */
 export const DEFAULT_RETRY_SCHEDULE_MS: readonly number[] = [
   0,
@@ -33,7 +41,8 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
  * The wait before the next attempt after a retriable failure, or undefined when the schedule
  * is exhausted (dead-letter it). `failures` counts the retriable failures before this one
  * since the delivery was requested or replayed. The wait is the schedule's step with jitter,
- * but never shorter than what the endpoint asked for with `Retry-After`. Pure: `random`
+ * but never shorter than what the endpoint asked for with `Retry-After`, and never longer than
+ * `MAX_RETRY_WAIT_MS`. Pure: `random`
  * returns a number in [0, 1).
  *
  * @example
@@ -51,5 +60,5 @@ export const retryDelay = (
   if (step === undefined) return undefined
   const jittered = Math.round(step * (1 + policy.jitter * (2 * random() - 1)))
   const asked = retryAfterMs === undefined ? 0 : Math.min(Math.max(0, retryAfterMs), policy.maxRetryAfterMs)
-  return Math.max(0, jittered, asked)
+  return Math.min(MAX_RETRY_WAIT_MS, Math.max(0, jittered, asked))
 }
