@@ -97,6 +97,7 @@ const deliveredEventIds = (messages: readonly OutgoingMessage[]): string[] =>
 const index = buildSelectorIndex({
   position: 1,
   disabledEndpoints: new Set(),
+  unannounced: new Map(),
   configurations: new Map([['cfg-1', aConfiguration()]]),
   selectors: new Map([['sel-1', aSelector({ type: 'user.checks.*' })]]),
 })

@@ -155,7 +155,7 @@ export const schema = group({
       }),
       disable_after_failing_ms: key(integer(0), {
         default: 86_400_000,
-        doc: 'A configuration whose every attempt failed for this long (no success since, not changed since, and no quiet gap between two failures longer than the longest wait a retry can take, the schedule’s or a `Retry-After`’s (10 h at least), with jitter plus an hour) is disabled, recorded in its history as `system/sustained_failure`, and announced to the admin account as a system event. 0: never.',
+        doc: 'A configuration whose every attempt failed for this long (no success since, not changed since, and no quiet gap between two failures longer than the longest wait a retry can take, the schedule’s or a `Retry-After`’s (10 h at least), with jitter plus an hour) is disabled, recorded in its history as `system/sustained_failure`, and announced to the admin account as a system event (`system.notifications.configuration_disabled`; tried again until it is published, after a restart too). A disable the store refused is tried again at the next failed attempt. 0: never.',
       }),
       replay_limit: key(integer(1, 100_000), {
         default: 1000,

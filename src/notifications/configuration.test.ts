@@ -8,6 +8,7 @@ import {
   type ConfigurationEvent,
   type ConfigurationEventOf,
   type CreateConfiguration,
+  type DisableConfiguration,
   decide,
   decodeConfigurationEvent,
   evolve,
@@ -613,7 +614,9 @@ describe('endpoint configuration decider', () => {
   })
 
   describe('DisableConfiguration', () => {
-    const disable = (data: { unchangedSince?: number } = {}): ConfigurationCommand => ({
+    const disable = (
+      data: Partial<Pick<DisableConfiguration['data'], 'unchangedSince' | 'failure'>> = {},
+    ): ConfigurationCommand => ({
       type: 'DisableConfiguration',
       data: { configurationId: CONFIG, account: 'acme', endpoint: 'github', ...data },
       metadata: { now: LATER, by: 'system/endpoint_gone' },
@@ -665,6 +668,21 @@ describe('endpoint configuration decider', () => {
       given(created)
         .when(disable({ unchangedSince: NOW }))
         .yields([disabled])
+    })
+
+    it('records why, for its announcement, when a failure made Herald switch it off', () => {
+      const failure = { reason: 'endpoint_gone', failingSince: NOW, lastError: 'HTTP 410' }
+      given(created)
+        .when(disable({ failure }))
+        .yields([
+          {
+            ...disabled,
+            data: {
+              ...disabled.data,
+              failure: { reason: 'endpoint_gone', failingSince: NOW_ISO, lastError: 'HTTP 410' },
+            },
+          } as ConfigurationEvent,
+        ])
     })
   })
 

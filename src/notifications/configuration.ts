@@ -109,6 +109,21 @@ const ConfigurationCreatedData = t.intersection([
   Change,
 ])
 
+/**
+ * Why Herald switched a configuration off itself, as the system event that tells the admin
+ * says it (`system.notifications.configuration_disabled`): the disable stores what the
+ * announcement needs, so it can be made, or made again, from the stored disable alone.
+ */
+const DisableFailure = t.type({
+  /** `sustained_failure` or `endpoint_gone`. */
+  reason: t.string,
+  /** RFC 3339: since when every attempt failed. */
+  failingSince: t.string,
+  /** The last attempt's error, scrubbed of secrets by its channel. */
+  lastError: t.union([t.null, t.string]),
+})
+export type DisableFailure = t.TypeOf<typeof DisableFailure>
+
 const ConfigurationUpdatedData = t.intersection([
   t.type({
     configurationId: t.string,
@@ -123,6 +138,9 @@ const ConfigurationUpdatedData = t.intersection([
   }),
   Options,
   Change,
+  // Only on a disable Herald decided for a failure, which it announces; absent on the disables
+  // stored before it was written, which are not announced again.
+  t.partial({ failure: DisableFailure }),
 ])
 
 // Every event names its account, so each audit entry can be scoped on its own.
@@ -224,7 +242,8 @@ export type UpdateConfiguration = Command<
  * Herald switching a configuration off on its own account (its endpoint answered 410 Gone, or
  * it failed for the sustained-failure period): only `enabled` changes, and the stored fields are
  * not checked again, so a configuration saved under older, looser checks can still be switched
- * off. Optionally only if it was not changed after `unchangedSince` (ms).
+ * off. Optionally only if it was not changed after `unchangedSince` (ms). With `failure`, the
+ * disable records why, for the system event that announces it.
  */
 export type DisableConfiguration = Command<
   'DisableConfiguration',
@@ -233,6 +252,12 @@ export type DisableConfiguration = Command<
     readonly account: string
     readonly endpoint: EndpointType
     readonly unchangedSince?: number
+    readonly failure?: {
+      readonly reason: string
+      /** Ms since the epoch. */
+      readonly failingSince: number
+      readonly lastError: string | null
+    }
   }
 >
 
@@ -542,6 +567,15 @@ const disableConfiguration = (
         digest: configuration.digest,
         ...(configuration.maxInFlight === null ? {} : { maxInFlight: configuration.maxInFlight }),
         ...change(metadata),
+        ...(data.failure === undefined
+          ? {}
+          : {
+              failure: {
+                reason: data.failure.reason,
+                failingSince: isoTime(data.failure.failingSince),
+                lastError: data.failure.lastError,
+              },
+            }),
       },
     },
   ]

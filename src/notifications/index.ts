@@ -1,3 +1,4 @@
+export { ANNOUNCEMENTS_STREAM, announcementKey } from './announcements.ts'
 export {
   EventPattern as EventPatternCodec,
   isHostOrAddress,
@@ -16,6 +17,8 @@ export {
   type CreateConfiguration,
   configurationDecider,
   type DeleteConfiguration,
+  type DisableConfiguration,
+  type DisableFailure,
   decide,
   decodeConfigurationEvent,
   evolve,
@@ -67,6 +70,7 @@ export {
   type Selector,
   type SelectorScope,
   type SelectorSet,
+  type UnannouncedDisable,
   type WebhookConfiguration,
 } from './model.ts'
 export {

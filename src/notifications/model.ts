@@ -119,6 +119,26 @@ export interface Selector {
 }
 
 /**
+ * A configuration Herald switched off itself for a failure, whose announcement (the system
+ * event `system.notifications.configuration_disabled`) is not known to be published yet: all
+ * the announcement says, read from the stored disable.
+ */
+export interface UnannouncedDisable {
+  readonly configurationId: string
+  readonly account: string
+  readonly endpoint: EndpointType
+  /** Where in the configuration's stream the disable is: with its id, what names the announcement. */
+  readonly revision: number
+  /** RFC 3339: when it was disabled. */
+  readonly at: string
+  /** `sustained_failure` or `endpoint_gone`. */
+  readonly reason: string
+  /** RFC 3339. */
+  readonly failingSince: string
+  readonly lastError: string | null
+}
+
+/**
  * An immutable snapshot of every configuration and selector, as of global store position
  * `position`. A new snapshot is a new object: holders of an old one never see it change.
  */
@@ -129,6 +149,8 @@ export interface SelectorSet {
   readonly selectors: ReadonlyMap<string, Selector>
   /** Endpoint types an admin switched off system-wide: nothing is routed to them. */
   readonly disabledEndpoints: ReadonlySet<EndpointType>
+  /** Herald's own disables not announced yet, by `announcementKey`: what the deliverer announces. */
+  readonly unannounced: ReadonlyMap<string, UnannouncedDisable>
 }
 
 export const emptySelectorSet: SelectorSet = Object.freeze({
@@ -136,4 +158,5 @@ export const emptySelectorSet: SelectorSet = Object.freeze({
   configurations: new Map<string, EndpointConfiguration>(),
   selectors: new Map<string, Selector>(),
   disabledEndpoints: new Set<EndpointType>(),
+  unannounced: new Map<string, UnannouncedDisable>(),
 })

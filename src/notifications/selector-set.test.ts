@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { TestScheduler } from 'rxjs/testing'
 import type { RecordedEvent } from '../ports/index.ts'
+import { ANNOUNCEMENTS_STREAM } from './announcements.ts'
 import { streamName } from './configuration.ts'
 import { emptySelectorSet, type Selector, type SelectorSet } from './model.ts'
 import { applyToSelectorSet, newlyDisabled, selectorSets } from './selector-set.ts'
@@ -70,6 +71,54 @@ describe('applyToSelectorSet', () => {
     assert.deepEqual(summary(first), { position: 1, configurations: [CONFIG], selectors: [] })
     assert.deepEqual(summary(second), { position: 2, configurations: [CONFIG], selectors: [SELECTOR] })
     assert.equal(second.configurations, first.configurations, 'unchanged maps are shared, not copied')
+  })
+
+  it('holds a disable Herald decided for a failure as unannounced until its announcement is recorded', () => {
+    const disabled = recorded(2, 'ConfigurationUpdated', {
+      configurationId: CONFIG,
+      account: 'acme',
+      settings: { url: 'https://hooks.example.com/herald' },
+      secrets: {},
+      clearedSecrets: [],
+      hints: {},
+      changed: ['enabled'],
+      ...options,
+      enabled: false,
+      by: 'system/endpoint_gone',
+      at: '2026-11-22T11:00:00.000Z',
+      failure: { reason: 'endpoint_gone', failingSince: '2026-11-22T10:59:00.000Z', lastError: 'HTTP 410' },
+    })
+    const announced = (revision: number, position: number) =>
+      recorded(position, 'DisableAnnounced', { configurationId: CONFIG, revision }, ANNOUNCEMENTS_STREAM)
+    const pending = applyToSelectorSet(emptySelectorSet, [created, disabled])
+    assert.deepEqual(
+      [...pending.unannounced],
+      [
+        [
+          `${CONFIG}@1`,
+          {
+            configurationId: CONFIG,
+            account: 'acme',
+            endpoint: 'webhook',
+            revision: 1,
+            at: '2026-11-22T11:00:00.000Z',
+            reason: 'endpoint_gone',
+            failingSince: '2026-11-22T10:59:00.000Z',
+            lastError: 'HTTP 410',
+          },
+        ],
+      ],
+    )
+    // Another disable's record leaves it; its own takes it off, in a new snapshot.
+    assert.equal(applyToSelectorSet(pending, [announced(0, 3)]).unannounced.size, 1)
+    const done = applyToSelectorSet(pending, [announced(1, 3)])
+    assert.deepEqual([done.position, done.unannounced.size], [3, 0])
+    // A disable stored before disables recorded their failure is not announced.
+    const { failure: _, ...older } = disabled.data
+    assert.equal(
+      applyToSelectorSet(emptySelectorSet, [created, { ...disabled, data: older }]).unannounced.size,
+      0,
+    )
   })
 
   it('deletes many configurations in one burst in time linear in the selectors: a catch-up replays every deletion ever made', () => {

@@ -9,6 +9,7 @@ import {
 } from 'rxjs'
 import type { FieldIssue } from '../errors/index.ts'
 import type { ReadAllOptions, RecordedEvent } from '../ports/index.ts'
+import { ANNOUNCEMENTS_STREAM, announcedKey, announcementKey } from './announcements.ts'
 import {
   decodeConfigurationEvent,
   isConfigurationStream,
@@ -24,11 +25,13 @@ import {
   emptySelectorSet,
   type Selector,
   type SelectorSet,
+  type UnannouncedDisable,
 } from './model.ts'
 
 /**
  * Folds recorded events into a new snapshot; returns `set` itself when none of them is a
- * configuration or endpoint status event, so unchanged snapshots can be recognised by identity.
+ * configuration, endpoint status or announcement event, so unchanged snapshots can be
+ * recognised by identity.
  */
 export const applyToSelectorSet = (
   set: SelectorSet,
@@ -39,6 +42,7 @@ export const applyToSelectorSet = (
   let configurations: Map<string, EndpointConfiguration> | undefined
   let selectors: Map<string, Selector> | undefined
   let disabled: Set<EndpointType> | undefined
+  let unannounced: Map<string, UnannouncedDisable> | undefined
   // Their selectors are dropped in one pass after the burst rather than one per deletion, which
   // made a catch-up over many deletions take the product of deletions and selectors. A deleted
   // configuration takes no more selector events, so none of its selectors outlives the pass.
@@ -52,12 +56,22 @@ export const applyToSelectorSet = (
     selectors ??= new Map(set.selectors)
     return selectors
   }
+  const unannouncedNow = () => {
+    unannounced ??= new Map(set.unannounced)
+    return unannounced
+  }
   for (const recorded of events) {
     const endpointChange = endpointStatusChange(recorded)
     if (endpointChange !== undefined) {
       disabled ??= new Set(set.disabledEndpoints)
       if (endpointChange.enabled) disabled.delete(endpointChange.endpoint)
       else disabled.add(endpointChange.endpoint)
+      position = recorded.position
+      continue
+    }
+    const announced = announcedKey(recorded)
+    if (announced !== undefined) {
+      unannouncedNow().delete(announced)
       position = recorded.position
       continue
     }
@@ -75,8 +89,21 @@ export const applyToSelectorSet = (
         break
       case 'ConfigurationUpdated': {
         const current = (configurations ?? set.configurations).get(event.data.configurationId)
-        if (current !== undefined)
-          configurationsNow().set(current.id, Object.freeze(updatedConfiguration(current, event.data)))
+        if (current === undefined) break
+        configurationsNow().set(current.id, Object.freeze(updatedConfiguration(current, event.data)))
+        const { failure } = event.data
+        if (failure !== undefined && !event.data.enabled)
+          unannouncedNow().set(
+            announcementKey(current.id, recorded.revision),
+            Object.freeze({
+              configurationId: current.id,
+              account: current.account,
+              endpoint: current.endpoint,
+              revision: recorded.revision,
+              at: event.data.at,
+              ...failure,
+            }),
+          )
         break
       }
       case 'ConfigurationDeleted':
@@ -105,6 +132,7 @@ export const applyToSelectorSet = (
     configurations: configurations ?? set.configurations,
     selectors: selectors ?? set.selectors,
     disabledEndpoints: disabled ?? set.disabledEndpoints,
+    unannounced: unannounced ?? set.unannounced,
   })
 }
 
@@ -208,10 +236,11 @@ export const selectorSets =
     )
 
 /**
- * The streams the selector set is made of: configurations and endpoint statuses. Reads and
- * subscriptions pass them, so the delivery log (on KurrentDB, in the same store) is never read.
+ * The streams the selector set is made of: configurations, endpoint statuses and the
+ * announcements outbox. Reads and subscriptions pass them, so the delivery log (on KurrentDB,
+ * in the same store) is never read.
  */
-export const SELECTOR_SET_STREAMS = [STREAM_PREFIX, ENDPOINT_STREAM_PREFIX] as const
+export const SELECTOR_SET_STREAMS = [STREAM_PREFIX, ENDPOINT_STREAM_PREFIX, ANNOUNCEMENTS_STREAM] as const
 
 /** Events of every stream after a checkpoint, in position order: what a catch-up reads. */
 export type ReadAll = (options: ReadAllOptions) => Promise<readonly RecordedEvent[]>

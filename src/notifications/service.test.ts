@@ -279,13 +279,67 @@ describe('createNotificationConfigService', () => {
       fields: { url: 'https://hooks.example.com/fixed' },
       options: {},
     })
-    assert.equal(await service.disableConfiguration(id, 'endpoint_gone', readByAttempt), false)
+    assert.equal(
+      await service.disableConfiguration(id, 'endpoint_gone', { unchangedSince: readByAttempt }),
+      false,
+    )
     const kept = await service.getConfiguration('acme', 'webhook', id)
     assert.deepEqual([kept.value.configuration.enabled, kept.revision], [true, 1], 'nothing written')
     const current = Date.parse(kept.value.configuration.updatedAt)
-    assert.equal(await service.disableConfiguration(id, 'endpoint_gone', current), true)
+    assert.equal(await service.disableConfiguration(id, 'endpoint_gone', { unchangedSince: current }), true)
     const disabled = await service.getConfiguration('acme', 'webhook', id)
     assert.equal(disabled.value.configuration.enabled, false)
+  })
+
+  it('keeps a disable for a failure unannounced in the live snapshot until it is marked announced, even after a fresh read', async () => {
+    const created = await webhook()
+    const id = created.value.id
+    const unannounced = async (on: NotificationConfigService) => [
+      ...(await firstValueFrom(on.selectors$())).unannounced.values(),
+    ]
+    await service.disableConfiguration(id, 'sustained_failure', {
+      failure: { failingSince: NOW - 60_000, lastError: 'HTTP 503' },
+    })
+    const expected = {
+      configurationId: id,
+      account: 'acme',
+      endpoint: 'webhook',
+      revision: 1,
+      at: new Date(NOW).toISOString(),
+      reason: 'sustained_failure',
+      failingSince: new Date(NOW - 60_000).toISOString(),
+      lastError: 'HTTP 503',
+    }
+    assert.deepEqual(await unannounced(service), [expected])
+    // What a restart reads: the whole history again.
+    assert.deepEqual(await unannounced(serviceOn(store, true)), [expected])
+    const [disable] = await unannounced(service)
+    assert.ok(disable)
+    await service.markAnnounced(disable)
+    await service.markAnnounced(disable)
+    assert.deepEqual(await unannounced(serviceOn(store, true)), [])
+    assert.equal((await store.readStream('notification-announcements')).length, 1, 'recorded once')
+    assert.equal(
+      (await service.getConfiguration('acme', 'webhook', id)).revision,
+      1,
+      'its own stream untouched',
+    )
+  })
+
+  it('leaves a disable without a failure, or one left alone, out of the unannounced', async () => {
+    const created = await webhook()
+    await service.disableConfiguration(created.value.id, 'endpoint_gone')
+    const other = await webhook()
+    now += 1_000
+    await service.updateConfiguration(acme, 'webhook', other.value.id, {
+      fields: {},
+      options: { description: 'x' },
+    })
+    await service.disableConfiguration(other.value.id, 'endpoint_gone', {
+      unchangedSince: NOW,
+      failure: { failingSince: NOW, lastError: null },
+    })
+    assert.equal((await firstValueFrom(serviceOn(store, true).selectors$())).unannounced.size, 0)
   })
 
   it('hides another account\u2019s configuration, and one of another endpoint type, as not found', async () => {

@@ -28,6 +28,7 @@ import { toFieldIssues } from '../events/index.ts'
 import type { EventData, EventStore, JsonObject, RecordedEvent } from '../ports/index.ts'
 import type { SecretBox } from '../secrets/index.ts'
 import { createSerialQueues } from '../serially.ts'
+import { ANNOUNCEMENTS_STREAM, disableAnnounced } from './announcements.ts'
 import {
   type ConfigurationCommand,
   type ConfigurationEvent,
@@ -51,6 +52,7 @@ import type {
   Principal,
   Selector,
   SelectorSet,
+  UnannouncedDisable,
   WebhookConfiguration,
 } from './model.ts'
 import { loadSelectorSet, type ReadAll, SELECTOR_SET_STREAMS, selectorSets } from './selector-set.ts'
@@ -210,9 +212,23 @@ export interface NotificationConfigService {
    * its endpoint answered 410 Gone; a no-op when it is off already. NotFoundError when it is gone.
    * With `unchangedSince` (ms: when the configuration the deciding attempt used was last
    * changed), one changed since is left alone, and false says so: a 410 from the old URL must
-   * not switch off the configuration its owner just fixed.
+   * not switch off the configuration its owner just fixed. With `failure`, the disable is to be
+   * announced: it records what the announcement says, and stays in `selectors$()`'s
+   * `unannounced` until `markAnnounced`.
    */
-  disableConfiguration(configurationId: string, reason: string, unchangedSince?: number): Promise<boolean>
+  disableConfiguration(
+    configurationId: string,
+    reason: string,
+    options?: {
+      readonly unchangedSince?: number | undefined
+      readonly failure?: { readonly failingSince: number; readonly lastError: string | null }
+    },
+  ): Promise<boolean>
+  /**
+   * Records that the announcement of `disable` was published (the announcements outbox): it
+   * leaves `unannounced` with the next snapshot. Recording it twice stores it once.
+   */
+  markAnnounced(disable: UnannouncedDisable): Promise<void>
   /** Every selector of the account, across its configurations. */
   listSelectors(account: string): Promise<readonly Selector[]>
   /** Opens one of a configuration's secrets, for the code that delivers with it. */
@@ -613,7 +629,7 @@ export const createNotificationConfigService = (
       decide(update(principal, endpoint, configurationId, input, state), state)
     },
 
-    disableConfiguration: async (configurationId, reason, unchangedSince) => {
+    disableConfiguration: async (configurationId, reason, { unchangedSince, failure } = {}) => {
       const { state } = await handle(configurationId, (current) => {
         if (current.status !== 'active') throw notFound(configurationId)
         const { account, endpoint } = current.configuration
@@ -624,12 +640,20 @@ export const createNotificationConfigService = (
             account,
             endpoint,
             ...(unchangedSince === undefined ? {} : { unchangedSince }),
+            ...(failure === undefined ? {} : { failure: { reason, ...failure } }),
           },
           metadata: { now: clock(), by: `system/${reason}` },
         }
       })
       // Still enabled: it changed after `unchangedSince`, and was left alone.
       return !(state.status === 'active' && state.configuration.enabled)
+    },
+
+    markAnnounced: async (disable) => {
+      const result = await store.append(ANNOUNCEMENTS_STREAM, [disableAnnounced(disable)], {
+        expectedRevision: 'any',
+      })
+      lastWrittenPosition = Math.max(lastWrittenPosition, result.position)
     },
 
     deleteConfiguration: async (principal, endpoint, configurationId, write) => {

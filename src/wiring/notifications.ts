@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import type { Hono } from 'hono'
 import { map, retry, switchMap, timer } from 'rxjs'
 import {
-  announceConfigurationDisabled,
+  type ConfigurationFailure,
   createDeliveryChannels,
   createSqliteRecentTickets,
   DEFAULT_RETRY_POLICY,
@@ -11,6 +11,7 @@ import {
   type DeliveryEngine,
   type RetryPolicy,
   startDeliveryEngine,
+  startDisableAnnouncer,
   validateTemplates,
 } from '../../streams/delivery/index.ts'
 import {
@@ -84,6 +85,11 @@ export interface WireNotificationsOptions {
    * from `min` up to `max` ms with each failure in a row (default 1 000 → 30 000).
    */
   readonly selectorFeedRetryMs?: { readonly min: number; readonly max: number }
+  /**
+   * Wait before an announcement of a disable is tried again after it failed: doubles from
+   * `min` up to `max` ms (default 1 000 → 60 000).
+   */
+  readonly announceRetryMs?: { readonly min: number; readonly max: number }
 }
 
 /** The retry policy the configuration describes; a `Retry-After` is honoured up to the longest step, 10 h at least. */
@@ -289,6 +295,8 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
   let selectors: SelectorSet = emptySelectorSet
   // Told of each configuration disabled, once the deliverer runs: its queue settles at once.
   let onDisabled: (configurationId: string) => void = () => {}
+  // Handed Herald's disables not announced yet, from each snapshot, once the announcer runs.
+  let onUnannounced: (set: SelectorSet) => void = () => {}
   // The router must not see an event before the index holds every stored selector: an event
   // routed against a partial index would be committed with deliveries missing.
   let markLoaded: () => void = () => {}
@@ -339,6 +347,7 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
         markLoaded()
         // After `selectors`, so the attempts it starts find the configuration disabled.
         for (const configurationId of disabled) onDisabled(configurationId)
+        onUnannounced(set)
         logger('debug', 'router.index_swapped', {
           configurations: set.configurations.size,
           selectors: built.size,
@@ -363,37 +372,38 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
   const { topics } = config.event_log
   const delivery = config.notifications.delivery
   /**
-   * Disables a configuration for `reason`, unless it changed after `unchangedSince` (the
-   * attempt that decided it used an older version: its owner may have just fixed it).
+   * Disables a configuration for `reason`, unless it changed after the attempt that decided it
+   * read it (`failure.changedAt`: its owner may have just fixed it). The disable records the
+   * failure, and the announcer announces it from there (see `startDisableAnnouncer`). Resolves
+   * whether that was dealt with: false when the store failed (logged), so the deliverer asks
+   * again at the configuration's next failed attempt.
    */
-  const disable = async (
-    configurationId: string,
-    endpoint: string,
-    reason: string,
-    unchangedSince: number | undefined,
-  ): Promise<boolean> => {
+  const disable = async (failure: ConfigurationFailure, reason: string): Promise<boolean> => {
+    const { configurationId, endpoint } = failure
     const fields = { configuration_id: configurationId, endpoint, reason }
     try {
-      if (!(await service.disableConfiguration(configurationId, reason, unchangedSince))) {
+      const disabled = await service.disableConfiguration(configurationId, reason, {
+        unchangedSince: failure.changedAt,
+        failure: { failingSince: failure.failingSince, lastError: failure.lastError },
+      })
+      if (disabled) logger('warn', 'delivery.configuration_disabled', fields)
+      else
         logger('info', 'delivery.configuration_disable_skipped', {
           ...fields,
           why: 'changed since the attempt',
         })
-        return false
-      }
-      logger('warn', 'delivery.configuration_disabled', fields)
       return true
     } catch (error) {
       logger('error', 'delivery.configuration_disable_failed', { ...fields, error: errorText(error) })
       return false
     }
   }
-  const announce = announceConfigurationDisabled({
+  const announcer = startDisableAnnouncer({
     log,
     topic: topics.events,
+    markAnnounced: (d) => service.markAnnounced(d),
     logger,
-    clock,
-    newId: randomUUID,
+    ...(options.announceRetryMs === undefined ? {} : { retryMs: options.announceRetryMs }),
   })
   // On Kafka, instances of one group share the queues: each configuration's belongs to the
   // instance that reads its partition of the deliveries topic (commands are keyed by
@@ -438,23 +448,13 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     maxInFlight: delivery.max_in_flight,
     sustainedFailureMs: delivery.disable_after_failing_ms,
     onOutcome: (outcome, d) => options.metrics.deliveries.inc({ endpoint: d.endpoint, outcome }),
-    // The endpoint says it no longer exists: stop sending to it, visibly in the audit trail.
-    onGone: async (d, configuration) => {
-      await disable(d.configurationId, d.endpoint, 'endpoint_gone', configuration.changedAt)
+    // The endpoint says it no longer exists: stop sending to it, visibly in the audit trail,
+    // and tell the admin. One the store refused is disabled at the next 410 of its queue.
+    onGone: async (failure) => {
+      await disable(failure, 'endpoint_gone')
     },
     // Failing all along: switch it off and tell the admin, rather than retry into the void.
-    onSustainedFailure: async (failure) => {
-      if (!(await disable(failure.configurationId, failure.endpoint, 'sustained_failure', failure.changedAt)))
-        return
-      try {
-        await announce(failure, 'sustained_failure')
-      } catch (error) {
-        logger('error', 'delivery.system_event_failed', {
-          configuration_id: failure.configurationId,
-          error: errorText(error),
-        })
-      }
-    },
+    onSustainedFailure: (failure) => disable(failure, 'sustained_failure'),
   })
 
   // Settled deliveries past their retention leave the store and the read model.
@@ -473,6 +473,9 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
   // Those disabled before it started (while Herald was down, say) settle now too.
   for (const configurationId of newlyDisabled(emptySelectorSet, selectors))
     engine.configurationDisabled(configurationId)
+  // Those disabled but never announced (a crash in between, a publish that kept failing) now too.
+  onUnannounced = (set) => announcer.announce(set.unannounced)
+  onUnannounced(selectors)
 
   // Whatever started is stopped again if the rest cannot start: the caller only closes what it got.
   let router: Consumer | undefined
@@ -487,6 +490,7 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
   } catch (error) {
     await router?.stop()
     await retention?.stop()
+    await announcer.stop()
     await engine.stop(0)
     subscription.unsubscribe()
     await closeDeliveryLog()
@@ -504,6 +508,7 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     close: async () => {
       await stopOnce.stop()
       await retention?.stop()
+      await announcer.stop()
       await engine.stop(graceMs)
       subscription.unsubscribe()
       await closeDeliveryLog()

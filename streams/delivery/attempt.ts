@@ -39,12 +39,15 @@ export interface DeliverableConfiguration {
   readonly maxInFlight?: number
 }
 
-/** A configuration failed for the whole sustained-failure period. */
-export interface SustainedFailure {
+/**
+ * A configuration to switch off for how it failed: for the whole sustained-failure period, or
+ * its endpoint answered 410 Gone.
+ */
+export interface ConfigurationFailure {
   readonly configurationId: string
   readonly account: string
   readonly endpoint: string
-  /** Ms: the first failure after its last success (or its last change). */
+  /** Ms: the first failure after its last success (or its last change); a 410 with none before it: its own time. */
   readonly failingSince: number
   /** Ms: when the configuration the failing attempt used was last changed (`DeliverableConfiguration.changedAt`). */
   readonly changedAt?: number
@@ -82,15 +85,17 @@ export interface AttemptRunnerOptions {
   readonly onOutcome?: (outcome: AttemptOutcome, delivery: StoredDelivery) => void
   /**
    * The endpoint answered that it no longer exists (HTTP 410): its configuration should be
-   * disabled, unless it changed since `configuration` (what the attempt sent with) was read.
+   * disabled, unless it changed since `failure.changedAt` (what the attempt sent with).
    */
-  readonly onGone?: (
-    delivery: StoredDelivery,
-    configuration: DeliverableConfiguration,
-  ) => void | Promise<void>
+  readonly onGone?: (failure: ConfigurationFailure) => void | Promise<void>
   /** Failing for this long, with no success in between, disables a configuration; 0 never does. */
   readonly sustainedFailureMs: number
-  readonly onSustainedFailure?: (failure: SustainedFailure) => void | Promise<void>
+  /**
+   * Resolves whether the failure was dealt with (the configuration disabled, or left alone on
+   * purpose): then it is not reported again for this streak. false (the store could not take
+   * the disable) reports it again at the configuration's next failed attempt.
+   */
+  readonly onSustainedFailure?: (failure: ConfigurationFailure) => boolean | Promise<boolean>
 }
 
 const skipReason = (configuration: DeliverableConfiguration | undefined, delivery: StoredDelivery) =>
@@ -236,8 +241,10 @@ const detailsOf = (result: ChannelResult): AttemptDetails =>
 export const createAttemptRunner = (options: AttemptRunnerOptions) => {
   const { view, log, send, clock, logger, policy } = options
   const attemptTimeoutMs = options.attemptTimeoutMs ?? options.timeoutMs
-  // Configurations already reported for a streak, by the change they were at: reported once.
+  // Configurations whose streak was dealt with, by the change they were at: reported once.
   const reported = new Map<string, number>()
+  // Being reported: attempts of one configuration in flight together report it once.
+  const reporting = new Set<string>()
 
   const fields = (delivery: StoredDelivery) => ({
     delivery_id: delivery.deliveryId,
@@ -246,6 +253,20 @@ export const createAttemptRunner = (options: AttemptRunnerOptions) => {
     event_id: delivery.eventId,
     event_type: delivery.eventType,
     attempt: delivery.attempts + 1,
+  })
+
+  const failureOf = (
+    delivery: StoredDelivery,
+    configuration: DeliverableConfiguration,
+    failingSince: number,
+    lastError: string | null,
+  ): ConfigurationFailure => ({
+    configurationId: delivery.configurationId,
+    account: delivery.account,
+    endpoint: delivery.endpoint,
+    failingSince,
+    lastError,
+    ...(configuration.changedAt === undefined ? {} : { changedAt: configuration.changedAt }),
   })
 
   const checkSustained = async (
@@ -259,16 +280,16 @@ export const createAttemptRunner = (options: AttemptRunnerOptions) => {
     const changedAt = configuration.changedAt ?? 0
     const streakStart = Math.max(since, changedAt)
     if (clock() - streakStart < options.sustainedFailureMs) return
-    if (reported.get(delivery.configurationId) === changedAt) return
-    reported.set(delivery.configurationId, changedAt)
-    await options.onSustainedFailure({
-      configurationId: delivery.configurationId,
-      account: delivery.account,
-      endpoint: delivery.endpoint,
-      failingSince: streakStart,
-      lastError,
-      ...(configuration.changedAt === undefined ? {} : { changedAt: configuration.changedAt }),
-    })
+    const id = delivery.configurationId
+    if (reported.get(id) === changedAt || reporting.has(id)) return
+    reporting.add(id)
+    try {
+      // Marked only once dealt with: a disable the store refused is asked for again.
+      if (await options.onSustainedFailure(failureOf(delivery, configuration, streakStart, lastError)))
+        reported.set(id, changedAt)
+    } finally {
+      reporting.delete(id)
+    }
   }
 
   return async (
@@ -418,7 +439,14 @@ export const createAttemptRunner = (options: AttemptRunnerOptions) => {
     if (configuration === undefined || resolution.outcome === 'sent' || resolution.outcome === 'skipped')
       return undefined
     if (resolution.outcome === 'rejected' && resolution.reason === 'gone')
-      await options.onGone?.(delivery, configuration)
+      await options.onGone?.(
+        failureOf(
+          delivery,
+          configuration,
+          view.failingSince(delivery.configurationId) ?? clock(),
+          details?.error ?? null,
+        ),
+      )
     await checkSustained(delivery, configuration, details?.error ?? null)
     return undefined
   }

@@ -9,7 +9,7 @@ import { UnavailableError } from '../../src/errors/index.ts'
 import type { Batch, EventLog, EventStore, LogMessage } from '../../src/ports/index.ts'
 import { type DeliveryCommand, deliveryIdFor, encodeDeliveryCommand } from '../routing/index.ts'
 import { anEvent } from '../routing/test-fixtures.ts'
-import type { DeliverableConfiguration, SustainedFailure } from './attempt.ts'
+import type { ConfigurationFailure, DeliverableConfiguration } from './attempt.ts'
 import type { ChannelResult, DeliveryChannels } from './channels/index.ts'
 import { type DeliveryEngine, type DeliveryEngineOptions, startDeliveryEngine } from './engine.ts'
 import { DEFAULT_RATE_LIMITS } from './rate-limit.ts'
@@ -504,7 +504,7 @@ describe('delivery engine', () => {
         off: webhook('off', 'off.example', false),
       },
       send,
-      { onGone: (d) => void gone.push(d.configurationId) },
+      { onGone: (f) => void gone.push(`${f.configurationId}: ${f.lastError}`) },
     )
     await handler(
       batchOf(
@@ -525,7 +525,7 @@ describe('delivery engine', () => {
     )
     const count = (c: string) => calls.filter((call) => call.configurationId === c).length
     assert.deepEqual([count('bad'), count('gone'), count('down'), count('off')], [1, 1, 4, 0])
-    assert.deepEqual(gone, ['gone'])
+    assert.deepEqual(gone, ['gone: HTTP 410'])
   })
 
   for (const [answer, status] of [
@@ -580,12 +580,15 @@ describe('delivery engine', () => {
     })
 
   it('reports a configuration that failed for the whole sustained-failure period, once', async () => {
-    const failures: SustainedFailure[] = []
+    const failures: ConfigurationFailure[] = []
     const { send } = endpoints({ down: { status: () => 503 } })
     const { handler } = await start({ down: webhook('down') }, send, {
       policy: { scheduleMs: [40, 40, 40, 40], jitter: 0, maxRetryAfterMs: 60_000 },
       sustainedFailureMs: 100,
-      onSustainedFailure: (f) => void failures.push(f),
+      onSustainedFailure: (f) => {
+        failures.push(f)
+        return true
+      },
     })
     await handler(batchOf(commandFor('e1', 'down'), commandFor('e2', 'down')))
     await settled(
@@ -598,6 +601,20 @@ describe('delivery engine', () => {
     assert.equal(failures.length, 1)
     assert.equal(failures[0]?.configurationId, 'down')
     assert.equal(failures[0]?.lastError, 'HTTP 503')
+  })
+
+  it('reports a sustained failure again at the next failed attempt when it could not be dealt with (the disable failed)', async () => {
+    const failures: ConfigurationFailure[] = []
+    const { send } = endpoints({ down: { status: () => 503 } })
+    const { handler } = await start({ down: webhook('down') }, send, {
+      policy: { scheduleMs: [40, 40, 40, 40, 40, 40, 40, 40], jitter: 0, maxRetryAfterMs: 60_000 },
+      sustainedFailureMs: 100,
+      // The first report is not dealt with (the store refused the disable); the second is.
+      onSustainedFailure: (f) => failures.push(f) > 1,
+    })
+    await handler(batchOf(commandFor('e1', 'down')))
+    await settled([['e1', 'down']], 5_000)
+    assert.equal(failures.length, 2, 'asked again once, then no more')
   })
 
   it('records an outcome the store could not take once it recovers, never sending the delivery again', async () => {

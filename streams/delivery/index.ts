@@ -1,10 +1,10 @@
 export {
   type AttemptRunner,
   type AttemptRunnerOptions,
+  type ConfigurationFailure,
   channelDelivery,
   createAttemptRunner,
   type DeliverableConfiguration,
-  type SustainedFailure,
 } from './attempt.ts'
 export * from './channels/index.ts'
 export {
@@ -43,8 +43,10 @@ export {
   verifyWebhook,
 } from './signing.ts'
 export {
-  type AnnounceOptions,
-  announceConfigurationDisabled,
   CONFIGURATION_DISABLED_TYPE,
   configurationDisabledEvent,
+  type DisableAnnouncer,
+  type DisableAnnouncerOptions,
+  disabledEventId,
+  startDisableAnnouncer,
 } from './system-event.ts'

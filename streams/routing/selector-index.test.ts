@@ -291,6 +291,7 @@ describe('createSelectorIndexBuilder', () => {
       configurations: new Map(configurations),
       selectors: new Map(selectors),
       disabledEndpoints: disabled,
+      unannounced: new Map(),
     })
     const builder = createSelectorIndexBuilder()
     let next = 200

@@ -75,6 +75,7 @@ export const aSelectorSet = (
   configurations: new Map(configurations.map((c) => [c.id, c])),
   selectors: new Map(selectors.map((s) => [s.id, s])),
   disabledEndpoints,
+  unannounced: new Map(),
 })
 
 /** A webhook configuration as the webhook deliverer takes it: its signing secret opened. */

@@ -10,9 +10,13 @@ import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/ind
 import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
 import { createSqliteEventStore } from '../../src/adapters/sqlite-event-store/index.ts'
 import { loadConfig } from '../../src/config/index.ts'
+import { UnavailableError } from '../../src/errors/index.ts'
 import { createAdminTokenAuthenticator, createHttpApp } from '../../src/http/index.ts'
+import { createNotificationConfigService } from '../../src/notifications/index.ts'
 import { createMetrics, type Logger } from '../../src/observability/index.ts'
 import { createOutboundGuard } from '../../src/outbound/index.ts'
+import type { EventLog, EventStore } from '../../src/ports/index.ts'
+import { createSecretBox, loadOrCreateKeyFile } from '../../src/secrets/index.ts'
 import { type IngressWiring, wireIngress } from '../../src/wiring/ingress.ts'
 import { wireNotifications } from '../../src/wiring/notifications.ts'
 import { eventually } from '../support/eventually.ts'
@@ -28,9 +32,12 @@ type Json = Record<string, unknown>
  * the router and deliverer consumer groups, the delivery log's writer and read-model threads)
  * on the embedded log and store, behind the HTTP API, delivering to a real HTTP endpoint that
  * answers `respond()`. Retries: at once, then after 10 minutes, so a failing head is
- * `retrying` for far longer than any test waits.
+ * `retrying` for far longer than any test waits; `env` overrides these and other settings.
+ *
+ * Faults on demand: `failPublishes(n)` makes the next n publishes of Herald's system events to
+ * the log fail, `failDisables(n)` the next n appends of a disable Herald decided itself.
  */
-const startWorld = async (name: string) => {
+const startWorld = async (name: string, env: Record<string, string> = {}) => {
   const dir = mkdtempSync(join(tmpdir(), `herald-${name}-`))
   let respond = 204
   // The event id of each request the endpoint answered with a success, and each digest's events.
@@ -56,17 +63,53 @@ const startWorld = async (name: string) => {
       HERALD_OUTBOUND_ALLOWLIST: '127.0.0.1',
       HERALD_NOTIFICATIONS__DELIVERY__RETRY_SCHEDULE_MS: '0,600000',
       HERALD_NOTIFICATIONS__DELIVERY__RETRY_JITTER_PERCENT: '0',
+      ...env,
     },
   })
   const { topics } = config.event_log
-  const log = createSqliteEventLog({ path: join(dir, 'eventlog.sqlite'), idlePollMs: 25 })
-  await log.createTopics(Object.values(topics).map((topic) => ({ topic, partitions: 1 })))
-  const store = createSqliteEventStore({ path: join(dir, 'eventstore.sqlite') })
+  const realLog = createSqliteEventLog({ path: join(dir, 'eventlog.sqlite'), idlePollMs: 25 })
+  await realLog.createTopics(Object.values(topics).map((topic) => ({ topic, partitions: 1 })))
+  const faults = { publishes: 0, disables: 0 }
+  // Every system event that reached the log, as published.
+  const systemEvents: Json[] = []
+  const log: EventLog = {
+    ...realLog,
+    publish: async (topic, messages) => {
+      // Herald's system events go to the engine events topic alone, one at a time.
+      const system =
+        topic === topics.events && messages.length === 1
+          ? messages
+              .map((m) => JSON.parse(Buffer.from(m.value).toString()) as Json)
+              .filter((e) => String(e.type).startsWith('system.notifications.'))
+          : []
+      if (system.length > 0 && faults.publishes > 0) {
+        faults.publishes--
+        throw new UnavailableError('the log is unreachable (a fault of the test)')
+      }
+      const published = await realLog.publish(topic, messages)
+      systemEvents.push(...system)
+      return published
+    },
+  }
+  const realStore = createSqliteEventStore({ path: join(dir, 'eventstore.sqlite') })
+  const store: EventStore = {
+    ...realStore,
+    append: async (stream, events, options) => {
+      const bySystem = events.some((e) => String(e.data.by).startsWith('system/'))
+      if (bySystem && faults.disables > 0) {
+        faults.disables--
+        throw new UnavailableError('the store is unreachable (a fault of the test)')
+      }
+      return realStore.append(stream, events, options)
+    },
+  }
   const warehouse = await createChdbWarehouse({ path: join(dir, 'warehouse') })
   // Index swaps, by the configurations they saw: a change has reached the router and deliverer.
   let swaps = 0
-  const logger: Logger = (_level, event) => {
+  const logged: { event: string; fields: Json }[] = []
+  const logger: Logger = (_level, event, fields = {}) => {
     if (event === 'router.index_swapped') swaps++
+    else logged.push({ event, fields })
   }
   const ingress: IngressWiring = await wireIngress({ config, warehouse, logger })
   const outbound = createOutboundGuard({ allowlist: config.outbound.allowlist })
@@ -254,12 +297,45 @@ const startWorld = async (name: string) => {
     ;({ wired: notifications, api: app } = await startNotifications())
   }
 
+  /**
+   * What the system events a webhook configuration at `path` received say (the admin's
+   * selector for them), in arrival order.
+   */
+  const announcementsAt = (path: string): Json[] =>
+    endpoint.requests
+      .filter((r) => r.path === path)
+      .map((r) => (JSON.parse(r.body) as { data: Json }).data)
+      .filter((e) => e.type === 'system.notifications.configuration_disabled')
+
+  /** The admin's configuration for Herald's system events, at `path`. */
+  const watch = (path: string) =>
+    applied(async () => {
+      const created = await call('POST', BASE, { url: endpoint.url(path), description: 'system events' })
+      assert.equal(created.status, 201, created.text)
+      const id = String(created.json.uuid)
+      const selector = await call('POST', `${BASE}/${id}/selectors`, {
+        scope: 'account',
+        event: { level: '*', type: 'system.notifications.*', resource_type: '*' },
+      })
+      assert.equal(selector.status, 201, selector.text)
+      return id
+    })
+
+  /** The configuration service on the world's store, as Herald's own would be. */
+  const configService = () =>
+    createNotificationConfigService({
+      store: realStore,
+      box: createSecretBox({ current: loadOrCreateKeyFile(join(dir, 'secret.key')) }),
+      clock: Date.now,
+      newId: randomUUID,
+    })
+
   const close = async () => {
     await stopNotifications()
     await ingress.close()
     outbound.close()
-    await log.close()
-    await store.close()
+    await realLog.close()
+    await realStore.close()
     await warehouse.close()
     await endpoint.close()
     rmSync(dir, { recursive: true, force: true })
@@ -267,6 +343,18 @@ const startWorld = async (name: string) => {
 
   return {
     configure,
+    watch,
+    announcementsAt,
+    configService,
+    endpoint,
+    logged,
+    systemEvents,
+    failPublishes: (times: number) => {
+      faults.publishes = times
+    },
+    failDisables: (times: number) => {
+      faults.disables = times
+    },
     setEnabled,
     call,
     restart,
@@ -292,11 +380,16 @@ const startWorld = async (name: string) => {
 type World = Awaited<ReturnType<typeof startWorld>>
 
 /** A suite with a world of its own, started before its tests and closed after them. */
-const describeWorld = (title: string, name: string, tests: (world: () => World) => void) =>
+const describeWorld = (
+  title: string,
+  name: string,
+  tests: (world: () => World) => void,
+  env: Record<string, string> = {},
+) =>
   describe(title, () => {
     let world: World | undefined
     before(async () => {
-      world = await startWorld(name)
+      world = await startWorld(name, env)
     })
     after(async () => {
       await world?.close()
@@ -547,4 +640,95 @@ describeWorld(
       assert.deepEqual(world.delivered, [])
     })
   },
+)
+
+/**
+ * Retries every 50 ms, and a configuration failing for 300 ms is disabled: Herald's own disables
+ * happen within a test's wait.
+ */
+const FAST_DISABLE = {
+  HERALD_NOTIFICATIONS__DELIVERY__RETRY_SCHEDULE_MS: Array.from({ length: 40 }, (_, i) =>
+    i === 0 ? 0 : 50,
+  ).join(','),
+  HERALD_NOTIFICATIONS__DELIVERY__DISABLE_AFTER_FAILING_MS: '300',
+}
+
+/** The configuration's announcements among `announcements`: what each says, in order. */
+const about = (announcements: readonly Json[], id: string) =>
+  announcements
+    .map((e) => e.data as Json)
+    .filter((d) => d.configuration_id === id)
+    .map((d) => [d.reason, d.last_error])
+
+describeWorld(
+  'a configuration Herald disables itself',
+  'announced',
+  (w) => {
+    it('is announced to the admin once, though publishing the announcement failed at first', async () => {
+      const world = w()
+      await world.watch('/watch')
+      const id = await world.configure('/broken-publish')
+      world.endpoint.failWhen((r) => r.path === '/broken-publish', { status: 503 }, 1_000)
+      world.failPublishes(1)
+      await world.post('fails')
+      await eventually(async () => {
+        assert.deepEqual(about(world.announcementsAt('/watch'), id), [['sustained_failure', 'HTTP 503']])
+      })
+      assert.equal(
+        world.logged.filter((l) => l.event === 'delivery.system_event_failed').length,
+        1,
+        'the failed publish was logged',
+      )
+      const { value } = await world.configService().getConfiguration('admin', 'webhook', id)
+      assert.equal(value.configuration.enabled, false)
+      await sleep(500)
+      assert.equal(about(world.systemEvents, id).length, 1, 'published once')
+    })
+
+    it('is disabled and announced when storing the disable failed at first: the next failed attempt tries again', async () => {
+      const world = w()
+      const id = await world.configure('/broken-store')
+      world.endpoint.failWhen((r) => r.path === '/broken-store', { status: 503 }, 1_000)
+      world.failDisables(1)
+      await world.post('fails')
+      await eventually(async () => {
+        assert.deepEqual(about(world.announcementsAt('/watch'), id), [['sustained_failure', 'HTTP 503']])
+      })
+      assert.ok(world.logged.some((l) => l.event === 'delivery.configuration_disable_failed'))
+    })
+
+    it('is announced, with its reason, when its endpoint answered 410 Gone', async () => {
+      const world = w()
+      const id = await world.configure('/gone-for-good')
+      world.endpoint.failWhen((r) => r.path === '/gone-for-good', { status: 410 }, 1_000)
+      await world.post('gone')
+      await eventually(async () => {
+        assert.deepEqual(about(world.announcementsAt('/watch'), id), [['endpoint_gone', 'HTTP 410']])
+      })
+    })
+
+    it('disabled but not announced when Herald stopped (a crash between the two) is announced after the next start, once', async () => {
+      const world = w()
+      const id = await world.configure('/crashed')
+      const failingSince = Date.now() - 60_000
+      await world.restart(async () => {
+        // What Herald stored before it went down: the disable, and nothing after it.
+        const disabled = await world
+          .configService()
+          .disableConfiguration(id, 'sustained_failure', { failure: { failingSince, lastError: 'HTTP 502' } })
+        assert.equal(disabled, true)
+      })
+      await eventually(async () => {
+        assert.deepEqual(about(world.announcementsAt('/watch'), id), [['sustained_failure', 'HTTP 502']])
+      })
+      const [announced] = world.systemEvents.filter((e) => (e.data as Json).configuration_id === id)
+      assert.equal((announced?.data as Json | undefined)?.failing_since, new Date(failingSince).toISOString())
+      // Started again: what was announced is not announced again.
+      await world.restart(async () => {})
+      await sleep(1_000)
+      assert.equal(about(world.systemEvents, id).length, 1, 'published once')
+      assert.equal(about(world.announcementsAt('/watch'), id).length, 1, 'delivered once')
+    })
+  },
+  FAST_DISABLE,
 )

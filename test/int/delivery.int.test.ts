@@ -408,9 +408,8 @@ describe('delivery: a configuration that keeps failing', () => {
       { scheduleMs: [60, 60, 60, 60, 60, 60], jitter: 0, maxRetryAfterMs: 60_000 },
       {
         sustainedFailureMs: 200,
-        onSustainedFailure: async (failure) => {
-          await w.service.disableConfiguration(failure.configurationId, 'sustained_failure')
-        },
+        onSustainedFailure: (failure) =>
+          w.service.disableConfiguration(failure.configurationId, 'sustained_failure'),
       },
     )
     try {

@@ -163,6 +163,7 @@ describe('Kafka ingress under poison pills', () => {
     const index = buildSelectorIndex({
       position: 1,
       disabledEndpoints: new Set(),
+      unannounced: new Map(),
       configurations: new Map(
         ACCOUNTS.map((a) => [`cfg-${a}`, aConfiguration({ id: `cfg-${a}`, account: a })]),
       ),

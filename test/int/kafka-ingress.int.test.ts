@@ -77,6 +77,7 @@ describe('Kafka ingress: kcat → engine.events → router → deliveries and DL
     const index = buildSelectorIndex({
       position: 1,
       disabledEndpoints: new Set(),
+      unannounced: new Map(),
       configurations: new Map(
         ['acme', 'globex'].map((account) => [
           `cfg-${account}`,

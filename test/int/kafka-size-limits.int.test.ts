@@ -89,6 +89,7 @@ describe('Kafka with a request size limit', () => {
     const index = buildSelectorIndex({
       position: 1,
       disabledEndpoints: new Set(),
+      unannounced: new Map(),
       configurations: new Map([['cfg-1', aConfiguration()]]),
       selectors: new Map([['sel-1', aSelector({ type: 'user.image.analysis.failed' })]]),
     })

@@ -232,7 +232,7 @@ const definitions = {
     level: error,
     resourceType: 'notification_configuration',
     description:
-      'Herald disabled a notification configuration because every delivery failed for the sustained-failure period.',
+      'Herald disabled a notification configuration because every delivery failed for the sustained-failure period, or its endpoint answered 410 Gone.',
     dataCodec: data.NotificationsConfigurationDisabled,
   },
   'com.ibm.cloud.compliance.posture': {
