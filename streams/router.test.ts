@@ -310,6 +310,7 @@ describe('createRouterHandler', () => {
     const both = buildSelectorIndex({
       position: 1,
       disabledEndpoints: new Set(),
+      unannounced: new Map(),
       configurations: new Map([
         ['cfg-1', aConfiguration({ id: 'cfg-1' })],
         ['cfg-2', aConfiguration({ id: 'cfg-2' })],

@@ -326,6 +326,7 @@ describe('Kafka whose brokers refuse as too large what the log lets through', ()
     const index = buildSelectorIndex({
       position: 1,
       disabledEndpoints: new Set(),
+      unannounced: new Map(),
       configurations: new Map([['cfg-1', aConfiguration()]]),
       selectors: new Map([['sel-1', aSelector({ type: 'user.image.analysis.failed' })]]),
     })
