@@ -264,7 +264,11 @@ const startWorld = async (name: string, env: Record<string, string> = {}) => {
       for (const eventId of behind) assert.equal(all.get(eventId)?.status, 'pending', eventId)
     })
 
-  /** Waits until every one of `queued` is skipped for `reason`, and asserts it took under 2 s from `since`. */
+  /**
+   * Waits until every one of `queued` is skipped for `reason`, and asserts it took under 8 s
+   * from `since`: "at once", set against the retry head's next attempt 5 minutes away, with
+   * room for a loaded machine (a restart's start-up included).
+   */
   const settledSkipped = async (id: string, queued: readonly string[], reason: string, since: number) => {
     await eventually(
       async () => {
@@ -272,10 +276,10 @@ const startWorld = async (name: string, env: Record<string, string> = {}) => {
         for (const eventId of queued)
           assert.deepEqual([all.get(eventId)?.status, all.get(eventId)?.error], ['skipped', reason], eventId)
       },
-      { timeoutMs: 3_000 },
+      { timeoutMs: 10_000 },
     )
     const ms = Date.now() - since
-    assert.ok(ms < 2_000, `settled ${ms} ms after the change`)
+    assert.ok(ms < 8_000, `settled ${ms} ms after the change`)
   }
 
   /** `herald_deliveries_total` of webhook deliveries with `outcome`. */
