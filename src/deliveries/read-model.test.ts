@@ -10,12 +10,15 @@ import { threadNames } from '../../test/support/threads.ts'
 import { sqliteErrorIn } from '../adapters/sqlite-errors.ts'
 import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
 import { columnsOf } from '../adapters/sqlite-file.ts'
+import type { EndpointType } from '../notifications/index.ts'
 import { silentLogger } from '../observability/index.ts'
 import type { EventStore } from '../ports/index.ts'
 import { deliveryStream } from './events.ts'
 import { createDeliveryLog, type DeliveryLog } from './log.ts'
 import {
+  createDeliveryQueries,
   createDeliveryReadModel,
+  type DeliveryQuery,
   type DeliveryReadModel,
   type DeliveryReadModelOptions,
   listStatement,
@@ -27,10 +30,15 @@ import { startDeliveryRetention } from './retention.ts'
 
 const hex = (n: number) => n.toString(16).padStart(64, '0')
 
-const requestOf = (n: number, configurationId: string, account = 'acme') => ({
+const requestOf = (
+  n: number,
+  configurationId: string,
+  account = 'acme',
+  endpoint: EndpointType = 'webhook',
+) => ({
   deliveryId: hex(n),
   account,
-  endpoint: 'webhook' as const,
+  endpoint,
   configurationId,
   event: {
     specversion: '1.0' as const,
@@ -152,6 +160,20 @@ const rewriteAsVersion0 = (path: string): void => {
   unlinkSync(made)
 }
 
+/** Rewrites the read model's (closed) file at `path` as version 3 of its schema left it: no configurations, no request times. */
+const rewriteAsVersion3 = (path: string): void => {
+  const old = new DatabaseSync(path)
+  try {
+    old.exec(`
+      DROP TABLE configurations;
+      DELETE FROM meta WHERE key IN ('latest_requested_at', 'request_time_lag');
+      PRAGMA user_version = 3;
+    `)
+  } finally {
+    old.close()
+  }
+}
+
 /** What every query of `view` answers about deliveries 1–`count` and configurations `cfg-a`–`cfg-c`. */
 const answersOf = (view: DeliveryReadModel, count: number, now: number) => {
   const ids = Array.from({ length: count }, (_, i) => hex(i + 1))
@@ -168,6 +190,9 @@ const answersOf = (view: DeliveryReadModel, count: number, now: number) => {
       view.list({ status: 'retrying', limit: 100 }),
       view.list({ eventId: 'evt-2', limit: 100 }),
       view.list({ endpoint: 'webhook', before: 3, limit: 100 }),
+      view.list({ account: 'acme', endpoint: 'webhook', limit: 2 }),
+      view.list({ since: now - 1, until: now + 1, limit: 2 }),
+      view.list({ endpoint: 'webhook', until: now + 1, before: 4, limit: 100 }),
     ],
     dueHeads: view.dueHeads(now + 3_600_000, new Set(), 10),
     nextDueAt: view.nextDueAt(new Set()),
@@ -227,8 +252,8 @@ const readModelContract = (
       rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 })
     })
 
-    const request = async (n: number, configurationId: string, account?: string) =>
-      view.waitFor(await deliveries.request(requestOf(n, configurationId, account)))
+    const request = async (n: number, configurationId: string, account?: string, endpoint?: EndpointType) =>
+      view.waitFor(await deliveries.request(requestOf(n, configurationId, account, endpoint)))
 
     /** Records the head's next attempt with `status`, as the deliverer does. */
     const attempt = async (n: number, status: number, retryInMs?: number) => {
@@ -278,6 +303,81 @@ const readModelContract = (
       assert.equal(sent?.attempts, 1)
       assert.deepEqual(sent?.lastAttempt, { status: 200, code: null, error: null, latencyMs: 7 })
       assert.equal(sent?.event.id, 'evt-1')
+    })
+
+    /**
+     * Requests a second apart as three deliverers would stamp them: every seventh by a clock an
+     * hour behind, every eleventh by one 2.5 s ahead, so request times run out of seq order both
+     * ways. Resolves with what each request was, by its number.
+     */
+    const requestSkewed = async (count: number) => {
+      const configurations = [
+        { id: 'cfg-a', account: 'acme', endpoint: 'webhook' },
+        { id: 'cfg-b', account: 'acme', endpoint: 'slack' },
+        { id: 'cfg-c', account: 'acme', endpoint: 'webhook' },
+        { id: 'cfg-d', account: 'globex', endpoint: 'slack' },
+      ] as const
+      const start = now
+      const requested: { n: number; account: string; endpoint: EndpointType; at: number; sent: boolean }[] =
+        []
+      for (let n = 1; n <= count; n++) {
+        const c = configurations[n % configurations.length] ?? configurations[0]
+        now = start + n * 1000 - (n % 7 === 0 ? 3_600_000 : 0) + (n % 11 === 0 ? 2_500 : 0)
+        await request(n, c.id, c.account, c.endpoint)
+        const sent = n % 5 === 0
+        if (sent) await attempt(n, 200)
+        requested.push({ n, account: c.account, endpoint: c.endpoint, at: now, sent })
+      }
+      now = start + (count + 1) * 1000
+      return { start, requested }
+    }
+
+    it('lists a time window and an endpoint type exactly, page after page, however far request times run out of seq order', async () => {
+      const { start, requested } = await requestSkewed(60)
+      const queries: Omit<DeliveryQuery, 'limit'>[] = [
+        { until: start + 30_500 },
+        { since: start + 20_500 },
+        { since: start + 10_500, until: start + 40_500 },
+        { account: 'acme', until: start + 30_500 },
+        { account: 'acme', since: start + 50_500 },
+        // Only the requests an hour behind; then none at all.
+        { until: start - 1_000_000 },
+        { until: start - 4_000_000 },
+        { since: start + 58_000 },
+        { endpoint: 'slack' },
+        { account: 'acme', endpoint: 'slack' },
+        { account: 'acme', endpoint: 'webhook', until: start + 40_500 },
+        { endpoint: 'webhook', since: start + 5_500, until: start + 45_500 },
+        { endpoint: 'webhook', status: 'sent' },
+        { account: 'globex', endpoint: 'webhook' },
+        { endpoint: 'email' },
+      ]
+      for (const query of queries) {
+        // Newest first by seq, which is the order of the requests here.
+        const expected = requested
+          .filter(
+            (r) =>
+              (query.account === undefined || r.account === query.account) &&
+              (query.endpoint === undefined || r.endpoint === query.endpoint) &&
+              (query.status === undefined || (query.status === 'sent') === r.sent) &&
+              (query.since === undefined || r.at >= query.since) &&
+              (query.until === undefined || r.at < query.until),
+          )
+          .map((r) => `evt-${r.n}`)
+          .reverse()
+        for (const limit of [1, 3, 7, 100]) {
+          const listed: string[] = []
+          let before: number | undefined
+          for (;;) {
+            const page = view.list({ ...query, limit, ...(before === undefined ? {} : { before }) })
+            assert.ok(page.items.length <= limit)
+            listed.push(...page.items.map((d) => d.eventId))
+            if (page.next === null) break
+            before = page.next
+          }
+          assert.deepEqual(listed, expected, `${JSON.stringify(query)}, ${limit} a page`)
+        }
+      }
     })
 
     it('hands out each configuration’s oldest unsettled delivery, held back while it waits for a retry', async () => {
@@ -418,7 +518,7 @@ const readModelContract = (
             .map((r) => r.name),
           ['heads_by_due_seq'],
         )
-        assert.equal(reader.prepare('PRAGMA user_version').get()?.user_version, 3)
+        assert.equal(reader.prepare('PRAGMA user_version').get()?.user_version, 4)
       } finally {
         reader.close()
       }
@@ -464,7 +564,7 @@ const readModelContract = (
         view.dueHeads(now, new Set(), 10).map((d) => d.eventId),
         ['evt-1', 'evt-2'],
       )
-      assert.deepEqual(shape(), { version: 3, columns: [...before.columns, 'seq'] })
+      assert.deepEqual(shape(), { version: 4, columns: [...before.columns, 'seq'] })
     })
 
     it('keeps the start of a streak in a file made before streaks ended at a gap', async () => {
@@ -648,7 +748,7 @@ const readModelContract = (
       assert.equal(before.unpublished.length, 4)
       const reader = new DatabaseSync(path, { readOnly: true })
       try {
-        assert.equal(reader.prepare('PRAGMA user_version').get()?.user_version, 3)
+        assert.equal(reader.prepare('PRAGMA user_version').get()?.user_version, 4)
         assert.deepEqual(
           reader
             .prepare('PRAGMA index_info(attempts_by_delivery)')
@@ -673,6 +773,44 @@ const readModelContract = (
         ],
       )
       assert.equal(view.headOf('cfg-a')?.eventId, 'evt-5')
+    })
+
+    it('opens a file of schema version 3 with its configurations and request times’ lag read from its deliveries', async () => {
+      const { start } = await requestSkewed(30)
+      const lists = () => [
+        view.list({ endpoint: 'slack', limit: 100 }),
+        view.list({ account: 'acme', endpoint: 'webhook', until: start + 20_500, limit: 5 }),
+        view.list({ since: start + 10_500, limit: 100 }),
+        view.list({ until: start - 1_000_000, limit: 100 }),
+      ]
+      const before = lists()
+      await view.close()
+      const path = join(dir, 'view.sqlite')
+      const lag = () => {
+        const reader = new DatabaseSync(path, { readOnly: true })
+        try {
+          return {
+            version: reader.prepare('PRAGMA user_version').get()?.user_version,
+            lag: reader.prepare("SELECT value FROM meta WHERE key = 'request_time_lag'").get()?.value,
+          }
+        } finally {
+          reader.close()
+        }
+      }
+      // The fourteenth request, an hour behind, came after the eleventh, 2.5 s ahead.
+      assert.deepEqual(lag(), { version: 4, lag: String(3_600_000 - 500) })
+      rewriteAsVersion3(path)
+
+      // Read, not copied: no upgrade to tell of.
+      view = open({ onUpgrade: (progress) => assert.fail(`told of an upgrade: ${JSON.stringify(progress)}`) })
+      assert.deepEqual(lists(), before)
+      assert.deepEqual(lag(), { version: 4, lag: String(3_600_000 - 500) })
+      // It catalogues on where it stopped.
+      await request(31, 'cfg-e', 'acme', 'email')
+      assert.deepEqual(
+        view.list({ endpoint: 'email', limit: 10 }).items.map((d) => d.eventId),
+        ['evt-31'],
+      )
     })
 
     it('resumes from its checkpoint when reopened, keeping its instance id', async () => {
@@ -1047,16 +1185,75 @@ readModelContract(
   { inProcess: false },
 )
 
+/** What SQLite does for each statement `list` runs for a query, joined. */
+const planOf = (db: DatabaseSync) => {
+  const queries = createDeliveryQueries(db)
+  return (query: DeliveryQuery): string => {
+    const { sql, params } = listStatement(query, queries.listShape(query))
+    const rows = db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[]
+    return rows.map((r) => r.detail).join('; ')
+  }
+}
+
 describe('the delivery read model’s file', () => {
+  it('reads a time window between seq bounds and an endpoint type from its configurations’ index, not every delivery in scope', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-delivery-view-'))
+    const store = createSqliteEventStore({ path: join(dir, 'deliveries.sqlite') })
+    const path = join(dir, 'view.sqlite')
+    let now = Date.parse('2026-11-22T10:00:00.000Z')
+    try {
+      const view = createDeliveryReadModel({ path, newId: randomUUID })
+      view.follow(store)
+      const deliveries = createDeliveryLog({
+        store,
+        clock: () => now,
+        newId: randomUUID,
+        origin: view.instanceId,
+      })
+      for (let n = 1; n <= 10; n++) {
+        now += 1000
+        const [configurationId, endpoint] = n % 2 === 0 ? ['cfg-a', 'webhook'] : ['cfg-b', 'slack']
+        await view.waitFor(
+          await deliveries.request(requestOf(n, configurationId, 'acme', endpoint as EndpointType)),
+        )
+      }
+      await view.close()
+      const { db } = openDeliveryViewFile(path, randomUUID)
+      const plan = planOf(db)
+      const middle = now - 4_500
+      const expect = (query: Omit<DeliveryQuery, 'limit'>, pattern: RegExp) => {
+        const detail = plan({ ...query, limit: 100 })
+        assert.match(detail, pattern, JSON.stringify(query))
+        assert.doesNotMatch(detail, /SCAN/, JSON.stringify(query))
+      }
+      expect({ account: 'acme', until: middle }, /deliveries_by_account \(account=\? AND seq<\?\)/)
+      expect({ account: 'acme', since: middle }, /deliveries_by_account \(account=\? AND seq>\?\)/)
+      expect(
+        { account: 'acme', since: middle - 2_000, until: middle },
+        /\(account=\? AND seq>\? AND seq<\?\)/,
+      )
+      expect({ until: middle }, /INTEGER PRIMARY KEY \(rowid<\?\)/)
+      expect({ since: middle }, /INTEGER PRIMARY KEY \(rowid>\?\)/)
+      expect(
+        { account: 'acme', endpoint: 'slack' },
+        /deliveries_by_configuration \(configuration_id=\? AND seq<\?\)/,
+      )
+      expect(
+        { endpoint: 'slack', until: middle },
+        /deliveries_by_configuration \(configuration_id=\? AND seq<\?\)/,
+      )
+      db.close()
+    } finally {
+      await store.close()
+      rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 })
+    }
+  })
+
   it('lists the statuses few deliveries have from an index of just those, not every delivery of the account', () => {
     const dir = mkdtempSync(join(tmpdir(), 'herald-delivery-view-'))
     try {
       const { db } = openDeliveryViewFile(join(dir, 'view.sqlite'), randomUUID)
-      const plan = (query: Parameters<typeof listStatement>[0]) => {
-        const { sql, params } = listStatement(query)
-        const rows = db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[]
-        return rows.map((r) => r.detail).join('; ')
-      }
+      const plan = planOf(db)
       for (const status of ['dead_lettered', 'rejected', 'skipped', 'retrying'] as const) {
         // Either partial index: the planner picks by what it knows of the rows.
         assert.match(plan({ account: 'acme', status, limit: 100 }), /USING INDEX deliveries_few/, status)

@@ -13,6 +13,7 @@ import {
   DELIVERY_STREAM_PREFIX,
   type DeliveryAttemptedData,
   type DeliveryEvent,
+  type DeliveryRequestedData,
   type DeliveryStatus,
   decodeDeliveryEvent,
   isDeliveryStream,
@@ -271,7 +272,7 @@ CREATE INDEX IF NOT EXISTS attempts_by_configuration ON attempts (configuration_
 CREATE INDEX IF NOT EXISTS attempts_unpublished ON attempts (position) WHERE publish = 1;`
 
 /** What `SCHEMA` makes, kept as the file's `user_version`: 0 for files made before it was kept. */
-const SCHEMA_VERSION = 3
+const SCHEMA_VERSION = 4
 
 // A delivery's row holds what changes as it is attempted: the listings' columns, its state.
 // What its request carried (the event, which runs to kilobytes, and the router's decision) never
@@ -332,6 +333,21 @@ CREATE INDEX IF NOT EXISTS deliveries_by_event ON deliveries (event_id);
 CREATE INDEX IF NOT EXISTS deliveries_unsettled ON deliveries (configuration_id, seq)
   WHERE next_attempt_at IS NOT NULL;`
 
+// The configurations the deliveries are of, by account and endpoint type: a listing by endpoint
+// type reads the deliveries of each of its configurations newest first from their index and merges
+// them, where a filter on the column walked every delivery of the account (of every account, for
+// an admin) to find a rare type's. A configuration's row is written once, at its first delivery:
+// nothing more per delivery on the fold's path, where an index by endpoint type would be written
+// at every one. Rows stay when retention deletes the deliveries: a configuration with none left
+// costs a listing one seek.
+const CONFIGURATIONS = `
+CREATE TABLE IF NOT EXISTS configurations (
+  account          TEXT NOT NULL,
+  endpoint         TEXT NOT NULL,
+  configuration_id TEXT NOT NULL,
+  PRIMARY KEY (account, endpoint, configuration_id)
+) STRICT, WITHOUT ROWID;`
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (
   key   TEXT PRIMARY KEY,
@@ -347,6 +363,7 @@ CREATE TABLE IF NOT EXISTS heads (
 ) STRICT;
 ${ATTEMPTS}
 ${ATTEMPT_INDEXES}
+${CONFIGURATIONS}
 CREATE TABLE IF NOT EXISTS failing (
   configuration_id TEXT PRIMARY KEY,
   since            INTEGER NOT NULL,
@@ -486,6 +503,17 @@ const toAttempt = (r: AttemptRecord): AttemptRow => ({
 
 const ms = (iso: string): number => Date.parse(iso)
 
+// A delivery's `seq` is its request's store position and its `requested_at` the requesting
+// process's clock: the two rise together but for the writers' clocks (concurrent requests reach
+// the store in another order than they were stamped; clocks of processes differ). The fold keeps
+// how far any request's time fell behind the latest one folded before it, in `meta`: then a
+// listing's time bound is a bound on seq as well (see `seqBounds`), which every index it reads
+// ends with, where `since` and `until` were filters on rows walked newest first from the top.
+/** The latest `requested_at` folded in: what the next request's lag is measured from. */
+const LATEST_REQUEST = 'latest_requested_at'
+/** The most any delivery's `requested_at` fell behind one of a lower `seq`, in milliseconds. */
+const REQUEST_LAG = 'request_time_lag'
+
 /**
  * Brings a file of an earlier schema version up to `SCHEMA_VERSION`, in one transaction, so a
  * crash leaves it as it was, to be brought up at the next open. Each step looks at what the file
@@ -501,6 +529,9 @@ const ms = (iso: string): number => Date.parse(iso)
  *    without it gets the column, filled in from its deliveries, and the index.
  * 3. Each delivery's request leaves its row for `requests`: a file whose deliveries hold their
  *    events is copied into the two tables, which rewrites every delivery once.
+ * 4. Listings by endpoint type read each configuration's deliveries, and time bounds become seq
+ *    bounds: the configurations and the request times' lag (see `REQUEST_LAG`) are read from the
+ *    deliveries, each once, which writes nothing per delivery.
  */
 const upgrade = (db: DatabaseSync, onUpgrade?: ReadModelUpgradeListener): void => {
   const version = () => (db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version
@@ -556,6 +587,20 @@ const upgrade = (db: DatabaseSync, onUpgrade?: ReadModelUpgradeListener): void =
         DROP TABLE deliveries_v2;
         ${DELIVERY_INDEXES}
       `)
+    if (from < 4) {
+      db.exec(`INSERT OR IGNORE INTO configurations (account, endpoint, configuration_id)
+        SELECT DISTINCT account, endpoint, configuration_id FROM deliveries`)
+      const { latest, lag } = db
+        .prepare(`SELECT max(latest) AS latest, coalesce(max(latest - requested_at), 0) AS lag FROM (
+          SELECT requested_at, max(requested_at) OVER (ORDER BY seq) AS latest FROM deliveries)`)
+        .get() as { latest: number | null; lag: number }
+      const setMeta = db.prepare(
+        'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+      )
+      setMeta.run(REQUEST_LAG, String(lag))
+      if (latest === null) db.prepare('DELETE FROM meta WHERE key = ?').run(LATEST_REQUEST)
+      else setMeta.run(LATEST_REQUEST, String(latest))
+    }
     db.exec(`
       DROP INDEX IF EXISTS heads_by_due;
       CREATE INDEX IF NOT EXISTS heads_by_due_seq ON heads (next_attempt_at, seq);
@@ -642,6 +687,8 @@ export type DeliveryQueries = DeliveryReads & {
   /** `DeliveryReadModel.prunable`, with the outcomes published up to `publishedThrough`. */
   prunable(before: number, after: number, limit: number, publishedThrough: number): PrunablePage
   meta(key: string): string | undefined
+  /** What `list` reads for `query` beyond its filters (`listStatement` gives its SQL). */
+  listShape(query: DeliveryQuery): ListShape
 }
 
 /** The answers of `queries` that a read model passes on as they are. */
@@ -657,7 +704,20 @@ export const readsOf = (queries: DeliveryQueries): DeliveryReads => ({
   failingSince: queries.failingSince,
 })
 
-const filters = (query: DeliveryQuery): { where: string; params: SQLInputValue[] } => {
+/**
+ * What a listing reads beyond its filters: the seq bounds its time window implies (see
+ * `seqBounds`), and the configurations its endpoint type names (see `CONFIGURATIONS`).
+ */
+export interface ListShape {
+  /** Only deliveries after this seq. */
+  readonly after?: number
+  /** Only deliveries before this seq (with `query.before`, the lower of the two). */
+  readonly before?: number
+  /** Read from each of these configurations' deliveries, merged by seq; absent: from the whole log's. */
+  readonly configurations?: readonly string[]
+}
+
+const filters = (query: DeliveryQuery, shape: ListShape): { where: string; params: SQLInputValue[] } => {
   const clauses: string[] = []
   const params: SQLInputValue[] = []
   const add = (clause: string, value: SQLInputValue | undefined) => {
@@ -673,17 +733,120 @@ const filters = (query: DeliveryQuery): { where: string; params: SQLInputValue[]
   add('endpoint = ?', query.endpoint)
   add('requested_at >= ?', query.since)
   add('requested_at < ?', query.until)
-  add('seq < ?', query.before)
-  return { where: clauses.length === 0 ? '' : `WHERE ${clauses.join(' AND ')}`, params }
+  const before = [query.before, shape.before].filter((seq) => seq !== undefined)
+  add('seq < ?', before.length === 0 ? undefined : Math.min(...before))
+  add('seq > ?', shape.after)
+  return { where: clauses.join(' AND '), params }
 }
 
-/** The listing's SQL: a page of `query.limit` rows and one more, to tell whether there is a next. */
-export const listStatement = (query: DeliveryQuery): { sql: string; params: SQLInputValue[] } => {
-  const { where, params } = filters(query)
+/**
+ * The listing's SQL. Without `shape.configurations`: a page of `query.limit` rows and one more,
+ * to tell whether there is a next. With them: the newest matching delivery of one configuration
+ * (its first parameter; the first of them as given) below a seq (its second; none as given), read
+ * from the configuration's index; `list` merges the configurations' deliveries by seq with it, one
+ * row at a time (see `newestOf`).
+ */
+export const listStatement = (
+  query: DeliveryQuery,
+  shape: ListShape = {},
+): { sql: string; params: SQLInputValue[] } => {
+  const { where, params } = filters(query, shape)
+  if (shape.configurations === undefined)
+    return {
+      sql: `SELECT * FROM deliveries ${where === '' ? '' : `WHERE ${where}`} ORDER BY seq DESC LIMIT ?`,
+      params: [...params, query.limit + 1],
+    }
   return {
-    sql: `SELECT * FROM deliveries ${where} ORDER BY seq DESC LIMIT ?`,
-    params: [...params, query.limit + 1],
+    sql: `SELECT * FROM deliveries WHERE configuration_id = ? AND seq < ?${where === '' ? '' : ` AND ${where}`}
+      ORDER BY seq DESC LIMIT 1`,
+    params: [shape.configurations[0] ?? null, Number.MAX_SAFE_INTEGER, ...params],
   }
+}
+
+/**
+ * The newest `count` deliveries of several configurations, newest first: `next` gives a
+ * configuration's newest below a seq, and each configuration's newest not yet taken waits in
+ * `waiting`, in seq order, for its turn. One seek per configuration and one per delivery taken,
+ * however many deliveries the configurations hold, or other configurations the log does.
+ */
+const newestOf = (
+  configurations: readonly string[],
+  count: number,
+  next: (configurationId: string, below: number) => DeliveryRecord | undefined,
+): DeliveryRecord[] => {
+  const waiting: DeliveryRecord[] = []
+  const wait = (row: DeliveryRecord | undefined): void => {
+    if (row === undefined) return
+    // Newest first: after every one newer than it.
+    let lo = 0
+    let hi = waiting.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if ((waiting[mid]?.seq ?? 0) > row.seq) lo = mid + 1
+      else hi = mid
+    }
+    waiting.splice(lo, 0, row)
+  }
+  for (const configurationId of configurations) wait(next(configurationId, Number.MAX_SAFE_INTEGER))
+  const taken: DeliveryRecord[] = []
+  while (taken.length < count) {
+    const row = waiting.shift()
+    if (row === undefined) break
+    taken.push(row)
+    wait(next(row.configuration_id, row.seq))
+  }
+  return taken
+}
+
+/** A delivery's seq and request time, as the bounds' search probes them. */
+type Probe = { readonly seq: number; readonly requested_at: number } | undefined
+
+/**
+ * The seq bounds `since` and `until` imply, found by a binary search over seq (each probe one
+ * seek by the row id) among the deliveries up to `top`: every delivery at or after a delivery
+ * requested at `until + lag` or later was requested at `until` or later, and every one at or
+ * before a delivery requested before `since - lag` was requested before `since`, where `lag` is
+ * the most a request's time fell behind an earlier one's (`REQUEST_LAG`). The bounds are exact
+ * however far clocks differ; the larger the lag, the more rows beside the window they leave to
+ * the filters. `top` and `lag` are read together (one statement, one snapshot), so every delivery
+ * probed is one `lag` covers.
+ */
+const seqBounds = (
+  query: Pick<DeliveryQuery, 'since' | 'until'>,
+  top: number,
+  lag: number,
+  probe: { readonly atOrAfter: (seq: number) => Probe; readonly atOrBefore: (seq: number) => Probe },
+): Pick<ListShape, 'after' | 'before'> => {
+  const first = probe.atOrAfter(Number.MIN_SAFE_INTEGER)
+  const last = probe.atOrBefore(top)
+  if (first === undefined || last === undefined) return {}
+  /** The last seq from `first` on where `earlier` holds, where it does at `first` and not at `last`. */
+  const lastWhere = (earlier: (seq: number) => boolean): number => {
+    let lo = first.seq
+    let hi = last.seq
+    while (hi - lo > 1) {
+      const mid = lo + Math.floor((hi - lo) / 2)
+      if (earlier(mid)) lo = mid
+      else hi = mid
+    }
+    return lo
+  }
+  const requestedBefore = (at: number) => (p: Probe) => p !== undefined && p.requested_at < at
+  let before: number | undefined
+  if (query.until !== undefined) {
+    const earlier = requestedBefore(query.until + lag)
+    // A delivery requested at `until + lag` or later: none at or after it matches.
+    if (!earlier(first)) return { before: first.seq }
+    if (!earlier(last)) before = probe.atOrAfter(lastWhere((s) => earlier(probe.atOrAfter(s))) + 1)?.seq
+  }
+  let after: number | undefined
+  if (query.since !== undefined) {
+    const earlier = requestedBefore(query.since - lag)
+    // A delivery requested before `since - lag`: none at or before it matches.
+    if (earlier(last)) after = last.seq
+    else if (earlier(first)) after = probe.atOrBefore(lastWhere((s) => earlier(probe.atOrBefore(s))))?.seq
+  }
+  return { ...(before === undefined ? {} : { before }), ...(after === undefined ? {} : { after }) }
 }
 
 // A delivery with its request, the delivery's row first (`CROSS JOIN` keeps SQLite from
@@ -729,20 +892,66 @@ export const createDeliveryQueries = (db: DatabaseSync): DeliveryQueries => {
         EXISTS (SELECT 1 FROM attempts a WHERE a.delivery_seq = d.seq AND a.publish = 1 AND a.position > ?)
           AS unpublished
       FROM deliveries d WHERE d.seq > ? ORDER BY d.seq LIMIT ?`),
+    // One statement, so one snapshot: the lag read covers every delivery up to `top`.
+    requests: db.prepare(
+      'SELECT (SELECT max(seq) FROM deliveries) AS top, (SELECT value FROM meta WHERE key = ?) AS lag',
+    ),
+    atOrAfter: db.prepare('SELECT seq, requested_at FROM deliveries WHERE seq >= ? ORDER BY seq LIMIT 1'),
+    atOrBefore: db.prepare(
+      'SELECT seq, requested_at FROM deliveries WHERE seq <= ? ORDER BY seq DESC LIMIT 1',
+    ),
+    configurationsOf: db.prepare(
+      'SELECT configuration_id FROM configurations WHERE account = ? AND endpoint = ? ORDER BY configuration_id',
+    ),
+    // A configuration is one account's; DISTINCT all the same, so no arm is read twice.
+    configurationsOfAny: db.prepare(
+      'SELECT DISTINCT configuration_id FROM configurations WHERE endpoint = ? ORDER BY configuration_id',
+    ),
   }
   // Read at every look for due work, a row per queue: as arrays, not an object per row.
   sql.dueHeads.setReturnArrays(true)
   sql.nextDue.setReturnArrays(true)
+  const probes = {
+    atOrAfter: (seq: number) => sql.atOrAfter.get(seq) as Probe,
+    atOrBefore: (seq: number) => sql.atOrBefore.get(seq) as Probe,
+  }
+  const listShape = (query: DeliveryQuery): ListShape => {
+    let bounds: Pick<ListShape, 'after' | 'before'> = {}
+    if (query.since !== undefined || query.until !== undefined) {
+      const { top, lag } = sql.requests.get(REQUEST_LAG) as { top: number | null; lag: string | null }
+      if (top !== null) bounds = seqBounds(query, top, Number(lag ?? 0), probes)
+    }
+    // A configuration's deliveries, or an event's, are read from their own index either way.
+    if (query.endpoint === undefined || query.configurationId !== undefined || query.eventId !== undefined)
+      return bounds
+    const rows = (
+      query.account === undefined
+        ? sql.configurationsOfAny.all(query.endpoint)
+        : sql.configurationsOf.all(query.account, query.endpoint)
+    ) as { configuration_id: string }[]
+    return { ...bounds, configurations: rows.map((r) => r.configuration_id) }
+  }
   return {
     meta: (key) => (sql.meta.get(key) as { value: string } | undefined)?.value,
+    listShape,
     get: (deliveryId) => {
       const row = sql.byId.get(deliveryId) as StoredRecord | undefined
       return row === undefined ? undefined : toStored(row)
     },
     attemptsOf: (deliveryId) => (sql.attemptsOf.all(deliveryId) as unknown as AttemptRecord[]).map(toAttempt),
     list: (query) => {
-      const { sql, params } = listStatement(query)
-      const rows = db.prepare(sql).all(...params) as unknown as DeliveryRecord[]
+      const shape = listShape(query)
+      const { sql, params } = listStatement(query, shape)
+      const statement = db.prepare(sql)
+      const rows =
+        shape.configurations === undefined
+          ? (statement.all(...params) as unknown as DeliveryRecord[])
+          : newestOf(
+              shape.configurations,
+              query.limit + 1,
+              (configurationId, below) =>
+                statement.get(configurationId, below, ...params.slice(2)) as DeliveryRecord | undefined,
+            )
       const items = rows.slice(0, query.limit).map(toRow)
       return { items, next: rows.length > query.limit ? (items.at(-1)?.seq ?? null) : null }
     },
@@ -916,6 +1125,9 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
       INSERT INTO heads (configuration_id, delivery_id, next_attempt_at, seq) VALUES (?, ?, ?, ?)
       ON CONFLICT (configuration_id) DO NOTHING`),
     dropHead: db.prepare('DELETE FROM heads WHERE configuration_id = ?'),
+    catalogue: db.prepare(`
+      INSERT INTO configurations (account, endpoint, configuration_id) VALUES (?, ?, ?)
+      ON CONFLICT DO NOTHING`),
     insertAttempt: db.prepare(`
       INSERT OR IGNORE INTO attempts (position, delivery_seq, delivery_id, account, endpoint, configuration_id, event_id,
         event_type, attempt, outcome, status, code, error, latency_ms, at, next_attempt_at, publish)
@@ -946,6 +1158,34 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
   // streak (a success ends none). Forgotten at a rollback; nothing else writes the file.
   const headed = new Set<string>()
   const notFailing = new Set<string>()
+  // And the configurations `configurations` holds, by account, endpoint type and id.
+  const catalogued = new Set<string>()
+
+  // The request times' lag (see `REQUEST_LAG`), as far as folded in.
+  const latestRequestOf = (): number | undefined => {
+    const latest = metaValue(LATEST_REQUEST)
+    return latest === undefined ? undefined : Number(latest)
+  }
+  let latestRequest = latestRequestOf()
+  let latestRequestChanged = false
+  let requestLag = Number(metaValue(REQUEST_LAG) ?? 0)
+
+  /** Catalogues the request's configuration and measures its time against the latest before it. */
+  const noteRequest = (d: DeliveryRequestedData, requestedAt: number): void => {
+    const key = `${d.account}\n${d.endpoint}\n${d.configurationId}`
+    if (!catalogued.has(key)) {
+      sql.catalogue.run(d.account, d.endpoint, d.configurationId)
+      catalogued.add(key)
+    }
+    if (latestRequest === undefined || requestedAt > latestRequest) {
+      latestRequest = requestedAt
+      latestRequestChanged = true
+    } else if (latestRequest - requestedAt > requestLag) {
+      requestLag = latestRequest - requestedAt
+      // Now, not at the commit: a listing on this connection reads the transaction's rows.
+      setMeta.run(REQUEST_LAG, String(requestLag))
+    }
+  }
 
   const addHead = (configurationId: string, deliveryId: string, at: number, seq: number): void => {
     if (headed.has(configurationId)) return
@@ -1111,6 +1351,7 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
         d.createdAt,
         d.digest === undefined ? null : JSON.stringify(d.digest),
       )
+      noteRequest(d, requestedAt)
       // Positions only grow, so a new request queues behind every unsettled delivery of its
       // configuration: it is the head only of an empty queue, and nothing needs looking up.
       addHead(d.configurationId, deliveryId, requestedAt, recorded.position)
@@ -1186,6 +1427,7 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
       if (!db.isTransaction) throw new Error('its transaction was rolled back by a write that failed')
       flushAttempt()
       setMeta.run('checkpoint', String(position))
+      if (latestRequestChanged) setMeta.run(LATEST_REQUEST, String(latestRequest))
       db.exec('COMMIT')
     } catch (error) {
       foldAgain(error, 'commit')
@@ -1193,6 +1435,7 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
     }
     health.wrote()
     inTransaction = false
+    latestRequestChanged = false
     committed = position
     lastCommitEvents = committed - lastCommitPosition
     lastCommitPosition = committed
@@ -1261,6 +1504,10 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
     pendingAttempt = undefined
     headed.clear()
     notFailing.clear()
+    catalogued.clear()
+    latestRequest = latestRequestOf()
+    latestRequestChanged = false
+    requestLag = Number(metaValue(REQUEST_LAG) ?? 0)
     position = committed
     publishedThrough = Number(metaValue('published_through') ?? 0)
     health.wrote(error)
