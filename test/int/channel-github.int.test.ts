@@ -417,6 +417,19 @@ describe('GitHub channel against a GitHub stand-in', () => {
     )
   })
 
+  it('keeps a filing in doubt when GitHub’s answer names no issue: the retry waits, then files', async () => {
+    const { channel: clockedGitHub, clock } = clockedChannel()
+    github.failWhen((r) => r.method === 'POST', { status: 201, body: {} })
+    const unread = await clockedGitHub.send(posture('e-1'), configuration, context)
+    assert.equal(!unread.ok && unread.code, 'unexpected_response')
+    const waiting = await clockedGitHub.send(posture('e-1'), configuration, context)
+    assert.deepEqual(!waiting.ok && [waiting.code, waiting.retryAfterMs], ['ticket_unconfirmed', 60_000])
+    clock.now += 60_000
+    const filed = await clockedGitHub.send(posture('e-1'), configuration, context)
+    assert.deepEqual(filed.ok && filed.tickets?.map((t) => t.action), ['created'])
+    assert.equal(github.issues.length, 1)
+  })
+
   it('files one issue for two configurations on one repository, whose deliveries of an event run at once', async () => {
     const other = { ...configuration, id: 'cfg-gh-2', labels: ['other'] }
     github.slowCreates(200)

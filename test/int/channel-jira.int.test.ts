@@ -261,6 +261,22 @@ describe('Jira channel against a Jira Cloud stand-in', () => {
     assert.equal(tickets.unanswered(jiraTarget(configuration), label), undefined)
   })
 
+  it('keeps a filing in doubt when Jira’s answer names no issue: the retry waits, then files', async () => {
+    const { channel, tickets, clock } = clockedChannel()
+    const delivery = posture('e-1')
+    jira.failWhen((r) => r.path === '/rest/api/3/issue' && r.method === 'POST', { status: 201, body: {} })
+    const unread = await channel.send(delivery, configuration, context)
+    assert.equal(!unread.ok && unread.code, 'unexpected_response')
+    assert.equal(tickets.unanswered(jiraTarget(configuration), labelOf(delivery)), clock.now)
+    const waiting = await channel.send(delivery, configuration, context)
+    assert.deepEqual(!waiting.ok && [waiting.code, waiting.retryAfterMs], ['ticket_unconfirmed', 60_000])
+    clock.now += 60_000
+    const filed = await channel.send(delivery, configuration, context)
+    assert.deepEqual(filed.ok && filed.tickets?.map((t) => t.action), ['created'])
+    assert.equal(jira.issues.length, 1)
+    assert.equal(tickets.unanswered(jiraTarget(configuration), labelOf(delivery)), undefined)
+  })
+
   it("reports Jira's refusals with its field errors, and its rate limit as retriable", async () => {
     const channel = createJiraChannel({ guard })
     const bad = await channel.send(posture('e-1'), { ...configuration, priority: 'Urgent!!' }, context)

@@ -8,9 +8,9 @@ import { DEFAULT_GITHUB_API_URL, type GitHubConfiguration, secretValues } from '
 import { channelFetch, type Exchange, type FetchLike } from './guarded-fetch.ts'
 import { createMemoryRecentTickets, type RecentTickets } from './recent-tickets.ts'
 import {
-  assertNoFilingInDoubt,
   eventMark,
   fileTickets,
+  keyFilings,
   type TicketSubject,
   ticketMessage,
   writePacer,
@@ -88,6 +88,12 @@ const quiet = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {}
 const SECONDARY_LIMIT_WAIT_MS = 60_000
 
 const GITHUB_API = 'the GitHub API'
+
+/** A filing GitHub refused (a 4xx) filed nothing; a 5xx or no answer leaves it in doubt. */
+const refusedByGitHub = (error: unknown): boolean => {
+  const status = (error as { status?: unknown }).status
+  return typeof status === 'number' && status >= 400 && status < 500
+}
 
 /**
  * Octokit hands a 2xx answer that is not JSON on as text (an `api_url` pointing at a web UI or
@@ -229,14 +235,18 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
           notes,
         )
 
-        // The filing is written first: if the answer is lost (a timeout, or this process
-        // killed), the next attempt knows an issue may be on its way that the list does not
-        // show yet. A refusal (a 4xx) filed nothing; a 5xx or no answer leaves it in doubt.
-        const create = async (title: string, body: string) => {
-          await beforeWrite()
-          recentTickets.filing(target, label, clock())
-          try {
-            const { data } = await octokit.rest.issues.create({
+        const filings = keyFilings({
+          recentTickets,
+          target,
+          label,
+          system: 'GitHub',
+          doubtMs: GITHUB_FILING_DOUBT_MS,
+          clock,
+          beforeWrite,
+        })
+        const create = (title: string, body: string) =>
+          filings.create(async () => {
+            const { data: issue } = await octokit.rest.issues.create({
               owner,
               repo,
               title,
@@ -245,14 +255,10 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
               ...(configuration.assignees === undefined ? {} : { assignees: [...configuration.assignees] }),
               ...(configuration.milestone === undefined ? {} : { milestone: configuration.milestone }),
             })
-            return data
-          } catch (error) {
-            const status = (error as { status?: unknown }).status
-            if (typeof status === 'number' && status >= 400 && status < 500)
-              recentTickets.settled(target, label)
-            throw error
-          }
-        }
+            if (typeof issue?.number !== 'number')
+              throw new UnexpectedResponseError('an issue number', 201, GITHUB_API)
+            return issue
+          }, refusedByGitHub)
 
         const { data: listed } = await octokit.rest.issues.listForRepo({
           owner,
@@ -265,24 +271,12 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
         })
         if (!Array.isArray(listed)) throw new UnexpectedResponseError('a list of issues', 200, GITHUB_API)
         const issues = listed.filter((issue) => issue.pull_request === undefined)
-        const open = issues.find((issue) => issue.state === 'open')
-        if (open !== undefined) recentTickets.settled(target, label)
-        else
-          assertNoFilingInDoubt(
-            'GitHub',
-            recentTickets.unanswered(target, label),
-            GITHUB_FILING_DOUBT_MS,
-            clock(),
-          )
-        const found = open ?? issues[0]
+        const found = filings.found(issues, (issue) => issue.state === 'open')
 
         if (found === undefined) {
           const title = oneLine(await render('title'), MAX_TITLE)
           const body = truncate(await render('body', { title }), MAX_BODY)
           const issue = await create(title, body)
-          if (typeof issue?.number !== 'number')
-            throw new UnexpectedResponseError('an issue number', 201, GITHUB_API)
-          recentTickets.settled(target, label)
           // GitHub drops labels silently when the token cannot push; without its label the
           // issue cannot be found again and the next event would file another.
           if (!issue.labels.some((l) => (typeof l === 'string' ? l : l.name) === label))

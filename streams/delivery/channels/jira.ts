@@ -8,9 +8,9 @@ import type { TicketChannelOptions } from './github.ts'
 import { channelFetch, type Exchange } from './guarded-fetch.ts'
 import { createMemoryRecentTickets } from './recent-tickets.ts'
 import {
-  assertNoFilingInDoubt,
   eventMark,
   fileTickets,
+  keyFilings,
   type TicketSubject,
   ticketMessage,
   writePacer,
@@ -134,6 +134,9 @@ class JiraAnswerError extends Error {
   }
 }
 
+/** A filing Jira refused (an error status below 500) filed nothing; a 5xx or no answer leaves it in doubt. */
+const refusedByJira = (error: unknown): boolean => error instanceof JiraAnswerError && error.status < 500
+
 /** Default of `TicketChannelOptions.searchLagMs`: how far Jira's search may lag behind a filing. */
 export const JIRA_SEARCH_LAG_MS = 60_000
 
@@ -225,6 +228,15 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
           configuration.templates,
           notes,
         )
+        const filings = keyFilings({
+          recentTickets,
+          target,
+          label,
+          system: "Jira's search",
+          doubtMs: searchLagMs,
+          clock,
+          beforeWrite,
+        })
         const outcome = (issue: { key: string }, action: TicketOutcome['action']): TicketOutcome => ({
           key: subject.hash,
           action,
@@ -238,10 +250,6 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
             `${await render('description', { title: summary })}${previous === undefined ? '' : `\n\nReopens ${previous}, which could not be transitioned back.`}`,
             MAX_TEXT,
           )
-          // Written first: if the answer is lost (a timeout, or this process killed), the next
-          // attempt knows an issue may exist that search does not show yet.
-          await beforeWrite()
-          recentTickets.filing(target, label, clock())
           const request = {
             fields: {
               project: { key: configuration.projectKey },
@@ -263,18 +271,13 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
               },
             ],
           }
-          let created: { id?: string; key?: string } | undefined
-          try {
-            created = await api<{ id?: string; key?: string }>('POST', 'rest/api/3/issue', request)
-          } catch (error) {
-            // Refused: nothing was filed. A 5xx or no answer leaves the filing in doubt.
-            if (error instanceof JiraAnswerError && error.status < 500) recentTickets.settled(target, label)
-            throw error
-          }
-          if (typeof created?.key !== 'string' || typeof created.id !== 'string')
-            throw new UnexpectedResponseError('an issue key', 201, JIRA_API)
-          remember(target, created.id)
-          recentTickets.settled(target, label)
+          const created = await filings.create(async () => {
+            const answer = await api<{ id?: string; key?: string }>('POST', 'rest/api/3/issue', request)
+            if (typeof answer?.key !== 'string' || typeof answer.id !== 'string')
+              throw new UnexpectedResponseError('an issue key', 201, JIRA_API)
+            remember(target, answer.id)
+            return { key: answer.key }
+          }, refusedByJira)
           options.logger?.('info', 'delivery.jira.ticket_created', {
             configuration_id: configuration.id,
             delivery_id: delivery.deliveryId,
@@ -294,19 +297,8 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
         })
         // An answer without the list is no "none found": filing on it could file a second issue.
         if (!Array.isArray(searched?.issues)) throw listMissing('a list of issues')
-        const issues = searched.issues
-        const open = issues.find((issue) => !isDone(issue))
-        if (open !== undefined) recentTickets.settled(target, label)
-        else {
-          // Nothing open is visible: a filing whose answer was lost may still be on its way into search.
-          assertNoFilingInDoubt(
-            "Jira's search",
-            recentTickets.unanswered(target, label),
-            searchLagMs,
-            clock(),
-          )
-        }
-        const found = open ?? issues[0]
+        // With nothing open in view, a filing whose answer was lost may still be on its way into search.
+        const found = filings.found(searched.issues, (issue) => !isDone(issue))
         if (found === undefined) return create()
         if (marks(found.properties?.[JIRA_PROPERTY], delivery.deliveryId, event))
           return outcome(found, 'unchanged')

@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { createMemoryRecentTickets } from './recent-tickets.ts'
 import { aDelivery, anEvent, aPostureEvent, catalogData } from './test-fixtures.ts'
-import { deliveryFor, ticketSubjects, ticketSubjectsOf } from './tickets.ts'
+import {
+  deliveryFor,
+  keyFilings,
+  ticketSubjects,
+  ticketSubjectsOf,
+  UnconfirmedFilingError,
+} from './tickets.ts'
 
 const finding = (id: string, pkg = 'openssl') => ({
   id,
@@ -127,5 +134,120 @@ describe('ticketSubjects', () => {
     const [subject] = ticketSubjects(aDelivery(posture), 20)
     assert.equal(subject?.event.id, 'evt-posture-1')
     assert.equal(deliveryFor(aDelivery(posture), subject ?? assert.fail()).digest, undefined)
+  })
+})
+
+describe('keyFilings', () => {
+  const setup = () => {
+    const recentTickets = createMemoryRecentTickets()
+    const clock = { now: Date.UTC(2026, 10, 22, 10) }
+    const steps: string[] = []
+    const filings = keyFilings({
+      recentTickets,
+      target: 'github https://api.github.com acme/security',
+      label: 'herald:0123456789abcdef',
+      system: 'GitHub',
+      doubtMs: 60_000,
+      clock: () => clock.now,
+      beforeWrite: async () => {
+        steps.push('slot')
+      },
+    })
+    const unanswered = () =>
+      recentTickets.unanswered('github https://api.github.com acme/security', 'herald:0123456789abcdef')
+    return { filings, clock, steps, unanswered }
+  }
+  const tickets = [
+    { id: 2, open: false },
+    { id: 1, open: false },
+  ]
+  const isOpen = (ticket: { open: boolean }) => ticket.open
+  const waitOf = (f: () => unknown): number | undefined => {
+    try {
+      f()
+      return undefined
+    } catch (error) {
+      if (error instanceof UnconfirmedFilingError) return error.waitMs
+      throw error
+    }
+  }
+
+  it('writes the filing after its write slot and before its request, and settles it with the answer', async () => {
+    const { filings, clock, steps, unanswered } = setup()
+    const ticket = await filings.create(
+      async () => {
+        steps.push(`request, in doubt since ${unanswered()}`)
+        return { id: 3 }
+      },
+      () => true,
+    )
+    assert.deepEqual(ticket, { id: 3 })
+    assert.deepEqual(steps, ['slot', `request, in doubt since ${clock.now}`])
+    assert.equal(unanswered(), undefined)
+  })
+
+  it('forgets a filing the system refused, and keeps one whose answer never came or named no ticket', async () => {
+    const { filings, clock, unanswered } = setup()
+    const refusal = new Error('HTTP 422')
+    await assert.rejects(
+      filings.create(
+        () => Promise.reject(refusal),
+        (error) => error === refusal,
+      ),
+      refusal,
+    )
+    assert.equal(unanswered(), undefined)
+    await assert.rejects(
+      filings.create(
+        () => Promise.reject(new Error('timeout')),
+        (error) => error === refusal,
+      ),
+      /timeout/,
+    )
+    assert.equal(unanswered(), clock.now)
+  })
+
+  it('waits out a filing in doubt unless the key’s ticket shows open, then works on the newest', async () => {
+    const { filings, clock, unanswered } = setup()
+    assert.equal(filings.found([], isOpen), undefined, 'nothing filed, nothing in doubt')
+    await assert.rejects(
+      filings.create(
+        () => Promise.reject(new Error('HTTP 502')),
+        () => false,
+      ),
+    )
+    // Neither no ticket nor only closed ones: the filing may still be on its way.
+    assert.equal(
+      waitOf(() => filings.found([], isOpen)),
+      60_000,
+    )
+    clock.now += 20_000
+    assert.equal(
+      waitOf(() => filings.found(tickets, isOpen)),
+      40_000,
+    )
+    assert.throws(
+      () => filings.found(tickets, isOpen),
+      /filed at .* GitHub does not show it yet; looking again in 40 s/,
+    )
+    clock.now += 40_000
+    assert.deepEqual(filings.found(tickets, isOpen), { id: 2, open: false })
+    assert.equal(filings.found([], isOpen), undefined)
+    assert.equal(
+      unanswered(),
+      clock.now - 60_000,
+      'still unanswered: only an open ticket or an answer settles it',
+    )
+
+    // The ticket showing open settles it at once.
+    await assert.rejects(
+      filings.create(
+        () => Promise.reject(new Error('HTTP 502')),
+        () => false,
+      ),
+    )
+    assert.deepEqual(filings.found([{ id: 4, open: true }, ...tickets], isOpen), { id: 4, open: true })
+    assert.equal(unanswered(), undefined)
+    assert.deepEqual(filings.found(tickets, isOpen), { id: 2, open: false })
   })
 })

@@ -5,6 +5,7 @@ import type { Failure } from './classify.ts'
 import type { resultBuilder } from './common.ts'
 import type { TemplateField, TemplateOverrides } from './configuration.ts'
 import { type FindingView, type MessageScope, messageScope, resourceOf } from './message.ts'
+import type { RecentTickets } from './recent-tickets.ts'
 import { renderField } from './templates.ts'
 
 /**
@@ -152,7 +153,7 @@ export class UnconfirmedFilingError extends Error {
 }
 
 /** Throws `UnconfirmedFilingError` while a filing of `since` (if any) may still appear, for `doubtMs`. */
-export const assertNoFilingInDoubt = (
+const assertNoFilingInDoubt = (
   system: string,
   since: number | undefined,
   doubtMs: number,
@@ -161,6 +162,84 @@ export const assertNoFilingInDoubt = (
   const waitMs = since === undefined ? 0 : since + doubtMs - now
   if (since !== undefined && waitMs > 0) throw new UnconfirmedFilingError(system, since, waitMs)
 }
+
+/**
+ * A ticket channel's filings of one key, kept in `RecentTickets`, so a filing whose answer never
+ * came (a timeout, a 5xx, a crash) does not have the next attempt file a second ticket: each
+ * filing is written before its request goes out, and settled by its answer, by the ticket
+ * system's refusal (nothing was filed), or by the key's ticket showing open; until then, and for
+ * as long as the filing could still be on its way, the key waits (`UnconfirmedFilingError`).
+ * The channel supplies what is its API's: how its tickets are listed and told open, the request
+ * that files one, and which errors are refusals.
+ */
+export interface KeyFilings {
+  /**
+   * The ticket to work on among the key's tickets as the system lists them, newest first: the
+   * open one, which settles a filing in doubt; else the newest (closed) one, or undefined when
+   * there is none, unless a filing may still be on its way: then `UnconfirmedFilingError`.
+   */
+  found<T>(tickets: readonly T[], isOpen: (ticket: T) => boolean): T | undefined
+  /**
+   * Files the key's ticket: waits for its write slot, writes the filing, then `send`s it (the
+   * request, and reading the ticket out of its answer), whose result settles the filing. An error
+   * `refused` says is the system's refusal settles it too; any other (a 5xx, no answer, an answer
+   * naming no ticket) leaves it in doubt.
+   */
+  create<T>(send: () => Promise<T>, refused: (error: unknown) => boolean): Promise<T>
+}
+
+export interface KeyFilingsOptions {
+  readonly recentTickets: RecentTickets
+  /** The repository or project filed into (`githubTarget`, `jiraTarget`). */
+  readonly target: string
+  /** The key's label there. */
+  readonly label: string
+  /** Where the ticket is looked for, as a wait names it: `GitHub`, `Jira's search`. */
+  readonly system: string
+  /** How long after a filing whose answer never came its ticket may still show up. */
+  readonly doubtMs: number
+  readonly clock: () => number
+  /** Before the filing's write (`writePacer`). */
+  readonly beforeWrite: () => Promise<void>
+}
+
+/**
+ * The filings of one key in one target, for one attempt of a ticket channel.
+ *
+ * @example
+ * const filings = keyFilings({ recentTickets, target, label, system: 'GitHub', doubtMs: 60_000, clock, beforeWrite })
+ * const found = filings.found(issues, (issue) => issue.state === 'open')
+ * const issue = found ?? (await filings.create(() => createIssue(), (error) => isRefusal(error)))
+ */
+export const keyFilings = ({
+  recentTickets,
+  target,
+  label,
+  system,
+  doubtMs,
+  clock,
+  beforeWrite,
+}: KeyFilingsOptions): KeyFilings => ({
+  found: (tickets, isOpen) => {
+    const open = tickets.find(isOpen)
+    if (open !== undefined) recentTickets.settled(target, label)
+    else assertNoFilingInDoubt(system, recentTickets.unanswered(target, label), doubtMs, clock())
+    return open ?? tickets[0]
+  },
+  create: async (send, refused) => {
+    await beforeWrite()
+    recentTickets.filing(target, label, clock())
+    let ticket: Awaited<ReturnType<typeof send>>
+    try {
+      ticket = await send()
+    } catch (error) {
+      if (refused(error)) recentTickets.settled(target, label)
+      throw error
+    }
+    recentTickets.settled(target, label)
+    return ticket
+  },
+})
 
 /** The delivery's failure while a filing is in doubt: retried after the wait, holding only this delivery. */
 export const unconfirmedFailure = (error: UnconfirmedFilingError): Failure => ({
