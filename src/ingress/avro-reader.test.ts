@@ -195,11 +195,69 @@ describe('compileAvroReader', () => {
     const decoded = avroPayloadDecoder(3, small as AvscType).decode(crafted)
     assert.equal(decoded.ok, false)
     assert.equal(!decoded.ok && decoded.code, 'payload_undecodable')
-    // Items that take no bytes (nulls) are bounded by count instead.
+    // Items that take no bytes (nulls) are bounded by the message's bytes instead: two in two.
     const nulls = avsc.Type.forSchema({ type: 'array', items: 'null' })
     const readNulls = compileAvroReader(nulls) as (b: Buffer) => unknown
-    assert.deepEqual(readNulls(nulls.toBuffer([null, null, null])), [null, null, null])
+    assert.deepEqual(readNulls(nulls.toBuffer([null, null])), [null, null])
     assert.throws(() => readNulls(Buffer.from([0x80, 0x80, 0x80, 0x80, 0x04, 0x00])), /block count/)
+  })
+
+  it('refuses more items than the message has bytes, counted over all its blocks and nesting', () => {
+    // Items that take no bytes (nulls, empty records) are bounded by no block's bytes: only a
+    // count of every item the message announces stops a few bytes from building millions.
+    const varint = (n: number): number[] => {
+      const bytes: number[] = []
+      for (let v = n * 2; ; v = Math.floor(v / 128)) {
+        if (v < 128) return [...bytes, v]
+        bytes.push((v % 128) | 0x80)
+      }
+    }
+    const blocks = (count: number, size: number): number[] =>
+      Array.from({ length: count }, () => varint(size)).flat()
+    const nullsIn = avsc.Type.forSchema({
+      type: 'record',
+      name: 'E',
+      fields: [{ name: 'x', type: { type: 'array', items: 'null' } }],
+    })
+    const read = compileAvroReader(nullsIn) as (b: Buffer) => unknown
+    // The reviewer's 121 bytes: 40 blocks of a million nulls, then the end, 40 million items.
+    const crafted = Buffer.from([...blocks(40, 1_000_000), 0])
+    assert.equal(crafted.length, 121)
+    assert.throws(() => read(crafted), /invalid block count/)
+    const decoded = avroPayloadDecoder(9, nullsIn as AvscType).decode(crafted)
+    assert.equal(!decoded.ok && decoded.code, 'payload_undecodable')
+    // Blocks of a few items each add up: 300 blocks of 10 nulls in 301 bytes.
+    assert.throws(() => read(Buffer.from([...blocks(300, 10), 0])), /invalid block count/)
+    // Nesting: 30 arrays in one block, each announcing 10 nulls.
+    const nested = avsc.Type.forSchema({ type: 'array', items: { type: 'array', items: 'null' } })
+    const readNested = compileAvroReader(nested) as (b: Buffer) => unknown
+    const inner = [...varint(10), 0]
+    const deep = Buffer.from([...varint(30), ...Array.from({ length: 30 }, () => inner).flat(), 0])
+    assert.throws(() => readNested(deep), /invalid block count/)
+    // Maps: 30 entries (one byte of key each) of 10 empty records.
+    const maps = avsc.Type.forSchema({
+      type: 'map',
+      values: { type: 'array', items: { type: 'record', name: 'Empty', fields: [] } },
+    })
+    const readMaps = compileAvroReader(maps) as (b: Buffer) => unknown
+    const entry = (k: number) => [...varint(1), 97 + (k % 26), ...inner]
+    const entries = Buffer.from([...varint(30), ...Array.from({ length: 30 }, (_, k) => entry(k)).flat(), 0])
+    assert.throws(() => readMaps(entries), /invalid block count/)
+    // One block of 6,000 nulls in 3 bytes.
+    const one = nullsIn.toBuffer({ x: Array.from({ length: 6_000 }, () => null) })
+    assert.equal(one.length, 3)
+    assert.throws(() => read(one), /invalid block count/)
+    // A message with bytes enough for its items reads as avsc reads it.
+    const withText = avsc.Type.forSchema({
+      type: 'record',
+      name: 'F',
+      fields: [
+        { name: 's', type: 'string' },
+        { name: 'x', type: { type: 'array', items: 'null' } },
+      ],
+    })
+    const value = { s: 'x'.repeat(40), x: [null, null, null] }
+    assert.deepEqual((compileAvroReader(withText) as (b: Buffer) => unknown)(withText.toBuffer(value)), value)
   })
 
   it('reads a payload in place from a start offset, as it reads the payload alone', () => {

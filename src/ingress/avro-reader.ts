@@ -26,10 +26,6 @@ export interface AvroFieldLike {
  */
 export type AvroRead = (bytes: Buffer, start?: number) => unknown
 
-// Most elements an array or map block may announce when its items can take no bytes at all
-// (nulls, empty records): enough for any real payload, too few to spin on garbage.
-const MAX_EMPTY_ITEMS = 1_000_000
-
 /**
  * Compiles a reader of Avro binary for one schema, straight into the plain objects Herald
  * judges: records as plain objects (a null left out where the field's default is null — an
@@ -44,10 +40,18 @@ const MAX_EMPTY_ITEMS = 1_000_000
  * an Avro event decodes several times faster than the same event as JSON.
  *
  * Differences from avsc, all on malformed input: array and map blocks may not announce more
- * elements than the bytes left could hold, and a value is refused as soon as a read would pass
- * the end. avsc notices only at the end, after it has built every announced element: one
- * crafted block count of 2^28 exhausts the heap, which is why every schema Herald's registry
- * client can produce is read here.
+ * elements than the bytes left could hold, a value is refused as soon as a read would pass
+ * the end, and a message may not hold more array and map items in all than it has bytes. avsc
+ * notices only at the end, after it has built every announced element: one crafted block
+ * count of 2^28 exhausts the heap, which is why every schema Herald's registry client can
+ * produce is read here.
+ *
+ * The count of all items is what bounds items that take no bytes (nulls, empty records): no
+ * block's bytes do, so 121 bytes of blocks of a million nulls each would otherwise build 40
+ * million. A valid message of items that take bytes never reaches it: each such item holds at
+ * least one byte that none of the items nested in it holds (a length, a union's index, an
+ * array's end). So what a message decodes to stays proportional to its size, as JSON's does,
+ * and a batch of small messages cannot build more than a batch of large ones.
  *
  * @example
  * const read = compileAvroReader(avscType)
@@ -205,7 +209,9 @@ export const compileAvroReader = (root: AvroTypeLike): AvroRead | undefined => {
   const top = read(root)
   if (!supported) return undefined
   const source = `${refs.map((_, i) => `const k${i} = refs[${i}]`).join('\n')}
-let b, s, p, n
+// The state: the bytes, their Latin-1 string, the position, the end, and how many more items
+// arrays and maps may announce.
+let b, s, p, n, m
 const truncated = () => { throw new Error('truncated buffer') }
 function long() {
   let v = 0, k = 0, x, h
@@ -270,18 +276,20 @@ function sym(symbols) {
   return v
 }
 // The count is judged before a negative one's byte size is read: an impossible count is refused
-// as such, whatever follows it.
+// as such, whatever follows it. Every item counts against the message's budget of items.
 function block(min) {
   let c = long()
   const sized = c < 0
   if (sized) c = -c
-  if (min === 0 ? c > ${MAX_EMPTY_ITEMS} : c * min > n - p) throw new Error('invalid block count: ' + c)
+  if (c * min > n - p) throw new Error('invalid block count: ' + c)
+  if (c > m) throw new Error('invalid block count: ' + c + ', more items with those before it than the message has bytes')
+  m -= c
   if (sized) long()
   return c
 }
 ${functions.join('\n')}
 return function readAvro(bytes, start = 0) {
-  b = bytes; n = bytes.length; p = start; s = bytes.latin1Slice(0, n)
+  b = bytes; n = bytes.length; p = start; s = bytes.latin1Slice(0, n); m = n - start
   try {
     const value = ${top}
     if (p < n) throw new Error('trailing data')
