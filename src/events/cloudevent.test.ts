@@ -113,6 +113,52 @@ describe('decodeCloudEvent', () => {
     assert.match(ACCOUNT_NAME_RULE, /1-128 ASCII letters, digits, dots, dashes or underscores/)
   })
 
+  it('refuses control characters and lone surrogates in every string attribute, naming it', () => {
+    // CloudEvents 1.0: a String holds neither. A lone surrogate is no Unicode text: hashed or
+    // stored as UTF-8 it becomes U+FFFD, so "s\ud800" and "s\udc00" would be one event.
+    const attributes: Record<string, string> = {
+      id: 'evt-1',
+      source: '/engine',
+      type: 'user.image.analysis.completed',
+      subject: 'nginx',
+      datacontenttype: 'application/json',
+      dataschema: 'urn:x',
+      resourcetype: 'image_tag',
+      subtype: 'x',
+      traceparent: '00-01',
+    }
+    const characters = {
+      NUL: '\u0000',
+      'a newline': '\n',
+      'a tab': '\t',
+      'U+001F': '\u001f',
+      DEL: '\u007f',
+      'U+0085 (a C1 control)': '\u0085',
+      'U+009F': '\u009f',
+      'a lone high surrogate': '\ud800',
+      'a lone low surrogate': '\udc00',
+      'a pair reversed': '\udc00\ud800',
+    }
+    for (const [name, value] of Object.entries(attributes)) {
+      for (const [because, character] of Object.entries(characters)) {
+        const event = { ...valid, [name]: `${value}${character}` }
+        assert.equal(isCloudEvent(event), false, `${name}: ${because}`)
+        const decoded = decodeCloudEvent(event, '[1]')
+        assert.ok(!decoded.ok, `${name}: ${because}`)
+        assert.deepEqual(
+          decoded.issues.map((i) => i.path),
+          [`[1].${name}`],
+          `${name}: ${because}`,
+        )
+        assert.match(decoded.issues[0]?.message ?? '', /control character|surrogate/, `${name}: ${because}`)
+      }
+    }
+    // A pair is one character, as is any other text.
+    const text = { ...valid, id: 'évt-😀', subject: 'docker.io/acme/api:1.2 — "prod" 😀' }
+    assert.ok(isCloudEvent(text))
+    assert.ok(decodeCloudEvent(text).ok)
+  })
+
   it('rejects non-objects', () => {
     for (const input of [null, 42, 'x', [valid]]) {
       const decoded = decodeCloudEvent(input)
@@ -133,6 +179,18 @@ describe('decodeCloudEventBatch', () => {
     const decoded = decodeCloudEventBatch([valid, { ...valid, id: 'evt-2', account: 'acme\u0000' }])
     assert.ok(!decoded.ok)
     assert.deepEqual(decoded.issues, [{ path: '[1].account', message: ACCOUNT_NAME_RULE }])
+  })
+
+  it('tells ids apart that differ only in a lone surrogate by refusing both', () => {
+    const decoded = decodeCloudEventBatch([
+      { ...valid, id: 's\ud800' },
+      { ...valid, id: 's\udc00' },
+    ])
+    assert.ok(!decoded.ok)
+    assert.deepEqual(
+      decoded.issues.map((i) => i.path),
+      ['[0].id', '[1].id'],
+    )
   })
 
   it('rejects a repeated id within one batch', () => {

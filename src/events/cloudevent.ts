@@ -2,13 +2,36 @@ import { isLeft } from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
 import { ACCOUNT_NAME_RULE, isAccountName } from '../access/index.ts'
 import type { FieldIssue } from '../errors/index.ts'
-import { isTimestamp, NOT_A_TIMESTAMP } from './catalog/formats.ts'
+import {
+  isNonBlankStringAttribute,
+  isStringAttribute,
+  isTimestamp,
+  NOT_A_STRING_ATTRIBUTE,
+  NOT_A_TIMESTAMP,
+} from './catalog/formats.ts'
 import { compileGuard } from './io-ts-guard.ts'
 import { toFieldIssues, withMessage } from './io-ts-issues.ts'
 
 const NonEmptyString = withMessage(
   t.refinement(t.string, (s) => s.trim().length > 0, 'NonEmptyString'),
   (u) => (typeof u === 'string' ? 'must not be empty' : 'must be a non-empty string'),
+)
+
+// CloudEvents 1.0 Strings: no control character and no lone surrogate. A lone surrogate is no
+// Unicode text: hashed or written as UTF-8 it becomes U+FFFD, so two ids differing only in one
+// would be one event downstream, the second skipped as a repeat.
+const StringAttribute = withMessage(t.refinement(t.string, isStringAttribute, 'StringAttribute'), (u) =>
+  typeof u === 'string' ? NOT_A_STRING_ATTRIBUTE : 'must be a string',
+)
+
+const NonBlankStringAttribute = withMessage(
+  t.refinement(t.string, isNonBlankStringAttribute, 'NonBlankStringAttribute'),
+  (u) =>
+    typeof u !== 'string'
+      ? 'must be a non-empty string'
+      : isStringAttribute(u)
+        ? 'must not be empty'
+        : NOT_A_STRING_ATTRIBUTE,
 )
 
 // RFC 3339 as CloudEvents requires, with its calendar rules: the same check as the schema's
@@ -30,24 +53,39 @@ export const AccountName = withMessage(
   () => ACCOUNT_NAME_RULE,
 )
 
-const envelopeWith = <A extends t.Type<string, string, unknown>>(account: A) =>
+type StringCodec = t.Type<string, string, unknown>
+
+/** The codec of each string attribute: what an envelope takes. */
+interface StringAttributes {
+  readonly id: StringCodec
+  readonly source: StringCodec
+  readonly type: StringCodec
+  readonly account: StringCodec
+  readonly subject: StringCodec
+  readonly datacontenttype: StringCodec
+  readonly dataschema: StringCodec
+  readonly resourcetype: StringCodec
+  readonly subtype: StringCodec
+}
+
+const envelopeWith = (a: StringAttributes) =>
   t.intersection([
     t.type({
       specversion: SpecVersion,
-      id: NonEmptyString,
-      source: NonEmptyString,
-      type: NonEmptyString,
-      account,
+      id: a.id,
+      source: a.source,
+      type: a.type,
+      account: a.account,
     }),
     t.partial({
-      subject: t.string,
+      subject: a.subject,
       time: Timestamp,
-      datacontenttype: t.string,
-      dataschema: t.string,
+      datacontenttype: a.datacontenttype,
+      dataschema: a.dataschema,
       data: t.unknown,
       level: Level,
-      resourcetype: t.string,
-      subtype: t.string,
+      resourcetype: a.resourcetype,
+      subtype: a.subtype,
     }),
   ])
 
@@ -55,17 +93,39 @@ const envelopeWith = <A extends t.Type<string, string, unknown>>(account: A) =>
  * The CloudEvents 1.0 envelope with Herald's extensions. `account` (the tenant) is required:
  * without it an event cannot be routed or reported; it must be an account name
  * (`AccountName`), as it keys the log and labels metrics, rows and deliveries. `id` is the
- * idempotency key downstream.
+ * idempotency key downstream. No string attribute holds a control character or a lone
+ * surrogate, as CloudEvents requires.
  */
-export const CloudEvent = envelopeWith(AccountName)
+export const CloudEvent = envelopeWith({
+  id: NonBlankStringAttribute,
+  source: NonBlankStringAttribute,
+  type: NonBlankStringAttribute,
+  account: AccountName,
+  subject: StringAttribute,
+  datacontenttype: StringAttribute,
+  dataschema: StringAttribute,
+  resourcetype: StringAttribute,
+  subtype: StringAttribute,
+})
 export type CloudEvent = t.TypeOf<typeof CloudEvent>
 
 /**
  * The envelope as Herald itself recorded it, in the delivery log and its delivery commands:
- * `account` only non-empty, as events were accepted before account names were checked, so
- * what was recorded then stays readable. Never for input from outside: that is `CloudEvent`.
+ * by the rules events were accepted under before `CloudEvent`'s (`account` and `id`, `source`,
+ * `type` only non-empty, the others any string), so what was recorded then stays readable.
+ * Never for input from outside: that is `CloudEvent`.
  */
-export const RecordedCloudEvent = envelopeWith(NonEmptyString)
+export const RecordedCloudEvent = envelopeWith({
+  id: NonEmptyString,
+  source: NonEmptyString,
+  type: NonEmptyString,
+  account: NonEmptyString,
+  subject: t.string,
+  datacontenttype: t.string,
+  dataschema: t.string,
+  resourcetype: t.string,
+  subtype: t.string,
+})
 
 const MAX_ID_LENGTH = 256
 
@@ -81,7 +141,8 @@ const INT32_MAX = 2_147_483_647
 const extensionProblem = (name: string, value: unknown): string | undefined => {
   if (!ATTRIBUTE_NAME.test(name))
     return 'is not a CloudEvents attribute name: lower-case letters a-z and digits 0-9 only'
-  if (value === null || typeof value === 'string' || typeof value === 'boolean') return undefined
+  if (typeof value === 'string') return isStringAttribute(value) ? undefined : NOT_A_STRING_ATTRIBUTE
+  if (value === null || typeof value === 'boolean') return undefined
   if (typeof value === 'number' && Number.isInteger(value) && value >= INT32_MIN && value <= INT32_MAX)
     return undefined
   return 'an extension attribute must be a string, a boolean or an integer of 32 bits'

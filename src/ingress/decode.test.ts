@@ -231,6 +231,21 @@ describe('createIngressDecoder', () => {
       ['event_invalid', message(json({ ...event, account: undefined }))],
       ['event_invalid', message(json({ ...event, data: { digest: 42 } }))],
       ['event_invalid', message(new Uint8Array(), { ce_specversion: '1.0' })],
+      // CloudEvents forbids control characters and lone surrogates in string attributes.
+      ['event_invalid', message(json({ ...event, id: 's\ud800' }))],
+      // Framed, the writer schema (Herald's own) refuses it first.
+      ['schema_invalid', message(await framed(event.type, { ...event, subject: 'a\u0000b' }))],
+      [
+        'event_invalid',
+        message(json(event.data), {
+          ce_specversion: '1.0',
+          ce_id: 'x',
+          ce_source: '/engine',
+          ce_type: event.type,
+          ce_account: 'acme',
+          ce_subject: 'a\u0085b',
+        }),
+      ],
     ]
     const results = await decode(cases.map(([, m]) => m))
     assert.deepEqual(

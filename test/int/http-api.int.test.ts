@@ -755,6 +755,46 @@ describe('HTTP API on the embedded log and chDB', () => {
     assert.equal((await logged()).length, before)
   })
 
+  it('refuses ids that differ only in a lone surrogate, or that hold a control character, naming each, publishing nothing', async () => {
+    // Accepted, "s\ud800" and "s\udc00" were one event downstream (the processed-id window
+    // hashes UTF-8, where each becomes U+FFFD): 202 for both, the second skipped as a repeat.
+    const before = (await logged()).length
+    const batch = await app.request('/v1/events', {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/cloudevents-batch+json' },
+      body: JSON.stringify([event('s\ud800'), event('s\udc00'), event('ok', { subject: 'a\u0007b' })]),
+    })
+    assert.equal(batch.status, 400)
+    const problem = (await batch.json()) as { errors: { path: string; message: string }[] }
+    assert.deepEqual(
+      problem.errors.map((e) => e.path),
+      ['[0].id', '[1].id', '[2].subject'],
+    )
+    assert.match(problem.errors[0]?.message ?? '', /surrogate/)
+    assert.match(problem.errors[2]?.message ?? '', /control character/)
+    // In binary mode, a percent-encoded control character in a ce- header, named by its header.
+    const binary = await app.request('/v1/events', {
+      method: 'POST',
+      headers: {
+        ...auth,
+        'content-type': 'application/json',
+        'ce-specversion': '1.0',
+        'ce-id': 'binary-ctl',
+        'ce-source': '/engine',
+        'ce-type': 'user.image.analysis.completed',
+        'ce-account': 'acme',
+        'ce-subject': 'a%00b',
+      },
+      body: JSON.stringify({ digest: 'sha256:1' }),
+    })
+    assert.equal(binary.status, 400)
+    assert.deepEqual(
+      ((await binary.json()) as { errors: { path: string }[] }).errors.map((e) => e.path),
+      ['ce-subject'],
+    )
+    assert.equal((await logged()).length, before)
+  })
+
   it('refuses an event whose account is not an account name, naming it, publishing nothing and labelling no metric with it', async () => {
     const end = async () => (await log.lag('nobody', ['engine.events']))[0]?.end
     const before = await end()

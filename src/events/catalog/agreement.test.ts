@@ -13,6 +13,7 @@ import { decodeCloudEvent } from '../cloudevent.ts'
 import { compileGuard, type Guard } from '../io-ts-guard.ts'
 import { applyMutation, arbitraryFromSchema, type Json, mutationsOf } from './arbitraries.ts'
 import { type EventTypeEntry, envelopeSchema, eventTypes } from './catalog.ts'
+import { NON_BLANK_STRING_ATTRIBUTE_PATTERN, STRING_ATTRIBUTE_PATTERN } from './formats.ts'
 
 // The wire side is ajv as producers and the schema registry run it: draft 2020-12, formats
 // checked. Strict mode too, so a schema using a keyword ajv would ignore fails here.
@@ -134,6 +135,17 @@ describe('the envelope codec and cloudevent.schema.json', () => {
   it('state one rule for account names, the one tokens follow', () => {
     const account = (envelopeSchema.properties as Record<string, { pattern?: string }>).account
     assert.equal(account?.pattern, ACCOUNT_NAME.source)
+  })
+
+  it('state the codec’s rule for string attributes, extension attributes included', () => {
+    const properties = envelopeSchema.properties as Record<string, { pattern?: string }>
+    for (const name of ['id', 'source', 'type'])
+      assert.equal(properties[name]?.pattern, NON_BLANK_STRING_ATTRIBUTE_PATTERN, name)
+    for (const name of ['subject', 'datacontenttype', 'dataschema', 'resourcetype', 'subtype'])
+      assert.equal(properties[name]?.pattern, STRING_ATTRIBUTE_PATTERN, name)
+    const extension = (envelopeSchema.additionalProperties as { anyOf: { type: string; pattern?: string }[] })
+      .anyOf
+    assert.equal(extension.find((m) => m.type === 'string')?.pattern, STRING_ATTRIBUTE_PATTERN)
   })
 
   it('agree on generated envelopes and their mutations', () => {

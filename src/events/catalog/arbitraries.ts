@@ -9,7 +9,12 @@
  */
 import fc from 'fast-check'
 import { ACCOUNT_NAME } from '../../access/index.ts'
-import { DIGEST_PATTERN, UUID_PATTERN } from './formats.ts'
+import {
+  DIGEST_PATTERN,
+  NON_BLANK_STRING_ATTRIBUTE_PATTERN,
+  STRING_ATTRIBUTE_PATTERN,
+  UUID_PATTERN,
+} from './formats.ts'
 
 type Schema = Readonly<Record<string, unknown>>
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json }
@@ -91,6 +96,12 @@ export const accountArbitrary: fc.Arbitrary<string> = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom('a'.repeat(128), `0${'._-'.repeat(42)}x`) },
 )
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: taking control characters out is the point
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/g
+
+const isStringAttributePattern = (pattern: unknown): boolean =>
+  pattern === STRING_ATTRIBUTE_PATTERN || pattern === NON_BLANK_STRING_ATTRIBUTE_PATTERN
+
 const stringArbitrary = (schema: Schema, options: ArbitraryOptions): fc.Arbitrary<string> => {
   if (schema.format === 'date-time') return timestampArbitrary(options)
   if (schema.pattern === DIGEST_PATTERN) return digestArbitrary
@@ -103,6 +114,11 @@ const stringArbitrary = (schema: Schema, options: ArbitraryOptions): fc.Arbitrar
   const maxLength = typeof schema.maxLength === 'number' ? schema.maxLength : 40
   const base = fc.string({ unit: options.stringUnit ?? 'binary', minLength, maxLength })
   if (typeof schema.pattern !== 'string') return base
+  // Random strings would seldom be free of control characters: they are taken out.
+  if (isStringAttributePattern(schema.pattern)) {
+    const pattern = new RegExp(schema.pattern, 'u')
+    return base.map((s) => s.replace(CONTROL_CHARACTERS, '')).filter((s) => pattern.test(s))
+  }
   const pattern = new RegExp(schema.pattern, 'u')
   return base.filter((s) => pattern.test(s))
 }
@@ -251,7 +267,14 @@ const valueMutations = (s: Schema, value: Json): { description: string; replacem
       out.push({ description: 'not a uuid', replacement: 'cfg-1' })
       // ajv's `uuid` format takes it; the pattern does not.
       out.push({ description: 'a uuid in a urn', replacement: `urn:uuid:${String(value)}` })
+    } else if (isStringAttributePattern(s.pattern)) {
+      out.push({ description: 'a NUL', replacement: `${String(value)}x\u0000` })
+      out.push({ description: 'a C1 control character', replacement: `x\u0085${String(value)}` })
+      out.push({ description: 'a lone high surrogate', replacement: `${String(value)}x\ud800` })
+      out.push({ description: 'a lone low surrogate', replacement: `\udc00x${String(value)}` })
     }
+    if (s.pattern === NON_BLANK_STRING_ATTRIBUTE_PATTERN)
+      out.push({ description: 'only whitespace', replacement: ' \u00a0' })
     if (typeof s.minLength === 'number' && s.minLength > 0)
       out.push({ description: 'an empty string', replacement: '' })
     if (typeof s.maxLength === 'number')

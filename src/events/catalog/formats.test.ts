@@ -6,8 +6,12 @@ import { timestampArbitrary } from './arbitraries.ts'
 import {
   boundedText,
   instantOf,
+  isNonBlankStringAttribute,
+  isStringAttribute,
   isTimestamp,
+  NON_BLANK_STRING_ATTRIBUTE_PATTERN,
   Seconds,
+  STRING_ATTRIBUTE_PATTERN,
   TIMESTAMP_PATTERN,
   UUID_PATTERN,
   Uuid,
@@ -135,6 +139,42 @@ describe('Uuid', () => {
     const s = 'urn:uuid:0b0c7f3e-1b2a-4c5d-9e8f-123456789abc'
     assert.ok(format.test(s))
     assert.ok(!Uuid.is(s))
+  })
+})
+
+describe('isStringAttribute', () => {
+  // Strings of any UTF-16 units, lone surrogates and control characters among them, and of
+  // whitespace: what the patterns the wire schema states must judge as the codec does.
+  const units = fc.oneof(
+    fc.string({ unit: 'binary' }),
+    fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((u) => String.fromCharCode(u)) }),
+    fc.string({ unit: fc.constantFrom(' ', '\u00a0', '\u2028', '\ufeff', '\t', 'x', '\ud83d', '\ude00') }),
+  )
+
+  it('judges as STRING_ATTRIBUTE_PATTERN does, under JSON Schema’s Unicode semantics', () => {
+    const pattern = new RegExp(STRING_ATTRIBUTE_PATTERN, 'u')
+    fc.assert(
+      fc.property(units, (s) => assert.equal(isStringAttribute(s), pattern.test(s), JSON.stringify(s))),
+      { numRuns: 5_000 },
+    )
+  })
+
+  it('judges as NON_BLANK_STRING_ATTRIBUTE_PATTERN does, the not-blank check included', () => {
+    const pattern = new RegExp(NON_BLANK_STRING_ATTRIBUTE_PATTERN, 'u')
+    fc.assert(
+      fc.property(units, (s) =>
+        assert.equal(isNonBlankStringAttribute(s), pattern.test(s), JSON.stringify(s)),
+      ),
+      { numRuns: 5_000 },
+    )
+  })
+
+  it('takes any text, pairs included, and refuses each forbidden character', () => {
+    for (const s of ['', 'évt 😀', ' \u00a0x', '\u00a0', '\u00a0'.repeat(3)])
+      assert.ok(isStringAttribute(s), s)
+    for (const c of ['\u0000', '\t', '\u001f', '\u007f', '\u0085', '\u009f', '\ud800', '\udfff'])
+      assert.equal(isStringAttribute(`a${c}b`), false, JSON.stringify(c))
+    assert.equal(isNonBlankStringAttribute(' \u00a0\u3000'), false)
   })
 })
 
