@@ -335,6 +335,29 @@ describe('createIngressDecoder', () => {
     assert.deepEqual(counting.calls.sort(), [envelopeId, 9_999].sort())
   })
 
+  it('asks the registry about 8 ids at most at once, over batches decoded at the same time', async () => {
+    let now = 0
+    let most = 0
+    const slow = {
+      decoderFor: async (id: number) => {
+        most = Math.max(most, ++now)
+        await new Promise((resolve) => setTimeout(resolve, 2))
+        now--
+        return registry.decoderFor(id)
+      },
+    }
+    const decoding = createIngressDecoder({ registry: slow })
+    const unknown = (from: number) =>
+      Array.from({ length: 50 }, (_, i) => message(encodeFrame(from + i, encoder.encode('{}'))))
+    const batches = await Promise.all([
+      decoding.decodeBatch(unknown(20_000)),
+      decoding.decodeBatch(unknown(30_000)),
+    ])
+    for (const results of batches)
+      assert.ok(results.every((r) => !r.ok && r.failure.code === 'schema_not_found'))
+    assert.equal(most, 8)
+  })
+
   it('rejects the batch, retriably, when the registry cannot answer — no message is blamed', async () => {
     let down = true
     const flaky = {

@@ -10,8 +10,10 @@ export interface SchemaLookupFailure {
 export interface SchemaDecoders {
   /**
    * Resolves every id not known yet, at most one registry request per id however many
-   * messages name it. Rejects only when the registry cannot answer; an id it does not know is
-   * remembered as a failure, not thrown.
+   * messages name it, and at most `maxLookupsInFlight` requests at once. Rejects only when the
+   * registry cannot answer, and then starts no other request: the batch is retried, and what
+   * was answered by then is kept for it. An id the registry does not know is remembered as a
+   * failure, not thrown.
    */
   prepare(ids: Iterable<number>): Promise<void>
   /** What `prepare` found for `id`; undefined when it was never prepared. */
@@ -23,6 +25,12 @@ export interface SchemaDecodersOptions {
   readonly notFoundTtlMs?: number
   /** Most unknown ids remembered; the oldest are forgotten first (default 10 000). */
   readonly maxNotFound?: number
+  /**
+   * Most registry requests in flight at once, over every caller (default 8): a batch naming
+   * thousands of unknown ids (poison pills with random ones) must not become thousands of
+   * requests at once, which a registry answers with errors that fail the whole batch.
+   */
+  readonly maxLookupsInFlight?: number
   readonly clock?: () => number
 }
 
@@ -50,9 +58,27 @@ export const createSchemaDecoders = (
   const clock = options.clock ?? Date.now
   const notFoundTtlMs = options.notFoundTtlMs ?? 60_000
   const maxNotFound = options.maxNotFound ?? 10_000
+  const maxLookups = options.maxLookupsInFlight ?? 8
   const found = new Map<number, PayloadDecoder>()
   const notFound = new Map<number, { failure: SchemaLookupFailure; until: number }>()
   const inFlight = new Map<number, Promise<void>>()
+  // Requests in flight, and those waiting for one to end: the router's and the projector's
+  // batches, from several partitions at once, share one registry.
+  let lookups = 0
+  const waiting: (() => void)[] = []
+
+  const ask = async (id: number): Promise<PayloadDecoder> => {
+    if (lookups < maxLookups) lookups++
+    else await new Promise<void>((start) => waiting.push(start))
+    try {
+      return await registry.decoderFor(id)
+    } finally {
+      // The place goes to the next waiting request, if any.
+      const next = waiting.shift()
+      if (next === undefined) lookups--
+      else next()
+    }
+  }
 
   const remember = (id: number, failure: SchemaLookupFailure): void => {
     notFound.delete(id)
@@ -66,8 +92,7 @@ export const createSchemaDecoders = (
   const resolve = (id: number): Promise<void> => {
     const pending = inFlight.get(id)
     if (pending !== undefined) return pending
-    const request = registry
-      .decoderFor(id)
+    const request = ask(id)
       .then(
         (decoder) => {
           found.set(id, decoder)
@@ -107,9 +132,19 @@ export const createSchemaDecoders = (
 
   return {
     async prepare(ids) {
-      const missing: Promise<void>[] = []
-      for (const id of ids) if (lookup(id) === undefined) missing.push(resolve(id))
-      if (missing.length > 0) await Promise.all(missing)
+      const missing = [...ids].filter((id) => lookup(id) === undefined)
+      let failed: { readonly error: unknown } | undefined
+      let next = 0
+      const worker = async () => {
+        while (failed === undefined && next < missing.length) {
+          const id = missing[next++] as number
+          await resolve(id).catch((error: unknown) => {
+            failed ??= { error }
+          })
+        }
+      }
+      await Promise.all(Array.from({ length: Math.min(maxLookups, missing.length) }, worker))
+      if (failed !== undefined) throw failed.error
     },
     lookup,
   }

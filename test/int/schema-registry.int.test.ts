@@ -68,6 +68,45 @@ describe('Confluent schema registry adapter', () => {
     assert.equal(fetches(), 1)
   })
 
+  it('asks about at most 8 unknown ids at once, and nothing more of a batch once an answer fails', async () => {
+    // One batch of framed messages naming 200 ids the registry never issued: each is asked
+    // about once, a few at a time, not in 200 requests at once.
+    const slow = await startSchemaRegistry({ latencyMs: 20 })
+    try {
+      const registry = createConfluentSchemaRegistry({ url: slow.url, retry: { retries: 0 } })
+      const decoder = createIngressDecoder({ registry })
+      const framed = (id: number): LogMessage => ({
+        topic: 'engine.events',
+        partition: 0,
+        offset: id,
+        key: 'acme',
+        value: encodeFrame(id, encoder.encode('{}')),
+        headers: {},
+        timestamp: 0,
+      })
+      const lookups = () => slow.requests.filter((r) => r.path.startsWith('/schemas/ids/')).length
+      const results = await decoder.decodeBatch(Array.from({ length: 200 }, (_, i) => framed(1_000 + i)))
+      assert.deepEqual(new Set(results.map((r) => !r.ok && r.failure.code)), new Set(['schema_not_found']))
+      assert.equal(lookups(), 200)
+      assert.ok(slow.mostInFlight <= 8, `${slow.mostInFlight} lookups at once`)
+      assert.ok(slow.mostInFlight > 1, 'lookups still overlap')
+
+      // A failed answer fails the batch (retriably: the registry's fault, not the messages'),
+      // and no other lookup starts; the retry asks only about what was not answered.
+      const batch = Array.from({ length: 100 }, (_, i) => framed(5_000 + i))
+      slow.failNext(1)
+      const before = lookups()
+      await assert.rejects(decoder.decodeBatch(batch), (error) => isRetriable(error))
+      const asked = lookups() - before
+      assert.ok(asked <= 8, `${asked} lookups after the first failed`)
+      const retried = await decoder.decodeBatch(batch)
+      assert.ok(retried.every((r) => !r.ok && r.failure.code === 'schema_not_found'))
+      assert.equal(lookups() - before, 101)
+    } finally {
+      await slow.close()
+    }
+  })
+
   it('reads Avro values through the same port', async () => {
     const registry = confluent()
     const avro = {

@@ -19,6 +19,8 @@ export interface SchemaRegistryStandIn {
   readonly url: string
   /** Every request received, in order. */
   readonly requests: readonly { readonly method: string; readonly path: string }[]
+  /** The most requests it was answering at one time. */
+  readonly mostInFlight: number
   /** Registers directly, as another producer would have. */
   register(subject: string, schema: string, schemaType?: 'JSON' | 'AVRO' | 'PROTOBUF'): number
   /** Makes the next `count` requests fail with `status` (default 503), as an overloaded registry does. */
@@ -29,6 +31,8 @@ export interface SchemaRegistryStandIn {
 export interface SchemaRegistryOptions {
   /** Basic-auth credentials every request must carry. */
   readonly auth?: { readonly username: string; readonly password: string }
+  /** How long each answer takes, in ms (default 0), as a remote registry's does. */
+  readonly latencyMs?: number
 }
 
 const MEDIA_TYPE = 'application/vnd.schemaregistry.v1+json'
@@ -105,6 +109,8 @@ export const startSchemaRegistry = async (
   const requests: { method: string; path: string }[] = []
   let globalCompatibility = 'BACKWARD'
   let failures: { remaining: number; status: number } = { remaining: 0, status: 503 }
+  let inFlight = 0
+  let mostInFlight = 0
 
   const store = (
     subject: string,
@@ -254,10 +260,15 @@ export const startSchemaRegistry = async (
     const url = new URL(request.url ?? '/', 'http://registry')
     const method = request.method ?? 'GET'
     requests.push({ method, path: url.pathname })
+    inFlight++
+    mostInFlight = Math.max(mostInFlight, inFlight)
     const send = (status: number, body: unknown) => {
+      inFlight--
       response.writeHead(status, { 'content-type': MEDIA_TYPE })
       response.end(JSON.stringify(body))
     }
+    if (options.latencyMs !== undefined)
+      await new Promise((resolve) => setTimeout(resolve, options.latencyMs))
     try {
       if (failures.remaining > 0) {
         failures = { ...failures, remaining: failures.remaining - 1 }
@@ -286,6 +297,9 @@ export const startSchemaRegistry = async (
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
+    get mostInFlight() {
+      return mostInFlight
+    },
     register: (subject, schema, schemaType = 'JSON') => store(subject, schema, schemaType, []).id,
     failNext: (count, status = 503) => {
       failures = { remaining: count, status }
