@@ -134,6 +134,52 @@ describe('GitHub channel against a GitHub stand-in', () => {
     assert.equal(github.comments.filter((c) => c.body.includes(marker)).length, 1)
   })
 
+  it('comments on a busy issue whose comments since the lookback weigh more than 1 MiB a page of 100', async () => {
+    await channel.send(posture('e-0'), configuration, context)
+    const issue = github.issues[0]?.number as number
+    // 100 comments of 40 KB: a page of 32 is still past what Herald reads of an answer.
+    const at = new Date().toISOString()
+    for (let i = 0; i < 100; i++)
+      github.comments.push({
+        id: 9000 + i,
+        issue,
+        body: `${i} ${'x'.repeat(40_000)}`,
+        created_at: at,
+        updated_at: at,
+      })
+    const repeat = posture('e-busy')
+    const first = await channel.send(repeat, configuration, context)
+    assert.equal(first.ok && first.tickets?.[0]?.action, 'commented', JSON.stringify(first))
+    const retry = await channel.send(repeat, configuration, context)
+    assert.equal(retry.ok && retry.tickets?.[0]?.action, 'unchanged', JSON.stringify(retry))
+    const marker = `<!-- herald:comment delivery=${repeat.deliveryId} `
+    assert.equal(github.comments.filter((c) => c.body.includes(marker)).length, 1)
+    const pages = github.requests.filter((r) => r.path.endsWith('/comments') && r.method === 'GET')
+    assert.ok(
+      pages.some((r) => r.query.get('per_page') === '16'),
+      'a page too large is asked for again in smaller pages',
+    )
+  })
+
+  it('fails as response_too_large, naming the request, when a listing is more than Herald reads, and files nothing', async () => {
+    await channel.send(posture('e-0'), configuration, context)
+    const [issue] = github.issues
+    assert.ok(issue !== undefined)
+    // Eleven issues of the key, each body 65,536 two-byte characters: 1.4 MB in a page of ten.
+    const at = new Date().toISOString()
+    for (let i = 0; i < 10; i++)
+      github.issues.push({ ...issue, number: issue.number + 1 + i, body: 'é'.repeat(65_536), created_at: at })
+    const result = await channel.send(posture('e-big'), configuration, context)
+    assert.ok(!result.ok, JSON.stringify(result))
+    assert.deepEqual([result.kind, result.code, result.status], ['permanent', 'response_too_large', 200])
+    assert.match(
+      result.error,
+      /^GET \/repos\/acme\/security\/issues answered HTTP 200 with more than Herald reads/,
+    )
+    assert.equal(github.comments.length, 0)
+    assert.equal(github.issues.length, 11)
+  })
+
   it('reopens the issue, with a comment, when it comes back after being closed', async () => {
     await channel.send(posture('e-1'), configuration, context)
     github.closeIssue(1)

@@ -142,6 +142,41 @@ describe('Jira channel against a Jira Cloud stand-in', () => {
     assert.equal(jira.comments.length, 1)
   })
 
+  it('comments on a busy issue whose newest fifty comments weigh more than 1 MiB, and never twice', async () => {
+    const channel = createJiraChannel({ guard })
+    await channel.send(posture('e-0'), configuration, context)
+    const issue = jira.issues[0]?.id as string
+    // Fifty verbose ADF comments of 30,000 characters, each a paragraph of marked runs.
+    const verbose = {
+      type: 'doc',
+      version: 1,
+      content: [
+        {
+          type: 'paragraph',
+          content: Array.from({ length: 300 }, () => ({
+            type: 'text',
+            text: 'y'.repeat(100),
+            marks: [{ type: 'strong' }, { type: 'em' }],
+          })),
+        },
+      ],
+    }
+    for (let i = 0; i < 50; i++)
+      jira.comments.push({
+        id: String(30_000 + i),
+        issue,
+        body: verbose,
+        properties: {},
+        created: new Date().toISOString(),
+      })
+    const repeat = posture('e-busy')
+    const first = await channel.send(repeat, configuration, context)
+    assert.equal(first.ok && first.tickets?.[0]?.action, 'commented', JSON.stringify(first))
+    const retry = await channel.send(repeat, configuration, context)
+    assert.equal(retry.ok && retry.tickets?.[0]?.action, 'unchanged', JSON.stringify(retry))
+    assert.equal(jira.comments.length, 51)
+  })
+
   it('transitions a done issue back, with a comment, when it comes back', async () => {
     const channel = createJiraChannel({ guard })
     await channel.send(posture('e-1'), configuration, context)

@@ -16,7 +16,7 @@ import {
  * anything else, `startAt` included, is an invalid payload; eventually consistent: a new issue
  * shows only after `searchLagMs` unless its id is in `reconcileIssues`); `POST
  * /rest/api/3/issue` with rich text in Atlassian Document Format and entity `properties`;
- * comments with `expand=properties`; transitions. Errors are `{errorMessages, errors}`.
+ * comments with `expand=properties`, `orderBy`, `startAt` and `maxResults`; transitions. Errors are `{errorMessages, errors}`.
  */
 
 type Category = 'new' | 'indeterminate' | 'done'
@@ -302,15 +302,16 @@ export const startJiraStandIn = async (options: JiraStandInOptions): Promise<Jir
       const expand = (request.query.get('expand') ?? '').split(',')
       const newestFirst = request.query.get('orderBy') === '-created'
       const max = Number(request.query.get('maxResults') ?? 5000)
+      const startAt = Number(request.query.get('startAt') ?? 0)
       const listed = comments.filter((c) => c.issue === issue.id)
       const ordered = newestFirst ? [...listed].reverse() : listed
       return {
         status: 200,
         body: {
-          startAt: 0,
+          startAt,
           maxResults: max,
           total: listed.length,
-          comments: ordered.slice(0, max).map((c) => ({
+          comments: ordered.slice(startAt, startAt + max).map((c) => ({
             id: c.id,
             self: `${origin}/rest/api/3/issue/${issue.id}/comment/${c.id}`,
             body: c.body,

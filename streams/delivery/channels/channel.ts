@@ -115,6 +115,8 @@ export type FailureCode =
   | 'smtp_auth'
   | 'configuration'
   | 'unexpected_response'
+  /** A ticket system's answer was larger than Herald reads, and was not parsed. */
+  | 'response_too_large'
   | 'ticket_unconfirmed'
   | 'internal'
 

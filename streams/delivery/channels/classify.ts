@@ -44,6 +44,25 @@ export class UnexpectedResponseError extends HeraldError {
 }
 
 /**
+ * The endpoint answered 2xx with more than Herald keeps of an answer (the guard's
+ * `maxBodyBytes`), to a request whose answer it must read whole. Named by method and path (a
+ * query may hold a credential); the same request gets the same answer next time.
+ *
+ * @example
+ * new ResponseTooLargeError('GET', 'https://api.github.com/repos/a/b/issues', 200) // …GET /repos/a/b/issues answered HTTP 200 with more than Herald reads of an answer
+ */
+export class ResponseTooLargeError extends HeraldError {
+  constructor(method: string, url: string, status: number) {
+    const path = URL.canParse(url) ? new URL(url).pathname : '(unreadable URL)'
+    super(
+      'response_too_large',
+      `${method} ${path} answered HTTP ${status} with more than Herald reads of an answer; it was not parsed`,
+      { context: { status }, retriable: false },
+    )
+  }
+}
+
+/**
  * `Retry-After` as milliseconds from `nowMs`: delay-seconds (`120`) or an HTTP date
  * (`Wed, 21 Oct 2026 07:28:00 GMT`). Undefined when absent or unreadable; a date in the past is 0.
  * A header sent twice (a proxy adding its own) reaches here joined, `3600, 3600`: delay-seconds
@@ -164,6 +183,13 @@ export const failureFromError = (error: unknown): Failure => {
     return {
       kind: 'permanent',
       code: 'unexpected_response',
+      status: typeof ours.context.status === 'number' ? ours.context.status : null,
+      error: ours.message,
+    }
+  if (ours instanceof ResponseTooLargeError)
+    return {
+      kind: 'permanent',
+      code: 'response_too_large',
       status: typeof ours.context.status === 'number' ? ours.context.status : null,
       error: ours.message,
     }

@@ -2,7 +2,13 @@ import { Octokit } from '@octokit/rest'
 import { clipped } from '../../../src/errors/index.ts'
 import { createSerialQueues } from '../../../src/serially.ts'
 import type { DeliveryChannel, TicketOutcome } from './channel.ts'
-import { type Failure, failureFromStatus, UnexpectedResponseError } from './classify.ts'
+import {
+  type Failure,
+  failureFromStatus,
+  heraldCause,
+  ResponseTooLargeError,
+  UnexpectedResponseError,
+} from './classify.ts'
 import { type ChannelOptions, failureOfCall, jsonDetail, oneLine, resultBuilder, truncate } from './common.ts'
 import { DEFAULT_GITHUB_API_URL, type GitHubConfiguration, secretValues } from './configuration.ts'
 import { channelFetch, type Exchange, type FetchLike } from './guarded-fetch.ts'
@@ -58,10 +64,23 @@ export const githubIssueMarker = (
 ): string => `<!-- herald:ticket key=${subject.hash} delivery=${deliveryId} event=${event} -->`
 
 /**
- * The most pages of 100 comments read for a delivery's own comment before commenting: beyond
- * them (5,000 comments on one issue within the lookback), a retry may comment again.
+ * The most comments read for a delivery's own comment before commenting: beyond them (on one
+ * issue within the lookback), a retry may comment again.
  */
-const MAX_COMMENT_PAGES = 50
+const MAX_COMMENTS_READ = 5_000
+
+/**
+ * Comments asked for per page. A comment may hold 65,536 characters, so a page of 100 busy
+ * comments passes the 1 MiB Herald reads of an answer; a page that still does is asked for
+ * again in pages half its size (a power of two, so the comments already read stay whole pages).
+ */
+const COMMENTS_PER_PAGE = 32
+
+/**
+ * Issues listed per key label: the open one is among the newest (a key has one open issue, and
+ * a new one is filed only when none is open), and each body may hold 65,536 characters.
+ */
+const ISSUES_PER_PAGE = 10
 
 /**
  * Hidden in a comment: which delivery and which event wrote it, so a retried delivery does not
@@ -123,6 +142,39 @@ const parses = (text: string): boolean => {
     return true
   } catch {
     return false
+  }
+}
+
+/**
+ * Whether a comment of the issue (since `since`, oldest first, page by page: an issue that many
+ * repeats commented on holds more than one page, and the marker sought may be on any) is one
+ * `wanted` picks. A page larger than Herald reads is asked for again in smaller pages, from the
+ * comment it began at; a single comment that large fails as `ResponseTooLargeError`.
+ */
+const anyComment = async (
+  octokit: Octokit,
+  params: { owner: string; repo: string; issue_number: number; since?: string },
+  wanted: (body: string | undefined) => boolean,
+): Promise<boolean> => {
+  let perPage = COMMENTS_PER_PAGE
+  let read = 0
+  for (;;) {
+    try {
+      for await (const { data: comments } of octokit.paginate.iterator(octokit.rest.issues.listComments, {
+        ...params,
+        per_page: perPage,
+        page: read / perPage + 1,
+      })) {
+        if (!Array.isArray(comments)) throw new UnexpectedResponseError('a list of comments', 200, GITHUB_API)
+        if (comments.some((c) => wanted(c.body))) return true
+        read += perPage
+        if (read >= MAX_COMMENTS_READ) return false
+      }
+      return false
+    } catch (error) {
+      if (perPage === 1 || !(heraldCause(error) instanceof ResponseTooLargeError)) throw error
+      perPage /= 2
+    }
   }
 }
 
@@ -195,7 +247,7 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
     endpoint: 'github',
     send: async (delivery, configuration, context) => {
       const result = resultBuilder(secretValues(configuration), clock)
-      const http = channelFetch(options.guard, configuration, context)
+      const http = channelFetch(options.guard, configuration, context, { wholeAnswers: true })
       const octokit = new Octokit({
         auth: configuration.token,
         baseUrl: (configuration.apiUrl ?? DEFAULT_GITHUB_API_URL).replace(/\/+$/, ''),
@@ -267,7 +319,7 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
           state: 'all',
           sort: 'created',
           direction: 'desc',
-          per_page: 20,
+          per_page: ISSUES_PER_PAGE,
         })
         if (!Array.isArray(listed)) throw new UnexpectedResponseError('a list of issues', 200, GITHUB_API)
         const issues = listed.filter((issue) => issue.pull_request === undefined)
@@ -296,22 +348,16 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
 
         const since = new Date(Date.parse(delivery.createdAt) - COMMENT_LOOKBACK_MS)
         const marker = githubCommentMarker(delivery.deliveryId, mark)
-        // Oldest first, page by page: an issue that many repeats commented on holds more than
-        // one page since the lookback, and the marker of this delivery may be on any of them.
-        let commented = false
-        let pages = 0
-        for await (const { data: comments } of octokit.paginate.iterator(octokit.rest.issues.listComments, {
-          owner,
-          repo,
-          issue_number: found.number,
-          ...(Number.isNaN(since.getTime()) ? {} : { since: since.toISOString() }),
-          per_page: 100,
-        })) {
-          if (!Array.isArray(comments))
-            throw new UnexpectedResponseError('a list of comments', 200, GITHUB_API)
-          commented = comments.some((c) => marked(c.body, delivery.deliveryId, event))
-          if (commented || ++pages >= MAX_COMMENT_PAGES) break
-        }
+        const commented = await anyComment(
+          octokit,
+          {
+            owner,
+            repo,
+            issue_number: found.number,
+            ...(Number.isNaN(since.getTime()) ? {} : { since: since.toISOString() }),
+          },
+          (body) => marked(body, delivery.deliveryId, event),
+        )
         // Comment first, then reopen: a retry after the comment still reopens, and never comments twice.
         if (!commented) {
           const comment = truncate(

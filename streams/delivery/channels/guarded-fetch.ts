@@ -1,6 +1,6 @@
 import type { OutboundGuard } from '../../../src/outbound/index.ts'
 import type { ChannelContext } from './channel.ts'
-import { abortError, RedirectNotFollowedError } from './classify.ts'
+import { abortError, RedirectNotFollowedError, ResponseTooLargeError } from './classify.ts'
 
 /** The WHATWG fetch shape vendor clients take (`@slack/webhook`'s and Octokit's `fetch` options). */
 export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>
@@ -11,6 +11,8 @@ export interface Exchange {
   readonly headers: Headers
   /** The body as text, at most 4 KiB: enough for an error message. */
   readonly body: string
+  /** The body was cut at the cap on a body kept in memory (`maxBodyBytes`). */
+  readonly truncated?: boolean
 }
 
 export interface GuardedFetchOptions {
@@ -22,6 +24,12 @@ export interface GuardedFetchOptions {
   readonly signal?: AbortSignal
   /** Cap on a response body kept in memory (default: the guard's). */
   readonly maxBodyBytes?: number
+  /**
+   * A 2xx answer cut at the cap is an error (`ResponseTooLargeError`) instead of a response:
+   * for callers that parse what they asked for (a ticket system's lists), where the cut text
+   * would fail to parse as if the service had answered something else, or parse as less.
+   */
+  readonly wholeAnswers?: boolean
 }
 
 export interface GuardedFetch {
@@ -86,9 +94,18 @@ export const guardedFetch = (guard: OutboundGuard, options: GuardedFetchOptions)
       const aborted = signals.find((s) => s.aborted)
       throw aborted === undefined ? error : abortError(aborted.reason)
     }
-    const { response, redirect } = exchange
+    const { response, redirect, truncated } = exchange
     const text = response.body === null ? '' : await response.clone().text()
-    last = { status: response.status, headers: response.headers, body: text.slice(0, MAX_EXCHANGE_BODY) }
+    last = {
+      status: response.status,
+      headers: response.headers,
+      body: text.slice(0, MAX_EXCHANGE_BODY),
+      truncated,
+    }
+    if (truncated && options.wholeAnswers === true && response.status >= 200 && response.status <= 299) {
+      await response.body?.cancel()
+      throw new ResponseTooLargeError(method, url, response.status)
+    }
     if (redirect !== undefined && init.redirect !== 'manual') {
       await response.body?.cancel()
       throw new RedirectNotFollowedError(redirect.status)
@@ -100,18 +117,21 @@ export const guardedFetch = (guard: OutboundGuard, options: GuardedFetchOptions)
 
 /**
  * The guarded fetch of one send: the send's time limit and abort signal, and the
- * configuration's `verify_tls` (on unless it says otherwise).
+ * configuration's `verify_tls` (on unless it says otherwise); a ticket channel, which parses
+ * its answers, asks for `wholeAnswers`.
  *
  * @example
- * const http = channelFetch(options.guard, configuration, context)
+ * const http = channelFetch(options.guard, configuration, context, { wholeAnswers: true })
  */
 export const channelFetch = (
   guard: OutboundGuard,
   configuration: { readonly verifyTls?: boolean },
   context: ChannelContext,
+  extra: Pick<GuardedFetchOptions, 'wholeAnswers'> = {},
 ): GuardedFetch =>
   guardedFetch(guard, {
     timeoutMs: context.timeoutMs,
     verifyTls: configuration.verifyTls ?? true,
     ...(context.signal === undefined ? {} : { signal: context.signal }),
+    ...extra,
   })

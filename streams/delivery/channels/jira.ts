@@ -1,7 +1,12 @@
 import { ValidationError } from '../../../src/errors/index.ts'
 import { createSerialQueues } from '../../../src/serially.ts'
 import type { DeliveryChannel, TicketOutcome } from './channel.ts'
-import { failureFromError, failureFromStatus, UnexpectedResponseError } from './classify.ts'
+import {
+  failureFromError,
+  failureFromStatus,
+  ResponseTooLargeError,
+  UnexpectedResponseError,
+} from './classify.ts'
 import { failureOfCall, jsonDetail, oneLine, resultBuilder, truncate } from './common.ts'
 import { type JiraConfiguration, secretValues } from './configuration.ts'
 import type { TicketChannelOptions } from './github.ts'
@@ -27,6 +32,16 @@ const MAX_SUMMARY = 255
 const JIRA_API = 'the Jira API'
 const MAX_TEXT = 30_000
 const PROJECT_KEY = /^[A-Z][A-Z0-9_]{0,254}$/
+
+/** The newest comments read for a delivery's own before commenting: beyond them, a retry may comment again. */
+const MAX_COMMENTS_READ = 50
+
+/**
+ * Comments asked for per page: a comment's ADF body, with its marks and the `herald` property,
+ * may weigh far more than its 32,767 characters of text, so fifty of them can pass the 1 MiB
+ * Herald reads of an answer.
+ */
+const COMMENTS_PER_PAGE = 10
 
 /** Atlassian Document Format: v3 takes rich text as a document, not a string. */
 interface AdfNode {
@@ -183,7 +198,7 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
     endpoint: 'jira',
     send: async (delivery, configuration, context) => {
       const result = resultBuilder(secretValues(configuration), clock)
-      const http = channelFetch(options.guard, configuration, context)
+      const http = channelFetch(options.guard, configuration, context, { wholeAnswers: true })
       const base = configuration.url.endsWith('/') ? configuration.url : `${configuration.url}/`
       const target = jiraTarget(configuration)
       const beforeWrite = writePacer(context)
@@ -213,6 +228,35 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
 
       const listMissing = (what: string) =>
         new UnexpectedResponseError(what, http.last()?.status ?? 200, JIRA_API)
+
+      /**
+       * Whether one of the issue's newest `MAX_COMMENTS_READ` comments is one `wanted` picks,
+       * read a page at a time, newest first: a page larger than Herald reads of an answer is
+       * asked for again at half the size; a single comment that large fails as
+       * `ResponseTooLargeError`.
+       */
+      const anyComment = async (key: string, wanted: (comment: JiraComment) => boolean): Promise<boolean> => {
+        let perPage = COMMENTS_PER_PAGE
+        for (let startAt = 0; startAt < MAX_COMMENTS_READ; ) {
+          let page: { comments?: JiraComment[]; total?: unknown } | undefined
+          try {
+            page = await api<{ comments?: JiraComment[]; total?: unknown }>(
+              'GET',
+              `rest/api/3/issue/${key}/comment?orderBy=-created&startAt=${startAt}&maxResults=${Math.min(perPage, MAX_COMMENTS_READ - startAt)}&expand=properties`,
+            )
+          } catch (error) {
+            if (perPage === 1 || !(error instanceof ResponseTooLargeError)) throw error
+            perPage = Math.ceil(perPage / 2)
+            continue
+          }
+          if (!Array.isArray(page?.comments)) throw listMissing('a list of comments')
+          if (page.comments.some(wanted)) return true
+          startAt += page.comments.length
+          if (page.comments.length === 0 || (typeof page.total === 'number' && startAt >= page.total))
+            return false
+        }
+        return false
+      }
 
       const file = async (subject: TicketSubject): Promise<TicketOutcome> => {
         const label = jiraKeyLabel(subject)
@@ -305,12 +349,7 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
 
         const regression = isDone(found)
         const key = encodeURIComponent(found.key)
-        const comments = await api<{ comments?: JiraComment[] }>(
-          'GET',
-          `rest/api/3/issue/${key}/comment?orderBy=-created&maxResults=50&expand=properties`,
-        )
-        if (!Array.isArray(comments?.comments)) throw listMissing('a list of comments')
-        const commented = comments.comments.some((c) =>
+        const commented = await anyComment(key, (c) =>
           (c.properties ?? []).some(
             (p) => p.key === JIRA_PROPERTY && marks(p.value, delivery.deliveryId, event),
           ),
