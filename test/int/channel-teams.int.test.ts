@@ -133,16 +133,31 @@ describe('Teams channel against a Teams stand-in', () => {
     }
   })
 
-  it('a message over Teams’ 28 KB limit, refused by the connector in a 200, is not retried', async () => {
-    // Facts are not shortened: an event whose resource alone is over the limit.
-    const event = anEvent({
-      data: {
-        ...catalogData('user.checks.tag.vulnerabilities.update'),
-        full_tag: `docker.io/acme/api:${'x'.repeat(30_000)}`,
-      },
-    })
-    const result = await channel.send(aDelivery(event), configuration(teams.connectorUrl), context)
-    assert.deepEqual(result.ok ? result : [result.kind, result.status], ['permanent', 413])
+  it('keeps the card under Teams’ 28 KB limit whatever the event holds, shortening long facts and text with an ellipsis', async () => {
+    // A resource alone over the limit, in one-byte and in three-byte characters (in the title,
+    // the text and the Resource fact).
+    for (const filler of ['x', '語']) {
+      const event = anEvent({
+        data: {
+          ...catalogData('user.checks.tag.vulnerabilities.update'),
+          full_tag: `docker.io/acme/api:${filler.repeat(30_000)}`,
+        },
+      })
+      const result = await channel.send(aDelivery(event), configuration(teams.connectorUrl), context)
+      assert.deepEqual(
+        result.ok && [result.status, result.response],
+        [200, 'accepted'],
+        JSON.stringify(result),
+      )
+      assert.deepEqual(teams.problems, [])
+      const posted = teams.requests.at(-1)?.body ?? ''
+      assert.ok(Buffer.byteLength(posted) <= 28 * 1024, `${Buffer.byteLength(posted)} bytes`)
+      const texts = cardTexts(
+        (teams.cards.at(-1) as { attachments: { content: unknown }[] }).attachments[0]?.content,
+      )
+      const resource = texts.plain[texts.plain.indexOf('Resource: ') + 1] ?? ''
+      assert.match(resource, new RegExp(`^docker\\.io/acme/api:${filler}+…$`))
+    }
   })
 
   it('a connector failure naming no status stays retriable', async () => {

@@ -15,10 +15,36 @@ const LEVEL_COLOR: Readonly<Record<string, string>> = {
 /** Adaptive Cards 1.4: what both Incoming Webhooks and Workflows render in Teams today. */
 const CARD_VERSION = '1.4'
 
-// A Teams message is at most about 28 KB; the body text is kept well under, in at most this
-// many lines (each line a block of its own).
-const MAX_TEXT = 10_000
-const MAX_LINES = 60
+/**
+ * Teams refuses a message over 28 KB of JSON (a 413, the same on every retry), so a card is
+ * kept at most this big, with room for the envelope a connector adds.
+ */
+const MAX_MESSAGE_BYTES = 27 * 1024
+
+/**
+ * What a card shows at most, in characters, before it is measured: the text (in at most
+ * `lines` lines, each a block of its own), the title and each fact's value. A card still over
+ * `MAX_MESSAGE_BYTES` (characters of three bytes, or escaped in JSON) is made again with each
+ * halved.
+ */
+interface CardLimits {
+  readonly text: number
+  readonly lines: number
+  readonly title: number
+  readonly fact: number
+}
+
+const LIMITS: CardLimits = { text: 10_000, lines: 60, title: 500, fact: 1_000 }
+
+/** Halvings tried before a card goes as it is: by then every text is a few characters. */
+const MAX_HALVINGS = 8
+
+const halved = (limits: CardLimits): CardLimits => ({
+  text: Math.ceil(limits.text / 2),
+  lines: Math.ceil(limits.lines / 2),
+  title: Math.ceil(limits.title / 2),
+  fact: Math.ceil(limits.fact / 2),
+})
 
 /**
  * A run of text Teams shows as written. Adaptive Cards render Markdown in a `TextBlock`'s
@@ -41,10 +67,10 @@ const richText = (inlines: readonly ReturnType<typeof run>[], spacing?: string) 
  * The rendered text, one block per line: a line break inside a run is not rendered the same
  * by every Teams client. A blank line becomes a gap before the next block.
  */
-const textBlocks = (text: string) => {
+const textBlocks = (text: string, limits: CardLimits) => {
   const lines: { text: string; spacing: string | undefined }[] = []
   let gap = false
-  for (const line of truncate(text, MAX_TEXT).split(/\r\n?|\n/)) {
+  for (const line of truncate(text, limits.text).split(/\r\n?|\n/)) {
     if (line.trim() === '') gap = lines.length > 0
     else {
       lines.push({ text: line, spacing: lines.length === 0 ? undefined : gap ? 'Medium' : 'None' })
@@ -52,22 +78,38 @@ const textBlocks = (text: string) => {
     }
   }
   const shown =
-    lines.length <= MAX_LINES ? lines : [...lines.slice(0, MAX_LINES - 1), { text: '…', spacing: 'None' }]
+    lines.length <= limits.lines
+      ? lines
+      : [...lines.slice(0, limits.lines - 1), { text: '…', spacing: 'None' }]
   return shown.map((line) => richText([run(line.text)], line.spacing))
 }
 
 // A TextRun needs some text: an empty value shows as a dash (`shownAs`).
-const fact = (label: string, value: string, first: boolean) =>
-  richText([run(`${label}: `, { weight: 'Bolder' }), run(shownAs(value))], first ? 'Medium' : 'None')
+const fact = (label: string, value: string, first: boolean, limits: CardLimits) =>
+  richText(
+    [run(`${label}: `, { weight: 'Bolder' }), run(shownAs(truncate(value, limits.fact)))],
+    first ? 'Medium' : 'None',
+  )
 
 /**
  * The message a Teams incoming webhook or workflow takes: a `message` with one Adaptive Card
  * attachment — the title, the rendered text, the facts (level, resource, account, time,
  * event; for a digest, its highest level, event count, account, window and configuration) and
  * an "open URL" action into the UI when there is a link. Every text comes from the event or a
- * template over it, so all of it is in `TextRun`s, which render no Markdown.
+ * template over it, so all of it is in `TextRun`s, which render no Markdown. Any event yields
+ * a card under Teams' limit: long texts are cut with an ellipsis, shorter until the card fits.
  */
 export const teamsMessage = (scope: MessageScope, title: string, text: string) => {
+  let limits = LIMITS
+  let message = teamsCard(scope, title, text, limits)
+  for (let i = 0; i < MAX_HALVINGS && Buffer.byteLength(JSON.stringify(message)) > MAX_MESSAGE_BYTES; i++) {
+    limits = halved(limits)
+    message = teamsCard(scope, title, text, limits)
+  }
+  return message
+}
+
+const teamsCard = (scope: MessageScope, title: string, text: string, limits: CardLimits) => {
   const facts: readonly (readonly [string, string])[] =
     scope.digest === null
       ? [
@@ -84,7 +126,7 @@ export const teamsMessage = (scope: MessageScope, title: string, text: string) =
           ['Window', `${scope.digest.window_start} – ${scope.digest.window_end}`],
           ['Configuration', scope.delivery.configuration_id],
         ]
-  const lines = textBlocks(text)
+  const lines = textBlocks(text, limits)
   return {
     type: 'message',
     attachments: [
@@ -98,14 +140,17 @@ export const teamsMessage = (scope: MessageScope, title: string, text: string) =
           msteams: { width: 'Full' },
           body: [
             richText([
-              run(shownAs(oneLine(title, 500)), {
+              run(shownAs(oneLine(title, limits.title)), {
                 size: 'Large',
                 weight: 'Bolder',
                 color: LEVEL_COLOR[scope.level] ?? 'Default',
               }),
             ]),
             ...(lines.length === 0 ? [] : [{ type: 'Container', items: lines }]),
-            { type: 'Container', items: facts.map(([label, value], i) => fact(label, value, i === 0)) },
+            {
+              type: 'Container',
+              items: facts.map(([label, value], i) => fact(label, value, i === 0, limits)),
+            },
           ],
           ...(scope.link === null
             ? {}
