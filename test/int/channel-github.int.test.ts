@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { after, before, beforeEach, describe, it } from 'node:test'
 import type { LogFields } from '../../src/observability/index.ts'
 import { createOutboundGuard } from '../../src/outbound/index.ts'
@@ -8,7 +11,11 @@ import {
   aPostureEvent,
   catalogData,
 } from '../../streams/delivery/channels/test-fixtures.ts'
-import { createGitHubChannel, type GitHubConfiguration } from '../../streams/delivery/index.ts'
+import {
+  createGitHubChannel,
+  createSqliteRecentTickets,
+  type GitHubConfiguration,
+} from '../../streams/delivery/index.ts'
 import { type GitHubStandIn, startGitHubStandIn } from '../support/github-stand-in.ts'
 
 const TOKEN = 'ghp_IntegrationToken0123456789abcdef'
@@ -501,5 +508,78 @@ describe('GitHub channel against a GitHub stand-in', () => {
       'commented',
       'a later event is a repeat, whichever configuration sends it',
     )
+  })
+
+  it('converges to one open issue when two Herald instances file one key at once: the newer is closed, linking the older', async () => {
+    // Two instances sharing the queues: each its own serial queues and its own data dir.
+    const dirs = [0, 1].map(() => mkdtempSync(join(tmpdir(), 'herald-github-recent-')))
+    const stores = dirs.map((dir) => createSqliteRecentTickets(join(dir, 'recent-tickets.sqlite')))
+    try {
+      const [first, second] = stores.map((recentTickets) => createGitHubChannel({ guard, recentTickets }))
+      const other = { ...configuration, id: 'cfg-gh-2' }
+      // Both list before either files: each sees no issue.
+      github.slowCreates(300, 2)
+      const [a, b] = await Promise.all([
+        first?.send(
+          aDelivery(aPostureEvent({ id: 'e-a' }), { configurationId: configuration.id }),
+          configuration,
+          context,
+        ),
+        second?.send(aDelivery(aPostureEvent({ id: 'e-b' }), { configurationId: other.id }), other, context),
+      ])
+      assert.equal(a?.ok, true, JSON.stringify(a))
+      assert.equal(b?.ok, true, JSON.stringify(b))
+      assert.equal(github.issues.length, 2, 'both filed')
+      const open = github.issues.filter((i) => i.state === 'open')
+      assert.deepEqual(
+        open.map((i) => i.number),
+        [1],
+        'the oldest is kept',
+      )
+      const closed = github.issues[1]
+      assert.deepEqual([closed?.state, closed?.state_reason], ['closed', 'not_planned'])
+      assert.ok(
+        !closed?.labels.some((l) => l.startsWith('herald:')),
+        'the closed duplicate is not the key’s any more',
+      )
+      assert.deepEqual(closed?.labels, ['security', 'herald'])
+      const onClosed = github.comments.filter((c) => c.issue === 2)
+      assert.equal(onClosed.length, 1)
+      assert.match(onClosed[0]?.body ?? '', /^Duplicate of #1\b/)
+      // The closed one's event is told on the kept one, once.
+      const onKept = github.comments.filter((c) => c.issue === 1)
+      assert.equal(onKept.length, 1)
+      assert.match(onKept[0]?.body ?? '', /^This happened again\./)
+      const results = [a, b].map((r) => r?.ok && r.tickets?.[0])
+      assert.deepEqual(results.map((t) => t?.ticket).sort(), ['acme/security#1', 'acme/security#1'])
+      // Once the kept issue is closed, a regression reopens it; the duplicate stays closed.
+      github.closeIssue(1)
+      const regression = await first?.send(posture('e-c'), configuration, context)
+      assert.equal(regression?.ok && regression.tickets?.[0]?.action, 'reopened', JSON.stringify(regression))
+      assert.deepEqual(
+        github.issues.map((i) => i.state),
+        ['open', 'closed'],
+      )
+    } finally {
+      for (const store of stores) store.close()
+      for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('closes a duplicate it finds open (a filer stopped before converging), keeping the oldest', async () => {
+    await channel.send(posture('e-1'), configuration, context)
+    const [kept] = github.issues
+    assert.ok(kept !== undefined)
+    github.issues.push({ ...kept, number: 2, labels: [...kept.labels] })
+    const repeat = await channel.send(posture('e-2'), configuration, context)
+    assert.deepEqual(repeat.ok && [repeat.tickets?.[0]?.action, repeat.tickets?.[0]?.ticket], [
+      'commented',
+      'acme/security#1',
+    ])
+    assert.deepEqual(
+      github.issues.map((i) => i.state),
+      ['open', 'closed'],
+    )
+    assert.match(github.comments.find((c) => c.issue === 2)?.body ?? '', /^Duplicate of #1\b/)
   })
 })

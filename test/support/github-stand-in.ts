@@ -13,7 +13,7 @@ import {
  * "REST API endpoints for issues" and "for issue comments"): list with `labels`, `state`,
  * `sort`, `direction`, `per_page`; create (title required, labels created on the fly, labels
  * dropped silently without push access, assignees and milestone validated: 422); get/update
- * with `state` and `state_reason`; list comments with `since`, `per_page` and `page` (the next
+ * with `state`, `state_reason` and `labels`; list comments with `since`, `per_page` and `page` (the next
  * page named in a `Link` header); create a comment (body
  * required). Every request needs a token (`Authorization: token …` or `Bearer …`: else 401)
  * and a User-Agent (else 403); errors are `{message, documentation_url, errors?}`.
@@ -305,7 +305,9 @@ export const startGitHubStandIn = async (options: GitHubStandInOptions): Promise
     if (request.method === 'PATCH') {
       const body = jsonBody(request)
       if (!body.ok) return error(400, 'Problems parsing JSON')
-      const { state: next, state_reason: reason } = body.value
+      const { state: next, state_reason: reason, labels } = body.value
+      if (labels !== undefined && (!Array.isArray(labels) || !labels.every((l) => typeof l === 'string')))
+        return refuse(422, 'Validation Failed', ['labels must be strings'])
       if (next !== undefined && next !== 'open' && next !== 'closed')
         return refuse(422, 'Validation Failed', [`bad state ${String(next)}`])
       if (
@@ -324,6 +326,8 @@ export const startGitHubStandIn = async (options: GitHubStandInOptions): Promise
         issue.closed_at = at
         issue.state_reason = (reason as GitHubIssue['state_reason']) ?? 'completed'
       }
+      // Labels given replace the issue's (an empty list removes them all).
+      if (labels !== undefined) issue.labels = [...new Set(labels as string[])]
       issue.updated_at = at
       return { status: 200, body: issueJson(issue) }
     }

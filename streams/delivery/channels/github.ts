@@ -89,6 +89,12 @@ const ISSUES_PER_PAGE = 10
 export const githubCommentMarker = (deliveryId: string, event: string): string =>
   `<!-- herald:comment delivery=${deliveryId} event=${event} -->`
 
+/** An issue's labels as GitHub answers them: names, or objects with a name. */
+type IssueLabels = readonly (string | { readonly name?: string | undefined })[]
+
+const labelNames = (labels: IssueLabels): string[] =>
+  labels.flatMap((l) => (typeof l === 'string' ? [l] : l.name === undefined ? [] : [l.name]))
+
 /** Whether a body or comment holds a mark of this delivery, or of this event (any configuration's). */
 const marked = (text: string | null | undefined, deliveryId: string, event: string | undefined): boolean =>
   text?.includes(` delivery=${deliveryId} `) === true ||
@@ -231,7 +237,9 @@ export const githubFailure = (exchange: Exchange, nowMs: number): Failure => {
  * minute, so two events a second apart would both miss and file two issues. The key and the
  * delivery are also marked in hidden HTML comments in the body, and each comment carries its
  * delivery id, so a retried delivery recognises what it already did and never files or
- * comments twice.
+ * comments twice. Filings for one key run one at a time in this process only: two instances
+ * (Kafka) serving two configurations of one repository may file one key at once, and converge
+ * after filing (the newer issue closed as a duplicate of the oldest).
  *
  * @example
  * await createGitHubChannel({ guard }).send(command, { endpoint: 'github', owner, repository, token, … }, context)
@@ -312,18 +320,56 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
             return issue
           }, refusedByGitHub)
 
-        const { data: listed } = await octokit.rest.issues.listForRepo({
-          owner,
-          repo,
-          labels: label,
-          state: 'all',
-          sort: 'created',
-          direction: 'desc',
-          per_page: ISSUES_PER_PAGE,
-        })
-        if (!Array.isArray(listed)) throw new UnexpectedResponseError('a list of issues', 200, GITHUB_API)
-        const issues = listed.filter((issue) => issue.pull_request === undefined)
-        const found = filings.found(issues, (issue) => issue.state === 'open')
+        const listIssues = async (state: 'all' | 'open', direction: 'asc' | 'desc') => {
+          const { data: listed } = await octokit.rest.issues.listForRepo({
+            owner,
+            repo,
+            labels: label,
+            state,
+            sort: 'created',
+            direction,
+            per_page: ISSUES_PER_PAGE,
+          })
+          if (!Array.isArray(listed)) throw new UnexpectedResponseError('a list of issues', 200, GITHUB_API)
+          return listed.filter((issue) => issue.pull_request === undefined)
+        }
+        /**
+         * Comments on a duplicate of the key's kept issue, naming it, then closes it without the
+         * key's label: found again, the closed duplicate would stand for the key once the kept
+         * issue is closed, and a regression would find it "not planned" and leave it.
+         */
+        const closeDuplicate = async (issue: { number: number; labels: IssueLabels }, kept: number) => {
+          const duplicate = issue.number
+          await beforeWrite()
+          await octokit.rest.issues.createComment({
+            owner,
+            repo,
+            issue_number: duplicate,
+            body: `Duplicate of #${kept}: filed for the same key at the same time by another Herald instance. Repeats go to #${kept}.`,
+          })
+          await beforeWrite()
+          await octokit.rest.issues.update({
+            owner,
+            repo,
+            issue_number: duplicate,
+            state: 'closed',
+            state_reason: 'not_planned',
+            labels: labelNames(issue.labels).filter((name) => name !== label),
+          })
+          notes.push(`${owner}/${repo}#${duplicate} closed as a duplicate of #${kept}`)
+          log('ticket_duplicate_closed', { key: subject.hash, issue: duplicate, kept })
+        }
+
+        const issues = await listIssues('all', 'desc')
+        let found = filings.found(issues, (issue) => issue.state === 'open')
+        // More than one open: a filing of another instance raced this key's, and its convergence
+        // (below) never ran. The oldest is kept.
+        const open = issues.filter((issue) => issue.state === 'open').sort((x, y) => x.number - y.number)
+        const [oldest, ...newer] = open
+        if (oldest !== undefined && newer.length > 0) {
+          for (const duplicate of newer) await closeDuplicate(duplicate, oldest.number)
+          found = oldest
+        }
 
         if (found === undefined) {
           const title = oneLine(await render('title'), MAX_TITLE)
@@ -331,12 +377,19 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
           const issue = await create(title, body)
           // GitHub drops labels silently when the token cannot push; without its label the
           // issue cannot be found again and the next event would file another.
-          if (!issue.labels.some((l) => (typeof l === 'string' ? l : l.name) === label))
+          if (!labelNames(issue.labels).includes(label))
             notes.push(
               `GitHub dropped the label ${label}: the token needs push access, or repeats file new issues`,
             )
           log('ticket_created', { key: subject.hash, issue: issue.number })
-          return { ...ticketOf(issue), action: 'created' }
+          // Herald instances sharing the queues each list the key, see nothing, and file: the
+          // listing is consistent at once, so every filer sees all of the key's open issues now,
+          // and the one whose issue is not the oldest closes its own and repeats on the oldest.
+          const kept = (await listIssues('open', 'asc'))[0]
+          if (kept === undefined || kept.number >= issue.number)
+            return { ...ticketOf(issue), action: 'created' }
+          await closeDuplicate(issue, kept.number)
+          found = kept
         }
 
         if (marked(found.body, delivery.deliveryId, event)) return { ...ticketOf(found), action: 'unchanged' }
