@@ -426,4 +426,111 @@ describe('Jira channel against a Jira Cloud stand-in', () => {
     )
     assert.equal(jira.comments.length, 1, 'a later event comments once, whichever configurations send it')
   })
+
+  /** Two Herald instances sharing the queues: each its own serial queues and its own data dir. */
+  const twoInstances = async <T>(
+    work: (
+      first: ReturnType<typeof createJiraChannel>,
+      second: ReturnType<typeof createJiraChannel>,
+    ) => Promise<T>,
+  ): Promise<T> => {
+    const dirs = [0, 1].map(() => mkdtempSync(join(tmpdir(), 'herald-jira-recent-')))
+    const stores = dirs.map((dir) => createSqliteRecentTickets(join(dir, 'recent-tickets.sqlite')))
+    try {
+      const [first, second] = stores.map((recentTickets) => createJiraChannel({ guard, recentTickets }))
+      return await work(
+        first as ReturnType<typeof createJiraChannel>,
+        second as ReturnType<typeof createJiraChannel>,
+      )
+    } finally {
+      for (const store of stores) store.close()
+      for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
+    }
+  }
+  const other = () => ({ ...configuration, id: 'cfg-jira-2' })
+  const isOpen = (issue: { status: string }) => issue.status !== '10002'
+
+  it('converges to one open issue when two Herald instances file one key at once, where search shows both', async () => {
+    const current = await startJiraStandIn({ projectKey: 'SEC', email: EMAIL, apiToken: API_TOKEN })
+    try {
+      const at = { ...configuration, url: current.siteUrl }
+      // Both search before either files: each sees no issue.
+      current.slowCreates(300, 2)
+      const [a, b] = await twoInstances((first, second) =>
+        Promise.all([
+          first.send(aDelivery(aPostureEvent({ id: 'e-a' }), { configurationId: at.id }), at, context),
+          second.send(
+            aDelivery(aPostureEvent({ id: 'e-b' }), { configurationId: 'cfg-jira-2' }),
+            { ...at, id: 'cfg-jira-2' },
+            context,
+          ),
+        ]),
+      )
+      assert.equal(a.ok, true, JSON.stringify(a))
+      assert.equal(b.ok, true, JSON.stringify(b))
+      assert.equal(current.issues.length, 2, 'both filed')
+      assert.deepEqual(
+        current.issues.filter(isOpen).map((i) => i.key),
+        ['SEC-1'],
+        'the oldest is kept',
+      )
+      const duplicate = current.issues[1]
+      assert.equal(duplicate?.status, '10002')
+      assert.ok(
+        !duplicate?.labels.some((l) => l.startsWith('herald-')),
+        'the duplicate is not the key’s any more',
+      )
+      const onDuplicate = current.comments.filter((c) => c.issue === duplicate?.id)
+      assert.equal(onDuplicate.length, 1)
+      assert.match(JSON.stringify(onDuplicate[0]?.body), /Duplicate of SEC-1\b/)
+      const onKept = current.comments.filter((c) => c.issue === current.issues[0]?.id)
+      assert.equal(onKept.length, 1, 'the closed one’s event is told on the kept one')
+      assert.match(JSON.stringify(onKept[0]?.body), /This happened again\./)
+      assert.deepEqual(
+        [a, b].map((r) => (r.ok ? r.tickets?.[0]?.ticket : undefined)),
+        ['SEC-1', 'SEC-1'],
+      )
+    } finally {
+      await current.close()
+    }
+  })
+
+  it('converges two instances’ issues of one key at the key’s next delivery when search lagged behind both filings', async () => {
+    jira.slowCreates(300, 2)
+    await twoInstances(async (first, second) => {
+      const [a, b] = await Promise.all([
+        first.send(
+          aDelivery(aPostureEvent({ id: 'e-a' }), { configurationId: configuration.id }),
+          configuration,
+          context,
+        ),
+        second.send(
+          aDelivery(aPostureEvent({ id: 'e-b' }), { configurationId: 'cfg-jira-2' }),
+          other(),
+          context,
+        ),
+      ])
+      assert.deepEqual(
+        [a, b].map((r) => r.ok && r.tickets?.[0]?.action),
+        ['created', 'created'],
+      )
+      // Each saw only its own: the limit of Jira's lagging search.
+      assert.equal(jira.issues.filter(isOpen).length, 2)
+      // The search's lag passes; the key's next event converges them.
+      for (const issue of jira.issues) issue.createdAt -= 60_000
+      const next = await second.send(aDelivery(aPostureEvent({ id: 'e-c' })), other(), context)
+      assert.deepEqual(next.ok && [next.tickets?.[0]?.ticket, next.tickets?.[0]?.action], [
+        'SEC-1',
+        'commented',
+      ])
+      assert.deepEqual(
+        jira.issues.filter(isOpen).map((i) => i.key),
+        ['SEC-1'],
+      )
+      assert.match(
+        JSON.stringify(jira.comments.find((c) => c.issue === jira.issues[1]?.id)?.body),
+        /Duplicate of SEC-1\b/,
+      )
+    })
+  })
 })

@@ -16,7 +16,8 @@ import {
  * anything else, `startAt` included, is an invalid payload; eventually consistent: a new issue
  * shows only after `searchLagMs` unless its id is in `reconcileIssues`); `POST
  * /rest/api/3/issue` with rich text in Atlassian Document Format and entity `properties`;
- * comments with `expand=properties`, `orderBy`, `startAt` and `maxResults`; transitions. Errors are `{errorMessages, errors}`.
+ * comments with `expand=properties`, `orderBy`, `startAt` and `maxResults`; transitions; edit
+ * issue with `update.labels`. Errors are `{errorMessages, errors}`.
  */
 
 type Category = 'new' | 'indeterminate' | 'done'
@@ -67,6 +68,11 @@ export interface JiraStandIn extends HttpStandIn {
   readonly problems: string[]
   /** What a user resolving the issue in Jira does. */
   readonly resolve: (key: string) => void
+  /**
+   * The next `times` issue creations take `ms` before the issue is filed and answered: two
+   * filers racing one key both search before either files.
+   */
+  readonly slowCreates: (ms: number, times?: number) => void
   /** The next `times` issues are filed, but the answers to their requests never come. */
   readonly loseFilingAnswers: (times?: number) => void
   /** Whether the workflow has a way back from Done (default true). */
@@ -160,6 +166,7 @@ export const startJiraStandIn = async (options: JiraStandInOptions): Promise<Jir
   const lag = options.searchLagMs ?? 0
   let origin = ''
   let lostAnswers = 0
+  const createDelays: number[] = []
 
   const errors = (status: number, errorMessages: string[], fieldErrors: Record<string, string> = {}) => ({
     status,
@@ -357,6 +364,22 @@ export const startJiraStandIn = async (options: JiraStandInOptions): Promise<Jir
         { id: '21', name: 'Done', to: statusJson('10002'), isAvailable: true },
       ]
     }
+    if (sub === undefined && request.method === 'PUT') {
+      // Edit issue: only `update.labels` operations (`add`, `remove`, `set`) are understood.
+      const body = readJson(request)
+      const operations = isObject(body?.update) ? body.update.labels : undefined
+      if (body === undefined || !Array.isArray(operations) || Object.keys(body).some((k) => k !== 'update'))
+        return refuse(400, ['Invalid request payload. Refer to the REST API documentation and try again.'])
+      for (const operation of operations) {
+        if (!isObject(operation)) return refuse(400, ['Invalid label operation.'])
+        if (typeof operation.add === 'string') issue.labels = [...new Set([...issue.labels, operation.add])]
+        else if (typeof operation.remove === 'string')
+          issue.labels = issue.labels.filter((l) => l !== operation.remove)
+        else if (Array.isArray(operation.set)) issue.labels = operation.set.map(String)
+        else return refuse(400, ['Invalid label operation.'])
+      }
+      return { status: 204 }
+    }
     if (sub === 'transitions' && request.method === 'GET')
       return { status: 200, body: { transitions: transitions() } }
     if (sub === 'transitions' && request.method === 'POST') {
@@ -378,6 +401,9 @@ export const startJiraStandIn = async (options: JiraStandInOptions): Promise<Jir
       problems.push(`${request.method} ${request.path}: accept must include application/json`)
     if (request.path === '/rest/api/3/search/jql' && request.method === 'POST') return search(request)
     if (request.path === '/rest/api/3/issue' && request.method === 'POST') {
+      const delay = createDelays.shift()
+      if (delay !== undefined)
+        return new Promise<StandInReply>((resolve) => setTimeout(() => resolve(handle(request)), delay))
       const reply = createIssue(request)
       if (reply.status !== 201 || lostAnswers === 0) return reply
       // Filed, but the answer never leaves: what a timeout or a crash mid-request looks like.
@@ -401,6 +427,9 @@ export const startJiraStandIn = async (options: JiraStandInOptions): Promise<Jir
     comments,
     problems,
     reopenable: true,
+    slowCreates: (ms, times = 1) => {
+      for (let i = 0; i < times; i++) createDelays.push(ms)
+    },
     loseFilingAnswers: (times = 1) => {
       lostAnswers += times
     },

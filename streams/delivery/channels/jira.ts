@@ -130,6 +130,9 @@ export const jiraDetail = (exchange: Exchange): string | undefined =>
 
 const isDone = (issue: JiraIssue): boolean => issue.fields?.status?.statusCategory?.key === 'done'
 
+/** Oldest first: Jira's issue ids grow with each issue created. */
+const byAge = (x: { readonly id: string }, y: { readonly id: string }): number => Number(x.id) - Number(y.id)
+
 /** A transition out of "done": one named Reopen first, then to a to-do status, then to any in-progress one. */
 const reopening = (transitions: readonly JiraTransition[]): JiraTransition | undefined => {
   const open = transitions.filter((t) => t.to?.statusCategory?.key !== 'done')
@@ -179,6 +182,10 @@ export const jiraTarget = (configuration: Pick<JiraConfiguration, 'url' | 'proje
  * kept in a file by `herald start`, so a restart keeps them) are passed as `reconcileIssues`,
  * which makes the search see them at once. That list is a hint to Jira, never a second source
  * of truth: an issue deleted in Jira is simply not found.
+ * Two instances (Kafka) serving two configurations of one project may file one key at once;
+ * after filing each searches the key again and the newer issue is closed as a duplicate of the
+ * oldest. Search shows another instance's filing only after its lag, so two filings within it
+ * stay open until the key's next delivery after the lag converges them.
  *
  * @example
  * await createJiraChannel({ guard }).send(command, { endpoint: 'jira', url, username, apiToken, projectKey: 'SEC', issueType: 'Bug' }, context)
@@ -288,6 +295,58 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
           url: new URL(`browse/${issue.key}`, base).href,
         })
 
+        /** The key's issues as search shows them, newest first, those this instance filed lately included. */
+        const searchKey = async (): Promise<JiraIssue[]> => {
+          const reconcile = recentTickets.recent(target)
+          const searched = await api<{ issues?: JiraIssue[] }>('POST', 'rest/api/3/search/jql', {
+            jql: `project = "${configuration.projectKey}" AND labels = "${label}" ORDER BY created DESC`,
+            fields: ['status', 'summary'],
+            properties: [JIRA_PROPERTY],
+            maxResults: 20,
+            ...(reconcile.length === 0 ? {} : { reconcileIssues: reconcile }),
+          })
+          // An answer without the list is no "none found": filing on it could file a second issue.
+          if (!Array.isArray(searched?.issues)) throw listMissing('a list of issues')
+          return searched.issues
+        }
+
+        /**
+         * Comments on a duplicate of the key's kept issue, naming it, transitions it to done
+         * (when the workflow has a way there), then takes the key's label off it: found again,
+         * a done duplicate would stand for the key once the kept issue is done.
+         */
+        const closeDuplicate = async (duplicate: { key: string }, kept: { key: string }): Promise<void> => {
+          const key = encodeURIComponent(duplicate.key)
+          await beforeWrite()
+          await api('POST', `rest/api/3/issue/${key}/comment`, {
+            body: adfDocument(
+              `Duplicate of ${kept.key}: filed for the same key at the same time by another Herald instance. Repeats go to ${kept.key}.`,
+              null,
+            ),
+          })
+          const transitions = (
+            await api<{ transitions?: JiraTransition[] }>('GET', `rest/api/3/issue/${key}/transitions`)
+          )?.transitions
+          if (!Array.isArray(transitions)) throw listMissing('a list of transitions')
+          const done = transitions.find((t) => t.to?.statusCategory?.key === 'done')
+          if (done !== undefined) {
+            await beforeWrite()
+            await api('POST', `rest/api/3/issue/${key}/transitions`, { transition: { id: done.id } })
+          }
+          await beforeWrite()
+          await api('PUT', `rest/api/3/issue/${key}`, { update: { labels: [{ remove: label }] } })
+          notes.push(
+            `${duplicate.key} ${done === undefined ? 'left open (no transition to done)' : 'closed'} as a duplicate of ${kept.key}`,
+          )
+          options.logger?.('info', 'delivery.jira.ticket_duplicate_closed', {
+            configuration_id: configuration.id,
+            delivery_id: delivery.deliveryId,
+            key: subject.hash,
+            issue: duplicate.key,
+            kept: kept.key,
+          })
+        }
+
         const create = async (previous?: string): Promise<TicketOutcome> => {
           const summary = oneLine(await render('summary'), MAX_SUMMARY)
           const description = truncate(
@@ -320,7 +379,7 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
             if (typeof answer?.key !== 'string' || typeof answer.id !== 'string')
               throw new UnexpectedResponseError('an issue key', 201, JIRA_API)
             remember(target, answer.id)
-            return { key: answer.key }
+            return { id: answer.id, key: answer.key }
           }, refusedByJira)
           options.logger?.('info', 'delivery.jira.ticket_created', {
             configuration_id: configuration.id,
@@ -328,70 +387,81 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
             key: subject.hash,
             issue: created.key,
           })
+          // Herald instances sharing the queues each search the key, see nothing, and file; the
+          // one whose issue is not the oldest open closes its own and repeats on the oldest.
+          // Search shows at once only the issues this instance filed (`reconcileIssues`): one
+          // another instance filed a moment ago shows after the search's lag, and the two are
+          // then converged by the key's next delivery (below).
+          const kept = (await searchKey()).filter((issue) => !isDone(issue)).sort(byAge)[0]
+          if (kept !== undefined && byAge(kept, created) < 0) {
+            await closeDuplicate(created, kept)
+            return repeatOn(kept)
+          }
           return outcome({ key: created.key }, 'created')
         }
 
-        const reconcile = recentTickets.recent(target)
-        const searched = await api<{ issues?: JiraIssue[] }>('POST', 'rest/api/3/search/jql', {
-          jql: `project = "${configuration.projectKey}" AND labels = "${label}" ORDER BY created DESC`,
-          fields: ['status', 'summary'],
-          properties: [JIRA_PROPERTY],
-          maxResults: 20,
-          ...(reconcile.length === 0 ? {} : { reconcileIssues: reconcile }),
-        })
-        // An answer without the list is no "none found": filing on it could file a second issue.
-        if (!Array.isArray(searched?.issues)) throw listMissing('a list of issues')
-        // With nothing open in view, a filing whose answer was lost may still be on its way into search.
-        const found = filings.found(searched.issues, (issue) => !isDone(issue))
-        if (found === undefined) return create()
-        if (marks(found.properties?.[JIRA_PROPERTY], delivery.deliveryId, event))
-          return outcome(found, 'unchanged')
+        /** The key's issue found: this delivery's event commented on it (and the issue reopened if done), once. */
+        const repeatOn = async (found: JiraIssue): Promise<TicketOutcome> => {
+          if (marks(found.properties?.[JIRA_PROPERTY], delivery.deliveryId, event))
+            return outcome(found, 'unchanged')
 
-        const regression = isDone(found)
-        const key = encodeURIComponent(found.key)
-        const commented = await anyComment(key, (c) =>
-          (c.properties ?? []).some(
-            (p) => p.key === JIRA_PROPERTY && marks(p.value, delivery.deliveryId, event),
-          ),
-        )
-        const comment = async (): Promise<void> => {
-          const text = truncate(
-            await render('comment', { title: found.fields?.summary ?? '', regression }),
-            MAX_TEXT,
+          const regression = isDone(found)
+          const key = encodeURIComponent(found.key)
+          const commented = await anyComment(key, (c) =>
+            (c.properties ?? []).some(
+              (p) => p.key === JIRA_PROPERTY && marks(p.value, delivery.deliveryId, event),
+            ),
           )
+          const comment = async (): Promise<void> => {
+            const text = truncate(
+              await render('comment', { title: found.fields?.summary ?? '', regression }),
+              MAX_TEXT,
+            )
+            await beforeWrite()
+            await api('POST', `rest/api/3/issue/${key}/comment`, {
+              body: adfDocument(text, scope.link),
+              properties: [
+                {
+                  key: JIRA_PROPERTY,
+                  value: { delivery: delivery.deliveryId, event: mark },
+                },
+              ],
+            })
+          }
+          if (!regression) {
+            if (commented) return outcome(found, 'unchanged')
+            await comment()
+            return outcome(found, 'commented')
+          }
+          const transitions = (
+            await api<{ transitions?: JiraTransition[] }>('GET', `rest/api/3/issue/${key}/transitions`)
+          )?.transitions
+          if (!Array.isArray(transitions)) throw listMissing('a list of transitions')
+          const back = reopening(transitions)
+          if (back === undefined) return create(found.key)
+          // Comment first, then transition: a retry after the comment still transitions, and never comments twice.
+          if (!commented) await comment()
           await beforeWrite()
-          await api('POST', `rest/api/3/issue/${key}/comment`, {
-            body: adfDocument(text, scope.link),
-            properties: [
-              {
-                key: JIRA_PROPERTY,
-                value: { delivery: delivery.deliveryId, event: mark },
-              },
-            ],
+          await api('POST', `rest/api/3/issue/${key}/transitions`, { transition: { id: back.id } })
+          options.logger?.('info', 'delivery.jira.ticket_reopened', {
+            configuration_id: configuration.id,
+            delivery_id: delivery.deliveryId,
+            key: subject.hash,
+            issue: found.key,
           })
+          return outcome(found, 'reopened')
         }
-        if (!regression) {
-          if (commented) return outcome(found, 'unchanged')
-          await comment()
-          return outcome(found, 'commented')
-        }
-        const transitions = (
-          await api<{ transitions?: JiraTransition[] }>('GET', `rest/api/3/issue/${key}/transitions`)
-        )?.transitions
-        if (!Array.isArray(transitions)) throw listMissing('a list of transitions')
-        const back = reopening(transitions)
-        if (back === undefined) return create(found.key)
-        // Comment first, then transition: a retry after the comment still transitions, and never comments twice.
-        if (!commented) await comment()
-        await beforeWrite()
-        await api('POST', `rest/api/3/issue/${key}/transitions`, { transition: { id: back.id } })
-        options.logger?.('info', 'delivery.jira.ticket_reopened', {
-          configuration_id: configuration.id,
-          delivery_id: delivery.deliveryId,
-          key: subject.hash,
-          issue: found.key,
-        })
-        return outcome(found, 'reopened')
+
+        const searched = await searchKey()
+        // With nothing open in view, a filing whose answer was lost may still be on its way into search.
+        const found = filings.found(searched, (issue) => !isDone(issue))
+        if (found === undefined) return create()
+        // More than one open: filings of two instances raced, and the newer's convergence never
+        // ran or could not see the older yet. The oldest is kept.
+        const [oldest, ...newer] = searched.filter((issue) => !isDone(issue)).sort(byAge)
+        if (oldest === undefined || newer.length === 0) return repeatOn(found)
+        for (const duplicate of newer) await closeDuplicate(duplicate, oldest)
+        return repeatOn(oldest)
       }
 
       // The key goes into JQL; anything but a project key's characters could change the query.
