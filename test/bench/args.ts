@@ -33,3 +33,16 @@ export const positiveWholeNumber = (flag: string, value: string | undefined): nu
  */
 export const optionalPositiveWholeNumber = (flag: string, value: string | undefined): number | undefined =>
   value === undefined ? undefined : positiveWholeNumber(flag, value)
+
+/**
+ * A benchmark's flag as a fraction from 0 to 1, or an error naming the flag.
+ *
+ * @example
+ * const late = fraction('--late', values.late)
+ */
+export const fraction = (flag: string, value: string | undefined): number => {
+  const n = Number(value)
+  if (value === undefined || value.trim() === '' || !(n >= 0 && n <= 1))
+    throw new Error(`${flag} must be a fraction from 0 to 1`)
+  return n
+}
