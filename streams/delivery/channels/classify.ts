@@ -139,6 +139,13 @@ const causes = function* (error: unknown): Generator<unknown> {
   }
 }
 
+/** Herald's own refusals of an answer, each permanent with its code and the answer's status. */
+const REFUSALS: readonly [new (...args: never[]) => HeraldError, FailureCode][] = [
+  [RedirectNotFollowedError, 'redirect'],
+  [UnexpectedResponseError, 'unexpected_response'],
+  [ResponseTooLargeError, 'response_too_large'],
+]
+
 /** The first Herald error in `error`'s cause chain: what vendor clients wrap is ours. */
 export const heraldCause = (error: unknown): HeraldError | undefined => {
   for (const candidate of causes(error)) if (isHeraldError(candidate)) return candidate
@@ -172,27 +179,14 @@ export const failureFromError = (error: unknown): Failure => {
       error: tls ? ours.message : `${ours.message} (${errorCode})`,
     }
   }
-  if (ours instanceof RedirectNotFollowedError)
-    return {
-      kind: 'permanent',
-      code: 'redirect',
-      status: typeof ours.context.status === 'number' ? ours.context.status : null,
-      error: ours.message,
-    }
-  if (ours instanceof UnexpectedResponseError)
-    return {
-      kind: 'permanent',
-      code: 'unexpected_response',
-      status: typeof ours.context.status === 'number' ? ours.context.status : null,
-      error: ours.message,
-    }
-  if (ours instanceof ResponseTooLargeError)
-    return {
-      kind: 'permanent',
-      code: 'response_too_large',
-      status: typeof ours.context.status === 'number' ? ours.context.status : null,
-      error: ours.message,
-    }
+  for (const [type, code] of REFUSALS)
+    if (ours instanceof type)
+      return {
+        kind: 'permanent',
+        code,
+        status: typeof ours.context.status === 'number' ? ours.context.status : null,
+        error: ours.message,
+      }
   if (ours !== undefined && isValidationError(ours))
     return {
       kind: 'permanent',
