@@ -418,8 +418,8 @@ export const reportSchema: GraphQLSchema = buildSchema(/* GraphQL */ `
     "For each vulnerability, the packages it is in and how many images carry each. Reads every finding in scope, whatever the page: it counts ${AGGREGATE_COST.toLocaleString('en-US')} towards the query cost limit, besides its page."
     artifactsByVulnerability(filter: VulnerabilityFilter, limit: Int = 100, nextToken: String, asOf: String): ArtifactsByVulnerabilityPage! @aggregate(cost: ${AGGREGATE_COST})
 
-    "Latest policy evaluation of each active tag, or every evaluation with currentOnly: false."
-    policyEvaluationsByTag(filter: PolicyEvaluationFilter, limit: Int = 100, nextToken: String, asOf: String): PolicyEvaluationsByTagPage!
+    "Latest policy evaluation of each active tag, or every evaluation with currentOnly: false. Reads every evaluation in scope, whatever the page: it counts ${AGGREGATE_COST.toLocaleString('en-US')} towards the query cost limit, besides its page."
+    policyEvaluationsByTag(filter: PolicyEvaluationFilter, limit: Int = 100, nextToken: String, asOf: String): PolicyEvaluationsByTagPage! @aggregate(cost: ${AGGREGATE_COST})
 
     "The canned metric definitions, with current values."
     metrics(filter: MetricFilter, limit: Int = 100, nextToken: String): MetricPage!

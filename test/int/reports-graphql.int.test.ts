@@ -1015,6 +1015,11 @@ describe('report GraphQL API against a brute-force oracle', () => {
       // A page of one still reads every finding in scope to rank the vulnerabilities.
       ['30 one-row pages of tagsByVulnerability', aliases(30), 'query_too_costly'],
       [
+        '30 one-row pages of policyEvaluationsByTag',
+        `{ ${Array.from({ length: 30 }, (_, i) => `a${i}: policyEvaluationsByTag(limit: 1) { pageInfo { count } }`).join(' ')} }`,
+        'query_too_costly',
+      ],
+      [
         'a huge limit',
         '{ tagsByVulnerability(limit: 1000000) { results { vulnerability { vulnerabilityId } tags { tag } } } }',
         'query_too_costly',
