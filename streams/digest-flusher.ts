@@ -10,6 +10,7 @@ import {
   type Subscription,
   timer,
 } from 'rxjs'
+import { type Backoff, backoffDelay } from '../src/backoff.ts'
 import { errorText, HeraldError, isHeraldError, isRetriable } from '../src/errors/index.ts'
 import { DeadLetterHeaders, withoutValue } from '../src/ingress/index.ts'
 import type { Logger } from '../src/observability/index.ts'
@@ -82,7 +83,7 @@ export interface DigestFlusherOptions {
    * Wait before a window that could not go out is tried again: doubles from `min` up to `max`
    * ms with each failure of that window (default 1 000 → 600 000).
    */
-  readonly retryBackoffMs?: { readonly min: number; readonly max: number }
+  readonly retryBackoffMs?: Backoff
   /**
    * Times a window may fail to go out for good (its digest cannot be made, the log refuses it)
    * before it is dead-lettered and leaves the buffer (default `DEFAULT_DIGEST_MAX_ATTEMPTS`:
@@ -259,7 +260,7 @@ export const createDigestFlusher = (options: DigestFlusherOptions): DigestFlushe
   const defer = async (failed: readonly Failed[], now: number): Promise<void> => {
     const deferred = failed.map((f) => ({
       ...f,
-      retryAt: now + Math.min(backoff.max, backoff.min * 2 ** f.pending.attempts),
+      retryAt: now + backoffDelay(backoff, f.pending.attempts + 1),
     }))
     await store.markFailed(deferred.map(({ pending, retryAt }) => ({ ...pending, retryAt })))
     for (const { pending, error, retryAt } of deferred) {

@@ -1,3 +1,4 @@
+import { backoffDelay } from '../backoff.ts'
 import type { EngineEvent } from '../events/index.ts'
 
 export interface HttpSenderOptions {
@@ -72,7 +73,7 @@ export const createHttpSender = (options: HttpSenderOptions) => {
     const body = JSON.stringify(events)
     for (let attempt = 1; ; attempt++) {
       let reason: string
-      let delayMs = Math.min(250 * 2 ** (attempt - 1), 5_000)
+      let delayMs = backoffDelay({ min: 250, max: 5_000 }, attempt)
       try {
         const response = await options.fetch(target, { method: 'POST', headers, body })
         const text = await response.text()

@@ -21,6 +21,7 @@ import {
 } from '../../streams/routing/index.ts'
 import { sqliteErrorIn } from '../adapters/sqlite-errors.ts'
 import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
+import { type Backoff, backoffDelay } from '../backoff.ts'
 import { attemptTimeoutOf, type Config, type DeliveryConfig } from '../config/index.ts'
 import {
   createDeliveryLog,
@@ -84,12 +85,12 @@ export interface WireNotificationsOptions {
    * Wait before the selector feed is read again after it failed, once it had loaded: doubles
    * from `min` up to `max` ms with each failure in a row (default 1 000 → 30 000).
    */
-  readonly selectorFeedRetryMs?: { readonly min: number; readonly max: number }
+  readonly selectorFeedRetryMs?: Backoff
   /**
    * Wait before an announcement of a disable is tried again after it failed: doubles from
    * `min` up to `max` ms (default 1 000 → 60 000).
    */
-  readonly announceRetryMs?: { readonly min: number; readonly max: number }
+  readonly announceRetryMs?: Backoff
 }
 
 /** The retry policy the configuration describes; a `Retry-After` is honoured up to the longest step, 10 h at least. */
@@ -328,7 +329,7 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
         resetOnSuccess: true,
         delay: (error: unknown, attempt: number) => {
           if (!everLoaded) throw error
-          const retryInMs = Math.min(backoff.max, backoff.min * 2 ** (attempt - 1))
+          const retryInMs = backoffDelay(backoff, attempt)
           logger('error', 'notifications.selector_feed_failed', {
             error: errorText(error),
             attempt,

@@ -1,4 +1,5 @@
 import { ADMIN_ACCOUNT } from '../../src/access/index.ts'
+import { type Backoff, backoffDelay } from '../../src/backoff.ts'
 import { errorText } from '../../src/errors/index.ts'
 import {
   type CloudEvent,
@@ -78,7 +79,7 @@ export interface DisableAnnouncerOptions {
   readonly markAnnounced: (disable: UnannouncedDisable) => Promise<void>
   readonly logger: Logger
   /** The wait before trying again after a failure: doubles from `min` up to `max` ms (default 1 000 → 60 000). */
-  readonly retryMs?: { readonly min: number; readonly max: number }
+  readonly retryMs?: Backoff
 }
 
 export interface DisableAnnouncer {
@@ -153,7 +154,7 @@ export const startDisableAnnouncer = (options: DisableAnnouncerOptions): Disable
         failures = 0
       } catch (error) {
         failures++
-        const retryInMs = Math.min(backoff.max, backoff.min * 2 ** (failures - 1))
+        const retryInMs = backoffDelay(backoff, failures)
         logger('error', 'delivery.system_event_failed', {
           ...fields,
           error: errorText(error),

@@ -1,4 +1,5 @@
 import type { EachBatchPayload, IHeaders, Consumer as KafkaConsumer, KafkaMessage } from 'kafkajs'
+import { type Backoff, backoffDelay } from '../../backoff.ts'
 import type { Batch, BatchHandler, Consumer, Headers, LogMessage } from '../../ports/event-log.ts'
 import { rememberingPartitioner } from '../murmur2.ts'
 import { createCommitter, type SendCommit } from './committer.ts'
@@ -9,7 +10,7 @@ export interface ConsumerLoopOptions {
   readonly groupId: string
   readonly maxBatchSize: number
   readonly heartbeatIntervalMs: number
-  readonly retryBackoffMs: { readonly min: number; readonly max: number }
+  readonly retryBackoffMs: Backoff
   /** 0: each batch's offsets are committed before its next batch starts; see `KafkaConsumerTimings`. */
   readonly commitIntervalMs: number
   readonly partitionsConsumedConcurrently: number
@@ -154,7 +155,7 @@ export const runConsumerLoop = (
     const key = `${topic}\u0000${partition}`
     const attempt = (failures.get(key) ?? 0) + 1
     failures.set(key, attempt)
-    const delayMs = Math.min(retryBackoffMs.max, retryBackoffMs.min * 2 ** (attempt - 1))
+    const delayMs = backoffDelay(retryBackoffMs, attempt)
     logger({
       level: 'warn',
       event: 'kafka_event_log.handler_failed',
@@ -251,7 +252,7 @@ export const runConsumerLoop = (
   const restartLater = (): void => {
     if (stopped) return
     restarts++
-    const delayMs = Math.min(retryBackoffMs.max, retryBackoffMs.min * 2 ** (restarts - 1))
+    const delayMs = backoffDelay(retryBackoffMs, restarts)
     const timer = setTimeout(() => {
       resumeTimers.delete(timer)
       if (!stopped) run(true)

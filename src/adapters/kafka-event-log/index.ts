@@ -7,6 +7,7 @@ import kafkajs, {
   type RetryOptions,
   type SASLOptions,
 } from 'kafkajs'
+import type { Backoff } from '../../backoff.ts'
 import {
   ClosedError,
   type FieldIssue,
@@ -116,7 +117,7 @@ export interface KafkaEventLogOptions {
   readonly replicationFactor?: number
   readonly consumer?: KafkaConsumerTimings
   /** Back-off after a failed handler: doubles from `min` up to `max` ms (default 100 → 5 000). */
-  readonly retryBackoffMs?: { readonly min: number; readonly max: number }
+  readonly retryBackoffMs?: Backoff
   /** Receives handler failures; the batch is redelivered after the back-off either way. */
   readonly onHandlerError?: (error: unknown, batch: Batch, groupId: string) => void
   /**

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { StatementSync } from 'node:sqlite'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { type Backoff, backoffDelay } from '../../backoff.ts'
 import { yieldToLoop } from '../../cooperative.ts'
 import { ClosedError, NotFoundError, UnavailableError, ValidationError } from '../../errors/index.ts'
 import type {
@@ -28,7 +29,7 @@ export interface SqliteEventLogOptions {
   /** How long an idle consumer sleeps before looking again, in ms (default 500). */
   readonly idlePollMs?: number
   /** Back-off after a failed handler: doubles from `min` up to `max` ms (default 100 → 5000). */
-  readonly retryBackoffMs?: { readonly min: number; readonly max: number }
+  readonly retryBackoffMs?: Backoff
   readonly clock?: () => number
   /** Receives handler failures; the batch is retried after a back-off either way. */
   readonly onHandlerError?: (error: unknown, batch: Batch, groupId: string) => void
@@ -575,7 +576,7 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
                   { topic, partition },
                   groupId,
                 )
-                await sleep(Math.min(backoff.max, backoff.min * 2 ** failures++))
+                await sleep(backoffDelay(backoff, ++failures))
                 return
               }
               if (readFailures.size > 0) readFailures.delete(readFailureKey(groupId, topic, partition))
@@ -586,7 +587,7 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
                 await handler(batch)
               } catch (error) {
                 options.onHandlerError?.(error, batch, groupId)
-                await sleep(Math.min(backoff.max, backoff.min * 2 ** failures++))
+                await sleep(backoffDelay(backoff, ++failures))
                 return
               }
               // A commit that fails (a full disk) is retried as a failed handler is: the batch
@@ -597,7 +598,7 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
                 commitOffset(groupId, topic, partition, last.offset + 1)
               } catch (error) {
                 options.onCommitError?.(error, batch, groupId)
-                await sleep(Math.min(backoff.max, backoff.min * 2 ** failures++))
+                await sleep(backoffDelay(backoff, ++failures))
                 return
               }
               failures = 0
