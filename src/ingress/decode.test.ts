@@ -259,6 +259,34 @@ describe('createIngressDecoder', () => {
     }
   })
 
+  it('refuses an event whose attribute or content-type header was no UTF-8 text, naming it; other headers are not judged', async () => {
+    const event = events[0] as EngineEvent
+    const binary = {
+      ce_specversion: '1.0',
+      ce_id: 'e\uFFFD1',
+      ce_source: '/engine',
+      ce_type: event.type,
+      ce_account: event.account,
+      'content-type': 'application/json',
+    }
+    const value = encoder.encode(JSON.stringify(event.data))
+    const bad = (names: string[]): LogMessage => ({ ...message(value, binary), undecodableHeaders: names })
+    const [attribute, contentType, other, sent] = await decode([
+      bad(['CE_ID']),
+      bad(['content-type']),
+      bad(['traceparent']),
+      message(value, binary),
+    ])
+    assert.ok(attribute && !attribute.ok)
+    assert.equal(attribute.failure.code, 'payload_undecodable')
+    assert.deepEqual(attribute.failure.issues, [{ path: 'CE_ID', message: 'is not UTF-8 text' }])
+    assert.ok(contentType && !contentType.ok)
+    assert.equal(contentType.failure.code, 'payload_undecodable')
+    assert.ok(other?.ok, 'a header Herald does not read')
+    assert.ok(sent?.ok, 'U+FFFD sent as such is text')
+    assert.equal(sent.event.id, 'e\uFFFD1')
+  })
+
   it('refuses an event of Herald’s own types or sources as event_reserved unless it is as Herald emits it', async () => {
     const json = (value: unknown) => message(encoder.encode(JSON.stringify(value)))
     const disabled = {

@@ -2,7 +2,7 @@ import { loopSlice, type Slice } from '../cooperative.ts'
 import { type FieldIssue, NotFoundError } from '../errors/index.ts'
 import { type Decoded, notAsHeraldEmits } from '../events/index.ts'
 import type { Headers, LogMessage } from '../ports/event-log.ts'
-import { dataFromBody, eventFromBinary, kafkaMode } from './cloudevents-binding.ts'
+import { dataFromBody, eventFromBinary, KAFKA_HEADER_PREFIX, kafkaMode } from './cloudevents-binding.ts'
 import { decodeEvent, type IngressEvent, isUnknownType } from './contract.ts'
 import { parseJsonBytes } from './payload-decoders.ts'
 import { createSchemaDecoders, isLookupFailure, type SchemaDecoders } from './schema-decoders.ts'
@@ -121,6 +121,17 @@ export const failure = (code: IngressFailureCode, issues: readonly FieldIssue[])
   return { code, message: `${shown.join('; ')}${more}`, issues }
 }
 
+// An attribute or content type whose bytes were no UTF-8 text cannot be read faithfully: ids
+// differing only in their bad bytes would read the same, and the second be skipped as a repeat.
+// Other headers (a producer's own, binary ones) are not Herald's to judge.
+const unreadableHeaders = (names: readonly string[]): FieldIssue[] =>
+  names
+    .filter((name) => {
+      const lower = name.toLowerCase()
+      return lower === 'content-type' || lower.startsWith(KAFKA_HEADER_PREFIX)
+    })
+    .map((name) => ({ path: name, message: 'is not UTF-8 text' }))
+
 const fail = (code: IngressFailureCode, issues: readonly FieldIssue[]): IngressResult => ({
   ok: false,
   failure: failure(code, issues),
@@ -193,6 +204,10 @@ export const createIngressDecoder = (options: IngressDecoderOptions = {}): Ingre
   }
 
   const decodeOne = (message: LogMessage): IngressResult => {
+    if (message.undecodableHeaders !== undefined) {
+      const unread = unreadableHeaders(message.undecodableHeaders)
+      if (unread.length > 0) return fail('payload_undecodable', unread)
+    }
     const mode = kafkaMode(message.headers)
     if (mode.mode === 'unsupported')
       return fail('content_type_unsupported', [{ path: 'content-type', message: mode.reason }])

@@ -58,6 +58,11 @@ export interface LogMessage {
   readonly key: string | null
   readonly value: Uint8Array
   readonly headers: Headers
+  /**
+   * The headers whose bytes were no UTF-8 text (each value holds U+FFFD where a bad sequence
+   * was), so a reader can refuse what it cannot read faithfully. Absent when every one was.
+   */
+  readonly undecodableHeaders?: readonly string[]
   /** Append time, milliseconds since the epoch. */
   readonly timestamp: number
 }

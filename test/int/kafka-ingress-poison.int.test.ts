@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import fc from 'fast-check'
+import kafkajs from 'kafkajs'
 import { createKafkaEventLog } from '../../src/adapters/kafka-event-log/index.ts'
 import type { EngineEvent } from '../../src/events/index.ts'
 import { generateActivity } from '../../src/generator/index.ts'
@@ -256,5 +257,93 @@ describe('Kafka ingress under poison pills', () => {
     t.diagnostic(
       `${mixed.length} messages: ${valid.length} events routed, ${delivered.length} deliveries; dead letters by reason: ${JSON.stringify(Object.fromEntries(reasons))}; ${fetches} schema fetches`,
     )
+  })
+  it('dead-letters an event whose ce_id header is no UTF-8 text, rather than reading two such ids as one', async () => {
+    const topics = {
+      events: 'poison.bytes.events',
+      dlq: 'poison.bytes.dlq',
+      deliveries: 'poison.bytes.deliveries',
+    }
+    for (const topic of Object.values(topics)) await kafka.createTopic(topic, 1)
+    const [event] = [...generateActivity({ seed: 11, accounts: 1, count: 1, clock: Date.now })] as [
+      EngineEvent,
+    ]
+    const client = new kafkajs.Kafka({
+      brokers: [...kafka.bootstrapServers],
+      clientId: 'poison-bytes',
+      logLevel: kafkajs.logLevel.NOTHING,
+    })
+    const producer = client.producer()
+    await producer.connect()
+    // Two ids whose bad bytes differ; read with replacement, both are "e\uFFFD1".
+    const headers = (id: Buffer) => ({
+      ce_specversion: '1.0',
+      ce_id: id,
+      ce_source: event.source,
+      ce_type: event.type,
+      ce_account: event.account,
+      ...(event.subtype === undefined ? {} : { ce_subtype: event.subtype }),
+      'content-type': 'application/json',
+    })
+    await producer.send({
+      topic: topics.events,
+      messages: [
+        Buffer.from([0x65, 0xff, 0x31]),
+        Buffer.from([0x65, 0xfe, 0x31]),
+        Buffer.from('e\uFFFD1'),
+      ].map((id) => ({ key: event.account, value: JSON.stringify(event.data), headers: headers(id) })),
+    })
+    await producer.disconnect()
+
+    const index = buildSelectorIndex({
+      position: 1,
+      disabledEndpoints: new Set(),
+      unannounced: new Map(),
+      configurations: new Map([['cfg', aConfiguration({ id: 'cfg', account: event.account })]]),
+      selectors: new Map([
+        ['sel', aSelector({}, { id: 'sel', configurationId: 'cfg', account: event.account })],
+      ]),
+    })
+    const router = createRouterHandler({
+      log,
+      topics: { deliveries: topics.deliveries, dlq: topics.dlq },
+      getIndex: () => index,
+      clock: Date.now,
+      logger: () => {},
+      decoder: createIngressDecoder({ registry }),
+      processed: createMemoryProcessedIds(),
+    })
+    const letters: LogMessage[] = []
+    const delivered: string[] = []
+    consumers.push(
+      await log.consume({ groupId: 'poison-bytes-router', topics: [topics.events] }, router),
+      await log.consume({ groupId: 'poison-bytes-dlq', topics: [topics.dlq] }, async (batch) => {
+        letters.push(...batch.messages)
+      }),
+      await log.consume(
+        { groupId: 'poison-bytes-deliveries', topics: [topics.deliveries] },
+        async (batch) => {
+          for (const m of batch.messages) {
+            const command = decodeDeliveryCommand(m)
+            assert.ok(command.ok)
+            delivered.push(command.value.event.id)
+          }
+        },
+      ),
+    )
+    await eventually(
+      () => {
+        assert.equal(letters.length, 2)
+        assert.equal(delivered.length, 1)
+      },
+      { timeoutMs: 60_000, intervalMs: 250 },
+    )
+    assert.deepEqual(delivered, ['e\uFFFD1'], 'U+FFFD sent as its own bytes is text, and routed')
+    for (const letter of letters) {
+      const info = readDeadLetter(letter)
+      assert.equal(info?.code, 'payload_undecodable')
+      assert.match(info?.message ?? '', /ce_id: is not UTF-8 text/)
+      assert.equal(letter.value.toString(), JSON.stringify(event.data))
+    }
   })
 })

@@ -31,6 +31,37 @@ describe('toLogMessage', () => {
     )
   })
 
+  it('names the headers whose bytes are no UTF-8 text, not one that holds U+FFFD itself', () => {
+    const message = toLogMessage('t', 0, {
+      key: null,
+      value: Buffer.from('{}'),
+      timestamp: '0',
+      attributes: 0,
+      offset: '0',
+      headers: {
+        ce_id: Buffer.from([0x65, 0xff, 0x31]),
+        ce_source: Buffer.from('/engine \uFFFD'),
+        trace: [Buffer.from([0xc3]), Buffer.from([0xc3, 0x28])],
+        ce_type: Buffer.from('x.y'),
+      },
+    })
+    assert.deepEqual(message.undecodableHeaders, ['ce_id', 'trace'])
+    assert.equal(message.headers.ce_id, 'e\uFFFD1')
+    assert.equal(message.headers.ce_source, '/engine \uFFFD')
+  })
+
+  it('says nothing of undecodable headers when every one is UTF-8', () => {
+    const message = toLogMessage('t', 0, {
+      key: null,
+      value: Buffer.from('{}'),
+      timestamp: '0',
+      attributes: 0,
+      offset: '0',
+      headers: { ce_id: Buffer.from('é1') },
+    })
+    assert.equal('undecodableHeaders' in message, false)
+  })
+
   it('maps a null key to null and a tombstone to empty bytes', () => {
     const message = toLogMessage('t', 0, {
       key: null,

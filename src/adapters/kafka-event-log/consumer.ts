@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer'
 import type { EachBatchPayload, IHeaders, Consumer as KafkaConsumer, KafkaMessage } from 'kafkajs'
 import { type Backoff, backoffDelay } from '../../backoff.ts'
 import type { Batch, BatchHandler, Consumer, Headers, LogMessage } from '../../ports/event-log.ts'
@@ -27,28 +28,39 @@ const EMPTY = new Uint8Array(0)
 // keys and headers are short strings, several per message. Both replace invalid bytes.
 const text = (value: Buffer | string): string => (typeof value === 'string' ? value : value.toString())
 
-const toHeaders = (headers: IHeaders | undefined): Headers => {
-  const result: Record<string, string> = {}
-  if (headers === undefined) return result
-  for (const name in headers) {
-    const value = headers[name]
-    if (value === undefined) continue
-    // Kafka allows a header name twice; the port has one value per name, so the last wins.
-    const last = Array.isArray(value) ? value.at(-1) : value
-    if (last !== undefined) result[name] = text(last)
-  }
-  return result
-}
+// Whether a header's bytes were replaced in its text: only when the text holds U+FFFD (which
+// a producer may also send, as the bytes EF BF BD) are the bytes checked.
+const undecodable = (raw: Buffer | string, decoded: string): boolean =>
+  typeof raw !== 'string' && decoded.includes('\uFFFD') && !isUtf8(raw)
 
-export const toLogMessage = (topic: string, partition: number, message: KafkaMessage): LogMessage => ({
-  topic,
-  partition,
-  offset: Number(message.offset),
-  key: message.key === null || message.key === undefined ? null : text(message.key),
-  value: message.value ?? EMPTY,
-  headers: toHeaders(message.headers),
-  timestamp: Number(message.timestamp),
-})
+export const toLogMessage = (topic: string, partition: number, message: KafkaMessage): LogMessage => {
+  const headers: Record<string, string> = {}
+  let bad: string[] | undefined
+  const raw = message.headers
+  if (raw !== undefined)
+    for (const name in raw) {
+      const value = raw[name]
+      if (value === undefined) continue
+      // Kafka allows a header name twice; the port has one value per name, so the last wins.
+      const last = Array.isArray(value) ? value.at(-1) : value
+      if (last === undefined) continue
+      const decoded = text(last)
+      headers[name] = decoded
+      if (!undecodable(last, decoded)) continue
+      bad ??= []
+      bad.push(name)
+    }
+  return {
+    topic,
+    partition,
+    offset: Number(message.offset),
+    key: message.key === null || message.key === undefined ? null : text(message.key),
+    value: message.value ?? EMPTY,
+    headers,
+    ...(bad === undefined ? {} : { undecodableHeaders: bad }),
+    timestamp: Number(message.timestamp),
+  }
+}
 
 /**
  * The partitions a member of a group reads, and since when (for `Consumer.holdsSince`): set
