@@ -24,7 +24,8 @@ import type { WarehouseMigration } from './migrate.ts'
  * yet are both kept; it needs the table's size again on disk while it runs. Herald migrates
  * before its projector starts, so nothing writes `events` meanwhile; other instances sharing
  * a ClickHouse server must not project during the upgrade, or rows they store between the
- * copy and the exchange are dropped with the old table.
+ * copy and the exchange are dropped with the old table. Two instances never run it at once
+ * (`migrate` holds the migration lease): one's fresh start would drop the other's copy.
  *
  * `eventsTable` is the table as migrations leave it, for anything that makes one afresh;
  * 0002's own DDL stays as it ran.

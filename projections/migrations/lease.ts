@@ -1,0 +1,189 @@
+import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { WarehouseError } from '../../src/errors/index.ts'
+import type { Warehouse } from '../../src/ports/index.ts'
+
+export interface LeaseOptions {
+  /** The table the claims are written to (a plain identifier, created if missing). */
+  readonly table: string
+  /** How long a claim lasts unless renewed (default 60 s); the holder renews it every quarter of that. */
+  readonly leaseMs?: number
+  /** How long a claimant waits before trying again while another holds the lease (default 1 s, ±50%). */
+  readonly pollMs?: number
+  /** Hears each new claimant this one finds in its way (the holder, mostly), and how long its claim still runs. */
+  readonly onWaiting?: (holder: string, remainingMs: number) => void
+  /** Stops the wait for the lease. */
+  readonly signal?: AbortSignal
+}
+
+export interface Lease {
+  /** This holder's name in the claims table. */
+  readonly owner: string
+  /** Throws unless the lease is certainly still this holder's: call it before each step it guards. */
+  assertHeld(): void
+  /** Gives the lease up at once (best effort: it runs out by itself otherwise). */
+  release(): Promise<void>
+}
+
+/**
+ * A lease over a shared warehouse: at most one holder at a time, among processes that share
+ * nothing but the ClickHouse server, e.g. Herald instances migrating it at start-up. ClickHouse
+ * has no lock and no compare-and-set, so it is built on the one guarantee a single server
+ * gives a plain MergeTree: a row whose insert was acknowledged is seen by every query that
+ * starts after it.
+ *
+ * A claimant appends a claim (its name, a sequence number, an expiry on the server's clock),
+ * then reads every claim still running. If its own is the only one it holds the lease; if
+ * not, it withdraws its claim (a row expiring now) and tries again later. Two claimants
+ * cannot both hold it: each reads after its own claim was acknowledged, so of two claims the
+ * one acknowledged later is read by its own claimant together with the earlier one, still
+ * running. Both may see each other and withdraw; the random wait makes that rare. Expiries
+ * are compared on the server's clock alone, so the instances' clocks do not matter.
+ *
+ * A holder that dies leaves a claim that runs out after `leaseMs`; until then the others wait.
+ * A live holder renews its claim in the background every quarter of `leaseMs`, and counts its
+ * lease as held only until a third of `leaseMs` before the earliest expiry its last claim can
+ * have (on its own monotonic clock, from when it sent the claim): `assertHeld` fails from then
+ * on, so a holder whose renewals stopped (the warehouse unreachable, the process stalled)
+ * stops at its next step before anyone else can start. The third is the margin for a step
+ * checked just in time to start, and for the two clocks' rates.
+ *
+ * Claims are kept a day (the table's TTL), so the table stays a few rows long.
+ *
+ * @example
+ * const lease = await acquireLease(warehouse, { table: 'schema_migrations_lock' })
+ * try {
+ *   lease.assertHeld()
+ *   await warehouse.command(…)
+ * } finally {
+ *   await lease.release()
+ * }
+ */
+export const acquireLease = async (warehouse: Warehouse, options: LeaseOptions): Promise<Lease> => {
+  const { table } = options
+  if (!IDENTIFIER.test(table)) {
+    throw new WarehouseError(`lease table ${JSON.stringify(table)} is not a plain identifier`)
+  }
+  const leaseMs = options.leaseMs ?? 60_000
+  const pollMs = options.pollMs ?? 1_000
+  if (!Number.isSafeInteger(leaseMs) || leaseMs < 3) {
+    throw new WarehouseError(`lease of ${leaseMs} ms: must be a whole number of milliseconds, at least 3`)
+  }
+  const owner = randomUUID()
+  let seq = 0
+  // On this process's monotonic clock: when the lease stops counting as held.
+  let validUntil = Number.NEGATIVE_INFINITY
+  let lost: string | undefined
+
+  await warehouse.command(
+    `CREATE TABLE IF NOT EXISTS ${table} (
+      owner String,
+      seq UInt64,
+      expires_at DateTime64(3, 'UTC')
+    ) ENGINE = MergeTree ORDER BY (owner, seq)
+    TTL toDateTime(expires_at) + INTERVAL 1 DAY`,
+  )
+
+  const claim = (ms: number) =>
+    warehouse.command(
+      `INSERT INTO ${table} (owner, seq, expires_at)
+       SETTINGS insert_deduplicate = 0, async_insert = 0
+       SELECT {owner:String}, {seq:UInt64}, now64(3) + toIntervalMillisecond({ms:UInt64})`,
+      { owner, seq: ++seq, ms },
+    )
+  /** Every other claimant whose latest claim still runs, with how long it still runs. */
+  const others = async () =>
+    await warehouse.query<{ owner: string; remaining_ms: number }>(
+      `SELECT owner, toInt64(dateDiff('millisecond', now64(3), argMax(expires_at, seq))) AS remaining_ms
+         FROM ${table}
+        GROUP BY owner
+       HAVING argMax(expires_at, seq) > now64(3) AND owner != {owner:String}
+        ORDER BY owner`,
+      { owner },
+    )
+  /**
+   * Claims the lease: the other claims still running, none when this claimant alone holds it
+   * now; when there are, its own claim is withdrawn.
+   */
+  const attempt = async () => {
+    const sent = performance.now()
+    await claim(leaseMs)
+    const running = await others()
+    if (running.length > 0) {
+      await claim(0)
+      return running
+    }
+    // The server set the expiry at or after `sent`: the lease runs at least until `sent + leaseMs`.
+    validUntil = sent + leaseMs - Math.ceil(leaseMs / 3)
+    return running
+  }
+  /**
+   * Extends the lease. A renewal acknowledged while the previous claim still certainly ran
+   * keeps this holder's claims running without a gap, so no one else can have claimed it
+   * meanwhile (a claimant sees the running claim and withdraws); one acknowledged later may
+   * have left a gap, and the lease counts as lost.
+   */
+  const renew = async () => {
+    const sent = performance.now()
+    await claim(leaseMs)
+    if (performance.now() > validUntil) lost = 'a renewal was acknowledged too late'
+    else validUntil = sent + leaseMs - Math.ceil(leaseMs / 3)
+  }
+
+  let waitingFor: string | undefined
+  for (;;) {
+    options.signal?.throwIfAborted()
+    const [holder] = await attempt().catch(async (error: unknown) => {
+      await claim(0).catch(() => {})
+      throw error
+    })
+    if (holder === undefined) break
+    if (holder.owner !== waitingFor) {
+      waitingFor = holder.owner
+      options.onWaiting?.(holder.owner, Number(holder.remaining_ms))
+    }
+    await sleep(pollMs * (0.5 + Math.random()), undefined, options.signal ? { signal: options.signal } : {})
+  }
+
+  let renewing: Promise<void> | undefined
+  const timer = setInterval(
+    () => {
+      if (renewing !== undefined || lost !== undefined || performance.now() > validUntil) return
+      renewing = renew()
+        .catch(() => {
+          // Not renewed: it runs out on its own unless a later renewal succeeds.
+        })
+        .finally(() => {
+          renewing = undefined
+        })
+    },
+    Math.max(1, Math.floor(leaseMs / 4)),
+  )
+  timer.unref()
+
+  return {
+    owner,
+    assertHeld: () => {
+      if (lost === undefined && performance.now() > validUntil) {
+        lost = `its renewals did not succeed for ${Math.ceil((leaseMs * 2) / 3)} ms`
+      }
+      if (lost !== undefined) {
+        throw new WarehouseError(`lost the lease of ${table}: ${lost}; another holder may go on from here`, {
+          context: { table, owner },
+        })
+      }
+    },
+    release: async () => {
+      clearInterval(timer)
+      await renewing
+      lost ??= 'released'
+      try {
+        await claim(0)
+      } catch {
+        // It runs out by itself.
+      }
+    },
+  }
+}
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/
