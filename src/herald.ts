@@ -46,6 +46,7 @@ import {
   type MetricsSchedule,
   metricPointMessage,
   type PausableProjector,
+  settleRebuildLeftovers,
   startMetricsSchedule,
 } from './reports/index.ts'
 import { lockDataDir } from './wiring/data-dir-lock.ts'
@@ -290,6 +291,10 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     const migration = await migrate(warehouse, warehouseMigrations, {
       log: (event, fields) => logger('info', `warehouse.${event}`, fields),
     })
+    // Before the projector runs: a rebuild whose swap a killed run began is finished. chDB has
+    // one process per data directory, so there the fresh tables of one killed before its swap
+    // are no one else's and are dropped; on a shared server another instance may be rebuilding.
+    await settleRebuildLeftovers(warehouse, logger, { discard: config.warehouse.kind === 'embedded' })
     const { topics } = config.event_log
     const partitions = topicPartitions(config.event_log)
     await log.createTopics(Object.values(topics).map((topic) => ({ topic, partitions })))
@@ -440,8 +445,6 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
       ...(projector === undefined ? {} : { projector }),
     })
     closers.push(() => rebuilds.stop())
-    // chDB has one process per data directory: what a killed rebuild left is no one else's.
-    if (config.warehouse.kind === 'embedded') await rebuilds.discardLeftovers()
     // Past metric points from history, e.g. for a metric definition an upgrade added.
     const backfills = createBackfillRunner({
       recorder: createMetricsRecorder({

@@ -27,9 +27,12 @@ export {
 } from './log-guard.ts'
 export {
   discardRebuild,
+  finishRebuildSwap,
   type Rebuild,
+  type RebuildLeftovers,
   type RebuildOptions,
   type RebuildProgress,
+  RebuildSwapUnfinishedError,
   rebuildProgress,
   startRebuild,
 } from './rebuild.ts'

@@ -1,7 +1,15 @@
+import { randomUUID } from 'node:crypto'
+import { HeraldError } from '../../src/errors/index.ts'
 import type { Logger } from '../../src/observability/index.ts'
 import type { LogMessage } from '../../src/ports/event-log.ts'
 import type { Warehouse } from '../../src/ports/warehouse.ts'
-import { type ReportTable, reportTableDdl, vulnerabilityProjection } from '../migrations/index.ts'
+import {
+  acquireLease,
+  type Lease,
+  type ReportTable,
+  reportTableDdl,
+  vulnerabilityProjection,
+} from '../migrations/index.ts'
 import { createProjectorHandler } from './handler.ts'
 import { fromClickHouseTime, type StoredEnvelope, storedEvent } from './rows.ts'
 import { DEFAULT_TABLES, type ProjectionTables } from './state.ts'
@@ -21,6 +29,44 @@ const SUFFIX = '_rebuild'
 
 /** Every table a rebuild makes fresh (`SUFFIX`): the report tables and its own progress. */
 const FRESH = [...REBUILT, 'projection_progress'] as const
+
+/**
+ * Exists while a swap is under way, from before its first exchange until every table is
+ * exchanged and the old copies are dropped; its comment is the mark the swap gave each fresh
+ * table (which stays with the table's data when it is exchanged).
+ */
+const SWAP = 'projection_rebuild_swap'
+
+/** The lease a swap holds, and whoever finishes one: two never exchange the same pair. */
+const SWAP_LEASE = 'projection_rebuild_lock'
+
+/**
+ * A swap began (some live tables may be the rebuilt ones already) and was not finished; it is
+ * finished, never undone (`finishRebuildSwap`). `retriable` unless a fresh copy not exchanged
+ * yet is gone, when it cannot be finished and only a new rebuild puts the tables right.
+ */
+export class RebuildSwapUnfinishedError extends HeraldError {
+  constructor(cause: unknown, retriable: boolean) {
+    super(
+      'rebuild_swap_unfinished',
+      `the swap of the rebuilt report tables began and was not finished (${cause instanceof Error ? cause.message : String(cause)}): ${
+        retriable
+          ? 'the live tables are partly rebuilt until it is finished: Herald tries again, and at its next start'
+          : 'the live tables are partly rebuilt, and only a new rebuild puts them right'
+      }`,
+      { cause, retriable },
+    )
+  }
+}
+
+/** A fresh copy a begun swap had still to exchange is gone: the swap cannot be finished. */
+class SwapStuckError extends HeraldError {
+  constructor(table: string) {
+    super('rebuild_swap_stuck', `${table}${SUFFIX}, the rebuilt ${table} not exchanged yet, is gone`, {
+      context: { table },
+    })
+  }
+}
 
 export interface RebuildOptions {
   readonly warehouse: Warehouse
@@ -80,9 +126,17 @@ export interface Rebuild {
   catchUp(onProgress?: (progress: RebuildProgress) => void, signal?: AbortSignal): Promise<number>
   /**
    * A last `catchUp`, then each live table is exchanged atomically with its fresh copy and the
-   * old copies are dropped; returns how many events that last `catchUp` replayed. Readers never wait: until its exchange a table answers from the old
-   * data, after it from the new. Call it with the projector stopped (or ingress off): a batch
-   * the live projector computed from the old tables must not land in the new ones.
+   * old copies are dropped; returns how many events that last `catchUp` replayed. Readers never
+   * wait: until its exchange a table answers from the old data, after it from the new. Call it
+   * with the projector stopped (or ingress off): a batch the live projector computed from the old
+   * tables must not land in the new ones.
+   *
+   * The seven exchanges are one statement each, so a failure or a kill can stop them midway.
+   * The swap is recorded in the warehouse before the first, and from then on it is finished,
+   * never undone: a failure after that throws `RebuildSwapUnfinishedError`, and
+   * `finishRebuildSwap` (or the next rebuild) exchanges the rest. Keep the projector stopped
+   * until it is finished. A failure before it (the last catch-up, a fresh table gone) leaves
+   * the live tables as they were.
    */
   swap(onProgress?: (progress: RebuildProgress) => void): Promise<number>
 }
@@ -94,19 +148,91 @@ interface RawEvent extends StoredEnvelope {
   readonly log_offset: number
 }
 
+/** What `discardRebuild` did. */
+export interface RebuildLeftovers {
+  /** The tables a swap that had begun still had to exchange, exchanged now. */
+  readonly exchanged: readonly string[]
+  /** The leftover tables dropped: a rebuild's fresh ones, or the old data a finished swap left. */
+  readonly dropped: readonly string[]
+}
+
 /**
- * Drops the fresh tables a rebuild left behind (it failed, or Herald stopped or was killed
- * during it), which otherwise hold a copy of the report tables until the next rebuild; returns
- * the tables it dropped. Call it with no rebuild running.
+ * Finishes the swap of a rebuild that began one and did not finish it (it failed, or Herald
+ * stopped or was killed during it): each live table not exchanged yet is exchanged with its
+ * fresh copy and the old data dropped, as the swap would have. Returns the tables it
+ * exchanged, or `undefined` when no swap was under way. Call it before the projector runs:
+ * what it projects into a table not exchanged yet is dropped with the old data. Throws
+ * `RebuildSwapUnfinishedError` when it cannot finish it.
  */
-export const discardRebuild = async (warehouse: Warehouse): Promise<string[]> => {
+export const finishRebuildSwap = async (
+  warehouse: Warehouse,
+  options: { readonly leaseMs?: number } = {},
+): Promise<readonly string[] | undefined> => {
+  if ((await swapMark(warehouse)) === undefined) return undefined
+  const lease = await acquireLease(warehouse, { table: SWAP_LEASE, ...options })
+  try {
+    return await finishSwap(warehouse, lease)
+  } catch (error) {
+    throw new RebuildSwapUnfinishedError(error, !(error instanceof SwapStuckError))
+  } finally {
+    await lease.release()
+  }
+}
+
+/**
+ * Puts away what a rebuild left behind: finishes a swap that had begun (`finishRebuildSwap`),
+ * and otherwise drops the fresh tables of one that failed or was killed before its swap,
+ * which would hold a copy of the report tables until the next rebuild. Call it with no rebuild
+ * running, before the projector runs.
+ */
+export const discardRebuild = async (warehouse: Warehouse): Promise<RebuildLeftovers> => {
+  const exchanged = (await finishRebuildSwap(warehouse)) ?? []
   const names = FRESH.map((table) => `${table}${SUFFIX}`)
   const left = await warehouse.query<{ name: string }>(
     'SELECT name FROM system.tables WHERE database = currentDatabase() AND has({names:Array(String)}, name) ORDER BY name',
     { names },
   )
   for (const { name } of left) await warehouse.command(`DROP TABLE IF EXISTS ${name}`)
-  return left.map((t) => t.name)
+  return { exchanged, dropped: left.map((t) => t.name) }
+}
+
+/** The mark of the swap under way, if one is. */
+const swapMark = async (warehouse: Warehouse): Promise<string | undefined> =>
+  (
+    await warehouse.query<{ comment: string }>(
+      'SELECT comment FROM system.tables WHERE database = currentDatabase() AND name = {name:String}',
+      { name: SWAP },
+    )
+  )[0]?.comment
+
+/**
+ * Under the swap lease: exchanges every live table that does not bear the swap's mark with its
+ * fresh copy, which does, then drops the old copies and the swap's record. Each step checks
+ * first, so it finishes a swap stopped at any point, and does nothing to a table twice. Every
+ * fresh copy still to exchange is looked for before the first exchange.
+ */
+const finishSwap = async (warehouse: Warehouse, lease: Lease): Promise<string[] | undefined> => {
+  const mark = await swapMark(warehouse)
+  if (mark === undefined) return undefined
+  const names = REBUILT.flatMap((table) => [table, `${table}${SUFFIX}`])
+  const comments = new Map(
+    (
+      await warehouse.query<{ name: string; comment: string }>(
+        'SELECT name, comment FROM system.tables WHERE database = currentDatabase() AND has({names:Array(String)}, name)',
+        { names },
+      )
+    ).map((t) => [t.name, t.comment]),
+  )
+  const waiting = REBUILT.filter((table) => comments.get(table) !== mark)
+  const gone = waiting.find((table) => comments.get(`${table}${SUFFIX}`) !== mark)
+  if (gone !== undefined) throw new SwapStuckError(gone)
+  for (const table of waiting) {
+    lease.assertHeld()
+    await warehouse.command(`EXCHANGE TABLES ${table} AND ${table}${SUFFIX}`)
+  }
+  for (const table of FRESH) await warehouse.command(`DROP TABLE IF EXISTS ${table}${SUFFIX}`)
+  await warehouse.command(`DROP TABLE IF EXISTS ${SWAP}`)
+  return waiting
 }
 
 const encoder = new TextEncoder()
@@ -128,6 +254,13 @@ export const startRebuild = async (options: RebuildOptions): Promise<Rebuild> =>
   const { warehouse, logger } = options
   const clock = options.clock ?? Date.now
   const batchSize = options.batchSize ?? 5_000
+  // A swap an earlier rebuild began is finished first: its fresh tables are about to be made anew.
+  await finishRebuildSwap(warehouse).catch(async (error: unknown) => {
+    if (!(error instanceof RebuildSwapUnfinishedError) || error.retriable) throw error
+    // It cannot be finished; this rebuild replays every table, and its swap puts them right.
+    logger('warn', 'projector.rebuild_swap_abandoned', { error: error.message })
+    await warehouse.command(`DROP TABLE IF EXISTS ${SWAP}`)
+  })
   for (const table of FRESH) {
     await warehouse.command(`DROP TABLE IF EXISTS ${table}${SUFFIX}`)
     await warehouse.command(reportTableDdl[table](`${table}${SUFFIX}`))
@@ -240,9 +373,25 @@ export const startRebuild = async (options: RebuildOptions): Promise<Rebuild> =>
     catchUp,
     swap: async (onProgress) => {
       const replayed = await catchUp(onProgress)
-      for (const table of REBUILT) await warehouse.command(`EXCHANGE TABLES ${table} AND ${table}${SUFFIX}`)
-      for (const table of FRESH) {
-        await warehouse.command(`DROP TABLE IF EXISTS ${table}${SUFFIX}`)
+      const lease = await acquireLease(warehouse, { table: SWAP_LEASE })
+      try {
+        // Begins: each fresh table is marked, then the swap is recorded under its mark (one
+        // statement, so it is recorded or not). Until then nothing live has changed, and a
+        // failure leaves fresh tables to drop; from then on the swap is finished, never undone.
+        const mark = `herald rebuild ${randomUUID()}`
+        for (const table of REBUILT) {
+          lease.assertHeld()
+          await warehouse.command(`ALTER TABLE ${table}${SUFFIX} MODIFY COMMENT '${mark}'`)
+        }
+        lease.assertHeld()
+        await warehouse.command(`CREATE TABLE ${SWAP} (mark String) ENGINE = Null COMMENT '${mark}'`)
+        try {
+          await finishSwap(warehouse, lease)
+        } catch (error) {
+          throw new RebuildSwapUnfinishedError(error, !(error instanceof SwapStuckError))
+        }
+      } finally {
+        await lease.release()
       }
       logger('info', 'projector.rebuild_swapped', { tables: REBUILT })
       return replayed

@@ -41,6 +41,7 @@ export {
   RebuildRunningError,
   type RebuildState,
   type RebuildStatus,
+  settleRebuildLeftovers,
 } from './rebuild.ts'
 export { events, type ReportPrincipal, rootValue } from './resolvers.ts'
 export { reportSchema } from './schema.ts'

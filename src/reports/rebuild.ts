@@ -1,6 +1,14 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Hono } from 'hono'
-import { discardRebuild, type RebuildProgress, startRebuild } from '../../projections/projector/index.ts'
+import {
+  discardRebuild,
+  finishRebuildSwap,
+  type RebuildProgress,
+  RebuildSwapUnfinishedError,
+  startRebuild,
+} from '../../projections/projector/index.ts'
 import type { AppEnv } from '../access/index.ts'
+import { type Backoff, backoffDelay } from '../backoff.ts'
 import { errorText, HeraldError } from '../errors/index.ts'
 import { authorize } from '../http/authorize.ts'
 import { noQueryParameters } from '../http/query.ts'
@@ -32,7 +40,13 @@ export interface RebuildStatus {
   readonly percent: number | null
   /** Seconds left at the rate so far; `null` until something was replayed. */
   readonly etaSeconds: number | null
-  /** Why it failed; the live tables are untouched then. */
+  /**
+   * Why it failed, or (while `swapping`) why the swap is being finished again. A rebuild that
+   * failed before its swap began left the live tables as they were. Once begun, a swap is
+   * finished, never undone, the projector held still until it is: should this process stop
+   * first, or a fresh table be gone, the error says the live tables are partly rebuilt, and
+   * Herald finishes the swap at its next start (or a new rebuild puts them right).
+   */
   readonly error: string | null
 }
 
@@ -50,20 +64,20 @@ export interface RebuildRunnerOptions {
   readonly projector?: PausableProjector
   /** Events replayed per step (default 5,000). */
   readonly batchSize?: number
+  /** Between tries to finish a swap that stopped midway (default 1 s doubling to 30 s; the first at once). */
+  readonly swapRetry?: Backoff
 }
 
 export interface RebuildRunner {
   /** Starts a rebuild in the background and answers its first status; throws while one runs. */
   start(): RebuildStatus
   status(): RebuildStatus
-  /** Stops a running rebuild between two steps (the live tables stay as they are) and waits for it. */
-  stop(): Promise<void>
   /**
-   * Drops the fresh tables of a rebuild an earlier run of Herald did not finish (killed during
-   * it): for the start of a process that alone uses its warehouse, as the embedded one is. A
-   * failed rebuild drops its own.
+   * Stops a running rebuild between two steps and waits for it: the live tables stay as they
+   * are, unless its swap has begun, which is finished first (or, should that fail, left for
+   * the next start).
    */
-  discardLeftovers(): Promise<void>
+  stop(): Promise<void>
 }
 
 const IDLE: RebuildStatus = {
@@ -92,22 +106,13 @@ const IDLE: RebuildStatus = {
 export const createRebuildRunner = (options: RebuildRunnerOptions): RebuildRunner => {
   const { warehouse, logger, clock } = options
   const batchSize = options.batchSize ?? 5_000
+  const swapRetry = options.swapRetry ?? { min: 1_000, max: 30_000 }
   let current: RebuildStatus = IDLE
   let running: Promise<void> | undefined
   let abort = new AbortController()
   const now = () => new Date(clock()).toISOString()
   const update = (patch: Partial<RebuildStatus>) => {
     current = { ...current, ...patch }
-  }
-
-  /** The fresh tables of a rebuild that did not finish: dropped, so they hold no copy of the reports. */
-  const discardLeftovers = async () => {
-    try {
-      const dropped = await discardRebuild(warehouse)
-      if (dropped.length > 0) logger('info', 'reports.rebuild_discarded', { tables: dropped })
-    } catch (error) {
-      logger('warn', 'reports.rebuild_discard_failed', { error: errorText(error) })
-    }
   }
 
   const run = async () => {
@@ -128,11 +133,51 @@ export const createRebuildRunner = (options: RebuildRunnerOptions): RebuildRunne
     abort.signal.throwIfAborted()
     update({ state: 'swapping' })
     await options.projector?.pause()
+    // A swap that began is finished before the projector runs again: what it projected into
+    // a table not exchanged yet would be dropped with the old data.
+    let holdProjector = false
     try {
       await rebuild.swap(onProgress)
+    } catch (error) {
+      if (!(error instanceof RebuildSwapUnfinishedError)) throw error
+      const left = await finishSwap(error)
+      if (left === undefined) return
+      // Herald is stopping: the projector stays still, and the next start finishes the swap.
+      // One that cannot be finished is left to a new rebuild, the projector running meanwhile.
+      holdProjector = left.retriable
+      throw left
     } finally {
-      await options.projector?.resume()
+      if (!holdProjector) await options.projector?.resume()
     }
+  }
+
+  /**
+   * Finishes the swap that stopped with `stopped`, trying again while that fails (the status
+   * saying why) until it is finished (`undefined`), cannot be, or Herald stops (what stopped it).
+   */
+  const finishSwap = async (
+    stopped: RebuildSwapUnfinishedError,
+  ): Promise<RebuildSwapUnfinishedError | undefined> => {
+    let error = stopped
+    for (let attempt = 1; error.retriable; attempt++) {
+      logger('warn', 'reports.rebuild_swap_retrying', { attempt, error: error.message })
+      update({ error: `finishing the swap, try ${attempt}, after: ${error.message}` })
+      try {
+        if (attempt > 1)
+          await sleep(backoffDelay(swapRetry, attempt - 1), undefined, { signal: abort.signal })
+        const exchanged = await finishRebuildSwap(warehouse)
+        logger('info', 'reports.rebuild_swap_finished', { tables: exchanged ?? [] })
+        update({ error: null })
+        return undefined
+      } catch (failure) {
+        if (abort.signal.aborted) return error
+        error =
+          failure instanceof RebuildSwapUnfinishedError
+            ? failure
+            : new RebuildSwapUnfinishedError(failure, true)
+      }
+    }
+    return error
   }
 
   return {
@@ -142,29 +187,56 @@ export const createRebuildRunner = (options: RebuildRunnerOptions): RebuildRunne
       abort = new AbortController()
       logger('info', 'reports.rebuild_started', {})
       running = run()
-        .then(() => {
-          update({ state: 'done', finishedAt: now() })
-          logger('info', 'reports.rebuild_done', { replayed: current.replayed, total: current.total })
-        })
-        .catch(async (error: unknown) => {
-          const message = errorText(error)
-          update({ state: 'failed', finishedAt: now(), error: message })
-          logger('error', 'reports.rebuild_failed', { error: message })
-          await discardLeftovers()
-        })
+        .then(
+          () => {
+            update({ state: 'done', finishedAt: now() })
+            logger('info', 'reports.rebuild_done', { replayed: current.replayed, total: current.total })
+          },
+          async (error: unknown) => {
+            const message = errorText(error)
+            update({ state: 'failed', finishedAt: now(), error: message })
+            logger('error', 'reports.rebuild_failed', { error: message })
+            // Before its swap began: its fresh tables hold a copy of the reports, no longer needed.
+            if (!(error instanceof RebuildSwapUnfinishedError))
+              await settleRebuildLeftovers(warehouse, logger)
+          },
+        )
         .finally(() => {
           running = undefined
         })
       return current
     },
     status: () => current,
-    discardLeftovers: async () => {
-      if (running === undefined) await discardLeftovers()
-    },
     stop: async () => {
       abort.abort(new Error('Herald is shutting down'))
       await running
     },
+  }
+}
+
+/**
+ * Puts away what a rebuild an earlier run of Herald did not finish left behind: finishes its
+ * swap if that began (`finishRebuildSwap`), and with `discard`, otherwise drops its fresh
+ * tables (`discardRebuild`). For the start of a process, before its projector runs; `discard`
+ * only where no other process may be rebuilding, as with the embedded warehouse. A failed
+ * rebuild puts away its own. Logs what it did, and a failure, which it does not throw.
+ *
+ * @example
+ * await settleRebuildLeftovers(warehouse, logger, { discard: config.warehouse.kind === 'embedded' })
+ */
+export const settleRebuildLeftovers = async (
+  warehouse: Warehouse,
+  logger: Logger,
+  { discard = true }: { readonly discard?: boolean } = {},
+): Promise<void> => {
+  try {
+    const { exchanged, dropped } = discard
+      ? await discardRebuild(warehouse)
+      : { exchanged: (await finishRebuildSwap(warehouse)) ?? [], dropped: [] }
+    if (exchanged.length > 0) logger('info', 'reports.rebuild_swap_finished', { tables: exchanged })
+    if (dropped.length > 0) logger('info', 'reports.rebuild_discarded', { tables: dropped })
+  } catch (error) {
+    logger('warn', 'reports.rebuild_discard_failed', { error: errorText(error) })
   }
 }
 

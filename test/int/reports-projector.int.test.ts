@@ -19,7 +19,7 @@ import { createSqliteProcessedIds, type ProcessedIds } from '../../src/ingress/i
 import { type LogFields, silentLogger } from '../../src/observability/index.ts'
 import type { Batch, LogMessage } from '../../src/ports/event-log.ts'
 import type { InsertOptions, Warehouse } from '../../src/ports/warehouse.ts'
-import { createRebuildRunner, type RebuildStatus } from '../../src/reports/index.ts'
+import { createRebuildRunner, type RebuildStatus, settleRebuildLeftovers } from '../../src/reports/index.ts'
 import { eventually } from '../support/eventually.ts'
 
 const T0 = Date.UTC(2026, 10, 22, 10)
@@ -706,14 +706,13 @@ describe('report projection on chDB', () => {
     await killed.catchUp()
     assert.equal((await listRebuildTables()).length, 8)
     const lines: string[] = []
-    const runner = createRebuildRunner({
-      warehouse,
-      logger: (_l, event) => void lines.push(event),
-      clock: Date.now,
-    })
-    await runner.discardLeftovers()
+    const logger = (_l: unknown, event: string) => void lines.push(event)
+    await settleRebuildLeftovers(warehouse, logger, { discard: false })
+    assert.equal((await listRebuildTables()).length, 8, 'not where another process may be rebuilding')
+    await settleRebuildLeftovers(warehouse, logger)
     assert.deepEqual(await listRebuildTables(), [])
     assert.ok(lines.includes('reports.rebuild_discarded'))
+    const runner = createRebuildRunner({ warehouse, logger, clock: Date.now })
     // Stopped (Herald shutting down) during its catch-up: it fails, and drops its own.
     runner.start()
     await runner.stop()
