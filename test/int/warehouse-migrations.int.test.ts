@@ -134,17 +134,17 @@ describe('the warehouse lease', () => {
   })
 
   it('keeps a live holder’s lease by renewing it, so no one else takes it', async () => {
-    const first = await acquireLease(warehouse, { table: 'renewed_lock', leaseMs: 300 })
+    const first = await acquireLease(warehouse, { table: 'renewed_lock', leaseMs: 800 })
     const waiting: string[] = []
     const abort = new AbortController()
     const second = acquireLease(warehouse, {
       table: 'renewed_lock',
-      leaseMs: 300,
+      leaseMs: 800,
       pollMs: 20,
       signal: abort.signal,
       onWaiting: (holder) => waiting.push(holder),
     })
-    await new Promise((resolve) => setTimeout(resolve, 1_000))
+    await new Promise((resolve) => setTimeout(resolve, 2_000))
     first.assertHeld()
     assert.deepEqual(waiting, [first.owner])
     abort.abort()
