@@ -117,8 +117,9 @@ export const rebuildProgress = (replayed: number, total: number, elapsedMs: numb
 
 export interface Rebuild {
   /**
-   * Replays every report event of the raw `events` table not replayed yet into the fresh
-   * tables, in log order; returns how many it replayed. Safe to call again and again while
+   * Replays every report event of the raw `events` table not replayed yet, up to where the live
+   * projector has stored every event (its progress), into the fresh tables, in log order;
+   * returns how many it replayed. Safe to call again and again while
    * the projector runs: each call continues where the previous one stopped. It first counts
    * what waits, so `onProgress` hears the total before the first step, and the progress after
    * every step; an aborted `signal` stops it between steps.
@@ -290,18 +291,29 @@ export const startRebuild = async (options: RebuildOptions): Promise<Rebuild> =>
   let total = 0
   const progress = () => rebuildProgress(replayedInAll, total, clock() - began)
 
-  // The report events not replayed yet: past each partition's replayed position.
+  // The report events not replayed yet: past each partition's replayed position, and no further
+  // than the live projector has stored every event (`through`, its progress). Rows do not
+  // appear in position order: a batch's insert writes one part per month, and one that failed
+  // midway leaves some until its retry. A position passed once is never read again, so one
+  // replayed beyond a row still missing would leave that event out for good. The projector
+  // records its progress only once a batch's rows are all stored, and is held still for the
+  // swap, so the last catch-up reads every event it stored. A partition with no progress (rows
+  // stored before the projector recorded any) is read whole.
   const WAITING = `FROM events FINAL
           WHERE startsWith(type, 'herald.report.')
             AND toInt64(log_offset) > if(
                   indexOf({partitions:Array(String)}, concat(log_topic, '/', toString(log_partition))) AS known = 0,
-                  toInt64(-1), arrayElement({offsets:Array(Int64)}, known))`
-  const waitingParams = () => {
+                  toInt64(-1), arrayElement({offsets:Array(Int64)}, known))
+            AND if(
+                  indexOf({progressed:Array(String)}, concat(log_topic, '/', toString(log_partition))) AS stored = 0,
+                  true, toInt64(log_offset) <= arrayElement({through:Array(Int64)}, stored))`
+  const waitingParams = (through: StoredThrough) => {
     const positions = [...replayedUpTo.values()]
     return {
       // Kafka topic names cannot hold a slash: `topic/partition` names a partition unambiguously.
       partitions: positions.map((p) => `${p.topic}/${p.partition}`),
       offsets: positions.map((p) => p.offset),
+      ...through,
     }
   }
 
@@ -309,9 +321,11 @@ export const startRebuild = async (options: RebuildOptions): Promise<Rebuild> =>
     onProgress?: (progress: RebuildProgress) => void,
     signal?: AbortSignal,
   ): Promise<number> => {
+    // Read once: what the projector stores meanwhile is for the next catch-up.
+    const through = await storedThrough(warehouse)
     const [counted] = await warehouse.query<{ waiting: number }>(
       `SELECT count() AS waiting ${WAITING}`,
-      waitingParams(),
+      waitingParams(through),
     )
     total = replayedInAll + Number(counted?.waiting ?? 0)
     onProgress?.(progress())
@@ -324,7 +338,7 @@ export const startRebuild = async (options: RebuildOptions): Promise<Rebuild> =>
            ${WAITING}
           ORDER BY log_topic, log_partition, log_offset
           LIMIT {limit:UInt32}`,
-        { ...waitingParams(), limit: batchSize },
+        { ...waitingParams(through), limit: batchSize },
       )
       if (rows.length === 0) return replayed
       // One batch per partition run, as the log would have delivered them.
@@ -396,6 +410,23 @@ export const startRebuild = async (options: RebuildOptions): Promise<Rebuild> =>
       logger('info', 'projector.rebuild_swapped', { tables: REBUILT })
       return replayed
     },
+  }
+}
+
+/** Where the live projector has stored every event, by partition (`topic/partition`). */
+interface StoredThrough {
+  readonly progressed: string[]
+  readonly through: number[]
+}
+
+const storedThrough = async (warehouse: Warehouse): Promise<StoredThrough> => {
+  const rows = await warehouse.query<{ topic: string; partition: number; last_offset: number }>(
+    `SELECT topic, partition, max(last_offset) AS last_offset FROM ${DEFAULT_TABLES.projection_progress}
+      GROUP BY topic, partition`,
+  )
+  return {
+    progressed: rows.map((r) => `${r.topic}/${r.partition}`),
+    through: rows.map((r) => Number(r.last_offset)),
   }
 }
 

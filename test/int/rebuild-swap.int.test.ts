@@ -9,10 +9,12 @@ import {
   discardRebuild,
   finishRebuildSwap,
   startRebuild,
+  toEventRow,
 } from '../../projections/projector/index.ts'
 import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/index.ts'
 import { type EngineEvent, encodeLogEvent } from '../../src/events/index.ts'
 import { silentLogger } from '../../src/observability/index.ts'
+import type { LogMessage } from '../../src/ports/event-log.ts'
 import type { Warehouse } from '../../src/ports/warehouse.ts'
 import { createRebuildRunner, settleRebuildLeftovers } from '../../src/reports/index.ts'
 import { eventually } from '../support/eventually.ts'
@@ -251,6 +253,59 @@ describe('a rebuild swap that stops midway', () => {
     await rebuild.swap()
     assert.deepEqual(await tags(warehouse), REBUILT)
     assert.deepEqual(await leftovers(warehouse), [])
+    await warehouse.close()
+  })
+})
+
+describe('a rebuild catching up while the projector stores events', () => {
+  const tagPointed = (offset: number, tag: string, time: string) => {
+    const event = {
+      specversion: '1.0',
+      id: `e${offset}`,
+      source: '/engine',
+      type: 'herald.report.tag.digest_changed',
+      account: 'acme',
+      time,
+      data: { registry: 'docker.io', repository: 'acme/api', tag, digest: `sha256:${tag}` },
+    } as unknown as EngineEvent
+    const encoded = encodeLogEvent(event)
+    const message: LogMessage = {
+      topic: 'engine.events',
+      partition: 0,
+      offset,
+      key: 'acme',
+      value: encoded.value,
+      headers: encoded.headers ?? {},
+      timestamp: Date.parse(time),
+    }
+    return { event, message }
+  }
+  const batch = (...pointed: ReturnType<typeof tagPointed>[]) => ({
+    topic: 'engine.events',
+    partition: 0,
+    messages: pointed.map((p) => p.message),
+  })
+
+  it('replays an event whose row appears after rows at later positions (a batch stored in parts)', async () => {
+    const warehouse = await createChdbWarehouse({ path: join(dir, 'parts') })
+    await migrate(warehouse, warehouseMigrations)
+    const project = createProjectorHandler({ warehouse, clock: Date.now, logger: silentLogger })
+    await project(batch(tagPointed(0, 'latest', '2026-01-01T00:00:00.000Z')))
+    // The next batch spans two months, so its insert writes one part per month, and it failed
+    // midway: February's part (position 2) is stored, January's (position 1) not, and nothing
+    // is projected. Its retry comes while the rebuild catches up.
+    const january = tagPointed(1, 'v1', '2026-01-31T00:00:00.000Z')
+    const february = tagPointed(2, 'v2', '2026-02-01T00:00:00.000Z')
+    await warehouse.insert('events', [toEventRow(february.event, february.message, Date.now())])
+    const rebuild = await startRebuild({ warehouse, logger: silentLogger })
+    await rebuild.catchUp()
+    await project(batch(january, february))
+    await rebuild.swap()
+    const tags = await warehouse.query<{ tag: string }>('SELECT tag FROM tags_current FINAL ORDER BY tag')
+    assert.deepEqual(
+      tags.map((t) => t.tag),
+      ['latest', 'v1', 'v2'],
+    )
     await warehouse.close()
   })
 })
