@@ -359,7 +359,7 @@ export const schema = group({
       connection_string: key(nullable(kurrentConnectionString), {
         default: null,
         secret: 'credentials',
-        doc: 'e.g. `kurrentdb://admin:changeit@localhost:2113?tls=false`. Required when `event_store.kind` is `kurrentdb`. Its credentials are secret.',
+        doc: 'e.g. `kurrentdb://admin:changeit@localhost:2113?tls=false`. Required when `event_store.kind` is `kurrentdb`. Its credentials are secret. `throwOnAppendFailure=false` is refused: Herald needs a conflicting append to fail.',
       }),
     }),
   }),

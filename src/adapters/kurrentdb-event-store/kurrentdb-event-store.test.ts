@@ -1,8 +1,14 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { describe, it } from 'node:test'
+import { KurrentDBClient } from '@kurrent/kurrentdb-client'
 import { firstValueFrom } from 'rxjs'
-import { ClosedError, ConfigError, isValidationError } from '../../errors/index.ts'
+import {
+  ClosedError,
+  ConfigError,
+  isExpectedRevisionConflict,
+  isValidationError,
+} from '../../errors/index.ts'
 import { createKurrentDbEventStore } from './index.ts'
 
 // Creating the client opens no connection, so none of these needs a server.
@@ -27,6 +33,54 @@ describe('createKurrentDbEventStore', () => {
           return true
         },
       )
+    }
+  })
+
+  it('refuses a connection string that stops the client throwing on a conflicting append', () => {
+    for (const option of ['throwOnAppendFailure=false', 'throw_on_append_failure=false']) {
+      assert.throws(
+        () => createKurrentDbEventStore({ connectionString: `kurrentdb://127.0.0.1:1?tls=false&${option}` }),
+        (error: unknown) => {
+          assert.ok(error instanceof ConfigError)
+          assert.equal(error.issues[0]?.path, 'event_store.kurrentdb.connection_string')
+          assert.match(error.message, /throwOnAppendFailure=false, which Herald does not support/)
+          return true
+        },
+      )
+    }
+    // Saying what the client does anyway is fine.
+    const s = createKurrentDbEventStore({
+      connectionString: 'kurrentdb://127.0.0.1:1?tls=false&throwOnAppendFailure=true',
+    })
+    void s.close()
+  })
+
+  // No KurrentDB server can run here: the client's append is replaced by what it answers a
+  // conflicting append with when told not to throw (its append.js and batchAppend.js).
+  it('takes an append the client answers as unsuccessful for a conflict, never as written', async () => {
+    const client = KurrentDBClient.prototype as unknown as Record<string, unknown>
+    const { appendToStream, readStream } = client
+    let reads = 0
+    client.appendToStream = async () => ({ success: false, nextExpectedRevision: 4n, position: undefined })
+    client.readStream = async function* () {
+      reads++
+      yield* []
+    }
+    const s = store()
+    try {
+      await assert.rejects(
+        s.append('config-1', [{ id: randomUUID(), type: 'Changed', data: {} }], { expectedRevision: 2 }),
+        (error: unknown) => {
+          assert.ok(isExpectedRevisionConflict(error))
+          assert.match(error.message, /^stream config-1: expected revision 2, actual not reported$/)
+          return true
+        },
+      )
+      assert.equal(reads, 0)
+    } finally {
+      client.appendToStream = appendToStream
+      client.readStream = readStream
+      await s.close()
     }
   })
 

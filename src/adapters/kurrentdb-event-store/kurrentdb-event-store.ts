@@ -17,6 +17,7 @@ import { Observable } from 'rxjs'
 import {
   ClosedError,
   ConfigError,
+  ExpectedRevisionConflictError,
   type FieldIssue,
   HeraldError,
   isExpectedRevisionConflict,
@@ -80,18 +81,35 @@ const STORE = 'kurrentdb event store'
 const at = (position: number): ReadPosition => ({ commit: BigInt(position), prepare: BigInt(position) })
 const fromStart = (start: Start): ReadPosition => (start === 'start' ? START : at(start))
 
+const CONNECTION_STRING = 'event_store.kurrentdb.connection_string'
+
 const openClient = (connectionString: string): KurrentDBClient => {
+  let client: KurrentDBClient
   try {
-    return KurrentDBClient.connectionString(connectionString)
+    client = KurrentDBClient.connectionString(connectionString)
   } catch {
     // The parser's message quotes the offending part, which may be a password: say only what is expected.
     throw new ConfigError([
       {
-        path: 'event_store.kurrentdb.connection_string',
+        path: CONNECTION_STRING,
         message: 'is not a KurrentDB connection string (expected e.g. kurrentdb://host:2113?tls=false)',
       },
     ])
   }
+  // With it, the client answers an append whose expected revision does not hold as if it had
+  // worked (`success: false`), where Herald decides on the refusal: the option is not Herald's.
+  // The client's getter for it is protected in its types, public at runtime.
+  if ((client as unknown as { readonly throwOnAppendFailure: boolean }).throwOnAppendFailure === false) {
+    void client.dispose().catch(() => undefined)
+    throw new ConfigError([
+      {
+        path: CONNECTION_STRING,
+        message:
+          'sets throwOnAppendFailure=false, which Herald does not support: a conflicting append must fail (leave the option out)',
+      },
+    ])
+  }
+  return client
 }
 
 /**
@@ -238,6 +256,9 @@ export const createKurrentDbEventStore = (options: KurrentDbEventStoreOptions): 
     } catch (error) {
       throw translateKurrentError(error, { operation: 'append', stream, expected })
     }
+    // Only a client told not to throw (refused in `openClient`) answers a conflict so; its
+    // revision then is not the stream's (one of the client's paths reports a boolean there).
+    if (!result.success) throw new ExpectedRevisionConflictError({ stream, expected, actual: 'not reported' })
     const nextExpectedRevision = toSafeNumber(result.nextExpectedRevision, 'revision')
     const commit = result.position?.commit
     // A retry the server recognised may come back without a position: look the event up.
