@@ -228,6 +228,30 @@ export const runEventStoreContract = (options: EventStoreContractOptions): void 
         assert.equal(read.length, 2)
         assert.equal(read[1]?.id, contenders[won[0] ?? -1]?.[0]?.id)
       })
+
+      it('refuses a stream name, event id or type that is not well-formed Unicode, writing nothing', async () => {
+        // Each would be stored as U+FFFD: 'x\uD800' and 'x\uDC00' would be one id, and the
+        // second event's append taken for a retry of the first's.
+        const stream = newStream('lone-surrogate')
+        const refusals: readonly (readonly [string, EventData[], string])[] = [
+          [`${stream}-\uD800`, [newEvent()], 'stream'],
+          [stream, [{ ...newEvent(), id: 'x\uD800' }], 'events[0].id'],
+          [stream, [newEvent(), { ...newEvent(), id: 'x\uDC00' }], 'events[1].id'],
+          [stream, [newEvent({}, 'Typed\uDFFF')], 'events[0].type'],
+        ]
+        for (const [name, events, path] of refusals) {
+          await assert.rejects(store.append(name, events), (error: unknown) => {
+            assert.ok(isValidationError(error), String(error))
+            assert.deepEqual(
+              error.issues.map((i) => i.path),
+              [path],
+            )
+            assert.match(error.message, /lone surrogate/)
+            return true
+          })
+        }
+        assert.deepEqual(await store.readStream(stream), [])
+      })
     })
 
     describe('appendMany', () => {

@@ -57,6 +57,23 @@ describe('validateAppend', () => {
     assert.deepEqual(issuesOf([{ id: 'e1', type: 't', data: { deep } }]), [])
   })
 
+  it('refuses names, ids and types that are not well-formed Unicode, and takes surrogate pairs', () => {
+    const issues = issuesOf([
+      { id: 'x\uD800', type: 't', data: {} },
+      { id: 'x\uDC00', type: '\uDC00t', data: {} },
+      { id: 'pair \uD83D\uDE00', type: 'pair \uD83D\uDE00', data: {} },
+    ])
+    assert.deepEqual(
+      issues.map((i) => i.path),
+      ['events[0].id', 'events[1].id', 'events[1].type'],
+    )
+    assert.match(issues[0]?.message ?? '', /lone surrogate/)
+    assert.throws(
+      () => validateAppend('s-\uD800', [{ id: 'e', type: 't', data: {} }], {}),
+      /stream holds a lone surrogate/,
+    )
+  })
+
   it('caps the number of issues it reports', () => {
     const events = Array.from({ length: 50 }, () => ({ id: '', type: '', data: null }))
     assert.equal(issuesOf(events).length, 20)

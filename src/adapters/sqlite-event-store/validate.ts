@@ -94,10 +94,24 @@ const collectObjectIssues = (value: unknown, path: string, issues: FieldIssue[])
   collectJsonIssues(value, path, issues, [])
 }
 
-const streamIssues = (stream: unknown): FieldIssue[] =>
-  typeof stream === 'string' && stream.length > 0
-    ? []
-    : [{ path: 'stream', message: 'must be a non-empty string' }]
+const LONE_SURROGATE =
+  'holds a lone surrogate (\\ud800-\\udfff without its pair), which is not Unicode text: it would be stored as U+FFFD, the same as any other'
+
+/**
+ * Why `value` cannot name a stream, an event or its type, or undefined when it can. A lone
+ * surrogate is written (UTF-8, in either store) as U+FFFD: two names differing only there
+ * would be one, and an append of the second event taken for a retry of the first.
+ */
+const nameIssue = (value: unknown): string | undefined => {
+  if (typeof value !== 'string' || value.length === 0) return 'must be a non-empty string'
+  if (!value.isWellFormed()) return LONE_SURROGATE
+  return undefined
+}
+
+const streamIssues = (stream: unknown): FieldIssue[] => {
+  const message = nameIssue(stream)
+  return message === undefined ? [] : [{ path: 'stream', message }]
+}
 
 const isExpectedRevision = (value: unknown): value is ExpectedRevision =>
   value === 'no_stream' || value === 'stream_exists' || value === 'any' || isNonNegativeInteger(value)
@@ -117,16 +131,16 @@ const collectEventIssues = (
     return
   }
   const { id, type, data, metadata } = event as Partial<Record<keyof EventData, unknown>>
-  if (typeof id !== 'string' || id.length === 0) {
-    issues.push({ path: `${path}.id`, message: 'must be a non-empty string' })
-  } else if (seenIds.has(id)) {
-    issues.push({ path: `${path}.id`, message: `repeats ${seenIds.get(id)}.id` })
+  const idIssue = nameIssue(id)
+  if (idIssue !== undefined) {
+    issues.push({ path: `${path}.id`, message: idIssue })
+  } else if (seenIds.has(id as string)) {
+    issues.push({ path: `${path}.id`, message: `repeats ${seenIds.get(id as string)}.id` })
   } else {
-    seenIds.set(id, path)
+    seenIds.set(id as string, path)
   }
-  if (typeof type !== 'string' || type.length === 0) {
-    issues.push({ path: `${path}.type`, message: 'must be a non-empty string' })
-  }
+  const typeIssue = nameIssue(type)
+  if (typeIssue !== undefined) issues.push({ path: `${path}.type`, message: typeIssue })
   collectObjectIssues(data, `${path}.data`, issues)
   if (metadata !== undefined) collectObjectIssues(metadata, `${path}.metadata`, issues)
 }
@@ -234,13 +248,12 @@ const prefixIssues = (prefixes: unknown): FieldIssue[] => {
         message: `must be a list of 1 to ${MAX_STREAM_PREFIXES} stream name prefixes`,
       },
     ]
-  return prefixes.flatMap((prefix, i) =>
-    typeof prefix !== 'string' || prefix.length === 0
-      ? [{ path: `streamPrefixes[${i}]`, message: 'must be a non-empty string' }]
-      : prefix.startsWith('$')
-        ? [{ path: `streamPrefixes[${i}]`, message: 'must not select system streams ($…)' }]
-        : [],
-  )
+  return prefixes.flatMap((prefix, i) => {
+    const message =
+      nameIssue(prefix) ??
+      ((prefix as string).startsWith('$') ? 'must not select system streams ($…)' : undefined)
+    return message === undefined ? [] : [{ path: `streamPrefixes[${i}]`, message }]
+  })
 }
 
 export const validateSubscribe = (options: SubscribeOptions | undefined): void => {
