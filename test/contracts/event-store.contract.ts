@@ -252,6 +252,41 @@ export const runEventStoreContract = (options: EventStoreContractOptions): void 
         }
         assert.deepEqual(await store.readStream(stream), [])
       })
+
+      it('refuses system ($) stream names and event types, and the metadata key it keeps ids in, writing nothing', async () => {
+        // KurrentDB writes such an event where readAll and subscribeToAll never show it.
+        const stream = newStream('system')
+        const refusals: readonly (readonly [string, EventData[], string])[] = [
+          [`$${stream}`, [newEvent()], 'stream'],
+          [stream, [newEvent({}, '$Typed')], 'events[0].type'],
+          [
+            stream,
+            [{ ...newEvent(), metadata: { '$herald.id': 'spoofed' } }],
+            'events[0].metadata.$herald.id',
+          ],
+        ]
+        for (const [name, events, path] of refusals) {
+          await assert.rejects(store.append(name, events), (error: unknown) => {
+            assert.ok(isValidationError(error), String(error))
+            assert.deepEqual(
+              error.issues.map((i) => i.path),
+              [path],
+            )
+            return true
+          })
+          await assert.rejects(
+            store.appendMany([{ stream: name, events }]),
+            (error: unknown) =>
+              isValidationError(error) && error.issues.some((i) => i.path === `appends[0].${path}`),
+          )
+        }
+        assert.deepEqual(await store.readStream(stream), [])
+        assert.deepEqual(await store.readStream(`$${stream}`), [])
+        // Other keys, `$` ones included, are the caller's.
+        const kept = { ...newEvent(), metadata: { $correlationId: 'c', 'herald.id': 'x' } }
+        await store.append(stream, [kept])
+        assert.deepEqual((await store.readStream(stream))[0]?.metadata, kept.metadata)
+      })
     })
 
     describe('appendMany', () => {
@@ -558,6 +593,7 @@ export const runEventStoreContract = (options: EventStoreContractOptions): void 
           [{ stream: '', expectedRevision: 0 }],
           [{ stream, expectedRevision: -1 }],
           [{ stream, expectedRevision: 'any' }],
+          [{ stream: '$stats-127.0.0.1:2113', expectedRevision: 0 }],
           [
             { stream, expectedRevision: 0 },
             { stream, expectedRevision: 0 },

@@ -18,12 +18,10 @@ import {
   ClosedError,
   ConfigError,
   ExpectedRevisionConflictError,
-  type FieldIssue,
   HeraldError,
   isExpectedRevisionConflict,
   isHeraldError,
   UnavailableError,
-  ValidationError,
 } from '../../errors/index.ts'
 import type {
   AppendOptions,
@@ -51,7 +49,6 @@ import {
 import { refusesPosition, translateKurrentError } from './kurrentdb-errors.ts'
 import {
   decodeEvent,
-  HERALD_ID_KEY,
   isSystemEvent,
   toSafeNumber,
   toStreamState,
@@ -223,18 +220,6 @@ export const createKurrentDbEventStore = (options: KurrentDbEventStoreOptions): 
     return decoded.ok ? decoded.event : undefined
   }
 
-  const reservedIssues = (events: readonly EventData[], prefix: string): FieldIssue[] =>
-    events.flatMap((event, i) =>
-      event.metadata !== undefined && HERALD_ID_KEY in event.metadata
-        ? [
-            {
-              path: `${prefix}events[${i}].metadata.${HERALD_ID_KEY}`,
-              message: 'is reserved for the event store',
-            },
-          ]
-        : [],
-    )
-
   /** One append, its arguments already checked. */
   const appendChecked = async (
     stream: string,
@@ -285,9 +270,6 @@ export const createKurrentDbEventStore = (options: KurrentDbEventStoreOptions): 
   ): Promise<AppendResult> => {
     assertOpen()
     validateAppend(stream, events, options)
-    const reserved = reservedIssues(events, '')
-    if (reserved.length > 0)
-      throw new ValidationError(`invalid append: ${HERALD_ID_KEY} is reserved`, reserved)
     return appendChecked(stream, events, options.expectedRevision ?? 'any')
   }
 
@@ -300,9 +282,6 @@ export const createKurrentDbEventStore = (options: KurrentDbEventStoreOptions): 
   const appendMany = async (appends: readonly StreamAppend[]): Promise<readonly AppendResult[]> => {
     assertOpen()
     validateAppendMany(appends)
-    const reserved = appends.flatMap((entry, i) => reservedIssues(entry.events, `appends[${i}].`))
-    if (reserved.length > 0)
-      throw new ValidationError(`invalid appendMany: ${HERALD_ID_KEY} is reserved`, reserved)
     const results: AppendResult[] = []
     for (const { stream, events, expectedRevision } of appends) {
       assertOpen()

@@ -8,8 +8,10 @@ import type { ExpectedRevision, JsonObject, RecordedEvent } from '../../ports/in
  * revisions, event ids, recorded events and their positions. No I/O, so each is unit-tested.
  */
 
-/** Metadata key that keeps a Herald event id KurrentDB could not take as its own. */
-export const HERALD_ID_KEY = '$herald.id'
+// Appends may not set it themselves: the shared validation refuses it.
+import { HERALD_ID_KEY } from '../sqlite-event-store/validate.ts'
+
+export { HERALD_ID_KEY }
 
 // Fixed forever: changing it would give retried appends new ids and break their idempotency.
 const HERALD_EVENT_ID_NAMESPACE = '3935010a-6f07-4c33-a260-cbc50a325439'

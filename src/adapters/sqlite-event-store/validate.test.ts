@@ -74,6 +74,20 @@ describe('validateAppend', () => {
     )
   })
 
+  it('refuses system ($) stream names and event types, and the reserved metadata key', () => {
+    assert.deepEqual(
+      issuesOf([
+        { id: 'e1', type: '$metadata', data: {} },
+        { id: 'e2', type: 't', data: {}, metadata: { '$herald.id': 'e9', $other: 1 } },
+      ]).map((i) => i.path),
+      ['events[0].type', 'events[1].metadata.$herald.id'],
+    )
+    assert.throws(
+      () => validateAppend('$all', [{ id: 'e', type: 't', data: {} }], {}),
+      /stream must not start with \$/,
+    )
+  })
+
   it('caps the number of issues it reports', () => {
     const events = Array.from({ length: 50 }, () => ({ id: '', type: '', data: null }))
     assert.equal(issuesOf(events).length, 20)

@@ -13,6 +13,19 @@ import type {
 // Enough to show a caller what is wrong without flooding a log with a huge bad payload.
 const MAX_ISSUES = 20
 
+/** Metadata key where the KurrentDB adapter keeps a Herald event id it could not take as its own. */
+export const HERALD_ID_KEY = '$herald.id'
+
+/**
+ * KurrentDB's system streams and event types start with `$`: it writes such an event apart
+ * and never shows it to readAll or subscribeToAll, where the embedded store would. Neither
+ * store takes one, so both behave alike.
+ */
+const SYSTEM_STREAM =
+  'must not start with $ (KurrentDB keeps system streams apart: readAll and subscribeToAll never show them)'
+const SYSTEM_TYPE =
+  'must not start with $ (KurrentDB takes it for a system event: readAll and subscribeToAll never show it)'
+
 const isPlainObject = (value: unknown): value is Record<string, unknown> => {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
   const proto = Object.getPrototypeOf(value)
@@ -139,14 +152,24 @@ const collectEventIssues = (
   } else {
     seenIds.set(id as string, path)
   }
-  const typeIssue = nameIssue(type)
+  const typeIssue = nameIssue(type) ?? ((type as string).startsWith('$') ? SYSTEM_TYPE : undefined)
   if (typeIssue !== undefined) issues.push({ path: `${path}.type`, message: typeIssue })
   collectObjectIssues(data, `${path}.data`, issues)
-  if (metadata !== undefined) collectObjectIssues(metadata, `${path}.metadata`, issues)
+  if (metadata === undefined) return
+  collectObjectIssues(metadata, `${path}.metadata`, issues)
+  if (isPlainObject(metadata) && Object.hasOwn(metadata, HERALD_ID_KEY))
+    issues.push({ path: `${path}.metadata.${HERALD_ID_KEY}`, message: 'is reserved for the event store' })
+}
+
+/** `streamIssues`, and no system stream: one Herald writes (or deletes) is its own. */
+const writtenStreamIssues = (stream: unknown, path: string): FieldIssue[] => {
+  const issues = streamIssues(stream).map((i) => ({ ...i, path }))
+  if (issues.length === 0 && (stream as string).startsWith('$')) issues.push({ path, message: SYSTEM_STREAM })
+  return issues
 }
 
 const appendIssues = (stream: unknown, events: unknown, expected: unknown, prefix: string): FieldIssue[] => {
-  const issues = streamIssues(stream).map((i) => ({ ...i, path: `${prefix}${i.path}` }))
+  const issues = writtenStreamIssues(stream, `${prefix}stream`)
   if (expected !== undefined && !isExpectedRevision(expected)) {
     issues.push({
       path: `${prefix}expectedRevision`,
@@ -218,7 +241,7 @@ export const validateDeleteStreams = (deletes: unknown): void => {
       return
     }
     const { stream, expectedRevision } = entry as Partial<Record<keyof StreamDelete, unknown>>
-    issues.push(...streamIssues(stream).map((issue) => ({ ...issue, path: `deletes[${i}].${issue.path}` })))
+    issues.push(...writtenStreamIssues(stream, `deletes[${i}].stream`))
     if (!isNonNegativeInteger(expectedRevision))
       issues.push({ path: `deletes[${i}].expectedRevision`, message: 'must be a non-negative integer' })
     issues.push(...repeatIssues(streams, stream, i, 'deletes'))
