@@ -82,12 +82,23 @@ describe('translateKurrentError', () => {
     }
   })
 
-  it('never retries access denied, deleted streams, oversized appends or unknown failures', () => {
+  it('retries a failure the client could not classify, which the Rust bridge makes of a timeout or a closed connection', () => {
+    for (const message of ['Deadline exceeded', 'Connection is closed.', 'boom']) {
+      const vendor = new UnknownError(undefined, message)
+      const error = translateKurrentError(vendor, { operation: 'readAll' })
+      assert.ok(isHeraldError(error))
+      assert.equal(error.code, 'event_store_failed')
+      assert.ok(isRetriable(error), message)
+      assert.equal(error.cause, vendor)
+    }
+  })
+
+  it('never retries access denied, deleted streams, oversized appends or a refused argument', () => {
     const cases: [Error, string][] = [
       [new AccessDeniedError(undefined, 'denied'), 'event_store_access_denied'],
       [StreamDeletedError.fromStreamName('config-1'), 'stream_deleted'],
       [MaxAppendSizeExceededError.fromMaxAppendSize(1_048_576), 'validation_failed'],
-      [new UnknownError(undefined, 'boom'), 'event_store_failed'],
+      [new InvalidArgumentError('bad'), 'event_store_failed'],
       [grpcError(16, 'UNAUTHENTICATED'), 'event_store_access_denied'],
     ]
     for (const [vendor, code] of cases) {
@@ -122,16 +133,43 @@ describe('translateKurrentError', () => {
 })
 
 describe('refusesPosition', () => {
-  it("recognises the server's refusal to read from inside a record", () => {
+  it("recognises the server's refusal to read from inside a record, however it comes", () => {
     assert.ok(refusesPosition(grpcError(3, 'Trying to read from an invalid position.')))
+    assert.ok(refusesPosition(grpcError(2, 'Unexpected ReadAllResult: InvalidPosition')))
     assert.ok(refusesPosition(new UnknownError(undefined, 'Trying to read from an invalid position.')))
+    // Through the Rust bridge: its error's text, the status folded in.
+    assert.ok(
+      refusesPosition(
+        new UnknownError(
+          undefined,
+          'Unmapped gRPC error: code: Client specified an invalid argument, message: Trying to read from an invalid position..',
+        ),
+      ),
+    )
+    assert.ok(
+      refusesPosition(
+        new UnknownError(
+          undefined,
+          'Server-side error: status: Unknown, message: "Unexpected ReadAllResult: InvalidPosition", details: [], metadata: MetadataMap { headers: {} }',
+        ),
+      ),
+    )
     assert.ok(refusesPosition(new InvalidArgumentError('invalid position')))
   })
 
-  it('does not mistake connectivity failures or bugs for it', () => {
+  it('does not mistake any other failure the client cannot classify, connectivity failures or bugs for it', () => {
+    for (const message of [
+      'Deadline exceeded',
+      'Connection is closed.',
+      'Server-side error: status: Unavailable, message: "Server Is Not Ready", details: [], metadata: MetadataMap { headers: {} }',
+      'Server-side error: status: Internal, message: "h2 protocol error", details: [], metadata: MetadataMap { headers: {} }',
+    ])
+      assert.ok(!refusesPosition(new UnknownError(undefined, message)), message)
+    assert.ok(!refusesPosition(grpcError(2, 'Stream removed')))
+    assert.ok(!refusesPosition(grpcError(3, "'x' is not a valid Position")))
     assert.ok(!refusesPosition(new VendorUnavailableError(undefined, 'down')))
     assert.ok(!refusesPosition(grpcError(14, 'UNAVAILABLE')))
-    assert.ok(!refusesPosition(new TypeError('bug')))
+    assert.ok(!refusesPosition(new TypeError('invalid position')))
     assert.ok(!refusesPosition('not an error'))
   })
 })

@@ -129,21 +129,35 @@ export const translateKurrentError = (error: unknown, context: KurrentErrorConte
     )
   }
   if (isCommandError(vendor)) {
+    // The client's catch-all may well pass: the Rust bridge its reads go through folds a
+    // deadline, a closed connection and the server's UNAVAILABLE or INTERNAL statuses into it,
+    // and gRPC reports some transport failures as UNKNOWN. The others are the server's own word.
     return new HeraldError('event_store_failed', `event store ${operation}: ${vendor.message}`, {
       cause: error,
       context: { operation, ...where },
+      retriable: vendor instanceof UnknownError,
     })
   }
   return error
 }
 
+// KurrentDB's two answers to a read from inside a record: INVALID_ARGUMENT "Trying to read from
+// an invalid position." and UNKNOWN "Unexpected ReadAllResult: InvalidPosition". Neither has a
+// class of its own (nor, through the Rust bridge, a status code), so only the words tell them
+// from any other failure the client cannot classify.
+const INVALID_POSITION = /\binvalid ?position\b/i
+
 /**
- * The server refused to read from a position: it does not start a log record (reading there would
- * land mid-record), which KurrentDB answers with INVALID_ARGUMENT, surfacing here as an
- * UnknownError (gRPC path) or InvalidArgumentError.
+ * The server refused to read from a position because it does not start a log record (reading
+ * there would land mid-record). Any other failure, a transient one included, is not that: it
+ * must not make a saved checkpoint look invalid and send the reader back to an earlier start.
  */
 export const refusesPosition = (error: unknown): boolean => {
   if (!(error instanceof Error)) return false
   const vendor = classify(error)
-  return vendor instanceof UnknownError || vendor instanceof InvalidArgumentError
+  if (!(vendor instanceof UnknownError || vendor instanceof InvalidArgumentError)) return false
+  const { details } = error as { details?: unknown }
+  return (
+    INVALID_POSITION.test(vendor.message) || (typeof details === 'string' && INVALID_POSITION.test(details))
+  )
 }

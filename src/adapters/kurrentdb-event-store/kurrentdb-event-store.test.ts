@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { describe, it } from 'node:test'
-import { KurrentDBClient } from '@kurrent/kurrentdb-client'
+import { KurrentDBClient, START, UnknownError } from '@kurrent/kurrentdb-client'
 import { firstValueFrom } from 'rxjs'
 import {
   ClosedError,
   ConfigError,
   isExpectedRevisionConflict,
+  isRetriable,
   isValidationError,
 } from '../../errors/index.ts'
 import { createKurrentDbEventStore } from './index.ts'
@@ -80,6 +81,45 @@ describe('createKurrentDbEventStore', () => {
     } finally {
       client.appendToStream = appendToStream
       client.readStream = readStream
+      await s.close()
+    }
+  })
+
+  // No KurrentDB server can run here: the client's readAll is replaced by one that holds a single
+  // event at position 100 and fails, as the client's Rust bridge reports a timeout, every read
+  // from a position (the probe of the checkpoint, then of its chunk's start).
+  it('fails retriably when probing a checkpoint fails for another reason than a bad position, never re-reading from the start', async () => {
+    const client = KurrentDBClient.prototype as unknown as Record<string, unknown>
+    const { readAll } = client
+    const fromPositions: unknown[] = []
+    client.readAll = async function* (options: { fromPosition: unknown }) {
+      fromPositions.push(options.fromPosition)
+      if (options.fromPosition !== START) throw new UnknownError(undefined, 'Deadline exceeded')
+      yield {
+        event: {
+          streamId: 'config-1',
+          id: randomUUID(),
+          type: 'Changed',
+          revision: 0n,
+          created: new Date(),
+          isJson: true,
+          data: {},
+          metadata: {},
+          position: { commit: 100n, prepare: 100n },
+        },
+        commitPosition: 100n,
+      }
+    }
+    const s = store()
+    try {
+      const checkpoint = 300 * 1024 * 1024
+      await assert.rejects(s.readAll({ after: checkpoint }), (error: unknown) => {
+        assert.ok(isRetriable(error), String(error))
+        return true
+      })
+      assert.ok(!fromPositions.includes(START), 'read $all from its start')
+    } finally {
+      client.readAll = readAll
       await s.close()
     }
   })
