@@ -240,11 +240,21 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
     const group = queue
     queue = []
     if (group.length === 0) return
-    const { answers, written } = writer.write(group.map((queued) => queued.request))
-    if (written) committed()
-    group.forEach((queued, i) => {
-      queued.resolve(answers[i] ?? { ok: false, error: new Error('no answer') })
-    })
+    // Every append of the group is answered whatever happens here: a throw would leave them
+    // waiting for good, and escape from the end of the turn (`setImmediate`) as uncaught.
+    let outcome: ReturnType<typeof writer.write>
+    try {
+      outcome = writer.write(group.map((queued) => queued.request))
+    } catch (error) {
+      outcome = { answers: group.map(() => ({ ok: false, error })), written: false }
+    }
+    try {
+      if (outcome.written) committed()
+    } finally {
+      group.forEach((queued, i) => {
+        queued.resolve(outcome.answers[i] ?? { ok: false, error: new Error('no answer') })
+      })
+    }
   }
 
   // A file gets the writer thread when asked for; `:memory:` is this connection's alone.

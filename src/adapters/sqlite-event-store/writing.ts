@@ -262,11 +262,26 @@ export const createGroupWriter = (db: DatabaseSync, statements: Statements): Gro
     undo: db.prepare('ROLLBACK TO herald_append'),
   }
 
+  /**
+   * Ends the transaction a failure left open. A ROLLBACK can fail too (an I/O error): the
+   * transaction then stays open, the next write tries again before it begins, and meanwhile
+   * every write fails, answered, never thrown (a throw would leave the group unanswered).
+   */
+  const rollBack = (): void => {
+    if (!db.isTransaction) return
+    try {
+      db.exec('ROLLBACK')
+    } catch {
+      // Still open: the caller answers with the error that needed the rollback.
+    }
+  }
+
   return {
     write: (group) => {
       const answers: WriteAnswer[] = []
       let written = false
       try {
+        rollBack()
         db.exec('BEGIN IMMEDIATE')
         for (const request of group) {
           savepoint.begin.run()
@@ -286,7 +301,7 @@ export const createGroupWriter = (db: DatabaseSync, statements: Statements): Gro
         }
         db.exec(written ? 'COMMIT' : 'ROLLBACK')
       } catch (error) {
-        if (db.isTransaction) db.exec('ROLLBACK')
+        rollBack()
         return { answers: group.map(() => ({ ok: false, error })), written: false }
       }
       return { answers, written }
