@@ -43,6 +43,8 @@ export interface SentError {
   readonly message: string
   readonly retriable: boolean
   readonly context: ErrorContext
+  /** What a client is told in place of the message (`HeraldErrorOptions.shown`), when not the message. */
+  readonly shown?: string
 }
 
 export type FromProjector =
@@ -140,6 +142,7 @@ export const sendError = (error: unknown): SentError =>
             ['string', 'number', 'boolean'].includes(typeof value),
           ),
         ),
+        ...(error.shown === undefined ? {} : { shown: error.shown }),
       }
     : {
         code: 'projector_failed',
@@ -149,10 +152,12 @@ export const sendError = (error: unknown): SentError =>
       }
 
 /** The error `sendError` described: an UnavailableError when retriable, as the thread threw it. */
-export const receiveError = (sent: SentError): HeraldError =>
-  sent.retriable
-    ? new UnavailableError(sent.message, { context: sent.context })
-    : new HeraldError(sent.code, sent.message, { context: sent.context })
+export const receiveError = (sent: SentError): HeraldError => {
+  const options = { context: sent.context, ...(sent.shown === undefined ? {} : { shown: sent.shown }) }
+  return sent.retriable
+    ? new UnavailableError(sent.message, options)
+    : new HeraldError(sent.code, sent.message, options)
+}
 
 export interface ProjectorThreadOptions {
   /** Herald's configuration: the thread opens the warehouse, schema registry and window it names. */

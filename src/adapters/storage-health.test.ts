@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -168,6 +168,40 @@ describe('watchStorage', () => {
     assert.throws(
       () => health.check(),
       /^UnavailableError: test store: its write-ahead log \S+ was deleted while open/,
+    )
+  })
+
+  it('says why without naming the path, or the file system words that do, in what a client is told', () => {
+    const path = join(dir, 'secret-tenant', 'shown.sqlite')
+    mkdirSync(join(dir, 'secret-tenant'))
+    writeFileSync(path, '')
+    writeFileSync(`${path}-wal`, '')
+    const shown = (health: ReturnType<typeof watchStorage>): string => {
+      try {
+        health.check()
+      } catch (error) {
+        assert.ok(error instanceof UnavailableError)
+        // The message, for the log, still names it.
+        assert.ok(error.message.includes(dir), error.message)
+        assert.ok(error.shown !== undefined && !error.shown.includes('secret-tenant'), error.shown)
+        return error.shown
+      }
+      assert.fail('ready')
+    }
+    const failing = watchStorage(path, 'test store')
+    failing.failed({ code: 'ENOENT', message: `ENOENT: no such file or directory, open '${path}-wal'` })
+    assert.equal(shown(failing), 'test store: the last write failed with ENOENT and none has succeeded since')
+    const log = watchStorage(path, 'test store', { wal: true })
+    unlinkSync(`${path}-wal`)
+    assert.equal(
+      shown(log),
+      'test store: its write-ahead log was deleted while open: commits since the last checkpoint would be lost with the process',
+    )
+    const file = watchStorage(path, 'test store')
+    unlinkSync(path)
+    assert.equal(
+      shown(file),
+      'test store: its file was deleted while open: writes would go to a file no one reads again',
     )
   })
 

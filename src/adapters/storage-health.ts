@@ -88,16 +88,25 @@ export const identityOf = (path: string): FileIdentity | undefined => {
   return stat === undefined ? undefined : { dev: stat.dev, ino: stat.ino }
 }
 
+/** What became of the file opened as `opened`: undefined while `path` still names it. */
+const changeOf = (path: string, opened: FileIdentity): 'deleted' | 'replaced' | undefined => {
+  const now = identityOf(path)
+  if (now === undefined) return 'deleted'
+  return now.dev !== opened.dev || now.ino !== opened.ino ? 'replaced' : undefined
+}
+
+const FILE_CHANGES = {
+  deleted: 'was deleted while open: writes would go to a file no one reads again',
+  replaced: 'was replaced while open: writes would go to the file it replaced',
+} as const
+
 /**
  * Why the file opened as `opened` is not what `path` names any more, or undefined while it is:
  * deleted, writes go to a file nobody will open again; replaced, to one beside the new file.
  */
 export const identityProblem = (path: string, opened: FileIdentity): string | undefined => {
-  const now = identityOf(path)
-  if (now === undefined) return `${path} was deleted while open: writes would go to a file no one reads again`
-  if (now.dev !== opened.dev || now.ino !== opened.ino)
-    return `${path} was replaced while open: writes would go to the file it replaced`
-  return undefined
+  const change = changeOf(path, opened)
+  return change === undefined ? undefined : `${path} ${FILE_CHANGES[change]}`
 }
 
 export interface StorageHealth {
@@ -141,19 +150,12 @@ export interface WatchStorageOptions {
 }
 
 /**
- * Why the write-ahead log opened as `opened` is not what `path` names any more, or undefined
- * while it is. Commits go on to the log SQLite has open, which no other connection reads and
- * which the next open does not find: what they hold since the last checkpoint is lost with the
- * process.
+ * Why a write-ahead log is not what its path names any more. Commits go on to the log SQLite
+ * has open, which no other connection reads and which the next open does not find: what they
+ * hold since the last checkpoint is lost with the process. `path` is left out when undefined.
  */
-const walProblem = (path: string, opened: FileIdentity): string | undefined => {
-  const now = identityOf(path)
-  const how =
-    now === undefined ? 'deleted' : now.dev !== opened.dev || now.ino !== opened.ino ? 'replaced' : undefined
-  return how === undefined
-    ? undefined
-    : `its write-ahead log ${path} was ${how} while open: commits since the last checkpoint would be lost with the process`
-}
+const walProblem = (change: 'deleted' | 'replaced', path?: string): string =>
+  `its write-ahead log ${path === undefined ? '' : `${path} `}was ${change} while open: commits since the last checkpoint would be lost with the process`
 
 /**
  * Watches the storage of one file (or folder) opened at `path` for a readiness probe, which a
@@ -190,17 +192,30 @@ export const watchStorage = (
     failed: (failure) => {
       failed = { code: failure.code, message: failure.message, at: clock() }
     },
+    // Each message names the path and the failure's own words, for the log; what a client is
+    // told (`shown`, on /ready) gives the same reason without them: where the data is kept is
+    // not its business, and the file system's words name the path too.
     check: () => {
-      const moved = opened === undefined ? undefined : identityProblem(path, opened)
-      if (moved !== undefined) throw new UnavailableError(`${component}: ${moved}`, { context: { path } })
+      const moved = opened === undefined ? undefined : changeOf(path, opened)
+      if (moved !== undefined)
+        throw new UnavailableError(`${component}: ${path} ${FILE_CHANGES[moved]}`, {
+          context: { path },
+          shown: `${component}: its file ${FILE_CHANGES[moved]}`,
+        })
       if (watchesWal && wal === undefined) wal = identityOf(walPath)
-      const lost = wal === undefined ? undefined : walProblem(walPath, wal)
+      const lost = wal === undefined ? undefined : changeOf(walPath, wal)
       if (lost !== undefined)
-        throw new UnavailableError(`${component}: ${lost}`, { context: { path: walPath } })
+        throw new UnavailableError(`${component}: ${walProblem(lost, walPath)}`, {
+          context: { path: walPath },
+          shown: `${component}: ${walProblem(lost)}`,
+        })
       if (failed !== undefined && clock() - failed.at < FAILURE_HOLD_MS)
         throw new UnavailableError(
           `${component}: the last write failed with ${failed.code} (${failed.message}) and none has succeeded since`,
-          { context: { path, failure: failed.code } },
+          {
+            context: { path, failure: failed.code },
+            shown: `${component}: the last write failed with ${failed.code} and none has succeeded since`,
+          },
         )
     },
   }

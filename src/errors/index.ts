@@ -12,12 +12,20 @@ export interface HeraldErrorOptions {
   readonly context?: ErrorContext
   readonly cause?: unknown
   readonly retriable?: boolean
+  /**
+   * What a client is told in place of the message, when the message is for the server log
+   * only: it names where a store is (a file's path, a server's address) or carries its
+   * client's own words (`shownDetail` in the HTTP layer, `/ready`).
+   */
+  readonly shown?: string
 }
 
 export class HeraldError extends Error {
   readonly code: string
   readonly retriable: boolean
   readonly context: ErrorContext
+  /** See `HeraldErrorOptions.shown`; absent when the message itself may be shown. */
+  declare readonly shown?: string
 
   constructor(code: string, message: string, options: HeraldErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
@@ -25,6 +33,7 @@ export class HeraldError extends Error {
     this.code = code
     this.retriable = options.retriable ?? false
     this.context = options.context ?? {}
+    if (options.shown !== undefined) Object.defineProperty(this, 'shown', { value: options.shown })
   }
 }
 

@@ -10,7 +10,7 @@ import type { Authorizer } from './authorize.ts'
 import type { AppEnv } from './env.ts'
 import { createGraphqlRoutes } from './graphql.ts'
 import { createIngestRoutes, type IngestOptions } from './ingest.ts'
-import { problem, toProblem } from './problem.ts'
+import { problem, readinessDetail, toProblem } from './problem.ts'
 
 export interface HttpAppOptions {
   readonly log: EventLog
@@ -119,14 +119,24 @@ export const createHttpApp = (options: HttpAppOptions): Hono<AppEnv> => {
 
   app.get('/health', (c) => c.json({ status: 'ok' }))
 
+  // The last failure each check logged: a probe polled every few seconds logs a failure once.
+  const notReady = new Map<string, string>()
   app.get('/ready', async (c) => {
     const entries = await Promise.all(
       Object.entries(options.readiness).map(async ([name, probe]) => {
         try {
           await withTimeout(probe(), READY_TIMEOUT_MS)
+          notReady.delete(name)
           return [name, { status: 'ok' }] as const
         } catch (error) {
-          return [name, { status: 'unavailable', error: errorText(error) }] as const
+          // The answer is public: what it does not show (a path, a server's address) is logged.
+          const shown = readinessDetail(error)
+          const whole = errorText(error)
+          if (whole !== shown && notReady.get(name) !== whole) {
+            notReady.set(name, whole)
+            logger('warn', 'http.not_ready', { check: name, error: whole })
+          }
+          return [name, { status: 'unavailable', error: shown }] as const
         }
       }),
     )

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { translateKurrentError } from '../adapters/kurrentdb-event-store/kurrentdb-errors.ts'
 import {
   UnavailableError,
   ValidationError,
@@ -7,7 +8,7 @@ import {
   WarehouseUnavailableError,
 } from '../errors/index.ts'
 import { decodeCloudEventBatch } from '../events/index.ts'
-import { MAX_LISTED_ISSUES, toProblem } from './problem.ts'
+import { MAX_LISTED_ISSUES, readinessDetail, toProblem } from './problem.ts'
 
 describe('toProblem', () => {
   it('answers a recursion too deep for the stack as an internal error: only a body’s reader may blame the request', () => {
@@ -56,6 +57,55 @@ describe('toProblem', () => {
     assert.equal(
       toProblem(new UnavailableError('event log publish: SQLITE_FULL')).detail,
       'event log publish: SQLITE_FULL',
+    )
+  })
+
+  it('keeps the event store client’s words, naming its server, out of the detail of a 503', () => {
+    // What @grpc/grpc-js rejects with when KurrentDB cannot be reached.
+    const refused = Object.assign(
+      new Error(
+        '14 UNAVAILABLE: No connection established. Last error: connect ECONNREFUSED 10.20.30.40:2113',
+      ),
+      {
+        code: 14,
+        details: 'No connection established. Last error: connect ECONNREFUSED 10.20.30.40:2113',
+        metadata: { get: (): unknown[] => [], getMap: (): Record<string, unknown> => ({}) },
+      },
+    )
+    const error = translateKurrentError(refused, {
+      operation: 'append',
+      stream: 'notification-configuration-1',
+    })
+    // The log keeps them.
+    assert.match(error.message, /10\.20\.30\.40:2113/)
+    const problem = toProblem(error, '/v1/x')
+    assert.deepEqual(
+      [problem.status, problem.code, problem.detail],
+      [
+        503,
+        'unavailable',
+        'event store append: the event store is unavailable; try again later (the server log has the details)',
+      ],
+    )
+    assert.equal(readinessDetail(error), problem.detail)
+  })
+
+  it('shows on /ready what a probe says, but not what a store’s message keeps to the log', () => {
+    assert.equal(readinessDetail(new Error('no answer within 2000 ms')), 'no answer within 2000 ms')
+    assert.equal(readinessDetail(new UnavailableError('event log: SQLITE_FULL')), 'event log: SQLITE_FULL')
+    assert.equal(
+      readinessDetail(
+        new UnavailableError('event store: /srv/acme/data/x.sqlite was deleted', {
+          shown: 'event store: its file was deleted',
+        }),
+      ),
+      'event store: its file was deleted',
+    )
+    assert.equal(
+      readinessDetail(
+        new WarehouseUnavailableError('ClickHouse http://ch-prod-7.internal:8123 is unreachable'),
+      ),
+      'the warehouse is unavailable; try again later (the server log has the details)',
     )
   })
 

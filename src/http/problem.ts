@@ -86,11 +86,14 @@ const INTERNAL_DETAIL = 'an internal error occurred; see the server log'
 
 /**
  * What a client is told of a Herald error. Its message, written to be shown, except an internal
- * error's, and the warehouse's (`isWarehouseFailure`), which names where the warehouse is (a
- * server's URL, chDB's data folder) and carries ClickHouse's own text: neither is the client's
- * business, even when it only says to try again. Both stay whole in the server log.
+ * error's, the warehouse's (`isWarehouseFailure`), which names where the warehouse is (a
+ * server's URL, chDB's data folder) and carries ClickHouse's own text, and one that says what
+ * to show instead (`shown`: an event store's, naming its server or file, in its client's
+ * words): none of that is the client's business, even when it only says to try again. All
+ * stay whole in the server log.
  */
 export const shownDetail = (error: HeraldError): string => {
+  if (error.shown !== undefined) return error.shown
   if (isShown(error)) return error.message
   if (!isWarehouseFailure(error)) return INTERNAL_DETAIL
   return statusOf(error) === 503
@@ -99,7 +102,20 @@ export const shownDetail = (error: HeraldError): string => {
 }
 
 /** Whether `shownDetail` shows a Herald error's own message. */
-export const isShown = (error: HeraldError): boolean => !isWarehouseFailure(error) && statusOf(error) !== 500
+export const isShown = (error: HeraldError): boolean =>
+  error.shown === undefined && !isWarehouseFailure(error) && statusOf(error) !== 500
+
+/**
+ * What `/ready` says of a probe that failed: the probe's own words (a readiness check is
+ * written to say why), except where `shownDetail` keeps a Herald error's message to the log
+ * (`shown`, the warehouse's failures).
+ */
+export const readinessDetail = (error: unknown): string =>
+  isHeraldError(error) && (error.shown !== undefined || isWarehouseFailure(error))
+    ? shownDetail(error)
+    : error instanceof Error
+      ? error.message
+      : String(error)
 
 /**
  * Maps any thrown value to a problem. Herald errors keep their message as `shownDetail` shows it;

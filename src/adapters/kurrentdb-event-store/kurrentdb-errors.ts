@@ -99,9 +99,12 @@ export const translateKurrentError = (error: unknown, context: KurrentErrorConte
     )
   }
   if (TRANSIENT.some((type) => vendor instanceof type)) {
+    // The client's words name the server (its address, a leader's) and the transport's state:
+    // for the log. A client is told only that the store is unavailable.
     return new UnavailableError(`event store ${operation}: ${vendor.message}`, {
       cause: error,
       context: { operation, ...where },
+      shown: `event store ${operation}: the event store is unavailable; try again later (the server log has the details)`,
     })
   }
   if (vendor instanceof AccessDeniedError) {
