@@ -2,8 +2,14 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { describe, it } from 'node:test'
 import { createSqliteEventStore } from '../src/adapters/sqlite-event-store/index.ts'
-import { createDeliveryLog, decodeDeliveryEvent, deliveryStream } from '../src/deliveries/index.ts'
+import {
+  createDeliveryLog,
+  decodeDeliveryEvent,
+  deliveryStream,
+  MAX_DELIVERY_COMMAND_BYTES,
+} from '../src/deliveries/index.ts'
 import type { LogFields, Logger, LogLevel } from '../src/observability/index.ts'
+import { messageBytes } from '../src/ports/event-log.ts'
 import type { Batch, LogMessage } from '../src/ports/index.ts'
 import { createDeliveryRequestHandler } from './deliverer.ts'
 import { type DeliveryCommand, deliveryIdFor, encodeDeliveryCommand } from './routing/index.ts'
@@ -98,6 +104,33 @@ describe('createDeliveryRequestHandler', () => {
         ],
       )
       assert.equal(positions[0], Math.max(...all.map((e) => e.position)))
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('records a command as large as the router lets through, which the event store takes in one append', async () => {
+    const store = createSqliteEventStore({ path: ':memory:' })
+    try {
+      const deliveries = createDeliveryLog({
+        store,
+        clock: Date.now,
+        newId: randomUUID,
+        origin: randomUUID(),
+      })
+      const handler = createDeliveryRequestHandler({ deliveries, logger: () => {} })
+      const command = commandFor('large', 'cfg-1')
+      const sized = (pad: number): DeliveryCommand => ({
+        ...command,
+        event: { ...command.event, data: { pad: 'é'.repeat(pad) } },
+      })
+      // Two-byte characters, as many as fit the router's limit.
+      const over = messageBytes(encodeDeliveryCommand(sized(0)))
+      const largest = sized(Math.floor((MAX_DELIVERY_COMMAND_BYTES - over) / 2))
+      assert.ok(messageBytes(encodeDeliveryCommand(largest)) > MAX_DELIVERY_COMMAND_BYTES - 2)
+      assert.ok(messageBytes(encodeDeliveryCommand(largest)) <= MAX_DELIVERY_COMMAND_BYTES)
+      await handler(batchOf([encodeDeliveryCommand(largest).value]))
+      assert.equal((await store.readStream(deliveryStream(largest.deliveryId))).length, 1)
     } finally {
       await store.close()
     }

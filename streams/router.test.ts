@@ -249,7 +249,7 @@ describe('createRouterHandler', () => {
     assert.match(
       info?.message ?? '',
       new RegExp(
-        `^\\(event\\): makes a delivery command of \\d+ bytes \\(configuration cfg-1\\), over the ${limit} the event log takes in one message$`,
+        `^\\(event\\): makes a delivery command of \\d+ bytes \\(configuration cfg-1\\), over the ${limit} a delivery command may take \\(what the event log takes in one message, or the event store in one append\\)$`,
       ),
     )
     // The letter with the original's value would be too large: it goes without, saying how large it was.
@@ -282,6 +282,37 @@ describe('createRouterHandler', () => {
     )
     assert.deepEqual(counts[0]?.deadLettered, { event_unroutable: 1 })
     // Not remembered as routed: sent again once the limit is raised, it is routed.
+    assert.equal((await processed.seen([processedKey(large as IngressEvent)])).size, 0)
+  })
+
+  it('sets aside, with its whole value, an event whose command is larger than the event store can record, though the log takes any', async () => {
+    const processed = createMemoryProcessedIds()
+    const large = aValidEvent({
+      id: 'large',
+      data: { ...validDataOf('user.checks.tag.vulnerabilities.update'), note: 'x'.repeat(2_000) },
+    })
+    const largeBytes = encodeLogEvent(large).value
+    const limit = messageBytes(encodeLogEvent(large)) + 50
+    // No limit of the log's (the embedded one): only the deliverer's store limits the command.
+    const { handler, on, counts } = aRouter({ processed, maxCommandBytes: limit })
+
+    await handler(
+      batchOf([
+        encodeLogEvent(aValidEvent({ id: 'e1' })).value,
+        largeBytes,
+        encodeLogEvent(aValidEvent({ id: 'e2' })).value,
+      ]),
+    )
+
+    assert.deepEqual(deliveredEventIds(on(topics.deliveries)), ['e1', 'e2'])
+    const [letter, ...more] = on(topics.dlq)
+    assert.equal(more.length, 0)
+    const info = readDeadLetter({ headers: letter?.headers ?? {} })
+    assert.equal(info?.code, 'event_unroutable')
+    assert.match(info?.message ?? '', new RegExp(`over the ${limit} a delivery command may take`))
+    // The log takes the letter whole: the event stays readable there.
+    assert.deepEqual(letter?.value, largeBytes)
+    assert.deepEqual(counts[0]?.deadLettered, { event_unroutable: 1 })
     assert.equal((await processed.seen([processedKey(large as IngressEvent)])).size, 0)
   })
 

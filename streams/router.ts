@@ -277,6 +277,10 @@ export const matchSelectors =
       }),
     )
 
+/** The smaller of two limits, either of which may be absent. */
+const smallest = (a: number | undefined, b: number | undefined): number | undefined =>
+  a === undefined ? b : b === undefined ? a : Math.min(a, b)
+
 /** The issue of the first command larger than `limit`, if any. */
 const oversized = (commands: readonly OutgoingMessage[], limit: number): FieldIssue | undefined => {
   for (const command of commands) {
@@ -284,7 +288,7 @@ const oversized = (commands: readonly OutgoingMessage[], limit: number): FieldIs
     if (bytes > limit)
       return {
         path: '(event)',
-        message: `makes a delivery command of ${bytes} bytes (configuration ${command.key}), over the ${limit} the event log takes in one message`,
+        message: `makes a delivery command of ${bytes} bytes (configuration ${command.key}), over the ${limit} a delivery command may take (what the event log takes in one message, or the event store in one append)`,
       }
   }
   return undefined
@@ -515,6 +519,12 @@ export interface RouterHandlerOptions {
    * limit).
    */
   readonly maxMessageBytes?: number
+  /**
+   * The most a delivery command may take besides (`MAX_DELIVERY_COMMAND_BYTES`: what the
+   * deliverer can record in the event store): an event whose command is larger is set aside
+   * as `event_unroutable` too, whatever the log takes (default: no limit).
+   */
+  readonly maxCommandBytes?: number
   /** After each batch: for metrics (`herald_router_*`, `herald_ingress_*`). */
   readonly onRouted?: (counts: RouterCounts) => void
 }
@@ -544,6 +554,7 @@ export const routeBatches = ({
   route = true,
   groupId = 'herald-router',
   maxMessageBytes,
+  maxCommandBytes,
   onRouted,
 }: RouterHandlerOptions): OperatorFunction<Batch, Routing> => {
   const setAside = setAsideRefused({
@@ -579,7 +590,7 @@ export const routeBatches = ({
     setAside,
     dropRouted(processed),
     matchSelectors(getIndex),
-    toDeliveries(windowOf, maxMessageBytes),
+    toDeliveries(windowOf, smallest(maxMessageBytes, maxCommandBytes)),
     setAside,
     // What the log refused of the commands is set aside before the batch is remembered.
     pipe(

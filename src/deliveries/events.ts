@@ -2,6 +2,7 @@ import { isLeft } from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
 import { type Decoded, RecordedCloudEvent, toFieldIssues } from '../events/index.ts'
 import { ENDPOINT_TYPES, type EndpointType } from '../notifications/index.ts'
+import { MAX_APPEND_BYTES } from '../ports/event-store.ts'
 
 /**
  * The delivery log: one event stream per delivery (`delivery-<id>`, the id being
@@ -16,6 +17,15 @@ export const DELIVERY_STREAM_PREFIX = 'delivery-'
 export const deliveryStream = (deliveryId: string): string => `${DELIVERY_STREAM_PREFIX}${deliveryId}`
 
 export const isDeliveryStream = (stream: string): boolean => stream.startsWith(DELIVERY_STREAM_PREFIX)
+
+/**
+ * The largest delivery command, in bytes as the event log counts a message, whose
+ * `DeliveryRequested` the event store takes in one append (`MAX_APPEND_BYTES`): the request
+ * holds the command's fields as they came, plus when it was recorded, its metadata and type,
+ * well within the 4 KiB left over. The router sets aside an event whose command is larger, as
+ * it does one larger than the event log takes, rather than let the deliverer fail on it.
+ */
+export const MAX_DELIVERY_COMMAND_BYTES = MAX_APPEND_BYTES - 4096
 
 /**
  * Where a delivery stands. `pending`: waiting for its first attempt (or its first after a

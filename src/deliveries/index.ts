@@ -23,6 +23,7 @@ export {
   isDeliveryStatus,
   isDeliveryStream,
   isSettled,
+  MAX_DELIVERY_COMMAND_BYTES,
 } from './events.ts'
 export { createDeliveryLog, type DeliveryLog, type DeliveryLogOptions, type RecordedAttempt } from './log.ts'
 export {

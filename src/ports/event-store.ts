@@ -115,8 +115,19 @@ export interface SubscribeOptions {
   readonly streamPrefixes?: StreamPrefixes
 }
 
+/**
+ * The most bytes one append may hold, its events' types, data and metadata (JSON) together:
+ * KurrentDB's default `MaxAppendSize`, which the embedded store keeps too. `appendMany` counts
+ * each entry apart, as KurrentDB appends them one by one.
+ */
+export const MAX_APPEND_BYTES = 1_048_576
+
 export interface EventStore {
-  /** Throws ExpectedRevisionConflictError when the expected revision does not hold. */
+  /**
+   * Throws ExpectedRevisionConflictError when the expected revision does not hold, and a
+   * ValidationError when the events hold more than the store takes in one append
+   * (`MAX_APPEND_BYTES`, unless a KurrentDB server is set to take another size).
+   */
   append(stream: string, events: readonly EventData[], options?: AppendOptions): Promise<AppendResult>
   /**
    * Appends to several streams in one call, in array order: each entry behaves as `append` would

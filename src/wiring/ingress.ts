@@ -5,6 +5,7 @@ import { createDigestStore } from '../../streams/digest-store-sqlite.ts'
 import { batchHandler, ROUTER_MAX_BATCH, routeBatches } from '../../streams/router.ts'
 import type { SelectorIndex } from '../../streams/routing/index.ts'
 import { type Config, scrubCredentials } from '../config/index.ts'
+import { MAX_DELIVERY_COMMAND_BYTES } from '../deliveries/events.ts'
 import {
   createConfluentSchemaRegistry,
   createEmbeddedSchemaRegistry,
@@ -156,6 +157,9 @@ export const startRouter = async ({
           },
           route,
           ...(log.maxMessageBytes === undefined ? {} : { maxMessageBytes: log.maxMessageBytes }),
+          // Each command becomes a DeliveryRequested in the event store, which takes less than
+          // an embedded log (no limit) or a Kafka one set above its default.
+          maxCommandBytes: MAX_DELIVERY_COMMAND_BYTES,
           onRouted: ({ events, invalid, duplicates, deliveries, deadLettered }) => {
             metrics.eventsRouted.inc(events)
             metrics.deliveryCommands.inc(deliveries)
@@ -177,7 +181,8 @@ export const startRouter = async ({
     logger,
     // Each Kafka router instance keeps its own buffer: their digests of one window must not share an id.
     ...(config.event_log.kind === 'kafka' ? { instance: ingress.digests.instanceId } : {}),
-    ...(log.maxMessageBytes === undefined ? {} : { maxMessageBytes: log.maxMessageBytes }),
+    // A digest is a delivery command too: it lists fewer events to fit the event store as well.
+    maxMessageBytes: Math.min(log.maxMessageBytes ?? MAX_DELIVERY_COMMAND_BYTES, MAX_DELIVERY_COMMAND_BYTES),
     maxAttempts: config.notifications.digest_max_attempts,
     deadLetterTopic: topics.dlq,
     onFlushed: ({ digests }) => metrics.deliveryCommands.inc(digests),

@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { filter, firstValueFrom, type Observable, take, timeout, toArray } from 'rxjs'
 import { isExpectedRevisionConflict, isValidationError } from '../../src/errors/index.ts'
+import { MAX_APPEND_BYTES } from '../../src/ports/event-store.ts'
 import type {
   AppendResult,
   EventData,
@@ -251,6 +252,34 @@ export const runEventStoreContract = (options: EventStoreContractOptions): void 
           })
         }
         assert.deepEqual(await store.readStream(stream), [])
+      })
+
+      it('refuses an append holding more than MAX_APPEND_BYTES, naming its size, and takes one just under it', async () => {
+        const stream = newStream('large')
+        const big = 'x'.repeat(MAX_APPEND_BYTES)
+        await assert.rejects(store.append(stream, [newEvent({ big })]), (error: unknown) => {
+          assert.ok(isValidationError(error), String(error))
+          assert.equal(error.retriable, false)
+          assert.ok(
+            error.issues.some((i) => i.path.startsWith('events')),
+            JSON.stringify(error.issues),
+          )
+          return true
+        })
+        // Each under the limit, more than it together: KurrentDB counts the whole append.
+        const half = 'x'.repeat(MAX_APPEND_BYTES / 2)
+        await assert.rejects(
+          store.append(stream, [newEvent({ half }), newEvent({ half })]),
+          isValidationError,
+        )
+        await assert.rejects(
+          store.appendMany([{ stream, events: [newEvent({ half }), newEvent({ half })] }]),
+          isValidationError,
+        )
+        assert.deepEqual(await store.readStream(stream), [])
+        const fits = newEvent({ fits: 'x'.repeat(MAX_APPEND_BYTES - 4096) })
+        await store.append(stream, [fits])
+        assert.equal((await store.readStream(stream))[0]?.data.fits, fits.data.fits)
       })
 
       it('refuses system ($) stream names and event types, and the metadata key it keeps ids in, writing nothing', async () => {

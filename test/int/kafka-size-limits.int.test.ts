@@ -165,7 +165,7 @@ describe('Kafka with a request size limit', () => {
     assert.match(
       info?.message ?? '',
       new RegExp(
-        `^\\(event\\): makes a delivery command of \\d+ bytes \\(configuration cfg-1\\), over the ${limit} the event log takes in one message$`,
+        `^\\(event\\): makes a delivery command of \\d+ bytes \\(configuration cfg-1\\), over the ${limit} a delivery command may take \\(what the event log takes in one message, or the event store in one append\\)$`,
       ),
     )
     assert.equal(letter?.value.byteLength, 0)

@@ -16,8 +16,14 @@ export interface CatchUpOptions {
   readonly subscriber: Subscriber<RecordedEvent>
   readonly after: number
   readonly pageSize: number
-  /** Events with position > after, in position order, at most `limit`. Synchronous, so reads never interleave. */
-  readonly readPage: (after: number, limit: number) => readonly RecordedEvent[]
+  /**
+   * Events with position > after, in position order, at most `limit` (and fewer when they are
+   * large); `full` when more may follow. Synchronous, so reads never interleave.
+   */
+  readonly readPage: (
+    after: number,
+    limit: number,
+  ) => { readonly events: readonly RecordedEvent[]; readonly full: boolean }
   readonly onStop: () => void
 }
 
@@ -57,12 +63,12 @@ export const startCatchUp = (options: CatchUpOptions): CatchUp => {
     if (stopped) return
     try {
       const page = readPage(checkpoint, pageSize)
-      for (const event of page) {
+      for (const event of page.events) {
         if (stopped) return
         checkpoint = event.position
         subscriber.next(event)
       }
-      if (page.length === pageSize && !stopped) {
+      if (page.full && !stopped) {
         // More may follow: let the event loop breathe between pages so a long catch-up
         // does not starve appenders, timers and I/O.
         nextPage ??= setImmediate(() => {

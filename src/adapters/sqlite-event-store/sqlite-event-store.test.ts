@@ -107,6 +107,57 @@ describe('sqlite event store deleteStreams', () => {
   })
 })
 
+describe('sqlite event store sizes', () => {
+  it('refuses an append larger than KurrentDB takes by default, naming its size and the limit, writing nothing', async () => {
+    const store = open()
+    const big = { ...newEvent(), data: { big: 'x'.repeat(20 * 1_048_576) } }
+    await assert.rejects(store.append('big', [newEvent(), big]), (error: unknown) => {
+      assert.ok(isValidationError(error))
+      assert.deepEqual(error.issues, [
+        {
+          path: 'events[1]',
+          message: `is ${20 * 1_048_576 + 18} bytes, over the 1048576 the event store takes in one append`,
+        },
+      ])
+      return true
+    })
+    const half = { ...newEvent(), data: { half: 'x'.repeat(600_000) } }
+    await assert.rejects(
+      store.appendMany([
+        { stream: 'fits', events: [newEvent()] },
+        { stream: 'together', events: [half, { ...half, id: randomUUID() }] },
+      ]),
+      (error: unknown) =>
+        isValidationError(error) &&
+        /^invalid appendMany: appends\[1\]\.events hold \d+ bytes, over the 1048576 the event store takes in one append$/.test(
+          error.message,
+        ),
+    )
+    assert.deepEqual(await store.readAll(), [])
+  })
+
+  it('ends a catch-up page at pageBytes of data, before pageSize, and reads on at the next turn', async () => {
+    const store = createSqliteEventStore({ path: ':memory:', pageBytes: 2_000 })
+    after(() => store.close())
+    const events = Array.from({ length: 10 }, () => ({ ...newEvent(), data: { pad: 'x'.repeat(990) } }))
+    await store.append('padded', events)
+    const seen: string[] = []
+    const subscription = store.subscribeToAll().subscribe((event) => seen.push(event.id))
+    try {
+      // The subscription's first read, queued as a microtask when it began, came before this.
+      await new Promise<void>((resolve) => queueMicrotask(resolve))
+      assert.equal(seen.length, 2)
+      for (let waited = 0; seen.length < events.length && waited < 2_000; waited += 10) await sleep(10)
+      assert.deepEqual(
+        seen,
+        events.map((e) => e.id),
+      )
+    } finally {
+      subscription.unsubscribe()
+    }
+  })
+})
+
 describe('sqlite event store group commit', () => {
   it('writes the appends of one turn together, each still succeeding or failing on its own', async () => {
     const store = open({ groupCommit: true })

@@ -1,6 +1,7 @@
 import type { StatementSync } from 'node:sqlite'
 import { Observable } from 'rxjs'
-import { ClosedError, isRetriable } from '../../errors/index.ts'
+import { ClosedError, isRetriable, ValidationError } from '../../errors/index.ts'
+import { MAX_APPEND_BYTES } from '../../ports/event-store.ts'
 import type {
   AppendOptions,
   AppendResult,
@@ -29,8 +30,10 @@ import {
 } from './validate.ts'
 import { startWriterThread, type WriterThread } from './writer-thread.ts'
 import {
+  appendSizeIssues,
   createGroupWriter,
   DELETE_OUTCOMES,
+  type EncodedEvent,
   encodeEvents,
   type MigrationListener,
   openDatabase,
@@ -47,6 +50,11 @@ export interface SqliteEventStoreOptions {
   readonly busyTimeoutMs?: number
   /** Events per catch-up read; the event loop gets a turn between pages. Default 500. */
   readonly pageSize?: number
+  /**
+   * About the most characters of data and metadata a catch-up read holds: a page ends at the
+   * event that reaches it (so it holds one event at least) even before `pageSize`. Default 4 MiB.
+   */
+  readonly pageBytes?: number
   /** Milliseconds since the epoch, stamped on events as `recordedAt`. Default `Date.now`. */
   readonly clock?: () => number
   /**
@@ -73,6 +81,12 @@ export interface SqliteEventStoreOptions {
    * and it is started again. For the operator's log; `ping` fails until it answers again.
    */
   readonly onWriterStopped?: (error: Error) => void
+  /**
+   * Bytes one append (each `appendMany` entry) may hold, its events' types, data and metadata
+   * (JSON) together; a larger one is refused as invalid. Default `MAX_APPEND_BYTES`, KurrentDB's,
+   * so what one store takes the other does.
+   */
+  readonly maxAppendBytes?: number
   /** Pages the file may hold at most; past it appends fail with SQLITE_FULL (see `openSqliteFile`). */
   readonly maxPageCount?: number
   /**
@@ -102,10 +116,12 @@ const defaults = {
   pollIntervalMs: 250,
   busyTimeoutMs: 5000,
   pageSize: 500,
+  pageBytes: 4 * 1_048_576,
   clock: Date.now,
   groupCommit: false,
   maxGroupAppends: 1000,
   writerThread: false,
+  maxAppendBytes: MAX_APPEND_BYTES,
 } satisfies Omit<SqliteEventStoreOptions, 'path'>
 
 const toRecorded = (row: EventRow): RecordedEvent => ({
@@ -151,9 +167,27 @@ const toRecorded = (row: EventRow): RecordedEvent => ({
  * await store.close()
  */
 export const createSqliteEventStore = (options: SqliteEventStoreOptions): SqliteEventStore => {
-  const { path, pollIntervalMs, busyTimeoutMs, pageSize, clock, groupCommit, maxGroupAppends } = {
+  const {
+    path,
+    pollIntervalMs,
+    busyTimeoutMs,
+    pageSize,
+    clock,
+    groupCommit,
+    maxGroupAppends,
+    maxAppendBytes,
+    pageBytes,
+  } = {
     ...defaults,
     ...options,
+  }
+
+  /** `events` encoded, refused when more than one append takes (`appendSizeIssues`). */
+  const encodeWithin = (events: readonly EventData[], path: string, what: string): EncodedEvent[] => {
+    const encoded = encodeEvents(events)
+    const issues = appendSizeIssues(encoded, path, maxAppendBytes)
+    if (issues.length > 0) throw ValidationError.of(what, issues)
+    return encoded
   }
   const { db, statements } = openDatabase(path, busyTimeoutMs, options.maxPageCount, options.onMigration)
   // What `ping` reports besides a connection that answers: see `watchStorage`. Its write-ahead
@@ -172,20 +206,53 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
 
   // Prepared once per number of prefixes (a handful: each read model passes a fixed list).
   const byPrefixes = new Map<number, StatementSync>()
+  const readAllStatement = (prefixes?: readonly string[]): StatementSync => {
+    if (prefixes === undefined) return statements.readAll
+    let statement = byPrefixes.get(prefixes.length)
+    if (statement === undefined) {
+      statement = db.prepare(readAllByPrefixes(prefixes.length))
+      byPrefixes.set(prefixes.length, statement)
+    }
+    return statement
+  }
+  const readAllArguments = (after: number, limit: number, prefixes?: readonly string[]) =>
+    prefixes === undefined
+      ? [after, limit]
+      : [after, ...prefixes.flatMap((prefix) => [prefix, prefix]), limit]
+
   const readAllSync = (after: number, limit: number, prefixes?: readonly string[]): RecordedEvent[] => {
     try {
-      if (prefixes === undefined)
-        return (statements.readAll.all(after, limit) as unknown as EventRow[]).map(toRecorded)
-      let statement = byPrefixes.get(prefixes.length)
-      if (statement === undefined) {
-        statement = db.prepare(readAllByPrefixes(prefixes.length))
-        byPrefixes.set(prefixes.length, statement)
-      }
-      const rows = statement.all(after, ...prefixes.flatMap((prefix) => [prefix, prefix]), limit)
+      const rows = readAllStatement(prefixes).all(...readAllArguments(after, limit, prefixes))
       return (rows as unknown as EventRow[]).map(toRecorded)
     } catch (error) {
       throw translateSqliteError(error, 'event store', 'readAll')
     }
+  }
+
+  /**
+   * A catch-up page: at most `limit` events and, past the first, no more than about
+   * `pageBytes` of their data and metadata, so that a page of large events (each up to an
+   * append's limit) does not hold hundreds of MiB at once. `full` when either bound cut it.
+   */
+  const readPageSync = (
+    after: number,
+    limit: number,
+    prefixes?: readonly string[],
+  ): { readonly events: RecordedEvent[]; readonly full: boolean } => {
+    const events: RecordedEvent[] = []
+    let bytes = 0
+    try {
+      for (const row of readAllStatement(prefixes).iterate(...readAllArguments(after, limit, prefixes))) {
+        const event = row as unknown as EventRow
+        events.push(toRecorded(event))
+        bytes += event.data.length + event.metadata.length
+        // Leaving the loop resets the statement.
+        if (bytes >= pageBytes) return { events, full: true }
+      }
+    } catch (error) {
+      throw translateSqliteError(error, 'event store', 'readAll')
+    }
+    return { events, full: events.length === limit }
   }
 
   const poll = (): void => {
@@ -298,7 +365,13 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
     validateAppend(stream, events, options)
     const [result] = await write({
       operation: 'append',
-      appends: [{ stream, events: encodeEvents(events), expected: options.expectedRevision ?? 'any' }],
+      appends: [
+        {
+          stream,
+          events: encodeWithin(events, 'events', 'append'),
+          expected: options.expectedRevision ?? 'any',
+        },
+      ],
       recordedAt: clock(),
     })
     if (result === undefined) throw new Error('the event store answered an append without its result')
@@ -312,9 +385,9 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
     if (appends.length === 0) return []
     return write({
       operation: 'appendMany',
-      appends: appends.map(({ stream, events, expectedRevision }) => ({
+      appends: appends.map(({ stream, events, expectedRevision }, i) => ({
         stream,
-        events: encodeEvents(events),
+        events: encodeWithin(events, `appends[${i}].events`, 'appendMany'),
         expected: expectedRevision ?? 'any',
       })),
       recordedAt: clock(),
@@ -369,7 +442,7 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
         subscriber,
         after: options.after ?? 0,
         pageSize,
-        readPage: (after, limit) => readAllSync(after, limit, options.streamPrefixes),
+        readPage: (after, limit) => readPageSync(after, limit, options.streamPrefixes),
         onStop: () => {
           live.delete(catchUp)
           updatePoller()

@@ -1,5 +1,5 @@
 import type { DatabaseSync, StatementSync } from 'node:sqlite'
-import { ExpectedRevisionConflictError, ValidationError } from '../../errors/index.ts'
+import { ExpectedRevisionConflictError, type FieldIssue, ValidationError } from '../../errors/index.ts'
 import type { AppendResult, EventData, ExpectedRevision } from '../../ports/index.ts'
 import { translateSqliteError } from '../sqlite-errors.ts'
 import { columnsOf, openSqliteFile, runTransaction } from '../sqlite-file.ts'
@@ -54,6 +54,34 @@ export const encodeEvents = (events: readonly EventData[]): EncodedEvent[] =>
     data: JSON.stringify(event.data),
     metadata: JSON.stringify(event.metadata ?? {}),
   }))
+
+/** An event's bytes as KurrentDB counts them against its append limit: type, data and metadata. */
+const eventBytes = (event: EncodedEvent): number =>
+  Buffer.byteLength(event.type) + Buffer.byteLength(event.data) + Buffer.byteLength(event.metadata)
+
+/**
+ * Why `events` (the encoded events of one append, or of one `appendMany` entry, at `path`) are
+ * more than one append takes: the event that alone is, or all of them together.
+ */
+export const appendSizeIssues = (
+  events: readonly EncodedEvent[],
+  path: string,
+  limit: number,
+): FieldIssue[] => {
+  const sizes = events.map(eventBytes)
+  const alone = sizes.findIndex((bytes) => bytes > limit)
+  if (alone >= 0)
+    return [
+      {
+        path: `${path}[${alone}]`,
+        message: `is ${sizes[alone]} bytes, over the ${limit} the event store takes in one append`,
+      },
+    ]
+  const total = sizes.reduce((sum, bytes) => sum + bytes, 0)
+  return total > limit
+    ? [{ path, message: `hold ${total} bytes, over the ${limit} the event store takes in one append` }]
+    : []
+}
 
 export type Statements = Record<keyof typeof SQL, StatementSync>
 
