@@ -18,6 +18,7 @@ import { type LogMessage, messageBytes, type OutgoingMessage } from '../../src/p
 import { runEventLogContract } from '../contracts/event-log.contract.ts'
 import { eventually } from '../support/eventually.ts'
 import { type KafkaMock, mockLogOptions, startKafkaMock } from '../support/kafka-mock.ts'
+import { createKcat } from '../support/kcat.ts'
 
 let kafka: KafkaMock
 
@@ -325,6 +326,45 @@ describe('Kafka event log adapter', () => {
       await eventually(() => assert.deepEqual(received, ['before', 'after']))
       await consumer.stop()
     } finally {
+      await log.close()
+    }
+  })
+
+  it('reads a header a producer sent with a null value as absent, and goes on with the partition', async () => {
+    // kcat (librdkafka) sends `-H trace` with a null value, as a Java RecordHeader with a
+    // null value does; kafkajs itself cannot send one.
+    const topic = `null-header-${Date.now()}`
+    await kafka.createTopic(topic, 1)
+    const kcat = createKcat(kafka.bootstrapServers)
+    const lines: KafkaLogEntry[] = []
+    const log = createKafkaEventLog(testOptions({ logLevel: 'warn', logger: (entry) => lines.push(entry) }))
+    const groupId = `null-header-${Date.now()}`
+    const received: { value: string; headers: Readonly<Record<string, string>> }[] = []
+    try {
+      await kcat.produce(topic, {
+        key: 'k',
+        value: 'first',
+        headers: { 'content-type': 'text/plain', trace: null },
+      })
+      await kcat.produce(topic, { key: 'k', value: 'second', headers: { trace: 't-2' } })
+      const consumer = await log.consume({ groupId, topics: [topic] }, async (batch) => {
+        for (const m of batch.messages)
+          received.push({ value: new TextDecoder().decode(m.value), headers: m.headers })
+      })
+      await eventually(() => assert.equal(received.length, 2), { timeoutMs: 30_000 })
+      assert.deepEqual(received, [
+        { value: 'first', headers: { 'content-type': 'text/plain' } },
+        { value: 'second', headers: { trace: 't-2' } },
+      ])
+      await eventually(async () => assert.equal((await log.lag(groupId, [topic]))[0]?.committed, 2))
+      await consumer.stop()
+      assert.deepEqual(
+        lines.filter((e) => e.event === 'kafka_event_log.consumer_crashed'),
+        [],
+        'the consumer never crashed',
+      )
+    } finally {
+      kcat.close()
       await log.close()
     }
   })

@@ -30,16 +30,23 @@ export const createKcat = (bootstrapServers: readonly string[]) => {
   const dir = mkdtempSync(join(tmpdir(), 'herald-kcat-'))
   let files = 0
   return {
-    /** One message per call: the value goes through a file, so any bytes survive. */
+    /**
+     * One message per call: the value goes through a file, so any bytes survive. A header
+     * given as `null` is sent with a null value (kcat's `-H name` without `=`), as Kafka allows.
+     */
     async produce(
       topic: string,
-      message: { key: string; value: Uint8Array | string; headers?: Readonly<Record<string, string>> },
+      message: {
+        key: string
+        value: Uint8Array | string
+        headers?: Readonly<Record<string, string | null>>
+      },
     ): Promise<void> {
       const file = join(dir, `message-${files++}`)
       writeFileSync(file, message.value)
       const headers = Object.entries(message.headers ?? {}).flatMap(([name, value]) => [
         '-H',
-        `${name}=${value}`,
+        value === null ? name : `${name}=${value}`,
       ])
       await run('kcat', ['-P', '-b', brokers, '-t', topic, '-k', message.key, ...headers, file], {
         timeout: 30_000,

@@ -50,6 +50,20 @@ describe('toLogMessage', () => {
     assert.equal(message.headers.ce_source, '/engine \uFFFD')
   })
 
+  it('reads a header without a value (null, as Kafka allows) as absent', () => {
+    const message = toLogMessage('t', 0, {
+      key: null,
+      value: Buffer.from('{}'),
+      timestamp: '0',
+      attributes: 0,
+      offset: '0',
+      // kafkajs's types say no null, but its decoder hands one over for a header of length -1.
+      headers: { trace: null, twice: [Buffer.from('a'), null], ce_id: Buffer.from('e1') } as never,
+    })
+    assert.deepEqual(message.headers, { ce_id: 'e1' })
+    assert.equal('undecodableHeaders' in message, false)
+  })
+
   it('says nothing of undecodable headers when every one is UTF-8', () => {
     const message = toLogMessage('t', 0, {
       key: null,

@@ -42,8 +42,11 @@ export const toLogMessage = (topic: string, partition: number, message: KafkaMes
       const value = raw[name]
       if (value === undefined) continue
       // Kafka allows a header name twice; the port has one value per name, so the last wins.
-      const last = Array.isArray(value) ? value.at(-1) : value
-      if (last === undefined) continue
+      const last: Buffer | string | null | undefined = Array.isArray(value) ? value.at(-1) : value
+      // Kafka also allows a header without a value (a Java RecordHeader with a null value,
+      // librdkafka's header_add with NULL), which kafkajs hands over as null. The port's headers
+      // are text, and a null is none: the header reads as absent, not as an empty value.
+      if (last === undefined || last === null) continue
       const decoded = text(last)
       headers[name] = decoded
       if (!undecodable(last, decoded)) continue
@@ -194,9 +197,14 @@ export const runConsumerLoop = (
     const { topic, partition } = payload.batch
     const first = chunk[0] as KafkaMessage
     const last = chunk.at(-1) as KafkaMessage
-    const batch: Batch = { topic, partition, messages: chunk.map((m) => toLogMessage(topic, partition, m)) }
+    // The batch is made inside the try: whatever it cannot read fails this chunk like a
+    // handler would (a back-off, then the same messages), where an error escaping eachBatch
+    // crashes the kafkajs consumer, which restarts into the same messages, again and again.
+    let batch: Batch = { topic, partition, messages: [] }
     try {
-      await withHeartbeats(payload.heartbeat, () => handler(batch))
+      batch = { topic, partition, messages: chunk.map((m) => toLogMessage(topic, partition, m)) }
+      const made = batch
+      await withHeartbeats(payload.heartbeat, () => handler(made))
     } catch (error) {
       backOff(payload, first.offset, error, batch)
       return false
