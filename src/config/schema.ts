@@ -224,7 +224,7 @@ export const schema = group({
     cycle_timers: group({
       load: key(decimal(0.05, 86400), {
         default: 0.5,
-        doc: 'Seed key. Seconds (fractions allowed) a partial projector batch waits at most for more events: a batch is inserted when it holds `batch_size` events or its oldest event has waited this long. An event becomes visible in the reports after up to this wait plus its batch’s insert, so this sets most of their freshness; a backlog is read in full batches whatever it is. Shorter waits mean more, smaller inserts, so more of the warehouse’s merging: in the freshness benchmark at 10,000 events/s, 0.5 s gave a p99 of 1.0–1.7 s at 148–168 µs of CPU per event, 1 s 2.1–2.4 s at 143–153, and 0.25 s no better than 0.5 at 168–170; at 1,000 events/s, 0.5 s gave 0.76–0.82 s at 629–676 µs, 1 s 1.3–1.4 s at 541–546. Set 1 or more to spend less CPU where reports may lag more.',
+        doc: 'Seed key. Seconds (fractions allowed) a partial projector batch waits at most for more events: a batch is inserted when it holds `batch_size` events or its oldest event has waited this long. An event becomes visible in the reports after up to this wait plus its batch’s insert, so this sets most of their freshness; a backlog is read in full batches whatever it is. Shorter waits mean more, smaller inserts, so more of the warehouse’s merging: in the freshness benchmark at 10,000 events/s, 0.5 s gave a p99 of 1.0–1.7 s at 148–168 µs of CPU per event, 1 s 2.1–2.4 s at 143–153, and 0.25 s no better than 0.5 at 168–170; at 1,000 events/s, 0.5 s gave 0.76–0.82 s at 629–676 µs, 1 s 1.3–1.4 s at 541–546. Set 1 or more to spend less CPU where reports may lag more. On Kafka a fetch waits at most 10 s (a third of the consumer session timeout, beyond which the projector would be dropped from its group at every quiet fetch), so a longer wait there hands over what is waiting every 10 s.',
       }),
       refresh: key(positive, {
         default: 60,
@@ -329,7 +329,7 @@ export const schema = group({
       consumer: group({
         max_wait_ms: key(integer(0, 60_000), {
           default: 5000,
-          doc: 'Longest a fetch waits on the broker for new messages (kafkajs’s `maxWaitTimeInMs`). A broker answers as soon as there is data; lower it only for one that holds empty fetches for the whole wait.',
+          doc: 'Longest a fetch waits on the broker for new messages (kafkajs’s `maxWaitTimeInMs`). A broker answers as soon as there is data; lower it only for one that holds empty fetches for the whole wait. At most 10 s is used (a third of the consumer session timeout: kafkajs heartbeats between fetches, so a longer one gets the consumer dropped from its group whenever the log is quiet).',
         }),
         commit_interval_ms: key(integer(0, 3_600_000), {
           default: 1000,

@@ -369,6 +369,47 @@ describe('Kafka event log adapter', () => {
     }
   })
 
+  it('keeps a fetch wait longer than the session timeout from getting the member evicted while the log is quiet', async () => {
+    // kafkajs heartbeats between fetches: a fetch held on the broker for the consumer's whole
+    // maxWaitMs (the projector's `reports.cycle_timers.load`, up to a day) outlives the mock's
+    // 4 s session, and the coordinator drops the member at every quiet fetch.
+    const topic = `long-wait-${Date.now()}`
+    await kafka.createTopic(topic, 1)
+    const lines: KafkaLogEntry[] = []
+    const log = createKafkaEventLog(testOptions({ logLevel: 'warn', logger: (entry) => lines.push(entry) }))
+    const handled: number[] = []
+    try {
+      const consumer = await log.consume(
+        { groupId: `long-wait-${Date.now()}`, topics: [topic], maxWaitMs: 20_000, maxBatchSize: 20_000 },
+        async (batch) => {
+          for (const _ of batch.messages) handled.push(Date.now())
+        },
+      )
+      await log.publish(topic, [{ key: 'k', value: new Uint8Array([1]) }])
+      await eventually(() => assert.equal(handled.length, 1), { timeoutMs: 30_000 })
+      // A quiet spell of two sessions, then one more message.
+      await new Promise((resolve) => setTimeout(resolve, 8_000))
+      const sent = Date.now()
+      await log.publish(topic, [{ key: 'k', value: new Uint8Array([2]) }])
+      await eventually(() => assert.equal(handled.length, 2), { timeoutMs: 30_000 })
+      await consumer.stop()
+      assert.deepEqual(
+        lines.filter((e) =>
+          /not aware of this member|UNKNOWN_MEMBER_ID/.test(`${e.message} ${JSON.stringify(e.fields)}`),
+        ),
+        [],
+        'the member was never dropped',
+      )
+      // The mock holds an empty fetch for its whole wait: at most a third of the 4 s session.
+      assert.ok(
+        (handled[1] as number) - sent < 3_000,
+        `handled ${(handled[1] as number) - sent} ms after it was sent`,
+      )
+    } finally {
+      await log.close()
+    }
+  })
+
   it('refuses use after close', async () => {
     const log = createKafkaEventLog(testOptions())
     await log.close()

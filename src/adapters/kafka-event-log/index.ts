@@ -64,7 +64,11 @@ export interface KafkaConsumerTimings {
   readonly heartbeatIntervalMs?: number
   /** Default 60 000. */
   readonly rebalanceTimeoutMs?: number
-  /** Longest a fetch waits for new messages on the broker, default 5 000. */
+  /**
+   * Longest a fetch waits for new messages on the broker, default 5 000. Neither this nor a
+   * consumer's `maxWaitMs` makes a fetch wait more than a third of the session timeout: see
+   * `longestFetchWait`.
+   */
   readonly maxWaitTimeMs?: number
   /** Bytes a fetch waits for (up to `maxWaitTimeMs`) before the broker answers, default 1. */
   readonly minBytes?: number
@@ -138,6 +142,21 @@ const refusedAsTooLarge = (error: unknown): boolean =>
   isHeraldError(error) && error.context.kafkaError === 'MESSAGE_TOO_LARGE'
 
 const DEFAULT_MAX_BATCH = 500
+/** kafkajs's defaults, which apply when the options leave these out. */
+const DEFAULT_SESSION_TIMEOUT_MS = 30_000
+const DEFAULT_MAX_WAIT_MS = 5_000
+
+/**
+ * The longest a fetch may wait on the broker: a third of the session timeout (10 s by
+ * default). kafkajs heartbeats between fetches (and while a handler runs), not during one, so
+ * a fetch held for the session timeout or longer on a quiet log gets the member dropped from
+ * its group and the partitions rebalanced at every such fetch. A longer wait asked for (the
+ * projector's `reports.cycle_timers.load`, a long `max_wait_ms`) therefore means this one on
+ * Kafka: a partial batch still goes to the handler within the wait asked for, only sooner
+ * and smaller on a quiet log, while a backlog is read in full batches either way.
+ */
+const longestFetchWait = (sessionTimeoutMs: number | undefined): number =>
+  Math.floor((sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS) / 3)
 const DEFAULT_MAX_REQUEST_BYTES = 1_048_576
 /** The smallest request limit taken: room for its framing and a message of a few kilobytes. */
 const MIN_REQUEST_BYTES = 4_096
@@ -358,11 +377,12 @@ export const createKafkaEventLog = (options: KafkaEventLogOptions): EventLog => 
       { topic, index, bytes, published: index },
     )
 
+  const longestWait = longestFetchWait(options.consumer?.sessionTimeoutMs)
   const consumerTimings = {
     sessionTimeout: options.consumer?.sessionTimeoutMs,
     heartbeatInterval: options.consumer?.heartbeatIntervalMs,
     rebalanceTimeout: options.consumer?.rebalanceTimeoutMs,
-    maxWaitTimeInMs: options.consumer?.maxWaitTimeMs,
+    maxWaitTimeInMs: Math.min(options.consumer?.maxWaitTimeMs ?? DEFAULT_MAX_WAIT_MS, longestWait),
     minBytes: options.consumer?.minBytes,
     maxBytes: options.consumer?.maxBytes,
     maxBytesPerPartition: options.consumer?.maxBytesPerPartition,
@@ -455,10 +475,13 @@ export const createKafkaEventLog = (options: KafkaEventLogOptions): EventLog => 
         retry,
         ...consumerTimings,
         // A batch wait: the broker holds the fetch until about a full batch (at a modest
-        // 256 bytes a message) is there, or until the wait is over.
+        // 256 bytes a message) is there, or until the wait (at most longestWait) is over.
         ...(consumeOptions.maxWaitMs === undefined || consumeOptions.maxWaitMs === 0
           ? {}
-          : { maxWaitTimeInMs: consumeOptions.maxWaitMs, minBytes: maxBatchSize * 256 }),
+          : {
+              maxWaitTimeInMs: Math.min(consumeOptions.maxWaitMs, longestWait),
+              minBytes: maxBatchSize * 256,
+            }),
       })
       try {
         await kafkaConsumer.connect()
