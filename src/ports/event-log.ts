@@ -96,7 +96,8 @@ export interface ConsumeOptions {
    * there). A batch goes to the handler when it is full or its oldest message has waited this
    * long, whichever comes first, so a consumer that pays per batch (the projector's inserts)
    * gets large batches under load and bounded latency when quiet. On Kafka it is the fetch's
-   * wait on the broker, with a minimum fetch size of about a full batch, and at most a third of
+   * wait on the broker, with a minimum fetch size of about a full batch (no more than one
+   * partition's fetch bound, all a broker counts of a partition), and at most a third of
    * the consumer session timeout (10 s by default): a fetch is no heartbeat, and one held
    * longer would get the member dropped from its group while the log is quiet.
    */

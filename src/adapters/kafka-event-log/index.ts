@@ -28,6 +28,7 @@ import {
 import { rememberingPartitioner } from '../murmur2.ts'
 import { runConsumerLoop } from './consumer.ts'
 import { fromKafkaError } from './errors.ts'
+import { batchFetch, longestFetchWait } from './fetching.ts'
 import {
   type KafkaEventLogLogger,
   type KafkaLogLevel,
@@ -142,21 +143,8 @@ const refusedAsTooLarge = (error: unknown): boolean =>
   isHeraldError(error) && error.context.kafkaError === 'MESSAGE_TOO_LARGE'
 
 const DEFAULT_MAX_BATCH = 500
-/** kafkajs's defaults, which apply when the options leave these out. */
-const DEFAULT_SESSION_TIMEOUT_MS = 30_000
+/** kafkajs's default fetch wait, which applies when the options leave it out. */
 const DEFAULT_MAX_WAIT_MS = 5_000
-
-/**
- * The longest a fetch may wait on the broker: a third of the session timeout (10 s by
- * default). kafkajs heartbeats between fetches (and while a handler runs), not during one, so
- * a fetch held for the session timeout or longer on a quiet log gets the member dropped from
- * its group and the partitions rebalanced at every such fetch. A longer wait asked for (the
- * projector's `reports.cycle_timers.load`, a long `max_wait_ms`) therefore means this one on
- * Kafka: a partial batch still goes to the handler within the wait asked for, only sooner
- * and smaller on a quiet log, while a backlog is read in full batches either way.
- */
-const longestFetchWait = (sessionTimeoutMs: number | undefined): number =>
-  Math.floor((sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS) / 3)
 const DEFAULT_MAX_REQUEST_BYTES = 1_048_576
 /** The smallest request limit taken: room for its framing and a message of a few kilobytes. */
 const MIN_REQUEST_BYTES = 4_096
@@ -474,14 +462,8 @@ export const createKafkaEventLog = (options: KafkaEventLogOptions): EventLog => 
         allowAutoTopicCreation: false,
         retry,
         ...consumerTimings,
-        // A batch wait: the broker holds the fetch until about a full batch (at a modest
-        // 256 bytes a message) is there, or until the wait (at most longestWait) is over.
-        ...(consumeOptions.maxWaitMs === undefined || consumeOptions.maxWaitMs === 0
-          ? {}
-          : {
-              maxWaitTimeInMs: Math.min(consumeOptions.maxWaitMs, longestWait),
-              minBytes: maxBatchSize * 256,
-            }),
+        // A batch wait: see batchFetch.
+        ...batchFetch(consumeOptions.maxWaitMs, maxBatchSize, options.consumer ?? {}),
       })
       try {
         await kafkaConsumer.connect()
