@@ -17,6 +17,7 @@ import {
 import { type LogMessage, messageBytes, type OutgoingMessage } from '../../src/ports/event-log.ts'
 import { runEventLogContract } from '../contracts/event-log.contract.ts'
 import { eventually } from '../support/eventually.ts'
+import { appendTransactionMarker } from '../support/kafka-control-records.ts'
 import { type KafkaMock, mockLogOptions, startKafkaMock } from '../support/kafka-mock.ts'
 import { createKcat } from '../support/kcat.ts'
 
@@ -405,6 +406,42 @@ describe('Kafka event log adapter', () => {
         (handled[1] as number) - sent < 3_000,
         `handled ${(handled[1] as number) - sent} ms after it was sent`,
       )
+    } finally {
+      await log.close()
+    }
+  })
+
+  it('commits past the transaction markers of a transactional producer, so the lag reaches 0', async () => {
+    // A transactional producer's records are followed by its transaction's marker, a control
+    // record that takes an offset but is no message.
+    const topic = `markers-${Date.now()}`
+    await kafka.createTopic(topic, 1)
+    const log = createKafkaEventLog(testOptions())
+    const groupId = `markers-${Date.now()}`
+    const handled: number[] = []
+    const committed = async () => (await log.lag(groupId, [topic]))[0]
+    try {
+      await log.publish(topic, [{ key: 'k', value: new Uint8Array([1]) }])
+      assert.equal(await appendTransactionMarker(kafka.bootstrapServers, topic, 0), 1)
+      const consumer = await log.consume({ groupId, topics: [topic] }, async (batch) => {
+        for (const m of batch.messages) handled.push(m.offset)
+      })
+      // A marker fetched with the messages before it.
+      await eventually(
+        async () => assert.deepEqual(await committed(), { topic, partition: 0, committed: 2, end: 2 }),
+        {
+          timeoutMs: 30_000,
+        },
+      )
+      await log.publish(topic, [{ key: 'k', value: new Uint8Array([2]) }])
+      await eventually(async () => assert.equal((await committed())?.committed, 3))
+      // A marker fetched alone: a batch of no messages.
+      assert.equal(await appendTransactionMarker(kafka.bootstrapServers, topic, 0), 3)
+      await eventually(async () =>
+        assert.deepEqual(await committed(), { topic, partition: 0, committed: 4, end: 4 }),
+      )
+      await consumer.stop()
+      assert.deepEqual(handled, [0, 2])
     } finally {
       await log.close()
     }

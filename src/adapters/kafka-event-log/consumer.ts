@@ -104,6 +104,18 @@ export const createHeldPartitions = (clock: () => number) => {
 const nextOffset = (offset: string): string => (BigInt(offset) + 1n).toString()
 
 /**
+ * Where a partition is handled up to once the last message of a fetched batch is: past the
+ * batch's last offset, which counts the records a consumer never sees after that message (a
+ * transaction's marker, a control record that takes an offset; aborted records). Committing
+ * only past the message would leave each transaction's marker unconsumed: a lag of 1 for good.
+ */
+const nextAfterBatch = (batch: EachBatchPayload['batch'], lastMessage: string): string => {
+  const last = BigInt(lastMessage)
+  const end = BigInt(batch.lastOffset())
+  return ((end > last ? end : last) + 1n).toString()
+}
+
+/**
  * Runs `handler` over a connected, subscribed kafkajs consumer with at-least-once semantics:
  * the position after a chunk is resolved and marked for commit only once the handler
  * resolved, and committed before the next chunk of the partition starts (or, with a commit
@@ -122,7 +134,13 @@ export const runConsumerLoop = (
   const failures = new Map<string, number>()
   // Commits go through the latest run's payload: it commits even while kafkajs stops.
   let sendCommit: SendCommit | undefined
-  const committer = createCommitter(() => sendCommit, {
+  // Before any batch of this run (a run whose first fetch holds only transaction markers),
+  // commits go through the consumer itself.
+  const commitThroughConsumer: SendCommit = (offsets) =>
+    consumer.commitOffsets(
+      offsets.topics.flatMap(({ topic, partitions }) => partitions.map((p) => ({ topic, ...p }))),
+    )
+  const committer = createCommitter(() => sendCommit ?? commitThroughConsumer, {
     intervalMs: commitIntervalMs,
     clock: options.clock ?? Date.now,
   })
@@ -193,7 +211,18 @@ export const runConsumerLoop = (
     resumeTimers.add(timer)
   }
 
-  const handleChunk = async (payload: EachBatchPayload, chunk: readonly KafkaMessage[]): Promise<boolean> => {
+  /** Commits what was marked now, or within the commit interval. */
+  const commitMarked = async (payload: { isRunning: () => boolean }): Promise<void> => {
+    // Once stopping, nothing handled may stay uncommitted.
+    if (commitIntervalMs === 0 || stopped || !payload.isRunning() || committer.due()) await committer.flush()
+    else commitLater()
+  }
+
+  const handleChunk = async (
+    payload: EachBatchPayload,
+    chunk: readonly KafkaMessage[],
+    lastOfBatch: boolean,
+  ): Promise<boolean> => {
     const { topic, partition } = payload.batch
     const first = chunk[0] as KafkaMessage
     const last = chunk.at(-1) as KafkaMessage
@@ -211,10 +240,12 @@ export const runConsumerLoop = (
     }
     failures.delete(`${topic}\u0000${partition}`)
     payload.resolveOffset(last.offset)
-    committer.mark(topic, partition, nextOffset(last.offset))
-    // Once stopping, nothing handled may stay uncommitted.
-    if (commitIntervalMs === 0 || stopped || !payload.isRunning() || committer.due()) await committer.flush()
-    else commitLater()
+    committer.mark(
+      topic,
+      partition,
+      lastOfBatch ? nextAfterBatch(payload.batch, last.offset) : nextOffset(last.offset),
+    )
+    await commitMarked(payload)
     return true
   }
 
@@ -226,7 +257,7 @@ export const runConsumerLoop = (
       if (stopped || !payload.isRunning() || payload.isStale()) return
       const chunk = raw.length <= maxBatchSize ? raw : raw.slice(start, start + maxBatchSize)
       if (chunk.length === 0) return
-      const running = handleChunk(payload, chunk)
+      const running = handleChunk(payload, chunk, start + maxBatchSize >= raw.length)
       const tracked = running.then(
         () => {},
         () => {},
@@ -305,6 +336,24 @@ export const runConsumerLoop = (
       })
   })
   consumer.on(consumer.events.REBALANCING, () => held.rebalancing())
+  // A fetched batch of transaction markers (or aborted records) alone holds no message, so
+  // kafkajs moves past it without calling eachBatch and, with autoCommit off, commits nothing:
+  // the partition's committed offset would stay before it, a lag that never drains. Such a
+  // batch (no message, but records: firstOffset set) is marked handled here. kafkajs fetches
+  // a partition again only once its previous batch is through, so nothing before it waits.
+  consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+    const { topic, partition, batchSize, firstOffset, lastOffset } = payload
+    if (batchSize !== 0 || firstOffset === null || stopped) return
+    committer.mark(topic, partition, nextOffset(lastOffset))
+    commitMarked({ isRunning: () => true }).catch((error: unknown) => {
+      logger({
+        level: 'warn',
+        event: 'kafka_event_log.commit_failed',
+        message: 'could not commit past transaction markers; retrying with the next batch or on stop',
+        fields: { groupId, topic, partition, error },
+      })
+    })
+  })
   consumer.on(consumer.events.CRASH, ({ payload }) => {
     held.release()
     const restartHere = !payload.restart && !stopped
