@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { after, describe, it } from 'node:test'
+import { partitionForKey } from '../../src/adapters/murmur2.ts'
 import {
   createSqliteEventLog,
   type RetentionDeletion,
@@ -161,6 +162,49 @@ describe('embedded SQLite: batching by size or time', () => {
       (error: Error & { issues?: { path: string }[] }) => error.issues?.[0]?.path === 'maxWaitMs',
     )
     await log.close()
+  })
+})
+
+describe('embedded SQLite: a partition whose handler keeps failing', () => {
+  it('backs off alone: the member’s other partitions keep flowing, and their successes do not cut its back-off short', async () => {
+    const log = createSqliteEventLog({
+      path: join(dir, `failing-${randomUUID()}.sqlite`),
+      idlePollMs: 100,
+      retryBackoffMs: { min: 400, max: 1_600 },
+    })
+    await log.createTopics([{ topic: 'mixed', partitions: 2 }])
+    const keyIn = (partition: number): string => {
+      for (let i = 0; ; i++) if (partitionForKey(`k${i}`, 2) === partition) return `k${i}`
+    }
+    const attempts: number[] = []
+    const latencies: number[] = []
+    const consumer = await log.consume({ groupId: 'g', topics: ['mixed'] }, async (batch) => {
+      if (batch.partition === 0) {
+        attempts.push(Date.now())
+        throw new Error('poison')
+      }
+      for (const m of batch.messages) latencies.push(Date.now() - Number(new TextDecoder().decode(m.value)))
+    })
+    const encoder = new TextEncoder()
+    await log.publish('mixed', [{ key: keyIn(0), value: encoder.encode('poison') }])
+    await eventually(() => assert.ok(attempts.length >= 1))
+    for (let i = 0; i < 24; i++) {
+      await log.publish('mixed', [{ key: keyIn(1), value: encoder.encode(String(Date.now())) }])
+      await new Promise((resolve) => setTimeout(resolve, 150))
+    }
+    await eventually(() => assert.ok(latencies.length === 24 && attempts.length >= 4), { timeoutMs: 10_000 })
+    await consumer.stop()
+    await log.close()
+    assert.ok(
+      Math.max(...latencies) < 300,
+      `the healthy partition waited ${Math.max(...latencies)} ms at most`,
+    )
+    // 400, 800, 1,600 ms between tries, however many batches the other partition handled meanwhile.
+    const gaps = attempts.slice(1, 4).map((at, i) => at - (attempts[i] as number))
+    assert.ok(
+      (gaps[1] as number) >= 700 && (gaps[2] as number) >= 1_400,
+      `gaps between tries: ${gaps.join(', ')} ms`,
+    )
   })
 })
 

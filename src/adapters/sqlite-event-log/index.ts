@@ -1,6 +1,5 @@
 import { EventEmitter } from 'node:events'
 import type { StatementSync } from 'node:sqlite'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { type Backoff, backoffDelay } from '../../backoff.ts'
 import { yieldToLoop } from '../../cooperative.ts'
 import { ClosedError, NotFoundError, UnavailableError, ValidationError } from '../../errors/index.ts'
@@ -28,7 +27,11 @@ export interface SqliteEventLogOptions {
   readonly path: string
   /** How long an idle consumer sleeps before looking again, in ms (default 500). */
   readonly idlePollMs?: number
-  /** Back-off after a failed handler: doubles from `min` up to `max` ms (default 100 → 5000). */
+  /**
+   * Back-off of a partition after its handler, read or commit failed: doubles from `min` up to
+   * `max` ms (default 100 → 5000) with each failure of that partition in a row; the member's
+   * other partitions go on meanwhile.
+   */
   readonly retryBackoffMs?: Backoff
   readonly clock?: () => number
   /** Receives handler failures; the batch is retried after a back-off either way. */
@@ -529,14 +532,33 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
         wake = undefined
       })
 
+    // A partition whose read, handler or commit failed is left alone until its back-off is
+    // over, counted by its own failures, as a Kafka consumer pauses just that partition: a
+    // failing partition neither holds up the member's other partitions (its back-off slept in
+    // their loop) nor has its back-off cut short by their successes.
+    const retries = new Map<string, { readonly failures: number; readonly at: number }>()
+    const failed = (topic: string, partition: number): void => {
+      const key = partitionKey(topic, partition)
+      const failures = (retries.get(key)?.failures ?? 0) + 1
+      retries.set(key, { failures, at: performance.now() + backoffDelay(backoff, failures) })
+    }
+    /** How long an idle member sleeps: until the next retry is due, or the idle poll. */
+    const idleMs = (): number => {
+      let ms = idlePollMs
+      const now = performance.now()
+      for (const { at } of retries.values()) ms = Math.min(ms, at - now)
+      return Math.max(1, Math.ceil(ms))
+    }
+
     const loop = async () => {
-      let failures = 0
       while (!stopping) {
         let progressed = false
         for (const topic of topics) {
           // What `rebalance` last gave this member (a stopping member holds nothing).
           for (const partition of member.held.get(topic)?.keys() ?? []) {
             if (stopping) break
+            const retry = retries.get(partitionKey(topic, partition))
+            if (retry !== undefined && performance.now() < retry.at) continue
             await withPartitionLock(group, partitionKey(topic, partition), async () => {
               let messages: LogMessage[]
               // A read that fails (an I/O error, a damaged page) is tried again after the
@@ -576,7 +598,7 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
                   { topic, partition },
                   groupId,
                 )
-                await sleep(backoffDelay(backoff, ++failures))
+                failed(topic, partition)
                 return
               }
               if (readFailures.size > 0) readFailures.delete(readFailureKey(groupId, topic, partition))
@@ -587,7 +609,7 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
                 await handler(batch)
               } catch (error) {
                 options.onHandlerError?.(error, batch, groupId)
-                await sleep(backoffDelay(backoff, ++failures))
+                failed(topic, partition)
                 return
               }
               // A commit that fails (a full disk) is retried as a failed handler is: the batch
@@ -598,15 +620,15 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
                 commitOffset(groupId, topic, partition, last.offset + 1)
               } catch (error) {
                 options.onCommitError?.(error, batch, groupId)
-                await sleep(backoffDelay(backoff, ++failures))
+                failed(topic, partition)
                 return
               }
-              failures = 0
+              retries.delete(partitionKey(topic, partition))
               progressed = true
             })
           }
         }
-        if (!progressed && !stopping) await idle()
+        if (!progressed && !stopping) await idle(idleMs())
       }
     }
 
