@@ -2,7 +2,8 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Batch, EventLog, LogMessage, TopicSpec } from '../../src/ports/event-log.ts'
+import { ValidationError } from '../../src/errors/index.ts'
+import type { Batch, ConsumeOptions, EventLog, LogMessage, TopicSpec } from '../../src/ports/event-log.ts'
 import { eventually } from '../support/eventually.ts'
 
 /**
@@ -326,6 +327,24 @@ export const runEventLogContract = ({ name, open, prepareTopics }: EventLogContr
       await eventually(() => assert.equal(c.received.length, 25))
       await consumer.stop()
       assert.ok(c.batches.every((b) => b.messages.length <= 4))
+    })
+
+    it('refuses consume options it cannot honour, naming the option', async () => {
+      const topic = await newTopic(1)
+      const refused: [ConsumeOptions, string][] = [
+        [{ groupId: group(), topics: [topic], maxBatchSize: 0 }, 'maxBatchSize'],
+        [{ groupId: group(), topics: [topic], maxBatchSize: -1 }, 'maxBatchSize'],
+        [{ groupId: group(), topics: [topic], maxBatchSize: 1.5 }, 'maxBatchSize'],
+        [{ groupId: '', topics: [topic] }, 'groupId'],
+        [{ groupId: group(), topics: [] }, 'topics'],
+      ]
+      for (const [options, path] of refused)
+        await assert.rejects(
+          log.consume(options, async () => {}),
+          (error: unknown) =>
+            error instanceof ValidationError && error.issues.some((issue) => issue.path === path),
+          `${JSON.stringify(options)} is refused naming ${path}`,
+        )
     })
 
     it('lets stop() finish and commit the in-flight batch', async () => {

@@ -2,7 +2,13 @@ import { EventEmitter } from 'node:events'
 import type { StatementSync } from 'node:sqlite'
 import { type Backoff, backoffDelay } from '../../backoff.ts'
 import { yieldToLoop } from '../../cooperative.ts'
-import { ClosedError, NotFoundError, UnavailableError, ValidationError } from '../../errors/index.ts'
+import {
+  ClosedError,
+  type FieldIssue,
+  NotFoundError,
+  UnavailableError,
+  ValidationError,
+} from '../../errors/index.ts'
 import type {
   Batch,
   BatchHandler,
@@ -500,11 +506,16 @@ export const createSqliteEventLog = (options: SqliteEventLogOptions): SqliteEven
     const { groupId, topics } = consumeOptions
     const maxBatchSize = consumeOptions.maxBatchSize ?? DEFAULT_MAX_BATCH
     const maxWaitMs = consumeOptions.maxWaitMs ?? 0
+    // As the Kafka adapter refuses them: a batch size of 0 never moved on, a negative one
+    // handed over all but that many of what was there.
+    const issues: FieldIssue[] = []
+    if (groupId === '') issues.push({ path: 'groupId', message: 'must not be empty' })
+    if (topics.length === 0) issues.push({ path: 'topics', message: 'must name at least one topic' })
+    if (!(Number.isInteger(maxBatchSize) && maxBatchSize >= 1))
+      issues.push({ path: 'maxBatchSize', message: 'must be a positive integer' })
     if (!(Number.isFinite(maxWaitMs) && maxWaitMs >= 0))
-      throw new ValidationError('invalid consume options', [
-        { path: 'maxWaitMs', message: 'must be a number of ms, at least 0' },
-      ])
-    if (topics.length === 0) throw new ValidationError('consume needs at least one topic', [])
+      issues.push({ path: 'maxWaitMs', message: 'must be a number of ms, at least 0' })
+    if (issues.length > 0) throw new ValidationError('invalid consume options', issues)
     for (const topic of topics) partitionsOf(topic)
 
     const group: Group = groups.get(groupId) ?? { members: [], partitionLocks: new Map() }
