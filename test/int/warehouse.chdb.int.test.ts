@@ -31,6 +31,30 @@ describe('chDB warehouse', () => {
     await second.close()
   })
 
+  it('syncs every insert’s part and its directory to disk before the insert resolves', async () => {
+    // The projector commits a batch's offsets once its inserts resolve: a part still in the page
+    // cache at a power cut would be lost while the commit survives, and never projected again.
+    const warehouse = await createChdbWarehouse({ path })
+    try {
+      await warehouse.command(
+        'CREATE TABLE IF NOT EXISTS synced (id String) ENGINE = ReplacingMergeTree ORDER BY id',
+      )
+      const settings = await warehouse.query<{ name: string; value: string }>(
+        `SELECT name, value FROM system.merge_tree_settings
+          WHERE name IN ('fsync_after_insert', 'fsync_part_directory') ORDER BY name`,
+      )
+      assert.deepEqual(settings, [
+        { name: 'fsync_after_insert', value: '1' },
+        { name: 'fsync_part_directory', value: '1' },
+      ])
+      await warehouse.insert('synced', [{ id: 'a' }])
+      assert.deepEqual(await warehouse.query('SELECT id FROM synced'), [{ id: 'a' }])
+    } finally {
+      await warehouse.command('DROP TABLE IF EXISTS synced')
+      await warehouse.close()
+    }
+  })
+
   it('refuses a second data directory while one is open, and allows it once closed', async () => {
     const other = join(dir, 'other')
     const open = await createChdbWarehouse({ path })

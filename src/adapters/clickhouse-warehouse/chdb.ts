@@ -1,4 +1,5 @@
-import { resolve } from 'node:path'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
 import { BroadcastChannel } from 'node:worker_threads'
 import {
   type ClickHouseClientConfigOptions,
@@ -6,7 +7,7 @@ import {
   createClient,
   parseError,
 } from '@clickhouse/client'
-import { errorText } from '../../errors/index.ts'
+import { errorText, WarehouseError } from '../../errors/index.ts'
 import type { Warehouse } from '../../ports/warehouse.ts'
 import { type StorageFailure, type StorageHealth, storageFailureOf, watchStorage } from '../storage-health.ts'
 import { toHeraldError } from './errors.ts'
@@ -38,8 +39,19 @@ export interface ChdbWarehouseOptions {
 export const createChdbWarehouse = async (options: ChdbWarehouseOptions): Promise<Warehouse> => {
   const path = resolve(options.path)
   const target = `chDB (${path})`
+  let engine: { close(): void } | undefined
   try {
-    const { createChdbConnection } = await import('chdb/connection')
+    const [{ Session }, { createChdbConnection }] = await Promise.all([
+      import('chdb'),
+      import('chdb/connection'),
+    ])
+    // The engine starts with the first connection to its folder in the process, and only a
+    // connection given arguments can pass it a configuration: this one, kept open until the
+    // warehouse closes, so that the client's connection, opened after it, joins that engine.
+    mkdirSync(path, { recursive: true })
+    const config = join(path, ENGINE_CONFIG_FILE)
+    writeFileSync(config, ENGINE_CONFIG)
+    engine = new Session(path, { connectionArgs: [`--config-file=${config}`] })
     // chDB declares its connection against the standalone `@clickhouse/client-common`, of
     // which `@clickhouse/client` now bundles its own copy: the same shape, distinct types.
     const chdb = createChdbConnection({ path })
@@ -61,6 +73,7 @@ export const createChdbWarehouse = async (options: ChdbWarehouseOptions): Promis
         .map(([name, value]) => `${name} = ${typeof value === 'string' ? `'${value}'` : value}`)
         .join(', ')}`,
     )
+    await checkDurable(async (sql) => (await run(sql)).text(), path)
     // The folder chDB opened (`ping` fails once it is deleted or replaced under the engine) and
     // the outcome of the inserts into it.
     const storage = watchEngineStorage(path)
@@ -115,11 +128,49 @@ export const createChdbWarehouse = async (options: ChdbWarehouseOptions): Promis
         } finally {
           inserter.close()
           storage.close()
+          engine?.close()
         }
       },
     }
   } catch (error) {
+    engine?.close()
     throw toHeraldError(error, { operation: 'open', target, redact: (text) => text })
+  }
+}
+
+/** Written into the data folder and given to the engine when it starts. */
+const ENGINE_CONFIG_FILE = 'herald-engine.xml'
+
+/**
+ * Every MergeTree table's defaults: an insert's part files and its directory are synced to disk
+ * before the insert resolves. The projector commits a batch's offsets once its inserts resolve,
+ * and the embedded event log's commit reaches the disk within milliseconds, while the engine's
+ * part files would otherwise wait in the page cache for the kernel's writeback (up to ~30 s):
+ * after a power cut the commit survived and the rows were gone, never projected again. Server
+ * configuration rather than a table setting, so that it holds for every table, those a rebuild
+ * makes too; chDB takes no such setting on the insert.
+ */
+const ENGINE_CONFIG = `<clickhouse>
+  <merge_tree>
+    <fsync_after_insert>1</fsync_after_insert>
+    <fsync_part_directory>1</fsync_part_directory>
+  </merge_tree>
+</clickhouse>
+`
+
+/**
+ * Fails when the engine runs without `ENGINE_CONFIG`: one started in this process by a
+ * connection other than Herald's, before it, takes no configuration from later ones.
+ */
+const checkDurable = async (read: (sql: string) => Promise<string>, path: string): Promise<void> => {
+  const text = await read(
+    `SELECT count() FROM system.merge_tree_settings
+      WHERE name IN ('fsync_after_insert', 'fsync_part_directory') AND value = '1'`,
+  )
+  if (text.trim() !== '2') {
+    throw new WarehouseError(
+      `chDB at ${path} was started in this process without Herald's configuration (its inserts would not be synced to disk); open it through createChdbWarehouse only`,
+    )
   }
 }
 
