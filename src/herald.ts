@@ -382,6 +382,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
             groupId: 'herald-projector',
             topics: [topics.events],
             maxBatchSize: config.reports.batch_size,
+            maxBatchBytes: config.reports.batch_bytes,
             maxWaitMs: Math.round(config.reports.cycle_timers.load * 1000),
           },
           metrics.timeBatches(

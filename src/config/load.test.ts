@@ -74,6 +74,7 @@ const DEFAULTS: Config = {
     cycle_timers: { load: 0.5, refresh: 60, metrics: 3600 },
     metric_corrections: 24,
     batch_size: 20000,
+    batch_bytes: 33_554_432,
     projector_thread: true,
     graphiql: true,
   },

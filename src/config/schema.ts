@@ -243,6 +243,10 @@ export const schema = group({
       default: 20000,
       doc: 'Most events the projector inserts in one batch. Each batch writes a part into every report table, which costs the embedded warehouse about 10 ms of CPU whatever its size, and each part is merged again later, so larger batches project more events per CPU-second under load (20,000 rather than 5,000: about a third less warehouse CPU per event); a batch is only as large as what is waiting, and when the log is quiet `cycle_timers.load` bounds how long a partial batch waits to fill.',
     }),
+    batch_bytes: key(integer(1024, 1_073_741_824), {
+      default: 33_554_432,
+      doc: 'Most bytes of event values the projector takes in one batch from the embedded event log (a batch holds one event at least, whatever its size); with Kafka, `event_log.kafka.consumer.max_bytes_per_partition` bounds each fetch instead. The projector holds about 12 to 18 times its batch’s bytes while folding and inserting it (on image reports: 371 MB for a batch of 20.7 MB, 995 MB for 82.8 MB), so a backlog of large reports (up to 5 MiB each) bounded by `batch_size` alone ran it out of memory. The default, 32 MiB, keeps whole the 20,000-event batches of the activity generator’s mix (about 1.4 KB an event).',
+    }),
     projector_thread: key(boolean, {
       default: true,
       doc: 'Run the projector on a thread of its own (`projector`), with its own connection to the warehouse: decoding, folding and writing the warehouse’s blocks then leave the event loop, which keeps HTTP ingest, the router and the API. It decodes each event again there rather than sharing the router’s decoded copy, a few µs more CPU per event in all. `false`: on the event loop, in slices of it.',

@@ -92,6 +92,7 @@ export interface ReportsConfig {
   /** Metric boundaries recorded again for events projected after them; 0: none. */
   readonly metric_corrections: number
   readonly batch_size: number
+  readonly batch_bytes: number
   readonly projector_thread: boolean
   readonly graphiql: boolean
 }

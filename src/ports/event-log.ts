@@ -92,6 +92,12 @@ export interface ConsumeOptions {
   /** Upper bound on messages per batch (default 500). */
   readonly maxBatchSize?: number
   /**
+   * Upper bound on the bytes of a batch's message values; a batch holds one message at least,
+   * whatever its size. The embedded log's default is 32 MiB. Kafka ignores it: each fetch is
+   * bounded by the consumer's `max_bytes_per_partition` instead.
+   */
+  readonly maxBatchBytes?: number
+  /**
    * How long a partial batch may wait for more messages (default 0: hand over whatever is
    * there). A batch goes to the handler when it is full or its oldest message has waited this
    * long, whichever comes first, so a consumer that pays per batch (the projector's inserts)

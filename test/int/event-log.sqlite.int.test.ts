@@ -154,6 +154,49 @@ describe('embedded SQLite: batching by size or time', () => {
     await log.close()
   })
 
+  for (const tailBytes of [undefined, 0]) {
+    it(`bounds a batch by its values' bytes, one message at least, and hands a batch full by bytes over at once (${tailBytes === 0 ? 'from the file' : 'from the tail'})`, async () => {
+      const log = createSqliteEventLog({
+        path: join(dir, `batch-bytes-${randomUUID()}.sqlite`),
+        idlePollMs: 100,
+        ...(tailBytes === undefined ? {} : { tailBytes }),
+      })
+      await log.createTopics([{ topic: 'batched', partitions: 1 }])
+      const sized = (sizes: number[]) =>
+        log.publish(
+          'batched',
+          sizes.map((size) => ({ key: 'k', value: new Uint8Array(size) })),
+        )
+      await sized([40, 40, 40, 200, 10, 10])
+      const c = collect()
+      const consumer = await log.consume(
+        { groupId: 'g', topics: ['batched'], maxBatchSize: 100, maxBatchBytes: 100, maxWaitMs: 60_000 },
+        c.handler,
+      )
+      try {
+        // 40 + 40, then 40 (with the next 200 it would be over), 200 alone, and 10 + 10, which
+        // waits for more until 60 more bytes come and the next 50 would not fit.
+        await eventually(() => assert.deepEqual(c.batches.slice(0, 3), [[0, 1], [2], [3]]))
+        await sized([60, 50])
+        await eventually(() => assert.deepEqual(c.batches[3], [4, 5, 6]), { timeoutMs: 10_000 })
+      } finally {
+        await consumer.stop()
+        await log.close()
+      }
+    })
+  }
+
+  it('refuses a batch of no bytes, naming the option', async () => {
+    const log = open()
+    await log.createTopics([{ topic: 'batched', partitions: 1 }])
+    for (const maxBatchBytes of [0, 1.5, Number.NaN])
+      await assert.rejects(
+        log.consume({ groupId: 'g', topics: ['batched'], maxBatchBytes }, async () => {}),
+        (error: Error & { issues?: { path: string }[] }) => error.issues?.[0]?.path === 'maxBatchBytes',
+      )
+    await log.close()
+  })
+
   it('refuses a negative wait, naming the option', async () => {
     const log = open()
     await log.createTopics([{ topic: 'batched', partitions: 1 }])
