@@ -331,6 +331,41 @@ export const runWarehouseContract = ({ name, open }: WarehouseContractOptions): 
         assert.deepEqual(row, { dates: 'best_effort', skip_unknown: 0, quote_64: 0 })
       }))
 
+    it('pins every setting its statements and readers rely on, whatever the server’s profile says', () =>
+      withWarehouse(async (warehouse) => {
+        // What a server's settings profile (or a newer engine's defaults: async_insert is on by
+        // default in chDB 26) may set otherwise, each changing what Herald stores or reads.
+        const expected: Record<string, string> = {
+          async_insert: '0',
+          insert_deduplicate: '1',
+          date_time_output_format: 'simple',
+          output_format_json_named_tuples_as_objects: '1',
+          output_format_json_array_of_rows: '0',
+          input_format_defaults_for_omitted_fields: '1',
+          input_format_null_as_default: '1',
+          join_use_nulls: '0',
+          join_default_strictness: 'ALL',
+          aggregate_functions_null_for_empty: '0',
+          read_overflow_mode: 'throw',
+          result_overflow_mode: 'throw',
+          group_by_overflow_mode: 'throw',
+          timeout_overflow_mode: 'throw',
+          distinct_overflow_mode: 'throw',
+          join_overflow_mode: 'throw',
+          set_overflow_mode: 'throw',
+          sort_overflow_mode: 'throw',
+          transfer_overflow_mode: 'throw',
+        }
+        const rows = await warehouse.query<{ name: string; value: string }>(
+          'SELECT name, value FROM system.settings WHERE name IN {names:Array(String)} ORDER BY name',
+          { names: Object.keys(expected) },
+        )
+        assert.deepEqual(
+          Object.fromEntries(rows.map((r) => [r.name, r.value])),
+          Object.fromEntries(Object.entries(expected).sort(([a], [b]) => a.localeCompare(b))),
+        )
+      }))
+
     it('applies migrations once each, in version order, and resumes after a failed one', () =>
       withWarehouse(async (warehouse) => {
         const history = unique('migrations')

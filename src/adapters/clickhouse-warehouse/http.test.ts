@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict'
+import { createServer as createHttpServer } from 'node:http'
 import { createServer } from 'node:net'
 import { describe, it } from 'node:test'
 import { UnavailableError, WarehouseError } from '../../errors/index.ts'
 import { createHttpWarehouse } from './http.ts'
+import { WAREHOUSE_SETTINGS } from './warehouse.ts'
 
 /** A loopback port nothing listens on: bound, then released. */
 const closedPort = async (): Promise<number> => {
@@ -48,6 +50,47 @@ describe('createHttpWarehouse', () => {
       })
     }
     await warehouse.close()
+  })
+
+  it('sends every pinned setting with each query, command and insert, so the server’s profile cannot change them', async () => {
+    // A stand-in for the server's HTTP interface that records each request's settings (no
+    // ClickHouse server runs here; the server applies a request's settings over its profile's).
+    const seen: { statement: string; settings: URLSearchParams }[] = []
+    const server = createHttpServer((request, response) => {
+      const url = new URL(request.url ?? '/', 'http://stand-in')
+      const chunks: Buffer[] = []
+      request.on('data', (chunk: Buffer) => chunks.push(chunk))
+      request.on('end', () => {
+        const statement = url.searchParams.get('query') ?? Buffer.concat(chunks).toString()
+        seen.push({ statement, settings: url.searchParams })
+        response.setHeader('Content-Type', 'text/plain')
+        response.end(statement.startsWith('SELECT') ? '{"n":1}\n' : '')
+      })
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const address = server.address()
+    assert.ok(address !== null && typeof address === 'object')
+    const warehouse = createHttpWarehouse({ url: `http://127.0.0.1:${address.port}` })
+    try {
+      assert.deepEqual(await warehouse.query('SELECT 1 AS n'), [{ n: 1 }])
+      await warehouse.command('CREATE TABLE t (id String) ENGINE = MergeTree ORDER BY id')
+      await warehouse.insert('t', [{ id: 'a' }], { deduplicationToken: 'tok' })
+    } finally {
+      await warehouse.close()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
+    assert.equal(seen.length, 3)
+    for (const { statement, settings } of seen) {
+      for (const [name, value] of Object.entries({
+        ...WAREHOUSE_SETTINGS,
+        // Named here too, so that dropping one from the list fails this test.
+        async_insert: 0,
+        insert_deduplicate: 1,
+        date_time_output_format: 'simple',
+      }))
+        assert.equal(settings.get(name), String(value), `${name} of ${statement}`)
+    }
+    assert.equal(seen[2]?.settings.get('insert_deduplication_token'), 'tok')
   })
 
   it('rejects a malformed URL without echoing it', () => {

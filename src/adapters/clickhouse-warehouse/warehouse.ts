@@ -37,23 +37,57 @@ export interface ClickHouseWarehouseOptions {
 }
 
 /**
- * Sent with every request over HTTP, not once at client creation, so that a client built
- * elsewhere behaves the same. chDB applies request settings as session-wide `SET` statements,
- * so its warehouse sets them once when it opens (`sessionHasSettings`) and its requests carry
- * none: about half a millisecond of CPU less per statement. Every statement Herald sends wants
- * the same values, so nothing unsets them.
+ * Every setting Herald's statements and readers rely on, pinned so that neither a server's
+ * settings profile nor an engine's defaults can change what is stored or read. Sent with every
+ * request over HTTP, not once at client creation, so that a client built elsewhere behaves the
+ * same; request settings override the profile's. chDB applies request settings as session-wide
+ * `SET` statements, so its warehouse sets them once when it opens (`sessionHasSettings`) and its
+ * requests carry none: about half a millisecond of CPU less per statement. Every statement
+ * Herald sends wants the same values, so nothing unsets them (a statement's own `SETTINGS`
+ * clause, as a migration's `insert_deduplicate = 0`, still wins for that statement).
  *
  * - 64-bit integers as JSON numbers: the port promises numbers; the HTTP server quotes them
  *   by default while chDB does not.
  * - best-effort DateTime parsing: rows may carry RFC 3339 times (`2024-01-02T03:04:05.678Z`)
  *   straight from CloudEvents.
  * - unknown fields in inserted rows are an error: by default ClickHouse skips them, so a
- *   misspelt column would silently store its default instead.
+ *   misspelt column would silently store its default instead; omitted fields and nulls in
+ *   non-Nullable columns take the column's default.
+ * - synchronous, deduplicated inserts: an insert resolves once its rows are stored, which is
+ *   when the projector commits its offsets (with `async_insert = 1`, chDB's default since 26
+ *   and a common server profile, and `wait_for_async_insert = 0`, it resolved before), and a
+ *   replayed batch's token drops it.
+ * - times read as `YYYY-MM-DD hh:mm:ss.fff` (`fromClickHouseTime`); `iso` made them NaN.
+ * - JSON rows one per line, named tuples as objects (a policy evaluation's reasons).
+ * - joins as written: `ALL` unless a query says otherwise, missing right-hand values as their
+ *   type's default (a query wanting NULLs sets `join_use_nulls` itself); aggregates of no rows
+ *   as their type's default, not NULL.
+ * - a limit from the profile fails its statement rather than cutting its result short
+ *   (`break` returns part of an answer, `any` part of a GROUP BY's).
  */
 export const WAREHOUSE_SETTINGS = {
   output_format_json_quote_64bit_integers: 0,
   date_time_input_format: 'best_effort',
   input_format_skip_unknown_fields: 0,
+  input_format_defaults_for_omitted_fields: 1,
+  input_format_null_as_default: 1,
+  async_insert: 0,
+  insert_deduplicate: 1,
+  date_time_output_format: 'simple',
+  output_format_json_array_of_rows: 0,
+  output_format_json_named_tuples_as_objects: 1,
+  join_default_strictness: 'ALL',
+  join_use_nulls: 0,
+  aggregate_functions_null_for_empty: 0,
+  read_overflow_mode: 'throw',
+  result_overflow_mode: 'throw',
+  group_by_overflow_mode: 'throw',
+  timeout_overflow_mode: 'throw',
+  distinct_overflow_mode: 'throw',
+  join_overflow_mode: 'throw',
+  set_overflow_mode: 'throw',
+  sort_overflow_mode: 'throw',
+  transfer_overflow_mode: 'throw',
 } as const
 
 // Table names are spliced into `INSERT INTO <table>` by the client, so only plain
