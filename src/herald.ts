@@ -10,6 +10,7 @@ import {
   type LogReset,
   LogResetError,
   openProjectedIds,
+  openSharedProjectedIds,
   startProjectorThread,
 } from '../projections/projector/index.ts'
 import { createKafkaEventLog } from './adapters/kafka-event-log/index.ts'
@@ -50,7 +51,7 @@ import {
   startMetricsSchedule,
 } from './reports/index.ts'
 import { lockDataDir } from './wiring/data-dir-lock.ts'
-import { wireIngress } from './wiring/ingress.ts'
+import { sharesProcessedIds, wireIngress } from './wiring/ingress.ts'
 import { wireNotifications } from './wiring/notifications.ts'
 import { logStoreMigration } from './wiring/store-migration.ts'
 import { openWarehouse } from './wiring/warehouse.ts'
@@ -339,8 +340,13 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
           })
         : undefined
     if (projectorThread !== undefined) closers.push(() => projectorThread.close())
+    // Distributed, the window every instance shares, as the router's.
     const projected =
-      ingesting && projectorThread === undefined ? openProjectedIds(config.data_dir) : undefined
+      ingesting && projectorThread === undefined
+        ? sharesProcessedIds(config)
+          ? await openSharedProjectedIds(warehouse)
+          : openProjectedIds(config.data_dir)
+        : undefined
     if (projected !== undefined) closers.push(() => projected.close())
     const projectedIds: Pick<ProcessedIds, 'ping'> | undefined = projectorThread ?? projected
 

@@ -4,6 +4,7 @@ import { loopSlice } from '../../src/cooperative.ts'
 import {
   createIngressDecoder,
   createSqliteProcessedIds,
+  createWarehouseProcessedIds,
   type IngressDecoder,
   type IngressResult,
   type ProcessedIds,
@@ -68,10 +69,10 @@ export interface ProjectorOptions {
 }
 
 /**
- * The projector's own processed-id window (`ProjectorOptions.processed`), in
+ * The projector's own processed-id window (`ProjectorOptions.processed`) on one machine, in
  * `<dataDir>/projected-ids.sqlite`, named in its errors and `ping`'s as the projector's, apart
  * from the router's window beside it. Opened where the projector runs: its thread, or the event
- * loop.
+ * loop. When Herald runs distributed (`sharesProcessedIds`), `openSharedProjectedIds` instead.
  *
  * @example
  * createProjectorHandler({ warehouse, clock, logger, processed: openProjectedIds(config.data_dir) })
@@ -81,6 +82,19 @@ export const openProjectedIds = (dataDir: string): ProcessedIds =>
     path: join(dataDir, 'projected-ids.sqlite'),
     name: 'projector processed-id window',
   })
+
+/**
+ * The projector's processed-id window when Herald runs distributed (Kafka and a ClickHouse
+ * server, `sharesProcessedIds`): the table `projector_processed_ids` of the warehouse, which
+ * every instance shares, as the routers share theirs. With a window per instance, a producer's
+ * retry of a report event that another instance had projected, read after a rebalance, was
+ * folded again (a tag moved back to the digest it had left). Creates the table when missing.
+ *
+ * @example
+ * createProjectorHandler({ warehouse, clock, logger, processed: await openSharedProjectedIds(warehouse) })
+ */
+export const openSharedProjectedIds = (warehouse: Warehouse): Promise<ProcessedIds> =>
+  createWarehouseProcessedIds(warehouse, { table: 'projector_processed_ids' })
 
 /**
  * The projector's batch handler. For each log batch: decode; store the raw events while the

@@ -13,7 +13,12 @@ export {
   stateNeeds,
   tagKey,
 } from './fold.ts'
-export { createProjectorHandler, openProjectedIds, type ProjectorOptions } from './handler.ts'
+export {
+  createProjectorHandler,
+  openProjectedIds,
+  openSharedProjectedIds,
+  type ProjectorOptions,
+} from './handler.ts'
 export {
   acceptLogResets,
   createLogGuard,

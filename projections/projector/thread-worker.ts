@@ -8,9 +8,9 @@ import { errorText } from '../../src/errors/index.ts'
 import { createIngressDecoder } from '../../src/ingress/index.ts'
 import type { Logger } from '../../src/observability/index.ts'
 import type { BatchHandler } from '../../src/ports/event-log.ts'
-import { openSchemaRegistry } from '../../src/wiring/ingress.ts'
+import { openSchemaRegistry, sharesProcessedIds } from '../../src/wiring/ingress.ts'
 import { openWarehouse } from '../../src/wiring/warehouse.ts'
-import { createProjectorHandler, openProjectedIds } from './handler.ts'
+import { createProjectorHandler, openProjectedIds, openSharedProjectedIds } from './handler.ts'
 import {
   type FromProjector,
   type ProjectorThreadData,
@@ -34,12 +34,14 @@ const logger: Logger = (level, event, fields) => {
 
 // Opened before the first batch is handled; a failure to open ends the thread, which stops
 // Herald (`ProjectorThreadOptions.onStopped`). The warehouse last: a thread that failed before
-// it leaves no connection of chDB's behind.
+// it leaves no connection of chDB's behind. Distributed, the window is a table of the
+// warehouse (a ClickHouse server), every instance's.
 const opened = (async () => {
   const registry = openSchemaRegistry(config)
   const decoder = createIngressDecoder({ registry })
-  const processed = openProjectedIds(config.data_dir)
+  const local = sharesProcessedIds(config) ? undefined : openProjectedIds(config.data_dir)
   const warehouse = await openWarehouse(config)
+  const processed = local ?? (await openSharedProjectedIds(warehouse))
   return { warehouse, registry, decoder, processed }
 })()
 opened.catch((error: unknown) => {

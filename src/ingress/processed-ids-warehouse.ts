@@ -2,6 +2,13 @@ import { ClosedError, ValidationError } from '../errors/index.ts'
 import type { Warehouse } from '../ports/warehouse.ts'
 import { DEFAULT_RETENTION_MS, keyDigest, type ProcessedIds } from './processed-ids.ts'
 
+/**
+ * Keys a lookup names at most: a server takes query parameters in the request's URL (about 35
+ * bytes a key), which the server (1 MiB by default) and any proxy before it bound. The router's
+ * batches name up to 1,000; the projector's up to 20,000.
+ */
+const LOOKUP_KEYS = 1_000
+
 export interface WarehouseProcessedIdsOptions {
   /** How long a key is remembered, in ms (default 7 days); the table's TTL drops older rows. */
   readonly retentionMs?: number
@@ -54,15 +61,24 @@ export const createWarehouseProcessedIds = async (
       assertOpen()
       if (keys.length === 0) return new Set()
       const byDigest = new Map(keys.map((key) => [hex(key), key]))
-      const rows = await warehouse.query<{ key: string }>(
-        `SELECT DISTINCT key FROM ${table} WHERE key IN {keys:Array(String)} AND at_ms >= {oldest:UInt64}`,
-        { keys: [...byDigest.keys()], oldest: Math.max(0, clock() - retentionMs) },
+      const digests = [...byDigest.keys()]
+      const oldest = Math.max(0, clock() - retentionMs)
+      const chunks: string[][] = []
+      for (let i = 0; i < digests.length; i += LOOKUP_KEYS) chunks.push(digests.slice(i, i + LOOKUP_KEYS))
+      const found = await Promise.all(
+        chunks.map((chunk) =>
+          warehouse.query<{ key: string }>(
+            `SELECT DISTINCT key FROM ${table} WHERE key IN {keys:Array(String)} AND at_ms >= {oldest:UInt64}`,
+            { keys: chunk, oldest },
+          ),
+        ),
       )
       const hits = new Set<string>()
-      for (const row of rows) {
-        const key = byDigest.get(row.key)
-        if (key !== undefined) hits.add(key)
-      }
+      for (const rows of found)
+        for (const row of rows) {
+          const key = byDigest.get(row.key)
+          if (key !== undefined) hits.add(key)
+        }
       return hits
     },
     async record(keys) {

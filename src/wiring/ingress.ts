@@ -38,6 +38,16 @@ export const openSchemaRegistry = (config: Config): SchemaRegistry => {
   })
 }
 
+/**
+ * Whether Herald runs distributed, the log Kafka and the warehouse a ClickHouse server: then
+ * a partition may move to another instance, and the processed-id windows (the router's, the
+ * projector's) are tables of that server every instance shares, not files of one instance.
+ */
+export const sharesProcessedIds = (config: {
+  readonly event_log: Pick<Config['event_log'], 'kind'>
+  readonly warehouse: Pick<Config['warehouse'], 'kind'>
+}): boolean => config.event_log.kind === 'kafka' && config.warehouse.kind === 'clickhouse'
+
 export interface IngressWiring {
   readonly registry: SchemaRegistry
   /** Shared by the router and the projector, so a schema is fetched and compiled once per process. */
@@ -79,7 +89,7 @@ export const wireIngress = async ({
     })
   }
 
-  const shared = config.event_log.kind === 'kafka' && config.warehouse.kind === 'clickhouse'
+  const shared = sharesProcessedIds(config)
   const processed = shared
     ? await createWarehouseProcessedIds(warehouse)
     : createSqliteProcessedIds({

@@ -44,6 +44,21 @@ runProcessedIdsContract({
   boundedByCount: false,
 })
 
+describe('ClickHouse processed-id window: a projector-sized lookup', () => {
+  it('answers for thousands of keys at once, over several queries', async () => {
+    const window = await createWarehouseProcessedIds(warehouse, { table: `processed_many_${tables++}` })
+    try {
+      const keys = Array.from({ length: 4_500 }, (_, i) => `acme\u0000/s\u0000id-${i}`)
+      await window.record(keys.filter((_, i) => i % 3 === 0))
+      const seen = await window.seen(keys)
+      assert.equal(seen.size, 1_500)
+      for (const [i, key] of keys.entries()) assert.equal(seen.has(key), i % 3 === 0, key)
+    } finally {
+      await window.close()
+    }
+  })
+})
+
 describe('ClickHouse processed-id window: readiness (ping)', () => {
   it('reads its table through the warehouse: fails once the table is gone, while the warehouse answers', async () => {
     const table = `processed_ping_${tables++}`

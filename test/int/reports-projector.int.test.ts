@@ -8,6 +8,7 @@ import fc from 'fast-check'
 import { eventsTable, migrate, warehouseMigrations } from '../../projections/migrations/index.ts'
 import {
   createProjectorHandler,
+  openSharedProjectedIds,
   type RebuildProgress,
   startRebuild,
 } from '../../projections/projector/index.ts'
@@ -20,6 +21,7 @@ import { type LogFields, silentLogger } from '../../src/observability/index.ts'
 import type { Batch, LogMessage } from '../../src/ports/event-log.ts'
 import type { InsertOptions, Warehouse } from '../../src/ports/warehouse.ts'
 import { createRebuildRunner, type RebuildStatus, settleRebuildLeftovers } from '../../src/reports/index.ts'
+import { sharesProcessedIds } from '../../src/wiring/ingress.ts'
 import { eventually } from '../support/eventually.ts'
 
 const T0 = Date.UTC(2026, 10, 22, 10)
@@ -800,6 +802,55 @@ describe('report projection on chDB', () => {
     } finally {
       await processed.close()
       rmSync(dir2, { recursive: true, force: true })
+    }
+  })
+
+  it('projects a retry once whichever instance projected the first copy, when Herald runs distributed', async () => {
+    // Kafka and a ClickHouse server: after a rebalance, another instance reads the partition.
+    // Each instance's window is the warehouse's table (chDB stands in for the server here).
+    const distributed = { event_log: { kind: 'kafka' }, warehouse: { kind: 'clickhouse' } } as const
+    assert.equal(sharesProcessedIds(distributed), true)
+    assert.equal(sharesProcessedIds({ ...distributed, warehouse: { kind: 'embedded' } }), false)
+    assert.equal(sharesProcessedIds({ ...distributed, event_log: { kind: 'embedded' } }), false)
+    const account = 'resend-rebalanced'
+    const digest = (n: number) => `sha256:${String(n).repeat(64)}`
+    const moved = (id: string, n: number, minute: number): EngineEvent =>
+      ({
+        specversion: '1.0',
+        id,
+        source: '/engine/catalog',
+        type: 'herald.report.tag.digest_changed',
+        account,
+        time: new Date(T0 + minute * 60_000).toISOString(),
+        data: { registry: 'docker.io', repository: 'acme/api', tag: 'prod', digest: digest(n) },
+      }) as EngineEvent
+    // The producer's retry of move-1 (same id, source and account), stamped when it was sent
+    // again: folded, it is the latest move and takes prod back.
+    const retry = moved('move-1', 1, 3)
+    const messages = toMessages(
+      [moved('move-1', 1, 1), moved('move-2', 2, 2), retry],
+      `topic-${randomUUID()}`,
+    )
+    const topic = messages[0]?.topic as string
+    const [a, b] = [await openSharedProjectedIds(warehouse), await openSharedProjectedIds(warehouse)]
+    try {
+      const instance = (processed: ProcessedIds) =>
+        createProjectorHandler({ warehouse, clock: Date.now, logger: silentLogger, processed })
+      await instance(a)({ topic, partition: 0, messages: messages.slice(0, 2) })
+      // The retry, read by the instance the partition moved to.
+      await instance(b)({ topic, partition: 0, messages: messages.slice(2) })
+      const current = await warehouse.query<{ digest: string }>(
+        'SELECT digest FROM tags_current FINAL WHERE account = {account:String}',
+        { account },
+      )
+      assert.deepEqual(
+        current.map((r) => r.digest),
+        [digest(2)],
+        'move-1 sent again did not move prod back',
+      )
+    } finally {
+      await a.close()
+      await b.close()
     }
   })
 
