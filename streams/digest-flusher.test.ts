@@ -632,7 +632,7 @@ describe('createDigestFlusher', () => {
     await store.close()
   })
 
-  it('lists fewer of a window’s events when its digest would be larger than the log takes, and holds back one too large even so', async () => {
+  it('lists fewer of a window’s events when its digest would be larger than the log takes, and holds back one too large even listing none', async () => {
     const store = aStore()
     const { log, published } = capturingLog()
     let now = T0 + 1_000
@@ -650,12 +650,12 @@ describe('createDigestFlusher', () => {
     await store.record(
       [
         ...['a', 'b', 'c', 'd', 'e'].map((id) => large(id, 'cfg-1')),
-        // Its first event is listed twice (as the command's event and in the digest's list).
-        entry('f', {
-          configurationId: 'cfg-2',
-          event: anEvent({ id: 'f', data: { tag: 'x'.repeat(6_000) } }),
-        }),
         entry('g', { configurationId: 'cfg-3' }),
+        // Larger than the log takes, whatever the digest lists.
+        entry('h', {
+          configurationId: 'cfg-4',
+          event: anEvent({ id: 'h', data: { tag: 'x'.repeat(11_000) } }),
+        }),
       ],
       now,
     )
@@ -683,12 +683,79 @@ describe('createDigestFlusher', () => {
         },
       ],
     )
-    const [deferred] = lines.filter((l) => l.event === 'router.digest_deferred')
-    assert.equal(deferred?.fields.configuration_id, 'cfg-2')
+    const [deferred, ...others] = lines.filter((l) => l.event === 'router.digest_deferred')
+    assert.equal(others.length, 0)
+    assert.equal(deferred?.fields.configuration_id, 'cfg-4')
     assert.match(
       String(deferred?.fields.error),
-      /^digest of cfg-2@\d+ is \d+ bytes with one event listed, over the 10000 the event log takes in one message$/,
+      /^digest of cfg-4@\d+ is \d+ bytes listing no event, over the 10000 the event log takes in one message$/,
     )
+    await store.close()
+  })
+
+  it('sends a window whose first event is more than half of what the log takes, listing the events that fit besides it', async () => {
+    const store = aStore()
+    const { log, published } = capturingLog()
+    let now = T0 + 1_000
+    const lines: { event: string; fields: LogFields }[] = []
+    const flusher = createDigestFlusher({
+      store,
+      log,
+      topic: TOPIC,
+      clock: () => now,
+      logger: (_level, event, fields = {}) => lines.push({ event, fields }),
+      maxMessageBytes: 10_000,
+      maxAttempts: 1,
+    })
+    const big = (id: string, bytes: number, configurationId: string) =>
+      entry(id, { configurationId, event: anEvent({ id, data: { tag: 'x'.repeat(bytes) } }) })
+    await store.record(
+      [
+        // Alone it goes as a command; listed besides, twice, it would not.
+        big('big', 6_000, 'cfg-1'),
+        ...['s1', 's2', 's3'].map((id) => entry(id, { configurationId: 'cfg-1' })),
+        // Alone it goes in no digest.
+        big('huge', 9_500, 'cfg-2'),
+        entry('s4', { configurationId: 'cfg-2' }),
+        // Nothing beside it.
+        big('lone', 6_000, 'cfg-3'),
+      ],
+      now,
+    )
+    now = T0 + 30_000
+
+    assert.deepEqual(await flusher.flushDue(), { digests: 3, events: 7 })
+    const commands = decoded(published)
+    assert.deepEqual(
+      commands.map((c) => [
+        c.configurationId,
+        c.event.id,
+        c.digest?.total,
+        c.digest?.events.map((e) => e.id),
+      ]),
+      [
+        ['cfg-1', 'big', 4, ['s1', 's2', 's3']],
+        // The window's first is too large to be the command's event: its second is.
+        ['cfg-2', 's4', 2, ['s4']],
+        ['cfg-3', 'lone', 1, []],
+      ],
+    )
+    assert.ok(published.every((m) => messageBytes(m) <= 10_000))
+    assert.deepEqual(
+      lines
+        .filter((l) => l.event === 'router.digest_trimmed')
+        .map((l) => [l.fields.configuration_id, l.fields.listed, l.fields.held, l.fields.event_id]),
+      [
+        ['cfg-1', 3, 4, undefined],
+        ['cfg-2', 1, 2, 's4'],
+        ['cfg-3', 0, 1, undefined],
+      ],
+    )
+    assert.deepEqual(
+      lines.filter((l) => l.event === 'router.digest_deferred' || l.event === 'router.digest_dead_lettered'),
+      [],
+    )
+    assert.deepEqual(await store.due(T0 + 1_000_000_000), [])
     await store.close()
   })
 })

@@ -75,8 +75,9 @@ export interface DigestFlusherOptions {
    */
   readonly instance?: string
   /**
-   * The log's `maxMessageBytes`: a digest larger lists fewer of its window's events (its counts
-   * still cover them all); one larger even with one listed waits, as a window the log refuses.
+   * The log's `maxMessageBytes`: a digest larger lists fewer of its window's events, possibly
+   * none (its counts still cover them all); one larger even so waits, as a window the log
+   * refuses.
    */
   readonly maxMessageBytes?: number
   /**
@@ -130,31 +131,34 @@ interface Failed {
   readonly error: unknown
 }
 
+type Fitted = { readonly command: DeliveryCommand; readonly message: OutgoingMessage; readonly bytes: number }
+
+const encoded = (command: DeliveryCommand): Fitted => {
+  const message = encodeDeliveryCommand(command)
+  return { command, message, bytes: messageBytes(message) }
+}
+
 /**
- * `command` with as many of its listed events as keep its message within `limit` (at least the
- * first, which is also its `event`), that message and its size; events leave from the end of
- * the list.
+ * `command` listing those of its events that keep its message within `limit`, in their order:
+ * from the first, each that fits in what the ones before it left, possibly none (its `event`
+ * still goes, and its counts cover them all). Its message and size, over `limit` only when it
+ * is so even listing none.
  */
-const fitted = (
-  command: DeliveryCommand,
-  limit: number | undefined,
-): { readonly command: DeliveryCommand; readonly message: OutgoingMessage; readonly bytes: number } => {
-  let current = command
-  let message = encodeDeliveryCommand(current)
-  for (;;) {
-    const bytes = messageBytes(message)
-    const digest = current.digest
-    if (limit === undefined || bytes <= limit || digest === undefined || digest.events.length <= 1)
-      return { command: current, message, bytes }
-    let keep = digest.events.length
-    for (let dropped = 0; keep > 1 && dropped < bytes - limit; ) {
-      keep--
-      // Its JSON and the comma before it.
-      dropped += Buffer.byteLength(JSON.stringify(digest.events[keep])) + 1
-    }
-    current = { ...current, digest: { ...digest, events: digest.events.slice(0, keep) } }
-    message = encodeDeliveryCommand(current)
+const fitted = (command: DeliveryCommand, limit: number | undefined): Fitted => {
+  const whole = encoded(command)
+  const digest = command.digest
+  if (limit === undefined || whole.bytes <= limit || digest === undefined) return whole
+  const bare = encoded({ ...command, digest: { ...digest, events: [] } })
+  // Listing events turns `[]` into `[a,b]`: each one's JSON, and a comma between two.
+  let room = limit - bare.bytes
+  const events: DeliveryCommand['event'][] = []
+  for (const event of digest.events) {
+    const bytes = Buffer.byteLength(JSON.stringify(event)) + (events.length > 0 ? 1 : 0)
+    if (bytes > room) continue
+    events.push(event)
+    room -= bytes
   }
+  return events.length === 0 ? bare : encoded({ ...command, digest: { ...digest, events } })
 }
 
 /**
@@ -165,9 +169,10 @@ const fitted = (
  * window is ever lost.
  *
  * One window that cannot go out holds back no other: a window whose digest cannot be made
- * (none of its events could be read back from a damaged file), or is too large for the log even
- * listing one event, or that the log refuses for good (an error not retriable: the windows of a
- * publish it refused are then published one by one to find it), is logged as
+ * (none of its events could be read back from a damaged file), or is too large for the log
+ * listing no event whichever of its events it is about, or that the log refuses for good (an
+ * error not retriable: the windows of a publish it refused are then published one by one to
+ * find it), is logged as
  * `router.digest_deferred` and tried again after a back-off that doubles with each failure, up
  * to `retryBackoffMs.max`, unflushed in the buffer. Its `maxAttempts`-th such failure is its
  * last: it is set aside on `deadLetterTopic` (`digestDeadLetter`; without its events when the
@@ -199,16 +204,27 @@ export const createDigestFlusher = (options: DigestFlusherOptions): DigestFlushe
     window_start: new Date(pending.windowStart).toISOString(),
   })
 
-  /** The window's digest command, fitted to the log; throws when it cannot be made so. */
+  /**
+   * The window's digest command, fitted to the log: when its first event makes it too large
+   * even listing none, its `event` is the first of the window's that does not (a window of
+   * more types and selectors than the router could foresee, or recorded before it refused such
+   * events up front). Throws when none does.
+   */
   const prepare = (pending: PendingDigest, createdAt: string): Ready => {
-    const { command, message, bytes } = fitted(
-      digestCommand(pending, createdAt, options.instance),
-      maxMessageBytes,
-    )
+    const whole = digestCommand(pending, createdAt, options.instance)
+    let { command, message, bytes } = fitted(whole, maxMessageBytes)
+    if (maxMessageBytes !== undefined && bytes > maxMessageBytes) {
+      for (const event of pending.events.slice(1)) {
+        const instead = fitted({ ...whole, event }, maxMessageBytes)
+        if (instead.bytes > maxMessageBytes) continue
+        ;({ command, message, bytes } = instead)
+        break
+      }
+    }
     if (maxMessageBytes !== undefined && bytes > maxMessageBytes)
       throw new HeraldError(
         'digest_too_large',
-        `digest of ${pending.configurationId}@${pending.windowStart} is ${bytes} bytes with one event listed, over the ${maxMessageBytes} the event log takes in one message`,
+        `digest of ${pending.configurationId}@${pending.windowStart} is ${bytes} bytes listing no event, over the ${maxMessageBytes} the event log takes in one message`,
         { context: { bytes, limit: maxMessageBytes } },
       )
     const listed = command.digest?.events.length ?? 0
@@ -218,6 +234,7 @@ export const createDigestFlusher = (options: DigestFlusherOptions): DigestFlushe
         listed,
         held: pending.events.length,
         limit: maxMessageBytes,
+        ...(command.event === whole.event ? {} : { event_id: command.event.id }),
       })
     return { pending, command, message }
   }

@@ -91,8 +91,9 @@ export const levelCounts = (counts: PendingDigest['counts']): DigestLevelCount[]
 /**
  * The digest command of a closed window: its delivery id comes from the configuration and the
  * window's start (and `instance`, the buffer's, where several routers keep one each), so
- * flushing the window again gives the same id; its `event` is the window's first. Pure: the
- * time is passed in.
+ * flushing the window again gives the same id; its `event` is the window's first, and its
+ * list every event the buffer kept (the flusher lists fewer when that is too large for the
+ * log). Pure: the time is passed in.
  *
  * @example
  * const command = digestCommand(pending, new Date(clock()).toISOString())
@@ -124,6 +125,36 @@ export const digestCommand = (
       events: pending.events,
     },
   }
+}
+
+/**
+ * The smallest digest command `entry` can go out in as its command's `event`: a window
+ * holding it alone, listing no event. When that is larger than the log takes, such a window
+ * can never be sent (in a window with other events, the flusher makes the digest about one of
+ * those instead). Pure.
+ *
+ * @example
+ * messageBytes(encodeDeliveryCommand(loneDigestCommand(entry, createdAt))) > limit // refuse it
+ */
+export const loneDigestCommand = (entry: DigestEntry, createdAt: string): DeliveryCommand => {
+  const command = digestCommand(
+    {
+      configurationId: entry.configurationId,
+      account: entry.account,
+      endpoint: entry.endpoint,
+      // Any window: its start and end are written in RFC 3339, as long for every time.
+      windowStart: 0,
+      windowEnd: entry.windowMs,
+      total: 1,
+      counts: [{ type: entry.event.type, level: entry.event.level ?? 'info', count: 1 }],
+      events: [entry.event],
+      matchedSelectorIds: entry.matchedSelectorIds,
+      unreadable: 0,
+      attempts: 0,
+    },
+    createdAt,
+  )
+  return command.digest === undefined ? command : { ...command, digest: { ...command.digest, events: [] } }
 }
 
 /** Headers naming the window a digest dead letter stands for, beside the `herald.*` reason. */

@@ -23,7 +23,8 @@ import type { EndpointConfiguration } from '../src/notifications/index.ts'
 import type { LogFields, Logger, LogLevel } from '../src/observability/index.ts'
 import { messageBytes } from '../src/ports/event-log.ts'
 import type { Batch, LogMessage, OutgoingMessage, PublishedPosition } from '../src/ports/index.ts'
-import { digestWindowMs, noDigests } from './digest.ts'
+import { digestWindowMs, loneDigestCommand, noDigests } from './digest.ts'
+import { createDigestFlusher } from './digest-flusher.ts'
 import type { DigestStore } from './digest-store.ts'
 import { createDigestStore } from './digest-store-sqlite.ts'
 import {
@@ -40,6 +41,7 @@ import {
   buildSelectorIndex,
   type DeliveryCommand,
   decodeDeliveryCommand,
+  encodeDeliveryCommand,
   type SelectorIndex,
 } from './routing/index.ts'
 import { aConfiguration, anEvent, aSelector, aSelectorSet } from './routing/test-fixtures.ts'
@@ -731,6 +733,80 @@ describe('createRouterHandler with digests', () => {
     } finally {
       await store.close()
       rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('sets aside an event only a digest configuration matched whose digest could never go out, and holds one that fits alone', async () => {
+    // Only a configuration that asked for digests.
+    const onlyDigests = buildSelectorIndex(
+      aSelectorSet(
+        [aConfiguration({ id: 'cfg-digest', digest: { enabled: true, windowSeconds: 30 } })],
+        [aSelector({ type: 'user.checks.*' }, { id: 's2', configurationId: 'cfg-digest' })],
+      ),
+    )
+    const withNote = (id: string, note: number) =>
+      aValidEvent({
+        id,
+        data: { ...validDataOf('user.checks.tag.vulnerabilities.update'), note: 'x'.repeat(note) },
+      })
+    const large = withNote('large', 5_000)
+    const entry = {
+      configurationId: 'cfg-digest',
+      account: 'acme',
+      endpoint: 'webhook' as const,
+      eventKey: processedKey(large as IngressEvent),
+      event: large,
+      matchedSelectorIds: ['s2'],
+      windowMs: 30_000,
+    }
+    // Exactly what the flusher sends for a window holding it alone.
+    const limit = messageBytes(encodeDeliveryCommand(loneDigestCommand(entry, new Date(T0).toISOString())))
+    // A command for it alone would fit with room to spare.
+    assert.ok(messageBytes(encodeLogEvent(large)) + 400 < limit)
+    for (const [maxMessageBytes, routed] of [
+      [limit, true],
+      [limit - 1, false],
+    ] as const) {
+      const store = createDigestStore({ path: ':memory:' })
+      const { handler, on, counts } = aRouter({
+        getIndex: () => onlyDigests,
+        clock: () => T0,
+        digests: { store, defaultWindowSeconds: 30 },
+        maxMessageBytes,
+      })
+      // More than half the limit: fine in a digest whose event it is, not listed besides.
+      await handler(batchOf([encodeLogEvent(large).value, encodeLogEvent(withNote('half', 3_000)).value]))
+      const due = await store.due(T0 + 60_000)
+      assert.deepEqual(
+        due.flatMap((w) => w.events.map((e) => e.id)),
+        routed ? ['large', 'half'] : ['half'],
+      )
+      assert.deepEqual(counts[0]?.deadLettered, routed ? {} : { event_unroutable: 1 })
+      const [letter] = on(topics.dlq)
+      if (!routed)
+        assert.match(
+          readDeadLetter({ headers: letter?.headers ?? {} })?.message ?? '',
+          new RegExp(
+            `^\\(event\\): makes a digest of ${limit} bytes at the least \\(configuration cfg-digest\\), over the ${maxMessageBytes} the event log takes in one message$`,
+          ),
+        )
+      const published: OutgoingMessage[] = []
+      const flusher = createDigestFlusher({
+        store,
+        log: {
+          publish: async (_topic, messages) => {
+            published.push(...messages)
+            return []
+          },
+        },
+        topic: topics.deliveries,
+        clock: () => T0 + 60_000,
+        logger: () => {},
+        maxMessageBytes,
+      })
+      assert.deepEqual(await flusher.flushDue(), { digests: 1, events: routed ? 2 : 1 })
+      assert.ok(published.every((m) => messageBytes(m) <= maxMessageBytes))
+      await store.close()
     }
   })
 

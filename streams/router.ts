@@ -1,5 +1,6 @@
 import { concatMap, lastValueFrom, map, type OperatorFunction, of, pipe, tap } from 'rxjs'
 import { errorText, type FieldIssue, isHeraldError, type MessageTooLargeError } from '../src/errors/index.ts'
+import type { CloudEvent } from '../src/events/index.ts'
 import {
   createIngressDecoder,
   DeadLetterHeaders,
@@ -15,7 +16,7 @@ import {
 import type { LogFields, Logger } from '../src/observability/index.ts'
 import { messageBytes } from '../src/ports/event-log.ts'
 import type { Batch, BatchHandler, EventLog, LogMessage, OutgoingMessage } from '../src/ports/index.ts'
-import { type DigestWindowOf, decideRoutes, digestWindowMs, noDigests } from './digest.ts'
+import { type DigestWindowOf, decideRoutes, digestWindowMs, loneDigestCommand, noDigests } from './digest.ts'
 import type { DigestEntry, DigestStore } from './digest-store.ts'
 import { publishAround } from './publish-around.ts'
 import { encodeDeliveryCommand, type RouteMatch, type SelectorIndex } from './routing/index.ts'
@@ -295,13 +296,40 @@ const oversized = (commands: readonly OutgoingMessage[], limit: number): FieldIs
 }
 
 /**
+ * The issue of the first entry whose smallest digest (a window holding it alone, listing no
+ * event: `loneDigestCommand`) is larger than `limit`, if any. `eventBytes` is the UTF-8 length
+ * of the event's JSON, which is written into the digest in place of a one-byte stand-in, so
+ * the event is not serialised again for each entry.
+ */
+const oversizedDigest = (
+  entries: readonly DigestEntry[],
+  createdAt: string,
+  eventBytes: number,
+  limit: number,
+): FieldIssue | undefined => {
+  for (const entry of entries) {
+    const command = loneDigestCommand(entry, createdAt)
+    const bytes =
+      messageBytes(encodeDeliveryCommand({ ...command, event: 0 as unknown as CloudEvent })) - 1 + eventBytes
+    if (bytes > limit)
+      return {
+        path: '(event)',
+        message: `makes a digest of ${bytes} bytes at the least (configuration ${entry.configurationId}), over the ${limit} the event log takes in one message`,
+      }
+  }
+  return undefined
+}
+
+/**
  * Turns the matches into DeliveryCommands (one per configuration an event matched, however
  * many of its selectors did) or, for a configuration that asked for digests, into digest
  * entries. An event the contract accepted that still cannot be written out (it refuses those
  * nested past `MAX_EVENT_DEPTH`; this is the guard behind it), or whose command is larger than
  * `maxMessageBytes` (the log's: its topics took the event, but a command adds a few hundred
- * bytes), is refused as `event_unroutable` before any of its commands is kept, never left to
- * fail the batch and stall the partition.
+ * bytes), or whose digest would be even listing no event (`loneDigestCommand`: a window
+ * holding it alone could never go out), is refused as `event_unroutable` before any of its
+ * commands is kept, never left to fail the batch and stall the partition, or to fail its
+ * digest window at every flush.
  *
  * @example
  * routings$.pipe(matchSelectors(getIndex), toDeliveries(noDigests))
@@ -338,7 +366,13 @@ export const toDeliveries =
             if (decision.kind === 'digest') held.push(decision.entry)
             else mine.push(encodeDeliveryCommand(decision.command, eventJson))
           }
-          const tooLarge = maxMessageBytes === undefined ? undefined : oversized(mine, maxMessageBytes)
+          const tooLarge =
+            maxMessageBytes === undefined
+              ? undefined
+              : (oversized(mine, maxMessageBytes) ??
+                (held.length === 0
+                  ? undefined
+                  : oversizedDigest(held, createdAt, Buffer.byteLength(eventJson), maxMessageBytes)))
           if (tooLarge !== undefined) {
             refused.push({ message, reason: failure('event_unroutable', [tooLarge]) })
             continue

@@ -114,7 +114,7 @@ export const schema = group({
     }),
     digest_max_attempts: key(integer(1, 1_000_000), {
       default: 150,
-      doc: 'Times a closed digest window may fail to go out for a reason that retrying does not cure — its digest cannot be made (its events cannot be read back from a damaged `digests.sqlite`), it is too large for the event log even listing one event, or the log refuses it for good — each logged as `router.digest_deferred` and tried again after 1 s, 2 s, … up to 10 minutes between tries (150: about a day). Then it is given up: set aside on `event_log.topics.dlq` (code `digest_undeliverable`, its first events as a CloudEvents batch, `herald.digest.*` headers naming the window), logged as `router.digest_dead_lettered`, and dropped from the buffer. An event log that cannot be reached counts no attempt: the windows wait for it, however long.',
+      doc: 'Times a closed digest window may fail to go out for a reason that retrying does not cure — its digest cannot be made (its events cannot be read back from a damaged `digests.sqlite`), it is too large for the event log even listing none of its events, or the log refuses it for good — each logged as `router.digest_deferred` and tried again after 1 s, 2 s, … up to 10 minutes between tries (150: about a day). Then it is given up: set aside on `event_log.topics.dlq` (code `digest_undeliverable`, its first events as a CloudEvents batch, `herald.digest.*` headers naming the window), logged as `router.digest_dead_lettered`, and dropped from the buffer. An event log that cannot be reached counts no attempt: the windows wait for it, however long.',
     }),
     limits: group({
       selectors_per_configuration: key(integer(1, 100_000), {

@@ -40,7 +40,10 @@ export interface DeliveryDigest {
   readonly counts: readonly DigestTypeCount[]
   /** By level: error, warning, info. */
   readonly levels: readonly DigestLevelCount[]
-  /** The window's first events, in the order the router saw them; `total` may be larger. */
+  /**
+   * The window's first events, in the order the router saw them, leaving out those that would
+   * make the command larger than the event log takes (possibly all); `total` may be larger.
+   */
   readonly events: readonly CloudEvent[]
 }
 
@@ -62,7 +65,10 @@ export interface DeliveryCommand {
   readonly account: string
   readonly endpoint: EndpointType
   readonly configurationId: string
-  /** The event; for a digest, the window's first. */
+  /**
+   * The event; for a digest, the window's first, or the first whose digest the event log takes
+   * when the first's is too large even listing no event.
+   */
   readonly event: CloudEvent
   /** For a digest, every selector that matched an event of the window. */
   readonly matchedSelectorIds: readonly string[]

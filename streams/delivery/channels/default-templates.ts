@@ -41,13 +41,19 @@ export const DIGEST_TICKET_TITLE =
 export const FINDING_TICKET_TITLE =
   '{% assign f = findings | first %}{% if findings.size == 1 %}{{ f.id }} ({{ f.severity }}) in {{ f.package }} {{ f.version }}: {{ resource }}{% else %}Vulnerabilities: {{ resource }}{% endif %}'
 
+const DIGEST_NONE_LISTED = 'The events are too large to list here.'
+
 const DIGEST_LINES =
   '{% for c in digest.counts %}\n- {{ c.count }} × {{ c.type }} ({{ c.level }}){% endfor %}'
 
-/** The window's first events, one line each, and how many more were counted. */
+/**
+ * The window's first events, one line each, and how many more were counted; a digest too
+ * large for the event log with any of them listed lists none, and says why.
+ */
 const digestEvents = (bullet: string) =>
-  `\n\nFirst events:{% for e in digest.events %}\n${bullet} {{ e.time }} {{ e.type }} ({{ e.level }}): {{ e.resource }}{% endfor %}` +
-  '{% if digest.omitted > 0 %}\n… and {{ digest.omitted }} more{% endif %}'
+  `{% if digest.events.size > 0 %}\n\nFirst events:{% for e in digest.events %}\n${bullet} {{ e.time }} {{ e.type }} ({{ e.level }}): {{ e.resource }}{% endfor %}` +
+  '{% if digest.omitted > 0 %}\n… and {{ digest.omitted }} more{% endif %}' +
+  `{% else %}\n\n${DIGEST_NONE_LISTED}{% endif %}`
 
 /** A digest in plain text or Markdown: the window, the counts, the first events. */
 const DIGEST_TEXT =
@@ -68,8 +74,9 @@ const HTML =
   '<h2>{{ title }}</h2>' +
   '{% if digest %}<p>{{ digest.total }} event{% if digest.total != 1 %}s{% endif %} between {{ digest.window_start }} and {{ digest.window_end }}:</p><ul>' +
   '{% for c in digest.counts %}<li>{{ c.count }} × {{ c.type }} ({{ c.level }})</li>{% endfor %}</ul>' +
-  '<p>First events:</p><ul>{% for e in digest.events %}<li>{{ e.time }} {{ e.type }} ({{ e.level }}): {{ e.resource }}</li>{% endfor %}</ul>' +
+  '{% if digest.events.size > 0 %}<p>First events:</p><ul>{% for e in digest.events %}<li>{{ e.time }} {{ e.type }} ({{ e.level }}): {{ e.resource }}</li>{% endfor %}</ul>' +
   '{% if digest.omitted > 0 %}<p>… and {{ digest.omitted }} more</p>{% endif %}' +
+  `{% else %}<p>${DIGEST_NONE_LISTED}</p>{% endif %}` +
   '{% else %}<p>{{ summary }}</p><table cellpadding="4">' +
   '<tr><th align="left">Level</th><td>{{ level }}</td></tr>' +
   '<tr><th align="left">Resource</th><td>{{ resource }}</td></tr>' +

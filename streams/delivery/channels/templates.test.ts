@@ -192,6 +192,23 @@ describe('digest templates', () => {
     assert.match(html, /<p>… and 2 more<\/p>/)
   })
 
+  it('say so when a digest lists none of its events, too large for one message', async () => {
+    const none = messageScope(aDelivery(anEvent(), { digest: { ...digest, events: [] } }), { uiUrl: null })
+    const text = (await renderField('email', 'text', undefined, { ...none, title: 't' })).text
+    assert.equal(
+      text,
+      '3 events between 2026-11-22T09:00:00Z and 2026-11-22T10:00:00Z:\n- 2 × user.checks.tag.vulnerabilities.update (info)\n- 1 × system.feeds.sync.failed (error)' +
+        '\n\nThe events are too large to list here.\n',
+    )
+    assert.match(
+      (await renderField('slack', 'text', undefined, { ...none, title: 't' })).text,
+      /\n• 1 × system\.feeds\.sync\.failed \(error\)\n\nThe events are too large to list here\.$/,
+    )
+    const html = (await renderField('email', 'html', undefined, { ...none, title: 't' })).text
+    assert.match(html, /<\/ul><p>The events are too large to list here\.<\/p>/)
+    assert.doesNotMatch(html, /First events/)
+  })
+
   it('is as severe as the worst event of its window', () => {
     assert.equal(scope.level, 'error')
     assert.deepEqual(scope.digest?.levels, [
