@@ -5,8 +5,21 @@ import { parsePattern } from './parse.ts'
 import type { CompiledPattern, Field, LeafField, Matcher, PatternNode } from './types.ts'
 import { escapeWildcardLiteral } from './wildcard.ts'
 
-/** Wraps a structural pattern with its reference evaluation. */
-export const fromNode = (root: PatternNode): CompiledPattern => ({ root, matches: compileEvaluator(root) })
+/**
+ * Wraps a structural pattern with its reference evaluation, compiled on its first use: an index
+ * of many patterns rarely evaluates one on its own, and compiling every one up front was most of
+ * the cost of compiling a large account's selectors.
+ */
+export const fromNode = (root: PatternNode): CompiledPattern => {
+  let evaluate: ((event: unknown) => boolean) | undefined
+  return {
+    root,
+    matches: (event) => {
+      evaluate ??= compileEvaluator(root)
+      return evaluate(event)
+    },
+  }
+}
 
 /** Where the input sits in a larger document, so that error paths name it: `content.data.x`. */
 export interface CompileOptions {

@@ -14,7 +14,12 @@ export {
   type MatchFailure,
 } from './explain.ts'
 export { MAX_PATTERN_DEPTH } from './parse.ts'
-export { buildPatternIndex, type PatternIndex, type PatternIndexEntry } from './pattern-index.ts'
+export {
+  buildPatternIndex,
+  type PatternIndex,
+  type PatternIndexEntry,
+  patternIndexSteps,
+} from './pattern-index.ts'
 export type {
   CompiledPattern,
   Field,

@@ -1,3 +1,4 @@
+import { drain } from '../cooperative.ts'
 import { isInheritedName, isObject } from './evaluate.ts'
 import { type LeafTest, leafHolds, leafTest } from './leaf.ts'
 import type { CompiledPattern, Matcher, PatternNode, Scalar } from './types.ts'
@@ -356,9 +357,10 @@ interface PathStats {
   readonly buckets: Map<unknown, number>
 }
 
-const choosePath = (placements: readonly Placement[]): number | undefined => {
+function* choosePath(placements: readonly Placement[], work: Work): Generator<void, number | undefined> {
   const stats = new Map<number, PathStats>()
   for (const placement of placements) {
+    if (++work.done % WORK_PER_STEP === 0) yield
     const conds = placement.conjunct.conds
     let seen = 0
     for (let bits = placement.routable, i = 0; bits !== 0; bits >>>= 1, i++) {
@@ -443,7 +445,16 @@ class Affixes {
   }
 }
 
+/** Units of work (entries taken apart, placements looked at) between two steps of a build. */
+const WORK_PER_STEP = 1_024
+
+/** Work done so far in one build, counted by every step of it. */
+interface Work {
+  done: number
+}
+
 interface Builder {
+  readonly work: Work
   readonly affixes: Map<number, Affixes>
   readonly ids: readonly unknown[]
   readonly candidates: Candidate<unknown>[]
@@ -465,20 +476,27 @@ const checksOf = (builder: Builder, placement: Placement): readonly Cond[] => {
   return checks
 }
 
-const buildTree = (
+/** The decision tree of `placements`; one step per `WORK_PER_STEP` placements it looks at. */
+function* buildTree(
   placements: readonly Placement[],
   builder: Builder,
   depth: number,
-): TreeNode | undefined => {
+): Generator<void, TreeNode | undefined> {
   if (placements.length === 0) return undefined
-  const path = placements.length > LEAF_SIZE && depth < MAX_DEPTH ? choosePath(placements) : undefined
-  if (path === undefined)
-    return placements.map((p) => {
+  const work = builder.work
+  const path =
+    placements.length > LEAF_SIZE && depth < MAX_DEPTH ? yield* choosePath(placements, work) : undefined
+  if (path === undefined) {
+    const leaf: Candidate<unknown>[] = []
+    for (const p of placements) {
+      if (++work.done % WORK_PER_STEP === 0) yield
       const entry = p.conjunct.entry
       const candidate = new Candidate(entry, builder.ids[entry], checksOf(builder, p), p.conjunct)
       builder.candidates.push(candidate)
-      return candidate
-    })
+      leaf.push(candidate)
+    }
+    return leaf
+  }
   const affixes = builder.affixes
   const exact = new Map<unknown, Placement[]>()
   // One map for both affix kinds, keyed by the routes' buckets as `Affixes.of` reports them.
@@ -486,6 +504,7 @@ const buildTree = (
   const rest: Placement[] = []
   let registry = affixes.get(path)
   for (const placement of placements) {
+    if (++work.done % WORK_PER_STEP === 0) yield
     const chosen = routingCond(placement, path)
     if (chosen === -1) {
       rest.push(placement)
@@ -514,19 +533,21 @@ const buildTree = (
       }
     }
   }
-  const children = <K>(map: Map<K, Placement[]>): Map<K, TreeNode> =>
-    new Map([...map].map(([key, list]) => [key, buildTree(list, builder, depth + 1) as TreeNode]))
   const strings: Record<string, TreeNode> = Object.create(null)
   const others = new Map<unknown, TreeNode>()
-  for (const [key, child] of children(exact))
+  for (const [key, list] of exact) {
+    const child = (yield* buildTree(list, builder, depth + 1)) as TreeNode
     if (typeof key === 'string') strings[key] = child
     else others.set(key, child)
+  }
+  const affix = new Map<string, TreeNode>()
+  for (const [key, list] of affixed) affix.set(key, (yield* buildTree(list, builder, depth + 1)) as TreeNode)
   return {
     path,
     strings,
     others: others.size === 0 ? undefined : others,
-    affix: affixed.size === 0 ? undefined : children(affixed),
-    rest: buildTree(rest, builder, depth + 1),
+    affix: affix.size === 0 ? undefined : affix,
+    rest: yield* buildTree(rest, builder, depth + 1),
   }
 }
 
@@ -555,6 +576,8 @@ class Slot {
 }
 
 /**
+ * The index of `entries`, built at once.
+ *
  * @example
  * const index = buildPatternIndex([
  *   { id: 'critical', pattern: compilePattern({ data: { severity: ['Critical'] } }) },
@@ -562,19 +585,37 @@ class Slot {
  * ])
  * index.match({ account: 'acme', type: 'x', data: { severity: 'Critical' } }) // ['critical', 'acme'] in some order
  */
-export const buildPatternIndex = <Id>(entries: readonly PatternIndexEntry<Id>[]): PatternIndex<Id> => {
+export const buildPatternIndex = <Id>(entries: readonly PatternIndexEntry<Id>[]): PatternIndex<Id> =>
+  drain(patternIndexSteps(entries))
+
+/**
+ * `buildPatternIndex` step by step: the generator yields between steps of about
+ * `WORK_PER_STEP` entries or placements (a large index takes a second or more to build, a
+ * step well under a millisecond) and returns the index, so a caller can build in slices
+ * between which the event loop runs (`drainSliced`). `entries` must not change meanwhile.
+ *
+ * @example
+ * const index = await drainSliced(patternIndexSteps(entries))
+ */
+export function* patternIndexSteps<Id>(
+  entries: readonly PatternIndexEntry<Id>[],
+): Generator<void, PatternIndex<Id>> {
+  const work: Work = { done: 0 }
   const registry = new Registry()
   const placements: Placement[] = []
-  entries.forEach((entry, i) => {
+  for (let i = 0; i < entries.length; i++) {
+    if (++work.done % WORK_PER_STEP === 0) yield
+    const entry = entries[i] as PatternIndexEntry<Id>
     for (const conjunct of conjunctsOf(registry, i, entry.pattern)) placements.push(placementOf(conjunct))
-  })
+  }
   const ids = entries.map((e) => e.id)
   const affixes = new Map<number, Affixes>()
   const candidates: Candidate<unknown>[] = []
-  const tree = buildTree(placements, { affixes, ids, candidates, checkLists: new Map() }, 0)
+  const tree = yield* buildTree(placements, { work, affixes, ids, candidates, checkLists: new Map() }, 0)
   for (const a of affixes.values()) a.seal()
   const owners = new Map<number, Candidate<unknown>>()
   for (const candidate of candidates) {
+    if (++work.done % WORK_PER_STEP === 0) yield
     const owner = owners.get(candidate.entry)
     if (owner === undefined) owners.set(candidate.entry, candidate)
     else candidate.owner = owner
@@ -592,14 +633,16 @@ export const buildPatternIndex = <Id>(entries: readonly PatternIndexEntry<Id>[])
 
   const patterns = entries.map((e) => e.pattern)
   const idNumbers = new Map<Id, number>()
-  const idNumberOf = ids.map((id) => {
+  const idNumberOf: number[] = []
+  for (const id of ids) {
+    if (++work.done % WORK_PER_STEP === 0) yield
     let n = idNumbers.get(id)
     if (n === undefined) {
       n = idNumbers.size
       idNumbers.set(id, n)
     }
-    return n
-  })
+    idNumberOf.push(n)
+  }
   const emitted = new Float64Array(idNumbers.size).fill(-1)
   // With one entry per id, an entry evaluated once is also reported once.
   const idsAreUnique = idNumbers.size === entries.length

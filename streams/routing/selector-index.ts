@@ -1,12 +1,12 @@
 import { Observable } from 'rxjs'
 import type { CloudEvent } from '../../src/events/index.ts'
 import {
-  buildPatternIndex,
   type CompiledPattern,
   compileAnchoreSelector,
   compilePattern,
   type PatternIndex,
   type PatternIndexEntry,
+  patternIndexSteps,
 } from '../../src/matching/index.ts'
 import type { EndpointConfiguration, Selector, SelectorSet } from '../../src/notifications/index.ts'
 
@@ -114,24 +114,47 @@ function* pairsOf(
   return groups
 }
 
-const buildPartition = (
+/** A selector compiled, or why it does not compile. */
+type Compiled = { readonly pattern: CompiledPattern } | { readonly error: unknown }
+
+/** Selectors compiled between two steps of a build. */
+const COMPILED_PER_STEP = 256
+
+/**
+ * One partition's decision tree, one step per `COMPILED_PER_STEP` selectors compiled, then the
+ * steps of its tree. A selector is compiled once for as long as snapshots hold it: `compiled`
+ * keeps each by the very object (snapshots are immutable and share the selectors that did not
+ * change; an edited one is a new object), so one change in a large account compiles one
+ * selector, not the account's every one.
+ */
+function* partitionSteps(
   pairs: readonly (Selector | EndpointConfiguration)[],
   options: SelectorIndexOptions,
-): Partition => {
+  compiled: WeakMap<Selector, Compiled>,
+): Generator<void, Partition> {
   const entries: PatternIndexEntry<Entry>[] = []
+  let compiling = 0
   for (let i = 0; i < pairs.length; i += 2) {
     const selector = pairs[i] as Selector
     const configuration = pairs[i + 1] as EndpointConfiguration
-    try {
-      const alone = Object.freeze([
-        Object.freeze({ configuration, selectorIds: Object.freeze([selector.id]) }),
-      ])
-      entries.push({ id: { selector, configuration, alone }, pattern: compileSelector(selector) })
-    } catch (error) {
-      options.onUncompilable?.(selector, error)
+    let known = compiled.get(selector)
+    if (known === undefined) {
+      if (++compiling % COMPILED_PER_STEP === 0) yield
+      try {
+        known = { pattern: compileSelector(selector) }
+      } catch (error) {
+        known = { error }
+      }
+      compiled.set(selector, known)
     }
+    if ('error' in known) {
+      options.onUncompilable?.(selector, known.error)
+      continue
+    }
+    const alone = Object.freeze([Object.freeze({ configuration, selectorIds: Object.freeze([selector.id]) })])
+    entries.push({ id: { selector, configuration, alone }, pattern: known.pattern })
   }
-  return { pairs, index: buildPatternIndex(entries) }
+  return { pairs, index: yield* patternIndexSteps(entries) }
 }
 
 const matchesOf = (hits: readonly Entry[]): readonly RouteMatch[] => {
@@ -173,8 +196,10 @@ const indexOf = (partitions: ReadonlyMap<string, Partition>): SelectorIndex => {
  * for the global selectors, each split by event type, then content, so an event touches only
  * the selectors that can match it. A new snapshot reuses each tree whose selectors and
  * configurations are the very objects of the last build (snapshots share what did not change),
- * so a change to one account's configurations rebuilds that account's tree only. An index is
- * built whole and never changed after: swapping the reference swaps the index.
+ * so a change to one account's configurations rebuilds that account's tree only, compiling
+ * again only the selectors that changed. An index is built whole and never changed after:
+ * swapping the reference swaps the index. `build$` builds it in slices of the event loop, in
+ * steps of well under a millisecond even for one account of 100,000 selectors.
  *
  * @example
  * const builder = createSelectorIndexBuilder()
@@ -184,7 +209,8 @@ const indexOf = (partitions: ReadonlyMap<string, Partition>): SelectorIndex => {
 export const createSelectorIndexBuilder = (options: SelectorIndexOptions = {}) => {
   let built = new Map<string, Partition>()
   let last: SelectorIndexBuild = { partitions: 0, rebuilt: 0 }
-  /** One step per partition it has to build; returns the index. */
+  const compiled = new WeakMap<Selector, Compiled>()
+  /** Steps of a fraction of a millisecond each, whatever the partitions' sizes; returns the index. */
   function* steps(set: SelectorSet): Generator<void, SelectorIndex> {
     const partitions = new Map<string, Partition>()
     let rebuilt = 0
@@ -195,7 +221,7 @@ export const createSelectorIndexBuilder = (options: SelectorIndexOptions = {}) =
         continue
       }
       yield
-      const partition = buildPartition(pairs, options)
+      const partition = yield* partitionSteps(pairs, options, compiled)
       partitions.set(key, partition)
       rebuilt++
       // Kept at once: a build abandoned for a newer snapshot still saves its work.
