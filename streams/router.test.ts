@@ -39,6 +39,7 @@ import {
 } from './router.ts'
 import {
   buildSelectorIndex,
+  commandFor,
   type DeliveryCommand,
   decodeDeliveryCommand,
   encodeDeliveryCommand,
@@ -404,6 +405,59 @@ describe('createRouterHandler', () => {
       },
     ])
     assert.equal((await processed.seen([processedKey(large as IngressEvent)])).size, 0)
+  })
+
+  it('names, in the letter of an event a broker refused for one configuration, the configurations its commands reached before', async () => {
+    const { lines, logger } = capturingLogger()
+    const large = aValidEvent({
+      id: 'large',
+      data: { ...validDataOf('user.checks.tag.vulnerabilities.update'), note: 'x'.repeat(2_000) },
+    })
+    const three = buildSelectorIndex(
+      aSelectorSet(
+        ['cfg-1', 'cfg-2', 'cfg-3-with-a-longer-id'].map((id) => aConfiguration({ id })),
+        ['cfg-1', 'cfg-2', 'cfg-3-with-a-longer-id'].map((configurationId, i) =>
+          aSelector({ type: 'user.checks.*' }, { id: `sel-${i}`, configurationId }),
+        ),
+      ),
+    )
+    // The broker takes the large event's commands to cfg-1 and cfg-2, not its longer one to cfg-3.
+    const [toFirst] = three
+      .match(large)
+      .map((m) => encodeDeliveryCommand(commandFor(large, m, new Date(0).toISOString())))
+    const brokerMax = messageBytes(toFirst as OutgoingMessage) + 2
+    const published: OutgoingMessage[] = []
+    const log = {
+      publish: async (topic: string, messages: readonly OutgoingMessage[]): Promise<PublishedPosition[]> => {
+        for (const [index, message] of messages.entries()) {
+          const bytes = messageBytes(message)
+          if (topic === topics.deliveries && bytes > brokerMax)
+            throw new MessageTooLargeError('refused', { topic, index, bytes, published: index })
+          published.push(message)
+        }
+        return []
+      },
+    }
+    const handler = createRouterHandler({ log, topics, getIndex: () => three, clock: () => 0, logger })
+
+    await handler(batchOf([encodeLogEvent(large).value, encodeLogEvent(aValidEvent({ id: 'e2' })).value]))
+
+    const commands = published.filter((m) => m.headers?.[DeadLetterHeaders.code] === undefined)
+    assert.deepEqual(
+      commands.map((m) => `${commandOf(m).event.id}>${m.key}`),
+      ['large>cfg-1', 'large>cfg-2', 'e2>cfg-1', 'e2>cfg-2', 'e2>cfg-3-with-a-longer-id'],
+    )
+    const [letter] = published.filter((m) => m.headers?.[DeadLetterHeaders.code] !== undefined)
+    const info = readDeadLetter({ headers: letter?.headers ?? {} })
+    assert.equal(info?.code, 'event_unroutable')
+    assert.match(
+      info?.message ?? '',
+      /^\(event\): makes a delivery command of \d+ bytes \(configuration cfg-3-with-a-longer-id\) that the broker refused as too large: [^;]+; \(event\): reached configuration cfg-1, cfg-2 first: routed again, it repeats those commands under their delivery ids, which the deliverer records once$/,
+    )
+    assert.deepEqual(
+      lines.filter((l) => l.event === 'router.command_refused').map((l) => l.fields.reached),
+      [['cfg-1', 'cfg-2']],
+    )
   })
 
   it('logs and leaves out a letter too large even without its value, and routes the rest', async () => {

@@ -386,16 +386,31 @@ export const toDeliveries =
       }),
     )
 
-/** Why the log refused `command` alone as too large. */
-const refusalIssue = (command: OutgoingMessage, error: MessageTooLargeError): FieldIssue => {
+/**
+ * Why the log refused `command` alone as too large, and, when it had written commands of the
+ * same event before, to which configurations (`reached`).
+ */
+const refusalIssues = (
+  command: OutgoingMessage,
+  error: MessageTooLargeError,
+  reached: readonly (string | null)[],
+): FieldIssue[] => {
   const { bytes, limit } = error.context
-  return {
+  const refusal = {
     path: '(event)',
     message:
       limit === undefined
         ? `makes a delivery command of ${bytes} bytes (configuration ${command.key}) that the broker refused as too large: event_log.kafka.max_request_bytes is above its message.max.bytes`
         : `makes a delivery command of ${bytes} bytes (configuration ${command.key}), over the ${limit} the event log takes in one message`,
   }
+  if (reached.length === 0) return [refusal]
+  return [
+    refusal,
+    {
+      path: '(event)',
+      message: `reached configuration ${reached.join(', ')} first: routed again, it repeats those commands under their delivery ids, which the deliverer records once`,
+    },
+  ]
 }
 
 /** `routing` without what it held for `unroutable` events, which are now `refused`. */
@@ -432,7 +447,10 @@ const withoutUnroutable = (
  * know) is logged as `router.command_refused` and refused as `event_unroutable`, for the next
  * `setAsideRefused` to dead-letter; its other commands still to go and its digest entries are
  * dropped, as `toDeliveries` drops those of an event it refuses, and it is not remembered as
- * routed. The rest go out in order, rather than the batch failing every time it is retried.
+ * routed. Its commands written before the refused one stay written: the log cannot take them
+ * back. The letter and the log line name their configurations (`reached`); the event routed
+ * again (the letter replayed once the broker takes more) repeats them under the same delivery
+ * ids, which the deliverer records once, so those endpoints are not sent it twice. The rest go out in order, rather than the batch failing every time it is retried.
  */
 export const publishDeliveries =
   ({
@@ -459,15 +477,22 @@ export const publishDeliveries =
             log,
             topic,
             published.commands,
-            (i, command, error) => {
+            (i, command, error, written) => {
               const { message } = origin(i)
               unroutable.add(origin(i))
-              refused.push({ message, reason: failure('event_unroutable', [refusalIssue(command, error)]) })
+              const reached = published.commands
+                .filter((_, j) => origin(j) === origin(i) && written(j))
+                .map((c) => c.key)
+              refused.push({
+                message,
+                reason: failure('event_unroutable', refusalIssues(command, error, reached)),
+              })
               logger?.('error', 'router.command_refused', {
                 topic: message.topic,
                 partition: message.partition,
                 offset: message.offset,
                 configuration_id: command.key,
+                reached,
                 code: error.code,
                 bytes: error.context.bytes,
                 error: error.message,
