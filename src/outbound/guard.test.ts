@@ -153,6 +153,33 @@ describe('createOutboundGuard().checkUrl', () => {
       })
   })
 
+  it('asks once for a name while a lookup of it runs, and aborts a lookup it stopped waiting for', async () => {
+    const asked: string[] = []
+    const signals: AbortSignal[] = []
+    const hang: Lookup = (hostname, signal) => {
+      asked.push(hostname)
+      if (signal !== undefined) signals.push(signal)
+      return new Promise(() => {})
+    }
+    const guard = createOutboundGuard({ lookup: hang, lookupTimeoutMs: 50 })
+    const checks = Array.from({ length: 20 }, (_, i) =>
+      guard.checkUrl(`https://Slow.example.com/hook/${i}`).then(
+        () => assert.fail('resolved'),
+        (error: unknown) => (error as OutboundUnresolvableError).context.dnsCode,
+      ),
+    )
+    await guard.checkUrl('https://other.example.com/').catch(() => {})
+    assert.deepEqual(await Promise.all(checks), Array(20).fill('ETIMEOUT'))
+    assert.deepEqual(asked, ['slow.example.com', 'other.example.com'])
+    assert.deepEqual(
+      signals.map((s) => s.aborted),
+      [true, true],
+    )
+    // Once the lookup ended, the next check asks again.
+    await guard.checkUrl('https://slow.example.com/').catch(() => {})
+    assert.equal(asked.length, 3)
+  })
+
   it('lets allowlisted hosts, wildcard hosts and addresses in allowlisted ranges through', async () => {
     const guard = createOutboundGuard({
       lookup: zone(DNS).lookup,

@@ -1,4 +1,3 @@
-import { lookup as dnsLookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import { classifyAddress, parseAddress } from './address.ts'
 import { createAllowlist } from './allowlist.ts'
@@ -16,20 +15,17 @@ import {
   type ExchangeRequest,
   ExchangeTimeoutError,
 } from './exchange.ts'
+import { createDnsLookup, type Lookup, type ResolvedAddress } from './resolve.ts'
 import { startSenderThread } from './sender-thread.ts'
 
-export interface ResolvedAddress {
-  readonly address: string
-  readonly family: number
-}
-
-/** Every address a host name resolves to, as `dns.promises.lookup(host, { all: true })` returns them. */
-export type Lookup = (hostname: string) => Promise<readonly ResolvedAddress[]>
+export type { Lookup, ResolvedAddress }
 
 export interface OutboundGuardOptions {
   /** `outbound.allowlist`: hosts, `*.domain`, addresses and CIDR ranges exempt from the range check. */
   readonly allowlist?: readonly string[]
+  /** By default `createDnsLookup()`: the hosts file, then DNS through c-ares. */
   readonly lookup?: Lookup
+  /** The guard stops waiting for a lookup, and aborts it, after this many milliseconds. */
   readonly lookupTimeoutMs?: number
   /** Default time limit of one request, connection to last body byte. */
   readonly timeoutMs?: number
@@ -102,14 +98,13 @@ export interface OutboundGuard {
 
 const defaults = {
   allowlist: [],
-  lookup: (hostname) => dnsLookup(hostname, { all: true, order: 'verbatim' }),
   lookupTimeoutMs: 5_000,
   timeoutMs: 10_000,
   maxBodyBytes: 1024 * 1024,
   ca: [],
   now: () => performance.now(),
   senderThread: true,
-} satisfies Required<Omit<OutboundGuardOptions, 'onSenderStopped'>>
+} satisfies Required<Omit<OutboundGuardOptions, 'onSenderStopped' | 'lookup'>>
 
 // URLs with an address for a host whose target `checkUrl` keeps.
 const MAX_ADDRESS_URLS = 1024
@@ -176,9 +171,11 @@ const resolveLocation = (location: string | undefined, url: URL): string | undef
  * const { response, redirect } = await guard.guardedFetch(target, { method: 'POST', body })
  */
 export const createOutboundGuard = (options: OutboundGuardOptions = {}): OutboundGuard => {
-  const settings = { ...defaults, ...options } satisfies Required<
-    Omit<OutboundGuardOptions, 'onSenderStopped'>
-  >
+  const settings = {
+    ...defaults,
+    ...options,
+    lookup: options.lookup ?? createDnsLookup(),
+  } satisfies Required<Omit<OutboundGuardOptions, 'onSenderStopped'>>
   const allowlist = createAllowlist(settings.allowlist)
   const ca = typeof settings.ca === 'string' ? [settings.ca] : [...settings.ca]
   const exchanger = settings.senderThread
@@ -205,12 +202,26 @@ export const createOutboundGuard = (options: OutboundGuardOptions = {}): Outboun
     return target
   }
 
+  // One lookup in flight a host name: checks of the same name while it runs share its answer,
+  // so a burst of deliveries to a name whose DNS does not answer asks once, not once each.
+  const lookups = new Map<string, Promise<readonly ResolvedAddress[]>>()
+  const lookUp = (hostname: string): Promise<readonly ResolvedAddress[]> => {
+    const key = hostname.toLowerCase()
+    const running = lookups.get(key)
+    if (running !== undefined) return running
+    const controller = new AbortController()
+    const lookup = withTimeout(settings.lookup(hostname, controller.signal), settings.lookupTimeoutMs, () => {
+      controller.abort()
+      return Object.assign(new Error('DNS lookup timed out'), { code: 'ETIMEOUT' })
+    }).finally(() => lookups.delete(key))
+    lookups.set(key, lookup)
+    return lookup
+  }
+
   const resolve = async (hostname: string, kind: TargetKind): Promise<readonly ResolvedAddress[]> => {
     let addresses: readonly ResolvedAddress[]
     try {
-      addresses = await withTimeout(settings.lookup(hostname), settings.lookupTimeoutMs, () =>
-        Object.assign(new Error('DNS lookup timed out'), { code: 'ETIMEOUT' }),
-      )
+      addresses = await lookUp(hostname)
     } catch (error) {
       throw new OutboundUnresolvableError(hostname, error, kind)
     }

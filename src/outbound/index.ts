@@ -23,3 +23,4 @@ export {
   type OutboundGuardOptions,
   type ResolvedAddress,
 } from './guard.ts'
+export { createDnsLookup, type DnsLookupOptions } from './resolve.ts'
