@@ -26,10 +26,10 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   // An event larger than the event log takes in one message (Kafka's request size).
   message_too_large: 413,
   unsupported_media_type: 415,
-  // A notification target the SSRF guard refused, or one that could not be reached: the
-  // request was understood, the URL it names cannot be used.
+  // A notification target the SSRF guard refused (a host name that does not resolve among
+  // them), or one that could not be reached: the request was understood, the URL it names
+  // cannot be used.
   outbound_blocked: 422,
-  outbound_unresolvable: 422,
   outbound_tls_failed: 422,
   outbound_timeout: 502,
   outbound_request_failed: 502,

@@ -26,6 +26,14 @@ export const blockedHostMessage = (kind: TargetKind = 'url'): string =>
   `${HOST_OF[kind]} is not allowed as a notification target`
 
 /**
+ * The one sentence for a host name that did not resolve, or resolved to a forbidden address:
+ * told apart, they would let an API client learn which internal names exist on Herald's network
+ * (an internal name resolves, to a private address; another name does not). The log has which.
+ */
+export const unreachableHostMessage = (kind: TargetKind = 'url'): string =>
+  `${HOST_OF[kind]} does not resolve to an address Herald may reach`
+
+/**
  * A URL the SSRF guard refuses. The message is one of a few fixed sentences, so an API client
  * learns nothing about what the host resolves to on Herald's network. Not retriable.
  */
@@ -37,11 +45,15 @@ export class OutboundBlockedError extends HeraldError {
   }
 }
 
-/** The host did not resolve (or not in time). Retriable: DNS outages pass. */
+/**
+ * The host did not resolve (or not in time). Retriable: DNS outages pass. A client is told what
+ * a host name resolving to a forbidden address tells it, code and message (`dnsCode` is for the
+ * log), so that the API is no oracle for which internal names exist.
+ */
 export class OutboundUnresolvableError extends HeraldError {
   constructor(host: string, cause: unknown, kind: TargetKind = 'url') {
     const dnsCode = (cause as { code?: unknown } | undefined)?.code
-    super('outbound_unresolvable', `${HOST_OF[kind]} could not be resolved`, {
+    super('outbound_blocked', unreachableHostMessage(kind), {
       context: { host, ...(typeof dnsCode === 'string' ? { dnsCode } : {}) },
       cause,
       retriable: true,

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
 import { isHeraldError } from '../errors/index.ts'
+import { toProblem } from '../http/problem.ts'
 import { classifyAddress } from './address.ts'
 import { OutboundBlockedError, OutboundUnresolvableError } from './errors.ts'
 import { type CheckedTarget, createOutboundGuard, type Lookup, type ResolvedAddress } from './guard.ts'
@@ -133,7 +134,55 @@ describe('createOutboundGuard().checkUrl', () => {
       messages.add(error.message)
       assert.doesNotMatch(JSON.stringify(error.context), /10\.0\.0\.5|169\.254/)
     }
-    assert.deepEqual([...messages], ["the URL's host is not allowed as a notification target"])
+    // A host name for what it resolves to, an address for itself.
+    assert.deepEqual(
+      [...messages],
+      [
+        "the URL's host does not resolve to an address Herald may reach",
+        "the URL's host is not allowed as a notification target",
+      ],
+    )
+  })
+
+  it('answers a name that does not resolve as it answers one that resolves to a forbidden address', async () => {
+    // Else an API client could learn which internal names exist through Herald's resolver.
+    const hang: Lookup = () => new Promise(() => {})
+    const guard = createOutboundGuard({ lookup: zone(DNS).lookup })
+    const slow = createOutboundGuard({ lookup: hang, lookupTimeoutMs: 20 })
+    const refusal = (check: Promise<unknown>) =>
+      check.then(
+        () => assert.fail('accepted'),
+        (error: unknown) => error as OutboundBlockedError | OutboundUnresolvableError,
+      )
+    for (const [kind, check, say] of [
+      ['url', (g: typeof guard, host: string) => g.checkUrl(`https://${host}/hook`), "the URL's host"],
+      ['smtp', (g: typeof guard, host: string) => g.checkSmtpHost(host, 587), 'the SMTP host'],
+    ] as const) {
+      const errors = [
+        await refusal(check(guard, 'internal.example.com')),
+        await refusal(check(guard, 'mixed.example.com')),
+        await refusal(check(guard, 'garbage.example.com')),
+        await refusal(check(guard, 'nope.example.com')),
+        await refusal(check(guard, 'nothing.example.com')),
+        await refusal(check(slow, 'slow.example.com')),
+      ]
+      const shown = errors.map((error) => toProblem(error))
+      assert.deepEqual(new Set(shown.map((p) => JSON.stringify(p))).size, 1, kind)
+      assert.deepEqual(
+        [shown[0]?.status, shown[0]?.code, shown[0]?.detail],
+        [422, 'outbound_blocked', `${say} does not resolve to an address Herald may reach`],
+      )
+      // The log keeps the reason.
+      assert.deepEqual(
+        errors.map((e) => e.context.reason ?? e.context.dnsCode),
+        ['private', 'private', 'invalid_address', 'ENOTFOUND', 'ENODATA', 'ETIMEOUT'],
+      )
+      // Whether a retry can help still differs: a DNS outage passes.
+      assert.deepEqual(
+        errors.map((e) => e.retriable),
+        [false, false, false, true, true, true],
+      )
+    }
   })
 
   it('reports resolver failures, empty answers and slow resolvers as retriable unresolvable', async () => {
@@ -146,7 +195,7 @@ describe('createOutboundGuard().checkUrl', () => {
     for (const [guard, url, dnsCode] of cases)
       await assert.rejects(guard.checkUrl(url), (error: unknown) => {
         assert.ok(error instanceof OutboundUnresolvableError)
-        assert.equal(error.code, 'outbound_unresolvable')
+        assert.equal(error.code, 'outbound_blocked')
         assert.equal(error.retriable, true)
         assert.equal(error.context.dnsCode, dnsCode)
         return true
@@ -260,21 +309,31 @@ describe('createOutboundGuard().checkSmtpHost', () => {
   it('names the SMTP host, not a URL, when it refuses one or cannot resolve it', async () => {
     const guard = createOutboundGuard({ lookup: zone(DNS).lookup })
     const messages = new Set<string>()
-    for (const host of ['internal.example.com', 'metadata.example.com', '127.0.0.1', 'localhost'])
+    for (const host of [
+      'internal.example.com',
+      'metadata.example.com',
+      'nope.example.com',
+      '127.0.0.1',
+      'localhost',
+    ])
       messages.add(
         await guard.checkSmtpHost(host, 587).then(
           () => assert.fail(host),
           (e: unknown) => (e as Error).message,
         ),
       )
-    assert.deepEqual([...messages], ['the SMTP host is not allowed as a notification target'])
-    await assert.rejects(guard.checkSmtpHost('nope.example.com', 587), (error: unknown) => {
-      assert.ok(error instanceof OutboundUnresolvableError)
-      assert.equal(error.message, 'the SMTP host could not be resolved')
-      return true
-    })
+    assert.deepEqual(
+      [...messages],
+      [
+        'the SMTP host does not resolve to an address Herald may reach',
+        'the SMTP host is not allowed as a notification target',
+      ],
+    )
     // A URL's refusals keep naming the URL.
-    await assert.rejects(guard.checkUrl('http://nope.example.com/'), /the URL's host could not be resolved/)
+    await assert.rejects(
+      guard.checkUrl('http://nope.example.com/'),
+      /the URL's host does not resolve to an address Herald may reach/,
+    )
   })
 })
 

@@ -8,6 +8,7 @@ import {
   OutboundTimeoutError,
   OutboundUnresolvableError,
   type TargetKind,
+  unreachableHostMessage,
 } from './errors.ts'
 import {
   createInlineExchanger,
@@ -81,7 +82,10 @@ export interface GuardedResponse {
 }
 
 export interface OutboundGuard {
-  /** Refuses with `OutboundBlockedError` or `OutboundUnresolvableError`; resolves with the target to connect to. */
+  /**
+   * Refuses with `OutboundBlockedError` or `OutboundUnresolvableError` (retriable), which a
+   * client cannot tell from a host name's refusal; resolves with the target to connect to.
+   */
   readonly checkUrl: (url: string) => Promise<CheckedTarget>
   /**
    * `checkUrl` for an SMTP server, which is named by host and port rather than by a URL: its
@@ -122,6 +126,13 @@ const blocked = (
   reason: ConstructorParameters<typeof OutboundBlockedError>[0]['reason'],
   host?: string,
 ) => new OutboundBlockedError(host === undefined ? { reason } : { reason, host }, blockedHostMessage(kind))
+
+// A host name refused for what it resolved to: said as an unresolvable name is (errors.ts).
+const unreachable = (
+  kind: TargetKind,
+  reason: ConstructorParameters<typeof OutboundBlockedError>[0]['reason'],
+  host: string,
+) => new OutboundBlockedError({ reason, host }, unreachableHostMessage(kind))
 
 const withTimeout = async <T>(work: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> => {
   let timer: NodeJS.Timeout | undefined
@@ -287,14 +298,14 @@ export const createOutboundGuard = (options: OutboundGuardOptions = {}): Outboun
     for (const { address } of hostAllowlisted ? [] : addresses) {
       const verdict = classifyAddress(address)
       if (verdict.allowed) continue
-      if (!allowlist.allowsAddress(address)) throw blocked(kind, verdict.reason, hostname)
+      if (!allowlist.allowsAddress(address)) throw unreachable(kind, verdict.reason, hostname)
       exempted = true
     }
     // Every address passed, so any would do; IPv4 first because hosts without an IPv6 route are
     // common, and with one pinned address there is no happy-eyeballs fallback.
     const chosen = addresses.find((a) => isIP(a.address) === 4) ?? addresses[0]
     if (chosen === undefined || parseAddress(chosen.address) === undefined)
-      throw blocked(kind, 'invalid_address', hostname)
+      throw unreachable(kind, 'invalid_address', hostname)
     return issue(url, hostname, chosen.address, exempted)
   }
 

@@ -51,7 +51,7 @@ import {
   type Target,
 } from '../notifications/index.ts'
 import type { Logger, Metrics } from '../observability/index.ts'
-import type { OutboundGuard } from '../outbound/index.ts'
+import { OutboundBlockedError, type OutboundGuard, OutboundUnresolvableError } from '../outbound/index.ts'
 import type { Consumer, EventLog } from '../ports/event-log.ts'
 import type { EventStore } from '../ports/event-store.ts'
 import type { Warehouse } from '../ports/warehouse.ts'
@@ -219,8 +219,16 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
   })
   const endpoints = createEndpointStatusService({ store, clock, newId: randomUUID })
   const checkTarget = async (target: Target) => {
-    if ('url' in target) await options.outbound.checkUrl(target.url)
-    else await options.outbound.checkSmtpHost(target.smtpHost, target.port)
+    try {
+      if ('url' in target) await options.outbound.checkUrl(target.url)
+      else await options.outbound.checkSmtpHost(target.smtpHost, target.port)
+    } catch (error) {
+      // The client is told one sentence for a host name that does not resolve and one that
+      // resolves to a forbidden address; the log says which (never the address).
+      if (error instanceof OutboundBlockedError || error instanceof OutboundUnresolvableError)
+        logger('info', 'outbound.target_refused', { ...error.context, retriable: error.retriable })
+      throw error
+    }
   }
   const checkTemplates = (templates: unknown, endpoint: Parameters<typeof validateTemplates>[1]) =>
     validateTemplates(templates, endpoint)

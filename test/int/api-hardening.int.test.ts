@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test'
 import { loadConfig } from '../../src/config/index.ts'
 import { type Herald, startHerald } from '../../src/herald.ts'
 import type { Logger } from '../../src/observability/index.ts'
+import type { Lookup } from '../../src/outbound/index.ts'
 import { eventually } from '../support/eventually.ts'
 import { heraldApi } from '../support/herald-api.ts'
 import { startWebhookReceiver } from '../support/webhook-receiver.ts'
@@ -25,8 +26,15 @@ describe('the HTTP API of an embedded Herald, against a tenant’s abuse', () =>
   let acme: ReturnType<typeof heraldApi>
   let acmeToken: string
   const logged: string[] = []
-  const logger: Logger = (_level, event) => {
+  const fieldsOf = new Map<string, unknown[]>()
+  const logger: Logger = (_level, event, fields) => {
     logged.push(event)
+    fieldsOf.set(event, [...(fieldsOf.get(event) ?? []), fields])
+  }
+  // Herald's resolver, as a network with internal names would answer.
+  const lookup: Lookup = async (hostname) => {
+    if (hostname === 'db.corp.internal') return [{ address: '10.0.0.5', family: 4 }]
+    throw Object.assign(new Error(`no ${hostname}`), { code: 'ENOTFOUND' })
   }
 
   before(async () => {
@@ -41,7 +49,7 @@ describe('the HTTP API of an embedded Herald, against a tenant’s abuse', () =>
         HERALD_NOTIFICATIONS__LIMITS__CONFIGURATIONS_PER_ACCOUNT: '2',
       },
     })
-    herald = await startHerald(config, { logger })
+    herald = await startHerald(config, { logger, lookup })
     const admin = heraldApi(herald.url, ADMIN_TOKEN)
     acmeToken = await admin.issueToken('acme', 'read-write')
     acme = heraldApi(herald.url, acmeToken)
@@ -49,6 +57,35 @@ describe('the HTTP API of an embedded Herald, against a tenant’s abuse', () =>
   after(async () => {
     await herald?.stop()
     rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('answers a host name that does not exist as one that resolves to an internal address, so names cannot be probed', async () => {
+    const existing = await acme.createWebhook('http://127.0.0.1:9/probe')
+    const answers: Record<string, unknown>[] = []
+    try {
+      for (const host of ['db.corp.internal', 'nothing.corp.internal'])
+        for (const [method, path, body] of [
+          ['POST', BASE, { url: `http://${host}/` }],
+          ['PUT', `${BASE}/${existing}`, { url: `http://${host}/` }],
+          ['POST', '/v1/notifications/endpoints/webhook/test', { url: `http://${host}/` }],
+        ] as const) {
+          const answer = await acme.call(method, path, body)
+          answers.push({ ...answer.json, instance: undefined, status: answer.status })
+        }
+    } finally {
+      await acme.call('DELETE', `${BASE}/${existing}`)
+    }
+    assert.equal(new Set(answers.map((a) => JSON.stringify(a))).size, 1, JSON.stringify(answers))
+    assert.deepEqual(
+      [answers[0]?.status, answers[0]?.code, answers[0]?.detail],
+      [422, 'outbound_blocked', "the URL's host does not resolve to an address Herald may reach"],
+    )
+    // The log tells them apart, without the address.
+    const refusals = fieldsOf.get('outbound.target_refused') ?? []
+    assert.deepEqual(refusals.slice(-6), [
+      ...Array(3).fill({ reason: 'private', host: 'db.corp.internal', retriable: false }),
+      ...Array(3).fill({ host: 'nothing.corp.internal', dnsCode: 'ENOTFOUND', retriable: true }),
+    ])
   })
 
   it('caps the selectors of a configuration and the configurations of an account with 409 limit_reached, naming what is full', async () => {
