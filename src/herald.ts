@@ -463,7 +463,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
       intervalSeconds: config.reports.cycle_timers.metrics,
       logger,
       clock,
-      ...(reportLag === undefined ? {} : { lag: reportLag }),
+      ...(reportLag === undefined ? { disabled: 'reports.enabled is false' } : { lag: reportLag }),
     })
     closers.push(() => backfills.stop())
 

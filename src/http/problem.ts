@@ -14,6 +14,8 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   no_log_reset: 409,
   // A metric backfill ending after what the report tables hold: later, or with ingress on.
   projection_behind: 409,
+  // A metric backfill while reports are switched off: no projection vouches for its range.
+  reports_disabled: 409,
   // An endpoint type an admin switched off: nothing, a test included, is sent to it.
   endpoint_disabled: 409,
   // A write past an operator's limit (selectors per configuration, configurations per account).

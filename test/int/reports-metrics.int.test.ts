@@ -690,3 +690,44 @@ for (const thread of [true, false])
       )
     })
   })
+
+describe('a metric backfill while reports are switched off', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-metrics-disabled-'))
+  const token = `admin-${randomBytes(12).toString('hex')}`
+  let herald: Herald | undefined
+  after(async () => {
+    await herald?.stop()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('is refused, 409 reports_disabled: no projection vouches for its range', async () => {
+    const config = loadConfig({
+      env: {
+        HERALD_DATA_DIR: dir,
+        HERALD_LISTEN: '127.0.0.1',
+        HERALD_PORT: '0',
+        HERALD_ADMIN_TOKEN: token,
+        HERALD_REPORTS__ENABLED: 'false',
+      },
+    })
+    herald = await startHerald(config, { logger: silentLogger })
+    const response = await fetch(`${herald.url}/v1/reports/metrics/backfill`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        start: new Date(Date.now() - 7_200_000).toISOString(),
+        end: new Date(Date.now() - 3_600_000).toISOString(),
+      }),
+    })
+    const problem = (await response.json()) as { code: string; detail: string }
+    assert.equal(response.status, 409, JSON.stringify(problem))
+    assert.equal(problem.code, 'reports_disabled')
+    assert.match(problem.detail, /reports\.enabled is false/)
+    const status = (await (
+      await fetch(`${herald.url}/v1/reports/metrics/backfill`, {
+        headers: { authorization: `Bearer ${token}` },
+      })
+    ).json()) as { state: string }
+    assert.equal(status.state, 'idle')
+  })
+})

@@ -49,6 +49,12 @@ export interface BackfillRunnerOptions {
    * corrected. Absent: nothing waits.
    */
   readonly lag?: () => Promise<number>
+  /**
+   * Why the report tables cannot say how current they are (`reports.enabled` is false: no
+   * projector runs, and events wait unseen): every backfill is then refused with
+   * `ReportsDisabledError`, since its points would miss those events for good.
+   */
+  readonly disabled?: string
 }
 
 export interface BackfillRunner {
@@ -70,6 +76,16 @@ export class ProjectionBehindError extends HeraldError {
       'projection_behind',
       `the report tables hold events up to ${at} only (events wait to be projected: data ingress off, or a backlog); a backfill must end before then, or its points would miss them for good`,
       { retriable: true, context: { projectedBefore: at } },
+    )
+  }
+}
+
+/** The report tables are not kept (reports switched off): they cannot vouch for any range. */
+export class ReportsDisabledError extends HeraldError {
+  constructor(reason: string) {
+    super(
+      'reports_disabled',
+      `${reason}: the report tables are not kept, so they cannot say which events they miss, and a backfill's points would miss them for good; backfill once reports run and the projection has caught up`,
     )
   }
 }
@@ -140,6 +156,7 @@ export const createBackfillRunner = (options: BackfillRunnerOptions): BackfillRu
           { path: 'start', message: `at most ${maxInstants} intervals of ${options.intervalSeconds} s` },
         ])
       }
+      if (options.disabled !== undefined) throw new ReportsDisabledError(options.disabled)
       if (options.lag !== undefined) {
         // As the live schedule: events may still be appended a while after an instant with a time before it.
         const projectedBefore = clock() - (await options.lag()) * 1000 - DEFAULT_SETTLE_MS
@@ -189,7 +206,7 @@ const BackfillBody = t.type({ start: t.string, end: t.string })
 
 /**
  * `POST /v1/reports/metrics/backfill` `{start, end}` (RFC 3339; 202 with the status, 409 while
- * one runs) and `GET` (the status), for administrators.
+ * one runs, or while the report tables are behind or not kept) and `GET` (the status), for administrators.
  *
  * @example
  * app.route('/v1/reports/metrics/backfill', createBackfillRoutes(backfills))
