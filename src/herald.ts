@@ -202,6 +202,7 @@ const startMetricsRecorder = (
     record: recorder.record,
     correct: recorder.correct,
     correctBoundaries: config.reports.metric_corrections,
+    recorded: recorder.recorded,
     intervalSeconds,
     lag,
     clock,

@@ -237,7 +237,7 @@ export const schema = group({
     }),
     metric_corrections: key(integer(0, 10_000), {
       default: 24,
-      doc: 'How many of the latest metric boundaries already recorded are recorded again when the projector stores events with a time before them (a producer’s backlog, a Kafka partition catching up): the accounts of those events get their points at each such boundary computed again from history, replacing the ones recorded without them, and published again to the metrics topic. The events stored within 5 s are corrected together, at the cost of one recording of their accounts per boundary. Older boundaries (and those recorded before the process started) are named in a `reports.metrics_late_uncorrected` warning for `POST /v1/reports/metrics/backfill`. 0: none is recorded again.',
+      doc: 'How many of the latest metric boundaries already recorded are recorded again when the projector stores events with a time before them (a producer’s backlog, a Kafka partition catching up): the accounts of those events get their points at each such boundary computed again from history, replacing the ones recorded without them, and published again to the metrics topic. The events stored within 5 s are corrected together, at the cost of one recording of their accounts per boundary. Boundaries an earlier run recorded count too; older ones (and those before a gap in what was recorded) are named in a `reports.metrics_late_uncorrected` warning for `POST /v1/reports/metrics/backfill`. 0: none is recorded again.',
     }),
     batch_size: key(positive, {
       default: 20000,

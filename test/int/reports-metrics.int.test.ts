@@ -731,3 +731,103 @@ describe('a metric backfill while reports are switched off', () => {
     assert.equal(status.state, 'idle')
   })
 })
+
+describe('a metrics schedule started after earlier runs recorded boundaries, on chDB', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-metrics-restart-'))
+  const HOUR = 3_600_000
+  /** Boundaries of hours past, far enough apart for each test to have its own. */
+  const hoursAgo = (n: number) => Math.floor(Date.now() / HOUR) * HOUR - n * HOUR
+  let warehouse: Warehouse
+  let project: ReturnType<typeof createProjectorHandler>
+  let onEventTimes: (earliest: ReadonlyMap<string, number>) => void = () => {}
+  let offset = 0
+  const feed = (account: string, at: number, n: number) =>
+    project({
+      topic: 'engine.events',
+      partition: 0,
+      messages: [
+        {
+          ...encodeLogEvent({
+            ...analyzed(0, n, [finding(`CVE-R${n}`, 'low')]),
+            id: `restart-${account}-${n}`,
+            account,
+            time: new Date(at).toISOString(),
+          } as EngineEvent),
+          headers: {},
+          topic: 'engine.events',
+          partition: 0,
+          offset: offset++,
+          timestamp: Date.now(),
+        },
+      ],
+    })
+  /** The account's stored `images.all` at `instant`. */
+  const imagesAt = async (account: string, instant: number) =>
+    (
+      await warehouse.query<{ value: number }>(
+        `SELECT value FROM metric_points FINAL WHERE account = {account:String} AND metric_id = 'images.all'
+            AND collected_at = fromUnixTimestamp64Milli({at:Int64}, 'UTC')`,
+        { account, at: instant },
+      )
+    ).map((row) => row.value)
+
+  before(async () => {
+    warehouse = await createChdbWarehouse({ path: join(dir, 'warehouse') })
+    await migrate(warehouse, warehouseMigrations)
+    project = createProjectorHandler({
+      warehouse,
+      clock: Date.now,
+      logger: silentLogger,
+      onEventTimes: (earliest) => onEventTimes(earliest),
+    })
+  })
+  after(async () => {
+    await warehouse.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('corrects a boundary an earlier run recorded for events projected before this run recorded any', async () => {
+    const B = hoursAgo(40)
+    await feed('earlier', B - 40 * MIN, 1)
+    await createMetricsRecorder({ warehouse, intervalSeconds: 3600, clock: () => B + 1_000 }).record(B)
+    assert.deepEqual(await imagesAt('earlier', B), [1])
+
+    const published: MetricDataPoint[] = []
+    const now = B + 30 * MIN
+    const recorder = createMetricsRecorder({
+      warehouse,
+      intervalSeconds: 3600,
+      clock: () => now,
+      publish: async (points) => void published.push(...points),
+    })
+    const schedule = startMetricsSchedule({
+      record: recorder.record,
+      correct: recorder.correct,
+      recorded: recorder.recorded,
+      intervalSeconds: 3600,
+      lag: async () => 3_600, // a backlog at start-up: nothing is recorded yet
+      clock: () => now,
+      logger: silentLogger,
+      retryMs: 20,
+    })
+    onEventTimes = (earliest) => schedule.projected(earliest)
+    try {
+      // The backlog holds an event of before B, which the earlier run recorded without it.
+      await feed('earlier', B - 10 * MIN, 2)
+      await eventually(async () => assert.deepEqual(await imagesAt('earlier', B), [2]), { timeoutMs: 5_000 })
+      assert.ok(
+        published.some(
+          (p) =>
+            p.account === 'earlier' &&
+            p.metric === 'images.all' &&
+            p.collectedAt === new Date(B).toISOString() &&
+            p.value === 2,
+        ),
+        'the corrected point is published',
+      )
+    } finally {
+      onEventTimes = () => {}
+      await schedule.stop()
+    }
+  })
+})

@@ -46,6 +46,11 @@ export interface MetricsRecorder {
    * added. Publishes nothing: downstream consumers get live points only.
    */
   backfill(from: number, to: number): Promise<number>
+  /**
+   * The latest `limit` boundaries of this interval `metric_points` holds points of (recorded by
+   * an earlier run, another instance or a backfill), newest first, in milliseconds.
+   */
+  recorded(limit: number): Promise<readonly number[]>
 }
 
 const toTime = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace('Z', '')
@@ -125,6 +130,14 @@ export const createMetricsRecorder = (options: MetricsRecorderOptions): MetricsR
         count += (await store(instant)).length
       }
       return count
+    },
+    recorded: async (limit) => {
+      const rows = await warehouse.query<{ at: number | string }>(
+        `SELECT DISTINCT toUnixTimestamp64Milli(collected_at) AS at FROM metric_points
+          WHERE interval_seconds = {interval:UInt32} ORDER BY at DESC LIMIT {limit:UInt32}`,
+        { interval: intervalSeconds, limit },
+      )
+      return rows.map((row) => Number(row.at))
     },
   }
 }

@@ -36,6 +36,13 @@ export interface MetricsScheduleOptions {
    * `reports.metrics_late_uncorrected` warning for a backfill. 0: none is.
    */
   readonly correctBoundaries?: number
+  /**
+   * The latest `limit` boundaries already recorded (by an earlier run, another instance or a
+   * backfill), newest first, e.g. `MetricsRecorder.recorded`: read before anything is recorded,
+   * so that events projected late are corrected at (or named for) those boundaries too. Absent:
+   * none is known.
+   */
+  readonly recorded?: (limit: number) => Promise<readonly number[]>
 }
 
 export interface MetricsSchedule {
@@ -67,9 +74,10 @@ const BACKFILL_REMEDY =
  * stored such events of (`projected`), and the boundaries this schedule recorded since their
  * time are recorded again for those accounts (`correct`): computed from history as of the
  * boundary, the new points are exact, and replace the old ones (`metric_points` keeps the
- * later recording of an instant). At most the latest `correctBoundaries`; older ones, and those
- * before this run's first, are logged as `reports.metrics_late_uncorrected` for a backfill, and
- * so are notes still waiting when the schedule stops.
+ * later recording of an instant). At most the latest `correctBoundaries` of the boundaries recorded
+ * one after the other, those of earlier runs included (`recorded`, read at start); older ones
+ * are logged as `reports.metrics_late_uncorrected` for a backfill, and so are notes still
+ * waiting when the schedule stops.
  *
  * @example
  * const schedule = startMetricsSchedule({ record: recorder.record, intervalSeconds: 3600, lag, clock: Date.now, logger })
@@ -96,12 +104,15 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
   let busy = false
   let stopped = false
   /**
-   * The boundaries this schedule recorded one after the other, the only ones it records again:
-   * through the last whose recording began (which may have read the tables before a note's
-   * events were stored), from the first since start-up or since boundaries were last dropped.
+   * The boundaries recorded one after the other, the only ones this schedule records again:
+   * through the latest whose recording began (which may have read the tables before a note's
+   * events were stored), from the first after the last gap (boundaries dropped, or not recorded
+   * while no run was), those recorded before start-up included (`recorded`).
    */
   let recordedThrough = Number.NEGATIVE_INFINITY
   let recordedFrom: number | undefined
+  /** Whether the boundaries recorded before start-up are known (read once, tried again until then). */
+  let loaded = options.recorded === undefined
   /** Each account's earliest instant of events projected after boundaries since were recorded. */
   const late = new Map<string, number>()
 
@@ -134,6 +145,30 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
     }
   }
 
+  /** Reads the boundaries recorded before start-up: the run of consecutive ones ending at the latest. */
+  const load = async (): Promise<boolean> => {
+    let boundaries: readonly number[]
+    try {
+      boundaries = (await options.recorded?.(Math.max(correctBoundaries, 1))) ?? []
+    } catch (error) {
+      logger('warn', 'reports.metrics_recorded_unknown', { error: String(error) })
+      return false
+    }
+    const aligned = boundaries.filter((b) => b % intervalMs === 0).sort((a, b) => b - a)
+    const latest = aligned[0]
+    if (latest !== undefined && latest > recordedThrough) {
+      let from = latest
+      for (const boundary of aligned.slice(1)) {
+        if (boundary !== from - intervalMs) break
+        from = boundary
+      }
+      recordedThrough = latest
+      recordedFrom = from
+    }
+    loaded = true
+    return true
+  }
+
   /** Records the due boundaries the projection has passed, oldest first. */
   const recordDue = async (): Promise<void> => {
     while (due.length > 0 && !stopped) {
@@ -154,8 +189,9 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
         waitingFor = instant
         return
       }
-      recordedFrom ??= instant
-      recordedThrough = instant
+      // A boundary after a gap starts the run corrections may cover again.
+      if (recordedFrom === undefined || instant > recordedThrough + intervalMs) recordedFrom = instant
+      recordedThrough = Math.max(recordedThrough, instant)
       try {
         await record(instant)
       } catch (error) {
@@ -186,9 +222,12 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
    * events do, oldest first; names those it may not. A failed recording puts back what is left.
    */
   const correctLate = async (): Promise<void> => {
-    if (late.size === 0) return
-    const notes = [...late].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    // Notes taken before the boundaries recorded earlier were known may fall after all of them.
+    const notes = [...late]
+      .filter(([, at]) => at <= recordedThrough)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     late.clear()
+    if (notes.length === 0) return
     const first = recordedFrom ?? recordedThrough + intervalMs
     const oldest = Math.max(first, recordedThrough - (correctBoundaries - 1) * intervalMs)
     const earliest = notes.reduce((min, [, at]) => Math.min(min, at), Number.POSITIVE_INFINITY)
@@ -231,9 +270,10 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
 
   const tick = () => {
     timerAt = Number.POSITIVE_INFINITY
-    queueBoundaries()
     busy = true
     running = (async () => {
+      if (!loaded && !(await load())) return
+      queueBoundaries()
       await recordDue()
       if (!stopped) await correctLate()
     })().finally(() => {
@@ -254,7 +294,7 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
     const now = clock()
     const nextBoundary = boundaryOf(now) + intervalMs
     const untilNext = nextBoundary - now + settleMs
-    setTimer(due.length > 0 || late.size > 0 ? Math.min(retryMs, untilNext) : untilNext)
+    setTimer(due.length > 0 || late.size > 0 || !loaded ? Math.min(retryMs, untilNext) : untilNext)
   }
 
   tick()
@@ -263,8 +303,9 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
       if (stopped || correctBoundaries === 0) return
       let added = false
       for (const [account, at] of earliest) {
-        // After every boundary recorded, the next recording counts it anyway.
-        if (!(at <= recordedThrough)) continue
+        // After every boundary recorded, the next recording counts it anyway (those recorded
+        // before start-up are known once read).
+        if (loaded && !(at <= recordedThrough)) continue
         note(account, at)
         added = true
       }
