@@ -735,7 +735,7 @@ describe('a metric backfill while reports are switched off', () => {
 describe('a metrics schedule started after earlier runs recorded boundaries, on chDB', () => {
   const dir = mkdtempSync(join(tmpdir(), 'herald-metrics-restart-'))
   const HOUR = 3_600_000
-  /** Boundaries of hours past, far enough apart for each test to have its own. */
+  /** Boundaries of hours past, far enough apart for each test to have its own; each later test the later ones, as a schedule reads the latest recorded. */
   const hoursAgo = (n: number) => Math.floor(Date.now() / HOUR) * HOUR - n * HOUR
   let warehouse: Warehouse
   let project: ReturnType<typeof createProjectorHandler>
@@ -784,6 +784,22 @@ describe('a metrics schedule started after earlier runs recorded boundaries, on 
   after(async () => {
     await warehouse.close()
     rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('keeps a correction recorded with a clock behind the one of the points it corrects', async () => {
+    const B = hoursAgo(50)
+    await feed('skewed', B - 40 * MIN, 1)
+    await createMetricsRecorder({ warehouse, intervalSeconds: 3600, clock: () => B + 1_000 }).record(B)
+    await feed('skewed', B - 30 * MIN, 2) // late
+    // The clock was stepped back 2 s since (NTP), or this is another instance's, 2 s behind.
+    const recorder = createMetricsRecorder({ warehouse, intervalSeconds: 3600, clock: () => B - 1_000 })
+    const corrected = await recorder.correct(B, ['skewed'])
+    assert.equal(corrected.find((p) => p.metric === 'images.all')?.value, 2)
+    assert.deepEqual(await imagesAt('skewed', B), [2])
+    // And once more, at the same (stepped back) time: the latest recording still wins.
+    await feed('skewed', B - 20 * MIN, 3)
+    await recorder.correct(B, ['skewed'])
+    assert.deepEqual(await imagesAt('skewed', B), [3])
   })
 
   it('corrects a boundary an earlier run recorded for events projected before this run recorded any', async () => {

@@ -32,7 +32,8 @@ export interface MetricsRecorder {
    * Records every metric for every account as of the latest interval boundary at or before
    * `at` (default: now), and returns the points. Boundaries are multiples of the interval
    * since the epoch, so two recorders, or a retry, write the same instant and ReplacingMergeTree
-   * keeps one (the later recording).
+   * keeps one (the later recording: its `recorded_at` is past every earlier one's, whatever
+   * the clock says).
    */
   record(at?: number): Promise<readonly MetricDataPoint[]>
   /**
@@ -76,10 +77,23 @@ export const createMetricsRecorder = (options: MetricsRecorderOptions): MetricsR
   const intervalMs = intervalSeconds * 1000
   const boundary = (ms: number) => Math.floor(ms / intervalMs) * intervalMs
 
+  /** The latest `recorded_at` of the points of `scope` at `instant`, in milliseconds (0: none). */
+  const lastRecordedAt = async (instant: number, scope: AccountScope): Promise<number> => {
+    const accounts = 'all' in scope ? '' : 'AND account IN {accounts:Array(String)}'
+    const [row] = await warehouse.query<{ at: number | string }>(
+      `SELECT toUnixTimestamp64Milli(max(recorded_at)) AS at FROM metric_points
+        WHERE collected_at = fromUnixTimestamp64Milli({instant:Int64}, 'UTC') ${accounts}`,
+      { instant, ...('all' in scope ? {} : { accounts: scope.accounts }) },
+    )
+    return Number(row?.at ?? 0)
+  }
+
   const store = async (instant: number, scope: AccountScope = { all: true }): Promise<MetricDataPoint[]> => {
     // Taken before the tables are read: of two recordings of an instant (a correction, another
     // instance), the table keeps the one that read them later, which saw every event the other did.
-    const recordedAt = toTime(clock())
+    // Past every earlier recording of these points, whatever the clock says: a clock stepped back,
+    // or another instance's behind, would otherwise have the table keep the older points.
+    const recordedAt = toTime(Math.max(clock(), (await lastRecordedAt(instant, scope)) + 1))
     const values = await computeMetricValues(warehouse, scope, instant)
     const collectedAt = new Date(instant).toISOString()
     const points: MetricDataPoint[] = []
