@@ -205,6 +205,14 @@ const startMetricsRecorder = (
     recorded: recorder.recorded,
     intervalSeconds,
     lag,
+    // The warehouse's clock bounds the boundaries recorded: a process clock stepped ahead
+    // records no point of an instant still to come.
+    now: async () => {
+      const [row] = await warehouse.query<{ now: number | string }>(
+        'SELECT toUnixTimestamp64Milli(now64(3)) AS now',
+      )
+      return Number(row?.now)
+    },
     clock,
     logger,
   })

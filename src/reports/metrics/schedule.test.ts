@@ -116,6 +116,40 @@ describe('startMetricsSchedule', () => {
     assert.deepEqual(dropped, [{ from: iso(1), to: iso(15), boundaries: 15 }])
   })
 
+  it('records no boundary past the warehouse’s clock while its own is ahead, and goes on at once when it steps back', async () => {
+    let skewMs = 0
+    const recorded: number[] = []
+    const { events, logger } = quietLogger()
+    const schedule = startMetricsSchedule({
+      record: async (instant) => void recorded.push(instant),
+      intervalSeconds: 1,
+      lag: async () => 0,
+      clock: () => Date.now() + skewMs,
+      now: async () => Date.now(),
+      logger,
+      settleMs: 50,
+      retryMs: 50,
+    })
+    await sleep(1_100)
+    skewMs = 60_000 // the clock steps a minute ahead
+    await sleep(1_100)
+    assert.ok(
+      recorded.every((instant) => instant <= Date.now()),
+      `a point of an instant still to come: ${recorded.map((i) => new Date(i).toISOString())}`,
+    )
+    assert.ok(events.includes('reports.metrics_clock_stepped'))
+    skewMs = 0 // and back
+    const before = recorded.length
+    const back = Date.now()
+    await sleep(1_600)
+    await schedule.stop()
+    assert.ok(
+      recorded.slice(before).some((instant) => instant >= back - 1_000),
+      'records the boundaries it reaches after the step back',
+    )
+    assert.equal(events.filter((e) => e === 'reports.metrics_clock_stepped').length, 2)
+  })
+
   describe('events projected after the boundaries they fall before were recorded', () => {
     const start = 1_700_000_000_000
     const iso = (ms: number) => new Date(ms).toISOString()

@@ -14,6 +14,14 @@ export interface MetricsScheduleOptions {
    */
   readonly lag: () => Promise<number>
   readonly clock: () => number
+  /**
+   * The warehouse's own clock in milliseconds (`SELECT now64(3)`): no boundary after it is
+   * recorded, so a process clock stepped ahead records no point of an instant still to come.
+   * Absent: the process clock alone.
+   */
+  readonly now?: () => Promise<number>
+  /** A clock that never steps (default `performance.now`), to tell `clock` stepping apart from time passing. */
+  readonly monotonic?: () => number
   readonly logger: Logger
   /** How long past a boundary events may still be appended with a time before it (default 1 s). */
   readonly settleMs?: number
@@ -90,6 +98,9 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
   const retryMs = options.retryMs ?? 5_000
   const maxDue = options.maxDue ?? 1_000
   const correctBoundaries = options.correct === undefined ? 0 : (options.correctBoundaries ?? 24)
+  const monotonic = options.monotonic ?? (() => performance.now())
+  /** How far `clock` may move other than time does before it counts as stepped. */
+  const STEP_MS = 1_000
   const boundaryOf = (ms: number) => Math.floor(ms / intervalMs) * intervalMs
   /** The first boundary a point recorded as of an event's instant `ms` or later counts it in. */
   const boundaryFrom = (ms: number) => Math.ceil(ms / intervalMs) * intervalMs
@@ -116,12 +127,34 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
   /** Each account's earliest instant of events projected after boundaries since were recorded. */
   const late = new Map<string, number>()
 
+  /** The clock and the monotonic clock when last read, to notice the clock stepping. */
+  let lastRead: { at: number; monotonic: number } | undefined
+  const stepped = (now: number) => {
+    const read = { at: now, monotonic: monotonic() }
+    const byMs = lastRead === undefined ? 0 : read.at - lastRead.at - (read.monotonic - lastRead.monotonic)
+    lastRead = read
+    if (Math.abs(byMs) > STEP_MS)
+      logger('warn', 'reports.metrics_clock_stepped', {
+        to: new Date(now).toISOString(),
+        by_ms: Math.round(byMs),
+      })
+  }
+
   /**
    * Queues every boundary since the last one queued (at start-up, the latest only). The queue
-   * is always consecutive boundaries; past `maxDue` the oldest go, with a warning.
+   * is always consecutive boundaries; past `maxDue` the oldest go, with a warning. After the
+   * clock stepped back, the boundaries queued past its time wait for it again, and those it
+   * reaches are queued (again) as it does: recorded while the clock was ahead, they are
+   * recorded anew, and replace what was.
    */
   const queueBoundaries = () => {
-    const latest = boundaryOf(clock())
+    const now = clock()
+    stepped(now)
+    const latest = boundaryOf(now)
+    if (latest < lastQueued) {
+      while (due.length > 0 && (due[due.length - 1] as number) > latest) due.pop()
+      lastQueued = due.length > 0 ? (due[due.length - 1] as number) : latest - intervalMs
+    }
     if (latest <= lastQueued) return
     const next = lastQueued === Number.NEGATIVE_INFINITY ? latest : lastQueued + intervalMs
     const lostFrom = due[0] ?? next
@@ -175,7 +208,10 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
       const instant = due[0] as number
       let projectedBefore: number
       try {
-        projectedBefore = clock() - (await lag()) * 1000
+        const [lagSeconds, warehouseNow] = await Promise.all([lag(), options.now?.()])
+        projectedBefore = Math.min(clock(), warehouseNow ?? Number.POSITIVE_INFINITY) - lagSeconds * 1000
+        if (Number.isNaN(projectedBefore))
+          throw new Error(`no time read: lag ${lagSeconds}, warehouse clock ${warehouseNow}`)
       } catch (error) {
         logger('warn', 'reports.metrics_lag_unknown', { error: String(error) })
         return
