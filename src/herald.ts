@@ -173,7 +173,8 @@ const openEventStore = async (config: Config, logger: Logger): Promise<EventStor
 }
 
 /**
- * Records a metric data point for every account at start-up and just after each multiple of
+ * Records a metric data point for every account at start-up (every boundary since the latest
+ * one recorded before, that one included) and just after each multiple of
  * `reports.cycle_timers.metrics`, once the projection has passed that instant, and publishes
  * it to the metrics topic. Recording is idempotent per instant, so a restart or a second
  * instance writes the same points.

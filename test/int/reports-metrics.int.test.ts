@@ -846,4 +846,44 @@ describe('a metrics schedule started after earlier runs recorded boundaries, on 
       await schedule.stop()
     }
   })
+
+  it('records at start every boundary since the latest one recorded, publishing that one again', async () => {
+    const B = hoursAgo(20)
+    await feed('resumed', B - 40 * MIN, 1)
+    // The earlier run stored B and stopped (or crashed before publishing it).
+    await createMetricsRecorder({ warehouse, intervalSeconds: 3600, clock: () => B + 1_000 }).record(B)
+    const published: MetricDataPoint[] = []
+    const now = B + 3 * HOUR + 30 * MIN
+    const recorder = createMetricsRecorder({
+      warehouse,
+      intervalSeconds: 3600,
+      clock: () => now,
+      publish: async (points) => void published.push(...points),
+    })
+    const schedule = startMetricsSchedule({
+      record: recorder.record,
+      recorded: recorder.recorded,
+      intervalSeconds: 3600,
+      lag: async () => 0,
+      clock: () => now,
+      logger: silentLogger,
+      retryMs: 20,
+    })
+    const expected = [0, 1, 2, 3].map((h) => new Date(B + h * HOUR).toISOString())
+    try {
+      await eventually(
+        () =>
+          assert.deepEqual(
+            published
+              .filter((p) => p.account === 'resumed' && p.metric === 'images.all')
+              .map((p) => p.collectedAt),
+            expected,
+          ),
+        { timeoutMs: 5_000 },
+      )
+    } finally {
+      await schedule.stop()
+    }
+    for (const at of expected) assert.deepEqual(await imagesAt('resumed', Date.parse(at)), [1], at)
+  })
 })

@@ -150,6 +150,27 @@ describe('startMetricsSchedule', () => {
     assert.equal(events.filter((e) => e === 'reports.metrics_clock_stepped').length, 2)
   })
 
+  it('names the boundaries still waiting when stopped', async () => {
+    const logged: { event: string; fields?: object }[] = []
+    const now = Date.parse('2026-01-01T11:00:00.500Z')
+    const schedule = startMetricsSchedule({
+      record: async () => undefined,
+      intervalSeconds: 3600,
+      lag: async () => 10, // the projector is 10 s behind 11:00
+      clock: () => now,
+      logger: (_level, event, fields) =>
+        void logged.push({ event, ...(fields === undefined ? {} : { fields }) }),
+      recorded: async () => [],
+    })
+    await sleep(30)
+    await schedule.stop()
+    const pending = logged.find((l) => l.event === 'reports.metrics_pending')
+    assert.deepEqual(
+      { ...pending?.fields, remedy: undefined },
+      { from: '2026-01-01T11:00:00.000Z', to: '2026-01-01T11:00:00.000Z', boundaries: 1, remedy: undefined },
+    )
+  })
+
   describe('events projected after the boundaries they fall before were recorded', () => {
     const start = 1_700_000_000_000
     const iso = (ms: number) => new Date(ms).toISOString()

@@ -61,7 +61,11 @@ export interface MetricsSchedule {
    * interval: the notes of that long are corrected together.
    */
   projected(earliest: ReadonlyMap<string, number>): void
-  /** Stops scheduling; waits for a recording in progress (the warehouse closes after this). */
+  /**
+   * Stops scheduling; waits for a recording in progress (the warehouse closes after this). The
+   * boundaries still waiting are named in a `reports.metrics_pending` warning: the next start-up
+   * records them (`recorded`).
+   */
   stop(): Promise<void>
 }
 
@@ -70,7 +74,8 @@ const BACKFILL_REMEDY =
   'POST /v1/reports/metrics/backfill {start: from, end: to} (admin) records these boundaries again from history'
 
 /**
- * Records a data point of every metric at start-up (as of the latest boundary) and at each
+ * Records a data point of every metric at start-up (as of each boundary since the latest one
+ * recorded before, that one included, up to `maxDue`; with none, the latest) and at each
  * multiple of the interval after it, each once the projection has passed the boundary: a
  * point recorded while the projector still had events of before the boundary to project
  * would miss them. The values are computed as of the boundary from the history tables, so
@@ -122,6 +127,8 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
    */
   let recordedThrough = Number.NEGATIVE_INFINITY
   let recordedFrom: number | undefined
+  /** The latest boundary recorded before start-up: the first queued, with those after it. */
+  let resumeFrom: number | undefined
   /** Whether the boundaries recorded before start-up are known (read once, tried again until then). */
   let loaded = options.recorded === undefined
   /** Each account's earliest instant of events projected after boundaries since were recorded. */
@@ -156,7 +163,14 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
       lastQueued = due.length > 0 ? (due[due.length - 1] as number) : latest - intervalMs
     }
     if (latest <= lastQueued) return
-    const next = lastQueued === Number.NEGATIVE_INFINITY ? latest : lastQueued + intervalMs
+    // At start-up, from the latest boundary recorded before: recorded again, its points are
+    // published again too, in case a crash came between storing and publishing them.
+    const next =
+      lastQueued !== Number.NEGATIVE_INFINITY
+        ? lastQueued + intervalMs
+        : resumeFrom !== undefined && resumeFrom <= latest
+          ? resumeFrom
+          : latest
     const lostFrom = due[0] ?? next
     for (
       let boundary = Math.max(next, latest - (maxDue - 1) * intervalMs);
@@ -197,6 +211,7 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
       }
       recordedThrough = latest
       recordedFrom = from
+      resumeFrom = latest
     }
     loaded = true
     return true
@@ -352,6 +367,16 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
       stopped = true
       clearTimeout(timer)
       await running
+      if (due.length > 0) {
+        const from = due[0] as number
+        const to = due[due.length - 1] as number
+        logger('warn', 'reports.metrics_pending', {
+          from: new Date(from).toISOString(),
+          to: new Date(to).toISOString(),
+          boundaries: due.length,
+          remedy: options.recorded === undefined ? BACKFILL_REMEDY : 'recorded at the next start-up',
+        })
+      }
       if (late.size > 0) {
         let earliest = Number.POSITIVE_INFINITY
         for (const at of late.values()) earliest = Math.min(earliest, at)
