@@ -10,6 +10,7 @@ import {
   DEFAULT_FAILURE_GAP_MS,
   type DeliveryReadModel,
   type DeliveryReadModelOptions,
+  type ForgottenDelivery,
   openDeliveryViewFile,
   readsOf,
 } from './read-model.ts'
@@ -37,7 +38,7 @@ export type ToFolder =
   /** The store committed appends: look for them now. */
   | { readonly type: 'committed' }
   /** Retention deleted these deliveries' streams: forget them (`DeliveryReadModel.forget`). */
-  | { readonly type: 'forget'; readonly seqs: readonly number[] }
+  | { readonly type: 'forget'; readonly deliveries: readonly ForgottenDelivery[] }
   | { readonly type: 'close' }
 
 export type FromFolder =
@@ -176,8 +177,9 @@ export const createThreadedDeliveryReadModel = (
     unpublished: (limit) => queries.unpublished(publishedThrough, limit),
     prunable: (before, after, limit) => queries.prunable(before, after, limit, publishedThrough),
     // The folding thread writes the file: it forgets them in turn with its folds.
-    forget: (seqs) => {
-      if (seqs.length > 0) thread?.worker()?.postMessage({ type: 'forget', seqs } satisfies ToFolder)
+    forget: (deliveries) => {
+      if (deliveries.length > 0)
+        thread?.worker()?.postMessage({ type: 'forget', deliveries } satisfies ToFolder)
     },
     markPublished: (positions) => {
       const through = positions.reduce((highest, p) => Math.max(highest, p), publishedThrough)

@@ -55,7 +55,7 @@ port.on('message', (message: ToFolder) => {
   }
   if (message.type === 'forget') {
     try {
-      view.forget(message.seqs)
+      view.forget(message.deliveries)
     } catch (error) {
       postError(error)
     }

@@ -708,6 +708,76 @@ const readModelContract = (
       }
     })
 
+    it('keeps a delivery requested again while retention deletes its stream: its new request is its row', async () => {
+      const day = 86_400_000
+      await request(1, 'cfg-1')
+      await attempt(1, 200)
+      view.markPublished([view.unpublished(100).at(-1)?.position ?? 0])
+      const old = view.get(hex(1))
+      assert.ok(old)
+      now += 31 * day
+
+      // The same command comes again (redelivered, routed again) between the store's delete and
+      // the read model's forget: the log starts the delivery's stream again.
+      let requestedAgain = 0
+      const retention = startDeliveryRetention({
+        store: {
+          deleteStreams: async (deletes) => {
+            const outcomes = await store.deleteStreams(deletes)
+            requestedAgain = await deliveries.request(requestOf(1, 'cfg-1'))
+            await view.waitFor(requestedAgain)
+            return outcomes
+          },
+        },
+        view,
+        retentionMs: 30 * day,
+        firstPassMs: 3_600_000,
+        clock,
+        logger: silentLogger,
+      })
+      try {
+        assert.deepEqual(await retention.pass(), { deleted: 1, absent: 0, changed: 0 })
+        // Forgotten, or replaced: the old row is gone either way.
+        await eventually(() => assert.notEqual(view.get(hex(1))?.seq, old.seq))
+        // Whatever the forget met has been done by the time a later request is folded.
+        await request(2, 'cfg-2')
+        const again = view.get(hex(1))
+        assert.equal(again?.seq, requestedAgain)
+        assert.equal(again?.status, 'pending')
+        assert.equal(again?.attempts, 0)
+        assert.deepEqual(view.attemptsOf(hex(1)), [])
+        assert.deepEqual(
+          (await store.readStream(deliveryStream(hex(1)))).map((e) => e.type),
+          ['DeliveryRequested'],
+        )
+        assert.deepEqual(
+          view.dueHeads(now, new Set(), 10).map((d) => d.eventId),
+          ['evt-1', 'evt-2'],
+        )
+        assert.deepEqual(
+          view.list({ configurationId: 'cfg-1', limit: 10 }).items.map((d) => [d.eventId, d.status]),
+          [['evt-1', 'pending']],
+        )
+        // Not old enough to prune: the next pass keeps it.
+        assert.deepEqual(await retention.pass(), { deleted: 0, absent: 0, changed: 0 })
+      } finally {
+        await retention.stop()
+      }
+    })
+
+    it('forgets a delivery retention deleted only at the revision it deleted', async () => {
+      await request(1, 'cfg-1')
+      await attempt(1, 200)
+      const row = view.get(hex(1))
+      assert.ok(row)
+      view.forget([{ seq: row.seq, revision: row.revision - 1 }])
+      await request(2, 'cfg-2')
+      assert.equal(view.get(hex(1))?.status, 'sent')
+      view.forget([{ seq: row.seq, revision: row.revision }])
+      await eventually(() => assert.equal(view.get(hex(1)), undefined))
+      assert.deepEqual(view.attemptsOf(hex(1)), [])
+    })
+
     it('opens a file of schema version 0 with everything it held, attempts found by their delivery’s seq', async () => {
       await request(1, 'cfg-a')
       await request(2, 'cfg-b')

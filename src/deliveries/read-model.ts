@@ -150,10 +150,13 @@ export interface DeliveryReadModel {
    */
   prunable(before: number, after: number, limit: number): PrunablePage
   /**
-   * Forgets these deliveries (by `seq`): their rows, requests and attempts, as if never folded
-   * in. For deliveries whose streams retention deleted from the store; the same again is harmless.
+   * Forgets these deliveries: their rows, requests and attempts, as if never folded in, each
+   * only while its row is still the one at that `seq` and `revision` (what `prunable` gave). For
+   * deliveries whose streams retention deleted from the store; the same again is harmless, and a
+   * delivery requested again since (its stream started anew, folded in as a row of its own) is
+   * kept.
    */
-  forget(seqs: readonly number[]): void
+  forget(deliveries: readonly ForgottenDelivery[]): void
   /** Resolves once every store event up to `position` is folded in and committed. */
   waitFor(position: number): Promise<void>
   /** Called after each commit; returns the unsubscribe. */
@@ -179,6 +182,9 @@ export interface PrunableDelivery {
   readonly deliveryId: string
   readonly revision: number
 }
+
+/** A delivery retention deleted, as `forget` is told of it. */
+export type ForgottenDelivery = Pick<PrunableDelivery, 'seq' | 'revision'>
 
 export interface PrunablePage {
   readonly deliveries: readonly PrunableDelivery[]
@@ -1142,6 +1148,12 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
     forgetAttempts: db.prepare('DELETE FROM attempts WHERE delivery_seq = ?'),
     forgetRequest: db.prepare('DELETE FROM requests WHERE seq = ?'),
     forgetDelivery: db.prepare('DELETE FROM deliveries WHERE seq = ?'),
+    // Only the row retention looked at: not one a later event changed.
+    forgetAt: db.prepare('DELETE FROM deliveries WHERE seq = ? AND revision = ?'),
+    // The row of a delivery of an earlier request than this one (before `seq`).
+    requestedBefore: db.prepare(
+      'SELECT seq, configuration_id, next_attempt_at FROM deliveries WHERE delivery_id = ? AND seq < ?',
+    ),
   }
 
   let committed = Number(metaValue('checkpoint') ?? 0)
@@ -1185,6 +1197,13 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
       // Now, not at the commit: a listing on this connection reads the transaction's rows.
       setMeta.run(REQUEST_LAG, String(requestLag))
     }
+  }
+
+  /** A delivery's row, request and attempts, by its `seq`. */
+  const forgetRow = (seq: number): void => {
+    sql.forgetAttempts.run(seq)
+    sql.forgetRequest.run(seq)
+    sql.forgetDelivery.run(seq)
   }
 
   const addHead = (configurationId: string, deliveryId: string, at: number, seq: number): void => {
@@ -1330,20 +1349,36 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
       flushAttempt()
       const d = event.data
       const requestedAt = ms(d.at)
-      const { changes } = sql.insert.run(
-        deliveryId,
-        recorded.position,
-        recorded.revision,
-        d.account,
-        d.endpoint,
-        d.configurationId,
-        d.event.id,
-        d.event.type,
-        requestedAt,
-        requestedAt,
-        requestedAt,
-      )
-      if (changes === 0) return
+      const insert = (): number =>
+        Number(
+          sql.insert.run(
+            deliveryId,
+            recorded.position,
+            recorded.revision,
+            d.account,
+            d.endpoint,
+            d.configurationId,
+            d.event.id,
+            d.event.type,
+            requestedAt,
+            requestedAt,
+            requestedAt,
+          ).changes,
+        )
+      const replaced = insert() === 0
+      if (replaced) {
+        // Its id is held by the row of an earlier request (else this one was folded in before):
+        // the delivery's stream was deleted (retention) and started again by this request. That
+        // row is replaced by this one, whether or not the read model was told to forget it yet.
+        const earlier = sql.requestedBefore.get(deliveryId, recorded.position) as
+          | { seq: number; configuration_id: string; next_attempt_at: number | null }
+          | undefined
+        if (earlier === undefined) return
+        forgetRow(earlier.seq)
+        insert()
+        if (earlier.next_attempt_at !== null && earlier.configuration_id !== d.configurationId)
+          refreshHead(earlier.configuration_id)
+      }
       sql.insertRequest.run(
         recorded.position,
         JSON.stringify(d.event),
@@ -1353,8 +1388,10 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
       )
       noteRequest(d, requestedAt)
       // Positions only grow, so a new request queues behind every unsettled delivery of its
-      // configuration: it is the head only of an empty queue, and nothing needs looking up.
-      addHead(d.configurationId, deliveryId, requestedAt, recorded.position)
+      // configuration: it is the head only of an empty queue, and nothing needs looking up (but
+      // where it replaced a row, which may have been the head).
+      if (replaced) refreshHead(d.configurationId)
+      else addHead(d.configurationId, deliveryId, requestedAt, recorded.position)
       return
     }
     const at = ms(event.data.at)
@@ -1545,15 +1582,15 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
     unpublished: (limit) => queries.unpublished(publishedThrough, limit),
     prunable: (before, after, limit) => queries.prunable(before, after, limit, publishedThrough),
     // In the fold's transaction when one is open (committed with it), else in one of its own.
-    forget: (seqs) => {
-      if (seqs.length === 0 || closed) return
+    forget: (forgotten) => {
+      if (forgotten.length === 0 || closed) return
       const own = !inTransaction
       try {
         if (own) db.exec('BEGIN')
-        for (const seq of seqs) {
+        for (const { seq, revision } of forgotten) {
+          if (sql.forgetAt.run(seq, revision).changes === 0) continue
           sql.forgetAttempts.run(seq)
           sql.forgetRequest.run(seq)
-          sql.forgetDelivery.run(seq)
         }
         if (own) db.exec('COMMIT')
       } catch (error) {

@@ -3,7 +3,7 @@ import { errorText } from '../errors/index.ts'
 import type { Logger } from '../observability/index.ts'
 import type { EventStore } from '../ports/index.ts'
 import { deliveryStream } from './events.ts'
-import type { DeliveryReadModel } from './read-model.ts'
+import type { DeliveryReadModel, ForgottenDelivery } from './read-model.ts'
 
 export interface DeliveryRetentionOptions {
   readonly store: Pick<EventStore, 'deleteStreams'>
@@ -43,7 +43,9 @@ export interface DeliveryRetention {
  * `intervalMs`. Unsettled deliveries (pending, retrying) are never deleted, however old.
  *
  * A crash between the two writes leaves rows whose streams are gone: the next pass finds them
- * again, the store answers `absent`, and they are forgotten then. With several processes on one
+ * again, the store answers `absent`, and they are forgotten then. A delivery requested again
+ * between them (its command redelivered) starts its stream anew: the read model folds that
+ * request in as the delivery's row, in place of the old one, which alone is forgotten. With several processes on one
  * store (KurrentDB) each forgets from its own read model; whichever deletes a stream first, the
  * others hear `absent`.
  *
@@ -73,11 +75,11 @@ export const startDeliveryRetention = (options: DeliveryRetentionOptions): Deliv
             expectedRevision: d.revision,
           })),
         )
-        const gone: number[] = []
+        const gone: ForgottenDelivery[] = []
         page.deliveries.forEach((delivery, i) => {
           const outcome = outcomes[i] ?? 'changed'
           totals[outcome] += 1
-          if (outcome !== 'changed') gone.push(delivery.seq)
+          if (outcome !== 'changed') gone.push({ seq: delivery.seq, revision: delivery.revision })
         })
         view.forget(gone)
       }
