@@ -5,7 +5,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import type { Worker } from 'node:worker_threads'
+import { eventually } from '../../test/support/eventually.ts'
 import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
+import type { EventStore } from '../ports/index.ts'
+import { deliveryStream } from './events.ts'
 import { createDeliveryLog, type DeliveryLog } from './log.ts'
 import type { DeliveryReadModel } from './read-model.ts'
 import {
@@ -30,7 +33,7 @@ const requestOf = (n: number) => ({
  */
 const withThreadedView = async (
   options: Omit<ThreadedDeliveryReadModelOptions, 'path' | 'storePath' | 'newId'>,
-  body: (view: DeliveryReadModel, deliveries: DeliveryLog) => Promise<void>,
+  body: (view: DeliveryReadModel, deliveries: DeliveryLog, store: EventStore) => Promise<void>,
 ) => {
   const dir = mkdtempSync(join(tmpdir(), 'herald-delivery-view-thread-'))
   const storePath = join(dir, 'deliveries.sqlite')
@@ -46,6 +49,7 @@ const withThreadedView = async (
     await body(
       view,
       createDeliveryLog({ store, clock: Date.now, newId: randomUUID, origin: view.instanceId }),
+      store,
     )
   } finally {
     await view.close()
@@ -79,6 +83,39 @@ describe('delivery read model folded by its own thread', () => {
         ['evt-1'],
       )
       assert.equal(view.list({ limit: 10 }).items.length, 2)
+    })
+  })
+
+  it('forgets what it was told to while its thread was starting again, once it runs', async () => {
+    const started: Worker[] = []
+    const options = { resubscribeMs: 300, onStarted: (worker: Worker) => started.push(worker) }
+    await withThreadedView(options, async (view, deliveries, store) => {
+      await view.waitFor(await deliveries.request(requestOf(1)))
+      const pending = view.get(requestOf(1).deliveryId)
+      assert.ok(pending)
+      const settled = await deliveries.record(pending, null, {
+        outcome: 'skipped',
+        reason: 'configuration_disabled',
+      })
+      await view.waitFor(settled.position)
+      const row = view.get(requestOf(1).deliveryId)
+      assert.ok(row)
+      assert.deepEqual(
+        await store.deleteStreams([
+          { stream: deliveryStream(row.deliveryId), expectedRevision: row.revision },
+        ]),
+        ['deleted'],
+      )
+
+      await started[0]?.terminate()
+      view.forget([{ seq: row.seq, revision: row.revision }])
+      await view.waitFor(await deliveries.request(requestOf(2)))
+      assert.equal(started.length, 2)
+      await eventually(() => assert.equal(view.get(row.deliveryId), undefined), { timeoutMs: 3_000 })
+      assert.deepEqual(
+        view.list({ limit: 10 }).items.map((d) => d.eventId),
+        ['evt-2'],
+      )
     })
   })
 

@@ -48,6 +48,8 @@ export type FromFolder =
   /** The fold failed; `sqlite`: with this SQLite error (a write that failed, its cause). */
   | { readonly type: 'error'; readonly message: string; readonly sqlite?: SentSqliteError }
   | { readonly type: 'closed'; readonly position: number }
+  /** These deliveries were forgotten (or were no more), on disk. */
+  | { readonly type: 'forgotten'; readonly deliveries: readonly ForgottenDelivery[] }
 
 export interface ThreadedDeliveryReadModelOptions extends DeliveryReadModelOptions {
   /** The embedded delivery store's file, which the folding thread reads through a connection of its own. */
@@ -102,6 +104,9 @@ export const createThreadedDeliveryReadModel = (
   let thread: SupervisedThread | undefined
   let following = false
   let stopTelling: (() => void) | undefined
+  // Told to the thread and not yet forgotten on disk, by seq: told again to each thread started,
+  // as one that stops (or is starting again) loses its messages.
+  const unforgotten = new Map<number, ForgottenDelivery>()
 
   const reached = (position: number): void => {
     if (position <= committed) return
@@ -141,6 +146,8 @@ export const createThreadedDeliveryReadModel = (
         // What the thread before it may not have kept.
         if (publishedThrough > 0)
           worker.postMessage({ type: 'published', through: publishedThrough } satisfies ToFolder)
+        if (unforgotten.size > 0)
+          worker.postMessage({ type: 'forget', deliveries: [...unforgotten.values()] } satisfies ToFolder)
         options.onStarted?.(worker)
       },
       onMessage: (message) => {
@@ -148,6 +155,10 @@ export const createThreadedDeliveryReadModel = (
           case 'committed':
           case 'closed':
             reached(message.position)
+            return
+          case 'forgotten':
+            for (const { seq, revision } of message.deliveries)
+              if (unforgotten.get(seq)?.revision === revision) unforgotten.delete(seq)
             return
           case 'invalid':
             options.onInvalidEvent?.(message.event, message.issues)
@@ -176,10 +187,11 @@ export const createThreadedDeliveryReadModel = (
     ...readsOf(queries),
     unpublished: (limit) => queries.unpublished(publishedThrough, limit),
     prunable: (before, after, limit) => queries.prunable(before, after, limit, publishedThrough),
-    // The folding thread writes the file: it forgets them in turn with its folds.
+    // The folding thread writes the file: it forgets them between its folds, and says once it did.
     forget: (deliveries) => {
-      if (deliveries.length > 0)
-        thread?.worker()?.postMessage({ type: 'forget', deliveries } satisfies ToFolder)
+      if (deliveries.length === 0 || closing !== undefined) return
+      for (const delivery of deliveries) unforgotten.set(delivery.seq, delivery)
+      thread?.worker()?.postMessage({ type: 'forget', deliveries } satisfies ToFolder)
     },
     markPublished: (positions) => {
       const through = positions.reduce((highest, p) => Math.max(highest, p), publishedThrough)

@@ -56,6 +56,7 @@ port.on('message', (message: ToFolder) => {
   if (message.type === 'forget') {
     try {
       view.forget(message.deliveries)
+      post({ type: 'forgotten', deliveries: message.deliveries })
     } catch (error) {
       postError(error)
     }

@@ -154,7 +154,8 @@ export interface DeliveryReadModel {
    * only while its row is still the one at that `seq` and `revision` (what `prunable` gave). For
    * deliveries whose streams retention deleted from the store; the same again is harmless, and a
    * delivery requested again since (its stream started anew, folded in as a row of its own) is
-   * kept.
+   * kept. Done in a transaction of its own (the fold's open one committed first): on disk by the
+   * time it returns.
    */
   forget(deliveries: readonly ForgottenDelivery[]): void
   /** Resolves once every store event up to `position` is folded in and committed. */
@@ -1581,20 +1582,22 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
     ...readsOf(queries),
     unpublished: (limit) => queries.unpublished(publishedThrough, limit),
     prunable: (before, after, limit) => queries.prunable(before, after, limit, publishedThrough),
-    // In the fold's transaction when one is open (committed with it), else in one of its own.
+    // In a transaction of its own, so it is on disk when this returns (what the folding thread
+    // tells its caller): what the fold holds is committed first.
     forget: (forgotten) => {
       if (forgotten.length === 0 || closed) return
-      const own = !inTransaction
+      // A commit that fails is rolled back, to be folded again (see `foldAgain`): this goes on.
+      commit()
       try {
-        if (own) db.exec('BEGIN')
+        db.exec('BEGIN')
         for (const { seq, revision } of forgotten) {
           if (sql.forgetAt.run(seq, revision).changes === 0) continue
           sql.forgetAttempts.run(seq)
           sql.forgetRequest.run(seq)
         }
-        if (own) db.exec('COMMIT')
+        db.exec('COMMIT')
       } catch (error) {
-        if (own && db.isTransaction) db.exec('ROLLBACK')
+        if (db.isTransaction) db.exec('ROLLBACK')
         health.wrote(error)
         throw translateSqliteError(error, 'delivery read model', 'forget')
       }
