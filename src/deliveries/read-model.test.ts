@@ -376,6 +376,26 @@ const readModelContract = (
             before = page.next
           }
           assert.deepEqual(listed, expected, `${JSON.stringify(query)}, ${limit} a page`)
+          // Oldest first (a bulk replay's), each page after the last.
+          const forward: string[] = []
+          let after: number | undefined
+          for (;;) {
+            const page = view.list({
+              ...query,
+              limit,
+              oldestFirst: true,
+              ...(after === undefined ? {} : { after }),
+            })
+            assert.ok(page.items.length <= limit)
+            forward.push(...page.items.map((d) => d.eventId))
+            if (page.next === null) break
+            after = page.next
+          }
+          assert.deepEqual(
+            forward,
+            [...expected].reverse(),
+            `${JSON.stringify(query)}, ${limit} a page, oldest first`,
+          )
         }
       }
     })
@@ -1311,6 +1331,18 @@ describe('the delivery read model’s file', () => {
       expect(
         { endpoint: 'slack', until: middle },
         /deliveries_by_configuration \(configuration_id=\? AND seq<\?\)/,
+      )
+      // Oldest first (a bulk replay's pages), read forward from the same indexes, never sorted.
+      const forward = (query: Omit<DeliveryQuery, 'limit'>, pattern: RegExp) => {
+        expect({ ...query, oldestFirst: true }, pattern)
+        assert.doesNotMatch(plan({ ...query, oldestFirst: true, limit: 100 }), /TEMP B-TREE/)
+      }
+      forward({ account: 'acme', after: 3 }, /deliveries_by_account \(account=\? AND seq>\?\)/)
+      forward({ account: 'acme', status: 'dead_lettered', after: 3 }, /USING INDEX deliveries_few/)
+      forward({ after: 3, until: middle }, /INTEGER PRIMARY KEY \(rowid>\? AND rowid<\?\)/)
+      forward(
+        { account: 'acme', endpoint: 'slack', after: 3 },
+        /deliveries_by_configuration \(configuration_id=\? AND seq>\?\)/,
       )
       db.close()
     } finally {

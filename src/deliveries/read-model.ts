@@ -91,14 +91,22 @@ export interface DeliveryQuery {
   readonly since?: number
   /** Requested before. */
   readonly until?: number
-  /** Continue with deliveries older than this `seq` (a previous page's `next`). */
+  /** Continue with deliveries older than this `seq` (a previous page's `next`, newest first). */
   readonly before?: number
+  /** Continue with deliveries newer than this `seq` (a previous page's `next`, oldest first). */
+  readonly after?: number
+  /**
+   * Oldest first, each page's `next` the `after` of the one after it: in the order the
+   * deliveries were first requested, across pages too (a bulk replay's). Newest first otherwise.
+   */
+  readonly oldestFirst?: boolean
   readonly limit: number
 }
 
 export interface DeliveryPage {
-  /** Newest first. */
+  /** Newest first, or oldest first (`oldestFirst`). */
   readonly items: readonly DeliveryRow[]
+  /** The last item's `seq` when more follow: the next page's `before`, or `after` oldest first. */
   readonly next: number | null
 }
 
@@ -716,7 +724,7 @@ export const readsOf = (queries: DeliveryQueries): DeliveryReads => ({
  * `seqBounds`), and the configurations its endpoint type names (see `CONFIGURATIONS`).
  */
 export interface ListShape {
-  /** Only deliveries after this seq. */
+  /** Only deliveries after this seq (with `query.after`, the higher of the two). */
   readonly after?: number
   /** Only deliveries before this seq (with `query.before`, the lower of the two). */
   readonly before?: number
@@ -742,59 +750,70 @@ const filters = (query: DeliveryQuery, shape: ListShape): { where: string; param
   add('requested_at < ?', query.until)
   const before = [query.before, shape.before].filter((seq) => seq !== undefined)
   add('seq < ?', before.length === 0 ? undefined : Math.min(...before))
-  add('seq > ?', shape.after)
+  const after = [query.after, shape.after].filter((seq) => seq !== undefined)
+  add('seq > ?', after.length === 0 ? undefined : Math.max(...after))
   return { where: clauses.join(' AND '), params }
 }
 
+/** Where a listing starts: past every seq, in its order. */
+const startOf = (oldestFirst: boolean | undefined): number =>
+  oldestFirst === true ? Number.MIN_SAFE_INTEGER : Number.MAX_SAFE_INTEGER
+
 /**
  * The listing's SQL. Without `shape.configurations`: a page of `query.limit` rows and one more,
- * to tell whether there is a next. With them: the newest matching delivery of one configuration
- * (its first parameter; the first of them as given) below a seq (its second; none as given), read
- * from the configuration's index; `list` merges the configurations' deliveries by seq with it, one
- * row at a time (see `newestOf`).
+ * to tell whether there is a next. With them: the first matching delivery of one configuration
+ * in the listing's order (newest, or oldest with `oldestFirst`; its first parameter, the first of
+ * them as given) past a seq (below it, or above it oldest first; its second, none as given), read
+ * from the configuration's index; `list` merges the configurations' deliveries by seq with it,
+ * one row at a time (see `firstOf`).
  */
 export const listStatement = (
   query: DeliveryQuery,
   shape: ListShape = {},
 ): { sql: string; params: SQLInputValue[] } => {
   const { where, params } = filters(query, shape)
+  const order = query.oldestFirst === true ? 'ASC' : 'DESC'
   if (shape.configurations === undefined)
     return {
-      sql: `SELECT * FROM deliveries ${where === '' ? '' : `WHERE ${where}`} ORDER BY seq DESC LIMIT ?`,
+      sql: `SELECT * FROM deliveries ${where === '' ? '' : `WHERE ${where}`} ORDER BY seq ${order} LIMIT ?`,
       params: [...params, query.limit + 1],
     }
+  const past = query.oldestFirst === true ? '>' : '<'
   return {
-    sql: `SELECT * FROM deliveries WHERE configuration_id = ? AND seq < ?${where === '' ? '' : ` AND ${where}`}
-      ORDER BY seq DESC LIMIT 1`,
-    params: [shape.configurations[0] ?? null, Number.MAX_SAFE_INTEGER, ...params],
+    sql: `SELECT * FROM deliveries WHERE configuration_id = ? AND seq ${past} ?${where === '' ? '' : ` AND ${where}`}
+      ORDER BY seq ${order} LIMIT 1`,
+    params: [shape.configurations[0] ?? null, startOf(query.oldestFirst), ...params],
   }
 }
 
 /**
- * The newest `count` deliveries of several configurations, newest first: `next` gives a
- * configuration's newest below a seq, and each configuration's newest not yet taken waits in
- * `waiting`, in seq order, for its turn. One seek per configuration and one per delivery taken,
- * however many deliveries the configurations hold, or other configurations the log does.
+ * The first `count` deliveries of several configurations in the listing's order (newest first,
+ * or oldest first): `next` gives a configuration's first past a seq, and each configuration's
+ * first not yet taken waits in `waiting`, in that order, for its turn. One seek per configuration
+ * and one per delivery taken, however many deliveries the configurations hold, or other
+ * configurations the log does.
  */
-const newestOf = (
+const firstOf = (
   configurations: readonly string[],
   count: number,
-  next: (configurationId: string, below: number) => DeliveryRecord | undefined,
+  oldestFirst: boolean | undefined,
+  next: (configurationId: string, past: number) => DeliveryRecord | undefined,
 ): DeliveryRecord[] => {
   const waiting: DeliveryRecord[] = []
+  const comesBefore = oldestFirst === true ? (a: number, b: number) => a < b : (a: number, b: number) => a > b
   const wait = (row: DeliveryRecord | undefined): void => {
     if (row === undefined) return
-    // Newest first: after every one newer than it.
+    // After every one that comes before it.
     let lo = 0
     let hi = waiting.length
     while (lo < hi) {
       const mid = (lo + hi) >>> 1
-      if ((waiting[mid]?.seq ?? 0) > row.seq) lo = mid + 1
+      if (comesBefore(waiting[mid]?.seq ?? 0, row.seq)) lo = mid + 1
       else hi = mid
     }
     waiting.splice(lo, 0, row)
   }
-  for (const configurationId of configurations) wait(next(configurationId, Number.MAX_SAFE_INTEGER))
+  for (const configurationId of configurations) wait(next(configurationId, startOf(oldestFirst)))
   const taken: DeliveryRecord[] = []
   while (taken.length < count) {
     const row = waiting.shift()
@@ -953,11 +972,12 @@ export const createDeliveryQueries = (db: DatabaseSync): DeliveryQueries => {
       const rows =
         shape.configurations === undefined
           ? (statement.all(...params) as unknown as DeliveryRecord[])
-          : newestOf(
+          : firstOf(
               shape.configurations,
               query.limit + 1,
-              (configurationId, below) =>
-                statement.get(configurationId, below, ...params.slice(2)) as DeliveryRecord | undefined,
+              query.oldestFirst,
+              (configurationId, past) =>
+                statement.get(configurationId, past, ...params.slice(2)) as DeliveryRecord | undefined,
             )
       const items = rows.slice(0, query.limit).map(toRow)
       return { items, next: rows.length > query.limit ? (items.at(-1)?.seq ?? null) : null }

@@ -81,11 +81,14 @@ const isAdmin = (principal: Principal): boolean => principal.role === 'admin'
 
 type Params = Readonly<Record<string, unknown>>
 
-/** The filters shared by the listing and the bulk replay, from query parameters or a JSON body. */
+/**
+ * The filters shared by the listing and the bulk replay, from query parameters or a JSON body.
+ * `oldestFirst`: pages go oldest first, `next_token` the seq they continue after.
+ */
 const parseFilters = (
   params: Params,
   principal: Principal,
-  defaults: { limit: number; maxLimit: number; status?: DeliveryStatus },
+  defaults: { limit: number; maxLimit: number; status?: DeliveryStatus; oldestFirst?: boolean },
 ): DeliveryQuery => {
   const issues: FieldIssue[] = []
   const text = (name: string): string | undefined => {
@@ -125,8 +128,8 @@ const parseFilters = (
   else if (account !== undefined && !isAdmin(principal) && account !== principal.account)
     issues.push({ path: 'account', message: 'only an admin may name another account' })
   const token = text('next_token')
-  const before = token === undefined ? undefined : digitsOf(token)
-  if (before !== undefined && Number.isNaN(before))
+  const cursor = token === undefined ? undefined : digitsOf(token)
+  if (cursor !== undefined && Number.isNaN(cursor))
     issues.push({ path: 'next_token', message: 'must be a next_token from a previous page' })
   // Configuration ids are always UUIDs, so any other value is a mistake, not a filter matching
   // nothing; event ids are the producer's own strings.
@@ -152,7 +155,8 @@ const parseFilters = (
     ...(endpoint === undefined ? {} : { endpoint: endpoint as EndpointType }),
     ...(since === undefined ? {} : { since }),
     ...(until === undefined ? {} : { until }),
-    ...(before === undefined ? {} : { before }),
+    ...(defaults.oldestFirst === true ? { oldestFirst: true } : {}),
+    ...(cursor === undefined ? {} : defaults.oldestFirst === true ? { after: cursor } : { before: cursor }),
     limit,
   }
 }
@@ -204,7 +208,8 @@ const refusal = (delivery: DeliveryRow, reason: string): string => {
  * - `GET /deliveries?configuration_id=&status=&event_id=&endpoint=&since=&until=&limit=&next_token=`
  * - `GET /deliveries/{id}`: with its attempts
  * - `POST /deliveries/{id}/replay`
- * - `POST /deliveries/replay` `{configuration_id?, status? (dead_lettered), event_id?, endpoint?, since?, until?, limit?, next_token?}`
+ * - `POST /deliveries/replay` `{configuration_id?, status? (dead_lettered), event_id?, endpoint?, since?, until?, limit?, next_token?}`:
+ *   oldest first, `next_token` walking on to later ones
  *
  * @example
  * app.route('/v1/notifications', createDeliveryRoutes({ view, log, replayLimit: 1000 }))
@@ -278,6 +283,9 @@ export const createDeliveryRoutes = ({
       limit: replayLimit,
       maxLimit: replayLimit,
       status: 'dead_lettered',
+      // Each queue sends its deliveries in the order they were first requested: one replayed
+      // ahead of an older one would go before it, in one call or across the calls of a cursor.
+      oldestFirst: true,
     })
     const page = view.list(query)
     let last = 0
@@ -293,9 +301,7 @@ export const createDeliveryRoutes = ({
       }
       return reason
     }
-    // Oldest first (the listing is newest first): each queue sends its deliveries in the order
-    // they were first requested, and one replayed ahead of an older one would go before it.
-    for (const row of [...page.items].reverse()) {
+    for (const row of page.items) {
       const skipped = row.status === 'pending' ? 'pending' : await skipOf(row)
       // Nothing written: the delivery changed since it was listed (replayed otherwise, say, and
       // maybe sent already), so it may no longer be what the filter asked for.
@@ -312,8 +318,8 @@ export const createDeliveryRoutes = ({
       }
     }
     await view.waitFor(last)
-    // The listing's cursor: the same filter with it replays the deliveries after these, so a
-    // filter that replaying does not change (`status: sent`) still moves on.
+    // The cursor, oldest first: the same filter with it replays the deliveries requested after
+    // these, so a filter that replaying does not change (`status: sent`) still moves on.
     return c.json(
       {
         replayed,

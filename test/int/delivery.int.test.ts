@@ -806,7 +806,7 @@ describe('delivery log API', () => {
     assert.deepEqual(bulk.json, { replayed: 1, not_replayed: {}, truncated: false, next_token: null })
     assert.equal(await settledStatus(deliverer, failing), 'sent')
 
-    // Bounded by replay_limit (3 here): four sent deliveries, three replayed, the rest says so.
+    // Bounded by replay_limit (3 here): four sent deliveries, the oldest three replayed, the rest says so.
     const bounded = await call(app, acme, 'POST', '/v1/notifications/deliveries/replay', {
       status: 'sent',
       configuration_id: good.id,
@@ -814,26 +814,26 @@ describe('delivery log API', () => {
     assert.deepEqual([bounded.json.replayed, bounded.json.truncated], [3, true])
     const tooMany = await call(app, acme, 'POST', '/v1/notifications/deliveries/replay', { limit: 4 })
     assert.equal(tooMany.status, 400)
-    for (const command of mine.slice(1)) assert.equal(await settledStatus(deliverer, command), 'sent')
-    // Sent again in the order they were first requested, as their queue sends them.
-    const resent = mine
-      .slice(1)
-      .map((command) => deliverer.view.attemptsOf(command.deliveryId).at(-1)?.position ?? -1)
-    assert.deepEqual(
-      resent,
-      [...resent].sort((a, b) => a - b),
-    )
-    assert.equal(deliverer.view.get(mine[3]?.deliveryId ?? '')?.replays, 1)
-    assert.equal(deliverer.view.get(mine[0]?.deliveryId ?? '')?.replays, 0)
-    // The same filter with the cursor moves on to the one left, although it is still `sent`.
+    for (const command of mine.slice(0, 3)) assert.equal(await settledStatus(deliverer, command), 'sent')
+    const replays = () => mine.map((command) => deliverer.view.get(command.deliveryId)?.replays)
+    assert.deepEqual(replays(), [1, 1, 1, 0])
+    // The same filter with the cursor moves on to the one left, requested after these, although
+    // it is still `sent`.
     const rest = await call(app, acme, 'POST', '/v1/notifications/deliveries/replay', {
       status: 'sent',
       configuration_id: good.id,
       next_token: bounded.json.next_token,
     })
     assert.deepEqual(rest.json, { replayed: 1, not_replayed: {}, truncated: false, next_token: null })
-    assert.equal(await settledStatus(deliverer, mine[0] as (typeof mine)[number]), 'sent')
-    for (const command of mine) assert.equal(deliverer.view.get(command.deliveryId)?.replays, 1)
+    assert.equal(await settledStatus(deliverer, mine[3] as (typeof mine)[number]), 'sent')
+    assert.deepEqual(replays(), [1, 1, 1, 1])
+    // Sent again in the order they were first requested, as their queue sends them: within a
+    // call and across the calls of the cursor.
+    const resent = mine.map((command) => deliverer.view.attemptsOf(command.deliveryId).at(-1)?.position ?? -1)
+    assert.deepEqual(
+      resent,
+      [...resent].sort((a, b) => a - b),
+    )
     assert.equal(deliverer.view.get(other.deliveryId)?.replays, 0)
   })
 
