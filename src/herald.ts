@@ -536,6 +536,9 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
       ],
     })
 
+    // Started only once the projector's thread has opened its warehouse and window: until then
+    // the ping /ready asks of it waits on that opening, and readiness would fail at first.
+    if (projectorThread !== undefined) await projectorThread.ping()
     const server = await new Promise<ServerType>((resolve, reject) => {
       const s = serve({ fetch: app.fetch, port: config.port, hostname: config.listen }, () => resolve(s))
       s.once('error', reject)
