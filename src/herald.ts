@@ -250,6 +250,35 @@ const resolveAdminToken = (config: Config, logger: Logger): string | null => {
   return readFileSync(file, 'utf8').trim()
 }
 
+/**
+ * The share of `shutdown_timeout_ms` that requests in flight when Herald stops get to finish
+ * (a client still sending its body, say); their connections are then dropped, unanswered.
+ */
+export const HTTP_GRACE_SHARE = 0.25
+
+export const httpGraceMs = (shutdownTimeoutMs: number): number =>
+  Math.floor(shutdownTimeoutMs * HTTP_GRACE_SHARE)
+
+/**
+ * Stops taking connections, closes the idle ones at once and, after `graceMs`, those still
+ * busy; resolves once every connection is gone.
+ */
+const closeServer = (server: ServerType, graceMs: number, logger: Logger): Promise<void> =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      if (!('closeAllConnections' in server)) return
+      server.getConnections((_, count) => {
+        if (count > 0) logger('warn', 'http.connections_dropped', { connections: count, grace_ms: graceMs })
+        server.closeAllConnections()
+      })
+    }, graceMs)
+    server.close(() => {
+      clearTimeout(timer)
+      resolve()
+    })
+    if ('closeIdleConnections' in server) server.closeIdleConnections()
+  })
+
 /** `/ready`'s projector check: the first partition refused for a reset log, and any others. */
 const refuseIfHalted = (halted: readonly LogReset[]): void => {
   const [reset, ...others] = halted
@@ -369,9 +398,12 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
       ...(dependencies.lookup === undefined ? {} : { lookup: dependencies.lookup }),
     })
     closers.push(async () => outbound.close())
+    // Stopped first of all by stop(), beside the HTTP server's close; here again (a no-op) if
+    // start-up fails.
     const consumers: Consumer[] = []
+    let consuming = true
     closers.push(async () => {
-      await Promise.all(consumers.splice(0).map((consumer) => consumer.stop()))
+      await Promise.all(consumers.map((consumer) => consumer.stop()))
     })
 
     const notifications = await wireNotifications({
@@ -427,7 +459,8 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
           await stopping?.stop()
         },
         resume: async () => {
-          running ??= await startProjector()
+          // A rebuild's swap that ends while Herald stops leaves the projector stopped.
+          if (consuming) running ??= await startProjector()
         },
       }
       consumers.push({
@@ -543,14 +576,9 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
       const s = serve({ fetch: app.fetch, port: config.port, hostname: config.listen }, () => resolve(s))
       s.once('error', reject)
     })
-    // Registered last so it runs first: stop taking requests before the consumers stop.
-    closers.push(
-      () =>
-        new Promise<void>((resolve) => {
-          server.close(() => resolve())
-          if ('closeIdleConnections' in server) server.closeIdleConnections()
-        }),
-    )
+    // Waited for once the consumers stopped and before the ports they and the requests use close.
+    let serverClosed: Promise<void> = Promise.resolve()
+    closers.push(() => serverClosed)
     metrics.up.set(1)
     const address = server.address() as AddressInfo
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
@@ -572,6 +600,17 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
         stopping ??= (async () => {
           logger('info', 'herald.stopping', {})
           metrics.up.set(0)
+          // No new connections; requests in flight get their grace. Meanwhile, and whatever a
+          // slow client does, the consumers finish their batches and commit.
+          serverClosed = closeServer(server, httpGraceMs(config.shutdown_timeout_ms), logger)
+          consuming = false
+          await Promise.all(
+            consumers.map((consumer) =>
+              consumer.stop().catch((error: unknown) => {
+                logger('error', 'herald.close_failed', { error: errorText(error) })
+              }),
+            ),
+          )
           await closeAll()
           logger('info', 'herald.stopped', {})
         })()

@@ -83,7 +83,7 @@ export const schema = group({
   }),
   shutdown_timeout_ms: key(positive, {
     default: 30000,
-    doc: 'Milliseconds a graceful shutdown waits for in-flight batches and requests before exiting.',
+    doc: 'Milliseconds a graceful shutdown may take before Herald exits 1 anyway. Requests in flight get a quarter of it to finish, then their connections are dropped unanswered; the consumers finish and commit their batches meanwhile.',
   }),
   outbound: group({
     allowlist: key(listOf(allowlistEntry, 'a list of host names, IP addresses or CIDR ranges'), {

@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, describe, it } from 'node:test'
+import { startHeraldProcess } from '../support/herald-process.ts'
+
+const ADMIN_TOKEN = 'lifecycle-admin-token-0123456789'
+
+/** Herald's start-up, signals and shutdown, on real `herald start` processes. */
+describe('herald start: start-up and shutdown of the process', () => {
+  const dirs: string[] = []
+  const dataDir = () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-lifecycle-'))
+    dirs.push(dir)
+    return dir
+  }
+  after(() => {
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('a client still sending a request body does not hold up the shutdown: its connection is dropped after the grace, the consumers stop and Herald exits 0', async () => {
+    const herald = await startHeraldProcess({
+      HERALD_DATA_DIR: dataDir(),
+      HERALD_ADMIN_TOKEN: ADMIN_TOKEN,
+      // Grace for requests in flight: a quarter of it, 2 s.
+      HERALD_SHUTDOWN_TIMEOUT_MS: '8000',
+    })
+    const { hostname, port } = new URL(herald.url)
+    const socket = connect(Number(port), hostname)
+    await once(socket, 'connect')
+    socket.on('error', () => {})
+    socket.write(
+      'POST /v1/events HTTP/1.1\r\nHost: herald\r\n' +
+        `Authorization: Bearer ${ADMIN_TOKEN}\r\nContent-Type: application/cloudevents+json\r\n` +
+        'Content-Length: 100000\r\n\r\n{',
+    )
+    const drip = setInterval(() => socket.write(' '), 200)
+    const closed = once(socket, 'close')
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      const sent = Date.now()
+      const code = await herald.stop('SIGTERM')
+      const took = Date.now() - sent
+      const events = herald.lines.map((line) => line.event)
+      assert.equal(code, 0, JSON.stringify(events))
+      assert.ok(took < 7000, `stopped after ${took} ms`)
+      const dropped = herald.lines.find((line) => line.event === 'http.connections_dropped')
+      assert.deepEqual(
+        { connections: dropped?.connections, grace_ms: dropped?.grace_ms },
+        { connections: 1, grace_ms: 2000 },
+      )
+      assert.ok(events.includes('herald.stopped'))
+      assert.ok(!events.includes('herald.shutdown_timeout'))
+      await closed
+    } finally {
+      clearInterval(drip)
+      socket.destroy()
+    }
+  })
+})
