@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
+import { eventually } from '../support/eventually.ts'
 import { startHeraldProcess } from '../support/herald-process.ts'
 
 const ADMIN_TOKEN = 'lifecycle-admin-token-0123456789'
@@ -58,6 +59,31 @@ describe('herald start: start-up and shutdown of the process', () => {
     } finally {
       clearInterval(drip)
       socket.destroy()
+    }
+  })
+
+  it('SIGTERM to `npm start` reaches Herald, which stops gracefully, leaving no process behind', async () => {
+    const dir = dataDir()
+    const herald = await startHeraldProcess(
+      { HERALD_DATA_DIR: dir, HERALD_ADMIN_TOKEN: ADMIN_TOKEN },
+      60_000,
+      { npm: true },
+    )
+    const pid = Number(readFileSync(join(dir, 'herald.pid'), 'utf8'))
+    assert.notEqual(pid, herald.child.pid, 'npm runs Herald as a process of its own')
+    try {
+      await herald.stop('SIGTERM')
+      await eventually(() => assert.throws(() => process.kill(pid, 0), { code: 'ESRCH' }), {
+        timeoutMs: 10_000,
+      })
+      const events = herald.lines.map((line) => line.event)
+      assert.ok(events.includes('herald.signal'), JSON.stringify(events))
+      assert.ok(events.includes('herald.stopped'), JSON.stringify(events))
+    } finally {
+      // An orphan would keep the port, the data directory's lock and this test's output pipe.
+      try {
+        process.kill(pid, 'SIGKILL')
+      } catch {}
     }
   })
 })

@@ -16,13 +16,18 @@ export interface HeraldProcess {
 
 /**
  * Runs `herald start` as a real child process (Node 24 from node_modules, as `npm start`
- * does), on port 0, and resolves once it logged `herald.started` with its URL.
+ * does; `npm: true` runs `npm start` itself, whose process `child` then is), on port 0, and
+ * resolves once it logged `herald.started` with its URL.
  */
 export const startHeraldProcess = async (
   env: Record<string, string>,
   timeoutMs = 60_000,
+  { npm = false }: { npm?: boolean } = {},
 ): Promise<HeraldProcess> => {
-  const child = spawn(process.execPath, [join(root, 'src', 'cli.ts'), 'start'], {
+  const [file, args] = npm
+    ? ['npm', ['start', '--silent']]
+    : [process.execPath, [join(root, 'src', 'cli.ts'), 'start']]
+  const child = spawn(file, args, {
     cwd: root,
     env: {
       PATH: process.env.PATH ?? '',
