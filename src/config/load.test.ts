@@ -566,7 +566,7 @@ bogus: true
         `  - listen (${FILE}:2): expected an IP address or host name, got "not an address!"`,
         '  - port (HERALD_PORT): expected an integer 0-65535, got "abc"',
         `  - log_level (${FILE}:3): expected one of debug|info|warn|error, got "verbose"`,
-        `  - authorization_handler_config.timeout_ms (${FILE}:5): expected a positive integer, got 0`,
+        `  - authorization_handler_config.timeout_ms (${FILE}:5): expected a whole number of milliseconds 1-2147483647 (about 24.8 days, the longest timer Node.js can set), got 0`,
         `  - ui_url (${FILE}:4): expected an http(s) URL, got "ftp://ui.example.com"`,
         `  - notifications.enabled (${FILE}:6): expected a boolean (true/false; in the environment also 1/0/yes/no), got "yes"`,
         '  - reports.cycle_timers.load (HERALD_REPORTS__CYCLE_TIMERS__LOAD): expected a number 0.05-86400, got -5',
@@ -577,6 +577,41 @@ bogus: true
         `  - schema_registry.confluent.url: required when schema_registry.kind is confluent, as set at ${FILE}:14`,
       ])
       assert.doesNotMatch(error.message, /hunter2/)
+    })
+
+    it('refuses a time that would set a timer longer than Node.js can (2^31 - 1 ms), which would fire after 1 ms', () => {
+      const millis =
+        'expected a whole number of milliseconds 1-2147483647 (about 24.8 days, the longest timer Node.js can set)'
+      const seconds =
+        'expected a whole number of seconds 1-2147483 (about 24.8 days, the longest timer Node.js can set)'
+      const error = failure(() =>
+        load({
+          HERALD_SHUTDOWN_TIMEOUT_MS: '2147483648',
+          HERALD_AUTHORIZATION_HANDLER_CONFIG__TIMEOUT_MS: '2147483648',
+          HERALD_NOTIFICATIONS__WEBHOOK_TIMEOUT_MS: '2147483648',
+          HERALD_NOTIFICATIONS__DELIVERY__ATTEMPT_TIMEOUT_MS: '2147483648',
+          HERALD_REPORTS__CYCLE_TIMERS__METRICS: '5000000',
+        }),
+      )
+      assert.deepEqual(
+        error.issues.map((i) => `${i.path}: ${i.message}`),
+        [
+          `authorization_handler_config.timeout_ms (HERALD_AUTHORIZATION_HANDLER_CONFIG__TIMEOUT_MS): ${millis}, got 2147483648`,
+          `shutdown_timeout_ms (HERALD_SHUTDOWN_TIMEOUT_MS): ${millis}, got 2147483648`,
+          `notifications.webhook_timeout_ms (HERALD_NOTIFICATIONS__WEBHOOK_TIMEOUT_MS): ${millis}, got 2147483648`,
+          `notifications.delivery.attempt_timeout_ms (HERALD_NOTIFICATIONS__DELIVERY__ATTEMPT_TIMEOUT_MS): ${millis}, got 2147483648`,
+          `reports.cycle_timers.metrics (HERALD_REPORTS__CYCLE_TIMERS__METRICS): ${seconds}, got 5000000`,
+        ],
+      )
+      const longest = load({
+        HERALD_SHUTDOWN_TIMEOUT_MS: '2147483647',
+        HERALD_NOTIFICATIONS__WEBHOOK_TIMEOUT_MS: '2147483647',
+        HERALD_REPORTS__CYCLE_TIMERS__METRICS: '2147483',
+      })
+      assert.equal(longest.shutdown_timeout_ms, 2_147_483_647)
+      assert.equal(longest.reports.cycle_timers.metrics, 2_147_483)
+      // Twice the longest request would be past the limit too: the attempt's default stops at it.
+      assert.equal(attemptTimeoutOf(longest.notifications), 2_147_483_647)
     })
 
     it('reports a section of the wrong shape', () => {

@@ -8,7 +8,7 @@ import { type ConfigFile, type ReadFile, readConfigFile } from './file.ts'
 import { scrubCredentials } from './redact.ts'
 import { checkRules } from './rules.ts'
 import { schema } from './schema.ts'
-import { codecOf, type Node, nodeAt } from './spec.ts'
+import { codecOf, MAX_TIMER_MS, type Node, nodeAt } from './spec.ts'
 import { closest } from './suggest.ts'
 import type { Config, EventLogConfig, NotificationsConfig } from './types.ts'
 
@@ -236,8 +236,9 @@ export const topicPartitions = (eventLog: Pick<EventLogConfig, 'kind' | 'partiti
 /**
  * The time limit of one delivery attempt, all its requests together:
  * `notifications.delivery.attempt_timeout_ms`, or when it is unset twice `webhook_timeout_ms`
- * (room for a GitHub or Jira filing's several requests).
+ * (room for a GitHub or Jira filing's several requests), at most the longest timer Node.js sets.
  */
 export const attemptTimeoutOf = (
   notifications: Pick<NotificationsConfig, 'webhook_timeout_ms' | 'delivery'>,
-): number => notifications.delivery.attempt_timeout_ms ?? 2 * notifications.webhook_timeout_ms
+): number =>
+  notifications.delivery.attempt_timeout_ms ?? Math.min(2 * notifications.webhook_timeout_ms, MAX_TIMER_MS)

@@ -25,6 +25,8 @@ import {
   optionalGroup,
   type ShapeValue,
   secretString,
+  timerMilliseconds,
+  timerSeconds,
   topicName,
 } from './spec.ts'
 import type { Config } from './types.ts'
@@ -72,7 +74,7 @@ export const schema = group({
       default: null,
       doc: 'URL of the external authorizer. Required when `authorization_handler` is `external`. A URL with user-info (`https://user:password@host/…`) is refused: Herald calls it with `fetch`, which cannot send one.',
     }),
-    timeout_ms: key(positive, {
+    timeout_ms: key(timerMilliseconds, {
       default: 2000,
       doc: 'Milliseconds to wait for the external authorizer before answering 503.',
     }),
@@ -81,7 +83,7 @@ export const schema = group({
     default: null,
     doc: 'Seed key. When set, messages link to the UI at this URL; when unset, messages carry no links.',
   }),
-  shutdown_timeout_ms: key(positive, {
+  shutdown_timeout_ms: key(timerMilliseconds, {
     default: 30000,
     doc: 'Milliseconds a graceful shutdown may take before Herald exits 1 anyway. Requests in flight get a quarter of it to finish, then their connections are dropped unanswered; the consumers finish and commit their batches meanwhile.',
   }),
@@ -126,7 +128,7 @@ export const schema = group({
         doc: 'Most notification configurations one account may have, of all endpoint types together; creating one more is refused with 409 `limit_reached` (naming `configurations`). With `selectors_per_configuration`, it bounds one account’s selectors (100,000 by default: one account of that many is indexed in seconds — 3–10 s measured on a busy 2-core machine, 1.5–5 s again after each change to it, which compiles only the selectors that changed — in slices between which routing goes on, the event loop standing still for a few hundred milliseconds at most, mostly collecting garbage). Counted in what this instance has read: with several instances, creations on different instances at the same moment may pass it by their number. Lowering it deletes no configuration.',
       }),
     }),
-    webhook_timeout_ms: key(positive, {
+    webhook_timeout_ms: key(timerMilliseconds, {
       default: 15000,
       doc: 'Milliseconds one outbound delivery request may take (every endpoint type: an HTTP exchange, or a whole SMTP session); a timeout is retried. A GitHub or Jira delivery makes several requests, each within this; `delivery.attempt_timeout_ms` bounds them together.',
     }),
@@ -161,7 +163,7 @@ export const schema = group({
         default: 1000,
         doc: 'Most deliveries one `POST /v1/notifications/deliveries/replay` sends again; replay again for more.',
       }),
-      attempt_timeout_ms: key(nullable(positive), {
+      attempt_timeout_ms: key(nullable(timerMilliseconds), {
         default: null,
         doc: "Milliseconds one delivery attempt may take in all, at least `webhook_timeout_ms`; null: twice `webhook_timeout_ms`. A GitHub or Jira filing makes several requests (a search, the issue, its labels; a retry reads the issue's comments page by page), and an address is looked up before each connection. Past it the attempt is abandoned, as a timeout, and retried. On Kafka it is also the hand-over wait before an instance serves a delivery queue it took over in a rebalance, so the previous owner's attempt is over by then.",
       }),
@@ -230,7 +232,7 @@ export const schema = group({
         default: 60,
         doc: 'Seed key, accepted for compatibility: the current tables are maintained as each event is projected, so there is nothing to refresh.',
       }),
-      metrics: key(positive, {
+      metrics: key(timerSeconds, {
         default: 3600,
         doc: 'Seconds between metric data points: one is recorded for every account and metric at each multiple of this interval (and at start-up), stored in `metric_points` and published to the metrics topic.',
       }),

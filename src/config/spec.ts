@@ -105,6 +105,33 @@ export const milliseconds = (max: number, maxText: string): LeafType<number> =>
     typeof u === 'number' && Number.isSafeInteger(u) && u >= 0 && u <= max ? ok(u) : fail(),
   )
 
+/**
+ * The longest delay a Node.js timer takes: 2^31 - 1 ms (about 24.8 days). A longer one fires
+ * after 1 ms instead (with a TimeoutOverflowWarning), so no key that sets a timer may exceed it.
+ */
+export const MAX_TIMER_MS = 2_147_483_647
+
+const TIMER_LIMIT_TEXT = 'about 24.8 days, the longest timer Node.js can set'
+
+/** Milliseconds a timer waits: a whole number from 1 to `MAX_TIMER_MS`. */
+export const timerMilliseconds: LeafType<number> = leafType(
+  'TimerMilliseconds',
+  `a whole number of milliseconds 1-${MAX_TIMER_MS} (${TIMER_LIMIT_TEXT})`,
+  'int',
+  (u) => (typeof u === 'number' && Number.isInteger(u) && u >= 1 && u <= MAX_TIMER_MS ? ok(u) : fail()),
+)
+
+/** Seconds a timer waits: a whole number from 1 to `MAX_TIMER_MS` in whole seconds (2,147,483). */
+export const timerSeconds: LeafType<number> = leafType(
+  'TimerSeconds',
+  `a whole number of seconds 1-${Math.floor(MAX_TIMER_MS / 1000)} (${TIMER_LIMIT_TEXT})`,
+  'int',
+  (u) =>
+    typeof u === 'number' && Number.isInteger(u) && u >= 1 && u <= Math.floor(MAX_TIMER_MS / 1000)
+      ? ok(u)
+      : fail(),
+)
+
 /** A finite number from `min` to `max`, fractions allowed (seconds that may be less than one). */
 export const decimal = (min: number, max: number): LeafType<number> =>
   leafType(`Decimal(${min}, ${max})`, `a number ${min}-${max}`, 'number', (u) =>
