@@ -13,7 +13,7 @@ import {
   openSharedProjectedIds,
   startProjectorThread,
 } from '../projections/projector/index.ts'
-import { createKafkaEventLog } from './adapters/kafka-event-log/index.ts'
+import { createKafkaEventLog, type KafkaEventLogLogger } from './adapters/kafka-event-log/index.ts'
 import { createKurrentDbEventStore } from './adapters/kurrentdb-event-store/index.ts'
 import { createSqliteEventLog } from './adapters/sqlite-event-log/index.ts'
 import { createSqliteEventStore } from './adapters/sqlite-event-store/index.ts'
@@ -147,13 +147,25 @@ const openEventLog = async (config: Config, logger: Logger): Promise<EventLog> =
       maxBytesPerPartition: kafka.consumer.max_bytes_per_partition,
       maxBytes: kafka.consumer.max_bytes,
     },
-    logger: (entry) => {
-      // As on the embedded log: a batch refused for a log reset is not reported at each try.
-      if (entry.event === 'kafka_event_log.handler_failed' && isLogReset(entry.fields.error)) return
-      logger(entry.level, entry.event, { ...entry.fields, message: entry.message })
-    },
+    logger: kafkaLogLines(logger),
   })
 }
+
+/**
+ * The Kafka event log's lines as Herald's, each error among their fields as its text, as the
+ * embedded log's are: pino writes an Error's enumerable properties only, so the reason a
+ * handler, commit or metadata request failed was lost.
+ */
+export const kafkaLogLines =
+  (logger: Logger): KafkaEventLogLogger =>
+  (entry) => {
+    // As on the embedded log: a batch refused for a log reset is not reported at each try.
+    if (entry.event === 'kafka_event_log.handler_failed' && isLogReset(entry.fields.error)) return
+    const fields: Record<string, unknown> = {}
+    for (const [name, value] of Object.entries(entry.fields))
+      fields[name] = value instanceof Error ? errorText(value) : value
+    logger(entry.level, entry.event, { ...fields, message: entry.message })
+  }
 
 const openEventStore = async (config: Config, logger: Logger): Promise<EventStore> => {
   if (config.event_store.kind === 'embedded') {
