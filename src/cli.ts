@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util'
 import { runGenerate, runLogReset, runPublish, runRebuild } from './cli/index.ts'
 import { loadConfigFromProcess, redactConfig } from './config/index.ts'
 import { errorText, isHeraldError } from './errors/index.ts'
-import { startHerald } from './herald.ts'
+import { type Herald, startHerald } from './herald.ts'
 import { createLogger } from './observability/index.ts'
 
 const USAGE = `usage: herald <command>
@@ -76,47 +76,58 @@ const main = async () => {
   }
 
   const logger = createLogger({ level: config.log_level })
-  // Set once started; a fatal stop that comes sooner is acted on then.
-  let stopFatally: (() => void) | undefined
-  let fatal = false
-  const herald = await startHerald(config, {
-    logger,
-    processMetrics: true,
-    onFatal: () => {
-      fatal = true
-      stopFatally?.()
-    },
-  }).catch((error: unknown) => {
-    logger('error', 'herald.start_failed', { error: errorText(error) })
-    return fail(isHeraldError(error) ? error.message : 'start-up failed; see the log above', 1)
-  })
-
-  let signalled = false
-  /** Stops Herald (`signal`: what asked), then exits with `code`. */
+  // Listened for from the start: a signal during start-up abandons it, stopping what started.
+  const starting = new AbortController()
+  let herald: Herald | undefined
+  let exitCode: number | undefined
+  /** Stops Herald, started, then exits with `exitCode`. */
+  const stopAndExit = (started: Herald) => {
+    started.stop().then(
+      () => process.exit(exitCode ?? 0),
+      (error: unknown) => {
+        logger('error', 'herald.stop_failed', { error: errorText(error) })
+        process.exit(1)
+      },
+    )
+  }
+  /** Stops Herald (`signal`: what asked), or abandons its start-up, then exits with `code`. */
   const shutdown = (signal: string, code = 0) => {
-    if (signalled) {
+    if (exitCode !== undefined) {
       logger('warn', 'herald.forced_exit', { signal })
       process.exit(1)
     }
-    signalled = true
-    logger(code === 0 ? 'info' : 'error', 'herald.signal', { signal })
+    exitCode = code
+    logger(code === 0 ? 'info' : 'error', 'herald.signal', {
+      signal,
+      ...(herald === undefined ? { during: 'start-up' } : {}),
+    })
     const timer = setTimeout(() => {
       logger('error', 'herald.shutdown_timeout', { timeout_ms: config.shutdown_timeout_ms })
       process.exit(1)
     }, config.shutdown_timeout_ms)
     timer.unref()
-    herald.stop().then(
-      () => process.exit(code),
-      (error: unknown) => {
-        logger('error', 'herald.stop_failed', { error: String(error) })
-        process.exit(1)
-      },
-    )
+    if (herald === undefined) starting.abort(new Error(`start-up abandoned on ${signal}`))
+    else stopAndExit(herald)
   }
-  stopFatally = () => shutdown('fatal', 1)
-  if (fatal) stopFatally()
   process.on('SIGTERM', () => shutdown('SIGTERM'))
   process.on('SIGINT', () => shutdown('SIGINT'))
+
+  herald = await startHerald(config, {
+    logger,
+    processMetrics: true,
+    onFatal: () => shutdown('fatal', 1),
+    signal: starting.signal,
+  }).catch((error: unknown) => {
+    if (starting.signal.aborted) {
+      // What had started is closed again: the data directory, ports and consumers are free.
+      logger(exitCode === 0 ? 'info' : 'error', 'herald.start_abandoned', { reason: errorText(error) })
+      return process.exit(exitCode ?? 1)
+    }
+    logger('error', 'herald.start_failed', { error: errorText(error) })
+    return fail(isHeraldError(error) ? error.message : 'start-up failed; see the log above', 1)
+  })
+  // Asked to stop just as the start-up finished.
+  if (exitCode !== undefined) stopAndExit(herald)
 }
 
 await main()

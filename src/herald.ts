@@ -71,6 +71,11 @@ export interface HeraldDependencies {
    * Herald and exits with a failure, so that whatever runs it starts it again. Default: logged only.
    */
   readonly onFatal?: (error: Error) => void
+  /**
+   * Abandons the start-up when aborted (a signal came meanwhile): what had started is stopped
+   * again and `startHerald` rejects with the signal's reason.
+   */
+  readonly signal?: AbortSignal
 }
 
 export interface Herald {
@@ -318,6 +323,8 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
   })
   const started = clock()
   mkdirSync(config.data_dir, { recursive: true })
+  // Between the steps of the start-up: an abort stops there, and what started is closed.
+  const goOn = (): void => dependencies.signal?.throwIfAborted()
 
   const closers: (() => Promise<void>)[] = []
   const closeAll = async () => {
@@ -333,13 +340,17 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
   try {
     const lock = lockDataDir(config.data_dir)
     closers.push(async () => lock.release())
+    goOn()
     const log = await openEventLog(config, logger)
     closers.push(() => log.close())
+    goOn()
     const store = await openEventStore(config, logger)
     closers.push(() => store.close())
+    goOn()
     const warehouse = await openWarehouse(config)
     closers.push(() => warehouse.close())
 
+    goOn()
     const migration = await migrate(warehouse, warehouseMigrations, {
       log: (event, fields) => logger('info', `warehouse.${event}`, fields),
     })
@@ -349,11 +360,14 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     await settleRebuildLeftovers(warehouse, logger, { discard: config.warehouse.kind === 'embedded' })
     const { topics } = config.event_log
     const partitions = topicPartitions(config.event_log)
+    goOn()
     await log.createTopics(Object.values(topics).map((topic) => ({ topic, partitions })))
+    goOn()
 
     // Before the consumers' closer, so it closes after they stopped: an in-flight batch still uses it.
     const ingress = await wireIngress({ config, warehouse, logger })
     closers.push(() => ingress.close())
+    goOn()
     // With reports on and data ingress on, the projector consumes and metric points are recorded.
     const ingesting = config.reports.enabled && config.reports.enable_data_ingress
     // The embedded warehouse's projection_progress changes only by this process's projector.
@@ -431,6 +445,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     })
     closers.push(notifications.close)
     consumers.push(...notifications.consumers)
+    goOn()
 
     let projector: PausableProjector | undefined
     if (ingesting) {
@@ -507,6 +522,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
       ...(projector === undefined ? {} : { projector }),
     })
     closers.push(() => rebuilds.stop())
+    goOn()
     // Past metric points from history, e.g. for a metric definition an upgrade added.
     const backfills = createBackfillRunner({
       recorder: createMetricsRecorder({
@@ -589,8 +605,9 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
       s.once('error', reject)
     })
     // Waited for once the consumers stopped and before the ports they and the requests use close.
-    let serverClosed: Promise<void> = Promise.resolve()
-    closers.push(() => serverClosed)
+    let serverClosed: Promise<void> | undefined
+    closers.push(() => serverClosed ?? closeServer(server, 0, logger))
+    goOn()
     metrics.up.set(1)
     const address = server.address() as AddressInfo
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -85,5 +85,24 @@ describe('herald start: start-up and shutdown of the process', () => {
         process.kill(pid, 'SIGKILL')
       } catch {}
     }
+  })
+
+  it('a signal during start-up is logged, stops what had started and exits 0, leaving the data directory free', async () => {
+    const dir = dataDir()
+    const herald = await startHeraldProcess(
+      { HERALD_DATA_DIR: dir, HERALD_ADMIN_TOKEN: ADMIN_TOKEN },
+      60_000,
+      {
+        until: 'warehouse.migrations.applying',
+      },
+    )
+    const code = await herald.stop('SIGTERM')
+    const events = herald.lines.map((line) => line.event)
+    assert.equal(code, 0, JSON.stringify(events))
+    const signal = herald.lines.find((line) => line.event === 'herald.signal')
+    assert.deepEqual([signal?.signal, signal?.during], ['SIGTERM', 'start-up'])
+    assert.ok(events.includes('herald.start_abandoned'), JSON.stringify(events))
+    assert.ok(!events.includes('herald.started'))
+    assert.ok(!existsSync(join(dir, 'herald.pid')), 'the data directory’s lock is released')
   })
 })

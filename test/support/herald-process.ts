@@ -17,12 +17,13 @@ export interface HeraldProcess {
 /**
  * Runs `herald start` as a real child process (Node 24 from node_modules, as `npm start`
  * does; `npm: true` runs `npm start` itself, whose process `child` then is), on port 0, and
- * resolves once it logged `herald.started` with its URL.
+ * resolves once it logged `herald.started` with its URL (or, with `until`, the first line of
+ * that event, `url` then empty unless it is `herald.started`).
  */
 export const startHeraldProcess = async (
   env: Record<string, string>,
   timeoutMs = 60_000,
-  { npm = false }: { npm?: boolean } = {},
+  { npm = false, until = 'herald.started' }: { npm?: boolean; until?: string } = {},
 ): Promise<HeraldProcess> => {
   const [file, args] = npm
     ? ['npm', ['start', '--silent']]
@@ -53,9 +54,9 @@ export const startHeraldProcess = async (
       try {
         const parsed = JSON.parse(line) as Record<string, unknown>
         lines.push(parsed)
-        if (parsed.event === 'herald.started') {
+        if (parsed.event === until) {
           clearTimeout(timer)
-          resolve(String(parsed.url))
+          resolve(parsed.url === undefined ? '' : String(parsed.url))
         }
       } catch {
         lines.push({ raw: line })
