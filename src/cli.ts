@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util'
 import { runGenerate, runLogReset, runPublish, runRebuild } from './cli/index.ts'
-import { loadConfigFromProcess, redactConfig } from './config/index.ts'
+import { loadConfigFromProcess, redactConfig, secretFree } from './config/index.ts'
 import { errorText, isHeraldError } from './errors/index.ts'
 import { type Herald, startHerald } from './herald.ts'
 import { createLogger } from './observability/index.ts'
@@ -76,6 +76,16 @@ const main = async () => {
   }
 
   const logger = createLogger({ level: config.log_level })
+  // A failure nothing caught ends the process with one structured line, its text without any
+  // secret the configuration holds, for whatever runs Herald to start it again. The log is
+  // written synchronously, so the line is out before the exit.
+  const hideSecrets = secretFree(config)
+  const crash = (kind: string) => (error: unknown) => {
+    logger.fatal('herald.crashed', { kind, error: hideSecrets(errorText(error)) })
+    process.exit(1)
+  }
+  process.on('uncaughtException', crash('uncaught_exception'))
+  process.on('unhandledRejection', crash('unhandled_rejection'))
   // Listened for from the start: a signal during start-up abandons it, stopping what started.
   const starting = new AbortController()
   let herald: Herald | undefined

@@ -14,6 +14,6 @@ export {
   loadConfigFromProcess,
   topicPartitions,
 } from './load.ts'
-export { REDACTED, redactConfig, scrubCredentials } from './redact.ts'
+export { REDACTED, redactConfig, scrubCredentials, secretFree } from './redact.ts'
 export { isHostPort } from './spec.ts'
 export type * from './types.ts'

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { loadConfig, REDACTED, redactConfig } from './index.ts'
+import { loadConfig, REDACTED, redactConfig, secretFree } from './index.ts'
 import { scrubCredentials } from './redact.ts'
 
 const KEY = Buffer.alloc(32, 9).toString('base64')
@@ -118,5 +118,22 @@ describe('redactConfig', () => {
     assert.equal(redacted.warehouse.clickhouse.url, 'http://[redacted]@ch:8123')
     assert.equal(redacted.event_log.kafka.client_id, 'http:/[redacted]@x')
     assert.doesNotMatch(JSON.stringify(redacted), /CHPW/)
+  })
+})
+
+describe('secretFree', () => {
+  it('hides every secret of the configuration, and any URL’s user-info, wherever it appears in a text', () => {
+    const hide = secretFree(secretive())
+    const text = hide(
+      'failed: admin-token-0123456789 sasl-pass kurrentdb://admin:kurrent-pass@db:2113 ch-pass sr-pass ' +
+        `${KEY} ch-url-pass ui-pass https://someone:else@elsewhere.example/x`,
+    )
+    assert.doesNotMatch(
+      text,
+      /admin-token|sasl-pass|kurrent-pass|ch-pass|sr-pass|ch-url-pass|ui-pass|someone|else@/,
+    )
+    assert.doesNotMatch(text, new RegExp(KEY.replace(/[+/=]/g, '.')))
+    assert.match(text, /^failed: \[redacted\] /)
+    assert.equal(hide('nothing secret here'), 'nothing secret here')
   })
 })

@@ -66,3 +66,45 @@ const redactNode = (node: Node, value: unknown): unknown => {
  * logger.info('config.loaded', { config: redactConfig(config) })
  */
 export const redactConfig = (config: Config): Config => redactNode(schema, config) as Config
+
+/** Every secret `config` holds: secret keys' values and the user-info of its URLs. */
+const secretsOf = (node: Node, value: unknown, into: Set<string>): void => {
+  if (node.node === 'group') {
+    if (value === null || typeof value !== 'object') return
+    for (const [name, child] of Object.entries(node.shape))
+      secretsOf(child, (value as Record<string, unknown>)[name], into)
+    return
+  }
+  for (const item of Array.isArray(value) ? value : [value]) {
+    if (typeof item !== 'string' || item === '') continue
+    if (node.secret === 'value') into.add(item)
+    const scrubbed = scrubCredentials(item)
+    if (scrubbed !== item) {
+      // What the scrub took out: the text between the URL's prefix and its last `@`.
+      const userinfo = item.slice(scrubbed.indexOf(REDACTED), item.lastIndexOf('@'))
+      into.add(userinfo)
+      // The password alone, as an error may quote it.
+      const password = userinfo.slice(userinfo.indexOf(':') + 1)
+      if (userinfo.includes(':') && password !== '') into.add(password)
+    }
+  }
+}
+
+/**
+ * A function hiding, in any text (an error's message, say), each secret `config` holds and the
+ * user-info of any URL written in it.
+ *
+ * @example
+ * logger('error', 'herald.crashed', { error: secretFree(config)(errorText(error)) })
+ */
+export const secretFree = (config: Config): ((text: string) => string) => {
+  const secrets = new Set<string>()
+  secretsOf(schema, config, secrets)
+  // Longest first, so a secret holding another is hidden whole.
+  const ordered = [...secrets].sort((a, b) => b.length - a.length)
+  return (text) => {
+    let out = text
+    for (const secret of ordered) out = out.split(secret).join(REDACTED)
+    return out.replace(/([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^\s/@]+@/g, `$1${REDACTED}@`)
+  }
+}

@@ -4,6 +4,7 @@ export {
   type Logger,
   type LoggerOptions,
   type LogLevel,
+  type ProcessLogger,
   silentLogger,
 } from './logger.ts'
 export {

@@ -34,8 +34,11 @@ export interface LoggerOptions {
   readonly destination?: NodeJS.WritableStream
 }
 
+/** Herald's logger that also writes the `fatal` line a process ends after. */
+export type ProcessLogger = Logger & { readonly fatal: (event: string, fields?: LogFields) => void }
+
 /** JSON lines through pino, with secret-looking fields redacted at any depth up to three. */
-export const createLogger = ({ level, destination }: LoggerOptions): Logger => {
+export const createLogger = ({ level, destination }: LoggerOptions): ProcessLogger => {
   const paths = REDACTED_KEYS.flatMap((key) => [key, `*.${key}`, `*.*.${key}`])
   const base = pino(
     {
@@ -48,7 +51,10 @@ export const createLogger = ({ level, destination }: LoggerOptions): Logger => {
     },
     destination ?? pino.destination({ sync: true }),
   )
-  return (lineLevel, event, fields = {}) => {
+  const logger: Logger = (lineLevel, event, fields = {}) => {
     base[lineLevel]({ ...fields }, event)
   }
+  return Object.assign(logger, {
+    fatal: (event: string, fields: LogFields = {}) => base.fatal({ ...fields }, event),
+  })
 }

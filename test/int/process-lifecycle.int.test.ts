@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -105,4 +105,45 @@ describe('herald start: start-up and shutdown of the process', () => {
     assert.ok(!events.includes('herald.started'))
     assert.ok(!existsSync(join(dir, 'herald.pid')), 'the data directory’s lock is released')
   })
+
+  for (const [signal, kind] of [
+    ['SIGUSR2', 'unhandled_rejection'],
+    ['SIGHUP', 'uncaught_exception'],
+  ] as const) {
+    it(`a failure nothing caught (${kind}) ends Herald with one structured fatal line, free of secrets, and exit 1`, async () => {
+      const dir = dataDir()
+      // Loaded into Herald's own process: fails as asked, naming the admin token and a URL's password.
+      const failing = join(dir, 'fail-on-signal.mjs')
+      writeFileSync(
+        failing,
+        `const text = 'broke talking to http://user:url-pass@host:1 with ' + process.env.HERALD_ADMIN_TOKEN
+process.on('SIGUSR2', () => { Promise.reject(new Error(text)) })
+process.on('SIGHUP', () => { throw new Error(text) })
+`,
+      )
+      const herald = await startHeraldProcess({
+        HERALD_DATA_DIR: dir,
+        HERALD_ADMIN_TOKEN: ADMIN_TOKEN,
+        NODE_OPTIONS: `--import=${failing}`,
+      })
+      let stderr = ''
+      herald.child.stderr?.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString()
+      })
+      const code = await herald.stop(signal)
+      assert.equal(code, 1)
+      const last = herald.lines.at(-1)
+      assert.deepEqual(
+        { level: last?.level, event: last?.event, kind: last?.kind, error: last?.error },
+        {
+          level: 'fatal',
+          event: 'herald.crashed',
+          kind,
+          error: 'broke talking to http://[redacted]@host:1 with [redacted]',
+        },
+      )
+      assert.doesNotMatch(JSON.stringify(herald.lines) + stderr, new RegExp(`${ADMIN_TOKEN}|url-pass`))
+      assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace')
+    })
+  }
 })
