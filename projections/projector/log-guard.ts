@@ -227,7 +227,8 @@ export const createLogGuard = (options: LogGuardOptions): LogGuard => {
       partition: reset.partition,
       offset: reset.offset,
       projected_through: reset.projectedThrough,
-      event: reset.event,
+      // Not `event`: the log line's own name is written under that key.
+      found_event: reset.event,
       projected_event: reset.projectedEvent,
       remedy: LOG_RESET_REMEDY,
     })

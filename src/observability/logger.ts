@@ -28,6 +28,20 @@ const REDACTED_KEYS = [
   'encryption_key',
 ]
 
+/** The keys every line has of its own: the event's name, its level, its time, the service. */
+const LINE_KEYS = new Set(['event', 'level', 'time', 'service'])
+
+/**
+ * `fields` as a line writes them: one named as a key the line has of its own is written as
+ * `field_<name>`, since pino would write both and a JSON reader keeps only one of the two.
+ */
+const ownFields = (fields: LogFields): Record<string, unknown> => {
+  const out: Record<string, unknown> = {}
+  for (const [name, value] of Object.entries(fields))
+    out[LINE_KEYS.has(name) ? `field_${name}` : name] = value
+  return out
+}
+
 export interface LoggerOptions {
   readonly level: LogLevel
   /** Where lines go; standard output by default. */
@@ -52,9 +66,9 @@ export const createLogger = ({ level, destination }: LoggerOptions): ProcessLogg
     destination ?? pino.destination({ sync: true }),
   )
   const logger: Logger = (lineLevel, event, fields = {}) => {
-    base[lineLevel]({ ...fields }, event)
+    base[lineLevel](ownFields(fields), event)
   }
   return Object.assign(logger, {
-    fatal: (event: string, fields: LogFields = {}) => base.fatal({ ...fields }, event),
+    fatal: (event: string, fields: LogFields = {}) => base.fatal(ownFields(fields), event),
   })
 }

@@ -232,7 +232,7 @@ for (const thread of [true, false])
           partition: 0,
           offset: 0,
           projected_through: 5,
-          event: '"new-0" of /engine',
+          found_event: '"new-0" of /engine',
           projected_event: '"old-0" of /engine',
           remedy: undefined,
         },
