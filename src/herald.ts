@@ -3,6 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { type ServerType, serve } from '@hono/node-server'
+import { Hono } from 'hono'
 import { migrate, warehouseMigrations } from '../projections/migrations/index.ts'
 import {
   createProjectorHandler,
@@ -28,6 +29,7 @@ import {
   createExternalAuthorizer,
   createHttpApp,
 } from './http/index.ts'
+import { problem } from './http/problem.ts'
 import type { ProcessedIds } from './ingress/index.ts'
 import { createMetrics, type Logger, lagOfGroups, type Metrics } from './observability/index.ts'
 import { createOutboundGuard, type OutboundGuardOptions } from './outbound/index.ts'
@@ -296,6 +298,33 @@ const closeServer = (server: ServerType, graceMs: number, logger: Logger): Promi
     if ('closeIdleConnections' in server) server.closeIdleConnections()
   })
 
+/** Bytes of a request Herald serves: the API once started, `startingApp` until then. */
+type Fetch = (request: Request, env?: unknown) => Response | Promise<Response>
+
+/**
+ * What the HTTP port answers while Herald starts: alive (`/health`), not ready (`/ready`), and
+ * 503 with Retry-After to anything else.
+ */
+const startingApp = (): Fetch => {
+  const app = new Hono()
+  app.get('/health', (c) => c.json({ status: 'starting' }))
+  app.get('/ready', (c) => c.json({ status: 'starting', checks: {} }, 503))
+  app.all('*', (c) =>
+    c.json(problem(503, 'starting', 'Herald is starting; try again in a moment'), 503, {
+      'content-type': 'application/problem+json',
+      'retry-after': '1',
+    }),
+  )
+  return (request, env) => app.fetch(request, env)
+}
+
+/** Listens on `port` of `hostname`, answering with whatever `fetch` is at each request. */
+const listen = (port: number, hostname: string, fetch: () => Fetch): Promise<ServerType> =>
+  new Promise<ServerType>((resolve, reject) => {
+    const s = serve({ fetch: (request, env) => fetch()(request, env), port, hostname }, () => resolve(s))
+    s.once('error', reject)
+  })
+
 /** `/ready`'s projector check: the first partition refused for a reset log, and any others. */
 const refuseIfHalted = (halted: readonly LogReset[]): void => {
   const [reset, ...others] = halted
@@ -340,6 +369,14 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
   try {
     const lock = lockDataDir(config.data_dir)
     closers.push(async () => lock.release())
+    // Bound before anything else starts, so a port in use fails the start-up before migrations
+    // run or consumers start; until the start-up completes it answers that Herald is starting.
+    let serving: Fetch = startingApp()
+    const server = await listen(config.port, config.listen, () => serving)
+    // Once: at once if the start-up fails, with a grace for requests in flight when Herald stops.
+    let serverClosed: Promise<void> | undefined
+    const closeServerOnce = (graceMs: number) => (serverClosed ??= closeServer(server, graceMs, logger))
+    closers.push(() => closeServerOnce(0))
     goOn()
     const log = await openEventLog(config, logger)
     closers.push(() => log.close())
@@ -600,14 +637,10 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     // Started only once the projector's thread has opened its warehouse and window: until then
     // the ping /ready asks of it waits on that opening, and readiness would fail at first.
     if (projectorThread !== undefined) await projectorThread.ping()
-    const server = await new Promise<ServerType>((resolve, reject) => {
-      const s = serve({ fetch: app.fetch, port: config.port, hostname: config.listen }, () => resolve(s))
-      s.once('error', reject)
-    })
     // Waited for once the consumers stopped and before the ports they and the requests use close.
-    let serverClosed: Promise<void> | undefined
-    closers.push(() => serverClosed ?? closeServer(server, 0, logger))
+    closers.push(() => closeServerOnce(0))
     goOn()
+    serving = (request, env) => app.fetch(request, env as never)
     metrics.up.set(1)
     const address = server.address() as AddressInfo
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
@@ -631,7 +664,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
           metrics.up.set(0)
           // No new connections; requests in flight get their grace. Meanwhile, and whatever a
           // slow client does, the consumers finish their batches and commit.
-          serverClosed = closeServer(server, httpGraceMs(config.shutdown_timeout_ms), logger)
+          void closeServerOnce(httpGraceMs(config.shutdown_timeout_ms))
           consuming = false
           await Promise.all(
             consumers.map((consumer) =>

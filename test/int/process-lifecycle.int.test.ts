@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { connect } from 'node:net'
+import { type AddressInfo, connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
@@ -146,4 +146,69 @@ process.on('SIGHUP', () => { throw new Error(text) })
       assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace')
     })
   }
+
+  it('a port in use fails the start-up before migrations run or consumers start', async () => {
+    const taken = createServer()
+    taken.listen(0, '127.0.0.1')
+    await once(taken, 'listening')
+    try {
+      const { port } = taken.address() as AddressInfo
+      const herald = await startHeraldProcess(
+        { HERALD_DATA_DIR: dataDir(), HERALD_ADMIN_TOKEN: ADMIN_TOKEN, HERALD_PORT: String(port) },
+        60_000,
+        { until: 'herald.start_failed' },
+      )
+      assert.equal(await herald.exited, 1)
+      const events = herald.lines.map((line) => line.event)
+      assert.match(String(herald.lines.at(-1)?.error), /EADDRINUSE/)
+      for (const later of [
+        'warehouse.migrations.applying',
+        'router.processed_ids_opened',
+        'reports.metrics_recorded',
+      ])
+        assert.ok(
+          !events.includes(later),
+          `${later} before the port was found taken: ${JSON.stringify(events)}`,
+        )
+    } finally {
+      taken.close()
+    }
+  })
+
+  it('answers on its port while it starts: alive, not ready, and 503 with Retry-After to the API', async () => {
+    const free = createServer()
+    free.listen(0, '127.0.0.1')
+    await once(free, 'listening')
+    const { port } = free.address() as AddressInfo
+    free.close()
+    await once(free, 'close')
+    // Start-up waits on a Kafka broker that is not there, so it is still starting when asked.
+    const herald = await startHeraldProcess(
+      {
+        HERALD_DATA_DIR: dataDir(),
+        HERALD_ADMIN_TOKEN: ADMIN_TOKEN,
+        HERALD_PORT: String(port),
+        HERALD_EVENT_LOG__KIND: 'kafka',
+        HERALD_EVENT_LOG__KAFKA__BROKERS: `127.0.0.1:${port}`,
+      },
+      60_000,
+      { until: 'warehouse.migrations.done' },
+    )
+    try {
+      const url = `http://127.0.0.1:${port}`
+      const ready = await fetch(`${url}/ready`)
+      assert.deepEqual([ready.status, await ready.json()], [503, { status: 'starting', checks: {} }])
+      const health = await fetch(`${url}/health`)
+      assert.deepEqual([health.status, await health.json()], [200, { status: 'starting' }])
+      const events = await fetch(`${url}/v1/events`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      })
+      assert.equal(events.status, 503)
+      assert.equal(events.headers.get('retry-after'), '1')
+      assert.equal(((await events.json()) as { code?: string }).code, 'starting')
+    } finally {
+      assert.equal(await herald.stop('SIGTERM'), 0)
+    }
+  })
 })

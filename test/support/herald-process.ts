@@ -10,6 +10,8 @@ export interface HeraldProcess {
   readonly child: ChildProcess
   /** Every JSON log line the process wrote so far. */
   readonly lines: Record<string, unknown>[]
+  /** Resolves with the exit code once the process ended. */
+  readonly exited: Promise<number | null>
   /** Sends `signal` and resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>
 }
@@ -71,6 +73,7 @@ export const startHeraldProcess = async (
     url,
     child,
     lines,
+    exited,
     stop: async (signal = 'SIGTERM') => {
       if (child.exitCode !== null) return child.exitCode
       child.kill(signal)
