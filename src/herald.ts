@@ -20,7 +20,7 @@ import { createSqliteEventLog } from './adapters/sqlite-event-log/index.ts'
 import { createSqliteEventStore } from './adapters/sqlite-event-store/index.ts'
 import { createAuditRoutes } from './audit/index.ts'
 import { createTokenRoutes, createTokenService } from './auth/index.ts'
-import { type Config, topicPartitions } from './config/index.ts'
+import { ADMIN_TOKEN_MIN_LENGTH, bearerTokenIssue, type Config, topicPartitions } from './config/index.ts'
 import { ConfigError, errorText, HeraldError, isHeraldError } from './errors/index.ts'
 import {
   type Authorizer,
@@ -266,7 +266,17 @@ const resolveAdminToken = (config: Config, logger: Logger): string | null => {
     chmodSync(file, 0o600)
     logger('warn', 'auth.admin_token_generated', { file, hint: 'set HERALD_ADMIN_TOKEN to choose your own' })
   }
-  return readFileSync(file, 'utf8').trim()
+  // Checked as HERALD_ADMIN_TOKEN is: an empty or short file would be a token anyone could guess.
+  const token = readFileSync(file, 'utf8')
+  const issue = bearerTokenIssue(token, ADMIN_TOKEN_MIN_LENGTH)
+  if (issue !== undefined)
+    throw new ConfigError([
+      {
+        path: file,
+        message: `the admin token in this file ${issue}; write one there, delete the file for one to be generated, or set HERALD_ADMIN_TOKEN`,
+      },
+    ])
+  return token.trim()
 }
 
 /**
@@ -369,6 +379,8 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
   try {
     const lock = lockDataDir(config.data_dir)
     closers.push(async () => lock.release())
+    // Before anything starts: a bad token file stops the start-up at once.
+    const adminToken = resolveAdminToken(config, logger)
     // Bound before anything else starts, so a port in use fails the start-up before migrations
     // run or consumers start; until the start-up completes it answers that Herald is starting.
     let serving: Fetch = startingApp()
@@ -609,10 +621,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
         ...(ingesting ? { projector: async () => refuseIfHalted(halted) } : {}),
         ...notifications.readiness,
       },
-      authenticate: chainAuthenticators(
-        createAdminTokenAuthenticator(resolveAdminToken(config, logger)),
-        tokens.authenticate,
-      ),
+      authenticate: chainAuthenticators(createAdminTokenAuthenticator(adminToken), tokens.authenticate),
       requireAuth: config.require_auth,
       ...(authorizer === undefined ? {} : { authorizer }),
       metrics,

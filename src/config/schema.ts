@@ -3,6 +3,7 @@
  * `redactConfig` and REFERENCE.md are all derived from this tree.
  */
 import {
+  ADMIN_TOKEN_MIN_LENGTH,
   allowlistEntry,
   base64Key,
   bearerToken,
@@ -60,7 +61,7 @@ export const schema = group({
     default: true,
     doc: 'Seed key. Requests need `Authorization: Bearer <token>`; `false` lets requests without a token through as the admin account (development only). A token that is sent is still checked: a wrong one answers 401, a known one acts as its own account and role.',
   }),
-  admin_token: key(nullable(bearerToken(16)), {
+  admin_token: key(nullable(bearerToken(ADMIN_TOKEN_MIN_LENGTH)), {
     default: null,
     secret: 'value',
     doc: 'Seeds an admin API token (usually from `HERALD_ADMIN_TOKEN`) so a fresh install can create the first tokens. At least 16 characters without whitespace (a line break around it, as a file read into the variable leaves, is dropped); never printed. When unset and `require_auth` is on, `herald start` generates one into `data_dir/admin-token`.',

@@ -280,6 +280,19 @@ export const secretString = (minLength: number): LeafType<string> =>
  * often ends in a line break, which no `Authorization: Bearer` header can carry: whitespace
  * around it is dropped, and whitespace within refused.
  */
+/** The fewest characters of the admin token, whether configured or in `data_dir/admin-token`. */
+export const ADMIN_TOKEN_MIN_LENGTH = 16
+
+/**
+ * What is wrong with `text` (once trimmed) as a bearer token of at least `minLength`
+ * characters, or undefined when nothing is.
+ */
+export const bearerTokenIssue = (text: string, minLength: number): string | undefined => {
+  const token = text.trim()
+  if (/\s/.test(token)) return 'must not contain whitespace: a bearer token cannot carry it'
+  return token.length >= minLength ? undefined : `too short: must be at least ${minLength} characters`
+}
+
 export const bearerToken = (minLength: number): LeafType<string> =>
   leafType(
     `BearerToken(${minLength})`,
@@ -287,11 +300,8 @@ export const bearerToken = (minLength: number): LeafType<string> =>
     'string',
     (u) => {
       if (typeof u !== 'string') return fail()
-      const token = u.trim()
-      if (/\s/.test(token)) return fail('must not contain whitespace: a bearer token cannot carry it')
-      return token.length >= minLength
-        ? ok(token)
-        : fail(`too short: must be at least ${minLength} characters`)
+      const issue = bearerTokenIssue(u, minLength)
+      return issue === undefined ? ok(u.trim()) : fail(issue)
     },
   )
 

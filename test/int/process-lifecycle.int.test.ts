@@ -211,4 +211,24 @@ process.on('SIGHUP', () => { throw new Error(text) })
       assert.equal(await herald.stop('SIGTERM'), 0)
     }
   })
+
+  for (const [content, issue] of [
+    ['', 'too short: must be at least 16 characters'],
+    ['short\n', 'too short: must be at least 16 characters'],
+    ['two words of a token\n', 'must not contain whitespace'],
+  ] as const) {
+    it(`refuses to start with ${JSON.stringify(content)} in data_dir/admin-token, naming the file, as it refuses such a HERALD_ADMIN_TOKEN`, async () => {
+      const dir = dataDir()
+      const file = join(dir, 'admin-token')
+      writeFileSync(file, content, { mode: 0o600 })
+      const herald = await startHeraldProcess({ HERALD_DATA_DIR: dir }, 60_000, {
+        until: 'herald.start_failed',
+      })
+      assert.equal(await herald.exited, 1)
+      const failed = String(herald.lines.at(-1)?.error)
+      assert.ok(failed.includes(`${file}: the admin token in this file ${issue}`), failed)
+      const events = herald.lines.map((line) => line.event)
+      assert.ok(!events.includes('warehouse.migrations.applying'), JSON.stringify(events))
+    })
+  }
 })

@@ -48,10 +48,11 @@ export const startHeraldProcess = async (
   })
   const exited = once(child, 'exit').then(([code]) => code as number | null)
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`herald did not start within ${timeoutMs} ms\n${stderr}`)),
-      timeoutMs,
-    )
+    const timer = setTimeout(() => {
+      // Not left running: it would hold its port, its data directory and this process's pipes.
+      child.kill('SIGKILL')
+      reject(new Error(`herald did not log ${until} within ${timeoutMs} ms\n${stderr}`))
+    }, timeoutMs)
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
       try {
         const parsed = JSON.parse(line) as Record<string, unknown>
