@@ -147,6 +147,8 @@ const openEventLog = async (config: Config, logger: Logger): Promise<EventLog> =
     ...(kafka.sasl === null ? {} : { sasl: kafka.sasl }),
     idempotent: kafka.idempotent,
     maxRequestBytes: kafka.max_request_bytes,
+    // kafkajs's own lines from Herald's level up (its levels are named as Herald's).
+    logLevel: config.log_level,
     consumer: {
       maxWaitTimeMs: kafka.consumer.max_wait_ms,
       commitIntervalMs: kafka.consumer.commit_interval_ms,

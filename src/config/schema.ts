@@ -55,7 +55,7 @@ export const schema = group({
   }),
   log_level: key(oneOf(['debug', 'info', 'warn', 'error'] as const), {
     default: 'info',
-    doc: 'Lowest level written to the log.',
+    doc: 'Lowest level written to the log, kafkajs’s own lines (`kafka_event_log.client`) included.',
   }),
   require_auth: key(boolean, {
     default: true,

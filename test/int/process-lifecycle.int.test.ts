@@ -231,4 +231,35 @@ process.on('SIGHUP', () => { throw new Error(text) })
       assert.ok(!events.includes('warehouse.migrations.applying'), JSON.stringify(events))
     })
   }
+
+  it('log_level reaches kafkajs: at debug its own debug lines are logged', async () => {
+    const free = createServer()
+    free.listen(0, '127.0.0.1')
+    await once(free, 'listening')
+    const { port } = free.address() as AddressInfo
+    free.close()
+    await once(free, 'close')
+    const herald = await startHeraldProcess(
+      {
+        HERALD_DATA_DIR: dataDir(),
+        HERALD_ADMIN_TOKEN: ADMIN_TOKEN,
+        HERALD_LOG_LEVEL: 'debug',
+        HERALD_EVENT_LOG__KIND: 'kafka',
+        HERALD_EVENT_LOG__KAFKA__BROKERS: `127.0.0.1:${port}`,
+      },
+      60_000,
+      // kafkajs's first error: it has tried to connect by then.
+      { until: 'kafka_event_log.client' },
+    )
+    try {
+      await eventually(() =>
+        assert.ok(
+          herald.lines.some((line) => line.event === 'kafka_event_log.client' && line.level === 'debug'),
+          JSON.stringify(herald.lines.filter((line) => line.event === 'kafka_event_log.client')),
+        ),
+      )
+    } finally {
+      await herald.stop('SIGKILL')
+    }
+  })
 })
