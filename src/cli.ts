@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util'
-import { runGenerate, runLogReset, runPublish, runRebuild } from './cli/index.ts'
+import { CLIENT_COMMANDS } from './cli/index.ts'
 import { loadConfigFromProcess, redactConfig, secretFree } from './config/index.ts'
 import { errorText, isHeraldError } from './errors/index.ts'
 import { type Herald, startHerald } from './herald.ts'
@@ -31,12 +31,7 @@ const fail = (message: string, code = 2): never => {
 const main = async () => {
   // Producer tools and the admin commands take their own options and need no Herald configuration.
   const [sub] = process.argv.slice(2)
-  const clients = {
-    publish: runPublish,
-    generate: runGenerate,
-    'rebuild-reports': runRebuild,
-    'log-reset': runLogReset,
-  } as const
+  const clients = CLIENT_COMMANDS
   if (sub !== undefined && Object.hasOwn(clients, sub)) {
     const run = clients[sub as keyof typeof clients]
     process.exitCode = await run(process.argv.slice(3), {

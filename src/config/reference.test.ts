@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { describe, it } from 'node:test'
+import { CLIENT_COMMANDS } from '../cli/index.ts'
 import { envKeysOf } from './env.ts'
 import { loadConfig } from './load.ts'
 import { REFERENCE_URL, updateReference, withoutTablePadding } from './reference.ts'
@@ -8,6 +9,15 @@ import { schema } from './schema.ts'
 
 describe('REFERENCE.md', () => {
   const document = withoutTablePadding(readFileSync(REFERENCE_URL, 'utf8'))
+
+  it('names every client command among those HERALD_URL and HERALD_TOKEN are for', () => {
+    const paragraph = /client\s+variables, `HERALD_URL` and `HERALD_TOKEN`[\s\S]*?not given\./.exec(
+      document,
+    )?.[0]
+    assert.ok(paragraph !== undefined, 'the paragraph on the client variables')
+    for (const command of Object.keys(CLIENT_COMMANDS))
+      assert.match(paragraph, new RegExp(`\`(herald )?${command}\``))
+  })
 
   it('holds the key tables generated from the schema (regenerate: npx node src/config/reference.ts --write)', () => {
     assert.equal(document, withoutTablePadding(updateReference(document)))
