@@ -16,6 +16,7 @@ import {
 } from '../projections/projector/index.ts'
 import { createKafkaEventLog, type KafkaEventLogLogger } from './adapters/kafka-event-log/index.ts'
 import { createKurrentDbEventStore } from './adapters/kurrentdb-event-store/index.ts'
+import { onCheckpointThreadStopped } from './adapters/sqlite-checkpointer.ts'
 import { createSqliteEventLog } from './adapters/sqlite-event-log/index.ts'
 import { createSqliteEventStore } from './adapters/sqlite-event-store/index.ts'
 import { createAuditRoutes } from './audit/index.ts'
@@ -381,6 +382,10 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
   try {
     const lock = lockDataDir(config.data_dir)
     closers.push(async () => lock.release())
+    // The process's WAL checkpoint thread, started again when it stops.
+    onCheckpointThreadStopped((error) =>
+      logger('error', 'sqlite.checkpoint_thread_stopped', { error: error.message, restarting: true }),
+    )
     // Before anything starts: a bad token file stops the start-up at once.
     const adminToken = resolveAdminToken(config, logger)
     // Bound before anything else starts, so a port in use fails the start-up before migrations

@@ -10,7 +10,7 @@ import {
 } from './sqlite-checkpointer.ts'
 
 const files = new Map<number, { readonly db: DatabaseSync; readonly checkpoints: BackgroundCheckpoints }>()
-const ended = (id: number) => parentPort?.postMessage({ ended: id } satisfies CheckpointerReply)
+const ended = (id: number) => parentPort?.postMessage({ type: 'ended', id } satisfies CheckpointerReply)
 
 const add = (id: number, path: string, intervalMs: number) => {
   // Opened read-write, never created: a file whose owner closed and deleted it before this
@@ -40,10 +40,11 @@ const remove = (id: number) => {
 }
 
 parentPort?.on('message', (request: CheckpointerRequest) => {
-  if (request.op === 'add') add(request.id, request.path, request.intervalMs)
-  else if (request.op === 'remove') remove(request.id)
+  if (request.type === 'add') add(request.id, request.path, request.intervalMs)
+  else if (request.type === 'remove') remove(request.id)
   else {
     for (const id of [...files.keys()]) remove(id)
+    parentPort?.postMessage({ type: 'closed' } satisfies CheckpointerReply)
     parentPort?.close()
   }
 })

@@ -6,7 +6,12 @@ import { DatabaseSync } from 'node:sqlite'
 import { after, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { threadNames } from '../../test/support/threads.ts'
-import { checkpointsHere, startBackgroundCheckpoints } from './sqlite-checkpointer.ts'
+import {
+  checkpointsHere,
+  checkpointWorker,
+  onCheckpointThreadStopped,
+  startBackgroundCheckpoints,
+} from './sqlite-checkpointer.ts'
 
 describe('background checkpoints', () => {
   const dir = mkdtempSync(join(tmpdir(), 'herald-checkpoints-'))
@@ -85,6 +90,44 @@ describe('background checkpoints', () => {
       second.stop()
       a.db.close()
       b.db.close()
+    }
+  })
+})
+
+describe('a checkpoint thread that stops unexpectedly', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-checkpoints-restart-'))
+  after(() => rmSync(dir, { recursive: true, force: true }))
+
+  it('is said to have stopped and started again, and checkpoints its files again', async () => {
+    const path = join(dir, 'kept.sqlite')
+    const db = new DatabaseSync(path)
+    db.exec('PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (v BLOB)')
+    const stops: Error[] = []
+    onCheckpointThreadStopped((error) => stops.push(error))
+    const checkpoints = startBackgroundCheckpoints(path, 10)
+    const checkpointed = async () => {
+      const before = statSync(path).size
+      db.prepare('INSERT INTO t VALUES (randomblob(65536))').run()
+      for (let i = 0; i < 500 && statSync(path).size === before; i++) await sleep(20)
+      assert.ok(statSync(path).size > before, 'the write is checkpointed into the file')
+    }
+    try {
+      await checkpointed()
+      const first = checkpointWorker()
+      assert.ok(first !== undefined)
+      await first.terminate()
+      assert.equal(stops.length, 1)
+      assert.match(
+        stops[0]?.message ?? '',
+        /^the WAL checkpoint thread stopped \(exit code 1\); starting it again$/,
+      )
+      await checkpointed()
+      assert.ok(checkpointWorker() !== undefined && checkpointWorker() !== first, 'a thread of its own again')
+    } finally {
+      onCheckpointThreadStopped(undefined)
+      checkpoints.stop()
+      await checkpoints.ended
+      db.close()
     }
   })
 })

@@ -1,5 +1,5 @@
 import type { DatabaseSync } from 'node:sqlite'
-import { startWorkerThread } from './worker-thread.ts'
+import { type SupervisedThread, superviseThread } from './supervised-thread.ts'
 
 export interface BackgroundCheckpoints {
   /**
@@ -104,53 +104,91 @@ export const checkpointsHere = (db: DatabaseSync, intervalMs: number): Backgroun
 
 /** What the main thread tells the checkpoint thread, and what it answers. */
 export type CheckpointerRequest =
-  | { readonly op: 'add'; readonly id: number; readonly path: string; readonly intervalMs: number }
-  | { readonly op: 'remove'; readonly id: number }
-  | { readonly op: 'exit' }
-export interface CheckpointerReply {
+  | { readonly type: 'add'; readonly id: number; readonly path: string; readonly intervalMs: number }
+  | { readonly type: 'remove'; readonly id: number }
+  | { readonly type: 'close' }
+export type CheckpointerReply =
   /** The file of `id` is closed (removed), or could not be opened. */
-  readonly ended: number
+  | { readonly type: 'ended'; readonly id: number }
+  /** Every file is closed; the thread ends. */
+  | { readonly type: 'closed' }
+
+/** Waits before the checkpoint thread is started again after it stopped: 1 s, doubling to 30 s. */
+const RESTART_DELAY_MS = 1_000
+const MAX_RESTART_DELAY_MS = 30_000
+
+interface CheckpointedFile {
+  readonly path: string
+  readonly intervalMs: number
+  /** `stop` was called: not added to a thread started again. */
+  stopped: boolean
+  readonly end: () => void
 }
 
 // One thread checkpoints every file of the process: each thread is an isolate of its own,
 // about 15 MiB resident, and a checkpoint every 200 ms is little work.
-let shared:
-  | { readonly worker: import('node:worker_threads').Worker; readonly files: Map<number, () => void> }
-  | undefined
+let shared: { readonly thread: SupervisedThread; readonly files: Map<number, CheckpointedFile> } | undefined
 let nextId = 0
+let onThreadStopped: ((error: Error) => void) | undefined
+
+/**
+ * Hears of the checkpoint thread stopping unexpectedly (it is started again, its files added
+ * anew); the writers' backstops checkpoint meanwhile. One listener for the process.
+ */
+export const onCheckpointThreadStopped = (listener: ((error: Error) => void) | undefined): void => {
+  onThreadStopped = listener
+}
+
+/** The running checkpoint thread, if any (tests). */
+export const checkpointWorker = () => shared?.thread.worker()
 
 const checkpointThread = () => {
   if (shared !== undefined) return shared
-  const worker = startWorkerThread(
-    new URL('./sqlite-checkpointer-worker.ts', import.meta.url),
-    'wal-checkpoint',
-    {},
-  )
-  const files = new Map<number, () => void>()
-  const thread = { worker, files }
-  const endAll = () => {
-    for (const end of files.values()) end()
-    files.clear()
-    if (shared === thread) shared = undefined
-  }
-  worker.on('message', (reply: CheckpointerReply) => {
-    files.get(reply.ended)?.()
-    files.delete(reply.ended)
+  const files = new Map<number, CheckpointedFile>()
+  const end = (id: number) => {
+    files.get(id)?.end()
+    files.delete(id)
     if (files.size > 0) return
     // The last file went: the thread ends, and the next file starts another.
-    if (shared === thread) shared = undefined
-    worker.postMessage({ op: 'exit' } satisfies CheckpointerRequest)
+    if (shared?.files === files) shared = undefined
+    void thread.close()
+  }
+  const thread = superviseThread<CheckpointerReply>({
+    url: new URL('./sqlite-checkpointer-worker.ts', import.meta.url),
+    name: 'wal-checkpoint',
+    workerData: {},
+    // A thread started again takes up every file not stopped meanwhile.
+    onStarted: (worker) => {
+      for (const [id, file] of [...files]) {
+        if (file.stopped) end(id)
+        else
+          worker.postMessage({
+            type: 'add',
+            id,
+            path: file.path,
+            intervalMs: file.intervalMs,
+          } satisfies CheckpointerRequest)
+      }
+    },
+    onMessage: (reply) => {
+      if (reply.type === 'ended') end(reply.id)
+    },
+    onStopped: (crash, code) =>
+      onThreadStopped?.(
+        new Error(
+          `the WAL checkpoint thread stopped (${crash?.message ?? `exit code ${code}`}); starting it again`,
+        ),
+      ),
+    restartDelayMs: RESTART_DELAY_MS,
+    maxRestartDelayMs: MAX_RESTART_DELAY_MS,
   })
-  // A failure leaves checkpoints to the writers' own backstops; nothing else depends on it.
-  worker.on('error', () => undefined)
-  worker.once('exit', endAll)
-  shared = thread
-  return thread
+  shared = { thread, files }
+  return shared
 }
 
 /**
  * Checkpoints `path` every `intervalMs` from the process's checkpoint thread (started with
- * the first file and ended with the last), until `stop`.
+ * the first file and ended with the last; started again should it stop), until `stop`.
  *
  * @example
  * const checkpoints = startBackgroundCheckpoints('data/eventlog.sqlite', 200)
@@ -158,18 +196,29 @@ const checkpointThread = () => {
  * await checkpoints.ended
  */
 export const startBackgroundCheckpoints = (path: string, intervalMs: number): BackgroundCheckpoints => {
-  const thread = checkpointThread()
+  const { thread, files } = checkpointThread()
   const id = ++nextId
-  const ended = new Promise<void>((resolve) => thread.files.set(id, resolve))
-  thread.worker.postMessage({ op: 'add', id, path, intervalMs } satisfies CheckpointerRequest)
-  let stopped = false
+  const { promise: ended, resolve: end } = Promise.withResolvers<void>()
+  const file: CheckpointedFile = { path, intervalMs, stopped: false, end }
+  files.set(id, file)
+  thread.worker()?.postMessage({ type: 'add', id, path, intervalMs } satisfies CheckpointerRequest)
   return {
     ended,
     committed: () => undefined,
     stop: () => {
-      if (stopped) return
-      stopped = true
-      if (thread.files.has(id)) thread.worker.postMessage({ op: 'remove', id } satisfies CheckpointerRequest)
+      if (file.stopped) return
+      file.stopped = true
+      if (!files.has(id)) return
+      const worker = thread.worker()
+      // Between two threads: the next one would not take it up, so it ends here.
+      if (worker === undefined) {
+        end()
+        files.delete(id)
+        if (files.size === 0) {
+          if (shared?.files === files) shared = undefined
+          void thread.close()
+        }
+      } else worker.postMessage({ type: 'remove', id } satisfies CheckpointerRequest)
     },
   }
 }
