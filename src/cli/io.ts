@@ -18,7 +18,7 @@ export interface CliDeps {
   readonly stdin: AsyncIterable<Uint8Array | string>
   readonly stdout: Output
   readonly stderr: Output
-  /** The environment, read for HERALD_URL and HERALD_TOKEN only. */
+  /** The environment: HERALD_URL and HERALD_TOKEN; for `publish --kafka` also Herald's configuration. */
   readonly env: Readonly<Record<string, string | undefined>>
   readonly fetch: typeof fetch
   /** Milliseconds since the epoch; default `Date.now`. */

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { type AddressInfo, createServer } from 'node:net'
 import { describe, it } from 'node:test'
+import { createKafkaEventLog, type KafkaEventLogOptions } from '../adapters/kafka-event-log/index.ts'
 import type { EngineEvent } from '../events/index.ts'
 import { generateActivity } from '../generator/index.ts'
 import { parseEventInput } from './input.ts'
@@ -290,6 +293,55 @@ describe('runPublish command line', () => {
     const run = deps('', herald().fetch)
     assert.equal(await runPublish(['--kafka', 'kafka-1:9092, localhost'], run.deps), 2)
     assert.match(run.stderr.text(), /--kafka: "localhost" is not host:port/)
+  })
+
+  it('reaches Kafka with the TLS and SASL of Herald’s configuration', async () => {
+    // A broker that only notes the first bytes a client sends, then hangs up.
+    const firstBytes: Buffer[] = []
+    const broker = createServer((socket) => {
+      socket.once('data', (chunk) => {
+        firstBytes.push(chunk)
+        socket.destroy()
+      })
+    })
+    broker.listen(0, '127.0.0.1')
+    await once(broker, 'listening')
+    const { port } = broker.address() as AddressInfo
+    const run = deps(ndjson(events(1)), herald().fetch, {
+      HERALD_EVENT_LOG__KAFKA__SSL: 'true',
+      HERALD_EVENT_LOG__KAFKA__SASL__MECHANISM: 'scram-sha-256',
+      HERALD_EVENT_LOG__KAFKA__SASL__USERNAME: 'publisher',
+      HERALD_EVENT_LOG__KAFKA__SASL__PASSWORD: 'publisher-pass',
+    })
+    const opened: KafkaEventLogOptions[] = []
+    try {
+      const status = await runPublish(['--kafka', `127.0.0.1:${port}`, '--no-idempotent'], {
+        ...run.deps,
+        createKafkaLog: (options) => {
+          opened.push(options)
+          return createKafkaEventLog(options)
+        },
+      })
+      assert.equal(status, 1, run.stderr.text())
+    } finally {
+      broker.close()
+    }
+    assert.deepEqual(
+      { ssl: opened[0]?.ssl, sasl: opened[0]?.sasl },
+      { ssl: true, sasl: { mechanism: 'scram-sha-256', username: 'publisher', password: 'publisher-pass' } },
+    )
+    // 0x16: a TLS handshake record, where a plain Kafka request begins with its length.
+    assert.equal(firstBytes[0]?.[0], 0x16)
+    assert.doesNotMatch(run.stderr.text(), /publisher-pass/)
+  })
+
+  it('refuses --kafka when Herald’s configuration cannot be read, saying why', async () => {
+    const run = deps(ndjson(events(1)), herald().fetch, { HERALD_EVENT_LOG__KAFKA__SSL: 'maybe' })
+    assert.equal(await runPublish(['--kafka', 'k:9092'], run.deps), 2)
+    assert.match(
+      run.stderr.text(),
+      /--kafka connects with TLS and SASL as Herald's configuration says .*event_log\.kafka\.ssl/,
+    )
   })
 
   it('reports a file it cannot read', async () => {

@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
-import { createKafkaEventLog } from '../adapters/kafka-event-log/index.ts'
-import { isHostPort } from '../config/index.ts'
+import { createKafkaEventLog, type KafkaEventLogOptions } from '../adapters/kafka-event-log/index.ts'
+import { type Config, isHostPort, loadConfig } from '../config/index.ts'
+import { errorText } from '../errors/index.ts'
 import { type EngineEvent, encodeLogEvent } from '../events/index.ts'
 import { createHttpSender, SendError } from './http-sender.ts'
 import { checkEvents, describeProblems, parseEventInput } from './input.ts'
@@ -41,7 +42,9 @@ HTTP:
 Kafka:
   --kafka <brokers>      comma-separated bootstrap servers, e.g. kafka-1:9092,kafka-2:9092.
                          Events go out in CloudEvents' structured mode (JSON), keyed by
-                         account.
+                         account. TLS and SASL as Herald's configuration says
+                         (event_log.kafka.ssl and event_log.kafka.sasl, from the file
+                         HERALD_CONFIG names and HERALD_EVENT_LOG__KAFKA__* variables).
   --topic <name>         default engine.events (it must exist)
   --client-id <id>       default herald-publish
   --no-idempotent        use a plain producer (for brokers without a controller)
@@ -86,12 +89,30 @@ interface PublishOptions {
   readonly url: string | undefined
   readonly token: string | undefined
   readonly kafka: readonly string[] | undefined
+  /** For `kafka`: TLS and SASL, from Herald's configuration. */
+  readonly kafkaSecurity: Pick<KafkaEventLogOptions, 'ssl' | 'sasl'>
   readonly topic: string
   readonly clientId: string
   readonly idempotent: boolean
   readonly batchSize: number
   readonly skipInvalid: boolean
   readonly dryRun: boolean
+}
+
+/**
+ * TLS and SASL for `--kafka`, as Herald's configuration says (`event_log.kafka.ssl` and
+ * `.sasl`): a cluster Herald reaches, `herald publish` reaches with the same settings.
+ */
+const kafkaSecurityOf = (env: CliDeps['env']): PublishOptions['kafkaSecurity'] => {
+  let kafka: Config['event_log']['kafka']
+  try {
+    kafka = loadConfig({ env }).event_log.kafka
+  } catch (error) {
+    throw new UsageError(
+      `--kafka connects with TLS and SASL as Herald's configuration says (event_log.kafka.ssl and sasl), which cannot be read: ${errorText(error)}`,
+    )
+  }
+  return { ssl: kafka.ssl, ...(kafka.sasl === null ? {} : { sasl: kafka.sasl }) }
 }
 
 const parse = (argv: readonly string[], env: CliDeps['env']): PublishOptions | 'help' => {
@@ -133,6 +154,7 @@ const parse = (argv: readonly string[], env: CliDeps['env']): PublishOptions | '
   }
   if (url !== undefined) serverUrl(url, values.url === undefined ? 'HERALD_URL' : '--url')
   return {
+    kafkaSecurity: kafka === undefined ? {} : kafkaSecurityOf(env),
     file: values.file === '-' ? undefined : values.file,
     url,
     token: values.token ?? nonEmpty(env.HERALD_TOKEN),
@@ -250,6 +272,7 @@ const sendKafka = async (
   const log = (deps.createKafkaLog ?? createKafkaEventLog)({
     brokers,
     clientId: options.clientId,
+    ...options.kafkaSecurity,
     idempotent: options.idempotent,
     retry: { retries: 3, maxRetryTimeMs: 5_000 },
     logger: (entry) => {
