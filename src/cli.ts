@@ -59,6 +59,9 @@ const main = async () => {
   // directory where it was run.
   if (command === undefined) return fail(`no command given\n\n${USAGE}`)
   if (command !== 'config' && command !== 'start') return fail(`unknown command "${command}"\n\n${USAGE}`)
+  const extra = positionals[1]
+  if (extra !== undefined)
+    return fail(`${command} takes no argument, got ${JSON.stringify(extra)}\n\n${USAGE}`)
   let config: ReturnType<typeof loadConfigFromProcess>
   try {
     config = loadConfigFromProcess()

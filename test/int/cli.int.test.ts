@@ -34,6 +34,22 @@ describe('herald command line', () => {
     assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace')
   })
 
+  it('refuses an argument start or config does not take, exit code 2, before starting or reading anything', () => {
+    for (const args of [
+      ['start', 'foo'],
+      ['config', 'foo', 'bar'],
+    ]) {
+      const run = herald(...args)
+      assert.equal(run.status, 2, args.join(' '))
+      assert.match(
+        run.stderr,
+        new RegExp(`^herald: ${args[0]} takes no argument, got "foo"\n\nusage: herald <command>`),
+      )
+      assert.equal(run.stdout, '')
+    }
+    assert.deepEqual(readdirSync(dir), [], 'no data directory written')
+  })
+
   it('refuses no command or an unknown one, exit code 2, and prints its usage on --help', () => {
     const unknown = herald('check-config')
     assert.equal(unknown.status, 2)
