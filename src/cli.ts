@@ -74,16 +74,6 @@ const main = async () => {
   }
 
   const logger = createLogger({ level: config.log_level })
-  // A failure nothing caught ends the process with one structured line, its text without any
-  // secret the configuration holds, for whatever runs Herald to start it again. The log is
-  // written synchronously, so the line is out before the exit.
-  const hideSecrets = secretFree(config)
-  const crash = (kind: string) => (error: unknown) => {
-    logger.fatal('herald.crashed', { kind, error: hideSecrets(errorText(error)) })
-    process.exit(1)
-  }
-  process.on('uncaughtException', crash('uncaught_exception'))
-  process.on('unhandledRejection', crash('unhandled_rejection'))
   // Listened for from the start: a signal during start-up abandons it, stopping what started.
   const starting = new AbortController()
   let herald: Herald | undefined
@@ -119,6 +109,18 @@ const main = async () => {
   }
   process.on('SIGTERM', () => shutdown('SIGTERM'))
   process.on('SIGINT', () => shutdown('SIGINT'))
+  // A failure nothing caught is logged as one fatal line, its text without any secret the
+  // configuration holds (the log is written synchronously: the line is out whatever follows),
+  // then Herald stops as on a signal, within shutdown_timeout_ms, and exits 1 for whatever runs
+  // it to start it again. Not at once: exiting while the projector's thread is inside chDB can
+  // leave the process stuck in chDB's exit handlers. A failure while stopping exits at once.
+  const hideSecrets = secretFree(config)
+  const crash = (kind: string) => (error: unknown) => {
+    logger.fatal('herald.crashed', { kind, error: hideSecrets(errorText(error)) })
+    shutdown(kind, 1)
+  }
+  process.on('uncaughtException', crash('uncaught_exception'))
+  process.on('unhandledRejection', crash('unhandled_rejection'))
 
   herald = await startHerald(config, {
     logger,
