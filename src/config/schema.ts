@@ -235,7 +235,7 @@ export const schema = group({
       }),
       metrics: key(timerSeconds, {
         default: 3600,
-        doc: 'Seconds between metric data points: one is recorded for every account and metric at each multiple of this interval (and at start-up), stored in `metric_points` and published to the metrics topic.',
+        doc: 'Seconds between metric data points: one is recorded for every account and metric at each multiple of this interval (at start-up, every multiple since the latest one recorded, up to 1,000, the latest recorded again), stored in `metric_points` and published to the metrics topic.',
       }),
     }),
     metric_corrections: key(integer(0, 10_000), {
