@@ -125,10 +125,10 @@ describe('createDigestFlusher', () => {
       onFlushed: (r) => reports.push(r),
     })
     await store.record([entry('a'), entry('b'), entry('c', { configurationId: 'cfg-2' })], now)
-    assert.deepEqual(await flusher.flushDue(), { digests: 0, events: 0 })
+    assert.deepEqual(await flusher.flushDue(), { digests: 0, events: 0, deadLettered: 0 })
 
     now = T0 + 30_000
-    assert.deepEqual(await flusher.flushDue(), { digests: 2, events: 3 })
+    assert.deepEqual(await flusher.flushDue(), { digests: 2, events: 3, deadLettered: 0 })
     const commands = decoded(published)
     assert.deepEqual(
       commands.map((c) => [c.configurationId, c.deliveryId, c.event.id, c.digest?.total]),
@@ -152,10 +152,10 @@ describe('createDigestFlusher', () => {
       const value = JSON.parse(new TextDecoder().decode(m.value))
       assert.ok(validate(value), JSON.stringify(validate.errors))
     }
-    assert.deepEqual(reports, [{ digests: 2, events: 3 }])
+    assert.deepEqual(reports, [{ digests: 2, events: 3, deadLettered: 0 }])
     assert.ok(logLines.some((l) => l.event === 'router.digest_flushed' && l.fields.events === 2))
 
-    assert.deepEqual(await flusher.flushDue(), { digests: 0, events: 0 }, 'flushed once')
+    assert.deepEqual(await flusher.flushDue(), { digests: 0, events: 0, deadLettered: 0 }, 'flushed once')
     assert.equal(published.length, 2)
     await store.close()
   })
@@ -235,7 +235,7 @@ describe('createDigestFlusher', () => {
       ['a', 'b', 'c', 'd', 'e'].map((id) => entry(id, { configurationId: `cfg-${id}` })),
       T0,
     )
-    assert.deepEqual(await flusher.flushDue(), { digests: 5, events: 5 })
+    assert.deepEqual(await flusher.flushDue(), { digests: 5, events: 5, deadLettered: 0 })
     assert.equal(published.length, 5)
     await store.close()
   })
@@ -364,7 +364,7 @@ describe('createDigestFlusher', () => {
     damage('{"specversion":"1.0","id":')
 
     now = T0 + 30_000
-    assert.deepEqual(await flusher.flushDue(), { digests: 1, events: 1 })
+    assert.deepEqual(await flusher.flushDue(), { digests: 1, events: 1, deadLettered: 0 })
     assert.deepEqual(
       decoded(published).map((c) => c.configurationId),
       ['cfg-2'],
@@ -388,9 +388,9 @@ describe('createDigestFlusher', () => {
       ],
     )
     // It waits out its back-off, then stays due.
-    assert.deepEqual(await flusher.flushDue(), { digests: 0, events: 0 })
+    assert.deepEqual(await flusher.flushDue(), { digests: 0, events: 0, deadLettered: 0 })
     now = T0 + 31_000
-    assert.deepEqual(await flusher.flushDue(), { digests: 0, events: 0 })
+    assert.deepEqual(await flusher.flushDue(), { digests: 0, events: 0, deadLettered: 0 })
     assert.equal(lines.filter((l) => l.event === 'router.digest_deferred').at(-1)?.fields.attempts, 2)
     assert.equal(
       lines.filter((l) => l.event === 'router.digest_deferred').at(-1)?.fields.retry_at,
@@ -401,7 +401,7 @@ describe('createDigestFlusher', () => {
     damage(stored)
     other.close()
     now = T0 + 33_000
-    assert.deepEqual(await flusher.flushDue(), { digests: 1, events: 1 })
+    assert.deepEqual(await flusher.flushDue(), { digests: 1, events: 1, deadLettered: 0 })
     assert.deepEqual(
       decoded(published).map((c) => [c.configurationId, c.deliveryId, c.event.id]),
       [
@@ -447,7 +447,7 @@ describe('createDigestFlusher', () => {
       now,
     )
     now = T0 + 30_000
-    assert.deepEqual(await flusher.flushDue(), { digests: 2, events: 2 })
+    assert.deepEqual(await flusher.flushDue(), { digests: 2, events: 2, deadLettered: 0 })
     assert.deepEqual(
       decoded(published).map((c) => c.configurationId),
       ['cfg-2', 'cfg-3'],
@@ -481,7 +481,7 @@ describe('createDigestFlusher', () => {
     // Once the log takes it (a topic's limit raised), it goes out with its delivery id.
     refusing = false
     now = T0 + 63_000
-    assert.deepEqual(await flusher.flushDue(), { digests: 1, events: 1 })
+    assert.deepEqual(await flusher.flushDue(), { digests: 1, events: 1, deadLettered: 0 })
     assert.deepEqual(
       decoded(published).at(-1)?.deliveryId,
       digestDeliveryIdFor('cfg-1', '2026-11-22T10:00:00.000Z'),
@@ -531,9 +531,9 @@ describe('createDigestFlusher', () => {
     unreachable = 2
     await assert.rejects(flusher.flushDue(), UnavailableError)
     await assert.rejects(flusher.flushDue(), UnavailableError)
-    assert.deepEqual(await flusher.flushDue(), { digests: 1, events: 1 })
+    assert.deepEqual(await flusher.flushDue(), { digests: 1, events: 1, deadLettered: 0 })
     now = T0 + 31_000
-    assert.deepEqual(await flusher.flushDue(), { digests: 0, events: 0 })
+    assert.deepEqual(await flusher.flushDue(), { digests: 0, events: 0, deadLettered: 0 })
     assert.deepEqual(
       lines.filter((l) => l.event === 'router.digest_deferred').map((l) => l.fields.attempts),
       [1, 2],
@@ -546,7 +546,7 @@ describe('createDigestFlusher', () => {
 
     // The third failure is the last: the window is dead-lettered and leaves the buffer.
     now = T0 + 33_000
-    assert.deepEqual(await flusher.flushDue(), { digests: 0, events: 0 })
+    assert.deepEqual(await flusher.flushDue(), { digests: 0, events: 0, deadLettered: 1 })
     const letters = written.filter((w) => w.topic === 'engine.events.dlq').map((w) => w.message)
     assert.equal(letters.length, 1)
     const [letter] = letters
@@ -603,6 +603,7 @@ describe('createDigestFlusher', () => {
       },
     }
     const lines: { event: string; fields: LogFields }[] = []
+    const reports: FlushReport[] = []
     const flusher = createDigestFlusher({
       store,
       log,
@@ -612,10 +613,13 @@ describe('createDigestFlusher', () => {
       maxMessageBytes: 5_000,
       clock: () => T0 + 30_000,
       logger: (_level, event, fields = {}) => lines.push({ event, fields }),
+      // For herald_ingress_dead_lettered_total: a flush that only dead-lettered is reported too.
+      onFlushed: (report) => reports.push(report),
     })
     await store.record([entry('a', { event: anEvent({ id: 'a', data: { tag: 'x'.repeat(6_000) } }) })], T0)
 
-    assert.deepEqual(await flusher.flushDue(), { digests: 0, events: 0 })
+    assert.deepEqual(await flusher.flushDue(), { digests: 0, events: 0, deadLettered: 1 })
+    assert.deepEqual(reports, [{ digests: 0, events: 0, deadLettered: 1 }])
     const [letter, ...more] = written
     assert.equal(more.length, 0)
     assert.equal(letter?.topic, 'engine.events.dlq')
@@ -660,7 +664,7 @@ describe('createDigestFlusher', () => {
       now,
     )
     now = T0 + 30_000
-    assert.deepEqual(await flusher.flushDue(), { digests: 2, events: 6 })
+    assert.deepEqual(await flusher.flushDue(), { digests: 2, events: 6, deadLettered: 0 })
     const [first, third] = decoded(published)
     assert.equal(first?.configurationId, 'cfg-1')
     assert.equal(first?.digest?.total, 5)
@@ -724,7 +728,7 @@ describe('createDigestFlusher', () => {
     )
     now = T0 + 30_000
 
-    assert.deepEqual(await flusher.flushDue(), { digests: 3, events: 7 })
+    assert.deepEqual(await flusher.flushDue(), { digests: 3, events: 7, deadLettered: 0 })
     const commands = decoded(published)
     assert.deepEqual(
       commands.map((c) => [

@@ -53,6 +53,8 @@ export interface FlushReport {
   readonly digests: number
   /** Events they summarise. */
   readonly events: number
+  /** Windows given up and set aside on the dead-letter topic (`deadLetterTopic`). */
+  readonly deadLettered: number
 }
 
 export interface DigestFlusherOptions {
@@ -95,7 +97,7 @@ export interface DigestFlusherOptions {
   readonly deadLetterTopic?: string
   /** For tests in virtual time. */
   readonly scheduler?: SchedulerLike
-  /** After each flush that published something: for metrics. */
+  /** After each flush that published a digest or dead-lettered a window: for metrics. */
   readonly onFlushed?: (report: FlushReport) => void
 }
 
@@ -300,10 +302,11 @@ export const createDigestFlusher = (options: DigestFlusherOptions): DigestFlushe
    * Sets aside each window that has failed for the last time: its letter on the dead-letter
    * topic (without its events when the log refuses it as too large, left out when it refuses
    * even that), then the window marked flushed; says so. A log that cannot be reached fails the
-   * flush before any window is marked, so they are tried again.
+   * flush before any window is marked, so they are tried again. Resolves with how many letters
+   * the dead-letter topic took.
    */
-  const deadLetter = async (failed: readonly Failed[], now: number): Promise<void> => {
-    if (failed.length === 0) return
+  const deadLetter = async (failed: readonly Failed[], now: number): Promise<number> => {
+    if (failed.length === 0) return 0
     const shortened = new Set<number>()
     const leftOut = new Set<number>()
     if (deadLetterTopic !== undefined) {
@@ -346,10 +349,17 @@ export const createDigestFlusher = (options: DigestFlusherOptions): DigestFlushe
         ...(kafkaError === undefined ? {} : { kafka_error: kafkaError }),
       })
     })
+    return deadLetterTopic === undefined ? 0 : failed.length - leftOut.size
   }
 
-  /** Publishes what can go of `due`, defers the rest or dead-letters it after its last try; resolves with what went. */
-  const flushWindows = async (due: readonly PendingDigest[], now: number): Promise<Ready[]> => {
+  /**
+   * Publishes what can go of `due`, defers the rest or dead-letters it after its last try;
+   * resolves with what went, and how many windows went to the dead-letter topic.
+   */
+  const flushWindows = async (
+    due: readonly PendingDigest[],
+    now: number,
+  ): Promise<{ sent: Ready[]; deadLettered: number }> => {
     const createdAt = new Date(now).toISOString()
     const ready: Ready[] = []
     const failed: Failed[] = []
@@ -382,29 +392,32 @@ export const createDigestFlusher = (options: DigestFlusherOptions): DigestFlushe
     }
     const failures = [...failed, ...refused]
     const last = (f: Failed): boolean => f.pending.attempts + 1 >= maxAttempts
-    await deadLetter(failures.filter(last), now)
+    const deadLettered = await deadLetter(failures.filter(last), now)
     await defer(
       failures.filter((f) => !last(f)),
       now,
     )
-    return sent
+    return { sent, deadLettered }
   }
 
   const flushDue = async (): Promise<FlushReport> => {
     let digests = 0
     let events = 0
+    let deadLettered = 0
     for (;;) {
       const now = clock()
       const due = await store.due(now, batchSize)
       // Windows deferred here are not due again now, so the next batch moves on past them.
-      for (const { pending } of await flushWindows(due, now)) {
+      const flushed = await flushWindows(due, now)
+      for (const { pending } of flushed.sent) {
         digests++
         events += pending.total
       }
+      deadLettered += flushed.deadLettered
       if (due.length < batchSize) break
     }
-    const report = { digests, events }
-    if (digests > 0) options.onFlushed?.(report)
+    const report = { digests, events, deadLettered }
+    if (digests > 0 || deadLettered > 0) options.onFlushed?.(report)
     return report
   }
 

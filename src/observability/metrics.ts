@@ -83,7 +83,7 @@ export const createMetrics = (options: MetricsOptions = {}) => {
     ]),
     deadLettered: counter(
       'herald_ingress_dead_lettered_total',
-      'Engine event messages set aside on the dead-letter topic, by reason',
+      'Messages set aside on the dead-letter topic, by reason: engine events the router could not take, digest windows given up (digest_undeliverable)',
       ['reason'],
     ),
     duplicateEvents: counter(

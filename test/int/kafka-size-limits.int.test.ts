@@ -255,7 +255,7 @@ describe('Kafka with a request size limit', () => {
       ...(log.maxMessageBytes === undefined ? {} : { maxMessageBytes: log.maxMessageBytes }),
     })
     try {
-      assert.deepEqual(await flusher.flushDue(), { digests: 3, events: 7 })
+      assert.deepEqual(await flusher.flushDue(), { digests: 3, events: 7, deadLettered: 0 })
       const read: LogMessage[] = []
       consumers.push(
         await log.consume({ groupId: 'limits-digests', topics: [topic] }, async (batch) => {
