@@ -118,6 +118,8 @@ export type FailureCode =
   /** A ticket system's answer was larger than Herald reads, and was not parsed. */
   | 'response_too_large'
   | 'ticket_unconfirmed'
+  /** Herald's own template failed on the event (`DefaultTemplateError`): nothing to send. */
+  | 'template'
   | 'internal'
 
 export interface ChannelFailure {

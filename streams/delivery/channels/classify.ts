@@ -63,6 +63,28 @@ export class ResponseTooLargeError extends HeraldError {
 }
 
 /**
+ * Herald's own template for a field failed on an event, so there is no message to send. The
+ * scope bounds every text of the event (`MAX_SCOPE_TEXT`), so a default stays far inside its
+ * render limits, and what is left is the render limit in time: it is wall-clock, and a busy
+ * process (other renders, the event loop's other work, a long pause for garbage collection)
+ * can pass it on any template. That is retriable: a retry on a quieter process passes, and a
+ * failure that is not the load runs out the retry schedule and is dead-lettered, replayable.
+ * Anything else is a bug in the default, which fails the same way again: permanent.
+ *
+ * @example
+ * new DefaultTemplateError('email', 'html', renderError) // Herald's default email.html template failed on this event: template render limit exceeded…
+ */
+export class DefaultTemplateError extends HeraldError {
+  constructor(endpoint: string, field: string, reason: string, slow: boolean, cause?: unknown) {
+    super(
+      'default_template_failed',
+      `Herald's default ${endpoint}.${field} template failed on this event: ${reason}${slow ? ' (the render limit is wall-clock: retried, as a busy process can pass it)' : ''}`,
+      { retriable: slow, ...(cause === undefined ? {} : { cause }) },
+    )
+  }
+}
+
+/**
  * `Retry-After` as milliseconds from `nowMs`: delay-seconds (`120`) or an HTTP date
  * (`Wed, 21 Oct 2026 07:28:00 GMT`). Undefined when absent or unreadable; a date in the past is 0.
  * A header sent twice (a proxy adding its own) reaches here joined, `3600, 3600`: delay-seconds
@@ -187,6 +209,13 @@ export const failureFromError = (error: unknown): Failure => {
         status: typeof ours.context.status === 'number' ? ours.context.status : null,
         error: ours.message,
       }
+  if (ours instanceof DefaultTemplateError)
+    return {
+      kind: ours.retriable ? 'retriable' : 'permanent',
+      code: 'template',
+      status: null,
+      error: ours.message,
+    }
   if (ours !== undefined && isValidationError(ours))
     return {
       kind: 'permanent',

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { messageScope, resourceOf, uiLink } from './message.ts'
+import { clip, MAX_SCOPE_TEXT, messageScope, resourceOf, uiLink, widthOf } from './message.ts'
 import { aDelivery, anEvent, aPostureEvent, catalogData } from './test-fixtures.ts'
 
 describe('resourceOf', () => {
@@ -133,5 +133,36 @@ describe('messageScope', () => {
     assert.equal(scope.level, 'error')
     assert.equal(scope.headline, 'Feeds sync task failed')
     assert.equal(scope.resource_type, 'feeds')
+  })
+
+  it('bounds every text an event sets by its length once escaped, never splitting a character', () => {
+    assert.equal(clip('a&b', 7), 'a&b')
+    assert.equal(clip('a&b', 6), 'a…')
+    assert.equal(clip('"'.repeat(10), 13), '""…')
+    assert.equal(clip(`a${'😀'.repeat(5)}`, 4), 'a😀…')
+    assert.equal(clip(`aa${'😀'.repeat(5)}`, 4), 'aa…')
+    const long = '&<>"\''.repeat(200_000)
+    const scope = messageScope(
+      aDelivery(
+        anEvent({
+          type: 'user.image.analysis.failed',
+          account: long,
+          subject: long,
+          data: { full_tag: long, error: long, summary: long },
+        }),
+      ),
+      { uiUrl: null },
+    )
+    for (const text of [
+      scope.account,
+      scope.subject ?? '',
+      scope.resource,
+      scope.summary,
+      ...scope.details,
+    ]) {
+      assert.ok(widthOf(text) <= MAX_SCOPE_TEXT)
+      assert.ok(text.endsWith('…'))
+    }
+    assert.ok(widthOf(scope.details.join('')) <= MAX_SCOPE_TEXT)
   })
 })

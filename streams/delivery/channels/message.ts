@@ -161,15 +161,17 @@ const findingsOf = (event: CloudEvent): FindingView[] => {
   const data = record(event.data)
   const view = (change: string) => (raw: unknown) => {
     const f = record(raw)
+    const fix = text(f.fix_version)
+    const url = text(f.url)
     return {
-      id: String(f.id ?? ''),
-      severity: String(f.severity ?? 'unknown'),
-      package: String(f.package ?? ''),
-      version: String(f.version ?? ''),
-      fix_version: text(f.fix_version) ?? null,
+      id: scopeText(String(f.id ?? '')),
+      severity: scopeText(String(f.severity ?? 'unknown')),
+      package: scopeText(String(f.package ?? '')),
+      version: scopeText(String(f.version ?? '')),
+      fix_version: fix === undefined ? null : scopeText(fix),
       kev: f.kev === true,
       cvss: typeof f.cvss === 'number' ? f.cvss : null,
-      url: text(f.url) ?? null,
+      url: url === undefined ? null : scopeText(url),
       change,
     }
   }
@@ -179,7 +181,82 @@ const findingsOf = (event: CloudEvent): FindingView[] => {
 const findingLine = (f: FindingView): string =>
   `${f.change === 'updated' ? 'Updated' : 'New'}: ${f.id} (${f.severity}${f.cvss === null ? '' : `, CVSS ${f.cvss}`}${f.kev ? ', known exploited' : ''}) in ${f.package} ${f.version}${f.fix_version === null ? ', no fix yet' : `, fixed in ${f.fix_version}`}`
 
+/**
+ * How much longer one character of an event's text can become once a template escapes it: in
+ * HTML `"` is `&quot;`, `&` and `'` five characters, `<` and `>` four; GitHub Markdown
+ * backslash-escapes punctuation, and puts a zero-width space after an `@` or a URL's `:` (and
+ * after a `www`, counted with its `.`). Scope texts are bounded in these units, so that a bound
+ * holds in whichever flavour a template escapes them.
+ */
+const escapedWidth = (code: number): number => {
+  if (code === 0x22) return 6
+  if (code === 0x26 || code === 0x27) return 5
+  if (code === 0x3c || code === 0x3e) return 4
+  const punctuation =
+    (code >= 0x21 && code <= 0x2f) ||
+    (code >= 0x3a && code <= 0x40) ||
+    (code >= 0x5b && code <= 0x60) ||
+    (code >= 0x7b && code <= 0x7e)
+  return punctuation ? 2 : 1
+}
+
+/** A text's length once escaped, at most (see `escapedWidth`). */
+export const widthOf = (text: string): number => {
+  let width = 0
+  for (let i = 0; i < text.length; i++) width += escapedWidth(text.charCodeAt(i))
+  return width
+}
+
+/**
+ * A text whose escaped length (`widthOf`) may pass `max`, cut so that it cannot, ending in `…`
+ * to say so; a character is never split. Only the part kept is read, however long the text.
+ *
+ * @example
+ * clip('&'.repeat(900_000), 1_000) // 199 '&' and '…': 996 characters once escaped for HTML
+ */
+export const clip = (text: string, max: number): string => {
+  if (text.length * 6 <= max) return text
+  let width = 0
+  let fit = -1
+  for (let i = 0; i < text.length; i++) {
+    const next = width + escapedWidth(text.charCodeAt(i))
+    if (fit < 0 && next > max - 1) fit = i
+    if (next > max) return `${sliceWhole(text, fit)}…`
+    width = next
+  }
+  return text
+}
+
+/**
+ * Escaped characters (`widthOf`) of one text of the scope (the summary, a detail line, the
+ * resource, the type, a finding's package…), and of the detail lines together: about a rendered
+ * field's limit (`TEMPLATE_LIMITS.maxOutputChars`, 40,000). An event's text is as long as its
+ * sender made it (an error may hold a whole HTML page, or 900 KB of `&`), and escaping it all
+ * for a field cut at 40,000 anyway could take a default template past its render limit.
+ */
+export const MAX_SCOPE_TEXT = 40_000
+
+/** One text of the scope, bounded (`MAX_SCOPE_TEXT`). */
+const scopeText = (value: string): string => clip(value, MAX_SCOPE_TEXT)
+
 const MAX_DETAILS = 50
+
+/**
+ * The first detail lines, each bounded, up to `MAX_DETAILS` of them and `MAX_SCOPE_TEXT` escaped
+ * characters together, then a line saying how many more there are.
+ */
+const shownDetails = (lines: readonly string[]): string[] => {
+  const shown: string[] = []
+  let width = 0
+  for (const line of lines) {
+    const bounded = clip(line, MAX_SCOPE_TEXT)
+    const next = width + widthOf(bounded)
+    if (shown.length === MAX_DETAILS || next > MAX_SCOPE_TEXT) break
+    shown.push(bounded)
+    width = next
+  }
+  return shown.length === lines.length ? shown : [...shown, `… and ${lines.length - shown.length} more`]
+}
 
 const detailsOf = (event: CloudEvent, findings: readonly FindingView[]): string[] => {
   const data = record(event.data)
@@ -215,8 +292,7 @@ const detailsOf = (event: CloudEvent, findings: readonly FindingView[]): string[
   if (text(data.error) !== undefined) lines.push(`Error: ${data.error}`)
   if (text(data.digest) !== undefined && text(data.full_tag) !== undefined)
     lines.push(`Digest: ${data.digest}`)
-  if (lines.length <= MAX_DETAILS) return lines
-  return [...lines.slice(0, MAX_DETAILS), `… and ${lines.length - MAX_DETAILS} more`]
+  return shownDetails(lines)
 }
 
 /**
@@ -254,15 +330,19 @@ const digestView = (digest: DigestSummary): DigestView => ({
   window_start: digest.windowStart,
   window_end: digest.windowEnd,
   total: digest.total,
-  counts: digest.counts.map((c) => ({ type: c.type, level: c.level ?? 'info', count: c.count })),
+  counts: digest.counts.map((c) => ({
+    type: scopeText(c.type),
+    level: scopeText(c.level ?? 'info'),
+    count: c.count,
+  })),
   levels: levelsOf(digest),
   omitted: Math.max(0, digest.total - digest.events.length),
   events: digest.events.map((e) => ({
-    id: e.id,
-    type: e.type,
-    level: e.level ?? 'info',
-    resource: resourceOf(e),
-    time: e.time ?? '',
+    id: scopeText(e.id),
+    type: scopeText(e.type),
+    level: scopeText(e.level ?? 'info'),
+    resource: scopeText(resourceOf(e)),
+    time: scopeText(e.time ?? ''),
   })),
 })
 
@@ -304,20 +384,22 @@ export const messageScope = (delivery: ChannelDelivery, options: ScopeOptions): 
   const findings = options.findings ?? findingsOf(event)
   const summary = text(record(data).summary) ?? lookupEventType(event.type)?.description ?? event.type
   const digest = delivery.digest === undefined ? null : digestView(delivery.digest)
+  // Every text an event sets is bounded (`MAX_SCOPE_TEXT`); `data`, `event` and `payload` are
+  // left whole (the payload has its own bound), for templates that ask for them.
   return {
-    type: event.type,
-    subtype: event.subtype ?? null,
+    type: scopeText(event.type),
+    subtype: event.subtype === undefined ? null : scopeText(event.subtype),
     // A digest is as severe as the most severe event of its window.
-    level: digest?.levels[0]?.level ?? event.level ?? lookupEventType(event.type)?.level ?? 'info',
-    account: event.account,
-    resource: resourceOf(event),
-    resource_type: event.resourcetype ?? lookupEventType(event.type)?.resourceType ?? 'unknown',
-    time: event.time ?? delivery.createdAt,
-    source: event.source,
-    subject: event.subject ?? null,
-    event_id: event.id,
-    headline: headlineOf(event),
-    summary,
+    level: scopeText(digest?.levels[0]?.level ?? event.level ?? lookupEventType(event.type)?.level ?? 'info'),
+    account: scopeText(event.account),
+    resource: scopeText(resourceOf(event)),
+    resource_type: scopeText(event.resourcetype ?? lookupEventType(event.type)?.resourceType ?? 'unknown'),
+    time: scopeText(event.time ?? delivery.createdAt),
+    source: scopeText(event.source),
+    subject: event.subject === undefined ? null : scopeText(event.subject),
+    event_id: scopeText(event.id),
+    headline: scopeText(headlineOf(event)),
+    summary: scopeText(summary),
     details: detailsOf(event, findings),
     findings,
     link: uiLink(options.uiUrl, delivery),

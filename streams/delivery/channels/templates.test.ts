@@ -1,8 +1,16 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { isValidationError } from '../../../src/errors/index.ts'
+import { DefaultTemplateError, failureFromError } from './classify.ts'
+import type { ChannelEndpoint } from './configuration.ts'
 import { messageScope } from './message.ts'
-import { renderField, templateIssues, validateTemplates } from './templates.ts'
+import {
+  renderField,
+  TEMPLATE_FIELDS,
+  TEMPLATE_LIMITS,
+  templateIssues,
+  validateTemplates,
+} from './templates.ts'
 import { aDelivery, anEvent, aPostureEvent, catalogData } from './test-fixtures.ts'
 
 const posture = messageScope(aDelivery(aPostureEvent()), { uiUrl: 'https://herald.example.com' })
@@ -94,6 +102,50 @@ describe('default templates', () => {
       (await renderField('teams', 'text', { text: '{{ resource }}' }, hostile)).text,
       '<img src=x onerror=alert(1)>&',
     )
+  })
+})
+
+describe('a large event', () => {
+  const fields = Object.entries(TEMPLATE_FIELDS).flatMap(([endpoint, names]) =>
+    names.map((field) => [endpoint as ChannelEndpoint, field] as const),
+  )
+
+  it('renders in every default, its texts bounded before they are escaped', async () => {
+    // 900 KB of `&`: 4.5 MB once escaped for HTML, which took email.html past its render limit.
+    for (const [type, data] of [
+      ['user.image.analysis.failed', { full_tag: 'docker.io/acme/api:1', error: '&'.repeat(900_000) }],
+      ['user.image.analysis.failed', { full_tag: `&${'"'.repeat(900_000)}`, error: 'x' }],
+      [
+        'user.checks.tag.vulnerabilities.update',
+        { ...catalogData('user.checks.tag.vulnerabilities.update'), summary: '<'.repeat(900_000) },
+      ],
+    ] as const) {
+      const scope = messageScope(aDelivery(anEvent({ type, data })), { uiUrl: 'https://h.example' })
+      for (const [endpoint, field] of fields)
+        for (const ticket of [false, true]) {
+          const { text } = await renderField(endpoint, field, undefined, { ...scope, title: 'T' }, { ticket })
+          assert.ok(text.length <= TEMPLATE_LIMITS.maxOutputChars, `${endpoint}.${field}`)
+        }
+    }
+  })
+
+  it('failing a default template fails the message, naming the template and why', async () => {
+    // A scope no event gives (its details are bounded): a million lines take any render past 250 ms.
+    const scope = { ...vulnerabilities, title: 'T', details: Array.from({ length: 1_000_000 }, () => 'x') }
+    const error = await renderField('email', 'html', undefined, scope).then(
+      () => assert.fail('rendered'),
+      (e: unknown) => e,
+    )
+    assert.ok(error instanceof DefaultTemplateError)
+    assert.match(
+      error.message,
+      /^Herald's default email\.html template failed on this event: template render limit exceeded.*retried/,
+    )
+    assert.deepEqual([failureFromError(error).kind, failureFromError(error).code], ['retriable', 'template'])
+    // So does an override's fallback: the failure names the default, which failed too.
+    const override = { html: '{% for line in details %}{{ line }}{% endfor %}' }
+    const fallback = await renderField('email', 'html', override, scope).catch((e: unknown) => e)
+    assert.ok(fallback instanceof DefaultTemplateError)
   })
 })
 
@@ -269,12 +321,8 @@ describe('overrides', () => {
   })
 
   it('that break a limit on this event fall back to the default, and say so', async () => {
-    const big = messageScope(
-      aDelivery(anEvent({ data: { full_tag: 'x'.repeat(300_000), added: [], removed: [], updated: [] } })),
-      {
-        uiUrl: null,
-      },
-    )
+    // Longer than any resource of an event's scope (`MAX_SCOPE_TEXT`).
+    const big = { ...messageScope(aDelivery(anEvent()), { uiUrl: null }), resource: 'x'.repeat(300_000) }
     const template = { subject: '{{ resource | split: "" | join: "," }}' }
     await validateTemplates(template, 'email')
     const rendered = await renderField('email', 'subject', template, big)
@@ -288,10 +336,13 @@ describe('overrides', () => {
 })
 
 describe('a rendered field', () => {
-  const withResource = (resource: string) =>
-    messageScope(aDelivery(anEvent({ data: { full_tag: resource, added: [], removed: [], updated: [] } })), {
+  // Longer than any resource of an event's scope (`MAX_SCOPE_TEXT`), as a template may render.
+  const withResource = (resource: string) => ({
+    ...messageScope(aDelivery(anEvent({ data: { full_tag: 'r', added: [], removed: [], updated: [] } })), {
       uiUrl: null,
-    })
+    }),
+    resource,
+  })
   const html = { html: '{{ resource }}<p>end</p>' }
 
   it('past 40,000 characters is cut to them, saying so, and HTML not inside a tag or entity', async () => {

@@ -1,6 +1,7 @@
 import { Drop, Liquid, Tag, type TagToken, type Template, type TopLevelToken } from 'liquidjs'
 import { errorText, type FieldIssue, ValidationError } from '../../../src/errors/index.ts'
 import { wildcardMatches } from '../../routing/index.ts'
+import { DefaultTemplateError } from './classify.ts'
 import { sliceWhole } from './common.ts'
 import type { ChannelEndpoint, TemplateField, TemplateOverrides } from './configuration.ts'
 import {
@@ -247,7 +248,8 @@ export interface RenderedField {
 /**
  * Renders one field for a scope: the configuration's override when it has one, else the
  * default. An override that fails on this event's data (a render limit) does not lose the
- * notification: the default is rendered and `fallback` says why.
+ * notification: the default is rendered and `fallback` says why. A default that fails throws
+ * `DefaultTemplateError`, naming the template and the reason.
  *
  * @example
  * const { text } = await renderField('email', 'subject', configuration.templates, scope)
@@ -261,27 +263,32 @@ export const renderField = async (
   options: DefaultTemplateOptions = {},
 ): Promise<RenderedField> => {
   const flavour = flavourOf(endpoint, field)
+  const renderDefault = async (): Promise<string> => {
+    try {
+      return await renderParsed(
+        flavour,
+        parse(flavour, defaultTemplate(endpoint, field, scope, options)),
+        scope,
+      )
+    } catch (error) {
+      const reason = firstLine(error)
+      throw new DefaultTemplateError(endpoint, field, reason, reason.startsWith(RENDER_TIME_LIMIT), error)
+    }
+  }
   const chosen = chooseOverride(overrides, scope.type, field)
   if (chosen !== undefined) {
     try {
       return { text: await renderParsed(flavour, parse(flavour, chosen.source), scope) }
     } catch (error) {
-      const text = await renderParsed(
-        flavour,
-        parse(flavour, defaultTemplate(endpoint, field, scope, options)),
-        scope,
-      )
+      const text = await renderDefault()
       return { text, fallback: `${chosen.path}: ${firstLine(error)}; Herald's default was used` }
     }
   }
-  return {
-    text: await renderParsed(
-      flavour,
-      parse(flavour, defaultTemplate(endpoint, field, scope, options)),
-      scope,
-    ),
-  }
+  return { text: await renderDefault() }
 }
+
+/** What liquidjs says when a render passes `renderLimit`, its one limit in time. */
+const RENDER_TIME_LIMIT = 'template render limit exceeded'
 
 /** A representative scope to try templates against when they are saved. */
 const SAMPLE_SCOPE: MessageScope & { title: string } = {
