@@ -19,6 +19,9 @@ export interface EmailChannelOptions extends ChannelOptions {
   readonly ca?: string | readonly string[]
 }
 
+/** Characters of a subject: mail clients show about a line of it, and RFC 5322 lines fold at 998. */
+const MAX_SUBJECT = 250
+
 const checkServer = ({ host, port }: EmailConfiguration): void => {
   const issues = []
   if (!isHostOrAddress(host))
@@ -181,7 +184,9 @@ export const createEmailChannel = (options: EmailChannelOptions): DeliveryChanne
           includePayload: configuration.includePayload === true,
         })
         const subject = await renderField('email', 'subject', configuration.templates, scope)
-        const withTitle = { ...scope, title: subject.text }
+        // The bodies' title is the subject as sent: one line, bounded like the scope's texts.
+        const subjectLine = oneLine(subject.text, MAX_SUBJECT)
+        const withTitle = { ...scope, title: subjectLine }
         const text = await renderField('email', 'text', configuration.templates, withTitle)
         const html = await renderField('email', 'html', configuration.templates, withTitle)
         const notes = fallbackNotes(
@@ -220,7 +225,7 @@ export const createEmailChannel = (options: EmailChannelOptions): DeliveryChanne
         const sending = transport.sendMail({
           from: configuration.from,
           to: [...configuration.to],
-          subject: oneLine(subject.text, 250),
+          subject: subjectLine,
           text: text.text,
           html: html.text,
           date: new Date(clock()),

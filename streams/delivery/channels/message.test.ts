@@ -1,6 +1,16 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { clip, MAX_SCOPE_TEXT, messageScope, resourceOf, uiLink, widthOf } from './message.ts'
+import {
+  clip,
+  MAX_DETAILS_WIDTH,
+  MAX_LINE,
+  MAX_NAME,
+  MAX_SCOPE_TEXT,
+  messageScope,
+  resourceOf,
+  uiLink,
+  widthOf,
+} from './message.ts'
 import { aDelivery, anEvent, aPostureEvent, catalogData } from './test-fixtures.ts'
 
 describe('resourceOf', () => {
@@ -153,16 +163,20 @@ describe('messageScope', () => {
       ),
       { uiUrl: null },
     )
-    for (const text of [
-      scope.account,
-      scope.subject ?? '',
-      scope.resource,
-      scope.summary,
-      ...scope.details,
-    ]) {
-      assert.ok(widthOf(text) <= MAX_SCOPE_TEXT)
-      assert.ok(text.endsWith('…'))
+    for (const text of [scope.account, scope.subject ?? '', scope.resource]) {
+      assert.ok(widthOf(text) <= MAX_NAME && text.endsWith('…'))
     }
-    assert.ok(widthOf(scope.details.join('')) <= MAX_SCOPE_TEXT)
+    for (const text of [scope.summary, ...scope.details]) {
+      assert.ok(widthOf(text) <= MAX_LINE && text.endsWith('…'))
+    }
+    const finding = { severity: 'high', version: '1', type: 'deb', fix_version: null, kev: false }
+    const findings = Array.from({ length: 50 }, (_, i) => ({ ...finding, id: `CVE-${i}`, package: long }))
+    const many = messageScope(aDelivery(anEvent({ data: { full_tag: 't', added: findings, updated: [] } })), {
+      uiUrl: null,
+    })
+    // A finding's texts are bounded by MAX_SCOPE_TEXT alone (a ticket key reads them); its detail line is not.
+    assert.ok(many.findings.every((f) => widthOf(f.package) <= MAX_SCOPE_TEXT && f.package.length > 5_000))
+    assert.ok(widthOf(many.details.slice(0, -1).join('')) <= MAX_DETAILS_WIDTH)
+    assert.match(many.details.at(-1) ?? '', /^… and \d+ more$/)
   })
 })

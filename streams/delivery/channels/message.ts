@@ -228,30 +228,48 @@ export const clip = (text: string, max: number): string => {
 }
 
 /**
- * Escaped characters (`widthOf`) of one text of the scope (the summary, a detail line, the
- * resource, the type, a finding's package…), and of the detail lines together: about a rendered
- * field's limit (`TEMPLATE_LIMITS.maxOutputChars`, 40,000). An event's text is as long as its
- * sender made it (an error may hold a whole HTML page, or 900 KB of `&`), and escaping it all
- * for a field cut at 40,000 anyway could take a default template past its render limit.
+ * Escaped characters (`widthOf`) of any one text of the scope, and of the detail lines
+ * together: about a rendered field's limit (`TEMPLATE_LIMITS.maxOutputChars`, 40,000). An
+ * event's text is as long as its sender made it (an error may hold a whole HTML page, or 900 KB
+ * of `&`), and escaping it all for a field cut at 40,000 anyway could take a default template
+ * past its render limit. A finding's texts are bounded by this alone (a ticket key reads them);
+ * the others, which the default bodies show before their link, payload and footer, are bounded
+ * further below.
  */
 export const MAX_SCOPE_TEXT = 40_000
 
-/** One text of the scope, bounded (`MAX_SCOPE_TEXT`). */
+/**
+ * The bounds of the texts a default body shows before its link into Herald, the event's payload
+ * and GitHub's and Jira's "Filed by Herald": the summary and each detail line `MAX_LINE`, the
+ * detail lines together `MAX_DETAILS_WIDTH`, and the event's names (resource, type, account,
+ * time, source, subject, id, headline…) `MAX_NAME`, all in escaped characters. So those texts
+ * come to under 20,000 characters in any flavour (with a title of 250 characters), and one
+ * long error or summary can no longer push the parts after them past the 40,000 a field is cut
+ * at.
+ */
+export const MAX_LINE = 1_000
+export const MAX_DETAILS_WIDTH = 8_000
+export const MAX_NAME = 500
+
+/** A finding's text, bounded (`MAX_SCOPE_TEXT`). */
 const scopeText = (value: string): string => clip(value, MAX_SCOPE_TEXT)
+
+/** One of the event's names, bounded (`MAX_NAME`). */
+const nameText = (value: string): string => clip(value, MAX_NAME)
 
 const MAX_DETAILS = 50
 
 /**
- * The first detail lines, each bounded, up to `MAX_DETAILS` of them and `MAX_SCOPE_TEXT` escaped
- * characters together, then a line saying how many more there are.
+ * The first detail lines, each bounded (`MAX_LINE`), up to `MAX_DETAILS` of them and
+ * `MAX_DETAILS_WIDTH` escaped characters together, then a line saying how many more there are.
  */
 const shownDetails = (lines: readonly string[]): string[] => {
   const shown: string[] = []
   let width = 0
   for (const line of lines) {
-    const bounded = clip(line, MAX_SCOPE_TEXT)
+    const bounded = clip(line, MAX_LINE)
     const next = width + widthOf(bounded)
-    if (shown.length === MAX_DETAILS || next > MAX_SCOPE_TEXT) break
+    if (shown.length === MAX_DETAILS || next > MAX_DETAILS_WIDTH) break
     shown.push(bounded)
     width = next
   }
@@ -331,18 +349,18 @@ const digestView = (digest: DigestSummary): DigestView => ({
   window_end: digest.windowEnd,
   total: digest.total,
   counts: digest.counts.map((c) => ({
-    type: scopeText(c.type),
-    level: scopeText(c.level ?? 'info'),
+    type: nameText(c.type),
+    level: nameText(c.level ?? 'info'),
     count: c.count,
   })),
   levels: levelsOf(digest),
   omitted: Math.max(0, digest.total - digest.events.length),
   events: digest.events.map((e) => ({
-    id: scopeText(e.id),
-    type: scopeText(e.type),
-    level: scopeText(e.level ?? 'info'),
-    resource: scopeText(resourceOf(e)),
-    time: scopeText(e.time ?? ''),
+    id: nameText(e.id),
+    type: nameText(e.type),
+    level: nameText(e.level ?? 'info'),
+    resource: nameText(resourceOf(e)),
+    time: nameText(e.time ?? ''),
   })),
 })
 
@@ -384,22 +402,22 @@ export const messageScope = (delivery: ChannelDelivery, options: ScopeOptions): 
   const findings = options.findings ?? findingsOf(event)
   const summary = text(record(data).summary) ?? lookupEventType(event.type)?.description ?? event.type
   const digest = delivery.digest === undefined ? null : digestView(delivery.digest)
-  // Every text an event sets is bounded (`MAX_SCOPE_TEXT`); `data`, `event` and `payload` are
-  // left whole (the payload has its own bound), for templates that ask for them.
+  // Every text an event sets is bounded (`MAX_NAME`, `MAX_LINE`); `data`, `event` and `payload`
+  // are left whole (the payload has its own bound), for templates that ask for them.
   return {
-    type: scopeText(event.type),
-    subtype: event.subtype === undefined ? null : scopeText(event.subtype),
+    type: nameText(event.type),
+    subtype: event.subtype === undefined ? null : nameText(event.subtype),
     // A digest is as severe as the most severe event of its window.
-    level: scopeText(digest?.levels[0]?.level ?? event.level ?? lookupEventType(event.type)?.level ?? 'info'),
-    account: scopeText(event.account),
-    resource: scopeText(resourceOf(event)),
-    resource_type: scopeText(event.resourcetype ?? lookupEventType(event.type)?.resourceType ?? 'unknown'),
-    time: scopeText(event.time ?? delivery.createdAt),
-    source: scopeText(event.source),
-    subject: event.subject === undefined ? null : scopeText(event.subject),
-    event_id: scopeText(event.id),
-    headline: scopeText(headlineOf(event)),
-    summary: scopeText(summary),
+    level: nameText(digest?.levels[0]?.level ?? event.level ?? lookupEventType(event.type)?.level ?? 'info'),
+    account: nameText(event.account),
+    resource: nameText(resourceOf(event)),
+    resource_type: nameText(event.resourcetype ?? lookupEventType(event.type)?.resourceType ?? 'unknown'),
+    time: nameText(event.time ?? delivery.createdAt),
+    source: nameText(event.source),
+    subject: event.subject === undefined ? null : nameText(event.subject),
+    event_id: nameText(event.id),
+    headline: nameText(headlineOf(event)),
+    summary: clip(summary, MAX_LINE),
     details: detailsOf(event, findings),
     findings,
     link: uiLink(options.uiUrl, delivery),

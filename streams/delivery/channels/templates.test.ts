@@ -149,6 +149,50 @@ describe('a large event', () => {
   })
 })
 
+describe('a long detail line or summary', () => {
+  it('leaves the link, the payload and GitHub’s and Jira’s footers in the message', async () => {
+    const page = `upstream answered: ${'<html><body>502 Bad Gateway & "retry"</body></html> '.repeat(1_000)}`
+    const events = [
+      anEvent({
+        type: 'user.image.analysis.failed',
+        data: { full_tag: 'docker.io/acme/api:1', error: page },
+      }),
+      anEvent({
+        type: 'user.image.analysis.failed',
+        data: { full_tag: 'docker.io/acme/api:1', summary: page, error: 'x' },
+      }),
+      anEvent({ type: 'user.image.analysis.failed', data: { full_tag: page, error: page } }),
+    ]
+    for (const event of events) {
+      const scope = messageScope(aDelivery(event), { uiUrl: 'https://herald.example', includePayload: true })
+      const render = async (
+        endpoint: ChannelEndpoint,
+        field: 'text' | 'html' | 'body' | 'comment' | 'description',
+      ) => (await renderField(endpoint, field, undefined, { ...scope, title: 'T' }, { ticket: true })).text
+      const link = 'https://herald.example/events/evt-1'
+      const text = await render('email', 'text')
+      assert.ok(
+        text.includes(`View in Herald: ${link}`) && text.includes('\n\nEvent payload:\n{'),
+        'email.text',
+      )
+      const html = await render('email', 'html')
+      assert.ok(html.includes(`<a href="${link}">View in Herald</a>`), 'email.html link')
+      assert.match(html, /<h3>Event payload<\/h3><pre>\{/, 'email.html payload')
+      assert.match(html, /<\/pre><\/body><\/html>$/, 'email.html')
+      const body = await render('github', 'body')
+      assert.ok(body.includes(`[View in Herald](${link})`), 'github.body link')
+      assert.match(body, /\n_Filed by Herald\. .*_\n$/, 'github.body footer')
+      const description = await render('jira', 'description')
+      assert.ok(description.endsWith(`View in Herald: ${link}\n\nFiled by Herald.`), 'jira.description')
+      for (const endpoint of ['github', 'jira'] as const)
+        assert.ok(
+          (await render(endpoint, 'comment')).endsWith(`View in Herald: ${link}\n`),
+          `${endpoint}.comment`,
+        )
+    }
+  })
+})
+
 describe('GitHub Markdown', () => {
   it('keeps an event’s text from mentioning anyone, breaking out of a table or linking', async () => {
     const hostile = messageScope(
