@@ -26,7 +26,9 @@ describe('ticketSubjectsOf', () => {
     const subjects = ticketSubjectsOf(event, 20)
     assert.deepEqual(
       subjects.map((s) => s.key),
-      ['acme | image_tag:docker.io/library/nginx:1.27 | vulnerability:CVE-2024-6119:openssl'],
+      [
+        'acme | image_tag:docker.io/library/nginx:1.27 | vulnerability:CVE-2024-6119:openssl@3.0.13-1~deb12u1',
+      ],
     )
     assert.match(subjects[0]?.hash ?? '', /^[0-9a-f]{16}$/)
     assert.deepEqual(
@@ -127,6 +129,31 @@ describe('ticketSubjects', () => {
     )
     // It is rendered from the whole digest.
     assert.deepEqual(deliveryFor(delivery, subjects[0] ?? assert.fail()).digest, digest)
+  })
+
+  it('files the same vulnerability in one package at two versions as two findings, two tickets', () => {
+    const log4j = (version: string, path: string) => ({
+      ...finding('CVE-2021-44228', 'log4j-core'),
+      version,
+      type: 'java-archive',
+      package_path: path,
+    })
+    const data = {
+      full_tag: 'docker.io/acme/api:1',
+      digest: 'sha256:ab',
+      // Two copies of 2.14.0 are one finding, as Herald's reports count them.
+      added: [log4j('2.14.0', '/app/a.jar'), log4j('2.16.0', '/opt/b.jar'), log4j('2.14.0', '/opt/c.jar')],
+      removed: [],
+      updated: [],
+    }
+    const subjects = ticketSubjects(aDelivery(anEvent({ data })), 20)
+    assert.deepEqual(
+      subjects.map((s) => [s.key.split(' | ')[2], s.findings?.map((f) => f.version)]),
+      [
+        ['vulnerability:CVE-2021-44228:log4j-core@2.14.0', ['2.14.0']],
+        ['vulnerability:CVE-2021-44228:log4j-core@2.16.0', ['2.16.0']],
+      ],
+    )
   })
 
   it('files a single delivery by its own event', () => {

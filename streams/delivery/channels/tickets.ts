@@ -14,7 +14,7 @@ import { renderField } from './templates.ts'
  * the ticket itself.
  */
 export interface TicketSubject {
-  /** Readable: `acme | image_tag:docker.io/library/nginx:1.27 | vulnerability:CVE-2024-6119:openssl`. */
+  /** Readable: `acme | image_tag:docker.io/library/nginx:1.27 | vulnerability:CVE-2024-6119:openssl@3.0.13`. */
   readonly key: string
   /** 16 hex characters of sha256(key): short enough for a label, long enough never to collide in one repository. */
   readonly hash: string
@@ -52,7 +52,10 @@ export const ticketSubjectsOf = (event: CloudEvent, maxFindings: number): Ticket
     ).findings
     if (findings.length === 0) return []
     if (findings.length > maxFindings) return [subject(event, 'vulnerabilities', findings)]
-    return findings.map((f) => subject(event, `vulnerability:${f.id}:${f.package}`, [f]))
+    // A finding is a vulnerability in one version of a package, as Herald's reports count them
+    // (`findingKey`): the same one at two versions is fixed apart, and ticketed apart. Copies of
+    // one version at several paths are one finding, one ticket (`ticketSubjects` keeps the first).
+    return findings.map((f) => subject(event, `vulnerability:${f.id}:${f.package}@${f.version}`, [f]))
   }
   if (event.type === 'user.checks.tag.policy_evaluation.update') {
     const evaluation = record(record(event.data).curr_eval)
