@@ -184,14 +184,15 @@ const findingLine = (f: FindingView): string =>
 /**
  * How much longer one character of an event's text can become once a template escapes it: in
  * HTML `"` is `&quot;`, `&` and `'` five characters, `<` and `>` four; GitHub Markdown
- * backslash-escapes punctuation, and puts a zero-width space after an `@` or a URL's `:` (and
- * after a `www`, counted with its `.`). Scope texts are bounded in these units, so that a bound
+ * backslash-escapes punctuation, and puts a zero-width space after an `@`, a `#` or a URL's `:`
+ * (and after a `www` or `GH`, counted with the `.` or `-` after it). Scope texts are bounded in these units, so that a bound
  * holds in whichever flavour a template escapes them.
  */
 const escapedWidth = (code: number): number => {
   if (code === 0x22) return 6
   if (code === 0x26 || code === 0x27) return 5
   if (code === 0x3c || code === 0x3e) return 4
+  if (code === 0x23) return 3
   const punctuation =
     (code >= 0x21 && code <= 0x2f) ||
     (code >= 0x3a && code <= 0x40) ||

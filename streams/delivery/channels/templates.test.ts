@@ -238,7 +238,23 @@ describe('GitHub Markdown', () => {
         { ...hostile, resource: 'reset at https://evil.test/x or WWW.evil.test, &#64;octocat & co' },
       )
     ).text
-    assert.equal(bare, 'reset at https:\u200b//evil.test/x or WWW\u200b.evil.test, \\&\\#64;octocat \\& co')
+    assert.equal(
+      bare,
+      'reset at https:\u200b//evil.test/x or WWW\u200b.evil.test, \\&\\#\u200b64;octocat \\& co',
+    )
+    // Nor refer to another issue or pull request, which GitHub links and notifies.
+    const references = (
+      await renderField(
+        'github',
+        'comment',
+        { comment: '{{ resource }}' },
+        { ...hostile, resource: 'see #1, acme/other-repo#42, GH-7 and gh-8; #tag, GH-x and a#b stay' },
+      )
+    ).text
+    assert.equal(
+      references,
+      'see \\#\u200b1, acme/other-repo\\#\u200b42, GH\u200b-7 and gh\u200b-8; \\#tag, GH-x and a\\#b stay',
+    )
     // Jira and the plain fields are left as they were.
     assert.equal(
       (

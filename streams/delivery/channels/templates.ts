@@ -64,13 +64,14 @@ const escapeSlack = (value: unknown): string =>
     .replaceAll('>', '&gt;')
 
 /**
- * GitHub Markdown gives punctuation meaning (code spans, links, tables, emphasis, entities)
- * and pings whoever an `@name` names, and GitHub turns a bare `https://…` or `www.…` into a
- * link; an event's text (a tag, a registry's error) must do none of that. Its punctuation is
+ * GitHub Markdown gives punctuation meaning (code spans, links, tables, emphasis, entities),
+ * pings whoever an `@name` names, links (and notifies) the issue a `#1` names, and GitHub turns
+ * a bare `https://…` or `www.…` into a link; an event's text (a tag, a registry's error) must do none of that. Its punctuation is
  * backslash-escaped (`&` too, so `&#64;` is no entity), a line break becomes a space (a table
  * row stays one row), an `@` that would start a mention gets a zero-width space after it (an
- * image reference's `repo@sha256:…` is not a mention and is left alone), and so do a URL's
- * `:` and a `www`, which GitHub then no longer links. `| raw` in a template opts out.
+ * image reference's `repo@sha256:…` is not a mention and is left alone), and so do a `#` and a
+ * `GH` before a number (`#1`, `owner/repo#42`, `GH-7` would link another issue and notify it),
+ * a URL's `:` and a `www`, which GitHub then no longer links. `| raw` in a template opts out.
  */
 const escapeMarkdown = (value: unknown): string => {
   const punctuated = String(value ?? '')
@@ -80,6 +81,8 @@ const escapeMarkdown = (value: unknown): string => {
   if (value instanceof UiLink) return punctuated
   return punctuated
     .replaceAll(/(^|[^A-Za-z0-9_])@(?=[A-Za-z0-9])/g, '$1@\u200b')
+    .replaceAll(/\\#(?=[0-9])/g, '\\#\u200b')
+    .replaceAll(/\b(GH)-(?=[0-9])/gi, '$1\u200b-')
     .replaceAll(/\b([A-Za-z][A-Za-z0-9+.-]*):(?=\/\/)/g, '$1:\u200b')
     .replaceAll(/\b(www)(?=\.)/gi, '$1\u200b')
 }
