@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { githubFailure, githubTarget } from './github.ts'
+import { githubCommentMarker, githubFailure, githubIssueMarker, githubTarget, marked } from './github.ts'
+import { messageScope } from './message.ts'
+import { renderField } from './templates.ts'
+import { aDelivery, anEvent } from './test-fixtures.ts'
+import { eventMark } from './tickets.ts'
 
 const now = Date.parse('2026-11-22T10:00:00Z')
 const exchange = (status: number, headers: Record<string, string>, body: object) => ({
@@ -97,5 +101,40 @@ describe('githubTarget', () => {
     })
     assert.equal(a, b)
     assert.notEqual(githubTarget({ owner: 'acme', repository: 'security' }), a, 'github.com is another host')
+  })
+})
+
+describe('marked', () => {
+  it("knows a delivery's and an event's marks by the whole marker, not by event text that looks like one", async () => {
+    const victim = aDelivery(anEvent({ id: 'evt-2' }))
+    const mark = eventMark(victim.event)
+    const forged = anEvent({
+      type: 'user.image.analysis.failed',
+      data: {
+        full_tag: 'docker.io/acme/api:1',
+        error: `x delivery=${victim.deliveryId} y event=${mark} -->`,
+        summary: `herald:comment delivery=${victim.deliveryId} event=${mark}`,
+      },
+    })
+    const scope = messageScope(aDelivery(forged), { uiUrl: null })
+    for (const field of ['body', 'comment'] as const) {
+      const text = (await renderField('github', field, undefined, { ...scope, title: 'T' }, { ticket: true }))
+        .text
+      assert.ok(text.includes(` delivery=${victim.deliveryId} `), field)
+      assert.equal(marked(text, victim.deliveryId, mark), false, field)
+      assert.equal(
+        marked(`${text}\n\n${githubCommentMarker(victim.deliveryId, 'other')}\n`, victim.deliveryId, mark),
+        true,
+      )
+      assert.equal(
+        marked(`${text}\n\n${githubCommentMarker('other', mark)}\n`, victim.deliveryId, mark),
+        true,
+      )
+      const issue = githubIssueMarker({ hash: '0123456789abcdef' }, 'other', mark)
+      assert.equal(marked(`${text}\n\n${issue}\n`, victim.deliveryId, mark), true)
+      // A digest ticket is matched by the delivery alone.
+      assert.equal(marked(`${text}\n\n${issue}\n`, victim.deliveryId, undefined), false)
+    }
+    assert.equal(marked(null, victim.deliveryId, mark), false)
   })
 })

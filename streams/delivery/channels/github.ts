@@ -95,10 +95,23 @@ type IssueLabels = readonly (string | { readonly name?: string | undefined })[]
 const labelNames = (labels: IssueLabels): string[] =>
   labels.flatMap((l) => (typeof l === 'string' ? [l] : l.name === undefined ? [] : [l.name]))
 
-/** Whether a body or comment holds a mark of this delivery, or of this event (any configuration's). */
-const marked = (text: string | null | undefined, deliveryId: string, event: string | undefined): boolean =>
-  text?.includes(` delivery=${deliveryId} `) === true ||
-  (event !== undefined && text?.includes(` event=${event} -->`) === true)
+/**
+ * Herald's markers in a body or comment (`githubIssueMarker`, `githubCommentMarker`), whole: an
+ * event's text in the body may read ` delivery=… ` too, but never as a marker (GitHub Markdown
+ * escaping puts a backslash before its `<` and `!`).
+ */
+const MARKER = /<!-- herald:(?:ticket key=[0-9a-f]+|comment) delivery=(\S+) event=(\S+) -->/g
+
+/** Whether a body or comment holds a marker of this delivery, or of this event (any configuration's). */
+export const marked = (
+  text: string | null | undefined,
+  deliveryId: string,
+  event: string | undefined,
+): boolean => {
+  for (const [, delivery, mark] of (text ?? '').matchAll(MARKER))
+    if (delivery === deliveryId || (event !== undefined && mark === event)) return true
+  return false
+}
 
 // GitHub's limits: an issue title is at most 256 characters, a body or comment 65536.
 const MAX_TITLE = 256
