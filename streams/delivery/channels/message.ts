@@ -147,6 +147,14 @@ export const resourceOf = (event: CloudEvent): string => {
   )
 }
 
+/**
+ * What kind of resource the event is about: its own `resourcetype`, else its type's in the
+ * catalog, else `unknown`. A ticket's key reads it as the message shows it, so an event with
+ * and without the attribute files under one key.
+ */
+export const resourceTypeOf = (event: CloudEvent): string =>
+  event.resourcetype ?? lookupEventType(event.type)?.resourceType ?? 'unknown'
+
 /** The catalog description's lead: "Image analysis available: an image was…" → "Image analysis available". */
 const headlineOf = (event: CloudEvent): string => {
   const entry = lookupEventType(event.type)
@@ -412,7 +420,7 @@ export const messageScope = (delivery: ChannelDelivery, options: ScopeOptions): 
     level: nameText(digest?.levels[0]?.level ?? event.level ?? lookupEventType(event.type)?.level ?? 'info'),
     account: nameText(event.account),
     resource: nameText(resourceOf(event)),
-    resource_type: nameText(event.resourcetype ?? lookupEventType(event.type)?.resourceType ?? 'unknown'),
+    resource_type: nameText(resourceTypeOf(event)),
     time: nameText(event.time ?? delivery.createdAt),
     source: nameText(event.source),
     subject: event.subject === undefined ? null : nameText(event.subject),

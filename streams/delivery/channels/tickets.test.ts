@@ -55,6 +55,20 @@ describe('ticketSubjectsOf', () => {
     assert.notEqual(one[0]?.hash, elsewhere[0]?.hash)
   })
 
+  it('keys an event without a resource type by the catalog’s, as its message names it', () => {
+    const data = catalogData('user.checks.tag.vulnerabilities.update', 0)
+    const typed = ticketSubjectsOf(anEvent({ data }), 20)
+    const untyped = ticketSubjectsOf(anEvent({ data, resourcetype: undefined }), 20)
+    assert.equal(untyped[0]?.hash, typed[0]?.hash)
+    assert.match(untyped[0]?.key ?? '', /^acme \| image_tag:/)
+    // An event type the catalog does not know is keyed as its message shows it.
+    const unknown = ticketSubjectsOf(
+      anEvent({ type: 'com.example.thing', resourcetype: undefined, data: {} }),
+      20,
+    )
+    assert.match(unknown[0]?.key ?? '', /^acme \| unknown:\/engine\/policy \| com\.example\.thing$/)
+  })
+
   it('files one ticket for the tag when there are more findings than tickets allowed', () => {
     const data = {
       full_tag: 't:1',

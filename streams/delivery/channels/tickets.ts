@@ -4,7 +4,7 @@ import type { ChannelContext, ChannelDelivery, ChannelResult, TicketOutcome } fr
 import type { Failure } from './classify.ts'
 import type { resultBuilder } from './common.ts'
 import type { TemplateField, TemplateOverrides } from './configuration.ts'
-import { type FindingView, type MessageScope, messageScope, resourceOf } from './message.ts'
+import { type FindingView, type MessageScope, messageScope, resourceOf, resourceTypeOf } from './message.ts'
 import type { RecentTickets } from './recent-tickets.ts'
 import { renderField } from './templates.ts'
 
@@ -29,7 +29,7 @@ export interface TicketSubject {
 const hashOf = (key: string): string => createHash('sha256').update(key).digest('hex').slice(0, 16)
 
 const subject = (event: CloudEvent, rule: string, findings?: readonly FindingView[]): TicketSubject => {
-  const key = `${event.account} | ${event.resourcetype ?? 'resource'}:${resourceOf(event)} | ${rule}`
+  const key = `${event.account} | ${resourceTypeOf(event)}:${resourceOf(event)} | ${rule}`
   return { key, hash: hashOf(key), event, ...(findings === undefined ? {} : { findings }) }
 }
 
