@@ -103,6 +103,18 @@ describe('email channel against a real SMTP server, plain SMTP', () => {
     assert.doesNotMatch(`${textOf(mail)}${htmlOf(mail)}`, /View in Herald|https?:\/\/herald/)
   })
 
+  it('keeps every header line within 998 characters, an event type of 1,500 included', async () => {
+    const type = `com.example.${'a'.repeat(1_500)}`
+    const result = await channel.send(aDelivery(aPostureEvent({ type })), configuration, context)
+    assert.equal(result.ok, true, JSON.stringify(result))
+    const { raw, mail } = mailOf(server)
+    const head = raw.toString('utf8').split('\r\n\r\n', 1)[0] ?? ''
+    const longest = Math.max(...head.split('\r\n').map((line) => line.length))
+    assert.ok(longest <= 998, `a header line of ${longest} characters`)
+    const shown = String(mail.headers.get('x-herald-event-type'))
+    assert.equal(shown, `${type.slice(0, 197)}...`)
+  })
+
   it('renders the configuration templates', async () => {
     const templates = {
       subject: '[{{ level | upcase }}] {{ resource }}',

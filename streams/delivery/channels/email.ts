@@ -6,7 +6,7 @@ import { isHostOrAddress } from '../../../src/notifications/index.ts'
 import { OutboundTimeoutError } from '../../../src/outbound/index.ts'
 import type { DeliveryChannel } from './channel.ts'
 import { abortError, type Failure, failureFromError, heraldCause } from './classify.ts'
-import { type ChannelOptions, fallbackNotes, oneLine, resultBuilder } from './common.ts'
+import { type ChannelOptions, fallbackNotes, oneLine, resultBuilder, sliceWhole } from './common.ts'
 import { type EmailConfiguration, secretValues } from './configuration.ts'
 import { messageScope } from './message.ts'
 import { renderField } from './templates.ts'
@@ -21,6 +21,22 @@ export interface EmailChannelOptions extends ChannelOptions {
 
 /** Characters of a subject: mail clients show about a line of it, and RFC 5322 lines fold at 998. */
 const MAX_SUBJECT = 250
+
+/**
+ * Characters of an event's text in a header of Herald's own (its type): nodemailer folds a
+ * header only at a space, and a line of more than 998 characters breaks RFC 5322; mail filters
+ * match on the type's start.
+ */
+const MAX_HEADER_TEXT = 200
+
+/**
+ * An event's text as a header's value: one line, cut to `MAX_HEADER_TEXT` ending in ASCII `...`
+ * (a `…` would have the whole value MIME-encoded, which filters do not match).
+ */
+const headerText = (text: string): string => {
+  const line = text.replace(/\s+/g, ' ').trim()
+  return line.length <= MAX_HEADER_TEXT ? line : `${sliceWhole(line, MAX_HEADER_TEXT - 3)}...`
+}
 
 const checkServer = ({ host, port }: EmailConfiguration): void => {
   const issues = []
@@ -234,7 +250,7 @@ export const createEmailChannel = (options: EmailChannelOptions): DeliveryChanne
             'Auto-Submitted': 'auto-generated',
             'X-Herald-Delivery-Id': delivery.deliveryId,
             'X-Herald-Event-Id': delivery.event.id,
-            'X-Herald-Event-Type': delivery.event.type,
+            'X-Herald-Event-Type': headerText(delivery.event.type),
             ...(delivery.digest === undefined
               ? {}
               : { 'X-Herald-Digest-Window': `${delivery.digest.windowStart}/${delivery.digest.windowEnd}` }),
