@@ -63,6 +63,30 @@ describe('slackMessage', () => {
     assert.match(fields[1]?.text ?? '', /^\*Resource\*\n`&lt;!channel&gt; r+…$/)
   })
 
+  it('cuts mrkdwn between entities and links, never inside one', () => {
+    const message = slackMessage(
+      { ...scope, resource: `${'r'.repeat(1_980)}&&&&&&`, type: `${'t'.repeat(290)}&&&&&&` },
+      `${'h'.repeat(2_990)}&&&&`,
+      `${'x'.repeat(2_990)}<https://herald.example.com|link> &amp; more`,
+    )
+    assert.deepEqual(slackMessageProblems(message), [])
+    const blocks = message.blocks as {
+      text?: { text: string }
+      fields?: { text: string }[]
+      elements?: { text: string }[]
+    }[]
+    const texts = {
+      notification: message.text ?? '',
+      section: blocks[1]?.text?.text ?? '',
+      resource: blocks[2]?.fields?.[1]?.text ?? '',
+      context: blocks.at(-1)?.elements?.[0]?.text ?? '',
+    }
+    for (const [name, text] of Object.entries(texts)) {
+      const end = `${name}: …${text.slice(-12)}`
+      assert.ok(text.endsWith('…') && !/&[a-z]{0,3}…$|<[^>]*…$/.test(text), end)
+    }
+  })
+
   it('escapes the notification text, which Slack reads as mrkdwn, as the blocks are', () => {
     const title = 'Failed to list tags: x <!channel> <https://evil.example|Reset your password> & more'
     const message = slackMessage(scope, title, '')

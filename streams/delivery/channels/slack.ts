@@ -1,7 +1,7 @@
 import { IncomingWebhook, type IncomingWebhookSendArguments } from '@slack/webhook'
 import type { DeliveryChannel } from './channel.ts'
 import { renderChatMessage } from './chat-message.ts'
-import { type ChannelOptions, failureOfCall, oneLine, resultBuilder, shownAs, truncate } from './common.ts'
+import { type ChannelOptions, failureOfCall, oneLine, resultBuilder, shownAs, sliceWhole } from './common.ts'
 import { type SlackConfiguration, secretValues } from './configuration.ts'
 import { channelFetch } from './guarded-fetch.ts'
 import type { MessageScope } from './message.ts'
@@ -18,6 +18,20 @@ const LIMITS = { header: 150, section: 3000, field: 2000, url: 3000, fallback: 3
 
 const escapeMrkdwn = (value: string): string =>
   value.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;')
+
+/**
+ * Mrkdwn cut to `max` characters, the last `…` to say so, never inside an entity (`&amp;`) or a
+ * `<…>` (a link, a date, a mention), which Slack would show broken or not at all.
+ */
+const truncateMrkdwn = (text: string, max: number): string => {
+  if (text.length <= max) return text
+  let kept = sliceWhole(text, max - 1)
+  const open = kept.lastIndexOf('<')
+  if (open > kept.lastIndexOf('>')) kept = kept.slice(0, open)
+  const entity = kept.lastIndexOf('&')
+  if (entity > kept.lastIndexOf(';')) kept = kept.slice(0, entity)
+  return `${kept}…`
+}
 
 /** Slack shows the time in each reader's zone, with the RFC 3339 text as fallback. */
 const slackTime = (time: string): string => {
@@ -41,12 +55,12 @@ export const slackMessage = (
 ): IncomingWebhookSendArguments => {
   const field = (label: string, value: string) => ({
     type: 'mrkdwn' as const,
-    text: truncate(`*${label}*\n${value}`, LIMITS.field),
+    text: truncateMrkdwn(`*${label}*\n${value}`, LIMITS.field),
   })
   const level = `${LEVEL_EMOJI[scope.level] ?? ''} ${escapeMrkdwn(scope.level)}`.trim()
   return {
     // The fallback (notifications, screen readers) is mrkdwn: event text in it is escaped.
-    text: escapeMrkdwn(shownAs(oneLine(title, LIMITS.fallback))),
+    text: truncateMrkdwn(escapeMrkdwn(shownAs(oneLine(title, LIMITS.fallback))), LIMITS.fallback),
     blocks: [
       {
         type: 'header',
@@ -57,7 +71,7 @@ export const slackMessage = (
         : [
             {
               type: 'section' as const,
-              text: { type: 'mrkdwn' as const, text: truncate(text, LIMITS.section) },
+              text: { type: 'mrkdwn' as const, text: truncateMrkdwn(text, LIMITS.section) },
             },
           ]),
       {
@@ -100,7 +114,7 @@ export const slackMessage = (
         elements: [
           {
             type: 'mrkdwn',
-            text: truncate(
+            text: truncateMrkdwn(
               escapeMrkdwn(
                 scope.digest === null
                   ? `${scope.type} · ${scope.event_id}`
