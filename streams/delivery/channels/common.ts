@@ -17,11 +17,14 @@ export interface ChannelOptions {
 
 const MAX_SUMMARY = 300
 
-/** One line, printable, at most `MAX_SUMMARY` characters: what a delivery log shows of an answer. */
+/**
+ * One line, printable, at most `MAX_SUMMARY` characters, never splitting a character: what a
+ * delivery log shows of an answer.
+ */
 export const summarise = (text: string): string => {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping control characters is the point
   const flat = text.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim()
-  return flat.length > MAX_SUMMARY ? `${flat.slice(0, MAX_SUMMARY - 1)}…` : flat
+  return truncate(flat, MAX_SUMMARY)
 }
 
 export interface SuccessExtras {
