@@ -103,8 +103,20 @@ export const sliceWhole = (text: string, end: number): string => {
 export const truncate = (text: string, max: number): string =>
   text.length <= max ? text : `${sliceWhole(text, max - 1)}…`
 
-/** A single line (subjects, titles, summaries): line breaks would split a header or a Jira summary. */
-export const oneLine = (text: string, max: number): string => truncate(text.replace(/\s+/g, ' ').trim(), max)
+/**
+ * A single line (subjects, titles, summaries): line breaks would split a header or a Jira
+ * summary. The bidirectional embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069)
+ * are dropped: in a title an event's text could use them to show itself in another order
+ * (`api:1<U+202E>gpj.exe` reads `api:1exe.jpg`).
+ */
+export const oneLine = (text: string, max: number): string =>
+  truncate(
+    text
+      .replace(/[\u202a-\u202e\u2066-\u2069]/g, '')
+      .replace(/\s+/g, ' ')
+      .trim(),
+    max,
+  )
 
 /**
  * A text a chat service needs non-empty, or a dash: a template may render nothing for an
