@@ -1048,6 +1048,44 @@ describe('notification configuration routes', () => {
     assert.equal((await as(adminWriter, 'PUT', `${selectors}/${own.json.uuid}`, widen)).status, 200)
   })
 
+  it('lets only the admin account’s admin update or delete a configuration that has a global selector', async () => {
+    const adminWriter: Principal = { account: 'admin', role: 'read-write' }
+    const configuration = await as(admin, 'POST', `${BASE}/webhook/configurations`, {
+      url: 'https://soc.example.com/all',
+    })
+    const path = `${BASE}/webhook/configurations/${configuration.json.uuid}`
+    const global = { ...selectorBody, scope: 'global' }
+    assert.equal((await as(admin, 'POST', `${path}/selectors`, global)).status, 201)
+    // Redirecting the global selector's events, switching them off or deleting them: the admin's alone.
+    for (const body of [
+      { url: 'https://elsewhere.example.net/x' },
+      { enabled: false },
+      { description: 'x' },
+    ]) {
+      const refused = await as(adminWriter, 'PUT', path, body)
+      assert.equal(refused.status, 403, refused.text)
+      assert.match(refused.json.detail as string, /global scope/)
+    }
+    const deleted = await as(adminWriter, 'DELETE', path)
+    assert.equal(deleted.status, 403, deleted.text)
+    // Another account is told what it is told of any configuration not its own.
+    assert.equal((await as(stranger, 'DELETE', path)).status, 404)
+    assert.equal((await as(stranger, 'PUT', path, { description: 'x' })).status, 404)
+    const read = await as(admin, 'GET', path)
+    assert.equal(read.json.url, 'https://soc.example.com/all')
+    assert.equal(read.json.enabled, true)
+    assert.equal((await as(admin, 'PUT', path, { url: 'https://soc.example.com/new' })).status, 200)
+    assert.equal((await as(admin, 'DELETE', path)).status, 204)
+    // A configuration of the admin account with account-scoped selectors only stays the writer's.
+    const own = await as(adminWriter, 'POST', `${BASE}/webhook/configurations`, {
+      url: 'https://hooks.example.com/admin',
+    })
+    const ownPath = `${BASE}/webhook/configurations/${own.json.uuid}`
+    assert.equal((await as(adminWriter, 'POST', `${ownPath}/selectors`, selectorBody)).status, 201)
+    assert.equal((await as(adminWriter, 'PUT', ownPath, { description: 'mine' })).status, 200)
+    assert.equal((await as(adminWriter, 'DELETE', ownPath)).status, 204)
+  })
+
   it('reports a configuration\u2019s status from its recent delivery outcomes', async () => {
     const created = await createWebhook()
     const id = created.json.uuid as string

@@ -293,6 +293,10 @@ const aadOf = (configurationId: string, field: string): string => `${configurati
 
 const byPrincipal = (principal: Principal): string => `${principal.account}/${principal.role}`
 
+/** The admin account's admin: the one principal that may route, or stop routing, every account's events. */
+const isGlobalAdmin = (principal: Principal): boolean =>
+  principal.role === 'admin' && principal.account === ADMIN_ACCOUNT
+
 const notFound = (configurationId: string): NotFoundError =>
   new NotFoundError(`notification configuration ${clipped(configurationId)} not found`, { configurationId })
 
@@ -406,9 +410,32 @@ export const createNotificationConfigService = (
     selectorId: string,
     what: string,
   ): void => {
-    const admin = principal.role === 'admin' && principal.account === ADMIN_ACCOUNT
-    if (!admin && state.status === 'active' && state.selectors.get(selectorId)?.scope === 'global')
+    if (
+      !isGlobalAdmin(principal) &&
+      state.status === 'active' &&
+      state.selectors.get(selectorId)?.scope === 'global'
+    )
       throw new ForbiddenError(`only the admin account may ${what} a selector with global scope`)
+  }
+
+  /**
+   * The same rule for the configuration a global selector delivers to: its URL, host, secrets
+   * and switch decide where every account's events go, so another token of the admin account
+   * may neither update nor delete it (it still may add account-scoped selectors, and test it).
+   */
+  const onlyAdminTouchesGlobalConfiguration = (
+    principal: Principal,
+    state: ConfigurationState,
+    what: string,
+  ): void => {
+    // Another account's configuration is not found, as the decider says: never forbidden.
+    if (isGlobalAdmin(principal) || state.status !== 'active') return
+    if (state.configuration.account !== principal.account) return
+    for (const selector of state.selectors.values())
+      if (selector.scope === 'global')
+        throw new ForbiddenError(
+          `only the admin account may ${what} a configuration with a selector of global scope`,
+        )
   }
 
   const openSecret = (configuration: EndpointConfiguration, field: string): string | undefined => {
@@ -525,6 +552,7 @@ export const createNotificationConfigService = (
     input: ConfigurationInput,
     current: ConfigurationState,
   ): ConfigurationCommand => {
+    onlyAdminTouchesGlobalConfiguration(principal, current, 'update')
     const configuration = current.status === 'active' ? current.configuration : undefined
     const prepared = prepare(endpoint, configurationId, input.fields, configuration)
     const command: UpdateConfiguration = {
@@ -659,11 +687,14 @@ export const createNotificationConfigService = (
     deleteConfiguration: async (principal, endpoint, configurationId, write) => {
       await handle(
         configurationId,
-        () => ({
-          type: 'DeleteConfiguration',
-          data: { configurationId, account: principal.account, endpoint },
-          metadata: { now: clock(), by: byPrincipal(principal) },
-        }),
+        (current) => {
+          onlyAdminTouchesGlobalConfiguration(principal, current, 'delete')
+          return {
+            type: 'DeleteConfiguration',
+            data: { configurationId, account: principal.account, endpoint },
+            metadata: { now: clock(), by: byPrincipal(principal) },
+          }
+        },
         write,
       )
     },
