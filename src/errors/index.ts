@@ -237,6 +237,26 @@ export class LimitReachedError extends HeraldError {
 }
 
 /**
+ * A write that would keep a stored secret it must not keep: an update that changes where the
+ * secret is sent (another URL or host, TLS weakened) unless the request gives the secret again.
+ * The request was understood; `issues` name each secret to give again, and why.
+ *
+ * @example
+ * throw new SecretRequiredError('changing url requires password to be given again', [{ path: 'password', message: '…' }])
+ */
+export class SecretRequiredError extends HeraldError {
+  readonly issues: readonly FieldIssue[]
+
+  constructor(message: string, issues: readonly FieldIssue[]) {
+    super('secret_required', message)
+    this.issues = issues
+  }
+}
+
+export const isSecretRequired = (error: unknown): error is SecretRequiredError =>
+  error instanceof SecretRequiredError
+
+/**
  * A request that names more than one thing where it must name one (an event id that two
  * sources used): `issues` name the parameters that would tell them apart, and the candidates.
  *

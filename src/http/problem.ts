@@ -33,6 +33,8 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   // cannot be used.
   outbound_blocked: 422,
   outbound_tls_failed: 422,
+  // An update that would send a stored secret somewhere else: the request must give it again.
+  secret_required: 422,
   outbound_timeout: 502,
   outbound_request_failed: 502,
   unavailable: 503,

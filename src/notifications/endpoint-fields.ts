@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util'
 import * as t from 'io-ts'
 import {
   Assignees,
@@ -38,6 +39,12 @@ export interface FieldSpec {
    * can switch over (`SealedSecret.previous`).
    */
   readonly signs?: boolean
+  /**
+   * A secret sent to a server (a password, a token), and the fields that say which (its own
+   * value, for a secret URL, when empty): an update that changes one of them, or weakens the
+   * TLS the secret goes over, must give the secret again (`secretRedirections`).
+   */
+  readonly sentTo?: readonly string[]
   readonly doc: string
 }
 
@@ -55,6 +62,7 @@ const incomingWebhook = (service: string): Readonly<Record<string, FieldSpec>> =
     required: true,
     secret: true,
     target: true,
+    sentTo: [],
     doc: `The ${service} incoming webhook URL. Whoever holds it can post, so it is kept as a secret.`,
   }),
 })
@@ -72,7 +80,7 @@ export const ENDPOINT_FIELDS: Readonly<Record<EndpointType, Readonly<Record<stri
     from: field(EmailAddress, { required: true, doc: 'Sender address.' }),
     to: field(EmailList, { required: true, doc: 'One to 50 recipient addresses, each once.' }),
     username: field(text('Username', 256), { doc: 'SMTP user, when the server requires authentication.' }),
-    password: field(Secret, { secret: true, doc: 'SMTP password.' }),
+    password: field(Secret, { secret: true, sentTo: ['smtp_host', 'smtp_port'], doc: 'SMTP password.' }),
     tls_mode: field(TlsMode, {
       default: 'starttls',
       doc: '`tls`: TLS from the first byte (port 465); `starttls`: upgrade required; `none`: plain text.',
@@ -85,7 +93,7 @@ export const ENDPOINT_FIELDS: Readonly<Record<EndpointType, Readonly<Record<stri
   webhook: {
     url: field(WebhookUrl, { required: true, target: true, doc: 'Where events are POSTed.' }),
     username: field(BasicAuthUser, { doc: 'Basic auth user (no ":").' }),
-    password: field(Secret, { secret: true, doc: 'Basic auth password.' }),
+    password: field(Secret, { secret: true, sentTo: ['url'], doc: 'Basic auth password.' }),
     signing_secret: field(SigningSecret, {
       required: true,
       generated: true,
@@ -102,7 +110,12 @@ export const ENDPOINT_FIELDS: Readonly<Record<EndpointType, Readonly<Record<stri
     }),
     owner: field(GitHubName, { required: true, doc: 'Repository owner (user or organisation).' }),
     repository: field(GitHubName, { required: true, doc: 'Repository name.' }),
-    token: field(Secret, { required: true, secret: true, doc: 'A token allowed to create issues.' }),
+    token: field(Secret, {
+      required: true,
+      secret: true,
+      sentTo: ['api_url'],
+      doc: 'A token allowed to create issues.',
+    }),
     labels: field(Labels, { default: [], doc: 'Labels set on each issue (at most 20, each once).' }),
     assignees: field(Assignees, {
       default: [],
@@ -120,7 +133,12 @@ export const ENDPOINT_FIELDS: Readonly<Record<EndpointType, Readonly<Record<stri
       required: true,
       doc: 'Jira user (an email address on Jira Cloud).',
     }),
-    api_token: field(Secret, { required: true, secret: true, doc: 'API token of that user.' }),
+    api_token: field(Secret, {
+      required: true,
+      secret: true,
+      sentTo: ['url'],
+      doc: 'API token of that user.',
+    }),
     project_key: field(JiraProjectKey, { required: true, doc: 'Project the issues are created in.' }),
     issue_type: field(text('IssueType', 100), { default: 'Bug', doc: 'Issue type name.' }),
     priority: field(text('Priority', 100), { doc: 'Priority name.' }),
@@ -173,4 +191,62 @@ export const targetsOf = (
       port: typeof values.smtp_port === 'number' ? values.smtp_port : 587,
     })
   return targets
+}
+
+/** Where a configuration sends its secrets: its settings and whether it checks certificates. */
+export interface SecretDestination {
+  readonly settings: Readonly<Record<string, unknown>>
+  readonly verifyTls: unknown
+}
+
+/** Why keeping a stored secret would send it somewhere else: `short` for a message, `long` for its field. */
+export interface Redirection {
+  readonly short: string
+  readonly long: string
+}
+
+/**
+ * The secrets of `endpoint` that going from `before` to `after` sends somewhere they were not
+ * sent before, each with why: a field naming its server changed (an absent or null one counts
+ * as its default), certificates no longer checked, or email's TLS switched off. A secret kept
+ * across such a change could be read by whoever made it, so the change must bring it again.
+ *
+ * @example
+ * secretRedirections('webhook', { settings: { url: a }, verifyTls: true }, { settings: { url: b }, verifyTls: true })
+ * // Map { 'password' => [{ short: 'changing url', … }] }
+ */
+export const secretRedirections = (
+  endpoint: EndpointType,
+  before: SecretDestination,
+  after: SecretDestination,
+): ReadonlyMap<string, readonly Redirection[]> => {
+  const settingOf = (destination: SecretDestination, name: string) =>
+    destination.settings[name] ?? fieldSpec(endpoint, name)?.default
+  const out = new Map<string, Redirection[]>()
+  for (const [name, spec] of Object.entries(ENDPOINT_FIELDS[endpoint])) {
+    if (spec.secret !== true || spec.sentTo === undefined) continue
+    const reasons: Redirection[] = []
+    for (const field of spec.sentTo)
+      if (!isDeepStrictEqual(settingOf(before, field), settingOf(after, field)))
+        reasons.push({
+          short: `changing ${field}`,
+          long: `changing ${field} would send the stored one to another server`,
+        })
+    if (before.verifyTls !== false && after.verifyTls === false)
+      reasons.push({
+        short: 'switching verify_tls off',
+        long: 'switching verify_tls off would send the stored one to a server whose certificate is not checked',
+      })
+    if (
+      endpoint === 'email' &&
+      settingOf(before, 'tls_mode') !== 'none' &&
+      settingOf(after, 'tls_mode') === 'none'
+    )
+      reasons.push({
+        short: 'setting tls_mode to none',
+        long: 'setting tls_mode to none would send the stored one in plain text',
+      })
+    if (reasons.length > 0) out.set(name, reasons)
+  }
+  return out
 }

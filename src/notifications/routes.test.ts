@@ -201,6 +201,164 @@ describe('notification configuration routes', () => {
     assert.equal(unset.status, 400, unset.text)
   })
 
+  it('keeps no stored secret an update would send somewhere else: the request gives it again, or is refused with 422 naming it', async () => {
+    const cases: {
+      endpoint: string
+      create: Json
+      redirect: Json
+      secret: string
+      reason: RegExp
+    }[] = [
+      {
+        endpoint: 'github',
+        create: { owner: 'o', repository: 'r', token: 'ghp_stored' },
+        redirect: { api_url: 'https://attacker.example.net/api/v3' },
+        secret: 'token',
+        reason: /changing api_url requires token to be given again/,
+      },
+      {
+        endpoint: 'webhook',
+        create: { url: 'https://hooks.example.com/a', username: 'u', password: 'pw-stored' },
+        redirect: { url: 'https://attacker.example.net/x' },
+        secret: 'password',
+        reason: /changing url requires password to be given again/,
+      },
+      {
+        endpoint: 'email',
+        create: {
+          smtp_host: 'smtp.example.com',
+          from: 'a@example.com',
+          to: ['b@example.com'],
+          username: 'u',
+          password: 'smtp-stored',
+        },
+        redirect: { smtp_host: 'attacker.example.net' },
+        secret: 'password',
+        reason: /changing smtp_host requires password to be given again/,
+      },
+      {
+        endpoint: 'email',
+        create: {
+          smtp_host: 'smtp.example.com',
+          from: 'a@example.com',
+          to: ['b@example.com'],
+          username: 'u',
+          password: 'smtp-stored',
+        },
+        redirect: { smtp_port: 2525 },
+        secret: 'password',
+        reason: /changing smtp_port requires password/,
+      },
+      {
+        endpoint: 'email',
+        create: {
+          smtp_host: 'smtp.example.com',
+          from: 'a@example.com',
+          to: ['b@example.com'],
+          username: 'u',
+          password: 'smtp-stored',
+        },
+        redirect: { tls_mode: 'none' },
+        secret: 'password',
+        reason: /setting tls_mode to none requires password/,
+      },
+      {
+        endpoint: 'jira',
+        create: {
+          url: 'https://acme.atlassian.net',
+          username: 'u',
+          api_token: 'jira-stored',
+          project_key: 'AB',
+        },
+        redirect: { url: 'https://attacker.example.net' },
+        secret: 'api_token',
+        reason: /changing url requires api_token to be given again/,
+      },
+      {
+        endpoint: 'jira',
+        create: {
+          url: 'https://acme.atlassian.net',
+          username: 'u',
+          api_token: 'jira-stored',
+          project_key: 'AB',
+        },
+        redirect: { verify_tls: false },
+        secret: 'api_token',
+        reason: /switching verify_tls off requires api_token/,
+      },
+      {
+        endpoint: 'slack',
+        create: { url: 'https://hooks.slack.com/services/T0/B0/stored' },
+        redirect: { verify_tls: false },
+        secret: 'url',
+        reason: /switching verify_tls off requires url/,
+      },
+    ]
+    for (const { endpoint, create, redirect, secret, reason } of cases) {
+      const label = `${endpoint} ${JSON.stringify(redirect)}`
+      const created = await as(writer, 'POST', `${BASE}/${endpoint}/configurations`, create)
+      assert.equal(created.status, 201, `${label}: ${created.text}`)
+      const path = `${BASE}/${endpoint}/configurations/${created.json.uuid}`
+      const before = await as(writer, 'GET', path)
+      // Left out, or sent back as a read shows it: both would keep the stored secret.
+      for (const body of [redirect, { ...redirect, [secret]: before.json[secret] }]) {
+        const refused = await as(writer, 'PUT', path, body)
+        assert.equal(refused.status, 422, `${label}: ${refused.text}`)
+        assert.equal(refused.json.code, 'secret_required', label)
+        assert.match(refused.json.detail as string, reason, label)
+        assert.deepEqual(
+          (refused.json.errors as { path: string }[]).map((e) => e.path),
+          [secret],
+          label,
+        )
+        assert.ok(!refused.text.includes(create[secret] as string), `${label}: no secret in ${refused.text}`)
+      }
+      const unchanged = await as(writer, 'GET', path)
+      assert.deepEqual(unchanged.json, before.json, label)
+      // Given again in the same request, it goes with the change.
+      const fresh = secret === 'url' ? 'https://hooks.slack.com/services/T0/B0/fresh' : 'fresh-secret'
+      const accepted = await as(writer, 'PUT', path, { ...redirect, [secret]: fresh })
+      assert.equal(accepted.status, 200, `${label}: ${accepted.text}`)
+    }
+    // What does not change where a secret goes needs none of them again.
+    const github = await as(writer, 'POST', `${BASE}/github/configurations`, {
+      owner: 'o',
+      repository: 'r',
+      token: 'ghp_stored',
+    })
+    const githubPath = `${BASE}/github/configurations/${github.json.uuid}`
+    assert.equal((await as(writer, 'PUT', githubPath, { repository: 'other', labels: ['x'] })).status, 200)
+    assert.equal((await as(writer, 'PUT', githubPath, { api_url: 'https://api.github.com' })).status, 200)
+    assert.equal((await as(writer, 'PUT', githubPath, { verify_tls: true })).status, 200)
+    // Nor a secret that is not set, or one removed in the same request.
+    const bare = await as(writer, 'POST', `${BASE}/webhook/configurations`, {
+      url: 'https://hooks.example.com/a',
+    })
+    const barePath = `${BASE}/webhook/configurations/${bare.json.uuid}`
+    assert.equal((await as(writer, 'PUT', barePath, { url: 'https://hooks.example.com/b' })).status, 200)
+    const withPassword = await as(writer, 'POST', `${BASE}/webhook/configurations`, {
+      url: 'https://hooks.example.com/a',
+      username: 'u',
+      password: 'pw-stored',
+    })
+    const cleared = await as(writer, 'PUT', `${BASE}/webhook/configurations/${withPassword.json.uuid}`, {
+      url: 'https://hooks.example.com/b',
+      username: null,
+      password: null,
+    })
+    assert.equal(cleared.status, 200, cleared.text)
+    // A bad field besides: one 400 naming it and the secret to give again.
+    const both = await as(writer, 'PUT', githubPath, {
+      api_url: 'https://attacker.example.net',
+      milestone: 'x',
+    })
+    assert.equal(both.status, 400, both.text)
+    assert.deepEqual((both.json.errors as { path: string }[]).map((e) => e.path).sort(), [
+      'milestone',
+      'token',
+    ])
+  })
+
   it('refuses unknown fields and names every bad one, echoing no value', async () => {
     const response = await as(writer, 'POST', `${BASE}/email/configurations`, {
       smtp_host: 'smtp.example.com',

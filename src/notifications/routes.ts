@@ -6,7 +6,9 @@ import {
   type FieldIssue,
   ForbiddenError,
   HeraldError,
+  isSecretRequired,
   NotFoundError,
+  type SecretRequiredError,
   ValidationError,
 } from '../errors/index.ts'
 import { authorize } from '../http/authorize.ts'
@@ -181,9 +183,18 @@ export const createNotificationRoutes = ({
     }
     const input = { fields, options }
     const keepIssues = (error: unknown) => collectIssues(all, error)
-    await service.checkConfiguration(principal, endpoint, input, configurationId).catch(keepIssues)
+    // Secrets to give again are a 422 of their own, unless something else is wrong too.
+    let required: SecretRequiredError | undefined
+    await service.checkConfiguration(principal, endpoint, input, configurationId).catch((error) => {
+      if (isSecretRequired(error)) required = error
+      else keepIssues(error)
+    })
     if (options.templates != null) await checkTemplates?.(options.templates, endpoint).catch(keepIssues)
-    if (all.length > 0) throw ValidationError.of(`${endpoint} configuration`, all)
+    if (all.length > 0) {
+      for (const issue of required?.issues ?? []) if (!all.some((i) => i.path === issue.path)) all.push(issue)
+      throw ValidationError.of(`${endpoint} configuration`, all)
+    }
+    if (required !== undefined) throw required
     return input
   }
 

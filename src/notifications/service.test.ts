@@ -11,6 +11,7 @@ import {
   LimitReachedError,
   NotFoundError,
   PreconditionFailedError,
+  SecretRequiredError,
   ValidationError,
 } from '../errors/index.ts'
 import type { EventStore } from '../ports/index.ts'
@@ -162,6 +163,28 @@ describe('createNotificationConfigService', () => {
     assert.equal(cleared.value.settings.username, undefined)
     assert.equal(cleared.value.secrets.password, undefined)
     assert.equal(cleared.value.description, null)
+  })
+
+  it('refuses an update that would send a stored secret to another server unless it gives the secret again', async () => {
+    const created = await service.createConfiguration(acme, 'github', {
+      fields: { owner: 'o', repository: 'r', token: 'ghp_stored' },
+      options: {},
+    })
+    const redirect = { api_url: 'https://attacker.example.net/api/v3' }
+    await assert.rejects(
+      service.updateConfiguration(acme, 'github', created.value.id, { fields: redirect, options: {} }),
+      (error) =>
+        error instanceof SecretRequiredError &&
+        /changing api_url requires token to be given again/.test(error.message) &&
+        !error.message.includes('ghp_stored'),
+    )
+    const read = await service.getConfiguration('acme', 'github', created.value.id)
+    assert.equal(read.revision, 0)
+    const updated = await service.updateConfiguration(acme, 'github', created.value.id, {
+      fields: { ...redirect, token: 'ghp_fresh' },
+      options: {},
+    })
+    assert.equal(service.openSecret(updated.value, 'token'), 'ghp_fresh')
   })
 
   it('signs with every secret replaced in the last 24 h, each until its own 24 h are over, also once read back from the store', async () => {

@@ -21,6 +21,7 @@ import {
   LimitReachedError,
   NotFoundError,
   PreconditionFailedError,
+  SecretRequiredError,
   UnavailableError,
   ValidationError,
 } from '../errors/index.ts'
@@ -45,7 +46,7 @@ import {
   type UpdateConfiguration,
 } from './configuration.ts'
 import { createConfigurationLoader } from './configuration-loader.ts'
-import { ENDPOINT_FIELDS, fieldSpec, isSecretUrlField } from './endpoint-fields.ts'
+import { ENDPOINT_FIELDS, fieldSpec, isSecretUrlField, secretRedirections } from './endpoint-fields.ts'
 import type {
   EndpointConfiguration,
   EndpointType,
@@ -459,6 +460,8 @@ export const createNotificationConfigService = (
     const secrets: Record<string, string> = {}
     const hints: Record<string, string> = {}
     const clearSecrets: string[] = []
+    // Secret fields the request gives in plaintext (a value equal to the stored one included).
+    const given: string[] = []
     const issues: FieldIssue[] = []
     for (const [name, value] of Object.entries(fields)) {
       if (value === undefined) continue
@@ -485,11 +488,41 @@ export const createNotificationConfigService = (
         continue
       }
       const plaintext = checked.right as string
+      given.push(name)
       if (current !== undefined && openSecret(current, name) === plaintext) continue
       secrets[name] = box.seal(plaintext, aadOf(configurationId, name))
       if (isSecretUrlField(endpoint, name)) hints[name] = new URL(plaintext).origin
     }
-    return { values, secrets, hints, clearSecrets, issues }
+    return { values, secrets, hints, clearSecrets, given, issues }
+  }
+
+  /**
+   * The stored secrets `command` would keep although it changes where they are sent (another
+   * URL or host, TLS weakened): each must be given again, or whoever changed the target could
+   * read it there. Given, removed or unset ones are not kept.
+   */
+  const keptButRedirected = (
+    configuration: EndpointConfiguration,
+    command: UpdateConfiguration,
+    given: readonly string[],
+  ): { readonly issues: FieldIssue[]; readonly summary: string[] } => {
+    const redirected = secretRedirections(
+      configuration.endpoint,
+      { settings: configuration.settings, verifyTls: configuration.verifyTls },
+      { settings: command.data.values, verifyTls: command.data.options.verify_tls },
+    )
+    const issues: FieldIssue[] = []
+    const summary: string[] = []
+    for (const [name, reasons] of redirected) {
+      if (configuration.secrets[name] === undefined || given.includes(name)) continue
+      if (command.data.clearSecrets.includes(name)) continue
+      issues.push({
+        path: name,
+        message: `must be given again with this change: ${reasons.map((r) => r.long).join('; ')}`,
+      })
+      summary.push(`${reasons.map((r) => r.short).join(' and ')} requires ${name} to be given again`)
+    }
+    return { issues, summary }
   }
 
   /**
@@ -501,14 +534,26 @@ export const createNotificationConfigService = (
     command: CreateConfiguration | UpdateConfiguration,
     state: ConfigurationState,
     refused: readonly FieldIssue[],
+    required: { readonly issues: readonly FieldIssue[]; readonly summary: readonly string[] } = {
+      issues: [],
+      summary: [],
+    },
   ): ConfigurationCommand => {
-    if (refused.length === 0) return command
+    if (refused.length === 0 && required.issues.length === 0) return command
     const issues = [...refused]
     try {
       decide(command, state)
     } catch (error) {
       collectIssues(issues, error)
     }
+    // Secrets to give again, and nothing else wrong: 422 naming them. With bad fields besides,
+    // one 400 names them all, so a client fixes the request in one go.
+    if (issues.length === 0)
+      throw new SecretRequiredError(
+        `${command.data.endpoint} configuration ${command.data.configurationId}: ${required.summary.join('; ')}`,
+        required.issues,
+      )
+    for (const issue of required.issues) if (!issues.some((i) => i.path === issue.path)) issues.push(issue)
     throw ValidationError.of(`${command.data.endpoint} configuration`, issues)
   }
 
@@ -574,7 +619,9 @@ export const createNotificationConfigService = (
       },
       metadata: { now: clock(), by: byPrincipal(principal) },
     }
-    return unlessRefused(command, current, prepared.issues)
+    const required =
+      configuration === undefined ? undefined : keptButRedirected(configuration, command, prepared.given)
+    return unlessRefused(command, current, prepared.issues, required)
   }
 
   const readModel = async (): Promise<SelectorSet> => {
