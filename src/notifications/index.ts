@@ -110,6 +110,7 @@ export {
   newSigningSecret,
   type SelectorInput,
   type SelectorPatch,
+  undecryptableDetail,
   type Versioned,
   type WriteOptions,
 } from './service.ts'

@@ -187,6 +187,69 @@ describe('createNotificationConfigService', () => {
     assert.equal(service.openSecret(updated.value, 'token'), 'ghp_fresh')
   })
 
+  it('takes new values for secrets its keys can no longer decrypt, and refuses an update keeping one, naming each', async () => {
+    const created = await webhook({ username: 'u', password: 'pw-old' })
+    const github = await service.createConfiguration(acme, 'github', {
+      fields: { owner: 'o', repository: 'r', token: 'ghp_old' },
+      options: {},
+    })
+    // Started again with another key, the one that sealed them lost.
+    const rekeyed = createNotificationConfigService({
+      store,
+      box: createSecretBox({ current: randomBytes(32).toString('base64') }),
+      clock: () => now,
+      newId: randomUUID,
+    })
+    const read = await rekeyed.getConfiguration('acme', 'webhook', created.value.id)
+    assert.deepEqual([...rekeyed.undecryptableSecrets(read.value.configuration)].sort(), [
+      'password',
+      'signing_secret',
+    ])
+    // A new token is taken without opening the old one.
+    const token = await rekeyed.updateConfiguration(acme, 'github', github.value.id, {
+      fields: { token: 'ghp_new' },
+      options: {},
+    })
+    assert.equal(rekeyed.openSecret(token.value, 'token'), 'ghp_new')
+    assert.deepEqual(rekeyed.undecryptableSecrets(token.value), [])
+    // Keeping one that cannot be opened is refused, naming every such secret.
+    for (const [fields, missing] of [
+      [{}, ['password', 'signing_secret']],
+      [{ password: 'pw-new' }, ['signing_secret']],
+    ] as const) {
+      await assert.rejects(
+        rekeyed.updateConfiguration(acme, 'webhook', created.value.id, {
+          fields,
+          options: { description: 'x' },
+        }),
+        (error) =>
+          error instanceof SecretRequiredError &&
+          isDeepStrictEqual(
+            error.issues.map((i) => i.path),
+            missing,
+          ) &&
+          /cannot be decrypted/.test(error.message),
+      )
+    }
+    const signing = `whsec_${randomBytes(32).toString('base64')}`
+    const fixed = await rekeyed.updateConfiguration(acme, 'webhook', created.value.id, {
+      fields: { password: 'pw-new', signing_secret: signing },
+      options: {},
+    })
+    assert.equal(rekeyed.openSecret(fixed.value, 'password'), 'pw-new')
+    // The replaced signing secret, which no key opens, signs nothing during its grace period.
+    assert.equal(fixed.value.secrets.signing_secret?.previous?.length, 1)
+    const delivery = rekeyed.webhookDelivery(fixed.value, now)
+    assert.equal(delivery?.signingSecret, signing)
+    assert.equal(delivery?.previousSigningSecrets, undefined)
+    // Removing one is no keeping.
+    const plain = await webhook({ username: 'u', password: 'pw' })
+    await rekeyed.updateConfiguration(acme, 'webhook', plain.value.id, {
+      fields: { username: null, password: null, signing_secret: signing },
+      options: {},
+    })
+  })
+
   it('signs with every secret replaced in the last 24 h, each until its own 24 h are over, also once read back from the store', async () => {
     const created = await webhook()
     const id = created.value.id

@@ -27,7 +27,7 @@ import {
 } from '../errors/index.ts'
 import { toFieldIssues } from '../events/index.ts'
 import type { EventData, EventStore, JsonObject, RecordedEvent } from '../ports/index.ts'
-import type { SecretBox } from '../secrets/index.ts'
+import { isSecretUndecryptable, type SecretBox } from '../secrets/index.ts'
 import { createSerialQueues } from '../serially.ts'
 import { ANNOUNCEMENTS_STREAM, disableAnnounced } from './announcements.ts'
 import {
@@ -234,6 +234,12 @@ export interface NotificationConfigService {
   listSelectors(account: string): Promise<readonly Selector[]>
   /** Opens one of a configuration's secrets, for the code that delivers with it. */
   openSecret(configuration: EndpointConfiguration, field: string): string | undefined
+  /**
+   * The configuration's secrets that no key of the box decrypts (the key that sealed them lost
+   * or dropped from `secrets.previous_keys`): nothing can be sent with them, and an update must
+   * give each again. A signing secret's replaced values are not counted: they only sign besides.
+   */
+  undecryptableSecrets(configuration: EndpointConfiguration): readonly string[]
   /** A webhook configuration with its signing secrets opened, as the webhook deliverer takes it. */
   webhookDelivery(configuration: EndpointConfiguration, now: number): WebhookConfiguration | undefined
   /**
@@ -282,6 +288,18 @@ export interface NotificationConfigServiceOptions {
    */
   readonly loaderCapacity?: number
 }
+
+/** Why a stored secret is of no use: what an update that keeps one, a test and a delivery say. */
+const UNDECRYPTABLE =
+  "the stored one cannot be decrypted with Herald's keys (secrets.encryption_key, secrets.previous_keys)"
+
+/**
+ * What a test or a delivery says of a configuration whose `fields` cannot be decrypted (the
+ * key that sealed them lost): a failure its owner fixes by giving them again, or an operator
+ * by listing that key again.
+ */
+export const undecryptableDetail = (fields: readonly string[]): string =>
+  `${fields.join(', ')} cannot be decrypted with Herald's keys (secrets.encryption_key, secrets.previous_keys): list the key that sealed ${fields.length === 1 ? 'it' : 'them'} again, or give ${fields.length === 1 ? 'it' : 'them'} again (PUT)`
 
 /** Standard Webhooks secret: `whsec_` + base64 of 32 random bytes. */
 export const newSigningSecret = (): string => `whsec_${randomBytes(32).toString('base64')}`
@@ -444,6 +462,20 @@ export const createNotificationConfigService = (
     return secret === undefined ? undefined : box.open(secret.sealed, aadOf(configuration.id, field))
   }
 
+  /** Whether a stored secret opens at all: false for one sealed with a key the box lacks. */
+  const opens = (configuration: EndpointConfiguration, field: string): boolean => {
+    try {
+      openSecret(configuration, field)
+      return true
+    } catch (error) {
+      if (isSecretUndecryptable(error)) return false
+      throw error
+    }
+  }
+
+  const undecryptableSecrets = (configuration: EndpointConfiguration): readonly string[] =>
+    Object.keys(configuration.secrets).filter((field) => !opens(configuration, field))
+
   /**
    * Splits a request's fields into plaintext settings and sealed secrets. Secrets are checked
    * by their codecs here, before sealing, because deciding only ever sees them sealed: one that
@@ -489,7 +521,8 @@ export const createNotificationConfigService = (
       }
       const plaintext = checked.right as string
       given.push(name)
-      if (current !== undefined && openSecret(current, name) === plaintext) continue
+      // One that no longer opens is replaced, never compared: the new value is what fixes it.
+      if (current !== undefined && opens(current, name) && openSecret(current, name) === plaintext) continue
       secrets[name] = box.seal(plaintext, aadOf(configurationId, name))
       if (isSecretUrlField(endpoint, name)) hints[name] = new URL(plaintext).origin
     }
@@ -497,11 +530,12 @@ export const createNotificationConfigService = (
   }
 
   /**
-   * The stored secrets `command` would keep although it changes where they are sent (another
-   * URL or host, TLS weakened): each must be given again, or whoever changed the target could
-   * read it there. Given, removed or unset ones are not kept.
+   * The stored secrets `command` would keep that it must not: one that no key decrypts (the
+   * configuration could never send with it), and one whose target it changes (another URL or
+   * host, TLS weakened: whoever changed the target could read it there). Each must be given
+   * again; given, removed or unset ones are not kept.
    */
-  const keptButRedirected = (
+  const secretsToGiveAgain = (
     configuration: EndpointConfiguration,
     command: UpdateConfiguration,
     given: readonly string[],
@@ -513,15 +547,25 @@ export const createNotificationConfigService = (
     )
     const issues: FieldIssue[] = []
     const summary: string[] = []
-    for (const [name, reasons] of redirected) {
+    const undecryptable: string[] = []
+    for (const name of Object.keys(ENDPOINT_FIELDS[configuration.endpoint])) {
       if (configuration.secrets[name] === undefined || given.includes(name)) continue
       if (command.data.clearSecrets.includes(name)) continue
+      if (!opens(configuration, name)) {
+        undecryptable.push(name)
+        issues.push({ path: name, message: `must be given again: ${UNDECRYPTABLE}` })
+        continue
+      }
+      const reasons = redirected.get(name)
+      if (reasons === undefined) continue
       issues.push({
         path: name,
         message: `must be given again with this change: ${reasons.map((r) => r.long).join('; ')}`,
       })
       summary.push(`${reasons.map((r) => r.short).join(' and ')} requires ${name} to be given again`)
     }
+    if (undecryptable.length > 0)
+      summary.unshift(`${undecryptable.join(', ')} cannot be decrypted and must be given again`)
     return { issues, summary }
   }
 
@@ -620,7 +664,7 @@ export const createNotificationConfigService = (
       metadata: { now: clock(), by: byPrincipal(principal) },
     }
     const required =
-      configuration === undefined ? undefined : keptButRedirected(configuration, command, prepared.given)
+      configuration === undefined ? undefined : secretsToGiveAgain(configuration, command, prepared.given)
     return unlessRefused(command, current, prepared.issues, required)
   }
 
@@ -830,14 +874,22 @@ export const createNotificationConfigService = (
 
     openSecret,
 
+    undecryptableSecrets,
+
     webhookDelivery: (configuration, now) => {
       if (configuration.endpoint !== 'webhook') return undefined
       const signingSecret = openSecret(configuration, 'signing_secret')
       const url = configuration.settings.url
       if (signingSecret === undefined || typeof url !== 'string') return undefined
-      const stillValid = replacedSigningAt(configuration.secrets.signing_secret, now).map((replaced) =>
-        box.open(replaced.sealed, aadOf(configuration.id, 'signing_secret')),
-      )
+      // A replaced value no key opens any more (the one a lost key sealed) signs nothing.
+      const stillValid = replacedSigningAt(configuration.secrets.signing_secret, now).flatMap((replaced) => {
+        try {
+          return [box.open(replaced.sealed, aadOf(configuration.id, 'signing_secret'))]
+        } catch (error) {
+          if (isSecretUndecryptable(error)) return []
+          throw error
+        }
+      })
       return {
         id: configuration.id,
         account: configuration.account,

@@ -23,7 +23,7 @@ import type { Target } from './endpoint-fields.ts'
 import { createEndpointStatusService, type EndpointStatusService } from './endpoints.ts'
 import type { NotificationsEnv, Principal } from './model.ts'
 import { createNotificationRoutes } from './routes.ts'
-import { createNotificationConfigService } from './service.ts'
+import { createNotificationConfigService, type NotificationConfigService } from './service.ts'
 import {
   createEndpointTestRoutes,
   createTestEventRoutes,
@@ -40,6 +40,8 @@ describe('endpoint tests and test events against stand-ins', () => {
   let store: EventStore
   let log: EventLog
   let app: Hono<NotificationsEnv>
+  /** The routes as the composition root mounts them, on `service`. */
+  let mount: (service: NotificationConfigService) => Hono<NotificationsEnv>
   let slack: SlackStandIn
   let teams: TeamsStandIn
   let smtp: SmtpReceiver
@@ -54,8 +56,8 @@ describe('endpoint tests and test events against stand-ins', () => {
   const reader: Principal = { account: 'acme', role: 'read-only' }
   const stranger: Principal = { account: 'globex', role: 'read-write' }
 
-  const as = async (principal: Principal, method: string, path: string, body?: unknown) => {
-    const response = await app.request(path, {
+  const as = async (principal: Principal, method: string, path: string, body?: unknown, on = app) => {
+    const response = await on.request(path, {
       method,
       headers: { 'content-type': 'application/json', 'x-principal': JSON.stringify(principal) },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
@@ -95,33 +97,37 @@ describe('endpoint tests and test events against stand-ins', () => {
       if ('url' in target) await guard.checkUrl(target.url)
       else await guard.checkSmtpHost(target.smtpHost, target.port)
     }
-    app = new Hono<NotificationsEnv>()
-    app.onError((error, c) => {
-      const problem = toProblem(error)
-      return c.json(problem, problem.status as 400)
-    })
-    // Stands in for the authentication middleware.
-    app.use(async (c, next) => {
-      c.set('principal', JSON.parse(c.req.header('x-principal') ?? '{}') as Principal)
-      await next()
-    })
-    app.route('/v1/notifications', createNotificationRoutes({ service, checkTarget }))
-    app.route(
-      '/v1/notifications',
-      createEndpointTestRoutes({
-        service,
-        send,
-        clock: Date.now,
-        newId: randomUUID,
-        checkTarget,
-        checkTemplates: validateTemplates,
-        endpoints,
-      }),
-    )
-    app.route(
-      '/v1',
-      createTestEventRoutes({ log, topic: 'engine.events', clock: Date.now, newId: randomUUID }),
-    )
+    mount = (service) => {
+      const mounted = new Hono<NotificationsEnv>()
+      mounted.onError((error, c) => {
+        const problem = toProblem(error)
+        return c.json(problem, problem.status as 400)
+      })
+      // Stands in for the authentication middleware.
+      mounted.use(async (c, next) => {
+        c.set('principal', JSON.parse(c.req.header('x-principal') ?? '{}') as Principal)
+        await next()
+      })
+      mounted.route('/v1/notifications', createNotificationRoutes({ service, checkTarget }))
+      mounted.route(
+        '/v1/notifications',
+        createEndpointTestRoutes({
+          service,
+          send,
+          clock: Date.now,
+          newId: randomUUID,
+          checkTarget,
+          checkTemplates: validateTemplates,
+          endpoints,
+        }),
+      )
+      mounted.route(
+        '/v1',
+        createTestEventRoutes({ log, topic: 'engine.events', clock: Date.now, newId: randomUUID }),
+      )
+      return mounted
+    }
+    app = mount(service)
   })
 
   after(async () => {
@@ -336,6 +342,57 @@ describe('endpoint tests and test events against stand-ins', () => {
     // Its UUID in upper case names the same configuration.
     const upper = `${BASE}/teams/configurations/${String(created.json.uuid).toUpperCase()}/test`
     assert.equal((await as(writer, 'POST', upper)).json.status, 'sent')
+  })
+
+  it('answers a stored configuration whose secrets its keys cannot decrypt as failed, naming them, and sends nothing; a PUT giving them again fixes it', async () => {
+    const created = await as(writer, 'POST', `${BASE}/webhook/configurations`, {
+      url: hook.url,
+      username: 'u',
+      password: 'pw-Canary-old',
+    })
+    assert.equal(created.status, 201, created.text)
+    // Herald started again with another key, the one that sealed them lost.
+    const rekeyed = mount(
+      createNotificationConfigService({
+        store,
+        box: createSecretBox({ current: randomBytes(32).toString('base64') }),
+        clock: Date.now,
+        newId: randomUUID,
+      }),
+    )
+    const path = `${BASE}/webhook/configurations/${created.json.uuid}`
+    const before = hook.received.length
+    const tested = await as(writer, 'POST', `${path}/test`, undefined, rekeyed)
+    assert.equal(tested.status, 200, tested.text)
+    assert.equal(tested.json.status, 'failed')
+    assert.equal(tested.json.error_code, 'secret_undecryptable')
+    assert.match(
+      (tested.json.response as Json).body as string,
+      /password, signing_secret cannot be decrypted/,
+    )
+    assert.equal(hook.received.length, before)
+    // Reads still show them redacted; a write keeping them is refused, naming each.
+    const read = await as(writer, 'GET', path, undefined, rekeyed)
+    assert.deepEqual([read.json.password, read.json.signing_secret], ['<redacted>', '<redacted>'])
+    const kept = await as(writer, 'PUT', path, { description: 'x' }, rekeyed)
+    assert.equal(kept.status, 422, kept.text)
+    assert.equal(kept.json.code, 'secret_required')
+    assert.deepEqual(
+      (kept.json.errors as Json[]).map((e) => e.path),
+      ['password', 'signing_secret'],
+    )
+    assert.match(kept.json.detail as string, /cannot be decrypted/)
+    const signing = `whsec_${randomBytes(32).toString('base64')}`
+    const fixed = await as(
+      writer,
+      'PUT',
+      path,
+      { password: 'pw-Canary-new', signing_secret: signing },
+      rekeyed,
+    )
+    assert.equal(fixed.status, 200, fixed.text)
+    assert.equal((await as(writer, 'POST', `${path}/test`, undefined, rekeyed)).json.status, 'sent')
+    assert.equal(hook.received.length, before + 1)
   })
 
   it('refuses to test an endpoint type an admin switched off, and sends nothing', async () => {

@@ -27,7 +27,12 @@ import { ENDPOINT_FIELDS, type Target, targetsOf } from './endpoint-fields.ts'
 import type { EndpointStatusService } from './endpoints.ts'
 import type { EndpointConfiguration, EndpointType, JsonValue, NotificationsEnv, Principal } from './model.ts'
 import { endpointParam, idParam } from './params.ts'
-import { DEFAULT_OPTIONS, type NotificationConfigService, newSigningSecret } from './service.ts'
+import {
+  DEFAULT_OPTIONS,
+  type NotificationConfigService,
+  newSigningSecret,
+  undecryptableDetail,
+} from './service.ts'
 import { holdsRedacted, REDACTED_REFUSED } from './views.ts'
 
 /**
@@ -111,7 +116,10 @@ export interface TestSend {
 export type SendTest = (send: TestSend) => Promise<TestSendResult>
 
 export interface EndpointTestRoutesOptions {
-  readonly service: Pick<NotificationConfigService, 'getConfiguration' | 'openSecret' | 'webhookDelivery'>
+  readonly service: Pick<
+    NotificationConfigService,
+    'getConfiguration' | 'openSecret' | 'webhookDelivery' | 'undecryptableSecrets'
+  >
   readonly send: SendTest
   /** Milliseconds since the epoch. */
   readonly clock: () => number
@@ -299,17 +307,20 @@ export const createEndpointTestRoutes = (options: EndpointTestRoutesOptions): Ho
     configuration: EndpointConfiguration,
     open: (field: string) => string | undefined,
     signingSecrets: readonly string[],
+    unusable?: TestSendResult,
   ) => {
     const now = clock()
     const event = testEvent({ id: newId(), account: principal.account, now })
-    const result = await send({
-      configuration,
-      open,
-      signingSecrets,
-      event,
-      deliveryId: newId(),
-      createdAt: new Date(now).toISOString(),
-    })
+    const result =
+      unusable ??
+      (await send({
+        configuration,
+        open,
+        signingSecrets,
+        event,
+        deliveryId: newId(),
+        createdAt: new Date(now).toISOString(),
+      }))
     const secrets = [
       ...Object.keys(configuration.secrets)
         .map(open)
@@ -366,6 +377,18 @@ export const createEndpointTestRoutes = (options: EndpointTestRoutesOptions): Ho
       const { value } = await service.getConfiguration(principal.account, endpoint, id)
       await refuseSwitchedOff(endpoint)
       const configuration = value.configuration
+      // Fails as a delivery would, sending nothing.
+      const undecryptable = service.undecryptableSecrets(configuration)
+      if (undecryptable.length > 0)
+        return c.json(
+          await run(principal, configuration, () => undefined, [], {
+            ok: false,
+            kind: 'retriable',
+            code: 'secret_undecryptable',
+            status: null,
+            error: undecryptableDetail(undecryptable),
+          }),
+        )
       const webhook = service.webhookDelivery(configuration, clock())
       const signingSecrets =
         webhook === undefined ? [] : [webhook.signingSecret, ...(webhook.previousSigningSecrets ?? [])]

@@ -3,7 +3,12 @@ import type {
   DeliverableConfiguration,
   TemplateOverrides,
 } from '../../streams/delivery/index.ts'
-import type { EndpointConfiguration, JsonValue, NotificationConfigService } from '../notifications/index.ts'
+import {
+  type EndpointConfiguration,
+  type JsonValue,
+  type NotificationConfigService,
+  undecryptableDetail,
+} from '../notifications/index.ts'
 
 const text = (value: JsonValue | undefined): string | undefined =>
   typeof value === 'string' ? value : undefined
@@ -86,21 +91,43 @@ export const toChannelConfiguration = (
 /**
  * What the deliverer needs of a stored configuration, secrets opened through `service`: its
  * state and its channel, the webhook signing with its current secret and those still in their
- * rotation grace period at `now`.
+ * rotation grace period at `now`. One with a secret no key decrypts is `unusable`: each
+ * attempt fails as `secret_undecryptable`, retriable, since listing the lost key again in
+ * `secrets.previous_keys` fixes it as well as its owner giving the secret again; so it is
+ * retried, dead-lettered and disabled for a sustained failure (announced) as a failing
+ * endpoint is, where throwing here would hold its queue forever.
  */
 export const deliverableConfiguration = (
-  service: Pick<NotificationConfigService, 'openSecret' | 'webhookDelivery'>,
+  service: Pick<NotificationConfigService, 'openSecret' | 'webhookDelivery' | 'undecryptableSecrets'>,
   configuration: EndpointConfiguration,
   now: () => number,
 ): DeliverableConfiguration => {
+  const state = {
+    enabled: configuration.enabled,
+    changedAt: Date.parse(configuration.updatedAt),
+    ...(configuration.maxInFlight === null ? {} : { maxInFlight: configuration.maxInFlight }),
+  }
+  const undecryptable = service.undecryptableSecrets(configuration)
+  if (undecryptable.length > 0)
+    return {
+      ...state,
+      channel: toChannelConfiguration(
+        configuration,
+        () => undefined,
+        () => [],
+      ),
+      unusable: {
+        kind: 'retriable',
+        code: 'secret_undecryptable',
+        error: undecryptableDetail(undecryptable),
+      },
+    }
   const signingSecrets = () => {
     const current = service.webhookDelivery(configuration, now())
     return current === undefined ? [] : [current.signingSecret, ...(current.previousSigningSecrets ?? [])]
   }
   return {
-    enabled: configuration.enabled,
-    changedAt: Date.parse(configuration.updatedAt),
-    ...(configuration.maxInFlight === null ? {} : { maxInFlight: configuration.maxInFlight }),
+    ...state,
     channel: toChannelConfiguration(
       configuration,
       (field) => service.openSecret(configuration, field),

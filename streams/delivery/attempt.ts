@@ -19,6 +19,7 @@ import type {
   ChannelFailure,
   ChannelResult,
   DeliveryChannels,
+  FailureCode,
 } from './channels/index.ts'
 import { type RateLimiter, type RateLimits, rateLimitTarget } from './rate-limit.ts'
 import { type RetryPolicy, retryDelay } from './retry-policy.ts'
@@ -37,6 +38,16 @@ export interface DeliverableConfiguration {
    * its endpoint type (`maxInFlight`); ignored for GitHub and Jira, which go one at a time.
    */
   readonly maxInFlight?: number
+  /**
+   * Why nothing can be sent with it (a stored secret no key decrypts): each attempt fails so
+   * without a send, and is retried, dead-lettered and counted toward a sustained failure as a
+   * failed send is.
+   */
+  readonly unusable?: {
+    readonly kind: 'retriable' | 'permanent'
+    readonly code: FailureCode
+    readonly error: string
+  }
 }
 
 /**
@@ -269,6 +280,21 @@ export const createAttemptRunner = (options: AttemptRunnerOptions) => {
     ...(configuration.changedAt === undefined ? {} : { changedAt: configuration.changedAt }),
   })
 
+  /** What a failure comes to: retried by the policy until it is used up, or refused for good. */
+  const failedAs = (result: ChannelFailure, delivery: StoredDelivery): Resolution => {
+    if (result.kind !== 'retriable')
+      return { outcome: 'rejected', reason: result.kind === 'gone' ? 'gone' : result.code }
+    const delay = retryDelay(policy, delivery.roundFailures, result.retryAfterMs, options.random)
+    return delay === undefined
+      ? { outcome: 'dead_lettered', reason: result.code }
+      : {
+          outcome: 'failed',
+          reason: result.code,
+          nextAttemptAt: clock() + delay,
+          retryAfterMs: result.retryAfterMs ?? null,
+        }
+  }
+
   const checkSustained = async (
     delivery: StoredDelivery,
     configuration: DeliverableConfiguration,
@@ -307,6 +333,10 @@ export const createAttemptRunner = (options: AttemptRunnerOptions) => {
     let target: string | undefined
     if (skipped !== undefined || configuration === undefined) {
       resolution = { outcome: 'skipped', reason: skipped ?? 'configuration_missing' }
+    } else if (configuration.unusable !== undefined) {
+      const result: ChannelResult = { ok: false, ...configuration.unusable, status: null, latencyMs: 0 }
+      details = detailsOf(result)
+      resolution = failedAs(result, delivery)
     } else {
       const limited = rateLimitTarget(configuration.channel)
       target = limited
@@ -349,24 +379,15 @@ export const createAttemptRunner = (options: AttemptRunnerOptions) => {
       if (result.ok && result.notes !== undefined && result.notes.length > 0)
         logger('warn', `delivery.${endpoint}.noted`, { ...fields(delivery), notes: result.notes })
       if (result.ok) resolution = { outcome: 'sent' }
-      else if (result.kind === 'retriable') {
-        const retryAfter = result.retryAfterMs
+      else {
+        const retryAfter = result.kind === 'retriable' ? result.retryAfterMs : undefined
         // An endpoint that asked for a wait (429, `Retry-After`, GitHub's reset) holds every
         // configuration sending to it; a wait of Herald's own (a ticket filing not confirmed
         // yet, no answer behind it) holds only this delivery.
         if (retryAfter !== undefined && result.status !== null)
           options.limiter.holdUntil(target, clock() + Math.min(retryAfter, policy.maxRetryAfterMs))
-        const delay = retryDelay(policy, delivery.roundFailures, retryAfter, options.random)
-        resolution =
-          delay === undefined
-            ? { outcome: 'dead_lettered', reason: result.code }
-            : {
-                outcome: 'failed',
-                reason: result.code,
-                nextAttemptAt: clock() + delay,
-                retryAfterMs: retryAfter ?? null,
-              }
-      } else resolution = { outcome: 'rejected', reason: result.kind === 'gone' ? 'gone' : result.code }
+        resolution = failedAs(result, delivery)
+      }
     }
 
     let recorded: RecordedAttempt

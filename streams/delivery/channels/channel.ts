@@ -120,6 +120,8 @@ export type FailureCode =
   | 'ticket_unconfirmed'
   /** Herald's own template failed on the event (`DefaultTemplateError`): nothing to send. */
   | 'template'
+  /** A secret of the configuration that no key Herald has decrypts: nothing was sent. */
+  | 'secret_undecryptable'
   | 'internal'
 
 export interface ChannelFailure {
