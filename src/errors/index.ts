@@ -95,13 +95,22 @@ export class ConfigError extends HeraldError {
   }
 }
 
-/** An append whose expected revision did not match the stream's actual revision. */
+/**
+ * An append whose expected revision did not match the stream's actual revision. Where a client
+ * asked for a revision (`If-Match`) the service answers `PreconditionFailedError`; one that
+ * reaches a client otherwise lost a race to another writer: it is told to send the request
+ * again, never which stream (the message, for the log, names it).
+ */
 export class ExpectedRevisionConflictError extends HeraldError {
   constructor(context: { stream: string; expected: string | number; actual: string | number }) {
     super(
       'expected_revision_conflict',
       `stream ${context.stream}: expected revision ${context.expected}, actual ${context.actual}`,
-      { context },
+      {
+        context,
+        shown:
+          'another change to the same resource was written at the same time; nothing was written: send the request again',
+      },
     )
   }
 }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { translateKurrentError } from '../adapters/kurrentdb-event-store/kurrentdb-errors.ts'
 import {
+  ExpectedRevisionConflictError,
   UnavailableError,
   ValidationError,
   WarehouseError,
@@ -58,6 +59,15 @@ describe('toProblem', () => {
       toProblem(new UnavailableError('event log publish: SQLITE_FULL')).detail,
       'event log publish: SQLITE_FULL',
     )
+  })
+
+  it('answers a store conflict no client precondition asked about as 503 to send again, naming no stream', () => {
+    const conflict = toProblem(
+      new ExpectedRevisionConflictError({ stream: 'auth-token-t1', expected: 3, actual: 4 }),
+    )
+    assert.deepEqual([conflict.status, conflict.code], [503, 'expected_revision_conflict'])
+    assert.match(conflict.detail, /at the same time.*nothing was written.*send the request again/)
+    assert.ok(!conflict.detail.includes('auth-token'), conflict.detail)
   })
 
   it('keeps the event store client’s words, naming its server, out of the detail of a 503', () => {

@@ -22,7 +22,6 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   limit_reached: 409,
   // A replay that would send nothing: the delivery is pending already, or would be skipped.
   replay_refused: 409,
-  expected_revision_conflict: 412,
   precondition_failed: 412,
   payload_too_large: 413,
   // An event larger than the event log takes in one message (Kafka's request size).
@@ -38,6 +37,10 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   outbound_timeout: 502,
   outbound_request_failed: 502,
   unavailable: 503,
+  // A store append that lost a race with another writer, retried until given up, on a request
+  // without a precondition (those answer 412 precondition_failed): nothing was written, and
+  // the same request may be sent again.
+  expected_revision_conflict: 503,
 }
 
 const TITLES: Readonly<Record<number, string>> = {

@@ -12,6 +12,7 @@ import {
   NotFoundError,
   PreconditionFailedError,
   SecretRequiredError,
+  UnavailableError,
   ValidationError,
 } from '../errors/index.ts'
 import type { EventStore } from '../ports/index.ts'
@@ -339,6 +340,64 @@ describe('createNotificationConfigService', () => {
     const { value, revision } = await service.getConfiguration('acme', 'webhook', id)
     assert.equal(revision, 1)
     assert.equal(value.configuration.settings.username, 'a')
+  })
+
+  it('answers an append lost to another instance with the revision it lost to, and retries one without If-Match before giving up with 503', async () => {
+    const created = await webhook()
+    const id = created.value.id
+    // Another instance, on the same store, writes just before each of this one's appends.
+    const other = serviceOn(store)
+    let interpose: (() => Promise<unknown>) | undefined
+    let appends = 0
+    const racy: EventStore = Object.create(store, {
+      append: {
+        value: async (...args: Parameters<EventStore['append']>) => {
+          appends++
+          await interpose?.()
+          return store.append(...args)
+        },
+      },
+    })
+    const racing = serviceOn(racy)
+    const describe = (description: string) =>
+      other.updateConfiguration(acme, 'webhook', id, { fields: {}, options: { description } })
+    interpose = () => describe('by the other')
+    const lost = await racing
+      .updateConfiguration(
+        acme,
+        'webhook',
+        id,
+        { fields: {}, options: { description: 'mine' } },
+        { expectedRevision: 0 },
+      )
+      .then(
+        () => assert.fail('written over a change it did not see'),
+        (error: unknown) => error,
+      )
+    assert.ok(lost instanceof PreconditionFailedError)
+    assert.match(lost.message, /changed since revision 0 \(it is now at 1\)/)
+    // Without If-Match: lost four times, it is decided again and written the fifth.
+    let races = 0
+    interpose = () => (++races <= 4 ? describe(`race ${races}`) : Promise.resolve())
+    appends = 0
+    const won = await racing.updateConfiguration(acme, 'webhook', id, {
+      fields: {},
+      options: { description: 'mine at last' },
+    })
+    assert.equal(won.value.description, 'mine at last')
+    assert.equal(appends, 5)
+    // Lost every time: a 503 to send again, naming no stream.
+    interpose = () => describe(`race ${++races}`)
+    const gaveUp = await racing
+      .updateConfiguration(acme, 'webhook', id, { fields: {}, options: { description: 'never' } })
+      .then(
+        () => assert.fail('written'),
+        (error: unknown) => error,
+      )
+    assert.ok(gaveUp instanceof UnavailableError, String(gaveUp))
+    assert.equal(gaveUp.code, 'unavailable')
+    assert.match(gaveUp.message, new RegExp(`configuration ${id} .*changed by another writer.*send it again`))
+    assert.ok(!gaveUp.message.includes('notification-configuration-'), gaveUp.message)
   })
 
   it('disables a configuration on Herald\u2019s own account, once, visibly in its history', async () => {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { isLeft } from 'fp-ts/lib/Either.js'
 import {
   defer,
@@ -304,9 +305,11 @@ export const undecryptableDetail = (fields: readonly string[]): string =>
 /** Standard Webhooks secret: `whsec_` + base64 of 32 random bytes. */
 export const newSigningSecret = (): string => `whsec_${randomBytes(32).toString('base64')}`
 
-// Without If-Match, a concurrent writer to the same configuration makes the append fail; the
-// command is decided again on the fresh state a few times before giving up.
-const MAX_ATTEMPTS = 3
+// Without If-Match, a concurrent writer to the same configuration (another instance: this
+// one's take turns) makes the append fail; the command is decided again on the fresh state,
+// after a short random wait so two instances do not collide in step, before giving up.
+const MAX_ATTEMPTS = 5
+const MAX_RETRY_WAIT_MS = 25
 
 const aadOf = (configurationId: string, field: string): string => `${configurationId}/${field}`
 
@@ -408,12 +411,20 @@ export const createNotificationConfigService = (
       } catch (error) {
         if (!isExpectedRevisionConflict(error)) throw error
         if (expectedRevision !== undefined) {
+          // The client's revision was current when read: the writer that got in first moved it on.
+          const { revision: actual } = await load(configurationId)
           throw new PreconditionFailedError(`configuration ${configurationId}`, {
             expected: expectedRevision,
-            actual: 'none',
+            actual: actual === 'no_stream' ? 'none' : actual,
           })
         }
-        if (attempt >= MAX_ATTEMPTS) throw error
+        // No precondition was asked for, so no 412: the request is sound and may be sent again.
+        if (attempt >= MAX_ATTEMPTS)
+          throw new UnavailableError(
+            `configuration ${configurationId} was changed by another writer each of the ${MAX_ATTEMPTS} times this request was decided; nothing was written: send it again`,
+            { cause: error },
+          )
+        await sleep(Math.random() * MAX_RETRY_WAIT_MS * attempt)
       }
     }
   }
