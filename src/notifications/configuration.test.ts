@@ -344,10 +344,12 @@ describe('endpoint configuration decider', () => {
         secrets: { password: box.seal('pw', `${CONFIG}/password`) },
       })
       const [emailCreated] = decide(email, initialState) as ConfigurationEvent[]
+      // The username goes with it: one alone is refused.
+      const { username: _, ...withoutUser } = (emailCreated as typeof created).data.settings
       const [event] = decide(
         update({
           endpoint: 'email',
-          values: (emailCreated as typeof created).data.settings,
+          values: withoutUser,
           clearSecrets: ['password'],
         }),
         evolve(initialState, emailCreated as ConfigurationEvent),

@@ -22,7 +22,7 @@ import {
   validate,
   validateSelectorFields,
 } from './codecs.ts'
-import { ENDPOINT_FIELDS, fieldSpec } from './endpoint-fields.ts'
+import { ENDPOINT_FIELDS, fieldSpec, unpairedFields } from './endpoint-fields.ts'
 import {
   ENDPOINT_TYPES,
   type EndpointConfiguration,
@@ -356,6 +356,14 @@ const checkValues = (
   return settings
 }
 
+/** Whether `issues` names `path` already: a field refused for its value counts as given. */
+const named = (issues: readonly FieldIssue[], path: string): boolean => issues.some((i) => i.path === path)
+
+/** `more`, but those whose path `issues` names already. */
+const addUnnamed = (issues: FieldIssue[], more: readonly FieldIssue[]): void => {
+  for (const issue of more) if (!named(issues, issue.path)) issues.push(issue)
+}
+
 const checkSecrets = (
   endpoint: EndpointType,
   secrets: Readonly<Record<string, string>>,
@@ -458,6 +466,13 @@ const createConfiguration = (
   for (const [name, spec] of Object.entries(ENDPOINT_FIELDS[data.endpoint]))
     if (spec.secret === true && spec.required && data.secrets[name] === undefined)
       issues.push({ path: name, message: 'is required' })
+  addUnnamed(
+    issues,
+    unpairedFields(
+      data.endpoint,
+      (name) => settings[name] !== undefined || data.secrets[name] !== undefined || named(issues, name),
+    ),
+  )
   const options = checkOptions(data.endpoint, data.options, issues)
   if (issues.length > 0 || options === undefined) return fail(`${data.endpoint} configuration`, issues)
   return [
@@ -501,6 +516,19 @@ const updateConfiguration = (
         message: `was replaced ${signing.length} times in the last 24 hours, and each value it replaced signs for 24 hours after: it can be replaced again from ${new Date(Date.parse(earliest.rotatedAt) + SIGNING_GRACE_MS).toISOString()}`,
       })
   }
+  const keptSecret = (name: string) =>
+    configuration.secrets[name] !== undefined && !data.clearSecrets.includes(name)
+  addUnnamed(
+    issues,
+    unpairedFields(
+      configuration.endpoint,
+      (name) =>
+        settings[name] !== undefined ||
+        data.secrets[name] !== undefined ||
+        keptSecret(name) ||
+        named(issues, name),
+    ),
+  )
   const options = checkOptions(configuration.endpoint, data.options, issues)
   if (issues.length > 0 || options === undefined)
     return fail(`${configuration.endpoint} configuration`, issues)

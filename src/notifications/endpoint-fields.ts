@@ -1,5 +1,6 @@
 import { isDeepStrictEqual } from 'node:util'
 import * as t from 'io-ts'
+import type { FieldIssue } from '../errors/index.ts'
 import {
   Assignees,
   BasicAuthUser,
@@ -45,6 +46,8 @@ export interface FieldSpec {
    * TLS the secret goes over, must give the secret again (`secretRedirections`).
    */
   readonly sentTo?: readonly string[]
+  /** A field this one is of no use without: set alone, either is refused, naming the other. */
+  readonly with?: { readonly field: string; readonly why: string }
   readonly doc: string
 }
 
@@ -79,8 +82,18 @@ export const ENDPOINT_FIELDS: Readonly<Record<EndpointType, Readonly<Record<stri
     smtp_port: field(Port, { default: 587, doc: 'SMTP server port.' }),
     from: field(EmailAddress, { required: true, doc: 'Sender address.' }),
     to: field(EmailList, { required: true, doc: 'One to 50 recipient addresses, each once.' }),
-    username: field(text('Username', 256), { doc: 'SMTP user, when the server requires authentication.' }),
-    password: field(Secret, { secret: true, sentTo: ['smtp_host', 'smtp_port'], doc: 'SMTP password.' }),
+    // Herald logs in with PLAIN or LOGIN, which take both: a user with no password would log in
+    // with an empty one, and a password with no user would never be sent.
+    username: field(text('Username', 256), {
+      with: { field: 'password', why: 'Herald logs in to the SMTP server with both' },
+      doc: 'SMTP user, when the server requires authentication (with `password`).',
+    }),
+    password: field(Secret, {
+      secret: true,
+      sentTo: ['smtp_host', 'smtp_port'],
+      with: { field: 'username', why: 'Herald logs in to the SMTP server with both' },
+      doc: 'SMTP password (with `username`).',
+    }),
     tls_mode: field(TlsMode, {
       default: 'starttls',
       doc: '`tls`: TLS from the first byte (port 465); `starttls`: upgrade required; `none`: plain text.',
@@ -249,4 +262,16 @@ export const secretRedirections = (
     if (reasons.length > 0) out.set(name, reasons)
   }
   return out
+}
+
+/**
+ * Issues for each field of `endpoint` set without the one it needs (`FieldSpec.with`), naming
+ * the missing one; `isSet` says whether a field has a value in the configuration as it would be.
+ */
+export const unpairedFields = (endpoint: EndpointType, isSet: (name: string) => boolean): FieldIssue[] => {
+  const issues: FieldIssue[] = []
+  for (const [name, spec] of Object.entries(ENDPOINT_FIELDS[endpoint]))
+    if (spec.with !== undefined && isSet(name) && !isSet(spec.with.field))
+      issues.push({ path: spec.with.field, message: `is required with ${name}: ${spec.with.why}` })
+  return issues
 }

@@ -146,6 +146,7 @@ describe('notification configuration routes', () => {
           smtp_host: 'smtp.example.com',
           from: 'a@example.com',
           to: ['b@example.com'],
+          username: 'u',
           password: 'smtp-canary',
         },
         fields: ['password'],
@@ -357,6 +358,46 @@ describe('notification configuration routes', () => {
       'milestone',
       'token',
     ])
+  })
+
+  it('refuses an email username without a password, or a password without a username, naming the one missing', async () => {
+    const email = { smtp_host: 'smtp.example.com', from: 'a@example.com', to: ['b@example.com'] }
+    const configurations = `${BASE}/email/configurations`
+    for (const [credentials, missing] of [
+      [{ username: 'u' }, 'password'],
+      [{ password: 'p' }, 'username'],
+      [{ username: 'u', password: null }, 'password'],
+    ] as const) {
+      const refused = await as(writer, 'POST', configurations, { ...email, ...credentials })
+      assert.equal(refused.status, 400, refused.text)
+      assert.deepEqual(
+        (refused.json.errors as { path: string }[]).map((e) => e.path),
+        [missing],
+        JSON.stringify(credentials),
+      )
+    }
+    const plain = await as(writer, 'POST', configurations, email)
+    assert.equal(plain.status, 201, plain.text)
+    const both = await as(writer, 'POST', configurations, { ...email, username: 'u', password: 'p' })
+    assert.equal(both.status, 201, both.text)
+    // An update is judged by what it leaves: one half alone, added or left behind, is refused.
+    const plainPath = `${configurations}/${plain.json.uuid}`
+    const bothPath = `${configurations}/${both.json.uuid}`
+    for (const [path, change, missing] of [
+      [plainPath, { username: 'u' }, 'password'],
+      [plainPath, { password: 'p' }, 'username'],
+      [bothPath, { username: null }, 'username'],
+      [bothPath, { password: null }, 'password'],
+    ] as const) {
+      const refused = await as(writer, 'PUT', path, change)
+      assert.equal(refused.status, 400, `${JSON.stringify(change)}: ${refused.text}`)
+      assert.deepEqual(
+        (refused.json.errors as { path: string }[]).map((e) => e.path),
+        [missing],
+      )
+    }
+    assert.equal((await as(writer, 'PUT', plainPath, { username: 'u', password: 'p' })).status, 200)
+    assert.equal((await as(writer, 'PUT', bothPath, { username: null, password: null })).status, 200)
   })
 
   it('refuses unknown fields and names every bad one, echoing no value', async () => {
