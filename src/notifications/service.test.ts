@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { isDeepStrictEqual } from 'node:util'
 import { filter, firstValueFrom } from 'rxjs'
 import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
@@ -733,6 +734,44 @@ describe('createNotificationConfigService', () => {
     const empty = firstValueFrom(snapshots.pipe(filter((set) => set.configurations.size === 0)))
     await service.deleteConfiguration(acme, 'webhook', created.value.id)
     assert.equal((await empty).selectors.size, 0, 'a deleted configuration takes its selectors along')
+  })
+
+  it('reads the history once for every listing, and follows its own writes and others\u2019 after, with nothing else subscribed', async () => {
+    let reads = 0
+    const reader = createNotificationConfigService({
+      store,
+      box,
+      clock: () => now,
+      newId: randomUUID,
+      readAll: (options) => {
+        reads++
+        return store.readAll(options)
+      },
+    })
+    try {
+      await webhook()
+      for (let i = 0; i < 3; i++) assert.equal((await reader.listConfigurations('acme')).length, 1)
+      assert.equal(reads, 1, 'the history read once, then followed')
+      // Its own write and another service's, each in the next listing, without reading it again.
+      await reader.createConfiguration(acme, 'webhook', {
+        fields: { url: 'https://hooks.example.com/b' },
+        options: {},
+      })
+      assert.equal((await reader.listConfigurations('acme')).length, 2)
+      await webhook()
+      const deadline = Date.now() + 2_000
+      while ((await reader.listConfigurations('acme')).length < 3) {
+        if (Date.now() > deadline) assert.fail('another service\u2019s write never listed')
+        await sleep(5)
+      }
+      assert.equal(reads, 1)
+    } finally {
+      reader.close()
+    }
+    // Closed, it follows nothing: a listing reads the history again.
+    assert.equal((await reader.listConfigurations('acme')).length, 3)
+    assert.equal(reads, 2)
+    reader.close()
   })
 
   it('with readAll, starts from the whole history, then follows live changes', async () => {

@@ -7,6 +7,7 @@ import {
   firstValueFrom,
   type Observable,
   type SchedulerLike,
+  type Subscription,
   shareReplay,
   switchMap,
   throwError,
@@ -248,6 +249,11 @@ export interface NotificationConfigService {
    * immutable snapshot after each change. Subscribers share one store subscription.
    */
   selectors$(): Observable<SelectorSet>
+  /**
+   * Stops following the store for listings: the read model they use is kept subscribed from
+   * the first one on. `selectors$()` stays live for as long as its own subscribers.
+   */
+  close(): void
 }
 
 /**
@@ -679,8 +685,20 @@ export const createNotificationConfigService = (
     return unlessRefused(command, current, prepared.issues, required)
   }
 
+  // Listings read the live read model, held from the first one on: with nothing else subscribed
+  // (notifications switched off, the router not running), each would otherwise subscribe anew
+  // and read the whole configuration history again. A feed that failed is subscribed again by
+  // the next listing (the reader that saw the failure was told).
+  let held: Subscription | undefined
+  let closed = false
+  const hold = () => {
+    if (closed || (held !== undefined && !held.closed)) return
+    held = selectorSet$.subscribe({ error: () => undefined })
+  }
+
   const readModel = async (): Promise<SelectorSet> => {
     const target = lastWrittenPosition
+    hold()
     return firstValueFrom(
       selectorSet$.pipe(
         filter((s) => s.position >= target),
@@ -913,5 +931,11 @@ export const createNotificationConfigService = (
     },
 
     selectors$: () => selectorSet$,
+
+    close: () => {
+      closed = true
+      held?.unsubscribe()
+      held = undefined
+    },
   }
 }

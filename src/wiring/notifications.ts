@@ -185,6 +185,8 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
   // Jira's lately filed issues, for its lagging search: kept across restarts.
   const recentTickets = createSqliteRecentTickets(join(config.data_dir, 'recent-tickets.sqlite'))
   const closeDeliveryLog = async () => {
+    // The configuration read model the listings keep subscribed, too.
+    service.close()
     await view.close()
     recentTickets.close()
     if (deliveryStore.owned) await deliveryStore.store.close()
