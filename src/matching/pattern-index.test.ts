@@ -331,6 +331,97 @@ describe('buildPatternIndex: differential property', () => {
   })
 })
 
+describe('buildPatternIndex: events that repeat values', () => {
+  const repeated = <T>(values: readonly T[], times: number): T[] =>
+    Array.from({ length: values.length * times }, (_, i) => values[i % values.length] as T)
+
+  it('enters each node once however often a value repeats, at nested splits alike', () => {
+    const entries: { id: number; pattern: CompiledPattern }[] = []
+    for (const a of ['a0', 'a1', 'a2'])
+      for (const b of ['b0', 'b1', 'b2'])
+        for (const c of ['c0', 'c1', 'c2'])
+          for (let k = 0; k < 10; k++)
+            entries.push({
+              id: entries.length,
+              pattern: compilePattern({ data: { a: [a], b: [b], c: [c] } }),
+            })
+    const index = buildPatternIndex(entries)
+    const once = { data: { a: ['a0', 'a1'], b: ['b0'], c: ['c0', 'c2'] } }
+    const expected = sorted(expectedIds(entries, once))
+    assert.deepEqual(sorted(index.match(once)), expected)
+    const visited = index.visited
+    assert.ok(visited > 3, `${visited}`)
+    // 200 of each: descending once per value entered the b split 400 times, the c split 80,000.
+    const often = {
+      data: { a: repeated(once.data.a, 200), b: repeated(once.data.b, 200), c: repeated(once.data.c, 200) },
+    }
+    assert.deepEqual(sorted(index.match(often)), expected)
+    assert.equal(index.visited, visited)
+  })
+
+  it('enters a prefix or suffix branch once for all the values that have it', () => {
+    const entries = [
+      ...['user.', 'system.', 'admin.'].flatMap((prefix) =>
+        Array.from({ length: 12 }, (_, k) => ({
+          id: `${prefix}${k}`,
+          pattern: compilePattern({ type: [{ prefix }], data: { n: [k % 3] } }),
+        })),
+      ),
+      ...['.failed', '.done'].flatMap((suffix) =>
+        Array.from({ length: 12 }, (_, k) => ({
+          id: `${suffix}${k}`,
+          pattern: compilePattern({ type: [{ suffix }], data: { n: [k % 3] } }),
+        })),
+      ),
+    ]
+    const index = buildPatternIndex(entries)
+    const one = { type: ['user.x.failed'], data: { n: [0, 1] } }
+    const expected = sorted(expectedIds(entries, one))
+    assert.deepEqual(sorted(index.match(one)), expected)
+    const visited = index.visited
+    const many = {
+      type: Array.from({ length: 2_000 }, (_, i) => `user.x${i}.failed`),
+      data: { n: repeated([0, 1], 500) },
+    }
+    assert.deepEqual(sorted(index.match(many)), expected)
+    assert.equal(index.visited, visited)
+  })
+
+  it('meets an array of thousands of findings as it meets one of each kind', () => {
+    const severities = ['critical', 'high', 'medium', 'low']
+    const kinds = ['npm', 'python', 'java', 'gem', 'os']
+    const entries = severities.flatMap((severity) =>
+      kinds.flatMap((type) =>
+        [0, 1, 2].map((k) => ({
+          id: `${severity}/${type}/${k}`,
+          pattern: compileAnchoreSelector(
+            { scope: 'account', account: 'acme', event: { type: 'herald.report.image.*' } },
+            compilePattern({ data: { findings: { severity: [severity], type: [type] } } }),
+          ),
+        })),
+      ),
+    )
+    const index = buildPatternIndex(entries)
+    const event = (n: number) => ({
+      account: 'acme',
+      type: 'herald.report.image.analyzed',
+      data: {
+        findings: Array.from({ length: n }, (_, i) => ({
+          id: `CVE-${i}`,
+          severity: severities[i % 4],
+          type: kinds[i % 5],
+        })),
+      },
+    })
+    const few = event(20)
+    assert.deepEqual(sorted(index.match(few)), sorted(expectedIds(entries, few)))
+    const visited = index.visited
+    const many = event(8_000)
+    assert.deepEqual(sorted(index.match(many)), sorted(expectedIds(entries, many)))
+    assert.equal(index.visited, visited)
+  })
+})
+
 describe('buildPatternIndex: shapes that stress the tree', () => {
   it('stays shallow with thousands of distinct paths', () => {
     const entries = Array.from({ length: 20_000 }, (_, i) => ({

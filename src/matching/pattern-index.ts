@@ -18,9 +18,10 @@ import { parseWildcard } from './wildcard.ts'
  * match time an inner node looks up the event's values at its path (one probe per value,
  * plus one per routed prefix or suffix the value actually has, found once per distinct value)
  * and descends; a leaf checks only the conditions its conjuncts did not already satisfy on the
- * way down. Conjuncts with no routable condition (numeric, anything-but, cidr, exists,
- * equals-ignore-case, wildcards without literal ends) end up in the leaves of the rest
- * branches: the small fallback list.
+ * way down. Each node is entered at most once per event, however many of the event's values
+ * lead to it (repeats in an array, values with the same routed prefix). Conjuncts with no
+ * routable condition (numeric, anything-but, cidr, exists, equals-ignore-case, wildcards
+ * without literal ends) end up in the leaves of the rest branches: the small fallback list.
  *
  * Conditions are checked on the flat list of leaf values found at their path. That equals
  * the reference evaluation except where an array of two or more objects lets different
@@ -36,6 +37,11 @@ export interface PatternIndex<Id> {
   match(event: unknown): readonly Id[]
   /** Number of entries indexed. */
   readonly size: number
+  /**
+   * Nodes of the decision tree the latest `match` entered: a measure of its work, which grows
+   * with the patterns an event can still meet, never with repeats among the event's values.
+   */
+  readonly visited: number
 }
 
 export interface PatternIndexEntry<Id> {
@@ -325,16 +331,21 @@ class Candidate<Id> {
 /** A leaf is its candidates; an array rather than a wrapper saves a memory load per leaf. */
 type Leaf = readonly Candidate<unknown>[]
 
+/**
+ * A split's children are numbered across the whole tree (their place in `Builder.nodes`), so
+ * that matching can stamp each one it enters and enter it once per event.
+ */
 interface Split {
   readonly path: number
   /**
    * Exact string values in a prototype-less object, whose lookups V8 serves faster than a
    * Map's; numbers, booleans and null in a Map, so that `5` and `"5"` stay apart.
    */
-  readonly strings: Readonly<Record<string, TreeNode>>
-  readonly others: ReadonlyMap<unknown, TreeNode> | undefined
+  readonly strings: Readonly<Record<string, number>>
+  readonly others: ReadonlyMap<unknown, number> | undefined
   /** Keyed by route bucket (`prefix\u0000…`, `suffix\u0000…`), as `Affixes.of` reports a value's affixes. */
-  readonly affix: ReadonlyMap<string, TreeNode> | undefined
+  readonly affix: ReadonlyMap<string, number> | undefined
+  /** Entered once whenever the split is, so not numbered. */
   readonly rest: TreeNode | undefined
 }
 
@@ -460,7 +471,11 @@ interface Builder {
   readonly candidates: Candidate<unknown>[]
   /** Check lists by their conditions' ids: candidates mostly share a handful of them. */
   readonly checkLists: Map<string, readonly Cond[]>
+  /** The children of splits, by their number. */
+  readonly nodes: TreeNode[]
 }
+
+const numbered = (builder: Builder, node: TreeNode): number => builder.nodes.push(node) - 1
 
 const checksOf = (builder: Builder, placement: Placement): readonly Cond[] => {
   const conds = placement.conjunct.conds
@@ -533,15 +548,16 @@ function* buildTree(
       }
     }
   }
-  const strings: Record<string, TreeNode> = Object.create(null)
-  const others = new Map<unknown, TreeNode>()
+  const strings: Record<string, number> = Object.create(null)
+  const others = new Map<unknown, number>()
   for (const [key, list] of exact) {
-    const child = (yield* buildTree(list, builder, depth + 1)) as TreeNode
+    const child = numbered(builder, (yield* buildTree(list, builder, depth + 1)) as TreeNode)
     if (typeof key === 'string') strings[key] = child
     else others.set(key, child)
   }
-  const affix = new Map<string, TreeNode>()
-  for (const [key, list] of affixed) affix.set(key, (yield* buildTree(list, builder, depth + 1)) as TreeNode)
+  const affix = new Map<string, number>()
+  for (const [key, list] of affixed)
+    affix.set(key, numbered(builder, (yield* buildTree(list, builder, depth + 1)) as TreeNode))
   return {
     path,
     strings,
@@ -611,7 +627,14 @@ export function* patternIndexSteps<Id>(
   const ids = entries.map((e) => e.id)
   const affixes = new Map<number, Affixes>()
   const candidates: Candidate<unknown>[] = []
-  const tree = yield* buildTree(placements, { work, affixes, ids, candidates, checkLists: new Map() }, 0)
+  const nodes: TreeNode[] = []
+  const tree = yield* buildTree(
+    placements,
+    { work, affixes, ids, candidates, checkLists: new Map(), nodes },
+    0,
+  )
+  // The match in which each numbered node was last entered.
+  const entered = new Float64Array(nodes.length).fill(-1)
   for (const a of affixes.values()) a.seal()
   const owners = new Map<number, Candidate<unknown>>()
   for (const candidate of candidates) {
@@ -650,6 +673,7 @@ export function* patternIndexSteps<Id>(
   let epoch = 0
   let event: unknown
   let found: Id[] | undefined
+  let visited = 0
 
   const fill = (slot: Slot, path: number): void => {
     const parent = slots[parents[path] as number] as Slot
@@ -719,7 +743,15 @@ export function* patternIndexSteps<Id>(
     if (!verify || (patterns[candidate.entry] as CompiledPattern).matches(event)) emit(candidate)
   }
 
+  /** Enters child `n` of a split unless this match already has. */
+  const enter = (n: number): void => {
+    if (entered[n] === epoch) return
+    entered[n] = epoch
+    visit(nodes[n] as TreeNode)
+  }
+
   const visit = (node: TreeNode): void => {
+    visited++
     if (Array.isArray(node)) {
       const leaf = node as Leaf
       for (let i = 0; i < leaf.length; i++) check(leaf[i] as Candidate<unknown>)
@@ -741,22 +773,23 @@ export function* patternIndexSteps<Id>(
       const v = values[i]
       if (typeof v !== 'string') {
         const hit = split.others?.get(v)
-        if (hit !== undefined) visit(hit)
+        if (hit !== undefined) enter(hit)
         continue
       }
       const hit = split.strings[v]
-      if (hit !== undefined) visit(hit)
+      if (hit !== undefined) enter(hit)
       if (affix === undefined) continue
       const keys = slot.affixes[i] as readonly string[]
       for (let k = 0; k < keys.length; k++) {
         const child = affix.get(keys[k] as string)
-        if (child !== undefined) visit(child)
+        if (child !== undefined) enter(child)
       }
     }
     if (split.rest !== undefined) visit(split.rest)
   }
 
   const match = (input: unknown): readonly Id[] => {
+    visited = 0
     if (tree === undefined) return NONE
     epoch++
     event = input
@@ -775,5 +808,11 @@ export function* patternIndexSteps<Id>(
     return result
   }
 
-  return { size: entries.length, match }
+  return {
+    size: entries.length,
+    match,
+    get visited() {
+      return visited
+    },
+  }
 }
