@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
-import { buildPatternIndex, type CompiledPattern, compileAnchoreSelector, compilePattern } from './index.ts'
+import {
+  buildPatternIndex,
+  type CompiledPattern,
+  compileAnchoreSelector,
+  compilePattern,
+  type PatternIndex,
+  type PatternIndexEntry,
+  patternIndexSteps,
+} from './index.ts'
 
 const sorted = <T>(values: readonly T[]): T[] => [...values].sort()
 
@@ -431,6 +439,36 @@ describe('buildPatternIndex: shapes that stress the tree', () => {
     const index = buildPatternIndex(entries)
     const event = { data: { f7: 1, f9_999: 0, f9999: 0 } }
     assert.deepEqual(sorted(index.match(event)), sorted(expectedIds(entries, event)))
+  })
+
+  it('builds one pattern of thousands of fields, with or without $or, in steps that grow linearly with it', () => {
+    /** The steps `patternIndexSteps` takes (each a bounded slice of work) and the index it builds. */
+    const build = <Id>(entries: PatternIndexEntry<Id>[]): [number, PatternIndex<Id>] => {
+      const steps = patternIndexSteps(entries)
+      let count = 0
+      for (let next = steps.next(); ; next = steps.next(), count++) if (next.done) return [count, next.value]
+    }
+    const wide = (fields: number, or: boolean) => {
+      const pattern: Record<string, unknown> = {}
+      for (let i = 0; i < fields; i++) pattern[`f${i}`] = [i]
+      return compilePattern(or ? { ...pattern, $or: [{ a: [1] }, { b: [2] }] } : pattern)
+    }
+    const event = (fields: number) => ({
+      b: 2,
+      ...Object.fromEntries(Array.from({ length: fields }, (_, i) => [`f${i}`, i])),
+    })
+    for (const or of [true, false]) {
+      const [small, smallIndex] = build([{ id: 'wide', pattern: wide(2_000, or) }])
+      const [large, largeIndex] = build([{ id: 'wide', pattern: wide(8_000, or) }])
+      // Sliced within the one pattern: it does not hold the event loop for its whole expansion.
+      assert.ok(small >= 1, `${or}: ${small} steps`)
+      // Four times the fields, about four times the work (copying each conjunct's conditions
+      // once per field made it sixteen).
+      assert.ok(large <= 4 * small + 4, `${or}: ${small} then ${large} steps`)
+      assert.deepEqual(smallIndex.match(event(2_000)), ['wide'])
+      assert.deepEqual(largeIndex.match(event(8_000)), ['wide'])
+      assert.deepEqual(largeIndex.match({ ...event(8_000), f7999: 0 }), [])
+    }
   })
 
   it('indexes conditions with many alternatives and many $or branches', () => {

@@ -180,79 +180,153 @@ interface Conjunct {
 
 class TooManyConjuncts extends Error {}
 
+/**
+ * A list that `$or` expansion builds by concatenation: a run of items, or two lists one after
+ * the other. Concatenating is constant time, so a conjunct of F conditions costs O(F) to build
+ * rather than one copy of the list so far per condition (O(F²)); `flatten` lays it out once.
+ */
+type Rope<T> = readonly T[] | { readonly left: Rope<T>; readonly right: Rope<T> }
+
+const isEmpty = <T>(rope: Rope<T>): boolean => !('left' in rope) && rope.length === 0
+
+const concat = <T>(left: Rope<T>, right: Rope<T>): Rope<T> =>
+  isEmpty(left) ? right : isEmpty(right) ? left : { left, right }
+
+/** The items of `rope` in order, one unit of work each. Iterative: a rope may be as deep as it is long. */
+function* flatten<T>(rope: Rope<T>, work: Work): Generator<void, T[]> {
+  const out: T[] = []
+  const pending: Rope<T>[] = [rope]
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    if ('left' in next) {
+      pending.push(next.right, next.left)
+      continue
+    }
+    for (const item of next as readonly T[]) {
+      if (++work.done % WORK_PER_STEP === 0) yield
+      out.push(item)
+    }
+  }
+  return out
+}
+
 /** One conjunct while `expand` builds it. */
 interface Draft {
-  readonly conds: readonly Cond[]
-  readonly sensitive: readonly number[]
+  readonly conds: Rope<Cond>
+  /** How many conditions `conds` holds, and whether one of them holds on absence. */
+  readonly count: number
+  readonly absent: boolean
+  readonly sensitive: Rope<number>
 }
 
 const NONE: readonly never[] = Object.freeze([])
+
+const EMPTY_DRAFT: Draft = { conds: NONE, count: 0, absent: false, sensitive: NONE }
 
 const cross = (a: readonly Draft[], b: readonly Draft[]): Draft[] => {
   if (a.length * b.length > MAX_CONJUNCTS) throw new TooManyConjuncts()
   const out: Draft[] = []
   for (const x of a)
     for (const y of b)
-      out.push({ conds: [...x.conds, ...y.conds], sensitive: [...x.sensitive, ...y.sensitive] })
+      out.push({
+        conds: concat(x.conds, y.conds),
+        count: x.count + y.count,
+        absent: x.absent || y.absent,
+        sensitive: concat(x.sensitive, y.sensitive),
+      })
   return out
 }
 
 /**
  * Disjunctive form of `node` at `path`. `nested` is true when the node is not the event
- * itself: two conditions under it must then hold in the same array element.
+ * itself: two conditions under it must then hold in the same array element. One unit of work
+ * per field.
  */
-const expand = (registry: Registry, node: PatternNode, path: number, nested: boolean): Draft[] => {
-  let acc: Draft[] = [{ conds: NONE, sensitive: NONE }]
+function* expand(
+  registry: Registry,
+  node: PatternNode,
+  path: number,
+  nested: boolean,
+  work: Work,
+): Generator<void, Draft[]> {
+  let acc: Draft[] = [EMPTY_DRAFT]
+  // Consecutive leaf conditions, appended to every draft at once.
+  let run: Cond[] = []
+  let absent = false
+  const flush = () => {
+    if (run.length === 0) return
+    const conds = run
+    const runAbsent = absent
+    acc = acc.map((p) => ({
+      conds: concat(p.conds, conds),
+      count: p.count + conds.length,
+      absent: p.absent || runAbsent,
+      sensitive: p.sensitive,
+    }))
+    run = []
+    absent = false
+  }
   for (const field of node.fields) {
+    if (++work.done % WORK_PER_STEP === 0) yield
     const fieldPath = registry.path(path, field.key)
     if (field.kind === 'leaf') {
       const cond = registry.cond(fieldPath, field.matchers)
-      acc = acc.map((p) => ({ conds: [...p.conds, cond], sensitive: p.sensitive }))
-    } else acc = cross(acc, expand(registry, field.node, fieldPath, true))
+      run.push(cond)
+      absent ||= cond.leaf.whenAbsent
+    } else {
+      flush()
+      acc = cross(acc, yield* expand(registry, field.node, fieldPath, true, work))
+    }
   }
+  flush()
   for (const branches of node.anyOf) {
     const union: Draft[] = []
-    for (const branch of branches) union.push(...expand(registry, branch, path, nested))
+    for (const branch of branches) union.push(...(yield* expand(registry, branch, path, nested, work)))
     acc = cross(acc, union)
   }
   if (!nested) return acc
-  return acc.map((p) =>
-    p.conds.length >= 2 || p.conds.some((c) => c.leaf.whenAbsent)
-      ? { conds: p.conds, sensitive: [...p.sensitive, path] }
-      : p,
-  )
+  const here: readonly number[] = [path]
+  return acc.map((p) => (p.count >= 2 || p.absent ? { ...p, sensitive: concat(p.sensitive, here) } : p))
 }
 
-/** The conditions that hold in every conjunct: those outside any `$or`. */
-const hoist = (registry: Registry, node: PatternNode, path: number): Cond[] =>
-  node.fields.flatMap((field) => {
+/** The conditions that hold in every conjunct, those outside any `$or`, into `conds`. */
+function* hoist(
+  registry: Registry,
+  node: PatternNode,
+  path: number,
+  conds: Cond[],
+  work: Work,
+): Generator<void, void> {
+  for (const field of node.fields) {
+    if (++work.done % WORK_PER_STEP === 0) yield
     const fieldPath = registry.path(path, field.key)
-    return field.kind === 'leaf'
-      ? [registry.cond(fieldPath, field.matchers)]
-      : hoist(registry, field.node, fieldPath)
-  })
+    if (field.kind === 'leaf') conds.push(registry.cond(fieldPath, field.matchers))
+    else yield* hoist(registry, field.node, fieldPath, conds, work)
+  }
+}
 
 const hasOr = (node: PatternNode): boolean =>
   node.anyOf.length > 0 || node.fields.some((f) => f.kind === 'object' && hasOr(f.node))
 
 /**
- * The one conjunct of a pattern without `$or`, gathered into `conds` without the intermediate
- * lists `expand` builds; a nested node with two conditions under it, or one that holds on
- * absence, goes into `sensitive`.
+ * The one conjunct of a pattern without `$or`, gathered into `conds` without the drafts
+ * `expand` builds; a nested node with two conditions under it, or one that holds on absence,
+ * goes into `sensitive`. One unit of work per field.
  */
-const collect = (
+function* collect(
   registry: Registry,
   node: PatternNode,
   path: number,
   nested: boolean,
   conds: Cond[],
   sensitive: number[],
-): void => {
+  work: Work,
+): Generator<void, void> {
   const before = conds.length
   for (const field of node.fields) {
+    if (++work.done % WORK_PER_STEP === 0) yield
     const fieldPath = registry.path(path, field.key)
     if (field.kind === 'leaf') conds.push(registry.cond(fieldPath, field.matchers))
-    else collect(registry, field.node, fieldPath, true, conds, sensitive)
+    else yield* collect(registry, field.node, fieldPath, true, conds, sensitive, work)
   }
   if (!nested) return
   let absent = false
@@ -260,24 +334,37 @@ const collect = (
   if (conds.length - before >= 2 || absent) sensitive.push(path)
 }
 
-const conjunctsOf = (registry: Registry, entry: number, pattern: CompiledPattern): Conjunct[] => {
+/**
+ * The conjuncts of one entry's pattern, in steps of `WORK_PER_STEP` fields or conditions laid
+ * out, so that one very large pattern does not hold the event loop for its whole expansion.
+ */
+function* conjunctsOf(
+  registry: Registry,
+  entry: number,
+  pattern: CompiledPattern,
+  work: Work,
+): Generator<void, Conjunct[]> {
   if (!hasOr(pattern.root)) {
     const conds: Cond[] = []
     const sensitive: number[] = []
-    collect(registry, pattern.root, 0, false, conds, sensitive)
+    yield* collect(registry, pattern.root, 0, false, conds, sensitive, work)
     return [{ entry, conds, sensitive: sensitive.length === 0 ? NONE : sensitive, alwaysVerify: false }]
   }
+  let drafts: Draft[]
   try {
-    return expand(registry, pattern.root, 0, false).map((p) => ({
-      entry,
-      conds: p.conds,
-      sensitive: p.sensitive.length === 0 ? NONE : [...new Set(p.sensitive)],
-      alwaysVerify: false,
-    }))
+    drafts = yield* expand(registry, pattern.root, 0, false, work)
   } catch (error) {
     if (!(error instanceof TooManyConjuncts)) throw error
-    return [{ entry, conds: hoist(registry, pattern.root, 0), sensitive: NONE, alwaysVerify: true }]
+    const conds: Cond[] = []
+    yield* hoist(registry, pattern.root, 0, conds, work)
+    return [{ entry, conds, sensitive: NONE, alwaysVerify: true }]
   }
+  const conjuncts: Conjunct[] = []
+  for (const p of drafts) {
+    const sensitive = isEmpty(p.sensitive) ? NONE : [...new Set(yield* flatten(p.sensitive, work))]
+    conjuncts.push({ entry, conds: yield* flatten(p.conds, work), sensitive, alwaysVerify: false })
+  }
+  return conjuncts
 }
 
 /** A conjunct on its way down the tree. */
@@ -456,7 +543,10 @@ class Affixes {
   }
 }
 
-/** Units of work (entries taken apart, placements looked at) between two steps of a build. */
+/**
+ * Units of work (entries, their fields and the conditions of their conjuncts taken apart,
+ * placements looked at) between two steps of a build.
+ */
 const WORK_PER_STEP = 1_024
 
 /** Work done so far in one build, counted by every step of it. */
@@ -606,9 +696,10 @@ export const buildPatternIndex = <Id>(entries: readonly PatternIndexEntry<Id>[])
 
 /**
  * `buildPatternIndex` step by step: the generator yields between steps of about
- * `WORK_PER_STEP` entries or placements (a large index takes a second or more to build, a
- * step well under a millisecond) and returns the index, so a caller can build in slices
- * between which the event loop runs (`drainSliced`). `entries` must not change meanwhile.
+ * `WORK_PER_STEP` entries, pattern fields or placements, one large pattern taking several (a
+ * large index takes a second or more to build, a step a few milliseconds at most) and returns
+ * the index, so a caller can build in slices between which the event loop runs
+ * (`drainSliced`). `entries` must not change meanwhile.
  *
  * @example
  * const index = await drainSliced(patternIndexSteps(entries))
@@ -622,7 +713,8 @@ export function* patternIndexSteps<Id>(
   for (let i = 0; i < entries.length; i++) {
     if (++work.done % WORK_PER_STEP === 0) yield
     const entry = entries[i] as PatternIndexEntry<Id>
-    for (const conjunct of conjunctsOf(registry, i, entry.pattern)) placements.push(placementOf(conjunct))
+    for (const conjunct of yield* conjunctsOf(registry, i, entry.pattern, work))
+      placements.push(placementOf(conjunct))
   }
   const ids = entries.map((e) => e.id)
   const affixes = new Map<number, Affixes>()
