@@ -675,3 +675,87 @@ describe('compilePattern: the nesting limit', () => {
       assert.throws(() => compilePattern(nested(depth), { path: 'pattern' }), refusal('pattern'))
   })
 })
+
+describe('compilePattern: case-insensitive alternatives', () => {
+  /** Calls of `String.prototype.toLowerCase` (the fold of case-insensitive matching) made by `run`. */
+  const folds = (run: () => void): number => {
+    const original = String.prototype.toLowerCase
+    let calls = 0
+    String.prototype.toLowerCase = function (this: string) {
+      calls++
+      return original.call(this)
+    }
+    try {
+      run()
+    } finally {
+      String.prototype.toLowerCase = original
+    }
+    return calls
+  }
+
+  const alternatives = (make: (i: number) => unknown) => Array.from({ length: 1_000 }, (_, i) => make(i))
+
+  it('folds an event value once for all of a field’s alternatives, however many', () => {
+    const long = 'A'.repeat(100_000)
+    const cases: [string, unknown[], unknown, boolean][] = [
+      ['equals-ignore-case', alternatives((i) => ({ 'equals-ignore-case': `T${i}` })), 't999', true],
+      [
+        'equals-ignore-case, none matching',
+        alternatives((i) => ({ 'equals-ignore-case': `t${i}` })),
+        long,
+        false,
+      ],
+      [
+        'prefix ignoring case',
+        alternatives((i) => ({ prefix: { 'equals-ignore-case': `P${i}-` } })),
+        'p7-x',
+        true,
+      ],
+      [
+        'suffix ignoring case',
+        alternatives((i) => ({ suffix: { 'equals-ignore-case': `-S${i}` } })),
+        long,
+        false,
+      ],
+      [
+        'anything-but ignoring case',
+        [{ 'anything-but': { 'equals-ignore-case': alternatives((i) => `T${i}`) } }],
+        't5',
+        false,
+      ],
+      [
+        'mixed with exact values and case-sensitive forms',
+        [
+          ...alternatives((i) => ({ 'equals-ignore-case': `t${i}` })),
+          ...alternatives((i) => ({ prefix: { 'equals-ignore-case': `p${i}` } })),
+          'exact',
+          { prefix: 'q' },
+        ],
+        'Q',
+        false,
+      ],
+    ]
+    for (const [name, values, value, expected] of cases) {
+      const pattern = compilePattern({ data: { title: values } })
+      const index = buildPatternIndex([{ id: name, pattern }])
+      const single = { data: { title: value } }
+      const three = { data: { title: [value, value, 'other'] } }
+      // The first evaluation compiles, folding the pattern's own texts; count the ones after.
+      pattern.matches(single)
+      index.match(single)
+      assert.equal(
+        folds(() => assert.equal(pattern.matches(single), expected, name)),
+        1,
+        name,
+      )
+      assert.equal(
+        folds(() => assert.equal(index.match(single).length, expected ? 1 : 0, name)),
+        1,
+        name,
+      )
+      const foldsOfThree = folds(() => pattern.matches(three))
+      assert.ok(foldsOfThree >= 1 && foldsOfThree <= 3, `${name}: ${foldsOfThree}`)
+      assert.deepEqual(explainPattern(pattern, single).matched, expected, name)
+    }
+  })
+})
