@@ -13,7 +13,7 @@ export {
   explainSelector,
   type MatchFailure,
 } from './explain.ts'
-export { MAX_PATTERN_DEPTH } from './parse.ts'
+export { checkPatternSize, MAX_PATTERN_CONDITIONS, MAX_PATTERN_DEPTH, MAX_PATTERN_VALUES } from './parse.ts'
 export {
   buildPatternIndex,
   type PatternIndex,

@@ -343,6 +343,61 @@ export const checkPatternDepth = (pattern: unknown, path = ''): void => {
 }
 
 /**
+ * The most leaf conditions a pattern written through the configuration API may have: fields
+ * with a list of values, at any depth, every `$or` branch's counted. Real patterns have a
+ * handful; the bound keeps one selector from costing the router's index (built again whenever
+ * selectors change) and every event it meets as much as thousands of selectors would.
+ * `compilePattern` does not apply it, so patterns stored before it keep compiling.
+ */
+export const MAX_PATTERN_CONDITIONS = 1_000
+
+/**
+ * The most values a pattern written through the configuration API may list across all its
+ * conditions, each alternative of a list one (an `anything-but` one per value it excludes):
+ * room for a long allow-list of exact values, which cost one set lookup however many there
+ * are, while bounding the case-insensitive, wildcard, numeric and CIDR ones, each tested on
+ * its own.
+ */
+export const MAX_PATTERN_VALUES = 10_000
+
+/**
+ * Refuses a pattern with more than `MAX_PATTERN_CONDITIONS` conditions or `MAX_PATTERN_VALUES`
+ * values with an `InvalidPatternError` at `path` naming the limit.
+ *
+ * @example
+ * checkPatternSize(compilePattern(body.pattern, { path: 'pattern' }).root, 'pattern')
+ * // throws 'pattern: has 1500 conditions (fields with a list of values, $or branches included); at most 1000 are allowed'
+ */
+export const checkPatternSize = (root: PatternNode, path = ''): void => {
+  let conditions = 0
+  let values = 0
+  const pending: PatternNode[] = [root]
+  for (let node = pending.pop(); node !== undefined; node = pending.pop()) {
+    for (const field of node.fields) {
+      if (field.kind === 'object') {
+        pending.push(field.node)
+        continue
+      }
+      conditions++
+      for (const m of field.matchers) values += m.kind === 'anything-but' ? m.not.length : 1
+    }
+    for (const branches of node.anyOf) pending.push(...branches)
+  }
+  const issues: FieldIssue[] = []
+  if (conditions > MAX_PATTERN_CONDITIONS)
+    issues.push({
+      path: at(path),
+      message: `has ${conditions} conditions (fields with a list of values, $or branches included); at most ${MAX_PATTERN_CONDITIONS} are allowed`,
+    })
+  if (values > MAX_PATTERN_VALUES)
+    issues.push({
+      path: at(path),
+      message: `has ${values} values in the lists of its conditions; at most ${MAX_PATTERN_VALUES} are allowed`,
+    })
+  if (issues.length > 0) throw new InvalidPatternError(issues)
+}
+
+/**
  * Throws `InvalidPatternError` listing every problem, or one naming the nesting limit for a
  * pattern deeper than `MAX_PATTERN_DEPTH`.
  *

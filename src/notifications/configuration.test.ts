@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { LimitReachedError, NotFoundError, ValidationError } from '../errors/index.ts'
+import { MAX_PATTERN_CONDITIONS, MAX_PATTERN_VALUES } from '../matching/index.ts'
 import { createSecretBox } from '../secrets/index.ts'
 import {
   type AddSelector,
@@ -739,6 +740,58 @@ describe('endpoint configuration decider', () => {
         })
     })
 
+    it('refuses a content pattern past the size limits with ValidationError naming them, and stores one at them', () => {
+      /** `conditions` + 1 conditions and `values` + 1 values: fields under `data`, then a `$or` of two. */
+      const sized = (conditions: number, values: number) => {
+        const each = Math.floor(values / conditions)
+        const list = (i: number) =>
+          Array.from({ length: i === 0 ? values - each * (conditions - 1) : each }, (_, k) => `v${k}`)
+        const fields = Object.fromEntries(
+          Array.from({ length: conditions - 1 }, (_, i) => [`f${i}`, list(i)]),
+        )
+        return { data: { ...fields, $or: [{ last: list(1) }, { last: [{ exists: false }] }] } }
+      }
+      const refusal =
+        (...messages: string[]) =>
+        (error: unknown) => {
+          assert.ok(error instanceof ValidationError, String(error))
+          assert.deepEqual(
+            error.issues,
+            messages.map((message) => ({ path: 'pattern', message })),
+          )
+          return true
+        }
+      // The `$or` adds a branch of one condition and one value to the count.
+      const atLimit = sized(MAX_PATTERN_CONDITIONS - 1, MAX_PATTERN_VALUES - 1)
+      given(created)
+        .when(add({ pattern: atLimit }))
+        .yields([{ ...added, data: { ...added.data, pattern: atLimit } }])
+      given(created)
+        .when(add({ pattern: sized(MAX_PATTERN_CONDITIONS, MAX_PATTERN_VALUES - 1) }))
+        .refuses(
+          refusal(
+            `has ${MAX_PATTERN_CONDITIONS + 1} conditions (fields with a list of values, $or branches included); at most ${MAX_PATTERN_CONDITIONS} are allowed`,
+          ),
+        )
+      given(created)
+        .when(add({ pattern: sized(10, MAX_PATTERN_VALUES) }))
+        .refuses(
+          refusal(
+            `has ${MAX_PATTERN_VALUES + 1} values in the lists of its conditions; at most ${MAX_PATTERN_VALUES} are allowed`,
+          ),
+        )
+      const excluded = {
+        data: { a: [{ 'anything-but': Array.from({ length: MAX_PATTERN_VALUES + 1 }, (_, k) => `v${k}`) }] },
+      }
+      given(created)
+        .when(add({ pattern: excluded }))
+        .refuses(
+          refusal(
+            `has ${MAX_PATTERN_VALUES + 1} values in the lists of its conditions; at most ${MAX_PATTERN_VALUES} are allowed`,
+          ),
+        )
+    })
+
     it('reports a missing, deleted or foreign configuration as not found', () => {
       given().when(add()).refuses(notFound)
       given(created, deleted).when(add()).refuses(notFound)
@@ -817,6 +870,53 @@ describe('endpoint configuration decider', () => {
           metadata: { now: LATER, by: BY },
         })
         .yields([])
+    })
+
+    it('holds a new or changed pattern to the size limits, and keeps one stored before them', () => {
+      const large = {
+        data: Object.fromEntries(
+          Array.from({ length: MAX_PATTERN_CONDITIONS + 1 }, (_, i) => [`f${i}`, [i]]),
+        ),
+      }
+      const stored: ConfigurationEvent = { ...added, data: { ...added.data, pattern: large } }
+      const event = { level: '*' as const, type: 'system.*', resource_type: '*' }
+      for (const pattern of [undefined, large])
+        given(created, stored)
+          .when({
+            type: 'UpdateSelector',
+            data: { ...target, event, ...(pattern === undefined ? {} : { pattern }) },
+            metadata: { now: LATER, by: BY },
+          })
+          .yields([
+            {
+              type: 'SelectorUpdated',
+              data: {
+                selectorId: SELECTOR,
+                configurationId: CONFIG,
+                account: 'acme',
+                scope: 'account',
+                event,
+                pattern: large,
+                by: BY,
+                at: LATER_ISO,
+              },
+            },
+          ])
+      given(created, added)
+        .when({
+          type: 'UpdateSelector',
+          data: { ...target, pattern: large },
+          metadata: { now: LATER, by: BY },
+        })
+        .refuses(validationOf('pattern'))
+      const larger = { data: { ...large.data, more: [1] } }
+      given(created, stored)
+        .when({
+          type: 'UpdateSelector',
+          data: { ...target, pattern: larger },
+          metadata: { now: LATER, by: BY },
+        })
+        .refuses(validationOf('pattern'))
     })
 
     it('removes a selector', () => {

@@ -9,7 +9,7 @@ import {
   ValidationError,
 } from '../errors/index.ts'
 import { AccountName, type Decoded, toFieldIssues } from '../events/index.ts'
-import { compilePattern, isInvalidPatternError } from '../matching/index.ts'
+import { checkPatternSize, compilePattern, isInvalidPatternError } from '../matching/index.ts'
 import { isSealedSecret } from '../secrets/index.ts'
 import {
   DigestWindowSeconds,
@@ -403,10 +403,12 @@ const checkOptions = (endpoint: EndpointType, options: ConfigurationOptions, iss
   }
 }
 
-const checkedPattern = (pattern: JsonValue | null): JsonValue | null => {
+/** `written`: the pattern is new or changed, so held to the size limits, which a stored one predating them is not. */
+const checkedPattern = (pattern: JsonValue | null, written: boolean): JsonValue | null => {
   if (pattern === null) return null
   try {
-    compilePattern(pattern, { path: 'pattern' })
+    const compiled = compilePattern(pattern, { path: 'pattern' })
+    if (written) checkPatternSize(compiled.root, 'pattern')
   } catch (error) {
     if (isInvalidPatternError(error)) fail('selector', error.issues)
     throw error
@@ -414,12 +416,12 @@ const checkedPattern = (pattern: JsonValue | null): JsonValue | null => {
   return pattern
 }
 
-const checkSelector = (data: SelectorInput) => {
+const checkSelector = (data: SelectorInput, patternWritten = true) => {
   const body = validateSelectorFields(data.scope, data.event)
   return {
     scope: body.scope,
     event: { level: body.event.level, type: body.event.type, resource_type: body.event.resource_type },
-    pattern: checkedPattern(data.pattern),
+    pattern: checkedPattern(data.pattern, patternWritten),
   }
 }
 
@@ -661,11 +663,14 @@ const updateSelector = (
   const { configuration, selectors } = active(state, data)
   const current = selectors.get(data.selectorId)
   if (current === undefined) throw selectorNotFound(data.selectorId)
-  const next = checkSelector({
-    scope: data.scope === undefined ? current.scope : data.scope,
-    event: data.event === undefined ? current.event : data.event,
-    pattern: data.pattern === undefined ? current.pattern : data.pattern,
-  })
+  const next = checkSelector(
+    {
+      scope: data.scope === undefined ? current.scope : data.scope,
+      event: data.event === undefined ? current.event : data.event,
+      pattern: data.pattern === undefined ? current.pattern : data.pattern,
+    },
+    data.pattern !== undefined && !isDeepStrictEqual(data.pattern, current.pattern),
+  )
   if (
     next.scope === current.scope &&
     isDeepStrictEqual(next.event, current.event) &&
