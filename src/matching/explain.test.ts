@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
-import { compileAnchoreSelector, compilePattern, explainPattern, explainSelector } from './index.ts'
+import {
+  compileAnchoreSelector,
+  compilePattern,
+  explainPattern,
+  explainSelector,
+  type PatternNode,
+} from './index.ts'
 
 const failureOf = (explanation: ReturnType<typeof explainPattern>) =>
   explanation.matched ? undefined : explanation.failure
@@ -79,6 +85,42 @@ describe('explainPattern', () => {
       failureOf(explainPattern(pattern, { data: { vulns: [{ severity: 'Low', fixed: true }] } }))?.message,
       'data.vulns.severity: none of ["Critical"] matched "Low"',
     )
+  })
+
+  it('describes only the failure it reports, not every failing element of an array', () => {
+    // A pattern written by hand, so that describing its alternatives can be counted: each
+    // description reads an alternative's value, compiling it reads each once.
+    let reads = 0
+    const severity = (text: string) => ({
+      kind: 'exact' as const,
+      get value() {
+        reads++
+        return text
+      },
+    })
+    const pattern: PatternNode = {
+      fields: [
+        {
+          kind: 'object',
+          key: 'findings',
+          node: {
+            fields: [{ kind: 'leaf', key: 'severity', matchers: [severity('critical'), severity('high')] }],
+            anyOf: [],
+          },
+        },
+      ],
+      anyOf: [],
+    }
+    const event = { findings: Array.from({ length: 1_000 }, (_, i) => ({ id: i, severity: 'low' })) }
+    explainPattern(pattern, event)
+    reads = 0
+    const failure = failureOf(explainPattern(pattern, event))
+    assert.equal(
+      failure?.message,
+      'findings: no element of the array matched; in the first, findings.severity: none of ["critical", "high"] matched "low" (and 999 more failed)',
+    )
+    // The first element's failure described (its expected and its message), once.
+    assert.ok(reads <= 4, `${reads} reads`)
   })
 
   it('lists every branch of an $or that failed', () => {

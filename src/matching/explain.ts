@@ -118,39 +118,46 @@ const describeActual = (value: unknown, values: readonly unknown[]): string => {
 const read = (o: Record<string, unknown> | undefined, key: string): unknown =>
   o === undefined || (isInheritedName(key) && !Object.hasOwn(o, key)) ? undefined : o[key]
 
-const leafFailure = (
-  matchers: readonly Matcher[],
-  value: unknown,
-  path: string,
-): MatchFailure | undefined => {
+/**
+ * A failed condition, described on demand: only the one reported is ever described, though
+ * every element of an array may fail (and describing lists every alternative).
+ */
+type Failure = () => MatchFailure
+
+const leafFailure = (matchers: readonly Matcher[], value: unknown, path: string): Failure | undefined => {
   const values = leafValues(value)
   if (leafHolds(leafTest(matchers), values, values.length)) return undefined
-  const expected = describeExpected(matchers)
-  const actual = describeActual(value, values)
-  const message =
-    values.length > 0 && matchers.every((m) => m.kind === 'exact')
-      ? `${path}: none of [${matchers.map(describeMatcher).join(', ')}] matched ${actual}`
-      : `${path}: expected ${expected}, got ${actual}`
-  return { path, expected, actual, message }
+  return () => {
+    const expected = describeExpected(matchers)
+    const actual = describeActual(value, values)
+    const message =
+      values.length > 0 && matchers.every((m) => m.kind === 'exact')
+        ? `${path}: none of [${matchers.map(describeMatcher).join(', ')}] matched ${actual}`
+        : `${path}: expected ${expected}, got ${actual}`
+    return { path, expected, actual, message }
+  }
 }
 
-const objectFailure = (node: PatternNode, value: unknown, path: string): MatchFailure | undefined => {
+const objectFailure = (node: PatternNode, value: unknown, path: string): Failure | undefined => {
   if (isObject(value)) return nodeFailure(node, value, path)
   if (!Array.isArray(value)) return nodeFailure(node, undefined, path)
   const elements = objectsOf(value)
   if (elements.length === 0) return nodeFailure(node, undefined, path)
   // The conditions must all hold within one element; the first element's failure stands for all.
-  let first: { failure: MatchFailure; index: number } | undefined
-  for (const [index, element] of elements.entries()) {
+  let first: Failure | undefined
+  for (const element of elements) {
     const failure = nodeFailure(node, element, path)
     if (failure === undefined) return undefined
-    first ??= { failure, index }
+    first ??= failure
   }
-  const { failure } = first as { failure: MatchFailure }
-  if (elements.length === 1) return failure
-  return {
-    ...failure,
-    message: `${path}: no element of the array matched; in the first, ${failure.message} (and ${elements.length - 1} more failed)`,
+  const firstFailure = first as Failure
+  if (elements.length === 1) return firstFailure
+  return () => {
+    const failure = firstFailure()
+    return {
+      ...failure,
+      message: `${path}: no element of the array matched; in the first, ${failure.message} (and ${elements.length - 1} more failed)`,
+    }
   }
 }
 
@@ -158,7 +165,7 @@ const nodeFailure = (
   node: PatternNode,
   o: Record<string, unknown> | undefined,
   path: string,
-): MatchFailure | undefined => {
+): Failure | undefined => {
   for (const field of node.fields) {
     const at = joinPath(path, field.key)
     const value = read(o, field.key)
@@ -168,19 +175,19 @@ const nodeFailure = (
   }
   for (const branches of node.anyOf) {
     const at = joinPath(path, '$or')
-    const failures: MatchFailure[] = []
+    const failures: Failure[] = []
     for (const [i, branch] of branches.entries()) {
       const failure = nodeFailure(branch, o, `${at}[${i}]`)
       if (failure === undefined) break
       failures.push(failure)
     }
     if (failures.length === branches.length)
-      return {
+      return () => ({
         path: at,
         expected: `one of ${branches.length} branches`,
         actual: 'none of them',
-        message: `${at}: no branch matched: ${failures.map((f) => f.message).join('; ')}`,
-      }
+        message: `${at}: no branch matched: ${failures.map((f) => f().message).join('; ')}`,
+      })
   }
   return undefined
 }
@@ -202,7 +209,7 @@ export const explainPattern = (
   options: ExplainOptions = {},
 ): Explanation => {
   const failure = nodeFailure(rootOf(pattern), isObject(event) ? event : undefined, options.path ?? '')
-  return failure === undefined ? { matched: true } : { matched: false, failure }
+  return failure === undefined ? { matched: true } : { matched: false, failure: failure() }
 }
 
 /** The fields an Anchore selector compiles to, by the name a user wrote them under. */
