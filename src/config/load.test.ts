@@ -337,6 +337,25 @@ warehouse:
       assert.equal(config.secrets.encryption_key, Buffer.alloc(32, 7).toString('base64'))
     })
 
+    it('refuses a key whose last character carries bits past its 32 bytes, as start-up would, naming where it came from', () => {
+      // Decodes to 32 bytes, but the final character's low bits are not zero: not the encoding
+      // of any key, so most likely a typo (start-up's check refuses it).
+      const key = 'MySecretKeyMaterialTypo0123456789abcdefghij='
+      assert.equal(Buffer.from(key, 'base64').length, 32)
+      const error = failure(() =>
+        load({
+          HERALD_SECRETS__ENCRYPTION_KEY: key,
+          HERALD_SECRETS__PREVIOUS_KEYS: `${key},${Buffer.alloc(32, 7).toString('base64')}`,
+        }),
+      )
+      assert.match(
+        issue(error, 'secrets.encryption_key'),
+        /^secrets\.encryption_key \(HERALD_SECRETS__ENCRYPTION_KEY\): .*not the canonical base64/,
+      )
+      assert.match(issue(error, 'secrets.previous_keys[0]'), /not the canonical base64/)
+      assert.doesNotMatch(error.message, /MySecretKey/)
+    })
+
     it('drops the line break a token or key read from a file ends in, and refuses whitespace within a token', () => {
       const key = Buffer.alloc(32, 7).toString('base64')
       const config = load({

@@ -87,6 +87,8 @@ describe('leaf types', () => {
         Buffer.alloc(33).toString('base64'),
         'not base64!',
         Buffer.alloc(32).toString('base64url').replace(/=+$/, ''),
+        // 32 bytes, but the last character's low bits set: not the encoding of any key.
+        `${Buffer.alloc(32).toString('base64').slice(0, -2)}B=`,
       ],
     ),
   )

@@ -322,10 +322,16 @@ export const base64Key = (bytes: number): LeafType<string> =>
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(u) || u.length % 4 !== 0) {
       return fail(`expected base64 of exactly ${bytes} bytes; this is not valid base64`)
     }
-    const decoded = Buffer.from(u, 'base64').length
-    return decoded === bytes
+    const decoded = Buffer.from(u, 'base64')
+    if (decoded.length !== bytes)
+      return fail(`expected base64 of exactly ${bytes} bytes, but it decodes to ${decoded.length}`)
+    // The last character before the padding also carries bits past the last byte, which must
+    // be zero: a key with them set encodes no key (a typo), and start-up refuses it.
+    return decoded.toString('base64') === u
       ? ok(u)
-      : fail(`expected base64 of exactly ${bytes} bytes, but it decodes to ${decoded}`)
+      : fail(
+          `expected base64 of exactly ${bytes} bytes; this is not the canonical base64 of any: its last character carries bits past the last byte (a typo?)`,
+        )
   })
 
 export interface Leaf<A> {
