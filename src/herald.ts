@@ -661,6 +661,14 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     const address = server.address() as AddressInfo
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
     const url = `http://${host}:${address.port}`
+    // Development only: anyone who reaches the address is every account's admin. Said at every
+    // start, since the default address is every interface.
+    if (!config.require_auth)
+      logger('warn', 'auth.not_required', {
+        url,
+        listen: config.listen,
+        hint: `require_auth is false: every request without a token to ${url} (listening on ${config.listen}) acts as the admin of every account; set require_auth (HERALD_REQUIRE_AUTH) to true outside development`,
+      })
     logger('info', 'herald.started', {
       url,
       event_log: config.event_log.kind,

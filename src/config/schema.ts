@@ -59,7 +59,7 @@ export const schema = group({
   }),
   require_auth: key(boolean, {
     default: true,
-    doc: 'Seed key. Requests need `Authorization: Bearer <token>`; `false` lets requests without a token through as the admin account (development only). A token that is sent is still checked: a wrong one answers 401, a known one acts as its own account and role.',
+    doc: 'Seed key. Requests need `Authorization: Bearer <token>`; `false` lets requests without a token through as the admin account (development only; every start then logs the warning `auth.not_required`, naming the address: `listen` is every interface by default). A token that is sent is still checked: a wrong one answers 401, a known one acts as its own account and role.',
   }),
   admin_token: key(nullable(bearerToken(ADMIN_TOKEN_MIN_LENGTH)), {
     default: null,

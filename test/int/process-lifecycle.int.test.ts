@@ -230,6 +230,28 @@ process.on('SIGHUP', () => { throw new Error(text) })
     })
   }
 
+  it('with require_auth false, warns at start that anonymous requests act as the admin, naming the address it listens on', async () => {
+    const herald = await startHeraldProcess({ HERALD_DATA_DIR: dataDir(), HERALD_REQUIRE_AUTH: 'false' })
+    try {
+      const warning = herald.lines.find((line) => line.event === 'auth.not_required')
+      assert.equal(warning?.level, 'warn', JSON.stringify(herald.lines.map((line) => line.event)))
+      assert.equal(warning?.url, herald.url)
+      assert.equal(warning?.listen, '127.0.0.1')
+      assert.match(String(warning?.hint), /without a token .* as the admin/)
+      const anonymous = await fetch(`${herald.url}/v1/audit`)
+      assert.equal(anonymous.status, 200)
+    } finally {
+      assert.equal(await herald.stop('SIGTERM'), 0)
+    }
+    // Required (the default): no such line.
+    const required = await startHeraldProcess({ HERALD_DATA_DIR: dataDir(), HERALD_ADMIN_TOKEN: ADMIN_TOKEN })
+    try {
+      assert.ok(!required.lines.some((line) => line.event === 'auth.not_required'))
+    } finally {
+      assert.equal(await required.stop('SIGTERM'), 0)
+    }
+  })
+
   it('log_level reaches kafkajs: at debug its own debug lines are logged', async () => {
     const free = createServer()
     free.listen(0, '127.0.0.1')
