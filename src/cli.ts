@@ -122,6 +122,9 @@ const main = async () => {
   process.on('uncaughtException', crash('uncaught_exception'))
   process.on('unhandledRejection', crash('unhandled_rejection'))
 
+  // What Herald creates (the data directory's SQLite files and their journals, the warehouse,
+  // generated keys) is for its own user only, whatever umask it was started with.
+  process.umask(process.umask(0o077) | 0o077)
   herald = await startHerald(config, {
     logger,
     processMetrics: true,

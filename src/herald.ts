@@ -53,6 +53,7 @@ import {
   settleRebuildLeftovers,
   startMetricsSchedule,
 } from './reports/index.ts'
+import { warnIfOpenToOthers } from './secrets/index.ts'
 import { lockDataDir } from './wiring/data-dir-lock.ts'
 import { sharesProcessedIds, wireIngress } from './wiring/ingress.ts'
 import { wireNotifications } from './wiring/notifications.ts'
@@ -271,6 +272,7 @@ const resolveAdminToken = (config: Config, logger: Logger): string | null => {
   }
   // Checked as HERALD_ADMIN_TOKEN is: an empty or short file would be a token anyone could guess.
   const token = readFileSync(file, 'utf8')
+  warnIfOpenToOthers(file, logger)
   const issue = bearerTokenIssue(token, ADMIN_TOKEN_MIN_LENGTH)
   if (issue !== undefined)
     throw new ConfigError([
@@ -364,7 +366,9 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     accountSeriesLimit: config.metrics.account_series_limit,
   })
   const started = clock()
-  mkdirSync(config.data_dir, { recursive: true })
+  // Its files hold event payloads and token hashes: for Herald's user only (with `herald start`'s
+  // umask, the files in it too). An existing folder keeps its mode.
+  mkdirSync(config.data_dir, { recursive: true, mode: 0o700 })
   // Between the steps of the start-up: an abort stops there, and what started is closed.
   const goOn = (): void => dependencies.signal?.throwIfAborted()
 

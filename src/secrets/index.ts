@@ -1,3 +1,4 @@
+export { warnIfOpenToOthers } from './file-mode.ts'
 export { loadOrCreateKeyFile } from './key-file.ts'
 export type { SecretBox, SecretBoxOptions, UndecryptableReason } from './secret-box.ts'
 export {

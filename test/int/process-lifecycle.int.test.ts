@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { type AddressInfo, connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -249,6 +250,51 @@ process.on('SIGHUP', () => { throw new Error(text) })
       assert.ok(!required.lines.some((line) => line.event === 'auth.not_required'))
     } finally {
       assert.equal(await required.stop('SIGTERM'), 0)
+    }
+  })
+
+  it('creates its data directory and files for its own user only, and warns of a key or token file others can read, naming it and its mode', async () => {
+    const fresh = join(dataDir(), 'new', 'data')
+    const first = await startHeraldProcess({ HERALD_DATA_DIR: fresh })
+    try {
+      assert.ok(!first.lines.some((line) => line.event === 'herald.file_mode_too_open'))
+    } finally {
+      assert.equal(await first.stop('SIGTERM'), 0)
+    }
+    assert.equal(statSync(fresh).mode & 0o777, 0o700)
+    for (const name of [
+      'eventstore.sqlite',
+      'eventlog.sqlite',
+      'deliveries.sqlite',
+      'secret.key',
+      'admin-token',
+    ])
+      assert.equal(
+        statSync(join(fresh, name)).mode & 0o077,
+        0,
+        `${name} is ${(statSync(join(fresh, name)).mode & 0o777).toString(8)}`,
+      )
+
+    // Restored from a backup as 0644 (and 0640): used, with a warning each.
+    const dir = dataDir()
+    writeFileSync(join(dir, 'secret.key'), `${randomBytes(32).toString('base64')}\n`, { mode: 0o644 })
+    writeFileSync(join(dir, 'admin-token'), `${ADMIN_TOKEN}\n`, { mode: 0o640 })
+    chmodSync(join(dir, 'secret.key'), 0o644)
+    chmodSync(join(dir, 'admin-token'), 0o640)
+    const herald = await startHeraldProcess({ HERALD_DATA_DIR: dir })
+    try {
+      const warnings = herald.lines.filter((line) => line.event === 'herald.file_mode_too_open')
+      assert.deepEqual(warnings.map((line) => [line.level, line.file, line.mode]).sort(), [
+        ['warn', join(dir, 'admin-token'), '0640'],
+        ['warn', join(dir, 'secret.key'), '0644'],
+      ])
+      assert.match(String(warnings[0]?.hint), /chmod 600/)
+      const audit = await fetch(`${herald.url}/v1/audit`, {
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      })
+      assert.equal(audit.status, 200)
+    } finally {
+      assert.equal(await herald.stop('SIGTERM'), 0)
     }
   })
 
