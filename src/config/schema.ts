@@ -424,7 +424,7 @@ export const schema = group({
     encryption_key: key(nullable(base64Key(32)), {
       default: null,
       secret: 'value',
-      doc: 'Base64 of 32 random bytes (`openssl rand -base64 32`) that encrypts endpoint secrets (AES-256-GCM) before they are appended to the event store. When unset, `herald start` generates one into `data_dir/secret.key` (mode 0600); keep that file with the event store, since without it the stored secrets cannot be opened.',
+      doc: 'Base64 of 32 random bytes (`openssl rand -base64 32`) that encrypts endpoint secrets (AES-256-GCM) before they are appended to the event store. When unset, `herald start` generates one into `data_dir/secret.key` (mode 0600); keep that file with the event store, since without it the stored secrets cannot be opened: a start that finds it missing while stored secrets were sealed with a key that is not in `previous_keys` refuses, naming their key ids, rather than generate another. Set while `secret.key` holds the key stored secrets were sealed with, that key must be listed in `previous_keys` (or the file removed, to give those secrets up).',
     }),
     previous_keys: key(listOf(base64Key(32), 'a list of base64 keys of 32 bytes'), {
       default: [],

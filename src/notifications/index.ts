@@ -91,6 +91,7 @@ export {
 export { createSelectorToolsRoutes, type SelectorToolsRoutesOptions } from './preview-routes.ts'
 export { createSkipCheck, type SkipCheckOptions, type SkipReason } from './replayable.ts'
 export { createNotificationRoutes, type NotificationRoutesOptions } from './routes.ts'
+export { keyIdsInUse, sealedValuesOf } from './sealed-keys.ts'
 export {
   applyToSelectorSet,
   coalesce,

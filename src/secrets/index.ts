@@ -1,9 +1,11 @@
 export { warnIfOpenToOthers } from './file-mode.ts'
-export { loadOrCreateKeyFile } from './key-file.ts'
+export { keyIdOfText } from './key.ts'
+export { loadOrCreateKeyFile, readKeyFile } from './key-file.ts'
 export type { SecretBox, SecretBoxOptions, UndecryptableReason } from './secret-box.ts'
 export {
   createSecretBox,
   isSealedSecret,
   isSecretUndecryptable,
+  keyIdOfSealed,
   SecretUndecryptableError,
 } from './secret-box.ts'

@@ -27,7 +27,11 @@ const refuse = (path: string, why: string): never => {
   ])
 }
 
-const readKeyFile = (path: string): string | undefined => {
+/**
+ * The key in `path`, or undefined when there is no file; refuses, as `loadOrCreateKeyFile`
+ * does, a file that is there but cannot be read or does not hold a key.
+ */
+export const readKeyFile = (path: string): string | undefined => {
   let text: string
   try {
     text = readFileSync(path, 'utf8')

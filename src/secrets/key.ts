@@ -19,3 +19,9 @@ export const decodeKey = (text: string): Buffer | undefined => {
 
 /** Names a key without revealing it: the first 8 hex digits of its SHA-256. */
 export const keyIdOf = (key: Buffer): string => createHash('sha256').update(key).digest('hex').slice(0, 8)
+
+/** The id of a key given as base64 text, or undefined when it is not one. */
+export const keyIdOfText = (text: string): string | undefined => {
+  const bytes = decodeKey(text)
+  return bytes === undefined ? undefined : keyIdOf(bytes)
+}

@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
 import { isValidationError } from '../errors/index.ts'
-import { createSecretBox, isSecretUndecryptable, type UndecryptableReason } from './index.ts'
+import { createSecretBox, isSecretUndecryptable, keyIdOfSealed, type UndecryptableReason } from './index.ts'
 
 const newKey = (): string => randomBytes(32).toString('base64')
 const idOf = (key: string): string =>
@@ -49,6 +49,8 @@ describe('createSecretBox', () => {
     assert.match(sealed, /^enc:v1:[0-9a-f]{8}:[A-Za-z0-9_-]+$/)
     assert.equal(sealed.split(':')[2], idOf(key))
     assert.equal(box.currentKeyId, idOf(key))
+    assert.equal(keyIdOfSealed(sealed), idOf(key))
+    assert.equal(keyIdOfSealed('plain-password'), undefined)
     // 12-byte nonce + 7 bytes of ciphertext + 16-byte tag.
     assert.equal(Buffer.from(sealed.split(':')[3] ?? '', 'base64url').length, 12 + 7 + 16)
     assert.notEqual(box.seal('hunter2'), sealed)
@@ -128,6 +130,7 @@ describe('createSecretBox', () => {
     const resealed = rotated.seal(rotated.open(byK1, 'a'), 'a')
     assert.equal(resealed.split(':')[2], idOf(k3))
     assert.equal(rotated.currentKeyId, idOf(k3))
+    assert.deepEqual(rotated.keyIds, [idOf(k3), idOf(k1), idOf(k2)])
     // A box that dropped k1 can no longer open what k1 sealed.
     assert.throws(
       () => createSecretBox({ current: k3, previous: [k2] }).open(byK1, 'a'),

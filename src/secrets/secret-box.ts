@@ -25,6 +25,8 @@ export interface SecretBox {
   isSealed(value: unknown): value is string
   /** The id of the key `seal` uses; a stored value with another id is due for re-sealing. */
   readonly currentKeyId: string
+  /** The ids of every key it opens with, the current one first. */
+  readonly keyIds: readonly string[]
 }
 
 export interface SecretBoxOptions {
@@ -101,6 +103,9 @@ const parse = (value: unknown): { readonly keyId: string; readonly payload: Buff
 /** Whether a value has the sealed format; what the configuration aggregate requires of every secret it stores. */
 export const isSealedSecret = (value: unknown): value is string => parse(value) !== undefined
 
+/** The id of the key that sealed a value (from its header; nothing is opened), or undefined when it is not sealed. */
+export const keyIdOfSealed = (value: unknown): string | undefined => parse(value)?.keyId
+
 const associatedData = (keyId: string, aad: string | undefined): Buffer =>
   Buffer.from(`${header(keyId)}${aad ?? ''}`, 'utf8')
 
@@ -160,5 +165,11 @@ export const createSecretBox = (options: SecretBoxOptions): SecretBox => {
     throw new SecretUndecryptableError('rejected', keyId)
   }
 
-  return { seal, open, isSealed: isSealedSecret, currentKeyId: current.id }
+  return {
+    seal,
+    open,
+    isSealed: isSealedSecret,
+    currentKeyId: current.id,
+    keyIds: [...new Set(all.map((k) => k.id))],
+  }
 }

@@ -55,9 +55,9 @@ import { OutboundBlockedError, type OutboundGuard, OutboundUnresolvableError } f
 import type { Consumer, EventLog } from '../ports/event-log.ts'
 import type { EventStore } from '../ports/event-store.ts'
 import type { Warehouse } from '../ports/warehouse.ts'
-import { createSecretBox, loadOrCreateKeyFile, warnIfOpenToOthers } from '../secrets/index.ts'
 import { deliverableConfiguration, toChannelConfiguration } from './channel-configuration.ts'
 import { type IngressWiring, startRouter } from './ingress.ts'
+import { openSecretBox, reportKeysInUse } from './secret-keys.ts'
 import { logReadModelUpgrade, logStoreMigration } from './store-migration.ts'
 
 export interface NotificationsWiring {
@@ -145,12 +145,7 @@ const openDeliveryStore = (
  */
 export const wireNotifications = async (options: WireNotificationsOptions): Promise<NotificationsWiring> => {
   const { config, log, store, logger, clock } = options
-  const keyFile = join(config.data_dir, 'secret.key')
-  const box = createSecretBox({
-    current: config.secrets.encryption_key ?? loadOrCreateKeyFile(keyFile),
-    previous: config.secrets.previous_keys,
-  })
-  if (config.secrets.encryption_key === null) warnIfOpenToOthers(keyFile, logger)
+  const box = await openSecretBox({ config, readAll: (o) => store.readAll(o), logger, clock })
   const deliveryStore = openDeliveryStore(config, store, logger)
   const viewPath = join(config.data_dir, 'deliveries-view.sqlite')
   const viewOptions: DeliveryReadModelOptions = {
@@ -381,6 +376,7 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     await closeDeliveryLog()
     throw error
   }
+  reportKeysInUse(selectors.configurations.values(), box, logger, clock())
 
   const { topics } = config.event_log
   const delivery = config.notifications.delivery

@@ -159,7 +159,11 @@ describe('the selector feed', () => {
 
   it('fails the start, without retrying, when the store cannot be read for the first load', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'herald-selector-feed-'))
-    const config = loadConfig({ env: { HERALD_DATA_DIR: dir } })
+    // A key given: without one (and without secret.key), the start reads the store before the
+    // feed does, to see whether a key may be generated, and fails there.
+    const config = loadConfig({
+      env: { HERALD_DATA_DIR: dir, HERALD_SECRETS__ENCRYPTION_KEY: randomBytes(32).toString('base64') },
+    })
     const log = createSqliteEventLog({ path: join(dir, 'eventlog.sqlite') })
     await log.createTopics(Object.values(config.event_log.topics).map((topic) => ({ topic, partitions: 1 })))
     const storePath = join(dir, 'eventstore.sqlite')

@@ -1,0 +1,143 @@
+import { join } from 'node:path'
+import type { Config } from '../config/index.ts'
+import { ConfigError, isValidationError } from '../errors/index.ts'
+import {
+  type EndpointConfiguration,
+  keyIdsInUse,
+  loadSelectorSet,
+  type ReadAll,
+} from '../notifications/index.ts'
+import type { Logger } from '../observability/index.ts'
+import {
+  createSecretBox,
+  keyIdOfText,
+  loadOrCreateKeyFile,
+  readKeyFile,
+  type SecretBox,
+  warnIfOpenToOthers,
+} from '../secrets/index.ts'
+
+const KEY_PATH = 'secrets.encryption_key'
+
+const configurations = (n: number): string => `${n} configuration${n === 1 ? '' : 's'}`
+
+/** `key id bd24ed89 (3 configurations), …`: which keys, and how much each one holds. */
+const describeUse = (inUse: ReadonlyMap<string, readonly string[]>, keyIds: readonly string[]): string =>
+  keyIds.map((id) => `key id ${id} (${configurations(inUse.get(id)?.length ?? 0)})`).join(', ')
+
+/** The id of the key in `file`; undefined when there is none, or none that can be read. */
+const keyIdInFile = (file: string): string | undefined => {
+  try {
+    const key = readKeyFile(file)
+    return key === undefined ? undefined : keyIdOfText(key)
+  } catch {
+    return undefined
+  }
+}
+
+export interface OpenSecretBoxOptions {
+  readonly config: Config
+  /** The configuration store's `readAll`: read only when a key is missing or left out. */
+  readonly readAll: ReadAll
+  readonly logger: Logger
+  readonly clock: () => number
+}
+
+/**
+ * The secret box of Herald's configuration: `secrets.encryption_key`, or the key in
+ * `data_dir/secret.key`, generated when there is none; `secrets.previous_keys` open too.
+ *
+ * Refuses (ConfigError) to leave a key behind that stored secrets need, since with another one
+ * they are all lost: a missing `secret.key` is generated only when no stored secret was sealed
+ * with a key other than the previous keys; and a configured key that replaces the one in
+ * `secret.key` must list it in `previous_keys` while stored secrets use it. Either check reads
+ * every configuration, so it is made only then, not at every start.
+ *
+ * @example
+ * const box = await openSecretBox({ config, readAll: (o) => store.readAll(o), logger, clock })
+ */
+export const openSecretBox = async (options: OpenSecretBoxOptions): Promise<SecretBox> => {
+  const { config, readAll, logger, clock } = options
+  const file = join(config.data_dir, 'secret.key')
+  const { encryption_key: configured, previous_keys: previous } = config.secrets
+  const known = new Set(previous.map(keyIdOfText))
+  const inStore = async () =>
+    keyIdsInUse((await loadSelectorSet(readAll)).set.configurations.values(), clock())
+
+  let current: string
+  if (configured === null) {
+    const existing = readKeyFile(file)
+    if (existing === undefined) {
+      const inUse = await inStore()
+      const missing = [...inUse.keys()].filter((id) => !known.has(id)).sort()
+      if (missing.length > 0)
+        throw new ConfigError([
+          {
+            path: KEY_PATH,
+            message: `is unset, and the key file ${file} is missing, but the event store holds secrets sealed with ${describeUse(inUse, missing)}, which a new key would not open. Restore the key that sealed them: put the file back, or set secrets.encryption_key or list the key in secrets.previous_keys`,
+          },
+        ])
+    }
+    current = existing ?? loadOrCreateKeyFile(file)
+    warnIfOpenToOthers(file, logger)
+  } else {
+    current = configured
+    known.add(keyIdOfText(configured))
+    const inFile = keyIdInFile(file)
+    if (inFile !== undefined && !known.has(inFile)) {
+      const holders = (await inStore()).get(inFile)
+      if (holders !== undefined)
+        throw new ConfigError([
+          {
+            path: KEY_PATH,
+            message: `is set and replaces the key in ${file} (key id ${inFile}), which sealed secrets of ${configurations(holders.length)} in the event store: list it in secrets.previous_keys so that they still open, or, to give those secrets up, remove the file`,
+          },
+        ])
+    }
+  }
+  try {
+    return createSecretBox({ current, previous })
+  } catch (error) {
+    // Configuration checking refuses such keys first; named as the configuration names them.
+    if (!isValidationError(error)) throw error
+    throw new ConfigError(
+      error.issues.map((issue) => ({
+        path: issue.path === 'current' ? (configured === null ? file : KEY_PATH) : `secrets.${issue.path}`,
+        message: issue.message,
+      })),
+    )
+  }
+}
+
+/**
+ * Logs which keys the stored secrets need (`secrets.keys_in_use`, key ids with how many
+ * configurations use each), and, as an error, each key none of `box`'s keys is (`secrets.key_unknown`,
+ * with the ids of the configurations whose secrets it sealed, never a value): their deliveries
+ * and tests fail until the key is listed in `secrets.previous_keys` or their secrets are set anew.
+ *
+ * Herald starts all the same. A key lost for good would otherwise keep it from ever starting
+ * again, stopping every other configuration's deliveries too, with no way to replace or delete
+ * the configurations concerned.
+ */
+export const reportKeysInUse = (
+  stored: Iterable<EndpointConfiguration>,
+  box: SecretBox,
+  logger: Logger,
+  now: number,
+): void => {
+  const inUse = keyIdsInUse(stored, now)
+  for (const [keyId, holders] of inUse) {
+    if (box.keyIds.includes(keyId)) continue
+    logger('error', 'secrets.key_unknown', {
+      key_id: keyId,
+      count: holders.length,
+      configurations: holders.slice(0, 100),
+      hint: 'no configured key opens these configurations’ secrets, so their deliveries fail: list the key with this id in secrets.previous_keys, or set their secrets anew',
+    })
+  }
+  logger('info', 'secrets.keys_in_use', {
+    current_key_id: box.currentKeyId,
+    previous_key_ids: box.keyIds.slice(1),
+    in_use: Object.fromEntries([...inUse].map(([keyId, holders]) => [keyId, holders.length])),
+  })
+}
