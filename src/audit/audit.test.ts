@@ -76,6 +76,31 @@ describe('readAudit', () => {
     assert.ok(!JSON.stringify(page).includes('audit-canary'))
   })
 
+  it('shows a re-seal: by Herald, which secrets, and the key id, never a value', async () => {
+    const k1 = randomBytes(32).toString('base64')
+    const onKeys = (current: string, previous: string[] = []) =>
+      createNotificationConfigService({
+        store,
+        box: createSecretBox({ current, previous }),
+        clock: () => now,
+        newId: randomUUID,
+      })
+    const created = await onKeys(k1).createConfiguration(acme, 'webhook', {
+      fields: { url: 'https://hooks.example.com/a', password: 'audit-canary-pw' },
+      options: {},
+    })
+    now += 60_000
+    const k2 = randomBytes(32).toString('base64')
+    await onKeys(k2, [k1]).resealSecrets(created.value.id)
+    const [, resealed] = (await readAudit(store, acme, { limit: 100 })).items
+    assert.deepEqual(
+      [resealed?.event, resealed?.by, resealed?.account, resealed?.changes.resealed],
+      ['SecretsResealed', 'system/reseal', 'acme', ['password', 'signing_secret']],
+    )
+    assert.equal(resealed?.changes.key_id, createSecretBox({ current: k2 }).currentKeyId)
+    assert.ok(!JSON.stringify(resealed).includes('enc:v1') && !JSON.stringify(resealed).includes('canary'))
+  })
+
   it('shows max_in_flight where it was set or changed, and null where it was reset', async () => {
     const service = createNotificationConfigService({
       store,

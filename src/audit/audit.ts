@@ -100,6 +100,12 @@ const configurationEntry = (
       }
     case 'SelectorRemoved':
       return { ...base, changes: { selector_uuid: event.data.selectorId } }
+    case 'SecretsResealed':
+      // The same values, sealed again: which fields, and the id of the key that sealed them.
+      return {
+        ...base,
+        changes: { resealed: Object.keys(event.data.secrets).sort(), key_id: event.data.keyId },
+      }
   }
 }
 

@@ -429,7 +429,7 @@ export const schema = group({
     previous_keys: key(listOf(base64Key(32), 'a list of base64 keys of 32 bytes'), {
       default: [],
       secret: 'value',
-      doc: 'Keys rotated out: they still open the secrets they sealed, never seal new ones. To rotate, move the old `encryption_key` here and set a new one. A secret is sealed with the current key whenever it is next set, so keep an old key listed while secrets sealed with it remain.',
+      doc: 'Keys rotated out: they still open the secrets they sealed, never seal new ones. To rotate, move the old `encryption_key` (or the key in `data_dir/secret.key`) here and set a new one: every start seals again with the current key each stored secret a previous key sealed, then logs `secrets.keys_in_use`, whose `unused_previous_key_ids` are the keys that may now be removed from this list.',
     }),
   }),
 })

@@ -164,6 +164,27 @@ const SelectorRemovedData = t.intersection([
   Change,
 ])
 
+/** A secret as stored after re-sealing: its value, and a signing secret's replaced values that still sign. */
+const ResealedSecret = t.intersection([
+  t.type({ sealed: t.string }),
+  t.partial({ previous: t.array(t.type({ sealed: t.string, rotatedAt: t.string })) }),
+])
+
+/**
+ * The same secrets sealed again with the current key (`keyId`), so a rotated-out key can be
+ * dropped: the values did not change, and the configuration counts as unchanged (its
+ * `updatedAt` stays). Only the secrets re-sealed; each replaces the stored one whole.
+ */
+const SecretsResealedData = t.intersection([
+  t.type({
+    configurationId: t.string,
+    account: t.string,
+    keyId: t.string,
+    secrets: t.record(t.string, ResealedSecret),
+  }),
+  Change,
+])
+
 export const ConfigurationEvent = t.union([
   t.type({ type: t.literal('ConfigurationCreated'), data: ConfigurationCreatedData }),
   t.type({ type: t.literal('ConfigurationUpdated'), data: ConfigurationUpdatedData }),
@@ -171,6 +192,7 @@ export const ConfigurationEvent = t.union([
   t.type({ type: t.literal('SelectorAdded'), data: SelectorAddedData }),
   t.type({ type: t.literal('SelectorUpdated'), data: SelectorUpdatedData }),
   t.type({ type: t.literal('SelectorRemoved'), data: SelectorRemovedData }),
+  t.type({ type: t.literal('SecretsResealed'), data: SecretsResealedData }),
 ])
 export type ConfigurationEvent = t.TypeOf<typeof ConfigurationEvent>
 export type ConfigurationEventOf<T extends ConfigurationEvent['type']> = Extract<
@@ -296,8 +318,25 @@ export type AddSelector = Command<
 export type UpdateSelector = Command<'UpdateSelector', SelectorTarget & SelectorPatch>
 export type RemoveSelector = Command<'RemoveSelector', SelectorTarget>
 
+/**
+ * Stores secrets sealed again with the current key (`keyId`), by Herald: the service opens
+ * and seals them (deciding never sees a plaintext), against the state it read them from.
+ */
+export type ResealSecrets = Command<
+  'ResealSecrets',
+  {
+    readonly configurationId: string
+    readonly account: string
+    readonly endpoint: EndpointType
+    readonly keyId: string
+    /** By field: the value, and a signing secret's replaced values that still sign, all sealed again. */
+    readonly secrets: Readonly<Record<string, SealedSecret>>
+  }
+>
+
 export type ConfigurationCommand =
   | CreateConfiguration
+  | ResealSecrets
   | UpdateConfiguration
   | DisableConfiguration
   | DeleteConfiguration
@@ -624,6 +663,48 @@ const deleteConfiguration = (
   ]
 }
 
+const resealSecrets = (
+  { data, metadata }: ResealSecrets,
+  state: ConfigurationState,
+): ConfigurationEvent[] => {
+  const { configuration } = active(state, data)
+  const names = Object.keys(data.secrets)
+  if (names.length === 0) return []
+  const issues: FieldIssue[] = []
+  for (const [name, secret] of Object.entries(data.secrets)) {
+    if (configuration.secrets[name] === undefined)
+      issues.push({ path: name, message: 'is not a secret this configuration holds' })
+    // Never the value: it may be a plaintext secret that was meant to be sealed.
+    else if (![secret.sealed, ...(secret.previous ?? []).map((p) => p.sealed)].every(isSealedSecret))
+      issues.push({ path: name, message: 'must be sealed before it is stored' })
+    else if ((secret.previous?.length ?? 0) > MAX_SIGNING_REPLACED)
+      issues.push({ path: name, message: `keeps more than ${MAX_SIGNING_REPLACED} replaced values` })
+  }
+  if (issues.length > 0) return fail(`${configuration.endpoint} configuration`, issues)
+  return [
+    {
+      type: 'SecretsResealed',
+      data: {
+        configurationId: configuration.id,
+        account: configuration.account,
+        keyId: data.keyId,
+        secrets: Object.fromEntries(
+          Object.entries(data.secrets).map(([name, secret]) => [
+            name,
+            {
+              sealed: secret.sealed,
+              ...(secret.previous === undefined
+                ? {}
+                : { previous: secret.previous.map((p) => ({ sealed: p.sealed, rotatedAt: p.rotatedAt })) }),
+            },
+          ]),
+        ),
+        ...change(metadata),
+      },
+    },
+  ]
+}
+
 const selectorNotFound = (selectorId: string): NotFoundError =>
   new NotFoundError(`selector ${clipped(selectorId)} not found`, { selectorId })
 
@@ -725,6 +806,8 @@ export const decide = (command: ConfigurationCommand, state: ConfigurationState)
       return updateConfiguration(command, state)
     case 'DisableConfiguration':
       return disableConfiguration(command, state)
+    case 'ResealSecrets':
+      return resealSecrets(command, state)
     case 'DeleteConfiguration':
       return deleteConfiguration(command, state)
     case 'AddSelector':
@@ -810,6 +893,15 @@ export const updatedConfiguration = (
   updatedAt: data.at,
 })
 
+/** The configuration with the secrets a re-seal stored; nothing else changes, `updatedAt` neither. */
+export const resealedConfiguration = (
+  configuration: EndpointConfiguration,
+  data: ConfigurationEventOf<'SecretsResealed'>['data'],
+): EndpointConfiguration => ({
+  ...configuration,
+  secrets: { ...configuration.secrets, ...data.secrets },
+})
+
 export const toSelector = (
   data: ConfigurationEventOf<'SelectorAdded'>['data'] | ConfigurationEventOf<'SelectorUpdated'>['data'],
 ): Selector => ({
@@ -836,6 +928,9 @@ const evolveWith = (
     case 'ConfigurationUpdated':
       if (state.status === 'empty') return state
       return { ...state, configuration: updatedConfiguration(state.configuration, event.data) }
+    case 'SecretsResealed':
+      if (state.status === 'empty') return state
+      return { ...state, configuration: resealedConfiguration(state.configuration, event.data) }
     case 'ConfigurationDeleted':
       if (state.status === 'empty') return state
       return { ...state, status: 'deleted', selectors: new Map() }

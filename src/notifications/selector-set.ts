@@ -13,6 +13,7 @@ import { ANNOUNCEMENTS_STREAM, announcedKey, announcementKey } from './announcem
 import {
   decodeConfigurationEvent,
   isConfigurationStream,
+  resealedConfiguration,
   STREAM_PREFIX,
   toConfiguration,
   toSelector,
@@ -104,6 +105,12 @@ export const applyToSelectorSet = (
               ...failure,
             }),
           )
+        break
+      }
+      case 'SecretsResealed': {
+        const current = (configurations ?? set.configurations).get(event.data.configurationId)
+        if (current !== undefined)
+          configurationsNow().set(current.id, Object.freeze(resealedConfiguration(current, event.data)))
         break
       }
       case 'ConfigurationDeleted':

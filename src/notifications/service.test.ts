@@ -790,4 +790,71 @@ describe('createNotificationConfigService', () => {
       await sqlite.close()
     }
   })
+
+  describe('resealSecrets', () => {
+    const k1 = randomBytes(32).toString('base64')
+    const k2 = randomBytes(32).toString('base64')
+    const keyIds = (value: unknown) =>
+      [...JSON.stringify(value).matchAll(/enc:v1:([0-9a-f]{8})/g)].map((m) => m[1])
+    const onBox = (b: ReturnType<typeof createSecretBox>) =>
+      createNotificationConfigService({ store, box: b, clock: () => now, newId: randomUUID })
+
+    it('seals every secret again with the current key, replaced signing values too, once however many instances ask', async () => {
+      const old = onBox(createSecretBox({ current: k1 }))
+      const created = await old.createConfiguration(acme, 'webhook', {
+        fields: { url: 'https://hooks.example.com/a', password: 'basic-pw' },
+        options: {},
+      })
+      const id = created.value.id
+      const first = created.generated.signing_secret
+      now += 60_000
+      const next = `whsec_${randomBytes(32).toString('base64')}`
+      await old.updateConfiguration(acme, 'webhook', id, { fields: { signing_secret: next }, options: {} })
+      const updatedAt = (await old.getConfiguration('acme', 'webhook', id)).value.configuration.updatedAt
+
+      // Two instances with the new key current and the old one listed, starting together.
+      const rotated = createSecretBox({ current: k2, previous: [k1] })
+      const [a, b] = [onBox(rotated), onBox(rotated)]
+      now += 60_000
+      const results = await Promise.all([a.resealSecrets(id), b.resealSecrets(id)])
+      const events = await store.readStream(streamName(id))
+      assert.deepEqual(
+        events.filter((e) => e.type === 'SecretsResealed').map((e) => e.data.by),
+        ['system/reseal'],
+      )
+      assert.deepEqual(results.map((r) => r?.resealed.length).sort(), [0, 2])
+      const { configuration } = (await a.getConfiguration('acme', 'webhook', id)).value
+      assert.deepEqual([...new Set(keyIds(configuration.secrets))], [rotated.currentKeyId])
+      assert.equal(configuration.updatedAt, updatedAt, 'the values did not change')
+      assert.equal(a.openSecret(configuration, 'password'), 'basic-pw')
+      const delivery = a.webhookDelivery(configuration, now)
+      assert.deepEqual([delivery?.signingSecret, delivery?.previousSigningSecrets], [next, [first]])
+      // The key that sealed the history is no longer needed to deliver.
+      const newOnly = onBox(createSecretBox({ current: k2 }))
+      assert.equal(newOnly.openSecret(configuration, 'password'), 'basic-pw')
+
+      // Again: nothing left to re-seal, nothing stored.
+      assert.deepEqual((await b.resealSecrets(id))?.resealed, [])
+      assert.equal((await store.readStream(streamName(id))).length, events.length)
+    })
+
+    it('leaves a secret no known key opens as it is, naming it, and a deleted configuration alone', async () => {
+      const lost = onBox(createSecretBox({ current: randomBytes(32).toString('base64') }))
+      const created = await lost.createConfiguration(acme, 'webhook', {
+        fields: { url: 'https://hooks.example.com/a', password: 'basic-pw' },
+        options: {},
+      })
+      const id = created.value.id
+      const known = onBox(createSecretBox({ current: k1 }))
+      const result = await known.resealSecrets(id)
+      assert.deepEqual(
+        [result?.resealed, result?.undecryptable?.slice().sort()],
+        [[], ['password', 'signing_secret']],
+      )
+      assert.deepEqual(result?.configuration.secrets, created.value.secrets)
+      await known.deleteConfiguration(acme, 'webhook', id)
+      assert.equal(await known.resealSecrets(id), undefined)
+      assert.equal(await known.resealSecrets(randomUUID()), undefined)
+    })
+  })
 })

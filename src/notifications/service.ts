@@ -29,7 +29,7 @@ import {
 } from '../errors/index.ts'
 import { toFieldIssues } from '../events/index.ts'
 import type { EventData, EventStore, JsonObject, RecordedEvent } from '../ports/index.ts'
-import { isSecretUndecryptable, type SecretBox } from '../secrets/index.ts'
+import { isSecretUndecryptable, keyIdOfSealed, type SecretBox } from '../secrets/index.ts'
 import { createSerialQueues } from '../serially.ts'
 import { ANNOUNCEMENTS_STREAM, disableAnnounced } from './announcements.ts'
 import {
@@ -41,6 +41,7 @@ import {
   decide,
   foldConfiguration,
   initialState,
+  type ResealSecrets,
   replacedSigningAt,
   type SelectorInput,
   type SelectorPatch,
@@ -53,6 +54,7 @@ import type {
   EndpointConfiguration,
   EndpointType,
   Principal,
+  SealedSecret,
   Selector,
   SelectorSet,
   UnannouncedDisable,
@@ -254,6 +256,23 @@ export interface NotificationConfigService {
    * the first one on. `selectors$()` stays live for as long as its own subscribers.
    */
   close(): void
+  /**
+   * Seals again with the current key each of a configuration's secrets another key sealed
+   * (and a signing secret's replaced values that still sign), so that key can be dropped once
+   * no secret needs it. Stored as `SecretsResealed` by `system/reseal` at the revision the
+   * secrets were read at: a concurrent writer (another instance re-sealing too) makes it read
+   * and decide again, and what is already sealed with the current key is left alone, so it can
+   * run any number of times. A secret no known key opens stays as it was, named in
+   * `undecryptable`. Undefined when the configuration is gone.
+   */
+  resealSecrets(configurationId: string): Promise<ResealResult | undefined>
+}
+
+/** What `resealSecrets` did: the configuration as it now is, the fields re-sealed and those no key opens. */
+export interface ResealResult {
+  readonly configuration: EndpointConfiguration
+  readonly resealed: readonly string[]
+  readonly undecryptable: readonly string[]
 }
 
 /**
@@ -936,6 +955,56 @@ export const createNotificationConfigService = (
       closed = true
       held?.unsubscribe()
       held = undefined
+    },
+
+    resealSecrets: async (configurationId) => {
+      let resealed: string[] = []
+      let undecryptable: string[] = []
+      const stale = (sealed: string) => keyIdOfSealed(sealed) !== box.currentKeyId
+      try {
+        const { state } = await handle(configurationId, (current): ResealSecrets => {
+          if (current.status !== 'active') throw notFound(configurationId)
+          const { configuration } = current
+          const now = clock()
+          const secrets: Record<string, SealedSecret> = {}
+          resealed = []
+          undecryptable = []
+          for (const [name, secret] of Object.entries(configuration.secrets)) {
+            const signing = replacedSigningAt(secret, now)
+            if (!stale(secret.sealed) && !signing.some((r) => stale(r.sealed))) continue
+            const aad = aadOf(configurationId, name)
+            const again = (sealed: string) => (stale(sealed) ? box.seal(box.open(sealed, aad), aad) : sealed)
+            try {
+              secrets[name] = {
+                sealed: again(secret.sealed),
+                // Those that no longer sign are never opened again: left out.
+                ...(secret.previous === undefined
+                  ? {}
+                  : { previous: signing.map((r) => ({ sealed: again(r.sealed), rotatedAt: r.rotatedAt })) }),
+              }
+              resealed.push(name)
+            } catch (error) {
+              if (!isSecretUndecryptable(error)) throw error
+              undecryptable.push(name)
+            }
+          }
+          return {
+            type: 'ResealSecrets',
+            data: {
+              configurationId,
+              account: configuration.account,
+              endpoint: configuration.endpoint,
+              keyId: box.currentKeyId,
+              secrets,
+            },
+            metadata: { now, by: 'system/reseal' },
+          }
+        })
+        return { configuration: liveState(state).configuration, resealed, undecryptable }
+      } catch (error) {
+        if (error instanceof NotFoundError) return undefined
+        throw error
+      }
     },
   }
 }

@@ -57,7 +57,7 @@ import type { EventStore } from '../ports/event-store.ts'
 import type { Warehouse } from '../ports/warehouse.ts'
 import { deliverableConfiguration, toChannelConfiguration } from './channel-configuration.ts'
 import { type IngressWiring, startRouter } from './ingress.ts'
-import { openSecretBox, reportKeysInUse } from './secret-keys.ts'
+import { openSecretBox, startResealing } from './secret-keys.ts'
 import { logReadModelUpgrade, logStoreMigration } from './store-migration.ts'
 
 export interface NotificationsWiring {
@@ -376,7 +376,6 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     await closeDeliveryLog()
     throw error
   }
-  reportKeysInUse(selectors.configurations.values(), box, logger, clock())
 
   const { topics } = config.event_log
   const delivery = config.notifications.delivery
@@ -505,6 +504,14 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     await closeDeliveryLog()
     throw error
   }
+  // Stored secrets a previous key sealed are sealed again with the current one, meanwhile.
+  const resealing = startResealing({
+    service,
+    configurations: selectors.configurations.values(),
+    box,
+    logger,
+    clock,
+  })
   // Stopped here first, then again (a no-op) with the other consumers.
   let stopped: Promise<void> | undefined
   const stopOnce: Consumer = { stop: () => (stopped ??= consumer.stop()), holdsSince: consumer.holdsSince }
@@ -515,6 +522,7 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     mounts,
     readiness,
     close: async () => {
+      await resealing.stop()
       await stopOnce.stop()
       await retention?.stop()
       await announcer.stop()

@@ -1,10 +1,11 @@
 import { join } from 'node:path'
 import type { Config } from '../config/index.ts'
-import { ConfigError, isValidationError } from '../errors/index.ts'
+import { ConfigError, errorText, isValidationError } from '../errors/index.ts'
 import {
   type EndpointConfiguration,
   keyIdsInUse,
   loadSelectorSet,
+  type NotificationConfigService,
   type ReadAll,
 } from '../notifications/index.ts'
 import type { Logger } from '../observability/index.ts'
@@ -109,24 +110,45 @@ export const openSecretBox = async (options: OpenSecretBoxOptions): Promise<Secr
   }
 }
 
+export interface ResealingOptions {
+  readonly service: Pick<NotificationConfigService, 'resealSecrets'>
+  /** Every stored configuration, as the start-up read them. */
+  readonly configurations: Iterable<EndpointConfiguration>
+  readonly box: SecretBox
+  readonly logger: Logger
+  readonly clock: () => number
+}
+
+export interface Resealing {
+  /** Resolves once every configuration due was re-sealed (or the run stopped). */
+  readonly done: Promise<void>
+  /** Stops after the configuration being re-sealed; resolves once it is. */
+  stop(): Promise<void>
+}
+
 /**
- * Logs which keys the stored secrets need (`secrets.keys_in_use`, key ids with how many
- * configurations use each), and, as an error, each key none of `box`'s keys is (`secrets.key_unknown`,
- * with the ids of the configurations whose secrets it sealed, never a value): their deliveries
- * and tests fail until the key is listed in `secrets.previous_keys` or their secrets are set anew.
+ * At start-up, re-seals with the current key every stored secret a previous key sealed, so
+ * that after one start with the new key current and the old one in `secrets.previous_keys`,
+ * no secret needs the old key and it can be dropped. Runs in the background, one configuration
+ * at a time, each under optimistic concurrency (`resealSecrets`): instances starting together
+ * re-seal each secret once. The first failure (the store unavailable) ends the run, logged as
+ * `secrets.reseal_failed`; the next start takes it up again.
  *
- * Herald starts all the same. A key lost for good would otherwise keep it from ever starting
- * again, stopping every other configuration's deliveries too, with no way to replace or delete
- * the configurations concerned.
+ * Logs, as the error `secrets.key_unknown`, each key id of stored secrets that none of `box`'s
+ * keys has, with the ids of the configurations concerned (never a value): their deliveries and
+ * tests fail until the key is listed in `secrets.previous_keys` or their secrets are set anew.
+ * Herald starts all the same, since a key lost for good would otherwise keep it from ever
+ * starting again, stopping every other configuration's deliveries, with no way to replace or
+ * delete the configurations concerned. Then, once the re-sealing is over, `secrets.keys_in_use`:
+ * the key ids stored secrets need, how many configurations need each, and the previous keys
+ * none needs any more.
  */
-export const reportKeysInUse = (
-  stored: Iterable<EndpointConfiguration>,
-  box: SecretBox,
-  logger: Logger,
-  now: number,
-): void => {
-  const inUse = keyIdsInUse(stored, now)
-  for (const [keyId, holders] of inUse) {
+export const startResealing = (options: ResealingOptions): Resealing => {
+  const { service, box, logger, clock } = options
+  const stored = new Map([...options.configurations].map((c) => [c.id, c]))
+  const now = clock()
+  const before = keyIdsInUse(stored.values(), now)
+  for (const [keyId, holders] of before) {
     if (box.keyIds.includes(keyId)) continue
     logger('error', 'secrets.key_unknown', {
       key_id: keyId,
@@ -135,9 +157,53 @@ export const reportKeysInUse = (
       hint: 'no configured key opens these configurations’ secrets, so their deliveries fail: list the key with this id in secrets.previous_keys, or set their secrets anew',
     })
   }
-  logger('info', 'secrets.keys_in_use', {
-    current_key_id: box.currentKeyId,
-    previous_key_ids: box.keyIds.slice(1),
-    in_use: Object.fromEntries([...inUse].map(([keyId, holders]) => [keyId, holders.length])),
-  })
+  const previous = new Set(box.keyIds.filter((id) => id !== box.currentKeyId))
+  const due = [...new Set([...previous].flatMap((keyId) => before.get(keyId) ?? []))].sort()
+
+  let stopping = false
+  const reseal = async (): Promise<void> => {
+    let configurations = 0
+    let secrets = 0
+    for (const [index, id] of due.entries()) {
+      if (stopping) {
+        logger('info', 'secrets.reseal_stopped', { left: due.length - index })
+        return
+      }
+      try {
+        const result = await service.resealSecrets(id)
+        if (result === undefined) stored.delete(id)
+        else stored.set(id, result.configuration)
+        if (result !== undefined && result.resealed.length > 0) {
+          configurations++
+          secrets += result.resealed.length
+        }
+      } catch (error) {
+        logger('error', 'secrets.reseal_failed', {
+          configuration_id: id,
+          error: errorText(error),
+          left: due.length - index,
+          hint: 'the next start re-seals what is left',
+        })
+        return
+      }
+    }
+    if (due.length > 0)
+      logger('info', 'secrets.resealed', { key_id: box.currentKeyId, configurations, secrets })
+    const inUse = keyIdsInUse(stored.values(), clock())
+    logger('info', 'secrets.keys_in_use', {
+      current_key_id: box.currentKeyId,
+      previous_key_ids: [...previous],
+      in_use: Object.fromEntries([...inUse].map(([keyId, holders]) => [keyId, holders.length])),
+      // What secrets.previous_keys may now leave out.
+      unused_previous_key_ids: [...previous].filter((keyId) => !inUse.has(keyId)),
+    })
+  }
+  const done = reseal()
+  return {
+    done,
+    stop: () => {
+      stopping = true
+      return done
+    },
+  }
 }

@@ -14,6 +14,7 @@ import { createMetrics, type LogFields, type Logger } from '../../src/observabil
 import { createOutboundGuard } from '../../src/outbound/index.ts'
 import { wireIngress } from '../../src/wiring/ingress.ts'
 import { wireNotifications } from '../../src/wiring/notifications.ts'
+import { eventually } from '../support/eventually.ts'
 import { unusedWarehouse } from '../support/unused-warehouse.ts'
 import { startWebhookReceiver } from '../support/webhook-receiver.ts'
 
@@ -137,6 +138,15 @@ describe('encryption keys across restarts', () => {
     }
   }
 
+  const eventCount = (dir: string): number => {
+    const db = new DatabaseSync(join(dir, 'eventstore.sqlite'), { readOnly: true })
+    try {
+      return Number((db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n)
+    } finally {
+      db.close()
+    }
+  }
+
   /** A webhook configuration with a password, created under whatever key Herald uses. */
   const createConfiguration = async (dir: string, env: Record<string, string>, url: string) => {
     const herald = await start(dir, env, [])
@@ -246,6 +256,85 @@ describe('encryption keys across restarts', () => {
         assert.ok(!text.includes(PASSWORD) && !text.includes(lost))
       } finally {
         await herald.stop()
+      }
+    } finally {
+      await receiver.close()
+    }
+  })
+
+  it('rotates: a start with the new key current and the old one listed seals every stored secret again, after which the old key can be dropped', async () => {
+    const receiver = await startWebhookReceiver()
+    const dir = dataDir()
+    const keyFile = join(dir, 'secret.key')
+    try {
+      // Secrets sealed with the generated key, a signing secret replaced lately among them.
+      const id = await createConfiguration(dir, {}, receiver.url)
+      const old = readFileSync(keyFile, 'utf8').trim()
+      const replacing = await start(dir, {}, [])
+      try {
+        const put = await replacing.call('PUT', `${BASE}/${id}`, {
+          signing_secret: `whsec_${randomBytes(32).toString('base64')}`,
+        })
+        assert.equal(put.status, 200, put.text)
+      } finally {
+        await replacing.stop()
+      }
+
+      // The new key current, the old one listed (the file may go, its key being listed).
+      unlinkSync(keyFile)
+      const current = newKey()
+      const rotating = { HERALD_SECRETS__ENCRYPTION_KEY: current, HERALD_SECRETS__PREVIOUS_KEYS: old }
+      const lines: Line[] = []
+      const herald = await start(dir, rotating, lines)
+      try {
+        const inUse = await eventually(() => {
+          const line = lines.find((l) => l.event === 'secrets.keys_in_use')
+          assert.ok(line, JSON.stringify(lines.map((l) => l.event)))
+          return line
+        })
+        assert.deepEqual(lines.find((l) => l.event === 'secrets.resealed')?.fields, {
+          key_id: idOf(current),
+          configurations: 1,
+          secrets: 2,
+        })
+        assert.deepEqual(inUse.fields, {
+          current_key_id: idOf(current),
+          previous_key_ids: [idOf(old)],
+          in_use: { [idOf(current)]: 1 },
+          unused_previous_key_ids: [idOf(old)],
+        })
+      } finally {
+        await herald.stop()
+      }
+      const events = eventCount(dir)
+
+      // Started again the same way: nothing left to re-seal, nothing appended.
+      const again: Line[] = []
+      const restarted = await start(dir, rotating, again)
+      try {
+        await eventually(() => assert.ok(again.some((l) => l.event === 'secrets.keys_in_use')))
+        assert.ok(!again.some((l) => l.event === 'secrets.resealed'))
+      } finally {
+        await restarted.stop()
+      }
+      assert.equal(eventCount(dir), events)
+
+      // The old key dropped: every secret still opens.
+      const dropped: Line[] = []
+      const after = await start(dir, { HERALD_SECRETS__ENCRYPTION_KEY: current }, dropped)
+      try {
+        assert.ok(!dropped.some((l) => l.event === 'secrets.key_unknown'))
+        const test = await after.call('POST', `${BASE}/${id}/test`)
+        assert.equal(test.status, 200, test.text)
+        const sent = receiver.received.at(-1)
+        assert.equal(
+          sent?.headers.authorization,
+          `Basic ${Buffer.from(`bot:${PASSWORD}`).toString('base64')}`,
+        )
+        // Signed with the new signing secret and the one it replaced, which still signs.
+        assert.equal(String(sent?.headers['webhook-signature']).split(' ').length, 2)
+      } finally {
+        await after.stop()
       }
     } finally {
       await receiver.close()
