@@ -19,7 +19,7 @@ import { createKurrentDbEventStore } from './adapters/kurrentdb-event-store/inde
 import { onCheckpointThreadStopped } from './adapters/sqlite-checkpointer.ts'
 import { createSqliteEventLog } from './adapters/sqlite-event-log/index.ts'
 import { createSqliteEventStore } from './adapters/sqlite-event-store/index.ts'
-import { createAuditRoutes } from './audit/index.ts'
+import { createActionRecorder, createAuditRoutes } from './audit/index.ts'
 import { createTokenRoutes, createTokenService } from './auth/index.ts'
 import { ADMIN_TOKEN_MIN_LENGTH, bearerTokenIssue, type Config, topicPartitions } from './config/index.ts'
 import { ConfigError, errorText, HeraldError, isHeraldError } from './errors/index.ts'
@@ -492,6 +492,8 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
       await Promise.all(consumers.map((consumer) => consumer.stop()))
     })
 
+    // Actions that change no configuration but belong in the audit, beside its streams.
+    const recordAction = createActionRecorder({ store, clock, newId: randomUUID, logger })
     const notifications = await wireNotifications({
       ingress,
       warehouse,
@@ -502,6 +504,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
       metrics,
       clock,
       outbound,
+      recordAction,
     })
     closers.push(notifications.close)
     consumers.push(...notifications.consumers)
@@ -644,13 +647,16 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
         { path: '/v1/auth', app: createTokenRoutes({ tokens }) },
         { path: '/v1/audit', app: createAuditRoutes({ store }) },
         // Before the metrics routes, whose `/:id` would otherwise take `GET …/backfill`.
-        { path: '/v1/reports/metrics/backfill', app: createBackfillRoutes(backfills) },
+        { path: '/v1/reports/metrics/backfill', app: createBackfillRoutes(backfills, { recordAction }) },
         {
           path: '/v1/reports/metrics',
           app: createMetricsRoutes({ warehouse, ...(reportLag === undefined ? {} : { lag: reportLag }) }),
         },
-        { path: '/v1/reports/rebuild', app: createRebuildRoutes(rebuilds) },
-        { path: '/v1/reports/log-reset', app: createLogResetRoutes({ warehouse, clock, logger }) },
+        { path: '/v1/reports/rebuild', app: createRebuildRoutes(rebuilds, { recordAction }) },
+        {
+          path: '/v1/reports/log-reset',
+          app: createLogResetRoutes({ warehouse, clock, logger, recordAction }),
+        },
       ],
     })
 

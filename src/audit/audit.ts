@@ -12,8 +12,14 @@ import {
   REDACTED,
 } from '../notifications/index.ts'
 import type { EventStore, RecordedEvent } from '../ports/event-store.ts'
+import { ACTIONS_STREAM, decodeActionRecorded } from './recorded-actions.ts'
 
-export type AggregateType = 'notification_configuration' | 'notification_endpoint' | 'api_token'
+export type AggregateType =
+  | 'notification_configuration'
+  | 'notification_endpoint'
+  | 'api_token'
+  | 'report_tables'
+  | 'report_metrics'
 
 /** One change to configuration, as `GET /v1/audit` shows it: secrets redacted, never their values. */
 export interface AuditEntry {
@@ -110,8 +116,8 @@ const configurationEntry = (
 }
 
 /**
- * An audit entry for a stored event of a configuration, endpoint status or API token stream;
- * undefined for any other event. Pure: the redaction is decided here, once, for every reader.
+ * An audit entry for a stored event of a configuration, endpoint status or API token stream,
+ * or an audited action (`ACTIONS_STREAM`); undefined for any other event. Pure: the redaction is decided here, once, for every reader.
  */
 export const toAuditEntry = (recorded: RecordedEvent): AuditEntry | undefined => {
   const common = { position: recorded.position, event: recorded.type }
@@ -119,6 +125,17 @@ export const toAuditEntry = (recorded: RecordedEvent): AuditEntry | undefined =>
     const decoded = decodeConfigurationEvent(recorded)
     return decoded.ok ? { ...common, ...configurationEntry(decoded.value) } : undefined
   }
+  const action = decodeActionRecorded(recorded)
+  if (action !== undefined)
+    return {
+      ...common,
+      at: action.at,
+      by: action.by,
+      account: action.account,
+      aggregate: action.aggregate,
+      // What was asked, and with which token (its id).
+      changes: { ...action.details, token_id: action.tokenId },
+    }
   const endpoint = endpointStatusChange(recorded)
   if (endpoint !== undefined) {
     const data = recorded.data as { by?: unknown; at?: unknown }
@@ -185,7 +202,12 @@ export const visibleTo = (principal: Principal, entry: AuditEntry): boolean =>
   principal.role === 'admin' || entry.account === principal.account
 
 // The streams audit entries come from (toAuditEntry); the delivery log is not read.
-const AUDITED_STREAMS = [CONFIGURATION_STREAM_PREFIX, ENDPOINT_STREAM_PREFIX, TOKEN_STREAM_PREFIX]
+const AUDITED_STREAMS = [
+  CONFIGURATION_STREAM_PREFIX,
+  ENDPOINT_STREAM_PREFIX,
+  TOKEN_STREAM_PREFIX,
+  ACTIONS_STREAM,
+]
 
 /**
  * Reads the audit trail from the event streams themselves: the history is the audit log, so it

@@ -7,4 +7,5 @@ export {
   toAuditEntry,
   visibleTo,
 } from './audit.ts'
+export { ACTIONS_STREAM, createActionRecorder } from './recorded-actions.ts'
 export { createAuditRoutes } from './routes.ts'

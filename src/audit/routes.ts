@@ -11,6 +11,8 @@ const AGGREGATE_TYPES: readonly AggregateType[] = [
   'notification_configuration',
   'notification_endpoint',
   'api_token',
+  'report_tables',
+  'report_metrics',
 ]
 const MAX_LIMIT = 1_000
 const PARAMS = ['since', 'until', 'aggregate_type', 'aggregate_id', 'limit', 'next_token']

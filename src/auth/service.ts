@@ -156,7 +156,7 @@ export const createTokenService = (options: TokenServiceOptions): TokenService =
       const { state } = entry
       if (state === null || state.revokedAt !== null) return undefined
       if (!timingSafeEqual(Buffer.from(state.tokenHash, 'hex'), hash)) return undefined
-      return { account: state.account, role: state.role }
+      return { account: state.account, role: state.role, tokenId }
     },
   }
 }

@@ -162,7 +162,7 @@ export const createHttpApp = (options: HttpAppOptions): Hono<AppEnv> => {
     // Herald token, but a malformed one (`Bearer` with none, or with a space in it) is refused
     // below, never made the admin.
     if (!options.requireAuth && token === undefined && !/^\s*bearer\b/i.test(header ?? '')) {
-      c.set('principal', { account: ADMIN_ACCOUNT, role: 'admin' })
+      c.set('principal', { account: ADMIN_ACCOUNT, role: 'admin', tokenId: 'anonymous' })
       return next()
     }
     // A token sent is checked even when none is required: a wrong one is refused, not taken

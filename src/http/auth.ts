@@ -18,7 +18,7 @@ export const createAdminTokenAuthenticator = (adminToken: string | null): Authen
   const expected = adminToken === null ? undefined : digest(adminToken)
   return async (token) =>
     expected !== undefined && timingSafeEqual(digest(token), expected)
-      ? { account: ADMIN_ACCOUNT, role: 'admin' }
+      ? { account: ADMIN_ACCOUNT, role: 'admin', tokenId: 'admin_token' }
       : undefined
 }
 

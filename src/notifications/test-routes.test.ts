@@ -12,8 +12,10 @@ import { startTeamsStandIn, type TeamsStandIn } from '../../test/support/teams-s
 import { startWebhookReceiver } from '../../test/support/webhook-receiver.ts'
 import { createSqliteEventLog } from '../adapters/sqlite-event-log/index.ts'
 import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
+import { createActionRecorder, readAudit } from '../audit/index.ts'
 import { decodeEngineEvent, decodeLogEvent } from '../events/index.ts'
 import { toProblem } from '../http/problem.ts'
+import type { LogFields } from '../observability/index.ts'
 import { createOutboundGuard } from '../outbound/index.ts'
 import type { EventLog, LogMessage } from '../ports/event-log.ts'
 import type { EventStore } from '../ports/index.ts'
@@ -51,6 +53,7 @@ describe('endpoint tests and test events against stand-ins', () => {
   const guard = createOutboundGuard({ allowlist: ['127.0.0.1'] })
   /** Every response body, for the secret canary checks. */
   const bodies: string[] = []
+  const lines: { level: string; event: string; fields: LogFields }[] = []
 
   const writer: Principal = { account: 'acme', role: 'read-write' }
   const reader: Principal = { account: 'acme', role: 'read-only' }
@@ -119,6 +122,8 @@ describe('endpoint tests and test events against stand-ins', () => {
           checkTarget,
           checkTemplates: validateTemplates,
           endpoints,
+          logger: (level, event, fields = {}) => lines.push({ level, event, fields }),
+          recordAction: createActionRecorder({ store, clock: Date.now, newId: randomUUID, logger: () => {} }),
         }),
       )
       mounted.route(
@@ -393,6 +398,47 @@ describe('endpoint tests and test events against stand-ins', () => {
     assert.equal(fixed.status, 200, fixed.text)
     assert.equal((await as(writer, 'POST', `${path}/test`, undefined, rekeyed)).json.status, 'sent')
     assert.equal(hook.received.length, before + 1)
+  })
+
+  it('logs and audits each test of a stored configuration, naming who sent its secrets where, and with which token', async () => {
+    const created = await as(writer, 'POST', `${BASE}/webhook/configurations`, {
+      url: hook.url,
+      password: 'hook-Canary-pw',
+    })
+    assert.equal(created.status, 201, created.text)
+    const id = String(created.json.uuid)
+    const tester: Principal = { ...writer, tokenId: '0123456789abcdef01234567' }
+    const tested = await as(tester, 'POST', `${BASE}/webhook/configurations/${id}/test`)
+    assert.equal(tested.json.status, 'sent', tested.text)
+    const line = lines.find(
+      (l) => l.event === 'notifications.configuration_tested' && l.fields.configuration_id === id,
+    )
+    assert.deepEqual(line?.fields, {
+      configuration_id: id,
+      endpoint: 'webhook',
+      account: 'acme',
+      status: 'sent',
+      by: 'acme/read-write',
+      token_id: tester.tokenId,
+    })
+    const audit = await readAudit(store, writer, { aggregateId: id, limit: 10 })
+    const sent = audit.items.find((e) => e.event === 'ConfigurationTestSent')
+    assert.deepEqual(
+      [sent?.by, sent?.account, sent?.aggregate, sent?.changes],
+      [
+        'acme/read-write',
+        'acme',
+        { type: 'notification_configuration', id },
+        { endpoint: 'webhook', status: 'sent', token_id: tester.tokenId },
+      ],
+    )
+    // Another account's audit does not show it; an unsaved configuration's test is not audited.
+    assert.ok(!(await readAudit(store, stranger, { limit: 1000 })).items.some((e) => e.aggregate.id === id))
+    const tests = () => lines.filter((l) => l.event === 'notifications.configuration_tested').length
+    const before = tests()
+    const unsaved = await as(tester, 'POST', `${BASE}/webhook/test`, { url: hook.url })
+    assert.equal(unsaved.json.status, 'sent', unsaved.text)
+    assert.equal(tests(), before)
   })
 
   it('refuses to test an endpoint type an admin switched off, and sends nothing', async () => {

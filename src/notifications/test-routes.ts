@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { isLeft } from 'fp-ts/lib/Either.js'
 import { Hono } from 'hono'
-import type { AppEnv } from '../access/index.ts'
+import { type AppEnv, actorOf, type RecordAction } from '../access/index.ts'
 import { collectIssues, type FieldIssue, HeraldError, ValidationError } from '../errors/index.ts'
 import {
   type CloudEvent,
@@ -13,6 +13,7 @@ import {
 import { authorize } from '../http/authorize.ts'
 import { readJsonObject, readNoFields } from '../http/body.ts'
 import { noQueryParameters } from '../http/query.ts'
+import type { Logger } from '../observability/index.ts'
 import type { EventLog } from '../ports/event-log.ts'
 import { createSecretBox, type SecretBox } from '../secrets/index.ts'
 import {
@@ -134,6 +135,10 @@ export interface EndpointTestRoutesOptions {
    * `endpoint_disabled`), as nothing else is sent to it. Absent: every type is on.
    */
   readonly endpoints?: Pick<EndpointStatusService, 'get'>
+  /** Told of each test of a stored configuration, which sends its secrets: `notifications.configuration_tested`. */
+  readonly logger?: Logger
+  /** Puts each test of a stored configuration in the audit (`ConfigurationTestSent`). */
+  readonly recordAction?: RecordAction
 }
 
 const EXCERPT_CHARS = 200
@@ -288,7 +293,8 @@ const unsavedConfiguration = async (
  * app.route('/v1/notifications', createEndpointTestRoutes({ service, send, clock: Date.now, newId: randomUUID }))
  */
 export const createEndpointTestRoutes = (options: EndpointTestRoutesOptions): Hono<NotificationsEnv> => {
-  const { service, send, clock, newId, checkTarget, checkTemplates, endpoints } = options
+  const { service, send, clock, newId, checkTarget, checkTemplates, endpoints, logger, recordAction } =
+    options
   // Deciding a creation wants its secrets sealed; an unsaved configuration's are sealed with a
   // key that lives only in this process, and never leave it.
   const box = createSecretBox({ current: randomBytes(32).toString('base64') })
@@ -392,14 +398,27 @@ export const createEndpointTestRoutes = (options: EndpointTestRoutesOptions): Ho
       const webhook = service.webhookDelivery(configuration, clock())
       const signingSecrets =
         webhook === undefined ? [] : [webhook.signingSecret, ...(webhook.previousSigningSecrets ?? [])]
-      return c.json(
-        await run(
-          principal,
-          configuration,
-          (field) => service.openSecret(configuration, field),
-          signingSecrets,
-        ),
+      const tested = await run(
+        principal,
+        configuration,
+        (field) => service.openSecret(configuration, field),
+        signingSecrets,
       )
+      // Its stored credentials went out: who asked, with which token, is logged and audited.
+      logger?.('info', 'notifications.configuration_tested', {
+        configuration_id: configuration.id,
+        endpoint,
+        account: configuration.account,
+        status: tested.status,
+        ...actorOf(principal),
+      })
+      await recordAction?.(principal, {
+        type: 'ConfigurationTestSent',
+        account: configuration.account,
+        aggregate: { type: 'notification_configuration', id: configuration.id },
+        details: { endpoint, status: tested.status },
+      })
+      return c.json(tested)
     },
   )
 

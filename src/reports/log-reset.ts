@@ -1,6 +1,6 @@
 import { Hono } from 'hono'
 import { acceptLogResets, listLogResets } from '../../projections/projector/index.ts'
-import type { AppEnv } from '../access/index.ts'
+import { type AppEnv, actorOf, type RecordAction } from '../access/index.ts'
 import { HeraldError } from '../errors/index.ts'
 import { authorize } from '../http/authorize.ts'
 import { noQueryParameters } from '../http/query.ts'
@@ -21,6 +21,8 @@ export interface LogResetRoutesOptions {
   readonly warehouse: Warehouse
   readonly clock: () => number
   readonly logger: Logger
+  /** Puts each acceptance in the audit. */
+  readonly recordAction?: RecordAction
 }
 
 /**
@@ -32,24 +34,33 @@ export interface LogResetRoutesOptions {
  * every projector sharing it reads.
  *
  * @example
- * app.route('/v1/reports/log-reset', createLogResetRoutes({ warehouse, clock, logger }))
+ * app.route('/v1/reports/log-reset', createLogResetRoutes({ warehouse, clock, logger, recordAction }))
  */
 export const createLogResetRoutes = (options: LogResetRoutesOptions) => {
-  const { warehouse, clock, logger } = options
+  const { warehouse, clock, logger, recordAction } = options
   const app = new Hono<AppEnv>()
   app.use(authorize('manageReports'))
   app.get('/', noQueryParameters, async (c) => c.json({ resets: await listLogResets(warehouse) }))
   app.post('/', noQueryParameters, async (c) => {
+    const principal = c.get('principal')
     const accepted = await acceptLogResets(warehouse, clock)
     if (accepted.length === 0) throw new NoLogResetError()
-    for (const reset of accepted)
+    for (const reset of accepted) {
       logger('warn', 'reports.log_reset_accepted', {
         topic: reset.topic,
         partition: reset.partition,
         offset: reset.offset,
         projected_through: reset.projectedThrough,
         base: reset.base,
+        ...actorOf(principal),
       })
+      await recordAction?.(principal, {
+        type: 'LogResetAccepted',
+        account: null,
+        aggregate: { type: 'report_tables', id: `${reset.topic}/${reset.partition}` },
+        details: { topic: reset.topic, partition: reset.partition, offset: reset.offset, base: reset.base },
+      })
+    }
     return c.json({ accepted })
   })
   return app

@@ -7,12 +7,12 @@ import {
   RebuildSwapUnfinishedError,
   startRebuild,
 } from '../../projections/projector/index.ts'
-import type { AppEnv } from '../access/index.ts'
+import { type AppEnv, actorOf, type RecordAction } from '../access/index.ts'
 import { type Backoff, backoffDelay } from '../backoff.ts'
 import { errorText, HeraldError } from '../errors/index.ts'
 import { authorize } from '../http/authorize.ts'
 import { noQueryParameters } from '../http/query.ts'
-import type { Logger } from '../observability/index.ts'
+import type { LogFields, Logger } from '../observability/index.ts'
 import type { Warehouse } from '../ports/warehouse.ts'
 
 /** A rebuild was asked for while one runs; the running one is not disturbed. */
@@ -69,8 +69,11 @@ export interface RebuildRunnerOptions {
 }
 
 export interface RebuildRunner {
-  /** Starts a rebuild in the background and answers its first status; throws while one runs. */
-  start(): RebuildStatus
+  /**
+   * Starts a rebuild in the background and answers its first status; throws while one runs.
+   * `by` names who asked in its log line (`actorOf`).
+   */
+  start(by?: LogFields): RebuildStatus
   status(): RebuildStatus
   /**
    * Stops a running rebuild between two steps and waits for it: the live tables stay as they
@@ -181,11 +184,11 @@ export const createRebuildRunner = (options: RebuildRunnerOptions): RebuildRunne
   }
 
   return {
-    start: () => {
+    start: (by = {}) => {
       if (running !== undefined) throw new RebuildRunningError(current.startedAt ?? now())
       current = { ...IDLE, state: 'catching_up', startedAt: now() }
       abort = new AbortController()
-      logger('info', 'reports.rebuild_started', {})
+      logger('info', 'reports.rebuild_started', by)
       running = run()
         .then(
           () => {
@@ -245,12 +248,25 @@ export const settleRebuildLeftovers = async (
  * `GET /v1/reports/rebuild` (the status), for administrators, mounted at `/v1/reports/rebuild`.
  *
  * @example
- * app.route('/v1/reports/rebuild', createRebuildRoutes(rebuilds))
+ * app.route('/v1/reports/rebuild', createRebuildRoutes(rebuilds, { recordAction }))
  */
-export const createRebuildRoutes = (rebuilds: RebuildRunner) => {
+export const createRebuildRoutes = (
+  rebuilds: RebuildRunner,
+  { recordAction }: { readonly recordAction?: RecordAction } = {},
+) => {
   const app = new Hono<AppEnv>()
   app.use(authorize('manageReports'))
   app.get('/', noQueryParameters, (c) => c.json(rebuilds.status()))
-  app.post('/', noQueryParameters, (c) => c.json(rebuilds.start(), 202))
+  app.post('/', noQueryParameters, async (c) => {
+    const principal = c.get('principal')
+    const started = rebuilds.start(actorOf(principal))
+    await recordAction?.(principal, {
+      type: 'ReportRebuildStarted',
+      account: null,
+      aggregate: { type: 'report_tables', id: 'rebuild' },
+      details: { started_at: started.startedAt },
+    })
+    return c.json(started, 202)
+  })
   return app
 }

@@ -19,6 +19,7 @@ import {
   emptySelectorIndex,
   type SelectorIndex,
 } from '../../streams/routing/index.ts'
+import type { RecordAction } from '../access/index.ts'
 import { sqliteErrorIn } from '../adapters/sqlite-errors.ts'
 import { createSqliteEventStore } from '../adapters/sqlite-event-store/index.ts'
 import { type Backoff, backoffDelay } from '../backoff.ts'
@@ -91,6 +92,8 @@ export interface WireNotificationsOptions {
    * `min` up to `max` ms (default 1 000 → 60 000).
    */
   readonly announceRetryMs?: Backoff
+  /** Puts each test of a stored configuration in the audit. */
+  readonly recordAction?: RecordAction
 }
 
 /** The retry policy the configuration describes; a `Retry-After` is honoured up to the longest step, 10 h at least. */
@@ -263,6 +266,8 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
         checkTarget,
         checkTemplates,
         endpoints,
+        logger,
+        ...(options.recordAction === undefined ? {} : { recordAction: options.recordAction }),
       }),
     },
     {

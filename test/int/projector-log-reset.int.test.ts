@@ -350,4 +350,48 @@ for (const thread of [true, false])
       assert.equal((await ready()).status, 200)
       assert.equal(logged.filter((line) => line.event === 'projector.log_reset').length, 2)
     })
+
+    it('puts the log reset accepted, the rebuild and a metrics backfill in the audit and their log lines, naming who asked and with which token', async () => {
+      const backfill = await call('POST', '/v1/reports/metrics/backfill', {
+        start: '2026-11-22T09:00:00Z',
+        end: '2026-11-22T10:00:00Z',
+      })
+      assert.equal(backfill.status, 202, backfill.text)
+      const actor = { by: 'admin/admin', token_id: 'admin_token' }
+      for (const event of [
+        'reports.log_reset_accepted',
+        'reports.rebuild_started',
+        'reports.metrics_backfill_started',
+      ]) {
+        const line = logged.find((l) => l.event === event)
+        assert.deepEqual([line?.fields.by, line?.fields.token_id], [actor.by, actor.token_id], event)
+      }
+      const audit = async (type: string) => {
+        const { status, text, json } = await call('GET', `/v1/audit?aggregate_type=${type}`)
+        assert.equal(status, 200, text)
+        return (
+          json as {
+            items: { event: string; by: string; account: string | null; changes: Record<string, unknown> }[]
+          }
+        ).items
+      }
+      const tables = await audit('report_tables')
+      assert.deepEqual(
+        tables.map((e) => [e.event, e.by, e.account, e.changes.token_id]),
+        [
+          ['LogResetAccepted', actor.by, null, actor.token_id],
+          ['ReportRebuildStarted', actor.by, null, actor.token_id],
+        ],
+      )
+      assert.deepEqual(
+        [tables[0]?.changes.topic, tables[0]?.changes.partition, tables[0]?.changes.base],
+        ['engine.events', 0, 6],
+      )
+      const metrics = await audit('report_metrics')
+      assert.deepEqual(
+        metrics.map((e) => [e.event, e.by, e.changes.start, e.changes.end]),
+        [['MetricsBackfillStarted', actor.by, '2026-11-22T09:00:00.000Z', '2026-11-22T10:00:00.000Z']],
+      )
+      assert.ok(!JSON.stringify([tables, metrics, logged]).includes(ADMIN_TOKEN))
+    })
   })

@@ -1,13 +1,13 @@
 import { isLeft } from 'fp-ts/lib/Either.js'
 import { Hono } from 'hono'
 import * as t from 'io-ts'
-import type { AppEnv } from '../../access/index.ts'
+import { type AppEnv, actorOf, type RecordAction } from '../../access/index.ts'
 import { errorText, HeraldError, ValidationError } from '../../errors/index.ts'
 import { toFieldIssues } from '../../events/index.ts'
 import { authorize } from '../../http/authorize.ts'
 import { readJsonObject } from '../../http/body.ts'
 import { noQueryParameters } from '../../http/query.ts'
-import type { Logger } from '../../observability/index.ts'
+import type { LogFields, Logger } from '../../observability/index.ts'
 import { parseInstant } from '../context.ts'
 import type { MetricsRecorder } from './recorder.ts'
 import { DEFAULT_SETTLE_MS } from './schedule.ts'
@@ -62,7 +62,7 @@ export interface BackfillRunner {
    * Starts recording every boundary in `[start, end]` in the background; throws for a range that
    * ends after now or after what the projection has passed, and while one runs.
    */
-  start(start: number, end: number): Promise<BackfillStatus>
+  start(start: number, end: number, by?: LogFields): Promise<BackfillStatus>
   status(): BackfillStatus
   /** Stops between two boundaries and waits; what was recorded stays. */
   stop(): Promise<void>
@@ -134,7 +134,7 @@ export const createBackfillRunner = (options: BackfillRunnerOptions): BackfillRu
 
   return {
     // The request is checked before whether one runs: a bad range is the caller's to fix either way.
-    start: async (start, end) => {
+    start: async (start, end, by = {}) => {
       if (end < start) {
         throw new ValidationError('end is before start', [
           { path: 'end', message: 'must not be before start' },
@@ -175,6 +175,7 @@ export const createBackfillRunner = (options: BackfillRunnerOptions): BackfillRu
         start: current.start,
         end: current.end,
         instants,
+        ...by,
       })
       running = run(first, end)
         .then(() => {
@@ -209,9 +210,12 @@ const BackfillBody = t.type({ start: t.string, end: t.string })
  * one runs, or while the report tables are behind or not kept) and `GET` (the status), for administrators.
  *
  * @example
- * app.route('/v1/reports/metrics/backfill', createBackfillRoutes(backfills))
+ * app.route('/v1/reports/metrics/backfill', createBackfillRoutes(backfills, { recordAction }))
  */
-export const createBackfillRoutes = (backfills: BackfillRunner) => {
+export const createBackfillRoutes = (
+  backfills: BackfillRunner,
+  { recordAction }: { readonly recordAction?: RecordAction } = {},
+) => {
   const app = new Hono<AppEnv>()
   app.use(authorize('manageReports'))
   app.get('/', noQueryParameters, (c) => c.json(backfills.status()))
@@ -221,7 +225,15 @@ export const createBackfillRoutes = (backfills: BackfillRunner) => {
     if (isLeft(body)) throw new ValidationError('invalid backfill request', toFieldIssues(body.left))
     const start = parseInstant(body.right.start, 'start')
     const end = parseInstant(body.right.end, 'end')
-    return c.json(await backfills.start(start, end), 202)
+    const principal = c.get('principal')
+    const started = await backfills.start(start, end, actorOf(principal))
+    await recordAction?.(principal, {
+      type: 'MetricsBackfillStarted',
+      account: null,
+      aggregate: { type: 'report_metrics', id: 'backfill' },
+      details: { start: started.start, end: started.end, instants: started.instants },
+    })
+    return c.json(started, 202)
   })
   return app
 }
