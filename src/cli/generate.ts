@@ -5,11 +5,11 @@ import { isTimestamp, NOT_A_TIMESTAMP } from '../events/index.ts'
 import { generateActivity } from '../generator/index.ts'
 import { createHttpSender, SendError } from './http-sender.ts'
 import {
+  bearerTokenOf,
   type CliDeps,
   defaultSleep,
   EXIT_FAILED,
   EXIT_OK,
-  nonEmpty,
   positiveInt,
   quoteArgument,
   readCommandLine,
@@ -40,7 +40,8 @@ options:
   --publish-url <url>    post the events to Herald instead of printing: its base URL
                          (also behind a path prefix, https://gateway/herald) or its
                          ingest URL (…/v1/events); http or https, without user:password@
-  --token <token>        bearer token for --publish-url; default: HERALD_TOKEN
+  --token <token>        bearer token for --publish-url; default: HERALD_TOKEN. Printable
+                         characters without whitespace, else refused (exit 2)
   --batch-size <n>       events per request with --publish-url; default 500
   -h, --help             show this help
 
@@ -128,7 +129,7 @@ const parse = (argv: readonly string[], env: CliDeps['env']): GenerateOptions | 
     system: values.system,
     realtime: values.realtime,
     publishUrl,
-    token: values.token ?? nonEmpty(env.HERALD_TOKEN),
+    token: bearerTokenOf(values.token, env),
     batchSize: positiveInt(values['batch-size'], 'batch-size', 500),
   }
 }

@@ -1,5 +1,6 @@
 import { backoffDelay } from '../backoff.ts'
 import type { EngineEvent } from '../events/index.ts'
+import { withoutToken } from './io.ts'
 
 export interface HttpSenderOptions {
   /** Herald's base URL (`http://localhost:8228`, `https://gateway/herald`) or its ingest URL (`…/v1/events`). */
@@ -93,7 +94,7 @@ export const createHttpSender = (options: HttpSenderOptions) => {
         delayMs = retryAfterMs(response.headers.get('retry-after')) ?? delayMs
       } catch (error) {
         if (error instanceof SendError) throw error
-        reason = `cannot reach ${target}: ${(error as Error).message}`
+        reason = `cannot reach ${target}: ${withoutToken((error as Error).message, options.token)}`
       }
       if (attempt >= attempts) throw new SendError(`${reason}; gave up after ${attempts} attempts`)
       options.onRetry?.(reason, delayMs)

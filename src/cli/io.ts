@@ -141,24 +141,23 @@ export interface AdminAnswer {
 }
 
 /**
- * Calls an admin endpoint of a running Herald (`url`) with the admin token, `--token` or else
- * `HERALD_TOKEN`. Rejects, naming the URL, only when Herald cannot be reached; what it refuses
- * is an answer, whose problem detail `refusal` words.
+ * Calls an admin endpoint of a running Herald (`url`) with the admin token (`bearerTokenOf`).
+ * Rejects, naming the URL, only when Herald cannot be reached; what it refuses is an answer,
+ * whose problem detail `refusal` words.
  */
 export const callAdmin = async (
-  deps: Pick<CliDeps, 'fetch' | 'env'>,
+  deps: Pick<CliDeps, 'fetch'>,
   method: 'GET' | 'POST',
   url: string,
   token: string | undefined,
 ): Promise<AdminAnswer> => {
   const headers: Record<string, string> = { accept: 'application/json' }
-  const bearer = token ?? nonEmpty(deps.env.HERALD_TOKEN)
-  if (bearer !== undefined && bearer !== '') headers.authorization = `Bearer ${bearer}`
+  if (token !== undefined) headers.authorization = `Bearer ${token}`
   let response: Response
   try {
     response = await deps.fetch(url, { method, headers })
   } catch (error) {
-    throw new Error(`cannot reach ${url}: ${(error as Error).message}`)
+    throw new Error(`cannot reach ${url}: ${withoutToken((error as Error).message, token)}`)
   }
   const body = (await response.json().catch(() => ({}))) as Record<string, unknown>
   return { status: response.status, ok: response.ok, body }
@@ -170,6 +169,49 @@ export const refusal = (method: string, url: string, answer: AdminAnswer): strin
 
 /** An environment variable's value, undefined when it is unset or empty (`HERALD_URL=`). */
 export const nonEmpty = (value: string | undefined): string | undefined => (value === '' ? undefined : value)
+
+const CHARACTER_NAMES: Readonly<Record<number, string>> = {
+  9: 'a tab',
+  10: 'a line break',
+  13: 'a carriage return',
+  32: 'a space',
+  160: 'a no-break space',
+}
+
+/** `a line break (code 10)`, `U+20AC (code 8364)`: a character, for a message. */
+const describeCharacter = (code: number): string =>
+  `${CHARACTER_NAMES[code] ?? `U+${code.toString(16).toUpperCase().padStart(4, '0')}`} (code ${code})`
+
+/**
+ * The bearer token a client command sends: `option` (`--token`), else `HERALD_TOKEN`, else
+ * none (an empty variable is none). A token an Authorization header cannot carry (a line break,
+ * a carriage return or other control character, whitespace, which Herald never takes within a
+ * token, or a character beyond Latin-1) is a usage error naming where it is and its character
+ * code, never the token: fetch would refuse the header, its message holding the token, and the
+ * commands would take that for an unreachable Herald and retry.
+ *
+ * @example
+ * bearerTokenOf(undefined, { HERALD_TOKEN: 'abc\n' }) // throws: HERALD_TOKEN holds a line break (code 10) at character 4 of 4 …
+ */
+export const bearerTokenOf = (option: string | undefined, env: CliDeps['env']): string | undefined => {
+  const token = option ?? nonEmpty(env.HERALD_TOKEN)
+  if (token === undefined) return undefined
+  const source = option === undefined ? 'HERALD_TOKEN' : '--token'
+  if (token === '') throw new UsageError(`${source} is empty; leave it out to send no token`)
+  const characters = [...token]
+  for (const [i, character] of characters.entries()) {
+    const code = character.codePointAt(0) as number
+    if (code <= 0x20 || (code >= 0x7f && code <= 0xa0) || code > 0xff)
+      throw new UsageError(
+        `${source} holds ${describeCharacter(code)} at character ${i + 1} of ${characters.length}, which an Authorization header cannot carry: a token is printable characters without whitespace`,
+      )
+  }
+  return token
+}
+
+/** `text` with every occurrence of `token` hidden: an error's message may quote a header. */
+export const withoutToken = (text: string, token: string | undefined): string =>
+  token === undefined || token === '' ? text : text.split(token).join('[token]')
 
 /** A command-line argument for a message, with any URL user-info in it hidden. */
 export const quoteArgument = (argument: string): string => `"${scrubCredentials(argument)}"`

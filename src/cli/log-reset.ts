@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util'
 import {
+  bearerTokenOf,
   type CliDeps,
   callAdmin,
   EXIT_FAILED,
@@ -23,7 +24,8 @@ projected from (projections/README.md, "A reset event log").
 
   --url <url>            Herald's base URL, default HERALD_URL or http://localhost:8228;
                          http or https, without user:password@
-  --token <token>        an admin bearer token; default HERALD_TOKEN
+  --token <token>        an admin bearer token; default HERALD_TOKEN. Printable
+                         characters without whitespace, else refused (exit 2)
   --accept               accept every pending reset
   -h, --help             show this help
 
@@ -109,7 +111,11 @@ export const runLogReset = async (args: readonly string[], deps: CliDeps): Promi
   const commandLine = await readCommandLine('herald log-reset', LOG_RESET_USAGE, deps, () => {
     const parsed = parse(args)
     if (parsed.help === true) return 'help'
-    return { ...parsed, base: heraldBaseUrl(parsed.url, deps.env) }
+    return {
+      ...parsed,
+      base: heraldBaseUrl(parsed.url, deps.env),
+      token: bearerTokenOf(parsed.token, deps.env),
+    }
   })
   if ('exit' in commandLine) return commandLine.exit
   const values = commandLine.options

@@ -7,6 +7,7 @@ import { type EngineEvent, encodeLogEvent } from '../events/index.ts'
 import { createHttpSender, SendError } from './http-sender.ts'
 import { checkEvents, describeProblems, parseEventInput } from './input.ts'
 import {
+  bearerTokenOf,
   type CliDeps,
   defaultSleep,
   EXIT_FAILED,
@@ -36,7 +37,8 @@ HTTP:
                          https://gateway/herald: events go to its /v1/events) or its
                          ingest URL (…/v1/events); default: HERALD_URL. http or https,
                          without user:password@
-  --token <token>        bearer token; default: HERALD_TOKEN. A non-admin token may publish
+  --token <token>        bearer token; default: HERALD_TOKEN. Printable characters without
+                         whitespace, else refused (exit 2). A non-admin token may publish
                          only its own account's events.
 
 Kafka:
@@ -157,7 +159,7 @@ const parse = (argv: readonly string[], env: CliDeps['env']): PublishOptions | '
     kafkaSecurity: kafka === undefined ? {} : kafkaSecurityOf(env),
     file: values.file === '-' ? undefined : values.file,
     url,
-    token: values.token ?? nonEmpty(env.HERALD_TOKEN),
+    token: bearerTokenOf(values.token, env),
     kafka,
     topic: values.topic,
     clientId: values['client-id'],

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util'
 import {
+  bearerTokenOf,
   type CliDeps,
   callAdmin,
   defaultSleep,
@@ -25,7 +26,8 @@ share done and, at the rate so far, about how long is left.
 
   --url <url>            Herald's base URL, default HERALD_URL or http://localhost:8228;
                          http or https, without user:password@
-  --token <token>        an admin bearer token; default HERALD_TOKEN
+  --token <token>        an admin bearer token; default HERALD_TOKEN. Printable
+                         characters without whitespace, else refused (exit 2)
   --status               print the last rebuild's status and exit
   --no-wait              start the rebuild and exit
   --poll-ms <n>          how often progress is printed, default 2000
@@ -76,7 +78,11 @@ export const runRebuild = async (args: readonly string[], deps: CliDeps): Promis
   const commandLine = await readCommandLine('herald rebuild-reports', REBUILD_USAGE, deps, () => {
     const parsed = parse(args)
     if (parsed.help === true) return 'help'
-    return { ...parsed, base: heraldBaseUrl(parsed.url, deps.env) }
+    return {
+      ...parsed,
+      base: heraldBaseUrl(parsed.url, deps.env),
+      token: bearerTokenOf(parsed.token, deps.env),
+    }
   })
   if ('exit' in commandLine) return commandLine.exit
   const values = commandLine.options
