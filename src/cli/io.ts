@@ -1,6 +1,7 @@
 import type { KafkaEventLogOptions } from '../adapters/kafka-event-log/index.ts'
 import { scrubCredentials } from '../config/index.ts'
 import type { EventLog } from '../ports/index.ts'
+import { utf8Text } from './utf8.ts'
 
 /** A text sink such as `process.stdout`: the callback runs once the chunk is flushed. */
 export interface Output {
@@ -27,8 +28,8 @@ export interface CliDeps {
   readonly sleep?: (ms: number) => Promise<void>
   /** Default: `createKafkaEventLog`. */
   readonly createKafkaLog?: (options: KafkaEventLogOptions) => EventLog
-  /** Default: `fs.promises.readFile(path, 'utf8')`. */
-  readonly readFile?: (path: string) => Promise<string>
+  /** The bytes of the file at `path`; default `fs.createReadStream(path)`. */
+  readonly readFile?: (path: string) => AsyncIterable<Uint8Array | string>
 }
 
 export const EXIT_OK = 0
@@ -48,12 +49,11 @@ export const writeText = (out: Output, text: string): Promise<void> =>
     out.write(text, (error) => (error ? reject(error) : resolve()))
   })
 
+/** All of `input` as text; rejects with a `NotUtf8Error` when it is not UTF-8. */
 export const readAll = async (input: AsyncIterable<Uint8Array | string>): Promise<string> => {
-  const decoder = new TextDecoder()
   let text = ''
-  for await (const chunk of input)
-    text += typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true })
-  return text + decoder.decode()
+  for await (const chunk of utf8Text(input)) text += chunk
+  return text
 }
 
 /**

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { type AddressInfo, createServer } from 'node:net'
-import { describe, it } from 'node:test'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, describe, it } from 'node:test'
 import { createKafkaEventLog, type KafkaEventLogOptions } from '../adapters/kafka-event-log/index.ts'
 import type { EngineEvent } from '../events/index.ts'
 import { generateActivity } from '../generator/index.ts'
@@ -70,10 +73,11 @@ const deps = (input: string, fetch: typeof globalThis.fetch, env: Record<string,
     sleep: async (ms) => {
       sleeps.push(ms)
     },
-    readFile: async (path) => {
-      if (path === 'events.json') return input
-      throw new Error(`ENOENT: no such file, open '${path}'`)
-    },
+    readFile: (path) =>
+      (async function* () {
+        if (path !== 'events.json') throw new Error(`ENOENT: no such file, open '${path}'`)
+        yield input
+      })(),
   }
   return { deps: value, stdout, stderr, sleeps }
 }
@@ -261,6 +265,81 @@ describe('runPublish over HTTP', () => {
     assert.equal(await runPublish(['--dry-run'], run.deps), 0)
     assert.equal(server.requests.length, 0)
     assert.match(run.stderr.text(), /4 valid events; --dry-run, nothing sent/)
+  })
+})
+
+describe('runPublish input that is not UTF-8', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-publish-utf8-'))
+  after(() => rmSync(dir, { recursive: true, force: true }))
+  const [a, b] = events(2)
+  // "é" in Latin-1 (0xe9) inside the second line's subject: a lenient decoder makes it U+FFFD.
+  const text = ndjson([a, { ...b, subject: 'café' }])
+  const bytes = Buffer.from(text, 'latin1')
+  const bad = text.indexOf('café') + 3
+
+  it('is refused from stdin, naming the byte, its offset and line, and nothing is sent', async () => {
+    const server = herald()
+    const run = deps('', server.fetch)
+    const status = await runPublish(['--url', 'http://h:1'], {
+      ...run.deps,
+      stdin: (async function* () {
+        // Split inside the line, as a pipe may deliver it.
+        yield bytes.subarray(0, bad - 1)
+        yield bytes.subarray(bad - 1)
+      })(),
+    })
+    assert.equal(status, 1)
+    assert.equal(server.requests.length, 0)
+    assert.match(
+      run.stderr.text(),
+      new RegExp(
+        `cannot read stdin: byte 0xe9 at offset ${bad} \\(line 2\\) is not UTF-8: the input is not UTF-8 text`,
+      ),
+    )
+    assert.match(run.stderr.text(), /nothing was sent/)
+  })
+
+  it('is refused from a file, and a character cut off by the end of the input too', async () => {
+    const path = join(dir, 'latin1.ndjson')
+    writeFileSync(path, bytes)
+    const server = herald()
+    const run = deps('', server.fetch)
+    assert.equal(
+      await runPublish(['--url', 'http://h:1', '--file', path], { ...run.deps, readFile: undefined }),
+      1,
+    )
+    assert.equal(server.requests.length, 0)
+    assert.match(run.stderr.text(), new RegExp(`byte 0xe9 at offset ${bad} \\(line 2\\) is not UTF-8`))
+    const cut = join(dir, 'cut.json')
+    writeFileSync(cut, Buffer.concat([Buffer.from(text), Buffer.from([0xe2, 0x82])]))
+    const again = deps('', server.fetch)
+    assert.equal(
+      await runPublish(['--url', 'http://h:1', '--file', cut], { ...again.deps, readFile: undefined }),
+      1,
+    )
+    assert.match(
+      again.stderr.text(),
+      new RegExp(
+        `the character begun by byte 0xe2 at offset ${Buffer.byteLength(text)} \\(line 3\\) is cut off by the end of the input`,
+      ),
+    )
+    assert.equal(server.requests.length, 0)
+  })
+
+  it('is read as it is when it is UTF-8, a character split across chunks too', async () => {
+    const good = Buffer.from(ndjson([a, { ...b, subject: 'café €' }]))
+    const at = good.indexOf('€') + 1
+    const server = herald()
+    const run = deps('', server.fetch)
+    const status = await runPublish(['--url', 'http://h:1'], {
+      ...run.deps,
+      stdin: (async function* () {
+        yield good.subarray(0, at)
+        yield good.subarray(at)
+      })(),
+    })
+    assert.equal(status, 0, run.stderr.text())
+    assert.equal((server.requests[0]?.events[1] as { subject?: string } | undefined)?.subject, 'café €')
   })
 })
 

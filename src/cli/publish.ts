@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises'
+import { createReadStream } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { createKafkaEventLog, type KafkaEventLogOptions } from '../adapters/kafka-event-log/index.ts'
 import { type Config, isHostPort, loadConfig } from '../config/index.ts'
@@ -21,6 +21,7 @@ import {
   UsageError,
   writeText,
 } from './io.ts'
+import { NotUtf8Error } from './utf8.ts'
 
 export const PUBLISH_USAGE = `usage: herald publish [--file <path>] (--url <url> | --kafka <brokers>) [options]
 
@@ -30,7 +31,8 @@ listed with its line (NDJSON) or index (JSON array) and nothing is sent.
 
 input:
   -f, --file <path>      read events from a file; without it, or with "-", from stdin.
-                         A JSON array, one JSON object, or NDJSON (one event per line).
+                         A JSON array, one JSON object, or NDJSON (one event per line), in
+                         UTF-8: a byte that is not is refused, naming its offset and line.
 
 HTTP:
   --url <url>            Herald's base URL (http://localhost:8228; behind a path prefix,
@@ -188,12 +190,17 @@ export const runPublish = async (argv: readonly string[], deps: CliDeps): Promis
 
   let text: string
   try {
-    text =
+    text = await readAll(
       options.file === undefined
-        ? await readAll(deps.stdin)
-        : await (deps.readFile ?? ((path: string) => readFile(path, 'utf8')))(options.file)
+        ? deps.stdin
+        : (deps.readFile ?? ((path: string) => createReadStream(path)))(options.file),
+    )
   } catch (error) {
-    await say(`herald publish: cannot read ${options.file ?? 'stdin'}: ${(error as Error).message}`)
+    const notUtf8 = error instanceof NotUtf8Error
+    await say(
+      `herald publish: cannot read ${options.file ?? 'stdin'}: ${(error as Error).message}` +
+        (notUtf8 ? ' (convert it first, e.g. iconv -f latin1 -t utf-8); nothing was sent' : ''),
+    )
     return EXIT_FAILED
   }
 
