@@ -77,8 +77,10 @@ export interface CheckedInput {
  * Validates every record against the event catalog, as Herald will, and flags a repeated
  * (account, source, id), which Herald would reject in one batch and deduplicate across batches.
  * Events of one source and id for two accounts are two events to Herald, and sent as such.
+ * With `maxEventBytes`, an event longer as JSON is flagged too: no request could carry it,
+ * and batches before it would go out before it failed.
  */
-export const checkEvents = (records: readonly InputRecord[]): CheckedInput => {
+export const checkEvents = (records: readonly InputRecord[], maxEventBytes?: number): CheckedInput => {
   const events: EngineEvent[] = []
   const problems: InputProblem[] = []
   const seen = new Map<string, string>()
@@ -87,6 +89,13 @@ export const checkEvents = (records: readonly InputRecord[]): CheckedInput => {
     if (!decoded.ok) {
       problems.push({ where, issues: decoded.issues })
       continue
+    }
+    if (maxEventBytes !== undefined) {
+      const bytes = Buffer.byteLength(JSON.stringify(decoded.value))
+      if (bytes > maxEventBytes) {
+        problems.push({ where, issues: [{ path: '(event)', message: tooLarge(bytes, maxEventBytes) }] })
+        continue
+      }
     }
     const key = eventKey(decoded.value)
     const first = seen.get(key)
@@ -102,6 +111,9 @@ export const checkEvents = (records: readonly InputRecord[]): CheckedInput => {
   }
   return { events, problems }
 }
+
+const tooLarge = (bytes: number, maxEventBytes: number): string =>
+  `is ${bytes} bytes as JSON, more than one request to Herald holds (${maxEventBytes + 2} bytes)`
 
 /** The report of bad input, one line per issue, at most `limit` lines. */
 export const describeProblems = (problems: readonly InputProblem[], limit = 50): string => {

@@ -188,6 +188,42 @@ describe('runPublish over HTTP', () => {
     assert.match(report, /nothing was sent; --skip-invalid sends the 1 valid events/)
   })
 
+  it('sends nothing when an event is larger than a request Herald takes (5 MiB), naming it', async () => {
+    const [a, b, c] = events(3)
+    const big = { ...b, subject: 'x'.repeat(5 * 1024 * 1024) }
+    const server = herald()
+    const run = deps(ndjson([a, big, c]), server.fetch)
+    assert.equal(await runPublish(['--url', 'http://h:1', '--batch-size', '1'], run.deps), 1)
+    assert.equal(server.requests.length, 0)
+    const size = Buffer.byteLength(JSON.stringify(big))
+    assert.match(
+      run.stderr.text(),
+      new RegExp(
+        `1 of 3 events are invalid:\\n  line 2: \\(event\\): is ${size} bytes as JSON, more than one request to Herald holds \\(5242880 bytes\\)`,
+      ),
+    )
+    assert.match(run.stderr.text(), /nothing was sent; --skip-invalid sends the 2 valid events/)
+  })
+
+  it('says what a token for another account finds only as it sends: how many were published', async () => {
+    const [a, b, c] = events(3)
+    const problem = {
+      detail: 'this token may publish events for its own account only',
+      errors: [{ path: '[0].account', message: 'must be acme' }],
+    }
+    const server = herald([
+      { status: 202, body: { accepted: 1 } },
+      { status: 403, body: problem },
+    ])
+    const run = deps(ndjson([a, { ...b, account: 'globex' }, c]), server.fetch)
+    assert.equal(await runPublish(['--url', 'http://h:1', '--batch-size', '1'], run.deps), 1)
+    assert.match(
+      run.stderr.text(),
+      /batch 2 of 3 failed: Herald answered 403: this token may publish events for its own account only/,
+    )
+    assert.match(run.stderr.text(), /1 events were published before it; the rest were not sent/)
+  })
+
   it('with --skip-invalid sends the valid ones and still fails', async () => {
     const [a, b] = events(2)
     const server = herald()

@@ -26,8 +26,11 @@ import { NotUtf8Error } from './utf8.ts'
 export const PUBLISH_USAGE = `usage: herald publish [--file <path>] (--url <url> | --kafka <brokers>) [options]
 
 Sends CloudEvents to Herald: over HTTP to POST /v1/events, or straight onto Kafka. Every
-event is checked against Herald's event catalog first; if any is invalid, each problem is
-listed with its line (NDJSON) or index (JSON array) and nothing is sent.
+event is checked against Herald's event catalog first, and over HTTP against the largest
+request Herald takes (5 MiB); if any is invalid, each problem is listed with its line (NDJSON)
+or index (JSON array) and nothing is sent. What only Herald can judge (a non-admin token
+sending another account's events) is found as the batches go: the batches before the refused
+one stay published, and the output says how many events they held.
 
 input:
   -f, --file <path>      read events from a file; without it, or with "-", from stdin.
@@ -66,8 +69,10 @@ examples:
   herald generate --count 1000 | herald publish --url http://localhost:8228
   herald publish --kafka localhost:9092 --topic engine.events --file events.json`
 
-// Herald's default request limit is 5 MiB; stay under it with room for the array brackets.
+// Herald's request limit is 5 MiB; batches stay well under it.
 const MAX_BATCH_BYTES = 4 * 1024 * 1024
+/** The longest event as JSON one request to Herald holds: its 5 MiB limit, less the batch's brackets. */
+export const MAX_EVENT_BYTES = 5 * 1024 * 1024 - 2
 
 /** Splits events into batches of at most `size` events and about MAX_BATCH_BYTES. */
 export const toBatches = (events: readonly EngineEvent[], size: number): EngineEvent[][] => {
@@ -205,7 +210,8 @@ export const runPublish = async (argv: readonly string[], deps: CliDeps): Promis
   }
 
   const parsed = parseEventInput(text)
-  const checked = checkEvents(parsed.records)
+  // Over HTTP an event no request can carry is invalid; Kafka's limits are the brokers'.
+  const checked = checkEvents(parsed.records, options.kafka === undefined ? MAX_EVENT_BYTES : undefined)
   const problems = [...parsed.problems, ...checked.problems]
   const total = parsed.records.length + parsed.problems.length
   if (problems.length > 0) {
