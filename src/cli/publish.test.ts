@@ -294,6 +294,19 @@ describe('runPublish over HTTP', () => {
     )
   })
 
+  it('refuses input that holds no event, exit 1, rather than report 0 events published', async () => {
+    for (const input of ['', '  \n\n', '[]', ' [ ]\n', '\uFEFF']) {
+      const server = herald()
+      const run = deps(input, server.fetch)
+      assert.equal(await runPublish(['--url', 'http://h:1'], run.deps), 1, JSON.stringify(input))
+      assert.equal(server.requests.length, 0)
+      assert.match(run.stderr.text(), /^herald publish: no events in stdin: nothing was sent\n$/)
+    }
+    const dry = deps('[]', herald().fetch)
+    assert.equal(await runPublish(['--dry-run', '--file', 'events.json'], dry.deps), 1)
+    assert.match(dry.stderr.text(), /no events in events\.json/)
+  })
+
   it('checks only, with --dry-run', async () => {
     const server = herald()
     // An empty HERALD_URL is as good as unset, which --dry-run does not need.

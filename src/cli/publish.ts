@@ -62,7 +62,8 @@ options:
   --dry-run              check the events and send nothing
   -h, --help             show this help
 
-exit status: 0 all sent; 1 invalid events, or Herald or Kafka refused; 2 bad command line.
+exit status: 0 all sent; 1 invalid events, no events in the input, or Herald or Kafka refused;
+2 bad command line.
 
 examples:
   herald publish --url http://localhost:8228 --file events.ndjson
@@ -214,6 +215,11 @@ export const runPublish = async (argv: readonly string[], deps: CliDeps): Promis
   const checked = checkEvents(parsed.records, options.kafka === undefined ? MAX_EVENT_BYTES : undefined)
   const problems = [...parsed.problems, ...checked.problems]
   const total = parsed.records.length + parsed.problems.length
+  // Nothing to send is most likely the wrong file or an upstream step that failed.
+  if (total === 0) {
+    await say(`herald publish: no events in ${options.file ?? 'stdin'}: nothing was sent`)
+    return EXIT_FAILED
+  }
   if (problems.length > 0) {
     await say(
       `herald publish: ${problems.length} of ${total} events are invalid:\n${describeProblems(problems)}`,
