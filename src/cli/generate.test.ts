@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { decodeEngineEvent } from '../events/index.ts'
-import { parseDuration, runGenerate } from './generate.ts'
-import type { CliDeps, Output } from './io.ts'
+import { runGenerate } from './generate.ts'
+import { type CliDeps, type Output, parseDuration } from './io.ts'
 
 const sink = (): Output & { text: () => string; writes: number } => {
   const chunks: string[] = []

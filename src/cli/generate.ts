@@ -8,8 +8,10 @@ import {
   bearerTokenOf,
   type CliDeps,
   defaultSleep,
+  durationOption,
   EXIT_FAILED,
   EXIT_OK,
+  parseDuration,
   positiveInt,
   quoteArgument,
   readCommandLine,
@@ -17,6 +19,7 @@ import {
   UsageError,
   writeText,
 } from './io.ts'
+import { DEFAULT_RETRY_FOR_MS, DEFAULT_TIMEOUT_MS, retryLine } from './retry.ts'
 
 export const GENERATE_USAGE = `usage: herald generate [options]
 
@@ -43,6 +46,10 @@ options:
   --token <token>        bearer token for --publish-url; default: HERALD_TOKEN. Printable
                          characters without whitespace, else refused (exit 2)
   --batch-size <n>       events per request with --publish-url; default 500
+  --timeout <d>          with --publish-url: how long a request may go unanswered before it
+                         is given up and retried; default 30s
+  --retry-for <d>        with --publish-url: how long a batch is retried while Herald cannot
+                         be reached or answers 429, 502, 503 or 504; default 60s, 0 for none
   -h, --help             show this help
 
 examples:
@@ -61,15 +68,9 @@ interface GenerateOptions {
   readonly realtime: boolean
   readonly publishUrl: string | undefined
   readonly token: string | undefined
+  readonly timeoutMs: number
+  readonly retryForMs: number
   readonly batchSize: number
-}
-
-const UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }
-
-export const parseDuration = (text: string): number => {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim())
-  if (match === null) throw new UsageError(`--duration must look like 90s, 5m, 1h or 250ms, got "${text}"`)
-  return Number(match[1]) * (UNITS[match[2] ?? 's'] as number)
 }
 
 const parse = (argv: readonly string[], env: CliDeps['env']): GenerateOptions | 'help' => {
@@ -88,6 +89,8 @@ const parse = (argv: readonly string[], env: CliDeps['env']): GenerateOptions | 
       realtime: { type: 'boolean', default: false },
       'publish-url': { type: 'string' },
       token: { type: 'string' },
+      timeout: { type: 'string' },
+      'retry-for': { type: 'string' },
       'batch-size': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -130,6 +133,8 @@ const parse = (argv: readonly string[], env: CliDeps['env']): GenerateOptions | 
     realtime: values.realtime,
     publishUrl,
     token: bearerTokenOf(values.token, env),
+    timeoutMs: durationOption(values.timeout, 'timeout', DEFAULT_TIMEOUT_MS),
+    retryForMs: durationOption(values['retry-for'], 'retry-for', DEFAULT_RETRY_FOR_MS, true),
     batchSize: positiveInt(values['batch-size'], 'batch-size', 500),
   }
 }
@@ -230,8 +235,10 @@ const publish = async (
     ...(options.token === undefined ? {} : { token: options.token }),
     fetch: deps.fetch,
     sleep,
-    onRetry: (reason, delayMs) =>
-      void say(`herald generate: ${reason}; retrying in ${Math.round(delayMs)} ms`),
+    clock,
+    timeoutMs: options.timeoutMs,
+    retryForMs: options.retryForMs,
+    onRetry: (reason, delayMs, leftMs) => void say(`herald generate: ${retryLine(reason, delayMs, leftMs)}`),
   })
   let accepted = 0
   let batches = 0

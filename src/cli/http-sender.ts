@@ -1,6 +1,15 @@
-import { backoffDelay } from '../backoff.ts'
 import type { EngineEvent } from '../events/index.ts'
 import { withoutToken } from './io.ts'
+import {
+  DEFAULT_RETRY_FOR_MS,
+  DEFAULT_TIMEOUT_MS,
+  GaveUpError,
+  isTimeout,
+  Retriable,
+  type RetryPolicy,
+  timeoutOf,
+  withRetries,
+} from './retry.ts'
 
 export interface HttpSenderOptions {
   /** Herald's base URL (`http://localhost:8228`, `https://gateway/herald`) or its ingest URL (`…/v1/events`). */
@@ -8,10 +17,17 @@ export interface HttpSenderOptions {
   readonly token?: string
   readonly fetch: typeof fetch
   readonly sleep: (ms: number) => Promise<void>
-  /** Attempts per batch on 429, 502, 503, 504 and network errors. Default 5. */
-  readonly attempts?: number
-  /** Told about each retry. */
-  readonly onRetry?: (reason: string, delayMs: number) => void
+  /** Default `Date.now`. */
+  readonly clock?: () => number
+  /** How long a request may go unanswered before it is abandoned (and retried). Default 30 s. */
+  readonly timeoutMs?: number
+  /**
+   * How long after a batch's first attempt it is still retried on 429, 502, 503, 504, network
+   * errors and timeouts. Default 60 s: longer than Herald takes to start again.
+   */
+  readonly retryForMs?: number
+  /** Told about each retry: why, the wait, and how much of the budget is left after it. */
+  readonly onRetry?: (reason: string, delayMs: number, leftMs: number) => void
 }
 
 /** Herald refused a batch, or could not be reached within the attempts. */
@@ -57,8 +73,10 @@ const retryAfterMs = (header: string | null): number | undefined => {
 
 /**
  * Posts batches to `POST /v1/events` in CloudEvents' batch mode and returns how many Herald
- * accepted. A batch is accepted or refused whole; overload and network failures are retried
- * with exponential back-off (honouring `Retry-After`), anything else is a `SendError`.
+ * accepted. A batch is accepted or refused whole; overload, network failures and requests
+ * unanswered within the timeout are retried with exponential back-off (honouring
+ * `Retry-After`) for as long as `retryForMs` allows, anything else is a `SendError`. Sending a
+ * batch again is safe: Herald drops an event it already has (same account, source and id).
  *
  * @example
  * const send = createHttpSender({ url: 'http://localhost:8228', token, fetch, sleep })
@@ -66,39 +84,50 @@ const retryAfterMs = (header: string | null): number | undefined => {
  */
 export const createHttpSender = (options: HttpSenderOptions) => {
   const target = ingestUrl(options.url)
-  const attempts = options.attempts ?? 5
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
+  const policy: RetryPolicy = {
+    retryForMs: options.retryForMs ?? DEFAULT_RETRY_FOR_MS,
+    sleep: options.sleep,
+    clock: options.clock ?? Date.now,
+    ...(options.onRetry === undefined ? {} : { onRetry: options.onRetry }),
+  }
   const headers: Record<string, string> = { 'content-type': BATCH }
   if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`
 
   return async (events: readonly EngineEvent[]): Promise<number> => {
     const body = JSON.stringify(events)
-    for (let attempt = 1; ; attempt++) {
-      let reason: string
-      let delayMs = backoffDelay({ min: 250, max: 5_000 }, attempt)
+    const attempt = async (): Promise<number> => {
+      const timeout = timeoutOf(timeoutMs)
+      let response: Response
+      let text: string
       try {
-        const response = await options.fetch(target, { method: 'POST', headers, body })
-        const text = await response.text()
-        const parsed = parseJson(text)
-        if (response.status === 202) {
-          const accepted = (parsed as { accepted?: unknown } | undefined)?.accepted
-          return typeof accepted === 'number' ? accepted : events.length
-        }
-        if (!RETRIABLE.has(response.status)) {
-          throw new SendError(
-            `Herald answered ${response.status}: ${describeProblem(parsed, text)}`,
-            response.status,
-            parsed,
-          )
-        }
-        reason = `Herald answered ${response.status}`
-        delayMs = retryAfterMs(response.headers.get('retry-after')) ?? delayMs
+        response = await options.fetch(target, { method: 'POST', headers, body, signal: timeout.signal })
+        text = await response.text()
       } catch (error) {
-        if (error instanceof SendError) throw error
-        reason = `cannot reach ${target}: ${withoutToken((error as Error).message, options.token)}`
+        const why = isTimeout(error) ? timeout.reason : withoutToken((error as Error).message, options.token)
+        throw new Retriable(`cannot reach ${target}: ${why}`)
       }
-      if (attempt >= attempts) throw new SendError(`${reason}; gave up after ${attempts} attempts`)
-      options.onRetry?.(reason, delayMs)
-      await options.sleep(delayMs)
+      const parsed = parseJson(text)
+      if (response.status === 202) {
+        const accepted = (parsed as { accepted?: unknown } | undefined)?.accepted
+        return typeof accepted === 'number' ? accepted : events.length
+      }
+      if (RETRIABLE.has(response.status))
+        throw new Retriable(
+          `Herald answered ${response.status}`,
+          retryAfterMs(response.headers.get('retry-after')),
+        )
+      throw new SendError(
+        `Herald answered ${response.status}: ${describeProblem(parsed, text)}`,
+        response.status,
+        parsed,
+      )
+    }
+    try {
+      return await withRetries(policy, attempt)
+    } catch (error) {
+      if (error instanceof GaveUpError) throw new SendError(error.message)
+      throw error
     }
   }
 }

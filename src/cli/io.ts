@@ -1,6 +1,7 @@
 import type { KafkaEventLogOptions } from '../adapters/kafka-event-log/index.ts'
 import { scrubCredentials } from '../config/index.ts'
 import type { EventLog } from '../ports/index.ts'
+import { isTimeout, timeoutOf } from './retry.ts'
 import { utf8Text } from './utf8.ts'
 
 /** A text sink such as `process.stdout`: the callback runs once the chunk is flushed. */
@@ -88,6 +89,35 @@ export const readCommandLine = async <T>(
 /** A usage error: the command line itself is wrong. */
 export class UsageError extends Error {}
 
+const UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }
+
+/** `90s`, `5m`, `1h`, `250ms` or a bare number of seconds, in milliseconds; else a usage error naming `--option`. */
+export const parseDuration = (text: string, option = 'duration'): number => {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim())
+  if (match === null) throw new UsageError(`--${option} must look like 90s, 5m, 1h or 250ms, got "${text}"`)
+  return Number(match[1]) * (UNITS[match[2] ?? 's'] as number)
+}
+
+/** The longest timer Node.js sets (2^31 - 1 ms): a longer one fires at once. */
+const MAX_TIMER_MS = 2_147_483_647
+
+/**
+ * A duration option (`--timeout 10s`) in milliseconds, `fallback` when not given; at least 1 ms
+ * unless `zero` is allowed, and no longer than a timer can wait.
+ */
+export const durationOption = (
+  value: string | undefined,
+  option: string,
+  fallback: number,
+  zero = false,
+): number => {
+  if (value === undefined) return fallback
+  const ms = parseDuration(value, option)
+  if (ms < (zero ? 0 : 1)) throw new UsageError(`--${option} must be at least 1 ms, got "${value}"`)
+  if (ms > MAX_TIMER_MS) throw new UsageError(`--${option} must be at most 596h, got "${value}"`)
+  return ms
+}
+
 /** A positive whole number from an option, or a usage error naming the option. */
 export const positiveInt = (value: string | undefined, option: string, fallback: number): number => {
   if (value === undefined) return fallback
@@ -140,27 +170,44 @@ export interface AdminAnswer {
   readonly body: Record<string, unknown>
 }
 
+/** Where an admin command finds Herald, and how long one of its requests may take. */
+export interface AdminTarget {
+  readonly token: string | undefined
+  readonly timeoutMs: number
+}
+
+/** Herald could not be reached, or did not answer within the timeout. */
+export class UnreachableError extends Error {}
+
 /**
- * Calls an admin endpoint of a running Herald (`url`) with the admin token (`bearerTokenOf`).
- * Rejects, naming the URL, only when Herald cannot be reached; what it refuses is an answer,
+ * Calls an admin endpoint of a running Herald (`url`) with the admin token (`bearerTokenOf`),
+ * waiting at most `timeoutMs` for the answer. Rejects (`UnreachableError`, naming the URL) only
+ * when Herald cannot be reached or does not answer in time; what it refuses is an answer,
  * whose problem detail `refusal` words.
  */
 export const callAdmin = async (
   deps: Pick<CliDeps, 'fetch'>,
   method: 'GET' | 'POST',
   url: string,
-  token: string | undefined,
+  { token, timeoutMs }: AdminTarget,
 ): Promise<AdminAnswer> => {
   const headers: Record<string, string> = { accept: 'application/json' }
   if (token !== undefined) headers.authorization = `Bearer ${token}`
-  let response: Response
+  const timeout = timeoutOf(timeoutMs)
   try {
-    response = await deps.fetch(url, { method, headers })
+    const response = await deps.fetch(url, { method, headers, signal: timeout.signal })
+    const text = await response.text()
+    let json: Record<string, unknown> = {}
+    try {
+      json = JSON.parse(text) as Record<string, unknown>
+    } catch {
+      // No JSON body: the status says it all.
+    }
+    return { status: response.status, ok: response.ok, body: json }
   } catch (error) {
-    throw new Error(`cannot reach ${url}: ${withoutToken((error as Error).message, token)}`)
+    const why = isTimeout(error) ? timeout.reason : withoutToken((error as Error).message, token)
+    throw new UnreachableError(`cannot reach ${url}: ${why}`)
   }
-  const body = (await response.json().catch(() => ({}))) as Record<string, unknown>
-  return { status: response.status, ok: response.ok, body }
 }
 
 /** `POST http://…/v1/reports/rebuild: 403 <detail>`: what Herald refused, for an error message. */

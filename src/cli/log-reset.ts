@@ -3,6 +3,7 @@ import {
   bearerTokenOf,
   type CliDeps,
   callAdmin,
+  durationOption,
   EXIT_FAILED,
   EXIT_OK,
   heraldBaseUrl,
@@ -12,6 +13,7 @@ import {
   UsageError,
   writeText,
 } from './io.ts'
+import { DEFAULT_TIMEOUT_MS } from './retry.ts'
 
 export const LOG_RESET_USAGE = `usage: herald log-reset [--url <url>] [--token <token>] [--accept]
 
@@ -26,6 +28,7 @@ projected from (projections/README.md, "A reset event log").
                          http or https, without user:password@
   --token <token>        an admin bearer token; default HERALD_TOKEN. Printable
                          characters without whitespace, else refused (exit 2)
+  --timeout <d>          how long a request may go unanswered: 250ms, 30s, 1m; default 30s
   --accept               accept every pending reset
   -h, --help             show this help
 
@@ -114,7 +117,10 @@ export const runLogReset = async (args: readonly string[], deps: CliDeps): Promi
     return {
       ...parsed,
       base: heraldBaseUrl(parsed.url, deps.env),
-      token: bearerTokenOf(parsed.token, deps.env),
+      target: {
+        token: bearerTokenOf(parsed.token, deps.env),
+        timeoutMs: durationOption(parsed.timeout, 'timeout', DEFAULT_TIMEOUT_MS),
+      },
     }
   })
   if ('exit' in commandLine) return commandLine.exit
@@ -122,7 +128,7 @@ export const runLogReset = async (args: readonly string[], deps: CliDeps): Promi
   const endpoint = `${values.base}/v1/reports/log-reset`
   const method = values.accept === true ? 'POST' : 'GET'
   try {
-    const answer = await callAdmin(deps, method, endpoint, values.token)
+    const answer = await callAdmin(deps, method, endpoint, values.target)
     // 409: none waits; the detail says so in Herald's words.
     if (answer.status === 409 && typeof answer.body.detail === 'string') throw new Error(answer.body.detail)
     if (!answer.ok) throw new Error(refusal(method, endpoint, answer))
@@ -146,6 +152,7 @@ const parse = (args: readonly string[]) => {
     options: {
       url: { type: 'string' },
       token: { type: 'string' },
+      timeout: { type: 'string' },
       accept: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },

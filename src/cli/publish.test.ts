@@ -5,6 +5,7 @@ import { type AddressInfo, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
+import { startHttpStandIn } from '../../test/support/http-stand-in.ts'
 import { createKafkaEventLog, type KafkaEventLogOptions } from '../adapters/kafka-event-log/index.ts'
 import type { EngineEvent } from '../events/index.ts'
 import { generateActivity } from '../generator/index.ts'
@@ -62,6 +63,8 @@ const deps = (input: string, fetch: typeof globalThis.fetch, env: Record<string,
   const stdout = sink()
   const stderr = sink()
   const sleeps: number[] = []
+  // Time passes only when the command sleeps.
+  let now = Date.UTC(2026, 10, 22)
   const value: CliDeps = {
     stdin: (async function* () {
       yield new TextEncoder().encode(input)
@@ -70,8 +73,10 @@ const deps = (input: string, fetch: typeof globalThis.fetch, env: Record<string,
     stderr,
     env,
     fetch,
+    clock: () => now,
     sleep: async (ms) => {
       sleeps.push(ms)
+      now += ms
     },
     readFile: (path) =>
       (async function* () {
@@ -290,8 +295,77 @@ describe('runPublish over HTTP', () => {
     assert.equal(await runPublish(['--url', 'http://h:1'], run.deps), 1)
     assert.match(
       run.stderr.text(),
-      /cannot reach http:\/\/h:1\/v1\/events: fetch failed; gave up after 5 attempts/,
+      /cannot reach http:\/\/h:1\/v1\/events: fetch failed; gave up after 17 attempts over 60 s \(--retry-for 60 s\)/,
     )
+  })
+
+  it('rides out a Herald restarting: retries 503s for --retry-for (default 60 s), a line for each', async () => {
+    const server = await startHttpStandIn((request) => ({
+      status: 202,
+      body: { accepted: (JSON.parse(request.body) as unknown[]).length },
+    }))
+    try {
+      server.failNext({ status: 503, body: { detail: 'starting' } }, 8)
+      const run = deps(ndjson(events(3)), globalThis.fetch)
+      assert.equal(await runPublish(['--url', server.url('')], run.deps), 0, run.stderr.text())
+      assert.equal(server.requests.length, 9)
+      assert.deepEqual(run.sleeps, [250, 500, 1_000, 2_000, 4_000, 5_000, 5_000, 5_000])
+      const retries = run.stderr
+        .text()
+        .match(/Herald answered 503; retrying in \d+ ms \(for up to [\d.]+ s more\)/g)
+      assert.equal(retries?.length, 8)
+      assert.match(run.stderr.text(), /retrying in 250 ms \(for up to 59\.8 s more\)/)
+      assert.match(run.stderr.text(), /3 events published in 1 batches/)
+    } finally {
+      await server.close()
+    }
+  })
+
+  it('gives up on an unreachable Herald once --retry-for has passed, saying after how long', async () => {
+    const server = await startHttpStandIn(() => ({ status: 202 }))
+    await server.close()
+    const run = deps(ndjson(events(1)), globalThis.fetch)
+    assert.equal(await runPublish(['--url', server.url(''), '--retry-for', '10s'], run.deps), 1)
+    assert.deepEqual(run.sleeps, [250, 500, 1_000, 2_000, 4_000, 2_250])
+    assert.match(
+      run.stderr.text(),
+      /batch 1 of 1 failed: cannot reach http:\/\/127\.0\.0\.1:\d+\/v1\/events: fetch failed; gave up after 7 attempts over 10 s \(--retry-for 10 s\)/,
+    )
+  })
+
+  it('abandons a request Herald does not answer within --timeout, and retries it', async () => {
+    const server = await startHttpStandIn((request) => ({
+      status: 202,
+      body: { accepted: (JSON.parse(request.body) as unknown[]).length },
+    }))
+    try {
+      server.hangNext(1)
+      const run = deps(ndjson(events(2)), globalThis.fetch)
+      const started = performance.now()
+      assert.equal(
+        await runPublish(['--url', server.url(''), '--timeout', '200ms'], run.deps),
+        0,
+        run.stderr.text(),
+      )
+      assert.ok(performance.now() - started < 5_000)
+      assert.equal(server.requests.length, 2)
+      assert.match(
+        run.stderr.text(),
+        /cannot reach http:\/\/127\.0\.0\.1:\d+\/v1\/events: no answer within 0\.2 s \(--timeout\); retrying in 250 ms/,
+      )
+      server.hangNext(1)
+      const once = deps(ndjson(events(2)), globalThis.fetch)
+      assert.equal(
+        await runPublish(['--url', server.url(''), '--timeout', '200ms', '--retry-for', '0'], once.deps),
+        1,
+      )
+      assert.match(
+        once.stderr.text(),
+        /no answer within 0\.2 s \(--timeout\); not retried \(--retry-for 0 s\)/,
+      )
+    } finally {
+      await server.close()
+    }
   })
 
   it('refuses input that holds no event, exit 1, rather than report 0 events published', async () => {
@@ -408,6 +482,9 @@ describe('runPublish command line', () => {
       ['--kafka', '::1:9092'],
       ['--url', 'not a url'],
       ['--url', 'http://h:1', '--batch-size', '0'],
+      ['--url', 'http://h:1', '--timeout', '0'],
+      ['--url', 'http://h:1', '--timeout', 'soon'],
+      ['--url', 'http://h:1', '--retry-for', '-1s'],
       ['--url', 'http://h:1', 'extra'],
       ['--bogus'],
     ]) {

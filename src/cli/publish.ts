@@ -10,6 +10,7 @@ import {
   bearerTokenOf,
   type CliDeps,
   defaultSleep,
+  durationOption,
   EXIT_FAILED,
   EXIT_OK,
   nonEmpty,
@@ -21,6 +22,7 @@ import {
   UsageError,
   writeText,
 } from './io.ts'
+import { DEFAULT_RETRY_FOR_MS, DEFAULT_TIMEOUT_MS, retryLine } from './retry.ts'
 import { NotUtf8Error } from './utf8.ts'
 
 export const PUBLISH_USAGE = `usage: herald publish [--file <path>] (--url <url> | --kafka <brokers>) [options]
@@ -45,6 +47,12 @@ HTTP:
   --token <token>        bearer token; default: HERALD_TOKEN. Printable characters without
                          whitespace, else refused (exit 2). A non-admin token may publish
                          only its own account's events.
+  --timeout <d>          how long a request may go unanswered before it is given up and
+                         retried: 250ms, 30s, 1m; default 30s
+  --retry-for <d>        how long a batch is retried while Herald cannot be reached, does
+                         not answer or answers 429, 502, 503 or 504 (as while it restarts),
+                         with a line on stderr for each retry; default 60s, 0 for no retry.
+                         Herald drops an event it already has, so a retry repeats nothing
 
 Kafka:
   --kafka <brokers>      comma-separated bootstrap servers, e.g. kafka-1:9092,kafka-2:9092.
@@ -98,6 +106,8 @@ interface PublishOptions {
   readonly file: string | undefined
   readonly url: string | undefined
   readonly token: string | undefined
+  readonly timeoutMs: number
+  readonly retryForMs: number
   readonly kafka: readonly string[] | undefined
   /** For `kafka`: TLS and SASL, from Herald's configuration. */
   readonly kafkaSecurity: Pick<KafkaEventLogOptions, 'ssl' | 'sasl'>
@@ -134,6 +144,8 @@ const parse = (argv: readonly string[], env: CliDeps['env']): PublishOptions | '
       file: { type: 'string', short: 'f' },
       url: { type: 'string' },
       token: { type: 'string' },
+      timeout: { type: 'string' },
+      'retry-for': { type: 'string' },
       kafka: { type: 'string' },
       topic: { type: 'string', default: 'engine.events' },
       'client-id': { type: 'string', default: 'herald-publish' },
@@ -168,6 +180,8 @@ const parse = (argv: readonly string[], env: CliDeps['env']): PublishOptions | '
     file: values.file === '-' ? undefined : values.file,
     url,
     token: bearerTokenOf(values.token, env),
+    timeoutMs: durationOption(values.timeout, 'timeout', DEFAULT_TIMEOUT_MS),
+    retryForMs: durationOption(values['retry-for'], 'retry-for', DEFAULT_RETRY_FOR_MS, true),
     kafka,
     topic: values.topic,
     clientId: values['client-id'],
@@ -266,8 +280,10 @@ const sendHttp = async (
     ...(options.token === undefined ? {} : { token: options.token }),
     fetch: deps.fetch,
     sleep: deps.sleep ?? defaultSleep,
-    onRetry: (reason, delayMs) =>
-      void say(`herald publish: ${reason}; retrying in ${Math.round(delayMs)} ms`),
+    clock: deps.clock ?? Date.now,
+    timeoutMs: options.timeoutMs,
+    retryForMs: options.retryForMs,
+    onRetry: (reason, delayMs, leftMs) => void say(`herald publish: ${retryLine(reason, delayMs, leftMs)}`),
   })
   let count = 0
   for (const [i, batch] of batches.entries()) {

@@ -4,6 +4,7 @@ import {
   type CliDeps,
   callAdmin,
   defaultSleep,
+  durationOption,
   EXIT_FAILED,
   EXIT_OK,
   EXIT_USAGE,
@@ -15,6 +16,7 @@ import {
   UsageError,
   writeText,
 } from './io.ts'
+import { DEFAULT_TIMEOUT_MS } from './retry.ts'
 
 export const REBUILD_USAGE = `usage: herald rebuild-reports [--url <url>] [--token <token>] [options]
 
@@ -28,6 +30,7 @@ share done and, at the rate so far, about how long is left.
                          http or https, without user:password@
   --token <token>        an admin bearer token; default HERALD_TOKEN. Printable
                          characters without whitespace, else refused (exit 2)
+  --timeout <d>          how long a request may go unanswered: 250ms, 30s, 1m; default 30s
   --status               print the last rebuild's status and exit
   --no-wait              start the rebuild and exit
   --poll-ms <n>          how often progress is printed, default 2000
@@ -81,7 +84,10 @@ export const runRebuild = async (args: readonly string[], deps: CliDeps): Promis
     return {
       ...parsed,
       base: heraldBaseUrl(parsed.url, deps.env),
-      token: bearerTokenOf(parsed.token, deps.env),
+      target: {
+        token: bearerTokenOf(parsed.token, deps.env),
+        timeoutMs: durationOption(parsed.timeout, 'timeout', DEFAULT_TIMEOUT_MS),
+      },
     }
   })
   if ('exit' in commandLine) return commandLine.exit
@@ -96,7 +102,7 @@ export const runRebuild = async (args: readonly string[], deps: CliDeps): Promis
   const endpoint = `${values.base}/v1/reports/rebuild`
 
   const call = async (method: 'GET' | 'POST'): Promise<Status> => {
-    const answer = await callAdmin(deps, method, endpoint, values.token)
+    const answer = await callAdmin(deps, method, endpoint, values.target)
     if (!answer.ok) throw new Error(refusal(method, endpoint, answer))
     const body = answer.body as Partial<Status>
     return {
@@ -136,6 +142,7 @@ const parse = (args: readonly string[]) => {
     options: {
       url: { type: 'string' },
       token: { type: 'string' },
+      timeout: { type: 'string' },
       status: { type: 'boolean' },
       'no-wait': { type: 'boolean' },
       'poll-ms': { type: 'string' },
