@@ -64,6 +64,40 @@ describe('runGenerate', () => {
     for (const event of events) assert.ok(decodeEngineEvent(event).ok)
   })
 
+  it('makes new ids for each run of one seed without --start, which Herald would drop as repeats', async () => {
+    const first = setup()
+    assert.equal(await runGenerate(['--seed', 'x', '--count', '50'], first.deps), 0)
+    const later = setup()
+    const deps = { ...later.deps, clock: () => Date.parse('2030-01-01T01:00:00Z') }
+    assert.equal(await runGenerate(['--seed', 'x', '--count', '50'], deps), 0)
+    const ids = new Set(lines(first.stdout.text()).map((e) => e.id))
+    assert.ok(lines(later.stdout.text()).every((e) => !ids.has(e.id)))
+    assert.match(
+      first.stderr.text(),
+      /^herald generate: --seed x --start 2030-01-01T00:00:00\.000Z makes these events again\n$/,
+    )
+  })
+
+  it('without --seed draws one, and prints it with the start so the run can be repeated', async () => {
+    const first = setup()
+    assert.equal(await runGenerate(['--count', '50'], first.deps), 0)
+    const second = setup()
+    assert.equal(await runGenerate(['--count', '50'], second.deps), 0)
+    assert.notEqual(first.stdout.text(), second.stdout.text())
+    const again = /--seed (\S+) --start (\S+) makes these events again/.exec(first.stderr.text())
+    assert.ok(again, first.stderr.text())
+    const repeat = setup()
+    assert.equal(
+      await runGenerate(
+        ['--count', '50', '--seed', again[1] as string, '--start', again[2] as string],
+        repeat.deps,
+      ),
+      0,
+    )
+    assert.equal(repeat.stdout.text(), first.stdout.text())
+    assert.equal(repeat.stderr.text(), '', 'nothing to say when both are given')
+  })
+
   it('takes account names, a duration and a rate', async () => {
     const run = setup()
     const argv = [
@@ -144,6 +178,8 @@ describe('runGenerate', () => {
     run = setup({ fetch })
     // One event every 5 s on average: each must leave long before the next one is due.
     const argv = [
+      '--seed',
+      '1',
       '--count',
       '5',
       '--rate',

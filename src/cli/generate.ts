@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { parseArgs } from 'node:util'
 import { ACCOUNT_NAME_RULE, isAccountName } from '../access/index.ts'
 import type { EngineEvent } from '../events/index.ts'
@@ -28,10 +29,13 @@ accounts with registries and repositories, tags moving between digests, images a
 vulnerability reports (few critical, many medium and low; KEV and fix-available flags),
 policy evaluations flipping between pass and fail, deletions and archiving, registry and
 analysis failures, feed syncs (some failing), service faults and compliance scans. The same
-seed and options give the same events, ids included. Prints NDJSON, or posts to Herald.
+seed, start and options give the same events, ids included; ids are drawn from the seed and
+the start, so a run from another start (without --start, each run starts now) makes new ones,
+which Herald does not drop as repeats. Without --seed or --start, stderr says which were used
+(--seed <seed> --start <time> makes these events again). Prints NDJSON, or posts to Herald.
 
 options:
-  --seed <seed>          any string or number; default 1
+  --seed <seed>          any string or number; default a random one
   --accounts <n|names>   how many accounts, or their names comma-separated; default 3
   --rate <n>             events per second of simulated time; default 50
   --duration <d>         simulated time to cover: 90s, 5m, 1h, 250ms (a bare number is seconds)
@@ -58,7 +62,7 @@ examples:
       --publish-url http://localhost:8228`
 
 interface GenerateOptions {
-  readonly seed: string
+  readonly seed: string | undefined
   readonly accounts: number | readonly string[]
   readonly rate: number
   readonly durationMs: number | undefined
@@ -79,7 +83,7 @@ const parse = (argv: readonly string[], env: CliDeps['env']): GenerateOptions | 
     allowPositionals: true,
     allowNegative: true,
     options: {
-      seed: { type: 'string', default: '1' },
+      seed: { type: 'string' },
       accounts: { type: 'string', default: '3' },
       rate: { type: 'string' },
       duration: { type: 'string' },
@@ -144,6 +148,10 @@ const CHUNK_CHARS = 64 * 1024
 // With --realtime and --publish-url, a partial batch waits at most this long.
 const FLUSH_INTERVAL_MS = 1_000
 
+/** `seed` as a shell reads it back: bare when it can be, else in single quotes. */
+const shellWord = (word: string): string =>
+  /^[\w.,:@+-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`
+
 const isClosedPipe = (error: unknown): boolean =>
   (error as { code?: unknown } | undefined)?.code === 'EPIPE' ||
   (error as { code?: unknown })?.code === 'ERR_STREAM_DESTROYED'
@@ -162,8 +170,14 @@ export const runGenerate = async (argv: readonly string[], deps: CliDeps): Promi
   const clock = deps.clock ?? Date.now
   const sleep = deps.sleep ?? defaultSleep
   const start = options.start ?? clock()
+  const seed = options.seed ?? randomBytes(4).toString('hex')
+  if (options.seed === undefined || options.start === undefined)
+    await writeText(
+      deps.stderr,
+      `herald generate: --seed ${shellWord(seed)} --start ${new Date(start).toISOString()} makes these events again\n`,
+    )
   const events = generateActivity({
-    seed: options.seed,
+    seed,
     accounts: options.accounts,
     rate: options.rate,
     ...(options.durationMs === undefined ? {} : { durationMs: options.durationMs }),

@@ -24,7 +24,11 @@ import {
 } from './world.ts'
 
 export interface ActivityOptions {
-  /** Same seed (and options), same events: ids, times, content. */
+  /**
+   * Same seed, start (`clock`) and options, same events: ids, times, content. Ids are drawn
+   * from the seed and the start together: runs of one seed from two starts share no id, so
+   * Herald, which drops an event whose account, source and id it already has, takes both.
+   */
   readonly seed: number | string
   /** How many accounts (named acme, globex, …) or their names (account names, as ingest takes them). */
   readonly accounts: number | readonly string[]
@@ -148,6 +152,7 @@ export function* generateActivity(options: ActivityOptions): Generator<EngineEve
   const rate = options.rate ?? 50
   if (!(rate > 0)) throw new RangeError('rate must be a positive number of events per second')
   const start = options.clock()
+  const ids = createRandom(`${options.seed}@${start}`)
   const meanGapMs = 1_000 / rate
   const names =
     typeof options.accounts === 'number'
@@ -174,7 +179,7 @@ export function* generateActivity(options: ActivityOptions): Generator<EngineEve
     const level = entry.subtypes?.find((s) => s.subtype === subtype)?.level ?? entry.level
     queue.push({
       // id first, so a reader of the NDJSON sees it at once; time is set as the event leaves.
-      id: random.uuid(),
+      id: ids.uuid(),
       specversion: '1.0',
       source,
       type,
