@@ -59,9 +59,85 @@ describe('the admin commands against an HTTP server', () => {
       listing.stderr,
       /^herald log-reset: cannot reach http:\/\/127\.0\.0\.1:\d+\/v1\/reports\/log-reset: no answer within 0\.2 s \(--timeout\)\n$/,
     )
-    const status = await run(runRebuild, ['--url', server.url(''), '--timeout', '200ms', '--status'])
+    const status = await run(runRebuild, [
+      ...['--url', server.url(''), '--timeout', '200ms', '--retry-for', '0', '--status'],
+    ])
     assert.equal(status.code, 1)
-    assert.match(status.stderr, /no answer within 0\.2 s \(--timeout\)/)
+    assert.match(status.stderr, /no answer within 0\.2 s \(--timeout\); not retried \(--retry-for 0 s\)/)
     assert.ok(performance.now() - started < 5_000)
+  })
+
+  const rebuildStatus = (state: string, replayed: number, error: string | null = null) => ({
+    status: 200,
+    body: { state, replayed, total: 10, percent: replayed * 10, etaSeconds: null, error },
+  })
+
+  it('rebuild-reports retries a failed poll and follows the rebuild to its end', async () => {
+    const polls = [
+      { status: 503, body: { detail: 'Herald is starting' }, headers: { 'retry-after': '1' } },
+      rebuildStatus('catching_up', 5),
+      rebuildStatus('done', 10),
+    ]
+    answer = (_path, method) =>
+      method === 'POST'
+        ? { ...rebuildStatus('catching_up', 0), status: 202 }
+        : (polls.shift() ?? rebuildStatus('done', 10))
+    // A proxy in front answers one poll 502.
+    server.failWhen((request) => request.method === 'GET', { status: 502 }, 1)
+    const result = await run(runRebuild, ['--url', server.url(''), '--poll-ms', '100'])
+    assert.equal(result.code, 0, result.stderr)
+    assert.deepEqual(result.stdout.split('\n'), [
+      'catching_up: 0 of 10 events replayed (0%)',
+      'catching_up: 5 of 10 events replayed (50%)',
+      'done: 10 of 10 events replayed (100%)',
+      '',
+    ])
+    assert.match(
+      result.stderr,
+      /GET http:\/\/127\.0\.0\.1:\d+\/v1\/reports\/rebuild: 502; retrying in 250 ms/,
+    )
+    assert.match(result.stderr, /503 Herald is starting; retrying in 1000 ms/)
+  })
+
+  it('rebuild-reports follows a rebuild already running (409) rather than fail', async () => {
+    const polls = [rebuildStatus('swapping', 10), rebuildStatus('done', 10)]
+    answer = (_path, method) =>
+      method === 'POST'
+        ? {
+            status: 409,
+            body: {
+              code: 'rebuild_running',
+              detail: 'a rebuild started at 2026-11-22T10:00:00.000Z is still running',
+            },
+          }
+        : (polls.shift() ?? rebuildStatus('done', 10))
+    const result = await run(runRebuild, ['--url', server.url(''), '--poll-ms', '100'])
+    assert.equal(result.code, 0, result.stderr)
+    assert.match(
+      result.stderr,
+      /^herald rebuild-reports: a rebuild started at 2026-11-22T10:00:00\.000Z is still running; following it\n$/,
+    )
+    assert.deepEqual(result.stdout.split('\n'), [
+      'swapping: 10 of 10 events replayed (100%)',
+      'done: 10 of 10 events replayed (100%)',
+      '',
+    ])
+  })
+
+  it('rebuild-reports gives up polling once --retry-for has passed', async () => {
+    answer = (_path, method) =>
+      method === 'POST' ? { ...rebuildStatus('catching_up', 0), status: 202 } : { status: 503 }
+    const result = await run(runRebuild, ['--url', server.url(''), '--poll-ms', '100', '--retry-for', '2s'])
+    assert.equal(result.code, 1)
+    assert.match(result.stderr, /503; gave up after 5 attempts over 2 s \(--retry-for 2 s\)/)
+  })
+
+  it('rebuild-reports --status exits 1 when the last rebuild failed', async () => {
+    answer = () => rebuildStatus('failed', 4, 'Herald is shutting down')
+    const failed = await run(runRebuild, ['--url', server.url(''), '--status'])
+    assert.equal(failed.code, 1)
+    assert.equal(failed.stdout, 'failed: 4 of 10 events replayed (40%) (Herald is shutting down)\n')
+    answer = () => rebuildStatus('done', 10)
+    assert.equal((await run(runRebuild, ['--url', server.url(''), '--status'])).code, 0)
   })
 })

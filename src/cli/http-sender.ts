@@ -5,8 +5,10 @@ import {
   DEFAULT_TIMEOUT_MS,
   GaveUpError,
   isTimeout,
+  RETRIABLE,
   Retriable,
   type RetryPolicy,
+  retryAfterMs,
   timeoutOf,
   withRetries,
 } from './retry.ts'
@@ -43,7 +45,6 @@ export class SendError extends Error {
   }
 }
 
-const RETRIABLE = new Set([429, 502, 503, 504])
 const BATCH = 'application/cloudevents-batch+json'
 
 const INGEST_PATH = '/v1/events'
@@ -61,14 +62,6 @@ export const ingestUrl = (url: string): string => {
   const path = parsed.pathname.replace(/\/+$/, '')
   parsed.pathname = path.endsWith(INGEST_PATH) ? path : `${path}${INGEST_PATH}`
   return parsed.toString()
-}
-
-const retryAfterMs = (header: string | null): number | undefined => {
-  if (header === null) return undefined
-  const seconds = Number(header)
-  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1_000
-  const at = Date.parse(header)
-  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now())
 }
 
 /**

@@ -167,6 +167,7 @@ export const heraldBaseUrl = (url: string | undefined, env: CliDeps['env']): str
 export interface AdminAnswer {
   readonly status: number
   readonly ok: boolean
+  readonly headers: Headers
   readonly body: Record<string, unknown>
 }
 
@@ -203,7 +204,7 @@ export const callAdmin = async (
     } catch {
       // No JSON body: the status says it all.
     }
-    return { status: response.status, ok: response.ok, body: json }
+    return { status: response.status, ok: response.ok, headers: response.headers, body: json }
   } catch (error) {
     const why = isTimeout(error) ? timeout.reason : withoutToken((error as Error).message, token)
     throw new UnreachableError(`cannot reach ${url}: ${why}`)

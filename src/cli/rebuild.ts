@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util'
 import {
+  type AdminAnswer,
   bearerTokenOf,
   type CliDeps,
   callAdmin,
@@ -13,10 +14,20 @@ import {
   quoteArgument,
   readCommandLine,
   refusal,
+  UnreachableError,
   UsageError,
   writeText,
 } from './io.ts'
-import { DEFAULT_TIMEOUT_MS } from './retry.ts'
+import {
+  DEFAULT_RETRY_FOR_MS,
+  DEFAULT_TIMEOUT_MS,
+  RETRIABLE,
+  Retriable,
+  type RetryPolicy,
+  retryAfterMs,
+  retryLine,
+  withRetries,
+} from './retry.ts'
 
 export const REBUILD_USAGE = `usage: herald rebuild-reports [--url <url>] [--token <token>] [options]
 
@@ -31,9 +42,16 @@ share done and, at the rate so far, about how long is left.
   --token <token>        an admin bearer token; default HERALD_TOKEN. Printable
                          characters without whitespace, else refused (exit 2)
   --timeout <d>          how long a request may go unanswered: 250ms, 30s, 1m; default 30s
-  --status               print the last rebuild's status and exit
+  --status               print the last rebuild's status and exit: 0, or 1 when it failed
   --no-wait              start the rebuild and exit
   --poll-ms <n>          how often progress is printed, default 2000
+  --retry-for <d>        how long a request is tried again while Herald cannot be reached,
+                         does not answer or answers 429, 502, 503 or 504, with a line on
+                         stderr for each retry; default 60s, 0 for none. The rebuild runs on
+                         inside Herald meanwhile
+
+A rebuild already running (409), started by another run or by one whose answer was lost, is
+followed as if this run had started it.
   -h, --help             show this help
 
 exit status: 0 done; 1 refused, failed or unreachable; 2 bad command line.`
@@ -88,6 +106,7 @@ export const runRebuild = async (args: readonly string[], deps: CliDeps): Promis
         token: bearerTokenOf(parsed.token, deps.env),
         timeoutMs: durationOption(parsed.timeout, 'timeout', DEFAULT_TIMEOUT_MS),
       },
+      retryForMs: durationOption(parsed['retry-for'], 'retry-for', DEFAULT_RETRY_FOR_MS, true),
     }
   })
   if ('exit' in commandLine) return commandLine.exit
@@ -101,9 +120,32 @@ export const runRebuild = async (args: readonly string[], deps: CliDeps): Promis
   }
   const endpoint = `${values.base}/v1/reports/rebuild`
 
-  const call = async (method: 'GET' | 'POST'): Promise<Status> => {
-    const answer = await callAdmin(deps, method, endpoint, values.target)
-    if (!answer.ok) throw new Error(refusal(method, endpoint, answer))
+  const policy: RetryPolicy = {
+    retryForMs: values.retryForMs,
+    sleep,
+    clock: deps.clock ?? Date.now,
+    onRetry: (reason, delayMs, leftMs) =>
+      void writeText(deps.stderr, `herald rebuild-reports: ${retryLine(reason, delayMs, leftMs)}\n`),
+  }
+  // A request Herald did not take (unreachable, starting, overloaded, a proxy's 502) is tried
+  // again: the rebuild runs on inside Herald whatever its follower meets.
+  const ask = (method: 'GET' | 'POST') =>
+    withRetries(policy, async () => {
+      let answer: AdminAnswer
+      try {
+        answer = await callAdmin(deps, method, endpoint, values.target)
+      } catch (error) {
+        if (error instanceof UnreachableError) throw new Retriable(error.message)
+        throw error
+      }
+      if (RETRIABLE.has(answer.status))
+        throw new Retriable(
+          refusal(method, endpoint, answer),
+          retryAfterMs(answer.headers.get('retry-after')),
+        )
+      return answer
+    })
+  const statusOf = (answer: AdminAnswer): Status => {
     const body = answer.body as Partial<Status>
     return {
       state: String(body.state),
@@ -115,19 +157,38 @@ export const runRebuild = async (args: readonly string[], deps: CliDeps): Promis
     }
   }
 
+  const poll = async (): Promise<Status> => {
+    const answer = await ask('GET')
+    if (!answer.ok) throw new Error(refusal('GET', endpoint, answer))
+    return statusOf(answer)
+  }
+
   try {
     if (values.status) {
-      await writeText(deps.stdout, progressLine(await call('GET')))
-      return EXIT_OK
+      const status = await poll()
+      await writeText(deps.stdout, progressLine(status))
+      return status.state === 'failed' ? EXIT_FAILED : EXIT_OK
     }
-    let status = await call('POST')
+    const started = await ask('POST')
+    let status: Status
+    if (started.status === 409 && started.body.code === 'rebuild_running' && !values['no-wait']) {
+      // Started by another run, or by this one's request whose answer was lost: followed all the same.
+      await writeText(deps.stderr, `herald rebuild-reports: ${String(started.body.detail)}; following it\n`)
+      status = await poll()
+    } else if (started.ok) status = statusOf(started)
+    else throw new Error(refusal('POST', endpoint, started))
     await writeText(deps.stdout, progressLine(status))
     if (values['no-wait']) return EXIT_OK
     while (isRunning(status)) {
       await sleep(pollMs)
-      status = await call('GET')
+      status = await poll()
       await writeText(deps.stdout, progressLine(status))
     }
+    if (status.state === 'idle')
+      await writeText(
+        deps.stderr,
+        'herald rebuild-reports: Herald knows of no rebuild now: it restarted, which stops a rebuild before its exchanges; start it again\n',
+      )
     return status.state === 'done' ? EXIT_OK : EXIT_FAILED
   } catch (error) {
     await writeText(deps.stderr, `herald rebuild-reports: ${(error as Error).message}\n`)
@@ -146,6 +207,7 @@ const parse = (args: readonly string[]) => {
       status: { type: 'boolean' },
       'no-wait': { type: 'boolean' },
       'poll-ms': { type: 'string' },
+      'retry-for': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   })

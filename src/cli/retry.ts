@@ -21,6 +21,18 @@ export interface RetryPolicy {
   readonly onRetry?: (reason: string, delayMs: number, leftMs: number) => void
 }
 
+/** The statuses worth another attempt: overloaded, starting, or a proxy that found no Herald. */
+export const RETRIABLE: ReadonlySet<number> = new Set([429, 502, 503, 504])
+
+/** A Retry-After header (seconds or an HTTP date) in milliseconds, if there is one. */
+export const retryAfterMs = (header: string | null): number | undefined => {
+  if (header === null) return undefined
+  const seconds = Number(header)
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1_000
+  const at = Date.parse(header)
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now())
+}
+
 /** A failure worth another attempt: Herald unreachable, overloaded or starting (429, 502-504). */
 export class Retriable extends Error {
   /** How long Herald asked to wait (Retry-After), if it did. */
