@@ -27,6 +27,8 @@ export {
   type LogGuard,
   type LogReset,
   LogResetError,
+  type LogResetKey,
+  LogResetsNotPendingError,
   listLogResets,
   type RecordedLogReset,
 } from './log-guard.ts'

@@ -322,8 +322,30 @@ export const listLogResets = async (warehouse: Warehouse): Promise<RecordedLogRe
     )
   ).map(recorded)
 
+/** Names one log reset: its partition, and the position the tables were projected through when it was found. */
+export interface LogResetKey {
+  readonly topic: string
+  readonly partition: number
+  readonly projectedThrough: number
+}
+
+/** Some of the resets named to `acceptLogResets` are not pending: nothing was accepted. */
+export class LogResetsNotPendingError extends Error {
+  readonly missing: readonly LogResetKey[]
+
+  constructor(missing: readonly LogResetKey[]) {
+    super(
+      `not pending: ${missing.map((key) => `${key.topic}/${key.partition}@${key.projectedThrough}`).join(', ')}`,
+    )
+    this.name = 'LogResetsNotPendingError'
+    this.missing = missing
+  }
+}
+
 /**
- * Accepts every pending log reset: from now on the projector counts each such partition's
+ * Accepts every pending log reset, or with `only` the pending ones it names (all of them, or
+ * none and a `LogResetsNotPendingError`: an operator accepts what they saw listed, never one
+ * found since): from now on the projector counts each such partition's
  * offsets from a base past every position its tables hold (events and progress alike), so the
  * new log's events are projected after the old log's, whose rows all stay, and a rebuild
  * replays the two in that order. Returns the resets accepted. The projector takes the
@@ -335,11 +357,23 @@ export const listLogResets = async (warehouse: Warehouse): Promise<RecordedLogRe
 export const acceptLogResets = async (
   warehouse: Warehouse,
   clock: () => number,
-  tables: ProjectionTables = DEFAULT_TABLES,
+  options: { readonly only?: readonly LogResetKey[]; readonly tables?: ProjectionTables } = {},
 ): Promise<RecordedLogReset[]> => {
-  const pending = await warehouse.query<ResetRow>(
+  const tables = options.tables ?? DEFAULT_TABLES
+  const all = await warehouse.query<ResetRow>(
     `SELECT ${RESET_COLUMNS} FROM ${LOG_RESETS} FINAL WHERE base = 0 ORDER BY topic, partition, projected_through`,
   )
+  let pending = all
+  if (options.only !== undefined) {
+    const rowKey = (row: ResetRow) =>
+      `${partitionKey(row.topic, Number(row.partition))}@${Number(row.projected_through)}`
+    const keyOf = (key: LogResetKey) => `${partitionKey(key.topic, key.partition)}@${key.projectedThrough}`
+    const found = new Set(all.map(rowKey))
+    const missing = options.only.filter((key) => !found.has(keyOf(key)))
+    if (missing.length > 0) throw new LogResetsNotPendingError(missing)
+    const named = new Set(options.only.map(keyOf))
+    pending = all.filter((row) => named.has(rowKey(row)))
+  }
   const accepted: ResetRow[] = []
   const acceptedAt = toClickHouseTime(clock())
   const bases = new Map<string, number>()

@@ -140,4 +140,60 @@ describe('the admin commands against an HTTP server', () => {
     answer = () => rebuildStatus('done', 10)
     assert.equal((await run(runRebuild, ['--url', server.url(''), '--status'])).code, 0)
   })
+
+  it('log-reset --accept accepts only the resets named, as the listing names them', async () => {
+    const reset = {
+      topic: 'engine.events',
+      partition: 0,
+      offset: 0,
+      projectedThrough: 5,
+      event: '"new-0" of /engine',
+      projectedEvent: '"old-0" of /engine',
+      detectedAt: '2026-11-22T10:00:00.000Z',
+      state: 'pending',
+      base: null,
+      acceptedAt: null,
+    }
+    answer = (_path, method) =>
+      method === 'GET'
+        ? { status: 200, body: { resets: [reset] } }
+        : {
+            status: 200,
+            body: {
+              accepted: [{ ...reset, state: 'accepted', base: 6, acceptedAt: '2026-11-22T10:05:00.000Z' }],
+            },
+          }
+    const listing = await run(runLogReset, ['--url', server.url('')])
+    assert.match(listing.stdout, /accept it with herald log-reset --accept engine\.events\/0@5; otherwise/)
+    const before = server.requests.length
+    const accepted = await run(runLogReset, ['--url', server.url(''), '--accept', 'engine.events/0@5'])
+    assert.equal(accepted.code, 0, accepted.stderr)
+    const post = server.requests.at(-1)
+    assert.equal(server.requests.length, before + 1)
+    assert.equal(post?.method, 'POST')
+    assert.deepEqual(JSON.parse(post?.body ?? ''), {
+      resets: [{ topic: 'engine.events', partition: 0, projectedThrough: 5 }],
+    })
+    assert.match(accepted.stdout, /^accepted engine\.events\/0: its new log is projected from position 6/)
+
+    // Every pending one, whichever they are, only when asked for in so many words.
+    const all = await run(runLogReset, ['--url', server.url(''), '--accept', '--all'])
+    assert.equal(all.code, 0, all.stderr)
+    assert.equal(server.requests.at(-1)?.body, '')
+    for (const [argv, said] of [
+      [
+        ['--accept'],
+        /--accept needs the resets to accept as the listing names them \(engine\.events\/0@5\), or --all/,
+      ],
+      [['--accept', 'engine.events/0'], /"engine\.events\/0" is not a reset as the listing names it/],
+      [['--accept', '--all', 'engine.events/0@5'], /the resets to accept or --all, not both/],
+      [['--all'], /--all goes with --accept/],
+      [['engine.events/0@5'], /unexpected argument "engine\.events\/0@5"/],
+    ] as const) {
+      const refused = await run(runLogReset, ['--url', server.url(''), ...argv])
+      assert.equal(refused.code, 2, argv.join(' '))
+      assert.match(refused.stderr, said)
+    }
+    assert.equal(server.requests.length, before + 2, 'nothing sent for a refused command line')
+  })
 })

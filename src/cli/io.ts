@@ -181,8 +181,8 @@ export interface AdminTarget {
 export class UnreachableError extends Error {}
 
 /**
- * Calls an admin endpoint of a running Herald (`url`) with the admin token (`bearerTokenOf`),
- * waiting at most `timeoutMs` for the answer. Rejects (`UnreachableError`, naming the URL) only
+ * Calls an admin endpoint of a running Herald (`url`) with the admin token (`bearerTokenOf`)
+ * and `body` as JSON, if any, waiting at most `timeoutMs` for the answer. Rejects (`UnreachableError`, naming the URL) only
  * when Herald cannot be reached or does not answer in time; what it refuses is an answer,
  * whose problem detail `refusal` words.
  */
@@ -191,12 +191,19 @@ export const callAdmin = async (
   method: 'GET' | 'POST',
   url: string,
   { token, timeoutMs }: AdminTarget,
+  body?: unknown,
 ): Promise<AdminAnswer> => {
   const headers: Record<string, string> = { accept: 'application/json' }
   if (token !== undefined) headers.authorization = `Bearer ${token}`
+  if (body !== undefined) headers['content-type'] = 'application/json'
   const timeout = timeoutOf(timeoutMs)
   try {
-    const response = await deps.fetch(url, { method, headers, signal: timeout.signal })
+    const response = await deps.fetch(url, {
+      method,
+      headers,
+      signal: timeout.signal,
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    })
     const text = await response.text()
     let json: Record<string, unknown> = {}
     try {

@@ -34,11 +34,11 @@ describe('herald log-reset output', () => {
         '(found 2026-11-22T10:00:00.000Z at offset 3)\n' +
         '1 pending: the projector leaves that partition alone until it is accepted. If its log was reset on ' +
         'purpose (a topic deleted and created again, the embedded event log file removed), accept it with ' +
-        'herald log-reset --accept; otherwise restore the log the report tables were projected from.\n',
+        'herald log-reset --accept engine.events/0@5; otherwise restore the log the report tables were projected from.\n',
     )
     assert.match(
       listText([pending, { ...pending, partition: 2 }]),
-      /\n2 pending: the projector leaves those partitions alone until they are accepted\. If their logs were reset on purpose .*, accept them with herald log-reset --accept; otherwise restore the logs the report tables were projected from\.\n$/,
+      /\n2 pending: the projector leaves those partitions alone until they are accepted\. If their logs were reset on purpose .*, accept them with herald log-reset --accept engine\.events\/0@5 engine\.events\/2@5; otherwise restore the logs the report tables were projected from\.\n$/,
     )
   })
 

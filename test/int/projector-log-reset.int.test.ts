@@ -286,7 +286,7 @@ for (const thread of [true, false])
       )
       assert.match(
         advice ?? '',
-        /^1 pending: .* accept it with herald log-reset --accept; otherwise restore the log/,
+        /^1 pending: .* accept it with herald log-reset --accept engine\.events\/0@5; otherwise restore the log/,
       )
       assert.deepEqual(rest, [''])
 
@@ -299,7 +299,24 @@ for (const thread of [true, false])
     })
 
     it('accepting the reset projects the new log after the old one, which a rebuild and a restart keep', async () => {
-      const accepted = await cli('--accept')
+      // A reset other than the one listed (found since, or mistyped) is not accepted, nor is any other.
+      const other = await cli('--accept', 'engine.events/0@4')
+      assert.deepEqual([other.code, other.stdout], [1, ''])
+      assert.match(
+        other.stderr,
+        /^herald log-reset: nothing was accepted: no log reset waits at engine\.events\/0@4 \(accepted already, or the log was restored\); list them again\n$/,
+      )
+      assert.equal(
+        ((await call('GET', '/v1/reports/log-reset')).json as { resets: { state: string }[] }).resets[0]
+          ?.state,
+        'pending',
+      )
+      const malformed = await call('POST', '/v1/reports/log-reset', {
+        resets: [{ topic: 'engine.events', partition: -1 }],
+      })
+      assert.equal(malformed.status, 400, malformed.text)
+      assert.match(malformed.text, /resets\[0\]\.partition.*resets\[0\]\.projectedThrough/)
+      const accepted = await cli('--accept', 'engine.events/0@5')
       assert.equal(accepted.code, 0, accepted.stderr)
       // Past every position the old log left.
       assert.equal(
@@ -311,9 +328,11 @@ for (const thread of [true, false])
         (await call('GET', '/v1/reports/log-reset')).json as { resets: { state: string; base: number }[] }
       ).resets
       assert.deepEqual([reset?.state, reset?.base], ['accepted', 6])
-      const again = await cli('--accept')
+      const again = await cli('--accept', '--all')
       assert.deepEqual([again.code, again.stdout], [1, ''])
       assert.match(again.stderr, /^herald log-reset: no log reset is waiting to be accepted/)
+      const twice = await cli('--accept', 'engine.events/0@5')
+      assert.match(twice.stderr, /nothing was accepted: no log reset waits at engine\.events\/0@5/)
       assert.equal((await call('POST', '/v1/reports/log-reset')).status, 409)
       assert.match(
         (await cli()).stdout,
