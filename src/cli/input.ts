@@ -1,7 +1,8 @@
 import type { FieldIssue } from '../errors/index.ts'
 import { decodeEngineEvent, type EngineEvent, eventKey } from '../events/index.ts'
+import { createJsonValueScanner, type ReadValue } from './json-values.ts'
 
-/** One event as read, with where it was: `line 7` (NDJSON), `[3]` (a JSON array) or `event`. */
+/** One event as read, with where it was: `line 7` (where it begins) or `[3]` (in a JSON array). */
 export interface InputRecord {
   readonly where: string
   readonly value: unknown
@@ -18,54 +19,31 @@ export interface ParsedInput {
   readonly problems: readonly InputProblem[]
 }
 
+/** A value read by the scanner, sorted into a record or a problem. */
+export const sortValues = (
+  read: readonly ReadValue[],
+  into: { records: InputRecord[]; problems: InputProblem[] },
+) => {
+  for (const item of read) {
+    if ('value' in item) into.records.push(item)
+    else into.problems.push(item)
+  }
+}
+
 /**
- * Reads events from text in any of the forms producers keep them: a JSON array, one JSON
- * object (pretty-printed or not), or NDJSON (one event per line, blank lines ignored).
+ * Reads events from text in any of the forms producers keep them (`createJsonValueScanner`): a
+ * JSON array; NDJSON (one event per line, blank lines ignored); one JSON object, or several one
+ * after another, pretty-printed or not (`jq .` output).
  *
  * @example
  * parseEventInput('{"id":"a",...}\n{"id":"b",...}\n').records.map((r) => r.where) // ['line 1', 'line 2']
  */
 export const parseEventInput = (input: string): ParsedInput => {
-  // A byte-order mark (editors on Windows write one) is no part of the first line's JSON.
-  const text = input.startsWith('\uFEFF') ? input.slice(1) : input
-  const trimmed = text.trim()
-  if (trimmed === '') return { records: [], problems: [] }
-  if (trimmed.startsWith('[')) {
-    try {
-      const parsed: unknown = JSON.parse(trimmed)
-      if (Array.isArray(parsed)) {
-        return { records: parsed.map((value, i) => ({ where: `[${i}]`, value })), problems: [] }
-      }
-    } catch (error) {
-      return {
-        records: [],
-        problems: [
-          {
-            where: 'input',
-            issues: [{ path: '(root)', message: `not a JSON array: ${(error as Error).message}` }],
-          },
-        ],
-      }
-    }
-  }
-  // One object, possibly spread over lines; else one object per line.
-  try {
-    return { records: [{ where: 'event', value: JSON.parse(trimmed) as unknown }], problems: [] }
-  } catch {
-    // Not one document: NDJSON.
-  }
-  const records: InputRecord[] = []
-  const problems: InputProblem[] = []
-  text.split('\n').forEach((line, i) => {
-    if (line.trim() === '') return
-    const where = `line ${i + 1}`
-    try {
-      records.push({ where, value: JSON.parse(line) as unknown })
-    } catch (error) {
-      problems.push({ where, issues: [{ path: '(line)', message: `not JSON: ${(error as Error).message}` }] })
-    }
-  })
-  return { records, problems }
+  const scanner = createJsonValueScanner()
+  const parsed = { records: [] as InputRecord[], problems: [] as InputProblem[] }
+  sortValues(scanner.push(input), parsed)
+  sortValues(scanner.end(), parsed)
+  return parsed
 }
 
 export interface CheckedInput {

@@ -11,6 +11,7 @@ import type { EngineEvent } from '../events/index.ts'
 import { generateActivity } from '../generator/index.ts'
 import { parseEventInput } from './input.ts'
 import type { CliDeps, Output } from './io.ts'
+import { createJsonValueScanner } from './json-values.ts'
 import { runPublish, toBatches } from './publish.ts'
 
 const sink = (): Output & { text: () => string } => {
@@ -98,7 +99,7 @@ describe('parseEventInput', () => {
       parseEventInput(JSON.stringify([a, b], null, 2)).records.map((r) => r.where),
       ['[0]', '[1]'],
     )
-    assert.deepEqual(parseEventInput(JSON.stringify(a, null, 2)).records, [{ where: 'event', value: a }])
+    assert.deepEqual(parseEventInput(JSON.stringify(a, null, 2)).records, [{ where: 'line 1', value: a }])
     assert.deepEqual(parseEventInput('  \n').records, [])
   })
 
@@ -110,6 +111,69 @@ describe('parseEventInput', () => {
       ['line 1', 'line 2'],
     )
     assert.deepEqual(parseEventInput(`\uFEFF${JSON.stringify([a])}`).records, [{ where: '[0]', value: a }])
+  })
+
+  it('reads events one after another, each pretty-printed (jq . output), naming the line each begins on', () => {
+    const [c] = events(3).slice(2)
+    const text = [a, b, c].map((e) => `${JSON.stringify(e, null, 2)}\n`).join('')
+    const parsed = parseEventInput(text)
+    assert.deepEqual(parsed.problems, [])
+    const lines = JSON.stringify(a, null, 2).split('\n').length
+    assert.deepEqual(
+      parsed.records.map((r) => r.where),
+      ['line 1', `line ${lines + 1}`, `line ${lines + 1 + JSON.stringify(b, null, 2).split('\n').length}`],
+    )
+    assert.deepEqual(
+      parsed.records.map((r) => r.value),
+      [a, b, c],
+    )
+    // Also with nothing between them, or on one line.
+    assert.equal(parseEventInput(`${JSON.stringify(a)}${JSON.stringify(b)}`).records.length, 2)
+  })
+
+  it('reads the same values whatever the chunks the text comes in', () => {
+    const text = `${JSON.stringify({ ...a, subject: 'a "quoted" {brace} [and] \\ back' }, null, 2)}\n${JSON.stringify(b)}\n`
+    const whole = parseEventInput(text)
+    for (let cut = 0; cut <= text.length; cut += 7) {
+      const scanner = createJsonValueScanner()
+      const read = [...scanner.push(text.slice(0, cut)), ...scanner.push(text.slice(cut)), ...scanner.end()]
+      assert.deepEqual(
+        read.map((r) => ('value' in r ? r.value : r)),
+        whole.records.map((r) => r.value),
+        `cut at ${cut}`,
+      )
+    }
+  })
+
+  it('names a value left open, text after an array, and an array not closed', () => {
+    assert.deepEqual(
+      parseEventInput(`{"id": "a",\n  "x": 1\n${JSON.stringify(a)}\n`).problems.map((p) => [
+        p.where,
+        p.issues[0]?.message,
+      ]),
+      [['line 1', 'not JSON: it ends at line 2 without closing all its brackets']],
+    )
+    assert.deepEqual(
+      parseEventInput(`{"id": "a\n${JSON.stringify(a)}\n`).problems.map((p) => [
+        p.where,
+        p.issues[0]?.message,
+      ]),
+      [['line 1', 'not JSON: line 1 ends inside a string']],
+    )
+    assert.deepEqual(
+      parseEventInput(`[${JSON.stringify(a)}]\n{}`).problems.map((p) => [p.where, p.issues[0]?.message]),
+      [['line 2', 'text after the JSON array that holds the events']],
+    )
+    const open = parseEventInput(`[${JSON.stringify(a)},\n${JSON.stringify(b)}\n`)
+    assert.equal(open.records.length, 2)
+    assert.deepEqual(
+      open.problems.map((p) => [p.where, p.issues[0]?.message]),
+      [['line 3', 'the JSON array is not closed']],
+    )
+    assert.deepEqual(
+      parseEventInput(`[${JSON.stringify(a)}, {oops}]`).problems.map((p) => p.where),
+      ['[1]'],
+    )
   })
 
   it('names the lines that are not JSON', () => {
@@ -172,6 +236,18 @@ describe('runPublish over HTTP', () => {
       server.requests.map((r) => r.url),
       ['https://gateway.test/herald/v1/events'],
     )
+  })
+
+  it('sends events pretty-printed one after another (jq . output), each as it is', async () => {
+    const list = events(3)
+    const server = herald()
+    const run = deps(list.map((e) => `${JSON.stringify(e, null, 2)}\n`).join(''), server.fetch)
+    assert.equal(await runPublish(['--url', 'http://h:1'], run.deps), 0, run.stderr.text())
+    assert.deepEqual(
+      server.requests.flatMap((r) => r.events),
+      list,
+    )
+    assert.match(run.stderr.text(), /3 events published in 1 batches/)
   })
 
   it('sends nothing when any event is invalid, naming each problem by line', async () => {

@@ -36,8 +36,9 @@ one stay published, and the output says how many events they held.
 
 input:
   -f, --file <path>      read events from a file; without it, or with "-", from stdin.
-                         A JSON array, one JSON object, or NDJSON (one event per line), in
-                         UTF-8: a byte that is not is refused, naming its offset and line.
+                         A JSON array, NDJSON (one event per line), or JSON objects one after
+                         another, pretty-printed or not (jq . output), in UTF-8: a byte that
+                         is not is refused, naming its offset and line.
 
 HTTP:
   --url <url>            Herald's base URL (http://localhost:8228; behind a path prefix,
