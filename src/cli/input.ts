@@ -1,6 +1,7 @@
 import type { FieldIssue } from '../errors/index.ts'
 import { decodeEngineEvent, type EngineEvent, eventKey } from '../events/index.ts'
 import { createJsonValueScanner, type ReadValue } from './json-values.ts'
+import { utf8Text } from './utf8.ts'
 
 /** One event as read, with where it was: `line 7` (where it begins) or `[3]` (in a JSON array). */
 export interface InputRecord {
@@ -51,6 +52,49 @@ export interface CheckedInput {
   readonly problems: readonly InputProblem[]
 }
 
+/** One record checked: the event and its length as JSON, or what is wrong with it. */
+export type CheckedRecord =
+  | { readonly event: EngineEvent; readonly bytes: number }
+  | { readonly problem: InputProblem }
+
+export interface EventCheckerOptions {
+  /** An event longer as JSON is flagged: no request could carry it. */
+  readonly maxEventBytes?: number
+  /** How many (account, source, id) are remembered for flagging a repeat; default all of them. */
+  readonly remember?: number
+}
+
+/**
+ * Checks records one at a time as `checkEvents` does (the event catalog, a repeated account,
+ * source and id, with `maxEventBytes` the length), remembering the keys seen, or the last
+ * `remember` of them.
+ */
+export const createEventChecker = (options: EventCheckerOptions = {}) => {
+  const seen = new Map<string, string>()
+  const remember = options.remember ?? Number.POSITIVE_INFINITY
+  return ({ where, value }: InputRecord): CheckedRecord => {
+    const decoded = decodeEngineEvent(value)
+    if (!decoded.ok) return { problem: { where, issues: decoded.issues } }
+    const bytes = Buffer.byteLength(JSON.stringify(decoded.value))
+    if (options.maxEventBytes !== undefined && bytes > options.maxEventBytes)
+      return {
+        problem: { where, issues: [{ path: '(event)', message: tooLarge(bytes, options.maxEventBytes) }] },
+      }
+    const key = eventKey(decoded.value)
+    const first = seen.get(key)
+    if (first !== undefined)
+      return {
+        problem: {
+          where,
+          issues: [{ path: 'id', message: `repeats the account, source and id of ${first}` }],
+        },
+      }
+    seen.set(key, where)
+    if (seen.size > remember) seen.delete(seen.keys().next().value as string)
+    return { event: decoded.value, bytes }
+  }
+}
+
 /**
  * Validates every record against the event catalog, as Herald will, and flags a repeated
  * (account, source, id), which Herald would reject in one batch and deduplicate across batches.
@@ -59,35 +103,26 @@ export interface CheckedInput {
  * and batches before it would go out before it failed.
  */
 export const checkEvents = (records: readonly InputRecord[], maxEventBytes?: number): CheckedInput => {
+  const check = createEventChecker(maxEventBytes === undefined ? {} : { maxEventBytes })
   const events: EngineEvent[] = []
   const problems: InputProblem[] = []
-  const seen = new Map<string, string>()
-  for (const { where, value } of records) {
-    const decoded = decodeEngineEvent(value)
-    if (!decoded.ok) {
-      problems.push({ where, issues: decoded.issues })
-      continue
-    }
-    if (maxEventBytes !== undefined) {
-      const bytes = Buffer.byteLength(JSON.stringify(decoded.value))
-      if (bytes > maxEventBytes) {
-        problems.push({ where, issues: [{ path: '(event)', message: tooLarge(bytes, maxEventBytes) }] })
-        continue
-      }
-    }
-    const key = eventKey(decoded.value)
-    const first = seen.get(key)
-    if (first !== undefined) {
-      problems.push({
-        where,
-        issues: [{ path: 'id', message: `repeats the account, source and id of ${first}` }],
-      })
-      continue
-    }
-    seen.set(key, where)
-    events.push(decoded.value)
+  for (const record of records) {
+    const checked = check(record)
+    if ('event' in checked) events.push(checked.event)
+    else problems.push(checked.problem)
   }
   return { events, problems }
+}
+
+/**
+ * The values of `input` (chunks of UTF-8 bytes or text) as they are read, in any of the forms
+ * `parseEventInput` reads; never the whole text at once. Rejects with a `NotUtf8Error` at the
+ * first byte that is not UTF-8.
+ */
+export async function* readEventInput(input: AsyncIterable<Uint8Array | string>): AsyncGenerator<ReadValue> {
+  const scanner = createJsonValueScanner()
+  for await (const text of utf8Text(input)) yield* scanner.push(text)
+  yield* scanner.end()
 }
 
 const tooLarge = (bytes: number, maxEventBytes: number): string =>

@@ -467,6 +467,176 @@ describe('runPublish over HTTP', () => {
   })
 })
 
+describe('runPublish of a long input', () => {
+  it('reads a file twice, checking it whole, then sending as it reads: no more than a batch held', async () => {
+    const list = events(6)
+    const log: string[] = []
+    let opens = 0
+    const server = herald()
+    const fetch = (async (input: string | URL | Request, init?: RequestInit) => {
+      log.push('request')
+      return server.fetch(input, init)
+    }) as typeof globalThis.fetch
+    const run = deps('', fetch)
+    const status = await runPublish(['--url', 'http://h:1', '--file', 'big.ndjson', '--batch-size', '2'], {
+      ...run.deps,
+      readFile: () => {
+        opens++
+        return (async function* () {
+          for (const event of list) {
+            log.push('read')
+            yield Buffer.from(`${JSON.stringify(event)}\n`)
+          }
+        })()
+      },
+    })
+    assert.equal(status, 0, run.stderr.text())
+    assert.equal(opens, 2)
+    assert.deepEqual(log, [
+      ...['read', 'read', 'read', 'read', 'read', 'read'],
+      ...['read', 'read', 'read', 'request', 'read', 'read', 'request', 'read', 'request'],
+    ])
+    assert.deepEqual(
+      server.requests.flatMap((r) => r.events),
+      list,
+    )
+    assert.match(run.stderr.text(), /6 events published in 3 batches/)
+  })
+
+  it('stops when the file read to be sent is not the one checked', async () => {
+    const list = events(4)
+    let opens = 0
+    const server = herald()
+    const run = deps('', server.fetch)
+    const status = await runPublish(['--url', 'http://h:1', '--file', 'f.ndjson', '--batch-size', '1'], {
+      ...run.deps,
+      readFile: () => {
+        opens++
+        const now = opens === 1 ? list : [...list.slice(0, 2), { ...list[2], type: 'x.y' }]
+        return (async function* () {
+          yield ndjson(now)
+        })()
+      },
+    })
+    assert.equal(status, 1)
+    assert.match(
+      run.stderr.text(),
+      /f\.ndjson changed after it was checked; stopped\n1 events were published before it/,
+    )
+  })
+
+  it('says every 10 s how many events were published, of how many', async () => {
+    const server = herald()
+    let now = 0
+    const fetch = (async (input: string | URL | Request, init?: RequestInit) => {
+      now += 4_000
+      return server.fetch(input, init)
+    }) as typeof globalThis.fetch
+    const run = deps(ndjson(events(10)), fetch)
+    const status = await runPublish(['--url', 'http://h:1', '--batch-size', '1'], {
+      ...run.deps,
+      clock: () => now,
+    })
+    assert.equal(status, 0, run.stderr.text())
+    assert.deepEqual(run.stderr.text().match(/\d+ of 10 events published \(\d+%\)/g), [
+      '3 of 10 events published (30%)',
+      '6 of 10 events published (60%)',
+      '9 of 10 events published (90%)',
+    ])
+  })
+})
+
+describe('runPublish --stream', () => {
+  /** Stdin that yields `first`, waits (at most 3 s) for a request, then yields `rest` and ends. */
+  const slowStdin = (first: readonly unknown[], rest: readonly unknown[], requested: () => boolean) => {
+    const seen = { whileOpen: false }
+    const stdin = (async function* () {
+      yield ndjson(first)
+      const until = Date.now() + 3_000
+      while (!requested() && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20))
+      seen.whileOpen = requested()
+      if (rest.length > 0) yield ndjson(rest)
+    })()
+    return { stdin, seen }
+  }
+
+  it('sends a batch once it is full, while stdin is still open', async () => {
+    const list = events(3)
+    const server = herald()
+    const input = slowStdin(list.slice(0, 2), list.slice(2), () => server.requests.length > 0)
+    const run = deps('', server.fetch)
+    const status = await runPublish(['--url', 'http://h:1', '--stream', '--batch-size', '2'], {
+      ...run.deps,
+      stdin: input.stdin,
+    })
+    assert.equal(status, 0, run.stderr.text())
+    assert.ok(input.seen.whileOpen, 'the first batch left before stdin ended')
+    assert.deepEqual(
+      server.requests.map((r) => r.events.length),
+      [2, 1],
+    )
+    assert.match(run.stderr.text(), /3 events published in 2 batches/)
+  })
+
+  it('sends a batch a second after its first event, however slowly more come', async () => {
+    const list = events(2)
+    const server = herald()
+    const input = slowStdin(list.slice(0, 1), list.slice(1), () => server.requests.length > 0)
+    const run = deps('', server.fetch)
+    assert.equal(
+      await runPublish(['--url', 'http://h:1', '--stream'], {
+        ...run.deps,
+        stdin: input.stdin,
+        clock: Date.now,
+      }),
+      0,
+    )
+    assert.ok(input.seen.whileOpen, 'the batch left before stdin ended')
+    assert.deepEqual(
+      server.requests.map((r) => r.events.length),
+      [1, 1],
+    )
+  })
+
+  it('stops at an invalid event once the events before it are sent, saying how many', async () => {
+    const [a, b, c, d] = events(4)
+    const server = herald()
+    const run = deps(ndjson([a, b, { ...c, type: 'x.y' }, d]), server.fetch)
+    assert.equal(await runPublish(['--url', 'http://h:1', '--stream'], run.deps), 1)
+    assert.deepEqual(
+      server.requests.flatMap((r) => r.events.map((e) => e.id)),
+      [a?.id, b?.id],
+    )
+    assert.equal(
+      run.stderr.text(),
+      'herald publish: line 3 is invalid:\n  line 3: type: unknown event type "x.y"\n' +
+        '2 events were published before it; nothing after it was sent\n',
+    )
+  })
+
+  it('with --skip-invalid lists and skips an invalid event, and still fails', async () => {
+    const [a, b, c] = events(3)
+    const server = herald()
+    const run = deps(ndjson([a, { ...b, type: 'x.y' }, c]), server.fetch)
+    assert.equal(await runPublish(['--url', 'http://h:1', '--stream', '--skip-invalid'], run.deps), 1)
+    assert.deepEqual(
+      server.requests.flatMap((r) => r.events.map((e) => e.id)),
+      [a?.id, c?.id],
+    )
+    assert.match(
+      run.stderr.text(),
+      /line 2 is invalid:\n {2}line 2: type: unknown event type "x\.y"; skipped \(--skip-invalid\)/,
+    )
+    assert.match(run.stderr.text(), /2 events published in 1 batches/)
+  })
+
+  it('refuses stdin that holds no event', async () => {
+    const run = deps('\n', herald().fetch)
+    assert.equal(await runPublish(['--url', 'http://h:1', '--stream'], run.deps), 1)
+    assert.match(run.stderr.text(), /no events in stdin: nothing was sent/)
+  })
+})
+
 describe('runPublish input that is not UTF-8', () => {
   const dir = mkdtempSync(join(tmpdir(), 'herald-publish-utf8-'))
   after(() => rmSync(dir, { recursive: true, force: true }))

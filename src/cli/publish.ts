@@ -5,7 +5,7 @@ import { type Config, isHostPort, loadConfig } from '../config/index.ts'
 import { errorText } from '../errors/index.ts'
 import { type EngineEvent, encodeLogEvent } from '../events/index.ts'
 import { createHttpSender, SendError } from './http-sender.ts'
-import { checkEvents, describeProblems, parseEventInput } from './input.ts'
+import { createEventChecker, describeProblems, type InputProblem, readEventInput } from './input.ts'
 import {
   bearerTokenOf,
   type CliDeps,
@@ -16,12 +16,12 @@ import {
   nonEmpty,
   positiveInt,
   quoteArgument,
-  readAll,
   readCommandLine,
   serverUrl,
   UsageError,
   writeText,
 } from './io.ts'
+import type { ReadValue } from './json-values.ts'
 import { DEFAULT_RETRY_FOR_MS, DEFAULT_TIMEOUT_MS, retryLine } from './retry.ts'
 import { NotUtf8Error } from './utf8.ts'
 
@@ -32,7 +32,10 @@ event is checked against Herald's event catalog first, and over HTTP against the
 request Herald takes (5 MiB); if any is invalid, each problem is listed with its line (NDJSON)
 or index (JSON array) and nothing is sent. What only Herald can judge (a non-admin token
 sending another account's events) is found as the batches go: the batches before the refused
-one stay published, and the output says how many events they held.
+one stay published, and the output says how many events they held. A file is read twice, to
+check it and then to send it, so it may be of any size; stdin is read whole and its events
+held until all are checked (for a large or endless stream, use --file or --stream). A long
+send says every 10 s on stderr how many events were published.
 
 input:
   -f, --file <path>      read events from a file; without it, or with "-", from stdin.
@@ -69,6 +72,12 @@ options:
   --batch-size <n>       events per request or produce call; default 500
   --skip-invalid         send the valid events anyway; still list the invalid ones
   --dry-run              check the events and send nothing
+  --stream               check and send each event as it is read: a batch leaves once full
+                         or a second after its first event, so a pipe that does not end
+                         (herald generate --realtime) is published as it flows. An invalid
+                         event stops the run once the events before it are sent, and the
+                         output says how many (with --skip-invalid it is listed and
+                         skipped); a repeated id is flagged among the last 100,000 events
   -h, --help             show this help
 
 exit status: 0 all sent; 1 invalid events, no events in the input, or Herald or Kafka refused;
@@ -77,6 +86,7 @@ exit status: 0 all sent; 1 invalid events, no events in the input, or Herald or 
 examples:
   herald publish --url http://localhost:8228 --file events.ndjson
   herald generate --count 1000 | herald publish --url http://localhost:8228
+  herald generate --realtime --duration 1h | herald publish --url http://localhost:8228 --stream
   herald publish --kafka localhost:9092 --topic engine.events --file events.json`
 
 // Herald's request limit is 5 MiB; batches stay well under it.
@@ -84,22 +94,49 @@ const MAX_BATCH_BYTES = 4 * 1024 * 1024
 /** The longest event as JSON one request to Herald holds: its 5 MiB limit, less the batch's brackets. */
 export const MAX_EVENT_BYTES = 5 * 1024 * 1024 - 2
 
-/** Splits events into batches of at most `size` events and about MAX_BATCH_BYTES. */
-export const toBatches = (events: readonly EngineEvent[], size: number): EngineEvent[][] => {
-  const batches: EngineEvent[][] = []
+/**
+ * Gathers events into batches of at most `size` events and about MAX_BATCH_BYTES: `add` hands
+ * back the batch full before the event given (which starts the next), `take` the batch so far.
+ * An event longer than the bound goes alone.
+ */
+export const createBatcher = (size: number) => {
   let batch: EngineEvent[] = []
   let bytes = 0
-  for (const event of events) {
-    const eventBytes = Buffer.byteLength(JSON.stringify(event))
-    if (batch.length > 0 && (batch.length >= size || bytes + eventBytes > MAX_BATCH_BYTES)) {
-      batches.push(batch)
+  return {
+    add(event: EngineEvent, eventBytes: number): EngineEvent[] | undefined {
+      let full: EngineEvent[] | undefined
+      if (batch.length > 0 && (batch.length >= size || bytes + eventBytes > MAX_BATCH_BYTES)) {
+        full = batch
+        batch = []
+        bytes = 0
+      }
+      batch.push(event)
+      bytes += eventBytes + 1
+      return full
+    },
+    take(): EngineEvent[] | undefined {
+      if (batch.length === 0) return undefined
+      const taken = batch
       batch = []
       bytes = 0
-    }
-    batch.push(event)
-    bytes += eventBytes + 1
+      return taken
+    },
+    get pending(): number {
+      return batch.length
+    },
   }
-  if (batch.length > 0) batches.push(batch)
+}
+
+/** Splits events into batches of at most `size` events and about MAX_BATCH_BYTES. */
+export const toBatches = (events: readonly EngineEvent[], size: number): EngineEvent[][] => {
+  const batcher = createBatcher(size)
+  const batches: EngineEvent[][] = []
+  for (const event of events) {
+    const full = batcher.add(event, Buffer.byteLength(JSON.stringify(event)))
+    if (full !== undefined) batches.push(full)
+  }
+  const last = batcher.take()
+  if (last !== undefined) batches.push(last)
   return batches
 }
 
@@ -118,6 +155,7 @@ interface PublishOptions {
   readonly batchSize: number
   readonly skipInvalid: boolean
   readonly dryRun: boolean
+  readonly stream: boolean
 }
 
 /**
@@ -154,6 +192,7 @@ const parse = (argv: readonly string[], env: CliDeps['env']): PublishOptions | '
       'batch-size': { type: 'string' },
       'skip-invalid': { type: 'boolean', default: false },
       'dry-run': { type: 'boolean', default: false },
+      stream: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
@@ -190,13 +229,33 @@ const parse = (argv: readonly string[], env: CliDeps['env']): PublishOptions | '
     batchSize: positiveInt(values['batch-size'], 'batch-size', 500),
     skipInvalid: values['skip-invalid'],
     dryRun: values['dry-run'],
+    stream: values.stream,
   }
 }
 
+// How often a long send says how far it got, and how long a --stream batch waits for more.
+const PROGRESS_EVERY_MS = 10_000
+const STREAM_FLUSH_MS = 1_000
+// With --stream, a repeated id is flagged among this many events before it.
+const STREAM_REMEMBERED = 100_000
+const PROBLEMS_SHOWN = 50
+
+/** Where batches go: Herald over HTTP or Kafka. `send` throws what it could not send. */
+interface Target {
+  readonly to: string
+  readonly send: (batch: EngineEvent[]) => Promise<number>
+  readonly close: () => Promise<void>
+}
+
+/** The input's events as read, checked, from the start: stdin once, a file as often as asked. */
+type Source = () => AsyncIterable<Uint8Array | string>
+
 /**
  * `herald publish`: reads CloudEvents from a file or stdin, checks each against the event
- * catalog, and sends them in batches to Herald's HTTP endpoint or to Kafka. Resolves with
- * the process exit status.
+ * catalog, and sends them in batches to Herald's HTTP endpoint or to Kafka. A file is read
+ * twice, once to check it whole and once to send it, so no more than a batch is held; stdin,
+ * which cannot be read again, has its events held until all are checked; with `--stream` each
+ * event is checked and sent as it comes. Resolves with the process exit status.
  *
  * @example
  * const status = await runPublish(['--url', 'http://localhost:8228', '--file', 'events.ndjson'], {
@@ -208,105 +267,207 @@ export const runPublish = async (argv: readonly string[], deps: CliDeps): Promis
   const line = await readCommandLine('herald publish', PUBLISH_USAGE, deps, () => parse(argv, deps.env))
   if ('exit' in line) return line.exit
   const { options } = line
-
-  let text: string
-  try {
-    text = await readAll(
-      options.file === undefined
-        ? deps.stdin
-        : (deps.readFile ?? ((path: string) => createReadStream(path)))(options.file),
-    )
-  } catch (error) {
+  const name = options.file ?? 'stdin'
+  const source: Source = () =>
+    options.file === undefined
+      ? deps.stdin
+      : (deps.readFile ?? ((path: string) => createReadStream(path)))(options.file)
+  // Over HTTP an event no request can carry is invalid; Kafka's limits are the brokers'.
+  const maxEventBytes = options.kafka === undefined ? MAX_EVENT_BYTES : undefined
+  const cannotRead = async (error: unknown) => {
     const notUtf8 = error instanceof NotUtf8Error
     await say(
-      `herald publish: cannot read ${options.file ?? 'stdin'}: ${(error as Error).message}` +
-        (notUtf8 ? ' (convert it first, e.g. iconv -f latin1 -t utf-8); nothing was sent' : ''),
+      `herald publish: cannot read ${name}: ${errorText(error)}` +
+        (notUtf8 ? ' (convert it first, e.g. iconv -f latin1 -t utf-8)' : ''),
     )
+  }
+  if (options.stream && !options.dryRun)
+    return publishStream(source(), options, deps, maxEventBytes, cannotRead)
+
+  // First every event is checked: nothing is sent if one is invalid.
+  const check = createEventChecker(maxEventBytes === undefined ? {} : { maxEventBytes })
+  const held: EngineEvent[] | undefined = options.file === undefined ? [] : undefined
+  const problems: InputProblem[] = []
+  const invalidAt = new Set<string>()
+  let total = 0
+  let valid = 0
+  // How many batches the valid events make, for `batch 3 of 7`.
+  const counting = createBatcher(options.batchSize)
+  let batches = 0
+  try {
+    for await (const item of readEventInput(source())) {
+      total++
+      const checked = 'value' in item ? check(item) : { problem: item }
+      if ('problem' in checked) {
+        if (problems.length < PROBLEMS_SHOWN) problems.push(checked.problem)
+        invalidAt.add(checked.problem.where)
+        continue
+      }
+      valid++
+      if (counting.add(checked.event, checked.bytes) !== undefined) batches++
+      held?.push(checked.event)
+    }
+  } catch (error) {
+    await cannotRead(error)
+    await say('nothing was sent')
     return EXIT_FAILED
   }
-
-  const parsed = parseEventInput(text)
-  // Over HTTP an event no request can carry is invalid; Kafka's limits are the brokers'.
-  const checked = checkEvents(parsed.records, options.kafka === undefined ? MAX_EVENT_BYTES : undefined)
-  const problems = [...parsed.problems, ...checked.problems]
-  const total = parsed.records.length + parsed.problems.length
+  if (counting.take() !== undefined) batches++
   // Nothing to send is most likely the wrong file or an upstream step that failed.
   if (total === 0) {
-    await say(`herald publish: no events in ${options.file ?? 'stdin'}: nothing was sent`)
+    await say(`herald publish: no events in ${name}: nothing was sent`)
     return EXIT_FAILED
   }
-  if (problems.length > 0) {
+  const invalid = total - valid
+  if (invalid > 0) {
+    const more = invalid - problems.length
     await say(
-      `herald publish: ${problems.length} of ${total} events are invalid:\n${describeProblems(problems)}`,
+      `herald publish: ${invalid} of ${total} events are invalid:\n${describeProblems(problems)}` +
+        (more > 0 ? `\n  … and ${more} more events` : ''),
     )
     if (!options.skipInvalid) {
       await say(
-        checked.events.length > 0
-          ? `nothing was sent; --skip-invalid sends the ${checked.events.length} valid events`
-          : 'nothing was sent',
+        valid > 0 ? `nothing was sent; --skip-invalid sends the ${valid} valid events` : 'nothing was sent',
       )
       return EXIT_FAILED
     }
   }
-  const events = checked.events
   if (options.dryRun) {
-    await say(`herald publish: ${events.length} valid events; --dry-run, nothing sent`)
-    return problems.length > 0 ? EXIT_FAILED : EXIT_OK
+    await say(`herald publish: ${valid} valid events; --dry-run, nothing sent`)
+    return invalid > 0 ? EXIT_FAILED : EXIT_OK
   }
-  const batches = toBatches(events, options.batchSize)
-  const sent =
-    options.kafka === undefined
-      ? await sendHttp(batches, options, deps)
-      : await sendKafka(batches, options, deps)
-  if (sent === undefined) return EXIT_FAILED
-  await say(`herald publish: ${sent.count} events published in ${sent.batches} batches to ${sent.to}`)
-  return problems.length > 0 ? EXIT_FAILED : EXIT_OK
+  if (valid === 0) {
+    await say('herald publish: no valid events: nothing was sent')
+    return EXIT_FAILED
+  }
+
+  // Then they are sent: those held, or the file's read again and checked again as they go.
+  const events = async function* (): AsyncGenerator<{ event: EngineEvent; bytes: number }> {
+    if (held !== undefined) {
+      for (const event of held) yield { event, bytes: Buffer.byteLength(JSON.stringify(event)) }
+      return
+    }
+    const again = createEventChecker(maxEventBytes === undefined ? {} : { maxEventBytes })
+    let count = 0
+    const reading = readEventInput(source())[Symbol.asyncIterator]()
+    while (true) {
+      let item: IteratorResult<ReadValue>
+      try {
+        item = await reading.next()
+      } catch (error) {
+        throw new ReadError(error)
+      }
+      if (item.done) break
+      const checked = 'value' in item.value ? again(item.value) : { problem: item.value }
+      if ('event' in checked) {
+        count++
+        yield checked
+      } else if (!invalidAt.has(checked.problem.where)) throw new ChangedError(name)
+    }
+    if (count !== valid) throw new ChangedError(name)
+  }
+  const target = openTarget(options, deps)
+  try {
+    const sent = await sendAll(events(), target, options, deps, { events: valid, batches })
+    if (sent.failed !== undefined) {
+      await say(`herald publish: ${sent.failed}`)
+      await say(`${sent.count} events were published before it; the rest were not sent`)
+      return EXIT_FAILED
+    }
+    await say(`herald publish: ${sent.count} events published in ${sent.batches} batches to ${target.to}`)
+    return invalid > 0 ? EXIT_FAILED : EXIT_OK
+  } finally {
+    await target.close()
+  }
+}
+
+/** The file read to be sent is not the one checked. */
+class ChangedError extends Error {
+  constructor(name: string) {
+    super(`${name} changed after it was checked`)
+  }
+}
+
+/** The input could not be read (`cause`): gone, not UTF-8. */
+class ReadError extends Error {
+  constructor(cause: unknown) {
+    super(errorText(cause), { cause })
+  }
 }
 
 interface Sent {
   readonly count: number
   readonly batches: number
-  readonly to: string
+  /** What stopped the sending, if anything did. */
+  readonly failed?: string
 }
 
-const sendHttp = async (
-  batches: EngineEvent[][],
+/**
+ * Sends `events` in batches to `target` as they come, saying every 10 s how many were
+ * published (of `total`, when known). A batch that fails, or an input that fails, ends it.
+ */
+const sendAll = async (
+  events: AsyncIterable<{ event: EngineEvent; bytes: number }>,
+  target: Target,
   options: PublishOptions,
   deps: CliDeps,
-): Promise<Sent | undefined> => {
-  const say = (line: string) => writeText(deps.stderr, `${line}\n`)
-  const url = options.url as string
-  const send = createHttpSender({
-    url,
-    ...(options.token === undefined ? {} : { token: options.token }),
-    fetch: deps.fetch,
-    sleep: deps.sleep ?? defaultSleep,
-    clock: deps.clock ?? Date.now,
-    timeoutMs: options.timeoutMs,
-    retryForMs: options.retryForMs,
-    onRetry: (reason, delayMs, leftMs) => void say(`herald publish: ${retryLine(reason, delayMs, leftMs)}`),
-  })
+  total: { readonly events: number; readonly batches: number },
+): Promise<Sent> => {
+  const clock = deps.clock ?? Date.now
+  const batcher = createBatcher(options.batchSize)
   let count = 0
-  for (const [i, batch] of batches.entries()) {
-    try {
-      count += await send(batch)
-    } catch (error) {
-      if (!(error instanceof SendError)) throw error
-      await say(`herald publish: batch ${i + 1} of ${batches.length} failed: ${error.message}`)
-      await say(`${count} events were published before it; the rest were not sent`)
-      return undefined
+  let batches = 0
+  let told = clock()
+  const send = async (batch: EngineEvent[]) => {
+    batches++
+    count += await target.send(batch)
+    if (clock() - told >= PROGRESS_EVERY_MS) {
+      told = clock()
+      const share = Math.floor((count / total.events) * 100)
+      await writeText(
+        deps.stderr,
+        `herald publish: ${count} of ${total.events} events published (${share}%)\n`,
+      )
     }
   }
-  return { count, batches: batches.length, to: url }
+  try {
+    for await (const { event, bytes } of events) {
+      const full = batcher.add(event, bytes)
+      if (full !== undefined) await send(full)
+    }
+    const last = batcher.take()
+    if (last !== undefined) await send(last)
+  } catch (error) {
+    if (error instanceof ChangedError) return { count, batches, failed: `${error.message}; stopped` }
+    if (error instanceof ReadError)
+      return { count, batches, failed: `cannot read the input again: ${error.message}` }
+    if (error instanceof SendError || error instanceof PublishError)
+      return { count, batches, failed: `batch ${batches} of ${total.batches} failed: ${error.message}` }
+    throw error
+  }
+  return { count, batches }
 }
 
-const sendKafka = async (
-  batches: EngineEvent[][],
-  options: PublishOptions,
-  deps: CliDeps,
-): Promise<Sent | undefined> => {
+/** Kafka refused a batch. */
+class PublishError extends Error {}
+
+const openTarget = (options: PublishOptions, deps: CliDeps): Target => {
   const say = (line: string) => writeText(deps.stderr, `${line}\n`)
-  const brokers = options.kafka as readonly string[]
+  if (options.kafka === undefined) {
+    const url = options.url as string
+    const send = createHttpSender({
+      url,
+      ...(options.token === undefined ? {} : { token: options.token }),
+      fetch: deps.fetch,
+      sleep: deps.sleep ?? defaultSleep,
+      clock: deps.clock ?? Date.now,
+      timeoutMs: options.timeoutMs,
+      retryForMs: options.retryForMs,
+      onRetry: (reason, delayMs, leftMs) => void say(`herald publish: ${retryLine(reason, delayMs, leftMs)}`),
+    })
+    return { to: url, send, close: async () => {} }
+  }
+  const brokers = options.kafka
   const log = (deps.createKafkaLog ?? createKafkaEventLog)({
     brokers,
     clientId: options.clientId,
@@ -317,20 +478,120 @@ const sendKafka = async (
       if (entry.level === 'error') void say(`herald publish: kafka: ${entry.message}`)
     },
   })
-  let count = 0
-  try {
-    for (const [i, batch] of batches.entries()) {
+  return {
+    to: `${brokers.join(',')} topic ${options.topic}`,
+    send: async (batch) => {
       try {
         await log.publish(options.topic, batch.map(encodeLogEvent))
       } catch (error) {
-        await say(`herald publish: batch ${i + 1} of ${batches.length} failed: ${(error as Error).message}`)
-        await say(`${count} events were published before it; the rest were not sent`)
-        return undefined
+        throw new PublishError(errorText(error))
       }
-      count += batch.length
-    }
-  } finally {
-    await log.close().catch(() => {})
+      return batch.length
+    },
+    close: () => log.close().catch(() => {}),
   }
-  return { count, batches: batches.length, to: `${brokers.join(',')} topic ${options.topic}` }
+}
+
+/**
+ * `--stream`: each event is checked as it is read and sent in a batch that leaves once full or
+ * a second after its first event, so a pipe that never ends (`generate --realtime`) is
+ * published as it flows. An invalid event stops the run once the events before it are sent,
+ * unless `--skip-invalid`, which lists and skips it.
+ */
+const publishStream = async (
+  input: AsyncIterable<Uint8Array | string>,
+  options: PublishOptions,
+  deps: CliDeps,
+  maxEventBytes: number | undefined,
+  cannotRead: (error: unknown) => Promise<void>,
+): Promise<number> => {
+  const say = (line: string) => writeText(deps.stderr, `${line}\n`)
+  const clock = deps.clock ?? Date.now
+  const check = createEventChecker({
+    remember: STREAM_REMEMBERED,
+    ...(maxEventBytes === undefined ? {} : { maxEventBytes }),
+  })
+  const batcher = createBatcher(options.batchSize)
+  const target = openTarget(options, deps)
+  let count = 0
+  let batches = 0
+  let read = 0
+  let invalid = 0
+  let told = clock()
+  const send = async (batch: EngineEvent[] | undefined) => {
+    if (batch === undefined) return
+    batches++
+    count += await target.send(batch)
+    if (clock() - told >= PROGRESS_EVERY_MS) {
+      told = clock()
+      await say(`herald publish: ${count} events published so far`)
+    }
+  }
+  const stopped = async (why: string) => {
+    await say(`herald publish: ${why}`)
+    await say(`${count} events were published before it; nothing after it was sent`)
+    return EXIT_FAILED
+  }
+  const values = readEventInput(input)[Symbol.asyncIterator]()
+  // What reading fails with is told apart from what sending fails with.
+  const nextValue = () =>
+    values.next().catch((error: unknown) => {
+      throw new ReadError(error)
+    })
+  try {
+    let next = nextValue()
+    let firstAt = 0
+    while (true) {
+      let item: IteratorResult<ReadValue>
+      if (batcher.pending === 0) item = await next
+      else {
+        // A batch begun waits for more at most STREAM_FLUSH_MS, then leaves as it is.
+        let timer: NodeJS.Timeout | undefined
+        const waited = await Promise.race([
+          next,
+          new Promise<'flush'>((resolve) => {
+            timer = setTimeout(() => resolve('flush'), Math.max(0, firstAt + STREAM_FLUSH_MS - clock()))
+          }),
+        ])
+        clearTimeout(timer)
+        if (waited === 'flush') {
+          await send(batcher.take())
+          continue
+        }
+        item = waited
+      }
+      if (item.done) break
+      next = nextValue()
+      read++
+      const checked = 'value' in item.value ? check(item.value) : { problem: item.value }
+      if ('problem' in checked) {
+        invalid++
+        const report = `${checked.problem.where} is invalid:\n${describeProblems([checked.problem])}`
+        if (!options.skipInvalid) {
+          await send(batcher.take())
+          return await stopped(report)
+        }
+        await say(`herald publish: ${report}; skipped (--skip-invalid)`)
+        continue
+      }
+      await send(batcher.add(checked.event, checked.bytes))
+      if (batcher.pending === 1) firstAt = clock()
+    }
+    await send(batcher.take())
+  } catch (error) {
+    if (error instanceof SendError || error instanceof PublishError)
+      return await stopped(`batch ${batches} failed: ${error.message}`)
+    if (!(error instanceof ReadError)) throw error
+    await cannotRead(error.cause)
+    await say(`${count} events were published before it; nothing after it was sent`)
+    return EXIT_FAILED
+  } finally {
+    await target.close()
+  }
+  if (read === 0) {
+    await say('herald publish: no events in stdin: nothing was sent')
+    return EXIT_FAILED
+  }
+  await say(`herald publish: ${count} events published in ${batches} batches to ${target.to}`)
+  return invalid > 0 ? EXIT_FAILED : EXIT_OK
 }
