@@ -47,11 +47,6 @@ export const parseEventInput = (input: string): ParsedInput => {
   return parsed
 }
 
-export interface CheckedInput {
-  readonly events: readonly EngineEvent[]
-  readonly problems: readonly InputProblem[]
-}
-
 /** One record checked: the event and its length as JSON, or what is wrong with it. */
 export type CheckedRecord =
   | { readonly event: EngineEvent; readonly bytes: number }
@@ -65,9 +60,11 @@ export interface EventCheckerOptions {
 }
 
 /**
- * Checks records one at a time as `checkEvents` does (the event catalog, a repeated account,
- * source and id, with `maxEventBytes` the length), remembering the keys seen, or the last
- * `remember` of them.
+ * Checks records one at a time against the event catalog, as Herald will; flags a repeated
+ * (account, source, id), which Herald would reject in one batch and drop across batches
+ * (events of one source and id for two accounts are two events to Herald); and with
+ * `maxEventBytes` an event longer as JSON, which no request could carry, so the batches before
+ * it would go out before it failed. Remembers the keys seen, or the last `remember` of them.
  */
 export const createEventChecker = (options: EventCheckerOptions = {}) => {
   const seen = new Map<string, string>()
@@ -93,25 +90,6 @@ export const createEventChecker = (options: EventCheckerOptions = {}) => {
     if (seen.size > remember) seen.delete(seen.keys().next().value as string)
     return { event: decoded.value, bytes }
   }
-}
-
-/**
- * Validates every record against the event catalog, as Herald will, and flags a repeated
- * (account, source, id), which Herald would reject in one batch and deduplicate across batches.
- * Events of one source and id for two accounts are two events to Herald, and sent as such.
- * With `maxEventBytes`, an event longer as JSON is flagged too: no request could carry it,
- * and batches before it would go out before it failed.
- */
-export const checkEvents = (records: readonly InputRecord[], maxEventBytes?: number): CheckedInput => {
-  const check = createEventChecker(maxEventBytes === undefined ? {} : { maxEventBytes })
-  const events: EngineEvent[] = []
-  const problems: InputProblem[] = []
-  for (const record of records) {
-    const checked = check(record)
-    if ('event' in checked) events.push(checked.event)
-    else problems.push(checked.problem)
-  }
-  return { events, problems }
 }
 
 /**

@@ -2,7 +2,6 @@ import type { KafkaEventLogOptions } from '../adapters/kafka-event-log/index.ts'
 import { scrubCredentials } from '../config/index.ts'
 import type { EventLog } from '../ports/index.ts'
 import { isTimeout, timeoutOf } from './retry.ts'
-import { utf8Text } from './utf8.ts'
 
 /** A text sink such as `process.stdout`: the callback runs once the chunk is flushed. */
 export interface Output {
@@ -49,13 +48,6 @@ export const writeText = (out: Output, text: string): Promise<void> =>
   new Promise((resolve, reject) => {
     out.write(text, (error) => (error ? reject(error) : resolve()))
   })
-
-/** All of `input` as text; rejects with a `NotUtf8Error` when it is not UTF-8. */
-export const readAll = async (input: AsyncIterable<Uint8Array | string>): Promise<string> => {
-  let text = ''
-  for await (const chunk of utf8Text(input)) text += chunk
-  return text
-}
 
 /**
  * A subcommand's command line read by `parse`: its options; or, for `--help` (`parse` answers
