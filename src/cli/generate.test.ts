@@ -149,6 +149,26 @@ describe('runGenerate', () => {
     assert.match(run.stderr.text(), /1100 events published in 3 batches/)
   })
 
+  it('with --publish-url keeps each request under 4 MiB, as publish does, however large --batch-size', async () => {
+    const sizes: number[] = []
+    let events = 0
+    // Herald refuses a body over 5 MiB.
+    const fetch = (async (_url: string | URL | Request, init?: RequestInit) => {
+      const body = String(init?.body)
+      sizes.push(Buffer.byteLength(body))
+      if (Buffer.byteLength(body) > 5 * 1024 * 1024)
+        return new Response(JSON.stringify({ detail: 'the body exceeds 5242880 bytes' }), { status: 413 })
+      const batch = JSON.parse(body) as unknown[]
+      events += batch.length
+      return new Response(JSON.stringify({ accepted: batch.length }), { status: 202 })
+    }) as typeof globalThis.fetch
+    const run = setup({ fetch })
+    const argv = ['--count', '4000', '--batch-size', '4000', '--publish-url', 'http://h:1', '--start', START]
+    assert.equal(await runGenerate(argv, run.deps), 0, run.stderr.text())
+    assert.equal(events, 4_000)
+    assert.ok(sizes.length > 1 && sizes.every((size) => size <= 4 * 1024 * 1024 + 2), `${sizes}`)
+  })
+
   it('takes HERALD_TOKEN for --publish-url, and an empty one as none rather than sending a bare "Bearer "', async () => {
     const sent: (string | null)[] = []
     const fetch = (async (_url: string | URL | Request, init?: RequestInit) => {

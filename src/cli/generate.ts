@@ -4,6 +4,7 @@ import { ACCOUNT_NAME_RULE, isAccountName } from '../access/index.ts'
 import type { EngineEvent } from '../events/index.ts'
 import { isTimestamp, NOT_A_TIMESTAMP } from '../events/index.ts'
 import { generateActivity } from '../generator/index.ts'
+import { createBatcher } from './batches.ts'
 import { createHttpSender, SendError } from './http-sender.ts'
 import {
   bearerTokenOf,
@@ -49,7 +50,8 @@ options:
                          ingest URL (…/v1/events); http or https, without user:password@
   --token <token>        bearer token for --publish-url; default: HERALD_TOKEN. Printable
                          characters without whitespace, else refused (exit 2)
-  --batch-size <n>       events per request with --publish-url; default 500
+  --batch-size <n>       events per request with --publish-url (fewer where they would pass
+                         4 MiB, as with herald publish); default 500
   --timeout <d>          with --publish-url: how long a request may go unanswered before it
                          is given up and retried; default 30s
   --retry-for <d>        with --publish-url: how long a batch is retried while Herald cannot
@@ -256,26 +258,26 @@ const publish = async (
   })
   let accepted = 0
   let batches = 0
-  let batch: EngineEvent[] = []
+  // Batches as publish makes them: by count, and under Herald's request limit.
+  const batcher = createBatcher(options.batchSize)
   let batchStarted = clock()
-  const flush = async () => {
-    if (batch.length === 0) return
-    const sending = batch
-    batch = []
+  const flush = async (batch: EngineEvent[] | undefined) => {
+    if (batch === undefined) return
     batches++
-    accepted += await send(sending)
+    accepted += await send(batch)
   }
   try {
     for (const event of events) {
       const wait = dueIn(event)
       // Waiting for this event must not hold the ones already batched past the interval.
-      if (batch.length > 0 && clock() + wait - batchStarted >= FLUSH_INTERVAL_MS) await flush()
+      if (batcher.pending > 0 && clock() + wait - batchStarted >= FLUSH_INTERVAL_MS)
+        await flush(batcher.take())
       if (wait > 0) await sleep(wait)
-      if (batch.length === 0) batchStarted = clock()
-      batch.push(event)
-      if (batch.length >= options.batchSize) await flush()
+      await flush(batcher.add(event, Buffer.byteLength(JSON.stringify(event))))
+      if (batcher.pending === 1) batchStarted = clock()
+      if (batcher.pending >= options.batchSize) await flush(batcher.take())
     }
-    await flush()
+    await flush(batcher.take())
   } catch (error) {
     if (!(error instanceof SendError)) throw error
     await say(`herald generate: batch ${batches} failed: ${error.message}`)

@@ -9,10 +9,11 @@ import { startHttpStandIn } from '../../test/support/http-stand-in.ts'
 import { createKafkaEventLog, type KafkaEventLogOptions } from '../adapters/kafka-event-log/index.ts'
 import type { EngineEvent } from '../events/index.ts'
 import { generateActivity } from '../generator/index.ts'
+import { toBatches } from './batches.ts'
 import { parseEventInput } from './input.ts'
 import type { CliDeps, Output } from './io.ts'
 import { createJsonValueScanner } from './json-values.ts'
-import { runPublish, toBatches } from './publish.ts'
+import { runPublish } from './publish.ts'
 
 const sink = (): Output & { text: () => string } => {
   const chunks: string[] = []

@@ -4,6 +4,7 @@ import { createKafkaEventLog, type KafkaEventLogOptions } from '../adapters/kafk
 import { type Config, isHostPort, loadConfig } from '../config/index.ts'
 import { errorText } from '../errors/index.ts'
 import { type EngineEvent, encodeLogEvent } from '../events/index.ts'
+import { createBatcher, MAX_EVENT_BYTES } from './batches.ts'
 import { createHttpSender, SendError } from './http-sender.ts'
 import { createEventChecker, describeProblems, type InputProblem, readEventInput } from './input.ts'
 import {
@@ -69,7 +70,8 @@ Kafka:
   --no-idempotent        use a plain producer (for brokers without a controller)
 
 options:
-  --batch-size <n>       events per request or produce call; default 500
+  --batch-size <n>       events per request or produce call (fewer where they would pass
+                         4 MiB); default 500
   --skip-invalid         send the valid events anyway; still list the invalid ones
   --dry-run              check the events and send nothing
   --stream               check and send each event as it is read: a batch leaves once full
@@ -88,57 +90,6 @@ examples:
   herald generate --count 1000 | herald publish --url http://localhost:8228
   herald generate --realtime --duration 1h | herald publish --url http://localhost:8228 --stream
   herald publish --kafka localhost:9092 --topic engine.events --file events.json`
-
-// Herald's request limit is 5 MiB; batches stay well under it.
-const MAX_BATCH_BYTES = 4 * 1024 * 1024
-/** The longest event as JSON one request to Herald holds: its 5 MiB limit, less the batch's brackets. */
-export const MAX_EVENT_BYTES = 5 * 1024 * 1024 - 2
-
-/**
- * Gathers events into batches of at most `size` events and about MAX_BATCH_BYTES: `add` hands
- * back the batch full before the event given (which starts the next), `take` the batch so far.
- * An event longer than the bound goes alone.
- */
-export const createBatcher = (size: number) => {
-  let batch: EngineEvent[] = []
-  let bytes = 0
-  return {
-    add(event: EngineEvent, eventBytes: number): EngineEvent[] | undefined {
-      let full: EngineEvent[] | undefined
-      if (batch.length > 0 && (batch.length >= size || bytes + eventBytes > MAX_BATCH_BYTES)) {
-        full = batch
-        batch = []
-        bytes = 0
-      }
-      batch.push(event)
-      bytes += eventBytes + 1
-      return full
-    },
-    take(): EngineEvent[] | undefined {
-      if (batch.length === 0) return undefined
-      const taken = batch
-      batch = []
-      bytes = 0
-      return taken
-    },
-    get pending(): number {
-      return batch.length
-    },
-  }
-}
-
-/** Splits events into batches of at most `size` events and about MAX_BATCH_BYTES. */
-export const toBatches = (events: readonly EngineEvent[], size: number): EngineEvent[][] => {
-  const batcher = createBatcher(size)
-  const batches: EngineEvent[][] = []
-  for (const event of events) {
-    const full = batcher.add(event, Buffer.byteLength(JSON.stringify(event)))
-    if (full !== undefined) batches.push(full)
-  }
-  const last = batcher.take()
-  if (last !== undefined) batches.push(last)
-  return batches
-}
 
 interface PublishOptions {
   readonly file: string | undefined
