@@ -67,11 +67,17 @@ const literalSegments = (route: string): number => route.split('/').filter((s) =
  * The methods of the app's routes (not its middleware) that take `path`: for a 405's Allow.
  * A route naming the path literally shadows one taking it as a parameter: an id is never
  * `replay`, so `PUT …/deliveries/replay` is allowed POST, not the GET of `…/deliveries/:id`.
+ * HEAD follows GET: Hono answers it wherever GET is routed.
  */
 const allowedMethods = (app: Hono<AppEnv>, path: string): string[] => {
   const matching = app.routes.filter((r) => r.method !== 'ALL' && routeMatches(r.path, path))
   const closest = Math.max(0, ...matching.map((r) => literalSegments(r.path)))
-  return [...new Set(matching.filter((r) => literalSegments(r.path) === closest).map((r) => r.method))]
+  const methods = [
+    ...new Set(matching.filter((r) => literalSegments(r.path) === closest).map((r) => r.method)),
+  ]
+  return methods.flatMap((method) =>
+    method === 'GET' && !methods.includes('HEAD') ? ['GET', 'HEAD'] : [method],
+  )
 }
 
 /**

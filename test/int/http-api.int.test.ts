@@ -664,8 +664,8 @@ describe('HTTP API on the embedded log and chDB', () => {
   it('answers a method a path does not take with 405 and Allow, and an unknown path with 404', async () => {
     for (const [method, path, allow] of [
       ['GET', '/v1/events', 'POST'],
-      ['DELETE', '/v1/reports/graphql', 'GET, POST'],
-      ['POST', '/health', 'GET'],
+      ['DELETE', '/v1/reports/graphql', 'GET, HEAD, POST'],
+      ['POST', '/health', 'GET, HEAD'],
     ] as const) {
       const response = await app.request(path, { method, headers: auth })
       assert.equal(response.status, 405, `${method} ${path}`)
@@ -676,6 +676,8 @@ describe('HTTP API on the embedded log and chDB', () => {
       // As every other problem does, it names the path it is about.
       assert.equal(body.instance, path)
     }
+    // HEAD is answered wherever GET is, as Allow says.
+    assert.equal((await app.request('/health', { method: 'HEAD', headers: auth })).status, 200)
     const unknown = await app.request('/v1/nothing/here', { headers: auth })
     assert.equal(unknown.status, 404)
     assert.equal(unknown.headers.get('allow'), null)
@@ -742,7 +744,7 @@ describe('HTTP API on the embedded log and chDB', () => {
         method: 'PUT',
         headers: auth,
       })
-      assert.equal(put.headers.get('allow'), 'GET')
+      assert.equal(put.headers.get('allow'), 'GET, HEAD')
     } finally {
       await view.close()
       await store.close()
