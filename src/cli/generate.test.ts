@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { decodeEngineEvent } from '../events/index.ts'
+import { generateActivity, SimulatedTimeError } from '../generator/index.ts'
 import { runGenerate } from './generate.ts'
 import { type CliDeps, type Output, parseDuration } from './io.ts'
 
@@ -245,6 +246,45 @@ describe('runGenerate', () => {
       assert.equal(await runGenerate(argv, run.deps), 2, argv.join(' '))
       assert.match(run.stderr.text(), /usage: herald generate/)
     }
+  })
+})
+
+describe('runGenerate keeps simulated time within what an event can carry', () => {
+  it('refuses a run that would pass 9999-12-31T23:59:59.999Z, naming why, before printing anything', async () => {
+    for (const [argv, said] of [
+      [['--rate', '1e-12', '--count', '20'], /--count 20 at --rate 1e-12 spans about 633762 years/],
+      [
+        ['--start', '9999-12-31T23:59:59Z', '--count', '100'],
+        /--start 9999-12-31T23:59:59Z and about 2 s of simulated time/,
+      ],
+      [['--start', '9999-12-31T23:00:00Z', '--duration', '2h'], /--duration 2h/],
+    ] as const) {
+      const run = setup()
+      assert.equal(await runGenerate(argv, run.deps), 2, argv.join(' '))
+      assert.match(
+        run.stderr.text(),
+        /would pass 9999-12-31T23:59:59\.999Z, the last instant an event's time can name/,
+      )
+      assert.match(run.stderr.text(), said)
+      assert.equal(run.stdout.text(), '')
+    }
+  })
+
+  it('takes a run that ends in time, every time valid', async () => {
+    const run = setup()
+    const argv = ['--seed', '1', '--start', '9999-12-31T23:00:00Z', '--count', '100', '--rate', '1']
+    assert.equal(await runGenerate(argv, run.deps), 0, run.stderr.text())
+    for (const event of lines(run.stdout.text())) assert.ok(decodeEngineEvent(event).ok, event.time)
+  })
+
+  it('stops with a clear error when the draws carry time past the end anyway', () => {
+    const last = Date.UTC(9999, 11, 31, 23, 59, 59, 999)
+    assert.throws(
+      () => [...generateActivity({ seed: 1, accounts: 1, rate: 1, count: 100, clock: () => last - 10_000 })],
+      (error: unknown) =>
+        error instanceof SimulatedTimeError &&
+        /^simulated time passed 9999-12-31T23:59:59\.999Z after \d+ events$/.test(error.message),
+    )
   })
 })
 

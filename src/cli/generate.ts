@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util'
 import { ACCOUNT_NAME_RULE, isAccountName } from '../access/index.ts'
 import type { EngineEvent } from '../events/index.ts'
 import { isTimestamp, NOT_A_TIMESTAMP } from '../events/index.ts'
-import { generateActivity } from '../generator/index.ts'
+import { generateActivity, LAST_TIME_MS, SimulatedTimeError } from '../generator/index.ts'
 import { createBatcher } from './batches.ts'
 import { createHttpSender, SendError } from './http-sender.ts'
 import {
@@ -13,6 +13,7 @@ import {
   durationOption,
   EXIT_FAILED,
   EXIT_OK,
+  EXIT_USAGE,
   parseDuration,
   positiveInt,
   quoteArgument,
@@ -41,7 +42,9 @@ options:
   --rate <n>             events per second of simulated time; default 50
   --duration <d>         simulated time to cover: 90s, 5m, 1h, 250ms (a bare number is seconds)
   --count <n>            number of events; default 1000 unless --duration is given
-  --start <time>         RFC 3339 start of simulated time; default now
+  --start <time>         RFC 3339 start of simulated time; default now. A run whose time
+                         would pass 9999-12-31T23:59:59.999Z (the last an event can carry)
+                         at its --rate is refused
   --no-system            leave out engine-wide events (feed syncs, service faults), which
                          belong to the admin account
   --realtime             emit each event when its time comes, so --rate is a real rate
@@ -67,6 +70,8 @@ interface GenerateOptions {
   readonly seed: string | undefined
   readonly accounts: number | readonly string[]
   readonly rate: number
+  /** `--rate`, `--duration` and `--start` as given, for messages. */
+  readonly given: { readonly rate?: string; readonly duration?: string; readonly start?: string }
   readonly durationMs: number | undefined
   readonly count: number | undefined
   readonly start: number | undefined
@@ -132,6 +137,7 @@ const parse = (argv: readonly string[], env: CliDeps['env']): GenerateOptions | 
     seed: values.seed,
     accounts,
     rate,
+    given: { rate: values.rate, duration: values.duration, start: values.start },
     durationMs,
     count,
     start: values.start === undefined ? undefined : Date.parse(values.start),
@@ -172,6 +178,11 @@ export const runGenerate = async (argv: readonly string[], deps: CliDeps): Promi
   const clock = deps.clock ?? Date.now
   const sleep = deps.sleep ?? defaultSleep
   const start = options.start ?? clock()
+  const beyond = pastTheEnd(options, start)
+  if (beyond !== undefined) {
+    await writeText(deps.stderr, `herald generate: ${beyond}\n`)
+    return EXIT_USAGE
+  }
   const seed = options.seed ?? randomBytes(4).toString('hex')
   if (options.seed === undefined || options.start === undefined)
     await writeText(
@@ -192,9 +203,53 @@ export const runGenerate = async (argv: readonly string[], deps: CliDeps): Promi
   const dueIn = (event: EngineEvent): number =>
     options.realtime ? wallStart + (Date.parse(event.time as string) - start) - clock() : 0
   const pacing: Pacing = { dueIn, sleep, clock }
-  return options.publishUrl === undefined
-    ? print(events, options, deps, pacing)
-    : publish(events, options, deps, pacing)
+  try {
+    return options.publishUrl === undefined
+      ? await print(events, options, deps, pacing)
+      : await publish(events, options, deps, pacing)
+  } catch (error) {
+    // The draws carried time past the end, which the expected span did not.
+    if (!(error instanceof SimulatedTimeError)) throw error
+    await writeText(
+      deps.stderr,
+      `herald generate: ${error.message}; give an earlier --start or a higher --rate\n`,
+    )
+    return EXIT_FAILED
+  }
+}
+
+const YEAR_MS = 365.25 * 86_400_000
+
+/** `90061000` → `1 days`: a span of simulated time, roughly, for a message. */
+const roughly = (ms: number): string => {
+  for (const [unit, size] of [
+    ['years', YEAR_MS],
+    ['days', 86_400_000],
+    ['h', 3_600_000],
+    ['min', 60_000],
+  ] as const)
+    if (ms >= size) return `${Math.round(ms / size)} ${unit}`
+  return `${Math.round(ms / 1_000)} s`
+}
+
+/**
+ * Why a run from `start` would carry simulated time past the last instant an event's time can
+ * name (9999-12-31T23:59:59.999Z), at the rate and for the duration or count asked: Herald
+ * refuses such times, and past year 275760 no date exists at all. Undefined when it would not.
+ */
+const pastTheEnd = (options: GenerateOptions, start: number): string | undefined => {
+  const { given } = options
+  const spanMs = options.durationMs ?? ((options.count ?? 0) / options.rate) * 1_000
+  if (start + spanMs <= LAST_TIME_MS) return undefined
+  const why =
+    options.durationMs !== undefined
+      ? `--duration ${given.duration}`
+      : `--count ${options.count} at --rate ${given.rate ?? options.rate}`
+  const what =
+    options.start === undefined
+      ? `${why} spans about ${roughly(spanMs)} of simulated time from now`
+      : `--start ${given.start} and about ${roughly(spanMs)} of simulated time (${why})`
+  return `the run would pass ${new Date(LAST_TIME_MS).toISOString()}, the last instant an event's time can name: ${what}; give an earlier --start, a higher --rate or fewer events`
 }
 
 interface Pacing {

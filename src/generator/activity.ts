@@ -44,6 +44,17 @@ export interface ActivityOptions {
   readonly systemEvents?: boolean
 }
 
+/** The last instant an RFC 3339 timestamp (a four-digit year) can name, in ms since the epoch. */
+export const LAST_TIME_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999)
+
+/** Simulated time ran past `LAST_TIME_MS`: no event after it could carry its time. */
+export class SimulatedTimeError extends RangeError {
+  constructor(emitted: number) {
+    super(`simulated time passed ${new Date(LAST_TIME_MS).toISOString()} after ${emitted} events`)
+    this.name = 'SimulatedTimeError'
+  }
+}
+
 const ACCOUNT_NAMES = ['acme', 'globex', 'initech', 'umbrella', 'hooli', 'stark', 'wayne', 'wonka', 'tyrell']
 
 const PROFILES = [
@@ -204,6 +215,7 @@ export function* generateActivity(options: ActivityOptions): Generator<EngineEve
     }
     now += random.exponential(meanGapMs)
     if (options.durationMs !== undefined && now - start > options.durationMs) return
+    if (now > LAST_TIME_MS) throw new SimulatedTimeError(emitted)
     const next = queue.shift() as Pending
     next.time = new Date(now).toISOString()
     yield next

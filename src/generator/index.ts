@@ -1,2 +1,7 @@
-export { type ActivityOptions, generateActivity } from './activity.ts'
+export {
+  type ActivityOptions,
+  generateActivity,
+  LAST_TIME_MS,
+  SimulatedTimeError,
+} from './activity.ts'
 export { createRandom, type Random } from './random.ts'
