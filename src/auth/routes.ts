@@ -21,11 +21,18 @@ const present = (token: TokenView) => ({
 
 /**
  * `/v1/auth/tokens`: admins issue, list and revoke API tokens. The secret is in the creation
- * response only; Herald keeps its SHA-256.
+ * response only; Herald keeps its SHA-256. `/v1/auth/whoami`: any caller reads whom its token
+ * stands for (its account, role and token id), e.g. for a client to check before it sends.
  */
 export const createTokenRoutes = ({ tokens }: { tokens: TokenService }) => {
   const app = new Hono<AppEnv>()
-  app.use('*', authorize('manageTokens'))
+  app.use('/tokens', authorize('manageTokens'))
+  app.use('/tokens/*', authorize('manageTokens'))
+
+  app.get('/whoami', noQueryParameters, (c) => {
+    const { account, role, tokenId } = c.get('principal')
+    return c.json({ account, role, token_id: tokenId ?? null })
+  })
 
   app.post('/tokens', noQueryParameters, async (c) => {
     const json = await readJsonObject(c, { fields: ['account', 'role', 'description'] })

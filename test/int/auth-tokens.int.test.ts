@@ -171,6 +171,25 @@ describe('API tokens: issued, used and revoked through the HTTP API', () => {
     assert.equal(publish.body?.code, 'forbidden')
   })
 
+  it('tells any caller whom its token stands for, and no caller without one', async () => {
+    const issued = await call(ADMIN, 'POST', '/v1/auth/tokens', { account: 'acme', role: 'read-only' })
+    const token = String(issued.body?.token)
+    const who = await call(token, 'GET', '/v1/auth/whoami')
+    assert.equal(who.status, 200, JSON.stringify(who.body))
+    assert.deepEqual(who.body, { account: 'acme', role: 'read-only', token_id: issued.body?.id })
+    assert.ok(!JSON.stringify(who.body).includes(token))
+    assert.deepEqual((await call(ADMIN, 'GET', '/v1/auth/whoami')).body, {
+      account: 'admin',
+      role: 'admin',
+      token_id: 'admin_token',
+    })
+    assert.equal((await call('hrld_not-a-token', 'GET', '/v1/auth/whoami')).status, 401)
+    assert.equal((await call(token, 'GET', '/v1/auth/whoami?x=1')).status, 400)
+    // The token routes stay the admin's.
+    assert.equal((await call(token, 'GET', '/v1/auth/tokens')).status, 403)
+    assert.equal((await call(token, 'DELETE', `/v1/auth/tokens/${issued.body?.id}`)).status, 403)
+  })
+
   it('names every bad field of a token request', async () => {
     const response = await call(ADMIN, 'POST', '/v1/auth/tokens', { account: '', role: 'owner' })
     assert.equal(response.status, 400)
