@@ -4,7 +4,8 @@ import type { Action } from './actions.ts'
  * Who is calling: the account whose data a request may see, and what it may do there. Set by
  * the HTTP authentication middleware, read by every module that decides access.
  */
-export type Role = 'read-only' | 'read-write' | 'admin'
+export const ROLES = ['read-only', 'read-write', 'admin'] as const
+export type Role = (typeof ROLES)[number]
 
 export interface Principal {
   readonly account: string

@@ -125,6 +125,48 @@ export const createHttpSender = (options: HttpSenderOptions) => {
   }
 }
 
+/** Whom a token stands for, as `GET /v1/auth/whoami` answers. */
+export interface Caller {
+  readonly account: string
+  readonly role: string
+}
+
+/**
+ * Asks Herald at `url` (its base or ingest URL) whom `token` stands for. Resolves with the
+ * caller, or with `undefined` when that cannot be told (a Herald without the route, one not
+ * reached within `timeoutMs`, an answer not understood): the sending finds out all the same.
+ * A token Herald refuses (401) is a `SendError`.
+ */
+export const whoami = async (options: {
+  readonly url: string
+  readonly token?: string
+  readonly fetch: typeof fetch
+  readonly timeoutMs?: number
+}): Promise<Caller | undefined> => {
+  const ingest = new URL(ingestUrl(options.url))
+  ingest.pathname = ingest.pathname.replace(/\/v1\/events$/, '/v1/auth/whoami')
+  const target = ingest.toString()
+  const timeout = timeoutOf(options.timeoutMs ?? DEFAULT_TIMEOUT_MS)
+  let response: Response
+  let text: string
+  try {
+    response = await options.fetch(target, {
+      method: 'GET',
+      headers: options.token === undefined ? {} : { authorization: `Bearer ${options.token}` },
+      signal: timeout.signal,
+    })
+    text = await response.text()
+  } catch {
+    return undefined
+  }
+  const parsed = parseJson(text) as { account?: unknown; role?: unknown } | undefined
+  if (response.status === 401)
+    throw new SendError(`Herald answered 401: ${describeProblem(parsed, text)}`, 401, parsed)
+  if (response.status !== 200 || typeof parsed?.account !== 'string' || typeof parsed.role !== 'string')
+    return undefined
+  return { account: parsed.account, role: parsed.role }
+}
+
 const parseJson = (text: string): unknown => {
   try {
     return JSON.parse(text) as unknown

@@ -5,7 +5,7 @@ import { type AddressInfo, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
-import { startHttpStandIn } from '../../test/support/http-stand-in.ts'
+import { type StandInRequest, startHttpStandIn } from '../../test/support/http-stand-in.ts'
 import { createKafkaEventLog, type KafkaEventLogOptions } from '../adapters/kafka-event-log/index.ts'
 import type { EngineEvent } from '../events/index.ts'
 import { generateActivity } from '../generator/index.ts'
@@ -37,9 +37,18 @@ interface Recorded {
  * Herald's ingest endpoint as the CLI sees it: answers with the statuses given, in order,
  * then 202 with the batch's count.
  */
-const herald = (statuses: { status: number; body?: unknown; headers?: Record<string, string> }[] = []) => {
+const herald = (
+  statuses: { status: number; body?: unknown; headers?: Record<string, string> }[] = [],
+  // What GET /v1/auth/whoami answers: by default 404, as a Herald without it.
+  whoami: { status: number; body?: unknown } = { status: 404 },
+) => {
   const requests: Recorded[] = []
+  const asked: string[] = []
   const fetch = (async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    if (init?.method === 'GET') {
+      asked.push(String(input))
+      return new Response(JSON.stringify(whoami.body ?? {}), { status: whoami.status })
+    }
     const events = JSON.parse(String(init?.body)) as Recorded['events']
     requests.push({ url: String(input), headers: new Headers(init?.headers), events })
     const scripted = statuses.shift()
@@ -53,8 +62,11 @@ const herald = (statuses: { status: number; body?: unknown; headers?: Record<str
       status: 202,
     })
   }) as typeof globalThis.fetch
-  return { fetch, requests }
+  return { fetch, requests, asked }
 }
+
+/** The stand-in's requests that send events, not the token's check before them. */
+const posts = (request: StandInRequest) => request.method === 'POST'
 
 const events = (count: number, seed = 1): EngineEvent[] => [
   ...generateActivity({ seed, accounts: 2, count, clock: () => Date.UTC(2026, 10, 22) }),
@@ -306,6 +318,55 @@ describe('runPublish over HTTP', () => {
     assert.match(run.stderr.text(), /1 events were published before it; the rest were not sent/)
   })
 
+  it("checks the token before it sends: one that may not send every event's account sends nothing", async () => {
+    const [a, b, c] = events(3)
+    const input = ndjson([
+      { ...a, account: 'acme' },
+      { ...b, account: 'globex' },
+      { ...c, account: 'globex' },
+    ])
+    const readWrite = herald([], {
+      status: 200,
+      body: { account: 'acme', role: 'read-write', token_id: 'x' },
+    })
+    const refused = deps(input, readWrite.fetch)
+    assert.equal(await runPublish(['--url', 'http://h:1/', '--token', 'hrld_t'], refused.deps), 1)
+    assert.deepEqual(readWrite.asked, ['http://h:1/v1/auth/whoami'])
+    assert.equal(readWrite.requests.length, 0)
+    assert.match(
+      refused.stderr.text(),
+      /the token is acme's read-write token, which may publish only acme's events; 2 events are of other accounts: globex \(2\)\nnothing was sent/,
+    )
+
+    const readOnly = herald([], { status: 200, body: { account: 'acme', role: 'read-only', token_id: 'x' } })
+    const reader = deps(ndjson([{ ...a, account: 'acme' }]), readOnly.fetch)
+    assert.equal(await runPublish(['--url', 'http://h:1', '--token', 'hrld_t'], reader.deps), 1)
+    assert.equal(readOnly.requests.length, 0)
+    assert.match(reader.stderr.text(), /the token is acme's read-only token, which may not publish events/)
+
+    const unknown = herald([], { status: 401, body: { detail: 'invalid or revoked token' } })
+    const stranger = deps(input, unknown.fetch)
+    assert.equal(await runPublish(['--url', 'http://h:1', '--token', 'hrld_t'], stranger.deps), 1)
+    assert.equal(unknown.requests.length, 0)
+    assert.match(
+      stranger.stderr.text(),
+      /the token is refused: Herald answered 401: invalid or revoked token/,
+    )
+    assert.ok(!stranger.stderr.text().includes('hrld_t'))
+
+    // An admin token, or one whose account every event is of, sends them.
+    const admin = herald([], {
+      status: 200,
+      body: { account: 'admin', role: 'admin', token_id: 'admin_token' },
+    })
+    assert.equal(await runPublish(['--url', 'http://h:1'], deps(input, admin.fetch).deps), 0)
+    assert.equal(admin.requests.flatMap((r) => r.events).length, 3)
+    const own = herald([], { status: 200, body: { account: 'globex', role: 'read-write', token_id: 'x' } })
+    const mine = ndjson([b, c].map((e) => ({ ...e, account: 'globex' })))
+    assert.equal(await runPublish(['--url', 'http://h:1'], deps(mine, own.fetch).deps), 0)
+    assert.equal(own.requests.flatMap((r) => r.events).length, 2)
+  })
+
   it('with --skip-invalid sends the valid ones and still fails', async () => {
     const [a, b] = events(2)
     const server = herald()
@@ -377,15 +438,16 @@ describe('runPublish over HTTP', () => {
   })
 
   it('rides out a Herald restarting: retries 503s for --retry-for (default 60 s), a line for each', async () => {
-    const server = await startHttpStandIn((request) => ({
-      status: 202,
-      body: { accepted: (JSON.parse(request.body) as unknown[]).length },
-    }))
+    const server = await startHttpStandIn((request) =>
+      posts(request)
+        ? { status: 202, body: { accepted: (JSON.parse(request.body) as unknown[]).length } }
+        : { status: 404 },
+    )
     try {
-      server.failNext({ status: 503, body: { detail: 'starting' } }, 8)
+      server.failNext({ status: 503, body: { detail: 'starting' } }, 8, posts)
       const run = deps(ndjson(events(3)), globalThis.fetch)
       assert.equal(await runPublish(['--url', server.url('')], run.deps), 0, run.stderr.text())
-      assert.equal(server.requests.length, 9)
+      assert.equal(server.requests.filter(posts).length, 9)
       assert.deepEqual(run.sleeps, [250, 500, 1_000, 2_000, 4_000, 5_000, 5_000, 5_000])
       const retries = run.stderr
         .text()
@@ -411,12 +473,13 @@ describe('runPublish over HTTP', () => {
   })
 
   it('abandons a request Herald does not answer within --timeout, and retries it', async () => {
-    const server = await startHttpStandIn((request) => ({
-      status: 202,
-      body: { accepted: (JSON.parse(request.body) as unknown[]).length },
-    }))
+    const server = await startHttpStandIn((request) =>
+      posts(request)
+        ? { status: 202, body: { accepted: (JSON.parse(request.body) as unknown[]).length } }
+        : { status: 404 },
+    )
     try {
-      server.hangNext(1)
+      server.hangNext(1, posts)
       const run = deps(ndjson(events(2)), globalThis.fetch)
       const started = performance.now()
       assert.equal(
@@ -425,12 +488,12 @@ describe('runPublish over HTTP', () => {
         run.stderr.text(),
       )
       assert.ok(performance.now() - started < 5_000)
-      assert.equal(server.requests.length, 2)
+      assert.equal(server.requests.filter(posts).length, 2)
       assert.match(
         run.stderr.text(),
         /cannot reach http:\/\/127\.0\.0\.1:\d+\/v1\/events: no answer within 0\.2 s \(--timeout\); retrying in 250 ms/,
       )
-      server.hangNext(1)
+      server.hangNext(1, posts)
       const once = deps(ndjson(events(2)), globalThis.fetch)
       assert.equal(
         await runPublish(['--url', server.url(''), '--timeout', '200ms', '--retry-for', '0'], once.deps),
@@ -475,7 +538,7 @@ describe('runPublish of a long input', () => {
     let opens = 0
     const server = herald()
     const fetch = (async (input: string | URL | Request, init?: RequestInit) => {
-      log.push('request')
+      log.push(init?.method === 'GET' ? 'whoami' : 'request')
       return server.fetch(input, init)
     }) as typeof globalThis.fetch
     const run = deps('', fetch)
@@ -494,7 +557,7 @@ describe('runPublish of a long input', () => {
     assert.equal(status, 0, run.stderr.text())
     assert.equal(opens, 2)
     assert.deepEqual(log, [
-      ...['read', 'read', 'read', 'read', 'read', 'read'],
+      ...['read', 'read', 'read', 'read', 'read', 'read', 'whoami'],
       ...['read', 'read', 'read', 'request', 'read', 'read', 'request', 'read', 'request'],
     ])
     assert.deepEqual(

@@ -1,11 +1,12 @@
 import { createReadStream } from 'node:fs'
 import { parseArgs } from 'node:util'
+import { isAllowed, ROLES, type Role } from '../access/index.ts'
 import { createKafkaEventLog, type KafkaEventLogOptions } from '../adapters/kafka-event-log/index.ts'
 import { type Config, isHostPort, loadConfig } from '../config/index.ts'
 import { errorText } from '../errors/index.ts'
 import { type EngineEvent, encodeLogEvent } from '../events/index.ts'
 import { createBatcher, MAX_EVENT_BYTES } from './batches.ts'
-import { createHttpSender, SendError } from './http-sender.ts'
+import { type Caller, createHttpSender, SendError, whoami } from './http-sender.ts'
 import { createEventChecker, describeProblems, type InputProblem, readEventInput } from './input.ts'
 import {
   bearerTokenOf,
@@ -31,9 +32,11 @@ export const PUBLISH_USAGE = `usage: herald publish [--file <path>] (--url <url>
 Sends CloudEvents to Herald: over HTTP to POST /v1/events, or straight onto Kafka. Every
 event is checked against Herald's event catalog first, and over HTTP against the largest
 request Herald takes (5 MiB); if any is invalid, each problem is listed with its line (NDJSON)
-or index (JSON array) and nothing is sent. What only Herald can judge (a non-admin token
-sending another account's events) is found as the batches go: the batches before the refused
-one stay published, and the output says how many events they held. A file is read twice, to
+or index (JSON array) and nothing is sent. Over HTTP the token is checked too, before anything
+is sent (GET /v1/auth/whoami): a token Herald refuses, a read-only one, or a non-admin one
+and events of another account send nothing. What else only Herald can judge is found as the
+batches go: the batches before the refused one stay published, and the output says how many
+events they held. A file is read twice, to
 check it and then to send it, so it may be of any size; stdin is read whole and its events
 held until all are checked (for a large or endless stream, use --file or --stream). A long
 send says every 10 s on stderr how many events were published.
@@ -240,6 +243,8 @@ export const runPublish = async (argv: readonly string[], deps: CliDeps): Promis
   const held: EngineEvent[] | undefined = options.file === undefined ? [] : undefined
   const problems: InputProblem[] = []
   const invalidAt = new Set<string>()
+  // How many valid events each account has, for the token's check.
+  const accounts = new Map<string, number>()
   let total = 0
   let valid = 0
   // How many batches the valid events make, for `batch 3 of 7`.
@@ -255,6 +260,7 @@ export const runPublish = async (argv: readonly string[], deps: CliDeps): Promis
         continue
       }
       valid++
+      accounts.set(checked.event.account, (accounts.get(checked.event.account) ?? 0) + 1)
       if (counting.add(checked.event, checked.bytes) !== undefined) batches++
       held?.push(checked.event)
     }
@@ -290,6 +296,15 @@ export const runPublish = async (argv: readonly string[], deps: CliDeps): Promis
   if (valid === 0) {
     await say('herald publish: no valid events: nothing was sent')
     return EXIT_FAILED
+  }
+
+  if (options.kafka === undefined) {
+    const refused = await tokenRefusal(options, deps, accounts)
+    if (refused !== undefined) {
+      await say(`herald publish: ${refused}`)
+      await say('nothing was sent')
+      return EXIT_FAILED
+    }
   }
 
   // Then they are sent: those held, or the file's read again and checked again as they go.
@@ -330,6 +345,44 @@ export const runPublish = async (argv: readonly string[], deps: CliDeps): Promis
   } finally {
     await target.close()
   }
+}
+
+/**
+ * Why the token may not send events of `accounts` (each with its count), as Herald says whom
+ * it stands for; undefined when it may, or when Herald does not say (a Herald without
+ * `GET /v1/auth/whoami`, one not reached now: the sending finds out).
+ */
+const tokenRefusal = async (
+  options: PublishOptions,
+  deps: CliDeps,
+  accounts: ReadonlyMap<string, number>,
+): Promise<string | undefined> => {
+  let caller: Caller | undefined
+  try {
+    caller = await whoami({
+      url: options.url as string,
+      ...(options.token === undefined ? {} : { token: options.token }),
+      fetch: deps.fetch,
+      timeoutMs: options.timeoutMs,
+    })
+  } catch (error) {
+    if (error instanceof SendError) return `the token is refused: ${error.message}`
+    throw error
+  }
+  if (caller === undefined || !(ROLES as readonly string[]).includes(caller.role)) return undefined
+  const role = caller.role as Role
+  if (!isAllowed(role, 'publishEvents'))
+    return `the token is ${caller.account}'s ${role} token, which may not publish events`
+  if (role === 'admin') return undefined
+  const foreign = [...accounts].filter(([account]) => account !== caller.account)
+  if (foreign.length === 0) return undefined
+  const events = foreign.reduce((sum, [, count]) => sum + count, 0)
+  const named = foreign
+    .slice(0, 5)
+    .map(([account, count]) => `${account} (${count})`)
+    .join(', ')
+  const more = foreign.length > 5 ? `, and ${foreign.length - 5} more accounts` : ''
+  return `the token is ${caller.account}'s ${role} token, which may publish only ${caller.account}'s events; ${events} events are of other accounts: ${named}${more}`
 }
 
 /** The file read to be sent is not the one checked. */

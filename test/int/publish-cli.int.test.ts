@@ -33,6 +33,8 @@ const observedFetch = () => {
   const answers: { status: number; accepted: number }[] = []
   const fetch = (async (input: string | URL | Request, init?: RequestInit) => {
     const response = await globalThis.fetch(input, init)
+    // The token's check before the sending (GET /v1/auth/whoami) is not an ingest answer.
+    if (init?.method === 'GET') return response
     const body = (await response.clone().json()) as { accepted?: number }
     answers.push({ status: response.status, accepted: body.accepted ?? 0 })
     return response
@@ -145,6 +147,34 @@ describe('herald publish and herald generate against a running Herald', () => {
       },
       { timeoutMs: 60_000 },
     )
+  })
+
+  it("publish sends nothing with a token that may not send every event's account, checked before the first batch", async () => {
+    const issued = await fetch(`${herald.url}/v1/auth/tokens`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ account: 'acme', role: 'read-write' }),
+    })
+    assert.equal(issued.status, 201)
+    const { token } = (await issued.json()) as { token: string }
+    const printed = cli()
+    const args = ['--seed', 'foreign', '--accounts', 'acme,globex', '--count', '40', '--start', START]
+    assert.equal(await runGenerate(args, printed.deps), 0)
+    const file = join(dataDir, 'foreign.ndjson')
+    writeFileSync(file, printed.stdout.text())
+    const observed = observedFetch()
+    const run = cli(observed.fetch)
+    const status = await runPublish(
+      ['--url', herald.url, '--file', file, '--token', token, '--batch-size', '5'],
+      run.deps,
+    )
+    assert.equal(status, 1, run.stderr.text())
+    assert.deepEqual(observed.answers, [], 'no batch was sent')
+    assert.match(
+      run.stderr.text(),
+      /the token is acme's read-write token, which may publish only acme's events; \d+ events are of other accounts: globex \(\d+\)\nnothing was sent/,
+    )
+    assert.ok(!run.stderr.text().includes(token))
   })
 
   it('publish refuses a file with an invalid event and sends nothing', async () => {

@@ -32,10 +32,17 @@ export interface HttpStandIn {
   /** `http://127.0.0.1:<port><path>`. */
   readonly url: (path: string) => string
   readonly requests: StandInRequest[]
-  /** The next `times` requests get `reply` instead of the service's answer (they are still recorded). */
-  readonly failNext: (reply: StandInReply, times?: number) => void
-  /** The next `times` requests get no answer at all, until the stand-in closes. */
-  readonly hangNext: (times?: number) => void
+  /**
+   * The next `times` requests (those `only` selects, if given) get `reply` instead of the
+   * service's answer (they are still recorded).
+   */
+  readonly failNext: (
+    reply: StandInReply,
+    times?: number,
+    only?: (request: StandInRequest) => boolean,
+  ) => void
+  /** The next `times` requests (those `only` selects, if given) get no answer at all, until the stand-in closes. */
+  readonly hangNext: (times?: number, only?: (request: StandInRequest) => boolean) => void
   /** The next `times` requests that `matches` selects get `reply`; others are answered as usual. */
   readonly failWhen: (
     matches: (request: StandInRequest) => boolean,
@@ -45,7 +52,9 @@ export interface HttpStandIn {
   readonly close: () => Promise<void>
 }
 
-type Fault = { readonly kind: 'reply'; readonly reply: StandInReply } | { readonly kind: 'hang' }
+type Fault = ({ readonly kind: 'reply'; readonly reply: StandInReply } | { readonly kind: 'hang' }) & {
+  readonly only?: ((request: StandInRequest) => boolean) | undefined
+}
 
 const send = (res: ServerResponse, reply: StandInReply) => {
   const isJson = typeof reply.body === 'object'
@@ -76,7 +85,8 @@ export const startHttpStandIn = async (handle: StandInHandler): Promise<HttpStan
         body: Buffer.concat(chunks).toString('utf8'),
       }
       requests.push(request)
-      const fault = faults.shift()
+      const at = faults.findIndex((f) => f.only === undefined || f.only(request))
+      const fault = at === -1 ? undefined : faults.splice(at, 1)[0]
       if (fault?.kind === 'hang') return
       if (fault?.kind === 'reply') {
         send(res, fault.reply)
@@ -101,11 +111,11 @@ export const startHttpStandIn = async (handle: StandInHandler): Promise<HttpStan
     port,
     url: (path) => `http://127.0.0.1:${port}${path}`,
     requests,
-    failNext: (reply, times = 1) => {
-      for (let i = 0; i < times; i++) faults.push({ kind: 'reply', reply })
+    failNext: (reply, times = 1, only) => {
+      for (let i = 0; i < times; i++) faults.push({ kind: 'reply', reply, only })
     },
-    hangNext: (times = 1) => {
-      for (let i = 0; i < times; i++) faults.push({ kind: 'hang' })
+    hangNext: (times = 1, only) => {
+      for (let i = 0; i < times; i++) faults.push({ kind: 'hang', only })
     },
     failWhen: (matches, reply, times = 1) => {
       for (let i = 0; i < times; i++) targeted.push({ matches, reply })
