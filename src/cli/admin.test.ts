@@ -1,29 +1,18 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { type HttpStandIn, type StandInReply, startHttpStandIn } from '../../test/support/http-stand-in.ts'
-import type { CliDeps, Output } from './io.ts'
+import { textSink } from '../../test/support/text-sink.ts'
+import type { CliDeps } from './io.ts'
 import { runLogReset } from './log-reset.ts'
 import { runRebuild } from './rebuild.ts'
-
-const sink = (): Output & { text: () => string } => {
-  const chunks: string[] = []
-  return {
-    text: () => chunks.join(''),
-    write(chunk, callback) {
-      chunks.push(chunk)
-      callback?.()
-      return true
-    },
-  }
-}
 
 /** Runs an admin command against the stand-in; time passes only when the command sleeps. */
 const run = async (
   command: (argv: readonly string[], deps: CliDeps) => Promise<number>,
   argv: readonly string[],
 ) => {
-  const stdout = sink()
-  const stderr = sink()
+  const stdout = textSink()
+  const stderr = textSink()
   let now = 0
   const sleeps: number[] = []
   const code = await command(argv, {

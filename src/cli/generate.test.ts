@@ -1,29 +1,16 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { textSink } from '../../test/support/text-sink.ts'
 import { decodeEngineEvent } from '../events/index.ts'
 import { generateActivity, SimulatedTimeError } from '../generator/index.ts'
 import { runGenerate } from './generate.ts'
 import { type CliDeps, type Output, parseDuration } from './io.ts'
 
-const sink = (): Output & { text: () => string; writes: number } => {
-  const chunks: string[] = []
-  return {
-    writes: 0,
-    text: () => chunks.join(''),
-    write(chunk, callback) {
-      chunks.push(chunk)
-      this.writes++
-      callback?.()
-      return true
-    },
-  }
-}
-
 const START = '2026-11-22T10:00:00Z'
 
 const setup = (options: { fetch?: typeof fetch; stdout?: Output } = {}) => {
-  const stdout = sink()
-  const stderr = sink()
+  const stdout = textSink()
+  const stderr = textSink()
   let now = Date.parse('2030-01-01T00:00:00Z')
   const sleeps: number[] = []
   const deps: CliDeps = {

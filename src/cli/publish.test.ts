@@ -6,26 +6,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import { type StandInRequest, startHttpStandIn } from '../../test/support/http-stand-in.ts'
+import { textSink } from '../../test/support/text-sink.ts'
 import { createKafkaEventLog, type KafkaEventLogOptions } from '../adapters/kafka-event-log/index.ts'
 import type { EngineEvent } from '../events/index.ts'
 import { generateActivity } from '../generator/index.ts'
 import { toBatches } from './batches.ts'
 import { parseEventInput } from './input.ts'
-import type { CliDeps, Output } from './io.ts'
+import type { CliDeps } from './io.ts'
 import { createJsonValueScanner } from './json-values.ts'
 import { runPublish } from './publish.ts'
-
-const sink = (): Output & { text: () => string } => {
-  const chunks: string[] = []
-  return {
-    text: () => chunks.join(''),
-    write(chunk, callback) {
-      chunks.push(chunk)
-      callback?.()
-      return true
-    },
-  }
-}
 
 interface Recorded {
   readonly url: string
@@ -74,8 +63,8 @@ const events = (count: number, seed = 1): EngineEvent[] => [
 const ndjson = (list: readonly unknown[]) => list.map((e) => `${JSON.stringify(e)}\n`).join('')
 
 const deps = (input: string, fetch: typeof globalThis.fetch, env: Record<string, string> = {}) => {
-  const stdout = sink()
-  const stderr = sink()
+  const stdout = textSink()
+  const stderr = textSink()
   const sleeps: number[] = []
   // Time passes only when the command sleeps.
   let now = Date.UTC(2026, 10, 22)

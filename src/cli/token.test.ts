@@ -1,24 +1,13 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { type HttpStandIn, startHttpStandIn } from '../../test/support/http-stand-in.ts'
+import { textSink } from '../../test/support/text-sink.ts'
 import { generateActivity } from '../generator/index.ts'
 import { runGenerate } from './generate.ts'
-import type { CliDeps, Output } from './io.ts'
+import type { CliDeps } from './io.ts'
 import { runLogReset } from './log-reset.ts'
 import { runPublish } from './publish.ts'
 import { runRebuild } from './rebuild.ts'
-
-const sink = (): Output & { text: () => string } => {
-  const chunks: string[] = []
-  return {
-    text: () => chunks.join(''),
-    write(chunk, callback) {
-      chunks.push(chunk)
-      callback?.()
-      return true
-    },
-  }
-}
 
 const [EVENT] = generateActivity({ seed: 1, accounts: 1, count: 1, clock: () => Date.UTC(2026, 10, 22) })
 
@@ -34,8 +23,8 @@ describe('a token an Authorization header cannot carry', () => {
     argv: readonly string[],
     env: Record<string, string>,
   ) => {
-    const stdout = sink()
-    const stderr = sink()
+    const stdout = textSink()
+    const stderr = textSink()
     let slept = 0
     const code = await command(argv, {
       stdin: (async function* () {

@@ -5,28 +5,17 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { createKafkaEventLog } from '../../src/adapters/kafka-event-log/index.ts'
-import { type CliDeps, type Output, runGenerate, runPublish } from '../../src/cli/index.ts'
+import { type CliDeps, runGenerate, runPublish } from '../../src/cli/index.ts'
 import { decodeEngineEvent, decodeLogEvent } from '../../src/events/index.ts'
 import { generateActivity } from '../../src/generator/index.ts'
 import type { LogMessage } from '../../src/ports/index.ts'
 import { eventually } from '../support/eventually.ts'
 import { type HeraldProcess, startHeraldProcess } from '../support/herald-process.ts'
 import { type KafkaMock, startKafkaMock } from '../support/kafka-mock.ts'
+import { textSink } from '../support/text-sink.ts'
 
 const ADMIN_TOKEN = `int-admin-${randomUUID()}`
 const START = '2026-11-22T10:00:00Z'
-
-const sink = (): Output & { text: () => string } => {
-  const chunks: string[] = []
-  return {
-    text: () => chunks.join(''),
-    write(chunk, callback) {
-      chunks.push(chunk)
-      callback?.()
-      return true
-    },
-  }
-}
 
 /** The real fetch, with each ingest answer noted (status and accepted count). */
 const observedFetch = () => {
@@ -43,8 +32,8 @@ const observedFetch = () => {
 }
 
 const cli = (fetch: typeof globalThis.fetch = globalThis.fetch) => {
-  const stdout = sink()
-  const stderr = sink()
+  const stdout = textSink()
+  const stderr = textSink()
   const deps: CliDeps = {
     stdin: (async function* () {})(),
     stdout,
