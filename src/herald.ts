@@ -47,8 +47,10 @@ import {
   createProjectionLag,
   createRebuildRoutes,
   createRebuildRunner,
+  type LateNotes,
   type MetricsSchedule,
   metricPointMessage,
+  openLateNotes,
   type PausableProjector,
   settleRebuildLeftovers,
   startMetricsSchedule,
@@ -200,7 +202,8 @@ const openEventStore = async (config: Config, logger: Logger): Promise<EventStor
  * one recorded before, that one included) and just after each multiple of
  * `reports.cycle_timers.metrics`, once the projection has passed that instant, and publishes
  * it to the metrics topic. Recording is idempotent per instant, so a restart or a second
- * instance writes the same points.
+ * instance writes the same points. The boundaries recorded before the projector stored events
+ * of before them are recorded again, the notes saying so kept in `notes` until they are.
  */
 const startMetricsRecorder = (
   config: Config,
@@ -210,7 +213,15 @@ const startMetricsRecorder = (
     logger,
     clock,
     lag,
-  }: { warehouse: Warehouse; log: EventLog; logger: Logger; clock: () => number; lag: () => Promise<number> },
+    notes,
+  }: {
+    warehouse: Warehouse
+    log: EventLog
+    logger: Logger
+    clock: () => number
+    lag: () => Promise<number>
+    notes: LateNotes
+  },
 ): MetricsSchedule => {
   const intervalSeconds = config.reports.cycle_timers.metrics
   const recorder = createMetricsRecorder({
@@ -227,6 +238,7 @@ const startMetricsRecorder = (
     correct: recorder.correct,
     correctBoundaries: config.reports.metric_corrections,
     recorded: recorder.recorded,
+    notes,
     intervalSeconds,
     lag,
     // The warehouse's clock bounds the boundaries recorded: a process clock stepped ahead
@@ -444,9 +456,16 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
       halted = resets
     }
     // Events the projector stored with a time before metric boundaries already recorded: the
-    // metrics schedule (started below) records those boundaries again for their accounts.
+    // metrics schedule (started below, before the projector) records those boundaries again for
+    // their accounts.
     let metricsSchedule: MetricsSchedule | undefined
     const onEventTimes = (earliest: ReadonlyMap<string, number>): void => metricsSchedule?.projected(earliest)
+    // The metric corrections still due (`startMetricsRecorder`): closed after the projector and
+    // its consumer, as a batch they finish may note some.
+    const lateNotes = ingesting
+      ? openLateNotes(join(config.data_dir, 'metric-corrections.sqlite'))
+      : undefined
+    if (lateNotes !== undefined) closers.push(async () => lateNotes.close())
     // The projector's thread, or its window of projected events (an event sent again is
     // projected once) when it runs on the event loop. Closed after the consumers.
     const projectorThread =
@@ -510,6 +529,32 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     consumers.push(...notifications.consumers)
     goOn()
 
+    // The lag every report answer carries: a projector that stalls shows in it, and so do the
+    // events that wait while data ingress is off (the answers are that much behind).
+    const reportLag = !config.reports.enabled
+      ? undefined
+      : createProjectionLag({
+          warehouse,
+          clock,
+          positions: () => log.lag('herald-projector', [topics.events]),
+          ...(progress === undefined ? {} : { projected: progress.read }),
+        })
+    // Started before the projector consumes, so that it notes every event stored with a time
+    // before boundaries already recorded. The notes go to a file of this instance's before the
+    // projector commits those events, and a start-up corrects those a crash left.
+    if (lateNotes !== undefined) {
+      const recorder = startMetricsRecorder(config, {
+        warehouse,
+        log,
+        logger,
+        clock,
+        lag: reportLag ?? (async () => 0),
+        notes: lateNotes,
+      })
+      metricsSchedule = recorder
+      closers.push(() => recorder.stop())
+    }
+
     let projector: PausableProjector | undefined
     if (ingesting) {
       // A new run checks its partitions afresh, and says again which it refuses.
@@ -568,16 +613,6 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
         ...(config.reports.enabled ? [['herald-projector', topics.events] as const] : []),
       ]),
     )
-    // The lag every report answer carries: a projector that stalls shows in it, and so do the
-    // events that wait while data ingress is off (the answers are that much behind).
-    const reportLag = !config.reports.enabled
-      ? undefined
-      : createProjectionLag({
-          warehouse,
-          clock,
-          positions: () => log.lag('herald-projector', [topics.events]),
-          ...(progress === undefined ? {} : { projected: progress.read }),
-        })
     const rebuilds = createRebuildRunner({
       warehouse,
       logger,
@@ -600,18 +635,6 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
       ...(reportLag === undefined ? { disabled: 'reports.enabled is false' } : { lag: reportLag }),
     })
     closers.push(() => backfills.stop())
-
-    if (ingesting) {
-      const recorder = startMetricsRecorder(config, {
-        warehouse,
-        log,
-        logger,
-        clock,
-        lag: reportLag ?? (async () => 0),
-      })
-      metricsSchedule = recorder
-      closers.push(() => recorder.stop())
-    }
 
     const tokens = createTokenService({ store, clock, newId: randomUUID })
     const authorizer = openAuthorizer(config)

@@ -19,6 +19,7 @@ export {
   createBackfillRunner,
   createMetricsRecorder,
   createMetricsRoutes,
+  type LateNotes,
   METRICS,
   type MetricDataPoint,
   type MetricDefinition,
@@ -29,6 +30,7 @@ export {
   type MetricsScheduleOptions,
   metricDefinition,
   metricPointMessage,
+  openLateNotes,
   startMetricsSchedule,
 } from './metrics/index.ts'
 export { DEFAULT_LIMIT, MAX_LIMIT } from './paging.ts'

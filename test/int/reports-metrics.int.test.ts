@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
 import { after, before, describe, it } from 'node:test'
 import { migrate, warehouseMigrations } from '../../projections/migrations/index.ts'
 import { createProjectorHandler } from '../../projections/projector/index.ts'
@@ -30,6 +31,7 @@ import {
   startMetricsSchedule,
 } from '../../src/reports/index.ts'
 import { eventually } from '../support/eventually.ts'
+import { type HeraldProcess, startHeraldProcess } from '../support/herald-process.ts'
 
 const T0 = Date.UTC(2026, 10, 22, 10)
 const MIN = 60_000
@@ -690,6 +692,123 @@ for (const thread of [true, false])
       )
     })
   })
+
+describe('a Herald killed once its projector committed an event of before recorded metric boundaries, before it corrected them', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-metrics-crash-'))
+  const token = `admin-${randomBytes(12).toString('hex')}`
+  const INTERVAL = 3_000
+  const env = {
+    HERALD_DATA_DIR: dir,
+    HERALD_ADMIN_TOKEN: token,
+    HERALD_REPORTS__CYCLE_TIMERS__LOAD: '0.05',
+    HERALD_REPORTS__CYCLE_TIMERS__METRICS: String(INTERVAL / 1000),
+  }
+  let herald: HeraldProcess | undefined
+  after(async () => {
+    await herald?.stop('SIGKILL')
+    rmSync(dir, { recursive: true, force: true })
+  })
+  const call = async (path: string, init: RequestInit = {}) => {
+    const response = await fetch(`${herald?.url}${path}`, {
+      ...init,
+      headers: { authorization: `Bearer ${token}`, ...init.headers },
+    })
+    return {
+      status: response.status,
+      body: (await response.json().catch(() => ({}))) as Record<string, unknown>,
+    }
+  }
+  const publish = async (at: number, n: number) => {
+    const { status } = await call('/v1/events', {
+      method: 'POST',
+      headers: { 'content-type': 'application/cloudevents+json' },
+      body: JSON.stringify({
+        ...analyzed(0, n, [finding(`CVE-K${n}`, 'low')]),
+        id: `herald-killed-${n}`,
+        time: new Date(at).toISOString(),
+      }),
+    })
+    assert.equal(status, 202)
+  }
+  /** The account's `images.all` points from `start` and before `end`, oldest first. */
+  const points = async (start: number, end: number) => {
+    const { status, body } = await call(
+      `/v1/reports/metrics/images.all?account=acme&start=${new Date(start).toISOString()}&end=${new Date(end).toISOString()}`,
+    )
+    assert.equal(status, 200, JSON.stringify(body))
+    return (body.points as { collectedAt: string; value: number }[])
+      .map((p) => [Date.parse(p.collectedAt), p.value] as const)
+      .reverse()
+  }
+  /** The events the projector committed, read from the embedded log's file as another process may. */
+  const committed = () => {
+    const db = new DatabaseSync(join(dir, 'eventlog.sqlite'), { readOnly: true })
+    try {
+      const row = db
+        .prepare(
+          `SELECT coalesce(sum(next_offset), 0) AS n FROM group_offsets
+            WHERE group_id = 'herald-projector' AND topic = 'engine.events'`,
+        )
+        .get() as { n: number }
+      return Number(row.n)
+    } finally {
+      db.close()
+    }
+  }
+
+  it('corrects them once started again', async () => {
+    const first = await startHeraldProcess(env)
+    herald = first
+    const sent = Date.now()
+    await publish(sent - 100, 1)
+    const [recorded] = await eventually(
+      async () => {
+        const [point] = await points(sent, sent + 60_000)
+        assert.deepEqual(point?.[1], 1)
+        return point
+      },
+      { timeoutMs: 30_000 },
+    )
+    // Just after the next boundary is recorded: a start-up records the latest one again anyway,
+    // and the next tick, which would correct, is an interval away.
+    const seen = first.lines.length
+    await eventually(
+      () =>
+        assert.ok(
+          first.lines
+            .slice(seen)
+            .some(
+              (line) =>
+                line.event === 'reports.metrics_recorded' && Date.parse(String(line.collected_at)) > recorded,
+            ),
+        ),
+      { timeoutMs: 30_000, intervalMs: 1 },
+    )
+    const mark = first.lines.length
+    await publish(recorded - 300, 2)
+    await eventually(() => assert.equal(committed(), 2), { timeoutMs: 10_000, intervalMs: 1 })
+    await first.stop('SIGKILL')
+    const killed = Date.now()
+    assert.ok(
+      !first.lines.slice(mark).some((line) => line.event === 'reports.metrics_corrected'),
+      'killed before the correction',
+    )
+
+    herald = await startHeraldProcess(env)
+    await eventually(
+      async () => {
+        const before = await points(recorded, killed)
+        assert.ok(before.length >= 2)
+        for (const [instant, value] of before) assert.equal(value, 2, new Date(instant).toISOString())
+      },
+      { timeoutMs: 30_000 },
+    )
+    const restarted = herald
+    await eventually(() =>
+      assert.ok(restarted.lines.some((line) => line.event === 'reports.metrics_corrected')),
+    )
+  })
+})
 
 describe('a metric backfill while reports are switched off', () => {
   const dir = mkdtempSync(join(tmpdir(), 'herald-metrics-disabled-'))

@@ -8,6 +8,7 @@ export {
 } from './backfill.ts'
 export { computeMetricValues, type MetricValues } from './compute.ts'
 export { METRICS, type MetricDefinition, metricDefinition } from './definitions.ts'
+export { type LateNotes, openLateNotes } from './late-notes.ts'
 export { type MetricDataFilter, type MetricFilter, metricData, metrics } from './queries.ts'
 export {
   createMetricsRecorder,

@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict'
-import { describe, it } from 'node:test'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, describe, it } from 'node:test'
+import { openLateNotes } from './late-notes.ts'
 import { startMetricsSchedule } from './schedule.ts'
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -284,6 +288,101 @@ describe('startMetricsSchedule', () => {
           remedy: undefined,
         },
       )
+    })
+
+    describe('kept on disk', () => {
+      const dir = mkdtempSync(join(tmpdir(), 'herald-late-notes-'))
+      after(() => rmSync(dir, { recursive: true, force: true }))
+      /** What the file holds, read as the next start-up would. */
+      const stored = (path: string) => {
+        const notes = openLateNotes(path)
+        try {
+          return notes.read()
+        } finally {
+          notes.close()
+        }
+      }
+      /** A schedule that recorded `start` to `start + 3 s` before it started, its clock just after. */
+      const restarted = (
+        path: string,
+        correct: (instant: number, accounts: readonly string[]) => Promise<void>,
+        logger: (level: string, event: string, fields?: object) => void = () => {},
+      ) =>
+        startMetricsSchedule({
+          record: async () => undefined,
+          correct,
+          recorded: async () => [start + 3_000, start + 2_000, start + 1_000, start],
+          notes: openLateNotes(path),
+          intervalSeconds: 1,
+          lag: async () => 0,
+          clock: () => start + 3_500,
+          logger,
+          settleMs: 0,
+          retryMs: 10,
+        })
+
+      it('corrects at start-up what a run that crashed before or during its correction had noted', async () => {
+        const path = join(dir, 'crashed.sqlite')
+        // The run that crashed: its correction never ended, nor did it stop.
+        const crashed = restarted(path, () => new Promise(() => {}))
+        await sleep(30)
+        crashed.projected(new Map([['acme', start + 1_500]]))
+        assert.deepEqual(stored(path), new Map([['acme', start + 1_500]]), 'on disk at once')
+        await sleep(50)
+
+        const corrected: [number, string[]][] = []
+        const schedule = restarted(path, async (instant, accounts) => {
+          corrected.push([instant, [...accounts]])
+        })
+        await sleep(100)
+        await schedule.stop()
+        assert.deepEqual(corrected, [
+          [start + 2_000, ['acme']],
+          [start + 3_000, ['acme']],
+        ])
+        assert.deepEqual(stored(path), new Map(), 'removed once corrected')
+      })
+
+      it('keeps a note still waiting at stop, and one taken after, for the next start-up, and says so', async () => {
+        const path = join(dir, 'stopped.sqlite')
+        const logged: { event: string; fields?: object }[] = []
+        const schedule = restarted(
+          path,
+          async () => {
+            throw new Error('warehouse unavailable')
+          },
+          (_level, event, fields) => void logged.push({ event, ...(fields === undefined ? {} : { fields }) }),
+        )
+        await sleep(30)
+        schedule.projected(new Map([['acme', start + 1_500]]))
+        await sleep(50)
+        await schedule.stop()
+        // What a failed correction left: from its first boundary on.
+        const [warning] = logged.filter((l) => l.event === 'reports.metrics_late_uncorrected')
+        assert.deepEqual(warning?.fields, {
+          from: iso(start + 2_000),
+          to: iso(start + 3_000),
+          boundaries: 2,
+          accounts: ['acme'],
+          remedy: 'corrected at the next start-up',
+        })
+        assert.deepEqual(stored(path), new Map([['acme', start + 2_000]]))
+        // A batch the consumers finish after the schedule stopped: its notes are kept too, none
+        // replacing an earlier one.
+        schedule.projected(
+          new Map([
+            ['acme', start + 2_900],
+            ['globex', start + 1_200],
+          ]),
+        )
+        assert.deepEqual(
+          stored(path),
+          new Map([
+            ['acme', start + 2_000],
+            ['globex', start + 1_200],
+          ]),
+        )
+      })
     })
   })
 })

@@ -1,4 +1,5 @@
 import type { Logger } from '../../observability/index.ts'
+import type { LateNotes } from './late-notes.ts'
 
 /** How long past an instant events may still be appended with a time before it, by default. */
 export const DEFAULT_SETTLE_MS = 1_000
@@ -51,6 +52,13 @@ export interface MetricsScheduleOptions {
    * none is known.
    */
   readonly recorded?: (limit: number) => Promise<readonly number[]>
+  /**
+   * Where the notes of late events wait to be corrected, e.g. `openLateNotes`: read at start,
+   * and each note written before `projected` returns, so before the projector commits the events
+   * it is about. A crash then loses none: the next start corrects them. Absent: kept in memory,
+   * and those still waiting at `stop` are named for a backfill.
+   */
+  readonly notes?: LateNotes
 }
 
 export interface MetricsSchedule {
@@ -58,13 +66,15 @@ export interface MetricsSchedule {
    * The projector stored events: each account's earliest instant they changed the history at
    * (`ProjectorOptions.onEventTimes`). The boundaries already recorded at or after it are
    * recorded again for the account, the latest `correctBoundaries` of them, within the retry
-   * interval: the notes of that long are corrected together.
+   * interval: the notes of that long are corrected together. With `notes`, a note is on disk
+   * when this returns.
    */
   projected(earliest: ReadonlyMap<string, number>): void
   /**
    * Stops scheduling; waits for a recording in progress (the warehouse closes after this). The
    * boundaries still waiting are named in a `reports.metrics_pending` warning: the next start-up
-   * records them (`recorded`).
+   * records them (`recorded`); so are the notes not corrected yet
+   * (`reports.metrics_late_uncorrected`), which the next start-up corrects when kept in `notes`.
    */
   stop(): Promise<void>
 }
@@ -89,8 +99,14 @@ const BACKFILL_REMEDY =
  * boundary, the new points are exact, and replace the old ones (`metric_points` keeps the
  * later recording of an instant). At most the latest `correctBoundaries` of the boundaries recorded
  * one after the other, those of earlier runs included (`recorded`, read at start); older ones
- * are logged as `reports.metrics_late_uncorrected` for a backfill, and so are notes still
- * waiting when the schedule stops.
+ * are logged as `reports.metrics_late_uncorrected` for a backfill.
+ *
+ * The projector commits the events a note is about once they are stored, so the notes not
+ * corrected yet are kept in `notes` (written before `projected` returns, removed once their
+ * boundaries are recorded again), and a start-up corrects those an earlier run left, whether
+ * it stopped or crashed. In a deployment of several instances each keeps the notes of the
+ * events its own projector stored; a correction computes the points from the shared history,
+ * so one made twice (two instances, a crash partway through) writes the same values.
  *
  * @example
  * const schedule = startMetricsSchedule({ record: recorder.record, intervalSeconds: 3600, lag, clock: Date.now, logger })
@@ -133,6 +149,42 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
   let loaded = options.recorded === undefined
   /** Each account's earliest instant of events projected after boundaries since were recorded. */
   const late = new Map<string, number>()
+  /** The notes a correction under way took from `late`: kept in `notes` until it is done. */
+  const correcting = new Map<string, number>()
+  /** What `options.notes` holds, as last written. */
+  const kept = options.notes?.read() ?? new Map<string, number>()
+  for (const [account, at] of kept) late.set(account, at)
+
+  /**
+   * Writes to `notes` what it should hold for `accounts`: the earliest of each one's note and
+   * the one a correction under way took, or none. Should that fail (a full disk), the notes
+   * are still corrected while this run lasts, and the error says what a crash would leave.
+   */
+  const keep = (accounts: Iterable<string>) => {
+    if (options.notes === undefined) return
+    const changes = new Map<string, number | undefined>()
+    for (const account of accounts) {
+      const noted = late.get(account)
+      const taken = correcting.get(account)
+      const at = noted === undefined ? taken : taken === undefined ? noted : Math.min(noted, taken)
+      if (at !== kept.get(account)) changes.set(account, at)
+    }
+    if (changes.size === 0) return
+    try {
+      options.notes.write(changes)
+    } catch (error) {
+      logger('error', 'reports.metrics_late_unsaved', {
+        ...namesOf([...changes.keys()].sort()),
+        error: String(error),
+        remedy: `corrected while Herald runs; should it stop first, ${BACKFILL_REMEDY}`,
+      })
+      return
+    }
+    for (const [account, at] of changes) {
+      if (at === undefined) kept.delete(account)
+      else kept.set(account, at)
+    }
+  }
 
   /** The clock and the monotonic clock when last read, to notice the clock stepping. */
   let lastRead: { at: number; monotonic: number } | undefined
@@ -257,27 +309,44 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
   }
 
   /** Logs the boundaries from `from` to `to` that miss late events of `accounts`, for a backfill. */
-  const uncorrected = (from: number, to: number, accounts: readonly string[]) => {
+  const uncorrected = (from: number, to: number, accounts: readonly string[], remedy = BACKFILL_REMEDY) => {
     if (to < from) return
     logger('warn', 'reports.metrics_late_uncorrected', {
       from: new Date(from).toISOString(),
       to: new Date(to).toISOString(),
       boundaries: (to - from) / intervalMs + 1,
       ...namesOf(accounts),
-      remedy: BACKFILL_REMEDY,
+      remedy,
     })
+  }
+
+  /**
+   * Corrects the notes taken so far (`correctNotes`), kept in `notes` until it is done with
+   * them: what it put back, or what came meanwhile, is kept instead.
+   */
+  const correctLate = async (): Promise<void> => {
+    if (late.size === 0) return
+    for (const [account, at] of late) correcting.set(account, at)
+    late.clear()
+    try {
+      await correctNotes([...correcting])
+    } finally {
+      const accounts = [...correcting.keys()]
+      correcting.clear()
+      keep(accounts)
+    }
   }
 
   /**
    * Records again the boundaries the late events noted fall before, each for the accounts whose
    * events do, oldest first; names those it may not. A failed recording puts back what is left.
    */
-  const correctLate = async (): Promise<void> => {
-    // Notes taken before the boundaries recorded earlier were known may fall after all of them.
-    const notes = [...late]
+  const correctNotes = async (taken: readonly (readonly [string, number])[]): Promise<void> => {
+    // Notes taken before the boundaries recorded earlier were known may fall after all of them:
+    // the next recording counts their events.
+    const notes = taken
       .filter(([, at]) => at <= recordedThrough)
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    late.clear()
     if (notes.length === 0) return
     const first = recordedFrom ?? recordedThrough + intervalMs
     const oldest = Math.max(first, recordedThrough - (correctBoundaries - 1) * intervalMs)
@@ -351,17 +420,21 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
   tick()
   return {
     projected: (earliest) => {
-      if (stopped || correctBoundaries === 0) return
-      let added = false
+      // Once stopped, still kept in `notes` for the next start-up: a consumer may finish a batch
+      // after this schedule stopped.
+      if (correctBoundaries === 0 || (stopped && options.notes === undefined)) return
+      const added: string[] = []
       for (const [account, at] of earliest) {
         // After every boundary recorded, the next recording counts it anyway (those recorded
         // before start-up are known once read).
         if (loaded && !(at <= recordedThrough)) continue
         note(account, at)
-        added = true
+        added.push(account)
       }
+      // On disk before the projector commits these events.
+      keep(added)
       // A run in progress schedules the next try itself.
-      if (added && !busy && timerAt > clock() + retryMs) setTimer(retryMs)
+      if (added.length > 0 && !stopped && !busy && timerAt > clock() + retryMs) setTimer(retryMs)
     },
     stop: async () => {
       stopped = true
@@ -380,8 +453,15 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
       if (late.size > 0) {
         let earliest = Number.POSITIVE_INFINITY
         for (const at of late.values()) earliest = Math.min(earliest, at)
-        uncorrected(boundaryFrom(earliest), recordedThrough, [...late.keys()].sort())
-        late.clear()
+        if (options.notes === undefined) {
+          uncorrected(boundaryFrom(earliest), recordedThrough, [...late.keys()].sort())
+          late.clear()
+        } else {
+          // Kept (those it failed to write aside), and `late` with them, which notes taken after
+          // this are compared with: the next start-up corrects them.
+          const remedy = 'corrected at the next start-up'
+          uncorrected(boundaryFrom(earliest), recordedThrough, [...late.keys()].sort(), remedy)
+        }
       }
     },
   }
