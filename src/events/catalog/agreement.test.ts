@@ -13,7 +13,7 @@ import { decodeCloudEvent } from '../cloudevent.ts'
 import { compileGuard, type Guard } from '../io-ts-guard.ts'
 import { applyMutation, arbitraryFromSchema, type Json, mutationsOf } from './arbitraries.ts'
 import { type EventTypeEntry, envelopeSchema, eventTypes } from './catalog.ts'
-import { NON_BLANK_STRING_ATTRIBUTE_PATTERN, STRING_ATTRIBUTE_PATTERN } from './formats.ts'
+import { NON_BLANK_STRING_ATTRIBUTE_PATTERN, STRING_ATTRIBUTE_PATTERN, TIMESTAMP_PATTERN } from './formats.ts'
 
 // The wire side is ajv as producers and the schema registry run it: draft 2020-12, formats
 // checked. Strict mode too, so a schema using a keyword ajv would ignore fails here.
@@ -135,6 +135,24 @@ describe('the envelope codec and cloudevent.schema.json', () => {
   it('state one rule for account names, the one tokens follow', () => {
     const account = (envelopeSchema.properties as Record<string, { pattern?: string }>).account
     assert.equal(account?.pattern, ACCOUNT_NAME.source)
+  })
+
+  it('state the codec’s rule for timestamps wherever one is asked for, data included', () => {
+    const timestamps: string[] = []
+    const walk = (node: unknown, path: string) => {
+      // Arrays too: their entries are their indices.
+      if (typeof node === 'object' && node !== null) {
+        const schema = node as Record<string, unknown>
+        if (schema.format === 'date-time') {
+          timestamps.push(path)
+          assert.equal(schema.pattern, TIMESTAMP_PATTERN, path)
+        }
+        for (const [key, value] of Object.entries(schema)) walk(value, `${path}/${key}`)
+      }
+    }
+    walk(envelopeSchema, 'cloudevent')
+    for (const entry of eventTypes) walk(entry.schema, entry.type)
+    assert.ok(timestamps.length > 1)
   })
 
   it('state the codec’s rule for string attributes, extension attributes included', () => {

@@ -71,6 +71,40 @@ describe('isTimestamp', () => {
     }
   })
 
+  it('refuses an hour 24 or a minute 60 that the leap-second rule would map to 23:59 UTC', () => {
+    // ajv-formats' date-time takes both (its leap-second check runs on any hour and minute),
+    // and neither names an instant: instantOf cannot read them.
+    for (const s of [
+      '2016-12-31T24:59:60+01:00',
+      '2016-12-31T23:60:60+00:01',
+      '2016-12-31T24:00:60+00:01',
+      '2017-01-01T00:60:60+01:01',
+    ]) {
+      assert.ok(!isTimestamp(s), s)
+      assert.ok(!wire(s), `the wire schema takes ${s}`)
+      assert.equal(instantOf(s), undefined, s)
+    }
+  })
+
+  it('reads every timestamp it accepts as an instant', () => {
+    const edges = fc.constantFrom('00', '01', '22', '23', '24', '58', '59', '60', '99')
+    const shaped = fc
+      .tuple(
+        fc.constantFrom('2016-12-31', '2017-01-01', '2024-02-29'),
+        edges,
+        edges,
+        fc.constantFrom('59', '60'),
+        fc.constantFrom('Z', '+00:00', '+01:00', '-01:00', '+00:01', '-00:01', '+01:01', '+23:59'),
+      )
+      .map(([d, h, m, s, z]) => `${d}T${h}:${m}:${s}${z}`)
+    fc.assert(
+      fc.property(shaped, (s) => {
+        if (isTimestamp(s)) assert.ok(Number.isFinite(instantOf(s)), s)
+      }),
+      { numRuns: 5_000 },
+    )
+  })
+
   it('agrees with the wire schema on generated timestamps', () => {
     fc.assert(
       fc.property(timestampArbitrary(), (s) => {

@@ -12,10 +12,13 @@ import { withMessage } from '../io-ts-issues.ts'
 // 64 hex characters, so test digests and future algorithms pass.
 export const DIGEST_PATTERN = '^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$'
 
-// RFC 3339 `date-time` with an explicit offset. The JSON Schemas pair this pattern with
-// `"format": "date-time"`, whose calendar rules `isTimestamp` reproduces.
+// RFC 3339 `date-time` with an explicit offset, hours 00-23, minutes 00-59, seconds 00-60. The
+// JSON Schemas pair this pattern with `"format": "date-time"`, whose calendar rules
+// `isTimestamp` reproduces. The format alone takes an hour 24 or a minute 60 wherever its
+// offset maps the time to 23:59 UTC (its leap-second rule runs on any hour and minute), as in
+// `2016-12-31T24:59:60+01:00`, which names no instant: the pattern refuses them.
 export const TIMESTAMP_PATTERN =
-  '^\\d{4}-\\d{2}-\\d{2}[Tt]\\d{2}:\\d{2}:\\d{2}(?:\\.\\d+)?(?:[Zz]|[+-]\\d{2}:\\d{2})$'
+  '^\\d{4}-\\d{2}-\\d{2}[Tt](?:[01]\\d|2[0-3]):[0-5]\\d:(?:[0-5]\\d|60)(?:\\.\\d+)?(?:[Zz]|[+-]\\d{2}:\\d{2})$'
 
 // RFC 9562's textual form, either case, without the `urn:uuid:` prefix ajv's `uuid` format
 // also takes. The JSON Schemas pair it with `"format": "uuid"`, which it implies.
@@ -75,9 +78,10 @@ const twoDigits = (s: string, i: number): number => {
 
 /**
  * An RFC 3339 timestamp that names a real instant: a day that exists in its month, hours to
- * 23, and a leap second only at 23:59:60 UTC — the rules of ajv-formats' `date-time` plus
- * TIMESTAMP_PATTERN, which `Date.parse` does not apply (it accepts 2026-02-30 and rejects
- * leap seconds). Read character by character: it runs for every timestamp of every event.
+ * 23, minutes to 59, and a leap second only at 23:59:60 UTC — the rules of ajv-formats'
+ * `date-time` plus TIMESTAMP_PATTERN, which `Date.parse` does not apply (it accepts 2026-02-30
+ * and rejects leap seconds). Read character by character: it runs for every timestamp of
+ * every event.
  */
 export const isTimestamp = (s: string): boolean => {
   // yyyy-mm-ddThh:mm:ss is 19 characters; then an optional fraction, then Z or ±hh:mm.
@@ -125,12 +129,12 @@ export const isTimestamp = (s: string): boolean => {
   const year = y1 * 100 + y2
   if (month < 1 || month > 12 || day < 1) return false
   if (day > daysInMonth(year, month)) return false
-  if (offsetHours > 23 || offsetMinutes > 59) return false
+  if (offsetHours > 23 || offsetMinutes > 59 || hour > 23 || minute > 59 || whole > 60) return false
   // A fraction never carries a second past the next whole one, so only the whole part matters.
-  if (hour <= 23 && minute <= 59 && whole < 60) return true
+  if (whole < 60) return true
   const utcMinute = minute - offsetMinutes * sign
   const utcHour = hour - offsetHours * sign - (utcMinute < 0 ? 1 : 0)
-  return (utcHour === 23 || utcHour === -1) && (utcMinute === 59 || utcMinute === -1) && whole < 61
+  return (utcHour === 23 || utcHour === -1) && (utcMinute === 59 || utcMinute === -1)
 }
 
 /** What a value that is not an RFC 3339 timestamp is told, wherever one is asked for. */
