@@ -8,6 +8,7 @@ import {
   type EntityState,
   type FindingState,
   findingKey,
+  firstUnfoldable,
   foldEntities,
   foldEntitiesSliced,
   foldFindings,
@@ -16,6 +17,7 @@ import {
   type Positioned,
   stateNeeds,
   tagKey,
+  unfoldable,
 } from './fold.ts'
 import { toClickHouseTime } from './rows.ts'
 import type { FindingRow, ImageRow, LifecycleRow, TagHistoryRow } from './tables.ts'
@@ -788,6 +790,45 @@ const deliveredAfterDeletion = (events: readonly Positioned[], picks: readonly n
   }
   return order.map((p, offset) => ({ ...p, offset }))
 }
+
+describe('events the fold cannot take', () => {
+  // What a gap in the contract could let through: an inventory whose taken_at names no instant
+  // (2016-12-31T24:59:60+01:00, which instantOf cannot read), an image report without findings.
+  const badInventory = {
+    ...inventory(3, T0, [], [['latest', D1]]),
+    event: {
+      ...inventory(3, T0, [], [['latest', D1]]).event,
+      data: { taken_at: '2016-12-31T24:59:60+01:00', images: [], tags: [] },
+    },
+  } as Positioned
+  const noFindings = { ...analyzed(5, D2, []) }
+  ;(noFindings.event as { data: Record<string, unknown> }).data = {
+    ...noFindings.event.data,
+    findings: undefined,
+  }
+
+  it('names an instant the fold would write that is none', () => {
+    assert.equal(unfoldable(badInventory), 'data.taken_at names no instant')
+    assert.equal(unfoldable({ ...tagged(1, 'latest', D1), at: Number.NaN }), 'time names no instant')
+    assert.equal(unfoldable(tagged(1, 'latest', D1)), undefined)
+  })
+
+  it('finds the first event the fold throws on, in either phase', () => {
+    const events = [
+      analyzed(1, D1, [finding('CVE-1')]),
+      tagged(2, 'latest', D1),
+      noFindings,
+      tagged(6, 'next', D1),
+    ]
+    assert.throws(() => fold(events))
+    assert.equal(firstUnfoldable(events, empty, new Map()), 2)
+    assert.equal(firstUnfoldable(events.slice(0, 2), empty, new Map()), undefined)
+    assert.equal(
+      firstUnfoldable([...events.slice(0, 2), events[3] as Positioned], empty, new Map()),
+      undefined,
+    )
+  })
+})
 
 describe('the fold in slices of the event loop', () => {
   it('writes the same rows as in one go, pausing between events and between images', async () => {

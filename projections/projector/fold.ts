@@ -247,6 +247,53 @@ export const changesFrom = ({ event, at }: Positioned): number => {
   }
 }
 
+/**
+ * Why the fold cannot take `p`, or undefined: an instant it would write (its `at`, an
+ * inventory's `taken_at`, an evaluation's `evaluated_at`) that is none, which the contract
+ * refuses (`instantOf`) but an event it let through could carry. Asked of each report event
+ * before it is folded, so such an event is skipped rather than failing its batch.
+ */
+export const unfoldable = (p: Positioned): string | undefined => {
+  if (!Number.isFinite(p.at)) return 'time names no instant'
+  if (Number.isFinite(changesFrom(p))) return undefined
+  return p.event.type === 'herald.report.inventory.snapshot'
+    ? 'data.taken_at names no instant'
+    : 'data.evaluated_at names no instant'
+}
+
+/**
+ * The position in `events` of the first event the fold throws on, folded after those before
+ * it on `entities` (and, given `findings`, through phase two): the fold is deterministic and in
+ * log order, so the shortest failing prefix ends at it, found in a logarithmic number of
+ * folds. Undefined when the fold takes them all. Only for a batch whose fold threw: an event a
+ * gap in the contract let through must not stall its partition at every redelivery.
+ */
+export const firstUnfoldable = (
+  events: readonly Positioned[],
+  entities: EntityState,
+  findings?: FindingState,
+): number | undefined => {
+  const throws = (end: number): boolean => {
+    try {
+      const rows = foldEntities(events.slice(0, end), entities)
+      if (findings !== undefined) foldFindings(rows.findingOps, findings)
+      return false
+    } catch {
+      return true
+    }
+  }
+  if (!throws(events.length)) return undefined
+  // The fewest events whose fold throws: more than `low - 1`, at most `high`.
+  let low = 1
+  let high = events.length
+  while (low < high) {
+    const middle = (low + high) >>> 1
+    if (throws(middle)) high = middle
+    else low = middle + 1
+  }
+  return low - 1
+}
+
 const closeImage = (row: ImageRow, offset: number, at: number, by: ClosedBy): ImageRow => ({
   ...row,
   closed_offset: offset,

@@ -13,7 +13,19 @@ import {
 import type { Logger } from '../../src/observability/index.ts'
 import type { Batch, BatchHandler, LogMessage } from '../../src/ports/event-log.ts'
 import type { Warehouse } from '../../src/ports/warehouse.ts'
-import { changesFrom, foldEntitiesSliced, foldFindingsSliced, type Positioned, stateNeeds } from './fold.ts'
+import {
+  changesFrom,
+  type EntityRows,
+  type EntityState,
+  type FindingRows,
+  type FindingState,
+  firstUnfoldable,
+  foldEntitiesSliced,
+  foldFindingsSliced,
+  type Positioned,
+  stateNeeds,
+  unfoldable,
+} from './fold.ts'
 import { createLogGuard, type LogReset } from './log-guard.ts'
 import {
   appendEventRow,
@@ -208,6 +220,15 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
     const { keys, repeats } = await repeatsOf(batch.messages, results)
     const projectedKeys: string[] = []
     const projectedPositions: string[] = []
+    const unprojectable = (message: Pick<LogMessage, 'topic' | 'partition' | 'offset'>, error: unknown) => {
+      invalid++
+      logger('warn', 'projector.event_unprojectable', {
+        topic: message.topic,
+        partition: message.partition,
+        offset: message.offset,
+        error: (error as Error).message,
+      })
+    }
     const rowOf = (i: number): EventRow => {
       const result = results[i] as IngressResult & { ok: true }
       return toEventRow(result.event, batch.messages[i] as LogMessage, started)
@@ -218,23 +239,26 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
       const decoded = results[i]
       if (repeats.has(i)) continue
       if (decoded?.ok) {
+        const position = isReportEvent(decoded.event)
+          ? { event: decoded.event, offset: message.offset, at: eventTimeOf(decoded.event, message) }
+          : undefined
         try {
+          // An instant the fold would write that is none (the contract refuses it; this is the
+          // guard behind it) would fail the fold, and the batch at every redelivery.
+          const why = position === undefined ? undefined : unfoldable(position)
+          if (why !== undefined) throw new RangeError(why)
           if (block !== undefined && !appendEventRow(block, decoded.event, message, started)) {
             block = undefined
             for (const j of stored) rows.push(rowOf(j))
           }
           if (block === undefined) rows.push(toEventRow(decoded.event, message, started))
         } catch (error) {
-          // Cannot be written out (the contract refuses events nested too deep; this is the
-          // guard behind it): the router dead-letters it (`event_unroutable`); skipped here,
-          // never left to fail the batch.
-          invalid++
-          logger('warn', 'projector.event_unprojectable', {
-            topic: message.topic,
-            partition: message.partition,
-            offset: message.offset,
-            error: (error as Error).message,
-          })
+          // Cannot be written out or folded (the contract refuses events nested too deep and
+          // times that name no instant; this is the guard behind it): skipped here and logged,
+          // never left to fail the batch. The router judges it apart: it routes what it can
+          // serialise, and dead-letters (`event_unroutable`) only an event a configuration
+          // matched that it cannot.
+          unprojectable(message, error)
           continue
         }
         ids.push(decoded.event.id)
@@ -244,10 +268,7 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
           projectedKeys.push(key)
           projectedPositions.push(positionKey(key, message))
         }
-        if (isReportEvent(decoded.event)) {
-          const at = eventTimeOf(decoded.event, message)
-          positioned.push({ event: decoded.event, offset: message.offset, at })
-        }
+        if (position !== undefined) positioned.push(position)
       } else {
         invalid++
         logger('debug', 'projector.event_invalid', {
@@ -280,26 +301,48 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
           })
         : insert(tables.events, rows, eventsDistinct)
     const cached = cache?.at(batch.topic, batch.partition, first.offset)
+    /**
+     * Should the fold throw on an event (a gap in the contract; `unfoldable` catches the one
+     * known), that event is taken out of the fold and logged as unprojectable (its raw row is
+     * stored), and the batch folded again: left in, it would fail the batch at every
+     * redelivery. A fold that throws with every event it could blame is thrown.
+     */
+    const skipUnfoldable = (error: unknown, entityState: EntityState, findingState?: FindingState) => {
+      const at = firstUnfoldable(positioned, entityState, findingState)
+      if (at === undefined) throw error
+      const [skipped] = positioned.splice(at, 1) as [Positioned]
+      unprojectable({ topic: batch.topic, partition: batch.partition, offset: skipped.offset }, error)
+    }
     const derive = async () => {
-      const needs = stateNeeds(positioned)
-      const entityState =
-        cached === undefined
-          ? await loadEntityState(warehouse, needs, first.offset, tables)
-          : await cached.entities(needs, (missing) =>
-              loadEntityState(warehouse, missing, first.offset, tables),
-            )
-      const entities = await foldEntitiesSliced(positioned, entityState)
-      const findingState =
-        cached === undefined
-          ? await loadFindingState(warehouse, entities.findingOps.values(), first.offset, tables)
-          : await cached.findings(entities.findingOps.values(), (missing) =>
-              loadFindingState(warehouse, missing, first.offset, tables),
-            )
-      return {
-        entityState,
-        entities,
-        findingState,
-        findings: await foldFindingsSliced(entities.findingOps, findingState),
+      for (;;) {
+        const needs = stateNeeds(positioned)
+        const entityState =
+          cached === undefined
+            ? await loadEntityState(warehouse, needs, first.offset, tables)
+            : await cached.entities(needs, (missing) =>
+                loadEntityState(warehouse, missing, first.offset, tables),
+              )
+        let entities: EntityRows
+        try {
+          entities = await foldEntitiesSliced(positioned, entityState)
+        } catch (error) {
+          skipUnfoldable(error, entityState)
+          continue
+        }
+        const findingState =
+          cached === undefined
+            ? await loadFindingState(warehouse, entities.findingOps.values(), first.offset, tables)
+            : await cached.findings(entities.findingOps.values(), (missing) =>
+                loadFindingState(warehouse, missing, first.offset, tables),
+              )
+        let findings: FindingRows
+        try {
+          findings = await foldFindingsSliced(entities.findingOps, findingState)
+        } catch (error) {
+          skipUnfoldable(error, entityState, findingState)
+          continue
+        }
+        return { entityState, entities, findingState, findings }
       }
     }
     const [, derived] = await settled(storingEvents, derive())

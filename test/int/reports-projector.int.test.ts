@@ -16,7 +16,13 @@ import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/ind
 import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
 import { type EngineEvent, encodeLogEvent } from '../../src/events/index.ts'
 import { generateActivity } from '../../src/generator/index.ts'
-import { createSqliteProcessedIds, type ProcessedIds } from '../../src/ingress/index.ts'
+import {
+  createIngressDecoder,
+  createSqliteProcessedIds,
+  decodeEvent,
+  type IngressEvent,
+  type ProcessedIds,
+} from '../../src/ingress/index.ts'
 import { type LogFields, silentLogger } from '../../src/observability/index.ts'
 import type { Batch, LogMessage } from '../../src/ports/event-log.ts'
 import type { InsertOptions, Warehouse } from '../../src/ports/warehouse.ts'
@@ -752,6 +758,71 @@ describe('report projection on chDB', () => {
         .sort(),
     )
     assert.deepEqual(invalid, [1])
+  })
+
+  it('skips an event its fold cannot take, logging it, and projects the rest of its batch', async () => {
+    // Events a gap in the contract would let through: the decoder's contract here takes those
+    // with an id starting "gap-" as they are. One names no instant in evaluated_at (what the
+    // timestamp rule let through: 2016-12-31T24:59:60+01:00), one has no reasons.
+    const account = 'unfoldable-a'
+    const topic = `topic-${randomUUID()}`
+    const evaluated = (id: string, tag: string, data: Record<string, unknown> = {}): EngineEvent =>
+      ({
+        specversion: '1.0',
+        id,
+        source: '/engine',
+        type: 'herald.report.policy.evaluated',
+        account,
+        level: 'info',
+        resourcetype: 'image_tag',
+        time: new Date(T0).toISOString(),
+        data: {
+          registry: 'docker.io',
+          repository: 'acme/api',
+          tag,
+          digest: `sha256:${'1'.repeat(64)}`,
+          bundle_id: 'default',
+          bundle_digest: 'sha256:bundle',
+          status: 'pass',
+          reasons: [],
+          ...data,
+        },
+      }) as EngineEvent
+    const events = [
+      evaluated('ok-1', 'before'),
+      evaluated('gap-instant', 'instant', { evaluated_at: '2016-12-31T24:59:60+01:00' }),
+      evaluated('gap-reasons', 'reasons', { reasons: undefined }),
+      evaluated('ok-2', 'after'),
+    ]
+    const messages = toMessages(events, topic)
+    const lax = (input: unknown) => {
+      const id = (input as { id?: unknown }).id
+      return typeof id === 'string' && id.startsWith('gap-')
+        ? { ok: true as const, value: input as IngressEvent }
+        : decodeEvent(input)
+    }
+    const logged: { event: string; fields: LogFields }[] = []
+    const invalid: number[] = []
+    const project = createProjectorHandler({
+      warehouse,
+      clock: Date.now,
+      logger: (_level, event, fields = {}) => logged.push({ event, fields }),
+      decoder: createIngressDecoder({ decodeEvent: lax }),
+      onInvalid: (n) => invalid.push(n),
+    })
+    await project({ topic, partition: 0, messages })
+    const tags = await warehouse.query<{ tag: string }>(
+      'SELECT tag FROM policy_evaluation_latest FINAL WHERE account = {account:String}',
+      { account },
+    )
+    assert.deepEqual(tags.map((r) => r.tag).sort(), ['after', 'before'])
+    const skipped = logged.filter((l) => l.event === 'projector.event_unprojectable')
+    assert.deepEqual(
+      skipped.map((l) => l.fields.offset),
+      [1, 2],
+    )
+    assert.match(String(skipped[0]?.fields.error), /evaluated_at/)
+    assert.deepEqual(invalid, [2])
   })
 
   it('projects an event sent again at a later position once, and a redelivered batch as before', async () => {
