@@ -13,7 +13,12 @@ import { decodeCloudEvent } from '../cloudevent.ts'
 import { compileGuard, type Guard } from '../io-ts-guard.ts'
 import { applyMutation, arbitraryFromSchema, type Json, mutationsOf } from './arbitraries.ts'
 import { type EventTypeEntry, envelopeSchema, eventTypes } from './catalog.ts'
-import { NON_BLANK_STRING_ATTRIBUTE_PATTERN, STRING_ATTRIBUTE_PATTERN, TIMESTAMP_PATTERN } from './formats.ts'
+import {
+  MAX_COUNT,
+  NON_BLANK_STRING_ATTRIBUTE_PATTERN,
+  STRING_ATTRIBUTE_PATTERN,
+  TIMESTAMP_PATTERN,
+} from './formats.ts'
 
 // The wire side is ajv as producers and the schema registry run it: draft 2020-12, formats
 // checked. Strict mode too, so a schema using a keyword ajv would ignore fails here.
@@ -119,6 +124,23 @@ interface EnvelopeFixtures {
   readonly invalid: readonly { readonly because: string; readonly event: Json }[]
   readonly divergent: readonly { readonly because: string; readonly event: Json }[]
 }
+
+describe('the data schemas', () => {
+  it('bound every integer as the codec bounds a count, to what the tables hold', () => {
+    let integers = 0
+    const walk = (node: unknown, path: string) => {
+      if (typeof node !== 'object' || node === null) return
+      const schema = node as Record<string, unknown>
+      if (schema.type === 'integer') {
+        integers++
+        assert.deepEqual([schema.minimum, schema.maximum], [0, MAX_COUNT], path)
+      }
+      for (const [key, value] of Object.entries(schema)) walk(value, `${path}/${key}`)
+    }
+    for (const entry of eventTypes) walk(entry.schema, entry.type)
+    assert.ok(integers > 0)
+  })
+})
 
 describe('the envelope codec and cloudevent.schema.json', () => {
   const fixtures = fixturesOf('cloudevent') as unknown as EnvelopeFixtures

@@ -132,7 +132,7 @@ describe('decodeEngineEvent', () => {
     assert.deepEqual(decoded.issues, [
       { path: 'data.digest', message: 'must be an image digest such as sha256:<hex>' },
       { path: 'data.distro.version', message: 'is required' },
-      { path: 'data.package_count', message: 'must be a whole number of at least 0' },
+      { path: 'data.package_count', message: 'must be a whole number from 0 to 4294967295' },
       {
         path: 'data.findings[0].severity',
         message: 'must be one of critical, high, medium, low, negligible, unknown',

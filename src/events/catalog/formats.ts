@@ -183,9 +183,15 @@ export const Timestamp = leaf(
   t.refinement(t.string, isTimestamp, 'Timestamp'),
   'an RFC 3339 timestamp such as 2026-11-22T10:00:00Z',
 )
+/**
+ * The largest count: the most a `UInt32` column holds (`images.package_count`), which stores
+ * 2^32 as 0 and fails the insert of 1e21. Every count of the catalog shares the bound.
+ */
+export const MAX_COUNT = 4_294_967_295
+
 export const Count = leaf(
-  t.refinement(t.number, (n) => Number.isInteger(n) && n >= 0, 'Count'),
-  'a whole number of at least 0',
+  t.refinement(t.number, (n) => Number.isInteger(n) && n >= 0 && n <= MAX_COUNT, 'Count'),
+  `a whole number from 0 to ${MAX_COUNT}`,
 )
 export const Seconds = leaf(
   // Finite: a literal too large for a number (1e400) parses to Infinity, which JSON cannot hold.
