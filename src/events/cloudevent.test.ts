@@ -159,6 +159,50 @@ describe('decodeCloudEvent', () => {
     assert.ok(decodeCloudEvent(text).ok)
   })
 
+  it('refuses an empty subject, resourcetype or subtype, naming it', () => {
+    // CloudEvents requires a subject to be non-empty; Herald stores an empty one as none, so
+    // a preview of the stored event would judge another event than the router did, and an
+    // empty resourcetype or subtype would keep the catalog's default out.
+    for (const name of ['subject', 'resourcetype', 'subtype']) {
+      const event = { ...valid, [name]: '' }
+      assert.equal(isCloudEvent(event), false, name)
+      const decoded = decodeCloudEvent(event)
+      assert.ok(!decoded.ok, name)
+      assert.deepEqual(decoded.issues, [
+        { path: name, message: 'must not be empty: leave the attribute out when there is none' },
+      ])
+    }
+  })
+
+  it('takes a source that is a URI-reference and a dataschema that is a URI, naming either that is not', () => {
+    for (const source of ['/engine', 'urn:anchore:engine', 'anchore-engine', '/a%2Fb?x=1#y', '/ünïcode'])
+      assert.ok(decodeCloudEvent({ ...valid, source }).ok, source)
+    for (const dataschema of ['https://example.com/s.json', 'urn:herald:schema:v1:event:x'])
+      assert.ok(decodeCloudEvent({ ...valid, dataschema }).ok, dataschema)
+    for (const source of ['a b c', '/engine/<x>', '/100%', 'a\\b', '/a{b}', '/a|b', '/a^b', '/a`b', '/a"b']) {
+      const event = { ...valid, source }
+      assert.equal(isCloudEvent(event), false, source)
+      const decoded = decodeCloudEvent(event)
+      assert.ok(!decoded.ok, source)
+      assert.deepEqual(
+        decoded.issues.map((i) => i.path),
+        ['source'],
+      )
+      assert.match(decoded.issues[0]?.message ?? '', /must be a URI-reference/, source)
+    }
+    for (const dataschema of ['', 'not a uri', '/schemas/x.json', 'https://example.com/a b']) {
+      const event = { ...valid, dataschema }
+      assert.equal(isCloudEvent(event), false, dataschema)
+      const decoded = decodeCloudEvent(event)
+      assert.ok(!decoded.ok, dataschema)
+      assert.deepEqual(
+        decoded.issues.map((i) => i.path),
+        ['dataschema'],
+      )
+      assert.match(decoded.issues[0]?.message ?? '', /must be an absolute URI/, dataschema)
+    }
+  })
+
   it('rejects non-objects', () => {
     for (const input of [null, 42, 'x', [valid]]) {
       const decoded = decodeCloudEvent(input)

@@ -6,8 +6,12 @@ import {
   isNonBlankStringAttribute,
   isStringAttribute,
   isTimestamp,
+  isUri,
+  isUriReference,
   NOT_A_STRING_ATTRIBUTE,
   NOT_A_TIMESTAMP,
+  NOT_A_URI,
+  NOT_A_URI_REFERENCE,
 } from './catalog/formats.ts'
 import { compileGuard } from './io-ts-guard.ts'
 import { toFieldIssues, withMessage } from './io-ts-issues.ts'
@@ -33,6 +37,34 @@ const NonBlankStringAttribute = withMessage(
         ? 'must not be empty'
         : NOT_A_STRING_ATTRIBUTE,
 )
+
+/** What an empty `subject`, `resourcetype` or `subtype` is told. */
+const EMPTY_ATTRIBUTE = 'must not be empty: leave the attribute out when there is none'
+
+// CloudEvents requires a subject to be non-empty when present. Herald stores an empty
+// subject, resourcetype or subtype as none (the `events` columns), so the event read back (a
+// preview, an explain) would be another than the one routed, and an empty resourcetype or
+// subtype would keep the catalog's default out.
+const NonEmptyStringAttribute = withMessage(
+  t.refinement(t.string, (s) => s.length > 0 && isStringAttribute(s), 'NonEmptyStringAttribute'),
+  (u) => (typeof u !== 'string' ? 'must be a string' : u === '' ? EMPTY_ATTRIBUTE : NOT_A_STRING_ATTRIBUTE),
+)
+
+/** A CloudEvents attribute whose string must also pass `valid`, told `rule` (`empty`) when it does not. */
+const uriAttribute = (valid: (s: string) => boolean, rule: string, name: string, empty = rule) =>
+  withMessage(t.refinement(t.string, valid, name), (u) =>
+    typeof u !== 'string'
+      ? 'must be a non-empty string'
+      : u === ''
+        ? empty
+        : isStringAttribute(u)
+          ? rule
+          : NOT_A_STRING_ATTRIBUTE,
+  )
+
+// `source` is a URI-reference and `dataschema` a URI, as CloudEvents requires.
+const UriReference = uriAttribute(isUriReference, NOT_A_URI_REFERENCE, 'UriReference', 'must not be empty')
+const Uri = uriAttribute(isUri, NOT_A_URI, 'Uri')
 
 // RFC 3339 as CloudEvents requires, with its calendar rules: the same check as the schema's
 // `date-time` format, so the codec and the wire contract accept the same instants.
@@ -94,18 +126,19 @@ const envelopeWith = (a: StringAttributes) =>
  * without it an event cannot be routed or reported; it must be an account name
  * (`AccountName`), as it keys the log and labels metrics, rows and deliveries. `id` is the
  * idempotency key downstream. No string attribute holds a control character or a lone
- * surrogate, as CloudEvents requires.
+ * surrogate, as CloudEvents requires; `source` is a URI-reference and `dataschema` a URI,
+ * and `subject`, `resourcetype` and `subtype` are not empty.
  */
 export const CloudEvent = envelopeWith({
   id: NonBlankStringAttribute,
-  source: NonBlankStringAttribute,
+  source: UriReference,
   type: NonBlankStringAttribute,
   account: AccountName,
-  subject: StringAttribute,
+  subject: NonEmptyStringAttribute,
   datacontenttype: StringAttribute,
-  dataschema: StringAttribute,
-  resourcetype: StringAttribute,
-  subtype: StringAttribute,
+  dataschema: Uri,
+  resourcetype: NonEmptyStringAttribute,
+  subtype: NonEmptyStringAttribute,
 })
 export type CloudEvent = t.TypeOf<typeof CloudEvent>
 

@@ -16,8 +16,11 @@ import { type EventTypeEntry, envelopeSchema, eventTypes } from './catalog.ts'
 import {
   MAX_COUNT,
   NON_BLANK_STRING_ATTRIBUTE_PATTERN,
+  NON_EMPTY_STRING_ATTRIBUTE_PATTERN,
   STRING_ATTRIBUTE_PATTERN,
   TIMESTAMP_PATTERN,
+  URI_PATTERN,
+  URI_REFERENCE_PATTERN,
 } from './formats.ts'
 
 // The wire side is ajv as producers and the schema registry run it: draft 2020-12, formats
@@ -179,10 +182,13 @@ describe('the envelope codec and cloudevent.schema.json', () => {
 
   it('state the codec’s rule for string attributes, extension attributes included', () => {
     const properties = envelopeSchema.properties as Record<string, { pattern?: string }>
-    for (const name of ['id', 'source', 'type'])
+    for (const name of ['id', 'type'])
       assert.equal(properties[name]?.pattern, NON_BLANK_STRING_ATTRIBUTE_PATTERN, name)
-    for (const name of ['subject', 'datacontenttype', 'dataschema', 'resourcetype', 'subtype'])
-      assert.equal(properties[name]?.pattern, STRING_ATTRIBUTE_PATTERN, name)
+    for (const name of ['subject', 'resourcetype', 'subtype'])
+      assert.equal(properties[name]?.pattern, NON_EMPTY_STRING_ATTRIBUTE_PATTERN, name)
+    assert.equal(properties.source?.pattern, URI_REFERENCE_PATTERN)
+    assert.equal(properties.dataschema?.pattern, URI_PATTERN)
+    assert.equal(properties.datacontenttype?.pattern, STRING_ATTRIBUTE_PATTERN)
     const extension = (envelopeSchema.additionalProperties as { anyOf: { type: string; pattern?: string }[] })
       .anyOf
     assert.equal(extension.find((m) => m.type === 'string')?.pattern, STRING_ATTRIBUTE_PATTERN)

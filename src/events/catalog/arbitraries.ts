@@ -12,7 +12,10 @@ import { ACCOUNT_NAME } from '../../access/index.ts'
 import {
   DIGEST_PATTERN,
   NON_BLANK_STRING_ATTRIBUTE_PATTERN,
+  NON_EMPTY_STRING_ATTRIBUTE_PATTERN,
   STRING_ATTRIBUTE_PATTERN,
+  URI_PATTERN,
+  URI_REFERENCE_PATTERN,
   UUID_PATTERN,
 } from './formats.ts'
 
@@ -100,7 +103,30 @@ export const accountArbitrary: fc.Arbitrary<string> = fc.oneof(
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/g
 
 const isStringAttributePattern = (pattern: unknown): boolean =>
-  pattern === STRING_ATTRIBUTE_PATTERN || pattern === NON_BLANK_STRING_ATTRIBUTE_PATTERN
+  pattern === STRING_ATTRIBUTE_PATTERN ||
+  pattern === NON_BLANK_STRING_ATTRIBUTE_PATTERN ||
+  pattern === NON_EMPTY_STRING_ATTRIBUTE_PATTERN
+
+// A path of URI characters: unreserved and sub-delimiters, an escape, a non-ASCII letter.
+const uriPathArbitrary: fc.Arbitrary<string> = fc
+  .array(
+    fc.oneof(
+      fc.stringMatching(/^[A-Za-z0-9._~!$&'()*+,;=:@/-]{1,8}$/),
+      fc.constantFrom('%2F', '%c3%bc', 'ü', 'é'),
+    ),
+    { minLength: 1, maxLength: 6 },
+  )
+  .map((parts) => parts.join(''))
+
+/** `source` values: URI-references, relative or with a scheme. */
+const uriReferenceArbitrary: fc.Arbitrary<string> = fc
+  .tuple(fc.constantFrom('', '/', 'urn:', 'https://engine.example/', '//host/'), uriPathArbitrary)
+  .map(([prefix, path]) => `${prefix}${path}`)
+
+/** `dataschema` values: absolute URIs. */
+const uriArbitrary: fc.Arbitrary<string> = fc
+  .tuple(fc.constantFrom('urn:', 'https://schemas.example/', 'x-herald+v1.2:'), uriPathArbitrary)
+  .map(([scheme, path]) => `${scheme}${path}`)
 
 const stringArbitrary = (schema: Schema, options: ArbitraryOptions): fc.Arbitrary<string> => {
   if (schema.format === 'date-time') return timestampArbitrary(options)
@@ -110,6 +136,8 @@ const stringArbitrary = (schema: Schema, options: ArbitraryOptions): fc.Arbitrar
   // Either case: the pattern allows both, and random strings would almost never match it.
   if (schema.pattern === UUID_PATTERN)
     return fc.tuple(fc.uuid(), fc.boolean()).map(([id, upper]) => (upper ? id.toUpperCase() : id))
+  if (schema.pattern === URI_REFERENCE_PATTERN) return uriReferenceArbitrary
+  if (schema.pattern === URI_PATTERN) return uriArbitrary
   const minLength = typeof schema.minLength === 'number' ? schema.minLength : 0
   const maxLength = typeof schema.maxLength === 'number' ? schema.maxLength : 40
   const base = fc.string({ unit: options.stringUnit ?? 'binary', minLength, maxLength })
@@ -267,6 +295,14 @@ const valueMutations = (s: Schema, value: Json): { description: string; replacem
       out.push({ description: 'not a uuid', replacement: 'cfg-1' })
       // ajv's `uuid` format takes it; the pattern does not.
       out.push({ description: 'a uuid in a urn', replacement: `urn:uuid:${String(value)}` })
+    } else if (s.pattern === URI_REFERENCE_PATTERN || s.pattern === URI_PATTERN) {
+      out.push({ description: 'a space', replacement: `${String(value)} x` })
+      out.push({ description: 'a < and a >', replacement: `<${String(value)}>` })
+      out.push({ description: 'a % that begins no escape', replacement: `${String(value)}%` })
+      out.push({ description: 'a NUL', replacement: `${String(value)}x\u0000` })
+      out.push({ description: 'a lone high surrogate', replacement: `${String(value)}x\ud800` })
+      out.push({ description: 'an empty string', replacement: '' })
+      if (s.pattern === URI_PATTERN) out.push({ description: 'no scheme', replacement: '/relative' })
     } else if (isStringAttributePattern(s.pattern)) {
       out.push({ description: 'a NUL', replacement: `${String(value)}x\u0000` })
       out.push({ description: 'a C1 control character', replacement: `x\u0085${String(value)}` })
@@ -275,6 +311,8 @@ const valueMutations = (s: Schema, value: Json): { description: string; replacem
     }
     if (s.pattern === NON_BLANK_STRING_ATTRIBUTE_PATTERN)
       out.push({ description: 'only whitespace', replacement: ' \u00a0' })
+    if (s.pattern === NON_EMPTY_STRING_ATTRIBUTE_PATTERN)
+      out.push({ description: 'an empty string', replacement: '' })
     if (typeof s.minLength === 'number' && s.minLength > 0)
       out.push({ description: 'an empty string', replacement: '' })
     if (typeof s.maxLength === 'number')

@@ -38,6 +38,24 @@ export const STRING_ATTRIBUTE_PATTERN = `^[^${NOT_IN_A_STRING}]*$`
 /** A CloudEvents String with a character other than whitespace (`isNonBlankStringAttribute`). */
 export const NON_BLANK_STRING_ATTRIBUTE_PATTERN = `^[^\\S${NOT_IN_A_STRING}]*[^\\s${NOT_IN_A_STRING}][^${NOT_IN_A_STRING}]*$`
 
+/**
+ * A CloudEvents String that is not empty: `subject` (CloudEvents requires it non-empty when
+ * present), `resourcetype`, `subtype` (Herald stores an empty one as none).
+ */
+export const NON_EMPTY_STRING_ATTRIBUTE_PATTERN = `^[^${NOT_IN_A_STRING}]+$`
+
+// Beside what no String holds, what neither a URI (RFC 3986) nor an IRI (RFC 3987) holds
+// anywhere: whitespace and " < > \ ^ ` { | }; and `%` only begins an escape of two hex
+// digits. Non-ASCII letters are let through as an IRI has them: a producer's /engine/ünïcode.
+const NOT_IN_A_URI = `\\s${NOT_IN_A_STRING}"<>\\\\^\`{|}%`
+const URI_CHARACTER = `(?:[^${NOT_IN_A_URI}]|%[0-9A-Fa-f]{2})`
+
+/** `source`: a URI-reference, such as /engine/catalog or urn:anchore:engine. */
+export const URI_REFERENCE_PATTERN = `^${URI_CHARACTER}+$`
+
+/** `dataschema`: an absolute URI, a scheme and `:` first. */
+export const URI_PATTERN = `^[A-Za-z][A-Za-z0-9+.-]*:${URI_CHARACTER}*$`
+
 // JSON Schema applies `pattern` with Unicode semantics; so do these.
 const DIGEST = new RegExp(DIGEST_PATTERN, 'u')
 const UUID = new RegExp(UUID_PATTERN, 'u')
@@ -59,6 +77,23 @@ export const isNonBlankStringAttribute = (s: string): boolean => {
   const first = s.charCodeAt(0)
   return (first > 0x20 && first < 0x7f) || NOT_BLANK.test(s) ? isStringAttribute(s) : false
 }
+
+const URI_REFERENCE = new RegExp(URI_REFERENCE_PATTERN, 'u')
+const URI = new RegExp(URI_PATTERN, 'u')
+
+/** URI_REFERENCE_PATTERN. */
+export const isUriReference = (s: string): boolean => URI_REFERENCE.test(s)
+
+/** URI_PATTERN. */
+export const isUri = (s: string): boolean => URI.test(s)
+
+const URI_RULE = 'no whitespace, none of " < > \\ ^ ` { | }, and % only before two hex digits'
+
+/** What a `source` that is no URI-reference is told. */
+export const NOT_A_URI_REFERENCE = `must be a URI-reference such as /engine/catalog or urn:anchore:engine: ${URI_RULE}`
+
+/** What a `dataschema` that is no URI is told. */
+export const NOT_A_URI = `must be an absolute URI such as https://example.com/schemas/event.json: a scheme and ":" first, then ${URI_RULE}`
 
 /** What a string attribute holding what CloudEvents forbids is told. */
 export const NOT_A_STRING_ATTRIBUTE =
