@@ -116,6 +116,18 @@ describe('Avro schemas derived from the wire contract', () => {
     }
   })
 
+  it('require the subtype of a subtyped type, which Avro cannot write without', () => {
+    const subtyped = types.filter(({ entry }) => entry.subtypes !== undefined)
+    assert.ok(subtyped.length > 0)
+    for (const { entry, event } of subtyped) {
+      const field = avroEventSchemaOf(entry).fields.find((f) => f.name === 'subtype')
+      assert.deepEqual(field?.type, 'string', entry.type)
+      const { subtype: _, ...without } = envelope(entry, fixturesOf(entry.type).valid[0])
+      assert.equal(encode(event, without), undefined, entry.type)
+      assert.equal(decodeEngineEvent(without).ok, false, entry.type)
+    }
+  })
+
   it('keep a required null (a finding without a fix) and leave out optional ones', () => {
     const entry = eventTypes.find(
       (e) => e.type === 'user.checks.tag.vulnerabilities.update',

@@ -174,7 +174,12 @@ export const avroDataSchemaOf = (entry: EventTypeEntry): AvroRecord => {
  */
 export const avroEventSchemaOf = (entry: EventTypeEntry): AvroRecord => {
   const namespace = checkNamespace(entry.type)
-  const required = [...((envelopeSchema.required as string[] | undefined) ?? []), 'data']
+  // A subtyped type's subtype is required, as the event contract and its JSON subject hold it.
+  const required = [
+    ...((envelopeSchema.required as string[] | undefined) ?? []),
+    'data',
+    ...(entry.subtypes === undefined ? [] : ['subtype']),
+  ]
   const event = deriver(envelopeSchema, namespace).record(
     EVENT,
     { ...envelopeSchema, required },

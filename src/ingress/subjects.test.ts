@@ -55,6 +55,37 @@ describe('registered subjects', () => {
     }
   })
 
+  it('states a subtyped type’s subtype rule in its subject, as the event contract holds it', () => {
+    const subtyped = eventTypes.filter((entry) => entry.subtypes !== undefined)
+    assert.ok(subtyped.length > 0)
+    for (const entry of subtyped) {
+      const event = validatorOf(`in-${entry.type}`)
+      const base = {
+        specversion: '1.0',
+        id: 'e1',
+        source: '/engine',
+        type: entry.type,
+        account: 'acme',
+        data: fixturesOf(entry.type).valid[0],
+      }
+      const cases: [string, Record<string, unknown>][] = [
+        ['no subtype', base],
+        ['an unknown subtype', { ...base, subtype: 'posture-scan-started' }],
+        [
+          'a subtype of another case',
+          { ...base, subtype: (entry.subtypes?.[0]?.subtype ?? '').toUpperCase() },
+        ],
+        ...(entry.subtypes ?? []).map(
+          ({ subtype }) => [`subtype ${subtype}`, { ...base, subtype }] as [string, Record<string, unknown>],
+        ),
+      ]
+      for (const [because, value] of cases) {
+        const contract = decodeEngineEvent(value).ok
+        assert.equal(event(value), contract, `${entry.type}, ${because}: the contract says ${contract}`)
+      }
+    }
+  })
+
   it('refuses an event under another type’s subject, so a wrong schema id is caught', () => {
     const [first, second] = eventTypes
     assert.ok(first && second)

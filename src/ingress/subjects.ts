@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs'
-import { envelopeSchema, eventTypes, type JsonSchema } from '../events/index.ts'
+import { type EventTypeEntry, envelopeSchema, eventTypes, type JsonSchema } from '../events/index.ts'
 import type { ContractCoverage, SchemaDefinition, SchemaRegistry } from './schema-registry.ts'
 
 /**
@@ -60,15 +60,35 @@ const bundle = (schema: JsonSchema, known: readonly JsonSchema[]): JsonSchema =>
 
 const json = (schema: JsonSchema): SchemaDefinition => ({ type: 'JSON', schema: JSON.stringify(schema) })
 
-/** One structured-mode event of `type`: the envelope, `type` fixed, `data` by its schema. */
-export const eventSchemaOf = (type: string, data: JsonSchema): JsonSchema => ({
+/**
+ * One structured-mode event of `entry`'s type: the envelope, `type` fixed, `data` by its
+ * schema, and for a type with subtypes (`com.ibm.cloud.compliance.posture`) `subtype`
+ * required and one of them, as the event contract holds it: a producer's serializer then
+ * refuses what Herald would dead-letter.
+ */
+export const eventSchemaOf = ({
+  type,
+  schema: data,
+  subtypes,
+}: Pick<EventTypeEntry, 'type' | 'schema' | 'subtypes'>): JsonSchema => ({
   $schema: DRAFT,
   $id: `urn:herald:schema:v1:message:${type}`,
   title: `${type} event`,
   description: `A ${type} CloudEvent in structured mode.`,
   allOf: [{ $ref: idOf(envelopeSchema) }],
-  properties: { type: { const: type }, data: { $ref: idOf(data) } },
-  required: ['data'],
+  properties: {
+    type: { const: type },
+    ...(subtypes === undefined
+      ? {}
+      : {
+          subtype: {
+            enum: subtypes.map((s) => s.subtype),
+            description: `Required for ${type}: which of its events this is.`,
+          },
+        }),
+    data: { $ref: idOf(data) },
+  },
+  required: subtypes === undefined ? ['data'] : ['data', 'subtype'],
   $defs: { envelope: envelopeSchema, data },
 })
 
@@ -85,7 +105,7 @@ export const contractCoverageOf = (schema: unknown): ContractCoverage | undefine
   if (coverageByText === undefined) {
     coverageByText = new Map([[JSON.stringify(envelopeSchema), { mode: 'structured', type: undefined }]])
     for (const entry of eventTypes) {
-      coverageByText.set(JSON.stringify(eventSchemaOf(entry.type, entry.schema)), {
+      coverageByText.set(JSON.stringify(eventSchemaOf(entry)), {
         mode: 'structured',
         type: entry.type,
       })
@@ -102,7 +122,7 @@ export const heraldSubjects = (topics: SubjectTopics): SubjectSchema[] => {
   for (const entry of eventTypes) {
     subjects.push({
       subject: `${topics.events}-${entry.type}`,
-      schema: json(eventSchemaOf(entry.type, entry.schema)),
+      schema: json(eventSchemaOf(entry)),
     })
     subjects.push({ subject: `${topics.events}-${entry.type}-data`, schema: json(entry.schema) })
   }
