@@ -137,7 +137,7 @@ export const createConfluentSchemaRegistry = (options: ConfluentSchemaRegistryOp
       const validate = compiled as ValidateFunction
       return jsonPayloadDecoder(
         id,
-        (value) => (validate(value) ? undefined : ajvIssues(validate.errors)),
+        (value) => (validate(value) ? undefined : ajvIssues(validate.errors, value)),
         contractCoverageOf(validate.schema),
       )
     }

@@ -201,6 +201,64 @@ describe('createIngressDecoder', () => {
     assert.match(result.ok ? '' : result.failure.message, /partner_ticket/)
   })
 
+  it('names what is wrong with a framed event in the contract’s words, as for one not framed', async () => {
+    const event = events.find((e) => e.type === 'user.checks.tag.vulnerabilities.update') as EngineEvent
+    const plain = JSON.parse(JSON.stringify(event)) as Record<string, unknown>
+    const data = plain.data as { added: Record<string, unknown>[] }
+    const finding = data.added[0] ?? {
+      id: 'CVE-1',
+      package: 'p',
+      version: '1',
+      type: 'rpm',
+      fix_version: null,
+      kev: false,
+    }
+    const badSeverity = { ...plain, data: { ...data, added: [{ ...finding, severity: 'CRIT' }] } }
+    const json = (value: unknown) => encoder.encode(JSON.stringify(value))
+    const structured = (value: unknown, id: number) => message(encodeFrame(id, json(value)))
+    const cases: [string, Record<string, unknown>, LogMessage][] = [
+      ['an extension named Foo', { ...plain, Foo: 'x' }, structured({ ...plain, Foo: 'x' }, envelopeId)],
+      [
+        'data_base64',
+        { ...plain, data_base64: 'AA==' },
+        structured({ ...plain, data_base64: 'AA==' }, envelopeId),
+      ],
+      ['a severity of a finding', badSeverity, structured(badSeverity, await typeId(event.type))],
+    ]
+    const binary = toKafkaMessage({ ...badSeverity, data: null } as unknown as EngineEvent, {
+      mode: 'binary',
+    })
+    cases.push([
+      'a severity of a finding, binary mode',
+      badSeverity,
+      asLogMessage({
+        ...binary,
+        value: encodeFrame(await dataId(event.type), json(badSeverity.data)),
+        headers: { ...binary.headers, 'content-type': 'application/json' },
+      }),
+    ])
+    for (const [because, value, framed] of cases) {
+      const contract = decodeEngineEvent(value)
+      assert.ok(!contract.ok, because)
+      const result = await only(decode, framed)
+      assert.ok(!result.ok, because)
+      assert.equal(result.failure.code, 'schema_invalid', because)
+      assert.deepEqual(result.failure.issues, contract.issues, because)
+    }
+  })
+
+  it('names a framed event the contract accepts by what its writer schema refuses, in the contract’s path style', async () => {
+    const event = events.find((e) => e.type === 'user.image.analysis.completed') as EngineEvent
+    const other = events.find((e) => e.type === 'user.checks.tag.vulnerabilities.update') as EngineEvent
+    const result = await only(
+      decode,
+      message(encodeFrame(await typeId(other.type), encoder.encode(JSON.stringify(event)))),
+    )
+    assert.ok(!result.ok)
+    assert.equal(result.failure.code, 'schema_invalid')
+    assert.deepEqual(result.failure.issues[0], { path: 'type', message: `must be "${other.type}"` })
+  })
+
   it('names why each kind of bad message is refused', async () => {
     const event = events.find((e) => e.type === 'user.image.analysis.completed') as EngineEvent
     const json = (value: unknown) => encoder.encode(JSON.stringify(value))

@@ -146,10 +146,40 @@ const noRegistry: Pick<SchemaRegistry, 'decoderFor'> = {
   },
 }
 
-/** A payload read; `deferred` holds its writer schema's check where the contract may stand in for it. */
+/**
+ * A payload read; `deferred` holds its writer schema's check where the contract may stand in
+ * for it. A failure with a `value` is a payload read that its writer schema refused.
+ */
 type Step =
   | { readonly ok: true; readonly value: unknown; readonly deferred?: DeferredCheck }
-  | { readonly ok: false; readonly code: IngressFailureCode; readonly issues: readonly FieldIssue[] }
+  | {
+      readonly ok: false
+      readonly code: IngressFailureCode
+      readonly issues: readonly FieldIssue[]
+      readonly value?: unknown
+    }
+
+/** Issues about binary mode's value, which is `data`, named as the contract names them. */
+const inData = (issues: readonly FieldIssue[]): FieldIssue[] =>
+  issues.map((i) => ({
+    ...i,
+    path: i.path === '(root)' ? 'data' : i.path.startsWith('[') ? `data${i.path}` : `data.${i.path}`,
+  }))
+
+/**
+ * What a message whose writer schema refused its payload is told: when the contract refuses
+ * the event too, its issues, which name the same faults as for an event not framed (its
+ * messages, its paths, an extension by its name), then the schema's about any other field (a
+ * `type` another than the schema's); when the contract accepts it, the schema's alone.
+ */
+const refusedIssues = (
+  schema: readonly FieldIssue[],
+  contract: readonly FieldIssue[] | undefined,
+): readonly FieldIssue[] => {
+  if (contract === undefined) return schema
+  const named = new Set(contract.map((i) => i.path))
+  return [...contract, ...schema.filter((i) => !named.has(i.path))]
+}
 
 export const createIngressDecoder = (options: IngressDecoderOptions = {}): IngressDecoder => {
   const decoders = options.decoders ?? createSchemaDecoders(options.registry ?? noRegistry)
@@ -213,7 +243,7 @@ export const createIngressDecoder = (options: IngressDecoderOptions = {}): Ingre
       return fail('content_type_unsupported', [{ path: 'content-type', message: mode.reason }])
     const body =
       mode.mode === 'structured' ? structuredBody(message.value) : binaryData(message.value, mode.contentType)
-    if (!body.ok) return fail(body.code, body.issues)
+    if (!body.ok && !('value' in body)) return fail(body.code, body.issues)
     // A framed payload has been decoded to JSON data, whatever type its header named
     // (`application/avro`, a registry's media type): the event says what it now holds.
     const candidate =
@@ -227,13 +257,16 @@ export const createIngressDecoder = (options: IngressDecoderOptions = {}): Ingre
     const decoded = contract(candidate)
     // An event the contract accepted, of the type its writer schema is for, passes that schema
     // too; any other is checked against it, so a payload its schema refuses is named as such.
-    const deferred = body.deferred
-    if (
-      deferred !== undefined &&
-      !(decoded.ok && (deferred.coverage.type ?? decoded.value.type) === decoded.value.type)
-    ) {
-      const issues = deferred.check(body.value)
-      if (issues !== undefined) return fail('schema_invalid', issues)
+    const deferred = body.ok ? body.deferred : undefined
+    const refused = !body.ok
+      ? body.issues
+      : deferred !== undefined &&
+          !(decoded.ok && (deferred.coverage.type ?? decoded.value.type) === decoded.value.type)
+        ? deferred.check(body.value)
+        : undefined
+    if (refused !== undefined) {
+      const schema = mode.mode === 'binary' ? inData(refused) : refused
+      return fail('schema_invalid', refusedIssues(schema, decoded.ok ? undefined : decoded.issues))
     }
     if (!decoded.ok) return contractFailure(decoded.issues)
     const impostor = notAsHeraldEmits(decoded.value)

@@ -78,7 +78,7 @@ export const createEmbeddedSchemaRegistry = (options: EmbeddedSchemaRegistryOpti
       const validate = validatorOf(id)
       return jsonPayloadDecoder(
         id,
-        (value) => (validate(value) ? undefined : ajvIssues(validate.errors)),
+        (value) => (validate(value) ? undefined : ajvIssues(validate.errors, value)),
         contractCoverageOf(validate.schema),
       )
     },
@@ -96,7 +96,10 @@ export const createEmbeddedSchemaRegistry = (options: EmbeddedSchemaRegistryOpti
       assertOpen()
       const validate = validatorOf(id)
       if (!validate(value))
-        throw new ValidationError(`the value does not match schema id ${id}`, ajvIssues(validate.errors))
+        throw new ValidationError(
+          `the value does not match schema id ${id}`,
+          ajvIssues(validate.errors, value),
+        )
       return encodeFrame(id, encoder.encode(JSON.stringify(value)))
     },
     async close() {

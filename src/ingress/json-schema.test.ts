@@ -31,6 +31,26 @@ describe('JSON Schema helpers', () => {
     ])
   })
 
+  it('name array elements by index and a refused property name by itself, as the event contract does', () => {
+    const validate = compileJsonSchema({
+      type: 'object',
+      properties: {
+        list: { type: 'array', items: { type: 'object', properties: { n: { type: 'integer' } } } },
+        map: { type: 'object', properties: { '0': { type: 'string' } } },
+        kind: { const: 'a' },
+      },
+      propertyNames: { anyOf: [{ pattern: '^[a-z0-9]+$' }, { const: 'data_base64' }] },
+    })
+    const value = { list: [{ n: 1 }, { n: 'x' }], map: { '0': 1 }, kind: 'b', Foo: 1 }
+    assert.equal(validate(value), false)
+    assert.deepEqual(ajvIssues(validate.errors, value), [
+      { path: 'Foo', message: 'is not a property name the schema allows' },
+      { path: 'list[1].n', message: 'must be integer' },
+      { path: 'map.0', message: 'must be string' },
+      { path: 'kind', message: 'must be "a"' },
+    ])
+  })
+
   it('follow the draft the schema declares', () => {
     const v2020 = compileJsonSchema({
       $schema: 'https://json-schema.org/draft/2020-12/schema',

@@ -70,28 +70,62 @@ export const compileJsonSchema = (
 
 const unescapePointer = (segment: string): string => segment.replaceAll('~1', '/').replaceAll('~0', '~')
 
-/** `/data/findings/0/severity` → `data.findings.0.severity`; the root is `(root)`. */
-export const pointerToPath = (pointer: string, child?: string): string => {
+/**
+ * `/data/findings/0/severity` → `data.findings.0.severity`; the root is `(root)`. Given the
+ * value the pointer points into, an element of an array is named by its index,
+ * `data.findings[0].severity`, as the event contract names it.
+ */
+export const pointerToPath = (pointer: string, child?: string, value?: unknown): string => {
   const keys = pointer === '' ? [] : pointer.slice(1).split('/').map(unescapePointer)
   if (child !== undefined) keys.push(child)
-  return keys.length === 0 ? '(root)' : keys.join('.')
+  let path = ''
+  let at = value
+  for (const key of keys) {
+    path += Array.isArray(at) ? `[${key}]` : path === '' ? key : `.${key}`
+    at = typeof at === 'object' && at !== null ? (at as Record<string, unknown>)[key] : undefined
+  }
+  return path === '' ? '(root)' : path
 }
 
-/** One issue per failed keyword, named by the field it is about. */
-export const ajvIssues = (errors: readonly ErrorObject[] | null | undefined): FieldIssue[] => {
+const messageOf = (error: ErrorObject): string => {
+  switch (error.keyword) {
+    case 'required':
+      return 'is required'
+    case 'additionalProperties':
+      return 'is not allowed'
+    case 'propertyNames':
+      return 'is not a property name the schema allows'
+    case 'const':
+      return `must be ${JSON.stringify(error.params.allowedValue)}`
+    default:
+      return error.message ?? 'is invalid'
+  }
+}
+
+/**
+ * One issue per failed keyword, named by the field it is about (`pointerToPath`, given the
+ * validated `value`: array elements by index): a missing or extra field by itself, a property
+ * name `propertyNames` refuses by itself, once, not by each way it fails.
+ */
+export const ajvIssues = (
+  errors: readonly ErrorObject[] | null | undefined,
+  value?: unknown,
+): FieldIssue[] => {
   const issues: FieldIssue[] = []
   const seen = new Set<string>()
   for (const error of errors ?? []) {
-    const missing = error.keyword === 'required' ? String(error.params.missingProperty) : undefined
-    const extra =
-      error.keyword === 'additionalProperties' ? String(error.params.additionalProperty) : undefined
-    const path = pointerToPath(error.instancePath, missing ?? extra)
-    const message =
-      missing !== undefined
-        ? 'is required'
-        : extra !== undefined
-          ? 'is not allowed'
-          : (error.message ?? 'is invalid')
+    // The ways a property name fails the `propertyNames` schema; the keyword's own error names it.
+    if (error.propertyName !== undefined) continue
+    const child =
+      error.keyword === 'required'
+        ? String(error.params.missingProperty)
+        : error.keyword === 'additionalProperties'
+          ? String(error.params.additionalProperty)
+          : error.keyword === 'propertyNames'
+            ? String(error.params.propertyName)
+            : undefined
+    const path = pointerToPath(error.instancePath, child, value)
+    const message = messageOf(error)
     const key = `${path}\u0000${message}`
     if (seen.has(key)) continue
     seen.add(key)

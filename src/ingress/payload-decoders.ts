@@ -43,7 +43,9 @@ export const jsonPayloadDecoder = (
       const parsed = read(value, start)
       if (!parsed.ok) return parsed
       const issues = validate(parsed.value)
-      return issues === undefined ? parsed : { ok: false, code: 'schema_invalid', issues }
+      return issues === undefined
+        ? parsed
+        : { ok: false, code: 'schema_invalid', issues, value: parsed.value }
     },
     ...(coverage === undefined ? {} : { deferred: { coverage, read, check: validate } }),
   }

@@ -27,7 +27,13 @@ export type PayloadFailureCode = 'payload_undecodable' | 'schema_invalid'
 
 export type PayloadResult =
   | { readonly ok: true; readonly value: unknown }
-  | { readonly ok: false; readonly code: PayloadFailureCode; readonly issues: FieldIssue[] }
+  | {
+      readonly ok: false
+      readonly code: PayloadFailureCode
+      readonly issues: FieldIssue[]
+      /** A payload read that its schema refused (`schema_invalid`): what it holds. */
+      readonly value?: unknown
+    }
 
 /**
  * Which events Herald's event contract checks exactly as a schema does: that of one of
