@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
 import { describe, it } from 'node:test'
+import { envelopeSchema } from './catalog/catalog.ts'
 import { MAX_EVENT_DEPTH, tooDeepMember } from './depth.ts'
 
 /** `levels` arrays (or objects) one inside another, the innermost holding 1. */
@@ -26,5 +28,13 @@ describe('tooDeepMember', () => {
   it('takes anything that is no object as nothing to measure', () => {
     assert.equal(tooDeepMember('text'), undefined)
     assert.equal(tooDeepMember(null), undefined)
+  })
+})
+
+describe('the depth limit, where producers read the contract', () => {
+  it('is stated in the schemas README and the envelope schema, which JSON Schema cannot enforce', () => {
+    const readme = readFileSync(new URL('../../schemas/README.md', import.meta.url), 'utf8')
+    assert.match(readme, new RegExp(`at most ${MAX_EVENT_DEPTH}\\s+levels`))
+    assert.match(String(envelopeSchema.description), new RegExp(`at most ${MAX_EVENT_DEPTH}\\s+levels`))
   })
 })
