@@ -1,5 +1,5 @@
 import type { EngineEvent } from '../events/index.ts'
-import { withoutToken } from './io.ts'
+import { type AdminAnswer, callAdmin, UnreachableError, withoutToken } from './io.ts'
 import {
   DEFAULT_RETRY_FOR_MS,
   DEFAULT_TIMEOUT_MS,
@@ -145,26 +145,21 @@ export const whoami = async (options: {
 }): Promise<Caller | undefined> => {
   const ingest = new URL(ingestUrl(options.url))
   ingest.pathname = ingest.pathname.replace(/\/v1\/events$/, '/v1/auth/whoami')
-  const target = ingest.toString()
-  const timeout = timeoutOf(options.timeoutMs ?? DEFAULT_TIMEOUT_MS)
-  let response: Response
-  let text: string
+  let answer: AdminAnswer
   try {
-    response = await options.fetch(target, {
-      method: 'GET',
-      headers: options.token === undefined ? {} : { authorization: `Bearer ${options.token}` },
-      signal: timeout.signal,
+    answer = await callAdmin(options, 'GET', ingest.toString(), {
+      token: options.token,
+      timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     })
-    text = await response.text()
-  } catch {
-    return undefined
+  } catch (error) {
+    if (error instanceof UnreachableError) return undefined
+    throw error
   }
-  const parsed = parseJson(text) as { account?: unknown; role?: unknown } | undefined
-  if (response.status === 401)
-    throw new SendError(`Herald answered 401: ${describeProblem(parsed, text)}`, 401, parsed)
-  if (response.status !== 200 || typeof parsed?.account !== 'string' || typeof parsed.role !== 'string')
-    return undefined
-  return { account: parsed.account, role: parsed.role }
+  const { account, role } = answer.body
+  if (answer.status === 401)
+    throw new SendError(`Herald answered 401: ${describeProblem(answer.body, '')}`, 401, answer.body)
+  if (answer.status !== 200 || typeof account !== 'string' || typeof role !== 'string') return undefined
+  return { account, role }
 }
 
 const parseJson = (text: string): unknown => {
