@@ -27,7 +27,9 @@ export const actorOf = (principal: Principal): { readonly by: string; readonly t
 /**
  * An action that changes no configuration yet belongs in the audit (`GET /v1/audit`): one that
  * changes what reports hold, or sends stored credentials out. `account` is the one whose data
- * it concerns (null: system-wide, for admins only).
+ * it concerns (null: system-wide, for admins only). Deliveries sent again are one too: they
+ * send stored credentials out, and the delivery log names who asked for each but the audit is
+ * where an operator looks for who did what.
  */
 export interface AuditedAction {
   readonly type:
@@ -35,6 +37,7 @@ export interface AuditedAction {
     | 'ReportRebuildStarted'
     | 'MetricsBackfillStarted'
     | 'ConfigurationTestSent'
+    | 'DeliveriesReplayed'
   readonly account: string | null
   readonly aggregate: {
     readonly type: 'report_tables' | 'report_metrics' | 'notification_configuration'

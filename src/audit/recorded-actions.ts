@@ -7,7 +7,7 @@ import type { EventStore, RecordedEvent } from '../ports/event-store.ts'
 
 /**
  * The audited actions that change no configuration (a log reset accepted, a report rebuild or
- * metrics backfill started, a stored configuration tested): one stream of their own, so the
+ * metrics backfill started, a stored configuration tested, deliveries replayed): one stream of their own, so the
  * audit reads them as it reads configuration changes, from the event store.
  */
 export const ACTIONS_STREAM = 'herald-audited-actions'
@@ -17,6 +17,7 @@ const ActionType = t.keyof({
   ReportRebuildStarted: null,
   MetricsBackfillStarted: null,
   ConfigurationTestSent: null,
+  DeliveriesReplayed: null,
 })
 
 const ActionRecorded = t.type({

@@ -1,11 +1,19 @@
 import { type Context, Hono } from 'hono'
-import { ACCOUNT_NAME_RULE, type AppEnv, isAccountName, type Principal } from '../access/index.ts'
+import {
+  ACCOUNT_NAME_RULE,
+  type AppEnv,
+  actorOf,
+  isAccountName,
+  type Principal,
+  type RecordAction,
+} from '../access/index.ts'
 import { clipped, type FieldIssue, HeraldError, NotFoundError, ValidationError } from '../errors/index.ts'
 import { instantOf, NOT_A_TIMESTAMP } from '../events/index.ts'
 import { authorize } from '../http/authorize.ts'
 import { readJsonObject } from '../http/body.ts'
 import { digitsOf, noQueryParameters, queryParams } from '../http/query.ts'
 import { ENDPOINT_TYPES, type EndpointType, isEndpointType, Uuid } from '../notifications/index.ts'
+import type { Logger } from '../observability/index.ts'
 import { DELIVERY_STATUSES, type DeliveryStatus, isDeliveryStatus } from './events.ts'
 import type { DeliveryLog } from './log.ts'
 import type {
@@ -172,7 +180,17 @@ export interface DeliveryRoutesOptions {
    * when it would be sent: such a replay is refused rather than skipped again. Absent: none is.
    */
   readonly skipReason?: (delivery: DeliveryRow) => Promise<string | undefined>
+  /**
+   * Puts each replay in the audit (`DeliveriesReplayed`): one entry per configuration whose
+   * deliveries a call sent again, with how many. Absent: replays are in the delivery log only.
+   */
+  readonly recordAction?: RecordAction
+  /** Logs each replay as it audits it (`delivery.replayed`, naming who asked). */
+  readonly logger?: Logger
 }
+
+/** Deliveries one call replayed, by configuration id: whose they are and how many. */
+type ReplaysByConfiguration = Map<string, { account: string; endpoint: string; count: number }>
 
 /** A replay that would send nothing: the delivery is pending already, or its attempt would be skipped. */
 export class ReplayRefusedError extends HeraldError {
@@ -219,6 +237,8 @@ export const createDeliveryRoutes = ({
   log,
   replayLimit,
   skipReason,
+  recordAction,
+  logger,
 }: DeliveryRoutesOptions): Hono<AppEnv> => {
   const app = new Hono<AppEnv>()
 
@@ -234,6 +254,32 @@ export const createDeliveryRoutes = ({
   }
 
   const by = (principal: Principal): string => `${principal.account}/${principal.role}`
+
+  // Recorded once the replays are written: a replay refused or left as it was sends nothing.
+  const audit = async (principal: Principal, replayed: ReplaysByConfiguration, deliveryId: string | null) => {
+    for (const [configurationId, { account, endpoint, count }] of replayed) {
+      logger?.('info', 'delivery.replayed', {
+        configuration_id: configurationId,
+        account,
+        endpoint,
+        replayed: count,
+        delivery_id: deliveryId,
+        ...actorOf(principal),
+      })
+      await recordAction?.(principal, {
+        type: 'DeliveriesReplayed',
+        account,
+        aggregate: { type: 'notification_configuration', id: configurationId },
+        details: { endpoint, replayed: count, delivery_id: deliveryId },
+      })
+    }
+  }
+  const tally = (replayed: ReplaysByConfiguration, row: DeliveryRow) => {
+    const seen = replayed.get(row.configurationId)
+    if (seen === undefined)
+      replayed.set(row.configurationId, { account: row.account, endpoint: row.endpoint, count: 1 })
+    else seen.count++
+  }
 
   app.get('/deliveries', authorize('listNotificationDeliveries'), (c) => {
     const query = parseFilters(queryParams(c, FILTERS), c.get('principal'), {
@@ -267,6 +313,9 @@ export const createDeliveryRoutes = ({
       // Nothing written: the delivery log found it pending (maybe since it was read here).
       if (position === 0)
         throw new ReplayRefusedError(delivery.deliveryId, 'pending', refusal(delivery, 'pending'))
+      const replayedOf: ReplaysByConfiguration = new Map()
+      tally(replayedOf, delivery)
+      await audit(c.get('principal'), replayedOf, delivery.deliveryId)
       await view.waitFor(position)
       const replayed = view.get(delivery.deliveryId) ?? delivery
       return c.json(deliveryView(replayed), 202)
@@ -290,6 +339,7 @@ export const createDeliveryRoutes = ({
     const page = view.list(query)
     let last = 0
     let replayed = 0
+    const byConfiguration: ReplaysByConfiguration = new Map()
     // What was left as it was, counted by why (as a replay of one would be refused).
     const notReplayed: Record<string, number> = {}
     const skips = new Map<string, Promise<string | undefined>>()
@@ -312,11 +362,13 @@ export const createDeliveryRoutes = ({
       if (position > 0) {
         last = Math.max(last, position)
         replayed++
+        tally(byConfiguration, row)
       } else {
         const reason = skipped ?? 'changed'
         notReplayed[reason] = (notReplayed[reason] ?? 0) + 1
       }
     }
+    await audit(principal, byConfiguration, null)
     await view.waitFor(last)
     // The cursor, oldest first: the same filter with it replays the deliveries requested after
     // these, so a filter that replaying does not change (`status: sent`) still moves on.

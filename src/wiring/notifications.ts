@@ -292,6 +292,8 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
         }),
         replayLimit: config.notifications.delivery.replay_limit,
         skipReason: createSkipCheck({ service, endpoints }),
+        ...(options.recordAction === undefined ? {} : { recordAction: options.recordAction }),
+        logger,
       }),
     },
   ]

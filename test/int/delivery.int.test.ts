@@ -8,6 +8,7 @@ import { Hono } from 'hono'
 import { ACCOUNT_NAME_RULE, type AppEnv, type Principal } from '../../src/access/index.ts'
 import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
 import { createSqliteEventStore } from '../../src/adapters/sqlite-event-store/index.ts'
+import { createActionRecorder, readAudit } from '../../src/audit/index.ts'
 import {
   createDeliveryLog,
   createDeliveryReadModel,
@@ -23,7 +24,7 @@ import {
   type EndpointConfiguration,
   type NotificationConfigService,
 } from '../../src/notifications/index.ts'
-import type { LogFields, Logger } from '../../src/observability/index.ts'
+import { type LogFields, type Logger, silentLogger } from '../../src/observability/index.ts'
 import { createOutboundGuard } from '../../src/outbound/index.ts'
 import type { Consumer, EventLog, EventStore, LogMessage } from '../../src/ports/index.ts'
 import {
@@ -143,6 +144,8 @@ const world = async (name: string, hold?: (request: StandInRequest) => Promise<v
     endpoint,
     arrivals,
     service,
+    /** The configurations' event store, where the audit reads recorded actions too. */
+    store: configurations.store,
     /** The configurations as the deliverer reads them. */
     selectors: configurations.selectors,
     lines,
@@ -523,6 +526,7 @@ const api = (
   view: DeliveryReadModel,
   log: ReturnType<typeof createDeliveryLog>,
   service?: NotificationConfigService,
+  audit?: EventStore,
 ) => {
   const app = new Hono<AppEnv>()
   app.onError((error, c) => {
@@ -540,6 +544,16 @@ const api = (
       log,
       replayLimit: 3,
       ...(service === undefined ? {} : { skipReason: createSkipCheck({ service }) }),
+      ...(audit === undefined
+        ? {}
+        : {
+            recordAction: createActionRecorder({
+              store: audit,
+              clock: Date.now,
+              newId: randomUUID,
+              logger: silentLogger,
+            }),
+          }),
     }),
   )
   if (service !== undefined)
@@ -596,6 +610,7 @@ describe('delivery log API', () => {
         origin: deliverer.view.instanceId,
       }),
       w.service,
+      w.store,
     )
     good = await w.configure(acme, 'acme-good')
     bad = await w.configure(acme, 'acme-bad')
@@ -835,6 +850,31 @@ describe('delivery log API', () => {
       [...resent].sort((a, b) => a - b),
     )
     assert.equal(deliverer.view.get(other.deliveryId)?.replays, 0)
+
+    // One by id, then every call that sent something again is in the audit, one entry per
+    // configuration it touched with how many; the refused ones (403, 404, 400) are not.
+    const one = await call(app, acme, 'POST', `/v1/notifications/deliveries/${mine[0]?.deliveryId}/replay`)
+    assert.equal(one.status, 202, one.text)
+    const replays$ = async (principal: Principal) =>
+      (await readAudit(w.store, principal, { limit: 1_000 })).items
+        .filter((entry) => entry.event === 'DeliveriesReplayed')
+        .map((entry) => [entry.by, entry.account, entry.aggregate.id, entry.changes])
+    const token = { token_id: null }
+    const expected = [
+      [`acme/read-write`, 'acme', bad.id, { endpoint: 'webhook', replayed: 1, delivery_id: null, ...token }],
+      [`acme/read-write`, 'acme', good.id, { endpoint: 'webhook', replayed: 3, delivery_id: null, ...token }],
+      [`acme/read-write`, 'acme', good.id, { endpoint: 'webhook', replayed: 1, delivery_id: null, ...token }],
+      [
+        `acme/read-write`,
+        'acme',
+        good.id,
+        { endpoint: 'webhook', replayed: 1, delivery_id: mine[0]?.deliveryId, ...token },
+      ],
+    ]
+    assert.deepEqual(await replays$(admin), expected)
+    // The account sees its own replays, another account none of them.
+    assert.deepEqual(await replays$(acme), expected)
+    assert.deepEqual(await replays$(globex), [])
   })
 
   it('refuses a replay that would send nothing: one pending already, or one its configuration would skip', async () => {

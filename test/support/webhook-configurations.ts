@@ -9,6 +9,7 @@ import {
   type SelectorSet,
 } from '../../src/notifications/index.ts'
 import { silentLogger } from '../../src/observability/index.ts'
+import type { EventStore } from '../../src/ports/index.ts'
 import { createSecretBox } from '../../src/secrets/index.ts'
 import { deliverableConfiguration } from '../../src/wiring/channel-configuration.ts'
 import {
@@ -20,6 +21,8 @@ import { type DeliveryCommand, deliveryIdFor } from '../../streams/routing/index
 
 export interface WebhookConfigurations {
   readonly service: NotificationConfigService
+  /** The event store the configurations (and, as in Herald, the audited actions) are kept in. */
+  readonly store: EventStore
   /** The selector set as the service last published it. */
   selectors(): SelectorSet
   /** A new webhook configuration of `principal`'s account posting to `url`, once the selector set shows it. */
@@ -58,6 +61,7 @@ export const startWebhookConfigurations = (path: string): WebhookConfigurations 
   })
   return {
     service,
+    store,
     selectors: () => selectors,
     create: async (principal, url, description) => {
       const created = await service.createConfiguration(principal, 'webhook', {
