@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import type { Hono } from 'hono'
-import { map, retry, switchMap, timer } from 'rxjs'
+import { map, retry, switchMap, take, timer } from 'rxjs'
 import {
   type ConfigurationFailure,
   createDeliveryChannels,
@@ -302,7 +302,39 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     logger('info', 'notifications.disabled', { reason: 'notifications.enabled is false' })
     // The router is the one group that dead-letters bad input, so it keeps validating.
     const router = await startRouter({ ...routerOptions, getIndex: () => emptySelectorIndex, route: false })
-    return { consumers: [router], mounts, readiness, close: closeDeliveryLog }
+    // Nothing is delivered, but the configuration API still stores secrets, so a key rotated
+    // meanwhile re-seals them and `secrets.keys_in_use` says when the old key may go, as it
+    // does with notifications on: the stored configurations are read once, in the background.
+    let resealing: { stop(): Promise<void> } | undefined
+    const reading = service
+      .selectors$()
+      .pipe(take(1))
+      .subscribe({
+        next: (set) => {
+          resealing = startResealing({
+            service,
+            configurations: set.configurations.values(),
+            box,
+            logger,
+            clock,
+          })
+        },
+        error: (error: unknown) =>
+          logger('error', 'secrets.reseal_failed', {
+            error: errorText(error),
+            hint: 'the stored configurations could not be read; the next start re-seals them',
+          }),
+      })
+    return {
+      consumers: [router],
+      mounts,
+      readiness,
+      close: async () => {
+        reading.unsubscribe()
+        await resealing?.stop()
+        await closeDeliveryLog()
+      },
+    }
   }
 
   // One reference, replaced whole: a batch in flight sees the old index or the new, never a mix.

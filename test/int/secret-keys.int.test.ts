@@ -341,6 +341,37 @@ describe('encryption keys across restarts', () => {
     }
   })
 
+  it('re-seals at a start with notifications off as well, since the configuration API still stores secrets', async () => {
+    const dir = dataDir()
+    const keyFile = join(dir, 'secret.key')
+    await createConfiguration(dir, {}, 'https://127.0.0.1:9/hook')
+    const old = readFileSync(keyFile, 'utf8').trim()
+    unlinkSync(keyFile)
+    const current = newKey()
+    const lines: Line[] = []
+    const herald = await start(
+      dir,
+      {
+        HERALD_NOTIFICATIONS__ENABLED: 'false',
+        HERALD_SECRETS__ENCRYPTION_KEY: current,
+        HERALD_SECRETS__PREVIOUS_KEYS: old,
+      },
+      lines,
+    )
+    try {
+      const inUse = await eventually(() => {
+        const line = lines.find((l) => l.event === 'secrets.keys_in_use')
+        assert.ok(line, JSON.stringify(lines.map((l) => l.event)))
+        return line
+      })
+      assert.ok(lines.some((l) => l.event === 'notifications.disabled'))
+      assert.deepEqual(inUse.fields.unused_previous_key_ids, [idOf(old)])
+    } finally {
+      await herald.stop()
+    }
+    assert.deepEqual(storedKeyIds(dir).includes(idOf(current)), true)
+  })
+
   it('generates a key for a store with no secret in it, and keeps it', async () => {
     const dir = dataDir()
     const keyFile = join(dir, 'secret.key')
