@@ -145,7 +145,7 @@ export const schema = group({
         ),
         {
           default: [0, 5000, 300000, 1800000, 7200000, 18000000, 36000000, 36000000],
-          doc: 'Wait before each retry of a delivery that failed retriably (429, 5xx, a timeout, a network error), in order: the default retries immediately, then after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h. When the list is used up the delivery is dead-lettered (listed and replayable). A longer `Retry-After` from the endpoint wins. Other 4xx are not retried. Each step is at most 7 days (604800000), and no retry waits longer, whatever the jitter or a `Retry-After` ask.',
+          doc: 'Wait before each retry of a delivery that failed retriably (429, 5xx, a timeout, a network error), in order: the default retries immediately, then after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h. When the list is used up the delivery is dead-lettered (listed and replayable). A longer `Retry-After` from the endpoint wins, up to 10 h or this list’s longest step if that is longer (a longer ask waits that much). Other 4xx are not retried. Each step is at most 7 days (604800000), and no retry waits longer, whatever the jitter.',
         },
       ),
       retention_days: key(integer(0, 36_500), {
