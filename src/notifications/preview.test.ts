@@ -3,6 +3,7 @@ import { describe, it } from 'node:test'
 import { validDataOf } from '../../schemas/fixtures.ts'
 import { isHeraldError } from '../errors/index.ts'
 import type { CloudEvent } from '../events/index.ts'
+import { MAX_PATTERN_VALUES } from '../matching/index.ts'
 import type { Principal } from './model.ts'
 import { compileSelectorBody, previewRequest, previewSelector, scanFilterOf } from './preview.ts'
 
@@ -52,6 +53,14 @@ describe('previewRequest', () => {
     assert.deepEqual(
       issuesOf(() => previewRequest({ scope: 'account', event: { ...anyEvent, level: 'loud' } }, acme)),
       { code: 'validation_failed', paths: ['event.level'] },
+    )
+    // Held to the size limits selector creation applies, saying so under `pattern`.
+    const values = Array.from({ length: MAX_PATTERN_VALUES + 1 }, (_, i) => `v${i}`)
+    assert.deepEqual(
+      issuesOf(() =>
+        previewRequest({ scope: 'account', event: anyEvent, pattern: { data: { n: values } } }, acme),
+      ),
+      { code: 'validation_failed', paths: ['pattern'] },
     )
     // Said in the API's words, as the selector CRUD says it, not by io-ts type names.
     assert.throws(() => previewRequest({}, acme), {

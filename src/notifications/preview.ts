@@ -6,6 +6,7 @@ import { unknownFields } from '../http/body.ts'
 import {
   type AnchoreSelectorInput,
   type CompiledPattern,
+  checkPatternSize,
   compileAnchoreSelector,
   compilePattern,
   type Explanation,
@@ -48,7 +49,11 @@ export interface CompiledSelector {
  */
 const compileContent = (pattern: unknown): CompiledPattern => {
   try {
-    return compilePattern(pattern, { path: 'pattern' })
+    const compiled = compilePattern(pattern, { path: 'pattern' })
+    // Held to the size limits a new selector is: a preview scans up to a warehouse's worth of
+    // events with it, so an oversized one would cost more here than anywhere.
+    checkPatternSize(compiled.root, 'pattern')
+    return compiled
   } catch (error) {
     if (isInvalidPatternError(error)) throw ValidationError.of('selector', error.issues)
     throw error
