@@ -683,6 +683,60 @@ describe('runPublish --stream', () => {
     assert.match(run.stderr.text(), /2 events published in 1 batches/)
   })
 
+  it('checks the token before it reads: one Herald refuses, or a read-only one, sends nothing', async () => {
+    const [a] = events(1)
+    for (const [whoami, said] of [
+      [
+        { status: 401, body: { detail: 'invalid or revoked token' } },
+        /the token is refused: Herald answered 401/,
+      ],
+      [
+        { status: 200, body: { account: 'acme', role: 'read-only', token_id: 'x' } },
+        /the token is acme's read-only token, which may not publish events/,
+      ],
+    ] as const) {
+      const server = herald([], whoami)
+      const run = deps(ndjson([{ ...a, account: 'acme' }]), server.fetch)
+      assert.equal(await runPublish(['--url', 'http://h:1', '--stream'], run.deps), 1)
+      assert.equal(server.requests.length, 0)
+      assert.match(run.stderr.text(), said)
+      assert.match(run.stderr.text(), /nothing was sent\n$/)
+    }
+  })
+
+  it("takes an event of another account than the token's as invalid, as Herald would refuse its batch", async () => {
+    const [a, b, c] = events(3)
+    const input = ndjson([
+      { ...a, account: 'acme' },
+      { ...b, account: 'globex' },
+      { ...c, account: 'acme' },
+    ])
+    const whoami = { status: 200, body: { account: 'acme', role: 'read-write', token_id: 'x' } }
+    const stopping = herald([], whoami)
+    const stopped = deps(input, stopping.fetch)
+    assert.equal(await runPublish(['--url', 'http://h:1', '--stream'], stopped.deps), 1)
+    assert.deepEqual(
+      stopping.requests.flatMap((r) => r.events.map((e) => e.id)),
+      [a?.id],
+    )
+    assert.equal(
+      stopped.stderr.text(),
+      "herald publish: line 2 is invalid:\n  line 2: account: is globex: the token is acme's read-write token, which may publish only acme's events\n" +
+        '1 events were published before it; nothing after it was sent\n',
+    )
+    const skipping = herald([], whoami)
+    const skipped = deps(input, skipping.fetch)
+    assert.equal(await runPublish(['--url', 'http://h:1', '--stream', '--skip-invalid'], skipped.deps), 1)
+    assert.deepEqual(
+      skipping.requests.flatMap((r) => r.events.map((e) => e.id)),
+      [a?.id, c?.id],
+    )
+    // An admin's token sends every account's events.
+    const admin = herald([], { status: 200, body: { account: 'admin', role: 'admin', token_id: 'y' } })
+    assert.equal(await runPublish(['--url', 'http://h:1', '--stream'], deps(input, admin.fetch).deps), 0)
+    assert.equal(admin.requests.flatMap((r) => r.events).length, 3)
+  })
+
   it('refuses stdin that holds no event', async () => {
     const run = deps('\n', herald().fetch)
     assert.equal(await runPublish(['--url', 'http://h:1', '--stream'], run.deps), 1)

@@ -7,7 +7,13 @@ import { errorText } from '../errors/index.ts'
 import { type EngineEvent, encodeLogEvent } from '../events/index.ts'
 import { createBatcher, MAX_EVENT_BYTES } from './batches.ts'
 import { type Caller, createHttpSender, SendError, whoami } from './http-sender.ts'
-import { createEventChecker, describeProblems, type InputProblem, readEventInput } from './input.ts'
+import {
+  type CheckedRecord,
+  createEventChecker,
+  describeProblems,
+  type InputProblem,
+  readEventInput,
+} from './input.ts'
 import {
   bearerTokenOf,
   type CliDeps,
@@ -82,7 +88,9 @@ options:
                          (herald generate --realtime) is published as it flows. An invalid
                          event stops the run once the events before it are sent, and the
                          output says how many (with --skip-invalid it is listed and
-                         skipped); a repeated id is flagged among the last 100,000 events
+                         skipped); a repeated id is flagged among the last 100,000 events.
+                         Over HTTP the token is checked first; an event of another account
+                         than a non-admin token's is invalid
   -h, --help             show this help
 
 exit status: 0 all sent; 1 invalid events, no events in the input, or Herald or Kafka refused;
@@ -348,15 +356,14 @@ export const runPublish = async (argv: readonly string[], deps: CliDeps): Promis
 }
 
 /**
- * Why the token may not send events of `accounts` (each with its count), as Herald says whom
- * it stands for; undefined when it may, or when Herald does not say (a Herald without
- * `GET /v1/auth/whoami`, one not reached now: the sending finds out).
+ * Whom the token stands for, as Herald says (`GET /v1/auth/whoami`), or why it may not publish
+ * at all; `caller` undefined when Herald does not say (a Herald without the route, one not
+ * reached now, a role this CLI does not know: the sending finds out).
  */
-const tokenRefusal = async (
+const askCaller = async (
   options: PublishOptions,
   deps: CliDeps,
-  accounts: ReadonlyMap<string, number>,
-): Promise<string | undefined> => {
+): Promise<{ readonly refused: string } | { readonly caller: (Caller & { role: Role }) | undefined }> => {
   let caller: Caller | undefined
   try {
     caller = await whoami({
@@ -366,14 +373,34 @@ const tokenRefusal = async (
       timeoutMs: options.timeoutMs,
     })
   } catch (error) {
-    if (error instanceof SendError) return `the token is refused: ${error.message}`
+    if (error instanceof SendError) return { refused: `the token is refused: ${error.message}` }
     throw error
   }
-  if (caller === undefined || !(ROLES as readonly string[]).includes(caller.role)) return undefined
+  if (caller === undefined || !(ROLES as readonly string[]).includes(caller.role))
+    return { caller: undefined }
   const role = caller.role as Role
   if (!isAllowed(role, 'publishEvents'))
-    return `the token is ${caller.account}'s ${role} token, which may not publish events`
-  if (role === 'admin') return undefined
+    return { refused: `the token is ${caller.account}'s ${role} token, which may not publish events` }
+  return { caller: { ...caller, role } }
+}
+
+/** What a token that may publish only its own account's events says of `foreign` ones. */
+const ownAccountOnly = (caller: Caller & { role: Role }): string =>
+  `the token is ${caller.account}'s ${caller.role} token, which may publish only ${caller.account}'s events`
+
+/**
+ * Why the token may not send events of `accounts` (each with its count), as Herald says whom
+ * it stands for; undefined when it may, or when Herald does not say.
+ */
+const tokenRefusal = async (
+  options: PublishOptions,
+  deps: CliDeps,
+  accounts: ReadonlyMap<string, number>,
+): Promise<string | undefined> => {
+  const asked = await askCaller(options, deps)
+  if ('refused' in asked) return asked.refused
+  const { caller } = asked
+  if (caller === undefined || caller.role === 'admin') return undefined
   const foreign = [...accounts].filter(([account]) => account !== caller.account)
   if (foreign.length === 0) return undefined
   const events = foreign.reduce((sum, [, count]) => sum + count, 0)
@@ -382,7 +409,7 @@ const tokenRefusal = async (
     .map(([account, count]) => `${account} (${count})`)
     .join(', ')
   const more = foreign.length > 5 ? `, and ${foreign.length - 5} more accounts` : ''
-  return `the token is ${caller.account}'s ${role} token, which may publish only ${caller.account}'s events; ${events} events are of other accounts: ${named}${more}`
+  return `${ownAccountOnly(caller)}; ${events} events are of other accounts: ${named}${more}`
 }
 
 /** The file read to be sent is not the one checked. */
@@ -496,6 +523,22 @@ const openTarget = (options: PublishOptions, deps: CliDeps): Target => {
   }
 }
 
+/** `checked`, or a problem when its event is of another account than `caller`'s own (if set). */
+const foreignTo = (
+  caller: (Caller & { role: Role }) | undefined,
+  where: string,
+  checked: CheckedRecord,
+): CheckedRecord => {
+  if (caller === undefined || !('event' in checked) || checked.event.account === caller.account)
+    return checked
+  return {
+    problem: {
+      where,
+      issues: [{ path: 'account', message: `is ${checked.event.account}: ${ownAccountOnly(caller)}` }],
+    },
+  }
+}
+
 /**
  * `--stream`: each event is checked as it is read and sent in a batch that leaves once full or
  * a second after its first event, so a pipe that never ends (`generate --realtime`) is
@@ -515,6 +558,19 @@ const publishStream = async (
     remember: STREAM_REMEMBERED,
     ...(maxEventBytes === undefined ? {} : { maxEventBytes }),
   })
+  // The token first, over HTTP, as without --stream: one Herald refuses, or one that may not
+  // publish, sends nothing; one of an account sends nothing of another's (each such event is
+  // invalid here, as Herald would refuse its batch).
+  let ownAccount: (Caller & { role: Role }) | undefined
+  if (options.kafka === undefined) {
+    const asked = await askCaller(options, deps)
+    if ('refused' in asked) {
+      await say(`herald publish: ${asked.refused}`)
+      await say('nothing was sent')
+      return EXIT_FAILED
+    }
+    if (asked.caller !== undefined && asked.caller.role !== 'admin') ownAccount = asked.caller
+  }
   const batcher = createBatcher(options.batchSize)
   const target = openTarget(options, deps)
   let count = 0
@@ -567,7 +623,10 @@ const publishStream = async (
       if (item.done) break
       next = nextValue()
       read++
-      const checked = 'value' in item.value ? check(item.value) : { problem: item.value }
+      const checked =
+        'value' in item.value
+          ? foreignTo(ownAccount, item.value.where, check(item.value))
+          : { problem: item.value }
       if ('problem' in checked) {
         invalid++
         const report = `${checked.problem.where} is invalid:\n${describeProblems([checked.problem])}`
