@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { OutboundUnresolvableError } from './errors.ts'
 import { createOutboundGuard } from './guard.ts'
-import { createDnsLookup, parseHosts } from './resolve.ts'
+import { candidateNames, createDnsLookup, parseHosts, parseResolvConf } from './resolve.ts'
 
 /**
  * A name server on a real UDP socket: answers the names in `zone` (A and AAAA), says NXDOMAIN
@@ -113,6 +113,28 @@ describe('createDnsLookup', () => {
     )
   })
 
+  it('tries a short name with the search domains of resolv.conf, as getaddrinfo does', async () => {
+    const resolvConf = join(dir, 'resolv.conf')
+    await writeFile(
+      resolvConf,
+      'nameserver 192.0.2.1\nsearch corp.test herald.test\noptions ndots:2 rotate\n',
+    )
+    const lookup = createDnsLookup({ servers: [dns.server], hostsFile, resolvConf })
+    // One dot, fewer than ndots: corp.test's name first (no such name), then herald.test's.
+    assert.deepEqual(await lookup('v4'), [{ address: '104.16.132.229', family: 4 }])
+    assert.equal(dns.asked('v4.corp.test'), 2)
+    assert.deepEqual(await lookup('hooks.herald.test'), [
+      { address: '93.184.215.14', family: 4 },
+      { address: '2606:4700::6810:84e5', family: 6 },
+    ])
+    // Names none of the domains has are not found, each candidate asked once per family.
+    const before = dns.asked('')
+    await assert.rejects(lookup('nope'), { code: 'ENOTFOUND' })
+    assert.equal(dns.asked('') - before, 6)
+    // A final dot: the name alone.
+    await assert.rejects(lookup('v4.'), { code: 'ENOTFOUND' })
+  })
+
   it("keeps other names resolving promptly, and the thread pool free, while a domain's DNS never answers", async () => {
     const guard = createOutboundGuard({
       senderThread: false,
@@ -147,6 +169,35 @@ describe('createDnsLookup', () => {
     await new Promise((resolve) => setTimeout(resolve, 2_500))
     assert.equal(dns.asked('.blackhole.test'), asked)
     await guard.close()
+  })
+})
+
+describe('parseResolvConf', () => {
+  it('reads the last search or domain line and ndots, ignoring comments and other lines', () => {
+    assert.deepEqual(
+      parseResolvConf(
+        'domain old.test\nnameserver 10.0.0.53\nsearch NS.svc.cluster.local. svc.cluster.local ns.svc.cluster.local # k8s\n; x\noptions ndots:5 timeout:2\n',
+      ),
+      { domains: ['ns.svc.cluster.local', 'svc.cluster.local'], ndots: 5 },
+    )
+    assert.deepEqual(parseResolvConf('nameserver 10.0.0.53\n'), { domains: [], ndots: 1 })
+    assert.equal(parseResolvConf('options ndots:40').ndots, 15)
+  })
+
+  it('orders the candidates as glibc does', () => {
+    const k8s = { domains: ['ns.svc.cluster.local', 'svc.cluster.local'], ndots: 5 }
+    assert.deepEqual(candidateNames('receiver.tools', k8s), [
+      'receiver.tools.ns.svc.cluster.local',
+      'receiver.tools.svc.cluster.local',
+      'receiver.tools',
+    ])
+    assert.deepEqual(candidateNames('Hooks.Slack.com', { ...k8s, ndots: 1 }), [
+      'hooks.slack.com',
+      'hooks.slack.com.ns.svc.cluster.local',
+      'hooks.slack.com.svc.cluster.local',
+    ])
+    assert.deepEqual(candidateNames('hooks.slack.com.', k8s), ['hooks.slack.com'])
+    assert.deepEqual(candidateNames('hooks', { domains: [], ndots: 1 }), ['hooks'])
   })
 })
 

@@ -22,6 +22,8 @@ export interface DnsLookupOptions {
   readonly attemptTimeoutMs?: number
   /** Times c-ares asks each server. */
   readonly tries?: number
+  /** Where the search domains and `ndots` are read, as getaddrinfo reads them; a missing file has none. */
+  readonly resolvConf?: string
 }
 
 // How often the hosts file's size and time are looked at again.
@@ -48,8 +50,54 @@ export const parseHosts = (text: string): ReadonlyMap<string, readonly ResolvedA
   return hosts
 }
 
-const hostsReader = (path: string) => {
-  let hosts: ReadonlyMap<string, readonly ResolvedAddress[]> = new Map()
+/** What /etc/resolv.conf says of names not fully qualified: the domains to try and `ndots`. */
+export interface SearchList {
+  readonly domains: readonly string[]
+  /** A name with fewer dots than this is tried with each search domain before as it is. */
+  readonly ndots: number
+}
+
+const NO_SEARCH: SearchList = { domains: [], ndots: 1 }
+
+/**
+ * The search list of a resolv.conf, as glibc reads it: the last `search` or `domain` line
+ * wins, `options ndots:N` (at most 15), comments after `#` or `;`.
+ *
+ * @example
+ * parseResolvConf('search ns.svc.cluster.local svc.cluster.local\noptions ndots:5')
+ * // { domains: ['ns.svc.cluster.local', 'svc.cluster.local'], ndots: 5 }
+ */
+export const parseResolvConf = (text: string): SearchList => {
+  let domains: string[] = []
+  let ndots = 1
+  for (const line of text.split('\n')) {
+    const [keyword, ...values] = (line.split(/[#;]/, 1)[0] ?? '').trim().split(/\s+/)
+    if (keyword === 'search' || keyword === 'domain')
+      domains = values.map(normalise).filter((domain) => domain !== '')
+    else if (keyword === 'options')
+      for (const option of values) {
+        const n = /^ndots:(\d+)$/.exec(option)?.[1]
+        if (n !== undefined) ndots = Math.min(Number(n), 15)
+      }
+  }
+  return { domains: [...new Set(domains)], ndots }
+}
+
+/**
+ * The names to ask, in order, for `hostname` (normalised): with a final dot only itself; with
+ * fewer dots than `ndots`, each search domain's name first, then itself; otherwise itself first.
+ */
+export const candidateNames = (hostname: string, search: SearchList): readonly string[] => {
+  if (hostname.endsWith('.') || search.domains.length === 0) return [normalise(hostname)]
+  const name = normalise(hostname)
+  const searched = search.domains.map((domain) => `${name}.${domain}`)
+  const dots = name.split('.').length - 1
+  return dots < search.ndots ? [...searched, name] : [name, ...searched]
+}
+
+/** The parsed contents of the file at `path`, read again when its size or time changed (looked at every second). */
+const watchedFile = <T>(path: string, parse: (text: string) => T, missing: T) => {
+  let value = missing
   let version = ''
   let checkedAt = Number.NEGATIVE_INFINITY
   let loading: Promise<void> | undefined
@@ -57,24 +105,24 @@ const hostsReader = (path: string) => {
     try {
       const { mtimeMs, size } = await stat(path)
       if (`${mtimeMs}:${size}` !== version) {
-        hosts = parseHosts(await readFile(path, 'utf8'))
+        value = parse(await readFile(path, 'utf8'))
         version = `${mtimeMs}:${size}`
       }
     } catch {
-      // No hosts file (or none readable): names go to DNS alone.
-      hosts = new Map()
+      // No file (or none readable): as if it were empty.
+      value = missing
       version = ''
     }
     checkedAt = performance.now()
   }
-  return async (name: string): Promise<readonly ResolvedAddress[] | undefined> => {
+  return async (): Promise<T> => {
     if (performance.now() - checkedAt >= HOSTS_RECHECK_MS) {
       loading ??= load().finally(() => {
         loading = undefined
       })
       await loading
     }
-    return hosts.get(name)
+    return value
   }
 }
 
@@ -92,13 +140,17 @@ const NOT_FOUND = new Set(['ENOTFOUND', 'ENODATA'])
  * const guard = createOutboundGuard({ lookup: createDnsLookup({ servers: ['10.0.0.53'] }) })
  */
 export const createDnsLookup = (options: DnsLookupOptions = {}): Lookup => {
-  const inHosts = hostsReader(options.hostsFile ?? '/etc/hosts')
+  const readHosts = watchedFile(options.hostsFile ?? '/etc/hosts', parseHosts, new Map())
+  const readSearch = watchedFile(options.resolvConf ?? '/etc/resolv.conf', parseResolvConf, NO_SEARCH)
   const attemptTimeoutMs = options.attemptTimeoutMs ?? 1_000
   const tries = options.tries ?? 3
 
   return async (hostname, signal) => {
-    const fromHosts = await inHosts(normalise(hostname))
+    // The hosts file holds names as they are written, without search domains, as glibc's
+    // `files` source reads it.
+    const fromHosts = (await readHosts()).get(normalise(hostname))
     if (fromHosts !== undefined) return fromHosts
+    const candidates = candidateNames(hostname, await readSearch())
     signal?.throwIfAborted()
     // One resolver a lookup, so that cancelling it cancels nothing else.
     const resolver = new Resolver({ timeout: attemptTimeoutMs, tries })
@@ -106,22 +158,27 @@ export const createDnsLookup = (options: DnsLookupOptions = {}): Lookup => {
     const cancel = () => resolver.cancel()
     signal?.addEventListener('abort', cancel, { once: true })
     try {
-      const [v4, v6] = await Promise.allSettled([resolver.resolve4(hostname), resolver.resolve6(hostname)])
-      const addresses = [
-        ...(v4.status === 'fulfilled' ? v4.value.map((address) => ({ address, family: 4 })) : []),
-        ...(v6.status === 'fulfilled' ? v6.value.map((address) => ({ address, family: 6 })) : []),
-      ]
-      if (addresses.length > 0) return addresses
-      const errors = [v4, v6].flatMap((r) =>
-        r.status === 'rejected' ? [r.reason as { code?: unknown }] : [],
-      )
-      // A failure to get an answer says more than a name missing in one family.
-      throw (
-        errors.find((e) => !NOT_FOUND.has(String(e.code))) ??
-        errors.find((e) => e.code === 'ENOTFOUND') ??
-        errors[0] ??
-        Object.assign(new Error(`no addresses for ${hostname}`), { code: 'ENODATA' })
-      )
+      let notFound: unknown
+      for (const name of candidates) {
+        const [v4, v6] = await Promise.allSettled([resolver.resolve4(name), resolver.resolve6(name)])
+        const addresses = [
+          ...(v4.status === 'fulfilled' ? v4.value.map((address) => ({ address, family: 4 })) : []),
+          ...(v6.status === 'fulfilled' ? v6.value.map((address) => ({ address, family: 6 })) : []),
+        ]
+        if (addresses.length > 0) return addresses
+        const errors = [v4, v6].flatMap((r) =>
+          r.status === 'rejected' ? [r.reason as { code?: unknown }] : [],
+        )
+        // A failure to get an answer says more than a name missing in one family, and ends the
+        // search, as glibc's does: the next name would wait as long again.
+        const failed = errors.find((e) => !NOT_FOUND.has(String(e.code)))
+        if (failed !== undefined) throw failed
+        notFound ??=
+          errors.find((e) => e.code === 'ENOTFOUND') ??
+          errors[0] ??
+          Object.assign(new Error(`no addresses for ${hostname}`), { code: 'ENODATA' })
+      }
+      throw notFound
     } finally {
       signal?.removeEventListener('abort', cancel)
     }
