@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util'
 import { CLIENT_COMMANDS } from './cli/index.ts'
 import { loadConfigFromProcess, redactConfig, secretFree } from './config/index.ts'
 import { errorText, isHeraldError } from './errors/index.ts'
+import { exitAtOnce } from './exit-at-once.ts'
 import { type Herald, startHerald } from './herald.ts'
 import { createLogger } from './observability/index.ts'
 
@@ -88,11 +89,15 @@ const main = async () => {
       },
     )
   }
-  /** Stops Herald (`signal`: what asked), or abandons its start-up, then exits with `code`. */
+  /**
+   * Stops Herald (`signal`: what asked), or abandons its start-up, then exits with `code`. A
+   * second signal, and a shutdown past shutdown_timeout_ms, end the process at once, killed
+   * (`exitAtOnce`): `process.exit` would wait for any chDB statement still running.
+   */
   const shutdown = (signal: string, code = 0) => {
     if (exitCode !== undefined) {
       logger('warn', 'herald.forced_exit', { signal })
-      process.exit(1)
+      exitAtOnce()
     }
     exitCode = code
     logger(code === 0 ? 'info' : 'error', 'herald.signal', {
@@ -101,7 +106,7 @@ const main = async () => {
     })
     const timer = setTimeout(() => {
       logger('error', 'herald.shutdown_timeout', { timeout_ms: config.shutdown_timeout_ms })
-      process.exit(1)
+      exitAtOnce()
     }, config.shutdown_timeout_ms)
     timer.unref()
     if (herald === undefined) starting.abort(new Error(`start-up abandoned on ${signal}`))
@@ -113,7 +118,8 @@ const main = async () => {
   // configuration holds (the log is written synchronously: the line is out whatever follows),
   // then Herald stops as on a signal, within shutdown_timeout_ms, and exits 1 for whatever runs
   // it to start it again. Not at once: exiting while the projector's thread is inside chDB can
-  // leave the process stuck in chDB's exit handlers. A failure while stopping exits at once.
+  // leave the process stuck in chDB's exit handlers. A failure while stopping ends it at once,
+  // killed, as a second signal does.
   const hideSecrets = secretFree(config)
   const crash = (kind: string) => (error: unknown) => {
     logger.fatal('herald.crashed', { kind, error: hideSecrets(errorText(error)) })

@@ -86,7 +86,7 @@ export const schema = group({
   }),
   shutdown_timeout_ms: key(timerMilliseconds, {
     default: 30000,
-    doc: 'Milliseconds a graceful shutdown may take before Herald exits 1 anyway. Requests in flight get a quarter of it to finish, then their connections are dropped unanswered; the consumers finish and commit their batches meanwhile.',
+    doc: 'Milliseconds a graceful shutdown may take before Herald ends anyway, killing itself (SIGKILL: exit status 137), since an exit could wait for a chDB statement still running. Requests in flight get a quarter of it to finish, then their connections are dropped unanswered; the consumers finish and commit their batches meanwhile.',
   }),
   outbound: group({
     allowlist: key(listOf(allowlistEntry, 'a list of host names, IP addresses or CIDR ranges'), {

@@ -2,12 +2,13 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { type AddressInfo, connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import { eventually } from '../support/eventually.ts'
-import { startHeraldProcess } from '../support/herald-process.ts'
+import { type HeraldProcess, startHeraldProcess } from '../support/herald-process.ts'
 
 const ADMIN_TOKEN = 'lifecycle-admin-token-0123456789'
 
@@ -145,6 +146,91 @@ process.on('SIGHUP', () => { throw new Error(text) })
       assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace')
     })
   }
+
+  describe('with a chDB statement running on another thread, which nothing interrupts', () => {
+    /**
+     * Starts Herald with a module loaded into its process that, on SIGUSR2, runs a statement
+     * of about 5 minutes on a worker thread of its own, through the warehouse's engine (the
+     * projector's thread under load), and resolves once it runs.
+     */
+    const startBusy = async (env: Record<string, string>) => {
+      const dir = dataDir()
+      const busy = join(dir, 'busy-chdb.mjs')
+      writeFileSync(
+        busy,
+        `import { writeSync } from 'node:fs'
+import { Worker } from 'node:worker_threads'
+const thread = \`
+const { parentPort, workerData } = require('node:worker_threads')
+const { Session } = require(workerData.chdb)
+const session = new Session(workerData.path)
+parentPort.postMessage('running')
+session.queryAsync('SELECT sleepEachRow(0.5) FROM numbers(600) SETTINGS max_block_size = 1')
+\`
+process.on('SIGUSR2', () => {
+  const worker = new Worker(thread, { eval: true, workerData: ${JSON.stringify({
+    chdb: createRequire(import.meta.url).resolve('chdb'),
+    path: join(dir, 'warehouse'),
+  })} })
+  worker.on('message', () => writeSync(1, '{"event":"test.chdb_statement_running"}\\n'))
+})
+`,
+      )
+      const herald = await startHeraldProcess({
+        HERALD_DATA_DIR: dir,
+        HERALD_ADMIN_TOKEN: ADMIN_TOKEN,
+        NODE_OPTIONS: `--import=${busy}`,
+        ...env,
+      })
+      herald.child.kill('SIGUSR2')
+      await eventually(() =>
+        assert.ok(herald.lines.some((line) => line.event === 'test.chdb_statement_running')),
+      )
+      return herald
+    }
+    /** How `herald` ended, or `undefined` if it still ran `withinMs` from now (then it is killed). */
+    const endOf = async (herald: HeraldProcess, withinMs: number) => {
+      let timer: NodeJS.Timeout | undefined
+      const ended = await Promise.race([
+        // Once its output is read to the end, the last line included.
+        once(herald.child, 'close').then(() => ({
+          code: herald.child.exitCode,
+          signal: herald.child.signalCode,
+        })),
+        new Promise<undefined>((resolve) => {
+          timer = setTimeout(() => resolve(undefined), withinMs)
+        }),
+      ])
+      clearTimeout(timer)
+      if (ended === undefined) herald.child.kill('SIGKILL')
+      return ended
+    }
+
+    it('a second signal ends Herald at once, killed (SIGKILL, exit status 137), its forced_exit line written', async () => {
+      const herald = await startBusy({})
+      herald.child.kill('SIGTERM')
+      await eventually(() => assert.ok(herald.lines.some((line) => line.event === 'herald.signal')))
+      const sent = Date.now()
+      herald.child.kill('SIGINT')
+      const ended = await endOf(herald, 10_000)
+      const events = herald.lines.map((line) => line.event)
+      assert.deepEqual(ended, { code: null, signal: 'SIGKILL' }, JSON.stringify(events))
+      assert.ok(Date.now() - sent < 5_000, `ended after ${Date.now() - sent} ms`)
+      assert.equal(events.at(-1), 'herald.forced_exit', JSON.stringify(events))
+    })
+
+    it('a shutdown past shutdown_timeout_ms ends Herald when its time is up, killed, its shutdown_timeout line written', async () => {
+      const herald = await startBusy({ HERALD_SHUTDOWN_TIMEOUT_MS: '3000' })
+      const sent = Date.now()
+      herald.child.kill('SIGTERM')
+      const ended = await endOf(herald, 13_000)
+      const took = Date.now() - sent
+      const events = herald.lines.map((line) => line.event)
+      assert.deepEqual(ended, { code: null, signal: 'SIGKILL' }, JSON.stringify(events))
+      assert.ok(took >= 3_000 && took < 8_000, `ended after ${took} ms`)
+      assert.equal(events.at(-1), 'herald.shutdown_timeout', JSON.stringify(events))
+    })
+  })
 
   it('a port in use fails the start-up before migrations run or consumers start', async () => {
     const taken = createServer()
