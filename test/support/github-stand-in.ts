@@ -12,7 +12,8 @@ import {
  * One GitHub repository's issues, as GitHub's REST API documents them (docs.github.com,
  * "REST API endpoints for issues" and "for issue comments"): list with `labels`, `state`,
  * `sort`, `direction`, `per_page`; create (title required, labels created on the fly, labels
- * dropped silently without push access, assignees and milestone validated: 422); get/update
+ * dropped silently without push access, assignees and milestone validated: 422), the list with
+ * `page` too (the next page named in a `Link` header); get/update
  * with `state`, `state_reason` and `labels`; list comments with `since`, `per_page` and `page` (the next
  * page named in a `Link` header); create a comment (body
  * required). Every request needs a token (`Authorization: token …` or `Bearer …`: else 401)
@@ -161,6 +162,14 @@ export const startGitHubStandIn = async (options: GitHubStandInOptions): Promise
     return { ok: true, value: parsed.value }
   }
 
+  /** GitHub names the next page of a list in a Link header, an absolute URL with the same query. */
+  const nextPage = (request: StandInRequest, page: number, more: boolean): Record<string, string> => {
+    if (!more) return {}
+    const next = new URLSearchParams(request.query)
+    next.set('page', String(page + 1))
+    return { link: `<http://${request.headers.host}${request.path}?${next}>; rel="next"` }
+  }
+
   const handle = (request: StandInRequest): StandInReply | Promise<StandInReply> => {
     const authorization = request.headers.authorization
     if (request.headers['user-agent'] === undefined)
@@ -191,13 +200,18 @@ export const startGitHubStandIn = async (options: GitHubStandInOptions): Promise
         if (!['open', 'closed', 'all'].includes(stateFilter))
           return refuse(422, 'Validation Failed', ['bad state'])
         const perPage = Math.min(Number(request.query.get('per_page') ?? 30), 100)
+        const page = Math.max(1, Number(request.query.get('page') ?? 1) || 1)
         const direction = request.query.get('direction') ?? 'desc'
-        const listed = issues
+        const matching = issues
           .filter((i) => stateFilter === 'all' || i.state === stateFilter)
           .filter((i) => wanted.every((w) => i.labels.includes(w)))
           .sort((a, b) => (direction === 'asc' ? a.number - b.number : b.number - a.number))
-          .slice(0, perPage)
-        return { status: 200, body: listed.map(issueJson) }
+        const listed = matching.slice((page - 1) * perPage, page * perPage)
+        return {
+          status: 200,
+          headers: nextPage(request, page, matching.length > page * perPage),
+          body: listed.map(issueJson),
+        }
       }
       if (request.method === 'POST') {
         const delay = createDelays.shift()
@@ -268,14 +282,11 @@ export const startGitHubStandIn = async (options: GitHubStandInOptions): Promise
           .filter((c) => c.issue === number)
           .filter((c) => since === null || Date.parse(c.updated_at) >= Date.parse(since))
         const listed = matching.slice((page - 1) * perPage, page * perPage)
-        // GitHub names the next page in a Link header, an absolute URL with the same query.
-        const next = new URLSearchParams(request.query)
-        next.set('page', String(page + 1))
-        const headers: Record<string, string> =
-          matching.length > page * perPage
-            ? { link: `<http://${request.headers.host}${request.path}?${next}>; rel="next"` }
-            : {}
-        return { status: 200, headers, body: listed.map(commentJson) }
+        return {
+          status: 200,
+          headers: nextPage(request, page, matching.length > page * perPage),
+          body: listed.map(commentJson),
+        }
       }
       if (request.method === 'POST') {
         const body = jsonBody(request)

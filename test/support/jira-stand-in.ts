@@ -144,17 +144,27 @@ export const adfProblems = (doc: unknown, path: string): string[] => {
   return problems
 }
 
-/** The JQL this stand-in understands: `field = "value"` clauses joined by AND, an optional ORDER BY. */
-const parseJql = (jql: string): { clauses: [string, string][] } | undefined => {
+/**
+ * The JQL this stand-in understands: `field = "value"` and `field != "value"` clauses joined by
+ * AND, an optional ORDER BY.
+ */
+const parseJql = (jql: string): { clauses: [string, '=' | '!=', string][] } | undefined => {
   const [where = '', order] = jql.split(/\s+ORDER\s+BY\s+/i)
   if (order !== undefined && !/^\w+(\s+(ASC|DESC))?$/i.test(order.trim())) return undefined
-  const clauses: [string, string][] = []
+  const clauses: [string, '=' | '!=', string][] = []
   for (const part of where.split(/\s+AND\s+/i)) {
-    const match = /^\s*(\w+)\s*=\s*"((?:[^"\\]|\\.)*)"\s*$/.exec(part)
+    const match = /^\s*(\w+)\s*(!?=)\s*"((?:[^"\\]|\\.)*)"\s*$/.exec(part)
     if (match === null) return undefined
-    clauses.push([match[1] ?? '', (match[2] ?? '').replace(/\\(.)/g, '$1')])
+    clauses.push([match[1] ?? '', match[2] === '!=' ? '!=' : '=', (match[3] ?? '').replace(/\\(.)/g, '$1')])
   }
   return { clauses }
+}
+
+/** A status category as JQL names it: its name (`To Do`, `In Progress`, `Done`) or its key. */
+const CATEGORY_NAMES: Readonly<Record<Category, readonly string[]>> = {
+  new: ['to do', 'new'],
+  indeterminate: ['in progress', 'indeterminate'],
+  done: ['done'],
 }
 
 export const startJiraStandIn = async (options: JiraStandInOptions): Promise<JiraStandIn> => {
@@ -207,13 +217,18 @@ export const startJiraStandIn = async (options: JiraStandInOptions): Promise<Jir
     const matched = issues
       .filter((i) => now - i.createdAt >= lag || reconcile.has(i.id))
       .filter((i) =>
-        jql.clauses.every(([field, value]) =>
-          field === 'project'
-            ? i.key.startsWith(`${value}-`)
-            : field === 'labels'
-              ? i.labels.includes(value)
-              : false,
-        ),
+        jql.clauses.every(([field, op, value]) => {
+          const category = STATUSES[i.status]?.category ?? 'new'
+          const holds =
+            field === 'project'
+              ? i.key.startsWith(`${value}-`)
+              : field === 'labels'
+                ? i.labels.includes(value)
+                : field === 'statusCategory'
+                  ? CATEGORY_NAMES[category].includes(value.toLowerCase())
+                  : false
+          return op === '=' ? holds : !holds
+        }),
       )
       .sort((a, b) => Number(b.id) - Number(a.id))
       .slice(0, Math.min(Number(body.maxResults ?? 50), 5000))
