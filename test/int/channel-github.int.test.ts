@@ -276,6 +276,124 @@ describe('GitHub channel against a GitHub stand-in', () => {
     assert.equal(github.issues.length, 2)
   })
 
+  /** A vulnerability update of the tag `t:1` with these findings added (and these updated). */
+  const vulnerabilities = (id: string, added: readonly string[], updated: readonly string[] = []) => {
+    const finding = (cve: string, severity: string) => ({
+      id: cve,
+      severity,
+      package: 'openssl',
+      version: '3',
+      type: 'deb',
+      fix_version: null,
+      kev: false,
+    })
+    return aDelivery(
+      anEvent({
+        id,
+        data: {
+          full_tag: 't:1',
+          digest: 'sha256:1',
+          added: added.map((cve) => finding(cve, 'high')),
+          removed: [],
+          updated: updated.map((cve) => finding(cve, 'critical')),
+        },
+      }),
+    )
+  }
+  const cves = (from: number, count: number) => Array.from({ length: count }, (_, i) => `CVE-${from + i}`)
+  const actions = (result: Awaited<ReturnType<typeof channel.send>>) =>
+    result.ok ? result.tickets?.map((t) => [t.ticket, t.action]) : result
+
+  it('comments on the tag’s open grouped issue when one of its findings comes again alone, instead of filing another', async () => {
+    const grouped = await channel.send(vulnerabilities('v-all', cves(1, 21)), configuration, context)
+    assert.deepEqual(actions(grouped), [['acme/security#1', 'created']])
+    assert.equal(github.issues[0]?.title, 'Vulnerabilities: t:1')
+
+    const again = await channel.send(vulnerabilities('v-one', [], ['CVE-3']), configuration, context)
+    assert.deepEqual(actions(again), [['acme/security#1', 'commented']])
+    assert.equal(github.issues.length, 1, 'no second issue for a finding the grouped one holds')
+    assert.match(github.comments[0]?.body ?? '', /Updated: CVE-3 \\?\(critical/)
+    // A finding new to the tag goes there too while the grouped issue is open.
+    const added = await channel.send(vulnerabilities('v-new', ['CVE-99']), configuration, context)
+    assert.deepEqual(actions(added), [['acme/security#1', 'commented']])
+    assert.equal(github.issues.length, 1)
+
+    // Once it is closed, findings are ticketed apart again: a regression of one files its own.
+    github.closeIssue(1)
+    const regression = await channel.send(vulnerabilities('v-back', ['CVE-3']), configuration, context)
+    assert.deepEqual(actions(regression), [['acme/security#2', 'created']])
+    assert.equal(github.issues[1]?.title, 'CVE-3 (high) in openssl 3: t:1')
+    assert.equal(github.issues[0]?.state, 'closed')
+    // And a grouped update reopens the grouped issue, without the finding that has its own.
+    const many = await channel.send(vulnerabilities('v-many', cves(1, 22)), configuration, context)
+    assert.deepEqual(actions(many), [
+      ['acme/security#2', 'commented'],
+      ['acme/security#1', 'reopened'],
+    ])
+    assert.doesNotMatch(github.comments.at(-1)?.body ?? '', /CVE-3 /)
+    // With both open, the finding's own keeps its updates.
+    const repeat = await channel.send(vulnerabilities('v-own', [], ['CVE-3']), configuration, context)
+    assert.deepEqual(actions(repeat), [['acme/security#2', 'commented']])
+    assert.deepEqual(github.problems, [])
+  })
+
+  it('repeats a grouped update’s findings that have open issues of their own on them, and groups only the rest', async () => {
+    // Twelve findings with issues of their own: more than a page of the tag's open issues.
+    const own = await channel.send(vulnerabilities('v-own', cves(1, 12)), configuration, context)
+    assert.equal(own.ok && own.tickets?.length, 12)
+    const grouped = await channel.send(vulnerabilities('v-all', [], cves(1, 33)), configuration, context)
+    assert.ok(grouped.ok, JSON.stringify(grouped))
+    assert.deepEqual(
+      grouped.tickets?.map((t) => t.action),
+      [...Array(12).fill('commented'), 'created'],
+    )
+    assert.equal(github.issues.length, 13)
+    const body = github.issues[12]?.body ?? ''
+    assert.equal(github.issues[12]?.title, 'Vulnerabilities: t:1')
+    assert.match(body, /CVE-13 /)
+    assert.doesNotMatch(body, /CVE-(1|12) /, 'a finding with an issue of its own is not grouped again')
+    assert.match(github.comments.find((c) => c.issue === 1)?.body ?? '', /Updated: CVE-1 \\?\(critical/)
+    // Its retry changes nothing.
+    const retry = await channel.send(vulnerabilities('v-all', [], cves(1, 33)), configuration, context)
+    assert.deepEqual(retry.ok && retry.tickets?.map((t) => t.action), Array(13).fill('unchanged'))
+    assert.equal(github.comments.length, 12)
+    assert.deepEqual(github.problems, [])
+  })
+
+  it('waits for a grouped filing whose answer never came, even after a restart, before a finding of it files its own', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-github-recent-'))
+    const path = join(dir, 'recent-tickets.sqlite')
+    const clock = { now: Date.now() }
+    const start = (recentTickets: ReturnType<typeof createSqliteRecentTickets>) =>
+      createGitHubChannel({ guard, recentTickets, clock: () => clock.now })
+    try {
+      const before = createSqliteRecentTickets(path)
+      github.slowCreates(600)
+      const lost = await start(before).send(vulnerabilities('v-all', cves(1, 21)), configuration, {
+        ...context,
+        timeoutMs: 300,
+      })
+      assert.equal(!lost.ok && lost.code, 'timeout')
+      before.close() // killed and started again: only the file is left
+      const after = createSqliteRecentTickets(path)
+      try {
+        const restarted = start(after)
+        const waiting = await restarted.send(vulnerabilities('v-one', ['CVE-3']), configuration, context)
+        assert.deepEqual(!waiting.ok && [waiting.code, waiting.retryAfterMs], ['ticket_unconfirmed', 60_000])
+        await new Promise((resolve) => setTimeout(resolve, 500))
+        assert.equal(github.issues.length, 1, 'GitHub filed the grouped issue; Herald never heard')
+        clock.now += 60_000
+        const found = await restarted.send(vulnerabilities('v-one', ['CVE-3']), configuration, context)
+        assert.deepEqual(actions(found), [['acme/security#1', 'commented']])
+        assert.equal(github.issues.length, 1)
+      } finally {
+        after.close()
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it('files nothing for an update that only resolved findings', async () => {
     const sent = github.requests.length
     const result = await channel.send(

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, beforeEach, describe, it } from 'node:test'
 import { createOutboundGuard } from '../../src/outbound/index.ts'
-import { aDelivery, aPostureEvent } from '../../streams/delivery/channels/test-fixtures.ts'
+import { aDelivery, anEvent, aPostureEvent } from '../../streams/delivery/channels/test-fixtures.ts'
 import {
   createJiraChannel,
   createMemoryRecentTickets,
@@ -270,6 +270,129 @@ describe('Jira channel against a Jira Cloud stand-in', () => {
     assert.deepEqual(found.ok && found.tickets?.map((t) => [t.ticket, t.action]), [['SEC-1', 'unchanged']])
     assert.equal(jira.issues.length, 1)
     assert.equal(tickets.unanswered(jiraTarget(configuration), labelOf(delivery)), undefined)
+  })
+
+  /** A vulnerability update of the tag `t:1` with these findings added (and these updated). */
+  const vulnerabilities = (id: string, added: readonly string[], updated: readonly string[] = []) => {
+    const finding = (cve: string, severity: string) => ({
+      id: cve,
+      severity,
+      package: 'openssl',
+      version: '3',
+      type: 'deb',
+      fix_version: null,
+      kev: false,
+    })
+    return aDelivery(
+      anEvent({
+        id,
+        data: {
+          full_tag: 't:1',
+          digest: 'sha256:1',
+          added: added.map((cve) => finding(cve, 'high')),
+          removed: [],
+          updated: updated.map((cve) => finding(cve, 'critical')),
+        },
+      }),
+    )
+  }
+  const cves = (from: number, count: number) => Array.from({ length: count }, (_, i) => `CVE-${from + i}`)
+  const actions = (result: Awaited<ReturnType<ReturnType<typeof createJiraChannel>['send']>>) =>
+    result.ok ? result.tickets?.map((t) => [t.ticket, t.action]) : result
+  const text = (doc: unknown) => JSON.stringify(doc)
+
+  it('comments on the tag’s open grouped issue when one of its findings comes again alone, instead of filing another', async () => {
+    const channel = createJiraChannel({ guard })
+    const grouped = await channel.send(vulnerabilities('v-all', cves(1, 21)), configuration, context)
+    assert.deepEqual(actions(grouped), [['SEC-1', 'created']])
+    assert.equal(jira.issues[0]?.summary, 'Vulnerabilities: t:1')
+
+    const again = await channel.send(vulnerabilities('v-one', [], ['CVE-3']), configuration, context)
+    assert.deepEqual(actions(again), [['SEC-1', 'commented']])
+    assert.equal(jira.issues.length, 1, 'no second issue for a finding the grouped one holds')
+    assert.match(text(jira.comments[0]?.body), /Updated: CVE-3 \(critical/)
+    const added = await channel.send(vulnerabilities('v-new', ['CVE-99']), configuration, context)
+    assert.deepEqual(actions(added), [['SEC-1', 'commented']])
+
+    // Once it is done, findings are ticketed apart again: a regression of one files its own.
+    jira.resolve('SEC-1')
+    const regression = await channel.send(vulnerabilities('v-back', ['CVE-3']), configuration, context)
+    assert.deepEqual(actions(regression), [['SEC-2', 'created']])
+    assert.equal(jira.issues[1]?.summary, 'CVE-3 (high) in openssl 3: t:1')
+    // A grouped update transitions the grouped issue back, without the finding that has its own.
+    const many = await channel.send(vulnerabilities('v-many', cves(1, 22)), configuration, context)
+    assert.deepEqual(actions(many), [
+      ['SEC-2', 'commented'],
+      ['SEC-1', 'reopened'],
+    ])
+    assert.doesNotMatch(text(jira.comments.at(-1)?.body), /CVE-3 /)
+    // With both open, the finding's own keeps its updates.
+    const repeat = await channel.send(vulnerabilities('v-own', [], ['CVE-3']), configuration, context)
+    assert.deepEqual(actions(repeat), [['SEC-2', 'commented']])
+    assert.deepEqual(jira.problems, [])
+  })
+
+  it('repeats a grouped update’s findings that have open issues of their own on them, and groups only the rest', async () => {
+    const channel = createJiraChannel({ guard })
+    const own = await channel.send(vulnerabilities('v-own', cves(1, 12)), configuration, context)
+    assert.equal(own.ok && own.tickets?.length, 12)
+    jira.resolve('SEC-12') // done: its finding is grouped with the rest
+    const grouped = await channel.send(vulnerabilities('v-all', [], cves(1, 33)), configuration, context)
+    assert.ok(grouped.ok, JSON.stringify(grouped))
+    assert.deepEqual(
+      grouped.tickets?.map((t) => t.action),
+      [...Array(11).fill('commented'), 'created'],
+    )
+    assert.equal(jira.issues.length, 13)
+    const description = text(jira.issues[12]?.description)
+    assert.equal(jira.issues[12]?.summary, 'Vulnerabilities: t:1')
+    assert.match(description, /CVE-12 /)
+    assert.doesNotMatch(
+      description,
+      /CVE-(1|11) /,
+      'a finding with an open issue of its own is not grouped again',
+    )
+    const retry = await channel.send(vulnerabilities('v-all', [], cves(1, 33)), configuration, context)
+    assert.deepEqual(retry.ok && retry.tickets?.map((t) => t.action), Array(12).fill('unchanged'))
+    assert.equal(jira.comments.length, 11)
+    assert.deepEqual(jira.problems, [])
+  })
+
+  it('waits for a grouped filing whose answer was lost, even after a restart, before a finding of it files its own', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-jira-recent-'))
+    const path = join(dir, 'recent-tickets.sqlite')
+    const clock = { now: Date.UTC(2026, 10, 22, 10) }
+    const start = (recentTickets: ReturnType<typeof createSqliteRecentTickets>) =>
+      createJiraChannel({ guard, recentTickets, clock: () => clock.now, searchLagMs: 60_000 })
+    try {
+      const before = createSqliteRecentTickets(path)
+      jira.loseFilingAnswers()
+      const lost = await start(before).send(vulnerabilities('v-all', cves(1, 21)), configuration, {
+        ...context,
+        timeoutMs: 300,
+      })
+      assert.equal(!lost.ok && lost.code, 'timeout')
+      assert.equal(jira.issues.length, 1, 'Jira filed it; Herald never heard')
+      before.close() // killed and started again: only the file is left
+      const after = createSqliteRecentTickets(path)
+      try {
+        const restarted = start(after)
+        clock.now += 5_000
+        const waiting = await restarted.send(vulnerabilities('v-one', ['CVE-3']), configuration, context)
+        assert.deepEqual(!waiting.ok && [waiting.code, waiting.retryAfterMs], ['ticket_unconfirmed', 55_000])
+        assert.equal(jira.issues.length, 1)
+        // Search catches up.
+        clock.now += 55_000
+        for (const issue of jira.issues) issue.createdAt -= 61_000
+        const found = await restarted.send(vulnerabilities('v-one', ['CVE-3']), configuration, context)
+        assert.deepEqual(actions(found), [['SEC-1', 'commented']])
+        assert.equal(jira.issues.length, 1)
+      } finally {
+        after.close()
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it('files after the wait when the lost filing never reached Jira, and forgets a filing Jira refused', async () => {

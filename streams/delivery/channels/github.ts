@@ -23,7 +23,10 @@ import {
 } from './tickets.ts'
 
 export interface TicketChannelOptions extends ChannelOptions {
-  /** A vulnerability update with more new findings than this files one ticket for the tag instead of one per finding (default 20). */
+  /**
+   * A vulnerability update with more findings than this to ticket (those without an open ticket
+   * of their own) files one ticket for the tag instead of one per finding (default 20).
+   */
   readonly maxFindingTickets?: number
   /**
    * The issues filed lately (for Jira's lagging search) and the filings whose answer never came
@@ -288,6 +291,33 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
           ...fields,
         })
 
+      const filingsOf = (label: string) =>
+        keyFilings({
+          recentTickets,
+          target,
+          label,
+          system: 'GitHub',
+          doubtMs: GITHUB_FILING_DOUBT_MS,
+          clock,
+          beforeWrite,
+        })
+
+      const openLabelled = async (label: string): Promise<string[][]> => {
+        const labels: string[][] = []
+        for await (const { data: listed } of octokit.paginate.iterator(octokit.rest.issues.listForRepo, {
+          owner,
+          repo,
+          labels: label,
+          state: 'open',
+          per_page: ISSUES_PER_PAGE,
+        })) {
+          if (!Array.isArray(listed)) throw new UnexpectedResponseError('a list of issues', 200, GITHUB_API)
+          for (const issue of listed)
+            if (issue.pull_request === undefined) labels.push(labelNames(issue.labels))
+        }
+        return labels
+      }
+
       const file = async (subject: TicketSubject): Promise<TicketOutcome> => {
         const label = githubKeyLabel(subject)
         // Every mark names the event; a digest ticket, its configuration's own, is matched by
@@ -308,15 +338,7 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
           notes,
         )
 
-        const filings = keyFilings({
-          recentTickets,
-          target,
-          label,
-          system: 'GitHub',
-          doubtMs: GITHUB_FILING_DOUBT_MS,
-          clock,
-          beforeWrite,
-        })
+        const filings = filingsOf(label)
         const create = (title: string, body: string) =>
           filings.create(async () => {
             const { data: issue } = await octokit.rest.issues.create({
@@ -324,7 +346,13 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
               repo,
               title,
               body: `${body}\n\n${githubIssueMarker(subject, delivery.deliveryId, mark)}\n`,
-              labels: [...new Set([...(configuration.labels ?? []), label])],
+              labels: [
+                ...new Set([
+                  ...(configuration.labels ?? []),
+                  label,
+                  ...(subject.group === undefined ? [] : [githubKeyLabel({ hash: subject.group })]),
+                ]),
+              ],
               ...(configuration.assignees === undefined ? {} : { assignees: [...configuration.assignees] }),
               ...(configuration.milestone === undefined ? {} : { milestone: configuration.milestone }),
             })
@@ -462,6 +490,8 @@ export const createGitHubChannel = (options: TicketChannelOptions): DeliveryChan
         target,
         labelOf: githubKeyLabel,
         file,
+        openLabelled,
+        filingsOf,
         result,
         failureOf: (error) => failureOfCall(error, http.last(), clock(), githubFailure),
         lastStatus: () => http.last()?.status ?? null,

@@ -95,6 +95,7 @@ interface JiraIssue {
   readonly fields?: {
     readonly status?: { readonly name?: string; readonly statusCategory?: { readonly key?: string } }
     readonly summary?: string
+    readonly labels?: readonly unknown[]
   }
   readonly properties?: Readonly<Record<string, HeraldMark | undefined>>
 }
@@ -265,6 +266,42 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
         return false
       }
 
+      const filingsOf = (label: string) =>
+        keyFilings({
+          recentTickets,
+          target,
+          label,
+          system: "Jira's search",
+          doubtMs: searchLagMs,
+          clock,
+          beforeWrite,
+        })
+
+      /** The labels of the open issues carrying `label`, as search shows them, those this instance filed lately included. */
+      const openLabelled = async (label: string): Promise<string[][]> => {
+        const reconcile = recentTickets.recent(target)
+        const labels: string[][] = []
+        let nextPageToken: string | undefined
+        do {
+          const page: { issues?: JiraIssue[]; nextPageToken?: unknown } | undefined = await api(
+            'POST',
+            'rest/api/3/search/jql',
+            {
+              jql: `project = "${configuration.projectKey}" AND labels = "${label}" AND statusCategory != "Done"`,
+              fields: ['status', 'labels'],
+              maxResults: 100,
+              ...(reconcile.length === 0 ? {} : { reconcileIssues: reconcile }),
+              ...(nextPageToken === undefined ? {} : { nextPageToken }),
+            },
+          )
+          if (!Array.isArray(page?.issues)) throw listMissing('a list of issues')
+          for (const issue of page.issues)
+            if (!isDone(issue)) labels.push((issue.fields?.labels ?? []).map(String))
+          nextPageToken = typeof page.nextPageToken === 'string' ? page.nextPageToken : undefined
+        } while (nextPageToken !== undefined)
+        return labels
+      }
+
       const file = async (subject: TicketSubject): Promise<TicketOutcome> => {
         const label = jiraKeyLabel(subject)
         // Every mark names the event; a digest ticket, its configuration's own, is matched by
@@ -279,15 +316,7 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
           configuration.templates,
           notes,
         )
-        const filings = keyFilings({
-          recentTickets,
-          target,
-          label,
-          system: "Jira's search",
-          doubtMs: searchLagMs,
-          clock,
-          beforeWrite,
-        })
+        const filings = filingsOf(label)
         const outcome = (issue: { key: string }, action: TicketOutcome['action']): TicketOutcome => ({
           key: subject.hash,
           action,
@@ -361,7 +390,13 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
                 : { name: configuration.issueType },
               summary,
               description: adfDocument(description, scope.link),
-              labels: [...new Set([...(configuration.labels ?? []), label])],
+              labels: [
+                ...new Set([
+                  ...(configuration.labels ?? []),
+                  label,
+                  ...(subject.group === undefined ? [] : [jiraKeyLabel({ hash: subject.group })]),
+                ]),
+              ],
               ...(configuration.priority === undefined ? {} : { priority: { name: configuration.priority } }),
               ...(configuration.assignee === undefined
                 ? {}
@@ -484,6 +519,8 @@ export const createJiraChannel = (options: TicketChannelOptions): DeliveryChanne
         target,
         labelOf: jiraKeyLabel,
         file,
+        openLabelled,
+        filingsOf,
         result,
         failureOf: (error) =>
           failureOfCall(error, http.last(), clock(), (exchange, now) =>

@@ -85,6 +85,24 @@ describe('ticketSubjectsOf', () => {
     )
   })
 
+  it('marks each finding’s ticket with its tag’s group, which no ticket key has', () => {
+    const data = (ids: string[]) => ({
+      full_tag: 't:1',
+      digest: 'sha256:1',
+      added: ids.map((id) => finding(id)),
+      removed: [],
+      updated: [],
+    })
+    const [a, b] = ticketSubjectsOf(anEvent({ data: data(['A', 'B']) }), 20)
+    assert.match(a?.group ?? '', /^[0-9a-f]{16}$/)
+    assert.equal(a?.group, b?.group)
+    const [grouped] = ticketSubjectsOf(anEvent({ data: data(['A', 'B']) }), 1)
+    assert.equal(grouped?.group, undefined)
+    assert.notEqual(grouped?.hash, a?.group)
+    const [other] = ticketSubjectsOf(anEvent({ data: { ...data(['A']), full_tag: 't:2' } }), 20)
+    assert.notEqual(other?.group, a?.group)
+  })
+
   it('files nothing for an update that only removed findings, or a passing evaluation', () => {
     assert.deepEqual(
       ticketSubjectsOf(

@@ -22,6 +22,11 @@ export interface TicketSubject {
   readonly event: CloudEvent
   /** For a vulnerability ticket: its finding(s), which its scope narrows to. */
   readonly findings?: readonly FindingView[]
+  /**
+   * For a finding's own ticket: the hash of its tag's findings (`findingGroupOf`), a second
+   * label of the ticket, so a grouped update lists the tag's open finding tickets at once.
+   */
+  readonly group?: string
   /** The configuration's digest ticket: it is rendered from the whole digest. */
   readonly digest?: true
 }
@@ -38,24 +43,56 @@ const record = (value: unknown): Readonly<Record<string, unknown>> =>
     ? (value as Record<string, unknown>)
     : {}
 
+const VULNERABILITY_UPDATE = 'user.checks.tag.vulnerabilities.update'
+
+/** The hash every finding ticket of the event's tag carries as its second label (`TicketSubject.group`). */
+const findingGroupOf = (event: CloudEvent): string =>
+  hashOf(`${event.account} | ${resourceTypeOf(event)}:${resourceOf(event)} | vulnerability findings`)
+
 /**
- * The ticket keys of one event. A vulnerability update files one ticket per new or changed
- * finding (up to `maxFindings`; beyond, one ticket for the tag lists them all); a failing
- * policy evaluation one per tag and policy bundle; a passing one, and an update that only
- * removed findings, none; any other event one per resource and event type (and subtype).
+ * A vulnerability update's findings, each its own ticket key, each once. A finding is a
+ * vulnerability in one version of a package, as Herald's reports count them (`findingKey`):
+ * the same one at two versions is fixed apart, and ticketed apart. Copies of one version at
+ * several paths are one finding, one ticket (the first is kept).
+ */
+const findingSubjectsOf = (event: CloudEvent): TicketSubject[] => {
+  if (event.type !== VULNERABILITY_UPDATE) return []
+  const findings = messageScope(
+    { deliveryId: '', account: event.account, configurationId: '', event, createdAt: '' },
+    { uiUrl: null },
+  ).findings
+  const group = findingGroupOf(event)
+  const seen = new Set<string>()
+  const subjects: TicketSubject[] = []
+  for (const f of findings) {
+    const one = subject(event, `vulnerability:${f.id}:${f.package}@${f.version}`, [f])
+    if (seen.has(one.hash)) continue
+    seen.add(one.hash)
+    subjects.push({ ...one, group })
+  }
+  return subjects
+}
+
+/** The tag's grouped ticket, about these findings. */
+const groupedSubject = (event: CloudEvent, findings: readonly TicketSubject[]): TicketSubject =>
+  subject(
+    event,
+    'vulnerabilities',
+    findings.flatMap((f) => f.findings ?? []),
+  )
+
+/**
+ * The ticket keys of one event, as its event alone decides them. A vulnerability update files
+ * one ticket per new or changed finding (up to `maxFindings`; beyond, one ticket for the tag
+ * lists them all), which `fileTickets` then settles against the tag's open tickets
+ * (`vulnerabilityPlan`); a failing policy evaluation one per tag and policy bundle; a passing
+ * one, and an update that only removed findings, none; any other event one per resource and
+ * event type (and subtype).
  */
 export const ticketSubjectsOf = (event: CloudEvent, maxFindings: number): TicketSubject[] => {
-  if (event.type === 'user.checks.tag.vulnerabilities.update') {
-    const findings = messageScope(
-      { deliveryId: '', account: event.account, configurationId: '', event, createdAt: '' },
-      { uiUrl: null },
-    ).findings
-    if (findings.length === 0) return []
-    if (findings.length > maxFindings) return [subject(event, 'vulnerabilities', findings)]
-    // A finding is a vulnerability in one version of a package, as Herald's reports count them
-    // (`findingKey`): the same one at two versions is fixed apart, and ticketed apart. Copies of
-    // one version at several paths are one finding, one ticket (`ticketSubjects` keeps the first).
-    return findings.map((f) => subject(event, `vulnerability:${f.id}:${f.package}@${f.version}`, [f]))
+  if (event.type === VULNERABILITY_UPDATE) {
+    const findings = findingSubjectsOf(event)
+    return findings.length > maxFindings ? [groupedSubject(event, findings)] : findings
   }
   if (event.type === 'user.checks.tag.policy_evaluation.update') {
     const evaluation = record(record(event.data).curr_eval)
@@ -272,8 +309,12 @@ export interface TicketFiling {
   readonly serially: <T>(key: string, work: () => Promise<T>) => Promise<T>
   /** The repository or project filed into, and the key's label there: what `serially` keys by. */
   readonly target: string
-  readonly labelOf: (subject: TicketSubject) => string
+  readonly labelOf: (subject: Pick<TicketSubject, 'hash'>) => string
   readonly file: (subject: TicketSubject) => Promise<TicketOutcome>
+  /** The labels of each open ticket that carries `label`, as the ticket system lists them now (every page). */
+  readonly openLabelled: (label: string) => Promise<readonly (readonly string[])[]>
+  /** The filings of the key `label` names (`keyFilings`): whether one is in doubt. */
+  readonly filingsOf: (label: string) => KeyFilings
   readonly result: ReturnType<typeof resultBuilder>
   /** What a filing that threw (other than a filing in doubt) is, as the ticket system answered it. */
   readonly failureOf: (error: unknown) => Failure
@@ -283,22 +324,78 @@ export interface TicketFiling {
 }
 
 /**
+ * Which ticket each finding of a vulnerability update goes to, so that no finding has two open
+ * tickets, whichever way its updates came:
+ *
+ * - a finding with an open ticket of its own repeats on it;
+ * - the others repeat on the tag's grouped ticket while it is open: it took the tag's findings
+ *   when an update had too many to ticket apart, and takes every later update of the tag
+ *   until someone closes it. A ticket apart for a finding it lists would be that finding's
+ *   second open ticket, and which findings it lists is not kept anywhere it could be asked
+ *   (thousands of them fit in no issue body, label set or Jira property), so while it is open
+ *   it stands for the tag's findings that have no open ticket of their own;
+ * - else they are ticketed as the update's size decides: more than `maxFindings`, the grouped
+ *   ticket (filed, or reopened when closed); else each its own (filed, or reopened).
+ *
+ * So a finding of a closed grouped ticket that comes back gets (or reopens) a ticket of its
+ * own, and a grouped ticket closed as done is reopened only by an update with more findings
+ * than that to ticket. The tag's open finding tickets are listed at once by their second
+ * label (`TicketSubject.group`); a finding whose filing is in doubt, or a grouped ticket whose
+ * filing is, waits (`UnconfirmedFilingError`) rather than be decided without it.
+ */
+const vulnerabilityPlan = async (
+  filing: TicketFiling,
+  findings: readonly TicketSubject[],
+): Promise<TicketSubject[]> => {
+  const [first] = findings
+  if (first === undefined) return []
+  const { labelOf } = filing
+  const isOpen = async (key: Pick<TicketSubject, 'hash'>): Promise<boolean> => {
+    const open = await filing.openLabelled(labelOf(key))
+    // With none open in view, a filing of the key in doubt may still show up: it waits.
+    filing.filingsOf(labelOf(key)).found(open, () => true)
+    return open.length > 0
+  }
+  const own: TicketSubject[] = []
+  let rest = findings
+  if (findings.length > filing.maxFindings && first.group !== undefined) {
+    const open = new Set((await filing.openLabelled(labelOf({ hash: first.group }))).flat())
+    own.push(...findings.filter((f) => open.has(labelOf(f))))
+    rest = findings.filter((f) => !open.has(labelOf(f)))
+    for (const f of rest) filing.filingsOf(labelOf(f)).found([], () => false)
+    if (rest.length > filing.maxFindings) return [...own, groupedSubject(first.event, rest)]
+  }
+  if (rest.length === 0 || !(await isOpen(groupedSubject(first.event, rest)))) return [...own, ...rest]
+  const grouped: TicketSubject[] = []
+  for (const f of rest) ((await isOpen(f)) ? own : grouped).push(f)
+  return grouped.length === 0 ? own : [...own, groupedSubject(first.event, grouped)]
+}
+
+/**
  * A ticket channel's attempt: each ticket key of the delivery filed in turn, those of one
- * target and key one at a time in the process. The first that fails ends it, with the tickets
- * settled before it, which its retry finds and does not file twice.
+ * target and key one at a time in the process (a vulnerability update's, those of one tag: its
+ * findings' tickets depend on one another, `vulnerabilityPlan`). The first that fails ends it,
+ * with the tickets settled before it, which its retry finds and does not file twice.
  */
 export const fileTickets = async (filing: TicketFiling): Promise<ChannelResult> => {
-  const { result, notes } = filing
+  const { result, notes, delivery } = filing
   const outcomes: TicketOutcome[] = []
-  for (const subject of ticketSubjects(filing.delivery, filing.maxFindings)) {
-    try {
-      outcomes.push(
-        await filing.serially(`${filing.target} ${filing.labelOf(subject)}`, () => filing.file(subject)),
-      )
-    } catch (error) {
-      if (error instanceof UnconfirmedFilingError) return result.fail(unconfirmedFailure(error), outcomes)
-      return result.fail(filing.failureOf(error), outcomes)
-    }
+  const findings = delivery.digest === undefined ? findingSubjectsOf(delivery.event) : []
+  const group = findings[0]?.group
+  try {
+    if (group === undefined)
+      for (const subject of ticketSubjects(delivery, filing.maxFindings))
+        outcomes.push(
+          await filing.serially(`${filing.target} ${filing.labelOf(subject)}`, () => filing.file(subject)),
+        )
+    else
+      await filing.serially(`${filing.target} ${filing.labelOf({ hash: group })}`, async () => {
+        for (const subject of await vulnerabilityPlan(filing, findings))
+          outcomes.push(await filing.file(subject))
+      })
+  } catch (error) {
+    if (error instanceof UnconfirmedFilingError) return result.fail(unconfirmedFailure(error), outcomes)
+    return result.fail(filing.failureOf(error), outcomes)
   }
   if (outcomes.length === 0)
     return result.ok(null, 'nothing to file: the event has no open finding', { tickets: [], notes })
