@@ -247,6 +247,22 @@ describe('delivery engine', () => {
     assert.equal(peak(), 2, 'one at a time per configuration, two configurations at once')
   })
 
+  it('gives a slot that frees to a configuration waiting for one before busy ones’ backlogs', async () => {
+    const { calls, send } = endpoints({ a: { latencyMs: 60 }, b: { latencyMs: 60 } })
+    const { handler } = await start({ a: webhook('a'), b: webhook('b'), c: webhook('c') }, send, {
+      concurrency: 2,
+    })
+    const backlog = Array.from({ length: 30 }, (_, i) => [commandFor(`a${i}`, 'a'), commandFor(`b${i}`, 'b')])
+    await handler(batchOf(...backlog.flat()))
+    await sleep(150)
+    const queuedAt = Date.now()
+    await handler(batchOf(commandFor('c1', 'c')))
+    await settled([['c1', 'c']])
+    const sentAfter = (calls.find((call) => call.configurationId === 'c')?.at ?? 0) - queuedAt
+    assert.ok(sentAfter < 500, `sent ${sentAfter} ms after it was queued, behind a and b's backlogs`)
+    assert.ok(statusOf('a29', 'a') === 'pending' && statusOf('b29', 'b') === 'pending', 'the backlogs wait')
+  })
+
   it('bounds how many configurations are served at once', async () => {
     const behaviour = Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`c${i}`, { latencyMs: 30 }]))
     const configurations = Object.fromEntries(Object.keys(behaviour).map((id) => [id, webhook(id)]))

@@ -189,11 +189,12 @@ describe('queue scheduler with attempts released before their source shows them'
     const scheduler = schedule(queues)
     await sleep(50)
     assert.deepEqual(queues.attempted, [], 'no attempt has finished')
-    assert.deepEqual([...queues.open], ['q1', 'q2', 'q3', 'r1'], 'each released its slot to the next')
+    // r1 waits for no slot q holds: the one q1 released goes to it first.
+    assert.deepEqual([...queues.open], ['q1', 'r1', 'q2', 'q3'], 'each released its slot to the next')
     queues.finishAll()
     await sleep(50)
     await scheduler.stop(100)
-    assert.deepEqual(queues.attempted, ['q1', 'q2', 'q3', 'r1'], 'each attempted once, in order')
+    assert.deepEqual(queues.attempted, ['q1', 'r1', 'q2', 'q3'], 'each attempted once, q in order')
   })
 
   it('waits for each attempt to show in a source that cannot look behind a head', async () => {
@@ -442,6 +443,39 @@ describe('queue scheduler with a window of items in flight per queue', () => {
     await sleep(50)
     await scheduler.stop(100)
     assert.deepEqual(queues.started, ['q1', 'q2'], 'q1 waits for its retry, and the rest behind it')
+  })
+
+  it('gives a slot that frees to a queue waiting for one before a queue being served takes more', async () => {
+    const now = Date.now()
+    const queues = windowedQueues([...queueOf('q', 6, now), { queue: 'r', id: 'r1', dueAt: now + 20 }])
+    const scheduler = schedule(queues, { concurrency: 2, window: () => 2 })
+    await sleep(50)
+    assert.deepEqual([...queues.open], ['q1', 'q2'], 'the pool is full when r1 falls due')
+    queues.finish('q1')
+    await sleep(30)
+    assert.deepEqual([...queues.open], ['q2', 'r1'], 'r1 takes the slot q1 freed')
+    queues.finish('q2')
+    await sleep(30)
+    assert.deepEqual([...queues.open], ['r1', 'q3'])
+    for (const id of ['r1', 'q3', 'q4', 'q5', 'q6']) {
+      queues.finish(id)
+      await sleep(10)
+    }
+    await scheduler.stop(100)
+    assert.deepEqual(queues.started, ['q1', 'q2', 'r1', 'q3', 'q4', 'q5', 'q6'])
+  })
+
+  it('shares the pool in turn between queues with backlogs, one item each', async () => {
+    const now = Date.now()
+    const queues = windowedQueues([...queueOf('q', 3, now), ...queueOf('r', 3, now + 1)])
+    const scheduler = schedule(queues, { concurrency: 1, window: () => 1 })
+    for (let i = 0; i < 6; i++) {
+      await sleep(20)
+      assert.equal(queues.open.size, 1)
+      queues.finish([...queues.open][0] as string)
+    }
+    await scheduler.stop(100)
+    assert.deepEqual(queues.started, ['q1', 'r1', 'q2', 'r2', 'q3', 'r3'])
   })
 
   it('serves one at a time with a window of 1, as without one', async () => {

@@ -87,6 +87,7 @@ const MAX_SLEEP_MS = 2_000_000_000
 
 /** A queue with attempts open (started, not yet finished). */
 interface OpenQueue<T> {
+  readonly queue: string
   /** Attempts started and not released: each holds a slot of the pool. */
   sending: number
   /** Attempts started and not yet finished. */
@@ -99,13 +100,21 @@ interface OpenQueue<T> {
    * head as the source shows it.
    */
   held: boolean
+  /** When it was last handed an item, in hand-outs: the queue served longest ago is served first. */
+  turn: number
 }
+
+/** Fewest attempts holding a slot first, then the queue served longest ago. */
+const byTurn = <T>(a: OpenQueue<T>, b: OpenQueue<T>): number => a.sending - b.sending || a.turn - b.turn
 
 /**
  * One queue per configuration over a shared, bounded pool: a slow or failing endpoint holds
  * one slot and delays only its own queue, and a queue's items go one at a time, in order (or
  * up to `window` at a time, out of order). A head waiting for its retry holds its queue back,
  * so order is kept through retries; the schedule lives in the source, so it survives a restart.
+ * A slot that frees goes first to a queue holding none whose head is due, so a queue with a
+ * backlog gets more than one slot only while no other queue waits for one: the queues being
+ * served share what is left, fewest in flight and longest since served first.
  *
  * @example
  * const scheduler = startQueueScheduler({ source: view, queueOf: (d) => d.configurationId,
@@ -120,6 +129,8 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
   const opened = new Map<string, OpenQueue<T>>()
   // Attempts holding a slot of the pool (`sending` summed over the open queues).
   let sending = 0
+  // Items handed out so far: each queue's turn is the count when it was last handed one.
+  let handedOut = 0
   const { nextBehind } = source
   const windowOf = (item: T): number =>
     nextBehind === undefined || options.window === undefined ? 1 : Math.max(1, options.window(item))
@@ -169,11 +180,12 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
   const start = (item: T) => {
     const queue = queueOf(item)
     const existing = opened.get(queue)
-    const state = existing ?? { sending: 0, open: 0, last: item, held: false }
+    const state = existing ?? { queue, sending: 0, open: 0, last: item, held: false, turn: 0 }
     if (existing === undefined) opened.set(queue, state)
     state.sending++
     state.open++
     state.last = item
+    state.turn = ++handedOut
     sending++
     let releasedEarly = false
     let settled = false
@@ -235,28 +247,42 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
 
   /**
    * Serves the open queues with room in their window, from the item behind the last one handed
-   * out; returns how many it started and when the earliest of those not yet due falls due.
+   * out, one item each in turn (fewest in flight first, then the one served longest ago) until
+   * `free` are started; returns when the earliest of those not yet due falls due.
    */
-  const serveBehind = (now: number, free: number) => {
+  const serveBehind = (now: number, free: number): number | undefined => {
     let started = 0
     let nextAt: number | undefined
-    if (nextBehind === undefined) return { started, nextAt }
-    for (const [queue, state] of opened) {
-      if (state.held || foreign.has(queue) || (deferred.get(queue) ?? 0) > now) continue
-      while (started < free && state.sending < windowOf(state.last)) {
-        if (!servesNow(queue, now)) break
+    if (nextBehind === undefined) return nextAt
+    let ready: OpenQueue<T>[] = []
+    for (const [queue, state] of opened)
+      if (
+        !state.held &&
+        !foreign.has(queue) &&
+        (deferred.get(queue) ?? 0) <= now &&
+        state.sending < windowOf(state.last)
+      )
+        ready.push(state)
+    while (ready.length > 0 && started < free) {
+      // Order matters only where they are more than the slots left.
+      if (ready.length > free - started) ready.sort(byTurn)
+      const more: OpenQueue<T>[] = []
+      for (const state of ready) {
+        if (started >= free) break
+        if (!servesNow(state.queue, now)) continue
         const next = nextBehind(state.last, now)
-        if (next === undefined) break
+        if (next === undefined) continue
         if ('dueAt' in next) {
           if (nextAt === undefined || next.dueAt < nextAt) nextAt = next.dueAt
-          break
+          continue
         }
         start(next.due)
         started++
+        if (state.sending < windowOf(state.last)) more.push(state)
       }
-      if (started >= free) break
+      ready = more
     }
-    return { started, nextAt }
+    return nextAt
   }
 
   /**
@@ -307,10 +333,9 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
     const free = concurrency - sending
     let behindDueAt: number | undefined
     if (free > 0) {
-      const fromBehind = serveBehind(now, free)
-      behindDueAt = fromBehind.nextAt
-      let started = fromBehind.started
-      if (hurried.size > 0) started += serveHurried(now, exclude, free - started)
+      // Queues holding no slot first: those told to serve their head now, then the due heads of
+      // queues with nothing open, earliest due first; what is left goes to the queues open.
+      let started = hurried.size > 0 ? serveHurried(now, exclude, free) : 0
       // A queue of another scheduler, or one just taken over (served once its previous owner's
       // attempts are over), is skipped; then the heads behind it are looked at.
       for (let skipped = true; skipped && started < free; ) {
@@ -324,6 +349,7 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
           exclude.add(queue)
         }
       }
+      if (started < free) behindDueAt = serveBehind(now, free - started)
       exclude = excluded(now)
     }
     // Busy queues wake the pump when they finish; the rest need a timer, which a full pool
