@@ -24,6 +24,7 @@ import {
   listStatement,
   openDeliveryViewFile,
   type ReadModelUpgradeListener,
+  type StoredDelivery,
 } from './read-model.ts'
 import { createThreadedDeliveryReadModel } from './read-model-thread.ts'
 import { startDeliveryRetention } from './retention.ts'
@@ -454,6 +455,30 @@ const readModelContract = (
       const fourth = view.get(hex(4))
       assert.ok(fourth)
       assert.equal(behind(fourth), undefined, 'nothing queued behind the last')
+    })
+
+    it('gives a delivery replayed before the one handed out last first, unless its attempt is open', async () => {
+      for (let n = 1; n <= 4; n++) await request(n, 'cfg-a')
+      await attempt(1, 200)
+      await attempt(2, 200)
+      const third = view.get(hex(3))
+      assert.ok(third)
+      // The queue handed out evt-3 last, its attempt still open, and evt-1 is replayed meanwhile.
+      await view.waitFor(await deliveries.replay(hex(1), 'acme/admin'))
+      const first = view.get(hex(1))
+      assert.ok(first)
+      const next = (after: StoredDelivery, open: readonly StoredDelivery[]) => {
+        const found = view.nextBehind(after, now, new Set(open))
+        return found === undefined ? undefined : 'due' in found ? found.due.eventId : found.dueAt
+      }
+      assert.equal(next(third, [third]), 'evt-1', 'the replay first')
+      assert.equal(
+        next(first, [third, first]),
+        'evt-4',
+        'then on behind it, past evt-3, whose attempt is open',
+      )
+      assert.equal(next(third, [first, third]), 'evt-4', 'the replay not again while its attempt is open')
+      assert.equal(next(third, []), 'evt-1', 'the earliest unsettled, once no attempt is open')
     })
 
     it('derives health and failure streaks from recent outcomes, skips left out', async () => {

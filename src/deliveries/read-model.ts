@@ -129,13 +129,17 @@ export interface DeliveryReadModel {
   /** The head of the configuration's queue, due or not; undefined when nothing of it is unsettled. */
   headOf(configurationId: string): StoredDelivery | undefined
   /**
-   * The unsettled delivery queued behind `after` in its configuration's queue (the next by
-   * `seq`), whether or not `after` itself is settled here yet: `due` by `now`, or when it falls
-   * due (it waits for a retry); undefined when none is queued behind it.
+   * The unsettled delivery its configuration's queue hands out after `after`, whether or not
+   * `after` itself is settled here yet, `open` being the deliveries handed out whose attempts
+   * are not over: the next by `seq` behind `after` that is not open or, when the queue's head
+   * (its oldest unsettled delivery) is before `after` and not open, the head (it was replayed
+   * meanwhile, and goes in its place rather than after the backlog). `due` by `now`, or when it
+   * falls due (it waits for a retry); undefined when none is queued behind `after`.
    */
   nextBehind(
     after: Pick<DeliveryRow, 'configurationId' | 'seq'>,
     now: number,
+    open?: ReadonlySet<Pick<DeliveryRow, 'seq'>>,
   ): { readonly due: StoredDelivery } | { readonly dueAt: number } | undefined
   /** The configuration's latest attempt outcomes, oldest first, `skipped` left out: its health. */
   recentOutcomes(configurationId: string, keep: number): readonly { ok: boolean; at: number }[]
@@ -899,9 +903,12 @@ export const createDeliveryQueries = (db: DatabaseSync): DeliveryQueries => {
       'SELECT configuration_id, next_attempt_at FROM heads ORDER BY next_attempt_at LIMIT ?',
     ),
     headOf: db.prepare('SELECT delivery_id FROM heads WHERE configuration_id = ?'),
-    // From the partial index of unsettled deliveries: a queue's, in order.
+    // From the partial index of unsettled deliveries: a queue's, in order; with its head's `seq`
+    // (a primary-key read of `heads`), which tells a replay before it.
     behind: db.prepare(`
-      ${STORED}
+      SELECT d.*, r.event, r.event -> '$.time' AS event_time, r.matched_selector_ids, r.created_at, r.digest,
+        (SELECT h.seq FROM heads h WHERE h.configuration_id = d.configuration_id) AS head_seq
+      FROM deliveries d CROSS JOIN requests r ON r.seq = d.seq
       WHERE d.configuration_id = ? AND d.next_attempt_at IS NOT NULL AND d.seq > ? ORDER BY d.seq LIMIT 1`),
     recent: db.prepare(`
       SELECT outcome, at FROM attempts WHERE configuration_id = ? AND outcome != 'skipped'
@@ -1007,8 +1014,18 @@ export const createDeliveryQueries = (db: DatabaseSync): DeliveryQueries => {
         head === undefined ? undefined : (sql.byId.get(head.delivery_id) as StoredRecord | undefined)
       return row === undefined ? undefined : toStored(row)
     },
-    nextBehind: (after, now) => {
-      const row = sql.behind.get(after.configurationId, after.seq) as StoredRecord | undefined
+    nextBehind: (after, now, open) => {
+      const isOpen = (seq: number): boolean => {
+        if (open !== undefined) for (const item of open) if (item.seq === seq) return true
+        return false
+      }
+      const behind = (seq: number) =>
+        sql.behind.get(after.configurationId, seq) as (StoredRecord & { head_seq: number | null }) | undefined
+      let row = behind(after.seq)
+      if (row !== undefined && row.head_seq !== null && row.head_seq < after.seq && !isOpen(row.head_seq))
+        row = behind(row.head_seq - 1)
+      // Behind a replay handed out, the deliveries handed out before it are open: passed over.
+      else while (row !== undefined && isOpen(row.seq)) row = behind(row.seq)
       if (row === undefined || row.next_attempt_at === null) return undefined
       return row.next_attempt_at <= now ? { due: toStored(row) } : { dueAt: row.next_attempt_at }
     },

@@ -263,6 +263,30 @@ describe('delivery engine', () => {
     assert.ok(statusOf('a29', 'a') === 'pending' && statusOf('b29', 'b') === 'pending', 'the backlogs wait')
   })
 
+  it('sends a delivery replayed while its configuration works through a backlog next, in its place, not after the backlog', async () => {
+    const { calls, send } = endpoints({ q: { latencyMs: 40 } })
+    const { handler, deliveries } = await start({ q: webhook('q') }, send)
+    await handler(batchOf(commandFor('e0', 'q')))
+    await settled([['e0', 'q']])
+    await handler(batchOf(...Array.from({ length: 40 }, (_, i) => commandFor(`b${i}`, 'q'))))
+    await sleep(150)
+    await view.waitFor(await deliveries.replay(deliveryIdOf('e0', 'q'), 'acme/admin'))
+    const replayedAt = Date.now()
+    await settled([['e0', 'q']])
+    const again = calls.filter((call) => call.eventId === 'e0')[1]
+    assert.ok(
+      again !== undefined && again.at - replayedAt < 400,
+      `sent again ${(again?.at ?? 0) - replayedAt} ms after the replay`,
+    )
+    assert.equal(statusOf('b39', 'q'), 'pending', 'ahead of the backlog')
+    const backlog = calls.filter((call) => call.eventId.startsWith('b')).map((call) => call.eventId)
+    assert.deepEqual(
+      backlog,
+      backlog.toSorted((a, b) => Number(a.slice(1)) - Number(b.slice(1))),
+      'the backlog in order',
+    )
+  })
+
   it('bounds how many configurations are served at once', async () => {
     const behaviour = Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`c${i}`, { latencyMs: 30 }]))
     const configurations = Object.fromEntries(Object.keys(behaviour).map((id) => [id, webhook(id)]))

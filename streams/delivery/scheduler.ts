@@ -10,11 +10,18 @@ export interface QueueSource<T> {
   /** The queue's head, due or not; undefined when the queue is empty. */
   headOf(queue: string): T | undefined
   /**
-   * The item behind `after` in its queue, whether or not `after` is still its head here: `due`
-   * by `now`, or when it falls due; undefined when nothing is queued behind it. Without it, a
-   * queue waits for each attempt to show in the source before its next item goes.
+   * The item its queue hands out after `after`, the one handed out last, whether or not `after`
+   * is still its head here, `open` being the queue's items whose attempts are not over: the
+   * item behind `after` that is not open or, one before it that is unsettled and not open (put
+   * back in the queue meanwhile: a replay), that one. `due` by `now`, or when it falls due;
+   * undefined when nothing is queued behind `after`. Without it, a queue waits for each attempt
+   * to show in the source before its next item goes.
    */
-  nextBehind?(after: T, now: number): { readonly due: T } | { readonly dueAt: number } | undefined
+  nextBehind?(
+    after: T,
+    now: number,
+    open: ReadonlySet<T>,
+  ): { readonly due: T } | { readonly dueAt: number } | undefined
 }
 
 /** What an attempt asks of its queue: nothing (its result is recorded), or to wait (a rate limit). */
@@ -90,10 +97,10 @@ interface OpenQueue<T> {
   readonly queue: string
   /** Attempts started and not released: each holds a slot of the pool. */
   sending: number
-  /** Attempts started and not yet finished. */
-  open: number
   /** The item handed out last: the queue goes on from the one behind it. */
   last: T
+  /** The items whose attempts are open (started, not yet finished). */
+  readonly items: Set<T>
   /**
    * An attempt ended without settling its item (a failure, a rate limit, an error): nothing
    * more is handed out until every open attempt is over, then the queue starts again from its
@@ -180,10 +187,17 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
   const start = (item: T) => {
     const queue = queueOf(item)
     const existing = opened.get(queue)
-    const state = existing ?? { queue, sending: 0, open: 0, last: item, held: false, turn: 0 }
+    const state = existing ?? {
+      queue,
+      sending: 0,
+      last: item,
+      items: new Set<T>(),
+      held: false,
+      turn: 0,
+    }
     if (existing === undefined) opened.set(queue, state)
     state.sending++
-    state.open++
+    state.items.add(item)
     state.last = item
     state.turn = ++handedOut
     sending++
@@ -210,7 +224,8 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
           sending--
         }
         if (!settled) state.held = true
-        if (--state.open === 0 && opened.get(queue) === state) opened.delete(queue)
+        state.items.delete(item)
+        if (state.items.size === 0 && opened.get(queue) === state) opened.delete(queue)
       }
     })()
     inFlight.add(run)
@@ -270,7 +285,7 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
       for (const state of ready) {
         if (started >= free) break
         if (!servesNow(state.queue, now)) continue
-        const next = nextBehind(state.last, now)
+        const next = nextBehind(state.last, now, state.items)
         if (next === undefined) continue
         if ('dueAt' in next) {
           if (nextAt === undefined || next.dueAt < nextAt) nextAt = next.dueAt
