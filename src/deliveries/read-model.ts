@@ -133,14 +133,17 @@ export interface DeliveryReadModel {
    * `after` itself is settled here yet, `open` being the deliveries handed out whose attempts
    * are not over: the next by `seq` behind `after` that is not open or, when the queue's head
    * (its oldest unsettled delivery) is before `after` and not open, the head (it was replayed
-   * meanwhile, and goes in its place rather than after the backlog). `due` by `now`, or when it
-   * falls due (it waits for a retry); undefined when none is queued behind `after`.
+   * meanwhile, and goes in its place rather than after the backlog). `due` by `now`, or
+   * `waiting` until `dueAt` (its retry); undefined when none is queued behind `after`.
    */
   nextBehind(
     after: Pick<DeliveryRow, 'configurationId' | 'seq'>,
     now: number,
     open?: ReadonlySet<Pick<DeliveryRow, 'seq'>>,
-  ): { readonly due: StoredDelivery } | { readonly dueAt: number } | undefined
+  ):
+    | { readonly due: StoredDelivery }
+    | { readonly dueAt: number; readonly waiting: StoredDelivery }
+    | undefined
   /** The configuration's latest attempt outcomes, oldest first, `skipped` left out: its health. */
   recentOutcomes(configurationId: string, keep: number): readonly { ok: boolean; at: number }[]
   /**
@@ -1027,7 +1030,9 @@ export const createDeliveryQueries = (db: DatabaseSync): DeliveryQueries => {
       // Behind a replay handed out, the deliveries handed out before it are open: passed over.
       else while (row !== undefined && isOpen(row.seq)) row = behind(row.seq)
       if (row === undefined || row.next_attempt_at === null) return undefined
-      return row.next_attempt_at <= now ? { due: toStored(row) } : { dueAt: row.next_attempt_at }
+      return row.next_attempt_at <= now
+        ? { due: toStored(row) }
+        : { dueAt: row.next_attempt_at, waiting: toStored(row) }
     },
     recentOutcomes: (configurationId, keep) =>
       (sql.recent.all(configurationId, keep) as unknown as { outcome: string; at: number }[])

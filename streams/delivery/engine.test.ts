@@ -427,6 +427,28 @@ describe('delivery engine', () => {
     assert.equal(calls.length, 2, 'nothing sent once disabled')
   })
 
+  it('settles every retrying delivery of a disabled configuration sending several at once, not only the head', async () => {
+    const { calls, send } = endpoints({ down: { status: () => 503, latencyMs: 20 } })
+    const configurations = { down: webhook('down') }
+    const { handler, configurationDisabled } = await start(configurations, send, {
+      policy: { scheduleMs: [3_600_000], jitter: 0, maxRetryAfterMs: 60_000 },
+      maxInFlight: { webhook: 3 },
+    })
+    const queued = ['e1', 'e2', 'e3'].map((e) => commandFor(e, 'down'))
+    await handler(batchOf(...queued, commandFor('e4', 'down')))
+    const deadline = Date.now() + 5_000
+    while (queued.some((c) => statusOf(c.event.id, 'down') !== 'retrying')) {
+      if (Date.now() > deadline)
+        assert.fail(`not all retrying: ${queued.map((c) => statusOf(c.event.id, 'down'))}`)
+      await sleep(10)
+    }
+    configurations.down = webhook('down', undefined, false)
+    configurationDisabled('down')
+    const pairs = ['e1', 'e2', 'e3', 'e4'].map((e): [string, string] => [e, 'down'])
+    assert.deepEqual(await settled(pairs, 1_000), ['skipped', 'skipped', 'skipped', 'skipped'])
+    assert.equal(calls.length, 3, 'nothing sent once disabled')
+  })
+
   it('sends a head it was told to serve now when its configuration is enabled again by then', async () => {
     const statuses = [503]
     const { calls, send } = endpoints({ q: { status: () => statuses.shift() ?? 200 } })

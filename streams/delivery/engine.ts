@@ -67,7 +67,8 @@ export interface DeliveryEngine {
   /**
    * A configuration was disabled: its queue's head is attempted at once, a retry hours away
    * included, and settles as skipped (`configuration_disabled`), and the deliveries behind it
-   * follow. Enabled again before the attempt runs, the head is sent instead.
+   * follow, those waiting for their retries too (with `maxInFlight` above 1). Enabled again
+   * before an attempt runs, that delivery is sent instead.
    */
   configurationDisabled(configurationId: string): void
   /**

@@ -157,7 +157,7 @@ describe('queue scheduler with attempts released before their source shows them'
                 .slice(items.indexOf(after) + 1)
                 .find((item) => item.queue === after.queue && !queues.attempted.includes(item.id))
               if (next === undefined) return undefined
-              return next.dueAt <= now ? { due: next } : { dueAt: next.dueAt }
+              return next.dueAt <= now ? { due: next } : { dueAt: next.dueAt, waiting: next }
             },
           }
         : {}),
@@ -379,7 +379,7 @@ describe('queue scheduler with a window of items in flight per queue', () => {
       nextBehind: (after, now) => {
         const next = unsettled(after.queue).find((i) => items.indexOf(i) > items.indexOf(after))
         if (next === undefined) return undefined
-        return dueAt(next) <= now ? { due: next } : { dueAt: dueAt(next) }
+        return dueAt(next) <= now ? { due: next } : { dueAt: dueAt(next), waiting: next }
       },
     }
     const open = new Set<string>()
@@ -476,6 +476,23 @@ describe('queue scheduler with a window of items in flight per queue', () => {
     }
     await scheduler.stop(100)
     assert.deepEqual(queues.started, ['q1', 'r1', 'q2', 'r2', 'q3', 'r3'])
+  })
+
+  it('told to serve a head now, hands out the items behind it waiting for their retries too, each once', async () => {
+    const queues = windowedQueues(queueOf('q', 4, Date.now()))
+    const scheduler = schedule(queues, { concurrency: 10, window: () => 3 })
+    await sleep(30)
+    for (const id of ['q1', 'q2', 'q3']) queues.finish(id, 'failed')
+    await sleep(30)
+    assert.deepEqual([...queues.open], [], 'q1 to q3 wait an hour for their retries, q4 behind them')
+    scheduler.serveHeadNow('q')
+    await sleep(30)
+    assert.deepEqual([...queues.open], ['q1', 'q2', 'q3'])
+    for (const id of ['q1', 'q2', 'q3']) queues.finish(id)
+    await sleep(30)
+    queues.finish('q4')
+    await scheduler.stop(100)
+    assert.deepEqual(queues.started, ['q1', 'q2', 'q3', 'q1', 'q2', 'q3', 'q4'])
   })
 
   it('serves one at a time with a window of 1, as without one', async () => {

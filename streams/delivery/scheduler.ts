@@ -13,15 +13,15 @@ export interface QueueSource<T> {
    * The item its queue hands out after `after`, the one handed out last, whether or not `after`
    * is still its head here, `open` being the queue's items whose attempts are not over: the
    * item behind `after` that is not open or, one before it that is unsettled and not open (put
-   * back in the queue meanwhile: a replay), that one. `due` by `now`, or when it falls due;
-   * undefined when nothing is queued behind `after`. Without it, a queue waits for each attempt
-   * to show in the source before its next item goes.
+   * back in the queue meanwhile: a replay), that one. `due` by `now`, or `waiting` until
+   * `dueAt`; undefined when nothing is queued behind `after`. Without it, a queue waits for each
+   * attempt to show in the source before its next item goes.
    */
   nextBehind?(
     after: T,
     now: number,
     open: ReadonlySet<T>,
-  ): { readonly due: T } | { readonly dueAt: number } | undefined
+  ): { readonly due: T } | { readonly dueAt: number; readonly waiting: T } | undefined
 }
 
 /** What an attempt asks of its queue: nothing (its result is recorded), or to wait (a rate limit). */
@@ -74,10 +74,12 @@ export interface QueueScheduler {
   /** Looks for due heads now: after new deliveries, a replay, or another process's append. */
   wake(): void
   /**
-   * Hands out `queue`'s head once, as soon as the queue is free, however far off it falls due:
-   * what it waits for changed (its configuration was disabled, so its attempt settles it rather
-   * than send), and the items behind it, due already, follow as each settles. Only where this
-   * scheduler serves the queue: one owned by another scheduler is left to it.
+   * Hands out `queue`'s items once each, as soon as the queue is free, however far off they fall
+   * due: what they wait for changed (their configuration was disabled, so an attempt settles
+   * rather than sends, or fixed). Its head first, then, as each settles, the items behind it
+   * (with a window above 1, several may wait for their retries), until one does not settle (its
+   * attempt failed again): that one and those behind it are left to their schedule. Only where
+   * this scheduler serves the queue: one owned by another scheduler is left to it.
    */
   serveHeadNow(queue: string): void
   /** Attempts in progress. */
@@ -109,6 +111,8 @@ interface OpenQueue<T> {
   held: boolean
   /** When it was last handed an item, in hand-outs: the queue served longest ago is served first. */
   turn: number
+  /** Started by `serveHeadNow`: its items are handed out whether due or not while it is open. */
+  hurried: boolean
 }
 
 /** Fewest attempts holding a slot first, then the queue served longest ago. */
@@ -184,7 +188,7 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
     timer.unref()
   }
 
-  const start = (item: T) => {
+  const start = (item: T, hurry = false) => {
     const queue = queueOf(item)
     const existing = opened.get(queue)
     const state = existing ?? {
@@ -194,6 +198,7 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
       items: new Set<T>(),
       held: false,
       turn: 0,
+      hurried: hurry,
     }
     if (existing === undefined) opened.set(queue, state)
     state.sending++
@@ -287,11 +292,11 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
         if (!servesNow(state.queue, now)) continue
         const next = nextBehind(state.last, now, state.items)
         if (next === undefined) continue
-        if ('dueAt' in next) {
+        if ('dueAt' in next && !state.hurried) {
           if (nextAt === undefined || next.dueAt < nextAt) nextAt = next.dueAt
           continue
         }
-        start(next.due)
+        start('due' in next ? next.due : next.waiting)
         started++
         if (state.sending < windowOf(state.last)) more.push(state)
       }
@@ -323,7 +328,7 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
       hurried.delete(queue)
       const head = source.headOf(queue)
       if (head === undefined) continue
-      start(head)
+      start(head, true)
       started++
       exclude.add(queue)
     }
