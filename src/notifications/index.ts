@@ -95,6 +95,7 @@ export { createNotificationRoutes, type NotificationRoutesOptions } from './rout
 export { keyIdsInUse, sealedValuesOf } from './sealed-keys.ts'
 export {
   applyToSelectorSet,
+  changedForDelivery,
   coalesce,
   loadSelectorSet,
   newlyDisabled,

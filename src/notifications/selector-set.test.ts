@@ -5,7 +5,7 @@ import type { RecordedEvent } from '../ports/index.ts'
 import { ANNOUNCEMENTS_STREAM } from './announcements.ts'
 import { streamName } from './configuration.ts'
 import { emptySelectorSet, type Selector, type SelectorSet } from './model.ts'
-import { applyToSelectorSet, newlyDisabled, selectorSets } from './selector-set.ts'
+import { applyToSelectorSet, changedForDelivery, newlyDisabled, selectorSets } from './selector-set.ts'
 
 const CONFIG = '6f1e3b5a-2c4d-4e8f-9a1b-0c2d3e4f5a6b'
 const SELECTOR = 'a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d'
@@ -282,6 +282,58 @@ describe('newlyDisabled', () => {
     const on = applyToSelectorSet(emptySelectorSet, [created])
     assert.deepEqual(newlyDisabled(emptySelectorSet, on), [])
     assert.deepEqual(newlyDisabled(emptySelectorSet, applyToSelectorSet(on, [toggled(2, false)])), [CONFIG])
+  })
+})
+
+describe('changedForDelivery', () => {
+  const updated = (position: number, fields: Record<string, unknown>) =>
+    recorded(position, 'ConfigurationUpdated', {
+      configurationId: CONFIG,
+      account: 'acme',
+      settings: { url: 'https://hooks.example.com/herald' },
+      secrets: {},
+      clearedSecrets: [],
+      hints: {},
+      changed: Object.keys(fields),
+      ...options,
+      ...change,
+      at: `2026-11-22T10:00:0${position}.000Z`,
+      ...fields,
+    })
+  const on = applyToSelectorSet(emptySelectorSet, [created, added])
+  const after = (...events: RecordedEvent[]) => changedForDelivery(on, applyToSelectorSet(on, events))
+
+  it('names a configuration whose destination, secrets or TLS check changed, or that was enabled again', () => {
+    assert.deepEqual(after(updated(3, { settings: { url: 'https://hooks.example.com/fixed' } })), [CONFIG])
+    assert.deepEqual(after(updated(3, { secrets: { signing_secret: `${SEALED}B` } })), [CONFIG])
+    assert.deepEqual(after(updated(3, { verifyTls: false })), [CONFIG])
+    const off = applyToSelectorSet(on, [updated(3, { enabled: false })])
+    assert.deepEqual(changedForDelivery(off, applyToSelectorSet(off, [updated(4, { enabled: true })])), [
+      CONFIG,
+    ])
+  })
+
+  it('names none for a change that sends nothing differently, a disable, a re-seal or a new selector', () => {
+    assert.deepEqual(after(updated(3, { description: 'renamed' })), [])
+    assert.deepEqual(after(updated(3, { templates: { title: 'x' } })), [])
+    assert.deepEqual(
+      after(updated(3, { settings: { url: 'https://hooks.example.com/fixed' }, enabled: false })),
+      [],
+    )
+    assert.deepEqual(
+      after(
+        recorded(3, 'SecretsResealed', {
+          configurationId: CONFIG,
+          account: 'acme',
+          keyId: 'k2',
+          secrets: { signing_secret: { sealed: `${SEALED}C` } },
+          ...change,
+        }),
+      ),
+      [],
+    )
+    assert.deepEqual(changedForDelivery(on, on), [])
+    assert.deepEqual(changedForDelivery(emptySelectorSet, on), [], 'created: nothing of it waits')
   })
 })
 

@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util'
 import {
   asapScheduler,
   distinctUntilChanged,
@@ -168,6 +169,35 @@ export const newlyDisabled = (before: SelectorSet, after: SelectorSet): string[]
   // Deleted: its queue settles as skipped (`configuration_missing`) too.
   if (before.configurations !== after.configurations)
     for (const id of before.configurations.keys()) if (!after.configurations.has(id)) ids.push(id)
+  return ids
+}
+
+/**
+ * The configurations enabled in `after` that an update since `before` changed in what their
+ * deliveries are sent to or with: their settings (the URL, headers, hosts), secrets or TLS
+ * check, or their switch (enabled again). A delivery of theirs waiting for a retry is tried
+ * again now rather than at its retry: the change may be what fixes it. A re-seal of their
+ * secrets under another key sends nothing differently and leaves `updatedAt`, so it is not one;
+ * nor is a change of their description, templates or selectors alone.
+ *
+ * @example
+ * changedForDelivery(before, after) // [id] after its owner fixed its URL
+ */
+export const changedForDelivery = (before: SelectorSet, after: SelectorSet): string[] => {
+  if (before.configurations === after.configurations) return []
+  const ids: string[] = []
+  for (const [id, configuration] of after.configurations) {
+    const was = before.configurations.get(id)
+    if (was === undefined || was === configuration || !configuration.enabled) continue
+    if (was.updatedAt === configuration.updatedAt) continue
+    if (
+      !was.enabled ||
+      was.verifyTls !== configuration.verifyTls ||
+      !isDeepStrictEqual(was.settings, configuration.settings) ||
+      !isDeepStrictEqual(was.secrets, configuration.secrets)
+    )
+      ids.push(id)
+  }
   return ids
 }
 

@@ -36,6 +36,7 @@ import { errorText } from '../errors/index.ts'
 import { createEventTypeRoutes } from '../http/event-types.ts'
 import type { AppEnv } from '../http/index.ts'
 import {
+  changedForDelivery,
   createDeliveryHealth,
   createEndpointRoutes,
   createEndpointStatusService,
@@ -342,6 +343,8 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
   let selectors: SelectorSet = emptySelectorSet
   // Told of each configuration disabled, once the deliverer runs: its queue settles at once.
   let onDisabled: (configurationId: string) => void = () => {}
+  // Told of each configuration changed in what it sends to or with: a waiting retry goes now.
+  let onChanged: (configurationId: string) => void = () => {}
   // Handed Herald's disables not announced yet, from each snapshot, once the announcer runs.
   let onUnannounced: (set: SelectorSet) => void = () => {}
   // The router must not see an event before the index holds every stored selector: an event
@@ -388,12 +391,14 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     .subscribe({
       next: ({ set, built, ms }) => {
         const disabled = newlyDisabled(selectors, set)
+        const changed = changedForDelivery(selectors, set)
         selectors = set
         index = built
         everLoaded = true
         markLoaded()
         // After `selectors`, so the attempts it starts find the configuration disabled.
         for (const configurationId of disabled) onDisabled(configurationId)
+        for (const configurationId of changed) onChanged(configurationId)
         onUnannounced(set)
         logger('debug', 'router.index_swapped', {
           configurations: set.configurations.size,
@@ -517,6 +522,7 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
         })
 
   onDisabled = engine.configurationDisabled
+  onChanged = engine.configurationChanged
   // Those disabled before it started (while Herald was down, say) settle now too.
   for (const configurationId of newlyDisabled(emptySelectorSet, selectors))
     engine.configurationDisabled(configurationId)

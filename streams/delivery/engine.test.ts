@@ -449,6 +449,36 @@ describe('delivery engine', () => {
     assert.equal(calls.length, 3, 'nothing sent once disabled')
   })
 
+  it('tries a delivery waiting for its retry again at once when its configuration changes, once, then keeps to its schedule', async () => {
+    const statuses = [503, 503]
+    const { calls, send } = endpoints({ q: { status: () => statuses.shift() ?? 200 } })
+    const { handler, configurationChanged } = await start({ q: webhook('q') }, send, {
+      policy: { scheduleMs: [3_600_000, 7_200_000], jitter: 0, maxRetryAfterMs: 60_000 },
+    })
+    await handler(batchOf(commandFor('e1', 'q'), commandFor('e2', 'q')))
+    const deadline = Date.now() + 5_000
+    while (statusOf('e1', 'q') !== 'retrying') {
+      if (Date.now() > deadline) assert.fail(`e1 is ${statusOf('e1', 'q')}`)
+      await sleep(10)
+    }
+    const changedAt = Date.now()
+    configurationChanged('q')
+    while ((view.get(deliveryIdOf('e1', 'q'))?.attempts ?? 0) < 2) {
+      if (Date.now() > deadline) assert.fail('not attempted again')
+      await sleep(10)
+    }
+    await sleep(100)
+    const e1 = view.get(deliveryIdOf('e1', 'q'))
+    assert.equal(e1?.status, 'retrying')
+    const waits = (e1?.nextAttemptAt ?? 0) - changedAt
+    assert.ok(
+      waits > 7_000_000 && waits < 7_300_000,
+      `the schedule's second step, not its first: ${waits} ms`,
+    )
+    assert.equal(statusOf('e2', 'q'), 'pending', 'still behind it')
+    assert.equal(calls.length, 2, 'once')
+  })
+
   it('sends a head it was told to serve now when its configuration is enabled again by then', async () => {
     const statuses = [503]
     const { calls, send } = endpoints({ q: { status: () => statuses.shift() ?? 200 } })

@@ -72,6 +72,13 @@ export interface DeliveryEngine {
    */
   configurationDisabled(configurationId: string): void
   /**
+   * A configuration changed in what its deliveries are sent to or with (its owner fixed its
+   * URL, say): a delivery of it waiting for a retry, however far off, is attempted at once,
+   * once, and the deliveries behind it follow. One that fails again waits for its schedule's
+   * next step, as it would have.
+   */
+  configurationChanged(configurationId: string): void
+  /**
    * Takes no more work, lets attempts in progress finish for up to `graceMs` (aborting the
    * rest, which are attempted again after the next start), then publishes what they recorded.
    */
@@ -165,6 +172,7 @@ export const startDeliveryEngine = (options: DeliveryEngineOptions): DeliveryEng
     scheduler,
     publisher,
     configurationDisabled: (configurationId) => scheduler.serveHeadNow(configurationId),
+    configurationChanged: (configurationId) => scheduler.serveHeadNow(configurationId),
     stop: (graceMs) => {
       stopping ??= (async () => {
         stopWaking()

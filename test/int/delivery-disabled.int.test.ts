@@ -184,6 +184,13 @@ const startWorld = async (name: string, env: Record<string, string> = {}) => {
       assert.equal(put.json.enabled, enabled)
     })
 
+  /** Changes the configuration's `fields` (PUT), as its owner does. */
+  const update = (id: string, fields: Json) =>
+    applied(async () => {
+      const put = await call('PUT', `${BASE}/${id}`, fields)
+      assert.equal(put.status, 200, put.text)
+    })
+
   /** An admin switches the webhook endpoint type off or on, system-wide. */
   const setWebhooks = (enabled: boolean) =>
     applied(async () => {
@@ -360,6 +367,7 @@ const startWorld = async (name: string, env: Record<string, string> = {}) => {
       faults.disables = times
     },
     setEnabled,
+    update,
     call,
     restart,
     setWebhooks,
@@ -509,6 +517,39 @@ describeWorld('a configuration disabled while its queue waits for a retry', 'dis
     })
     await sleep(300)
     assert.deepEqual(counts(world.delivered), counts([...queued, ...during]), 'each once')
+  })
+})
+
+describeWorld('a configuration changed while its queue waits for a retry', 'changed-queue', (w) => {
+  it('tries the head again at once when where it sends changes, and the deliveries behind it follow; a new description changes nothing', async () => {
+    const world = w()
+    world.respond(503)
+    const id = await world.configure('/broken')
+    const queued = [await world.post('fixed-1'), await world.post('fixed-2')]
+    await world.retrying(id, queued)
+    world.respond(204)
+
+    await world.update(id, { description: 'renamed' })
+    await sleep(1_000)
+    assert.deepEqual(world.delivered, [], 'the head keeps its retry, ten minutes away')
+
+    const fixedAt = Date.now()
+    await world.update(id, { url: world.endpoint.url('/fixed') })
+    await eventually(
+      async () => {
+        const all = await world.deliveries(id)
+        for (const eventId of queued) assert.equal(all.get(eventId)?.status, 'sent', eventId)
+      },
+      { timeoutMs: 10_000 },
+    )
+    const ms = Date.now() - fixedAt
+    assert.ok(ms < 8_000, `sent ${ms} ms after the change`)
+    assert.deepEqual(world.delivered, queued, 'each once, in order')
+    assert.equal((await world.deliveries(id)).get(queued[0] as string)?.attempts, 3, 'one attempt more')
+    assert.deepEqual(
+      world.endpoint.requests.slice(-2).map((r) => r.path),
+      ['/fixed', '/fixed'],
+    )
   })
 })
 
