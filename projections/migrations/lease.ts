@@ -14,6 +14,24 @@ export interface LeaseOptions {
   readonly onWaiting?: (holder: string, remainingMs: number) => void
   /** Stops the wait for the lease. */
   readonly signal?: AbortSignal
+  /**
+   * `false`: one claim, no wait: while another holds the lease, `acquireLease` throws
+   * `LeaseHeldError` naming it (default `true`: waits until the lease is free).
+   */
+  readonly wait?: boolean
+}
+
+/** The lease is another claimant's (`LeaseOptions.wait: false`): who, and how long its claim still runs. */
+export class LeaseHeldError extends WarehouseError {
+  readonly holder: string
+  readonly remainingMs: number
+  constructor(table: string, holder: string, remainingMs: number) {
+    super(`the lease of ${table} is held by ${holder} for ${remainingMs} ms more unless renewed`, {
+      context: { table, holder, remainingMs },
+    })
+    this.holder = holder
+    this.remainingMs = remainingMs
+  }
 }
 
 export interface Lease {
@@ -75,14 +93,7 @@ export const acquireLease = async (warehouse: Warehouse, options: LeaseOptions):
   let validUntil = Number.NEGATIVE_INFINITY
   let lost: string | undefined
 
-  await warehouse.command(
-    `CREATE TABLE IF NOT EXISTS ${table} (
-      owner String,
-      seq UInt64,
-      expires_at DateTime64(3, 'UTC')
-    ) ENGINE = MergeTree ORDER BY (owner, seq)
-    TTL toDateTime(expires_at) + INTERVAL 1 DAY`,
-  )
+  await createLeaseTable(warehouse, table)
 
   const claim = (ms: number) =>
     warehouse.command(
@@ -130,19 +141,34 @@ export const acquireLease = async (warehouse: Warehouse, options: LeaseOptions):
     else validUntil = sent + leaseMs - Math.ceil(leaseMs / 3)
   }
 
+  const sleepOptions = options.signal ? { signal: options.signal } : {}
   let waitingFor: string | undefined
-  for (;;) {
+  for (let tries = 1; ; tries++) {
     options.signal?.throwIfAborted()
+    const began = performance.now()
     const [holder] = await attempt().catch(async (error: unknown) => {
       await claim(0).catch(() => {})
       throw error
     })
     if (holder === undefined) break
+    if (options.wait === false) {
+      // Claimants that met each other all withdraw at once: a claim still running after that
+      // is a holder's. With none, this one tries again a few times, each after a random wait
+      // of up to two attempts' time, so that the next tries do not meet again.
+      const took = performance.now() - began
+      const [still] = await others()
+      if (still === undefined && tries < 5) {
+        await sleep(2 * took * Math.random(), undefined, sleepOptions)
+        continue
+      }
+      const seen = still ?? holder
+      throw new LeaseHeldError(table, seen.owner, Number(seen.remaining_ms))
+    }
     if (holder.owner !== waitingFor) {
       waitingFor = holder.owner
       options.onWaiting?.(holder.owner, Number(holder.remaining_ms))
     }
-    await sleep(pollMs * (0.5 + Math.random()), undefined, options.signal ? { signal: options.signal } : {})
+    await sleep(pollMs * (0.5 + Math.random()), undefined, sleepOptions)
   }
 
   let renewing: Promise<void> | undefined
@@ -185,5 +211,38 @@ export const acquireLease = async (warehouse: Warehouse, options: LeaseOptions):
     },
   }
 }
+
+/**
+ * The claimants whose claims on the lease of `table` still run, with how long: the holder,
+ * or none (claimants that saw each other withdraw within moments). For telling whether the
+ * holder named elsewhere (a status it wrote) is still alive.
+ */
+export const leaseHolders = async (
+  warehouse: Warehouse,
+  table: string,
+): Promise<readonly { readonly owner: string; readonly remainingMs: number }[]> => {
+  if (!IDENTIFIER.test(table)) {
+    throw new WarehouseError(`lease table ${JSON.stringify(table)} is not a plain identifier`)
+  }
+  await createLeaseTable(warehouse, table)
+  const rows = await warehouse.query<{ owner: string; remaining_ms: number }>(
+    `SELECT owner, toInt64(dateDiff('millisecond', now64(3), argMax(expires_at, seq))) AS remaining_ms
+       FROM ${table}
+      GROUP BY owner
+     HAVING argMax(expires_at, seq) > now64(3)
+      ORDER BY owner`,
+  )
+  return rows.map((row) => ({ owner: row.owner, remainingMs: Number(row.remaining_ms) }))
+}
+
+const createLeaseTable = (warehouse: Warehouse, table: string) =>
+  warehouse.command(
+    `CREATE TABLE IF NOT EXISTS ${table} (
+      owner String,
+      seq UInt64,
+      expires_at DateTime64(3, 'UTC')
+    ) ENGINE = MergeTree ORDER BY (owner, seq)
+    TTL toDateTime(expires_at) + INTERVAL 1 DAY`,
+  )
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/

@@ -133,6 +133,26 @@ describe('the warehouse lease', () => {
     await first.release()
   })
 
+  it('refuses at once, naming the holder, when asked not to wait; takes it once free', async () => {
+    const first = await acquireLease(warehouse, { table: 'unwaited_lock' })
+    await assert.rejects(acquireLease(warehouse, { table: 'unwaited_lock', wait: false }), {
+      name: 'LeaseHeldError',
+      holder: first.owner,
+      message: new RegExp(`held by ${first.owner} for \\d+ ms more`),
+    })
+    await first.release()
+    const second = await acquireLease(warehouse, { table: 'unwaited_lock', wait: false })
+    second.assertHeld()
+    await second.release()
+    // Many at once, none waiting: at most one holds it, and the others are refused.
+    const tries = await Promise.allSettled(
+      Array.from({ length: 3 }, () => acquireLease(warehouse, { table: 'raced_lock', wait: false })),
+    )
+    const held = tries.filter((t) => t.status === 'fulfilled')
+    assert.equal(held.length, 1)
+    for (const t of tries) if (t.status === 'fulfilled') await t.value.release()
+  })
+
   it('keeps a live holder’s lease by renewing it, so no one else takes it', async () => {
     const first = await acquireLease(warehouse, { table: 'renewed_lock', leaseMs: 800 })
     const waiting: string[] = []
