@@ -426,10 +426,10 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     const migration = await migrate(warehouse, warehouseMigrations, {
       log: (event, fields) => logger('info', `warehouse.${event}`, fields),
     })
-    // Before the projector runs: a rebuild whose swap a killed run began is finished. chDB has
-    // one process per data directory, so there the fresh tables of one killed before its swap
-    // are no one else's and are dropped; on a shared server another instance may be rebuilding.
-    await settleRebuildLeftovers(warehouse, logger, { discard: config.warehouse.kind === 'embedded' })
+    // Before the projector runs: a rebuild whose swap a killed run began is finished, and the
+    // fresh tables of one killed before its swap are dropped, unless another instance sharing
+    // the warehouse holds the rebuild lease (they are its rebuild's).
+    await settleRebuildLeftovers(warehouse, logger)
     const { topics } = config.event_log
     const partitions = topicPartitions(config.event_log)
     goOn()

@@ -35,11 +35,14 @@ export {
 export {
   discardRebuild,
   finishRebuildSwap,
+  REBUILD_LEASE,
   type Rebuild,
+  RebuildElsewhereError,
   type RebuildLeftovers,
   type RebuildOptions,
   type RebuildProgress,
   RebuildSwapUnfinishedError,
+  rebuildLeaseHolders,
   rebuildProgress,
   startRebuild,
 } from './rebuild.ts'

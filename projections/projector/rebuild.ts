@@ -6,6 +6,8 @@ import type { Warehouse } from '../../src/ports/warehouse.ts'
 import {
   acquireLease,
   type Lease,
+  LeaseHeldError,
+  leaseHolders,
   type ReportTable,
   reportTableDdl,
   vulnerabilityProjection,
@@ -37,8 +39,31 @@ const FRESH = [...REBUILT, 'projection_progress'] as const
  */
 const SWAP = 'projection_rebuild_swap'
 
-/** The lease a swap holds, and whoever finishes one: two never exchange the same pair. */
-const SWAP_LEASE = 'projection_rebuild_lock'
+/**
+ * The lease a rebuild holds from its start to the end of its swap, and whoever finishes a swap
+ * or puts a rebuild's leftovers away: the fresh tables are one rebuild's at a time, and two
+ * never exchange the same pair. Also the table `RebuildRunner` reads a holder's name from.
+ */
+export const REBUILD_LEASE = 'projection_rebuild_lock'
+
+/** The names whose claims on `REBUILD_LEASE` still run: the instance rebuilding, if one is. */
+export const rebuildLeaseHolders = async (warehouse: Warehouse): Promise<readonly string[]> =>
+  (await leaseHolders(warehouse, REBUILD_LEASE)).map((holder) => holder.owner)
+
+/**
+ * A rebuild was asked for while another Herald instance sharing the warehouse runs one (holds
+ * `REBUILD_LEASE`): its fresh tables are left alone. `rebuild_running`, as for one of this
+ * process's: the HTTP API answers 409, and `herald rebuild-reports` follows it.
+ */
+export class RebuildElsewhereError extends HeraldError {
+  constructor(holder: string, remainingMs: number) {
+    super(
+      'rebuild_running',
+      `a rebuild is running on another Herald instance (its lease runs ${Math.ceil(remainingMs / 1000)} s more unless renewed, or runs out should that instance have stopped)`,
+      { context: { holder, remainingMs } },
+    )
+  }
+}
 
 /**
  * A swap began (some live tables may be the rebuilt ones already) and was not finished; it is
@@ -74,6 +99,11 @@ export interface RebuildOptions {
   readonly clock?: () => number
   /** Events replayed per batch (default 5,000). */
   readonly batchSize?: number
+  /**
+   * The rebuild lease's length (default 60 s): how long after this process stops, killed
+   * included, another instance may start a rebuild (see `acquireLease`).
+   */
+  readonly leaseMs?: number
 }
 
 /** How far a rebuild is, over all its catch-ups. */
@@ -117,6 +147,11 @@ export const rebuildProgress = (replayed: number, total: number, elapsedMs: numb
 
 export interface Rebuild {
   /**
+   * The name it holds `REBUILD_LEASE` under, from `startRebuild` until its swap is done or it
+   * is discarded or released: while it does, no other instance starts a rebuild.
+   */
+  readonly owner: string
+  /**
    * Replays every report event of the raw `events` table not replayed yet, up to where the live
    * projector has stored every event (its progress), into the fresh tables, in log order;
    * returns how many it replayed. Safe to call again and again while
@@ -138,8 +173,25 @@ export interface Rebuild {
    * `finishRebuildSwap` (or the next rebuild) exchanges the rest. Keep the projector stopped
    * until it is finished. A failure before it (the last catch-up, a fresh table gone) leaves
    * the live tables as they were.
+   *
+   * Once it succeeded the lease is given up. After a failure the rebuild still holds it: call
+   * `finishSwap` (a swap that began), or `discard` or `release`.
    */
   swap(onProgress?: (progress: RebuildProgress) => void): Promise<number>
+  /**
+   * Under its lease, finishes a swap that began and failed (`finishRebuildSwap`), giving the
+   * lease up once it is finished; returns the tables it exchanged (`undefined`: no swap was
+   * under way). Throws `RebuildSwapUnfinishedError` while it cannot, still holding the lease.
+   */
+  finishSwap(): Promise<readonly string[] | undefined>
+  /**
+   * Puts away what it made, under its lease (`discardRebuild`: a swap that began is finished,
+   * the fresh tables dropped), then gives the lease up. Should its lease be lost meanwhile,
+   * the tables are left to the next rebuild, as another instance may be making them anew.
+   */
+  discard(): Promise<RebuildLeftovers>
+  /** Gives the lease up, leaving every table as it is (what a kill leaves, at once). */
+  release(): Promise<void>
 }
 
 interface RawEvent extends StoredEnvelope {
@@ -155,6 +207,8 @@ export interface RebuildLeftovers {
   readonly exchanged: readonly string[]
   /** The leftover tables dropped: a rebuild's fresh ones, or the old data a finished swap left. */
   readonly dropped: readonly string[]
+  /** Another Herald instance holds the rebuild lease: nothing was looked at. */
+  readonly runningElsewhere?: true
 }
 
 /**
@@ -170,30 +224,59 @@ export const finishRebuildSwap = async (
   options: { readonly leaseMs?: number } = {},
 ): Promise<readonly string[] | undefined> => {
   if ((await swapMark(warehouse)) === undefined) return undefined
-  const lease = await acquireLease(warehouse, { table: SWAP_LEASE, ...options })
+  const lease = await acquireLease(warehouse, { table: REBUILD_LEASE, ...options })
+  try {
+    return await finishSwapOrThrow(warehouse, lease)
+  } finally {
+    await lease.release()
+  }
+}
+
+const finishSwapOrThrow = async (warehouse: Warehouse, lease: Lease) => {
   try {
     return await finishSwap(warehouse, lease)
   } catch (error) {
     throw new RebuildSwapUnfinishedError(error, !(error instanceof SwapStuckError))
-  } finally {
-    await lease.release()
   }
 }
 
 /**
  * Puts away what a rebuild left behind: finishes a swap that had begun (`finishRebuildSwap`),
  * and otherwise drops the fresh tables of one that failed or was killed before its swap,
- * which would hold a copy of the report tables until the next rebuild. Call it with no rebuild
- * running, before the projector runs.
+ * which would hold a copy of the report tables until the next rebuild. Call it before the
+ * projector runs. A rebuild another instance runs (it holds the rebuild lease) is left
+ * alone: nothing is done, `runningElsewhere` says so, and that rebuild puts things right.
  */
-export const discardRebuild = async (warehouse: Warehouse): Promise<RebuildLeftovers> => {
-  const exchanged = (await finishRebuildSwap(warehouse)) ?? []
+export const discardRebuild = async (
+  warehouse: Warehouse,
+  options: { readonly leaseMs?: number } = {},
+): Promise<RebuildLeftovers> => {
+  let lease: Lease
+  try {
+    lease = await acquireLease(warehouse, { table: REBUILD_LEASE, wait: false, ...options })
+  } catch (error) {
+    if (!(error instanceof LeaseHeldError)) throw error
+    return { exchanged: [], dropped: [], runningElsewhere: true }
+  }
+  try {
+    return await discardUnder(warehouse, lease)
+  } finally {
+    await lease.release()
+  }
+}
+
+/** `discardRebuild` under the rebuild lease `lease`. */
+const discardUnder = async (warehouse: Warehouse, lease: Lease): Promise<RebuildLeftovers> => {
+  const exchanged = (await finishSwapOrThrow(warehouse, lease)) ?? []
   const names = FRESH.map((table) => `${table}${SUFFIX}`)
   const left = await warehouse.query<{ name: string }>(
     'SELECT name FROM system.tables WHERE database = currentDatabase() AND has({names:Array(String)}, name) ORDER BY name',
     { names },
   )
-  for (const { name } of left) await warehouse.command(`DROP TABLE IF EXISTS ${name}`)
+  for (const { name } of left) {
+    lease.assertHeld()
+    await warehouse.command(`DROP TABLE IF EXISTS ${name}`)
+  }
   return { exchanged, dropped: left.map((t) => t.name) }
 }
 
@@ -244,6 +327,11 @@ const encoder = new TextEncoder()
  * so replaying them into empty tables gives exactly the tables a projector that had always run
  * the current code would have written. The API keeps answering from the live tables meanwhile.
  *
+ * One rebuild at a time among the instances sharing the warehouse: it holds `REBUILD_LEASE`
+ * from its start to the end of its swap (or until discarded or released), checked before each
+ * step, and throws `RebuildElsewhereError` at once while another holds it. A holder killed
+ * stops renewing its claim, which runs out after `leaseMs`; then a rebuild may start again.
+ *
  * @example
  * const rebuild = await startRebuild({ warehouse, logger })
  * await rebuild.catchUp()         // minutes, while everything runs
@@ -255,19 +343,39 @@ export const startRebuild = async (options: RebuildOptions): Promise<Rebuild> =>
   const { warehouse, logger } = options
   const clock = options.clock ?? Date.now
   const batchSize = options.batchSize ?? 5_000
-  // A swap an earlier rebuild began is finished first: its fresh tables are about to be made anew.
-  await finishRebuildSwap(warehouse).catch(async (error: unknown) => {
-    if (!(error instanceof RebuildSwapUnfinishedError) || error.retriable) throw error
-    // It cannot be finished; this rebuild replays every table, and its swap puts them right.
-    logger('warn', 'projector.rebuild_swap_abandoned', { error: error.message })
-    await warehouse.command(`DROP TABLE IF EXISTS ${SWAP}`)
-  })
-  for (const table of FRESH) {
-    await warehouse.command(`DROP TABLE IF EXISTS ${table}${SUFFIX}`)
-    await warehouse.command(reportTableDdl[table](`${table}${SUFFIX}`))
-    // Later migrations' changes to a table, so the swapped-in one is what migrations make.
-    if (table === 'image_vulnerabilities')
-      for (const statement of vulnerabilityProjection(`${table}${SUFFIX}`)) await warehouse.command(statement)
+  // The whole rebuild is this instance's: another one starting meanwhile would make the fresh
+  // tables anew under it, and its swap would exchange what is left of them.
+  let lease: Lease
+  try {
+    lease = await acquireLease(warehouse, {
+      table: REBUILD_LEASE,
+      wait: false,
+      ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
+    })
+  } catch (error) {
+    if (error instanceof LeaseHeldError) throw new RebuildElsewhereError(error.holder, error.remainingMs)
+    throw error
+  }
+  try {
+    // A swap an earlier rebuild began is finished first: its fresh tables are about to be made anew.
+    await finishSwapOrThrow(warehouse, lease).catch(async (error: unknown) => {
+      if (!(error instanceof RebuildSwapUnfinishedError) || error.retriable) throw error
+      // It cannot be finished; this rebuild replays every table, and its swap puts them right.
+      logger('warn', 'projector.rebuild_swap_abandoned', { error: error.message })
+      await warehouse.command(`DROP TABLE IF EXISTS ${SWAP}`)
+    })
+    for (const table of FRESH) {
+      lease.assertHeld()
+      await warehouse.command(`DROP TABLE IF EXISTS ${table}${SUFFIX}`)
+      await warehouse.command(reportTableDdl[table](`${table}${SUFFIX}`))
+      // Later migrations' changes to a table, so the swapped-in one is what migrations make.
+      if (table === 'image_vulnerabilities')
+        for (const statement of vulnerabilityProjection(`${table}${SUFFIX}`))
+          await warehouse.command(statement)
+    }
+  } catch (error) {
+    await lease.release()
+    throw error
   }
   const tables: ProjectionTables = {
     ...Object.fromEntries(Object.keys(DEFAULT_TABLES).map((t) => [t, `${t}${SUFFIX}`])),
@@ -332,6 +440,7 @@ export const startRebuild = async (options: RebuildOptions): Promise<Rebuild> =>
     let replayed = 0
     for (;;) {
       signal?.throwIfAborted()
+      lease.assertHeld()
       const rows = await warehouse.query<RawEvent>(
         `SELECT id, source, type, subject, account, level, resource_type, subtype, attributes, toString(time) AS time_text,
                 data, log_topic, log_partition, log_offset
@@ -354,6 +463,7 @@ export const startRebuild = async (options: RebuildOptions): Promise<Rebuild> =>
           continue
         }
         const run = rows.slice(start, i)
+        lease.assertHeld()
         await project({
           topic: first.log_topic,
           partition: first.log_partition,
@@ -384,32 +494,49 @@ export const startRebuild = async (options: RebuildOptions): Promise<Rebuild> =>
   }
 
   return {
+    owner: lease.owner,
     catchUp,
     swap: async (onProgress) => {
       const replayed = await catchUp(onProgress)
-      const lease = await acquireLease(warehouse, { table: SWAP_LEASE })
-      try {
-        // Begins: each fresh table is marked, then the swap is recorded under its mark (one
-        // statement, so it is recorded or not). Until then nothing live has changed, and a
-        // failure leaves fresh tables to drop; from then on the swap is finished, never undone.
-        const mark = `herald rebuild ${randomUUID()}`
-        for (const table of REBUILT) {
-          lease.assertHeld()
-          await warehouse.command(`ALTER TABLE ${table}${SUFFIX} MODIFY COMMENT '${mark}'`)
-        }
+      // Begins: each fresh table is marked, then the swap is recorded under its mark (one
+      // statement, so it is recorded or not). Until then nothing live has changed, and a
+      // failure leaves fresh tables to drop; from then on the swap is finished, never undone.
+      const mark = `herald rebuild ${randomUUID()}`
+      for (const table of REBUILT) {
         lease.assertHeld()
-        await warehouse.command(`CREATE TABLE ${SWAP} (mark String) ENGINE = Null COMMENT '${mark}'`)
-        try {
-          await finishSwap(warehouse, lease)
-        } catch (error) {
-          throw new RebuildSwapUnfinishedError(error, !(error instanceof SwapStuckError))
-        }
-      } finally {
-        await lease.release()
+        await warehouse.command(`ALTER TABLE ${table}${SUFFIX} MODIFY COMMENT '${mark}'`)
       }
+      lease.assertHeld()
+      await warehouse.command(`CREATE TABLE ${SWAP} (mark String) ENGINE = Null COMMENT '${mark}'`)
+      await finishSwapOrThrow(warehouse, lease)
+      await lease.release()
       logger('info', 'projector.rebuild_swapped', { tables: REBUILT })
       return replayed
     },
+    finishSwap: async () => {
+      try {
+        lease.assertHeld()
+      } catch {
+        // Lost (its renewals failed): finished under a new claim, once any other holder is done.
+        await lease.release()
+        return await finishRebuildSwap(
+          warehouse,
+          options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs },
+        )
+      }
+      const exchanged = await finishSwapOrThrow(warehouse, lease)
+      await lease.release()
+      return exchanged
+    },
+    discard: async () => {
+      try {
+        lease.assertHeld()
+        return await discardUnder(warehouse, lease)
+      } finally {
+        await lease.release()
+      }
+    },
+    release: () => lease.release(),
   }
 }
 

@@ -50,8 +50,9 @@ share done and, at the rate so far, about how long is left.
                          stderr for each retry; default 60s, 0 for none. The rebuild runs on
                          inside Herald meanwhile
 
-A rebuild already running (409), started by another run or by one whose answer was lost, is
-followed as if this run had started it.
+A rebuild already running (409), started by another run (on this or another Herald instance
+sharing the warehouse) or by one whose answer was lost, is followed as if this run had
+started it.
   -h, --help             show this help
 
 exit status: 0 done; 1 refused, failed or unreachable; 2 bad command line.`

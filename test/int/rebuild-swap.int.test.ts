@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { after, describe, it } from 'node:test'
+import { after, afterEach, describe, it } from 'node:test'
 import { migrate, warehouseMigrations } from '../../projections/migrations/index.ts'
 import {
   createProjectorHandler,
@@ -118,6 +118,8 @@ describe('a rebuild swap that stops midway', () => {
     })
     await killed.catchUp()
     await assert.rejects(killed.swap(), { code: 'rebuild_swap_unfinished', retriable: true })
+    // Killed: its lease is given up (a kill's runs out).
+    await killed.release()
     // Partly rebuilt: tag_history is the new one, tags_current the old.
     assert.deepEqual(await tags(warehouse), {
       tag_history: REBUILT.tag_history,
@@ -151,6 +153,8 @@ describe('a rebuild swap that stops midway', () => {
       (error: Error & { code?: string }) => error.code !== 'rebuild_swap_unfinished',
     )
     assert.deepEqual(await tags(warehouse), OLD)
+    // What the runner does then: its own leftovers dropped, under its lease.
+    assert.equal((await rebuild.discard()).dropped.length, 7)
     assert.deepEqual((await discardRebuild(warehouse)).exchanged, [])
     assert.deepEqual(await tags(warehouse), OLD)
     assert.deepEqual(await leftovers(warehouse), [])
@@ -175,7 +179,7 @@ describe('a rebuild swap that stops midway', () => {
         },
       },
     })
-    runner.start()
+    await runner.start()
     await eventually(() => assert.match(runner.status().state, /done|failed/), { timeoutMs: 30_000 })
     assert.equal(runner.status().state, 'done', String(runner.status().error))
     assert.equal(runner.status().error, null)
@@ -201,7 +205,7 @@ describe('a rebuild swap that stops midway', () => {
         resume: async () => void calls.push('resume'),
       },
     })
-    runner.start()
+    await runner.start()
     await eventually(() => assert.match(String(runner.status().error), /finishing the swap, try 3/), {
       timeoutMs: 30_000,
     })
@@ -221,7 +225,7 @@ describe('a rebuild swap that stops midway', () => {
 
     broken = false
     const lines: string[] = []
-    await settleRebuildLeftovers(warehouse, (_level, event) => void lines.push(event), { discard: false })
+    await settleRebuildLeftovers(warehouse, (_level, event) => void lines.push(event))
     assert.deepEqual(await tags(warehouse), REBUILT)
     assert.deepEqual(await leftovers(warehouse), [])
     assert.deepEqual(lines, ['reports.rebuild_swap_finished'])
@@ -236,6 +240,7 @@ describe('a rebuild swap that stops midway', () => {
     })
     await killed.catchUp()
     await assert.rejects(killed.swap(), { code: 'rebuild_swap_unfinished' })
+    await killed.release()
     await warehouse.command('DROP TABLE tags_current_rebuild')
     await assert.rejects(finishRebuildSwap(warehouse), {
       code: 'rebuild_swap_unfinished',
@@ -307,5 +312,151 @@ describe('a rebuild catching up while the projector stores events', () => {
       ['latest', 'v1', 'v2'],
     )
     await warehouse.close()
+  })
+})
+
+describe('two Herald instances rebuilding one warehouse', () => {
+  let n = 0
+  let opened: Warehouse | undefined
+  afterEach(async () => {
+    await opened?.close()
+    opened = undefined
+  })
+  const event = (offset: number, tag: string) => {
+    const encoded = encodeLogEvent({
+      specversion: '1.0',
+      id: `i${offset}`,
+      source: '/engine',
+      type: 'herald.report.tag.digest_changed',
+      account: 'acme',
+      time: '2026-01-01T00:00:01.000Z',
+      data: { registry: 'docker.io', repository: 'acme/api', tag, digest: `sha256:${tag}` },
+    } as unknown as EngineEvent)
+    return {
+      topic: 'engine.events',
+      partition: 0,
+      offset,
+      key: 'acme',
+      value: encoded.value,
+      headers: encoded.headers ?? {},
+      timestamp: 0,
+    }
+  }
+  /** A warehouse whose history holds `count` tag events (tags t0…), projected. */
+  const history = async (count: number) => {
+    const warehouse = await createChdbWarehouse({ path: join(dir, `shared${n++}`) })
+    opened = warehouse
+    await migrate(warehouse, warehouseMigrations)
+    await createProjectorHandler({ warehouse, clock: Date.now, logger: silentLogger })({
+      topic: 'engine.events',
+      partition: 0,
+      messages: Array.from({ length: count }, (_, i) => event(i, `t${i}`)),
+    })
+    return warehouse
+  }
+  const tagCount = async (warehouse: Warehouse) =>
+    Number((await warehouse.query<{ n: number }>('SELECT count() AS n FROM tags_current FINAL'))[0]?.n ?? 0)
+
+  it('refuses a second rebuild while the first runs, naming it, and the first swaps in every row', async () => {
+    const warehouse = await history(30)
+    const first = await startRebuild({ warehouse, logger: silentLogger, batchSize: 10 })
+    await first.catchUp()
+    // Another instance asks for a rebuild meanwhile: it must not make the fresh tables anew.
+    await assert.rejects(startRebuild({ warehouse, logger: silentLogger }), {
+      code: 'rebuild_running',
+      message: /a rebuild is running on another Herald instance/,
+    })
+    await first.swap()
+    assert.equal(await tagCount(warehouse), 30)
+    // Once it is done, a rebuild may start again.
+    const again = await startRebuild({ warehouse, logger: silentLogger })
+    await again.swap()
+    assert.equal(await tagCount(warehouse), 30)
+  })
+
+  it('starts once the lease of an instance that died during its rebuild has run out', async () => {
+    const warehouse = await history(3)
+    // What a Herald killed during its rebuild leaves: its claim, which runs out by itself.
+    await warehouse.command(`CREATE TABLE IF NOT EXISTS projection_rebuild_lock (owner String, seq UInt64,
+      expires_at DateTime64(3, 'UTC')) ENGINE = MergeTree ORDER BY (owner, seq)`)
+    await warehouse.command(
+      `INSERT INTO projection_rebuild_lock SELECT 'died', 1, now64(3) + toIntervalMillisecond(1500)`,
+    )
+    await warehouse.command('CREATE TABLE tags_current_rebuild AS tags_current')
+    await assert.rejects(startRebuild({ warehouse, logger: silentLogger }), { code: 'rebuild_running' })
+    const rebuild = await eventually(() => startRebuild({ warehouse, logger: silentLogger }), {
+      timeoutMs: 10_000,
+    })
+    await rebuild.swap()
+    assert.equal(await tagCount(warehouse), 3)
+  })
+
+  it('answers 409-style on the second instance and shows it the first one’s rebuild to its end', async () => {
+    const warehouse = await history(20)
+    let swapping!: () => void
+    const held = new Promise<void>((resolve) => {
+      swapping = resolve
+    })
+    let paused = false
+    const first = createRebuildRunner({
+      warehouse,
+      logger: silentLogger,
+      clock: Date.now,
+      projector: {
+        pause: async () => {
+          paused = true
+          await held
+        },
+        resume: async () => {},
+      },
+    })
+    const second = createRebuildRunner({ warehouse, logger: silentLogger, clock: Date.now })
+    await first.start()
+    await eventually(() => assert.ok(paused))
+    await assert.rejects(second.start(), {
+      code: 'rebuild_running',
+      message: /running on another Herald instance/,
+    })
+    assert.equal(second.status().state, 'idle')
+    const seen = await second.current()
+    assert.equal(seen.state, 'swapping')
+    assert.equal(seen.startedAt, first.status().startedAt)
+    assert.equal(seen.replayed, 20)
+    swapping()
+    await eventually(async () => assert.equal((await second.current()).state, 'done'), { timeoutMs: 20_000 })
+    await first.stop()
+    assert.deepEqual(await second.current(), first.status())
+    assert.equal(await tagCount(warehouse), 20)
+    // Now the second may rebuild.
+    await second.start()
+    await eventually(() => assert.equal(second.status().state, 'done'), { timeoutMs: 20_000 })
+    await second.stop()
+    assert.deepEqual(await first.current(), second.status())
+  })
+
+  it('tells the others a rebuild failed when the instance running it stopped holding its lease', async () => {
+    const warehouse = await history(1)
+    const runner = createRebuildRunner({ warehouse, logger: silentLogger, clock: Date.now })
+    assert.equal((await runner.current()).state, 'idle')
+    // A status an instance killed while catching up wrote, its lease gone.
+    await warehouse.command(
+      `INSERT INTO projection_rebuild_status (owner, seq, status) SELECT 'died', 1, {status:String}`,
+      {
+        status: JSON.stringify({
+          state: 'catching_up',
+          startedAt: '2026-01-01T00:00:00.000Z',
+          finishedAt: null,
+          replayed: 5,
+          total: 10,
+          percent: 50,
+          etaSeconds: 3,
+          error: null,
+        }),
+      },
+    )
+    const seen = await runner.current()
+    assert.equal(seen.state, 'failed')
+    assert.equal(seen.startedAt, '2026-01-01T00:00:00.000Z')
+    assert.match(String(seen.error), /the Herald instance running it stopped/)
   })
 })

@@ -715,14 +715,17 @@ describe('report projection on chDB', () => {
     assert.equal((await listRebuildTables()).length, 8)
     const lines: string[] = []
     const logger = (_l: unknown, event: string) => void lines.push(event)
-    await settleRebuildLeftovers(warehouse, logger, { discard: false })
-    assert.equal((await listRebuildTables()).length, 8, 'not where another process may be rebuilding')
+    // While it holds the rebuild lease (another instance, still rebuilding), they are its own.
+    await settleRebuildLeftovers(warehouse, logger)
+    assert.equal((await listRebuildTables()).length, 8, 'not while another process is rebuilding')
+    assert.ok(lines.includes('reports.rebuild_running_elsewhere'))
+    await killed.release() // as its lease runs out once it is killed
     await settleRebuildLeftovers(warehouse, logger)
     assert.deepEqual(await listRebuildTables(), [])
     assert.ok(lines.includes('reports.rebuild_discarded'))
     const runner = createRebuildRunner({ warehouse, logger, clock: Date.now })
     // Stopped (Herald shutting down) during its catch-up: it fails, and drops its own.
-    runner.start()
+    await runner.start()
     await runner.stop()
     assert.equal(runner.status().state, 'failed')
     assert.deepEqual(await listRebuildTables(), [])
@@ -1522,7 +1525,7 @@ describe('rebuild progress on chDB', () => {
         if (event === 'projector.rebuild_progress') statuses.push(runner.status())
       },
     })
-    const first = runner.start()
+    const first = await runner.start()
     assert.deepEqual(
       { ...first, startedAt: null },
       {
