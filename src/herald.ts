@@ -40,6 +40,7 @@ import type { Warehouse } from './ports/warehouse.ts'
 import {
   createBackfillRoutes,
   createBackfillRunner,
+  createBoundaryClaims,
   createLogResetRoutes,
   createMetricsRecorder,
   createMetricsRoutes,
@@ -198,12 +199,14 @@ const openEventStore = async (config: Config, logger: Logger): Promise<EventStor
 }
 
 /**
- * Records a metric data point for every account at start-up (every boundary since the latest
- * one recorded before, that one included) and just after each multiple of
- * `reports.cycle_timers.metrics`, once the projection has passed that instant, and publishes
- * it to the metrics topic. Recording is idempotent per instant, so a restart or a second
- * instance writes the same points. The boundaries recorded before the projector stored events
- * of before them are recorded again, the notes saying so kept in `notes` until they are.
+ * Records a metric data point for every account at each multiple of
+ * `reports.cycle_timers.metrics`, once the projection has passed that instant (from start-up,
+ * the boundaries since the latest one recorded before, that one included, or the latest), and
+ * publishes it to the metrics topic. Recording is idempotent per instant, so a restart writes
+ * the same points. Instances sharing a ClickHouse server claim each boundary
+ * (`createBoundaryClaims`): one records and publishes it, another takes it over should that one
+ * die midway. The boundaries recorded before the projector stored events of before them are
+ * recorded again, the notes saying so kept in `notes` until they are.
  */
 const startMetricsRecorder = (
   config: Config,
@@ -235,6 +238,10 @@ const startMetricsRecorder = (
   })
   return startMetricsSchedule({
     record: recorder.record,
+    // The embedded warehouse has this process alone: no one else records.
+    ...(config.warehouse.kind === 'clickhouse'
+      ? { claim: createBoundaryClaims(warehouse, { intervalSeconds }) }
+      : {}),
     correct: recorder.correct,
     correctBoundaries: config.reports.metric_corrections,
     recorded: recorder.recorded,

@@ -17,6 +17,7 @@ export {
   computeMetricValues,
   createBackfillRoutes,
   createBackfillRunner,
+  createBoundaryClaims,
   createMetricsRecorder,
   createMetricsRoutes,
   type LateNotes,

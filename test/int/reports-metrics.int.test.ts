@@ -22,6 +22,7 @@ import {
   type BackfillRunner,
   createBackfillRoutes,
   createBackfillRunner,
+  createBoundaryClaims,
   createMetricsRecorder,
   createMetricsRoutes,
   METRICS,
@@ -1004,5 +1005,200 @@ describe('a metrics schedule started after earlier runs recorded boundaries, on 
       await schedule.stop()
     }
     for (const at of expected) assert.deepEqual(await imagesAt('resumed', Date.parse(at)), [1], at)
+  })
+})
+
+describe('two Herald instances recording metrics on one warehouse', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-metrics-shared-'))
+  const HOUR = 3_600_000
+  let warehouse: Warehouse
+  let offset = 0
+  const now = async () =>
+    Number((await warehouse.query<{ now: number }>('SELECT toUnixTimestamp64Milli(now64(3)) AS now'))[0]?.now)
+  /** Stores an event of `account` timed `at` through `project`, as an instance's projector would. */
+  const feed = (project: ReturnType<typeof createProjectorHandler>, account: string, at: number, n: number) =>
+    project({
+      topic: 'engine.events',
+      partition: 0,
+      messages: [
+        {
+          ...encodeLogEvent({
+            ...analyzed(0, n, [finding(`CVE-S${n}`, 'low')]),
+            id: `shared-${account}-${n}`,
+            account,
+            time: new Date(at).toISOString(),
+          } as EngineEvent),
+          headers: {},
+          topic: 'engine.events',
+          partition: 0,
+          offset: offset++,
+          timestamp: Date.now(),
+        },
+      ],
+    })
+  const imagesAt = async (account: string, instant: number) =>
+    (
+      await warehouse.query<{ value: number }>(
+        `SELECT value FROM metric_points FINAL WHERE account = {account:String} AND metric_id = 'images.all'
+            AND collected_at = fromUnixTimestamp64Milli({at:Int64}, 'UTC')`,
+        { account, at: instant },
+      )
+    ).map((row) => row.value)
+  /** One instance's recorder and schedule, publishing to its own list. */
+  const instance = (options: {
+    intervalSeconds: number
+    clock: () => number
+    lag?: () => Promise<number>
+    logger?: (level: string, event: string, fields?: LogFields) => void
+  }) => {
+    const published: MetricDataPoint[] = []
+    const recorder = createMetricsRecorder({
+      warehouse,
+      intervalSeconds: options.intervalSeconds,
+      clock: options.clock,
+      publish: async (points) => void published.push(...points),
+    })
+    const schedule = startMetricsSchedule({
+      record: recorder.record,
+      correct: recorder.correct,
+      recorded: recorder.recorded,
+      claim: createBoundaryClaims(warehouse, { intervalSeconds: options.intervalSeconds }),
+      intervalSeconds: options.intervalSeconds,
+      lag: options.lag ?? (async () => 0),
+      now,
+      clock: options.clock,
+      logger: options.logger ?? silentLogger,
+      settleMs: 0,
+      retryMs: 50,
+    })
+    return { published, schedule }
+  }
+  const of = (published: readonly MetricDataPoint[], account: string) =>
+    published.filter((p) => p.account === account && p.metric === 'images.all')
+
+  before(async () => {
+    warehouse = await createChdbWarehouse({ path: join(dir, 'warehouse') })
+    await migrate(warehouse, warehouseMigrations)
+  })
+  after(async () => {
+    await warehouse.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('records and publishes each boundary once between them, none missing', async () => {
+    const project = createProjectorHandler({ warehouse, clock: Date.now, logger: silentLogger })
+    await feed(project, 'each-once', Date.now() - HOUR, 1)
+    const a = instance({ intervalSeconds: 1, clock: Date.now })
+    const b = instance({ intervalSeconds: 1, clock: Date.now })
+    await new Promise((resolve) => setTimeout(resolve, 3_500))
+    await Promise.all([a.schedule.stop(), b.schedule.stop()])
+    const instants = [...of(a.published, 'each-once'), ...of(b.published, 'each-once')]
+      .map((p) => Date.parse(p.collectedAt))
+      .sort((x, y) => x - y)
+    assert.ok(instants.length >= 3, `${instants.length} points`)
+    for (let i = 1; i < instants.length; i++)
+      assert.equal(
+        (instants[i] as number) - (instants[i - 1] as number),
+        1_000,
+        'each boundary once, in turn',
+      )
+  })
+
+  it('records a boundary whose recording instance died midway once its claim ran out', async () => {
+    const B = Math.floor(Date.now() / HOUR) * HOUR - 30 * HOUR
+    const project = createProjectorHandler({ warehouse, clock: Date.now, logger: silentLogger })
+    await feed(project, 'taken-over', B - 10 * MIN, 2)
+    // An instance claimed B, stored its points and died before publishing them.
+    await createMetricsRecorder({ warehouse, intervalSeconds: 3600, clock: () => B + 1_000 }).record(B)
+    await warehouse.command(`CREATE TABLE IF NOT EXISTS metric_points_lock (owner String, seq UInt64,
+      expires_at DateTime64(3, 'UTC')) ENGINE = MergeTree ORDER BY (owner, seq)`)
+    await warehouse.command(
+      `INSERT INTO metric_points_lock SELECT 'died', 1, now64(3) + toIntervalMillisecond(1500)`,
+    )
+    const skew = Date.now() - (B + 20 * MIN)
+    const lines: string[] = []
+    const c = instance({
+      intervalSeconds: 3600,
+      clock: () => Date.now() - skew,
+      logger: (_level, event) => void lines.push(event),
+    })
+    try {
+      await eventually(() => assert.equal(of(c.published, 'taken-over').length, 1), { timeoutMs: 10_000 })
+      assert.equal(of(c.published, 'taken-over')[0]?.collectedAt, new Date(B).toISOString())
+      assert.ok(lines.includes('reports.metrics_recording_elsewhere'))
+    } finally {
+      await c.schedule.stop()
+    }
+    // A later instance finds it recorded, and publishes nothing again.
+    const d = instance({ intervalSeconds: 3600, clock: () => Date.now() - skew })
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    await d.schedule.stop()
+    assert.deepEqual(of(d.published, 'taken-over'), [])
+  })
+
+  it('corrects a boundary another instance recorded before its projector stored an event of before it', async () => {
+    const B = Math.floor(Date.now() / HOUR) * HOUR - 20 * HOUR
+    const skew = Date.now() - (B + 20 * MIN)
+    const clock = () => Date.now() - skew
+    let behind = 3_600 // this instance's view: the projection has not passed B yet
+    await feed(
+      createProjectorHandler({ warehouse, clock: Date.now, logger: silentLogger }),
+      'stored-after',
+      B - 40 * MIN,
+      3,
+    )
+    const c = instance({ intervalSeconds: 3600, clock, lag: async () => behind })
+    // This instance's projector, which tells its schedule what it stored.
+    const project = createProjectorHandler({
+      warehouse,
+      clock: Date.now,
+      logger: silentLogger,
+      onEventTimes: (earliest) => c.schedule.projected(earliest),
+    })
+    const a = instance({ intervalSeconds: 3600, clock })
+    try {
+      await eventually(() => assert.equal(of(a.published, 'stored-after').length, 1), { timeoutMs: 10_000 })
+      await a.schedule.stop()
+      assert.deepEqual(await imagesAt('stored-after', B), [1])
+      // Stored by the other instance's projector after A's recording of B read the tables.
+      await feed(project, 'stored-after', B - 10 * MIN, 4)
+      behind = 0
+      await eventually(async () => assert.deepEqual(await imagesAt('stored-after', B), [2]), {
+        timeoutMs: 10_000,
+      })
+      assert.deepEqual(
+        of(c.published, 'stored-after').map((p) => [p.collectedAt, p.value]),
+        [[new Date(B).toISOString(), 2]],
+      )
+    } finally {
+      await Promise.all([a.schedule.stop(), c.schedule.stop()])
+    }
+  })
+
+  it('corrects nothing for events another instance’s recording had counted', async () => {
+    const B = Math.floor(Date.now() / HOUR) * HOUR - 10 * HOUR
+    const skew = Date.now() - (B + 20 * MIN)
+    const clock = () => Date.now() - skew
+    let behind = 3_600
+    const c = instance({ intervalSeconds: 3600, clock, lag: async () => behind })
+    const project = createProjectorHandler({
+      warehouse,
+      clock: Date.now,
+      logger: silentLogger,
+      onEventTimes: (earliest) => c.schedule.projected(earliest),
+    })
+    await feed(project, 'counted', B - 40 * MIN, 5)
+    // Noted by this instance, well before another one begins recording B.
+    await new Promise((resolve) => setTimeout(resolve, 1_500))
+    const a = instance({ intervalSeconds: 3600, clock })
+    try {
+      await eventually(() => assert.equal(of(a.published, 'counted').length, 1), { timeoutMs: 10_000 })
+      assert.deepEqual(await imagesAt('counted', B), [1])
+      behind = 0
+      await new Promise((resolve) => setTimeout(resolve, 1_000))
+      assert.deepEqual(of(c.published, 'counted'), [])
+    } finally {
+      await Promise.all([a.schedule.stop(), c.schedule.stop()])
+    }
   })
 })

@@ -6,6 +6,12 @@ export {
   createBackfillRoutes,
   createBackfillRunner,
 } from './backfill.ts'
+export {
+  type BoundaryClaim,
+  type BoundaryClaimResult,
+  type BoundaryClaimsOptions,
+  createBoundaryClaims,
+} from './claims.ts'
 export { computeMetricValues, type MetricValues } from './compute.ts'
 export { METRICS, type MetricDefinition, metricDefinition } from './definitions.ts'
 export { type LateNotes, openLateNotes } from './late-notes.ts'

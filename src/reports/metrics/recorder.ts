@@ -33,9 +33,10 @@ export interface MetricsRecorder {
    * `at` (default: now), and returns the points. Boundaries are multiples of the interval
    * since the epoch, so two recorders, or a retry, write the same instant and ReplacingMergeTree
    * keeps one (the later recording: its `recorded_at` is past every earlier one's, whatever
-   * the clock says).
+   * the clock says). With `claim`, it is checked before the points are published: a recording
+   * whose claim on the boundary may have passed to another instance publishes nothing.
    */
-  record(at?: number): Promise<readonly MetricDataPoint[]>
+  record(at?: number, claim?: { assertHeld(): void }): Promise<readonly MetricDataPoint[]>
   /**
    * Records the points of `accounts` as of the boundary at or before `at` again, and publishes
    * them: events with a time before it were projected after it was recorded
@@ -117,10 +118,11 @@ export const createMetricsRecorder = (options: MetricsRecorderOptions): MetricsR
   }
 
   /** Stores and publishes the points of `scope` as of the boundary at or before `at`. */
-  const recordAt = async (at: number, scope?: AccountScope) => {
+  const recordAt = async (at: number, scope?: AccountScope, claim?: { assertHeld(): void }) => {
     const started = clock()
     const instant = boundary(at)
     const points = await store(instant, scope)
+    claim?.assertHeld()
     await options.publish?.(points)
     options.logger?.('info', 'reports.metrics_recorded', {
       collected_at: new Date(instant).toISOString(),
@@ -132,7 +134,7 @@ export const createMetricsRecorder = (options: MetricsRecorderOptions): MetricsR
   }
 
   return {
-    record: (at) => recordAt(at ?? clock()),
+    record: (at, claim) => recordAt(at ?? clock(), undefined, claim),
     correct: (at, accounts) => recordAt(at, { accounts }),
     backfill: async (from, to) => {
       let count = 0

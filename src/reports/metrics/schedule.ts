@@ -1,12 +1,24 @@
 import type { Logger } from '../../observability/index.ts'
+import type { BoundaryClaim, BoundaryClaimResult } from './claims.ts'
 import type { LateNotes } from './late-notes.ts'
 
 /** How long past an instant events may still be appended with a time before it, by default. */
 export const DEFAULT_SETTLE_MS = 1_000
 
 export interface MetricsScheduleOptions {
-  /** Records every metric as of `instant` (a boundary), e.g. `MetricsRecorder.record`. */
-  readonly record: (instant: number) => Promise<unknown>
+  /**
+   * Records every metric as of `instant` (a boundary), e.g. `MetricsRecorder.record`; with
+   * `claim`, given the claim to check before it publishes.
+   */
+  readonly record: (instant: number, claim?: Pick<BoundaryClaim, 'assertHeld'>) => Promise<unknown>
+  /**
+   * For instances sharing the warehouse: claims each boundary before it is recorded
+   * (`createBoundaryClaims`), so that one instance records and publishes it. A boundary
+   * another instance records is waited for (tried again every `retryMs`), one it recorded is
+   * skipped, and the events this instance's projector stored meanwhile with a time before it
+   * are corrected as events projected late (`correct`). Absent: every boundary is recorded here.
+   */
+  readonly claim?: (instant: number) => Promise<BoundaryClaimResult>
   /** Seconds between boundaries: `reports.cycle_timers.metrics`. */
   readonly intervalSeconds: number
   /**
@@ -108,6 +120,13 @@ const BACKFILL_REMEDY =
  * events its own projector stored; a correction computes the points from the shared history,
  * so one made twice (two instances, a crash partway through) writes the same values.
  *
+ * Such instances each run a schedule, and with `claim` one records and publishes each
+ * boundary: the others skip it once it is marked recorded. An instance's projector may store
+ * events of before a boundary after another instance began recording it and before this
+ * schedule learns it was: the events of before the boundaries another instance may have begun
+ * recording are noted too (`recordableThrough`), and once the boundary is settled the notes
+ * taken before its recording began are dropped, the others corrected.
+ *
  * @example
  * const schedule = startMetricsSchedule({ record: recorder.record, intervalSeconds: 3600, lag, clock: Date.now, logger })
  * await schedule.stop()
@@ -129,6 +148,8 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
   const due: number[] = []
   let lastQueued = Number.NEGATIVE_INFINITY
   let waitingFor: number | undefined
+  /** The boundary last found being recorded by another instance (logged once). */
+  let busyFor: number | undefined
   let timer: NodeJS.Timeout | undefined
   /** When the timer fires: a note of late events brings a later one forward. */
   let timerAt = Number.POSITIVE_INFINITY
@@ -149,6 +170,31 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
   let loaded = options.recorded === undefined
   /** Each account's earliest instant of events projected after boundaries since were recorded. */
   const late = new Map<string, number>()
+  /**
+   * With `claim`: the accounts whose note in `late` falls after every boundary this schedule
+   * knows recorded, before one another instance may be recording (`recordableThrough`), each
+   * with when it was last noted, on the warehouse's clock as far as known (`warehouseNow`). At
+   * that boundary the note is dropped if its events are in its points (recorded here, or by
+   * another instance that began after they were noted), and corrected otherwise.
+   */
+  const provisional = new Map<string, number>()
+  /** The warehouse's clock minus `clock`, as last read (0 without `now`). */
+  let skew = 0
+  const warehouseNow = () => clock() + skew
+  /**
+   * How far `warehouseNow` may be off, and more: a note taken this long before the recording
+   * of its boundary by another instance began still counts as taken after it.
+   */
+  const MARGIN_MS = Math.max(settleMs, STEP_MS)
+  /**
+   * The latest boundary whose recording may have begun, by this schedule or (with `claim`)
+   * another instance: events stored with a time at or before it are noted for a correction.
+   * Another instance records a boundary once the warehouse's clock is `settleMs` past it.
+   */
+  const recordableThrough = () =>
+    options.claim === undefined
+      ? recordedThrough
+      : Math.max(recordedThrough, boundaryOf(warehouseNow() + MARGIN_MS))
   /** The notes a correction under way took from `late`: kept in `notes` until it is done. */
   const correcting = new Map<string, number>()
   /** What `options.notes` holds, as last written. */
@@ -275,10 +321,12 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
       const instant = due[0] as number
       let projectedBefore: number
       try {
-        const [lagSeconds, warehouseNow] = await Promise.all([lag(), options.now?.()])
-        projectedBefore = Math.min(clock(), warehouseNow ?? Number.POSITIVE_INFINITY) - lagSeconds * 1000
+        const [lagSeconds, warehouseAt] = await Promise.all([lag(), options.now?.()])
+        const at = clock()
+        projectedBefore = Math.min(at, warehouseAt ?? Number.POSITIVE_INFINITY) - lagSeconds * 1000
         if (Number.isNaN(projectedBefore))
-          throw new Error(`no time read: lag ${lagSeconds}, warehouse clock ${warehouseNow}`)
+          throw new Error(`no time read: lag ${lagSeconds}, warehouse clock ${warehouseAt}`)
+        if (warehouseAt !== undefined) skew = warehouseAt - at
       } catch (error) {
         logger('warn', 'reports.metrics_lag_unknown', { error: String(error) })
         return
@@ -292,20 +340,90 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
         waitingFor = instant
         return
       }
-      // A boundary after a gap starts the run corrections may cover again.
-      if (recordedFrom === undefined || instant > recordedThrough + intervalMs) recordedFrom = instant
-      recordedThrough = Math.max(recordedThrough, instant)
+      let claimed: BoundaryClaim | undefined
+      if (options.claim !== undefined) {
+        let result: BoundaryClaimResult
+        try {
+          result = await options.claim(instant)
+        } catch (error) {
+          logger('error', 'reports.metrics_failed', {
+            collected_at: new Date(instant).toISOString(),
+            error: String(error),
+          })
+          return
+        }
+        if ('busy' in result) {
+          if (busyFor !== instant)
+            logger('info', 'reports.metrics_recording_elsewhere', {
+              collected_at: new Date(instant).toISOString(),
+              holder: result.busy.holder,
+              claim_ms: result.busy.remainingMs,
+            })
+          busyFor = instant
+          return
+        }
+        if ('recorded' in result) {
+          // Its points and their publication are another instance's. Notes taken since it
+          // began may be about events it did not see: corrected, as events projected late.
+          // Without the warehouse's clock, when a note was taken is not known on it: all kept.
+          settleProvisional(
+            instant,
+            options.now === undefined ? Number.NEGATIVE_INFINITY : result.recorded.beganAt - MARGIN_MS,
+          )
+          recorded(instant)
+          due.shift()
+          continue
+        }
+        claimed = result.claim
+        // This recording reads the tables after every event noted so far was stored.
+        settleProvisional(instant, Number.POSITIVE_INFINITY)
+      }
+      recorded(instant)
       try {
-        await record(instant)
+        await record(instant, claimed)
+        await claimed?.recorded()
       } catch (error) {
         logger('error', 'reports.metrics_failed', {
           collected_at: new Date(instant).toISOString(),
           error: String(error),
         })
         return
+      } finally {
+        await claimed?.release()
       }
       due.shift()
     }
+  }
+
+  /** `instant` is recorded, here or elsewhere: it joins the run of boundaries corrections may cover. */
+  const recorded = (instant: number) => {
+    // A boundary after a gap starts the run corrections may cover again.
+    if (recordedFrom === undefined || instant > recordedThrough + intervalMs) recordedFrom = instant
+    recordedThrough = Math.max(recordedThrough, instant)
+  }
+
+  /**
+   * With `claim`, once `instant` is recorded here or by another instance: the provisional notes
+   * whose events all fall at or before it (and after the boundary before) are dropped when
+   * last noted before `countedBefore` (on the warehouse's clock: the recording read the tables
+   * after they were stored), and otherwise kept as notes to correct.
+   */
+  const settleProvisional = (instant: number, countedBefore: number) => {
+    const dropped: string[] = []
+    for (const [account, notedAt] of provisional) {
+      const at = late.get(account)
+      if (at === undefined || at <= recordedThrough) {
+        provisional.delete(account)
+        continue
+      }
+      if (boundaryFrom(at) > instant) continue
+      provisional.delete(account)
+      if (notedAt < countedBefore && boundaryFrom(at) === instant) {
+        late.delete(account)
+        dropped.push(account)
+      }
+    }
+    keep(dropped)
   }
 
   /** Logs the boundaries from `from` to `to` that miss late events of `accounts`, for a backfill. */
@@ -343,7 +461,10 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
    */
   const correctNotes = async (taken: readonly (readonly [string, number])[]): Promise<void> => {
     // Notes taken before the boundaries recorded earlier were known may fall after all of them:
-    // the next recording counts their events.
+    // the next recording counts their events. With `claim`, those of boundaries another
+    // instance may be recording wait for them (`settleProvisional`).
+    const waiting = recordableThrough()
+    for (const [account, at] of taken) if (at > recordedThrough && at <= waiting) note(account, at)
     const notes = taken
       .filter(([, at]) => at <= recordedThrough)
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
@@ -424,12 +545,15 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
       // after this schedule stopped.
       if (correctBoundaries === 0 || (stopped && options.notes === undefined)) return
       const added: string[] = []
+      const through = recordableThrough()
       for (const [account, at] of earliest) {
         // After every boundary recorded, the next recording counts it anyway (those recorded
-        // before start-up are known once read).
-        if (loaded && !(at <= recordedThrough)) continue
+        // before start-up are known once read); with `claim`, unless another instance may be
+        // recording it already.
+        if (loaded && !(at <= through)) continue
         note(account, at)
         added.push(account)
+        if (at > recordedThrough && options.claim !== undefined) provisional.set(account, warehouseNow())
       }
       // On disk before the projector commits these events.
       keep(added)
