@@ -235,7 +235,7 @@ export const schema = group({
       }),
       metrics: key(timerSeconds, {
         default: 3600,
-        doc: 'Seconds between metric data points: one is recorded for every account and metric at each multiple of this interval (at start-up, every multiple since the latest one recorded, up to 1,000, the latest recorded again), stored in `metric_points` and published to the metrics topic.',
+        doc: 'Seconds between metric data points: a point of every metric is recorded for every account (with any image, tag or policy evaluation by then) as of each multiple of this interval since the epoch, once the projection has passed it, stored in `metric_points` and published to the metrics topic. None is taken as of the start-up instant itself: a start-up records the multiples since the latest one recorded before, up to the latest 1,000 (with none recorded, the latest multiple), that one included and published again, in case a crash came between storing and publishing it, unless marked published. Instances sharing a ClickHouse server record and publish each multiple once between them, marking it published in `metric_boundaries`, another taking it over should the recording one die midway. Nothing is recorded while `reports.enable_data_ingress` is false.',
       }),
     }),
     metric_corrections: key(integer(0, 10_000), {
