@@ -1188,8 +1188,8 @@ describe('two Herald instances recording metrics on one warehouse', () => {
       onEventTimes: (earliest) => c.schedule.projected(earliest),
     })
     await feed(project, 'counted', B - 40 * MIN, 5)
-    // Noted by this instance, well before another one begins recording B.
-    await new Promise((resolve) => setTimeout(resolve, 1_500))
+    // Noted by this instance before another one begins recording B.
+    await new Promise((resolve) => setTimeout(resolve, 300))
     const a = instance({ intervalSeconds: 3600, clock })
     try {
       await eventually(() => assert.equal(of(a.published, 'counted').length, 1), { timeoutMs: 10_000 })

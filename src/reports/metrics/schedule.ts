@@ -173,28 +173,24 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
   /**
    * With `claim`: the accounts whose note in `late` falls after every boundary this schedule
    * knows recorded, before one another instance may be recording (`recordableThrough`), each
-   * with when it was last noted, on the warehouse's clock as far as known (`warehouseNow`). At
-   * that boundary the note is dropped if its events are in its points (recorded here, or by
-   * another instance that began after they were noted), and corrected otherwise.
+   * with the warehouse's clock read just after it was last noted (`now`; infinite without it,
+   * or should the read fail), so at or after its events were stored. At that boundary the note
+   * is dropped if its events are in its points (recorded here, or by another instance that
+   * began reading after that), and corrected otherwise.
    */
-  const provisional = new Map<string, number>()
+  const provisional = new Map<string, Promise<number>>()
   /** The warehouse's clock minus `clock`, as last read (0 without `now`). */
   let skew = 0
-  const warehouseNow = () => clock() + skew
-  /**
-   * How far `warehouseNow` may be off, and more: a note taken this long before the recording
-   * of its boundary by another instance began still counts as taken after it.
-   */
-  const MARGIN_MS = Math.max(settleMs, STEP_MS)
   /**
    * The latest boundary whose recording may have begun, by this schedule or (with `claim`)
    * another instance: events stored with a time at or before it are noted for a correction.
-   * Another instance records a boundary once the warehouse's clock is `settleMs` past it.
+   * Another instance records a boundary once the warehouse's clock is `settleMs` past it; the
+   * margin is for the clock read here being off (the warehouse's as last read, and more).
    */
   const recordableThrough = () =>
     options.claim === undefined
       ? recordedThrough
-      : Math.max(recordedThrough, boundaryOf(warehouseNow() + MARGIN_MS))
+      : Math.max(recordedThrough, boundaryOf(clock() + skew + Math.max(settleMs, STEP_MS)))
   /** The notes a correction under way took from `late`: kept in `notes` until it is done. */
   const correcting = new Map<string, number>()
   /** What `options.notes` holds, as last written. */
@@ -365,18 +361,14 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
         if ('recorded' in result) {
           // Its points and their publication are another instance's. Notes taken since it
           // began may be about events it did not see: corrected, as events projected late.
-          // Without the warehouse's clock, when a note was taken is not known on it: all kept.
-          settleProvisional(
-            instant,
-            options.now === undefined ? Number.NEGATIVE_INFINITY : result.recorded.beganAt - MARGIN_MS,
-          )
+          await settleProvisional(instant, result.recorded.beganAt)
           recorded(instant)
           due.shift()
           continue
         }
         claimed = result.claim
         // This recording reads the tables after every event noted so far was stored.
-        settleProvisional(instant, Number.POSITIVE_INFINITY)
+        dropProvisional(instant)
       }
       recorded(instant)
       try {
@@ -403,27 +395,47 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
   }
 
   /**
-   * With `claim`, once `instant` is recorded here or by another instance: the provisional notes
-   * whose events all fall at or before it (and after the boundary before) are dropped when
-   * last noted before `countedBefore` (on the warehouse's clock: the recording read the tables
-   * after they were stored), and otherwise kept as notes to correct.
+   * With `claim`, once `instant` is recorded here or by another instance, before it counts as
+   * recorded: the provisional notes whose events all fall at or before it (and after the
+   * boundary before) are dropped when `counted` says their events are in its points, the
+   * others kept as notes to correct.
    */
-  const settleProvisional = (instant: number, countedBefore: number) => {
+  const settleNotes = (instant: number, counted: (account: string) => boolean) => {
     const dropped: string[] = []
-    for (const [account, notedAt] of provisional) {
+    for (const account of [...provisional.keys()]) {
       const at = late.get(account)
       if (at === undefined || at <= recordedThrough) {
         provisional.delete(account)
         continue
       }
       if (boundaryFrom(at) > instant) continue
-      provisional.delete(account)
-      if (notedAt < countedBefore && boundaryFrom(at) === instant) {
+      if (boundaryFrom(at) === instant && counted(account)) {
         late.delete(account)
         dropped.push(account)
       }
+      provisional.delete(account)
     }
     keep(dropped)
+  }
+
+  /** This schedule records `instant` now: every provisional note of it so far is in its points. */
+  const dropProvisional = (instant: number) => settleNotes(instant, () => true)
+
+  /**
+   * Another instance recorded `instant`, reading the tables from `beganAt` on (the warehouse's
+   * clock): a provisional note of it is dropped when stamped before then (its events were
+   * stored by then), and kept when stamped later, or noted again while this waits.
+   */
+  const settleProvisional = async (instant: number, beganAt: number) => {
+    const stamps = new Map(provisional)
+    const times = new Map<string, number>()
+    await Promise.all([...stamps].map(async ([account, stamp]) => times.set(account, await stamp)))
+    settleNotes(
+      instant,
+      (account) =>
+        provisional.get(account) === stamps.get(account) &&
+        (times.get(account) ?? Number.POSITIVE_INFINITY) < beganAt,
+    )
   }
 
   /** Logs the boundaries from `from` to `to` that miss late events of `accounts`, for a backfill. */
@@ -546,6 +558,7 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
       if (correctBoundaries === 0 || (stopped && options.notes === undefined)) return
       const added: string[] = []
       const through = recordableThrough()
+      let stamp: Promise<number> | undefined
       for (const [account, at] of earliest) {
         // After every boundary recorded, the next recording counts it anyway (those recorded
         // before start-up are known once read); with `claim`, unless another instance may be
@@ -553,7 +566,14 @@ export const startMetricsSchedule = (options: MetricsScheduleOptions): MetricsSc
         if (loaded && !(at <= through)) continue
         note(account, at)
         added.push(account)
-        if (at > recordedThrough && options.claim !== undefined) provisional.set(account, warehouseNow())
+        if (at > recordedThrough && options.claim !== undefined) {
+          // Read after these events were stored: a recording that began reading after it saw them.
+          stamp ??= (options.now?.() ?? Promise.resolve(Number.POSITIVE_INFINITY)).then(
+            (ms) => (Number.isFinite(ms) ? ms : Number.POSITIVE_INFINITY),
+            () => Number.POSITIVE_INFINITY,
+          )
+          provisional.set(account, stamp)
+        }
       }
       // On disk before the projector commits these events.
       keep(added)
