@@ -3,6 +3,9 @@ import { type HeraldError, isHeraldError, isWarehouseFailure } from '../errors/i
 const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   validation_failed: 400,
   invalid_pattern: 400,
+  // A request whose answer would pass what one answer may carry (a report's raw event data):
+  // asking for less succeeds.
+  response_too_large: 400,
   unauthorized: 401,
   forbidden: 403,
   not_found: 404,

@@ -1,8 +1,9 @@
 import type { Principal } from '../access/index.ts'
-import { ValidationError } from '../errors/index.ts'
+import { HeraldError, ValidationError } from '../errors/index.ts'
 import { instantOf } from '../events/index.ts'
 import type { Warehouse } from '../ports/warehouse.ts'
 import { projectionLagSeconds } from './lag.ts'
+import { DEFAULT_QUERY_LIMITS } from './limits.ts'
 
 /** What every report resolver gets. Only `principal` and `warehouse` are required. */
 export interface ReportContext {
@@ -15,6 +16,8 @@ export interface ReportContext {
    * root that knows the log's head can give a sharper one.
    */
   readonly lag?: () => Promise<number>
+  /** Most bytes of raw event data the request's answer may carry. Default `DEFAULT_QUERY_LIMITS.maxDataBytes`. */
+  readonly maxDataBytes?: number
 }
 
 const lags = new WeakMap<ReportContext, Promise<number>>()
@@ -27,6 +30,28 @@ export const lagOf = (context: ReportContext): Promise<number> => {
     lags.set(context, lag)
   }
   return lag
+}
+
+const dataBytes = new WeakMap<ReportContext, number>()
+
+const grouped = (n: number) => n.toLocaleString('en-US')
+
+/**
+ * Counts `bytes` of raw event data towards what the request's answer may carry
+ * (`maxDataBytes`, over every root that answers data), before they are read: past it, the page
+ * is refused with a `response_too_large` error naming the limit and what to ask for instead.
+ * Roots run concurrently; each takes its share at once, so together they never pass the limit.
+ */
+export const takeDataBytes = (context: ReportContext, bytes: number): void => {
+  const limit = context.maxDataBytes ?? DEFAULT_QUERY_LIMITS.maxDataBytes
+  const taken = dataBytes.get(context) ?? 0
+  if (taken + bytes > limit)
+    throw new HeraldError(
+      'response_too_large',
+      `this page of events holds ${grouped(bytes)} bytes of data${taken === 0 ? '' : ` and the rest of the query ${grouped(taken)}`}; one answer may carry at most ${grouped(limit)} bytes of event data: lower the limit, select data in fewer aliases, or leave data out`,
+      { context: { bytes, taken, limit } },
+    )
+  dataBytes.set(context, taken + bytes)
 }
 
 export const nowOf = (context: ReportContext): number => (context.clock ?? Date.now)()

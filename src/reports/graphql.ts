@@ -270,7 +270,8 @@ const queriesOnly = (context: ValidationContext): ASTVisitor => ({
  * `/v1/reports/graphql` through graphql-helix, GraphiQL for browsers where enabled. Before
  * anything runs, the request is refused if it has parameters GraphQL does not, and the
  * document if it is not a query, has too many tokens, is too deep, has too many aliases or
- * could return too much (see `queryLimitRules`). Every answer with data carries
+ * could return too much (see `queryLimitRules`); as it runs, a page of events whose data would
+ * take the answer past `maxDataBytes` (`takeDataBytes`). Every answer with data carries
  * `extensions.projectionLagSeconds` as well as the field on each page.
  *
  * @example
@@ -300,6 +301,7 @@ export const createReportGraphqlRoutes = (options: ReportGraphqlOptions) => {
     const context: ReportContext = {
       principal: c.get('principal'),
       warehouse,
+      maxDataBytes: limits.maxDataBytes,
       ...(options.clock === undefined ? {} : { clock: options.clock }),
       ...(options.lag === undefined ? {} : { lag: options.lag }),
     }

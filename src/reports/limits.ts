@@ -34,6 +34,14 @@ export interface QueryLimits {
   readonly maxCost: number
   /** Most tokens a document may have; the parser stops beyond it. Default 5,000. */
   readonly maxTokens: number
+  /**
+   * Most bytes of raw event `data` one answer may carry, over all its `events` pages (aliases
+   * included). Default 32 MiB. The cost limit counts an event as one object, but one may hold
+   * up to 5 MiB of data (what ingest accepts): 1,000 of them, in 30 aliased pages, would have
+   * the server build gigabytes. Each page's data is counted from the stored lengths before it
+   * is read, and a page that would pass the limit is refused (`response_too_large`).
+   */
+  readonly maxDataBytes: number
 }
 
 export const DEFAULT_QUERY_LIMITS = {
@@ -41,6 +49,7 @@ export const DEFAULT_QUERY_LIMITS = {
   maxAliases: 30,
   maxCost: 250_000,
   maxTokens: 5_000,
+  maxDataBytes: 32 * 1024 * 1024,
 } as const satisfies QueryLimits
 
 /** How many items a list field without a `limit` argument is assumed to hold. */

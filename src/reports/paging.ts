@@ -66,6 +66,37 @@ const fieldsNamed = (
 }
 
 /**
+ * The field at `path` below the field being resolved and every node of it the query selects
+ * (every alias, through fragments); no nodes when it is not selected.
+ */
+const selectedAt = (info: GraphQLResolveInfo, path: readonly string[]) => {
+  let nodes: readonly FieldNode[] = info.fieldNodes
+  let type = getNamedType(info.returnType)
+  let field: GraphQLField<unknown, unknown> | undefined
+  for (const name of path) {
+    field = isObjectType(type) ? type.getFields()[name] : undefined
+    if (field === undefined) return { field, nodes: [] }
+    nodes = fieldsNamed(
+      nodes.flatMap((node) => (node.selectionSet === undefined ? [] : [node.selectionSet])),
+      name,
+      info,
+    )
+    type = getNamedType(field.type)
+  }
+  return { field, nodes }
+}
+
+/**
+ * Whether the query selects the field at `path` below the field being resolved, so that a root
+ * reads a column (an event's `data`) only when it is answered.
+ *
+ * @example
+ * isSelected(info, ['results', 'data']) // { results { id data } } → true
+ */
+export const isSelected = (info: GraphQLResolveInfo, path: readonly string[]): boolean =>
+  selectedAt(info, path).nodes.length > 0
+
+/**
  * The largest `limit` the query gives the nested list at `path` below the field being resolved
  * (every alias of it, its default for one without or with null), at most `MAX_LIMIT`; 0 when it
  * is not selected. A root reads that many of each row's list, no more: the query cost limit
@@ -75,19 +106,7 @@ const fieldsNamed = (
  * selectedLimit(info, ['results', 'reasons']) // { results { a: reasons(limit: 5) b: reasons } } → 100
  */
 export const selectedLimit = (info: GraphQLResolveInfo, path: readonly string[]): number => {
-  let nodes: readonly FieldNode[] = info.fieldNodes
-  let type = getNamedType(info.returnType)
-  let field: GraphQLField<unknown, unknown> | undefined
-  for (const name of path) {
-    field = isObjectType(type) ? type.getFields()[name] : undefined
-    if (field === undefined) return 0
-    nodes = fieldsNamed(
-      nodes.flatMap((node) => (node.selectionSet === undefined ? [] : [node.selectionSet])),
-      name,
-      info,
-    )
-    type = getNamedType(field.type)
-  }
+  const { field, nodes } = selectedAt(info, path)
   if (field === undefined) return 0
   let largest = 0
   for (const node of nodes) {

@@ -1,11 +1,12 @@
+import type { GraphQLResolveInfo } from 'graphql'
 import { fromClickHouseTime, type StoredEnvelope } from '../../projections/projector/index.ts'
 import type { Principal } from '../access/index.ts'
 import { ForbiddenError } from '../errors/index.ts'
 import { findingAging, slaBreaches } from './aging.ts'
-import { type ReportContext, refuseEmpty, windowOf } from './context.ts'
+import { type ReportContext, refuseEmpty, takeDataBytes, windowOf } from './context.ts'
 import { vulnerabilityDiff } from './diff.ts'
 import { metricData, metrics } from './metrics/index.ts'
-import { checkLimit, createPaging } from './paging.ts'
+import { checkLimit, createPaging, isSelected } from './paging.ts'
 import { policyEvaluationsByTag } from './policy.ts'
 import { checkNamedAccount } from './scope.ts'
 import { given, rfc3339 } from './sql.ts'
@@ -35,13 +36,22 @@ const scopeAccount = (principal: Principal, requested: string | null | undefined
   return requested
 }
 
-interface EventRecord extends StoredEnvelope {
+/** An event's row without its data: `data_bytes` is how long the stored data is. */
+interface EventRecord extends Omit<StoredEnvelope, 'data'> {
   readonly time_text: string
+  readonly data_bytes: number
 }
 
+/**
+ * The raw events, newest first. Their `data` is read only when the query selects it, and only
+ * after the page is known: the page's stored lengths are counted first towards what one answer
+ * may carry (`takeDataBytes`), so that a page of large events (up to 5 MiB each), or many
+ * aliased pages, is refused before the server reads any of it.
+ */
 export const events = async (
   args: { filter?: EventFilter | null; limit?: number | null; nextToken?: string | null },
   context: ReportContext,
+  info?: GraphQLResolveInfo,
 ) => {
   const limit = checkLimit(args.limit)
   const filter = args.filter ?? {}
@@ -77,6 +87,15 @@ export const events = async (
   const after = paging.after(args.nextToken, ['integer', 'string', 'string'])
   const rows = await firstCopies(context.warehouse, account, conditions, params, limit + 1, after)
   const { pageInfo, results: page } = paging.page(rows, limit, eventKey)
+  const withData = info === undefined || isSelected(info, ['results', 'data'])
+  let data = new Map<string, string>()
+  if (withData && page.length > 0) {
+    takeDataBytes(
+      context,
+      page.reduce((sum, row) => sum + Number(row.data_bytes), 0),
+    )
+    data = await dataOf(context.warehouse, account, page)
+  }
   return {
     pageInfo,
     results: page.map((row) => ({
@@ -89,9 +108,36 @@ export const events = async (
       resourceType: row.resource_type,
       subtype: row.subtype,
       time: rfc3339(row.time_text),
-      data: row.data,
+      data: data.get(copyKey(row)) ?? '',
     })),
   }
+}
+
+const copyKey = (row: { source: string; id: string; time_text: string }): string =>
+  JSON.stringify([row.source, row.id, row.time_text])
+
+/**
+ * The data of the copies `rows` name, by `copyKey`. A copy stored twice under one key (a
+ * replay not yet collapsed) holds the same data: either is read.
+ */
+const dataOf = async (
+  warehouse: ReportContext['warehouse'],
+  account: string,
+  rows: readonly EventRecord[],
+): Promise<Map<string, string>> => {
+  const found = await warehouse.query<{ source: string; id: string; time_text: string; data: string }>(
+    `SELECT source, id, toString(time) AS time_text, any(data) AS data
+       FROM events
+      WHERE account = {account:String} AND id IN {ids:Array(String)}
+        AND [source, id, toString(time)] IN {copies:Array(Array(String))}
+      GROUP BY source, id, time`,
+    {
+      account,
+      ids: [...new Set(rows.map((row) => row.id))],
+      copies: rows.map((row) => [row.source, row.id, row.time_text]),
+    },
+  )
+  return new Map(found.map((row) => [copyKey(row), row.data]))
 }
 
 type EventKey = readonly [ms: number, id: string, source: string]
@@ -141,7 +187,7 @@ const firstCopies = async (
     }
     const rows = await warehouse.query<EventRecord>(
       `SELECT id, source, type, subject, account, level, resource_type, subtype,
-              toString(time) AS time_text, data
+              toString(time) AS time_text, length(data) AS data_bytes
          FROM events
         WHERE ${where.join(' AND ')}
         ORDER BY time DESC, id DESC, source DESC

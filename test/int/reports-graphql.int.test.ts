@@ -16,7 +16,12 @@ import { createHttpApp } from '../../src/http/index.ts'
 import { createMetrics, silentLogger } from '../../src/observability/index.ts'
 import type { EventLog, LogMessage } from '../../src/ports/event-log.ts'
 import type { Warehouse } from '../../src/ports/warehouse.ts'
-import { createMetricsRecorder, createMetricsRoutes } from '../../src/reports/index.ts'
+import {
+  createMetricsRecorder,
+  createMetricsRoutes,
+  createReportGraphqlRoutes,
+} from '../../src/reports/index.ts'
+import type { QueryLimits } from '../../src/reports/limits.ts'
 
 const T0 = Date.UTC(2026, 10, 22, 10)
 const HOUR = 3_600_000
@@ -168,6 +173,9 @@ describe('report GraphQL API against a brute-force oracle', () => {
   let warehouse: Warehouse
   let log: EventLog
   let app: ReturnType<typeof createHttpApp>
+  /** The app with its GraphQL route at `LIMITED_PATH` under the query limits given. */
+  let withLimits: (limits: Partial<QueryLimits>) => ReturnType<typeof createHttpApp>
+  const LIMITED_PATH = '/v1/limited/graphql'
   let events: EngineEvent[] = []
   let offset = 0
   let queries = 0
@@ -197,9 +205,14 @@ describe('report GraphQL API against a brute-force oracle', () => {
     events = [...events, ...batch]
   }
 
-  const graphql = async (token: string, query: string, variables: Record<string, unknown> = {}) => {
+  const graphql = async (
+    token: string,
+    query: string,
+    variables: Record<string, unknown> = {},
+    via: { app: ReturnType<typeof createHttpApp>; path: string } = { app, path: '/v1/reports/graphql' },
+  ) => {
     served = []
-    const response = await app.request('/v1/reports/graphql', {
+    const response = await via.app.request(via.path, {
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
       body: JSON.stringify({ query, variables }),
@@ -288,18 +301,36 @@ describe('report GraphQL API against a brute-force oracle', () => {
     }
     log = createSqliteEventLog({ path: join(dir, 'log.sqlite') })
     await log.createTopics([{ topic: 'engine.events', partitions: 1 }])
-    app = createHttpApp({
+    const options = {
       log,
       eventsTopic: 'engine.events',
       warehouse: counting,
       readiness: {},
-      authenticate: async (token) => tokens[token],
+      authenticate: async (token: string) => tokens[token],
       requireAuth: true,
       metrics: createMetrics(),
       logger: silentLogger,
       graphiql: false,
       mounts: [{ path: '/v1/reports/metrics', app: createMetricsRoutes({ warehouse: counting }) }],
-    })
+    }
+    app = createHttpApp(options)
+    withLimits = (limits) =>
+      createHttpApp({
+        ...options,
+        mounts: [
+          ...options.mounts,
+          {
+            path: LIMITED_PATH,
+            app: createReportGraphqlRoutes({
+              warehouse: counting,
+              graphiql: false,
+              logger: silentLogger,
+              endpoint: LIMITED_PATH,
+              limits,
+            }),
+          },
+        ],
+      })
     await project([
       ...generateActivity({
         seed: 42,
@@ -1334,6 +1365,85 @@ describe('report GraphQL API against a brute-force oracle', () => {
     } finally {
       await warehouse.command('RENAME TABLE events_away TO events')
     }
+  })
+
+  it('refuses a page of events whose data would pass what one answer may carry, before reading that data', async () => {
+    // Not report events: no other answer changes. Each holds about 100 kB of data.
+    const blob = 'x'.repeat(100_000)
+    // A field the event type does not name: producers may add their own.
+    const data: Record<string, unknown> = { digest: 'sha256:big', blob }
+    const stored = JSON.stringify(data)
+    const big = (i: number): EngineEvent =>
+      ({
+        specversion: '1.0',
+        id: `big-${String(i).padStart(2, '0')}`,
+        source: '/engine',
+        type: 'user.image.analysis.completed',
+        account: 'big-data',
+        time: new Date(T0 + i * 1_000).toISOString(),
+        data,
+      }) as EngineEvent
+    await project(
+      Array.from({ length: 12 }, (_, i) => big(i)),
+      4,
+    )
+    // Room for the data of four of them.
+    const limit = 4 * stored.length
+    const via = { app: withLimits({ maxDataBytes: limit }), path: LIMITED_PATH }
+    const page = (n: number, selection = 'id data', alias = '') =>
+      `${alias}events(filter: { account: "big-data" }, limit: ${n}) { results { ${selection} } }`
+    /** The longest string the warehouse handed back while answering the last request. */
+    const longestRead = () =>
+      Math.max(
+        0,
+        ...served
+          .flat()
+          .flatMap((row) => Object.values(row as object).map((v) => (typeof v === 'string' ? v.length : 0))),
+      )
+    const four = await graphql('admin', `{ ${page(4)} }`, {}, via)
+    assert.equal(four.body.errors, undefined, JSON.stringify(four.body.errors))
+    const results = four.body.data?.events?.results as { id: string; data: string }[]
+    assert.deepEqual(
+      results.map((r) => [r.id, r.data === stored]),
+      ['big-11', 'big-10', 'big-09', 'big-08'].map((id) => [id, true]),
+    )
+    // Five pass the limit: refused, naming it, and none of their data was read.
+    const five = await graphql('admin', `{ ${page(5)} }`, {}, via)
+    assert.equal(five.status, 200)
+    assert.equal(five.body.data, null)
+    assert.deepEqual(five.body.errors?.[0]?.extensions, { code: 'response_too_large' })
+    assert.equal(
+      five.body.errors?.[0]?.message,
+      `this page of events holds ${(5 * stored.length).toLocaleString('en-US')} bytes of data; one answer may carry at most ${limit.toLocaleString('en-US')} bytes of event data: lower the limit, select data in fewer aliases, or leave data out`,
+    )
+    assert.ok(longestRead() < 1_000, `read ${longestRead()} characters`)
+    // Without data, any page; its data is not read.
+    const ids = await graphql('admin', `{ ${page(12, 'id time')} }`, {}, via)
+    assert.equal(ids.body.errors, undefined, JSON.stringify(ids.body.errors))
+    assert.equal(((ids.body.data?.events?.results ?? []) as unknown[]).length, 12)
+    assert.ok(longestRead() < 1_000, `read ${longestRead()} characters`)
+    // The limit holds for the whole answer: two aliased pages of three do not fit. (Last of the
+    // checks on what was read: the page that fitted is still read as the refusal is answered.)
+    const aliases = await graphql(
+      'admin',
+      `{ ${page(3, 'id data', 'a: ')} ${page(3, 'id data', 'b: ')} }`,
+      {},
+      via,
+    )
+    assert.deepEqual(
+      aliases.body.errors?.map((e) => e.extensions?.code),
+      ['response_too_large'],
+    )
+    assert.match(
+      aliases.body.errors?.[0]?.message ?? '',
+      new RegExp(`and the rest of the query ${(3 * stored.length).toLocaleString('en-US')};`),
+    )
+    // The default limit (32 MiB) takes all twelve.
+    const all = await graphql('admin', `{ ${page(12)} }`)
+    assert.equal(all.body.errors, undefined, JSON.stringify(all.body.errors))
+    const everything = (all.body.data?.events?.results ?? []) as { data: string }[]
+    assert.equal(everything.length, 12)
+    assert.ok(everything.every((r) => r.data === stored))
   })
 
   it("keeps two sources' events with one id at one instant apart once the table is merged", async () => {
