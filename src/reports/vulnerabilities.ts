@@ -8,7 +8,7 @@ import {
   type TimeWindow,
   windowOf,
 } from './context.ts'
-import { checkLimit, createPaging, limitDefault } from './paging.ts'
+import { checkLimit, createPaging, limitDefault, selectedLimit } from './paging.ts'
 import { resolveScope, type ScopeFilter } from './scope.ts'
 import { createQuery, findingSet, given, type Query, tagSet } from './sql.ts'
 
@@ -38,6 +38,21 @@ export interface PagedArgs<Filter> {
  * ones when there are more.
  */
 export const NESTED_CAP = 1000
+
+/**
+ * How far a root reads each row's nested list at `path` (`['results', 'tags']`): the largest
+ * `limit` the query gives it (`selectedLimit`, at most `NESTED_CAP`), 0 when it selects none;
+ * without the query to read (a direct call), `NESTED_CAP`.
+ */
+const nestedLimit = (info: GraphQLResolveInfo | undefined, path: readonly string[]): number =>
+  info === undefined ? NESTED_CAP : Math.min(selectedLimit(info, path), NESTED_CAP)
+
+/**
+ * The first `limit` of `tuple` over a group, in order, bound as a parameter; an empty list,
+ * nothing read, when `limit` is 0 (the query does not select the list).
+ */
+const firstOf = (q: Query, limit: number, tuple: string): string =>
+  limit === 0 ? '[]' : `groupArraySorted(${q.bind('UInt32', limit)})(${tuple})`
 
 /**
  * A nested list as a field resolver taking its `limit` (at most `NESTED_CAP`; null is the
@@ -158,14 +173,19 @@ const VULNERABILITY_ROLLUP =
  * digest each tag points at now (or at `asOf`), or with `currentOnly: false` every digest a tag
  * ever pointed at that (still, or then) has it. Paged by (account, vulnerability id).
  */
-export const tagsByVulnerability = async (args: PagedArgs<VulnerabilityFilter>, context: ReportContext) => {
+export const tagsByVulnerability = async (
+  args: PagedArgs<VulnerabilityFilter>,
+  context: ReportContext,
+  info?: GraphQLResolveInfo,
+) => {
   const p = prepare('tagsByVulnerability', args, context)
+  const tagsLimit = nestedLimit(info, ['results', 'tags'])
   const page = paging(p, '(account, digest) IN (SELECT account, digest FROM t)', 'f.')
   // One row per tag and digest first (an image has a vulnerability in several packages), so
-  // the first NESTED_CAP tags in order are kept of distinct ones.
+  // the first tags in order are kept of distinct ones, as many as the query selects.
   const sql = `WITH t AS (${p.tags()}), f AS (${p.findings(false)})${page.cte}
     SELECT account, vulnerability_id, ${VULNERABILITY_ROLLUP},
-           groupArraySorted(${NESTED_CAP})((registry, repository, tag, digest, is_current)) AS tags,
+           ${firstOf(p.q, tagsLimit, '(registry, repository, tag, digest, is_current)')} AS tags,
            count() AS tag_count
       FROM (
         SELECT f.account AS account, f.vulnerability_id AS vulnerability_id, t.registry AS registry,
@@ -202,17 +222,24 @@ const imageRestriction = (p: ReturnType<typeof prepare>): string =>
  * Anchore's `imagesByVulnerability`: for each vulnerability, the active images that have it,
  * with the packages it was found in.
  */
-export const imagesByVulnerability = async (args: PagedArgs<VulnerabilityFilter>, context: ReportContext) => {
+export const imagesByVulnerability = async (
+  args: PagedArgs<VulnerabilityFilter>,
+  context: ReportContext,
+  info?: GraphQLResolveInfo,
+) => {
   const p = prepare('imagesByVulnerability', args, context)
+  const imagesLimit = nestedLimit(info, ['results', 'images'])
+  // An image's packages are read only for the images read.
+  const packagesLimit = imagesLimit === 0 ? 0 : nestedLimit(info, ['results', 'images', 'packages'])
   const page = paging(p, imageRestriction(p))
   const sql = `WITH f AS (${p.findings(true)})${page.cte}
     SELECT account, vulnerability_id, ${VULNERABILITY_ROLLUP},
-           groupArraySorted(${NESTED_CAP})((digest, registry, repository, packages, package_count)) AS images,
+           ${firstOf(p.q, imagesLimit, '(digest, registry, repository, packages, package_count)')} AS images,
            count() AS image_count
       FROM (
         SELECT account, vulnerability_id, digest, any(registry) AS registry, any(repository) AS repository,
                ${vulnerabilityAttributes()},
-               groupArraySorted(${NESTED_CAP})((package, package_version, package_type, fix_version)) AS packages,
+               ${firstOf(p.q, packagesLimit, '(package, package_version, package_type, fix_version)')} AS packages,
            count() AS package_count
           FROM f
          WHERE ${page.where} AND ${imageRestriction(p)}
@@ -250,12 +277,14 @@ export const imagesByVulnerability = async (args: PagedArgs<VulnerabilityFilter>
 export const artifactsByVulnerability = async (
   args: PagedArgs<VulnerabilityFilter>,
   context: ReportContext,
+  info?: GraphQLResolveInfo,
 ) => {
   const p = prepare('artifactsByVulnerability', args, context)
+  const artifactsLimit = nestedLimit(info, ['results', 'artifacts'])
   const page = paging(p, imageRestriction(p))
   const sql = `WITH f AS (${p.findings(true)})${page.cte}
     SELECT account, vulnerability_id, ${VULNERABILITY_ROLLUP},
-           groupArraySorted(${NESTED_CAP})((package, package_version, package_type, any_fix_version, images)) AS artifacts,
+           ${firstOf(p.q, artifactsLimit, '(package, package_version, package_type, any_fix_version, images)')} AS artifacts,
            count() AS artifact_count
       FROM (
         SELECT account, vulnerability_id, package, package_version, package_type,

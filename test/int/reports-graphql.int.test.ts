@@ -1534,7 +1534,7 @@ describe('report GraphQL API against a brute-force oracle', () => {
     assert.deepEqual(await listed({ id: 'again' }, 1), [`again@${at(1)}`])
   })
 
-  it('lists the first tags, images, packages and artifacts in their order when a vulnerability has more than 1,000', async () => {
+  it('lists the first tags, images, packages and artifacts in their order when a vulnerability has more than 1,000, reading no more of them than the query selects', async () => {
     const t = last() + 1_000
     let n = 0
     const event = (type: string, data: Record<string, unknown>): EngineEvent =>
@@ -1646,6 +1646,48 @@ describe('report GraphQL API against a brute-force oracle', () => {
       assert.deepEqual(listed(image, 'packages', 'name'), first(packages, limit), `packages, limit ${limit}`)
       assert.equal(image?.packageCount, many)
     }
+    // Each list is read as far as the query selects it (the largest limit of its aliases), and
+    // not at all when it is not selected: the counts alone read no list.
+    const longest = (column: string) =>
+      Math.max(
+        0,
+        ...served
+          .flat()
+          .map((row) => ((row as Record<string, unknown>)[column] as unknown[] | undefined)?.length ?? 0),
+      )
+    const longestPackages = () =>
+      Math.max(
+        0,
+        ...served
+          .flat()
+          .flatMap((row) =>
+            ((row as { images?: unknown[][] }).images ?? []).map((image) => (image[3] as unknown[]).length),
+          ),
+      )
+    const counts = await query(`
+      tagsByVulnerability(filter: $filter, limit: 1) { results { tagCount } }
+      imagesByVulnerability(filter: $filter, limit: 1) { results { imageCount } }
+      artifactsByVulnerability(filter: $filter, limit: 1) { results { artifactCount } }`)
+    assert.deepEqual(
+      [...counts.values()].map((r) => Object.values(r ?? {})),
+      [[many], [many + 1], [many + 1]],
+    )
+    assert.deepEqual([longest('tags'), longest('images'), longest('artifacts')], [0, 0, 0])
+    await query(`
+      tagsByVulnerability(filter: $filter, limit: 1) { results { a: tags(limit: 2) { tag } b: tags(limit: 5) { tag } } }
+      imagesByVulnerability(filter: $filter, limit: 1) { results { images(limit: 3) { digest } } }
+      artifactsByVulnerability(filter: $filter, limit: 1) { results { artifacts { name } } }`)
+    assert.deepEqual(
+      [longest('tags'), longest('images'), longest('artifacts'), longestPackages()],
+      [5, 3, 100, 0],
+    )
+    const one = await query(
+      `imagesByVulnerability(filter: $filter) { results { images(limit: 2) { digest packages(limit: 4) { name } } } }`,
+      { vulnerabilityId: 'CVE-2026-1000' },
+    )
+    const [image] = (one.get('imagesByVulnerability')?.images ?? []) as Record<string, unknown>[]
+    assert.deepEqual(listed(image, 'packages', 'name'), first(packages, 4))
+    assert.deepEqual([longest('images'), longestPackages()], [2, 4])
   })
 
   it('lists an event sent again with an earlier time at its first copy’s time, the one received first', async () => {
