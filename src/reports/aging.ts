@@ -11,7 +11,16 @@ import {
 } from './context.ts'
 import { checkLimit, createPaging } from './paging.ts'
 import { resolveScope } from './scope.ts'
-import { createQuery, given, instant, type Query, rfc3339, scopeCondition, tagSet } from './sql.ts'
+import {
+  createQuery,
+  given,
+  hasTagFilter,
+  instant,
+  type Query,
+  rfc3339,
+  scopeCondition,
+  tagSet,
+} from './sql.ts'
 import type { PagedArgs, VulnerabilityFilter } from './vulnerabilities.ts'
 
 /** Remediation deadlines in days by severity; 0 or absent: none. */
@@ -78,12 +87,11 @@ const lifecycleAt = (q: Query, context: ReportContext, args: AgingArgs) => {
   const episodes = [scoped, `detected_at <= ${at}`]
   if (given(filter.vulnerabilityId))
     episodes.push(`vulnerability_id = ${q.bind('String', filter.vulnerabilityId)}`)
-  if (given(filter.registry)) episodes.push(`registry = ${q.bind('String', filter.registry)}`)
-  if (given(filter.repository)) episodes.push(`repository = ${q.bind('String', filter.repository)}`)
   const detected = windowOf(filter.detected, 'filter.detected')
   if (detected.from !== undefined) episodes.push(`detected_at >= ${instant(q, detected.from)}`)
   if (detected.to !== undefined) episodes.push(`detected_at < ${instant(q, detected.to)}`)
-  if (given(filter.tag)) {
+  // Registry, repository and tag: through the tags pointing at the image, as every root has them.
+  if (hasTagFilter(filter)) {
     const tags = tagSet(q, scope, {
       asOf,
       currentOnly: filter.currentOnly ?? true,

@@ -99,8 +99,16 @@ export const reportSchema: GraphQLSchema = buildSchema(/* GraphQL */ `
     vulnerabilityId: String
     "Any of these severities."
     severity: [Severity!]
+    """
+    Registry, repository and tag filter by the tags pointing at an image, in every report alike:
+    only images a tag of this registry points at (now, or at asOf; with currentOnly false, ever
+    pointed at), whatever registry the image was analysed in. An image promoted by digest is
+    found under each repository it is tagged in; an image no tag points at, under none.
+    """
     registry: String
+    "Only images a tag in this repository points at (see registry)."
     repository: String
+    "Only images a tag of this name points at (see registry)."
     tag: String
     "Default true: the image each tag points at (now, or at asOf); false: every image it ever pointed at."
     currentOnly: Boolean = true
@@ -153,7 +161,9 @@ export const reportSchema: GraphQLSchema = buildSchema(/* GraphQL */ `
 
   type AffectedImage {
     digest: String!
+    "The registry the image was analysed in; the filters match the tags pointing at it, which may be in others."
     registry: String!
+    "The repository the image was analysed in (see registry)."
     repository: String!
     """
     The first limit (1 to 1,000) of the image's packages with the vulnerability, by name and
@@ -203,8 +213,11 @@ export const reportSchema: GraphQLSchema = buildSchema(/* GraphQL */ `
   input PolicyEvaluationFilter {
     account: String
     allAccounts: Boolean = false
+    "The evaluated tag's registry."
     registry: String
+    "The evaluated tag's repository."
     repository: String
+    "The evaluated tag's name."
     tag: String
     "Default true: the latest evaluation (by evaluatedAt) of each active tag; false: every evaluation, newest first per tag."
     currentOnly: Boolean = true
@@ -296,8 +309,11 @@ export const reportSchema: GraphQLSchema = buildSchema(/* GraphQL */ `
   input DiffFilter {
     account: String
     allAccounts: Boolean = false
+    "The tag's registry: each tag's findings are those of the image it points at."
     registry: String
+    "The tag's repository."
     repository: String
+    "The tag's name."
     tag: String
     vulnerabilityId: String
     severity: [Severity!]
@@ -366,7 +382,9 @@ export const reportSchema: GraphQLSchema = buildSchema(/* GraphQL */ `
   type SlaBreach {
     account: String!
     digest: String!
+    "The registry the image was analysed in; the filters match the tags pointing at it, which may be in others."
     registry: String!
+    "The repository the image was analysed in (see registry)."
     repository: String!
     vulnerabilityId: String!
     package: String!

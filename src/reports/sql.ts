@@ -45,6 +45,13 @@ export const instant = (q: Query, ms: number): string =>
 export const validAt = (at: string): string =>
   `valid_from <= ${at} AND (valid_to IS NULL OR valid_to > ${at})`
 
+/** Whether a filter narrows by registry, repository or tag: by the tags pointing at an image. */
+export const hasTagFilter = (filter: {
+  readonly registry?: string | null
+  readonly repository?: string | null
+  readonly tag?: string | null
+}): boolean => given(filter.registry) || given(filter.repository) || given(filter.tag)
+
 export interface TagSetOptions {
   /** Milliseconds; absent: now (from the current tables). */
   readonly asOf?: number
@@ -91,8 +98,6 @@ export interface FindingSetOptions {
   readonly asOf?: number
   readonly vulnerabilityId?: string | null
   readonly severity?: readonly Severity[] | null
-  readonly registry?: string | null
-  readonly repository?: string | null
   readonly fixAvailable?: boolean | null
   readonly kev?: boolean | null
   /** Detection window, milliseconds. */
@@ -136,13 +141,15 @@ const latestFindings = (keyConditions: readonly string[]): string =>
              FROM image_vulnerabilities WHERE ${keyConditions.join(' AND ')}
             GROUP BY ${FINDING_KEY})`
 
-/** The findings of active images, now or as of an instant, narrowed by the filter. */
+/**
+ * The findings of active images, now or as of an instant, narrowed by the filter. Not by
+ * registry or repository: a finding row holds those the image was analysed under, while a
+ * filter on them means the tags pointing at the image (`tagSet`), which may be in others.
+ */
 export const findingSet = (q: Query, scope: AccountScope, o: FindingSetOptions): string => {
   const scoped = scopeCondition(q, scope)
   const where = [o.asOf === undefined ? 'closed_offset = 0' : validAt(instant(q, o.asOf))]
   if (given(o.severity)) where.push(`severity IN ${q.bind('Array(String)', o.severity)}`)
-  if (given(o.registry)) where.push(`registry = ${q.bind('String', o.registry)}`)
-  if (given(o.repository)) where.push(`repository = ${q.bind('String', o.repository)}`)
   if (o.fixAvailable === true) where.push('fix_version IS NOT NULL')
   if (o.fixAvailable === false) where.push('fix_version IS NULL')
   if (o.kev === true) where.push('kev = 1')

@@ -10,7 +10,7 @@ import {
 } from './context.ts'
 import { checkLimit, createPaging, limitDefault, selectedLimit } from './paging.ts'
 import { resolveScope, type ScopeFilter } from './scope.ts'
-import { createQuery, findingSet, given, type Query, tagSet } from './sql.ts'
+import { createQuery, findingSet, given, hasTagFilter, type Query, tagSet } from './sql.ts'
 
 export interface VulnerabilityFilter extends ScopeFilter {
   readonly vulnerabilityId?: string | null
@@ -95,14 +95,13 @@ const prepare = (name: string, args: PagedArgs<VulnerabilityFilter>, context: Re
   const paging = createPaging(name, { filter, scope, asOf, currentOnly })
   const after = paging.after(args.nextToken, 2)
   const q = createQuery()
-  const findings = (withImageFilters: boolean) =>
+  const findings = () =>
     findingSet(q, scope, {
       ...(asOf === undefined ? {} : { asOf }),
       vulnerabilityId: filter.vulnerabilityId,
       severity: filter.severity,
       fixAvailable: filter.fixAvailable,
       kev: filter.kev,
-      ...(withImageFilters ? { registry: filter.registry, repository: filter.repository } : {}),
       ...(detected.from === undefined ? {} : { detectedFrom: detected.from }),
       ...(detected.to === undefined ? {} : { detectedTo: detected.to }),
     })
@@ -183,7 +182,7 @@ export const tagsByVulnerability = async (
   const page = paging(p, '(account, digest) IN (SELECT account, digest FROM t)', 'f.')
   // One row per tag and digest first (an image has a vulnerability in several packages), so
   // the first tags in order are kept of distinct ones, as many as the query selects.
-  const sql = `WITH t AS (${p.tags()}), f AS (${p.findings(false)})${page.cte}
+  const sql = `WITH t AS (${p.tags()}), f AS (${p.findings()})${page.cte}
     SELECT account, vulnerability_id, ${VULNERABILITY_ROLLUP},
            ${firstOf(p.q, tagsLimit, '(registry, repository, tag, digest, is_current)')} AS tags,
            count() AS tag_count
@@ -214,9 +213,14 @@ export const tagsByVulnerability = async (
   }))
 }
 
-// With a tag filter, images are those the tag points (or pointed) at; otherwise every active image.
+/**
+ * With a registry, repository or tag filter, the images a tag it matches points at (now or at
+ * `asOf`; with `currentOnly: false`, ever pointed at), as `tagsByVulnerability` finds them,
+ * whatever repository each was analysed in (an image promoted by digest has tags in several);
+ * otherwise every active image.
+ */
 const imageRestriction = (p: ReturnType<typeof prepare>): string =>
-  given(p.filter.tag) ? `(account, digest) IN (SELECT account, digest FROM (${p.tags()}))` : '1'
+  hasTagFilter(p.filter) ? `(account, digest) IN (SELECT account, digest FROM (${p.tags()}))` : '1'
 
 /**
  * Anchore's `imagesByVulnerability`: for each vulnerability, the active images that have it,
@@ -232,7 +236,7 @@ export const imagesByVulnerability = async (
   // An image's packages are read only for the images read.
   const packagesLimit = imagesLimit === 0 ? 0 : nestedLimit(info, ['results', 'images', 'packages'])
   const page = paging(p, imageRestriction(p))
-  const sql = `WITH f AS (${p.findings(true)})${page.cte}
+  const sql = `WITH f AS (${p.findings()})${page.cte}
     SELECT account, vulnerability_id, ${VULNERABILITY_ROLLUP},
            ${firstOf(p.q, imagesLimit, '(digest, registry, repository, packages, package_count)')} AS images,
            count() AS image_count
@@ -282,7 +286,7 @@ export const artifactsByVulnerability = async (
   const p = prepare('artifactsByVulnerability', args, context)
   const artifactsLimit = nestedLimit(info, ['results', 'artifacts'])
   const page = paging(p, imageRestriction(p))
-  const sql = `WITH f AS (${p.findings(true)})${page.cte}
+  const sql = `WITH f AS (${p.findings()})${page.cte}
     SELECT account, vulnerability_id, ${VULNERABILITY_ROLLUP},
            ${firstOf(p.q, artifactsLimit, '(package, package_version, package_type, any_fix_version, images)')} AS artifacts,
            count() AS artifact_count
@@ -327,7 +331,7 @@ export const vulnerabilityBreakdown = async (
   context: ReportContext,
 ) => {
   const p = prepare('vulnerabilityBreakdown', { ...args, limit: 1 }, context)
-  const sql = `WITH f AS (${p.findings(true)})
+  const sql = `WITH f AS (${p.findings()})
     SELECT toString(severity) AS severity_name, count() AS total, uniqExact(vulnerability_id) AS vulnerabilities,
            countIf(fix_version IS NOT NULL) AS fix_available, countIf(kev = 1) AS kev_count,
            countIf(kev = 1 AND fix_version IS NOT NULL) AS kev_fix_available

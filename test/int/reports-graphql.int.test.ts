@@ -57,6 +57,16 @@ interface OracleAccount {
 
 const tagName = (t: { registry: string; repository: string; tag: string }) =>
   `${t.registry}/${t.repository}:${t.tag}`
+/** A `tagName` as its parts (the generator's registries name no port). */
+const tagParts = (name: string) => {
+  const slash = name.indexOf('/')
+  const colon = name.lastIndexOf(':')
+  return {
+    registry: name.slice(0, slash),
+    repository: name.slice(slash + 1, colon),
+    tag: name.slice(colon + 1),
+  }
+}
 const timeOf = (e: EngineEvent) => Date.parse(e.time as string)
 /** When an event changes the world: an inventory as of when it was taken, never after it was sent. */
 const effectiveAt = (e: EngineEvent) =>
@@ -156,10 +166,33 @@ const expectedTagsByVulnerability = (a: OracleAccount, currentOnly: boolean) => 
   return new Map([...out].sort(([x], [y]) => (x < y ? -1 : 1)).map(([id, set]) => [id, [...set].sort()]))
 }
 
-/** vulnerability id → sorted digests of active images with it. */
-const expectedImagesByVulnerability = (a: OracleAccount) => {
+/** Registry, repository and tag filters: each given one must match. */
+interface TagFilter {
+  readonly registry?: string
+  readonly repository?: string
+  readonly tag?: string
+}
+
+/**
+ * The digests a tag the filter matches points at (`currentOnly`), or ever pointed at: whatever
+ * repository each image was analysed in.
+ */
+const taggedDigests = (a: OracleAccount, filter: TagFilter, currentOnly = true): Set<string> => {
+  const digests = new Set<string>()
+  for (const [name, ever] of a.ever) {
+    const parts = tagParts(name)
+    if (Object.entries(filter).some(([key, value]) => parts[key as keyof TagFilter] !== value)) continue
+    for (const digest of currentOnly ? [a.tags.get(name)] : ever)
+      if (digest !== undefined) digests.add(digest)
+  }
+  return digests
+}
+
+/** vulnerability id → sorted digests of active images with it (of `only` those, when given). */
+const expectedImagesByVulnerability = (a: OracleAccount, only?: ReadonlySet<string>) => {
   const out = new Map<string, string[]>()
   for (const [digest, findings] of a.images) {
+    if (only !== undefined && !only.has(digest)) continue
     for (const id of new Set([...findings.values()].map((f) => f.id)))
       out.set(id, [...(out.get(id) ?? []), digest])
   }
@@ -176,6 +209,8 @@ describe('report GraphQL API against a brute-force oracle', () => {
   /** The app with its GraphQL route at `LIMITED_PATH` under the query limits given. */
   let withLimits: (limits: Partial<QueryLimits>) => ReturnType<typeof createHttpApp>
   const LIMITED_PATH = '/v1/limited/graphql'
+  /** A digest of acme analysed (and tagged) in one repository, then tagged in another as well. */
+  let promoted: { registry: string; repository: string; tag: string; digest: string; analysedIn: string }
   let events: EngineEvent[] = []
   let offset = 0
   let queries = 0
@@ -339,6 +374,38 @@ describe('report GraphQL API against a brute-force oracle', () => {
         clock: () => T0,
         systemEvents: false,
       }),
+    ])
+    // One digest in two repositories: an image of acme with findings, tagged where it was
+    // analysed, is then tagged in another repository as well (promoted by digest). The roots'
+    // registry, repository and tag filters must find it through either tag.
+    const world = worldAt(events, Number.POSITIVE_INFINITY).get('acme') ?? empty
+    const tagged = [...world.tags].filter(([, digest]) => (world.images.get(digest)?.size ?? 0) > 0)
+    const [from, digest] = tagged[0] as [string, string]
+    const analysed = events.find(
+      (e) => e.account === 'acme' && e.type === 'herald.report.image.analyzed' && e.data.digest === digest,
+    )
+    const analysedIn = analysed?.type === 'herald.report.image.analyzed' ? analysed.data.repository : ''
+    const target = tagged
+      .map(([name]) => tagParts(name))
+      .find((t) => t.repository !== analysedIn && t.repository !== tagParts(from).repository)
+    assert.ok(target !== undefined && analysedIn !== '', 'acme has images tagged in two repositories')
+    promoted = {
+      registry: target.registry,
+      repository: target.repository,
+      tag: 'promoted',
+      digest,
+      analysedIn,
+    }
+    await project([
+      {
+        specversion: '1.0',
+        id: 'promoted-by-digest',
+        source: '/engine',
+        type: 'herald.report.tag.digest_changed',
+        account: 'acme',
+        time: new Date(last() + 1_000).toISOString(),
+        data: { registry: promoted.registry, repository: promoted.repository, tag: promoted.tag, digest },
+      } as EngineEvent,
     ])
   })
   after(async () => {
@@ -820,6 +887,140 @@ describe('report GraphQL API against a brute-force oracle', () => {
         [b.findings, b.fix, b.findings - b.fix, b.kev],
       )
     }
+  })
+
+  it('filters every root by registry, repository and tag through the tags that point at an image, one digest in two repositories', async () => {
+    const promotedAt = timeOf(events.find((e) => e.id === 'promoted-by-digest') as EngineEvent)
+    const filters: TagFilter[] = [
+      { repository: promoted.repository },
+      { registry: promoted.registry, repository: promoted.repository, tag: promoted.tag },
+      { repository: promoted.analysedIn },
+      { registry: promoted.registry },
+    ]
+    const bySeverity = (a: OracleAccount, digests: ReadonlySet<string>, wanted = (_: Severity) => true) => {
+      const counts = new Map<string, number>()
+      for (const digest of digests)
+        for (const f of a.images.get(digest)?.values() ?? [])
+          if (wanted(f.severity)) counts.set(f.severity, (counts.get(f.severity) ?? 0) + 1)
+      return counts
+    }
+    for (const at of [promotedAt - 1, promotedAt]) {
+      const world = worldAt(events, at).get('acme') ?? empty
+      const asOf = new Date(at).toISOString()
+      for (const filter of filters) {
+        const what = `${JSON.stringify(filter)} as of ${asOf}`
+        for (const currentOnly of [true, false]) {
+          const digests = taggedDigests(world, filter, currentOnly)
+          const images = await allPages<{
+            vulnerability: { vulnerabilityId: string }
+            images: { digest: string }[]
+          }>('acme-reader', 'imagesByVulnerability', 'vulnerability { vulnerabilityId } images { digest }', {
+            asOf,
+            filter: { ...filter, currentOnly },
+          })
+          assert.deepEqual(
+            new Map(
+              images.map((r) => [r.vulnerability.vulnerabilityId, r.images.map((m) => m.digest).sort()]),
+            ),
+            expectedImagesByVulnerability(world, digests),
+            `images ${what}, currentOnly ${currentOnly}`,
+          )
+        }
+        const digests = taggedDigests(world, filter)
+        const artifacts = await allPages<{
+          vulnerability: { vulnerabilityId: string }
+          artifacts: { name: string; version: string }[]
+        }>(
+          'acme-reader',
+          'artifactsByVulnerability',
+          'vulnerability { vulnerabilityId } artifacts { name version }',
+          { asOf, filter },
+        )
+        const expectedArtifacts = new Map<string, Set<string>>()
+        for (const digest of digests)
+          for (const f of world.images.get(digest)?.values() ?? [])
+            expectedArtifacts.set(
+              f.id,
+              (expectedArtifacts.get(f.id) ?? new Set()).add(`${f.package} ${f.version}`),
+            )
+        assert.deepEqual(
+          new Map(
+            artifacts.map((r) => [
+              r.vulnerability.vulnerabilityId,
+              new Set(r.artifacts.map((x) => `${x.name} ${x.version}`)),
+            ]),
+          ),
+          new Map([...expectedArtifacts].sort(([x], [y]) => (x < y ? -1 : 1))),
+          `artifacts ${what}`,
+        )
+        const tags = await tagsByVulnerability('acme-reader', { asOf, filter })
+        const expectedTags = new Map(
+          [...expectedTagsByVulnerability(world, true)]
+            .map(
+              ([id, list]) =>
+                [
+                  id,
+                  list.filter((t) => {
+                    const parts = tagParts(t.split('@')[0] as string)
+                    return Object.entries(filter).every(
+                      ([key, value]) => parts[key as keyof TagFilter] === value,
+                    )
+                  }),
+                ] as const,
+            )
+            .filter(([, list]) => list.length > 0),
+        )
+        assert.deepEqual(tags, expectedTags, `tags ${what}`)
+        const { body } = await graphql(
+          'acme-reader',
+          `query ($asOf: String, $filter: VulnerabilityFilter) {
+            vulnerabilityBreakdown(asOf: $asOf, filter: $filter) { results { severity findings } }
+            findingAging(asOf: $asOf, filter: $filter) { results { severity openCount } } }`,
+          { asOf, filter },
+        )
+        assert.equal(body.errors, undefined, JSON.stringify(body.errors))
+        const expected = bySeverity(world, digests)
+        const data = body.data as unknown as Record<
+          string,
+          { results: { severity: string; findings?: number; openCount?: number }[] }
+        >
+        assert.deepEqual(
+          data.vulnerabilityBreakdown?.results.map((r) => [r.severity, r.findings]),
+          data.vulnerabilityBreakdown?.results.map((r) => [r.severity, expected.get(r.severity) ?? 0]),
+          `breakdown ${what}`,
+        )
+        assert.deepEqual(
+          data.findingAging?.results.map((r) => [r.severity, r.openCount]),
+          data.findingAging?.results.map((r) => [r.severity, expected.get(r.severity) ?? 0]),
+          `aging ${what}`,
+        )
+      }
+    }
+    // A year on, every open finding with a deadline (critical to low) is past it.
+    const world = worldAt(events, Number.POSITIVE_INFINITY).get('acme') ?? empty
+    for (const filter of filters) {
+      const { body } = await graphql(
+        'acme-reader',
+        `query ($filter: VulnerabilityFilter) {
+          slaBreaches(asOf: "${new Date(last() + 365 * 86_400_000).toISOString()}", filter: $filter, limit: 1000) { results { digest } } }`,
+        { filter },
+      )
+      assert.equal(body.errors, undefined, JSON.stringify(body.errors))
+      const digests = taggedDigests(world, filter)
+      const breaches = ((body.data?.slaBreaches?.results ?? []) as { digest: string }[]).map((r) => r.digest)
+      assert.ok(
+        breaches.every((d) => digests.has(d)),
+        `breaches ${JSON.stringify(filter)}`,
+      )
+      const deadline = (s: Severity) => s !== 'negligible' && s !== 'unknown'
+      assert.equal(
+        breaches.length,
+        [...bySeverity(world, digests, deadline).values()].reduce((n, c) => n + c, 0),
+        `breaches ${JSON.stringify(filter)}`,
+      )
+    }
+    // The promoted digest is found through the tag it was promoted to, not only where it was analysed.
+    assert.ok(taggedDigests(world, { repository: promoted.repository }).has(promoted.digest))
   })
 
   it('gives asOf back as the UTC instant it answered for, in every report that echoes it', async () => {
