@@ -145,6 +145,12 @@ const formatError = (error: unknown, logger: Logger) => {
   return internalError(error.path)
 }
 
+/** An error of a request refused before it ran, with `validation_failed` for its code if it has none. */
+const withCode = (error: ReturnType<typeof formatError>) => {
+  const extensions: Record<string, unknown> = error.extensions ?? {}
+  return { ...error, extensions: { ...extensions, code: extensions.code ?? 'validation_failed' } }
+}
+
 const variablesOf = (variables: unknown): Record<string, unknown> => {
   if (typeof variables === 'string') {
     try {
@@ -323,15 +329,19 @@ export const createReportGraphqlRoutes = (options: ReportGraphqlOptions) => {
     // `errors` are GraphQLErrors by graphql-js's types, but not always in fact (`formatError`).
     const payload = result.payload as { data?: unknown; errors?: readonly unknown[] }
     // Execution started (GraphQL then answers `data`, null when a root failed): the answer
-    // keeps `data` and carries the lag. A request refused before it ran has neither.
+    // keeps `data` and carries the lag. A request refused before it ran has neither, and is a
+    // 400 whose errors each carry a code: graphql-js refuses variables it cannot coerce
+    // without running anything, which graphql-helix answers as a 200, and neither its rules'
+    // errors nor those give a code.
     const executed = 'data' in payload
+    const errors = payload.errors?.map((e) => formatError(e, logger))
     const body = {
       ...(executed ? { data: payload.data ?? null } : {}),
-      ...(payload.errors ? { errors: payload.errors.map((e) => formatError(e, logger)) } : {}),
+      ...(errors ? { errors: executed ? errors : errors.map(withCode) } : {}),
       ...(executed ? { extensions: { projectionLagSeconds: await lagOf(context) } } : {}),
     }
     for (const { name, value } of result.headers) c.header(name, value)
-    return c.json(body, result.status as 200)
+    return c.json(body, (executed || result.status !== 200 ? result.status : 400) as 200)
   })
   return app
 }

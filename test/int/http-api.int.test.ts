@@ -1014,7 +1014,7 @@ describe('HTTP API on the embedded log and chDB', () => {
     assert.deepEqual(errorsLogged, [])
   })
 
-  it('names a GraphQL variable of the wrong type rather than answering an internal error', async () => {
+  it('refuses a GraphQL variable of the wrong type with a 400 naming it, rather than answering an internal error', async () => {
     const response = await app.request('/v1/reports/graphql', {
       method: 'POST',
       headers: { ...auth, 'content-type': 'application/json' },
@@ -1029,7 +1029,9 @@ describe('HTTP API on the embedded log and chDB', () => {
     }
     assert.equal(body.data, undefined)
     assert.match(body.errors[0]?.message ?? '', /\$l.*Int cannot represent/)
-    assert.notEqual(body.errors[0]?.extensions?.code, 'internal')
+    // Refused before anything ran, as the query limits refuse one: a 400 with a code.
+    assert.equal(response.status, 400)
+    assert.equal(body.errors[0]?.extensions?.code, 'validation_failed')
     assert.deepEqual(errorsLogged, [])
   })
 
