@@ -42,6 +42,32 @@ describe('the reports’ GraphQL parse and validation', () => {
     assert.throws(() => parseQuery('{ metrics { results { id } } }', 5), /more that 5 tokens/)
   })
 
+  it('answer a query that repeats a field too often for graphql to check with a GraphQL error saying why', () => {
+    const rules = [...specifiedRules, ...queryLimitRules(DEFAULT_QUERY_LIMITS, {})]
+    // graphql-js compares a selection's repeated fields pairwise within a budget and gives up
+    // past it with its bare "Validation aborted.".
+    for (const query of [
+      `{ metrics { results { ${'id '.repeat(1_000)} } } }`,
+      `{ ${'__typename '.repeat(1_000)} }`,
+    ])
+      assert.deepEqual(summary(validateQuery(reportSchema, parseQuery(query, 5_000), rules)), [
+        {
+          message:
+            'the query repeats fields too often to be checked (one field selected hundreds of times in a selection set): select each field once',
+          code: 'query_too_complex',
+        },
+      ])
+    // A few repeats are checked as ever.
+    assert.deepEqual(
+      validateQuery(
+        reportSchema,
+        parseQuery(`{ metrics { results { ${'id '.repeat(100)} } } }`, 5_000),
+        rules,
+      ),
+      [],
+    )
+  })
+
   it('answer a document too deep for a validation rule’s stack with a GraphQL error naming it', () => {
     // Built by hand, as no parser would hand one this deep to validation: inline fragments,
     // which add no depth the depth limit counts, nested 100,000 levels.

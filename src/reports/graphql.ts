@@ -245,14 +245,32 @@ export const parseQuery = (source: string, maxTokens: number): DocumentNode => {
   }
 }
 
-/** graphql's `validate`, with a recursion too deep for the stack answered as a GraphQL error naming it. */
+/**
+ * What graphql-js answers, with nothing else, when the rule checking that a selection's
+ * repeated fields can be merged runs out of its budget of comparisons (a field selected about
+ * a thousand times in one selection set): validation stops there.
+ */
+const VALIDATION_ABORTED = 'Validation aborted.'
+
+const repeatsTooOften = (): GraphQLError =>
+  new GraphQLError(
+    'the query repeats fields too often to be checked (one field selected hundreds of times in a selection set): select each field once',
+    { extensions: { code: 'query_too_complex' } },
+  )
+
+/**
+ * graphql's `validate`, with a recursion too deep for the stack answered as a GraphQL error
+ * naming it, and its bare "Validation aborted." as one saying why.
+ */
 export const validateQuery = (
   schema: GraphQLSchema,
   document: DocumentNode,
   rules: readonly ValidationRule[],
 ): readonly GraphQLError[] => {
   try {
-    return validate(schema, document, rules)
+    return validate(schema, document, rules).map((error) =>
+      error.message === VALIDATION_ABORTED && error.extensions.code === undefined ? repeatsTooOften() : error,
+    )
   } catch (error) {
     if (isStackOverflow(error)) return [nestedTooDeeply()]
     throw error

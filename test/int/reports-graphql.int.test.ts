@@ -1259,6 +1259,12 @@ describe('report GraphQL API against a brute-force oracle', () => {
       ['depth 50', deep, 'query_too_deep'],
       ['40 aliases', aliases(40), 'too_many_aliases'],
       ['1,000 aliases', aliases(1_000), ''],
+      // More repeats than graphql checks can be merged: it gives up validating.
+      [
+        'a field repeated 1,000 times',
+        `{ metrics { results { ${'id '.repeat(1_000)} } } }`,
+        'query_too_complex',
+      ],
       // A page of one still reads every finding in scope to rank the vulnerabilities.
       ['30 one-row pages of tagsByVulnerability', aliases(30), 'query_too_costly'],
       [
