@@ -422,6 +422,17 @@ describe('metrics and history on chDB', () => {
     assert.deepEqual(await refused('start=yesterday'), ['start'])
     assert.deepEqual(await refused('end=2026-02-30T00:00:00Z'), ['end'])
     assert.deepEqual(await refused('start=2026-11-22T10:00:00'), ['start'])
+    // A URL's query reads + as a space: an offset sent unencoded is named as such, and %2B taken.
+    const plus = await get('/v1/reports/metrics/images.all?start=2026-11-22T12:00:00+02:00')
+    assert.equal(plus.status, 400)
+    assert.deepEqual(plus.body.errors, [
+      {
+        path: 'start',
+        message:
+          'must be an RFC 3339 timestamp such as 2026-11-22T10:00:00Z; it holds a space where its offset has a +, which a URL reads as a space: send + as %2B',
+      },
+    ])
+    assert.equal((await get('/v1/reports/metrics/images.all?end=2026-11-22T12:00:00%2B02:00')).status, 200)
     // Times are stored to the millisecond: a finer bound cannot be answered exactly.
     assert.deepEqual(await refused('start=2026-11-22T10:00:00.0001Z'), ['start'])
     assert.deepEqual(await refused('end=2026-11-22T10:00:00.123456Z'), ['end'])

@@ -18,6 +18,16 @@ export interface MetricsRoutesOptions {
 const text = (value: string | undefined): string | undefined =>
   value === undefined || value === '' ? undefined : value
 
+/**
+ * Whether a time that is no RFC 3339 timestamp would be one with a + in place of its space
+ * before the offset (`2026-01-01T00:00:00 02:00`): a URL's query reads an unencoded + as a
+ * space, so a client that sent `+02:00` as it is sent that.
+ */
+const plusAsSpace = (value: string): boolean =>
+  / \d{2}:\d{2}$/.test(value) && instantOf(value.replace(/ (\d{2}:\d{2})$/, '+$1')) !== undefined
+
+const PLUS_AS_SPACE = 'it holds a space where its offset has a +, which a URL reads as a space: send + as %2B'
+
 const SCOPE = ['account', 'allAccounts']
 const POINTS = [...SCOPE, 'start', 'end', 'limit', 'nextToken']
 
@@ -37,7 +47,13 @@ const checked = (params: Readonly<Record<string, string>>): Readonly<Record<stri
   const [start, end] = (['start', 'end'] as const).map((name) => {
     if (text(params[name]) === undefined) return undefined
     const at = instantOf(params[name] as string)
-    if (at === undefined) issues.push({ path: name, message: NOT_A_TIMESTAMP })
+    if (at === undefined)
+      issues.push({
+        path: name,
+        message: plusAsSpace(params[name] as string)
+          ? `${NOT_A_TIMESTAMP}; ${PLUS_AS_SPACE}`
+          : NOT_A_TIMESTAMP,
+      })
     else if (isFinerThanStored(params[name] as string))
       issues.push({ path: name, message: FINER_THAN_STORED })
     return at
