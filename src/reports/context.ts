@@ -9,7 +9,7 @@ import { DEFAULT_QUERY_LIMITS } from './limits.ts'
 export interface ReportContext {
   readonly principal: Principal
   readonly warehouse: Warehouse
-  /** Milliseconds since the epoch; "now" for ages and aligned metric instants. Default `Date.now`. */
+  /** Milliseconds since the epoch; "now" for ages, read once per context (`nowOf`). Default `Date.now`. */
   readonly clock?: () => number
   /**
    * The projection lag in seconds. Default: read from `projection_progress`; a composition
@@ -54,7 +54,20 @@ export const takeDataBytes = (context: ReportContext, bytes: number): void => {
   dataBytes.set(context, taken + bytes)
 }
 
-export const nowOf = (context: ReportContext): number => (context.clock ?? Date.now)()
+const nows = new WeakMap<ReportContext, number>()
+
+/**
+ * "Now" for the request: the clock read once, however many roots ask (every alias of
+ * `findingAging` and `slaBreaches` without `asOf` answers as of the same instant).
+ */
+export const nowOf = (context: ReportContext): number => {
+  let now = nows.get(context)
+  if (now === undefined) {
+    now = (context.clock ?? Date.now)()
+    nows.set(context, now)
+  }
+  return now
+}
 
 /** What a time bound finer than the stored precision is told, wherever one is taken. */
 export const FINER_THAN_STORED = 'must not be finer than a millisecond, the precision times are stored with'

@@ -206,8 +206,11 @@ describe('report GraphQL API against a brute-force oracle', () => {
   let warehouse: Warehouse
   let log: EventLog
   let app: ReturnType<typeof createHttpApp>
-  /** The app with its GraphQL route at `LIMITED_PATH` under the query limits given. */
-  let withLimits: (limits: Partial<QueryLimits>) => ReturnType<typeof createHttpApp>
+  /** The app with a GraphQL route of its own at `LIMITED_PATH`, under the query limits and clock given. */
+  let withRoute: (options: {
+    limits?: Partial<QueryLimits>
+    clock?: () => number
+  }) => ReturnType<typeof createHttpApp>
   const LIMITED_PATH = '/v1/limited/graphql'
   /** A digest of acme analysed (and tagged) in one repository, then tagged in another as well. */
   let promoted: { registry: string; repository: string; tag: string; digest: string; analysedIn: string }
@@ -349,7 +352,7 @@ describe('report GraphQL API against a brute-force oracle', () => {
       mounts: [{ path: '/v1/reports/metrics', app: createMetricsRoutes({ warehouse: counting }) }],
     }
     app = createHttpApp(options)
-    withLimits = (limits) =>
+    withRoute = (route) =>
       createHttpApp({
         ...options,
         mounts: [
@@ -361,7 +364,7 @@ describe('report GraphQL API against a brute-force oracle', () => {
               graphiql: false,
               logger: silentLogger,
               endpoint: LIMITED_PATH,
-              limits,
+              ...route,
             }),
           },
         ],
@@ -1037,6 +1040,25 @@ describe('report GraphQL API against a brute-force oracle', () => {
     assert.equal(data.current?.asOf, null, 'no asOf: the current state')
   })
 
+  it('takes one instant for now per request: every alias of findingAging and slaBreaches answers as of it', async () => {
+    // A clock that moves on by a second each time it is read.
+    let now = last() + 40 * 86_400_000
+    const via = { app: withRoute({ clock: () => (now += 1_000) }), path: LIMITED_PATH }
+    const query = `{ a: findingAging { asOf results { openBreaches } } b: findingAging { asOf }
+      c: slaBreaches { asOf } d: slaBreaches(limit: 1) { asOf } }`
+    const instants = async () => {
+      const { body } = await graphql('acme-reader', query, {}, via)
+      assert.equal(body.errors, undefined, JSON.stringify(body.errors))
+      return Object.values(body.data ?? {}).map((page) => (page as unknown as { asOf: string }).asOf)
+    }
+    const first = await instants()
+    assert.equal(new Set(first).size, 1, JSON.stringify(first))
+    // The next request reads the clock again.
+    const second = await instants()
+    assert.equal(new Set(second).size, 1, JSON.stringify(second))
+    assert.ok((second[0] as string) > (first[0] as string))
+  })
+
   it('refuses a negative SLA deadline, naming it, rather than taking it as none', async () => {
     for (const root of ['findingAging', 'slaBreaches']) {
       const { body } = await graphql(
@@ -1596,7 +1618,7 @@ describe('report GraphQL API against a brute-force oracle', () => {
     )
     // Room for the data of four of them.
     const limit = 4 * stored.length
-    const via = { app: withLimits({ maxDataBytes: limit }), path: LIMITED_PATH }
+    const via = { app: withRoute({ limits: { maxDataBytes: limit } }), path: LIMITED_PATH }
     const page = (n: number, selection = 'id data', alias = '') =>
       `${alias}events(filter: { account: "big-data" }, limit: ${n}) { results { ${selection} } }`
     /** The longest string the warehouse handed back while answering the last request. */
