@@ -259,7 +259,9 @@ export const reportSchema: GraphQLSchema = buildSchema(/* GraphQL */ `
   input MetricFilter {
     account: String
     allAccounts: Boolean = false
+    "One metric's id; an id no metric has is refused (not_found)."
     metricId: String
+    "The metrics of this type (counter); a type no metric has is refused."
     metricType: String
   }
 

@@ -371,6 +371,30 @@ describe('metrics and history on chDB', () => {
     const theirs = await get('/v1/reports/metrics/images.all', 'globex')
     assert.deepEqual(theirs.body.points, [])
     assert.equal((await get('/v1/reports/metrics/images.all?limit=5000')).status, 400)
+
+    // GraphQL's metrics refuses an id or type no metric has, as metricData and this route do,
+    // rather than answering an empty list.
+    const refusal = async (filter: string) => {
+      const response = await app.request('/v1/reports/graphql', {
+        method: 'POST',
+        headers: { authorization: 'Bearer acme', 'content-type': 'application/json' },
+        body: JSON.stringify({ query: `{ metrics(filter: ${filter}) { results { id } } }` }),
+      })
+      const body = (await response.json()) as {
+        errors?: { message: string; extensions?: { code?: string } }[]
+      }
+      return body.errors?.map((e) => [e.extensions?.code, e.message])
+    }
+    assert.deepEqual(await refusal('{ metricId: "images.al" }'), [
+      ['not_found', 'no metric "images.al"; GET /v1/reports/metrics lists them'],
+    ])
+    assert.deepEqual(await refusal('{ metricType: "gauge" }'), [
+      ['validation_failed', 'filter.metricType must be one of counter'],
+    ])
+    const named = await graphql(
+      '{ metrics(filter: { metricId: "images.all", metricType: "counter" }) { results { id } } }',
+    )
+    assert.deepEqual(named.metrics?.results, [{ id: 'images.all' }])
   })
 
   it('refuses a backfill request with a field it does not know, starting nothing', async () => {

@@ -1,4 +1,4 @@
-import { clipped, NotFoundError } from '../../errors/index.ts'
+import { clipped, NotFoundError, ValidationError } from '../../errors/index.ts'
 import { lagOf, type ReportContext, refuseEmpty, windowOf } from '../context.ts'
 import { checkLimit, createPaging } from '../paging.ts'
 import { resolveScope, type ScopeFilter } from '../scope.ts'
@@ -9,6 +9,19 @@ import { METRICS, metricDefinition } from './definitions.ts'
 export interface MetricFilter extends ScopeFilter {
   readonly metricId?: string | null
   readonly metricType?: string | null
+}
+
+/** The types the canned metrics have. */
+const METRIC_TYPES: readonly string[] = [...new Set(METRICS.map((m) => m.metricType))]
+
+/** The metric `id` names, or a not-found error saying where they are listed. */
+const knownMetric = (id: string) => {
+  const definition = metricDefinition(id)
+  if (definition === undefined)
+    throw new NotFoundError(`no metric ${JSON.stringify(clipped(id))}; GET /v1/reports/metrics lists them`, {
+      metricId: id,
+    })
+  return definition
 }
 
 const liveValues = new WeakMap<ReportContext, Map<string, Promise<MetricValues>>>()
@@ -35,7 +48,8 @@ const live = (context: ReportContext, scope: AccountScope): Promise<MetricValues
 /**
  * Anchore's `metrics`: the canned definitions (`id name description metricType`), plus each
  * one's current `value` for the caller's account (or the named one; summed over every account
- * for an admin's `allAccounts`). Values are computed only when asked for.
+ * for an admin's `allAccounts`). Values are computed only when asked for. A `metricId` or
+ * `metricType` no metric has is refused, as `metricData` refuses the id, not answered with none.
  */
 export const metrics = async (
   args: { filter?: MetricFilter | null; limit?: number | null; nextToken?: string | null },
@@ -43,6 +57,11 @@ export const metrics = async (
 ) => {
   const filter = args.filter ?? {}
   refuseEmpty(filter)
+  if (given(filter.metricId)) knownMetric(filter.metricId)
+  if (given(filter.metricType) && !METRIC_TYPES.includes(filter.metricType)) {
+    const message = `must be one of ${METRIC_TYPES.join(', ')}`
+    throw new ValidationError(`filter.metricType ${message}`, [{ path: 'filter.metricType', message }])
+  }
   const scope = resolveScope(context.principal, filter)
   const limit = checkLimit(args.limit)
   const paging = createPaging('metrics', { filter, scope })
@@ -84,15 +103,7 @@ export const metricData = async (
 ) => {
   const filter = args.filter
   refuseEmpty(filter)
-  const definition = metricDefinition(filter.metricId)
-  if (definition === undefined) {
-    throw new NotFoundError(
-      `no metric ${JSON.stringify(clipped(filter.metricId))}; GET /v1/reports/metrics lists them`,
-      {
-        metricId: filter.metricId,
-      },
-    )
-  }
+  const definition = knownMetric(filter.metricId)
   const scope = resolveScope(context.principal, filter)
   const limit = checkLimit(args.limit)
   const { from: start, to: end } = windowOf(filter, 'filter')
