@@ -15,5 +15,5 @@ export {
   topicPartitions,
 } from './load.ts'
 export { REDACTED, redactConfig, scrubCredentials, secretFree } from './redact.ts'
-export { ADMIN_TOKEN_MIN_LENGTH, bearerTokenIssue, isHostPort } from './spec.ts'
+export { ADMIN_TOKEN_MIN_LENGTH, bearerTokenIssue, isHostPort, kurrentConnectionStringIssue } from './spec.ts'
 export type * from './types.ts'

@@ -679,6 +679,21 @@ bogus: true
       )
     })
 
+    it('refuses a KurrentDB connection string option the client does not know, naming it and never the password', () => {
+      const error = failure(() =>
+        load({
+          HERALD_EVENT_STORE__KIND: 'kurrentdb',
+          HERALD_EVENT_STORE__KURRENTDB__CONNECTION_STRING:
+            'kurrentdb://admin:S3cret@127.0.0.1:1?tlsverifycerts=false&tls=false&Node_Preference=leader&bogus=1',
+        }),
+      )
+      assert.equal(
+        issue(error, 'event_store.kurrentdb.connection_string'),
+        'event_store.kurrentdb.connection_string (HERALD_EVENT_STORE__KURRENTDB__CONNECTION_STRING): unknown options tlsverifycerts, bogus (KurrentDB knows connectionName, defaultDeadline, discoveryInterval, dnsDiscover, gossipTimeout, keepAliveInterval, keepAliveTimeout, maxDiscoverAttempts, nodePreference, throwOnAppendFailure, tls, tlsCAFile, tlsVerifyCert, userCertFile, userKeyFile)',
+      )
+      assert.doesNotMatch(error.message, /S3cret/)
+    })
+
     it('clickhouse needs a url', () => {
       assert.equal(
         issue(

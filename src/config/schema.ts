@@ -366,7 +366,7 @@ export const schema = group({
       connection_string: key(nullable(kurrentConnectionString), {
         default: null,
         secret: 'credentials',
-        doc: 'e.g. `kurrentdb://admin:changeit@localhost:2113?tls=false`. Required when `event_store.kind` is `kurrentdb`. Its credentials are secret. `throwOnAppendFailure=false` is refused: Herald needs a conflicting append to fail.',
+        doc: 'e.g. `kurrentdb://admin:changeit@localhost:2113?tls=false`. Required when `event_store.kind` is `kurrentdb`. Its credentials are secret. An option the KurrentDB client does not know is refused (the client would only warn, quoting the whole string), as is a value it cannot read; `throwOnAppendFailure=false` is refused: Herald needs a conflicting append to fail.',
       }),
     }),
   }),

@@ -72,8 +72,21 @@ describe('leaf types', () => {
         'kurrentdb://admin:changeit@localhost:2113?tls=false',
         'esdb+discover://a:2113,b:2113',
         'kdb://h:2113',
+        'kurrentdb://h:2113?TLS=false&tls_verify_cert=true&Node-Preference=read_only_replica&dnsDiscover=false',
+        'kurrentdb://a:p%3Fw@h1:2113,h2:2113/?keepAliveInterval=10000&connectionName=herald%20one',
       ],
-      ['http://localhost:2113', 'kurrentdb://', 'localhost:2113'],
+      [
+        'http://localhost:2113',
+        'kurrentdb://',
+        'localhost:2113',
+        'kurrentdb://h:2113?tlsverifycerts=false',
+        'kurrentdb://h:2113?dns_discover=true',
+        'kurrentdb://h:2113?tls=yes',
+        'kurrentdb://h:2113?keepAliveTimeout=soon',
+        'kurrentdb://h:2113?nodePreference=nearest',
+        'kurrentdb://h:2113?tls=false?tlsVerifyCert=false',
+        'kurrentdb://h:2113&tls=false',
+      ],
     ),
   )
 

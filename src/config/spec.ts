@@ -305,13 +305,102 @@ export const bearerToken = (minLength: number): LeafType<string> =>
     },
   )
 
-/** The schemes the KurrentDB / EventStoreDB clients accept. */
+/**
+ * The options the KurrentDB client (1.x) reads from a connection string, by the name it gives
+ * them, and what each value must be. The client matches names without case, `_` or `-`
+ * (`tls_verify_cert` is `tlsVerifyCert`), except `dnsDiscover`, which it knows only so spelt.
+ */
+const KURRENT_OPTIONS: Readonly<Record<string, 'boolean' | 'integer' | 'text' | 'nodePreference'>> = {
+  connectionName: 'text',
+  defaultDeadline: 'integer',
+  discoveryInterval: 'integer',
+  dnsDiscover: 'boolean',
+  gossipTimeout: 'integer',
+  keepAliveInterval: 'integer',
+  keepAliveTimeout: 'integer',
+  maxDiscoverAttempts: 'integer',
+  nodePreference: 'nodePreference',
+  throwOnAppendFailure: 'boolean',
+  tls: 'boolean',
+  tlsCAFile: 'text',
+  tlsVerifyCert: 'boolean',
+  userCertFile: 'text',
+  userKeyFile: 'text',
+}
+
+const flatCase = (name: string): string => name.trim().toLowerCase().replace(/[_-]/g, '')
+
+const kurrentOptionNamed = (given: string): string | undefined =>
+  given === 'dnsDiscover'
+    ? given
+    : Object.keys(KURRENT_OPTIONS).find(
+        (name) => name !== 'dnsDiscover' && flatCase(name) === flatCase(given),
+      )
+
+const KURRENT_VALUE_RULES = {
+  boolean: { test: (v: string) => v === 'true' || v === 'false', expected: 'true or false' },
+  integer: { test: (v: string) => !Number.isNaN(Number.parseInt(v, 10)), expected: 'an integer' },
+  text: { test: () => true, expected: 'text' },
+  nodePreference: {
+    test: (v: string) => ['leader', 'follower', 'readonlyreplica', 'random'].includes(flatCase(v)),
+    expected: 'leader, follower, read_only_replica or random',
+  },
+} as const
+
+/**
+ * What is wrong with the options of a KurrentDB connection string, or undefined when nothing
+ * is: the client only warns of an option it does not know, and its warning, written to stderr
+ * past Herald's logger, quotes the whole string, password included. The issue names options,
+ * never the user-info; a name that does not look like one (a password's fragment, should the
+ * user-info be malformed) is not shown either.
+ */
+export const kurrentConnectionStringIssue = (text: string): string | undefined => {
+  // Read as the client reads it: scheme, optional user:password@, hosts, then ?key=value&key=value.
+  const trimmed = text.trim().replace(/\/+$/, '')
+  const afterScheme = trimmed.replace(/^[^:]+:\/\//, '')
+  const afterUserInfo = afterScheme.replace(/^[^:]+:[^@]+@/, '')
+  const hosts = /^(?:[^$+!?*'(),;[\]{}|"%~#<>=&]+[,/]?)*/.exec(afterUserInfo)?.[0] ?? ''
+  const options = afterUserInfo.slice(hosts.length)
+  if (options === '') return undefined
+  const pairs = [...options.matchAll(/([?&])([^=]+)=([^&?]+)/gy)]
+  if (
+    pairs.map((m) => m[0]).join('') !== options ||
+    pairs[0]?.[1] !== '?' ||
+    pairs.slice(1).some((m) => m[1] !== '&')
+  )
+    return 'expected the hosts to be followed by nothing or by options ?key=value&key=value'
+  const unknown: string[] = []
+  const badValues: string[] = []
+  for (const [, , given = '', value = ''] of pairs) {
+    const name = kurrentOptionNamed(given)
+    const shown = /^[A-Za-z0-9_-]{1,40}$/.test(given.trim()) ? given.trim() : '(a name not shown)'
+    if (name === undefined) unknown.push(shown)
+    else {
+      const rule = KURRENT_VALUE_RULES[KURRENT_OPTIONS[name] ?? 'text']
+      if (!rule.test(value.trim())) badValues.push(`${name} must be ${rule.expected}`)
+    }
+  }
+  const issues = [
+    ...(unknown.length === 0
+      ? []
+      : [
+          `unknown option${unknown.length === 1 ? '' : 's'} ${unknown.join(', ')} (KurrentDB knows ${Object.keys(KURRENT_OPTIONS).join(', ')})`,
+        ]),
+    ...badValues,
+  ]
+  return issues.length === 0 ? undefined : issues.join('; ')
+}
+
+/** The schemes the KurrentDB / EventStoreDB clients accept, and options they know. */
 export const kurrentConnectionString = leafType(
   'KurrentConnectionString',
   'a KurrentDB connection string (kurrentdb://…, kurrent://…, kdb://… or esdb://…, optionally +discover)',
   'string',
-  (u) =>
-    typeof u === 'string' && /^(kurrentdb|kurrent|kdb|esdb)(\+discover)?:\/\/\S+$/.test(u) ? ok(u) : fail(),
+  (u) => {
+    if (typeof u !== 'string' || !/^(kurrentdb|kurrent|kdb|esdb)(\+discover)?:\/\/\S+$/.test(u)) return fail()
+    const issue = kurrentConnectionStringIssue(u)
+    return issue === undefined ? ok(u) : fail(issue)
+  },
 )
 
 export const base64Key = (bytes: number): LeafType<string> =>

@@ -37,6 +37,36 @@ describe('createKurrentDbEventStore', () => {
     }
   })
 
+  it('refuses an option the client does not know before the client can print the string, password and all', () => {
+    const written: string[] = []
+    const { write } = process.stderr
+    const { warn } = console
+    process.stderr.write = ((chunk: string | Uint8Array) => {
+      written.push(String(chunk))
+      return true
+    }) as typeof process.stderr.write
+    console.warn = (...args: unknown[]) => void written.push(args.map(String).join(' '))
+    try {
+      assert.throws(
+        () =>
+          createKurrentDbEventStore({
+            connectionString: 'kurrentdb://admin:S3cret@127.0.0.1:1?tlsverifycerts=false&tls=false',
+          }),
+        (error: unknown) => {
+          assert.ok(error instanceof ConfigError)
+          assert.equal(error.issues[0]?.path, 'event_store.kurrentdb.connection_string')
+          assert.match(error.message, /unknown option tlsverifycerts/)
+          assert.doesNotMatch(error.message, /S3cret/)
+          return true
+        },
+      )
+    } finally {
+      process.stderr.write = write
+      console.warn = warn
+    }
+    assert.deepEqual(written, [])
+  })
+
   it('refuses a connection string that stops the client throwing on a conflicting append', () => {
     for (const option of ['throwOnAppendFailure=false', 'throw_on_append_failure=false']) {
       assert.throws(

@@ -14,6 +14,7 @@ import {
   streamNameFilter,
 } from '@kurrent/kurrentdb-client'
 import { Observable } from 'rxjs'
+import { kurrentConnectionStringIssue } from '../../config/index.ts'
 import {
   ClosedError,
   ConfigError,
@@ -81,6 +82,11 @@ const fromStart = (start: Start): ReadPosition => (start === 'start' ? START : a
 const CONNECTION_STRING = 'event_store.kurrentdb.connection_string'
 
 const openClient = (connectionString: string): KurrentDBClient => {
+  // The client only warns of an option it does not know, on stderr and quoting the whole string,
+  // password included: no such string may reach it. Configuration refuses one too; this holds
+  // for any caller.
+  const issue = kurrentConnectionStringIssue(connectionString)
+  if (issue !== undefined) throw new ConfigError([{ path: CONNECTION_STRING, message: issue }])
   let client: KurrentDBClient
   try {
     client = KurrentDBClient.connectionString(connectionString)
