@@ -612,7 +612,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     } else {
       logger('info', 'projector.ingress_disabled', { reason: 'reports.enable_data_ingress is false' })
     }
-    // Each consumer group's lag, read from the log at each scrape of /metrics.
+    // Each consumer group's lag, read from the log for /metrics (at most every 5 s, one read at a time).
     metrics.watchLag(
       lagOfGroups(log, [
         ['herald-router', topics.events],

@@ -8,7 +8,7 @@ import { createSqliteEventLog } from '../adapters/sqlite-event-log/index.ts'
 import { createMetrics, lagOfGroups } from './metrics.ts'
 
 const sample = (text: string, name: string, labels: string): number | undefined => {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}} `))
+  const line = text.split('\n').find((l) => l.startsWith(labels === '' ? `${name} ` : `${name}{${labels}} `))
   return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1))
 }
 
@@ -16,7 +16,7 @@ describe('metrics', () => {
   const dir = mkdtempSync(join(tmpdir(), 'herald-metrics-'))
   after(() => rmSync(dir, { recursive: true, force: true }))
 
-  it('reports each consumer group’s lag as the event log has it at each scrape', async () => {
+  it('reports each consumer group’s lag as the event log has it', async () => {
     const log = createSqliteEventLog({ path: join(dir, 'log.sqlite'), idlePollMs: 20 })
     try {
       await log.createTopics([{ topic: 'engine.events', partitions: 2 }])
@@ -25,7 +25,8 @@ describe('metrics', () => {
         'engine.events',
         Array.from({ length: 5 }, (_, i) => ({ key: `k${i}`, value })),
       )
-      const metrics = createMetrics()
+      // Read again at each scrape here; Herald's default serves a read for 5 s.
+      const metrics = createMetrics({ lagMaxAgeMs: 0 })
       metrics.watchLag(
         lagOfGroups(log, [
           ['reader', 'engine.events'],
@@ -63,6 +64,45 @@ describe('metrics', () => {
     const text = await metrics.registry.metrics()
     assert.match(text, /^herald_up 1$/m)
     assert.doesNotMatch(text, /^herald_consumer_lag_messages\{/m)
+  })
+
+  it('reads the lag once per few seconds whatever the scrapes, never waits long for it, and serves the last values with their age', {
+    timeout: 10_000,
+  }, async () => {
+    const metrics = createMetrics({ lagMaxAgeMs: 200, lagTimeoutMs: 100 })
+    let reads = 0
+    let hang = false
+    metrics.watchLag(async () => {
+      reads++
+      if (hang) await new Promise(() => undefined)
+      return [{ group: 'herald-router', topic: 'engine.events', messages: 7 }]
+    })
+    const labels = 'group="herald-router",topic="engine.events"'
+    const first = await Promise.all([metrics.registry.metrics(), metrics.registry.metrics()])
+    assert.equal(reads, 1)
+    for (const text of first) {
+      assert.equal(sample(text, 'herald_consumer_lag_messages', labels), 7)
+      assert.ok((sample(text, 'herald_consumer_lag_age_seconds', '') ?? Number.NaN) < 0.2)
+    }
+    // Fresh values are served from memory.
+    await metrics.registry.metrics()
+    assert.equal(reads, 1)
+
+    // The log stops answering: a scrape waits at most the timeout and gets the last values, aged.
+    hang = true
+    await sleep(250)
+    const started = Date.now()
+    const stale = await Promise.all([metrics.registry.metrics(), metrics.registry.metrics()])
+    assert.ok(Date.now() - started < 1_000, `a scrape took ${Date.now() - started} ms`)
+    assert.equal(reads, 2)
+    for (const text of stale) {
+      assert.equal(sample(text, 'herald_consumer_lag_messages', labels), 7)
+      assert.ok((sample(text, 'herald_consumer_lag_age_seconds', '') ?? 0) >= 0.25)
+    }
+    // The hanging read is the one in flight: later scrapes start no other.
+    await sleep(250)
+    await metrics.registry.metrics()
+    assert.equal(reads, 2)
   })
 
   it('times every batch a consumer handles, failed ones included, and passes on the failure', async () => {

@@ -17,6 +17,17 @@ export interface MetricsOptions {
    * `account="_other"`. 0, the default, puts no account label on the counter at all.
    */
   readonly accountSeriesLimit?: number
+  /**
+   * How long lag read from the event log is served before a scrape reads it again. Default
+   * 5000: however often `/metrics` is scraped, and by however many, the log is asked at most
+   * once per this and never twice at a time.
+   */
+  readonly lagMaxAgeMs?: number
+  /**
+   * How long a scrape waits for a lag read before it answers with the last values read (their
+   * age in `herald_consumer_lag_age_seconds`), the read going on for the next scrape. Default 1000.
+   */
+  readonly lagTimeoutMs?: number
 }
 
 /** The `account` of the events of accounts past the limit: `_` cannot start an account name. */
@@ -40,8 +51,48 @@ export const createMetrics = (options: MetricsOptions = {}) => {
   if (options.process === true) collectDefaultMetrics({ register: registry })
   const accountLimit = options.accountSeriesLimit ?? 0
   const labelledAccounts = new Set<string>()
-  // Where consumer lag is read at each scrape; set once the consumers run (`watchLag`).
+  // Where consumer lag is read; set once the consumers run (`watchLag`).
   let lagSource: (() => Promise<readonly GroupLag[]>) | undefined
+  const lagMaxAgeMs = options.lagMaxAgeMs ?? 5_000
+  const lagTimeoutMs = options.lagTimeoutMs ?? 1_000
+  // The last lag read and when; the read under way; when the last one began (failed ones count,
+  // so an unreachable log is not asked again at every scrape).
+  let lastLag: { readonly lags: readonly GroupLag[]; readonly at: number } | undefined
+  let lagRead: Promise<void> | undefined
+  let lagReadBegan = Number.NEGATIVE_INFINITY
+  /** The lag to serve: read again when due, waited for at most `lagTimeoutMs`. */
+  const currentLag = async (): Promise<typeof lastLag> => {
+    const source = lagSource
+    if (source === undefined) return undefined
+    const now = Date.now()
+    if (lagRead === undefined && now - lagReadBegan >= lagMaxAgeMs) {
+      lagReadBegan = now
+      lagRead = Promise.resolve()
+        .then(source)
+        .then(
+          (lags) => {
+            lastLag = { lags, at: Date.now() }
+          },
+          // An unreachable log leaves the last values served, their age growing.
+          () => undefined,
+        )
+      void lagRead.finally(() => {
+        lagRead = undefined
+      })
+    }
+    if (lagRead !== undefined) {
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([
+        lagRead,
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, lagTimeoutMs)
+          timer.unref()
+        }),
+      ])
+      clearTimeout(timer)
+    }
+    return lastLag
+  }
   const counter = (name: string, help: string, labelNames: string[] = []) =>
     new Counter({ name, help, labelNames, registers: [registry] })
   const batchSeconds = new Histogram({
@@ -98,15 +149,24 @@ export const createMetrics = (options: MetricsOptions = {}) => {
     up: new Gauge({ name: 'herald_up', help: '1 while Herald is serving', registers: [registry] }),
     consumerLag: new Gauge({
       name: 'herald_consumer_lag_messages',
-      help: 'Messages of a topic its consumer group has not consumed yet (end offset minus committed offset, over all partitions), read from the event log at each scrape',
+      help: 'Messages of a topic its consumer group has not consumed yet (end offset minus committed offset, over all partitions), read from the event log at most every few seconds; herald_consumer_lag_age_seconds says how long ago',
       labelNames: ['group', 'topic'],
       registers: [registry],
       async collect() {
-        if (lagSource === undefined) return
         this.reset()
-        // An unreachable log leaves the gauge empty for this scrape rather than failing it.
-        const lags = await lagSource().catch(() => [])
-        for (const lag of lags) this.set({ group: lag.group, topic: lag.topic }, lag.messages)
+        // Never read yet (or never answered): the gauge stays empty rather than failing the scrape.
+        for (const lag of (await currentLag())?.lags ?? [])
+          this.set({ group: lag.group, topic: lag.topic }, lag.messages)
+      },
+    }),
+    consumerLagAge: new Gauge({
+      name: 'herald_consumer_lag_age_seconds',
+      help: 'How long ago herald_consumer_lag_messages was read from the event log: past a few seconds, the log did not answer the last reads and the values are stale',
+      registers: [registry],
+      async collect() {
+        this.reset()
+        const lag = await currentLag()
+        if (lag !== undefined) this.set((Date.now() - lag.at) / 1000)
       },
     }),
     /**
@@ -127,7 +187,10 @@ export const createMetrics = (options: MetricsOptions = {}) => {
         }
       }
     },
-    /** Reads consumer lag from `source` at each scrape of `herald_consumer_lag_messages`. */
+    /**
+     * Reads consumer lag from `source` for `herald_consumer_lag_messages`: when a scrape finds
+     * the last read older than `lagMaxAgeMs`, one read at a time.
+     */
     watchLag: (source: () => Promise<readonly GroupLag[]>): void => {
       lagSource = source
     },
