@@ -139,11 +139,13 @@ const main = async () => {
   }).catch((error: unknown) => {
     if (starting.signal.aborted) {
       // What had started is closed again: the data directory, ports and consumers are free.
-      logger(exitCode === 0 ? 'info' : 'error', 'herald.start_abandoned', { reason: errorText(error) })
+      logger(exitCode === 0 ? 'info' : 'error', 'herald.start_abandoned', {
+        reason: hideSecrets(errorText(error)),
+      })
       return process.exit(exitCode ?? 1)
     }
-    logger('error', 'herald.start_failed', { error: errorText(error) })
-    return fail(isHeraldError(error) ? error.message : 'start-up failed; see the log above', 1)
+    logger('error', 'herald.start_failed', { error: hideSecrets(errorText(error)) })
+    return fail(isHeraldError(error) ? hideSecrets(error.message) : 'start-up failed; see the log above', 1)
   })
   // Asked to stop just as the start-up finished.
   if (exitCode !== undefined) stopAndExit(herald)

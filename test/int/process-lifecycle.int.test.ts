@@ -232,6 +232,36 @@ process.on('SIGUSR2', () => {
     })
   })
 
+  it('a start-up failure whose error quotes a configured secret is logged and told without it', async () => {
+    const dir = dataDir()
+    // Loaded into Herald's own process: its port refuses to listen, naming the admin token.
+    const failing = join(dir, 'fail-listen.mjs')
+    writeFileSync(
+      failing,
+      `import { Server } from 'node:net'
+Server.prototype.listen = function () {
+  process.nextTick(() => this.emit('error', new Error('cannot listen for http://user:url-pass@host:1 with ' + process.env.HERALD_ADMIN_TOKEN)))
+  return this
+}
+`,
+    )
+    const herald = await startHeraldProcess(
+      { HERALD_DATA_DIR: dir, HERALD_ADMIN_TOKEN: ADMIN_TOKEN, NODE_OPTIONS: `--import=${failing}` },
+      60_000,
+      { until: 'herald.start_failed' },
+    )
+    let stderr = ''
+    herald.child.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString()
+    })
+    assert.equal(await herald.exited, 1)
+    assert.equal(
+      herald.lines.find((line) => line.event === 'herald.start_failed')?.error,
+      'cannot listen for http://[redacted]@host:1 with [redacted]',
+    )
+    assert.doesNotMatch(JSON.stringify(herald.lines) + stderr, new RegExp(`${ADMIN_TOKEN}|url-pass`))
+  })
+
   it('a port in use fails the start-up before migrations run or consumers start', async () => {
     const taken = createServer()
     taken.listen(0, '127.0.0.1')
