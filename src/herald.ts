@@ -21,7 +21,13 @@ import { createSqliteEventLog } from './adapters/sqlite-event-log/index.ts'
 import { createSqliteEventStore } from './adapters/sqlite-event-store/index.ts'
 import { createActionRecorder, createAuditRoutes } from './audit/index.ts'
 import { createTokenRoutes, createTokenService } from './auth/index.ts'
-import { ADMIN_TOKEN_MIN_LENGTH, bearerTokenIssue, type Config, topicPartitions } from './config/index.ts'
+import {
+  ADMIN_TOKEN_MIN_LENGTH,
+  bearerTokenIssue,
+  type Config,
+  secretFree,
+  topicPartitions,
+} from './config/index.ts'
 import { ConfigError, errorText, HeraldError, isHeraldError } from './errors/index.ts'
 import {
   type Authorizer,
@@ -667,6 +673,8 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
       },
       authenticate: chainAuthenticators(createAdminTokenAuthenticator(adminToken), tokens.authenticate),
       requireAuth: config.require_auth,
+      // The admin token too when it comes from data_dir/admin-token, which the configuration lacks.
+      hideSecrets: secretFree({ ...config, admin_token: adminToken }),
       ...(authorizer === undefined ? {} : { authorizer }),
       metrics,
       logger,

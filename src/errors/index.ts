@@ -69,6 +69,34 @@ export class ValidationError extends HeraldError {
 /** What a thrown value says of itself: an Error's message, anything else as a string. */
 export const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error))
 
+/** One link of a cause chain: `Name: message`, with the errors of an AggregateError (whose own message is often empty). */
+const linkText = (error: unknown): string => {
+  if (!(error instanceof Error)) return String(error)
+  const own = String(error)
+  if (!(error instanceof AggregateError) || error.errors.length === 0) return own
+  return `${error.message === '' ? error.name : own} (${error.errors.map(errorText).join('; ')})`
+}
+
+/**
+ * The causes under `error`, outermost first (`fetch failed`, then the socket's `connect
+ * ECONNREFUSED 127.0.0.1:9`): what a wrapping error's message leaves out. At most `depth` of
+ * them, and a cause met again (a cycle) ends the chain.
+ *
+ * @example
+ * logger('error', 'http.request_failed', { error: String(error), causes: causeChain(error) })
+ */
+export const causeChain = (error: unknown, depth = 5): string[] => {
+  const out: string[] = []
+  const seen = new Set<unknown>([error])
+  let cause = error instanceof Error ? error.cause : undefined
+  while (cause !== undefined && cause !== null && !seen.has(cause) && out.length < depth) {
+    seen.add(cause)
+    out.push(linkText(cause))
+    cause = cause instanceof Error ? cause.cause : undefined
+  }
+  return out
+}
+
 /**
  * Adds the issues of `error`, a ValidationError, to `issues`, leaving out those whose path is
  * named there already; any other error is thrown again. For checks run one after another that

@@ -1,6 +1,6 @@
 import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
-import { clipped, errorText, HeraldError, UnauthorizedError } from '../errors/index.ts'
+import { causeChain, clipped, errorText, HeraldError, UnauthorizedError } from '../errors/index.ts'
 import type { Logger, Metrics } from '../observability/index.ts'
 import type { EventLog } from '../ports/event-log.ts'
 import type { Warehouse } from '../ports/warehouse.ts'
@@ -35,6 +35,11 @@ export interface HttpAppOptions {
   readonly reportLag?: () => Promise<number>
   /** Largest request body accepted, in bytes: a batch of events, and any other route's JSON (5 MiB). */
   readonly maxIngestBytes?: number
+  /**
+   * Hides the configuration's secrets in text the log writes of a failed request (its error,
+   * causes and stack): `secretFree(config)`. None hidden by default.
+   */
+  readonly hideSecrets?: (text: string) => string
   /** Sub-apps mounted behind authentication, e.g. the notifications API. */
   readonly mounts?: readonly { readonly path: string; readonly app: Hono<AppEnv> }[]
 }
@@ -90,12 +95,24 @@ const allowedMethods = (app: Hono<AppEnv>, path: string): string[] => {
  */
 export const createHttpApp = (options: HttpAppOptions): Hono<AppEnv> => {
   const { metrics, logger } = options
+  const hide = options.hideSecrets ?? ((text: string) => text)
   const maxBodyBytes = options.maxIngestBytes ?? 5 * 1024 * 1024
   const app = new Hono<AppEnv>()
 
   app.onError((error, c) => {
     const body = toProblem(error, c.req.path)
-    if (body.status >= 500) logger('error', 'http.request_failed', { path: c.req.path, error: String(error) })
+    if (body.status >= 500) {
+      // The causes say what a wrapping error leaves out (the external authorizer's is fetch's,
+      // whose own names the address and errno); the stack, where an internal error was thrown.
+      const causes = causeChain(error).map(hide)
+      logger('error', 'http.request_failed', {
+        path: c.req.path,
+        status: body.status,
+        error: hide(String(error)),
+        ...(causes.length === 0 ? {} : { causes }),
+        ...(body.status === 500 && typeof error.stack === 'string' ? { stack: hide(error.stack) } : {}),
+      })
+    }
     return c.json(body, body.status as 400, { 'content-type': 'application/problem+json' })
   })
   app.notFound((c) => {

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
+import { once } from 'node:events'
 import { mkdtempSync, rmSync, unlinkSync } from 'node:fs'
+import { type AddressInfo, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -16,8 +18,10 @@ import {
 } from '../../src/deliveries/index.ts'
 import {
   type AppEnv,
+  authorize,
   chainAuthenticators,
   createAdminTokenAuthenticator,
+  createExternalAuthorizer,
   createHttpApp,
   type HttpAppOptions,
 } from '../../src/http/index.ts'
@@ -599,6 +603,53 @@ describe('HTTP API on the embedded log and chDB', () => {
     assert.deepEqual(failures, [
       { name: 'http.request_failed', error: 'RangeError: Maximum call stack size exceeded' },
     ])
+  })
+
+  it('logs a failed request with its cause chain, the stack of an internal error, and no configured secret', async () => {
+    const failures: Record<string, unknown>[] = []
+    const SECRET = 'Zq7HttpSecret'
+    const failing = new Hono<AppEnv>()
+      .get('/internal', () => {
+        throw new Error(`query failed at http://user:${SECRET}@db:8123`, {
+          cause: new Error(`socket hang up (${SECRET})`),
+        })
+      })
+      .get('/authorized', authorize('listNotificationEndpoints'), (c) => c.json({ ok: true }))
+    // A port nothing listens on (fetch refuses to try port 9 and others as unsafe).
+    const closed = createServer().listen(0, '127.0.0.1')
+    await once(closed, 'listening')
+    const { port } = closed.address() as AddressInfo
+    closed.close()
+    await once(closed, 'close')
+    const withRoutes = createHttpApp({
+      ...appOptions,
+      authorizer: createExternalAuthorizer({ endpoint: `http://127.0.0.1:${port}/decide`, timeoutMs: 2_000 }),
+      hideSecrets: (text) => text.split(SECRET).join('[redacted]'),
+      logger: (level, name, fields) => {
+        if (level === 'error' && name === 'http.request_failed') failures.push({ ...fields })
+      },
+      mounts: [{ path: '/v1/failing', app: failing }],
+    })
+    assert.equal((await withRoutes.request('/v1/failing/internal', { headers: auth })).status, 500)
+    assert.equal((await withRoutes.request('/v1/failing/authorized', { headers: auth })).status, 503)
+    assert.equal(failures.length, 2)
+    const [internal, unavailable] = failures
+    assert.equal(internal?.error, 'Error: query failed at http://user:[redacted]@db:8123')
+    assert.deepEqual(internal?.causes, ['Error: socket hang up ([redacted])'])
+    assert.match(
+      String(internal?.stack),
+      /^Error: query failed at http:\/\/user:\[redacted\]@db:8123\n\s+at /,
+    )
+    assert.equal(internal?.status, 500)
+    assert.match(String(unavailable?.error), /the external authorizer gave no usable answer \(unreachable\)/)
+    assert.equal(unavailable?.status, 503)
+    // fetch's own error, then the socket's: the address and errno an operator needs.
+    assert.match(
+      JSON.stringify(unavailable?.causes),
+      new RegExp(`fetch failed.*ECONNREFUSED 127\\.0\\.0\\.1:${port}`),
+    )
+    assert.equal(unavailable?.stack, undefined)
+    assert.doesNotMatch(JSON.stringify(failures), new RegExp(SECRET))
   })
 
   it('refuses a JSON route’s body of another media type with a 415 problem naming both; ingest keeps its modes', async () => {
