@@ -36,10 +36,32 @@ const statusOf = (error: unknown): number | undefined =>
     ? error.status
     : undefined
 
-const fromClientError = (error: unknown, what: string, context: Record<string, unknown>): Error => {
+/** `url` without its user-info, query or fragment: where the registry is, for the log. */
+const addressOf = (url: string): string => {
+  try {
+    const parsed = new URL(url)
+    return `${parsed.protocol}//${parsed.host}${parsed.pathname.replace(/\/+$/, '')}`
+  } catch {
+    return 'the configured URL'
+  }
+}
+
+/**
+ * The client's failure as Herald's. The client (mappersmith beneath it) reports a request that
+ * got no HTTP answer at all (refused, unresolvable, reset) as a response of status 400 whose
+ * text is the socket's error, `<clientId> - Error, status 400: connect ECONNREFUSED …`: said
+ * here as what it is, no answer, where the 400 read as the registry's.
+ */
+const fromClientError = (
+  error: unknown,
+  what: string,
+  context: Record<string, unknown>,
+  { address, clientId }: { readonly address: string; readonly clientId: string },
+): Error => {
   const status = statusOf(error)
-  const detail = errorText(error)
-  if (status === 404) return new NotFoundError(`schema registry: ${what}: ${detail}`, context)
+  const text = errorText(error)
+  const detail = text.startsWith(`${clientId} - `) ? text.slice(clientId.length + 3) : text
+  if (status === 404) return new NotFoundError(`schema registry: ${what}: ${text}`, context)
   // The client compiles a schema before it sends it, and refuses one that does not compile.
   const name = error instanceof Error ? error.name : ''
   if (name === 'ConfluentSchemaRegistryArgumentError' || name === 'ConfluentSchemaRegistryInvalidSchemaError')
@@ -52,11 +74,19 @@ const fromClientError = (error: unknown, what: string, context: Record<string, u
       },
     )
   if (status === 409 || status === 422)
-    return new ValidationError(`schema registry refused ${what}`, [{ path: 'schema', message: detail }], {
+    return new ValidationError(`schema registry refused ${what}`, [{ path: 'schema', message: text }], {
       cause: error,
       context,
     })
-  return new UnavailableError(`schema registry: ${what} failed: ${detail}`, { cause: error, context })
+  const noAnswer = status === 400 && detail.startsWith('Error, status 400: ')
+  // The registry's address and the socket's words are for the log; a client is told it failed.
+  const shown = `schema registry: ${what} failed: the schema registry is unavailable; try again later (the server log has the details)`
+  return new UnavailableError(
+    noAnswer
+      ? `schema registry at ${address}: ${what}: no answer (${detail.slice('Error, status 400: '.length)})`
+      : `schema registry at ${address}: ${what} failed: ${status === undefined ? '' : `HTTP ${status}: `}${detail}`,
+    { cause: error, context, shown },
+  )
 }
 
 /**
@@ -93,6 +123,8 @@ const freshAjvPerSchema = () => {
  */
 export const createConfluentSchemaRegistry = (options: ConfluentSchemaRegistryOptions): SchemaRegistry => {
   const retry = options.retry
+  const clientId = options.clientId ?? 'herald'
+  const where = { address: addressOf(options.url), clientId }
   // The client's option types name ajv's default export; the factory has the two methods it calls.
   const clientOptions = {
     [ConfluentSchemaType.JSON]: { ajvInstance: freshAjvPerSchema() },
@@ -100,7 +132,7 @@ export const createConfluentSchemaRegistry = (options: ConfluentSchemaRegistryOp
   const client = new ConfluentClient(
     {
       host: options.url.replace(/\/+$/, ''),
-      clientId: options.clientId ?? 'herald',
+      clientId,
       ...(options.username !== undefined && options.password !== undefined
         ? { auth: { username: options.username, password: options.password } }
         : {}),
@@ -159,7 +191,7 @@ export const createConfluentSchemaRegistry = (options: ConfluentSchemaRegistryOp
       try {
         schema = await client.getSchema(id)
       } catch (error) {
-        throw fromClientError(error, `schema id ${id}`, { schemaId: id })
+        throw fromClientError(error, `schema id ${id}`, { schemaId: id }, where)
       }
       const type = client.cache.getSchema(id)?.type
       if (type === ConfluentSchemaType.JSON) return jsonDecoder(id, schema)
@@ -184,7 +216,7 @@ export const createConfluentSchemaRegistry = (options: ConfluentSchemaRegistryOp
               )
         return id
       } catch (error) {
-        throw fromClientError(error, `registering subject ${subject}`, { subject })
+        throw fromClientError(error, `registering subject ${subject}`, { subject }, where)
       }
     },
 
@@ -193,7 +225,7 @@ export const createConfluentSchemaRegistry = (options: ConfluentSchemaRegistryOp
       try {
         return await client.getLatestSchemaId(subject)
       } catch (error) {
-        throw fromClientError(error, `latest version of subject ${subject}`, { subject })
+        throw fromClientError(error, `latest version of subject ${subject}`, { subject }, where)
       }
     },
 
@@ -212,7 +244,7 @@ export const createConfluentSchemaRegistry = (options: ConfluentSchemaRegistryOp
             })),
           )
         }
-        throw fromClientError(error, `encoding with schema id ${id}`, { schemaId: id })
+        throw fromClientError(error, `encoding with schema id ${id}`, { schemaId: id }, where)
       }
     },
 

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
+import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
+import { type AddressInfo, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -230,9 +232,36 @@ describe('Confluent schema registry adapter', () => {
     await assert.rejects(registry.decoderFor(1), UnavailableError)
   })
 
-  it('reports an unreachable registry as unavailable', async () => {
-    const registry = createConfluentSchemaRegistry({ url: 'http://127.0.0.1:1', retry: { retries: 0 } })
-    await assert.rejects(registry.decoderFor(1), UnavailableError)
+  it('reports an unreachable registry as unavailable, naming its address and the socket’s error, not its credentials', async () => {
+    const closed = createServer().listen(0, '127.0.0.1')
+    await once(closed, 'listening')
+    const { port } = closed.address() as AddressInfo
+    closed.close()
+    await once(closed, 'close')
+    const registry = createConfluentSchemaRegistry({
+      url: `http://herald:Zq7Pass@127.0.0.1:${port}/`,
+      retry: { retries: 0 },
+    })
+    await assert.rejects(registry.decoderFor(1), (error: unknown) => {
+      assert.ok(error instanceof UnavailableError)
+      assert.equal(
+        error.message,
+        `schema registry at http://127.0.0.1:${port}: schema id 1: no answer (connect ECONNREFUSED 127.0.0.1:${port})`,
+      )
+      return true
+    })
+  })
+
+  it('says which registry answered an error, and with which HTTP status', async () => {
+    await assert.rejects(confluent({ password: 'wrong' }).decoderFor(1), (error: unknown) => {
+      assert.ok(error instanceof UnavailableError)
+      assert.equal(
+        error.message,
+        `schema registry at ${standIn.url}: schema id 1 failed: HTTP 401: Unauthorized`,
+      )
+      assert.doesNotMatch(error.message, /wrong/)
+      return true
+    })
   })
 })
 

@@ -30,6 +30,10 @@ export interface KurrentErrorContext {
   readonly stream?: string
   /** What the append asked for; the vendor's echo of it loses `stream_exists` on some paths. */
   readonly expected?: ExpectedRevision
+  /** The servers the connection string names (`db-1:2113`), never its credentials. */
+  readonly target?: string
+  /** Why the server is unavailable, found otherwise when the client gives no reason (`givesNoReason`). */
+  readonly reason?: string
 }
 
 const actualRevision = (state: bigint | string): number | 'no_stream' =>
@@ -101,7 +105,12 @@ export const translateKurrentError = (error: unknown, context: KurrentErrorConte
   if (TRANSIENT.some((type) => vendor instanceof type)) {
     // The client's words name the server (its address, a leader's) and the transport's state:
     // for the log. A client is told only that the store is unavailable.
-    return new UnavailableError(`event store ${operation}: ${vendor.message}`, {
+    const reason = context.reason ?? vendor.message
+    const message =
+      context.target === undefined
+        ? `event store ${operation}: ${reason}`
+        : `event store ${operation}: KurrentDB at ${context.target} is unavailable: ${reason}`
+    return new UnavailableError(message, {
       cause: error,
       context: { operation, ...where },
       shown: `event store ${operation}: the event store is unavailable; try again later (the server log has the details)`,
@@ -142,6 +151,21 @@ export const translateKurrentError = (error: unknown, context: KurrentErrorConte
     })
   }
   return error
+}
+
+/**
+ * Whether `error` is a transient failure the client says nothing more of than its class: its
+ * reads go through a Rust bridge that reports an unreachable server as a bare `UnavailableError`,
+ * with no address and no socket error.
+ */
+export const givesNoReason = (error: unknown): boolean => {
+  if (!(error instanceof Error) || isHeraldError(error)) return false
+  const vendor = classify(error)
+  return (
+    TRANSIENT.some((type) => vendor instanceof type) &&
+    // The bridge's errors keep the name Error; their message is their class's name.
+    [vendor.name, vendor.constructor.name, ''].includes(vendor.message.trim())
+  )
 }
 
 // KurrentDB's two answers to a read from inside a record: INVALID_ARGUMENT "Trying to read from

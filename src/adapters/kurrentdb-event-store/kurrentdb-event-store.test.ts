@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
+import { once } from 'node:events'
+import { type AddressInfo, createServer } from 'node:net'
 import { describe, it } from 'node:test'
 import { KurrentDBClient, START, UnknownError } from '@kurrent/kurrentdb-client'
 import { firstValueFrom } from 'rxjs'
@@ -65,6 +67,34 @@ describe('createKurrentDbEventStore', () => {
       console.warn = warn
     }
     assert.deepEqual(written, [])
+  })
+
+  it('says of an unreachable server where it is and what the socket met, never the credentials', async () => {
+    const closed = createServer().listen(0, '127.0.0.1')
+    await once(closed, 'listening')
+    const { port } = closed.address() as AddressInfo
+    closed.close()
+    await once(closed, 'close')
+    const s = createKurrentDbEventStore({
+      connectionString: `kurrentdb://admin:Zq7Pass@127.0.0.1:${port}?tls=false`,
+    })
+    try {
+      for (const call of [() => s.ping(), () => s.readAll({ after: 0, maxCount: 1 })]) {
+        await assert.rejects(call(), (error: unknown) => {
+          assert.ok(isRetriable(error))
+          assert.match(
+            (error as Error).message,
+            new RegExp(
+              `^event store readAll: KurrentDB at 127\\.0\\.0\\.1:${port} is unavailable: .*connect ECONNREFUSED 127\\.0\\.0\\.1:${port}`,
+            ),
+          )
+          assert.doesNotMatch((error as Error).message, /Zq7Pass|admin/)
+          return true
+        })
+      }
+    } finally {
+      await s.close()
+    }
   })
 
   it('refuses a connection string that stops the client throwing on a conflicting append', () => {

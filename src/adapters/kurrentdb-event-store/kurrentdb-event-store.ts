@@ -1,3 +1,4 @@
+import { connect } from 'node:net'
 import {
   type AllStreamResolvedEvent,
   type AllStreamSubscription,
@@ -47,7 +48,12 @@ import {
   validateReadStream,
   validateSubscribe,
 } from '../sqlite-event-store/validate.ts'
-import { refusesPosition, translateKurrentError } from './kurrentdb-errors.ts'
+import {
+  givesNoReason,
+  type KurrentErrorContext,
+  refusesPosition,
+  translateKurrentError,
+} from './kurrentdb-errors.ts'
 import {
   decodeEvent,
   isSystemEvent,
@@ -115,6 +121,45 @@ const openClient = (connectionString: string): KurrentDBClient => {
   return client
 }
 
+/** The servers a connection string names, read as the client reads them; never its user-info. */
+const serversOf = (connectionString: string): { readonly host: string; readonly port: number }[] => {
+  const afterScheme = connectionString.trim().replace(/^[^:]+:\/\//, '')
+  const afterUserInfo = afterScheme.replace(/^[^:]+:[^@]+@/, '')
+  const hosts = /^(?:[^$+!?*'(),;[\]{}|"%~#<>=&]+[,/]?)*/.exec(afterUserInfo)?.[0] ?? ''
+  return hosts
+    .split(/[,/]/)
+    .filter((h) => h.trim() !== '')
+    .map((h) => {
+      const [host = '', port = '2113'] = h.trim().split(':')
+      return { host, port: Number.parseInt(port, 10) }
+    })
+}
+
+const REACH_TIMEOUT_MS = 1_000
+
+/**
+ * What a TCP connection to `server` meets: the socket's error (`connect ECONNREFUSED
+ * 10.0.0.5:2113`, `getaddrinfo ENOTFOUND db`), or that it connects, so that the client's
+ * failure lies past the socket.
+ */
+const reach = (server: { readonly host: string; readonly port: number }): Promise<string> =>
+  new Promise((resolve) => {
+    const socket = connect({ host: server.host, port: server.port })
+    const done = (reason: string) => {
+      socket.destroy()
+      resolve(reason)
+    }
+    socket.setTimeout(REACH_TIMEOUT_MS, () =>
+      done(`no TCP connection to ${server.host}:${server.port} within ${REACH_TIMEOUT_MS} ms`),
+    )
+    socket.once('error', (error) => done(error.message))
+    socket.once('connect', () =>
+      done(
+        `${server.host}:${server.port} takes TCP connections, yet the client gives no reason (is tls in the connection string what the server expects?)`,
+      ),
+    )
+  })
+
 /**
  * An EventStore on KurrentDB (or EventStoreDB 22.6+) through its Node gRPC client: the distributed
  * adapter. Behaves as the embedded one does, as the shared contract suite checks, with these
@@ -142,6 +187,16 @@ export const createKurrentDbEventStore = (options: KurrentDbEventStoreOptions): 
   const { connectionString, pingTimeoutMs } = { ...defaults, ...options }
   const pageSize = Math.max(1, Math.floor(options.pageSize ?? defaults.pageSize))
   const client = openClient(connectionString)
+  const servers = serversOf(connectionString)
+  const target = `${servers.map((s) => `${s.host}:${s.port}`).join(', ')}${/^[^:]*\+discover:/.test(connectionString.trim()) ? ' (discovery)' : ''}`
+  const translate = (error: unknown, context: KurrentErrorContext): Error =>
+    translateKurrentError(error, { ...context, target })
+  /** `translate`, with the reason a connection attempt finds where the client gives none. */
+  const failure = async (error: unknown, context: KurrentErrorContext): Promise<Error> => {
+    const first = servers[0]
+    if (first === undefined || !givesNoReason(error)) return translate(error, context)
+    return translateKurrentError(error, { ...context, target, reason: await reach(first) })
+  }
   // Every position handed out starts a log record, so a checkpoint made of one needs no probe.
   const boundaries = boundedSet(4096)
   const live = new Set<{ complete(): void }>()
@@ -180,7 +235,7 @@ export const createKurrentDbEventStore = (options: KurrentDbEventStoreOptions): 
         page.push(resolved)
       }
     } catch (error) {
-      throw translateKurrentError(error, { operation: 'readAll' })
+      throw await failure(error, { operation: 'readAll' })
     }
     return page
   }
@@ -198,7 +253,7 @@ export const createKurrentDbEventStore = (options: KurrentDbEventStoreOptions): 
       }
     } catch (error) {
       if (refusesPosition(error)) return 'invalid'
-      throw translateKurrentError(error, { operation: 'readAll' })
+      throw await failure(error, { operation: 'readAll' })
     }
     return found ? 'event' : 'end'
   }
@@ -210,7 +265,7 @@ export const createKurrentDbEventStore = (options: KurrentDbEventStoreOptions): 
         commit = resolved.event?.position.commit ?? resolved.commitPosition
       }
     } catch (error) {
-      throw translateKurrentError(error, { operation: 'readAll' })
+      throw await failure(error, { operation: 'readAll' })
     }
     return commit === undefined ? undefined : toSafeNumber(commit, 'position')
   }
@@ -245,7 +300,7 @@ export const createKurrentDbEventStore = (options: KurrentDbEventStoreOptions): 
     try {
       result = await client.appendToStream(stream, proposed, { streamState: toStreamState(expected) })
     } catch (error) {
-      throw translateKurrentError(error, { operation: 'append', stream, expected })
+      throw translate(error, { operation: 'append', stream, expected })
     }
     // Only a client told not to throw (refused in `openClient`) answers a conflict so; its
     // revision then is not the stream's (one of the client's paths reports a boolean there).
@@ -315,7 +370,7 @@ export const createKurrentDbEventStore = (options: KurrentDbEventStoreOptions): 
           outcomes.push('absent')
           continue
         }
-        const translated = translateKurrentError(error, {
+        const translated = translate(error, {
           operation: 'deleteStreams',
           stream,
           expected: expectedRevision,
@@ -354,7 +409,7 @@ export const createKurrentDbEventStore = (options: KurrentDbEventStoreOptions): 
       }
     } catch (error) {
       if (error instanceof StreamNotFoundError || error instanceof StreamDeletedError) return []
-      throw translateKurrentError(error, { operation: 'readStream', stream })
+      throw await failure(error, { operation: 'readStream', stream })
     }
     return events
   }
@@ -426,7 +481,7 @@ export const createKurrentDbEventStore = (options: KurrentDbEventStoreOptions): 
             filter: filterFor(options.streamPrefixes),
           })
         } catch (error) {
-          fail(translateKurrentError(error, { operation: 'subscribeToAll' }))
+          fail(translate(error, { operation: 'subscribeToAll' }))
           return
         }
         vendor.on('data', (resolved: AllStreamResolvedEvent) => {
@@ -443,9 +498,7 @@ export const createKurrentDbEventStore = (options: KurrentDbEventStoreOptions): 
           checkpoint = event.position
           subscriber.next(handOut(event))
         })
-        vendor.on('error', (error: unknown) =>
-          fail(translateKurrentError(error, { operation: 'subscribeToAll' })),
-        )
+        vendor.on('error', (error: unknown) => fail(translate(error, { operation: 'subscribeToAll' })))
         // A catch-up subscription to $all never ends by itself; the consumer resubscribes from its checkpoint.
         vendor.on('end', () =>
           fail(new UnavailableError('event store subscribeToAll: the server ended the subscription')),
@@ -460,7 +513,12 @@ export const createKurrentDbEventStore = (options: KurrentDbEventStoreOptions): 
     let timer: NodeJS.Timeout | undefined
     const timedOut = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new UnavailableError(`event store ping: no answer within ${pingTimeoutMs} ms`)),
+        () =>
+          reject(
+            new UnavailableError(
+              `event store ping: KurrentDB at ${target}: no answer within ${pingTimeoutMs} ms`,
+            ),
+          ),
         pingTimeoutMs,
       )
     })
