@@ -164,6 +164,12 @@ export interface EventStore {
    */
   readAll(options?: ReadAllOptions): Promise<readonly RecordedEvent[]>
   /**
+   * The position of the last event appended, of the streams `streamPrefixes` names when given;
+   * undefined when there is none: how far a reader starting now has to read to have read
+   * everything appended so far (a read model rebuilt from the start says how far it got).
+   */
+  lastPosition(options?: Pick<ReadAllOptions, 'streamPrefixes'>): Promise<number | undefined>
+  /**
    * Catch-up subscription to every stream: past events after the checkpoint, then live ones,
    * in position order, each once. Unsubscribing stops it.
    */

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Hono } from 'hono'
 import { map, retry, switchMap, take, timer } from 'rxjs'
@@ -61,6 +62,7 @@ import { deliverableConfiguration, toChannelConfiguration } from './channel-conf
 import { type IngressWiring, startRouter } from './ingress.ts'
 import { openSecretBox, startResealing } from './secret-keys.ts'
 import { logReadModelUpgrade, logStoreMigration } from './store-migration.ts'
+import { reportViewRebuild } from './view-rebuild.ts'
 
 export interface NotificationsWiring {
   readonly consumers: readonly Consumer[]
@@ -171,11 +173,16 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
         sqlite_code: sqliteErrorIn(error)?.errcode,
       }),
   }
+  // Without its file, the read model folds the whole delivery log again: said, as it can take long.
+  const viewMissing = !existsSync(viewPath)
   // Over its own file, the read model is folded by a thread of its own, which reads the file
   // too; the event loop only reads the model. Over a shared store (KurrentDB), it folds here.
   const view = deliveryStore.owned
     ? createThreadedDeliveryReadModel({ ...viewOptions, storePath: deliveryStorePath(config) })
     : createDeliveryReadModel(viewOptions)
+  const rebuild = viewMissing
+    ? reportViewRebuild({ view, store: deliveryStore.store, logger, path: viewPath })
+    : undefined
   view.follow(deliveryStore.store)
   // A delivery log of its own answers for itself (a shared store is already `event_store`); the
   // read model's file is this process's either way.
@@ -188,6 +195,7 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
   const closeDeliveryLog = async () => {
     // The configuration read model the listings keep subscribed, too.
     service.close()
+    rebuild?.stop()
     await view.close()
     recentTickets.close()
     if (deliveryStore.owned) await deliveryStore.store.close()

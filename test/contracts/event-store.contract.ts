@@ -552,6 +552,15 @@ export const runEventStoreContract = (options: EventStoreContractOptions): void 
         assertIncreasing(events)
       })
 
+      it('gives the position of the last event, of the streams of the prefixes when asked', async () => {
+        const { written } = await appendMixed()
+        assert.equal(await store.lastPosition(), written[4]?.position)
+        assert.equal(await store.lastPosition({ streamPrefixes: [wanted] }), written[4]?.position)
+        assert.equal(await store.lastPosition({ streamPrefixes: [alsoWanted] }), written[2]?.position)
+        assert.equal(await store.lastPosition({ streamPrefixes: [`none-${run}-`] }), undefined)
+        await assert.rejects(store.lastPosition({ streamPrefixes: ['$et-'] }), isValidationError)
+      })
+
       it('refuses prefixes that are empty, too many, or select system streams', async () => {
         for (const streamPrefixes of [[], [''], ['$et-'], Array.from({ length: 17 }, (_, i) => `p${i}`)]) {
           await assert.rejects(store.readAll({ streamPrefixes }), isValidationError)

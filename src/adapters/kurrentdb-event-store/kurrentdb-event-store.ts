@@ -270,6 +270,28 @@ export const createKurrentDbEventStore = (options: KurrentDbEventStoreOptions): 
     return commit === undefined ? undefined : toSafeNumber(commit, 'position')
   }
 
+  /** The port's `lastPosition`: the last of Herald's events, never a system event's. */
+  const lastPositionOf = async (
+    options: Pick<ReadAllOptions, 'streamPrefixes'> = {},
+  ): Promise<number | undefined> => {
+    assertOpen()
+    validateReadAll(options)
+    let commit: bigint | undefined
+    try {
+      for await (const resolved of client.readAll({
+        fromPosition: END,
+        maxCount: 1,
+        direction: BACKWARDS,
+        filter: filterFor(options.streamPrefixes),
+      })) {
+        commit = resolved.event?.position.commit ?? resolved.commitPosition
+      }
+    } catch (error) {
+      throw await failure(error, { operation: 'lastPosition' })
+    }
+    return commit === undefined ? undefined : toSafeNumber(commit, 'position')
+  }
+
   const startFor = (after: number | undefined): Promise<Start> =>
     resolveStart(after, { known: boundaries.has, probe, lastPosition })
 
@@ -536,5 +558,15 @@ export const createKurrentDbEventStore = (options: KurrentDbEventStoreOptions): 
     await client.dispose()
   }
 
-  return { append, appendMany, deleteStreams, readStream, readAll, subscribeToAll, ping, close }
+  return {
+    append,
+    appendMany,
+    deleteStreams,
+    readStream,
+    readAll,
+    lastPosition: lastPositionOf,
+    subscribeToAll,
+    ping,
+    close,
+  }
 }

@@ -86,6 +86,17 @@ export const readAllByPrefixes = (count: number): string =>
     () => 'substr(stream, 1, length(?)) = ?',
   ).join(' OR ')}) ORDER BY position LIMIT ?`
 
+/**
+ * The last event's position, of the streams named by `count` prefixes when there are any: a
+ * scan back from the end, which stops at the first row that matches.
+ */
+export const lastPositionByPrefixes = (count: number): string =>
+  `SELECT position FROM events${
+    count === 0
+      ? ''
+      : ` WHERE ${Array.from({ length: count }, () => 'substr(stream, 1, length(?)) = ?').join(' OR ')}`
+  } ORDER BY position DESC LIMIT 1`
+
 export const SQL = {
   // A stream's number and its last event; no row for a stream that does not exist yet.
   head: `SELECT s.sid AS sid, e.revision AS revision, e.position AS position

@@ -19,7 +19,7 @@ import type {
 import { translateSqliteError } from '../sqlite-errors.ts'
 import { watchStorage } from '../storage-health.ts'
 import { type CatchUp, startCatchUp } from './catch-up.ts'
-import { type EventRow, readAllByPrefixes } from './schema.ts'
+import { type EventRow, lastPositionByPrefixes, readAllByPrefixes } from './schema.ts'
 import {
   validateAppend,
   validateAppendMany,
@@ -431,6 +431,28 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
     return readAllSync(options.after ?? 0, options.maxCount ?? -1, options.streamPrefixes)
   }
 
+  const lastByPrefixes = new Map<number, StatementSync>()
+  const lastPosition = async (
+    options: Pick<ReadAllOptions, 'streamPrefixes'> = {},
+  ): Promise<number | undefined> => {
+    assertOpen()
+    validateReadAll(options)
+    const prefixes = options.streamPrefixes ?? []
+    let statement = lastByPrefixes.get(prefixes.length)
+    if (statement === undefined) {
+      statement = db.prepare(lastPositionByPrefixes(prefixes.length))
+      lastByPrefixes.set(prefixes.length, statement)
+    }
+    try {
+      const row = statement.get(...prefixes.flatMap((prefix) => [prefix, prefix])) as
+        | { position: number }
+        | undefined
+      return row?.position
+    } catch (error) {
+      throw translateSqliteError(error, 'event store', 'lastPosition')
+    }
+  }
+
   const subscribeToAll = (options: SubscribeOptions = {}): Observable<RecordedEvent> =>
     new Observable<RecordedEvent>((subscriber) => {
       if (closed) {
@@ -485,6 +507,7 @@ export const createSqliteEventStore = (options: SqliteEventStoreOptions): Sqlite
     deleteStreams,
     readStream,
     readAll,
+    lastPosition,
     subscribeToAll,
     ping,
     close,
