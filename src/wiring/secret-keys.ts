@@ -139,7 +139,9 @@ export interface Resealing {
  * tests fail until the key is listed in `secrets.previous_keys` or their secrets are set anew.
  * Herald starts all the same, since a key lost for good would otherwise keep it from ever
  * starting again, stopping every other configuration's deliveries, with no way to replace or
- * delete the configurations concerned. Then, once the re-sealing is over, `secrets.keys_in_use`:
+ * delete the configurations concerned. A run with configurations due logs `secrets.resealing`
+ * (how many, sealed with which previous keys) as it begins and `secrets.resealed` as it ends.
+ * Then, once the re-sealing is over, `secrets.keys_in_use`:
  * the key ids stored secrets need, how many configurations need each, and the previous keys
  * none needs any more.
  */
@@ -162,6 +164,13 @@ export const startResealing = (options: ResealingOptions): Resealing => {
 
   let stopping = false
   const reseal = async (): Promise<void> => {
+    // Said as it begins: on a large store it runs a while, one configuration at a time.
+    if (due.length > 0)
+      logger('info', 'secrets.resealing', {
+        key_id: box.currentKeyId,
+        configurations: due.length,
+        previous_key_ids: [...previous].filter((keyId) => before.has(keyId)),
+      })
     let configurations = 0
     let secrets = 0
     for (const [index, id] of due.entries()) {

@@ -292,6 +292,15 @@ describe('encryption keys across restarts', () => {
           assert.ok(line, JSON.stringify(lines.map((l) => l.event)))
           return line
         })
+        // Said as it begins, with how much is due, and before it ends.
+        const events = lines.map((l) => l.event)
+        assert.ok(events.indexOf('secrets.resealing') >= 0, JSON.stringify(events))
+        assert.ok(events.indexOf('secrets.resealing') < events.indexOf('secrets.resealed'))
+        assert.deepEqual(lines.find((l) => l.event === 'secrets.resealing')?.fields, {
+          key_id: idOf(current),
+          configurations: 1,
+          previous_key_ids: [idOf(old)],
+        })
         assert.deepEqual(lines.find((l) => l.event === 'secrets.resealed')?.fields, {
           key_id: idOf(current),
           configurations: 1,
@@ -313,7 +322,7 @@ describe('encryption keys across restarts', () => {
       const restarted = await start(dir, rotating, again)
       try {
         await eventually(() => assert.ok(again.some((l) => l.event === 'secrets.keys_in_use')))
-        assert.ok(!again.some((l) => l.event === 'secrets.resealed'))
+        assert.ok(!again.some((l) => l.event === 'secrets.resealed' || l.event === 'secrets.resealing'))
       } finally {
         await restarted.stop()
       }
