@@ -104,10 +104,13 @@ export const createMetrics = (options: MetricsOptions = {}) => {
   })
   const eventsIngested =
     accountLimit === 0
-      ? counter('herald_events_ingested_total', 'Events accepted by the ingest API')
+      ? counter(
+          'herald_events_ingested_total',
+          'Events accepted by POST /v1/events or published by POST /v1/test_event (not events producers write to the topic themselves)',
+        )
       : counter(
           'herald_events_ingested_total',
-          `Events accepted by the ingest API, by account (the first ${accountLimit} seen; the others as "${OTHER_ACCOUNTS}")`,
+          `Events accepted by POST /v1/events or published by POST /v1/test_event (not events producers write to the topic themselves), by account (the first ${accountLimit} seen; the others as "${OTHER_ACCOUNTS}")`,
           ['account'],
         )
   return {
@@ -121,8 +124,14 @@ export const createMetrics = (options: MetricsOptions = {}) => {
       if (labelledAccounts.size < accountLimit) labelledAccounts.add(account)
       eventsIngested.inc({ account: labelledAccounts.has(account) ? account : OTHER_ACCOUNTS })
     },
-    eventsRejected: counter('herald_events_rejected_total', 'Ingest requests rejected as invalid'),
-    eventsRouted: counter('herald_router_events_total', 'Events the router matched against selectors'),
+    eventsRejected: counter(
+      'herald_events_rejected_total',
+      'POST /v1/events requests answered 400 because the event contract refused an event of theirs, one per request however many it refused',
+    ),
+    eventsRouted: counter(
+      'herald_router_events_total',
+      'Engine events the router routed (matched against selectors), whatever wrote them: neither refused nor already routed',
+    ),
     deliveryCommands: counter('herald_router_delivery_commands_total', 'Delivery commands emitted'),
     deliveries: counter('herald_deliveries_total', 'Delivery attempts by endpoint and outcome', [
       'endpoint',
