@@ -63,3 +63,17 @@ describe('REFERENCE.md', () => {
     }
   })
 })
+
+describe('REFERENCE.md’s Secrets section', () => {
+  const document = readFileSync(REFERENCE_URL, 'utf8')
+
+  it('names every secret key of the schema, and only those', () => {
+    const section = /## Secrets\n([\s\S]*?) are secrets\./.exec(document)?.[1]
+    assert.ok(section !== undefined, 'the Secrets section')
+    const named = [...section.matchAll(/`([a-z_.]+)`/g)].map((m) => m[1])
+    const secret = envKeysOf(schema)
+      .filter(({ node }) => node.node === 'leaf' && node.secret !== false)
+      .map(({ path }) => path.join('.'))
+    assert.deepEqual(named, secret)
+  })
+})

@@ -62,13 +62,33 @@ export const renderKeyTables = (): string => {
   return [BEGIN, '', ...tables.flatMap((table) => [table, '']), END].join('\n')
 }
 
-/** REFERENCE.md with its generated section replaced by the current one. */
-export const updateReference = (document: string): string => {
-  const begin = document.indexOf(BEGIN)
-  const end = document.indexOf(END)
-  if (begin < 0 || end < begin) throw new Error('REFERENCE.md lacks the generated-section markers')
-  return document.slice(0, begin) + renderKeyTables() + document.slice(end + END.length)
+export const SECRETS_BEGIN = '<!-- secrets:begin (generated from schema.ts) -->'
+export const SECRETS_END = '<!-- secrets:end -->'
+
+/** The sentence naming every secret key, in schema order: `a`, `b` and `c` are secrets. */
+export const renderSecretList = (): string => {
+  const names = envKeysOf(schema)
+    .filter(({ node }) => node.node === 'leaf' && node.secret !== false)
+    .map(({ path }) => code(path.join('.')))
+  const list = names.length === 1 ? (names[0] ?? '') : `${names.slice(0, -1).join(', ')} and ${names.at(-1)}`
+  return `${SECRETS_BEGIN}\n${list} are secrets.\n${SECRETS_END}`
 }
+
+const replaceBetween = (document: string, begin: string, end: string, by: string): string => {
+  const from = document.indexOf(begin)
+  const to = document.indexOf(end)
+  if (from < 0 || to < from) throw new Error(`REFERENCE.md lacks the markers ${begin} … ${end}`)
+  return document.slice(0, from) + by + document.slice(to + end.length)
+}
+
+/** REFERENCE.md with its generated sections (the key tables, the secrets' names) replaced by the current ones. */
+export const updateReference = (document: string): string =>
+  replaceBetween(
+    replaceBetween(document, BEGIN, END, renderKeyTables()),
+    SECRETS_BEGIN,
+    SECRETS_END,
+    renderSecretList(),
+  )
 
 export const REFERENCE_URL = new URL('./REFERENCE.md', import.meta.url)
 
