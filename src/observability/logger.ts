@@ -9,7 +9,7 @@ export type LogFields = Readonly<Record<string, unknown>>
  * plain function so tests can capture lines without a logging library.
  *
  * @example
- * logger('info', 'http.listening', { port: 8228 })
+ * logger('info', 'herald.started', { url: 'http://0.0.0.0:8228', startup_ms: 2140 })
  */
 export type Logger = (level: LogLevel, event: string, fields?: LogFields) => void
 

@@ -235,7 +235,7 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
       else await options.outbound.checkSmtpHost(target.smtpHost, target.port)
     } catch (error) {
       // The client is told one sentence for a host name that does not resolve and one that
-      // resolves to a forbidden address; the log says which (never the address).
+      // resolves to a forbidden address; the log says which (never what a name resolved to).
       if (error instanceof OutboundBlockedError || error instanceof OutboundUnresolvableError)
         logger('info', 'outbound.target_refused', { ...error.context, retriable: error.retriable })
       throw error
