@@ -7,6 +7,7 @@ import { Hono } from 'hono'
 import { migrate, warehouseMigrations } from '../projections/migrations/index.ts'
 import {
   createProjectorHandler,
+  createSwapGate,
   isLogReset,
   type LogReset,
   LogResetError,
@@ -505,6 +506,12 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
           : openProjectedIds(config.data_dir)
         : undefined
     if (projected !== undefined) closers.push(() => projected.close())
+    // On a ClickHouse server other instances' rebuilds hold this projector still for their swaps
+    // (the thread keeps its own).
+    const swapGate =
+      ingesting && projectorThread === undefined && config.warehouse.kind === 'clickhouse'
+        ? createSwapGate({ warehouse, logger })
+        : undefined
     const projectedIds: Pick<ProcessedIds, 'ping'> | undefined = projectorThread ?? projected
 
     // Closed after the consumers (closers run in reverse): in-flight deliveries keep their sockets.
@@ -587,6 +594,7 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
               createProjectorHandler({
                 decoder: ingress.decoder,
                 ...(projected === undefined ? {} : { processed: projected }),
+                ...(swapGate === undefined ? {} : { gate: swapGate }),
                 warehouse,
                 clock,
                 logger,
@@ -612,7 +620,11 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
         },
       }
       consumers.push({
-        stop: async () => running?.stop(),
+        // A batch a rebuild's swap holds back fails at once (it is delivered again), where the
+        // consumer's stop would wait for the swap; the gate's claim is withdrawn once none runs.
+        stop: async () => {
+          await Promise.all([running?.stop(), swapGate?.close()])
+        },
         holdsSince: (topic, key) => running?.holdsSince(topic, key),
       })
     } else {

@@ -38,6 +38,7 @@ import {
 } from './rows.ts'
 import { DEFAULT_TABLES, loadEntityState, loadFindingState, type ProjectionTables } from './state.ts'
 import { createStateCache, type StateCacheLimits } from './state-cache.ts'
+import type { SwapGate, SwapPass } from './swap-gate.ts'
 
 export interface ProjectorOptions {
   readonly warehouse: Warehouse
@@ -78,6 +79,13 @@ export interface ProjectorOptions {
    * these events were projected are recorded again (`MetricsSchedule.projected`).
    */
   readonly onEventTimes?: (earliest: ReadonlyMap<string, number>) => void
+  /**
+   * Where the warehouse is shared with other Herald instances' projectors (a ClickHouse
+   * server): each batch passes `createSwapGate`'s gate, so a rebuild any instance runs holds it
+   * back for its swap rather than lose it with the old tables. Absent (the embedded deployment,
+   * a rebuild's replay), batches are not gated: a rebuild stops the one projector around its swap.
+   */
+  readonly gate?: SwapGate
 }
 
 /**
@@ -133,7 +141,10 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
   const { warehouse, clock, logger } = options
   const decoder = options.decoder ?? createIngressDecoder()
   const tables = options.tables ?? DEFAULT_TABLES
-  const cache = options.stateCache === false ? undefined : createStateCache(options.stateCache)
+  const newCache = () => (options.stateCache === false ? undefined : createStateCache(options.stateCache))
+  let cache = newCache()
+  /** The gate's generation of the tables the cache describes. */
+  let generation: number | undefined
   const processed = options.processed
   const guard =
     options.guardLog === false
@@ -192,8 +203,7 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
     return { keys, repeats }
   }
 
-  return async (received) => {
-    if (received.messages.length === 0) return
+  const project = async (received: Batch, pass: SwapPass | undefined): Promise<void> => {
     const started = clock()
     let decoding: Promise<(IngressResult | undefined)[]> | undefined
     const decode = () => {
@@ -347,6 +357,7 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
     }
     const [, derived] = await settled(storingEvents, derive())
     const { entityState, entities, findingState, findings } = derived
+    pass?.assertOpen()
     await settled(
       insert(tables.images, entities.images, true),
       insert(tables.tag_history, entities.tagHistory, true),
@@ -367,7 +378,9 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
     // key only has the event projected again, which the insert tokens make harmless.
     if (processed !== undefined && projectedKeys.length > 0)
       await processed.record([...projectedPositions, ...projectedKeys])
-    // Last: the lag reads it, and it must not claim a batch whose rows are not all stored.
+    // Last: the lag reads it, and it must not claim a batch whose rows are not all stored. A
+    // rebuild's last catch-up replays every batch it names, and none whose progress came later.
+    pass?.assertOpen()
     await insert(tables.projection_progress, [progressRow(batch, clock())], true)
     cached?.advance(
       { entities: entityState, findings: findingState },
@@ -398,6 +411,21 @@ export const createProjectorHandler = (options: ProjectorOptions): BatchHandler 
       findings: findings.findings.length,
       ms: clock() - started,
     })
+  }
+
+  return async (received) => {
+    if (received.messages.length === 0) return
+    const pass = await options.gate?.enter()
+    try {
+      if (pass !== undefined && pass.generation !== generation) {
+        // A rebuild swapped the tables since: what the cache holds is the old ones' state.
+        if (generation !== undefined) cache = newCache()
+        generation = pass.generation
+      }
+      await project(received, pass)
+    } finally {
+      pass?.leave()
+    }
   }
 }
 

@@ -40,6 +40,7 @@ export {
   RebuildElsewhereError,
   type RebuildLeftovers,
   type RebuildOptions,
+  RebuildPauseUnacknowledgedError,
   type RebuildProgress,
   RebuildSwapUnfinishedError,
   rebuildLeaseHolders,
@@ -56,5 +57,6 @@ export {
   toEventRow,
 } from './rows.ts'
 export { DEFAULT_TABLES, loadEntityState, loadFindingState, type ProjectionTables } from './state.ts'
+export { createSwapGate, type SwapGate, type SwapGateOptions, type SwapPass } from './swap-gate.ts'
 export type * from './tables.ts'
 export { type ProjectorThread, type ProjectorThreadOptions, startProjectorThread } from './thread.ts'

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { HeraldError } from '../../src/errors/index.ts'
 import type { Logger } from '../../src/observability/index.ts'
 import type { LogMessage } from '../../src/ports/event-log.ts'
@@ -38,6 +39,38 @@ const FRESH = [...REBUILT, 'projection_progress'] as const
  * table (which stays with the table's data when it is exchanged).
  */
 const SWAP = 'projection_rebuild_swap'
+
+/**
+ * Exists while a rebuild holds every projector sharing the warehouse still for its last
+ * catch-up and its swap (created before the one, dropped after the other, or when it fails
+ * before its swap began); its comment is the rebuild's lease owner (`Rebuild.owner`), which
+ * is also what each projector acknowledges the pause with (`PROJECTOR_CLAIMS`). A projector
+ * stores no batch while it exists and its owner still holds `REBUILD_LEASE` (`createSwapGate`).
+ */
+export const REBUILD_PAUSE = 'projection_rebuild_pause'
+
+/** `SWAP`, for the projectors' gate: no batch is stored while a swap is under way. */
+export const REBUILD_SWAP = SWAP
+
+/**
+ * Where each projector sharing the warehouse (`createSwapGate`) claims its place while it
+ * projects (an expiry it renews, as a lease's claim) and acknowledges a rebuild's pause
+ * (`acked`: the pause's owner, once none of its batches is under way and it holds every later
+ * one back). A rebuild's last catch-up waits until every claim still running acknowledged it.
+ */
+export const PROJECTOR_CLAIMS = 'projection_projectors'
+
+/** Creates `PROJECTOR_CLAIMS` when missing; claims are kept a day. */
+export const createProjectorClaims = (warehouse: Warehouse): Promise<void> =>
+  warehouse.command(
+    `CREATE TABLE IF NOT EXISTS ${PROJECTOR_CLAIMS} (
+      owner String,
+      seq UInt64,
+      expires_at DateTime64(3, 'UTC'),
+      acked String
+    ) ENGINE = MergeTree ORDER BY (owner, seq)
+    TTL toDateTime(expires_at) + INTERVAL 1 DAY`,
+  )
 
 /**
  * The lease a rebuild holds from its start to the end of its swap, and whoever finishes a swap
@@ -84,6 +117,20 @@ export class RebuildSwapUnfinishedError extends HeraldError {
   }
 }
 
+/**
+ * Projectors sharing the warehouse did not acknowledge a rebuild's pause in time (a batch of
+ * theirs still under way): the swap did not begin, and the live tables are as they were.
+ */
+export class RebuildPauseUnacknowledgedError extends HeraldError {
+  constructor(projectors: readonly string[], waitedMs: number) {
+    super(
+      'rebuild_pause_unacknowledged',
+      `${projectors.length} projector(s) sharing the warehouse did not hold still for the swap within ${Math.ceil(waitedMs / 1000)} s (a batch of theirs still under way): the swap did not begin and the live tables are as they were; start the rebuild again`,
+      { context: { projectors: projectors.join(', '), waitedMs }, retriable: true },
+    )
+  }
+}
+
 /** A fresh copy a begun swap had still to exchange is gone: the swap cannot be finished. */
 class SwapStuckError extends HeraldError {
   constructor(table: string) {
@@ -104,6 +151,13 @@ export interface RebuildOptions {
    * included, another instance may start a rebuild (see `acquireLease`).
    */
   readonly leaseMs?: number
+  /**
+   * How long the swap waits for every projector sharing the warehouse to acknowledge its pause
+   * before it gives up, the live tables untouched (default 120 s; `RebuildPauseUnacknowledgedError`).
+   */
+  readonly pauseTimeoutMs?: number
+  /** How often it looks at their acknowledgements meanwhile (default 200 ms). */
+  readonly pausePollMs?: number
 }
 
 /** How far a rebuild is, over all its catch-ups. */
@@ -163,9 +217,17 @@ export interface Rebuild {
   /**
    * A last `catchUp`, then each live table is exchanged atomically with its fresh copy and the
    * old copies are dropped; returns how many events that last `catchUp` replayed. Readers never
-   * wait: until its exchange a table answers from the old data, after it from the new. Call it
-   * with the projector stopped (or ingress off): a batch the live projector computed from the old
-   * tables must not land in the new ones.
+   * wait: until its exchange a table answers from the old data, after it from the new.
+   *
+   * Every projector sharing the warehouse is held still meanwhile: the pause is recorded
+   * (`REBUILD_PAUSE`) and the last catch-up waits until each projector whose claim runs has
+   * acknowledged it (`createSwapGate`: none of its batches under way, every later one held
+   * back until the swap is done), so that no batch lands in the old tables after the last
+   * catch-up read how far the projectors went, to be dropped with them. Projectors without a
+   * gate (the embedded deployment's, in this process) are held still by the caller: stop them
+   * (or turn ingress off) around it. A projector that does not acknowledge within
+   * `pauseTimeoutMs` fails it (`RebuildPauseUnacknowledgedError`) before anything live
+   * changed; an aborted `signal` stops that wait.
    *
    * The seven exchanges are one statement each, so a failure or a kill can stop them midway.
    * The swap is recorded in the warehouse before the first, and from then on it is finished,
@@ -177,7 +239,7 @@ export interface Rebuild {
    * Once it succeeded the lease is given up. After a failure the rebuild still holds it: call
    * `finishSwap` (a swap that began), or `discard` or `release`.
    */
-  swap(onProgress?: (progress: RebuildProgress) => void): Promise<number>
+  swap(onProgress?: (progress: RebuildProgress) => void, signal?: AbortSignal): Promise<number>
   /**
    * Under its lease, finishes a swap that began and failed (`finishRebuildSwap`), giving the
    * lease up once it is finished; returns the tables it exchanged (`undefined`: no swap was
@@ -254,7 +316,7 @@ export const discardRebuild = async (
   // Mostly nothing is left: then no claim is needed to say so.
   const [left] = await warehouse.query<{ n: number }>(
     'SELECT count() AS n FROM system.tables WHERE database = currentDatabase() AND has({names:Array(String)}, name)',
-    { names: [SWAP, ...FRESH.map((table) => `${table}${SUFFIX}`)] },
+    { names: [SWAP, REBUILD_PAUSE, ...FRESH.map((table) => `${table}${SUFFIX}`)] },
   )
   if (Number(left?.n ?? 0) === 0) return { exchanged: [], dropped: [] }
   let lease: Lease
@@ -283,6 +345,8 @@ const discardUnder = async (warehouse: Warehouse, lease: Lease): Promise<Rebuild
     lease.assertHeld()
     await warehouse.command(`DROP TABLE IF EXISTS ${name}`)
   }
+  // A pause is this holder's, or one of a rebuild whose holder is gone: none holds anything back.
+  await warehouse.command(`DROP TABLE IF EXISTS ${REBUILD_PAUSE}`)
   return { exchanged, dropped: left.map((t) => t.name) }
 }
 
@@ -322,6 +386,8 @@ const finishSwap = async (warehouse: Warehouse, lease: Lease): Promise<string[] 
   }
   for (const table of FRESH) await warehouse.command(`DROP TABLE IF EXISTS ${table}${SUFFIX}`)
   await warehouse.command(`DROP TABLE IF EXISTS ${SWAP}`)
+  // The projectors go on, into the tables swapped in.
+  await warehouse.command(`DROP TABLE IF EXISTS ${REBUILD_PAUSE}`)
   return waiting
 }
 
@@ -502,18 +568,40 @@ export const startRebuild = async (options: RebuildOptions): Promise<Rebuild> =>
   return {
     owner: lease.owner,
     catchUp,
-    swap: async (onProgress) => {
-      const replayed = await catchUp(onProgress)
-      // Begins: each fresh table is marked, then the swap is recorded under its mark (one
-      // statement, so it is recorded or not). Until then nothing live has changed, and a
-      // failure leaves fresh tables to drop; from then on the swap is finished, never undone.
+    swap: async (onProgress, signal) => {
+      // Every projector sharing the warehouse holds still from before the last catch-up reads
+      // how far they went until the swap is done: a batch stored in the old tables after that
+      // read would be dropped with them.
       const mark = `herald rebuild ${randomUUID()}`
-      for (const table of REBUILT) {
+      let replayed: number
+      try {
         lease.assertHeld()
-        await warehouse.command(`ALTER TABLE ${table}${SUFFIX} MODIFY COMMENT '${mark}'`)
+        await warehouse.command(`DROP TABLE IF EXISTS ${REBUILD_PAUSE}`)
+        await warehouse.command(
+          `CREATE TABLE ${REBUILD_PAUSE} (owner String) ENGINE = Null COMMENT '${lease.owner}'`,
+        )
+        await projectorsPaused(warehouse, lease, {
+          timeoutMs: options.pauseTimeoutMs ?? 120_000,
+          pollMs: options.pausePollMs ?? 200,
+          ...(signal === undefined ? {} : { signal }),
+        })
+        replayed = await catchUp(onProgress)
+        // Begins: each fresh table is marked, then the swap is recorded under its mark (one
+        // statement, so it is recorded or not). Until then nothing live has changed, and a
+        // failure leaves fresh tables to drop; from then on the swap is finished, never undone.
+        for (const table of REBUILT) {
+          lease.assertHeld()
+          await warehouse.command(`ALTER TABLE ${table}${SUFFIX} MODIFY COMMENT '${mark}'`)
+        }
+        lease.assertHeld()
+        await warehouse.command(`CREATE TABLE ${SWAP} (mark String) ENGINE = Null COMMENT '${mark}'`)
+      } catch (error) {
+        // Not begun, nothing live changed: the projectors go on. (One recorded all the same
+        // holds them still until it is finished.)
+        if ((await swapMark(warehouse).catch(() => mark)) === undefined)
+          await warehouse.command(`DROP TABLE IF EXISTS ${REBUILD_PAUSE}`).catch(() => {})
+        throw error
       }
-      lease.assertHeld()
-      await warehouse.command(`CREATE TABLE ${SWAP} (mark String) ENGINE = Null COMMENT '${mark}'`)
       await finishSwapOrThrow(warehouse, lease)
       await lease.release()
       logger('info', 'projector.rebuild_swapped', { tables: REBUILT })
@@ -543,6 +631,39 @@ export const startRebuild = async (options: RebuildOptions): Promise<Rebuild> =>
       }
     },
     release: () => lease.release(),
+  }
+}
+
+/**
+ * Waits until every projector whose claim still runs acknowledged the pause of `lease`'s
+ * rebuild (`PROJECTOR_CLAIMS`), or its claim ran out (it stopped). Throws
+ * `RebuildPauseUnacknowledgedError` after `timeoutMs`.
+ */
+const projectorsPaused = async (
+  warehouse: Warehouse,
+  lease: Lease,
+  options: { readonly timeoutMs: number; readonly pollMs: number; readonly signal?: AbortSignal },
+): Promise<void> => {
+  await createProjectorClaims(warehouse)
+  const began = performance.now()
+  for (;;) {
+    options.signal?.throwIfAborted()
+    lease.assertHeld()
+    const pending = await warehouse.query<{ owner: string }>(
+      `SELECT owner FROM ${PROJECTOR_CLAIMS}
+        GROUP BY owner
+       HAVING argMax(expires_at, seq) > now64(3) AND argMax(acked, seq) != {mark:String}
+        ORDER BY owner`,
+      { mark: lease.owner },
+    )
+    if (pending.length === 0) return
+    const waited = performance.now() - began
+    if (waited >= options.timeoutMs)
+      throw new RebuildPauseUnacknowledgedError(
+        pending.map((p) => p.owner),
+        waited,
+      )
+    await sleep(options.pollMs, undefined, options.signal === undefined ? {} : { signal: options.signal })
   }
 }
 

@@ -11,6 +11,7 @@ import type { BatchHandler } from '../../src/ports/event-log.ts'
 import { openSchemaRegistry, sharesProcessedIds } from '../../src/wiring/ingress.ts'
 import { openWarehouse } from '../../src/wiring/warehouse.ts'
 import { createProjectorHandler, openProjectedIds, openSharedProjectedIds } from './handler.ts'
+import { createSwapGate } from './swap-gate.ts'
 import {
   type FromProjector,
   type ProjectorThreadData,
@@ -42,7 +43,9 @@ const opened = (async () => {
   const local = sharesProcessedIds(config) ? undefined : openProjectedIds(config.data_dir)
   const warehouse = await openWarehouse(config)
   const processed = local ?? (await openSharedProjectedIds(warehouse))
-  return { warehouse, registry, decoder, processed }
+  // Other instances' rebuilds hold this projector still for their swaps (one gate for every run).
+  const gate = config.warehouse.kind === 'clickhouse' ? createSwapGate({ warehouse, logger }) : undefined
+  return { warehouse, registry, decoder, processed, gate }
 })()
 opened.catch((error: unknown) => {
   logger('error', 'projector.thread_open_failed', {
@@ -55,7 +58,7 @@ opened.catch((error: unknown) => {
 // tables' state, not from what the previous run cached.
 let current: { readonly run: number; readonly handle: BatchHandler } | undefined
 const handlerOf = async (run: number): Promise<BatchHandler> => {
-  const { warehouse, decoder, processed } = await opened
+  const { warehouse, decoder, processed, gate } = await opened
   if (current?.run !== run)
     current = {
       run,
@@ -63,6 +66,7 @@ const handlerOf = async (run: number): Promise<BatchHandler> => {
         warehouse,
         decoder,
         processed,
+        ...(gate === undefined ? {} : { gate }),
         clock: Date.now,
         logger,
         onProjected: (count) => post({ type: 'projected', count }),
@@ -106,10 +110,11 @@ port.on('message', (message: ToProjector) => {
     return
   }
   // Closing: the warehouse's statements in flight finish first (ending the thread under one
-  // would abort the engine the whole process shares).
+  // would abort the engine the whole process shares). A batch a rebuild holds back fails at once.
   void (async () => {
-    await Promise.allSettled([...inFlight])
     const resources = await opened.catch(() => undefined)
+    await resources?.gate?.close()
+    await Promise.allSettled([...inFlight])
     if (resources !== undefined) {
       await resources.processed.close()
       await resources.registry.close()

@@ -164,6 +164,8 @@ const readStatus = (text: string): RebuildStatus | undefined => {
  * replays the raw `events` table into fresh tables while everything keeps running, catching up
  * until a pass finds little left; then it pauses the projector, replays the last events,
  * exchanges the tables and resumes the projector, which continues from its committed offsets.
+ * The projectors of the other instances sharing a ClickHouse server hold still meanwhile too,
+ * each at its swap gate (`Rebuild.swap`, `createSwapGate`).
  * Readers answer from the old tables until the exchange, from the new ones after it.
  *
  * @example
@@ -277,7 +279,8 @@ export const createRebuildRunner = (options: RebuildRunnerOptions): RebuildRunne
     // a table not exchanged yet would be dropped with the old data.
     let holdProjector = false
     try {
-      await rebuild.swap(onProgress)
+      // Other instances' projectors sharing the warehouse hold still for it too (`swap`).
+      await rebuild.swap(onProgress, abort.signal)
     } catch (error) {
       if (!(error instanceof RebuildSwapUnfinishedError)) throw error
       const left = await finishSwap(rebuild, error)

@@ -3,11 +3,14 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, afterEach, describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { migrate, warehouseMigrations } from '../../projections/migrations/index.ts'
 import {
   createProjectorHandler,
+  createSwapGate,
   discardRebuild,
   finishRebuildSwap,
+  type SwapGate,
   startRebuild,
   toEventRow,
 } from '../../projections/projector/index.ts'
@@ -458,5 +461,196 @@ describe('two Herald instances rebuilding one warehouse', () => {
     assert.equal(seen.state, 'failed')
     assert.equal(seen.startedAt, '2026-01-01T00:00:00.000Z')
     assert.match(String(seen.error), /the Herald instance running it stopped/)
+  })
+})
+
+describe('instances sharing a warehouse, each projecting its partitions, while one of them rebuilds', () => {
+  let n = 0
+  const opened: Warehouse[] = []
+  const gates: SwapGate[] = []
+  afterEach(async () => {
+    for (const gate of gates.splice(0)) await gate.close()
+    for (const warehouse of opened.splice(0)) await warehouse.close()
+  })
+  /** A tag event of `account` at `offset` of its partition (`acme` in 0, `beta` in 1). */
+  const message = (account: 'acme' | 'beta', offset: number): LogMessage => {
+    const encoded = encodeLogEvent({
+      specversion: '1.0',
+      id: `${account}-${offset}`,
+      source: '/engine',
+      type: 'herald.report.tag.digest_changed',
+      account,
+      time: '2026-01-01T00:00:01.000Z',
+      data: { registry: 'docker.io', repository: `${account}/api`, tag: `t${offset}`, digest: 'sha256:a' },
+    } as unknown as EngineEvent)
+    return {
+      topic: 'engine.events',
+      partition: account === 'acme' ? 0 : 1,
+      offset,
+      key: account,
+      value: encoded.value,
+      headers: encoded.headers ?? {},
+      timestamp: 0,
+    }
+  }
+  const batch = (account: 'acme' | 'beta', from: number, to: number) => ({
+    topic: 'engine.events',
+    partition: account === 'acme' ? 0 : 1,
+    messages: Array.from({ length: to - from + 1 }, (_, i) => message(account, from + i)),
+  })
+  /** A projector instance on `warehouse`, as a Herald sharing a ClickHouse server runs it. */
+  const instance = (warehouse: Warehouse) => {
+    const gate = createSwapGate({ warehouse, logger: silentLogger, pollMs: 50 })
+    gates.push(gate)
+    return createProjectorHandler({ warehouse, clock: Date.now, logger: silentLogger, gate })
+  }
+  const shared = async () => {
+    const warehouse = await createChdbWarehouse({ path: join(dir, `instances${n++}`) })
+    opened.push(warehouse)
+    await migrate(warehouse, warehouseMigrations)
+    return warehouse
+  }
+  const tagsOf = async (warehouse: Warehouse) =>
+    (
+      await warehouse.query<{ account: string; tag: string }>(
+        'SELECT account, tag FROM tags_current FINAL ORDER BY account, toUInt32(substring(tag, 2))',
+      )
+    ).map((r) => `${r.account}/${r.tag}`)
+  const all = (acme: number, beta: number) => [
+    ...Array.from({ length: acme }, (_, i) => `acme/t${i}`),
+    ...Array.from({ length: beta }, (_, i) => `beta/t${i}`),
+  ]
+  /** `warehouse`, which calls `onSwapBegins` (and waits for it) before the swap's first statement. */
+  const beginning = (warehouse: Warehouse, onSwapBegins: () => Promise<void>): Warehouse => {
+    let begun = false
+    return {
+      ...warehouse,
+      command: async (sql, params) => {
+        if (!begun && /^ALTER TABLE \w+_rebuild MODIFY COMMENT/.test(sql)) {
+          begun = true
+          await onSwapBegins()
+        }
+        return await warehouse.command(sql, params)
+      },
+    }
+  }
+  const settledWithin = (work: Promise<unknown>, ms: number) =>
+    Promise.race([work.then(() => 'settled'), sleep(ms).then(() => 'waiting')])
+
+  it('keeps a batch another instance projects during the swap: it waits for the swap, then goes into the new tables', async () => {
+    const warehouse = await shared()
+    const a = instance(warehouse)
+    const b = instance(warehouse)
+    await a(batch('acme', 0, 9))
+    await b(batch('beta', 0, 9))
+    let late: Promise<void> | undefined
+    let meanwhile: string | undefined
+    const rebuild = await startRebuild({
+      warehouse: beginning(warehouse, async () => {
+        // The last catch-up has read how far the projectors went: a batch stored in the old
+        // tables from now on would be dropped with them.
+        late = b(batch('beta', 10, 12))
+        meanwhile = await settledWithin(late, 1_500)
+      }),
+      logger: silentLogger,
+    })
+    await rebuild.catchUp()
+    // Instance a holds its own projector still for the swap; b goes on.
+    await rebuild.swap()
+    await late
+    assert.deepEqual(await tagsOf(warehouse), all(10, 13))
+    assert.equal(meanwhile, 'waiting')
+    // And b goes on projecting into the new tables, from their state.
+    await b(batch('beta', 13, 13))
+    assert.deepEqual(await tagsOf(warehouse), all(10, 14))
+  })
+
+  it('waits before its last catch-up for a batch another instance was storing when the swap began', async () => {
+    const warehouse = await shared()
+    const a = instance(warehouse)
+    let hold: Promise<void> | undefined
+    let release!: () => void
+    const b = instance({
+      ...warehouse,
+      insert: async (table, rows, options) => {
+        if (table === 'tags_current' && hold !== undefined) await hold
+        return await warehouse.insert(table, rows, options)
+      },
+    })
+    await a(batch('acme', 0, 9))
+    await b(batch('beta', 0, 9))
+    const rebuild = await startRebuild({
+      warehouse: beginning(warehouse, async () => {
+        release()
+        await settledWithin(storing, 1_500)
+      }),
+      logger: silentLogger,
+    })
+    await rebuild.catchUp()
+    hold = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    const storing = b(batch('beta', 10, 12))
+    // The batch is under way, its tags_current insert held back a while.
+    setTimeout(() => release(), 1_500).unref()
+    await rebuild.swap()
+    await storing
+    assert.deepEqual(await tagsOf(warehouse), all(10, 13))
+  })
+
+  it('is not held back by the pause of a rebuild whose instance died, once its lease ran out', async () => {
+    const warehouse = await shared()
+    const b = instance(warehouse)
+    await b(batch('beta', 0, 1))
+    // What an instance killed in its final catch-up leaves: its pause, and a claim running out.
+    await warehouse.command(`CREATE TABLE IF NOT EXISTS projection_rebuild_lock (owner String, seq UInt64,
+      expires_at DateTime64(3, 'UTC')) ENGINE = MergeTree ORDER BY (owner, seq)`)
+    await warehouse.command(
+      `INSERT INTO projection_rebuild_lock SELECT 'died', 1, now64(3) + toIntervalMillisecond(3000)`,
+    )
+    await warehouse.command(
+      "CREATE TABLE projection_rebuild_pause (owner String) ENGINE = Null COMMENT 'died'",
+    )
+    // b, its batches done, held still for it within a second of its looks.
+    await eventually(async () =>
+      assert.deepEqual(
+        await warehouse.query('SELECT argMax(acked, seq) AS acked FROM projection_projectors GROUP BY owner'),
+        [{ acked: 'died' }],
+      ),
+    )
+    const began = Date.now()
+    await b(batch('beta', 2, 3))
+    assert.ok(Date.now() - began >= 500, 'held back while the lease ran')
+    assert.deepEqual(await tagsOf(warehouse), all(0, 4))
+    // The next start, or rebuild, puts it away.
+    await settleRebuildLeftovers(warehouse, silentLogger)
+    assert.deepEqual(
+      await warehouse.query("SELECT name FROM system.tables WHERE name = 'projection_rebuild_pause'"),
+      [],
+    )
+  })
+
+  it('finishes a swap a dead instance began before storing a batch, which goes into the new tables', async () => {
+    const warehouse = await shared()
+    const b = instance(warehouse)
+    await b(batch('beta', 0, 1))
+    await warehouse.command(
+      "INSERT INTO tags_current SELECT 'beta','docker.io','beta/api','t99','sha256:bad',1,now64(3),7",
+    )
+    const killed = await startRebuild({
+      warehouse: interrupted(warehouse, /^EXCHANGE TABLES tags_current /),
+      logger: silentLogger,
+    })
+    await killed.catchUp()
+    await assert.rejects(killed.swap(), { code: 'rebuild_swap_unfinished' })
+    await killed.release()
+    await b(batch('beta', 2, 2))
+    assert.deepEqual(await tagsOf(warehouse), all(0, 3))
+    assert.deepEqual(
+      await warehouse.query(
+        "SELECT name FROM system.tables WHERE name LIKE '%_rebuild' OR name LIKE 'projection_rebuild_%' AND name NOT IN ('projection_rebuild_lock', 'projection_rebuild_status')",
+      ),
+      [],
+    )
   })
 })
