@@ -79,13 +79,17 @@ const main = async () => {
   const starting = new AbortController()
   let herald: Herald | undefined
   let exitCode: number | undefined
-  /** Stops Herald, started, then exits with `exitCode`. */
+  const hideSecrets = secretFree(config)
+  /**
+   * Stops Herald, started, then exits with `exitCode`. A stop that failed left something
+   * running, maybe a chDB statement an exit would wait for: it ends the process at once, killed.
+   */
   const stopAndExit = (started: Herald) => {
     started.stop().then(
       () => process.exit(exitCode ?? 0),
       (error: unknown) => {
-        logger('error', 'herald.stop_failed', { error: errorText(error) })
-        process.exit(1)
+        logger('error', 'herald.stop_failed', { error: hideSecrets(errorText(error)) })
+        exitAtOnce()
       },
     )
   }
@@ -120,7 +124,6 @@ const main = async () => {
   // it to start it again. Not at once: exiting while the projector's thread is inside chDB can
   // leave the process stuck in chDB's exit handlers. A failure while stopping ends it at once,
   // killed, as a second signal does.
-  const hideSecrets = secretFree(config)
   const crash = (kind: string) => (error: unknown) => {
     logger.fatal('herald.crashed', { kind, error: hideSecrets(errorText(error)) })
     shutdown(kind, 1)
