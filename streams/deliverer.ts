@@ -30,6 +30,12 @@ export interface DeliveryRequestHandlerOptions {
   readonly logger: Logger
   /** After a batch is recorded, with the highest store position written (0: none). */
   readonly onRecorded?: (position: number) => void
+  /**
+   * Before a batch is recorded, with the highest `selectorSetPosition` of its commands: resolves
+   * once the configurations the deliverer reads have reached it, or rejects (the batch fails,
+   * recording nothing, and is consumed again).
+   */
+  readonly awaitConfigurations?: (position: number) => Promise<void>
 }
 
 /**
@@ -39,7 +45,9 @@ export interface DeliveryRequestHandlerOptions {
  * is one write to the store (`requestMany`), in offset order, so each configuration's
  * requests keep their order in its queue. Sending, retrying and dead-lettering happen in the
  * delivery queues, which read the log: a slow or failing endpoint never holds a batch, and a
- * crash loses no delivery and no retry. Undecodable commands are logged and skipped.
+ * crash loses no delivery and no retry. Undecodable commands are logged and skipped. A batch
+ * routed with configurations the deliverer has not read yet waits for them first
+ * (`awaitConfigurations`), so no delivery is attempted with an older configuration than routed it.
  *
  * @example
  * await log.consume({ groupId: 'herald-deliverer', topics: ['notifications.deliveries'] },
@@ -49,6 +57,11 @@ export const createDeliveryRequestHandler = (options: DeliveryRequestHandlerOpti
   const { deliveries, logger } = options
   return async (batch) => {
     const commands = decodeCommands(batch, logger)
+    if (options.awaitConfigurations !== undefined) {
+      let routedAt = 0
+      for (const command of commands) routedAt = Math.max(routedAt, command.selectorSetPosition ?? 0)
+      if (routedAt > 0) await options.awaitConfigurations(routedAt)
+    }
     const position =
       commands.length === 0
         ? 0

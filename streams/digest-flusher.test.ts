@@ -220,6 +220,32 @@ describe('createDigestFlusher', () => {
     await store.close()
   })
 
+  it('stamps each digest with the position of the selector set the router routes with when it goes out', async () => {
+    const store = aStore()
+    const { log, published } = capturingLog()
+    await store.record([entry('a'), entry('b', { configurationId: 'cfg-2' })], T0)
+    let position: number | undefined = 4_096
+    const flusher = createDigestFlusher({
+      store,
+      log,
+      topic: TOPIC,
+      clock: () => T0 + 30_000,
+      logger,
+      selectorSetPosition: () => position,
+      batchSize: 1,
+    })
+    await flusher.flushDue()
+    assert.deepEqual(
+      decoded(published).map((c) => c.selectorSetPosition),
+      [4_096, 4_096],
+    )
+    position = undefined
+    await store.record([entry('c')], T0 + 30_000)
+    await createDigestFlusher({ store, log, topic: TOPIC, clock: () => T0 + 60_000, logger }).flushDue()
+    assert.equal(decoded(published).at(-1)?.selectorSetPosition, undefined)
+    await store.close()
+  })
+
   it('takes every closed window in one flush, a batch at a time', async () => {
     const store = aStore()
     const { log, published } = capturingLog()

@@ -95,6 +95,12 @@ export interface DigestFlusherOptions {
   readonly maxAttempts?: number
   /** Where those windows are set aside (`engine.events.dlq`); without it, they are logged and dropped. */
   readonly deadLetterTopic?: string
+  /**
+   * The position of the selector set the router routes with now (`SelectorIndex.position`),
+   * stamped on each digest as its `selectorSetPosition`: the window's configuration was in
+   * that set or an earlier one, so a deliverer that has reached it knows the configuration.
+   */
+  readonly selectorSetPosition?: () => number | undefined
   /** For tests in virtual time. */
   readonly scheduler?: SchedulerLike
   /** After each flush that published a digest or dead-lettered a window: for metrics. */
@@ -213,7 +219,9 @@ export const createDigestFlusher = (options: DigestFlusherOptions): DigestFlushe
    * events up front). Throws when none does.
    */
   const prepare = (pending: PendingDigest, createdAt: string): Ready => {
-    const whole = digestCommand(pending, createdAt, options.instance)
+    const position = options.selectorSetPosition?.()
+    const digest = digestCommand(pending, createdAt, options.instance)
+    const whole = position === undefined ? digest : { ...digest, selectorSetPosition: position }
     let { command, message, bytes } = fitted(whole, maxMessageBytes)
     if (maxMessageBytes !== undefined && bytes > maxMessageBytes) {
       for (const event of pending.events.slice(1)) {

@@ -54,7 +54,8 @@ export const entryFor = (
 /**
  * One decision per configuration that `event` matched (each match is one configuration,
  * however many of its selectors matched): a command for a configuration that delivers each
- * event, an entry for one that asked for digests. Pure: the time is passed in.
+ * event, stamped with the position of the selector set matched against when given, an entry
+ * for one that asked for digests. Pure: the time is passed in.
  *
  * @example
  * decideRoutes(index.match(event), event, new Date().toISOString(), noDigests)
@@ -65,11 +66,12 @@ export const decideRoutes = (
   createdAt: string,
   windowOf: DigestWindowOf,
   eventKey?: string,
+  selectorSetPosition?: number,
 ): RouteDecision[] =>
   matches.map((match) => {
     const windowMs = windowOf(match.configuration)
     return windowMs === null
-      ? { kind: 'deliver', command: commandFor(event, match, createdAt) }
+      ? { kind: 'deliver', command: commandFor(event, match, createdAt, selectorSetPosition) }
       : { kind: 'digest', entry: entryFor(event, match, windowMs, eventKey) }
   })
 

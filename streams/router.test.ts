@@ -424,7 +424,7 @@ describe('createRouterHandler', () => {
     // The broker takes the large event's commands to cfg-1 and cfg-2, not its longer one to cfg-3.
     const [toFirst] = three
       .match(large)
-      .map((m) => encodeDeliveryCommand(commandFor(large, m, new Date(0).toISOString())))
+      .map((m) => encodeDeliveryCommand(commandFor(large, m, new Date(0).toISOString(), three.position)))
     const brokerMax = messageBytes(toFirst as OutgoingMessage) + 2
     const published: OutgoingMessage[] = []
     const log = {
@@ -813,8 +813,14 @@ describe('createRouterHandler with digests', () => {
       matchedSelectorIds: ['s2'],
       windowMs: 30_000,
     }
-    // Exactly what the flusher sends for a window holding it alone.
-    const limit = messageBytes(encodeDeliveryCommand(loneDigestCommand(entry, new Date(T0).toISOString())))
+    // Exactly what the flusher sends for a window holding it alone, stamped with the longest
+    // selector set position there is.
+    const limit = messageBytes(
+      encodeDeliveryCommand({
+        ...loneDigestCommand(entry, new Date(T0).toISOString()),
+        selectorSetPosition: Number.MAX_SAFE_INTEGER,
+      }),
+    )
     // A command for it alone would fit with room to spare.
     assert.ok(messageBytes(encodeLogEvent(large)) + 400 < limit)
     for (const [maxMessageBytes, routed] of [
@@ -1026,6 +1032,24 @@ describe('router operators', () => {
           routed: [processedKey(a), processedKey(unmatched)],
         },
       })
+    })
+  })
+
+  it('stamps each command with the position of the selector set it was matched against', () => {
+    const later = buildSelectorIndex({ ...set, position: 4_096 })
+    let current = full
+    newScheduler().run(({ cold, expectObservable, flush }) => {
+      cold('--s|').subscribe(() => {
+        current = later
+      })
+      expectObservable(
+        cold('-x-y|', { x: routingOf([a]), y: routingOf([b]) }).pipe(
+          matchSelectors(() => current),
+          toDeliveries(noDigests),
+          map((r) => r.commands.map((m) => commandOf(m).selectorSetPosition)),
+        ),
+      ).toBe('-x-y|', { x: [1, 1, 1], y: [4_096, 4_096] })
+      flush()
     })
   })
 

@@ -68,6 +68,8 @@ export interface Routing {
   readonly startedAt: number
   /** Valid events still to route, in log order. */
   readonly events: readonly RoutingEvent[]
+  /** The position of the selector set they were matched against (`SelectorIndex.position`); set by `matchSelectors`. */
+  readonly selectorSetPosition?: number
   /** Refused messages not yet dead-lettered. */
   readonly refused: readonly Refusal[]
   /** Messages the contract refused. */
@@ -274,7 +276,11 @@ export const matchSelectors =
       map((routing) => {
         if (routing.events.length === 0) return routing
         const index = getIndex()
-        return { ...routing, events: routing.events.map((e) => ({ ...e, matches: index.match(e.event) })) }
+        return {
+          ...routing,
+          events: routing.events.map((e) => ({ ...e, matches: index.match(e.event) })),
+          ...(index.position === undefined ? {} : { selectorSetPosition: index.position }),
+        }
       }),
     )
 
@@ -309,8 +315,13 @@ const oversizedDigest = (
 ): FieldIssue | undefined => {
   for (const entry of entries) {
     const command = loneDigestCommand(entry, createdAt)
-    const bytes =
-      messageBytes(encodeDeliveryCommand({ ...command, event: 0 as unknown as CloudEvent })) - 1 + eventBytes
+    // The flusher stamps the digest with the position of the selector set: the largest there is.
+    const stand = {
+      ...command,
+      selectorSetPosition: Number.MAX_SAFE_INTEGER,
+      event: 0 as unknown as CloudEvent,
+    }
+    const bytes = messageBytes(encodeDeliveryCommand(stand)) - 1 + eventBytes
     if (bytes > limit)
       return {
         path: '(event)',
@@ -362,7 +373,14 @@ export const toDeliveries =
           }
           const mine: OutgoingMessage[] = []
           const held: DigestEntry[] = []
-          for (const decision of decideRoutes(matches, event, createdAt, windowOf, key)) {
+          for (const decision of decideRoutes(
+            matches,
+            event,
+            createdAt,
+            windowOf,
+            key,
+            routing.selectorSetPosition,
+          )) {
             if (decision.kind === 'digest') held.push(decision.entry)
             else mine.push(encodeDeliveryCommand(decision.command, eventJson))
           }

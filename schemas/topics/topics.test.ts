@@ -42,6 +42,10 @@ describe('downstream topic schemas', () => {
     assert.equal(validate({ ...value, deliveryId: 'short' }), false)
     assert.equal(validate({ ...value, event: { ...(value.event as object), account: '' } }), false)
     assert.equal(validate({ ...value, matchedSelectorIds: [] }), false)
+    // The position of the selector set it was routed with is optional; when present, a count.
+    assert.ok(validate({ ...value, selectorSetPosition: 4_096 }), JSON.stringify(validate.errors))
+    assert.equal(validate({ ...value, selectorSetPosition: -1 }), false)
+    assert.equal(validate({ ...value, selectorSetPosition: '4096' }), false)
 
     // A digest is the same command with `digest`; an older reader still finds every field it knows.
     const digest = {

@@ -195,6 +195,7 @@ export const startRouter = async ({
     maxMessageBytes: Math.min(log.maxMessageBytes ?? MAX_DELIVERY_COMMAND_BYTES, MAX_DELIVERY_COMMAND_BYTES),
     maxAttempts: config.notifications.digest_max_attempts,
     deadLetterTopic: topics.dlq,
+    selectorSetPosition: () => getIndex().position,
     onFlushed: ({ digests, deadLettered }) => {
       metrics.deliveryCommands.inc(digests)
       if (deadLettered > 0) metrics.deadLettered.inc({ reason: 'digest_undeliverable' }, deadLettered)

@@ -374,11 +374,17 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
   // back-off, for as long as it fails: meanwhile the router routes with the index it has, and
   // picks up every change since once the store answers. Before the first load it fails the start.
   let everLoaded = false
+  // The newest set the feed read, and whether it is failing: `selectors` is current when it is
+  // that set and the feed is not failing (what the deliverer asks of a snapshot behind a command).
+  let newest: SelectorSet = emptySelectorSet
+  let feedFailing = false
   const backoff = options.selectorFeedRetryMs ?? { min: 1_000, max: 30_000 }
   const subscription = service
     .selectors$()
     .pipe(
       switchMap((set) => {
+        newest = set
+        feedFailing = false
         const started = performance.now()
         return builder.build$(set).pipe(map((built) => ({ set, built, ms: performance.now() - started })))
       }),
@@ -386,6 +392,7 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
         resetOnSuccess: true,
         delay: (error: unknown, attempt: number) => {
           if (!everLoaded) throw error
+          feedFailing = true
           const retryInMs = backoffDelay(backoff, attempt)
           logger('error', 'notifications.selector_feed_failed', {
             error: errorText(error),
@@ -483,6 +490,13 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
       : {}
   const engine: DeliveryEngine = startDeliveryEngine({
     ...sharing,
+    // A command another instance's router routed with configurations this one has not read yet
+    // (it lags, or its feed is failing) is recorded once they are here. The embedded log's
+    // router routes with this very set, so nothing waits there.
+    snapshot: {
+      position: () => selectors.position,
+      current: () => !feedFailing && selectors === newest,
+    },
     store: deliveryStore.store,
     view,
     log,

@@ -371,6 +371,95 @@ describe('delivery engine', () => {
     assert.deepEqual(await round('second'), { own: 2, fewer: 1, plain: 3, ticket: 1 })
   })
 
+  it('records a command only once its own configurations have reached those the router routed it with', async () => {
+    // Instance A routed to a configuration just created (its selector set at position 7); this
+    // deliverer's own snapshot is still at 5, without it, and catches up 300 ms later.
+    const { calls, send } = endpoints({})
+    const configurations: Record<string, DeliverableConfiguration> = {}
+    let position = 5
+    const lines: { event: string; fields: Record<string, unknown> }[] = []
+    const { handler } = await start(configurations, send, {
+      snapshot: { position: () => position },
+      logger: (_level, event, fields = {}) => lines.push({ event, fields }),
+    })
+    setTimeout(() => {
+      configurations.fresh = webhook('fresh')
+      position = 7
+    }, 300)
+    const started = Date.now()
+    await handler(batchOf({ ...commandFor('e1', 'fresh'), selectorSetPosition: 7 }))
+    assert.deepEqual(await settled([['e1', 'fresh']]), ['sent'])
+    assert.ok(Date.now() - started >= 250, 'recorded once the snapshot caught up')
+    assert.equal(calls.length, 1)
+    // A command routed with a snapshot this one has passed, or older ones without a stamp, go at once.
+    const again = Date.now()
+    await handler(
+      batchOf({ ...commandFor('e2', 'fresh'), selectorSetPosition: 6 }, commandFor('e3', 'fresh')),
+    )
+    assert.ok(Date.now() - again < 200)
+    assert.deepEqual(
+      await settled([
+        ['e2', 'fresh'],
+        ['e3', 'fresh'],
+      ]),
+      ['sent', 'sent'],
+    )
+    assert.deepEqual(
+      lines.filter((l) => l.event === 'delivery.configurations_behind'),
+      [],
+    )
+  })
+
+  it('fails a batch retriably, recording nothing, while its configurations stay behind the router’s past the wait', async () => {
+    const { calls, send } = endpoints({})
+    const configurations: Record<string, DeliverableConfiguration> = {}
+    let position = 5
+    const lines: { event: string; fields: Record<string, unknown> }[] = []
+    const { handler } = await start(configurations, send, {
+      snapshot: { position: () => position },
+      snapshotWaitMs: 200,
+      logger: (_level, event, fields = {}) => lines.push({ event, fields }),
+    })
+    const batch = batchOf(commandFor('e0', 'fresh'), { ...commandFor('e1', 'fresh'), selectorSetPosition: 9 })
+    await assert.rejects(handler(batch), (error: unknown) => {
+      assert.ok(error instanceof UnavailableError, String(error))
+      assert.equal(error.retriable, true)
+      assert.match(error.message, /position 5.*position 9|9.*5/)
+      return true
+    })
+    assert.equal(statusOf('e0', 'fresh'), undefined, 'nothing of the batch recorded')
+    assert.equal(statusOf('e1', 'fresh'), undefined)
+    const behind = lines.find((l) => l.event === 'delivery.configurations_behind')
+    assert.equal(behind?.fields.configurations_at, 5)
+    assert.equal(behind?.fields.routed_at, 9)
+    // Consumed again once it caught up: recorded and sent, nothing skipped.
+    configurations.fresh = webhook('fresh')
+    position = 9
+    await handler(batch)
+    assert.deepEqual(
+      await settled([
+        ['e0', 'fresh'],
+        ['e1', 'fresh'],
+      ]),
+      ['sent', 'sent'],
+    )
+    assert.equal(calls.length, 2)
+  })
+
+  it('records a batch with its configurations as they are when they are current and still behind past the wait (a restored store)', async () => {
+    const { send } = endpoints({})
+    const lines: { event: string; fields: Record<string, unknown> }[] = []
+    const { handler } = await start({ q: webhook('q') }, send, {
+      snapshot: { position: () => 5, current: () => true },
+      snapshotWaitMs: 100,
+      logger: (_level, event, fields = {}) => lines.push({ event, fields }),
+    })
+    await handler(batchOf({ ...commandFor('e1', 'q'), selectorSetPosition: 9 }))
+    assert.deepEqual(await settled([['e1', 'q']]), ['sent'])
+    const behind = lines.find((l) => l.event === 'delivery.configurations_behind')
+    assert.equal(behind?.fields.recorded, true)
+  })
+
   it('keeps later deliveries behind one waiting for its retry', async () => {
     let failures = 1
     const { calls, send } = endpoints({ flaky: { status: () => (failures-- > 0 ? 503 : 200) } })

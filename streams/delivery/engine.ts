@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import {
   createDeliveryLog,
   type DeliveryLog,
@@ -6,7 +7,7 @@ import {
   type StoredDelivery,
   startOutcomePublisher,
 } from '../../src/deliveries/index.ts'
-import { errorText } from '../../src/errors/index.ts'
+import { errorText, UnavailableError } from '../../src/errors/index.ts'
 import type { Logger } from '../../src/observability/index.ts'
 import type { BatchHandler, EventLog, EventStore } from '../../src/ports/index.ts'
 import { createDeliveryRequestHandler } from '../deliverer.ts'
@@ -56,7 +57,39 @@ export interface DeliveryEngineOptions
    * `undefined` while another one owns it. Absent: every queue is this deliverer's.
    */
   readonly queueOwnedFrom?: (configurationId: string) => number | undefined
+  /**
+   * Where the configurations `getConfiguration` reads are as of. The router stamps each command
+   * with the position of the selector set it routed with (`selectorSetPosition`); on Kafka that
+   * may be another instance's, ahead of this one's. A batch is recorded only once `position()`
+   * has reached the highest stamp of its commands, so a configuration just created or enabled
+   * again is not skipped, nor a changed one sent with what it was, for want of this instance
+   * having read it. Absent (or where router and deliverer share one set): nothing waits.
+   */
+  readonly snapshot?: ConfigurationSnapshot
+  /**
+   * How long a batch waits for `snapshot` (default 10 000 ms). Still behind then, the batch
+   * fails, recording nothing, and is consumed again after the consumer's back-off; unless the
+   * snapshot is `current`, when it is recorded with the configurations as they are.
+   */
+  readonly snapshotWaitMs?: number
 }
+
+/** The configurations a deliverer reads, as of a position of the configuration store. */
+export interface ConfigurationSnapshot {
+  /** `SelectorSet.position` of the set `getConfiguration` reads. */
+  position(): number
+  /**
+   * Whether it holds everything its feed has read (the feed not failing, no newer set being
+   * built): then one still behind a command's stamp after the wait will not reach it (the store
+   * was restored from a backup after the command was routed, say), and the batch is recorded
+   * rather than consumed again for good. Absent: never.
+   */
+  current?(): boolean
+}
+
+const SNAPSHOT_WAIT_MS = 10_000
+// How often a batch waiting for the snapshot looks at it again.
+const SNAPSHOT_POLL_MS = 20
 
 export interface DeliveryEngine {
   /** The `notifications.deliveries` consumer's handler: records, then commits. */
@@ -164,7 +197,39 @@ export const startDeliveryEngine = (options: DeliveryEngineOptions): DeliveryEng
         error: errorText(error),
       }),
   })
-  const handler = createDeliveryRequestHandler({ deliveries, logger })
+  const { snapshot } = options
+  const snapshotWaitMs = options.snapshotWaitMs ?? SNAPSHOT_WAIT_MS
+  // Ends the waits of batches in progress when the engine stops: they fail, recording nothing.
+  const halted = new AbortController()
+  /** Resolves once `snapshot` has reached `routedAt`, or rejects retriably after `snapshotWaitMs`. */
+  const awaitConfigurations = async (routedAt: number): Promise<void> => {
+    if (snapshot === undefined || snapshot.position() >= routedAt) return
+    const started = performance.now()
+    while (performance.now() - started < snapshotWaitMs && !halted.signal.aborted) {
+      await sleep(SNAPSHOT_POLL_MS, undefined, { signal: halted.signal }).catch(() => undefined)
+      if (snapshot.position() >= routedAt) return
+    }
+    const at = snapshot.position()
+    if (at >= routedAt) return
+    const recorded = !halted.signal.aborted && snapshot.current?.() === true
+    logger('warn', 'delivery.configurations_behind', {
+      configurations_at: at,
+      routed_at: routedAt,
+      waited_ms: Math.round(performance.now() - started),
+      recorded,
+      ...(recorded
+        ? {
+            hint: 'the configurations read are current, yet older than those the batch was routed with (a restored store?): recorded with them',
+          }
+        : {}),
+    })
+    if (!recorded)
+      throw new UnavailableError(
+        `the configurations this deliverer reads are as of store position ${at}, behind position ${routedAt} the batch was routed with: it is consumed again`,
+        { context: { configurationsAt: at, routedAt } },
+      )
+  }
+  const handler = createDeliveryRequestHandler({ deliveries, logger, awaitConfigurations })
   let stopping: Promise<void> | undefined
   return {
     handler,
@@ -175,6 +240,7 @@ export const startDeliveryEngine = (options: DeliveryEngineOptions): DeliveryEng
     configurationChanged: (configurationId) => scheduler.serveHeadNow(configurationId),
     stop: (graceMs) => {
       stopping ??= (async () => {
+        halted.abort()
         stopWaking()
         // Each attempt returns once the read model shows its outcome, so all are there to publish.
         await scheduler.stop(graceMs)

@@ -13,7 +13,12 @@ export {
   webhookChannelPayload,
   webhookHeaders,
 } from './channels/webhook.ts'
-export { type DeliveryEngine, type DeliveryEngineOptions, startDeliveryEngine } from './engine.ts'
+export {
+  type ConfigurationSnapshot,
+  type DeliveryEngine,
+  type DeliveryEngineOptions,
+  startDeliveryEngine,
+} from './engine.ts'
 export {
   createRateLimiter,
   DEFAULT_RATE_LIMITS,

@@ -114,6 +114,25 @@ describe('encodeDeliveryCommand / decodeDeliveryCommand', () => {
     }
   })
 
+  it('carries the position of the selector set the router routed with, optional so earlier commands still read', () => {
+    const stamped: DeliveryCommand = { ...command, selectorSetPosition: 4_096 }
+    const once = encodeDeliveryCommand(stamped, JSON.stringify(stamped.event))
+    assert.deepEqual(Uint8Array.from(once.value), new TextEncoder().encode(JSON.stringify(stamped)))
+    const decoded = decodeDeliveryCommand(asLogMessage(once.value, once.key))
+    assert.ok(decoded.ok)
+    assert.deepEqual(decoded.value, stamped)
+    const earlier = decodeDeliveryCommand(asLogMessage(encodeDeliveryCommand(command).value))
+    assert.ok(earlier.ok)
+    assert.equal(earlier.value.selectorSetPosition, undefined)
+    for (const position of [-1, 1.5, '7']) {
+      const bad = decodeDeliveryCommand(
+        asLogMessage(new TextEncoder().encode(JSON.stringify({ ...command, selectorSetPosition: position }))),
+      )
+      assert.ok(!bad.ok)
+      assert.ok(bad.issues.some((i) => i.path === 'selectorSetPosition'))
+    }
+  })
+
   it('round-trips a digest, which keeps every field of a single delivery', () => {
     const message = encodeDeliveryCommand(digestCommand, JSON.stringify(digestCommand.event))
     assert.equal(message.key, 'cfg-1')

@@ -74,6 +74,14 @@ export interface DeliveryCommand {
   readonly matchedSelectorIds: readonly string[]
   /** RFC 3339, when the router decided the delivery (for a digest, when it flushed the window). */
   readonly createdAt: string
+  /**
+   * Where in the configuration store the configurations the router routed with are as of
+   * (`SelectorSet.position`): a deliverer records the command only once its own configurations
+   * have reached it, so one whose snapshot lags (another instance's, on Kafka) neither skips a
+   * configuration just created or enabled again nor sends with what it was before a change.
+   * Absent from commands of earlier versions, which are recorded as they come.
+   */
+  readonly selectorSetPosition?: number
   /** Present on a digest only. */
   readonly digest?: DeliveryDigest
 }
@@ -101,7 +109,7 @@ export const DeliveryCommandCodec = t.intersection([
     matchedSelectorIds: t.readonlyArray(t.string),
     createdAt: t.string,
   }),
-  t.partial({ digest: DeliveryDigestCodec }),
+  t.partial({ selectorSetPosition: Count, digest: DeliveryDigestCodec }),
 ])
 
 /** What tells events apart: CloudEvents ids are unique within a source, Herald's per account too. */
@@ -122,8 +130,16 @@ export interface EventIdentity {
 export const deliveryIdFor = (event: EventIdentity, configurationId: string): string =>
   hash('sha256', `${event.account}\u0000${event.source}\u0000${event.id}\u0000${configurationId}`)
 
-/** The command delivering `event` on its own to the configuration of `match`. */
-export const commandFor = (event: CloudEvent, match: RouteMatch, createdAt: string): DeliveryCommand => ({
+/**
+ * The command delivering `event` on its own to the configuration of `match`, routed with the
+ * selector set at `selectorSetPosition` when known.
+ */
+export const commandFor = (
+  event: CloudEvent,
+  match: RouteMatch,
+  createdAt: string,
+  selectorSetPosition?: number,
+): DeliveryCommand => ({
   deliveryId: deliveryIdFor(event, match.configuration.id),
   account: match.configuration.account,
   endpoint: match.configuration.endpoint,
@@ -131,6 +147,7 @@ export const commandFor = (event: CloudEvent, match: RouteMatch, createdAt: stri
   event,
   matchedSelectorIds: match.selectorIds,
   createdAt,
+  ...(selectorSetPosition === undefined ? {} : { selectorSetPosition }),
 })
 
 /**
@@ -173,7 +190,7 @@ export const encodeDeliveryCommand = (command: DeliveryCommand, eventJson?: stri
     eventJson === undefined || command.digest !== undefined
       ? JSON.stringify(command)
       : // JSON.stringify's own output for these fields, in the interface's order.
-        `{"deliveryId":${JSON.stringify(command.deliveryId)},"account":${JSON.stringify(command.account)},"endpoint":${JSON.stringify(command.endpoint)},"configurationId":${JSON.stringify(command.configurationId)},"event":${eventJson},"matchedSelectorIds":${JSON.stringify(command.matchedSelectorIds)},"createdAt":${JSON.stringify(command.createdAt)}}`,
+        `{"deliveryId":${JSON.stringify(command.deliveryId)},"account":${JSON.stringify(command.account)},"endpoint":${JSON.stringify(command.endpoint)},"configurationId":${JSON.stringify(command.configurationId)},"event":${eventJson},"matchedSelectorIds":${JSON.stringify(command.matchedSelectorIds)},"createdAt":${JSON.stringify(command.createdAt)}${command.selectorSetPosition === undefined ? '' : `,"selectorSetPosition":${JSON.stringify(command.selectorSetPosition)}`}}`,
   ),
   headers: HEADERS,
 })

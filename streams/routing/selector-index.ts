@@ -25,6 +25,11 @@ export interface SelectorIndex {
    * types switched on system-wide.
    */
   readonly size: number
+  /**
+   * The position of the selector set it was built from (`SelectorSet.position`): the router
+   * stamps each delivery command with it. Absent for an index of no set.
+   */
+  readonly position?: number
 }
 
 export interface SelectorIndexOptions {
@@ -175,12 +180,13 @@ const matchesOf = (hits: readonly Entry[]): readonly RouteMatch[] => {
   return matches.length === 1 ? matches : matches.sort((a, b) => byId(a.configuration.id, b.configuration.id))
 }
 
-const indexOf = (partitions: ReadonlyMap<string, Partition>): SelectorIndex => {
+const indexOf = (partitions: ReadonlyMap<string, Partition>, position: number): SelectorIndex => {
   const global = partitions.get(GLOBAL)?.index
   let size = 0
   for (const partition of partitions.values()) size += partition.index.size
   return {
     size,
+    position,
     match: (event) => {
       const own: readonly Entry[] = partitions.get(event.account)?.index.match(event) ?? NONE
       if (global === undefined) return matchesOf(own)
@@ -229,7 +235,7 @@ export const createSelectorIndexBuilder = (options: SelectorIndexOptions = {}) =
     }
     built = partitions
     last = { partitions: partitions.size, rebuilt }
-    return indexOf(partitions)
+    return indexOf(partitions, set.position)
   }
   return {
     /** What the last completed build did. */

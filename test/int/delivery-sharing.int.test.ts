@@ -8,10 +8,11 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { createKafkaEventLog } from '../../src/adapters/kafka-event-log/index.ts'
 import { createSqliteEventStore } from '../../src/adapters/sqlite-event-store/index.ts'
 import { createDeliveryReadModel, type DeliveryReadModel } from '../../src/deliveries/index.ts'
-import type { EndpointConfiguration } from '../../src/notifications/index.ts'
+import type { EndpointConfiguration, SelectorSet } from '../../src/notifications/index.ts'
 import { silentLogger } from '../../src/observability/index.ts'
 import { createOutboundGuard } from '../../src/outbound/index.ts'
 import type { Consumer, EventLog } from '../../src/ports/index.ts'
+import { deliverableConfiguration } from '../../src/wiring/channel-configuration.ts'
 import {
   createDeliveryChannels,
   type DeliveryEngine,
@@ -35,6 +36,11 @@ interface Instance {
   readonly engine: DeliveryEngine
   readonly sent: Set<string>
   readonly skipped: string[]
+  /**
+   * Set, the instance reads its configurations from this selector set rather than the live one:
+   * its feed lags behind (or fails), as another instance's may.
+   */
+  held: SelectorSet | undefined
 }
 
 /**
@@ -97,6 +103,8 @@ describe('deliverers sharing one delivery log', () => {
     const startInstance = async (name: string): Promise<Instance> => {
       const sent = new Set<string>()
       const skipped: string[] = []
+      const instance: { held: SelectorSet | undefined } = { held: undefined }
+      const selectors = () => instance.held ?? hooks.selectors()
       const log = createKafkaEventLog(mockLogOptions(kafka.bootstrapServers))
       const store = createSqliteEventStore({ path: join(dir, 'deliveries.sqlite'), pollIntervalMs: 20 })
       const view = createDeliveryReadModel({ path: join(dir, `view-${name}.sqlite`), newId: randomUUID })
@@ -110,7 +118,11 @@ describe('deliverers sharing one delivery log', () => {
         logger: (_level, event, fields = {}) => {
           if (event === 'delivery.webhook.skipped') skipped.push(String(fields.delivery_id))
         },
-        getConfiguration: hooks.getConfiguration,
+        getConfiguration: (id) => {
+          const stored = selectors().configurations.get(id)
+          return stored === undefined ? undefined : deliverableConfiguration(hooks.service, stored, Date.now)
+        },
+        snapshot: { position: () => selectors().position },
         send: (delivery, configuration, context) => {
           sent.add(delivery.deliveryId)
           return channels.send(delivery, configuration, context)
@@ -129,7 +141,7 @@ describe('deliverers sharing one delivery log', () => {
         await store.close()
         await log.close()
       })
-      return { view, consumer, sent, skipped, engine }
+      return Object.assign(instance, { view, consumer, sent, skipped, engine })
     }
 
     publisher = createKafkaEventLog(mockLogOptions(kafka.bootstrapServers))
@@ -242,6 +254,39 @@ describe('deliverers sharing one delivery log', () => {
     assert.deepEqual(
       instances.map((i) => i.sent.size),
       sentBefore,
+    )
+  })
+  it('sends to a configuration created on another instance once the deliverer has read it, never skipping it', async () => {
+    assert.equal(instances.length, 2, 'the instances of the first test')
+    // Both deliverers' configurations lag: they still read the set from before the creation.
+    const before = hooks.selectors()
+    for (const instance of instances) instance.held = before
+    const fresh = await hooks.create({ account: 'acme', role: 'read-write' }, endpoint.url('/hook/fresh'))
+    const routedWith = hooks.selectors()
+    assert.ok(routedWith.position > before.position)
+    // The router of an instance that has read it routes an event to it, stamped with its set.
+    const command = { ...webhookCommand(fresh), selectorSetPosition: routedWith.position }
+    await publisher.publish(TOPIC, [encodeDeliveryCommand(command)])
+    await sleep(1_000)
+    for (const instance of instances) {
+      assert.equal(instance.view.get(command.deliveryId), undefined, 'not recorded while behind')
+      assert.deepEqual(
+        instance.skipped.filter((id) => id === command.deliveryId),
+        [],
+      )
+    }
+    // The feeds catch up: recorded, and sent once.
+    for (const instance of instances) instance.held = undefined
+    await eventually(() => assert.equal(arrivals.get(command.deliveryId), 1), {
+      timeoutMs: 20_000,
+      intervalMs: 100,
+    })
+    await eventually(() => {
+      for (const instance of instances) assert.equal(instance.view.get(command.deliveryId)?.status, 'sent')
+    })
+    assert.deepEqual(
+      instances.flatMap((i) => i.skipped).filter((id) => id === command.deliveryId),
+      [],
     )
   })
 })
