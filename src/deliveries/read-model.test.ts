@@ -149,7 +149,7 @@ const rewriteAsVersion0 = (path: string): void => {
       INSERT INTO meta SELECT * FROM made.meta;
       INSERT INTO deliveries SELECT ${VERSION_0_DELIVERY_COLUMNS}
         FROM made.deliveries d JOIN made.requests r ON r.seq = d.seq;
-      INSERT INTO heads SELECT * FROM made.heads;
+      INSERT INTO heads SELECT configuration_id, delivery_id, next_attempt_at, seq FROM made.heads;
       INSERT INTO failing SELECT * FROM made.failing;
       INSERT INTO attempts (${VERSION_0_ATTEMPT_COLUMNS}) SELECT ${VERSION_0_ATTEMPT_COLUMNS} FROM made.attempts;
       DETACH made;
@@ -161,6 +161,11 @@ const rewriteAsVersion0 = (path: string): void => {
   unlinkSync(made)
 }
 
+/** What heads were before version 5: no word of whether they wait for their first attempt. */
+const WITHOUT_PENDING_HEADS = `
+  DROP INDEX heads_pending_by_due;
+  ALTER TABLE heads DROP COLUMN pending;`
+
 /** Rewrites the read model's (closed) file at `path` as version 3 of its schema left it: no configurations, no request times. */
 const rewriteAsVersion3 = (path: string): void => {
   const old = new DatabaseSync(path)
@@ -168,6 +173,7 @@ const rewriteAsVersion3 = (path: string): void => {
     old.exec(`
       DROP TABLE configurations;
       DELETE FROM meta WHERE key IN ('latest_requested_at', 'request_time_lag');
+      ${WITHOUT_PENDING_HEADS}
       PRAGMA user_version = 3;
     `)
   } finally {
@@ -433,6 +439,40 @@ const readModelContract = (
       assert.equal(view.headOf('cfg-a'), undefined)
     })
 
+    it('hands out a delivery waiting for its first attempt whatever the clock says of its time, a retry only once due', async () => {
+      const before = now
+      try {
+        await request(1, 'cfg-a')
+        await request(2, 'cfg-a')
+        await request(3, 'cfg-b')
+        await request(4, 'cfg-c')
+        await attempt(3, 503, 5_000)
+        await view.waitFor(await deliveries.replay(hex(3), 'acme/admin'))
+        await request(5, 'cfg-d')
+        await attempt(5, 503, 5_000)
+        // The wall clock steps back ten minutes: every time recorded is ten minutes ahead of it.
+        now -= 600_000
+        const heads = (exclude: string[] = [], limit = 10) =>
+          view.dueHeads(now, new Set(exclude), limit).map((d) => d.eventId)
+        assert.deepEqual(
+          heads(),
+          ['evt-1', 'evt-3', 'evt-4'],
+          'requested or replayed: due at once; evt-5 waits',
+        )
+        assert.deepEqual(heads(['cfg-a']), ['evt-3', 'evt-4'])
+        assert.deepEqual(heads([], 2), ['evt-1', 'evt-3'])
+        const first = view.get(hex(1))
+        assert.ok(first)
+        const behind = view.nextBehind(first, now)
+        assert.ok(behind !== undefined && 'due' in behind, 'the one behind it, never tried, is due too')
+        assert.equal(behind.due.eventId, 'evt-2')
+        await attempt(1, 503, 5_000)
+        assert.deepEqual(heads(), ['evt-3', 'evt-4'], 'a retry waits for its time')
+      } finally {
+        now = before + 600_000
+      }
+    })
+
     it('gives the unsettled delivery queued behind another, settled yet or not', async () => {
       await request(1, 'cfg-a')
       await request(2, 'cfg-b')
@@ -540,6 +580,7 @@ const readModelContract = (
       // schema version kept.
       const db = new DatabaseSync(join(dir, 'view.sqlite'))
       db.exec(`
+      ${WITHOUT_PENDING_HEADS}
       DROP INDEX heads_by_due_seq;
       ALTER TABLE heads DROP COLUMN seq;
       CREATE INDEX heads_by_due ON heads (next_attempt_at);
@@ -561,9 +602,9 @@ const readModelContract = (
             )
             .all()
             .map((r) => r.name),
-          ['heads_by_due_seq'],
+          ['heads_by_due_seq', 'heads_pending_by_due'],
         )
-        assert.equal(reader.prepare('PRAGMA user_version').get()?.user_version, 4)
+        assert.equal(reader.prepare('PRAGMA user_version').get()?.user_version, 5)
       } finally {
         reader.close()
       }
@@ -576,6 +617,7 @@ const readModelContract = (
       const path = join(dir, 'view.sqlite')
       const db = new DatabaseSync(path)
       db.exec(`
+      ${WITHOUT_PENDING_HEADS}
       DROP INDEX heads_by_due_seq;
       ALTER TABLE heads DROP COLUMN seq;
       PRAGMA user_version = 0;
@@ -609,7 +651,28 @@ const readModelContract = (
         view.dueHeads(now, new Set(), 10).map((d) => d.eventId),
         ['evt-1', 'evt-2'],
       )
-      assert.deepEqual(shape(), { version: 4, columns: [...before.columns, 'seq'] })
+      assert.deepEqual(shape(), { version: 5, columns: [...before.columns, 'seq', 'pending'] })
+    })
+
+    it('tells the heads of a file of schema version 4 waiting for their first attempt, due whatever their time says', async () => {
+      const before = now
+      try {
+        await request(1, 'cfg-a')
+        await request(2, 'cfg-b')
+        await attempt(2, 503, 5_000)
+        await view.close()
+        const db = new DatabaseSync(join(dir, 'view.sqlite'))
+        db.exec(`${WITHOUT_PENDING_HEADS} PRAGMA user_version = 4;`)
+        db.close()
+        view = open()
+        now -= 600_000
+        assert.deepEqual(
+          view.dueHeads(now, new Set(), 10).map((d) => d.eventId),
+          ['evt-1'],
+        )
+      } finally {
+        now = before + 600_000
+      }
     })
 
     it('keeps the start of a streak in a file made before streaks ended at a gap', async () => {
@@ -863,7 +926,7 @@ const readModelContract = (
       assert.equal(before.unpublished.length, 4)
       const reader = new DatabaseSync(path, { readOnly: true })
       try {
-        assert.equal(reader.prepare('PRAGMA user_version').get()?.user_version, 4)
+        assert.equal(reader.prepare('PRAGMA user_version').get()?.user_version, 5)
         assert.deepEqual(
           reader
             .prepare('PRAGMA index_info(attempts_by_delivery)')
@@ -913,13 +976,13 @@ const readModelContract = (
         }
       }
       // The fourteenth request, an hour behind, came after the eleventh, 2.5 s ahead.
-      assert.deepEqual(lag(), { version: 4, lag: String(3_600_000 - 500) })
+      assert.deepEqual(lag(), { version: 5, lag: String(3_600_000 - 500) })
       rewriteAsVersion3(path)
 
       // Read, not copied: no upgrade to tell of.
       view = open({ onUpgrade: (progress) => assert.fail(`told of an upgrade: ${JSON.stringify(progress)}`) })
       assert.deepEqual(lists(), before)
-      assert.deepEqual(lag(), { version: 4, lag: String(3_600_000 - 500) })
+      assert.deepEqual(lag(), { version: 5, lag: String(3_600_000 - 500) })
       // It catalogues on where it stopped.
       await request(31, 'cfg-e', 'acme', 'email')
       assert.deepEqual(

@@ -1,4 +1,4 @@
-import type { DatabaseSync, SQLInputValue } from 'node:sqlite'
+import type { DatabaseSync, SQLInputValue, StatementSync } from 'node:sqlite'
 import type { Subscription } from 'rxjs'
 import { checkpointingOf } from '../adapters/sqlite-checkpointer.ts'
 import { translateSqliteError } from '../adapters/sqlite-errors.ts'
@@ -121,11 +121,18 @@ export interface DeliveryReadModel {
   /**
    * The head of each configuration's queue (its oldest unsettled delivery) when it is due by
    * `now`, earliest due first, skipping the configurations in `exclude`. A configuration whose
-   * head waits for a retry is not due: its later deliveries wait behind it, in order.
+   * head waits for a retry is not due: its later deliveries wait behind it, in order. A head
+   * waiting for its first attempt (requested or replayed) is due whatever its time says (a wall
+   * clock that stepped back since it was recorded, or another writer's ahead), after those due by it.
    */
   dueHeads(now: number, exclude: ReadonlySet<string>, limit: number): readonly StoredDelivery[]
   /** When the next head falls due (outside `exclude`); undefined when no queue holds anything. */
   nextDueAt(exclude: ReadonlySet<string>): number | undefined
+  /**
+   * The heads due after `after` (outside `exclude`), earliest first, at most `limit`: what waits
+   * further off than `after`. None, mostly, for an `after` past any wait the retry policy gives.
+   */
+  headsDueAfter(after: number, exclude: ReadonlySet<string>, limit: number): readonly StoredDelivery[]
   /** The head of the configuration's queue, due or not; undefined when nothing of it is unsettled. */
   headOf(configurationId: string): StoredDelivery | undefined
   /**
@@ -133,8 +140,9 @@ export interface DeliveryReadModel {
    * `after` itself is settled here yet, `open` being the deliveries handed out whose attempts
    * are not over: the next by `seq` behind `after` that is not open or, when the queue's head
    * (its oldest unsettled delivery) is before `after` and not open, the head (it was replayed
-   * meanwhile, and goes in its place rather than after the backlog). `due` by `now`, or
-   * `waiting` until `dueAt` (its retry); undefined when none is queued behind `after`.
+   * meanwhile, and goes in its place rather than after the backlog). `due` by `now` (or waiting
+   * for its first attempt, whatever its time says), or `waiting` until `dueAt` (its retry);
+   * undefined when none is queued behind `after`.
    */
   nextBehind(
     after: Pick<DeliveryRow, 'configurationId' | 'seq'>,
@@ -294,7 +302,7 @@ CREATE INDEX IF NOT EXISTS attempts_by_configuration ON attempts (configuration_
 CREATE INDEX IF NOT EXISTS attempts_unpublished ON attempts (position) WHERE publish = 1;`
 
 /** What `SCHEMA` makes, kept as the file's `user_version`: 0 for files made before it was kept. */
-const SCHEMA_VERSION = 4
+const SCHEMA_VERSION = 5
 
 // A delivery's row holds what changes as it is attempted: the listings' columns, its state.
 // What its request carried (the event, which runs to kilobytes, and the router's decision) never
@@ -381,7 +389,8 @@ CREATE TABLE IF NOT EXISTS heads (
   configuration_id TEXT PRIMARY KEY,
   delivery_id      TEXT NOT NULL,
   next_attempt_at  INTEGER NOT NULL,
-  seq              INTEGER
+  seq              INTEGER,
+  pending          INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 ${ATTEMPTS}
 ${ATTEMPT_INDEXES}
@@ -554,6 +563,8 @@ const REQUEST_LAG = 'request_time_lag'
  * 4. Listings by endpoint type read each configuration's deliveries, and time bounds become seq
  *    bounds: the configurations and the request times' lag (see `REQUEST_LAG`) are read from the
  *    deliveries, each once, which writes nothing per delivery.
+ * 5. A head waiting for its first attempt is due whatever its time says: heads say whether they
+ *    are (`pending`, filled in from their deliveries) and such heads have an index of their own.
  */
 const upgrade = (db: DatabaseSync, onUpgrade?: ReadModelUpgradeListener): void => {
   const version = () => (db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version
@@ -594,6 +605,12 @@ const upgrade = (db: DatabaseSync, onUpgrade?: ReadModelUpgradeListener): void =
         ALTER TABLE heads ADD COLUMN seq INTEGER;
         UPDATE heads SET seq = (SELECT d.seq FROM deliveries d WHERE d.delivery_id = heads.delivery_id);
       `)
+    if (!columnsOf(db, 'heads').includes('pending'))
+      db.exec(`
+        ALTER TABLE heads ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+        UPDATE heads SET pending = coalesce(
+          (SELECT d.status = 'pending' FROM deliveries d WHERE d.delivery_id = heads.delivery_id), 0);
+      `)
     if (copiesDeliveries)
       db.exec(`
         DROP INDEX IF EXISTS deliveries_by_seq;
@@ -626,6 +643,7 @@ const upgrade = (db: DatabaseSync, onUpgrade?: ReadModelUpgradeListener): void =
     db.exec(`
       DROP INDEX IF EXISTS heads_by_due;
       CREATE INDEX IF NOT EXISTS heads_by_due_seq ON heads (next_attempt_at, seq);
+      CREATE INDEX IF NOT EXISTS heads_pending_by_due ON heads (next_attempt_at, seq) WHERE pending = 1;
       PRAGMA user_version = ${SCHEMA_VERSION};
     `)
     return copied
@@ -696,6 +714,7 @@ type DeliveryReads = Pick<
   | 'list'
   | 'dueHeads'
   | 'nextDueAt'
+  | 'headsDueAfter'
   | 'headOf'
   | 'nextBehind'
   | 'recentOutcomes'
@@ -720,6 +739,7 @@ export const readsOf = (queries: DeliveryQueries): DeliveryReads => ({
   list: queries.list,
   dueHeads: queries.dueHeads,
   nextDueAt: queries.nextDueAt,
+  headsDueAfter: queries.headsDueAfter,
   headOf: queries.headOf,
   nextBehind: queries.nextBehind,
   recentOutcomes: queries.recentOutcomes,
@@ -902,6 +922,14 @@ export const createDeliveryQueries = (db: DatabaseSync): DeliveryQueries => {
     dueHeads: db.prepare(`
       SELECT configuration_id, delivery_id FROM heads
       WHERE next_attempt_at <= ? ORDER BY next_attempt_at, seq LIMIT ?`),
+    // Heads waiting for their first attempt with a time after now, which only a wall clock that
+    // stepped back since (or another writer's clock ahead) gives: due all the same. None, mostly.
+    pendingAhead: db.prepare(`
+      SELECT configuration_id, delivery_id FROM heads
+      WHERE pending = 1 AND next_attempt_at > ? ORDER BY next_attempt_at, seq LIMIT ?`),
+    dueAfter: db.prepare(`
+      SELECT configuration_id, delivery_id FROM heads
+      WHERE next_attempt_at > ? ORDER BY next_attempt_at, seq LIMIT ?`),
     nextDue: db.prepare(
       'SELECT configuration_id, next_attempt_at FROM heads ORDER BY next_attempt_at LIMIT ?',
     ),
@@ -946,7 +974,29 @@ export const createDeliveryQueries = (db: DatabaseSync): DeliveryQueries => {
   }
   // Read at every look for due work, a row per queue: as arrays, not an object per row.
   sql.dueHeads.setReturnArrays(true)
+  sql.pendingAhead.setReturnArrays(true)
+  sql.dueAfter.setReturnArrays(true)
   sql.nextDue.setReturnArrays(true)
+  /** Adds to `out`, up to `limit` in all, the heads `query` gives for `at` outside `exclude`. */
+  const headsOf = (
+    query: StatementSync,
+    at: number,
+    exclude: ReadonlySet<string>,
+    limit: number,
+    out: StoredDelivery[],
+  ): void => {
+    if (out.length >= limit) return
+    const heads = query.all(at, limit - out.length + exclude.size) as unknown as [
+      configurationId: string,
+      deliveryId: string,
+    ][]
+    for (const [configurationId, deliveryId] of heads) {
+      if (out.length >= limit) break
+      if (exclude.has(configurationId)) continue
+      const row = sql.byId.get(deliveryId) as StoredRecord | undefined
+      if (row !== undefined) out.push(toStored(row))
+    }
+  }
   const probes = {
     atOrAfter: (seq: number) => sql.atOrAfter.get(seq) as Probe,
     atOrBefore: (seq: number) => sql.atOrBefore.get(seq) as Probe,
@@ -993,18 +1043,14 @@ export const createDeliveryQueries = (db: DatabaseSync): DeliveryQueries => {
       return { items, next: rows.length > query.limit ? (items.at(-1)?.seq ?? null) : null }
     },
     dueHeads: (now, exclude, limit) => {
-      if (limit <= 0) return []
-      const heads = sql.dueHeads.all(now, limit + exclude.size) as unknown as [
-        configurationId: string,
-        deliveryId: string,
-      ][]
       const out: StoredDelivery[] = []
-      for (const [configurationId, deliveryId] of heads) {
-        if (out.length >= limit) break
-        if (exclude.has(configurationId)) continue
-        const row = sql.byId.get(deliveryId) as StoredRecord | undefined
-        if (row !== undefined) out.push(toStored(row))
-      }
+      headsOf(sql.dueHeads, now, exclude, limit, out)
+      headsOf(sql.pendingAhead, now, exclude, limit, out)
+      return out
+    },
+    headsDueAfter: (after, exclude, limit) => {
+      const out: StoredDelivery[] = []
+      headsOf(sql.dueAfter, after, exclude, limit, out)
       return out
     },
     nextDueAt: (exclude) => {
@@ -1030,7 +1076,7 @@ export const createDeliveryQueries = (db: DatabaseSync): DeliveryQueries => {
       // Behind a replay handed out, the deliveries handed out before it are open: passed over.
       else while (row !== undefined && isOpen(row.seq)) row = behind(row.seq)
       if (row === undefined || row.next_attempt_at === null) return undefined
-      return row.next_attempt_at <= now
+      return row.next_attempt_at <= now || row.status === 'pending'
         ? { due: toStored(row) }
         : { dueAt: row.next_attempt_at, waiting: toStored(row) }
     },
@@ -1164,14 +1210,14 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
       WHERE delivery_id = ? AND revision < ?
       RETURNING ${FOLDING_COLUMNS}`),
     headOf: db.prepare(`
-      SELECT delivery_id, next_attempt_at, seq FROM deliveries
+      SELECT delivery_id, next_attempt_at, seq, status = 'pending' AS pending FROM deliveries
       WHERE configuration_id = ? AND next_attempt_at IS NOT NULL ORDER BY seq LIMIT 1`),
     setHead: db.prepare(`
-      INSERT INTO heads (configuration_id, delivery_id, next_attempt_at, seq) VALUES (?, ?, ?, ?)
+      INSERT INTO heads (configuration_id, delivery_id, next_attempt_at, seq, pending) VALUES (?, ?, ?, ?, ?)
       ON CONFLICT (configuration_id) DO UPDATE SET delivery_id = excluded.delivery_id,
-        next_attempt_at = excluded.next_attempt_at, seq = excluded.seq`),
+        next_attempt_at = excluded.next_attempt_at, seq = excluded.seq, pending = excluded.pending`),
     addHead: db.prepare(`
-      INSERT INTO heads (configuration_id, delivery_id, next_attempt_at, seq) VALUES (?, ?, ?, ?)
+      INSERT INTO heads (configuration_id, delivery_id, next_attempt_at, seq, pending) VALUES (?, ?, ?, ?, 1)
       ON CONFLICT (configuration_id) DO NOTHING`),
     dropHead: db.prepare('DELETE FROM heads WHERE configuration_id = ?'),
     catalogue: db.prepare(`
@@ -1257,13 +1303,13 @@ export const createDeliveryReadModel = (options: DeliveryReadModelOptions): Deli
 
   const refreshHead = (configurationId: string): void => {
     const head = sql.headOf.get(configurationId) as
-      | { delivery_id: string; next_attempt_at: number; seq: number }
+      | { delivery_id: string; next_attempt_at: number; seq: number; pending: number }
       | undefined
     if (head === undefined) {
       sql.dropHead.run(configurationId)
       headed.delete(configurationId)
     } else {
-      sql.setHead.run(configurationId, head.delivery_id, head.next_attempt_at, head.seq)
+      sql.setHead.run(configurationId, head.delivery_id, head.next_attempt_at, head.seq, head.pending)
       headed.add(configurationId)
     }
   }

@@ -10,6 +10,7 @@ import {
   DEFAULT_RETRY_POLICY,
   type DeliverableConfiguration,
   type DeliveryEngine,
+  ownedAfterHandover,
   type RetryPolicy,
   startDeliveryEngine,
   startDisableAnnouncer,
@@ -482,10 +483,11 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
   const sharing =
     config.event_log.kind === 'kafka'
       ? {
-          queueOwnedFrom: (configurationId: string) => {
-            const since = deliverer?.holdsSince(topics.deliveries, configurationId)
-            return since === undefined ? undefined : since + handoverMs
-          },
+          queueOwnedFrom: ownedAfterHandover({
+            holdsSince: (configurationId) => deliverer?.holdsSince(topics.deliveries, configurationId),
+            handoverMs,
+            clock,
+          }),
         }
       : {}
   const engine: DeliveryEngine = startDeliveryEngine({

@@ -88,7 +88,13 @@ export interface AttemptRunnerOptions {
   readonly policy: RetryPolicy
   readonly rateLimits: RateLimits
   readonly limiter: RateLimiter
+  /** Wall-clock milliseconds: what is recorded (when an attempt was made, when the next is due). */
   readonly clock: () => number
+  /**
+   * Milliseconds of a clock that never steps (default `performance.now`): what rate limits and
+   * `Retry-After` holds are timed by, so a step of the wall clock neither stretches nor cuts them.
+   */
+  readonly monotonic?: () => number
   /** [0, 1): the retry jitter. */
   readonly random: () => number
   readonly logger: Logger
@@ -251,6 +257,7 @@ const detailsOf = (result: ChannelResult): AttemptDetails =>
  */
 export const createAttemptRunner = (options: AttemptRunnerOptions) => {
   const { view, log, send, clock, logger, policy } = options
+  const monotonic = options.monotonic ?? (() => performance.now())
   const attemptTimeoutMs = options.attemptTimeoutMs ?? options.timeoutMs
   // Configurations whose streak was dealt with, by the change they were at: reported once.
   const reported = new Map<string, number>()
@@ -341,18 +348,17 @@ export const createAttemptRunner = (options: AttemptRunnerOptions) => {
       const limited = rateLimitTarget(configuration.channel)
       target = limited
       const perMinute = options.rateLimits[configuration.channel.endpoint]
-      const now = clock()
-      const wait = options.limiter.take(limited, perMinute, now)
+      const wait = options.limiter.take(limited, perMinute, monotonic())
       if (wait > 0) {
         logger('debug', `delivery.${endpoint}.rate_limited`, { ...fields(delivery), wait_ms: wait })
-        return { deferUntil: now + wait }
+        return { deferMs: wait }
       }
       let result: ChannelResult
       const limit = timeLimited(signal, attemptTimeoutMs)
       const pace = async (): Promise<void> => {
-        for (let untilFree = options.limiter.take(limited, perMinute, clock()); untilFree > 0; ) {
+        for (let untilFree = options.limiter.take(limited, perMinute, monotonic()); untilFree > 0; ) {
           await sleep(untilFree, undefined, { signal: limit.signal })
-          untilFree = options.limiter.take(limited, perMinute, clock())
+          untilFree = options.limiter.take(limited, perMinute, monotonic())
         }
       }
       try {
@@ -385,7 +391,7 @@ export const createAttemptRunner = (options: AttemptRunnerOptions) => {
         // configuration sending to it; a wait of Herald's own (a ticket filing not confirmed
         // yet, no answer behind it) holds only this delivery.
         if (retryAfter !== undefined && result.status !== null)
-          options.limiter.holdUntil(target, clock() + Math.min(retryAfter, policy.maxRetryAfterMs))
+          options.limiter.holdUntil(target, monotonic() + Math.min(retryAfter, policy.maxRetryAfterMs))
         resolution = failedAs(result, delivery)
       }
     }
@@ -406,7 +412,7 @@ export const createAttemptRunner = (options: AttemptRunnerOptions) => {
       if (!(error instanceof DeliveryStateError)) throw error
       // Replayed or recorded elsewhere meanwhile: the read model is about to show it.
       logger('warn', `delivery.${endpoint}.superseded`, { ...fields(delivery), reason: error.message })
-      return { deferUntil: clock() + 250 }
+      return { deferMs: 250 }
     }
     if (recorded.superseded) {
       // Replayed while it was in flight: the answer is recorded as this attempt's, and the

@@ -4,7 +4,11 @@ import { afterEach, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createSqliteEventLog } from '../../src/adapters/sqlite-event-log/index.ts'
 import { createSqliteEventStore } from '../../src/adapters/sqlite-event-store/index.ts'
-import { createDeliveryReadModel, type DeliveryReadModel } from '../../src/deliveries/index.ts'
+import {
+  createDeliveryLog,
+  createDeliveryReadModel,
+  type DeliveryReadModel,
+} from '../../src/deliveries/index.ts'
 import { UnavailableError } from '../../src/errors/index.ts'
 import type { Batch, EventLog, EventStore, LogMessage } from '../../src/ports/index.ts'
 import { type DeliveryCommand, deliveryIdFor, encodeDeliveryCommand } from '../routing/index.ts'
@@ -458,6 +462,84 @@ describe('delivery engine', () => {
     assert.deepEqual(await settled([['e1', 'q']]), ['sent'])
     const behind = lines.find((l) => l.event === 'delivery.configurations_behind')
     assert.equal(behind?.fields.recorded, true)
+  })
+
+  it('keeps a target’s rate limit, not the size of the step, when the wall clock steps back', async () => {
+    const { calls, send } = endpoints({})
+    let offset = 0
+    const { handler } = await start({ q: webhook('q') }, send, {
+      clock: () => Date.now() + offset,
+      rateLimits: { ...DEFAULT_RATE_LIMITS, webhook: 60 },
+    })
+    await handler(batchOf(commandFor('e1', 'q')))
+    assert.deepEqual(await settled([['e1', 'q']]), ['sent'])
+    // Ten minutes back (an NTP step, a VM resumed): the next one to the target waits its second.
+    offset = -600_000
+    await handler(batchOf(commandFor('e2', 'q')))
+    assert.deepEqual(await settled([['e2', 'q']], 3_000), ['sent'])
+    const [first, second] = calls
+    assert.ok(first && second)
+    assert.ok(second.at - first.at >= 950, `${second.at - first.at} ms apart`)
+  })
+
+  it('attempts what was recorded by a clock ahead of its own: a first attempt at once, a retry within the longest wait', async () => {
+    store = createSqliteEventStore({ path: ':memory:' })
+    log = createSqliteEventLog({ path: ':memory:' })
+    await log.createTopics([{ topic: OUTCOMES, partitions: 1 }])
+    view = createDeliveryReadModel({ path: ':memory:', newId: randomUUID })
+    view.follow(store)
+    // Recorded before the wall clock stepped back a day (or by an instance a day ahead).
+    const ahead = () => Date.now() + 86_400_000
+    const recorder = createDeliveryLog({ store, clock: ahead, newId: randomUUID, origin: view.instanceId })
+    const request = (command: DeliveryCommand) => {
+      const { digest: _, ...fields } = command
+      return recorder.request(fields)
+    }
+    await request(commandFor('e1', 'fresh'))
+    await view.waitFor(await request(commandFor('e2', 'failing')))
+    const failing = view.get(deliveryIdOf('e2', 'failing'))
+    assert.ok(failing)
+    const failed = await recorder.record(
+      failing,
+      { ok: false, status: 503, latencyMs: 1, code: 'http_status', error: 'HTTP 503', response: null },
+      { outcome: 'failed', reason: 'http_status', nextAttemptAt: ahead() + 200, retryAfterMs: null },
+    )
+    await view.waitFor(failed.position)
+    const { calls, send } = endpoints({})
+    const started = Date.now()
+    engine = startDeliveryEngine({
+      store,
+      view,
+      log,
+      outcomesTopic: OUTCOMES,
+      getConfiguration: (id) => webhook(id),
+      send,
+      uiUrl: null,
+      timeoutMs: 1_000,
+      logger: () => {},
+      clock: Date.now,
+      newId: randomUUID,
+      random: () => 0.5,
+      // No wait of this policy is longer than 400 ms.
+      policy: { scheduleMs: [0, 400], jitter: 0, maxRetryAfterMs: 300 },
+    })
+    assert.deepEqual(
+      await settled(
+        [
+          ['e1', 'fresh'],
+          ['e2', 'failing'],
+        ],
+        3_000,
+      ),
+      ['sent', 'sent'],
+    )
+    const at = (configurationId: string) =>
+      (calls.find((c) => c.configurationId === configurationId)?.at ?? 0) - started
+    assert.ok(at('fresh') < 300, `the first attempt ${at('fresh')} ms after the start`)
+    assert.ok(
+      at('failing') >= 350,
+      `the retry ${at('failing')} ms after the start, its wait clamped to the longest`,
+    )
   })
 
   it('keeps later deliveries behind one waiting for its retry', async () => {

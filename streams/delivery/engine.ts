@@ -12,8 +12,9 @@ import type { Logger } from '../../src/observability/index.ts'
 import type { BatchHandler, EventLog, EventStore } from '../../src/ports/index.ts'
 import { createDeliveryRequestHandler } from '../deliverer.ts'
 import { type AttemptRunnerOptions, createAttemptRunner, type DeliverableConfiguration } from './attempt.ts'
+import { boundWaits } from './bounded-waits.ts'
 import { createRateLimiter, DEFAULT_RATE_LIMITS, type RateLimits } from './rate-limit.ts'
-import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry-policy.ts'
+import { DEFAULT_RETRY_POLICY, longestRetryWait, type RetryPolicy } from './retry-policy.ts'
 import { type QueueScheduler, startQueueScheduler } from './scheduler.ts'
 
 export interface DeliveryEngineOptions
@@ -35,7 +36,13 @@ export interface DeliveryEngineOptions
   readonly log: Pick<EventLog, 'publish'>
   readonly outcomesTopic: string
   readonly logger: Logger
+  /** Wall-clock milliseconds: what is recorded, and what recorded due times are compared with. */
   readonly clock: () => number
+  /**
+   * Milliseconds of a clock that never steps (default `performance.now`): what rate limits and
+   * the queues' own waits are timed by.
+   */
+  readonly monotonic?: () => number
   readonly newId: () => string
   readonly random?: () => number
   readonly policy?: RetryPolicy
@@ -132,6 +139,8 @@ export interface DeliveryEngine {
  */
 export const startDeliveryEngine = (options: DeliveryEngineOptions): DeliveryEngine => {
   const { view, logger, clock, maxInFlight } = options
+  const monotonic = options.monotonic ?? (() => performance.now())
+  const policy = options.policy ?? DEFAULT_RETRY_POLICY
   // A queue's window is asked of the delivery it handed out last, synchronously, each time the
   // scheduler looks for work. Looking the configuration up there would open its secrets at
   // every look; instead, every attempt's own lookup (the first thing it does, so done by the
@@ -164,19 +173,22 @@ export const startDeliveryEngine = (options: DeliveryEngineOptions): DeliveryEng
     getConfiguration,
     view,
     log: deliveries,
-    policy: options.policy ?? DEFAULT_RETRY_POLICY,
+    policy,
+    monotonic,
     rateLimits: options.rateLimits ?? DEFAULT_RATE_LIMITS,
     limiter: createRateLimiter(),
     random: options.random ?? Math.random,
     sustainedFailureMs: options.sustainedFailureMs ?? 0,
   })
   const scheduler = startQueueScheduler<StoredDelivery>({
-    source: view,
+    // No retry waits longer than the policy's longest wait, whatever clock recorded it.
+    source: boundWaits(view, { maxWaitMs: longestRetryWait(policy), clock, monotonic }),
     queueOf: (delivery) => delivery.configurationId,
     attempt,
     concurrency: options.concurrency ?? 256,
     window: windowOf,
     clock,
+    monotonic,
     ...(options.queueOwnedFrom === undefined ? {} : { queueOwnedFrom: options.queueOwnedFrom }),
     onError: (error, delivery) =>
       logger('error', 'delivery.attempt_failed', {

@@ -6,6 +6,7 @@ export {
   createAttemptRunner,
   type DeliverableConfiguration,
 } from './attempt.ts'
+export { type BoundedWaitsOptions, boundWaits } from './bounded-waits.ts'
 export * from './channels/index.ts'
 export {
   type WebhookRequestInput,
@@ -29,11 +30,13 @@ export {
 export {
   DEFAULT_RETRY_POLICY,
   DEFAULT_RETRY_SCHEDULE_MS,
+  longestRetryWait,
   type RetryPolicy,
   retryDelay,
 } from './retry-policy.ts'
 export {
   type AttemptAnswer,
+  ownedAfterHandover,
   type QueueScheduler,
   type QueueSchedulerOptions,
   type QueueSource,

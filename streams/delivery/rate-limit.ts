@@ -51,7 +51,8 @@ export const rateLimitTarget = (configuration: ChannelConfiguration): string => 
 export interface RateLimiter {
   /**
    * Takes a slot for `target` at `now` when one is free (0), or says how many milliseconds
-   * until one is (nothing taken). `perMinute` 0 never waits.
+   * until one is (nothing taken). `perMinute` 0 never waits. Times are of one clock that never
+   * steps (`performance.now`): on the wall clock, a step back would hold a target for its size.
    */
   take(target: string, perMinute: number, now: number): number
   /** The endpoint said to wait (`Retry-After`): nothing goes to `target` before `until`. */

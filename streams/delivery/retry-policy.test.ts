@@ -3,6 +3,7 @@ import { describe, it } from 'node:test'
 import {
   DEFAULT_RETRY_POLICY,
   DEFAULT_RETRY_SCHEDULE_MS,
+  longestRetryWait,
   MAX_RETRY_WAIT_MS,
   type RetryPolicy,
   retryDelay,
@@ -67,5 +68,34 @@ describe('retryDelay', () => {
       assert.ok(Number.isFinite(new Date(now + (wait ?? 0)).getTime()))
     }
     assert.equal(MAX_RETRY_WAIT_MS, 7 * 86_400_000)
+  })
+})
+
+describe('longestRetryWait', () => {
+  it('is the longest wait retryDelay gives: the longest step at the most jitter, or the longest Retry-After', () => {
+    assert.equal(longestRetryWait(DEFAULT_RETRY_POLICY), 43_200_000)
+    const policies: RetryPolicy[] = [
+      DEFAULT_RETRY_POLICY,
+      { scheduleMs: [0, 400], jitter: 0, maxRetryAfterMs: 300 },
+      { scheduleMs: [7], jitter: 0.3, maxRetryAfterMs: 1 },
+      { scheduleMs: [0], jitter: 0, maxRetryAfterMs: 60_000 },
+      { scheduleMs: [30 * 86_400_000], jitter: 0.2, maxRetryAfterMs: 0 },
+    ]
+    for (const policy of policies) {
+      const longest = longestRetryWait(policy)
+      for (let failures = 0; failures < policy.scheduleMs.length; failures++)
+        for (const random of [lowest, middle, highest])
+          for (const retryAfter of [undefined, 0, policy.maxRetryAfterMs, 2 * policy.maxRetryAfterMs + 1])
+            assert.ok(
+              (retryDelay(policy, failures, retryAfter, random) ?? 0) <= longest,
+              JSON.stringify(policy),
+            )
+    }
+    assert.equal(longestRetryWait({ scheduleMs: [0, 400], jitter: 0, maxRetryAfterMs: 300 }), 400)
+    assert.equal(longestRetryWait({ scheduleMs: [0], jitter: 0, maxRetryAfterMs: 60_000 }), 60_000)
+    assert.equal(
+      longestRetryWait({ scheduleMs: [30 * 86_400_000], jitter: 0.2, maxRetryAfterMs: 0 }),
+      MAX_RETRY_WAIT_MS,
+    )
   })
 })

@@ -62,3 +62,17 @@ export const retryDelay = (
   const asked = retryAfterMs === undefined ? 0 : Math.min(Math.max(0, retryAfterMs), policy.maxRetryAfterMs)
   return Math.min(MAX_RETRY_WAIT_MS, Math.max(0, jittered, asked))
 }
+
+/**
+ * The longest wait before a retry `policy` gives (`retryDelay`): its longest step with the most
+ * jitter, or the longest `Retry-After` honoured, whichever is longer, within `MAX_RETRY_WAIT_MS`.
+ * A retry recorded further off than this from now was timed by another clock.
+ *
+ * @example
+ * longestRetryWait(DEFAULT_RETRY_POLICY) // 43_200_000: 10 h and 20 %
+ */
+export const longestRetryWait = (policy: RetryPolicy): number =>
+  Math.min(
+    MAX_RETRY_WAIT_MS,
+    Math.max(Math.ceil(Math.max(0, ...policy.scheduleMs) * (1 + policy.jitter)), policy.maxRetryAfterMs),
+  )

@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { type QueueSchedulerOptions, type QueueSource, startQueueScheduler } from './scheduler.ts'
+import {
+  ownedAfterHandover,
+  type QueueSchedulerOptions,
+  type QueueSource,
+  startQueueScheduler,
+} from './scheduler.ts'
 
 interface Item {
   readonly queue: string
@@ -113,6 +118,63 @@ describe('queue scheduler shared with other schedulers', () => {
     await sleep(50)
     await scheduler.stop(100)
     assert.deepEqual(attempted, ['a1', 'b1'])
+  })
+})
+
+describe('queue scheduler on a wall clock that steps', () => {
+  it('times a queue’s deferral by the monotonic clock: a step back does not stretch it, nor the ownership recheck', async () => {
+    let offset = 0
+    const clock = () => Date.now() + offset
+    const queues = memoryQueues([
+      { queue: 'q', id: 'a', dueAt: 0 },
+      { queue: 'q', id: 'b', dueAt: 0 },
+    ])
+    const at: number[] = []
+    let deferred = false
+    const scheduler = schedule(queues, {
+      clock,
+      queueOwnedFrom: () => 0,
+      ownershipRecheckMs: 50,
+      attempt: async (item: Item) => {
+        at.push(performance.now())
+        if (item.id === 'b' && !deferred) {
+          deferred = true
+          // A rate limit: 200 ms. Meanwhile the wall clock steps back ten minutes.
+          offset = -600_000
+          return { deferMs: 200 }
+        }
+        return queues.attempt(item)
+      },
+    })
+    await sleep(600)
+    await scheduler.stop(100)
+    assert.deepEqual(queues.attempted, ['a', 'b'])
+    const waited = (at[2] as number) - (at[1] as number)
+    assert.ok(waited >= 190 && waited < 450, `b went again after ${waited} ms`)
+  })
+
+  it('hands a queue over its handover after the hold began, by the monotonic clock, however the wall clock steps', () => {
+    let wall = Date.parse('2026-11-22T10:00:00Z')
+    let tick = 1_000
+    const since = wall
+    const ownedFrom = ownedAfterHandover({
+      holdsSince: (queue) => (queue === 'mine' ? since : undefined),
+      handoverMs: 30_000,
+      clock: () => wall,
+      monotonic: () => tick,
+    })
+    assert.equal(ownedFrom('theirs'), undefined)
+    assert.equal(ownedFrom('mine'), wall + 30_000)
+    // Ten seconds on, the wall clock steps back ten minutes: 20 s left all the same.
+    tick += 10_000
+    wall += 10_000 - 600_000
+    assert.equal(ownedFrom('mine'), wall + 20_000)
+    tick += 20_000
+    wall += 20_000
+    assert.equal(ownedFrom('mine'), wall, 'handed over')
+    // Forward an hour: not early, nor ever taken back.
+    wall += 3_600_000
+    assert.equal(ownedFrom('mine'), wall)
   })
 })
 

@@ -24,8 +24,11 @@ export interface QueueSource<T> {
   ): { readonly due: T } | { readonly dueAt: number; readonly waiting: T } | undefined
 }
 
-/** What an attempt asks of its queue: nothing (its result is recorded), or to wait (a rate limit). */
-export type AttemptAnswer = { readonly deferUntil: number } | undefined
+/**
+ * What an attempt asks of its queue: nothing (its result is recorded), or to wait this many
+ * milliseconds (a rate limit), timed by the scheduler's `monotonic` clock.
+ */
+export type AttemptAnswer = { readonly deferMs: number } | undefined
 
 export interface QueueSchedulerOptions<T> {
   readonly source: QueueSource<T>
@@ -51,7 +54,14 @@ export interface QueueSchedulerOptions<T> {
    * Without `nextBehind` a queue always serves one item at a time.
    */
   readonly window?: (item: T) => number
+  /** Wall-clock milliseconds: what the source's due times are compared with. */
   readonly clock: () => number
+  /**
+   * Milliseconds of a clock that never steps (default `performance.now`): what the scheduler's
+   * own waits are timed by (deferrals, error back-offs, ownership rechecks), so a step of the
+   * wall clock neither stretches nor cuts them.
+   */
+  readonly monotonic?: () => number
   /** An attempt threw: its queue pauses for `errorBackoffMs` rather than spin on the same head. */
   readonly onError?: (error: unknown, item: T) => void
   readonly errorBackoffMs?: number
@@ -89,6 +99,43 @@ export interface QueueScheduler {
    * the rest (they record nothing and are attempted again after the next start).
    */
   stop(graceMs: number): Promise<void>
+}
+
+/**
+ * `queueOwnedFrom` for queues owned while their partition is held: from `handoverMs` after the
+ * hold began (`holdsSince`, by the wall clock), timed by the monotonic clock from when it was
+ * first seen, so a wall clock stepped back after a rebalance does not hold the queues taken over
+ * for the size of the step (nor a step forward hand them over early).
+ *
+ * @example
+ * queueOwnedFrom: ownedAfterHandover({ holdsSince: (q) => consumer.holdsSince(topic, q), handoverMs, clock: Date.now })
+ */
+export const ownedAfterHandover = ({
+  holdsSince,
+  handoverMs,
+  clock,
+  monotonic = () => performance.now(),
+}: {
+  readonly holdsSince: (queue: string) => number | undefined
+  readonly handoverMs: number
+  readonly clock: () => number
+  readonly monotonic?: () => number
+}): ((queue: string) => number | undefined) => {
+  // When each hold began by the monotonic clock, by its start on the wall clock (one per join).
+  const began = new Map<number, number>()
+  return (queue) => {
+    const since = holdsSince(queue)
+    if (since === undefined) return undefined
+    const now = clock()
+    const tick = monotonic()
+    let at = began.get(since)
+    if (at === undefined) {
+      at = tick - Math.max(0, now - since)
+      if (began.size >= 64) began.clear()
+      began.set(since, at)
+    }
+    return now + Math.max(0, at + handoverMs - tick)
+  }
 }
 
 // setTimeout's limit is 2^31 - 1 ms; a far-off head is looked at again before that.
@@ -134,6 +181,7 @@ const byTurn = <T>(a: OpenQueue<T>, b: OpenQueue<T>): number => a.sending - b.se
  */
 export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): QueueScheduler => {
   const { source, queueOf, clock, concurrency } = options
+  const monotonic = options.monotonic ?? (() => performance.now())
   const errorBackoffMs = options.errorBackoffMs ?? 5_000
   // Queues with attempts open. While a queue is here the source may still show an item in
   // flight as its head, so it is served only from behind its last item, never from its head.
@@ -145,6 +193,7 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
   const { nextBehind } = source
   const windowOf = (item: T): number =>
     nextBehind === undefined || options.window === undefined ? 1 : Math.max(1, options.window(item))
+  // Queues waiting (a rate limit, an error, a handover), until when by the monotonic clock.
   const deferred = new Map<string, number>()
   // Queues whose head is to be handed out once it is free, due or not (`serveHeadNow`).
   const hurried = new Set<string>()
@@ -157,34 +206,35 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
   const controller = new AbortController()
   let stopped = false
   let timer: NodeJS.Timeout | undefined
+  // When the timer fires, by the monotonic clock.
   let timerAt = Number.POSITIVE_INFINITY
 
-  const excluded = (now: number): Set<string> => {
-    if (now - foreignSince >= recheckMs) {
+  const excluded = (tick: number): Set<string> => {
+    if (tick - foreignSince >= recheckMs) {
       foreign.clear()
-      foreignSince = now
+      foreignSince = tick
     }
     const out = new Set(opened.keys())
     for (const queue of foreign) out.add(queue)
     for (const [queue, until] of deferred) {
-      if (until > now) out.add(queue)
+      if (until > tick) out.add(queue)
       else deferred.delete(queue)
     }
     return out
   }
 
-  const sleepUntil = (at: number, now: number) => {
+  /** Looks again in `ms` (or sooner, if already set to). */
+  const sleepFor = (ms: number) => {
+    const wait = Math.min(Math.max(0, ms), MAX_SLEEP_MS)
+    const at = monotonic() + wait
     if (at >= timerAt && timer !== undefined) return
     clearTimeout(timer)
     timerAt = at
-    timer = setTimeout(
-      () => {
-        timer = undefined
-        timerAt = Number.POSITIVE_INFINITY
-        pump()
-      },
-      Math.min(Math.max(0, at - now), MAX_SLEEP_MS),
-    )
+    timer = setTimeout(() => {
+      timer = undefined
+      timerAt = Number.POSITIVE_INFINITY
+      pump()
+    }, wait)
     timer.unref()
   }
 
@@ -218,11 +268,11 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
     const run = (async () => {
       try {
         const answer = await options.attempt(item, controller.signal, release)
-        if (answer !== undefined) deferred.set(queue, answer.deferUntil)
+        if (answer !== undefined) deferred.set(queue, monotonic() + Math.max(0, answer.deferMs))
         else settled = releasedEarly
       } catch (error) {
         options.onError?.(error, item)
-        deferred.set(queue, clock() + errorBackoffMs)
+        deferred.set(queue, monotonic() + errorBackoffMs)
       } finally {
         if (!releasedEarly) {
           state.sending--
@@ -255,13 +305,14 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
   }
 
   /**
-   * Whether this scheduler may serve `queue` at `now`; if not, it is noted as another
-   * scheduler's (until the recheck) or as taken over and deferred until it is handed over.
+   * Whether this scheduler may serve `queue` at `now` (`tick` by the monotonic clock); if not,
+   * it is noted as another scheduler's (until the recheck) or as taken over and deferred until
+   * it is handed over.
    */
-  const servesNow = (queue: string, now: number): boolean => {
+  const servesNow = (queue: string, now: number, tick: number): boolean => {
     const from = queueOwnedFrom === undefined ? now : queueOwnedFrom(queue)
     if (from === undefined) foreign.add(queue)
-    else if (from > now) deferred.set(queue, from)
+    else if (from > now) deferred.set(queue, tick + (from - now))
     return from !== undefined && from <= now
   }
 
@@ -270,7 +321,7 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
    * out, one item each in turn (fewest in flight first, then the one served longest ago) until
    * `free` are started; returns when the earliest of those not yet due falls due.
    */
-  const serveBehind = (now: number, free: number): number | undefined => {
+  const serveBehind = (now: number, tick: number, free: number): number | undefined => {
     let started = 0
     let nextAt: number | undefined
     if (nextBehind === undefined) return nextAt
@@ -279,7 +330,7 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
       if (
         !state.held &&
         !foreign.has(queue) &&
-        (deferred.get(queue) ?? 0) <= now &&
+        (deferred.get(queue) ?? Number.NEGATIVE_INFINITY) <= tick &&
         state.sending < windowOf(state.last)
       )
         ready.push(state)
@@ -289,7 +340,7 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
       const more: OpenQueue<T>[] = []
       for (const state of ready) {
         if (started >= free) break
-        if (!servesNow(state.queue, now)) continue
+        if (!servesNow(state.queue, now, tick)) continue
         const next = nextBehind(state.last, now, state.items)
         if (next === undefined) continue
         if ('dueAt' in next && !state.hurried) {
@@ -310,7 +361,7 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
    * it started. A queue another scheduler owns is left to it; one that is busy, released or
    * waiting (a rate limit, a handover) stays hurried until it is free.
    */
-  const serveHurried = (now: number, exclude: Set<string>, free: number): number => {
+  const serveHurried = (now: number, tick: number, exclude: Set<string>, free: number): number => {
     let started = 0
     for (const queue of hurried) {
       if (started >= free) break
@@ -320,7 +371,7 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
         continue
       }
       if (exclude.has(queue)) continue
-      if (!servesNow(queue, now)) {
+      if (!servesNow(queue, now, tick)) {
         if (foreign.has(queue)) hurried.delete(queue)
         exclude.add(queue)
         continue
@@ -341,47 +392,50 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
       look()
     } catch (error) {
       options.onReadError?.(error)
-      const now = clock()
-      sleepUntil(now + errorBackoffMs, now)
+      sleepFor(errorBackoffMs)
     }
   }
 
   /** Starts what is due, and sets the timer for what falls due next. */
   const look = () => {
     const now = clock()
-    let exclude = excluded(now)
+    const tick = monotonic()
+    let exclude = excluded(tick)
     const free = concurrency - sending
     let behindDueAt: number | undefined
     if (free > 0) {
       // Queues holding no slot first: those told to serve their head now, then the due heads of
       // queues with nothing open, earliest due first; what is left goes to the queues open.
-      let started = hurried.size > 0 ? serveHurried(now, exclude, free) : 0
+      let started = hurried.size > 0 ? serveHurried(now, tick, exclude, free) : 0
       // A queue of another scheduler, or one just taken over (served once its previous owner's
       // attempts are over), is skipped; then the heads behind it are looked at.
       for (let skipped = true; skipped && started < free; ) {
         skipped = false
         for (const item of source.dueHeads(now, exclude, free - started)) {
           const queue = queueOf(item)
-          if (servesNow(queue, now)) {
+          if (servesNow(queue, now, tick)) {
             start(item)
             started++
           } else skipped = true
           exclude.add(queue)
         }
       }
-      if (started < free) behindDueAt = serveBehind(now, free - started)
-      exclude = excluded(now)
+      if (started < free) behindDueAt = serveBehind(now, tick, free - started)
+      exclude = excluded(tick)
     }
     // Busy queues wake the pump when they finish; the rest need a timer, which a full pool
     // does not: the next attempt to finish looks again.
     if (sending >= concurrency) return
-    let next = source.nextDueAt(exclude)
-    if (behindDueAt !== undefined && (next === undefined || behindDueAt < next)) next = behindDueAt
-    for (const [queue, until] of deferred)
-      if (!opened.has(queue) && (next === undefined || until < next)) next = until
+    // In milliseconds from now: due times by the wall clock, the scheduler's own waits by the
+    // monotonic one.
+    let wait = Number.POSITIVE_INFINITY
+    const dueAt = source.nextDueAt(exclude)
+    if (dueAt !== undefined) wait = dueAt - now
+    if (behindDueAt !== undefined) wait = Math.min(wait, behindDueAt - now)
+    for (const [queue, until] of deferred) if (!opened.has(queue)) wait = Math.min(wait, until - tick)
     // Sharing, queues may become this scheduler's at any time: look again by the recheck.
-    if (queueOwnedFrom !== undefined) next = Math.min(next ?? Number.POSITIVE_INFINITY, now + recheckMs)
-    if (next !== undefined) sleepUntil(next, now)
+    if (queueOwnedFrom !== undefined) wait = Math.min(wait, recheckMs)
+    if (wait !== Number.POSITIVE_INFINITY) sleepFor(wait)
   }
 
   // Due work left from before a restart (a retry that was waiting) starts at once.
