@@ -425,6 +425,7 @@ const readModelContract = (
       // Due or not, it is the head (a configuration disabled meanwhile settles it now).
       assert.equal(view.headOf('cfg-a')?.eventId, 'evt-1')
       assert.equal(view.headOf('cfg-none'), undefined)
+      assert.deepEqual(view.queuedConfigurations(), ['cfg-a', 'cfg-b'])
       now += 5_000
       // Earliest due first: evt-3 has waited since it was requested.
       assert.deepEqual(heads(), ['evt-3', 'evt-1'])
@@ -437,6 +438,7 @@ const readModelContract = (
       assert.deepEqual(heads(), [])
       assert.equal(view.nextDueAt(new Set()), undefined)
       assert.equal(view.headOf('cfg-a'), undefined)
+      assert.deepEqual(view.queuedConfigurations(), [])
     })
 
     it('hands out a delivery waiting for its first attempt whatever the clock says of its time, a retry only once due', async () => {

@@ -135,6 +135,8 @@ export interface DeliveryReadModel {
   headsDueAfter(after: number, exclude: ReadonlySet<string>, limit: number): readonly StoredDelivery[]
   /** The head of the configuration's queue, due or not; undefined when nothing of it is unsettled. */
   headOf(configurationId: string): StoredDelivery | undefined
+  /** The configurations with deliveries unsettled (a queue), by id. */
+  queuedConfigurations(): readonly string[]
   /**
    * The unsettled delivery its configuration's queue hands out after `after`, whether or not
    * `after` itself is settled here yet, `open` being the deliveries handed out whose attempts
@@ -716,6 +718,7 @@ type DeliveryReads = Pick<
   | 'nextDueAt'
   | 'headsDueAfter'
   | 'headOf'
+  | 'queuedConfigurations'
   | 'nextBehind'
   | 'recentOutcomes'
   | 'failingSince'
@@ -741,6 +744,7 @@ export const readsOf = (queries: DeliveryQueries): DeliveryReads => ({
   nextDueAt: queries.nextDueAt,
   headsDueAfter: queries.headsDueAfter,
   headOf: queries.headOf,
+  queuedConfigurations: queries.queuedConfigurations,
   nextBehind: queries.nextBehind,
   recentOutcomes: queries.recentOutcomes,
   failingSince: queries.failingSince,
@@ -934,6 +938,7 @@ export const createDeliveryQueries = (db: DatabaseSync): DeliveryQueries => {
       'SELECT configuration_id, next_attempt_at FROM heads ORDER BY next_attempt_at LIMIT ?',
     ),
     headOf: db.prepare('SELECT delivery_id FROM heads WHERE configuration_id = ?'),
+    queued: db.prepare('SELECT configuration_id FROM heads ORDER BY configuration_id'),
     // From the partial index of unsettled deliveries: a queue's, in order; with its head's `seq`
     // (a primary-key read of `heads`), which tells a replay before it.
     behind: db.prepare(`
@@ -1063,6 +1068,8 @@ export const createDeliveryQueries = (db: DatabaseSync): DeliveryQueries => {
         head === undefined ? undefined : (sql.byId.get(head.delivery_id) as StoredRecord | undefined)
       return row === undefined ? undefined : toStored(row)
     },
+    queuedConfigurations: () =>
+      (sql.queued.all() as { configuration_id: string }[]).map((r) => r.configuration_id),
     nextBehind: (after, now, open) => {
       const isOpen = (seq: number): boolean => {
         if (open !== undefined) for (const item of open) if (item.seq === seq) return true

@@ -547,9 +547,12 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
 
   onDisabled = engine.configurationDisabled
   onChanged = engine.configurationChanged
-  // Those disabled before it started (while Herald was down, say) settle now too.
-  for (const configurationId of newlyDisabled(emptySelectorSet, selectors))
-    engine.configurationDisabled(configurationId)
+  // Those disabled or deleted before it started (while Herald was down, say) settle now too:
+  // deleted ones are those the delivery log has deliveries of waiting, that no longer exist.
+  engine.settleAtStart([
+    ...newlyDisabled(emptySelectorSet, selectors),
+    ...view.queuedConfigurations().filter((id) => !selectors.configurations.has(id)),
+  ])
   // Those disabled but never announced (a crash in between, a publish that kept failing) now too.
   onUnannounced = (set) => announcer.announce(set.unannounced)
   onUnannounced(selectors)

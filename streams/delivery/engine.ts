@@ -95,6 +95,8 @@ export interface ConfigurationSnapshot {
 }
 
 const SNAPSHOT_WAIT_MS = 10_000
+/** How long a queue named at start-up waits to be this deliverer's (a Kafka join, its rebalances). */
+export const START_OWNERSHIP_WAIT_MS = 60_000
 // How often a batch waiting for the snapshot looks at it again.
 const SNAPSHOT_POLL_MS = 20
 
@@ -111,6 +113,12 @@ export interface DeliveryEngine {
    * before an attempt runs, that delivery is sent instead.
    */
   configurationDisabled(configurationId: string): void
+  /**
+   * At start-up: the configurations disabled or deleted while Herald was down, whose queues
+   * settle as `configurationDisabled` says. Where deliverers share the queues (Kafka), this one's
+   * share is not known yet: a queue it comes to serve within `START_OWNERSHIP_WAIT_MS` settles then.
+   */
+  settleAtStart(configurationIds: Iterable<string>): void
   /**
    * A configuration changed in what its deliveries are sent to or with (its owner fixed its
    * URL, say): a delivery of it waiting for a retry, however far off, is attempted at once,
@@ -249,6 +257,10 @@ export const startDeliveryEngine = (options: DeliveryEngineOptions): DeliveryEng
     scheduler,
     publisher,
     configurationDisabled: (configurationId) => scheduler.serveHeadNow(configurationId),
+    settleAtStart: (configurationIds) => {
+      for (const configurationId of configurationIds)
+        scheduler.serveHeadNow(configurationId, { waitForOwnerMs: START_OWNERSHIP_WAIT_MS })
+    },
     configurationChanged: (configurationId) => scheduler.serveHeadNow(configurationId),
     stop: (graceMs) => {
       stopping ??= (async () => {

@@ -391,6 +391,30 @@ describe('queue scheduler told to serve a head now', () => {
     assert.deepEqual(queues.attempted, [], 'its owner was told of the change itself')
   })
 
+  it('serves a queue named at start-up once it becomes its own, within the wait for an owner', async () => {
+    const now = Date.now()
+    const queues = memoryQueues([
+      { queue: 'q', id: 'q1', dueAt: now + 3_600_000 },
+      { queue: 'r', id: 'r1', dueAt: now + 3_600_000 },
+    ])
+    // Nothing owned yet (the consumer has not joined its group), then q and, too late, r.
+    const owned = new Set<string>()
+    const scheduler = schedule(queues, {
+      queueOwnedFrom: (queue) => (owned.has(queue) ? 0 : undefined),
+      ownershipRecheckMs: 20,
+    })
+    scheduler.serveHeadNow('q', { waitForOwnerMs: 150 })
+    scheduler.serveHeadNow('r', { waitForOwnerMs: 150 })
+    await sleep(60)
+    assert.deepEqual(queues.attempted, [])
+    owned.add('q')
+    await sleep(150)
+    owned.add('r')
+    await sleep(80)
+    await scheduler.stop(100)
+    assert.deepEqual(queues.attempted, ['q1'], 'r was another’s for longer than the wait')
+  })
+
   it('serves a queue being handed over to it once the handover is done', async () => {
     const start = Date.now()
     const queues = memoryQueues([{ queue: 'q', id: 'q1', dueAt: start + 3_600_000 }])

@@ -89,9 +89,11 @@ export interface QueueScheduler {
    * rather than sends, or fixed). Its head first, then, as each settles, the items behind it
    * (with a window above 1, several may wait for their retries), until one does not settle (its
    * attempt failed again): that one and those behind it are left to their schedule. Only where
-   * this scheduler serves the queue: one owned by another scheduler is left to it.
+   * this scheduler serves the queue: one owned by another scheduler is left to it, at once or,
+   * with `waitForOwnerMs` (at start-up, before this scheduler's share of the queues is known),
+   * once it has been another's for that long without becoming this one's.
    */
-  serveHeadNow(queue: string): void
+  serveHeadNow(queue: string, options?: { readonly waitForOwnerMs?: number }): void
   /** Attempts in progress. */
   readonly active: () => number
   /**
@@ -195,8 +197,9 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
     nextBehind === undefined || options.window === undefined ? 1 : Math.max(1, options.window(item))
   // Queues waiting (a rate limit, an error, a handover), until when by the monotonic clock.
   const deferred = new Map<string, number>()
-  // Queues whose head is to be handed out once it is free, due or not (`serveHeadNow`).
-  const hurried = new Set<string>()
+  // Queues whose head is to be handed out once it is free, due or not (`serveHeadNow`), with
+  // until when (monotonic) they stay so while another scheduler owns them.
+  const hurried = new Map<string, number>()
   const { queueOwnedFrom } = options
   const recheckMs = options.ownershipRecheckMs ?? 1_000
   // Queues found owned by another scheduler, skipped until the next recheck.
@@ -358,21 +361,22 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
 
   /**
    * Serves the hurried queues that are free, their heads whether due or not; returns how many
-   * it started. A queue another scheduler owns is left to it; one that is busy, released or
-   * waiting (a rate limit, a handover) stays hurried until it is free.
+   * it started. A queue another scheduler owns is left to it (once its wait for an owner is
+   * over); one that is busy, released or waiting (a rate limit, a handover) stays hurried until
+   * it is free.
    */
   const serveHurried = (now: number, tick: number, exclude: Set<string>, free: number): number => {
     let started = 0
-    for (const queue of hurried) {
+    for (const [queue, ownerWaitUntil] of hurried) {
       if (started >= free) break
       // Another scheduler's: the change reaches it too, and it serves the queue.
       if (foreign.has(queue)) {
-        hurried.delete(queue)
+        if (ownerWaitUntil <= tick) hurried.delete(queue)
         continue
       }
       if (exclude.has(queue)) continue
       if (!servesNow(queue, now, tick)) {
-        if (foreign.has(queue)) hurried.delete(queue)
+        if (foreign.has(queue) && ownerWaitUntil <= tick) hurried.delete(queue)
         exclude.add(queue)
         continue
       }
@@ -445,9 +449,16 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
     wake: () => {
       if (!stopped) pump()
     },
-    serveHeadNow: (queue) => {
+    serveHeadNow: (queue, options) => {
       if (stopped) return
-      hurried.add(queue)
+      const waitForOwnerMs = options?.waitForOwnerMs ?? 0
+      hurried.set(
+        queue,
+        Math.max(
+          hurried.get(queue) ?? Number.NEGATIVE_INFINITY,
+          waitForOwnerMs > 0 ? monotonic() + waitForOwnerMs : 0,
+        ),
+      )
       // One look for all the queues named in one turn (every configuration disabled at start-up).
       pumpSoon()
     },

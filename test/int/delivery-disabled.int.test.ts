@@ -668,7 +668,7 @@ describeWorld('a digest configuration disabled by its owner', 'disabled-digest',
 })
 
 describeWorld(
-  'a configuration disabled while Herald was down, its queue waiting for a retry',
+  'a configuration disabled or deleted while Herald was down, its queue waiting for a retry',
   'disabled-while-down',
   (w) => {
     it('settles the retrying head and the deliveries behind it as skipped at start-up', async () => {
@@ -683,6 +683,21 @@ describeWorld(
       })
       await world.settledSkipped(id, queued, 'configuration_disabled', Date.now())
       assert.deepEqual(world.delivered, [])
+    })
+
+    it('settles those of a configuration deleted meanwhile as skipped (configuration_missing) at start-up', async () => {
+      const world = w()
+      world.respond(503)
+      const id = await world.configure('/deleted-while-down')
+      const queued = [await world.post('gone-1'), await world.post('gone-2')]
+      await world.retrying(id, queued)
+      const sent = world.delivered.length
+      await world.restart(async () => {
+        const deleted = await world.call('DELETE', `${BASE}/${id}`)
+        assert.equal(deleted.status, 204, deleted.text)
+      })
+      await world.settledSkipped(id, queued, 'configuration_missing', Date.now())
+      assert.equal(world.delivered.length, sent, 'nothing went out')
     })
   },
 )
