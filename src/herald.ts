@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { type ServerType, serve } from '@hono/node-server'
 import { Hono } from 'hono'
-import { migrate, warehouseMigrations } from '../projections/migrations/index.ts'
+import { expireLeases, migrate, warehouseMigrations } from '../projections/migrations/index.ts'
 import {
   createProjectorHandler,
   createSwapGate,
@@ -13,6 +13,7 @@ import {
   LogResetError,
   openProjectedIds,
   openSharedProjectedIds,
+  REBUILD_LEASE,
   startProjectorThread,
 } from '../projections/projector/index.ts'
 import { createKafkaEventLog, type KafkaEventLogLogger } from './adapters/kafka-event-log/index.ts'
@@ -56,6 +57,7 @@ import {
   createRebuildRoutes,
   createRebuildRunner,
   type LateNotes,
+  METRIC_POINTS_LEASE,
   type MetricsSchedule,
   metricPointMessage,
   openLateNotes,
@@ -437,6 +439,14 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     closers.push(() => warehouse.close())
 
     goOn()
+    // The embedded warehouse is this process's alone (the data directory's lock): a lease claim
+    // still running in it was left by an earlier run killed while holding it, which would keep
+    // a migration waiting, or a rebuild refused as running elsewhere, until the claim ran out.
+    if (config.warehouse.kind === 'embedded')
+      for (const table of ['schema_migrations_lock', REBUILD_LEASE, METRIC_POINTS_LEASE]) {
+        const expired = await expireLeases(warehouse, table)
+        if (expired > 0) logger('info', 'warehouse.lease_expired', { table, claims: expired })
+      }
     const migration = await migrate(warehouse, warehouseMigrations, {
       log: (event, fields) => logger('info', `warehouse.${event}`, fields),
     })

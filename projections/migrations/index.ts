@@ -20,7 +20,14 @@ import type { WarehouseMigration } from './migrate.ts'
 export { REPORT_TABLES, type ReportTable } from './0003-report-tables.ts'
 export { vulnerabilityProjection } from './0005-vulnerability-projection.ts'
 export { eventsTable } from './0007-events-source-key.ts'
-export { acquireLease, type Lease, LeaseHeldError, type LeaseOptions, leaseHolders } from './lease.ts'
+export {
+  acquireLease,
+  expireLeases,
+  type Lease,
+  LeaseHeldError,
+  type LeaseOptions,
+  leaseHolders,
+} from './lease.ts'
 export {
   type MigrateOptions,
   type MigrationResult,

@@ -235,6 +235,29 @@ export const leaseHolders = async (
   return rows.map((row) => ({ owner: row.owner, remainingMs: Number(row.remaining_ms) }))
 }
 
+/**
+ * Ends every claim on the lease of `table` that still runs, as its holder's release would, and
+ * says how many it ended. Only for a warehouse no other process can use at the same time (the
+ * embedded one, behind the data directory's lock): a claim still running there was left by an
+ * earlier run killed while it held the lease, which would otherwise keep a migration waiting,
+ * or a rebuild refused as running elsewhere, until the claim ran out.
+ *
+ * @example
+ * await expireLeases(warehouse, 'projection_rebuild_lock') // 1 after a kill mid-rebuild
+ */
+export const expireLeases = async (warehouse: Warehouse, table: string): Promise<number> => {
+  const held = await leaseHolders(warehouse, table)
+  if (held.length === 0) return 0
+  await warehouse.command(
+    `INSERT INTO ${table} (owner, seq, expires_at)
+     SETTINGS insert_deduplicate = 0, async_insert = 0
+     SELECT owner, max(seq) + 1, now64(3) FROM ${table}
+      GROUP BY owner
+     HAVING argMax(expires_at, seq) > now64(3)`,
+  )
+  return held.length
+}
+
 const createLeaseTable = (warehouse: Warehouse, table: string) =>
   warehouse.command(
     `CREATE TABLE IF NOT EXISTS ${table} (

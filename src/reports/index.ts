@@ -21,6 +21,7 @@ export {
   createMetricsRecorder,
   createMetricsRoutes,
   type LateNotes,
+  METRIC_POINTS_LEASE,
   METRICS,
   type MetricDataPoint,
   type MetricDefinition,

@@ -3,7 +3,12 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { acquireLease, migrate, warehouseMigrations } from '../../projections/migrations/index.ts'
+import {
+  acquireLease,
+  expireLeases,
+  migrate,
+  warehouseMigrations,
+} from '../../projections/migrations/index.ts'
 import { createChdbWarehouse } from '../../src/adapters/clickhouse-warehouse/index.ts'
 import type { Warehouse } from '../../src/ports/warehouse.ts'
 
@@ -151,6 +156,22 @@ describe('the warehouse lease', () => {
     const held = tries.filter((t) => t.status === 'fulfilled')
     assert.equal(held.length, 1)
     for (const t of tries) if (t.status === 'fulfilled') await t.value.release()
+  })
+
+  it('ends the claims a killed holder left running, for a warehouse no one else uses, so the lease is free at once', async () => {
+    assert.equal(await expireLeases(warehouse, 'killed_lock'), 0)
+    // A holder killed without releasing: its claim runs a minute more, renewed by no one.
+    await warehouse.command(
+      `INSERT INTO killed_lock SELECT 'killed', 3, now64(3) + toIntervalMillisecond(60000)`,
+    )
+    await assert.rejects(acquireLease(warehouse, { table: 'killed_lock', wait: false }), {
+      name: 'LeaseHeldError',
+      holder: 'killed',
+    })
+    assert.equal(await expireLeases(warehouse, 'killed_lock'), 1)
+    const taken = await acquireLease(warehouse, { table: 'killed_lock', wait: false })
+    taken.assertHeld()
+    await taken.release()
   })
 
   it('keeps a live holder’s lease by renewing it, so no one else takes it', async () => {

@@ -2,7 +2,7 @@ import { acquireLease, LeaseHeldError } from '../../../projections/migrations/in
 import type { Warehouse } from '../../ports/warehouse.ts'
 
 /** The lease an instance holds while it records a boundary: one recording at a time. */
-const LEASE = 'metric_points_lock'
+export const METRIC_POINTS_LEASE = 'metric_points_lock'
 
 /** The boundaries recorded and published, by interval: what the others skip. */
 const RECORDED = 'metric_boundaries'
@@ -96,7 +96,7 @@ export const createBoundaryClaims = (
     let lease: Awaited<ReturnType<typeof acquireLease>>
     try {
       lease = await acquireLease(warehouse, {
-        table: LEASE,
+        table: METRIC_POINTS_LEASE,
         wait: false,
         ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
       })

@@ -11,6 +11,7 @@ export {
   type BoundaryClaimResult,
   type BoundaryClaimsOptions,
   createBoundaryClaims,
+  METRIC_POINTS_LEASE,
 } from './claims.ts'
 export { computeMetricValues, type MetricValues } from './compute.ts'
 export { METRICS, type MetricDefinition, metricDefinition } from './definitions.ts'
