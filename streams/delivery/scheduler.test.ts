@@ -350,6 +350,33 @@ describe('queue scheduler told to serve a head now', () => {
     assert.deepEqual(attempts, ['q1'])
   })
 
+  it('serves the head again once a deferral of its attempt is over (a rate limit, an error back-off), however far off it is due', async () => {
+    const now = Date.now()
+    const queues = memoryQueues([
+      { queue: 'q', id: 'q1', dueAt: now + 3_600_000 },
+      { queue: 'r', id: 'r1', dueAt: now + 3_600_000 },
+    ])
+    const attempts: string[] = []
+    let answers = 0
+    const scheduler = schedule(queues, {
+      attempt: async (item) => {
+        attempts.push(item.id)
+        answers++
+        // q1 meets its target's rate limit, r1 throws: neither attempt ran.
+        if (item.id === 'q1' && answers <= 2) return { deferMs: 30 }
+        if (item.id === 'r1' && attempts.filter((a) => a === 'r1').length === 1) throw new Error('store down')
+        return queues.attempt(item)
+      },
+      concurrency: 2,
+      errorBackoffMs: 30,
+    })
+    scheduler.serveHeadNow('q')
+    scheduler.serveHeadNow('r')
+    await sleep(200)
+    await scheduler.stop(100)
+    assert.deepEqual(queues.attempted.toSorted(), ['q1', 'r1'])
+  })
+
   it('waits for an attempt in progress on the queue, then serves the head it leaves', async () => {
     const now = Date.now()
     const queues = memoryQueues([

@@ -268,14 +268,23 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
       sending--
       pumpSoon()
     }
+    /**
+     * The attempt did not run (a rate limit, a superseded record, an error): the queue waits
+     * `ms`; one told to serve its head now does so once the wait is over, rather than wait for
+     * the head to fall due (a retry hours off).
+     */
+    const defer = (ms: number) => {
+      deferred.set(queue, monotonic() + Math.max(0, ms))
+      if (state.hurried && !stopped) hurried.set(queue, hurried.get(queue) ?? 0)
+    }
     const run = (async () => {
       try {
         const answer = await options.attempt(item, controller.signal, release)
-        if (answer !== undefined) deferred.set(queue, monotonic() + Math.max(0, answer.deferMs))
+        if (answer !== undefined) defer(answer.deferMs)
         else settled = releasedEarly
       } catch (error) {
         options.onError?.(error, item)
-        deferred.set(queue, monotonic() + errorBackoffMs)
+        defer(errorBackoffMs)
       } finally {
         if (!releasedEarly) {
           state.sending--
