@@ -86,3 +86,38 @@ it('bounds a delivery waiting behind one handed out too, where a queue sends sev
   })
   assert.deepEqual(nearSource.nextBehind?.(first, NOW, new Set()), { dueAt: NOW + 900, waiting: near })
 })
+
+it('bounds every far-off head from when it was first seen, however few slots are free at each look', () => {
+  let tick = 0
+  const queues: Record<string, StoredDelivery[]> = {}
+  for (let i = 0; i < 6; i++) queues[`q${i}`] = [delivery(`d${i}`, `q${i}`, NOW + DAY + i)]
+  const source = boundWaits(queuesOf(queues), { maxWaitMs: 1_000, clock: () => NOW, monotonic: () => tick })
+  // A look every 100 ms, with two slots free at each.
+  const servedAt: Record<string, number> = {}
+  for (tick = 0; tick <= 5_000; tick += 100)
+    for (const d of source.dueHeads(NOW, new Set(), 2)) {
+      servedAt[d.deliveryId] ??= tick
+      // Attempted and failed again: its new time is its own, within the longest wait.
+      queues[d.configurationId] = [delivery(d.deliveryId, d.configurationId, NOW + 500, d.attempts + 1)]
+    }
+  // Two at each look from the bound on: 1 000, 1 000, 1 100, 1 100, 1 200, 1 200.
+  assert.deepEqual(Object.values(servedAt).toSorted(), [1_000, 1_000, 1_100, 1_100, 1_200, 1_200])
+})
+
+it('reads far-off heads a page at a time, going on where the page before ended', () => {
+  let tick = 0
+  const queues: Record<string, StoredDelivery[]> = {}
+  // More than a page (500), many sharing a due time across the page's end.
+  for (let i = 0; i < 1_200; i++)
+    queues[`q${i}`] = [delivery(`d${i}`, `q${i}`, NOW + DAY + Math.floor(i / 300))]
+  const source = boundWaits(queuesOf(queues), { maxWaitMs: 10_000, clock: () => NOW, monotonic: () => tick })
+  for (tick = 0; tick <= 3_000; tick += 1_000) source.dueHeads(NOW, new Set(), 1)
+  tick = 13_000
+  const served = new Set<string>()
+  for (let look = 0; look < 1_300; look++)
+    for (const d of source.dueHeads(NOW, new Set(), 1)) {
+      served.add(d.deliveryId)
+      queues[d.configurationId] = []
+    }
+  assert.equal(served.size, 1_200, 'each one bounded from one of the first passes')
+})

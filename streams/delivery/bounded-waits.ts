@@ -10,6 +10,12 @@ export interface BoundedWaitsOptions {
   readonly monotonic: () => number
 }
 
+// Far-off heads read at a time, and how often (monotonic ms) they are read while there are any:
+// where none are (nearly always) every look reads, and finds nothing, at once.
+const FAR_PAGE = 500
+const FAR_SCAN_MS = 1_000
+const NONE: ReadonlySet<string> = new Set()
+
 /** A delivery seen waiting further off than the longest wait, and until when it waits at most. */
 interface Held {
   readonly configurationId: string
@@ -60,13 +66,50 @@ export const boundWaits = (
       if (!entry.head && entry.until + maxWaitMs < tick) held.delete(deliveryId)
   }
 
+  // Far-off heads are read a page at a time, every queue's whatever the slots free or the queues
+  // excluded, so each one's bound starts when it is first read, not once earlier ones are served.
+  // A pass goes on from the due time the page before ended at (`cursor`) until a page comes back
+  // short; the ids it read, to forget at its end those it no longer found whose queue moved on.
+  let cursor: number | undefined
+  let scannedAt = Number.NEGATIVE_INFINITY
+  let foundFar = false
+  const seen = new Set<string>()
+
+  /** Reads the next page of far-off heads, if due to (`tick`), noting each one first read. */
+  const scan = (now: number, tick: number): void => {
+    if (foundFar && tick - scannedAt < FAR_SCAN_MS) return
+    scannedAt = tick
+    const page = view.headsDueAfter(Math.max(cursor ?? 0, now + maxWaitMs), NONE, FAR_PAGE)
+    for (const far of page) {
+      hold(far, tick, true)
+      seen.add(far.deliveryId)
+    }
+    foundFar = page.length > 0 || cursor !== undefined
+    if (page.length >= FAR_PAGE) {
+      // From just before the page's last due time, so heads due at that very time after the
+      // page are read too; a page all of one time goes on after it.
+      const last = page.at(-1)?.nextAttemptAt ?? now + maxWaitMs
+      cursor = last - 1 > (cursor ?? Number.NEGATIVE_INFINITY) ? last - 1 : last
+      return
+    }
+    // A pass is over: a head no longer far off whose queue moved on (attempted, settled,
+    // replayed, elsewhere too) is forgotten.
+    for (const [deliveryId, entry] of held)
+      if (entry.head && !seen.has(deliveryId)) {
+        const head = view.headOf(entry.configurationId)
+        if (head === undefined || head.deliveryId !== deliveryId || head.attempts !== entry.attempts)
+          held.delete(deliveryId)
+      }
+    seen.clear()
+    cursor = undefined
+  }
+
   return {
     dueHeads: (now, exclude, limit) => {
       const due = [...view.dueHeads(now, exclude, limit)]
       if (due.length >= limit) return due
       const tick = monotonic()
-      for (const far of view.headsDueAfter(now + maxWaitMs, exclude, limit - due.length))
-        hold(far, tick, true)
+      scan(now, tick)
       if (held.size === 0) return due
       const taken = new Set(due.map((d) => d.configurationId))
       for (const [deliveryId, entry] of held) {
@@ -86,9 +129,14 @@ export const boundWaits = (
     },
     nextDueAt: (exclude) => {
       let next = view.nextDueAt(exclude)
-      if (held.size === 0) return next
+      if (held.size === 0 && !foundFar) return next
       const now = clock()
       const tick = monotonic()
+      // Far-off heads seen: the next page, or the next pass for those recorded since.
+      if (foundFar) {
+        const at = now + Math.max(0, scannedAt + FAR_SCAN_MS - tick)
+        if (next === undefined || at < next) next = at
+      }
       for (const entry of held.values())
         if (entry.head && !exclude.has(entry.configurationId)) {
           const at = now + Math.max(0, entry.until - tick)
