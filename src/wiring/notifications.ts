@@ -548,11 +548,13 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
   onDisabled = engine.configurationDisabled
   onChanged = engine.configurationChanged
   // Those disabled or deleted before it started (while Herald was down, say) settle now too:
-  // deleted ones are those the delivery log has deliveries of waiting, that no longer exist.
-  engine.settleAtStart([
-    ...newlyDisabled(emptySelectorSet, selectors),
-    ...view.queuedConfigurations().filter((id) => !selectors.configurations.has(id)),
-  ])
+  // of the configurations the delivery log has deliveries of waiting, those disabled (their
+  // endpoint type switched off included) and those that no longer exist. One with nothing
+  // waiting has nothing to settle, and is not named.
+  const disabledAtStart = new Set(newlyDisabled(emptySelectorSet, selectors))
+  engine.settleAtStart(
+    view.queuedConfigurations().filter((id) => disabledAtStart.has(id) || !selectors.configurations.has(id)),
+  )
   // Those disabled but never announced (a crash in between, a publish that kept failing) now too.
   onUnannounced = (set) => announcer.announce(set.unannounced)
   onUnannounced(selectors)

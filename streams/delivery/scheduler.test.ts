@@ -442,6 +442,42 @@ describe('queue scheduler told to serve a head now', () => {
     assert.deepEqual(queues.attempted, ['q1'], 'r was another’s for longer than the wait')
   })
 
+  it('leaves queues named at start-up that another scheduler owns out of its looks until the recheck', async () => {
+    const now = Date.now()
+    const queues = memoryQueues([{ queue: 'mine', id: 'm1', dueAt: now + 3_600_000 }])
+    // What each look asks the source to skip: it is read as a whole (a query's limit) each time.
+    const skipped: number[] = []
+    let ownershipAsked = 0
+    const scheduler = schedule(queues, {
+      source: {
+        ...queues.source,
+        nextDueAt: (exclude) => {
+          skipped.push(exclude.size)
+          return queues.source.nextDueAt(exclude)
+        },
+      },
+      queueOwnedFrom: (queue) => {
+        ownershipAsked++
+        return queue === 'mine' ? 0 : undefined
+      },
+      ownershipRecheckMs: 60_000,
+    })
+    for (let i = 0; i < 1_000; i++) scheduler.serveHeadNow(`other-${i}`, { waitForOwnerMs: 60_000 })
+    await sleep(20)
+    const asked = ownershipAsked
+    skipped.length = 0
+    for (let i = 0; i < 20; i++) scheduler.wake()
+    scheduler.serveHeadNow('mine')
+    await sleep(20)
+    await scheduler.stop(100)
+    assert.deepEqual(queues.attempted, ['m1'])
+    assert.ok(
+      skipped.every((size) => size <= 1),
+      `skipped ${Math.max(...skipped)}`,
+    )
+    assert.ok(ownershipAsked - asked <= 2, `asked ${ownershipAsked - asked} times`)
+  })
+
   it('serves a queue being handed over to it once the handover is done', async () => {
     const start = Date.now()
     const queues = memoryQueues([{ queue: 'q', id: 'q1', dueAt: start + 3_600_000 }])

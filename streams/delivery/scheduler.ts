@@ -200,6 +200,9 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
   // Queues whose head is to be handed out once it is free, due or not (`serveHeadNow`), with
   // until when (monotonic) they stay so while another scheduler owns them.
   const hurried = new Map<string, number>()
+  // Hurried queues found another scheduler's while they wait for an owner (named at start-up):
+  // left out of every look, and hurried again at the next ownership recheck.
+  const unowned = new Map<string, number>()
   const { queueOwnedFrom } = options
   const recheckMs = options.ownershipRecheckMs ?? 1_000
   // Queues found owned by another scheduler, skipped until the next recheck.
@@ -216,6 +219,9 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
     if (tick - foreignSince >= recheckMs) {
       foreign.clear()
       foreignSince = tick
+      for (const [queue, until] of unowned)
+        if (until > tick) hurried.set(queue, Math.max(hurried.get(queue) ?? 0, until))
+      unowned.clear()
     }
     const out = new Set(opened.keys())
     for (const queue of foreign) out.add(queue)
@@ -378,14 +384,21 @@ export const startQueueScheduler = <T>(options: QueueSchedulerOptions<T>): Queue
     let started = 0
     for (const [queue, ownerWaitUntil] of hurried) {
       if (started >= free) break
-      // Another scheduler's: the change reaches it too, and it serves the queue.
-      if (foreign.has(queue)) {
-        if (ownerWaitUntil <= tick) hurried.delete(queue)
+      // Another scheduler's: the change reaches it too, and it serves the queue. One waiting for
+      // an owner is looked at again at the recheck, not at every look until then.
+      const from = foreign.has(queue)
+        ? undefined
+        : exclude.has(queue) || queueOwnedFrom === undefined
+          ? now
+          : queueOwnedFrom(queue)
+      if (from === undefined) {
+        hurried.delete(queue)
+        if (ownerWaitUntil > tick) unowned.set(queue, Math.max(unowned.get(queue) ?? 0, ownerWaitUntil))
         continue
       }
       if (exclude.has(queue)) continue
-      if (!servesNow(queue, now, tick)) {
-        if (foreign.has(queue) && ownerWaitUntil <= tick) hurried.delete(queue)
+      if (from > now) {
+        deferred.set(queue, tick + (from - now))
         exclude.add(queue)
         continue
       }
