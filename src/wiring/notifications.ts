@@ -586,9 +586,18 @@ export const wireNotifications = async (options: WireNotificationsOptions): Prom
     logger,
     clock,
   })
-  // Stopped here first, then again (a no-op) with the other consumers.
+  // Stopped here first, then again (a no-op) with the other consumers. A batch waiting for the
+  // configurations stops waiting first (it fails, and is consumed again after the next start):
+  // the consumer's stop waits for it, which held shutdown for the whole wait.
   let stopped: Promise<void> | undefined
-  const stopOnce: Consumer = { stop: () => (stopped ??= consumer.stop()), holdsSince: consumer.holdsSince }
+  const stopOnce: Consumer = {
+    stop: () => {
+      if (stopped === undefined) engine.halt()
+      stopped ??= consumer.stop()
+      return stopped
+    },
+    holdsSince: consumer.holdsSince,
+  }
   // An attempt in progress may finish within this before shutdown aborts it (it is then sent again after the next start).
   const graceMs = Math.min(config.notifications.webhook_timeout_ms, config.shutdown_timeout_ms / 3)
   return {

@@ -450,6 +450,39 @@ describe('delivery engine', () => {
     assert.equal(calls.length, 2)
   })
 
+  it('lets its consumer stop at once while a batch waits for its configurations, the batch consumed again after a restart', async () => {
+    const { calls, send } = endpoints({})
+    const lines: { event: string; fields: Record<string, unknown> }[] = []
+    const engine = await start({}, send, {
+      snapshot: { position: () => 5 },
+      logger: (_level, event, fields = {}) => lines.push({ event, fields }),
+    })
+    await log.createTopics([{ topic: 'notifications.deliveries', partitions: 1 }])
+    await log.publish('notifications.deliveries', [
+      encodeDeliveryCommand({ ...commandFor('e1', 'fresh'), selectorSetPosition: 9 }),
+    ])
+    const consumer = await log.consume(
+      { groupId: 'herald-deliverer', topics: ['notifications.deliveries'] },
+      engine.handler,
+    )
+    // Consumed, and waiting for the configurations (position 5, behind the 9 it was routed with).
+    await sleep(150)
+    // Shutdown begins, as the wiring stops the deliverer's consumer.
+    const stopping = performance.now()
+    engine.halt()
+    await consumer.stop()
+    const tookMs = performance.now() - stopping
+    assert.ok(tookMs < 2_000, `the consumer took ${Math.round(tookMs)} ms to stop`)
+    assert.equal(statusOf('e1', 'fresh'), undefined, 'nothing of the batch recorded')
+    const [lag] = await log.lag('herald-deliverer', ['notifications.deliveries'])
+    assert.equal(
+      (lag?.end ?? 0) - (lag?.committed ?? 0),
+      1,
+      'not committed: consumed again after the next start',
+    )
+    assert.equal(calls.length, 0)
+  })
+
   it('records a batch with its configurations as they are when they are current and still behind past the wait (a restored store)', async () => {
     const { send } = endpoints({})
     const lines: { event: string; fields: Record<string, unknown> }[] = []

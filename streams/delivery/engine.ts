@@ -127,6 +127,13 @@ export interface DeliveryEngine {
    */
   configurationChanged(configurationId: string): void
   /**
+   * Shutdown begins: a batch waiting for the configurations (`snapshot`) stops waiting and
+   * fails retriably, recording nothing (it is consumed again after the next start). Called
+   * before `handler`'s consumer is stopped, which waits for the batch in progress; `stop` does
+   * it too.
+   */
+  halt(): void
+  /**
    * Takes no more work, lets attempts in progress finish for up to `graceMs` (aborting the
    * rest, which are attempted again after the next start), then publishes what they recorded.
    */
@@ -262,6 +269,7 @@ export const startDeliveryEngine = (options: DeliveryEngineOptions): DeliveryEng
         scheduler.serveHeadNow(configurationId, { waitForOwnerMs: START_OWNERSHIP_WAIT_MS })
     },
     configurationChanged: (configurationId) => scheduler.serveHeadNow(configurationId),
+    halt: () => halted.abort(),
     stop: (graceMs) => {
       stopping ??= (async () => {
         halted.abort()
