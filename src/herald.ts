@@ -442,11 +442,11 @@ export const startHerald = async (config: Config, dependencies: HeraldDependenci
     // The embedded warehouse is this process's alone (the data directory's lock): a lease claim
     // still running in it was left by an earlier run killed while holding it, which would keep
     // a migration waiting, or a rebuild refused as running elsewhere, until the claim ran out.
-    if (config.warehouse.kind === 'embedded')
-      for (const table of ['schema_migrations_lock', REBUILD_LEASE, METRIC_POINTS_LEASE]) {
-        const expired = await expireLeases(warehouse, table)
-        if (expired > 0) logger('info', 'warehouse.lease_expired', { table, claims: expired })
-      }
+    if (config.warehouse.kind === 'embedded') {
+      const leases = ['schema_migrations_lock', REBUILD_LEASE, METRIC_POINTS_LEASE]
+      for (const [table, claims] of await expireLeases(warehouse, leases))
+        logger('info', 'warehouse.lease_expired', { table, claims })
+    }
     const migration = await migrate(warehouse, warehouseMigrations, {
       log: (event, fields) => logger('info', `warehouse.${event}`, fields),
     })

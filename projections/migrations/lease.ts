@@ -79,9 +79,7 @@ export interface Lease {
  */
 export const acquireLease = async (warehouse: Warehouse, options: LeaseOptions): Promise<Lease> => {
   const { table } = options
-  if (!IDENTIFIER.test(table)) {
-    throw new WarehouseError(`lease table ${JSON.stringify(table)} is not a plain identifier`)
-  }
+  checkTable(table)
   const leaseMs = options.leaseMs ?? 60_000
   const pollMs = options.pollMs ?? 1_000
   if (!Number.isSafeInteger(leaseMs) || leaseMs < 3) {
@@ -103,15 +101,7 @@ export const acquireLease = async (warehouse: Warehouse, options: LeaseOptions):
       { owner, seq: ++seq, ms },
     )
   /** Every other claimant whose latest claim still runs, with how long it still runs. */
-  const others = async () =>
-    await warehouse.query<{ owner: string; remaining_ms: number }>(
-      `SELECT owner, toInt64(dateDiff('millisecond', now64(3), argMax(expires_at, seq))) AS remaining_ms
-         FROM ${table}
-        GROUP BY owner
-       HAVING argMax(expires_at, seq) > now64(3) AND owner != {owner:String}
-        ORDER BY owner`,
-      { owner },
-    )
+  const others = async () => (await runningClaims(warehouse, table)).filter((c) => c.owner !== owner)
   /**
    * Claims the lease: the other claims still running, none when this claimant alone holds it
    * now; when there are, its own claim is withdrawn.
@@ -162,11 +152,11 @@ export const acquireLease = async (warehouse: Warehouse, options: LeaseOptions):
         continue
       }
       const seen = still ?? holder
-      throw new LeaseHeldError(table, seen.owner, Number(seen.remaining_ms))
+      throw new LeaseHeldError(table, seen.owner, seen.remainingMs)
     }
     if (holder.owner !== waitingFor) {
       waitingFor = holder.owner
-      options.onWaiting?.(holder.owner, Number(holder.remaining_ms))
+      options.onWaiting?.(holder.owner, holder.remainingMs)
     }
     await sleep(pollMs * (0.5 + Math.random()), undefined, sleepOptions)
   }
@@ -212,19 +202,11 @@ export const acquireLease = async (warehouse: Warehouse, options: LeaseOptions):
   }
 }
 
-/**
- * The claimants whose claims on the lease of `table` still run, with how long: the holder,
- * or none (claimants that saw each other withdraw within moments). For telling whether the
- * holder named elsewhere (a status it wrote) is still alive.
- */
-export const leaseHolders = async (
+/** The claimants of the lease in `table` whose latest claim still runs, with how long, by owner. */
+const runningClaims = async (
   warehouse: Warehouse,
   table: string,
 ): Promise<readonly { readonly owner: string; readonly remainingMs: number }[]> => {
-  if (!IDENTIFIER.test(table)) {
-    throw new WarehouseError(`lease table ${JSON.stringify(table)} is not a plain identifier`)
-  }
-  await createLeaseTable(warehouse, table)
   const rows = await warehouse.query<{ owner: string; remaining_ms: number }>(
     `SELECT owner, toInt64(dateDiff('millisecond', now64(3), argMax(expires_at, seq))) AS remaining_ms
        FROM ${table}
@@ -235,27 +217,60 @@ export const leaseHolders = async (
   return rows.map((row) => ({ owner: row.owner, remainingMs: Number(row.remaining_ms) }))
 }
 
+const checkTable = (table: string) => {
+  if (!IDENTIFIER.test(table)) {
+    throw new WarehouseError(`lease table ${JSON.stringify(table)} is not a plain identifier`)
+  }
+}
+
 /**
- * Ends every claim on the lease of `table` that still runs, as its holder's release would, and
- * says how many it ended. Only for a warehouse no other process can use at the same time (the
- * embedded one, behind the data directory's lock): a claim still running there was left by an
- * earlier run killed while it held the lease, which would otherwise keep a migration waiting,
- * or a rebuild refused as running elsewhere, until the claim ran out.
+ * The claimants whose claims on the lease of `table` still run, with how long: the holder,
+ * or none (claimants that saw each other withdraw within moments). For telling whether the
+ * holder named elsewhere (a status it wrote) is still alive.
+ */
+export const leaseHolders = async (
+  warehouse: Warehouse,
+  table: string,
+): Promise<readonly { readonly owner: string; readonly remainingMs: number }[]> => {
+  checkTable(table)
+  await createLeaseTable(warehouse, table)
+  return runningClaims(warehouse, table)
+}
+
+/**
+ * Ends every claim still running on the leases in `tables`, as each holder's release would,
+ * and says how many it ended in each (tables not created yet hold none, and are not created).
+ * Only for a warehouse no other process can use at the same time (the embedded one, behind
+ * the data directory's lock): a claim still running there was left by an earlier run killed
+ * while it held the lease, which would otherwise keep a migration waiting, or a rebuild
+ * refused as running elsewhere, until the claim ran out.
  *
  * @example
- * await expireLeases(warehouse, 'projection_rebuild_lock') // 1 after a kill mid-rebuild
+ * await expireLeases(warehouse, ['projection_rebuild_lock']) // Map { 'projection_rebuild_lock' => 1 } after a kill mid-rebuild
  */
-export const expireLeases = async (warehouse: Warehouse, table: string): Promise<number> => {
-  const held = await leaseHolders(warehouse, table)
-  if (held.length === 0) return 0
-  await warehouse.command(
-    `INSERT INTO ${table} (owner, seq, expires_at)
-     SETTINGS insert_deduplicate = 0, async_insert = 0
-     SELECT owner, max(seq) + 1, now64(3) FROM ${table}
-      GROUP BY owner
-     HAVING argMax(expires_at, seq) > now64(3)`,
+export const expireLeases = async (
+  warehouse: Warehouse,
+  tables: readonly string[],
+): Promise<ReadonlyMap<string, number>> => {
+  for (const table of tables) checkTable(table)
+  const existing = await warehouse.query<{ name: string }>(
+    'SELECT name FROM system.tables WHERE database = currentDatabase() AND has({names:Array(String)}, name) ORDER BY name',
+    { names: [...tables] },
   )
-  return held.length
+  const expired = new Map<string, number>()
+  for (const { name: table } of existing) {
+    const held = await runningClaims(warehouse, table)
+    if (held.length === 0) continue
+    await warehouse.command(
+      `INSERT INTO ${table} (owner, seq, expires_at)
+       SETTINGS insert_deduplicate = 0, async_insert = 0
+       SELECT owner, max(seq) + 1, now64(3) FROM ${table}
+        GROUP BY owner
+       HAVING argMax(expires_at, seq) > now64(3)`,
+    )
+    expired.set(table, held.length)
+  }
+  return expired
 }
 
 const createLeaseTable = (warehouse: Warehouse, table: string) =>
